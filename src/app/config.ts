@@ -1,0 +1,86 @@
+// Configuration from environment variables and CLI flags, validated once at start-up. Every error
+// names the variable, what was wrong and what is expected; secrets are never echoed.
+import { isAbsolute, resolve } from "node:path";
+import { InputError } from "../lib/errors.ts";
+import { redactURL } from "../store/database.ts";
+
+export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+export interface Config {
+  /** Absolute path of the data dir (SQLite file, master key file). */
+  dataDir: string;
+  /** postgres:// URL, or null for the embedded SQLite database. */
+  databaseURL: string | null;
+  /** Master key text from BULWARK_MASTER_KEY (base64), or null to use the key file. */
+  masterKeyText: string | null;
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+}
+
+/** Values given on the command line; they win over the environment. */
+export interface ConfigOverrides {
+  dataDir?: string;
+  databaseURL?: string;
+  host?: string;
+  port?: string | number;
+  logLevel?: string;
+}
+
+function configError(message: string): InputError {
+  return new InputError("BULWARK_ERR_CONFIG", message);
+}
+
+function parsePort(value: string | number, source: string): number {
+  const text = String(value).trim();
+  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
+    throw configError(`${source} must be an integer between 1 and 65535, got "${text.slice(0, 40)}"`);
+  }
+  return Number(text);
+}
+
+function parseDatabaseURL(value: string): string | null {
+  const text = value.trim();
+  if (text === "") return null;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw configError("BULWARK_DATABASE_URL is not a valid URL; expected postgres://user:password@host:port/database (or ?host=/socket/dir)");
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+    throw configError(`BULWARK_DATABASE_URL must start with postgres:// or postgresql://, got "${url.protocol}//…"; unset it to use the embedded SQLite database`);
+  }
+  if (url.pathname.replace(/^\//, "") === "") {
+    throw configError(`BULWARK_DATABASE_URL names no database (${redactURL(text)}); add /databasename`);
+  }
+  return text;
+}
+
+/**
+ * Reads and validates the configuration.
+ *
+ * @example
+ * const config = loadConfig(process.env, { port: "9090" });
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = {}, cwd: string = process.cwd()): Config {
+  const dataDirRaw = overrides.dataDir ?? env["BULWARK_DATA_DIR"] ?? "./bulwark-data";
+  if (dataDirRaw.trim() === "") throw configError("BULWARK_DATA_DIR is empty; give a directory path or unset it for ./bulwark-data");
+  if (dataDirRaw.includes("\0")) throw configError("BULWARK_DATA_DIR contains a NUL byte");
+  const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(cwd, dataDirRaw);
+
+  const databaseURL = parseDatabaseURL(overrides.databaseURL ?? env["BULWARK_DATABASE_URL"] ?? "");
+  const keyText = env["BULWARK_MASTER_KEY"];
+  const masterKeyText = keyText === undefined || keyText.trim() === "" ? null : keyText.trim();
+
+  const host = (overrides.host ?? env["HOST"] ?? "127.0.0.1").trim();
+  if (host === "" || /[\s/]/.test(host)) throw configError(`HOST must be a host name or IP address, got "${host.slice(0, 60)}"`);
+  const port = parsePort(overrides.port ?? env["PORT"] ?? 8080, overrides.port !== undefined ? "--port" : "PORT");
+
+  const levelRaw = (overrides.logLevel ?? env["BULWARK_LOG_LEVEL"] ?? env["LOG_LEVEL"] ?? "info").trim().toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(levelRaw)) {
+    throw configError(`BULWARK_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${levelRaw.slice(0, 20)}"`);
+  }
+  return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel };
+}

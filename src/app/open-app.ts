@@ -1,0 +1,156 @@
+// The composition root: configuration → data dir → database → migrations → master key → keyring →
+// audit log → services. Every check that can fail runs before anything is created or migrated.
+import { join } from "node:path";
+import { userInfo } from "node:os";
+import pino, { type DestinationStream, type Logger } from "pino";
+import { AuditLog } from "../audit/audit-log.ts";
+import { createCheckRunStore } from "../checks/record.ts";
+import { Keyring } from "../crypto/keyring.ts";
+import { createMasterKeyFile, parseMasterKey, readMasterKeyFile } from "../crypto/master-key.ts";
+import { cryptoErrors } from "../crypto/errors.ts";
+import { systemClock, type Clock } from "../lib/clock.ts";
+import { systemRandom, type RandomSource } from "../lib/random.ts";
+import { openPostgres, openSQLite, listTables, type Database } from "../store/database.ts";
+import { storeErrors } from "../store/errors.ts";
+import { createKeyStore } from "../store/key-store.ts";
+import { migrate, migrationStatus } from "../store/migrator.ts";
+import { loadConfig, type Config, type ConfigOverrides } from "./config.ts";
+import { assertCreatable, assertWritable, createDataDir, dataDirExists } from "./data-dir.ts";
+import type { App } from "./types.ts";
+
+export const SQLITE_FILE = "bulwark.db";
+export const MASTER_KEY_FILE = "master.key";
+
+export interface OpenAppOptions {
+  env: NodeJS.ProcessEnv;
+  overrides?: ConfigOverrides;
+  /**
+   * "open": everything must exist and be migrated (most commands).
+   * "migrate": the database must exist; pending migrations are applied (serve).
+   * "init": create whatever is missing (init, npm start).
+   */
+  mode?: "open" | "migrate" | "init";
+  clock?: Clock;
+  random?: RandomSource;
+  /** Where logs go (default: stderr for the CLI; serve passes stdout). */
+  logDestination?: DestinationStream;
+  /** Who is acting, for audit events (default `cli:<os user>`). */
+  actor?: string;
+}
+
+export interface InitReport {
+  createdDataDir: boolean;
+  createdDatabase: boolean;
+  createdMasterKeyFile: boolean;
+  migrationsApplied: number[];
+  keysCreated: string[];
+}
+
+export interface OpenedApp extends App {
+  init: InitReport;
+}
+
+function osActor(): string {
+  try {
+    return `cli:${userInfo().username}`;
+  } catch {
+    return "cli";
+  }
+}
+
+/** Opens Bulwark as configured. See `mode` for what it may create. */
+export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
+  const mode = options.mode ?? "open";
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? systemRandom;
+  const config: Config = loadConfig(options.env, options.overrides);
+  const actor = options.actor ?? osActor();
+  const logger: Logger = pino({ level: config.logLevel, base: { service: "bulwark" } }, options.logDestination ?? pino.destination(2));
+  const report: InitReport = { createdDataDir: false, createdDatabase: false, createdMasterKeyFile: false, migrationsApplied: [], keysCreated: [] };
+
+  // 1. The master key given in the environment is validated before anything else.
+  const envKey = config.masterKeyText === null ? null : parseMasterKey(config.masterKeyText, "BULWARK_MASTER_KEY");
+
+  // 2. The data dir: it holds the key file, and the database when embedded.
+  const dirExists = dataDirExists(config.dataDir);
+  if (dirExists) {
+    if (mode === "init") assertWritable(config.dataDir);
+  } else if (mode === "init") {
+    assertCreatable(config.dataDir);
+  } else if (config.databaseURL === null || envKey === null) {
+    throw storeErrors.notInitialised(config.dataDir);
+  }
+  const keyFile = join(config.dataDir, MASTER_KEY_FILE);
+  const fileKey = envKey === null && dirExists ? readMasterKeyFile(keyFile) : null;
+
+  // 3. The database: opened and checked (ours, not newer) before the dir or key are created.
+  let database: Database;
+  if (config.databaseURL !== null) {
+    database = await openPostgres(config.databaseURL);
+  } else {
+    const path = join(config.dataDir, SQLITE_FILE);
+    if (!dirExists) createDataDir(config.dataDir), (report.createdDataDir = true);
+    const existed = dirExists && (await import("node:fs")).existsSync(path);
+    database = openSQLite(path, { create: mode === "init" });
+    report.createdDatabase = !existed;
+  }
+  try {
+    const tables = await listTables(database);
+    const ours = tables.includes("bulwark_migrations");
+    if (!ours && tables.length > 0 && database.dialect === "sqlite") throw storeErrors.foreignDatabase(database.where, tables);
+    if (!ours && database.dialect === "postgres" && tables.some((t) => ["keyring_keys", "audit_events", "bulwark_meta"].includes(t))) {
+      throw storeErrors.foreignDatabase(database.where, tables);
+    }
+    if (!ours && mode !== "init") throw storeErrors.notInitialised(database.where);
+    const status = await migrationStatus(database); // throws when the schema is newer than this code
+    if (status.pending.length > 0 && mode === "open") throw storeErrors.pendingMigrations(database.where, status.pending.length);
+
+    // 4. The master key: never create one when the database already holds wrapped keys.
+    let masterKey = envKey ?? fileKey;
+    if (masterKey === null) {
+      const hasKeys = ours && status.current >= 1 && (await database.db.selectFrom("keyring_keys").select("id").limit(1).execute()).length > 0;
+      if (hasKeys || mode !== "init") {
+        throw cryptoErrors.masterKeyMissing(
+          `no master key: ${database.where} holds encrypted data, but BULWARK_MASTER_KEY is unset and ${keyFile} does not exist; ` +
+            "set BULWARK_MASTER_KEY or restore the key file (a new key could not decrypt anything)",
+        );
+      }
+      if (!dataDirExists(config.dataDir)) createDataDir(config.dataDir), (report.createdDataDir = true);
+      masterKey = createMasterKeyFile(keyFile, random);
+      report.createdMasterKeyFile = true;
+    }
+
+    // 5. Migrations, each recorded; a failure leaves the database at the last good version.
+    const outcome = await migrate(database, clock);
+    report.migrationsApplied = outcome.results.filter((r) => r.status === "applied").map((r) => r.version);
+    if (outcome.error) throw outcome.error;
+
+    // 6. Keyring and audit log.
+    const keyring = await Keyring.open({ masterKey, store: createKeyStore(database), clock, random });
+    const audit = new AuditLog({ database, clock, random, signer: () => keyring.signer() });
+    for (const m of outcome.results) {
+      if (m.status === "applied") await audit.append({ type: "store.migrated", actor, data: { version: m.version, name: m.name, dialect: database.dialect } });
+    }
+    if (mode === "init") {
+      for (const key of await keyring.ensureKeys()) {
+        report.keysCreated.push(key.id);
+        await audit.append({ type: "keyring.key-created", actor, subject: key.id, data: { purpose: key.purpose } });
+      }
+      if (report.createdMasterKeyFile) await audit.append({ type: "keyring.master-key-created", actor, data: { file: keyFile, masterKeyId: keyring.masterKeyId } });
+      await audit.append({ type: "bulwark.init", actor, data: { ...report, dialect: database.dialect } });
+    }
+
+    const app: OpenedApp = {
+      config, clock, random, logger, db: database, keyring, audit, init: report,
+      checkRuns: createCheckRunStore({ database, audit, clock, random }),
+      close: async () => {
+        await database.close();
+        logger.flush?.();
+      },
+    };
+    return app;
+  } catch (error) {
+    await database.close().catch(() => {});
+    throw error;
+  }
+}

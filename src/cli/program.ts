@@ -1,0 +1,95 @@
+// Builds the `bulwark` program: every file in ./commands/ registers one command group, so adding
+// a command never means editing a shared list.
+import { readdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { Command, CommanderError } from "commander";
+import type { OpenedApp } from "../app/index.ts";
+import type { CliContext, CommandModule } from "./context.ts";
+import { EXIT, type ExitCode } from "./exit-codes.ts";
+
+const VERSION = (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
+
+export interface RunOptions {
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  stdin?: NodeJS.ReadableStream;
+}
+
+async function loadCommands(): Promise<CommandModule[]> {
+  const dir = new URL("./commands/", import.meta.url);
+  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(ext) && !f.endsWith(`.test${ext}`) && !f.endsWith(".d.ts"))
+    .sort();
+  const modules: CommandModule[] = [];
+  for (const file of files) {
+    const mod = (await import(new URL(file, dir).href)) as { default?: CommandModule };
+    if (mod.default && typeof mod.default.register === "function") modules.push(mod.default);
+  }
+  return modules;
+}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function runCLI(argv: string[], options: RunOptions = {}): Promise<ExitCode> {
+  const stdout = (options.stdout ?? process.stdout) as CliContext["stdout"];
+  const stderr = (options.stderr ?? process.stderr) as CliContext["stderr"];
+  let opened: Promise<OpenedApp> | undefined;
+  let program!: Command;
+  const open = (options: { mode: "open" | "migrate" | "init"; logToStdout?: boolean }): Promise<OpenedApp> => {
+    opened ??= import("../app/index.ts").then(async (m) => {
+      const pino = (await import("pino")).default;
+      const globals = program.opts<{ dataDir?: string; databaseUrl?: string; logLevel?: string }>();
+      return m.openApp({
+        env: process.env,
+        mode: options.mode,
+        overrides: {
+          ...(globals.dataDir ? { dataDir: globals.dataDir } : {}),
+          ...(globals.databaseUrl ? { databaseURL: globals.databaseUrl } : {}),
+          ...(globals.logLevel ? { logLevel: globals.logLevel } : {}),
+        },
+        logDestination: pino.destination(options.logToStdout ? 1 : 2),
+      });
+    });
+    return opened;
+  };
+  const ctx: CliContext = {
+    stdout,
+    stderr,
+    stdin: (options.stdin ?? process.stdin) as CliContext["stdin"],
+    stderrIsTTY: Boolean((stderr as { isTTY?: boolean }).isTTY),
+    app: () => open({ mode: "open" }),
+    open,
+  };
+
+  program = new Command("bulwark")
+    .description("Account security and breach response: protect, detect, contain, notify, rehearse.")
+    .version(VERSION, "-V, --version")
+    .option("--data-dir <dir>", "data directory (default $BULWARK_DATA_DIR or ./bulwark-data)")
+    .option("--database-url <url>", "PostgreSQL URL (default $BULWARK_DATABASE_URL; unset = embedded SQLite)")
+    .option("--log-level <level>", "log level: fatal, error, warn, info, debug, trace, silent (default $BULWARK_LOG_LEVEL or info)")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureOutput({
+      writeOut: (s) => stdout.write(s),
+      writeErr: (s) => stderr.write(s),
+    });
+  for (const mod of await loadCommands()) mod.register(program, ctx);
+  // Every command and subcommand maps commander's own errors to exit 2 instead of commander's 1.
+  const override = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.commands.forEach(override);
+  };
+  override(program);
+
+  process.exitCode = undefined;
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    throw error;
+  } finally {
+    if (opened) await opened.then((app) => app.close()).catch(() => {});
+  }
+  return (typeof process.exitCode === "number" ? process.exitCode : EXIT.ok) as ExitCode;
+}

@@ -1,0 +1,102 @@
+// Helpers shared by CLI commands: run an action with Bulwark's exit-code contract, print JSON,
+// read stdin, find or create a command group, draw a progress bar on a TTY.
+import type { Command } from "commander";
+import { isBulwarkError } from "../lib/errors.ts";
+import type { CliContext } from "./context.ts";
+import { EXIT, type ExitCode } from "./exit-codes.ts";
+
+/** Maps a thrown error to an exit code and writes one clear line (never a stack for expected errors). */
+export function reportError(ctx: CliContext, error: unknown): ExitCode {
+  if (isBulwarkError(error)) {
+    ctx.stderr.write(`bulwark: ${error.message}\n`);
+    if (error.kind === "runtime") {
+      if (process.env["BULWARK_DEBUG"] && error.cause) ctx.stderr.write(`${String((error.cause as Error).stack ?? error.cause)}\n`);
+      return EXIT.runtime;
+    }
+    return EXIT.usage;
+  }
+  const err = error as Error;
+  ctx.stderr.write(`bulwark: internal error: ${err?.message ?? String(error)}\n`);
+  if (process.env["BULWARK_DEBUG"]) ctx.stderr.write(`${err?.stack ?? ""}\n`);
+  return EXIT.runtime;
+}
+
+/**
+ * Wraps a command body: its return value (or 0) becomes the exit code; thrown errors are mapped
+ * by kind (input/usage → 2, runtime → 3).
+ *
+ * @example
+ * cmd.action(action(ctx, async (opts) => { ...; return EXIT.ok; }));
+ */
+export function action<A extends unknown[]>(
+  ctx: CliContext,
+  body: (...args: A) => Promise<ExitCode | void> | ExitCode | void,
+): (...args: A) => Promise<void> {
+  return async (...args: A): Promise<void> => {
+    let code: ExitCode;
+    try {
+      code = (await body(...args)) ?? EXIT.ok;
+    } catch (error) {
+      code = reportError(ctx, error);
+    }
+    process.exitCode = code;
+  };
+}
+
+export function writeJSON(ctx: CliContext, value: unknown): void {
+  ctx.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function writeLine(ctx: CliContext, line: string = ""): void {
+  ctx.stdout.write(`${line}\n`);
+}
+
+/** Reads all of stdin as UTF-8. */
+export async function readStdin(ctx: CliContext): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of ctx.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Returns the subcommand `name` of `program`, creating it with `description` if needed. */
+export function group(program: Command, name: string, description: string): Command {
+  const existing = program.commands.find((c) => c.name() === name);
+  if (existing) return existing;
+  return program.command(name).description(description);
+}
+
+export interface Progress {
+  update(done: number, total?: number): void;
+  done(): void;
+}
+
+/** A progress bar on stderr, drawn only when stderr is a TTY (DESIGN.md); otherwise silent. */
+export function progress(ctx: CliContext, label: string, total: number): Progress {
+  if (!ctx.stderrIsTTY) return { update: () => {}, done: () => {} };
+  const started = Date.now();
+  let last = 0;
+  let currentTotal = total;
+  const draw = (done: number): void => {
+    const width = 30;
+    const ratio = currentTotal > 0 ? Math.min(1, done / currentTotal) : 1;
+    const filled = Math.round(ratio * width);
+    const elapsed = (Date.now() - started) / 1000;
+    const rate = elapsed > 0 ? done / elapsed : 0;
+    const eta = rate > 0 ? Math.max(0, (currentTotal - done) / rate) : 0;
+    ctx.stderr.write(
+      `\r${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${done}/${currentTotal} ${rate.toFixed(0)}/s ETA ${eta.toFixed(0)}s `,
+    );
+  };
+  return {
+    update(done: number, newTotal?: number): void {
+      if (newTotal !== undefined) currentTotal = newTotal;
+      const now = Date.now();
+      if (now - last < 100 && done < currentTotal) return;
+      last = now;
+      draw(done);
+    },
+    done(): void {
+      ctx.stderr.write("\n");
+    },
+  };
+}

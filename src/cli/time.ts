@@ -1,0 +1,23 @@
+// Parses the times users type: ISO 8601 dates and times, or an age such as 30m, 24h, 7d.
+import { InputError } from "../lib/errors.ts";
+
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** Returns epoch milliseconds. `now` anchors relative ages. */
+export function parseTime(text: string, option: string, now: number): number {
+  const trimmed = text.trim();
+  const age = /^(\d{1,6})([smhdw])$/.exec(trimmed);
+  if (age) return now - Number(age[1]) * (UNITS[age[2] as string] as number);
+  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(trimmed)) {
+    const ms = Date.parse(trimmed.length === 10 ? `${trimmed}T00:00:00Z` : trimmed);
+    if (!Number.isNaN(ms)) return ms;
+  }
+  throw new InputError("BULWARK_ERR_USAGE", `${option} must be an ISO 8601 date/time (2026-11-01, 2026-11-01T04:00:00Z) or an age such as 30m, 24h, 7d; got "${trimmed.slice(0, 40)}"`);
+}
+
+/** Parses a duration such as 10m, 6h, 30d into milliseconds. */
+export function parseDuration(text: string, option: string): number {
+  const m = /^(\d{1,9})([smhdw])$/.exec(text.trim());
+  if (!m) throw new InputError("BULWARK_ERR_USAGE", `${option} must be a duration such as 90s, 10m, 6h, 30d; got "${text.trim().slice(0, 40)}"`);
+  return Number(m[1]) * (UNITS[m[2] as string] as number);
+}

@@ -1,0 +1,43 @@
+// Loading and creating the master key: from BULWARK_MASTER_KEY (base64, 32 bytes) or a 0600 key file
+// in the data dir. An existing key file is never overwritten.
+import { closeSync, constants, openSync, readFileSync, statSync, writeSync } from "node:fs";
+import { fromBase64Strict, toBase64 } from "../lib/encoding.ts";
+import type { RandomSource } from "../lib/random.ts";
+import { cryptoErrors } from "./errors.ts";
+
+/** Parses a base64 master key; the error names the problem but never echoes the value. */
+export function parseMasterKey(text: string, source: string): Uint8Array {
+  const bytes = fromBase64Strict(text);
+  if (bytes === null) throw cryptoErrors.masterKeyInvalid(`${source} is not valid base64`);
+  if (bytes.byteLength !== 32) {
+    throw cryptoErrors.masterKeyInvalid(`${source} must decode to 32 bytes (256 bits), got ${bytes.byteLength}; generate one with: openssl rand -base64 32`);
+  }
+  return bytes;
+}
+
+/** Reads a key file, refusing one that other users can read. Returns null when the file does not exist. */
+export function readMasterKeyFile(path: string): Uint8Array | null {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw cryptoErrors.masterKeyInvalid(`cannot read the master key file ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  if ((mode & 0o077) !== 0) {
+    throw cryptoErrors.masterKeyInvalid(`the master key file ${path} is readable by other users (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
+  }
+  return parseMasterKey(readFileSync(path, "utf8"), `the master key file ${path}`);
+}
+
+/** Creates a new key file with mode 0600; fails if the file exists (O_EXCL), so a key is never overwritten. */
+export function createMasterKeyFile(path: string, random: RandomSource): Uint8Array {
+  const key = random.bytes(32);
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  try {
+    writeSync(fd, `${toBase64(key)}\n`);
+  } finally {
+    closeSync(fd);
+  }
+  return key;
+}

@@ -1,0 +1,49 @@
+// Random identifiers and secrets. User ids and other ids are random, never sequential (DESIGN.md:
+// sequential ids reveal the user count, a Drupal 7 weakness noted in seed 003).
+import { createHash } from "node:crypto";
+import { toBase64URL } from "../lib/encoding.ts";
+import { systemRandom, type RandomSource } from "../lib/random.ts";
+
+const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
+
+/** Lower-case base32 without padding: safe in URLs, file names and case-insensitive contexts. */
+export function base32(bytes: Uint8Array): string {
+  let out = "";
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  return out;
+}
+
+/**
+ * A random identifier with a type prefix: 128 random bits, e.g. `usr_3k2...`.
+ *
+ * @example
+ * newId("evt") // "evt_q5d7...": 26 base32 characters after the prefix
+ */
+export function newId(prefix: string, random: RandomSource = systemRandom): string {
+  return `${prefix}_${base32(random.bytes(16))}`;
+}
+
+/** A random secret of `bytes` bytes (default 32 = 256 bits), base64url-encoded. */
+export function newSecret(bytes: number = 32, random: RandomSource = systemRandom): string {
+  return toBase64URL(random.bytes(bytes));
+}
+
+/** SHA-256 of a secret, hex. For high-entropy secrets (tokens), a fast hash is the right tool. */
+export function hashSecret(secret: string): string {
+  return createHash("sha256").update(secret, "utf8").digest("hex");
+}
+
+/** A short, non-reversible fingerprint for logs: lets an operator correlate without revealing a secret. */
+export function fingerprint(secret: string): string {
+  return hashSecret(secret).slice(0, 12);
+}

@@ -1,0 +1,88 @@
+// The Fastify shell: request ids, structured logs, security headers, body limits, an error handler that
+// maps error codes to statuses and hides internals, and /healthz. Routes of each domain plug in here.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from "fastify";
+import { sql } from "kysely";
+import type { App } from "../app/types.ts";
+import { newId } from "../crypto/tokens.ts";
+import { isBulwarkError } from "../lib/errors.ts";
+import { STATUS_BY_KIND, type ErrorBody } from "./errors.ts";
+import { applySecurityHeaders } from "./security-headers.ts";
+
+export interface ServerOptions {
+  /** Largest request body accepted, in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Trust X-Forwarded-* from a reverse proxy (default false). */
+  trustProxy?: boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Builds the HTTP server over an opened app. The caller listens and closes it. */
+export async function buildServer(app: App, options: ServerOptions = {}): Promise<FastifyInstance> {
+  // pino's Logger and Fastify's base logger type differ only in generics; the instance is compatible.
+  const loggerInstance = app.logger as unknown as FastifyBaseLogger;
+  const server = Fastify({
+    loggerInstance,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    trustProxy: options.trustProxy ?? false,
+    // A client-supplied request id is kept only when it is short and plain (it ends up in logs).
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : newId("req", app.random);
+    },
+    requestIdLogLabel: "requestId",
+    disableRequestLogging: false,
+    return503OnClosing: true,
+  });
+
+  server.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+    applySecurityHeaders(request, reply);
+  });
+
+  server.setErrorHandler((error: FastifyError, request, reply) => {
+    let status: number;
+    let code: string;
+    let message: string;
+    if (isBulwarkError(error)) {
+      status = STATUS_BY_KIND[error.kind];
+      code = error.code;
+      message = error.message;
+    } else if (error.validation) {
+      status = 400;
+      code = "BULWARK_ERR_VALIDATION";
+      message = error.message;
+    } else if (typeof error.statusCode === "number" && error.statusCode >= 400 && error.statusCode < 500) {
+      status = error.statusCode;
+      code = error.code ? `BULWARK_ERR_HTTP_${error.code.replace(/^FST_ERR_/, "")}` : "BULWARK_ERR_HTTP";
+      message = error.message;
+    } else {
+      status = 500;
+      code = "BULWARK_ERR_INTERNAL";
+      message = "internal error";
+    }
+    if (status >= 500) {
+      request.log.error({ err: error }, "request failed");
+      message = "internal error; the request id identifies it in the server log";
+      code = status === 500 ? "BULWARK_ERR_INTERNAL" : code;
+    }
+    const body: ErrorBody = { error: { code, message, requestId: request.id } };
+    void reply.status(status).send(body);
+  });
+
+  server.setNotFoundHandler((request, reply) => {
+    const body: ErrorBody = { error: { code: "BULWARK_ERR_NOT_FOUND", message: `no route ${request.method} ${request.url.split("?")[0]}`, requestId: request.id } };
+    void reply.status(404).send(body);
+  });
+
+  server.get("/healthz", async (_request, reply) => {
+    try {
+      await sql`SELECT 1`.execute(app.db.db);
+      return { status: "ok", database: app.db.dialect };
+    } catch {
+      return reply.status(503).send({ status: "unavailable", database: app.db.dialect });
+    }
+  });
+
+  return server;
+}

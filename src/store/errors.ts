@@ -1,0 +1,26 @@
+// Errors of the storage layer, each with a stable code and an operator-facing fix.
+import { BulwarkError, type BulwarkErrorOptions } from "../lib/errors.ts";
+
+export class StoreError extends BulwarkError {}
+
+export const storeErrors = {
+  notADatabase: (path: string, options?: BulwarkErrorOptions): StoreError =>
+    new StoreError("BULWARK_ERR_DB_CORRUPT", "input",
+      `${path} is not a SQLite database or is corrupt; move it aside, or point BULWARK_DATA_DIR elsewhere`, options),
+  foreignDatabase: (where: string, tables: string[]): StoreError =>
+    new StoreError("BULWARK_ERR_DB_FOREIGN", "input",
+      `${where} holds tables Bulwark did not create (${tables.slice(0, 5).join(", ")}${tables.length > 5 ? ", …" : ""}); refusing to touch it — use an empty database`),
+  notInitialised: (where: string): StoreError =>
+    new StoreError("BULWARK_ERR_DB_NOT_INITIALISED", "input", `no Bulwark database at ${where}; run \`bulwark init\` first`),
+  newerSchema: (where: string, found: number, known: number): StoreError =>
+    new StoreError("BULWARK_ERR_DB_NEWER", "input",
+      `the database at ${where} is at schema version ${found}, newer than this Bulwark knows (${known}); upgrade Bulwark, it refuses to run against a newer schema`),
+  pendingMigrations: (where: string, pending: number): StoreError =>
+    new StoreError("BULWARK_ERR_DB_PENDING", "input",
+      `the database at ${where} needs ${pending} migration(s); run \`bulwark init\` (or \`bulwark serve\`) to apply them`),
+  unreachable: (where: string, options: BulwarkErrorOptions & { reason: string }): StoreError =>
+    new StoreError("BULWARK_ERR_DB_UNREACHABLE", "runtime", `cannot connect to PostgreSQL at ${where}: ${options.reason}; check BULWARK_DATABASE_URL`, options),
+  migrationFailed: (version: number, name: string, options: BulwarkErrorOptions): StoreError =>
+    new StoreError("BULWARK_ERR_MIGRATION", "runtime",
+      `migration ${version} (${name}) failed and was rolled back: ${(options.cause as Error)?.message ?? "unknown error"}`, options),
+};

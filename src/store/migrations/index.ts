@@ -1,0 +1,6 @@
+// Every migration, in order. Append new ones at the end; never edit a released one.
+import { core } from "./0001-core.ts";
+import type { Migration } from "./types.ts";
+
+export const MIGRATIONS: readonly Migration[] = [core];
+export type { Migration } from "./types.ts";
