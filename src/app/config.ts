@@ -34,8 +34,9 @@ function configError(message: string): InputError {
 
 function parsePort(value: string | number, source: string): number {
   const text = String(value).trim();
-  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) {
-    throw configError(`${source} must be an integer between 1 and 65535, got "${text.slice(0, 40)}"`);
+  // 0 asks the OS for any free port (tests, ephemeral runs); the URL printed at start names it.
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535) {
+    throw configError(`${source} must be an integer between 0 and 65535, got "${text.slice(0, 40)}"`);
   }
   return Number(text);
 }

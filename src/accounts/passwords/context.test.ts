@@ -1,0 +1,138 @@
+// The policy object: default argon2id hashing, verify-and-rehash towards the default, minimum
+// parameters, dummy verify, census descriptions, and passwords taken exactly as received.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { systemRandom } from "../../lib/random.ts";
+import { parseArgon2 } from "./argon2.ts";
+import { createPasswordContext, DEFAULT_ARGON2_PARAMS } from "./context.ts";
+import { InvalidPasswordPolicyError, PasswordTooLongError } from "./errors.ts";
+import { DEFAULT_HASH_LIMITS } from "./limits.ts";
+
+// Cheap parameters: these tests are about the policy, not argon2's cost.
+const cheap = { memoryCost: 64, timeCost: 1, parallelism: 1 };
+const passwords = createPasswordContext({ random: systemRandom, argon2: cheap });
+
+// From vectors/passlib.json and vectors/tools.json (independent implementations).
+const MD5_CRYPT = "$1$sO8MPH5T$1UaSqeVE6381x6LRWT5vL/"; // "password"
+const MD5_HEX = "5f4dcc3b5aa765d61d8327deb882cf99"; // "password" (md5sum)
+
+describe("createPasswordContext", () => {
+  test("defaults to OWASP's argon2id profile m=19456 KiB, t=2, p=1", () => {
+    // ASVS 11.4.2: passwords stored with a computationally intensive KDF, parameters per current guidance.
+    const ctx = createPasswordContext({ random: systemRandom });
+    assert.deepEqual({ ...ctx.params }, { memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    assert.deepEqual({ ...DEFAULT_ARGON2_PARAMS }, { memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    assert.equal(ctx.defaultScheme, "argon2id");
+  });
+
+  test("hashes new passwords as argon2id PHC strings with the configured parameters and a fresh salt", async () => {
+    const a = await passwords.hash("correct horse battery staple");
+    const b = await passwords.hash("correct horse battery staple");
+    assert.match(a, /^\$argon2id\$v=19\$m=64,t=1,p=1\$/);
+    assert.notEqual(a, b);
+    const parsed = parseArgon2(a, DEFAULT_HASH_LIMITS);
+    assert.equal(parsed.salt.length, 16);
+    assert.equal(parsed.hash.length, 32);
+    assert.equal(passwords.identify(a), "argon2id");
+    assert.equal(await passwords.verify("correct horse battery staple", a), true);
+    assert.equal(await passwords.verify("correct horse battery stapl", a), false);
+  });
+
+  test("takes the salt from the injected random source", async () => {
+    const fixed = createPasswordContext({ random: { bytes: (n) => new Uint8Array(n).fill(7) }, argon2: cheap });
+    assert.equal(await fixed.hash("x"), await fixed.hash("x"));
+  });
+
+  test("verifies passwords exactly as received: no truncation, case folding or normalisation", async () => {
+    // ASVS 6.2.8, 6.2.9: long passwords count in full; case, whitespace and Unicode form matter.
+    const long = "a".repeat(100) + "Z";
+    const stored = await passwords.hash(long);
+    assert.equal(await passwords.verify(long, stored), true);
+    assert.equal(await passwords.verify("a".repeat(100) + "z", stored), false);
+    assert.equal(await passwords.verify("a".repeat(72), stored), false);
+    const nfc = "caf\u00e9 ";
+    const storedNfc = await passwords.hash(nfc);
+    assert.equal(await passwords.verify("caf\u0065\u0301 ", storedNfc), false);
+    assert.equal(await passwords.verify("caf\u00e9", storedNfc), false);
+    assert.equal(await passwords.verify("CAF\u00c9 ", storedNfc), false);
+  });
+
+  test("refuses to hash, and never matches, a password above maxPasswordBytes", async () => {
+    const huge = "x".repeat(4097);
+    await assert.rejects(passwords.hash(huge), PasswordTooLongError);
+    assert.equal(await passwords.verify(huge, MD5_CRYPT), false);
+    assert.equal(await passwords.verify(huge, await passwords.hash("x".repeat(4096))), false);
+    assert.deepEqual(await passwords.verifyAndRehash(huge, MD5_CRYPT), { status: "invalid" });
+    assert.equal(await passwords.dummyVerify(huge), false);
+    // A 4096-byte password is accepted in full (ASVS 6.2.9).
+    const max = "é".repeat(2048);
+    assert.equal(await passwords.verify(max, await passwords.hash(max)), true);
+    await assert.rejects(passwords.verify(huge, "$2b$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"), { code: "BULWARK_ERR_HASH_UNSUPPORTED" });
+  });
+
+  test("verifyAndRehash reports invalid, valid, or valid with a new default-scheme hash", async () => {
+    assert.deepEqual(await passwords.verifyAndRehash("wrong", MD5_CRYPT), { status: "invalid" });
+    const legacy = await passwords.verifyAndRehash("password", MD5_CRYPT);
+    assert.equal(legacy.status, "valid");
+    assert.ok("newHash" in legacy);
+    assert.equal(passwords.identify(legacy.newHash), "argon2id");
+    assert.equal(await passwords.verify("password", legacy.newHash), true);
+    const current = await passwords.hash("password");
+    assert.deepEqual(await passwords.verifyAndRehash("password", current), { status: "valid" });
+  });
+
+  test("needsRehash is true for every non-default scheme and for argon2id below the minimum", async () => {
+    // ASVS 11.2.2: crypto agility — raising the parameters upgrades stored hashes at the next login.
+    assert.equal(passwords.needsRehash(MD5_CRYPT), true);
+    assert.equal(passwords.needsRehash(MD5_HEX), true);
+    assert.equal(passwords.needsRehash(await passwords.hash("x")), false);
+    const stronger = createPasswordContext({ random: systemRandom, argon2: { ...cheap, memoryCost: 128 } });
+    assert.equal(stronger.needsRehash(await passwords.hash("x")), true, "m=64 is below the new default m=128");
+    const tolerant = createPasswordContext({ random: systemRandom, argon2: { ...cheap, memoryCost: 128 }, minimum: { memoryCost: 64 } });
+    assert.equal(tolerant.needsRehash(await passwords.hash("x")), false, "m=64 meets an explicit minimum of 64");
+    const argon2i = "$argon2i$v=19$m=128,t=2,p=2$c29tZXNhbHRzb21lc2FsdA$ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0AAA";
+    assert.equal(passwords.needsRehash(argon2i), true);
+  });
+
+  test("refuses a policy whose default is below its minimum or outside the limits", () => {
+    assert.throws(() => createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024 }, minimum: { memoryCost: 19456 } }), InvalidPasswordPolicyError);
+    assert.throws(() => createPasswordContext({ random: systemRandom, argon2: { memoryCost: 64 * 1024 * 1024 } }), InvalidPasswordPolicyError);
+    assert.throws(() => createPasswordContext({ random: systemRandom, argon2: { timeCost: 0 } }), InvalidPasswordPolicyError);
+    assert.throws(() => createPasswordContext({ random: systemRandom, limits: { bcryptMaxCost: -1 } }), InvalidPasswordPolicyError);
+  });
+
+  test("dummyVerify always answers false and runs a default-parameter argon2id verify", async () => {
+    assert.equal(await passwords.dummyVerify("password"), false);
+    assert.equal(await passwords.dummyVerify(""), false);
+    let drawn = 0;
+    const counting = createPasswordContext({ random: { bytes: (n) => (drawn += n, systemRandom.bytes(n)) }, argon2: cheap });
+    await counting.dummyVerify("x");
+    assert.equal(drawn, 48, "a fresh 16-byte salt and 32-byte tag per call");
+  });
+
+  test("describes hashes for the census", async () => {
+    assert.deepEqual(passwords.describe(MD5_CRYPT), { scheme: "md5-crypt", params: "" });
+    assert.deepEqual(passwords.describe(MD5_HEX), { scheme: "md5", params: "" });
+    assert.deepEqual(passwords.describe(await passwords.hash("x")), { scheme: "argon2id", params: "m=64,t=1,p=1" });
+    assert.deepEqual(passwords.describe("$2b$05$Wr1uKte7wWrAEQeLuLiudOCRQytXFLj4fHrPjeiA8QhkIo4d2kIFm"), { scheme: "bcrypt", params: "cost=5" });
+    assert.deepEqual(passwords.describe("$6$rounds=10000$abc$" + "x".repeat(86)), { scheme: "sha512-crypt", params: "rounds=10000" });
+    assert.deepEqual(passwords.describe("$5$abc$" + "x".repeat(43)), { scheme: "sha256-crypt", params: "rounds=5000" });
+    assert.deepEqual(passwords.describe("$S$D" + "abcdefgh" + "x".repeat(43)), { scheme: "drupal7", params: "log2=15" });
+    assert.deepEqual(passwords.describe("U$P$B" + "abcdefgh" + "x".repeat(22)), { scheme: "drupal7-wrapped-md5", params: "log2=13" });
+    assert.deepEqual(passwords.describe("$scrypt$ln=4,r=8,p=1$kDIGIGQModR6rzXGuLfWWg$msm79XEpadE5XspPV7LeBJG9oMfpTgtEUHtdNgZoojY"), { scheme: "scrypt", params: "ln=4,r=8,p=1" });
+    assert.deepEqual(passwords.describe("$pbkdf2-sha256$1000$5TwHIIRQ6n0vZayVsjbGWA$MtVxASCVVrb1SBUOlEuWWY4qwJ9TrV3QNCaiUM0lXoA"), { scheme: "pbkdf2-sha256", params: "rounds=1000" });
+  });
+
+  test("identifies each family by its own marker", () => {
+    const cases: [string, string][] = [
+      ["$2y$04$" + "N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy", "bcrypt"],
+      ["$P$B" + "abcdefgh" + "x".repeat(22), "phpass"],
+      ["$H$B" + "abcdefgh" + "x".repeat(22), "phpass"],
+      ["U$S$D" + "abcdefgh" + "x".repeat(43), "drupal7-wrapped-md5"],
+      ["da39a3ee5e6b4b0d3255bfef95601890afd80709", "sha1"],
+      ["E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "sha256"],
+      ["{ssha}" + Buffer.alloc(24).toString("base64"), "ssha"],
+    ];
+    for (const [hash, id] of cases) assert.equal(passwords.identify(hash), id, hash);
+  });
+});

@@ -1,0 +1,127 @@
+// The password policy object (in the spirit of passlib's CryptContext): the scheme table, the
+// default scheme (argon2id, OWASP parameters), minimum parameters, verify-and-rehash, dummy verify.
+import type { RandomSource } from "../../lib/random.ts";
+import { encodeB64NoPad } from "./encoding.ts";
+import { hashArgon2id, verifyArgon2, type Argon2Params } from "./argon2.ts";
+import { InvalidPasswordPolicyError, PasswordTooLongError } from "./errors.ts";
+import { checkBound, resolveLimits, type HashLimits } from "./limits.ts";
+import type { HashDescription, PasswordScheme, RehashPolicy, SchemeId } from "./scheme.ts";
+import { createSchemeTable, type SchemeTable } from "./table.ts";
+import { isWrappable, wrapLegacyHash } from "./wrap.ts";
+
+/** OWASP Password Storage Cheat Sheet's argon2id profile: m=19 MiB, t=2, p=1. */
+export const DEFAULT_ARGON2_PARAMS: Readonly<Argon2Params> = Object.freeze({ memoryCost: 19_456, timeCost: 2, parallelism: 1 });
+
+export interface PasswordContextOptions {
+  /** Salts for new hashes come from here (the CSPRNG in production). */
+  random: RandomSource;
+  /** Parameters of new argon2id hashes; defaults to DEFAULT_ARGON2_PARAMS. */
+  argon2?: Partial<Argon2Params>;
+  /** argon2id hashes below these are rehashed at login; defaults to the `argon2` parameters. */
+  minimum?: Partial<Pick<Argon2Params, "memoryCost" | "timeCost">>;
+  /** Overrides of the bounds on stored hashes (see limits.ts). */
+  limits?: Partial<HashLimits>;
+}
+
+export type VerifyAndRehashResult = { status: "invalid" } | { status: "valid" } | { status: "valid"; newHash: string };
+
+export interface PasswordContext {
+  readonly defaultScheme: "argon2id";
+  readonly params: Readonly<Argon2Params>;
+  readonly limits: Readonly<HashLimits>;
+  readonly table: SchemeTable;
+  /** The scheme of a supported, in-bounds hash. Throws UnsupportedHashError otherwise. */
+  identify(hash: string): SchemeId;
+  /** A new default-scheme (argon2id PHC) hash of `password`, exactly as received. Throws PasswordTooLongError. */
+  hash(password: string): Promise<string>;
+  /** True on a match (false, without hashing, for a password over maxPasswordBytes). Throws UnsupportedHashError for an unsupported or out-of-bounds hash. */
+  verify(password: string, hash: string): Promise<boolean>;
+  /** True for any non-default scheme, wrapped hashes, and argon2id below the minimum. */
+  needsRehash(hash: string): boolean;
+  /** Verifies and, when valid and needsRehash, returns a new default-scheme hash. */
+  verifyAndRehash(password: string, hash: string): Promise<VerifyAndRehashResult>;
+  /** Costs what verifying a default-scheme hash costs; always false (for unknown users). */
+  dummyVerify(password: string): Promise<false>;
+  describe(hash: string): HashDescription;
+  isWrappable(hash: string): boolean;
+  /** argon2id over a fast legacy hash's result; idempotent (see wrap.ts). */
+  wrapLegacyHash(hash: string): Promise<string>;
+}
+
+/**
+ * Creates the password policy object.
+ *
+ * @example
+ * const passwords = createPasswordContext({ random: systemRandom });
+ * const stored = await passwords.hash("correct horse battery staple");
+ * await passwords.verifyAndRehash("correct horse battery staple", legacyMd5); // { status: "valid", newHash }
+ */
+export function createPasswordContext(options: PasswordContextOptions): PasswordContext {
+  const limits = resolveLimits(options.limits);
+  const params: Argon2Params = { ...DEFAULT_ARGON2_PARAMS, ...options.argon2 };
+  const minimum = { memoryCost: params.memoryCost, timeCost: params.timeCost, ...options.minimum };
+  try {
+    // The default must be a hash we would ourselves accept, and at or above the minimum.
+    checkBound("default argon2 p", params.parallelism, 1, limits.argon2MaxParallelism);
+    checkBound("default argon2 m (KiB)", params.memoryCost, Math.max(8 * params.parallelism, minimum.memoryCost), limits.argon2MaxMemoryKiB);
+    checkBound("default argon2 t", params.timeCost, Math.max(1, minimum.timeCost), limits.argon2MaxTime);
+  } catch (error) {
+    throw new InvalidPasswordPolicyError(`invalid password policy: ${(error as Error).message}`, { cause: error });
+  }
+  const policy: RehashPolicy = { defaultScheme: "argon2id", minimum: { ...minimum, parallelism: params.parallelism } };
+  const table = createSchemeTable(limits);
+  const random = options.random;
+
+  const resolve = (hash: string): PasswordScheme => {
+    const scheme = table.find(hash);
+    scheme.parse(hash);
+    return scheme;
+  };
+  // Over-long passwords: hashing refuses them, verifying answers "no match" without any hashing
+  // (no stored password can be that long, and legacy loops cost rounds × length).
+  const tooLong = (password: string): boolean => Buffer.byteLength(password, "utf8") > limits.maxPasswordBytes;
+  const hash = async (password: string): Promise<string> => {
+    if (tooLong(password)) throw new PasswordTooLongError(limits.maxPasswordBytes);
+    return hashArgon2id(password, params, random.bytes(16));
+  };
+  // async so that a refused hash is a rejected promise, never a synchronous throw.
+  const verify = async (password: string, stored: string): Promise<boolean> => {
+    const scheme = table.find(stored);
+    if (tooLong(password)) {
+      scheme.parse(stored);
+      return false;
+    }
+    return scheme.verify(password, stored);
+  };
+  const needsRehash = (stored: string): boolean => table.find(stored).needsRehash(stored, policy);
+
+  return {
+    defaultScheme: "argon2id",
+    params: Object.freeze({ ...params }),
+    limits: Object.freeze({ ...limits }),
+    table,
+    identify: (stored) => resolve(stored).id,
+    hash,
+    verify,
+    needsRehash,
+    async verifyAndRehash(password, stored) {
+      const scheme = table.find(stored);
+      if (!(await verify(password, stored))) return { status: "invalid" };
+      // Always towards the default scheme, never to another legacy one (passlib's verify_and_update).
+      if (!scheme.needsRehash(stored, policy)) return { status: "valid" };
+      return { status: "valid", newHash: await hash(password) };
+    },
+    async dummyVerify(password) {
+      // Mirrors verify exactly, including the no-hashing answer for over-long passwords.
+      if (tooLong(password)) return false;
+      // A fresh random salt and tag with the default parameters: the same parse and argon2id work
+      // as a real verify, and a match is impossible (2^-256).
+      const phc = `$argon2id$v=19$m=${params.memoryCost},t=${params.timeCost},p=${params.parallelism}$${encodeB64NoPad(random.bytes(16))}$${encodeB64NoPad(random.bytes(32))}`;
+      await verifyArgon2(phc, password, limits);
+      return false;
+    },
+    describe: (stored) => table.find(stored).describe(stored),
+    isWrappable: (stored) => isWrappable(stored, table),
+    wrapLegacyHash: (stored) => wrapLegacyHash(stored, { table, argon2: params, random }),
+  } satisfies PasswordContext;
+}

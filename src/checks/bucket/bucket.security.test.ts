@@ -1,0 +1,91 @@
+// Attacks on the bucket evaluator that must fail: exposure hidden by a Deny the attacker can dodge,
+// a strict policy hiding a permissive ACL (seed 004), and the anchors' gaps (Prowler ignores explicit
+// Deny and reports cancelled Allows as public; ScoutSuite evaluates no Deny at all).
+// ASVS 8.2.2 (data access restricted to consumers with explicit permissions), ASVS 13.3.2 (least privilege).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import type { Finding } from "../finding.ts";
+import { parseBucketACL } from "./acl-parse.ts";
+import { checkBucket } from "./check.ts";
+import { parseBucketPolicy } from "./policy-parse.ts";
+
+const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
+const B = "arn:aws:s3:::acme-data";
+const ids = (fs: Finding[]): string[] => fs.map((f) => f.id).filter((id) => id !== "bucket.no-secure-transport").sort();
+
+function withDeny(denyCondition: Record<string, unknown> | undefined, denyOver: Record<string, unknown> = {}): Finding[] {
+  const doc = {
+    Statement: [
+      { Sid: "Public", Effect: "Allow", Principal: "*", Action: "s3:GetObject", Resource: `${B}/*` },
+      { Sid: "Guard", Effect: "Deny", Principal: "*", Action: "s3:*", Resource: [B, `${B}/*`], ...(denyCondition ? { Condition: denyCondition } : {}), ...denyOver },
+    ],
+  };
+  return checkBucket({ policy: parseBucketPolicy(JSON.stringify(doc), "policy.json"), ownerAccount: "111122223333" }).findings;
+}
+
+test("Prowler gap: a public Allow fully cancelled by an explicit Deny produces no finding at all", () => {
+  const r = checkBucket({ policy: parseBucketPolicy(fixture("public-cancelled-policy.json"), "public-cancelled-policy.json"), ownerAccount: "111122223333" });
+  assert.deepEqual(r.findings, []);
+  assert.equal(r.access.anonymous.read.allowed, false);
+  assert.equal(r.access.anyAccount.read.allowed, false);
+  assert.deepEqual(r.access.cancelledAllows, ['"PublicRead" (#0)']);
+});
+
+test("ScoutSuite gap: an unconditional Deny on everyone is evaluated and removes the public Allow", () => {
+  assert.deepEqual(ids(withDeny(undefined)), []);
+});
+
+test("Sentry (seed 004): a policy limited to the owner account does not cancel an ACL grant to AuthenticatedUsers", () => {
+  const r = checkBucket({
+    policy: parseBucketPolicy(fixture("sentry-policy.json"), "sentry-policy.json"),
+    acl: parseBucketACL(fixture("sentry-acl.json"), "sentry-acl.json"),
+    ownerAccount: "111122223333",
+  });
+  assert.deepEqual(ids(r.findings), ["bucket.any-aws-account-read", "bucket.conflicting-statements"]);
+  const f = r.findings.find((x) => x.id === "bucket.any-aws-account-read");
+  assert.equal(f?.severity, "critical");
+  assert.deepEqual(f?.evidence["grantedBy"], ["Group AuthenticatedUsers READ (grant #1)"]);
+  assert.equal(r.access.anonymous.read.allowed, false, "AuthenticatedUsers is not anonymous");
+});
+
+test("attack: dodging a SecureTransport Deny by using HTTPS keeps the bucket public", () => {
+  const fs = withDeny({ Bool: { "aws:SecureTransport": "false" } });
+  assert.deepEqual(ids(fs), ["bucket.anonymous-read"]);
+  const f = fs.find((x) => x.id === "bucket.anonymous-read");
+  assert.deepEqual(f?.evidence["uncertainDenies"], [{ statement: '"Guard" (#1)', undecidedKeys: ["aws:securetransport"] }]);
+});
+
+test("attack: a Deny keyed on a spoofable Referer does not hide exposure and is flagged as a conflict", () => {
+  const fs = withDeny({ StringNotLike: { "aws:Referer": "https://www.example.org/*" } });
+  assert.deepEqual(ids(fs), ["bucket.anonymous-read", "bucket.conflicting-statements"]);
+});
+
+test("attack: a Deny on one bad IP range leaves every other address in", () => {
+  // The Deny never concerns an arbitrary caller, so it is not even a conflict for this class.
+  assert.deepEqual(ids(withDeny({ IpAddress: { "aws:SourceIp": "198.51.100.0/24" } })), ["bucket.anonymous-read"]);
+});
+
+test("attack: a Deny for requests without a VPC endpoint is dodged through the attacker's own endpoint", () => {
+  assert.deepEqual(ids(withDeny({ Null: { "aws:SourceVpce": "true" } })), ["bucket.anonymous-read", "bucket.conflicting-statements"]);
+});
+
+test("attack: a Deny with a condition operator or key we do not understand never hides exposure", () => {
+  assert.deepEqual(ids(withDeny({ StringEqualsFancy: { "aws:SomethingNew": "x" } })), ["bucket.anonymous-read", "bucket.conflicting-statements"]);
+});
+
+test("attack: a Deny on an invalid partial-wildcard principal is not trusted to cover other accounts", () => {
+  assert.deepEqual(ids(withDeny(undefined, { Principal: { AWS: "arn:aws:iam::*:root" } })), ["bucket.anonymous-read"]);
+});
+
+test("a Deny whose action is written in another case still applies (IAM actions are case-insensitive)", () => {
+  assert.deepEqual(ids(withDeny(undefined, { Action: "S3:GETOBJECT" })), []);
+});
+
+test("attack: a Deny on objects only leaves an ACL's public listing open", () => {
+  const r = checkBucket({
+    policy: parseBucketPolicy(JSON.stringify({ Statement: [{ Effect: "Deny", Principal: "*", Action: "s3:*", Resource: `${B}/*` }] }), "p.json"),
+    acl: parseBucketACL(JSON.stringify({ Owner: { ID: "aaaa" }, Grants: [{ Grantee: { Type: "Group", URI: "http://acs.amazonaws.com/groups/global/AllUsers" }, Permission: "READ" }] }), "a.json"),
+  });
+  assert.deepEqual(ids(r.findings), ["bucket.anonymous-read", "bucket.conflicting-statements"]);
+});

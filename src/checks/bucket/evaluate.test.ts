@@ -1,0 +1,244 @@
+// Behaviour of the bucket evaluator: principals, actions, resources, conditions, ACLs, Block Public Access.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Finding } from "../finding.ts";
+import { parseBucketACL, parsePublicAccessBlock } from "./acl-parse.ts";
+import { checkBucket } from "./check.ts";
+import { parseBucketPolicy } from "./policy-parse.ts";
+
+const OWNER = "111122223333";
+const OTHER = "444455556666";
+const B = "arn:aws:s3:::acme-data";
+
+type Statement = Record<string, unknown>;
+
+function run(statements: Statement[] | undefined, extra: { acl?: unknown; pab?: unknown; owner?: string; bucket?: string } = {}) {
+  return checkBucket({
+    policy: statements ? parseBucketPolicy(JSON.stringify({ Version: "2012-10-17", Statement: statements }), "policy.json") : undefined,
+    acl: extra.acl ? parseBucketACL(JSON.stringify(extra.acl), "acl.json") : undefined,
+    publicAccessBlock: extra.pab ? parsePublicAccessBlock(JSON.stringify(extra.pab), "pab.json") : undefined,
+    ownerAccount: extra.owner ?? OWNER,
+    bucket: extra.bucket,
+  });
+}
+
+const ids = (findings: Finding[]): string[] => findings.map((f) => f.id).filter((id) => id !== "bucket.no-secure-transport").sort();
+const find = (findings: Finding[], id: string): Finding => {
+  const f = findings.find((x) => x.id === id);
+  assert.ok(f, `expected finding ${id}, got ${findings.map((x) => x.id).join(", ")}`);
+  return f;
+};
+
+const allow = (over: Statement): Statement => ({ Effect: "Allow", Principal: "*", Action: "s3:GetObject", Resource: `${B}/*`, ...over });
+const deny = (over: Statement): Statement => ({ Effect: "Deny", Principal: "*", Action: "s3:*", Resource: [B, `${B}/*`], ...over });
+
+test("reports anonymous read for Principal \"*\" and names the statement", () => {
+  const { findings } = run([allow({ Sid: "Public" })]);
+  assert.deepEqual(ids(findings), ["bucket.anonymous-read"]);
+  const f = find(findings, "bucket.anonymous-read");
+  assert.equal(f.severity, "critical");
+  assert.deepEqual(f.evidence["grantedBy"], ['"Public" (#0)']);
+});
+
+test("treats Principal {\"AWS\": \"*\"} as anonymous", () => {
+  assert.deepEqual(ids(run([allow({ Principal: { AWS: "*" } })]).findings), ["bucket.anonymous-read"]);
+});
+
+test("reports only the widest class: s3:* to everyone is anonymous read and write, nothing narrower", () => {
+  const { findings } = run([allow({ Action: "s3:*", Resource: [B, `${B}/*`] })]);
+  assert.deepEqual(ids(findings), ["bucket.anonymous-read", "bucket.anonymous-write"]);
+  assert.equal(find(findings, "bucket.anonymous-write").severity, "critical");
+});
+
+test("an Allow fully cancelled by a Deny on everyone outside the owner account gives no exposure", () => {
+  const r = run([allow({ Sid: "Public" }), deny({ Sid: "Outsiders", Condition: { StringNotEquals: { "aws:PrincipalAccount": OWNER } } })]);
+  assert.deepEqual(ids(r.findings), []);
+  assert.deepEqual(r.summary["cancelledAllows"], ['"Public" (#0)']);
+});
+
+test("a Deny on a sub-prefix narrows but does not cancel an Allow on every object", () => {
+  const r = run([allow({ Sid: "Public" }), deny({ Sid: "Secret", Resource: `${B}/secret/*` })]);
+  const f = find(r.findings, "bucket.anonymous-read");
+  assert.deepEqual(f.evidence["narrowedBy"], ['"Secret" (#1)']);
+});
+
+test("a Deny on every object cancels an Allow on one prefix", () => {
+  const r = run([allow({ Sid: "Pub", Resource: `${B}/public/*` }), deny({ Sid: "All", Resource: `${B}/*` })]);
+  assert.deepEqual(ids(r.findings), []);
+});
+
+test("a Deny of s3:GetObject leaves s3:Get* open through GetObjectVersion", () => {
+  const { findings } = run([allow({ Action: "s3:Get*" }), deny({ Action: "s3:GetObject" })]);
+  assert.deepEqual(find(findings, "bucket.anonymous-read").evidence["actions"], ["s3:GetObjectVersion"]);
+});
+
+test("NotAction in an Allow grants every action not listed", () => {
+  const { findings } = run([allow({ Action: undefined, NotAction: "s3:Delete*", Resource: [B, `${B}/*`] })]);
+  assert.deepEqual(ids(findings), ["bucket.anonymous-read", "bucket.anonymous-write"]);
+});
+
+test("NotAction in a Deny denies every action not listed", () => {
+  const { findings } = run([allow({ Action: "s3:*", Resource: [B, `${B}/*`] }), deny({ Action: undefined, NotAction: "s3:GetObject" })]);
+  assert.deepEqual(ids(findings), ["bucket.anonymous-read"]);
+  assert.deepEqual(find(findings, "bucket.anonymous-read").evidence["actions"], ["s3:GetObject"]);
+});
+
+test("NotPrincipal in an Allow grants everyone not listed, anonymous callers included", () => {
+  const { findings } = run([allow({ Principal: undefined, NotPrincipal: { AWS: `arn:aws:iam::${OWNER}:user/ops` } })]);
+  assert.deepEqual(ids(findings), ["bucket.anonymous-read"]);
+});
+
+test("NotPrincipal in a Deny removes access for everyone outside the listed account", () => {
+  const { findings } = run([allow({}), deny({ Principal: undefined, NotPrincipal: { AWS: `arn:aws:iam::${OWNER}:root` } })]);
+  assert.deepEqual(ids(findings), []);
+});
+
+test("a Deny naming one foreign account does not narrow access for the rest of the world", () => {
+  const { findings } = run([allow({}), deny({ Principal: { AWS: OTHER } })]);
+  assert.deepEqual(ids(findings), ["bucket.anonymous-read"]);
+});
+
+for (const [name, condition] of [
+  ["a fixed aws:SourceVpce", { StringEquals: { "aws:SourceVpce": "vpce-1a2b3c4d" } }],
+  ["a fixed aws:SourceVpc", { StringEquals: { "aws:SourceVpc": "vpc-111bbb22" } }],
+  ["a fixed aws:PrincipalOrgID", { StringEquals: { "aws:PrincipalOrgID": "o-abc123def4" } }],
+  ["a fixed aws:SourceAccount", { StringEquals: { "aws:SourceAccount": OWNER } }],
+  ["a fixed aws:SourceArn", { ArnLike: { "aws:SourceArn": `arn:aws:cloudfront::${OWNER}:distribution/E1ABC` } }],
+  ["a fixed aws:SourceOwner", { StringEquals: { "aws:SourceOwner": OWNER } }],
+  ["a fixed aws:userid", { StringEquals: { "aws:userid": "AIDAEXAMPLEUSERID" } }],
+  ["a private aws:SourceIp range", { IpAddress: { "aws:SourceIp": ["10.0.0.0/8", "192.168.0.0/16"] } }],
+  ["a specific aws:SourceIp range", { IpAddress: { "aws:SourceIp": "203.0.113.0/24" } }],
+] as const) {
+  test(`an Allow to "*" pinned by ${name} is not public`, () => {
+    assert.deepEqual(ids(run([allow({ Condition: condition })]).findings), []);
+  });
+}
+
+for (const [name, condition] of [
+  ["aws:SourceIp 0.0.0.0/0", { IpAddress: { "aws:SourceIp": "0.0.0.0/0" } }],
+  ["aws:SourceIp ::/0", { IpAddress: { "aws:SourceIp": "::/0" } }],
+  ["aws:SecureTransport alone", { Bool: { "aws:SecureTransport": "true" } }],
+  ["a spoofable aws:Referer", { StringLike: { "aws:Referer": "https://www.example.org/*" } }],
+  ["aws:SourceVpc with IfExists (absent over the internet)", { StringEqualsIfExists: { "aws:SourceVpc": "vpc-111bbb22" } }],
+  ["a negated aws:SourceVpce (everyone else)", { StringNotEquals: { "aws:SourceVpce": "vpce-1a2b3c4d" } }],
+  ["an aws:SourceArn wildcarding the account", { ArnLike: { "aws:SourceArn": "arn:aws:cloudfront::*:distribution/*" } }],
+] as const) {
+  test(`an Allow to "*" conditioned only on ${name} stays public`, () => {
+    assert.deepEqual(ids(run([allow({ Condition: condition })]).findings), ["bucket.anonymous-read"]);
+  });
+}
+
+test("an aws:userid role pattern AROLEID:* is not a fixed value (AWS counts it public): any account may read", () => {
+  // Anonymous callers have aws:userid "anonymous", which the pattern cannot match.
+  assert.deepEqual(ids(run([allow({ Condition: { StringLike: { "aws:userid": "AROAEXAMPLEROLE:*" } } })]).findings), ["bucket.any-aws-account-read"]);
+});
+
+test("a principal-tag condition keeps anonymous callers out but not other accounts (they set their own tags)", () => {
+  assert.deepEqual(ids(run([allow({ Condition: { StringEquals: { "aws:PrincipalTag/team": "ops" } } })]).findings), ["bucket.any-aws-account-read"]);
+});
+
+test("a Deny that every outsider meets (StringNotEquals aws:SourceVpce) removes public access", () => {
+  assert.deepEqual(ids(run([allow({}), deny({ Condition: { StringNotEquals: { "aws:SourceVpce": "vpce-1a2b3c4d" } } })]).findings), []);
+});
+
+test("aws:PrincipalAccount pinned to a foreign account with Principal \"*\" is cross-account, not public", () => {
+  const { findings } = run([allow({ Condition: { StringEquals: { "aws:PrincipalAccount": OTHER } } })]);
+  assert.deepEqual(ids(findings), ["bucket.cross-account"]);
+  assert.equal(find(findings, "bucket.cross-account").severity, "medium");
+});
+
+test("grants to a named foreign account are cross-account; to the owner account, nothing", () => {
+  assert.deepEqual(ids(run([allow({ Principal: { AWS: `arn:aws:iam::${OTHER}:root` } })]).findings), ["bucket.cross-account"]);
+  assert.deepEqual(ids(run([allow({ Principal: { AWS: `arn:aws:iam::${OWNER}:role/app` } })]).findings), []);
+});
+
+test("without the owner account, named accounts are reported as unclassified", () => {
+  const r = checkBucket({ policy: parseBucketPolicy(JSON.stringify({ Statement: [allow({ Principal: { AWS: OTHER } })] }), "p.json") });
+  assert.deepEqual(ids(r.findings), ["bucket.owner-account-unknown"]);
+});
+
+test("s3:PutBucketPolicy granted to everyone is not write exposure (S3 answers 405 outside the owner account)", () => {
+  assert.deepEqual(ids(run([allow({ Action: ["s3:PutBucketPolicy", "s3:DeleteBucketPolicy"], Resource: B })]).findings), []);
+});
+
+test("s3:PutBucketAcl granted to everyone is write exposure", () => {
+  assert.deepEqual(ids(run([allow({ Action: "s3:PutBucketAcl", Resource: B })]).findings), ["bucket.anonymous-write"]);
+});
+
+test("an Allow on the bucket ARN alone does not grant object reads", () => {
+  assert.deepEqual(ids(run([allow({ Resource: B })]).findings), []);
+});
+
+test("an Allow on another bucket does not expose this one when --bucket is given", () => {
+  assert.deepEqual(ids(run([allow({ Resource: "arn:aws:s3:::elsewhere/*" })], { bucket: "acme-data" }).findings), []);
+});
+
+const owner = { ID: "aaaa", DisplayName: "ops" };
+const group = (name: string, permission: string) => ({ Grantee: { Type: "Group", URI: `http://acs.amazonaws.com/groups/${name}` }, Permission: permission });
+
+test("ACL AllUsers READ is anonymous read (listing) and WRITE is anonymous write", () => {
+  const { findings } = run(undefined, { acl: { Owner: owner, Grants: [group("global/AllUsers", "READ"), group("global/AllUsers", "WRITE")] } });
+  assert.deepEqual(ids(findings), ["bucket.anonymous-read", "bucket.anonymous-write"]);
+  assert.deepEqual(find(findings, "bucket.anonymous-read").evidence["grantedBy"], ["Group AllUsers READ (grant #0)"]);
+});
+
+test("ACL WRITE_ACP to AuthenticatedUsers is any-account write; READ_ACP alone exposes nothing", () => {
+  assert.deepEqual(ids(run(undefined, { acl: { Owner: owner, Grants: [group("global/AuthenticatedUsers", "WRITE_ACP")] } }).findings), ["bucket.any-aws-account-write"]);
+  assert.deepEqual(ids(run(undefined, { acl: { Owner: owner, Grants: [group("global/AllUsers", "READ_ACP")] } }).findings), []);
+});
+
+test("ACL LogDelivery WRITE and the owner's FULL_CONTROL are not exposure", () => {
+  const acl = { Owner: owner, Grants: [group("s3/LogDelivery", "WRITE"), { Grantee: { Type: "CanonicalUser", ID: "aaaa" }, Permission: "FULL_CONTROL" }] };
+  assert.deepEqual(ids(run(undefined, { acl }).findings), []);
+});
+
+test("ACL FULL_CONTROL to another canonical user is cross-account", () => {
+  const acl = { Owner: owner, Grants: [{ Grantee: { Type: "CanonicalUser", ID: "bbbb" }, Permission: "FULL_CONTROL" }] };
+  assert.deepEqual(ids(run(undefined, { acl }).findings), ["bucket.cross-account"]);
+});
+
+test("an explicit Deny in the policy overrides an ACL grant", () => {
+  const acl = { Owner: owner, Grants: [group("global/AllUsers", "READ")] };
+  assert.deepEqual(ids(run([deny({ Action: "s3:ListBucket*" })], { acl }).findings), []);
+});
+
+test("IgnorePublicAcls drops public ACL grants", () => {
+  const r = run(undefined, { acl: { Owner: owner, Grants: [group("global/AllUsers", "READ")] }, pab: { PublicAccessBlockConfiguration: { IgnorePublicAcls: true } } });
+  assert.deepEqual(ids(r.findings), ["bucket.block-public-access-off"]);
+  assert.deepEqual(r.summary["ignoredPublicGrants"], ["Group AllUsers READ (grant #0)"]);
+});
+
+test("RestrictPublicBuckets on a public policy blocks public and named cross-account grants alike", () => {
+  const statements = [allow({}), allow({ Principal: { AWS: OTHER }, Action: "s3:PutObject" })];
+  const pab = { PublicAccessBlockConfiguration: { RestrictPublicBuckets: true, IgnorePublicAcls: true, BlockPublicAcls: true, BlockPublicPolicy: true } };
+  assert.deepEqual(ids(run(statements, { pab }).findings), []);
+  assert.deepEqual(ids(run(statements).findings), ["bucket.anonymous-read", "bucket.cross-account"]);
+});
+
+test("RestrictPublicBuckets leaves a non-public policy's cross-account grant in place", () => {
+  const pab = { PublicAccessBlockConfiguration: { RestrictPublicBuckets: true, IgnorePublicAcls: true, BlockPublicAcls: true, BlockPublicPolicy: true } };
+  assert.deepEqual(ids(run([allow({ Principal: { AWS: OTHER } })], { pab }).findings), ["bucket.cross-account"]);
+});
+
+test("BlockPublicAcls and BlockPublicPolicy alone do not change existing access, and are reported as info", () => {
+  const r = run([allow({})], { pab: { PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true } } });
+  assert.deepEqual(ids(r.findings), ["bucket.anonymous-read", "bucket.block-public-access-off"]);
+  assert.equal(find(r.findings, "bucket.block-public-access-off").severity, "info");
+});
+
+test("reports missing TLS enforcement and is satisfied by a SecureTransport Deny", () => {
+  assert.ok(run([allow({ Principal: { AWS: OWNER } })]).findings.some((f) => f.id === "bucket.no-secure-transport"));
+  const tls = deny({ Condition: { Bool: { "aws:SecureTransport": "false" } } });
+  assert.ok(!run([allow({ Principal: { AWS: OWNER } }), tls]).findings.some((f) => f.id === "bucket.no-secure-transport"));
+});
+
+test("a named foreign account restricted to an IP range or VPC endpoint is still cross-account (they may be its own)", () => {
+  for (const Condition of [{ IpAddress: { "aws:SourceIp": "198.51.100.0/24" } }, { StringEquals: { "aws:SourceVpce": "vpce-partner" } }]) {
+    assert.deepEqual(ids(run([allow({ Principal: { AWS: OTHER }, Condition })]).findings), ["bucket.cross-account"]);
+  }
+});
+
+test("a Deny outside an IP range does not cancel a named account's access (it may be inside)", () => {
+  const r = run([allow({ Principal: { AWS: OTHER } }), deny({ Condition: { NotIpAddress: { "aws:SourceIp": "198.51.100.0/24" } } })]);
+  assert.deepEqual(ids(r.findings), ["bucket.cross-account"]);
+});

@@ -1,0 +1,174 @@
+// Turns the evaluated access into Findings: the widest exposure per class (read, write), named
+// cross-account access, and configuration findings (conflicts, transport, Block Public Access).
+import type { Finding, Severity } from "../finding.ts";
+import { actionCovered, type AccessClass } from "./actions.ts";
+import type { PublicAccessBlock } from "./acl-parse.ts";
+import { describeCaller, type Caller } from "./callers.ts";
+import { evaluateConditions, TRANSPORT_KEYS } from "./conditions.ts";
+import type { BucketAccess, BucketInputs, CallerAccess, ClassAccess } from "./evaluate.ts";
+import type { PolicyStatement } from "./policy-parse.ts";
+import { principalCovers } from "./principals.ts";
+
+// Severities. Writes are critical everywhere: tampering, deletion and ransom need no knowledge of
+// the content. Reads by anonymous callers or by any AWS account are critical too: an AWS account is
+// free and self-service, so "any account" is no barrier (seed 004: Sentry's database backups), and
+// the check cannot see whether the objects are harmless. Named foreign accounts are medium: access
+// someone chose to give, to be reviewed.
+const EXPOSURE: Record<"anonymous" | "any-aws-account", Record<AccessClass, Severity>> = {
+  anonymous: { read: "critical", write: "critical" },
+  "any-aws-account": { read: "critical", write: "critical" },
+};
+
+function evidenceOf(cls: ClassAccess): Record<string, unknown> {
+  return {
+    actions: cls.actions,
+    grantedBy: cls.grantedBy,
+    narrowedBy: cls.narrowedBy,
+    uncertainDenies: cls.uncertainDenies,
+  };
+}
+
+function exposure(who: "anonymous" | "any-aws-account", cls: AccessClass, access: ClassAccess, bucket: string): Finding {
+  const whom = who === "anonymous" ? "Anyone on the internet, without credentials," : "Any AWS account (accounts are free to create)";
+  const verb = cls === "read" ? "read or list objects in" : "write, delete or re-permission objects in";
+  return {
+    id: `bucket.${who}-${cls}`,
+    severity: EXPOSURE[who][cls],
+    title: `${who === "anonymous" ? "Anonymous" : "Any AWS account"} ${cls} access to ${bucket}`,
+    detail: `${whom} can ${verb} ${bucket} (${access.actions.join(", ")}), granted by ${access.grantedBy.join("; ")}.` +
+      (access.narrowedBy.length > 0 ? ` Denies that narrow it but leave this open: ${access.narrowedBy.join("; ")}.` : "") +
+      (access.uncertainDenies.length > 0 ? ` Denies not counted (the caller can avoid them, or their conditions are not understood): ${access.uncertainDenies.map((u) => u.statement).join("; ")}.` : ""),
+    evidence: { bucket, class: cls, caller: who, ...evidenceOf(access) },
+    remediation: "Remove the public grant (policy statement or ACL grant); turn on all four Block Public Access settings; " +
+      "add a Deny whose condition every outsider meets (e.g. StringNotEquals aws:PrincipalAccount = your account).",
+  };
+}
+
+function widest(access: BucketAccess, cls: AccessClass): "anonymous" | "any-aws-account" | "named" | undefined {
+  if (access.anonymous[cls].allowed) return "anonymous";
+  if (access.anyAccount[cls].allowed) return "any-aws-account";
+  return access.named.some((n) => n[cls].allowed) ? "named" : undefined;
+}
+
+/** Whether a named caller is known to be outside the owner account (undefined: cannot tell). */
+function foreign(caller: Caller, inputs: BucketInputs): boolean | undefined {
+  if (caller.kind === "account") return inputs.ownerAccount === undefined ? undefined : caller.account !== inputs.ownerAccount;
+  if (caller.kind === "canonical") return inputs.acl?.ownerId === undefined ? undefined : true;
+  return true;
+}
+
+function crossAccount(access: BucketAccess, inputs: BucketInputs, bucket: string): Finding[] {
+  const findings: Finding[] = [];
+  const rows: Record<string, unknown>[] = [];
+  const unknown: string[] = [];
+  for (const cls of ["read", "write"] as const) {
+    if (widest(access, cls) !== "named") continue;
+    for (const n of access.named) {
+      if (!n[cls].allowed) continue;
+      const f = foreign(n.caller, inputs);
+      if (f === undefined) unknown.push(describeCaller(n.caller));
+      else if (f) rows.push({ grantee: describeCaller(n.caller), class: cls, ...evidenceOf(n[cls]) });
+    }
+  }
+  if (rows.length > 0) {
+    findings.push({
+      id: "bucket.cross-account",
+      severity: "medium",
+      title: `${bucket} is shared with other AWS accounts`,
+      detail: rows.map((r) => `${String(r["grantee"])} can ${String(r["class"])} (granted by ${(r["grantedBy"] as string[]).join("; ")})`).join(". ") + ".",
+      evidence: { bucket, grants: rows },
+      remediation: "Confirm each account still needs this access; prefer a role in your account that the partner assumes, with a condition on aws:PrincipalOrgID or an external id.",
+    });
+  }
+  if (unknown.length > 0) {
+    findings.push({
+      id: "bucket.owner-account-unknown",
+      severity: "info",
+      title: "Accounts with access could not be classified as own or foreign",
+      detail: `Access is granted to ${[...new Set(unknown)].join(", ")}; give --owner-account (or the ACL) to tell whether they are outside the bucket owner's account.`,
+      evidence: { grantees: [...new Set(unknown)] },
+      remediation: "Rerun with --owner-account ACCOUNT_ID.",
+    });
+  }
+  return findings;
+}
+
+function conflicts(access: BucketAccess, inputs: BucketInputs, bucket: string): Finding[] {
+  const items: Record<string, unknown>[] = [];
+  const classes: [string, CallerAccess][] = [["anonymous", access.anonymous], ["any AWS account", access.anyAccount]];
+  for (const [who, ca] of classes) {
+    for (const cls of ["read", "write"] as const) {
+      const c = ca[cls];
+      // The Sentry case: the policy looks strict, but the ACL grants what the policy does not.
+      if (inputs.policy && c.viaACL && !c.viaPolicy) {
+        items.push({ kind: "acl-wider-than-policy", caller: who, class: cls, grants: c.grantedBy });
+      }
+      const dodgeable = c.uncertainDenies.filter((u) => u.undecidedKeys.some((k) => !TRANSPORT_KEYS.has(k)));
+      if (c.allowed && dodgeable.length > 0) {
+        items.push({ kind: "deny-may-not-apply", caller: who, class: cls, allows: c.grantedBy, denies: dodgeable });
+      }
+    }
+  }
+  if (items.length === 0) return [];
+  return [{
+    id: "bucket.conflicting-statements",
+    severity: "medium",
+    title: `Permissions on ${bucket} conflict: a restriction does not hold`,
+    detail: "S3 grants a request when the policy OR the ACL allows it and no Deny certainly applies. " +
+      items.map((i) => i["kind"] === "acl-wider-than-policy"
+        ? `The ACL gives ${String(i["caller"])} ${String(i["class"])} access that no policy statement gives (${(i["grants"] as string[]).join("; ")}).`
+        : `Deny ${(i["denies"] as { statement: string }[]).map((d) => d.statement).join("; ")} overlaps ${String(i["caller"])} ${String(i["class"])} access but its conditions can be avoided or are not understood.`).join(" "),
+    evidence: { bucket, conflicts: items },
+    remediation: "Keep one source of truth: disable ACLs (Object Ownership: BucketOwnerEnforced) and express access in the policy only; make each Deny's condition one every outsider meets.",
+  }];
+}
+
+function enforcesTLS(st: PolicyStatement): boolean {
+  if (st.effect !== "Deny" || principalCovers(st, { kind: "anonymous" }) !== "always") return false;
+  if (!actionCovered(st, "s3:GetObject") || !actionCovered(st, "s3:PutObject")) return false;
+  return st.conditions.some((c) => c.key === "aws:securetransport" && /^bool(ifexists)?$/i.test(c.operator) && c.values.some((v) => v.toLowerCase() === "false")) &&
+    evaluateConditions(st.conditions.filter((c) => c.key !== "aws:securetransport"), { kind: "anonymous" }).truth !== "never";
+}
+
+function blockPublicAccess(pab: PublicAccessBlock): Finding[] {
+  const off = (Object.keys(pab) as (keyof PublicAccessBlock)[]).filter((k) => !pab[k]);
+  if (off.length === 0) return [];
+  return [{
+    id: "bucket.block-public-access-off",
+    severity: "info",
+    title: `Block Public Access settings off: ${off.join(", ")}`,
+    detail: "IgnorePublicAcls and RestrictPublicBuckets change what existing grants allow (and are applied in this evaluation); " +
+      "BlockPublicAcls and BlockPublicPolicy only refuse future PUTs of public ACLs and policies. Account-level settings, not shown here, may also apply.",
+    evidence: { settings: pab, off },
+    remediation: "aws s3api put-public-access-block --bucket BUCKET --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true",
+  }];
+}
+
+/**
+ * Builds the findings for an evaluated bucket.
+ *
+ * @example
+ * const findings = bucketFindings(evaluateBucketAccess(inputs), inputs);
+ */
+export function bucketFindings(access: BucketAccess, inputs: BucketInputs): Finding[] {
+  const bucket = access.bucket ?? "the bucket";
+  const findings: Finding[] = [];
+  for (const cls of ["read", "write"] as const) {
+    const w = widest(access, cls);
+    if (w === "anonymous") findings.push(exposure("anonymous", cls, access.anonymous[cls], bucket));
+    if (w === "any-aws-account") findings.push(exposure("any-aws-account", cls, access.anyAccount[cls], bucket));
+  }
+  findings.push(...crossAccount(access, inputs, bucket), ...conflicts(access, inputs, bucket));
+  if (inputs.policy && !inputs.policy.statements.some(enforcesTLS)) {
+    findings.push({
+      id: "bucket.no-secure-transport",
+      severity: "low",
+      title: `${bucket} accepts requests over plain HTTP`,
+      detail: "No Deny statement refuses requests where aws:SecureTransport is false, so data and signed requests can travel unencrypted.",
+      evidence: { bucket },
+      remediation: 'Add {"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":[bucket ARN, bucket ARN + "/*"],"Condition":{"Bool":{"aws:SecureTransport":"false"}}}.',
+    });
+  }
+  if (inputs.publicAccessBlock) findings.push(...blockPublicAccess(inputs.publicAccessBlock));
+  return findings;
+}

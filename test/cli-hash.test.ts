@@ -1,0 +1,86 @@
+// End-to-end: `bulwark hash identify|verify|new` as a user runs them (spawned CLI, no database).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function bulwark(args: string[], stdin = ""): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "src/cli/main.ts", "hash", ...args], { cwd: ROOT });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+// Independent vectors (src/accounts/passwords/vectors/): md5-crypt from passlib, bcrypt from mkpasswd.
+const MD5_CRYPT = "$1$sO8MPH5T$1UaSqeVE6381x6LRWT5vL/"; // "password"
+const BCRYPT = "$2b$05$Wr1uKte7wWrAEQeLuLiudOCRQytXFLj4fHrPjeiA8QhkIo4d2kIFm"; // "password"
+
+describe("bulwark hash", () => {
+  test("identify prints the scheme id", async () => {
+    const run = await bulwark(["identify", MD5_CRYPT]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, "md5-crypt\n");
+  });
+
+  test("identify --json prints scheme and parameters", async () => {
+    const run = await bulwark(["identify", "--json", BCRYPT]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(JSON.parse(run.stdout), { scheme: "bcrypt", params: "cost=5" });
+  });
+
+  test("identify exits 2 with the reason for unknown, malformed and out-of-bounds hashes", async () => {
+    const unknown = await bulwark(["identify", "nonsense"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unsupported password hash: the format is not one we recognise/);
+    const hostile = await bulwark(["identify", "$2b$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"]);
+    assert.equal(hostile.code, 2);
+    assert.match(hostile.stderr, /bcrypt cost 31 is above the limit of 15/);
+    assert.equal(hostile.stdout, "");
+    const malformed = await bulwark(["identify", "$1$toolongsalt$abc"]);
+    assert.equal(malformed.code, 2);
+    assert.match(malformed.stderr, /md5-crypt/);
+  });
+
+  test("verify exits 0 on a match, stripping exactly one trailing newline", async () => {
+    assert.equal((await bulwark(["verify", MD5_CRYPT], "password\n")).code, 0);
+    assert.equal((await bulwark(["verify", MD5_CRYPT], "password\r\n")).code, 0);
+    assert.equal((await bulwark(["verify", BCRYPT], "password")).code, 0);
+  });
+
+  test("verify exits 1 on a mismatch, including a second newline that is part of the password", async () => {
+    const run = await bulwark(["verify", MD5_CRYPT], "wrong\n");
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, "mismatch\n");
+    assert.equal((await bulwark(["verify", MD5_CRYPT], "password\n\n")).code, 1);
+    assert.equal((await bulwark(["verify", MD5_CRYPT], "password \n")).code, 1);
+  });
+
+  test("verify exits 2 for an unsupported or out-of-bounds hash", async () => {
+    const run = await bulwark(["verify", "$S$Zabcdefgh" + "x".repeat(43)], "password\n");
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /log2 iteration count 37 is above the limit of 20/);
+  });
+
+  test("new prints a default-scheme argon2id hash that verify accepts", async () => {
+    const created = await bulwark(["new"], "correct horse battery staple\n");
+    assert.equal(created.code, 0, created.stderr);
+    const stored = created.stdout.trim();
+    assert.match(stored, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+    assert.equal((await bulwark(["verify", "--json", stored], "correct horse battery staple\n")).stdout, '{\n  "match": true\n}\n');
+    assert.equal((await bulwark(["verify", stored], "correct horse battery staple\n\n")).code, 1);
+  });
+});

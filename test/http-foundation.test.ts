@@ -1,0 +1,117 @@
+// The HTTP shell: /healthz, request ids, security headers, JSON errors that hide internals, body limits,
+// and `bulwark start` serving /healthz then shutting down gracefully with audit events.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { openApp, type OpenedApp } from "../src/app/index.ts";
+import { buildServer } from "../src/http/server.ts";
+import { RuntimeFailure, InputError } from "../src/lib/errors.ts";
+import { bulwark, MAIN } from "./helpers/cli.ts";
+
+let root: string;
+let app: OpenedApp;
+before(async () => {
+  root = mkdtempSync(join(tmpdir(), "bulwark-http-"));
+  app = await openApp({ env: { BULWARK_DATA_DIR: join(root, "data"), BULWARK_LOG_LEVEL: "silent" }, mode: "init" });
+});
+after(async () => {
+  await app.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe("HTTP shell", () => {
+  it("answers /healthz with the database dialect and security headers", async () => {
+    const server = await buildServer(app);
+    const res = await server.inject({ method: "GET", url: "/healthz" });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(res.json(), { status: "ok", database: "sqlite" });
+    assert.match(String(res.headers["content-security-policy"]), /frame-ancestors 'none'/);
+    assert.doesNotMatch(String(res.headers["content-security-policy"]), /unsafe-inline/);
+    assert.equal(res.headers["x-content-type-options"], "nosniff");
+    assert.equal(res.headers["referrer-policy"], "no-referrer");
+    assert.equal(res.headers["strict-transport-security"], undefined, "no HSTS over plain HTTP");
+    assert.match(String(res.headers["x-request-id"]), /^req_[a-z0-9]{26}$/);
+    await server.close();
+  });
+
+  it("keeps a plain client request id and replaces a hostile one", async () => {
+    const server = await buildServer(app);
+    const ok = await server.inject({ method: "GET", url: "/healthz", headers: { "x-request-id": "abc-123" } });
+    assert.equal(ok.headers["x-request-id"], "abc-123");
+    const bad = await server.inject({ method: "GET", url: "/healthz", headers: { "x-request-id": "a\u0000b<script>" + "x".repeat(100) } });
+    assert.match(String(bad.headers["x-request-id"]), /^req_/);
+    await server.close();
+  });
+
+  it("maps error kinds to statuses and never leaks internals in a 5xx", async () => {
+    const server = await buildServer(app);
+    server.get("/boom", async () => {
+      throw new Error("connection string postgres://admin:hunter2@db/prod failed");
+    });
+    server.get("/runtime", async () => {
+      throw new RuntimeFailure("BULWARK_ERR_X", "disk path /var/secret/thing failed");
+    });
+    server.get("/input", async () => {
+      throw new InputError("BULWARK_ERR_Y", "email is not valid");
+    });
+    const boom = await server.inject({ method: "GET", url: "/boom" });
+    assert.equal(boom.statusCode, 500);
+    assert.equal(boom.json().error.code, "BULWARK_ERR_INTERNAL");
+    assert.doesNotMatch(boom.body, /hunter2|postgres:/);
+    assert.ok(boom.json().error.requestId);
+    const runtime = await server.inject({ method: "GET", url: "/runtime" });
+    assert.equal(runtime.statusCode, 500);
+    assert.doesNotMatch(runtime.body, /\/var\/secret/);
+    const input = await server.inject({ method: "GET", url: "/input" });
+    assert.equal(input.statusCode, 400);
+    assert.deepEqual(input.json().error.code, "BULWARK_ERR_Y");
+    const missing = await server.inject({ method: "GET", url: "/nope?x=1" });
+    assert.equal(missing.statusCode, 404);
+    assert.equal(missing.json().error.code, "BULWARK_ERR_NOT_FOUND");
+    await server.close();
+  });
+
+  it("refuses bodies over the limit with 413", async () => {
+    const server = await buildServer(app, { bodyLimit: 1024 });
+    server.post("/echo", async (req) => ({ size: JSON.stringify(req.body).length }));
+    const res = await server.inject({ method: "POST", url: "/echo", payload: JSON.stringify({ a: "x".repeat(5000) }), headers: { "content-type": "application/json" } });
+    assert.equal(res.statusCode, 413);
+    assert.ok(res.json().error.code);
+    await server.close();
+  });
+});
+
+describe("bulwark start", () => {
+  it("initialises, serves /healthz, and records start and stop on SIGTERM", async () => {
+    const dataDir = join(root, "start");
+    const env = { ...process.env, BULWARK_DATA_DIR: dataDir, PORT: "0", HOST: "127.0.0.1" };
+    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL printed: ${stderr}`)), 30_000);
+      child.stderr.on("data", (d: Buffer) => {
+        stderr += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(stderr);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1] as string);
+        }
+      });
+      child.stdout.resume();
+    });
+    const res = await fetch(`${url}/healthz`);
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as { status: string }).status, "ok");
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+    const tail = await bulwark(["audit", "tail", "--json"], { env: { BULWARK_DATA_DIR: dataDir } });
+    const types = tail.stdout.trim().split("\n").map((l) => JSON.parse(l).type);
+    assert.ok(types.includes("server.start"));
+    assert.equal(types.at(-1), "server.stop");
+    assert.equal((await bulwark(["audit", "verify"], { env: { BULWARK_DATA_DIR: dataDir } })).code, 0);
+  });
+});
