@@ -6,6 +6,7 @@ import { DatabaseSync } from "node:sqlite";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { bulwark } from "./helpers/cli.ts";
 
 let root: string;
@@ -25,7 +26,7 @@ describe("bulwark init", () => {
     assert.equal(first.code, 0, first.stderr);
     const report = JSON.parse(first.stdout);
     assert.equal(report.createdMasterKeyFile, true);
-    assert.deepEqual(report.migrationsApplied, [1]);
+    assert.deepEqual(report.migrationsApplied, MIGRATIONS.map((m) => m.version));
     assert.equal(statSync(join(d, "master.key")).mode & 0o777, 0o600);
     assert.equal(statSync(join(d, "bulwark.db")).mode & 0o077, 0, "the database is not readable by others");
     const key = readFileSync(join(d, "master.key"), "utf8");

@@ -1,6 +1,6 @@
 // The Fastify shell: request ids, structured logs, security headers, body limits, an error handler that
 // maps error codes to statuses and hides internals, and /healthz. Routes of each domain plug in here.
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from "fastify";
 import { sql } from "kysely";
 import type { App } from "../app/types.ts";
 import { newId } from "../crypto/tokens.ts";
@@ -30,8 +30,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : newId("req", app.random);
     },
-    requestIdLogLabel: "requestId",
-    disableRequestLogging: false,
+    logController: new LogController({ requestIdLogLabel: "requestId" }),
     return503OnClosing: true,
   });
 

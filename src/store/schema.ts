@@ -68,7 +68,64 @@ export interface CheckFindingsTable {
   remediation: string;
 }
 
+export interface UsersTable {
+  id: string;
+  email: string;
+  email_key: string;
+  username: string | null;
+  username_key: string | null;
+  display_name: string | null;
+  status: string;
+  locked_at: number | null;
+  locked_reason: string | null;
+  password_hash: string | null;
+  password_scheme: string | null;
+  password_changed_at: number | null;
+  password_must_change: number;
+  password_invalidated_at: number | null;
+  created_at: number;
+  updated_at: number;
+  last_login_at: number | null;
+  last_login_ip: string | null;
+  external_source: string | null;
+  external_id: string | null;
+  seeded: number;
+}
+
+export interface FloodEventsTable {
+  scope: string;
+  key: string;
+  at: number;
+}
+
+export interface FloodStreaksTable {
+  key: string;
+  failures: number;
+  updated_at: number;
+}
+
+export interface JobsTable {
+  id: string;
+  kind: string;
+  status: string;
+  spec: string;
+  cursor: string | null;
+  total: number;
+  done: number;
+  counts: string;
+  actor: string;
+  incident_id: string | null;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+}
+
 export interface Schema {
+  users: UsersTable;
+  flood_events: FloodEventsTable;
+  flood_streaks: FloodStreaksTable;
+  jobs: JobsTable;
   bulwark_migrations: MigrationsTable;
   bulwark_meta: MetaTable;
   keyring_keys: KeyringKeysTable;

@@ -1,0 +1,133 @@
+// Flood control with Drupal 7's semantics and defaults (seed 003): failed logins per IP (50 per hour) and
+// per account (5 per 6 hours, counted per account+IP unless configured per account only), plus a hard cap
+// of 100 consecutive failures per account (NIST SP 800-63B §5.2.2, ASVS 6.3.1) that only a success or a
+// reset clears. Identifiers are counted whether or not an account exists, so a lockout reveals nothing.
+// Keys are SHA-256 of the identifier/IP: the table holds no raw emails or addresses.
+import { createHash } from "node:crypto";
+import type { Clock } from "../../lib/clock.ts";
+import type { Database } from "../../store/database.ts";
+import { identifierKey } from "../users/normalise.ts";
+
+export interface FloodPolicy {
+  ipLimit: number;
+  ipWindowMs: number;
+  accountLimit: number;
+  accountWindowMs: number;
+  /** Drupal's user_failed_login_identifier_uid_only: count per account only instead of per account+IP. */
+  perAccountOnly: boolean;
+  /** Consecutive failures after which the account is throttled until a success or a reset. */
+  maxConsecutive: number;
+}
+
+export const DRUPAL_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
+  ipLimit: 50,
+  ipWindowMs: 60 * 60 * 1000,
+  accountLimit: 5,
+  accountWindowMs: 6 * 60 * 60 * 1000,
+  perAccountOnly: false,
+  maxConsecutive: 100,
+});
+
+export type FloodVerdict = { allowed: true } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
+
+export interface Attempt {
+  identifier: string;
+  ip: string | null;
+}
+
+function key(...parts: string[]): string {
+  return createHash("sha256").update(parts.join("\u0000")).digest("hex");
+}
+
+export class FloodControl {
+  readonly #database: Database;
+  readonly #clock: Clock;
+  readonly policy: Readonly<FloodPolicy>;
+
+  constructor(deps: { database: Database; clock: Clock; policy?: Partial<FloodPolicy> }) {
+    this.#database = deps.database;
+    this.#clock = deps.clock;
+    this.policy = { ...DRUPAL_FLOOD_POLICY, ...deps.policy };
+  }
+
+  #keys(attempt: Attempt): { ip: string | null; account: string; streak: string } {
+    const id = identifierKey(attempt.identifier);
+    const ip = attempt.ip ?? "";
+    return {
+      ip: attempt.ip ? key("ip", attempt.ip) : null,
+      account: this.policy.perAccountOnly ? key("account", id) : key("account", id, ip),
+      streak: key("streak", id),
+    };
+  }
+
+  /** How long until `limit` events in `windowMs` no longer all fall inside the window; 0 when under the limit. */
+  async #windowWait(scope: string, k: string, limit: number, windowMs: number): Promise<number> {
+    const now = this.#clock.now();
+    const rows = await this.#database.db
+      .selectFrom("flood_events")
+      .select("at")
+      .where("scope", "=", scope)
+      .where("key", "=", k)
+      .where("at", ">", now - windowMs)
+      .orderBy("at", "desc")
+      .limit(limit)
+      .execute();
+    if (rows.length < limit) return 0;
+    const oldestCounted = Number(rows[rows.length - 1]!.at);
+    return Math.max(1, oldestCounted + windowMs - now);
+  }
+
+  /** Whether an attempt may proceed. Reads only. */
+  async check(attempt: Attempt): Promise<FloodVerdict> {
+    const k = this.#keys(attempt);
+    const streak = await this.#database.db.selectFrom("flood_streaks").select("failures").where("key", "=", k.streak).executeTakeFirst();
+    if (streak && Number(streak.failures) >= this.policy.maxConsecutive) {
+      // No time heals this: a success elsewhere (another IP within limits is impossible too) or a reset does.
+      return { allowed: false, reason: "consecutive", retryAfterMs: this.policy.accountWindowMs };
+    }
+    if (k.ip) {
+      const wait = await this.#windowWait("ip", k.ip, this.policy.ipLimit, this.policy.ipWindowMs);
+      if (wait > 0) return { allowed: false, reason: "ip", retryAfterMs: wait };
+    }
+    const wait = await this.#windowWait("account", k.account, this.policy.accountLimit, this.policy.accountWindowMs);
+    if (wait > 0) return { allowed: false, reason: "account", retryAfterMs: wait };
+    return { allowed: true };
+  }
+
+  /** Records a failed attempt against the IP, the account (or account+IP) and the consecutive streak. */
+  async registerFailure(attempt: Attempt): Promise<void> {
+    const k = this.#keys(attempt);
+    const at = this.#clock.now();
+    await this.#database.transaction(async (trx) => {
+      const rows = [{ scope: "account", key: k.account, at }];
+      if (k.ip) rows.push({ scope: "ip", key: k.ip, at });
+      await trx.insertInto("flood_events").values(rows).execute();
+      await trx
+        .insertInto("flood_streaks")
+        .values({ key: k.streak, failures: 1, updated_at: at })
+        .onConflict((oc) => oc.column("key").doUpdateSet((eb) => ({ failures: eb("flood_streaks.failures", "+", 1), updated_at: at })))
+        .execute();
+    });
+  }
+
+  /** After a success: clears the account's window (Drupal's flood_clear_event) and its streak. IP counts stay. */
+  async clearAccount(attempt: Attempt): Promise<void> {
+    const k = this.#keys(attempt);
+    await this.#database.transaction(async (trx) => {
+      await trx.deleteFrom("flood_events").where("scope", "=", "account").where("key", "=", k.account).execute();
+      await trx.deleteFrom("flood_streaks").where("key", "=", k.streak).execute();
+    });
+  }
+
+  /** After a password reset or an administrator's unlock: clears the consecutive cap for the identifier. */
+  async clearStreak(identifier: string): Promise<void> {
+    await this.#database.db.deleteFrom("flood_streaks").where("key", "=", key("streak", identifierKey(identifier))).execute();
+  }
+
+  /** Deletes window events too old to count under any limit. Returns how many were removed. */
+  async prune(): Promise<number> {
+    const horizon = this.#clock.now() - Math.max(this.policy.ipWindowMs, this.policy.accountWindowMs);
+    const result = await this.#database.db.deleteFrom("flood_events").where("at", "<=", horizon).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

@@ -1,0 +1,2 @@
+// Public API of flood control.
+export * from "./flood.ts";

@@ -1,0 +1,2 @@
+// Public API of the login core.
+export * from "./login.ts";

@@ -1,0 +1,170 @@
+// The login core and flood control on SQLite and PostgreSQL, written as the attacks they stop:
+// password guessing per account, per IP, spread over IPs, and enumeration through lockout.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { it } from "node:test";
+import { forEachDialect } from "../../../test/helpers/dialects.ts";
+import { AuditLog } from "../../audit/audit-log.ts";
+import { ManualClock } from "../../lib/clock.ts";
+import { systemRandom } from "../../lib/random.ts";
+import type { Database } from "../../store/database.ts";
+import { migrate } from "../../store/migrator.ts";
+import { FloodControl, type FloodPolicy } from "../flood/flood.ts";
+import { createPasswordContext } from "../passwords/index.ts";
+import { createUserStore, type UserStore } from "../users/user-store.ts";
+import { login, type LoginDeps } from "./login.ts";
+
+const HOUR = 3_600_000;
+// Cheap argon2 parameters: these tests are about the login flow, not the hash cost.
+const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
+const silent = { warn: () => {}, error: () => {} };
+
+async function setup(db: Database, policy: Partial<FloodPolicy> = {}): Promise<LoginDeps & { clock: ManualClock; users: UserStore }> {
+  const clock = new ManualClock(Date.UTC(2026, 10, 1));
+  await migrate(db, clock);
+  const users = createUserStore({ database: db, clock, random: systemRandom });
+  const audit = new AuditLog({ database: db, clock, random: systemRandom });
+  const flood = new FloodControl({ database: db, clock, policy });
+  return { users, passwords, flood, audit, logger: silent, clock };
+}
+
+async function types(deps: LoginDeps): Promise<string[]> {
+  return (await deps.audit.tail(1000)).map((e) => e.type);
+}
+
+forEachDialect("login core", (fx) => {
+  it("logs in with the right password and refuses a wrong one with the same answer as an unknown account", async () => {
+    const deps = await setup(await fx.fresh());
+    await deps.users.create({ email: "Ana@Example.org", passwordHash: await passwords.hash("correct horse battery"), passwordScheme: "argon2id" });
+    const ok = await login(deps, { identifier: "ana@example.ORG", password: "correct horse battery", ip: "203.0.113.1" });
+    assert.equal(ok.outcome, "success");
+    const wrong = await login(deps, { identifier: "ana@example.org", password: "Correct horse battery", ip: "203.0.113.1" });
+    const unknown = await login(deps, { identifier: "nobody@example.org", password: "x", ip: "203.0.113.1" });
+    assert.deepEqual(wrong, { outcome: "invalid" });
+    assert.deepEqual(unknown, wrong, "an unknown account gets exactly the same result");
+    const events = await deps.audit.tail(10);
+    const failed = events.filter((e) => e.type === "auth.login.failed").map((e) => e.data["reason"]);
+    assert.deepEqual(failed, ["wrong-password", "unknown-account"]);
+    assert.ok(events.every((e) => !JSON.stringify(e).includes("horse")), "no password in the audit log");
+  });
+
+  it("rehashes a legacy hash to argon2id at login, and keeps it working", async () => {
+    const deps = await setup(await fx.fresh());
+    const md5 = createHash("md5").update("sourcelair-era password").digest("hex");
+    const user = await deps.users.create({ email: "old@example.org", passwordHash: md5, passwordScheme: "md5" });
+    const first = await login(deps, { identifier: "old@example.org", password: "sourcelair-era password", ip: null });
+    assert.equal(first.outcome, "success");
+    assert.equal(first.outcome === "success" && first.rehashed, true);
+    const stored = await deps.users.getById(user.id);
+    assert.match(stored?.passwordHash ?? "", /^\$argon2id\$/);
+    assert.equal(stored?.passwordScheme, "argon2id");
+    const second = await login(deps, { identifier: "old@example.org", password: "sourcelair-era password", ip: null });
+    assert.equal(second.outcome === "success" && second.rehashed, false);
+  });
+
+  it("still logs in when storing the rehashed password fails", async () => {
+    const deps = await setup(await fx.fresh());
+    const md5 = createHash("md5").update("pw-for-failing-store").digest("hex");
+    await deps.users.create({ email: "f@example.org", passwordHash: md5, passwordScheme: "md5" });
+    const errors: string[] = [];
+    const broken: UserStore = { ...deps.users, swapPasswordHash: async () => { throw new Error("disk full"); } };
+    const result = await login({ ...deps, users: broken, logger: { warn: () => {}, error: (_o: unknown, m: string) => void errors.push(m) } as never }, { identifier: "f@example.org", password: "pw-for-failing-store", ip: null });
+    assert.equal(result.outcome, "success");
+    assert.equal(errors.length, 1);
+  });
+
+  it("refuses a disabled or locked account even with the right password, with the usual answer", async () => {
+    const deps = await setup(await fx.fresh());
+    const u = await deps.users.create({ email: "d@example.org", passwordHash: await passwords.hash("pw pw pw pw"), passwordScheme: "argon2id", status: "disabled" });
+    assert.deepEqual(await login(deps, { identifier: "d@example.org", password: "pw pw pw pw", ip: null }), { outcome: "invalid" });
+    const reason = (await deps.audit.tail(1))[0]?.data["reason"];
+    assert.equal(reason, "disabled");
+    assert.ok(u.id.startsWith("usr_"));
+  });
+
+  it("lets an expired password work once and asks for a new one", async () => {
+    const db = await fx.fresh();
+    const deps = await setup(db);
+    const u = await deps.users.create({ email: "e@example.org", passwordHash: await passwords.hash("expiring pw"), passwordScheme: "argon2id" });
+    await db.db.updateTable("users").set({ password_must_change: 1 }).where("id", "=", u.id).execute();
+    const result = await login(deps, { identifier: "e@example.org", password: "expiring pw", ip: null });
+    assert.equal(result.outcome, "must-change-password");
+  });
+
+  it("does not overwrite a hash that changed since it was read (compare-and-set)", async () => {
+    const deps = await setup(await fx.fresh());
+    const u = await deps.users.create({ email: "c@example.org", passwordHash: "aaaa", passwordScheme: "md5" });
+    assert.equal(await deps.users.swapPasswordHash(u.id, "bbbb", { hash: "x", scheme: "argon2id", changed: false }), false);
+    assert.equal(await deps.users.swapPasswordHash(u.id, "aaaa", { hash: "x", scheme: "argon2id", changed: false }), true);
+  });
+});
+
+forEachDialect("flood control", (fx) => {
+  it("throttles the sixth guess at one account from one IP, with a Retry-After that counts down", async () => {
+    const deps = await setup(await fx.fresh());
+    await deps.users.create({ email: "v@example.org", passwordHash: await passwords.hash("victim password"), passwordScheme: "argon2id" });
+    for (let i = 0; i < 5; i++) assert.equal((await login(deps, { identifier: "v@example.org", password: `guess${i}`, ip: "198.51.100.7" })).outcome, "invalid");
+    const blocked = await login(deps, { identifier: "v@example.org", password: "victim password", ip: "198.51.100.7" });
+    assert.equal(blocked.outcome, "throttled", "even the right password is refused while throttled");
+    const wait = blocked.outcome === "throttled" ? blocked.retryAfterMs : 0;
+    assert.ok(wait > 5 * HOUR && wait <= 6 * HOUR);
+    deps.clock.advance(wait);
+    assert.equal((await login(deps, { identifier: "v@example.org", password: "victim password", ip: "198.51.100.7" })).outcome, "success");
+    assert.ok((await types(deps)).includes("auth.login.throttled"));
+  });
+
+  it("counts per account+IP by default, per account when configured", async () => {
+    const deps = await setup(await fx.fresh());
+    for (let i = 0; i < 5; i++) await login(deps, { identifier: "w@example.org", password: "x", ip: "198.51.100.1" });
+    assert.equal((await deps.flood.check({ identifier: "w@example.org", ip: "198.51.100.2" })).allowed, true);
+    const deps2 = await setup(await fx.fresh(), { perAccountOnly: true });
+    for (let i = 0; i < 5; i++) await login(deps2, { identifier: "w@example.org", password: "x", ip: `198.51.100.${i}` });
+    assert.equal((await deps2.flood.check({ identifier: "w@example.org", ip: "198.51.100.99" })).allowed, false);
+  });
+
+  it("throttles one IP spraying many accounts after 50 failures in an hour", async () => {
+    const deps = await setup(await fx.fresh());
+    for (let i = 0; i < 50; i++) await deps.flood.registerFailure({ identifier: `user${i}@example.org`, ip: "192.0.2.66" });
+    const verdict = await deps.flood.check({ identifier: "fresh@example.org", ip: "192.0.2.66" });
+    assert.deepEqual(verdict.allowed ? "allowed" : verdict.reason, "ip");
+    assert.equal((await deps.flood.check({ identifier: "fresh@example.org", ip: "192.0.2.67" })).allowed, true);
+  });
+
+  it("caps consecutive failures at 100 across any number of IPs, until a reset clears it", async () => {
+    const deps = await setup(await fx.fresh());
+    for (let i = 0; i < 100; i++) {
+      await deps.flood.registerFailure({ identifier: "target@example.org", ip: `10.${i >> 8}.${i & 255}.1` });
+      if (i % 4 === 3) deps.clock.advance(7 * HOUR); // the attacker waits out every window
+    }
+    const verdict = await deps.flood.check({ identifier: "target@example.org", ip: "10.200.0.1" });
+    assert.equal(verdict.allowed ? "allowed" : verdict.reason, "consecutive");
+    deps.clock.advance(30 * 24 * HOUR);
+    assert.equal((await deps.flood.check({ identifier: "TARGET@example.org", ip: "10.200.0.1" })).allowed, false, "time alone does not clear it");
+    await deps.flood.clearStreak("target@example.org");
+    assert.equal((await deps.flood.check({ identifier: "target@example.org", ip: "10.200.0.1" })).allowed, true);
+  });
+
+  it("throttles unknown identifiers exactly like real ones (lockout reveals nothing)", async () => {
+    const deps = await setup(await fx.fresh());
+    await deps.users.create({ email: "real@example.org", passwordHash: await passwords.hash("pw real one"), passwordScheme: "argon2id" });
+    const results: string[][] = [];
+    for (const identifier of ["real@example.org", "ghost@example.org"]) {
+      const seq: string[] = [];
+      for (let i = 0; i < 7; i++) seq.push((await login(deps, { identifier, password: "wrong", ip: "203.0.113.50" })).outcome);
+      results.push(seq);
+    }
+    assert.deepEqual(results[0], results[1]);
+    assert.deepEqual(results[0], ["invalid", "invalid", "invalid", "invalid", "invalid", "throttled", "throttled"]);
+  });
+
+  it("clears the account's counter on success but not the IP's, and prunes old events", async () => {
+    const deps = await setup(await fx.fresh());
+    await deps.users.create({ email: "s@example.org", passwordHash: await passwords.hash("pw success"), passwordScheme: "argon2id" });
+    for (let i = 0; i < 4; i++) await login(deps, { identifier: "s@example.org", password: "bad", ip: "203.0.113.9" });
+    assert.equal((await login(deps, { identifier: "s@example.org", password: "pw success", ip: "203.0.113.9" })).outcome, "success");
+    for (let i = 0; i < 4; i++) await login(deps, { identifier: "s@example.org", password: "bad", ip: "203.0.113.9" });
+    assert.equal((await deps.flood.check({ identifier: "s@example.org", ip: "203.0.113.9" })).allowed, true, "the counter restarted after the success");
+    deps.clock.advance(7 * HOUR);
+    assert.ok((await deps.flood.prune()) >= 8);
+  });
+});

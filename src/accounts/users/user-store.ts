@@ -1,0 +1,149 @@
+// The account store over Kysely (SQLite and PostgreSQL alike): create, find, change a password hash with
+// compare-and-set (so a concurrent change is never overwritten), record logins.
+import type { Kysely, Selectable } from "kysely";
+import { newId } from "../../crypto/tokens.ts";
+import type { Clock } from "../../lib/clock.ts";
+import type { RandomSource } from "../../lib/random.ts";
+import type { Database } from "../../store/database.ts";
+import type { Schema, UsersTable } from "../../store/schema.ts";
+import { accountErrors } from "../errors.ts";
+import { identifierKey, validateEmail, validateUsername } from "./normalise.ts";
+
+export type UserStatus = "active" | "disabled";
+
+export interface User {
+  id: string;
+  email: string;
+  username: string | null;
+  displayName: string | null;
+  status: UserStatus;
+  lockedAt: number | null;
+  lockedReason: string | null;
+  passwordHash: string | null;
+  passwordScheme: string | null;
+  passwordChangedAt: number | null;
+  passwordMustChange: boolean;
+  passwordInvalidatedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  lastLoginAt: number | null;
+  lastLoginIP: string | null;
+  externalSource: string | null;
+  externalId: string | null;
+}
+
+export interface NewUser {
+  email: string;
+  username?: string | null;
+  displayName?: string | null;
+  status?: UserStatus;
+  passwordHash?: string | null;
+  passwordScheme?: string | null;
+  createdAt?: number;
+  lastLoginAt?: number | null;
+  externalSource?: string | null;
+  externalId?: string | null;
+  seeded?: boolean;
+}
+
+export function toUser(r: Selectable<UsersTable>): User {
+  return {
+    id: r.id, email: r.email, username: r.username, displayName: r.display_name, status: r.status === "disabled" ? "disabled" : "active",
+    lockedAt: r.locked_at === null ? null : Number(r.locked_at), lockedReason: r.locked_reason,
+    passwordHash: r.password_hash, passwordScheme: r.password_scheme,
+    passwordChangedAt: r.password_changed_at === null ? null : Number(r.password_changed_at),
+    passwordMustChange: Number(r.password_must_change) === 1,
+    passwordInvalidatedAt: r.password_invalidated_at === null ? null : Number(r.password_invalidated_at),
+    createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
+    lastLoginAt: r.last_login_at === null ? null : Number(r.last_login_at), lastLoginIP: r.last_login_ip,
+    externalSource: r.external_source, externalId: r.external_id,
+  };
+}
+
+export interface UserStore {
+  /** Creates an account with a random id. Throws a conflict error when the email or username is taken. */
+  create(input: NewUser, db?: Kysely<Schema>): Promise<User>;
+  /** Builds the row for `create` without writing it (bulk import validates rows this way). */
+  prepare(input: NewUser): Selectable<UsersTable>;
+  getById(id: string): Promise<User | null>;
+  /** Finds an account by email or username (case-insensitive). */
+  findByIdentifier(identifier: string): Promise<User | null>;
+  /**
+   * Replaces the password hash only if it is still `expected`; returns false when it changed meanwhile
+   * (another login rehashed it, the user changed it, a containment job invalidated it).
+   */
+  swapPasswordHash(id: string, expected: string | null, next: { hash: string; scheme: string; changed: boolean }, db?: Kysely<Schema>): Promise<boolean>;
+  recordLogin(id: string, ip: string | null): Promise<void>;
+  count(): Promise<number>;
+}
+
+export function createUserStore(deps: { database: Database; clock: Clock; random: RandomSource }): UserStore {
+  const { database, clock, random } = deps;
+  const prepare = (input: NewUser): Selectable<UsersTable> => {
+    const email = validateEmail(input.email);
+    const username = input.username ? validateUsername(input.username) : null;
+    const now = clock.now();
+    return {
+      id: newId("usr", random), email, email_key: identifierKey(email), username, username_key: username ? identifierKey(username) : null,
+      display_name: input.displayName ?? null, status: input.status ?? "active", locked_at: null, locked_reason: null,
+      password_hash: input.passwordHash ?? null, password_scheme: input.passwordScheme ?? null,
+      password_changed_at: input.passwordHash ? now : null, password_must_change: 0, password_invalidated_at: null,
+      created_at: input.createdAt ?? now, updated_at: now, last_login_at: input.lastLoginAt ?? null, last_login_ip: null,
+      external_source: input.externalSource ?? null, external_id: input.externalId ?? null, seeded: input.seeded ? 1 : 0,
+    };
+  };
+  return {
+    prepare,
+    async create(input, db = database.db) {
+      const row = prepare(input);
+      const taken = await db
+        .selectFrom("users")
+        .select(["email_key", "username_key"])
+        .where((eb) => (row.username_key ? eb.or([eb("email_key", "=", row.email_key), eb("username_key", "=", row.username_key)]) : eb("email_key", "=", row.email_key)))
+        .executeTakeFirst();
+      if (taken) throw taken.email_key === row.email_key ? accountErrors.emailTaken() : accountErrors.usernameTaken();
+      try {
+        await db.insertInto("users").values(row).execute();
+      } catch (cause) {
+        // A concurrent insert won the race for the same email.
+        if (/unique|constraint/i.test((cause as Error).message)) throw accountErrors.emailTaken();
+        throw cause;
+      }
+      return toUser(row);
+    },
+    async getById(id) {
+      const row = await database.db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
+      return row ? toUser(row) : null;
+    },
+    async findByIdentifier(identifier) {
+      const key = identifierKey(identifier);
+      const row = await database.db
+        .selectFrom("users")
+        .selectAll()
+        .where((eb) => (key.includes("@") ? eb("email_key", "=", key) : eb.or([eb("username_key", "=", key), eb("email_key", "=", key)])))
+        .executeTakeFirst();
+      return row ? toUser(row) : null;
+    },
+    async swapPasswordHash(id, expected, next, db = database.db) {
+      const now = clock.now();
+      let q = db
+        .updateTable("users")
+        .set({
+          password_hash: next.hash, password_scheme: next.scheme, updated_at: now,
+          ...(next.changed ? { password_changed_at: now, password_must_change: 0, password_invalidated_at: null } : {}),
+        })
+        .where("id", "=", id);
+      q = expected === null ? q.where("password_hash", "is", null) : q.where("password_hash", "=", expected);
+      const result = await q.executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+    async recordLogin(id, ip) {
+      const now = clock.now();
+      await database.db.updateTable("users").set({ last_login_at: now, last_login_ip: ip, updated_at: now }).where("id", "=", id).execute();
+    },
+    async count() {
+      const row = await database.db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+  };
+}

@@ -1,0 +1,187 @@
+// Verifies release artifacts against a published checksum file (Drupal.org had to prove its
+// project downloads were untouched, seed 000). A name that points outside the directory is refused
+// as a finding and never opened: a hostile sums file must not make us read /etc/shadow.
+import { createReadStream } from "node:fs";
+import { realpath } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { InputError } from "../../lib/errors.ts";
+import type { Finding, Severity } from "../finding.ts";
+import { isWithin } from "../files/entry.ts";
+import { hashFile } from "../files/hash-file.ts";
+import { nodeScanFS } from "../files/scan.ts";
+import { parseSums, unsafeNameReason } from "./sums-parse.ts";
+
+/** Items listed per finding; the rest are counted. */
+const EVIDENCE_LIMIT = 100;
+
+export interface VerifyDownloadsOptions {
+  /** Path of the checksum file (SHA256SUMS). */
+  sums: string;
+  /** Directory the names are relative to; default: the checksum file's own directory. */
+  dir?: string;
+}
+
+export interface VerifyDownloadsResult {
+  dir: string;
+  /** Well-formed checksum lines. */
+  entries: number;
+  /** Files whose SHA-256 matched. */
+  ok: number;
+  okNames: string[];
+  findings: Finding[];
+}
+
+interface Group {
+  count: number;
+  items: Array<Record<string, unknown>>;
+}
+
+const TEXT: Record<string, { severity: Severity; title: (n: number) => string; detail: string; remediation: string }> = {
+  "downloads.mismatch": {
+    severity: "critical",
+    title: (n) => `${n} file(s) do not match their published SHA-256`,
+    detail: "The content differs from what the publisher listed: a corrupted download, or a tampered artifact.",
+    remediation: "Do not install or publish these files; download them again from the origin and compare; if they still differ, treat the mirror or the build as compromised.",
+  },
+  "downloads.missing": {
+    severity: "high",
+    title: (n) => `${n} listed file(s) are missing or not regular files`,
+    detail: "The checksum file lists them, but they are not in the directory, so they were not verified.",
+    remediation: "Download the missing artifacts, or check that --dir points at the right directory.",
+  },
+  "downloads.unreadable": {
+    severity: "high",
+    title: (n) => `${n} listed file(s) could not be read`,
+    detail: "They exist but could not be hashed, so they were not verified.",
+    remediation: "Fix the permissions or the I/O error listed, then verify again.",
+  },
+  "downloads.path-traversal": {
+    severity: "high",
+    title: (n) => `${n} checksum line(s) name a path outside the directory (refused, not read)`,
+    detail: "Absolute paths, \"..\" components and symlinks leading out of the directory are refused: a checksum file must not steer the verifier to other files.",
+    remediation: "Treat the checksum file as hostile; obtain it again from the publisher over a verified channel.",
+  },
+  "downloads.malformed-line": {
+    severity: "medium",
+    title: (n) => `${n} line(s) of the checksum file are not SHA-256 checksum lines`,
+    detail: "These lines were skipped, so anything they were meant to cover was not verified.",
+    remediation: "Check the checksum file's format (sha256sum or BSD \"SHA256 (name) = hash\"); it may be damaged or of another algorithm.",
+  },
+};
+
+/**
+ * Verifies every file the checksum file lists. Expected outcomes are findings; throws only when
+ * the checksum file cannot be read or holds no checksum line at all.
+ *
+ * @example
+ * const r = await verifyDownloads({ sums: "release/SHA256SUMS" });
+ * if (r.findings.length === 0) console.log(`${r.ok} files verified`);
+ */
+export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<VerifyDownloadsResult> {
+  const dir = resolve(options.dir ?? dirname(options.sums));
+  let realDir: string;
+  try {
+    realDir = await realpath(dir);
+  } catch (error) {
+    throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `cannot use the directory ${dir}: ${(error as Error).message}`, { cause: error });
+  }
+  const stream = createReadStream(options.sums);
+  try {
+    await new Promise<void>((ok, fail) => {
+      stream.once("open", () => ok());
+      stream.once("error", fail);
+    });
+  } catch (error) {
+    throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `cannot read the checksum file ${options.sums}: ${(error as Error).message}`, { cause: error });
+  }
+
+  const groups = new Map<string, Group>();
+  const add = (id: string, item: Record<string, unknown>): void => {
+    const g = groups.get(id) ?? { count: 0, items: [] };
+    groups.set(id, g);
+    g.count++;
+    if (g.items.length < EVIDENCE_LIMIT) g.items.push(item);
+  };
+  // The same file listed twice is hashed once.
+  const hashes = new Map<string, { sha256: string } | { error: string }>();
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  let entries = 0;
+  let ok = 0;
+  const okNames: string[] = [];
+
+  try {
+    for await (const parsed of parseSums(stream)) {
+      if (parsed.kind === "skip") continue;
+      if (parsed.kind === "malformed") {
+        add("downloads.malformed-line", { line: parsed.line, reason: parsed.reason });
+        continue;
+      }
+      entries++;
+      const item = { line: parsed.line, name: parsed.name };
+      const unsafe = unsafeNameReason(parsed.name);
+      const target = resolve(realDir, parsed.name);
+      if (unsafe !== null || !isWithin(target, realDir)) {
+        add("downloads.path-traversal", { ...item, reason: unsafe ?? "resolves outside the directory" });
+        continue;
+      }
+      let real: string;
+      try {
+        real = await realpath(target);
+      } catch {
+        add("downloads.missing", item);
+        continue;
+      }
+      // A symlink inside the directory may still lead out of it.
+      if (!isWithin(real, realDir)) {
+        add("downloads.path-traversal", { ...item, reason: "a symbolic link leads outside the directory" });
+        continue;
+      }
+      let result = hashes.get(real);
+      if (!result) {
+        result = await hashOne(real, buffer);
+        hashes.set(real, result);
+      }
+      if ("error" in result) {
+        if (result.error === "not a regular file" || result.error === "ENOENT") add("downloads.missing", { ...item, reason: result.error });
+        else add("downloads.unreadable", { ...item, error: result.error });
+      } else if (result.sha256 !== parsed.sha256) {
+        add("downloads.mismatch", { ...item, expected: parsed.sha256, actual: result.sha256 });
+      } else {
+        ok++;
+        if (okNames.length < EVIDENCE_LIMIT) okNames.push(parsed.name);
+      }
+    }
+  } finally {
+    stream.destroy();
+  }
+  if (entries === 0) {
+    throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `no SHA-256 checksum lines found in ${options.sums} (expected "HASH  name" or "SHA256 (name) = HASH")`);
+  }
+
+  const findings: Finding[] = [];
+  for (const [id, g] of groups) {
+    const text = TEXT[id];
+    if (!text) continue;
+    findings.push({ id, severity: text.severity, title: text.title(g.count), detail: `${text.detail} ${describe(g)}`, evidence: { count: g.count, items: g.items, omitted: g.count - g.items.length }, remediation: text.remediation });
+  }
+  return { dir: realDir, entries, ok, okNames, findings };
+}
+
+/** The first few items for the human one-line detail; names are JSON-quoted so control characters stay inert. */
+function describe(g: Group): string {
+  const shown = g.items.slice(0, 5).map((i) => (typeof i["name"] === "string" ? `${JSON.stringify(i["name"])} (line ${String(i["line"])})` : `line ${String(i["line"])}: ${String(i["reason"])}`));
+  return `${shown.join("; ")}${g.count > shown.length ? `; and ${g.count - shown.length} more` : ""}.`;
+}
+
+async function hashOne(path: string, buffer: Buffer): Promise<{ sha256: string } | { error: string }> {
+  let before;
+  try {
+    before = await nodeScanFS.lstat(path);
+  } catch (error) {
+    return { error: (error as NodeJS.ErrnoException).code ?? "EUNKNOWN" };
+  }
+  if (!before.isFile()) return { error: "not a regular file" };
+  const outcome = await hashFile(nodeScanFS, path, before, buffer);
+  if (outcome.status === "ok") return { sha256: outcome.sha256 };
+  return { error: outcome.status === "unreadable" ? outcome.error : "changed while being read" };
+}

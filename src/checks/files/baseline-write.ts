@@ -1,0 +1,135 @@
+// Writes a signed baseline as it is scanned (bounded memory): the digest of every byte before the
+// trailer is signed with the keyring's signing key, so an edited baseline no longer verifies.
+import { createHash } from "node:crypto";
+import { open, rename, unlink } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import type { Signer } from "../../crypto/signer.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { toBase64URL } from "../../lib/encoding.ts";
+import { isBulwarkError } from "../../lib/errors.ts";
+import { BASELINE_FORMAT, BASELINE_VERSION, encodeEntry, signedMessage, type BaselineHeader, type BaselineTrailer } from "./baseline-format.ts";
+import type { FileEntry } from "./entry.ts";
+import { filesErrors } from "./errors.ts";
+
+/** Where baseline text goes; `write` resolves once the text is accepted. */
+export interface BaselineSink {
+  write(text: string): Promise<void>;
+}
+
+export interface WriteBaselineOptions {
+  roots: readonly string[];
+  exclude?: readonly string[];
+  oneFileSystem?: boolean;
+  signer: Signer;
+  clock: Clock;
+}
+
+export interface BaselineWriteResult {
+  entries: number;
+  keyId: string;
+  /** Hex SHA-256 of the signed content. */
+  sha256: string;
+}
+
+/**
+ * Streams `entries` (already in comparePaths order, as scanTree gives them) into a signed baseline.
+ * Entries that vanished during the scan are left out: they were never there to compare.
+ *
+ * @example
+ * await writeBaseline(scanTree(["/usr/bin"]), sink, { roots: ["/usr/bin"], signer, clock: systemClock });
+ */
+export async function writeBaseline(entries: AsyncIterable<FileEntry>, sink: BaselineSink, options: WriteBaselineOptions): Promise<BaselineWriteResult> {
+  const digest = createHash("sha256");
+  const emit = async (line: string): Promise<void> => {
+    const text = `${line}\n`;
+    digest.update(text, "utf8");
+    await sink.write(text);
+  };
+  const header: BaselineHeader = {
+    format: BASELINE_FORMAT,
+    version: BASELINE_VERSION,
+    createdAt: new Date(options.clock.now()).toISOString(),
+    roots: [...options.roots],
+    exclude: [...(options.exclude ?? [])],
+    oneFileSystem: options.oneFileSystem ?? false,
+    algorithm: "sha256",
+  };
+  await emit(JSON.stringify(header));
+  let count = 0;
+  for await (const entry of entries) {
+    if (entry.status === "vanished") continue;
+    await emit(encodeEntry(entry));
+    count++;
+  }
+  const sum = digest.digest();
+  const trailer: BaselineTrailer = {
+    trailer: BASELINE_FORMAT,
+    entries: count,
+    sha256: sum.toString("hex"),
+    keyId: options.signer.keyId,
+    signature: toBase64URL(options.signer.sign(signedMessage(sum))),
+  };
+  await sink.write(`${JSON.stringify(trailer)}\n`);
+  return { entries: count, keyId: options.signer.keyId, sha256: trailer.sha256 };
+}
+
+/**
+ * True for the baseline file itself and its temporary files: a baseline stored inside a scanned
+ * tree must not record itself (it changes as it is written, and would show as changed next time).
+ */
+export function isBaselineFile(path: string, baseline: string): boolean {
+  const b = resolve(baseline);
+  if (path === b) return true;
+  return dirname(path) === dirname(b) && basename(path).startsWith(`.${basename(b)}.`) && path.endsWith(".tmp");
+}
+
+/** Batches small writes into large ones (one write per ~256 KiB). */
+const FLUSH_AT = 256 * 1024;
+
+/**
+ * Writes a baseline to `path` atomically: into a new temporary file beside it, synced, then renamed,
+ * so a crash or a failed scan never leaves a half-written baseline where a good one was.
+ *
+ * @example
+ * await writeBaselineFile("/var/lib/bulwark/usr.baseline", scanTree(["/usr"]), { roots: ["/usr"], signer, clock });
+ */
+export async function writeBaselineFile(path: string, entries: AsyncIterable<FileEntry>, options: WriteBaselineOptions): Promise<BaselineWriteResult> {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${options.clock.now()}.tmp`);
+  let handle;
+  try {
+    // wx: never write through a file (or symlink) an attacker placed at the temporary name.
+    handle = await open(temp, "wx", 0o600);
+  } catch (error) {
+    throw filesErrors.io(`cannot create ${temp}: ${(error as Error).message}`, { cause: error });
+  }
+  let pending: string[] = [];
+  let pendingBytes = 0;
+  const fh = handle;
+  const flush = async (): Promise<void> => {
+    if (pending.length === 0) return;
+    const text = pending.join("");
+    pending = [];
+    pendingBytes = 0;
+    await fh.write(text);
+  };
+  const sink: BaselineSink = {
+    write: async (text) => {
+      pending.push(text);
+      pendingBytes += text.length;
+      if (pendingBytes >= FLUSH_AT) await flush();
+    },
+  };
+  try {
+    const result = await writeBaseline(entries, sink, options);
+    await flush();
+    await fh.sync();
+    await fh.close();
+    await rename(temp, path);
+    return result;
+  } catch (error) {
+    await fh.close().catch(() => {});
+    await unlink(temp).catch(() => {});
+    if (isBulwarkError(error)) throw error;
+    throw filesErrors.io(`cannot write the baseline ${path}: ${(error as Error).message}`, { cause: error });
+  }
+}

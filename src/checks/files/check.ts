@@ -1,0 +1,123 @@
+// The files check as two library calls: record a signed baseline of PATHs, and compare PATHs with
+// one. Both return Findings; the CLI is a thin shell over them.
+import { createReadStream } from "node:fs";
+import type { Signer } from "../../crypto/signer.ts";
+import type { Clock } from "../../lib/clock.ts";
+import type { Finding } from "../finding.ts";
+import type { BaselineHeader } from "./baseline-format.ts";
+import { BaselineReader, type BaselineIntegrity } from "./baseline-read.ts";
+import { isBaselineFile, writeBaselineFile } from "./baseline-write.ts";
+import { diffEntries } from "./compare.ts";
+import { filesErrors } from "./errors.ts";
+import { FindingCollector, tapScan } from "./findings.ts";
+import type { ScanFS } from "./hash-file.ts";
+import { normaliseRoots, scanTree, type ScanStats } from "./scan.ts";
+import { isWithin, type FileEntry } from "./entry.ts";
+
+export interface ScanTuning {
+  /** Paths to leave out, with everything beneath them. */
+  exclude?: readonly string[];
+  /** Stay on each root's file system (find -xdev): mount points are recorded, not entered. */
+  oneFileSystem?: boolean;
+  /** Files hashed at once (default 4). */
+  concurrency?: number;
+  fs?: ScanFS;
+  onProgress?: (stats: ScanStats) => void;
+}
+
+export interface CreateBaselineOptions extends ScanTuning {
+  paths: readonly string[];
+  /** File to write (atomically replaced). */
+  out: string;
+  signer: Signer;
+  clock: Clock;
+}
+
+export interface CreateBaselineResult {
+  roots: string[];
+  entries: number;
+  keyId: string;
+  /** Findings of the scan itself: unreadable entries, loops, special files. */
+  findings: Finding[];
+}
+
+/**
+ * Scans `paths` and writes a signed baseline to `out`.
+ *
+ * @example
+ * const r = await createBaseline({ paths: ["/usr/bin"], out: "usr-bin.baseline", signer, clock: systemClock });
+ */
+export async function createBaseline(options: CreateBaselineOptions): Promise<CreateBaselineResult> {
+  if (options.paths.length === 0) throw filesErrors.badRoot("give at least one PATH to record");
+  const roots = normaliseRoots(options.paths);
+  const excluded = normaliseRoots(options.exclude ?? []);
+  const oneFileSystem = options.oneFileSystem ?? false;
+  const collector = new FindingCollector();
+  const exclude = (p: string): boolean => isBaselineFile(p, options.out) || excluded.some((x) => isWithin(p, x));
+  const scan = scanTree(roots, { concurrency: options.concurrency, fs: options.fs, onProgress: options.onProgress, exclude, oneFileSystem });
+  const written = await writeBaselineFile(options.out, tapScan(scan, collector), {
+    roots,
+    exclude: excluded,
+    oneFileSystem,
+    signer: options.signer,
+    clock: options.clock,
+  });
+  return { roots, entries: written.entries, keyId: written.keyId, findings: collector.findings() };
+}
+
+export interface CompareBaselineOptions extends ScanTuning {
+  /** Path of the baseline file. */
+  baseline: string;
+  /** Paths to compare; default: the roots recorded in the baseline. */
+  paths?: readonly string[];
+  signer: Signer;
+}
+
+export interface CompareBaselineResult {
+  header: BaselineHeader;
+  roots: string[];
+  integrity: BaselineIntegrity;
+  totals: { added: number; removed: number; changed: number; scanned: number };
+  findings: Finding[];
+}
+
+/**
+ * Compares the current state of the paths with a baseline. A tampered baseline does not stop the
+ * compare: it adds the critical `files.baseline-tampered` finding.
+ *
+ * @example
+ * const r = await compareBaseline({ baseline: "usr-bin.baseline", signer });
+ * for (const f of r.findings) console.log(f.severity, f.id, f.title);
+ */
+export async function compareBaseline(options: CompareBaselineOptions): Promise<CompareBaselineResult> {
+  const stream = createReadStream(options.baseline);
+  const opened = new Promise<void>((resolve, reject) => {
+    stream.once("open", () => resolve());
+    stream.once("error", reject);
+  });
+  try {
+    await opened;
+  } catch (error) {
+    throw filesErrors.notABaseline(`cannot read the baseline ${options.baseline}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    const reader = new BaselineReader(stream, options.signer);
+    const header = await reader.readHeader();
+    const roots = normaliseRoots(options.paths && options.paths.length > 0 ? options.paths : header.roots);
+    // Exclusions and -xdev default to the recorded ones, so the same tree is compared.
+    const excluded = normaliseRoots(options.exclude ?? header.exclude);
+    const oneFileSystem = options.oneFileSystem ?? header.oneFileSystem;
+    const collector = new FindingCollector();
+    const exclude = (p: string): boolean => isBaselineFile(p, options.baseline) || excluded.some((x) => isWithin(p, x));
+    const scan = scanTree(roots, { concurrency: options.concurrency, fs: options.fs, onProgress: options.onProgress, allowMissingRoots: true, exclude, oneFileSystem });
+    // Baseline entries under a path excluded now are out of scope, not "removed".
+    const inScope = async function* (entries: AsyncIterable<FileEntry>): AsyncGenerator<FileEntry> {
+      for await (const e of entries) if (!excluded.some((x) => isWithin(e.path, x))) yield e;
+    };
+    for await (const event of diffEntries(inScope(reader.entries()), tapScan(scan, collector), roots)) collector.addDiff(event);
+    collector.setIntegrity(reader.integrity, options.baseline);
+    return { header, roots, integrity: reader.integrity, totals: { ...collector.totals }, findings: collector.findings() };
+  } finally {
+    stream.destroy();
+  }
+}

@@ -1,0 +1,81 @@
+// How serious a difference is. A changed program in a system binary or library directory is what a
+// rootkit or a trojaned package looks like (Drupal.org had to check its binaries, seed 000).
+import type { Severity } from "../finding.ts";
+import type { DiffEvent } from "./compare.ts";
+import { isExecutableMode, isSetID, isWithin, modeBits, type FileEntry } from "./entry.ts";
+
+/** Directories whose files are run as programs by the system and its administrators. */
+export const SYSTEM_BINARY_DIRS: readonly string[] = [
+  "/bin",
+  "/sbin",
+  "/usr/bin",
+  "/usr/sbin",
+  "/usr/local/bin",
+  "/usr/local/sbin",
+  "/usr/libexec",
+  "/usr/local/libexec",
+];
+
+/**
+ * Library directories: /lib, /lib32, /lib64, /libx32 and the same under /usr and /usr/local. Shared
+ * objects there are mode 0644 on Debian yet run in every process that loads them (an LD_PRELOAD-less
+ * rootkit replaces libc or a PAM module), so there a ".so" name counts as executable too.
+ */
+const SYSTEM_LIBRARY_DIR = /^\/(?:usr\/(?:local\/)?)?lib(?:32|64|x32)?\//;
+const SHARED_OBJECT = /\.so(?:\.\d+)*$/;
+
+export function isSystemPath(path: string): boolean {
+  return SYSTEM_BINARY_DIRS.some((d) => isWithin(path, d)) || SYSTEM_LIBRARY_DIR.test(path);
+}
+
+/** True for a regular file that the system runs: executable or a shared object, in a system directory. */
+export function isSystemExecutable(entry: FileEntry): boolean {
+  if (entry.type !== "file") return false;
+  if (SYSTEM_BINARY_DIRS.some((d) => isWithin(entry.path, d))) return isExecutableMode(entry.mode);
+  if (SYSTEM_LIBRARY_DIR.test(entry.path)) return isExecutableMode(entry.mode) || SHARED_OBJECT.test(entry.path);
+  return false;
+}
+
+export interface Classification {
+  id: "files.added" | "files.removed" | "files.changed";
+  severity: Severity;
+  /** Why this severity, in a few words, for the evidence. */
+  reason: string;
+}
+
+function gainedSetID(before: FileEntry, after: FileEntry): boolean {
+  return (modeBits(after.mode) & 0o6000 & ~modeBits(before.mode)) !== 0;
+}
+
+/**
+ * Severity of one difference. changed: content of a system executable, a setuid/setgid file, or a
+ * link or type swap in a system directory → critical; other content → high; metadata only → medium,
+ * except a newly set setuid/setgid bit → high (chmod u+s on a shell is a backdoor without a new byte).
+ * added: a new system executable or setuid/setgid file → high, otherwise low. removed → medium.
+ *
+ * @example
+ * classify({ kind: "changed", path: "/usr/bin/ls", before, after, changes: ["sha256"], content: true }).severity; // "critical"
+ */
+export function classify(event: DiffEvent): Classification {
+  const { before, after } = event;
+  if (event.kind === "added" && after) {
+    if (isSystemExecutable(after)) return { id: "files.added", severity: "high", reason: "new executable in a system directory" };
+    if (after.type === "file" && isSetID(after.mode)) return { id: "files.added", severity: "high", reason: "new setuid/setgid file" };
+    // A name that cannot be examined (not UTF-8) in a system directory is a classic hiding trick.
+    if (after.type === "unknown" && isSystemPath(after.path)) return { id: "files.added", severity: "high", reason: "new unexaminable entry in a system directory" };
+    return { id: "files.added", severity: "low", reason: "new entry" };
+  }
+  if (event.kind === "removed" || !before || !after) return { id: "files.removed", severity: "medium", reason: "entry removed" };
+  if (event.content) {
+    if (isSystemExecutable(before) || isSystemExecutable(after)) return { id: "files.changed", severity: "critical", reason: "system executable changed" };
+    if ((before.type === "file" && isSetID(before.mode)) || (after.type === "file" && isSetID(after.mode))) {
+      return { id: "files.changed", severity: "critical", reason: "setuid/setgid file changed" };
+    }
+    if (isSystemPath(event.path) && (before.type !== after.type || before.type === "symlink")) {
+      return { id: "files.changed", severity: "critical", reason: "link or file type swapped in a system directory" };
+    }
+    return { id: "files.changed", severity: "high", reason: "content changed" };
+  }
+  if (after.type === "file" && gainedSetID(before, after)) return { id: "files.changed", severity: "high", reason: "setuid/setgid bit added" };
+  return { id: "files.changed", severity: "medium", reason: "metadata changed" };
+}

@@ -1,0 +1,201 @@
+// Compare: added, removed, content and metadata changes on a real tree, their severities, scope by
+// PATH, and bounded evidence for thousands of changes.
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { ManualClock } from "../../lib/clock.ts";
+import { compareBaseline, createBaseline } from "./check.ts";
+import { classify } from "./classify.ts";
+import { diffEntry, type DiffEvent } from "./compare.ts";
+import type { FileEntry } from "./entry.ts";
+import { EVIDENCE_LIMIT } from "./findings.ts";
+import { tempDir, testSigner } from "./test-helpers.ts";
+
+const entry = (path: string, over: Partial<FileEntry> = {}): FileEntry => ({
+  path, type: "file", status: "ok", mode: "0755", uid: 0, gid: 0, size: 10, mtime: "1", ctime: "1", ino: "7", target: null, sha256: "a".repeat(64), error: null, ...over,
+});
+const changed = (before: FileEntry, after: FileEntry): DiffEvent => ({ kind: "changed", path: after.path, before, after, ...diffEntry(before, after) });
+
+describe("classify", () => {
+  it("rates a content change of an executable in a system binary directory critical", () => {
+    for (const p of ["/usr/bin/sudo", "/bin/ls", "/usr/local/sbin/x", "/usr/libexec/sudo/sudoers.so"]) {
+      assert.equal(classify(changed(entry(p), entry(p, { sha256: "b".repeat(64) }))).severity, "critical", p);
+    }
+  });
+
+  it("rates a changed shared object under /lib* or /usr/lib* critical even at mode 0644", () => {
+    const p = "/usr/lib/x86_64-linux-gnu/security/pam_unix.so";
+    assert.equal(classify(changed(entry(p, { mode: "0644" }), entry(p, { mode: "0644", sha256: "b".repeat(64) }))).severity, "critical");
+    const q = "/lib64/ld-linux-x86-64.so.2";
+    assert.equal(classify(changed(entry(q, { mode: "0644" }), entry(q, { mode: "0644", sha256: "b".repeat(64) }))).severity, "critical");
+  });
+
+  it("rates a content change of a data file or outside system paths high, and of a setuid file anywhere critical", () => {
+    assert.equal(classify(changed(entry("/usr/lib/os-release", { mode: "0644" }), entry("/usr/lib/os-release", { mode: "0644", sha256: "b".repeat(64) }))).severity, "high");
+    assert.equal(classify(changed(entry("/opt/app/run"), entry("/opt/app/run", { sha256: "b".repeat(64) }))).severity, "high");
+    assert.equal(classify(changed(entry("/opt/x", { mode: "4755" }), entry("/opt/x", { mode: "4755", sha256: "b".repeat(64) }))).severity, "critical");
+  });
+
+  it("rates a retargeted symlink in a system directory critical, elsewhere high", () => {
+    const link = (p: string, t: string): FileEntry => entry(p, { type: "symlink", mode: "0777", sha256: null, target: t });
+    assert.equal(classify(changed(link("/usr/bin/vi", "vim"), link("/usr/bin/vi", "/tmp/evil"))).severity, "critical");
+    assert.equal(classify(changed(link("/srv/current", "v1"), link("/srv/current", "v2"))).severity, "high");
+  });
+
+  it("rates metadata-only changes medium, and a newly set setuid bit high", () => {
+    assert.equal(classify(changed(entry("/usr/bin/ls"), entry("/usr/bin/ls", { mtime: "2" }))).severity, "medium");
+    assert.equal(classify(changed(entry("/usr/bin/find"), entry("/usr/bin/find", { mode: "4755" }))).severity, "high");
+  });
+
+  it("rates added system executables and setuid files high, other additions low, removals medium", () => {
+    const added = (e: FileEntry): DiffEvent => ({ kind: "added", path: e.path, before: null, after: e, changes: [], content: true });
+    assert.equal(classify(added(entry("/usr/sbin/backdoor"))).severity, "high");
+    assert.equal(classify(added(entry("/home/u/.x", { mode: "6755" }))).severity, "high");
+    assert.equal(classify(added(entry("/etc/motd", { mode: "0644" }))).severity, "low");
+    assert.equal(classify({ kind: "removed", path: "/x", before: entry("/x"), after: null, changes: [], content: true }).severity, "medium");
+  });
+
+  it("does not invent changes for an entry that could not be examined", () => {
+    const unknown = entry("/x", { type: "unknown", status: "unreadable", error: "EIO", mode: "0000", sha256: null });
+    assert.deepEqual(diffEntry(entry("/x"), unknown), { changes: [], content: false });
+  });
+
+  it("ignores directory size and times, which move whenever an entry is added", () => {
+    const d = entry("/d", { type: "dir", sha256: null });
+    assert.deepEqual(diffEntry(d, { ...d, size: 4096, mtime: "9", ctime: "9" }).changes, []);
+    assert.deepEqual(diffEntry(d, { ...d, mode: "0777" }).changes, ["mode 0755→0777"]);
+  });
+});
+
+describe("compareBaseline on a real tree", () => {
+  const signer = testSigner();
+  const clock = new ManualClock();
+  let root: string;
+  let tree: string;
+  let baseline: string;
+
+  beforeEach(async () => {
+    root = tempDir("bulwark-compare-");
+    tree = join(root, "tree");
+    mkdirSync(join(tree, "sub"), { recursive: true });
+    writeFileSync(join(tree, "keep"), "same\n");
+    writeFileSync(join(tree, "edit"), "before\n");
+    writeFileSync(join(tree, "perm"), "p\n", { mode: 0o644 });
+    writeFileSync(join(tree, "times"), "t\n");
+    writeFileSync(join(tree, "gone"), "g\n");
+    writeFileSync(join(tree, "sub/inner"), "i\n");
+    symlinkSync("keep", join(tree, "link"));
+    baseline = join(root, "b.jsonl");
+    await createBaseline({ paths: [tree], out: baseline, signer, clock });
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  const byId = (fs: Array<{ id: string; severity: string; evidence: Record<string, unknown> }>, id: string, severity: string): string[] => {
+    const f = fs.find((x) => x.id === id && x.severity === severity);
+    return f ? (f.evidence["entries"] as Array<{ path: string }>).map((e) => e.path.slice(tree.length)) : [];
+  };
+
+  it("reports nothing when nothing changed", async () => {
+    const r = await compareBaseline({ baseline, signer });
+    assert.deepEqual(r.findings, []);
+    assert.equal(r.integrity.trusted, true);
+  });
+
+  it("reports created, modified, chmod-ed, touched, removed and retargeted entries", async () => {
+    writeFileSync(join(tree, "new"), "n\n");
+    writeFileSync(join(tree, "edit"), "after!\n");
+    chmodSync(join(tree, "perm"), 0o600);
+    utimesSync(join(tree, "times"), new Date("2020-01-01"), new Date("2020-01-01"));
+    unlinkSync(join(tree, "gone"));
+    unlinkSync(join(tree, "link"));
+    symlinkSync("edit", join(tree, "link"));
+    const r = await compareBaseline({ baseline, signer });
+    assert.deepEqual(byId(r.findings, "files.added", "low"), ["/new"]);
+    assert.deepEqual(byId(r.findings, "files.removed", "medium"), ["/gone"]);
+    assert.deepEqual(byId(r.findings, "files.changed", "high"), ["/edit", "/link"]);
+    assert.deepEqual(byId(r.findings, "files.changed", "medium"), ["/perm", "/times"]);
+    const medium = r.findings.find((f) => f.id === "files.changed" && f.severity === "medium");
+    const perm = (medium?.evidence["entries"] as Array<{ changes: string[] }>)[0];
+    assert.ok(perm?.changes.includes("mode 0644→0600"));
+    assert.deepEqual(r.totals, { added: 1, removed: 1, changed: 4, scanned: 9 });
+  });
+
+  it("compares only the PATHs given, without calling the rest removed", async () => {
+    writeFileSync(join(tree, "edit"), "after!\n");
+    writeFileSync(join(tree, "sub/inner"), "changed\n");
+    const r = await compareBaseline({ baseline, signer, paths: [join(tree, "sub")] });
+    assert.deepEqual(r.roots, [join(tree, "sub")]);
+    assert.deepEqual(byId(r.findings, "files.changed", "high"), ["/sub/inner"]);
+    assert.equal(r.findings.length, 1);
+  });
+
+  it("reports a whole recorded root that disappeared as removed", async () => {
+    rmSync(join(tree, "sub"), { recursive: true });
+    const r = await compareBaseline({ baseline, signer, paths: [join(tree, "sub")] });
+    assert.deepEqual(byId(r.findings, "files.removed", "medium"), ["/sub", "/sub/inner"]);
+  });
+
+  it("leaves excluded paths out of the baseline and the compare, by default with the recorded exclusions", async () => {
+    const b2 = join(root, "excl.jsonl");
+    await createBaseline({ paths: [tree], out: b2, signer, clock, exclude: [join(tree, "sub")] });
+    writeFileSync(join(tree, "sub/inner"), "changed\n");
+    writeFileSync(join(tree, "sub/added"), "a\n");
+    const r = await compareBaseline({ baseline: b2, signer });
+    assert.deepEqual(r.header.exclude, [join(tree, "sub")]);
+    assert.deepEqual(r.findings, []);
+    // Excluding more at compare time puts those baseline entries out of scope instead of "removed".
+    const narrower = await compareBaseline({ baseline, signer, exclude: [join(tree, "sub")] });
+    assert.deepEqual(narrower.findings, []);
+  });
+
+  it("records a mount point but does not enter it with oneFileSystem", async () => {
+    const { nodeScanFS } = await import("./scan.ts");
+    const fs = {
+      ...nodeScanFS,
+      // The mock puts tree/sub on another device, as a mounted file system would be.
+      lstat: async (p: string) => {
+        const s = await nodeScanFS.lstat(p);
+        return p === join(tree, "sub") ? Object.assign(Object.create(Object.getPrototypeOf(s) as object) as typeof s, s, { dev: s.dev + 1n }) : s;
+      },
+    };
+    const b2 = join(root, "xdev.jsonl");
+    const made = await createBaseline({ paths: [tree], out: b2, signer, clock, oneFileSystem: true, fs });
+    const text = (await import("node:fs")).readFileSync(b2, "utf8");
+    assert.ok(text.includes(`"${join(tree, "sub")}"`));
+    assert.ok(!text.includes("sub/inner"));
+    assert.equal(made.entries, 8);
+    const r = await compareBaseline({ baseline: b2, signer, fs });
+    assert.deepEqual(r.findings, []);
+  });
+
+  it("keeps evidence bounded for thousands of changes while counting all of them", async () => {
+    mkdirSync(join(tree, "many"));
+    for (let i = 0; i < 1500; i++) writeFileSync(join(tree, "many", `f${i}`), `${i}`);
+    const r = await compareBaseline({ baseline, signer });
+    const added = r.findings.find((f) => f.id === "files.added");
+    assert.equal(added?.evidence["count"], 1501);
+    assert.equal((added?.evidence["entries"] as unknown[]).length, EVIDENCE_LIMIT);
+    assert.equal(added?.evidence["omitted"], 1501 - EVIDENCE_LIMIT);
+    assert.match(added?.detail ?? "", /and 1496 more/);
+  });
+
+  it("reports special files, symlink loops and unreadable entries found in the scan", async () => {
+    symlinkSync("l2", join(tree, "l1"));
+    symlinkSync("l1", join(tree, "l2"));
+    const r = await compareBaseline({
+      baseline,
+      signer,
+      fs: {
+        ...(await import("./scan.ts")).nodeScanFS,
+        open: async () => {
+          throw Object.assign(new Error("io"), { code: "EIO" });
+        },
+      },
+    });
+    assert.deepEqual(byId(r.findings, "files.symlink-loop", "info"), ["/l1", "/l2"]);
+    assert.ok(byId(r.findings, "files.unreadable", "low").includes("/keep"));
+    // Unreadable content is not compared, so an unreadable unchanged file is not "changed".
+    assert.deepEqual(byId(r.findings, "files.changed", "high"), []);
+  });
+});

@@ -1,0 +1,100 @@
+// Compares a baseline with a fresh scan by merging the two sorted streams (bounded memory) and
+// says, per path, whether it was added, removed, or changed in content or only in metadata.
+import { comparePaths, isWithin, type FileEntry } from "./entry.ts";
+
+export type DiffKind = "added" | "removed" | "changed";
+
+export interface DiffEvent {
+  kind: DiffKind;
+  path: string;
+  before: FileEntry | null;
+  after: FileEntry | null;
+  /** For "changed": the fields that differ, e.g. ["sha256", "mode 0755→4755", "mtime"]. */
+  changes: string[];
+  /** For "changed": true when the content (hash, link target or type) differs, not only metadata. */
+  content: boolean;
+}
+
+/**
+ * The fields that differ between two records of one path. Directories ignore size, mtime and
+ * ctime: they change whenever an entry is added or removed, which is already reported per entry.
+ * A hash is compared only when both sides have one (an unreadable file has none).
+ */
+export function diffEntry(before: FileEntry, after: FileEntry): { changes: string[]; content: boolean } {
+  const changes: string[] = [];
+  // An entry that could not even be examined (lstat failed) has no metadata to compare; it is
+  // reported as unreadable instead of as a bogus change of every field.
+  if (before.type === "unknown" || after.type === "unknown") return { changes, content: false };
+  let content = false;
+  if (before.type !== after.type) {
+    changes.push(`type ${before.type}→${after.type}`);
+    content = true;
+  } else {
+    if (before.sha256 !== null && after.sha256 !== null && before.sha256 !== after.sha256) {
+      changes.push("sha256");
+      content = true;
+    }
+    if (before.target !== after.target) {
+      changes.push("target");
+      content = true;
+    }
+  }
+  if (before.mode !== after.mode) changes.push(`mode ${before.mode}→${after.mode}`);
+  if (before.uid !== after.uid) changes.push(`uid ${before.uid}→${after.uid}`);
+  if (before.gid !== after.gid) changes.push(`gid ${before.gid}→${after.gid}`);
+  if (before.ino !== after.ino) changes.push("inode");
+  if (after.type !== "dir" || before.type !== "dir") {
+    if (before.size !== after.size) changes.push(`size ${before.size}→${after.size}`);
+    if (before.mtime !== after.mtime) changes.push("mtime");
+    if (before.ctime !== after.ctime) changes.push("ctime");
+  }
+  return { changes, content };
+}
+
+async function nextOf<T>(it: AsyncIterator<T>): Promise<T | null> {
+  const r = await it.next();
+  return r.done ? null : r.value;
+}
+
+/**
+ * Merges baseline entries and scanned entries (both in comparePaths order). Baseline entries
+ * outside `roots` are ignored, so a compare of one sub-tree does not report the rest as removed.
+ * Scanned entries that vanished mid-scan count as absent.
+ *
+ * @example
+ * for await (const d of diffEntries(reader.entries(), scanTree(roots), roots)) console.log(d.kind, d.path);
+ */
+export async function* diffEntries(
+  baseline: AsyncIterable<FileEntry>,
+  current: AsyncIterable<FileEntry>,
+  roots: readonly string[],
+): AsyncGenerator<DiffEvent> {
+  const inScope = (e: FileEntry): boolean => roots.some((r) => isWithin(e.path, r));
+  const bIt = baseline[Symbol.asyncIterator]();
+  const cIt = current[Symbol.asyncIterator]();
+  const nextB = async (): Promise<FileEntry | null> => {
+    for (let e = await nextOf(bIt); e !== null; e = await nextOf(bIt)) if (inScope(e)) return e;
+    return null;
+  };
+  const nextC = async (): Promise<FileEntry | null> => {
+    for (let e = await nextOf(cIt); e !== null; e = await nextOf(cIt)) if (e.status !== "vanished") return e;
+    return null;
+  };
+  let b = await nextB();
+  let c = await nextC();
+  while (b !== null || c !== null) {
+    const order = b === null ? 1 : c === null ? -1 : comparePaths(b.path, c.path);
+    if (order < 0 && b !== null) {
+      yield { kind: "removed", path: b.path, before: b, after: null, changes: [], content: true };
+      b = await nextB();
+    } else if (order > 0 && c !== null) {
+      yield { kind: "added", path: c.path, before: null, after: c, changes: [], content: true };
+      c = await nextC();
+    } else if (b !== null && c !== null) {
+      const { changes, content } = diffEntry(b, c);
+      if (changes.length > 0) yield { kind: "changed", path: c.path, before: b, after: c, changes, content };
+      b = await nextB();
+      c = await nextC();
+    }
+  }
+}

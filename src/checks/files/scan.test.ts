@@ -1,0 +1,197 @@
+// Scanner: every entry type recorded without following links, order, hashing, and problems as statuses.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { comparePaths, type FileEntry } from "./entry.ts";
+import { nodeScanFS, normaliseRoots, scanTree } from "./scan.ts";
+import type { ScanFS } from "./hash-file.ts";
+import { tempDir } from "./test-helpers.ts";
+
+async function collect(roots: string[], options: Parameters<typeof scanTree>[1] = {}): Promise<FileEntry[]> {
+  const out: FileEntry[] = [];
+  for await (const e of scanTree(roots, options)) out.push(e);
+  return out;
+}
+
+const sha = (s: string | Buffer): string => createHash("sha256").update(s).digest("hex");
+
+describe("scanTree", () => {
+  let root: string;
+  let server: Server;
+  before(async () => {
+    root = tempDir("bulwark-scan-");
+    mkdirSync(join(root, "sub/deeper"), { recursive: true });
+    mkdirSync(join(root, "outside-target"));
+    writeFileSync(join(root, "outside-target/secret"), "not to be scanned through a link");
+    writeFileSync(join(root, "a.txt"), "alpha\n");
+    writeFileSync(join(root, "sub/b-x"), "b\n");
+    writeFileSync(join(root, "sub/deeper/c"), Buffer.alloc(3 * 1024 * 1024 + 7, 0x5a));
+    writeFileSync(join(root, "empty"), "");
+    symlinkSync("a.txt", join(root, "link"));
+    symlinkSync("outside-target", join(root, "dirlink"));
+    symlinkSync("nowhere", join(root, "dangling"));
+    symlinkSync("loop2", join(root, "loop1"));
+    symlinkSync("loop1", join(root, "loop2"));
+    execFileSync("mkfifo", [join(root, "fifo")]);
+    server = createServer();
+    await new Promise<void>((r) => server.listen(join(root, "sock"), r));
+  });
+  after(() => {
+    server.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it("records every entry type with its metadata and hashes regular files", async () => {
+    const entries = await collect([root]);
+    const by = new Map(entries.map((e) => [e.path.slice(root.length), e]));
+    assert.equal(by.get("")?.type, "dir");
+    assert.equal(by.get("/a.txt")?.sha256, sha("alpha\n"));
+    assert.equal(by.get("/a.txt")?.size, 6);
+    assert.equal(by.get("/empty")?.sha256, sha(""));
+    assert.equal(by.get("/sub/deeper/c")?.sha256, sha(Buffer.alloc(3 * 1024 * 1024 + 7, 0x5a)));
+    assert.equal(by.get("/link")?.type, "symlink");
+    assert.equal(by.get("/link")?.target, "a.txt");
+    assert.equal(by.get("/link")?.sha256, null);
+    assert.equal(by.get("/dangling")?.status, "ok");
+    assert.equal(by.get("/fifo")?.type, "fifo");
+    assert.equal(by.get("/sock")?.type, "socket");
+    const a = by.get("/a.txt") as FileEntry;
+    assert.match(a.mode, /^[0-7]{4}$/);
+    assert.match(a.mtime, /^\d+$/);
+    assert.match(a.ino, /^\d+$/);
+    assert.equal(a.uid, process.getuid?.());
+  });
+
+  it("reports a symlink loop as a status, without failing the scan", async () => {
+    const entries = await collect([root]);
+    const loops = entries.filter((e) => e.status === "symlink-loop").map((e) => e.path.slice(root.length));
+    assert.deepEqual(loops, ["/loop1", "/loop2"]);
+  });
+
+  it("never follows a symlink to a directory", async () => {
+    const entries = await collect([root]);
+    assert.ok(entries.some((e) => e.path === join(root, "dirlink") && e.type === "symlink"));
+    assert.ok(!entries.some((e) => e.path.startsWith(join(root, "dirlink/"))));
+  });
+
+  it("emits paths in comparePaths order, a directory right before its contents", async () => {
+    const paths = (await collect([root])).map((e) => e.path);
+    assert.deepEqual(paths, [...paths].sort(comparePaths));
+    assert.ok(paths.indexOf(join(root, "sub")) < paths.indexOf(join(root, "sub/b-x")));
+  });
+
+  it("gives the same result whatever the number of concurrent hashes", async () => {
+    const one = await collect([root], { concurrency: 1 });
+    const many = await collect([root], { concurrency: 16 });
+    assert.deepEqual(many, one);
+  });
+
+  it("scans nested roots once", async () => {
+    assert.deepEqual(normaliseRoots([join(root, "sub/"), root, root]), [root]);
+    const entries = await collect([join(root, "sub"), root]);
+    assert.equal(entries.filter((e) => e.path === join(root, "sub/b-x")).length, 1);
+  });
+
+  it("refuses a root that does not exist, unless comparing", async () => {
+    await assert.rejects(collect([join(root, "missing")]), { code: "BULWARK_ERR_FILES_PATH" });
+    assert.deepEqual(await collect([join(root, "missing")], { allowMissingRoots: true }), []);
+  });
+
+  it("records an unreadable file with its error instead of failing (mocked EACCES: tests run as root)", async () => {
+    const fs: ScanFS = {
+      ...nodeScanFS,
+      open: async (p, flags) => {
+        if (p.endsWith("/a.txt")) throw Object.assign(new Error("permission denied"), { code: "EACCES" });
+        return nodeScanFS.open(p, flags);
+      },
+    };
+    const entries = await collect([root], { fs });
+    const a = entries.find((e) => e.path === join(root, "a.txt"));
+    assert.equal(a?.status, "unreadable");
+    assert.equal(a?.error, "EACCES");
+    assert.equal(a?.sha256, null);
+    assert.equal(a?.size, 6, "metadata is still recorded");
+  });
+
+  it("records a file that vanishes between listing and examining as vanished", async () => {
+    const fs: ScanFS = {
+      ...nodeScanFS,
+      lstat: async (p) => {
+        if (p.endsWith("/empty")) throw Object.assign(new Error("gone"), { code: "ENOENT" });
+        return nodeScanFS.lstat(p);
+      },
+    };
+    const entries = await collect([root], { fs });
+    assert.equal(entries.find((e) => e.path === join(root, "empty"))?.status, "vanished");
+  });
+
+  it("marks a file whose size keeps changing while hashed as changed-during-scan, after retries", async () => {
+    let stats = 0;
+    const fs: ScanFS = {
+      ...nodeScanFS,
+      open: async (p, flags) => {
+        const handle = await nodeScanFS.open(p, flags);
+        if (!p.endsWith("/a.txt")) return handle;
+        // Every fstat sees a different mtime, as when a writer appends during the read.
+        return {
+          ...handle,
+          stat: async () => {
+            const s = await handle.stat();
+            stats++;
+            return Object.assign(Object.create(Object.getPrototypeOf(s) as object) as typeof s, s, { mtimeNs: s.mtimeNs + BigInt(stats) });
+          },
+        };
+      },
+    };
+    const entries = await collect([root], { fs });
+    const a = entries.find((e) => e.path === join(root, "a.txt"));
+    assert.equal(a?.status, "changed-during-scan");
+    assert.equal(a?.sha256, null);
+    assert.equal(stats, 6, "hashed three times (two retries), two fstats each");
+  });
+
+  it("records a name that is not valid UTF-8 under an escaped name instead of losing it", async () => {
+    const odd = Buffer.concat([Buffer.from(`${root}/sub/b`), Buffer.from([0xff, 0x41])]);
+    writeFileSync(odd, "hidden");
+    try {
+      const entries = await collect([root]);
+      const e = entries.find((x) => x.path === `${root}/sub/b\\xffA`);
+      assert.equal(e?.status, "unreadable");
+      assert.equal(e?.error, "EILSEQ");
+      const paths = entries.map((x) => x.path);
+      assert.deepEqual(paths, [...paths].sort(comparePaths));
+    } finally {
+      rmSync(odd);
+    }
+  });
+
+  it("records a directory that is its own ancestor as a loop and does not enter it", async () => {
+    // A bind mount of a parent cannot be made in a test container: the mock gives sub/deeper the
+    // device and inode of the root, which is what the kernel would report for such a mount.
+    const fs: ScanFS = {
+      ...nodeScanFS,
+      lstat: async (p) => nodeScanFS.lstat(p.endsWith("/sub/deeper") ? root : p),
+    };
+    const entries = await collect([root], { fs });
+    const deeper = entries.find((e) => e.path === join(root, "sub/deeper"));
+    assert.equal(deeper?.status, "dir-loop");
+    assert.ok(!entries.some((e) => e.path.startsWith(join(root, "sub/deeper/"))));
+  });
+
+  it("records an unlistable directory as unreadable and carries on", async () => {
+    const fs: ScanFS = {
+      ...nodeScanFS,
+      readdir: async (p) => {
+        if (p.endsWith("/sub")) throw Object.assign(new Error("io"), { code: "EIO" });
+        return nodeScanFS.readdir(p);
+      },
+    };
+    const entries = await collect([root], { fs });
+    assert.equal(entries.find((e) => e.path === join(root, "sub"))?.status, "unreadable");
+    assert.ok(entries.some((e) => e.path === join(root, "a.txt") && e.status === "ok"));
+  });
+});

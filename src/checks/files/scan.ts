@@ -1,0 +1,281 @@
+// Walks PATHs depth-first in comparePaths order without following symlinks, and records every
+// entry; regular files are hashed by a small pool of concurrent streams while output stays in order.
+import type { BigIntStats } from "node:fs";
+import { join, resolve } from "node:path";
+import { compareNames, comparePaths, formatMode, isWithin, type EntryType, type FileEntry } from "./entry.ts";
+import { filesErrors } from "./errors.ts";
+import { errorCode, hashFile, nodeScanFS, type ScanFS } from "./hash-file.ts";
+
+export { nodeScanFS };
+
+export interface ScanOptions {
+  /** Files hashed at the same time (default 4: enough to overlap reads with hashing on 2 cores). */
+  concurrency?: number;
+  fs?: ScanFS;
+  /** Compare mode: a root that no longer exists scans as empty (its entries are "removed") instead of an error. */
+  allowMissingRoots?: boolean;
+  /** Paths left out of the scan (with everything beneath), e.g. the baseline being written. */
+  exclude?: (path: string) => boolean;
+  /** Stay on each root's file system, like find -xdev: a mount point is recorded but not entered (keeps /proc and /sys out of a scan of /). */
+  oneFileSystem?: boolean;
+  /** Called after each entry with running totals (for a progress bar). */
+  onProgress?: (stats: ScanStats) => void;
+}
+
+export interface ScanStats {
+  entries: number;
+  bytesHashed: number;
+}
+
+/** Entries examined ahead of the one being emitted: bounds memory while keeping the pool busy. */
+const WINDOW = 256;
+/** Children whose lstat runs at the same time. */
+const LSTAT_AHEAD = 32;
+const READ_BUFFER = 1 << 20;
+
+function typeOf(s: BigIntStats): EntryType {
+  if (s.isFile()) return "file";
+  if (s.isDirectory()) return "dir";
+  if (s.isSymbolicLink()) return "symlink";
+  if (s.isFIFO()) return "fifo";
+  if (s.isSocket()) return "socket";
+  if (s.isBlockDevice()) return "block";
+  if (s.isCharacterDevice()) return "char";
+  return "unknown";
+}
+
+function fromStat(path: string, s: BigIntStats): FileEntry {
+  return {
+    path,
+    type: typeOf(s),
+    status: "ok",
+    mode: formatMode(Number(s.mode)),
+    uid: Number(s.uid),
+    gid: Number(s.gid),
+    size: Number(s.size),
+    mtime: s.mtimeNs.toString(),
+    ctime: s.ctimeNs.toString(),
+    ino: s.ino.toString(),
+    target: null,
+    sha256: null,
+    error: null,
+  };
+}
+
+function missing(path: string, status: "vanished" | "unreadable", error: string): FileEntry {
+  return { path, type: "unknown", status, mode: "0000", uid: 0, gid: 0, size: 0, mtime: "0", ctime: "0", ino: "0", target: null, sha256: null, error };
+}
+
+/** What the walker found at one path, before hashing. */
+interface Found {
+  path: string;
+  stat: BigIntStats | null;
+  entry: FileEntry;
+}
+
+/**
+ * Normalises roots: absolute, sorted, and without roots nested inside another (scanned once).
+ *
+ * @example
+ * normaliseRoots(["/usr/bin/", "/usr"]); // ["/usr"]
+ */
+export function normaliseRoots(paths: readonly string[]): string[] {
+  const sorted = [...new Set(paths.map((p) => resolve(p)))].sort(comparePaths);
+  const out: string[] = [];
+  for (const p of sorted) if (!out.some((r) => isWithin(p, r))) out.push(p);
+  return out;
+}
+
+async function examineName(fs: ScanFS, dir: string, name: string): Promise<Found> {
+  if (name.startsWith("\0")) {
+    // Not valid UTF-8 (see nameFromBytes): recorded under its escaped name, never opened.
+    const path = join(dir, name.slice(1));
+    return { path, stat: null, entry: missing(path, "unreadable", "EILSEQ") };
+  }
+  return examine(fs, join(dir, name));
+}
+
+async function examine(fs: ScanFS, path: string): Promise<Found> {
+  try {
+    const s = await fs.lstat(path);
+    return { path, stat: s, entry: fromStat(path, s) };
+  } catch (error) {
+    const code = errorCode(error);
+    return { path, stat: null, entry: missing(path, code === "ENOENT" ? "vanished" : "unreadable", code) };
+  }
+}
+
+/**
+ * Sorts names and drops a repeat: an undecodable name's escaped text could equal a real name, and
+ * one path must give one entry (the real, examinable one wins).
+ */
+function uniqueSorted(names: readonly string[]): string[] {
+  const byText = new Map<string, string>();
+  for (const name of names) {
+    const text = name.startsWith("\0") ? name.slice(1) : name;
+    const seen = byText.get(text);
+    if (seen === undefined || seen.startsWith("\0")) byText.set(text, name);
+  }
+  return [...byText.entries()].sort((a, b) => compareNames(a[0], b[0])).map(([, name]) => name);
+}
+
+interface Frame {
+  dir: string;
+  names: string[];
+  next: number;
+  ahead: Array<Promise<Found>>;
+  key: string;
+}
+
+interface WalkOptions {
+  allowMissing: boolean;
+  exclude: (path: string) => boolean;
+  oneFileSystem: boolean;
+}
+
+async function* walk(fs: ScanFS, roots: readonly string[], options: WalkOptions): AsyncGenerator<Found> {
+  const { allowMissing, exclude } = options;
+  for (const root of roots) {
+    const top = await examine(fs, root);
+    if (top.stat === null && top.entry.status === "vanished") {
+      if (allowMissing) continue;
+      throw filesErrors.badRoot(`cannot scan ${root}: it does not exist`);
+    }
+    // Directories on the current descent path: a directory that is its own ancestor (a bind
+    // mount of a parent) would make the walk endless, so it is recorded and not entered.
+    const onPath = new Set<string>();
+    const stack: Frame[] = [];
+    const rootDev = top.stat?.dev;
+    const enter = async (found: Found): Promise<void> => {
+      if (found.stat === null || !found.stat.isDirectory()) return;
+      if (options.oneFileSystem && found.stat.dev !== rootDev) return;
+      const key = `${found.stat.dev}:${found.stat.ino}`;
+      if (onPath.has(key)) {
+        found.entry.status = "dir-loop";
+        return;
+      }
+      let names: string[];
+      try {
+        names = uniqueSorted(await fs.readdir(found.path));
+      } catch (error) {
+        found.entry.status = "unreadable";
+        found.entry.error = errorCode(error);
+        return;
+      }
+      onPath.add(key);
+      stack.push({ dir: found.path, names, next: 0, ahead: [], key });
+    };
+    await enter(top);
+    yield top;
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1] as Frame;
+      while (frame.ahead.length < LSTAT_AHEAD && frame.next < frame.names.length) {
+        const name = frame.names[frame.next++] as string;
+        if (exclude(join(frame.dir, name))) continue;
+        frame.ahead.push(examineName(fs, frame.dir, name));
+      }
+      const pending = frame.ahead.shift();
+      if (pending === undefined) {
+        stack.pop();
+        onPath.delete(frame.key);
+        continue;
+      }
+      const found = await pending;
+      await enter(found);
+      yield found;
+    }
+  }
+}
+
+/** A counting semaphore: at most `limit` hashes read at once, served in arrival (path) order. */
+function semaphore(limit: number): { acquire(): Promise<void>; release(): void } {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return {
+    acquire: () => {
+      if (active < limit) {
+        active++;
+        return Promise.resolve();
+      }
+      return new Promise<void>((r) => waiting.push(r));
+    },
+    release: () => {
+      const nextWaiter = waiting.shift();
+      if (nextWaiter) nextWaiter();
+      else active--;
+    },
+  };
+}
+
+/**
+ * Scans `roots` and yields one entry per path in comparePaths order. Never throws for a problem
+ * with one entry (it becomes the entry's status); throws only when a root does not exist.
+ *
+ * @example
+ * for await (const e of scanTree(["/usr/bin"])) console.log(e.path, e.sha256);
+ */
+export async function* scanTree(roots: readonly string[], options: ScanOptions = {}): AsyncGenerator<FileEntry> {
+  const fs = options.fs ?? nodeScanFS;
+  const limit = Math.max(1, Math.min(64, options.concurrency ?? 4));
+  const gate = semaphore(limit);
+  const buffers: Buffer[] = [];
+  const stats: ScanStats = { entries: 0, bytesHashed: 0 };
+
+  const finish = async (found: Found): Promise<FileEntry> => {
+    const entry = found.entry;
+    if (found.stat === null || entry.status !== "ok") return entry;
+    if (entry.type === "symlink") {
+      try {
+        entry.target = await fs.readlink(entry.path);
+      } catch (error) {
+        entry.status = "unreadable";
+        entry.error = errorCode(error);
+        return entry;
+      }
+      try {
+        await fs.stat(entry.path);
+      } catch (error) {
+        if (errorCode(error) === "ELOOP") entry.status = "symlink-loop";
+        // A dangling link (ENOENT) is a normal entry: its target string is what is recorded.
+      }
+      return entry;
+    }
+    if (entry.type !== "file") return entry;
+    await gate.acquire();
+    const buffer = buffers.pop() ?? Buffer.allocUnsafe(READ_BUFFER);
+    try {
+      const outcome = await hashFile(fs, entry.path, found.stat, buffer);
+      if (outcome.status === "ok") {
+        const fresh = fromStat(entry.path, outcome.stat);
+        fresh.sha256 = outcome.sha256;
+        stats.bytesHashed += outcome.bytes;
+        return fresh;
+      }
+      entry.status = outcome.status;
+      entry.error = outcome.error;
+      return entry;
+    } finally {
+      buffers.push(buffer);
+      gate.release();
+    }
+  };
+
+  const window: Array<Promise<FileEntry>> = [];
+  for await (const found of walk(fs, normaliseRoots(roots), {
+    allowMissing: options.allowMissingRoots ?? false,
+    exclude: options.exclude ?? ((): boolean => false),
+    oneFileSystem: options.oneFileSystem ?? false,
+  })) {
+    window.push(finish(found));
+    if (window.length >= WINDOW) {
+      stats.entries++;
+      yield await (window.shift() as Promise<FileEntry>);
+      options.onProgress?.(stats);
+    }
+  }
+  while (window.length > 0) {
+    stats.entries++;
+    yield await (window.shift() as Promise<FileEntry>);
+    options.onProgress?.(stats);
+  }
+}

@@ -1,0 +1,28 @@
+// Helpers for the files and downloads tests: an Ed25519 Signer like the keyring's, and temp dirs.
+import { generateKeyPairSync, sign, verify } from "node:crypto";
+import { mkdtempSync, realpathSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Signer } from "../../crypto/signer.ts";
+
+/** A Signer holding one fresh Ed25519 key under `keyId`; verifies only that key, as a keyring would. */
+export function testSigner(keyId: string = "sk_test"): Signer {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  return {
+    keyId,
+    sign: (data: Uint8Array): Uint8Array => new Uint8Array(sign(null, data, privateKey)),
+    verify: (id: string, data: Uint8Array, signature: Uint8Array): boolean => {
+      if (id !== keyId) return false;
+      try {
+        return verify(null, data, publicKey, signature);
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+/** A new temporary directory, with symlinks resolved so recorded paths match what tests expect. */
+export function tempDir(prefix: string): string {
+  return realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+}

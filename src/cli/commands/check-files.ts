@@ -1,0 +1,103 @@
+// `bulwark check files`: record a signed baseline of PATHs (--baseline OUT) or compare PATHs with one
+// (--compare BASELINE). The heavy modules load only when the command runs.
+import type { Command } from "commander";
+import { InputError } from "../../lib/errors.ts";
+import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
+import type { CliContext, CommandModule } from "../context.ts";
+import type { ExitCode } from "../exit-codes.ts";
+import { action, group, progress } from "../run.ts";
+
+interface FilesOptions extends CheckOptions {
+  baseline?: string;
+  compare?: string;
+  concurrency?: string;
+  exclude?: string[];
+  oneFileSystem?: boolean;
+}
+
+function parseConcurrency(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,2}$/.test(value) || Number(value) < 1 || Number(value) > 64) {
+    throw new InputError("BULWARK_ERR_USAGE", `--concurrency must be an integer from 1 to 64, got "${value.slice(0, 20)}"`);
+  }
+  return Number(value);
+}
+
+/** Paths and times from a baseline are attacker-controlled when it is tampered: quote any with control characters. */
+function shown(text: string): string {
+  return /[\u0000-\u001f\u007f-\u009f]/.test(text) ? JSON.stringify(text) : text;
+}
+
+function formatBytes(n: number): string {
+  return n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`;
+}
+
+async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promise<ExitCode> {
+  if ((opts.baseline === undefined) === (opts.compare === undefined)) {
+    throw new InputError("BULWARK_ERR_USAGE", "give exactly one of --baseline OUT (record) or --compare BASELINE (compare)");
+  }
+  const concurrency = parseConcurrency(opts.concurrency);
+  const files = await import("../../checks/files/index.ts");
+  const app = await ctx.app();
+  const signer = await app.keyring.signer();
+  const bar = progress(ctx, "files", 0);
+  let bytes = 0;
+  const onProgress = (s: { entries: number; bytesHashed: number }): void => {
+    bytes = s.bytesHashed;
+    bar.update(s.entries, s.entries);
+  };
+  if (opts.baseline !== undefined) {
+    if (paths.length === 0) throw new InputError("BULWARK_ERR_USAGE", "--baseline needs at least one PATH to record");
+    const r = await files.createBaseline({
+      paths,
+      out: opts.baseline,
+      signer,
+      clock: app.clock,
+      concurrency,
+      onProgress,
+      exclude: opts.exclude,
+      oneFileSystem: opts.oneFileSystem,
+    });
+    bar.done();
+    return finishCheck(ctx, opts, {
+      check: "files",
+      findings: r.findings,
+      extra: { baseline: opts.baseline, roots: r.roots, entries: r.entries, keyId: r.keyId, bytesHashed: bytes },
+      summary: [`baseline ${opts.baseline}: ${r.entries} entries under ${r.roots.map(shown).join(", ")}, ${formatBytes(bytes)} hashed, signed with key ${r.keyId}`],
+    });
+  }
+  const baseline = opts.compare as string;
+  const r = await files.compareBaseline({ baseline, paths, signer, concurrency, onProgress, exclude: opts.exclude, oneFileSystem: opts.oneFileSystem });
+  bar.done();
+  const trust = r.integrity.trusted ? `signature valid (key ${r.integrity.keyId})` : "NOT TRUSTED (see files.baseline-tampered)";
+  return finishCheck(ctx, opts, {
+    check: "files",
+    findings: r.findings,
+    extra: { baseline, createdAt: r.header.createdAt, roots: r.roots, trusted: r.integrity.trusted, totals: r.totals },
+    summary: [
+      `baseline ${shown(baseline)} of ${shown(r.header.createdAt)}: ${trust}`,
+      `compared ${r.totals.scanned} entries under ${r.roots.map(shown).join(", ")}: ${r.totals.added} added, ${r.totals.removed} removed, ${r.totals.changed} changed`,
+    ],
+  });
+}
+
+export default {
+  register(program: Command, ctx: CliContext): void {
+    const check = group(program, "check", "run a security check and print findings");
+    addCheckOptions(
+      check
+        .command("files")
+        .description(
+          "file integrity: --baseline OUT PATH… records a signed baseline (type, mode, owner, size, times, inode, link target, SHA-256); " +
+            "--compare BASELINE [PATH…] reports files added, removed and changed since (PATHs default to those recorded). " +
+            "Symlinks, including a PATH that is one, are recorded and never followed.",
+        )
+        .argument("[paths...]", "files or directories to record or compare")
+        .option("--baseline <out>", "scan PATHs and write a signed baseline to this file")
+        .option("--compare <baseline>", "compare PATHs (default: the baseline's) with this baseline")
+        .option("--exclude <path>", "leave this path and everything beneath it out (repeatable; compare defaults to the recorded ones)", (v: string, prev?: string[]) => [...(prev ?? []), v])
+        .option("--one-file-system", "do not enter other mounted file systems (use it when scanning /: keeps /proc and /sys out)")
+        .option("--concurrency <n>", "files hashed at once (1-64, default 4)"),
+    ).action(action(ctx, (paths: string[], opts: FilesOptions) => run(ctx, paths, opts)));
+  },
+} satisfies CommandModule;

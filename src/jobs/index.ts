@@ -1,0 +1,2 @@
+// Public API of resumable jobs.
+export * from "./job-store.ts";
