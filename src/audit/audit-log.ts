@@ -1,7 +1,8 @@
 // The append-only, hash-chained audit log. Appends from many processes (and PostgreSQL nodes) keep one
 // linear chain: an event is inserted only if the head is still the one its hash was computed over.
+import type { StatementSync } from "node:sqlite";
 import { CompiledQuery, type Kysely } from "kysely";
-import { newId } from "../crypto/tokens.ts";
+import { newOrderedId } from "../crypto/tokens.ts";
 import type { Signer } from "../crypto/signer.ts";
 import { verifyWithPublicKey } from "../crypto/keyring.ts";
 import { fromBase64URL, toBase64URL } from "../lib/encoding.ts";
@@ -53,6 +54,14 @@ const MAX_DATA_BYTES = 64 * 1024;
 const MAX_FIELD = 512;
 const PAGE = 5000;
 
+// Outside a transaction an append cannot be rolled back after it succeeded, so the cached head is the true
+// head or older; a plain insert at head+1 either lands on the chain or collides on seq and retries.
+const INSERT_PLAIN_SQL =
+  "INSERT INTO audit_events (seq, id, type, actor, subject, data, at, request_id, prev_hash, hash) " +
+  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (seq) DO NOTHING";
+
+// Inside a caller's transaction the event may still roll back, so the insert also checks that the head it
+// links to is the current one (a rolled-back head must never be linked to).
 const INSERT_SQL =
   "INSERT INTO audit_events (seq, id, type, actor, subject, data, at, request_id, prev_hash, hash) " +
   "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE EXISTS (SELECT 1 FROM audit_head WHERE id = 1 AND seq = $11 AND hash = $12) " +
@@ -70,6 +79,7 @@ export class AuditLog {
   readonly #signer: (() => Promise<Signer>) | undefined;
   readonly #every: number;
   readonly #insertSQL: string;
+  readonly #insertPlainSQL: string;
   #head: { seq: number; hash: string } | null = null;
 
   constructor(options: AuditLogOptions) {
@@ -79,7 +89,16 @@ export class AuditLog {
     this.#signer = options.signer;
     this.#every = options.checkpointEvery ?? 1000;
     // node:sqlite numbers parameters as ?NNN; PostgreSQL as $N. Same statement otherwise.
-    this.#insertSQL = options.database.dialect === "sqlite" ? INSERT_SQL.replace(/\$(\d+)/g, "?$1") : INSERT_SQL;
+    const numbered = (q: string): string => (options.database.dialect === "sqlite" ? q.replace(/\$(\d+)/g, "?$1") : q);
+    this.#insertSQL = numbered(INSERT_SQL);
+    this.#insertPlainSQL = numbered(INSERT_PLAIN_SQL);
+  }
+
+  #plainStatement: StatementSync | null = null;
+
+  #sqliteInsert(values: unknown[]): boolean {
+    this.#plainStatement ??= this.#database.sqlite!.prepare(this.#insertPlainSQL);
+    return this.#plainStatement.run(...(values as Array<string | number>)).changes === 1;
   }
 
   async #readHead(db: Kysely<Schema>): Promise<{ seq: number; hash: string }> {
@@ -104,24 +123,30 @@ export class AuditLog {
       throw new RuntimeFailure("BULWARK_ERR_AUDIT_FIELD", `audit data is larger than ${MAX_DATA_BYTES} bytes`);
     }
     const base = {
-      id: newId("evt", this.#random),
+      id: newOrderedId("evt", this.#clock.now(), this.#random),
       type: bounded("type", input.type),
       actor: bounded("actor", input.actor ?? "system"),
       subject: bounded("subject", input.subject ?? ""),
       requestId: bounded("request id", input.requestId ?? ""),
       data,
     };
+    const autocommit = db === this.#database.db;
     for (let attempt = 0; attempt < 10_000; attempt++) {
-      const head = this.#head ?? (await this.#readHead(db));
+      // In a transaction the head is read inside it; outside, the cached head (if any) is tried first.
+      const head = (autocommit ? this.#head : null) ?? (await this.#readHead(db));
       const fields: ChainFields = { ...base, seq: head.seq + 1, at: this.#clock.now(), prevHash: head.hash };
       const hash = eventHash(fields);
-      const result = await db.executeQuery(
-        CompiledQuery.raw(this.#insertSQL, [
-          fields.seq, fields.id, fields.type, fields.actor, fields.subject, fields.data, fields.at, fields.requestId, fields.prevHash, hash, head.seq, head.hash,
-        ]),
-      );
-      if (result.numAffectedRows === 1n) {
-        this.#head = { seq: fields.seq, hash };
+      const values = [fields.seq, fields.id, fields.type, fields.actor, fields.subject, fields.data, fields.at, fields.requestId, fields.prevHash, hash];
+      const inserted = autocommit && this.#database.sqlite && !this.#database.sqlite.isTransaction
+        // node:sqlite runs a statement synchronously: with no transaction open on the connection, a direct
+        // prepared insert cannot interleave with anything else, so it skips the query builder (the hot path).
+        ? this.#sqliteInsert(values)
+        : (await db.executeQuery(
+            autocommit ? CompiledQuery.raw(this.#insertPlainSQL, values) : CompiledQuery.raw(this.#insertSQL, [...values, head.seq, head.hash]),
+          )).numAffectedRows === 1n;
+      if (inserted) {
+        // An event appended in a transaction may roll back: never cache it as the head.
+        this.#head = autocommit ? { seq: fields.seq, hash } : null;
         if (this.#signer && fields.seq % this.#every === 0 && db === this.#database.db) await this.checkpoint();
         return { ...fields, data: input.data ? JSON.parse(data) : {}, hash };
       }
@@ -153,21 +178,46 @@ export class AuditLog {
     return rows.map((r) => ({ seq: Number(r.seq), hash: r.hash, at: Number(r.at), keyId: r.key_id, signature: r.signature }));
   }
 
-  /** Pages through stored events in seq order, starting after `afterSeq`. */
+  /** Stored events in seq order, starting after `afterSeq`. */
   async *rows(options: { afterSeq?: number; sinceAt?: number } = {}): AsyncGenerator<ChainFields & { hash: string }> {
+    for await (const page of this.pages(options)) yield* page;
+  }
+
+  /** Stored events in seq order, a page (array) at a time. */
+  async *pages(options: { afterSeq?: number; sinceAt?: number } = {}): AsyncGenerator<Array<ChainFields & { hash: string }>> {
+    if (this.#database.sqlite && options.sinceAt === undefined) {
+      yield* this.#sqlitePages(options.afterSeq ?? 0);
+      return;
+    }
     let after = options.afterSeq ?? 0;
     for (;;) {
       let q = this.#database.db.selectFrom("audit_events").selectAll().where("seq", ">", after).orderBy("seq").limit(PAGE);
       if (options.sinceAt !== undefined) q = q.where("at", ">=", options.sinceAt);
       const page = await q.execute();
-      for (const r of page) {
-        yield {
-          seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at),
-          requestId: r.request_id, prevHash: r.prev_hash, hash: r.hash, data: r.data,
-        };
-      }
+      yield page.map((r) => ({
+        seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at),
+        requestId: r.request_id, prevHash: r.prev_hash, hash: r.hash, data: r.data,
+      }));
       if (page.length < PAGE) return;
       after = Number(page[page.length - 1]!.seq);
+    }
+  }
+
+  /**
+   * SQLite fast path for verify and export: one prepared statement read as arrays, in pages so the
+   * write lock is never held off by a long read, without building two objects per row.
+   */
+  async *#sqlitePages(afterSeq: number): AsyncGenerator<Array<ChainFields & { hash: string }>> {
+    const stmt = this.#database.sqlite!.prepare(
+      "SELECT seq, id, type, actor, subject, data, at, request_id, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+    );
+    stmt.setReturnArrays(true);
+    let after = afterSeq;
+    for (;;) {
+      const page = stmt.all(after, PAGE * 4) as unknown as Array<[number, string, string, string, string, string, number, string, string, string]>;
+      yield page.map((r) => ({ seq: r[0], id: r[1], type: r[2], actor: r[3], subject: r[4], data: r[5], at: r[6], requestId: r[7], prevHash: r[8], hash: r[9] }));
+      if (page.length < PAGE * 4) return;
+      after = page[page.length - 1]![0];
     }
   }
 
@@ -192,7 +242,7 @@ export class AuditLog {
     const head = await this.#readHead(this.#database.db);
     const stored = await this.checkpoints();
     const signer = this.#signer ? await this.#signer() : null;
-    return verifyChain(this.rows(), {
+    return verifyChain(this.pages(), {
       head,
       checkpoints: [...stored, ...(options.exported ?? [])],
       verifySignature: (cp) => {

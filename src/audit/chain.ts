@@ -1,6 +1,6 @@
 // The hash chain: each event's hash covers its content and the previous event's hash, so altering,
 // removing or reordering any event breaks every hash after it.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 export const GENESIS_HASH = "0".repeat(64);
 const VERSION = "bulwark-audit-v1";
@@ -21,7 +21,8 @@ export interface ChainFields {
 /** SHA-256 over an unambiguous encoding (a JSON array of the fields), hex. */
 export function eventHash(e: ChainFields): string {
   const encoded = JSON.stringify([VERSION, e.seq, e.id, e.type, e.actor, e.subject, e.at, e.requestId, e.prevHash, e.data]);
-  return createHash("sha256").update(encoded).digest("hex");
+  // crypto.hash is the one-shot form: same SHA-256, without a Hash object per event (verify hashes millions).
+  return hash("sha256", encoded, "hex");
 }
 
 /** The message a checkpoint signature covers. */

@@ -44,8 +44,11 @@ export interface VerifyOptions {
   partial?: boolean;
 }
 
-/** Takes events in seq order and stops at the first problem, naming it. */
-export async function verifyChain(events: AsyncIterable<ChainFields>, options: VerifyOptions = {}): Promise<VerifyReport> {
+/**
+ * Takes events in seq order — one by one, or in pages (arrays), which avoids an await per event — and stops
+ * at the first problem, naming it.
+ */
+export async function verifyChain(events: AsyncIterable<ChainFields | ChainFields[]>, options: VerifyOptions = {}): Promise<VerifyReport> {
   const pending = new Map<number, Checkpoint[]>();
   let checkpointsChecked = 0;
   for (const cp of options.checkpoints ?? []) {
@@ -60,7 +63,9 @@ export async function verifyChain(events: AsyncIterable<ChainFields>, options: V
     ok: false, events: count, lastSeq: expected - 1, lastHash: prev, checkpointsChecked, problem: { seq, id, problem },
   });
 
-  for await (const e of events) {
+  for await (const item of events) {
+   const page = Array.isArray(item) ? item : [item];
+   for (const e of page) {
     if (count === 0 && options.partial) {
       expected = e.seq;
       prev = e.prevHash;
@@ -95,6 +100,7 @@ export async function verifyChain(events: AsyncIterable<ChainFields>, options: V
     expected++;
     count++;
     if (options.onProgress && count % 50_000 === 0) options.onProgress(count);
+   }
   }
   const last = expected - 1;
   const head = options.head;

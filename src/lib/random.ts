@@ -7,6 +7,22 @@ export interface RandomSource {
   bytes(size: number): Uint8Array;
 }
 
+// Small requests (ids, salts, nonces) are served from a pooled CSPRNG buffer: one getrandom call per
+// 4 KiB instead of one per id. Bytes are handed out once and the pool is refilled, never reused.
+const POOL_SIZE = 4096;
+let pool = randomBytes(POOL_SIZE);
+let offset = 0;
+
 export const systemRandom: RandomSource = {
-  bytes: (size: number): Uint8Array => new Uint8Array(randomBytes(size)),
+  bytes: (size: number): Uint8Array => {
+    if (size > 256) return new Uint8Array(randomBytes(size));
+    if (offset + size > POOL_SIZE) {
+      pool = randomBytes(POOL_SIZE);
+      offset = 0;
+    }
+    const out = new Uint8Array(pool.subarray(offset, offset + size));
+    pool.fill(0, offset, offset + size);
+    offset += size;
+    return out;
+  },
 };

@@ -1,0 +1,218 @@
+// The new-password policy: length in code points, no composition rules, common passwords, context
+// words and breached-password lookups, each rejection with a stable code and a message.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { createCommonPasswordList } from "./common-list.ts";
+import { PasswordPolicyConfigError, PasswordPolicyInputError } from "./errors.ts";
+import { createPasswordPolicy, type PasswordPolicyOptions } from "./policy.ts";
+import type { BreachChecker, BreachVerdict, PolicyResult } from "./types.ts";
+
+const common = createCommonPasswordList(["password", "iloveyou", "correcthorsebatterystaple", "qwertyuiopasdfgh"]);
+const policy = (options: PasswordPolicyOptions = {}) => createPasswordPolicy({ commonPasswords: common, ...options });
+const codes = (result: PolicyResult): string[] => (result.ok ? [] : result.reasons.map((r) => r.code));
+const GOOD = "violet tugboat evening cactus";
+
+function fakeChecker(verdict: BreachVerdict, seen: string[] = []): BreachChecker {
+  return {
+    name: "fake",
+    check: async (password) => {
+      seen.push(password);
+      return verdict;
+    },
+  };
+}
+
+describe("length", () => {
+  test("requires 15 characters by default and accepts exactly 15", async () => {
+    // ASVS 6.2.1: at least 8, 15 strongly recommended (NIST SP 800-63B-4 single-factor).
+    const p = policy();
+    assert.equal(p.minLength, 15);
+    assert.deepEqual(codes(await p.check("a".repeat(14) + "Z")), []);
+    assert.deepEqual(codes(await p.check("abcdefghijklmn")), ["too-short"]);
+    assert.deepEqual(await p.check("abcdefghijklmno"), { ok: true });
+  });
+
+  test("names the minimum in the too-short message", async () => {
+    const result = await policy().check("short one");
+    assert.equal(result.ok, false);
+    assert.match(result.ok ? "" : (result.reasons[0]?.message ?? ""), /at least 15 characters/);
+  });
+
+  test("accepts a configured minimum of 8 and refuses a configuration below 8", () => {
+    // ASVS 6.2.1: never below 8.
+    assert.equal(policy({ minLength: 8 }).minLength, 8);
+    assert.throws(() => policy({ minLength: 7 }), (error: unknown) => {
+      assert.ok(error instanceof PasswordPolicyConfigError);
+      assert.equal(error.code, "BULWARK_ERR_PASSWORD_POLICY_CONFIG");
+      assert.match(error.message, /minLength must be at least 8.*got 7/);
+      return true;
+    });
+    assert.throws(() => policy({ minLength: 0 }), PasswordPolicyConfigError);
+    assert.throws(() => policy({ minLength: 12.5 }), /integer/);
+  });
+
+  test("accepts passwords of 64 and of 128 characters by default", async () => {
+    // ASVS 6.2.9: at least 64 characters permitted.
+    const p = policy();
+    assert.deepEqual(await p.check("x".repeat(63) + "!"), { ok: true });
+    assert.deepEqual(await p.check("y".repeat(128)), { ok: true });
+    assert.deepEqual(codes(await p.check("y".repeat(129))), ["too-long"]);
+  });
+
+  test("refuses a maximum below 64, above 1024, or below the minimum", () => {
+    assert.throws(() => policy({ maxLength: 63 }), /maxLength must be an integer between 64 and 1024/);
+    assert.throws(() => policy({ maxLength: 1025 }), PasswordPolicyConfigError);
+    assert.throws(() => policy({ minLength: 100, maxLength: 80 }), /must not be below minLength/);
+    assert.equal(policy({ maxLength: 1024 }).maxLength, 1024);
+  });
+
+  test("counts length in code points, not UTF-16 units or bytes", async () => {
+    // NIST SP 800-63B-4 §3.1.1.2: each Unicode code point counts as one character.
+    const emoji = "🔑".repeat(15); // 30 UTF-16 units, 60 bytes
+    assert.deepEqual(await policy().check(emoji), { ok: true });
+    assert.deepEqual(codes(await policy().check("🔑".repeat(14))), ["too-short"]);
+    const p = policy({ maxLength: 64 });
+    assert.deepEqual(await p.check("🔑".repeat(64)), { ok: true });
+    assert.deepEqual(codes(await p.check("🔑".repeat(65))), ["too-long"]);
+  });
+});
+
+describe("composition and exactness", () => {
+  test("accepts any composition: only lower case, only digits, spaces, symbols, any script", async () => {
+    // ASVS 6.2.5: no rules on character classes.
+    for (const password of ["onlylowercaseletters", "907315846203917", "               x", "¡™£¢∞§¶•ªº–≠œ∑´", "пароль на русском языке", "长长的密码长长的密码长长的密码"]) {
+      assert.deepEqual(await policy().check(password), { ok: true }, password);
+    }
+  });
+
+  test("checks the password exactly as received: surrounding spaces count towards the length", async () => {
+    // ASVS 6.2.8: no trimming, so these 15 code points are 15 characters.
+    assert.deepEqual(await policy().check("  thirteen ch  "), { ok: true });
+    assert.deepEqual(codes(await policy().check(" fourteen ch   ".slice(0, 14))), ["too-short"]);
+  });
+
+  test("refuses a value that is not a string with an input error", async () => {
+    const p = policy();
+    await assert.rejects(p.check(12345678901234567 as unknown as string), PasswordPolicyInputError);
+    await assert.rejects(p.check(undefined as unknown as string), /password must be a string, got undefined/);
+  });
+});
+
+describe("common passwords", () => {
+  test("rejects a password on the list, in any case and in compatibility forms", async () => {
+    // ASVS 6.2.4. Comparisons are case-insensitive after NFKC; the password itself is not changed.
+    const p = policy({ minLength: 8 });
+    assert.deepEqual(codes(await p.check("password")), ["common"]);
+    assert.deepEqual(codes(await p.check("PassWord")), ["common"]);
+    assert.deepEqual(codes(await p.check("ｐａｓｓｗｏｒｄ")), ["common"]); // full-width forms
+    assert.deepEqual(codes(await p.check("CorrectHorseBatteryStaple")), ["common"]);
+    assert.deepEqual(await p.check("password but longer"), { ok: true });
+  });
+
+  test("reports every reason at once", async () => {
+    const result = await policy().check("iloveyou");
+    assert.deepEqual(codes(result), ["too-short", "common"]);
+    assert.ok(!result.ok && result.reasons.every((r) => r.message.length > 0 && !r.message.includes("iloveyou")));
+  });
+
+  test("loads the list once, lazily, and preload loads it ahead of time", async () => {
+    let loads = 0;
+    const p = createPasswordPolicy({
+      commonPasswords: async () => {
+        loads++;
+        return common;
+      },
+    });
+    assert.equal(loads, 0);
+    await p.preload();
+    assert.equal(loads, 1);
+    await Promise.all([p.check(GOOD), p.check("password is common"), p.check(GOOD)]);
+    assert.equal(loads, 1);
+  });
+
+  test("retries a failed list load on the next check instead of caching the failure", async () => {
+    let attempts = 0;
+    const p = createPasswordPolicy({
+      commonPasswords: async () => {
+        if (++attempts === 1) throw new Error("disk hiccup");
+        return common;
+      },
+    });
+    await assert.rejects(p.check(GOOD), /disk hiccup/);
+    assert.deepEqual(await p.check(GOOD), { ok: true });
+    assert.equal(attempts, 2);
+  });
+});
+
+describe("context words", () => {
+  test("rejects passwords containing the email, its local part, the username or the service name", async () => {
+    // ASVS 6.2.11: context-specific words.
+    const p = policy();
+    const context = { email: "Jane.Doe@example.org", username: "jdoe1987", serviceName: "Acme Portal" };
+    assert.deepEqual(codes(await p.check("jane.doe@example.org!", context)), ["context-word"]);
+    assert.deepEqual(codes(await p.check("my name is JANE and I like tea", context)), ["context-word"]);
+    assert.deepEqual(codes(await p.check("xx-jdoe1987-tomato-soup", context)), ["context-word"]);
+    assert.deepEqual(codes(await p.check("acmeacmeacmeacme", context)), ["context-word"]);
+    assert.deepEqual(codes(await p.check("portal to another world", context)), ["context-word"]);
+    assert.deepEqual(await p.check(GOOD, context), { ok: true });
+  });
+
+  test("names which context the password was built from", async () => {
+    const result = await policy().check("alice-at-bulwark-rocks", { username: "alice", serviceName: "Bulwark" });
+    assert.equal(result.ok, false);
+    assert.equal(result.ok ? "" : result.reasons[0]?.message, "Do not build the password from your username or the name of this service.");
+  });
+
+  test("rejects extra site-specific words", async () => {
+    const result = await policy().check("I love Widgetron so much", { extraWords: ["widgetron"] });
+    assert.deepEqual(codes(result), ["context-word"]);
+  });
+
+  test("ignores context words shorter than the configured minimum", async () => {
+    assert.deepEqual(await policy().check("bob is a builder, yes", { username: "bob" }), { ok: true });
+    assert.deepEqual(codes(await policy({ minContextWordLength: 3 }).check("bob is a builder, yes", { username: "bob" })), ["context-word"]);
+    assert.throws(() => policy({ minContextWordLength: 0 }), PasswordPolicyConfigError);
+  });
+});
+
+describe("breached passwords", () => {
+  test("rejects a password a breach checker reports, with the count", async () => {
+    // ASVS 6.2.12: checked against a set of breached passwords.
+    const result = await policy({ breachCheckers: [fakeChecker({ status: "breached", count: 42 })] }).check(GOOD);
+    assert.deepEqual(codes(result), ["breached"]);
+    assert.match(result.ok ? "" : (result.reasons[0]?.message ?? ""), /42 times/);
+  });
+
+  test("accepts a password every checker reports clean", async () => {
+    const checkers = [fakeChecker({ status: "clean" }), fakeChecker({ status: "clean" })];
+    assert.deepEqual(await policy({ breachCheckers: checkers }).check(GOOD), { ok: true });
+  });
+
+  test("fails closed when a fail-closed checker is unavailable, and tells the hook", async () => {
+    const events: unknown[] = [];
+    const p = policy({
+      breachCheckers: [fakeChecker({ status: "unavailable", reason: "HTTP 503", failClosed: true })],
+      onBreachCheckUnavailable: (event) => events.push(event),
+    });
+    assert.deepEqual(codes(await p.check(GOOD)), ["breach-check-unavailable"]);
+    assert.deepEqual(events, [{ checker: "fake", reason: "HTTP 503", failClosed: true }]);
+  });
+
+  test("fails open when a fail-open checker is unavailable, but still asks the next checker", async () => {
+    const unavailable = fakeChecker({ status: "unavailable", reason: "timeout", failClosed: false });
+    assert.deepEqual(await policy({ breachCheckers: [unavailable] }).check(GOOD), { ok: true });
+    const offline = fakeChecker({ status: "breached", count: 3 });
+    assert.deepEqual(codes(await policy({ breachCheckers: [unavailable, offline] }).check(GOOD)), ["breached"]);
+  });
+
+  test("does not look up a password that is already rejected", async () => {
+    const seen: string[] = [];
+    const p = policy({ breachCheckers: [fakeChecker({ status: "clean" }, seen)] });
+    await p.check("too short");
+    await p.check("Password");
+    await p.check("x".repeat(500));
+    assert.deepEqual(seen, []);
+    await p.check(GOOD);
+    assert.deepEqual(seen, [GOOD]); // passed exactly as received
+  });
+});

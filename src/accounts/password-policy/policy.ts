@@ -1,0 +1,165 @@
+// The policy for new passwords (registration, change, reset): NIST SP 800-63B-4 §3.1.1.2 and
+// ASVS 6.2 — length in code points, no composition rules, common, context and breached passwords.
+import { loadBundledCommonPasswords, type CommonPasswordList } from "./common-list.ts";
+import { contextWords, matchContextWords, type ContextSource } from "./context-words.ts";
+import { PasswordPolicyConfigError, PasswordPolicyInputError } from "./errors.ts";
+import { codePointLength } from "./normalize.ts";
+import type { BreachChecker, PolicyContext, PolicyReason, PolicyResult } from "./types.ts";
+
+export interface PasswordPolicyOptions {
+  /** Minimum length in code points. Default 15 (NIST SP 800-63B-4, single-factor); never below 8. */
+  minLength?: number;
+  /** Maximum length in code points. Default 128; at least 64 (ASVS 6.2.9), at most 1024. */
+  maxLength?: number;
+  /** The common-password list, or a loader for it. Default: the bundled list, loaded on first use. */
+  commonPasswords?: CommonPasswordList | (() => Promise<CommonPasswordList>);
+  /** Breached-password lookups, asked in order (range API, offline file). Default: none. */
+  breachCheckers?: readonly BreachChecker[];
+  /** Context words shorter than this (code points) are ignored. Default 4, between 1 and 64. */
+  minContextWordLength?: number;
+  /** Told each time a breach lookup was unavailable (to log it; the reason holds no secret). */
+  onBreachCheckUnavailable?: (event: { checker: string; reason: string; failClosed: boolean }) => void;
+}
+
+export interface PasswordPolicy {
+  readonly minLength: number;
+  readonly maxLength: number;
+  /** Checks a proposed new password. Expected rejections are values; only misuse throws. */
+  check(password: string, context?: PolicyContext): Promise<PolicyResult>;
+  /** Loads the common-password list now (at boot) instead of on the first check. */
+  preload(): Promise<void>;
+}
+
+export const DEFAULT_MIN_LENGTH = 15;
+export const DEFAULT_MAX_LENGTH = 128;
+// NIST SP 800-63B-4 §3.1.1.2 and ASVS 6.2.1: verifiers SHALL require at least 8 characters.
+const MIN_LENGTH_FLOOR = 8;
+// ASVS 6.2.9 / NIST: at least 64 characters must be accepted.
+const MAX_LENGTH_FLOOR = 64;
+// The hash layer refuses passwords over 4096 UTF-8 bytes (passwords/limits.ts, the long-password
+// DoS); 1024 code points of at most 4 bytes each always fit, so an accepted password can be hashed.
+const MAX_LENGTH_CEILING = 1024;
+
+/**
+ * Creates the policy for new passwords. Composition rules (digits, upper case, symbols) are
+ * deliberately absent: NIST SP 800-63B-4 forbids them and ASVS 6.2.5 requires any composition
+ * to be accepted. The password is checked exactly as received (ASVS 6.2.8): never trimmed,
+ * truncated or case-folded; NFKC and lower case are applied only to copies used for list matching.
+ *
+ * @example
+ * const policy = createPasswordPolicy({ minLength: 15 });
+ * const result = await policy.check("correct horse battery staple", { username: "alice" });
+ * if (!result.ok) for (const reason of result.reasons) console.log(reason.code, reason.message);
+ */
+export function createPasswordPolicy(options: PasswordPolicyOptions = {}): PasswordPolicy {
+  if (options.minLength !== undefined && options.minLength < MIN_LENGTH_FLOOR) {
+    throw new PasswordPolicyConfigError(
+      `minLength must be at least ${MIN_LENGTH_FLOOR} (NIST SP 800-63B-4 §3.1.1.2, ASVS 6.2.1), got ${options.minLength}`,
+    );
+  }
+  const minLength = integerOption("minLength", options.minLength ?? DEFAULT_MIN_LENGTH, MIN_LENGTH_FLOOR, MAX_LENGTH_CEILING);
+  const maxLength = integerOption("maxLength", options.maxLength ?? DEFAULT_MAX_LENGTH, MAX_LENGTH_FLOOR, MAX_LENGTH_CEILING);
+  if (maxLength < minLength) {
+    throw new PasswordPolicyConfigError(`maxLength (${maxLength}) must not be below minLength (${minLength})`);
+  }
+  const minWordLength = integerOption("minContextWordLength", options.minContextWordLength ?? 4, 1, 64);
+  const checkers = [...(options.breachCheckers ?? [])];
+  const source = options.commonPasswords ?? loadBundledCommonPasswords;
+  // Loaded on first use and kept; a failed load is retried by the next check, not cached.
+  let loaded: Promise<CommonPasswordList> | undefined;
+  const commonList = (): Promise<CommonPasswordList> => {
+    if (typeof source !== "function") return Promise.resolve(source);
+    loaded ??= source().catch((error: unknown) => {
+      loaded = undefined;
+      throw error;
+    });
+    return loaded;
+  };
+
+  async function check(password: string, context: PolicyContext = {}): Promise<PolicyResult> {
+    if (typeof password !== "string") {
+      throw new PasswordPolicyInputError(`password must be a string, got ${password === null ? "null" : typeof password}`);
+    }
+    // Cheap bound before any per-character work: a code point is at most two UTF-16 units, so a
+    // string of more than 2 × maxLength units is too long whatever it holds (a megabyte body is
+    // refused without being scanned, normalised or hashed).
+    const length = password.length > 2 * maxLength ? Infinity : codePointLength(password);
+    if (length > maxLength) {
+      return reject([{ code: "too-long", message: `Use at most ${maxLength} characters.` }]);
+    }
+    const reasons: PolicyReason[] = [];
+    if (length < minLength) {
+      reasons.push({ code: "too-short", message: `Use at least ${minLength} characters (this one has ${length}).` });
+    }
+    if ((await commonList()).has(password)) {
+      reasons.push({ code: "common", message: "This is one of the most commonly used passwords; choose another." });
+    }
+    const sources = matchContextWords(password, contextWords(context, minWordLength));
+    if (sources.length > 0) {
+      reasons.push({ code: "context-word", message: `Do not build the password from ${describeSources(sources)}.` });
+    }
+    // Breach lookups only for a password that passed everything else: a password we refuse anyway
+    // costs no network round-trip, and not even its hash prefix leaves the process.
+    if (reasons.length === 0) {
+      const breach = await checkBreaches(password);
+      if (breach !== undefined) reasons.push(breach);
+    }
+    return reasons.length === 0 ? { ok: true } : reject(reasons);
+  }
+
+  async function checkBreaches(password: string): Promise<PolicyReason | undefined> {
+    for (const checker of checkers) {
+      const verdict = await checker.check(password);
+      if (verdict.status === "breached") {
+        return {
+          code: "breached",
+          message: `This password has appeared in data breaches (${verdict.count} times) and is used by attackers; choose another.`,
+        };
+      }
+      if (verdict.status === "unavailable") {
+        options.onBreachCheckUnavailable?.({ checker: checker.name, reason: verdict.reason, failClosed: verdict.failClosed });
+        // Fail-closed: without an answer we cannot show the password is not breached (ASVS 6.2.12).
+        if (verdict.failClosed) {
+          return {
+            code: "breach-check-unavailable",
+            message: "The password could not be checked against known breaches right now; try again in a moment.",
+          };
+        }
+        // Fail-open: this source is skipped; the next one (for example an offline file) still runs.
+      }
+    }
+    return undefined;
+  }
+
+  return {
+    minLength,
+    maxLength,
+    check,
+    preload: async (): Promise<void> => {
+      await commonList();
+    },
+  } satisfies PasswordPolicy;
+}
+
+function reject(reasons: PolicyReason[]): PolicyResult {
+  return { ok: false, reasons };
+}
+
+const SOURCE_NAMES: Record<ContextSource, string> = {
+  email: "your email address",
+  username: "your username",
+  "service name": "the name of this service",
+  "site-specific word": "words specific to this site",
+};
+
+function describeSources(sources: readonly ContextSource[]): string {
+  const names = sources.map((source) => SOURCE_NAMES[source]);
+  return names.length === 1 ? (names[0] ?? "") : `${names.slice(0, -1).join(", ")} or ${names.at(-1) ?? ""}`;
+}
+
+function integerOption(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new PasswordPolicyConfigError(`${name} must be an integer between ${min} and ${max}, got ${String(value)}`);
+  }
+  return value;
+}
