@@ -17,6 +17,12 @@ export interface Config {
   host: string;
   port: number;
   logLevel: LogLevel;
+  /** argon2id parameters of new password hashes (OWASP defaults: 19456 KiB, t=2, p=1). */
+  argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  /** Minimum length of new passwords (NIST SP 800-63B-4: 15 for single-factor; never below 8). */
+  passwordMinLength: number;
+  /** Name of the service, for password context-word checks and emails. */
+  serviceName: string;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -83,5 +89,19 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   if (!(LOG_LEVELS as readonly string[]).includes(levelRaw)) {
     throw configError(`BULWARK_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${levelRaw.slice(0, 20)}"`);
   }
-  return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel };
+  const int = (name: string, fallback: number, min: number, max: number, why: string): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const n = Number(raw.trim());
+    if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be an integer from ${min} to ${max} (${why}), got "${raw.trim().slice(0, 20)}"`);
+    return n;
+  };
+  const argon2 = {
+    memoryCost: int("BULWARK_ARGON2_MEMORY_KIB", 19_456, 1024, 1_048_576, "KiB of memory per argon2id hash"),
+    timeCost: int("BULWARK_ARGON2_TIME", 2, 1, 10, "argon2id passes"),
+    parallelism: int("BULWARK_ARGON2_PARALLELISM", 1, 1, 16, "argon2id lanes"),
+  };
+  const passwordMinLength = int("BULWARK_PASSWORD_MIN_LENGTH", 15, 8, 64, "NIST SP 800-63B never allows fewer than 8");
+  const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim().slice(0, 100) || "Bulwark";
+  return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, serviceName };
 }

@@ -17,6 +17,7 @@ import { migrate, migrationStatus } from "../store/migrator.ts";
 import { loadConfig, type Config, type ConfigOverrides } from "./config.ts";
 import { assertCreatable, assertWritable, createDataDir, dataDirExists } from "./data-dir.ts";
 import type { App } from "./types.ts";
+import { buildAccounts } from "./accounts.ts";
 
 export const SQLITE_FILE = "bulwark.db";
 export const MASTER_KEY_FILE = "master.key";
@@ -143,6 +144,7 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
     const app: OpenedApp = {
       config, clock, random, logger, db: database, keyring, audit, init: report,
       checkRuns: createCheckRunStore({ database, audit, clock, random }),
+      accounts: buildAccounts({ config, database, clock, random, audit }),
       close: async () => {
         await database.close();
         logger.flush?.();

@@ -7,6 +7,7 @@ import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/index.ts";
 import type { CheckRunStore } from "../checks/record.ts";
 import type { Config } from "./config.ts";
+import type { AccountServices } from "./accounts.ts";
 
 export interface App {
   config: Config;
@@ -17,5 +18,6 @@ export interface App {
   keyring: Keyring;
   audit: AuditLog;
   checkRuns: CheckRunStore;
+  accounts: AccountServices;
   close(): Promise<void>;
 }

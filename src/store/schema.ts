@@ -121,7 +121,29 @@ export interface JobsTable {
   finished_at: number | null;
 }
 
+export interface RolesTable {
+  name: string;
+  description: string;
+  builtin: number;
+  created_at: number;
+}
+
+export interface RolePermissionsTable {
+  role: string;
+  permission: string;
+}
+
+export interface UserRolesTable {
+  user_id: string;
+  role: string;
+  granted_at: number;
+  granted_by: string;
+}
+
 export interface Schema {
+  roles: RolesTable;
+  role_permissions: RolePermissionsTable;
+  user_roles: UserRolesTable;
   users: UsersTable;
   flood_events: FloodEventsTable;
   flood_streaks: FloodStreaksTable;

@@ -1,0 +1,3 @@
+// Public API of roles and permissions.
+export * from "./permissions.ts";
+export * from "./role-store.ts";

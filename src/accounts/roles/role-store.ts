@@ -1,0 +1,115 @@
+// Roles, their permissions and who holds them, on SQLite and PostgreSQL. Every change is audited.
+import type { AuditLog } from "../../audit/audit-log.ts";
+import type { Clock } from "../../lib/clock.ts";
+import { BulwarkError } from "../../lib/errors.ts";
+import type { Database } from "../../store/database.ts";
+import { isPermission, type Permission } from "./permissions.ts";
+
+export interface Role {
+  name: string;
+  description: string;
+  builtin: boolean;
+  permissions: Permission[];
+}
+
+const ROLE_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
+
+export const roleErrors = {
+  unknownRole: (name: string): BulwarkError => new BulwarkError("BULWARK_ERR_ROLE_UNKNOWN", "not-found", `no role named "${name}"`),
+  badName: (name: string): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_ROLE_NAME", "input", `role name "${name.slice(0, 50)}" must be 1-40 characters: a lower-case letter, then letters, digits, _ or -`),
+  exists: (name: string): BulwarkError => new BulwarkError("BULWARK_ERR_ROLE_EXISTS", "conflict", `a role named "${name}" already exists`),
+  unknownPermission: (p: string): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_PERMISSION_UNKNOWN", "input", `unknown permission "${p.slice(0, 50)}"`),
+  builtin: (name: string): BulwarkError => new BulwarkError("BULWARK_ERR_ROLE_BUILTIN", "conflict", `role "${name}" is built in and cannot be deleted`),
+};
+
+export class RoleStore {
+  readonly #database: Database;
+  readonly #clock: Clock;
+  readonly #audit: AuditLog;
+
+  constructor(deps: { database: Database; clock: Clock; audit: AuditLog }) {
+    this.#database = deps.database;
+    this.#clock = deps.clock;
+    this.#audit = deps.audit;
+  }
+
+  async list(): Promise<Role[]> {
+    const db = this.#database.db;
+    const roles = await db.selectFrom("roles").selectAll().orderBy("name").execute();
+    const perms = await db.selectFrom("role_permissions").selectAll().execute();
+    return roles.map((r) => ({
+      name: r.name, description: r.description, builtin: Number(r.builtin) === 1,
+      permissions: perms.filter((p) => p.role === r.name).map((p) => p.permission as Permission).sort(),
+    }));
+  }
+
+  async get(name: string): Promise<Role> {
+    const role = (await this.list()).find((r) => r.name === name);
+    if (!role) throw roleErrors.unknownRole(name);
+    return role;
+  }
+
+  async create(input: { name: string; description?: string; permissions: string[] }, actor: string): Promise<Role> {
+    if (!ROLE_NAME.test(input.name)) throw roleErrors.badName(input.name);
+    for (const p of input.permissions) if (!isPermission(p)) throw roleErrors.unknownPermission(p);
+    const permissions = [...new Set(input.permissions)] as Permission[];
+    await this.#database.transaction(async (trx) => {
+      const exists = await trx.selectFrom("roles").select("name").where("name", "=", input.name).executeTakeFirst();
+      if (exists) throw roleErrors.exists(input.name);
+      await trx.insertInto("roles").values({ name: input.name, description: input.description ?? "", builtin: 0, created_at: this.#clock.now() }).execute();
+      if (permissions.length) await trx.insertInto("role_permissions").values(permissions.map((permission) => ({ role: input.name, permission }))).execute();
+      await this.#audit.appendIn(trx, { type: "role.created", actor, subject: input.name, data: { permissions } });
+    });
+    return { name: input.name, description: input.description ?? "", builtin: false, permissions };
+  }
+
+  async delete(name: string, actor: string): Promise<void> {
+    const role = await this.get(name);
+    if (role.builtin) throw roleErrors.builtin(name);
+    await this.#database.transaction(async (trx) => {
+      await trx.deleteFrom("user_roles").where("role", "=", name).execute();
+      await trx.deleteFrom("role_permissions").where("role", "=", name).execute();
+      await trx.deleteFrom("roles").where("name", "=", name).execute();
+      await this.#audit.appendIn(trx, { type: "role.deleted", actor, subject: name });
+    });
+  }
+
+  /** Grants `role` to `userId`; returns false when the user already held it. */
+  async grant(userId: string, role: string, actor: string): Promise<boolean> {
+    await this.get(role);
+    return this.#database.transaction(async (trx) => {
+      const held = await trx.selectFrom("user_roles").select("role").where("user_id", "=", userId).where("role", "=", role).executeTakeFirst();
+      if (held) return false;
+      await trx.insertInto("user_roles").values({ user_id: userId, role, granted_at: this.#clock.now(), granted_by: actor }).execute();
+      await this.#audit.appendIn(trx, { type: "role.granted", actor, subject: userId, data: { role } });
+      return true;
+    });
+  }
+
+  async revoke(userId: string, role: string, actor: string): Promise<boolean> {
+    return this.#database.transaction(async (trx) => {
+      const result = await trx.deleteFrom("user_roles").where("user_id", "=", userId).where("role", "=", role).executeTakeFirst();
+      const removed = Number(result.numDeletedRows) > 0;
+      if (removed) await this.#audit.appendIn(trx, { type: "role.revoked", actor, subject: userId, data: { role } });
+      return removed;
+    });
+  }
+
+  async rolesOf(userId: string): Promise<string[]> {
+    const rows = await this.#database.db.selectFrom("user_roles").select("role").where("user_id", "=", userId).orderBy("role").execute();
+    return rows.map((r) => r.role);
+  }
+
+  /** Every permission the user holds through any role. */
+  async permissionsOf(userId: string): Promise<Set<string>> {
+    const rows = await this.#database.db
+      .selectFrom("user_roles")
+      .innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
+      .select("role_permissions.permission")
+      .where("user_roles.user_id", "=", userId)
+      .execute();
+    return new Set(rows.map((r) => r.permission));
+  }
+}

@@ -1,0 +1,99 @@
+// `bulwark users create` (bootstraps the first administrator) and `bulwark roles …`.
+import { base32 } from "../../crypto/tokens.ts";
+import { InputError } from "../../lib/errors.ts";
+import type { CommandModule } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+import { action, group, readStdin, writeJSON, writeLine } from "../run.ts";
+
+function stripOneNewline(text: string): string {
+  return text.endsWith("\r\n") ? text.slice(0, -2) : text.endsWith("\n") ? text.slice(0, -1) : text;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export default {
+  register(program, ctx) {
+    const users = group(program, "users", "user accounts: create, import, migrate hashes, census");
+    users
+      .command("create")
+      .description("create an account; the password is read from stdin, or generated and printed once with --generate-password")
+      .requiredOption("--email <email>", "the account's email address")
+      .option("--username <name>", "an optional login name")
+      .option("--role <role>", "grant a role (repeatable), e.g. --role admin", collect, [])
+      .option("--generate-password", "generate a strong password and print it once")
+      .option("--json", "print the account as JSON")
+      .action(
+        action(ctx, async (opts: { email: string; username?: string; role: string[]; generatePassword?: boolean; json?: boolean }) => {
+          const app = await ctx.app();
+          const { users: store, passwords, policy, roles } = app.accounts;
+          const generated = opts.generatePassword || (ctx.stdin as { isTTY?: boolean }).isTTY ? base32(app.random.bytes(20)) : null;
+          const password = generated ?? stripOneNewline(await readStdin(ctx));
+          if (password === "") throw new InputError("BULWARK_ERR_USAGE", "no password on stdin; pipe one in, or use --generate-password");
+          const verdict = await policy.check(password, { email: opts.email, ...(opts.username ? { username: opts.username } : {}), serviceName: app.config.serviceName });
+          if (!verdict.ok) throw new InputError("BULWARK_ERR_PASSWORD_POLICY", `the password is refused: ${verdict.reasons.map((r) => r.message).join("; ")}`);
+          for (const role of opts.role) await roles.get(role); // unknown role: fail before creating anything
+          const hash = await passwords.hash(password);
+          const actor = `cli:${process.env["USER"] ?? "operator"}`;
+          const user = await store.create({ email: opts.email, username: opts.username ?? null, passwordHash: hash, passwordScheme: passwords.defaultScheme });
+          await app.audit.append({ type: "user.created", actor, subject: user.id, data: { via: "cli", roles: opts.role } });
+          for (const role of opts.role) await roles.grant(user.id, role, actor);
+          if (opts.json) {
+            writeJSON(ctx, { id: user.id, email: user.email, username: user.username, roles: opts.role, ...(generated ? { password: generated } : {}) });
+          } else {
+            writeLine(ctx, `created ${user.id} <${user.email}>${opts.role.length ? ` with role(s) ${opts.role.join(", ")}` : ""}`);
+            if (generated) writeLine(ctx, `password (shown once): ${generated}`);
+          }
+        }),
+      );
+
+    const roles = group(program, "roles", "roles and their permissions (deny by default; admin implies all)");
+    roles
+      .command("list")
+      .description("list roles and their permissions")
+      .option("--json", "print as JSON")
+      .action(
+        action(ctx, async (opts: { json?: boolean }) => {
+          const list = await (await ctx.app()).accounts.roles.list();
+          if (opts.json) return void writeJSON(ctx, list);
+          for (const r of list) writeLine(ctx, `${r.name.padEnd(16)} ${r.permissions.join(", ")}${r.builtin ? "  (built in)" : ""}`);
+        }),
+      );
+    roles
+      .command("create <name>")
+      .description("create a role")
+      .requiredOption("--permission <permission>", "a permission (repeatable): accounts.read, accounts.write, contain.run, incidents.manage, checks.run, inventory.manage, audit.read, admin", collect, [])
+      .option("--description <text>", "what the role is for")
+      .action(
+        action(ctx, async (name: string, opts: { permission: string[]; description?: string }) => {
+          const role = await (await ctx.app()).accounts.roles.create({ name, permissions: opts.permission, ...(opts.description ? { description: opts.description } : {}) }, "cli");
+          writeLine(ctx, `created role ${role.name}: ${role.permissions.join(", ")}`);
+        }),
+      );
+    roles
+      .command("delete <name>")
+      .description("delete a role (built-in roles cannot be deleted)")
+      .action(
+        action(ctx, async (name: string) => {
+          await (await ctx.app()).accounts.roles.delete(name, "cli");
+          writeLine(ctx, `deleted role ${name}`);
+        }),
+      );
+    for (const verb of ["grant", "revoke"] as const) {
+      roles
+        .command(`${verb} <identifier> <role>`)
+        .description(`${verb} a role ${verb === "grant" ? "to" : "from"} a user (email, username or id)`)
+        .action(
+          action(ctx, async (identifier: string, role: string) => {
+            const app = await ctx.app();
+            const user = identifier.startsWith("usr_") ? await app.accounts.users.getById(identifier) : await app.accounts.users.findByIdentifier(identifier);
+            if (!user) throw new InputError("BULWARK_ERR_USAGE", `no user "${identifier}"`);
+            const changed = verb === "grant" ? await app.accounts.roles.grant(user.id, role, "cli") : await app.accounts.roles.revoke(user.id, role, "cli");
+            writeLine(ctx, changed ? `${verb === "grant" ? "granted" : "revoked"} ${role} ${verb === "grant" ? "to" : "from"} ${user.email}` : `nothing to do: ${user.email} ${verb === "grant" ? "already holds" : "does not hold"} ${role}`);
+            return EXIT.ok;
+          }),
+        );
+    }
+  },
+} satisfies CommandModule;
