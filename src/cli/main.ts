@@ -7,5 +7,11 @@ process.on("warning", (warning: Error) => {
   process.stderr.write(`${warning.name}: ${warning.message}\n`);
 });
 
+// A reader that goes away (`bulwark … | head`) is not an error of ours: stop quietly, as Unix tools do.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
 const { runCLI } = await import("./program.ts");
 process.exitCode = await runCLI(process.argv.slice(2));
