@@ -1,0 +1,205 @@
+// Source addresses as sshd logs them: IPv4, IPv6 (IPv4-mapped ones reduced to IPv4), or a host
+// name when sshd was configured with UseDNS. Hand-written scanner: sshd prints what the socket
+// gave it, but an attacker controls the user name printed next to it, so we validate strictly.
+
+/** 4 for IPv4, 6 for IPv6, 0 for a host name. */
+export type AddressFamily = 4 | 6 | 0;
+
+/**
+ * Family of a normalised address as `scanAddress` returns it.
+ *
+ * @example
+ * addressFamily("2001:db8::1"); // 6
+ */
+export function addressFamily(address: string): AddressFamily {
+  if (address.includes(":")) return 6;
+  return isIPv4(address) ? 4 : 0;
+}
+
+function isIPv4(s: string): boolean {
+  let parts = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || value > 255) return false;
+      parts++;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48);
+      if (++digits > 3) return false;
+    } else {
+      return false;
+    }
+  }
+  return parts === 4;
+}
+
+/** Rewrites "192.030.0.6" as "192.30.0.6": leading zeros are decimal in sshd's output. */
+function canonicalIPv4(s: string): string {
+  return s
+    .split(".")
+    .map((p) => String(Number(p)))
+    .join(".");
+}
+
+function hex(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70);
+}
+
+/**
+ * RFC 4291 text form: up to 8 groups of 1–4 hex digits, one "::" at most, an optional dotted IPv4 tail.
+ *
+ * @example
+ * isIPv6Text("2001:db8::1"); // true
+ */
+export function isIPv6Text(s: string): boolean {
+  const n = s.length;
+  if (n < 2 || n > 45) return false;
+  let groups = 0;
+  let compressed = false;
+  let i = 0;
+  if (s.charCodeAt(0) === 58) {
+    if (s.charCodeAt(1) !== 58) return false;
+    compressed = true;
+    i = 2;
+    if (i === n) return true;
+  }
+  while (i < n) {
+    const start = i;
+    while (i < n && hex(s.charCodeAt(i))) i++;
+    const len = i - start;
+    if (i < n && s.charCodeAt(i) === 46) {
+      // Dotted IPv4 tail counts as two groups and must end the address.
+      if (!isIPv4(s.slice(start))) return false;
+      groups += 2;
+      i = n;
+      break;
+    }
+    if (len === 0 || len > 4) return false;
+    groups++;
+    if (i === n) break;
+    if (s.charCodeAt(i) !== 58) return false;
+    i++;
+    if (s.charCodeAt(i) === 58) {
+      if (compressed) return false;
+      compressed = true;
+      i++;
+      if (i === n) break;
+    } else if (i === n) return false;
+  }
+  return compressed ? groups <= 7 : groups === 8;
+}
+
+/**
+ * RFC 5952 canonical text of a valid IPv6 address: lower case, no leading zeros, the longest run
+ * of two or more zero groups as "::". One address must give one key ("2001:db8:0::1" is "2001:db8::1").
+ * The input must already be valid (`isIPv6Text`).
+ *
+ * @example
+ * canonicalIPv6("2001:0DB8:0:0::1".toLowerCase()); // "2001:db8::1"
+ */
+export function canonicalIPv6(text: string): string {
+  let head = text;
+  const tail: number[] = [];
+  const dot = text.indexOf(".");
+  if (dot >= 0) {
+    const cut = text.lastIndexOf(":", dot);
+    const [a, b, c, d] = text.slice(cut + 1).split(".").map(Number);
+    tail.push(((a ?? 0) << 8) | (b ?? 0), ((c ?? 0) << 8) | (d ?? 0));
+    head = text.slice(0, cut + 1) + (text.charCodeAt(cut - 1) === 58 ? "" : "0");
+    if (head.endsWith(":0") && text.charCodeAt(cut - 1) !== 58) head = head.slice(0, -2);
+  }
+  const [left = "", right] = head.split("::");
+  const parse = (part: string): number[] => (part === "" ? [] : part.split(":").map((g) => parseInt(g, 16)));
+  const l = parse(left);
+  const r = right === undefined ? [] : parse(right);
+  const groups = right === undefined ? [...l, ...tail] : [...l, ...new Array<number>(8 - l.length - r.length - tail.length).fill(0), ...r, ...tail];
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hexes = groups.map((g) => g.toString(16));
+  if (best < 0) return hexes.join(":");
+  return `${hexes.slice(0, best).join(":")}::${hexes.slice(best + bestLen).join(":")}`;
+}
+
+// Botnets reuse their addresses: remember recent canonical forms. Bounded; cleared when full.
+const CANONICAL = new Map<string, string>();
+
+function canonicalCached(text: string): string {
+  let c = CANONICAL.get(text);
+  if (c === undefined) {
+    if (CANONICAL.size >= 4096) CANONICAL.clear();
+    c = canonicalIPv6(text);
+    // Keys are copied so the cache never keeps a log chunk alive.
+    CANONICAL.set(` ${text}`.slice(1), c);
+  }
+  return c;
+}
+
+function isHostChar(c: number): boolean {
+  // [A-Za-z0-9._:-] — the characters of an address or a DNS name.
+  return (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 46 || c === 95 || c === 45;
+}
+
+/** Result of scanning an address: the normalised text and where it ended. */
+export interface ScannedAddress {
+  address: string;
+  end: number;
+}
+
+/**
+ * Scans an address or host name starting at `i`. Returns null when the token there is not one
+ * (empty, a bracketed "[preauth]", a host name that does not end with a letter or digit).
+ *
+ * @example
+ * scanAddress("from ::ffff:1.2.3.4 port 22", 5); // { address: "1.2.3.4", end: 19 }
+ */
+export function scanAddress(s: string, i: number): ScannedAddress | null {
+  let end = i;
+  // One pass classifies the token: only digits and dots (IPv4 candidate), colons, letters.
+  let colons = false;
+  let letters = false;
+  let leadingZero = false;
+  let prev = 46;
+  for (; end < s.length; end++) {
+    const c = s.charCodeAt(end);
+    if (c >= 48 && c <= 57) {
+      if (c === 48 && prev === 46 && end + 1 < s.length && s.charCodeAt(end + 1) >= 48 && s.charCodeAt(end + 1) <= 57) leadingZero = true;
+    } else if (c === 58) colons = true;
+    else if (c !== 46) {
+      if (!isHostChar(c)) break;
+      letters = true;
+    }
+    prev = c;
+  }
+  // A trailing dot or colon is punctuation of the message ("from 1.2.3.4: 11:"), not the address.
+  while (end > i && (s.charCodeAt(end - 1) === 46 || (s.charCodeAt(end - 1) === 58 && !s.startsWith("::", end - 2)))) end--;
+  if (end === i || end - i > 253) return null;
+  const raw = s.slice(i, end);
+  if (!letters && isIPv4(raw)) return { address: leadingZero ? canonicalIPv4(raw) : raw, end };
+  if (colons && raw.includes(":")) {
+    const text = letters ? raw.toLowerCase() : raw;
+    if (text.startsWith("::ffff:") && isIPv4(text.slice(7))) return { address: canonicalIPv4(text.slice(7)), end };
+    return isIPv6Text(text) ? { address: canonicalCached(text), end } : null;
+  }
+  // A DNS name (UseDNS yes): must contain a letter and end with a letter or digit.
+  const last = raw.charCodeAt(raw.length - 1);
+  const first = raw.charCodeAt(0);
+  if (!letters || last === 45 || last === 95 || first === 45 || first === 95 || raw.includes(":")) return null;
+  return { address: raw.toLowerCase(), end };
+}

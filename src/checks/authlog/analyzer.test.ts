@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { AuthLogAnalyzer } from "./analyzer.ts";
+import { AuthLogOptionError } from "./errors.ts";
+import { authLogFindings } from "./findings.ts";
+import type { AuthLogOptions } from "./types.ts";
+
+const REF = Date.UTC(2026, 10, 22, 12);
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** A BSD syslog stamp for `ms` (UTC). */
+function at(ms: number): string {
+  const d = new Date(ms);
+  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, " ")} ${d.toISOString().slice(11, 19)}`;
+}
+
+function run(lines: string[], options: Partial<AuthLogOptions> = {}): ReturnType<AuthLogAnalyzer["finish"]> {
+  const a = new AuthLogAnalyzer({ referenceMs: REF, ...options });
+  a.beginFile("auth.log");
+  lines.forEach((l, i) => a.line(l, i + 1));
+  return a.finish();
+}
+
+const T0 = Date.UTC(2026, 10, 21, 4);
+let pid = 1000;
+function failed(ms: number, ip: string, user = "root"): string {
+  return `${at(ms)} web sshd[${++pid}]: Failed password for ${user} from ${ip} port ${40000 + (pid % 1000)} ssh2`;
+}
+function accepted(ms: number, ip: string, user = "root", method = "password"): string {
+  return `${at(ms)} web sshd[${++pid}]: Accepted ${method} for ${user} from ${ip} port 50022 ssh2`;
+}
+
+// ASVS 6.3.1: detecting password brute force against SSH, with fail2ban's default window.
+test("makes an address an offender at 5 failures within 10 minutes (fail2ban defaults)", () => {
+  const lines = [0, 60, 120, 180, 240].map((s) => failed(T0 + s * 1000, "203.0.113.9"));
+  const r = run(lines);
+  assert.equal(r.offenders.length, 1);
+  assert.equal(r.offenders[0]?.address, "203.0.113.9");
+  assert.equal(r.offenders[0]?.offenderAt?.line, 5);
+});
+
+test("does not make an address an offender for 4 failures, or 5 spread over more than 10 minutes", () => {
+  assert.equal(run([0, 60, 120, 180].map((s) => failed(T0 + s * 1000, "203.0.113.9"))).offenders.length, 0);
+  assert.equal(run([0, 151, 302, 453, 604].map((s) => failed(T0 + s * 1000, "203.0.113.9"))).offenders.length, 0);
+});
+
+test("uses a sliding window: an old failure does not break a later burst", () => {
+  const lines = [0, 3600, 3601, 3602, 3603, 3604].map((s) => failed(T0 + s * 1000, "203.0.113.9"));
+  assert.equal(run(lines).offenders[0]?.offenderAt?.line, 6);
+});
+
+test("honours a custom max retry and find time", () => {
+  const lines = [0, 100, 200].map((s) => failed(T0 + s * 1000, "203.0.113.9"));
+  assert.equal(run(lines, { maxRetry: 3, findTimeMs: 300_000 }).offenders.length, 1);
+  assert.equal(run(lines, { maxRetry: 3, findTimeMs: 150_000 }).offenders.length, 0);
+});
+
+test("rejects a max retry of 0 and a find time under a second", () => {
+  assert.throws(() => new AuthLogAnalyzer({ referenceMs: REF, maxRetry: 0 }), AuthLogOptionError);
+  assert.throws(() => new AuthLogAnalyzer({ referenceMs: REF, findTimeMs: 10 }), AuthLogOptionError);
+  assert.throws(() => new AuthLogAnalyzer({ referenceMs: REF, year: 99 }), AuthLogOptionError);
+});
+
+// ASVS 6.3.5: a successful login after a brute force is a suspicious authentication attempt.
+test("SourceLair: five hours of root failures from a botnet, then an accepted password, is a critical compromise", () => {
+  // Seed 001: root brute-forced over SSH 04:00–09:00, then a login with the password.
+  const lines: string[] = [];
+  for (let s = 0; s < 5 * 3600; s += 20) lines.push(failed(T0 + s * 1000, `198.18.${(s / 20) % 50}.${1 + ((s / 20) % 200)}`));
+  lines.push(accepted(T0 + 5 * 3600 * 1000 + 120_000, "198.51.100.77"));
+  const findings = authLogFindings(run(lines));
+  const critical = findings.filter((f) => f.id === "authlog.success-after-failures");
+  assert.equal(critical.length, 1);
+  assert.equal(critical[0]?.severity, "critical");
+  assert.match(critical[0]?.title ?? "", /Compromise suspected/);
+  const ev = critical[0]?.evidence as { address: string; user: string; line: { line: number }; targetedUser: { failures: number; firstAttack: string; lastAttack: string } };
+  assert.equal(ev.address, "198.51.100.77");
+  assert.equal(ev.user, "root");
+  assert.equal(ev.line.line, lines.length);
+  assert.equal(ev.targetedUser.firstAttack.slice(11, 13), "04");
+  assert.equal(ev.targetedUser.lastAttack.slice(11, 13), "08");
+  assert.equal(ev.targetedUser.failures, 900);
+  const root = findings.find((f) => f.id === "authlog.root-login");
+  assert.equal(root?.severity, "high");
+});
+
+test("a login from an address that was an offender is critical, whatever the user", () => {
+  const lines = [0, 10, 20, 30, 40].map((s) => failed(T0 + s * 1000, "203.0.113.9", "admin"));
+  lines.push(accepted(T0 + 3 * 86_400_000, "203.0.113.9", "deploy", "publickey"));
+  const f = authLogFindings(run(lines)).find((x) => x.id === "authlog.success-after-failures");
+  assert.equal(f?.severity, "critical");
+  assert.equal((f?.evidence as { offender: { failures: number } }).offender.failures, 5);
+});
+
+test("a login by a user whose brute force ended more than the compromise window ago is not flagged", () => {
+  const lines = [0, 10, 20, 30, 40].map((s) => failed(T0 + s * 1000, `198.18.0.${s + 1}`, "alice"));
+  lines.push(accepted(T0 + 2 * 86_400_000, "192.0.2.10", "alice"));
+  assert.equal(authLogFindings(run(lines)).filter((x) => x.id === "authlog.success-after-failures").length, 0);
+});
+
+test("a few typos before a login are not a compromise", () => {
+  const lines = [failed(T0, "192.0.2.10", "alice"), failed(T0 + 5000, "192.0.2.10", "alice"), accepted(T0 + 9000, "192.0.2.10", "alice")];
+  const r = run(lines);
+  assert.deepEqual(authLogFindings(r), []);
+  assert.equal(r.stats.failures, 2);
+  assert.equal(r.stats.successes, 1);
+});
+
+// ASVS 6.3.2: logins to the default "root" account are reported.
+test("a root login by key is a medium finding, by password high", () => {
+  const key = authLogFindings(run([accepted(T0, "192.0.2.10", "root", "publickey")]));
+  assert.deepEqual(key.map((f) => [f.id, f.severity]), [["authlog.root-login", "medium"]]);
+  const pw = authLogFindings(run([accepted(T0, "192.0.2.10", "root", "password")]));
+  assert.deepEqual(pw.map((f) => [f.id, f.severity]), [["authlog.root-login", "high"]]);
+});
+
+test("brute-force evidence has failures, users tried, first and last time and lines", () => {
+  const lines = ["root", "admin", "test", "oracle", "root", "pi"].map((u, i) => failed(T0 + i * 1000, "203.0.113.9", u));
+  const f = authLogFindings(run(lines)).find((x) => x.id === "authlog.brute-force");
+  assert.equal(f?.severity, "medium");
+  const ev = f?.evidence as Record<string, unknown>;
+  assert.equal(ev["failures"], 6);
+  assert.deepEqual(ev["users"], ["root", "admin", "test", "oracle", "pi"]);
+  assert.equal(ev["firstSeen"], new Date(T0).toISOString());
+  assert.equal(ev["lastSeen"], new Date(T0 + 5000).toISOString());
+  assert.deepEqual(ev["firstLine"], { file: "auth.log", line: 1 });
+  assert.deepEqual(ev["lastLine"], { file: "auth.log", line: 6 });
+});
+
+test("failed public keys followed by a successful key login do not count (several keys offered)", () => {
+  const p = 4242;
+  const lines = [
+    `${at(T0)} web sshd[${p}]: Failed publickey for git from 192.0.2.1 port 57904 ssh2: ECDSA SHA256:aaa`,
+    `${at(T0)} web sshd[${p}]: Failed publickey for git from 192.0.2.1 port 57904 ssh2: RSA SHA256:bbb`,
+    `${at(T0)} web sshd[${p}]: Accepted publickey for git from 192.0.2.1 port 57904 ssh2: ED25519 SHA256:ccc`,
+    `${at(T0 + 1000)} web sshd[${p}]: Connection closed by 192.0.2.1 port 57904`,
+  ];
+  assert.equal(run(lines).stats.failures, 0);
+});
+
+test("a failure logged before the client's address is known is charged when the address appears", () => {
+  const p = 777;
+  const matches: string[] = [];
+  const a = new AuthLogAnalyzer({ referenceMs: REF, onFailure: (m) => matches.push(`${m.line} ${m.address} ${m.kind}`) });
+  a.beginFile("x");
+  a.line(`${at(T0)} web sshd[${p}]: Disconnecting: Too many authentication failures for root [preauth]`, 1);
+  a.line(`${at(T0)} web sshd[${p}]: Connection closed by 203.0.113.9 port 1 [preauth]`, 2);
+  assert.deepEqual(matches, ["2 203.0.113.9 preauth-close"]);
+});
+
+test("counts malformed lines, blank lines and other programs without failing", () => {
+  const r = run(["", "not a log line", "\u0000\u0001binary", `${at(T0)} web CRON[1]: pam_unix(cron:session): session opened for user root`, "-- Boot 0123 --", failed(T0, "203.0.113.9")]);
+  assert.equal(r.stats.lines, 6);
+  assert.equal(r.stats.malformed, 2);
+  assert.equal(r.stats.blank, 2);
+  assert.equal(r.stats.sshdLines, 1);
+  assert.equal(r.stats.failures, 1);
+});
+
+test("reads journalctl -o short-iso, rsyslog ISO, RFC 5424 and sshd-session lines alike", () => {
+  const r = run([
+    "2026-11-21T04:00:00+0000 web sshd[10]: Failed password for root from 203.0.113.9 port 1 ssh2",
+    "2026-11-21T04:00:01.123456+00:00 web sshd[11]: Failed password for root from 203.0.113.9 port 2 ssh2",
+    "<38>1 2026-11-21T04:00:02.000Z web sshd 12 - - Failed password for root from 203.0.113.9 port 3 ssh2",
+    "<38>1 2026-11-21T04:00:03.000Z web sshd 13 - [meta x=\"[y]\"] Failed password for root from 203.0.113.9 port 4 ssh2",
+    "Nov 21 04:00:04 web sshd-session[14]: Failed password for root from 203.0.113.9 port 5 ssh2",
+  ]);
+  assert.equal(r.stats.failures, 5);
+  assert.equal(r.offenders.length, 1);
+});
+
+test("ignores sshd-looking text logged by another program", () => {
+  const r = run([`${at(T0)} web logger[9]: sshd[1]: Accepted password for root from 203.0.113.9 port 1 ssh2`, `${at(T0)} web sudo: sshd Failed password for root from 203.0.113.9 port 1 ssh2`]);
+  assert.equal(r.stats.successes, 0);
+  assert.equal(r.stats.failures, 0);
+});
+
+test("with a given year, a second file continues the first one's calendar across New Year", () => {
+  const times: string[] = [];
+  const a = new AuthLogAnalyzer({ referenceMs: REF, year: 2019, onFailure: (m) => times.push(new Date(m.timeMs).toISOString()) });
+  a.beginFile("auth.log.1");
+  a.line("Dec 31 23:59:00 web sshd[1]: Invalid user a from 203.0.113.9 port 1", 1);
+  a.beginFile("auth.log");
+  a.line("Jan  1 00:01:00 web sshd[2]: Invalid user a from 203.0.113.9 port 1", 1);
+  assert.deepEqual(times, ["2019-12-31T23:59:00.000Z", "2020-01-01T00:01:00.000Z"]);
+});

@@ -1,0 +1,274 @@
+// The auth-log analysis: feeds lines through the syslog splitter, the sshd matcher and the
+// connection tracker, and keeps per-address and per-user sliding windows (fail2ban's maxretry
+// within findtime) to name offenders, brute-forced users, and logins that followed them.
+import { ConnectionTracker, detach } from "./connection-tracker.ts";
+import { AuthLogOptionError } from "./errors.ts";
+import { isPasswordMethod } from "./findings.ts";
+import { classifySshdMessage, messageStart, type SshdEvent } from "./sshd-messages.ts";
+import { splitLine, type SshdLine } from "./syslog-line.ts";
+import { emptyStamp, YearResolver } from "./timestamp.ts";
+import type { AuthLogOptions, AuthLogResult, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
+
+export const DEFAULTS = {
+  maxRetry: 5,
+  findTimeMs: 10 * 60_000,
+  // Lines longer than this are counted as overlong and skipped: sshd's own lines stay far below
+  // (user names are cut at 100 bytes), so only junk or an attack on the parser is that long.
+  maxLineLength: 8192,
+  compromiseWindowMs: 24 * 3_600_000,
+} as const;
+
+// Memory bounds against logs built to exhaust us (a botnet of IPv6 addresses, random user names).
+const MAX_SOURCES = 500_000;
+const MAX_USERS = 100_000;
+const MAX_NAMES_PER_RECORD = 50;
+const MAX_COMPROMISES = 1_000;
+const MAX_ROOT_LOGINS_KEPT = 1_000;
+
+function validate(options: AuthLogOptions): void {
+  const { maxRetry, findTimeMs, year, maxLineLength } = options;
+  if (maxRetry !== undefined && (!Number.isInteger(maxRetry) || maxRetry < 1 || maxRetry > 1000)) {
+    throw new AuthLogOptionError(`max retry must be an integer from 1 to 1000, got ${maxRetry}`);
+  }
+  if (findTimeMs !== undefined && (!Number.isFinite(findTimeMs) || findTimeMs < 1000 || findTimeMs > 366 * 86_400_000)) {
+    throw new AuthLogOptionError(`find time must be between 1 second and 366 days, got ${findTimeMs} ms`);
+  }
+  if (year !== undefined && (!Number.isInteger(year) || year < 1970 || year > 9999)) {
+    throw new AuthLogOptionError(`year must be a four-digit year from 1970, got ${year}`);
+  }
+  if (maxLineLength !== undefined && (!Number.isInteger(maxLineLength) || maxLineLength < 256 || maxLineLength > 1 << 20)) {
+    throw new AuthLogOptionError(`max line length must be from 256 to 1048576 bytes, got ${maxLineLength}`);
+  }
+}
+
+/** Log text is read as latin1 (one char per byte); names are turned back into UTF-8 here. */
+function utf8(name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    if (name.charCodeAt(i) > 0x7f) return Buffer.from(name, "latin1").toString("utf8");
+  }
+  return name;
+}
+
+/** Records one failure time in a ring of the last `n`; true when those n lie within `window`. */
+function pushWindow(ring: Float64Array, count: number, t: number, window: number): boolean {
+  const n = ring.length;
+  ring[count % n] = t;
+  if (count + 1 < n) return false;
+  const oldest = ring[(count + 1) % n] ?? t;
+  return Math.abs(t - oldest) <= window;
+}
+
+/**
+ * Streaming analyzer: call `beginFile`, then `line` for every line in order, then `finish`.
+ *
+ * @example
+ * const a = new AuthLogAnalyzer({ referenceMs: clock.now() });
+ * a.beginFile("auth.log");
+ * a.line("Nov 22 04:00:01 web sshd[9]: Failed password for root from 203.0.113.9 port 4242 ssh2", 1);
+ * const result = a.finish();
+ */
+export class AuthLogAnalyzer {
+  readonly maxRetry: number;
+  readonly findTimeMs: number;
+  readonly maxLineLength: number;
+  readonly #options: AuthLogOptions;
+  readonly #compromiseWindowMs: number;
+  readonly #scratch: SshdLine = { stamp: emptyStamp(), connection: "", messageAt: 0 };
+  readonly #connections = new ConnectionTracker();
+  readonly #sources = new Map<string, SourceRecord>();
+  readonly #users = new Map<string, UserRecord>();
+  readonly #compromises = new Map<string, SuccessRecord>();
+  readonly #rootLogins: SuccessRecord[] = [];
+  // A Map beats a dictionary-mode object for counters keyed at run time.
+  readonly #byKind = new Map<string, number>();
+  // Brute force comes in runs from one address: a one-entry cache skips most map lookups.
+  #lastSource: SourceRecord | undefined;
+  #lastUserRecord: UserRecord | undefined;
+  #years: YearResolver;
+  #file = "";
+  readonly stats = {
+    files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
+    failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0,
+    byKind: {} as Record<string, number>,
+  };
+
+  constructor(options: AuthLogOptions) {
+    validate(options);
+    this.#options = options;
+    this.maxRetry = options.maxRetry ?? DEFAULTS.maxRetry;
+    this.findTimeMs = options.findTimeMs ?? DEFAULTS.findTimeMs;
+    this.maxLineLength = options.maxLineLength ?? DEFAULTS.maxLineLength;
+    this.#compromiseWindowMs = options.compromiseWindowMs ?? DEFAULTS.compromiseWindowMs;
+    this.#years = this.#resolver();
+  }
+
+  #resolver(): YearResolver {
+    const o = this.#options;
+    return new YearResolver({ referenceMs: o.referenceMs, year: o.year, utcOffsetMinutes: o.utcOffsetMinutes });
+  }
+
+  /**
+   * Starts a new file: line numbers restart. Without `year` each file's year is inferred afresh
+   * from the reference time; with it, later files continue the first one's calendar (rotated
+   * files given oldest first), so a given year is not re-applied to a file that crossed New Year.
+   */
+  beginFile(name: string): void {
+    this.stats.files++;
+    this.#file = name;
+    if (this.#options.year === undefined && this.stats.files > 1) this.#years = this.#resolver();
+  }
+
+  /** A line longer than `maxLineLength`: counted, never parsed. */
+  overlong(): void {
+    this.stats.lines++;
+    this.stats.overlong++;
+  }
+
+  /** Feeds one line (without its newline); `lineNo` is 1-based within the current file. */
+  line(text: string, lineNo: number): void {
+    const stats = this.stats;
+    stats.lines++;
+    if (text.length === 0) {
+      stats.blank++;
+      return;
+    }
+    if (text.length > this.maxLineLength) {
+      stats.overlong++;
+      return;
+    }
+    const parsed = this.#scratch;
+    const shape = splitLine(text, parsed);
+    if (shape === "malformed") {
+      // journalctl writes "-- Boot …" / "-- No entries --" markers between entries.
+      if (text.startsWith("-- ")) stats.blank++;
+      else stats.malformed++;
+      return;
+    }
+    const t = this.#years.resolve(parsed.stamp);
+    if (shape === "other") return;
+    stats.sshdLines++;
+    const at = messageStart(text, parsed.messageAt);
+    const event = classifySshdMessage(at === 0 ? text : text.slice(at));
+    if (event === null) return;
+    stats.events++;
+    this.#byKind.set(event.kind, (this.#byKind.get(event.kind) ?? 0) + 1);
+    const charged = this.#connections.apply(parsed.connection, event);
+    if (charged !== null) this.#failure(charged, event, t, lineNo);
+    if (event.effect === "gained" && event.address !== null && event.user) this.#success(event, t, lineNo);
+  }
+
+  #failure(address: string, event: SshdEvent, t: number, lineNo: number): void {
+    this.stats.failures++;
+    const user = event.user ? utf8(event.user) : null;
+    const onFailure = this.#options.onFailure;
+    if (onFailure) onFailure({ file: this.#file, line: lineNo, address, kind: event.kind, user, timeMs: t });
+    let src = this.#lastSource !== undefined && this.#lastSource.address === address ? this.#lastSource : this.#sources.get(address);
+    if (src === undefined) {
+      if (this.#sources.size >= MAX_SOURCES) {
+        this.stats.untrackedSources++;
+        return;
+      }
+      // Keys and names are copied out of the 1 MiB chunk they were sliced from, so that keeping
+      // them does not keep every chunk of the log alive.
+      address = detach(address);
+      src = {
+        address, failures: 0, firstMs: t, lastMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
+        users: new Set(), moreUsers: false, lastUser: null, ring: new Float64Array(this.maxRetry), inWindow: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
+      };
+      this.#sources.set(address, src);
+    }
+    this.#lastSource = src;
+    src.failures++;
+    src.lastMs = t;
+    src.last.file = this.#file;
+    src.last.line = lineNo;
+    if (user !== null && user !== src.lastUser && !src.moreUsers) {
+      src.lastUser = detach(user);
+      if (!src.users.has(user)) {
+        if (src.users.size < MAX_NAMES_PER_RECORD) src.users.add(detach(user));
+        else src.moreUsers = true;
+      }
+    }
+    if (pushWindow(src.ring, src.inWindow++, t, this.findTimeMs)) {
+      // fail2ban bans here and starts counting afresh for this address.
+      src.bans++;
+      src.inWindow = 0;
+      if (Number.isNaN(src.offenderSinceMs)) {
+        src.offenderSinceMs = t;
+        src.offenderAt = { file: this.#file, line: lineNo };
+      }
+    }
+    if (user !== null && !event.invalidUser) this.#userFailure(user, src.address, t, lineNo);
+  }
+
+  #userFailure(user: string, address: string, t: number, lineNo: number): void {
+    let rec = this.#lastUserRecord !== undefined && this.#lastUserRecord.user === user ? this.#lastUserRecord : this.#users.get(user);
+    if (rec === undefined) {
+      if (this.#users.size >= MAX_USERS) {
+        this.stats.untrackedUsers++;
+        return;
+      }
+      user = detach(user);
+      rec = { user, failures: 0, ring: new Float64Array(this.maxRetry), count: 0, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null };
+      this.#users.set(user, rec);
+    }
+    this.#lastUserRecord = rec;
+    rec.failures++;
+    if (!rec.moreSources && !rec.sources.has(address)) {
+      if (rec.sources.size < MAX_NAMES_PER_RECORD) rec.sources.add(address);
+      else rec.moreSources = true;
+    }
+    if (pushWindow(rec.ring, rec.count++, t, this.findTimeMs)) {
+      if (Number.isNaN(rec.attackFirstMs)) {
+        rec.attackFirstMs = t;
+        rec.firstAttackAt = { file: this.#file, line: lineNo };
+      }
+      rec.attackLastMs = t;
+      rec.attackFailures = rec.failures;
+    }
+  }
+
+  #success(event: SshdEvent, t: number, lineNo: number): void {
+    this.stats.successes++;
+    const user = detach(utf8(event.user ?? ""));
+    const address = detach(event.address ?? "");
+    const record: SuccessRecord = {
+      file: this.#file, line: lineNo, timeMs: t, address, user, method: event.method ?? "unknown",
+      offender: null, targetedUser: null, repeats: 0,
+    };
+    if (user === "root") {
+      this.stats.rootLogins++;
+      if (isPasswordMethod(record.method)) this.stats.rootPasswordLogins++;
+      if (this.#rootLogins.length < MAX_ROOT_LOGINS_KEPT) this.#rootLogins.push(record);
+    }
+    const src = this.#sources.get(address);
+    const fromOffender = src !== undefined && src.offenderSinceMs <= t;
+    const rec = this.#users.get(user);
+    const targeted = rec !== undefined && rec.attackLastMs <= t + 1000 && t - rec.attackLastMs <= this.#compromiseWindowMs;
+    if (!fromOffender && !targeted) return;
+    const key = `${address}\u0000${user}`;
+    const seen = this.#compromises.get(key);
+    if (seen) {
+      seen.repeats++;
+      return;
+    }
+    if (this.#compromises.size >= MAX_COMPROMISES) return;
+    record.offender = fromOffender && src ? { ...src, users: new Set(src.users) } : null;
+    record.targetedUser = targeted && rec ? { ...rec, sources: new Set(rec.sources) } : null;
+    this.#compromises.set(key, record);
+  }
+
+  /** Ends the analysis and returns offenders, suspicious logins and counters. */
+  finish(): AuthLogResult {
+    const offenders = [...this.#sources.values()].filter((s) => s.bans > 0).sort((a, b) => b.failures - a.failures || a.firstMs - b.firstMs);
+    this.stats.byKind = Object.fromEntries([...this.#byKind].sort((a, b) => b[1] - a[1]));
+    return {
+      stats: this.stats,
+      maxRetry: this.maxRetry,
+      findTimeMs: this.findTimeMs,
+      offenders,
+      compromises: [...this.#compromises.values()],
+      rootLogins: this.#rootLogins,
+    };
+  }
+}

@@ -1,0 +1,62 @@
+// Attacks on the auth-log check that must fail: log injection through user names, terminal
+// escapes in findings, memory blow-up through unique names.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { AuthLogAnalyzer } from "./analyzer.ts";
+import { authLogFindings } from "./findings.ts";
+
+const REF = Date.UTC(2026, 10, 22);
+
+function run(lines: string[]): ReturnType<AuthLogAnalyzer["finish"]> {
+  const a = new AuthLogAnalyzer({ referenceMs: REF });
+  a.beginFile("auth.log");
+  lines.forEach((l, i) => a.line(l, i + 1));
+  return a.finish();
+}
+
+// ASVS 16.4.1: log injection through the user name must not redirect the blame.
+test("a user name carrying 'from VICTIM port N ssh2' does not get the victim blocked", () => {
+  // ssh 'x from 192.0.2.200 port 22 ssh2'@server, five times: the attacker wants 192.0.2.200 banned.
+  const lines = Array.from({ length: 5 }, (_, i) => `Nov 21 04:00:0${i} web sshd[${i}]: Failed password for invalid user x from 192.0.2.200 port 22 ssh2 from 203.0.113.9 port 4000 ssh2`);
+  const r = run(lines);
+  assert.deepEqual(r.offenders.map((o) => o.address), ["203.0.113.9"]);
+});
+
+test("a user name carrying a victim address in a preauth close is attributed to the real client", () => {
+  const lines = Array.from({ length: 5 }, (_, i) => `Nov 21 04:00:0${i} web sshd[${i}]: Connection closed by invalid user a 192.0.2.200 port 22 203.0.113.9 port 4000 [preauth]`);
+  assert.deepEqual(run(lines).offenders.map((o) => o.address), ["203.0.113.9"]);
+});
+
+test("an accepted login cannot be forged through a failed line's user name", () => {
+  const r = run(["Nov 21 04:00:00 web sshd[1]: Failed password for invalid user Accepted password for root from 192.0.2.1 port 1 ssh2 from 203.0.113.9 port 2 ssh2"]);
+  assert.equal(r.stats.successes, 0);
+  assert.equal(r.stats.failures, 1);
+});
+
+// ASVS 16.4.1: attacker-controlled log text is encoded before it reaches a terminal.
+test("terminal escape sequences in user names are neutralised in findings", () => {
+  const evil = "\u001b]0;pwned\u0007\u001b[2J";
+  const lines = Array.from({ length: 5 }, (_, i) => `Nov 21 04:00:0${i} web sshd[${i}]: Failed password for invalid user ${evil} from 203.0.113.9 port 1 ssh2`);
+  const text = JSON.stringify(authLogFindings(run(lines)));
+  assert.doesNotMatch(text, /\\u001b|\\u0007/);
+  assert.match(text, /\\\\x1b/);
+});
+
+test("a log of a million unique user names keeps a bounded list per offender", () => {
+  const a = new AuthLogAnalyzer({ referenceMs: REF });
+  a.beginFile("x");
+  for (let i = 0; i < 20_000; i++) a.line(`Nov 21 04:00:00 web sshd[${i}]: Invalid user u${i} from 203.0.113.9 port 1`, i + 1);
+  const o = a.finish().offenders[0];
+  assert.equal(o?.failures, 20_000);
+  assert.equal(o?.users.size, 50);
+  assert.equal(o?.moreUsers, true);
+});
+
+test("a method name like 'constructor' or '__proto__' is just an unknown method", () => {
+  const r = run([
+    "Nov 21 04:00:00 web sshd[1]: Failed constructor for root from 203.0.113.9 port 1 ssh2",
+    "Nov 21 04:00:01 web sshd[2]: Failed __proto__ for root from 203.0.113.9 port 1 ssh2",
+    "Nov 21 04:00:02 web sshd[3]: Accepted toString for root from 203.0.113.9 port 1 ssh2",
+  ]);
+  assert.deepEqual(r.stats.byKind, { "failed-other": 2, "accepted-other": 1 });
+});

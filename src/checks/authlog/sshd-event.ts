@@ -1,0 +1,32 @@
+// What one sshd message means for fail2ban-style accounting: the shape shared by the matchers.
+
+/**
+ * What a message means for the connection it belongs to (fail2ban's multi-line semantics):
+ * `fail` counts, `nofail` only tells who is connecting (it counts if the same connection later
+ * tries a second user name or fails without saying where from), `gained` is a successful login.
+ */
+export type Effect = "fail" | "nofail" | "gained";
+
+export interface SshdEvent {
+  /** Stable name of the message kind, printed by --matches ("failed-password", "invalid-user"…). */
+  kind: string;
+  effect: Effect;
+  /** The connection ends with this message (fail2ban's MLFFORGET). */
+  forget: boolean;
+  address: string | null;
+  user: string | null;
+  /** Authentication method for Failed/Accepted lines ("password", "publickey"…). */
+  method: string | null;
+  /** The user name does not exist on the host (sshd said "invalid user"). */
+  invalidUser: boolean;
+}
+
+/**
+ * Builds an event; the matchers set `method` and `invalidUser` where they apply.
+ *
+ * @example
+ * ev("invalid-user", "fail", false, "203.0.113.9", "oracle");
+ */
+export function ev(kind: string, effect: Effect, forget: boolean, address: string | null, user: string | null): SshdEvent {
+  return { kind, effect, forget, address, user, method: null, invalidUser: false };
+}

@@ -1,0 +1,53 @@
+// One realistic message per kind sshd logs, as OpenSSH 8.x–9.x writes them (written by hand).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { classifySshdMessage, messageStart } from "./sshd-messages.ts";
+
+function pick(message: string): Record<string, unknown> | null {
+  const e = classifySshdMessage(message.slice(messageStart(message, 0)));
+  return e && { kind: e.kind, effect: e.effect, forget: e.forget, address: e.address, user: e.user };
+}
+
+const cases: Array<[string, string, Record<string, unknown> | null]> = [
+  ["a failed password", "Failed password for root from 203.0.113.9 port 52144 ssh2", { kind: "failed-password", effect: "fail", forget: false, address: "203.0.113.9", user: "root" }],
+  ["a failed password for an invalid user", "Failed password for invalid user oracle from 198.51.100.23 port 40022 ssh2", { kind: "failed-password", effect: "fail", forget: false, address: "198.51.100.23", user: "oracle" }],
+  ["a failed public key of an existing user (no failure by itself)", "Failed publickey for deploy from 192.0.2.44 port 50500 ssh2: ED25519 SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", { kind: "failed-publickey", effect: "nofail", forget: false, address: "192.0.2.44", user: "deploy" }],
+  ["a failed public key for an invalid user", "Failed publickey for invalid user git from 192.0.2.45 port 50501 ssh2: RSA SHA256:xyz", { kind: "failed-publickey", effect: "fail", forget: false, address: "192.0.2.45", user: "git" }],
+  ["a failed keyboard-interactive/pam attempt", "Failed keyboard-interactive/pam for invalid user admin from 2001:db8::17 port 33723 ssh2", { kind: "failed-keyboard-interactive", effect: "fail", forget: false, address: "2001:db8::17", user: "admin" }],
+  ["an invalid user", "Invalid user ubnt from 203.0.113.77 port 41422", { kind: "invalid-user", effect: "fail", forget: false, address: "203.0.113.77", user: "ubnt" }],
+  ["a PAM authentication failure with rhost", "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.9  user=root", { kind: "pam-failure", effect: "nofail", forget: false, address: "203.0.113.9", user: "root" }],
+  ["a PAM failure of an unknown user", "pam_unix(sshd:auth): check pass; user unknown", null],
+  ["maximum authentication attempts exceeded", "error: maximum authentication attempts exceeded for root from 203.0.113.9 port 52144 ssh2 [preauth]", { kind: "max-auth-attempts", effect: "fail", forget: false, address: "203.0.113.9", user: "root" }],
+  ["a preauth close of an authenticating user", "Connection closed by authenticating user root 203.0.113.9 port 52144 [preauth]", { kind: "preauth-close", effect: "fail", forget: true, address: "203.0.113.9", user: "root" }],
+  ["a preauth disconnect of an invalid user", "Disconnected from invalid user test 198.51.100.2 port 60000 [preauth]", { kind: "preauth-close", effect: "fail", forget: true, address: "198.51.100.2", user: "test" }],
+  ["a normal disconnect after a session", "Disconnected from user alice 192.0.2.10 port 51000", { kind: "connection-closed", effect: "nofail", forget: true, address: "192.0.2.10", user: null }],
+  ["an accepted password", "Accepted password for root from 198.51.100.77 port 50022 ssh2", { kind: "accepted-password", effect: "gained", forget: true, address: "198.51.100.77", user: "root" }],
+  ["an accepted public key", "Accepted publickey for alice from 192.0.2.10 port 51000 ssh2: ED25519 SHA256:abc", { kind: "accepted-publickey", effect: "gained", forget: true, address: "192.0.2.10", user: "alice" }],
+  ["an accepted keyboard-interactive/pam", "Accepted keyboard-interactive/pam for bob from 192.0.2.11 port 51001 ssh2", { kind: "accepted-keyboard-interactive", effect: "gained", forget: true, address: "192.0.2.11", user: "bob" }],
+  ["too many authentication failures", "Disconnecting: Too many authentication failures for root [preauth]", { kind: "too-many-failures", effect: "fail", forget: false, address: null, user: "root" }],
+  ["a client without identification string", "Did not receive identification string from 203.0.113.50 port 61000", { kind: "no-identification", effect: "fail", forget: false, address: "203.0.113.50", user: null }],
+  ["a failed negotiation", "Unable to negotiate with 203.0.113.51 port 61001: no matching key exchange method found. Their offer: diffie-hellman-group1-sha1 [preauth]", { kind: "negotiation-failed", effect: "fail", forget: false, address: "203.0.113.51", user: null }],
+  ["a connection line (tells the address only)", "Connection from 203.0.113.52 port 61002 on 192.0.2.1 port 22 rdomain \"\"", { kind: "connection-from", effect: "nofail", forget: false, address: "203.0.113.52", user: null }],
+  ["a session opened line", "pam_unix(sshd:session): session opened for user alice(uid=1000) by (uid=0)", null],
+  ["a Postponed publickey line", "Postponed publickey for alice from 192.0.2.10 port 51000 ssh2 [preauth]", null],
+  ["a Received disconnect with reason 11", "Received disconnect from 203.0.113.9 port 52144:11: Bye Bye [preauth]", { kind: "disconnect-bye", effect: "nofail", forget: true, address: "203.0.113.9", user: null }],
+  ["an IPv4-mapped IPv6 address reduced to IPv4", "Failed password for root from ::ffff:203.0.113.9 port 1 ssh2", { kind: "failed-password", effect: "fail", forget: false, address: "203.0.113.9", user: "root" }],
+];
+
+for (const [name, message, expected] of cases) {
+  test(`recognises ${name}`, () => {
+    assert.deepEqual(pick(message), expected);
+  });
+}
+
+test("takes the sshd-chosen address, not one inside an attacker-chosen user name", () => {
+  // ssh 'x from 6.6.6.6 port 22 ssh2'@host: sshd prints the user name as given.
+  assert.equal(pick("Failed password for invalid user x from 6.6.6.6 port 22 ssh2 from 203.0.113.9 port 4711 ssh2")?.["address"], "203.0.113.9");
+  assert.equal(pick("Invalid user x from 6.6.6.6 port 22 from 203.0.113.9 port 4711")?.["address"], "203.0.113.9");
+  assert.equal(pick("Connection closed by invalid user x 6.6.6.6 port 22 203.0.113.9 port 4711 [preauth]")?.["address"], "203.0.113.9");
+});
+
+test("does not take a fake address that is not a valid IP", () => {
+  assert.equal(pick("Failed password for root from 999.1.1.1 port 22 ssh2"), null);
+  assert.equal(pick("Failed password for root from 1:2:3:4:5:6:7:8:9 port 22 ssh2"), null);
+});

@@ -1,0 +1,100 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { emptyStamp, parseStamp, YearResolver } from "./timestamp.ts";
+
+function resolveAll(lines: string[], options: ConstructorParameters<typeof YearResolver>[0]): string[] {
+  const r = new YearResolver(options);
+  return lines.map((l) => {
+    const s = emptyStamp();
+    assert.ok(parseStamp(l, s), `stamp of ${l}`);
+    return new Date(r.resolve(s)).toISOString();
+  });
+}
+
+test("parses BSD stamps with padded, zero-padded and unpadded days", () => {
+  for (const [line, day] of [["Feb  7 16:01:07 h x", 7], ["Feb 07 16:01:07 h x", 7], ["Feb 7 16:01:07 h x", 7], ["Feb 17 16:01:07 h x", 17]] as const) {
+    const s = emptyStamp();
+    assert.equal(parseStamp(line, s), true, line);
+    assert.equal(s.month, 1);
+    assert.equal(s.day, day);
+    assert.equal(s.msOfDay, (16 * 3600 + 67) * 1000);
+    assert.equal(line.slice(s.end, s.end + 2), " h");
+  }
+});
+
+test("parses rsyslog RFC 3339 stamps with fractions and zone offsets", () => {
+  const s = emptyStamp();
+  assert.ok(parseStamp("2015-04-16T18:02:50.321974+02:00 host sshd[1]: x", s));
+  assert.deepEqual([s.year, s.month, s.day, s.msOfDay, s.offsetMinutes], [2015, 3, 16, (18 * 3600 + 2 * 60 + 50) * 1000 + 321, 120]);
+  assert.equal(resolveAll(["2015-04-16T18:02:50.321974+02:00 x"], { referenceMs: 0 })[0], "2015-04-16T16:02:50.321Z");
+});
+
+// ASVS 16.2.2: explicit zone offsets are honoured; evidence times are printed in UTC.
+test("parses journalctl -o short-iso stamps (+hhmm offset)", () => {
+  assert.deepEqual(resolveAll(["2026-11-22T23:44:31+0100 web sshd[5]: x", "2026-11-22T23:44:31Z web sshd[5]: x"], { referenceMs: 0 }), [
+    "2026-11-22T22:44:31.000Z",
+    "2026-11-22T23:44:31.000Z",
+  ]);
+});
+
+test("parses the RFC 5424 header time stamp", () => {
+  assert.deepEqual(resolveAll(["<38>1 2019-07-08T17:40:16.954167-04:00 host sshd 57915 - - msg"], { referenceMs: 0 }), ["2019-07-08T21:40:16.954Z"]);
+});
+
+test("rejects lines that do not start with a time stamp", () => {
+  for (const line of ["", "srv sshd[1]: x", "Foo 12 10:00:00 x", "Jan 32 10:00:00 x", "Jan 12 25:00:00 x", "2026-13-01T00:00:00Z x", "<999999>1 x", "Jan 1210:00:00"]) {
+    assert.equal(parseStamp(line, emptyStamp()), false, JSON.stringify(line));
+  }
+});
+
+test("infers the reference year for a zone-less stamp in the past", () => {
+  const ref = Date.UTC(2026, 10, 22, 12);
+  assert.deepEqual(resolveAll(["Nov 21 04:00:00 x"], { referenceMs: ref }), ["2026-11-21T04:00:00.000Z"]);
+});
+
+test("puts a December stamp read in January into the previous year", () => {
+  const ref = Date.UTC(2027, 0, 5);
+  assert.deepEqual(resolveAll(["Dec 30 23:59:00 x"], { referenceMs: ref }), ["2026-12-30T23:59:00.000Z"]);
+});
+
+test("rolls the year over when a log crosses New Year (time going back by months)", () => {
+  const ref = Date.UTC(2027, 0, 5);
+  assert.deepEqual(resolveAll(["Dec 31 23:59:58 x", "Jan  1 00:00:02 x", "Jan  3 10:00:00 x"], { referenceMs: ref }), [
+    "2026-12-31T23:59:58.000Z",
+    "2027-01-01T00:00:02.000Z",
+    "2027-01-03T10:00:00.000Z",
+  ]);
+});
+
+test("keeps the year for lines slightly out of order", () => {
+  const ref = Date.UTC(2026, 5, 1);
+  assert.deepEqual(resolveAll(["May  3 10:00:05 x", "May  3 10:00:01 x"], { referenceMs: ref }), ["2026-05-03T10:00:05.000Z", "2026-05-03T10:00:01.000Z"]);
+});
+
+test("places a late December straggler after January lines in the previous year", () => {
+  const ref = Date.UTC(2027, 0, 5);
+  assert.deepEqual(resolveAll(["Dec 31 23:59:58 x", "Jan  1 00:00:02 x", "Dec 31 23:59:59 x", "Jan  1 00:00:03 x"], { referenceMs: ref }), [
+    "2026-12-31T23:59:58.000Z",
+    "2027-01-01T00:00:02.000Z",
+    "2026-12-31T23:59:59.000Z",
+    "2027-01-01T00:00:03.000Z",
+  ]);
+});
+
+test("uses --year for the first stamp and still rolls over at New Year", () => {
+  assert.deepEqual(resolveAll(["Dec 31 23:00:00 x", "Jan  1 01:00:00 x"], { referenceMs: Date.UTC(2030, 0, 1), year: 2019 }), [
+    "2019-12-31T23:00:00.000Z",
+    "2020-01-01T01:00:00.000Z",
+  ]);
+});
+
+test("reads zone-less stamps in the given UTC offset", () => {
+  assert.deepEqual(resolveAll(["Mar  1 10:00:00 x"], { referenceMs: Date.UTC(2026, 5, 1), utcOffsetMinutes: 120 }), ["2026-03-01T08:00:00.000Z"]);
+});
+
+test("a line with a full date sets the year of the zone-less lines after it", () => {
+  assert.deepEqual(resolveAll(["2024-12-31T23:00:00Z x", "Jan  1 01:00:00 x"], { referenceMs: Date.UTC(2026, 5, 1) }), [
+    "2024-12-31T23:00:00.000Z",
+    "2025-01-01T01:00:00.000Z",
+  ]);
+});

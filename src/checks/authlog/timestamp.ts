@@ -1,0 +1,229 @@
+// Time stamps of auth-log lines: BSD syslog "Mon DD HH:MM:SS" (no year, no zone), ISO 8601 /
+// RFC 3339 as rsyslog and `journalctl -o short-iso` write them, and the RFC 5424 header.
+// Hand-written scanners over char codes: no regex, no allocation on the hot path.
+
+// Keyed by the three char codes packed in one number, so looking a month up allocates nothing.
+const MONTHS: ReadonlyMap<number, number> = new Map(
+  ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"].map((m, i) => [monthKey(m, 0), i]),
+);
+
+function monthKey(s: string, i: number): number {
+  return s.charCodeAt(i) * 65536 + s.charCodeAt(i + 1) * 256 + s.charCodeAt(i + 2);
+}
+
+const DAY_MS = 86_400_000;
+
+/** What a time stamp at the start of a line gave. `end` is the index just after it. */
+export interface ParsedStamp {
+  /** BSD stamps carry no year: `year` is -1 and the caller resolves it. */
+  year: number;
+  month: number;
+  day: number;
+  /** Milliseconds since local midnight. */
+  msOfDay: number;
+  /** Offset from UTC in minutes when the stamp says it; null for zone-less stamps. */
+  offsetMinutes: number | null;
+  end: number;
+}
+
+function digit(s: string, i: number): number {
+  const c = s.charCodeAt(i) - 48;
+  return c >= 0 && c <= 9 ? c : -1;
+}
+
+function two(s: string, i: number): number {
+  const a = digit(s, i);
+  const b = digit(s, i + 1);
+  return a < 0 || b < 0 ? -1 : a * 10 + b;
+}
+
+/** Parses "HH:MM:SS[.frac]" at i; returns ms of day and the end, or null. */
+function clock(s: string, i: number, out: ParsedStamp): boolean {
+  const h = two(s, i);
+  const m = two(s, i + 3);
+  const sec = two(s, i + 6);
+  if (h < 0 || m < 0 || sec < 0 || s.charCodeAt(i + 2) !== 58 || s.charCodeAt(i + 5) !== 58) return false;
+  // 60 allows a leap second; anything larger is not a clock.
+  if (h > 23 || m > 59 || sec > 60) return false;
+  let end = i + 8;
+  let ms = 0;
+  if (s.charCodeAt(end) === 46 /* . */ || s.charCodeAt(end) === 44 /* , */) {
+    let scale = 100;
+    let j = end + 1;
+    // Bounded: at most 9 fraction digits are read, the rest of a long digit run is skipped.
+    while (j < s.length && j - end <= 12 && digit(s, j) >= 0) {
+      if (scale >= 1) ms += digit(s, j) * scale;
+      scale /= 10;
+      j++;
+    }
+    if (j === end + 1) return false;
+    end = j;
+  }
+  out.msOfDay = ((h * 60 + m) * 60 + sec) * 1000 + Math.floor(ms);
+  out.end = end;
+  return true;
+}
+
+function bsd(s: string, out: ParsedStamp): boolean {
+  const month = MONTHS.get(monthKey(s, 0));
+  if (month === undefined || s.charCodeAt(3) !== 32) return false;
+  // "Feb  7", "Feb 07" and the unpadded "Feb 7" all occur in the wild.
+  let i = 4;
+  if (s.charCodeAt(i) === 32) i++;
+  let day = digit(s, i);
+  if (day < 0) return false;
+  i++;
+  const d2 = digit(s, i);
+  if (d2 >= 0) {
+    day = day * 10 + d2;
+    i++;
+  }
+  if (day < 1 || day > 31 || s.charCodeAt(i) !== 32) return false;
+  if (!clock(s, i + 1, out)) return false;
+  out.year = -1;
+  out.month = month;
+  out.day = day;
+  out.offsetMinutes = null;
+  return true;
+}
+
+function iso(s: string, start: number, out: ParsedStamp): boolean {
+  const y = two(s, start) * 100 + two(s, start + 2);
+  if (two(s, start) < 0 || two(s, start + 2) < 0 || s.charCodeAt(start + 4) !== 45 || s.charCodeAt(start + 7) !== 45) return false;
+  const month = two(s, start + 5);
+  const day = two(s, start + 8);
+  const sep = s.charCodeAt(start + 10);
+  if (month < 1 || month > 12 || day < 1 || day > 31 || (sep !== 84 /* T */ && sep !== 32)) return false;
+  if (!clock(s, start + 11, out)) return false;
+  let i = out.end;
+  let offset: number | null = null;
+  const c = s.charCodeAt(i);
+  if (c === 90 /* Z */) {
+    offset = 0;
+    i++;
+  } else if (c === 43 || c === 45) {
+    // "+01:00" (RFC 3339) and "+0100" (journalctl short-iso).
+    const oh = two(s, i + 1);
+    const colon = s.charCodeAt(i + 3) === 58 ? 1 : 0;
+    const om = two(s, i + 3 + colon);
+    if (oh < 0 || om < 0 || oh > 23 || om > 59) return false;
+    offset = (c === 45 ? -1 : 1) * (oh * 60 + om);
+    i += 5 + colon;
+  }
+  out.year = y;
+  out.month = month - 1;
+  out.day = day;
+  out.offsetMinutes = offset;
+  out.end = i;
+  return true;
+}
+
+/**
+ * Parses the time stamp a syslog line starts with, into `out`. Returns false when the line does
+ * not start with a known stamp. RFC 5424 lines ("<PRI>1 2026-…") are recognised by their header.
+ *
+ * @example
+ * const out = emptyStamp();
+ * parseStamp("Nov 22 23:44:31 host sshd[1]: x", out); // true, out.month === 10
+ */
+export function parseStamp(s: string, out: ParsedStamp): boolean {
+  const c = s.charCodeAt(0);
+  if (c >= 65 && c <= 90) return bsd(s, out);
+  if (c >= 48 && c <= 57) return iso(s, 0, out);
+  if (c === 60 /* < */) {
+    // RFC 5424: "<PRI>VERSION SP TIMESTAMP"; PRI is at most 3 digits, VERSION is 1 (or 2 digits).
+    const close = s.indexOf(">", 1);
+    if (close < 2 || close > 4) return false;
+    let i = close + 1;
+    while (i < s.length && i < close + 4 && digit(s, i) >= 0) i++;
+    if (i === close + 1 || s.charCodeAt(i) !== 32) return false;
+    return iso(s, i + 1, out);
+  }
+  return false;
+}
+
+/**
+ * A scratch stamp for `parseStamp` to fill (reused between lines).
+ *
+ * @example
+ * const stamp = emptyStamp();
+ */
+export function emptyStamp(): ParsedStamp {
+  return { year: -1, month: 0, day: 1, msOfDay: 0, offsetMinutes: null, end: 0 };
+}
+
+export interface YearResolverOptions {
+  /** Reference "now" in ms: a zone-less stamp is never placed more than a day after it. */
+  referenceMs: number;
+  /** The year of the first zone-less stamp, when the caller knows it (--year). */
+  year?: number | undefined;
+  /** Zone of zone-less stamps, minutes east of UTC (default 0: read as UTC). */
+  utcOffsetMinutes?: number | undefined;
+}
+
+/**
+ * Turns stamps into epoch milliseconds, inferring the missing year of BSD stamps. The first
+ * zone-less stamp takes the reference year (or the previous one when it would otherwise lie in
+ * the future); after that, time going backwards by more than a month means the year rolled over
+ * (a log that crosses New Year), and a jump forward of more than half a year is a late line from
+ * the previous year. Lines with a full date reset the running year.
+ *
+ * @example
+ * const years = new YearResolver({ referenceMs: clock.now() });
+ * const stamp = emptyStamp();
+ * if (parseStamp(line, stamp)) console.log(new Date(years.resolve(stamp)));
+ */
+export class YearResolver {
+  #year: number;
+  #lastMs = Number.NaN;
+  readonly #referenceMs: number;
+  readonly #offsetMs: number;
+  readonly #fixed: boolean;
+  // One-entry cache: consecutive lines nearly always fall on the same day.
+  #cacheKey = -1;
+  #cacheDayMs = 0;
+
+  constructor(options: YearResolverOptions) {
+    this.#referenceMs = options.referenceMs;
+    this.#offsetMs = (options.utcOffsetMinutes ?? 0) * 60_000;
+    this.#fixed = options.year !== undefined;
+    this.#year = options.year ?? new Date(options.referenceMs).getUTCFullYear();
+  }
+
+  #dayStart(year: number, month: number, day: number): number {
+    const key = (year * 16 + month) * 32 + day;
+    if (key !== this.#cacheKey) {
+      this.#cacheKey = key;
+      this.#cacheDayMs = Date.UTC(year, month, day);
+    }
+    return this.#cacheDayMs;
+  }
+
+  /** Epoch milliseconds of `stamp`. */
+  resolve(stamp: ParsedStamp): number {
+    if (stamp.year >= 0) {
+      const offset = stamp.offsetMinutes === null ? this.#offsetMs : stamp.offsetMinutes * 60_000;
+      const ms = this.#dayStart(stamp.year, stamp.month, stamp.day) + stamp.msOfDay - offset;
+      this.#year = stamp.year;
+      this.#lastMs = ms;
+      return ms;
+    }
+    let ms = this.#dayStart(this.#year, stamp.month, stamp.day) + stamp.msOfDay - this.#offsetMs;
+    if (Number.isNaN(this.#lastMs)) {
+      // First zone-less stamp: a log is read after it was written, so a stamp more than a day in
+      // the future belongs to the previous year (a December line read in January).
+      if (!this.#fixed && ms > this.#referenceMs + DAY_MS) {
+        this.#year--;
+        ms = this.#dayStart(this.#year, stamp.month, stamp.day) + stamp.msOfDay - this.#offsetMs;
+      }
+    } else if (ms < this.#lastMs - 31 * DAY_MS) {
+      this.#year++;
+      ms = this.#dayStart(this.#year, stamp.month, stamp.day) + stamp.msOfDay - this.#offsetMs;
+    } else if (ms > this.#lastMs + 183 * DAY_MS) {
+      // A straggler from last December after January lines: place it, keep the running year.
+      return this.#dayStart(this.#year - 1, stamp.month, stamp.day) + stamp.msOfDay - this.#offsetMs;
+    }
+    this.#lastMs = ms;
+    return ms;
+  }
+}

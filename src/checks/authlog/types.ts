@@ -1,0 +1,106 @@
+// Types shared by the auth-log analyzer, its findings and the CLI.
+
+export interface AuthLogOptions {
+  /** "Now" from a Clock: zone-less syslog stamps are placed in the year that ends before it. */
+  referenceMs: number;
+  /** Failures within `findTimeMs` that make an address an offender (fail2ban maxretry, default 5). */
+  maxRetry?: number | undefined;
+  /** Window in ms (fail2ban findtime, default 10 minutes). */
+  findTimeMs?: number | undefined;
+  /** Year of the first zone-less stamp of the first file, when known (later files continue from it). */
+  year?: number | undefined;
+  /** Zone of zone-less stamps, minutes east of UTC (default 0). */
+  utcOffsetMinutes?: number | undefined;
+  /** Longer lines are counted as overlong and skipped (default 8192 bytes). */
+  maxLineLength?: number | undefined;
+  /** How long after a brute force on a user a login by that user is suspect (default 24 h). */
+  compromiseWindowMs?: number | undefined;
+  /** Called for every counted failure, in order (`--matches`). */
+  onFailure?: ((match: FailureMatch) => void) | undefined;
+}
+
+export interface LineRef {
+  file: string;
+  /** 1-based line number within `file`. */
+  line: number;
+}
+
+export interface FailureMatch extends LineRef {
+  address: string;
+  kind: string;
+  user: string | null;
+  timeMs: number;
+}
+
+export interface SourceRecord {
+  address: string;
+  failures: number;
+  firstMs: number;
+  lastMs: number;
+  first: LineRef;
+  last: LineRef;
+  users: Set<string>;
+  moreUsers: boolean;
+  /** Last user name seen from this address: skips the set lookup for runs of one name. */
+  lastUser: string | null;
+  ring: Float64Array;
+  inWindow: number;
+  /** How many times fail2ban's rule would have banned this address. */
+  bans: number;
+  offenderSinceMs: number;
+  offenderAt: LineRef | null;
+}
+
+export interface UserRecord {
+  user: string;
+  failures: number;
+  ring: Float64Array;
+  count: number;
+  attackFirstMs: number;
+  attackLastMs: number;
+  /** Failures for this user up to the last failure that completed a brute-force window. */
+  attackFailures: number;
+  sources: Set<string>;
+  moreSources: boolean;
+  firstAttackAt: LineRef | null;
+}
+
+export interface SuccessRecord extends LineRef {
+  timeMs: number;
+  address: string;
+  user: string;
+  method: string;
+  /** The address had already reached the offender threshold (snapshot at login time). */
+  offender: SourceRecord | null;
+  /** The user had been brute-forced within the compromise window (snapshot at login time). */
+  targetedUser: UserRecord | null;
+  /** Further logins with the same address and user after this one. */
+  repeats: number;
+}
+
+export interface AuthLogStats {
+  files: number;
+  lines: number;
+  blank: number;
+  malformed: number;
+  overlong: number;
+  sshdLines: number;
+  events: number;
+  failures: number;
+  successes: number;
+  rootLogins: number;
+  /** Root logins by password or keyboard-interactive (the rest used keys or other methods). */
+  rootPasswordLogins: number;
+  untrackedSources: number;
+  untrackedUsers: number;
+  byKind: Record<string, number>;
+}
+
+export interface AuthLogResult {
+  stats: AuthLogStats;
+  maxRetry: number;
+  findTimeMs: number;
+  offenders: SourceRecord[];
+  compromises: SuccessRecord[];
+  rootLogins: SuccessRecord[];
+}

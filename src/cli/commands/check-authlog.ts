@@ -1,0 +1,120 @@
+// `bulwark check authlog FILE...`: SSH brute force, logins that followed it and root logins, from
+// syslog or journal auth logs (plain or gzip). --matches lists every counted failure; --format nft
+// prints the offenders as nftables sets.
+import { Writable } from "node:stream";
+import type { Command } from "commander";
+import { InputError } from "../../lib/errors.ts";
+import { systemClock } from "../../lib/clock.ts";
+import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
+import type { CliContext, CommandModule } from "../context.ts";
+import { action, group } from "../run.ts";
+
+interface AuthlogOptions extends CheckOptions {
+  maxRetry?: string;
+  findTime?: string;
+  year?: string;
+  utcOffset?: string;
+  matches?: boolean;
+  format?: string;
+}
+
+function integer(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(value)) throw new InputError("BULWARK_ERR_USAGE", `${name} must be a whole number, got "${value}"`);
+  return Number(value);
+}
+
+function utcOffset(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^([+-])(\d{2}):?(\d{2})$/.exec(value);
+  if (!m || Number(m[2]) > 14 || Number(m[3]) > 59) throw new InputError("BULWARK_ERR_USAGE", `--utc-offset must look like +01:00 or -0500, got "${value}"`);
+  return (m[1] === "-" ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3]));
+}
+
+/** A context whose stdout swallows output: findings are still recorded and decide the exit code. */
+function quiet(ctx: CliContext): CliContext {
+  return { ...ctx, stdout: new Writable({ write: (_chunk, _enc, done) => done() }) };
+}
+
+export default {
+  register(program: Command, ctx: CliContext): void {
+    const check = group(program, "check", "run a security check and print findings");
+    addCheckOptions(
+      check
+        .command("authlog")
+        .description(
+          "find SSH brute force (fail2ban's sshd filter, aggressive mode), logins after it and root logins in auth logs " +
+            "(syslog, rsyslog ISO, journalctl -o short-iso, RFC 5424; plain or gzip; '-' reads stdin)",
+        )
+        .argument("<files...>", "log files in chronological order, e.g. /var/log/auth.log.1 /var/log/auth.log")
+        .option("--max-retry <n>", "failures that make an address an offender (fail2ban maxretry)", "5")
+        .option("--find-time <duration>", "window for --max-retry: seconds, or 90s, 10m, 1h, 1d (fail2ban findtime)", "10m")
+        .option("--year <yyyy>", "year of the first syslog time stamp (default: inferred from today)")
+        .option("--utc-offset <+hh:mm>", "time zone of syslog stamps that carry none (default +00:00)")
+        .option("--matches", "print one line per counted failure: LINE<TAB>IP<TAB>KIND (FILE:LINE with several files)")
+        .option("--format <format>", "print the offenders in another format: nft (nftables sets for nft -f)"),
+    ).action(
+      action(ctx, async (files: string[], opts: AuthlogOptions) => {
+        if (opts.format !== undefined && opts.format !== "nft") throw new InputError("BULWARK_ERR_USAGE", `--format must be "nft", got "${opts.format}"`);
+        if (opts.format === "nft" && (opts.json || opts.matches)) throw new InputError("BULWARK_ERR_USAGE", "--format nft cannot be combined with --json or --matches");
+        const lib = await import("../../checks/authlog/index.ts");
+        const several = files.length > 1;
+        const matches: Array<Record<string, unknown>> = [];
+        // --matches can print millions of lines: batch them instead of one write per failure.
+        let pending = "";
+        const flush = (): void => {
+          if (pending !== "") ctx.stdout.write(pending);
+          pending = "";
+        };
+        const analyzer = new lib.AuthLogAnalyzer({
+          referenceMs: systemClock.now(),
+          maxRetry: integer("--max-retry", opts.maxRetry),
+          findTimeMs: lib.parseDuration(opts.findTime ?? "10m"),
+          year: integer("--year", opts.year),
+          utcOffsetMinutes: utcOffset(opts.utcOffset),
+          onFailure: !opts.matches
+            ? undefined
+            : opts.json
+              ? (m) => matches.push({ file: m.file, line: m.line, address: m.address, kind: m.kind, user: m.user === null ? null : lib.printable(m.user) })
+              : (m) => {
+                  pending += `${several ? `${m.file}:` : ""}${m.line}\t${m.address}\t${m.kind}\n`;
+                  if (pending.length > 65_536) flush();
+                },
+        });
+        for (const file of files) {
+          if (file === "-") {
+            analyzer.beginFile("-");
+            await lib.feedChunks(analyzer, lib.decompressed(ctx.stdin));
+          } else {
+            await lib.analyzeFile(analyzer, file);
+          }
+        }
+        flush();
+        const result = analyzer.finish();
+        const findings = lib.authLogFindings(result);
+        const s = result.stats;
+        const offenders = result.offenders.map((o) => o.address);
+        if (opts.format === "nft") ctx.stdout.write(lib.renderNft(offenders));
+        const summary = [
+          `${s.lines} line(s) in ${s.files} file(s): ${s.sshdLines} from sshd, ${s.malformed} malformed, ${s.overlong} overlong`,
+          `${s.failures} counted failure(s), ${s.successes} accepted login(s), ${result.offenders.length} offender(s) ` +
+            `(${result.maxRetry} failures within ${lib.formatDuration(result.findTimeMs)})`,
+        ];
+        const silent = !opts.json && (opts.matches || opts.format === "nft");
+        return finishCheck(silent ? quiet(ctx) : ctx, opts, {
+          check: "authlog",
+          findings,
+          summary,
+          extra: {
+            stats: s,
+            maxRetry: result.maxRetry,
+            findTimeSeconds: result.findTimeMs / 1000,
+            offenders,
+            ...(opts.matches ? { matches } : {}),
+          },
+        });
+      }),
+    );
+  },
+} satisfies CommandModule;
+

@@ -1,0 +1,136 @@
+// End-to-end: `bulwark check authlog` as a user runs it, with the pinned node.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { gzipSync } from "node:zlib";
+
+const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "bulwark-cli-authlog-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function bulwark(args: string[], input?: Buffer): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], {
+    encoding: "utf8",
+    input,
+    env: { ...process.env, BULWARK_DATA_DIR: join(dir, "data") },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+// Seed 001 (SourceLair): root brute-forced over SSH from a botnet 04:00–09:00, then a password login.
+// The year is given with --year so the test does not depend on today's date.
+const lines: string[] = [];
+for (let m = 0; m < 300; m++) {
+  const hh = String(4 + Math.floor(m / 60)).padStart(2, "0");
+  const mm = String(m % 60).padStart(2, "0");
+  for (const ss of ["07", "37"]) lines.push(`Mar 14 ${hh}:${mm}:${ss} web sshd[${2000 + m}]: Failed password for root from 198.18.${m % 3}.7 port ${30000 + m} ssh2`);
+}
+lines.push("Mar 14 09:02:41 web sshd[9999]: Accepted password for root from 198.51.100.77 port 50022 ssh2");
+lines.push("Mar 14 09:02:41 web sshd[9999]: pam_unix(sshd:session): session opened for user root(uid=0) by (uid=0)");
+lines.push("Mar 14 09:05:00 web CRON[77]: pam_unix(cron:session): session closed for user root");
+const sourcelair = join(dir, "auth.log");
+writeFileSync(sourcelair, `${lines.join("\n")}\n`);
+const gz = join(dir, "auth.log.2.gz");
+writeFileSync(gz, gzipSync(`${lines.join("\n")}\n`));
+
+test("flags SourceLair's brute force and the root password login as critical and exits 1", () => {
+  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014"]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stdout, /^\[CRITICAL\] authlog\.success-after-failures: Compromise suspected: root logged in from 198\.51\.100\.77/m);
+  assert.match(r.stdout, /^\[HIGH\] authlog\.root-login:/m);
+  assert.match(r.stdout, /^\[MEDIUM\] authlog\.brute-force: SSH brute force from 198\.18\.0\.7/m);
+  assert.match(r.stdout, /603 line\(s\) in 1 file\(s\)/);
+});
+
+test("prints JSON with findings, stats and offenders", () => {
+  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014", "--json", "--fail-on", "none"]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { findings: Array<{ id: string; severity: string; evidence: Record<string, unknown> }>; stats: { failures: number; lines: number }; offenders: string[] };
+  assert.equal(out.stats.failures, 600);
+  assert.deepEqual([...out.offenders].sort(), ["198.18.0.7", "198.18.1.7", "198.18.2.7"]);
+  const critical = out.findings[0];
+  assert.equal(critical?.id, "authlog.success-after-failures");
+  assert.equal(critical?.severity, "critical");
+  assert.equal(critical?.evidence["at"], "2014-03-14T09:02:41.000Z");
+});
+
+test("--matches prints LINE, IP and KIND of every counted failure", () => {
+  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014", "--matches", "--fail-on", "none"]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = r.stdout.trimEnd().split("\n");
+  assert.equal(out.length, 600);
+  assert.equal(out[0], "1\t198.18.0.7\tfailed-password");
+  assert.equal(out[599], "600\t198.18.2.7\tfailed-password");
+});
+
+test("--format nft prints a loadable nftables set of the offenders", () => {
+  const r = bulwark(["check", "authlog", sourcelair, "--format", "nft", "--fail-on", "none"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /table inet bulwark \{/);
+  assert.match(r.stdout, /type ipv4_addr\n {4}elements = \{\n {6}198\.18\.0\.7,\n {6}198\.18\.1\.7,\n {6}198\.18\.2\.7\n/);
+});
+
+test("reads gzip files and stdin ('-')", () => {
+  const a = bulwark(["check", "authlog", gz, "--year", "2014", "--json", "--fail-on", "none"]);
+  assert.equal((JSON.parse(a.stdout) as { stats: { failures: number } }).stats.failures, 600);
+  const b = bulwark(["check", "authlog", "-", "--year", "2014", "--json", "--fail-on", "none"], gzipSync(`${lines.join("\n")}\n`));
+  assert.equal((JSON.parse(b.stdout) as { stats: { failures: number } }).stats.failures, 600, b.stderr);
+});
+
+test("--max-retry and --find-time change who is an offender", () => {
+  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014", "--json", "--fail-on", "none", "--max-retry", "200", "--find-time", "1h"]);
+  assert.deepEqual((JSON.parse(r.stdout) as { offenders: string[] }).offenders, []);
+});
+
+test("an unreadable file exits 2 and names it", () => {
+  const r = bulwark(["check", "authlog", join(dir, "nope.log")]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /nope\.log/);
+});
+
+test("bad option values exit 2 with a message naming the option", () => {
+  for (const [args, pattern] of [
+    [["--max-retry", "0"], /max retry/],
+    [["--find-time", "soon"], /--find-time/],
+    [["--year", "14"], /year/],
+    [["--format", "iptables"], /--format/],
+    [["--utc-offset", "CET"], /--utc-offset/],
+  ] as const) {
+    const r = bulwark(["check", "authlog", sourcelair, ...args]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, pattern);
+  }
+});
+
+test("a clean log has no findings and exits 0", () => {
+  const clean = join(dir, "clean.log");
+  writeFileSync(clean, "Mar 14 09:02:41 web sshd[9]: Accepted publickey for alice from 192.0.2.10 port 50022 ssh2: ED25519 SHA256:abc\n");
+  const r = bulwark(["check", "authlog", clean]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /authlog: no findings/);
+});
+
+test("--matches names the file when several are given", () => {
+  const r = bulwark(["check", "authlog", gz, sourcelair, "--year", "2014", "--matches", "--fail-on", "none"]);
+  const out = r.stdout.trimEnd().split("\n");
+  assert.equal(out.length, 1200);
+  assert.equal(out[0], `${gz}:1\t198.18.0.7\tfailed-password`);
+  assert.equal(out[600], `${sourcelair}:1\t198.18.0.7\tfailed-password`);
+});
+
+test("--record stores the run in an initialised Bulwark", () => {
+  const init = bulwark(["init"]);
+  assert.equal(init.code, 0, init.stderr);
+  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014", "--record", "--fail-on", "none"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /authlog\.success-after-failures/);
+});
+
+test("--utc-offset reads zone-less stamps in that zone (evidence times are UTC)", () => {
+  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014", "--utc-offset", "-05:00", "--json", "--fail-on", "none"]);
+  const out = JSON.parse(r.stdout) as { findings: Array<{ id: string; evidence: Record<string, unknown> }> };
+  assert.equal(out.findings.find((f) => f.id === "authlog.success-after-failures")?.evidence["at"], "2014-03-14T14:02:41.000Z");
+});
