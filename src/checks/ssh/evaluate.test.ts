@@ -1,0 +1,146 @@
+// Unit tests of the sshd_config evaluator: tokenising, first-wins, case, aliases, Include, Match.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { SshConfigError } from "./errors.ts";
+import { evaluate } from "./evaluate.ts";
+import { argvSplit, splitLine } from "./lexer.ts";
+import { parseCriteria, parseMatchSpec, type MatchContext } from "./match.ts";
+import { memorySource } from "./memory-source.ts";
+import { parseSshdConfig } from "./parser.ts";
+import { addressMatchList, matchPatternList } from "./patterns.ts";
+import { assembleAlgorithms, parseTime } from "./values.ts";
+
+const MAIN = "/etc/ssh/sshd_config";
+function eff(text: string, match?: MatchContext, files: Record<string, string> = {}): Record<string, string> {
+  const config = parseSshdConfig(text, MAIN, { source: memorySource({ [MAIN]: text, ...files }) });
+  return evaluate(config, match === undefined ? {} : { match }).effective;
+}
+
+describe("lexer", () => {
+  test("splits Keyword=value, Keyword = value and quoted keywords like strdelim", () => {
+    assert.deepEqual(splitLine("PermitRootLogin=no"), { kind: "directive", keyword: "PermitRootLogin", rest: "no", args: ["no"] });
+    assert.deepEqual(splitLine("  MaxAuthTries  =  3  "), { kind: "directive", keyword: "MaxAuthTries", rest: "3", args: ["3"] });
+    assert.equal((splitLine('"Banner" "/a b"') as { keyword: string }).keyword, "Banner");
+  });
+  test("treats comments and blank lines as empty", () => {
+    assert.equal(splitLine("   # note").kind, "empty");
+    assert.equal(splitLine("\t\r").kind, "empty");
+  });
+  test("reports a keyword without argument and unterminated quotes", () => {
+    assert.deepEqual(splitLine("PermitRootLogin"), { kind: "error", message: 'no argument after keyword "PermitRootLogin"' });
+    assert.deepEqual(splitLine('Banner "/etc/issue'), { kind: "error", message: "invalid quotes" });
+  });
+  test("argv_split handles escapes, single quotes and trailing comments", () => {
+    assert.deepEqual(argvSplit("a\\ b 'c d' \"e\\\"f\" # g"), ["a b", "c d", 'e"f']);
+    assert.deepEqual(argvSplit('""'), [""]);
+  });
+});
+
+describe("patterns and addresses", () => {
+  test("a negated pattern alone never matches (OpenSSH match_pattern_list)", () => {
+    assert.equal(matchPatternList("alice", "!root", false), 0);
+    assert.equal(matchPatternList("alice", "*,!root", false), 1);
+    assert.equal(matchPatternList("root", "*,!root", false), -1);
+  });
+  test("host patterns are case-insensitive, user patterns are not", () => {
+    assert.equal(matchPatternList("WEB01.example.org", "web??.example.org", true), 1);
+    assert.equal(matchPatternList("Alice", "alice", false), 0);
+  });
+  test("matches IPv4 and IPv6 CIDR blocks, with negation", () => {
+    assert.equal(addressMatchList("10.1.2.3", "10.0.0.0/8,!10.9.0.0/16"), 1);
+    assert.equal(addressMatchList("10.9.2.3", "10.0.0.0/8,!10.9.0.0/16"), -1);
+    assert.equal(addressMatchList("2001:db8::1", "2001:db8::/32"), 1);
+    assert.equal(addressMatchList("2001:db9::1", "2001:db8::/32"), 0);
+    assert.equal(addressMatchList("192.168.1.7", "192.168.1.*"), 1);
+  });
+  test("refuses a network written with host bits set, as sshd does", () => {
+    assert.equal(addressMatchList(null, "10.0.0.1/8"), -2);
+    assert.equal(typeof parseCriteria("Address 10.0.0.1/8"), "string");
+  });
+});
+
+describe("values", () => {
+  test("converts times like convtime", () => {
+    assert.equal(parseTime("1m30s"), 90);
+    assert.equal(parseTime("2h"), 7200);
+    assert.equal(parseTime("soon"), null);
+  });
+  test("assembles +, - and ^ algorithm lists against the defaults", () => {
+    assert.equal(assembleAlgorithms("+aes128-cbc", "aes128-ctr", "cipher"), "aes128-ctr,aes128-cbc");
+    assert.equal(assembleAlgorithms("^aes128-cbc", "aes128-ctr", "cipher"), "aes128-cbc,aes128-ctr");
+    assert.equal(assembleAlgorithms("-*-ctr", "aes128-ctr,aes256-gcm@openssh.com", "cipher"), "aes256-gcm@openssh.com");
+  });
+});
+
+describe("evaluate", () => {
+  test("uses Debian 12's compiled-in defaults for an empty file", () => {
+    const e = eff("");
+    assert.equal(e["permitrootlogin"], "without-password");
+    assert.equal(e["passwordauthentication"], "yes");
+    assert.equal(e["maxauthtries"], "6");
+    assert.equal(e["usepam"], "no");
+  });
+  test("the first value of a keyword wins, whatever its case", () => {
+    const e = eff("permitrootlogin NO\nPermitRootLogin yes\n");
+    assert.equal(e["permitrootlogin"], "no");
+  });
+  test("checks PasswordAuthentication (Lynis does not)", () => {
+    assert.equal(eff("PasswordAuthentication no\n")["passwordauthentication"], "no");
+  });
+  test("maps aliases: ChallengeResponseAuthentication and without-password", () => {
+    const e = eff("ChallengeResponseAuthentication no\nPermitRootLogin prohibit-password\n");
+    assert.equal(e["kbdinteractiveauthentication"], "no");
+    assert.equal(e["permitrootlogin"], "without-password");
+  });
+  test("honours Match blocks for a connection (Wazuh's policy does not)", () => {
+    const text = "PasswordAuthentication no\nMatch Address 10.0.0.0/8\n  PasswordAuthentication yes\n";
+    assert.equal(eff(text)["passwordauthentication"], "no");
+    assert.equal(eff(text, { user: "u", host: "h", addr: "10.2.3.4" })["passwordauthentication"], "yes");
+    assert.equal(eff(text, { user: "u", host: "h", addr: "192.0.2.1" })["passwordauthentication"], "no");
+  });
+  test("a Match block lasts until the next Match", () => {
+    const text = "Match User bob\nX11Forwarding yes\nMatch User carol\nMaxAuthTries 2\n";
+    const bob = eff(text, { user: "bob", host: "h", addr: "192.0.2.1" });
+    assert.equal(bob["x11forwarding"], "yes");
+    assert.equal(bob["maxauthtries"], "6");
+  });
+  test("Match All applies even without a connection", () => {
+    assert.equal(eff("PermitRootLogin no\nMatch All\nPermitRootLogin yes\n")["permitrootlogin"], "yes");
+  });
+  test("Includes globs in lexical order, relative to /etc/ssh, first value wins", () => {
+    const files = { "/etc/ssh/d/20.conf": "PermitRootLogin yes\n", "/etc/ssh/d/10.conf": "PermitRootLogin no\n", "/etc/ssh/d/.hidden.conf": "MaxAuthTries 1\n" };
+    const e = eff("Include d/*.conf\n", undefined, files);
+    assert.equal(e["permitrootlogin"], "no");
+    assert.equal(e["maxauthtries"], "6");
+  });
+  test("an Include inside a Match belongs to that block", () => {
+    const files = { "/etc/ssh/m.conf": "PasswordAuthentication no\n" };
+    assert.equal(eff("Match User ops\nInclude m.conf\n", { user: "ops", host: "h", addr: "192.0.2.1" }, files)["passwordauthentication"], "no");
+    assert.equal(eff("Match User ops\nInclude m.conf\n", { user: "dev", host: "h", addr: "192.0.2.1" }, files)["passwordauthentication"], "yes");
+  });
+  test("accepts deprecated keywords that sshd only warns about", () => {
+    assert.equal(eff("Protocol 2\nUsePrivilegeSeparation sandbox\nPasswordAuthentication no\n")["passwordauthentication"], "no");
+  });
+});
+
+describe("errors name the file and line", () => {
+  const fails = (text: string, pattern: RegExp): void => {
+    assert.throws(() => eff(text), (e: unknown) => e instanceof SshConfigError && pattern.test(e.message));
+  };
+  test("an unknown keyword", () => fails("\n\nFrobnicate yes\n", /sshd_config line 3: Bad configuration option: Frobnicate/));
+  test("a global keyword inside a Match block", () => fails("Match User bob\nPort 2222\n", /line 2: Directive 'Port' is not allowed within a Match block/));
+  test("a bad value", () => fails("PermitRootLogin maybe\n", /line 1: unsupported option "maybe"/));
+  test("extra arguments", () => fails("MaxAuthTries 3 4\n", /line 1: keyword MaxAuthTries extra arguments/));
+  test("a bad Match line", () => fails("Match Colour blue\n", /line 1: Bad Match condition/));
+  test("an unknown cipher", () => fails("Ciphers rot13\n", /Bad SSH2 cipher spec/));
+});
+
+describe("--match specification", () => {
+  test("parses user, host, addr, laddr, lport and rdomain", () => {
+    assert.deepEqual(parseMatchSpec("user=a,host=h,addr=1.2.3.4,laddr=5.6.7.8,lport=22,rdomain=r"), { user: "a", host: "h", addr: "1.2.3.4", laddr: "5.6.7.8", lport: 22, rdomain: "r" });
+  });
+  test("rejects unknown keys and bad ports with a clear message", () => {
+    assert.throws(() => parseMatchSpec("colour=blue"), /knows user, host, addr/);
+    assert.throws(() => parseMatchSpec("lport=99999"), /lport must be a port number/);
+  });
+});

@@ -1,0 +1,73 @@
+// The effective configuration, as `sshd -T` (optionally `-C user=..,host=..,addr=..`) prints it:
+// first value wins; at load time only the global part and "Match All" blocks apply; for a connection,
+// the first value from a matching Match block overrides the load-time value (servconf.c
+// parse_server_match_config + copy_set_server_options), for keywords allowed in Match.
+import { DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
+import { criterionHolds, type MatchContext } from "./match.ts";
+import type { Directive, MatchBlock, SshConfig } from "./parser.ts";
+import { assembleAlgorithms } from "./values.ts";
+
+/** Where an effective value came from: a file and line, or the compiled-in default. */
+export type Source = { file: string; line: number; match?: string } | { default: true };
+
+export interface Evaluation {
+  /** Lowercase keyword → value exactly as sshd -T prints it. */
+  effective: Record<string, string>;
+  sources: Record<string, Source>;
+}
+
+export interface EvaluateOptions {
+  match?: MatchContext;
+  /** Evaluate as if this block (index into config.blocks) matched, and no other non-All block did. */
+  assumeBlock?: number;
+}
+
+function blockHolds(blocks: readonly MatchBlock[], index: number, ctx: MatchContext | undefined, assume: number | undefined): boolean {
+  for (let b = index; b >= 0; ) {
+    const blk = blocks[b] as MatchBlock;
+    const assumed = assume !== undefined && b === assume;
+    if (!assumed && !blk.criteria.every((c) => criterionHolds(c, ctx))) return false;
+    b = blk.parent;
+  }
+  return true;
+}
+
+/**
+ * Computes the effective options for a configuration.
+ *
+ * @example
+ * const { effective } = evaluate(loadSshdConfig("/etc/ssh/sshd_config"), { match: { user: "root", host: "h", addr: "10.0.0.1" } });
+ * effective["permitrootlogin"]; // "no"
+ */
+export function evaluate(config: SshConfig, options: EvaluateOptions = {}): Evaluation {
+  const { blocks } = config;
+  const loadTime = new Map<string, Directive>();
+  const connection = new Map<string, Directive>();
+  // sshd -T always re-evaluates Match blocks for a connection; without -C that connection is blank,
+  // so only "Match All" blocks override the load-time values (sshd.c test mode).
+  const ctx = options.match ?? {};
+  const loadActive = blocks.map((_, i) => blockHolds(blocks, i, undefined, undefined));
+  const connActive = blocks.map((_, i) => blockHolds(blocks, i, ctx, options.assumeBlock));
+  for (const d of config.directives) {
+    if (d.value === undefined) continue;
+    if ((d.block < 0 || loadActive[d.block]) && !loadTime.has(d.name)) loadTime.set(d.name, d);
+    if (d.block >= 0 && connActive[d.block] && !connection.has(d.name) && keywordScope(d.name) === "all") {
+      connection.set(d.name, d);
+    }
+  }
+  const effective: Record<string, string> = {};
+  const sources: Record<string, Source> = {};
+  for (const name of Object.keys(EVALUATED)) {
+    const kind = EVALUATED[name];
+    const d = connection.get(name) ?? loadTime.get(name);
+    const def = DEFAULTS[name] as string;
+    if (d === undefined || d.value === undefined) {
+      effective[name] = def;
+      sources[name] = { default: true };
+      continue;
+    }
+    effective[name] = kind?.type === "algorithms" ? assembleAlgorithms(d.value, def, kind.family) : d.value;
+    sources[name] = d.block >= 0 ? { file: d.file, line: d.line, match: (blocks[d.block] as MatchBlock).label } : { file: d.file, line: d.line };
+  }
+  return { effective, sources };
+}

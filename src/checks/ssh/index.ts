@@ -1,0 +1,11 @@
+// Public API of the sshd_config check: load (with Includes), evaluate as sshd -T does, find problems,
+// and cross-check against the installed sshd.
+export { SshConfigError, SshConfigUnreadableError, SshMatchSpecError } from "./errors.ts";
+export { DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
+export { parseMatchSpec, parseCriteria, type MatchContext, type Criterion } from "./match.ts";
+export { loadSshdConfig, parseSshdConfig, fileSystemSource, MAX_INCLUDE_DEPTH, type SshConfig, type Directive, type MatchBlock, type ConfigSource, type LoadOptions } from "./parser.ts";
+export { evaluate, type Evaluation, type EvaluateOptions, type Source } from "./evaluate.ts";
+export { sshFindings, checkSshConfig, MAX_AUTH_TRIES_LIMIT } from "./findings.ts";
+export { weakAlgorithms, WEAK_ALGORITHMS } from "./weak-algorithms.ts";
+export { memorySource } from "./memory-source.ts";
+export { findSshd, ensurePrivsepDir, runSshdTest, differences, crossCheckFindings, systemGroups, type SshdResult, type Difference } from "./cross-check.ts";

@@ -1,0 +1,210 @@
+// The keywords OpenSSH 9.2p1 (Debian 12 build: PAM, Kerberos, GSSAPI key exchange patch) accepts in
+// sshd_config, where each may appear, and how the values we evaluate are parsed and printed.
+
+/** Where sshd accepts a keyword: anywhere, or only outside Match blocks (servconf.c SSHCFG_GLOBAL). */
+export type Scope = "all" | "global";
+
+/** Keywords sshd accepts anywhere, including inside Match blocks (servconf.c SSHCFG_ALL). */
+const MATCH_ALLOWED = [
+  "permitrootlogin", "loglevel", "logverbose", "rhostsrsaauthentication", "hostbasedauthentication",
+  "hostbasedusesnamefrompacketonly", "hostbasedacceptedalgorithms", "hostbasedacceptedkeytypes", "rsaauthentication",
+  "pubkeyauthentication", "pubkeyacceptedalgorithms", "pubkeyacceptedkeytypes", "pubkeyauthoptions",
+  "kerberosauthentication", "gssapiauthentication", "passwordauthentication", "kbdinteractiveauthentication",
+  "challengeresponseauthentication", "skeyauthentication", "ignorerhosts", "x11forwarding", "x11displayoffset",
+  "x11uselocalhost", "permitemptypasswords", "rekeylimit", "allowtcpforwarding", "allowagentforwarding", "allowusers",
+  "denyusers", "allowgroups", "denygroups", "gatewayports", "maxauthtries", "maxsessions", "banner",
+  "clientaliveinterval", "clientalivecountmax", "authorizedkeysfile", "authorizedkeysfile2", "acceptenv", "setenv",
+  "permittunnel", "permittty", "permituserrc", "match", "permitopen", "permitlisten", "forcecommand",
+  "chrootdirectory", "revokedkeys", "trustedusercakeys", "authorizedprincipalsfile", "include", "ipqos",
+  "authorizedkeyscommand", "authorizedkeyscommanduser", "authorizedprincipalscommand",
+  "authorizedprincipalscommanduser", "authenticationmethods", "streamlocalbindmask", "streamlocalbindunlink",
+  "allowstreamlocalforwarding", "disableforwarding", "exposeauthinfo", "rdomain", "casignaturealgorithms",
+  "requiredrsasize", "channeltimeout", "unusedconnectiontimeout",
+] as const;
+
+/** Keywords sshd accepts only in the global part (or a `Match All` block, which is active at load time). */
+const GLOBAL_ONLY = [
+  "usepam", "pamauthenticationviakbdint", "port", "hostkey", "hostdsakey", "hostkeyagent", "pidfile", "modulifile",
+  "serverkeybits", "logingracetime", "keyregenerationinterval", "syslogfacility", "rhostsauthentication",
+  "hostkeyalgorithms", "dsaauthentication", "kerberosorlocalpasswd", "kerberosticketcleanup", "kerberosgetafstoken",
+  "kerberostgtpassing", "afstokenpassing", "gssapicleanupcredentials", "gssapicleanupcreds",
+  "gssapistrictacceptorcheck", "gssapikeyexchange", "gssapistorecredentialsonrekey", "gssapikexalgorithms",
+  "gssapiusesessioncredcache", "gssusesessionccache", "checkmail", "listenaddress", "addressfamily", "printmotd",
+  "printlastlog", "ignoreuserknownhosts", "xauthlocation", "strictmodes", "permituserenvironment", "uselogin",
+  "compression", "tcpkeepalive", "keepalive", "ciphers", "macs", "protocol", "subsystem", "maxstartups",
+  "persourcemaxstartups", "persourcenetblocksize", "usedns", "verifyreversemapping", "reversemappingcheck",
+  "useprivilegeseparation", "hostcertificate", "kexalgorithms", "versionaddendum", "fingerprinthash",
+  "securitykeyprovider", "debianbanner", "permitblacklistedkeys",
+] as const;
+
+const SCOPES = new Map<string, Scope>([
+  ...MATCH_ALLOWED.map((k) => [k, "all"] as [string, Scope]),
+  ...GLOBAL_ONLY.map((k) => [k, "global"] as [string, Scope]),
+]);
+
+/** Returns where `keyword` (any case) may appear, or undefined when sshd does not know it. */
+export function keywordScope(keyword: string): Scope | undefined {
+  return SCOPES.get(keyword.toLowerCase());
+}
+
+/** Aliases sshd maps onto one option (servconf.c keyword table); the effective map uses the target. */
+export const ALIASES: Readonly<Record<string, string>> = {
+  challengeresponseauthentication: "kbdinteractiveauthentication",
+  skeyauthentication: "kbdinteractiveauthentication",
+  dsaauthentication: "pubkeyauthentication",
+  keepalive: "tcpkeepalive",
+  gssapicleanupcreds: "gssapicleanupcredentials",
+  hostbasedacceptedkeytypes: "hostbasedacceptedalgorithms",
+  pubkeyacceptedkeytypes: "pubkeyacceptedalgorithms",
+};
+
+/** How a value we evaluate is parsed. Choice maps each accepted word (lowercase) to what sshd -T prints. */
+export type ValueKind =
+  | { type: "choice"; words: Readonly<Record<string, string>> }
+  | { type: "int" }
+  | { type: "time" }
+  | { type: "algorithms"; family: "cipher" | "mac" | "kex" }
+  | { type: "loglevel" }
+  | { type: "path" };
+
+const FLAG: ValueKind = { type: "choice", words: { yes: "yes", no: "no" } };
+const FORWARDING: ValueKind = { type: "choice", words: { yes: "yes", all: "yes", no: "no", local: "local", remote: "remote" } };
+
+/** The options the evaluator models, keyed by the canonical lowercase name `sshd -T` prints. */
+export const EVALUATED: Readonly<Record<string, ValueKind>> = {
+  // sshd -T prints PERMIT_NO_PASSWD by its first table name, "without-password" (servconf.c multistate_permitrootlogin).
+  permitrootlogin: {
+    type: "choice",
+    words: { yes: "yes", "prohibit-password": "without-password", "without-password": "without-password", "forced-commands-only": "forced-commands-only", no: "no" },
+  },
+  passwordauthentication: FLAG,
+  kbdinteractiveauthentication: FLAG,
+  pubkeyauthentication: FLAG,
+  permitemptypasswords: FLAG,
+  usepam: FLAG,
+  x11forwarding: FLAG,
+  x11uselocalhost: FLAG,
+  hostbasedauthentication: FLAG,
+  ignorerhosts: { type: "choice", words: { yes: "yes", no: "no", "shosts-only": "shosts-only" } },
+  ignoreuserknownhosts: FLAG,
+  gssapiauthentication: FLAG,
+  kerberosauthentication: FLAG,
+  printmotd: FLAG,
+  printlastlog: FLAG,
+  strictmodes: FLAG,
+  tcpkeepalive: FLAG,
+  permittty: FLAG,
+  permituserrc: FLAG,
+  allowagentforwarding: FLAG,
+  disableforwarding: FLAG,
+  exposeauthinfo: FLAG,
+  usedns: FLAG,
+  streamlocalbindunlink: FLAG,
+  hostbasedusesnamefrompacketonly: FLAG,
+  kerberosorlocalpasswd: FLAG,
+  kerberosticketcleanup: FLAG,
+  gssapicleanupcredentials: FLAG,
+  gssapistrictacceptorcheck: FLAG,
+  gssapikeyexchange: FLAG,
+  gssapistorecredentialsonrekey: FLAG,
+  fingerprinthash: { type: "choice", words: { sha256: "SHA256", md5: "MD5" } },
+  compression: { type: "choice", words: { yes: "yes", delayed: "yes", no: "no" } },
+  allowtcpforwarding: FORWARDING,
+  allowstreamlocalforwarding: FORWARDING,
+  gatewayports: { type: "choice", words: { no: "no", yes: "yes", clientspecified: "clientspecified" } },
+  permittunnel: { type: "choice", words: { no: "no", "point-to-point": "point-to-point", ethernet: "ethernet", yes: "yes" } },
+  addressfamily: { type: "choice", words: { any: "any", inet: "inet", inet6: "inet6" } },
+  maxauthtries: { type: "int" },
+  maxsessions: { type: "int" },
+  clientalivecountmax: { type: "int" },
+  x11displayoffset: { type: "int" },
+  requiredrsasize: { type: "int" },
+  logingracetime: { type: "time" },
+  clientaliveinterval: { type: "time" },
+  loglevel: { type: "loglevel" },
+  banner: { type: "path" },
+  chrootdirectory: { type: "path" },
+  ciphers: { type: "algorithms", family: "cipher" },
+  macs: { type: "algorithms", family: "mac" },
+  kexalgorithms: { type: "algorithms", family: "kex" },
+};
+
+/** Compiled-in defaults exactly as Debian 12's `sshd -T` (OpenSSH 9.2p1-2+deb12u10) prints them for an empty file. */
+export const DEFAULTS: Readonly<Record<string, string>> = {
+  permitrootlogin: "without-password",
+  passwordauthentication: "yes",
+  kbdinteractiveauthentication: "yes",
+  pubkeyauthentication: "yes",
+  permitemptypasswords: "no",
+  usepam: "no",
+  x11forwarding: "no",
+  x11uselocalhost: "yes",
+  hostbasedauthentication: "no",
+  ignorerhosts: "yes",
+  ignoreuserknownhosts: "no",
+  gssapiauthentication: "no",
+  kerberosauthentication: "no",
+  printmotd: "yes",
+  printlastlog: "yes",
+  strictmodes: "yes",
+  tcpkeepalive: "yes",
+  permittty: "yes",
+  permituserrc: "yes",
+  allowagentforwarding: "yes",
+  disableforwarding: "no",
+  exposeauthinfo: "no",
+  usedns: "no",
+  streamlocalbindunlink: "no",
+  hostbasedusesnamefrompacketonly: "no",
+  kerberosorlocalpasswd: "yes",
+  kerberosticketcleanup: "yes",
+  gssapicleanupcredentials: "yes",
+  gssapistrictacceptorcheck: "yes",
+  gssapikeyexchange: "no",
+  gssapistorecredentialsonrekey: "no",
+  fingerprinthash: "SHA256",
+  compression: "yes",
+  allowtcpforwarding: "yes",
+  allowstreamlocalforwarding: "yes",
+  gatewayports: "no",
+  permittunnel: "no",
+  addressfamily: "any",
+  maxauthtries: "6",
+  maxsessions: "10",
+  clientalivecountmax: "3",
+  x11displayoffset: "10",
+  requiredrsasize: "1024",
+  logingracetime: "120",
+  clientaliveinterval: "0",
+  loglevel: "INFO",
+  banner: "none",
+  chrootdirectory: "none",
+  ciphers: "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com",
+  macs:
+    "umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com," +
+    "hmac-sha1-etm@openssh.com,umac-64@openssh.com,umac-128@openssh.com,hmac-sha2-256,hmac-sha2-512,hmac-sha1",
+  kexalgorithms:
+    "sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org," +
+    "ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256," +
+    "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256",
+};
+
+/** Every algorithm the build supports, in `ssh -Q cipher|mac|kex` order: what `+`, `-` and `^` lists may name. */
+export const SUPPORTED: Readonly<Record<"cipher" | "mac" | "kex", readonly string[]>> = {
+  cipher: [
+    "3des-cbc", "aes128-cbc", "aes192-cbc", "aes256-cbc", "aes128-ctr", "aes192-ctr", "aes256-ctr",
+    "aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
+  ],
+  mac: [
+    "hmac-sha1", "hmac-sha1-96", "hmac-sha2-256", "hmac-sha2-512", "hmac-md5", "hmac-md5-96", "umac-64@openssh.com",
+    "umac-128@openssh.com", "hmac-sha1-etm@openssh.com", "hmac-sha1-96-etm@openssh.com", "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com", "hmac-md5-etm@openssh.com", "hmac-md5-96-etm@openssh.com",
+    "umac-64-etm@openssh.com", "umac-128-etm@openssh.com",
+  ],
+  kex: [
+    "diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1", "diffie-hellman-group14-sha256",
+    "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512", "diffie-hellman-group-exchange-sha1",
+    "diffie-hellman-group-exchange-sha256", "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
+    "curve25519-sha256", "curve25519-sha256@libssh.org", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com",
+  ],
+};

@@ -1,0 +1,228 @@
+// Loads an sshd_config with its Includes into a flat list of directives tagged with their Match block,
+// checking what sshd checks at load time: known keywords, values of the options we evaluate, Match
+// syntax, keywords allowed inside Match. Sizes, line lengths, include depth and count are bounded.
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { posix } from "node:path";
+import { SshConfigError, SshConfigUnreadableError } from "./errors.ts";
+import { ALIASES, EVALUATED, keywordScope } from "./keywords.ts";
+import { splitLine } from "./lexer.ts";
+import { matchPattern } from "./patterns.ts";
+import { describeCriteria, parseCriteria, type Criterion } from "./match.ts";
+import { parseValue } from "./values.ts";
+
+export interface Directive {
+  /** As written in the file. */
+  keyword: string;
+  /** Lowercase, aliases resolved: the name sshd -T prints. */
+  name: string;
+  args: string[];
+  /** For evaluated options: the value as sshd -T prints it (algorithm lists still unassembled). */
+  value: string | undefined;
+  file: string;
+  line: number;
+  /** Index into SshConfig.blocks, or -1 for the global part. */
+  block: number;
+}
+
+export interface MatchBlock {
+  criteria: Criterion[];
+  /** "Address 10.0.0.0/8", nested blocks (Match inside an Include inside Match) joined with " and ". */
+  label: string;
+  file: string;
+  line: number;
+  /** The block the Include that contains this Match sits in, or -1. Both must match. */
+  parent: number;
+}
+
+export interface SshConfig {
+  directives: Directive[];
+  blocks: MatchBlock[];
+  files: string[];
+}
+
+/** Where files come from: the real file system by default, a map in tests. */
+export interface ConfigSource {
+  read(path: string): string;
+  /** Absolute paths matching a glob pattern, lexically sorted (glob(3) order). */
+  glob(pattern: string): string[];
+}
+
+export interface LoadOptions {
+  /** Directory relative Include paths resolve against (sshd's SSHDIR). Default /etc/ssh. */
+  includeBase?: string;
+  source?: ConfigSource;
+  /** Bounds against hostile input. */
+  maxBytes?: number;
+  maxLineLength?: number;
+  maxFiles?: number;
+}
+
+/** sshd's SERVCONF_MAX_DEPTH: deeper Include chains are refused (also stops include loops). */
+export const MAX_INCLUDE_DEPTH = 16;
+const DEFAULT_MAX_BYTES = 1 << 20;
+const DEFAULT_MAX_LINE = 16_384;
+const DEFAULT_MAX_FILES = 256;
+
+// Directory reads one Include glob may make: a pattern such as /a*/b*/c* must not walk the whole disk.
+const GLOB_DIRECTORY_BUDGET = 2_000;
+/** More matches than this are never used (the include count bound is lower). */
+const GLOB_MATCH_LIMIT = 1_000;
+
+function globSegments(dir: string, segments: readonly string[], out: string[], budget: { dirs: number }): void {
+  const [head, ...rest] = segments;
+  if (head === undefined || out.length >= GLOB_MATCH_LIMIT) return;
+  if (!/[*?[]/.test(head)) {
+    const next = posix.join(dir, head);
+    if (rest.length === 0) {
+      try {
+        statSync(next);
+        out.push(next);
+      } catch {
+        // glob(3) returns no match for a missing file; sshd then includes nothing.
+      }
+    } else globSegments(next, rest, out, budget);
+    return;
+  }
+  if (--budget.dirs < 0) throw new SshConfigUnreadableError(dir, `an Include pattern reads more than ${GLOB_DIRECTORY_BUDGET} directories`);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  // Like glob(3), a wildcard does not match a leading dot.
+  for (const name of names.filter((n) => !n.startsWith(".") && matchPattern(n, head)).sort()) {
+    const next = posix.join(dir, name);
+    if (rest.length === 0) out.push(next);
+    else globSegments(next, rest, out, budget);
+  }
+}
+
+/** Reads from the real file system. */
+export const fileSystemSource: ConfigSource = {
+  read(path: string): string {
+    try {
+      const st = statSync(path);
+      if (st.isDirectory()) throw new SshConfigUnreadableError(path, "is a directory");
+      // Refuse before reading: a hostile Include of a huge file (or /dev/zero) must not exhaust memory.
+      if (!st.isFile()) throw new SshConfigUnreadableError(path, "is not a regular file");
+      if (st.size > DEFAULT_MAX_BYTES) throw new SshConfigUnreadableError(path, `is larger than ${DEFAULT_MAX_BYTES} bytes`);
+      return readFileSync(path, "latin1");
+    } catch (error) {
+      if (error instanceof SshConfigUnreadableError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      throw new SshConfigUnreadableError(path, code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(code ?? error), { cause: error });
+    }
+  },
+  glob(pattern: string): string[] {
+    const out: string[] = [];
+    globSegments("/", pattern.split("/").filter((s) => s !== ""), out, { dirs: GLOB_DIRECTORY_BUDGET });
+    return out.sort();
+  },
+};
+
+interface State {
+  source: ConfigSource;
+  base: string;
+  maxBytes: number;
+  maxLine: number;
+  maxFiles: number;
+  config: SshConfig;
+}
+
+/** True when the block and all its parents are "Match All": active when sshd loads the file. */
+function activeAtLoad(config: SshConfig, block: number): boolean {
+  for (let b = block; b >= 0; ) {
+    const blk = config.blocks[b] as MatchBlock;
+    if (blk.criteria[0]?.attribute !== "all") return false;
+    b = blk.parent;
+  }
+  return true;
+}
+
+function parseFile(state: State, file: string, text: string, outerBlock: number, depth: number): void {
+  const { config } = state;
+  if (text.length > state.maxBytes) throw new SshConfigError(file, 0, `file is larger than ${state.maxBytes} bytes`);
+  config.files.push(file);
+  let block = outerBlock;
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const lineNo = i + 1;
+    const raw = lines[i] as string;
+    const fail = (message: string): never => {
+      throw new SshConfigError(file, lineNo, message);
+    };
+    if (raw.length > state.maxLine) fail(`line is longer than ${state.maxLine} characters`);
+    const split = splitLine(raw);
+    if (split.kind === "empty") continue;
+    if (split.kind === "error") fail(split.message);
+    if (split.kind !== "directive") continue;
+    const lower = split.keyword.toLowerCase();
+    const scope = keywordScope(lower);
+    if (scope === undefined) fail(`Bad configuration option: ${split.keyword}`);
+    if (scope === "global" && block >= 0 && !activeAtLoad(config, block)) {
+      fail(`Directive '${split.keyword}' is not allowed within a Match block`);
+    }
+    if (lower === "match") {
+      const criteria = parseCriteria(split.rest);
+      if (typeof criteria === "string") fail(`Bad Match condition: ${criteria}`);
+      const crit = criteria as Criterion[];
+      const parentLabel = outerBlock >= 0 ? `${(config.blocks[outerBlock] as MatchBlock).label} and ` : "";
+      config.blocks.push({ criteria: crit, label: parentLabel + describeCriteria(crit), file, line: lineNo, parent: outerBlock });
+      block = config.blocks.length - 1;
+      continue;
+    }
+    if (lower === "include") {
+      if (split.args.length === 0) fail("Include missing filename argument");
+      if (depth + 1 > MAX_INCLUDE_DEPTH) fail(`Too many recursive configuration includes (more than ${MAX_INCLUDE_DEPTH})`);
+      for (const arg of split.args) {
+        // Relative Include paths are relative to /etc/ssh, not to the including file (sshd_config(5)).
+        const pattern = arg.startsWith("/") ? arg : posix.join(state.base, arg);
+        for (const path of state.source.glob(pattern)) {
+          if (config.files.length >= state.maxFiles) fail(`more than ${state.maxFiles} configuration files included`);
+          parseFile(state, path, state.source.read(path), block, depth + 1);
+        }
+      }
+      continue;
+    }
+    const name = ALIASES[lower] ?? lower;
+    const kind = EVALUATED[name];
+    let value: string | undefined;
+    if (kind !== undefined) {
+      const parsed = parseValue(split.keyword, kind, split.args);
+      if ("error" in parsed) fail(parsed.error);
+      else value = parsed.value;
+    }
+    config.directives.push({ keyword: split.keyword, name, args: split.args, value, file, line: lineNo, block });
+  }
+}
+
+/**
+ * Parses configuration text as if it were the file `name` (Includes are read through `source`).
+ *
+ * @example
+ * const config = parseSshdConfig("PermitRootLogin no\n", "/etc/ssh/sshd_config");
+ */
+export function parseSshdConfig(text: string, name: string, options: LoadOptions = {}): SshConfig {
+  const state: State = {
+    source: options.source ?? fileSystemSource,
+    base: options.includeBase ?? "/etc/ssh",
+    maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
+    maxLine: options.maxLineLength ?? DEFAULT_MAX_LINE,
+    maxFiles: options.maxFiles ?? DEFAULT_MAX_FILES,
+    config: { directives: [], blocks: [], files: [] },
+  };
+  parseFile(state, name, text, -1, 0);
+  return state.config;
+}
+
+/**
+ * Reads and parses an sshd_config file and everything it includes.
+ *
+ * @example
+ * const config = loadSshdConfig("/etc/ssh/sshd_config");
+ */
+export function loadSshdConfig(path: string, options: LoadOptions = {}): SshConfig {
+  const source = options.source ?? fileSystemSource;
+  return parseSshdConfig(source.read(path), path, { ...options, source });
+}

@@ -1,0 +1,141 @@
+// OpenSSH's pattern matching (match.c): "*" and "?" wildcards, comma lists with "!" negation, and
+// address lists mixing CIDR blocks with wildcard patterns (addrmatch.c).
+import { isIPv4, isIPv6 } from "node:net";
+
+/**
+ * Wildcard match of the whole string: "*" any run, "?" one character. Iterative (no backtracking
+ * blow-up on hostile patterns such as "*a*a*a*a*b").
+ *
+ * @example
+ * matchPattern("web01.example.org", "web*.example.org"); // true
+ */
+export function matchPattern(s: string, pattern: string): boolean {
+  let si = 0;
+  let pi = 0;
+  let star = -1;
+  let mark = 0;
+  while (si < s.length) {
+    if (pi < pattern.length && (pattern[pi] === "?" || pattern[pi] === s[si])) {
+      si++;
+      pi++;
+    } else if (pi < pattern.length && pattern[pi] === "*") {
+      star = pi++;
+      mark = si;
+    } else if (star >= 0) {
+      pi = star + 1;
+      si = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < pattern.length && pattern[pi] === "*") pi++;
+  return pi === pattern.length;
+}
+
+/**
+ * match_pattern_list(): 1 when a positive pattern matches and no negated one does, -1 when a negated
+ * pattern matches, 0 otherwise. So "!root" alone never matches anybody: "*,!root" is needed.
+ *
+ * @example
+ * matchPatternList("alice", "*,!root", false); // 1
+ */
+export function matchPatternList(s: string, list: string, lowercase: boolean): 1 | 0 | -1 {
+  const subject = lowercase ? s.toLowerCase() : s;
+  let positive = false;
+  for (const raw of list.split(",")) {
+    const negated = raw.startsWith("!");
+    let pattern = negated ? raw.slice(1) : raw;
+    if (lowercase) pattern = pattern.toLowerCase();
+    if (matchPattern(subject, pattern)) {
+      if (negated) return -1;
+      positive = true;
+    }
+  }
+  return positive ? 1 : 0;
+}
+
+/** An address as bytes (4 for IPv4, 16 for IPv6), or null when `text` is not an IP address. */
+export function addressBytes(text: string): Uint8Array | null {
+  if (isIPv4(text)) return Uint8Array.from(text.split(".").map(Number));
+  if (!isIPv6(text) || text.includes("%")) return null;
+  let body = text;
+  let tail: number[] = [];
+  const lastColon = body.lastIndexOf(":");
+  const maybeV4 = body.slice(lastColon + 1);
+  if (isIPv4(maybeV4)) {
+    tail = maybeV4.split(".").map(Number);
+    body = `${body.slice(0, lastColon + 1)}0:0`;
+  }
+  const [head = "", rest] = body.split("::");
+  const groups = (part: string): number[] => (part === "" ? [] : part.split(":").map((g) => parseInt(g, 16)));
+  const left = groups(head);
+  const right = rest === undefined ? [] : groups(rest);
+  const words = rest === undefined ? left : [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  const out = new Uint8Array(16);
+  words.forEach((w, i) => {
+    out[i * 2] = w >> 8;
+    out[i * 2 + 1] = w & 0xff;
+  });
+  if (tail.length === 4) out.set(tail, 12);
+  return out;
+}
+
+interface Cidr {
+  bytes: Uint8Array;
+  bits: number;
+}
+
+/** addr_pton_cidr(): null when not an address/CIDR at all, "inconsistent" when host bits are set. */
+function parseCidr(text: string): Cidr | null | "inconsistent" {
+  const slash = text.indexOf("/");
+  const addr = addressBytes(slash < 0 ? text : text.slice(0, slash));
+  if (addr === null) return null;
+  const max = addr.length * 8;
+  let bits = max;
+  if (slash >= 0) {
+    const m = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(m) || Number(m) > max) return null;
+    bits = Number(m);
+  }
+  for (let i = bits; i < max; i++) {
+    // sshd refuses 10.0.0.1/8: a network written with host bits is most likely a typo.
+    if (((addr[i >> 3] as number) >> (7 - (i & 7))) & 1) return "inconsistent";
+  }
+  return { bytes: addr, bits };
+}
+
+function inNetwork(addr: Uint8Array, net: Cidr): boolean {
+  if (addr.length !== net.bytes.length) return false;
+  for (let i = 0; i < net.bits; i++) {
+    const bit = (b: Uint8Array): number => ((b[i >> 3] as number) >> (7 - (i & 7))) & 1;
+    if (bit(addr) !== bit(net.bytes)) return false;
+  }
+  return true;
+}
+
+/**
+ * addr_match_list(): 1 match, 0 no match, -1 a negated entry matched, -2 the list is invalid
+ * (an empty entry after "!", or a CIDR block with host bits set). `addr` null only validates.
+ *
+ * @example
+ * addressMatchList("10.1.2.3", "10.0.0.0/8,!10.9.0.0/16"); // 1
+ */
+export function addressMatchList(addr: string | null, list: string): 1 | 0 | -1 | -2 {
+  const bytes = addr === null ? null : addressBytes(addr);
+  let result: 1 | 0 | -1 | -2 = 0;
+  for (const raw of list.split(",")) {
+    if (raw === "") break;
+    const negated = raw.startsWith("!");
+    const entry = negated ? raw.slice(1) : raw;
+    if (entry === "") return -2;
+    const cidr = parseCidr(entry);
+    if (cidr === "inconsistent") return -2;
+    const found =
+      addr !== null && ((cidr !== null && bytes !== null && inNetwork(bytes, cidr)) || (cidr === null && matchPattern(addr, entry)));
+    if (found) {
+      if (negated) return -1;
+      result = 1;
+    }
+  }
+  return result;
+}

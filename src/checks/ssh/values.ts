@@ -1,0 +1,93 @@
+// Parsing the values of the options we evaluate into the text `sshd -T` prints, and assembling
+// algorithm lists with "+" (append), "-" (remove, wildcards allowed) and "^" (prepend) against the
+// defaults (OpenSSH kex.c kex_assemble_names).
+import { SUPPORTED, type ValueKind } from "./keywords.ts";
+import { matchPattern } from "./patterns.ts";
+
+const INT_MAX = 2_147_483_647;
+const LOG_LEVELS: Readonly<Record<string, string>> = {
+  quiet: "QUIET", fatal: "FATAL", error: "ERROR", info: "INFO", verbose: "VERBOSE",
+  // sshd -T prints DEBUG1 as "DEBUG", the first name of that level in log.c's table.
+  debug: "DEBUG", debug1: "DEBUG", debug2: "DEBUG2", debug3: "DEBUG3",
+};
+const FAMILY_NAME = { cipher: "cipher", mac: "mac", kex: "kex algorithms" } as const;
+
+/** A time as sshd's convtime(): "90", "1m30s", "2h" → seconds; null when invalid. */
+export function parseTime(text: string): number | null {
+  if (!/^(\d+[sSmMhHdDwW]?)+$/.test(text) || text.length > 64) return null;
+  const unit: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+  let total = 0;
+  for (const m of text.matchAll(/(\d+)([sSmMhHdDwW]?)/g)) {
+    const secs = Number(m[1]) * (unit[(m[2] ?? "").toLowerCase()] ?? 1);
+    total += secs;
+    // convtime refuses anything past INT_MAX rather than wrapping.
+    if (!Number.isSafeInteger(secs) || total > INT_MAX) return null;
+  }
+  return total;
+}
+
+/**
+ * Checks one option's arguments and returns the text sshd -T prints (for algorithm lists: the raw
+ * list, assembled later), or an error message worded like sshd's.
+ *
+ * @example
+ * parseValue("PermitRootLogin", { type: "choice", words: {...} }, ["prohibit-password"]); // { value: "without-password" }
+ */
+export function parseValue(keyword: string, kind: ValueKind, args: readonly string[]): { value: string } | { error: string } {
+  const arg = args[0];
+  if (arg === undefined || (arg === "" && kind.type !== "algorithms")) return { error: `${keyword} missing argument.` };
+  if (args.length > 1) return { error: `keyword ${keyword} extra arguments at end of line` };
+  switch (kind.type) {
+    case "choice": {
+      const printed = kind.words[arg.toLowerCase()];
+      return printed === undefined ? { error: `unsupported option "${arg}".` } : { value: printed };
+    }
+    case "int":
+      return /^\+?\d{1,10}$/.test(arg) && Number(arg) <= INT_MAX ? { value: String(Number(arg)) } : { error: `${keyword} integer value invalid.` };
+    case "time": {
+      const secs = parseTime(arg);
+      return secs === null ? { error: "invalid time value." } : { value: String(secs) };
+    }
+    case "loglevel": {
+      const level = LOG_LEVELS[arg.toLowerCase()];
+      return level === undefined ? { error: `unsupported log level '${arg}'` } : { value: level };
+    }
+    case "path":
+      return { value: arg };
+    case "algorithms": {
+      const body = arg.startsWith("+") || arg.startsWith("^") ? arg.slice(1) : arg;
+      // "-" lists may use wildcards; every other list must name algorithms this build supports.
+      if (!arg.startsWith("-")) {
+        const names = body.split(",");
+        if (body === "" || names.some((n) => !SUPPORTED[kind.family].includes(n))) {
+          return { error: `Bad SSH2 ${FAMILY_NAME[kind.family]} spec '${arg}'.` };
+        }
+      }
+      return { value: arg };
+    }
+  }
+}
+
+function dedupe(names: readonly string[]): string[] {
+  return [...new Set(names)];
+}
+
+/**
+ * The final list for a configured value: "+x" appends, "^x" prepends, "-pat" removes matches from
+ * the defaults; a plain list replaces them (duplicates dropped).
+ *
+ * @example
+ * assembleAlgorithms("-*-cbc", "aes128-ctr,aes128-cbc", "cipher"); // "aes128-ctr"
+ */
+export function assembleAlgorithms(configured: string, defaults: string, family: "cipher" | "mac" | "kex"): string {
+  const def = defaults.split(",");
+  const body = configured.slice(1).split(",");
+  let list: string[];
+  if (configured.startsWith("+")) list = [...def, ...body];
+  else if (configured.startsWith("^")) list = [...body, ...def];
+  else if (configured.startsWith("-")) list = def.filter((name) => !body.some((p) => matchPattern(name, p)));
+  else list = configured.split(",");
+  const result = dedupe(list.filter((n) => SUPPORTED[family].includes(n)));
+  // sshd keeps the defaults when a "-" list removes everything (checked against sshd -T 9.2p1).
+  return result.length === 0 ? defaults : result.join(",");
+}

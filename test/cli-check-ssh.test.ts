@@ -1,0 +1,105 @@
+// End-to-end: `bulwark check ssh` as an operator runs it: JSON shape, exit codes, Match blocks,
+// no running daemon needed, and --cross-check against the installed sshd (skipped loudly without it).
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { findSshd } from "../src/checks/ssh/cross-check.ts";
+import { bulwark } from "./helpers/cli.ts";
+
+interface Output {
+  effective: Record<string, string>;
+  findings: Array<{ id: string; severity: string; title: string; evidence: Record<string, unknown> }>;
+}
+
+describe("bulwark check ssh", () => {
+  let dir: string;
+  const file = (name: string, text: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "bulwark-cli-ssh-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("SourceLair's configuration (seed 001): root login with a password is critical, exit 1, JSON effective map", async () => {
+    const config = file("sourcelair.conf", "PermitRootLogin yes\nPasswordAuthentication yes\n");
+    const run = await bulwark(["check", "ssh", "--config", config, "--json"]);
+    assert.equal(run.code, 1, run.stderr);
+    const out = JSON.parse(run.stdout) as Output;
+    for (const k of ["permitrootlogin", "passwordauthentication", "kbdinteractiveauthentication", "pubkeyauthentication", "permitemptypasswords", "maxauthtries", "usepam", "x11forwarding", "ciphers", "macs", "kexalgorithms"]) {
+      assert.equal(typeof out.effective[k], "string", k);
+    }
+    assert.equal(out.effective["permitrootlogin"], "yes");
+    const root = out.findings.find((f) => f.id === "ssh.root-login");
+    assert.equal(root?.severity, "critical");
+    assert.deepEqual([root?.evidence["file"], root?.evidence["line"]], [config, 1]);
+    assert.equal(out.findings.find((f) => f.id === "ssh.password-authentication")?.severity, "high");
+  });
+
+  test("a hardened configuration exits 0 and needs no running sshd (Lynis skips SSH without one)", async () => {
+    const config = file("hardened.conf", "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nMaxAuthTries 3\n");
+    const run = await bulwark(["check", "ssh", "--config", config, "--json"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual((JSON.parse(run.stdout) as Output).findings, []);
+  });
+
+  test("reports root login allowed only inside a Match block, naming it", async () => {
+    const config = file("match.conf", "PermitRootLogin no\nPasswordAuthentication no\nMaxAuthTries 3\nKbdInteractiveAuthentication no\nMatch Address 10.0.0.0/8\n  PermitRootLogin yes\n");
+    const run = await bulwark(["check", "ssh", "--config", config]);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /\[CRITICAL\] ssh\.root-login: root login allowed for Address 10\.0\.0\.0\/8/);
+  });
+
+  test("--match evaluates for one connection like sshd -T -C", async () => {
+    const config = file("match2.conf", "PasswordAuthentication no\nMatch User deploy Address 192.0.2.0/24\n  PasswordAuthentication yes\n");
+    const inside = JSON.parse((await bulwark(["check", "ssh", "--config", config, "--match", "user=deploy,host=h,addr=192.0.2.9", "--json"])).stdout) as Output;
+    const outside = JSON.parse((await bulwark(["check", "ssh", "--config", config, "--match", "user=deploy,host=h,addr=198.51.100.1", "--json"])).stdout) as Output;
+    assert.equal(inside.effective["passwordauthentication"], "yes");
+    assert.equal(outside.effective["passwordauthentication"], "no");
+  });
+
+  test("relative Includes resolve against --include-base", async () => {
+    mkdirSync(join(dir, "conf.d"), { recursive: true });
+    writeFileSync(join(dir, "conf.d", "10-root.conf"), "PermitRootLogin yes\n");
+    const config = file("inc.conf", "Include conf.d/*.conf\nPermitRootLogin no\n");
+    const out = JSON.parse((await bulwark(["check", "ssh", "--config", config, "--include-base", dir, "--json"])).stdout) as Output;
+    assert.equal(out.effective["permitrootlogin"], "yes");
+  });
+
+  test("an unknown keyword exits 2 naming the file and line", async () => {
+    const config = file("bad.conf", "PermitRootLogin no\nFrobnicate yes\n");
+    const run = await bulwark(["check", "ssh", "--config", config]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, new RegExp(`${config.replaceAll("/", "\\/")} line 2: Bad configuration option: Frobnicate`));
+  });
+
+  test("a missing configuration file exits 2 with a clear message", async () => {
+    const run = await bulwark(["check", "ssh", "--config", join(dir, "absent.conf")]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /cannot read sshd configuration ".*absent\.conf": no such file/);
+  });
+
+  test("a malformed --match exits 2", async () => {
+    const config = file("ok.conf", "PermitRootLogin no\n");
+    const run = await bulwark(["check", "ssh", "--config", config, "--match", "colour=blue"]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /--match knows user, host, addr/);
+  });
+
+  const sshd = findSshd();
+  if (sshd === null) process.stderr.write("\n*** SKIPPING bulwark check ssh --cross-check tests: sshd (openssh-server) is not installed ***\n\n");
+  test("--cross-check agrees with the installed sshd -T", { skip: sshd === null ? "sshd not installed" : false }, async () => {
+    const config = file("cross.conf", "PermitRootLogin no\nCiphers +aes128-cbc\nMatch User bob\n  X11Forwarding yes\n");
+    for (const extra of [[], ["--match", "user=bob,host=h,addr=192.0.2.1"]]) {
+      const run = await bulwark(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "none", ...extra]);
+      assert.equal(run.code, 0, run.stderr);
+      const out = JSON.parse(run.stdout) as Output;
+      assert.deepEqual(out.findings.filter((f) => f.id === "ssh.cross-check"), []);
+      assert.ok(out.findings.some((f) => f.id === "ssh.weak-algorithms"));
+    }
+  });
+});
