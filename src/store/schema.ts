@@ -140,6 +140,134 @@ export interface UserRolesTable {
   granted_by: string;
 }
 
+
+// Migration 3: the email outbox.
+/** One row per message: the outbox is the only record that an email is owed, so it is never deleted by the sender. */
+export interface OutboxMessagesTable {
+  id: string;
+  /** Unique: enqueueing the same key twice keeps one row (a retried request or job cannot duplicate a message). */
+  idempotency_key: string;
+  to_address: string;
+  subject: string;
+  body_text: string;
+  body_html: string | null;
+  kind: string;
+  /** Lower is sent first: security notices (0) overtake a 100,000-recipient campaign (10). */
+  priority: number;
+  status: string;
+  attempts: number;
+  /** When the row may next be claimed; while `sending` it equals the lease expiry, so one index finds both. */
+  next_attempt_at: number;
+  last_error: string | null;
+  created_at: number;
+  sent_at: number | null;
+  claimed_by: string | null;
+  claimed_until: number | null;
+  provider_message_id: string | null;
+  campaign_id: string | null;
+}
+
+// Migration 4: sessions and revocation stamps.
+export interface SessionsTable {
+  id: string;
+  user_id: string | null;
+  secret_hash: string;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number;
+  ip: string | null;
+  user_agent: string | null;
+  aal: number;
+}
+
+export interface RevocationStampsTable {
+  scope: string;
+  not_before: number;
+  updated_at: number;
+}
+
+// Migration 5: second factors and API tokens.
+export interface MfaTotpTable {
+  user_id: string;
+  secret_ct: string;
+  created_at: number;
+  confirmed_at: number | null;
+  last_step: number | null;
+}
+
+export interface MfaRecoveryCodesTable {
+  id: string;
+  user_id: string;
+  code_hash: string;
+  created_at: number;
+  used_at: number | null;
+}
+
+export interface WebAuthnCredentialsTable {
+  id: string;
+  user_id: string;
+  public_key: string;
+  counter: number;
+  transports: string;
+  created_at: number;
+  last_used_at: number | null;
+  name: string;
+}
+
+export interface WebAuthnChallengesTable {
+  challenge: string;
+  user_id: string | null;
+  purpose: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface APITokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  secret_hash: string;
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  last_used_ip: string | null;
+  revoked_at: number | null;
+}
+
+// Migration 7: containment jobs and linked identities.
+export interface ContainJobUsersTable {
+  job_id: string;
+  /** 1-based position in the resolved scope: batches are ranges of seq, so a resumed job sees the same set. */
+  seq: number;
+  user_id: string;
+}
+
+export interface ContainChangesTable {
+  job_id: string;
+  lever: string;
+  user_id: string;
+  /** What inside the user changed ("" for the user row itself, the role name for a demotion). */
+  entity: string;
+  /** JSON of the columns before the job changed them, and after (null when the row was deleted). */
+  before: string;
+  after: string | null;
+  /** null until an undo job handles it; then "restored" or "skipped" (changed since). */
+  undo_status: string | null;
+}
+
+export interface IdentitiesTable {
+  id: string;
+  user_id: string;
+  provider: string;
+  subject: string;
+  /** Provider tokens, encrypted under the keyring (bound to table, column and row id). */
+  access_token_ct: string | null;
+  refresh_token_ct: string | null;
+  created_at: number;
+  last_used_at: number | null;
+}
+
 export interface Schema {
   roles: RolesTable;
   role_permissions: RolePermissionsTable;
@@ -156,4 +284,15 @@ export interface Schema {
   audit_checkpoints: AuditCheckpointsTable;
   check_runs: CheckRunsTable;
   check_findings: CheckFindingsTable;
+  outbox_messages: OutboxMessagesTable;
+  sessions: SessionsTable;
+  revocation_stamps: RevocationStampsTable;
+  mfa_totp: MfaTotpTable;
+  mfa_recovery_codes: MfaRecoveryCodesTable;
+  webauthn_credentials: WebAuthnCredentialsTable;
+  webauthn_challenges: WebAuthnChallengesTable;
+  api_tokens: APITokensTable;
+  contain_job_users: ContainJobUsersTable;
+  contain_changes: ContainChangesTable;
+  identities: IdentitiesTable;
 }

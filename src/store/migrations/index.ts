@@ -1,8 +1,12 @@
 // Every migration, in order. Append new ones at the end; never edit a released one.
 import { core } from "./0001-core.ts";
 import { accounts } from "./0002-accounts.ts";
+import { notify } from "./0003-notify.ts";
+import { sessions } from "./0004-sessions.ts";
+import { mfa } from "./0005-mfa.ts";
 import { roles } from "./0006-roles.ts";
+import { contain } from "./0007-contain.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, roles];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain];
 export type { Migration } from "./types.ts";

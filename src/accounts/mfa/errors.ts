@@ -1,0 +1,13 @@
+// Errors of the MFA module, each with a stable code. A wrong code is an expected outcome (a value);
+// these errors are for misuse: enrolling twice, confirming without enrolment, a bad name.
+import { BulwarkError, InputError, type BulwarkErrorOptions } from "../../lib/errors.ts";
+
+export class MfaError extends BulwarkError {}
+
+export const mfaErrors = {
+  notEnrolled: (what: string): MfaError => new MfaError("BULWARK_ERR_MFA_NOT_ENROLLED", "conflict", `no ${what} is enrolled for this account`),
+  alreadyConfirmed: (): MfaError =>
+    new MfaError("BULWARK_ERR_MFA_ALREADY_ENROLLED", "conflict", "an authenticator app is already confirmed; remove it before enrolling another"),
+  invalidInput: (what: string, options?: BulwarkErrorOptions): InputError => new InputError("BULWARK_ERR_MFA_INPUT", what, options),
+  credentialNotFound: (): MfaError => new MfaError("BULWARK_ERR_MFA_CREDENTIAL_NOT_FOUND", "not-found", "passkey not found"),
+};

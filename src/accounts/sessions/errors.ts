@@ -1,0 +1,43 @@
+// Errors of the sessions module, each with a stable code. An invalid session presented by a client is an
+// expected outcome (a value from validate); these errors are for the HTTP layer to throw and for misuse.
+import { BulwarkError, InputError, type BulwarkErrorOptions } from "../../lib/errors.ts";
+
+/** Why a presented session token was refused (validate's reason). */
+export type SessionRefusal =
+  | "malformed"
+  | "unknown"
+  | "bad-secret"
+  | "idle-expired"
+  | "absolute-expired"
+  | "revoked"
+  | "account-disabled"
+  | "account-locked";
+
+export class SessionError extends BulwarkError {}
+
+const REFUSAL_CODES: Record<SessionRefusal, string> = {
+  malformed: "BULWARK_ERR_SESSION_INVALID",
+  unknown: "BULWARK_ERR_SESSION_INVALID",
+  "bad-secret": "BULWARK_ERR_SESSION_INVALID",
+  "idle-expired": "BULWARK_ERR_SESSION_EXPIRED",
+  "absolute-expired": "BULWARK_ERR_SESSION_EXPIRED",
+  revoked: "BULWARK_ERR_SESSION_REVOKED",
+  "account-disabled": "BULWARK_ERR_SESSION_REVOKED",
+  "account-locked": "BULWARK_ERR_SESSION_REVOKED",
+};
+
+export const sessionErrors = {
+  /**
+   * The 401 the HTTP layer throws for a refused session. Unknown and bad-secret share one code and
+   * message so a client cannot tell a guessed id from a guessed secret.
+   */
+  refused: (reason: SessionRefusal): SessionError =>
+    new SessionError(REFUSAL_CODES[reason], "unauthorized", REFUSAL_CODES[reason] === "BULWARK_ERR_SESSION_EXPIRED" ? "session expired, log in again" : "no valid session, log in again"),
+  userRequired: (): InputError =>
+    new InputError("BULWARK_ERR_SESSION_USER_REQUIRED", "rotating a pre-login session needs the id of the user who logged in"),
+  badPolicy: (what: string): InputError => new InputError("BULWARK_ERR_SESSION_POLICY", `session policy: ${what}`),
+  futureStamp: (before: number, now: number): InputError =>
+    new InputError("BULWARK_ERR_REVOCATION_FUTURE", `revocation time ${new Date(before).toISOString()} is in the future (now ${new Date(now).toISOString()}); a future stamp would refuse every new login until then`),
+  badCookieValue: (): InputError => new InputError("BULWARK_ERR_COOKIE_VALUE", "a session cookie value may hold only letters, digits, '.', '_' and '-'"),
+  wrap: (message: string, options: BulwarkErrorOptions): SessionError => new SessionError("BULWARK_ERR_SESSION_STORE", "runtime", message, options),
+};

@@ -1,0 +1,8 @@
+// Public API of the sessions module: tokens, the session manager, revocation stamps and the cookie.
+export * from "./session-manager.ts";
+export * from "./policy.ts";
+export * from "./token.ts";
+export * from "./cookie.ts";
+export * from "./errors.ts";
+export { GLOBAL_SCOPE, userScope } from "./revocation.ts";
+export type { SessionTables, SessionsTable, RevocationStampsTable } from "./tables.ts";

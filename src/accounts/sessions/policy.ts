@@ -1,0 +1,42 @@
+// Session lifetime policy. Defaults follow NIST SP 800-63B §4.2.3 (AAL2): re-authentication at least every
+// 12 hours and after 30 minutes of inactivity (ASVS 7.3.1, 7.3.2); both are configurable.
+import { sessionErrors } from "./errors.ts";
+
+export interface SessionPolicy {
+  /** A session unused for this long is refused. */
+  idleTimeoutMs: number;
+  /** A session older than this is refused however active it is; fixed when the session is created. */
+  absoluteTimeoutMs: number;
+  /**
+   * last_seen_at is written at most once per this interval, not on every request. Idle time is measured
+   * from the last write, so the effective idle timeout is between idle − interval and idle: it errs short.
+   */
+  touchIntervalMs: number;
+  /** Longer User-Agent headers are cut: the value is untrusted and only shown in the session list. */
+  maxUserAgentLength: number;
+}
+
+const MINUTE = 60_000;
+
+export const DEFAULT_SESSION_POLICY: Readonly<SessionPolicy> = Object.freeze({
+  idleTimeoutMs: 30 * MINUTE,
+  absoluteTimeoutMs: 12 * 60 * MINUTE,
+  touchIntervalMs: MINUTE,
+  maxUserAgentLength: 512,
+});
+
+/**
+ * Merges overrides into the defaults and refuses impossible combinations.
+ *
+ * @example
+ * resolveSessionPolicy({ idleTimeoutMs: 15 * 60_000 })
+ */
+export function resolveSessionPolicy(overrides: Partial<SessionPolicy> = {}): SessionPolicy {
+  const policy = { ...DEFAULT_SESSION_POLICY, ...overrides };
+  for (const [name, value] of Object.entries(policy)) {
+    if (!Number.isSafeInteger(value) || value <= 0) throw sessionErrors.badPolicy(`${name} must be a positive whole number, got ${String(value)}`);
+  }
+  if (policy.idleTimeoutMs > policy.absoluteTimeoutMs) throw sessionErrors.badPolicy("the idle timeout cannot exceed the absolute lifetime");
+  if (policy.touchIntervalMs >= policy.idleTimeoutMs) throw sessionErrors.badPolicy("the touch interval must be shorter than the idle timeout");
+  return policy;
+}

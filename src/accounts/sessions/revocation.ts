@@ -1,0 +1,44 @@
+// Revocation stamps: one row per scope ('global' or 'user:<id>') holding a time before which every session
+// of that scope was created is refused. A containment job stamps first — every session in scope is dead on
+// its next request — and deletes rows afterwards at its own pace.
+import { sql, type Kysely } from "kysely";
+import type { SessionTables } from "./tables.ts";
+
+export const GLOBAL_SCOPE = "global";
+
+/** The stamp scope of one user. */
+export function userScope(userId: string): string {
+  return `user:${userId}`;
+}
+
+/**
+ * Moves a scope's stamp forward to `notBefore`; never backwards, so two jobs racing cannot un-revoke what
+ * the later one revoked. Returns the stamp now in force.
+ */
+export async function raiseStamp(db: Kysely<SessionTables>, scope: string, notBefore: number, now: number): Promise<number> {
+  await db
+    .insertInto("revocation_stamps")
+    .values({ scope, not_before: notBefore, updated_at: now })
+    .onConflict((oc) =>
+      oc.column("scope").doUpdateSet({
+        // CASE instead of max()/GREATEST(): the same SQL on SQLite and PostgreSQL.
+        not_before: sql<number>`CASE WHEN excluded.not_before > revocation_stamps.not_before THEN excluded.not_before ELSE revocation_stamps.not_before END`,
+        updated_at: now,
+      }),
+    )
+    .execute();
+  const row = await db.selectFrom("revocation_stamps").select("not_before").where("scope", "=", scope).executeTakeFirstOrThrow();
+  return Number(row.not_before);
+}
+
+/** The stamps of the global scope and of `userId`, 0 when absent. */
+export async function readStamps(db: Kysely<SessionTables>, userId: string): Promise<{ global: number; user: number }> {
+  const rows = await db.selectFrom("revocation_stamps").select(["scope", "not_before"]).where("scope", "in", [GLOBAL_SCOPE, userScope(userId)]).execute();
+  let global = 0;
+  let user = 0;
+  for (const r of rows) {
+    if (r.scope === GLOBAL_SCOPE) global = Number(r.not_before);
+    else user = Number(r.not_before);
+  }
+  return { global, user };
+}

@@ -1,0 +1,255 @@
+// Sessions over Kysely (SQLite and PostgreSQL alike): create, validate on every request, list, end, rotate on
+// login and privilege change, and revoke by stamp. Only a hash of each secret is stored (ASVS 7.2.3, 7.4.1).
+import { sql, type Kysely } from "kysely";
+import type { Clock } from "../../lib/clock.ts";
+import type { RandomSource } from "../../lib/random.ts";
+import type { Database } from "../../store/database.ts";
+import { sessionErrors, type SessionRefusal } from "./errors.ts";
+import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
+import { GLOBAL_SCOPE, raiseStamp, readStamps, userScope } from "./revocation.ts";
+import type { SessionTables, SessionsTable } from "./tables.ts";
+import { generateSessionToken, parseSessionToken, secretMatches } from "./token.ts";
+
+/** Authenticator assurance level: 0 none (pre-login), 1 password, 2 multi-factor. */
+export type AAL = 0 | 1 | 2;
+
+export interface Session {
+  id: string;
+  /** Null for a pre-login session. */
+  userId: string | null;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  ip: string | null;
+  userAgent: string | null;
+  aal: AAL;
+}
+
+export interface SessionContext {
+  ip?: string | null;
+  userAgent?: string | null;
+  /** Defaults to 0 for a pre-login session and 1 for a user's. */
+  aal?: AAL;
+}
+
+export type SessionValidation =
+  // No secret in here: results get logged by mistake. The CSRF key comes from parseSessionToken(cookie).secret.
+  | { valid: true; session: Session; userId: string | null }
+  | { valid: false; reason: SessionRefusal };
+
+export interface RotateOptions extends SessionContext {
+  aal: AAL;
+  /** Who logged in. Required when the old session is a pre-login one; otherwise defaults to its user. */
+  userId?: string;
+}
+
+export interface SessionManager {
+  readonly policy: Readonly<SessionPolicy>;
+  /** Issues a new session. The token is returned once; only its secret's hash is stored. */
+  createSession(userId: string | null, context?: SessionContext): Promise<{ token: string; session: Session }>;
+  /** Checks a presented token: shape, secret, revocation stamps, account state, absolute and idle expiry. */
+  validate(token: string): Promise<SessionValidation>;
+  /** Records activity, at most once per policy.touchIntervalMs. Returns true when a write happened. */
+  touch(sessionId: string): Promise<boolean>;
+  /** The user's live sessions, most recently used first (ASVS 7.5.2). */
+  list(userId: string): Promise<Session[]>;
+  /** Ends one of the user's sessions; false when it was not theirs or did not exist. */
+  end(sessionId: string, userId: string): Promise<boolean>;
+  /** Ends all the user's sessions, except one (the current) if given. Returns how many ended. */
+  endAll(userId: string, options?: { except?: string }): Promise<number>;
+  /**
+   * Replaces a session on login or privilege change: the old row is deleted and a new id AND secret issued,
+   * so a token planted before login is never promoted (session fixation, ASVS 7.2.4).
+   */
+  rotate(oldToken: string | null, options: RotateOptions): Promise<{ token: string; session: Session }>;
+  /** Refuses every session created before `before` (default now). Returns the stamp in force. */
+  revokeAll(options?: { before?: number }): Promise<number>;
+  /** Refuses every session of one user created before `before` (default now). */
+  revokeUser(userId: string, options?: { before?: number }): Promise<number>;
+  /** Deletes rows past their idle or absolute limit. Returns how many. */
+  purgeExpired(): Promise<number>;
+}
+
+function toSession(r: SessionsTable): Session {
+  const aal = Number(r.aal);
+  return {
+    id: r.id, userId: r.user_id, createdAt: Number(r.created_at), lastSeenAt: Number(r.last_seen_at), expiresAt: Number(r.expires_at),
+    ip: r.ip, userAgent: r.user_agent, aal: aal === 2 ? 2 : aal === 1 ? 1 : 0,
+  };
+}
+
+// Control characters are removed from client-supplied strings before they are stored and later shown.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/g;
+
+function clean(value: string | null | undefined, max: number): string | null {
+  if (typeof value !== "string") return null;
+  const text = value.replace(CONTROL, "").trim().slice(0, max);
+  return text.length > 0 ? text : null;
+}
+
+const SESSION_COLUMNS = ["s.id", "s.user_id", "s.secret_hash", "s.created_at", "s.last_seen_at", "s.expires_at", "s.ip", "s.user_agent", "s.aal"] as const;
+
+/**
+ * Builds the session manager.
+ *
+ * @example
+ * const sessions = createSessionManager({ database, clock: systemClock, random: systemRandom });
+ * const { token } = await sessions.createSession(user.id, { ip, userAgent, aal: 1 });
+ * const check = await sessions.validate(token); // { valid: true, session, userId } or { valid: false, reason }
+ */
+export function createSessionManager(deps: { database: Database; clock: Clock; random: RandomSource; policy?: Partial<SessionPolicy> }): SessionManager {
+  const { database, clock, random } = deps;
+  const policy = resolveSessionPolicy(deps.policy);
+  const db = database.db as unknown as Kysely<SessionTables>;
+
+  async function insert(target: Kysely<SessionTables>, userId: string | null, context: SessionContext): Promise<{ token: string; session: Session }> {
+    const aal: AAL = context.aal ?? (userId === null ? 0 : 1);
+    // A pre-login session cannot carry assurance, and a user's session always has at least a password.
+    if ((userId === null) !== (aal === 0)) throw sessionErrors.badPolicy("aal 0 is for pre-login sessions only, and a pre-login session has aal 0");
+    const now = clock.now();
+    const fresh = generateSessionToken(random);
+    const row: SessionsTable = {
+      id: fresh.id, user_id: userId, secret_hash: fresh.secretHash, created_at: now, last_seen_at: now, expires_at: now + policy.absoluteTimeoutMs,
+      ip: clean(context.ip, 64), user_agent: clean(context.userAgent, policy.maxUserAgentLength), aal,
+    };
+    await target.insertInto("sessions").values(row).execute();
+    return { token: fresh.token, session: toSession(row) };
+  }
+
+  async function deleteSession(id: string): Promise<void> {
+    await db.deleteFrom("sessions").where("id", "=", id).execute();
+  }
+
+  async function check(token: string, withTouch: boolean): Promise<SessionValidation> {
+    const parsed = parseSessionToken(token);
+    if (!parsed) return { valid: false, reason: "malformed" };
+    // One indexed query: the row, its account's state and both revocation stamps, so the stamps are
+    // checked on every request with no cache and no staleness window.
+    const row = await db
+      .selectFrom("sessions as s")
+      .leftJoin("users as u", "u.id", "s.user_id")
+      .leftJoin("revocation_stamps as us", (join) => join.on(sql<boolean>`us.scope = 'user:' || s.user_id`))
+      .leftJoin("revocation_stamps as g", (join) => join.on("g.scope", "=", GLOBAL_SCOPE))
+      .select([...SESSION_COLUMNS, "u.status as user_status", "u.locked_at as user_locked_at", "us.not_before as user_stamp", "g.not_before as global_stamp"])
+      .where("s.id", "=", parsed.id)
+      .executeTakeFirst();
+    if (!row) return { valid: false, reason: "unknown" };
+    // The secret is checked first: whoever knows only an id learns nothing else about the session.
+    if (!secretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "bad-secret" };
+    const session = toSession(row);
+    const stamp = Math.max(Number(row.global_stamp ?? 0), Number(row.user_stamp ?? 0));
+    if (session.createdAt < stamp) return { valid: false, reason: "revoked" };
+    if (session.userId !== null) {
+      // ASVS 7.4.2: a disabled (or locked by containment) account has no usable session.
+      if (row.user_status !== "active") return { valid: false, reason: "account-disabled" };
+      if (row.user_locked_at !== null) return { valid: false, reason: "account-locked" };
+    }
+    const now = clock.now();
+    if (now >= session.expiresAt) {
+      await deleteSession(session.id);
+      return { valid: false, reason: "absolute-expired" };
+    }
+    if (now - session.lastSeenAt >= policy.idleTimeoutMs) {
+      await deleteSession(session.id);
+      return { valid: false, reason: "idle-expired" };
+    }
+    if (withTouch && now - session.lastSeenAt >= policy.touchIntervalMs) {
+      await touch(session.id);
+      session.lastSeenAt = now;
+    }
+    return { valid: true, session, userId: session.userId };
+  }
+
+  async function touch(sessionId: string): Promise<boolean> {
+    const now = clock.now();
+    // The condition in the WHERE clause keeps concurrent requests from each writing.
+    const result = await db
+      .updateTable("sessions")
+      .set({ last_seen_at: now })
+      .where("id", "=", sessionId)
+      .where("last_seen_at", "<=", now - policy.touchIntervalMs)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  function checkBefore(before: number | undefined): number {
+    const now = clock.now();
+    const at = before ?? now;
+    if (!Number.isSafeInteger(at) || at < 0) throw sessionErrors.badPolicy(`revocation time must be epoch milliseconds, got ${String(before)}`);
+    if (at > now) throw sessionErrors.futureStamp(at, now);
+    return at;
+  }
+
+  const manager = {
+    policy,
+    createSession: (userId, context = {}) => insert(db, userId, context),
+    validate: (token) => check(token, true),
+    touch,
+    async list(userId) {
+      const now = clock.now();
+      const [rows, stamps] = await Promise.all([
+        db
+          .selectFrom("sessions as s")
+          .select(SESSION_COLUMNS)
+          .where("s.user_id", "=", userId)
+          .where("s.expires_at", ">", now)
+          .where("s.last_seen_at", ">", now - policy.idleTimeoutMs)
+          .orderBy("s.last_seen_at", "desc")
+          .execute(),
+        readStamps(db, userId),
+      ]);
+      const stamp = Math.max(stamps.global, stamps.user);
+      return rows.map(toSession).filter((s) => s.createdAt >= stamp);
+    },
+    async end(sessionId, userId) {
+      // Scoped by user: knowing another user's session id does not let anyone end it.
+      const result = await db.deleteFrom("sessions").where("id", "=", sessionId).where("user_id", "=", userId).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    },
+    async endAll(userId, options = {}) {
+      let q = db.deleteFrom("sessions").where("user_id", "=", userId);
+      if (options.except !== undefined) q = q.where("id", "!=", options.except);
+      const result = await q.executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+    async rotate(oldToken, options) {
+      const old = oldToken === null ? null : await check(oldToken, false);
+      const previous = old?.valid ? old.session : null;
+      const userId = options.userId ?? previous?.userId ?? null;
+      if (userId === null) {
+        if (old && !old.valid && options.userId === undefined) throw sessionErrors.refused(old.reason);
+        throw sessionErrors.userRequired();
+      }
+      const context: SessionContext = {
+        ip: options.ip !== undefined ? options.ip : previous?.ip ?? null,
+        userAgent: options.userAgent !== undefined ? options.userAgent : previous?.userAgent ?? null,
+        aal: options.aal,
+      };
+      return database.transaction(async (trx) => {
+        const t = trx as unknown as Kysely<SessionTables>;
+        if (previous) {
+          // Two requests racing to rotate one token: only the one that deletes the row gets a new session.
+          const gone = await t.deleteFrom("sessions").where("id", "=", previous.id).executeTakeFirst();
+          if (Number(gone.numDeletedRows) !== 1) throw sessionErrors.refused("unknown");
+        }
+        return insert(t, userId, context);
+      });
+    },
+    async revokeAll(options = {}) {
+      return raiseStamp(db, GLOBAL_SCOPE, checkBefore(options.before), clock.now());
+    },
+    async revokeUser(userId, options = {}) {
+      return raiseStamp(db, userScope(userId), checkBefore(options.before), clock.now());
+    },
+    async purgeExpired() {
+      const now = clock.now();
+      const result = await db
+        .deleteFrom("sessions")
+        .where((eb) => eb.or([eb("expires_at", "<=", now), eb("last_seen_at", "<=", now - policy.idleTimeoutMs)]))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  } satisfies SessionManager;
+  return manager;
+}

@@ -1,0 +1,188 @@
+// Attacks on sessions that must fail, on SQLite and PostgreSQL: fixation, a stolen database row replayed as
+// a cookie, a tampered secret, an expired session, and sessions meant to be dead after a revocation stamp.
+import assert from "node:assert/strict";
+import type { Kysely } from "kysely";
+import { it } from "node:test";
+import { forEachDialect } from "../../../test/helpers/dialects.ts";
+import { ManualClock } from "../../lib/clock.ts";
+import { systemRandom } from "../../lib/random.ts";
+import type { Database } from "../../store/database.ts";
+import { migrate } from "../../store/migrator.ts";
+import { MIGRATIONS } from "../../store/migrations/index.ts";
+import { createUserStore, type UserStore } from "../users/user-store.ts";
+import { createSessionManager, type SessionManager } from "./session-manager.ts";
+import type { SessionTables } from "./tables.ts";
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+async function setup(database: Database): Promise<{ clock: ManualClock; users: UserStore; sessions: SessionManager }> {
+  const clock = new ManualClock(Date.UTC(2026, 10, 1, 9));
+  const list = MIGRATIONS;
+  const outcome = await migrate(database, clock, list);
+  if (outcome.error) throw outcome.error;
+  return { clock, users: createUserStore({ database, clock, random: systemRandom }), sessions: createSessionManager({ database, clock, random: systemRandom }) };
+}
+
+function tables(database: Database): Kysely<SessionTables> {
+  return database.db as unknown as Kysely<SessionTables>;
+}
+
+function flip(text: string, at: number): string {
+  const c = text[at] === "A" ? "B" : "A";
+  return text.slice(0, at) + c + text.slice(at + 1);
+}
+
+forEachDialect("session attacks", (fx) => {
+  it("session fixation: a token planted before login is dead after login, and the new one shares nothing with it", async () => {
+    // ASVS 7.2.4: a new session token on authentication; the current one is terminated.
+    const { users, sessions } = await setup(await fx.fresh());
+    const victim = await users.create({ email: "victim@example.org" });
+    // The attacker obtains a pre-login session and plants its cookie in the victim's browser.
+    const planted = await sessions.createSession(null, { ip: "192.0.2.66" });
+    const loggedIn = await sessions.rotate(planted.token, { userId: victim.id, aal: 1 });
+    assert.deepEqual(await sessions.validate(planted.token), { valid: false, reason: "unknown" }, "the planted token is not promoted");
+    assert.notEqual(loggedIn.session.id, planted.session.id, "new id");
+    assert.notEqual(loggedIn.token.split(".")[1], planted.token.split(".")[1], "new secret");
+    // Grafting the planted secret onto the new id does not work either.
+    const grafted = `${loggedIn.session.id}.${planted.token.split(".")[1]}`;
+    assert.deepEqual(await sessions.validate(grafted), { valid: false, reason: "bad-secret" });
+    const ok = await sessions.validate(loggedIn.token);
+    assert.equal(ok.valid && ok.userId, victim.id);
+  });
+
+  it("session fixation on step-up: the password-only token is dead once MFA raises the session", async () => {
+    const { users, sessions } = await setup(await fx.fresh());
+    const user = await users.create({ email: "stepup@example.org" });
+    const aal1 = await sessions.createSession(user.id, { aal: 1 });
+    const aal2 = await sessions.rotate(aal1.token, { aal: 2 });
+    assert.equal((await sessions.validate(aal1.token)).valid, false);
+    await assert.rejects(sessions.rotate(aal1.token, { aal: 2 }), { code: "BULWARK_ERR_SESSION_INVALID" }, "a dead token cannot be rotated again");
+    const ok = await sessions.validate(aal2.token);
+    assert.equal(ok.valid && ok.session.aal, 2);
+  });
+
+  it("two racing rotations of one token yield one new session, not two", async () => {
+    const { users, sessions } = await setup(await fx.fresh());
+    const user = await users.create({ email: "race@example.org" });
+    const { token } = await sessions.createSession(user.id);
+    const results = await Promise.allSettled([sessions.rotate(token, { aal: 2 }), sessions.rotate(token, { aal: 2 })]);
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    assert.equal((await sessions.list(user.id)).length, 1);
+  });
+
+  it("a stolen database row cannot be replayed as a cookie", async () => {
+    // The Lucia v3 / Drupal 7 weakness: raw session ids in the database. Here only SHA-256(secret) is stored.
+    const database = await fx.fresh();
+    const { users, sessions } = await setup(database);
+    const user = await users.create({ email: "row@example.org" });
+    const { token } = await sessions.createSession(user.id);
+    const row = await tables(database).selectFrom("sessions").selectAll().executeTakeFirstOrThrow();
+    assert.ok(!JSON.stringify(row).includes(token.split(".")[1] ?? "?"), "the secret itself is not stored");
+    // The hash as it is stored (hex, rejected by shape), and re-encoded to the secret's shape (rejected by hash).
+    const asHex = `${row.id}.${row.secret_hash}`;
+    const asBase64URL = `${row.id}.${Buffer.from(row.secret_hash, "hex").toString("base64url")}`;
+    assert.deepEqual(await sessions.validate(asHex), { valid: false, reason: "malformed" });
+    assert.deepEqual(await sessions.validate(asBase64URL), { valid: false, reason: "bad-secret" });
+    assert.deepEqual(await sessions.validate(row.id), { valid: false, reason: "malformed" }, "the id alone is not a session");
+  });
+
+  it("a tampered secret or id is refused, with no hint beyond 'bad secret' for a known id", async () => {
+    const { users, sessions } = await setup(await fx.fresh());
+    const user = await users.create({ email: "tamper@example.org" });
+    const { token, session } = await sessions.createSession(user.id);
+    const dot = token.indexOf(".");
+    for (const at of [dot + 1, dot + 20, token.length - 1]) {
+      assert.deepEqual(await sessions.validate(flip(token, at)), { valid: false, reason: "bad-secret" });
+    }
+    const otherId = `ses_${"a".repeat(26)}${token.slice(dot)}`;
+    assert.deepEqual(await sessions.validate(otherId), { valid: false, reason: "unknown" });
+    for (const junk of ["", ".", "x".repeat(100_000), `${token}\u0000`, ` ${token}`, token.toUpperCase()]) {
+      assert.equal((await sessions.validate(junk)).valid, false);
+    }
+    assert.equal((await sessions.validate(token)).valid, true, "failed guesses do not end the real session");
+    assert.equal(session.userId, user.id);
+  });
+
+  it("an idle session and an over-age session are refused and deleted", async () => {
+    // ASVS 7.3.1 (idle 30 min), 7.3.2 (absolute 12 h): NIST SP 800-63B AAL2.
+    const database = await fx.fresh();
+    const { users, sessions, clock } = await setup(database);
+    const user = await users.create({ email: "idle@example.org" });
+    const idle = await sessions.createSession(user.id);
+    clock.advance(29 * MINUTE);
+    const busy = await sessions.createSession(user.id);
+    clock.advance(MINUTE);
+    assert.deepEqual(await sessions.validate(idle.token), { valid: false, reason: "idle-expired" });
+    assert.deepEqual(await sessions.validate(idle.token), { valid: false, reason: "unknown" }, "the row is gone");
+    for (let t = 0; t < 12 * HOUR; t += 10 * MINUTE) {
+      clock.advance(10 * MINUTE);
+      await sessions.validate(busy.token);
+    }
+    assert.deepEqual(await sessions.validate(busy.token), { valid: false, reason: "unknown" }, "refused at 12 h and deleted");
+  });
+
+  it("a global revocation stamp kills every existing session at once, before any row is deleted", async () => {
+    // ASVS 7.4.5: administrators can terminate the sessions of all users.
+    const database = await fx.fresh();
+    const { users, sessions, clock } = await setup(database);
+    const a = await users.create({ email: "a@example.org" });
+    const b = await users.create({ email: "b@example.org" });
+    const sa = await sessions.createSession(a.id);
+    const sb = await sessions.createSession(b.id);
+    const anon = await sessions.createSession(null);
+    clock.advance(1000);
+    await sessions.revokeAll();
+    for (const s of [sa, sb, anon]) assert.deepEqual(await sessions.validate(s.token), { valid: false, reason: "revoked" });
+    const rows = await tables(database).selectFrom("sessions").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+    assert.equal(Number(rows.n), 3, "rows still exist: the stamp alone refused them");
+    assert.deepEqual(await sessions.list(a.id), []);
+    clock.advance(1000);
+    const fresh = await sessions.createSession(a.id);
+    assert.equal((await sessions.validate(fresh.token)).valid, true, "a login after the stamp works");
+  });
+
+  it("a per-user stamp kills that user's sessions only, and a stamp never moves backwards", async () => {
+    // ASVS 7.4.5: administrators can terminate the sessions of one user.
+    const { users, sessions, clock } = await setup(await fx.fresh());
+    const a = await users.create({ email: "a@example.org" });
+    const b = await users.create({ email: "b@example.org" });
+    const sa = await sessions.createSession(a.id);
+    const sb = await sessions.createSession(b.id);
+    clock.advance(1000);
+    const stamp = await sessions.revokeUser(a.id);
+    assert.deepEqual(await sessions.validate(sa.token), { valid: false, reason: "revoked" });
+    assert.equal((await sessions.validate(sb.token)).valid, true);
+    assert.equal(await sessions.revokeUser(a.id, { before: stamp - 5000 }), stamp, "an older stamp does not un-revoke");
+    assert.deepEqual(await sessions.validate(sa.token), { valid: false, reason: "revoked" });
+    await assert.rejects(sessions.revokeAll({ before: clock.now() + HOUR }), { code: "BULWARK_ERR_REVOCATION_FUTURE" });
+    await assert.rejects(sessions.rotate(sa.token, { aal: 2 }), { code: "BULWARK_ERR_SESSION_REVOKED" }, "a revoked session cannot be rotated into a live one");
+  });
+
+  it("a stamp with an earlier 'before' spares sessions created after it", async () => {
+    const { users, sessions, clock } = await setup(await fx.fresh());
+    const user = await users.create({ email: "scope@example.org" });
+    const old = await sessions.createSession(user.id);
+    clock.advance(10 * MINUTE);
+    const cutoff = clock.now();
+    const recent = await sessions.createSession(user.id);
+    clock.advance(MINUTE);
+    await sessions.revokeAll({ before: cutoff });
+    assert.equal((await sessions.validate(old.token)).valid, false);
+    assert.equal((await sessions.validate(recent.token)).valid, true);
+  });
+
+  it("a disabled or locked account has no usable session", async () => {
+    // ASVS 7.4.2: sessions end when an account is disabled.
+    const database = await fx.fresh();
+    const { users, sessions } = await setup(database);
+    const d = await users.create({ email: "d@example.org" });
+    const l = await users.create({ email: "l@example.org" });
+    const sd = await sessions.createSession(d.id);
+    const sl = await sessions.createSession(l.id);
+    await database.db.updateTable("users").set({ status: "disabled" }).where("id", "=", d.id).execute();
+    await database.db.updateTable("users").set({ locked_at: 1, locked_reason: "containment" }).where("id", "=", l.id).execute();
+    assert.deepEqual(await sessions.validate(sd.token), { valid: false, reason: "account-disabled" });
+    assert.deepEqual(await sessions.validate(sl.token), { valid: false, reason: "account-locked" });
+  });
+});

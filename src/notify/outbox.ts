@@ -1,0 +1,269 @@
+// The durable outbox: enqueue (one row per message, idempotent by key, bulk in multi-row batches) and
+// the claim/lease protocol senders use, on SQLite and PostgreSQL alike.
+import { sql, type Kysely, type Selectable, type SqlBool } from "kysely";
+import { newId } from "../crypto/tokens.ts";
+import type { Clock } from "../lib/clock.ts";
+import type { RandomSource } from "../lib/random.ts";
+import type { Database } from "../store/database.ts";
+import { notifyErrors } from "./errors.ts";
+import type { NotifyTables, OutboxMessagesTable } from "./tables.ts";
+import { checkAddress, checkBody, checkSubject, checkToken } from "./validate.ts";
+
+export type OutboxStatus = "queued" | "sending" | "sent" | "failed" | "dead";
+
+/**
+ * Claimable: new, waiting for a retry, or claimed by a sender whose lease ran out. Written as literal SQL,
+ * the very text of the partial index `outbox_messages_due`: SQLite uses a partial index only when the
+ * query repeats its condition, which a bound parameter list does not.
+ */
+const CLAIMABLE = sql<SqlBool>`"status" in ('queued', 'failed', 'sending')`;
+
+export const PRIORITY = { security: 0, normal: 5, campaign: 10 } as const;
+
+export interface NewMessage {
+  /** Same key, same message: a second enqueue is a no-op. E.g. `security.password-changed:<event id>:<address>`. */
+  idempotencyKey: string;
+  to: string;
+  subject: string;
+  text: string;
+  html?: string;
+  /** What the message is, e.g. `security.password-changed` or `campaign.breach-notice`. */
+  kind: string;
+  campaignId?: string | null;
+  /** Lower first; defaults to PRIORITY.normal. */
+  priority?: number;
+  /** Do not send before this time (ms since epoch). */
+  notBefore?: number;
+}
+
+export interface OutboxMessage {
+  id: string;
+  idempotencyKey: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string | null;
+  kind: string;
+  priority: number;
+  status: OutboxStatus;
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  createdAt: number;
+  sentAt: number | null;
+  claimedBy: string | null;
+  claimedUntil: number | null;
+  providerMessageId: string | null;
+  campaignId: string | null;
+}
+
+export interface EnqueueResult {
+  id: string;
+  /** false when a message with this idempotency key already existed (it is left as it was). */
+  created: boolean;
+}
+
+export interface BulkEnqueueResult {
+  inserted: number;
+  duplicates: number;
+}
+
+// Rows per INSERT. 18 columns × 500 = 9,000 bind parameters: under SQLite's 32,766 and PostgreSQL's 65,535.
+const DEFAULT_BATCH = 500;
+const MAX_BATCH = 1000;
+// Bounded so a misbehaving server cannot fill the row with its reply.
+const MAX_ERROR = 500;
+
+export function toMessage(r: Selectable<OutboxMessagesTable>): OutboxMessage {
+  const num = (v: number | null): number | null => (v === null ? null : Number(v));
+  return {
+    id: r.id, idempotencyKey: r.idempotency_key, to: r.to_address, subject: r.subject, text: r.body_text, html: r.body_html,
+    kind: r.kind, priority: Number(r.priority), status: r.status as OutboxStatus, attempts: Number(r.attempts),
+    nextAttemptAt: Number(r.next_attempt_at), lastError: r.last_error, createdAt: Number(r.created_at), sentAt: num(r.sent_at),
+    claimedBy: r.claimed_by, claimedUntil: num(r.claimed_until), providerMessageId: r.provider_message_id, campaignId: r.campaign_id,
+  };
+}
+
+export interface OutboxDeps {
+  database: Database;
+  clock: Clock;
+  random: RandomSource;
+}
+
+export class Outbox {
+  readonly #database: Database;
+  readonly #db: Kysely<NotifyTables>;
+  readonly #clock: Clock;
+  readonly #random: RandomSource;
+
+  constructor(deps: OutboxDeps) {
+    this.#database = deps.database;
+    this.#db = deps.database.db as unknown as Kysely<NotifyTables>;
+    this.#clock = deps.clock;
+    this.#random = deps.random;
+  }
+
+  get dialect(): Database["dialect"] {
+    return this.#database.dialect;
+  }
+
+  /** Validates one message (header injection refused here) and builds its row. */
+  #row(message: NewMessage, now: number): OutboxMessagesTable {
+    checkToken("idempotencyKey", message.idempotencyKey);
+    checkToken("kind", message.kind, 100);
+    checkAddress("to", message.to);
+    checkSubject(message.subject);
+    checkBody("text", message.text);
+    if (message.html !== undefined) checkBody("html", message.html);
+    if (message.campaignId != null) checkToken("campaignId", message.campaignId, 100);
+    const priority = message.priority ?? PRIORITY.normal;
+    if (!Number.isInteger(priority) || priority < 0 || priority > 100) throw notifyErrors.badMessage("priority must be an integer between 0 and 100");
+    return {
+      id: newId("msg", this.#random), idempotency_key: message.idempotencyKey, to_address: message.to, subject: message.subject,
+      body_text: message.text, body_html: message.html ?? null, kind: message.kind, priority, status: "queued", attempts: 0,
+      next_attempt_at: Math.max(now, message.notBefore ?? now), last_error: null, created_at: now, sent_at: null,
+      claimed_by: null, claimed_until: null, provider_message_id: null, campaign_id: message.campaignId ?? null,
+    };
+  }
+
+  /**
+   * Adds one message. Pass `executor` (a transaction) to commit the message with the change it reports:
+   * the transactional-outbox pattern, so a password change is never committed without its notice.
+   *
+   * @example
+   * const { id } = await outbox.enqueue({ idempotencyKey: "welcome:usr_1", to: "ana@example.org", subject: "Welcome", text: "Hi", kind: "account.welcome" });
+   */
+  async enqueue(message: NewMessage, executor?: Kysely<any>): Promise<EnqueueResult> {
+    const db = (executor as Kysely<NotifyTables> | undefined) ?? this.#db;
+    const row = this.#row(message, this.#clock.now());
+    const result = await db.insertInto("outbox_messages").values(row)
+      .onConflict((oc) => oc.column("idempotency_key").doNothing()).executeTakeFirst();
+    if (Number(result.numInsertedOrUpdatedRows ?? 0n) === 1) return { id: row.id, created: true };
+    const existing = await db.selectFrom("outbox_messages").select("id").where("idempotency_key", "=", message.idempotencyKey).executeTakeFirstOrThrow();
+    return { id: existing.id, created: false };
+  }
+
+  /**
+   * Adds many messages, one multi-row INSERT per batch, skipping keys already present. Every message is
+   * validated before the first row is written. Each batch commits on its own: after a crash, enqueue
+   * the same list again and only the missing rows are added.
+   *
+   * @example
+   * await outbox.enqueueMany(recipients.map((to) => ({ idempotencyKey: `cmp_1:${to}`, to, subject, text, kind: "campaign.notice", campaignId: "cmp_1", priority: PRIORITY.campaign })));
+   */
+  async enqueueMany(messages: readonly NewMessage[], options: { batchSize?: number; executor?: Kysely<any> } = {}): Promise<BulkEnqueueResult> {
+    const batchSize = options.batchSize ?? DEFAULT_BATCH;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) throw notifyErrors.badMessage(`batchSize must be between 1 and ${MAX_BATCH}`);
+    const now = this.#clock.now();
+    const rows = messages.map((m, i) => {
+      try {
+        return this.#row(m, now);
+      } catch (cause) {
+        throw notifyErrors.badMessage(`message ${i} (${JSON.stringify(String(m?.idempotencyKey).slice(0, 80))}): ${(cause as Error).message}`, { cause });
+      }
+    });
+    const db = (options.executor as Kysely<NotifyTables> | undefined) ?? this.#db;
+    let inserted = 0;
+    for (let i = 0; i < rows.length; i += batchSize) {
+      const batch = rows.slice(i, i + batchSize);
+      const result = await db.insertInto("outbox_messages").values(batch)
+        .onConflict((oc) => oc.column("idempotency_key").doNothing()).executeTakeFirst();
+      inserted += Number(result.numInsertedOrUpdatedRows ?? 0n);
+    }
+    return { inserted, duplicates: rows.length - inserted };
+  }
+
+  /**
+   * Claims up to `limit` due messages for `claimer` until now + `leaseMs`, atomically: on PostgreSQL the
+   * candidate rows are locked with FOR UPDATE SKIP LOCKED, so concurrent senders on several nodes take
+   * disjoint batches without waiting on each other; on SQLite the one UPDATE … RETURNING runs under the
+   * database write lock. A claim counts as an attempt (so a message that crashes every sender still ends dead).
+   */
+  async claim(input: { claimer: string; limit: number; leaseMs: number }): Promise<OutboxMessage[]> {
+    const now = this.#clock.now();
+    const until = now + input.leaseMs;
+    let due = this.#db.selectFrom("outbox_messages").select("id")
+      .where(CLAIMABLE).where("next_attempt_at", "<=", now)
+      .orderBy("priority").orderBy("next_attempt_at").limit(input.limit);
+    if (this.#database.dialect === "postgres") due = due.forUpdate().skipLocked();
+    const rows = await this.#db.updateTable("outbox_messages")
+      .set({ status: "sending", claimed_by: input.claimer, claimed_until: until, next_attempt_at: until, attempts: sql<number>`attempts + 1` })
+      .where("id", "in", due)
+      .returningAll()
+      .execute();
+    return rows.map(toMessage).sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt);
+  }
+
+  /** Extends the lease on the given messages still held by `claimer`; returns the ids it still holds. */
+  async renew(input: { claimer: string; ids: readonly string[]; leaseMs: number }): Promise<Set<string>> {
+    if (input.ids.length === 0) return new Set();
+    const now = this.#clock.now();
+    const until = now + input.leaseMs;
+    const rows = await this.#db.updateTable("outbox_messages")
+      .set({ claimed_until: until, next_attempt_at: until })
+      .where("id", "in", [...input.ids]).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
+      .where("claimed_until", ">", now)
+      .returning("id").execute();
+    return new Set(rows.map((r) => r.id));
+  }
+
+  // Every transition below is fenced by the claim: it applies only while the row is still `sending`
+  // under this claimer. A sender whose lease expired cannot overwrite the outcome of the one that took over.
+
+  /** Records a delivery the server accepted. False when the claim was lost (someone else took the row). */
+  async markSent(input: { id: string; claimer: string; providerMessageId: string | null }): Promise<boolean> {
+    const result = await this.#db.updateTable("outbox_messages")
+      .set({ status: "sent", sent_at: this.#clock.now(), provider_message_id: input.providerMessageId, claimed_by: null, claimed_until: null, last_error: null })
+      .where("id", "=", input.id).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Schedules another attempt at `nextAttemptAt` after a transient failure. */
+  async markRetry(input: { id: string; claimer: string; error: string; nextAttemptAt: number }): Promise<boolean> {
+    const result = await this.#db.updateTable("outbox_messages")
+      .set({ status: "failed", next_attempt_at: input.nextAttemptAt, last_error: input.error.slice(0, MAX_ERROR), claimed_by: null, claimed_until: null })
+      .where("id", "=", input.id).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Gives up on a message (permanent rejection, or out of attempts). It stays in the table for review. */
+  async markDead(input: { id: string; claimer: string; error: string }): Promise<boolean> {
+    const result = await this.#db.updateTable("outbox_messages")
+      .set({ status: "dead", last_error: input.error.slice(0, MAX_ERROR), claimed_by: null, claimed_until: null })
+      .where("id", "=", input.id).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Puts dead messages back in the queue (an operator fixed the cause), with a fresh attempt budget. */
+  async requeueDead(ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const result = await this.#db.updateTable("outbox_messages")
+      .set({ status: "queued", attempts: 0, next_attempt_at: this.#clock.now(), last_error: null })
+      .where("id", "in", [...ids]).where("status", "=", "dead")
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  async get(id: string): Promise<OutboxMessage> {
+    const row = await this.#db.selectFrom("outbox_messages").selectAll().where("id", "=", id).executeTakeFirst();
+    if (!row) throw notifyErrors.notFound(id);
+    return toMessage(row);
+  }
+
+  async getByKey(idempotencyKey: string): Promise<OutboxMessage | null> {
+    const row = await this.#db.selectFrom("outbox_messages").selectAll().where("idempotency_key", "=", idempotencyKey).executeTakeFirst();
+    return row ? toMessage(row) : null;
+  }
+
+  /** How many messages are in each status, overall or for one campaign (progress of a campaign). */
+  async counts(options: { campaignId?: string } = {}): Promise<Record<OutboxStatus, number>> {
+    let query = this.#db.selectFrom("outbox_messages").select(["status", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("status");
+    if (options.campaignId !== undefined) query = query.where("campaign_id", "=", options.campaignId);
+    const out: Record<OutboxStatus, number> = { queued: 0, sending: 0, sent: 0, failed: 0, dead: 0 };
+    for (const r of await query.execute()) out[r.status as OutboxStatus] = Number(r.n);
+    return out;
+  }
+}

@@ -1,0 +1,94 @@
+// ASVS 6.3.7: users are told when their password, email address, MFA factors or recovery codes change.
+// Delivered through the outbox to a real SMTP server; DKIM signing when configured.
+import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import { it } from "node:test";
+import { forEachDialect } from "../../test/helpers/dialects.ts";
+import { systemRandom } from "../lib/random.ts";
+import { OutboxSender } from "./sender.ts";
+import { notifySecurityEvent, securityMessages, type SecurityEvent } from "./security-notices.ts";
+import { decodeQuotedPrintable, type ReceivedMail } from "./smtp-test-server.ts";
+import { notifyFixture, type NotifyFixture } from "./test-setup.ts";
+import type { MailTransport } from "./transport.ts";
+
+const AT = Date.UTC(2026, 10, 1, 9, 30);
+const options = { appName: "Example Cloud", supportContact: "security@example.org" };
+
+async function deliver(f: NotifyFixture, transport?: MailTransport): Promise<ReceivedMail[]> {
+  await new OutboxSender({ outbox: f.outbox, transport: transport ?? (await f.transport()), clock: f.clock, random: systemRandom }, { name: "t" }).drain();
+  return f.server.accepted;
+}
+
+const text = (m: ReceivedMail): string => decodeQuotedPrintable(m.body);
+
+forEachDialect("security notices", (fx) => {
+  // ASVS 6.3.7
+  it("tells both the old and the new address when the email address changes", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const results = await notifySecurityEvent(f.outbox, {
+      eventId: "evt_42", to: "new@example.org", at: AT, ip: "203.0.113.7",
+      event: { type: "email-changed", oldEmail: "old@example.org", newEmail: "new@example.org" },
+    }, options);
+    assert.equal(results.length, 2);
+    const mails = await deliver(f);
+    assert.deepEqual(mails.map((m) => m.envelopeTo[0]).sort(), ["new@example.org", "old@example.org"]);
+    const old = mails.find((m) => m.envelopeTo[0] === "old@example.org")!;
+    assert.equal(old.headers.get("subject"), "Example Cloud: your email address was changed");
+    assert.match(text(old), /changed from old@example\.org to new@example\.org/);
+    assert.match(text(old), /2026-11-01 09:30:00 UTC from the IP address 203\.0\.113\.7/);
+    assert.match(text(old), /contact security@example\.org/);
+    assert.match(old.headers.get("content-type") ?? "", /^text\/plain/, "plain text only, no HTML part");
+  });
+
+  // ASVS 6.3.7
+  it("sends one notice per event and recipient even when the event is reported twice", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const notice = { eventId: "evt_7", to: "ana@example.org", at: AT, event: { type: "password-changed" } as SecurityEvent };
+    const first = await notifySecurityEvent(f.outbox, notice, options);
+    const second = await notifySecurityEvent(f.outbox, notice, options);
+    assert.equal(second[0]?.id, first[0]?.id);
+    assert.equal(second[0]?.created, false);
+    const mails = await deliver(f);
+    assert.equal(mails.length, 1);
+    assert.match(text(mails[0]!), /The password of your account was changed/);
+    assert.equal(mails[0]!.headers.get("x-bulwark-kind"), "security.password-changed");
+  });
+
+  // ASVS 6.3.7
+  it("describes MFA factor changes and recovery code regeneration with fixed wording", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const events: SecurityEvent[] = [
+      { type: "mfa-factor-added", factor: "webauthn" },
+      { type: "mfa-factor-removed", factor: "totp" },
+      { type: "recovery-codes-regenerated" },
+      { type: "password-reset" },
+    ];
+    for (const [i, event] of events.entries()) await notifySecurityEvent(f.outbox, { eventId: `evt_${i}`, to: "ana@example.org", at: AT, ip: "not an ip\r\nBcc: x@y.z", event }, options);
+    const bodies = (await deliver(f)).map(text).join("\n---\n");
+    assert.match(bodies, /a passkey or security key was added/);
+    assert.match(bodies, /an authenticator app \(TOTP\) was removed/);
+    assert.match(bodies, /New recovery codes were generated/);
+    assert.match(bodies, /reset using a password reset link/);
+    assert.doesNotMatch(bodies, /not an ip|Bcc/, "a malformed IP is left out, not echoed");
+  });
+
+  it("refuses an unknown MFA factor instead of printing it", () => {
+    assert.throws(() => securityMessages({ eventId: "e", to: "ana@example.org", at: AT, event: { type: "mfa-factor-added", factor: "<b>sms</b>" as never } }, options), { code: "BULWARK_ERR_MAIL_MESSAGE" });
+  });
+
+  it("signs messages with DKIM when a key is configured", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const transport = await f.transport({ dkim: { domainName: "bulwark.test", keySelector: "mail2026", privateKey: privateKey.export({ type: "pkcs8", format: "pem" }).toString() } });
+    await notifySecurityEvent(f.outbox, { eventId: "evt_1", to: "ana@example.org", at: AT, event: { type: "password-changed" } }, options);
+    const [mail] = await deliver(f, transport);
+    const signature = mail?.headers.get("dkim-signature") ?? "";
+    assert.match(signature, /\bd=bulwark\.test;/);
+    assert.match(signature, /\bs=mail2026;/);
+    assert.match(signature, /\bb=[A-Za-z0-9+/= ]{100,}/);
+  });
+});

@@ -1,0 +1,137 @@
+// Security notifications (ASVS 6.3.7): the user is told when their password, email address, MFA factors
+// or recovery codes change. Small plain-text templates; the only variable parts are validated values.
+import { isIP } from "node:net";
+import type { Kysely } from "kysely";
+import { notifyErrors } from "./errors.ts";
+import { PRIORITY, type EnqueueResult, type NewMessage, type Outbox } from "./outbox.ts";
+import { checkAddress, checkSubject, checkToken } from "./validate.ts";
+
+export type MFAFactor = "totp" | "webauthn" | "recovery-codes";
+
+export type SecurityEvent =
+  | { type: "password-changed" }
+  | { type: "password-reset" }
+  | { type: "email-changed"; oldEmail: string; newEmail: string }
+  | { type: "mfa-factor-added"; factor: MFAFactor }
+  | { type: "mfa-factor-removed"; factor: MFAFactor }
+  | { type: "recovery-codes-regenerated" };
+
+export interface SecurityNotice {
+  /** The id of the event that caused it (e.g. the audit event id): makes re-enqueueing idempotent. */
+  eventId: string;
+  /** The account's current address (for email-changed, the new one; the old one is taken from the event). */
+  to: string;
+  /** When it happened, ms since the epoch. */
+  at: number;
+  /** Where the request came from, shown when it is a well-formed IP address. */
+  ip?: string | null;
+  event: SecurityEvent;
+}
+
+export interface NoticeOptions {
+  /** The service's name as users know it, e.g. "Example Cloud". */
+  appName: string;
+  /** Where to turn if it was not them, e.g. "security@example.org" or a URL. */
+  supportContact?: string;
+  /** A transaction to enqueue in, so the notice commits with the change it reports. */
+  executor?: Kysely<any>;
+}
+
+// Fixed labels: the factor name in a mail never comes from user input.
+const FACTOR_LABEL: Record<MFAFactor, string> = {
+  totp: "an authenticator app (TOTP)",
+  webauthn: "a passkey or security key",
+  "recovery-codes": "recovery codes",
+};
+
+const KINDS: Record<SecurityEvent["type"], string> = {
+  "password-changed": "password-changed",
+  "password-reset": "password-reset",
+  "email-changed": "email-changed",
+  "mfa-factor-added": "mfa-added",
+  "mfa-factor-removed": "mfa-removed",
+  "recovery-codes-regenerated": "recovery-codes-regenerated",
+};
+
+interface Template {
+  subject: string;
+  what: string;
+}
+
+function template(event: SecurityEvent, recipient: "current" | "old"): Template {
+  switch (event.type) {
+    case "password-changed":
+      return { subject: "your password was changed", what: "The password of your account was changed." };
+    case "password-reset":
+      return { subject: "your password was reset", what: "The password of your account was reset using a password reset link. All your sessions were signed out." };
+    case "email-changed":
+      return recipient === "old"
+        ? { subject: "your email address was changed", what: `The email address of your account was changed from ${event.oldEmail} to ${event.newEmail}. This address will no longer receive messages about the account.` }
+        : { subject: "your email address was changed", what: `This is now the email address of your account (it was ${event.oldEmail}).` };
+    case "mfa-factor-added":
+      return { subject: "a sign-in factor was added", what: `${FACTOR_LABEL[event.factor]} was added as a sign-in factor to your account.` };
+    case "mfa-factor-removed":
+      return { subject: "a sign-in factor was removed", what: `${FACTOR_LABEL[event.factor]} was removed from the sign-in factors of your account.` };
+    case "recovery-codes-regenerated":
+      return { subject: "your recovery codes were replaced", what: "New recovery codes were generated for your account. The old ones no longer work." };
+  }
+}
+
+/** Builds the messages for one security event (two for an email change: old and new address). */
+export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOptions, "executor">): NewMessage[] {
+  checkToken("eventId", notice.eventId);
+  const appName = checkSubject(options.appName);
+  if (options.supportContact !== undefined) checkSubject(options.supportContact);
+  const type = notice.event.type;
+  if (!(type in KINDS)) throw notifyErrors.badMessage(`unknown security event type ${JSON.stringify(type)}`);
+  if (type === "mfa-factor-added" || type === "mfa-factor-removed") {
+    const factor = (notice.event as { factor: string }).factor;
+    if (!Object.hasOwn(FACTOR_LABEL, factor)) throw notifyErrors.badMessage(`unknown MFA factor ${JSON.stringify(factor)}`);
+  }
+  if (!Number.isFinite(notice.at)) throw notifyErrors.badMessage("at must be a time in ms since the epoch");
+  const recipients: Array<{ to: string; role: "current" | "old" }> = [{ to: checkAddress("to", notice.to), role: "current" }];
+  if (notice.event.type === "email-changed") {
+    checkAddress("oldEmail", notice.event.oldEmail);
+    checkAddress("newEmail", notice.event.newEmail);
+    // ASVS 6.3.7: the OLD address is told too — if an attacker changed it, that is where the owner still reads.
+    if (notice.event.oldEmail.toLowerCase() !== notice.to.toLowerCase()) recipients.push({ to: notice.event.oldEmail, role: "old" });
+  }
+  const when = new Date(notice.at).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
+  const from = notice.ip && isIP(notice.ip) ? ` from the IP address ${notice.ip}` : "";
+  const kind = `security.${KINDS[type]}`;
+  return recipients.map(({ to, role }) => {
+    const t = template(notice.event, role);
+    const lines = [
+      "Hello,",
+      "",
+      t.what,
+      `When: ${when}${from}.`,
+      "",
+      "If this was you, there is nothing to do.",
+      `If it was not you, your account may be compromised: reset your password now${options.supportContact ? ` and contact ${options.supportContact}` : ""}.`,
+      "",
+      `This is an automatic security notice from ${appName}. You receive it whatever your mail preferences, because it concerns the security of your account.`,
+      "",
+    ];
+    return {
+      idempotencyKey: `${kind}:${notice.eventId}:${to.toLowerCase()}`,
+      to,
+      subject: `${appName}: ${t.subject}`,
+      text: lines.join("\n"),
+      kind,
+      priority: PRIORITY.security,
+    };
+  });
+}
+
+/**
+ * Enqueues the notice(s) for a security event. Idempotent per (event, recipient).
+ *
+ * @example
+ * await notifySecurityEvent(outbox, { eventId: evt.id, to: user.email, at: clock.now(), ip, event: { type: "password-changed" } }, { appName: "Example" });
+ */
+export async function notifySecurityEvent(outbox: Outbox, notice: SecurityNotice, options: NoticeOptions): Promise<EnqueueResult[]> {
+  const results: EnqueueResult[] = [];
+  for (const message of securityMessages(notice, options)) results.push(await outbox.enqueue(message, options.executor));
+  return results;
+}
