@@ -1,0 +1,47 @@
+// The password-hash census on SQLite and PostgreSQL: groups by scheme and parameters, counts users
+// without a password, weak and unsalted schemes, and reads across page boundaries.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { it } from "node:test";
+import { forEachDialect } from "../../../test/helpers/dialects.ts";
+import { ManualClock } from "../../lib/clock.ts";
+import { systemRandom } from "../../lib/random.ts";
+import { migrate } from "../../store/migrator.ts";
+import { createPasswordContext } from "../passwords/index.ts";
+import { createUserStore } from "../users/user-store.ts";
+import { passwordCensus } from "./census.ts";
+
+const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
+
+forEachDialect("password census", (fx) => {
+  it("counts users per scheme and parameters, without a password, and the share on weak schemes", async () => {
+    const database = await fx.fresh();
+    const clock = new ManualClock();
+    await migrate(database, clock);
+    const users = createUserStore({ database, clock, random: systemRandom });
+    const add = (email: string, hash: string | null): Promise<unknown> => users.create({ email, passwordHash: hash, passwordScheme: null });
+    for (let i = 0; i < 5; i++) await add(`md5-${i}@example.org`, createHash("md5").update(`p${i}`).digest("hex"));
+    await add("phpass@example.org", "$P$6npetjI95qN1kIVZ9V0Ce6NS5dN6cT0");
+    await add("argon@example.org", await passwords.hash("a fine passphrase"));
+    await add("wrapped@example.org", await passwords.wrapLegacyHash("$P$6npetjI95qN1kIVZ9V0Ce6NS5dN6cT0"));
+    await add("nopass@example.org", null);
+    await add("hostile@example.org", "$2b$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy");
+    const census = await passwordCensus({ database, passwords }, { pageSize: 3 });
+    assert.deepEqual([census.users, census.withoutPassword, census.weak, census.unsalted, census.unsupported], [10, 1, 6, 5, 1]);
+    assert.equal(census.weakShare, 6 / 9);
+    assert.deepEqual(census.schemes, [
+      { scheme: "md5", params: "", users: 5, weak: true },
+      { scheme: "argon2id", params: "m=1024,t=1,p=1", users: 1, weak: false },
+      { scheme: "bulwark-wrapped", params: "inner=phpass(log2=8),m=1024,t=1,p=1", users: 1, weak: false },
+      { scheme: "phpass", params: "log2=8", users: 1, weak: true },
+      { scheme: "unsupported", params: "", users: 1, weak: false },
+    ]);
+  });
+
+  it("reports an empty account base without dividing by zero", async () => {
+    const database = await fx.fresh();
+    await migrate(database, new ManualClock());
+    const census = await passwordCensus({ database, passwords });
+    assert.deepEqual([census.users, census.weakShare, census.schemes.length], [0, 0, 0]);
+  });
+});

@@ -1,0 +1,250 @@
+// Bulk import of accounts: a validation pass over the whole file (every bad row with its line and
+// reason, duplicates in the file, conflicts with existing accounts), then, for a real run, a second
+// pass that writes in batches, one transaction per batch, with the batch's audit event inside it.
+import type { Kysely } from "kysely";
+import type { AuditLog } from "../../audit/audit-log.ts";
+import type { Clock } from "../../lib/clock.ts";
+import type { Database } from "../../store/database.ts";
+import type { Schema } from "../../store/schema.ts";
+import type { PasswordContext } from "../passwords/index.ts";
+import type { UserStore } from "../users/user-store.ts";
+import { ImportRefusedError } from "./errors.ts";
+import { validateRow, type ImportRow, type RowRules } from "./mapping.ts";
+import { readRows, type ImportFormat } from "./source.ts";
+
+export type OnConflict = "skip" | "update" | "fail";
+
+export interface ImportDeps {
+  database: Database;
+  users: UserStore;
+  passwords: PasswordContext;
+  audit: AuditLog;
+  clock: Clock;
+}
+
+export interface ImportOptions {
+  format: ImportFormat;
+  /** Opens the file afresh (a real run reads it twice: validate, then write). */
+  open: () => AsyncIterable<string | Buffer>;
+  rules: RowRules;
+  onHeader?: (header: string[]) => void;
+  onConflict: OnConflict;
+  batchSize: number;
+  dryRun: boolean;
+  /** Write the good rows even though some rows are bad (they are counted as failed). */
+  skipBad: boolean;
+  actor: string;
+  /** The file name, for audit events. */
+  file: string;
+  onProgress?: (rows: number, phase: "validate" | "write") => void;
+}
+
+export interface RowNote {
+  line: number;
+  reason: string;
+}
+
+export interface ImportReport {
+  dryRun: boolean;
+  source: string;
+  /** Data rows read (header and blank lines excluded). */
+  rows: number;
+  /** On a dry run, what a real run would do; on a real run, what it did. */
+  created: number;
+  updated: number;
+  skipped: number;
+  failed: number;
+  bad: RowNote[];
+  skippedRows: RowNote[];
+  batches: number;
+}
+
+/** Bounds a batch: large enough to amortise a transaction, small enough to hold one lock briefly. */
+export const MAX_BATCH = 5000;
+
+interface Existing {
+  id: string;
+  emailKey: string;
+  usernameKey: string | null;
+}
+
+async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<{ byEmail: Map<string, Existing>; byUsername: Map<string, Existing>; byExternal: Map<string, Existing> }> {
+  const emails = rows.map((r) => r.emailKey);
+  const usernames = rows.flatMap((r) => (r.usernameKey ? [r.usernameKey] : []));
+  const externals = rows.flatMap((r) => (r.user.externalId ? [r.user.externalId] : []));
+  const source = rows.find((r) => r.user.externalSource)?.user.externalSource ?? "";
+  const found = await db
+    .selectFrom("users")
+    .select(["id", "email_key", "username_key", "external_id"])
+    .where((eb) => {
+      const ors = [eb("email_key", "in", emails)];
+      if (usernames.length) ors.push(eb("username_key", "in", usernames));
+      if (externals.length) ors.push(eb.and([eb("external_source", "=", source), eb("external_id", "in", externals)]));
+      return eb.or(ors);
+    })
+    .execute();
+  const byEmail = new Map<string, Existing>();
+  const byUsername = new Map<string, Existing>();
+  const byExternal = new Map<string, Existing>();
+  for (const f of found) {
+    const e = { id: f.id, emailKey: f.email_key, usernameKey: f.username_key };
+    byEmail.set(f.email_key, e);
+    if (f.username_key) byUsername.set(f.username_key, e);
+    if (f.external_id !== null) byExternal.set(f.external_id, e);
+  }
+  return { byEmail, byUsername, byExternal };
+}
+
+/** Why `row` cannot be written against the accounts that exist (null when it can). */
+function clash(row: ImportRow, found: Awaited<ReturnType<typeof lookup>>, onConflict: OnConflict): string | null {
+  const mine = found.byEmail.get(row.emailKey);
+  if (mine && onConflict === "fail") return "an account with this email already exists (--on-conflict fail)";
+  const byName = row.usernameKey ? found.byUsername.get(row.usernameKey) : undefined;
+  if (byName && byName.emailKey !== row.emailKey && (!mine || onConflict === "update")) return "the username belongs to another account";
+  const byExt = row.user.externalId ? found.byExternal.get(row.user.externalId) : undefined;
+  if (byExt && byExt.emailKey !== row.emailKey && (!mine || onConflict === "update")) return `external id ${row.user.externalSource}:${row.user.externalId} belongs to another account`;
+  return null;
+}
+
+/**
+ * Imports accounts from a CSV or JSONL file. A dry run writes nothing but one audit event. A real
+ * run refuses to start when the validation pass finds bad rows, unless `skipBad`.
+ *
+ * @example
+ * const report = await importUsers(deps, { format: "csv", open: () => createReadStream(path, "utf8"), rules, onConflict: "skip", batchSize: 500, dryRun: false, skipBad: false, actor: "cli:ops", file: "users.csv" });
+ */
+export async function importUsers(deps: ImportDeps, options: ImportOptions): Promise<ImportReport> {
+  const { rules } = options;
+  const report: ImportReport = { dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], batches: 0 };
+  const badLines = new Set<number>();
+  const seenEmail = new Map<string, number>();
+  const seenUsername = new Map<string, number>();
+  const seenExternal = new Map<string, number>();
+  const markBad = (line: number, reason: string): void => {
+    badLines.add(line);
+    report.bad.push({ line, reason });
+  };
+
+  // Pass 1: validate everything, as a dry run reports it and as a real run needs it before writing.
+  let pending: ImportRow[] = [];
+  const check = async (): Promise<void> => {
+    const found = await lookup(deps.database.db, pending);
+    for (const row of pending) {
+      const why = clash(row, found, options.onConflict);
+      if (why) markBad(row.line, why);
+      else if (!found.byEmail.has(row.emailKey)) report.created++;
+      else if (options.onConflict === "update") report.updated++;
+      else report.skipped++;
+    }
+    pending = [];
+  };
+  for await (const src of readRows(options.open(), { format: options.format, ...(options.onHeader ? { onHeader: options.onHeader } : {}) })) {
+    report.rows++;
+    options.onProgress?.(report.rows, "validate");
+    if ("error" in src) {
+      markBad(src.line, src.error);
+      continue;
+    }
+    const verdict = validateRow(src.line, src.get, rules, deps.passwords);
+    if (verdict.kind === "bad") markBad(verdict.line, verdict.reason);
+    else if (verdict.kind === "skip") report.skippedRows.push({ line: verdict.line, reason: verdict.reason });
+    else {
+      const { row } = verdict;
+      const dup = seenEmail.get(row.emailKey) ?? (row.usernameKey ? seenUsername.get(row.usernameKey) : undefined) ?? (row.user.externalId ? seenExternal.get(row.user.externalId) : undefined);
+      if (dup !== undefined) {
+        markBad(row.line, `duplicate of line ${dup} (same email, username or external id)`);
+        continue;
+      }
+      seenEmail.set(row.emailKey, row.line);
+      if (row.usernameKey) seenUsername.set(row.usernameKey, row.line);
+      if (row.user.externalId) seenExternal.set(row.user.externalId, row.line);
+      pending.push(row);
+      if (pending.length >= options.batchSize) await check();
+    }
+  }
+  if (pending.length) await check();
+  report.skipped += report.skippedRows.length;
+  report.failed = report.bad.length;
+  report.bad.sort((a, b) => a.line - b.line);
+  const summary = (): Record<string, unknown> => ({
+    source: rules.source, file: options.file, rows: report.rows, created: report.created, updated: report.updated, skipped: report.skipped, failed: report.failed, onConflict: options.onConflict,
+  });
+
+  if (options.dryRun) {
+    await deps.audit.append({ type: "users.import.dry-run", actor: options.actor, data: summary() });
+    return report;
+  }
+  if (report.bad.length > 0 && !options.skipBad) {
+    const first = report.bad.slice(0, 5).map((b) => `line ${b.line}: ${b.reason}`).join("; ");
+    throw new ImportRefusedError(`${report.bad.length} bad row(s), nothing imported (fix them, or pass --skip-bad to import the rest): ${first}`);
+  }
+
+  // Pass 2: write. Counts are recomputed from what each committed batch actually did.
+  Object.assign(report, { created: 0, updated: 0, skipped: report.skippedRows.length });
+  let batch: ImportRow[] = [];
+  let read = 0;
+  const flush = async (): Promise<void> => {
+    const rows = batch;
+    batch = [];
+    const done = await deps.database.transaction(async (trx) => applyBatch(deps, trx, rows, options, report.batches + 1));
+    report.created += done.created;
+    report.updated += done.updated;
+    report.skipped += done.skipped;
+    report.batches++;
+  };
+  for await (const src of readRows(options.open(), { format: options.format })) {
+    options.onProgress?.(++read, "write");
+    if ("error" in src || badLines.has(src.line)) continue;
+    const verdict = validateRow(src.line, src.get, rules, deps.passwords);
+    if (verdict.kind !== "ok") continue;
+    batch.push(verdict.row);
+    if (batch.length >= options.batchSize) await flush();
+  }
+  if (batch.length) await flush();
+  await deps.audit.append({ type: "users.import.completed", actor: options.actor, data: { ...summary(), batches: report.batches } });
+  return report;
+}
+
+async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow[], options: ImportOptions, index: number): Promise<{ created: number; updated: number; skipped: number }> {
+  const found = await lookup(trx, rows);
+  let created = 0;
+  let updated = 0;
+  let skipped = 0;
+  const now = deps.clock.now();
+  for (const row of rows) {
+    // Accounts may have changed since validation (another import, a sign-up): re-check inside the transaction.
+    const why = clash(row, found, options.onConflict);
+    if (why) throw new ImportRefusedError(`line ${row.line}: ${why}; batch ${index} was rolled back, earlier batches stay imported`);
+    const existing = found.byEmail.get(row.emailKey);
+    if (!existing) {
+      await trx.insertInto("users").values(deps.users.prepare(row.user)).execute();
+      created++;
+      continue;
+    }
+    if (options.onConflict === "skip") {
+      skipped++;
+      continue;
+    }
+    // An update touches only what the file supplied and is not empty; it never clears a password.
+    const u = row.user;
+    const has = (f: Parameters<typeof row.supplied.has>[0]): boolean => row.supplied.has(f);
+    await trx
+      .updateTable("users")
+      .set({
+        updated_at: now,
+        ...(has("username") && u.username ? { username: u.username, username_key: row.usernameKey } : {}),
+        ...(has("display_name") && u.displayName ? { display_name: u.displayName } : {}),
+        ...(has("status") && u.status ? { status: u.status } : {}),
+        ...(u.passwordHash ? { password_hash: u.passwordHash, password_scheme: u.passwordScheme, password_changed_at: now, password_invalidated_at: null } : {}),
+        ...(u.lastLoginAt ? { last_login_at: u.lastLoginAt } : {}),
+        ...(u.externalId ? { external_source: u.externalSource ?? null, external_id: u.externalId } : {}),
+      })
+      .where("id", "=", existing.id)
+      .execute();
+    updated++;
+  }
+  const first = rows[0]?.line ?? 0;
+  const last = rows[rows.length - 1]?.line ?? 0;
+  await deps.audit.appendIn(trx, { type: "users.import.batch", actor: options.actor, data: { source: options.rules.source, file: options.file, batch: index, lines: `${first}-${last}`, created, updated, skipped } });
+  return { created, updated, skipped };
+}

@@ -1,0 +1,170 @@
+// Turns one source row (CSV columns by header name, or JSONL keys) into a validated account, or a
+// reason why it is a bad row. Column mappings, the Drupal 7 preset, and the field value rules live here.
+import { InputError, isBulwarkError } from "../../lib/errors.ts";
+import type { PasswordContext, SaltedTemplate } from "../passwords/index.ts";
+import { saltedFromTemplate } from "../passwords/index.ts";
+import { identifierKey, validateEmail, validateUsername } from "../users/normalise.ts";
+import type { NewUser, UserStatus } from "../users/user-store.ts";
+import { ImportOptionError } from "./errors.ts";
+
+export const IMPORT_FIELDS = ["email", "username", "display_name", "password_hash", "status", "created_at", "last_login_at", "external_id"] as const;
+export type ImportField = (typeof IMPORT_FIELDS)[number];
+
+/** Which source column feeds which field; `salt` is the column of a declared salted layout. */
+export type FieldMap = Partial<Record<ImportField | "salt", string>>;
+
+export type Preset = "drupal7";
+
+export interface RowRules {
+  map: FieldMap;
+  preset: Preset | null;
+  /** Stored as the external source of every imported account that has an external id. */
+  source: string;
+  salted: SaltedTemplate | null;
+}
+
+/** A valid row, ready for the user store. */
+export interface ImportRow {
+  line: number;
+  emailKey: string;
+  usernameKey: string | null;
+  user: NewUser & { passwordHash: string | null; passwordScheme: string | null };
+  /** Fields the file actually supplied (an update touches only these). */
+  supplied: Set<ImportField>;
+}
+
+export type RowVerdict = { kind: "ok"; row: ImportRow } | { kind: "bad"; line: number; reason: string } | { kind: "skip"; line: number; reason: string };
+
+// Drupal 7's users table, as `SELECT * FROM users` exports it.
+const DRUPAL7_MAP: FieldMap = {
+  external_id: "uid", username: "name", password_hash: "pass", email: "mail", status: "status", created_at: "created", last_login_at: "login",
+};
+
+const MAX_DISPLAY_NAME = 256;
+const MAX_EXTERNAL_ID = 128;
+// Timestamps outside 1970..9999 are typos or hostile values, never real sign-ups.
+const MAX_TIME_MS = Date.UTC(9999, 11, 31);
+
+/**
+ * Parses `--map email=mail,username=name`. Throws ImportOptionError naming an unknown field.
+ *
+ * @example
+ * parseFieldMap("email=mail,password_hash=pass") // { email: "mail", password_hash: "pass" }
+ */
+export function parseFieldMap(text: string | undefined): FieldMap {
+  const map: FieldMap = {};
+  if (!text) return map;
+  for (const part of text.split(",")) {
+    const eq = part.indexOf("=");
+    const field = part.slice(0, eq).trim();
+    const column = part.slice(eq + 1).trim();
+    if (eq < 1 || column === "") throw new ImportOptionError(`--map entry "${part.slice(0, 80)}" is not FIELD=COLUMN`);
+    if (!(IMPORT_FIELDS as readonly string[]).includes(field)) {
+      throw new ImportOptionError(`--map names an unknown field "${field.slice(0, 40)}"; fields are ${IMPORT_FIELDS.join(", ")}`);
+    }
+    map[field as ImportField] = column;
+  }
+  return map;
+}
+
+/** The effective mapping: identity (column named like the field), then the preset, then --map. */
+export function resolveMap(options: { preset: Preset | null; map: FieldMap; saltColumn?: string | undefined }): FieldMap {
+  const base: FieldMap = Object.fromEntries(IMPORT_FIELDS.map((f) => [f, f]));
+  const map: FieldMap = { ...base, ...(options.preset === "drupal7" ? DRUPAL7_MAP : {}), ...options.map };
+  if (options.saltColumn) map.salt = options.saltColumn;
+  return map;
+}
+
+/** Checks a CSV header against the mapping: the email column must exist, and so must --map'ed or salt columns. */
+export function checkHeader(header: readonly string[], map: FieldMap, explicit: FieldMap): void {
+  const have = new Set(header);
+  if (!have.has(map.email!)) throw new ImportOptionError(`the header has no "${map.email}" column for email (use --map email=COLUMN)`);
+  for (const [field, column] of Object.entries(explicit)) {
+    if (!have.has(column)) throw new ImportOptionError(`--map ${field}=${column}: the header has no "${column}" column`);
+  }
+  if (map.salt && !have.has(map.salt)) throw new ImportOptionError(`--salt-column ${map.salt}: the header has no such column`);
+}
+
+function parseTime(text: string, field: string, preset: Preset | null): number | null {
+  if (text === "" || text === "0") return null; // Drupal writes 0 for "never logged in"
+  let ms: number;
+  if (/^[0-9]{1,12}$/.test(text)) ms = Number(text) * 1000; // unix seconds (Drupal, most SQL exports)
+  else if (preset === null && /^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$/.test(text)) ms = Date.parse(text.replace(" ", "T"));
+  else throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is neither unix seconds nor an ISO-8601 date`);
+  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TIME_MS) throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is out of range`);
+  return ms;
+}
+
+function parseStatus(text: string): UserStatus {
+  switch (text.trim().toLowerCase()) {
+    case "": case "1": case "active": case "true": case "enabled":
+      return "active";
+    case "0": case "disabled": case "false": case "blocked": case "inactive":
+      return "disabled";
+    default:
+      throw new InputError("BULWARK_ERR_IMPORT_ROW", `status "${text.slice(0, 40)}" is not one of active, disabled, 1, 0`);
+  }
+}
+
+/**
+ * Validates one row. The password hash is identified and bounds-checked by the password context, so
+ * an unsupported or hostile hash (cost 31 bcrypt, 64 GiB argon2) is a bad row, never a stored one.
+ *
+ * @example
+ * validateRow(7, (name) => record[name], rules, passwords) // { kind: "ok", row } | { kind: "bad", line: 7, reason }
+ */
+export function validateRow(line: number, get: (column: string) => string | undefined, rules: RowRules, passwords: PasswordContext): RowVerdict {
+  const { map } = rules;
+  const supplied = new Set<ImportField>();
+  const value = (field: ImportField): string | undefined => {
+    const column = map[field];
+    const v = column === undefined ? undefined : get(column);
+    if (v !== undefined) supplied.add(field);
+    return v;
+  };
+  try {
+    const externalId = value("external_id")?.trim() || null;
+    // Drupal's uid 0 is the anonymous user: a placeholder row, never an account.
+    if (rules.preset === "drupal7" && externalId === "0") return { kind: "skip", line, reason: "uid 0 is Drupal's anonymous user" };
+    if (externalId !== null && externalId.length > MAX_EXTERNAL_ID) throw new InputError("BULWARK_ERR_IMPORT_ROW", `external id is longer than ${MAX_EXTERNAL_ID} characters`);
+    const email = validateEmail(value("email") ?? "");
+    const usernameText = value("username")?.trim();
+    const username = usernameText ? validateUsername(usernameText) : null;
+    const displayName = value("display_name")?.trim() || null;
+    if (displayName !== null && (displayName.length > MAX_DISPLAY_NAME || /\p{Cc}/u.test(displayName))) {
+      throw new InputError("BULWARK_ERR_IMPORT_ROW", `display_name is longer than ${MAX_DISPLAY_NAME} characters or has control characters`);
+    }
+    const statusText = value("status");
+    const status = parseStatus(statusText ?? "");
+    const createdAt = parseTime(value("created_at")?.trim() ?? "", "created_at", rules.preset);
+    const lastLoginAt = parseTime(value("last_login_at")?.trim() ?? "", "last_login_at", rules.preset);
+    let hash = value("password_hash")?.trim() || null;
+    let scheme: string | null = null;
+    if (hash !== null) {
+      if (rules.salted) {
+        const salt = map.salt === undefined ? undefined : get(map.salt);
+        if (salt === undefined || salt === "") throw new InputError("BULWARK_ERR_IMPORT_ROW", `no salt in column "${map.salt}" for the salted layout`);
+        hash = saltedFromTemplate(rules.salted, salt, hash, passwords.limits);
+      }
+      scheme = passwords.identify(hash);
+    }
+    return {
+      kind: "ok",
+      row: {
+        line,
+        emailKey: identifierKey(email),
+        usernameKey: username ? identifierKey(username) : null,
+        supplied,
+        user: {
+          email, username, displayName, status, passwordHash: hash, passwordScheme: scheme,
+          ...(createdAt !== null ? { createdAt } : {}), lastLoginAt,
+          externalSource: externalId !== null ? rules.source : null, externalId,
+        },
+      },
+    };
+  } catch (error) {
+    // Account and hash validation errors are input errors: the row is bad, the import goes on.
+    if (isBulwarkError(error) && error.kind === "input") return { kind: "bad", line, reason: error.message };
+    throw error;
+  }
+}

@@ -1,0 +1,163 @@
+// The wrap-migration job on SQLite and PostgreSQL: batches, compare-and-set against a concurrent
+// change, resume after a batch that failed half-way, idempotency, and the audit trail.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { it } from "node:test";
+import { forEachDialect } from "../../../test/helpers/dialects.ts";
+import { AuditLog } from "../../audit/audit-log.ts";
+import { JobStore } from "../../jobs/job-store.ts";
+import { ManualClock } from "../../lib/clock.ts";
+import { systemRandom } from "../../lib/random.ts";
+import type { Database } from "../../store/database.ts";
+import { migrate } from "../../store/migrator.ts";
+import { createPasswordContext, type PasswordContext } from "../passwords/index.ts";
+import { createUserStore } from "../users/user-store.ts";
+import { JOB_KIND, openMigrationJob, runMigration, wrappableCensus, type MigrateDeps } from "./migrate-hashes.ts";
+
+const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
+const md5 = (s: string): string => createHash("md5").update(s).digest("hex");
+const sha1 = (s: string): string => createHash("sha1").update(s).digest("hex");
+
+// Legacy hashes with known passwords (phpass and Drupal ones from vectors/php.json).
+const LEGACY: Array<[string, string]> = [
+  ["$S$5NmmasABBCxG9XpSemMLfPLsbsGtorG5xj7BerZNxxn8CqtDSlkB", "password"],
+  ["$P$6npetjI95qN1kIVZ9V0Ce6NS5dN6cT0", "password"],
+  ["U$P$66A.sO.QDK9yJMc2q12NL2UROAkmWh1", "password"],
+];
+
+async function setup(db: Database, ctx: PasswordContext = passwords): Promise<MigrateDeps & { clock: ManualClock; known: Map<string, string> }> {
+  const clock = new ManualClock(Date.UTC(2026, 10, 1));
+  await migrate(db, clock);
+  const users = createUserStore({ database: db, clock, random: systemRandom });
+  const deps = { database: db, clock, passwords: ctx, users, jobs: new JobStore({ database: db, clock, random: systemRandom }), audit: new AuditLog({ database: db, clock, random: systemRandom }) };
+  const known = new Map<string, string>();
+  const add = async (email: string, hash: string | null, password: string): Promise<void> => {
+    const u = await users.create({ email, passwordHash: hash, passwordScheme: hash ? passwords.identify(hash) : null });
+    known.set(u.id, password);
+  };
+  for (let i = 0; i < 8; i++) await add(`md5-${i}@example.org`, md5(`secret ${i}`), `secret ${i}`);
+  for (let i = 0; i < 2; i++) await add(`sha1-${i}@example.org`, sha1(`sha ${i}`), `sha ${i}`);
+  for (const [i, [hash, password]] of LEGACY.entries()) await add(`legacy-${i}@example.org`, hash, password);
+  await add("modern@example.org", await passwords.hash("already argon2"), "already argon2");
+  await add("nopass@example.org", null, "");
+  return { ...deps, known };
+}
+
+async function hashes(deps: MigrateDeps): Promise<Map<string, string | null>> {
+  const rows = await deps.database.db.selectFrom("users").select(["id", "password_hash"]).execute();
+  return new Map(rows.map((r) => [r.id, r.password_hash]));
+}
+
+forEachDialect("migrate-hashes job", (fx) => {
+  it("wraps every legacy hash in batches, keeps every password working, and audits each batch", async () => {
+    const deps = await setup(await fx.fresh());
+    assert.deepEqual(await wrappableCensus(deps), { total: 13, bySchemes: { md5: 8, sha1: 2, drupal7: 1, phpass: 1, "drupal7-wrapped-md5": 1 } });
+    const { job, resumed } = await openMigrationJob(deps, { actor: "test", batch: 4 });
+    assert.equal(resumed, false);
+    assert.equal(job.total, 13);
+    const progress: number[] = [];
+    const done = await runMigration(deps, job, { actor: "test", concurrency: 3, onProgress: (n) => progress.push(n) });
+    assert.equal(done.status, "done");
+    assert.deepEqual([done.done, done.counts["wrapped"], done.counts["skipped"]], [13, 13, 0]);
+    assert.equal(progress.length, 4, "15 users in batches of 4");
+    for (const [id, hash] of await hashes(deps)) {
+      const password = deps.known.get(id)!;
+      if (hash === null) continue;
+      assert.ok(hash.startsWith("$bulwark-wrap$") || hash.startsWith("$argon2id$"), hash);
+      assert.equal(await passwords.verify(password, hash), true, `password of ${id} still verifies`);
+      assert.equal(await passwords.verify(`${password}!`, hash), false);
+    }
+    const types = (await deps.audit.tail(100)).map((e) => e.type);
+    assert.deepEqual(types, ["users.migrate-hashes.created", ...Array(4).fill("users.migrate-hashes.batch"), "users.migrate-hashes.completed"]);
+    assert.equal((await deps.audit.verify()).ok, true);
+  });
+
+  it("is idempotent: a second job finds nothing to wrap and changes nothing", async () => {
+    const deps = await setup(await fx.fresh());
+    const first = await openMigrationJob(deps, { actor: "test", batch: 50 });
+    await runMigration(deps, first.job, { actor: "test" });
+    const before = await hashes(deps);
+    const second = await openMigrationJob(deps, { actor: "test", batch: 50 });
+    assert.equal(second.resumed, false, "a finished job is not resumed");
+    assert.equal(second.job.total, 0);
+    const done = await runMigration(deps, second.job, { actor: "test" });
+    assert.equal(done.counts["wrapped"] ?? 0, 0);
+    assert.deepEqual(await hashes(deps), before);
+  });
+
+  it("skips (never overwrites) a hash that changed between read and write", async () => {
+    const db = await fx.fresh();
+    let victim: string | null = null;
+    let deps: Awaited<ReturnType<typeof setup>> | null = null;
+    // A login rehashes md5-3's password while the job is wrapping its old hash.
+    const racing: PasswordContext = {
+      ...passwords,
+      async wrapLegacyHash(hash) {
+        const wrapped = await passwords.wrapLegacyHash(hash);
+        if (hash === md5("secret 3") && deps) {
+          const u = await deps.users.findByIdentifier("md5-3@example.org");
+          victim = u!.id;
+          assert.equal(await deps.users.swapPasswordHash(u!.id, hash, { hash: await passwords.hash("secret 3"), scheme: "argon2id", changed: false }), true);
+        }
+        return wrapped;
+      },
+    };
+    deps = await setup(db, racing);
+    const { job } = await openMigrationJob(deps, { actor: "test", batch: 5 });
+    const done = await runMigration(deps, job, { actor: "test" });
+    assert.deepEqual([done.counts["wrapped"], done.counts["skipped"]], [12, 1]);
+    const stored = (await hashes(deps)).get(victim!)!;
+    assert.match(stored, /^\$argon2id\$/, "the login's new hash is kept");
+    assert.equal(await passwords.verify("secret 3", stored), true);
+  });
+
+  it("resumes after a batch that failed half-way: the batch is rolled back, then applied exactly once", async () => {
+    const db = await fx.fresh();
+    const base = await setup(db);
+    let swaps = 0;
+    // The process "dies" in the middle of batch 2's transaction, after two of its swaps.
+    const failing: MigrateDeps = {
+      ...base,
+      users: {
+        ...base.users,
+        async swapPasswordHash(id, expected, next, trx) {
+          if (++swaps === 7) throw new Error("simulated crash");
+          return base.users.swapPasswordHash(id, expected, next, trx);
+        },
+      },
+    };
+    const { job } = await openMigrationJob(base, { actor: "test", batch: 5 });
+    await assert.rejects(runMigration(failing, job, { actor: "test" }), /simulated crash/);
+    const half = await base.jobs.get(job.id);
+    assert.equal(half.status, "running");
+    // Batch 1 holds 5 users with a hash, one of which may be the argon2id one (ids are random).
+    assert.ok(half.done === 4 || half.done === 5, `only batch 1 is committed (done=${half.done})`);
+    const wrappedNow = [...(await hashes(base)).values()].filter((h) => h?.startsWith("$bulwark-wrap$")).length;
+    assert.equal(wrappedNow, half.done, "batch 2's swaps before the crash were rolled back with it");
+
+    const again = await openMigrationJob(base, { actor: "test", batch: 5 });
+    assert.equal(again.resumed, true);
+    assert.equal(again.job.id, job.id);
+    const done = await runMigration(base, again.job, { actor: "test" });
+    assert.deepEqual([done.status, done.done, done.counts["wrapped"], done.counts["skipped"]], ["done", 13, 13, 0]);
+    for (const [id, hash] of await hashes(base)) {
+      if (hash?.startsWith("$bulwark-wrap$")) {
+        assert.equal(hash.split("$argon2id$").length, 2, "wrapped exactly once");
+        assert.equal(await passwords.verify(base.known.get(id)!, hash), true);
+      }
+    }
+    assert.deepEqual((await base.jobs.unfinished(JOB_KIND)).length, 0);
+  });
+
+  it("never applies a batch twice when two runners work on the same job", async () => {
+    const deps = await setup(await fx.fresh());
+    const { job } = await openMigrationJob(deps, { actor: "test", batch: 3 });
+    const [a, b] = await Promise.all([runMigration(deps, job, { actor: "a" }), runMigration(deps, job, { actor: "b" })]);
+    assert.equal(a.status, "done");
+    const final = await deps.jobs.get(job.id);
+    assert.deepEqual([final.done, final.counts["wrapped"]], [13, 13]);
+    assert.equal(b.id, job.id);
+    const batches = (await deps.audit.tail(200)).filter((e) => e.type === "users.migrate-hashes.batch");
+    assert.equal(batches.length, 5, "15 users in batches of 3, each committed once");
+  });
+});

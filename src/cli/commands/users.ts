@@ -1,0 +1,162 @@
+// `bulwark users import | migrate-hashes | census`: bulk account import, the wrap-migration job, and the
+// password-hash census. Heavy modules load inside each action so CLI start-up stays fast.
+import { basename, extname } from "node:path";
+import type { Command } from "commander";
+import { InputError } from "../../lib/errors.ts";
+import type { App } from "../../app/index.ts";
+import type { CliContext, CommandModule } from "../context.ts";
+import { EXIT, type ExitCode } from "../exit-codes.ts";
+import { action, group, progress, writeJSON, writeLine } from "../run.ts";
+
+const usage = (message: string): InputError => new InputError("BULWARK_ERR_USAGE", message);
+
+function positiveInt(name: string, text: string | undefined, fallback: number, max: number): number {
+  if (text === undefined) return fallback;
+  if (!/^[0-9]{1,9}$/.test(text) || Number(text) < 1 || Number(text) > max) throw usage(`${name} must be an integer between 1 and ${max}, got "${text.slice(0, 20)}"`);
+  return Number(text);
+}
+
+function oneOf<T extends string>(name: string, text: string | undefined, allowed: readonly T[], fallback: T): T {
+  if (text === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(text)) throw usage(`${name} must be one of ${allowed.join(", ")}, got "${text.slice(0, 20)}"`);
+  return text as T;
+}
+
+const actor = (): string => `cli:${process.env["USER"] ?? "operator"}`;
+
+function migrateDeps(app: App): import("../../accounts/migrate-hashes/index.ts").MigrateDeps {
+  const { passwords, users, jobs } = app.accounts;
+  return { database: app.db, passwords, users, jobs, audit: app.audit };
+}
+
+interface ImportFlags {
+  format?: string; map?: string; preset?: string; source?: string; salted?: string; saltColumn?: string;
+  onConflict?: string; batch?: string; dryRun?: boolean; skipBad?: boolean; json?: boolean;
+}
+
+async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Promise<ExitCode> {
+  const { createReadStream, statSync } = await import("node:fs");
+  const imp = await import("../../accounts/import/index.ts");
+  const { parseSaltedTemplate } = await import("../../accounts/passwords/index.ts");
+  const preset = opts.preset === undefined ? null : oneOf("--preset", opts.preset, ["drupal7"] as const, "drupal7");
+  const ext = extname(file).toLowerCase();
+  const inferred = preset || ext === ".csv" ? "csv" : ext === ".jsonl" || ext === ".ndjson" ? "jsonl" : undefined;
+  const format = oneOf("--format", opts.format ?? inferred, ["csv", "jsonl"] as const, "csv");
+  if (opts.format === undefined && inferred === undefined) throw usage("--format csv|jsonl is required (it cannot be told from the file name)");
+  if (Boolean(opts.salted) !== Boolean(opts.saltColumn)) throw usage("--salted and --salt-column go together: the template and the column holding each row's salt");
+  const onConflict = oneOf("--on-conflict", opts.onConflict, ["skip", "update", "fail"] as const, "fail");
+  const batchSize = positiveInt("--batch", opts.batch, 500, imp.MAX_BATCH);
+  try {
+    if (!statSync(file).isFile()) throw usage(`${file} is not a file`);
+  } catch (cause) {
+    if (cause instanceof InputError) throw cause;
+    throw new InputError("BULWARK_ERR_USAGE", `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { cause });
+  }
+  const explicit = imp.parseFieldMap(opts.map);
+  const map = imp.resolveMap({ preset, map: explicit, saltColumn: opts.saltColumn });
+  const rules = { map, preset, source: opts.source ?? preset ?? basename(file), salted: opts.salted ? parseSaltedTemplate(opts.salted) : null };
+
+  const app = await ctx.app();
+  const bar = progress(ctx, opts.dryRun ? "validating" : "importing", 0);
+  const report = await imp.importUsers(
+    { database: app.db, users: app.accounts.users, passwords: app.accounts.passwords, audit: app.audit, clock: app.clock },
+    {
+      format, rules, onConflict, batchSize, dryRun: Boolean(opts.dryRun), skipBad: Boolean(opts.skipBad), actor: actor(), file: basename(file),
+      open: () => createReadStream(file, { encoding: "utf8" }),
+      ...(format === "csv" ? { onHeader: (header: string[]) => imp.checkHeader(header, map, explicit) } : {}),
+      onProgress: (rows) => bar.update(rows, rows),
+    },
+  );
+  bar.done();
+  if (opts.json) writeJSON(ctx, report);
+  else {
+    const verb = report.dryRun ? "dry run (nothing written)" : "imported";
+    writeLine(ctx, `${verb}: ${file} as source "${report.source}": ${report.rows} rows; ${report.dryRun ? "would create" : "created"} ${report.created}, updated ${report.updated}, skipped ${report.skipped}, failed ${report.failed}`);
+    for (const b of report.bad) writeLine(ctx, `  line ${b.line}: ${b.reason}`);
+    for (const s of report.skippedRows) writeLine(ctx, `  line ${s.line}: skipped, ${s.reason}`);
+  }
+  // A dry run is a check: bad rows mean the file does not hold (exit 1).
+  return report.dryRun && report.bad.length > 0 ? EXIT.fails : EXIT.ok;
+}
+
+function registerImport(users: Command, ctx: CliContext): void {
+  users
+    .command("import <file>")
+    .description("import accounts from CSV (with a header row) or JSONL; validates every row first")
+    .option("--format <format>", "csv or jsonl (default: from the file extension)")
+    .option("--map <pairs>", "field=column pairs, e.g. email=mail,password_hash=pass (fields: email, username, display_name, password_hash, status, created_at, last_login_at, external_id)")
+    .option("--preset <name>", "a known export layout: drupal7 (Drupal 7 users table)")
+    .option("--source <name>", "external source recorded with legacy ids (default: the preset or the file name)")
+    .option("--salted <template>", 'layout of salted legacy digests, e.g. "sha256(salt+password):hex"')
+    .option("--salt-column <column>", "the column holding each row's salt (with --salted)")
+    .option("--on-conflict <mode>", "existing email: skip, update or fail (default fail)")
+    .option("--batch <n>", "rows per transaction (default 500)")
+    .option("--dry-run", "validate everything and report every bad row; write nothing but an audit event")
+    .option("--skip-bad", "import the good rows even when some rows are bad (they are reported and counted as failed)")
+    .option("--json", "print the report as JSON")
+    .action(action(ctx, (file: string, opts: ImportFlags) => runImport(ctx, file, opts)));
+}
+
+function registerMigrate(users: Command, ctx: CliContext): void {
+  users
+    .command("migrate-hashes")
+    .description("wrap every fast legacy hash in argon2id now, without waiting for logins (a resumable job)")
+    .option("--dry-run", "print the census of what would change; write only an audit event")
+    .option("--batch <n>", "users per batch/transaction (default 200)")
+    .option("--concurrency <n>", "argon2 hashes in flight (default: 2 × available cores)")
+    .option("--new", "start a new job even if an unfinished one exists")
+    .option("--json", "print the result as JSON")
+    .action(
+      action(ctx, async (opts: { dryRun?: boolean; batch?: string; concurrency?: string; new?: boolean; json?: boolean }) => {
+        const { availableParallelism } = await import("node:os");
+        const mig = await import("../../accounts/migrate-hashes/index.ts");
+        const batch = positiveInt("--batch", opts.batch, 200, mig.MAX_BATCH);
+        const concurrency = positiveInt("--concurrency", opts.concurrency, 2 * availableParallelism(), 256);
+        const app = await ctx.app();
+        const deps = migrateDeps(app);
+        if (opts.dryRun) {
+          const census = await mig.wrappableCensus(deps);
+          await app.audit.append({ type: "users.migrate-hashes.dry-run", actor: actor(), data: { total: census.total, schemes: census.bySchemes } });
+          if (opts.json) return void writeJSON(ctx, { dryRun: true, wouldWrap: census.total, schemes: census.bySchemes });
+          writeLine(ctx, `dry run: ${census.total} user(s) would be wrapped in argon2id`);
+          for (const [scheme, n] of Object.entries(census.bySchemes).sort((a, b) => b[1] - a[1])) writeLine(ctx, `  ${scheme.padEnd(22)} ${n}`);
+          return;
+        }
+        const { job, resumed } = await mig.openMigrationJob(deps, { actor: actor(), batch, ...(opts.new ? { forceNew: true } : {}) });
+        if (!opts.json) ctx.stderr.write(resumed ? `resuming job ${job.id} (${job.done}/${job.total} done)\n` : `started job ${job.id}: ${job.total} user(s) to wrap\n`);
+        const bar = progress(ctx, "wrapping", job.total);
+        const done = await mig.runMigration(deps, job, { actor: actor(), batch, concurrency, onProgress: (n, total) => bar.update(n, total) });
+        bar.done();
+        if (opts.json) return void writeJSON(ctx, { job: done.id, resumed, status: done.status, total: done.total, done: done.done, counts: done.counts });
+        writeLine(ctx, `job ${done.id} ${done.status}: wrapped ${done.counts["wrapped"] ?? 0}, skipped ${done.counts["skipped"] ?? 0} (changed since read), of ${done.total}`);
+      }),
+    );
+}
+
+function registerCensus(users: Command, ctx: CliContext): void {
+  users
+    .command("census")
+    .description("users per password scheme and parameters, users without a password, the share on weak schemes")
+    .option("--json", "print the census as JSON")
+    .action(
+      action(ctx, async (opts: { json?: boolean }) => {
+        const { passwordCensus } = await import("../../accounts/census/index.ts");
+        const app = await ctx.app();
+        const census = await passwordCensus({ database: app.db, passwords: app.accounts.passwords });
+        if (opts.json) return void writeJSON(ctx, census);
+        writeLine(ctx, `${"scheme".padEnd(22)} ${"users".padStart(8)}  parameters`);
+        for (const row of census.schemes) writeLine(ctx, `${row.scheme.padEnd(22)} ${String(row.users).padStart(8)}  ${row.params}${row.weak ? "  (weak)" : ""}`);
+        writeLine(ctx, `${"(no password)".padEnd(22)} ${String(census.withoutPassword).padStart(8)}`);
+        writeLine(ctx, `${census.users} user(s); ${census.weak} on weak schemes (${(census.weakShare * 100).toFixed(1)}% of those with a password), ${census.unsalted} unsalted`);
+      }),
+    );
+}
+
+export default {
+  register(program, ctx) {
+    const users = group(program, "users", "user accounts: create, import, migrate hashes, census");
+    registerImport(users, ctx);
+    registerMigrate(users, ctx);
+    registerCensus(users, ctx);
+  },
+} satisfies CommandModule;
