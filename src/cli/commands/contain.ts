@@ -1,0 +1,265 @@
+// `bulwark contain LEVER… [scope] [--dry-run] [--incident ID] [--yes] [--json]` and `contain status|resume|undo|list`:
+// containment levers as resumable jobs (issue 5). Exit codes: 0 done, 2 bad usage or not confirmed, 3 failure.
+import { readFileSync, statSync } from "node:fs";
+import { createInterface } from "node:readline";
+import type { Command } from "commander";
+import type { CliContext, CommandModule } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+import { action, group, progress, writeJSON, writeLine } from "../run.ts";
+import { parseDuration, parseTime } from "../time.ts";
+import type { ScopeSpec } from "../../contain/scope.ts";
+import type { JobView } from "../../contain/service.ts";
+import { InputError } from "../../lib/errors.ts";
+
+const BUILTIN = "lock-accounts, invalidate-passwords, expire-passwords, unlink-sso, demote-inactive-admins, rotate-keys";
+// A real run on more users than this asks first (issue 5).
+const CONFIRM_ABOVE = 100;
+// An --ids file larger than this is not a list of accounts.
+const MAX_IDS_FILE_BYTES = 256 * 1024 * 1024;
+
+interface RunOpts {
+  all?: boolean;
+  role: string[];
+  ids?: string;
+  createdBefore?: string;
+  createdAfter?: string;
+  lastLoginBefore?: string;
+  lastLoginAfter?: string;
+  activeWithin?: string;
+  activeBetween?: string[];
+  scheme?: string;
+  inactiveDays?: string;
+  lockReason?: string;
+  batchSize?: string;
+  dryRun?: boolean;
+  incident?: string;
+  yes?: boolean;
+  json?: boolean;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const actor = (): string => `cli:${process.env["USER"] ?? "operator"}`;
+
+function usage(message: string): InputError {
+  return new InputError("BULWARK_ERR_USAGE", message);
+}
+
+function wholeNumber(text: string | undefined, option: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(text.trim())) throw usage(`${option} must be a whole number; got "${text.slice(0, 20)}"`);
+  return Number(text);
+}
+
+async function loadScope(opts: RunOpts, now: number): Promise<ScopeSpec> {
+  const scope: ScopeSpec = {};
+  if (opts.all) scope.all = true;
+  if (opts.role.length) scope.roles = opts.role;
+  if (opts.ids !== undefined) {
+    let size: number;
+    try {
+      size = statSync(opts.ids).size;
+    } catch (cause) {
+      throw new InputError("BULWARK_ERR_USAGE", `--ids: cannot read "${opts.ids}" (${(cause as NodeJS.ErrnoException).code ?? "error"})`, { cause });
+    }
+    if (size > MAX_IDS_FILE_BYTES) throw usage(`--ids file is larger than ${MAX_IDS_FILE_BYTES / 1024 / 1024} MiB`);
+    const { parseIdsFile } = await import("../../contain/scope.ts");
+    scope.ids = parseIdsFile(readFileSync(opts.ids, "utf8"));
+  }
+  if (opts.createdBefore) scope.createdBefore = parseTime(opts.createdBefore, "--created-before", now);
+  if (opts.createdAfter) scope.createdAfter = parseTime(opts.createdAfter, "--created-after", now);
+  if (opts.lastLoginBefore) scope.lastLoginBefore = parseTime(opts.lastLoginBefore, "--last-login-before", now);
+  if (opts.lastLoginAfter) scope.lastLoginAfter = parseTime(opts.lastLoginAfter, "--last-login-after", now);
+  if (opts.activeWithin && opts.activeBetween) throw usage("give --active-within or --active-between, not both");
+  if (opts.activeWithin) scope.activeFrom = now - parseDuration(opts.activeWithin, "--active-within");
+  if (opts.activeBetween) {
+    if (opts.activeBetween.length !== 2) throw usage("--active-between takes two times: --active-between T1 T2");
+    scope.activeFrom = parseTime(opts.activeBetween[0] as string, "--active-between", now);
+    scope.activeTo = parseTime(opts.activeBetween[1] as string, "--active-between", now);
+  }
+  if (opts.scheme !== undefined) scope.scheme = opts.scheme;
+  return scope;
+}
+
+async function confirm(ctx: CliContext, question: string): Promise<boolean> {
+  const rl = createInterface({ input: ctx.stdin, output: ctx.stderr });
+  try {
+    const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
+    return answer.trim().toLowerCase() === "yes";
+  } finally {
+    rl.close();
+  }
+}
+
+function printJob(ctx: CliContext, view: JobView): void {
+  writeLine(ctx, `job ${view.id} (${view.kind}): ${view.status}, ${view.done}/${view.total}${view.undoOf ? `, undoing ${view.undoOf}` : ""}${view.incidentId ? `, incident ${view.incidentId}` : ""}`);
+  for (const [lever, counts] of Object.entries(view.counts)) {
+    writeLine(ctx, `  ${lever}: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ") || "nothing yet"}`);
+  }
+  if (view.error) writeLine(ctx, `  error: ${view.error}`);
+  for (const note of view.notes) writeLine(ctx, `  note: ${note}`);
+}
+
+async function services(ctx: CliContext) {
+  const [app, contain] = await Promise.all([ctx.app(), import("../../contain/index.ts")]);
+  return { app, contain, deps: contain.containDeps(app) };
+}
+
+function register(program: Command, ctx: CliContext): void {
+  const cmd = group(program, "contain", "Containment levers on the account base: resumable jobs with dry run, progress, audit and undo.");
+  cmd
+    .argument("[levers...]", `one or more of: ${BUILTIN}`)
+    .option("--all", "every user (never implied)")
+    .option("--role <name>", "users holding this role (repeatable: any of them)", collect, [])
+    .option("--ids <file>", "users listed in FILE, one user id or email per line")
+    .option("--created-before <time>", "accounts created before (ISO date/time or age such as 30d)")
+    .option("--created-after <time>", "accounts created at or after")
+    .option("--last-login-before <time>", "last login before")
+    .option("--last-login-after <time>", "last login at or after")
+    .option("--active-within <window>", "active (logged in) within this window, e.g. 72h: the window of exposure")
+    .option("--active-between <times...>", "active between T1 and T2")
+    .option("--scheme <id>", "stored password hash scheme (e.g. md5, phpass)")
+    .option("--inactive-days <n>", "demote-inactive-admins: no login for N days (default 90)")
+    .option("--lock-reason <text>", "lock-accounts: the reason recorded (default \"containment\")")
+    .option("--batch-size <n>", "users per batch (default 1000)")
+    .option("--dry-run", "report what would change, with a sample; change nothing")
+    .option("--incident <id>", "tie the job to an incident")
+    .option("--yes", "do not ask for confirmation (more than 100 users)")
+    .option("--json", "print the job (or the dry-run report) as JSON")
+    .action(
+      action(ctx, async (names: string[], opts: RunOpts) => {
+        if (names.length === 0) throw usage(`name at least one lever (${BUILTIN}) or a subcommand (status, resume, undo, list)`);
+        const { app, contain, deps } = await services(ctx);
+        const scope = await loadScope(opts, app.clock.now());
+        const inactiveDays = wholeNumber(opts.inactiveDays, "--inactive-days");
+        const batchSize = wholeNumber(opts.batchSize, "--batch-size");
+        const request = {
+          levers: names, scope, actor: actor(), incidentId: opts.incident ?? null,
+          options: { ...(inactiveDays !== undefined ? { inactiveDays } : {}), ...(opts.lockReason !== undefined ? { lockReason: opts.lockReason } : {}) },
+          ...(batchSize !== undefined ? { batchSize } : {}),
+        };
+        contain.resolveLevers(names);
+        contain.validateScope(scope);
+        if (opts.dryRun) {
+          const report = await contain.dryRunContain(deps, request);
+          if (opts.json) writeJSON(ctx, report);
+          else {
+            writeLine(ctx, `dry run: ${report.users} users in scope; nothing was changed`);
+            for (const [lever, r] of Object.entries(report.levers)) {
+              writeLine(ctx, `  ${lever}: ${Object.entries(r.counts).map(([k, v]) => `${k} ${v}`).join(", ")}${r.sample.length ? ` (e.g. ${r.sample.join(", ")})` : ""}`);
+            }
+          }
+          return EXIT.ok;
+        }
+        const count = await contain.countScope(deps, scope);
+        if (count > CONFIRM_ABOVE && !opts.yes) {
+          if (!(ctx.stdin as { isTTY?: boolean }).isTTY) throw contain.containErrors.needsConfirmation(count);
+          if (!(await confirm(ctx, `Apply ${contain.resolveLevers(names).join(", ")} to ${count} users? Type "yes" to go on: `))) throw contain.containErrors.declined();
+        }
+        const job = await contain.createContainJob(deps, request);
+        if (!opts.json) writeLine(ctx, `job ${job.id} created: ${job.total} users (resume with: bulwark contain resume ${job.id})`);
+        const bar = progress(ctx, "contain", job.total);
+        const done = await contain.runJob(deps, job.id, { onProgress: (d, t) => bar.update(d, t) });
+        bar.done();
+        const view = contain.jobView(done);
+        if (opts.json) writeJSON(ctx, view);
+        else printJob(ctx, view);
+        return EXIT.ok;
+      }),
+    );
+
+  cmd
+    .command("status")
+    .description("Show a containment job's progress (done, total, rate, ETA); the latest job when none is named.")
+    .argument("[job]", "job id")
+    .option("--json", "print the job as JSON")
+    .action(
+      action(ctx, async (id: string | undefined, opts: { json?: boolean }) => {
+        // commander hands --json after a subcommand to the parent command, which declares it too.
+        opts = { ...opts, json: opts.json === true || cmd.opts().json === true };
+        const { app, contain, deps } = await services(ctx);
+        let jobId = id;
+        if (!jobId) {
+          const latest = [...(await deps.jobs.list({ kind: contain.CONTAIN_KIND, limit: 1 })), ...(await deps.jobs.list({ kind: contain.UNDO_KIND, limit: 1 }))].sort((a, b) => b.createdAt - a.createdAt)[0];
+          if (!latest) throw usage("there are no containment jobs yet");
+          jobId = latest.id;
+        }
+        const job = await deps.jobs.get<Record<string, unknown>>(jobId);
+        if (job.kind !== contain.CONTAIN_KIND && job.kind !== contain.UNDO_KIND) throw contain.containErrors.notContainJob(jobId);
+        const view = contain.jobView(job);
+        const elapsed = Math.max(1, (job.finishedAt ?? app.clock.now()) - job.createdAt) / 1000;
+        const rate = job.done / elapsed;
+        const eta = job.status === "done" ? 0 : rate > 0 ? Math.round((job.total - job.done) / rate) : null;
+        if (opts.json) writeJSON(ctx, { ...view, ratePerSecond: Math.round(rate), etaSeconds: eta });
+        else {
+          printJob(ctx, view);
+          writeLine(ctx, `  rate ${Math.round(rate)}/s${eta !== null && job.status !== "done" ? `, ETA ${eta}s` : ""}`);
+        }
+        return EXIT.ok;
+      }),
+    );
+
+  cmd
+    .command("resume")
+    .description("Resume a containment or undo job that stopped (killed, crashed, failed) where it stopped.")
+    .argument("<job>", "job id")
+    .option("--json", "print the job as JSON")
+    .action(
+      action(ctx, async (id: string, opts: { json?: boolean }) => {
+        // commander hands --json after a subcommand to the parent command, which declares it too.
+        opts = { ...opts, json: opts.json === true || cmd.opts().json === true };
+        const { contain, deps } = await services(ctx);
+        const before = await deps.jobs.get(id);
+        const bar = progress(ctx, "contain", before.total);
+        const view = contain.jobView(await contain.resumeJob(deps, id, { onProgress: (d, t) => bar.update(d, t) }));
+        bar.done();
+        if (opts.json) writeJSON(ctx, view);
+        else printJob(ctx, view);
+        return EXIT.ok;
+      }),
+    );
+
+  cmd
+    .command("undo")
+    .description("Undo a finished job's reversible levers (expire, lock, demote): rows changed since are left alone and reported.")
+    .argument("<job>", "the containment job to undo")
+    .option("--json", "print the undo job and the rows left alone as JSON")
+    .action(
+      action(ctx, async (id: string, opts: { json?: boolean }) => {
+        // commander hands --json after a subcommand to the parent command, which declares it too.
+        opts = { ...opts, json: opts.json === true || cmd.opts().json === true };
+        const { contain, deps } = await services(ctx);
+        const undo = await contain.createUndoJob(deps, id, actor());
+        if (!opts.json) writeLine(ctx, `undo job ${undo.id} created: ${undo.total} recorded changes`);
+        const bar = progress(ctx, "undo", undo.total);
+        const view = contain.jobView(await contain.runJob(deps, undo.id, { onProgress: (d, t) => bar.update(d, t) }));
+        bar.done();
+        const skipped = await contain.skippedByUndo(deps, id);
+        if (opts.json) writeJSON(ctx, { ...view, leftAlone: skipped });
+        else {
+          printJob(ctx, view);
+          if (skipped.length) writeLine(ctx, `  left alone (changed since the job): ${skipped.slice(0, 20).map((s) => `${s.userId}${s.entity ? `/${s.entity}` : ""} (${s.lever})`).join(", ")}${skipped.length > 20 ? ` and ${skipped.length - 20} more (--json lists them)` : ""}`);
+        }
+        return EXIT.ok;
+      }),
+    );
+
+  cmd
+    .command("list")
+    .description("List containment and undo jobs, newest first.")
+    .option("--json", "print the jobs as JSON")
+    .action(
+      action(ctx, async (opts: { json?: boolean }) => {
+        // commander hands --json after a subcommand to the parent command, which declares it too.
+        opts = { ...opts, json: opts.json === true || cmd.opts().json === true };
+        const { contain, deps } = await services(ctx);
+        const jobs = [...(await deps.jobs.list({ kind: contain.CONTAIN_KIND, limit: 100 })), ...(await deps.jobs.list({ kind: contain.UNDO_KIND, limit: 100 }))]
+          .sort((a, b) => b.createdAt - a.createdAt).map((j) => contain.jobView(j));
+        if (opts.json) writeJSON(ctx, jobs);
+        else if (jobs.length === 0) writeLine(ctx, "no containment jobs");
+        else for (const j of jobs) writeLine(ctx, `${j.id}  ${j.kind.padEnd(12)} ${j.status.padEnd(8)} ${String(j.done).padStart(8)}/${j.total}  ${j.levers.join(",")}  ${j.createdAt}`);
+        return EXIT.ok;
+      }),
+    );
+}
+
+export default { register } satisfies CommandModule;

@@ -1,0 +1,50 @@
+// `bulwark dev seed`: synthetic accounts for benchmarks, drills and demos (refuses a database with real users).
+import type { Command } from "commander";
+import type { CliContext, CommandModule } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+import { action, group, progress, writeJSON, writeLine } from "../run.ts";
+import { InputError } from "../../lib/errors.ts";
+
+function num(text: string | undefined, option: string, pattern: RegExp): number | undefined {
+  if (text === undefined) return undefined;
+  if (!pattern.test(text.trim())) throw new InputError("BULWARK_ERR_USAGE", `${option} must be a number; got "${text.slice(0, 20)}"`);
+  return Number(text);
+}
+
+function register(program: Command, ctx: CliContext): void {
+  const dev = group(program, "dev", "Developer tools: synthetic data.");
+  dev
+    .command("seed")
+    .description("Fill the database with realistic synthetic users (legacy hashes, admins, spread of logins); rows are marked seeded.")
+    .requiredOption("--users <n>", "how many users")
+    .option("--sessions-per-user <k>", "sessions per user (not seeded until sessions land)")
+    .option("--tokens-per-user <t>", "API tokens per user (not seeded until tokens land)")
+    .option("--legacy-share <f>", "share of legacy hashes, 0…1 (default 0.3)")
+    .option("--force", "seed even though the database holds real users")
+    .option("--json", "print the report as JSON")
+    .action(
+      action(ctx, async (opts: { users: string; sessionsPerUser?: string; tokensPerUser?: string; legacyShare?: string; force?: boolean; json?: boolean }) => {
+        const users = num(opts.users, "--users", /^\d{1,9}$/) as number;
+        const sessionsPerUser = num(opts.sessionsPerUser, "--sessions-per-user", /^\d{1,3}$/);
+        const tokensPerUser = num(opts.tokensPerUser, "--tokens-per-user", /^\d{1,3}$/);
+        const legacyShare = num(opts.legacyShare, "--legacy-share", /^(0|1|0?\.\d{1,6}|1\.0*)$/);
+        const [app, { seedUsers }] = await Promise.all([ctx.app(), import("../../dev/seed.ts")]);
+        const bar = progress(ctx, "seed", users);
+        const report = await seedUsers(
+          { database: app.db, clock: app.clock, random: app.random, passwords: app.accounts.passwords },
+          { users, ...(sessionsPerUser !== undefined ? { sessionsPerUser } : {}), ...(tokensPerUser !== undefined ? { tokensPerUser } : {}), ...(legacyShare !== undefined ? { legacyShare } : {}), force: opts.force === true, onProgress: (d, t) => bar.update(d, t) },
+        );
+        bar.done();
+        await app.audit.append({ type: "dev.seeded", actor: `cli:${process.env["USER"] ?? "operator"}`, data: { users: report.users, admins: report.admins } });
+        if (opts.json) writeJSON(ctx, report);
+        else {
+          writeLine(ctx, `seeded ${report.users} users (${report.admins} with an administrative or responder role) in ${report.seconds.toFixed(1)} s`);
+          writeLine(ctx, `  hash schemes: ${Object.entries(report.byScheme).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+          for (const n of report.notSeeded) writeLine(ctx, `  note: ${n}`);
+        }
+        return EXIT.ok;
+      }),
+    );
+}
+
+export default { register } satisfies CommandModule;

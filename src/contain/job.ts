@@ -1,0 +1,179 @@
+// Containment jobs: create one (resolve the scope once into contain_job_users, run each lever's begin hook,
+// audit), dry-run one (counts and samples, nothing written but an audit event), and build its stages.
+import { sql, type Kysely } from "kysely";
+import type { Job } from "../jobs/job-store.ts";
+import type { ContainDeps, Stage, StepResult } from "./engine.ts";
+import { containErrors } from "./errors.ts";
+import { findLever, leverNames, levers as allLevers, type ChangeRecord, type GlobalLever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
+import { registerBuiltinLevers } from "./levers/index.ts";
+import { describeScope, scopedUserIds, validateScope, type ScopeSpec } from "./scope.ts";
+import { containDB, type ContainSchema } from "./tables.ts";
+
+export const CONTAIN_KIND = "contain";
+
+// Users per batch: large enough that per-batch overhead (cursor, audit event) is small against the work,
+// small enough to stay under both dialects' bound-parameter limits and keep write transactions short.
+export const DEFAULT_BATCH_SIZE = 1000;
+const MAX_BATCH_SIZE = 5000;
+
+export const DEFAULT_OPTIONS: LeverOptions = { inactiveDays: 90, lockReason: "containment" };
+
+export interface ContainSpec {
+  levers: string[];
+  scope: Record<string, unknown>;
+  options: LeverOptions;
+  /** The job's action time: the timestamp every stamped row receives. */
+  at: number;
+  batchSize: number;
+  /** False when no mailer was configured: invalidate-passwords then queued no reset email. */
+  mailer: boolean;
+}
+
+export interface ContainRequest {
+  levers: string[];
+  scope: ScopeSpec;
+  options?: Partial<LeverOptions>;
+  incidentId?: string | null;
+  actor: string;
+  batchSize?: number;
+}
+
+/** Validates lever names and returns them in registry (execution) order, without duplicates. */
+export function resolveLevers(names: string[]): string[] {
+  registerBuiltinLevers();
+  if (names.length === 0) throw containErrors.noLever(leverNames());
+  for (const n of names) if (!findLever(n)) throw containErrors.unknownLever(n, leverNames());
+  return allLevers().map((l) => l.name).filter((n) => names.includes(n));
+}
+
+function options(partial: Partial<LeverOptions> | undefined): LeverOptions {
+  const o = { ...DEFAULT_OPTIONS, ...partial };
+  if (!Number.isInteger(o.inactiveDays) || o.inactiveDays < 1 || o.inactiveDays > 36_500) throw containErrors.badScope("--inactive-days must be a whole number of days between 1 and 36500");
+  if (o.lockReason.length === 0 || o.lockReason.length > 200) throw containErrors.badScope("--lock-reason must be 1 to 200 characters");
+  return o;
+}
+
+function leverContext(deps: ContainDeps, jobId: string, at: number, opts: LeverOptions): LeverContext {
+  return { jobId, dialect: deps.database.dialect, at, options: opts, keyring: deps.keyring, notifier: deps.notifier };
+}
+
+export interface DryRunReport {
+  dryRun: true;
+  users: number;
+  levers: Record<string, { counts: Record<string, number>; sample: string[] }>;
+}
+
+/**
+ * Reports per lever what a job would change, with a sample; writes nothing but one audit event.
+ *
+ * @example
+ * await dryRunContain(deps, { levers: ["expire-passwords"], scope: { all: true }, actor: "cli" })
+ */
+export async function dryRunContain(deps: ContainDeps, request: ContainRequest): Promise<DryRunReport> {
+  const names = resolveLevers(request.levers);
+  validateScope(request.scope);
+  const opts = options(request.options);
+  const db = containDB(deps.database.db);
+  const scope = scopedUserIds(db, deps.database.dialect, request.scope);
+  const ctx = leverContext(deps, "(dry-run)", deps.clock.now(), opts);
+  const total = await db.selectFrom("users").where("id", "in", scope).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+  const report: DryRunReport = { dryRun: true, users: Number(total?.n ?? 0), levers: {} };
+  for (const name of names) report.levers[name] = await (findLever(name) as UserLever | GlobalLever).dryRun(db, scope, ctx);
+  await deps.audit.append({ type: "contain.dry-run", actor: request.actor, data: { levers: names, scope: describeScope(request.scope), users: report.users, incidentId: request.incidentId ?? null } });
+  return report;
+}
+
+/** Counts the users in scope (for the confirmation prompt before a large job). */
+export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<number> {
+  const db = containDB(deps.database.db);
+  const row = await db.selectFrom("users").where("id", "in", scopedUserIds(db, deps.database.dialect, scope)).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * Creates a job: records the scope (the users, in a stable order) and runs every lever's begin hook in one
+ * transaction with the job row and its creation event. Nothing is applied yet; `runContainJob` does that.
+ */
+export async function createContainJob(deps: ContainDeps, request: ContainRequest): Promise<Job<ContainSpec>> {
+  const names = resolveLevers(request.levers);
+  validateScope(request.scope);
+  const opts = options(request.options);
+  const batchSize = Math.trunc(request.batchSize ?? DEFAULT_BATCH_SIZE);
+  if (!(batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) throw containErrors.badScope(`--batch-size must be between 1 and ${MAX_BATCH_SIZE}`);
+  const spec: ContainSpec = { levers: names, scope: describeScope(request.scope), options: opts, at: deps.clock.now(), batchSize, mailer: deps.notifier !== null };
+  return deps.database.transaction(async (trx) => {
+    const job = await deps.jobs.create({ kind: CONTAIN_KIND, spec, total: 0, actor: request.actor, incidentId: request.incidentId ?? null }, trx);
+    const db = containDB(trx);
+    const scope = scopedUserIds(db, deps.database.dialect, request.scope);
+    // One INSERT … SELECT: the scope is numbered in id order inside the database, whatever its size.
+    await sql`insert into contain_job_users (job_id, seq, user_id) select ${job.id}, row_number() over (order by s.id), s.id from (${scope}) s`.execute(db);
+    const row = await db.selectFrom("contain_job_users").where("job_id", "=", job.id).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    const total = Number(row?.n ?? 0);
+    await trx.updateTable("jobs").set({ total }).where("id", "=", job.id).execute();
+    const ctx = leverContext(deps, job.id, spec.at, opts);
+    const begun: Record<string, number> = {};
+    for (const name of names) {
+      const lever = findLever(name) as UserLever | GlobalLever;
+      if (lever.kind === "user" && lever.begin) for (const [k, v] of Object.entries(await lever.begin(db, ctx))) begun[`${name}.${k}`] = v;
+    }
+    await deps.audit.appendIn(trx, {
+      type: "contain.job.created", actor: request.actor, subject: job.id,
+      data: { levers: names, scope: spec.scope, users: total, incidentId: request.incidentId ?? null, options: { ...opts }, mailer: spec.mailer, begun },
+    });
+    return { ...job, total };
+  });
+}
+
+async function recordChanges(trx: Kysely<ContainSchema>, jobId: string, lever: string, changes: ChangeRecord[]): Promise<void> {
+  // 7 columns a row: 500 rows stay far below SQLite's 32766 bound parameters.
+  for (let i = 0; i < changes.length; i += 500) {
+    await trx.insertInto("contain_changes").values(changes.slice(i, i + 500).map((c) => ({
+      job_id: jobId, lever, user_id: c.userId, entity: c.entity, before: JSON.stringify(c.before), after: c.after === null ? null : JSON.stringify(c.after), undo_status: null,
+    }))).execute();
+  }
+}
+
+/** The stages of a containment job: one over the recorded users (all user levers per batch), then one per global lever. */
+export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[] {
+  registerBuiltinLevers();
+  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.options);
+  const found = job.spec.levers.map((n) => {
+    const lever = findLever(n);
+    if (!lever) throw containErrors.unknownLever(n, leverNames());
+    return lever;
+  });
+  const userLevers = found.filter((l): l is UserLever => l.kind === "user");
+  const globalLevers = found.filter((l): l is GlobalLever => l.kind === "global");
+  const stages: Stage[] = [];
+  if (userLevers.length) {
+    stages.push({
+      name: "users",
+      async step(trx, position): Promise<StepResult> {
+        const from = position === null ? 0 : Number(position);
+        const rows = await trx.selectFrom("contain_job_users").select(["seq", "user_id"]).where("job_id", "=", job.id).where("seq", ">", from).orderBy("seq").limit(job.spec.batchSize).execute();
+        if (rows.length === 0) return { counts: {}, processed: 0, next: null };
+        const ids = rows.map((r) => r.user_id);
+        const counts: Record<string, number> = {};
+        for (const lever of userLevers) {
+          const applied = await lever.apply(trx, ids, ctx);
+          for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;
+          if (lever.undo && applied.changes.length) await recordChanges(trx, job.id, lever.name, applied.changes);
+        }
+        return { counts, processed: rows.length, next: String(Number((rows[rows.length - 1] as { seq: number }).seq)) };
+      },
+    });
+  }
+  for (const lever of globalLevers) {
+    stages.push({
+      name: lever.name,
+      ...(lever.prepare ? { prepare: () => (lever.prepare as NonNullable<GlobalLever["prepare"]>)(ctx) } : {}),
+      async step(trx, position): Promise<StepResult> {
+        const r = await lever.step(trx, position, ctx);
+        const counts: Record<string, number> = {};
+        for (const [k, v] of Object.entries(r.counts)) counts[`${lever.name}.${k}`] = v;
+        return { counts, processed: 0, next: r.next };
+      },
+    });
+  }
+  return stages;
+}

@@ -1,0 +1,118 @@
+// The lever interface and its registry. A lever is one containment action; the job engine applies levers
+// in registry order, batch by batch, inside one transaction per batch. docs/contain.md: how to add one.
+import type { Kysely, SelectQueryBuilder } from "kysely";
+import type { Keyring } from "../crypto/keyring.ts";
+import type { DialectName } from "../store/database.ts";
+import type { ContainSchema } from "./tables.ts";
+
+/** Queues the "your password was reset" email for one user, inside the batch's transaction (outbox). */
+export interface ResetNotifier {
+  enqueueReset(trx: Kysely<ContainSchema>, user: { id: string; email: string }): Promise<void>;
+}
+
+/** Options that levers read; fixed when the job is created and stored in its spec. */
+export interface LeverOptions {
+  /** demote-inactive-admins: no login for this many days. */
+  inactiveDays: number;
+  /** lock-accounts: the reason recorded on the account. */
+  lockReason: string;
+}
+
+export interface LeverContext {
+  jobId: string;
+  dialect: DialectName;
+  /** The job's action time (fixed at creation): every row a job stamps gets the same time, resumed or not. */
+  at: number;
+  options: LeverOptions;
+  keyring: Keyring | null;
+  notifier: ResetNotifier | null;
+}
+
+/** One row's change, recorded as the job applies it, so undo can restore exactly it (reversible levers). */
+export interface ChangeRecord {
+  userId: string;
+  /** "" for the user row itself; e.g. the role name for a demotion. */
+  entity: string;
+  before: Record<string, unknown>;
+  /** null when the job deleted the row. */
+  after: Record<string, unknown> | null;
+}
+
+export interface DryRunResult {
+  /** What would change, e.g. { users: 1200 } or { users: 3, identities: 5 }. */
+  counts: Record<string, number>;
+  /** A few ids (user ids) that would change, for a human to check the scope. */
+  sample: string[];
+}
+
+export interface ApplyResult {
+  counts: Record<string, number>;
+  changes: ChangeRecord[];
+}
+
+export interface UndoResult {
+  restored: ChangeRecord[];
+  /** Changed since the job (current value ≠ the recorded after-value): left alone and reported. */
+  skipped: ChangeRecord[];
+}
+
+export type ScopeQuery = SelectQueryBuilder<ContainSchema, "users", { id: string }>;
+
+/** A lever that acts on the users of the scope, a batch of user ids at a time. */
+export interface UserLever {
+  kind: "user";
+  name: string;
+  description: string;
+  dryRun(db: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext): Promise<DryRunResult>;
+  /**
+   * Optional: runs once, in the transaction that creates the job, after the scope is recorded in
+   * contain_job_users (e.g. a revocation stamp for the whole scope: instant effect before the batches).
+   */
+  begin?(trx: Kysely<ContainSchema>, ctx: LeverContext): Promise<Record<string, number>>;
+  /** Applies the lever to these users. Must be idempotent: re-applying to an already changed user changes nothing. */
+  apply(trx: Kysely<ContainSchema>, userIds: string[], ctx: LeverContext): Promise<ApplyResult>;
+  /** Present only on reversible levers: restores the recorded rows whose current value still equals `after`. */
+  undo?(trx: Kysely<ContainSchema>, changes: ChangeRecord[], ctx: LeverContext): Promise<UndoResult>;
+}
+
+/** A lever that acts on the whole database, not per user (rotate-keys), in steps with its own position. */
+export interface GlobalLever {
+  kind: "global";
+  name: string;
+  description: string;
+  dryRun(db: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext): Promise<DryRunResult>;
+  /** Runs once when the job starts its global stage (before the first step); must tolerate being re-run after a crash. */
+  prepare?(ctx: LeverContext): Promise<void>;
+  /** One batch from `position` (null at the start); returns where the next starts, null when finished. */
+  step(trx: Kysely<ContainSchema>, position: string | null, ctx: LeverContext): Promise<{ counts: Record<string, number>; next: string | null }>;
+}
+
+export type Lever = UserLever | GlobalLever;
+
+const registry: Lever[] = [];
+
+/**
+ * Adds a lever. Order of registration is the order levers run in within a batch (so a lever that must act
+ * first, e.g. a revocation stamp, registers first). Throws on a duplicate name.
+ *
+ * @example
+ * registerLever({ kind: "user", name: "revoke-sessions", description: "…", dryRun, apply });
+ */
+export function registerLever(lever: Lever, options: { before?: string } = {}): void {
+  if (registry.some((l) => l.name === lever.name)) throw new Error(`lever "${lever.name}" is already registered`);
+  const at = options.before ? registry.findIndex((l) => l.name === options.before) : -1;
+  if (at >= 0) registry.splice(at, 0, lever);
+  else registry.push(lever);
+}
+
+export function levers(): readonly Lever[] {
+  return registry;
+}
+
+export function leverNames(): string[] {
+  return registry.map((l) => l.name);
+}
+
+export function findLever(name: string): Lever | undefined {
+  return registry.find((l) => l.name === name);
+}

@@ -1,0 +1,49 @@
+// lock-accounts: sets locked_at/locked_reason; the login core refuses locked accounts. Reversible.
+import type { ChangeRecord, UserLever } from "../lever.ts";
+import { countUsers } from "./common.ts";
+
+export const lockAccounts = {
+  kind: "user",
+  name: "lock-accounts",
+  description: "Lock the accounts (no login until unlocked or undone)",
+  async dryRun(db, scope) {
+    const { users, sample } = await countUsers(db, scope, (q) => q.where("locked_at", "is", null));
+    return { counts: { users }, sample };
+  },
+  async apply(trx, userIds, ctx) {
+    if (userIds.length === 0) return { counts: { users: 0 }, changes: [] };
+    const before = await trx.selectFrom("users").select(["id", "locked_reason"]).where("id", "in", userIds).where("locked_at", "is", null).execute();
+    if (before.length === 0) return { counts: { users: 0 }, changes: [] };
+    await trx
+      .updateTable("users")
+      .set({ locked_at: ctx.at, locked_reason: ctx.options.lockReason })
+      .where("id", "in", before.map((r) => r.id))
+      .where("locked_at", "is", null)
+      .execute();
+    return {
+      counts: { users: before.length },
+      changes: before.map((r) => ({
+        userId: r.id, entity: "",
+        before: { locked_at: null, locked_reason: r.locked_reason },
+        after: { locked_at: ctx.at, locked_reason: ctx.options.lockReason },
+      })),
+    };
+  },
+  async undo(trx, changes) {
+    const restored: ChangeRecord[] = [];
+    const skipped: ChangeRecord[] = [];
+    for (const c of changes) {
+      const after = c.after as { locked_at: number; locked_reason: string };
+      // Restored only if the lock is still exactly the one this job set (not unlocked and re-locked since).
+      const r = await trx
+        .updateTable("users")
+        .set({ locked_at: null, locked_reason: (c.before["locked_reason"] as string | null) ?? null })
+        .where("id", "=", c.userId)
+        .where("locked_at", "=", after.locked_at)
+        .where("locked_reason", "=", after.locked_reason)
+        .executeTakeFirst();
+      (Number(r.numUpdatedRows) === 1 ? restored : skipped).push(c);
+    }
+    return { restored, skipped };
+  },
+} satisfies UserLever;

@@ -1,0 +1,88 @@
+// Running, resuming and describing containment jobs; the entry points the CLI, the HTTP API and server
+// start-up use (`resumeUnfinished` when the server starts).
+import type { App } from "../app/types.ts";
+import type { Job } from "../jobs/job-store.ts";
+import { jobErrors } from "../jobs/job-store.ts";
+import { runStages, type ContainDeps, type RunOptions } from "./engine.ts";
+import { containErrors } from "./errors.ts";
+import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
+import type { ResetNotifier } from "./lever.ts";
+import { UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
+
+/** The containment dependencies from an opened application. `notifier` stays null until the outbox is wired. */
+export function containDeps(app: App, notifier: ResetNotifier | null = null): ContainDeps {
+  return { database: app.db, clock: app.clock, random: app.random, audit: app.audit, jobs: app.accounts.jobs, keyring: app.keyring, notifier };
+}
+
+/**
+ * Runs a containment or undo job until it is done; also resumes one that was interrupted.
+ *
+ * @example
+ * const job = await createContainJob(deps, request); await runJob(deps, job.id, { onProgress });
+ */
+export async function runJob(deps: ContainDeps, jobId: string, options: RunOptions = {}): Promise<Job> {
+  const job = await deps.jobs.get(jobId);
+  if (job.kind === CONTAIN_KIND) return runStages(deps, jobId, containStages(deps, job as Job<ContainSpec>), options);
+  if (job.kind === UNDO_KIND) return runStages(deps, jobId, undoStages(deps, job as Job<UndoSpec>), options);
+  throw containErrors.notContainJob(jobId);
+}
+
+/** Resumes a job that stopped (killed, crashed, failed); refuses one that is already finished. */
+export async function resumeJob(deps: ContainDeps, jobId: string, options: RunOptions = {}): Promise<Job> {
+  const job = await deps.jobs.get(jobId);
+  if (job.kind !== CONTAIN_KIND && job.kind !== UNDO_KIND) throw containErrors.notContainJob(jobId);
+  if (job.status === "done" || job.status === "cancelled") throw jobErrors.finished(jobId, job.status);
+  await deps.audit.append({ type: "contain.job.resumed", actor: job.actor, subject: jobId, data: { status: job.status, done: job.done, total: job.total } });
+  return runJob(deps, jobId, options);
+}
+
+/** Resumes every unfinished containment and undo job (server start-up). Returns the jobs as they ended. */
+export async function resumeUnfinished(app: App, notifier: ResetNotifier | null = null): Promise<Job[]> {
+  const deps = containDeps(app, notifier);
+  const out: Job[] = [];
+  for (const kind of [CONTAIN_KIND, UNDO_KIND]) {
+    for (const job of await deps.jobs.unfinished(kind)) out.push(await resumeJob(deps, job.id));
+  }
+  return out;
+}
+
+export interface JobView {
+  id: string;
+  kind: string;
+  status: string;
+  levers: string[];
+  /** Per lever: outcome → count, e.g. { "expire-passwords": { users: 1200 } }. */
+  counts: Record<string, Record<string, number>>;
+  total: number;
+  done: number;
+  scope?: Record<string, unknown>;
+  undoOf?: string;
+  incidentId: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+  error: string | null;
+  notes: string[];
+}
+
+/** The public shape of a job (CLI --json, HTTP API). */
+export function jobView(job: Job): JobView {
+  const counts: Record<string, Record<string, number>> = {};
+  for (const [key, value] of Object.entries(job.counts)) {
+    const dot = key.indexOf(".");
+    const lever = dot < 0 ? key : key.slice(0, dot);
+    (counts[lever] ??= {})[dot < 0 ? "count" : key.slice(dot + 1)] = value;
+  }
+  const spec = job.spec as Partial<ContainSpec & UndoSpec>;
+  const levers = spec.levers ?? [];
+  for (const l of levers) counts[l] ??= {};
+  const notes: string[] = [];
+  if (job.kind === CONTAIN_KIND && levers.includes("invalidate-passwords") && spec.mailer === false) {
+    notes.push("no mailer is configured: invalidate-passwords queued no reset emails (resetEmailsQueued: 0); tell the users another way");
+  }
+  return {
+    id: job.id, kind: job.kind, status: job.status, levers, counts, total: job.total, done: job.done,
+    ...(spec.scope ? { scope: spec.scope } : {}), ...(spec.undoOf ? { undoOf: spec.undoOf } : {}),
+    incidentId: job.incidentId, createdAt: new Date(job.createdAt).toISOString(),
+    finishedAt: job.finishedAt === null ? null : new Date(job.finishedAt).toISOString(), error: job.error, notes,
+  };
+}

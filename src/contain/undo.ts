@@ -1,0 +1,92 @@
+// Undo of a containment job, itself a resumable, audited job: for each reversible lever, walk the recorded
+// changes in key order and restore the rows whose current value still equals what the job wrote; rows
+// changed since are left alone and reported (contain_changes.undo_status = "skipped").
+import type { Job } from "../jobs/job-store.ts";
+import type { ContainDeps, Stage, StepResult } from "./engine.ts";
+import { containErrors } from "./errors.ts";
+import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS } from "./job.ts";
+import { findLever, type ChangeRecord, type UserLever } from "./lever.ts";
+import { registerBuiltinLevers } from "./levers/index.ts";
+import { containDB } from "./tables.ts";
+
+export const UNDO_KIND = "contain-undo";
+
+export interface UndoSpec {
+  undoOf: string;
+  levers: string[];
+  batchSize: number;
+}
+
+function reversible(names: string[]): string[] {
+  registerBuiltinLevers();
+  return names.filter((n) => {
+    const l = findLever(n);
+    return l?.kind === "user" && l.undo !== undefined;
+  });
+}
+
+/**
+ * Creates the undo job of a finished containment job (nothing is restored until it runs).
+ *
+ * @example
+ * const undo = await createUndoJob(deps, "job_…", "cli"); await runJob(deps, undo.id);
+ */
+export async function createUndoJob(deps: ContainDeps, jobId: string, actor: string): Promise<Job<UndoSpec>> {
+  const original = await deps.jobs.get<ContainSpec>(jobId);
+  if (original.kind !== CONTAIN_KIND) throw containErrors.notContainJob(jobId);
+  if (original.status !== "done") throw containErrors.notUndoable(jobId, `it is ${original.status}; resume it to the end first (bulwark contain resume ${jobId})`);
+  const levers = reversible(original.spec.levers);
+  if (levers.length === 0) throw containErrors.notUndoable(jobId, `none of its levers (${original.spec.levers.join(", ")}) is reversible; only expire-passwords, lock-accounts and demote-inactive-admins are`);
+  const spec: UndoSpec = { undoOf: jobId, levers, batchSize: original.spec.batchSize };
+  return deps.database.transaction(async (trx) => {
+    const db = containDB(trx);
+    const row = await db.selectFrom("contain_changes").where("job_id", "=", jobId).where("lever", "in", levers).where("undo_status", "is", null)
+      .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    const total = Number(row?.n ?? 0);
+    const job = await deps.jobs.create({ kind: UNDO_KIND, spec, total, actor, incidentId: original.incidentId }, trx);
+    await deps.audit.appendIn(trx, { type: "contain.undo.created", actor, subject: job.id, data: { undoOf: jobId, levers, changes: total } });
+    return job;
+  });
+}
+
+/** One stage per reversible lever, walking its recorded changes by (user_id, entity). */
+export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
+  const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, options: DEFAULT_OPTIONS, keyring: deps.keyring, notifier: null };
+  return job.spec.levers.map((name): Stage => {
+    const lever = findLever(name) as UserLever;
+    return {
+      name: `undo ${name}`,
+      async step(trx, position): Promise<StepResult> {
+        const [afterUser, afterEntity] = position === null ? ["", ""] : (JSON.parse(position) as [string, string]);
+        const rows = await trx.selectFrom("contain_changes").selectAll()
+          .where("job_id", "=", job.spec.undoOf).where("lever", "=", name)
+          .where((eb) => eb.or([eb("user_id", ">", afterUser), eb.and([eb("user_id", "=", afterUser), eb("entity", ">", afterEntity)])]))
+          .orderBy("user_id").orderBy("entity").limit(job.spec.batchSize).execute();
+        if (rows.length === 0) return { counts: {}, processed: 0, next: null };
+        // Rows an earlier undo already handled are not touched again.
+        const open = rows.filter((r) => r.undo_status === null);
+        const changes: ChangeRecord[] = open.map((r) => ({ userId: r.user_id, entity: r.entity, before: JSON.parse(r.before) as Record<string, unknown>, after: r.after === null ? null : (JSON.parse(r.after) as Record<string, unknown>) }));
+        const result = changes.length ? await (lever.undo as NonNullable<UserLever["undo"]>)(trx, changes, ctx) : { restored: [], skipped: [] };
+        for (const [status, list] of [["restored", result.restored], ["skipped", result.skipped]] as const) {
+          for (const c of list) {
+            await trx.updateTable("contain_changes").set({ undo_status: status })
+              .where("job_id", "=", job.spec.undoOf).where("lever", "=", name).where("user_id", "=", c.userId).where("entity", "=", c.entity).execute();
+          }
+        }
+        const last = rows[rows.length - 1] as { user_id: string; entity: string };
+        return {
+          counts: { [`${name}.restored`]: result.restored.length, [`${name}.skipped`]: result.skipped.length },
+          processed: open.length,
+          next: JSON.stringify([last.user_id, last.entity]),
+        };
+      },
+    };
+  });
+}
+
+/** Rows an undo left alone because they changed after the job (at most `limit`). */
+export async function skippedByUndo(deps: ContainDeps, jobId: string, limit = 1000): Promise<Array<{ lever: string; userId: string; entity: string }>> {
+  const rows = await containDB(deps.database.db).selectFrom("contain_changes").select(["lever", "user_id", "entity"])
+    .where("job_id", "=", jobId).where("undo_status", "=", "skipped").orderBy("lever").orderBy("user_id").limit(limit).execute();
+  return rows.map((r) => ({ lever: r.lever, userId: r.user_id, entity: r.entity }));
+}

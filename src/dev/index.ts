@@ -1,0 +1,2 @@
+// Public API of developer tools: synthetic data.
+export * from "./seed.ts";

@@ -1,0 +1,103 @@
+// `bulwark contain …` and `bulwark dev seed` end to end: exit codes, dry run, confirmation, status, list,
+// undo, resume; the same commands against PostgreSQL when it is available.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { bulwark } from "./helpers/cli.ts";
+
+let dir: string;
+const env = (): NodeJS.ProcessEnv => ({ BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" });
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "bulwark-contain-cli-"));
+  assert.equal((await bulwark(["init"], { env: env() })).code, 0);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("dev seed", () => {
+  it("seeds synthetic users, reports what it cannot seed yet, and refuses a database with real users", async () => {
+    const r = await bulwark(["dev", "seed", "--users", "300", "--sessions-per-user", "2", "--tokens-per-user", "1", "--json"], { env: env() });
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.users, 300);
+    assert.ok(report.admins >= 1);
+    assert.ok((report.byScheme.md5 ?? 0) + (report.byScheme.sha1 ?? 0) + (report.byScheme.bcrypt ?? 0) > 0, "some legacy hashes");
+    assert.equal(report.notSeeded.length, 2);
+    assert.equal((await bulwark(["dev", "seed", "--users", "0"], { env: env() })).code, 2);
+    assert.equal((await bulwark(["dev", "seed", "--users", "5", "--legacy-share", "2"], { env: env() })).code, 2);
+    const real = await bulwark(["users", "create", "--email", "real@example.org", "--generate-password"], { env: env() });
+    assert.equal(real.code, 0, real.stderr);
+    const refused = await bulwark(["dev", "seed", "--users", "5"], { env: env() });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /real \(non-seeded\) users/);
+    assert.equal((await bulwark(["dev", "seed", "--users", "5", "--force"], { env: env() })).code, 0);
+  });
+});
+
+describe("contain", () => {
+  it("refuses bad usage with exit 2: no lever, unknown lever, no scope, bad time, unreadable --ids", async () => {
+    for (const args of [
+      ["contain"],
+      ["contain", "explode-everything", "--all"],
+      ["contain", "expire-passwords"],
+      ["contain", "expire-passwords", "--created-before", "yesterday"],
+      ["contain", "expire-passwords", "--ids", join(dir, "missing.txt")],
+      ["contain", "expire-passwords", "--all", "--scheme", "md5"],
+      ["contain", "undo", "job_nope"],
+      ["contain", "resume", "job_nope"],
+    ]) {
+      const r = await bulwark(args, { env: env() });
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, /^bulwark: /);
+    }
+  });
+
+  it("dry-runs, refuses more than 100 users without --yes on a non-terminal, then runs, lists, shows and undoes", async () => {
+    const dry = await bulwark(["contain", "expire-passwords", "lock-accounts", "--all", "--dry-run", "--json"], { env: env() });
+    assert.equal(dry.code, 0, dry.stderr);
+    const report = JSON.parse(dry.stdout);
+    assert.equal(report.dryRun, true);
+    assert.ok(report.users > 300);
+    assert.equal(report.levers["lock-accounts"].counts.users, report.users);
+    const refused = await bulwark(["contain", "lock-accounts", "--all"], { env: env() });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /pass --yes/);
+    const ran = await bulwark(["contain", "expire-passwords", "lock-accounts", "--all", "--yes", "--json", "--incident", "inc_42", "--batch-size", "50"], { env: env() });
+    assert.equal(ran.code, 0, ran.stderr);
+    const job = JSON.parse(ran.stdout);
+    assert.match(job.id, /^job_/);
+    assert.equal(job.status, "done");
+    assert.equal(job.counts["lock-accounts"].users, report.users);
+    assert.equal(job.incidentId, "inc_42");
+    const status = await bulwark(["contain", "status", job.id, "--json"], { env: env() });
+    assert.equal(JSON.parse(status.stdout).status, "done");
+    const list = await bulwark(["contain", "list", "--json"], { env: env() });
+    assert.equal(JSON.parse(list.stdout)[0].id, job.id);
+    assert.equal((await bulwark(["contain", "resume", job.id], { env: env() })).code, 2, "a finished job has nothing to resume");
+    const undo = await bulwark(["contain", "undo", job.id, "--json"], { env: env() });
+    assert.equal(undo.code, 0, undo.stderr);
+    const undone = JSON.parse(undo.stdout);
+    assert.equal(undone.status, "done");
+    assert.equal(undone.counts["lock-accounts"].restored, report.users);
+    assert.deepEqual(undone.leftAlone, []);
+    const after = await bulwark(["contain", "lock-accounts", "--all", "--dry-run", "--json"], { env: env() });
+    assert.equal(JSON.parse(after.stdout).levers["lock-accounts"].counts.users, report.users, "every lock was undone");
+    const verify = await bulwark(["audit", "verify"], { env: env() });
+    assert.equal(verify.code, 0, verify.stderr);
+  });
+
+  it("takes an --ids file of ids and emails, and refuses to undo a job with no reversible lever", async () => {
+    const file = join(dir, "ids.txt");
+    writeFileSync(file, "# breached accounts\nREAL@example.org\n\nusr_doesnotexist\n");
+    const r = await bulwark(["contain", "invalidate-passwords", "--ids", file, "--json"], { env: env() });
+    assert.equal(r.code, 0, r.stderr);
+    const job = JSON.parse(r.stdout);
+    assert.equal(job.total, 1);
+    assert.deepEqual(job.counts["invalidate-passwords"], { users: 1, resetEmailsQueued: 0 });
+    assert.match(job.notes[0], /no mailer is configured/);
+    const undo = await bulwark(["contain", "undo", job.id], { env: env() });
+    assert.equal(undo.code, 2);
+    assert.match(undo.stderr, /not reversible|none of its levers/);
+  });
+});

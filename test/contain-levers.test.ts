@@ -1,0 +1,244 @@
+// Containment levers, scopes, dry run, resume and undo on SQLite and PostgreSQL (issue 5).
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { AuditLog } from "../src/audit/audit-log.ts";
+import { Keyring } from "../src/crypto/keyring.ts";
+import { JobStore } from "../src/jobs/job-store.ts";
+import { ManualClock } from "../src/lib/clock.ts";
+import { systemRandom } from "../src/lib/random.ts";
+import type { Database } from "../src/store/database.ts";
+import { createKeyStore } from "../src/store/key-store.ts";
+import { migrate } from "../src/store/migrator.ts";
+import { MIGRATIONS } from "../src/store/migrations/index.ts";
+import {
+  containDB, createContainJob, createUndoJob, dryRunContain, jobView, resumeJob, runJob, skippedByUndo,
+  type ContainDeps, type ResetNotifier,
+} from "../src/contain/index.ts";
+import { forEachDialect } from "./helpers/dialects.ts";
+
+const DAY = 86_400_000;
+const NOW = Date.UTC(2026, 10, 20);
+
+interface Fixture extends ContainDeps {
+  clock: ManualClock;
+  sent: string[];
+}
+
+async function setup(database: Database, options: { mailer?: boolean } = {}): Promise<Fixture> {
+  const clock = new ManualClock(NOW);
+  const outcome = await migrate(database, clock, MIGRATIONS);
+  assert.equal(outcome.error, undefined);
+  const keyring = await Keyring.open({ masterKey: systemRandom.bytes(32), store: createKeyStore(database), clock, random: systemRandom });
+  await keyring.ensureKeys();
+  const sent: string[] = [];
+  // A recording fake of the outbox: the lead wires the real one.
+  const notifier: ResetNotifier = { enqueueReset: async (_trx, user) => void sent.push(user.email) };
+  return {
+    database, clock, random: systemRandom, keyring, sent,
+    audit: new AuditLog({ database, clock, random: systemRandom }),
+    jobs: new JobStore({ database, clock, random: systemRandom }),
+    notifier: options.mailer === false ? null : notifier,
+  };
+}
+
+/** n users u000…: every third is an md5 legacy hash, last logins spread over 300 days, u000-u004 admins. */
+async function seedUsers(fx: Fixture, n: number): Promise<string[]> {
+  const db = containDB(fx.database.db);
+  const ids: string[] = [];
+  const rows = [];
+  for (let i = 0; i < n; i++) {
+    const id = `usr_${String(i).padStart(4, "0")}`;
+    ids.push(id);
+    rows.push({
+      id, email: `user${i}@example.org`, email_key: `user${i}@example.org`, status: "active",
+      password_hash: i % 3 === 0 ? "5f4dcc3b5aa765d61d8327deb882cf99" : "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+      password_scheme: i % 3 === 0 ? "md5" : "argon2id", password_must_change: 0, created_at: NOW - 400 * DAY + i,
+      updated_at: NOW - 400 * DAY, last_login_at: i === 1 ? null : NOW - (i % 300) * DAY, seeded: 1,
+    });
+  }
+  for (let i = 0; i < rows.length; i += 200) await db.insertInto("users").values(rows.slice(i, i + 200)).execute();
+  for (let i = 0; i < Math.min(5, n); i++) await db.insertInto("user_roles").values({ user_id: ids[i] as string, role: "admin", granted_at: NOW - 500 * DAY, granted_by: "test" }).execute();
+  if (n > 6) await db.insertInto("user_roles").values({ user_id: ids[6] as string, role: "auditor", granted_at: NOW, granted_by: "test" }).execute();
+  return ids;
+}
+
+async function user(fx: Fixture, id: string) {
+  return containDB(fx.database.db).selectFrom("users").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+}
+
+forEachDialect("contain levers", (dfx) => {
+  it("refuses a job with no scope and never implies --all", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 3);
+    await assert.rejects(createContainJob(fx, { levers: ["expire-passwords"], scope: {}, actor: "t" }), /no scope given/);
+    await assert.rejects(createContainJob(fx, { levers: ["explode"], scope: { all: true }, actor: "t" }), /unknown lever "explode"/);
+    await assert.rejects(createContainJob(fx, { levers: ["expire-passwords"], scope: { all: true, scheme: "md5" }, actor: "t" }), /--all cannot be combined/);
+    const u = await user(fx, "usr_0000");
+    assert.equal(Number(u.password_must_change), 0, "nothing changed");
+  });
+
+  it("combines scopes with AND: roles, ids/emails, created, last login, active window, scheme", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 30);
+    const count = async (scope: object): Promise<number> => (await dryRunContain(fx, { levers: ["lock-accounts"], scope, actor: "t" })).users;
+    assert.equal(await count({ all: true }), 30);
+    assert.equal(await count({ roles: ["admin"] }), 5);
+    assert.equal(await count({ roles: ["admin", "auditor"] }), 6);
+    assert.equal(await count({ roles: ["admin"], scheme: "md5" }), 2, "u0 and u3");
+    assert.equal(await count({ ids: ["usr_0007", "USER8@example.org", "nobody@example.org"] }), 2);
+    assert.equal(await count({ scheme: "md5" }), 10);
+    assert.equal(await count({ lastLoginAfter: NOW - 10 * DAY }), 10, "u0 and u2…u10 (u1 never logged in)");
+    assert.equal(await count({ activeFrom: NOW - 10 * DAY, activeTo: NOW - 5 * DAY }), 6);
+    assert.equal(await count({ lastLoginBefore: NOW - 25 * DAY }), 4, "u26…u29");
+    assert.equal(await count({ createdBefore: NOW - 400 * DAY + 3 }), 3);
+    assert.equal(await count({ createdAfter: NOW - 400 * DAY + 28, scheme: "argon2id" }), 2, "u28 and u29");
+    assert.equal(await count({ createdAfter: NOW - 400 * DAY + 28, scheme: "md5" }), 0);
+  });
+
+  it("dry run reports per lever with a sample and writes nothing but an audit event", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 20);
+    const before = (await fx.audit.tail(100)).length;
+    const report = await dryRunContain(fx, { levers: ["expire-passwords", "lock-accounts", "demote-inactive-admins", "unlink-sso"], scope: { all: true }, actor: "t" });
+    assert.equal(report.users, 20);
+    assert.deepEqual(report.levers["expire-passwords"]?.counts, { users: 20 });
+    assert.equal(report.levers["expire-passwords"]?.sample.length, 5);
+    // Admins u0…u4: last logins 0…4 days ago except u1 (never; created 400 days ago) → only u1 is inactive.
+    assert.deepEqual(report.levers["demote-inactive-admins"]?.counts, { users: 1, roleGrants: 1 });
+    assert.deepEqual(report.levers["unlink-sso"]?.counts, { users: 0, identities: 0 });
+    const events = await fx.audit.tail(100);
+    assert.equal(events.length, before + 1);
+    assert.equal(events.at(-1)?.type, "contain.dry-run");
+    assert.equal(Number((await user(fx, "usr_0005")).password_must_change), 0);
+    assert.equal((await fx.jobs.list()).length, 0, "no job row");
+  });
+
+  it("expires, locks and demotes in one job, then undo restores exactly those rows and reports ones changed since", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await seedUsers(fx, 25);
+    const job = await createContainJob(fx, { levers: ["demote-inactive-admins", "expire-passwords", "lock-accounts"], scope: { all: true }, actor: "t", batchSize: 7, incidentId: "inc_1" });
+    assert.deepEqual(job.spec.levers, ["lock-accounts", "expire-passwords", "demote-inactive-admins"], "fixed order");
+    const done = await runJob(fx, job.id);
+    const view = jobView(done);
+    assert.equal(view.status, "done");
+    assert.equal(view.done, 25);
+    assert.deepEqual(view.counts["expire-passwords"], { users: 25 });
+    assert.deepEqual(view.counts["lock-accounts"], { users: 25 });
+    assert.deepEqual(view.counts["demote-inactive-admins"], { users: 1, roleGrants: 1 });
+    assert.equal(view.incidentId, "inc_1");
+    const u1 = await user(fx, "usr_0001");
+    assert.equal(Number(u1.password_must_change), 1);
+    assert.equal(Number(u1.locked_at), NOW);
+    assert.equal(u1.locked_reason, "containment");
+    const db = containDB(fx.database.db);
+    assert.equal((await db.selectFrom("user_roles").selectAll().where("user_id", "=", "usr_0001").execute()).length, 0);
+
+    // After the job: u2 changed its password (flag cleared), u3 was unlocked and locked again by hand, u1 re-granted admin.
+    await db.updateTable("users").set({ password_must_change: 0 }).where("id", "=", "usr_0002").execute();
+    await db.updateTable("users").set({ locked_at: NOW + 5, locked_reason: "manual" }).where("id", "=", "usr_0003").execute();
+    await db.insertInto("user_roles").values({ user_id: "usr_0001", role: "admin", granted_at: NOW + 9, granted_by: "ops" }).execute();
+    fx.clock.advance(DAY);
+    const undo = await createUndoJob(fx, job.id, "t");
+    const undone = jobView(await runJob(fx, undo.id));
+    assert.equal(undone.status, "done");
+    assert.deepEqual(undone.counts["expire-passwords"], { restored: 24, skipped: 1 });
+    assert.deepEqual(undone.counts["lock-accounts"], { restored: 24, skipped: 1 });
+    assert.deepEqual(undone.counts["demote-inactive-admins"], { restored: 0, skipped: 1 });
+    const skipped = await skippedByUndo(fx, job.id);
+    assert.deepEqual(skipped.map((s) => `${s.lever}:${s.userId}`).sort(), ["demote-inactive-admins:usr_0001", "expire-passwords:usr_0002", "lock-accounts:usr_0003"]);
+    for (const id of ids.filter((i) => i !== "usr_0003")) {
+      const u = await user(fx, id);
+      assert.equal(Number(u.password_must_change), 0, id);
+      assert.equal(u.locked_at, null, id);
+    }
+    assert.equal((await user(fx, "usr_0003")).locked_reason, "manual", "a lock set since is left alone");
+    const grant = await db.selectFrom("user_roles").selectAll().where("user_id", "=", "usr_0001").executeTakeFirstOrThrow();
+    assert.equal(grant.granted_by, "ops", "the re-grant is left alone");
+    // A second undo finds nothing left to do.
+    const again = jobView(await runJob(fx, (await createUndoJob(fx, job.id, "t")).id));
+    assert.equal(again.done, 0);
+    const types = (await fx.audit.tail(1000)).map((e) => e.type);
+    for (const t of ["contain.job.created", "contain.job.batch", "contain.job.completed", "contain.undo.created"]) assert.ok(types.includes(t), t);
+    assert.equal((await fx.audit.verify()).ok, true);
+  });
+
+  it("undo restores a demoted admin when nothing changed since", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 8);
+    const job = await createContainJob(fx, { levers: ["demote-inactive-admins"], scope: { roles: ["admin"] }, options: { inactiveDays: 2 }, actor: "t" });
+    const view = jobView(await runJob(fx, job.id));
+    assert.deepEqual(view.counts["demote-inactive-admins"], { users: 3, roleGrants: 3 }, "u1 (never), u3, u4");
+    const db = containDB(fx.database.db);
+    assert.equal((await db.selectFrom("user_roles").selectAll().where("role", "=", "admin").execute()).length, 2);
+    await runJob(fx, (await createUndoJob(fx, job.id, "t")).id);
+    const back = await db.selectFrom("user_roles").selectAll().where("role", "=", "admin").orderBy("user_id").execute();
+    assert.deepEqual(back.map((r) => [r.user_id, Number(r.granted_at), r.granted_by]), [0, 1, 2, 3, 4].map((i) => [`usr_000${i}`, NOW - 500 * DAY, "test"]));
+  });
+
+  it("invalidates passwords and queues one reset email per user; without a mailer says so and queues none", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 12);
+    const job = await createContainJob(fx, { levers: ["invalidate-passwords"], scope: { scheme: "md5" }, actor: "t", batchSize: 3 });
+    const view = jobView(await runJob(fx, job.id));
+    assert.deepEqual(view.counts["invalidate-passwords"], { users: 4, resetEmailsQueued: 4 });
+    assert.deepEqual(fx.sent.sort(), ["user0@example.org", "user3@example.org", "user6@example.org", "user9@example.org"]);
+    assert.equal(Number((await user(fx, "usr_0003")).password_invalidated_at), NOW);
+    assert.equal((await user(fx, "usr_0004")).password_invalidated_at, null);
+    await assert.rejects(createUndoJob(fx, job.id, "t"), /not reversible|none of its levers/);
+
+    const bare = await setup(await dfx.fresh(), { mailer: false });
+    await seedUsers(bare, 3);
+    const v2 = jobView(await runJob(bare, (await createContainJob(bare, { levers: ["invalidate-passwords"], scope: { all: true }, actor: "t" })).id));
+    assert.deepEqual(v2.counts["invalidate-passwords"], { users: 3, resetEmailsQueued: 0 });
+    assert.match(v2.notes.join(" "), /no mailer is configured/);
+  });
+
+  it("unlinks SSO identities and rotates keys, re-encrypting every stored token", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 6);
+    const db = containDB(fx.database.db);
+    const ring = fx.keyring as Keyring;
+    const oldKey = ring.currentDataKeyId;
+    for (let i = 0; i < 6; i++) {
+      const id = `idn_${i}`;
+      await db.insertInto("identities").values({
+        id, user_id: `usr_000${i}`, provider: "github", subject: `gh${i}`, created_at: NOW, last_used_at: null,
+        access_token_ct: ring.encrypt(`access-${i}`, { table: "identities", column: "access_token_ct", row: id }),
+        refresh_token_ct: i % 2 ? null : ring.encrypt(`refresh-${i}`, { table: "identities", column: "refresh_token_ct", row: id }),
+      }).execute();
+    }
+    const dry = await dryRunContain(fx, { levers: ["unlink-sso", "rotate-keys"], scope: { ids: ["usr_0000", "usr_0001"] }, actor: "t" });
+    assert.deepEqual(dry.levers["unlink-sso"]?.counts, { users: 2, identities: 2 });
+    assert.deepEqual(dry.levers["rotate-keys"]?.counts, { keys: 1, encryptedValues: 9 });
+    const job = await createContainJob(fx, { levers: ["rotate-keys", "unlink-sso"], scope: { ids: ["usr_0000", "usr_0001"] }, actor: "t" });
+    const view = jobView(await runJob(fx, job.id));
+    assert.equal(view.status, "done");
+    assert.deepEqual(view.counts["unlink-sso"], { users: 2, identities: 2 });
+    assert.deepEqual(view.counts["rotate-keys"], { reencrypted: 6 }, "4 remaining identities: 4 access + 2 refresh tokens");
+    assert.notEqual(ring.currentDataKeyId, oldKey);
+    for (const r of await db.selectFrom("identities").selectAll().orderBy("id").execute()) {
+      assert.equal(Keyring.keyIdOf(r.access_token_ct as string), ring.currentDataKeyId);
+      assert.equal(ring.decryptString(r.access_token_ct as string, { table: "identities", column: "access_token_ct", row: r.id }), `access-${r.id.slice(4)}`);
+    }
+    assert.deepEqual((await db.selectFrom("identities").select("user_id").orderBy("user_id").execute()).map((r) => r.user_id), ["usr_0002", "usr_0003", "usr_0004", "usr_0005"]);
+  });
+
+  it("resumes a job stopped between batches on the same recorded set, reaching the uninterrupted end state", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 40);
+    const job = await createContainJob(fx, { levers: ["expire-passwords", "lock-accounts"], scope: { scheme: "argon2id" }, actor: "t", batchSize: 4 });
+    assert.equal(job.total, 26);
+    const partial = await runJob(fx, job.id, { stopAfterBatches: 3 });
+    assert.equal(partial.status, "running");
+    assert.equal(partial.done, 12);
+    // A user created after the job started is not in its recorded scope, even though it matches.
+    await containDB(fx.database.db).insertInto("users").values({ id: "usr_late", email: "late@example.org", email_key: "late@example.org", status: "active", password_hash: "$argon2id$x", password_scheme: "argon2id", password_must_change: 0, created_at: NOW, updated_at: NOW, seeded: 1 }).execute();
+    const resumed = jobView(await resumeJob(fx, job.id));
+    assert.equal(resumed.status, "done");
+    assert.equal(resumed.done, 26);
+    assert.deepEqual(resumed.counts["expire-passwords"], { users: 26 });
+    assert.equal(Number((await user(fx, "usr_late")).password_must_change), 0);
+    await assert.rejects(resumeJob(fx, job.id), /nothing to resume/);
+    assert.equal((await fx.audit.verify()).ok, true);
+  });
+});
