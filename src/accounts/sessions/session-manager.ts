@@ -62,9 +62,9 @@ export interface SessionManager {
    * so a token planted before login is never promoted (session fixation, ASVS 7.2.4).
    */
   rotate(oldToken: string | null, options: RotateOptions): Promise<{ token: string; session: Session }>;
-  /** Refuses every session created before `before` (default now). Returns the stamp in force. */
+  /** Refuses every session created before `before` (default: every session that exists now). Returns the stamp in force. */
   revokeAll(options?: { before?: number }): Promise<number>;
-  /** Refuses every session of one user created before `before` (default now). */
+  /** Refuses every session of one user created before `before` (default: every one that exists now). */
   revokeUser(userId: string, options?: { before?: number }): Promise<number>;
   /** Deletes rows past their idle or absolute limit. Returns how many. */
   purgeExpired(): Promise<number>;
@@ -175,9 +175,11 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
 
   function checkBefore(before: number | undefined): number {
     const now = clock.now();
-    const at = before ?? now;
+    // Default: everything created up to and including this millisecond (a session is refused when created
+    // before the stamp, so the stamp is one past now). A login in the same millisecond is refused too: harmless.
+    const at = before ?? now + 1;
     if (!Number.isSafeInteger(at) || at < 0) throw sessionErrors.badPolicy(`revocation time must be epoch milliseconds, got ${String(before)}`);
-    if (at > now) throw sessionErrors.futureStamp(at, now);
+    if (at > now + 1) throw sessionErrors.futureStamp(at, now);
     return at;
   }
 

@@ -142,6 +142,18 @@ forEachDialect("session attacks", (fx) => {
     assert.equal((await sessions.validate(fresh.token)).valid, true, "a login after the stamp works");
   });
 
+  it("a revocation kills a session created in the same millisecond, just before it", async () => {
+    const database = await fx.fresh();
+    const { users, sessions } = await setup(database);
+    const a = await users.create({ email: "same-ms@example.org" });
+    const s = await sessions.createSession(a.id);
+    await sessions.revokeUser(a.id); // the manual clock has not moved: same millisecond
+    assert.deepEqual(await sessions.validate(s.token), { valid: false, reason: "revoked" });
+    const t = await sessions.createSession(a.id);
+    await sessions.revokeAll();
+    assert.deepEqual(await sessions.validate(t.token), { valid: false, reason: "revoked" });
+  });
+
   it("a per-user stamp kills that user's sessions only, and a stamp never moves backwards", async () => {
     // ASVS 7.4.5: administrators can terminate the sessions of one user.
     const { users, sessions, clock } = await setup(await fx.fresh());
