@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { findSshd } from "../src/checks/ssh/cross-check.ts";
+import { ensurePrivsepDir, findSshd, runSshdTest } from "../src/checks/ssh/cross-check.ts";
 import { bulwark } from "./helpers/cli.ts";
 
 interface Output {
@@ -90,9 +90,82 @@ describe("bulwark check ssh", () => {
     assert.match(run.stderr, /--match knows user, host, addr/);
   });
 
+  test("PasswordAuthentication left at its compiled-in default is a high finding, with no daemon needed (Lynis misses both)", async () => {
+    const config = file("default-password.conf", "PermitRootLogin no\nKbdInteractiveAuthentication no\nMaxAuthTries 3\n");
+    const run = await bulwark(["check", "ssh", "--config", config, "--json"]);
+    assert.equal(run.code, 1, run.stderr);
+    const out = JSON.parse(run.stdout) as Output;
+    assert.equal(out.effective["passwordauthentication"], "yes");
+    const finding = out.findings.find((f) => f.id === "ssh.password-authentication");
+    assert.equal(finding?.severity, "high");
+    assert.equal(finding?.evidence["source"], "compiled-in default");
+  });
+
+  test("human output names the effective values and each finding with its severity", async () => {
+    const config = file("human.conf", "PermitRootLogin forced-commands-only\nPasswordAuthentication no\nX11Forwarding yes\n");
+    const run = await bulwark(["check", "ssh", "--config", config, "--fail-on", "low"]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stdout, /^  permitrootlogin forced-commands-only$/m);
+    assert.match(run.stdout, /\[INFO\] ssh\.root-login: root login allowed for forced commands/);
+    assert.match(run.stdout, /\[LOW\] ssh\.x11-forwarding/);
+    assert.equal((await bulwark(["check", "ssh", "--config", config])).code, 0, "nothing at or above the default --fail-on high");
+  });
+
+  test("--record stores the ssh run in an initialised Bulwark", async () => {
+    const env = { BULWARK_DATA_DIR: join(dir, "data") };
+    const init = await bulwark(["init"], { env });
+    assert.equal(init.code, 0, init.stderr);
+    const config = file("record.conf", "PermitRootLogin yes\n");
+    const run = await bulwark(["check", "ssh", "--config", config, "--record", "--json"], { env });
+    assert.equal(run.code, 1, run.stderr);
+    const { DatabaseSync } = await import("node:sqlite");
+    const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
+    const row = db.prepare("SELECT check_name, findings FROM check_runs").get() as { check_name: string; findings: number };
+    db.close();
+    assert.deepEqual({ ...row }, { check_name: "ssh", findings: (JSON.parse(run.stdout) as Output).findings.length });
+  });
+
   const sshd = findSshd();
-  if (sshd === null) process.stderr.write("\n*** SKIPPING bulwark check ssh --cross-check tests: sshd (openssh-server) is not installed ***\n\n");
-  test("--cross-check agrees with the installed sshd -T", { skip: sshd === null ? "sshd not installed" : false }, async () => {
+  const sshdUsable = sshd !== null && ensurePrivsepDir();
+  test("--match prints the issue's effective keys exactly as sshd -T -C does", { skip: sshdUsable ? false : "sshd not installed" }, async () => {
+    const config = file(
+      "keys.conf",
+      "PermitRootLogin no\nChallengeResponseAuthentication no\nCiphers -*cbc\nMACs +hmac-md5\nKexAlgorithms -ecdh*\n" +
+        "Match Address 10.0.0.0/8 User !root,*\n  PermitRootLogin prohibit-password\n  PasswordAuthentication no\n  MaxAuthTries 2\n" +
+        "Match LocalPort 2222\n  X11Forwarding yes\n",
+    );
+    const keys = ["permitrootlogin", "passwordauthentication", "kbdinteractiveauthentication", "pubkeyauthentication", "permitemptypasswords", "maxauthtries", "usepam", "x11forwarding", "ciphers", "macs", "kexalgorithms"];
+    for (const spec of ["user=alice,host=h.example.org,addr=10.2.3.4,lport=2222", "user=root,host=h,addr=10.2.3.4,lport=22", "user=alice,host=h,addr=192.0.2.1,lport=22"]) {
+      const run = await bulwark(["check", "ssh", "--config", config, "--match", spec, "--json", "--fail-on", "none"]);
+      assert.equal(run.code, 0, run.stderr);
+      const ours = (JSON.parse(run.stdout) as Output).effective;
+      const ctx = Object.fromEntries(spec.split(",").map((kv) => kv.split("=") as [string, string]));
+      const theirs = await runSshdTest(sshd as string, config, { ...ctx, lport: Number(ctx["lport"]) });
+      assert.ok(theirs.ok, theirs.ok ? "" : theirs.message);
+      for (const k of keys) assert.equal(ours[k], theirs.values[k], `${k} for ${spec}`);
+    }
+  });
+
+  test("--cross-check works on a file with Match LocalPort, which plain sshd -T refuses", { skip: sshdUsable ? false : "sshd not installed" }, async () => {
+    const config = file("lport.conf", "PermitRootLogin no\nPasswordAuthentication no\nMatch LocalPort 2222\n  PermitRootLogin yes\n");
+    const run = await bulwark(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "none"]);
+    assert.equal(run.code, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as Output;
+    assert.deepEqual(out.findings.filter((f) => f.id === "ssh.cross-check"), []);
+    assert.ok(out.findings.some((f) => f.id === "ssh.root-login" && /for LocalPort 2222/.test(f.title)));
+  });
+
+  test("--cross-check reports what sshd refuses although Bulwark accepts it (values we do not evaluate)", { skip: sshdUsable ? false : "sshd not installed" }, async () => {
+    const config = file("unvalidated.conf", "PermitRootLogin no\nAuthenticationMethods frobnicate\n");
+    const run = await bulwark(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "medium"]);
+    assert.equal(run.code, 1, run.stderr);
+    const cross = (JSON.parse(run.stdout) as Output).findings.filter((f) => f.id === "ssh.cross-check");
+    assert.equal(cross.length, 1);
+    assert.match(cross[0]?.title ?? "", /sshd -T rejected a configuration Bulwark accepted/);
+  });
+
+  if (!sshdUsable) process.stderr.write("\n*** SKIPPING bulwark check ssh --cross-check tests: sshd (openssh-server) is not installed ***\n\n");
+  test("--cross-check agrees with the installed sshd -T", { skip: sshdUsable ? false : "sshd not installed" }, async () => {
     const config = file("cross.conf", "PermitRootLogin no\nCiphers +aes128-cbc\nMatch User bob\n  X11Forwarding yes\n");
     for (const extra of [[], ["--match", "user=bob,host=h,addr=192.0.2.1"]]) {
       const run = await bulwark(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "none", ...extra]);

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Finding } from "../finding.ts";
 import type { MatchContext } from "./match.ts";
+import type { SshConfig } from "./parser.ts";
 
 const CANDIDATES = ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"];
 
@@ -44,6 +45,25 @@ export function connectionSpec(ctx: MatchContext): string {
   if (ctx.lport !== undefined) parts.push(`lport=${ctx.lport}`);
   if (ctx.rdomain !== undefined) parts.push(`rdomain=${ctx.rdomain}`);
   return parts.join(",");
+}
+
+/**
+ * The connection to hand `sshd -T -C` so that it evaluates what we evaluate. sshd's test mode refuses
+ * a file with "Match LocalPort" unless -C names an lport ("'Match LocalPort' in configuration but
+ * 'lport' not in connection test specification"), although the daemon itself runs with it. Without
+ * an lport we treat every LocalPort criterion as not matching; sshd does the same when given a port
+ * that no criterion names, so that is the port we pass.
+ *
+ * @example
+ * sshdTestContext(loadSshdConfig(path), undefined); // { lport: 65535 } when the file has "Match LocalPort 22"
+ */
+export function sshdTestContext(config: SshConfig, match: MatchContext | undefined): MatchContext | undefined {
+  if (match?.lport !== undefined) return match;
+  const named = new Set(config.blocks.flatMap((b) => b.criteria.filter((c) => c.attribute === "localport").map((c) => Number(c.value))));
+  if (named.size === 0) return match;
+  let port = 65535;
+  while (named.has(port)) port--;
+  return { ...match, lport: port };
 }
 
 export type SshdResult = { ok: true; values: Record<string, string> } | { ok: false; message: string };

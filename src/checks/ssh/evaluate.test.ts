@@ -144,3 +144,36 @@ describe("--match specification", () => {
     assert.throws(() => parseMatchSpec("lport=99999"), /lport must be a port number/);
   });
 });
+
+// Each of these was a disagreement with sshd -T 9.2 found by sshd-differential.test.ts; they are kept
+// here too so that a machine without openssh-server still checks them.
+describe("sshd -T spellings found by the differential test", () => {
+  const at = (text: string): Record<string, string> => evaluate(parseSshdConfig(text, MAIN, { source: memorySource({ [MAIN]: text }), cwd: "/srv/cfg", home: "/home/op" })).effective;
+  test("PermitTunnel is case-sensitive; other choices are not", () => {
+    assert.throws(() => at("PermitTunnel YES\n"), /line 1: unsupported option "YES"/);
+    assert.equal(at("PermitTunnel point-to-point\nGatewayPorts CLIENTSPECIFIED\n")["gatewayports"], "clientspecified");
+  });
+  test("LogLevel QUIET and SILENT print as SILENT", () => {
+    assert.equal(at("LogLevel quiet\n")["loglevel"], "SILENT");
+    assert.equal(at("LogLevel Silent\n")["loglevel"], "SILENT");
+  });
+  test("NONE clears a path option; a relative Banner is made absolute like derelativise_path()", () => {
+    assert.equal(at("ChrootDirectory NONE\n")["chrootdirectory"], "none");
+    assert.equal(at("Banner NONE\n")["banner"], "none");
+    assert.equal(at("Banner etc/issue\n")["banner"], "/srv/cfg/etc/issue");
+    assert.equal(at("Banner ~/issue\n")["banner"], "/home/op/issue");
+    assert.equal(at("Banner /etc/issue.net\n")["banner"], "/etc/issue.net");
+  });
+  test("integers accept leading blanks and a sign as strtonum does, and refuse negatives", () => {
+    assert.equal(at('MaxAuthTries " +3"\n')["maxauthtries"], "3");
+    assert.equal(at("MaxAuthTries -0\n")["maxauthtries"], "0");
+    assert.throws(() => at("MaxAuthTries -1\n"), /line 1: MaxAuthTries integer value invalid/);
+    assert.throws(() => at("MaxAuthTries 0x10\n"), /line 1: MaxAuthTries integer value invalid/);
+  });
+  test("Match LocalPort 0 is accepted and never matches; a bad Port is refused", () => {
+    assert.equal(evaluate(parseSshdConfig("Match LocalPort 0\n  PermitRootLogin yes\n", MAIN), { match: { user: "u", lport: 22 } }).effective["permitrootlogin"], "without-password");
+    assert.throws(() => at("Port 0\n"), /line 1: Badly formatted port number/);
+    assert.throws(() => at("Port 22 23\n"), /line 1: keyword Port extra arguments/);
+    assert.doesNotThrow(() => at("Port +2222\n"));
+  });
+});

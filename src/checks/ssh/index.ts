@@ -8,4 +8,4 @@ export { evaluate, type Evaluation, type EvaluateOptions, type Source } from "./
 export { sshFindings, checkSshConfig, MAX_AUTH_TRIES_LIMIT } from "./findings.ts";
 export { weakAlgorithms, WEAK_ALGORITHMS } from "./weak-algorithms.ts";
 export { memorySource } from "./memory-source.ts";
-export { findSshd, ensurePrivsepDir, runSshdTest, differences, crossCheckFindings, systemGroups, type SshdResult, type Difference } from "./cross-check.ts";
+export { findSshd, ensurePrivsepDir, runSshdTest, sshdTestContext, differences, crossCheckFindings, systemGroups, type SshdResult, type Difference } from "./cross-check.ts";

@@ -60,12 +60,14 @@ export const ALIASES: Readonly<Record<string, string>> = {
 
 /** How a value we evaluate is parsed. Choice maps each accepted word (lowercase) to what sshd -T prints. */
 export type ValueKind =
-  | { type: "choice"; words: Readonly<Record<string, string>> }
+  | { type: "choice"; words: Readonly<Record<string, string>>; caseSensitive?: true }
   | { type: "int" }
   | { type: "time" }
   | { type: "algorithms"; family: "cipher" | "mac" | "kex" }
   | { type: "loglevel" }
-  | { type: "path" };
+  | { type: "path" }
+  /** A file sshd reads at start-up: "none", or a path made absolute against the working directory. */
+  | { type: "file" };
 
 const FLAG: ValueKind = { type: "choice", words: { yes: "yes", no: "no" } };
 const FORWARDING: ValueKind = { type: "choice", words: { yes: "yes", all: "yes", no: "no", local: "local", remote: "remote" } };
@@ -112,7 +114,8 @@ export const EVALUATED: Readonly<Record<string, ValueKind>> = {
   allowtcpforwarding: FORWARDING,
   allowstreamlocalforwarding: FORWARDING,
   gatewayports: { type: "choice", words: { no: "no", yes: "yes", clientspecified: "clientspecified" } },
-  permittunnel: { type: "choice", words: { no: "no", "point-to-point": "point-to-point", ethernet: "ethernet", yes: "yes" } },
+  // The one choice sshd compares with strcmp (servconf.c sPermitTunnel): "PermitTunnel YES" is refused.
+  permittunnel: { type: "choice", words: { no: "no", "point-to-point": "point-to-point", ethernet: "ethernet", yes: "yes" }, caseSensitive: true },
   addressfamily: { type: "choice", words: { any: "any", inet: "inet", inet6: "inet6" } },
   maxauthtries: { type: "int" },
   maxsessions: { type: "int" },
@@ -122,7 +125,7 @@ export const EVALUATED: Readonly<Record<string, ValueKind>> = {
   logingracetime: { type: "time" },
   clientaliveinterval: { type: "time" },
   loglevel: { type: "loglevel" },
-  banner: { type: "path" },
+  banner: { type: "file" },
   chrootdirectory: { type: "path" },
   ciphers: { type: "algorithms", family: "cipher" },
   macs: { type: "algorithms", family: "mac" },

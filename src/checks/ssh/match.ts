@@ -54,12 +54,19 @@ export function parseCriteria(rest: string): Criterion[] | string {
     if (name === "address" || name === "localaddress") {
       if (addressMatchList(null, value.token) !== 0) return `Invalid Match ${name === "address" ? "address" : "localaddress"} argument '${value.token}'`;
     }
-    if (name === "localport" && parsePort(value.token) === null) return `Invalid LocalPort '${value.token}' on Match line`;
+    if (name === "localport" && criterionPort(value.token) === null) return `Invalid LocalPort '${value.token}' on Match line`;
     out.push({ attribute: name as Attribute, value: value.token });
     pos = value.next;
   }
   if (out.length === 0) return "One or more attributes required for Match";
   return out;
+}
+
+/** A Match LocalPort value as sshd's a2port() reads it: strtonum 0-65535 (0 is accepted, and never matches). */
+function criterionPort(text: string): number | null {
+  if (!/^\+?\d{1,20}$/.test(text)) return null;
+  const n = Number(text);
+  return n <= 65535 ? n : null;
 }
 
 function parsePort(text: string): number | null {
@@ -84,7 +91,7 @@ export function criterionHolds(c: Criterion, ctx: MatchContext | undefined): boo
     case "localaddress":
       return ctx.laddr !== undefined && addressMatchList(ctx.laddr, c.value) === 1;
     case "localport":
-      return ctx.lport !== undefined && ctx.lport === parsePort(c.value);
+      return ctx.lport !== undefined && ctx.lport === criterionPort(c.value);
     case "rdomain":
       return ctx.rdomain !== undefined && matchPatternList(ctx.rdomain, c.value, false) === 1;
   }

@@ -2,13 +2,14 @@
 // checking what sshd checks at load time: known keywords, values of the options we evaluate, Match
 // syntax, keywords allowed inside Match. Sizes, line lengths, include depth and count are bounded.
 import { readFileSync, readdirSync, statSync } from "node:fs";
+import { userInfo } from "node:os";
 import { posix } from "node:path";
 import { SshConfigError, SshConfigUnreadableError } from "./errors.ts";
 import { ALIASES, EVALUATED, keywordScope } from "./keywords.ts";
 import { splitLine } from "./lexer.ts";
 import { matchPattern } from "./patterns.ts";
 import { describeCriteria, parseCriteria, type Criterion } from "./match.ts";
-import { parseValue } from "./values.ts";
+import { parseValue, type PathContext } from "./values.ts";
 
 export interface Directive {
   /** As written in the file. */
@@ -55,6 +56,10 @@ export interface LoadOptions {
   maxBytes?: number;
   maxLineLength?: number;
   maxFiles?: number;
+  /** Where relative file options (Banner) resolve, as sshd -T run here would: default process.cwd(). */
+  cwd?: string;
+  /** Home of the user sshd runs as, for "~" in file options: default that of the current user. */
+  home?: string;
 }
 
 /** sshd's SERVCONF_MAX_DEPTH: deeper Include chains are refused (also stops include loops). */
@@ -121,12 +126,22 @@ export const fileSystemSource: ConfigSource = {
   },
 };
 
+/** sshd's check of a Port line (servconf.c sPort, a2port: strtonum 1-65535), worded as sshd words it. */
+function portProblem(args: readonly string[]): string | null {
+  const arg = args[0];
+  if (arg === undefined || arg === "") return "missing port number.";
+  if (!/^\+?\d{1,20}$/.test(arg) || Number(arg) < 1 || Number(arg) > 65535) return "Badly formatted port number.";
+  if (args.length > 1) return "keyword Port extra arguments at end of line";
+  return null;
+}
+
 interface State {
   source: ConfigSource;
   base: string;
   maxBytes: number;
   maxLine: number;
   maxFiles: number;
+  paths: PathContext;
   config: SshConfig;
 }
 
@@ -189,9 +204,13 @@ function parseFile(state: State, file: string, text: string, outerBlock: number,
     const kind = EVALUATED[name];
     let value: string | undefined;
     if (kind !== undefined) {
-      const parsed = parseValue(split.keyword, kind, split.args);
+      const parsed = parseValue(split.keyword, kind, split.args, state.paths);
       if ("error" in parsed) fail(parsed.error);
       else value = parsed.value;
+    } else if (name === "port") {
+      // Port is not evaluated (sshd listens on every Port line, no first-wins), but a bad one stops sshd.
+      const problem = portProblem(split.args);
+      if (problem !== null) fail(problem);
     }
     config.directives.push({ keyword: split.keyword, name, args: split.args, value, file, line: lineNo, block });
   }
@@ -210,6 +229,7 @@ export function parseSshdConfig(text: string, name: string, options: LoadOptions
     maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
     maxLine: options.maxLineLength ?? DEFAULT_MAX_LINE,
     maxFiles: options.maxFiles ?? DEFAULT_MAX_FILES,
+    paths: { cwd: options.cwd ?? process.cwd(), home: options.home ?? userInfo().homedir },
     config: { directives: [], blocks: [], files: [] },
   };
   parseFile(state, name, text, -1, 0);

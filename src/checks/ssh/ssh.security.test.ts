@@ -55,3 +55,13 @@ describe("hostile sshd configurations", () => {
     assert.equal(evaluate(loadSshdConfig(main)).effective["permitrootlogin"], "yes");
   });
 });
+
+describe("values that name Object.prototype members", () => {
+  // A lookup table indexed by attacker text must not find inherited members: "constructor" is not a
+  // PermitRootLogin value, and must not be accepted as one.
+  for (const line of ["PermitRootLogin constructor", "PasswordAuthentication __proto__", "LogLevel toString", "PermitTunnel hasOwnProperty"]) {
+    test(`refuses "${line}" as sshd does`, () => {
+      assert.throws(() => parseSshdConfig(`${line}\n`, MAIN, { source: memorySource({ [MAIN]: `${line}\n` }) }), (e: unknown) => e instanceof SshConfigError && e.line === 1);
+    });
+  }
+});

@@ -6,7 +6,8 @@ import { matchPattern } from "./patterns.ts";
 
 const INT_MAX = 2_147_483_647;
 const LOG_LEVELS: Readonly<Record<string, string>> = {
-  quiet: "QUIET", fatal: "FATAL", error: "ERROR", info: "INFO", verbose: "VERBOSE",
+  // log.c names SYSLOG_LEVEL_QUIET "SILENT" first, and sshd -T prints the first name.
+  quiet: "SILENT", silent: "SILENT", fatal: "FATAL", error: "ERROR", info: "INFO", verbose: "VERBOSE",
   // sshd -T prints DEBUG1 as "DEBUG", the first name of that level in log.c's table.
   debug: "DEBUG", debug1: "DEBUG", debug2: "DEBUG2", debug3: "DEBUG3",
 };
@@ -26,6 +27,33 @@ export function parseTime(text: string): number | null {
   return total;
 }
 
+/** What sshd's derelativise_path() needs: the directory sshd starts in, and the current user's home. */
+export interface PathContext {
+  cwd: string;
+  home: string;
+}
+
+/**
+ * A file option as sshd stores it (misc.c derelativise_path, tilde_expand): "none" in any case is
+ * "none"; "~" and "~/x" expand to the home directory of the user running sshd; a relative path is
+ * appended to the working directory without normalising. "~user/x" needs the password database and is
+ * kept as written (sshd itself stops when that user does not exist).
+ *
+ * @example
+ * derelativise("banner.txt", { cwd: "/", home: "/root" }); // "//banner.txt"
+ */
+export function derelativise(path: string, ctx: PathContext): string {
+  if (path.toLowerCase() === "none") return "none";
+  let expanded = path;
+  if (path.startsWith("~")) {
+    const slash = path.indexOf("/");
+    if (slash > 1) return path;
+    const sep = ctx.home.endsWith("/") ? "" : "/";
+    expanded = `${ctx.home}${sep}${slash < 0 ? path.slice(1) : path.slice(slash + 1)}`;
+  }
+  return expanded.startsWith("/") ? expanded : `${ctx.cwd}/${expanded}`;
+}
+
 /**
  * Checks one option's arguments and returns the text sshd -T prints (for algorithm lists: the raw
  * list, assembled later), or an error message worded like sshd's.
@@ -33,27 +61,37 @@ export function parseTime(text: string): number | null {
  * @example
  * parseValue("PermitRootLogin", { type: "choice", words: {...} }, ["prohibit-password"]); // { value: "without-password" }
  */
-export function parseValue(keyword: string, kind: ValueKind, args: readonly string[]): { value: string } | { error: string } {
+export function parseValue(keyword: string, kind: ValueKind, args: readonly string[], paths: PathContext = { cwd: "/", home: "/root" }): { value: string } | { error: string } {
   const arg = args[0];
   if (arg === undefined || (arg === "" && kind.type !== "algorithms")) return { error: `${keyword} missing argument.` };
   if (args.length > 1) return { error: `keyword ${keyword} extra arguments at end of line` };
   switch (kind.type) {
     case "choice": {
-      const printed = kind.words[arg.toLowerCase()];
+      // Own properties only: "PermitRootLogin constructor" must not find Object.prototype.constructor.
+      const word = kind.caseSensitive ? arg : arg.toLowerCase();
+      const printed = Object.hasOwn(kind.words, word) ? kind.words[word] : undefined;
       return printed === undefined ? { error: `unsupported option "${arg}".` } : { value: printed };
     }
     case "int":
-      return /^\+?\d{1,10}$/.test(arg) && Number(arg) <= INT_MAX ? { value: String(Number(arg)) } : { error: `${keyword} integer value invalid.` };
+    {
+      // atoi_err() is strtonum(0, INT_MAX): leading whitespace and a sign are accepted, as by strtoll.
+      const m = /^[ \t\n\v\f\r]*([+-]?)(\d{1,20})$/.exec(arg);
+      const n = m === null ? NaN : Number(m[2]) * (m[1] === "-" ? -1 : 1);
+      return Number.isInteger(n) && n >= 0 && n <= INT_MAX ? { value: String(n === 0 ? 0 : n) } : { error: `${keyword} integer value invalid.` };
+    }
     case "time": {
       const secs = parseTime(arg);
       return secs === null ? { error: "invalid time value." } : { value: String(secs) };
     }
     case "loglevel": {
-      const level = LOG_LEVELS[arg.toLowerCase()];
+      const level = Object.hasOwn(LOG_LEVELS, arg.toLowerCase()) ? LOG_LEVELS[arg.toLowerCase()] : undefined;
       return level === undefined ? { error: `unsupported log level '${arg}'` } : { value: level };
     }
     case "path":
-      return { value: arg };
+      // fill_default_server_options() clears "none" in any case (CLEAR_ON_NONE), and -T prints "none".
+      return { value: arg.toLowerCase() === "none" ? "none" : arg };
+    case "file":
+      return { value: derelativise(arg, paths) };
     case "algorithms": {
       const body = arg.startsWith("+") || arg.startsWith("^") ? arg.slice(1) : arg;
       // "-" lists may use wildcards; every other list must name algorithms this build supports.

@@ -43,7 +43,7 @@ export default {
           const sshd = lib.findSshd();
           if (sshd === null) throw new RuntimeFailure("BULWARK_ERR_SSHD_MISSING", "--cross-check needs sshd (install openssh-server); it was not found in /usr/sbin, /usr/local/sbin or /sbin");
           if (!lib.ensurePrivsepDir()) throw new RuntimeFailure("BULWARK_ERR_SSHD_PRIVSEP", "--cross-check needs the directory /run/sshd and cannot create it (run as root or mkdir -p /run/sshd)");
-          const result = await lib.runSshdTest(sshd, opts.config, match);
+          const result = await lib.runSshdTest(sshd, opts.config, lib.sshdTestContext(config, match));
           findings.push(...lib.crossCheckFindings(result, evaluation.effective, sshd));
         }
         const summary = [
