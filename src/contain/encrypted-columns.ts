@@ -11,6 +11,8 @@ export interface EncryptedColumn {
 const columns: EncryptedColumn[] = [
   { table: "identities", column: "access_token_ct", idColumn: "id" },
   { table: "identities", column: "refresh_token_ct", idColumn: "id" },
+  // TOTP secrets (src/accounts/mfa/totp.ts), bound to (mfa_totp, secret_ct, user_id).
+  { table: "mfa_totp", column: "secret_ct", idColumn: "user_id" },
 ];
 
 /**

@@ -1,0 +1,117 @@
+// Public API of the MFA module: one service over TOTP, recovery codes and WebAuthn, built from the app's
+// database, clock, random source, keyring and flood control.
+import type { Kysely } from "kysely";
+import type { Keyring } from "../../crypto/keyring.ts";
+import type { Clock } from "../../lib/clock.ts";
+import type { RandomSource } from "../../lib/random.ts";
+import type { Database } from "../../store/database.ts";
+import type { FloodControl } from "../flood/flood.ts";
+import { floodIdentifier } from "./policy.ts";
+import { createRecoveryCodes, type RecoveryCodes } from "./recovery.ts";
+import type { MfaTables } from "./tables.ts";
+import { createTOTPFactor, type TOTPFactor } from "./totp.ts";
+import { createWebAuthnFactor, type WebAuthnFactor, type WebAuthnSettings } from "./webauthn.ts";
+
+export { MfaError, mfaErrors } from "./errors.ts";
+export * from "./policy.ts";
+export { normaliseRecoveryCode, type RecoveryCodes, type RecoveryVerdict } from "./recovery.ts";
+export { totpCipherContext, type TOTPFactor, type TOTPVerdict } from "./totp.ts";
+export type { Passkey, WebAuthnFactor, WebAuthnSettings } from "./webauthn.ts";
+export type { MfaTables } from "./tables.ts";
+export type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
+} from "@simplewebauthn/server";
+
+export interface MfaFactors {
+  /** A confirmed authenticator app (an unconfirmed enrolment is not a factor). */
+  totp: boolean;
+  webauthn: number;
+  recoveryCodes: number;
+}
+
+export interface MfaService {
+  totp: TOTPFactor;
+  recovery: RecoveryCodes;
+  webauthn: WebAuthnFactor;
+  /** What the user has enrolled (confirmed TOTP only). */
+  factors(userId: string): Promise<MfaFactors>;
+  /** True with a confirmed authenticator app or a passkey. Recovery codes alone are a fallback, not MFA. */
+  hasMfa(userId: string): Promise<boolean>;
+  /** Deletes every factor of the user (the require-mfa-reenrolment containment lever uses it). */
+  removeAll(userId: string): Promise<void>;
+  /**
+   * Lifts the TOTP and recovery-code throttles of a user, including the 100-consecutive-failures stop that
+   * no success can clear (call it after an administrator verified the user, or after a password reset).
+   */
+  clearThrottle(userId: string): Promise<void>;
+}
+
+export interface MfaDeps {
+  database: Database;
+  clock: Clock;
+  random: RandomSource;
+  keyring: Keyring;
+  /** Counts TOTP and recovery-code failures per user; build it with MFA_FLOOD_POLICY. */
+  flood: FloodControl;
+  /** Shown in authenticator apps (config.serviceName). */
+  issuer: string;
+  webauthn: WebAuthnSettings;
+}
+
+/**
+ * Builds the MFA service.
+ *
+ * @example
+ * const mfa = createMfaService({ database, clock, random, keyring, issuer: "Bulwark",
+ *   flood: new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY }),
+ *   webauthn: { rpID: "bulwark.example.org", rpName: "Bulwark", origins: ["https://bulwark.example.org"] } });
+ * const { uri } = await mfa.totp.begin(user.id, user.email); // show as a QR code
+ * await mfa.totp.confirm(user.id, "123456");                 // true once the app's code matches
+ * await mfa.totp.verify(user.id, "654321");                  // "ok" | "invalid" | "replayed" | "throttled" | "not-enrolled"
+ */
+export function createMfaService(deps: MfaDeps): MfaService {
+  const { database, clock, random, keyring, flood, issuer } = deps;
+  const db = database.db as unknown as Kysely<MfaTables>;
+  const totp = createTOTPFactor({ db, clock, random, keyring, flood, issuer });
+  const recovery = createRecoveryCodes({ db, clock, random, flood });
+  const webauthn = createWebAuthnFactor({ db, clock, random, settings: deps.webauthn });
+
+  async function factors(userId: string): Promise<MfaFactors> {
+    const [app, keys, codes] = await Promise.all([
+      db.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst(),
+      db.selectFrom("webauthn_credentials").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirstOrThrow(),
+      recovery.remaining(userId),
+    ]);
+    return { totp: app !== undefined, webauthn: Number(keys.n), recoveryCodes: codes };
+  }
+
+  return {
+    totp,
+    recovery,
+    webauthn,
+    factors,
+    async hasMfa(userId) {
+      const f = await factors(userId);
+      return f.totp || f.webauthn > 0;
+    },
+    async clearThrottle(userId) {
+      for (const factor of ["totp", "recovery"] as const) {
+        const attempt = { identifier: floodIdentifier(factor, userId), ip: null };
+        await flood.clearAccount(attempt);
+      }
+    },
+    async removeAll(userId) {
+      // One transaction: a crash never leaves the user with half their factors (for example codes but no app).
+      await database.transaction(async (trx) => {
+        const t = trx as unknown as Kysely<MfaTables>;
+        await t.deleteFrom("mfa_totp").where("user_id", "=", userId).execute();
+        await t.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId).execute();
+        await t.deleteFrom("webauthn_credentials").where("user_id", "=", userId).execute();
+        await t.deleteFrom("webauthn_challenges").where("user_id", "=", userId).execute();
+      });
+    },
+  };
+}

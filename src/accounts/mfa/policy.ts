@@ -1,0 +1,55 @@
+// The numbers of the MFA module in one place, each with the reason it has the value it has.
+import type { FloodPolicy } from "../flood/flood.ts";
+
+/** RFC 6238 §4: 30-second time steps; the default every authenticator app uses. */
+export const TOTP_PERIOD_MS = 30_000;
+/** Six digits: what authenticator apps display (RFC 4226 §5.3 minimum); ASVS 6.5.4 asks for ≥ 20 bits. */
+export const TOTP_DIGITS = 6;
+/**
+ * Steps accepted either side of the server's current step (RFC 6238 §5.2 "at most one time step" of
+ * network delay). ±1 means a code lives at most 90 s (ASVS 6.5.5 defined lifetime).
+ */
+export const TOTP_WINDOW = 1;
+/** 160-bit secrets: RFC 4226 §4 R6 recommends 160 bits for HMAC-SHA-1 (ASVS 6.5.3, CSPRNG). */
+export const TOTP_SECRET_BYTES = 20;
+
+/** Ten recovery codes: enough for years of lost phones, few enough to print on one line each. */
+export const RECOVERY_CODE_COUNT = 10;
+/** 15 random bytes = 120 bits per code (ASVS 6.5.2: ≥ 112 bits lets us store a fast SHA-256). */
+export const RECOVERY_CODE_BYTES = 15;
+
+/** WebAuthn challenges: 32 random bytes (ASVS 6.7.2 asks for ≥ 64 bits). */
+export const WEBAUTHN_CHALLENGE_BYTES = 32;
+/** How long a ceremony may take: the WebAuthn timeout hint and the server-side challenge life. */
+export const WEBAUTHN_CHALLENGE_TTL_MS = 5 * 60_000;
+/** Longest user-chosen passkey name; longer names are refused, not truncated silently. */
+export const MAX_CREDENTIAL_NAME = 64;
+/** A user may not register more passkeys than this (every bound an attacker controls is bounded). */
+export const MAX_WEBAUTHN_CREDENTIALS = 20;
+
+/**
+ * Flood policy for second-factor attempts (TOTP codes and recovery codes), counted per user and per
+ * factor, never per IP: an attacker who already holds the password can rotate addresses at will.
+ *
+ * - 5 failures per 5 minutes: a user who mistypes recovers quickly; an attacker gets at most 60 guesses
+ *   an hour, and with ±1 step each guess hits with probability 3/10^6.
+ * - 100 consecutive failures stop the factor until a success or a reset clears the streak
+ *   (NIST SP 800-63B §5.2.2 "no more than 100 consecutive failed attempts"; ASVS 6.3.1, 6.6.3). So an
+ *   attacker's total budget is 100 guesses (≈ 3·10^-4 chance against TOTP, ≈ 0 against 120-bit codes).
+ *
+ * The composition root builds the FloodControl it passes to createMfaService with this policy; the
+ * service works with any policy (the Drupal login defaults are stricter: 5 per 6 hours).
+ */
+export const MFA_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
+  ipLimit: 50,
+  ipWindowMs: 60 * 60_000,
+  accountLimit: 5,
+  accountWindowMs: 5 * 60_000,
+  perAccountOnly: true,
+  maxConsecutive: 100,
+});
+
+/** The flood identifier of one factor of one user; no IP, so the count is per user whatever the address. */
+export function floodIdentifier(factor: "totp" | "recovery", userId: string): string {
+  return `mfa:${factor}:${userId}`;
+}

@@ -1,0 +1,100 @@
+// Recovery codes (lookup secrets): ten single-use codes of 120 random bits each, shown once and stored only
+// as SHA-256, so a copy of the database reveals none. Attempts are rate-limited per user.
+import type { Kysely } from "kysely";
+import { constantTimeEqualString } from "../../crypto/constant-time.ts";
+import { base32, hashSecret, newId } from "../../crypto/tokens.ts";
+import type { Clock } from "../../lib/clock.ts";
+import type { RandomSource } from "../../lib/random.ts";
+import type { FloodControl } from "../flood/flood.ts";
+import { floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT } from "./policy.ts";
+import type { MfaTables } from "./tables.ts";
+
+export type RecoveryVerdict = "ok" | "invalid" | "throttled";
+
+export interface RecoveryCodes {
+  /** Fresh single-use codes replacing any old ones. Shown once: only their hashes are kept. */
+  generate(userId: string): Promise<string[]>;
+  /** Uses a code up; true once per code. Same as `verify(...) === "ok"`. */
+  consume(userId: string, code: string): Promise<boolean>;
+  /** Like consume, but tells a throttled attempt apart (for a 429 with Retry-After). */
+  verify(userId: string, code: string): Promise<RecoveryVerdict>;
+  /** Unused codes left. */
+  remaining(userId: string): Promise<number>;
+}
+
+/** base32 characters per code: 120 bits / 5 bits per character. */
+const CODE_CHARS = Math.ceil((RECOVERY_CODE_BYTES * 8) / 5);
+const CODE_PATTERN = new RegExp(`^[a-z2-7]{${CODE_CHARS}}$`);
+
+/** Groups of four for reading aloud and typing: "abcd-efgh-…". */
+function format(raw: string): string {
+  return raw.match(/.{1,4}/g)!.join("-");
+}
+
+/** The canonical form that is hashed: case, spaces and dashes do not matter when typing a code back. */
+export function normaliseRecoveryCode(code: unknown): string | null {
+  if (typeof code !== "string" || code.length > 2 * CODE_CHARS) return null;
+  const raw = code.replace(/[\s-]/g, "").toLowerCase();
+  return CODE_PATTERN.test(raw) ? raw : null;
+}
+
+/** Builds the recovery-code factor over mfa_recovery_codes. */
+export function createRecoveryCodes(deps: { db: Kysely<MfaTables>; clock: Clock; random: RandomSource; flood: FloodControl }): RecoveryCodes {
+  const { db, clock, random, flood } = deps;
+
+  async function verify(userId: string, code: string): Promise<RecoveryVerdict> {
+    const attempt = { identifier: floodIdentifier("recovery", userId), ip: null };
+    if (!(await flood.check(attempt)).allowed) return "throttled";
+    const raw = normaliseRecoveryCode(code);
+    // Hash whatever came in, so a malformed code costs the same as a well-formed wrong one.
+    const presented = hashSecret(raw ?? String(code).slice(0, 2 * CODE_CHARS));
+    const rows = await db.selectFrom("mfa_recovery_codes").select(["id", "code_hash"]).where("user_id", "=", userId).where("used_at", "is", null).execute();
+    let matched: string | null = null;
+    // Compare against every unused code without stopping early (ASVS 11.2.4): which position matched is not leaked.
+    for (const row of rows) {
+      if (constantTimeEqualString(presented, row.code_hash) && raw !== null) matched = row.id;
+    }
+    if (matched !== null) {
+      // Single use even under concurrency: only the request that flips used_at from NULL wins (ASVS 6.5.1).
+      const result = await db.updateTable("mfa_recovery_codes").set({ used_at: clock.now() }).where("id", "=", matched).where("used_at", "is", null).executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 1) {
+        await flood.clearAccount(attempt);
+        return "ok";
+      }
+    }
+    await flood.registerFailure(attempt);
+    return "invalid";
+  }
+
+  return {
+    async generate(userId) {
+      const now = clock.now();
+      const codes: string[] = [];
+      const rows: MfaTables["mfa_recovery_codes"][] = [];
+      for (let i = 0; i < RECOVERY_CODE_COUNT; i++) {
+        const raw = base32(random.bytes(RECOVERY_CODE_BYTES));
+        codes.push(format(raw));
+        rows.push({ id: newId("rcv", random), user_id: userId, code_hash: hashSecret(raw), created_at: now, used_at: null });
+      }
+      // Old codes die in the same transaction that creates the new ones: never two live sets, never none.
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId).execute();
+        await trx.insertInto("mfa_recovery_codes").values(rows).execute();
+      });
+      return codes;
+    },
+    async consume(userId, code) {
+      return (await verify(userId, code)) === "ok";
+    },
+    verify,
+    async remaining(userId) {
+      const row = await db
+        .selectFrom("mfa_recovery_codes")
+        .select((eb) => eb.fn.countAll<number>().as("n"))
+        .where("user_id", "=", userId)
+        .where("used_at", "is", null)
+        .executeTakeFirstOrThrow();
+      return Number(row.n);
+    },
+  };
+}

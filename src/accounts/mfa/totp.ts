@@ -1,0 +1,145 @@
+// TOTP second factor (RFC 6238: HMAC-SHA-1, 6 digits, 30 s, ±1 step, server clock): enrol, confirm, verify
+// with each time step accepted once, remove. Secrets are sealed by the keyring and bound to their row.
+import type { Kysely } from "kysely";
+import { HOTP, Secret, TOTP } from "otpauth";
+import { constantTimeEqualString } from "../../crypto/constant-time.ts";
+import type { CipherContext, Keyring } from "../../crypto/keyring.ts";
+import type { Clock } from "../../lib/clock.ts";
+import type { RandomSource } from "../../lib/random.ts";
+import type { FloodControl } from "../flood/flood.ts";
+import { mfaErrors } from "./errors.ts";
+import { floodIdentifier, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW } from "./policy.ts";
+import type { MfaTables } from "./tables.ts";
+
+export type TOTPVerdict = "ok" | "invalid" | "replayed" | "throttled" | "not-enrolled";
+
+export interface TOTPFactor {
+  /** Starts (or restarts) enrolment: a new secret, stored encrypted and unconfirmed. */
+  begin(userId: string, accountName: string): Promise<{ uri: string; secret: string }>;
+  /** Confirms enrolment with a code from the app; false when the code is wrong. */
+  confirm(userId: string, code: string): Promise<boolean>;
+  /** Checks a login code: each time step accepted once; attempts rate-limited. */
+  verify(userId: string, code: string): Promise<TOTPVerdict>;
+  /** Deletes the user's authenticator app (confirmed or not); false when there was none. */
+  remove(userId: string): Promise<boolean>;
+}
+
+/** Where a user's TOTP secret lives: the associated data that a copied ciphertext cannot satisfy. */
+export function totpCipherContext(userId: string): CipherContext {
+  return { table: "mfa_totp", column: "secret_ct", row: userId };
+}
+
+/** Longest account label we put in the URI; an authenticator app shows it, so keep it readable. */
+const MAX_ACCOUNT_NAME = 254;
+
+/** Digits only after removing the spaces people type ("123 456"); anything else is not a code. */
+function normaliseCode(code: unknown): string | null {
+  if (typeof code !== "string" || code.length > 32) return null;
+  const digits = code.replace(/[\s-]/g, "");
+  return new RegExp(`^[0-9]{${TOTP_DIGITS}}$`).test(digits) ? digits : null;
+}
+
+/**
+ * The time steps within the window whose code equals `code`. Every candidate is computed and compared
+ * in constant time (no early exit), so the response time does not tell which step matched.
+ */
+function matchingSteps(secret: Secret, code: string, now: number): number[] {
+  const current = Math.floor(now / TOTP_PERIOD_MS);
+  const matches: number[] = [];
+  for (let step = current - TOTP_WINDOW; step <= current + TOTP_WINDOW; step++) {
+    const expected = HOTP.generate({ secret, algorithm: "SHA1", digits: TOTP_DIGITS, counter: step });
+    if (constantTimeEqualString(expected, code)) matches.push(step);
+  }
+  return matches;
+}
+
+/** Builds the TOTP factor over the mfa_totp table. */
+export function createTOTPFactor(deps: { db: Kysely<MfaTables>; clock: Clock; random: RandomSource; keyring: Keyring; flood: FloodControl; issuer: string }): TOTPFactor {
+  const { db, clock, random, keyring, flood, issuer } = deps;
+
+  function openSecret(userId: string, ciphertext: string): Secret {
+    // Throws BULWARK_ERR_DECRYPT when the ciphertext was sealed for another row: fail closed, never guess.
+    const bytes = keyring.decrypt(ciphertext, totpCipherContext(userId));
+    return new Secret({ buffer: new Uint8Array(bytes).buffer });
+  }
+
+  return {
+    async begin(userId, accountName) {
+      if (typeof accountName !== "string" || accountName.trim().length === 0) throw mfaErrors.invalidInput("the account name shown in the authenticator app is empty");
+      if (accountName.length > MAX_ACCOUNT_NAME) throw mfaErrors.invalidInput(`the account name is longer than ${MAX_ACCOUNT_NAME} characters`);
+      const secret = new Secret({ buffer: new Uint8Array(random.bytes(TOTP_SECRET_BYTES)).buffer });
+      const now = clock.now();
+      const secretCt = keyring.encrypt(secret.bytes, totpCipherContext(userId));
+      // One statement: insert, or replace an unconfirmed secret. A confirmed one is never overwritten, so a
+      // hijacked session cannot silently swap the user's authenticator (remove it first, which is audited).
+      const result = await db
+        .insertInto("mfa_totp")
+        .values({ user_id: userId, secret_ct: secretCt, created_at: now, confirmed_at: null, last_step: null })
+        .onConflict((oc) =>
+          oc.column("user_id").doUpdateSet({ secret_ct: secretCt, created_at: now, last_step: null }).where("mfa_totp.confirmed_at", "is", null),
+        )
+        .executeTakeFirst();
+      if (Number(result.numInsertedOrUpdatedRows ?? 0n) === 0) throw mfaErrors.alreadyConfirmed();
+      const uri = new TOTP({ issuer, label: accountName.trim(), secret, algorithm: "SHA1", digits: TOTP_DIGITS, period: TOTP_PERIOD_MS / 1000 }).toString();
+      return { uri, secret: secret.base32 };
+    },
+
+    async confirm(userId, code) {
+      const row = await db.selectFrom("mfa_totp").select(["secret_ct", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
+      if (!row) throw mfaErrors.notEnrolled("authenticator app enrolment");
+      if (row.confirmed_at !== null) throw mfaErrors.alreadyConfirmed();
+      const digits = normaliseCode(code);
+      if (digits === null) return false;
+      const steps = matchingSteps(openSecret(userId, row.secret_ct), digits, clock.now());
+      if (steps.length === 0) return false;
+      // The step used to confirm counts as used: the same code cannot then log in (ASVS 6.5.1). The
+      // secret_ct condition makes sure a concurrent restart of enrolment is not confirmed with the old code.
+      const result = await db
+        .updateTable("mfa_totp")
+        .set({ confirmed_at: clock.now(), last_step: Math.max(...steps) })
+        .where("user_id", "=", userId)
+        .where("confirmed_at", "is", null)
+        .where("secret_ct", "=", row.secret_ct)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async verify(userId, code) {
+      const row = await db.selectFrom("mfa_totp").select(["secret_ct", "last_step"]).where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
+      if (!row) return "not-enrolled";
+      const attempt = { identifier: floodIdentifier("totp", userId), ip: null };
+      // ASVS 6.3.1 / 6.6.3: the check comes before any work, so a throttled guess is not even evaluated.
+      if (!(await flood.check(attempt)).allowed) return "throttled";
+      const digits = normaliseCode(code);
+      const steps = digits === null ? [] : matchingSteps(openSecret(userId, row.secret_ct), digits, clock.now());
+      if (steps.length === 0) {
+        await flood.registerFailure(attempt);
+        return "invalid";
+      }
+      const step = Math.max(...steps);
+      if (row.last_step !== null && step <= Number(row.last_step)) {
+        await flood.registerFailure(attempt);
+        return "replayed";
+      }
+      // Compare-and-set: of two concurrent requests with the same code, only one moves last_step (ASVS 6.5.1).
+      const result = await db
+        .updateTable("mfa_totp")
+        .set({ last_step: step })
+        .where("user_id", "=", userId)
+        .where("confirmed_at", "is not", null)
+        .where((eb) => eb.or([eb("last_step", "is", null), eb("last_step", "<", step)]))
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) {
+        await flood.registerFailure(attempt);
+        return "replayed";
+      }
+      await flood.clearAccount(attempt);
+      return "ok";
+    },
+
+    async remove(userId) {
+      const result = await db.deleteFrom("mfa_totp").where("user_id", "=", userId).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    },
+  };
+}

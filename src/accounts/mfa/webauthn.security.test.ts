@@ -1,0 +1,142 @@
+// Attacks on WebAuthn that must fail, on SQLite and PostgreSQL, with real ES256 signatures from a software
+// authenticator: replayed assertions (challenge reused, also raced), a stolen credential row, a cloned
+// authenticator, phishing origins, another RP, another user's challenge or credential, expired challenges.
+import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import { it } from "node:test";
+import { forEachDialect } from "../../../test/helpers/dialects.ts";
+import { WEBAUTHN_CHALLENGE_TTL_MS } from "./index.ts";
+import { mfaFixture, ORIGIN, type MfaFixture } from "./testing/setup.ts";
+import { FLAG_AT, SoftAuthenticator } from "./testing/soft-authenticator.ts";
+
+/** A user with one registered passkey. */
+async function withPasskey(f: MfaFixture, email: string, counter = 10): Promise<{ userId: string; key: SoftAuthenticator }> {
+  const user = await f.users.create({ email });
+  const key = new SoftAuthenticator({ counter });
+  await f.mfa.webauthn.verifyRegistration(user.id, key.register(await f.mfa.webauthn.registrationOptions(user.id, email), ORIGIN), "key");
+  return { userId: user.id, key };
+}
+
+forEachDialect("WebAuthn attacks", (fx) => {
+  it("a replayed assertion (challenge reused) is refused", async () => {
+    // ASVS 6.5.1-style single use for the challenge; the server deletes it when consumed.
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "replay@example.org");
+    const response = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response), true);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response), false, "same response again");
+    // A fresh signature (higher counter) over the spent challenge is refused too: the challenge is gone.
+    const spent = JSON.parse(Buffer.from(response.response.clientDataJSON, "base64url").toString()).challenge as string;
+    const again = key.authenticate({ challenge: spent, rpId: "bulwark.example.org" }, ORIGIN);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, again), false);
+  });
+
+  it("one assertion raced by concurrent requests passes exactly once", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "race@example.org");
+    const response = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN);
+    const results = await Promise.all(Array.from({ length: 4 }, () => f.mfa.webauthn.verifyAuthentication(userId, response)));
+    assert.equal(results.filter(Boolean).length, 1, JSON.stringify(results));
+  });
+
+  it("a stolen webauthn_credentials row does not let an attacker sign in", async () => {
+    // The row holds only the public key. An attacker who copies it signs with their own key under the
+    // victim's credential id: the signature does not verify against the stored public key.
+    const f = await mfaFixture(await fx.fresh());
+    const victim = await withPasskey(f, "victim@example.org");
+    const row = await f.database.db.selectFrom("webauthn_credentials").selectAll().executeTakeFirstOrThrow();
+    assert.equal(row.id, victim.key.id);
+    const forger = new SoftAuthenticator({ counter: 1000 });
+    const forged = forger.authenticate(await f.mfa.webauthn.authenticationOptions(victim.userId), ORIGIN, { credentialId: row.id });
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(victim.userId, forged), false);
+    // Nor can the row be planted into the attacker's own account and used for the victim.
+    const attacker = await f.users.create({ email: "attacker@example.org" });
+    await assert.rejects(
+      f.database.db.insertInto("webauthn_credentials").values({ ...row, user_id: attacker.id }).execute(),
+      "the credential id is the primary key: one account per credential",
+    );
+    // A signature by another key over a genuine challenge, under the victim's own credential id.
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const resigned = victim.key.authenticate(await f.mfa.webauthn.authenticationOptions(victim.userId), ORIGIN, { signWith: privateKey });
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(victim.userId, resigned), false);
+  });
+
+  it("a cloned authenticator (counter that does not grow) is refused", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "clone@example.org", 10);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN)), true);
+    // The clone holds the same private key but its counter lags behind the original's (11 stored now).
+    for (const counter of [11, 5]) {
+      const cloned = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN, { counter });
+      assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, cloned), false, `counter ${counter}`);
+    }
+    const row = await f.database.db.selectFrom("webauthn_credentials").select("counter").executeTakeFirstOrThrow();
+    assert.equal(Number(row.counter), 11, "a refused response does not move the counter");
+  });
+
+  it("an assertion made for a phishing origin or another relying party is refused", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "phish@example.org");
+    const phished = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN, { origin: "https://bulwark.example.org.evil.test" });
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, phished), false);
+    const otherRP = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN, { rpID: "evil.test" });
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, otherRP), false);
+    const tampered = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN);
+    const sig = Buffer.from(tampered.response.signature, "base64url");
+    sig[sig.length - 1]! ^= 1;
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, { ...tampered, response: { ...tampered.response, signature: sig.toString("base64url") } }), false);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN)), true, "the genuine flow still works");
+  });
+
+  it("another user's challenge or credential proves nothing for this user", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const alice = await withPasskey(f, "alice@example.org");
+    const mallory = await withPasskey(f, "mallory@example.org");
+    // Mallory answers a challenge issued to Alice with Mallory's own (valid) passkey.
+    const aliceChallenge = await f.mfa.webauthn.authenticationOptions(alice.userId);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(alice.userId, mallory.key.authenticate(aliceChallenge, ORIGIN)), false);
+    // Mallory's challenge answered by Mallory, presented as Alice.
+    const malloryChallenge = await f.mfa.webauthn.authenticationOptions(mallory.userId);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(alice.userId, mallory.key.authenticate(malloryChallenge, ORIGIN)), false);
+  });
+
+  it("an expired challenge, a registration challenge used to sign in, and an unknown challenge are refused", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "stale@example.org");
+    const stale = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN);
+    f.clock.advance(WEBAUTHN_CHALLENGE_TTL_MS);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, stale), false, "expired");
+    const registration = await f.mfa.webauthn.registrationOptions(userId, "stale@example.org");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate({ challenge: registration.challenge, rpId: "bulwark.example.org" }, ORIGIN)), false, "wrong ceremony");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate({ challenge: "A".repeat(43), rpId: "bulwark.example.org" }, ORIGIN)), false, "never issued");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, { junk: true } as never), false, "junk");
+  });
+
+  it("registration: a reused, foreign or forged response is refused with an input error and stores nothing", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const user = await f.users.create({ email: "reg@example.org" });
+    const other = await f.users.create({ email: "reg-other@example.org" });
+    const key = new SoftAuthenticator();
+    const options = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org");
+    const refused = { code: "BULWARK_ERR_MFA_INPUT" };
+    // For another user's challenge.
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(other.id, key.register(options, ORIGIN), "k"), refused);
+    // Phishing origin: the challenge is spent by the failed attempt, so a retry needs new options.
+    const phish = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org");
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, key.register(phish, ORIGIN, { origin: "https://evil.test" }), "k"), { code: "BULWARK_ERR_MFA_INPUT", message: /refused/ });
+    // User presence missing (only the AT flag set): the authenticator was not touched.
+    const noAT = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org");
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, key.register(noAT, ORIGIN, { flags: FLAG_AT }), "k"), refused, "user presence missing");
+    assert.deepEqual(await f.mfa.webauthn.list(user.id), []);
+    // The genuine response, once; the same response again is refused (challenge spent).
+    const good = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org");
+    const response = key.register(good, ORIGIN);
+    await f.mfa.webauthn.verifyRegistration(user.id, response, "k");
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, response, "k"), { code: "BULWARK_ERR_MFA_INPUT", message: /no live challenge/ });
+    // The same authenticator registered for a second account is refused (its credential id is taken).
+    const second = await f.mfa.webauthn.registrationOptions(other.id, "reg-other@example.org");
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(other.id, key.register(second, ORIGIN), "k"), { code: "BULWARK_ERR_MFA_INPUT", message: /already registered/ });
+    assert.equal((await f.mfa.webauthn.list(user.id)).length, 1);
+    assert.deepEqual(await f.mfa.webauthn.list(other.id), []);
+  });
+});

@@ -1,0 +1,241 @@
+// WebAuthn / passkeys over @simplewebauthn/server: registration and authentication ceremonies whose
+// challenges live on the server (short life, single use), a signature counter that refuses clones, list, remove.
+import {
+  generateAuthenticationOptions,
+  generateRegistrationOptions,
+  verifyAuthenticationResponse,
+  verifyRegistrationResponse,
+  type AuthenticationResponseJSON,
+  type PublicKeyCredentialCreationOptionsJSON,
+  type PublicKeyCredentialRequestOptionsJSON,
+  type RegistrationResponseJSON,
+} from "@simplewebauthn/server";
+import type { Kysely } from "kysely";
+import type { Clock } from "../../lib/clock.ts";
+import { fromBase64URL, toBase64URL, utf8 } from "../../lib/encoding.ts";
+import type { RandomSource } from "../../lib/random.ts";
+import { mfaErrors } from "./errors.ts";
+import { MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS } from "./policy.ts";
+import type { MfaTables } from "./tables.ts";
+
+export interface WebAuthnSettings {
+  /** The relying party id: the site's registrable domain, e.g. "bulwark.example.org". */
+  rpID: string;
+  /** Shown by the browser during registration. */
+  rpName: string;
+  /** Origins a ceremony may come from, e.g. ["https://bulwark.example.org"]. */
+  origins: string[];
+}
+
+export interface Passkey {
+  id: string;
+  name: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+export interface WebAuthnFactor {
+  registrationOptions(userId: string, userName: string): Promise<PublicKeyCredentialCreationOptionsJSON>;
+  /** Verifies a registration response and stores the credential; throws InputError when refused. */
+  verifyRegistration(userId: string, response: RegistrationResponseJSON, name: string): Promise<{ credentialId: string }>;
+  authenticationOptions(userId: string): Promise<PublicKeyCredentialRequestOptionsJSON>;
+  /** True only for a fresh, correctly signed assertion by one of the user's credentials. */
+  verifyAuthentication(userId: string, response: AuthenticationResponseJSON): Promise<boolean>;
+  list(userId: string): Promise<Passkey[]>;
+  remove(userId: string, credentialId: string): Promise<boolean>;
+}
+
+/** EdDSA, ES256, RS256: what authenticators in the field sign with. Same list offered and accepted. */
+const ALGORITHMS = [-8, -7, -257];
+/** A response larger than this is refused before parsing (attestation objects are a few KiB at most). */
+const MAX_RESPONSE_CHARS = 64 * 1024;
+
+type Purpose = "registration" | "authentication";
+
+/** The challenge a response claims to answer, read from its clientDataJSON; null when unreadable. */
+function claimedChallenge(response: unknown): string | null {
+  try {
+    if (typeof response !== "object" || response === null || JSON.stringify(response).length > MAX_RESPONSE_CHARS) return null;
+    const clientData = (response as { response?: { clientDataJSON?: unknown } }).response?.clientDataJSON;
+    if (typeof clientData !== "string") return null;
+    const parsed: unknown = JSON.parse(Buffer.from(clientData, "base64url").toString("utf8"));
+    const challenge = (parsed as { challenge?: unknown } | null)?.challenge;
+    return typeof challenge === "string" && /^[A-Za-z0-9_-]{16,128}$/.test(challenge) ? challenge : null;
+  } catch {
+    return null;
+  }
+}
+
+function cleanName(name: unknown): string {
+  if (typeof name !== "string") throw mfaErrors.invalidInput("the passkey name must be text");
+  const trimmed = name.trim();
+  if (trimmed.length === 0) throw mfaErrors.invalidInput("the passkey name is empty");
+  if (trimmed.length > MAX_CREDENTIAL_NAME) throw mfaErrors.invalidInput(`the passkey name is longer than ${MAX_CREDENTIAL_NAME} characters`);
+  if (/[\p{Cc}\p{Cf}]/u.test(trimmed)) throw mfaErrors.invalidInput("the passkey name contains control or invisible characters");
+  return trimmed;
+}
+
+/** Builds the WebAuthn factor over webauthn_credentials and webauthn_challenges. */
+export function createWebAuthnFactor(deps: { db: Kysely<MfaTables>; clock: Clock; random: RandomSource; settings: WebAuthnSettings }): WebAuthnFactor {
+  const { db, clock, random, settings } = deps;
+
+  /** Issues a challenge bound to the user and the ceremony; expired ones are swept on the way. */
+  async function issueChallenge(userId: string, purpose: Purpose): Promise<Uint8Array> {
+    const now = clock.now();
+    const bytes = random.bytes(WEBAUTHN_CHALLENGE_BYTES);
+    await db.deleteFrom("webauthn_challenges").where("expires_at", "<=", now).execute();
+    await db
+      .insertInto("webauthn_challenges")
+      .values({ challenge: toBase64URL(bytes), user_id: userId, purpose, created_at: now, expires_at: now + WEBAUTHN_CHALLENGE_TTL_MS })
+      .execute();
+    return bytes;
+  }
+
+  /**
+   * Deletes the challenge a response answers, if it is this user's, for this ceremony and still alive. The
+   * DELETE is the check: of two requests replaying one challenge only one deletes the row (single use).
+   */
+  async function consumeChallenge(userId: string, purpose: Purpose, response: unknown): Promise<string | null> {
+    const challenge = claimedChallenge(response);
+    if (challenge === null) return null;
+    const result = await db
+      .deleteFrom("webauthn_challenges")
+      .where("challenge", "=", challenge)
+      .where("user_id", "=", userId)
+      .where("purpose", "=", purpose)
+      .where("expires_at", ">", clock.now())
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) === 1 ? challenge : null;
+  }
+
+  async function credentialsOf(userId: string): Promise<Array<{ id: string; transports: string }>> {
+    return db.selectFrom("webauthn_credentials").select(["id", "transports"]).where("user_id", "=", userId).orderBy("created_at").execute();
+  }
+
+  const descriptor = (c: { id: string; transports: string }): { id: string; transports?: string[] } => {
+    const transports = JSON.parse(c.transports) as string[];
+    return transports.length > 0 ? { id: c.id, transports } : { id: c.id };
+  };
+
+  return {
+    async registrationOptions(userId, userName) {
+      if (typeof userName !== "string" || userName.trim().length === 0) throw mfaErrors.invalidInput("the user name shown by the browser is empty");
+      const existing = await credentialsOf(userId);
+      const challenge = await issueChallenge(userId, "registration");
+      return generateRegistrationOptions({
+        rpName: settings.rpName,
+        rpID: settings.rpID,
+        userName: userName.trim(),
+        userDisplayName: userName.trim(),
+        // The random user id, never the email: the user handle is stored on the authenticator.
+        userID: new Uint8Array(utf8(userId)),
+        challenge: new Uint8Array(challenge),
+        timeout: WEBAUTHN_CHALLENGE_TTL_MS,
+        attestationType: "none",
+        // The same authenticator cannot be registered twice for one account.
+        excludeCredentials: existing.map(descriptor),
+        authenticatorSelection: { residentKey: "preferred", userVerification: "preferred" },
+        supportedAlgorithmIDs: ALGORITHMS,
+      });
+    },
+
+    async verifyRegistration(userId, response, name) {
+      const label = cleanName(name);
+      const challenge = await consumeChallenge(userId, "registration", response);
+      if (challenge === null) throw mfaErrors.invalidInput("the registration response answers no live challenge of this account (unknown, expired or already used); start again");
+      const count = (await credentialsOf(userId)).length;
+      if (count >= MAX_WEBAUTHN_CREDENTIALS) throw mfaErrors.invalidInput(`an account may hold at most ${MAX_WEBAUTHN_CREDENTIALS} passkeys; remove one first`);
+      let verified;
+      try {
+        verified = await verifyRegistrationResponse({
+          response,
+          expectedChallenge: challenge,
+          expectedOrigin: settings.origins,
+          expectedRPID: settings.rpID,
+          // A passkey is a second factor after the password here: presence is required, verification (PIN,
+          // biometrics) is asked for but not demanded, so plain security keys work (ASVS 6.5.7).
+          requireUserVerification: false,
+          supportedAlgorithmIDs: ALGORITHMS,
+        });
+      } catch (cause) {
+        throw mfaErrors.invalidInput(`the registration response was refused: ${(cause as Error).message}`, { cause });
+      }
+      if (!verified.verified) throw mfaErrors.invalidInput("the registration response was refused: it did not verify");
+      const { credential } = verified.registrationInfo;
+      const transports = Array.isArray(credential.transports) ? credential.transports.filter((t) => typeof t === "string").slice(0, 8) : [];
+      try {
+        await db
+          .insertInto("webauthn_credentials")
+          .values({
+            id: credential.id, user_id: userId, public_key: toBase64URL(credential.publicKey), counter: credential.counter,
+            transports: JSON.stringify(transports), created_at: clock.now(), last_used_at: null, name: label,
+          })
+          .execute();
+      } catch (cause) {
+        if (/unique|duplicate|constraint/i.test((cause as Error).message)) throw mfaErrors.invalidInput("this passkey is already registered", { cause });
+        throw cause;
+      }
+      return { credentialId: credential.id };
+    },
+
+    async authenticationOptions(userId) {
+      const existing = await credentialsOf(userId);
+      if (existing.length === 0) throw mfaErrors.notEnrolled("passkey");
+      const challenge = await issueChallenge(userId, "authentication");
+      return generateAuthenticationOptions({
+        rpID: settings.rpID,
+        allowCredentials: existing.map(descriptor),
+        challenge: new Uint8Array(challenge),
+        timeout: WEBAUTHN_CHALLENGE_TTL_MS,
+        userVerification: "preferred",
+      });
+    },
+
+    async verifyAuthentication(userId, response) {
+      // The challenge is spent first, whatever follows: a refused response cannot be retried with it.
+      const challenge = await consumeChallenge(userId, "authentication", response);
+      if (challenge === null) return false;
+      const id = (response as { id?: unknown }).id;
+      if (typeof id !== "string") return false;
+      // Only the user's own credentials: another account's passkey proves nothing about this one.
+      const row = await db.selectFrom("webauthn_credentials").selectAll().where("id", "=", id).where("user_id", "=", userId).executeTakeFirst();
+      if (!row) return false;
+      const stored = Number(row.counter);
+      let newCounter: number;
+      try {
+        const result = await verifyAuthenticationResponse({
+          response,
+          expectedChallenge: challenge,
+          expectedOrigin: settings.origins,
+          expectedRPID: settings.rpID,
+          credential: { id: row.id, publicKey: new Uint8Array(fromBase64URL(row.public_key)), counter: stored, transports: JSON.parse(row.transports) as string[] },
+          requireUserVerification: false,
+        });
+        if (!result.verified) return false;
+        newCounter = result.authenticationInfo.newCounter;
+      } catch {
+        return false;
+      }
+      // Clone detection, atomically: the counter must grow unless both are zero (authenticators without a
+      // counter). A copy of the authenticator racing the original cannot both pass (WebAuthn §6.1.1).
+      const result = await db
+        .updateTable("webauthn_credentials")
+        .set({ counter: newCounter, last_used_at: clock.now() })
+        .where("id", "=", row.id)
+        .where("user_id", "=", userId)
+        .where((eb) => (newCounter === 0 ? eb("counter", "=", 0) : eb("counter", "<", newCounter)))
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    async list(userId) {
+      const rows = await db.selectFrom("webauthn_credentials").select(["id", "name", "created_at", "last_used_at"]).where("user_id", "=", userId).orderBy("created_at").execute();
+      return rows.map((r) => ({ id: r.id, name: r.name, createdAt: Number(r.created_at), lastUsedAt: r.last_used_at === null ? null : Number(r.last_used_at) }));
+    },
+
+    async remove(userId, credentialId) {
+      const result = await db.deleteFrom("webauthn_credentials").where("id", "=", credentialId).where("user_id", "=", userId).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    },
+  };
+}

@@ -1,0 +1,12 @@
+// Errors of the API token module, each with a stable code. A refused token is an expected outcome (a value
+// from verify); these errors are for bad input when creating one.
+import { BulwarkError, InputError, type BulwarkErrorOptions } from "../../lib/errors.ts";
+
+export class TokenError extends BulwarkError {}
+
+export const tokenErrors = {
+  invalidInput: (what: string, options?: BulwarkErrorOptions): InputError => new InputError("BULWARK_ERR_TOKEN_INPUT", what, options),
+  unknownScope: (scope: string, known: readonly string[]): InputError =>
+    new InputError("BULWARK_ERR_TOKEN_SCOPE", `unknown scope "${scope.slice(0, 60)}": a scope is a permission, one of ${known.join(", ")}`),
+  userNotFound: (): TokenError => new TokenError("BULWARK_ERR_TOKEN_USER", "not-found", "cannot create a token: no such user"),
+};
