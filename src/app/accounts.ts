@@ -1,14 +1,21 @@
 // Builds the account services from configuration: the password policy object, the new-password policy,
-// the user and role stores, flood control and the job store.
+// the user and role stores, flood control, the job store, and the services the HTTP account surface uses:
+// sessions, API tokens, MFA, the mail outbox and password reset tokens.
 import { FloodControl } from "../accounts/flood/flood.ts";
+import { createMfaService, MFA_FLOOD_POLICY, type MfaService } from "../accounts/mfa/index.ts";
 import { createPasswordPolicy, type PasswordPolicy } from "../accounts/password-policy/index.ts";
+import { createPasswordResetService, type PasswordResetService } from "../accounts/password-reset/index.ts";
 import { createPasswordContext, type PasswordContext } from "../accounts/passwords/index.ts";
 import { RoleStore } from "../accounts/roles/role-store.ts";
+import { createSessionManager, type SessionManager } from "../accounts/sessions/index.ts";
+import { createTokenService, type TokenService } from "../accounts/tokens/index.ts";
 import { createUserStore, type UserStore } from "../accounts/users/user-store.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
+import type { Keyring } from "../crypto/keyring.ts";
 import { JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
+import { Outbox } from "../notify/outbox.ts";
 import type { Database } from "../store/database.ts";
 import type { Config } from "./config.ts";
 
@@ -19,16 +26,38 @@ export interface AccountServices {
   roles: RoleStore;
   flood: FloodControl;
   jobs: JobStore;
+  /** Browser sessions (cookie `__Host-bulwark-session`). */
+  sessions: SessionManager;
+  /** API tokens `bwk_…` for automation. */
+  tokens: TokenService;
+  /** TOTP, recovery codes and WebAuthn. */
+  mfa: MfaService;
+  /** The durable mail queue: security notices and reset links go through it. */
+  outbox: Outbox;
+  /** Single-use password reset tokens. */
+  passwordReset: PasswordResetService;
 }
 
-export function buildAccounts(deps: { config: Config; database: Database; clock: Clock; random: RandomSource; audit: AuditLog }): AccountServices {
-  const { config, database, clock, random, audit } = deps;
+export function buildAccounts(deps: { config: Config; database: Database; clock: Clock; random: RandomSource; audit: AuditLog; keyring: Keyring }): AccountServices {
+  const { config, database, clock, random, audit, keyring } = deps;
+  const flood = new FloodControl({ database, clock });
+  const publicURL = new URL(config.http.publicURL);
   return {
     passwords: createPasswordContext({ random, argon2: config.argon2 }),
     policy: createPasswordPolicy({ minLength: config.passwordMinLength }),
     users: createUserStore({ database, clock, random }),
     roles: new RoleStore({ database, clock, audit }),
-    flood: new FloodControl({ database, clock }),
+    flood,
     jobs: new JobStore({ database, clock, random }),
+    sessions: createSessionManager({ database, clock, random, policy: config.http.session }),
+    tokens: createTokenService({ database, clock, random }),
+    mfa: createMfaService({
+      // Its own flood counters and limits: code guessing is bounded per user, apart from password guessing.
+      database, clock, random, keyring, flood: new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY }), issuer: config.serviceName,
+      // WebAuthn binds credentials to the public host name (the RP ID) and checks the page origin.
+      webauthn: { rpID: publicURL.hostname, rpName: config.serviceName, origins: [config.http.publicURL, ...config.http.trustedOrigins] },
+    }),
+    outbox: new Outbox({ database, clock, random }),
+    passwordReset: createPasswordResetService({ database, clock, random }),
   };
 }

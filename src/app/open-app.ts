@@ -144,7 +144,7 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
     const app: OpenedApp = {
       config, clock, random, logger, db: database, keyring, audit, init: report,
       checkRuns: createCheckRunStore({ database, audit, clock, random }),
-      accounts: buildAccounts({ config, database, clock, random, audit }),
+      accounts: buildAccounts({ config, database, clock, random, audit, keyring }),
       close: async () => {
         await database.close();
         logger.flush?.();

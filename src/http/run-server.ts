@@ -2,6 +2,7 @@
 // SIGTERM/SIGINT: stop accepting, finish requests in flight, checkpoint the audit chain, close the database.
 import type { FastifyInstance } from "fastify";
 import type { App } from "../app/types.ts";
+import { startMailRunner, type MailRunner } from "./mail-runner.ts";
 import { buildServer, type ServerOptions } from "./server.ts";
 
 export interface RunningServer {
@@ -11,7 +12,7 @@ export interface RunningServer {
   close(reason?: string): Promise<void>;
 }
 
-export async function runServer(app: App, options: ServerOptions & { handleSignals?: boolean } = {}): Promise<RunningServer> {
+export async function runServer(app: App, options: ServerOptions & { handleSignals?: boolean; mailIdleMs?: number } = {}): Promise<RunningServer> {
   const server = await buildServer(app, options);
   await server.listen({ host: app.config.host, port: app.config.port });
   const address = server.server.address();
@@ -19,12 +20,15 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
   const host = app.config.host.includes(":") ? `[${app.config.host}]` : app.config.host;
   const url = `http://${host}:${port}`;
   await app.audit.append({ type: "server.start", actor: "system", data: { url, pid: process.pid, dialect: app.db.dialect } });
+  // The outbox sender delivers security notices and reset links while the server runs.
+  const mail: MailRunner = await startMailRunner(app, options.mailIdleMs === undefined ? {} : { idleMs: options.mailIdleMs });
 
   let closing: Promise<void> | null = null;
   const close = (reason: string = "shutdown"): Promise<void> => {
     closing ??= (async () => {
       await server.close();
       try {
+        await mail.stop();
         await app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } });
         await app.audit.checkpoint();
       } finally {

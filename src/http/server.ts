@@ -5,6 +5,8 @@ import { sql } from "kysely";
 import type { App } from "../app/types.ts";
 import { newId } from "../crypto/tokens.ts";
 import { isBulwarkError } from "../lib/errors.ts";
+import { registerApiRoutes } from "./api/index.ts";
+import { registerAuth } from "./auth/index.ts";
 import { STATUS_BY_KIND, type ErrorBody } from "./errors.ts";
 import { applySecurityHeaders } from "./security-headers.ts";
 
@@ -82,6 +84,10 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
       return reply.status(503).send({ status: "unavailable", database: app.db.dialect });
     }
   });
+
+  // Authentication, gates, CSRF and /auth first: their hooks are global, so they run before /api/v1's own.
+  registerAuth(server, app);
+  await registerApiRoutes(server, app);
 
   return server;
 }

@@ -268,6 +268,15 @@ export interface IdentitiesTable {
   last_used_at: number | null;
 }
 
+export interface PasswordResetTokensTable {
+  id: string;
+  user_id: string;
+  secret_hash: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface Schema {
   roles: RolesTable;
   role_permissions: RolePermissionsTable;
@@ -295,4 +304,5 @@ export interface Schema {
   contain_job_users: ContainJobUsersTable;
   contain_changes: ContainChangesTable;
   identities: IdentitiesTable;
+  password_reset_tokens: PasswordResetTokensTable;
 }

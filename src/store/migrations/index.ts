@@ -6,7 +6,8 @@ import { sessions } from "./0004-sessions.ts";
 import { mfa } from "./0005-mfa.ts";
 import { roles } from "./0006-roles.ts";
 import { contain } from "./0007-contain.ts";
+import { passwordReset } from "./0008-password-reset.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset];
 export type { Migration } from "./types.ts";

@@ -1,0 +1,12 @@
+// Errors of the password-reset module, each with a stable code. A bad or expired link is an expected
+// outcome (a value from check/redeem); `refused` is the error the HTTP layer throws for it.
+import { BulwarkError, InputError } from "../../lib/errors.ts";
+
+export class PasswordResetError extends BulwarkError {}
+
+export const resetErrors = {
+  /** One message for every refusal: a client cannot tell a guessed id from an expired or used link. */
+  refused: (): PasswordResetError =>
+    new PasswordResetError("BULWARK_ERR_RESET_TOKEN", "input", "this password reset link is invalid, expired or already used; request a new one"),
+  badPolicy: (what: string): InputError => new InputError("BULWARK_ERR_RESET_POLICY", `password reset policy: ${what}`),
+};

@@ -1,0 +1,137 @@
+// Password reset tokens over Kysely (SQLite and PostgreSQL alike): issue a single-use, 30-minute token,
+// check it, redeem it exactly once (atomically, inside the caller's transaction), supersede the rest.
+// The HTTP layer owns the flow around it (same answer for unknown accounts, policy, MFA, sessions, mail).
+import type { Kysely } from "kysely";
+import type { Clock } from "../../lib/clock.ts";
+import type { RandomSource } from "../../lib/random.ts";
+import type { Database } from "../../store/database.ts";
+import type { Schema } from "../../store/schema.ts";
+import { resetErrors } from "./errors.ts";
+import { generateResetToken, parseResetToken, resetSecretMatches } from "./token.ts";
+
+export interface PasswordResetPolicy {
+  /** How long a link works. 30 minutes: long enough to read a mail, short enough to limit a leaked link. */
+  lifetimeMs: number;
+  /** At most this many links per account per window: a reset form must not become a mail cannon. */
+  maxPerWindow: number;
+  windowMs: number;
+}
+
+export const DEFAULT_RESET_POLICY: Readonly<PasswordResetPolicy> = Object.freeze({
+  lifetimeMs: 30 * 60_000,
+  maxPerWindow: 3,
+  windowMs: 60 * 60_000,
+});
+
+export type ResetRefusal = "malformed" | "unknown" | "bad-secret" | "expired" | "used";
+
+export type ResetCheck = { valid: true; tokenId: string; userId: string; expiresAt: number } | { valid: false; reason: ResetRefusal };
+
+export type IssueResult = { issued: true; token: string; expiresAt: number } | { issued: false; reason: "rate-limited" };
+
+export interface PasswordResetService {
+  readonly policy: Readonly<PasswordResetPolicy>;
+  /**
+   * Issues a token for a user. The text is returned once (for the mail); only its secret's hash is stored.
+   * Refused (a value, not an error) past `maxPerWindow` links in `windowMs` for the account.
+   */
+  issue(userId: string): Promise<IssueResult>;
+  /** Checks a presented token without using it up (to show the form, or before asking for MFA). */
+  check(token: unknown): Promise<ResetCheck>;
+  /**
+   * Uses a token up: exactly one caller ever gets `valid: true` for it, even concurrently, and every other open
+   * token of the same user is superseded. Pass the transaction that changes the password, so both commit together.
+   */
+  redeem(token: unknown, executor?: Kysely<Schema>): Promise<ResetCheck>;
+  /** Supersedes every open token of a user (after a password change or an account lock). Returns how many. */
+  revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number>;
+  /** Deletes tokens past their life (and used ones older than the rate window). Returns how many. */
+  purgeExpired(): Promise<number>;
+}
+
+function checkPolicy(overrides: Partial<PasswordResetPolicy>): PasswordResetPolicy {
+  const policy = { ...DEFAULT_RESET_POLICY, ...overrides };
+  for (const [name, value] of Object.entries(policy)) {
+    if (!Number.isSafeInteger(value) || value <= 0) throw resetErrors.badPolicy(`${name} must be a positive whole number, got ${String(value)}`);
+  }
+  return policy;
+}
+
+/**
+ * Builds the reset-token service.
+ *
+ * @example
+ * const resets = createPasswordResetService({ database, clock: systemClock, random: systemRandom });
+ * const issued = await resets.issue(user.id);           // { issued: true, token, expiresAt }
+ * await database.transaction(async (trx) => {
+ *   const used = await resets.redeem(token, trx);      // { valid: true, userId } exactly once
+ *   // … change the password in the same transaction
+ * });
+ */
+export function createPasswordResetService(deps: { database: Database; clock: Clock; random: RandomSource; policy?: Partial<PasswordResetPolicy> }): PasswordResetService {
+  const { database, clock, random } = deps;
+  const policy = checkPolicy(deps.policy ?? {});
+  const db = database.db;
+
+  async function look(token: unknown, target: Kysely<Schema>): Promise<ResetCheck> {
+    const parsed = parseResetToken(token);
+    if (!parsed) return { valid: false, reason: "malformed" };
+    const row = await target.selectFrom("password_reset_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
+    if (!row) return { valid: false, reason: "unknown" };
+    // The secret first: knowing an id (it is in no mail but the owner's) must reveal nothing else.
+    if (!resetSecretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "bad-secret" };
+    if (row.used_at !== null) return { valid: false, reason: "used" };
+    if (clock.now() >= Number(row.expires_at)) return { valid: false, reason: "expired" };
+    return { valid: true, tokenId: row.id, userId: row.user_id, expiresAt: Number(row.expires_at) };
+  }
+
+  async function revokeAll(userId: string, executor: Kysely<Schema> = db): Promise<number> {
+    const result = await executor.updateTable("password_reset_tokens").set({ used_at: clock.now() }).where("user_id", "=", userId).where("used_at", "is", null).executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  return {
+    policy,
+    async issue(userId) {
+      const now = clock.now();
+      const recent = await db
+        .selectFrom("password_reset_tokens")
+        .select((eb) => eb.fn.countAll<number>().as("n"))
+        .where("user_id", "=", userId)
+        .where("created_at", ">", now - policy.windowMs)
+        .executeTakeFirstOrThrow();
+      if (Number(recent.n) >= policy.maxPerWindow) return { issued: false, reason: "rate-limited" };
+      const fresh = generateResetToken(random);
+      const expiresAt = now + policy.lifetimeMs;
+      await db.insertInto("password_reset_tokens").values({ id: fresh.id, user_id: userId, secret_hash: fresh.secretHash, created_at: now, expires_at: expiresAt, used_at: null }).execute();
+      return { issued: true, token: fresh.token, expiresAt };
+    },
+    check: (token) => look(token, db),
+    async redeem(token, executor = db) {
+      const found = await look(token, executor);
+      if (!found.valid) return found;
+      const now = clock.now();
+      // The conditional UPDATE is the single point of truth: of two concurrent redeems only one changes the row.
+      const result = await executor
+        .updateTable("password_reset_tokens")
+        .set({ used_at: now })
+        .where("id", "=", found.tokenId)
+        .where("used_at", "is", null)
+        .where("expires_at", ">", now)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) return { valid: false, reason: "used" };
+      await revokeAll(found.userId, executor);
+      return found;
+    },
+    revokeAll,
+    async purgeExpired() {
+      const now = clock.now();
+      // Rows are kept for the rate window even when used: they are what the per-account limit counts.
+      const result = await db
+        .deleteFrom("password_reset_tokens")
+        .where("created_at", "<=", now - Math.max(policy.windowMs, policy.lifetimeMs))
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  } satisfies PasswordResetService;
+}

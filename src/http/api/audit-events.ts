@@ -1,0 +1,40 @@
+// /api/v1/audit/events (audit.read): the hash-chained audit log, a page at a time in chain order, optionally
+// from a time on. Reading the log is itself not audited (it would grow the log on every poll).
+import type { FastifyInstance } from "fastify";
+import type { App } from "../../app/types.ts";
+import { iso, PAGE_QUERY, parseTime, TIME } from "./common.ts";
+import { openCursor, sealCursor } from "./cursor.ts";
+import { apiErrors } from "./errors.ts";
+
+/** Registers the audit route on the API plugin. */
+export function registerAuditRoutes(api: FastifyInstance, app: App): void {
+  api.get("/audit/events", {
+    config: { access: "audit.read" },
+    schema: {
+      querystring: { type: "object", additionalProperties: false, properties: { ...PAGE_QUERY, since: TIME, type: { type: "string", minLength: 1, maxLength: 100 } } },
+    },
+  }, async (request) => {
+    const query = request.query as { limit: number; cursor?: string; since?: string | number; type?: string };
+    const since = query.since === undefined ? null : parseTime(query.since, "since");
+    const filter = `since=${since ?? ""}&type=${query.type ?? ""}`;
+    let after = 0;
+    if (query.cursor !== undefined) {
+      const seq = openCursor(app.keyring, "audit.events", filter, query.cursor)["afterSeq"];
+      if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) throw apiErrors.badCursor();
+      after = seq;
+    }
+    let q = app.db.db.selectFrom("audit_events").selectAll().where("seq", ">", after).orderBy("seq").limit(query.limit + 1);
+    if (since !== null) q = q.where("at", ">=", since);
+    if (query.type !== undefined) q = q.where("type", "=", query.type);
+    const rows = await q.execute();
+    const page = rows.slice(0, query.limit);
+    const last = page[page.length - 1];
+    return {
+      events: page.map((r) => ({
+        seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: iso(Number(r.at)),
+        requestId: r.request_id, data: JSON.parse(r.data) as unknown, hash: r.hash,
+      })),
+      nextCursor: rows.length > query.limit && last ? sealCursor(app.keyring, "audit.events", filter, { afterSeq: Number(last.seq) }) : null,
+    };
+  });
+}

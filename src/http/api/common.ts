@@ -1,0 +1,50 @@
+// Helpers shared by the /api/v1 route modules: the audit record of a state change, times, shared schemas.
+import type { FastifyRequest } from "fastify";
+import type { Kysely } from "kysely";
+import type { App } from "../../app/types.ts";
+import type { Schema } from "../../store/schema.ts";
+import { apiErrors } from "./errors.ts";
+import type { Caller } from "./guard.ts";
+
+/**
+ * Appends the audit event of a state change made through the API: the acting user, the request id (so an
+ * event can be matched with the server log and the client's x-request-id), and how the caller authenticated.
+ * Pass `db` to write it in the change's own transaction.
+ */
+export async function auditAPI(
+  app: App, request: FastifyRequest, caller: Caller, event: { type: string; subject?: string; data?: Record<string, unknown> }, db?: Kysely<Schema>,
+): Promise<void> {
+  const input = {
+    type: event.type, actor: caller.userId, subject: event.subject ?? "", requestId: request.id,
+    data: { ...event.data, auth: caller.via, ...(caller.tokenId ? { tokenId: caller.tokenId } : {}) },
+  };
+  if (db) await app.audit.appendIn(db, input);
+  else await app.audit.append(input);
+}
+
+/** Epoch milliseconds as an ISO 8601 string (null stays null): the API's one time format on output. */
+export function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/** Reads a time given as ISO 8601 text or epoch milliseconds; 400 naming the field otherwise. */
+export function parseTime(value: string | number, field: string): number {
+  const ms = typeof value === "number" ? value : /^\d{1,15}$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isSafeInteger(ms) || ms < 0) throw apiErrors.badTime(field);
+  return ms;
+}
+
+/** JSON schema of a time field: ISO text or epoch milliseconds. */
+export const TIME = { anyOf: [{ type: "string", minLength: 1, maxLength: 40 }, { type: "integer", minimum: 0 }] } as const;
+
+/** JSON schema of an id path parameter: random ids are short and plain (prefix_base32). */
+export const ID = { type: "string", minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$" } as const;
+
+/** Pagination query: a page size bounded so no caller can ask for the whole table, and an opaque cursor. */
+export const PAGE_QUERY = {
+  limit: { type: "integer", minimum: 1, maximum: 200, default: 50 },
+  cursor: { type: "string", minLength: 1, maxLength: 512 },
+} as const;
+
+// Bodies are small JSON documents; the contain route's id list is the only large one and sets its own limit.
+export const SMALL_BODY = 16 * 1024;

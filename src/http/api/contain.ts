@@ -1,0 +1,149 @@
+// /api/v1/contain/jobs (issue 5): dry runs, real runs in the background (202 + the job), progress, undo.
+// Every route needs contain.run. The library in src/contain does the work; this file validates and maps.
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import * as contain from "../../contain/index.ts";
+import type { Job } from "../../jobs/job-store.ts";
+import type { App } from "../../app/types.ts";
+import { auditAPI, ID, parseTime, TIME } from "./common.ts";
+import { apiErrors } from "./errors.ts";
+import { callerOf } from "./guard.ts";
+import type { JobRunner } from "./job-runner.ts";
+
+// An id list travels in the body; bounded far below the CLI's file limit (larger scopes: use roles, times or
+// --ids from the CLI). 20,000 ids of ≤ 254 characters stay under the body limit below.
+const MAX_API_IDS = 20_000;
+const CONTAIN_BODY = 6 * 1024 * 1024;
+const LEFT_ALONE_SHOWN = 100;
+
+const SCOPE = {
+  type: "object", additionalProperties: false,
+  properties: {
+    all: { type: "boolean" },
+    roles: { type: "array", minItems: 1, maxItems: 50, items: { type: "string", minLength: 1, maxLength: 40 } },
+    ids: { type: "array", minItems: 1, maxItems: MAX_API_IDS, items: { type: "string", minLength: 1, maxLength: 254 } },
+    createdBefore: TIME, createdAfter: TIME, lastLoginBefore: TIME, lastLoginAfter: TIME, activeFrom: TIME, activeTo: TIME,
+    scheme: { type: "string", minLength: 1, maxLength: 64 },
+  },
+} as const;
+
+type TimeField = "createdBefore" | "createdAfter" | "lastLoginBefore" | "lastLoginAfter" | "activeFrom" | "activeTo";
+const TIME_FIELDS: TimeField[] = ["createdBefore", "createdAfter", "lastLoginBefore", "lastLoginAfter", "activeFrom", "activeTo"];
+
+interface ScopeBody {
+  all?: boolean;
+  roles?: string[];
+  ids?: string[];
+  scheme?: string;
+  createdBefore?: string | number; createdAfter?: string | number; lastLoginBefore?: string | number;
+  lastLoginAfter?: string | number; activeFrom?: string | number; activeTo?: string | number;
+}
+
+function toScope(body: ScopeBody): contain.ScopeSpec {
+  const scope: contain.ScopeSpec = {};
+  if (body.all !== undefined) scope.all = body.all;
+  if (body.roles) scope.roles = body.roles;
+  if (body.ids) scope.ids = body.ids;
+  if (body.scheme !== undefined) scope.scheme = body.scheme;
+  for (const field of TIME_FIELDS) {
+    const value = body[field];
+    if (value !== undefined) scope[field] = parseTime(value, `scope.${field}`);
+  }
+  return scope;
+}
+
+/** A job's view with its progress: done, total, rate (users per second) and ETA (seconds). */
+function progressView(app: App, job: Job): Record<string, unknown> {
+  const elapsed = Math.max(1, (job.finishedAt ?? app.clock.now()) - job.createdAt) / 1000;
+  const rate = job.done / elapsed;
+  const eta = job.status === "done" ? 0 : rate > 0 ? Math.round((job.total - job.done) / rate) : null;
+  return { ...contain.jobView(job), progress: { done: job.done, total: job.total, ratePerSecond: Math.round(rate), etaSeconds: eta } };
+}
+
+async function containJob(deps: contain.ContainDeps, id: string): Promise<Job> {
+  let job: Job;
+  try {
+    job = await deps.jobs.get(id);
+  } catch (cause) {
+    throw Object.assign(apiErrors.jobNotFound(id), { cause });
+  }
+  // Other kinds of jobs (hash migration…) are not containment jobs: not found here.
+  if (job.kind !== contain.CONTAIN_KIND && job.kind !== contain.UNDO_KIND) throw apiErrors.jobNotFound(id);
+  return job;
+}
+
+/** Registers the containment routes on the API plugin. */
+export function registerContainRoutes(api: FastifyInstance, app: App, deps: contain.ContainDeps, runner: JobRunner): void {
+  const JOB_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
+
+  api.post("/contain/jobs", {
+    config: { access: "contain.run" },
+    bodyLimit: CONTAIN_BODY,
+    schema: {
+      body: {
+        type: "object", required: ["levers", "scope"], additionalProperties: false,
+        properties: {
+          levers: { type: "array", minItems: 1, maxItems: 20, uniqueItems: true, items: { type: "string", minLength: 1, maxLength: 60 } },
+          scope: SCOPE,
+          dryRun: { type: "boolean", default: false },
+          incidentId: { type: "string", minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
+          batchSize: { type: "integer", minimum: 1, maximum: 5000 },
+          options: {
+            type: "object", additionalProperties: false,
+            properties: { inactiveDays: { type: "integer", minimum: 1, maximum: 36_500 }, lockReason: { type: "string", minLength: 1, maxLength: 200 } },
+          },
+        },
+      },
+    },
+  }, async (request: FastifyRequest, reply) => {
+    const caller = callerOf(request);
+    const body = request.body as { levers: string[]; scope: ScopeBody; dryRun: boolean; incidentId?: string; batchSize?: number; options?: { inactiveDays?: number; lockReason?: string } };
+    const scope = toScope(body.scope);
+    contain.resolveLevers(body.levers);
+    contain.validateScope(scope);
+    const containRequest: contain.ContainRequest = {
+      levers: body.levers, scope, actor: caller.userId, incidentId: body.incidentId ?? null, options: body.options ?? {},
+      ...(body.batchSize !== undefined ? { batchSize: body.batchSize } : {}),
+    };
+    if (body.dryRun) {
+      const report = await contain.dryRunContain(deps, containRequest);
+      await auditAPI(app, request, caller, { type: "api.contain.dry-run", data: { levers: body.levers, users: report.users } });
+      return report;
+    }
+    const job = await contain.createContainJob(deps, containRequest);
+    await auditAPI(app, request, caller, { type: "api.contain.job.created", subject: job.id, data: { levers: body.levers, users: job.total, incidentId: body.incidentId ?? null } });
+    const view = progressView(app, await deps.jobs.get(job.id));
+    runner.start(job.id);
+    return reply.status(202).header("location", `/api/v1/contain/jobs/${job.id}`).send({ job: view });
+  });
+
+  api.get("/contain/jobs", {
+    config: { access: "contain.run" },
+    schema: { querystring: { type: "object", additionalProperties: false, properties: { limit: { type: "integer", minimum: 1, maximum: 200, default: 50 } } } },
+  }, async (request) => {
+    const { limit } = request.query as { limit: number };
+    const jobs = [...(await deps.jobs.list({ kind: contain.CONTAIN_KIND, limit })), ...(await deps.jobs.list({ kind: contain.UNDO_KIND, limit }))]
+      .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1)).slice(0, limit);
+    return { jobs: jobs.map((j) => progressView(app, j)) };
+  });
+
+  api.get("/contain/jobs/:id", { config: { access: "contain.run" }, schema: { params: JOB_PARAMS } }, async (request) => {
+    const job = await containJob(deps, (request.params as { id: string }).id);
+    const view: Record<string, unknown> = { ...progressView(app, job), runningHere: runner.running(job.id) };
+    if (job.kind === contain.UNDO_KIND && job.status === "done") {
+      // Rows the undo left alone because they changed after the job: the operator must look at them.
+      const skipped = await contain.skippedByUndo(deps, (job.spec as { undoOf: string }).undoOf, LEFT_ALONE_SHOWN + 1);
+      view["leftAlone"] = { rows: skipped.slice(0, LEFT_ALONE_SHOWN), more: skipped.length > LEFT_ALONE_SHOWN };
+    }
+    return { job: view };
+  });
+
+  api.post("/contain/jobs/:id/undo", { config: { access: "contain.run" }, schema: { params: JOB_PARAMS } }, async (request, reply) => {
+    const caller = callerOf(request);
+    const original = await containJob(deps, (request.params as { id: string }).id);
+    const undo = await contain.createUndoJob(deps, original.id, caller.userId);
+    await auditAPI(app, request, caller, { type: "api.contain.undo.created", subject: undo.id, data: { undoOf: original.id, changes: undo.total } });
+    const view = progressView(app, await deps.jobs.get(undo.id));
+    runner.start(undo.id);
+    return reply.status(202).header("location", `/api/v1/contain/jobs/${undo.id}`).send({ job: view });
+  });
+}

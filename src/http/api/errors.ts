@@ -1,0 +1,37 @@
+// Errors of the /api/v1 layer, each with a stable code (never reused). The server's error handler maps their
+// kind to a status: unauthorized 401, forbidden 403, input 400, not-found 404, conflict 409.
+import { BulwarkError } from "../../lib/errors.ts";
+
+export class APIError extends BulwarkError {}
+
+export const apiErrors = {
+  unauthenticated: (): APIError => new APIError("BULWARK_ERR_API_UNAUTHENTICATED", "unauthorized", "authentication required: send an API token (Authorization: Bearer bwk_…) or a session cookie with its CSRF token"),
+  noAccessDeclared: (route: string): APIError =>
+    // Fail closed: a route that forgot to say what it needs is refused to everyone, and the route walk test fails.
+    new APIError("BULWARK_ERR_API_NO_ACCESS_DECLARED", "forbidden", `route ${route} declares no access rule; refused`),
+  missingPermission: (permission: string): APIError => new APIError("BULWARK_ERR_API_FORBIDDEN", "forbidden", `this needs the "${permission}" permission, which your roles do not grant`),
+  missingScope: (permission: string): APIError => new APIError("BULWARK_ERR_API_TOKEN_SCOPE", "forbidden", `this needs the "${permission}" permission, which this API token's scopes do not include`),
+  gated: (gate: "mfa-verify" | "mfa-enrol" | "password-change"): APIError =>
+    new APIError("BULWARK_ERR_API_SIGN_IN_INCOMPLETE", "forbidden", {
+      "mfa-verify": "this session has not completed multi-factor authentication; finish it under /auth/mfa first",
+      "mfa-enrol": "your roles hold an administrative permission: enrol a second factor (under /auth/mfa) before using the API with a session",
+      "password-change": "you must change your password (POST /auth/password/change) before using the API",
+    }[gate], { details: { gate } }),
+  scopeTooWide: (scope: string): APIError =>
+    new APIError("BULWARK_ERR_API_TOKEN_SCOPE_TOO_WIDE", "forbidden", `cannot grant scope "${scope}" to a token: you (or the token you are using) do not hold it`),
+  outranked: (userId: string, permission: string): APIError =>
+    new APIError("BULWARK_ERR_API_OUTRANKED", "forbidden", `user ${userId} holds "${permission}", which you do not; you cannot change that account`),
+  selfLock: (): APIError => new APIError("BULWARK_ERR_API_SELF_LOCK", "conflict", "you cannot lock your own account"),
+  lastAdmin: (): APIError => new APIError("BULWARK_ERR_API_LAST_ADMIN", "conflict", "this would leave no user holding the admin permission"),
+  userNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_USER_NOT_FOUND", "not-found", `no user with id "${id.slice(0, 40)}"`),
+  tokenNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_TOKEN_NOT_FOUND", "not-found", `you have no API token with id "${id.slice(0, 40)}"`),
+  jobNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_JOB_NOT_FOUND", "not-found", `no containment job with id "${id.slice(0, 40)}"`),
+  badCursor: (): APIError => new APIError("BULWARK_ERR_API_CURSOR", "input", "cursor is not one this server issued for this listing (tampered, truncated or from another query)"),
+  unknownFields: (where: string, fields: string[]): APIError =>
+    new APIError("BULWARK_ERR_API_UNKNOWN_FIELD", "input", `${where} has field(s) this route does not accept: ${fields.slice(0, 5).map((f) => JSON.stringify(f.slice(0, 40))).join(", ")}`),
+  badBody: (message: string): APIError => new APIError("BULWARK_ERR_VALIDATION", "input", message),
+  badTime: (field: string): APIError => new APIError("BULWARK_ERR_API_TIME", "input", `${field} must be an ISO 8601 date/time or epoch milliseconds`),
+  passwordRefused: (reasons: string[]): APIError => new APIError("BULWARK_ERR_PASSWORD_POLICY", "input", `the password is refused: ${reasons.join("; ")}`),
+  tooManyTokens: (max: number): APIError => new APIError("BULWARK_ERR_API_TOKEN_LIMIT", "conflict", `you already have ${max} live API tokens; revoke some first`),
+  expiryInPast: (): APIError => new APIError("BULWARK_ERR_API_TOKEN_EXPIRY", "input", "expiresAt must be in the future"),
+};

@@ -1,0 +1,74 @@
+// The /api/v1 access guard: every route declares `config.access` (../auth-context.ts) and this hook enforces
+// it before the body is even parsed. Deny by default: no declaration, no caller, no permission → refused.
+import type { FastifyRequest } from "fastify";
+import { allows, type Permission } from "../../accounts/roles/index.ts";
+import type { App } from "../../app/types.ts";
+import { gateOf } from "../auth/authenticate.ts";
+import { apiErrors } from "./errors.ts";
+
+/** The caller of an /api/v1 request once the guard has admitted it. */
+export interface Caller {
+  userId: string;
+  via: "session" | "token";
+  sessionId: string | null;
+  tokenId: string | null;
+  /** Permissions the user holds through roles. */
+  held: ReadonlySet<string>;
+  /** The token's scopes (null for a session: a session acts with everything the user holds). */
+  scopes: ReadonlySet<string> | null;
+}
+
+const callers = new WeakMap<FastifyRequest, Caller>();
+
+/**
+ * Whether the caller may use `permission` now: the user's roles must allow it and, for a token, its scopes
+ * too (ASVS 8.2.1, 8.3.1: authorization at the trusted service layer, least privilege for tokens).
+ *
+ * @example
+ * can(caller, "accounts.write") // false for a token scoped to accounts.read, whatever the user's roles
+ */
+export function can(caller: Caller, permission: Permission): boolean {
+  return allows(caller.held, permission) && (caller.scopes === null || allows(caller.scopes, permission));
+}
+
+/** The admitted caller of a request; throws 401 when the guard did not admit one (fail closed). */
+export function callerOf(request: FastifyRequest): Caller {
+  const caller = callers.get(request);
+  if (!caller) throw apiErrors.unauthenticated();
+  return caller;
+}
+
+/**
+ * Builds the onRequest hook that enforces `config.access` on every route of the API plugin.
+ * Runs after the global authentication hook has set `request.auth` (a session with CSRF checked, or a token).
+ */
+export function accessGuard(app: App): (request: FastifyRequest) => Promise<void> {
+  return async function guard(request) {
+    const access = request.routeOptions.config.access;
+    // A route without a declaration is refused to everyone; test/api-routes.test.ts fails on it too.
+    if (access === undefined) throw apiErrors.noAccessDeclared(`${request.method} ${request.routeOptions.url ?? request.url}`);
+    if (access === "public") return;
+    // `auth` is undefined when no authentication hook ran at all: treated like an anonymous caller.
+    const auth = request.auth ?? null;
+    if (auth === null) throw apiErrors.unauthenticated();
+    const held = await app.accounts.roles.permissionsOf(auth.userId);
+    if (auth.via === "session") {
+      // Only a fully signed-in session reaches the API: not one whose second factor is still due (ASVS 6.3.3),
+      // nor an administrator's who has not enrolled MFA yet, nor one that must first change its password. The
+      // gate is the authentication layer's (src/http/auth); a session without its cookie state is refused.
+      if (!request.cookieSession) throw apiErrors.unauthenticated();
+      const gate = await gateOf(app, request);
+      if (gate !== "open") throw apiErrors.gated(gate);
+    }
+    const caller: Caller = {
+      userId: auth.userId, via: auth.via, sessionId: auth.sessionId, tokenId: auth.tokenId, held,
+      // A token with no scope list grants nothing (fail closed), never "everything the user holds".
+      scopes: auth.via === "token" ? new Set(auth.scopes ?? []) : null,
+    };
+    if (access !== "authenticated") {
+      if (!allows(held, access)) throw apiErrors.missingPermission(access);
+      if (caller.scopes !== null && !allows(caller.scopes, access)) throw apiErrors.missingScope(access);
+    }
+    callers.set(request, caller);
+  };
+}

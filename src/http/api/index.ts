@@ -1,0 +1,61 @@
+// The JSON API under /api/v1: every route declares the access it needs (see ../auth-context.ts), and a guard
+// enforces it on every request; a route without a declaration stops the server from booting (fail closed).
+import type { FastifyInstance, RouteOptions } from "fastify";
+import type { App } from "../../app/types.ts";
+import { containDeps } from "../../contain/index.ts";
+import { registerAuditRoutes } from "./audit-events.ts";
+import { registerContainRoutes } from "./contain.ts";
+import { accessGuard } from "./guard.ts";
+import { createJobRunner } from "./job-runner.ts";
+import { registerRoleRoutes } from "./roles.ts";
+import { refuseUnknownFields } from "./strict-fields.ts";
+import { registerTokenRoutes } from "./tokens.ts";
+import { registerUserRoutes } from "./users.ts";
+
+export const API_PREFIX = "/api/v1";
+
+/** A registered /api/v1 route and the access it declares (what test/api-routes.test.ts walks). */
+export interface APIRoute {
+  method: string;
+  url: string;
+  access: string | undefined;
+}
+
+const catalogue = new WeakMap<FastifyInstance, APIRoute[]>();
+
+/** Every route registered under /api/v1 on a server built by buildServer, with its declared access. */
+export function apiRoutesOf(server: FastifyInstance): readonly APIRoute[] {
+  return catalogue.get(server) ?? [];
+}
+
+class MissingAccessError extends Error {}
+
+/** Registers every /api/v1 route on the server. Called once by buildServer, after the authentication hook. */
+export async function registerApiRoutes(server: FastifyInstance, app: App): Promise<void> {
+  const routes: APIRoute[] = [];
+  catalogue.set(server, routes);
+  const deps = containDeps(app);
+  await server.register(async (api) => {
+    api.addHook("onRoute", (route: RouteOptions) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      const access = route.config?.access;
+      for (const method of methods) routes.push({ method, url: route.url, access });
+      if (access === undefined) throw new MissingAccessError(`${methods.join(",")} ${route.url} declares no config.access; every /api/v1 route must`);
+    });
+    // onRequest: before the body is read, so an anonymous caller cannot make us parse (or validate) anything.
+    api.addHook("onRequest", accessGuard(app));
+    api.addHook("preValidation", refuseUnknownFields);
+    // API responses carry account data: never cached by a browser or proxy (ASVS 14.3.2).
+    api.addHook("onSend", async (_request, reply) => {
+      reply.header("cache-control", "no-store");
+    });
+    const runner = createJobRunner(deps, api.log);
+    api.addHook("onClose", async () => runner.stop());
+
+    registerUserRoutes(api, app);
+    registerRoleRoutes(api, app);
+    registerTokenRoutes(api, app);
+    registerContainRoutes(api, app, deps, runner);
+    registerAuditRoutes(api, app);
+  }, { prefix: API_PREFIX });
+}

@@ -1,0 +1,78 @@
+// /api/v1/roles and role grants. Reading roles needs accounts.read; creating, deleting, granting and revoking
+// need admin: a grant is a privilege change, and anyone who could grant roles could grant themselves admin,
+// so accounts.write (which an operator may hand to a help desk) is deliberately not enough.
+import type { FastifyInstance } from "fastify";
+import type { App } from "../../app/types.ts";
+import { auditAPI, ID, SMALL_BODY } from "./common.ts";
+import { apiErrors } from "./errors.ts";
+import { callerOf } from "./guard.ts";
+import { otherAdmins } from "./user-queries.ts";
+import { targetUser } from "./users.ts";
+
+const ROLE_NAME = { type: "string", minLength: 1, maxLength: 40, pattern: "^[a-z][a-z0-9_-]*$" } as const;
+
+/** Registers the role routes on the API plugin. */
+export function registerRoleRoutes(api: FastifyInstance, app: App): void {
+  const roles = app.accounts.roles;
+
+  api.get("/roles", { config: { access: "accounts.read" } }, async () => ({ roles: await roles.list() }));
+
+  api.post("/roles", {
+    config: { access: "admin" },
+    bodyLimit: SMALL_BODY,
+    schema: {
+      body: {
+        type: "object", required: ["name", "permissions"], additionalProperties: false,
+        properties: {
+          name: ROLE_NAME,
+          description: { type: "string", maxLength: 500 },
+          permissions: { type: "array", maxItems: 16, items: { type: "string", minLength: 1, maxLength: 40 } },
+        },
+      },
+    },
+  }, async (request, reply) => {
+    const caller = callerOf(request);
+    const body = request.body as { name: string; description?: string; permissions: string[] };
+    const role = await roles.create({ name: body.name, permissions: body.permissions, ...(body.description !== undefined ? { description: body.description } : {}) }, caller.userId);
+    await auditAPI(app, request, caller, { type: "api.role.created", subject: role.name, data: { permissions: role.permissions } });
+    return reply.status(201).send({ role });
+  });
+
+  api.delete("/roles/:name", {
+    config: { access: "admin" },
+    schema: { params: { type: "object", required: ["name"], additionalProperties: false, properties: { name: ROLE_NAME } } },
+  }, async (request, reply) => {
+    const caller = callerOf(request);
+    const { name } = request.params as { name: string };
+    const role = await roles.get(name);
+    if (role.permissions.includes("admin") && (await otherAdmins(app.db.db, { role: name })) === 0) throw apiErrors.lastAdmin();
+    await roles.delete(name, caller.userId);
+    await auditAPI(app, request, caller, { type: "api.role.deleted", subject: name });
+    return reply.status(204).send();
+  });
+
+  const GRANT_PARAMS = { type: "object", required: ["id", "role"], additionalProperties: false, properties: { id: ID, role: ROLE_NAME } } as const;
+
+  api.post("/users/:id/roles/:role", { config: { access: "admin" }, schema: { params: GRANT_PARAMS } }, async (request) => {
+    const caller = callerOf(request);
+    const { id, role } = request.params as { id: string; role: string };
+    const user = await targetUser(app, id);
+    const changed = await roles.grant(user.id, role, caller.userId);
+    if (changed) await auditAPI(app, request, caller, { type: "api.role.granted", subject: user.id, data: { role } });
+    return { changed, roles: await roles.rolesOf(user.id) };
+  });
+
+  api.delete("/users/:id/roles/:role", { config: { access: "admin" }, schema: { params: GRANT_PARAMS } }, async (request) => {
+    const caller = callerOf(request);
+    const { id, role } = request.params as { id: string; role: string };
+    const user = await targetUser(app, id);
+    const held = await roles.rolesOf(user.id);
+    if (held.includes(role) && (await roles.get(role)).permissions.includes("admin") && (await otherAdmins(app.db.db, { userId: user.id, role })) === 0) {
+      // Removing the last administrator would leave nobody able to grant roles again (lock-out).
+      throw apiErrors.lastAdmin();
+    }
+    const changed = await roles.revoke(user.id, role, caller.userId);
+    if (changed) await auditAPI(app, request, caller, { type: "api.role.revoked", subject: user.id, data: { role } });
+    return { changed, roles: await roles.rolesOf(user.id) };
+  });
+}

@@ -1,0 +1,81 @@
+// /api/v1/tokens: the caller's own API tokens. Any signed-in caller may manage their own tokens, but a new
+// token's scopes can never exceed what the caller may do right now: their roles, and, when the caller is
+// itself a token, that token's scopes (a narrow token cannot mint a wider one). Ids of other users' tokens
+// answer 404 exactly like unknown ids (no IDOR, no probing).
+import type { FastifyInstance } from "fastify";
+import { isPermission } from "../../accounts/roles/index.ts";
+import type { App } from "../../app/types.ts";
+import { auditAPI, ID, iso, parseTime, SMALL_BODY, TIME } from "./common.ts";
+import { apiErrors } from "./errors.ts";
+import { callerOf, can } from "./guard.ts";
+import type { TokenInfo } from "../../accounts/tokens/index.ts";
+
+// A bound on live tokens per user: each one is a credential to track and revoke (DESIGN.md: every bound an
+// attacker controls is bounded; a stolen token must not be able to mint thousands of siblings).
+export const MAX_LIVE_TOKENS = 50;
+
+function tokenView(t: TokenInfo): Record<string, unknown> {
+  return {
+    id: t.id, name: t.name, scopes: t.scopes, createdAt: iso(t.createdAt), expiresAt: iso(t.expiresAt),
+    lastUsedAt: iso(t.lastUsedAt), lastUsedIp: t.lastUsedIp, revokedAt: iso(t.revokedAt),
+  };
+}
+
+/** Registers the token routes on the API plugin. */
+export function registerTokenRoutes(api: FastifyInstance, app: App): void {
+  api.get("/tokens", { config: { access: "authenticated" } }, async (request) => {
+    const caller = callerOf(request);
+    return { tokens: (await app.accounts.tokens.list(caller.userId)).map(tokenView) };
+  });
+
+  api.post("/tokens", {
+    config: { access: "authenticated" },
+    bodyLimit: SMALL_BODY,
+    schema: {
+      body: {
+        type: "object", required: ["name", "scopes"], additionalProperties: false,
+        properties: {
+          name: { type: "string", minLength: 1, maxLength: 100 },
+          scopes: { type: "array", minItems: 1, maxItems: 16, uniqueItems: true, items: { type: "string", minLength: 1, maxLength: 40 } },
+          expiresAt: { anyOf: [TIME, { type: "null" }] },
+        },
+      },
+    },
+  }, async (request, reply) => {
+    const caller = callerOf(request);
+    const body = request.body as { name: string; scopes: string[]; expiresAt?: string | number | null };
+    for (const scope of body.scopes) {
+      // Unknown scopes are an input error (400); known ones the caller lacks are a privilege error (403).
+      if (isPermission(scope) && !can(caller, scope)) throw apiErrors.scopeTooWide(scope);
+    }
+    const expiresAt = body.expiresAt === undefined || body.expiresAt === null ? null : parseTime(body.expiresAt, "expiresAt");
+    if (expiresAt !== null && expiresAt <= app.clock.now()) throw apiErrors.expiryInPast();
+    const tokens = app.accounts.tokens;
+    const now = app.clock.now();
+    const live = (await tokens.list(caller.userId)).filter((t) => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now));
+    if (live.length >= MAX_LIVE_TOKENS) throw apiErrors.tooManyTokens(MAX_LIVE_TOKENS);
+    const { token, info } = await tokens.create(caller.userId, { name: body.name, scopes: body.scopes, expiresAt });
+    await auditAPI(app, request, caller, { type: "api.token.created", subject: info.id, data: { scopes: info.scopes, expiresAt } });
+    // The token text is shown this once; only its hash is stored.
+    return reply.status(201).header("cache-control", "no-store").send({ token, info: tokenView(info) });
+  });
+
+  api.delete("/tokens/:id", {
+    config: { access: "authenticated" },
+    schema: { params: { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } },
+  }, async (request, reply) => {
+    const caller = callerOf(request);
+    const { id } = request.params as { id: string };
+    // revoke() is scoped by user: another user's token id is "not found", never revoked.
+    if (!(await app.accounts.tokens.revoke(caller.userId, id))) throw apiErrors.tokenNotFound(id);
+    await auditAPI(app, request, caller, { type: "api.token.revoked", subject: id });
+    return reply.status(204).send();
+  });
+
+  api.delete("/tokens", { config: { access: "authenticated" } }, async (request) => {
+    const caller = callerOf(request);
+    const revoked = await app.accounts.tokens.revokeAllForUser(caller.userId);
+    await auditAPI(app, request, caller, { type: "api.token.revoked-all", subject: caller.userId, data: { revoked } });
+    return { revoked };
+  });
+}

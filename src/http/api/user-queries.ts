@@ -1,0 +1,95 @@
+// The account queries /api/v1 needs that the user store does not offer: a paged, prefix-searchable list and
+// the administrative state changes (lock, unlock, require a password change), each a single conditional
+// UPDATE so concurrent calls never double-apply, with its audit event in the same transaction.
+import { sql, type Kysely } from "kysely";
+import { identifierKey } from "../../accounts/users/normalise.ts";
+import { toUser, type User } from "../../accounts/users/user-store.ts";
+import type { Schema } from "../../store/schema.ts";
+import { iso } from "./common.ts";
+
+/** What the API shows of an account: never the password hash. */
+export interface UserView {
+  id: string;
+  email: string;
+  username: string | null;
+  displayName: string | null;
+  status: string;
+  locked: boolean;
+  lockedAt: string | null;
+  lockedReason: string | null;
+  hasPassword: boolean;
+  passwordScheme: string | null;
+  passwordMustChange: boolean;
+  passwordChangedAt: string | null;
+  passwordInvalidated: boolean;
+  createdAt: string;
+  lastLoginAt: string | null;
+}
+
+/** The public shape of an account. */
+export function userView(u: User): UserView {
+  return {
+    id: u.id, email: u.email, username: u.username, displayName: u.displayName, status: u.status,
+    locked: u.lockedAt !== null, lockedAt: iso(u.lockedAt), lockedReason: u.lockedReason,
+    hasPassword: u.passwordHash !== null, passwordScheme: u.passwordScheme, passwordMustChange: u.passwordMustChange,
+    passwordChangedAt: iso(u.passwordChangedAt), passwordInvalidated: u.passwordInvalidatedAt !== null,
+    createdAt: iso(u.createdAt) as string, lastLoginAt: iso(u.lastLoginAt),
+  };
+}
+
+// LIKE treats % and _ as wildcards: a search text is matched literally, as a prefix.
+function likePrefix(text: string): string {
+  return `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * One page of accounts in id order (ids are random, so the order reveals nothing), optionally only those whose
+ * email or username starts with `q` (compared on the normalised lookup keys). Returns one row more than
+ * `limit` when there is a next page.
+ */
+export async function listUsers(db: Kysely<Schema>, options: { q: string | null; after: string | null; limit: number }): Promise<User[]> {
+  let query = db.selectFrom("users").selectAll().orderBy("id").limit(options.limit + 1);
+  if (options.after !== null) query = query.where("id", ">", options.after);
+  if (options.q !== null) {
+    const pattern = likePrefix(identifierKey(options.q));
+    query = query.where((eb) => eb.or([
+      sql<boolean>`${eb.ref("email_key")} like ${pattern} escape '\\'`,
+      sql<boolean>`${eb.ref("username_key")} like ${pattern} escape '\\'`,
+    ]));
+  }
+  return (await query.execute()).map(toUser);
+}
+
+/** Locks an account (sessions and tokens of a locked account are refused); false when it was already locked. */
+export async function lockUser(db: Kysely<Schema>, id: string, reason: string, now: number): Promise<boolean> {
+  const r = await db.updateTable("users").set({ locked_at: now, locked_reason: reason, updated_at: now }).where("id", "=", id).where("locked_at", "is", null).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Unlocks an account; false when it was not locked. */
+export async function unlockUser(db: Kysely<Schema>, id: string, now: number): Promise<boolean> {
+  const r = await db.updateTable("users").set({ locked_at: null, locked_reason: null, updated_at: now }).where("id", "=", id).where("locked_at", "is not", null).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** Makes the next login ask for a new password; false when that was already required. */
+export async function requirePasswordChange(db: Kysely<Schema>, id: string, now: number): Promise<boolean> {
+  const r = await db.updateTable("users").set({ password_must_change: 1, updated_at: now }).where("id", "=", id).where("password_must_change", "=", 0).executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** How many users other than `except` hold the admin permission through some role. */
+export async function otherAdmins(db: Kysely<Schema>, except: { userId?: string; role?: string }): Promise<number> {
+  let q = db
+    .selectFrom("user_roles")
+    .innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
+    .where("role_permissions.permission", "=", "admin")
+    .select((eb) => eb.fn.count<number>("user_roles.user_id").distinct().as("n"));
+  if (except.userId !== undefined && except.role !== undefined) {
+    // Everyone else, plus the user through any role other than the one being removed.
+    const { userId, role } = except;
+    q = q.where((eb) => eb.or([eb("user_roles.user_id", "!=", userId), eb("user_roles.role", "!=", role)]));
+  } else if (except.role !== undefined) q = q.where("user_roles.role", "!=", except.role);
+  const row = await q.executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

@@ -1,0 +1,173 @@
+// /api/v1/users: list and search (accounts.read), create, lock, unlock, require a password change and end
+// every session of an account (accounts.write). Ids in paths are the random user ids (never sequential).
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { isPermission } from "../../accounts/roles/index.ts";
+import type { User } from "../../accounts/users/user-store.ts";
+import type { App } from "../../app/types.ts";
+import { auditAPI, ID, PAGE_QUERY, SMALL_BODY } from "./common.ts";
+import { openCursor, sealCursor } from "./cursor.ts";
+import { apiErrors } from "./errors.ts";
+import { callerOf, can, type Caller } from "./guard.ts";
+import { listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
+
+const USER_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
+
+/** Loads the account a path names; 404 when there is none. */
+export async function targetUser(app: App, id: string): Promise<User> {
+  const user = await app.accounts.users.getById(id);
+  if (!user) throw apiErrors.userNotFound(id);
+  return user;
+}
+
+/**
+ * Refuses a change to an account that holds a permission the caller does not: someone with accounts.write
+ * cannot lock out, or take over through a reset, an administrator (ASVS 8.2.2: no privilege escalation
+ * through the objects one is allowed to change).
+ */
+export async function assertOutranks(app: App, caller: Caller, target: User): Promise<void> {
+  for (const p of await app.accounts.roles.permissionsOf(target.id)) {
+    if (isPermission(p) && !can(caller, p)) throw apiErrors.outranked(target.id, p);
+  }
+}
+
+/** Registers the user routes on the API plugin. */
+export function registerUserRoutes(api: FastifyInstance, app: App): void {
+  api.get("/users", {
+    config: { access: "accounts.read" },
+    schema: {
+      querystring: { type: "object", additionalProperties: false, properties: { ...PAGE_QUERY, q: { type: "string", minLength: 1, maxLength: 254 } } },
+    },
+  }, async (request) => {
+    const query = request.query as { limit: number; cursor?: string; q?: string };
+    const q = query.q ?? null;
+    // The cursor is bound to the search text: a cursor from one search cannot page through another.
+    const filter = `q=${q ?? ""}`;
+    const after = query.cursor === undefined ? null : openCursor(app.keyring, "users", filter, query.cursor)["after"];
+    if (after !== null && typeof after !== "string") throw apiErrors.badCursor();
+    const rows = await listUsers(app.db.db, { q, after, limit: query.limit });
+    const page = rows.slice(0, query.limit);
+    const last = page[page.length - 1];
+    const nextCursor = rows.length > query.limit && last ? sealCursor(app.keyring, "users", filter, { after: last.id }) : null;
+    return { users: page.map(userView), nextCursor };
+  });
+
+  api.get("/users/:id", { config: { access: "accounts.read" }, schema: { params: USER_PARAMS } }, async (request) => {
+    const user = await targetUser(app, (request.params as { id: string }).id);
+    return { user: { ...userView(user), roles: await app.accounts.roles.rolesOf(user.id) } };
+  });
+
+  api.post("/users", {
+    config: { access: "accounts.write" },
+    bodyLimit: SMALL_BODY,
+    schema: {
+      body: {
+        type: "object", required: ["email"], additionalProperties: false,
+        properties: {
+          email: { type: "string", minLength: 3, maxLength: 254 },
+          username: { type: "string", minLength: 1, maxLength: 64 },
+          displayName: { type: "string", minLength: 1, maxLength: 200 },
+          // Bounded well above any passphrase; the policy applies its own rules (NIST SP 800-63B-4 allows ≥ 64).
+          password: { type: "string", minLength: 1, maxLength: 1024 },
+        },
+      },
+    },
+  }, async (request, reply) => {
+    const caller = callerOf(request);
+    const body = request.body as { email: string; username?: string; displayName?: string; password?: string };
+    let passwordHash: string | null = null;
+    if (body.password !== undefined) {
+      const verdict = await app.accounts.policy.check(body.password, { email: body.email, ...(body.username ? { username: body.username } : {}), serviceName: app.config.serviceName });
+      if (!verdict.ok) throw apiErrors.passwordRefused(verdict.reasons.map((r) => r.message));
+      passwordHash = await app.accounts.passwords.hash(body.password);
+    }
+    // Without a password the account cannot log in until its owner completes a password reset.
+    const user = await app.db.transaction(async (trx) => {
+      const created = await app.accounts.users.create({
+        email: body.email, username: body.username ?? null, displayName: body.displayName ?? null,
+        passwordHash, passwordScheme: passwordHash === null ? null : app.accounts.passwords.defaultScheme,
+      }, trx);
+      await auditAPI(app, request, caller, { type: "user.created", subject: created.id, data: { via: "api", withPassword: passwordHash !== null } }, trx);
+      return created;
+    });
+    return reply.status(201).header("location", `/api/v1/users/${user.id}`).send({ user: { ...userView(user), roles: [] } });
+  });
+
+  type Change = (app: App, request: FastifyRequest, caller: Caller, user: User) => Promise<Record<string, unknown>>;
+  const change = (path: string, change: Change, body?: Record<string, unknown>): void => {
+    api.post(`/users/:id/${path}`, {
+      config: { access: "accounts.write" },
+      bodyLimit: SMALL_BODY,
+      schema: { params: USER_PARAMS, ...(body ? { body } : {}) },
+    }, async (request) => {
+      const caller = callerOf(request);
+      const user = await targetUser(app, (request.params as { id: string }).id);
+      await assertOutranks(app, caller, user);
+      const result = await change(app, request, caller, user);
+      const fresh = await targetUser(app, user.id);
+      return { user: userView(fresh), ...result };
+    });
+  };
+
+  change("lock", async (app, request, caller, user) => {
+    if (user.id === caller.userId) throw apiErrors.selfLock();
+    const reason = lockReason(request.body) ?? "locked by an administrator";
+    const changed = await app.db.transaction(async (trx) => {
+      const locked = await lockUser(trx, user.id, reason, app.clock.now());
+      if (locked) await auditAPI(app, request, caller, { type: "user.locked", subject: user.id, data: { reason } }, trx);
+      return locked;
+    });
+    // Browser sessions end with the lock, so an unlock does not revive a session an attacker may hold;
+    // API tokens are only refused while locked (the owner keeps their automation after an unlock).
+    const ended = changed ? await endSessions(app, user.id) : 0;
+    return { changed, sessionsEnded: ended };
+  });
+
+  change("unlock", async (app, request, caller, user) => {
+    const changed = await app.db.transaction(async (trx) => {
+      const unlocked = await unlockUser(trx, user.id, app.clock.now());
+      if (unlocked) await auditAPI(app, request, caller, { type: "user.unlocked", subject: user.id }, trx);
+      return unlocked;
+    });
+    return { changed };
+  });
+
+  change("require-password-change", async (app, request, caller, user) => {
+    const changed = await app.db.transaction(async (trx) => {
+      const set = await requirePasswordChange(trx, user.id, app.clock.now());
+      if (set) await auditAPI(app, request, caller, { type: "user.password-change-required", subject: user.id }, trx);
+      return set;
+    });
+    return { changed };
+  });
+
+  change("sessions/revoke", async (app, request, caller, user) => {
+    const ended = await endSessions(app, user.id);
+    await auditAPI(app, request, caller, { type: "user.sessions-revoked", subject: user.id, data: { ended } });
+    return { sessionsEnded: ended };
+  });
+}
+
+/**
+ * The optional body of a lock, `{"reason": "…"}`, checked by hand because the body itself is optional (a JSON
+ * schema cannot say "absent or this object" to Fastify's validator).
+ */
+function lockReason(body: unknown): string | null {
+  if (body === undefined || body === null) return null;
+  if (typeof body !== "object" || Array.isArray(body)) throw apiErrors.badBody("body must be an object such as {\"reason\": \"…\"}, or absent");
+  const extra = Object.keys(body).filter((k) => k !== "reason");
+  if (extra.length) throw apiErrors.unknownFields("body", extra);
+  const reason = (body as { reason?: unknown }).reason;
+  if (reason === undefined) return null;
+  // Control characters are refused: the reason is shown to operators and written to logs.
+  if (typeof reason !== "string" || reason.trim().length === 0 || reason.length > 200 || /\p{Cc}/u.test(reason)) {
+    throw apiErrors.badBody("reason must be text of 1 to 200 characters without control characters");
+  }
+  return reason.trim();
+}
+
+/** Ends every session of a user: the revocation stamp first (instant, whatever the rows), then the rows. */
+async function endSessions(app: App, userId: string): Promise<number> {
+  const sessions = app.accounts.sessions;
+  await sessions.revokeUser(userId);
+  return sessions.endAll(userId);
+}

@@ -1,0 +1,141 @@
+// The global hooks of the account surface, in order: authenticate (cookie or bearer token → request.auth),
+// hold half-finished logins at their gate, enforce each route's declared access, refuse cross-site and
+// token-less unsafe requests (CSRF), and mark responses that depend on the caller `Cache-Control: no-store`.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { API_ACTION, crossSiteVerdict, csrfErrors, verifyCSRF } from "../../accounts/csrf/index.ts";
+import { allows, holdsAdministrative, isPermission } from "../../accounts/roles/index.ts";
+import { clearSessionCookie, parseSessionToken, readSessionCookie, SESSION_COOKIE } from "../../accounts/sessions/index.ts";
+import type { App } from "../../app/types.ts";
+import type { RequestAuth } from "../auth-context.ts";
+import { httpAuthErrors } from "./errors.ts";
+import { clientIP } from "./request-info.ts";
+import { ALL_PENDING, type Gate } from "./state.ts";
+
+const BEARER = /^Bearer\s+(\S{1,512})$/i;
+
+/** Computes (once per request) where a session stands: MFA due, MFA enrolment due, password change due, or open. */
+export async function gateOf(app: App, request: FastifyRequest): Promise<Gate> {
+  const cs = request.cookieSession;
+  if (!cs || !request.auth) return "open";
+  if (cs.gate !== null) return cs.gate;
+  const userId = request.auth.userId;
+  let gate: Gate = "open";
+  if (cs.session.aal < 2) {
+    const [hasMfa, held] = await Promise.all([app.accounts.mfa.hasMfa(userId), app.config.mfaRequiredForAdministrative ? app.accounts.roles.permissionsOf(userId) : Promise.resolve(new Set<string>())]);
+    if (hasMfa) gate = "mfa-verify";
+    else if (holdsAdministrative(held)) gate = "mfa-enrol";
+  }
+  if (gate === "open") {
+    const user = await app.accounts.users.getById(userId);
+    if (user?.passwordMustChange) gate = "password-change";
+  }
+  cs.gate = gate;
+  return gate;
+}
+
+async function authenticate(app: App, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  request.auth = null;
+  request.cookieSession = null;
+  const authorization = request.headers.authorization;
+  if (typeof authorization === "string" && authorization.length > 0) {
+    // A bearer token: nothing ambient, so no CSRF. An invalid one is refused, never downgraded to anonymous.
+    const m = BEARER.exec(authorization.trim());
+    if (!m) throw httpAuthErrors.tokenInvalid();
+    const verdict = await app.accounts.tokens.verify(m[1] as string, clientIP(request));
+    if (!verdict.valid) throw httpAuthErrors.tokenInvalid();
+    request.auth = { userId: verdict.userId, via: "token", sessionId: null, tokenId: verdict.tokenId, scopes: [...verdict.scopes], aal: 1 };
+    return;
+  }
+  const cookieHeader = request.headers.cookie;
+  if (typeof cookieHeader !== "string" || !cookieHeader.includes(SESSION_COOKIE)) return;
+  const token = readSessionCookie(cookieHeader);
+  const result = token === null ? null : await app.accounts.sessions.validate(token);
+  if (!result || !result.valid || result.userId === null) {
+    // A dead, junk or pre-login cookie is removed so the browser stops presenting it.
+    if (!result || !result.valid) void reply.header("set-cookie", clearSessionCookie());
+    return;
+  }
+  const parsed = parseSessionToken(token as string);
+  if (!parsed) return;
+  const auth: RequestAuth = { userId: result.userId, via: "session", sessionId: result.session.id, tokenId: null, scopes: null, aal: result.session.aal === 2 ? 2 : 1 };
+  request.auth = auth;
+  request.cookieSession = { secret: parsed.secret, token: token as string, session: result.session, gate: null };
+}
+
+/** Enforces config.access and the pending-login gates. */
+async function guard(app: App, request: FastifyRequest): Promise<void> {
+  const config = request.routeOptions.config;
+  // /api/v1 has its own guard (src/http/api/guard.ts) with its own error codes; it is not checked twice.
+  if (request.routeOptions.url?.startsWith("/api/")) return;
+  const access = config.access;
+  if (access === undefined || access === "public") {
+    // Public routes that list pending gates are still reachable then; nothing else to check.
+  } else {
+    const auth = request.auth;
+    if (!auth) throw httpAuthErrors.signInRequired();
+    if (access !== "authenticated") {
+      if (!isPermission(access)) throw httpAuthErrors.forbidden(String(access));
+      const held = await app.accounts.roles.permissionsOf(auth.userId);
+      if (!allows(held, access)) throw httpAuthErrors.forbidden(access);
+      // A token never exceeds its scopes (nor its user's roles, checked above).
+      if (auth.via === "token" && !allows(new Set(auth.scopes ?? []), access)) throw httpAuthErrors.forbidden(access);
+    }
+  }
+  // A half-finished login reaches only the routes that list its gate (public routes stay reachable).
+  if (request.cookieSession && access !== undefined && access !== "public") {
+    const allowed = config.allowPending ?? [];
+    // Routes reachable in every gate (session, logout, csrf) skip the queries that compute it.
+    if (allowed.length < ALL_PENDING.length) {
+      const gate = await gateOf(app, request);
+      if (gate !== "open" && !allowed.includes(gate)) throw httpAuthErrors.gated(gate);
+    }
+  }
+}
+
+/** The unsafe-method CSRF wall: Origin / Sec-Fetch-Site first, then the synchronizer token (ASVS 3.5.1, 3.5.3). */
+function enforceCSRF(app: App, request: FastifyRequest): void {
+  const auth = request.auth;
+  if (auth?.via === "token") return; // exempt: a bearer token is not sent by browsers on their own
+  const config = request.routeOptions.config;
+  const byCookie = auth?.via === "session";
+  if (!byCookie && config.csrf !== "pre-login") return;
+  const publicURL = new URL(app.config.http.publicURL);
+  const verdict = crossSiteVerdict({
+    method: request.method,
+    origin: request.headers.origin,
+    secFetchSite: request.headers["sec-fetch-site"] as string | undefined,
+    host: request.headers.host,
+    allowedOrigins: [app.config.http.publicURL, ...app.config.http.trustedOrigins],
+    scheme: publicURL.protocol === "https:" ? "https" : "http",
+    // A pre-login request carries no session: a client sending neither header (curl) is not a browser
+    // being ridden, and there is nothing ambient to steal. Cookie-authenticated ones fail closed.
+    cookieAuthenticated: byCookie,
+  });
+  if (!verdict.allow) throw csrfErrors.refused(`cross-site request (${verdict.reason})`);
+  if (!byCookie || verdict.reason === "safe-method") return;
+  const body = request.body as Record<string, unknown> | undefined;
+  const presented = request.headers["x-csrf-token"] ?? (body && typeof body === "object" ? body["_csrf"] : undefined);
+  if (!verifyCSRF(request.cookieSession?.secret ?? "", API_ACTION, presented)) throw csrfErrors.refused("missing or invalid CSRF token (GET /auth/csrf gives one; send it as x-csrf-token or _csrf)");
+}
+
+/**
+ * Installs the account hooks on the root server, so they run for every route (including /api/v1) before
+ * any route-level hook.
+ */
+export function registerAuthHooks(server: FastifyInstance, app: App): void {
+  server.decorateRequest("auth", null);
+  server.decorateRequest("cookieSession", null);
+  server.addHook("onRequest", async (request, reply) => {
+    await authenticate(app, request, reply);
+    await guard(app, request);
+  });
+  // preValidation: after the body is parsed (the `_csrf` form field), before any handler or schema runs.
+  server.addHook("preValidation", async (request) => {
+    enforceCSRF(app, request);
+  });
+  server.addHook("onSend", async (request, reply, payload) => {
+    // ASVS 14.3.2: nothing that depends on who is asking (or sets who is asking) is stored by caches.
+    if (request.auth !== null || reply.hasHeader("set-cookie") || request.url.startsWith("/auth/")) reply.header("cache-control", "no-store");
+    return payload;
+  });
+}

@@ -1,0 +1,26 @@
+// Errors the HTTP account surface throws, each with a stable code (statuses come from their kind).
+import { BulwarkError } from "../../lib/errors.ts";
+
+export class HTTPAuthError extends BulwarkError {}
+
+export const httpAuthErrors = {
+  signInRequired: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_AUTH_REQUIRED", "unauthorized", "sign in first: this needs a session or an API token"),
+  sessionRequired: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_SESSION_REQUIRED", "unauthorized", "this needs a browser session (sign in at POST /auth/login)"),
+  tokenInvalid: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_TOKEN_INVALID", "unauthorized", "the API token is invalid, expired or revoked"),
+  forbidden: (permission: string): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_FORBIDDEN", "forbidden", `this needs the permission "${permission}"`),
+  gated: (gate: string): HTTPAuthError => {
+    const what: Record<string, string> = {
+      "mfa-verify": "complete sign-in with your second factor first (POST /auth/mfa/verify)",
+      "mfa-enrol": "your role requires multi-factor authentication: enrol a factor first (POST /auth/mfa/totp or /auth/mfa/webauthn/register/options)",
+      "password-change": "your password must be changed first (POST /auth/password/change)",
+    };
+    const codes: Record<string, string> = { "mfa-verify": "BULWARK_ERR_MFA_REQUIRED", "mfa-enrol": "BULWARK_ERR_MFA_ENROLMENT_REQUIRED", "password-change": "BULWARK_ERR_PASSWORD_CHANGE_REQUIRED" };
+    return new HTTPAuthError(codes[gate] ?? "BULWARK_ERR_FORBIDDEN", "forbidden", what[gate] ?? "not allowed yet");
+  },
+  registrationClosed: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_REGISTRATION_CLOSED", "forbidden", "self-registration is turned off on this server"),
+  wrongPassword: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_PASSWORD_WRONG", "unauthorized", "the current password is wrong"),
+  throttled: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_THROTTLED", "forbidden", "too many attempts; wait and try again"),
+  mfaInvalid: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_MFA_INVALID", "unauthorized", "the code or security key response is not valid"),
+  mfaNotEnrolled: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_MFA_NOT_ENROLLED", "conflict", "no second factor is enrolled for this account"),
+  notFound: (what: string): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_NOT_FOUND", "not-found", `${what} not found`),
+};

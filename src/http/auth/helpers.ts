@@ -1,0 +1,49 @@
+// Small helpers shared by the /auth routes: cookies, the session a route needs, audit + security notices.
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { sessionCookie } from "../../accounts/sessions/index.ts";
+import type { App } from "../../app/types.ts";
+import { notifySecurityEvent, type SecurityEvent } from "../../notify/index.ts";
+import type { RequestAuth } from "../auth-context.ts";
+import { httpAuthErrors } from "./errors.ts";
+import { clientIP, userAgent } from "./request-info.ts";
+import { ALL_PENDING, type CookieSession } from "./state.ts";
+
+/** Installs a session token as the cookie; the response must not be cached (ASVS 14.3.2). */
+export function setSessionCookie(reply: FastifyReply, token: string): void {
+  void reply.header("set-cookie", sessionCookie(token));
+  void reply.header("cache-control", "no-store");
+}
+
+/** The caller's browser session, or a 401: routes that act on "this session" refuse API tokens. */
+export function requireSession(request: FastifyRequest): { auth: RequestAuth; cs: CookieSession } {
+  const auth = request.auth;
+  const cs = request.cookieSession;
+  if (!auth || auth.via !== "session" || !cs) throw httpAuthErrors.sessionRequired();
+  return { auth, cs };
+}
+
+/** Route config of a route every signed-in session may reach, whatever its gate. */
+export const ANY_GATE = { access: "authenticated", allowPending: ALL_PENDING } as const;
+
+/** The request context the account core records (IP, user agent, request id). */
+export function requestContext(request: FastifyRequest): { ip: string | null; userAgent: string | null; requestId: string } {
+  return { ip: clientIP(request), userAgent: userAgent(request), requestId: request.id };
+}
+
+/**
+ * Appends an audit event and queues the matching security notice (ASVS 6.3.7) to the account's address.
+ * The notice's idempotency key is the audit event id, so a retry never mails twice.
+ */
+export async function auditAndNotify(app: App, request: FastifyRequest, input: { type: string; userId: string; data?: Record<string, unknown>; notice?: SecurityEvent }): Promise<void> {
+  const ip = clientIP(request);
+  const event = await app.audit.append({ type: input.type, actor: input.userId, subject: input.userId, requestId: request.id, data: { ip, ...input.data } });
+  if (!input.notice) return;
+  const user = await app.accounts.users.getById(input.userId);
+  if (!user) return;
+  await notifySecurityEvent(app.accounts.outbox, { eventId: event.id, to: user.email, at: app.clock.now(), ip, event: input.notice }, { appName: app.config.serviceName });
+}
+
+/** JSON schema of a bounded string field. */
+export function str(maxLength: number, minLength: number = 1): { type: "string"; minLength: number; maxLength: number } {
+  return { type: "string", minLength, maxLength };
+}

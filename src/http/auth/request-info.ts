@@ -1,0 +1,14 @@
+// What the HTTP layer tells the account core about a request: the client IP (as Fastify resolved it,
+// honouring trustProxy only when configured) and a bounded User-Agent.
+import type { FastifyRequest } from "fastify";
+
+/** The client's IP address; Fastify applies the trustProxy setting, so a client cannot spoof it by default. */
+export function clientIP(request: FastifyRequest): string | null {
+  return typeof request.ip === "string" && request.ip.length > 0 ? request.ip.slice(0, 64) : null;
+}
+
+/** The User-Agent, cut to 512 characters (it is untrusted and only displayed). */
+export function userAgent(request: FastifyRequest): string | null {
+  const ua = request.headers["user-agent"];
+  return typeof ua === "string" ? ua.slice(0, 512) : null;
+}

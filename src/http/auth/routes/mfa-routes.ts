@@ -1,0 +1,127 @@
+// The MFA routes: step-up (POST /auth/mfa/verify and WebAuthn assertion options), enrolment (TOTP begin,
+// confirm, remove; WebAuthn register options, verify, list, delete; recovery codes), and the factor list.
+// A successful step-up or enrolment replaces the session with an aal-2 one (ASVS 7.2.4); every factor change
+// is audited and mailed to the user (ASVS 6.3.7).
+import type { RegistrationResponseJSON } from "@simplewebauthn/server";
+import type { FastifyInstance } from "fastify";
+import type { App } from "../../../app/types.ts";
+import { httpAuthErrors } from "../errors.ts";
+import { auditAndNotify, requireSession, setSessionCookie, str } from "../helpers.ts";
+import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
+import type { CookieSession } from "../state.ts";
+
+/** Enrolment routes: reachable by a fully signed-in user, and by an administrator who must enrol first. */
+const ENROL = { access: "authenticated", allowPending: ["mfa-enrol"] } as const;
+/** Step-up routes: reachable while the second factor is due. */
+const VERIFY = { access: "authenticated", allowPending: ["mfa-verify"] } as const;
+
+export function registerMfaRoutes(server: FastifyInstance, app: App): void {
+  const mfa = app.accounts.mfa;
+
+  /** Replaces the session with an aal-2 one: a privilege change gets a new id and secret. */
+  async function stepUp(cs: CookieSession, reply: Parameters<typeof setSessionCookie>[0]): Promise<string> {
+    const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: 2 });
+    setSessionCookie(reply, token);
+    return session.id;
+  }
+
+  server.post<{ Body: FactorBody }>(
+    "/auth/mfa/verify",
+    { schema: { body: { type: "object", properties: { ...FACTOR_PROPERTIES, _csrf: str(200, 0) } } }, config: VERIFY },
+    async (request, reply) => {
+      const { auth, cs } = requireSession(request);
+      if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.mfaNotEnrolled();
+      const outcome = await verifyFactor(app, auth.userId, request.body ?? {});
+      if (!outcome.ok) {
+        await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason: outcome.reason } });
+        if (outcome.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
+        // Replayed and wrong codes get the same answer: a replay tells an attacker nothing they can use.
+        throw httpAuthErrors.mfaInvalid();
+      }
+      const sessionId = await stepUp(cs, reply);
+      const data: Record<string, unknown> = { factor: outcome.factor };
+      if (outcome.factor === "recovery-code") data["recoveryCodesLeft"] = await mfa.recovery.remaining(auth.userId);
+      await app.audit.append({ type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data });
+      return { status: "verified", aal: 2, sessionId, ...(outcome.factor === "recovery-code" ? { recoveryCodesLeft: data["recoveryCodesLeft"] } : {}) };
+    },
+  );
+
+  server.post("/auth/mfa/webauthn/authenticate/options", { config: VERIFY }, async (request) => {
+    const { auth } = requireSession(request);
+    return mfa.webauthn.authenticationOptions(auth.userId);
+  });
+
+  server.get("/auth/mfa", { config: ENROL }, async (request) => {
+    const { auth } = requireSession(request);
+    return mfa.factors(auth.userId);
+  });
+
+  server.post("/auth/mfa/totp", { config: ENROL }, async (request) => {
+    const { auth } = requireSession(request);
+    const user = await app.accounts.users.getById(auth.userId);
+    const { uri, secret } = await mfa.totp.begin(auth.userId, user?.email ?? auth.userId);
+    // Shown once, for the QR code; it is stored encrypted and never returned again.
+    return { uri, secret };
+  });
+
+  server.post<{ Body: { code: string } }>(
+    "/auth/mfa/totp/confirm",
+    { schema: { body: { type: "object", required: ["code"], properties: { code: str(16), _csrf: str(200, 0) } } }, config: ENROL },
+    async (request, reply) => {
+      const { auth, cs } = requireSession(request);
+      if (!(await mfa.totp.confirm(auth.userId, request.body.code))) throw httpAuthErrors.mfaInvalid();
+      await auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-added", factor: "totp" } });
+      // The user just proved the new factor: this session now has two.
+      const sessionId = await stepUp(cs, reply);
+      return { status: "enrolled", factor: "totp", aal: 2, sessionId };
+    },
+  );
+
+  server.delete("/auth/mfa/totp", { config: { access: "authenticated" } }, async (request) => {
+    const { auth } = requireSession(request);
+    if (!(await mfa.totp.remove(auth.userId))) throw httpAuthErrors.notFound("authenticator app");
+    await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-removed", factor: "totp" } });
+    return { status: "removed", factor: "totp" };
+  });
+
+  server.post("/auth/mfa/recovery-codes", { config: ENROL }, async (request) => {
+    const { auth } = requireSession(request);
+    const codes = await mfa.recovery.generate(auth.userId);
+    await auditAndNotify(app, request, { type: "auth.mfa.recovery-codes-generated", userId: auth.userId, data: { count: codes.length }, notice: { type: "recovery-codes-regenerated" } });
+    return { codes };
+  });
+
+  server.post("/auth/mfa/webauthn/register/options", { config: ENROL }, async (request) => {
+    const { auth } = requireSession(request);
+    const user = await app.accounts.users.getById(auth.userId);
+    return mfa.webauthn.registrationOptions(auth.userId, user?.email ?? auth.userId);
+  });
+
+  server.post<{ Body: { response: RegistrationResponseJSON; name?: string } }>(
+    "/auth/mfa/webauthn/register",
+    { schema: { body: { type: "object", required: ["response"], properties: { response: { type: "object" }, name: str(64), _csrf: str(200, 0) } } }, config: ENROL },
+    async (request, reply) => {
+      const { auth, cs } = requireSession(request);
+      const { credentialId } = await mfa.webauthn.verifyRegistration(auth.userId, request.body.response, request.body.name ?? "security key");
+      await auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId }, notice: { type: "mfa-factor-added", factor: "webauthn" } });
+      const sessionId = await stepUp(cs, reply);
+      return { status: "enrolled", factor: "webauthn", credentialId, aal: 2, sessionId };
+    },
+  );
+
+  server.get("/auth/mfa/webauthn", { config: { access: "authenticated" } }, async (request) => {
+    const { auth } = requireSession(request);
+    return { credentials: await mfa.webauthn.list(auth.userId) };
+  });
+
+  server.delete<{ Params: { id: string } }>(
+    "/auth/mfa/webauthn/:id",
+    { schema: { params: { type: "object", properties: { id: str(1024) } } }, config: { access: "authenticated" } },
+    async (request) => {
+      const { auth } = requireSession(request);
+      if (!(await mfa.webauthn.remove(auth.userId, request.params.id))) throw httpAuthErrors.notFound("passkey");
+      await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "webauthn", credentialId: request.params.id }, notice: { type: "mfa-factor-removed", factor: "webauthn" } });
+      return { status: "removed", factor: "webauthn" };
+    },
+  );
+}

@@ -1,0 +1,165 @@
+// POST /auth/password/change, /auth/password/reset/request, /auth/password/reset/webauthn/options,
+// /auth/password/reset/complete. Reset answers the same whether or not the account exists; completing it
+// needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { resetErrors } from "../../../accounts/password-reset/index.ts";
+import type { User } from "../../../accounts/users/index.ts";
+import type { App } from "../../../app/types.ts";
+import { fingerprint } from "../../../crypto/tokens.ts";
+import { InputError } from "../../../lib/errors.ts";
+import { PRIORITY } from "../../../notify/index.ts";
+import { httpAuthErrors } from "../errors.ts";
+import { auditAndNotify, requestContext, requireSession, setSessionCookie, str } from "../helpers.ts";
+import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
+
+/** The one answer to every reset request (and registration): 202 and this body, account or not (ASVS 6.3.8). */
+export const RESET_ACCEPTED = { status: "accepted", message: "If an account exists for this address, a message with a link is on its way." } as const;
+
+/** Checks a new password against the policy; throws a 400 listing every reason. */
+export async function checkNewPassword(app: App, password: string, user: Pick<User, "email" | "username" | "displayName">): Promise<void> {
+  const verdict = await app.accounts.policy.check(password, {
+    email: user.email, ...(user.username ? { username: user.username } : {}), serviceName: app.config.serviceName,
+    ...(user.displayName ? { extraWords: [user.displayName] } : {}),
+  });
+  if (!verdict.ok) {
+    throw new InputError("BULWARK_ERR_PASSWORD_POLICY", `the new password is refused: ${verdict.reasons.map((r) => r.message).join("; ")}`, { details: { reasons: verdict.reasons.map((r) => r.code) } });
+  }
+}
+
+/** The reset link. Built from the configured public URL, never from the request's Host (link poisoning). */
+export function resetLink(app: App, token: string): string {
+  // In the fragment: it never reaches server logs or a Referer header.
+  return `${app.config.http.publicURL}/reset-password#token=${token}`;
+}
+
+/** Issues a reset token and queues the mail, unless the account's hourly limit is reached (silently). */
+export async function sendResetMail(app: App, request: FastifyRequest, user: User, purpose: "reset" | "register"): Promise<void> {
+  const issued = await app.accounts.passwordReset.issue(user.id);
+  if (!issued.issued) {
+    request.log.warn({ userId: user.id }, "password reset mail not sent: hourly limit for the account reached");
+    return;
+  }
+  const name = app.config.serviceName;
+  const text = [
+    "Hello,",
+    "",
+    purpose === "reset" ? `Someone (hopefully you) asked to reset the password of your ${name} account.` : `Welcome to ${name}. Choose your password to finish creating your account.`,
+    `Open this link within 30 minutes to choose a new password; it works once:`,
+    "",
+    resetLink(app, issued.token),
+    "",
+    purpose === "reset" ? "If you did not ask for this, ignore this message: your password stays as it is." : "If you did not sign up, ignore this message.",
+    "",
+  ].join("\n");
+  const tokenId = issued.token.slice(0, issued.token.indexOf("."));
+  await app.accounts.outbox.enqueue({
+    idempotencyKey: `account.${purpose}:${tokenId}`, to: user.email, subject: `${name}: ${purpose === "reset" ? "reset your password" : "finish creating your account"}`,
+    text, kind: `account.${purpose === "reset" ? "password-reset-link" : "registration-link"}`, priority: PRIORITY.security,
+  });
+}
+
+export function registerPasswordRoutes(server: FastifyInstance, app: App): void {
+  server.post<{ Body: { currentPassword: string; newPassword: string } }>(
+    "/auth/password/change",
+    {
+      schema: { body: { type: "object", required: ["currentPassword", "newPassword"], properties: { currentPassword: str(4096), newPassword: str(4096), _csrf: str(200, 0) } } },
+      config: { access: "authenticated", allowPending: ["password-change"] },
+    },
+    async (request, reply) => {
+      const { auth, cs } = requireSession(request);
+      const ctx = requestContext(request);
+      const user = await app.accounts.users.getById(auth.userId);
+      if (!user || user.passwordHash === null) throw httpAuthErrors.wrongPassword();
+      // Guessing the current password through this form is throttled like a login (ASVS 6.3.1).
+      const flooding = { identifier: user.email, ip: ctx.ip };
+      const verdict = await app.accounts.flood.check(flooding);
+      if (!verdict.allowed) return reply.status(429).header("retry-after", String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)))).send({ error: { code: "BULWARK_ERR_THROTTLED", message: "too many wrong passwords; try again later" } });
+      if (!(await app.accounts.passwords.verify(request.body.currentPassword, user.passwordHash).catch(() => false))) {
+        await app.accounts.flood.registerFailure(flooding);
+        throw httpAuthErrors.wrongPassword();
+      }
+      await checkNewPassword(app, request.body.newPassword, user);
+      const hash = await app.accounts.passwords.hash(request.body.newPassword);
+      if (!(await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }))) {
+        throw new InputError("BULWARK_ERR_PASSWORD_CONFLICT", "the password was changed by another request meanwhile; sign in again");
+      }
+      // A privilege change: a fresh session for this browser, every other session ended (ASVS 7.4.3), open reset links dead.
+      const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1 });
+      const ended = await app.accounts.sessions.endAll(user.id, { except: session.id });
+      await app.accounts.passwordReset.revokeAll(user.id);
+      await app.accounts.flood.clearAccount(flooding);
+      setSessionCookie(reply, token);
+      await auditAndNotify(app, request, { type: "auth.password.changed", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-changed" } });
+      return { status: "changed", sessionsEnded: ended };
+    },
+  );
+
+  server.post<{ Body: { email: string } }>(
+    "/auth/password/reset/request",
+    { schema: { body: { type: "object", required: ["email"], properties: { email: str(1024), _csrf: str(200, 0) } } }, config: { access: "public", csrf: "pre-login" } },
+    async (request, reply) => {
+      const ctx = requestContext(request);
+      const email = request.body.email;
+      const user = email.length > 254 ? null : await app.accounts.users.findByIdentifier(email);
+      // Only active accounts get a link; the answer is the same in every case.
+      if (user && user.status === "active") await sendResetMail(app, request, user, "reset");
+      await app.audit.append({
+        type: "auth.password.reset-requested", actor: "anonymous", subject: user ? user.id : `id:${fingerprint(email.trim().toLowerCase())}`,
+        requestId: request.id, data: { ip: ctx.ip, known: user !== null },
+      });
+      return reply.status(202).send(RESET_ACCEPTED);
+    },
+  );
+
+  server.post<{ Body: { token: string } }>(
+    "/auth/password/reset/webauthn/options",
+    { schema: { body: { type: "object", required: ["token"], properties: { token: str(200) } } }, config: { access: "public", csrf: "pre-login" } },
+    async (request) => {
+      const check = await app.accounts.passwordReset.check(request.body.token);
+      if (!check.valid) throw resetErrors.refused();
+      return app.accounts.mfa.webauthn.authenticationOptions(check.userId);
+    },
+  );
+
+  server.post<{ Body: { token: string; newPassword: string } & FactorBody }>(
+    "/auth/password/reset/complete",
+    {
+      schema: { body: { type: "object", required: ["token", "newPassword"], properties: { token: str(200), newPassword: str(4096), _csrf: str(200, 0), ...FACTOR_PROPERTIES } } },
+      config: { access: "public", csrf: "pre-login" },
+    },
+    async (request, reply) => {
+      const resets = app.accounts.passwordReset;
+      const check = await resets.check(request.body.token);
+      if (!check.valid) throw resetErrors.refused();
+      const user = await app.accounts.users.getById(check.userId);
+      if (!user || user.status !== "active") throw resetErrors.refused();
+      await checkNewPassword(app, request.body.newPassword, user);
+      // A reset link proves control of the mailbox only: with MFA, the second factor is still required (ASVS 6.4.3).
+      if (await app.accounts.mfa.hasMfa(user.id)) {
+        const factor = await verifyFactor(app, user.id, request.body);
+        if (!factor.ok) {
+          if (factor.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
+          const factors = await app.accounts.mfa.factors(user.id);
+          return reply.status(401).send({
+            error: { code: factor.reason === "none-given" ? "BULWARK_ERR_MFA_REQUIRED" : "BULWARK_ERR_MFA_INVALID", message: "this account uses multi-factor authentication: give a code from your authenticator app, a recovery code or a security key" },
+            factors,
+          });
+        }
+      }
+      const hash = await app.accounts.passwords.hash(request.body.newPassword);
+      await app.db.transaction(async (trx) => {
+        // Redeem and password change commit together: a crash never leaves a used link without a new password,
+        // and a password changed meanwhile (throw → rollback) leaves the link unused.
+        const used = await resets.redeem(request.body.token, trx);
+        if (!used.valid || used.userId !== user.id) throw resetErrors.refused();
+        const swapped = await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }, trx);
+        if (!swapped) throw resetErrors.refused();
+      });
+      // ASVS 7.4.3: every session ends, including any an attacker holds; the owner signs in afresh.
+      const ended = await app.accounts.sessions.endAll(user.id);
+      await app.accounts.flood.clearStreak(user.email);
+      await auditAndNotify(app, request, { type: "auth.password.reset", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-reset" } });
+      return { status: "reset", sessionsEnded: ended };
+    },
+  );
+}

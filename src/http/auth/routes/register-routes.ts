@@ -1,0 +1,38 @@
+// POST /auth/register (off unless BULWARK_REGISTRATION=open). Sign-up takes only an address and answers
+// 202 with the reset request's body either way: a new address gets a link to choose a password (which
+// also proves the mailbox), a taken one gets a reset link. So registration cannot enumerate accounts (ASVS 6.3.8).
+import type { FastifyInstance } from "fastify";
+import type { App } from "../../../app/types.ts";
+import { isBulwarkError } from "../../../lib/errors.ts";
+import { httpAuthErrors } from "../errors.ts";
+import { requestContext, str } from "../helpers.ts";
+import { RESET_ACCEPTED, sendResetMail } from "./password-routes.ts";
+
+export function registerRegisterRoutes(server: FastifyInstance, app: App): void {
+  server.post<{ Body: { email: string } }>(
+    "/auth/register",
+    { schema: { body: { type: "object", required: ["email"], properties: { email: str(1024), _csrf: str(200, 0) } } }, config: { access: "public", csrf: "pre-login" } },
+    async (request, reply) => {
+      if (!app.config.http.registrationOpen) throw httpAuthErrors.registrationClosed();
+      const ctx = requestContext(request);
+      const existing = await app.accounts.users.findByIdentifier(request.body.email);
+      if (existing) {
+        if (existing.status === "active") await sendResetMail(app, request, existing, "reset");
+        await app.audit.append({ type: "auth.register.existing", actor: "anonymous", subject: existing.id, requestId: request.id, data: { ip: ctx.ip } });
+        return reply.status(202).send(RESET_ACCEPTED);
+      }
+      let user;
+      try {
+        // No password yet: the account can be used only after its owner follows the mailed link.
+        user = await app.accounts.users.create({ email: request.body.email });
+      } catch (error) {
+        // A concurrent sign-up for the same address lost the race: same answer as any taken address.
+        if (isBulwarkError(error) && error.code === "BULWARK_ERR_EMAIL_TAKEN") return reply.status(202).send(RESET_ACCEPTED);
+        throw error;
+      }
+      await app.audit.append({ type: "user.created", actor: "anonymous", subject: user.id, requestId: request.id, data: { via: "register", ip: ctx.ip } });
+      await sendResetMail(app, request, user, "register");
+      return reply.status(202).send(RESET_ACCEPTED);
+    },
+  );
+}

@@ -1,0 +1,117 @@
+// POST /auth/login, POST /auth/logout, GET /auth/session, GET/DELETE /auth/sessions[/:id], GET /auth/csrf.
+import type { FastifyInstance } from "fastify";
+import { API_ACTION, csrfToken } from "../../../accounts/csrf/index.ts";
+import { login } from "../../../accounts/login/index.ts";
+import { holdsAdministrative } from "../../../accounts/roles/index.ts";
+import { clearSessionCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
+import type { App } from "../../../app/types.ts";
+import { gateOf } from "../authenticate.ts";
+import { httpAuthErrors } from "../errors.ts";
+import { ANY_GATE, requestContext, requireSession, setSessionCookie, str } from "../helpers.ts";
+import { safeNext } from "../safe-redirect.ts";
+import { ALL_PENDING } from "../state.ts";
+
+/**
+ * The one answer for every failed login — unknown account, wrong password, disabled, locked, no password —
+ * sent as a fixed body (no request id) so that two failures are byte-identical (ASVS 6.3.8).
+ */
+export const LOGIN_FAILED_BODY = JSON.stringify({ error: { code: "BULWARK_ERR_LOGIN_FAILED", message: "wrong identifier or password" } });
+
+const loginBody = {
+  type: "object",
+  required: ["identifier", "password"],
+  properties: { identifier: str(1024), password: str(4096), next: str(2048, 0), _csrf: str(200, 0) },
+} as const;
+
+export function registerSessionRoutes(server: FastifyInstance, app: App): void {
+  server.post<{ Body: { identifier: string; password: string; next?: string } }>(
+    "/auth/login",
+    { schema: { body: loginBody }, config: { access: "public", csrf: "pre-login" } },
+    async (request, reply) => {
+      const ctx = requestContext(request);
+      const result = await login(
+        { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: request.log },
+        { identifier: request.body.identifier, password: request.body.password, ip: ctx.ip, userAgent: ctx.userAgent, requestId: request.id },
+      );
+      if (result.outcome === "throttled") {
+        const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
+        return reply
+          .status(429)
+          .header("retry-after", String(seconds))
+          .send({ error: { code: "BULWARK_ERR_LOGIN_THROTTLED", message: `too many failed logins; try again in ${seconds} seconds` } });
+      }
+      if (result.outcome === "invalid") return reply.status(401).type("application/json; charset=utf-8").send(LOGIN_FAILED_BODY);
+      const user = result.user;
+      const hasMfa = await app.accounts.mfa.hasMfa(user.id);
+      const enrol = !hasMfa && app.config.mfaRequiredForAdministrative && holdsAdministrative(await app.accounts.roles.permissionsOf(user.id));
+      // A new id and secret on every login: a cookie planted before login is never promoted (ASVS 7.2.4).
+      const presented = readSessionCookie(request.headers.cookie);
+      const { token, session } = await app.accounts.sessions.rotate(presented, { userId: user.id, aal: 1, ip: ctx.ip, userAgent: ctx.userAgent });
+      setSessionCookie(reply, token);
+      return {
+        userId: user.id,
+        sessionId: session.id,
+        aal: 1,
+        mfaRequired: hasMfa,
+        mfaEnrolmentRequired: enrol,
+        mustChangePassword: result.outcome === "must-change-password",
+        next: safeNext(request.body.next),
+      };
+    },
+  );
+
+  server.post<{ Body: { next?: string } | undefined }>("/auth/logout", { config: ANY_GATE }, async (request, reply) => {
+    const { auth } = requireSession(request);
+    await app.accounts.sessions.end(auth.sessionId as string, auth.userId);
+    await app.audit.append({ type: "auth.logout", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { sessionId: auth.sessionId } });
+    void reply.header("set-cookie", clearSessionCookie());
+    const body = request.body;
+    return { status: "signed-out", next: safeNext(body && typeof body === "object" ? body.next : undefined) };
+  });
+
+  server.get("/auth/session", { config: { access: "public", allowPending: ALL_PENDING } }, async (request) => {
+    const auth = request.auth;
+    if (!auth) return { authenticated: false };
+    if (auth.via === "token") return { authenticated: true, via: "token", userId: auth.userId, tokenId: auth.tokenId, scopes: auth.scopes };
+    const { cs } = requireSession(request);
+    const gate = await gateOf(app, request);
+    const s = cs.session;
+    return {
+      authenticated: true, via: "session", userId: auth.userId, sessionId: s.id, aal: s.aal,
+      mfaRequired: gate === "mfa-verify", mfaEnrolmentRequired: gate === "mfa-enrol", mustChangePassword: gate === "password-change",
+      createdAt: s.createdAt, expiresAt: s.expiresAt, idleTimeoutMs: app.accounts.sessions.policy.idleTimeoutMs,
+    };
+  });
+
+  server.get("/auth/sessions", { config: { access: "authenticated" } }, async (request) => {
+    const { auth } = requireSession(request);
+    const list = await app.accounts.sessions.list(auth.userId);
+    // ASVS 7.5.2: created, last seen, IP and user agent of each, the current one marked.
+    return { sessions: list.map((s) => ({ id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, ip: s.ip, userAgent: s.userAgent, aal: s.aal, current: s.id === auth.sessionId })) };
+  });
+
+  server.delete<{ Params: { id: string } }>(
+    "/auth/sessions/:id",
+    { schema: { params: { type: "object", properties: { id: str(64) } } }, config: { access: "authenticated" } },
+    async (request, reply) => {
+      const { auth } = requireSession(request);
+      // Scoped to the caller: another user's session id ends nothing and is answered like a missing one.
+      if (!(await app.accounts.sessions.end(request.params.id, auth.userId))) throw httpAuthErrors.notFound("session");
+      await app.audit.append({ type: "auth.session.ended", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { sessionId: request.params.id } });
+      if (request.params.id === auth.sessionId) void reply.header("set-cookie", clearSessionCookie());
+      return { ended: 1 };
+    },
+  );
+
+  server.delete("/auth/sessions", { config: { access: "authenticated" } }, async (request) => {
+    const { auth } = requireSession(request);
+    const ended = await app.accounts.sessions.endAll(auth.userId, { except: auth.sessionId as string });
+    await app.audit.append({ type: "auth.session.ended-others", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ended } });
+    return { ended };
+  });
+
+  server.get("/auth/csrf", { config: ANY_GATE }, async (request) => {
+    const { cs } = requireSession(request);
+    return { token: csrfToken(cs.secret, API_ACTION, app.random) };
+  });
+}

@@ -1,0 +1,77 @@
+// Runs the outbox sender inside `bulwark serve` when SMTP is configured: a loop that delivers due messages
+// and sleeps when the queue is empty. Without SMTP, messages stay queued and the server says so once.
+import { hostname } from "node:os";
+import type { App } from "../app/types.ts";
+import { createSMTPTransport, OutboxSender, type MailTransport } from "../notify/index.ts";
+
+export interface MailRunner {
+  /** False when mail is not configured (nothing runs). */
+  readonly running: boolean;
+  /** Finishes the batch in flight, stops, closes the SMTP pool. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+export interface MailRunnerOptions {
+  /** Wait between polls of an empty queue, in ms (default 2000). */
+  idleMs?: number;
+}
+
+/**
+ * Starts delivering the outbox when `app.config.http.mail` is set.
+ *
+ * @example
+ * const mail = await startMailRunner(app);
+ * // … on shutdown:
+ * await mail.stop();
+ */
+export async function startMailRunner(app: App, options: MailRunnerOptions = {}): Promise<MailRunner> {
+  const mail = app.config.http.mail;
+  if (mail === null) {
+    app.logger.warn("mail is not configured (set BULWARK_SMTP_URL and BULWARK_MAIL_FROM): security notices and reset links are queued, not sent");
+    return { running: false, stop: async () => {} };
+  }
+  const transport: MailTransport = await createSMTPTransport(mail);
+  const sender = new OutboxSender(
+    { outbox: app.accounts.outbox, transport, clock: app.clock, random: app.random, logger: app.logger },
+    { name: `${hostname()}/${process.pid}`, concurrency: mail.smtp.maxConnections ?? 5 },
+  );
+  const idleMs = options.idleMs ?? 2000;
+  let stopping = false;
+  let timer: NodeJS.Timeout | null = null;
+  let wake: (() => void) | null = null;
+  const loop = (async () => {
+    while (!stopping) {
+      let claimed = 0;
+      try {
+        claimed = (await sender.runOnce()).claimed;
+      } catch (error) {
+        // A database hiccup must not kill the loop; the next poll tries again.
+        app.logger.error({ err: error }, "outbox sender run failed");
+      }
+      if (stopping) break;
+      if (claimed === 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, idleMs);
+        });
+        timer = null;
+        wake = null;
+      }
+    }
+  })();
+  app.logger.info({ smtpHost: mail.smtp.host, smtpPort: mail.smtp.port }, "outbox sender started");
+  let stopped: Promise<void> | null = null;
+  return {
+    running: true,
+    stop() {
+      stopped ??= (async () => {
+        stopping = true;
+        if (timer) clearTimeout(timer);
+        (wake as (() => void) | null)?.();
+        await loop;
+        await transport.close();
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,141 @@
+// /api/v1/tokens over the real server: a caller's own API tokens. Attacks that must fail: minting a token wider
+// than the caller (through a narrow token, or through roles one does not hold), revoking or reading another
+// user's token by id (IDOR, ASVS 8.2.2), unbounded minting, and reaching the API with a session whose second
+// factor is still due (ASVS 6.3.3). Tokens are shown once and stored hashed (ASVS 6.4.1-style secrecy).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Secret, TOTP } from "otpauth";
+import { MAX_LIVE_TOKENS } from "../src/http/api/tokens.ts";
+import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
+
+interface TokenView { id: string; name: string; scopes: string[]; createdAt: string; expiresAt: string | null; revokedAt: string | null }
+
+let fx: APIFixture;
+before(async () => {
+  fx = await openAPIFixture();
+});
+after(async () => {
+  await fx.close();
+});
+
+describe("/api/v1/tokens", () => {
+  it("mints a token shown once, lists it without its secret, and the new token works within its scopes", async () => {
+    const user = await fx.user(["accounts.read", "audit.read"]);
+    const token = await fx.token(user.id, ["accounts.read", "audit.read"]);
+    const res = await fx.call("POST", "/api/v1/tokens", { token, body: { name: "ci", scopes: ["audit.read"], expiresAt: new Date(Date.now() + 86_400_000).toISOString() } });
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(res.headers["cache-control"], "no-store");
+    const created = res.json() as { token: string; info: TokenView };
+    assert.match(created.token, /^bwk_tok_[a-z2-7]{26}_/);
+    assert.deepEqual(created.info.scopes, ["audit.read"]);
+    assert.ok(created.info.expiresAt);
+    const list = await fx.call("GET", "/api/v1/tokens", { token });
+    assert.equal(list.body.includes(created.token.split("_").at(-1) as string), false, "the secret is never listed");
+    assert.ok((list.json() as { tokens: TokenView[] }).tokens.some((t) => t.id === created.info.id));
+    assert.equal((await fx.call("GET", "/api/v1/audit/events?limit=1", { token: created.token })).statusCode, 200);
+    assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { token: created.token })).statusCode, 403, "the new token has only its scopes");
+    const row = await fx.app.db.db.selectFrom("api_tokens").select("secret_hash").where("id", "=", created.info.id).executeTakeFirstOrThrow();
+    assert.equal(row.secret_hash.includes(created.token.split("_").at(-1) as string), false, "only a hash is stored");
+  });
+
+  it("refuses a narrow token that tries to mint a wider one, and a user who asks for a permission no role gives them (403)", async () => {
+    const admin = await fx.user(["admin"]);
+    const narrow = await fx.token(admin.id, ["accounts.read"]);
+    for (const scopes of [["admin"], ["accounts.write"], ["accounts.read", "contain.run"]]) {
+      const res = await fx.call("POST", "/api/v1/tokens", { token: narrow, body: { name: "escalate", scopes } });
+      assert.equal(res.statusCode, 403, `a token scoped accounts.read minted ${scopes.join(",")}`);
+      assert.equal((res.json() as { error: { code: string } }).error.code, "BULWARK_ERR_API_TOKEN_SCOPE_TOO_WIDE");
+    }
+    const reader = await fx.user(["accounts.read"]);
+    const readerToken = await fx.token(reader.id, ["accounts.read"]);
+    const res = await fx.call("POST", "/api/v1/tokens", { token: readerToken, body: { name: "escalate", scopes: ["admin"] } });
+    assert.equal(res.statusCode, 403);
+    assert.equal((await fx.app.accounts.tokens.list(admin.id)).length, 1, "no token was minted");
+    assert.equal((await fx.app.accounts.tokens.list(reader.id)).length, 1);
+    // A token scoped admin may mint anything its user holds.
+    const broad = await fx.token(admin.id, ["admin"]);
+    assert.equal((await fx.call("POST", "/api/v1/tokens", { token: broad, body: { name: "ok", scopes: ["contain.run"] } })).statusCode, 201);
+  });
+
+  it("refuses unknown scopes, empty scopes, past expiry and extra fields with 400", async () => {
+    const user = await fx.user(["accounts.read"]);
+    const token = await fx.token(user.id, ["accounts.read"]);
+    for (const body of [
+      { name: "x", scopes: ["root"] }, { name: "x", scopes: [] }, { name: "x", scopes: ["accounts.read"], expiresAt: "2001-01-01T00:00:00Z" },
+      { name: "x", scopes: ["accounts.read"], userId: "usr_someoneelse" }, { name: "", scopes: ["accounts.read"] }, { name: "x", scopes: ["accounts.read"], expiresAt: "soon" },
+    ]) {
+      const res = await fx.call("POST", "/api/v1/tokens", { token, body });
+      assert.equal(res.statusCode, 400, `${JSON.stringify(body)} answered ${res.statusCode}`);
+    }
+    assert.equal((await fx.app.accounts.tokens.list(user.id)).length, 1);
+  });
+
+  it("answers 404 to another user's token id and leaves that token working (IDOR)", async () => {
+    const alice = await fx.user(["accounts.read"]);
+    const mallory = await fx.user(["admin"]);
+    const aliceToken = await fx.token(alice.id, ["accounts.read"]);
+    const malloryToken = await fx.token(mallory.id, ["admin"]);
+    const [aliceInfo] = await fx.app.accounts.tokens.list(alice.id);
+    const id = (aliceInfo as { id: string }).id;
+    const res = await fx.call("DELETE", `/api/v1/tokens/${id}`, { token: malloryToken });
+    assert.equal(res.statusCode, 404, "even an admin cannot revoke someone else's token through the self-service route");
+    const unknown = await fx.call("DELETE", "/api/v1/tokens/tok_aaaaaaaaaaaaaaaaaaaaaaaaaa", { token: malloryToken });
+    assert.equal(unknown.statusCode, 404);
+    assert.deepEqual(unknown.json().error.message.replace("tok_aaaaaaaaaaaaaaaaaaaaaaaaaa", "ID"), res.json().error.message.replace(id, "ID"), "same answer as an unknown id");
+    assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { token: aliceToken })).statusCode, 200, "alice's token still works");
+    const listed = (await fx.call("GET", "/api/v1/tokens", { token: malloryToken })).json() as { tokens: TokenView[] };
+    assert.equal(listed.tokens.some((t) => t.id === id), false, "mallory's list never shows alice's token");
+  });
+
+  it("revokes one token, then all of the caller's tokens, with audit events", async () => {
+    const user = await fx.user(["accounts.read"]);
+    const a = await fx.token(user.id, ["accounts.read"]);
+    const b = await fx.token(user.id, ["accounts.read"]);
+    const c = await fx.token(user.id, ["accounts.read"]);
+    const infos = await fx.app.accounts.tokens.list(user.id);
+    const bId = (infos.find((i) => b.includes(i.id)) as { id: string }).id;
+    const del = await fx.call("DELETE", `/api/v1/tokens/${bId}`, { token: a, headers: { "x-request-id": "revoke-b" } });
+    assert.equal(del.statusCode, 204);
+    assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { token: b })).statusCode, 401);
+    assert.equal((await fx.call("DELETE", `/api/v1/tokens/${bId}`, { token: a })).statusCode, 404, "already revoked");
+    const event = await fx.app.db.db.selectFrom("audit_events").selectAll().where("type", "=", "api.token.revoked").where("subject", "=", bId).executeTakeFirst();
+    assert.equal(event?.request_id, "revoke-b");
+    assert.equal(event?.actor, user.id);
+    const all = await fx.call("DELETE", "/api/v1/tokens", { token: c });
+    assert.deepEqual(all.json(), { revoked: 2 });
+    for (const t of [a, c]) assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { token: t })).statusCode, 401);
+  });
+
+  it(`bounds live tokens per user at ${MAX_LIVE_TOKENS}`, async () => {
+    const user = await fx.user(["accounts.read"]);
+    const token = await fx.token(user.id, ["accounts.read"]);
+    for (let i = 1; i < MAX_LIVE_TOKENS; i++) {
+      const res = await fx.call("POST", "/api/v1/tokens", { token, body: { name: `n${i}`, scopes: ["accounts.read"] } });
+      assert.equal(res.statusCode, 201);
+    }
+    const over = await fx.call("POST", "/api/v1/tokens", { token, body: { name: "one too many", scopes: ["accounts.read"] } });
+    assert.equal(over.statusCode, 409);
+    assert.equal((await fx.app.accounts.tokens.list(user.id)).length, MAX_LIVE_TOKENS);
+  });
+
+  it("keeps a session whose second factor is still due away from the API, and serves it after MFA (ASVS 6.3.3)", async () => {
+    const user = await fx.user(["accounts.read"]);
+    const { secret } = await fx.app.accounts.mfa.totp.begin(user.id, user.email);
+    const code = new TOTP({ secret: Secret.fromBase32(secret) }).generate();
+    assert.equal(await fx.app.accounts.mfa.totp.confirm(user.id, code), true);
+    const pending = await fx.session(user.id, { aal: 1 });
+    for (const [method, url] of [["GET", "/api/v1/users?limit=1"], ["GET", "/api/v1/tokens"], ["DELETE", "/api/v1/tokens"]] as const) {
+      const res = await fx.call(method, url, { session: pending });
+      assert.equal(res.statusCode, 403, `${method} ${url} served a session with MFA pending`);
+    }
+    const full = await fx.session(user.id, { aal: 2 });
+    assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { session: full })).statusCode, 200);
+  });
+
+  it("keeps a session that must change its password away from the API", async () => {
+    const user = await fx.user(["accounts.read"]);
+    await fx.app.db.db.updateTable("users").set({ password_must_change: 1 }).where("id", "=", user.id).execute();
+    const session = await fx.session(user.id, { aal: 1 });
+    assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { session })).statusCode, 403);
+  });
+});

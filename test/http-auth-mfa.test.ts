@@ -1,0 +1,189 @@
+// MFA over HTTP: enrolment, step-up after login, and the attacks that must fail — a replayed TOTP code, a reused
+// recovery code, reaching other routes before the second factor, an administrator skipping enrolment.
+// Factor changes are mailed to the user; the test reads them from a real SMTP server.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
+import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+
+let fx: AuthFixture;
+before(async () => {
+  fx = await authFixture();
+});
+after(async () => {
+  await fx.close();
+});
+
+/** Signs in and enrols TOTP; returns the browser (now aal 2) and the secret. */
+async function enrolTOTP(email: string): Promise<{ b: Browser; secret: string; password: string; id: string }> {
+  const user = await fx.user(email);
+  const b = fx.browser();
+  assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+  const begin = await b.request("POST", "/auth/mfa/totp", { csrf: true });
+  assert.equal(begin.statusCode, 200, begin.body);
+  const { uri, secret } = begin.json() as { uri: string; secret: string };
+  assert.match(uri, /^otpauth:\/\/totp\//);
+  const before = b.cookie;
+  const confirm = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+  assert.equal(confirm.statusCode, 200, confirm.body);
+  assert.equal(confirm.json().aal, 2);
+  assert.notEqual(b.cookie, before, "enrolment is a privilege change: new session");
+  // The enrolment code's time step is spent; later logins use the next step.
+  fx.clock.advance(30_000);
+  return { b, secret, password: user.password, id: user.id };
+}
+
+describe("MFA step-up", () => {
+  it("holds a password-only login at aal 1 until a TOTP code, then rotates to aal 2 (ASVS 6.3.3, 7.2.4)", async () => {
+    const { secret, password } = await enrolTOTP("totp@example.org");
+    const b = fx.browser();
+    const login = await b.login("totp@example.org", password);
+    assert.equal(login.statusCode, 200);
+    assert.equal(login.json().mfaRequired, true);
+    const session = await b.request("GET", "/auth/session");
+    assert.equal(session.json().mfaRequired, true);
+    assert.equal(session.json().aal, 1);
+    const blocked = await b.request("GET", "/auth/sessions");
+    assert.equal(blocked.statusCode, 403, "attack: skipping the second factor");
+    assert.equal(blocked.json().error.code, "BULWARK_ERR_MFA_REQUIRED");
+    const addFactor = await b.request("POST", "/auth/mfa/totp", { csrf: true });
+    assert.equal(addFactor.statusCode, 403, "a password alone cannot enrol more factors");
+    const wrong = await b.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: "000000" } });
+    assert.equal(wrong.statusCode, 401);
+    const aal1 = b.cookie;
+    const ok = await b.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(secret, fx.clock.now()) } });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(ok.json().aal, 2);
+    assert.notEqual(b.cookie, aal1);
+    assert.equal((await fx.app.accounts.sessions.validate(aal1 as string)).valid, false, "the aal-1 token is dead");
+    assert.equal((await b.request("GET", "/auth/sessions")).statusCode, 200);
+    fx.clock.advance(30_000);
+  });
+
+  it("attack: a replayed TOTP code is refused (ASVS 6.5.1)", async () => {
+    const { secret, password } = await enrolTOTP("replay@example.org");
+    const code = totpCode(secret, fx.clock.now());
+    const first = fx.browser();
+    await first.login("replay@example.org", password);
+    assert.equal((await first.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: code } })).statusCode, 200);
+    // The attacker watched the code (shoulder surfing, a phishing proxy) and knows the password.
+    const attacker = fx.browser();
+    await attacker.login("replay@example.org", password);
+    const replay = await attacker.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: code } });
+    assert.equal(replay.statusCode, 401);
+    assert.equal(replay.json().error.code, "BULWARK_ERR_MFA_INVALID");
+    assert.equal((await attacker.request("GET", "/auth/sessions")).statusCode, 403);
+    fx.clock.advance(30_000);
+  });
+
+  it("attack: a recovery code works once, never twice (ASVS 6.5.1)", async () => {
+    const { b, password } = await enrolTOTP("recovery@example.org");
+    const gen = await b.request("POST", "/auth/mfa/recovery-codes", { csrf: true });
+    assert.equal(gen.statusCode, 200, gen.body);
+    const codes = gen.json().codes as string[];
+    assert.equal(codes.length, 10);
+    const first = fx.browser();
+    await first.login("recovery@example.org", password);
+    const used = await first.request("POST", "/auth/mfa/verify", { csrf: true, body: { recoveryCode: codes[0] } });
+    assert.equal(used.statusCode, 200, used.body);
+    assert.equal(used.json().recoveryCodesLeft, 9);
+    const second = fx.browser();
+    await second.login("recovery@example.org", password);
+    const reused = await second.request("POST", "/auth/mfa/verify", { csrf: true, body: { recoveryCode: codes[0] } });
+    assert.equal(reused.statusCode, 401);
+    assert.equal((await second.request("GET", "/auth/sessions")).statusCode, 403);
+  });
+
+  it("mails the user when factors change (ASVS 6.3.7) and lists and removes them", async () => {
+    const { b } = await enrolTOTP("notices@example.org");
+    assert.equal((await b.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).statusCode, 200);
+    const factors = await b.request("GET", "/auth/mfa");
+    assert.deepEqual(factors.json(), { totp: true, webauthn: 0, recoveryCodes: 10 });
+    assert.equal((await b.request("GET", "/auth/mfa/webauthn")).json().credentials.length, 0);
+    const removed = await b.request("DELETE", "/auth/mfa/totp", { csrf: true });
+    assert.equal(removed.statusCode, 200, removed.body);
+    const report = await fx.deliver();
+    assert.ok(report.sent >= 3);
+    const subjects = fx.mailTo("notices@example.org").map((m) => m.subject);
+    assert.ok(subjects.some((s) => /a sign-in factor was added/.test(s)), subjects.join(" | "));
+    assert.ok(subjects.some((s) => /recovery codes were replaced/.test(s)));
+    assert.ok(subjects.some((s) => /a sign-in factor was removed/.test(s)));
+    const added = fx.mailTo("notices@example.org").find((m) => /added/.test(m.subject));
+    assert.match(added?.body ?? "", /authenticator app \(TOTP\)/);
+  });
+
+  it("WebAuthn registration options are served; assertion options need a passkey; junk assertions fail", async () => {
+    const { b, password } = await enrolTOTP("passkey@example.org");
+    const reg = await b.request("POST", "/auth/mfa/webauthn/register/options", { csrf: true });
+    assert.equal(reg.statusCode, 200, reg.body);
+    assert.equal(reg.json().rp.id, "bulwark.test");
+    assert.ok(reg.json().challenge);
+    const pending = fx.browser();
+    await pending.login("passkey@example.org", password);
+    const auth = await pending.request("POST", "/auth/mfa/webauthn/authenticate/options", { csrf: true });
+    // This user has TOTP but no passkey: nothing to assert with.
+    assert.equal(auth.statusCode, 409, auth.body);
+    assert.equal(auth.json().error.code, "BULWARK_ERR_MFA_NOT_ENROLLED");
+    const junk = await pending.request("POST", "/auth/mfa/verify", { csrf: true, body: { webauthn: { id: "x", rawId: "x", type: "public-key", response: {} } } });
+    assert.equal(junk.statusCode, 401, "a malformed assertion is a failed one");
+  });
+});
+
+describe("passkeys over HTTP", () => {
+  it("registers a passkey, steps up with it, and refuses a replayed or phished assertion", async () => {
+    const ana = await fx.user("passkey-flow@example.org");
+    const b = fx.browser();
+    await b.login(ana.email, ana.password);
+    const key = new SoftAuthenticator();
+    const options = await b.request("POST", "/auth/mfa/webauthn/register/options", { csrf: true });
+    assert.equal(options.statusCode, 200, options.body);
+    const registered = await b.request("POST", "/auth/mfa/webauthn/register", { csrf: true, body: { response: key.register(options.json(), ORIGIN), name: "laptop key" } });
+    assert.equal(registered.statusCode, 200, registered.body);
+    assert.equal(registered.json().aal, 2);
+    const listed = (await b.request("GET", "/auth/mfa/webauthn")).json().credentials as Array<{ id: string; name: string }>;
+    assert.deepEqual(listed.map((c) => c.name), ["laptop key"]);
+
+    const pending = fx.browser();
+    assert.equal((await pending.login(ana.email, ana.password)).json().mfaRequired, true);
+    const req = await pending.request("POST", "/auth/mfa/webauthn/authenticate/options", { csrf: true });
+    assert.equal(req.statusCode, 200, req.body);
+    const phished = key.authenticate(req.json(), "https://bulwark-login.example");
+    assert.equal((await pending.request("POST", "/auth/mfa/verify", { csrf: true, body: { webauthn: phished } })).statusCode, 401, "attack: an assertion made for another origin");
+    const req2 = await pending.request("POST", "/auth/mfa/webauthn/authenticate/options", { csrf: true });
+    const assertion = key.authenticate(req2.json(), ORIGIN);
+    const ok = await pending.request("POST", "/auth/mfa/verify", { csrf: true, body: { webauthn: assertion } });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(ok.json().aal, 2);
+
+    const attacker = fx.browser();
+    await attacker.login(ana.email, ana.password);
+    const replay = await attacker.request("POST", "/auth/mfa/verify", { csrf: true, body: { webauthn: assertion } });
+    assert.equal(replay.statusCode, 401, "attack: a replayed assertion (its challenge is spent)");
+
+    const removed = await b.request("DELETE", `/auth/mfa/webauthn/${encodeURIComponent(listed[0]?.id ?? "")}`, { csrf: true });
+    assert.equal(removed.statusCode, 200, removed.body);
+    await fx.deliver();
+    const subjects = fx.mailTo(ana.email).map((m) => m.subject);
+    assert.equal(subjects.filter((s) => /factor was added/.test(s)).length, 1);
+    assert.equal(subjects.filter((s) => /factor was removed/.test(s)).length, 1);
+  });
+});
+
+describe("administrators must enrol MFA", () => {
+  it("attack: an admin without MFA reaches only enrolment until a factor is confirmed", async () => {
+    const admin = await fx.user("admin@example.org", { roles: ["admin"] });
+    const b = fx.browser();
+    const login = await b.login(admin.email, admin.password);
+    assert.equal(login.json().mfaEnrolmentRequired, true);
+    const blocked = await b.request("GET", "/auth/sessions");
+    assert.equal(blocked.statusCode, 403);
+    assert.equal(blocked.json().error.code, "BULWARK_ERR_MFA_ENROLMENT_REQUIRED");
+    assert.equal((await b.request("GET", "/auth/session")).json().mfaEnrolmentRequired, true);
+    const begin = await b.request("POST", "/auth/mfa/totp", { csrf: true });
+    assert.equal(begin.statusCode, 200);
+    const confirm = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(begin.json().secret, fx.clock.now()) } });
+    assert.equal(confirm.statusCode, 200, confirm.body);
+    assert.equal((await b.request("GET", "/auth/sessions")).statusCode, 200);
+    fx.clock.advance(30_000);
+  });
+});

@@ -1,0 +1,180 @@
+// Passwords over HTTP: change, reset and registration, written as attacks that must fail — enumeration through
+// reset and registration (same status, same body), a reused or forged reset link, a reset that would bypass
+// MFA — with the mail read from a real in-process SMTP server.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
+import { authFixture, GOOD_PASSWORD, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { startMailRunner } from "../src/http/mail-runner.ts";
+
+let fx: AuthFixture;
+before(async () => {
+  fx = await authFixture();
+});
+after(async () => {
+  await fx.close();
+});
+
+/** The token in the newest reset mail to `address`. */
+async function resetTokenFor(address: string): Promise<string> {
+  await fx.deliver();
+  const mails = fx.mailTo(address);
+  const last = mails.at(-1);
+  assert.ok(last, `no mail to ${address}`);
+  const m = /https:\/\/bulwark\.test\/reset-password#token=(prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/.exec(last.body);
+  assert.ok(m, `no reset link in: ${last.body}`);
+  return m[1] as string;
+}
+
+describe("POST /auth/password/change", () => {
+  it("needs the current password, applies the policy, ends the other sessions and mails a notice (ASVS 6.3.7, 7.4.3)", async () => {
+    const ana = await fx.user("change@example.org");
+    const b = fx.browser();
+    const other = fx.browser();
+    await b.login(ana.email, ana.password);
+    await other.login(ana.email, ana.password);
+    const wrong = await b.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: "not my password at all", newPassword: `${GOOD_PASSWORD}!` } });
+    assert.equal(wrong.statusCode, 401);
+    const weak = await b.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: ana.password, newPassword: "short" } });
+    assert.equal(weak.statusCode, 400);
+    assert.equal(weak.json().error.code, "BULWARK_ERR_PASSWORD_POLICY");
+    const before = b.cookie;
+    const ok = await b.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: ana.password, newPassword: "lantern harbour seventeen owls" } });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(ok.json().sessionsEnded, 1);
+    assert.notEqual(b.cookie, before, "the current browser gets a fresh session");
+    assert.equal((await b.request("GET", "/auth/session")).json().authenticated, true);
+    assert.equal((await other.request("GET", "/auth/session")).json().authenticated, false, "the other session ended");
+    assert.equal((await fx.browser().login(ana.email, "lantern harbour seventeen owls")).statusCode, 200);
+    assert.equal((await fx.browser().login(ana.email, ana.password)).statusCode, 401);
+    await fx.deliver();
+    const notice = fx.mailTo(ana.email).find((m) => /your password was changed/.test(m.subject));
+    assert.ok(notice, "notice delivered over SMTP");
+    assert.match(notice.body, /The password of your account was changed/);
+  });
+});
+
+describe("password reset", () => {
+  it("attack: enumeration — a known and an unknown address get the same status and body (ASVS 6.3.8)", async () => {
+    await fx.user("known@example.org");
+    const known = await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: "known@example.org" } });
+    const unknown = await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: "unknown@example.org" } });
+    assert.equal(known.statusCode, 202);
+    assert.equal(unknown.statusCode, 202);
+    assert.equal(known.body, unknown.body);
+    assert.deepEqual(known.json(), RESET_ACCEPTED);
+    await fx.deliver();
+    assert.equal(fx.mailTo("known@example.org").length, 1);
+    assert.equal(fx.mailTo("unknown@example.org").length, 0);
+  });
+
+  it("resets through the mailed link once, under the policy, ending every session (ASVS 6.4.1, 7.4.3)", async () => {
+    const ana = await fx.user("reset@example.org");
+    const signedIn = fx.browser();
+    await signedIn.login(ana.email, ana.password);
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/request", { form: true, body: { email: ana.email } })).statusCode, 202);
+    const token = await resetTokenFor(ana.email);
+    const weak = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "password" } });
+    assert.equal(weak.statusCode, 400);
+    assert.equal(weak.json().error.code, "BULWARK_ERR_PASSWORD_POLICY");
+    const done = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly" } });
+    assert.equal(done.statusCode, 200, done.body);
+    assert.equal((await signedIn.request("GET", "/auth/session")).json().authenticated, false, "sessions ended");
+    const again = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "another fine long passphrase" } });
+    assert.equal(again.statusCode, 400, "attack: a used link works once");
+    assert.equal(again.json().error.code, "BULWARK_ERR_RESET_TOKEN");
+    assert.equal((await fx.browser().login(ana.email, "copper meadow whistles softly")).statusCode, 200);
+    await fx.deliver();
+    assert.ok(fx.mailTo(ana.email).some((m) => /your password was reset/.test(m.subject)), "reset notice delivered");
+  });
+
+  it("attack: forged, tampered and cross-site reset completions are refused", async () => {
+    const ana = await fx.user("forge@example.org");
+    await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: ana.email } });
+    const token = await resetTokenFor(ana.email);
+    const row = await fx.app.db.db.selectFrom("password_reset_tokens").selectAll().where("user_id", "=", ana.id).executeTakeFirstOrThrow();
+    const tampered = token.slice(0, -1) + (token.endsWith("A") ? "B" : "A");
+    for (const bad of [tampered, `${row.id}.${row.secret_hash}`, "prt_x.y"]) {
+      const res = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: bad, newPassword: "copper meadow whistles softly" } });
+      assert.equal(res.statusCode, 400, bad.slice(0, 10));
+    }
+    const xsite = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly" }, headers: { origin: "https://evil.example", "sec-fetch-site": "cross-site" } });
+    assert.equal(xsite.statusCode, 403);
+    assert.equal((await fx.app.accounts.passwordReset.check(token)).valid, true, "the refusals did not use the link up");
+  });
+
+  it("attack: a reset link does not bypass MFA (ASVS 6.4.3)", async () => {
+    const ana = await fx.user("mfareset@example.org");
+    const b = fx.browser();
+    await b.login(ana.email, ana.password);
+    const begin = await b.request("POST", "/auth/mfa/totp", { csrf: true });
+    const secret = begin.json().secret as string;
+    assert.equal((await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
+    fx.clock.advance(30_000);
+    await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: ana.email } });
+    const token = await resetTokenFor(ana.email);
+    const without = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly" } });
+    assert.equal(without.statusCode, 401);
+    assert.equal(without.json().error.code, "BULWARK_ERR_MFA_REQUIRED");
+    const wrongCode = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly", totp: "123456" } });
+    assert.equal(wrongCode.statusCode, 401);
+    assert.equal((await fx.browser().login(ana.email, "copper meadow whistles softly")).statusCode, 401, "the password did not change");
+    const withCode = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly", totp: totpCode(secret, fx.clock.now()) } });
+    assert.equal(withCode.statusCode, 200, withCode.body);
+    fx.clock.advance(30_000);
+  });
+
+  it("limits reset mails per account (no mail cannon) while answering the same", async () => {
+    await fx.user("flood@example.org");
+    for (let i = 0; i < 5; i++) {
+      const res = await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: "flood@example.org" } });
+      assert.equal(res.statusCode, 202);
+      assert.deepEqual(res.json(), RESET_ACCEPTED);
+    }
+    await fx.deliver();
+    assert.equal(fx.mailTo("flood@example.org").length, 3);
+  });
+});
+
+describe("POST /auth/register", () => {
+  it("is off by default", async () => {
+    const res = await fx.browser().request("POST", "/auth/register", { body: { email: "new@example.org" } });
+    assert.equal(res.statusCode, 403);
+    assert.equal(res.json().error.code, "BULWARK_ERR_REGISTRATION_CLOSED");
+  });
+
+  it("attack: enumeration — a taken and a free address get the same status and body; the new owner sets a password by mail", async () => {
+    fx.app.config.http.registrationOpen = true;
+    try {
+      await fx.user("taken@example.org");
+      const taken = await fx.browser().request("POST", "/auth/register", { body: { email: "taken@example.org" } });
+      const free = await fx.browser().request("POST", "/auth/register", { body: { email: "fresh@example.org" } });
+      assert.equal(taken.statusCode, 202);
+      assert.equal(free.statusCode, 202);
+      assert.equal(taken.body, free.body);
+      // Neither can sign in with a password the registrant chose: there was none to choose.
+      const token = await resetTokenFor("fresh@example.org");
+      assert.match(fx.mailTo("fresh@example.org").at(-1)?.subject ?? "", /finish creating your account/);
+      const set = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly" } });
+      assert.equal(set.statusCode, 200, set.body);
+      assert.equal((await fx.browser().login("fresh@example.org", "copper meadow whistles softly")).statusCode, 200);
+      assert.match(fx.mailTo("taken@example.org").at(-1)?.subject ?? "", /reset your password/);
+    } finally {
+      fx.app.config.http.registrationOpen = false;
+    }
+  });
+});
+
+describe("the outbox sender in the server", () => {
+  it("delivers queued mail while running and stops cleanly", async () => {
+    await fx.user("runner@example.org");
+    await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: "runner@example.org" } });
+    const runner = await startMailRunner(fx.app, { idleMs: 20 });
+    assert.equal(runner.running, true);
+    const deadline = Date.now() + 10_000;
+    while (fx.mailTo("runner@example.org").length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    await runner.stop();
+    await runner.stop();
+    assert.equal(fx.mailTo("runner@example.org").length, 1);
+  });
+});
