@@ -1,7 +1,8 @@
 // HTTP account benchmark (`npm run bench -- http`), every figure against a reference measured in the same run:
 // - logins/s over real HTTP ÷ raw argon2id verifies/s (aim ≥ 0.9: the HTTP layer adds little to the hash);
 // - p50 / p99 of GET /auth/session with a valid cookie, and their ratio to a bare Fastify route;
-// - median unknown-account login time ÷ median wrong-password time (aim 0.9–1.1: no timing enumeration).
+// - median unknown-account login time ÷ median wrong-password time (aim 0.9–1.1: no timing enumeration);
+// - median reset-request time for an unknown address ÷ a known one (aim 0.9–1.1: the same work either way).
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -136,6 +137,30 @@ export default async function bench(): Promise<void> {
     line("median login, unknown account", `${mu.toFixed(2)} ms`);
     line("median login, wrong password", `${mw.toFixed(2)} ms`);
     line("unknown ÷ wrong-password median", (mu / mw).toFixed(2), "aim 0.9-1.1");
+
+    // 4. Reset requests: an unknown address against a known one (each known account asked once, so every
+    // known request takes the real path — a link and a queued mail — not the hourly limit's).
+    const reset = (email: string): Promise<Response> =>
+      fetch(`${base}/auth/password/reset/request`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email }) });
+    for (let i = 0; i < 20; i++) await (await reset(`warm${i}@example.org`)).arrayBuffer();
+    const resetUnknown: number[] = [];
+    const resetKnown: number[] = [];
+    for (let i = 0; i < ENUM_PAIRS; i++) {
+      for (const [list, email] of [[resetUnknown, `nobody${i}@example.org`], [resetKnown, victims[i] as string]] as const) {
+        const t = now();
+        const res = await reset(email);
+        await res.arrayBuffer();
+        list.push(seconds(t) * 1000);
+        if (res.status !== 202) throw new Error(`reset request answered ${res.status}`);
+      }
+    }
+    const queuedResets = await app.db.db.selectFrom("password_reset_tokens").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+    if (Number(queuedResets.n) !== ENUM_PAIRS) throw new Error(`expected ${ENUM_PAIRS} reset links, found ${queuedResets.n}`);
+    const ru = median(resetUnknown);
+    const rk = median(resetKnown);
+    line("median reset request, unknown address", `${ru.toFixed(3)} ms`);
+    line("median reset request, known address", `${rk.toFixed(3)} ms`);
+    line("reset request unknown ÷ known median", (ru / rk).toFixed(2), "aim 0.9-1.1");
   } finally {
     await server.close();
     await bare.close();

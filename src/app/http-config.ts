@@ -16,6 +16,11 @@ export interface HTTPAuthConfig {
   /** Users holding an administrative permission must enrol MFA before anything else (default true). */
   requireMfaForAdmins: boolean;
   session: { idleTimeoutMs: number; absoluteTimeoutMs: number };
+  /**
+   * A session is "fresh" this long after the authentication that created it; past that, changing factors or
+   * ending other sessions needs POST /auth/reauthenticate first (ASVS 7.5.1, 7.5.2). BULWARK_REAUTH_MINUTES.
+   */
+  reauthWindowMs: number;
 }
 
 function configError(message: string): InputError {
@@ -98,5 +103,6 @@ export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAu
     registrationOpen: parseBoolean("BULWARK_REGISTRATION", env["BULWARK_REGISTRATION"], false, "open", "closed"),
     requireMfaForAdmins: parseBoolean("BULWARK_REQUIRE_MFA_FOR_ADMINS", env["BULWARK_REQUIRE_MFA_FOR_ADMINS"], true, "true", "false"),
     session,
+    reauthWindowMs: minutes("BULWARK_REAUTH_MINUTES", 10, 1, 120),
   };
 }

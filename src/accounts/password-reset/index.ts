@@ -2,3 +2,4 @@
 export * from "./reset-service.ts";
 export * from "./token.ts";
 export * from "./errors.ts";
+export * from "./reset-mail.ts";

@@ -29,13 +29,30 @@ export type ResetCheck = { valid: true; tokenId: string; userId: string; expires
 
 export type IssueResult = { issued: true; token: string; expiresAt: number } | { issued: false; reason: "rate-limited" };
 
+/** The longest a link may be made to live (containment mail to a whole user base may be read a day later). */
+export const MAX_RESET_LIFETIME_MS = 7 * 24 * 60 * 60_000;
+
+export interface IssueOptions {
+  /** Write through this executor (a caller's transaction) instead of the database. */
+  executor?: Kysely<Schema>;
+  /** Overrides policy.lifetimeMs for this link (1 ms to MAX_RESET_LIFETIME_MS). */
+  lifetimeMs?: number;
+}
+
 export interface PasswordResetService {
   readonly policy: Readonly<PasswordResetPolicy>;
   /**
    * Issues a token for a user. The text is returned once (for the mail); only its secret's hash is stored.
    * Refused (a value, not an error) past `maxPerWindow` links in `windowMs` for the account.
    */
-  issue(userId: string): Promise<IssueResult>;
+  issue(userId: string, options?: IssueOptions): Promise<IssueResult>;
+  /** How many links the user was issued in the current rate window (what `issue` compares to maxPerWindow). */
+  recentCount(userId: string, executor?: Kysely<Schema>): Promise<number>;
+  /**
+   * Stores the row of a token drawn with `generateResetToken`, with no rate check: for callers that apply
+   * their own bound (a containment job, idempotent per job and user) or have just checked `recentCount`.
+   */
+  store(token: { id: string; secretHash: string }, userId: string, options?: IssueOptions): Promise<{ expiresAt: number }>;
   /** Checks a presented token without using it up (to show the form, or before asking for MFA). */
   check(token: unknown): Promise<ResetCheck>;
   /**
@@ -90,22 +107,37 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     return Number(result.numUpdatedRows);
   }
 
+  async function recentCount(userId: string, executor: Kysely<Schema> = db): Promise<number> {
+    const recent = await executor
+      .selectFrom("password_reset_tokens")
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("user_id", "=", userId)
+      .where("created_at", ">", clock.now() - policy.windowMs)
+      .executeTakeFirstOrThrow();
+    return Number(recent.n);
+  }
+
+  async function store(token: { id: string; secretHash: string }, userId: string, options: IssueOptions = {}): Promise<{ expiresAt: number }> {
+    const lifetime = options.lifetimeMs ?? policy.lifetimeMs;
+    if (!Number.isSafeInteger(lifetime) || lifetime <= 0 || lifetime > MAX_RESET_LIFETIME_MS) {
+      throw resetErrors.badPolicy(`a link's lifetime must be 1 to ${MAX_RESET_LIFETIME_MS} ms, got ${String(lifetime)}`);
+    }
+    const now = clock.now();
+    const expiresAt = now + lifetime;
+    await (options.executor ?? db).insertInto("password_reset_tokens").values({ id: token.id, user_id: userId, secret_hash: token.secretHash, created_at: now, expires_at: expiresAt, used_at: null }).execute();
+    return { expiresAt };
+  }
+
   return {
     policy,
-    async issue(userId) {
-      const now = clock.now();
-      const recent = await db
-        .selectFrom("password_reset_tokens")
-        .select((eb) => eb.fn.countAll<number>().as("n"))
-        .where("user_id", "=", userId)
-        .where("created_at", ">", now - policy.windowMs)
-        .executeTakeFirstOrThrow();
-      if (Number(recent.n) >= policy.maxPerWindow) return { issued: false, reason: "rate-limited" };
+    async issue(userId, options = {}) {
+      if ((await recentCount(userId, options.executor)) >= policy.maxPerWindow) return { issued: false, reason: "rate-limited" };
       const fresh = generateResetToken(random);
-      const expiresAt = now + policy.lifetimeMs;
-      await db.insertInto("password_reset_tokens").values({ id: fresh.id, user_id: userId, secret_hash: fresh.secretHash, created_at: now, expires_at: expiresAt, used_at: null }).execute();
+      const { expiresAt } = await store(fresh, userId, options);
       return { issued: true, token: fresh.token, expiresAt };
     },
+    recentCount,
+    store,
     check: (token) => look(token, db),
     async redeem(token, executor = db) {
       const found = await look(token, executor);

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { API_ACTION, crossSiteVerdict, csrfErrors, verifyCSRF } from "../../accounts/csrf/index.ts";
 import { allows, holdsAdministrative, isPermission } from "../../accounts/roles/index.ts";
-import { clearSessionCookie, parseSessionToken, readSessionCookie, SESSION_COOKIE } from "../../accounts/sessions/index.ts";
+import { clearSessionCookie, parseSessionToken, readSessionCookie, SESSION_COOKIE, type Session } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import type { RequestAuth } from "../auth-context.ts";
 import { httpAuthErrors } from "./errors.ts";
@@ -89,7 +89,18 @@ async function guard(app: App, request: FastifyRequest): Promise<void> {
       const gate = await gateOf(app, request);
       if (gate !== "open" && !allowed.includes(gate)) throw httpAuthErrors.gated(gate);
     }
+    // A stolen cookie (and the CSRF token it yields) must not be enough to change how the account signs in.
+    if (config.reauth === "required" && !isFresh(app, request.cookieSession.session)) throw httpAuthErrors.reauthRequired();
   }
+}
+
+/**
+ * Whether a session was created by an authentication within the re-authentication window. Sessions are
+ * replaced on every authentication (login, MFA step-up, factor enrolment, password change, re-authentication),
+ * so created_at is the time of the last one (ASVS 7.5.1).
+ */
+export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean {
+  return app.clock.now() - session.createdAt < app.config.http.reauthWindowMs;
 }
 
 /** The unsafe-method CSRF wall: Origin / Sec-Fetch-Site first, then the synchronizer token (ASVS 3.5.1, 3.5.3). */

@@ -18,6 +18,9 @@ export const httpAuthErrors = {
     return new HTTPAuthError(codes[gate] ?? "BULWARK_ERR_FORBIDDEN", "forbidden", what[gate] ?? "not allowed yet");
   },
   registrationClosed: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_REGISTRATION_CLOSED", "forbidden", "self-registration is turned off on this server"),
+  reauthRequired: (): HTTPAuthError =>
+    new HTTPAuthError("BULWARK_ERR_REAUTH_REQUIRED", "forbidden", "confirm it is you first: POST /auth/reauthenticate with your password (and a second factor if you use one)"),
+  reauthFailed: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_REAUTH_FAILED", "unauthorized", "the password or the second factor is wrong"),
   wrongPassword: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_PASSWORD_WRONG", "unauthorized", "the current password is wrong"),
   throttled: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_THROTTLED", "forbidden", "too many attempts; wait and try again"),
   mfaInvalid: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_MFA_INVALID", "unauthorized", "the code or security key response is not valid"),

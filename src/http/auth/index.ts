@@ -5,6 +5,7 @@ import { registerAuthHooks } from "./authenticate.ts";
 import { registerFormParser } from "./form-body.ts";
 import { registerMfaRoutes } from "./routes/mfa-routes.ts";
 import { registerPasswordRoutes } from "./routes/password-routes.ts";
+import { registerReauthRoutes } from "./routes/reauth-routes.ts";
 import { registerRegisterRoutes } from "./routes/register-routes.ts";
 import { registerSessionRoutes } from "./routes/session-routes.ts";
 
@@ -19,6 +20,7 @@ export function registerAuth(server: FastifyInstance, app: App): void {
   registerAuthHooks(server, app);
   registerSessionRoutes(server, app);
   registerPasswordRoutes(server, app);
+  registerReauthRoutes(server, app);
   registerRegisterRoutes(server, app);
   registerMfaRoutes(server, app);
 }

@@ -39,5 +39,10 @@ declare module "fastify" {
      * requests by Origin / Sec-Fetch-Site (login CSRF).
      */
     csrf?: "pre-login";
+    /**
+     * "required": a change that affects authentication (factors, recovery codes, other sessions). A browser
+     * session older than the re-authentication window is refused until POST /auth/reauthenticate (ASVS 7.5.1, 7.5.2).
+     */
+    reauth?: "required";
   }
 }

@@ -1,7 +1,8 @@
 // The MFA routes: step-up (POST /auth/mfa/verify and WebAuthn assertion options), enrolment (TOTP begin,
 // confirm, remove; WebAuthn register options, verify, list, delete; recovery codes), and the factor list.
 // A successful step-up or enrolment replaces the session with an aal-2 one (ASVS 7.2.4); every factor change
-// is audited and mailed to the user (ASVS 6.3.7).
+// is audited and mailed to the user (ASVS 6.3.7). Every change needs a fresh session (ASVS 7.5.1, see
+// reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../../app/types.ts";
@@ -10,8 +11,15 @@ import { auditAndNotify, requireSession, setSessionCookie, str } from "../helper
 import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 
-/** Enrolment routes: reachable by a fully signed-in user, and by an administrator who must enrol first. */
-const ENROL = { access: "authenticated", allowPending: ["mfa-enrol"] } as const;
+/** The factor list: reachable by a fully signed-in user, and by an administrator who must enrol first. */
+const ENROL_READ = { access: "authenticated", allowPending: ["mfa-enrol"] } as const;
+/**
+ * Enrolment changes: the same reach, and a fresh session (ASVS 7.5.1). The first enrolment right after login
+ * (an administrator's `mfa-enrol` gate) is fresh by design: the login has just created the session.
+ */
+const ENROL = { ...ENROL_READ, reauth: "required" } as const;
+/** Removals: fully signed-in and fresh. */
+const REMOVE = { access: "authenticated", reauth: "required" } as const;
 /** Step-up routes: reachable while the second factor is due. */
 const VERIFY = { access: "authenticated", allowPending: ["mfa-verify"] } as const;
 
@@ -51,7 +59,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     return mfa.webauthn.authenticationOptions(auth.userId);
   });
 
-  server.get("/auth/mfa", { config: ENROL }, async (request) => {
+  server.get("/auth/mfa", { config: ENROL_READ }, async (request) => {
     const { auth } = requireSession(request);
     return mfa.factors(auth.userId);
   });
@@ -77,7 +85,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     },
   );
 
-  server.delete("/auth/mfa/totp", { config: { access: "authenticated" } }, async (request) => {
+  server.delete("/auth/mfa/totp", { config: REMOVE }, async (request) => {
     const { auth } = requireSession(request);
     if (!(await mfa.totp.remove(auth.userId))) throw httpAuthErrors.notFound("authenticator app");
     await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-removed", factor: "totp" } });
@@ -116,7 +124,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
 
   server.delete<{ Params: { id: string } }>(
     "/auth/mfa/webauthn/:id",
-    { schema: { params: { type: "object", properties: { id: str(1024) } } }, config: { access: "authenticated" } },
+    { schema: { params: { type: "object", properties: { id: str(1024) } } }, config: REMOVE },
     async (request) => {
       const { auth } = requireSession(request);
       if (!(await mfa.webauthn.remove(auth.userId, request.params.id))) throw httpAuthErrors.notFound("passkey");

@@ -2,12 +2,11 @@
 // /auth/password/reset/complete. Reset answers the same whether or not the account exists; completing it
 // needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { resetErrors } from "../../../accounts/password-reset/index.ts";
+import { createResetMailer, resetErrors, type ResetMailer } from "../../../accounts/password-reset/index.ts";
 import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
 import { fingerprint } from "../../../crypto/tokens.ts";
 import { InputError } from "../../../lib/errors.ts";
-import { PRIORITY } from "../../../notify/index.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, requestContext, requireSession, setSessionCookie, str } from "../helpers.ts";
 import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
@@ -26,36 +25,26 @@ export async function checkNewPassword(app: App, password: string, user: Pick<Us
   }
 }
 
-/** The reset link. Built from the configured public URL, never from the request's Host (link poisoning). */
-export function resetLink(app: App, token: string): string {
-  // In the fragment: it never reaches server logs or a Referer header.
-  return `${app.config.http.publicURL}/reset-password#token=${token}`;
+const mailers = new WeakMap<App, ResetMailer>();
+
+/** The app's reset mailer (token row + outbox message in one transaction), built once per app. */
+export function resetMailerOf(app: App): ResetMailer {
+  let mailer = mailers.get(app);
+  if (!mailer) {
+    mailer = createResetMailer({ database: app.db, resets: app.accounts.passwordReset, outbox: app.accounts.outbox, random: app.random });
+    mailers.set(app, mailer);
+  }
+  return mailer;
 }
 
-/** Issues a reset token and queues the mail, unless the account's hourly limit is reached (silently). */
-export async function sendResetMail(app: App, request: FastifyRequest, user: User, purpose: "reset" | "register"): Promise<void> {
-  const issued = await app.accounts.passwordReset.issue(user.id);
-  if (!issued.issued) {
-    request.log.warn({ userId: user.id }, "password reset mail not sent: hourly limit for the account reached");
-    return;
-  }
-  const name = app.config.serviceName;
-  const text = [
-    "Hello,",
-    "",
-    purpose === "reset" ? `Someone (hopefully you) asked to reset the password of your ${name} account.` : `Welcome to ${name}. Choose your password to finish creating your account.`,
-    `Open this link within 30 minutes to choose a new password; it works once:`,
-    "",
-    resetLink(app, issued.token),
-    "",
-    purpose === "reset" ? "If you did not ask for this, ignore this message: your password stays as it is." : "If you did not sign up, ignore this message.",
-    "",
-  ].join("\n");
-  const tokenId = issued.token.slice(0, issued.token.indexOf("."));
-  await app.accounts.outbox.enqueue({
-    idempotencyKey: `account.${purpose}:${tokenId}`, to: user.email, subject: `${name}: ${purpose === "reset" ? "reset your password" : "finish creating your account"}`,
-    text, kind: `account.${purpose === "reset" ? "password-reset-link" : "registration-link"}`, priority: PRIORITY.security,
-  });
+/**
+ * Issues a reset (or "choose your password") link and queues its mail before the answer is sent, so a crash
+ * after the 202 never loses it. `null` (no account, or not active) does the same statements on throw-away
+ * rows: the answer's timing does not depend on the account (ASVS 6.3.8). The hourly limit applies silently.
+ */
+export async function sendResetMail(app: App, request: FastifyRequest, user: User | null, purpose: "reset" | "register"): Promise<void> {
+  const outcome = await resetMailerOf(app).request(user, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, purpose);
+  if (outcome === "rate-limited") request.log.warn({ userId: user?.id }, "password reset mail not sent: hourly limit for the account reached");
 }
 
 export function registerPasswordRoutes(server: FastifyInstance, app: App): void {
@@ -101,8 +90,8 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       const ctx = requestContext(request);
       const email = request.body.email;
       const user = email.length > 254 ? null : await app.accounts.users.findByIdentifier(email);
-      // Only active accounts get a link; the answer is the same in every case.
-      if (user && user.status === "active") await sendResetMail(app, request, user, "reset");
+      // Only active accounts get a link; the answer, and the work done before it, are the same in every case.
+      await sendResetMail(app, request, user && user.status === "active" ? user : null, "reset");
       await app.audit.append({
         type: "auth.password.reset-requested", actor: "anonymous", subject: user ? user.id : `id:${fingerprint(email.trim().toLowerCase())}`,
         requestId: request.id, data: { ip: ctx.ip, known: user !== null },

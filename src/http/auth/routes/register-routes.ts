@@ -17,7 +17,7 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       const ctx = requestContext(request);
       const existing = await app.accounts.users.findByIdentifier(request.body.email);
       if (existing) {
-        if (existing.status === "active") await sendResetMail(app, request, existing, "reset");
+        await sendResetMail(app, request, existing.status === "active" ? existing : null, "reset");
         await app.audit.append({ type: "auth.register.existing", actor: "anonymous", subject: existing.id, requestId: request.id, data: { ip: ctx.ip } });
         return reply.status(202).send(RESET_ACCEPTED);
       }

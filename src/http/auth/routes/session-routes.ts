@@ -10,6 +10,7 @@ import { httpAuthErrors } from "../errors.ts";
 import { ANY_GATE, requestContext, requireSession, setSessionCookie, str } from "../helpers.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
+import { freshUntil } from "./reauth-routes.ts";
 
 /**
  * The one answer for every failed login — unknown account, wrong password, disabled, locked, no password —
@@ -45,8 +46,10 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       const hasMfa = await app.accounts.mfa.hasMfa(user.id);
       const enrol = !hasMfa && app.config.mfaRequiredForAdministrative && holdsAdministrative(await app.accounts.roles.permissionsOf(user.id));
       // A new id and secret on every login: a cookie planted before login is never promoted (ASVS 7.2.4).
+      // Without a presented cookie there is nothing to replace: a plain insert, no transaction around it.
       const presented = readSessionCookie(request.headers.cookie);
-      const { token, session } = await app.accounts.sessions.rotate(presented, { userId: user.id, aal: 1, ip: ctx.ip, userAgent: ctx.userAgent });
+      const context = { aal: 1, ip: ctx.ip, userAgent: ctx.userAgent } as const;
+      const { token, session } = presented === null ? await app.accounts.sessions.createSession(user.id, context) : await app.accounts.sessions.rotate(presented, { userId: user.id, ...context });
       setSessionCookie(reply, token);
       return {
         userId: user.id,
@@ -80,6 +83,8 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       authenticated: true, via: "session", userId: auth.userId, sessionId: s.id, aal: s.aal,
       mfaRequired: gate === "mfa-verify", mfaEnrolmentRequired: gate === "mfa-enrol", mustChangePassword: gate === "password-change",
       createdAt: s.createdAt, expiresAt: s.expiresAt, idleTimeoutMs: app.accounts.sessions.policy.idleTimeoutMs,
+      // Whether sensitive changes are allowed without POST /auth/reauthenticate, and until when.
+      ...freshUntil(app, s.createdAt),
     };
   });
 
@@ -92,7 +97,8 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
 
   server.delete<{ Params: { id: string } }>(
     "/auth/sessions/:id",
-    { schema: { params: { type: "object", properties: { id: str(64) } } }, config: { access: "authenticated" } },
+    // ASVS 7.5.2: ending sessions needs a recent authentication (a thief must not lock the owner out).
+    { schema: { params: { type: "object", properties: { id: str(64) } } }, config: { access: "authenticated", reauth: "required" } },
     async (request, reply) => {
       const { auth } = requireSession(request);
       // Scoped to the caller: another user's session id ends nothing and is answered like a missing one.
@@ -103,7 +109,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
     },
   );
 
-  server.delete("/auth/sessions", { config: { access: "authenticated" } }, async (request) => {
+  server.delete("/auth/sessions", { config: { access: "authenticated", reauth: "required" } }, async (request) => {
     const { auth } = requireSession(request);
     const ended = await app.accounts.sessions.endAll(auth.userId, { except: auth.sessionId as string });
     await app.audit.append({ type: "auth.session.ended-others", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ended } });

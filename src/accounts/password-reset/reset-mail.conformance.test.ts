@@ -1,0 +1,117 @@
+// Reset links by mail on SQLite and PostgreSQL: a link issued inside another module's transaction (the
+// containment lever invalidate-passwords) commits or rolls back with it, is idempotent per (job, user), and
+// the public request path leaves nothing behind for an unknown address.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { forEachDialect } from "../../../test/helpers/dialects.ts";
+import { ManualClock } from "../../lib/clock.ts";
+import { systemRandom } from "../../lib/random.ts";
+import { Outbox } from "../../notify/outbox.ts";
+import type { Database } from "../../store/database.ts";
+import { migrate } from "../../store/migrator.ts";
+import { MIGRATIONS } from "../../store/migrations/index.ts";
+import { createUserStore } from "../users/user-store.ts";
+import { CONTAINMENT_LINK_LIFETIME_MS, containmentResetKey, createResetMailer, type ResetMailer } from "./reset-mail.ts";
+import { createPasswordResetService, type PasswordResetService } from "./reset-service.ts";
+
+const CONTEXT = { publicURL: "https://bulwark.test", serviceName: "Bulwark" };
+const LINK = /https:\/\/bulwark\.test\/reset-password#token=(prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
+
+interface Setup {
+  database: Database;
+  clock: ManualClock;
+  resets: PasswordResetService;
+  outbox: Outbox;
+  mailer: ResetMailer;
+  user: { id: string; email: string };
+}
+
+async function setup(database: Database): Promise<Setup> {
+  const clock = new ManualClock(Date.UTC(2026, 10, 3, 9));
+  const outcome = await migrate(database, clock, MIGRATIONS);
+  if (outcome.error) throw outcome.error;
+  const users = createUserStore({ database, clock, random: systemRandom });
+  const created = await users.create({ email: "ana@example.org" });
+  const resets = createPasswordResetService({ database, clock, random: systemRandom });
+  const outbox = new Outbox({ database, clock, random: systemRandom });
+  return { database, clock, resets, outbox, mailer: createResetMailer({ database, resets, outbox, random: systemRandom }), user: { id: created.id, email: created.email } };
+}
+
+async function rows(database: Database): Promise<{ tokens: number; messages: number }> {
+  const tokens = await database.db.selectFrom("password_reset_tokens").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+  const messages = await database.db.selectFrom("outbox_messages").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+  return { tokens: Number(tokens.n), messages: Number(messages.n) };
+}
+
+forEachDialect("reset links issued in a caller's transaction", (fx) => {
+  it("commits one token and one message with the caller's change; the mailed link works for 24 hours", async () => {
+    const { database, clock, resets, outbox, mailer, user } = await setup(await fx.fresh());
+    const result = await database.transaction(async (trx) => {
+      await trx.updateTable("users").set({ password_invalidated_at: clock.now() }).where("id", "=", user.id).execute();
+      return mailer.issueInTransaction(trx, user.id, { ...CONTEXT, email: user.email, reason: "containment", jobId: "job_a" });
+    });
+    assert.equal(result.queued, true);
+    assert.deepEqual(await rows(database), { tokens: 1, messages: 1 });
+    const message = await outbox.getByKey(containmentResetKey("job_a", user.id));
+    assert.ok(message);
+    assert.equal(message.to, "ana@example.org");
+    assert.equal(message.kind, "account.containment-reset-link");
+    assert.match(message.text, /within 24 hours/);
+    const token = LINK.exec(message.text)?.[1];
+    assert.ok(token, "the message carries the link");
+    const check = await resets.check(token);
+    assert.equal(check.valid, true);
+    assert.equal(check.valid && check.expiresAt, clock.now() + CONTAINMENT_LINK_LIFETIME_MS);
+    assert.ok(!JSON.stringify(await database.db.selectFrom("password_reset_tokens").selectAll().execute()).includes(token.split(".")[1] as string), "only the secret's hash is stored");
+  });
+
+  it("rolls back with the caller: neither the token nor the message survives", async () => {
+    const { database, mailer, user } = await setup(await fx.fresh());
+    await assert.rejects(
+      database.transaction(async (trx) => {
+        await mailer.issueInTransaction(trx, user.id, { ...CONTEXT, email: user.email, reason: "containment", jobId: "job_b" });
+        throw new Error("the batch failed after queuing");
+      }),
+      /the batch failed/,
+    );
+    assert.deepEqual(await rows(database), { tokens: 0, messages: 0 });
+  });
+
+  it("a resumed batch (same job, same user) queues one message and keeps the first link valid", async () => {
+    const { database, resets, outbox, mailer, user } = await setup(await fx.fresh());
+    const run = (jobId: string): Promise<unknown> =>
+      database.transaction((trx) => mailer.issueInTransaction(trx, user.id, { ...CONTEXT, email: user.email, reason: "containment", jobId }));
+    const first = await run("job_c");
+    const second = await run("job_c");
+    assert.equal((first as { queued: boolean }).queued, true);
+    assert.deepEqual(second, { queued: false, reason: "already-queued", messageId: (first as { messageId: string }).messageId });
+    assert.deepEqual(await rows(database), { tokens: 1, messages: 1 });
+    const token = LINK.exec((await outbox.getByKey(containmentResetKey("job_c", user.id)))?.text ?? "")?.[1];
+    assert.equal((await resets.check(token)).valid, true, "the link in the one queued mail is the live one");
+    await run("job_d");
+    assert.deepEqual(await rows(database), { tokens: 2, messages: 2 }, "another job is another mail");
+  });
+
+  it("refuses a containment link without a job id (it could not be made idempotent)", async () => {
+    const { database, mailer, user } = await setup(await fx.fresh());
+    await assert.rejects(
+      database.transaction((trx) => mailer.issueInTransaction(trx, user.id, { ...CONTEXT, email: user.email, reason: "containment", jobId: "" })),
+      (error: Error & { code?: string }) => error.code === "BULWARK_ERR_RESET_JOB",
+    );
+    assert.deepEqual(await rows(database), { tokens: 0, messages: 0 });
+  });
+
+  it("attack: enumeration — a request for no account leaves no row behind and answers with the same outcome type (ASVS 6.3.8)", async () => {
+    const { database, mailer, user } = await setup(await fx.fresh());
+    assert.equal(await mailer.request(null, CONTEXT, "reset"), "no-account");
+    assert.deepEqual(await rows(database), { tokens: 0, messages: 0 }, "the throw-away message is gone");
+    assert.equal(await mailer.request(user, CONTEXT, "reset"), "queued");
+    assert.deepEqual(await rows(database), { tokens: 1, messages: 1 });
+    assert.equal(await mailer.request(user, CONTEXT, "reset"), "queued");
+    assert.equal(await mailer.request(user, CONTEXT, "reset"), "queued");
+    assert.equal(await mailer.request(user, CONTEXT, "reset"), "rate-limited", "the hourly limit still applies");
+    assert.deepEqual(await rows(database), { tokens: 3, messages: 3 });
+    const kinds = await database.db.selectFrom("outbox_messages").select(["to_address", "kind"]).execute();
+    assert.ok(kinds.every((m) => m.to_address === "ana@example.org" && m.kind === "account.password-reset-link"));
+  });
+});

@@ -1,0 +1,159 @@
+// Reset links by mail: a token row and its outbox message written in ONE transaction (the transactional
+// outbox), for three callers — a user's reset request, self-registration, and a containment job that
+// invalidates passwords (Drupal.org 2013, SourceLair 2014: every affected user gets a link).
+// The public request path does the same statements whether or not the address has an account (ASVS 6.3.8).
+import type { Kysely } from "kysely";
+import { newId } from "../../crypto/tokens.ts";
+import { InputError } from "../../lib/errors.ts";
+import type { RandomSource } from "../../lib/random.ts";
+import { PRIORITY, type NewMessage, type Outbox } from "../../notify/index.ts";
+import type { Database } from "../../store/database.ts";
+import type { Schema } from "../../store/schema.ts";
+import type { PasswordResetService } from "./reset-service.ts";
+import { generateResetToken } from "./token.ts";
+
+/** Why a link is sent: the mail's wording and kind, and (for containment) how long the link lives. */
+export type ResetReason = "reset" | "register" | "containment";
+
+/**
+ * A containment link lives 24 hours (Drupal's one-time login links do too): a mass mail is read over a day,
+ * not in 30 minutes. It is still single-use and superseded by any other redeem or password change.
+ */
+export const CONTAINMENT_LINK_LIFETIME_MS = 24 * 60 * 60_000;
+
+export interface ResetMailContext {
+  /** The account's address (the mail goes here and nowhere else). */
+  email: string;
+  /** BULWARK_PUBLIC_URL: the link is built from configuration, never from a request's Host (link poisoning). */
+  publicURL: string;
+  serviceName: string;
+}
+
+/** What `issueInTransaction` needs: a containment link is keyed by its job, so a resumed batch sends once. */
+export type IssueInTransactionOptions = ResetMailContext & ({ reason: "containment"; jobId: string } | { reason: "reset" | "register" });
+
+export type IssueInTransactionResult =
+  /** A new link: its token row and message were written through the caller's transaction. */
+  | { queued: true; messageId: string; tokenId: string; expiresAt: number }
+  /** This job already queued this user's mail (a resumed batch): nothing was written. */
+  | { queued: false; reason: "already-queued"; messageId: string };
+
+export interface ResetMailer {
+  /**
+   * Issues a link for `userId` and queues its mail, both through `trx`: they commit or roll back with the
+   * caller's change (e.g. the containment batch that invalidates the password). No per-account rate limit
+   * applies to containment (the job bounds it); a containment mail is idempotent per (job, user).
+   *
+   * @example
+   * await database.transaction(async (trx) => {
+   *   await trx.updateTable("users").set({ password_invalidated_at: now }).where("id", "=", user.id).execute();
+   *   await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL, serviceName, reason: "containment", jobId });
+   * });
+   */
+  issueInTransaction(trx: Kysely<any>, userId: string, options: IssueInTransactionOptions): Promise<IssueInTransactionResult>;
+  /**
+   * The public reset request (and a registration for a taken address): for an active account under its
+   * hourly limit, a link and its mail; otherwise the same number of statements, the two writes being a
+   * throw-away outbox row inserted and deleted again before the commit. Everything is committed before the
+   * caller answers, so a crash after the answer loses no mail. Returns what happened, for logs only.
+   */
+  request(user: { id: string; email: string } | null, context: Omit<ResetMailContext, "email">, reason: "reset" | "register"): Promise<"queued" | "rate-limited" | "no-account">;
+}
+
+/** The reset link: in the fragment, so it reaches neither server logs nor a Referer header. */
+export function resetLink(publicURL: string, token: string): string {
+  return `${publicURL}/reset-password#token=${token}`;
+}
+
+/** The idempotency key of a containment job's mail to one user. */
+export function containmentResetKey(jobId: string, userId: string): string {
+  return `account.containment-reset:${jobId}:${userId}`;
+}
+
+function lifetimeText(ms: number): string {
+  return ms % (60 * 60_000) === 0 ? `${ms / (60 * 60_000)} hours` : `${Math.round(ms / 60_000)} minutes`;
+}
+
+/** The mail for a link (everything but the idempotency key). */
+export function composeResetMail(token: string, context: ResetMailContext, reason: ResetReason, lifetimeMs: number): Omit<NewMessage, "idempotencyKey"> {
+  const name = context.serviceName;
+  const intro: Record<ResetReason, string> = {
+    reset: `Someone (hopefully you) asked to reset the password of your ${name} account.`,
+    register: `Welcome to ${name}. Choose your password to finish creating your account.`,
+    containment: `As a security precaution, the password of your ${name} account no longer works. Choose a new one to sign in again.`,
+  };
+  const outro: Record<ResetReason, string> = {
+    reset: "If you did not ask for this, ignore this message: your password stays as it is.",
+    register: "If you did not sign up, ignore this message.",
+    containment: "If the link has expired, ask for a new one on the sign-in page (\"forgot password\").",
+  };
+  const subject: Record<ResetReason, string> = {
+    reset: `${name}: reset your password`,
+    register: `${name}: finish creating your account`,
+    containment: `${name}: choose a new password`,
+  };
+  const kind: Record<ResetReason, string> = {
+    reset: "account.password-reset-link",
+    register: "account.registration-link",
+    containment: "account.containment-reset-link",
+  };
+  const text = [
+    "Hello,", "", intro[reason],
+    `Open this link within ${lifetimeText(lifetimeMs)} to choose a new password; it works once:`, "",
+    resetLink(context.publicURL, token), "", outro[reason], "",
+  ].join("\n");
+  return { to: context.email, subject: subject[reason], text, kind: kind[reason], priority: PRIORITY.security };
+}
+
+/** An address no message is ever sent to: the throw-away rows of the even request path use it. */
+const DECOY_ADDRESS = "reset-decoy@bulwark.invalid";
+
+/**
+ * Builds the reset mailer over the reset-token service and the outbox.
+ *
+ * @example
+ * const mailer = createResetMailer({ database: app.db, resets: app.accounts.passwordReset, outbox: app.accounts.outbox, random: app.random });
+ */
+export function createResetMailer(deps: { database: Database; resets: PasswordResetService; outbox: Outbox; random: RandomSource }): ResetMailer {
+  const { database, resets, outbox, random } = deps;
+
+  const issueInTransaction: ResetMailer["issueInTransaction"] = async (trx, userId, options) => {
+    if (options.reason === "containment" && (typeof options.jobId !== "string" || options.jobId.length === 0)) {
+      throw new InputError("BULWARK_ERR_RESET_JOB", "a containment reset link needs the job id (it keys the mail, so a resumed batch sends once)");
+    }
+    const executor = trx as Kysely<Schema>;
+    const lifetimeMs = options.reason === "containment" ? CONTAINMENT_LINK_LIFETIME_MS : resets.policy.lifetimeMs;
+    const fresh = generateResetToken(random);
+    const key = options.reason === "containment" ? containmentResetKey(options.jobId, userId) : `account.${options.reason}:${fresh.id}`;
+    // The message first: when its key already exists (a batch that committed before a crash, run again),
+    // no second token is stored either — the one in the queued mail stays the user's link.
+    const message = await outbox.enqueue({ idempotencyKey: key, ...composeResetMail(fresh.token, options, options.reason, lifetimeMs) }, trx);
+    if (!message.created) return { queued: false, reason: "already-queued", messageId: message.id };
+    const { expiresAt } = await resets.store(fresh, userId, { executor, lifetimeMs });
+    return { queued: true, messageId: message.id, tokenId: fresh.id, expiresAt };
+  };
+
+  return {
+    issueInTransaction,
+    async request(user, context, reason) {
+      // The same statements on every path, so the response time does not tell whether the address has an
+      // account (ASVS 6.3.8): one transaction with a count, two writes to indexed rows, and a commit. A real
+      // request inserts the message and the token row; any other inserts a throw-away message (same size, same
+      // validation) and deletes it again — it is never visible outside the transaction, never sent.
+      return database.transaction(async (trx) => {
+        const subject = user?.id ?? newId("usr", random);
+        const recent = await resets.recentCount(subject, trx);
+        if (user && recent < resets.policy.maxPerWindow) {
+          await issueInTransaction(trx, user.id, { ...context, email: user.email, reason });
+          return "queued";
+        }
+        const fresh = generateResetToken(random);
+        const key = `decoy:${fresh.id}`;
+        const mail = composeResetMail(fresh.token, { ...context, email: DECOY_ADDRESS }, reason, resets.policy.lifetimeMs);
+        await outbox.enqueue({ ...mail, idempotencyKey: key }, trx);
+        await trx.deleteFrom("outbox_messages").where("idempotency_key", "=", key).execute();
+        return user ? "rate-limited" : "no-account";
+      });
+    },
+  } satisfies ResetMailer;
+}

@@ -1,0 +1,83 @@
+// POST /auth/reauthenticate and its WebAuthn options: "confirm it is you" before changes that affect how the
+// account signs in (ASVS 7.5.1) or that end other sessions (ASVS 7.5.2). Full re-authentication: the password
+// (throttled like a login) and, for a user with MFA, a second factor. Success replaces the session (new id and
+// secret, created now: ASVS 7.2.4), which is what makes it "fresh" for the window (BULWARK_REAUTH_MINUTES).
+import type { FastifyInstance } from "fastify";
+import type { App } from "../../../app/types.ts";
+import { isFresh } from "../authenticate.ts";
+import { httpAuthErrors } from "../errors.ts";
+import { requestContext, requireSession, setSessionCookie, str } from "../helpers.ts";
+import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
+
+/**
+ * Reachable by a fully signed-in session, and by an administrator held at MFA enrolment (whose login can go
+ * stale before the first factor is confirmed). Not in `mfa-verify`: there the second factor is due, not this.
+ */
+const REAUTH = { access: "authenticated", allowPending: ["mfa-enrol"] } as const;
+
+export function registerReauthRoutes(server: FastifyInstance, app: App): void {
+  server.post<{ Body: { password: string } & FactorBody }>(
+    "/auth/reauthenticate",
+    { schema: { body: { type: "object", required: ["password"], properties: { password: str(4096), _csrf: str(200, 0), ...FACTOR_PROPERTIES } } }, config: REAUTH },
+    async (request, reply) => {
+      const { auth, cs } = requireSession(request);
+      const ctx = requestContext(request);
+      const audit = (type: string, data: Record<string, unknown>): Promise<unknown> =>
+        app.audit.append({ type, actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ip: ctx.ip, ...data } });
+      const user = await app.accounts.users.getById(auth.userId);
+      if (!user) throw httpAuthErrors.reauthFailed();
+      const hasMfa = await app.accounts.mfa.hasMfa(user.id);
+      // Asked before the password is looked at: otherwise a thief holding the cookie could use this route as a
+      // password oracle ("password right, now give a factor").
+      if (hasMfa && request.body.totp === undefined && request.body.recoveryCode === undefined && request.body.webauthn === undefined) {
+        return reply.status(401).send({
+          error: { code: "BULWARK_ERR_MFA_REQUIRED", message: "this account uses multi-factor authentication: give your password and a code from your authenticator app, a recovery code or a security key" },
+          factors: await app.accounts.mfa.factors(user.id),
+        });
+      }
+      // Guessing the password through this route is throttled like a login, on the same counters (ASVS 6.3.1).
+      const flooding = { identifier: user.email, ip: ctx.ip };
+      const verdict = await app.accounts.flood.check(flooding);
+      if (!verdict.allowed) {
+        await audit("auth.reauth.throttled", { reason: verdict.reason });
+        return reply.status(429).header("retry-after", String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)))).send({ error: { code: "BULWARK_ERR_THROTTLED", message: "too many wrong passwords; try again later" } });
+      }
+      // An invalidated password (containment) no longer proves anything, exactly as at login.
+      const usable = user.passwordHash !== null && user.passwordInvalidatedAt === null;
+      const passwordOK = usable ? await app.accounts.passwords.verify(request.body.password, user.passwordHash as string).catch(() => false) : false;
+      if (!passwordOK) {
+        await app.accounts.flood.registerFailure(flooding);
+        await audit("auth.reauth.failed", { reason: usable ? "wrong-password" : "no-usable-password" });
+        throw httpAuthErrors.reauthFailed();
+      }
+      let factor: string | null = null;
+      if (hasMfa) {
+        // Only after the password: a wrong password never spends a TOTP step or a recovery code.
+        const outcome = await verifyFactor(app, user.id, request.body);
+        if (!outcome.ok) {
+          await audit("auth.reauth.failed", { reason: `factor-${outcome.reason}` });
+          if (outcome.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
+          // The same answer as a wrong password: which of the two was wrong is not told.
+          throw httpAuthErrors.reauthFailed();
+        }
+        factor = outcome.factor;
+      }
+      await app.accounts.flood.clearAccount(flooding);
+      // A new session proves the new authentication: new id and secret, created now (ASVS 7.2.4).
+      const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : cs.session.aal === 2 ? 2 : 1 });
+      setSessionCookie(reply, token);
+      await audit("auth.reauthenticated", { factor: factor ?? "password", sessionId: session.id });
+      return { status: "reauthenticated", sessionId: session.id, aal: session.aal, freshUntil: session.createdAt + app.config.http.reauthWindowMs };
+    },
+  );
+
+  server.post("/auth/reauthenticate/webauthn/options", { config: REAUTH }, async (request) => {
+    const { auth } = requireSession(request);
+    return app.accounts.mfa.webauthn.authenticationOptions(auth.userId);
+  });
+}
+
+/** Whether the caller's session may make a sensitive change now (for GET /auth/session). */
+export function freshUntil(app: App, createdAt: number): { fresh: boolean; freshUntil: number } {
+  return { fresh: isFresh(app, { createdAt }), freshUntil: createdAt + app.config.http.reauthWindowMs };
+}

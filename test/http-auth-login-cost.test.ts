@@ -1,0 +1,79 @@
+// The cost of a login over HTTP, counted in statements (timing is the benchmark's job, bench/http.ts): a clean
+// login skips the flood-control clear and the transaction around a brand-new session, without weakening any
+// check — a login after failures still clears them, and a throttled account stays throttled.
+import assert from "node:assert/strict";
+import { StatementSync } from "node:sqlite";
+import { after, before, describe, it } from "node:test";
+import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+
+let fx: AuthFixture;
+before(async () => {
+  fx = await authFixture();
+});
+after(async () => {
+  await fx.close();
+});
+
+/** The SQL of every statement node:sqlite runs while `fn` runs. */
+async function statementsDuring(fn: () => Promise<unknown>): Promise<string[]> {
+  const seen: string[] = [];
+  const proto = StatementSync.prototype as unknown as Record<"run" | "all" | "get", (...args: unknown[]) => unknown>;
+  const originals = { run: proto.run, all: proto.all, get: proto.get };
+  for (const name of ["run", "all", "get"] as const) {
+    const original = originals[name];
+    proto[name] = function (this: StatementSync, ...args: unknown[]) {
+      seen.push(this.sourceSQL.trim().toLowerCase());
+      return original.apply(this, args);
+    };
+  }
+  try {
+    await fn();
+  } finally {
+    Object.assign(proto, originals);
+  }
+  return seen;
+}
+
+describe("login cost", () => {
+  it("a clean login runs no flood clear and no transaction: 11 statements, 3 of them writes", async () => {
+    const ana = await fx.user("cost@example.org");
+    await fx.browser().login(ana.email, ana.password);
+    const seen = await statementsDuring(async () => assert.equal((await fx.browser().login(ana.email, ana.password)).statusCode, 200));
+    assert.ok(!seen.some((s) => s.startsWith("delete")), seen.join("\n"));
+    assert.ok(!seen.some((s) => s.startsWith("begin")), "a new session needs no transaction when no cookie is replaced");
+    assert.equal(seen.filter((s) => /^(insert|update|delete)\b/.test(s)).length, 3, "last login, audit event, session");
+    assert.equal(seen.length, 11, seen.join("\n"));
+  });
+
+  it("a login after failures still clears the account's counter and streak (ASVS 6.3.1)", async () => {
+    const bo = await fx.user("cost-failures@example.org");
+    for (let i = 0; i < 4; i++) assert.equal((await fx.browser().login(bo.email, `wrong ${i}`)).statusCode, 401);
+    const flooding = { identifier: bo.email, ip: "127.0.0.1" };
+    const before = await fx.app.accounts.flood.check(flooding);
+    assert.equal(before.allowed && before.accountClean, false, "four failures are counted");
+    const seen = await statementsDuring(async () => assert.equal((await fx.browser().login(bo.email, bo.password)).statusCode, 200));
+    assert.ok(seen.some((s) => s.startsWith("delete from \"flood_events\"")), "the counter is cleared on success");
+    const afterwards = await fx.app.accounts.flood.check(flooding);
+    assert.equal(afterwards.allowed && afterwards.accountClean, true);
+    for (let i = 0; i < 4; i++) assert.equal((await fx.browser().login(bo.email, `again ${i}`)).statusCode, 401, "a fresh window after the success");
+  });
+
+  it("attack: a throttled account stays throttled — the right password gets 429, not a session", async () => {
+    const cy = await fx.user("cost-throttled@example.org");
+    for (let i = 0; i < 5; i++) await fx.browser().login(cy.email, `guess ${i}`);
+    const blocked = await fx.browser().login(cy.email, cy.password);
+    assert.equal(blocked.statusCode, 429);
+    assert.equal(blocked.headers["set-cookie"], undefined);
+  });
+
+  it("attack: a cookie planted before login is still rotated away (fixation, ASVS 7.2.4), inside one transaction", async () => {
+    const di = await fx.user("cost-rotate@example.org");
+    const planted = await fx.app.accounts.sessions.createSession(null);
+    const b = fx.browser();
+    b.cookie = planted.token;
+    const seen = await statementsDuring(async () => assert.equal((await b.login(di.email, di.password)).statusCode, 200));
+    assert.ok(seen.includes("begin immediate") && seen.some((s) => s.startsWith("delete from \"sessions\"")), "the planted session is deleted in the rotation");
+    assert.notEqual(b.cookie, planted.token);
+    assert.equal((await fx.app.accounts.sessions.validate(planted.token)).valid, false);
+  });
+});
