@@ -103,7 +103,9 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
       deps.logger.error({ userId: account.id, err: (error as Error).message }, "could not store the rehashed password");
     }
   }
-  await flood.clearAccount(flooding);
+  // Skipped when the check saw nothing to clear. A failure registered meanwhile by a concurrent attempt then
+  // stays counted: stricter, never weaker.
+  if (!verdict.accountClean) await flood.clearAccount(flooding);
   await users.recordLogin(account.id, attempt.ip);
   const mustChange = account.passwordMustChange;
   await audit.append({

@@ -10,9 +10,11 @@ import { ManualClock } from "../../lib/clock.ts";
 import { systemRandom } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
 import { migrate } from "../../store/migrator.ts";
+import { FloodControl } from "../flood/flood.ts";
+import { login } from "../login/login.ts";
 import { createPasswordContext, type PasswordContext } from "../passwords/index.ts";
 import { createUserStore } from "../users/user-store.ts";
-import { JOB_KIND, openMigrationJob, runMigration, wrappableCensus, type MigrateDeps } from "./migrate-hashes.ts";
+import { JOB_KIND, openMigrationJob, resumeMigrationJob, runMigration, wrappableCensus, type MigrateDeps } from "./migrate-hashes.ts";
 
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
 const md5 = (s: string): string => createHash("md5").update(s).digest("hex");
@@ -70,6 +72,36 @@ forEachDialect("migrate-hashes job", (fx) => {
     const types = (await deps.audit.tail(100)).map((e) => e.type);
     assert.deepEqual(types, ["users.migrate-hashes.created", ...Array(4).fill("users.migrate-hashes.batch"), "users.migrate-hashes.completed"]);
     assert.equal((await deps.audit.verify()).ok, true);
+  });
+
+  it("a wrapped hash becomes plain argon2id at the user's next login() and keeps working (ASVS 6.2.x rehash)", async () => {
+    const deps = await setup(await fx.fresh());
+    const { job } = await openMigrationJob(deps, { actor: "test", batch: 50 });
+    await runMigration(deps, job, { actor: "test" });
+    const flood = new FloodControl({ database: deps.database, clock: deps.clock });
+    const loginDeps = { users: deps.users, passwords, flood, audit: deps.audit, logger: { warn: () => {}, error: () => {} } };
+    let wrappedSeen = 0;
+    for (const [id, hash] of await hashes(deps)) {
+      if (!hash?.startsWith("$bulwark-wrap$")) continue;
+      wrappedSeen++;
+      const user = (await deps.users.getById(id))!;
+      const password = deps.known.get(id)!;
+      // A wrong password is refused against the wrapped form, and nothing is rewritten.
+      assert.deepEqual(await login(loginDeps, { identifier: user.email, password: `${password}x`, ip: "198.51.100.7" }), { outcome: "invalid" });
+      assert.equal((await hashes(deps)).get(id), hash);
+      const first = await login(loginDeps, { identifier: user.email, password, ip: "198.51.100.7" });
+      assert.equal(first.outcome, "success", `${user.email} logs in through the wrapped hash`);
+      assert.equal(first.outcome === "success" && first.rehashed, true, "the wrapped hash is replaced at this login");
+      const stored = (await deps.users.getById(id))!;
+      assert.match(stored.passwordHash!, /^\$argon2id\$v=19\$m=1024,t=1,p=1\$/, "plain argon2id, not wrapped");
+      assert.equal(stored.passwordScheme, "argon2id");
+      const second = await login(loginDeps, { identifier: user.email, password, ip: "198.51.100.7" });
+      assert.equal(second.outcome === "success" && second.rehashed, false, "no further rehash once on the default scheme");
+    }
+    assert.equal(wrappedSeen, 13);
+    const succeeded = (await deps.audit.tail(500)).filter((e) => e.type === "auth.login.succeeded" && e.data["rehashed"] === true);
+    assert.ok(succeeded.every((e) => e.data["fromScheme"] === "bulwark-wrapped"), "the audit event names the scheme it rehashed from");
+    assert.equal(succeeded.length, 13);
   });
 
   it("is idempotent: a second job finds nothing to wrap and changes nothing", async () => {
@@ -147,6 +179,39 @@ forEachDialect("migrate-hashes job", (fx) => {
       }
     }
     assert.deepEqual((await base.jobs.unfinished(JOB_KIND)).length, 0);
+  });
+
+  it("resume refuses with a clear error when there is nothing to resume, and resumes a named unfinished job", async () => {
+    const deps = await setup(await fx.fresh());
+    await assert.rejects(resumeMigrationJob(deps, { actor: "test" }), { code: "BULWARK_ERR_NOTHING_TO_RESUME" });
+    const { job } = await openMigrationJob(deps, { actor: "test", batch: 4 });
+    const resumed = await resumeMigrationJob(deps, { actor: "test", id: job.id });
+    assert.equal(resumed.id, job.id);
+    const done = await runMigration(deps, resumed, { actor: "test" });
+    assert.equal(done.counts["wrapped"], 13);
+    await assert.rejects(resumeMigrationJob(deps, { actor: "test", id: job.id }), { code: "BULWARK_ERR_JOB_FINISHED", message: /is done; nothing to resume/ });
+    await assert.rejects(resumeMigrationJob(deps, { actor: "test", id: "job_nosuchjob" }), { code: "BULWARK_ERR_JOB_NOT_FOUND" });
+    const other = await deps.jobs.create({ kind: "contain", spec: {}, total: 0, actor: "test" });
+    await assert.rejects(resumeMigrationJob(deps, { actor: "test", id: other.id }), { code: "BULWARK_ERR_JOB_KIND", message: /not a migrate-hashes job/ });
+  });
+
+  it("maxBatches stops after that many committed batches with the job still running; a later run finishes it", async () => {
+    const deps = await setup(await fx.fresh());
+    const { job } = await openMigrationJob(deps, { actor: "test", batch: 4 });
+    const none = await runMigration(deps, job, { actor: "test", maxBatches: 0 });
+    assert.deepEqual([none.status, none.done], ["pending", 0]);
+    const part = await runMigration(deps, job, { actor: "test", maxBatches: 2 });
+    assert.equal(part.status, "running");
+    const wrapped = [...(await hashes(deps)).values()].filter((h) => h?.startsWith("$bulwark-wrap$")).length;
+    assert.equal(wrapped, part.done, "exactly the committed batches are applied");
+    assert.ok(part.done >= 7 && part.done <= 8, `two batches of 4 users (one may be the argon2id user): done=${part.done}`);
+    assert.ok(!(await deps.audit.tail(50)).some((e) => e.type === "users.migrate-hashes.completed"));
+    const rest = await runMigration(deps, await resumeMigrationJob(deps, { actor: "test" }), { actor: "test" });
+    assert.deepEqual([rest.status, rest.done, rest.counts["wrapped"]], ["done", 13, 13]);
+    // Stopping exactly at the end still finishes the job.
+    const deps2 = await setup(await fx.fresh());
+    const whole = await openMigrationJob(deps2, { actor: "test", batch: 100 });
+    assert.equal((await runMigration(deps2, whole.job, { actor: "test", maxBatches: 1 })).status, "done");
   });
 
   it("never applies a batch twice when two runners work on the same job", async () => {

@@ -1,10 +1,12 @@
 // The wrap-migration job: rewrites every wrappable (fast legacy) hash as argon2id over the legacy
 // result, without any login. Keyset batches by user id; a batch is wrapped concurrently (argon2 runs in
 // the libuv pool), then written in ONE transaction with its cursor and audit event, so a job killed at
-// any point resumes at the first uncommitted batch and never applies one twice.
+// any point resumes at the first uncommitted batch and never applies one twice. The next batch is
+// hashed while the current one commits, so the write does not leave the cores idle.
 import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
-import type { JobStore, Job } from "../../jobs/job-store.ts";
+import { jobErrors, type JobStore, type Job } from "../../jobs/job-store.ts";
+import { InputError } from "../../lib/errors.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { PasswordContext } from "../passwords/index.ts";
@@ -31,6 +33,11 @@ export interface MigrateRunOptions {
   concurrency?: number;
   actor: string;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Commit at most this many batches, then return with the job still `running` (resume it later):
+   * for work split across maintenance windows, and for benchmarks that interleave a reference.
+   */
+  maxBatches?: number;
 }
 
 export interface WrappableCensus {
@@ -91,6 +98,29 @@ export async function openMigrationJob(deps: MigrateDeps, options: { actor: stri
   return { job, resumed: false };
 }
 
+/**
+ * The migrate-hashes job to resume: `id` when given (it must be an unfinished migrate-hashes job),
+ * else the newest unfinished one. Throws InputError when there is nothing to resume.
+ *
+ * @example
+ * const job = await resumeMigrationJob(deps, { actor: "cli:ops" }); // after a crash or kill -9
+ * await runMigration(deps, job, { actor: "cli:ops" });
+ */
+export async function resumeMigrationJob(deps: MigrateDeps, options: { actor: string; id?: string }): Promise<Job<MigrateSpec>> {
+  let job: Job<MigrateSpec>;
+  if (options.id !== undefined) {
+    job = await deps.jobs.get<MigrateSpec>(options.id);
+    if (job.kind !== JOB_KIND) throw new InputError("BULWARK_ERR_JOB_KIND", `job ${options.id} is a ${job.kind} job, not a migrate-hashes job`);
+    if (job.status !== "pending" && job.status !== "running") throw jobErrors.finished(job.id, job.status);
+  } else {
+    const [unfinished] = await deps.jobs.unfinished(JOB_KIND);
+    if (!unfinished) throw new InputError("BULWARK_ERR_NOTHING_TO_RESUME", "there is no unfinished migrate-hashes job to resume");
+    job = await deps.jobs.get<MigrateSpec>(unfinished.id);
+  }
+  await deps.audit.append({ type: "users.migrate-hashes.resumed", actor: options.actor, subject: job.id, data: { done: job.done, total: job.total } });
+  return job;
+}
+
 /** Runs `fn` over `items` with at most `limit` calls in flight; results keep the input order. */
 async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
@@ -119,30 +149,52 @@ class CursorMoved extends Error {}
 export async function runMigration(deps: MigrateDeps, job: Job<MigrateSpec>, options: MigrateRunOptions): Promise<Job<MigrateSpec>> {
   const batchSize = Math.max(1, Math.min(MAX_BATCH, options.batch ?? job.spec.batch));
   const concurrency = Math.max(1, options.concurrency ?? 4);
-  let current = await deps.jobs.get<MigrateSpec>(job.id);
-  let batchNo = 0;
-  for (;;) {
-    const from = current.cursor;
+  type Prepared = { from: string | null; last: string; wrapped: Array<{ id: string; from: string; to: string }> } | null;
+  // Reads the batch after `from` and wraps it (argon2 on the libuv pool). Nothing is written here.
+  const prepare = async (from: string | null): Promise<Prepared> => {
     const rows = await page(deps.database.db, from, batchSize);
-    if (rows.length === 0) break;
+    if (rows.length === 0) return null;
     const targets = rows.filter((r) => deps.passwords.isWrappable(r.password_hash));
     const wrapped = await pool(targets, concurrency, async (r) => ({ id: r.id, from: r.password_hash, to: await deps.passwords.wrapLegacyHash(r.password_hash) }));
-    const last = rows[rows.length - 1]!.id;
+    return { from, last: rows[rows.length - 1]!.id, wrapped };
+  };
+  // Pipelined: batch N+1 is hashed while batch N commits, so the cores stay busy during the write
+  // (the rows after N's last id are not touched by N's transaction; compare-and-set guards the rest).
+  const maxBatches = options.maxBatches ?? Infinity;
+  const none = Promise.resolve<Prepared>(null);
+  let next = maxBatches > 0 ? prepare((await deps.jobs.get<MigrateSpec>(job.id)).cursor) : none;
+  let batchNo = 0;
+  let stopped = maxBatches <= 0;
+  for (;;) {
+    const batch = await next;
+    if (batch === null) break;
     batchNo++;
+    // No prefetch past the last batch allowed: its hashing would be thrown away.
+    stopped = batchNo >= maxBatches;
+    next = stopped ? none : prepare(batch.last);
     try {
       await deps.database.transaction(async (trx) => {
         let ok = 0;
-        for (const w of wrapped) if (await deps.users.swapPasswordHash(w.id, w.from, { hash: w.to, scheme: "bulwark-wrapped", changed: false }, trx)) ok++;
-        const counts = { wrapped: ok, skipped: wrapped.length - ok };
+        for (const w of batch.wrapped) if (await deps.users.swapPasswordHash(w.id, w.from, { hash: w.to, scheme: "bulwark-wrapped", changed: false }, trx)) ok++;
+        const counts = { wrapped: ok, skipped: batch.wrapped.length - ok };
         // Another run committed this batch first: roll ours back (its swaps would be no-ops anyway).
-        if (!(await deps.jobs.commitBatch(trx, job.id, from, { cursor: last, processed: wrapped.length, counts }))) throw new CursorMoved();
-        await deps.audit.appendIn(trx, { type: "users.migrate-hashes.batch", actor: options.actor, subject: job.id, data: { from, to: last, ...counts } });
+        if (!(await deps.jobs.commitBatch(trx, job.id, batch.from, { cursor: batch.last, processed: batch.wrapped.length, counts }))) throw new CursorMoved();
+        await deps.audit.appendIn(trx, { type: "users.migrate-hashes.batch", actor: options.actor, subject: job.id, data: { from: batch.from, to: batch.last, ...counts } });
       });
     } catch (error) {
+      // The prefetched batch is abandoned either way; never leave its promise unobserved.
+      await next.catch(() => null);
       if (!(error instanceof CursorMoved)) throw error;
+      // Continue from wherever the other runner got to.
+      next = stopped ? none : prepare((await deps.jobs.get<MigrateSpec>(job.id)).cursor);
     }
-    current = await deps.jobs.get<MigrateSpec>(job.id);
+    const current = await deps.jobs.get<MigrateSpec>(job.id);
     options.onProgress?.(current.done, current.total);
+  }
+  if (stopped) {
+    const paused = await deps.jobs.get<MigrateSpec>(job.id);
+    // Exactly at the end: nothing is left, so the job is finished after all.
+    if ((await page(deps.database.db, paused.cursor, 1)).length > 0) return paused;
   }
   await deps.jobs.setStatus(job.id, "done");
   const final = await deps.jobs.get<MigrateSpec>(job.id);

@@ -97,21 +97,47 @@ function registerImport(users: Command, ctx: CliContext): void {
     .action(action(ctx, (file: string, opts: ImportFlags) => runImport(ctx, file, opts)));
 }
 
+interface MigrateFlags { dryRun?: boolean; batch?: string; concurrency?: string; new?: boolean; json?: boolean }
+
+/** argon2 hashes in flight: enough to keep every core (and every libuv pool thread) busy. */
+async function defaultConcurrency(): Promise<number> {
+  const { availableParallelism } = await import("node:os");
+  // @node-rs/argon2 hashes on the libuv pool (UV_THREADPOOL_SIZE threads; main.ts sizes it to the
+  // cores): fewer in flight leaves a core idle. Twice the cores keeps the pool fed while finished
+  // hashes travel back through the event loop and a batch commits.
+  return 2 * availableParallelism();
+}
+
+/** Runs a job to the end with a progress bar, and prints the result. */
+async function finishMigration(ctx: CliContext, app: App, job: import("../../jobs/job-store.ts").Job<import("../../accounts/migrate-hashes/index.ts").MigrateSpec>, resumed: boolean, opts: MigrateFlags): Promise<ExitCode> {
+  const mig = await import("../../accounts/migrate-hashes/index.ts");
+  const batch = opts.batch === undefined ? undefined : positiveInt("--batch", opts.batch, 200, mig.MAX_BATCH);
+  const concurrency = positiveInt("--concurrency", opts.concurrency, await defaultConcurrency(), 256);
+  if (!opts.json) ctx.stderr.write(resumed ? `resuming job ${job.id} (${job.done}/${job.total} done)\n` : `started job ${job.id}: ${job.total} user(s) to wrap\n`);
+  const bar = progress(ctx, "wrapping", job.total);
+  const done = await mig.runMigration(migrateDeps(app), job, { actor: actor(), concurrency, ...(batch ? { batch } : {}), onProgress: (n, total) => bar.update(n, total) });
+  bar.done();
+  if (opts.json) writeJSON(ctx, { job: done.id, resumed, status: done.status, total: done.total, done: done.done, counts: done.counts });
+  else writeLine(ctx, `job ${done.id} ${done.status}: wrapped ${done.counts["wrapped"] ?? 0}, skipped ${done.counts["skipped"] ?? 0} (changed since read), of ${done.total}`);
+  return EXIT.ok;
+}
+
 function registerMigrate(users: Command, ctx: CliContext): void {
-  users
+  const cmd = users
     .command("migrate-hashes")
-    .description("wrap every fast legacy hash in argon2id now, without waiting for logins (a resumable job)")
+    .description("wrap every fast legacy hash in argon2id now, without waiting for logins (a resumable job; resumes an unfinished one)")
     .option("--dry-run", "print the census of what would change; write only an audit event")
     .option("--batch <n>", "users per batch/transaction (default 200)")
     .option("--concurrency <n>", "argon2 hashes in flight (default: 2 × available cores)")
     .option("--new", "start a new job even if an unfinished one exists")
     .option("--json", "print the result as JSON")
     .action(
-      action(ctx, async (opts: { dryRun?: boolean; batch?: string; concurrency?: string; new?: boolean; json?: boolean }) => {
-        const { availableParallelism } = await import("node:os");
+      action(ctx, async (opts: MigrateFlags) => {
         const mig = await import("../../accounts/migrate-hashes/index.ts");
+        // Flags are checked before the data dir is opened: bad usage changes nothing.
         const batch = positiveInt("--batch", opts.batch, 200, mig.MAX_BATCH);
-        const concurrency = positiveInt("--concurrency", opts.concurrency, 2 * availableParallelism(), 256);
+        positiveInt("--concurrency", opts.concurrency, 1, 256);
+        if (opts.dryRun && opts.new) throw usage("--dry-run and --new do not go together: a dry run starts no job");
         const app = await ctx.app();
         const deps = migrateDeps(app);
         if (opts.dryRun) {
@@ -123,12 +149,27 @@ function registerMigrate(users: Command, ctx: CliContext): void {
           return;
         }
         const { job, resumed } = await mig.openMigrationJob(deps, { actor: actor(), batch, ...(opts.new ? { forceNew: true } : {}) });
-        if (!opts.json) ctx.stderr.write(resumed ? `resuming job ${job.id} (${job.done}/${job.total} done)\n` : `started job ${job.id}: ${job.total} user(s) to wrap\n`);
-        const bar = progress(ctx, "wrapping", job.total);
-        const done = await mig.runMigration(deps, job, { actor: actor(), batch, concurrency, onProgress: (n, total) => bar.update(n, total) });
-        bar.done();
-        if (opts.json) return void writeJSON(ctx, { job: done.id, resumed, status: done.status, total: done.total, done: done.done, counts: done.counts });
-        writeLine(ctx, `job ${done.id} ${done.status}: wrapped ${done.counts["wrapped"] ?? 0}, skipped ${done.counts["skipped"] ?? 0} (changed since read), of ${done.total}`);
+        return finishMigration(ctx, app, job, resumed, opts);
+      }),
+    );
+  cmd
+    .command("resume")
+    .description("resume an unfinished migrate-hashes job (killed, crashed) where its last committed batch ended")
+    .argument("[job]", "job id (default: the newest unfinished migrate-hashes job)")
+    .option("--batch <n>", "users per batch/transaction (default: the job's own)")
+    .option("--concurrency <n>", "argon2 hashes in flight (default: 2 × available cores)")
+    .option("--json", "print the result as JSON")
+    .action(
+      action(ctx, async (id: string | undefined, opts: MigrateFlags) => {
+        // commander hands --json after a subcommand to the parent command, which declares it too.
+        const merged: MigrateFlags = { ...cmd.opts<MigrateFlags>(), ...opts };
+        const mig = await import("../../accounts/migrate-hashes/index.ts");
+        if (merged.batch !== undefined) positiveInt("--batch", merged.batch, 200, mig.MAX_BATCH);
+        positiveInt("--concurrency", merged.concurrency, 1, 256);
+        if (merged.dryRun || merged.new) throw usage("resume takes neither --dry-run nor --new");
+        const app = await ctx.app();
+        const job = await mig.resumeMigrationJob(migrateDeps(app), { actor: actor(), ...(id !== undefined ? { id } : {}) });
+        return finishMigration(ctx, app, job, true, merged);
       }),
     );
 }

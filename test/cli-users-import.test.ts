@@ -1,0 +1,269 @@
+// `bulwark users import` end to end, through the spawned CLI: bad flags and bad files are refused
+// with exit 2 and a message naming the problem, a dry run changes nothing, a real run is
+// all-or-nothing per batch, legacy ids are kept as external ids, salted layouts are stored
+// self-describing, and hostile hashes never reach the database.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { bulwark } from "./helpers/cli.ts";
+
+const DRUPAL7 = fileURLToPath(new URL("../src/accounts/import/fixtures/drupal7-users.csv", import.meta.url));
+
+let root: string;
+let seq = 0;
+before(() => {
+  root = mkdtempSync(join(tmpdir(), "bulwark-cli-import-"));
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+interface Site {
+  env: NodeJS.ProcessEnv;
+  dir: string;
+  run: (args: string[], input?: string) => ReturnType<typeof bulwark>;
+  file: (name: string, text: string) => string;
+  rows: (sql: string) => Array<Record<string, unknown>>;
+}
+
+/** A fresh, initialised data dir (cheap argon2: these tests are about import, not hash cost). */
+async function site(): Promise<Site> {
+  const dir = join(root, `site-${++seq}`);
+  const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
+  const init = await bulwark(["init"], { env });
+  assert.equal(init.code, 0, init.stderr);
+  return {
+    env,
+    dir,
+    run: (args, input) => bulwark(args, { env, ...(input !== undefined ? { input } : {}) }),
+    file: (name, text) => {
+      const path = join(dir, name);
+      writeFileSync(path, text);
+      return path;
+    },
+    rows: (sql) => {
+      const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
+      try {
+        return (db.prepare(sql).all() as Array<Record<string, unknown>>).map((r) => ({ ...r }));
+      } finally {
+        db.close();
+      }
+    },
+  };
+}
+
+const userCount = (s: Site): number => Number(s.rows("SELECT count(*) AS n FROM users")[0]!["n"]);
+const md5 = (text: string): string => createHash("md5").update(text).digest("hex");
+
+describe("users import: bad flags and bad files exit 2 and change nothing", () => {
+  it("refuses bad flags with a message naming the flag", async () => {
+    const s = await site();
+    const csv = s.file("users.csv", "email,password_hash\nana@example.org,5f4dcc3b5aa765d61d8327deb882cf99\n");
+    const cases: Array<[string[], RegExp]> = [
+      [["--format", "xml"], /--format must be one of csv, jsonl, got "xml"/],
+      [["--on-conflict", "merge"], /--on-conflict must be one of skip, update, fail/],
+      [["--batch", "0"], /--batch must be an integer between 1 and 5000/],
+      [["--preset", "wordpress"], /--preset must be one of drupal7/],
+      [["--map", "mail"], /--map entry "mail" is not FIELD=COLUMN/],
+      [["--map", "password=pass"], /--map names an unknown field "password"/],
+      [["--map", "email=courriel"], /--map email=courriel: the header has no "courriel" column|no "courriel" column for email/],
+      [["--salted", "sha256(salt+password)"], /--salted and --salt-column go together/],
+      [["--salted", "sha3(salt+password)", "--salt-column", "salt"], /template "sha3\(salt\+password\)" is not understood/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await s.run(["users", "import", csv, ...flags]);
+      assert.equal(r.code, 2, `${flags.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message, flags.join(" "));
+    }
+    assert.equal(userCount(s), 0);
+  });
+
+  it("refuses a missing file, a directory, and a file whose format cannot be told", async () => {
+    const s = await site();
+    const missing = await s.run(["users", "import", join(s.dir, "nope.csv")]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /cannot read .*nope\.csv: ENOENT/);
+    const dir = await s.run(["users", "import", s.dir, "--format", "csv"]);
+    assert.equal(dir.code, 2);
+    assert.match(dir.stderr, /is not a file/);
+    const txt = await s.run(["users", "import", s.file("users.txt", "email\nana@example.org\n")]);
+    assert.equal(txt.code, 2);
+    assert.match(txt.stderr, /--format csv\|jsonl is required/);
+    const noEmail = await s.run(["users", "import", s.file("nomail.csv", "name,pass\nana,x\n")]);
+    assert.equal(noEmail.code, 2);
+    assert.match(noEmail.stderr, /the header has no "email" column for email \(use --map email=COLUMN\)/);
+    assert.equal(userCount(s), 0);
+  });
+
+  it("a dry run reports every bad row with its line number and reason, writes nothing, and exits 1", async () => {
+    // ASVS 2.2.1: every row is validated against structure and limits; hostile hash costs are bad rows.
+    const s = await site();
+    const jsonl = s.file("users.jsonl", [
+      JSON.stringify({ email: "ok@example.org", password_hash: md5("fine password") }),
+      "{not json",
+      JSON.stringify({ email: "not-an-email", password_hash: md5("x") }),
+      "",
+      JSON.stringify({ email: "cost@example.org", password_hash: "$2b$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy" }),
+      JSON.stringify({ email: "drupal@example.org", password_hash: "$S$Z" + "abcdefgh" + "x".repeat(43) }),
+      JSON.stringify({ email: "argon@example.org", password_hash: "$argon2id$v=19$m=67108864,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWY" }),
+      JSON.stringify({ email: "crypt@example.org", password_hash: "$6$rounds=1000000000$saltsalt$" + "x".repeat(86) }),
+      JSON.stringify({ email: "garbage@example.org", password_hash: "not-a-hash" }),
+      JSON.stringify({ email: "OK@example.org", password_hash: md5("dup") }),
+      JSON.stringify({ email: "obj@example.org", status: { active: true } }),
+      JSON.stringify(["an", "array"]),
+      JSON.stringify({ email: "time@example.org", created_at: "yesterday" }),
+    ].join("\n") + "\n");
+    const r = await s.run(["users", "import", jsonl, "--dry-run", "--json"]);
+    assert.equal(r.code, 1, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.dryRun, true);
+    assert.deepEqual([report.rows, report.created, report.failed], [12, 1, 11]);
+    const reasons = new Map<number, string>(report.bad.map((b: { line: number; reason: string }) => [b.line, b.reason]));
+    assert.deepEqual([...reasons.keys()], [2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13], "every bad row, by line, blank line 4 ignored");
+    assert.match(reasons.get(2)!, /not valid JSON/);
+    assert.match(reasons.get(3)!, /email/);
+    assert.match(reasons.get(5)!, /bcrypt cost 31 is above the limit of 15/);
+    assert.match(reasons.get(6)!, /log2|count/);
+    assert.match(reasons.get(7)!, /argon2 m \(KiB\) 67108864 is above the limit/);
+    assert.match(reasons.get(8)!, /rounds 1000000000 is above the limit/);
+    assert.match(reasons.get(9)!, /not one we recognise/);
+    assert.match(reasons.get(10)!, /duplicate of line 1/);
+    assert.match(reasons.get(11)!, /holds an object or array/);
+    assert.match(reasons.get(12)!, /not a JSON object/);
+    assert.match(reasons.get(13)!, /neither unix seconds nor an ISO-8601 date/);
+    assert.equal(userCount(s), 0, "a dry run writes no account");
+
+    // The human form lists the same lines.
+    const human = await s.run(["users", "import", jsonl, "--dry-run"]);
+    assert.equal(human.code, 1);
+    for (const line of reasons.keys()) assert.match(human.stdout, new RegExp(`line ${line}: `));
+
+    // A real run of the same file refuses to start: nothing imported, not even the good row.
+    const real = await s.run(["users", "import", jsonl]);
+    assert.equal(real.code, 2);
+    assert.match(real.stderr, /11 bad row\(s\), nothing imported .*--skip-bad.*line 2: /);
+    assert.equal(userCount(s), 0);
+    // --skip-bad imports the good row only; no hostile hash reaches the database.
+    const skip = await s.run(["users", "import", jsonl, "--skip-bad", "--json"]);
+    assert.equal(skip.code, 0, skip.stderr);
+    assert.deepEqual([JSON.parse(skip.stdout).created, JSON.parse(skip.stdout).failed], [1, 11]);
+    assert.deepEqual(s.rows("SELECT email, password_scheme FROM users"), [{ email: "ok@example.org", password_scheme: "md5" }]);
+  });
+});
+
+describe("users import: Drupal 7 preset", () => {
+  it("dry run changes nothing; the real run creates 8, skips uid 0, keeps legacy ids as external ids under random ids", async () => {
+    // ASVS 6.3.2: Drupal's anonymous placeholder (uid 0) does not become an account.
+    const s = await site();
+    const dry = await s.run(["users", "import", DRUPAL7, "--preset", "drupal7", "--dry-run", "--json"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual(
+      (({ rows, created, skipped, failed }) => ({ rows, created, skipped, failed }))(JSON.parse(dry.stdout)),
+      { rows: 9, created: 8, skipped: 1, failed: 0 },
+    );
+    assert.equal(userCount(s), 0, "dry run: no account");
+    const audit = s.rows("SELECT type FROM audit_events").map((r) => r["type"]);
+    assert.ok(audit.includes("users.import.dry-run"), "the dry run is audited");
+
+    const r = await s.run(["users", "import", DRUPAL7, "--preset", "drupal7"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /created 8, updated 0, skipped 1, failed 0/);
+    assert.match(r.stdout, /line 2: skipped, uid 0 is Drupal's anonymous user/);
+    const users = s.rows("SELECT id, email, username, status, external_source, external_id, password_scheme, created_at, last_login_at FROM users ORDER BY CAST(external_id AS INTEGER)");
+    assert.deepEqual(users.map((u) => u["external_id"]), ["1", "2", "3", "4", "5", "6", "7", "8"]);
+    assert.ok(users.every((u) => u["external_source"] === "drupal7"));
+    assert.ok(users.every((u) => /^usr_[a-z2-7]{26}$/.test(String(u["id"]))), "Bulwark's own ids are random");
+    assert.notDeepEqual(users.map((u) => u["id"]), [...users.map((u) => u["id"])].sort(), "ids do not follow the legacy order");
+    assert.deepEqual(users.map((u) => u["password_scheme"]), ["drupal7", "drupal7", "drupal7-wrapped-md5", "drupal7-wrapped-md5", "phpass", "phpass", "md5", "drupal7"]);
+    assert.equal(users[5]!["status"], "disabled", "Drupal status 0 is a blocked account");
+    assert.equal(users[0]!["username"], "admin");
+    assert.equal(Number(users[0]!["created_at"]), 1262304000 * 1000);
+    assert.equal(users[3]!["last_login_at"], null, "Drupal's login 0 means never");
+    const batches = s.rows("SELECT data FROM audit_events WHERE type = 'users.import.batch'");
+    assert.equal(batches.length, 1);
+
+    // The imported legacy hash verifies the fixture's password through `bulwark hash verify`.
+    const petros = s.rows("SELECT password_hash FROM users WHERE external_id = '8'")[0]!["password_hash"] as string;
+    assert.equal((await s.run(["hash", "verify", petros], "pässwörd ✓ 密码\n")).code, 0);
+    assert.equal((await s.run(["hash", "verify", petros], "passwörd ✓ 密码\n")).code, 1);
+  });
+
+  it("--on-conflict fail | skip | update on existing emails", async () => {
+    const s = await site();
+    assert.equal((await s.run(["users", "import", DRUPAL7, "--preset", "drupal7"])).code, 0);
+    const before = s.rows("SELECT id, email, password_hash, username FROM users ORDER BY email");
+
+    const fail = await s.run(["users", "import", DRUPAL7, "--preset", "drupal7"]);
+    assert.equal(fail.code, 2);
+    assert.match(fail.stderr, /8 bad row\(s\), nothing imported.*an account with this email already exists \(--on-conflict fail\)/);
+    const skip = await s.run(["users", "import", DRUPAL7, "--preset", "drupal7", "--on-conflict", "skip", "--json"]);
+    assert.equal(skip.code, 0, skip.stderr);
+    assert.deepEqual([JSON.parse(skip.stdout).created, JSON.parse(skip.stdout).skipped], [0, 9]);
+    assert.deepEqual(s.rows("SELECT id, email, password_hash, username FROM users ORDER BY email"), before, "skip and fail change nothing");
+
+    // update: a file with a new name and a new hash for one account, an empty hash for another.
+    const upd = s.file("update.csv", `uid,name,pass,mail,status,created,access,login\n1,root,${md5("new one")},admin@example.org,1,1262304000,0,0\n2,jane,,jane@example.org,1,1293840000,0,0\n`);
+    const r = await s.run(["users", "import", upd, "--preset", "drupal7", "--on-conflict", "update", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([JSON.parse(r.stdout).created, JSON.parse(r.stdout).updated], [0, 2]);
+    const after = new Map(s.rows("SELECT email, username, password_hash, id FROM users").map((u) => [u["email"], u]));
+    assert.equal(after.get("admin@example.org")!["username"], "root");
+    assert.equal(after.get("admin@example.org")!["password_hash"], md5("new one"));
+    const janeBefore = before.find((u) => u["email"] === "jane@example.org")!;
+    assert.equal(after.get("jane@example.org")!["password_hash"], janeBefore["password_hash"], "an empty hash never clears a password");
+    assert.equal(after.get("jane@example.org")!["id"], janeBefore["id"]);
+  });
+});
+
+describe("users import: salted legacy layouts (SourceLair)", () => {
+  it("stores sha256(salt+password) hex and md5(password+salt) base64 self-describing; the passwords verify", async () => {
+    const s = await site();
+    const salt = "0123456789abcdef0123456789abcdef"; // SourceLair's 32-character salts
+    const sha = createHash("sha256").update(salt + "sourcelair secret").digest("hex");
+    const csv = s.file("sourcelair.csv", `id,email,hash,salt\n17,dev@example.org,${sha},${salt}\n18,ops@example.org,${sha.replace(/^./, "0")},${salt}\n`);
+    const r = await s.run(["users", "import", csv, "--map", "external_id=id,password_hash=hash", "--salted", "sha256(salt+password):hex", "--salt-column", "salt", "--source", "sourcelair", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).created, 2);
+    const dev = s.rows("SELECT password_hash, password_scheme, external_source, external_id FROM users WHERE email = 'dev@example.org'")[0]!;
+    assert.equal(dev["password_scheme"], "salted-digest");
+    assert.match(dev["password_hash"] as string, /^\$salted-digest\$a=sha256,l=salt\+password,e=hex\$/);
+    assert.deepEqual([dev["external_source"], dev["external_id"]], ["sourcelair", "17"]);
+    assert.equal((await s.run(["hash", "verify", dev["password_hash"] as string], "sourcelair secret\n")).code, 0);
+    assert.equal((await s.run(["hash", "verify", dev["password_hash"] as string], "sourcelair secreT\n")).code, 1);
+
+    const salt2 = "pepper!";
+    const b64 = createHash("md5").update("old php app" + salt2).digest("base64");
+    const jsonl = s.file("php.jsonl", JSON.stringify({ mail: "php@example.org", digest: b64, s: salt2 }) + "\n" + JSON.stringify({ mail: "nosalt@example.org", digest: b64, s: "" }) + "\n");
+    const dry = await s.run(["users", "import", jsonl, "--map", "email=mail,password_hash=digest", "--salted", "md5(password+salt):base64", "--salt-column", "s", "--dry-run", "--json"]);
+    assert.equal(dry.code, 1);
+    assert.deepEqual(JSON.parse(dry.stdout).bad, [{ line: 2, reason: 'no salt in column "s" for the salted layout' }]);
+    const ok = await s.run(["users", "import", jsonl, "--map", "email=mail,password_hash=digest", "--salted", "md5(password+salt):base64", "--salt-column", "s", "--skip-bad"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const php = s.rows("SELECT password_hash FROM users WHERE email = 'php@example.org'")[0]!["password_hash"] as string;
+    assert.match(php, /^\$salted-digest\$a=md5,l=password\+salt,e=base64\$/);
+    assert.equal((await s.run(["hash", "verify", php], "old php app\n")).code, 0);
+  });
+});
+
+describe("users import: all-or-nothing per batch", () => {
+  it("writes in audited batches with counts; a row clashing with an existing account is reported, not half-written", async () => {
+    const s = await site();
+    // (The write-time rollback of a whole batch is proven in import.conformance.test.ts, where a
+    // concurrent change can be staged between validation and write.)
+    assert.equal((await s.run(["users", "import", s.file("seed.csv", "email,username\ntaken@example.org,taken\n")])).code, 0);
+    const csv = s.file("batch.csv", "email,username\na@example.org,a\nb@example.org,b\nc@example.org,c\nd@example.org,taken\n");
+    const dry = await s.run(["users", "import", csv, "--batch", "2", "--dry-run", "--json"]);
+    assert.equal(dry.code, 1);
+    assert.deepEqual(JSON.parse(dry.stdout).bad, [{ line: 5, reason: "the username belongs to another account" }]);
+    const r = await s.run(["users", "import", csv, "--batch", "2", "--skip-bad", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.deepEqual([report.created, report.failed, report.batches], [3, 1, 2]);
+    assert.deepEqual(s.rows("SELECT email FROM users ORDER BY email").map((u) => u["email"]), ["a@example.org", "b@example.org", "c@example.org", "taken@example.org"]);
+    const batches = s.rows("SELECT data FROM audit_events WHERE type = 'users.import.batch' ORDER BY seq").map((e) => JSON.parse(e["data"] as string));
+    assert.deepEqual(batches.slice(-2).map((b) => [b.lines, b.created]), [["2-3", 2], ["4-4", 1]], "one audited batch per transaction, with its counts");
+  });
+});
