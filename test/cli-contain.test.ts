@@ -16,14 +16,20 @@ before(async () => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("dev seed", () => {
-  it("seeds synthetic users, reports what it cannot seed yet, and refuses a database with real users", async () => {
+  it("seeds synthetic users with sessions and tokens, and refuses a database with real users", async () => {
     const r = await bulwark(["dev", "seed", "--users", "300", "--sessions-per-user", "2", "--tokens-per-user", "1", "--json"], { env: env() });
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout);
     assert.equal(report.users, 300);
     assert.ok(report.admins >= 1);
     assert.ok((report.byScheme.md5 ?? 0) + (report.byScheme.sha1 ?? 0) + (report.byScheme.bcrypt ?? 0) > 0, "some legacy hashes");
-    assert.equal(report.notSeeded.length, 2);
+    assert.equal(report.sessions, 600);
+    assert.equal(report.tokens, 300);
+    const dry = await bulwark(["contain", "revoke-sessions", "revoke-tokens", "--all", "--dry-run", "--json"], { env: env() });
+    assert.equal(dry.code, 0, dry.stderr);
+    const counts = JSON.parse(dry.stdout).levers;
+    assert.deepEqual(counts["revoke-sessions"].counts, { users: 300, sessions: 600, stamps: 1 }, "the seeded sessions are live and in the table");
+    assert.deepEqual(counts["revoke-tokens"].counts, { users: 300, tokens: 300, stamps: 1 });
     assert.equal((await bulwark(["dev", "seed", "--users", "0"], { env: env() })).code, 2);
     assert.equal((await bulwark(["dev", "seed", "--users", "5", "--legacy-share", "2"], { env: env() })).code, 2);
     const real = await bulwark(["users", "create", "--email", "real@example.org", "--generate-password"], { env: env() });

@@ -1,6 +1,8 @@
 // The stage runner behind every containment job: a job is a list of stages, each advanced one batch at a
 // time inside a transaction that also moves the job's cursor and appends the batch's audit event, so a job
 // killed at any moment (kill -9, power loss) resumes at the first uncommitted batch and applies none twice.
+// Several workers (processes, or nodes on one PostgreSQL) may run one job at once: the batches of a
+// "claimed" stage are independent, and each worker claims one with FOR UPDATE SKIP LOCKED before doing it.
 import type { Kysely } from "kysely";
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { Keyring } from "../crypto/keyring.ts";
@@ -8,7 +10,6 @@ import type { Job, JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
-import type { Schema } from "../store/schema.ts";
 import { containErrors } from "./errors.ts";
 import type { ResetNotifier } from "./lever.ts";
 import { containDB, type ContainSchema } from "./tables.ts";
@@ -33,11 +34,30 @@ export interface StepResult {
   next: string | null;
 }
 
-export interface Stage {
+/** A stage walked in order, one step at a time (global levers, undo): one worker at a time advances it. */
+export interface SequentialStage {
   name: string;
   /** Runs outside any transaction when the stage starts (e.g. creating a key); must tolerate a re-run after a crash. */
   prepare?(): Promise<void>;
   step(trx: Kysely<ContainSchema>, position: string | null): Promise<StepResult>;
+}
+
+/** A stage of `batches` independent batches (0 … batches-1) that workers claim and run in any order. */
+export interface ClaimedStage {
+  name: string;
+  batches: number;
+  /**
+   * Inside the batch's transaction: locks and returns one of `candidates` that no other transaction holds
+   * (PostgreSQL: FOR UPDATE SKIP LOCKED on the batch's claim row), or null when all are held.
+   */
+  claim(trx: Kysely<ContainSchema>, candidates: number[]): Promise<number | null>;
+  run(trx: Kysely<ContainSchema>, batch: number): Promise<{ counts: Record<string, number>; processed: number; audit: Record<string, unknown> }>;
+}
+
+export type Stage = SequentialStage | ClaimedStage;
+
+function isClaimed(stage: Stage): stage is ClaimedStage {
+  return "claim" in stage;
 }
 
 /** The job cursor: the stage index, the position inside it, and whether the stage's prepare has committed. */
@@ -51,67 +71,158 @@ function parseCursor(text: string | null): Cursor {
   return text === null ? { s: 0, p: null } : (JSON.parse(text) as Cursor);
 }
 
+/** Progress of a claimed stage: every batch below `w` is done, and so are those listed in `d`. */
+interface Claims {
+  w: number;
+  d: number[];
+}
+
+function parseClaims(p: string | null): Claims {
+  return p === null ? { w: 0, d: [] } : (JSON.parse(p) as Claims);
+}
+
+/** Marks `batch` done and moves the low-water mark past every batch done in a row. */
+function markDone(claims: Claims, batch: number): Claims {
+  const done = new Set(claims.d);
+  done.add(batch);
+  let w = claims.w;
+  while (done.has(w)) done.delete(w++);
+  return { w, d: [...done].sort((a, b) => a - b) };
+}
+
+// How many open batches a worker looks at when claiming: more than any plausible number of workers.
+const CLAIM_WINDOW = 64;
+// How long a worker waits when every open batch is held by another worker (it is about to finish them).
+const BUSY_WAIT_MS = 20;
+
 export const TERMINAL = new Set(["done", "failed", "cancelled"]);
 
 export interface RunOptions {
   onProgress?: (done: number, total: number) => void;
   /** Test hook: stop (as if killed) after this many batches. */
   stopAfterBatches?: number;
+  /** Names this worker in the batch audit events (e.g. "cli:4242"), so a shared job shows who did what. */
+  worker?: string;
 }
 
-// Another worker committed the batch first: roll ours back and carry on from where it left the cursor.
+// Another worker committed first: roll ours back and carry on from where it left the cursor.
 class CursorMoved extends Error {}
 
+type Outcome = "ran" | "moved" | "busy" | "advanced";
+
 /**
- * Runs (or resumes) a job's stages until it is done. Several workers may run the same job: each batch locks
- * the job row (FOR UPDATE on PostgreSQL; SQLite's write lock is taken at BEGIN), so batches never overlap.
+ * Runs (or resumes) a job's stages until it is done. Several workers may run the same job: claimed stages
+ * hand each batch to one worker (a batch's claim and its cursor update commit together), and sequential
+ * stages lock the job row for each step (FOR UPDATE on PostgreSQL; SQLite's write lock is taken at BEGIN).
  */
 export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[], options: RunOptions = {}): Promise<Job> {
   const { database, jobs, audit, clock } = deps;
+  const postgres = database.dialect === "postgres";
+  const worker = options.worker ?? "";
   let batches = 0;
+
+  async function lockJob(trx: Kysely<ContainSchema>): Promise<{ cursor: string | null; status: string; done: number; counts: string }> {
+    let q = trx.selectFrom("jobs").select(["cursor", "status", "done", "counts"]).where("id", "=", jobId);
+    if (postgres) q = q.forUpdate();
+    const row = await q.executeTakeFirstOrThrow();
+    return { ...row, done: Number(row.done) };
+  }
+
+  /** Moves the cursor (adding counts and done) under the job row lock; completes the job past the last stage. */
+  async function commit(trx: Kysely<ContainSchema>, locked: { done: number; counts: string }, job: Job, next: Cursor, processed: number, added: Record<string, number>): Promise<void> {
+    const counts = JSON.parse(locked.counts) as Record<string, number>;
+    for (const [k, v] of Object.entries(added)) counts[k] = (counts[k] ?? 0) + v;
+    const now = clock.now();
+    const finished = next.s >= stages.length;
+    await trx.updateTable("jobs").set({
+      cursor: JSON.stringify(next), done: locked.done + processed, counts: JSON.stringify(counts), updated_at: now,
+      ...(finished ? { status: "done", error: null, finished_at: now } : { status: "running" }),
+    }).where("id", "=", jobId).execute();
+    if (finished) {
+      await audit.appendIn(trx, { type: "contain.job.completed", actor: job.actor, subject: jobId, data: { kind: job.kind, done: locked.done + processed, counts } });
+    }
+  }
+
+  async function claimedBatch(trx: Kysely<ContainSchema>, job: Job, s: number, stage: ClaimedStage): Promise<Outcome> {
+    const read = async (): Promise<Cursor> => parseCursor((await trx.selectFrom("jobs").select("cursor").where("id", "=", jobId).executeTakeFirstOrThrow()).cursor);
+    const seen = await read();
+    if (seen.s !== s) return "moved";
+    const claims = parseClaims(seen.p);
+    const open = new Set(claims.d);
+    const candidates: number[] = [];
+    for (let b = claims.w; b < stage.batches && candidates.length < CLAIM_WINDOW; b++) if (!open.has(b)) candidates.push(b);
+    if (candidates.length === 0) {
+      // Every batch is done: the first worker to lock the job row moves on to the next stage.
+      const locked = await lockJob(trx);
+      const now = parseCursor(locked.cursor);
+      if (now.s !== s || parseClaims(now.p).w < stage.batches) return "moved";
+      await commit(trx, locked, job, { s: s + 1, p: null }, 0, {});
+      return "advanced";
+    }
+    const batch = await stage.claim(trx, candidates);
+    if (batch === null) return "busy";
+    // The claim is ours; whoever held it before has committed, so its mark is visible now if it did the batch.
+    const after = await read();
+    const mark = parseClaims(after.p);
+    if (after.s !== s || batch < mark.w || mark.d.includes(batch)) return "moved";
+    const result = await stage.run(trx, batch);
+    const locked = await lockJob(trx);
+    const current = parseCursor(locked.cursor);
+    if (current.s !== s) throw new CursorMoved();
+    const merged = markDone(parseClaims(current.p), batch);
+    const next: Cursor = merged.w >= stage.batches ? { s: s + 1, p: null } : { s, p: JSON.stringify(merged) };
+    await audit.appendIn(trx, { type: "contain.job.batch", actor: job.actor, subject: jobId, data: { stage: stage.name, batch, ...result.audit, processed: result.processed, counts: result.counts, worker } });
+    await commit(trx, locked, job, next, result.processed, result.counts);
+    return "ran";
+  }
+
+  async function sequentialStep(trx: Kysely<ContainSchema>, job: Job, cursor: Cursor, stage: SequentialStage | undefined): Promise<Outcome> {
+    const locked = await lockJob(trx);
+    if (locked.cursor !== job.cursor) return "moved";
+    if (locked.status === "done") return "moved";
+    if (!stage) {
+      await commit(trx, locked, job, { s: cursor.s, p: null }, 0, {});
+      return "advanced";
+    }
+    if (stage.prepare && cursor.p === null && !cursor.r) {
+      await commit(trx, locked, job, { s: cursor.s, p: null, r: 1 }, 0, {}); // the prepare is recorded; steps follow
+      return "advanced";
+    }
+    const result = await stage.step(trx, cursor.p);
+    const next: Cursor = result.next === null ? { s: cursor.s + 1, p: null } : { s: cursor.s, p: result.next, ...(cursor.r ? { r: 1 as const } : {}) };
+    if (result.processed > 0 || Object.keys(result.counts).length > 0) {
+      await audit.appendIn(trx, { type: "contain.job.batch", actor: job.actor, subject: jobId, data: { stage: stage.name, from: cursor.p, to: result.next, processed: result.processed, counts: result.counts, worker } });
+    }
+    await commit(trx, locked, job, next, result.processed, result.counts);
+    return "ran";
+  }
+
   for (;;) {
+    // A turn for the event loop between batches: on SQLite every query settles synchronously, so a job run
+    // inside the server (resumed at start, or started through the API) would otherwise starve its requests.
+    await new Promise((resolve) => setImmediate(resolve));
     const job = await jobs.get<Record<string, unknown>>(jobId);
     if (TERMINAL.has(job.status) && job.status !== "failed") return job;
     const cursor = parseCursor(job.cursor);
     const stage = stages[cursor.s];
-    if (stage?.prepare && cursor.p === null && !cursor.r) await stage.prepare();
+    if (stage && !isClaimed(stage) && stage.prepare && cursor.p === null && !cursor.r) await stage.prepare();
     if (options.stopAfterBatches !== undefined && batches >= options.stopAfterBatches) return jobs.get<Record<string, unknown>>(jobId);
+    let outcome: Outcome;
     try {
-      await database.transaction(async (trx) => {
-        if (database.dialect === "postgres") {
-          await trx.selectFrom("jobs").select("id").where("id", "=", jobId).forUpdate().execute();
-        }
-        const fresh = await trx.selectFrom("jobs").select(["cursor", "status"]).where("id", "=", jobId).executeTakeFirst();
-        if (!fresh || fresh.cursor !== job.cursor) throw new CursorMoved();
-        if (fresh.status === "done") return;
-        let next: Cursor;
-        let result: StepResult = { counts: {}, processed: 0, next: null };
-        if (!stage) {
-          next = { s: cursor.s, p: null };
-        } else if (stage.prepare && cursor.p === null && !cursor.r) {
-          next = { s: cursor.s, p: null, r: 1 }; // the prepare is recorded; steps follow
-        } else {
-          result = await stage.step(containDB(trx), cursor.p);
-          next = result.next === null ? { s: cursor.s + 1, p: null } : { s: cursor.s, p: result.next, ...(cursor.r ? { r: 1 as const } : {}) };
-        }
-        const finished = next.s >= stages.length;
-        const moved = await jobs.commitBatch(trx as Kysely<Schema>, jobId, job.cursor, { cursor: JSON.stringify(next), processed: result.processed, counts: result.counts });
-        if (!moved) throw new CursorMoved();
-        if (result.processed > 0 || Object.keys(result.counts).length > 0) {
-          await audit.appendIn(trx, { type: "contain.job.batch", actor: job.actor, subject: jobId, data: { stage: stage?.name ?? "", from: cursor.p, to: result.next, processed: result.processed, counts: result.counts } });
-        }
-        if (finished) {
-          const now = clock.now();
-          await trx.updateTable("jobs").set({ status: "done", error: null, finished_at: now, updated_at: now }).where("id", "=", jobId).execute();
-          const row = await trx.selectFrom("jobs").select(["counts", "done"]).where("id", "=", jobId).executeTakeFirstOrThrow();
-          await audit.appendIn(trx, { type: "contain.job.completed", actor: job.actor, subject: jobId, data: { kind: job.kind, done: Number(row.done), counts: JSON.parse(row.counts) as Record<string, number> } });
-        }
+      outcome = await database.transaction((trx) => {
+        const db = containDB(trx);
+        return stage && isClaimed(stage) ? claimedBatch(db, job, cursor.s, stage) : sequentialStep(db, job, cursor, stage);
       });
     } catch (error) {
       if (error instanceof CursorMoved) continue;
       await jobs.setStatus(jobId, "failed", error instanceof Error ? error.message.slice(0, 500) : String(error)).catch(() => {});
       throw containErrors.failed(jobId, { cause: error });
     }
+    if (outcome === "busy") {
+      await new Promise((resolve) => setTimeout(resolve, BUSY_WAIT_MS));
+      continue;
+    }
+    if (outcome !== "ran") continue;
     batches++;
     const after = await jobs.get<Record<string, unknown>>(jobId);
     options.onProgress?.(after.done, after.total);

@@ -11,9 +11,13 @@ import { containDB, type ContainSchema } from "./tables.ts";
 
 export const CONTAIN_KIND = "contain";
 
-// Users per batch: large enough that per-batch overhead (cursor, audit event) is small against the work,
-// small enough to stay under both dialects' bound-parameter limits and keep write transactions short.
+// Users per batch: large enough that per-batch overhead (cursor, audit event, pages rewritten per commit) is
+// small against the work, small enough to stay under both dialects' bound-parameter limits and keep write
+// transactions short. SQLite has one write lock for the whole database, so its batches stay short (every
+// login waits for the batch in progress); PostgreSQL locks rows only, and larger batches cut the job's time
+// to about the direct statements' (bench/contain.ts: 1.2× at 5000 against 3.7× at 1000).
 export const DEFAULT_BATCH_SIZE = 1000;
+export const DEFAULT_BATCH_SIZE_POSTGRES = 5000;
 const MAX_BATCH_SIZE = 5000;
 
 export const DEFAULT_OPTIONS: LeverOptions = { inactiveDays: 90, lockReason: "containment" };
@@ -53,8 +57,8 @@ function options(partial: Partial<LeverOptions> | undefined): LeverOptions {
   return o;
 }
 
-function leverContext(deps: ContainDeps, jobId: string, at: number, opts: LeverOptions): LeverContext {
-  return { jobId, dialect: deps.database.dialect, at, options: opts, keyring: deps.keyring, notifier: deps.notifier };
+function leverContext(deps: ContainDeps, jobId: string, at: number, opts: LeverOptions, scope: { all?: unknown }): LeverContext {
+  return { jobId, dialect: deps.database.dialect, at, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier };
 }
 
 export interface DryRunReport {
@@ -75,7 +79,7 @@ export async function dryRunContain(deps: ContainDeps, request: ContainRequest):
   const opts = options(request.options);
   const db = containDB(deps.database.db);
   const scope = scopedUserIds(db, deps.database.dialect, request.scope);
-  const ctx = leverContext(deps, "(dry-run)", deps.clock.now(), opts);
+  const ctx = leverContext(deps, "(dry-run)", deps.clock.now(), opts, request.scope);
   const total = await db.selectFrom("users").where("id", "in", scope).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   const report: DryRunReport = { dryRun: true, users: Number(total?.n ?? 0), levers: {} };
   for (const name of names) report.levers[name] = await (findLever(name) as UserLever | GlobalLever).dryRun(db, scope, ctx);
@@ -91,16 +95,30 @@ export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<n
 }
 
 /**
- * Creates a job: records the scope (the users, in a stable order) and runs every lever's begin hook in one
- * transaction with the job row and its creation event. Nothing is applied yet; `runContainJob` does that.
+ * Creates a job. First, in its own transaction, every lever's begin hook (revocation stamps for the whole
+ * scope) with an audit event: that is the instant effect, and it must not wait for the scope of a million
+ * users to be recorded. Then, in one transaction, the job row, the scope (the users, in a stable order) and
+ * the creation event. A crash between the two leaves the stamps in force and audited, and no job: safe, and
+ * running the command again finishes the work. Nothing is applied to rows yet; `runJob` does that.
  */
 export async function createContainJob(deps: ContainDeps, request: ContainRequest): Promise<Job<ContainSpec>> {
   const names = resolveLevers(request.levers);
   validateScope(request.scope);
   const opts = options(request.options);
-  const batchSize = Math.trunc(request.batchSize ?? DEFAULT_BATCH_SIZE);
+  const batchSize = Math.trunc(request.batchSize ?? (deps.database.dialect === "postgres" ? DEFAULT_BATCH_SIZE_POSTGRES : DEFAULT_BATCH_SIZE));
   if (!(batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) throw containErrors.badScope(`--batch-size must be between 1 and ${MAX_BATCH_SIZE}`);
   const spec: ContainSpec = { levers: names, scope: describeScope(request.scope), options: opts, at: deps.clock.now(), batchSize, mailer: deps.notifier !== null };
+  const beginners = names.map((n) => findLever(n) as UserLever | GlobalLever).filter((l): l is UserLever & Required<Pick<UserLever, "begin">> => l.kind === "user" && l.begin !== undefined);
+  const begun: Record<string, number> = {};
+  if (beginners.length) {
+    await deps.database.transaction(async (trx) => {
+      const db = containDB(trx);
+      const ctx = leverContext(deps, "(begin)", spec.at, opts, request.scope);
+      const scope = scopedUserIds(db, deps.database.dialect, request.scope);
+      for (const lever of beginners) for (const [k, v] of Object.entries(await lever.begin(db, scope, ctx))) begun[`${lever.name}.${k}`] = v;
+      await deps.audit.appendIn(trx, { type: "contain.revocation.raised", actor: request.actor, data: { levers: beginners.map((l) => l.name), scope: spec.scope, at: spec.at, begun, incidentId: request.incidentId ?? null } });
+    });
+  }
   return deps.database.transaction(async (trx) => {
     const job = await deps.jobs.create({ kind: CONTAIN_KIND, spec, total: 0, actor: request.actor, incidentId: request.incidentId ?? null }, trx);
     const db = containDB(trx);
@@ -110,12 +128,6 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     const row = await db.selectFrom("contain_job_users").where("job_id", "=", job.id).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const total = Number(row?.n ?? 0);
     await trx.updateTable("jobs").set({ total }).where("id", "=", job.id).execute();
-    const ctx = leverContext(deps, job.id, spec.at, opts);
-    const begun: Record<string, number> = {};
-    for (const name of names) {
-      const lever = findLever(name) as UserLever | GlobalLever;
-      if (lever.kind === "user" && lever.begin) for (const [k, v] of Object.entries(await lever.begin(db, ctx))) begun[`${name}.${k}`] = v;
-    }
     await deps.audit.appendIn(trx, {
       type: "contain.job.created", actor: request.actor, subject: job.id,
       data: { levers: names, scope: spec.scope, users: total, incidentId: request.incidentId ?? null, options: { ...opts }, mailer: spec.mailer, begun },
@@ -136,7 +148,7 @@ async function recordChanges(trx: Kysely<ContainSchema>, jobId: string, lever: s
 /** The stages of a containment job: one over the recorded users (all user levers per batch), then one per global lever. */
 export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[] {
   registerBuiltinLevers();
-  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.options);
+  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.options, job.spec.scope);
   const found = job.spec.levers.map((n) => {
     const lever = findLever(n);
     if (!lever) throw containErrors.unknownLever(n, leverNames());
@@ -146,12 +158,23 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   const globalLevers = found.filter((l): l is GlobalLever => l.kind === "global");
   const stages: Stage[] = [];
   if (userLevers.length) {
+    // Batch k is the users numbered k*size+1 … (k+1)*size: a fixed partition, so workers can take batches in
+    // any order and a resumed job redoes none. The row numbered k*size+1 is batch k's claim row.
+    const size = job.spec.batchSize;
+    const postgres = deps.database.dialect === "postgres";
     stages.push({
       name: "users",
-      async step(trx, position): Promise<StepResult> {
-        const from = position === null ? 0 : Number(position);
-        const rows = await trx.selectFrom("contain_job_users").select(["seq", "user_id"]).where("job_id", "=", job.id).where("seq", ">", from).orderBy("seq").limit(job.spec.batchSize).execute();
-        if (rows.length === 0) return { counts: {}, processed: 0, next: null };
+      batches: Math.ceil(job.total / size),
+      async claim(trx, candidates) {
+        // SQLite: the transaction already holds the database's write lock, so no other worker is in a batch.
+        if (!postgres) return candidates[0] ?? null;
+        const row = await trx.selectFrom("contain_job_users").select("seq").where("job_id", "=", job.id)
+          .where("seq", "in", candidates.map((k) => k * size + 1)).orderBy("seq").limit(1).forUpdate().skipLocked().executeTakeFirst();
+        return row ? (Number(row.seq) - 1) / size : null;
+      },
+      async run(trx, batch) {
+        const rows = await trx.selectFrom("contain_job_users").select(["seq", "user_id"]).where("job_id", "=", job.id)
+          .where("seq", ">", batch * size).where("seq", "<=", (batch + 1) * size).orderBy("seq").execute();
         const ids = rows.map((r) => r.user_id);
         const counts: Record<string, number> = {};
         for (const lever of userLevers) {
@@ -159,7 +182,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
           for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;
           if (lever.undo && applied.changes.length) await recordChanges(trx, job.id, lever.name, applied.changes);
         }
-        return { counts, processed: rows.length, next: String(Number((rows[rows.length - 1] as { seq: number }).seq)) };
+        return { counts, processed: rows.length, audit: { from: batch * size + 1, to: batch * size + rows.length } };
       },
     });
   }

@@ -1,5 +1,5 @@
 // The lever interface and its registry. A lever is one containment action; the job engine applies levers
-// in registry order, batch by batch, inside one transaction per batch. docs/contain.md: how to add one.
+// in registry order, batch by batch, inside one transaction per batch. docs/containment.md: how to add one.
 import type { Kysely, SelectQueryBuilder } from "kysely";
 import type { Keyring } from "../crypto/keyring.ts";
 import type { DialectName } from "../store/database.ts";
@@ -24,6 +24,8 @@ export interface LeverContext {
   /** The job's action time (fixed at creation): every row a job stamps gets the same time, resumed or not. */
   at: number;
   options: LeverOptions;
+  /** True when the job's scope is --all: revocation then raises the one global stamp instead of one per user. */
+  allUsers: boolean;
   keyring: Keyring | null;
   notifier: ResetNotifier | null;
 }
@@ -65,10 +67,11 @@ export interface UserLever {
   description: string;
   dryRun(db: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext): Promise<DryRunResult>;
   /**
-   * Optional: runs once, in the transaction that creates the job, after the scope is recorded in
-   * contain_job_users (e.g. a revocation stamp for the whole scope: instant effect before the batches).
+   * Optional: runs once, in its own transaction committed BEFORE the scope is recorded and the job row is
+   * written (e.g. a revocation stamp for the whole scope), so its effect is instant whatever the number of
+   * users. Must be idempotent and safe on its own: a crash right after it leaves the effect and no job.
    */
-  begin?(trx: Kysely<ContainSchema>, ctx: LeverContext): Promise<Record<string, number>>;
+  begin?(trx: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext): Promise<Record<string, number>>;
   /** Applies the lever to these users. Must be idempotent: re-applying to an already changed user changes nothing. */
   apply(trx: Kysely<ContainSchema>, userIds: string[], ctx: LeverContext): Promise<ApplyResult>;
   /** Present only on reversible levers: restores the recorded rows whose current value still equals `after`. */

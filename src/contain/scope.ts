@@ -18,8 +18,9 @@ export interface ScopeSpec {
   lastLoginBefore?: number;
   lastLoginAfter?: number;
   /**
-   * The window of exposure: users active between these times. Until sessions land this reads
-   * users.last_login_at (a login inside the window); the sessions issue switches it to "a session in use".
+   * The window of exposure: users active between these times — a session in use during the window (created
+   * before its end, last seen after its start), or a login inside it (sessions are deleted when they expire or
+   * are revoked; the login time outlives them). Either bound may be open.
    */
   activeFrom?: number;
   activeTo?: number;
@@ -93,9 +94,16 @@ export function scopedUserIds(db: Kysely<ContainSchema>, dialect: DialectName, s
   if (spec.createdAfter !== undefined) q = q.where("users.created_at", ">=", spec.createdAfter);
   if (spec.lastLoginBefore !== undefined) q = q.where("users.last_login_at", "<", spec.lastLoginBefore);
   if (spec.lastLoginAfter !== undefined) q = q.where("users.last_login_at", ">=", spec.lastLoginAfter);
-  // Window of exposure, approximated by the last login until sessions land (see ScopeSpec.activeFrom).
-  if (spec.activeFrom !== undefined) q = q.where("users.last_login_at", ">=", spec.activeFrom);
-  if (spec.activeTo !== undefined) q = q.where("users.last_login_at", "<=", spec.activeTo);
+  if (spec.activeFrom !== undefined || spec.activeTo !== undefined) {
+    const from = spec.activeFrom;
+    const to = spec.activeTo;
+    // A session's life [created_at, last_seen_at] overlaps [from, to]; found through the sessions_user index.
+    q = q.where((eb) => eb.or([
+      eb.exists(eb.selectFrom("sessions").select("sessions.user_id").whereRef("sessions.user_id", "=", "users.id")
+        .where((s) => s.and([...(from !== undefined ? [s("sessions.last_seen_at", ">=", from)] : []), ...(to !== undefined ? [s("sessions.created_at", "<=", to)] : [])]))),
+      eb.and([...(from !== undefined ? [eb("users.last_login_at", ">=", from)] : []), ...(to !== undefined ? [eb("users.last_login_at", "<=", to)] : []), eb("users.last_login_at", "is not", null)]),
+    ]));
+  }
   if (spec.scheme !== undefined) q = q.where("users.password_scheme", "=", spec.scheme);
   return q;
 }

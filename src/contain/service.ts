@@ -36,13 +36,71 @@ export async function resumeJob(deps: ContainDeps, jobId: string, options: RunOp
   return runJob(deps, jobId, options);
 }
 
-/** Resumes every unfinished containment and undo job (server start-up). Returns the jobs as they ended. */
+/** Where the background resume reports (the server passes its pino logger, which has this shape). */
+export interface ResumeLogger {
+  info(data: Record<string, unknown>, message: string): void;
+  error(data: Record<string, unknown>, message: string): void;
+}
+
+export interface ResumeOutcome {
+  id: string;
+  status: string;
+  error?: string;
+}
+
+/**
+ * The containment and undo jobs to pick up again: pending or running (their process died) and failed (a batch
+ * threw — a lost connection, a full disk; every batch is a transaction, so resuming is always safe).
+ */
+export async function resumableJobs(deps: ContainDeps): Promise<Job[]> {
+  const out: Job[] = [];
+  for (const kind of [CONTAIN_KIND, UNDO_KIND]) out.push(...(await deps.jobs.list({ kind, status: ["pending", "running", "failed"], limit: 500 })));
+  // Oldest first: an undo waits for the job it undoes only if that job is older, which it always is.
+  return out.sort((a, b) => a.createdAt - b.createdAt);
+}
+
+/**
+ * Resumes every unfinished containment and undo job, one after another, in the background; call it when the
+ * server starts. Returns at once; `finished` settles (never rejects) when every job has run, with how each
+ * ended. Another node resuming the same job at the same time is safe: batches are claimed.
+ *
+ * @example
+ * const { finished } = resumeUnfinishedJobs(containDeps(app), { logger: app.logger, worker: `server:${process.pid}` });
+ */
+export function resumeUnfinishedJobs(deps: ContainDeps, options: { logger?: ResumeLogger; worker?: string } = {}): { finished: Promise<ResumeOutcome[]> } {
+  const { logger } = options;
+  const finished = (async (): Promise<ResumeOutcome[]> => {
+    const outcomes: ResumeOutcome[] = [];
+    let pending: Job[];
+    try {
+      pending = await resumableJobs(deps);
+    } catch (error) {
+      logger?.error({ err: error }, "contain: could not list unfinished jobs to resume");
+      return outcomes;
+    }
+    for (const job of pending) {
+      logger?.info({ jobId: job.id, kind: job.kind, status: job.status, done: job.done, total: job.total }, "contain: resuming unfinished job");
+      try {
+        const ended = await resumeJob(deps, job.id, options.worker !== undefined ? { worker: options.worker } : {});
+        outcomes.push({ id: job.id, status: ended.status });
+        logger?.info({ jobId: job.id, status: ended.status, done: ended.done, total: ended.total }, "contain: resumed job finished");
+      } catch (error) {
+        // One job failing (or finished meanwhile by another node) does not stop the others.
+        const message = error instanceof Error ? error.message : String(error);
+        outcomes.push({ id: job.id, status: "failed", error: message });
+        logger?.error({ jobId: job.id, err: error }, "contain: resuming job failed");
+      }
+    }
+    return outcomes;
+  })();
+  return { finished };
+}
+
+/** Resumes every unfinished containment and undo job and waits for them (scripts, tests). */
 export async function resumeUnfinished(app: App, notifier: ResetNotifier | null = null): Promise<Job[]> {
   const deps = containDeps(app, notifier);
   const out: Job[] = [];
-  for (const kind of [CONTAIN_KIND, UNDO_KIND]) {
-    for (const job of await deps.jobs.unfinished(kind)) out.push(await resumeJob(deps, job.id));
-  }
+  for (const outcome of await resumeUnfinishedJobs(deps).finished) out.push(await deps.jobs.get(outcome.id));
   return out;
 }
 

@@ -51,7 +51,7 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
 
 /** One stage per reversible lever, walking its recorded changes by (user_id, entity). */
 export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
-  const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, options: DEFAULT_OPTIONS, keyring: deps.keyring, notifier: null };
+  const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
   return job.spec.levers.map((name): Stage => {
     const lever = findLever(name) as UserLever;
     return {

@@ -11,7 +11,7 @@ import type { ScopeSpec } from "../../contain/scope.ts";
 import type { JobView } from "../../contain/service.ts";
 import { InputError } from "../../lib/errors.ts";
 
-const BUILTIN = "lock-accounts, invalidate-passwords, expire-passwords, unlink-sso, demote-inactive-admins, rotate-keys";
+const BUILTIN = "lock-accounts, revoke-sessions, revoke-tokens, invalidate-passwords, expire-passwords, require-mfa-reenrolment, unlink-sso, demote-inactive-admins, rotate-keys";
 // A real run on more users than this asks first (issue 5).
 const CONFIRM_ABOVE = 100;
 // An --ids file larger than this is not a list of accounts.
@@ -120,7 +120,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--scheme <id>", "stored password hash scheme (e.g. md5, phpass)")
     .option("--inactive-days <n>", "demote-inactive-admins: no login for N days (default 90)")
     .option("--lock-reason <text>", "lock-accounts: the reason recorded (default \"containment\")")
-    .option("--batch-size <n>", "users per batch (default 1000)")
+    .option("--batch-size <n>", "users per batch, 1 to 5000 (default 1000 on SQLite, 5000 on PostgreSQL)")
     .option("--dry-run", "report what would change, with a sample; change nothing")
     .option("--incident <id>", "tie the job to an incident")
     .option("--yes", "do not ask for confirmation (more than 100 users)")
@@ -158,7 +158,7 @@ function register(program: Command, ctx: CliContext): void {
         const job = await contain.createContainJob(deps, request);
         if (!opts.json) writeLine(ctx, `job ${job.id} created: ${job.total} users (resume with: bulwark contain resume ${job.id})`);
         const bar = progress(ctx, "contain", job.total);
-        const done = await contain.runJob(deps, job.id, { onProgress: (d, t) => bar.update(d, t) });
+        const done = await contain.runJob(deps, job.id, { onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` });
         bar.done();
         const view = contain.jobView(done);
         if (opts.json) writeJSON(ctx, view);
@@ -210,7 +210,7 @@ function register(program: Command, ctx: CliContext): void {
         const { contain, deps } = await services(ctx);
         const before = await deps.jobs.get(id);
         const bar = progress(ctx, "contain", before.total);
-        const view = contain.jobView(await contain.resumeJob(deps, id, { onProgress: (d, t) => bar.update(d, t) }));
+        const view = contain.jobView(await contain.resumeJob(deps, id, { onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` }));
         bar.done();
         if (opts.json) writeJSON(ctx, view);
         else printJob(ctx, view);
@@ -231,7 +231,7 @@ function register(program: Command, ctx: CliContext): void {
         const undo = await contain.createUndoJob(deps, id, actor());
         if (!opts.json) writeLine(ctx, `undo job ${undo.id} created: ${undo.total} recorded changes`);
         const bar = progress(ctx, "undo", undo.total);
-        const view = contain.jobView(await contain.runJob(deps, undo.id, { onProgress: (d, t) => bar.update(d, t) }));
+        const view = contain.jobView(await contain.runJob(deps, undo.id, { onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` }));
         bar.done();
         const skipped = await contain.skippedByUndo(deps, id);
         if (opts.json) writeJSON(ctx, { ...view, leftAlone: skipped });

@@ -29,3 +29,24 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/** Tables keyed by a user_id column that levers count and clear. */
+export type UserRowTable = "sessions" | "api_tokens" | "mfa_totp" | "mfa_recovery_codes" | "webauthn_credentials" | "identities";
+
+/**
+ * Counts the rows of `table` belonging to users of `scope` (optionally narrowed, e.g. tokens not yet
+ * revoked), the distinct users holding them, and samples a few of those users.
+ */
+export async function countOwnedRows(
+  db: Kysely<ContainSchema>,
+  table: UserRowTable,
+  scope: ScopeQuery,
+  options: { unrevoked?: boolean; before?: number } = {},
+): Promise<{ users: number; rows: number; sample: string[] }> {
+  let q = db.selectFrom(table).where(`${table}.user_id`, "in", scope);
+  if (options.unrevoked) q = q.where("revoked_at" as never, "is", null);
+  if (options.before !== undefined) q = q.where("created_at" as never, "<", options.before as never);
+  const row = await q.select((eb) => [eb.fn.count<number>(`${table}.user_id`).distinct().as("users"), eb.fn.countAll<number>().as("rows")]).executeTakeFirst();
+  const sample = await q.select(`${table}.user_id`).distinct().orderBy(`${table}.user_id`).limit(SAMPLE_SIZE).execute();
+  return { users: Number(row?.users ?? 0), rows: Number(row?.rows ?? 0), sample: sample.map((r) => (r as { user_id: string }).user_id) };
+}

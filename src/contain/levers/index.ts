@@ -4,6 +4,9 @@ import { demoteInactiveAdmins } from "./demote-inactive-admins.ts";
 import { expirePasswords } from "./expire-passwords.ts";
 import { invalidatePasswords } from "./invalidate-passwords.ts";
 import { lockAccounts } from "./lock-accounts.ts";
+import { requireMfaReenrolment } from "./require-mfa-reenrolment.ts";
+import { revokeSessions } from "./revoke-sessions.ts";
+import { revokeTokens } from "./revoke-tokens.ts";
 import { rotateKeys } from "./rotate-keys.ts";
 import { unlinkSSO } from "./unlink-sso.ts";
 
@@ -13,8 +16,9 @@ let registered = false;
 export function registerBuiltinLevers(): void {
   if (registered) return;
   registered = true;
-  // Locking first: accounts stop working before anything else about them changes.
-  for (const lever of [lockAccounts, invalidatePasswords, expirePasswords, unlinkSSO, demoteInactiveAdmins, rotateKeys]) registerLever(lever);
+  // Locking and revocation first: accounts and their sessions and tokens stop working before anything else
+  // about them changes (the stamps are already raised when the job is created; the rows go here).
+  for (const lever of [lockAccounts, revokeSessions, revokeTokens, invalidatePasswords, expirePasswords, requireMfaReenrolment, unlinkSSO, demoteInactiveAdmins, rotateKeys]) registerLever(lever);
 }
 
-export { demoteInactiveAdmins, expirePasswords, invalidatePasswords, lockAccounts, rotateKeys, unlinkSSO };
+export { demoteInactiveAdmins, expirePasswords, invalidatePasswords, lockAccounts, requireMfaReenrolment, revokeSessions, revokeTokens, rotateKeys, unlinkSSO };

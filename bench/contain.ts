@@ -1,0 +1,159 @@
+// Containment benchmark (issue 5): on N users with 2 sessions and 1 API token each (BULWARK_BENCH_USERS,
+// default 1,000,000), for SQLite and PostgreSQL:
+//  - the time of expire-passwords + revoke-sessions + revoke-tokens as one job (scope recorded, batches,
+//    checkpoints, undo records, audit) ÷ the time of the equivalent UPDATE/DELETE statements run directly on an
+//    identical copy of the database in the same run (aim ≤ 1.5);
+//  - the time from job start until a request with an in-scope session is refused: a real session, checked with
+//    validate() in a separate thread on its own connection, as a server would (aim < 1 s at any N).
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Worker } from "node:worker_threads";
+import pg from "pg";
+import { openApp } from "../src/app/open-app.ts";
+import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
+import { seedUsers } from "../src/dev/seed.ts";
+import { openPostgres, openSQLite, type Database } from "../src/store/database.ts";
+import { startPostgres } from "../test/helpers/postgres.ts";
+import { line, now, seconds } from "./lib.ts";
+
+const USERS = Number(process.env["BULWARK_BENCH_USERS"] ?? 1_000_000);
+// Users per batch (default: the job default); a knob to see where the per-batch overhead stops mattering.
+const BATCH = process.env["BULWARK_BENCH_BATCH"] ? Number(process.env["BULWARK_BENCH_BATCH"]) : undefined;
+const LEVERS = ["expire-passwords", "revoke-sessions", "revoke-tokens"];
+const ENV = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1", BULWARK_LOG_LEVEL: "silent" };
+
+type Target = { sqlitePath: string } | { databaseURL: string };
+
+async function openTarget(target: Target): Promise<Database> {
+  return "sqlitePath" in target ? openSQLite(target.sqlitePath, { create: false }) : openPostgres(target.databaseURL);
+}
+
+const src = (path: string): string => new URL(`../src/${path}`, import.meta.url).href;
+
+/**
+ * A thread that plays the web server: its own connection, a real session token, validate() in a loop. It says
+ * "ready" once the token is valid, and then the wall-clock time of the first refusal.
+ */
+function validator(target: Target, token: string): { ready: Promise<void>; refusedAt: Promise<{ at: number; reason: string; checks: number }>; worker: Worker } {
+  const code = `
+    const { parentPort, workerData } = require("node:worker_threads");
+    (async () => {
+      const { openPostgres, openSQLite } = await import(${JSON.stringify(src("store/database.ts"))});
+      const { createSessionManager } = await import(${JSON.stringify(src("accounts/sessions/session-manager.ts"))});
+      const { systemClock } = await import(${JSON.stringify(src("lib/clock.ts"))});
+      const { systemRandom } = await import(${JSON.stringify(src("lib/random.ts"))});
+      const t = workerData.target;
+      const database = t.sqlitePath ? openSQLite(t.sqlitePath, { create: false }) : await openPostgres(t.databaseURL);
+      const sessions = createSessionManager({ database, clock: systemClock, random: systemRandom });
+      let checks = 0;
+      for (;;) {
+        const r = await sessions.validate(workerData.token);
+        checks++;
+        if (checks === 1) { if (!r.valid) throw new Error("the session is not valid before the job: " + r.reason); parentPort.postMessage({ ready: true }); }
+        else if (!r.valid) { parentPort.postMessage({ at: Date.now(), reason: r.reason, checks }); break; }
+        await new Promise((res) => setTimeout(res, 1));
+      }
+      await database.close();
+    })().catch((e) => parentPort.postMessage({ error: String(e && e.stack || e) }));`;
+  const worker = new Worker(code, { eval: true, workerData: { target, token } });
+  let readyResolve!: () => void;
+  const ready = new Promise<void>((r) => (readyResolve = r));
+  const refusedAt = new Promise<{ at: number; reason: string; checks: number }>((resolve, reject) => {
+    worker.on("message", (m: { ready?: true; at?: number; reason?: string; checks?: number; error?: string }) => {
+      if (m.error) reject(new Error(m.error));
+      else if (m.ready) readyResolve();
+      else resolve({ at: m.at as number, reason: m.reason as string, checks: m.checks as number });
+    });
+    worker.on("error", reject);
+  });
+  return { ready, refusedAt, worker };
+}
+
+/** The direct statements: what a DBA would type to do the same by hand. */
+async function direct(database: Database): Promise<number> {
+  const at = Date.now();
+  const t = now();
+  await database.transaction(async (trx) => {
+    await trx.updateTable("users").set({ password_must_change: 1 }).where("password_must_change", "=", 0).where("password_hash", "is not", null).execute();
+    await trx.deleteFrom("sessions").where("created_at", "<", at).execute();
+    await trx.updateTable("api_tokens").set({ revoked_at: at }).where("revoked_at", "is", null).where("created_at", "<", at).execute();
+  });
+  return seconds(t);
+}
+
+/** Seeds the "a" database, makes the identical "b", and returns both targets. */
+async function prepare(dialect: "sqlite" | "postgres", dir: string, cluster: Awaited<ReturnType<typeof startPostgres>>): Promise<{ env: NodeJS.ProcessEnv; a: Target; b: Target }> {
+  const dataDir = join(dir, `${dialect}-a`);
+  let env: NodeJS.ProcessEnv = { ...ENV, BULWARK_DATA_DIR: dataDir };
+  let urlA = "";
+  if (dialect === "postgres") {
+    if (!cluster) throw new Error("PostgreSQL is not installed");
+    urlA = await cluster.createDatabase("bench_a");
+    env = { ...env, BULWARK_DATABASE_URL: urlA };
+  }
+  const app = await openApp({ env, mode: "init", actor: "bench" });
+  const t = now();
+  const report = await seedUsers({ database: app.db, clock: app.clock, random: app.random, passwords: app.accounts.passwords }, { users: USERS, sessionsPerUser: 2, tokensPerUser: 1 });
+  line(`[${dialect}] seed`, `${report.users} users, ${report.sessions} sessions, ${report.tokens} tokens`, `${seconds(t).toFixed(1)} s`);
+  await app.close();
+  if (dialect === "sqlite") {
+    cpSync(dataDir, join(dir, "sqlite-b"), { recursive: true });
+    return { env, a: { sqlitePath: join(dataDir, "bulwark.db") }, b: { sqlitePath: join(dir, "sqlite-b", "bulwark.db") } };
+  }
+  const admin = new pg.Client({ connectionString: (cluster as NonNullable<typeof cluster>).url("postgres") });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE bench_b TEMPLATE bench_a`);
+  await admin.end();
+  return { env, a: { databaseURL: urlA }, b: { databaseURL: (cluster as NonNullable<typeof cluster>).url("bench_b") } };
+}
+
+async function run(dialect: "sqlite" | "postgres", dir: string, cluster: Awaited<ReturnType<typeof startPostgres>>): Promise<void> {
+  const { env, a, b } = await prepare(dialect, dir, cluster);
+
+  const copy = await openTarget(b);
+  const directSecs = await direct(copy);
+  await copy.close();
+  line(`[${dialect}] direct UPDATE/DELETE statements`, `${directSecs.toFixed(2)} s`, "reference");
+
+  const app = await openApp({ env, actor: "bench" });
+  const user = await app.db.db.selectFrom("users").select("id").orderBy("id").limit(1).executeTakeFirstOrThrow();
+  const { token } = await app.accounts.sessions.createSession(user.id, { aal: 1 });
+  const probe = validator(a, token);
+  await probe.ready;
+  // The stamp refuses sessions created strictly before the job's time: start it in a later millisecond.
+  await new Promise((r) => setTimeout(r, 5));
+  const deps = containDeps(app);
+  const startedAt = Date.now();
+  const t = now();
+  const job = await createContainJob(deps, { levers: LEVERS, scope: { all: true }, actor: "bench", ...(BATCH ? { batchSize: BATCH } : {}) });
+  const createSecs = seconds(t);
+  const done = await runJob(deps, job.id);
+  const jobSecs = seconds(t);
+  const refused = await probe.refusedAt;
+  await probe.worker.terminate();
+  if (done.status !== "done") throw new Error(`job ended ${done.status}`);
+  line(`[${dialect}] contain ${LEVERS.join(" + ")}`, `${jobSecs.toFixed(2)} s`, `${done.done} users, counts ${JSON.stringify(done.counts)}`);
+  line(`[${dialect}]   of which: create (stamps, scope)`, `${createSecs.toFixed(2)} s`, `batches of ${job.spec.batchSize}`);
+  line(`[${dialect}] job ÷ direct statements`, (jobSecs / directSecs).toFixed(2), "aim <= 1.5");
+  line(`[${dialect}] job start → session refused`, `${refused.at - startedAt} ms`, `reason ${refused.reason}; aim < 1000 ms`);
+  await app.close();
+}
+
+export default async function bench(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bulwark-bench-contain-"));
+  const dialects = (process.env["BULWARK_BENCH_DIALECTS"] ?? "sqlite,postgres").split(",");
+  line("users", USERS.toLocaleString("en-US"), "2 sessions and 1 API token each");
+  let cluster: Awaited<ReturnType<typeof startPostgres>> = null;
+  try {
+    if (dialects.includes("sqlite")) await run("sqlite", dir, null);
+    if (dialects.includes("postgres")) {
+      cluster = await startPostgres();
+      if (cluster) await run("postgres", dir, cluster);
+      else line("[postgres]", "skipped", "PostgreSQL is not installed");
+    }
+  } finally {
+    await cluster?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

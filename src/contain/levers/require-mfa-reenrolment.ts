@@ -1,0 +1,48 @@
+// require-mfa-reenrolment: deletes the users' second factors (TOTP secret, recovery codes, WebAuthn
+// credentials) and ends their sessions, so the next login has to enrol again — for when the factors
+// themselves may have leaked (an encrypted TOTP column with its key, say). The session stamp is raised in the
+// same transaction as the deletion: a session opened with a factor that is now gone dies with it, and a
+// stolen session cannot enrol the attacker's own factor in the gap (ASVS 7.4.3).
+// Not reversible: restoring a factor that may be in an attacker's hands would defeat the lever.
+import type { UserLever } from "../lever.ts";
+import { countOwnedRows } from "./common.ts";
+import { raiseUserStamps } from "./stamps.ts";
+
+const FACTOR_TABLES = ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const;
+
+export const requireMfaReenrolment = {
+  kind: "user",
+  name: "require-mfa-reenrolment",
+  description: "Delete TOTP secrets, recovery codes and WebAuthn credentials and end the sessions of their users",
+  async dryRun(db, scope) {
+    const [totp, codes, webauthn] = await Promise.all(FACTOR_TABLES.map((t) => countOwnedRows(db, t, scope)));
+    const users = await db.selectFrom("users").where("users.id", "in", scope)
+      .where((eb) => eb.or(FACTOR_TABLES.map((t) => eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "users.id")))))
+      .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    const sample = [...new Set([...(totp?.sample ?? []), ...(webauthn?.sample ?? []), ...(codes?.sample ?? [])])].sort().slice(0, 5);
+    return { counts: { users: Number(users?.n ?? 0), totp: totp?.rows ?? 0, recoveryCodes: codes?.rows ?? 0, webauthn: webauthn?.rows ?? 0 }, sample };
+  },
+  async apply(trx, userIds, ctx) {
+    const counts = { users: 0, totp: 0, recoveryCodes: 0, webauthn: 0, sessions: 0 };
+    if (userIds.length === 0) return { counts, changes: [] };
+    const affected = new Set<string>();
+    const totp = await trx.deleteFrom("mfa_totp").where("user_id", "in", userIds).returning("user_id").execute();
+    const codes = await trx.deleteFrom("mfa_recovery_codes").where("user_id", "in", userIds).returning("user_id").execute();
+    const webauthn = await trx.deleteFrom("webauthn_credentials").where("user_id", "in", userIds).returning("user_id").execute();
+    for (const r of [...totp, ...codes, ...webauthn]) affected.add(r.user_id);
+    // Idempotent: on a re-run no factor is left, so nothing more happens to these users.
+    if (affected.size > 0) {
+      const ids = [...affected];
+      // A half-done enrolment (an open WebAuthn challenge) must not complete against the old state either.
+      await trx.deleteFrom("webauthn_challenges").where("user_id", "in", ids).execute();
+      await raiseUserStamps(trx, ids, ctx, "sessions");
+      const ended = await trx.deleteFrom("sessions").where("user_id", "in", ids).where("created_at", "<", ctx.at).executeTakeFirst();
+      counts.sessions = Number(ended.numDeletedRows);
+    }
+    counts.users = affected.size;
+    counts.totp = totp.length;
+    counts.recoveryCodes = codes.length;
+    counts.webauthn = webauthn.length;
+    return { counts, changes: [] };
+  },
+} satisfies UserLever;

@@ -1,0 +1,28 @@
+// revoke-sessions: every browser session in scope stops working at once, then the rows are deleted in batches
+// (Drupal.org and Sentry logged everyone out, seeds 000 and 004). The revocation stamp is raised before the job
+// is recorded — the global stamp for --all, one per user otherwise — so the next request with any in-scope
+// session is refused (ASVS 7.4.1: termination is enforced server-side) while deletion proceeds at its own pace.
+// Not reversible: a revoked session is meant to stay dead; users log in again.
+import type { UserLever } from "../lever.ts";
+import { countOwnedRows } from "./common.ts";
+import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
+
+export const revokeSessions = {
+  kind: "user",
+  name: "revoke-sessions",
+  description: "End every session in scope at once (revocation stamp), then delete the session rows",
+  async dryRun(db, scope, ctx) {
+    const { users, rows, sample } = await countOwnedRows(db, "sessions", scope, { before: ctx.at });
+    return { counts: { users, sessions: rows, stamps: await stampsToWrite(db, scope, ctx) }, sample };
+  },
+  async begin(trx, scope, ctx) {
+    return { stamps: await raiseScopeStamps(trx, scope, ctx, "sessions") };
+  },
+  async apply(trx, userIds, ctx) {
+    if (userIds.length === 0) return { counts: { users: 0, sessions: 0 }, changes: [] };
+    // Exactly the sessions the stamp refuses: a login after the job started (once the user reset a password,
+    // say) is left alone. Idempotent: a re-run finds the rows already gone.
+    const rows = await trx.deleteFrom("sessions").where("user_id", "in", userIds).where("created_at", "<", ctx.at).returning("user_id").execute();
+    return { counts: { users: new Set(rows.map((r) => r.user_id)).size, sessions: rows.length }, changes: [] };
+  },
+} satisfies UserLever;

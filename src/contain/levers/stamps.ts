@@ -1,0 +1,64 @@
+// Revocation stamps raised by containment: the one global row when the scope is --all, else one row per user.
+// A stamp makes every session (or API token) created before it invalid on its next use, so revocation takes
+// effect at once whatever the number of rows; the levers delete or mark the rows afterwards, in batches.
+import { sql, type Kysely } from "kysely";
+import { GLOBAL_SCOPE, raiseStamp, userScope } from "../../accounts/sessions/revocation.ts";
+import type { SessionTables } from "../../accounts/sessions/tables.ts";
+import type { LeverContext, ScopeQuery } from "../lever.ts";
+import type { ContainSchema } from "../tables.ts";
+
+/** Stamp families: browser sessions use "global"/"user:<id>", API tokens "tokens:global"/"tokens:user:<id>". */
+export type StampFamily = "sessions" | "tokens";
+
+function prefix(family: StampFamily): string {
+  return family === "tokens" ? "tokens:" : "";
+}
+
+/** The stamp scope of one user in a family, e.g. "tokens:user:usr_…". */
+export function stampScope(family: StampFamily, userId: string): string {
+  return prefix(family) + userScope(userId);
+}
+
+// Moves stamps forward only (CASE instead of max()/GREATEST(): the same SQL on both dialects), so a later
+// job is never undone by an earlier one that raises the same stamp after it.
+const FORWARD_ONLY = sql`on conflict (scope) do update set
+  not_before = case when excluded.not_before > revocation_stamps.not_before then excluded.not_before else revocation_stamps.not_before end,
+  updated_at = excluded.updated_at`;
+
+/**
+ * Raises the family's stamps for the whole scope at `ctx.at`: the global row for --all (one write), else one
+ * row per user of the scope in one INSERT … SELECT. Returns how many stamp rows were written.
+ */
+export async function raiseScopeStamps(trx: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext, family: StampFamily): Promise<number> {
+  if (ctx.allUsers) {
+    await raiseStamp(trx as unknown as Kysely<SessionTables>, prefix(family) + GLOBAL_SCOPE, ctx.at, ctx.at);
+    return 1;
+  }
+  // "where true": SQLite needs it to parse ON CONFLICT after INSERT … SELECT. Casts: PostgreSQL cannot infer
+  // the type of a bare parameter in a select list.
+  const result = await sql`insert into revocation_stamps (scope, not_before, updated_at)
+    select cast(${prefix(family) + "user:"} as text) || s.id, cast(${ctx.at} as bigint), cast(${ctx.at} as bigint) from (${scope}) as s where true
+    ${FORWARD_ONLY}`.execute(trx);
+  return Number(result.numAffectedRows ?? 0n);
+}
+
+/** Raises the family's stamp of each listed user at `ctx.at` (a batch at a time). */
+export async function raiseUserStamps(trx: Kysely<ContainSchema>, userIds: readonly string[], ctx: LeverContext, family: StampFamily): Promise<void> {
+  // 3 parameters a row: 1000 rows stay far below both dialects' bound-parameter limits.
+  for (let i = 0; i < userIds.length; i += 1000) {
+    const rows = userIds.slice(i, i + 1000).map((id) => ({ scope: stampScope(family, id), not_before: ctx.at, updated_at: ctx.at }));
+    await trx.insertInto("revocation_stamps").values(rows)
+      .onConflict((oc) => oc.column("scope").doUpdateSet({
+        not_before: sql<number>`case when excluded.not_before > revocation_stamps.not_before then excluded.not_before else revocation_stamps.not_before end`,
+        updated_at: sql<number>`excluded.updated_at`,
+      }))
+      .execute();
+  }
+}
+
+/** How many stamp rows `raiseScopeStamps` would write (dry run): 1 for --all, else the users in scope. */
+export async function stampsToWrite(db: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext): Promise<number> {
+  if (ctx.allUsers) return 1;
+  const row = await db.selectFrom("users").where("users.id", "in", scope).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

@@ -1,0 +1,254 @@
+// Revocation levers (revoke-sessions, revoke-tokens, require-mfa-reenrolment), the "active within a window"
+// scope, several workers sharing one job, and resuming unfinished jobs at server start — on SQLite and
+// PostgreSQL (issue 5). Revocation is tested as an attack: a session stolen before containment must be refused
+// on its very next request, before any row is deleted (ASVS 7.4.1, 7.4.5).
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { it } from "node:test";
+import { AuditLog } from "../src/audit/audit-log.ts";
+import { createSessionManager } from "../src/accounts/sessions/session-manager.ts";
+import { createTokenService } from "../src/accounts/tokens/index.ts";
+import { JobStore } from "../src/jobs/job-store.ts";
+import { ManualClock } from "../src/lib/clock.ts";
+import { systemRandom } from "../src/lib/random.ts";
+import type { Database } from "../src/store/database.ts";
+import { migrate } from "../src/store/migrator.ts";
+import { MIGRATIONS } from "../src/store/migrations/index.ts";
+import {
+  containDB, createContainJob, dryRunContain, jobView, resumeUnfinishedJobs, runJob, type ContainDeps,
+} from "../src/contain/index.ts";
+import { forEachDialect } from "./helpers/dialects.ts";
+
+const HOUR = 3_600_000;
+const NOW = Date.UTC(2026, 10, 20, 12);
+
+interface Fixture extends ContainDeps {
+  clock: ManualClock;
+}
+
+async function setup(database: Database, clock = new ManualClock(NOW)): Promise<Fixture> {
+  const outcome = await migrate(database, clock, MIGRATIONS);
+  assert.equal(outcome.error, undefined);
+  return {
+    database, clock, random: systemRandom, keyring: null, notifier: null,
+    audit: new AuditLog({ database, clock, random: systemRandom }),
+    jobs: new JobStore({ database, clock, random: systemRandom }),
+  };
+}
+
+/** n active users usr_0000…; u0 and u1 admins. */
+async function users(fx: Fixture, n: number): Promise<string[]> {
+  const db = containDB(fx.database.db);
+  const ids = Array.from({ length: n }, (_, i) => `usr_${String(i).padStart(4, "0")}`);
+  const rows = ids.map((id, i) => ({
+    id, email: `u${i}@example.org`, email_key: `u${i}@example.org`, status: "active", password_hash: "$argon2id$x", password_scheme: "argon2id",
+    password_must_change: 0, created_at: NOW - 1000 * HOUR, updated_at: NOW - 1000 * HOUR, last_login_at: NOW - 500 * HOUR, seeded: 1,
+  }));
+  for (let i = 0; i < rows.length; i += 200) await db.insertInto("users").values(rows.slice(i, i + 200)).execute();
+  for (const id of ids.slice(0, 2)) await db.insertInto("user_roles").values({ user_id: id, role: "admin", granted_at: NOW, granted_by: "t" }).execute();
+  return ids;
+}
+
+function sessions(fx: Fixture) {
+  return createSessionManager({ database: fx.database, clock: fx.clock, random: systemRandom });
+}
+
+async function tokenRow(fx: Fixture, id: string, userId: string, createdAt: number): Promise<void> {
+  await containDB(fx.database.db).insertInto("api_tokens").values({
+    id, user_id: userId, name: "ci", secret_hash: "0".repeat(64), scopes: "[]", created_at: createdAt, expires_at: null, last_used_at: null, last_used_ip: null, revoked_at: null,
+  }).execute();
+}
+
+const src = (path: string): string => new URL(`../src/${path}`, import.meta.url).href;
+
+/** Runs a job to the end in a separate process, as `bulwark contain resume` on another machine would. */
+function worker(target: { sqlitePath?: string; databaseURL?: string }, jobId: string, name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const code = `
+    import { openPostgres, openSQLite } from ${JSON.stringify(src("store/database.ts"))};
+    import { AuditLog } from ${JSON.stringify(src("audit/audit-log.ts"))};
+    import { JobStore } from ${JSON.stringify(src("jobs/job-store.ts"))};
+    import { systemClock } from ${JSON.stringify(src("lib/clock.ts"))};
+    import { systemRandom } from ${JSON.stringify(src("lib/random.ts"))};
+    import { runJob } from ${JSON.stringify(src("contain/index.ts"))};
+    const target = ${JSON.stringify(target)};
+    const database = target.sqlitePath ? openSQLite(target.sqlitePath, { create: false }) : await openPostgres(target.databaseURL);
+    const deps = { database, clock: systemClock, random: systemRandom, keyring: null, notifier: null,
+      audit: new AuditLog({ database, clock: systemClock, random: systemRandom }), jobs: new JobStore({ database, clock: systemClock, random: systemRandom }) };
+    const job = await runJob(deps, ${JSON.stringify(jobId)}, { worker: ${JSON.stringify(name)} });
+    await database.close();
+    process.stdout.write(job.status + "\\n");`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "--input-type=module", "-e", code], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (exit) => resolve({ code: exit, stdout, stderr }));
+  });
+}
+
+forEachDialect("contain revocation levers", (dfx) => {
+  it("attack: a session stolen before an --all revoke-sessions job is refused before a single row is deleted (ASVS 7.4.1, 7.4.5)", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await users(fx, 12);
+    const sm = sessions(fx);
+    const stolen = await Promise.all(ids.map((id) => sm.createSession(id)));
+    fx.clock.advance(1000);
+    const job = await createContainJob(fx, { levers: ["revoke-sessions"], scope: { all: true }, actor: "t", batchSize: 5 });
+    // The job exists but no batch has run: every row is still there, and every stolen token is dead.
+    assert.equal((await containDB(fx.database.db).selectFrom("sessions").select("id").execute()).length, 12);
+    for (const s of stolen) assert.deepEqual(await sm.validate(s.token), { valid: false, reason: "revoked" });
+    // A login after the job started is a new session and keeps working (and is not deleted by the batches).
+    fx.clock.advance(1000);
+    const fresh = await sm.createSession(ids[3] as string);
+    const view = jobView(await runJob(fx, job.id));
+    assert.equal(view.status, "done");
+    assert.deepEqual(view.counts["revoke-sessions"], { users: 12, sessions: 12 });
+    assert.equal((await sm.validate(fresh.token)).valid, true);
+    const left = await containDB(fx.database.db).selectFrom("sessions").select("id").execute();
+    assert.deepEqual(left.map((r) => r.id), [fresh.session.id]);
+    const stamp = await containDB(fx.database.db).selectFrom("revocation_stamps").selectAll().execute();
+    assert.deepEqual(stamp.map((s) => [s.scope, Number(s.not_before)]), [["global", NOW + 1000]]);
+    const types = (await fx.audit.tail(100)).map((e) => e.type);
+    assert.ok(types.indexOf("contain.revocation.raised") < types.indexOf("contain.job.created"), "the stamp is audited before the job");
+    assert.equal((await fx.audit.verify()).ok, true);
+  });
+
+  it("a scoped revoke-sessions stamps only the users in scope; the others stay logged in", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await users(fx, 6);
+    const sm = sessions(fx);
+    const all = await Promise.all(ids.map((id) => sm.createSession(id)));
+    fx.clock.advance(10);
+    const dry = await dryRunContain(fx, { levers: ["revoke-sessions"], scope: { roles: ["admin"] }, actor: "t" });
+    assert.deepEqual(dry.levers["revoke-sessions"]?.counts, { users: 2, sessions: 2, stamps: 2 });
+    const job = await createContainJob(fx, { levers: ["revoke-sessions"], scope: { roles: ["admin"] }, actor: "t" });
+    for (const [i, s] of all.entries()) assert.equal((await sm.validate(s.token)).valid, i >= 2, `user ${i}`);
+    await runJob(fx, job.id);
+    const stamps = await containDB(fx.database.db).selectFrom("revocation_stamps").select("scope").orderBy("scope").execute();
+    assert.deepEqual(stamps.map((s) => s.scope), ["user:usr_0000", "user:usr_0001"]);
+    assert.equal((await containDB(fx.database.db).selectFrom("sessions").select("id").execute()).length, 4);
+  });
+
+  it("revoke-tokens raises the token stamps first, then marks exactly the older unrevoked tokens revoked, once", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await users(fx, 5);
+    for (const [i, id] of ids.entries()) await tokenRow(fx, `tok_${i}`, id, NOW - HOUR);
+    await containDB(fx.database.db).updateTable("api_tokens").set({ revoked_at: NOW - 10 }).where("id", "=", "tok_4").execute();
+    const dry = await dryRunContain(fx, { levers: ["revoke-tokens"], scope: { ids: ["usr_0000", "usr_0001", "usr_0004"] }, actor: "t" });
+    assert.deepEqual(dry.levers["revoke-tokens"]?.counts, { users: 2, tokens: 2, stamps: 3 });
+    const job = await createContainJob(fx, { levers: ["revoke-tokens"], scope: { ids: ["usr_0000", "usr_0001", "usr_0004"] }, actor: "t" });
+    const stamps = await containDB(fx.database.db).selectFrom("revocation_stamps").selectAll().orderBy("scope").execute();
+    assert.deepEqual(stamps.map((s) => [s.scope, Number(s.not_before)]), ["usr_0000", "usr_0001", "usr_0004"].map((u) => [`tokens:user:${u}`, NOW]));
+    const view = jobView(await runJob(fx, job.id));
+    assert.deepEqual(view.counts["revoke-tokens"], { users: 2, tokens: 2 });
+    const rows = await containDB(fx.database.db).selectFrom("api_tokens").select(["id", "revoked_at"]).orderBy("id").execute();
+    assert.deepEqual(rows.map((r) => [r.id, r.revoked_at === null ? null : Number(r.revoked_at)]), [["tok_0", NOW], ["tok_1", NOW], ["tok_2", null], ["tok_3", null], ["tok_4", NOW - 10]]);
+    // A second job over everyone: the global token stamp, and already revoked rows are not touched again.
+    fx.clock.advance(HOUR);
+    await tokenRow(fx, "tok_new", "usr_0002", NOW + 2 * HOUR);
+    const again = jobView(await runJob(fx, (await createContainJob(fx, { levers: ["revoke-tokens"], scope: { all: true }, actor: "t" })).id));
+    assert.deepEqual(again.counts["revoke-tokens"], { users: 2, tokens: 2 }, "tok_2 and tok_3; tok_new is newer than the job");
+    const global = await containDB(fx.database.db).selectFrom("revocation_stamps").select("not_before").where("scope", "=", "tokens:global").executeTakeFirstOrThrow();
+    assert.equal(Number(global.not_before), NOW + HOUR);
+  });
+
+  it("attack: an API token stolen before revoke-tokens is refused by the token library before any row is marked (ASVS 7.4.1)", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await users(fx, 3);
+    const tokens = createTokenService({ database: fx.database, clock: fx.clock, random: systemRandom });
+    const stolen = await tokens.create(ids[0] as string, { name: "ci", scopes: ["accounts.read"] });
+    const bystander = await tokens.create(ids[2] as string, { name: "ci", scopes: ["accounts.read"] });
+    assert.equal((await tokens.verify(stolen.token)).valid, true);
+    fx.clock.advance(1000);
+    const job = await createContainJob(fx, { levers: ["revoke-tokens"], scope: { ids: [ids[0] as string, ids[1] as string] }, actor: "t" });
+    assert.equal((await containDB(fx.database.db).selectFrom("api_tokens").select("id").where("revoked_at", "is not", null).execute()).length, 0, "no row marked yet");
+    assert.deepEqual(await tokens.verify(stolen.token), { valid: false, reason: "revoked" });
+    assert.equal((await tokens.verify(bystander.token)).valid, true, "out of scope");
+    await runJob(fx, job.id);
+    assert.deepEqual(await tokens.verify(stolen.token), { valid: false, reason: "revoked" });
+    assert.equal((await tokens.verify(bystander.token)).valid, true);
+  });
+
+  it("require-mfa-reenrolment deletes every factor of the users holding one and ends only their sessions (ASVS 7.4.3)", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await users(fx, 4);
+    const db = containDB(fx.database.db);
+    await db.insertInto("mfa_totp").values({ user_id: "usr_0000", secret_ct: "ct", created_at: NOW, confirmed_at: NOW, last_step: null }).execute();
+    await db.insertInto("mfa_recovery_codes").values([0, 1, 2].map((i) => ({ id: `rc_${i}`, user_id: "usr_0000", code_hash: "h", created_at: NOW, used_at: null }))).execute();
+    await db.insertInto("webauthn_credentials").values({ id: "cred1", user_id: "usr_0001", public_key: "pk", counter: 3, transports: "[]", created_at: NOW, last_used_at: null, name: "key" }).execute();
+    const sm = sessions(fx);
+    const live = await Promise.all(ids.map((id) => sm.createSession(id, { aal: 2 })));
+    fx.clock.advance(5);
+    const dry = await dryRunContain(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" });
+    assert.deepEqual(dry.levers["require-mfa-reenrolment"]?.counts, { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1 });
+    const view = jobView(await runJob(fx, (await createContainJob(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" })).id));
+    assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2 });
+    for (const t of ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const) assert.equal((await db.selectFrom(t).select("user_id").execute()).length, 0, t);
+    assert.deepEqual(await Promise.all(live.map(async (s) => (await sm.validate(s.token)).valid)), [false, false, true, true]);
+  });
+
+  it("scopes the window of exposure by sessions in use, and by logins inside it", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await users(fx, 5);
+    const db = containDB(fx.database.db);
+    const session = (id: string, userId: string, created: number, seen: number) =>
+      db.insertInto("sessions").values({ id, user_id: userId, secret_hash: "h", created_at: created, last_seen_at: seen, expires_at: created + 12 * HOUR, ip: null, user_agent: null, aal: 1 }).execute();
+    await session("ses_a", ids[0] as string, NOW - 30 * HOUR, NOW - 20 * HOUR); // in use across the window start
+    await session("ses_b", ids[1] as string, NOW - 50 * HOUR, NOW - 40 * HOUR); // ended before the window
+    await session("ses_c", ids[2] as string, NOW - 5 * HOUR, NOW - 1 * HOUR); // began after the window
+    await db.updateTable("users").set({ last_login_at: NOW - 15 * HOUR }).where("id", "=", ids[3] as string).execute(); // a login inside it
+    const inScope = async (scope: object) => (await dryRunContain(fx, { levers: ["lock-accounts"], scope, actor: "t" })).levers["lock-accounts"]?.sample;
+    assert.deepEqual(await inScope({ activeFrom: NOW - 24 * HOUR, activeTo: NOW - 10 * HOUR }), ["usr_0000", "usr_0003"]);
+    assert.deepEqual(await inScope({ activeFrom: NOW - 24 * HOUR }), ["usr_0000", "usr_0002", "usr_0003"]);
+  });
+
+  it("two workers sharing a job claim disjoint batches and together reach the one-worker end state", async () => {
+    const a = await setup(await dfx.fresh());
+    const target = dfx.lastTarget();
+    await users(a, 230);
+    const job = await createContainJob(a, { levers: ["expire-passwords", "lock-accounts"], scope: { all: true }, actor: "t", batchSize: 5 });
+    // Two other processes (or PostgreSQL nodes) resume the same job at once.
+    const [wa, wb] = await Promise.all([worker(target, job.id, "A"), worker(target, job.id, "B")]);
+    assert.equal(wa.code, 0, wa.stderr);
+    assert.equal(wb.code, 0, wb.stderr);
+    assert.equal(wa.stdout.trim(), "done");
+    assert.equal(wb.stdout.trim(), "done");
+    const view = jobView(await a.jobs.get(job.id));
+    assert.equal(view.done, 230);
+    assert.deepEqual(view.counts["expire-passwords"], { users: 230 });
+    assert.deepEqual(view.counts["lock-accounts"], { users: 230 });
+    const events = (await a.audit.tail(1000)).filter((e) => e.type === "contain.job.batch" && e.subject === job.id);
+    const batches = events.map((e) => (e.data as { batch: number }).batch).sort((x, y) => x - y);
+    assert.deepEqual(batches, Array.from({ length: 46 }, (_, i) => i), "every batch exactly once");
+    const byWorker = new Map<string, number>();
+    for (const e of events) byWorker.set((e.data as { worker: string }).worker, (byWorker.get((e.data as { worker: string }).worker) ?? 0) + 1);
+    process.stderr.write(`# batches per worker (${a.database.dialect}): ${JSON.stringify(Object.fromEntries(byWorker))}\n`);
+    const db = containDB(a.database.db);
+    const changed = await db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).where("password_must_change", "=", 1).where("locked_at", "=", NOW).executeTakeFirst();
+    assert.equal(Number(changed?.n), 230);
+    const changes = await db.selectFrom("contain_changes").select((eb) => eb.fn.countAll<number>().as("n")).where("job_id", "=", job.id).executeTakeFirst();
+    assert.equal(Number(changes?.n), 460, "one undo record per user and lever");
+    assert.equal((await a.audit.verify()).ok, true);
+  });
+
+  it("resumes every unfinished job at server start, in the background, logging, and carries on past a failure", async () => {
+    const fx = await setup(await dfx.fresh());
+    await users(fx, 20);
+    const stopped = await createContainJob(fx, { levers: ["expire-passwords"], scope: { all: true }, actor: "t", batchSize: 3 });
+    await runJob(fx, stopped.id, { stopAfterBatches: 2 });
+    const failed = await createContainJob(fx, { levers: ["lock-accounts"], scope: { roles: ["admin"] }, actor: "t" });
+    await fx.jobs.setStatus(failed.id, "failed", "connection lost");
+    const finished = await createContainJob(fx, { levers: ["lock-accounts"], scope: { ids: ["usr_0009"] }, actor: "t" });
+    await runJob(fx, finished.id);
+    const lines: string[] = [];
+    const logger = { info: (_d: Record<string, unknown>, m: string) => void lines.push(m), error: (_d: Record<string, unknown>, m: string) => void lines.push(`ERROR ${m}`) };
+    const outcomes = await resumeUnfinishedJobs(fx, { logger, worker: "server:test" }).finished;
+    assert.deepEqual(outcomes.map((o) => [o.id, o.status]).sort(), [[stopped.id, "done"], [failed.id, "done"]].sort());
+    assert.equal((await fx.jobs.get(stopped.id)).done, 20);
+    assert.deepEqual(jobView(await fx.jobs.get(failed.id)).counts["lock-accounts"], { users: 2 });
+    assert.equal(lines.filter((l) => l === "contain: resuming unfinished job").length, 2);
+    assert.deepEqual(await resumeUnfinishedJobs(fx).finished, [], "nothing left");
+  });
+});
