@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { bulwark } from "./helpers/cli.ts";
 
@@ -100,8 +101,22 @@ describe("contain", () => {
     assert.equal(r.code, 0, r.stderr);
     const job = JSON.parse(r.stdout);
     assert.equal(job.total, 1);
-    assert.deepEqual(job.counts["invalidate-passwords"], { users: 1, resetEmailsQueued: 0 });
-    assert.match(job.notes[0], /no mailer is configured/);
+    assert.deepEqual(job.counts["invalidate-passwords"], { users: 1, resetEmailsQueued: 1 });
+    assert.match(job.notes.join(" "), /1 reset emails wait in the outbox: no SMTP is configured/);
+    // The link is in the outbox, keyed by job and user, sent by the server once SMTP is configured.
+    const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
+    try {
+      const rows = db.prepare("SELECT to_address, body_text, idempotency_key FROM outbox_messages WHERE kind = 'account.containment-reset-link'").all() as Array<{ to_address: string; body_text: string; idempotency_key: string }>;
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]?.to_address, "real@example.org");
+      assert.match(rows[0]?.body_text ?? "", /\/reset-password#token=prt_/);
+      assert.match(rows[0]?.idempotency_key ?? "", new RegExp(`^account\\.containment-reset:${job.id}:usr_`));
+    } finally {
+      db.close();
+    }
+    const again = await bulwark(["contain", "invalidate-passwords", "--ids", file, "--json"], { env: env() });
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(JSON.parse(again.stdout).counts["invalidate-passwords"], { users: 0, resetEmailsQueued: 0 }, "already invalidated: no second mail");
     const undo = await bulwark(["contain", "undo", job.id], { env: env() });
     assert.equal(undo.code, 2);
     assert.match(undo.stderr, /not reversible|none of its levers/);

@@ -7,7 +7,8 @@ import type { ContainSchema } from "./tables.ts";
 
 /** Queues the "your password was reset" email for one user, inside the batch's transaction (outbox). */
 export interface ResetNotifier {
-  enqueueReset(trx: Kysely<ContainSchema>, user: { id: string; email: string }): Promise<void>;
+  /** Queues a reset link for the user inside the batch's transaction, keyed by job and user (sent once). */
+  enqueueReset(trx: Kysely<ContainSchema>, user: { id: string; email: string }, jobId: string): Promise<void>;
 }
 
 /** Options that levers read; fixed when the job is created and stored in its spec. */

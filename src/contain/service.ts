@@ -7,11 +7,25 @@ import { runStages, type ContainDeps, type RunOptions } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
 import type { ResetNotifier } from "./lever.ts";
+import { createResetMailer } from "../accounts/password-reset/index.ts";
 import { UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
 
-/** The containment dependencies from an opened application. `notifier` stays null until the outbox is wired. */
-export function containDeps(app: App, notifier: ResetNotifier | null = null): ContainDeps {
+/**
+ * The containment dependencies from an opened application. The reset notifier queues each user's link in the
+ * outbox inside the batch's transaction; without SMTP the messages wait there until mail is configured.
+ */
+export function containDeps(app: App, notifier: ResetNotifier | null = resetNotifierFor(app)): ContainDeps {
   return { database: app.db, clock: app.clock, random: app.random, audit: app.audit, jobs: app.accounts.jobs, keyring: app.keyring, notifier };
+}
+
+/** invalidate-passwords' reset links, through the app's reset tokens and outbox. */
+export function resetNotifierFor(app: App): ResetNotifier {
+  const mailer = createResetMailer({ database: app.db, resets: app.accounts.passwordReset, outbox: app.accounts.outbox, random: app.random });
+  return {
+    async enqueueReset(trx, user, jobId) {
+      await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId });
+    },
+  };
 }
 
 /**

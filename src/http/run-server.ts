@@ -2,6 +2,8 @@
 // SIGTERM/SIGINT: stop accepting, finish requests in flight, checkpoint the audit chain, close the database.
 import type { FastifyInstance } from "fastify";
 import type { App } from "../app/types.ts";
+import { containDeps, resumableJobs } from "../contain/index.ts";
+import { jobRunnerOf } from "./api/index.ts";
 import { startMailRunner, type MailRunner } from "./mail-runner.ts";
 import { buildServer, type ServerOptions } from "./server.ts";
 
@@ -22,6 +24,7 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
   await app.audit.append({ type: "server.start", actor: "system", data: { url, pid: process.pid, dialect: app.db.dialect } });
   // The outbox sender delivers security notices and reset links while the server runs.
   const mail: MailRunner = await startMailRunner(app, options.mailIdleMs === undefined ? {} : { idleMs: options.mailIdleMs });
+  await resumeContainment(app, server);
 
   let closing: Promise<void> | null = null;
   const close = (reason: string = "shutdown"): Promise<void> => {
@@ -52,4 +55,22 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
     }
   }
   return { url, server, close };
+}
+
+/**
+ * A containment job interrupted by a crash or a shutdown resumes by itself when a server starts, in the
+ * background, where it stopped (batches are claimed, so several servers resuming the same job is safe).
+ */
+async function resumeContainment(app: App, server: FastifyInstance): Promise<void> {
+  const runner = jobRunnerOf(server);
+  if (!runner) return;
+  try {
+    for (const job of await resumableJobs(containDeps(app))) {
+      await app.audit.append({ type: "contain.job.resumed", actor: "system", subject: job.id, data: { status: job.status, done: job.done, total: job.total, by: "server-start" } });
+      app.logger.info({ jobId: job.id, kind: job.kind, done: job.done, total: job.total }, "resuming an unfinished containment job");
+      runner.start(job.id);
+    }
+  } catch (error) {
+    app.logger.error({ err: error }, "could not resume unfinished containment jobs; run `bulwark contain resume JOB`");
+  }
 }

@@ -102,7 +102,9 @@ export function composeResetMail(token: string, context: ResetMailContext, reaso
     `Open this link within ${lifetimeText(lifetimeMs)} to choose a new password; it works once:`, "",
     resetLink(context.publicURL, token), "", outro[reason], "",
   ].join("\n");
-  return { to: context.email, subject: subject[reason], text, kind: kind[reason], priority: PRIORITY.security };
+  // A containment run mails every user in scope at once: behind one user's own reset request, not ahead of it.
+  const priority = reason === "containment" ? PRIORITY.normal : PRIORITY.security;
+  return { to: context.email, subject: subject[reason], text, kind: kind[reason], priority };
 }
 
 /** An address no message is ever sent to: the throw-away rows of the even request path use it. */

@@ -161,6 +161,10 @@ function register(program: Command, ctx: CliContext): void {
         const done = await contain.runJob(deps, job.id, { onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` });
         bar.done();
         const view = contain.jobView(done);
+        const queued = view.counts["invalidate-passwords"]?.["resetEmailsQueued"] ?? 0;
+        if (queued > 0 && app.config.http.mail === null) {
+          view.notes.push(`${queued} reset emails wait in the outbox: no SMTP is configured (BULWARK_SMTP_URL, BULWARK_MAIL_FROM); bulwark serve sends them once it is`);
+        }
         if (opts.json) writeJSON(ctx, view);
         else printJob(ctx, view);
         return EXIT.ok;

@@ -25,7 +25,7 @@ export const invalidatePasswords = {
     // In the same transaction as the change: the email is queued if and only if the password was invalidated.
     if (ctx.notifier) {
       for (const r of rows) {
-        await ctx.notifier.enqueueReset(trx, { id: r.id, email: r.email });
+        await ctx.notifier.enqueueReset(trx, { id: r.id, email: r.email }, ctx.jobId);
         queued++;
       }
     }

@@ -6,7 +6,7 @@ import { containDeps } from "../../contain/index.ts";
 import { registerAuditRoutes } from "./audit-events.ts";
 import { registerContainRoutes } from "./contain.ts";
 import { accessGuard } from "./guard.ts";
-import { createJobRunner } from "./job-runner.ts";
+import { createJobRunner, type JobRunner } from "./job-runner.ts";
 import { registerRoleRoutes } from "./roles.ts";
 import { refuseUnknownFields } from "./strict-fields.ts";
 import { registerTokenRoutes } from "./tokens.ts";
@@ -22,6 +22,12 @@ export interface APIRoute {
 }
 
 const catalogue = new WeakMap<FastifyInstance, APIRoute[]>();
+const runners = new WeakMap<FastifyInstance, JobRunner>();
+
+/** The background job runner of a built server (runServer resumes unfinished containment jobs with it). */
+export function jobRunnerOf(server: FastifyInstance): JobRunner | undefined {
+  return runners.get(server);
+}
 
 /** Every route registered under /api/v1 on a server built by buildServer, with its declared access. */
 export function apiRoutesOf(server: FastifyInstance): readonly APIRoute[] {
@@ -35,6 +41,10 @@ export async function registerApiRoutes(server: FastifyInstance, app: App): Prom
   const routes: APIRoute[] = [];
   catalogue.set(server, routes);
   const deps = containDeps(app);
+  // One runner per server: API-started jobs and jobs resumed at start-up pause between batches on close.
+  const runner = createJobRunner(deps, server.log);
+  runners.set(server, runner);
+  server.addHook("onClose", async () => runner.stop());
   await server.register(async (api) => {
     api.addHook("onRoute", (route: RouteOptions) => {
       const methods = Array.isArray(route.method) ? route.method : [route.method];
@@ -49,8 +59,6 @@ export async function registerApiRoutes(server: FastifyInstance, app: App): Prom
     api.addHook("onSend", async (_request, reply) => {
       reply.header("cache-control", "no-store");
     });
-    const runner = createJobRunner(deps, api.log);
-    api.addHook("onClose", async () => runner.stop());
 
     registerUserRoutes(api, app);
     registerRoleRoutes(api, app);
