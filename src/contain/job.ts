@@ -123,8 +123,11 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     const job = await deps.jobs.create({ kind: CONTAIN_KIND, spec, total: 0, actor: request.actor, incidentId: request.incidentId ?? null }, trx);
     const db = containDB(trx);
     const scope = scopedUserIds(db, deps.database.dialect, request.scope);
-    // One INSERT … SELECT: the scope is numbered in id order inside the database, whatever its size.
-    await sql`insert into contain_job_users (job_id, seq, user_id) select ${job.id}, row_number() over (order by s.id), s.id from (${scope}) s`.execute(db);
+    // One INSERT … SELECT: the scope is numbered inside the database, whatever its size. On SQLite in storage
+    // (rowid) order: ids are random, so id order would spread every batch over the whole table, and SQLite
+    // rewrites each touched page at commit; storage order keeps a batch on neighbouring pages.
+    const order = deps.database.dialect === "sqlite" ? sql`(select u.rowid from users u where u.id = s.id)` : sql`s.id`;
+    await sql`insert into contain_job_users (job_id, seq, user_id) select ${job.id}, row_number() over (order by ${order}), s.id from (${scope}) s`.execute(db);
     const row = await db.selectFrom("contain_job_users").where("job_id", "=", job.id).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const total = Number(row?.n ?? 0);
     await trx.updateTable("jobs").set({ total }).where("id", "=", job.id).execute();
