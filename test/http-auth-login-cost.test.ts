@@ -2,9 +2,9 @@
 // login skips the flood-control clear and the transaction around a brand-new session, without weakening any
 // check — a login after failures still clears them, and a throttled account stays throttled.
 import assert from "node:assert/strict";
-import { StatementSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { statementsDuring } from "./helpers/statements.ts";
 
 let fx: AuthFixture;
 before(async () => {
@@ -13,26 +13,6 @@ before(async () => {
 after(async () => {
   await fx.close();
 });
-
-/** The SQL of every statement node:sqlite runs while `fn` runs. */
-async function statementsDuring(fn: () => Promise<unknown>): Promise<string[]> {
-  const seen: string[] = [];
-  const proto = StatementSync.prototype as unknown as Record<"run" | "all" | "get", (...args: unknown[]) => unknown>;
-  const originals = { run: proto.run, all: proto.all, get: proto.get };
-  for (const name of ["run", "all", "get"] as const) {
-    const original = originals[name];
-    proto[name] = function (this: StatementSync, ...args: unknown[]) {
-      seen.push(this.sourceSQL.trim().toLowerCase());
-      return original.apply(this, args);
-    };
-  }
-  try {
-    await fn();
-  } finally {
-    Object.assign(proto, originals);
-  }
-  return seen;
-}
 
 describe("login cost", () => {
   it("a clean login runs no flood clear and no transaction: 11 statements, 3 of them writes", async () => {

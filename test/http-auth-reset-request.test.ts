@@ -2,10 +2,10 @@
 // and its mail is committed before the 202 leaves (durable: a crash after the answer loses nothing). Timing
 // itself is compared in bench/http.ts, never in a test; here the statements are counted instead.
 import assert from "node:assert/strict";
-import { StatementSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { statementsDuring } from "./helpers/statements.ts";
 
 let fx: AuthFixture;
 before(async () => {
@@ -14,26 +14,6 @@ before(async () => {
 after(async () => {
   await fx.close();
 });
-
-/** Records the SQL of every statement node:sqlite runs while `fn` runs (Kysely and the audit log's fast path alike). */
-async function statementsDuring(fn: () => Promise<unknown>): Promise<string[]> {
-  const seen: string[] = [];
-  const proto = StatementSync.prototype as unknown as Record<"run" | "all" | "get", (...args: unknown[]) => unknown>;
-  const originals = { run: proto.run, all: proto.all, get: proto.get };
-  for (const name of ["run", "all", "get"] as const) {
-    const original = originals[name];
-    proto[name] = function (this: StatementSync, ...args: unknown[]) {
-      seen.push(this.sourceSQL.trim().toLowerCase());
-      return original.apply(this, args);
-    };
-  }
-  try {
-    await fn();
-  } finally {
-    Object.assign(proto, originals);
-  }
-  return seen;
-}
 
 const isWrite = (s: string): boolean => /^(insert|update|delete)\b/.test(s);
 

@@ -1,32 +1,13 @@
 // API token service behaviour on SQLite and PostgreSQL: create, verify, list, revoke, the last-use throttle,
 // scope validation, stamps and account state.
 import assert from "node:assert/strict";
-import type { Kysely } from "kysely";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
-import { ManualClock } from "../../lib/clock.ts";
-import { systemRandom } from "../../lib/random.ts";
-import type { Database } from "../../store/database.ts";
-import { migrate } from "../../store/migrator.ts";
-import { MIGRATIONS } from "../../store/migrations/index.ts";
 import { raiseStamp } from "../sessions/revocation.ts";
-import type { SessionTables } from "../sessions/tables.ts";
-import { createUserStore, type UserStore } from "../users/user-store.ts";
-import { createTokenService, tokenUserScope, TOKENS_GLOBAL_SCOPE, type TokenService } from "./index.ts";
+import { tokenUserScope, TOKENS_GLOBAL_SCOPE } from "./index.ts";
+import { setup, stamps } from "./test-setup.ts";
 
 const MINUTE = 60_000;
-
-/** The stamps table through the sessions module's view of the schema, as the containment levers use it. */
-function stamps(database: Database): Kysely<SessionTables> {
-  return database.db as unknown as Kysely<SessionTables>;
-}
-
-async function setup(database: Database): Promise<{ clock: ManualClock; users: UserStore; tokens: TokenService }> {
-  const clock = new ManualClock(Date.UTC(2026, 10, 1, 9));
-  const outcome = await migrate(database, clock, MIGRATIONS);
-  if (outcome.error) throw outcome.error;
-  return { clock, users: createUserStore({ database, clock, random: systemRandom }), tokens: createTokenService({ database, clock, random: systemRandom }) };
-}
 
 forEachDialect("API tokens", (fx) => {
   it("creates a bwk_ token with a 256-bit secret that verifies with its scopes, and stores only a hash", async () => {

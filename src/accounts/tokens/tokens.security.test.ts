@@ -2,32 +2,13 @@
 // onto another id, a revoked or expired token, a token older than a revocation stamp, a database row
 // replayed as a token, and junk that must be refused before any lookup.
 import assert from "node:assert/strict";
-import type { Kysely } from "kysely";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
-import { ManualClock } from "../../lib/clock.ts";
-import { systemRandom } from "../../lib/random.ts";
-import type { Database } from "../../store/database.ts";
-import { migrate } from "../../store/migrator.ts";
-import { MIGRATIONS } from "../../store/migrations/index.ts";
 import { raiseStamp } from "../sessions/revocation.ts";
-import type { SessionTables } from "../sessions/tables.ts";
-import { createUserStore, type UserStore } from "../users/user-store.ts";
-import { createTokenService, tokenUserScope, TOKENS_GLOBAL_SCOPE, type TokenService } from "./index.ts";
+import { tokenUserScope, TOKENS_GLOBAL_SCOPE } from "./index.ts";
+import { setup, stamps } from "./test-setup.ts";
 
 const HOUR = 3_600_000;
-
-/** The stamps table through the sessions module's view of the schema, as the containment levers use it. */
-function stamps(database: Database): Kysely<SessionTables> {
-  return database.db as unknown as Kysely<SessionTables>;
-}
-
-async function setup(database: Database): Promise<{ clock: ManualClock; users: UserStore; tokens: TokenService }> {
-  const clock = new ManualClock(Date.UTC(2026, 10, 1, 9));
-  const outcome = await migrate(database, clock, MIGRATIONS);
-  if (outcome.error) throw outcome.error;
-  return { clock, users: createUserStore({ database, clock, random: systemRandom }), tokens: createTokenService({ database, clock, random: systemRandom }) };
-}
 
 /** Changes the character at `at` to another character of the base32 alphabet. */
 function flip(text: string, at: number): string {
