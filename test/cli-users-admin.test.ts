@@ -22,6 +22,7 @@ describe("users create", () => {
     assert.match(out.id, /^usr_[a-z2-7]{26}$/);
     assert.deepEqual(out.roles, ["admin"]);
     assert.equal(out.password, undefined, "a password from stdin is never printed");
+    assert.equal(out.mustChangePassword, false, "the operator's own password is kept (ASVS 6.4.1: not system-generated)");
     const verify = await bulwark(["hash", "verify", "x"], { env: env() });
     assert.equal(verify.code, 2);
   });
@@ -30,6 +31,7 @@ describe("users create", () => {
     const gen = await bulwark(["users", "create", "--email", "ops@example.org", "--generate-password", "--json"], { env: env() });
     assert.equal(gen.code, 0, gen.stderr);
     assert.match(JSON.parse(gen.stdout).password, /^[a-z2-7]{32}$/);
+    assert.equal(JSON.parse(gen.stdout).mustChangePassword, true, "ASVS 6.4.1: a generated password is for the first sign-in only");
     const weak = await bulwark(["users", "create", "--email", "weak@example.org"], { env: env(), input: "password\n" });
     assert.equal(weak.code, 2);
     assert.match(weak.stderr, /refused/);

@@ -15,14 +15,14 @@ after(async () => {
 });
 
 describe("login cost", () => {
-  it("a clean login runs no flood clear and no transaction: 11 statements, 3 of them writes", async () => {
+  it("a clean login runs no flood clear and no transaction: at most 7 statements, 3 of them writes", async () => {
     const ana = await fx.user("cost@example.org");
     await fx.browser().login(ana.email, ana.password);
     const seen = await statementsDuring(async () => assert.equal((await fx.browser().login(ana.email, ana.password)).statusCode, 200));
     assert.ok(!seen.some((s) => s.startsWith("delete")), seen.join("\n"));
     assert.ok(!seen.some((s) => s.startsWith("begin")), "a new session needs no transaction when no cookie is replaced");
     assert.equal(seen.filter((s) => /^(insert|update|delete)\b/.test(s)).length, 3, "last login, audit event, session");
-    assert.equal(seen.length, 11, seen.join("\n"));
+    assert.ok(seen.length <= 7, `a clean login ran ${seen.length} statements:\n${seen.join("\n")}`);
   });
 
   it("a login after failures still clears the account's counter and streak (ASVS 6.3.1)", async () => {

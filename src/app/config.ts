@@ -3,7 +3,7 @@
 import { isAbsolute, resolve } from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { redactURL } from "../store/database.ts";
-import { loadHTTPAuthConfig, type HTTPAuthConfig } from "./http-config.ts";
+import { loadHTTPAuthConfig, type HTTPAuthConfig, type MFAPolicy } from "./http-config.ts";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -26,8 +26,8 @@ export interface Config {
   serviceName: string;
   /** The HTTP account surface: public URL, mail, registration, sessions (see http-config.ts). */
   http: HTTPAuthConfig;
-  /** MFA required for users holding an administrative permission (BULWARK_REQUIRE_MFA_FOR_ADMINS; default true). */
-  mfaRequiredForAdministrative: boolean;
+  /** Who must enrol MFA after a password login: all, administrative (default) or none (BULWARK_REQUIRE_MFA). */
+  requireMFA: MFAPolicy;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -109,5 +109,5 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   const passwordMinLength = int("BULWARK_PASSWORD_MIN_LENGTH", 15, 8, 64, "NIST SP 800-63B never allows fewer than 8");
   const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim().slice(0, 100) || "Bulwark";
   const http = loadHTTPAuthConfig(env, port);
-  return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, serviceName, http, mfaRequiredForAdministrative: http.requireMfaForAdmins };
+  return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, serviceName, http, requireMFA: http.requireMFA };
 }

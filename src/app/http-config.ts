@@ -1,8 +1,18 @@
 // Configuration of the HTTP account surface: public URL (reset links, origin checks, WebAuthn), mail
-// (SMTP for the outbox sender), self-registration, session lifetimes and the admin MFA rule. Read from
+// (SMTP for the outbox sender), self-registration, session lifetimes and the MFA policy. Read from
 // environment variables once at start-up; every error names the variable. SMTP credentials are never echoed.
 import { InputError } from "../lib/errors.ts";
 import type { MailConfig } from "../notify/config.ts";
+
+/**
+ * Who must have a second factor before a password login opens a session (BULWARK_REQUIRE_MFA, ASVS 6.3.3):
+ * - `all`: every account; one without a factor is held at enrolment after login;
+ * - `administrative` (default): accounts whose roles hold an administrative permission (`holdsAdministrative`);
+ * - `none`: nobody is held (accounts that enrolled a factor still use it). Logged as a warning at start-up.
+ */
+export type MFAPolicy = "all" | "administrative" | "none";
+
+export const MFA_POLICIES: readonly MFAPolicy[] = ["all", "administrative", "none"];
 
 export interface HTTPAuthConfig {
   /** The origin users reach the service at, e.g. https://bulwark.example.org (no path). */
@@ -13,8 +23,8 @@ export interface HTTPAuthConfig {
   mail: MailConfig | null;
   /** POST /auth/register is refused unless this is true (BULWARK_REGISTRATION=open). */
   registrationOpen: boolean;
-  /** Users holding an administrative permission must enrol MFA before anything else (default true). */
-  requireMfaForAdmins: boolean;
+  /** Who must enrol a second factor before anything else (BULWARK_REQUIRE_MFA, default `administrative`). */
+  requireMFA: MFAPolicy;
   session: { idleTimeoutMs: number; absoluteTimeoutMs: number };
   /**
    * A session is "fresh" this long after the authentication that created it; past that, changing factors or
@@ -80,6 +90,17 @@ export function parseMailConfig(env: NodeJS.ProcessEnv): MailConfig | null {
   };
 }
 
+/** Parses BULWARK_REQUIRE_MFA; unset or empty means `administrative`. */
+function parseMFAPolicy(env: NodeJS.ProcessEnv): MFAPolicy {
+  const raw = env["BULWARK_REQUIRE_MFA"];
+  // The old boolean was replaced before any release; a leftover must not silently mean something else.
+  if (env["BULWARK_REQUIRE_MFA_FOR_ADMINS"] !== undefined) throw configError("BULWARK_REQUIRE_MFA_FOR_ADMINS is no longer read; set BULWARK_REQUIRE_MFA=all|administrative|none instead (default administrative)");
+  if (raw === undefined || raw.trim() === "") return "administrative";
+  const v = raw.trim().toLowerCase();
+  if ((MFA_POLICIES as readonly string[]).includes(v)) return v as MFAPolicy;
+  throw configError(`BULWARK_REQUIRE_MFA must be one of ${MFA_POLICIES.join(", ")}, got "${raw.trim().slice(0, 20)}"`);
+}
+
 /** Reads the HTTP account configuration. */
 export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAuthConfig {
   const minutes = (name: string, fallback: number, min: number, max: number): number => {
@@ -101,7 +122,7 @@ export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAu
     trustedOrigins,
     mail: parseMailConfig(env),
     registrationOpen: parseBoolean("BULWARK_REGISTRATION", env["BULWARK_REGISTRATION"], false, "open", "closed"),
-    requireMfaForAdmins: parseBoolean("BULWARK_REQUIRE_MFA_FOR_ADMINS", env["BULWARK_REQUIRE_MFA_FOR_ADMINS"], true, "true", "false"),
+    requireMFA: parseMFAPolicy(env),
     session,
     reauthWindowMs: minutes("BULWARK_REAUTH_MINUTES", 10, 1, 120),
   };

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../../lib/clock.ts";
 import type { Database } from "../../store/database.ts";
+import { prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
 import { identifierKey } from "../users/normalise.ts";
 
 export interface FloodPolicy {
@@ -39,6 +40,22 @@ export interface Attempt {
   ip: string | null;
 }
 
+// The whole verdict in one read. $1 streak key; $2–$4 IP key, window start, limit − 1; $5–$7 the same for the
+// account. A window's subquery yields the limit-th newest event still inside it (null when fewer), which is
+// the one whose expiry lifts the limit. A null IP uses key "" and no IP event ever has it (keys are hashes).
+const CHECK_SQL =
+  "SELECT (SELECT failures FROM flood_streaks WHERE key = $1) AS streak, " +
+  "(SELECT at FROM flood_events WHERE scope = 'ip' AND key = $2 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $4) AS ip_at, " +
+  "(SELECT at FROM flood_events WHERE scope = 'account' AND key = $5 AND at > $6 ORDER BY at DESC LIMIT 1 OFFSET $7) AS account_at, " +
+  "(SELECT count(*) FROM (SELECT 1 FROM flood_events WHERE scope = 'account' AND key = $5 AND at > $6 LIMIT 1) AS a) AS account_any";
+
+interface CheckRow {
+  streak: number | string | null;
+  ip_at: number | string | null;
+  account_at: number | string | null;
+  account_any: number | string;
+}
+
 function key(...parts: string[]): string {
   return createHash("sha256").update(parts.join("\u0000")).digest("hex");
 }
@@ -47,11 +64,13 @@ export class FloodControl {
   readonly #database: Database;
   readonly #clock: Clock;
   readonly policy: Readonly<FloodPolicy>;
+  readonly #checkStatement: HotStatement<CheckRow>;
 
   constructor(deps: { database: Database; clock: Clock; policy?: Partial<FloodPolicy> }) {
     this.#database = deps.database;
     this.#clock = deps.clock;
     this.policy = { ...DRUPAL_FLOOD_POLICY, ...deps.policy };
+    this.#checkStatement = prepareHot(deps.database, CHECK_SQL);
   }
 
   #keys(attempt: Attempt): { ip: string | null; account: string; streak: string } {
@@ -64,39 +83,27 @@ export class FloodControl {
     };
   }
 
-  /** How long until `limit` events in `windowMs` no longer all fall inside the window (0 when under), and how many count. */
-  async #windowWait(scope: string, k: string, limit: number, windowMs: number): Promise<{ wait: number; counted: number }> {
-    const now = this.#clock.now();
-    const rows = await this.#database.db
-      .selectFrom("flood_events")
-      .select("at")
-      .where("scope", "=", scope)
-      .where("key", "=", k)
-      .where("at", ">", now - windowMs)
-      .orderBy("at", "desc")
-      .limit(limit)
-      .execute();
-    if (rows.length < limit) return { wait: 0, counted: rows.length };
-    const oldestCounted = Number(rows[rows.length - 1]!.at);
-    return { wait: Math.max(1, oldestCounted + windowMs - now), counted: rows.length };
-  }
-
-  /** Whether an attempt may proceed. Reads only. */
+  /**
+   * Whether an attempt may proceed. Reads only: one statement for the streak and both windows (the login
+   * path runs it on every attempt, so it is compiled once rather than built as three Kysely queries).
+   */
   async check(attempt: Attempt): Promise<FloodVerdict> {
     const k = this.#keys(attempt);
-    const streak = await this.#database.db.selectFrom("flood_streaks").select("failures").where("key", "=", k.streak).executeTakeFirst();
-    if (streak && Number(streak.failures) >= this.policy.maxConsecutive) {
+    const now = this.#clock.now();
+    const p = this.policy;
+    const [row] = await this.#checkStatement.all([
+      k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1),
+    ]);
+    const streak = row?.streak ?? null;
+    if (streak !== null && Number(streak) >= p.maxConsecutive) {
       // No time heals this: a success elsewhere (another IP within limits is impossible too) or a reset does.
-      return { allowed: false, reason: "consecutive", retryAfterMs: this.policy.accountWindowMs };
+      return { allowed: false, reason: "consecutive", retryAfterMs: p.accountWindowMs };
     }
-    if (k.ip) {
-      const { wait } = await this.#windowWait("ip", k.ip, this.policy.ipLimit, this.policy.ipWindowMs);
-      if (wait > 0) return { allowed: false, reason: "ip", retryAfterMs: wait };
-    }
-    const { wait, counted } = await this.#windowWait("account", k.account, this.policy.accountLimit, this.policy.accountWindowMs);
-    if (wait > 0) return { allowed: false, reason: "account", retryAfterMs: wait };
+    // The limit-th newest event inside the window, if there is one, is the one whose expiry lifts the limit.
+    if (k.ip && row?.ip_at != null) return { allowed: false, reason: "ip", retryAfterMs: Math.max(1, Number(row.ip_at) + p.ipWindowMs - now) };
+    if (row?.account_at != null) return { allowed: false, reason: "account", retryAfterMs: Math.max(1, Number(row.account_at) + p.accountWindowMs - now) };
     // Events older than the window never count again (prune deletes them), so they need no clearing.
-    return { allowed: true, accountClean: streak === undefined && counted === 0 };
+    return { allowed: true, accountClean: streak === null && !Number(row?.account_any ?? 0) };
   }
 
   /** Records a failed attempt against the IP, the account (or account+IP) and the consecutive streak. */

@@ -54,18 +54,20 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   const identifier = attempt.identifier.slice(0, MAX_EMAIL + 1);
   const flooding = { identifier, ip: attempt.ip };
 
-  const verdict = await flood.check(flooding);
+  // The flood verdict and the account are independent reads: run together (one round trip on PostgreSQL).
+  // A throttled attempt still gets no verify, and the account read tells it nothing it returns.
+  const tooLong = attempt.identifier.length > MAX_EMAIL;
+  const [verdict, user] = await Promise.all([flood.check(flooding), tooLong ? null : users.findByIdentifier(identifier)]);
   if (!verdict.allowed) {
     await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${fingerprint(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason } });
     return { outcome: "throttled", retryAfterMs: verdict.retryAfterMs };
   }
 
-  const user = attempt.identifier.length > MAX_EMAIL ? null : await users.findByIdentifier(identifier);
   let failure: Failure | null = null;
   let newHash: string | null = null;
   if (!user) {
     await passwords.dummyVerify(attempt.password);
-    failure = attempt.identifier.length > MAX_EMAIL ? "malformed" : "unknown-account";
+    failure = tooLong ? "malformed" : "unknown-account";
   } else if ((failure = unusable(user)) !== null) {
     await passwords.dummyVerify(attempt.password);
   } else {

@@ -5,6 +5,7 @@ import type { Keyring } from "../../crypto/keyring.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
+import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { floodIdentifier } from "./policy.ts";
 import { createRecoveryCodes, type RecoveryCodes } from "./recovery.ts";
@@ -79,6 +80,12 @@ export function createMfaService(deps: MfaDeps): MfaService {
   const recovery = createRecoveryCodes({ db, clock, random, flood });
   const webauthn = createWebAuthnFactor({ db, clock, random, settings: deps.webauthn });
 
+  const hasMfaStatement = prepareHot<{ n: number | string }>(
+    database,
+    "SELECT (SELECT count(*) FROM (SELECT 1 FROM mfa_totp WHERE user_id = $1 AND confirmed_at IS NOT NULL LIMIT 1) AS t) + " +
+      "(SELECT count(*) FROM (SELECT 1 FROM webauthn_credentials WHERE user_id = $1 LIMIT 1) AS w) AS n",
+  );
+
   async function factors(userId: string): Promise<MfaFactors> {
     const [app, keys, codes] = await Promise.all([
       db.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst(),
@@ -94,8 +101,9 @@ export function createMfaService(deps: MfaDeps): MfaService {
     webauthn,
     factors,
     async hasMfa(userId) {
-      const f = await factors(userId);
-      return f.totp || f.webauthn > 0;
+      // Asked on every login: one compiled statement, and no count of recovery codes (they do not decide it).
+      const [row] = await hasMfaStatement.all([userId]);
+      return Number(row?.n ?? 0) > 0;
     },
     async clearThrottle(userId) {
       for (const factor of ["totp", "recovery"] as const) {

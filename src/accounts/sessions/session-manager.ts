@@ -4,6 +4,7 @@ import { sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
+import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
 import { GLOBAL_SCOPE, raiseStamp, readStamps, userScope } from "./revocation.ts";
@@ -102,6 +103,10 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
   const { database, clock, random } = deps;
   const policy = resolveSessionPolicy(deps.policy);
   const db = database.db as unknown as Kysely<SessionTables>;
+  const insertStatement = prepareHot(
+    database,
+    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+  );
 
   async function insert(target: Kysely<SessionTables>, userId: string | null, context: SessionContext): Promise<{ token: string; session: Session }> {
     const aal: AAL = context.aal ?? (userId === null ? 0 : 1);
@@ -113,7 +118,12 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       id: fresh.id, user_id: userId, secret_hash: fresh.secretHash, created_at: now, last_seen_at: now, expires_at: now + policy.absoluteTimeoutMs,
       ip: clean(context.ip, 64), user_agent: clean(context.userAgent, policy.maxUserAgentLength), aal,
     };
-    await target.insertInto("sessions").values(row).execute();
+    if (target === db) {
+      // Outside a transaction (every login without a presented cookie): the compiled statement.
+      await insertStatement.run([row.id, row.user_id, row.secret_hash, row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent, row.aal]);
+    } else {
+      await target.insertInto("sessions").values(row).execute();
+    }
     return { token: fresh.token, session: toSession(row) };
   }
 

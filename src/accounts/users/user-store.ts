@@ -6,6 +6,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema, UsersTable } from "../../store/schema.ts";
+import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { accountErrors } from "../errors.ts";
 import { identifierKey, validateEmail, validateUsername } from "./normalise.ts";
 
@@ -39,6 +40,8 @@ export interface NewUser {
   status?: UserStatus;
   passwordHash?: string | null;
   passwordScheme?: string | null;
+  /** The first login must set a new password (a generated or administrator-chosen one, ASVS 6.4.1). */
+  passwordMustChange?: boolean;
   createdAt?: number;
   lastLoginAt?: number | null;
   externalSource?: string | null;
@@ -79,6 +82,10 @@ export interface UserStore {
 
 export function createUserStore(deps: { database: Database; clock: Clock; random: RandomSource }): UserStore {
   const { database, clock, random } = deps;
+  // The login path's statements, compiled once (every login runs a lookup and, on success, the write).
+  const byEmail = prepareHot<Selectable<UsersTable>>(database, "SELECT * FROM users WHERE email_key = $1");
+  const byEmailOrUsername = prepareHot<Selectable<UsersTable>>(database, "SELECT * FROM users WHERE username_key = $1 OR email_key = $1");
+  const touchLogin = prepareHot(database, "UPDATE users SET last_login_at = $1, last_login_ip = $2, updated_at = $1 WHERE id = $3");
   const prepare = (input: NewUser): Selectable<UsersTable> => {
     const email = validateEmail(input.email);
     const username = input.username ? validateUsername(input.username) : null;
@@ -87,7 +94,7 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
       id: newId("usr", random), email, email_key: identifierKey(email), username, username_key: username ? identifierKey(username) : null,
       display_name: input.displayName ?? null, status: input.status ?? "active", locked_at: null, locked_reason: null,
       password_hash: input.passwordHash ?? null, password_scheme: input.passwordScheme ?? null,
-      password_changed_at: input.passwordHash ? now : null, password_must_change: 0, password_invalidated_at: null,
+      password_changed_at: input.passwordHash ? now : null, password_must_change: input.passwordMustChange ? 1 : 0, password_invalidated_at: null,
       created_at: input.createdAt ?? now, updated_at: now, last_login_at: input.lastLoginAt ?? null, last_login_ip: null,
       external_source: input.externalSource ?? null, external_id: input.externalId ?? null, seeded: input.seeded ? 1 : 0,
     };
@@ -117,11 +124,8 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
     },
     async findByIdentifier(identifier) {
       const key = identifierKey(identifier);
-      const row = await database.db
-        .selectFrom("users")
-        .selectAll()
-        .where((eb) => (key.includes("@") ? eb("email_key", "=", key) : eb.or([eb("username_key", "=", key), eb("email_key", "=", key)])))
-        .executeTakeFirst();
+      // An address can only be an email; anything else may be either (usernames never contain "@").
+      const [row] = await (key.includes("@") ? byEmail : byEmailOrUsername).all([key]);
       return row ? toUser(row) : null;
     },
     async swapPasswordHash(id, expected, next, db = database.db) {
@@ -139,7 +143,7 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
     },
     async recordLogin(id, ip) {
       const now = clock.now();
-      await database.db.updateTable("users").set({ last_login_at: now, last_login_ip: ip, updated_at: now }).where("id", "=", id).execute();
+      await touchLogin.run([now, ip, id]);
     },
     async count() {
       const row = await database.db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();

@@ -18,11 +18,11 @@ export default {
     const users = group(program, "users", "user accounts: create, import, migrate hashes, census");
     users
       .command("create")
-      .description("create an account; the password is read from stdin, or generated and printed once with --generate-password")
+      .description("create an account; the password is read from stdin, or generated and printed once with --generate-password (then it must be changed at first sign-in)")
       .requiredOption("--email <email>", "the account's email address")
       .option("--username <name>", "an optional login name")
       .option("--role <role>", "grant a role (repeatable), e.g. --role admin", collect, [])
-      .option("--generate-password", "generate a strong password and print it once")
+      .option("--generate-password", "generate a strong password, print it once, and require a new one at first sign-in")
       .option("--json", "print the account as JSON")
       .action(
         action(ctx, async (opts: { email: string; username?: string; role: string[]; generatePassword?: boolean; json?: boolean }) => {
@@ -36,14 +36,18 @@ export default {
           for (const role of opts.role) await roles.get(role); // unknown role: fail before creating anything
           const hash = await passwords.hash(password);
           const actor = `cli:${process.env["USER"] ?? "operator"}`;
-          const user = await store.create({ email: opts.email, username: opts.username ?? null, passwordHash: hash, passwordScheme: passwords.defaultScheme });
-          await app.audit.append({ type: "user.created", actor, subject: user.id, data: { via: "cli", roles: opts.role } });
+          // ASVS 6.4.1: a generated password has been seen by whoever ran this (terminal, scrollback, a ticket), so
+          // it only gets the owner in once; the first login is held until they choose their own. A password typed
+          // on stdin is the operator's own choice (the bootstrap administrator setting theirs) and stays.
+          const mustChange = generated !== null;
+          const user = await store.create({ email: opts.email, username: opts.username ?? null, passwordHash: hash, passwordScheme: passwords.defaultScheme, passwordMustChange: mustChange });
+          await app.audit.append({ type: "user.created", actor, subject: user.id, data: { via: "cli", roles: opts.role, mustChangePassword: mustChange } });
           for (const role of opts.role) await roles.grant(user.id, role, actor);
           if (opts.json) {
-            writeJSON(ctx, { id: user.id, email: user.email, username: user.username, roles: opts.role, ...(generated ? { password: generated } : {}) });
+            writeJSON(ctx, { id: user.id, email: user.email, username: user.username, roles: opts.role, mustChangePassword: mustChange, ...(generated ? { password: generated } : {}) });
           } else {
             writeLine(ctx, `created ${user.id} <${user.email}>${opts.role.length ? ` with role(s) ${opts.role.join(", ")}` : ""}`);
-            if (generated) writeLine(ctx, `password (shown once): ${generated}`);
+            if (generated) writeLine(ctx, `password (shown once; it must be changed at first sign-in): ${generated}`);
           }
         }),
       );

@@ -1,12 +1,12 @@
 // /api/v1/contain/jobs (issue 5): dry runs, real runs in the background (202 + the job), progress, undo.
-// Every route needs contain.run. The library in src/contain does the work; this file validates and maps.
+// Every route needs contain.run; real jobs and undo need a fresh session too (ASVS 7.5.3). The library in src/contain does the work; this file validates and maps.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import * as contain from "../../contain/index.ts";
 import type { Job } from "../../jobs/job-store.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, parseTime, TIME } from "./common.ts";
 import { apiErrors } from "./errors.ts";
-import { callerOf } from "./guard.ts";
+import { assertFresh, callerOf } from "./guard.ts";
 import type { JobRunner } from "./job-runner.ts";
 
 // An id list travels in the body; bounded far below the CLI's file limit (larger scopes: use roles, times or
@@ -97,6 +97,8 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
   }, async (request: FastifyRequest, reply) => {
     const caller = callerOf(request);
     const body = request.body as { levers: string[]; scope: ScopeBody; dryRun: boolean; incidentId?: string; batchSize?: number; options?: { inactiveDays?: number; lockReason?: string } };
+    // ASVS 7.5.3: a real job acts on many accounts at once and needs a fresh session; a dry run changes nothing.
+    if (!body.dryRun) assertFresh(app, request);
     const scope = toScope(body.scope);
     contain.resolveLevers(body.levers);
     contain.validateScope(scope);
@@ -137,7 +139,8 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     return { job: view };
   });
 
-  api.post("/contain/jobs/:id/undo", { config: { access: "contain.run" }, schema: { params: JOB_PARAMS } }, async (request, reply) => {
+  // An undo changes accounts in bulk again: fresh session required (ASVS 7.5.3).
+  api.post("/contain/jobs/:id/undo", { config: { access: "contain.run", reauth: "required" }, schema: { params: JOB_PARAMS } }, async (request, reply) => {
     const caller = callerOf(request);
     const original = await containJob(deps, (request.params as { id: string }).id);
     const undo = await contain.createUndoJob(deps, original.id, caller.userId);

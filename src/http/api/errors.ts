@@ -14,7 +14,7 @@ export const apiErrors = {
   gated: (gate: "mfa-verify" | "mfa-enrol" | "password-change"): APIError =>
     new APIError("BULWARK_ERR_API_SIGN_IN_INCOMPLETE", "forbidden", {
       "mfa-verify": "this session has not completed multi-factor authentication; finish it under /auth/mfa first",
-      "mfa-enrol": "your roles hold an administrative permission: enrol a second factor (under /auth/mfa) before using the API with a session",
+      "mfa-enrol": "this server requires a second factor for your account (BULWARK_REQUIRE_MFA): enrol one under /auth/mfa before using the API with a session",
       "password-change": "you must change your password (POST /auth/password/change) before using the API",
     }[gate], { details: { gate } }),
   scopeTooWide: (scope: string): APIError =>

@@ -3,7 +3,8 @@
 import type { FastifyRequest } from "fastify";
 import { allows, type Permission } from "../../accounts/roles/index.ts";
 import type { App } from "../../app/types.ts";
-import { gateOf } from "../auth/authenticate.ts";
+import { gateOf, isFresh } from "../auth/authenticate.ts";
+import { httpAuthErrors } from "../auth/errors.ts";
 import { apiErrors } from "./errors.ts";
 
 /** The caller of an /api/v1 request once the guard has admitted it. */
@@ -39,6 +40,21 @@ export function callerOf(request: FastifyRequest): Caller {
 }
 
 /**
+ * Refuses (403 BULWARK_ERR_REAUTH_REQUIRED) a browser session that is not fresh (docs/http-auth.md, freshness
+ * rule); token callers pass, since a token is its own credential and has no authentication to repeat. For
+ * routes whose sensitivity depends on the body (a real containment job, not a dry run), the handler calls it.
+ *
+ * @example
+ * if (!body.dryRun) assertFresh(app, request); // before anything is created
+ */
+export function assertFresh(app: App, request: FastifyRequest): void {
+  const auth = request.auth ?? null;
+  if (auth === null || auth.via === "token") return;
+  // A session caller without its cookie state cannot be judged fresh: refused (fail closed).
+  if (!request.cookieSession || !isFresh(app, request.cookieSession.session)) throw httpAuthErrors.reauthRequired();
+}
+
+/**
  * Builds the onRequest hook that enforces `config.access` on every route of the API plugin.
  * Runs after the global authentication hook has set `request.auth` (a session with CSRF checked, or a token).
  */
@@ -59,6 +75,10 @@ export function accessGuard(app: App): (request: FastifyRequest) => Promise<void
       if (!request.cookieSession) throw apiErrors.unauthenticated();
       const gate = await gateOf(app, request);
       if (gate !== "open") throw apiErrors.gated(gate);
+      // ASVS 7.5.3: a highly sensitive operation needs a recent authentication, so a stolen cookie (and the CSRF
+      // token it yields) is not enough once the re-authentication window has passed. Checked before CSRF and
+      // before the body is read, like the /auth routes.
+      if (request.routeOptions.config.reauth === "required") assertFresh(app, request);
     }
     const caller: Caller = {
       userId: auth.userId, via: auth.via, sessionId: auth.sessionId, tokenId: auth.tokenId, held,

@@ -1,6 +1,7 @@
 // /api/v1/roles and role grants. Reading roles needs accounts.read; creating, deleting, granting and revoking
 // need admin: a grant is a privilege change, and anyone who could grant roles could grant themselves admin,
-// so accounts.write (which an operator may hand to a help desk) is deliberately not enough.
+// so accounts.write (which an operator may hand to a help desk) is deliberately not enough. Every change also
+// needs a fresh browser session (ASVS 7.5.3): a stolen cookie must not be able to grant its holder admin.
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, SMALL_BODY } from "./common.ts";
@@ -18,7 +19,7 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
   api.get("/roles", { config: { access: "accounts.read" } }, async () => ({ roles: await roles.list() }));
 
   api.post("/roles", {
-    config: { access: "admin" },
+    config: { access: "admin", reauth: "required" },
     bodyLimit: SMALL_BODY,
     schema: {
       body: {
@@ -39,7 +40,7 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
   });
 
   api.delete("/roles/:name", {
-    config: { access: "admin" },
+    config: { access: "admin", reauth: "required" },
     schema: { params: { type: "object", required: ["name"], additionalProperties: false, properties: { name: ROLE_NAME } } },
   }, async (request, reply) => {
     const caller = callerOf(request);
@@ -53,7 +54,7 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
 
   const GRANT_PARAMS = { type: "object", required: ["id", "role"], additionalProperties: false, properties: { id: ID, role: ROLE_NAME } } as const;
 
-  api.post("/users/:id/roles/:role", { config: { access: "admin" }, schema: { params: GRANT_PARAMS } }, async (request) => {
+  api.post("/users/:id/roles/:role", { config: { access: "admin", reauth: "required" }, schema: { params: GRANT_PARAMS } }, async (request) => {
     const caller = callerOf(request);
     const { id, role } = request.params as { id: string; role: string };
     const user = await targetUser(app, id);
@@ -62,7 +63,7 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     return { changed, roles: await roles.rolesOf(user.id) };
   });
 
-  api.delete("/users/:id/roles/:role", { config: { access: "admin" }, schema: { params: GRANT_PARAMS } }, async (request) => {
+  api.delete("/users/:id/roles/:role", { config: { access: "admin", reauth: "required" }, schema: { params: GRANT_PARAMS } }, async (request) => {
     const caller = callerOf(request);
     const { id, role } = request.params as { id: string; role: string };
     const user = await targetUser(app, id);

@@ -1,7 +1,9 @@
 // /api/v1/tokens: the caller's own API tokens. Any signed-in caller may manage their own tokens, but a new
 // token's scopes can never exceed what the caller may do right now: their roles, and, when the caller is
 // itself a token, that token's scopes (a narrow token cannot mint a wider one). Ids of other users' tokens
-// answer 404 exactly like unknown ids (no IDOR, no probing).
+// answer 404 exactly like unknown ids (no IDOR, no probing). Minting with a browser session needs a fresh one
+// (ASVS 7.5.3): a token outlives the session, so a stolen cookie must not turn itself into a lasting credential.
+// A token may mint (narrower) tokens without it: it has no authentication to repeat and cannot widen itself.
 import type { FastifyInstance } from "fastify";
 import { isPermission } from "../../accounts/roles/index.ts";
 import type { App } from "../../app/types.ts";
@@ -29,7 +31,7 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
   });
 
   api.post("/tokens", {
-    config: { access: "authenticated" },
+    config: { access: "authenticated", reauth: "required" },
     bodyLimit: SMALL_BODY,
     schema: {
       body: {

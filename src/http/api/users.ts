@@ -85,8 +85,11 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       const created = await app.accounts.users.create({
         email: body.email, username: body.username ?? null, displayName: body.displayName ?? null,
         passwordHash, passwordScheme: passwordHash === null ? null : app.accounts.passwords.defaultScheme,
+        // ASVS 6.4.1: a password chosen by someone other than the owner is only a first-login credential; the
+        // login gates hold the account at POST /auth/password/change until the owner picks their own.
+        passwordMustChange: passwordHash !== null,
       }, trx);
-      await auditAPI(app, request, caller, { type: "user.created", subject: created.id, data: { via: "api", withPassword: passwordHash !== null } }, trx);
+      await auditAPI(app, request, caller, { type: "user.created", subject: created.id, data: { via: "api", withPassword: passwordHash !== null, mustChangePassword: passwordHash !== null } }, trx);
       return created;
     });
     return reply.status(201).header("location", `/api/v1/users/${user.id}`).send({ user: { ...userView(user), roles: [] } });

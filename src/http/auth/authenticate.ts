@@ -13,6 +13,18 @@ import { ALL_PENDING, type Gate } from "./state.ts";
 
 const BEARER = /^Bearer\s+(\S{1,512})$/i;
 
+/**
+ * Whether a user who has no second factor must enrol one before the session opens, under the BULWARK_REQUIRE_MFA
+ * policy (ASVS 6.3.3): everyone with `all`, holders of an administrative permission with `administrative`,
+ * nobody with `none`. Reads the user's permissions only under `administrative`.
+ */
+export async function mfaEnrolmentDue(app: App, userId: string): Promise<boolean> {
+  const policy = app.config.requireMFA;
+  if (policy === "all") return true;
+  if (policy === "none") return false;
+  return holdsAdministrative(await app.accounts.roles.permissionsOf(userId));
+}
+
 /** Computes (once per request) where a session stands: MFA due, MFA enrolment due, password change due, or open. */
 export async function gateOf(app: App, request: FastifyRequest): Promise<Gate> {
   const cs = request.cookieSession;
@@ -21,9 +33,9 @@ export async function gateOf(app: App, request: FastifyRequest): Promise<Gate> {
   const userId = request.auth.userId;
   let gate: Gate = "open";
   if (cs.session.aal < 2) {
-    const [hasMfa, held] = await Promise.all([app.accounts.mfa.hasMfa(userId), app.config.mfaRequiredForAdministrative ? app.accounts.roles.permissionsOf(userId) : Promise.resolve(new Set<string>())]);
+    const [hasMfa, enrol] = await Promise.all([app.accounts.mfa.hasMfa(userId), mfaEnrolmentDue(app, userId)]);
     if (hasMfa) gate = "mfa-verify";
-    else if (holdsAdministrative(held)) gate = "mfa-enrol";
+    else if (enrol) gate = "mfa-enrol";
   }
   if (gate === "open") {
     const user = await app.accounts.users.getById(userId);
@@ -134,6 +146,10 @@ function enforceCSRF(app: App, request: FastifyRequest): void {
  * any route-level hook.
  */
 export function registerAuthHooks(server: FastifyInstance, app: App): void {
+  // Said once per server start: with `none`, a stolen password alone opens any account, administrators included.
+  if (app.config.requireMFA === "none") {
+    app.logger.warn("BULWARK_REQUIRE_MFA=none: no account, not even an administrator, is made to enrol a second factor; a password alone signs in (ASVS 6.3.3). Use administrative (the default) or all");
+  }
   server.decorateRequest("auth", null);
   server.decorateRequest("cookieSession", null);
   server.addHook("onRequest", async (request, reply) => {

@@ -11,7 +11,7 @@ export const httpAuthErrors = {
   gated: (gate: string): HTTPAuthError => {
     const what: Record<string, string> = {
       "mfa-verify": "complete sign-in with your second factor first (POST /auth/mfa/verify)",
-      "mfa-enrol": "your role requires multi-factor authentication: enrol a factor first (POST /auth/mfa/totp or /auth/mfa/webauthn/register/options)",
+      "mfa-enrol": "multi-factor authentication is required for your account: enrol a factor first (POST /auth/mfa/totp or /auth/mfa/webauthn/register/options)",
       "password-change": "your password must be changed first (POST /auth/password/change)",
     };
     const codes: Record<string, string> = { "mfa-verify": "BULWARK_ERR_MFA_REQUIRED", "mfa-enrol": "BULWARK_ERR_MFA_ENROLMENT_REQUIRED", "password-change": "BULWARK_ERR_PASSWORD_CHANGE_REQUIRED" };

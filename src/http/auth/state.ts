@@ -6,7 +6,8 @@ import type { Session } from "../../accounts/sessions/index.ts";
  * Where a signed-in browser session stands:
  * - `open`: fully signed in;
  * - `mfa-verify`: password given, the user has MFA, the second factor is still due;
- * - `mfa-enrol`: the user holds an administrative permission without MFA and must enrol first;
+ * - `mfa-enrol`: the user has no second factor and the MFA policy (BULWARK_REQUIRE_MFA: every account, or
+ *   those holding an administrative permission) requires one, so they must enrol first;
  * - `password-change`: the password must be changed before anything else.
  */
 export type Gate = "open" | "mfa-verify" | "mfa-enrol" | "password-change";
@@ -40,8 +41,10 @@ declare module "fastify" {
      */
     csrf?: "pre-login";
     /**
-     * "required": a change that affects authentication (factors, recovery codes, other sessions). A browser
-     * session older than the re-authentication window is refused until POST /auth/reauthenticate (ASVS 7.5.1, 7.5.2).
+     * "required": a change that affects authentication (factors, recovery codes, other sessions), or a highly
+     * sensitive administrative operation under /api/v1 (role changes, API token minting, containment undo). A
+     * browser session older than the re-authentication window is refused until POST /auth/reauthenticate
+     * (ASVS 7.5.1, 7.5.2, 7.5.3). API tokens are not affected: a token is its own credential.
      */
     reauth?: "required";
   }

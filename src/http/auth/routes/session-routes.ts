@@ -2,10 +2,9 @@
 import type { FastifyInstance } from "fastify";
 import { API_ACTION, csrfToken } from "../../../accounts/csrf/index.ts";
 import { login } from "../../../accounts/login/index.ts";
-import { holdsAdministrative } from "../../../accounts/roles/index.ts";
 import { clearSessionCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
-import { gateOf } from "../authenticate.ts";
+import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { ANY_GATE, requestContext, requireSession, setSessionCookie, str } from "../helpers.ts";
 import { safeNext } from "../safe-redirect.ts";
@@ -44,7 +43,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       if (result.outcome === "invalid") return reply.status(401).type("application/json; charset=utf-8").send(LOGIN_FAILED_BODY);
       const user = result.user;
       const hasMfa = await app.accounts.mfa.hasMfa(user.id);
-      const enrol = !hasMfa && app.config.mfaRequiredForAdministrative && holdsAdministrative(await app.accounts.roles.permissionsOf(user.id));
+      const enrol = !hasMfa && (await mfaEnrolmentDue(app, user.id));
       // A new id and secret on every login: a cookie planted before login is never promoted (ASVS 7.2.4).
       // Without a presented cookie there is nothing to replace: a plain insert, no transaction around it.
       const presented = readSessionCookie(request.headers.cookie);

@@ -1,0 +1,57 @@
+// Hot-path statements written once as SQL text that both dialects accept, run without building or compiling
+// a Kysely query per call. On SQLite, with no transaction open on the connection, they run straight on a
+// prepared node:sqlite statement; otherwise (PostgreSQL, or a transaction in progress) through the
+// connection's own executeQuery, so they queue behind the transaction like every other query.
+import type { StatementSync } from "node:sqlite";
+import { CompiledQuery } from "kysely";
+import type { Database } from "./database.ts";
+
+/** Parameter values the hot statements bind: no Dates, booleans or objects (those need conversion). */
+export type HotValue = string | number | null;
+
+/** A statement compiled once; see prepareHot. */
+export interface HotStatement<R> {
+  /** Runs a reading statement and returns its rows. */
+  all(parameters: readonly HotValue[]): Promise<R[]>;
+  /** Runs a writing statement and returns how many rows it changed. */
+  run(parameters: readonly HotValue[]): Promise<number>;
+}
+
+/**
+ * Compiles `text` (parameters written `$1`, `$2`… — PostgreSQL's form; a number may repeat) once for the
+ * database's dialect. Only for statements on the login path and similar: everything else goes through
+ * Kysely's builder, which is what keeps queries type-checked.
+ *
+ * Why the direct path is safe: node:sqlite runs a statement synchronously on the one connection. When no
+ * transaction is open on it, nothing else can be half-way through a unit of work, so the statement neither
+ * sees uncommitted rows of another caller's transaction nor lands inside one. When one is open, the
+ * statement waits its turn behind the driver's mutex like any Kysely query.
+ *
+ * @example
+ * const byKey = prepareHot<{ failures: number }>(database, "SELECT failures FROM flood_streaks WHERE key = $1");
+ * const [row] = await byKey.all([key]);
+ */
+export function prepareHot<R>(database: Database, text: string): HotStatement<R> {
+  const handle = database.sqlite;
+  // node:sqlite numbers parameters as ?NNN; binding positionally fills ?1, ?2… in order, so a repeated
+  // number binds the same value.
+  const sql = handle ? text.replace(/\$(\d+)/g, "?$1") : text;
+  let statement: StatementSync | null = null;
+  const direct = (): StatementSync | null => {
+    if (!handle || handle.isTransaction || !handle.isOpen) return null;
+    statement ??= handle.prepare(sql);
+    return statement;
+  };
+  return {
+    async all(parameters) {
+      const stmt = direct();
+      if (stmt) return stmt.all(...parameters) as R[];
+      return (await database.db.executeQuery<R>(CompiledQuery.raw(sql, [...parameters]))).rows;
+    },
+    async run(parameters) {
+      const stmt = direct();
+      if (stmt) return Number(stmt.run(...parameters).changes);
+      return Number((await database.db.executeQuery(CompiledQuery.raw(sql, [...parameters]))).numAffectedRows ?? 0n);
+    },
+  };
+}
