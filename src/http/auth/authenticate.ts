@@ -9,6 +9,7 @@ import type { App } from "../../app/types.ts";
 import type { RequestAuth } from "../auth-context.ts";
 import { httpAuthErrors } from "./errors.ts";
 import { clientIP } from "./request-info.ts";
+import { permissionsOf } from "./permissions.ts";
 import { ALL_PENDING, type Gate } from "./state.ts";
 
 const BEARER = /^Bearer\s+(\S{1,512})$/i;
@@ -22,7 +23,7 @@ export async function mfaEnrolmentDue(app: App, userId: string): Promise<boolean
   const policy = app.config.requireMFA;
   if (policy === "all") return true;
   if (policy === "none") return false;
-  return holdsAdministrative(await app.accounts.roles.permissionsOf(userId));
+  return holdsAdministrative(await permissionsOf(app.db, userId));
 }
 
 /** Computes (once per request) where a session stands: MFA due, MFA enrolment due, password change due, or open. */
@@ -87,7 +88,7 @@ async function guard(app: App, request: FastifyRequest): Promise<void> {
     if (!auth) throw httpAuthErrors.signInRequired();
     if (access !== "authenticated") {
       if (!isPermission(access)) throw httpAuthErrors.forbidden(String(access));
-      const held = await app.accounts.roles.permissionsOf(auth.userId);
+      const held = await permissionsOf(app.db, auth.userId);
       if (!allows(held, access)) throw httpAuthErrors.forbidden(access);
       // A token never exceeds its scopes (nor its user's roles, checked above).
       if (auth.via === "token" && !allows(new Set(auth.scopes ?? []), access)) throw httpAuthErrors.forbidden(access);
@@ -115,21 +116,34 @@ export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean 
   return app.clock.now() - session.createdAt < app.config.http.reauthWindowMs;
 }
 
+/** What the CSRF wall compares a request against; fixed at start-up, so worked out once per server, not per request. */
+interface OriginPolicy {
+  allowedOrigins: readonly string[];
+  scheme: "https" | "http";
+}
+
+function originPolicyOf(app: App): OriginPolicy {
+  const publicURL = new URL(app.config.http.publicURL);
+  return {
+    allowedOrigins: Object.freeze([app.config.http.publicURL, ...app.config.http.trustedOrigins]),
+    scheme: publicURL.protocol === "https:" ? "https" : "http",
+  };
+}
+
 /** The unsafe-method CSRF wall: Origin / Sec-Fetch-Site first, then the synchronizer token (ASVS 3.5.1, 3.5.3). */
-function enforceCSRF(app: App, request: FastifyRequest): void {
+function enforceCSRF(origins: OriginPolicy, request: FastifyRequest): void {
   const auth = request.auth;
   if (auth?.via === "token") return; // exempt: a bearer token is not sent by browsers on their own
   const config = request.routeOptions.config;
   const byCookie = auth?.via === "session";
   if (!byCookie && config.csrf !== "pre-login") return;
-  const publicURL = new URL(app.config.http.publicURL);
   const verdict = crossSiteVerdict({
     method: request.method,
     origin: request.headers.origin,
     secFetchSite: request.headers["sec-fetch-site"] as string | undefined,
     host: request.headers.host,
-    allowedOrigins: [app.config.http.publicURL, ...app.config.http.trustedOrigins],
-    scheme: publicURL.protocol === "https:" ? "https" : "http",
+    allowedOrigins: origins.allowedOrigins,
+    scheme: origins.scheme,
     // A pre-login request carries no session: a client sending neither header (curl) is not a browser
     // being ridden, and there is nothing ambient to steal. Cookie-authenticated ones fail closed.
     cookieAuthenticated: byCookie,
@@ -150,6 +164,7 @@ export function registerAuthHooks(server: FastifyInstance, app: App): void {
   if (app.config.requireMFA === "none") {
     app.logger.warn("BULWARK_REQUIRE_MFA=none: no account, not even an administrator, is made to enrol a second factor; a password alone signs in (ASVS 6.3.3). Use administrative (the default) or all");
   }
+  const origins = originPolicyOf(app);
   server.decorateRequest("auth", null);
   server.decorateRequest("cookieSession", null);
   server.addHook("onRequest", async (request, reply) => {
@@ -158,7 +173,7 @@ export function registerAuthHooks(server: FastifyInstance, app: App): void {
   });
   // preValidation: after the body is parsed (the `_csrf` form field), before any handler or schema runs.
   server.addHook("preValidation", async (request) => {
-    enforceCSRF(app, request);
+    enforceCSRF(origins, request);
   });
   server.addHook("onSend", async (request, reply, payload) => {
     // ASVS 14.3.2: nothing that depends on who is asking (or sets who is asking) is stored by caches.
