@@ -26,11 +26,15 @@ describe("dev seed", () => {
     assert.ok((report.byScheme.md5 ?? 0) + (report.byScheme.sha1 ?? 0) + (report.byScheme.bcrypt ?? 0) > 0, "some legacy hashes");
     assert.equal(report.sessions, 600);
     assert.equal(report.tokens, 300);
+    assert.ok(report.mfa >= report.admins && report.mfa < 300, "every administrator and a few others have a second factor");
     const dry = await bulwark(["contain", "revoke-sessions", "revoke-tokens", "--all", "--dry-run", "--json"], { env: env() });
     assert.equal(dry.code, 0, dry.stderr);
     const counts = JSON.parse(dry.stdout).levers;
     assert.deepEqual(counts["revoke-sessions"].counts, { users: 300, sessions: 600, stamps: 1 }, "the seeded sessions are live and in the table");
     assert.deepEqual(counts["revoke-tokens"].counts, { users: 300, tokens: 300, stamps: 1 });
+    const mfaDry = await bulwark(["contain", "require-mfa-reenrolment", "--all", "--dry-run", "--json"], { env: env() });
+    assert.equal(mfaDry.code, 0, mfaDry.stderr);
+    assert.equal(JSON.parse(mfaDry.stdout).levers["require-mfa-reenrolment"].counts.webauthn, report.mfa, "the seeded factors are what the lever would remove");
     assert.equal((await bulwark(["dev", "seed", "--users", "0"], { env: env() })).code, 2);
     assert.equal((await bulwark(["dev", "seed", "--users", "5", "--legacy-share", "2"], { env: env() })).code, 2);
     const real = await bulwark(["users", "create", "--email", "real@example.org", "--generate-password"], { env: env() });

@@ -1,6 +1,6 @@
 // Synthetic accounts for benchmarks, drills and demos (`bulwark dev seed`): realistic emails, a share of
 // legacy hashes, some administrators, a spread of creation and last-login times, live sessions and API
-// tokens. Fast: multi-row inserts in large transactions (the raw prepared statement on SQLite). Every user
+// tokens, and second factors (passkey rows) for every administrator and a few others. Fast: multi-row inserts in large transactions (the raw prepared statement on SQLite). Every user
 // row is marked seeded = 1. Seeded sessions and tokens store the hash of a secret nobody knows: they fill the
 // tables realistically but cannot be presented (a benchmark that needs a usable one creates it normally).
 import { createHash } from "node:crypto";
@@ -29,6 +29,8 @@ export interface SeedReport {
   admins: number;
   sessions: number;
   tokens: number;
+  /** Users with a second factor (a synthetic passkey): every administrator and responder, and about 5% of the rest. */
+  mfa: number;
   byScheme: Record<string, number>;
   seconds: number;
 }
@@ -50,6 +52,9 @@ const HOUR = 3_600_000;
 const USER_COLUMNS = ["id", "email", "email_key", "display_name", "status", "password_hash", "password_scheme", "password_changed_at", "password_must_change", "created_at", "updated_at", "last_login_at", "seeded"];
 const SESSION_COLUMNS = ["id", "user_id", "secret_hash", "created_at", "last_seen_at", "expires_at", "ip", "user_agent", "aal"];
 const TOKEN_COLUMNS = ["id", "user_id", "name", "secret_hash", "scopes", "created_at", "expires_at", "last_used_at", "last_used_ip", "revoked_at"];
+const PASSKEY_COLUMNS = ["id", "user_id", "public_key", "counter", "transports", "created_at", "last_used_at", "name"];
+// Share of ordinary users with a passkey; every administrator and responder has one (the MFA policy's default).
+const MFA_SHARE = 0.05;
 // Bound parameters per INSERT statement: 6500 stays under SQLite's 32766 and PostgreSQL's 65535, and is past
 // the point where bigger statements stop paying off.
 const PARAMS_PER_STATEMENT = 6500;
@@ -128,6 +133,7 @@ export async function seedUsers(deps: SeedDeps, options: SeedOptions): Promise<S
   const share = options.legacyShare ?? 0.3;
   const byScheme: Record<string, number> = {};
   const admins: Array<{ id: string; role: string }> = [];
+  const withMfa = new Set<string>();
   const total = options.users;
 
   const row = (i: number): Row => {
@@ -147,6 +153,7 @@ export async function seedUsers(deps: SeedDeps, options: SeedOptions): Promise<S
     const r = rand();
     if (r < 0.001 || (i === 0 && total >= 10)) admins.push({ id, role: "admin" });
     else if (r < 0.003) admins.push({ id, role: "responder" });
+    if (r < 0.003 || (i === 0 && total >= 10) || rand() < MFA_SHARE) withMfa.add(id);
     return [id, email, email.normalize("NFC").toLowerCase(), `${first} ${last}`, "active", h.hash, h.scheme, created, 0, created, created, lastLogin, 1];
   };
 
@@ -156,11 +163,19 @@ export async function seedUsers(deps: SeedDeps, options: SeedOptions): Promise<S
   const tokensPerUser = options.tokensPerUser ?? 0;
   // Ids and secret hashes come from one random draw per chunk: a call per row would dominate the run time.
   const hex = (bytes: Uint8Array, at: number): string => Buffer.from(bytes.buffer, bytes.byteOffset + at, 32).toString("hex");
-  const children = (users: Row[]): { sessions: Row[]; tokens: Row[] } => {
+  let passkeyCount = 0;
+  const children = (users: Row[]): { sessions: Row[]; tokens: Row[]; passkeys: Row[] } => {
     const sessions: Row[] = [];
     const tokens: Row[] = [];
+    const passkeys: Row[] = [];
     for (const u of users) {
       const userId = u[0] as string;
+      if (withMfa.has(userId)) {
+        // A synthetic passkey: the shape of a real credential (an id and a COSE key's length), not a usable key.
+        const bytes = random.bytes(96);
+        const created = Number(u[9]);
+        passkeys.push([Buffer.from(bytes.subarray(0, 32)).toString("base64url"), userId, Buffer.from(bytes.subarray(32)).toString("base64url"), 0, '["internal"]', created, null, "seeded passkey"]);
+      }
       if (sessionsPerUser) {
         const bytes = random.bytes(48 * sessionsPerUser);
         for (let k = 0; k < sessionsPerUser; k++) {
@@ -179,15 +194,17 @@ export async function seedUsers(deps: SeedDeps, options: SeedOptions): Promise<S
         }
       }
     }
-    return { sessions, tokens };
+    return { sessions, tokens, passkeys };
   };
   const chunk = async (insert: Inserter, from: number, count: number): Promise<void> => {
     const users: Row[] = [];
     for (let j = 0; j < count; j++) users.push(row(from + j));
     await insert("users", USER_COLUMNS, users);
-    const { sessions, tokens } = children(users);
+    const { sessions, tokens, passkeys } = children(users);
     if (sessions.length) await insert("sessions", SESSION_COLUMNS, sessions);
     if (tokens.length) await insert("api_tokens", TOKEN_COLUMNS, tokens);
+    if (passkeys.length) await insert("webauthn_credentials", PASSKEY_COLUMNS, passkeys);
+    passkeyCount += passkeys.length;
     sessionCount += sessions.length;
     tokenCount += tokens.length;
   };
@@ -257,5 +274,5 @@ export async function seedUsers(deps: SeedDeps, options: SeedOptions): Promise<S
   for (let i = 0; i < admins.length; i += 500) {
     await database.db.insertInto("user_roles").values(admins.slice(i, i + 500).map((a) => ({ user_id: a.id, role: a.role, granted_at: now, granted_by: "seed" }))).execute();
   }
-  return { users: total, admins: admins.length, sessions: sessionCount, tokens: tokenCount, byScheme, seconds: (performance.now() - started) / 1000 };
+  return { users: total, admins: admins.length, sessions: sessionCount, tokens: tokenCount, mfa: passkeyCount, byScheme, seconds: (performance.now() - started) / 1000 };
 }

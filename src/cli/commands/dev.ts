@@ -38,7 +38,7 @@ function register(program: Command, ctx: CliContext): void {
         await app.audit.append({ type: "dev.seeded", actor: `cli:${process.env["USER"] ?? "operator"}`, data: { users: report.users, admins: report.admins, sessions: report.sessions, tokens: report.tokens } });
         if (opts.json) writeJSON(ctx, report);
         else {
-          writeLine(ctx, `seeded ${report.users} users (${report.admins} with an administrative or responder role), ${report.sessions} sessions and ${report.tokens} API tokens in ${report.seconds.toFixed(1)} s`);
+          writeLine(ctx, `seeded ${report.users} users (${report.admins} with an administrative or responder role), ${report.sessions} sessions, ${report.tokens} API tokens and ${report.mfa} users with a passkey in ${report.seconds.toFixed(1)} s`);
           writeLine(ctx, `  hash schemes: ${Object.entries(report.byScheme).map(([k, v]) => `${k} ${v}`).join(", ")}`);
         }
         return EXIT.ok;
