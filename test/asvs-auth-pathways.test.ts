@@ -47,6 +47,7 @@ const DOCUMENTED_PUBLIC = new Set([
   "POST /auth/password/reset/webauthn/options",
   "POST /auth/password/reset/complete",
   "POST /auth/register",
+  "POST /auth/email/confirm",
 ]);
 
 /** Refusals that mean "you are not signed in (the right way)": the guard's, the API guard's and requireSession's. */

@@ -305,4 +305,16 @@ export interface Schema {
   contain_changes: ContainChangesTable;
   identities: IdentitiesTable;
   password_reset_tokens: PasswordResetTokensTable;
+  email_change_tokens: EmailChangeTokensTable;
+}
+
+/** Pending email-address changes (migration 9, src/accounts/email-change). */
+export interface EmailChangeTokensTable {
+  id: string;
+  user_id: string;
+  new_email: string;
+  secret_hash: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
 }

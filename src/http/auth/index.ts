@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import type { App } from "../../app/types.ts";
 import { registerAuthHooks } from "./authenticate.ts";
 import { registerFormParser } from "./form-body.ts";
+import { registerEmailRoutes } from "./routes/email-routes.ts";
 import { registerMfaRoutes } from "./routes/mfa-routes.ts";
 import { registerPasswordRoutes } from "./routes/password-routes.ts";
 import { registerReauthRoutes } from "./routes/reauth-routes.ts";
@@ -23,4 +24,5 @@ export function registerAuth(server: FastifyInstance, app: App): void {
   registerReauthRoutes(server, app);
   registerRegisterRoutes(server, app);
   registerMfaRoutes(server, app);
+  registerEmailRoutes(server, app);
 }

@@ -1,0 +1,62 @@
+// The three mails of an email change: the confirmation link (to the new address), the "someone tried to use
+// this address" note (to a new address that already has an account: no link), and the security notice to
+// the old address that a change was requested (so a hijacker is noticed before the change completes).
+import { PRIORITY, type NewMessage } from "../../notify/index.ts";
+
+export interface EmailChangeMailContext {
+  /** BULWARK_PUBLIC_URL: the link is built from configuration, never from a request's Host (link poisoning). */
+  publicURL: string;
+  serviceName: string;
+}
+
+/** The confirmation link: in the fragment, so it reaches neither server logs nor a Referer header. */
+export function emailChangeLink(publicURL: string, token: string): string {
+  return `${publicURL}/confirm-email#token=${token}`;
+}
+
+function minutes(ms: number): string {
+  return `${Math.round(ms / 60_000)} minutes`;
+}
+
+/** The mail carrying the link, to the new address. */
+export function composeConfirmMail(to: string, token: string, context: EmailChangeMailContext, lifetimeMs: number, key: string): NewMessage {
+  const name = context.serviceName;
+  const text = [
+    "Hello,", "",
+    `Someone (hopefully you) asked to make this the email address of their ${name} account.`,
+    `Open this link within ${minutes(lifetimeMs)} to confirm; it works once:`, "",
+    emailChangeLink(context.publicURL, token), "",
+    "If you did not ask for this, ignore this message: nothing changes unless the link is opened.", "",
+  ].join("\n");
+  return { idempotencyKey: key, to, subject: `${name}: confirm your new email address`, text, kind: "account.email-change-link", priority: PRIORITY.security };
+}
+
+/**
+ * The note to an address that already belongs to an account: no link (it could only fail), and the same
+ * HTTP answer as for a free address, so the form does not tell whether an address is registered (ASVS 6.3.8).
+ */
+export function composeAttemptMail(to: string, context: EmailChangeMailContext, key: string): NewMessage {
+  const name = context.serviceName;
+  const text = [
+    "Hello,", "",
+    `Someone asked to move another ${name} account to this email address. This address already belongs to an account, so nothing was changed.`, "",
+    "If this was you, sign in with this address instead. If it was not, there is nothing to do; your account is unaffected.", "",
+  ].join("\n");
+  return { idempotencyKey: key, to, subject: `${name}: someone tried to use your email address`, text, kind: "account.email-change-attempt", priority: PRIORITY.security };
+}
+
+/** The security notice to the current (old) address when a change is requested (ASVS 6.3.7). */
+export function composeRequestedNotice(to: string, newEmail: string, context: EmailChangeMailContext & { at: number }, key: string): NewMessage {
+  const name = context.serviceName;
+  const when = new Date(context.at).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
+  const text = [
+    "Hello,", "",
+    `Someone signed in to your ${name} account asked to change its email address to ${newEmail}.`,
+    `When: ${when}.`,
+    "The change happens only if the link sent to that address is opened.", "",
+    "If this was you, there is nothing to do.",
+    "If it was not you, your account may be compromised: reset your password now, which signs out every session and cancels the pending change.", "",
+    `This is an automatic security notice from ${name}. You receive it whatever your mail preferences, because it concerns the security of your account.`, "",
+  ].join("\n");
+  return { idempotencyKey: key, to, subject: `${name}: a change of your email address was requested`, text, kind: "security.email-change-requested", priority: PRIORITY.security };
+}

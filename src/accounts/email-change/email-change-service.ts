@@ -1,0 +1,178 @@
+// Email-address changes over Kysely (SQLite and PostgreSQL alike): request (a single-use, 30-minute link to the
+// new address, a notice to the old one, superseding earlier requests, 3 per hour), then confirm once — the
+// token redeemed and the address changed in one transaction. The HTTP layer owns freshness, sessions, audit.
+import type { Kysely } from "kysely";
+import { newId } from "../../crypto/tokens.ts";
+import type { Clock } from "../../lib/clock.ts";
+import type { RandomSource } from "../../lib/random.ts";
+import type { Outbox } from "../../notify/index.ts";
+import type { Database } from "../../store/database.ts";
+import type { Schema } from "../../store/schema.ts";
+import { identifierKey, validateEmail } from "../users/normalise.ts";
+import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
+import { emailChangeErrors } from "./errors.ts";
+import { emailChangeSecretMatches, generateEmailChangeToken, parseEmailChangeToken } from "./token.ts";
+
+export interface EmailChangePolicy {
+  /** How long a link works: long enough to open a mail, short enough to limit a leaked link. */
+  lifetimeMs: number;
+  /** At most this many requests per account per window: the form must not become a mail cannon. */
+  maxPerWindow: number;
+  windowMs: number;
+}
+
+export const DEFAULT_EMAIL_CHANGE_POLICY: Readonly<EmailChangePolicy> = Object.freeze({ lifetimeMs: 30 * 60_000, maxPerWindow: 3, windowMs: 60 * 60_000 });
+
+export type EmailChangeRefusal = "malformed" | "unknown" | "bad-secret" | "expired" | "used";
+
+export type EmailChangeCheck =
+  | { valid: true; tokenId: string; userId: string; newEmail: string; createdAt: number; expiresAt: number }
+  | { valid: false; reason: EmailChangeRefusal };
+
+/** What a request did, for logs and audit only: the HTTP answer is the same for all three. */
+export type EmailChangeRequestOutcome = "queued" | "address-taken" | "rate-limited";
+
+/** A completed change. */
+export interface EmailChanged {
+  userId: string;
+  oldEmail: string;
+  newEmail: string;
+}
+
+export interface EmailChangeService {
+  readonly policy: Readonly<EmailChangePolicy>;
+  /**
+   * Records a request to move `user` to `newEmail` and queues its mails, all in one transaction (committed
+   * before the caller answers). A free address gets the link; an address of another account gets a note with
+   * no link; the old address is told in both cases. Earlier open links of the user are superseded. Past
+   * `maxPerWindow` requests in `windowMs` nothing is written or sent. Throws on an invalid address or the
+   * account's own.
+   */
+  request(user: { id: string; email: string }, newEmail: string, context: EmailChangeMailContext): Promise<EmailChangeRequestOutcome>;
+  /** Checks a presented token without using it up. */
+  check(token: unknown): Promise<EmailChangeCheck>;
+  /**
+   * Confirms a change: redeems the token (exactly one caller wins, even concurrently; the user's other open
+   * links die with it) and changes the address, in one transaction with `within` (the caller's extra writes).
+   * Throws `refused` for a bad, expired or used link, for an account no longer active, and for a link older than
+   * the account's last password change or session revocation; `taken` (nothing changes) when another account
+   * took the address meanwhile.
+   */
+  confirm(token: unknown, options?: { within?: (trx: Kysely<Schema>, change: EmailChanged) => Promise<void> }): Promise<EmailChanged>;
+  /** Supersedes every open link of a user. Returns how many. */
+  revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number>;
+  /** Deletes rows older than both the rate window and the link lifetime. Returns how many. */
+  purgeExpired(): Promise<number>;
+}
+
+const UNIQUE_VIOLATION = /unique|constraint/i;
+
+/**
+ * Builds the email-change service.
+ *
+ * @example
+ * const changes = createEmailChangeService({ database, clock: systemClock, random: systemRandom, outbox });
+ * await changes.request(user, "new@example.org", { publicURL, serviceName }); // mails queued
+ * const changed = await changes.confirm(tokenFromTheLink);                  // { userId, oldEmail, newEmail }
+ */
+export function createEmailChangeService(deps: { database: Database; clock: Clock; random: RandomSource; outbox: Outbox; policy?: Partial<EmailChangePolicy> }): EmailChangeService {
+  const { database, clock, random, outbox } = deps;
+  const policy = Object.freeze({ ...DEFAULT_EMAIL_CHANGE_POLICY, ...deps.policy });
+  for (const [name, value] of Object.entries(policy)) {
+    if (!Number.isSafeInteger(value) || value <= 0) throw new TypeError(`email change policy: ${name} must be a positive whole number, got ${String(value)}`);
+  }
+  const db = database.db;
+
+  async function look(token: unknown, target: Kysely<Schema>): Promise<EmailChangeCheck> {
+    const parsed = parseEmailChangeToken(token);
+    if (!parsed) return { valid: false, reason: "malformed" };
+    const row = await target.selectFrom("email_change_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
+    if (!row) return { valid: false, reason: "unknown" };
+    // The secret first: knowing an id must reveal nothing about the row's state.
+    if (!emailChangeSecretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "bad-secret" };
+    if (row.used_at !== null) return { valid: false, reason: "used" };
+    if (clock.now() >= Number(row.expires_at)) return { valid: false, reason: "expired" };
+    return { valid: true, tokenId: row.id, userId: row.user_id, newEmail: row.new_email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at) };
+  }
+
+  async function revokeAll(userId: string, executor: Kysely<Schema> = db): Promise<number> {
+    const result = await executor.updateTable("email_change_tokens").set({ used_at: clock.now() }).where("user_id", "=", userId).where("used_at", "is", null).executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  return {
+    policy,
+    async request(user, newEmail, context) {
+      const address = validateEmail(newEmail);
+      const key = identifierKey(address);
+      if (key === identifierKey(user.email)) throw emailChangeErrors.unchanged();
+      return database.transaction(async (trx): Promise<EmailChangeRequestOutcome> => {
+        const now = clock.now();
+        const recent = await trx
+          .selectFrom("email_change_tokens").select((eb) => eb.fn.countAll<number>().as("n"))
+          .where("user_id", "=", user.id).where("created_at", ">", now - policy.windowMs)
+          .executeTakeFirstOrThrow();
+        if (Number(recent.n) >= policy.maxPerWindow) return "rate-limited";
+        // Both paths below run the same statements (a lookup, a supersede, an insert, two messages), so the
+        // time of the answer does not tell whether the address is registered either (ASVS 6.3.8).
+        const owner = await trx.selectFrom("users").select("id").where("email_key", "=", key).executeTakeFirst();
+        await revokeAll(user.id, trx);
+        const fresh = generateEmailChangeToken(random);
+        // A taken address gets no link: its row is born used, and counts towards the hourly limit all the same.
+        await trx.insertInto("email_change_tokens").values({
+          id: fresh.id, user_id: user.id, new_email: address, secret_hash: fresh.secretHash, created_at: now,
+          expires_at: now + policy.lifetimeMs, used_at: owner ? now : null,
+        }).execute();
+        await outbox.enqueue(owner
+          ? composeAttemptMail(address, context, `account.email-change-attempt:${fresh.id}`)
+          : composeConfirmMail(address, fresh.token, context, policy.lifetimeMs, `account.email-change-link:${fresh.id}`), trx);
+        // The old address hears of it at once: a hijacker moving the account away is noticed before the link is used.
+        await outbox.enqueue(composeRequestedNotice(user.email, address, { ...context, at: now }, `security.email-change-requested:${fresh.id}`), trx);
+        return owner ? "address-taken" : "queued";
+      });
+    },
+    check: (token) => look(token, db),
+    async confirm(token, options = {}) {
+      return database.transaction(async (trx) => {
+        const found = await look(token, trx);
+        if (!found.valid) throw emailChangeErrors.refused();
+        const now = clock.now();
+        // The conditional UPDATE is the single point of truth: of two concurrent confirms only one changes the row.
+        const used = await trx.updateTable("email_change_tokens").set({ used_at: now })
+          .where("id", "=", found.tokenId).where("used_at", "is", null).where("expires_at", ">", now)
+          .executeTakeFirst();
+        if (Number(used.numUpdatedRows) !== 1) throw emailChangeErrors.refused();
+        await revokeAll(found.userId, trx);
+        const user = await trx.selectFrom("users").select(["email", "email_key", "status", "locked_at", "password_changed_at"]).where("id", "=", found.userId).executeTakeFirst();
+        if (!user || user.status !== "active" || user.locked_at !== null) throw emailChangeErrors.refused();
+        // A link asked for before the owner changed the password or had the sessions revoked dies with them:
+        // the owner's remedy against a hijacker (reset the password) must also cancel the hijacker's change.
+        if (user.password_changed_at !== null && Number(user.password_changed_at) > found.createdAt) throw emailChangeErrors.refused();
+        const stamps = await trx.selectFrom("revocation_stamps").select("not_before").where("scope", "in", ["global", `user:${found.userId}`]).execute();
+        if (stamps.some((s) => Number(s.not_before) > found.createdAt)) throw emailChangeErrors.refused();
+        const key = identifierKey(found.newEmail);
+        const owner = await trx.selectFrom("users").select("id").where("email_key", "=", key).where("id", "!=", found.userId).executeTakeFirst();
+        if (owner) throw emailChangeErrors.taken();
+        try {
+          // Compare-and-set on the old key: a concurrent change of the same account cannot be overwritten.
+          const changed = await trx.updateTable("users").set({ email: found.newEmail, email_key: key, updated_at: now })
+            .where("id", "=", found.userId).where("email_key", "=", user.email_key).executeTakeFirst();
+          if (Number(changed.numUpdatedRows) !== 1) throw emailChangeErrors.refused();
+        } catch (cause) {
+          // Another account took the address between the lookup and the update (the unique index decides).
+          if (cause instanceof Error && UNIQUE_VIOLATION.test(cause.message)) throw emailChangeErrors.taken();
+          throw cause;
+        }
+        const change: EmailChanged = { userId: found.userId, oldEmail: user.email, newEmail: found.newEmail };
+        if (options.within) await options.within(trx, change);
+        return change;
+      });
+    },
+    revokeAll,
+    async purgeExpired() {
+      // Rows are kept for the rate window even when used: they are what the per-account limit counts.
+      const result = await db.deleteFrom("email_change_tokens").where("created_at", "<=", clock.now() - Math.max(policy.windowMs, policy.lifetimeMs)).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  } satisfies EmailChangeService;
+}

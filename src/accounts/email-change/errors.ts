@@ -1,0 +1,16 @@
+// Errors of the email-change module, each with a stable code. A bad, expired or used link is an expected
+// outcome of check/redeem (a value); `refused` is what the HTTP layer throws for it.
+import { BulwarkError } from "../../lib/errors.ts";
+
+export class EmailChangeError extends BulwarkError {}
+
+export const emailChangeErrors = {
+  /** One message for every refusal: a client cannot tell a guessed id from an expired or used link. */
+  refused: (): EmailChangeError =>
+    new EmailChangeError("BULWARK_ERR_EMAIL_CHANGE_TOKEN", "input", "this email confirmation link is invalid, expired or already used; ask for the change again"),
+  /** The address is the account's own already: nothing to change. */
+  unchanged: (): EmailChangeError => new EmailChangeError("BULWARK_ERR_EMAIL_UNCHANGED", "input", "newEmail is already this account's address"),
+  /** At confirmation, another account holds the address now (it was free when the link was sent). */
+  taken: (): EmailChangeError =>
+    new EmailChangeError("BULWARK_ERR_EMAIL_TAKEN", "conflict", "another account uses this email address now; the address was not changed"),
+};

@@ -1,0 +1,79 @@
+// POST /auth/email/change and /auth/email/confirm: changing the account's address. The request needs a fresh
+// session (ASVS 7.5.1) and answers the same whether or not the address is registered; the link goes to the new
+// address and a notice to the old one; confirming ends every session and mails both addresses (ASVS 6.3.7).
+import type { FastifyInstance } from "fastify";
+import { createEmailChangeService, type EmailChangeService } from "../../../accounts/email-change/index.ts";
+import { clearSessionCookie } from "../../../accounts/sessions/index.ts";
+import type { App } from "../../../app/types.ts";
+import { fingerprint } from "../../../crypto/tokens.ts";
+import { httpAuthErrors } from "../errors.ts";
+import { auditAndNotify, requestContext, requireSession, str } from "../helpers.ts";
+
+/** The one answer to every accepted change request, whether the address is free, taken, or over the limit. */
+export const EMAIL_CHANGE_ACCEPTED = {
+  status: "accepted",
+  message: "If this address can be used, a message with a confirmation link is on its way to it. Your current address has been told of the request.",
+} as const;
+
+const services = new WeakMap<App, EmailChangeService>();
+
+/** The app's email-change service, built once per app (it needs only the database, clock, random and outbox). */
+export function emailChangesOf(app: App): EmailChangeService {
+  let service = services.get(app);
+  if (!service) {
+    service = createEmailChangeService({ database: app.db, clock: app.clock, random: app.random, outbox: app.accounts.outbox });
+    services.set(app, service);
+  }
+  return service;
+}
+
+export function registerEmailRoutes(server: FastifyInstance, app: App): void {
+  server.post<{ Body: { newEmail: string } }>(
+    "/auth/email/change",
+    {
+      schema: { body: { type: "object", required: ["newEmail"], properties: { newEmail: str(1024), _csrf: str(200, 0) } } },
+      // Fresh session only (ASVS 7.5.1): a stolen, idle cookie cannot move the account to the thief's mailbox.
+      config: { access: "authenticated", reauth: "required" },
+    },
+    async (request, reply) => {
+      const { auth } = requireSession(request);
+      const ctx = requestContext(request);
+      const user = await app.accounts.users.getById(auth.userId);
+      if (!user) throw httpAuthErrors.sessionRequired();
+      const outcome = await emailChangesOf(app).request(user, request.body.newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName });
+      if (outcome === "rate-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the account reached");
+      // The audit log keeps a fingerprint of the address, not the address: it names no other person's mailbox.
+      await app.audit.append({
+        type: "auth.email.change-requested", actor: user.id, subject: user.id, requestId: request.id,
+        data: { ip: ctx.ip, outcome, newEmail: `id:${fingerprint(request.body.newEmail.trim().toLowerCase())}` },
+      });
+      // Same status and body whatever happened (ASVS 6.3.8): the form tells nobody whether an address is registered.
+      return reply.status(202).send(EMAIL_CHANGE_ACCEPTED);
+    },
+  );
+
+  server.post<{ Body: { token: string } }>(
+    "/auth/email/confirm",
+    {
+      schema: { body: { type: "object", required: ["token"], properties: { token: str(200), _csrf: str(200, 0) } } },
+      // Public: the link may be opened in another browser. Cross-site browser POSTs are refused (pre-login CSRF).
+      config: { access: "public", csrf: "pre-login" },
+    },
+    async (request, reply) => {
+      const changed = await emailChangesOf(app).confirm(request.body.token, {
+        // Reset links already mailed to the old address die with the change: that mailbox no longer controls the account.
+        within: async (trx, change) => { await app.accounts.passwordReset.revokeAll(change.userId, trx); },
+      });
+      // Every session ends (ASVS 7.4.3), and the stamp refuses any that a racing request might still create:
+      // a hijacked session dies with the change; the owner signs in afresh with the new address.
+      const ended = await app.accounts.sessions.endAll(changed.userId);
+      await app.accounts.sessions.revokeUser(changed.userId);
+      if (request.cookieSession?.session.userId === changed.userId) void reply.header("set-cookie", clearSessionCookie());
+      await auditAndNotify(app, request, {
+        type: "auth.email.changed", userId: changed.userId, data: { sessionsEnded: ended },
+        notice: { type: "email-changed", oldEmail: changed.oldEmail, newEmail: changed.newEmail },
+      });
+      return { status: "changed", sessionsEnded: ended };
+    },
+  );
+}

@@ -1,0 +1,227 @@
+// Changing the account's email address over HTTP, written as attacks that must fail — a stale (stolen) session,
+// a forged, tampered, expired, superseded or reused link, an address taken meanwhile, enumeration through the
+// form — and the notices both addresses get (ASVS 6.3.7, 7.5.1), read from a real in-process SMTP server.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { EMAIL_CHANGE_ACCEPTED } from "../src/http/auth/routes/email-routes.ts";
+import { authFixture, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+
+const MINUTE = 60_000;
+const LINK = /https:\/\/bulwark\.test\/confirm-email#token=(ect_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
+
+let fx: AuthFixture;
+before(async () => {
+  fx = await authFixture();
+});
+after(async () => {
+  await fx.close();
+});
+
+/** A user signed in (fresh) in one browser. */
+async function signedIn(email: string): Promise<{ id: string; email: string; password: string; b: Browser }> {
+  const user = await fx.user(email);
+  const b = fx.browser();
+  const res = await b.login(user.email, user.password);
+  assert.equal(res.statusCode, 200, res.body);
+  return { ...user, b };
+}
+
+function requestChange(b: Browser, newEmail: string): ReturnType<Browser["request"]> {
+  return b.request("POST", "/auth/email/change", { csrf: true, body: { newEmail } });
+}
+
+function confirm(token: string, b: Browser = fx.browser()): ReturnType<Browser["request"]> {
+  return b.request("POST", "/auth/email/confirm", { body: { token } });
+}
+
+/** Delivers the queue over SMTP and returns the mails to `address` with the given subject part. */
+async function mails(address: string, subject: RegExp): Promise<Array<{ subject: string; body: string }>> {
+  await fx.deliver();
+  return fx.mailTo(address).filter((m) => subject.test(m.subject));
+}
+
+/** The token in the newest confirmation mail to `address`. */
+async function linkFor(address: string): Promise<string> {
+  const last = (await mails(address, /confirm your new email address/)).at(-1);
+  assert.ok(last, `no confirmation mail to ${address}`);
+  const m = LINK.exec(last.body);
+  assert.ok(m, `no link in: ${last.body}`);
+  return m[1] as string;
+}
+
+async function emailOf(userId: string): Promise<string | undefined> {
+  return (await fx.app.accounts.users.getById(userId))?.email;
+}
+
+describe("POST /auth/email/change", () => {
+  it("attack: a stolen cookie that is no longer fresh cannot request a change, even with a CSRF token (ASVS 7.5.1)", async () => {
+    const ana = await signedIn("stale@example.org");
+    const csrf = await ana.b.csrf();
+    fx.clock.advance(11 * MINUTE);
+    const thief = fx.browser();
+    thief.cookie = ana.b.cookie;
+    const refused = await thief.request("POST", "/auth/email/change", { csrf, body: { newEmail: "thief-stale@evil.example" } });
+    assert.equal(refused.statusCode, 403);
+    assert.equal(refused.json().error.code, "BULWARK_ERR_REAUTH_REQUIRED");
+    assert.equal((await mails("thief-stale@evil.example", /./)).length, 0, "no mail to the thief's address");
+    // The owner re-authenticates and may then ask.
+    const reauth = await ana.b.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: ana.password } });
+    assert.equal(reauth.statusCode, 200, reauth.body);
+    assert.equal((await requestChange(ana.b, "stale-new@example.org")).statusCode, 202);
+  });
+
+  it("attack: a cross-site request or one without a CSRF token is refused (ASVS 3.5.1)", async () => {
+    const ana = await signedIn("csrf-email@example.org");
+    const noToken = await ana.b.request("POST", "/auth/email/change", { body: { newEmail: "csrf-new@example.org" } });
+    assert.equal(noToken.statusCode, 403);
+    const crossSite = await ana.b.request("POST", "/auth/email/change", { csrf: true, body: { newEmail: "csrf-new@example.org" }, headers: { origin: "https://evil.example", "sec-fetch-site": "cross-site" } });
+    assert.equal(crossSite.statusCode, 403);
+    const anonymous = await fx.browser().request("POST", "/auth/email/change", { body: { newEmail: "csrf-new@example.org" } });
+    assert.equal(anonymous.statusCode, 401);
+    assert.equal((await mails("csrf-new@example.org", /./)).length, 0);
+  });
+
+  it("refuses an invalid address and the account's own, naming what is wrong", async () => {
+    const ana = await signedIn("Own@Example.org");
+    const own = await requestChange(ana.b, " own@example.ORG ");
+    assert.equal(own.statusCode, 400);
+    assert.equal(own.json().error.code, "BULWARK_ERR_EMAIL_UNCHANGED");
+    const bad = await requestChange(ana.b, "not an address");
+    assert.equal(bad.statusCode, 400);
+    assert.equal(bad.json().error.code, "BULWARK_ERR_EMAIL_INVALID");
+    assert.equal(await emailOf(ana.id), "Own@Example.org", "bad input changes nothing");
+  });
+
+  it("attack: enumeration — a free and a taken address get the same status and body; the taken one gets no link (ASVS 6.3.8)", async () => {
+    await fx.user("taken@example.org");
+    const ana = await signedIn("enum-a@example.org");
+    const bo = await signedIn("enum-b@example.org");
+    const free = await requestChange(ana.b, "free@example.org");
+    const taken = await requestChange(bo.b, "taken@example.org");
+    assert.equal(free.statusCode, 202);
+    assert.equal(taken.statusCode, 202);
+    assert.equal(free.body, taken.body);
+    assert.deepEqual(free.json(), EMAIL_CHANGE_ACCEPTED);
+    assert.ok(LINK.test((await mails("free@example.org", /./))[0]?.body ?? ""), "the free address gets a link");
+    const attempt = await mails("taken@example.org", /./);
+    assert.equal(attempt.length, 1);
+    assert.match(attempt[0]?.subject ?? "", /someone tried to use your email address/);
+    assert.doesNotMatch(attempt[0]?.body ?? "", /confirm-email|ect_/, "no link to an address that belongs to someone else");
+    // Each requester's old address hears of the request in the same words either way (ASVS 6.3.7).
+    assert.equal((await mails("enum-a@example.org", /a change of your email address was requested/)).length, 1);
+    assert.equal((await mails("enum-b@example.org", /a change of your email address was requested/)).length, 1);
+    assert.equal(await emailOf(bo.id), "enum-b@example.org");
+  });
+
+  it("throttles to 3 requests per account per hour, silently", async () => {
+    const ana = await signedIn("throttle@example.org");
+    for (let i = 0; i < 4; i++) {
+      const res = await requestChange(ana.b, `throttle-${i}@example.org`);
+      assert.equal(res.statusCode, 202);
+      assert.deepEqual(res.json(), EMAIL_CHANGE_ACCEPTED);
+    }
+    assert.equal((await mails("throttle-2@example.org", /./)).length, 1);
+    assert.equal((await mails("throttle-3@example.org", /./)).length, 0, "the fourth request sends nothing");
+    assert.equal((await mails("throttle@example.org", /was requested/)).length, 3);
+  });
+});
+
+describe("POST /auth/email/confirm", () => {
+  it("changes the address once: both addresses are told, every session ends, only the new address signs in (ASVS 6.3.7, 7.4.3)", async () => {
+    const ana = await signedIn("old@example.org");
+    const phone = fx.browser();
+    assert.equal((await phone.login(ana.email, ana.password)).statusCode, 200);
+    assert.equal((await requestChange(ana.b, "New@example.org")).statusCode, 202);
+    const requested = await mails("old@example.org", /a change of your email address was requested/);
+    assert.equal(requested.length, 1, "the old address is told at request time");
+    assert.match(requested[0]?.body ?? "", /New@example\.org/);
+    const token = await linkFor("New@example.org");
+    assert.equal(await emailOf(ana.id), "old@example.org", "nothing changes before the link is used");
+    fx.clock.advance(MINUTE);
+    // Opened in another browser (the link is public); the same-origin page posts the token from the fragment.
+    const done = await confirm(token);
+    assert.equal(done.statusCode, 200, done.body);
+    assert.equal(done.json().sessionsEnded, 2);
+    assert.equal(await emailOf(ana.id), "New@example.org");
+    assert.equal((await ana.b.request("GET", "/auth/session")).json().authenticated, false, "the requesting session ended");
+    assert.equal((await phone.request("GET", "/auth/session")).json().authenticated, false, "every other session ended");
+    fx.clock.advance(1000);
+    assert.equal((await fx.browser().login("new@example.org", ana.password)).statusCode, 200, "the new address signs in");
+    assert.equal((await fx.browser().login("old@example.org", ana.password)).statusCode, 401, "the old one does not");
+    const oldNotice = await mails("old@example.org", /your email address was changed/);
+    assert.equal(oldNotice.length, 1, "the old address is told at completion");
+    assert.match(oldNotice[0]?.body ?? "", /changed from old@example\.org to New@example\.org/);
+    assert.equal((await mails("New@example.org", /your email address was changed/)).length, 1);
+    const events = await fx.app.db.db.selectFrom("audit_events").select(["type"]).where("subject", "=", ana.id).execute();
+    assert.ok(events.some((e) => e.type === "auth.email.change-requested"));
+    assert.ok(events.some((e) => e.type === "auth.email.changed"));
+    // Reused: the link works once.
+    const again = await confirm(token);
+    assert.equal(again.statusCode, 400);
+    assert.equal(again.json().error.code, "BULWARK_ERR_EMAIL_CHANGE_TOKEN");
+  });
+
+  it("attack: forged, tampered, expired and superseded links are refused with one answer (ASVS 6.4.1)", async () => {
+    const ana = await signedIn("forge@example.org");
+    await requestChange(ana.b, "forge-1@example.org");
+    const superseded = await linkFor("forge-1@example.org");
+    await requestChange(ana.b, "forge-2@example.org");
+    const live = await linkFor("forge-2@example.org");
+    const [id, secret] = live.split(".") as [string, string];
+    const forged = `ect_${"a".repeat(26)}.${secret}`;
+    const tampered = `${id}.${secret.slice(0, -1)}${secret.endsWith("A") ? "B" : "A"}`;
+    const resetShaped = live.replace(/^ect_/, "prt_");
+    const bodies = new Set<string>();
+    for (const token of [forged, tampered, superseded, resetShaped, "", "x".repeat(150)]) {
+      const res = await confirm(token);
+      assert.equal(res.statusCode, 400, `${token.slice(0, 20)} → ${res.body}`);
+      if (token.length > 0 && token.length <= 74) bodies.add(JSON.stringify(res.json().error.code));
+    }
+    assert.deepEqual([...bodies], ['"BULWARK_ERR_EMAIL_CHANGE_TOKEN"']);
+    fx.clock.advance(31 * MINUTE);
+    const expired = await confirm(live);
+    assert.equal(expired.statusCode, 400);
+    assert.equal(expired.json().error.code, "BULWARK_ERR_EMAIL_CHANGE_TOKEN");
+    assert.equal(await emailOf(ana.id), "forge@example.org");
+  });
+
+  it("attack: a cross-site POST of a valid link is refused (login CSRF), and the link stays usable", async () => {
+    const ana = await signedIn("xsite@example.org");
+    await requestChange(ana.b, "xsite-new@example.org");
+    const token = await linkFor("xsite-new@example.org");
+    const cross = await fx.browser().request("POST", "/auth/email/confirm", { body: { token }, headers: { origin: "https://evil.example", "sec-fetch-site": "cross-site" } });
+    assert.equal(cross.statusCode, 403);
+    assert.equal(await emailOf(ana.id), "xsite@example.org");
+    assert.equal((await confirm(token)).statusCode, 200);
+  });
+
+  it("attack: confirming onto an address another account took meanwhile answers 409 and changes nothing", async () => {
+    const ana = await signedIn("race@example.org");
+    await requestChange(ana.b, "contested@example.org");
+    const token = await linkFor("contested@example.org");
+    await fx.user("CONTESTED@example.org");
+    const res = await confirm(token);
+    assert.equal(res.statusCode, 409);
+    assert.equal(res.json().error.code, "BULWARK_ERR_EMAIL_TAKEN");
+    assert.equal(await emailOf(ana.id), "race@example.org");
+    assert.equal((await ana.b.request("GET", "/auth/session")).json().authenticated, true, "no session ended");
+    assert.equal((await mails("race@example.org", /your email address was changed/)).length, 0, "no change notice");
+  });
+
+  it("attack: the owner's password reset cancels a hijacker's pending change", async () => {
+    const ana = await signedIn("hijacked@example.org");
+    await requestChange(ana.b, "hijacker@evil.example");
+    const token = await linkFor("hijacker@evil.example");
+    // The owner reads the notice at the old address and resets the password.
+    fx.clock.advance(MINUTE);
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: ana.email } })).statusCode, 202);
+    await fx.deliver();
+    const reset = /reset-password#token=(prt_[^\s]+)/.exec(fx.mailTo(ana.email).filter((m) => /reset your password/.test(m.subject)).at(-1)?.body ?? "")?.[1];
+    assert.ok(reset);
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: reset, newPassword: "harbour lantern quietly hums" } })).statusCode, 200);
+    fx.clock.advance(MINUTE);
+    const res = await confirm(token);
+    assert.equal(res.statusCode, 400);
+    assert.equal(await emailOf(ana.id), "hijacked@example.org");
+  });
+});
