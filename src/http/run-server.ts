@@ -5,6 +5,7 @@ import type { App } from "../app/types.ts";
 import { containDeps, resumableJobs } from "../contain/index.ts";
 import { jobRunnerOf } from "./api/index.ts";
 import { startMailRunner, type MailRunner } from "./mail-runner.ts";
+import { startMaintenance } from "./maintenance.ts";
 import { buildServer, type ServerOptions } from "./server.ts";
 
 export interface RunningServer {
@@ -14,7 +15,7 @@ export interface RunningServer {
   close(reason?: string): Promise<void>;
 }
 
-export async function runServer(app: App, options: ServerOptions & { handleSignals?: boolean; mailIdleMs?: number } = {}): Promise<RunningServer> {
+export async function runServer(app: App, options: ServerOptions & { handleSignals?: boolean; mailIdleMs?: number; maintenanceIntervalMs?: number } = {}): Promise<RunningServer> {
   const server = await buildServer(app, options);
   await server.listen({ host: app.config.host, port: app.config.port });
   const address = server.server.address();
@@ -25,12 +26,14 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
   // The outbox sender delivers security notices and reset links while the server runs.
   const mail: MailRunner = await startMailRunner(app, options.mailIdleMs === undefined ? {} : { idleMs: options.mailIdleMs });
   await resumeContainment(app, server);
+  const maintenance = startMaintenance(app, options.maintenanceIntervalMs === undefined ? {} : { intervalMs: options.maintenanceIntervalMs });
 
   let closing: Promise<void> | null = null;
   const close = (reason: string = "shutdown"): Promise<void> => {
     closing ??= (async () => {
       await server.close();
       try {
+        await maintenance.stop();
         await mail.stop();
         await app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } });
         await app.audit.checkpoint();

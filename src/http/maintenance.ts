@@ -1,0 +1,57 @@
+// Housekeeping while the server runs: expired sessions, spent or expired reset and email-change links, old
+// flood-control events and stale WebAuthn challenges are deleted on a timer, so the tables a request reads
+// stay the size of what is live. Each step is one indexed DELETE; a failing step is logged and the others run.
+import type { App } from "../app/types.ts";
+import { createEmailChangeService } from "../accounts/email-change/index.ts";
+
+export interface Maintenance {
+  /** Runs every step once now; returns how many rows each step removed (-1 for a step that failed). */
+  runOnce(): Promise<Record<string, number>>;
+  /** Stops the timer and waits for a run in progress. */
+  stop(): Promise<void>;
+}
+
+/** Every 15 minutes by default: often enough that nothing piles up, rare enough to cost nothing. */
+export const MAINTENANCE_INTERVAL_MS = 15 * 60_000;
+
+export function startMaintenance(app: App, options: { intervalMs?: number } = {}): Maintenance {
+  const emailChanges = createEmailChangeService({ database: app.db, clock: app.clock, random: app.random, outbox: app.accounts.outbox });
+  const steps: Record<string, () => Promise<number>> = {
+    sessions: () => app.accounts.sessions.purgeExpired(),
+    passwordResetLinks: () => app.accounts.passwordReset.purgeExpired(),
+    emailChangeLinks: () => emailChanges.purgeExpired(),
+    floodEvents: () => app.accounts.flood.prune(),
+    webauthnChallenges: async () => {
+      const result = await app.db.db.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+  let running: Promise<Record<string, number>> | null = null;
+  const runOnce = (): Promise<Record<string, number>> => {
+    running ??= (async () => {
+      const removed: Record<string, number> = {};
+      for (const [name, step] of Object.entries(steps)) {
+        try {
+          removed[name] = await step();
+        } catch (error) {
+          removed[name] = -1;
+          app.logger.error({ err: error, step: name }, "maintenance step failed; the next run tries again");
+        }
+      }
+      if (Object.values(removed).some((n) => n !== 0)) app.logger.info({ removed }, "maintenance: expired rows removed");
+      return removed;
+    })().finally(() => {
+      running = null;
+    });
+    return running;
+  };
+  const timer = setInterval(() => void runOnce(), options.intervalMs ?? MAINTENANCE_INTERVAL_MS);
+  timer.unref();
+  return {
+    runOnce,
+    async stop() {
+      clearInterval(timer);
+      if (running) await running;
+    },
+  };
+}
