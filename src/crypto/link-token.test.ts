@@ -1,0 +1,31 @@
+// Link tokens: the exact shape issued parses; anything else (another kind's prefix, extra length, a tampered
+// secret) is refused before any lookup or fails the hash check.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { systemRandom } from "../lib/random.ts";
+import { linkTokenKind } from "./link-token.ts";
+
+describe("link tokens", () => {
+  const reset = linkTokenKind("prt");
+  const email = linkTokenKind("ect");
+
+  it("round-trips a generated token and stores only a hash of a 256-bit secret", () => {
+    const t = reset.generate(systemRandom);
+    assert.match(t.token, /^prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43}$/);
+    assert.equal(t.token.length, reset.maxLength);
+    assert.deepEqual(reset.parse(t.token), { id: t.id, secret: t.secret });
+    assert.notEqual(t.secretHash, t.secret);
+    assert.equal(reset.matches(t.secret, t.secretHash), true);
+  });
+
+  it("attack: another kind's token, a longer one, junk and a tampered secret are refused", () => {
+    const t = reset.generate(systemRandom);
+    assert.equal(email.parse(t.token), null, "a reset link is not an email-change link");
+    assert.equal(reset.parse(`${t.token}x`), null);
+    assert.equal(reset.parse(t.token.toUpperCase()), null);
+    for (const junk of [null, 42, "", ".", "prt_.x", "a".repeat(10_000)]) assert.equal(reset.parse(junk), null);
+    const flipped = `${t.secret.slice(0, -1)}${t.secret.endsWith("A") ? "B" : "A"}`;
+    assert.equal(reset.matches(flipped, t.secretHash), false);
+    assert.throws(() => linkTokenKind("p_t"), /three lowercase letters/);
+  });
+});

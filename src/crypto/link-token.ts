@@ -1,0 +1,49 @@
+// Single-use link tokens `<prefix>_<id>.<secret>` (password reset, email change): a random id that finds the
+// row and a 256-bit secret of which only the SHA-256 is stored, so a leaked table is worth no link.
+import { constantTimeEqual } from "./constant-time.ts";
+import { hashSecret, newId, newSecret } from "./tokens.ts";
+import type { RandomSource } from "../lib/random.ts";
+
+export interface LinkToken {
+  id: string;
+  secret: string;
+}
+
+export interface LinkTokenKind {
+  /** Longest well-formed token; anything longer is refused before any lookup. */
+  readonly maxLength: number;
+  /** Draws a fresh token from the CSPRNG; returns the text for the link and the hash to store. */
+  generate(random: RandomSource): LinkToken & { token: string; secretHash: string };
+  /** Splits a presented token; null when it is not exactly the shape issued (no lookups for junk). */
+  parse(token: unknown): LinkToken | null;
+  /** Constant-time check of a presented secret against the stored hash. */
+  matches(secret: string, storedHash: string): boolean;
+}
+
+const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
+/** The token kind for one prefix (three lowercase letters, e.g. "prt"). */
+export function linkTokenKind(prefix: string): LinkTokenKind {
+  if (!/^[a-z]{3}$/.test(prefix)) throw new Error(`link token prefix must be three lowercase letters, got "${prefix}"`);
+  const idPattern = new RegExp(`^${prefix}_[a-z2-7]{26}$`);
+  const maxLength = prefix.length + 1 + 26 + 1 + 43;
+  return {
+    maxLength,
+    generate(random) {
+      const id = newId(prefix, random);
+      const secret = newSecret(32, random);
+      return { id, secret, token: `${id}.${secret}`, secretHash: hashSecret(secret) };
+    },
+    parse(token) {
+      if (typeof token !== "string" || token.length > maxLength) return null;
+      const dot = token.indexOf(".");
+      if (dot < 0) return null;
+      const id = token.slice(0, dot);
+      const secret = token.slice(dot + 1);
+      return idPattern.test(id) && SECRET_PATTERN.test(secret) ? { id, secret } : null;
+    },
+    matches(secret, storedHash) {
+      return constantTimeEqual(Buffer.from(hashSecret(secret), "utf8"), Buffer.from(storedHash, "utf8"));
+    },
+  };
+}
