@@ -126,12 +126,21 @@ async function run(dialect: "sqlite" | "postgres", dir: string, cluster: Awaited
   const deps = containDeps(app);
   const startedAt = Date.now();
   const t = now();
-  const job = await createContainJob(deps, { levers: LEVERS, scope: { all: true }, actor: "bench", ...(BATCH ? { batchSize: BATCH } : {}) });
-  const createSecs = seconds(t);
-  const done = await runJob(deps, job.id);
-  const jobSecs = seconds(t);
-  const refused = await probe.refusedAt;
-  await probe.worker.terminate();
+  let job: Awaited<ReturnType<typeof createContainJob>>;
+  let createSecs: number;
+  let done: Awaited<ReturnType<typeof runJob>>;
+  let jobSecs: number;
+  let refused: Awaited<typeof probe.refusedAt>;
+  try {
+    job = await createContainJob(deps, { levers: LEVERS, scope: { all: true }, actor: "bench", ...(BATCH ? { batchSize: BATCH } : {}) });
+    createSecs = seconds(t);
+    done = await runJob(deps, job.id);
+    jobSecs = seconds(t);
+    refused = await probe.refusedAt;
+  } finally {
+    // A refused job (say, a batch size out of range) must not leave the probe thread holding the process open.
+    await probe.worker.terminate();
+  }
   if (done.status !== "done") throw new Error(`job ended ${done.status}`);
   line(`[${dialect}] contain ${LEVERS.join(" + ")}`, `${jobSecs.toFixed(2)} s`, `${done.done} users, counts ${JSON.stringify(done.counts)}`);
   line(`[${dialect}]   of which: create (stamps, scope)`, `${createSecs.toFixed(2)} s`, `batches of ${job.spec.batchSize}`);
