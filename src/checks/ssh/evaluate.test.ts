@@ -176,4 +176,15 @@ describe("sshd -T spellings found by the differential test", () => {
     assert.throws(() => at("Port 22 23\n"), /line 1: keyword Port extra arguments/);
     assert.doesNotThrow(() => at("Port +2222\n"));
   });
+  test("FingerprintHash is the one keyword whose last value wins, as in sshd", () => {
+    assert.equal(at("FingerprintHash sha256\nFingerprintHash md5\n")["fingerprinthash"], "MD5");
+    assert.equal(at("FingerprintHash md5\nMatch All\n  FingerprintHash sha256\n")["fingerprinthash"], "SHA256");
+    assert.equal(at("PermitRootLogin no\nPermitRootLogin yes\n")["permitrootlogin"], "no", "others keep the first value");
+  });
+  test("a Subsystem name defined twice at load, or one without a command, is refused as sshd refuses it", () => {
+    assert.throws(() => at("Subsystem sftp /usr/lib/openssh/sftp-server\nSubsystem sftp /x\n"), /line 2: Subsystem 'sftp' already defined/);
+    assert.throws(() => at("Subsystem sftp /a\nMatch All\n  Subsystem sftp /b\n"), /line 3: Subsystem 'sftp' already defined/);
+    assert.throws(() => at("Subsystem sftp\n"), /line 1: Missing subsystem command/);
+    assert.doesNotThrow(() => at("Subsystem sftp /a\nSubsystem SFTP /b\n"), "names compare exactly");
+  });
 });

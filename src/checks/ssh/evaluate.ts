@@ -1,5 +1,5 @@
 // The effective configuration, as `sshd -T` (optionally `-C user=..,host=..,addr=..`) prints it:
-// first value wins; at load time only the global part and "Match All" blocks apply; for a connection,
+// first value wins (FingerprintHash excepted: the last); at load time only the global part and "Match All" blocks apply; for a connection,
 // the first value from a matching Match block overrides the load-time value (servconf.c
 // parse_server_match_config + copy_set_server_options), for keywords allowed in Match.
 import { DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
@@ -50,7 +50,9 @@ export function evaluate(config: SshConfig, options: EvaluateOptions = {}): Eval
   const connActive = blocks.map((_, i) => blockHolds(blocks, i, ctx, options.assumeBlock));
   for (const d of config.directives) {
     if (d.value === undefined) continue;
-    if ((d.block < 0 || loadActive[d.block]) && !loadTime.has(d.name)) loadTime.set(d.name, d);
+    const kind = EVALUATED[d.name];
+    const lastWins = kind?.type === "choice" && kind.lastWins === true;
+    if ((d.block < 0 || loadActive[d.block]) && (lastWins || !loadTime.has(d.name))) loadTime.set(d.name, d);
     if (d.block >= 0 && connActive[d.block] && !connection.has(d.name) && keywordScope(d.name) === "all") {
       connection.set(d.name, d);
     }

@@ -60,7 +60,8 @@ export const ALIASES: Readonly<Record<string, string>> = {
 
 /** How a value we evaluate is parsed. Choice maps each accepted word (lowercase) to what sshd -T prints. */
 export type ValueKind =
-  | { type: "choice"; words: Readonly<Record<string, string>>; caseSensitive?: true }
+  /** lastWins: sshd assigns without its usual "still unset" guard, so the last value at load wins. */
+  | { type: "choice"; words: Readonly<Record<string, string>>; caseSensitive?: true; lastWins?: true }
   | { type: "int" }
   | { type: "time" }
   | { type: "algorithms"; family: "cipher" | "mac" | "kex" }
@@ -109,7 +110,8 @@ export const EVALUATED: Readonly<Record<string, ValueKind>> = {
   gssapistrictacceptorcheck: FLAG,
   gssapikeyexchange: FLAG,
   gssapistorecredentialsonrekey: FLAG,
-  fingerprinthash: { type: "choice", words: { sha256: "SHA256", md5: "MD5" } },
+  // servconf.c sFingerprintHash sets the option on every active line: the one keyword whose last value wins.
+  fingerprinthash: { type: "choice", words: { sha256: "SHA256", md5: "MD5" }, lastWins: true },
   compression: { type: "choice", words: { yes: "yes", delayed: "yes", no: "no" } },
   allowtcpforwarding: FORWARDING,
   allowstreamlocalforwarding: FORWARDING,

@@ -135,6 +135,25 @@ function portProblem(args: readonly string[]): string | null {
   return null;
 }
 
+/** sshd's limit on Subsystem lines (servconf.h MAX_SUBSYSTEMS). */
+const MAX_SUBSYSTEMS = 256;
+
+/**
+ * sshd's checks of a Subsystem line (servconf.c sSubsystem), worded as sshd words them. Subsystem is not
+ * evaluated (sshd keeps every one), but a repeated name among the lines active at load stops sshd.
+ */
+function subsystemProblem(args: readonly string[], defined: Set<string>, active: boolean): string | null {
+  if (defined.size >= MAX_SUBSYSTEMS) return "too many subsystems defined.";
+  const name = args[0];
+  if (name === undefined || name === "") return "Subsystem missing argument.";
+  if (!active) return null;
+  // Names compare exactly (strcmp): "sftp" and "SFTP" are two subsystems.
+  if (defined.has(name)) return `Subsystem '${name}' already defined.`;
+  if (args[1] === undefined || args[1] === "") return "Missing subsystem command.";
+  defined.add(name);
+  return null;
+}
+
 interface State {
   source: ConfigSource;
   base: string;
@@ -143,6 +162,8 @@ interface State {
   maxFiles: number;
   paths: PathContext;
   config: SshConfig;
+  /** Subsystem names defined so far by lines active at load. */
+  subsystems: Set<string>;
 }
 
 /** True when the block and all its parents are "Match All": active when sshd loads the file. */
@@ -211,6 +232,9 @@ function parseFile(state: State, file: string, text: string, outerBlock: number,
       // Port is not evaluated (sshd listens on every Port line, no first-wins), but a bad one stops sshd.
       const problem = portProblem(split.args);
       if (problem !== null) fail(problem);
+    } else if (name === "subsystem") {
+      const problem = subsystemProblem(split.args, state.subsystems, block < 0 || activeAtLoad(config, block));
+      if (problem !== null) fail(problem);
     }
     config.directives.push({ keyword: split.keyword, name, args: split.args, value, file, line: lineNo, block });
   }
@@ -231,6 +255,7 @@ export function parseSshdConfig(text: string, name: string, options: LoadOptions
     maxFiles: options.maxFiles ?? DEFAULT_MAX_FILES,
     paths: { cwd: options.cwd ?? process.cwd(), home: options.home ?? userInfo().homedir },
     config: { directives: [], blocks: [], files: [] },
+    subsystems: new Set(),
   };
   parseFile(state, name, text, -1, 0);
   return state.config;
