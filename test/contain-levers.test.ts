@@ -11,7 +11,7 @@ import { createKeyStore } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import {
-  containDB, createContainJob, createUndoJob, dryRunContain, jobView, resumeJob, runJob, skippedByUndo,
+  createContainJob, createUndoJob, dryRunContain, jobView, resumeJob, runJob, skippedByUndo,
   type ContainDeps, type ResetNotifier,
 } from "../src/contain/index.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
@@ -43,7 +43,7 @@ async function setup(database: Database, options: { mailer?: boolean } = {}): Pr
 
 /** n users u000…: every third is an md5 legacy hash, last logins spread over 300 days, u000-u004 admins. */
 async function seedUsers(fx: Fixture, n: number): Promise<string[]> {
-  const db = containDB(fx.database.db);
+  const db = fx.database.db;
   const ids: string[] = [];
   const rows = [];
   for (let i = 0; i < n; i++) {
@@ -63,7 +63,7 @@ async function seedUsers(fx: Fixture, n: number): Promise<string[]> {
 }
 
 async function user(fx: Fixture, id: string) {
-  return containDB(fx.database.db).selectFrom("users").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+  return fx.database.db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
 }
 
 forEachDialect("contain levers", (dfx) => {
@@ -130,7 +130,7 @@ forEachDialect("contain levers", (dfx) => {
     assert.equal(Number(u1.password_must_change), 1);
     assert.equal(Number(u1.locked_at), NOW);
     assert.equal(u1.locked_reason, "containment");
-    const db = containDB(fx.database.db);
+    const db = fx.database.db;
     assert.equal((await db.selectFrom("user_roles").selectAll().where("user_id", "=", "usr_0001").execute()).length, 0);
 
     // After the job: u2 changed its password (flag cleared), u3 was unlocked and locked again by hand, u1 re-granted admin.
@@ -168,7 +168,7 @@ forEachDialect("contain levers", (dfx) => {
     const job = await createContainJob(fx, { levers: ["demote-inactive-admins"], scope: { roles: ["admin"] }, options: { inactiveDays: 2 }, actor: "t" });
     const view = jobView(await runJob(fx, job.id));
     assert.deepEqual(view.counts["demote-inactive-admins"], { users: 3, roleGrants: 3 }, "u1 (never), u3, u4");
-    const db = containDB(fx.database.db);
+    const db = fx.database.db;
     assert.equal((await db.selectFrom("user_roles").selectAll().where("role", "=", "admin").execute()).length, 2);
     await runJob(fx, (await createUndoJob(fx, job.id, "t")).id);
     const back = await db.selectFrom("user_roles").selectAll().where("role", "=", "admin").orderBy("user_id").execute();
@@ -196,7 +196,7 @@ forEachDialect("contain levers", (dfx) => {
   it("unlinks SSO identities and rotates keys, re-encrypting every stored token", async () => {
     const fx = await setup(await dfx.fresh());
     await seedUsers(fx, 6);
-    const db = containDB(fx.database.db);
+    const db = fx.database.db;
     const ring = fx.keyring as Keyring;
     const oldKey = ring.currentDataKeyId;
     for (let i = 0; i < 6; i++) {
@@ -232,7 +232,7 @@ forEachDialect("contain levers", (dfx) => {
     assert.equal(partial.status, "running");
     assert.equal(partial.done, 12);
     // A user created after the job started is not in its recorded scope, even though it matches.
-    await containDB(fx.database.db).insertInto("users").values({ id: "usr_late", email: "late@example.org", email_key: "late@example.org", status: "active", password_hash: "$argon2id$x", password_scheme: "argon2id", password_must_change: 0, created_at: NOW, updated_at: NOW, seeded: 1 }).execute();
+    await fx.database.db.insertInto("users").values({ id: "usr_late", email: "late@example.org", email_key: "late@example.org", status: "active", password_hash: "$argon2id$x", password_scheme: "argon2id", password_must_change: 0, created_at: NOW, updated_at: NOW, seeded: 1 }).execute();
     const resumed = jobView(await resumeJob(fx, job.id));
     assert.equal(resumed.status, "done");
     assert.equal(resumed.done, 26);

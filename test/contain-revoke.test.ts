@@ -15,7 +15,7 @@ import type { Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import {
-  containDB, createContainJob, dryRunContain, jobView, resumeUnfinishedJobs, runJob, type ContainDeps,
+  createContainJob, dryRunContain, jobView, resumeUnfinishedJobs, runJob, type ContainDeps,
 } from "../src/contain/index.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
@@ -38,7 +38,7 @@ async function setup(database: Database, clock = new ManualClock(NOW)): Promise<
 
 /** n active users usr_0000…; u0 and u1 admins. */
 async function users(fx: Fixture, n: number): Promise<string[]> {
-  const db = containDB(fx.database.db);
+  const db = fx.database.db;
   const ids = Array.from({ length: n }, (_, i) => `usr_${String(i).padStart(4, "0")}`);
   const rows = ids.map((id, i) => ({
     id, email: `u${i}@example.org`, email_key: `u${i}@example.org`, status: "active", password_hash: "$argon2id$x", password_scheme: "argon2id",
@@ -54,7 +54,7 @@ function sessions(fx: Fixture) {
 }
 
 async function tokenRow(fx: Fixture, id: string, userId: string, createdAt: number): Promise<void> {
-  await containDB(fx.database.db).insertInto("api_tokens").values({
+  await fx.database.db.insertInto("api_tokens").values({
     id, user_id: userId, name: "ci", secret_hash: "0".repeat(64), scopes: "[]", created_at: createdAt, expires_at: null, last_used_at: null, last_used_ip: null, revoked_at: null,
   }).execute();
 }
@@ -97,7 +97,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     fx.clock.advance(1000);
     const job = await createContainJob(fx, { levers: ["revoke-sessions"], scope: { all: true }, actor: "t", batchSize: 5 });
     // The job exists but no batch has run: every row is still there, and every stolen token is dead.
-    assert.equal((await containDB(fx.database.db).selectFrom("sessions").select("id").execute()).length, 12);
+    assert.equal((await fx.database.db.selectFrom("sessions").select("id").execute()).length, 12);
     for (const s of stolen) assert.deepEqual(await sm.validate(s.token), { valid: false, reason: "revoked" });
     // A login after the job started is a new session and keeps working (and is not deleted by the batches).
     fx.clock.advance(1000);
@@ -106,9 +106,9 @@ forEachDialect("contain revocation levers", (dfx) => {
     assert.equal(view.status, "done");
     assert.deepEqual(view.counts["revoke-sessions"], { users: 12, sessions: 12 });
     assert.equal((await sm.validate(fresh.token)).valid, true);
-    const left = await containDB(fx.database.db).selectFrom("sessions").select("id").execute();
+    const left = await fx.database.db.selectFrom("sessions").select("id").execute();
     assert.deepEqual(left.map((r) => r.id), [fresh.session.id]);
-    const stamp = await containDB(fx.database.db).selectFrom("revocation_stamps").selectAll().execute();
+    const stamp = await fx.database.db.selectFrom("revocation_stamps").selectAll().execute();
     assert.deepEqual(stamp.map((s) => [s.scope, Number(s.not_before)]), [["global", NOW + 1000]]);
     const types = (await fx.audit.tail(100)).map((e) => e.type);
     assert.ok(types.indexOf("contain.revocation.raised") < types.indexOf("contain.job.created"), "the stamp is audited before the job");
@@ -126,31 +126,31 @@ forEachDialect("contain revocation levers", (dfx) => {
     const job = await createContainJob(fx, { levers: ["revoke-sessions"], scope: { roles: ["admin"] }, actor: "t" });
     for (const [i, s] of all.entries()) assert.equal((await sm.validate(s.token)).valid, i >= 2, `user ${i}`);
     await runJob(fx, job.id);
-    const stamps = await containDB(fx.database.db).selectFrom("revocation_stamps").select("scope").orderBy("scope").execute();
+    const stamps = await fx.database.db.selectFrom("revocation_stamps").select("scope").orderBy("scope").execute();
     assert.deepEqual(stamps.map((s) => s.scope), ["user:usr_0000", "user:usr_0001"]);
-    assert.equal((await containDB(fx.database.db).selectFrom("sessions").select("id").execute()).length, 4);
+    assert.equal((await fx.database.db.selectFrom("sessions").select("id").execute()).length, 4);
   });
 
   it("revoke-tokens raises the token stamps first, then marks exactly the older unrevoked tokens revoked, once", async () => {
     const fx = await setup(await dfx.fresh());
     const ids = await users(fx, 5);
     for (const [i, id] of ids.entries()) await tokenRow(fx, `tok_${i}`, id, NOW - HOUR);
-    await containDB(fx.database.db).updateTable("api_tokens").set({ revoked_at: NOW - 10 }).where("id", "=", "tok_4").execute();
+    await fx.database.db.updateTable("api_tokens").set({ revoked_at: NOW - 10 }).where("id", "=", "tok_4").execute();
     const dry = await dryRunContain(fx, { levers: ["revoke-tokens"], scope: { ids: ["usr_0000", "usr_0001", "usr_0004"] }, actor: "t" });
     assert.deepEqual(dry.levers["revoke-tokens"]?.counts, { users: 2, tokens: 2, stamps: 3 });
     const job = await createContainJob(fx, { levers: ["revoke-tokens"], scope: { ids: ["usr_0000", "usr_0001", "usr_0004"] }, actor: "t" });
-    const stamps = await containDB(fx.database.db).selectFrom("revocation_stamps").selectAll().orderBy("scope").execute();
+    const stamps = await fx.database.db.selectFrom("revocation_stamps").selectAll().orderBy("scope").execute();
     assert.deepEqual(stamps.map((s) => [s.scope, Number(s.not_before)]), ["usr_0000", "usr_0001", "usr_0004"].map((u) => [`tokens:user:${u}`, NOW]));
     const view = jobView(await runJob(fx, job.id));
     assert.deepEqual(view.counts["revoke-tokens"], { users: 2, tokens: 2 });
-    const rows = await containDB(fx.database.db).selectFrom("api_tokens").select(["id", "revoked_at"]).orderBy("id").execute();
+    const rows = await fx.database.db.selectFrom("api_tokens").select(["id", "revoked_at"]).orderBy("id").execute();
     assert.deepEqual(rows.map((r) => [r.id, r.revoked_at === null ? null : Number(r.revoked_at)]), [["tok_0", NOW], ["tok_1", NOW], ["tok_2", null], ["tok_3", null], ["tok_4", NOW - 10]]);
     // A second job over everyone: the global token stamp, and already revoked rows are not touched again.
     fx.clock.advance(HOUR);
     await tokenRow(fx, "tok_new", "usr_0002", NOW + 2 * HOUR);
     const again = jobView(await runJob(fx, (await createContainJob(fx, { levers: ["revoke-tokens"], scope: { all: true }, actor: "t" })).id));
     assert.deepEqual(again.counts["revoke-tokens"], { users: 2, tokens: 2 }, "tok_2 and tok_3; tok_new is newer than the job");
-    const global = await containDB(fx.database.db).selectFrom("revocation_stamps").select("not_before").where("scope", "=", "tokens:global").executeTakeFirstOrThrow();
+    const global = await fx.database.db.selectFrom("revocation_stamps").select("not_before").where("scope", "=", "tokens:global").executeTakeFirstOrThrow();
     assert.equal(Number(global.not_before), NOW + HOUR);
   });
 
@@ -163,7 +163,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     assert.equal((await tokens.verify(stolen.token)).valid, true);
     fx.clock.advance(1000);
     const job = await createContainJob(fx, { levers: ["revoke-tokens"], scope: { ids: [ids[0] as string, ids[1] as string] }, actor: "t" });
-    assert.equal((await containDB(fx.database.db).selectFrom("api_tokens").select("id").where("revoked_at", "is not", null).execute()).length, 0, "no row marked yet");
+    assert.equal((await fx.database.db.selectFrom("api_tokens").select("id").where("revoked_at", "is not", null).execute()).length, 0, "no row marked yet");
     assert.deepEqual(await tokens.verify(stolen.token), { valid: false, reason: "revoked" });
     assert.equal((await tokens.verify(bystander.token)).valid, true, "out of scope");
     await runJob(fx, job.id);
@@ -174,7 +174,7 @@ forEachDialect("contain revocation levers", (dfx) => {
   it("require-mfa-reenrolment deletes every factor of the users holding one and ends only their sessions (ASVS 7.4.3)", async () => {
     const fx = await setup(await dfx.fresh());
     const ids = await users(fx, 4);
-    const db = containDB(fx.database.db);
+    const db = fx.database.db;
     await db.insertInto("mfa_totp").values({ user_id: "usr_0000", secret_ct: "ct", created_at: NOW, confirmed_at: NOW, last_step: null }).execute();
     await db.insertInto("mfa_recovery_codes").values([0, 1, 2].map((i) => ({ id: `rc_${i}`, user_id: "usr_0000", code_hash: "h", created_at: NOW, used_at: null }))).execute();
     await db.insertInto("webauthn_credentials").values({ id: "cred1", user_id: "usr_0001", public_key: "pk", counter: 3, transports: "[]", created_at: NOW, last_used_at: null, name: "key" }).execute();
@@ -192,7 +192,7 @@ forEachDialect("contain revocation levers", (dfx) => {
   it("scopes the window of exposure by sessions in use, and by logins inside it", async () => {
     const fx = await setup(await dfx.fresh());
     const ids = await users(fx, 5);
-    const db = containDB(fx.database.db);
+    const db = fx.database.db;
     const session = (id: string, userId: string, created: number, seen: number) =>
       db.insertInto("sessions").values({ id, user_id: userId, secret_hash: "h", created_at: created, last_seen_at: seen, expires_at: created + 12 * HOUR, ip: null, user_agent: null, aal: 1 }).execute();
     await session("ses_a", ids[0] as string, NOW - 30 * HOUR, NOW - 20 * HOUR); // in use across the window start
@@ -225,7 +225,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     const byWorker = new Map<string, number>();
     for (const e of events) byWorker.set((e.data as { worker: string }).worker, (byWorker.get((e.data as { worker: string }).worker) ?? 0) + 1);
     process.stderr.write(`# batches per worker (${a.database.dialect}): ${JSON.stringify(Object.fromEntries(byWorker))}\n`);
-    const db = containDB(a.database.db);
+    const db = a.database.db;
     const changed = await db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).where("password_must_change", "=", 1).where("locked_at", "=", NOW).executeTakeFirst();
     assert.equal(Number(changed?.n), 230);
     const changes = await db.selectFrom("contain_changes").select((eb) => eb.fn.countAll<number>().as("n")).where("job_id", "=", job.id).executeTakeFirst();

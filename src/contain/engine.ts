@@ -12,7 +12,7 @@ import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import { containErrors } from "./errors.ts";
 import type { ResetNotifier } from "./lever.ts";
-import { containDB, type ContainSchema } from "./tables.ts";
+import type { Schema } from "../store/schema.ts";
 
 export interface ContainDeps {
   database: Database;
@@ -39,7 +39,7 @@ export interface SequentialStage {
   name: string;
   /** Runs outside any transaction when the stage starts (e.g. creating a key); must tolerate a re-run after a crash. */
   prepare?(): Promise<void>;
-  step(trx: Kysely<ContainSchema>, position: string | null): Promise<StepResult>;
+  step(trx: Kysely<Schema>, position: string | null): Promise<StepResult>;
 }
 
 /** A stage of `batches` independent batches (0 … batches-1) that workers claim and run in any order. */
@@ -50,8 +50,8 @@ export interface ClaimedStage {
    * Inside the batch's transaction: locks and returns one of `candidates` that no other transaction holds
    * (PostgreSQL: FOR UPDATE SKIP LOCKED on the batch's claim row), or null when all are held.
    */
-  claim(trx: Kysely<ContainSchema>, candidates: number[]): Promise<number | null>;
-  run(trx: Kysely<ContainSchema>, batch: number): Promise<{ counts: Record<string, number>; processed: number; audit: Record<string, unknown> }>;
+  claim(trx: Kysely<Schema>, candidates: number[]): Promise<number | null>;
+  run(trx: Kysely<Schema>, batch: number): Promise<{ counts: Record<string, number>; processed: number; audit: Record<string, unknown> }>;
 }
 
 export type Stage = SequentialStage | ClaimedStage;
@@ -121,7 +121,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
   const worker = options.worker ?? "";
   let batches = 0;
 
-  async function lockJob(trx: Kysely<ContainSchema>): Promise<{ cursor: string | null; status: string; done: number; counts: string }> {
+  async function lockJob(trx: Kysely<Schema>): Promise<{ cursor: string | null; status: string; done: number; counts: string }> {
     let q = trx.selectFrom("jobs").select(["cursor", "status", "done", "counts"]).where("id", "=", jobId);
     if (postgres) q = q.forUpdate();
     const row = await q.executeTakeFirstOrThrow();
@@ -129,7 +129,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
   }
 
   /** Moves the cursor (adding counts and done) under the job row lock; completes the job past the last stage. */
-  async function commit(trx: Kysely<ContainSchema>, locked: { done: number; counts: string }, job: Job, next: Cursor, processed: number, added: Record<string, number>): Promise<void> {
+  async function commit(trx: Kysely<Schema>, locked: { done: number; counts: string }, job: Job, next: Cursor, processed: number, added: Record<string, number>): Promise<void> {
     const counts = JSON.parse(locked.counts) as Record<string, number>;
     for (const [k, v] of Object.entries(added)) counts[k] = (counts[k] ?? 0) + v;
     const now = clock.now();
@@ -143,7 +143,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     }
   }
 
-  async function claimedBatch(trx: Kysely<ContainSchema>, job: Job, s: number, stage: ClaimedStage): Promise<Outcome> {
+  async function claimedBatch(trx: Kysely<Schema>, job: Job, s: number, stage: ClaimedStage): Promise<Outcome> {
     const read = async (): Promise<Cursor> => parseCursor((await trx.selectFrom("jobs").select("cursor").where("id", "=", jobId).executeTakeFirstOrThrow()).cursor);
     const seen = await read();
     if (seen.s !== s) return "moved";
@@ -176,7 +176,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     return "ran";
   }
 
-  async function sequentialStep(trx: Kysely<ContainSchema>, job: Job, cursor: Cursor, stage: SequentialStage | undefined): Promise<Outcome> {
+  async function sequentialStep(trx: Kysely<Schema>, job: Job, cursor: Cursor, stage: SequentialStage | undefined): Promise<Outcome> {
     const locked = await lockJob(trx);
     if (locked.cursor !== job.cursor) return "moved";
     if (locked.status === "done") return "moved";
@@ -209,10 +209,9 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     if (options.stopAfterBatches !== undefined && batches >= options.stopAfterBatches) return jobs.get<Record<string, unknown>>(jobId);
     let outcome: Outcome;
     try {
-      outcome = await database.transaction((trx) => {
-        const db = containDB(trx);
-        return stage && isClaimed(stage) ? claimedBatch(db, job, cursor.s, stage) : sequentialStep(db, job, cursor, stage);
-      });
+      outcome = await database.transaction((trx) =>
+        stage && isClaimed(stage) ? claimedBatch(trx, job, cursor.s, stage) : sequentialStep(trx, job, cursor, stage),
+      );
     } catch (error) {
       if (error instanceof CursorMoved) continue;
       await jobs.setStatus(jobId, "failed", error instanceof Error ? error.message.slice(0, 500) : String(error)).catch(() => {});

@@ -7,7 +7,7 @@ import { containErrors } from "./errors.ts";
 import { findLever, leverNames, levers as allLevers, type ChangeRecord, type GlobalLever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 import { describeScope, scopedUserIds, validateScope, type ScopeSpec } from "./scope.ts";
-import { containDB, type ContainSchema } from "./tables.ts";
+import type { Schema } from "../store/schema.ts";
 
 export const CONTAIN_KIND = "contain";
 
@@ -77,7 +77,7 @@ export async function dryRunContain(deps: ContainDeps, request: ContainRequest):
   const names = resolveLevers(request.levers);
   validateScope(request.scope);
   const opts = options(request.options);
-  const db = containDB(deps.database.db);
+  const db = deps.database.db;
   const scope = scopedUserIds(db, deps.database.dialect, request.scope);
   const ctx = leverContext(deps, "(dry-run)", deps.clock.now(), opts, request.scope);
   const total = await db.selectFrom("users").where("id", "in", scope).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
@@ -89,7 +89,7 @@ export async function dryRunContain(deps: ContainDeps, request: ContainRequest):
 
 /** Counts the users in scope (for the confirmation prompt before a large job). */
 export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<number> {
-  const db = containDB(deps.database.db);
+  const db = deps.database.db;
   const row = await db.selectFrom("users").where("id", "in", scopedUserIds(db, deps.database.dialect, scope)).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   return Number(row?.n ?? 0);
 }
@@ -112,23 +112,21 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
   const begun: Record<string, number> = {};
   if (beginners.length) {
     await deps.database.transaction(async (trx) => {
-      const db = containDB(trx);
       const ctx = leverContext(deps, "(begin)", spec.at, opts, request.scope);
-      const scope = scopedUserIds(db, deps.database.dialect, request.scope);
-      for (const lever of beginners) for (const [k, v] of Object.entries(await lever.begin(db, scope, ctx))) begun[`${lever.name}.${k}`] = v;
+      const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
+      for (const lever of beginners) for (const [k, v] of Object.entries(await lever.begin(trx, scope, ctx))) begun[`${lever.name}.${k}`] = v;
       await deps.audit.appendIn(trx, { type: "contain.revocation.raised", actor: request.actor, data: { levers: beginners.map((l) => l.name), scope: spec.scope, at: spec.at, begun, incidentId: request.incidentId ?? null } });
     });
   }
   return deps.database.transaction(async (trx) => {
     const job = await deps.jobs.create({ kind: CONTAIN_KIND, spec, total: 0, actor: request.actor, incidentId: request.incidentId ?? null }, trx);
-    const db = containDB(trx);
-    const scope = scopedUserIds(db, deps.database.dialect, request.scope);
+    const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
     // One INSERT … SELECT: the scope is numbered inside the database, whatever its size. On SQLite in storage
     // (rowid) order: ids are random, so id order would spread every batch over the whole table, and SQLite
     // rewrites each touched page at commit; storage order keeps a batch on neighbouring pages.
     const order = deps.database.dialect === "sqlite" ? sql`(select u.rowid from users u where u.id = s.id)` : sql`s.id`;
-    await sql`insert into contain_job_users (job_id, seq, user_id) select ${job.id}, row_number() over (order by ${order}), s.id from (${scope}) s`.execute(db);
-    const row = await db.selectFrom("contain_job_users").where("job_id", "=", job.id).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    await sql`insert into contain_job_users (job_id, seq, user_id) select ${job.id}, row_number() over (order by ${order}), s.id from (${scope}) s`.execute(trx);
+    const row = await trx.selectFrom("contain_job_users").where("job_id", "=", job.id).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const total = Number(row?.n ?? 0);
     await trx.updateTable("jobs").set({ total }).where("id", "=", job.id).execute();
     await deps.audit.appendIn(trx, {
@@ -139,7 +137,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
   });
 }
 
-async function recordChanges(trx: Kysely<ContainSchema>, jobId: string, lever: string, changes: ChangeRecord[]): Promise<void> {
+async function recordChanges(trx: Kysely<Schema>, jobId: string, lever: string, changes: ChangeRecord[]): Promise<void> {
   // 7 columns a row: 500 rows stay far below SQLite's 32766 bound parameters.
   for (let i = 0; i < changes.length; i += 500) {
     await trx.insertInto("contain_changes").values(changes.slice(i, i + 500).map((c) => ({

@@ -3,12 +3,12 @@
 import type { Kysely, SelectQueryBuilder } from "kysely";
 import type { Keyring } from "../crypto/keyring.ts";
 import type { DialectName } from "../store/database.ts";
-import type { ContainSchema } from "./tables.ts";
+import type { Schema } from "../store/schema.ts";
 
 /** Queues the "your password was reset" email for one user, inside the batch's transaction (outbox). */
 export interface ResetNotifier {
   /** Queues a reset link for the user inside the batch's transaction, keyed by job and user (sent once). */
-  enqueueReset(trx: Kysely<ContainSchema>, user: { id: string; email: string }, jobId: string): Promise<void>;
+  enqueueReset(trx: Kysely<Schema>, user: { id: string; email: string }, jobId: string): Promise<void>;
 }
 
 /** Options that levers read; fixed when the job is created and stored in its spec. */
@@ -59,24 +59,24 @@ export interface UndoResult {
   skipped: ChangeRecord[];
 }
 
-export type ScopeQuery = SelectQueryBuilder<ContainSchema, "users", { id: string }>;
+export type ScopeQuery = SelectQueryBuilder<Schema, "users", { id: string }>;
 
 /** A lever that acts on the users of the scope, a batch of user ids at a time. */
 export interface UserLever {
   kind: "user";
   name: string;
   description: string;
-  dryRun(db: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext): Promise<DryRunResult>;
+  dryRun(db: Kysely<Schema>, scope: ScopeQuery, ctx: LeverContext): Promise<DryRunResult>;
   /**
    * Optional: runs once, in its own transaction committed BEFORE the scope is recorded and the job row is
    * written (e.g. a revocation stamp for the whole scope), so its effect is instant whatever the number of
    * users. Must be idempotent and safe on its own: a crash right after it leaves the effect and no job.
    */
-  begin?(trx: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext): Promise<Record<string, number>>;
+  begin?(trx: Kysely<Schema>, scope: ScopeQuery, ctx: LeverContext): Promise<Record<string, number>>;
   /** Applies the lever to these users. Must be idempotent: re-applying to an already changed user changes nothing. */
-  apply(trx: Kysely<ContainSchema>, userIds: string[], ctx: LeverContext): Promise<ApplyResult>;
+  apply(trx: Kysely<Schema>, userIds: string[], ctx: LeverContext): Promise<ApplyResult>;
   /** Present only on reversible levers: restores the recorded rows whose current value still equals `after`. */
-  undo?(trx: Kysely<ContainSchema>, changes: ChangeRecord[], ctx: LeverContext): Promise<UndoResult>;
+  undo?(trx: Kysely<Schema>, changes: ChangeRecord[], ctx: LeverContext): Promise<UndoResult>;
 }
 
 /** A lever that acts on the whole database, not per user (rotate-keys), in steps with its own position. */
@@ -84,11 +84,11 @@ export interface GlobalLever {
   kind: "global";
   name: string;
   description: string;
-  dryRun(db: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext): Promise<DryRunResult>;
+  dryRun(db: Kysely<Schema>, scope: ScopeQuery, ctx: LeverContext): Promise<DryRunResult>;
   /** Runs once when the job starts its global stage (before the first step); must tolerate being re-run after a crash. */
   prepare?(ctx: LeverContext): Promise<void>;
   /** One batch from `position` (null at the start); returns where the next starts, null when finished. */
-  step(trx: Kysely<ContainSchema>, position: string | null, ctx: LeverContext): Promise<{ counts: Record<string, number>; next: string | null }>;
+  step(trx: Kysely<Schema>, position: string | null, ctx: LeverContext): Promise<{ counts: Record<string, number>; next: string | null }>;
 }
 
 export type Lever = UserLever | GlobalLever;

@@ -4,7 +4,7 @@ import { sql, type Expression, type Kysely, type SelectQueryBuilder, type SqlBoo
 import { identifierKey } from "../accounts/users/normalise.ts";
 import type { DialectName } from "../store/database.ts";
 import { containErrors } from "./errors.ts";
-import type { ContainSchema } from "./tables.ts";
+import type { Schema } from "../store/schema.ts";
 
 export interface ScopeSpec {
   /** Every user. Never implied: a scope with no criterion is refused. */
@@ -75,7 +75,7 @@ function inJSONList(dialect: DialectName, column: string, values: string[]): Exp
  * @example
  * await scopedUserIds(db, "sqlite", { roles: ["admin"] }).execute()
  */
-export function scopedUserIds(db: Kysely<ContainSchema>, dialect: DialectName, spec: ScopeSpec): SelectQueryBuilder<ContainSchema, "users", { id: string }> {
+export function scopedUserIds(db: Kysely<Schema>, dialect: DialectName, spec: ScopeSpec): SelectQueryBuilder<Schema, "users", { id: string }> {
   validateScope(spec);
   let q = db.selectFrom("users").select("users.id");
   if (spec.roles?.length) {

@@ -7,7 +7,6 @@ import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS } from "./job.ts";
 import { findLever, type ChangeRecord, type UserLever } from "./lever.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
-import { containDB } from "./tables.ts";
 
 export const UNDO_KIND = "contain-undo";
 
@@ -39,8 +38,7 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
   if (levers.length === 0) throw containErrors.notUndoable(jobId, `none of its levers (${original.spec.levers.join(", ")}) is reversible; only expire-passwords, lock-accounts and demote-inactive-admins are`);
   const spec: UndoSpec = { undoOf: jobId, levers, batchSize: original.spec.batchSize };
   return deps.database.transaction(async (trx) => {
-    const db = containDB(trx);
-    const row = await db.selectFrom("contain_changes").where("job_id", "=", jobId).where("lever", "in", levers).where("undo_status", "is", null)
+    const row = await trx.selectFrom("contain_changes").where("job_id", "=", jobId).where("lever", "in", levers).where("undo_status", "is", null)
       .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const total = Number(row?.n ?? 0);
     const job = await deps.jobs.create({ kind: UNDO_KIND, spec, total, actor, incidentId: original.incidentId }, trx);
@@ -86,7 +84,7 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
 
 /** Rows an undo left alone because they changed after the job (at most `limit`). */
 export async function skippedByUndo(deps: ContainDeps, jobId: string, limit = 1000): Promise<Array<{ lever: string; userId: string; entity: string }>> {
-  const rows = await containDB(deps.database.db).selectFrom("contain_changes").select(["lever", "user_id", "entity"])
+  const rows = await deps.database.db.selectFrom("contain_changes").select(["lever", "user_id", "entity"])
     .where("job_id", "=", jobId).where("undo_status", "=", "skipped").orderBy("lever").orderBy("user_id").limit(limit).execute();
   return rows.map((r) => ({ lever: r.lever, userId: r.user_id, entity: r.entity }));
 }

@@ -7,4 +7,4 @@ export { checkMailConfig, type MailConfig, type SMTPConfig, type DKIMConfig } fr
 export { notifySecurityEvent, securityMessages, type SecurityEvent, type SecurityNotice, type NoticeOptions, type MFAFactor } from "./security-notices.ts";
 export { addressProblem, checkAddress, checkSubject } from "./validate.ts";
 export { NotifyInputError, notifyErrors } from "./errors.ts";
-export type { NotifyTables, OutboxMessagesTable } from "./tables.ts";
+export type { OutboxMessagesTable } from "./tables.ts";

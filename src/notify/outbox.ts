@@ -6,8 +6,9 @@ import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import { notifyErrors } from "./errors.ts";
-import type { NotifyTables, OutboxMessagesTable } from "./tables.ts";
+import type { OutboxMessagesTable } from "./tables.ts";
 import { checkAddress, checkBody, checkSubject, checkToken } from "./validate.ts";
+import type { Schema } from "../store/schema.ts";
 
 export type OutboxStatus = "queued" | "sending" | "sent" | "failed" | "dead";
 
@@ -92,13 +93,13 @@ export interface OutboxDeps {
 
 export class Outbox {
   readonly #database: Database;
-  readonly #db: Kysely<NotifyTables>;
+  readonly #db: Kysely<Schema>;
   readonly #clock: Clock;
   readonly #random: RandomSource;
 
   constructor(deps: OutboxDeps) {
     this.#database = deps.database;
-    this.#db = deps.database.db as unknown as Kysely<NotifyTables>;
+    this.#db = deps.database.db;
     this.#clock = deps.clock;
     this.#random = deps.random;
   }
@@ -133,8 +134,8 @@ export class Outbox {
    * @example
    * const { id } = await outbox.enqueue({ idempotencyKey: "welcome:usr_1", to: "ana@example.org", subject: "Welcome", text: "Hi", kind: "account.welcome" });
    */
-  async enqueue(message: NewMessage, executor?: Kysely<any>): Promise<EnqueueResult> {
-    const db = (executor as Kysely<NotifyTables> | undefined) ?? this.#db;
+  async enqueue(message: NewMessage, executor?: Kysely<Schema>): Promise<EnqueueResult> {
+    const db = (executor) ?? this.#db;
     const row = this.#row(message, this.#clock.now());
     const result = await db.insertInto("outbox_messages").values(row)
       .onConflict((oc) => oc.column("idempotency_key").doNothing()).executeTakeFirst();
@@ -151,7 +152,7 @@ export class Outbox {
    * @example
    * await outbox.enqueueMany(recipients.map((to) => ({ idempotencyKey: `cmp_1:${to}`, to, subject, text, kind: "campaign.notice", campaignId: "cmp_1", priority: PRIORITY.campaign })));
    */
-  async enqueueMany(messages: readonly NewMessage[], options: { batchSize?: number; executor?: Kysely<any> } = {}): Promise<BulkEnqueueResult> {
+  async enqueueMany(messages: readonly NewMessage[], options: { batchSize?: number; executor?: Kysely<Schema> } = {}): Promise<BulkEnqueueResult> {
     const batchSize = options.batchSize ?? DEFAULT_BATCH;
     if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) throw notifyErrors.badMessage(`batchSize must be between 1 and ${MAX_BATCH}`);
     const now = this.#clock.now();
@@ -162,7 +163,7 @@ export class Outbox {
         throw notifyErrors.badMessage(`message ${i} (${JSON.stringify(String(m?.idempotencyKey).slice(0, 80))}): ${(cause as Error).message}`, { cause });
       }
     });
-    const db = (options.executor as Kysely<NotifyTables> | undefined) ?? this.#db;
+    const db = (options.executor) ?? this.#db;
     let inserted = 0;
     for (let i = 0; i < rows.length; i += batchSize) {
       const batch = rows.slice(i, i + batchSize);

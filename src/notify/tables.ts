@@ -1,8 +1,2 @@
-// Table types of the email outbox (migration 3); the store's Schema owns them.
-import type { OutboxMessagesTable } from "../store/schema.ts";
-
-export type { OutboxMessagesTable };
-
-export interface NotifyTables {
-  outbox_messages: OutboxMessagesTable;
-}
+// Row type of the email outbox (migration 3); the store Schema owns it.
+export type { OutboxMessagesTable } from "../store/schema.ts";

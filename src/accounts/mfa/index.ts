@@ -1,6 +1,5 @@
 // Public API of the MFA module: one service over TOTP, recovery codes and WebAuthn, built from the app's
 // database, clock, random source, keyring and flood control.
-import type { Kysely } from "kysely";
 import type { Keyring } from "../../crypto/keyring.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
@@ -9,7 +8,6 @@ import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { floodIdentifier } from "./policy.ts";
 import { createRecoveryCodes, type RecoveryCodes } from "./recovery.ts";
-import type { MfaTables } from "./tables.ts";
 import { createTOTPFactor, type TOTPFactor } from "./totp.ts";
 import { createWebAuthnFactor, type WebAuthnFactor, type WebAuthnSettings } from "./webauthn.ts";
 
@@ -18,7 +16,6 @@ export * from "./policy.ts";
 export { normaliseRecoveryCode, type RecoveryCodes, type RecoveryVerdict } from "./recovery.ts";
 export { totpCipherContext, type TOTPFactor, type TOTPVerdict } from "./totp.ts";
 export type { Passkey, WebAuthnFactor, WebAuthnSettings } from "./webauthn.ts";
-export type { MfaTables } from "./tables.ts";
 export type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
@@ -75,7 +72,7 @@ export interface MfaDeps {
  */
 export function createMfaService(deps: MfaDeps): MfaService {
   const { database, clock, random, keyring, flood, issuer } = deps;
-  const db = database.db as unknown as Kysely<MfaTables>;
+  const db = database.db;
   const totp = createTOTPFactor({ db, clock, random, keyring, flood, issuer });
   const recovery = createRecoveryCodes({ db, clock, random, flood });
   const webauthn = createWebAuthnFactor({ db, clock, random, settings: deps.webauthn });
@@ -113,8 +110,7 @@ export function createMfaService(deps: MfaDeps): MfaService {
     },
     async removeAll(userId) {
       // One transaction: a crash never leaves the user with half their factors (for example codes but no app).
-      await database.transaction(async (trx) => {
-        const t = trx as unknown as Kysely<MfaTables>;
+      await database.transaction(async (t) => {
         await t.deleteFrom("mfa_totp").where("user_id", "=", userId).execute();
         await t.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId).execute();
         await t.deleteFrom("webauthn_credentials").where("user_id", "=", userId).execute();

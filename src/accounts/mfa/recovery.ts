@@ -7,7 +7,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT } from "./policy.ts";
-import type { MfaTables } from "./tables.ts";
+import type { MfaRecoveryCodesTable, Schema } from "../../store/schema.ts";
 
 export type RecoveryVerdict = "ok" | "invalid" | "throttled";
 
@@ -39,7 +39,7 @@ export function normaliseRecoveryCode(code: unknown): string | null {
 }
 
 /** Builds the recovery-code factor over mfa_recovery_codes. */
-export function createRecoveryCodes(deps: { db: Kysely<MfaTables>; clock: Clock; random: RandomSource; flood: FloodControl }): RecoveryCodes {
+export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; random: RandomSource; flood: FloodControl }): RecoveryCodes {
   const { db, clock, random, flood } = deps;
 
   async function verify(userId: string, code: string): Promise<RecoveryVerdict> {
@@ -70,7 +70,7 @@ export function createRecoveryCodes(deps: { db: Kysely<MfaTables>; clock: Clock;
     async generate(userId) {
       const now = clock.now();
       const codes: string[] = [];
-      const rows: MfaTables["mfa_recovery_codes"][] = [];
+      const rows: MfaRecoveryCodesTable[] = [];
       for (let i = 0; i < RECOVERY_CODE_COUNT; i++) {
         const raw = base32(random.bytes(RECOVERY_CODE_BYTES));
         codes.push(format(raw));

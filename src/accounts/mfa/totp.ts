@@ -9,7 +9,7 @@ import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { mfaErrors } from "./errors.ts";
 import { floodIdentifier, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW } from "./policy.ts";
-import type { MfaTables } from "./tables.ts";
+import type { Schema } from "../../store/schema.ts";
 
 export type TOTPVerdict = "ok" | "invalid" | "replayed" | "throttled" | "not-enrolled";
 
@@ -54,7 +54,7 @@ function matchingSteps(secret: Secret, code: string, now: number): number[] {
 }
 
 /** Builds the TOTP factor over the mfa_totp table. */
-export function createTOTPFactor(deps: { db: Kysely<MfaTables>; clock: Clock; random: RandomSource; keyring: Keyring; flood: FloodControl; issuer: string }): TOTPFactor {
+export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; random: RandomSource; keyring: Keyring; flood: FloodControl; issuer: string }): TOTPFactor {
   const { db, clock, random, keyring, flood, issuer } = deps;
 
   function openSecret(userId: string, ciphertext: string): Secret {

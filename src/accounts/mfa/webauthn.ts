@@ -16,7 +16,7 @@ import { fromBase64URL, toBase64URL, utf8 } from "../../lib/encoding.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { mfaErrors } from "./errors.ts";
 import { MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS } from "./policy.ts";
-import type { MfaTables } from "./tables.ts";
+import type { Schema } from "../../store/schema.ts";
 
 export interface WebAuthnSettings {
   /** The relying party id: the site's registrable domain, e.g. "bulwark.example.org". */
@@ -76,7 +76,7 @@ function cleanName(name: unknown): string {
 }
 
 /** Builds the WebAuthn factor over webauthn_credentials and webauthn_challenges. */
-export function createWebAuthnFactor(deps: { db: Kysely<MfaTables>; clock: Clock; random: RandomSource; settings: WebAuthnSettings }): WebAuthnFactor {
+export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; random: RandomSource; settings: WebAuthnSettings }): WebAuthnFactor {
   const { db, clock, random, settings } = deps;
 
   /** Issues a challenge bound to the user and the ceremony; expired ones are swept on the way. */

@@ -5,4 +5,4 @@ export * from "./token.ts";
 export * from "./cookie.ts";
 export * from "./errors.ts";
 export { GLOBAL_SCOPE, userScope } from "./revocation.ts";
-export type { SessionTables, SessionsTable, RevocationStampsTable } from "./tables.ts";
+export type { SessionsTable, RevocationStampsTable } from "./tables.ts";

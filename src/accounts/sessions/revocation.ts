@@ -2,7 +2,7 @@
 // of that scope was created is refused. A containment job stamps first — every session in scope is dead on
 // its next request — and deletes rows afterwards at its own pace.
 import { sql, type Kysely } from "kysely";
-import type { SessionTables } from "./tables.ts";
+import type { Schema } from "../../store/schema.ts";
 
 export const GLOBAL_SCOPE = "global";
 
@@ -15,7 +15,7 @@ export function userScope(userId: string): string {
  * Moves a scope's stamp forward to `notBefore`; never backwards, so two jobs racing cannot un-revoke what
  * the later one revoked. Returns the stamp now in force.
  */
-export async function raiseStamp(db: Kysely<SessionTables>, scope: string, notBefore: number, now: number): Promise<number> {
+export async function raiseStamp(db: Kysely<Schema>, scope: string, notBefore: number, now: number): Promise<number> {
   await db
     .insertInto("revocation_stamps")
     .values({ scope, not_before: notBefore, updated_at: now })
@@ -32,7 +32,7 @@ export async function raiseStamp(db: Kysely<SessionTables>, scope: string, notBe
 }
 
 /** The stamps of the global scope and of `userId`, 0 when absent. */
-export async function readStamps(db: Kysely<SessionTables>, userId: string): Promise<{ global: number; user: number }> {
+export async function readStamps(db: Kysely<Schema>, userId: string): Promise<{ global: number; user: number }> {
   const rows = await db.selectFrom("revocation_stamps").select(["scope", "not_before"]).where("scope", "in", [GLOBAL_SCOPE, userScope(userId)]).execute();
   let global = 0;
   let user = 0;

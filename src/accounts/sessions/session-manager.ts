@@ -8,8 +8,9 @@ import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
 import { GLOBAL_SCOPE, raiseStamp, readStamps, userScope } from "./revocation.ts";
-import type { SessionTables, SessionsTable } from "./tables.ts";
+import type { SessionsTable } from "./tables.ts";
 import { generateSessionToken, parseSessionToken, secretMatches } from "./token.ts";
+import type { Schema } from "../../store/schema.ts";
 
 /** Authenticator assurance level: 0 none (pre-login), 1 password, 2 multi-factor. */
 export type AAL = 0 | 1 | 2;
@@ -102,13 +103,13 @@ const SESSION_COLUMNS = ["s.id", "s.user_id", "s.secret_hash", "s.created_at", "
 export function createSessionManager(deps: { database: Database; clock: Clock; random: RandomSource; policy?: Partial<SessionPolicy> }): SessionManager {
   const { database, clock, random } = deps;
   const policy = resolveSessionPolicy(deps.policy);
-  const db = database.db as unknown as Kysely<SessionTables>;
+  const db = database.db;
   const insertStatement = prepareHot(
     database,
     "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
   );
 
-  async function insert(target: Kysely<SessionTables>, userId: string | null, context: SessionContext): Promise<{ token: string; session: Session }> {
+  async function insert(target: Kysely<Schema>, userId: string | null, context: SessionContext): Promise<{ token: string; session: Session }> {
     const aal: AAL = context.aal ?? (userId === null ? 0 : 1);
     // A pre-login session cannot carry assurance, and a user's session always has at least a password.
     if ((userId === null) !== (aal === 0)) throw sessionErrors.badPolicy("aal 0 is for pre-login sessions only, and a pre-login session has aal 0");
@@ -238,8 +239,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         userAgent: options.userAgent !== undefined ? options.userAgent : previous?.userAgent ?? null,
         aal: options.aal,
       };
-      return database.transaction(async (trx) => {
-        const t = trx as unknown as Kysely<SessionTables>;
+      return database.transaction(async (t) => {
         if (previous) {
           // Two requests racing to rotate one token: only the one that deletes the row gets a new session.
           const gone = await t.deleteFrom("sessions").where("id", "=", previous.id).executeTakeFirst();

@@ -5,7 +5,7 @@ import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { raiseStamp } from "../sessions/revocation.ts";
 import { tokenUserScope, TOKENS_GLOBAL_SCOPE } from "./index.ts";
-import { setup, stamps } from "./test-setup.ts";
+import { setup } from "./test-setup.ts";
 
 const MINUTE = 60_000;
 
@@ -109,7 +109,7 @@ forEachDialect("API tokens", (fx) => {
     const old = await tokens.create(alice.id, { name: "old", scopes: ["admin"] });
     const bobs = await tokens.create(bob.id, { name: "bob", scopes: ["admin"] });
     clock.advance(1000);
-    const stamp = await raiseStamp(stamps(database), tokenUserScope(alice.id), clock.now(), clock.now());
+    const stamp = await raiseStamp(database.db, tokenUserScope(alice.id), clock.now(), clock.now());
     clock.advance(1000);
     const fresh = await tokens.create(alice.id, { name: "fresh", scopes: ["admin"] });
     assert.deepEqual(await tokens.verify(old.token), { valid: false, reason: "revoked" });

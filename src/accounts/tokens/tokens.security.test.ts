@@ -6,7 +6,7 @@ import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { raiseStamp } from "../sessions/revocation.ts";
 import { tokenUserScope, TOKENS_GLOBAL_SCOPE } from "./index.ts";
-import { setup, stamps } from "./test-setup.ts";
+import { setup } from "./test-setup.ts";
 
 const HOUR = 3_600_000;
 
@@ -66,14 +66,14 @@ forEachDialect("API token attacks", (fx) => {
     const ta = await tokens.create(a.id, { name: "a", scopes: ["admin"] });
     const tb = await tokens.create(b.id, { name: "b", scopes: ["admin"] });
     clock.advance(10);
-    await raiseStamp(stamps(database), TOKENS_GLOBAL_SCOPE, clock.now(), clock.now());
+    await raiseStamp(database.db, TOKENS_GLOBAL_SCOPE, clock.now(), clock.now());
     assert.deepEqual(await tokens.verify(ta.token), { valid: false, reason: "revoked" });
     assert.deepEqual(await tokens.verify(tb.token), { valid: false, reason: "revoked" });
     clock.advance(10);
     const after = await tokens.create(a.id, { name: "after", scopes: ["admin"] });
     assert.equal((await tokens.verify(after.token)).valid, true);
     // A stamp never moves backwards: a later, older stamp cannot resurrect the revoked tokens.
-    await raiseStamp(stamps(database), TOKENS_GLOBAL_SCOPE, 0, clock.now());
+    await raiseStamp(database.db, TOKENS_GLOBAL_SCOPE, 0, clock.now());
     assert.deepEqual(await tokens.verify(ta.token), { valid: false, reason: "revoked" });
   });
 
@@ -83,7 +83,7 @@ forEachDialect("API token attacks", (fx) => {
     const user = await users.create({ email: "ustamp@example.org" });
     const { token } = await tokens.create(user.id, { name: "t", scopes: ["admin"] });
     clock.advance(1);
-    await raiseStamp(stamps(database), tokenUserScope(user.id), clock.now(), clock.now());
+    await raiseStamp(database.db, tokenUserScope(user.id), clock.now(), clock.now());
     const row = await database.db.selectFrom("api_tokens").select("revoked_at").executeTakeFirstOrThrow();
     assert.equal(row.revoked_at, null, "the stamp works before any row is touched");
     assert.deepEqual(await tokens.verify(token), { valid: false, reason: "revoked" });

@@ -1,7 +1,7 @@
 // Helpers the levers share: a sample of ids for dry runs, and chunking of id lists.
 import type { Kysely } from "kysely";
 import type { ScopeQuery } from "../lever.ts";
-import type { ContainSchema } from "../tables.ts";
+import type { Schema } from "../../store/schema.ts";
 
 /** How many ids a dry run shows: enough to recognise the scope, few enough to read. */
 export const SAMPLE_SIZE = 5;
@@ -10,7 +10,7 @@ export const DAY_MS = 86_400_000;
 
 /** Counts the users of `scope` matching `narrow`, and samples a few of their ids. */
 export async function countUsers(
-  db: Kysely<ContainSchema>,
+  db: Kysely<Schema>,
   scope: ScopeQuery,
   narrow: (q: ReturnType<typeof base>) => ReturnType<typeof base>,
 ): Promise<{ users: number; sample: string[] }> {
@@ -20,7 +20,7 @@ export async function countUsers(
   return { users: Number(row?.n ?? 0), sample: sample.map((r) => r.id) };
 }
 
-function base(db: Kysely<ContainSchema>, scope: ScopeQuery) {
+function base(db: Kysely<Schema>, scope: ScopeQuery) {
   return db.selectFrom("users").where("users.id", "in", scope);
 }
 
@@ -38,7 +38,7 @@ export type UserRowTable = "sessions" | "api_tokens" | "mfa_totp" | "mfa_recover
  * revoked), the distinct users holding them, and samples a few of those users.
  */
 export async function countOwnedRows(
-  db: Kysely<ContainSchema>,
+  db: Kysely<Schema>,
   table: UserRowTable,
   scope: ScopeQuery,
   options: { unrevoked?: boolean; before?: number } = {},

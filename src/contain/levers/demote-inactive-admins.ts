@@ -3,10 +3,10 @@
 import type { Kysely } from "kysely";
 import { ADMINISTRATIVE } from "../../accounts/roles/permissions.ts";
 import type { ChangeRecord, LeverContext, UserLever } from "../lever.ts";
-import type { ContainSchema } from "../tables.ts";
 import { DAY_MS, SAMPLE_SIZE } from "./common.ts";
+import type { Schema } from "../../store/schema.ts";
 
-function adminRoles(db: Kysely<ContainSchema>) {
+function adminRoles(db: Kysely<Schema>) {
   return db.selectFrom("role_permissions").select("role_permissions.role").where("role_permissions.permission", "in", [...ADMINISTRATIVE]);
 }
 
@@ -14,7 +14,7 @@ function cutoff(ctx: LeverContext): number {
   return ctx.at - ctx.options.inactiveDays * DAY_MS;
 }
 
-function inactiveGrants(db: Kysely<ContainSchema>, ctx: LeverContext) {
+function inactiveGrants(db: Kysely<Schema>, ctx: LeverContext) {
   return db
     .selectFrom("user_roles")
     .innerJoin("users", "users.id", "user_roles.user_id")

@@ -3,9 +3,8 @@
 // effect at once whatever the number of rows; the levers delete or mark the rows afterwards, in batches.
 import { sql, type Kysely } from "kysely";
 import { GLOBAL_SCOPE, raiseStamp, userScope } from "../../accounts/sessions/revocation.ts";
-import type { SessionTables } from "../../accounts/sessions/tables.ts";
 import type { LeverContext, ScopeQuery } from "../lever.ts";
-import type { ContainSchema } from "../tables.ts";
+import type { Schema } from "../../store/schema.ts";
 
 /** Stamp families: browser sessions use "global"/"user:<id>", API tokens "tokens:global"/"tokens:user:<id>". */
 export type StampFamily = "sessions" | "tokens";
@@ -29,9 +28,9 @@ const FORWARD_ONLY = sql`on conflict (scope) do update set
  * Raises the family's stamps for the whole scope at `ctx.at`: the global row for --all (one write), else one
  * row per user of the scope in one INSERT … SELECT. Returns how many stamp rows were written.
  */
-export async function raiseScopeStamps(trx: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext, family: StampFamily): Promise<number> {
+export async function raiseScopeStamps(trx: Kysely<Schema>, scope: ScopeQuery, ctx: LeverContext, family: StampFamily): Promise<number> {
   if (ctx.allUsers) {
-    await raiseStamp(trx as unknown as Kysely<SessionTables>, prefix(family) + GLOBAL_SCOPE, ctx.at, ctx.at);
+    await raiseStamp(trx, prefix(family) + GLOBAL_SCOPE, ctx.at, ctx.at);
     return 1;
   }
   // "where true": SQLite needs it to parse ON CONFLICT after INSERT … SELECT. Casts: PostgreSQL cannot infer
@@ -43,7 +42,7 @@ export async function raiseScopeStamps(trx: Kysely<ContainSchema>, scope: ScopeQ
 }
 
 /** Raises the family's stamp of each listed user at `ctx.at` (a batch at a time). */
-export async function raiseUserStamps(trx: Kysely<ContainSchema>, userIds: readonly string[], ctx: LeverContext, family: StampFamily): Promise<void> {
+export async function raiseUserStamps(trx: Kysely<Schema>, userIds: readonly string[], ctx: LeverContext, family: StampFamily): Promise<void> {
   // 3 parameters a row: 1000 rows stay far below both dialects' bound-parameter limits.
   for (let i = 0; i < userIds.length; i += 1000) {
     const rows = userIds.slice(i, i + 1000).map((id) => ({ scope: stampScope(family, id), not_before: ctx.at, updated_at: ctx.at }));
@@ -57,7 +56,7 @@ export async function raiseUserStamps(trx: Kysely<ContainSchema>, userIds: reado
 }
 
 /** How many stamp rows `raiseScopeStamps` would write (dry run): 1 for --all, else the users in scope. */
-export async function stampsToWrite(db: Kysely<ContainSchema>, scope: ScopeQuery, ctx: LeverContext): Promise<number> {
+export async function stampsToWrite(db: Kysely<Schema>, scope: ScopeQuery, ctx: LeverContext): Promise<number> {
   if (ctx.allUsers) return 1;
   const row = await db.selectFrom("users").where("users.id", "in", scope).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   return Number(row?.n ?? 0);
