@@ -9,6 +9,7 @@ import { isPermission, PERMISSIONS } from "../src/accounts/roles/index.ts";
 import { apiRoutesOf, type APIRoute } from "../src/http/api/index.ts";
 import { accessGuard } from "../src/http/api/guard.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
+import { routesFromTree } from "./helpers/routes.ts";
 
 let fx: APIFixture;
 before(async () => {
@@ -17,22 +18,6 @@ before(async () => {
 after(async () => {
   await fx.close();
 });
-
-/** Rebuilds full paths and methods from Fastify's printed route tree: an independent walk of the router. */
-function routesFromTree(tree: string): Array<{ url: string; methods: string[] }> {
-  const out: Array<{ url: string; methods: string[] }> = [];
-  const stack: string[] = [];
-  for (const line of tree.split("\n")) {
-    const m = /^((?:│   |    )*)(?:├── |└── )(\S+)(?: \(([^)]*)\))?/.exec(line);
-    if (!m) continue;
-    const depth = (m[1] as string).length / 4;
-    stack.length = depth;
-    const url = (stack[depth - 1] ?? "") + (m[2] as string);
-    stack[depth] = url;
-    if (m[3]) out.push({ url, methods: (m[3] as string).split(", ") });
-  }
-  return out;
-}
 
 // Values for path parameters: well-formed but naming nothing, so a refused request cannot have touched a row.
 function concrete(url: string): string {

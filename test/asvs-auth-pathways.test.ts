@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { PERMISSIONS } from "../src/accounts/roles/index.ts";
-import { authFixture, GOOD_PASSWORD, HOST, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, GOOD_PASSWORD, HOST, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { routesFromTree } from "./helpers/routes.ts";
 
 let fx: AuthFixture;
 before(async () => {
@@ -17,20 +18,9 @@ after(async () => {
   await fx.close();
 });
 
-/** Method and path of every route in Fastify's router, rebuilt from its printed tree (HEAD twins left out). */
+/** "METHOD /path" of every route in Fastify's router (HEAD twins left out). */
 function routedPaths(tree: string): string[] {
-  const out: string[] = [];
-  const stack: string[] = [];
-  for (const line of tree.split("\n")) {
-    const m = /^((?:│   |    )*)(?:├── |└── )(\S+)(?: \(([^)]*)\))?/.exec(line);
-    if (!m) continue;
-    const depth = (m[1] as string).length / 4;
-    stack.length = depth;
-    const url = (stack[depth - 1] ?? "") + (m[2] as string);
-    stack[depth] = url;
-    if (m[3]) for (const method of (m[3] as string).split(", ")) if (method !== "HEAD") out.push(`${method} ${url}`);
-  }
-  return out;
+  return routesFromTree(tree).flatMap((r) => r.methods.filter((m) => m !== "HEAD").map((m) => `${m} ${r.url}`));
 }
 
 /** Path parameters filled with well-formed ids that name nothing, so a request cannot touch a real row. */

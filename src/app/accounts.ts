@@ -1,6 +1,7 @@
 // Builds the account services from configuration: the password policy object, the new-password policy,
 // the user and role stores, flood control, the job store, and the services the HTTP account surface uses:
-// sessions, API tokens, MFA, the mail outbox and password reset tokens.
+// sessions, API tokens, MFA, the mail outbox, password reset tokens and email changes.
+import { createEmailChangeService, type EmailChangeService } from "../accounts/email-change/index.ts";
 import { FloodControl } from "../accounts/flood/flood.ts";
 import { createMfaService, MFA_FLOOD_POLICY, type MfaService } from "../accounts/mfa/index.ts";
 import { createPasswordPolicy, type PasswordPolicy } from "../accounts/password-policy/index.ts";
@@ -36,11 +37,14 @@ export interface AccountServices {
   outbox: Outbox;
   /** Single-use password reset tokens. */
   passwordReset: PasswordResetService;
+  /** Email-address changes confirmed by a link to the new address. */
+  emailChanges: EmailChangeService;
 }
 
 export function buildAccounts(deps: { config: Config; database: Database; clock: Clock; random: RandomSource; audit: AuditLog; keyring: Keyring }): AccountServices {
   const { config, database, clock, random, audit, keyring } = deps;
   const flood = new FloodControl({ database, clock });
+  const outbox = new Outbox({ database, clock, random });
   const publicURL = new URL(config.http.publicURL);
   return {
     passwords: createPasswordContext({ random, argon2: config.argon2 }),
@@ -57,7 +61,8 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
       // WebAuthn binds credentials to the public host name (the RP ID) and checks the page origin.
       webauthn: { rpID: publicURL.hostname, rpName: config.serviceName, origins: [config.http.publicURL, ...config.http.trustedOrigins] },
     }),
-    outbox: new Outbox({ database, clock, random }),
+    outbox,
     passwordReset: createPasswordResetService({ database, clock, random }),
+    emailChanges: createEmailChangeService({ database, clock, random, outbox }),
   };
 }

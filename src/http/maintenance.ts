@@ -2,7 +2,6 @@
 // flood-control events and stale WebAuthn challenges are deleted on a timer, so the tables a request reads
 // stay the size of what is live. Each step is one indexed DELETE; a failing step is logged and the others run.
 import type { App } from "../app/types.ts";
-import { createEmailChangeService } from "../accounts/email-change/index.ts";
 
 export interface Maintenance {
   /** Runs every step once now; returns how many rows each step removed (-1 for a step that failed). */
@@ -15,11 +14,10 @@ export interface Maintenance {
 export const MAINTENANCE_INTERVAL_MS = 15 * 60_000;
 
 export function startMaintenance(app: App, options: { intervalMs?: number } = {}): Maintenance {
-  const emailChanges = createEmailChangeService({ database: app.db, clock: app.clock, random: app.random, outbox: app.accounts.outbox });
   const steps: Record<string, () => Promise<number>> = {
     sessions: () => app.accounts.sessions.purgeExpired(),
     passwordResetLinks: () => app.accounts.passwordReset.purgeExpired(),
-    emailChangeLinks: () => emailChanges.purgeExpired(),
+    emailChangeLinks: () => app.accounts.emailChanges.purgeExpired(),
     floodEvents: () => app.accounts.flood.prune(),
     webauthnChallenges: async () => {
       const result = await app.db.db.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();

@@ -171,6 +171,9 @@ function register(program: Command, ctx: CliContext): void {
       }),
     );
 
+  // commander hands --json written after a subcommand to the parent command, which declares it too.
+  const withParentJSON = (opts: { json?: boolean }): { json?: boolean } => ({ ...opts, json: opts.json === true || cmd.opts().json === true });
+
   cmd
     .command("status")
     .description("Show a containment job's progress (done, total, rate, ETA); the latest job when none is named.")
@@ -178,8 +181,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--json", "print the job as JSON")
     .action(
       action(ctx, async (id: string | undefined, opts: { json?: boolean }) => {
-        // commander hands --json after a subcommand to the parent command, which declares it too.
-        opts = { ...opts, json: opts.json === true || cmd.opts().json === true };
+        opts = withParentJSON(opts);
         const { app, contain, deps } = await services(ctx);
         let jobId = id;
         if (!jobId) {
@@ -209,8 +211,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--json", "print the job as JSON")
     .action(
       action(ctx, async (id: string, opts: { json?: boolean }) => {
-        // commander hands --json after a subcommand to the parent command, which declares it too.
-        opts = { ...opts, json: opts.json === true || cmd.opts().json === true };
+        opts = withParentJSON(opts);
         const { contain, deps } = await services(ctx);
         const before = await deps.jobs.get(id);
         const bar = progress(ctx, "contain", before.total);
@@ -229,8 +230,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--json", "print the undo job and the rows left alone as JSON")
     .action(
       action(ctx, async (id: string, opts: { json?: boolean }) => {
-        // commander hands --json after a subcommand to the parent command, which declares it too.
-        opts = { ...opts, json: opts.json === true || cmd.opts().json === true };
+        opts = withParentJSON(opts);
         const { contain, deps } = await services(ctx);
         const undo = await contain.createUndoJob(deps, id, actor());
         if (!opts.json) writeLine(ctx, `undo job ${undo.id} created: ${undo.total} recorded changes`);
@@ -253,8 +253,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--json", "print the jobs as JSON")
     .action(
       action(ctx, async (opts: { json?: boolean }) => {
-        // commander hands --json after a subcommand to the parent command, which declares it too.
-        opts = { ...opts, json: opts.json === true || cmd.opts().json === true };
+        opts = withParentJSON(opts);
         const { contain, deps } = await services(ctx);
         const jobs = [...(await deps.jobs.list({ kind: contain.CONTAIN_KIND, limit: 100 })), ...(await deps.jobs.list({ kind: contain.UNDO_KIND, limit: 100 }))]
           .sort((a, b) => b.createdAt - a.createdAt).map((j) => contain.jobView(j));

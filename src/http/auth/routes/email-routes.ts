@@ -2,7 +2,6 @@
 // session (ASVS 7.5.1) and answers the same whether or not the address is registered; the link goes to the new
 // address and a notice to the old one; confirming ends every session and mails both addresses (ASVS 6.3.7).
 import type { FastifyInstance } from "fastify";
-import { createEmailChangeService, type EmailChangeService } from "../../../accounts/email-change/index.ts";
 import { clearSessionCookie } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { fingerprint } from "../../../crypto/tokens.ts";
@@ -14,18 +13,6 @@ export const EMAIL_CHANGE_ACCEPTED = {
   status: "accepted",
   message: "If this address can be used, a message with a confirmation link is on its way to it. Your current address has been told of the request.",
 } as const;
-
-const services = new WeakMap<App, EmailChangeService>();
-
-/** The app's email-change service, built once per app (it needs only the database, clock, random and outbox). */
-export function emailChangesOf(app: App): EmailChangeService {
-  let service = services.get(app);
-  if (!service) {
-    service = createEmailChangeService({ database: app.db, clock: app.clock, random: app.random, outbox: app.accounts.outbox });
-    services.set(app, service);
-  }
-  return service;
-}
 
 export function registerEmailRoutes(server: FastifyInstance, app: App): void {
   server.post<{ Body: { newEmail: string } }>(
@@ -40,7 +27,7 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
       const ctx = requestContext(request);
       const user = await app.accounts.users.getById(auth.userId);
       if (!user) throw httpAuthErrors.sessionRequired();
-      const outcome = await emailChangesOf(app).request(user, request.body.newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName });
+      const outcome = await app.accounts.emailChanges.request(user, request.body.newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName });
       if (outcome === "rate-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the account reached");
       // The audit log keeps a fingerprint of the address, not the address: it names no other person's mailbox.
       await app.audit.append({
@@ -60,7 +47,7 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
       config: { access: "public", csrf: "pre-login" },
     },
     async (request, reply) => {
-      const changed = await emailChangesOf(app).confirm(request.body.token, {
+      const changed = await app.accounts.emailChanges.confirm(request.body.token, {
         // Reset links already mailed to the old address die with the change: that mailbox no longer controls the account.
         within: async (trx, change) => { await app.accounts.passwordReset.revokeAll(change.userId, trx); },
       });
