@@ -137,13 +137,16 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
   });
 }
 
-async function recordChanges(trx: Kysely<Schema>, jobId: string, lever: string, changes: ChangeRecord[]): Promise<void> {
-  // 7 columns a row: 500 rows stay far below SQLite's 32766 bound parameters.
-  for (let i = 0; i < changes.length; i += 500) {
-    await trx.insertInto("contain_changes").values(changes.slice(i, i + 500).map((c) => ({
-      job_id: jobId, lever, user_id: c.userId, entity: c.entity, before: JSON.stringify(c.before), after: c.after === null ? null : JSON.stringify(c.after), undo_status: null,
-    }))).execute();
-  }
+/** Records a batch's changes keyed by each user's seq, in seq order: the batch's records append to the key. */
+async function recordChanges(trx: Kysely<Schema>, jobId: string, lever: string, changes: ChangeRecord[], seqOf: Map<string, number>): Promise<void> {
+  const rows = changes.map((c) => {
+    const seq = seqOf.get(c.userId);
+    if (seq === undefined) throw new Error(`lever ${lever} reported a change for user ${c.userId}, who is not in this batch`);
+    return { job_id: jobId, lever, seq, user_id: c.userId, entity: c.entity, before: JSON.stringify(c.before), after: c.after === null ? null : JSON.stringify(c.after), undo_status: null };
+  });
+  rows.sort((a, b) => a.seq - b.seq || (a.entity < b.entity ? -1 : a.entity > b.entity ? 1 : 0));
+  // 8 columns a row: 500 rows stay far below SQLite's 32766 bound parameters.
+  for (let i = 0; i < rows.length; i += 500) await trx.insertInto("contain_changes").values(rows.slice(i, i + 500)).execute();
 }
 
 /** The stages of a containment job: one over the recorded users (all user levers per batch), then one per global lever. */
@@ -177,11 +180,12 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         const rows = await trx.selectFrom("contain_job_users").select(["seq", "user_id"]).where("job_id", "=", job.id)
           .where("seq", ">", batch * size).where("seq", "<=", (batch + 1) * size).orderBy("seq").execute();
         const ids = rows.map((r) => r.user_id);
+        const seqOf = new Map(rows.map((r) => [r.user_id, Number(r.seq)]));
         const counts: Record<string, number> = {};
         for (const lever of userLevers) {
           const applied = await lever.apply(trx, ids, ctx);
           for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;
-          if (lever.undo && applied.changes.length) await recordChanges(trx, job.id, lever.name, applied.changes);
+          if (lever.undo && applied.changes.length) await recordChanges(trx, job.id, lever.name, applied.changes, seqOf);
         }
         return { counts, processed: rows.length, audit: { from: batch * size + 1, to: batch * size + rows.length } };
       },

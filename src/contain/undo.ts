@@ -47,7 +47,17 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
   });
 }
 
-/** One stage per reversible lever, walking its recorded changes by (user_id, entity). */
+/**
+ * Where an undo stage continues: after this (seq, entity). A position written before migration 10 named a
+ * user id instead; such a walk starts over, which is safe because records already handled are skipped.
+ */
+function parsePosition(position: string | null): [number, string] {
+  if (position === null) return [0, ""];
+  const [seq, entity] = JSON.parse(position) as [unknown, string];
+  return typeof seq === "number" ? [seq, entity] : [0, ""];
+}
+
+/** One stage per reversible lever, walking its recorded changes by (seq, entity): the order they were written. */
 export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
   const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
   return job.spec.levers.map((name): Stage => {
@@ -55,27 +65,28 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
     return {
       name: `undo ${name}`,
       async step(trx, position): Promise<StepResult> {
-        const [afterUser, afterEntity] = position === null ? ["", ""] : (JSON.parse(position) as [string, string]);
+        const [afterSeq, afterEntity] = parsePosition(position);
         const rows = await trx.selectFrom("contain_changes").selectAll()
           .where("job_id", "=", job.spec.undoOf).where("lever", "=", name)
-          .where((eb) => eb.or([eb("user_id", ">", afterUser), eb.and([eb("user_id", "=", afterUser), eb("entity", ">", afterEntity)])]))
-          .orderBy("user_id").orderBy("entity").limit(job.spec.batchSize).execute();
+          .where((eb) => eb.or([eb("seq", ">", afterSeq), eb.and([eb("seq", "=", afterSeq), eb("entity", ">", afterEntity)])]))
+          .orderBy("seq").orderBy("entity").limit(job.spec.batchSize).execute();
         if (rows.length === 0) return { counts: {}, processed: 0, next: null };
         // Rows an earlier undo already handled are not touched again.
         const open = rows.filter((r) => r.undo_status === null);
         const changes: ChangeRecord[] = open.map((r) => ({ userId: r.user_id, entity: r.entity, before: JSON.parse(r.before) as Record<string, unknown>, after: r.after === null ? null : (JSON.parse(r.after) as Record<string, unknown>) }));
         const result = changes.length ? await (lever.undo as NonNullable<UserLever["undo"]>)(trx, changes, ctx) : { restored: [], skipped: [] };
+        const seqOf = new Map(open.map((r) => [`${r.user_id}\u0000${r.entity}`, Number(r.seq)]));
         for (const [status, list] of [["restored", result.restored], ["skipped", result.skipped]] as const) {
           for (const c of list) {
             await trx.updateTable("contain_changes").set({ undo_status: status })
-              .where("job_id", "=", job.spec.undoOf).where("lever", "=", name).where("user_id", "=", c.userId).where("entity", "=", c.entity).execute();
+              .where("job_id", "=", job.spec.undoOf).where("lever", "=", name).where("seq", "=", seqOf.get(`${c.userId}\u0000${c.entity}`) as number).where("entity", "=", c.entity).execute();
           }
         }
-        const last = rows[rows.length - 1] as { user_id: string; entity: string };
+        const last = rows[rows.length - 1] as { seq: number; entity: string };
         return {
           counts: { [`${name}.restored`]: result.restored.length, [`${name}.skipped`]: result.skipped.length },
           processed: open.length,
-          next: JSON.stringify([last.user_id, last.entity]),
+          next: JSON.stringify([Number(last.seq), last.entity]),
         };
       },
     };
@@ -85,6 +96,6 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
 /** Rows an undo left alone because they changed after the job (at most `limit`). */
 export async function skippedByUndo(deps: ContainDeps, jobId: string, limit = 1000): Promise<Array<{ lever: string; userId: string; entity: string }>> {
   const rows = await deps.database.db.selectFrom("contain_changes").select(["lever", "user_id", "entity"])
-    .where("job_id", "=", jobId).where("undo_status", "=", "skipped").orderBy("lever").orderBy("user_id").limit(limit).execute();
+    .where("job_id", "=", jobId).where("undo_status", "=", "skipped").orderBy("lever").orderBy("seq").limit(limit).execute();
   return rows.map((r) => ({ lever: r.lever, userId: r.user_id, entity: r.entity }));
 }

@@ -246,6 +246,8 @@ export interface ContainJobUsersTable {
 export interface ContainChangesTable {
   job_id: string;
   lever: string;
+  /** The user's seq in the job's recorded scope (contain_job_users): records are keyed and walked by it. */
+  seq: number;
   user_id: string;
   /** What inside the user changed ("" for the user row itself, the role name for a demotion). */
   entity: string;

@@ -8,7 +8,8 @@ import { roles } from "./0006-roles.ts";
 import { contain } from "./0007-contain.ts";
 import { passwordReset } from "./0008-password-reset.ts";
 import { emailChange } from "./0009-email-change.ts";
+import { containChangesBySeq } from "./0010-contain-changes-by-seq.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq];
 export type { Migration } from "./types.ts";
