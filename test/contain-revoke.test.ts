@@ -115,6 +115,50 @@ forEachDialect("contain revocation levers", (dfx) => {
     assert.equal((await fx.audit.verify()).ok, true);
   });
 
+  it("an --all revoke-sessions ends exactly the sessions a batch-by-batch run over every user ends (on SQLite in one step)", async () => {
+    // Two identical databases: --all (on SQLite one whole-table step) and an id list of every user (batches).
+    const runs = [];
+    let dialect = "";
+    for (const scope of [{ all: true }, { ids: Array.from({ length: 30 }, (_, i) => `usr_${String(i).padStart(4, "0")}`) }]) {
+      const fx = await setup(await dfx.fresh());
+      dialect = fx.database.dialect;
+      const ids = await users(fx, 30);
+      const sm = sessions(fx);
+      for (const [i, id] of ids.entries()) for (let k = 0; k < i % 3; k++) await sm.createSession(id);
+      const anonymous = await sm.createSession(null); // pre-login: no user, in no scope
+      fx.clock.advance(1000);
+      const job = await createContainJob(fx, { levers: ["revoke-sessions", "expire-passwords"], scope, actor: "t", batchSize: 7 });
+      fx.clock.advance(1000);
+      const later = await sm.createSession(ids[5] as string); // a login after the job started
+      const done = await runJob(fx, job.id);
+      const left = (await fx.database.db.selectFrom("sessions").select("id").orderBy("id").execute()).map((r) => r.id);
+      assert.deepEqual(left, [anonymous.session.id, later.session.id].sort());
+      assert.equal((await sm.validate(later.token)).valid, true);
+      const stages = (await fx.audit.tail(200)).filter((e) => e.type === "contain.job.batch").map((e) => (e.data as { stage: string }).stage);
+      runs.push({ status: done.status, done: done.done, total: done.total, counts: jobView(done).counts, stages: [...new Set(stages)] });
+      assert.equal((await fx.audit.verify()).ok, true);
+    }
+    const [all, listed] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    assert.deepEqual({ ...all, stages: undefined }, { ...listed, stages: undefined });
+    assert.deepEqual(all.counts["revoke-sessions"], { users: 20, sessions: 30 });
+    assert.equal(all.done, 30);
+    assert.deepEqual(all.stages, dialect === "sqlite" ? ["revoke-sessions (all users at once)", "users"] : ["users"]);
+    assert.deepEqual(listed.stages, ["users"]);
+  });
+
+  it("an --all job of revoke-sessions alone reports every user handled (on SQLite after its one step)", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await users(fx, 9);
+    const sm = sessions(fx);
+    for (const id of ids) await sm.createSession(id);
+    fx.clock.advance(1000);
+    const job = await createContainJob(fx, { levers: ["revoke-sessions"], scope: { all: true }, actor: "t", batchSize: 4 });
+    const done = await runJob(fx, job.id);
+    assert.deepEqual({ status: done.status, done: done.done, total: done.total }, { status: "done", done: 9, total: 9 });
+    assert.deepEqual(jobView(done).counts["revoke-sessions"], { users: 9, sessions: 9 });
+    assert.equal((await fx.database.db.selectFrom("sessions").select("id").execute()).length, 0);
+  });
+
   it("a scoped revoke-sessions stamps only the users in scope; the others stay logged in", async () => {
     const fx = await setup(await dfx.fresh());
     const ids = await users(fx, 6);

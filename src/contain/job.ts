@@ -161,7 +161,24 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   const userLevers = found.filter((l): l is UserLever => l.kind === "user");
   const globalLevers = found.filter((l): l is GlobalLever => l.kind === "global");
   const stages: Stage[] = [];
-  if (userLevers.length) {
+  // On SQLite, an --all job runs the levers that can do their whole work at once (deleting most of a table) as
+  // one step each, first; the others go batch by batch. docs/decisions/0005-bulk-containment-on-sqlite.md.
+  const whole = deps.database.dialect === "sqlite" && ctx.allUsers ? userLevers.filter((l) => l.applyAll !== undefined) : [];
+  const batched = userLevers.filter((l) => !whole.includes(l));
+  whole.forEach((lever, i) => {
+    stages.push({
+      name: `${lever.name} (all users at once)`,
+      async step(trx): Promise<StepResult> {
+        const r = await (lever.applyAll as NonNullable<UserLever["applyAll"]>)(trx, ctx);
+        const counts: Record<string, number> = {};
+        for (const [k, v] of Object.entries(r)) counts[`${lever.name}.${k}`] = v;
+        // With no lever left for the batches, this step has handled every user of the scope.
+        const last = i === whole.length - 1 && batched.length === 0;
+        return { counts, processed: last ? job.total : 0, next: null };
+      },
+    });
+  });
+  if (batched.length) {
     // Batch k is the users numbered k*size+1 … (k+1)*size: a fixed partition, so workers can take batches in
     // any order and a resumed job redoes none. The row numbered k*size+1 is batch k's claim row.
     const size = job.spec.batchSize;
@@ -182,7 +199,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         const ids = rows.map((r) => r.user_id);
         const seqOf = new Map(rows.map((r) => [r.user_id, Number(r.seq)]));
         const counts: Record<string, number> = {};
-        for (const lever of userLevers) {
+        for (const lever of batched) {
           const applied = await lever.apply(trx, ids, ctx);
           for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;
           if (lever.undo && applied.changes.length) await recordChanges(trx, job.id, lever.name, applied.changes, seqOf);

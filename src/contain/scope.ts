@@ -97,7 +97,7 @@ export function scopedUserIds(db: Kysely<Schema>, dialect: DialectName, spec: Sc
   if (spec.activeFrom !== undefined || spec.activeTo !== undefined) {
     const from = spec.activeFrom;
     const to = spec.activeTo;
-    // A session's life [created_at, last_seen_at] overlaps [from, to]; found through the sessions_user index.
+    // A session's life [created_at, last_seen_at] overlaps [from, to]; found through the sessions_user_created index.
     q = q.where((eb) => eb.or([
       eb.exists(eb.selectFrom("sessions").select("sessions.user_id").whereRef("sessions.user_id", "=", "users.id")
         .where((s) => s.and([...(from !== undefined ? [s("sessions.last_seen_at", ">=", from)] : []), ...(to !== undefined ? [s("sessions.created_at", "<=", to)] : [])]))),

@@ -3,6 +3,8 @@
 // is recorded — the global stamp for --all, one per user otherwise — so the next request with any in-scope
 // session is refused (ASVS 7.4.1: termination is enforced server-side) while deletion proceeds at its own pace.
 // Not reversible: a revoked session is meant to stay dead; users log in again.
+import { sql } from "kysely";
+import { bulkDeleteSQLite } from "../../store/sqlite-bulk-delete.ts";
 import type { UserLever } from "../lever.ts";
 import { countOwnedRows } from "./common.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
@@ -24,5 +26,14 @@ export const revokeSessions = {
     // say) is left alone. Idempotent: a re-run finds the rows already gone.
     const rows = await trx.deleteFrom("sessions").where("user_id", "in", userIds).where("created_at", "<", ctx.at).returning("user_id").execute();
     return { counts: { users: new Set(rows.map((r) => r.user_id)).size, sessions: rows.length }, changes: [] };
+  },
+  async applyAll(trx, ctx) {
+    // Every user's sessions created before the job: for an --all scope the same rows the batches would delete
+    // (a session older than the job belongs to a user who existed when the scope was recorded). Pre-login
+    // sessions (no user) are not in any scope and stay. The count of users reads the (user_id, created_at) index.
+    const row = await trx.selectFrom("sessions").where("user_id", "is not", null).where("created_at", "<", ctx.at)
+      .select((eb) => eb.fn.count<number>("user_id").distinct().as("users")).executeTakeFirst();
+    const { deleted } = await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and created_at < ${ctx.at}`);
+    return { users: Number(row?.users ?? 0), sessions: deleted };
   },
 } satisfies UserLever;

@@ -9,7 +9,8 @@ import { contain } from "./0007-contain.ts";
 import { passwordReset } from "./0008-password-reset.ts";
 import { emailChange } from "./0009-email-change.ts";
 import { containChangesBySeq } from "./0010-contain-changes-by-seq.ts";
+import { sessionsByUserAndTime } from "./0011-sessions-by-user-and-time.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime];
 export type { Migration } from "./types.ts";
