@@ -145,6 +145,16 @@ async function run(dialect: "sqlite" | "postgres", dir: string, cluster: Awaited
   line(`[${dialect}] contain ${LEVERS.join(" + ")}`, `${jobSecs.toFixed(2)} s`, `${done.done} users, counts ${JSON.stringify(done.counts)}`);
   line(`[${dialect}]   of which: create (stamps, scope)`, `${createSecs.toFixed(2)} s`, `batches of ${job.spec.batchSize}`);
   line(`[${dialect}] job ÷ direct statements`, (jobSecs / directSecs).toFixed(2), "aim <= 1.5");
+  // The longest single step (one transaction; on SQLite the time logins wait for the write lock at worst):
+  // the gap between consecutive committed events of the job.
+  const events = await app.db.db.selectFrom("audit_events").select(["at", "type", "data"]).where("subject", "=", job.id)
+    .where("type", "in", ["contain.job.created", "contain.job.batch"]).orderBy("seq").execute();
+  let longest = { ms: 0, stage: "" };
+  for (let i = 1; i < events.length; i++) {
+    const ms = Number(events[i]!.at) - Number(events[i - 1]!.at);
+    if (ms > longest.ms) longest = { ms, stage: (JSON.parse(events[i]!.data) as { stage: string }).stage };
+  }
+  line(`[${dialect}]   longest step (one transaction)`, `${longest.ms} ms`, longest.stage);
   line(`[${dialect}] job start → session refused`, `${refused.at - startedAt} ms`, `reason ${refused.reason}; aim < 1000 ms`);
   await app.close();
 }
