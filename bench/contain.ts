@@ -167,7 +167,9 @@ export default async function bench(): Promise<void> {
   try {
     if (dialects.includes("sqlite")) await run("sqlite", dir, null);
     if (dialects.includes("postgres")) {
-      cluster = await startPostgres();
+      // PostgreSQL's default shared_buffers (128 MB) is meant for small machines; a deployment holding a million
+      // accounts sizes it to its memory. Both the direct statements and the job run on this one cluster.
+      cluster = await startPostgres({ shared_buffers: process.env["BULWARK_BENCH_PG_SHARED_BUFFERS"] ?? "1GB" });
       if (cluster) await run("postgres", dir, cluster);
       else line("[postgres]", "skipped", "PostgreSQL is not installed");
     }

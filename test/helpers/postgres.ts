@@ -60,8 +60,11 @@ export function postgresUnavailable(): string | null {
   return why;
 }
 
-/** Starts a cluster, or returns null (loudly) when PostgreSQL is not installed. */
-export async function startPostgres(): Promise<PgCluster | null> {
+/**
+ * Starts a cluster, or returns null (loudly) when PostgreSQL is not installed. `settings` are extra server
+ * settings (`-c name=value`), e.g. { shared_buffers: "1GB" } for a benchmark on a large data set.
+ */
+export async function startPostgres(settings: Record<string, string> = {}): Promise<PgCluster | null> {
   const bin = findBinDir();
   if (!bin) return warnMissing("no initdb/postgres binaries found");
   const owner = postgresUser();
@@ -75,7 +78,7 @@ export async function startPostgres(): Promise<PgCluster | null> {
   });
   const child: ChildProcess = spawn(
     join(bin, "postgres"),
-    ["-D", data, "-k", dir, "-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=60"],
+    ["-D", data, "-k", dir, "-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=60", ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])],
     { stdio: ["ignore", "ignore", "pipe"], ...ids, cwd: dir },
   );
   let log = "";
