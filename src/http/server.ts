@@ -7,6 +7,7 @@ import { newId } from "../crypto/tokens.ts";
 import { isBulwarkError } from "../lib/errors.ts";
 import { registerApiRoutes } from "./api/index.ts";
 import { registerAuth } from "./auth/index.ts";
+import { registerPages } from "./pages/pages.ts";
 import { STATUS_BY_KIND, type ErrorBody } from "./errors.ts";
 import { applySecurityHeaders } from "./security-headers.ts";
 
@@ -87,6 +88,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
 
   // Authentication, gates, CSRF and /auth first: their hooks are global, so they run before /api/v1's own.
   registerAuth(server, app);
+  registerPages(server, app);
   await registerApiRoutes(server, app);
 
   return server;
