@@ -38,6 +38,12 @@ const DOCUMENTED_PUBLIC = new Set([
   "POST /auth/password/reset/complete",
   "POST /auth/register",
   "POST /auth/email/confirm",
+  // The pages the mailed links open, and their script and stylesheet: static, they act only through the
+  // public routes above (docs/http-auth.md § The link pages).
+  "GET /reset-password",
+  "GET /confirm-email",
+  "GET /assets/bulwark-pages.js",
+  "GET /assets/bulwark-pages.css",
 ]);
 
 /** Refusals that mean "you are not signed in (the right way)": the guard's, the API guard's and requireSession's. */

@@ -1,9 +1,10 @@
-// Crash test (issue 5): a 200,000-user containment job (expire-passwords, revoke-sessions, lock-accounts over
-// --all) is killed with SIGKILL at random points at least five times and resumed each time; its end state must
-// equal that of an uninterrupted run on an identical copy of the database, no batch may be applied twice, and
-// the audit chain must verify. SQLite only: seeding and running 200,000 users twice on PostgreSQL would take
-// minutes; the claim/resume logic is the same code, and PostgreSQL resume and sharing are tested in
-// contain-levers.test.ts and contain-revoke.test.ts.
+// Crash test (issue 5): a containment job (expire-passwords, revoke-sessions, lock-accounts over --all) is
+// killed with SIGKILL at random points at least five times and resumed each time; its end state must equal that
+// of an uninterrupted run on an identical copy of the database, no batch (or whole-table step) may be applied
+// twice, and the audit chain must verify. SQLite at 200,000 users, where revoke-sessions is one table rebuild
+// and the other levers go in 1000-user batches; PostgreSQL at 50,000 users (BULWARK_CRASH_USERS_PG), where every
+// lever goes in 5000-user batches (seeding and running 200,000 users twice there would take minutes of the
+// suite's ten).
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -11,89 +12,76 @@ import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { after, before, it } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
+import pg from "pg";
 import { bulwark, MAIN } from "./helpers/cli.ts";
+import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
 
-const USERS = Number(process.env["BULWARK_CRASH_USERS"] ?? 200_000);
 const KILLS = 5;
 const COMMAND = ["contain", "expire-passwords", "revoke-sessions", "lock-accounts", "--all", "--yes", "--json"];
+const CHILD_KEYS = ["BULWARK_DATA_DIR", "BULWARK_DATABASE_URL", "BULWARK_MASTER_KEY"];
 
-let dir: string;
-const dataA = (): string => join(dir, "a");
-const dataB = (): string => join(dir, "b");
-const env = (data: string): NodeJS.ProcessEnv => ({ BULWARK_DATA_DIR: data, BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" });
-
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), "bulwark-contain-crash-"));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-function start(args: string[], data: string): ChildProcess {
-  const childEnv = { ...process.env, ...env(data) };
-  delete childEnv["BULWARK_DATABASE_URL"];
-  delete childEnv["BULWARK_MASTER_KEY"];
-  return spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], { env: childEnv, stdio: "ignore" });
+/** One copy of the database: the environment its CLI runs with, and a way to read it directly. */
+interface Side {
+  env: NodeJS.ProcessEnv;
+  rows(sql: string): Promise<Array<Record<string, unknown>>>;
 }
 
-/** The containment job of a data dir (at most one exists in this test), read directly from the file. */
-function jobOf(data: string): { id: string; status: string; done: number; total: number; spec: { at: number }; counts: string } | null {
-  const db = new DatabaseSync(join(data, "bulwark.db"), { readOnly: true });
-  try {
-    const row = db.prepare("SELECT id, status, done, total, spec, counts FROM jobs WHERE kind = 'contain'").get() as Record<string, string | number> | undefined;
-    return row ? { id: String(row["id"]), status: String(row["status"]), done: Number(row["done"]), total: Number(row["total"]), spec: JSON.parse(String(row["spec"])), counts: String(row["counts"]) } : null;
-  } finally {
-    db.close();
-  }
+interface Case {
+  users: number;
+  batchSize: number;
+  /** The stages other than "users" the job runs, in order (SQLite: the sessions rebuild). */
+  wholeTableSteps: string[];
+  /** Seeds side a, then makes b an identical copy. */
+  prepare(t: TestContext): Promise<{ a: Side; b: Side }>;
+}
+
+const cheap = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
+
+function start(args: string[], side: Side): ChildProcess {
+  const childEnv = { ...process.env };
+  for (const key of CHILD_KEYS) delete childEnv[key];
+  return spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], { env: { ...childEnv, ...side.env }, stdio: "ignore" });
+}
+
+interface JobRow { id: string; status: string; done: number; total: number; spec: { at: number }; counts: string }
+
+/** The containment job of a database (at most one exists in this test). */
+async function jobOf(side: Side): Promise<JobRow | null> {
+  const [row] = await side.rows("SELECT id, status, done, total, spec, counts FROM jobs WHERE kind = 'contain'");
+  return row ? { id: String(row["id"]), status: String(row["status"]), done: Number(row["done"]), total: Number(row["total"]), spec: JSON.parse(String(row["spec"])), counts: String(row["counts"]) } : null;
 }
 
 /** A digest of everything the job changes, with the job's own action time replaced by "AT" (the two runs differ in it). */
-function endState(data: string): Record<string, unknown> {
-  const job = jobOf(data);
-  assert.ok(job, `no job in ${data}`);
-  const at = job.spec.at;
-  const db = new DatabaseSync(join(data, "bulwark.db"), { readOnly: true });
-  try {
-    const digest = (sql: string): { rows: number; sha256: string } => {
-      const h = createHash("sha256");
-      let rows = 0;
-      for (const r of db.prepare(sql).iterate()) {
-        h.update(JSON.stringify(r).replaceAll(String(at), "AT")).update("\n");
-        rows++;
-      }
-      return { rows, sha256: h.digest("hex") };
-    };
-    return {
-      status: job.status, done: job.done, total: job.total, counts: JSON.parse(job.counts),
-      users: digest("SELECT id, password_must_change, locked_at, locked_reason FROM users ORDER BY id"),
-      sessions: digest("SELECT id, user_id FROM sessions ORDER BY id"),
-      changes: digest("SELECT lever, user_id, entity, before, after FROM contain_changes ORDER BY lever, user_id, entity"),
-      scope: digest("SELECT seq, user_id FROM contain_job_users ORDER BY seq"),
-    };
-  } finally {
-    db.close();
-  }
+async function endState(side: Side): Promise<Record<string, unknown>> {
+  const job = await jobOf(side);
+  assert.ok(job, "no job");
+  const at = String(job.spec.at);
+  const digest = async (sql: string): Promise<{ rows: number; sha256: string }> => {
+    const h = createHash("sha256");
+    const rows = await side.rows(sql);
+    for (const r of rows) h.update(JSON.stringify(r).replaceAll(at, "AT")).update("\n");
+    return { rows: rows.length, sha256: h.digest("hex") };
+  };
+  return {
+    status: job.status, done: job.done, total: job.total, counts: JSON.parse(job.counts),
+    users: await digest("SELECT id, password_must_change, locked_at, locked_reason FROM users ORDER BY id"),
+    sessions: await digest("SELECT id, user_id FROM sessions ORDER BY id"),
+    changes: await digest("SELECT lever, seq, user_id, entity, before, after FROM contain_changes ORDER BY lever, seq, entity"),
+    scope: await digest("SELECT seq, user_id FROM contain_job_users ORDER BY seq"),
+  };
 }
 
 /** The stage (and batch number, for batches of users) of the job's committed step events, in order of the chain. */
-function batchEvents(data: string, jobId: string): Array<{ stage: string; batch?: number }> {
-  const db = new DatabaseSync(join(data, "bulwark.db"), { readOnly: true });
-  try {
-    return (db.prepare("SELECT data FROM audit_events WHERE type = 'contain.job.batch' AND subject = ? ORDER BY seq").all(jobId) as Array<{ data: string }>)
-      .map((r) => JSON.parse(r.data) as { stage: string; batch?: number });
-  } finally {
-    db.close();
-  }
+async function batchEvents(side: Side, jobId: string): Promise<Array<{ stage: string; batch?: number }>> {
+  const rows = await side.rows(`SELECT data FROM audit_events WHERE type = 'contain.job.batch' AND subject = '${jobId}' ORDER BY seq`);
+  return rows.map((r) => JSON.parse(String(r["data"])) as { stage: string; batch?: number });
 }
 
-it(`a ${USERS}-user job killed with SIGKILL ${KILLS}+ times resumes to the uninterrupted end state, and the audit chain verifies`, { timeout: 600_000 }, async (t) => {
-  assert.equal((await bulwark(["init"], { env: env(dataA()) })).code, 0);
-  const seeded = await bulwark(["dev", "seed", "--users", String(USERS), "--sessions-per-user", "1", "--json"], { env: env(dataA()) });
-  assert.equal(seeded.code, 0, seeded.stderr);
-  // Identical second database: the same file (and key), copied while nothing has it open.
-  cpSync(dataA(), dataB(), { recursive: true });
-
+async function crashAndResume(t: TestContext, c: Case): Promise<void> {
+  const { a, b } = await c.prepare(t);
   const began = performance.now();
-  const straight = await bulwark(COMMAND, { env: env(dataB()) });
+  const straight = await bulwark(COMMAND, { env: b.env });
   const runMs = performance.now() - began;
   assert.equal(straight.code, 0, straight.stderr);
   assert.equal(JSON.parse(straight.stdout).status, "done");
@@ -102,9 +90,9 @@ it(`a ${USERS}-user job killed with SIGKILL ${KILLS}+ times resumes to the unint
   let kills = 0;
   let midJob = 0;
   for (let attempt = 0; kills < KILLS && attempt < 50; attempt++) {
-    const job = jobOf(dataA());
+    const job = await jobOf(a);
     if (job?.status === "done") break;
-    const child = start(job ? ["contain", "resume", job.id, "--json"] : COMMAND, dataA());
+    const child = start(job ? ["contain", "resume", job.id, "--json"] : COMMAND, a);
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     // A random moment inside what is left of the work (the process needs part of it just to start).
     const left = job && job.total > 0 ? 1 - job.done / job.total : 1;
@@ -114,32 +102,120 @@ it(`a ${USERS}-user job killed with SIGKILL ${KILLS}+ times resumes to the unint
       child.kill("SIGKILL");
       await exited;
       kills++;
-      const now = jobOf(dataA());
+      const now = await jobOf(a);
       if (now && now.done > 0 && now.done < now.total) midJob++;
       t.diagnostic(`kill ${kills} after ${Math.round(delay)} ms: ${now ? `${now.done}/${now.total} done` : "no job yet"}`);
     }
   }
   assert.ok(kills >= KILLS, `killed ${kills} times`);
   assert.ok(midJob >= 1, "at least one kill landed between batches of a started job");
-  const job = jobOf(dataA());
+  const job = await jobOf(a);
   assert.ok(job, "the job was created");
   if (job.status !== "done") {
-    const finish = await bulwark(["contain", "resume", job.id, "--json"], { env: env(dataA()) });
+    const finish = await bulwark(["contain", "resume", job.id, "--json"], { env: a.env });
     assert.equal(finish.code, 0, finish.stderr);
   }
 
-  const a = endState(dataA());
-  const b = endState(dataB());
-  assert.equal(a["status"], "done");
-  assert.deepEqual(a, b, "the resumed job ends exactly where the uninterrupted one did");
-  assert.deepEqual(a["counts"], { "lock-accounts.users": USERS, "revoke-sessions.users": USERS, "revoke-sessions.sessions": USERS, "expire-passwords.users": USERS });
-  const events = batchEvents(dataA(), job.id);
-  // On SQLite an --all revoke-sessions deletes the sessions in one step of its own (a table rebuild), first.
-  assert.deepEqual(events.filter((e) => e.stage !== "users").map((e) => e.stage), ["revoke-sessions (all users at once)"], "the whole-table step committed exactly once");
+  const endA = await endState(a);
+  const endB = await endState(b);
+  assert.equal(endA["status"], "done");
+  assert.deepEqual(endA, endB, "the resumed job ends exactly where the uninterrupted one did");
+  const n = c.users;
+  assert.deepEqual(endA["counts"], { "lock-accounts.users": n, "revoke-sessions.users": n, "revoke-sessions.sessions": n, "expire-passwords.users": n });
+  const events = await batchEvents(a, job.id);
+  assert.deepEqual(events.filter((e) => e.stage !== "users").map((e) => e.stage), c.wholeTableSteps, "each whole-table step committed exactly once");
   const batches = events.filter((e) => e.stage === "users").map((e) => e.batch as number);
-  assert.deepEqual([...batches].sort((x, y) => x - y), Array.from({ length: Math.ceil(USERS / 1000) }, (_, i) => i), "every batch committed exactly once");
-  for (const data of [dataA(), dataB()]) {
-    const verify = await bulwark(["audit", "verify"], { env: env(data) });
+  assert.deepEqual([...batches].sort((x, y) => x - y), Array.from({ length: Math.ceil(n / c.batchSize) }, (_, i) => i), "every batch committed exactly once");
+  for (const side of [a, b]) {
+    const verify = await bulwark(["audit", "verify"], { env: side.env });
     assert.equal(verify.code, 0, verify.stderr + verify.stdout);
   }
+}
+
+/** Initialises and seeds a database through the CLI, as an operator would. */
+async function initAndSeed(side: Side, users: number): Promise<void> {
+  const init = await bulwark(["init"], { env: side.env });
+  assert.equal(init.code, 0, init.stderr);
+  const seeded = await bulwark(["dev", "seed", "--users", String(users), "--sessions-per-user", "1", "--json"], { env: side.env });
+  assert.equal(seeded.code, 0, seeded.stderr);
+}
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "bulwark-contain-crash-"));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function sqliteSide(data: string): Side {
+  return {
+    env: { BULWARK_DATA_DIR: data, ...cheap },
+    async rows(sql) {
+      const db = new DatabaseSync(join(data, "bulwark.db"), { readOnly: true });
+      try {
+        return db.prepare(sql).all() as Array<Record<string, unknown>>;
+      } finally {
+        db.close();
+      }
+    },
+  };
+}
+
+function postgresSide(data: string, url: string): Side {
+  return {
+    env: { BULWARK_DATA_DIR: data, BULWARK_DATABASE_URL: url, ...cheap },
+    async rows(sql) {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        return (await client.query(sql)).rows as Array<Record<string, unknown>>;
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+const SQLITE_USERS = Number(process.env["BULWARK_CRASH_USERS"] ?? 200_000);
+it(`SQLite: a ${SQLITE_USERS}-user job killed with SIGKILL ${KILLS}+ times resumes to the uninterrupted end state, and the audit chain verifies`, { timeout: 600_000 }, async (t) => {
+  await crashAndResume(t, {
+    users: SQLITE_USERS,
+    batchSize: 1000,
+    wholeTableSteps: ["revoke-sessions (all users at once)"],
+    async prepare() {
+      const a = sqliteSide(join(dir, "sqlite-a"));
+      await initAndSeed(a, SQLITE_USERS);
+      // Identical second database: the same file (and key), copied while nothing has it open.
+      cpSync(join(dir, "sqlite-a"), join(dir, "sqlite-b"), { recursive: true });
+      return { a, b: sqliteSide(join(dir, "sqlite-b")) };
+    },
+  });
+});
+
+const PG_USERS = Number(process.env["BULWARK_CRASH_USERS_PG"] ?? 50_000);
+describe("PostgreSQL", { skip: postgresUnavailable() ?? false }, () => {
+  let cluster: PgCluster | null = null;
+  after(async () => {
+    await cluster?.stop();
+  });
+  it(`a ${PG_USERS}-user job killed with SIGKILL ${KILLS}+ times resumes to the uninterrupted end state, and the audit chain verifies`, { timeout: 600_000 }, async (t) => {
+    cluster = await startPostgres();
+    assert.ok(cluster, "PostgreSQL is installed but did not start");
+    const pgCluster = cluster;
+    await crashAndResume(t, {
+      users: PG_USERS,
+      batchSize: 5000,
+      wholeTableSteps: [],
+      async prepare() {
+        const a = postgresSide(join(dir, "pg-a"), await pgCluster.createDatabase("crash_a"));
+        await initAndSeed(a, PG_USERS);
+        // Identical second database: a template copy (nothing is connected to crash_a now) and the same key.
+        const admin = new pg.Client({ connectionString: pgCluster.url("postgres") });
+        await admin.connect();
+        await admin.query("CREATE DATABASE crash_b TEMPLATE crash_a");
+        await admin.end();
+        cpSync(join(dir, "pg-a"), join(dir, "pg-b"), { recursive: true });
+        return { a, b: postgresSide(join(dir, "pg-b"), pgCluster.url("crash_b")) };
+      },
+    });
+  });
 });
