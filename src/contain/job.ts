@@ -7,6 +7,7 @@ import { containErrors } from "./errors.ts";
 import { findLever, leverNames, levers as allLevers, type ChangeRecord, type GlobalLever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 import { describeScope, scopedUserIds, validateScope, type ScopeSpec } from "./scope.ts";
+import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 
 export const CONTAIN_KIND = "contain";
@@ -138,13 +139,21 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
 }
 
 /** Records a batch's changes keyed by each user's seq, in seq order: the batch's records append to the key. */
-async function recordChanges(trx: Kysely<Schema>, jobId: string, lever: string, changes: ChangeRecord[], seqOf: Map<string, number>): Promise<void> {
+async function recordChanges(trx: Kysely<Schema>, dialect: DialectName, jobId: string, lever: string, changes: ChangeRecord[], seqOf: Map<string, number>): Promise<void> {
   const rows = changes.map((c) => {
     const seq = seqOf.get(c.userId);
     if (seq === undefined) throw new Error(`lever ${lever} reported a change for user ${c.userId}, who is not in this batch`);
     return { job_id: jobId, lever, seq, user_id: c.userId, entity: c.entity, before: JSON.stringify(c.before), after: c.after === null ? null : JSON.stringify(c.after), undo_status: null };
   });
   rows.sort((a, b) => a.seq - b.seq || (a.entity < b.entity ? -1 : a.entity > b.entity ? 1 : 0));
+  if (dialect === "postgres") {
+    // One statement whatever the batch size: five array parameters, unnested side by side.
+    await sql`insert into contain_changes (job_id, lever, seq, user_id, entity, before, after, undo_status)
+      select ${jobId}, ${lever}, t.seq, t.user_id, t.entity, t.before, t.after, null
+      from unnest(${rows.map((r) => r.seq)}::bigint[], ${rows.map((r) => r.user_id)}::text[], ${rows.map((r) => r.entity)}::text[],
+                  ${rows.map((r) => r.before)}::text[], ${rows.map((r) => r.after)}::text[]) as t(seq, user_id, entity, before, after)`.execute(trx);
+    return;
+  }
   // 8 columns a row: 500 rows stay far below SQLite's 32766 bound parameters.
   for (let i = 0; i < rows.length; i += 500) await trx.insertInto("contain_changes").values(rows.slice(i, i + 500)).execute();
 }
@@ -161,9 +170,9 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   const userLevers = found.filter((l): l is UserLever => l.kind === "user");
   const globalLevers = found.filter((l): l is GlobalLever => l.kind === "global");
   const stages: Stage[] = [];
-  // On SQLite, an --all job runs the levers that can do their whole work at once (deleting most of a table) as
-  // one step each, first; the others go batch by batch. docs/decisions/0005-bulk-containment-on-sqlite.md.
-  const whole = deps.database.dialect === "sqlite" && ctx.allUsers ? userLevers.filter((l) => l.applyAll !== undefined) : [];
+  // An --all job runs the levers that can do their whole work at once (deleting most of a table) as one step
+  // each, first; the others go batch by batch. docs/decisions/0005-bulk-containment-on-sqlite.md.
+  const whole = ctx.allUsers ? userLevers.filter((l) => l.applyAll !== undefined) : [];
   const batched = userLevers.filter((l) => !whole.includes(l));
   whole.forEach((lever, i) => {
     stages.push({
@@ -202,7 +211,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         for (const lever of batched) {
           const applied = await lever.apply(trx, ids, ctx);
           for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;
-          if (lever.undo && applied.changes.length) await recordChanges(trx, job.id, lever.name, applied.changes, seqOf);
+          if (lever.undo && applied.changes.length) await recordChanges(trx, deps.database.dialect, job.id, lever.name, applied.changes, seqOf);
         }
         return { counts, processed: rows.length, audit: { from: batch * size + 1, to: batch * size + rows.length } };
       },

@@ -76,10 +76,10 @@ export interface UserLever {
   /** Applies the lever to these users. Must be idempotent: re-applying to an already changed user changes nothing. */
   apply(trx: Kysely<Schema>, userIds: string[], ctx: LeverContext): Promise<ApplyResult>;
   /**
-   * Optional, SQLite only: the lever's whole work for an --all scope as one step in one transaction, run
-   * instead of `apply` batch by batch. For levers that delete most of a table, where batches over random-id
-   * indexes cost several times the work itself (docs/decisions/0005-bulk-containment-on-sqlite.md). Must act
-   * on exactly the rows `apply` would over every user, be idempotent, and not be reversible (no change records).
+   * Optional: the lever's whole work for an --all scope as one step in one transaction, run instead of `apply`
+   * batch by batch. For levers that delete most of a table, where batches by user cost several times the work
+   * itself (docs/decisions/0005-bulk-containment-on-sqlite.md). Must act on exactly the rows `apply` would over
+   * every user, be idempotent, and not be reversible (no change records).
    */
   applyAll?(trx: Kysely<Schema>, ctx: LeverContext): Promise<Record<string, number>>;
   /** Present only on reversible levers: restores the recorded rows whose current value still equals `after`. */

@@ -1,5 +1,6 @@
 // Helpers the levers share: a sample of ids for dry runs, and chunking of id lists.
-import type { Kysely } from "kysely";
+import { sql, type Expression, type Kysely, type SqlBool } from "kysely";
+import type { DialectName } from "../../store/database.ts";
 import type { ScopeQuery } from "../lever.ts";
 import type { Schema } from "../../store/schema.ts";
 
@@ -22,6 +23,18 @@ export async function countUsers(
 
 function base(db: Kysely<Schema>, scope: ScopeQuery) {
   return db.selectFrom("users").where("users.id", "in", scope);
+}
+
+/**
+ * `column IN (ids)` for a batch of ids. On PostgreSQL one array parameter (`= any($1::text[])`): a batch of 5000
+ * ids as 5000 bound parameters costs PostgreSQL more to parse and plan than the rows cost to change.
+ *
+ * @example
+ * trx.updateTable("users").set(…).where(inIds(ctx.dialect, "id", userIds))
+ */
+export function inIds(dialect: DialectName, column: string, ids: readonly string[]): Expression<SqlBool> {
+  if (ids.length === 0) return sql<SqlBool>`1 = 0`;
+  return dialect === "postgres" ? sql<SqlBool>`${sql.ref(column)} = any(${[...ids]}::text[])` : sql<SqlBool>`${sql.ref(column)} in (${sql.join(ids)})`;
 }
 
 export function chunks<T>(items: readonly T[], size: number): T[][] {

@@ -1,7 +1,7 @@
 // expire-passwords: the password still works once, then must be changed (Sentry's choice, seed 004). The login
 // core answers `must-change-password`. Reversible: undo clears the flag where the job set it and nothing since.
 import type { ChangeRecord, UserLever } from "../lever.ts";
-import { countUsers } from "./common.ts";
+import { countUsers, inIds } from "./common.ts";
 
 export const expirePasswords = {
   kind: "user",
@@ -11,13 +11,13 @@ export const expirePasswords = {
     const { users, sample } = await countUsers(db, scope, (q) => q.where("password_must_change", "=", 0).where("password_hash", "is not", null));
     return { counts: { users }, sample };
   },
-  async apply(trx, userIds) {
+  async apply(trx, userIds, ctx) {
     if (userIds.length === 0) return { counts: { users: 0 }, changes: [] };
     // Only rows not yet expired change: a re-run (or an overlapping job) changes nothing twice.
     const rows = await trx
       .updateTable("users")
       .set({ password_must_change: 1 })
-      .where("id", "in", userIds)
+      .where(inIds(ctx.dialect, "id", userIds))
       .where("password_must_change", "=", 0)
       .where("password_hash", "is not", null)
       .returning("id")

@@ -6,7 +6,7 @@
 import { sql } from "kysely";
 import { bulkDeleteSQLite } from "../../store/sqlite-bulk-delete.ts";
 import type { UserLever } from "../lever.ts";
-import { countOwnedRows } from "./common.ts";
+import { countOwnedRows, inIds } from "./common.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
 
 export const revokeSessions = {
@@ -24,13 +24,23 @@ export const revokeSessions = {
     if (userIds.length === 0) return { counts: { users: 0, sessions: 0 }, changes: [] };
     // Exactly the sessions the stamp refuses: a login after the job started (once the user reset a password,
     // say) is left alone. Idempotent: a re-run finds the rows already gone.
-    const rows = await trx.deleteFrom("sessions").where("user_id", "in", userIds).where("created_at", "<", ctx.at).returning("user_id").execute();
+    const rows = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", userIds)).where("created_at", "<", ctx.at).returning("user_id").execute();
     return { counts: { users: new Set(rows.map((r) => r.user_id)).size, sessions: rows.length }, changes: [] };
   },
   async applyAll(trx, ctx) {
     // Every user's sessions created before the job: for an --all scope the same rows the batches would delete
     // (a session older than the job belongs to a user who existed when the scope was recorded). Pre-login
-    // sessions (no user) are not in any scope and stay. The count of users reads the (user_id, created_at) index.
+    // sessions (no user) are not in any scope and stay. docs/decisions/0005-bulk-containment-on-sqlite.md.
+    if (ctx.dialect === "postgres") {
+      // One DELETE, the statement an operator would type: it reads the table in storage order, where deleting
+      // by user reads it at random; it takes row locks only, so no session check ever waits for it.
+      const { rows } = await sql<{ sessions: string; users: string }>`
+        with gone as (delete from sessions where user_id is not null and created_at < ${ctx.at} returning user_id)
+        select count(*) as sessions, count(distinct user_id) as users from gone`.execute(trx);
+      return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0) };
+    }
+    // SQLite: the users are counted from the (user_id, created_at) index, then the table is rebuilt around the
+    // rows that stay.
     const row = await trx.selectFrom("sessions").where("user_id", "is not", null).where("created_at", "<", ctx.at)
       .select((eb) => eb.fn.count<number>("user_id").distinct().as("users")).executeTakeFirst();
     const { deleted } = await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and created_at < ${ctx.at}`);

@@ -4,7 +4,7 @@
 // it, so revocation does not wait for the batches. Rows keep their history (revoked_at), they are not deleted.
 // Not reversible: a token that may have leaked is never trusted again; owners issue new ones.
 import type { UserLever } from "../lever.ts";
-import { countOwnedRows } from "./common.ts";
+import { countOwnedRows, inIds } from "./common.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
 
 export const revokeTokens = {
@@ -23,7 +23,7 @@ export const revokeTokens = {
     // Only tokens the stamp refuses and not yet revoked: a re-run changes nothing twice, and a token issued
     // after the job started keeps working.
     const rows = await trx.updateTable("api_tokens").set({ revoked_at: ctx.at })
-      .where("user_id", "in", userIds).where("revoked_at", "is", null).where("created_at", "<", ctx.at)
+      .where(inIds(ctx.dialect, "user_id", userIds)).where("revoked_at", "is", null).where("created_at", "<", ctx.at)
       .returning("user_id").execute();
     return { counts: { users: new Set(rows.map((r) => r.user_id)).size, tokens: rows.length }, changes: [] };
   },
