@@ -1,4 +1,4 @@
-// Helpers the levers share: a sample of ids for dry runs, and chunking of id lists.
+// Helpers the levers share: a sample of ids for dry runs, and a batch of ids as one condition.
 import { sql, type Expression, type Kysely, type SqlBool } from "kysely";
 import type { DialectName } from "../../store/database.ts";
 import type { ScopeQuery } from "../lever.ts";
@@ -35,12 +35,6 @@ function base(db: Kysely<Schema>, scope: ScopeQuery) {
 export function inIds(dialect: DialectName, column: string, ids: readonly string[]): Expression<SqlBool> {
   if (ids.length === 0) return sql<SqlBool>`1 = 0`;
   return dialect === "postgres" ? sql<SqlBool>`${sql.ref(column)} = any(${[...ids]}::text[])` : sql<SqlBool>`${sql.ref(column)} in (${sql.join(ids)})`;
-}
-
-export function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 /** Tables keyed by a user_id column that levers count and clear. */

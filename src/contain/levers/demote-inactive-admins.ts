@@ -3,7 +3,7 @@
 import type { Kysely } from "kysely";
 import { ADMINISTRATIVE } from "../../accounts/roles/permissions.ts";
 import type { ChangeRecord, LeverContext, UserLever } from "../lever.ts";
-import { DAY_MS, SAMPLE_SIZE } from "./common.ts";
+import { DAY_MS, inIds, SAMPLE_SIZE } from "./common.ts";
 import type { Schema } from "../../store/schema.ts";
 
 function adminRoles(db: Kysely<Schema>) {
@@ -35,7 +35,7 @@ export const demoteInactiveAdmins = {
   async apply(trx, userIds, ctx) {
     if (userIds.length === 0) return { counts: { users: 0, roleGrants: 0 }, changes: [] };
     const grants = await inactiveGrants(trx, ctx)
-      .where("users.id", "in", userIds)
+      .where(inIds(ctx.dialect, "users.id", userIds))
       .select(["user_roles.user_id", "user_roles.role", "user_roles.granted_at", "user_roles.granted_by"])
       .execute();
     for (const g of grants) {

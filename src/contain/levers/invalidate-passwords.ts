@@ -1,7 +1,7 @@
 // invalidate-passwords: the old password stops working (the login core refuses accounts with
 // password_invalidated_at) and a reset email is queued per user through the outbox (Drupal.org, SourceLair).
 import type { UserLever } from "../lever.ts";
-import { countUsers } from "./common.ts";
+import { countUsers, inIds } from "./common.ts";
 
 export const invalidatePasswords = {
   kind: "user",
@@ -16,7 +16,7 @@ export const invalidatePasswords = {
     const rows = await trx
       .updateTable("users")
       .set({ password_invalidated_at: ctx.at })
-      .where("id", "in", userIds)
+      .where(inIds(ctx.dialect, "id", userIds))
       .where("password_invalidated_at", "is", null)
       .where("password_hash", "is not", null)
       .returning(["id", "email"])

@@ -1,6 +1,6 @@
 // lock-accounts: sets locked_at/locked_reason; the login core refuses locked accounts. Reversible.
 import type { ChangeRecord, UserLever } from "../lever.ts";
-import { countUsers } from "./common.ts";
+import { countUsers, inIds } from "./common.ts";
 
 export const lockAccounts = {
   kind: "user",
@@ -12,12 +12,12 @@ export const lockAccounts = {
   },
   async apply(trx, userIds, ctx) {
     if (userIds.length === 0) return { counts: { users: 0 }, changes: [] };
-    const before = await trx.selectFrom("users").select(["id", "locked_reason"]).where("id", "in", userIds).where("locked_at", "is", null).execute();
+    const before = await trx.selectFrom("users").select(["id", "locked_reason"]).where(inIds(ctx.dialect, "id", userIds)).where("locked_at", "is", null).execute();
     if (before.length === 0) return { counts: { users: 0 }, changes: [] };
     await trx
       .updateTable("users")
       .set({ locked_at: ctx.at, locked_reason: ctx.options.lockReason })
-      .where("id", "in", before.map((r) => r.id))
+      .where(inIds(ctx.dialect, "id", before.map((r) => r.id)))
       .where("locked_at", "is", null)
       .execute();
     return {

@@ -5,7 +5,7 @@
 // stolen session cannot enrol the attacker's own factor in the gap (ASVS 7.4.3).
 // Not reversible: restoring a factor that may be in an attacker's hands would defeat the lever.
 import type { UserLever } from "../lever.ts";
-import { countOwnedRows } from "./common.ts";
+import { countOwnedRows, inIds } from "./common.ts";
 import { raiseUserStamps } from "./stamps.ts";
 
 const FACTOR_TABLES = ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const;
@@ -26,17 +26,17 @@ export const requireMfaReenrolment = {
     const counts = { users: 0, totp: 0, recoveryCodes: 0, webauthn: 0, sessions: 0 };
     if (userIds.length === 0) return { counts, changes: [] };
     const affected = new Set<string>();
-    const totp = await trx.deleteFrom("mfa_totp").where("user_id", "in", userIds).returning("user_id").execute();
-    const codes = await trx.deleteFrom("mfa_recovery_codes").where("user_id", "in", userIds).returning("user_id").execute();
-    const webauthn = await trx.deleteFrom("webauthn_credentials").where("user_id", "in", userIds).returning("user_id").execute();
+    const totp = await trx.deleteFrom("mfa_totp").where(inIds(ctx.dialect, "user_id", userIds)).returning("user_id").execute();
+    const codes = await trx.deleteFrom("mfa_recovery_codes").where(inIds(ctx.dialect, "user_id", userIds)).returning("user_id").execute();
+    const webauthn = await trx.deleteFrom("webauthn_credentials").where(inIds(ctx.dialect, "user_id", userIds)).returning("user_id").execute();
     for (const r of [...totp, ...codes, ...webauthn]) affected.add(r.user_id);
     // Idempotent: on a re-run no factor is left, so nothing more happens to these users.
     if (affected.size > 0) {
       const ids = [...affected];
       // A half-done enrolment (an open WebAuthn challenge) must not complete against the old state either.
-      await trx.deleteFrom("webauthn_challenges").where("user_id", "in", ids).execute();
+      await trx.deleteFrom("webauthn_challenges").where(inIds(ctx.dialect, "user_id", ids)).execute();
       await raiseUserStamps(trx, ids, ctx, "sessions");
-      const ended = await trx.deleteFrom("sessions").where("user_id", "in", ids).where("created_at", "<", ctx.at).executeTakeFirst();
+      const ended = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", ids)).where("created_at", "<", ctx.at).executeTakeFirst();
       counts.sessions = Number(ended.numDeletedRows);
     }
     counts.users = affected.size;
