@@ -1,5 +1,5 @@
 // Link tokens: the exact shape issued parses; anything else (another kind's prefix, extra length, a tampered
-// secret) is refused before any lookup or fails the hash check.
+// secret) is refused before any lookup or fails the hash check; a found row is judged secret first, state after.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { systemRandom } from "../lib/random.ts";
@@ -27,5 +27,17 @@ describe("link tokens", () => {
     const flipped = `${t.secret.slice(0, -1)}${t.secret.endsWith("A") ? "B" : "A"}`;
     assert.equal(reset.matches(flipped, t.secretHash), false);
     assert.throws(() => linkTokenKind("p_t"), /three lowercase letters/);
+  });
+
+  it("attack: a wrong secret learns nothing of the row's state — it is refused as bad-secret whether used, expired or live", () => {
+    const t = reset.generate(systemRandom);
+    const wrong = `${t.secret.slice(0, -1)}${t.secret.endsWith("A") ? "B" : "A"}`;
+    const live = { id: t.id, secret_hash: t.secretHash, used_at: null, expires_at: 2_000 };
+    const used = { ...live, used_at: 500 };
+    for (const row of [live, used, { ...live, expires_at: 900 }, { ...used, expires_at: 900 }]) assert.deepEqual(reset.check(wrong, row, 1_000), { reason: "bad-secret" });
+    assert.deepEqual(reset.check(t.secret, undefined, 1_000), { reason: "unknown" });
+    assert.deepEqual(reset.check(t.secret, used, 1_000), { reason: "used" });
+    assert.deepEqual(reset.check(t.secret, { ...live, expires_at: 1_000 }, 1_000), { reason: "expired" }, "expired at its expiry instant");
+    assert.deepEqual(reset.check(t.secret, live, 1_000), { row: live });
   });
 });

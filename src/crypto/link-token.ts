@@ -9,6 +9,16 @@ export interface LinkToken {
   secret: string;
 }
 
+/** Why a presented link token is refused. */
+export type LinkRefusal = "malformed" | "unknown" | "bad-secret" | "expired" | "used";
+
+/** The columns every link-token table has. */
+export interface LinkRow {
+  secret_hash: string;
+  used_at: number | string | null;
+  expires_at: number | string;
+}
+
 export interface LinkTokenKind {
   /** Longest well-formed token; anything longer is refused before any lookup. */
   readonly maxLength: number;
@@ -18,6 +28,11 @@ export interface LinkTokenKind {
   parse(token: unknown): LinkToken | null;
   /** Constant-time check of a presented secret against the stored hash. */
   matches(secret: string, storedHash: string): boolean;
+  /**
+   * Judges the row a parsed token found: missing, then the secret, and only then the row's state, so knowing
+   * an id reveals nothing about whether its link was used or has expired.
+   */
+  check<R extends LinkRow>(secret: string, row: R | undefined, now: number): { row: R } | { reason: LinkRefusal };
 }
 
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
@@ -27,6 +42,8 @@ export function linkTokenKind(prefix: string): LinkTokenKind {
   if (!/^[a-z]{3}$/.test(prefix)) throw new Error(`link token prefix must be three lowercase letters, got "${prefix}"`);
   const idPattern = new RegExp(`^${prefix}_[a-z2-7]{26}$`);
   const maxLength = prefix.length + 1 + 26 + 1 + 43;
+  const matches = (secret: string, storedHash: string): boolean =>
+    constantTimeEqual(Buffer.from(hashSecret(secret), "utf8"), Buffer.from(storedHash, "utf8"));
   return {
     maxLength,
     generate(random) {
@@ -42,8 +59,13 @@ export function linkTokenKind(prefix: string): LinkTokenKind {
       const secret = token.slice(dot + 1);
       return idPattern.test(id) && SECRET_PATTERN.test(secret) ? { id, secret } : null;
     },
-    matches(secret, storedHash) {
-      return constantTimeEqual(Buffer.from(hashSecret(secret), "utf8"), Buffer.from(storedHash, "utf8"));
+    matches,
+    check(secret, row, now) {
+      if (!row) return { reason: "unknown" };
+      if (!matches(secret, row.secret_hash)) return { reason: "bad-secret" };
+      if (row.used_at !== null) return { reason: "used" };
+      if (now >= Number(row.expires_at)) return { reason: "expired" };
+      return { row };
     },
   };
 }

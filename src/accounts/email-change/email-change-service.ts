@@ -11,7 +11,8 @@ import type { Schema } from "../../store/schema.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
 import { emailChangeErrors } from "./errors.ts";
-import { emailChangeSecretMatches, generateEmailChangeToken, parseEmailChangeToken } from "./token.ts";
+import type { LinkRefusal } from "../../crypto/link-token.ts";
+import { checkEmailChangeRow, generateEmailChangeToken, parseEmailChangeToken } from "./token.ts";
 
 export interface EmailChangePolicy {
   /** How long a link works: long enough to open a mail, short enough to limit a leaked link. */
@@ -23,7 +24,7 @@ export interface EmailChangePolicy {
 
 export const DEFAULT_EMAIL_CHANGE_POLICY: Readonly<EmailChangePolicy> = Object.freeze({ lifetimeMs: 30 * 60_000, maxPerWindow: 3, windowMs: 60 * 60_000 });
 
-export type EmailChangeRefusal = "malformed" | "unknown" | "bad-secret" | "expired" | "used";
+export type EmailChangeRefusal = LinkRefusal;
 
 export type EmailChangeCheck =
   | { valid: true; tokenId: string; userId: string; newEmail: string; createdAt: number; expiresAt: number }
@@ -86,12 +87,11 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
   async function look(token: unknown, target: Kysely<Schema>): Promise<EmailChangeCheck> {
     const parsed = parseEmailChangeToken(token);
     if (!parsed) return { valid: false, reason: "malformed" };
-    const row = await target.selectFrom("email_change_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
-    if (!row) return { valid: false, reason: "unknown" };
-    // The secret first: knowing an id must reveal nothing about the row's state.
-    if (!emailChangeSecretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "bad-secret" };
-    if (row.used_at !== null) return { valid: false, reason: "used" };
-    if (clock.now() >= Number(row.expires_at)) return { valid: false, reason: "expired" };
+    const found = await target.selectFrom("email_change_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
+    // The secret before the state: knowing an id must reveal nothing about the row's state.
+    const verdict = checkEmailChangeRow(parsed.secret, found, clock.now());
+    if ("reason" in verdict) return { valid: false, reason: verdict.reason };
+    const { row } = verdict;
     return { valid: true, tokenId: row.id, userId: row.user_id, newEmail: row.new_email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at) };
   }
 

@@ -1,6 +1,6 @@
 // Email-change tokens `ect_<id>.<secret>` (src/crypto/link-token.ts): only the secret's SHA-256 is stored, so
 // a leaked table confirms nobody's change.
-import { linkTokenKind } from "../../crypto/link-token.ts";
+import { linkTokenKind, type LinkRefusal, type LinkRow } from "../../crypto/link-token.ts";
 import type { RandomSource } from "../../lib/random.ts";
 
 const kind = linkTokenKind("ect");
@@ -19,7 +19,7 @@ export function parseEmailChangeToken(token: unknown): { id: string; secret: str
   return kind.parse(token);
 }
 
-/** Constant-time check of a presented secret against the stored hash. */
-export function emailChangeSecretMatches(secret: string, storedHash: string): boolean {
-  return kind.matches(secret, storedHash);
+/** Judges the row a parsed token found (missing, secret, then used and expiry): the row, or why not. */
+export function checkEmailChangeRow<R extends LinkRow>(secret: string, row: R | undefined, now: number): { row: R } | { reason: LinkRefusal } {
+  return kind.check(secret, row, now);
 }

@@ -7,7 +7,8 @@ import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { resetErrors } from "./errors.ts";
-import { generateResetToken, parseResetToken, resetSecretMatches } from "./token.ts";
+import type { LinkRefusal } from "../../crypto/link-token.ts";
+import { checkResetRow, generateResetToken, parseResetToken } from "./token.ts";
 
 export interface PasswordResetPolicy {
   /** How long a link works. 30 minutes: long enough to read a mail, short enough to limit a leaked link. */
@@ -23,7 +24,7 @@ export const DEFAULT_RESET_POLICY: Readonly<PasswordResetPolicy> = Object.freeze
   windowMs: 60 * 60_000,
 });
 
-export type ResetRefusal = "malformed" | "unknown" | "bad-secret" | "expired" | "used";
+export type ResetRefusal = LinkRefusal;
 
 export type ResetCheck = { valid: true; tokenId: string; userId: string; expiresAt: number } | { valid: false; reason: ResetRefusal };
 
@@ -93,12 +94,11 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
   async function look(token: unknown, target: Kysely<Schema>): Promise<ResetCheck> {
     const parsed = parseResetToken(token);
     if (!parsed) return { valid: false, reason: "malformed" };
-    const row = await target.selectFrom("password_reset_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
-    if (!row) return { valid: false, reason: "unknown" };
-    // The secret first: knowing an id (it is in no mail but the owner's) must reveal nothing else.
-    if (!resetSecretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "bad-secret" };
-    if (row.used_at !== null) return { valid: false, reason: "used" };
-    if (clock.now() >= Number(row.expires_at)) return { valid: false, reason: "expired" };
+    const found = await target.selectFrom("password_reset_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
+    // The secret before the state: knowing an id (it is in no mail but the owner's) must reveal nothing else.
+    const verdict = checkResetRow(parsed.secret, found, clock.now());
+    if ("reason" in verdict) return { valid: false, reason: verdict.reason };
+    const { row } = verdict;
     return { valid: true, tokenId: row.id, userId: row.user_id, expiresAt: Number(row.expires_at) };
   }
 

@@ -1,6 +1,6 @@
 // Reset tokens `prt_<id>.<secret>` (src/crypto/link-token.ts): only the secret's SHA-256 is stored, so a
 // leaked table resets nobody's password.
-import { linkTokenKind, type LinkToken } from "../../crypto/link-token.ts";
+import { linkTokenKind, type LinkRefusal, type LinkRow, type LinkToken } from "../../crypto/link-token.ts";
 import type { RandomSource } from "../../lib/random.ts";
 
 const kind = linkTokenKind("prt");
@@ -20,7 +20,7 @@ export function parseResetToken(token: unknown): ResetToken | null {
   return kind.parse(token);
 }
 
-/** Constant-time check of a presented secret against the stored hash. */
-export function resetSecretMatches(secret: string, storedHash: string): boolean {
-  return kind.matches(secret, storedHash);
+/** Judges the row a parsed token found (missing, secret, then used and expiry): the row, or why not. */
+export function checkResetRow<R extends LinkRow>(secret: string, row: R | undefined, now: number): { row: R } | { reason: LinkRefusal } {
+  return kind.check(secret, row, now);
 }
