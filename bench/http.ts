@@ -3,10 +3,11 @@
 // - p50 / p99 of GET /auth/session with a valid cookie, and their ratio to a bare Fastify route;
 // - median unknown-account login time ÷ median wrong-password time (aim 0.9–1.1: no timing enumeration);
 // - median reset-request time for an unknown address ÷ a known one (aim 0.9–1.1: the same work either way).
-// The HTTP client runs in a worker thread (this same file, see runClient) with a keep-alive node:http Agent, so
-// its CPU is not spent on the server's event loop; it still shares the machine's cores, which the output says.
+// The HTTP client runs in a worker thread (this same file, see runClient): keep-alive connections writing requests
+// encoded beforehand (as wrk does), so its CPU is not spent on the server's event loop and as little as possible of
+// the cores it shares with the server; the output says it shares them.
 import { mkdtempSync, rmSync } from "node:fs";
-import { Agent, request as httpRequest } from "node:http";
+import { connect, type Socket } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
@@ -16,13 +17,18 @@ import { openApp } from "../src/app/index.ts";
 import { buildServer } from "../src/http/server.ts";
 import { line, now, rate, seconds } from "./lib.ts";
 
-// Enough logins that a GC cycle or a burst of load from elsewhere landing in one round does not decide the ratio.
-const LOGINS = Number(process.env["BENCH_HTTP_LOGINS"] ?? 240);
+// Enough logins that a GC cycle or a burst of load from elsewhere landing in one round does not decide the ratio,
+// and rounds long enough that filling and draining the pipeline at each end weighs little.
+const LOGINS = Number(process.env["BENCH_HTTP_LOGINS"] ?? 480);
 const SESSION_GETS = Number(process.env["BENCH_HTTP_GETS"] ?? 3000);
 const ENUM_PAIRS = Number(process.env["BENCH_HTTP_ENUM"] ?? 40);
 const PASSWORD = "violet kettle drums at dawn";
-/** Requests (and raw verifies) in flight at once: a server hashes on several threads, so both sides get the same. */
-const CONCURRENCY = Number(process.env["BENCH_HTTP_CONCURRENCY"] ?? Math.min(4, availableParallelism()));
+/**
+ * Requests (and raw verifies) in flight at once, the same on both sides: twice the cores, as in the passwords bench,
+ * so that throughput is measured with the machine busy rather than with cores idling between one request and the
+ * next (raw verifies are faster at this depth than at one per core, so the reference does not get weaker).
+ */
+const CONCURRENCY = Number(process.env["BENCH_HTTP_CONCURRENCY"] ?? 2 * availableParallelism());
 
 /** Runs `n` calls of `fn` with CONCURRENCY in flight; returns the wall time in seconds. */
 async function parallel(n: number, fn: () => Promise<void>): Promise<number> {
@@ -76,41 +82,132 @@ interface ClientJob {
 
 const CLIENT_ROLE = "bulwark-bench-http-client";
 
-/** Worker side: a light keep-alive node:http client, one Agent per origin, no fetch/undici machinery. */
-function runClient(): void {
-  const agents = new Map<string, Agent>();
-  const send = (r: ClientRequest): Promise<ClientResult> =>
-    new Promise((resolve, reject) => {
-      const url = new URL(r.url);
-      let agent = agents.get(url.host);
-      if (!agent) agents.set(url.host, (agent = new Agent({ keepAlive: true })));
-      const headers = r.body === undefined ? r.headers : { ...r.headers, "content-length": String(Buffer.byteLength(r.body)) };
-      const t = now();
-      const req = httpRequest({ agent, host: url.hostname, port: url.port, path: url.pathname, method: r.method, headers }, (res) => {
-        res.resume();
-        res.on("end", () => {
-          const setCookie = res.headers["set-cookie"]?.[0] ?? "";
-          resolve({ status: res.statusCode ?? 0, ms: seconds(t) * 1000, cookie: /^([^;]*)/.exec(setCookie)?.[1] ?? "" });
-        });
-        res.on("error", reject);
-      });
-      req.on("error", reject);
-      req.end(r.body);
+/** Lifts the status, the first Set-Cookie pair and the body length out of a response head. */
+function parseHead(head: string): { status: number; cookie: string; length: number } {
+  const status = /^HTTP\/1\.1 (\d{3}) /.exec(head);
+  if (!status) throw new Error(`bench client: not an HTTP/1.1 response: ${JSON.stringify(head.slice(0, 40))}`);
+  if (/\r\ntransfer-encoding:/i.test(head)) throw new Error("bench client: chunked responses are not read; every route here sends content-length");
+  const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+  const cookie = /\r\nset-cookie: *([^;\r]*)/i.exec(head);
+  return { status: Number(status[1]), cookie: cookie?.[1] ?? "", length: length ? Number(length[1]) : 0 };
+}
+
+/**
+ * One keep-alive connection of the load generator: writes a request encoded beforehand and reads the answer by
+ * its Content-Length, the way wrk does, so the client spends as little as it can of the cores it shares with the
+ * server (node:http's client cost ~0.4 ms more CPU per request here, a cost a remote client would not put on the server).
+ */
+class Connection {
+  readonly #socket: Socket;
+  #buffer: Buffer = Buffer.alloc(0);
+  #waiting: { resolve: (r: ClientResult) => void; reject: (e: Error) => void; start: bigint } | null = null;
+  /** Set once the socket is gone (an idle keep-alive connection the server timed out, say): open a new one. */
+  closed = false;
+
+  private constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => this.#read(chunk));
+    const fail = (error: Error): void => {
+      const w = this.#waiting;
+      this.#waiting = null;
+      w?.reject(error);
+    };
+    socket.on("error", fail);
+    socket.on("close", () => {
+      this.closed = true;
+      fail(new Error("bench client: the server closed the connection"));
     });
+  }
+
+  static open(host: string, port: number): Promise<Connection> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, host, () => {
+        socket.off("error", reject);
+        resolve(new Connection(socket));
+      });
+      socket.once("error", reject);
+    });
+  }
+
+  send(request: Buffer): Promise<ClientResult> {
+    if (this.#waiting) return Promise.reject(new Error("bench client: one request at a time per connection"));
+    return new Promise((resolve, reject) => {
+      this.#waiting = { resolve, reject, start: now() };
+      this.#socket.write(request);
+    });
+  }
+
+  #read(chunk: Buffer): void {
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    const end = this.#buffer.indexOf("\r\n\r\n");
+    if (end < 0 || !this.#waiting) return;
+    let head: { status: number; cookie: string; length: number };
+    try {
+      head = parseHead(this.#buffer.subarray(0, end).toString("latin1"));
+    } catch (error) {
+      const w = this.#waiting;
+      this.#waiting = null;
+      w.reject(error as Error);
+      return;
+    }
+    if (this.#buffer.length < end + 4 + head.length) return;
+    this.#buffer = this.#buffer.subarray(end + 4 + head.length);
+    const w = this.#waiting;
+    this.#waiting = null;
+    w.resolve({ status: head.status, ms: seconds(w.start) * 1000, cookie: head.cookie });
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+}
+
+/** Encodes a request as HTTP/1.1 bytes once, before it is timed. */
+function encode(r: ClientRequest): { host: string; port: number; bytes: Buffer } {
+  const url = new URL(r.url);
+  const body = r.body === undefined ? null : Buffer.from(r.body);
+  let head = `${r.method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
+  for (const [name, value] of Object.entries(r.headers)) head += `${name}: ${value}\r\n`;
+  if (body) head += `content-length: ${body.length}\r\n`;
+  const bytes = Buffer.from(`${head}\r\n`, "latin1");
+  return { host: url.hostname, port: Number(url.port), bytes: body ? Buffer.concat([bytes, body]) : bytes };
+}
+
+/** Worker side: lanes of keep-alive connections (one per lane and origin) sending pre-encoded requests. */
+function runClient(): void {
+  const pools = new Map<string, Connection[]>();
+  const connection = async (lane: number, host: string, port: number): Promise<Connection> => {
+    const key = `${host}:${port}`;
+    let pool = pools.get(key);
+    if (!pool) pools.set(key, (pool = []));
+    const open = pool[lane];
+    if (open && !open.closed) return open;
+    return (pool[lane] = await Connection.open(host, port));
+  };
   parentPort?.on("message", (job: ClientJob | "close") => {
     if (job === "close") {
-      for (const agent of agents.values()) agent.destroy();
+      for (const pool of pools.values()) for (const c of pool) c.close();
       parentPort?.close();
       return;
     }
     void (async () => {
+      const encoded = job.requests.map(encode);
       const results: ClientResult[] = new Array(job.requests.length);
+      // Connections are opened before the clock starts, like the keep-alive sockets of a running client.
+      for (let lane = 0; lane < job.concurrency; lane++) {
+        for (const e of new Set(encoded.map((x) => `${x.host}:${x.port}`))) {
+          const [host, port] = e.split(/:(?=\d+$)/) as [string, string];
+          await connection(lane, host, Number(port));
+        }
+      }
       let next = 0;
       const t = now();
-      await Promise.all(Array.from({ length: job.concurrency }, async () => {
-        while (next < job.requests.length) {
+      await Promise.all(Array.from({ length: job.concurrency }, async (_, lane) => {
+        while (next < encoded.length) {
           const i = next++;
-          results[i] = await send(job.requests[i] as ClientRequest);
+          const e = encoded[i]!;
+          results[i] = await (await connection(lane, e.host, e.port)).send(e.bytes);
         }
       }));
       parentPort?.postMessage({ seconds: seconds(t), results });
@@ -150,11 +247,18 @@ export default async function bench(): Promise<void> {
   const server = await buildServer(app, { trustProxy: true });
   const bare = Fastify();
   bare.get("/bare", async () => ({ authenticated: false }));
+  // The transport floor: the same verify behind a bare Fastify route, with none of the login's work around it.
+  let bareHash = "";
+  bare.post("/bare/verify", async () => {
+    if (!(await app.accounts.passwords.verify(PASSWORD, bareHash))) throw new Error("verify failed");
+    return { ok: true };
+  });
   const client = new Client();
   try {
     const base = await server.listen({ host: "127.0.0.1", port: 0 });
     const bareBase = await bare.listen({ host: "127.0.0.1", port: 0 });
     const hash = await app.accounts.passwords.hash(PASSWORD);
+    bareHash = hash;
     const user = await app.accounts.users.create({ email: "bench@example.org", passwordHash: hash, passwordScheme: "argon2id" });
     const victims: string[] = [];
     for (let i = 0; i < ENUM_PAIRS; i++) {
@@ -175,13 +279,22 @@ export default async function bench(): Promise<void> {
       cookie = results.at(-1)?.cookie ?? "";
       return wall;
     };
+    const bareVerify: ClientRequest = { method: "POST", url: `${bareBase}/bare/verify`, headers: { "content-type": "application/json" }, body: "{}" };
+    const bareRound = async (n: number): Promise<number> => {
+      const { seconds: wall, results } = await client.run(Array.from({ length: n }, () => bareVerify), CONCURRENCY);
+      for (const r of results) if (r.status !== 200) throw new Error(`bare verify route answered ${r.status}`);
+      return wall;
+    };
     await verifyRound(3);
+    await bareRound(3);
     await loginRound(3);
     let verifyTime = 0;
+    let bareTime = 0;
     let loginTime = 0;
     // CPU seconds of the whole process (server, client worker, hashing threads) per side: a figure that load
     // from other processes on a shared machine cannot skew, and that shows what each login costs beyond its hash.
     let verifyCPU = 0;
+    let bareCPU = 0;
     let loginCPU = 0;
     const cpu = (): number => {
       const u = process.cpuUsage();
@@ -193,16 +306,24 @@ export default async function bench(): Promise<void> {
       verifyTime += await verifyRound(LOGINS / rounds);
       verifyCPU += cpu() - c;
       c = cpu();
+      bareTime += await bareRound(LOGINS / rounds);
+      bareCPU += cpu() - c;
+      c = cpu();
       loginTime += await loginRound(LOGINS / rounds);
       loginCPU += cpu() - c;
     }
     const cores = availableParallelism();
-    line("client", "node:http keep-alive, worker thread", `server, client and hashing threads share ${cores} cores`);
+    line("client", "keep-alive sockets, pre-encoded requests, worker thread", `server, client and hashing threads share ${cores} cores`);
     line("raw argon2id verify (reference)", rate(LOGINS, verifyTime), `${CONCURRENCY} in flight`);
+    line("POST to a bare route that only verifies", rate(LOGINS, bareTime), `${CONCURRENCY} requests in flight; the transport floor`);
     line("POST /auth/login over HTTP", rate(LOGINS, loginTime), `${CONCURRENCY} requests in flight`);
     line("login ratio (HTTP logins / raw verifies)", (verifyTime / loginTime).toFixed(2), "aim >= 0.9");
     line("  same, per CPU second (load-independent)", (verifyCPU / loginCPU).toFixed(2),
       `${((1000 * verifyCPU) / LOGINS).toFixed(1)} ms per verify, ${((1000 * loginCPU) / LOGINS).toFixed(1)} ms per login`);
+    line("  bare verify route / raw verifies", (verifyTime / bareTime).toFixed(2),
+      `per CPU second ${(verifyCPU / bareCPU).toFixed(2)}: HTTP and the client alone`);
+    line("  logins / bare verify route", (bareTime / loginTime).toFixed(2),
+      `per CPU second ${(bareCPU / loginCPU).toFixed(2)}: what the login's own work costs`);
 
     // 2. GET /auth/session with a valid cookie against a bare Fastify route, latencies per request (one at a time).
     if (!cookie.startsWith(`${SESSION_COOKIE}=`)) throw new Error("no session cookie from login");
