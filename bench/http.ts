@@ -15,7 +15,7 @@ import Fastify from "fastify";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { openApp } from "../src/app/index.ts";
 import { buildServer } from "../src/http/server.ts";
-import { line, now, rate, seconds } from "./lib.ts";
+import { line, now, rate, seconds, spread } from "./lib.ts";
 
 // Enough logins that a GC cycle or a burst of load from elsewhere landing in one round does not decide the ratio,
 // and rounds long enough that filling and draining the pipeline at each end weighs little.
@@ -301,16 +301,20 @@ export default async function bench(): Promise<void> {
       return (u.user + u.system) / 1e6;
     };
     const rounds = 8;
+    const perRound: number[] = [];
     for (let r = 0; r < rounds; r++) {
       let c = cpu();
-      verifyTime += await verifyRound(LOGINS / rounds);
+      const verifyWall = await verifyRound(LOGINS / rounds);
       verifyCPU += cpu() - c;
       c = cpu();
       bareTime += await bareRound(LOGINS / rounds);
       bareCPU += cpu() - c;
       c = cpu();
-      loginTime += await loginRound(LOGINS / rounds);
+      const loginWall = await loginRound(LOGINS / rounds);
       loginCPU += cpu() - c;
+      verifyTime += verifyWall;
+      loginTime += loginWall;
+      perRound.push(verifyWall / loginWall);
     }
     const cores = availableParallelism();
     line("client", "keep-alive sockets, pre-encoded requests, worker thread", `server, client and hashing threads share ${cores} cores`);
@@ -324,6 +328,7 @@ export default async function bench(): Promise<void> {
       `per CPU second ${(verifyCPU / bareCPU).toFixed(2)}: HTTP and the client alone`);
     line("  logins / bare verify route", (bareTime / loginTime).toFixed(2),
       `per CPU second ${(bareCPU / loginCPU).toFixed(2)}: what the login's own work costs`);
+    line("  login ratio per round (adjacent pairs)", spread(perRound));
 
     // 2. GET /auth/session with a valid cookie against a bare Fastify route, latencies per request (one at a time).
     if (!cookie.startsWith(`${SESSION_COOKIE}=`)) throw new Error("no session cookie from login");

@@ -26,7 +26,7 @@ import { systemClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
-import { line, now, rate, seconds } from "./lib.ts";
+import { line, now, rate, seconds, spread } from "./lib.ts";
 
 const USERS = Number(process.env["BENCH_PASSWORDS_USERS"] ?? 20_000);
 const LOGINS = Number(process.env["BENCH_PASSWORDS_LOGINS"] ?? 960);
@@ -104,9 +104,11 @@ async function loginBench(database: Database): Promise<void> {
   let coreCpu = 0;
   // Many short alternating rounds: a burst of load from elsewhere lands on both sides.
   const rounds = 16;
+  const perRound: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const r1 = await cpuOf(() => rawRound(LOGINS / rounds));
     const r2 = await cpuOf(() => loginRound(LOGINS / rounds));
+    perRound.push(r1.wall / r2.wall);
     raw += r1.wall;
     rawCpu += r1.cpu;
     core += r2.wall;
@@ -117,6 +119,7 @@ async function loginBench(database: Database): Promise<void> {
   line("login core: successful login()", rate(LOGINS, core), "flood, lookup, verify, audit");
   line("login ratio (login core / raw verify)", (raw / core).toFixed(3), "aim >= 0.95");
   line("  same, per CPU second (load-independent)", (rawCpu / coreCpu).toFixed(3));
+  line("  per round (adjacent pairs)", spread(perRound, 3));
 }
 
 async function migrateBench(database: Database): Promise<void> {
