@@ -15,7 +15,7 @@ import Fastify from "fastify";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { openApp } from "../src/app/index.ts";
 import { buildServer } from "../src/http/server.ts";
-import { line, now, rate, seconds, spread } from "./lib.ts";
+import { cpuSeconds, inFlight, line, median, now, percentile, rate, seconds, spread } from "./lib.ts";
 
 // Enough logins that a GC cycle or a burst of load from elsewhere landing in one round does not decide the ratio,
 // and rounds long enough that filling and draining the pipeline at each end weighs little.
@@ -29,27 +29,6 @@ const PASSWORD = "violet kettle drums at dawn";
  * next (raw verifies are faster at this depth than at one per core, so the reference does not get weaker).
  */
 const CONCURRENCY = Number(process.env["BENCH_HTTP_CONCURRENCY"] ?? 2 * availableParallelism());
-
-/** Runs `n` calls of `fn` with CONCURRENCY in flight; returns the wall time in seconds. */
-async function parallel(n: number, fn: () => Promise<void>): Promise<number> {
-  let left = n;
-  const t = now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (left > 0) {
-      left--;
-      await fn();
-    }
-  }));
-  return seconds(t);
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
-
-function median(values: number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
-}
 
 let ipCounter = 0;
 /** A fresh client address per failing request (via X-Forwarded-For), so flood control's per-IP limit never kicks in. */
@@ -163,27 +142,33 @@ class Connection {
   }
 }
 
-/** Encodes a request as HTTP/1.1 bytes once, before it is timed. */
-function encode(r: ClientRequest): { host: string; port: number; bytes: Buffer } {
+/** A request encoded as HTTP/1.1 bytes once, before it is timed, with the origin it goes to. */
+interface Encoded {
+  origin: string;
+  host: string;
+  port: number;
+  bytes: Buffer;
+}
+
+function encode(r: ClientRequest): Encoded {
   const url = new URL(r.url);
   const body = r.body === undefined ? null : Buffer.from(r.body);
   let head = `${r.method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
   for (const [name, value] of Object.entries(r.headers)) head += `${name}: ${value}\r\n`;
   if (body) head += `content-length: ${body.length}\r\n`;
   const bytes = Buffer.from(`${head}\r\n`, "latin1");
-  return { host: url.hostname, port: Number(url.port), bytes: body ? Buffer.concat([bytes, body]) : bytes };
+  return { origin: url.host, host: url.hostname, port: Number(url.port), bytes: body ? Buffer.concat([bytes, body]) : bytes };
 }
 
 /** Worker side: lanes of keep-alive connections (one per lane and origin) sending pre-encoded requests. */
 function runClient(): void {
   const pools = new Map<string, Connection[]>();
-  const connection = async (lane: number, host: string, port: number): Promise<Connection> => {
-    const key = `${host}:${port}`;
-    let pool = pools.get(key);
-    if (!pool) pools.set(key, (pool = []));
+  const connection = async (lane: number, e: Encoded): Promise<Connection> => {
+    let pool = pools.get(e.origin);
+    if (!pool) pools.set(e.origin, (pool = []));
     const open = pool[lane];
     if (open && !open.closed) return open;
-    return (pool[lane] = await Connection.open(host, port));
+    return (pool[lane] = await Connection.open(e.host, e.port));
   };
   parentPort?.on("message", (job: ClientJob | "close") => {
     if (job === "close") {
@@ -195,19 +180,15 @@ function runClient(): void {
       const encoded = job.requests.map(encode);
       const results: ClientResult[] = new Array(job.requests.length);
       // Connections are opened before the clock starts, like the keep-alive sockets of a running client.
-      for (let lane = 0; lane < job.concurrency; lane++) {
-        for (const e of new Set(encoded.map((x) => `${x.host}:${x.port}`))) {
-          const [host, port] = e.split(/:(?=\d+$)/) as [string, string];
-          await connection(lane, host, Number(port));
-        }
-      }
+      const origins = [...new Map(encoded.map((e) => [e.origin, e])).values()];
+      for (let lane = 0; lane < job.concurrency; lane++) for (const e of origins) await connection(lane, e);
       let next = 0;
       const t = now();
       await Promise.all(Array.from({ length: job.concurrency }, async (_, lane) => {
         while (next < encoded.length) {
           const i = next++;
           const e = encoded[i]!;
-          results[i] = await (await connection(lane, e.host, e.port)).send(e.bytes);
+          results[i] = await (await connection(lane, e)).send(e.bytes);
         }
       }));
       parentPort?.postMessage({ seconds: seconds(t), results });
@@ -269,22 +250,23 @@ export default async function bench(): Promise<void> {
 
     // 1. Logins over HTTP against raw verifies, in alternating rounds so machine noise hits both alike.
     const verifyRound = (n: number): Promise<number> =>
-      parallel(n, async () => {
+      inFlight(n, CONCURRENCY, async () => {
         if (!(await app.accounts.passwords.verify(PASSWORD, hash))) throw new Error("verify failed");
       });
+    /** Sends `request` n times with CONCURRENCY in flight; every answer must be 200. */
+    const httpRound = async (what: string, request: ClientRequest, n: number): Promise<{ wall: number; results: ClientResult[] }> => {
+      const { seconds: wall, results } = await client.run(Array.from({ length: n }, () => request), CONCURRENCY);
+      for (const r of results) if (r.status !== 200) throw new Error(`${what} answered ${r.status}`);
+      return { wall, results };
+    };
     let cookie = "";
     const loginRound = async (n: number): Promise<number> => {
-      const { seconds: wall, results } = await client.run(Array.from({ length: n }, () => login(user.email, PASSWORD, "198.19.0.1")), CONCURRENCY);
-      for (const r of results) if (r.status !== 200) throw new Error(`login answered ${r.status}`);
+      const { wall, results } = await httpRound("login", login(user.email, PASSWORD, "198.19.0.1"), n);
       cookie = results.at(-1)?.cookie ?? "";
       return wall;
     };
     const bareVerify: ClientRequest = { method: "POST", url: `${bareBase}/bare/verify`, headers: { "content-type": "application/json" }, body: "{}" };
-    const bareRound = async (n: number): Promise<number> => {
-      const { seconds: wall, results } = await client.run(Array.from({ length: n }, () => bareVerify), CONCURRENCY);
-      for (const r of results) if (r.status !== 200) throw new Error(`bare verify route answered ${r.status}`);
-      return wall;
-    };
+    const bareRound = async (n: number): Promise<number> => (await httpRound("bare verify route", bareVerify, n)).wall;
     await verifyRound(3);
     await bareRound(3);
     await loginRound(3);
@@ -296,22 +278,18 @@ export default async function bench(): Promise<void> {
     let verifyCPU = 0;
     let bareCPU = 0;
     let loginCPU = 0;
-    const cpu = (): number => {
-      const u = process.cpuUsage();
-      return (u.user + u.system) / 1e6;
-    };
     const rounds = 8;
     const perRound: number[] = [];
     for (let r = 0; r < rounds; r++) {
-      let c = cpu();
+      let c = cpuSeconds();
       const verifyWall = await verifyRound(LOGINS / rounds);
-      verifyCPU += cpu() - c;
-      c = cpu();
+      verifyCPU += cpuSeconds() - c;
+      c = cpuSeconds();
       bareTime += await bareRound(LOGINS / rounds);
-      bareCPU += cpu() - c;
-      c = cpu();
+      bareCPU += cpuSeconds() - c;
+      c = cpuSeconds();
       const loginWall = await loginRound(LOGINS / rounds);
-      loginCPU += cpu() - c;
+      loginCPU += cpuSeconds() - c;
       verifyTime += verifyWall;
       loginTime += loginWall;
       perRound.push(verifyWall / loginWall);

@@ -15,20 +15,40 @@ export function line(label: string, value: string, note: string = ""): void {
   process.stdout.write(`${label.padEnd(44)} ${value}${note ? `  (${note})` : ""}\n`);
 }
 
+/** CPU seconds of this process so far, every thread included (the libuv pool too): getrusage(RUSAGE_SELF). */
+export function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** Runs `count` calls of `fn` (given their index) with `limit` in flight; returns the wall time in seconds. */
+export async function inFlight(count: number, limit: number, fn: (i: number) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  const t = now();
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, async () => {
+    while (next < count) await fn(next++);
+  }));
+  return seconds(t);
+}
+
+/** The nearest-rank percentile `p` (0–100) of values sorted ascending. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+export function median(values: readonly number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 50);
+}
+
 /**
  * The median and middle half of per-round ratios, so a reader can tell a difference from run-to-run noise.
  *
  * @example
- * spread([0.93, 0.95, 0.96, 0.97]) // "median 0.95, middle half 0.94–0.96 over 4 rounds"
+ * spread([0.93, 0.95, 0.96, 0.97]) // "median 0.96, middle half 0.95–0.97 over 4 rounds"
  */
 export function spread(ratios: readonly number[], digits = 2): string {
   if (ratios.length === 0) return "no rounds";
   const sorted = [...ratios].sort((a, b) => a - b);
-  const at = (q: number): number => {
-    const i = q * (sorted.length - 1);
-    const lo = Math.floor(i);
-    const hi = Math.ceil(i);
-    return (sorted[lo] as number) + ((sorted[hi] as number) - (sorted[lo] as number)) * (i - lo);
-  };
-  return `median ${at(0.5).toFixed(digits)}, middle half ${at(0.25).toFixed(digits)}–${at(0.75).toFixed(digits)} over ${sorted.length} rounds`;
+  const at = (p: number): string => percentile(sorted, p).toFixed(digits);
+  return `median ${at(50)}, middle half ${at(25)}–${at(75)} over ${sorted.length} rounds`;
 }

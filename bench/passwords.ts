@@ -26,7 +26,7 @@ import { systemClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
-import { line, now, rate, seconds, spread } from "./lib.ts";
+import { cpuSeconds, inFlight, line, now, rate, seconds, spread } from "./lib.ts";
 
 const USERS = Number(process.env["BENCH_PASSWORDS_USERS"] ?? 20_000);
 const LOGINS = Number(process.env["BENCH_PASSWORDS_LOGINS"] ?? 960);
@@ -42,12 +42,8 @@ const IN_FLIGHT = Number(process.env["BENCH_PASSWORDS_IN_FLIGHT"] ?? 2 * CORES);
 const ARGON2ID = 2 as Algorithm;
 const silent = { warn: (): void => {}, error: (): void => {} };
 
-// CPU seconds of this process, all threads (the libuv pool included): getrusage(RUSAGE_SELF).
+// CPU seconds of this process spent in `timed` calls, all threads (see cpuSeconds).
 let cpuSpent = 0;
-const cpuNow = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
 
 /**
  * Runs `count` calls of `fn` with `limit` in flight; returns the wall seconds taken and adds the
@@ -55,14 +51,10 @@ const cpuNow = (): number => {
  * other processes on a shared machine cannot skew.
  */
 async function timed(count: number, limit: number, fn: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const t = now();
-  const c = cpuNow();
-  await Promise.all(Array.from({ length: Math.min(limit, count) }, async () => {
-    while (next < count) await fn(next++);
-  }));
-  cpuSpent += cpuNow() - c;
-  return seconds(t);
+  const c = cpuSeconds();
+  const wall = await inFlight(count, limit, fn);
+  cpuSpent += cpuSeconds() - c;
+  return wall;
 }
 
 /** Runs `fn`, returning the CPU seconds it spent (see timed). */
@@ -159,10 +151,10 @@ async function migrateBench(database: Database): Promise<void> {
   let migrateCpu = 0;
   while (job.status !== "done") {
     const t = now();
-    const c = cpuNow();
+    const c = cpuSeconds();
     job = await runMigration(deps, job, { actor: "bench", concurrency: IN_FLIGHT, maxBatches: SEGMENT });
     migrateSecs += seconds(t);
-    migrateCpu += cpuNow() - c;
+    migrateCpu += cpuSeconds() - c;
     const r = await cpuOf(() => rawRound(rawPerSegment));
     rawSecs += r.wall;
     rawCpu += r.cpu;

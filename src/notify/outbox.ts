@@ -135,7 +135,7 @@ export class Outbox {
    * const { id } = await outbox.enqueue({ idempotencyKey: "welcome:usr_1", to: "ana@example.org", subject: "Welcome", text: "Hi", kind: "account.welcome" });
    */
   async enqueue(message: NewMessage, executor?: Kysely<Schema>): Promise<EnqueueResult> {
-    const db = (executor) ?? this.#db;
+    const db = executor ?? this.#db;
     const row = this.#row(message, this.#clock.now());
     const result = await db.insertInto("outbox_messages").values(row)
       .onConflict((oc) => oc.column("idempotency_key").doNothing()).executeTakeFirst();
@@ -163,7 +163,7 @@ export class Outbox {
         throw notifyErrors.badMessage(`message ${i} (${JSON.stringify(String(m?.idempotencyKey).slice(0, 80))}): ${(cause as Error).message}`, { cause });
       }
     });
-    const db = (options.executor) ?? this.#db;
+    const db = options.executor ?? this.#db;
     let inserted = 0;
     for (let i = 0; i < rows.length; i += batchSize) {
       const batch = rows.slice(i, i + batchSize);

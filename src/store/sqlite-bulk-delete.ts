@@ -30,16 +30,17 @@ function quoteId(name: string): string {
  */
 export async function bulkDeleteSQLite(trx: Kysely<any>, table: string, condition: RawBuilder<unknown>): Promise<BulkDeleteResult> {
   const t = sql.table(table);
-  const doomed = Number((await sql<{ n: number }>`select count(*) as n from ${t} where ${condition}`.execute(trx)).rows[0]?.n ?? 0);
+  const count = async (query: RawBuilder<{ n: number }>): Promise<number> => Number((await query.execute(trx)).rows[0]?.n ?? 0);
+  const doomed = await count(sql`select count(*) as n from ${t} where ${condition}`);
   if (doomed === 0) return { deleted: 0, method: "delete" };
 
   const ddl = (await sql<{ type: string; name: string; sql: string }>`
     select type, name, sql from sqlite_master where tbl_name = ${table} and sql is not null and type in ('table', 'index', 'trigger')`.execute(trx)).rows;
   const create = ddl.find((d) => d.type === "table");
   if (!create) throw new Error(`bulk delete: there is no table named ${table}`);
-  const referenced = Number((await sql<{ n: number }>`
+  const referenced = await count(sql`
     select count(*) as n from sqlite_master m, pragma_foreign_key_list(m.name) f
-    where m.type = 'table' and m.name <> ${table} and lower(f."table") = lower(${table})`.execute(trx)).rows[0]?.n ?? 0);
+    where m.type = 'table' and m.name <> ${table} and lower(f."table") = lower(${table})`);
   if (referenced > 0 || /\bautoincrement\b/i.test(create.sql) || /\bwithout\s+rowid\b/i.test(create.sql)) {
     const r = await sql`delete from ${t} where ${condition}`.execute(trx);
     return { deleted: Number(r.numAffectedRows ?? 0n), method: "delete" };
@@ -53,7 +54,7 @@ export async function bulkDeleteSQLite(trx: Kysely<any>, table: string, conditio
   await sql`drop table if exists ${keep}`.execute(trx);
   // "is not true": a row whose condition is null stays, as it would with DELETE … WHERE.
   await sql`create table ${keep} as select rowid as bulwark_rowid, ${list} from ${t} where (${condition}) is not true`.execute(trx);
-  const kept = Number((await sql<{ n: number }>`select count(*) as n from ${keep}`.execute(trx)).rows[0]?.n ?? 0);
+  const kept = await count(sql`select count(*) as n from ${keep}`);
 
   await sql`drop table ${t}`.execute(trx);
   // The table and its indexes, the kept rows, and only then its triggers: putting a row back is not an insert
@@ -64,7 +65,7 @@ export async function bulkDeleteSQLite(trx: Kysely<any>, table: string, conditio
   for (const d of ddl.filter((x) => x.type === "trigger")) await sql.raw(d.sql).execute(trx);
   await sql`drop table ${keep}`.execute(trx);
 
-  const now = Number((await sql<{ n: number }>`select count(*) as n from ${t}`.execute(trx)).rows[0]?.n ?? 0);
+  const now = await count(sql`select count(*) as n from ${t}`);
   if (now !== kept) throw new Error(`bulk delete of ${table}: ${kept} rows were to stay but ${now} are there; the transaction is rolled back`);
   return { deleted: doomed, method: "rebuild" };
 }
