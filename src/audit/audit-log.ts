@@ -11,7 +11,7 @@ import { RuntimeFailure } from "../lib/errors.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
-import { canonicalJSON } from "./canonical.ts";
+import { canonicalValue } from "./canonical.ts";
 import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./chain.ts";
 import { verifyChain, type Checkpoint, type VerifyReport } from "./verify.ts";
 
@@ -118,7 +118,9 @@ export class AuditLog {
 
   /** Appends inside a caller's transaction, so the event commits (or rolls back) with its change. */
   async appendIn(db: Kysely<Schema>, input: AuditInput): Promise<AuditEvent> {
-    const data = canonicalJSON(input.data ?? {});
+    // Normalised once: the text is stored and hashed, the value is what the caller gets back.
+    const value = canonicalValue(input.data ?? {}) as Record<string, unknown>;
+    const data = JSON.stringify(value);
     if (Buffer.byteLength(data) > MAX_DATA_BYTES) {
       throw new RuntimeFailure("BULWARK_ERR_AUDIT_FIELD", `audit data is larger than ${MAX_DATA_BYTES} bytes`);
     }
@@ -148,7 +150,7 @@ export class AuditLog {
         // An event appended in a transaction may roll back: never cache it as the head.
         this.#head = autocommit ? { seq: fields.seq, hash } : null;
         if (this.#signer && fields.seq % this.#every === 0 && db === this.#database.db) await this.checkpoint();
-        return { ...fields, data: input.data ? JSON.parse(data) : {}, hash };
+        return { ...fields, data: value, hash };
       }
       // Another writer moved the head (or our cached head was rolled back): read it again.
       this.#head = null;
