@@ -1,6 +1,6 @@
 // Random identifiers and secrets. User ids and other ids are random, never sequential (DESIGN.md:
 // sequential ids reveal the user count, a Drupal 7 weakness noted in seed 003).
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { toBase64URL } from "../lib/encoding.ts";
 import { systemRandom, type RandomSource } from "../lib/random.ts";
 
@@ -56,7 +56,7 @@ export function newSecret(bytes: number = 32, random: RandomSource = systemRando
 
 /** SHA-256 of a secret, hex. For high-entropy secrets (tokens), a fast hash is the right tool. */
 export function hashSecret(secret: string): string {
-  return createHash("sha256").update(secret, "utf8").digest("hex");
+  return hash("sha256", secret, "hex");
 }
 
 /** A short, non-reversible fingerprint for logs: lets an operator correlate without revealing a secret. */

@@ -50,11 +50,20 @@ export function cryptEncode(bytes: Uint8Array, groups: readonly (readonly [numbe
   return output;
 }
 
-/** Decodes unpadded standard base64 (PHC strings), or null when it is not exactly that. */
+const B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/**
+ * Decodes unpadded standard base64 (PHC strings), or null when it is not exactly that: only the alphabet,
+ * no length that leaves a lone character, and the bits past the last whole byte zero (RFC 4648 §3.5), so
+ * each byte string has one accepted spelling. Checked without re-encoding: every login parses a hash.
+ */
 export function decodeB64NoPad(text: string): Buffer | null {
-  if (!/^[A-Za-z0-9+/]*$/.test(text) || text.length % 4 === 1) return null;
-  const bytes = Buffer.from(text, "base64");
-  return bytes.toString("base64").replace(/=+$/, "") === text ? bytes : null;
+  if (!/^[A-Za-z0-9+/]*$/.test(text)) return null;
+  const tail = text.length % 4;
+  if (tail === 1) return null;
+  // Two trailing characters carry one byte (4 spare bits), three carry two (2 spare bits).
+  if (tail !== 0 && (B64_ALPHABET.indexOf(text[text.length - 1]!) & (tail === 2 ? 0x0f : 0x03)) !== 0) return null;
+  return Buffer.from(text, "base64");
 }
 
 export function encodeB64NoPad(bytes: Uint8Array): string {
