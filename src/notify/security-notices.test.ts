@@ -79,6 +79,12 @@ forEachDialect("security notices", (fx) => {
     assert.throws(() => securityMessages({ eventId: "e", to: "ana@example.org", at: AT, event: { type: "mfa-factor-added", factor: "<b>sms</b>" as never } }, options), { code: "BULWARK_ERR_MAIL_MESSAGE" });
   });
 
+  it("refuses an unknown event type, including names every object inherits", () => {
+    for (const type of ["bogus", "constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      assert.throws(() => securityMessages({ eventId: "e", to: "ana@example.org", at: AT, event: { type } as never }, options), { code: "BULWARK_ERR_MAIL_MESSAGE", message: /unknown security event type/ }, type);
+    }
+  });
+
   it("signs messages with DKIM when a key is configured", async (t) => {
     const f = await notifyFixture(await fx.fresh());
     t.after(() => f.close());

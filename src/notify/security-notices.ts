@@ -83,7 +83,7 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
   const appName = checkSubject(options.appName);
   if (options.supportContact !== undefined) checkSubject(options.supportContact);
   const type = notice.event.type;
-  if (!(type in KINDS)) throw notifyErrors.badMessage(`unknown security event type ${JSON.stringify(type)}`);
+  if (!Object.hasOwn(KINDS, type)) throw notifyErrors.badMessage(`unknown security event type ${JSON.stringify(type)}`);
   if (type === "mfa-factor-added" || type === "mfa-factor-removed") {
     const factor = (notice.event as { factor: string }).factor;
     if (!Object.hasOwn(FACTOR_LABEL, factor)) throw notifyErrors.badMessage(`unknown MFA factor ${JSON.stringify(factor)}`);

@@ -90,11 +90,12 @@ export function parseBucketACL(text: string, source: string): BucketACL {
 export function parsePublicAccessBlock(text: string, source: string): PublicAccessBlock {
   const doc = parseBoundedJSON(text, source);
   if (!isObject(doc)) throw new BucketInputError(`${source}: must be a JSON object, got ${describe(doc)}`);
-  const config = "PublicAccessBlockConfiguration" in doc ? doc["PublicAccessBlockConfiguration"] : doc;
+  const config = Object.hasOwn(doc, "PublicAccessBlockConfiguration") ? doc["PublicAccessBlockConfiguration"] : doc;
   if (!isObject(config)) throw new BucketInputError(`${source}: PublicAccessBlockConfiguration must be an object, got ${describe(config)}`);
   const result: PublicAccessBlock = { BlockPublicAcls: false, IgnorePublicAcls: false, BlockPublicPolicy: false, RestrictPublicBuckets: false };
   for (const [key, value] of Object.entries(config)) {
-    if (!(key in result)) throw new BucketInputError(`${source}: unknown setting "${key.slice(0, 60)}" (expected BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets)`);
+    // Own keys only: `in` would take inherited names (toString, constructor, __proto__) for settings.
+    if (!Object.hasOwn(result, key)) throw new BucketInputError(`${source}: unknown setting "${key.slice(0, 60)}" (expected BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets)`);
     if (typeof value !== "boolean") throw new BucketInputError(`${source}: ${key} must be true or false, got ${describe(value)}`);
     result[key as keyof PublicAccessBlock] = value;
   }

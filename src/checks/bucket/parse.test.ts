@@ -61,3 +61,12 @@ test("reads get-public-access-block output and the bare configuration; absent fl
   assert.throws(() => parsePublicAccessBlock('{"PublicAccessBlockConfiguration":{"IgnorePublicAcls":"yes"}}', "b.json"), /b\.json: IgnorePublicAcls must be true or false, got a string/);
   assert.throws(() => parsePublicAccessBlock('{"BlockEverything":true}', "b.json"), /unknown setting "BlockEverything"/);
 });
+
+test("names inherited object keys as unknown settings and principal types instead of accepting them or crashing", () => {
+  for (const key of ["toString", "constructor", "hasOwnProperty", "__proto__"]) {
+    const pab = `{"BlockPublicAcls":true,"IgnorePublicAcls":true,"BlockPublicPolicy":true,"RestrictPublicBuckets":true,"${key}":false}`;
+    assert.throws(() => parsePublicAccessBlock(pab, "pab.json"), (e: unknown) => e instanceof BucketInputError && e.message.includes(`unknown setting "${key}"`), key);
+    const policy = `{"Statement":[{"Effect":"Allow","Principal":{"${key}":"*"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}`;
+    assert.throws(() => parseBucketPolicy(policy, "policy.json"), (e: unknown) => e instanceof BucketInputError && e.message.includes(`unknown principal type "${key}"`), key);
+  }
+});

@@ -61,7 +61,8 @@ function parsePrincipal(value: JSONValue | undefined, source: string, path: stri
   const keys = Object.keys(value);
   if (keys.length === 0) throw new BucketInputError(`${source}: ${path} is an empty object`);
   for (const key of keys) {
-    const kind = PRINCIPAL_KINDS[key];
+    // Own keys only: an inherited name (toString, constructor, __proto__) is an unknown type, not a crash.
+    const kind = Object.hasOwn(PRINCIPAL_KINDS, key) ? PRINCIPAL_KINDS[key] : undefined;
     if (!kind) throw new BucketInputError(`${source}: ${path} has an unknown principal type "${key}" (expected AWS, Service, Federated or CanonicalUser)`);
     set[kind].push(...stringList(value[key], source, `${path}.${key}`));
   }
@@ -136,7 +137,7 @@ function parseStatement(st: JSONValue, index: number, source: string): PolicySta
  */
 export function parseBucketPolicy(text: string, source: string): BucketPolicy {
   let doc = parseBoundedJSON(text, source);
-  if (isObject(doc) && "Policy" in doc) {
+  if (isObject(doc) && Object.hasOwn(doc, "Policy")) {
     const inner = doc["Policy"];
     if (typeof inner !== "string") throw new BucketInputError(`${source}: Policy must be a string holding the policy JSON, got ${describe(inner)}`);
     doc = parseBoundedJSON(inner, `${source} (Policy)`);
