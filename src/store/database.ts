@@ -74,7 +74,11 @@ export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
     where: path,
     sqlite: handle,
     transaction: (fn) => db.transaction().execute(fn),
-    close: () => db.destroy(),
+    close: async () => {
+      await db.destroy();
+      // Kysely closes the driver only if a query ever went through it; hot paths use the handle directly.
+      if (handle.isOpen) handle.close();
+    },
   };
 }
 
