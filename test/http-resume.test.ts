@@ -1,7 +1,7 @@
 // A containment job that was interrupted (here: created, never run — as after a crash before its first batch)
 // resumes by itself when the server starts, finishes in the background, and is audited as resumed.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -49,5 +49,20 @@ describe("server start", () => {
     } finally {
       await running.close();
     }
+  });
+
+  it("hands WAL checkpoints to its worker while it runs, and closes the database whole", async () => {
+    const opened = await openApp({ env: env(), mode: "open" });
+    const running = await runServer(opened);
+    const threshold = (): number => Number((opened.db.sqlite!.prepare("PRAGMA wal_autocheckpoint").get() as { wal_autocheckpoint: number }).wal_autocheckpoint);
+    try {
+      assert.ok(threshold() > 1000, "the server's connection keeps only a backstop checkpoint");
+      const res = await running.server.inject({ method: "GET", url: "/healthz" });
+      assert.equal(res.statusCode, 200);
+    } finally {
+      await running.close();
+    }
+    assert.equal(opened.db.sqlite!.isOpen, false);
+    assert.equal(existsSync(join(root, "data", "bulwark.db-wal")), false, "the checkpointer stopped before the database closed: no WAL left behind");
   });
 });

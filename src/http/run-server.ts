@@ -3,6 +3,7 @@
 import type { FastifyInstance } from "fastify";
 import type { App } from "../app/types.ts";
 import { containDeps, resumableJobs } from "../contain/index.ts";
+import { startCheckpointer } from "../store/checkpointer.ts";
 import { jobRunnerOf } from "./api/index.ts";
 import { startMailRunner, type MailRunner } from "./mail-runner.ts";
 import { startMaintenance } from "./maintenance.ts";
@@ -17,7 +18,14 @@ export interface RunningServer {
 
 export async function runServer(app: App, options: ServerOptions & { handleSignals?: boolean; mailIdleMs?: number; maintenanceIntervalMs?: number } = {}): Promise<RunningServer> {
   const server = await buildServer(app, options);
-  await server.listen({ host: app.config.host, port: app.config.port });
+  // On SQLite, WAL checkpoints (a page copy and two fsyncs) run in a worker instead of stalling requests.
+  const checkpointer = startCheckpointer(app.db, { logger: app.logger });
+  try {
+    await server.listen({ host: app.config.host, port: app.config.port });
+  } catch (error) {
+    await checkpointer?.stop();
+    throw error;
+  }
   const address = server.server.address();
   const port = typeof address === "object" && address ? address.port : app.config.port;
   const host = app.config.host.includes(":") ? `[${app.config.host}]` : app.config.host;
@@ -38,6 +46,8 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
         await app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } });
         await app.audit.checkpoint();
       } finally {
+        // Before the database closes: the last connection to close then checkpoints and removes the WAL.
+        await checkpointer?.stop();
         await app.close();
       }
     })();

@@ -1,0 +1,175 @@
+// WAL checkpoints off the event loop, for the long-running server on SQLite.
+//
+// In WAL mode every commit appends pages to the -wal file, and by default the connection that commits the
+// 1000th page copies them all back into the database file and syncs it (two fsyncs), on the thread that
+// committed: under a login load that is a stall of milliseconds every hundred or so logins, and of tens or
+// hundreds of milliseconds on a slow disk, with every request in the queue waiting. The checkpointer runs
+// PASSIVE checkpoints (they never wait for readers or writers, and never block them) on its own connection
+// in a worker thread, so the server's connection normally never checkpoints. The server's auto-checkpoint
+// stays on with a higher threshold as the backstop: if the worker falls behind, stops or dies, the WAL is
+// still bounded and nothing is lost (a checkpoint only moves committed pages; SQLite recovers the WAL on
+// the next open either way).
+import { Worker } from "node:worker_threads";
+import type { Logger } from "pino";
+import type { Database } from "./database.ts";
+
+/** SQLite's default auto-checkpoint threshold (pages), restored when the checkpointer stops. */
+export const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
+
+export interface CheckpointerOptions {
+  /** How often the worker checkpoints (default 500 ms): at most two fsyncs per interval, off the event loop. */
+  intervalMs?: number;
+  /** The server connection's auto-checkpoint threshold while the worker runs (default 4000 pages, ~16 MiB). */
+  backstopPages?: number;
+  logger?: Pick<Logger, "warn" | "error">;
+}
+
+export interface CheckpointStats {
+  /** Checkpoints run, and how many of them found new pages to copy. */
+  runs: number;
+  copying: number;
+  /** Pages copied into the database file (a lower bound: a WAL restarted and refilled between two runs counts from zero). */
+  pagesCopied: number;
+  /** Checkpoints that could not copy everything because a reader or writer held the newest pages. */
+  partial: number;
+  /** The last error the worker met, if any (it keeps trying; the backstop covers meanwhile). */
+  lastError: string | null;
+  running: boolean;
+}
+
+export interface Checkpointer {
+  /** The worker's counters, as of its last report. */
+  stats(): CheckpointStats;
+  /** Runs one checkpoint in the worker now and resolves with the counters after it. */
+  runOnce(): Promise<CheckpointStats>;
+  /** Stops the worker (after a last checkpoint) and restores the default auto-checkpoint. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+// Plain JavaScript run with `eval`, so the worker needs no file of its own in the source tree or the build.
+// Its connection only ever runs the checkpoint pragma: it holds no read snapshot between runs.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const { DatabaseSync } = require("node:sqlite");
+const stats = { runs: 0, copying: 0, pagesCopied: 0, partial: 0, lastError: null };
+let db = null, stmt = null, done = 0;
+function run() {
+  try {
+    if (db === null) {
+      db = new DatabaseSync(workerData.path);
+      db.exec("PRAGMA busy_timeout = 0");
+      db.exec("PRAGMA synchronous = NORMAL");
+      stmt = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
+    }
+    const row = stmt.get();
+    stats.runs++;
+    if (row.log < 0) throw new Error("the database is not in WAL mode");
+    // log: pages in the WAL; checkpointed: how many of them are now in the database file. A WAL restarted
+    // by a writer since the last run starts counting from zero again.
+    const before = row.checkpointed >= done && row.log >= done ? done : 0;
+    if (row.checkpointed > before) { stats.copying++; stats.pagesCopied += row.checkpointed - before; }
+    if (row.busy || row.checkpointed < row.log) stats.partial++;
+    done = row.checkpointed;
+    stats.lastError = null;
+  } catch (error) {
+    stats.lastError = String(error && error.message || error);
+    try { if (db) db.close(); } catch {}
+    db = null; stmt = null; done = 0;
+  }
+}
+const timer = setInterval(() => { run(); parentPort.postMessage({ type: "stats", stats }); }, workerData.intervalMs);
+parentPort.on("message", (m) => {
+  if (m.type === "run") { run(); parentPort.postMessage({ type: "ran", id: m.id, stats }); }
+  if (m.type === "stop") {
+    clearInterval(timer);
+    run();
+    try { if (db) db.close(); } catch {}
+    parentPort.postMessage({ type: "stopped", stats });
+    parentPort.close();
+  }
+});
+`;
+
+/**
+ * Starts the checkpointer for a SQLite database; returns null on PostgreSQL (it manages its own WAL).
+ *
+ * @example
+ * const checkpointer = startCheckpointer(app.db, { logger: app.logger });
+ * // ... serve ...
+ * await checkpointer?.stop(); // before closing the database
+ */
+export function startCheckpointer(database: Database, options: CheckpointerOptions = {}): Checkpointer | null {
+  const handle = database.sqlite;
+  if (!handle) return null;
+  const intervalMs = Math.max(10, Math.trunc(options.intervalMs ?? 500));
+  const backstop = Math.max(DEFAULT_AUTOCHECKPOINT_PAGES, Math.trunc(options.backstopPages ?? 4000));
+  const setThreshold = (pages: number): void => {
+    if (handle.isOpen) handle.exec(`PRAGMA wal_autocheckpoint = ${pages}`);
+  };
+  let stats: CheckpointStats = { runs: 0, copying: 0, pagesCopied: 0, partial: 0, lastError: null, running: true };
+  let reportedError: string | null = null;
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path: database.where, intervalMs } });
+  // A server with nothing else to do may exit: the checkpointer never keeps the process alive.
+  worker.unref();
+  const waiting = new Map<number, (s: CheckpointStats) => void>();
+  let nextId = 0;
+  let stopped: Promise<void> | null = null;
+  let onStopped: (() => void) | null = null;
+
+  const fallBack = (why: string): void => {
+    if (!stats.running) return;
+    stats = { ...stats, running: false };
+    // The server's connection checkpoints as SQLite does by default again.
+    setThreshold(DEFAULT_AUTOCHECKPOINT_PAGES);
+    for (const resolve of waiting.values()) resolve(stats);
+    waiting.clear();
+    worker.unref();
+    if (why) options.logger?.error({ err: why }, "WAL checkpointer stopped; the server's own connection checkpoints again");
+  };
+  worker.on("message", (m: { type: string; id?: number; stats: Omit<CheckpointStats, "running"> }) => {
+    stats = { ...m.stats, running: stats.running };
+    if (stats.lastError !== null && stats.lastError !== reportedError) {
+      options.logger?.warn({ err: stats.lastError }, "WAL checkpoint failed; retrying at the next interval");
+    }
+    reportedError = stats.lastError;
+    if (m.type === "ran" && m.id !== undefined) {
+      waiting.get(m.id)?.(stats);
+      waiting.delete(m.id);
+      if (waiting.size === 0 && !stopped) worker.unref();
+    }
+    if (m.type === "stopped") onStopped?.();
+  });
+  worker.on("error", (error) => fallBack(error.message));
+  worker.on("exit", () => {
+    fallBack(stopped ? "" : "the worker exited");
+    onStopped?.();
+  });
+  setThreshold(backstop);
+
+  return {
+    stats: () => ({ ...stats }),
+    runOnce() {
+      if (!stats.running) return Promise.resolve({ ...stats });
+      const id = nextId++;
+      // Someone is waiting for an answer: keep the process alive until it comes.
+      worker.ref();
+      return new Promise((resolve) => {
+        waiting.set(id, (s) => resolve({ ...s }));
+        worker.postMessage({ type: "run", id });
+      });
+    },
+    stop() {
+      stopped ??= new Promise<void>((resolve) => {
+        if (!stats.running) return resolve();
+        worker.ref();
+        onStopped = () => {
+          onStopped = null;
+          fallBack("");
+          resolve();
+        };
+        worker.postMessage({ type: "stop" });
+      });
+      return stopped;
+    },
+  };
+}
