@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
+import fc from "fast-check";
 import { safeNext } from "../src/http/auth/index.ts";
 import { authFixture, GOOD_PASSWORD, type AuthFixture } from "../src/http/auth/test-client.ts";
 
@@ -107,7 +108,7 @@ describe("POST /auth/login", () => {
 
   it("attack: open redirect — next accepts only same-origin paths", async () => {
     const ana = await fx.user("redirect@example.org");
-    for (const next of ["//evil.example", "/\\evil.example", "https://evil.example/", "/\t/evil.example", "javascript:alert(1)", "/%2F/evil.example"]) {
+    for (const next of ["//evil.example", "/\\evil.example", "https://evil.example/", "/\t/evil.example", "javascript:alert(1)", "/%2F/evil.example", "/..//evil.example/phish", "/%2e%2e//evil.example"]) {
       const res = await fx.browser().request("POST", "/auth/login", { body: { identifier: ana.email, password: ana.password, next } });
       assert.equal(res.statusCode, 200);
       assert.equal(res.json().next, "/", JSON.stringify(next));
@@ -124,6 +125,26 @@ describe("safeNext", () => {
       assert.equal(safeNext(bad), "/", JSON.stringify(bad.slice(0, 20)));
     }
     assert.equal(safeNext(undefined, "/home"), "/home");
+  });
+
+  it("attack: dot segments that collapse into an off-site form are refused after resolution", () => {
+    for (const bad of ["/..//evil.example", "/.//evil.example", "/a/..//evil.example", "/%2e%2e//evil.example", "/%2E//evil.example", "/.%2e//evil.example",
+      "/x/..//evil.example/path?q=1#h", "/./%2fevil.example", "/a/../%2f%2fevil.example", "/a/../%5cevil.example"]) {
+      assert.equal(safeNext(bad), "/", bad);
+    }
+    assert.equal(safeNext("/a/../b?x=1"), "/b?x=1", "a harmless dot segment still resolves on site");
+  });
+
+  it("never returns anything a browser would resolve off-site, and is stable on its own output (property)", () => {
+    const piece = fc.constantFrom("/", "//", "\\", ".", "..", "%2e", "%2E", "%2f", "%5c", "evil.example", "a", "?", "#", "@", ":", "\t", "%09", "https:", "..%2f");
+    fc.assert(fc.property(fc.array(piece, { maxLength: 8 }), (parts) => {
+      const input = "/" + parts.join("");
+      const out = safeNext(input);
+      const resolved = new URL(out, "https://bulwark.example");
+      assert.equal(resolved.origin, "https://bulwark.example", `${input} -> ${out}`);
+      assert.ok(out.startsWith("/") && !out.startsWith("//") && !/^\/(%2f|%5c|\\)/i.test(out), `${input} -> ${out}`);
+      assert.equal(safeNext(out), out, `not stable: ${input} -> ${out}`);
+    }), { numRuns: 3000 });
   });
 });
 

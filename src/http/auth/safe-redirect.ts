@@ -11,20 +11,25 @@
  * safeNext("//evil.example")  // "/"
  */
 export function safeNext(value: unknown, fallback: string = "/"): string {
-  if (typeof value !== "string" || value.length === 0 || value.length > 2048) return fallback;
-  if (!value.startsWith("/")) return fallback;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u0020\u007f\\]/.test(value)) return fallback;
-  if (value.startsWith("//")) return fallback;
-  // Percent-encoded slashes and backslashes can be decoded by a later hop into the forms refused above.
-  if (/%(2f|5c)/i.test(value.slice(0, 4))) return fallback;
-  // Final proof: resolved against a dummy origin, it must stay on that origin.
+  if (typeof value !== "string" || value.length === 0 || value.length > 2048 || offSite(value)) return fallback;
+  // Final proof: resolved against a dummy origin, it must stay on that origin — and what resolution made of
+  // it must pass the same checks, since dot segments collapse (`/..//evil`, `/%2e//evil` become `//evil`).
   try {
     const base = "https://bulwark.invalid";
     const url = new URL(value, base);
     if (url.origin !== base) return fallback;
-    return url.pathname + url.search + url.hash;
+    const path = url.pathname + url.search + url.hash;
+    return offSite(path) ? fallback : path;
   } catch {
     return fallback;
   }
+}
+
+/** True for anything that is not plainly a path on this origin (see safeNext). */
+function offSite(value: string): boolean {
+  if (!value.startsWith("/") || value.startsWith("//")) return true;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0020\u007f\\]/.test(value)) return true;
+  // Percent-encoded slashes and backslashes can be decoded by a later hop into the forms refused above.
+  return /%(2f|5c)/i.test(value.slice(0, 4));
 }
