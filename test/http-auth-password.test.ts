@@ -163,6 +163,23 @@ describe("POST /auth/register", () => {
       fx.app.config.http.registrationOpen = false;
     }
   });
+  it("attack: enumeration through a username — an existing and an unknown one get the same refusal, and no mail", async () => {
+    fx.app.config.http.registrationOpen = true;
+    try {
+      const owner = await fx.user("has-a-name@example.org");
+      await fx.app.db.db.updateTable("users").set({ username: "alice", username_key: "alice" }).where("id", "=", owner.id).execute();
+      const mailsBefore = fx.mailTo("has-a-name@example.org").length;
+      const known = await fx.browser().request("POST", "/auth/register", { body: { email: "alice" } });
+      const unknown = await fx.browser().request("POST", "/auth/register", { body: { email: "nobody-by-that-name" } });
+      assert.equal(known.statusCode, 400);
+      assert.equal(unknown.statusCode, 400);
+      assert.equal(known.json().error.code, "BULWARK_ERR_EMAIL_INVALID");
+      assert.equal(known.json().error.code, unknown.json().error.code);
+      assert.equal(fx.mailTo("has-a-name@example.org").length, mailsBefore, "a username is not an address: no reset link was mailed");
+    } finally {
+      fx.app.config.http.registrationOpen = false;
+    }
+  });
 });
 
 describe("the outbox sender in the server", () => {

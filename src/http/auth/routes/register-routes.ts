@@ -3,6 +3,7 @@
 // also proves the mailbox), a taken one gets a reset link. So registration cannot enumerate accounts (ASVS 6.3.8).
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../../app/types.ts";
+import { validateEmail } from "../../../accounts/users/normalise.ts";
 import { isBulwarkError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { requestContext, str } from "../helpers.ts";
@@ -15,7 +16,10 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
     async (request, reply) => {
       if (!app.config.http.registrationOpen) throw httpAuthErrors.registrationClosed();
       const ctx = requestContext(request);
-      const existing = await app.accounts.users.findByIdentifier(request.body.email);
+      // Checked before any lookup: a malformed address gets its 400 whether or not an account answers to it
+      // (a username is not an address, so it must not find an account and answer 202 either).
+      const email = validateEmail(request.body.email);
+      const existing = await app.accounts.users.findByIdentifier(email);
       if (existing) {
         await sendResetMail(app, request, existing.status === "active" ? existing : null, "reset");
         await app.audit.append({ type: "auth.register.existing", actor: "anonymous", subject: existing.id, requestId: request.id, data: { ip: ctx.ip } });
@@ -24,7 +28,7 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       let user;
       try {
         // No password yet: the account can be used only after its owner follows the mailed link.
-        user = await app.accounts.users.create({ email: request.body.email });
+        user = await app.accounts.users.create({ email });
       } catch (error) {
         // A concurrent sign-up for the same address lost the race: same answer as any taken address.
         if (isBulwarkError(error) && error.code === "BULWARK_ERR_EMAIL_TAKEN") return reply.status(202).send(RESET_ACCEPTED);
