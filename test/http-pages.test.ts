@@ -160,4 +160,44 @@ describe("link pages in a browser", { skip: !available && `no Chromium at ${CHRO
     assert.equal((await fx.app.accounts.users.getById(user.id))?.email, "pages-new@example.org");
     assert.deepEqual(errors, []);
   });
+
+  it("the links work in a browser that is signed in: the link's request carries its token, not the session", async () => {
+    errors.length = 0;
+    const user = await fx.user("pages-signed-in@example.org");
+    const context = await browser.newContext();
+    try {
+      const home = await context.newPage();
+      home.on("pageerror", (e) => errors.push(e.message));
+      await home.goto(`${origin}/confirm-email`);
+      // Signed in the way a browser is: a same-origin fetch from a page of the site, keeping the session cookie.
+      const status = await home.evaluate(async ([email, password]) => {
+        const res = await fetch("/auth/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ identifier: email, password }), credentials: "same-origin" });
+        return res.status;
+      }, [user.email, user.password] as const);
+      assert.equal(status, 200);
+      assert.ok((await context.cookies(origin)).some((c) => c.name.includes("session")), "the browser holds a session cookie");
+
+      const b = fx.browser();
+      assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+      assert.equal((await b.request("POST", "/auth/email/change", { csrf: true, body: { newEmail: "pages-signed-in-new@example.org" } })).statusCode, 202);
+      const confirm = await context.newPage();
+      confirm.on("pageerror", (e) => errors.push(e.message));
+      await confirm.goto(await linkFrom("pages-signed-in-new@example.org", "/confirm-email"));
+      await confirm.click("button[type=submit]");
+      assert.deepEqual(await outcome(confirm), { kind: "ok", text: "Your new email address is confirmed. Every session of your account was signed out; sign in with the new address." });
+      assert.equal((await fx.app.accounts.users.getById(user.id))?.email, "pages-signed-in-new@example.org");
+
+      await fx.deliver(); // the change notices first, so the next mail to the address is the reset link
+      const reset = await context.newPage();
+      await reset.goto(await requestReset("pages-signed-in-new@example.org"));
+      await reset.fill("#password", NEW_PASSWORD);
+      await reset.fill("#confirm", NEW_PASSWORD);
+      await reset.click("button[type=submit]");
+      assert.equal((await outcome(reset)).kind, "ok");
+      assert.equal((await fx.browser().login("pages-signed-in-new@example.org", NEW_PASSWORD)).statusCode, 200);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
 });
