@@ -88,6 +88,20 @@ describe("password reset", () => {
     assert.ok(fx.mailTo(ana.email).some((m) => /your password was reset/.test(m.subject)), "reset notice delivered");
   });
 
+  it("attack: a new password of unpaired surrogates is refused, and none logs in as the U+FFFD password it would collide with (ASVS 6.2.8)", async () => {
+    const ana = await fx.user("surrogates@example.org");
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: ana.email } })).statusCode, 202);
+    const token = await resetTokenFor(ana.email);
+    const lone = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "\ud800".repeat(20) } });
+    assert.equal(lone.statusCode, 400);
+    assert.equal(lone.json().error.code, "BULWARK_ERR_PASSWORD_POLICY");
+    assert.match(lone.json().error.message, /not valid text/);
+    const replacement = "\ufffd".repeat(20);
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: replacement } })).statusCode, 200);
+    assert.equal((await fx.browser().login(ana.email, "\udfff".repeat(20))).statusCode, 401, "a different string does not sign in");
+    assert.equal((await fx.browser().login(ana.email, replacement)).statusCode, 200);
+  });
+
   it("attack: forged, tampered and cross-site reset completions are refused", async () => {
     const ana = await fx.user("forge@example.org");
     await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: ana.email } });

@@ -49,6 +49,20 @@ describe("oversized passwords", () => {
   });
 });
 
+describe("passwords that are not text", () => {
+  test("attack: unpaired surrogates are refused as not-text, before any list or breach lookup (ASVS 6.2.8)", async () => {
+    let lookups = 0;
+    const list: CommonPasswordList = { size: 1, has: () => (lookups++, false) };
+    const policy = createPasswordPolicy({ commonPasswords: list });
+    // Each of these would be stored as the same UTF-8 bytes as twenty U+FFFD characters.
+    for (const password of ["\ud800".repeat(20), "\udfff".repeat(20), "a long and fine passphrase \ud83d"]) {
+      assert.deepEqual(await policy.check(password), { ok: false, reasons: [{ code: "not-text", message: "The password holds characters that are not valid text; type it again." }] });
+    }
+    assert.equal(lookups, 0);
+    assert.deepEqual(await policy.check("\ud83d\udd11 keys and locks and doors"), { ok: true }, "a surrogate pair is one character, and fine");
+  });
+});
+
 describe("hostile range servers", () => {
   test("an endless response body is cut at maxResponseBytes, not buffered", async () => {
     let sent = 0;

@@ -87,6 +87,10 @@ export function createPasswordPolicy(options: PasswordPolicyOptions = {}): Passw
     if (length > maxLength) {
       return reject([{ code: "too-long", message: `Use at most ${maxLength} characters.` }]);
     }
+    // An unpaired surrogate cannot be stored as typed (see the hash layer): refused before anything else.
+    if (!password.isWellFormed()) {
+      return reject([{ code: "not-text", message: "The password holds characters that are not valid text; type it again." }]);
+    }
     const reasons: PolicyReason[] = [];
     if (length < minLength) {
       reasons.push({ code: "too-short", message: `Use at least ${minLength} characters (this one has ${length}).` });

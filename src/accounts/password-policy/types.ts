@@ -5,6 +5,7 @@
 export type PolicyReasonCode =
   | "too-short"
   | "too-long"
+  | "not-text"
   | "common"
   | "context-word"
   | "breached"

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import { systemRandom } from "../../lib/random.ts";
 import { parseArgon2 } from "./argon2.ts";
 import { createPasswordContext, DEFAULT_ARGON2_PARAMS } from "./context.ts";
-import { InvalidPasswordPolicyError, PasswordTooLongError } from "./errors.ts";
+import { InvalidPasswordPolicyError, PasswordNotTextError, PasswordTooLongError } from "./errors.ts";
 import { DEFAULT_HASH_LIMITS } from "./limits.ts";
 
 // Cheap parameters: these tests are about the policy, not argon2's cost.
@@ -68,6 +68,21 @@ describe("createPasswordContext", () => {
     const max = "é".repeat(2048);
     assert.equal(await passwords.verify(max, await passwords.hash(max)), true);
     await assert.rejects(passwords.verify(huge, "$2b$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"), { code: "BULWARK_ERR_HASH_UNSUPPORTED" });
+  });
+
+  test("attack: a string with unpaired surrogates is never hashed and never matches what UTF-8 would make of it", async () => {
+    const lone = "\ud800".repeat(20);
+    await assert.rejects(passwords.hash(lone), PasswordNotTextError);
+    // What encoding the lone surrogates would have produced: twenty U+FFFD, a legitimate password.
+    const replacement = "\ufffd".repeat(20);
+    const stored = await passwords.hash(replacement);
+    assert.equal(await passwords.verify(replacement, stored), true);
+    for (const forged of [lone, "\udfff".repeat(20), "\ufffd".repeat(19) + "\udc00"]) {
+      assert.equal(await passwords.verify(forged, stored), false, JSON.stringify(forged));
+      assert.deepEqual(await passwords.verifyAndRehash(forged, stored), { status: "invalid" });
+    }
+    assert.equal(await passwords.verify(lone, MD5_CRYPT), false, "legacy schemes too");
+    assert.equal(await passwords.dummyVerify(lone), false);
   });
 
   test("verifyAndRehash reports invalid, valid, or valid with a new default-scheme hash", async () => {

@@ -3,7 +3,7 @@
 import type { RandomSource } from "../../lib/random.ts";
 import { encodeB64NoPad } from "./encoding.ts";
 import { hashArgon2id, verifyArgon2, type Argon2Params } from "./argon2.ts";
-import { InvalidPasswordPolicyError, PasswordTooLongError } from "./errors.ts";
+import { InvalidPasswordPolicyError, PasswordNotTextError, PasswordTooLongError } from "./errors.ts";
 import { checkBound, resolveLimits, type HashLimits } from "./limits.ts";
 import type { HashDescription, PasswordScheme, RehashPolicy, SchemeId } from "./scheme.ts";
 import { createSchemeTable, type SchemeTable } from "./table.ts";
@@ -80,14 +80,19 @@ export function createPasswordContext(options: PasswordContextOptions): Password
   // Over-long passwords: hashing refuses them, verifying answers "no match" without any hashing
   // (no stored password can be that long, and legacy loops cost rounds × length).
   const tooLong = (password: string): boolean => Buffer.byteLength(password, "utf8") > limits.maxPasswordBytes;
+  // Unpaired surrogates are not text: UTF-8 encoding would turn each into U+FFFD, so "\ud800" and "\udfff"
+  // would hash alike. Hashing refuses them; verifying answers "no match", as for over-long passwords
+  // (ASVS 6.2.8: verified exactly as received, so nothing that had to be altered can match).
+  const unusable = (password: string): boolean => !password.isWellFormed() || tooLong(password);
   const hash = async (password: string): Promise<string> => {
+    if (!password.isWellFormed()) throw new PasswordNotTextError();
     if (tooLong(password)) throw new PasswordTooLongError(limits.maxPasswordBytes);
     return hashArgon2id(password, params, random.bytes(16));
   };
   // async so that a refused hash is a rejected promise, never a synchronous throw.
   const verify = async (password: string, stored: string): Promise<boolean> => {
     const scheme = table.find(stored);
-    if (tooLong(password)) {
+    if (unusable(password)) {
       scheme.parse(stored);
       return false;
     }
@@ -112,8 +117,8 @@ export function createPasswordContext(options: PasswordContextOptions): Password
       return { status: "valid", newHash: await hash(password) };
     },
     async dummyVerify(password) {
-      // Mirrors verify exactly, including the no-hashing answer for over-long passwords.
-      if (tooLong(password)) return false;
+      // Mirrors verify exactly, including the no-hashing answer for over-long or malformed passwords.
+      if (unusable(password)) return false;
       // A fresh random salt and tag with the default parameters: the same parse and argon2id work
       // as a real verify, and a match is impossible (2^-256).
       const phc = `$argon2id$v=19$m=${params.memoryCost},t=${params.timeCost},p=${params.parallelism}$${encodeB64NoPad(random.bytes(16))}$${encodeB64NoPad(random.bytes(32))}`;

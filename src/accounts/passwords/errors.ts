@@ -32,6 +32,13 @@ export class InvalidPasswordPolicyError extends InputError {
   }
 }
 
+/** A password that is not well-formed Unicode text (an unpaired UTF-16 surrogate) was given to be hashed. */
+export class PasswordNotTextError extends InputError {
+  constructor(options: BulwarkErrorOptions = {}) {
+    super("BULWARK_ERR_PASSWORD_MALFORMED", "the password is not well-formed Unicode text (it holds an unpaired surrogate)", options);
+  }
+}
+
 /** A password longer than the limit (limits.ts maxPasswordBytes) was given to be hashed. */
 export class PasswordTooLongError extends InputError {
   constructor(limit: number, options: BulwarkErrorOptions = {}) {

@@ -13,5 +13,5 @@ export type { SaltedLayout, SaltedTemplate } from "./salted.ts";
 export { DEFAULT_HASH_LIMITS, resolveLimits } from "./limits.ts";
 export type { HashLimits } from "./limits.ts";
 export type { Argon2Params } from "./argon2.ts";
-export { InvalidHashTemplateError, InvalidPasswordPolicyError, PasswordTooLongError, UnsupportedHashError } from "./errors.ts";
+export { InvalidHashTemplateError, InvalidPasswordPolicyError, PasswordNotTextError, PasswordTooLongError, UnsupportedHashError } from "./errors.ts";
 
