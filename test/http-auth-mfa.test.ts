@@ -94,6 +94,44 @@ describe("MFA step-up", () => {
     assert.equal((await second.request("GET", "/auth/sessions")).statusCode, 403);
   });
 
+  it("attack: a stolen aal-2 cookie cannot step up again to become fresh or outlive its absolute limit (ASVS 7.5.1, 7.3.2)", async () => {
+    const { b, secret, password } = await enrolTOTP("stepup-again@example.org");
+    const gen = await b.request("POST", "/auth/mfa/recovery-codes", { csrf: true });
+    const codes = gen.json().codes as string[];
+    const owner = fx.browser();
+    await owner.login("stepup-again@example.org", password);
+    assert.equal((await owner.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
+    const before = (await owner.request("GET", "/auth/session")).json();
+    // Past the re-authentication window: a sensitive change needs the password again.
+    fx.clock.advance(11 * 60_000);
+    const thief = fx.browser();
+    thief.cookie = owner.cookie;
+    assert.equal((await thief.request("GET", "/auth/session")).json().fresh, false);
+    const again = await thief.request("POST", "/auth/mfa/verify", { csrf: true, body: { recoveryCode: codes[0] } });
+    assert.equal(again.statusCode, 409);
+    assert.equal(again.json().error.code, "BULWARK_ERR_MFA_ALREADY_VERIFIED");
+    assert.equal(thief.cookie, owner.cookie, "no new session was issued");
+    const after = (await thief.request("GET", "/auth/session")).json();
+    assert.equal(after.fresh, false, "still not fresh");
+    assert.equal(after.expiresAt, before.expiresAt, "the absolute expiry did not move");
+    assert.equal((await thief.request("DELETE", "/auth/mfa/totp", { csrf: true })).json().error.code, "BULWARK_ERR_REAUTH_REQUIRED");
+    assert.equal((await fx.app.accounts.mfa.recovery.remaining(before.userId)), 10, "the owner's recovery code was not spent");
+  });
+
+  it("a step-up keeps the session's creation time and absolute expiry: the factor raises assurance, not lifetime", async () => {
+    const { secret, password } = await enrolTOTP("stepup-lifetime@example.org");
+    const b = fx.browser();
+    await b.login("stepup-lifetime@example.org", password);
+    const atGate = (await b.request("GET", "/auth/session")).json();
+    fx.clock.advance(11 * 60_000);
+    assert.equal((await b.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
+    const stepped = (await b.request("GET", "/auth/session")).json();
+    assert.equal(stepped.aal, 2);
+    assert.equal(stepped.createdAt, atGate.createdAt);
+    assert.equal(stepped.expiresAt, atGate.expiresAt);
+    assert.equal(stepped.fresh, false, "the password was typed 11 minutes ago: a factor alone does not make the session fresh");
+  });
+
   it("mails the user when factors change (ASVS 6.3.7) and lists and removes them", async () => {
     const { b } = await enrolTOTP("notices@example.org");
     assert.equal((await b.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).statusCode, 200);

@@ -43,6 +43,12 @@ export interface RotateOptions extends SessionContext {
   aal: AAL;
   /** Who logged in. Required when the old session is a pre-login one; otherwise defaults to its user. */
   userId?: string;
+  /**
+   * The new session keeps the old one's creation time and absolute expiry: for a step-up, which raises the
+   * assurance level without the password being typed again, so neither freshness (ASVS 7.5.1) nor the
+   * absolute lifetime (ASVS 7.3.2) restarts, and a revocation stamp covers it as it covered the old one.
+   */
+  keepLifetime?: boolean;
 }
 
 export interface SessionManager {
@@ -109,14 +115,15 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
   );
 
-  async function insert(target: Kysely<Schema>, userId: string | null, context: SessionContext): Promise<{ token: string; session: Session }> {
+  async function insert(target: Kysely<Schema>, userId: string | null, context: SessionContext, lifetime?: { createdAt: number; expiresAt: number }): Promise<{ token: string; session: Session }> {
     const aal: AAL = context.aal ?? (userId === null ? 0 : 1);
     // A pre-login session cannot carry assurance, and a user's session always has at least a password.
     if ((userId === null) !== (aal === 0)) throw sessionErrors.badPolicy("aal 0 is for pre-login sessions only, and a pre-login session has aal 0");
     const now = clock.now();
     const fresh = generateSessionToken(random);
     const row: SessionsTable = {
-      id: fresh.id, user_id: userId, secret_hash: fresh.secretHash, created_at: now, last_seen_at: now, expires_at: now + policy.absoluteTimeoutMs,
+      id: fresh.id, user_id: userId, secret_hash: fresh.secretHash, created_at: lifetime?.createdAt ?? now, last_seen_at: now,
+      expires_at: lifetime?.expiresAt ?? now + policy.absoluteTimeoutMs,
       ip: clean(context.ip, 64), user_agent: clean(context.userAgent, policy.maxUserAgentLength), aal,
     };
     if (target === db) {
@@ -245,7 +252,8 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
           const gone = await t.deleteFrom("sessions").where("id", "=", previous.id).executeTakeFirst();
           if (Number(gone.numDeletedRows) !== 1) throw sessionErrors.refused("unknown");
         }
-        return insert(t, userId, context);
+        const lifetime = options.keepLifetime && previous ? { createdAt: previous.createdAt, expiresAt: previous.expiresAt } : undefined;
+        return insert(t, userId, context, lifetime);
       });
     },
     async revokeAll(options = {}) {

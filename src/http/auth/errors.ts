@@ -24,6 +24,8 @@ export const httpAuthErrors = {
   wrongPassword: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_PASSWORD_WRONG", "unauthorized", "the current password is wrong"),
   throttled: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_THROTTLED", "forbidden", "too many attempts; wait and try again"),
   mfaInvalid: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_MFA_INVALID", "unauthorized", "the code or security key response is not valid"),
+  mfaAlreadyVerified: (): HTTPAuthError =>
+    new HTTPAuthError("BULWARK_ERR_MFA_ALREADY_VERIFIED", "conflict", "this session has already passed its second factor; to confirm a sensitive change, use /auth/reauthenticate"),
   mfaNotEnrolled: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_MFA_NOT_ENROLLED", "conflict", "no second factor is enrolled for this account"),
   notFound: (what: string): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_NOT_FOUND", "not-found", `${what} not found`),
 };

@@ -26,9 +26,12 @@ const VERIFY = { access: "authenticated", allowPending: ["mfa-verify"] } as cons
 export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   const mfa = app.accounts.mfa;
 
-  /** Replaces the session with an aal-2 one: a privilege change gets a new id and secret. */
+  /**
+   * Replaces the session with an aal-2 one: a privilege change gets a new id and secret. It keeps the old
+   * session's creation time and expiry: a factor alone never makes a session fresh or longer-lived.
+   */
   async function stepUp(cs: CookieSession, reply: Parameters<typeof setSessionCookie>[0]): Promise<string> {
-    const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: 2 });
+    const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: 2, keepLifetime: true });
     setSessionCookie(reply, token);
     return session.id;
   }
@@ -38,6 +41,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     { schema: { body: { type: "object", properties: { ...FACTOR_PROPERTIES, _csrf: str(200, 0) } } }, config: VERIFY },
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
+      // Only a session held at the second-factor gate steps up. One that passed it already gains nothing
+      // here, and must not spend (or let a cookie thief spend) a recovery code or a TOTP step on it.
+      if (cs.session.aal === 2) throw httpAuthErrors.mfaAlreadyVerified();
       if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.mfaNotEnrolled();
       const outcome = await verifyFactor(app, auth.userId, request.body ?? {});
       if (!outcome.ok) {
