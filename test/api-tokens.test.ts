@@ -57,6 +57,51 @@ describe("/api/v1/tokens", () => {
     assert.equal((await fx.call("POST", "/api/v1/tokens", { token: broad, body: { name: "ok", scopes: ["contain.run"] } })).statusCode, 201);
   });
 
+  it("attack: an expiring token cannot mint a child that never expires or outlives it; by default the child expires with it", async () => {
+    const user = await fx.user(["accounts.read", "audit.read"]);
+    const parentExpiry = Date.now() + 3_600_000;
+    const parent = (await fx.app.accounts.tokens.create(user.id, { name: "short-lived", scopes: ["audit.read"], expiresAt: parentExpiry })).token;
+    for (const expiresAt of [null, new Date(parentExpiry + 1).toISOString()]) {
+      const res = await fx.call("POST", "/api/v1/tokens", { token: parent, body: { name: "forever", scopes: ["audit.read"], expiresAt } });
+      assert.equal(res.statusCode, 403, `expiresAt ${expiresAt}`);
+      assert.equal((res.json() as { error: { code: string } }).error.code, "BULWARK_ERR_TOKEN_OUTLIVES_PARENT");
+    }
+    const inherited = await fx.call("POST", "/api/v1/tokens", { token: parent, body: { name: "child", scopes: ["audit.read"] } });
+    assert.equal(inherited.statusCode, 201, inherited.body);
+    assert.equal((inherited.json() as { info: TokenView }).info.expiresAt, new Date(parentExpiry).toISOString());
+    const shorter = await fx.call("POST", "/api/v1/tokens", { token: parent, body: { name: "shorter", scopes: ["audit.read"], expiresAt: new Date(parentExpiry - 60_000).toISOString() } });
+    assert.equal(shorter.statusCode, 201, shorter.body);
+    // A token that never expires may mint what it likes (within its scopes), as a session may.
+    const lasting = await fx.token(user.id, ["audit.read"]);
+    assert.equal((await fx.call("POST", "/api/v1/tokens", { token: lasting, body: { name: "also lasting", scopes: ["audit.read"], expiresAt: null } })).statusCode, 201);
+  });
+
+  it("attack: revoking a token revokes every token minted from it, at any depth, including one minted as it was revoked", async () => {
+    const user = await fx.user(["audit.read"]);
+    const root = await fx.app.accounts.tokens.create(user.id, { name: "leaked", scopes: ["audit.read"] });
+    const mint = async (token: string, name: string): Promise<{ token: string; info: TokenView }> => {
+      const res = await fx.call("POST", "/api/v1/tokens", { token, body: { name, scopes: ["audit.read"] } });
+      assert.equal(res.statusCode, 201, res.body);
+      return res.json() as { token: string; info: TokenView };
+    };
+    const child = await mint(root.token, "child");
+    const grandchild = await mint(child.token, "grandchild");
+    const sibling = await fx.token(user.id, ["audit.read"]);
+    const read = (token: string): Promise<number> => fx.call("GET", "/api/v1/audit/events?limit=1", { token }).then((r) => r.statusCode);
+    assert.equal(await read(grandchild.token), 200);
+    const session = await fx.session(user.id);
+    assert.equal((await fx.call("DELETE", `/api/v1/tokens/${root.info.id}`, { session })).statusCode, 204);
+    assert.equal(await read(root.token), 401);
+    assert.equal(await read(child.token), 401, "the child died with its parent");
+    assert.equal(await read(grandchild.token), 401, "and so did the grandchild");
+    assert.equal(await read(sibling), 200, "a token not minted from it lives on");
+    const listed = (await fx.call("GET", "/api/v1/tokens", { session })).json() as { tokens: TokenView[] };
+    assert.ok(listed.tokens.filter((t) => [child.info.id, grandchild.info.id].includes(t.id)).every((t) => t.revokedAt !== null), "the list shows them revoked");
+    // A child written in the same instant as the revocation (after its cascade ran) is refused by its parent's state.
+    const late = await fx.app.accounts.tokens.create(user.id, { name: "late", scopes: ["audit.read"], parent: { id: root.info.id, expiresAt: null } });
+    assert.equal(await read(late.token), 401);
+  });
+
   it("refuses unknown scopes, empty scopes, past expiry and extra fields with 400", async () => {
     const user = await fx.user(["accounts.read"]);
     const token = await fx.token(user.id, ["accounts.read"]);

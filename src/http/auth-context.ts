@@ -12,6 +12,8 @@ export interface RequestAuth {
   sessionId: string | null;
   /** The token's id when via = token. */
   tokenId: string | null;
+  /** When the token expires (null: never, or a session). A token it mints may not outlive it. */
+  tokenExpiresAt: number | null;
   /** The token's scopes when via = token (a token can never exceed its user's permissions); null for sessions. */
   scopes: readonly string[] | null;
   /** Authenticator assurance of the session: 1 password, 2 multi-factor. Tokens count as 1. */

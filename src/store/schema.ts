@@ -233,6 +233,8 @@ export interface APITokensTable {
   last_used_at: number | null;
   last_used_ip: string | null;
   revoked_at: number | null;
+  /** Migration 12: the token that minted this one (null when a session did). Optional only for older inserts. */
+  parent_id?: string | null;
 }
 
 // Migration 7: containment jobs and linked identities.

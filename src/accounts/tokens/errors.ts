@@ -8,5 +8,7 @@ export const tokenErrors = {
   invalidInput: (what: string, options?: BulwarkErrorOptions): InputError => new InputError("BULWARK_ERR_TOKEN_INPUT", what, options),
   unknownScope: (scope: string, known: readonly string[]): InputError =>
     new InputError("BULWARK_ERR_TOKEN_SCOPE", `unknown scope "${scope.slice(0, 60)}": a scope is a permission, one of ${known.join(", ")}`),
+  outlivesParent: (parentExpiry: string): TokenError =>
+    new TokenError("BULWARK_ERR_TOKEN_OUTLIVES_PARENT", "forbidden", `a token minted by a token cannot outlive it: expiresAt must be set and no later than ${parentExpiry} (omit it to expire with the parent)`),
   userNotFound: (): TokenError => new TokenError("BULWARK_ERR_TOKEN_USER", "not-found", "cannot create a token: no such user"),
 };

@@ -31,14 +31,28 @@ export interface TokenInfo {
 
 export type TokenRefusal = "malformed" | "unknown" | "mismatch" | "expired" | "revoked" | "account-disabled";
 
-export type TokenVerification = { valid: true; tokenId: string; userId: string; scopes: string[] } | { valid: false; reason: TokenRefusal };
+export type TokenVerification =
+  | { valid: true; tokenId: string; userId: string; scopes: string[]; expiresAt: number | null }
+  | { valid: false; reason: TokenRefusal };
+
+export interface NewToken {
+  name: string;
+  scopes: string[];
+  expiresAt?: number | null;
+  /**
+   * The token minting this one, if a token (not a session) asked. The new token expires no later than its
+   * parent, dies with it when it is revoked, and is refused whenever its parent is.
+   */
+  parent?: { id: string; expiresAt: number | null };
+}
 
 export interface TokenService {
   /** Token text `bwk_<id>_<secret>` (256-bit base32 secret), returned once; only SHA-256 stored. */
-  create(userId: string, input: { name: string; scopes: string[]; expiresAt?: number | null }): Promise<{ token: string; info: TokenInfo }>;
+  create(userId: string, input: NewToken): Promise<{ token: string; info: TokenInfo }>;
   verify(presented: string, ip?: string | null): Promise<TokenVerification>;
   /** The user's tokens, newest first; never the secret. */
   list(userId: string): Promise<TokenInfo[]>;
+  /** Revokes one of the user's tokens and every token minted from it, directly or not. False when it was not live. */
   revoke(userId: string, tokenId: string): Promise<boolean>;
   /** Revokes every live token of the user; returns how many. */
   revokeAllForUser(userId: string): Promise<number>;
@@ -58,7 +72,7 @@ function cleanIP(ip: string | null | undefined): string | null {
   return text.length > 0 ? text : null;
 }
 
-function validateInput(input: { name: string; scopes: string[]; expiresAt?: number | null }, now: number): { name: string; scopes: string[]; expiresAt: number | null } {
+function validateInput(input: NewToken, now: number): { name: string; scopes: string[]; expiresAt: number | null } {
   if (typeof input !== "object" || input === null) throw tokenErrors.invalidInput("token input must be an object with name and scopes");
   if (typeof input.name !== "string") throw tokenErrors.invalidInput("token name must be text");
   const name = input.name.trim();
@@ -75,6 +89,14 @@ function validateInput(input: { name: string; scopes: string[]; expiresAt?: numb
   if (expiresAt !== null) {
     if (!Number.isSafeInteger(expiresAt)) throw tokenErrors.invalidInput("expiresAt must be a time in integer milliseconds since the epoch, or null");
     if (expiresAt <= now) throw tokenErrors.invalidInput("expiresAt is in the past; a token must expire in the future");
+  }
+  const parentExpiry = input.parent?.expiresAt ?? null;
+  if (input.parent && parentExpiry !== null) {
+    // A token cannot outlive the one that minted it: unset means "as long as the parent".
+    if (input.expiresAt === undefined) return { name, scopes, expiresAt: parentExpiry };
+    if (expiresAt === null || expiresAt > parentExpiry) {
+      throw tokenErrors.outlivesParent(new Date(parentExpiry).toISOString());
+    }
   }
   return { name, scopes, expiresAt };
 }
@@ -117,6 +139,7 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
         .values({
           id: fresh.id, user_id: userId, name: clean.name, secret_hash: fresh.secretHash, scopes: JSON.stringify(clean.scopes),
           created_at: now, expires_at: clean.expiresAt, last_used_at: null, last_used_ip: null, revoked_at: null,
+          parent_id: input.parent?.id ?? null,
         })
         .execute();
       const info: TokenInfo = { id: fresh.id, name: clean.name, scopes: clean.scopes, createdAt: now, expiresAt: clean.expiresAt, lastUsedAt: null, lastUsedIp: null, revokedAt: null };
@@ -133,9 +156,11 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
         .innerJoin("users as u", "u.id", "t.user_id")
         .leftJoin("revocation_stamps as us", (join) => join.on(sql<boolean>`us.scope = 'tokens:user:' || t.user_id`))
         .leftJoin("revocation_stamps as g", (join) => join.on("g.scope", "=", TOKENS_GLOBAL_SCOPE))
+        .leftJoin("api_tokens as p", "p.id", "t.parent_id")
         .select([
           "t.id", "t.user_id", "t.secret_hash", "t.scopes", "t.created_at", "t.expires_at", "t.last_used_at", "t.revoked_at",
           "u.status as user_status", "u.locked_at as user_locked_at", "us.not_before as user_stamp", "g.not_before as global_stamp",
+          "t.parent_id", "p.revoked_at as parent_revoked_at", "p.created_at as parent_created_at",
         ])
         .where("t.id", "=", parsed.id)
         .executeTakeFirst();
@@ -144,6 +169,11 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
       if (!apiSecretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "mismatch" };
       const stamp = Math.max(Number(row.global_stamp ?? 0), Number(row.user_stamp ?? 0));
       if (row.revoked_at !== null || Number(row.created_at) < stamp) return { valid: false, reason: "revoked" };
+      // Revoking a parent revokes its tree; this catches a child minted while that revocation ran. A parent row
+      // that is gone (its user deleted) takes the child with it too.
+      if (row.parent_id != null && (row.parent_created_at === null || row.parent_revoked_at !== null || Number(row.parent_created_at) < stamp)) {
+        return { valid: false, reason: "revoked" };
+      }
       const now = clock.now();
       if (row.expires_at !== null && now >= Number(row.expires_at)) return { valid: false, reason: "expired" };
       // A disabled or locked account (containment) cannot act through its tokens either (ASVS 7.4.2 spirit).
@@ -158,7 +188,7 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
           .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<=", now - TOUCH_INTERVAL_MS)]))
           .execute();
       }
-      return { valid: true, tokenId: row.id, userId: row.user_id, scopes: parseScopes(row.scopes) };
+      return { valid: true, tokenId: row.id, userId: row.user_id, scopes: parseScopes(row.scopes), expiresAt: num(row.expires_at) };
     },
 
     async list(userId) {
@@ -177,14 +207,28 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
     },
 
     async revoke(userId, tokenId) {
-      const result = await db
-        .updateTable("api_tokens")
-        .set({ revoked_at: clock.now() })
-        .where("id", "=", tokenId)
-        .where("user_id", "=", userId)
-        .where("revoked_at", "is", null)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+      const now = clock.now();
+      return database.transaction(async (trx) => {
+        const result = await trx
+          .updateTable("api_tokens")
+          .set({ revoked_at: now })
+          .where("id", "=", tokenId)
+          .where("user_id", "=", userId)
+          .where("revoked_at", "is", null)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return false;
+        // Everything minted from it, at any depth (children are the user's own tokens, by construction).
+        await trx
+          .withRecursive("minted(id)", (qc) =>
+            qc.selectFrom("api_tokens").select("id").where("parent_id", "=", tokenId)
+              .unionAll((qb) => qb.selectFrom("api_tokens as c").innerJoin("minted as m", "m.id", "c.parent_id").select("c.id")))
+          .updateTable("api_tokens")
+          .set({ revoked_at: now })
+          .where("id", "in", (qb) => qb.selectFrom("minted").select("id"))
+          .where("revoked_at", "is", null)
+          .execute();
+        return true;
+      });
     },
 
     async revokeAllForUser(userId) {

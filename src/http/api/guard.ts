@@ -13,6 +13,8 @@ export interface Caller {
   via: "session" | "token";
   sessionId: string | null;
   tokenId: string | null;
+  /** When the calling token expires (null: never, or a session). */
+  tokenExpiresAt: number | null;
   /** Permissions the user holds through roles. */
   held: ReadonlySet<string>;
   /** The token's scopes (null for a session: a session acts with everything the user holds). */
@@ -81,7 +83,7 @@ export function accessGuard(app: App): (request: FastifyRequest) => Promise<void
       if (request.routeOptions.config.reauth === "required") assertFresh(app, request);
     }
     const caller: Caller = {
-      userId: auth.userId, via: auth.via, sessionId: auth.sessionId, tokenId: auth.tokenId, held,
+      userId: auth.userId, via: auth.via, sessionId: auth.sessionId, tokenId: auth.tokenId, tokenExpiresAt: auth.tokenExpiresAt, held,
       // A token with no scope list grants nothing (fail closed), never "everything the user holds".
       scopes: auth.via === "token" ? new Set(auth.scopes ?? []) : null,
     };

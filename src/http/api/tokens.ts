@@ -3,7 +3,9 @@
 // itself a token, that token's scopes (a narrow token cannot mint a wider one). Ids of other users' tokens
 // answer 404 exactly like unknown ids (no IDOR, no probing). Minting with a browser session needs a fresh one
 // (ASVS 7.5.3): a token outlives the session, so a stolen cookie must not turn itself into a lasting credential.
-// A token may mint (narrower) tokens without it: it has no authentication to repeat and cannot widen itself.
+// A token may mint (narrower) tokens without it: it has no authentication to repeat and cannot widen itself,
+// nor outlive itself: the new token expires no later than its parent (by default with it), and revoking the
+// parent revokes it.
 import type { FastifyInstance } from "fastify";
 import { isPermission } from "../../accounts/roles/index.ts";
 import type { App } from "../../app/types.ts";
@@ -52,12 +54,15 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
     }
     const expiresAt = body.expiresAt === undefined || body.expiresAt === null ? null : parseTime(body.expiresAt, "expiresAt");
     if (expiresAt !== null && expiresAt <= app.clock.now()) throw apiErrors.expiryInPast();
+    const parent = caller.via === "token" && caller.tokenId !== null ? { id: caller.tokenId, expiresAt: caller.tokenExpiresAt } : undefined;
     const tokens = app.accounts.tokens;
     const now = app.clock.now();
     const live = (await tokens.list(caller.userId)).filter((t) => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now));
     if (live.length >= MAX_LIVE_TOKENS) throw apiErrors.tooManyTokens(MAX_LIVE_TOKENS);
-    const { token, info } = await tokens.create(caller.userId, { name: body.name, scopes: body.scopes, expiresAt });
-    await auditAPI(app, request, caller, { type: "api.token.created", subject: info.id, data: { scopes: info.scopes, expiresAt } });
+    const { token, info } = await tokens.create(caller.userId, {
+      name: body.name, scopes: body.scopes, ...(body.expiresAt === undefined ? {} : { expiresAt }), ...(parent ? { parent } : {}),
+    });
+    await auditAPI(app, request, caller, { type: "api.token.created", subject: info.id, data: { scopes: info.scopes, expiresAt: info.expiresAt, ...(parent ? { parent: parent.id } : {}) } });
     // The token text is shown this once; only its hash is stored.
     return reply.status(201).header("cache-control", "no-store").send({ token, info: tokenView(info) });
   });

@@ -56,7 +56,7 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
     if (!m) throw httpAuthErrors.tokenInvalid();
     const verdict = await app.accounts.tokens.verify(m[1] as string, clientIP(request));
     if (!verdict.valid) throw httpAuthErrors.tokenInvalid();
-    request.auth = { userId: verdict.userId, via: "token", sessionId: null, tokenId: verdict.tokenId, scopes: [...verdict.scopes], aal: 1 };
+    request.auth = { userId: verdict.userId, via: "token", sessionId: null, tokenId: verdict.tokenId, tokenExpiresAt: verdict.expiresAt, scopes: [...verdict.scopes], aal: 1 };
     return;
   }
   const cookieHeader = request.headers.cookie;
@@ -70,7 +70,7 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
   }
   const parsed = parseSessionToken(token as string);
   if (!parsed) return;
-  const auth: RequestAuth = { userId: result.userId, via: "session", sessionId: result.session.id, tokenId: null, scopes: null, aal: result.session.aal === 2 ? 2 : 1 };
+  const auth: RequestAuth = { userId: result.userId, via: "session", sessionId: result.session.id, tokenId: null, tokenExpiresAt: null, scopes: null, aal: result.session.aal === 2 ? 2 : 1 };
   request.auth = auth;
   request.cookieSession = { secret: parsed.secret, token: token as string, session: result.session, gate: null };
 }

@@ -10,7 +10,8 @@ import { passwordReset } from "./0008-password-reset.ts";
 import { emailChange } from "./0009-email-change.ts";
 import { containChangesBySeq } from "./0010-contain-changes-by-seq.ts";
 import { sessionsByUserAndTime } from "./0011-sessions-by-user-and-time.ts";
+import { apiTokenParent } from "./0012-api-token-parent.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent];
 export type { Migration } from "./types.ts";
