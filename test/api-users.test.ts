@@ -233,6 +233,44 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       }
     });
 
+    it("attack: no way around the last-admin rule — a locked admin does not count, and two admins demoting each other at once cannot both win", async () => {
+      const fresh = await open();
+      try {
+        const admins = async (): Promise<Array<{ id: string; token: string }>> => {
+          const out: Array<{ id: string; token: string }> = [];
+          for (let i = 0; i < 2; i++) {
+            const u = await fresh.user([]);
+            await fresh.app.accounts.roles.grant(u.id, "admin", "test");
+            out.push({ id: u.id, token: await fresh.token(u.id, ["admin"]) });
+          }
+          return out;
+        };
+        const [a1, a2] = await admins() as [{ id: string; token: string }, { id: string; token: string }];
+        assert.equal((await fresh.call("POST", `/api/v1/users/${a2.id}/lock`, { token: a1.token })).statusCode, 200);
+        const selfDemote = await fresh.call("DELETE", `/api/v1/users/${a1.id}/roles/admin`, { token: a1.token });
+        assert.equal(selfDemote.statusCode, 409, "the other admin is locked: nobody usable would be left");
+        assert.equal((selfDemote.json() as { error: { code: string } }).error.code, "BULWARK_ERR_LAST_ADMIN");
+        assert.deepEqual(await fresh.app.accounts.roles.rolesOf(a1.id), ["admin"]);
+        assert.equal((await fresh.call("DELETE", "/api/v1/roles/admin", { token: a1.token })).statusCode, 409, "built in, and the last usable admin's role");
+
+        // A fresh pair, each removing the other in the same instant.
+        await fresh.app.accounts.roles.revoke(a2.id, "admin", "test");
+        const [b1, b2] = await admins() as [{ id: string; token: string }, { id: string; token: string }];
+        await fresh.app.accounts.roles.revoke(a1.id, "admin", "test");
+        const [r1, r2] = await Promise.all([
+          fresh.call("DELETE", `/api/v1/users/${b2.id}/roles/admin`, { token: b1.token }),
+          fresh.call("DELETE", `/api/v1/users/${b1.id}/roles/admin`, { token: b2.token }),
+        ]);
+        // The loser is refused either by the rule (409) or, if the winner committed first, because it is no admin any more (403).
+        const codes = [r1.statusCode, r2.statusCode].sort();
+        assert.ok(codes[0] === 200 && (codes[1] === 403 || codes[1] === 409), `${r1.statusCode} ${r1.body} / ${r2.statusCode} ${r2.body}`);
+        const left = [...(await fresh.app.accounts.roles.rolesOf(b1.id)), ...(await fresh.app.accounts.roles.rolesOf(b2.id))];
+        assert.deepEqual(left, ["admin"], "exactly one administrator is left");
+      } finally {
+        await fresh.close();
+      }
+    });
+
     it("pages the audit log with since and sealed cursors (audit.read)", async () => {
       const auditor = await fx.user(["audit.read"]);
       const token = await fx.token(auditor.id, ["audit.read"]);

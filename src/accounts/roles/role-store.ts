@@ -1,8 +1,10 @@
 // Roles, their permissions and who holds them, on SQLite and PostgreSQL. Every change is audited.
+import { sql, type Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { BulwarkError } from "../../lib/errors.ts";
 import type { Database } from "../../store/database.ts";
+import type { Schema } from "../../store/schema.ts";
 import { isPermission, type Permission } from "./permissions.ts";
 
 export interface Role {
@@ -22,7 +24,54 @@ export const roleErrors = {
   unknownPermission: (p: string): BulwarkError =>
     new BulwarkError("BULWARK_ERR_PERMISSION_UNKNOWN", "input", `unknown permission "${p.slice(0, 50)}"`),
   builtin: (name: string): BulwarkError => new BulwarkError("BULWARK_ERR_ROLE_BUILTIN", "conflict", `role "${name}" is built in and cannot be deleted`),
+  lastAdmin: (): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_LAST_ADMIN", "conflict", "this would leave no active, unlocked user holding the admin permission (nobody could grant roles again)"),
 };
+
+/** Options of the changes that can take the admin permission away from someone. */
+export interface RemovalOptions {
+  /**
+   * Refuse (and roll back) a change that leaves no active, unlocked user holding `admin`. Checked after the
+   * change, in its transaction, with concurrent removals serialised: two administrators removing each other
+   * at the same moment cannot both succeed. The CLI, run by whoever holds the server, may skip it.
+   */
+  keepAnAdmin?: boolean;
+}
+
+// Any constant: removals that could take away the last admin take this PostgreSQL transaction lock first.
+// (SQLite transactions already take the database's one write lock at BEGIN.)
+const ADMIN_REMOVAL_LOCK = 0x62776b61;
+
+/**
+ * For a change (in transaction `trx`) that may leave no usable admin: takes the removal lock now and returns
+ * the check to run after the change, which throws roleErrors.lastAdmin (rolling the transaction back) when
+ * no active, unlocked user holds `admin` any more. Role removals and account locks both use it.
+ *
+ * @example
+ * const check = await adminRemovalGuard(database, trx);
+ * await lockUser(trx, id, reason, now);
+ * await check();
+ */
+export async function adminRemovalGuard(database: Database, trx: Kysely<Schema>): Promise<() => Promise<void>> {
+  if (database.dialect === "postgres") await sql`SELECT pg_advisory_xact_lock(${ADMIN_REMOVAL_LOCK})`.execute(trx);
+  return async () => {
+    if ((await usableAdmins(trx)) === 0) throw roleErrors.lastAdmin();
+  };
+}
+
+/** How many active, unlocked users hold the admin permission through some role. */
+export async function usableAdmins(db: Kysely<Schema>): Promise<number> {
+  const row = await db
+    .selectFrom("user_roles")
+    .innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
+    .innerJoin("users", "users.id", "user_roles.user_id")
+    .where("role_permissions.permission", "=", "admin")
+    .where("users.status", "=", "active")
+    .where("users.locked_at", "is", null)
+    .select((eb) => eb.fn.count<number>("user_roles.user_id").distinct().as("n"))
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
 
 export class RoleStore {
   readonly #database: Database;
@@ -65,15 +114,21 @@ export class RoleStore {
     return { name: input.name, description: input.description ?? "", builtin: false, permissions };
   }
 
-  async delete(name: string, actor: string): Promise<void> {
+  async delete(name: string, actor: string, options: RemovalOptions = {}): Promise<void> {
     const role = await this.get(name);
     if (role.builtin) throw roleErrors.builtin(name);
     await this.#database.transaction(async (trx) => {
+      const guard = await this.#adminGuard(trx, options, role.permissions.includes("admin"));
       await trx.deleteFrom("user_roles").where("role", "=", name).execute();
       await trx.deleteFrom("role_permissions").where("role", "=", name).execute();
       await trx.deleteFrom("roles").where("name", "=", name).execute();
+      await guard();
       await this.#audit.appendIn(trx, { type: "role.deleted", actor, subject: name });
     });
+  }
+
+  async #adminGuard(trx: Kysely<Schema>, options: RemovalOptions, removesAdmin: boolean): Promise<() => Promise<void>> {
+    return options.keepAnAdmin && removesAdmin ? adminRemovalGuard(this.#database, trx) : async () => {};
   }
 
   /** Grants `role` to `userId`; returns false when the user already held it. */
@@ -88,10 +143,13 @@ export class RoleStore {
     });
   }
 
-  async revoke(userId: string, role: string, actor: string): Promise<boolean> {
+  async revoke(userId: string, role: string, actor: string, options: RemovalOptions = {}): Promise<boolean> {
+    const carriesAdmin = options.keepAnAdmin ? (await this.get(role)).permissions.includes("admin") : false;
     return this.#database.transaction(async (trx) => {
+      const guard = await this.#adminGuard(trx, options, carriesAdmin);
       const result = await trx.deleteFrom("user_roles").where("user_id", "=", userId).where("role", "=", role).executeTakeFirst();
       const removed = Number(result.numDeletedRows) > 0;
+      if (removed) await guard();
       if (removed) await this.#audit.appendIn(trx, { type: "role.revoked", actor, subject: userId, data: { role } });
       return removed;
     });

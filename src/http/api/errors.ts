@@ -22,7 +22,6 @@ export const apiErrors = {
   outranked: (userId: string, permission: string): APIError =>
     new APIError("BULWARK_ERR_API_OUTRANKED", "forbidden", `user ${userId} holds "${permission}", which you do not; you cannot change that account`),
   selfLock: (): APIError => new APIError("BULWARK_ERR_API_SELF_LOCK", "conflict", "you cannot lock your own account"),
-  lastAdmin: (): APIError => new APIError("BULWARK_ERR_API_LAST_ADMIN", "conflict", "this would leave no user holding the admin permission"),
   userNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_USER_NOT_FOUND", "not-found", `no user with id "${id.slice(0, 40)}"`),
   tokenNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_TOKEN_NOT_FOUND", "not-found", `you have no API token with id "${id.slice(0, 40)}"`),
   jobNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_JOB_NOT_FOUND", "not-found", `no containment job with id "${id.slice(0, 40)}"`),

@@ -7,7 +7,6 @@ import type { App } from "../../app/types.ts";
 import { auditAPI, ID, SMALL_BODY } from "./common.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf } from "./guard.ts";
-import { otherAdmins } from "./user-queries.ts";
 import { targetUser } from "./users.ts";
 
 const ROLE_NAME = { type: "string", minLength: 1, maxLength: 40, pattern: "^[a-z][a-z0-9_-]*$" } as const;
@@ -45,9 +44,8 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
   }, async (request, reply) => {
     const caller = callerOf(request);
     const { name } = request.params as { name: string };
-    const role = await roles.get(name);
-    if (role.permissions.includes("admin") && (await otherAdmins(app.db.db, { role: name })) === 0) throw apiErrors.lastAdmin();
-    await roles.delete(name, caller.userId);
+    // Refused, atomically, when it would leave nobody able to grant roles again (lock-out).
+    await roles.delete(name, caller.userId, { keepAnAdmin: true });
     await auditAPI(app, request, caller, { type: "api.role.deleted", subject: name });
     return reply.status(204).send();
   });
@@ -67,12 +65,8 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     const caller = callerOf(request);
     const { id, role } = request.params as { id: string; role: string };
     const user = await targetUser(app, id);
-    const held = await roles.rolesOf(user.id);
-    if (held.includes(role) && (await roles.get(role)).permissions.includes("admin") && (await otherAdmins(app.db.db, { userId: user.id, role })) === 0) {
-      // Removing the last administrator would leave nobody able to grant roles again (lock-out).
-      throw apiErrors.lastAdmin();
-    }
-    const changed = await roles.revoke(user.id, role, caller.userId);
+    // Removing the last usable administrator would leave nobody able to grant roles again (lock-out).
+    const changed = await roles.revoke(user.id, role, caller.userId, { keepAnAdmin: true });
     if (changed) await auditAPI(app, request, caller, { type: "api.role.revoked", subject: user.id, data: { role } });
     return { changed, roles: await roles.rolesOf(user.id) };
   });

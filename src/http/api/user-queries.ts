@@ -77,19 +77,3 @@ export async function requirePasswordChange(db: Kysely<Schema>, id: string, now:
   const r = await db.updateTable("users").set({ password_must_change: 1, updated_at: now }).where("id", "=", id).where("password_must_change", "=", 0).executeTakeFirst();
   return Number(r.numUpdatedRows) === 1;
 }
-
-/** How many users other than `except` hold the admin permission through some role. */
-export async function otherAdmins(db: Kysely<Schema>, except: { userId?: string; role?: string }): Promise<number> {
-  let q = db
-    .selectFrom("user_roles")
-    .innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
-    .where("role_permissions.permission", "=", "admin")
-    .select((eb) => eb.fn.count<number>("user_roles.user_id").distinct().as("n"));
-  if (except.userId !== undefined && except.role !== undefined) {
-    // Everyone else, plus the user through any role other than the one being removed.
-    const { userId, role } = except;
-    q = q.where((eb) => eb.or([eb("user_roles.user_id", "!=", userId), eb("user_roles.role", "!=", role)]));
-  } else if (except.role !== undefined) q = q.where("user_roles.role", "!=", except.role);
-  const row = await q.executeTakeFirst();
-  return Number(row?.n ?? 0);
-}

@@ -1,7 +1,7 @@
 // /api/v1/users: list and search (accounts.read), create, lock, unlock, require a password change and end
 // every session of an account (accounts.write). Ids in paths are the random user ids (never sequential).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { isPermission } from "../../accounts/roles/index.ts";
+import { adminRemovalGuard, isPermission } from "../../accounts/roles/index.ts";
 import type { User } from "../../accounts/users/user-store.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, PAGE_QUERY, SMALL_BODY } from "./common.ts";
@@ -114,8 +114,12 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   change("lock", async (app, request, caller, user) => {
     if (user.id === caller.userId) throw apiErrors.selfLock();
     const reason = lockReason(request.body) ?? "locked by an administrator";
+    // Locking an administrator while another gives up their own role must not leave none usable.
+    const isAdmin = (await app.accounts.roles.permissionsOf(user.id)).has("admin");
     const changed = await app.db.transaction(async (trx) => {
+      const keepAnAdmin = isAdmin ? await adminRemovalGuard(app.db, trx) : async () => {};
       const locked = await lockUser(trx, user.id, reason, app.clock.now());
+      await keepAnAdmin();
       if (locked) await auditAPI(app, request, caller, { type: "user.locked", subject: user.id, data: { reason } }, trx);
       return locked;
     });
