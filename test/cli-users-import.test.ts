@@ -1,7 +1,8 @@
 // `bulwark users import` end to end, through the spawned CLI: bad flags and bad files are refused
 // with exit 2 and a message naming the problem, a dry run changes nothing, a real run is
 // all-or-nothing per batch, legacy ids are kept as external ids, salted layouts are stored
-// self-describing, and hostile hashes never reach the database.
+// self-describing, hostile hashes never reach the database, and a re-import that updates accounts
+// never puts back a weaker hash nor undoes containment.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -72,6 +73,8 @@ describe("users import: bad flags and bad files exit 2 and change nothing", () =
       [["--map", "email=courriel"], /--map email=courriel: the header has no "courriel" column|no "courriel" column for email/],
       [["--salted", "sha256(salt+password)"], /--salted and --salt-column go together/],
       [["--salted", "sha3(salt+password)", "--salt-column", "salt"], /template "sha3\(salt\+password\)" is not understood/],
+      [["--replace-passwords"], /--replace-passwords goes with --on-conflict update/],
+      [["--replace-passwords", "--on-conflict", "skip"], /--replace-passwords goes with --on-conflict update/],
     ];
     for (const [flags, message] of cases) {
       const r = await s.run(["users", "import", csv, ...flags]);
@@ -208,13 +211,59 @@ describe("users import: Drupal 7 preset", () => {
     const upd = s.file("update.csv", `uid,name,pass,mail,status,created,access,login\n1,root,${md5("new one")},admin@example.org,1,1262304000,0,0\n2,jane,,jane@example.org,1,1293840000,0,0\n`);
     const r = await s.run(["users", "import", upd, "--preset", "drupal7", "--on-conflict", "update", "--json"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual([JSON.parse(r.stdout).created, JSON.parse(r.stdout).updated], [0, 2]);
-    const after = new Map(s.rows("SELECT email, username, password_hash, id FROM users").map((u) => [u["email"], u]));
+    assert.deepEqual([JSON.parse(r.stdout).created, JSON.parse(r.stdout).updated, JSON.parse(r.stdout).passwordsKept], [0, 2, 1]);
+    const adminBefore = before.find((u) => u["email"] === "admin@example.org")!;
+    let after = new Map(s.rows("SELECT email, username, password_hash, id FROM users").map((u) => [u["email"], u]));
     assert.equal(after.get("admin@example.org")!["username"], "root");
+    assert.equal(after.get("admin@example.org")!["password_hash"], adminBefore["password_hash"], "an update keeps stored passwords unless told to replace them");
+    // --replace-passwords: the dry run names what would be replaced; the real run replaces it
+    // (Drupal's iterated SHA-512 and MD5 are both fast digests: not a downgrade).
+    const dry = await s.run(["users", "import", upd, "--preset", "drupal7", "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /line 2: password hash would be replaced \(drupal7 -> md5\)/);
+    assert.equal((await s.run(["users", "import", upd, "--preset", "drupal7", "--on-conflict", "update", "--replace-passwords"])).code, 0);
+    after = new Map(s.rows("SELECT email, username, password_hash, id FROM users").map((u) => [u["email"], u]));
     assert.equal(after.get("admin@example.org")!["password_hash"], md5("new one"));
     const janeBefore = before.find((u) => u["email"] === "jane@example.org")!;
     assert.equal(after.get("jane@example.org")!["password_hash"], janeBefore["password_hash"], "an empty hash never clears a password");
     assert.equal(after.get("jane@example.org")!["id"], janeBefore["id"]);
+  });
+});
+
+describe("users import: an update after migrate-hashes and containment", () => {
+  it("attack: re-importing a row with --on-conflict update neither restores its MD5 nor lifts containment", async () => {
+    // Finding: migrate-hashes wrapped the MD5, `contain invalidate-passwords` ran, and re-importing the
+    // same row (only display_name changed) restored the raw MD5 and cleared password_invalidated_at.
+    const s = await site();
+    const legacy = md5("Ana's old password");
+    assert.equal((await s.run(["users", "import", s.file("r1.csv", `email,display_name,password_hash\nana@example.org,Ana,${legacy}\n`)])).code, 0);
+    const migrated = await s.run(["users", "migrate-hashes"]);
+    assert.equal(migrated.code, 0, migrated.stderr);
+    const contained = await s.run(["contain", "invalidate-passwords", "lock-accounts", "--all", "--yes"]);
+    assert.equal(contained.code, 0, contained.stderr);
+    const columns = "password_hash, password_scheme, password_changed_at, password_invalidated_at, locked_at, locked_reason, password_must_change";
+    const [before] = s.rows(`SELECT ${columns} FROM users`);
+    assert.equal(before!["password_scheme"], "bulwark-wrapped");
+    assert.notEqual(before!["password_invalidated_at"], null);
+
+    const r2 = s.file("r2.csv", `email,display_name,password_hash\nana@example.org,Ana B.,${legacy}\n`);
+    const dry = await s.run(["users", "import", r2, "--on-conflict", "update", "--dry-run", "--json"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual((({ updated, passwordsReplaced, passwordsKept }) => ({ updated, passwordsReplaced, passwordsKept }))(JSON.parse(dry.stdout)), { updated: 1, passwordsReplaced: [], passwordsKept: 1 });
+    const r = await s.run(["users", "import", r2, "--on-conflict", "update"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /updated 1/);
+    assert.match(r.stdout, /1 stored password hash\(es\) differ from the file's and were kept/);
+    assert.deepEqual(s.rows(`SELECT ${columns} FROM users`), [before], "hash, scheme and containment untouched");
+    assert.equal(s.rows("SELECT display_name FROM users")[0]!["display_name"], "Ana B.");
+
+    // Told to replace passwords, the weaker MD5 is a bad row: the dry run names it, the real run refuses.
+    const told = await s.run(["users", "import", r2, "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
+    assert.equal(told.code, 1);
+    assert.match(told.stdout, /line 2: the file's password hash \(md5, a fast digest\) is weaker than the stored one \(bulwark-wrapped/);
+    const refused = await s.run(["users", "import", r2, "--on-conflict", "update", "--replace-passwords"]);
+    assert.equal(refused.code, 2);
+    assert.deepEqual(s.rows(`SELECT ${columns} FROM users`), [before]);
   });
 });
 

@@ -191,3 +191,38 @@ describe("users migrate-hashes and census (CLI)", () => {
     assert.equal(census.weak, 0, "no user left on a weak scheme");
   });
 });
+
+describe("users migrate-hashes: two runs started at once", () => {
+  it("share one job: one created event, one completion, every hash wrapped exactly once, done equals total", { timeout: 120_000 }, async () => {
+    // Finding: two simultaneous runs each created a job, both hashed every user, both reported done
+    // with done < total, and each wrote its own created and completed events.
+    const own = mkdtempSync(join(tmpdir(), "bulwark-cli-migrate-twice-"));
+    try {
+      const ownEnv = { BULWARK_DATA_DIR: join(own, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
+      assert.equal((await bulwark(["init"], { env: ownEnv })).code, 0);
+      const csv = join(own, "legacy.csv");
+      writeFileSync(csv, ["email,password_hash", ...Array.from({ length: 300 }, (_, i) => `twice${i}@example.org,${md5(`twice ${i}`)}`)].join("\n") + "\n");
+      assert.equal((await bulwark(["users", "import", csv], { env: ownEnv })).code, 0);
+      const [a, b] = await Promise.all([0, 1].map(() => bulwark(["users", "migrate-hashes", "--batch", "20", "--json"], { env: ownEnv })));
+      assert.equal(a!.code, 0, a!.stderr);
+      assert.equal(b!.code, 0, b!.stderr);
+      const [ra, rb] = [JSON.parse(a!.stdout), JSON.parse(b!.stdout)];
+      assert.equal(ra.job, rb.job, "the second run resumed the first run's job");
+      for (const r of [ra, rb]) assert.deepEqual([r.status, r.done, r.total], ["done", 300, 300]);
+      const db = new DatabaseSync(join(own, "data", "bulwark.db"), { readOnly: true });
+      try {
+        const all = (q: string): Array<Record<string, unknown>> => db.prepare(q).all() as Array<Record<string, unknown>>;
+        assert.equal(all("SELECT id FROM jobs WHERE kind = 'migrate-hashes'").length, 1);
+        const types = all("SELECT type FROM audit_events WHERE type LIKE 'users.migrate-hashes.%'").map((r) => r["type"]);
+        assert.equal(types.filter((t) => t === "users.migrate-hashes.created").length, 1);
+        assert.equal(types.filter((t) => t === "users.migrate-hashes.completed").length, 1);
+        const stored = all("SELECT password_hash FROM users").map((r) => String(r["password_hash"]));
+        assert.ok(stored.every((h) => h.startsWith("$bulwark-wrap$v=1$md5$$argon2id$") && h.split("$argon2id$").length === 2), "every hash wrapped exactly once");
+      } finally {
+        db.close();
+      }
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+});

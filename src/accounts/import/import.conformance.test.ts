@@ -1,5 +1,6 @@
 // Bulk import on SQLite and PostgreSQL: good rows, every kind of bad row (with line numbers), the
-// Drupal 7 preset on realistic rows, salted legacy layouts, conflicts, and per-batch atomicity.
+// Drupal 7 preset on realistic rows, salted legacy layouts, conflicts, per-batch atomicity, and
+// updates that never downgrade a password hash nor undo containment.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -166,11 +167,86 @@ forEachDialect("users import", (fx) => {
 
     const csv2 = `email,display_name,password_hash\nana@example.org,Ana B.,${md5("new")}\nnew@example.org,,\n`;
     const updated = await run(deps, csv2, { onConflict: "update" });
-    assert.deepEqual([updated.created, updated.updated], [0, 2]);
+    assert.deepEqual([updated.created, updated.updated, updated.passwordsKept], [0, 2, 1]);
     const ana = await deps.users.getById(existing.id);
     assert.deepEqual([ana?.displayName, ana?.username, ana?.id], ["Ana B.", "ana", existing.id]);
-    assert.equal(await passwords.verify("new", ana!.passwordHash!), true);
+    assert.equal(await passwords.verify("old", ana!.passwordHash!), true, "an update keeps the stored password unless told to replace it");
+    const replaced = await run(deps, csv2, { onConflict: "update", replacePasswords: true });
+    assert.deepEqual(replaced.passwordsReplaced, [{ line: 2, from: "md5", to: "md5" }]);
+    assert.equal(await passwords.verify("new", (await deps.users.getById(existing.id))!.passwordHash!), true);
     assert.equal((await deps.users.findByIdentifier("new@example.org"))?.displayName, "New", "an empty value does not clear a field");
+  });
+
+  it("attack: a re-import with --on-conflict update neither restores a wrapped MD5 nor undoes containment", async () => {
+    // Finding: after migrate-hashes wrapped an MD5 and containment invalidated it, re-importing the same
+    // row (only display_name changed) put back the raw MD5 and cleared password_invalidated_at.
+    const deps = await setup(await fx.fresh());
+    const legacy = md5("leaked password");
+    const user = await deps.users.create({ email: "ana@example.org", displayName: "Ana", passwordHash: legacy, passwordScheme: "md5" });
+    const wrapped = await passwords.wrapLegacyHash(legacy);
+    const incident = Date.UTC(2026, 10, 2);
+    // What migrate-hashes and the invalidate-passwords, lock-accounts and expire-passwords levers leave behind.
+    await deps.database.db.updateTable("users").set({ password_hash: wrapped, password_scheme: "bulwark-wrapped", password_invalidated_at: incident, locked_at: incident, locked_reason: "containment", password_must_change: 1 }).where("id", "=", user.id).execute();
+    const before = await deps.database.db.selectFrom("users").selectAll().where("id", "=", user.id).executeTakeFirstOrThrow();
+    const csv = `email,display_name,password_hash\nana@example.org,Ana B.,${legacy}\n`;
+
+    const dry = await run(deps, csv, { onConflict: "update", dryRun: true });
+    assert.deepEqual([dry.updated, dry.passwordsReplaced, dry.passwordsKept, dry.bad], [1, [], 1, []]);
+    const report = await run(deps, csv, { onConflict: "update" });
+    assert.deepEqual([report.updated, report.passwordsReplaced, report.passwordsKept], [1, [], 1]);
+    const after = await deps.database.db.selectFrom("users").selectAll().where("id", "=", user.id).executeTakeFirstOrThrow();
+    assert.equal(after.display_name, "Ana B.", "other fields update as before");
+    const containment = ["password_hash", "password_scheme", "password_changed_at", "password_invalidated_at", "locked_at", "locked_reason", "password_must_change"] as const;
+    for (const column of containment) assert.equal(after[column], before[column], column);
+
+    // Even told to replace passwords, a weaker hash is a bad row: the dry run says so, the real run refuses.
+    const told = await run(deps, csv, { onConflict: "update", replacePasswords: true, dryRun: true });
+    assert.deepEqual(told.bad.map((b) => b.line), [2]);
+    assert.match(told.bad[0]!.reason, /the file's password hash \(md5, a fast digest\) is weaker than the stored one \(bulwark-wrapped, a slow hash below the current policy\); --replace-passwords never downgrades/);
+    await assert.rejects(run(deps, csv, { onConflict: "update", replacePasswords: true }), ImportRefusedError);
+    const still = await deps.database.db.selectFrom("users").selectAll().where("id", "=", user.id).executeTakeFirstOrThrow();
+    for (const column of containment) assert.equal(still[column], before[column], column);
+  });
+
+  it("--replace-passwords replaces a differing hash that is not weaker, reports it in the dry run, and keeps containment", async () => {
+    const deps = await setup(await fx.fresh());
+    const incident = Date.UTC(2026, 10, 2);
+    const a = await deps.users.create({ email: "a@example.org", passwordHash: md5("old a"), passwordScheme: "md5" });
+    const b = await deps.users.create({ email: "b@example.org", passwordHash: null, passwordScheme: null });
+    await deps.database.db.updateTable("users").set({ password_invalidated_at: incident, locked_at: incident, locked_reason: "containment" }).where("id", "=", a.id).execute();
+    const bcryptOfNew = "$2b$04$tUw5vpaiKUFukz/.wfh5gO/LF2GE.nwA83zVXVPOVU395/FoTOYWO"; // passlib's vector for "correct horse battery staple"
+    const csv = `email,password_hash\na@example.org,${bcryptOfNew}\nb@example.org,${md5("first b")}\n`;
+    const dry = await run(deps, csv, { onConflict: "update", replacePasswords: true, dryRun: true });
+    assert.deepEqual(dry.passwordsReplaced, [{ line: 2, from: "md5", to: "bcrypt" }, { line: 3, from: null, to: "md5" }]);
+    assert.equal((await deps.users.getById(a.id))?.passwordHash, md5("old a"), "a dry run writes nothing");
+    const real = await run(deps, csv, { onConflict: "update", replacePasswords: true });
+    assert.deepEqual(real.passwordsReplaced, dry.passwordsReplaced);
+    const rowA = await deps.database.db.selectFrom("users").selectAll().where("id", "=", a.id).executeTakeFirstOrThrow();
+    assert.deepEqual([rowA.password_hash, rowA.password_scheme, rowA.password_changed_at], [bcryptOfNew, "bcrypt", deps.clock.now()]);
+    assert.deepEqual([rowA.password_invalidated_at, rowA.locked_at, rowA.locked_reason], [incident, incident, "containment"], "replacing a password never lifts containment");
+    assert.equal((await deps.users.getById(b.id))?.passwordHash, md5("first b"));
+    const batch = (await deps.audit.tail(5)).find((e) => e.type === "users.import.batch");
+    assert.equal(batch?.data["passwordsReplaced"], 2);
+  });
+
+  it("rolls back a --replace-passwords batch when the stored hash was wrapped between validation and write", async () => {
+    const deps = await setup(await fx.fresh());
+    const user = await deps.users.create({ email: "w@example.org", passwordHash: md5("old"), passwordScheme: "md5" });
+    const wrapped = await passwords.wrapLegacyHash(md5("old"));
+    let raced: Promise<unknown> | null = null;
+    await assert.rejects(
+      run(deps, `email,password_hash\nw@example.org,${md5("new")}\n`, {
+        onConflict: "update",
+        replacePasswords: true,
+        // migrate-hashes wraps the stored MD5 after the validation pass judged md5 -> md5 a fair replacement.
+        onProgress: (_n, phase) => {
+          if (phase === "write" && raced === null) raced = deps.database.db.updateTable("users").set({ password_hash: wrapped, password_scheme: "bulwark-wrapped" }).where("id", "=", user.id).execute();
+        },
+      }),
+      (e: unknown) => e instanceof ImportRefusedError && /line 2: the file's password hash \(md5, a fast digest\) is weaker .*batch 1 was rolled back/.test(e.message),
+    );
+    await raced;
+    assert.equal((await deps.users.getById(user.id))?.passwordHash, wrapped);
   });
 
   it("refuses a username or external id that belongs to another account", async () => {

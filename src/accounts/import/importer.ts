@@ -1,6 +1,8 @@
 // Bulk import of accounts: a validation pass over the whole file (every bad row with its line and
 // reason, duplicates in the file, conflicts with existing accounts), then, for a real run, a second
 // pass that writes in batches, one transaction per batch, with the batch's audit event inside it.
+// An update never undoes containment and never replaces a stored password unless told to, and then
+// never with a weaker hash (password-update.ts).
 import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -10,6 +12,7 @@ import type { PasswordContext } from "../passwords/index.ts";
 import type { UserStore } from "../users/user-store.ts";
 import { ImportRefusedError } from "./errors.ts";
 import { validateRow, type ImportRow, type RowRules } from "./mapping.ts";
+import { planPassword, type PasswordNote } from "./password-update.ts";
 import { readRows, type ImportFormat } from "./source.ts";
 
 export type OnConflict = "skip" | "update" | "fail";
@@ -24,11 +27,16 @@ export interface ImportDeps {
 
 export interface ImportOptions {
   format: ImportFormat;
-  /** Opens the file afresh (a real run reads it twice: validate, then write). */
-  open: () => AsyncIterable<string | Buffer>;
+  /** Opens the file afresh (a real run reads it twice: validate, then write). Bytes are read as UTF-8. */
+  open: () => AsyncIterable<string | Uint8Array>;
   rules: RowRules;
   onHeader?: (header: string[]) => void;
   onConflict: OnConflict;
+  /**
+   * With onConflict "update": replace a stored password hash that differs from the file's, unless the
+   * file's is weaker (then the row is bad). Without it an update leaves every stored password alone.
+   */
+  replacePasswords?: boolean;
   batchSize: number;
   dryRun: boolean;
   /** Write the good rows even though some rows are bad (they are counted as failed). */
@@ -56,6 +64,10 @@ export interface ImportReport {
   failed: number;
   bad: RowNote[];
   skippedRows: RowNote[];
+  /** Updated accounts whose stored password hash is (or, on a dry run, would be) replaced, by line. */
+  passwordsReplaced: PasswordNote[];
+  /** Updated accounts whose stored hash differs from the file's and was left alone (no replacePasswords). */
+  passwordsKept: number;
   batches: number;
 }
 
@@ -66,6 +78,7 @@ interface Existing {
   id: string;
   emailKey: string;
   usernameKey: string | null;
+  passwordHash: string | null;
 }
 
 async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<{ byEmail: Map<string, Existing>; byUsername: Map<string, Existing>; byExternal: Map<string, Existing> }> {
@@ -75,7 +88,7 @@ async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<{ byEmail:
   const source = rows.find((r) => r.user.externalSource)?.user.externalSource ?? "";
   const found = await db
     .selectFrom("users")
-    .select(["id", "email_key", "username_key", "external_id"])
+    .select(["id", "email_key", "username_key", "external_id", "password_hash"])
     .where((eb) => {
       const ors = [eb("email_key", "in", emails)];
       if (usernames.length) ors.push(eb("username_key", "in", usernames));
@@ -87,7 +100,7 @@ async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<{ byEmail:
   const byUsername = new Map<string, Existing>();
   const byExternal = new Map<string, Existing>();
   for (const f of found) {
-    const e = { id: f.id, emailKey: f.email_key, usernameKey: f.username_key };
+    const e = { id: f.id, emailKey: f.email_key, usernameKey: f.username_key, passwordHash: f.password_hash };
     byEmail.set(f.email_key, e);
     if (f.username_key) byUsername.set(f.username_key, e);
     if (f.external_id !== null) byExternal.set(f.external_id, e);
@@ -115,7 +128,10 @@ function clash(row: ImportRow, found: Awaited<ReturnType<typeof lookup>>, onConf
  */
 export async function importUsers(deps: ImportDeps, options: ImportOptions): Promise<ImportReport> {
   const { rules } = options;
-  const report: ImportReport = { dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], batches: 0 };
+  const report: ImportReport = {
+    dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], passwordsReplaced: [], passwordsKept: 0, batches: 0,
+  };
+  const replacePasswords = options.onConflict === "update" && options.replacePasswords === true;
   const badLines = new Set<number>();
   const seenEmail = new Map<string, number>();
   const seenUsername = new Map<string, number>();
@@ -131,10 +147,19 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     const found = await lookup(deps.database.db, pending);
     for (const row of pending) {
       const why = clash(row, found, options.onConflict);
+      const existing = found.byEmail.get(row.emailKey);
       if (why) markBad(row.line, why);
-      else if (!found.byEmail.has(row.emailKey)) report.created++;
-      else if (options.onConflict === "update") report.updated++;
-      else report.skipped++;
+      else if (!existing) report.created++;
+      else if (options.onConflict === "update") {
+        const plan = planPassword(row, existing.passwordHash, { replacePasswords }, deps.passwords);
+        if (plan.kind === "refuse") {
+          markBad(row.line, plan.reason);
+          continue;
+        }
+        if (plan.kind === "replace") report.passwordsReplaced.push(plan.note);
+        if (plan.kind === "keep") report.passwordsKept++;
+        report.updated++;
+      } else report.skipped++;
     }
     pending = [];
   };
@@ -168,6 +193,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   report.bad.sort((a, b) => a.line - b.line);
   const summary = (): Record<string, unknown> => ({
     source: rules.source, file: options.file, rows: report.rows, created: report.created, updated: report.updated, skipped: report.skipped, failed: report.failed, onConflict: options.onConflict,
+    replacePasswords, passwordsReplaced: report.passwordsReplaced.length, passwordsKept: report.passwordsKept,
   });
 
   if (options.dryRun) {
@@ -180,16 +206,18 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   }
 
   // Pass 2: write. Counts are recomputed from what each committed batch actually did.
-  Object.assign(report, { created: 0, updated: 0, skipped: report.skippedRows.length });
+  Object.assign(report, { created: 0, updated: 0, skipped: report.skippedRows.length, passwordsReplaced: [], passwordsKept: 0 });
   let batch: ImportRow[] = [];
   let read = 0;
   const flush = async (): Promise<void> => {
     const rows = batch;
     batch = [];
-    const done = await deps.database.transaction(async (trx) => applyBatch(deps, trx, rows, options, report.batches + 1));
+    const done = await deps.database.transaction(async (trx) => applyBatch(deps, trx, rows, { ...options, replacePasswords }, report.batches + 1));
     report.created += done.created;
     report.updated += done.updated;
     report.skipped += done.skipped;
+    report.passwordsReplaced.push(...done.passwordsReplaced);
+    report.passwordsKept += done.passwordsKept;
     report.batches++;
   };
   for await (const src of readRows(options.open(), { format: options.format })) {
@@ -205,16 +233,29 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   return report;
 }
 
-async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow[], options: ImportOptions, index: number): Promise<{ created: number; updated: number; skipped: number }> {
+interface BatchResult {
+  created: number;
+  updated: number;
+  skipped: number;
+  passwordsReplaced: PasswordNote[];
+  passwordsKept: number;
+}
+
+async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow[], options: ImportOptions, index: number): Promise<BatchResult> {
   const found = await lookup(trx, rows);
   let created = 0;
   let updated = 0;
   let skipped = 0;
+  const passwordsReplaced: PasswordNote[] = [];
+  let passwordsKept = 0;
+  const refuse = (line: number, why: string): never => {
+    throw new ImportRefusedError(`line ${line}: ${why}; batch ${index} was rolled back, earlier batches stay imported`);
+  };
   const now = deps.clock.now();
   for (const row of rows) {
     // Accounts may have changed since validation (another import, a sign-up): re-check inside the transaction.
     const why = clash(row, found, options.onConflict);
-    if (why) throw new ImportRefusedError(`line ${row.line}: ${why}; batch ${index} was rolled back, earlier batches stay imported`);
+    if (why) refuse(row.line, why);
     const existing = found.byEmail.get(row.emailKey);
     if (!existing) {
       await trx.insertInto("users").values(deps.users.prepare(row.user)).execute();
@@ -225,26 +266,42 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
       skipped++;
       continue;
     }
-    // An update touches only what the file supplied and is not empty; it never clears a password.
+    // An update touches only what the file supplied and is not empty. It never touches containment
+    // state (password_invalidated_at, locked_at, password_must_change: a re-import must not undo an
+    // incident response) and replaces a password only as planned (password-update.ts).
+    const plan = planPassword(row, existing.passwordHash, { replacePasswords: options.replacePasswords === true }, deps.passwords);
+    // The stored hash changed since validation (migrate-hashes wrapped it, a login rehashed it).
+    if (plan.kind === "refuse") refuse(row.line, plan.reason);
     const u = row.user;
     const has = (f: Parameters<typeof row.supplied.has>[0]): boolean => row.supplied.has(f);
-    await trx
+    let q = trx
       .updateTable("users")
       .set({
         updated_at: now,
         ...(has("username") && u.username ? { username: u.username, username_key: row.usernameKey } : {}),
         ...(has("display_name") && u.displayName ? { display_name: u.displayName } : {}),
         ...(has("status") && u.status ? { status: u.status } : {}),
-        ...(u.passwordHash ? { password_hash: u.passwordHash, password_scheme: u.passwordScheme, password_changed_at: now, password_invalidated_at: null } : {}),
+        ...(plan.kind === "replace" ? { password_hash: u.passwordHash, password_scheme: u.passwordScheme, password_changed_at: now } : {}),
         ...(u.lastLoginAt ? { last_login_at: u.lastLoginAt } : {}),
         ...(u.externalId ? { external_source: u.externalSource ?? null, external_id: u.externalId } : {}),
       })
-      .where("id", "=", existing.id)
-      .execute();
+      .where("id", "=", existing.id);
+    // Compare-and-set: the replacement was judged against this stored hash (PostgreSQL reads take no row lock).
+    if (plan.kind === "replace") {
+      const was = existing.passwordHash;
+      q = was === null ? q.where("password_hash", "is", null) : q.where("password_hash", "=", was);
+    }
+    const result = await q.executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) refuse(row.line, "the stored password hash changed while the batch was written");
+    if (plan.kind === "replace") passwordsReplaced.push(plan.note);
+    if (plan.kind === "keep") passwordsKept++;
     updated++;
   }
   const first = rows[0]?.line ?? 0;
   const last = rows[rows.length - 1]?.line ?? 0;
-  await deps.audit.appendIn(trx, { type: "users.import.batch", actor: options.actor, data: { source: options.rules.source, file: options.file, batch: index, lines: `${first}-${last}`, created, updated, skipped } });
-  return { created, updated, skipped };
+  await deps.audit.appendIn(trx, {
+    type: "users.import.batch", actor: options.actor,
+    data: { source: options.rules.source, file: options.file, batch: index, lines: `${first}-${last}`, created, updated, skipped, passwordsReplaced: passwordsReplaced.length },
+  });
+  return { created, updated, skipped, passwordsReplaced, passwordsKept };
 }

@@ -9,3 +9,7 @@ export { readLines } from "./lines.ts";
 export { readRows } from "./source.ts";
 export type { ImportFormat, SourceRow } from "./source.ts";
 export { ImportFormatError, ImportOptionError, ImportRefusedError } from "./errors.ts";
+export { planPassword } from "./password-update.ts";
+export type { PasswordNote, PasswordPlan } from "./password-update.ts";
+export { parseJSONLine } from "./json-line.ts";
+export { decodeUTF8, encodingProblem } from "./utf8.ts";

@@ -1,5 +1,7 @@
 // Splits streamed text into numbered lines for JSONL, bounding line length: an over-long line is
 // reported (and skipped to its end) instead of being buffered whole.
+import { decodeUTF8 } from "./utf8.ts";
+
 export type NumberedLine = { line: number; text: string; tooLong: false } | { line: number; tooLong: true };
 
 // One account as JSON is well under a kilobyte; 1 MiB leaves room and bounds memory.
@@ -7,11 +9,12 @@ export const DEFAULT_MAX_LINE_CHARS = 1024 * 1024;
 
 /**
  * Yields each line (LF or CRLF terminated; the last may lack a terminator) with its 1-based number.
+ * Bytes are decoded as UTF-8 (utf8.ts): a line holding bytes that are not UTF-8 is not well-formed text.
  *
  * @example
- * for await (const l of readLines(createReadStream(file, "utf8"))) if (!l.tooLong) JSON.parse(l.text);
+ * for await (const l of readLines(createReadStream(file))) if (!l.tooLong) JSON.parse(l.text);
  */
-export async function* readLines(chunks: AsyncIterable<string | Buffer> | Iterable<string>, maxLineChars: number = DEFAULT_MAX_LINE_CHARS): AsyncGenerator<NumberedLine> {
+export async function* readLines(chunks: AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>, maxLineChars: number = DEFAULT_MAX_LINE_CHARS): AsyncGenerator<NumberedLine> {
   let line = 1;
   let buffer = "";
   let overflow = false;
@@ -22,8 +25,7 @@ export async function* readLines(chunks: AsyncIterable<string | Buffer> | Iterab
     line++;
     return out;
   };
-  for await (const raw of chunks) {
-    let chunk = typeof raw === "string" ? raw : raw.toString("utf8");
+  for await (let chunk of decodeUTF8(chunks)) {
     if (first) {
       first = false;
       if (chunk.charCodeAt(0) === 0xfeff) chunk = chunk.slice(1);

@@ -2,7 +2,10 @@
 // row (RFC 4180) or JSONL (one object per line). Malformed rows are reported, not thrown.
 import { InputError } from "../../lib/errors.ts";
 import { parseCSV, type CsvLimits } from "./csv.ts";
+import { ImportFormatError } from "./errors.ts";
+import { parseJSONLine } from "./json-line.ts";
 import { readLines } from "./lines.ts";
+import { encodingProblem } from "./utf8.ts";
 
 export type ImportFormat = "csv" | "jsonl";
 
@@ -16,30 +19,66 @@ export interface SourceOptions {
   maxLineChars?: number;
 }
 
-function scalar(value: unknown): string | undefined | null {
+// A whole number written out in digits: kept exactly as written, whatever its size.
+const INTEGER = /^-?(0|[1-9][0-9]*)$/;
+
+/** A JSON value as a field value: the text, undefined when absent, or why it cannot be one. */
+function scalar(value: unknown, numberText: string | undefined): string | undefined | { bad: string } {
   if (value === null || value === undefined) return undefined;
   if (typeof value === "string") return value;
-  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  if (typeof value === "number") {
+    // Never through a double: 12345678901234567891 would become "12345678901234567000" (and collide
+    // with its neighbours), 1e21 "1e+21". A fraction or an exponent is refused rather than guessed at.
+    const text = numberText ?? String(value);
+    if (INTEGER.test(text)) return text;
+    return { bad: `holds the number ${text.slice(0, 40)}, which is not a whole number written in digits (quote it to keep it as text)` };
+  }
   if (typeof value === "boolean") return value ? "1" : "0";
-  return null; // objects, arrays: not a field value
+  return { bad: "holds an object or array, not a value" };
+}
+
+/** Column names must be unique: with a repeat, which column feeds a field would be a silent guess. */
+function checkUniqueColumns(header: readonly string[], line: number): void {
+  const seen = new Map<string, number>();
+  for (const [i, name] of header.entries()) {
+    if (name === "") continue; // unnamed columns (a trailing comma) can feed no field
+    const before = seen.get(name);
+    if (before !== undefined) throw new ImportFormatError(line, `the header names the column ${JSON.stringify(name.slice(0, 40))} twice (columns ${before + 1} and ${i + 1}); rename or remove one`);
+    seen.set(name, i);
+  }
 }
 
 /**
- * Yields every data row of the file. CSV rows whose column count differs from the header, and
- * JSONL lines that are not a JSON object, are yielded as `{ line, error }`.
+ * Yields every data row of the file. CSV rows whose column count differs from the header, rows with
+ * a stray quote, JSONL lines that are not a JSON object (or repeat a key), and rows holding bytes that
+ * are not UTF-8 are yielded as `{ line, error }`. A header that is malformed, not UTF-8 or names a
+ * column twice throws ImportFormatError.
  *
  * @example
- * for await (const row of readRows(createReadStream(path, "utf8"), { format: "csv" })) if ("get" in row) row.get("mail");
+ * for await (const row of readRows(createReadStream(path), { format: "csv" })) if ("get" in row) row.get("mail");
  */
-export async function* readRows(chunks: AsyncIterable<string | Buffer>, options: SourceOptions): AsyncGenerator<SourceRow> {
+export async function* readRows(chunks: AsyncIterable<string | Uint8Array>, options: SourceOptions): AsyncGenerator<SourceRow> {
   if (options.format === "csv") {
     let header: string[] | null = null;
     let index = new Map<string, number>();
     for await (const rec of parseCSV(chunks, options.csvLimits)) {
       if (header === null) {
+        if ("error" in rec) throw new ImportFormatError(rec.line, `the header row: ${rec.error}`);
+        const encoding = encodingProblem(...rec.fields);
+        if (encoding) throw new ImportFormatError(rec.line, `the header row ${encoding}`);
         header = rec.fields.map((f) => f.trim());
+        checkUniqueColumns(header, rec.line);
         index = new Map(header.map((name, i) => [name, i]));
         options.onHeader?.(header);
+        continue;
+      }
+      if ("error" in rec) {
+        yield { line: rec.line, error: rec.error };
+        continue;
+      }
+      const encoding = encodingProblem(...rec.fields);
+      if (encoding) {
+        yield { line: rec.line, error: encoding };
         continue;
       }
       if (rec.fields.length !== header.length) {
@@ -58,30 +97,32 @@ export async function* readRows(chunks: AsyncIterable<string | Buffer>, options:
       continue;
     }
     if (l.text.trim() === "") continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(l.text);
-    } catch (error) {
-      yield { line: l.line, error: `is not valid JSON (${(error as Error).message.slice(0, 80)})` };
+    const encoding = encodingProblem(l.text);
+    if (encoding) {
+      yield { line: l.line, error: encoding };
       continue;
     }
-    if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      yield { line: l.line, error: "is not a JSON object" };
+    const parsed = parseJSONLine(l.text);
+    if ("error" in parsed) {
+      yield { line: l.line, error: parsed.error };
       continue;
     }
-    const object = value as Record<string, unknown>;
+    const { object, numberText } = parsed;
     let bad: string | null = null;
     const get = (column: string): string | undefined => {
       if (!Object.hasOwn(object, column)) return undefined;
-      const v = scalar(object[column]);
-      if (v === null) bad ??= column;
-      return v ?? undefined;
+      const v = scalar(object[column], numberText.get(column));
+      if (typeof v === "object") {
+        bad ??= `"${column.slice(0, 40)}" ${v.bad}`;
+        return undefined;
+      }
+      return v;
     };
     yield {
       line: l.line,
       get: (column) => {
         const v = get(column);
-        if (bad !== null) throw new InputError("BULWARK_ERR_IMPORT_ROW", `"${bad.slice(0, 40)}" holds an object or array, not a value`);
+        if (bad !== null) throw new InputError("BULWARK_ERR_IMPORT_ROW", bad);
         return v;
       },
     };

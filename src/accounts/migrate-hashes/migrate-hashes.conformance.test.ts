@@ -224,5 +224,45 @@ forEachDialect("migrate-hashes job", (fx) => {
     assert.equal(b.id, job.id);
     const batches = (await deps.audit.tail(200)).filter((e) => e.type === "users.migrate-hashes.batch");
     assert.equal(batches.length, 5, "15 users in batches of 3, each committed once");
+    // Finding: each runner that reached the end wrote its own `.completed`.
+    const completed = (await deps.audit.tail(200)).filter((e) => e.type === "users.migrate-hashes.completed");
+    assert.equal(completed.length, 1, "the job completes once, whichever runner gets there");
+    assert.deepEqual([a.status, b.status], ["done", "done"]);
+    assert.ok(final.finishedAt !== null && final.finishedAt === completed[0]!.at, "finished when its completion was recorded");
+  });
+
+  it("two runs started at once share one job: one created event, one completion, every hash wrapped once", async () => {
+    // Finding: two simultaneous `users migrate-hashes` each created a job, both hashed everything, both
+    // reported done with done < total, and each wrote its own created and completed events.
+    const deps = await setup(await fx.fresh());
+    const [one, two] = await Promise.all([openMigrationJob(deps, { actor: "a", batch: 4 }), openMigrationJob(deps, { actor: "b", batch: 4 })]);
+    assert.equal(one.job.id, two.job.id, "the second run resumes the job the first created");
+    assert.deepEqual([one.resumed, two.resumed].sort(), [false, true]);
+    const [a, b] = await Promise.all([runMigration(deps, one.job, { actor: "a" }), runMigration(deps, two.job, { actor: "b" })]);
+    assert.deepEqual([a.status, b.status], ["done", "done"]);
+    const jobs = await deps.database.db.selectFrom("jobs").select(["id", "status", "done", "total"]).where("kind", "=", JOB_KIND).execute();
+    assert.deepEqual(jobs.map((j) => [j.status, Number(j.done), Number(j.total)]), [["done", 13, 13]]);
+    const types = (await deps.audit.tail(200)).map((e) => e.type);
+    assert.equal(types.filter((t) => t === "users.migrate-hashes.created").length, 1);
+    assert.equal(types.filter((t) => t === "users.migrate-hashes.resumed").length, 1);
+    assert.equal(types.filter((t) => t === "users.migrate-hashes.completed").length, 1);
+    for (const [id, hash] of await hashes(deps)) {
+      if (hash?.startsWith("$bulwark-wrap$")) {
+        assert.equal(hash.split("$argon2id$").length, 2, "wrapped exactly once");
+        assert.equal(await passwords.verify(deps.known.get(id)!, hash), true);
+      }
+    }
+    assert.equal((await deps.audit.verify()).ok, true);
+  });
+
+  it("--new beside an unfinished job starts a second job on purpose; without it the unfinished one is resumed", async () => {
+    const deps = await setup(await fx.fresh());
+    const first = await openMigrationJob(deps, { actor: "test", batch: 4 });
+    deps.clock.advance(1000);
+    const forced = await openMigrationJob(deps, { actor: "test", batch: 4, forceNew: true });
+    assert.notEqual(forced.job.id, first.job.id);
+    assert.equal(forced.resumed, false);
+    const again = await openMigrationJob(deps, { actor: "test", batch: 4 });
+    assert.deepEqual([again.job.id, again.resumed], [forced.job.id, true], "the newest unfinished job");
   });
 });

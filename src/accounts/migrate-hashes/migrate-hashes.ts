@@ -2,10 +2,11 @@
 // result, without any login. Keyset batches by user id; a batch is wrapped concurrently (argon2 runs in
 // the libuv pool), then written in ONE transaction with its cursor and audit event, so a job killed at
 // any point resumes at the first uncommitted batch and never applies one twice. The next batch is
-// hashed while the current one commits, so the write does not leave the cores idle.
-import type { Kysely } from "kysely";
+// hashed while the current one commits, so the write does not leave the cores idle. Two runs started
+// at once share one job (found or created in one write transaction) and it completes once.
+import { sql, type Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
-import { jobErrors, type JobStore, type Job } from "../../jobs/job-store.ts";
+import { jobErrors, toJob, type JobStore, type Job } from "../../jobs/job-store.ts";
 import { InputError } from "../../lib/errors.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -48,6 +49,10 @@ export interface WrappableCensus {
 // Bounds the rows one transaction rewrites (its lock time) and one page the census reads.
 export const MAX_BATCH = 10_000;
 const PAGE = 1000;
+// Any constant: the PostgreSQL transaction lock taken to find-or-create the job (SQLite transactions
+// already take the database's one write lock at BEGIN IMMEDIATE). No row exists to lock before the job.
+const OPEN_JOB_LOCK = 0x62776d68;
+const UNFINISHED = ["pending", "running"];
 
 /** Pages of (id, hash) for users with a password, in id order after `after`. */
 async function page(db: Kysely<Schema>, after: string | null, limit: number): Promise<Array<{ id: string; password_hash: string }>> {
@@ -85,17 +90,45 @@ export async function wrappableCensus(deps: Pick<MigrateDeps, "database" | "pass
  * const { job, resumed } = await openMigrationJob(deps, { actor: "cli:ops", batch: 500 });
  */
 export async function openMigrationJob(deps: MigrateDeps, options: { actor: string; batch: number; forceNew?: boolean }): Promise<{ job: Job<MigrateSpec>; resumed: boolean }> {
-  if (!options.forceNew) {
-    const [unfinished] = await deps.jobs.unfinished(JOB_KIND);
-    if (unfinished) {
-      await deps.audit.append({ type: "users.migrate-hashes.resumed", actor: options.actor, subject: unfinished.id, data: { done: unfinished.done, total: unfinished.total } });
-      return { job: await deps.jobs.get<MigrateSpec>(unfinished.id), resumed: true };
-    }
+  // The census reads every user: it runs outside the write transaction, which then only checks and
+  // creates. Checked first, so a resume does not pay for a census; if another run created a job while
+  // this one counted, the second transaction finds it and resumes it instead of starting a rival job.
+  let census: WrappableCensus | null = options.forceNew ? await wrappableCensus(deps) : null;
+  for (;;) {
+    const opened = await deps.database.transaction(async (trx) => {
+      if (deps.database.dialect === "postgres") await sql`SELECT pg_advisory_xact_lock(${OPEN_JOB_LOCK})`.execute(trx);
+      if (!options.forceNew) {
+        const row = await trx.selectFrom("jobs").selectAll().where("kind", "=", JOB_KIND).where("status", "in", UNFINISHED).orderBy("created_at", "desc").orderBy("id", "desc").limit(1).executeTakeFirst();
+        if (row) {
+          const job = toJob<MigrateSpec>(row);
+          await deps.audit.appendIn(trx, { type: "users.migrate-hashes.resumed", actor: options.actor, subject: job.id, data: { done: job.done, total: job.total } });
+          return { job, resumed: true };
+        }
+      }
+      if (census === null) return null;
+      const job = await deps.jobs.create<MigrateSpec>({ kind: JOB_KIND, spec: { batch: options.batch }, total: census.total, actor: options.actor }, trx);
+      await deps.audit.appendIn(trx, { type: "users.migrate-hashes.created", actor: options.actor, subject: job.id, data: { total: census.total, schemes: census.bySchemes } });
+      return { job, resumed: false };
+    });
+    if (opened) return opened;
+    census = await wrappableCensus(deps);
   }
-  const census = await wrappableCensus(deps);
-  const job = await deps.jobs.create<MigrateSpec>({ kind: JOB_KIND, spec: { batch: options.batch }, total: census.total, actor: options.actor });
-  await deps.audit.append({ type: "users.migrate-hashes.created", actor: options.actor, subject: job.id, data: { total: census.total, schemes: census.bySchemes } });
-  return { job, resumed: false };
+}
+
+/**
+ * Marks the job done and records `.completed`, once: of two runners reaching the end of one job, only
+ * the one whose compare-and-set moves the status from unfinished to done writes the event.
+ */
+async function complete(deps: MigrateDeps, jobId: string, actor: string, batches: number): Promise<Job<MigrateSpec>> {
+  await deps.database.transaction(async (trx) => {
+    const won = await trx.updateTable("jobs").set({ status: "done" }).where("id", "=", jobId).where("status", "in", UNFINISHED).executeTakeFirst();
+    if (Number(won.numUpdatedRows) !== 1) return;
+    const final = await deps.jobs.get<MigrateSpec>(jobId, trx);
+    const event = await deps.audit.appendIn(trx, { type: "users.migrate-hashes.completed", actor, subject: jobId, data: { total: final.total, done: final.done, counts: final.counts, batches } });
+    // The job finished when its completion was recorded (these deps carry no clock of their own).
+    await trx.updateTable("jobs").set({ finished_at: event.at, updated_at: event.at }).where("id", "=", jobId).execute();
+  });
+  return deps.jobs.get<MigrateSpec>(jobId);
 }
 
 /**
@@ -196,8 +229,5 @@ export async function runMigration(deps: MigrateDeps, job: Job<MigrateSpec>, opt
     // Exactly at the end: nothing is left, so the job is finished after all.
     if ((await page(deps.database.db, paused.cursor, 1)).length > 0) return paused;
   }
-  await deps.jobs.setStatus(job.id, "done");
-  const final = await deps.jobs.get<MigrateSpec>(job.id);
-  await deps.audit.append({ type: "users.migrate-hashes.completed", actor: options.actor, subject: job.id, data: { total: final.total, done: final.done, counts: final.counts, batches: batchNo } });
-  return final;
+  return complete(deps, job.id, options.actor, batchNo);
 }

@@ -31,7 +31,7 @@ function migrateDeps(app: App): import("../../accounts/migrate-hashes/index.ts")
 
 interface ImportFlags {
   format?: string; map?: string; preset?: string; source?: string; salted?: string; saltColumn?: string;
-  onConflict?: string; batch?: string; dryRun?: boolean; skipBad?: boolean; json?: boolean;
+  onConflict?: string; replacePasswords?: boolean; batch?: string; dryRun?: boolean; skipBad?: boolean; json?: boolean;
 }
 
 async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Promise<ExitCode> {
@@ -45,6 +45,7 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   if (opts.format === undefined && inferred === undefined) throw usage("--format csv|jsonl is required (it cannot be told from the file name)");
   if (Boolean(opts.salted) !== Boolean(opts.saltColumn)) throw usage("--salted and --salt-column go together: the template and the column holding each row's salt");
   const onConflict = oneOf("--on-conflict", opts.onConflict, ["skip", "update", "fail"] as const, "fail");
+  if (opts.replacePasswords && onConflict !== "update") throw usage("--replace-passwords goes with --on-conflict update: it decides what an update does with stored passwords");
   const batchSize = positiveInt("--batch", opts.batch, 500, imp.MAX_BATCH);
   try {
     if (!statSync(file).isFile()) throw usage(`${file} is not a file`);
@@ -61,8 +62,9 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   const report = await imp.importUsers(
     { database: app.db, users: app.accounts.users, passwords: app.accounts.passwords, audit: app.audit, clock: app.clock },
     {
-      format, rules, onConflict, batchSize, dryRun: Boolean(opts.dryRun), skipBad: Boolean(opts.skipBad), actor: actor(), file: basename(file),
-      open: () => createReadStream(file, { encoding: "utf8" }),
+      format, rules, onConflict, replacePasswords: Boolean(opts.replacePasswords), batchSize, dryRun: Boolean(opts.dryRun), skipBad: Boolean(opts.skipBad), actor: actor(), file: basename(file),
+      // Bytes, not a "utf8" stream: that would turn bytes that are not UTF-8 into U+FFFD silently.
+      open: () => createReadStream(file),
       ...(format === "csv" ? { onHeader: (header: string[]) => imp.checkHeader(header, map, explicit) } : {}),
       onProgress: (rows) => bar.update(rows, rows),
     },
@@ -74,6 +76,9 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
     writeLine(ctx, `${verb}: ${file} as source "${report.source}": ${report.rows} rows; ${report.dryRun ? "would create" : "created"} ${report.created}, updated ${report.updated}, skipped ${report.skipped}, failed ${report.failed}`);
     for (const b of report.bad) writeLine(ctx, `  line ${b.line}: ${b.reason}`);
     for (const s of report.skippedRows) writeLine(ctx, `  line ${s.line}: skipped, ${s.reason}`);
+    const replaced = report.dryRun ? "would be replaced" : "replaced";
+    for (const p of report.passwordsReplaced) writeLine(ctx, `  line ${p.line}: password hash ${replaced} (${p.from ?? "no password"} -> ${p.to})`);
+    if (report.passwordsKept > 0) writeLine(ctx, `  ${report.passwordsKept} stored password hash(es) differ from the file's and ${report.dryRun ? "would be" : "were"} kept (--replace-passwords replaces them)`);
   }
   // A dry run is a check: bad rows mean the file does not hold (exit 1).
   return report.dryRun && report.bad.length > 0 ? EXIT.fails : EXIT.ok;
@@ -90,6 +95,7 @@ function registerImport(users: Command, ctx: CliContext): void {
     .option("--salted <template>", 'layout of salted legacy digests, e.g. "sha256(salt+password):hex"')
     .option("--salt-column <column>", "the column holding each row's salt (with --salted)")
     .option("--on-conflict <mode>", "existing email: skip, update or fail (default fail)")
+    .option("--replace-passwords", "with --on-conflict update: replace stored password hashes that differ from the file's (never with a weaker one)")
     .option("--batch <n>", "rows per transaction (default 500)")
     .option("--dry-run", "validate everything and report every bad row; write nothing but an audit event")
     .option("--skip-bad", "import the good rows even when some rows are bad (they are reported and counted as failed)")

@@ -1,0 +1,73 @@
+// What an `--on-conflict update` import does with the password of an account that exists. By default
+// nothing: a re-import (to fix a display name) must not put back the MD5 that migrate-hashes wrapped.
+// With replacePasswords it replaces a differing hash, but never with a weaker one: that would hand a
+// stolen database's attacker a GPU-crackable hash again (ASVS 11.4.2). Containment state is not
+// touched here or anywhere in the importer.
+import type { PasswordContext } from "../passwords/index.ts";
+import type { ImportRow } from "./mapping.ts";
+
+/** A password hash replaced by an update, for the report: schemes only, never a hash. */
+export interface PasswordNote {
+  line: number;
+  /** The stored scheme; null when the account had no password. */
+  from: string | null;
+  to: string;
+}
+
+export type PasswordPlan =
+  | { kind: "none" } // the row supplies no hash
+  | { kind: "same" } // the stored hash is the file's
+  | { kind: "keep" } // it differs, and replacePasswords was not given
+  | { kind: "replace"; note: PasswordNote }
+  | { kind: "refuse"; reason: string };
+
+/**
+ * How well a hash resists offline cracking, by the password policy: -1 none (no password, or a hash
+ * the policy refuses, which can verify nothing), 0 a fast legacy digest (what migrate-hashes wraps),
+ * 1 a slow hash below the current policy (bcrypt, scrypt, wrapped, weaker argon2), 2 the current policy.
+ */
+function strength(hash: string | null, passwords: PasswordContext): number {
+  if (hash === null) return -1;
+  try {
+    passwords.identify(hash);
+    if (passwords.isWrappable(hash)) return 0;
+    return passwords.needsRehash(hash) ? 1 : 2;
+  } catch {
+    return -1;
+  }
+}
+
+function schemeOf(hash: string, passwords: PasswordContext): string {
+  try {
+    return passwords.identify(hash);
+  } catch {
+    return "unsupported";
+  }
+}
+
+const STRENGTH_NAMES = ["a fast digest", "a slow hash below the current policy", "the current policy"];
+
+/**
+ * Decides what an update does with `row`'s password hash against the `stored` one.
+ *
+ * @example
+ * planPassword(row, "$bulwark-wrap$v=1$md5$…", { replacePasswords: true }, passwords)
+ * // { kind: "refuse", reason: "the file's password hash (md5, a fast digest) is weaker than the stored one (bulwark-wrapped, …)" }
+ */
+export function planPassword(row: ImportRow, stored: string | null, options: { replacePasswords: boolean }, passwords: PasswordContext): PasswordPlan {
+  const next = row.user.passwordHash;
+  if (next === null) return { kind: "none" };
+  if (next === stored) return { kind: "same" };
+  if (!options.replacePasswords) return { kind: "keep" };
+  const to = row.user.passwordScheme ?? schemeOf(next, passwords);
+  const from = stored === null ? null : schemeOf(stored, passwords);
+  const was = strength(stored, passwords);
+  const now = strength(next, passwords);
+  if (now < was) {
+    return {
+      kind: "refuse",
+      reason: `the file's password hash (${to}, ${STRENGTH_NAMES[now] ?? "unsupported"}) is weaker than the stored one (${from}, ${STRENGTH_NAMES[was]}); --replace-passwords never downgrades a password hash`,
+    };
+  }
+  return { kind: "replace", note: { line: row.line, from, to } };
+}
