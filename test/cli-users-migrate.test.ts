@@ -207,15 +207,18 @@ describe("users migrate-hashes: two runs started at once", () => {
       assert.equal(a!.code, 0, a!.stderr);
       assert.equal(b!.code, 0, b!.stderr);
       const [ra, rb] = [JSON.parse(a!.stdout), JSON.parse(b!.stdout)];
-      assert.equal(ra.job, rb.job, "the second run resumed the first run's job");
-      for (const r of [ra, rb]) assert.deepEqual([r.status, r.done, r.total], ["done", 300, 300]);
+      // Started together, the second joins the first's job. On a busy machine one process may start only
+      // after the other finished: it then finds nothing left and its own job is empty (see "is idempotent").
+      for (const r of [ra, rb]) assert.deepEqual([r.status, r.done], ["done", r.total]);
+      assert.ok(ra.job === rb.job ? ra.total === 300 : [ra.total, rb.total].sort().join() === "0,300", `${ra.job} ${ra.total} / ${rb.job} ${rb.total}`);
       const db = new DatabaseSync(join(own, "data", "bulwark.db"), { readOnly: true });
       try {
         const all = (q: string): Array<Record<string, unknown>> => db.prepare(q).all() as Array<Record<string, unknown>>;
-        assert.equal(all("SELECT id FROM jobs WHERE kind = 'migrate-hashes'").length, 1);
+        const jobs = all("SELECT id, total FROM jobs WHERE kind = 'migrate-hashes'");
+        assert.equal(jobs.filter((j) => Number(j["total"]) > 0).length, 1, "one job did the work: never two rivals hashing the same users");
         const types = all("SELECT type FROM audit_events WHERE type LIKE 'users.migrate-hashes.%'").map((r) => r["type"]);
-        assert.equal(types.filter((t) => t === "users.migrate-hashes.created").length, 1);
-        assert.equal(types.filter((t) => t === "users.migrate-hashes.completed").length, 1);
+        assert.equal(types.filter((t) => t === "users.migrate-hashes.created").length, jobs.length);
+        assert.equal(types.filter((t) => t === "users.migrate-hashes.completed").length, jobs.length, "each job completed once");
         const stored = all("SELECT password_hash FROM users").map((r) => String(r["password_hash"]));
         assert.ok(stored.every((h) => h.startsWith("$bulwark-wrap$v=1$md5$$argon2id$") && h.split("$argon2id$").length === 2), "every hash wrapped exactly once");
       } finally {
