@@ -15,7 +15,7 @@ import { createPasswordPolicy } from "./policy.ts";
 import { findSuffixCount } from "./range-response.ts";
 import type { PolicyResult } from "./types.ts";
 
-const CODES = new Set(["too-short", "too-long", "common", "context-word", "breached", "breach-check-unavailable"]);
+const CODES = new Set(["too-short", "too-long", "not-text", "common", "context-word", "breached", "breach-check-unavailable"]);
 const anyText = (maxLength: number) =>
   fc.oneof(fc.string({ unit: "binary", maxLength }), fc.string({ unit: "grapheme", maxLength }), fc.string({ unit: "binary-ascii", maxLength }));
 
@@ -50,6 +50,14 @@ describe("createPasswordPolicy with random input", () => {
           assertWellFormed(result);
           const length = codePointLength(password);
           const codes = result.ok ? [] : result.reasons.map((r) => r.code);
+          // A NUL or lone surrogate (binary-ascii strings hold NULs) is not-text, and nothing else,
+          // unless the cheaper too-long rule answered first.
+          const notText = !password.isWellFormed() || password.includes("\0");
+          assert.equal(codes.includes("not-text"), notText && length <= 80);
+          if (codes.includes("not-text")) {
+            assert.deepEqual(codes, ["not-text"]);
+            return;
+          }
           // The length rules hold exactly, in code points.
           assert.equal(codes.includes("too-short"), length < 12);
           assert.equal(codes.includes("too-long"), length > 80);

@@ -1,5 +1,5 @@
 // Attacks on the password policy that must fail: oversized passwords that would be scanned,
-// hostile range servers (endless or lying bodies, redirects, fake "clean" answers).
+// passwords that cannot be stored as typed (unpaired surrogates, NUL), hostile range servers (endless or lying bodies, redirects, fake "clean" answers).
 import assert from "node:assert/strict";
 import { createServer, type RequestListener, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -50,16 +50,31 @@ describe("oversized passwords", () => {
 });
 
 describe("passwords that are not text", () => {
+  const NOT_TEXT = "The password holds characters that are not valid text (a NUL character or a broken surrogate pair); type it again.";
+
   test("attack: unpaired surrogates are refused as not-text, before any list or breach lookup (ASVS 6.2.8)", async () => {
     let lookups = 0;
     const list: CommonPasswordList = { size: 1, has: () => (lookups++, false) };
     const policy = createPasswordPolicy({ commonPasswords: list });
     // Each of these would be stored as the same UTF-8 bytes as twenty U+FFFD characters.
     for (const password of ["\ud800".repeat(20), "\udfff".repeat(20), "a long and fine passphrase \ud83d"]) {
-      assert.deepEqual(await policy.check(password), { ok: false, reasons: [{ code: "not-text", message: "The password holds characters that are not valid text; type it again." }] });
+      assert.deepEqual(await policy.check(password), { ok: false, reasons: [{ code: "not-text", message: NOT_TEXT }] });
     }
     assert.equal(lookups, 0);
     assert.deepEqual(await policy.check("\ud83d\udd11 keys and locks and doors"), { ok: true }, "a surrogate pair is one character, and fine");
+  });
+
+  test("attack: a password holding NUL is refused as not-text, before any list or breach lookup (ASVS 6.2.8)", async () => {
+    // HMAC-based hashes cannot tell "…\0" from its prefix and bcrypt stops at NUL; the hash layer refuses it.
+    let lookups = 0;
+    const list: CommonPasswordList = { size: 1, has: () => (lookups++, false) };
+    const checker: BreachChecker = { name: "spy", check: async () => (lookups++, { status: "clean" as const }) };
+    const policy = createPasswordPolicy({ commonPasswords: list, breachCheckers: [checker] });
+    for (const password of ["copper meadow whistles softly\0", "\0copper meadow whistles softly", "copper meadow\0whistles softly"]) {
+      assert.deepEqual(await policy.check(password), { ok: false, reasons: [{ code: "not-text", message: NOT_TEXT }] });
+    }
+    assert.equal(lookups, 0);
+    assert.deepEqual(await policy.check("copper meadow whistles softly"), { ok: true });
   });
 });
 

@@ -39,6 +39,7 @@ const MAX_LENGTH_FLOOR = 64;
 // The hash layer refuses passwords over 4096 UTF-8 bytes (passwords/limits.ts, the long-password
 // DoS); 1024 code points of at most 4 bytes each always fit, so an accepted password can be hashed.
 const MAX_LENGTH_CEILING = 1024;
+const NOT_TEXT_MESSAGE = "The password holds characters that are not valid text (a NUL character or a broken surrogate pair); type it again.";
 
 /**
  * Creates the policy for new passwords. Composition rules (digits, upper case, symbols) are
@@ -87,9 +88,10 @@ export function createPasswordPolicy(options: PasswordPolicyOptions = {}): Passw
     if (length > maxLength) {
       return reject([{ code: "too-long", message: `Use at most ${maxLength} characters.` }]);
     }
-    // An unpaired surrogate cannot be stored as typed (see the hash layer): refused before anything else.
-    if (!password.isWellFormed()) {
-      return reject([{ code: "not-text", message: "The password holds characters that are not valid text; type it again." }]);
+    // An unpaired surrogate or a NUL cannot be stored as typed (the hash layer refuses to hash either:
+    // UTF-8 turns the one into U+FFFD, HMAC and bcrypt cannot tell the other from the password's end).
+    if (!password.isWellFormed() || password.includes("\0")) {
+      return reject([{ code: "not-text", message: NOT_TEXT_MESSAGE }]);
     }
     const reasons: PolicyReason[] = [];
     if (length < minLength) {

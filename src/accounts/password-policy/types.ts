@@ -5,6 +5,7 @@
 export type PolicyReasonCode =
   | "too-short"
   | "too-long"
+  /** An unpaired UTF-16 surrogate or a NUL: the hash layer cannot store it exactly as typed. */
   | "not-text"
   | "common"
   | "context-word"

@@ -16,8 +16,9 @@ interface BcryptParams {
 }
 
 /**
- * The bcrypt scheme. Note bcrypt reads only the first 72 bytes of a password: that is the legacy
- * system's behaviour when verifying its hashes; new hashes are argon2id and never truncate.
+ * The bcrypt scheme. Note bcrypt reads only the first 72 UTF-8 bytes of a password (the cut can
+ * fall inside a character) and stops at a NUL: that is the legacy system's behaviour when verifying
+ * its hashes; new hashes are argon2id and never truncate, and the context never passes a NUL here.
  *
  * @example
  * const [bcrypt] = bcryptSchemes(DEFAULT_HASH_LIMITS);

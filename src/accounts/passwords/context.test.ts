@@ -2,6 +2,7 @@
 // parameters, dummy verify, census descriptions, and passwords taken exactly as received.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { hash as bcryptHash } from "@node-rs/bcrypt";
 import { systemRandom } from "../../lib/random.ts";
 import { parseArgon2 } from "./argon2.ts";
 import { createPasswordContext, DEFAULT_ARGON2_PARAMS } from "./context.ts";
@@ -57,6 +58,21 @@ describe("createPasswordContext", () => {
     assert.equal(await passwords.verify("CAF\u00c9 ", storedNfc), false);
   });
 
+  test("bcrypt caveat: the legacy format reads 72 bytes, and the login matching through the cut stores argon2id of exactly what was typed", async () => {
+    // ASVS 6.2.8's one exception (docs/asvs.md, docs/password-hashes.md): bcrypt's own behaviour.
+    const stored = await bcryptHash("A".repeat(72), { cost: 4 });
+    const typed = "A".repeat(72) + "a different tail";
+    assert.equal(await passwords.verify(typed, stored), true);
+    const outcome = await passwords.verifyAndRehash(typed, stored);
+    assert.ok(outcome.status === "valid" && "newHash" in outcome);
+    assert.equal(passwords.identify(outcome.newHash), "argon2id");
+    assert.equal(await passwords.verify(typed, outcome.newHash), true);
+    assert.equal(await passwords.verify("A".repeat(72), outcome.newHash), false, "argon2id does not truncate");
+    // The cut can fall inside a character: "é" and "è" share their first UTF-8 byte (C3).
+    const midCharacter = await bcryptHash("A".repeat(71) + "\u00e9", { cost: 4 });
+    assert.equal(await passwords.verify("A".repeat(71) + "\u00e8", midCharacter), true);
+  });
+
   test("refuses to hash, and never matches, a password above maxPasswordBytes", async () => {
     const huge = "x".repeat(4097);
     await assert.rejects(passwords.hash(huge), PasswordTooLongError);
@@ -83,6 +99,37 @@ describe("createPasswordContext", () => {
     }
     assert.equal(await passwords.verify(lone, MD5_CRYPT), false, "legacy schemes too");
     assert.equal(await passwords.dummyVerify(lone), false);
+  });
+
+  test("attack: a password holding NUL is never hashed and never matches what HMAC or bcrypt would make of it", async () => {
+    // ASVS 6.2.8. Vectors from vectors/passlib.json (passlib) for "password" and for "": HMAC
+    // zero-pads short keys, so PBKDF2 and scrypt saw "password\0" as "password"; bcrypt stops at NUL.
+    const ofPassword = [
+      "$pbkdf2-sha256$1000$Yixl7L035hyj9D7HGKM0Bg$Ez3cUVhnOc2UtVpIY6OmWIMczNmoV5.fJ9hGlqmJkqc",
+      "$pbkdf2-sha512$1000$dA6BkFKKsVZKyZmTMsa41w$TS2qO4n1gdnEZKI9ye00EZQP8NwdZ9McgfqanqhqBu98UuSLmEgQ1bL/aZVbSLDCF9gw2mfGnQFA7hu/dsu1uA",
+      "pbkdf2_sha256$1000$KI87ULClym0n$OjwXGsljmWVWKGWw9sBScKwdKGqMLcd4GL/RVcHSm5s=",
+      "pbkdf2_sha1$1000$ELbjQYAtuPwf$3QQ3F8R9jngZi5kVjt1EfqVNC0Y=",
+      "$scrypt$ln=4,r=8,p=1$eQ9h7L3XGuOcc27tHQNAyA$k3TQlb7XrMaKBMNfo1NeBMGzuuLNrSJdAK0+S+/O7NA",
+      "$2b$04$LVXj8Oi6PLZFsN/YwKaMKOopjDDdtF2pU/QQrSHbHEC4GFBhQAoc.",
+      MD5_CRYPT,
+    ];
+    for (const stored of ofPassword) {
+      assert.equal(await passwords.verify("password", stored), true, `the vector itself: ${stored}`);
+      for (const forged of ["password\0", "password\0\0", "password\0anything"]) {
+        assert.equal(await passwords.verify(forged, stored), false, `${JSON.stringify(forged)} against ${stored}`);
+        assert.deepEqual(await passwords.verifyAndRehash(forged, stored), { status: "invalid" });
+      }
+    }
+    const bcryptOfEmpty = "$2b$04$lbsrBWZTLh22fkdsacww8eV2RHZ4NpM2lEnjSjD6agRdITwBxEpVu";
+    assert.equal(await passwords.verify("", bcryptOfEmpty), true);
+    assert.equal(await passwords.verify("\0", bcryptOfEmpty), false);
+    assert.equal(await passwords.verify("\0secret", bcryptOfEmpty), false);
+    // Never hashed: no stored form of it could be verified by the legacy systems it came from.
+    await assert.rejects(passwords.hash("password\0"), PasswordNotTextError);
+    await assert.rejects(passwords.hash("\0"), /NUL/);
+    const argon = await passwords.hash("password");
+    assert.equal(await passwords.verify("password\0", argon), false);
+    assert.equal(await passwords.dummyVerify("password\0"), false);
   });
 
   test("verifyAndRehash reports invalid, valid, or valid with a new default-scheme hash", async () => {

@@ -32,9 +32,17 @@ export interface PasswordContext {
   readonly table: SchemeTable;
   /** The scheme of a supported, in-bounds hash. Throws UnsupportedHashError otherwise. */
   identify(hash: string): SchemeId;
-  /** A new default-scheme (argon2id PHC) hash of `password`, exactly as received. Throws PasswordTooLongError. */
+  /** A new default-scheme (argon2id PHC) hash of `password`, exactly as received. Throws PasswordTooLongError, PasswordNotTextError (NUL, unpaired surrogate). */
   hash(password: string): Promise<string>;
-  /** True on a match (false, without hashing, for a password over maxPasswordBytes). Throws UnsupportedHashError for an unsupported or out-of-bounds hash. */
+  /**
+   * True on a match. The password is compared exactly as received (ASVS 6.2.8), with one caveat
+   * that is the legacy format's own behaviour: a bcrypt hash reads only the first 72 UTF-8 bytes
+   * (the cut can fall mid-character), so any password sharing them matches; the rehash on that
+   * login stores argon2id of exactly what was typed. False, without hashing, for a password holding
+   * a NUL or an unpaired surrogate, or longer than the scheme's bound (maxPasswordBytes, or
+   * legacyLoopMaxPasswordBytes for phpass, Drupal 7 and sha-crypt). Throws UnsupportedHashError
+   * for an unsupported or out-of-bounds hash.
+   */
   verify(password: string, hash: string): Promise<boolean>;
   /** True for any non-default scheme, wrapped hashes, and argon2id below the minimum. */
   needsRehash(hash: string): boolean;
@@ -77,22 +85,28 @@ export function createPasswordContext(options: PasswordContextOptions): Password
     scheme.parse(hash);
     return scheme;
   };
-  // Over-long passwords: hashing refuses them, verifying answers "no match" without any hashing
-  // (no stored password can be that long, and legacy loops cost rounds × length).
-  const tooLong = (password: string): boolean => Buffer.byteLength(password, "utf8") > limits.maxPasswordBytes;
-  // Unpaired surrogates are not text: UTF-8 encoding would turn each into U+FFFD, so "\ud800" and "\udfff"
-  // would hash alike. Hashing refuses them; verifying answers "no match", as for over-long passwords
-  // (ASVS 6.2.8: verified exactly as received, so nothing that had to be altered can match).
-  const unusable = (password: string): boolean => !password.isWellFormed() || tooLong(password);
+  // Not text we can store exactly as typed, refused by hash and never matched by verify (ASVS 6.2.8:
+  // verified exactly as received, so nothing that had to be altered can match):
+  // - unpaired surrogates: UTF-8 encoding would turn each into U+FFFD, so "\ud800" and "\udfff"
+  //   would hash alike;
+  // - NUL: HMAC zero-pads short keys, so "password\0" is the key "password" to PBKDF2 and scrypt,
+  //   and bcrypt (like every crypt(3)) stops at the first NUL; no legacy system could store one.
+  const notText = (password: string): boolean => !password.isWellFormed() || password.includes("\0");
+  // Over-long passwords: hashing refuses them, verifying answers "no match" without any hashing (no
+  // stored password can be that long). Schemes whose loop costs rounds × length declare a lower
+  // bound (phpass, Drupal 7, sha-crypt: legacyLoopMaxPasswordBytes), wrapped ones their inner one.
+  const boundFor = (scheme: PasswordScheme, stored: string): number =>
+    Math.min(limits.maxPasswordBytes, scheme.maxPasswordBytes?.(stored) ?? limits.maxPasswordBytes);
+  const unusable = (password: string, maxBytes: number): boolean => notText(password) || Buffer.byteLength(password, "utf8") > maxBytes;
   const hash = async (password: string): Promise<string> => {
-    if (!password.isWellFormed()) throw new PasswordNotTextError();
-    if (tooLong(password)) throw new PasswordTooLongError(limits.maxPasswordBytes);
+    if (notText(password)) throw new PasswordNotTextError();
+    if (Buffer.byteLength(password, "utf8") > limits.maxPasswordBytes) throw new PasswordTooLongError(limits.maxPasswordBytes);
     return hashArgon2id(password, params, random.bytes(16));
   };
   // async so that a refused hash is a rejected promise, never a synchronous throw.
   const verify = async (password: string, stored: string): Promise<boolean> => {
     const scheme = table.find(stored);
-    if (unusable(password)) {
+    if (unusable(password, boundFor(scheme, stored))) {
       scheme.parse(stored);
       return false;
     }
@@ -117,8 +131,9 @@ export function createPasswordContext(options: PasswordContextOptions): Password
       return { status: "valid", newHash: await hash(password) };
     },
     async dummyVerify(password) {
-      // Mirrors verify exactly, including the no-hashing answer for over-long or malformed passwords.
-      if (unusable(password)) return false;
+      // Mirrors verify of a default-scheme hash exactly (argon2id has no lower bound of its own),
+      // including the no-hashing answer for over-long or malformed passwords.
+      if (unusable(password, limits.maxPasswordBytes)) return false;
       // A fresh random salt and tag with the default parameters: the same parse and argon2id work
       // as a real verify, and a match is impossible (2^-256).
       const phc = `$argon2id$v=19$m=${params.memoryCost},t=${params.timeCost},p=${params.parallelism}$${encodeB64NoPad(random.bytes(16))}$${encodeB64NoPad(random.bytes(32))}`;

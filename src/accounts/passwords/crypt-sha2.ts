@@ -61,7 +61,7 @@ export async function shaCryptChecksum(variant: (typeof VARIANTS)[number], passw
     return { buffer, at: odd ? buffer.length - size : 0 };
   });
   for (let i = 0; i < rounds; i++) {
-    // Up to 10^6 rounds (~3 s): give other requests the event loop every 4096 rounds.
+    // Up to 10^6 rounds (seconds, see limits.ts): give other requests the event loop every 4096 rounds.
     if ((i & 0xfff) === 0xfff) await yieldToEventLoop();
     const layout = layouts[(i & 1) | (i % 3 ? 2 : 0) | (i % 7 ? 4 : 0)]!;
     c.copy(layout.buffer, layout.at);
@@ -100,6 +100,8 @@ function shaCryptScheme(variant: (typeof VARIANTS)[number], limits: HashLimits):
       return shaCryptChecksum(variant, password, salt, rounds);
     },
     params: (settings) => `rounds=${parseSettings(settings).rounds}`,
+    // Each round hashes the password once or twice: cost is rounds × length (see limits.ts).
+    maxPasswordBytes: limits.legacyLoopMaxPasswordBytes,
   });
 }
 

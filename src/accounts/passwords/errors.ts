@@ -32,10 +32,14 @@ export class InvalidPasswordPolicyError extends InputError {
   }
 }
 
-/** A password that is not well-formed Unicode text (an unpaired UTF-16 surrogate) was given to be hashed. */
+/**
+ * A password that cannot be stored exactly as typed was given to be hashed: it holds an unpaired
+ * UTF-16 surrogate (UTF-8 would turn it into U+FFFD) or a NUL character (which HMAC-based and
+ * C-string hashes cannot tell from the end of the password).
+ */
 export class PasswordNotTextError extends InputError {
   constructor(options: BulwarkErrorOptions = {}) {
-    super("BULWARK_ERR_PASSWORD_MALFORMED", "the password is not well-formed Unicode text (it holds an unpaired surrogate)", options);
+    super("BULWARK_ERR_PASSWORD_MALFORMED", "the password is not well-formed text (it holds an unpaired surrogate or a NUL character)", options);
   }
 }
 

@@ -112,10 +112,18 @@ const HOSTILE: Record<string, string> = {
   "scrypt N=2^30": `$scrypt$ln=30,r=8,p=1$${B64_16}$${B64_32}`,
   "scrypt 1 GiB (ln=20,r=8)": `$scrypt$ln=20,r=8,p=1$${B64_16}$${B64_32}`,
   "scrypt p=1000": `$scrypt$ln=10,r=8,p=1000$${B64_16}$${B64_32}`,
+  // RFC 7914 §2 requires N < 2^(16·r): node:crypto threw a RangeError at verify for these.
+  "scrypt ln=16 with r=1 (N not below 2^(16·r))": "$scrypt$ln=16,r=1,p=1$Bw$BwcHBwcHBwcHBwcHBwcHBw",
+  "scrypt ln=17 with r=1": `$scrypt$ln=17,r=1,p=1$${B64_16}$${B64_32}`,
+  "scrypt ln=20 with r=1": `$scrypt$ln=20,r=1,p=1$${B64_16}$${B64_32}`,
   "pbkdf2 10^9 iterations": "$pbkdf2-sha256$1000000000$c2FsdA$" + "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWY".replaceAll("+", "."),
   "django pbkdf2 10^10 iterations": "pbkdf2_sha256$10000000000$salt$" + "YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWY=",
   "wrapped with 2^37 inner count": "$bulwark-wrap$v=1$drupal7$$S$Zabcdefgh$argon2id$v=19$m=64,t=1,p=1$" + B64_16 + "$" + B64_32,
   "wrapped with 64 GiB argon2": wrappedMd5.replace("m=64", "m=67108864"),
+  // Inner settings of a sibling phpass-family scheme: every verify used to throw after parse accepted them.
+  "wrapped phpass with Drupal 7 $S$ settings": `$bulwark-wrap$v=1$phpass$$S$Cabcdefgh$argon2id$v=19$m=64,t=1,p=1$${B64_16}$${B64_32}`,
+  "wrapped drupal7 with U$S$ settings": `$bulwark-wrap$v=1$drupal7$U$S$Cabcdefgh$argon2id$v=19$m=64,t=1,p=1$${B64_16}$${B64_32}`,
+  "wrapped drupal7-wrapped-md5 with $P$ settings": `$bulwark-wrap$v=1$drupal7-wrapped-md5$$P$Cabcdefgh$argon2id$v=19$m=64,t=1,p=1$${B64_16}$${B64_32}`,
   "wrapped around a slow scheme": "$bulwark-wrap$v=1$bcrypt$$2b$10$abc$argon2id$v=19$m=64,t=1,p=1$" + B64_16 + "$" + B64_32,
   "wrapped twice": "$bulwark-wrap$v=1$bulwark-wrapped$" + wrappedMd5 + "$argon2id$v=19$m=64,t=1,p=1$" + B64_16 + "$" + B64_32,
   "garbage": "not a hash at all",
@@ -216,5 +224,91 @@ describe("hostile stored hashes", () => {
     const crafted = "$bulwark-wrap$v=1$md5$" + "$argon2id$v=19$m=1,t=1,p=1$a".repeat(16);
     // Linear-time parse: a catastrophic backtrack would hang this test rather than fail a timer.
     assert.throws(() => passwords.identify(crafted), UnsupportedHashError);
+  });
+});
+
+describe("scrypt parameters node:crypto refuses", () => {
+  test("N just below 2^(16·r) is accepted and verifies without throwing", async () => {
+    const edge = `$scrypt$ln=15,r=1,p=1$${B64_16}$${B64_32}`;
+    assert.deepEqual(passwords.describe(edge), { scheme: "scrypt", params: "ln=15,r=1,p=1" });
+    assert.equal(await passwords.verify("password", edge), false);
+  });
+
+  test("an error from node's scrypt for a parsed hash is UnsupportedHashError, never node's own error", async () => {
+    // Limits loosened past what node:crypto accepts (p · r · 128 bytes above maxmem): parse passes.
+    const loose = createPasswordContext({ random: systemRandom, limits: { scryptMaxP: 2 ** 31 } });
+    const hash = `$scrypt$ln=1,r=1,p=2147483648$${B64_16}$${B64_32}`;
+    assert.equal(loose.identify(hash), "scrypt");
+    await assert.rejects(loose.verify("password", hash), (error: unknown) => {
+      assert.ok(error instanceof UnsupportedHashError, String(error));
+      assert.equal(error.code, "BULWARK_ERR_HASH_UNSUPPORTED");
+      assert.ok(error.cause instanceof Error, "node's error is kept as the cause");
+      return true;
+    });
+  });
+});
+
+describe("over-long passwords against loops that cost rounds × length", () => {
+  // 512 and 513 UTF-8 bytes (256 and 257 characters: the bound counts bytes). The hashes are made
+  // by each scheme's own derive at the cheapest cost: these tests are about the bound; correctness
+  // is the known-answer vectors' job (vectors/).
+  const AT_BOUND = "é".repeat(256);
+  const OVER = "é".repeat(256) + "p";
+  const legacyHash = (id: SchemeId, settings: string, separator: string) => async (password: string): Promise<string> =>
+    settings + separator + (await passwords.table.get(id)!.wrap!.derive(password, settings));
+  const LOOPS: Record<string, (password: string) => Promise<string>> = {
+    "drupal7 $S$": legacyHash("drupal7", "$S$5abcdefgh", ""),
+    "phpass $P$": legacyHash("phpass", "$P$5abcdefgh", ""),
+    "phpass $H$": legacyHash("phpass", "$H$5abcdefgh", ""),
+    "sha256-crypt": legacyHash("sha256-crypt", "$5$rounds=1000$saltsalt", "$"),
+    "sha512-crypt": legacyHash("sha512-crypt", "$6$rounds=1000$saltsalt", "$"),
+  };
+
+  test("attack: a password over 512 bytes never matches a phpass, Drupal 7 or sha-crypt hash, plain or wrapped, and the loop never runs", async () => {
+    for (const [name, make] of Object.entries(LOOPS)) {
+      // The hash of exactly this password: only the bound stands between it and a match.
+      const plain = await make(OVER);
+      const wrapped = await passwords.wrapLegacyHash(plain);
+      for (const hash of [plain, wrapped]) {
+        const label = `${name} ${hash === plain ? "plain" : "wrapped"}`;
+        const verified = await observeKdf(() => passwords.verify(OVER, hash));
+        assert.deepEqual(verified.outcome, { ok: true, value: false }, label);
+        assert.deepEqual([verified.cryptoCalls, verified.workResources], [[], []], `${label}: the loop (or argon2id) ran`);
+        const rehashed = await observeKdf(() => passwords.verifyAndRehash(OVER, hash));
+        assert.deepEqual(rehashed.outcome, { ok: true, value: { status: "invalid" } }, label);
+        assert.deepEqual([rehashed.cryptoCalls, rehashed.workResources], [[], []], `${label}: verifyAndRehash hashed`);
+      }
+    }
+  });
+
+  test("a password of exactly 512 bytes is still verified in full, plain and wrapped", async () => {
+    for (const [name, make] of Object.entries(LOOPS)) {
+      const plain = await make(AT_BOUND);
+      for (const hash of [plain, await passwords.wrapLegacyHash(plain)]) {
+        const seen = await observeKdf(() => passwords.verify(AT_BOUND, hash));
+        assert.deepEqual(seen.outcome, { ok: true, value: true }, name);
+        assert.ok(seen.cryptoCalls.length > 0, `${name}: the loop ran`);
+      }
+    }
+  });
+
+  test("schemes whose cost does not grow as rounds × length keep the 4096-byte bound", async () => {
+    const long = "p".repeat(4096);
+    // Drupal 7's U$ form loops over md5(password) as 32 hex digits; Drupal applies its 512 bound to that digest.
+    const drupal6 = await legacyHash("drupal7-wrapped-md5", "U$P$5abcdefgh", "")(long);
+    // md5-crypt's 1000 rounds are fixed (limits.ts gives its cost at 4096 bytes).
+    const md5crypt = await legacyHash("md5-crypt", "$1$saltsalt", "$")(long);
+    for (const hash of [drupal6, md5crypt, await passwords.wrapLegacyHash(drupal6)]) {
+      assert.equal(await passwords.verify(long, hash), true, hash.slice(0, 24));
+      assert.equal(await passwords.verify(long.slice(1), hash), false, hash.slice(0, 24));
+    }
+  });
+
+  test("dummyVerify keeps doing a default-scheme verify's argon2id work for a password over the legacy bound", async () => {
+    // argon2id, the default scheme, has no bound of its own below 4096 bytes, so neither does the
+    // dummy verify that stands in for it (no user enumeration through the amount of work).
+    const seen = await observeKdf(() => passwords.dummyVerify(OVER));
+    assert.deepEqual(seen.outcome, { ok: true, value: false });
+    assert.ok(seen.workResources.length > 0, "argon2id ran");
   });
 });

@@ -6,6 +6,8 @@ import { InvalidPasswordPolicyError, UnsupportedHashError } from "./errors.ts";
 export interface HashLimits {
   /** Longest password verified or hashed, in UTF-8 bytes. */
   maxPasswordBytes: number;
+  /** Longest password the legacy loops whose cost is rounds × length run on (phpass, Drupal 7, sha-crypt), in UTF-8 bytes. */
+  legacyLoopMaxPasswordBytes: number;
   /** Longest hash string we look at, in characters. */
   maxHashLength: number;
   bcryptMinCost: number;
@@ -30,43 +32,57 @@ export interface HashLimits {
   maxDigestBytes: number;
 }
 
+// Costs below are CPU time of one verify at the bound, measured with Node 24 on a 2-vCPU AMD EPYC
+// (ranges over three runs on a loaded machine; docs/password-hashes.md has the table). "Event
+// loop" costs run on the main thread in slices (the loops yield every 4096 rounds), so they delay
+// every other request; "thread pool" costs run beside it. No bound makes a verify cheap: flood
+// control (src/accounts/flood/) bounds how many an attacker can trigger.
 export const DEFAULT_HASH_LIMITS: Readonly<HashLimits> = Object.freeze({
-  // Legacy loops hash the password once per round (phpass 2^log2 times, sha-crypt `rounds` times),
-  // so their cost is rounds × length: the long-password DoS of Django's CVE-2013-1443. 4096 bytes
-  // is far above any typed or generated password (ASVS 6.2.9 asks for at least 64 characters);
-  // Drupal 7 itself refuses passwords over 512 characters.
+  // 4096 bytes is far above any typed or generated password (ASVS 6.2.9 asks for at least 64
+  // characters) and bounds the schemes whose cost barely grows with the length (argon2, PBKDF2,
+  // scrypt, digests, md5-crypt's fixed 1000 rounds: ≤ 0.04 s at 4096 bytes).
   maxPasswordBytes: 4096,
+  // Legacy loops hash the password once per round (phpass/Drupal 7 2^log2 times, sha-crypt up to
+  // twice per round), so their cost is rounds × length: the long-password DoS of Django's
+  // CVE-2013-1443. At 4096 bytes one verify cost 6-9 s of event-loop CPU (sha512-crypt 10^6
+  // rounds 8.9 s, phpass 2^20 7.3 s); at 512 bytes it is at most ~2.8 s. Drupal 7 itself refuses
+  // passwords over 512 bytes (DRUPAL_HASH_MAX_LENGTH in _password_crypt). A longer password
+  // against these schemes answers "no match" without running the loop.
+  legacyLoopMaxPasswordBytes: 512,
   // The longest legitimate form is a wrapped sha512-crypt or a salted digest with a long salt
   // (~350 chars); anything much longer is junk or an attempt to make parsing itself expensive.
   maxHashLength: 512,
-  // bcrypt's own range starts at 4. Each step doubles the work: cost 15 is ~2 s on one core, cost
-  // 31 would be ~18 hours per login. Real deployments use 10-13 (Sentry/Django: 12).
+  // bcrypt's own range starts at 4. Each step doubles the work: cost 15 is ~1.7 s on the thread
+  // pool, cost 31 would be ~30 hours per login. Real deployments use 10-13 (Sentry/Django: 12).
   bcryptMinCost: 4,
   bcryptMaxCost: 15,
-  // phpass/Drupal 7 accept log2 7..30. Our loop is one node:crypto digest per iteration (~2 µs),
-  // so 2^20 is ~2 s (the loop yields to the event loop); Drupal 7 ships 15, WordPress 8.
+  // phpass/Drupal 7 accept log2 7..30. Our loop is one node:crypto digest per iteration, so 2^20
+  // is 1.3-2.0 s of event-loop CPU with a short password and 1.9-2.8 s at 512 bytes (the U$ form
+  // loops over a 32-byte digest whatever the length: 1.1-2.0 s); Drupal 7 ships 15, WordPress 8.
   // 2^30 would be ~35 minutes per login, 2^37 three days.
   phpassMinLog2: 7,
   phpassMaxLog2: 20,
   // sha-crypt (Drepper's spec) clamps rounds to 1000..999,999,999; glibc never writes fewer than
-  // 1000. passlib's defaults (535,000 / 656,000) must pass; 10^6 rounds is ~3 s here (the loop
-  // yields to the event loop), 10^9 rounds would be ~50 minutes.
+  // 1000. passlib's defaults (535,000 / 656,000) must pass. Event-loop CPU at 10^6 rounds: 1.4-1.8 s
+  // with a short password, 2.5-2.8 s (sha512) and 1.8-1.9 s (sha256) at 512 bytes; passlib's
+  // sha512 default 656,000 at 512 bytes 1.7-1.9 s. 10^9 rounds would be 25-45 minutes.
   cryptMinRounds: 1000,
   cryptMaxRounds: 1_000_000,
   // PBKDF2: Django 6 writes 1,200,000 and OWASP asks 1,300,000 for SHA-1; 2,000,000 keeps a
-  // margin while capping one verify at 0.5 s (SHA-256) to 1.5 s (SHA-512) on the thread pool.
+  // margin while capping one verify at 0.3 s (SHA-1, SHA-256) to 1 s (SHA-512) on the thread pool.
   pbkdf2MinIterations: 1,
   pbkdf2MaxIterations: 2_000_000,
   // scrypt: passlib's default is ln=16,r=8,p=1 (64 MiB); Django's N=2^14. The memory bound is
   // what protects the process: 128 · N · r bytes are allocated per verify. p multiplies the time
-  // (not the memory): p=4 at 128 MiB is ~1.7 s; nobody we import from uses p > 1.
+  // (not the memory): p=4 at 128 MiB is ~1.3 s on the thread pool; nobody we import from uses p > 1.
+  // RFC 7914's N < 2^(16·r) is checked in scrypt.ts (ln ≤ 20 needs r ≥ 2).
   scryptMaxLog2N: 20,
   scryptMaxR: 32,
   scryptMaxP: 4,
   scryptMaxMemory: 128 * 1024 * 1024,
   // argon2: OWASP's strongest listed profile is m=47104 KiB; 128 MiB leaves room for imports from
   // systems tuned higher while 64 GiB (a hostile m) is refused before allocation. m=128 MiB with
-  // t=10 is ~1.2 s on the thread pool; p is capped by lanes real configurations use.
+  // t=10 is ~1.1 s on the thread pool; p is capped by lanes real configurations use.
   argon2MaxMemoryKiB: 131_072,
   argon2MaxTime: 10,
   argon2MaxParallelism: 16,

@@ -39,7 +39,7 @@ async function phpassChecksum(password: string, s: PhpassSettings): Promise<stri
   const buffer = Buffer.alloc(h.length + secret.length);
   secret.copy(buffer, h.length);
   for (let i = 2 ** s.log2; i > 0; i--) {
-    // Up to 2^20 rounds (~2 s): give other requests the event loop every 4096 rounds.
+    // Up to 2^20 rounds (seconds, see limits.ts): give other requests the event loop every 4096 rounds.
     if ((i & 0xfff) === 0) await yieldToEventLoop();
     h.copy(buffer, 0);
     h = digest(algorithm, buffer);
@@ -50,25 +50,35 @@ async function phpassChecksum(password: string, s: PhpassSettings): Promise<stri
 function phpassScheme(id: "drupal7" | "phpass" | "drupal7-wrapped-md5", limits: HashLimits): PasswordScheme {
   const shape = id === "drupal7" ? /^\$S\$/ : id === "phpass" ? /^\$[PH]\$/ : /^U\$[SPH]\$/;
   const settingsLength = id === "drupal7-wrapped-md5" ? 13 : 12;
+  // Settings must be this scheme's own, not merely phpass-shaped: a wrapped hash names its inner
+  // scheme apart from its settings ("phpass" with "$S$…" settings), and must be refused when parsed
+  // (identify, describe, census) rather than by every later verify.
+  const ownSettings = (settings: string): PhpassSettings => {
+    if (!shape.test(settings)) throw new UnsupportedHashError(`settings are not ${id} settings`);
+    const s = parseSettings(settings, limits);
+    if (s.wrapped !== (id === "drupal7-wrapped-md5")) throw new UnsupportedHashError(`settings are not ${id} settings`);
+    return s;
+  };
   return fastScheme({
     id,
     identify: (hash) => shape.test(hash),
     split(hash) {
       if (!shape.test(hash)) throw new UnsupportedHashError(`not a ${id} hash`);
       const settings = hash.slice(0, settingsLength);
-      const s = parseSettings(settings, limits);
+      const s = ownSettings(settings);
       const result = hash.slice(settingsLength);
       if (result.length !== CHECKSUM_LENGTH[s.type] || !/^[./0-9A-Za-z]+$/.test(result)) {
         throw new UnsupportedHashError(`${id} checksum must be ${CHECKSUM_LENGTH[s.type]} characters of ./0-9A-Za-z`);
       }
       return { settings, result };
     },
-    async derive(password, settings) {
-      const s = parseSettings(settings, limits);
-      if (s.wrapped !== (id === "drupal7-wrapped-md5") || !shape.test(settings)) throw new UnsupportedHashError(`settings are not ${id} settings`);
-      return await phpassChecksum(password, s);
-    },
-    params: (settings) => `log2=${parseSettings(settings, limits).log2}`,
+    derive: async (password, settings) => phpassChecksum(password, ownSettings(settings)),
+    params: (settings) => `log2=${ownSettings(settings).log2}`,
+    // $S$, $P$ and $H$ hash the password once per round (2^log2 rounds), so a long password
+    // multiplies the cost; Drupal 7 refuses passwords over 512 bytes (DRUPAL_HASH_MAX_LENGTH).
+    // The U$ form loops over md5(password) as 32 hex digits, whatever the password's length, and
+    // Drupal 7 applies its bound to that digest, so it keeps the global bound.
+    maxPasswordBytes: id === "drupal7-wrapped-md5" ? undefined : limits.legacyLoopMaxPasswordBytes,
   });
 }
 

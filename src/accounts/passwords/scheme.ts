@@ -49,6 +49,8 @@ export interface LegacyWrap {
   derive(password: string, settings: string): Promise<string>;
   /** Validates `settings` (bounds included) and returns the census parameters. Throws UnsupportedHashError. */
   params(settings: string): string;
+  /** The scheme's own password bound in UTF-8 bytes, when its cost grows with the length (see PasswordScheme). */
+  readonly maxPasswordBytes?: number;
 }
 
 export interface PasswordScheme {
@@ -64,6 +66,14 @@ export interface PasswordScheme {
   /** True when the hash should be replaced by a default-scheme hash at the next login. */
   needsRehash(hash: string, policy: RehashPolicy): boolean;
   describe(hash: string): HashDescription;
+  /**
+   * The longest password, in UTF-8 bytes, this scheme verifies against `hash`, declared by schemes
+   * whose cost is rounds × length (phpass, Drupal 7, sha-crypt); a wrapped hash answers its inner
+   * scheme's bound. The context answers "no match" for a longer password without running the
+   * scheme. Absent: the context's maxPasswordBytes. Throws UnsupportedHashError when it must
+   * parse the hash to answer and cannot.
+   */
+  maxPasswordBytes?(hash: string): number;
 }
 
 /** What a family supplies to become a fast, wrappable PasswordScheme. */
@@ -74,6 +84,8 @@ export interface FastSchemeSpec {
   derive(password: string, settings: string): Promise<string>;
   /** Census parameters, from validated settings. */
   params(settings: string): string;
+  /** Password bound in UTF-8 bytes for a family whose loop costs rounds × length; absent: the global one. */
+  maxPasswordBytes?: number;
 }
 
 /**
@@ -83,9 +95,11 @@ export interface FastSchemeSpec {
  * export const md5Scheme = fastScheme({ id: "md5", identify, split, derive, params: () => "" });
  */
 export function fastScheme(spec: FastSchemeSpec): PasswordScheme {
+  const bound = spec.maxPasswordBytes;
   return {
     id: spec.id,
-    wrap: { split: spec.split, derive: spec.derive, params: spec.params },
+    wrap: { split: spec.split, derive: spec.derive, params: spec.params, maxPasswordBytes: bound },
+    maxPasswordBytes: bound === undefined ? undefined : () => bound,
     identify: spec.identify,
     parse: (hash: string) => spec.split(hash),
     async verify(password: string, hash: string): Promise<boolean> {

@@ -39,6 +39,8 @@ export function scryptSchemes(limits: HashLimits): PasswordScheme[] {
     checkBound("scrypt ln", log2N, 1, limits.scryptMaxLog2N);
     checkBound("scrypt r", r, 1, limits.scryptMaxR);
     checkBound("scrypt p", p, 1, limits.scryptMaxP);
+    // RFC 7914 §2: N must be less than 2^(128·r/8) = 2^(16·r); node:crypto throws on verify otherwise.
+    if (log2N >= 16 * r) throw new UnsupportedHashError(`scrypt ln ${log2N} must be below 16·r = ${16 * r} (RFC 7914: N < 2^(128·r/8))`);
     // scrypt allocates 128 · N · r bytes: the bound that keeps a hostile hash from taking gigabytes.
     checkBound("scrypt memory (128·N·r bytes)", 128 * 2 ** log2N * r, 0, limits.scryptMaxMemory);
     const salt = decodeB64NoPad(m[4]!);
@@ -56,8 +58,15 @@ export function scryptSchemes(limits: HashLimits): PasswordScheme[] {
       async verify(password: string, hash: string): Promise<boolean> {
         const s = parse(hash);
         const N = 2 ** s.log2N;
-        // maxmem is node:crypto's own guard; give it our bound plus slack for its estimate.
-        const key = await scryptAsync(password, s.salt, s.hash.length, { N, r: s.r, p: s.p, maxmem: limits.scryptMaxMemory + 16 * 1024 * 1024 });
+        let key: Buffer;
+        try {
+          // maxmem is node:crypto's own guard; give it our bound plus slack for its estimate.
+          key = await scryptAsync(password, s.salt, s.hash.length, { N, r: s.r, p: s.p, maxmem: limits.scryptMaxMemory + 16 * 1024 * 1024 });
+        } catch (error) {
+          // A parameter rule we do not check (or a bound overridden past node's) is still a hash we
+          // cannot verify: the documented UnsupportedHashError, never node's RangeError.
+          throw new UnsupportedHashError("node:crypto refused the scrypt parameters", { cause: error });
+        }
         return timingSafeEqual(key, s.hash);
       },
       needsRehash(hash: string, policy: RehashPolicy): boolean {

@@ -44,6 +44,8 @@ export function wrappedScheme(lookup: (id: SchemeId) => PasswordScheme | undefin
     id: "bulwark-wrapped",
     identify: (hash: string): boolean => hash.startsWith(WRAP_PREFIX),
     parse,
+    // The inner scheme's bound: a wrapped sha512-crypt still runs its rounds × length loop.
+    maxPasswordBytes: (hash: string): number => parse(hash).inner.wrap!.maxPasswordBytes ?? limits.maxPasswordBytes,
     async verify(password: string, hash: string): Promise<boolean> {
       const w = parse(hash);
       const legacy = await w.inner.wrap!.derive(password, w.settings);
