@@ -134,3 +134,36 @@ test("--utc-offset reads zone-less stamps in that zone (evidence times are UTC)"
   const out = JSON.parse(r.stdout) as { findings: Array<{ id: string; evidence: Record<string, unknown> }> };
   assert.equal(out.findings.find((f) => f.id === "authlog.success-after-failures")?.evidence["at"], "2014-03-14T14:02:41.000Z");
 });
+
+test("a botnet that never got in is reported per user, and the admin's key login afterwards is no compromise", () => {
+  // Seed 001 without the success: 400 root passwords from 200 addresses over five hours, then the
+  // admin logs in with a key from an address that never failed.
+  const log: string[] = [];
+  for (let i = 0; i < 400; i++) {
+    const s = i * 45;
+    const stamp = `Jan 14 ${String(4 + Math.floor(s / 3600)).padStart(2, "0")}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+    log.push(`${stamp} srv sshd[${1000 + i}]: Failed password for root from 198.51.100.${1 + (i % 200)} port ${40000 + i} ssh2`);
+  }
+  log.push("Jan 14 09:30:00 srv sshd[9999]: Accepted publickey for root from 192.0.2.10 port 50000 ssh2: ED25519 SHA256:Zm9vYmFy");
+  const file = join(dir, "botnet.log");
+  writeFileSync(file, `${log.join("\n")}\n`);
+  const r = bulwark(["check", "authlog", file, "--year", "2025", "--json", "--fail-on", "medium"]);
+  assert.equal(r.code, 1, r.stderr);
+  const out = JSON.parse(r.stdout) as { findings: Array<{ id: string; severity: string; evidence: Record<string, unknown> }>; offenders: string[] };
+  assert.deepEqual(out.offenders, []);
+  assert.deepEqual(out.findings.map((f) => [f.id, f.severity]), [["authlog.root-login", "medium"], ["authlog.user-brute-force", "medium"]]);
+  assert.equal(out.findings.find((f) => f.id === "authlog.user-brute-force")?.evidence["failures"], 400);
+  assert.equal(bulwark(["check", "authlog", file, "--year", "2025"]).code, 0, "nothing at or above high");
+});
+
+test("counts the failures rsyslog folds into 'message repeated N times' lines", () => {
+  const file = join(dir, "repeated.log");
+  writeFileSync(file, [
+    "Jan 14 04:00:01 srv sshd[100]: Failed password for root from 198.51.100.7 port 5000 ssh2",
+    "Jan 14 04:00:09 srv sshd[100]: message repeated 5 times: [ Failed password for root from 198.51.100.7 port 5000 ssh2]",
+  ].join("\n") + "\n");
+  const r = bulwark(["check", "authlog", file, "--year", "2025", "--json", "--fail-on", "none"]);
+  const out = JSON.parse(r.stdout) as { stats: { failures: number }; offenders: string[] };
+  assert.equal(out.stats.failures, 6);
+  assert.deepEqual(out.offenders, ["198.51.100.7"]);
+});

@@ -131,6 +131,13 @@ describe("bulwark check files", () => {
     assert.match(notBaseline.stderr, /not a Bulwark files baseline/);
     assert.equal(bulwark("check", "files", "--compare", baseline, "--concurrency", "0").code, 2);
   });
+
+  it("--compare given a directory exits 2 naming it (was: internal error EISDIR, exit 3)", () => {
+    const r = bulwark("check", "files", "--compare", tree);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`cannot read the baseline ${tree.replaceAll("/", "\\/")}: it is a directory`));
+    assert.doesNotMatch(r.stderr, /internal error/);
+  });
 });
 
 describe("bulwark check downloads", () => {
@@ -168,6 +175,22 @@ describe("bulwark check downloads", () => {
     const out = JSON.parse(r.stdout) as { ok: number; findings: JSONFinding[] };
     assert.equal(out.ok, 0);
     assert.deepEqual(out.findings.map((x) => x.id), ["downloads.path-traversal"]);
+  });
+
+  it("--ignore-missing verifies the one image downloaded from a SHA256SUMS of two, exit 0, and says how many were absent", () => {
+    // False alarm: "sha256sum -c --ignore-missing SHA256SUMS" passes here; we exited 1 with downloads.missing.
+    const iso = join(root, "iso");
+    mkdirSync(iso, { recursive: true });
+    writeFileSync(join(iso, "desktop.iso"), "iso-desktop\n");
+    writeFileSync(join(iso, "SHA256SUMS"), `${sha("iso-desktop\n")} *desktop.iso\n${sha("iso-server\n")} *server.iso\n`);
+    assert.equal(bulwark("check", "downloads", join(iso, "SHA256SUMS")).code, 1);
+    const r = bulwark("check", "downloads", join(iso, "SHA256SUMS"), "--ignore-missing");
+    assert.equal(r.code, 0, r.stdout);
+    assert.match(r.stdout, /1 of 2 listed file\(s\) verified in .*; 1 listed but absent \(--ignore-missing\)/);
+    const json = JSON.parse(bulwark("check", "downloads", join(iso, "SHA256SUMS"), "--ignore-missing", "--json").stdout) as { ok: number; missingIgnored: number; findings: JSONFinding[] };
+    assert.deepEqual([json.ok, json.missingIgnored, json.findings], [1, 1, []]);
+    writeFileSync(join(iso, "desktop.iso"), "tampered\n");
+    assert.equal(bulwark("check", "downloads", join(iso, "SHA256SUMS"), "--ignore-missing").code, 1, "a present file is still verified");
   });
 
   it("exits 2 when the file holds no checksum line or does not exist", () => {

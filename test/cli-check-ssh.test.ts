@@ -156,12 +156,76 @@ describe("bulwark check ssh", () => {
   });
 
   test("--cross-check reports what sshd refuses although Bulwark accepts it (values we do not evaluate)", { skip: sshdUsable ? false : "sshd not installed" }, async () => {
-    const config = file("unvalidated.conf", "PermitRootLogin no\nAuthenticationMethods frobnicate\n");
+    const config = file("unvalidated.conf", "PermitRootLogin no\nStreamLocalBindMask 9999\n");
     const run = await bulwark(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "medium"]);
     assert.equal(run.code, 1, run.stderr);
     const cross = (JSON.parse(run.stdout) as Output).findings.filter((f) => f.id === "ssh.cross-check");
     assert.equal(cross.length, 1);
     assert.match(cross[0]?.title ?? "", /sshd -T rejected a configuration Bulwark accepted/);
+  });
+
+  test("a root login with a password allowed by a Match block inside an Include inside another Match block exits 1", async () => {
+    // Missed attack: only MaxAuthTries (low) was reported and the exit code was 0.
+    mkdirSync(join(dir, "nested", "inc"), { recursive: true });
+    writeFileSync(join(dir, "nested", "inc", "admin.conf"), "Match Address 203.0.113.0/24\n  PermitRootLogin yes\n  PasswordAuthentication yes\n");
+    const config = file("nested/sshd_config", "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nMatch User root\n  Include inc/admin.conf\n");
+    const run = await bulwark(["check", "ssh", "--config", config, "--include-base", join(dir, "nested"), "--json"]);
+    assert.equal(run.code, 1, run.stderr);
+    const out = JSON.parse(run.stdout) as Output;
+    const root = out.findings.find((f) => f.id === "ssh.root-login");
+    assert.equal(root?.severity, "critical");
+    assert.equal(root?.title, "root login allowed for User root and Address 203.0.113.0/24");
+    assert.equal(out.findings.find((f) => f.id === "ssh.password-authentication")?.severity, "high");
+    const conn = await bulwark(["check", "ssh", "--config", config, "--include-base", join(dir, "nested"), "--match", "user=root,host=h,addr=203.0.113.5", "--json"]);
+    assert.equal(conn.code, 1, conn.stderr);
+    assert.equal((JSON.parse(conn.stdout) as Output).effective["permitrootlogin"], "yes");
+  });
+
+  test("the nested Match block is evaluated as sshd -T -C evaluates it", { skip: sshdUsable ? false : "sshd not installed" }, async () => {
+    mkdirSync(join(dir, "nested2"), { recursive: true });
+    writeFileSync(join(dir, "nested2", "admin.conf"), "Match Address 203.0.113.0/24\n  PermitRootLogin yes\n  PasswordAuthentication yes\n");
+    const config = file("nested2/sshd_config", `PermitRootLogin no\nPasswordAuthentication no\nMatch User root\n  Include ${join(dir, "nested2", "admin.conf")}\n`);
+    for (const spec of ["user=root,host=h,addr=203.0.113.5", "user=root,host=h,addr=192.0.2.1", "user=bob,host=h,addr=203.0.113.5"]) {
+      const run = await bulwark(["check", "ssh", "--config", config, "--match", spec, "--cross-check", "--json", "--fail-on", "none"]);
+      assert.equal(run.code, 0, run.stderr);
+      const out = JSON.parse(run.stdout) as Output;
+      assert.deepEqual(out.findings.filter((f) => f.id === "ssh.cross-check"), [], spec);
+      assert.equal(out.effective["permitrootlogin"], spec === "user=root,host=h,addr=203.0.113.5" ? "yes" : "no", spec);
+    }
+  });
+
+  const MOZILLA =
+    "# Mozilla OpenSSH guidelines (modern)\nKexAlgorithms curve25519-sha256@libssh.org,ecdh-sha2-nistp521,ecdh-sha2-nistp384,ecdh-sha2-nistp256,diffie-hellman-group-exchange-sha256\n" +
+    "Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr\n" +
+    "MACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-512,hmac-sha2-256,umac-128@openssh.com\n" +
+    "AuthenticationMethods publickey\nLogLevel VERBOSE\nSubsystem sftp  /usr/lib/ssh/sftp-server -f AUTHPRIV -l INFO\nPermitRootLogin No\nUsePrivilegeSeparation sandbox\n";
+
+  test("Mozilla's hardened configuration (AuthenticationMethods publickey, no PasswordAuthentication line) raises no password finding", async () => {
+    // False alarm: high ssh.password-authentication and low ssh.kbd-interactive for a keys-only server.
+    const config = file("mozilla.conf", MOZILLA);
+    const run = await bulwark(["check", "ssh", "--config", config, "--json", "--fail-on", "low"]);
+    const out = JSON.parse(run.stdout) as Output;
+    assert.equal(out.effective["authenticationmethods"], "publickey");
+    assert.deepEqual(out.findings.map((f) => f.id), ["ssh.max-auth-tries"]);
+    const rootYes = file("mozilla-root.conf", MOZILLA.replace("PermitRootLogin No", "PermitRootLogin yes"));
+    const root = (JSON.parse((await bulwark(["check", "ssh", "--config", rootYes, "--json"])).stdout) as Output).findings.find((f) => f.id === "ssh.root-login");
+    assert.equal(root?.severity, "low", "root can only use a key");
+  });
+
+  test("Mozilla's configuration: AuthenticationMethods is evaluated as sshd -T does", { skip: sshdUsable ? false : "sshd not installed" }, async () => {
+    const config = file("mozilla-cross.conf", `${MOZILLA}Match Address 10.0.0.0/8\n  AuthenticationMethods publickey,keyboard-interactive:pam publickey,password\n`);
+    for (const extra of [[], ["--match", "user=alice,host=h,addr=10.1.2.3"], ["--match", "user=alice,host=h,addr=192.0.2.1"]]) {
+      const run = await bulwark(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "none", ...extra]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual((JSON.parse(run.stdout) as Output).findings.filter((f) => f.id === "ssh.cross-check"), [], extra.join(" "));
+    }
+  });
+
+  test("an AuthenticationMethods value sshd refuses exits 2 naming the file and line", async () => {
+    const config = file("bad-methods.conf", "PermitRootLogin no\nAuthenticationMethods frobnicate\n");
+    const run = await bulwark(["check", "ssh", "--config", config]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /bad-methods\.conf line 2: invalid AuthenticationMethods method list/);
   });
 
   if (!sshdUsable) process.stderr.write("\n*** SKIPPING bulwark check ssh --cross-check tests: sshd (openssh-server) is not installed ***\n\n");

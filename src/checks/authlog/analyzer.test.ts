@@ -183,3 +183,73 @@ test("with a given year, a second file continues the first one's calendar across
   a.line("Jan  1 00:01:00 web sshd[2]: Invalid user a from 203.0.113.9 port 1", 1);
   assert.deepEqual(times, ["2019-12-31T23:59:00.000Z", "2020-01-01T00:01:00.000Z"]);
 });
+
+/** Seed 001 without the success: root guessed from 200 addresses, two tries each, over five hours. */
+function botnet(): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < 400; i++) lines.push(failed(T0 + i * 45_000, `198.51.100.${1 + (i % 200)}`));
+  return lines;
+}
+
+// ASVS 6.3.1: a password brute force spread over a botnet is detected even when no login follows.
+test("a distributed brute force on root with no success (400 failures from 200 addresses over 5 h) is reported", () => {
+  const r = run(botnet());
+  assert.equal(r.offenders.length, 0, "no single address reaches the threshold");
+  const findings = authLogFindings(r);
+  const f = findings.find((x) => x.id === "authlog.user-brute-force");
+  assert.equal(f?.severity, "medium");
+  assert.match(f?.title ?? "", /SSH brute force against user root: 400 failures/);
+  const ev = f?.evidence as { user: string; failures: number; firstAttack: string; lastAttack: string; firstAttackLine: { line: number }; sourcesTruncated: boolean };
+  assert.equal(ev.user, "root");
+  assert.equal(ev.failures, 400);
+  assert.equal(ev.firstAttack, new Date(T0 + 4 * 45_000).toISOString());
+  assert.equal(ev.lastAttack, new Date(T0 + 399 * 45_000).toISOString());
+  assert.equal(ev.firstAttackLine.line, 5);
+  assert.equal(ev.sourcesTruncated, true);
+  assert.deepEqual(findings.filter((x) => x.id !== "authlog.user-brute-force"), []);
+});
+
+test("failures for a user that stay under the threshold, or for unknown user names, are no user brute force", () => {
+  assert.deepEqual(authLogFindings(run([0, 151, 302, 453, 604].map((s) => failed(T0 + s * 1000, `198.18.0.${s % 200}`, "alice")))), []);
+  const invalid = Array.from({ length: 20 }, (_, i) => `${at(T0 + i * 1000)} web sshd[${++pid}]: Failed password for invalid user oracle from 198.18.1.${i} port 1 ssh2`);
+  assert.deepEqual(authLogFindings(run(invalid)).map((f) => f.id), []);
+});
+
+test("after a botnet attack on root, the admin's key login from an address that never failed is not a compromise", () => {
+  // False alarm: this was a critical authlog.success-after-failures.
+  const findings = authLogFindings(run([...botnet(), accepted(T0 + 5 * 3600_000 + 30 * 60_000, "192.0.2.10", "root", "publickey")]));
+  assert.deepEqual(findings.filter((f) => f.id === "authlog.success-after-failures"), []);
+  assert.deepEqual(findings.find((f) => f.id === "authlog.root-login")?.severity, "medium");
+  // A password (or keyboard-interactive) login by the attacked user, from anywhere, still is.
+  for (const method of ["password", "keyboard-interactive/pam"]) {
+    const after = authLogFindings(run([...botnet(), accepted(T0 + 5 * 3600_000 + 30 * 60_000, "192.0.2.10", "root", method)]));
+    assert.equal(after.find((f) => f.id === "authlog.success-after-failures")?.severity, "critical", method);
+  }
+});
+
+test("rsyslog's 'message repeated N times' lines count N more failures", () => {
+  // Missed attack: Ubuntu's rsyslog ($RepeatedMsgReduction on) folds one connection's tries into one line.
+  const lines = [
+    "Jan 14 04:00:01 srv sshd[100]: Failed password for root from 198.51.100.7 port 5000 ssh2",
+    "Jan 14 04:00:09 srv sshd[100]: message repeated 5 times: [ Failed password for root from 198.51.100.7 port 5000 ssh2]",
+    "Jan 14 04:00:10 srv sshd[100]: error: maximum authentication attempts exceeded for root from 198.51.100.7 port 5000 ssh2 [preauth]",
+  ];
+  const matches: number[] = [];
+  const r = run(lines, { onFailure: (m) => matches.push(m.line) });
+  assert.equal(r.stats.failures, 7);
+  assert.deepEqual(matches, [1, 2, 2, 2, 2, 2, 3]);
+  assert.equal(r.stats.byKind["failed-password"], 6);
+  assert.deepEqual(r.offenders.map((o) => o.address), ["198.51.100.7"]);
+  assert.equal(r.offenders[0]?.failures, 7);
+});
+
+test("a repeated line keeps sshd's prefixes inside the brackets and bounds a forged count", () => {
+  const r = run([
+    "Jan 14 04:00:09 srv sshd[100]: message repeated 2 times: [ error: maximum authentication attempts exceeded for root from 198.51.100.8 port 5000 ssh2 [preauth]]",
+    "Jan 14 04:00:10 srv sshd[101]: message repeated 4294967295 times: [ Failed password for root from 198.51.100.9 port 5001 ssh2]",
+    "Jan 14 04:00:11 srv sshd[102]: message repeated 3 times: [ Failed password for root from 198.51.100.10 port 5002 ssh2",
+  ]);
+  assert.equal(r.stats.byKind["max-auth-attempts"], 2);
+  assert.equal(r.stats.byKind["failed-password"], 1000, "counts above 1000 are read as 1000");
+  assert.equal(r.stats.failures, 1002, "a line without its closing bracket is not unwrapped");
+});

@@ -4,7 +4,7 @@
 import { ConnectionTracker, detach } from "./connection-tracker.ts";
 import { AuthLogOptionError } from "./errors.ts";
 import { isPasswordMethod } from "./findings.ts";
-import { classifySshdMessage, messageStart, type SshdEvent } from "./sshd-messages.ts";
+import { classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
 import { splitLine, type SshdLine } from "./syslog-line.ts";
 import { emptyStamp, YearResolver } from "./timestamp.ts";
 import type { AuthLogOptions, AuthLogResult, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
@@ -147,14 +147,20 @@ export class AuthLogAnalyzer {
     const t = this.#years.resolve(parsed.stamp);
     if (shape === "other") return;
     stats.sshdLines++;
-    const at = messageStart(text, parsed.messageAt);
-    const event = classifySshdMessage(at === 0 ? text : text.slice(at));
+    // "message repeated 5 times: [ Failed password …]" stands for five more of that message: an
+    // rsyslog with $RepeatedMsgReduction on would otherwise hide most of a brute force.
+    const repeated = repeatedMessage(text, parsed.messageAt);
+    const at = messageStart(text, repeated === null ? parsed.messageAt : repeated.start);
+    const end = repeated === null ? text.length : repeated.end;
+    const event = classifySshdMessage(at === 0 && end === text.length ? text : text.slice(at, end));
     if (event === null) return;
-    stats.events++;
-    this.#byKind.set(event.kind, (this.#byKind.get(event.kind) ?? 0) + 1);
-    const charged = this.#connections.apply(parsed.connection, event);
-    if (charged !== null) this.#failure(charged, event, t, lineNo);
-    if (event.effect === "gained" && event.address !== null && event.user) this.#success(event, t, lineNo);
+    for (let n = repeated === null ? 1 : repeated.count; n > 0; n--) {
+      stats.events++;
+      this.#byKind.set(event.kind, (this.#byKind.get(event.kind) ?? 0) + 1);
+      const charged = this.#connections.apply(parsed.connection, event);
+      if (charged !== null) this.#failure(charged, event, t, lineNo);
+      if (event.effect === "gained" && event.address !== null && event.user) this.#success(event, t, lineNo);
+    }
   }
 
   #failure(address: string, event: SshdEvent, t: number, lineNo: number): void {
@@ -244,7 +250,10 @@ export class AuthLogAnalyzer {
     const src = this.#sources.get(address);
     const fromOffender = src !== undefined && src.offenderSinceMs <= t;
     const rec = this.#users.get(user);
-    const targeted = rec !== undefined && rec.attackLastMs <= t + 1000 && t - rec.attackLastMs <= this.#compromiseWindowMs;
+    // A brute force on the user explains only a login with a guessable secret: after a botnet has
+    // hammered root's password, the admin's own key login from an address that never failed is not
+    // its fruit (an address that failed is suspect whatever the method, see fromOffender).
+    const targeted = rec !== undefined && isPasswordMethod(record.method) && rec.attackLastMs <= t + 1000 && t - rec.attackLastMs <= this.#compromiseWindowMs;
     if (!fromOffender && !targeted) return;
     const key = `${address}\u0000${user}`;
     const seen = this.#compromises.get(key);
@@ -261,12 +270,14 @@ export class AuthLogAnalyzer {
   /** Ends the analysis and returns offenders, suspicious logins and counters. */
   finish(): AuthLogResult {
     const offenders = [...this.#sources.values()].filter((s) => s.bans > 0).sort((a, b) => b.failures - a.failures || a.firstMs - b.firstMs);
+    const attackedUsers = [...this.#users.values()].filter((u) => !Number.isNaN(u.attackFirstMs)).sort((a, b) => b.failures - a.failures || a.attackFirstMs - b.attackFirstMs);
     this.stats.byKind = Object.fromEntries([...this.#byKind].sort((a, b) => b[1] - a[1]));
     return {
       stats: this.stats,
       maxRetry: this.maxRetry,
       findTimeMs: this.findTimeMs,
       offenders,
+      attackedUsers,
       compromises: [...this.#compromises.values()],
       rootLogins: this.#rootLogins,
     };

@@ -1,8 +1,9 @@
 // Turns the analysis into Findings (ids are a public contract): authlog.brute-force per offender,
-// authlog.success-after-failures (compromise suspected), authlog.root-login.
+// authlog.user-brute-force per attacked user, authlog.success-after-failures (compromise suspected),
+// authlog.root-login.
 import type { Finding } from "../finding.ts";
 import { addressFamily } from "./address.ts";
-import type { AuthLogResult, LineRef, SourceRecord, SuccessRecord } from "./types.ts";
+import type { AuthLogResult, LineRef, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 
 /**
  * Log text is attacker-controlled: control characters would reach a terminal as escapes, so they
@@ -71,6 +72,37 @@ function bruteForce(s: SourceRecord, result: AuthLogResult): Finding {
     remediation:
       "Block the address (bulwark check authlog FILE --format nft > offenders.nft; nft -f offenders.nft), run fail2ban or " +
       "sshguard, and turn PasswordAuthentication off in favour of keys.",
+  };
+}
+
+/**
+ * A user attacked from anywhere: a botnet that spreads its guesses over hundreds of addresses keeps
+ * every address under the per-address threshold, yet the account took maxRetry failures within the
+ * window (seed 001: root, five hours). Reported whether or not a login followed.
+ */
+function userBruteForce(u: UserRecord, result: AuthLogResult): Finding {
+  const user = printable(u.user);
+  const sources = `${u.sources.size}${u.moreSources ? "+" : ""}`;
+  return {
+    id: "authlog.user-brute-force",
+    severity: "medium",
+    title: `SSH brute force against user ${user}: ${u.failures} failures from ${sources} address(es)`,
+    detail:
+      `${u.failures} failed SSH logins for ${user} from ${sources} address(es); ${result.maxRetry} failures within ` +
+      `${formatDuration(result.findTimeMs)} were first reached at ${iso(u.attackFirstMs)} (${where(u.firstAttackAt)}), last at ${iso(u.attackLastMs)}. ` +
+      "Blocking single addresses does not stop an attack spread over many.",
+    evidence: {
+      user,
+      failures: u.failures,
+      firstAttack: iso(u.attackFirstMs),
+      lastAttack: iso(u.attackLastMs),
+      firstAttackLine: u.firstAttackAt,
+      sources: [...u.sources],
+      sourcesTruncated: u.moreSources,
+    },
+    remediation:
+      `Make sure ${user} cannot log in with a password (PasswordAuthentication no, PermitRootLogin no or prohibit-password; ` +
+      "bulwark check ssh), check that no login for it followed, and rate-limit SSH (MaxStartups, a firewall limit).",
   };
 }
 
@@ -156,5 +188,6 @@ export function authLogFindings(result: AuthLogResult): Finding[] {
   if (s.rootPasswordLogins > 0) findings.push(rootLogin(byPassword, s.rootPasswordLogins, true));
   if (s.rootLogins > s.rootPasswordLogins) findings.push(rootLogin(byKey, s.rootLogins - s.rootPasswordLogins, false));
   for (const s of result.offenders) findings.push(bruteForce(s, result));
+  for (const u of result.attackedUsers) findings.push(userBruteForce(u, result));
   return findings;
 }

@@ -157,6 +157,39 @@ export function messageStart(m: string, i: number): number {
   return i;
 }
 
+/** rsyslog's "$RepeatedMsgReduction" wrapper (on in Ubuntu's default rsyslog.conf). */
+const REPEATED = "message repeated ";
+/**
+ * A larger count is read as this many: one sshd connection logs at most MaxAuthTries failures, and
+ * rsyslog merges only identical consecutive messages of one process, so real counts stay far below;
+ * the bound keeps a forged line from costing more than this many updates.
+ */
+export const MAX_REPEAT = 1000;
+
+/**
+ * rsyslog replaces identical consecutive messages of one process with
+ * "message repeated N times: [ MSG]" (its format "message repeated %d times: [%.800s]", MSG keeping
+ * its leading space). Returns where MSG starts and ends in `m` and N (capped at MAX_REPEAT), or null
+ * when the message at `i` is not such a line. The first copy was logged normally: the N are more.
+ *
+ * @example
+ * repeatedMessage("message repeated 5 times: [ Failed password for root from 192.0.2.7 port 22 ssh2]", 0); // { start: 28, end: 80, count: 5 }
+ */
+export function repeatedMessage(m: string, i: number): { start: number; end: number; count: number } | null {
+  if (m.charCodeAt(i) !== 109 /* m */ || !m.startsWith(REPEATED, i)) return null;
+  let j = i + REPEATED.length;
+  const digits = j;
+  while (j - digits < 10 && m.charCodeAt(j) >= 48 && m.charCodeAt(j) <= 57) j++;
+  if (j === digits || !m.startsWith(" times: [", j)) return null;
+  const count = Math.min(Number(m.slice(digits, j)), MAX_REPEAT);
+  let end = m.length;
+  while (end > j && (m.charCodeAt(end - 1) === 32 || m.charCodeAt(end - 1) === 9)) end--;
+  if (m.charCodeAt(end - 1) !== 93 /* ] */ || count < 1) return null;
+  let start = j + 9;
+  while (m.charCodeAt(start) === 32) start++;
+  return start < end - 1 ? { start, end: end - 1, count } : null;
+}
+
 /**
  * Classifies one sshd message (without the syslog prefix). Returns null for messages that say
  * nothing about authentication (session opened, Postponed publickey, …).

@@ -101,6 +101,8 @@ export interface AuthLogResult {
   maxRetry: number;
   findTimeMs: number;
   offenders: SourceRecord[];
+  /** Existing users whose failures reached maxRetry within findTimeMs, from any number of addresses. */
+  attackedUsers: UserRecord[];
   compromises: SuccessRecord[];
   rootLogins: SuccessRecord[];
 }

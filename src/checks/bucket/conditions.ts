@@ -85,6 +85,18 @@ function canMatchForeign(key: string, value: string): boolean {
     return account === undefined || hasWildcard(account);
   }
   if (key.endsWith("orgpaths")) return hasWildcard(value.split("/")[0] ?? "");
+  if (key === "aws:userid") {
+    // AWS sets aws:userid (IAM User Guide, "Request information that you can use in policy
+    // variables") to: an IAM user's unique id (AIDA…); "role-id:session-name" for a role session
+    // (AROA…:name, an EC2 instance role's "role-id:i-…"); "account-id:name" for a federated user
+    // (GetFederationToken); the account id for the root user; "anonymous" when unsigned. What comes
+    // before the first ':' is always an id AWS assigns to the caller's own user, role or account;
+    // the caller picks only what follows (the session or federated name). So "AROAEXAMPLEID:*"
+    // (one role's sessions; S3's "the meaning of public" treats the AROLEID:* pattern as fixed) can
+    // match no foreign caller, while "AROA*" or "*:admin" can.
+    const colon = value.indexOf(":");
+    return hasWildcard(colon < 0 ? value : value.slice(0, colon));
+  }
   return true;
 }
 

@@ -128,9 +128,29 @@ for (const [name, condition] of [
   });
 }
 
-test("an aws:userid role pattern AROLEID:* is not a fixed value (AWS counts it public): any account may read", () => {
-  // Anonymous callers have aws:userid "anonymous", which the pattern cannot match.
-  assert.deepEqual(ids(run([allow({ Condition: { StringLike: { "aws:userid": "AROAEXAMPLEROLE:*" } } })]).findings), ["bucket.any-aws-account-read"]);
+test("an aws:userid role pattern AROLEID:* pins the caller to one role's sessions: no account-wide exposure", () => {
+  // The part before ":" is the role's unique id, assigned by AWS; a foreign caller's aws:userid
+  // starts with its own user, role or account id. Anonymous callers have aws:userid "anonymous".
+  assert.deepEqual(ids(run([allow({ Condition: { StringLike: { "aws:userid": "AROAEXAMPLEROLE:*" } } })]).findings), []);
+});
+
+test("an aws:userid pattern with a wildcard before the ':' can match any account's callers", () => {
+  for (const value of ["AROA*", "*:admin", "AROA?XAMPLEROLE:*"]) {
+    assert.deepEqual(ids(run([allow({ Condition: { StringLike: { "aws:userid": value } } })]).findings), ["bucket.any-aws-account-read"], value);
+  }
+});
+
+test("AWS's 'restrict to one role' Deny (StringNotLike aws:userId role:* and the account) cancels an Allow to everyone", () => {
+  // False alarm: the Deny was not credited, leaving critical any-aws-account read and a conflict.
+  const statements = [
+    allow({ Sid: "PublicGet" }),
+    deny({ Sid: "OnlyTheRole", Resource: [B, `${B}/*`], Condition: { StringNotLike: { "aws:userId": ["AROAEXAMPLEID:*", OWNER] } } }),
+  ];
+  const { findings } = run(statements);
+  assert.deepEqual(ids(findings), []);
+  // A Deny whose exception wildcards the role id might spare a foreign caller: it is not credited.
+  const loose = run([allow({}), deny({ Condition: { StringNotLike: { "aws:userId": ["AROA*:*", OWNER] } } })]).findings;
+  assert.deepEqual(ids(loose), ["bucket.any-aws-account-read", "bucket.conflicting-statements"]);
 });
 
 test("a principal-tag condition keeps anonymous callers out but not other accounts (they set their own tags)", () => {

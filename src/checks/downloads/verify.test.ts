@@ -1,6 +1,7 @@
 // verifyDownloads: the coreutils vectors verify end to end; mismatches, missing files and
 // malformed lines become findings; a file without any checksum line is a clear input error.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -78,5 +79,44 @@ describe("verifyDownloads", () => {
     await assert.rejects(verifyDownloads({ sums }), { code: "BULWARK_ERR_DOWNLOADS_SUMS", message: /no SHA-256 checksum lines/ });
     await assert.rejects(verifyDownloads({ sums: join(dir, "absent.sums") }), { code: "BULWARK_ERR_DOWNLOADS_SUMS" });
     await assert.rejects(verifyDownloads({ sums, dir: join(dir, "no-such-dir") }), { code: "BULWARK_ERR_DOWNLOADS_DIR" });
+  });
+
+  describe("ignoreMissing (sha256sum -c --ignore-missing)", () => {
+    const sha = (text: string): string => createHash("sha256").update(text).digest("hex");
+    let rel: string;
+    before(() => {
+      rel = join(dir, "iso");
+      mkdirSync(join(rel, "server.iso"), { recursive: true });
+      writeFileSync(join(rel, "desktop.iso"), "iso-desktop\n");
+    });
+
+    it("verifies the one ISO downloaded from a SHA256SUMS listing two, without a missing finding", async () => {
+      // False alarm: the standard "verify only what I downloaded" exited 1 with high downloads.missing.
+      const sums = join(rel, "SHA256SUMS");
+      writeFileSync(sums, `${sha("iso-desktop\n")} *desktop.iso\n${sha("iso-arm\n")} *arm64.iso\n`);
+      const r = await verifyDownloads({ sums, ignoreMissing: true });
+      assert.deepEqual(r.findings, []);
+      assert.deepEqual([r.entries, r.ok, r.missingIgnored], [2, 1, 1]);
+      const plain = await verifyDownloads({ sums });
+      assert.deepEqual([plain.findings.map((f) => f.id), plain.missingIgnored], [["downloads.missing"], 0]);
+    });
+
+    it("still reports a tampered file, and a listed name that is a directory", async () => {
+      const sums = join(rel, "SUMS-tampered");
+      writeFileSync(sums, `${sha("iso-desktop-original\n")} *desktop.iso\n${sha("x")} *server.iso\n${sha("y")} *absent.iso\n`);
+      const r = await verifyDownloads({ sums, ignoreMissing: true });
+      assert.deepEqual(r.findings.map((f) => `${f.id}/${f.severity}`), ["downloads.mismatch/critical", "downloads.missing/high"]);
+      assert.deepEqual((r.findings[1]?.evidence["items"] as Array<{ name: string }>).map((i) => i.name), ["server.iso"]);
+      assert.equal(r.missingIgnored, 1);
+    });
+
+    it("reports the absent files when none of them is present, as sha256sum fails with \"no file was verified\"", async () => {
+      const sums = join(rel, "SUMS-elsewhere");
+      writeFileSync(sums, `${sha("a")} *a.iso\n${sha("b")} *b.iso\n`);
+      const r = await verifyDownloads({ sums, ignoreMissing: true });
+      assert.deepEqual(r.findings.map((f) => f.id), ["downloads.missing"]);
+      assert.equal(r.findings[0]?.evidence["count"], 2);
+      assert.equal(r.missingIgnored, 0);
+    });
   });
 });

@@ -19,6 +19,12 @@ export interface VerifyDownloadsOptions {
   sums: string;
   /** Directory the names are relative to; default: the checksum file's own directory. */
   dir?: string;
+  /**
+   * Listed files that do not exist are counted, not reported (sha256sum -c --ignore-missing): for
+   * a SHA256SUMS that covers every image of a release when only one was downloaded. When none of
+   * the listed files exists, they are reported anyway, as sha256sum fails with "no file was verified".
+   */
+  ignoreMissing?: boolean;
 }
 
 export interface VerifyDownloadsResult {
@@ -28,6 +34,8 @@ export interface VerifyDownloadsResult {
   /** Files whose SHA-256 matched. */
   ok: number;
   okNames: string[];
+  /** Listed files absent and not reported because of ignoreMissing. */
+  missingIgnored: number;
   findings: Finding[];
 }
 
@@ -108,6 +116,17 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
   let entries = 0;
   let ok = 0;
   const okNames: string[] = [];
+  // Absent files set aside under ignoreMissing, and whether any listed file could be read at all.
+  const absent: Array<Record<string, unknown>> = [];
+  let absentCount = 0;
+  let read = 0;
+  const missing = (item: Record<string, unknown>, code: string | undefined): void => {
+    // Only a name that does not exist is ignored; a directory or a dangling path component is not.
+    if (options.ignoreMissing === true && code === "ENOENT") {
+      absentCount++;
+      if (absent.length < EVIDENCE_LIMIT) absent.push(item);
+    } else add("downloads.missing", code === undefined || code === "ENOENT" ? item : { ...item, reason: code });
+  };
 
   try {
     for await (const parsed of parseSums(stream)) {
@@ -127,8 +146,8 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
       let real: string;
       try {
         real = await realpath(target);
-      } catch {
-        add("downloads.missing", item);
+      } catch (error) {
+        missing(item, (error as NodeJS.ErrnoException).code);
         continue;
       }
       // A symlink inside the directory may still lead out of it.
@@ -142,9 +161,13 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
         hashes.set(real, result);
       }
       if ("error" in result) {
-        if (result.error === "not a regular file" || result.error === "ENOENT") add("downloads.missing", { ...item, reason: result.error });
+        if (result.error === "ENOENT") missing(item, "ENOENT");
+        else if (result.error === "not a regular file") add("downloads.missing", { ...item, reason: result.error });
         else add("downloads.unreadable", { ...item, error: result.error });
-      } else if (result.sha256 !== parsed.sha256) {
+        continue;
+      }
+      read++;
+      if (result.sha256 !== parsed.sha256) {
         add("downloads.mismatch", { ...item, expected: parsed.sha256, actual: result.sha256 });
       } else {
         ok++;
@@ -158,13 +181,23 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
     throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `no SHA-256 checksum lines found in ${options.sums} (expected "HASH  name" or "SHA256 (name) = HASH")`);
   }
 
+  // sha256sum --ignore-missing: "no file was verified" is still a failure (often the wrong --dir).
+  let missingIgnored = absentCount;
+  if (absentCount > 0 && read === 0) {
+    const g = groups.get("downloads.missing") ?? { count: 0, items: [] };
+    groups.set("downloads.missing", g);
+    g.count += absentCount;
+    for (const item of absent) if (g.items.length < EVIDENCE_LIMIT) g.items.push({ ...item, reason: "no listed file is present, so --ignore-missing verified nothing" });
+    missingIgnored = 0;
+  }
+
   const findings: Finding[] = [];
   for (const [id, g] of groups) {
     const text = TEXT[id];
     if (!text) continue;
     findings.push({ id, severity: text.severity, title: text.title(g.count), detail: `${text.detail} ${describe(g)}`, evidence: { count: g.count, items: g.items, omitted: g.count - g.items.length }, remediation: text.remediation });
   }
-  return { dir: realDir, entries, ok, okNames, findings };
+  return { dir: realDir, entries, ok, okNames, missingIgnored, findings };
 }
 
 /** The first few items for the human one-line detail; names are JSON-quoted so control characters stay inert. */

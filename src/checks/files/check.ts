@@ -1,8 +1,10 @@
 // The files check as two library calls: record a signed baseline of PATHs, and compare PATHs with
 // one. Both return Findings; the CLI is a thin shell over them.
 import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
 import type { Signer } from "../../crypto/signer.ts";
 import type { Clock } from "../../lib/clock.ts";
+import { isBulwarkError } from "../../lib/errors.ts";
 import type { Finding } from "../finding.ts";
 import type { BaselineHeader } from "./baseline-format.ts";
 import { BaselineReader, type BaselineIntegrity } from "./baseline-read.ts";
@@ -90,6 +92,15 @@ export interface CompareBaselineResult {
  * for (const f of r.findings) console.log(f.severity, f.id, f.title);
  */
 export async function compareBaseline(options: CompareBaselineOptions): Promise<CompareBaselineResult> {
+  // A directory opens fine on Linux and only fails at the first read (EISDIR): refuse it by name.
+  // Other non-regular files (a pipe from `<(…)`) are read as streams.
+  let isDirectory = false;
+  try {
+    isDirectory = (await stat(options.baseline)).isDirectory();
+  } catch {
+    // Reported with the open error below.
+  }
+  if (isDirectory) throw filesErrors.notABaseline(`cannot read the baseline ${options.baseline}: it is a directory, not a baseline file`);
   const stream = createReadStream(options.baseline);
   const opened = new Promise<void>((resolve, reject) => {
     stream.once("open", () => resolve());
@@ -102,7 +113,16 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
   }
   try {
     const reader = new BaselineReader(stream, options.signer);
-    const header = await reader.readHeader();
+    let header: BaselineHeader;
+    try {
+      header = await reader.readHeader();
+    } catch (error) {
+      // A read error before the header (EISDIR, EIO) means we were not given a readable baseline.
+      if (typeof (error as NodeJS.ErrnoException).code === "string" && !isBulwarkError(error)) {
+        throw filesErrors.notABaseline(`cannot read the baseline ${options.baseline}: ${(error as Error).message}`, { cause: error });
+      }
+      throw error;
+    }
     const roots = normaliseRoots(options.paths && options.paths.length > 0 ? options.paths : header.roots);
     // Exclusions and -xdev default to the recorded ones, so the same tree is compared.
     const excluded = normaliseRoots(options.exclude ?? header.exclude);

@@ -24,6 +24,13 @@ export const SYSTEM_BINARY_DIRS: readonly string[] = [
 const SYSTEM_LIBRARY_DIR = /^\/(?:usr\/(?:local\/)?)?lib(?:32|64|x32)?\//;
 const SHARED_OBJECT = /\.so(?:\.\d+)*$/;
 
+/**
+ * Trees only root should be able to write: programs, libraries, configuration, the boot loader.
+ * A file or directory there that becomes group- or other-writable (chmod o+w /etc/passwd, 0777 on
+ * /bin/bash) lets any local user replace what root runs or reads, without changing a byte today.
+ */
+export const WRITE_PROTECTED_DIRS: readonly string[] = ["/bin", "/sbin", "/usr", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/boot"];
+
 export function isSystemPath(path: string): boolean {
   return SYSTEM_BINARY_DIRS.some((d) => isWithin(path, d)) || SYSTEM_LIBRARY_DIR.test(path);
 }
@@ -47,10 +54,18 @@ function gainedSetID(before: FileEntry, after: FileEntry): boolean {
   return (modeBits(after.mode) & 0o6000 & ~modeBits(before.mode)) !== 0;
 }
 
+/** A file or directory under WRITE_PROTECTED_DIRS newly writable by its group or by others (symlinks are always 0777). */
+function gainedSharedWrite(before: FileEntry, after: FileEntry): boolean {
+  if ((after.type !== "file" && after.type !== "dir") || before.type !== after.type) return false;
+  if (!WRITE_PROTECTED_DIRS.some((d) => isWithin(after.path, d))) return false;
+  return (modeBits(after.mode) & 0o022 & ~modeBits(before.mode)) !== 0;
+}
+
 /**
  * Severity of one difference. changed: content of a system executable, a setuid/setgid file, or a
  * link or type swap in a system directory → critical; other content → high; metadata only → medium,
- * except a newly set setuid/setgid bit → high (chmod u+s on a shell is a backdoor without a new byte).
+ * except a newly set setuid/setgid bit → high (chmod u+s on a shell is a backdoor without a new byte)
+ * and group/other write newly allowed under WRITE_PROTECTED_DIRS → high (0666 on /etc/passwd is one too).
  * added: a new system executable or setuid/setgid file → high, otherwise low. removed → medium.
  *
  * @example
@@ -77,5 +92,6 @@ export function classify(event: DiffEvent): Classification {
     return { id: "files.changed", severity: "high", reason: "content changed" };
   }
   if (after.type === "file" && gainedSetID(before, after)) return { id: "files.changed", severity: "high", reason: "setuid/setgid bit added" };
+  if (gainedSharedWrite(before, after)) return { id: "files.changed", severity: "high", reason: "group/other write permission added in a system directory" };
   return { id: "files.changed", severity: "medium", reason: "metadata changed" };
 }

@@ -48,6 +48,25 @@ describe("classify", () => {
     assert.equal(classify(changed(entry("/usr/bin/find"), entry("/usr/bin/find", { mode: "4755" }))).severity, "high");
   });
 
+  it("rates a system file that became group- or other-writable high: any user can now replace it", () => {
+    // Missed severity: 0777 on /bin/bash or 0666 on /etc/passwd was medium "metadata changed", exit 0.
+    const cases: Array<[string, string, string]> = [["/bin/bash", "0755", "0777"], ["/etc/passwd", "0644", "0666"], ["/usr/bin/sudo", "4755", "4777"], ["/etc/shadow", "0640", "0660"], ["/boot/vmlinuz", "0644", "0646"], ["/lib64/ld-linux-x86-64.so.2", "0755", "0775"]];
+    for (const [path, from, to] of cases) {
+      const c = classify(changed(entry(path, { mode: from }), entry(path, { mode: to, ctime: "2" })));
+      assert.deepEqual([c.id, c.severity, c.reason], ["files.changed", "high", "group/other write permission added in a system directory"], path);
+    }
+    const sudoers = entry("/etc/sudoers.d", { type: "dir", mode: "0750", sha256: null });
+    assert.equal(classify(changed(sudoers, { ...sudoers, mode: "0777" })).severity, "high", "a writable directory lets anyone add files");
+  });
+
+  it("keeps write permission that was already there, removed, or outside system paths medium", () => {
+    assert.equal(classify(changed(entry("/etc/app", { mode: "0666" }), entry("/etc/app", { mode: "0666", uid: 1000 }))).severity, "medium");
+    assert.equal(classify(changed(entry("/etc/app", { mode: "0666" }), entry("/etc/app", { mode: "0644" }))).severity, "medium");
+    assert.equal(classify(changed(entry("/srv/www/index.html", { mode: "0644" }), entry("/srv/www/index.html", { mode: "0666" }))).severity, "medium");
+    assert.equal(classify(changed(entry("/etcetera/x", { mode: "0644" }), entry("/etcetera/x", { mode: "0666" }))).severity, "medium");
+    assert.equal(classify(changed(entry("/usr/bin/ls", { mode: "0755" }), entry("/usr/bin/ls", { mode: "0700" }))).severity, "medium");
+  });
+
   it("rates added system executables and setuid files high, other additions low, removals medium", () => {
     const added = (e: FileEntry): DiffEvent => ({ kind: "added", path: e.path, before: null, after: e, changes: [], content: true });
     assert.equal(classify(added(entry("/usr/sbin/backdoor"))).severity, "high");
@@ -95,6 +114,11 @@ describe("compareBaseline on a real tree", () => {
     const f = fs.find((x) => x.id === id && x.severity === severity);
     return f ? (f.evidence["entries"] as Array<{ path: string }>).map((e) => e.path.slice(tree.length)) : [];
   };
+
+  it("refuses a directory given as the baseline as bad input naming it (not an EISDIR crash)", async () => {
+    await assert.rejects(compareBaseline({ baseline: tree, signer }), { code: "BULWARK_ERR_BASELINE_FORMAT", message: new RegExp(`${tree}: it is a directory`) });
+    await assert.rejects(compareBaseline({ baseline: join(root, "absent"), signer }), { code: "BULWARK_ERR_BASELINE_FORMAT" });
+  });
 
   it("reports nothing when nothing changed", async () => {
     const r = await compareBaseline({ baseline, signer });

@@ -26,8 +26,8 @@ const TEXT: Record<string, { title: (n: number) => string; detail: string; remed
     remediation: "Check each file against its package (dpkg --verify / rpm -Va); if no upgrade explains it, treat the host as compromised and rebuild it.",
   },
   "files.changed/high": {
-    title: (n) => `${n} file(s) changed in content since the baseline`,
-    detail: "The SHA-256, the link target or the type of these entries differs from the baseline.",
+    title: (n) => `${n} file(s) changed in content or gained dangerous permissions since the baseline`,
+    detail: "The SHA-256, the link target or the type of these entries differs from the baseline, or they became setuid/setgid, or group/other-writable in a system directory (each entry's reason says which).",
     remediation: "Confirm each change was intended (deployment, upgrade, configuration change); then record a new baseline.",
   },
   "files.changed/medium": {

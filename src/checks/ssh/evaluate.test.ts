@@ -135,6 +135,40 @@ describe("errors name the file and line", () => {
   test("an unknown cipher", () => fails("Ciphers rot13\n", /Bad SSH2 cipher spec/));
 });
 
+describe("AuthenticationMethods", () => {
+  const fails = (text: string, pattern: RegExp, match?: MatchContext): void => {
+    assert.throws(() => eff(text, match), (e: unknown) => e instanceof SshConfigError && pattern.test(e.message));
+  };
+  test("prints as sshd -T does: any by default, the first value's lists, a matching block's value for a connection", () => {
+    assert.equal(eff("")["authenticationmethods"], "any");
+    assert.equal(eff("AuthenticationMethods publickey,password publickey,keyboard-interactive:pam\nAuthenticationMethods password\n")["authenticationmethods"], "publickey,password publickey,keyboard-interactive:pam");
+    const text = "AuthenticationMethods publickey\nMatch Address 10.0.0.0/8\n  AuthenticationMethods publickey,password\n";
+    assert.equal(eff(text)["authenticationmethods"], "publickey");
+    assert.equal(eff(text, { user: "u", addr: "10.1.2.3" })["authenticationmethods"], "publickey,password");
+  });
+  test("refuses unknown or miscased methods and an \"any\" that is not alone, naming the line", () => {
+    fails("PermitRootLogin no\nAuthenticationMethods PublicKey\n", /line 2: invalid AuthenticationMethods method list/);
+    fails("AuthenticationMethods publickey,,password\n", /line 1: invalid AuthenticationMethods method list/);
+    fails("AuthenticationMethods any publickey\n", /line 1: "any" must appear alone/);
+    fails("AuthenticationMethods publickey any\n", /line 1: "any" must appear alone/);
+  });
+  test("an \"any\" after a stored list stops sshd even inside a block that does not match", () => {
+    fails("AuthenticationMethods publickey\nMatch User nobody\n  AuthenticationMethods any\n", /line 3: "any" must appear alone/);
+  });
+  test("a list of methods disabled at load time stops sshd", () => {
+    fails("PasswordAuthentication no\nAuthenticationMethods password\n", /line 2: AuthenticationMethods cannot be satisfied by enabled authentication methods/);
+    assert.equal(eff("PasswordAuthentication no\nAuthenticationMethods password publickey\n")["authenticationmethods"], "password publickey");
+  });
+  test("a block that matches the connection and sets a list makes a later \"any\" stop sshd for that connection only (its reprocess pass)", () => {
+    // Checked against sshd -T -C 9.2: "reprocess config line 4" for user ops, "any" for bob.
+    const text = "Match User ops\n  AuthenticationMethods publickey\nMatch Address 10.0.0.0/8\n  AuthenticationMethods any\n";
+    fails(text, /line 4: "any" must appear alone/, { user: "ops", addr: "10.1.2.3" });
+    fails(text, /line 4: "any" must appear alone/, { user: "ops", addr: "192.0.2.1" });
+    assert.equal(eff(text, { user: "bob", addr: "10.1.2.3" })["authenticationmethods"], "any");
+    assert.equal(eff(text)["authenticationmethods"], "any");
+  });
+});
+
 describe("--match specification", () => {
   test("parses user, host, addr, laddr, lport and rdomain", () => {
     assert.deepEqual(parseMatchSpec("user=a,host=h,addr=1.2.3.4,laddr=5.6.7.8,lport=22,rdomain=r"), { user: "a", host: "h", addr: "1.2.3.4", laddr: "5.6.7.8", lport: 22, rdomain: "r" });

@@ -2,13 +2,15 @@
 // first value wins (FingerprintHash excepted: the last); at load time only the global part and "Match All" blocks apply; for a connection,
 // the first value from a matching Match block overrides the load-time value (servconf.c
 // parse_server_match_config + copy_set_server_options), for keywords allowed in Match.
+import { authMethodsLineProblem } from "./auth-methods.ts";
+import { SshConfigError } from "./errors.ts";
 import { DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
 import { criterionHolds, type MatchContext } from "./match.ts";
 import type { Directive, MatchBlock, SshConfig } from "./parser.ts";
 import { assembleAlgorithms } from "./values.ts";
 
-/** Where an effective value came from: a file and line, or the compiled-in default. */
-export type Source = { file: string; line: number; match?: string } | { default: true };
+/** Where an effective value came from: a file and line (in Match block `block`, named `match`), or the compiled-in default. */
+export type Source = { file: string; line: number; match?: string; block?: number } | { default: true };
 
 export interface Evaluation {
   /** Lowercase keyword → value exactly as sshd -T prints it. */
@@ -18,15 +20,30 @@ export interface Evaluation {
 
 export interface EvaluateOptions {
   match?: MatchContext;
-  /** Evaluate as if this block (index into config.blocks) matched, and no other non-All block did. */
+  /**
+   * Evaluate as if this block (index into config.blocks) matched, with the blocks its Include sits in
+   * (a connection matching it matches those too), and no other non-All block did.
+   */
   assumeBlock?: number;
 }
 
-function blockHolds(blocks: readonly MatchBlock[], index: number, ctx: MatchContext | undefined, assume: number | undefined): boolean {
+/** The block at `index` and every block whose Include contains it (a nested block holds only if they all do). */
+function withAncestors(blocks: readonly MatchBlock[], index: number): Set<number> {
+  const out = new Set<number>();
+  for (let b = index; b >= 0; b = (blocks[b] as MatchBlock).parent) out.add(b);
+  return out;
+}
+
+/**
+ * Whether block `index` applies: it and every enclosing block hold for `ctx`, where the blocks in
+ * `assumed` hold by assumption. A connection that matches a nested block ("Match User root", then an
+ * Include holding "Match Address 203.0.113.0/24") has matched each block around it too, so assuming
+ * the inner one means assuming its ancestors.
+ */
+function blockHolds(blocks: readonly MatchBlock[], index: number, ctx: MatchContext | undefined, assumed: ReadonlySet<number>): boolean {
   for (let b = index; b >= 0; ) {
     const blk = blocks[b] as MatchBlock;
-    const assumed = assume !== undefined && b === assume;
-    if (!assumed && !blk.criteria.every((c) => criterionHolds(c, ctx))) return false;
+    if (!assumed.has(b) && !blk.criteria.every((c) => criterionHolds(c, ctx))) return false;
     b = blk.parent;
   }
   return true;
@@ -46,8 +63,21 @@ export function evaluate(config: SshConfig, options: EvaluateOptions = {}): Eval
   // sshd -T always re-evaluates Match blocks for a connection; without -C that connection is blank,
   // so only "Match All" blocks override the load-time values (sshd.c test mode).
   const ctx = options.match ?? {};
-  const loadActive = blocks.map((_, i) => blockHolds(blocks, i, undefined, undefined));
-  const connActive = blocks.map((_, i) => blockHolds(blocks, i, ctx, options.assumeBlock));
+  const assumed = options.assumeBlock === undefined ? new Set<number>() : withAncestors(blocks, options.assumeBlock);
+  const loadActive = blocks.map((_, i) => blockHolds(blocks, i, undefined, new Set()));
+  const connActive = blocks.map((_, i) => blockHolds(blocks, i, ctx, assumed));
+  // sshd re-reads the file for the connection with a fresh option set, in which only the matching
+  // blocks are active; an "any" after a list stored in that pass stops it (servconf.c), e.g. two
+  // matching blocks that both set AuthenticationMethods, the second to "any". A hypothetical
+  // evaluation (assumeBlock) reports findings and is not such a pass.
+  if (options.assumeBlock === undefined) {
+    const methods = { count: 0 };
+    for (const d of config.directives) {
+      if (d.name !== "authenticationmethods") continue;
+      const problem = authMethodsLineProblem(d.args, methods, d.block >= 0 && connActive[d.block] === true);
+      if (problem !== null) throw new SshConfigError(d.file, d.line, problem);
+    }
+  }
   for (const d of config.directives) {
     if (d.value === undefined) continue;
     const kind = EVALUATED[d.name];
@@ -69,7 +99,7 @@ export function evaluate(config: SshConfig, options: EvaluateOptions = {}): Eval
       continue;
     }
     effective[name] = kind?.type === "algorithms" ? assembleAlgorithms(d.value, def, kind.family) : d.value;
-    sources[name] = d.block >= 0 ? { file: d.file, line: d.line, match: (blocks[d.block] as MatchBlock).label } : { file: d.file, line: d.line };
+    sources[name] = d.block >= 0 ? { file: d.file, line: d.line, match: (blocks[d.block] as MatchBlock).label, block: d.block } : { file: d.file, line: d.line };
   }
   return { effective, sources };
 }

@@ -68,7 +68,9 @@ export type ValueKind =
   | { type: "loglevel" }
   | { type: "path" }
   /** A file sshd reads at start-up: "none", or a path made absolute against the working directory. */
-  | { type: "file" };
+  | { type: "file" }
+  /** AuthenticationMethods: "any", or one or more comma-separated method lists (auth-methods.ts). */
+  | { type: "authmethods" };
 
 const FLAG: ValueKind = { type: "choice", words: { yes: "yes", no: "no" } };
 const FORWARDING: ValueKind = { type: "choice", words: { yes: "yes", all: "yes", no: "no", local: "local", remote: "remote" } };
@@ -132,6 +134,8 @@ export const EVALUATED: Readonly<Record<string, ValueKind>> = {
   ciphers: { type: "algorithms", family: "cipher" },
   macs: { type: "algorithms", family: "mac" },
   kexalgorithms: { type: "algorithms", family: "kex" },
+  // Which methods a login may use at all: "publickey" alone makes PasswordAuthentication moot.
+  authenticationmethods: { type: "authmethods" },
 };
 
 /** Compiled-in defaults exactly as Debian 12's `sshd -T` (OpenSSH 9.2p1-2+deb12u10) prints them for an empty file. */
@@ -192,6 +196,7 @@ export const DEFAULTS: Readonly<Record<string, string>> = {
     "sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org," +
     "ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256," +
     "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256",
+  authenticationmethods: "any",
 };
 
 /** Every algorithm the build supports, in `ssh -Q cipher|mac|kex` order: what `+`, `-` and `^` lists may name. */

@@ -4,8 +4,9 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { posix } from "node:path";
+import { authMethodsLineProblem, authMethodsSatisfiable, type MethodsState } from "./auth-methods.ts";
 import { SshConfigError, SshConfigUnreadableError } from "./errors.ts";
-import { ALIASES, EVALUATED, keywordScope } from "./keywords.ts";
+import { ALIASES, DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
 import { splitLine } from "./lexer.ts";
 import { matchPattern } from "./patterns.ts";
 import { describeCriteria, parseCriteria, type Criterion } from "./match.ts";
@@ -164,6 +165,8 @@ interface State {
   config: SshConfig;
   /** Subsystem names defined so far by lines active at load. */
   subsystems: Set<string>;
+  /** AuthenticationMethods lists stored so far by lines active at load. */
+  methods: MethodsState;
 }
 
 /** True when the block and all its parents are "Match All": active when sshd loads the file. */
@@ -222,6 +225,10 @@ function parseFile(state: State, file: string, text: string, outerBlock: number,
       continue;
     }
     const name = ALIASES[lower] ?? lower;
+    if (name === "authenticationmethods") {
+      const problem = authMethodsLineProblem(split.args, state.methods, block < 0 || activeAtLoad(config, block));
+      if (problem !== null) fail(problem);
+    }
     const kind = EVALUATED[name];
     let value: string | undefined;
     if (kind !== undefined) {
@@ -237,6 +244,25 @@ function parseFile(state: State, file: string, text: string, outerBlock: number,
       if (problem !== null) fail(problem);
     }
     config.directives.push({ keyword: split.keyword, name, args: split.args, value, file, line: lineNo, block });
+  }
+}
+
+/** The value sshd holds for `name` once the file is loaded: the first line active at load, or the default. */
+function loadTimeDirective(config: SshConfig, name: string): Directive | undefined {
+  return config.directives.find((d) => d.name === name && d.value !== undefined && (d.block < 0 || activeAtLoad(config, d.block)));
+}
+
+/**
+ * sshd's start-up check of AuthenticationMethods against the methods enabled at load time (sshd.c):
+ * "AuthenticationMethods publickey" with "PubkeyAuthentication no" stops sshd. sshd names no line;
+ * we name the AuthenticationMethods line that set the value.
+ */
+function checkMethodsSatisfiable(config: SshConfig): void {
+  const methods = loadTimeDirective(config, "authenticationmethods");
+  if (methods?.value === undefined) return;
+  const enabled = (keyword: string): boolean => (loadTimeDirective(config, keyword)?.value ?? DEFAULTS[keyword]) === "yes";
+  if (!authMethodsSatisfiable(methods.value, enabled)) {
+    throw new SshConfigError(methods.file, methods.line, "AuthenticationMethods cannot be satisfied by enabled authentication methods");
   }
 }
 
@@ -256,8 +282,10 @@ export function parseSshdConfig(text: string, name: string, options: LoadOptions
     paths: { cwd: options.cwd ?? process.cwd(), home: options.home ?? userInfo().homedir },
     config: { directives: [], blocks: [], files: [] },
     subsystems: new Set(),
+    methods: { count: 0 },
   };
   parseFile(state, name, text, -1, 0);
+  checkMethodsSatisfiable(state.config);
   return state.config;
 }
 

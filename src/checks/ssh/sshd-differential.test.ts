@@ -40,6 +40,13 @@ function valuesFor(kind: ValueKind): string[] {
       return ["none", "/etc/issue.net", '"/etc/my banner"', "%h/jail", "'/srv/q'", "NONE"];
     case "file":
       return ["none", "NONE", "/etc/issue.net", '"/etc/my banner"', "rel/banner", "~/banner", "~", "./x"];
+    case "authmethods":
+      // Valid lists in several shapes, lists sshd refuses at load (a disabled method), and bad spellings.
+      return [
+        "any", "publickey", "publickey,password", "publickey,keyboard-interactive:pam publickey,password", "password", "keyboard-interactive",
+        "hostbased", "gssapi-with-mic", "gssapi-keyex", "none", "publickey:x", "ANY", "PublicKey", "frob", "any publickey", "publickey any",
+        "any any", "publickey,,password", '"publickey,password"',
+      ];
     case "algorithms":
       return kind.family === "cipher"
         ? ["+aes128-cbc", "-aes*", "^3des-cbc", "aes256-ctr,aes128-ctr", "rot13", "-*", "+aes128-cbc,3des-cbc", "-chacha20-poly1305@openssh.com", "aes128-ctr,aes128-ctr"]

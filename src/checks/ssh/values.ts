@@ -1,6 +1,7 @@
 // Parsing the values of the options we evaluate into the text `sshd -T` prints, and assembling
 // algorithm lists with "+" (append), "-" (remove, wildcards allowed) and "^" (prepend) against the
 // defaults (OpenSSH kex.c kex_assemble_names).
+import { authMethodsLineProblem } from "./auth-methods.ts";
 import { SUPPORTED, type ValueKind } from "./keywords.ts";
 import { matchPattern } from "./patterns.ts";
 
@@ -62,6 +63,12 @@ export function derelativise(path: string, ctx: PathContext): string {
  * parseValue("PermitRootLogin", { type: "choice", words: {...} }, ["prohibit-password"]); // { value: "without-password" }
  */
 export function parseValue(keyword: string, kind: ValueKind, args: readonly string[], paths: PathContext = { cwd: "/", home: "/root" }): { value: string } | { error: string } {
+  if (kind.type === "authmethods") {
+    // The one option we evaluate that takes several arguments. Checked here as a line on its own;
+    // the parser repeats the check with what earlier lines stored (auth-methods.ts).
+    const problem = authMethodsLineProblem(args, { count: 0 }, false);
+    return problem === null ? { value: args.join(" ") } : { error: problem };
+  }
   const arg = args[0];
   if (arg === undefined || (arg === "" && kind.type !== "algorithms")) return { error: `${keyword} missing argument.` };
   if (args.length > 1) return { error: `keyword ${keyword} extra arguments at end of line` };

@@ -6,6 +6,7 @@ import { action, group } from "../run.ts";
 
 interface DownloadsOptions extends CheckOptions {
   dir?: string;
+  ignoreMissing?: boolean;
 }
 
 export default {
@@ -19,16 +20,18 @@ export default {
             "names that lead outside the directory are refused, never read",
         )
         .argument("<sums>", "the checksum file, e.g. SHA256SUMS")
-        .option("--dir <dir>", "directory holding the files (default: the checksum file's directory)"),
+        .option("--dir <dir>", "directory holding the files (default: the checksum file's directory)")
+        .option("--ignore-missing", "do not report listed files that do not exist, like sha256sum -c --ignore-missing (still a finding when none exists)"),
     ).action(
       action(ctx, async (sums: string, opts: DownloadsOptions) => {
         const { verifyDownloads } = await import("../../checks/downloads/index.ts");
-        const r = await verifyDownloads({ sums, dir: opts.dir });
+        const r = await verifyDownloads({ sums, dir: opts.dir, ignoreMissing: opts.ignoreMissing === true });
+        const absent = r.missingIgnored > 0 ? `; ${r.missingIgnored} listed but absent (--ignore-missing)` : "";
         return finishCheck(ctx, opts, {
           check: "downloads",
           findings: r.findings,
-          extra: { dir: r.dir, entries: r.entries, ok: r.ok, verified: r.okNames },
-          summary: [`${r.ok} of ${r.entries} listed file(s) verified in ${r.dir}`],
+          extra: { dir: r.dir, entries: r.entries, ok: r.ok, verified: r.okNames, missingIgnored: r.missingIgnored },
+          summary: [`${r.ok} of ${r.entries} listed file(s) verified in ${r.dir}${absent}`],
         });
       }),
     );
