@@ -2,7 +2,7 @@
 // (SMTP for the outbox sender), self-registration, session lifetimes and the MFA policy. Read from
 // environment variables once at start-up; every error names the variable. SMTP credentials are never echoed.
 import { InputError } from "../lib/errors.ts";
-import type { MailConfig } from "../notify/config.ts";
+import { isLoopbackHost, type MailConfig } from "../notify/config.ts";
 
 /**
  * Who must have a second factor before a password login opens a session (BULWARK_REQUIRE_MFA, ASVS 6.3.3):
@@ -61,9 +61,34 @@ function parseBoolean(name: string, raw: string | undefined, fallback: boolean, 
   throw configError(`${name} must be "${yes}" or "${no}", got "${raw.trim().slice(0, 20)}"`);
 }
 
+// The one query parameter BULWARK_SMTP_URL takes; its name is matched without regard to case.
+const SMTP_PARAMETERS = ["requireTLS"] as const;
+
+/** Reads `?requireTLS=` strictly: a value that is neither true nor false is an error, never "false". */
+function parseRequireTLS(url: URL): boolean | undefined {
+  let value: string | undefined;
+  for (const [name, raw] of url.searchParams) {
+    const known = SMTP_PARAMETERS.find((p) => p.toLowerCase() === name.toLowerCase());
+    if (!known) throw configError(`BULWARK_SMTP_URL has an unknown parameter "${name.slice(0, 40)}"; the only one is requireTLS=true|false`);
+    if (value !== undefined) throw configError("BULWARK_SMTP_URL gives requireTLS more than once");
+    value = raw;
+  }
+  if (value === undefined) return undefined;
+  const v = value.trim().toLowerCase();
+  if (v === "true" || v === "1" || v === "yes") return true;
+  if (v === "false" || v === "0" || v === "no") return false;
+  throw configError(`BULWARK_SMTP_URL parameter requireTLS must be true or false, got "${value.slice(0, 20)}"`);
+}
+
 /**
- * Parses BULWARK_SMTP_URL (`smtp://user:pass@host:587`, `smtps://…:465`; `?requireTLS=true` refuses to send
- * unless STARTTLS succeeds) and BULWARK_MAIL_FROM into a MailConfig, or null when SMTP is not configured.
+ * Parses BULWARK_SMTP_URL and BULWARK_MAIL_FROM into a MailConfig, or null when SMTP is not configured.
+ * - `smtps://host:465`: TLS from the first byte.
+ * - `smtp://user:pass@host:587`: STARTTLS is required; if the server does not offer it (or an attacker on the
+ *   path strips it), nothing is sent — not the mail, not the password — and the mail waits for a retry.
+ * - `smtp://…?requireTLS=false`: clear text allowed (STARTTLS still used when offered). Mail, reset links and
+ *   the SMTP password can then be read and changed on the network: only for a relay on a trusted link.
+ * - A loopback host (`localhost`, 127.0.0.0/8, `[::1]`) defaults to requireTLS=false: nothing leaves the
+ *   machine, and local relays rarely hold a certificate for 127.0.0.1. `?requireTLS=true` still applies.
  */
 export function parseMailConfig(env: NodeJS.ProcessEnv): MailConfig | null {
   const raw = env["BULWARK_SMTP_URL"]?.trim();
@@ -79,12 +104,23 @@ export function parseMailConfig(env: NodeJS.ProcessEnv): MailConfig | null {
   const port = url.port === "" ? (secure ? 465 : 587) : Number(url.port);
   const from = env["BULWARK_MAIL_FROM"]?.trim();
   if (!from) throw configError("BULWARK_SMTP_URL is set but BULWARK_MAIL_FROM is not; set the From address, e.g. security@example.org");
-  const requireTLS = url.searchParams.get("requireTLS") === "true";
-  const user = decodeURIComponent(url.username);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const explicit = parseRequireTLS(url);
+  // smtps: TLS from the first byte, the parameter changes nothing (kept as given, as before).
+  const requireTLS = secure ? (explicit ?? false) : (explicit ?? !isLoopbackHost(host));
+  let user: string;
+  let pass: string;
+  try {
+    user = decodeURIComponent(url.username);
+    pass = decodeURIComponent(url.password);
+  } catch {
+    // Never echoed: it holds the password.
+    throw configError("BULWARK_SMTP_URL: the user name or password is not valid percent-encoding (write % as %25)");
+  }
   return {
     smtp: {
-      host: url.hostname.replace(/^\[|\]$/g, ""), port, secure, requireTLS, pool: true, maxConnections: 5,
-      ...(user ? { auth: { user, pass: decodeURIComponent(url.password) } } : {}),
+      host, port, secure, requireTLS, pool: true, maxConnections: 5,
+      ...(user ? { auth: { user, pass } } : {}),
     },
     from,
   };

@@ -2,7 +2,7 @@
 // and sleeps when the queue is empty. Without SMTP, messages stay queued and the server says so once.
 import { hostname } from "node:os";
 import type { App } from "../app/types.ts";
-import { createSMTPTransport, OutboxSender, type MailTransport } from "../notify/index.ts";
+import { createSMTPTransport, isLoopbackHost, OutboxSender, tlsRequired, type MailTransport, type RunReport } from "../notify/index.ts";
 
 export interface MailRunner {
   /** False when mail is not configured (nothing runs). */
@@ -14,6 +14,14 @@ export interface MailRunner {
 export interface MailRunnerOptions {
   /** Wait between polls of an empty queue, in ms (default 2000). */
   idleMs?: number;
+}
+
+// One line per batch that did not simply deliver everything: deferred, dead (each also logged by the
+// sender), released or lost claims. Quiet when all went out.
+function logReport(app: App, report: RunReport): void {
+  if (report.retried + report.dead + report.released + report.lostClaims === 0) return;
+  const level = report.dead + report.lostClaims > 0 ? "warn" : "info";
+  app.logger[level]({ outbox: report }, `outbox batch: ${report.sent} sent, ${report.retried} to retry, ${report.dead} dead`);
 }
 
 /**
@@ -30,6 +38,9 @@ export async function startMailRunner(app: App, options: MailRunnerOptions = {})
     app.logger.warn("mail is not configured (set BULWARK_SMTP_URL and BULWARK_MAIL_FROM): security notices and reset links are queued, not sent");
     return { running: false, stop: async () => {} };
   }
+  if (!tlsRequired(mail.smtp) && !isLoopbackHost(mail.smtp.host)) {
+    app.logger.warn({ smtpHost: mail.smtp.host }, "BULWARK_SMTP_URL has requireTLS=false: if the server offers no STARTTLS, mail, reset links and the SMTP password cross the network in clear");
+  }
   const transport: MailTransport = await createSMTPTransport(mail);
   const sender = new OutboxSender(
     { outbox: app.accounts.outbox, transport, clock: app.clock, random: app.random, logger: app.logger },
@@ -43,7 +54,9 @@ export async function startMailRunner(app: App, options: MailRunnerOptions = {})
     while (!stopping) {
       let claimed = 0;
       try {
-        claimed = (await sender.runOnce()).claimed;
+        const report = await sender.runOnce();
+        claimed = report.claimed;
+        logReport(app, report);
       } catch (error) {
         // A database hiccup must not kill the loop; the next poll tries again.
         app.logger.error({ err: error }, "outbox sender run failed");

@@ -3,14 +3,25 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { systemRandom, type RandomSource } from "../lib/random.ts";
-import { DEFAULT_RETRY, retryDelay } from "./backoff.ts";
+import { DEFAULT_RETRY, retryBudget, retryDelay } from "./backoff.ts";
 
 const fixed = (byte: number): RandomSource => ({ bytes: (n) => new Uint8Array(n).fill(byte) });
+const HOUR = 3_600_000;
 
 describe("retry backoff", () => {
   it("doubles the delay with each attempt until the cap", () => {
     const low = fixed(0);
-    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8, 20].map((a) => retryDelay(a, DEFAULT_RETRY, low)), [30_000, 60_000, 120_000, 240_000, 480_000, 960_000, 1_800_000, 1_800_000, 1_800_000]);
+    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8, 20].map((a) => retryDelay(a, DEFAULT_RETRY, low)), [30_000, 60_000, 120_000, 240_000, 480_000, 960_000, 1_920_000, 3_600_000, 3_600_000]);
+  });
+
+  it("gives a message at least 24 hours of retries before it is dead, and at most 48, as documented", () => {
+    const waits = (random: RandomSource): number => Array.from({ length: DEFAULT_RETRY.maxAttempts - 1 }, (_, i) => retryDelay(i + 1, DEFAULT_RETRY, random)).reduce((a, b) => a + b, 0);
+    const shortest = waits(fixed(0));
+    const longest = waits(fixed(255));
+    assert.ok(shortest >= 24 * HOUR, `all waits at their lowest add up to ${(shortest / HOUR).toFixed(1)} h`);
+    assert.ok(longest <= 48.5 * HOUR, `all waits at their highest add up to ${(longest / HOUR).toFixed(1)} h`);
+    assert.equal(retryBudget(DEFAULT_RETRY).minMs, shortest);
+    assert.ok(Math.abs(retryBudget(DEFAULT_RETRY).maxMs - longest) < DEFAULT_RETRY.maxAttempts, "the computed budget matches the waits");
   });
 
   it("keeps every delay between half and all of its step (property)", () => {

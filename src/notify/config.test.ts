@@ -16,6 +16,7 @@ describe("mail configuration", () => {
       [{ ...good, smtp: { ...good.smtp, port: 70000 } }, /smtp\.port/],
       [{ ...good, smtp: { ...good.smtp, host: "smtp.example.org\r\nRCPT TO:<x@y.z>" } }, /smtp\.host/],
       [{ ...good, smtp: { ...good.smtp, secure: "yes" } }, /smtp\.secure/],
+      [{ ...good, smtp: { ...good.smtp, requireTLS: "yes" } }, /smtp\.requireTLS/],
       [{ ...good, from: "security@example.org\r\nBcc: eve@evil.test" }, /from:.*line break/],
       [{ ...good, dkim: { domainName: "example.org", keySelector: "a b", privateKey: "-----BEGIN PRIVATE KEY-----" } }, /dkim\.keySelector/],
       [{ ...good, dkim: { domainName: "example.org", keySelector: "s1", privateKey: "secret" } }, /dkim\.privateKey/],
@@ -41,6 +42,14 @@ describe("delivery failure classification", () => {
     assert.equal(classifyFailure({ responseCode: 451, response: "451 later" }).permanent, false);
     assert.equal(classifyFailure({ code: "ECONNECTION", message: "connect ECONNREFUSED" }).permanent, false);
     assert.equal(classifyFailure({ responseCode: 421, permanent: false }).permanent, false);
+  });
+
+  it("treats a refused or failed STARTTLS, and a refused login, as transient: stripping STARTTLS cannot kill the queue", () => {
+    // What nodemailer reports when requireTLS is set and the server answers STARTTLS with 500.
+    assert.equal(classifyFailure({ code: "ETLS", responseCode: 500, response: "500 Error: command not recognized" }).permanent, false);
+    assert.equal(classifyFailure({ code: "ETLS", message: "Error initiating TLS - self-signed certificate" }).permanent, false);
+    assert.equal(classifyFailure({ code: "EAUTH", responseCode: 535, response: "535 5.7.8 Authentication failed" }).permanent, false);
+    assert.equal(classifyFailure({ code: "EENVELOPE", responseCode: 550, response: "550 5.1.1 no such user" }).permanent, true, "a refused recipient stays permanent");
   });
 
   it("keeps the error on one bounded line", () => {

@@ -6,16 +6,20 @@ import { checkAddress } from "./validate.ts";
 export interface SMTPConfig {
   host: string;
   port: number;
-  /** true: TLS from the first byte (port 465). false: plain, upgraded with STARTTLS when offered. */
+  /** true: TLS from the first byte (port 465). false: plain, upgraded with STARTTLS. */
   secure: boolean;
-  /** Refuse to send unless STARTTLS succeeds (only meaningful with secure: false). */
+  /**
+   * With secure: false, refuse to send (or to authenticate) unless STARTTLS succeeds. Unset means true,
+   * except for a loopback host (see tlsRequired): an attacker on the path who strips STARTTLS from the
+   * server's greeting must not get the mail, the reset links in it, or the SMTP password in clear.
+   */
   requireTLS?: boolean;
   auth?: { user: string; pass: string };
   tls?: { rejectUnauthorized: boolean; ca?: string | string[] };
   /** Keep connections open and reuse them: what a 100,000-message campaign needs. */
   pool?: boolean;
   maxConnections?: number;
-  /** Socket inactivity bound in ms; must stay well under the sender's lease (see docs/outbox.md). */
+  /** Socket inactivity bound in ms. A whole delivery is also bounded by the sender's deadline (SenderOptions). */
   socketTimeoutMs?: number;
 }
 
@@ -48,6 +52,7 @@ export function checkMailConfig(config: MailConfig): MailConfig {
   if (typeof smtp.host !== "string" || !HOST.test(smtp.host)) throw notifyErrors.badConfig(`smtp.host must be a host name or IP address, got ${JSON.stringify(smtp.host)}`);
   if (!Number.isInteger(smtp.port) || smtp.port < 1 || smtp.port > 65535) throw notifyErrors.badConfig(`smtp.port must be an integer between 1 and 65535, got ${JSON.stringify(smtp.port)}`);
   if (typeof smtp.secure !== "boolean") throw notifyErrors.badConfig("smtp.secure must be true or false");
+  if (smtp.requireTLS !== undefined && typeof smtp.requireTLS !== "boolean") throw notifyErrors.badConfig("smtp.requireTLS must be true or false");
   if (smtp.auth && (typeof smtp.auth.user !== "string" || typeof smtp.auth.pass !== "string")) throw notifyErrors.badConfig("smtp.auth needs a user and a pass");
   if (smtp.tls && typeof smtp.tls.rejectUnauthorized !== "boolean") throw notifyErrors.badConfig("smtp.tls.rejectUnauthorized must be true or false");
   if (smtp.maxConnections !== undefined && (!Number.isInteger(smtp.maxConnections) || smtp.maxConnections < 1 || smtp.maxConnections > 100)) {
@@ -65,6 +70,32 @@ export function checkMailConfig(config: MailConfig): MailConfig {
     if (typeof privateKey !== "string" || !privateKey.includes("PRIVATE KEY")) throw notifyErrors.badConfig("dkim.privateKey must be a PEM private key");
   }
   return config;
+}
+
+/**
+ * True for a host that names this machine's loopback interface: `localhost`, 127.0.0.0/8, ::1 (also as
+ * an IPv4-mapped address). Only the configured text is looked at, never a DNS answer.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  const v4 = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  return v4 !== null && v4[1] === "127" && v4.slice(2).every((o) => Number(o) <= 255);
+}
+
+/**
+ * Whether a plain-text (secure: false) connection must be upgraded with STARTTLS before anything is sent.
+ * An explicit `requireTLS` wins. Unset: required, except for a loopback host — traffic that never leaves
+ * the machine cannot be read or stripped on the network, and local relays rarely hold a certificate for
+ * 127.0.0.1 (docs/decisions/0004-email-outbox.md). With secure: true, TLS is there from the first byte.
+ *
+ * @example
+ * tlsRequired({ host: "smtp.example.org", port: 587, secure: false }) // true
+ * tlsRequired({ host: "127.0.0.1", port: 25, secure: false }) // false: a loopback relay
+ */
+export function tlsRequired(smtp: Pick<SMTPConfig, "host" | "secure" | "requireTLS">): boolean {
+  if (smtp.secure) return true;
+  return smtp.requireTLS ?? !isLoopbackHost(smtp.host);
 }
 
 /** The domain part of the From address: it names our Message-IDs. */

@@ -1,9 +1,9 @@
 // The email outbox: durable, idempotent, lease-based delivery over SMTP, and the security notices of ASVS 6.3.7.
 export { Outbox, PRIORITY, type NewMessage, type OutboxMessage, type OutboxStatus, type EnqueueResult, type BulkEnqueueResult, type OutboxDeps } from "./outbox.ts";
 export { OutboxSender, type SenderOptions, type SenderDeps, type RunReport } from "./sender.ts";
-export { createSMTPTransport, classifyFailure, messageIdFor, type MailTransport, type DeliveryOutcome } from "./transport.ts";
-export { DEFAULT_RETRY, retryDelay, type RetryPolicy } from "./backoff.ts";
-export { checkMailConfig, type MailConfig, type SMTPConfig, type DKIMConfig } from "./config.ts";
+export { createSMTPTransport, classifyFailure, messageIdFor, type MailTransport, type DeliveryOutcome, type SendOptions } from "./transport.ts";
+export { DEFAULT_RETRY, retryBudget, retryDelay, type RetryPolicy } from "./backoff.ts";
+export { checkMailConfig, isLoopbackHost, tlsRequired, type MailConfig, type SMTPConfig, type DKIMConfig } from "./config.ts";
 export { notifySecurityEvent, securityMessages, type SecurityEvent, type SecurityNotice, type NoticeOptions, type MFAFactor } from "./security-notices.ts";
 export { addressProblem, checkAddress, checkSubject } from "./validate.ts";
 export { NotifyInputError, notifyErrors } from "./errors.ts";

@@ -180,12 +180,13 @@ export class Outbox {
    * disjoint batches without waiting on each other; on SQLite the one UPDATE … RETURNING runs under the
    * database write lock. A claim counts as an attempt (so a message that crashes every sender still ends dead).
    */
-  async claim(input: { claimer: string; limit: number; leaseMs: number }): Promise<OutboxMessage[]> {
+  async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number }): Promise<OutboxMessage[]> {
     const now = this.#clock.now();
     const until = now + input.leaseMs;
     let due = this.#db.selectFrom("outbox_messages").select("id")
       .where(CLAIMABLE).where("next_attempt_at", "<=", now)
       .orderBy("priority").orderBy("next_attempt_at").limit(input.limit);
+    if (input.belowPriority !== undefined) due = due.where("priority", "<", input.belowPriority);
     if (this.#database.dialect === "postgres") due = due.forUpdate().skipLocked();
     const rows = await this.#db.updateTable("outbox_messages")
       .set({ status: "sending", claimed_by: input.claimer, claimed_until: until, next_attempt_at: until, attempts: sql<number>`attempts + 1` })
@@ -193,6 +194,17 @@ export class Outbox {
       .returningAll()
       .execute();
     return rows.map(toMessage).sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt);
+  }
+
+  /**
+   * Whether a message more urgent than `priority` is due: a read on the claim index, so a sender can ask
+   * between deliveries without taking the database write lock.
+   */
+  async hasDueBelow(priority: number): Promise<boolean> {
+    const row = await this.#db.selectFrom("outbox_messages").select("id")
+      .where(CLAIMABLE).where("priority", "<", priority).where("next_attempt_at", "<=", this.#clock.now())
+      .limit(1).executeTakeFirst();
+    return row !== undefined;
   }
 
   /** Extends the lease on the given messages still held by `claimer`; returns the ids it still holds. */
@@ -238,14 +250,43 @@ export class Outbox {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  /** Puts dead messages back in the queue (an operator fixed the cause), with a fresh attempt budget. */
+  /**
+   * Puts dead messages back in the queue (an operator fixed the cause), with a fresh attempt budget. At most
+   * 1000 ids per call (bind parameters); messages no longer dead are left alone.
+   */
   async requeueDead(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
+    if (ids.length > MAX_BATCH) throw notifyErrors.badMessage(`requeue at most ${MAX_BATCH} messages per call`);
     const result = await this.#db.updateTable("outbox_messages")
       .set({ status: "queued", attempts: 0, next_attempt_at: this.#clock.now(), last_error: null })
       .where("id", "in", [...ids]).where("status", "=", "dead")
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
+  }
+
+  /** Dead messages, oldest first, at most `limit` (1 to 1000): for an operator to review or requeue. */
+  async listDead(options: { limit?: number } = {}): Promise<OutboxMessage[]> {
+    const limit = options.limit ?? 100;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_BATCH) throw notifyErrors.badMessage(`limit must be between 1 and ${MAX_BATCH}`);
+    const rows = await this.#db.selectFrom("outbox_messages").selectAll().where("status", "=", "dead")
+      .orderBy("created_at").orderBy("id").limit(limit).execute();
+    return rows.map(toMessage);
+  }
+
+  /** The ids of every dead message (a snapshot for `requeue-dead`: messages that die again later are not in it). */
+  async deadIds(): Promise<string[]> {
+    const rows = await this.#db.selectFrom("outbox_messages").select("id").where("status", "=", "dead").orderBy("created_at").orderBy("id").execute();
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * When the oldest message still owed (queued, waiting for a retry, or being sent) was enqueued, or null
+   * when nothing is owed: how far behind delivery is.
+   */
+  async oldestPending(): Promise<number | null> {
+    const row = await this.#db.selectFrom("outbox_messages").select((eb) => eb.fn.min("created_at").as("oldest"))
+      .where("status", "in", ["queued", "failed", "sending"]).executeTakeFirst();
+    return row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest);
   }
 
   async get(id: string): Promise<OutboxMessage> {

@@ -4,21 +4,30 @@ import { newId } from "../crypto/tokens.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from "./backoff.ts";
+import { notifyErrors } from "./errors.ts";
 import type { Outbox, OutboxMessage } from "./outbox.ts";
-import type { MailTransport } from "./transport.ts";
+import type { DeliveryOutcome, MailTransport } from "./transport.ts";
 
 export interface SenderOptions {
   /** Names this sender in claims (host/process), for operators reading the table. */
   name: string;
-  /** Messages claimed at once. */
+  /**
+   * Messages claimed at once. A more urgent message that becomes due while a batch is being delivered is
+   * claimed between two deliveries and goes next (a reset link does not wait behind a campaign batch).
+   */
   batchSize?: number;
   /** Deliveries in flight at once (match the SMTP pool's maxConnections). */
   concurrency?: number;
   /**
-   * How long a claim lasts, in ms. Must exceed the time one delivery can take (the SMTP socket timeout):
-   * the lease is renewed between deliveries, and a message is never started on a lease about to end.
+   * How long a claim lasts, in ms (default 5 minutes). It is renewed between deliveries, and each delivery
+   * has a deadline a quarter of the lease before the lease ends: the transport aborts the SMTP transaction
+   * there, so a sender never completes a delivery on a claim another sender may have taken over (a
+   * tarpitting server cannot stretch one delivery past the lease). Clocks of the nodes sharing a queue must
+   * agree to well within that quarter.
    */
   leaseMs?: number;
+  /** The longest one delivery may take (connect, TLS, every reply, the data), in ms; default 2 minutes. */
+  deliveryTimeoutMs?: number;
   retry?: RetryPolicy;
 }
 
@@ -27,6 +36,7 @@ export interface SenderDeps {
   transport: MailTransport;
   clock: Clock;
   random: RandomSource;
+  /** Told about every message that goes dead and every claim lost. Never given a full recipient address. */
   logger?: { warn(obj: object, msg: string): void };
 }
 
@@ -35,13 +45,27 @@ export interface RunReport {
   sent: number;
   retried: number;
   dead: number;
-  /** Claims that expired before the message was started (left for the next claim, not sent here). */
+  /**
+   * Claims lost, or too close to their end to fit a delivery's deadline, before the message was started
+   * (left for the next claim, not sent here).
+   */
   released: number;
   /** Outcomes that could not be recorded because another sender had taken the row over. */
   lostClaims: number;
 }
 
 const DEFAULT_LEASE = 5 * 60_000;
+const DEFAULT_DELIVERY_TIMEOUT = 2 * 60_000;
+
+/** `ana@example.org` → `example.org`: logs say where mail went wrong, not to whom. */
+function recipientDomain(address: string): string {
+  return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
+}
+
+// A server's reply often quotes the recipient ("550 5.1.1 <ana@example.org>: unknown user"): keep the domain.
+function withoutMailboxes(text: string): string {
+  return text.replace(/[^\s<>()[\]"',;:@]+@([A-Za-z0-9.-]+)/g, "…@$1");
+}
 
 export class OutboxSender {
   readonly #deps: SenderDeps;
@@ -49,6 +73,7 @@ export class OutboxSender {
   readonly #batchSize: number;
   readonly #concurrency: number;
   readonly #leaseMs: number;
+  readonly #deliveryTimeoutMs: number;
   readonly #retry: RetryPolicy;
 
   constructor(deps: SenderDeps, options: SenderOptions) {
@@ -57,7 +82,9 @@ export class OutboxSender {
     this.#batchSize = options.batchSize ?? 100;
     this.#concurrency = Math.max(1, options.concurrency ?? 5);
     this.#leaseMs = options.leaseMs ?? DEFAULT_LEASE;
+    this.#deliveryTimeoutMs = options.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT;
     this.#retry = options.retry ?? DEFAULT_RETRY;
+    if (!(this.#leaseMs > 0) || !(this.#deliveryTimeoutMs > 0)) throw notifyErrors.badConfig("the sender's leaseMs and deliveryTimeoutMs must be positive");
   }
 
   /**
@@ -71,41 +98,70 @@ export class OutboxSender {
     // A fresh claim token per batch, so even this sender's own stale claims are told apart from its new ones.
     const claimer = `${this.#name}/${newId("clm", this.#deps.random)}`;
     const report: RunReport = { claimed: 0, sent: 0, retried: 0, dead: 0, released: 0, lostClaims: 0 };
+    // Read before the claim: every held message's lease in the table ends at leaseEnds or later.
+    let leaseFrom = clock.now();
     const batch = await outbox.claim({ claimer, limit: this.#batchSize, leaseMs: this.#leaseMs });
     report.claimed = batch.length;
     if (batch.length === 0) return report;
 
-    let leaseEnds = clock.now() + this.#leaseMs;
+    let leaseEnds = leaseFrom + this.#leaseMs;
+    // Deliveries end this long before the lease does: room to record the outcome, and for clock skew.
+    const margin = Math.ceil(this.#leaseMs / 4);
     let held = new Set(batch.map((m) => m.id));
+    // Kept in claim order: priority first. Urgent messages claimed mid-batch go to the front.
     const pending = [...batch];
     const inFlight = new Set<string>();
-    let renewing: Promise<void> | null = null;
+    // Renewing and claiming urgent mail take turns, so a renewal sees every message claimed before it.
+    let turn: Promise<void> = Promise.resolve();
+    const exclusive = (work: () => Promise<void>): Promise<void> => {
+      const run = turn.then(work);
+      turn = run.catch(() => {});
+      return run;
+    };
 
     // Renew at half-life for the messages in flight or not yet started; a message whose claim was lost is dropped,
     // never delivered: someone else owns it now.
     const ensureLease = async (): Promise<void> => {
       if (clock.now() < leaseEnds - this.#leaseMs / 2) return;
-      renewing ??= (async () => {
+      await exclusive(async () => {
+        if (clock.now() < leaseEnds - this.#leaseMs / 2) return; // another worker just renewed
         const ids = [...inFlight, ...pending.map((m) => m.id)];
-        const stillHeld = await outbox.renew({ claimer, ids, leaseMs: this.#leaseMs });
-        held = stillHeld;
-        leaseEnds = clock.now() + this.#leaseMs;
-      })().finally(() => { renewing = null; });
-      await renewing;
+        leaseFrom = clock.now();
+        held = await outbox.renew({ claimer, ids, leaseMs: this.#leaseMs });
+        leaseEnds = leaseFrom + this.#leaseMs;
+      });
+    };
+
+    // Between deliveries: is anything more urgent than the next message of this batch due (a reset link
+    // queued while a campaign batch is going out)? A read first; a claim only when there is something.
+    const claimUrgent = async (): Promise<void> => {
+      if ((pending[0]?.priority ?? 0) <= 0) return;
+      await exclusive(async () => {
+        const next = pending[0];
+        if (!next || next.priority <= 0 || !(await outbox.hasDueBelow(next.priority))) return;
+        // Claimed after leaseFrom, so their leases end after leaseEnds too.
+        const urgent = await outbox.claim({ claimer, limit: this.#concurrency, leaseMs: this.#leaseMs, belowPriority: next.priority });
+        report.claimed += urgent.length;
+        for (const m of urgent) held.add(m.id);
+        // Each is more urgent than everything pending (the head had the lowest priority number).
+        pending.unshift(...urgent);
+      });
     };
 
     const worker = async (): Promise<void> => {
       for (;;) {
         await ensureLease();
+        await claimUrgent();
         const message = pending.shift();
         if (!message) return;
-        if (!held.has(message.id) || clock.now() >= leaseEnds) {
+        const budget = Math.min(this.#deliveryTimeoutMs, leaseEnds - margin - clock.now());
+        if (!held.has(message.id) || budget <= 0) {
           report.released++;
           continue;
         }
         inFlight.add(message.id);
         try {
-          await this.#deliver(message, claimer, report);
+          await this.#deliver(message, claimer, report, budget);
         } finally {
           inFlight.delete(message.id);
         }
@@ -130,24 +186,43 @@ export class OutboxSender {
     return total;
   }
 
-  async #deliver(message: OutboxMessage, claimer: string, report: RunReport): Promise<void> {
+  /** Delivers within `budgetMs` (the transport aborts past it) and records the outcome under the claim. */
+  async #deliver(message: OutboxMessage, claimer: string, report: RunReport, budgetMs: number): Promise<void> {
     const { outbox, transport, clock, random, logger } = this.#deps;
+    const dead = async (error: string): Promise<boolean> => {
+      const recorded = await outbox.markDead({ id: message.id, claimer, error });
+      if (recorded) {
+        report.dead++;
+        logger?.warn(
+          { messageId: message.id, kind: message.kind, recipientDomain: recipientDomain(message.to), attempts: message.attempts, lastError: withoutMailboxes(error).slice(0, 500) },
+          "outbox message is dead and will not be retried; `bulwark outbox status` lists it, `bulwark outbox requeue-dead` sends it again",
+        );
+      }
+      return recorded;
+    };
     // The claim already counted this attempt. Past the budget means earlier senders died mid-delivery
     // on this very message: stop rather than crash-loop (and possibly re-send) forever.
     if (message.attempts > this.#retry.maxAttempts) {
-      const recorded = await outbox.markDead({ id: message.id, claimer, error: `abandoned by senders ${message.attempts - 1} times (lease expired each time)` });
-      if (recorded) report.dead++;
-      else report.lostClaims++;
+      if (!(await dead(`abandoned by senders ${message.attempts - 1} times (lease expired each time)`))) report.lostClaims++;
       return;
     }
-    const outcome = await transport.send(message);
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error("delivery deadline passed")), budgetMs);
+    let outcome: DeliveryOutcome;
+    try {
+      outcome = await transport.send(message, { signal: deadline.signal });
+    } catch (error) {
+      // A transport should return failures; one that throws must not strand the rest of the batch.
+      outcome = { ok: false, permanent: false, error: `transport error: ${String((error as Error)?.message ?? error)}`.replace(/[\r\n]+/g, " ").slice(0, 500) };
+    } finally {
+      clearTimeout(timer);
+    }
     let recorded: boolean;
     if (outcome.ok) {
       recorded = await outbox.markSent({ id: message.id, claimer, providerMessageId: outcome.providerMessageId });
       if (recorded) report.sent++;
     } else if (outcome.permanent || message.attempts >= this.#retry.maxAttempts) {
-      recorded = await outbox.markDead({ id: message.id, claimer, error: outcome.error });
-      if (recorded) report.dead++;
+      recorded = await dead(outcome.error);
     } else {
       const nextAttemptAt = clock.now() + retryDelay(message.attempts, this.#retry, random);
       recorded = await outbox.markRetry({ id: message.id, claimer, error: outcome.error, nextAttemptAt });
@@ -155,8 +230,8 @@ export class OutboxSender {
     }
     if (!recorded) {
       report.lostClaims++;
-      // The lease ran out during delivery and another sender took the row: it may deliver again
-      // (same Message-ID). Operators should raise leaseMs if this appears.
+      // The claim was taken over although deliveries end before the lease does: the clocks of the nodes
+      // disagree, or the database stalled. The other sender may deliver again (same Message-ID).
       logger?.warn({ messageId: message.id, sender: this.#name }, "outbox claim lost during delivery; the message may be delivered twice");
     }
   }

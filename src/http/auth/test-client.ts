@@ -42,7 +42,7 @@ export async function authFixture(env: Record<string, string> = {}): Promise<Aut
       BULWARK_DATA_DIR: join(root, "data"), BULWARK_LOG_LEVEL: "silent",
       // Cheap hashes keep the tests fast; the benchmark measures the real cost.
       BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1",
-      BULWARK_PUBLIC_URL: ORIGIN, BULWARK_SMTP_URL: `smtp://127.0.0.1:${smtp.port}`, BULWARK_MAIL_FROM: "security@bulwark.test",
+      BULWARK_PUBLIC_URL: ORIGIN, BULWARK_SMTP_URL: `smtp://127.0.0.1:${smtp.port}?requireTLS=false`, BULWARK_MAIL_FROM: "security@bulwark.test",
       ...env,
     },
     mode: "init", clock,

@@ -1,0 +1,148 @@
+// `bulwark outbox status [--json]` and `bulwark outbox requeue-dead [--dry-run] [--yes] [--json]`: what the
+// email outbox owes, which messages are dead (given up after 5xx replies or ~24 h of failures), and putting
+// them back once the cause is fixed. Exit codes: 0 done, 2 bad usage or not confirmed, 3 failure.
+import { createInterface } from "node:readline";
+import type { Command } from "commander";
+import { InputError } from "../../lib/errors.ts";
+import type { OutboxMessage } from "../../notify/index.ts";
+import type { CliContext, CommandModule } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+import { action, group, writeJSON, writeLine } from "../run.ts";
+
+// Dead messages shown by `status` unless --limit says otherwise; the store allows at most 1000 per read.
+const DEFAULT_LIST = 50;
+const MAX_LIST = 1000;
+// Ids per requeue call and per audit event (the store's bind-parameter bound is 1000).
+const REQUEUE_CHUNK = 500;
+
+const operator = (): string => `cli:${process.env["USER"] ?? "operator"}`;
+
+function usage(message: string): InputError {
+  return new InputError("BULWARK_ERR_USAGE", message);
+}
+
+function listLimit(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_LIST;
+  if (!/^\d{1,4}$/.test(text.trim()) || Number(text) < 1 || Number(text) > MAX_LIST) throw usage(`--limit must be a whole number from 1 to ${MAX_LIST}; got "${text.slice(0, 20)}"`);
+  return Number(text);
+}
+
+/** 7260 s → "2h 1m". */
+function age(ms: number): string {
+  const minutes = Math.max(0, Math.floor(ms / 60_000));
+  const days = Math.floor(minutes / 1440);
+  const hours = Math.floor((minutes % 1440) / 60);
+  const parts = [days ? `${days}d` : "", hours ? `${hours}h` : "", `${minutes % 60}m`].filter(Boolean);
+  return parts.join(" ");
+}
+
+function deadView(m: OutboxMessage): Record<string, unknown> {
+  return { id: m.id, kind: m.kind, to: m.to, campaignId: m.campaignId, attempts: m.attempts, createdAt: new Date(m.createdAt).toISOString(), lastError: m.lastError };
+}
+
+function printDead(ctx: CliContext, dead: OutboxMessage[], total: number): void {
+  for (const m of dead) {
+    writeLine(ctx, `  ${m.id}  ${m.kind}  to ${m.to}  ${m.attempts} attempts  queued ${new Date(m.createdAt).toISOString()}`);
+    writeLine(ctx, `    last error: ${m.lastError ?? "none recorded"}`);
+  }
+  if (total > dead.length) writeLine(ctx, `  … and ${total - dead.length} more (--limit, up to ${MAX_LIST}, or --json)`);
+}
+
+async function confirm(ctx: CliContext, question: string): Promise<boolean> {
+  const rl = createInterface({ input: ctx.stdin, output: ctx.stderr });
+  try {
+    const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
+    return answer.trim().toLowerCase() === "yes";
+  } finally {
+    rl.close();
+  }
+}
+
+function register(program: Command, ctx: CliContext): void {
+  const cmd = group(program, "outbox", "The email outbox: what is owed, what is dead, and sending dead mail again.");
+  // commander hands --json written after a subcommand to the parent command, which declares it too.
+  cmd.option("--json", "print as JSON");
+  const json = (opts: { json?: boolean }): boolean => opts.json === true || cmd.opts<{ json?: boolean }>().json === true;
+
+  cmd
+    .command("status")
+    .description("Count messages by status, show how old the oldest undelivered one is, and list dead messages.")
+    .option("--limit <n>", `dead messages to list, 1 to ${MAX_LIST} (default ${DEFAULT_LIST})`)
+    .option("--json", "print as JSON")
+    .action(
+      action(ctx, async (opts: { limit?: string; json?: boolean }) => {
+        const limit = listLimit(opts.limit);
+        const app = await ctx.app();
+        const { outbox } = app.accounts;
+        const now = app.clock.now();
+        const [counts, oldest, dead] = await Promise.all([outbox.counts(), outbox.oldestPending(), outbox.listDead({ limit })]);
+        const mailConfigured = app.config.http.mail !== null;
+        if (json(opts)) {
+          writeJSON(ctx, {
+            counts,
+            oldestPendingAt: oldest === null ? null : new Date(oldest).toISOString(),
+            oldestPendingAgeSeconds: oldest === null ? null : Math.max(0, Math.round((now - oldest) / 1000)),
+            mailConfigured,
+            dead: dead.map(deadView),
+          });
+          return EXIT.ok;
+        }
+        writeLine(ctx, `outbox: ${counts.queued} queued, ${counts.failed} waiting for a retry, ${counts.sending} being sent, ${counts.sent} sent, ${counts.dead} dead`);
+        writeLine(ctx, oldest === null ? "nothing is waiting to be sent" : `oldest message not yet sent: queued ${age(now - oldest)} ago (${new Date(oldest).toISOString()})`);
+        if (!mailConfigured) writeLine(ctx, "note: no SMTP is configured (BULWARK_SMTP_URL, BULWARK_MAIL_FROM): nothing is being sent");
+        if (counts.dead > 0) {
+          writeLine(ctx, `dead messages (not retried; \`bulwark outbox requeue-dead\` sends them again once the cause is fixed):`);
+          printDead(ctx, dead, counts.dead);
+        }
+        return EXIT.ok;
+      }),
+    );
+
+  cmd
+    .command("requeue-dead")
+    .description("Put every dead message back in the queue with a fresh attempt budget (audited). Fix the cause first.")
+    .option("--dry-run", "list what would be requeued; change nothing")
+    .option("--yes", "do not ask for confirmation")
+    .option("--limit <n>", `messages to list, 1 to ${MAX_LIST} (default ${DEFAULT_LIST})`)
+    .option("--json", "print as JSON")
+    .action(
+      action(ctx, async (opts: { dryRun?: boolean; yes?: boolean; limit?: string; json?: boolean }) => {
+        const limit = listLimit(opts.limit);
+        const app = await ctx.app();
+        const { outbox } = app.accounts;
+        // A snapshot: a message that dies again while this runs (a sender is live) is not requeued twice.
+        const ids = await outbox.deadIds();
+        if (opts.dryRun) {
+          const sample = await outbox.listDead({ limit });
+          if (json(opts)) writeJSON(ctx, { dryRun: true, wouldRequeue: ids.length, messages: sample.map(deadView) });
+          else {
+            writeLine(ctx, `dry run: ${ids.length} dead message${ids.length === 1 ? "" : "s"} would be requeued; nothing was changed`);
+            printDead(ctx, sample, ids.length);
+          }
+          return EXIT.ok;
+        }
+        if (ids.length > 0 && !opts.yes) {
+          if (!(ctx.stdin as { isTTY?: boolean }).isTTY) throw usage(`requeue-dead would send ${ids.length} dead message${ids.length === 1 ? "" : "s"} again: add --yes (see them first with --dry-run)`);
+          if (!(await confirm(ctx, `Requeue ${ids.length} dead messages? Type "yes" to go on: `))) throw usage("not confirmed: nothing was requeued");
+        }
+        const actor = operator();
+        let requeued = 0;
+        for (let i = 0; i < ids.length; i += REQUEUE_CHUNK) {
+          const chunk = ids.slice(i, i + REQUEUE_CHUNK);
+          const n = await outbox.requeueDead(chunk);
+          requeued += n;
+          // Which messages an operator chose to send again: ids only, never addresses or content.
+          await app.audit.append({ type: "outbox.dead-requeued", actor, data: { requested: chunk.length, requeued: n, ids: chunk } });
+        }
+        const mailConfigured = app.config.http.mail !== null;
+        if (json(opts)) writeJSON(ctx, { requeued, mailConfigured });
+        else {
+          writeLine(ctx, `requeued ${requeued} dead message${requeued === 1 ? "" : "s"}${requeued < ids.length ? ` (${ids.length - requeued} had changed meanwhile and were left alone)` : ""}`);
+          if (!mailConfigured && requeued > 0) writeLine(ctx, "note: no SMTP is configured (BULWARK_SMTP_URL, BULWARK_MAIL_FROM): they are queued until it is");
+        }
+        return EXIT.ok;
+      }),
+    );
+}
+
+export default { register } satisfies CommandModule;

@@ -1,0 +1,157 @@
+// The sender's promises, on SQLite and PostgreSQL: a day-long outage loses no mail and a dead message is
+// logged; a delivery never outlives its lease (no duplicate against a tarpitting server); security mail
+// overtakes a campaign batch that is already being delivered.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { forEachDialect } from "../../test/helpers/dialects.ts";
+import { systemClock } from "../lib/clock.ts";
+import { systemRandom } from "../lib/random.ts";
+import { migrate } from "../store/migrator.ts";
+import { MIGRATIONS } from "../store/migrations/index.ts";
+import { DEFAULT_RETRY } from "./backoff.ts";
+import { Outbox, PRIORITY, type NewMessage } from "./outbox.ts";
+import { OutboxSender } from "./sender.ts";
+import { startTarpitSMTPServer } from "./tarpit-smtp-server.ts";
+import { notifyFixture } from "./test-setup.ts";
+import { createSMTPTransport, type DeliveryOutcome, type MailTransport } from "./transport.ts";
+
+const HOUR = 3_600_000;
+
+function message(n: number, extra: Partial<NewMessage> = {}): NewMessage {
+  return { idempotencyKey: `sender:${n}`, to: `user${n}@example.org`, subject: `Message ${n}`, text: `Body ${n}\n`, kind: "test.message", ...extra };
+}
+
+function recordingLogger(): { warn(obj: object, msg: string): void; lines: Array<{ obj: Record<string, unknown>; msg: string }> } {
+  const lines: Array<{ obj: Record<string, unknown>; msg: string }> = [];
+  return { lines, warn: (obj, msg) => lines.push({ obj: obj as Record<string, unknown>, msg }) };
+}
+
+forEachDialect("outbox sender", (fx) => {
+  it("keeps retrying a security notice through a day-long 4xx outage, then marks it dead and logs it without the mailbox", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const deferred: MailTransport = {
+      send: async (): Promise<DeliveryOutcome> => ({ ok: false, permanent: false, error: "421 4.3.2 <ana@example.org> service not available" }),
+      close: async () => {},
+    };
+    const logger = recordingLogger();
+    const sender = new OutboxSender({ outbox: f.outbox, transport: deferred, clock: f.clock, random: systemRandom, logger }, { name: "node-a" });
+    const enqueuedAt = f.clock.now();
+    const { id } = await f.outbox.enqueue({ idempotencyKey: "reset:1", to: "ana@example.org", subject: "Reset your password", text: "…", kind: "account.password-reset", priority: PRIORITY.security });
+    let deadAt: number | null = null;
+    for (let run = 0; run < 100 && deadAt === null; run++) {
+      await sender.runOnce();
+      const row = await f.outbox.get(id);
+      if (row.status === "dead") deadAt = f.clock.now();
+      else f.clock.set(row.nextAttemptAt);
+    }
+    assert.notEqual(deadAt, null, "given up at some point");
+    assert.ok(deadAt! - enqueuedAt >= 24 * HOUR, `dead after ${((deadAt! - enqueuedAt) / HOUR).toFixed(1)} h of 4xx replies; an outage of a day must lose nothing`);
+    assert.equal((await f.outbox.get(id)).attempts, DEFAULT_RETRY.maxAttempts);
+    assert.equal(logger.lines.length, 1, "one warning, for the message that went dead");
+    const [line] = logger.lines;
+    assert.deepEqual({ messageId: line!.obj["messageId"], kind: line!.obj["kind"], recipientDomain: line!.obj["recipientDomain"] }, { messageId: id, kind: "account.password-reset", recipientDomain: "example.org" });
+    assert.match(String(line!.obj["lastError"]), /421 4\.3\.2/);
+    assert.doesNotMatch(JSON.stringify(line), /ana@/, "the log names the domain, never the mailbox");
+  });
+
+  it("logs a message that goes dead at once on a 5xx reply", async (t) => {
+    const f = await notifyFixture(await fx.fresh(), () => ({ code: 550, message: "No such user here" }));
+    t.after(() => f.close());
+    const { id } = await f.outbox.enqueue(message(1, { kind: "security.password-changed" }));
+    const logger = recordingLogger();
+    const report = await new OutboxSender({ outbox: f.outbox, transport: await f.transport(), clock: f.clock, random: systemRandom, logger }, { name: "node-a" }).runOnce();
+    assert.equal(report.dead, 1);
+    assert.equal(logger.lines.length, 1);
+    assert.equal(logger.lines[0]!.obj["messageId"], id);
+    assert.equal(logger.lines[0]!.obj["recipientDomain"], "example.org");
+    assert.match(String(logger.lines[0]!.obj["lastError"]), /550/);
+    assert.doesNotMatch(JSON.stringify(logger.lines), /user1@/);
+  });
+
+  it("aborts a delivery that outlasts its deadline and retries it later instead of recording it sent", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const { id } = await f.outbox.enqueue(message(1));
+    let aborted = false;
+    // Answers only when told to stop; a sender without a deadline gets a late "accepted".
+    const stalling: MailTransport = {
+      send: (_m, options) => new Promise<DeliveryOutcome>((resolve) => {
+        const late = setTimeout(() => resolve({ ok: true, providerMessageId: "late" }), 3_000);
+        options?.signal?.addEventListener("abort", () => {
+          aborted = true;
+          clearTimeout(late);
+          resolve({ ok: false, permanent: false, error: "aborted at the deadline" });
+        });
+      }),
+      close: async () => {},
+    };
+    const report = await new OutboxSender({ outbox: f.outbox, transport: stalling, clock: f.clock, random: systemRandom }, { name: "node-a", deliveryTimeoutMs: 20 }).runOnce();
+    assert.equal(aborted, true, "the transport was told to give up");
+    assert.deepEqual({ sent: report.sent, retried: report.retried }, { sent: 0, retried: 1 });
+    assert.equal((await f.outbox.get(id)).status, "failed");
+  });
+
+  it("never completes a delivery after its lease ran out, so a tarpitting server gets one copy, not two", async (t) => {
+    // Real time here: the server's delays are real. Every reply comes 400 ms late, well inside the socket
+    // timeout, so a whole delivery takes ~2.4 s while sender A's lease is 1 s.
+    const database = await fx.fresh();
+    assert.equal((await migrate(database, systemClock, MIGRATIONS)).error, undefined);
+    const outbox = new Outbox({ database, clock: systemClock, random: systemRandom });
+    const server = await startTarpitSMTPServer({ delayMs: 400 });
+    t.after(() => server.close());
+    const transports: MailTransport[] = [];
+    t.after(async () => {
+      for (const tr of transports) await tr.close();
+    });
+    const senderWith = async (name: string, leaseMs: number): Promise<OutboxSender> => {
+      const transport = await createSMTPTransport({ smtp: { host: "127.0.0.1", port: server.port, secure: false, requireTLS: false, pool: true, socketTimeoutMs: 5_000 }, from: "security@bulwark.test" });
+      transports.push(transport);
+      return new OutboxSender({ outbox, transport, clock: systemClock, random: systemRandom, logger: { warn: () => {} } }, { name, leaseMs, concurrency: 1, retry: { maxAttempts: 5, baseDelayMs: 1, maxDelayMs: 1 } });
+    };
+    const { id } = await outbox.enqueue(message(1, { kind: "account.password-reset", priority: PRIORITY.security }));
+    const a = await senderWith("node-a", 1_000);
+    const b = await senderWith("node-b", 30_000);
+    const runA = a.runOnce();
+    // B looks as soon as the message is claimable again: A gave up on it (a retry is due), or A's lease ran
+    // out (for a claimed row, next_attempt_at is the lease's end).
+    for (;;) {
+      const row = await outbox.get(id);
+      if (row.status === "sent" || row.nextAttemptAt <= Date.now()) break;
+      await sleep(20);
+    }
+    const [ra, rb] = await Promise.all([runA, b.drain()]);
+    const copies = server.accepted.filter((m) => m === `<${id}@bulwark.test>`).length;
+    assert.equal(copies, 1, `the server accepted ${copies} copies (A: ${JSON.stringify(ra)}, B: ${JSON.stringify(rb)})`);
+    assert.equal(ra.sent + ra.lostClaims, 0, "A's delivery was aborted at its deadline, before the lease ended");
+    assert.equal((await outbox.get(id)).status, "sent");
+  });
+
+  it("delivers a reset mail queued during a campaign batch before the rest of that batch", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    await f.outbox.enqueueMany(Array.from({ length: 100 }, (_, i) => message(i, { kind: "campaign.notice", campaignId: "cmp_1", priority: PRIORITY.campaign })));
+    f.clock.advance(1);
+    const order: string[] = [];
+    let queuedReset = false;
+    const transport: MailTransport = {
+      async send(m): Promise<DeliveryOutcome> {
+        order.push(m.kind);
+        // The batch is claimed and on its way when a user asks for a password reset.
+        if (!queuedReset) {
+          queuedReset = true;
+          await f.outbox.enqueue(message(-1, { kind: "account.password-reset", priority: PRIORITY.security }));
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+        return { ok: true, providerMessageId: null };
+      },
+      close: async () => {},
+    };
+    // The defaults of `bulwark serve`: batches of 100, five deliveries at once.
+    const report = await new OutboxSender({ outbox: f.outbox, transport, clock: f.clock, random: systemRandom }, { name: "serve", batchSize: 100, concurrency: 5 }).runOnce();
+    assert.equal(report.sent, 101, "the reset mail went out within the batch in progress");
+    const position = order.indexOf("account.password-reset");
+    assert.ok(position >= 0 && position <= 10, `the reset mail was delivery #${position + 1}, behind ${position} campaign messages`);
+  });
+});
