@@ -64,6 +64,25 @@ describe("contain", () => {
     }
   });
 
+  it("refuses, with exit 2 and no job, a scope that would silently name nobody or the wrong users", async () => {
+    const jobs = async (): Promise<number> => JSON.parse((await bulwark(["contain", "list", "--json"], { env: env() })).stdout).length;
+    const before = await jobs();
+    const empty = join(dir, "empty-ids.txt");
+    writeFileSync(empty, "# the breached accounts\n\n");
+    for (const [args, message] of [
+      [["contain", "lock-accounts", "--role", "admni", "--yes"], /unknown role "admni": nothing was done; known roles: .*\badmin\b/],
+      [["contain", "lock-accounts", "--role", "admni", "--dry-run"], /unknown role "admni"/],
+      [["contain", "lock-accounts", "--ids", empty, "--dry-run"], /--ids file lists no user ids or emails/],
+      [["contain", "lock-accounts", "--created-before", "2026-02-30", "--dry-run"], /--created-before: "2026-02-30" is not a date: February 2026 has 28 days/],
+      [["contain", "lock-accounts", "--active-between", "2026-04-31", "2026-05-02", "--dry-run"], /--active-between: "2026-04-31" is not a date: April 2026 has 30 days/],
+    ] as const) {
+      const r = await bulwark([...args], { env: env() });
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, message, args.join(" "));
+    }
+    assert.equal(await jobs(), before, "no job was created");
+  });
+
   it("dry-runs, refuses more than 100 users without --yes on a non-terminal, then runs, lists, shows and undoes", async () => {
     const dry = await bulwark(["contain", "expire-passwords", "lock-accounts", "--all", "--dry-run", "--json"], { env: env() });
     assert.equal(dry.code, 0, dry.stderr);
@@ -101,11 +120,16 @@ describe("contain", () => {
   it("takes an --ids file of ids and emails, and refuses to undo a job with no reversible lever", async () => {
     const file = join(dir, "ids.txt");
     writeFileSync(file, "# breached accounts\nREAL@example.org\n\nusr_doesnotexist\n");
+    const dry = await bulwark(["contain", "invalidate-passwords", "--ids", file, "--dry-run"], { env: env() });
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /note: 1 --ids entries name no user and are left out: usr_doesnotexist/);
+    assert.match(dry.stdout, /invalidate-passwords: users 1, resetEmailsQueued 1, resetEmailsRefused 0/, "the real run's count names");
     const r = await bulwark(["contain", "invalidate-passwords", "--ids", file, "--json"], { env: env() });
     assert.equal(r.code, 0, r.stderr);
     const job = JSON.parse(r.stdout);
     assert.equal(job.total, 1);
-    assert.deepEqual(job.counts["invalidate-passwords"], { users: 1, resetEmailsQueued: 1 });
+    assert.match(job.notes.join(" "), /1 --ids entries name no user and are left out: usr_doesnotexist/);
+    assert.deepEqual(job.counts["invalidate-passwords"], { users: 1, resetEmailsQueued: 1, resetEmailsRefused: 0 });
     assert.match(job.notes.join(" "), /1 reset emails wait in the outbox: no SMTP is configured/);
     // The link is in the outbox, keyed by job and user, sent by the server once SMTP is configured.
     const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
@@ -120,7 +144,7 @@ describe("contain", () => {
     }
     const again = await bulwark(["contain", "invalidate-passwords", "--ids", file, "--json"], { env: env() });
     assert.equal(again.code, 0, again.stderr);
-    assert.deepEqual(JSON.parse(again.stdout).counts["invalidate-passwords"], { users: 0, resetEmailsQueued: 0 }, "already invalidated: no second mail");
+    assert.deepEqual(JSON.parse(again.stdout).counts["invalidate-passwords"], { users: 0, resetEmailsQueued: 0, resetEmailsRefused: 0 }, "already invalidated: no second mail");
     const undo = await bulwark(["contain", "undo", job.id], { env: env() });
     assert.equal(undo.code, 2);
     assert.match(undo.stderr, /not reversible|none of its levers/);

@@ -11,13 +11,26 @@ import { createKeyStore } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import {
-  createContainJob, createUndoJob, dryRunContain, jobView, resumeJob, runJob, skippedByUndo,
+  countScope, createContainJob, createUndoJob, dryRunContain, jobView, registerBuiltinLevers, registerLever, resumeJob, runJob, skippedByUndo,
   type ContainDeps, type ResetNotifier,
 } from "../src/contain/index.ts";
+import { InputError } from "../src/lib/errors.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 20);
+
+// A global lever whose setup step fails until a test repairs it (as rotate-keys' does without the keyring).
+let setupBroken = true;
+registerBuiltinLevers();
+registerLever({
+  kind: "global", name: "test-setup-step", description: "a stage with a setup step",
+  dryRun: async () => ({ counts: {}, sample: [] }),
+  async prepare() {
+    if (setupBroken) throw new InputError("BULWARK_ERR_TEST", "the key store is read-only");
+  },
+  step: async () => ({ counts: { steps: 1 }, next: null }),
+});
 
 interface Fixture extends ContainDeps {
   clock: ManualClock;
@@ -175,12 +188,108 @@ forEachDialect("contain levers", (dfx) => {
     assert.deepEqual(back.map((r) => [r.user_id, Number(r.granted_at), r.granted_by]), [0, 1, 2, 3, 4].map((i) => [`usr_000${i}`, NOW - 500 * DAY, "test"]));
   });
 
+  it("attack: undoing an older job does not cancel a later job's containment of the same users, and reports them", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 3);
+    const db = fx.database.db;
+    const request = { levers: ["expire-passwords", "demote-inactive-admins"], scope: { ids: ["usr_0000", "usr_0001"] }, actor: "t" };
+    const a = await createContainJob(fx, request);
+    assert.deepEqual(jobView(await runJob(fx, a.id)).counts, { "expire-passwords": { users: 2 }, "demote-inactive-admins": { users: 1, roleGrants: 1 } });
+    // After job A, u0's expiry is cleared and u1 is granted admin again; a second incident contains both again.
+    await db.updateTable("users").set({ password_must_change: 0 }).where("id", "=", "usr_0000").execute();
+    await db.insertInto("user_roles").values({ user_id: "usr_0001", role: "admin", granted_at: NOW + 9, granted_by: "ops" }).execute();
+    fx.clock.advance(DAY);
+    const b = await createContainJob(fx, request);
+    assert.deepEqual(jobView(await runJob(fx, b.id)).counts, { "expire-passwords": { users: 1 }, "demote-inactive-admins": { users: 1, roleGrants: 1 } }, "u1 was still expired: B changed only u0's flag");
+    const undo = jobView(await runJob(fx, (await createUndoJob(fx, a.id, "t")).id));
+    assert.deepEqual(undo.counts["expire-passwords"], { restored: 0, skipped: 2 }, "u0 expired again by B, u1 found expired by B");
+    assert.deepEqual(undo.counts["demote-inactive-admins"], { restored: 0, skipped: 1 });
+    for (const id of ["usr_0000", "usr_0001"]) assert.equal(Number((await user(fx, id)).password_must_change), 1, `${id}: B's expiry stands`);
+    assert.deepEqual(await db.selectFrom("user_roles").select("role").where("user_id", "=", "usr_0001").execute(), [], "B's demotion stands");
+    assert.deepEqual((await skippedByUndo(fx, a.id)).map((r) => `${r.lever}:${r.userId}`).sort(), ["demote-inactive-admins:usr_0001", "expire-passwords:usr_0000", "expire-passwords:usr_0001"]);
+  });
+
+  it("once the later job is itself undone, undoing the older one restores what it changed", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 3);
+    const a = await createContainJob(fx, { levers: ["expire-passwords"], scope: { ids: ["usr_0000"] }, actor: "t" });
+    await runJob(fx, a.id);
+    fx.clock.advance(DAY);
+    const b = await createContainJob(fx, { levers: ["expire-passwords"], scope: { all: true }, actor: "t" });
+    await runJob(fx, b.id);
+    assert.deepEqual(jobView(await runJob(fx, (await createUndoJob(fx, b.id, "t")).id)).counts["expire-passwords"], { restored: 2, skipped: 0 });
+    assert.deepEqual(jobView(await runJob(fx, (await createUndoJob(fx, a.id, "t")).id)).counts["expire-passwords"], { restored: 1, skipped: 0 });
+    assert.equal(Number((await user(fx, "usr_0000")).password_must_change), 0);
+  });
+
+  it("undo leaves alone an expiry an administrator set again after the user changed the password", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 2);
+    const db = fx.database.db;
+    const job = await createContainJob(fx, { levers: ["expire-passwords"], scope: { ids: ["usr_0000"] }, actor: "t" });
+    await runJob(fx, job.id);
+    // The user changes the password (the flag clears, the change time moves), then an administrator expires it again.
+    await db.updateTable("users").set({ password_must_change: 0, password_changed_at: NOW + 5 }).where("id", "=", "usr_0000").execute();
+    await db.updateTable("users").set({ password_must_change: 1 }).where("id", "=", "usr_0000").execute();
+    const undo = jobView(await runJob(fx, (await createUndoJob(fx, job.id, "t")).id));
+    assert.deepEqual(undo.counts["expire-passwords"], { restored: 0, skipped: 1 });
+    assert.equal(Number((await user(fx, "usr_0000")).password_must_change), 1, "the administrator's expiry stands");
+  });
+
+  it("refuses an unknown role before anything happens, naming it and the roles that exist", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 7);
+    const request = { levers: ["revoke-sessions", "lock-accounts"], scope: { roles: ["admin", "admni"] }, actor: "t" };
+    const refused = { code: "BULWARK_ERR_CONTAIN_ROLE", kind: "input", message: /unknown role "admni": nothing was done; known roles: .*\badmin\b.*auditor/ };
+    await assert.rejects(dryRunContain(fx, request), refused);
+    await assert.rejects(countScope(fx, request.scope), refused);
+    await assert.rejects(createContainJob(fx, request), refused);
+    assert.equal((await fx.jobs.list()).length, 0, "no job");
+    assert.equal((await fx.database.db.selectFrom("revocation_stamps").select("scope").execute()).length, 0, "no stamp raised");
+    assert.equal((await user(fx, "usr_0000")).locked_at, null);
+  });
+
+  it("reports --ids entries that name no user, in the dry run and in the job, instead of dropping them silently", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 4);
+    const scope = { ids: ["usr_0001", "USER2@example.org", "usr_typo", "Nobody@Example.org"] };
+    const dry = await dryRunContain(fx, { levers: ["lock-accounts"], scope, actor: "t" });
+    assert.equal(dry.users, 2);
+    assert.deepEqual(dry.unmatchedIds, { count: 2, sample: ["usr_typo", "Nobody@Example.org"] });
+    const job = await createContainJob(fx, { levers: ["lock-accounts"], scope, actor: "t" });
+    const view = jobView(await runJob(fx, job.id));
+    assert.equal(view.total, 2);
+    assert.match(view.notes.join(" "), /2 --ids entries name no user and are left out: usr_typo, Nobody@Example\.org/);
+    const created = (await fx.audit.tail(20)).find((e) => e.type === "contain.job.created");
+    assert.equal((created?.data as { unmatchedIds: number }).unmatchedIds, 2);
+    await assert.rejects(createContainJob(fx, { levers: ["lock-accounts"], scope: { ids: [] }, actor: "t" }), /--ids file lists no user ids or emails/);
+  });
+
+  it("a stage whose setup step fails marks the job failed with the reason and audits it; a resume carries on once repaired", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 3);
+    setupBroken = true;
+    const job = await createContainJob(fx, { levers: ["lock-accounts", "test-setup-step"], scope: { all: true }, actor: "t" });
+    // A runtime failure of the job (exit 3, resumable), not the setup step's own error escaping (exit 2).
+    await assert.rejects(runJob(fx, job.id), { code: "BULWARK_ERR_CONTAIN_FAILED", kind: "runtime", message: /key store is read-only.*bulwark contain resume/ });
+    const failed = await fx.jobs.get(job.id);
+    assert.equal(failed.status, "failed", "not left running");
+    assert.equal(failed.error, "the key store is read-only");
+    const events = (await fx.audit.tail(50)).filter((e) => e.type === "contain.job.failed" && e.subject === job.id);
+    assert.deepEqual(events.map((e) => (e.data as { stage: string; error: string })), [{ kind: "contain", stage: "test-setup-step", error: "the key store is read-only", worker: "" }]);
+    setupBroken = false;
+    const resumed = jobView(await resumeJob(fx, job.id));
+    assert.equal(resumed.status, "done");
+    assert.deepEqual(resumed.counts["test-setup-step"], { steps: 1 });
+    assert.equal((await fx.audit.verify()).ok, true);
+  });
+
   it("invalidates passwords and queues one reset email per user; without a mailer says so and queues none", async () => {
     const fx = await setup(await dfx.fresh());
     await seedUsers(fx, 12);
     const job = await createContainJob(fx, { levers: ["invalidate-passwords"], scope: { scheme: "md5" }, actor: "t", batchSize: 3 });
     const view = jobView(await runJob(fx, job.id));
-    assert.deepEqual(view.counts["invalidate-passwords"], { users: 4, resetEmailsQueued: 4 });
+    assert.deepEqual(view.counts["invalidate-passwords"], { users: 4, resetEmailsQueued: 4, resetEmailsRefused: 0 });
     assert.deepEqual(fx.sent.sort(), ["user0@example.org", "user3@example.org", "user6@example.org", "user9@example.org"]);
     assert.equal(Number((await user(fx, "usr_0003")).password_invalidated_at), NOW);
     assert.equal((await user(fx, "usr_0004")).password_invalidated_at, null);
@@ -189,7 +298,7 @@ forEachDialect("contain levers", (dfx) => {
     const bare = await setup(await dfx.fresh(), { mailer: false });
     await seedUsers(bare, 3);
     const v2 = jobView(await runJob(bare, (await createContainJob(bare, { levers: ["invalidate-passwords"], scope: { all: true }, actor: "t" })).id));
-    assert.deepEqual(v2.counts["invalidate-passwords"], { users: 3, resetEmailsQueued: 0 });
+    assert.deepEqual(v2.counts["invalidate-passwords"], { users: 3, resetEmailsQueued: 0, resetEmailsRefused: 0 });
     assert.match(v2.notes.join(" "), /no mailer is configured/);
   });
 

@@ -109,7 +109,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     const left = await fx.database.db.selectFrom("sessions").select("id").execute();
     assert.deepEqual(left.map((r) => r.id), [fresh.session.id]);
     const stamp = await fx.database.db.selectFrom("revocation_stamps").selectAll().execute();
-    assert.deepEqual(stamp.map((s) => [s.scope, Number(s.not_before)]), [["global", NOW + 1000]]);
+    assert.deepEqual(stamp.map((s) => [s.scope, Number(s.not_before)]), [["global", NOW + 1001]], "everything created up to the job's millisecond");
     const types = (await fx.audit.tail(100)).map((e) => e.type);
     assert.ok(types.indexOf("contain.revocation.raised") < types.indexOf("contain.job.created"), "the stamp is audited before the job");
     assert.equal((await fx.audit.verify()).ok, true);
@@ -184,7 +184,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     assert.deepEqual(dry.levers["revoke-tokens"]?.counts, { users: 2, tokens: 2, stamps: 3 });
     const job = await createContainJob(fx, { levers: ["revoke-tokens"], scope: { ids: ["usr_0000", "usr_0001", "usr_0004"] }, actor: "t" });
     const stamps = await fx.database.db.selectFrom("revocation_stamps").selectAll().orderBy("scope").execute();
-    assert.deepEqual(stamps.map((s) => [s.scope, Number(s.not_before)]), ["usr_0000", "usr_0001", "usr_0004"].map((u) => [`tokens:user:${u}`, NOW]));
+    assert.deepEqual(stamps.map((s) => [s.scope, Number(s.not_before)]), ["usr_0000", "usr_0001", "usr_0004"].map((u) => [`tokens:user:${u}`, NOW + 1]));
     const view = jobView(await runJob(fx, job.id));
     assert.deepEqual(view.counts["revoke-tokens"], { users: 2, tokens: 2 });
     const rows = await fx.database.db.selectFrom("api_tokens").select(["id", "revoked_at"]).orderBy("id").execute();
@@ -195,7 +195,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     const again = jobView(await runJob(fx, (await createContainJob(fx, { levers: ["revoke-tokens"], scope: { all: true }, actor: "t" })).id));
     assert.deepEqual(again.counts["revoke-tokens"], { users: 2, tokens: 2 }, "tok_2 and tok_3; tok_new is newer than the job");
     const global = await fx.database.db.selectFrom("revocation_stamps").select("not_before").where("scope", "=", "tokens:global").executeTakeFirstOrThrow();
-    assert.equal(Number(global.not_before), NOW + HOUR);
+    assert.equal(Number(global.not_before), NOW + HOUR + 1);
   });
 
   it("attack: an API token stolen before revoke-tokens is refused by the token library before any row is marked (ASVS 7.4.1)", async () => {
@@ -231,6 +231,50 @@ forEachDialect("contain revocation levers", (dfx) => {
     assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2 });
     for (const t of ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const) assert.equal((await db.selectFrom(t).select("user_id").execute()).length, 0, t);
     assert.deepEqual(await Promise.all(live.map(async (s) => (await sm.validate(s.token)).valid)), [false, false, true, true]);
+  });
+
+  it("attack: a session or token issued in the job's own millisecond, just before it, is refused and removed like any older one", async () => {
+    for (const scope of [{ ids: ["usr_0000"] }, { all: true }]) {
+      const fx = await setup(await dfx.fresh());
+      const ids = await users(fx, 2);
+      const sm = sessions(fx);
+      const tokens = createTokenService({ database: fx.database, clock: fx.clock, random: systemRandom });
+      // The clock does not move: the stolen session and token share the job's millisecond.
+      const stolen = await sm.createSession(ids[0] as string);
+      const token = await tokens.create(ids[0] as string, { name: "ci", scopes: ["accounts.read"] });
+      const job = await createContainJob(fx, { levers: ["revoke-sessions", "revoke-tokens"], scope, actor: "t" });
+      assert.equal(job.spec.at, stolen.session.createdAt, "same millisecond");
+      assert.deepEqual(await sm.validate(stolen.token), { valid: false, reason: "revoked" }, JSON.stringify(scope));
+      assert.deepEqual(await tokens.verify(token.token), { valid: false, reason: "revoked" }, JSON.stringify(scope));
+      const view = jobView(await runJob(fx, job.id));
+      assert.deepEqual(view.counts["revoke-sessions"], { users: 1, sessions: 1 }, JSON.stringify(scope));
+      assert.deepEqual(view.counts["revoke-tokens"], { users: 1, tokens: 1 }, JSON.stringify(scope));
+      assert.equal((await fx.database.db.selectFrom("sessions").select("id").execute()).length, 0);
+    }
+  });
+
+  it("attack: a session opened with the old factor after a require-mfa-reenrolment job was created, before its batch ran, dies with the factor", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await users(fx, 2);
+    const victim = ids[0] as string;
+    const db = fx.database.db;
+    await db.insertInto("mfa_totp").values({ user_id: victim, secret_ct: "ct", created_at: NOW, confirmed_at: NOW, last_step: null }).execute();
+    const sm = sessions(fx);
+    const older = await sm.createSession(victim, { aal: 2 });
+    fx.clock.advance(1000);
+    const job = await createContainJob(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" });
+    // While the job waits for its batch (earlier batches, a queue), the attacker logs in with the leaked factor.
+    fx.clock.advance(5000);
+    const attacker = await sm.createSession(victim, { aal: 2 });
+    fx.clock.advance(5000);
+    const view = jobView(await runJob(fx, job.id));
+    assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 1, totp: 1, recoveryCodes: 0, webauthn: 0, sessions: 2 });
+    assert.equal((await sm.validate(attacker.token)).valid, false, "the session opened with the deleted factor is refused");
+    assert.equal((await sm.validate(older.token)).valid, false);
+    assert.equal((await db.selectFrom("sessions").select("id").where("user_id", "=", victim).execute()).length, 0);
+    // A login after the batch (the user enrolling again) is not touched.
+    fx.clock.advance(1000);
+    assert.equal((await sm.validate((await sm.createSession(victim)).token)).valid, true);
   });
 
   it("scopes the window of exposure by sessions in use, and by logins inside it", async () => {

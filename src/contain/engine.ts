@@ -10,7 +10,7 @@ import type { Job, JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
-import { containErrors } from "./errors.ts";
+import { containErrors, failureReason } from "./errors.ts";
 import type { ResetNotifier } from "./lever.ts";
 import type { Schema } from "../store/schema.ts";
 
@@ -197,6 +197,17 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     return "ran";
   }
 
+  /**
+   * Records a failure — the job `failed` with the reason, and a `contain.job.failed` event — and returns the
+   * error to throw. Best effort: when the database is what failed, the thrown error still tells the caller.
+   */
+  async function failed(job: Job, stage: Stage | undefined, error: unknown): Promise<Error> {
+    const reason = failureReason(error);
+    await jobs.setStatus(jobId, "failed", reason).catch(() => {});
+    await audit.append({ type: "contain.job.failed", actor: job.actor, subject: jobId, data: { kind: job.kind, stage: stage?.name ?? null, error: reason, worker } }).catch(() => {});
+    return containErrors.failed(jobId, { cause: error });
+  }
+
   for (;;) {
     // A turn for the event loop between batches: on SQLite every query settles synchronously, so a job run
     // inside the server (resumed at start, or started through the API) would otherwise starve its requests.
@@ -205,7 +216,14 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     if (TERMINAL.has(job.status) && job.status !== "failed") return job;
     const cursor = parseCursor(job.cursor);
     const stage = stages[cursor.s];
-    if (stage && !isClaimed(stage) && stage.prepare && cursor.p === null && !cursor.r) await stage.prepare();
+    if (stage && !isClaimed(stage) && stage.prepare && cursor.p === null && !cursor.r) {
+      // A setup step fails like a batch does: the job is marked failed and can be resumed, not left `running`.
+      try {
+        await stage.prepare();
+      } catch (error) {
+        throw await failed(job, stage, error);
+      }
+    }
     if (options.stopAfterBatches !== undefined && batches >= options.stopAfterBatches) return jobs.get<Record<string, unknown>>(jobId);
     let outcome: Outcome;
     try {
@@ -214,8 +232,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
       );
     } catch (error) {
       if (error instanceof CursorMoved) continue;
-      await jobs.setStatus(jobId, "failed", error instanceof Error ? error.message.slice(0, 500) : String(error)).catch(() => {});
-      throw containErrors.failed(jobId, { cause: error });
+      throw await failed(job, stage, error);
     }
     if (outcome === "busy") {
       await new Promise((resolve) => setTimeout(resolve, BUSY_WAIT_MS));

@@ -1,12 +1,19 @@
 // Containment errors, each with a stable code (never reused).
 import { BulwarkError, InputError } from "../lib/errors.ts";
 
+/** A failure's message as recorded on the job and in its audit event (bounded: it may quote a whole statement). */
+export function failureReason(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).slice(0, 500);
+}
+
 export const containErrors = {
   noScope: (): InputError =>
     new InputError("BULWARK_ERR_CONTAIN_NO_SCOPE", "no scope given: name the users to act on (--all, --role, --ids, --created-before/after, --last-login-before/after, --active-within, --active-between, --scheme); --all is never implied"),
   badScope: (message: string): InputError => new InputError("BULWARK_ERR_CONTAIN_SCOPE", message),
   unknownLever: (name: string, known: readonly string[]): InputError =>
     new InputError("BULWARK_ERR_CONTAIN_LEVER", `unknown lever "${name.slice(0, 60)}"; known levers: ${known.join(", ")}`),
+  unknownRole: (names: readonly string[], known: readonly string[]): InputError =>
+    new InputError("BULWARK_ERR_CONTAIN_ROLE", `unknown role${names.length > 1 ? "s" : ""} ${names.map((n) => `"${n.slice(0, 60)}"`).join(", ")}: nothing was done; known roles: ${known.join(", ") || "(none)"}`),
   noLever: (known: readonly string[]): InputError => new InputError("BULWARK_ERR_CONTAIN_LEVER", `name at least one lever: ${known.join(", ")}`),
   notContainJob: (id: string): InputError => new InputError("BULWARK_ERR_CONTAIN_JOB", `job ${id} is not a containment job`),
   notUndoable: (id: string, why: string): InputError => new InputError("BULWARK_ERR_CONTAIN_UNDO", `job ${id} cannot be undone: ${why}`),
@@ -14,5 +21,5 @@ export const containErrors = {
     new InputError("BULWARK_ERR_CONTAIN_CONFIRM", `this job acts on ${count} users (more than 100): pass --yes to confirm (stdin is not a terminal, so it cannot ask)`),
   declined: (): InputError => new InputError("BULWARK_ERR_CONTAIN_DECLINED", "not confirmed: nothing was done"),
   failed: (id: string, options: { cause: unknown }): BulwarkError =>
-    new BulwarkError("BULWARK_ERR_CONTAIN_FAILED", "runtime", `containment job ${id} failed; it can be resumed with \`bulwark contain resume ${id}\``, options),
+    new BulwarkError("BULWARK_ERR_CONTAIN_FAILED", "runtime", `containment job ${id} failed (${failureReason(options.cause)}); it can be resumed with \`bulwark contain resume ${id}\``, options),
 };

@@ -6,7 +6,7 @@ import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { findLever, leverNames, levers as allLevers, type ChangeRecord, type GlobalLever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
-import { describeScope, scopedUserIds, validateScope, type ScopeSpec } from "./scope.ts";
+import { checkRolesExist, describeScope, scopedUserIds, unmatchedIds, validateScope, type ScopeSpec, type UnmatchedIds } from "./scope.ts";
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 
@@ -33,6 +33,8 @@ export interface ContainSpec {
   batchSize: number;
   /** False when no mailer was configured: invalidate-passwords then queued no reset email. */
   mailer: boolean;
+  /** --ids entries that named no user when the job was created: reported, since nobody was contained for them. */
+  unmatchedIds?: UnmatchedIds;
 }
 
 export interface ContainRequest {
@@ -60,13 +62,27 @@ function options(partial: Partial<LeverOptions> | undefined): LeverOptions {
 }
 
 function leverContext(deps: ContainDeps, jobId: string, at: number, opts: LeverOptions, scope: { all?: unknown }): LeverContext {
-  return { jobId, dialect: deps.database.dialect, at, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier };
+  return { jobId, dialect: deps.database.dialect, at, now: at, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier };
+}
+
+/**
+ * What a dry run and a real run both check before touching anything: the levers, the scope and options, that
+ * every role exists, and which --ids entries name nobody.
+ */
+async function checkRequest(deps: ContainDeps, request: ContainRequest): Promise<{ names: string[]; opts: LeverOptions; unmatched: UnmatchedIds | null }> {
+  const names = resolveLevers(request.levers);
+  validateScope(request.scope);
+  const opts = options(request.options);
+  await checkRolesExist(deps.database.db, request.scope);
+  return { names, opts, unmatched: await unmatchedIds(deps.database.db, deps.database.dialect, request.scope) };
 }
 
 export interface DryRunReport {
   dryRun: true;
   users: number;
-  levers: Record<string, { counts: Record<string, number>; sample: string[] }>;
+  /** Present with --ids: the entries that name no user (they would be left out). */
+  unmatchedIds?: UnmatchedIds;
+  levers: Record<string, { counts: Record<string, number>; sample: string[]; notes?: string[] }>;
 }
 
 /**
@@ -76,22 +92,24 @@ export interface DryRunReport {
  * await dryRunContain(deps, { levers: ["expire-passwords"], scope: { all: true }, actor: "cli" })
  */
 export async function dryRunContain(deps: ContainDeps, request: ContainRequest): Promise<DryRunReport> {
-  const names = resolveLevers(request.levers);
-  validateScope(request.scope);
-  const opts = options(request.options);
+  const { names, opts, unmatched } = await checkRequest(deps, request);
   const db = deps.database.db;
   const scope = scopedUserIds(db, deps.database.dialect, request.scope);
   const ctx = leverContext(deps, "(dry-run)", deps.clock.now(), opts, request.scope);
   const total = await db.selectFrom("users").where("id", "in", scope).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
-  const report: DryRunReport = { dryRun: true, users: Number(total?.n ?? 0), levers: {} };
+  const report: DryRunReport = { dryRun: true, users: Number(total?.n ?? 0), ...(unmatched ? { unmatchedIds: unmatched } : {}), levers: {} };
   for (const name of names) report.levers[name] = await (findLever(name) as UserLever | GlobalLever).dryRun(db, scope, ctx);
-  await deps.audit.append({ type: "contain.dry-run", actor: request.actor, data: { levers: names, scope: describeScope(request.scope), users: report.users, incidentId: request.incidentId ?? null } });
+  await deps.audit.append({
+    type: "contain.dry-run", actor: request.actor,
+    data: { levers: names, scope: describeScope(request.scope), users: report.users, ...(unmatched ? { unmatchedIds: unmatched.count } : {}), incidentId: request.incidentId ?? null },
+  });
   return report;
 }
 
-/** Counts the users in scope (for the confirmation prompt before a large job). */
+/** Counts the users in scope (for the confirmation prompt before a large job); refuses unknown roles first. */
 export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<number> {
   const db = deps.database.db;
+  await checkRolesExist(db, scope);
   const row = await db.selectFrom("users").where("id", "in", scopedUserIds(db, deps.database.dialect, scope)).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   return Number(row?.n ?? 0);
 }
@@ -104,12 +122,13 @@ export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<n
  * running the command again finishes the work. Nothing is applied to rows yet; `runJob` does that.
  */
 export async function createContainJob(deps: ContainDeps, request: ContainRequest): Promise<Job<ContainSpec>> {
-  const names = resolveLevers(request.levers);
-  validateScope(request.scope);
-  const opts = options(request.options);
+  const { names, opts, unmatched } = await checkRequest(deps, request);
   const batchSize = Math.trunc(request.batchSize ?? (deps.database.dialect === "postgres" ? DEFAULT_BATCH_SIZE_POSTGRES : DEFAULT_BATCH_SIZE));
   if (!(batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) throw containErrors.badScope(`--batch-size must be between 1 and ${MAX_BATCH_SIZE}`);
-  const spec: ContainSpec = { levers: names, scope: describeScope(request.scope), options: opts, at: deps.clock.now(), batchSize, mailer: deps.notifier !== null };
+  const spec: ContainSpec = {
+    levers: names, scope: describeScope(request.scope), options: opts, at: deps.clock.now(), batchSize, mailer: deps.notifier !== null,
+    ...(unmatched ? { unmatchedIds: unmatched } : {}),
+  };
   const beginners = names.map((n) => findLever(n) as UserLever | GlobalLever).filter((l): l is UserLever & Required<Pick<UserLever, "begin">> => l.kind === "user" && l.begin !== undefined);
   const begun: Record<string, number> = {};
   if (beginners.length) {
@@ -133,7 +152,10 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     await trx.updateTable("jobs").set({ total }).where("id", "=", job.id).execute();
     await deps.audit.appendIn(trx, {
       type: "contain.job.created", actor: request.actor, subject: job.id,
-      data: { levers: names, scope: spec.scope, users: total, incidentId: request.incidentId ?? null, options: { ...opts }, mailer: spec.mailer, begun },
+      data: {
+        levers: names, scope: spec.scope, users: total, ...(unmatched ? { unmatchedIds: unmatched.count } : {}),
+        incidentId: request.incidentId ?? null, options: { ...opts }, mailer: spec.mailer, begun,
+      },
     });
     return { ...job, total };
   });
@@ -179,7 +201,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
     stages.push({
       name: `${lever.name} (all users at once)`,
       async step(trx): Promise<StepResult> {
-        const r = await (lever.applyAll as NonNullable<UserLever["applyAll"]>)(trx, ctx);
+        const r = await (lever.applyAll as NonNullable<UserLever["applyAll"]>)(trx, { ...ctx, now: deps.clock.now() });
         const counts: Record<string, number> = {};
         for (const [k, v] of Object.entries(r)) counts[`${lever.name}.${k}`] = v;
         // With no lever left for the batches, this step has handled every user of the scope.
@@ -209,10 +231,12 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         const ids = rows.map((r) => r.user_id);
         const seqOf = new Map(rows.map((r) => [r.user_id, Number(r.seq)]));
         const counts: Record<string, number> = {};
+        const batchCtx = { ...ctx, now: deps.clock.now() };
         for (const lever of batched) {
-          const applied = await lever.apply(trx, ids, ctx);
+          const applied = await lever.apply(trx, ids, batchCtx);
           for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;
           if (lever.undo && applied.changes.length) await recordChanges(trx, deps.database.dialect, job.id, lever.name, applied.changes, seqOf);
+          for (const e of applied.events ?? []) await deps.audit.appendIn(trx, { type: e.type, actor: job.actor, subject: e.subject, data: { ...e.data, jobId: job.id, lever: lever.name } });
         }
         return { counts, processed: rows.length, audit: { from: batch * size + 1, to: batch * size + rows.length } };
       },

@@ -24,6 +24,12 @@ export interface LeverContext {
   dialect: DialectName;
   /** The job's action time (fixed at creation): every row a job stamps gets the same time, resumed or not. */
   at: number;
+  /**
+   * When the current batch runs (= `at` outside a batch). For a lever whose promise covers everything up to
+   * its own change — require-mfa-reenrolment ends the sessions opened with a factor it deletes, including
+   * those opened after the job was created but before the batch reached the user.
+   */
+  now: number;
   options: LeverOptions;
   /** True when the job's scope is --all: revocation then raises the one global stamp instead of one per user. */
   allUsers: boolean;
@@ -46,11 +52,23 @@ export interface DryRunResult {
   counts: Record<string, number>;
   /** A few ids (user ids) that would change, for a human to check the scope. */
   sample: string[];
+  /** What the operator must know before the real run (e.g. reset emails the outbox will refuse). */
+  notes?: string[];
+}
+
+/** An audit event a lever asks for, appended in the batch's transaction under the job's actor. */
+export interface LeverEvent {
+  type: string;
+  /** Usually the user the event is about. */
+  subject: string;
+  data: Record<string, unknown>;
 }
 
 export interface ApplyResult {
   counts: Record<string, number>;
   changes: ChangeRecord[];
+  /** Per-user outcomes an operator must be able to find later (a reset email the outbox refused). */
+  events?: LeverEvent[];
 }
 
 export interface UndoResult {

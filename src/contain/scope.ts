@@ -33,14 +33,73 @@ export const MAX_SCOPE_IDS = 5_000_000;
 
 /** Throws a clear input error when the scope is empty or inconsistent. */
 export function validateScope(spec: ScopeSpec): void {
+  // Before the "no scope" check, which does not count an empty list: an empty --ids file is its own mistake.
+  if (spec.ids !== undefined && spec.ids.length === 0) throw containErrors.badScope("--ids file lists no user ids or emails (only blank lines or # comments)");
   const criteria = Object.entries(spec).filter(([k, v]) => k !== "all" && v !== undefined && !(Array.isArray(v) && v.length === 0));
   if (!spec.all && criteria.length === 0) throw containErrors.noScope();
   if (spec.all && criteria.length > 0) throw containErrors.badScope(`--all cannot be combined with other scope options (${criteria.map(([k]) => k).join(", ")})`);
   if (spec.ids && spec.ids.length > MAX_SCOPE_IDS) throw containErrors.badScope(`--ids lists ${spec.ids.length} entries; at most ${MAX_SCOPE_IDS}`);
-  if (spec.ids !== undefined && spec.ids.length === 0) throw containErrors.badScope("--ids file lists no user ids or emails");
   for (const [a, b, name] of [[spec.createdAfter, spec.createdBefore, "--created"], [spec.lastLoginAfter, spec.lastLoginBefore, "--last-login"], [spec.activeFrom, spec.activeTo, "--active"]] as const) {
     if (a !== undefined && b !== undefined && a > b) throw containErrors.badScope(`${name}-after/from is later than ${name}-before/to: the scope is empty by construction`);
   }
+}
+
+/**
+ * Refuses roles that do not exist: a typo (`--role admni`) would otherwise make a job over nobody that reports
+ * success while the administrators it was meant for stay untouched.
+ */
+export async function checkRolesExist(db: Kysely<Schema>, spec: ScopeSpec): Promise<void> {
+  if (!spec.roles?.length) return;
+  const found = new Set((await db.selectFrom("roles").select("name").where("name", "in", spec.roles).execute()).map((r) => r.name));
+  const unknown = spec.roles.filter((r) => !found.has(r));
+  if (unknown.length === 0) return;
+  const known = (await db.selectFrom("roles").select("name").orderBy("name").execute()).map((r) => r.name);
+  throw containErrors.unknownRole(unknown, known);
+}
+
+/** The --ids entries that name no user: how many, and the first few as written. */
+export interface UnmatchedIds {
+  count: number;
+  sample: string[];
+}
+
+// Unmatched entries named in a report: enough to spot a typo or a wrong file, few enough to read.
+const UNMATCHED_SHOWN = 10;
+
+/**
+ * The --ids entries matching no user (neither an id nor an email), so that a typo or a deleted account is
+ * reported rather than silently dropped. Null when the scope has no id list.
+ */
+export async function unmatchedIds(db: Kysely<Schema>, dialect: DialectName, spec: ScopeSpec): Promise<UnmatchedIds | null> {
+  if (!spec.ids) return null;
+  const emails = spec.ids.filter((v) => v.includes("@"));
+  const emailKeys = emails.map(identifierKey);
+  const ids = spec.ids.filter((v) => !v.includes("@"));
+  let count = 0;
+  const sample: string[] = [];
+  for (const [column, values, shown] of [["id", ids, ids], ["email_key", emailKeys, emails]] as const) {
+    if (values.length === 0) continue;
+    const missing = notInUsers(dialect, column, values);
+    const row = await sql<{ n: number | string }>`select count(*) as n ${missing}`.execute(db);
+    count += Number(row.rows[0]?.n ?? 0);
+    const first = await sql<{ value: string }>`select l.value as value ${missing} limit ${UNMATCHED_SHOWN}`.execute(db);
+    // Shown as written in the file, not as the lower-cased lookup key.
+    for (const r of first.rows) if (sample.length < UNMATCHED_SHOWN) sample.push(shown[values.indexOf(r.value)] ?? r.value);
+  }
+  return { count, sample };
+}
+
+/** One line for reports (dry run, job view): how many entries matched nobody, and which. */
+export function describeUnmatched(unmatched: UnmatchedIds): string {
+  const more = unmatched.count > unmatched.sample.length ? ` and ${unmatched.count - unmatched.sample.length} more` : "";
+  return `${unmatched.count} --ids entries name no user and are left out: ${unmatched.sample.join(", ")}${more}`;
+}
+
+/** `from <list> where <no user has column = value>`: one bound parameter carries the list, as in inJSONList. */
+function notInUsers(dialect: DialectName, column: "id" | "email_key", values: readonly string[]) {
+  const json = JSON.stringify(values);
+  const list = dialect === "sqlite" ? sql`json_each(${json}) as l` : sql`json_array_elements_text(${json}::json) as l(value)`;
+  return sql`from ${list} where not exists (select 1 from users u where ${sql.ref(`u.${column}`)} = l.value)`;
 }
 
 /**

@@ -7,6 +7,8 @@ import { runStages, type ContainDeps, type RunOptions } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
 import type { ResetNotifier } from "./lever.ts";
+import { RESET_EMAIL_REFUSED } from "./levers/invalidate-passwords.ts";
+import { describeUnmatched } from "./scope.ts";
 import { createResetMailer } from "../accounts/password-reset/index.ts";
 import { UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
 
@@ -151,6 +153,11 @@ export function jobView(job: Job): JobView {
   if (job.kind === CONTAIN_KIND && levers.includes("invalidate-passwords") && spec.mailer === false) {
     notes.push("no mailer is configured: invalidate-passwords queued no reset emails (resetEmailsQueued: 0); tell the users another way");
   }
+  const refused = counts["invalidate-passwords"]?.["resetEmailsRefused"] ?? 0;
+  if (refused > 0) {
+    notes.push(`${refused} reset emails were not queued because the outbox refuses the address (the passwords are invalidated all the same); the ${RESET_EMAIL_REFUSED} audit events name the users: tell them another way`);
+  }
+  if (spec.unmatchedIds && spec.unmatchedIds.count > 0) notes.push(describeUnmatched(spec.unmatchedIds));
   return {
     id: job.id, kind: job.kind, status: job.status, levers, counts, total: job.total, done: job.done,
     ...(spec.scope ? { scope: spec.scope } : {}), ...(spec.undoOf ? { undoOf: spec.undoOf } : {}),

@@ -144,8 +144,10 @@ function register(program: Command, ctx: CliContext): void {
           if (opts.json) writeJSON(ctx, report);
           else {
             writeLine(ctx, `dry run: ${report.users} users in scope; nothing was changed`);
+            if (report.unmatchedIds && report.unmatchedIds.count > 0) writeLine(ctx, `  note: ${contain.describeUnmatched(report.unmatchedIds)}`);
             for (const [lever, r] of Object.entries(report.levers)) {
               writeLine(ctx, `  ${lever}: ${Object.entries(r.counts).map(([k, v]) => `${k} ${v}`).join(", ")}${r.sample.length ? ` (e.g. ${r.sample.join(", ")})` : ""}`);
+              for (const note of r.notes ?? []) writeLine(ctx, `    note: ${note}`);
             }
           }
           return EXIT.ok;

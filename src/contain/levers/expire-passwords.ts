@@ -1,7 +1,12 @@
 // expire-passwords: the password still works once, then must be changed (Sentry's choice, seed 004). The login
-// core answers `must-change-password`. Reversible: undo clears the flag where the job set it and nothing since.
+// core answers `must-change-password`. Reversible: undo clears the flag where the job set it and nothing since
+// (neither a password change nor a later job).
 import type { ChangeRecord, UserLever } from "../lever.ts";
 import { countUsers, inIds } from "./common.ts";
+
+function nullableNumber(value: number | string | null): number | null {
+  return value === null ? null : Number(value);
+}
 
 export const expirePasswords = {
   kind: "user",
@@ -20,24 +25,26 @@ export const expirePasswords = {
       .where(inIds(ctx.dialect, "id", userIds))
       .where("password_must_change", "=", 0)
       .where("password_hash", "is not", null)
-      .returning("id")
+      .returning(["id", "password_changed_at"])
       .execute();
     return {
       counts: { users: rows.length },
-      changes: rows.map((r) => ({ userId: r.id, entity: "", before: { password_must_change: 0 }, after: { password_must_change: 1 } })),
+      // The password's change time is recorded with the flag: undo can tell the expiry this job set from one set
+      // after the user changed the password since (by an administrator, say), which the flag alone cannot.
+      changes: rows.map((r) => ({ userId: r.id, entity: "", before: { password_must_change: 0 }, after: { password_must_change: 1, password_changed_at: nullableNumber(r.password_changed_at) } })),
     };
   },
   async undo(trx, changes) {
     const restored: ChangeRecord[] = [];
     const skipped: ChangeRecord[] = [];
-    const ids = changes.map((c) => c.userId);
-    // Still expired → restore. Not expired any more (the user changed the password since) → leave alone.
-    const back = new Set(
-      ids.length
-        ? (await trx.updateTable("users").set({ password_must_change: 0 }).where("id", "in", ids).where("password_must_change", "=", 1).returning("id").execute()).map((r) => r.id)
-        : [],
-    );
-    for (const c of changes) (back.has(c.userId) ? restored : skipped).push(c);
+    for (const c of changes) {
+      // Still expired, and the password not changed since → restore. Otherwise leave alone. A record written
+      // before the change time was recorded falls back to the flag alone.
+      let q = trx.updateTable("users").set({ password_must_change: 0 }).where("id", "=", c.userId).where("password_must_change", "=", 1);
+      const changedAt = (c.after as { password_changed_at?: number | null }).password_changed_at;
+      if (changedAt !== undefined) q = changedAt === null ? q.where("password_changed_at", "is", null) : q.where("password_changed_at", "=", changedAt);
+      (Number((await q.executeTakeFirst()).numUpdatedRows) === 1 ? restored : skipped).push(c);
+    }
     return { restored, skipped };
   },
 } satisfies UserLever;

@@ -1,18 +1,60 @@
 // invalidate-passwords: the old password stops working (the login core refuses accounts with
 // password_invalidated_at) and a reset email is queued per user through the outbox (Drupal.org, SourceLair).
-import type { UserLever } from "../lever.ts";
+import type { SelectQueryBuilder } from "kysely";
+import { addressProblem } from "../../notify/index.ts";
+import type { LeverEvent, ScopeQuery, UserLever } from "../lever.ts";
 import { countUsers, inIds } from "./common.ts";
+import type { Schema } from "../../store/schema.ts";
+
+/** Appended for each user whose address the outbox refuses: no reset email, so the operator must tell them. */
+export const RESET_EMAIL_REFUSED = "contain.reset-email.refused";
+
+// Users a dry run reads per page while looking for refused addresses: memory stays bounded at any scope size.
+const PAGE = 5000;
+// Refused addresses a dry run names: enough to act on, few enough to read.
+const NAMED = 20;
+
+function stillValid<O>(q: SelectQueryBuilder<Schema, "users", O>): SelectQueryBuilder<Schema, "users", O> {
+  return q.where("users.password_invalidated_at", "is", null).where("users.password_hash", "is not", null);
+}
+
+/** The users of `scope` whose reset email the outbox would refuse: how many, and the first few with the reason. */
+async function refusedAddresses(scope: ScopeQuery): Promise<{ count: number; named: string[] }> {
+  let count = 0;
+  const named: string[] = [];
+  // Keyset pages over the users' primary key: each page reads its own rows only, whatever the scope's size.
+  for (let after = ""; ;) {
+    const page = await stillValid(scope.select("users.email")).where("users.id", ">", after).orderBy("users.id").limit(PAGE).execute();
+    for (const r of page) {
+      const problem = addressProblem(r.email);
+      if (problem === null) continue;
+      count++;
+      if (named.length < NAMED) named.push(`${r.id} (${problem})`);
+    }
+    if (page.length < PAGE) return { count, named };
+    after = (page[page.length - 1] as { id: string }).id;
+  }
+}
 
 export const invalidatePasswords = {
   kind: "user",
   name: "invalidate-passwords",
   description: "Make current passwords stop working and queue a reset email to each user",
   async dryRun(db, scope, ctx) {
-    const { users, sample } = await countUsers(db, scope, (q) => q.where("password_invalidated_at", "is", null).where("password_hash", "is not", null));
-    return { counts: { users, resetEmails: ctx.notifier ? users : 0 }, sample };
+    const { users, sample } = await countUsers(db, scope, stillValid);
+    if (!ctx.notifier) return { counts: { users, resetEmailsQueued: 0, resetEmailsRefused: 0 }, sample };
+    const refused = await refusedAddresses(scope);
+    const counts = { users, resetEmailsQueued: users - refused.count, resetEmailsRefused: refused.count };
+    if (refused.count === 0) return { counts, sample };
+    const more = refused.count > refused.named.length ? ` and ${refused.count - refused.named.length} more` : "";
+    return {
+      counts, sample,
+      notes: [`the outbox refuses the address of ${refused.count} users: their passwords will be invalidated but no reset email queued (tell them another way): ${refused.named.join(", ")}${more}`],
+    };
   },
   async apply(trx, userIds, ctx) {
-    if (userIds.length === 0) return { counts: { users: 0, resetEmailsQueued: 0 }, changes: [] };
+    const counts = { users: 0, resetEmailsQueued: 0, resetEmailsRefused: 0 };
+    if (userIds.length === 0) return { counts, changes: [] };
     const rows = await trx
       .updateTable("users")
       .set({ password_invalidated_at: ctx.at })
@@ -21,14 +63,23 @@ export const invalidatePasswords = {
       .where("password_hash", "is not", null)
       .returning(["id", "email"])
       .execute();
-    let queued = 0;
+    counts.users = rows.length;
+    const events: LeverEvent[] = [];
     // In the same transaction as the change: the email is queued if and only if the password was invalidated.
     if (ctx.notifier) {
       for (const r of rows) {
+        // The outbox's own rule, checked before enqueueing: its refusal thrown here would roll the whole batch
+        // back, and every resume would stop at the same user, so nobody after them would ever be contained.
+        const problem = addressProblem(r.email);
+        if (problem !== null) {
+          counts.resetEmailsRefused++;
+          events.push({ type: RESET_EMAIL_REFUSED, subject: r.id, data: { reason: problem } });
+          continue;
+        }
         await ctx.notifier.enqueueReset(trx, { id: r.id, email: r.email }, ctx.jobId);
-        queued++;
+        counts.resetEmailsQueued++;
       }
     }
-    return { counts: { users: rows.length, resetEmailsQueued: queued }, changes: [] };
+    return { counts, changes: [], events };
   },
 } satisfies UserLever;

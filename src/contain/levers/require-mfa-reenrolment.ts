@@ -6,7 +6,7 @@
 // Not reversible: restoring a factor that may be in an attacker's hands would defeat the lever.
 import type { UserLever } from "../lever.ts";
 import { countOwnedRows, inIds } from "./common.ts";
-import { raiseUserStamps } from "./stamps.ts";
+import { raiseUserStamps, revokedBefore } from "./stamps.ts";
 
 const FACTOR_TABLES = ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const;
 
@@ -35,8 +35,10 @@ export const requireMfaReenrolment = {
       const ids = [...affected];
       // A half-done enrolment (an open WebAuthn challenge) must not complete against the old state either.
       await trx.deleteFrom("webauthn_challenges").where(inIds(ctx.dialect, "user_id", ids)).execute();
-      await raiseUserStamps(trx, ids, ctx, "sessions");
-      const ended = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", ids)).where("created_at", "<", ctx.at).executeTakeFirst();
+      // At the batch's time, not the job's: a session opened with the old factor after the job was created (the
+      // attacker's, while earlier batches ran) dies with the factor too.
+      await raiseUserStamps(trx, ids, ctx.now, "sessions");
+      const ended = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", ids)).where("created_at", "<", revokedBefore(ctx.now)).executeTakeFirst();
       counts.sessions = Number(ended.numDeletedRows);
     }
     counts.users = affected.size;

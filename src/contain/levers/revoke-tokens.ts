@@ -5,14 +5,14 @@
 // Not reversible: a token that may have leaked is never trusted again; owners issue new ones.
 import type { UserLever } from "../lever.ts";
 import { countOwnedRows, inIds } from "./common.ts";
-import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
+import { raiseScopeStamps, revokedBefore, stampsToWrite } from "./stamps.ts";
 
 export const revokeTokens = {
   kind: "user",
   name: "revoke-tokens",
   description: "Revoke every API token in scope at once (revocation stamp), then mark the token rows revoked",
   async dryRun(db, scope, ctx) {
-    const { users, rows, sample } = await countOwnedRows(db, "api_tokens", scope, { unrevoked: true, before: ctx.at });
+    const { users, rows, sample } = await countOwnedRows(db, "api_tokens", scope, { unrevoked: true, before: revokedBefore(ctx.at) });
     return { counts: { users, tokens: rows, stamps: await stampsToWrite(db, scope, ctx) }, sample };
   },
   async begin(trx, scope, ctx) {
@@ -23,7 +23,7 @@ export const revokeTokens = {
     // Only tokens the stamp refuses and not yet revoked: a re-run changes nothing twice, and a token issued
     // after the job started keeps working.
     const rows = await trx.updateTable("api_tokens").set({ revoked_at: ctx.at })
-      .where(inIds(ctx.dialect, "user_id", userIds)).where("revoked_at", "is", null).where("created_at", "<", ctx.at)
+      .where(inIds(ctx.dialect, "user_id", userIds)).where("revoked_at", "is", null).where("created_at", "<", revokedBefore(ctx.at))
       .returning("user_id").execute();
     return { counts: { users: new Set(rows.map((r) => r.user_id)).size, tokens: rows.length }, changes: [] };
   },

@@ -1,8 +1,12 @@
 // rotate-keys: a new keyring data key becomes current, then every registered encrypted column is re-encrypted
 // under it in batches (SourceLair and Sentry rotated every secret, seeds 001 and 004). Not per user: the scope
 // does not narrow it. Old keys stay readable, so a crash half-way leaves every value decryptable.
-import { sql } from "kysely";
-import { Keyring } from "../../crypto/keyring.ts";
+import { sql, type Kysely } from "kysely";
+import { cryptoErrors } from "../../crypto/errors.ts";
+import { Keyring, type KeyStore } from "../../crypto/keyring.ts";
+import type { DialectName } from "../../store/database.ts";
+import { createKeyStore } from "../../store/key-store.ts";
+import type { Schema } from "../../store/schema.ts";
 import { containErrors } from "../errors.ts";
 import { encryptedColumns } from "../encrypted-columns.ts";
 import type { GlobalLever, LeverContext } from "../lever.ts";
@@ -10,10 +14,28 @@ import type { GlobalLever, LeverContext } from "../lever.ts";
 // Rows per step: each is a decrypt and an encrypt, so steps stay short transactions.
 const STEP_ROWS = 500;
 
-function keyring(ctx: LeverContext) {
+function keyring(ctx: LeverContext): Keyring {
   if (!ctx.keyring) throw containErrors.badScope("rotate-keys needs the keyring (open Bulwark with its master key)");
   return ctx.keyring;
 }
+
+/**
+ * The key table as the step's transaction sees it. On SQLite the step holds the process's only connection, so
+ * the keyring reading through its own store would wait for the step to end; read-only (keys are created in
+ * `prepare`, outside any transaction).
+ */
+function keysIn(trx: Kysely<Schema>, dialect: DialectName): KeyStore {
+  return createKeyStore({
+    dialect, db: trx, where: "(rotate-keys step)", sqlite: null,
+    transaction: async () => {
+      throw new Error("rotate-keys reads the key table only");
+    },
+    close: async () => {},
+  });
+}
+
+/** Where the walk is: column index, last row id done in it, and the key every value is moved to. */
+type Position = [index: number, after: string, target: string];
 
 export const rotateKeys = {
   kind: "global",
@@ -34,9 +56,22 @@ export const rotateKeys = {
   },
   async step(trx, position, ctx) {
     const ring = keyring(ctx);
-    const target = ring.currentDataKeyId;
+    const store = keysIn(trx, ctx.dialect);
+    // The worker running this step may have loaded its keys before another worker (process, node) created the
+    // new one in `prepare`: its own idea of the current key would be the retired one. So every step reads the
+    // key table, and the target is recorded in the job's position, so every worker moves values to one key.
+    await ring.reload({ store });
+    const current = ring.currentDataKeyId;
+    if (current === null) throw cryptoErrors.unknownKey("(no current data key)");
+    // A position written before the target was recorded ([index, after]) carries on under the current key.
+    const recorded: [number, string, string?] = position ? JSON.parse(position) : [0, ""];
+    let [index, after, target]: Position = [recorded[0], recorded[1], recorded[2] ?? current];
+    if (target !== current) {
+      // Another rotation made a newer key current meanwhile: the values already moved to `target` would stay
+      // under a retired key, so the walk starts over under the new one.
+      [index, after, target] = [0, "", current];
+    }
     const cols = encryptedColumns();
-    let [index, after] = position ? (JSON.parse(position) as [number, string]) : [0, ""];
     let reencrypted = 0;
     while (index < cols.length) {
       const c = cols[index] as (typeof cols)[number];
@@ -49,16 +84,17 @@ export const rotateKeys = {
       }
       for (const r of rows.rows) {
         if (r.ct === null) continue;
-        const keyId = Keyring.keyIdOf(r.ct);
-        if (keyId === target) continue; // already moved (a resumed step): changes nothing twice
+        if (Keyring.keyIdOf(r.ct) === target) continue; // already moved (a resumed step): changes nothing twice
         const cipherCtx = { table: c.table, column: c.column, row: String(r.id) };
-        const fresh = ring.encrypt(ring.decrypt(r.ct, cipherCtx), cipherCtx);
+        // unseal reads the key table again for a key created since the step began (another node, PostgreSQL).
+        const fresh = await ring.seal(await ring.unseal(r.ct, cipherCtx, { store }), cipherCtx, { keyId: target, store });
         // Compare-and-set: a value rewritten meanwhile by its owner is not overwritten.
         const done = await sql`update ${sql.table(c.table)} set ${sql.ref(c.column)} = ${fresh} where ${sql.ref(c.idColumn)} = ${r.id} and ${sql.ref(c.column)} = ${r.ct}`.execute(trx);
         if (Number(done.numAffectedRows ?? 0n) === 1) reencrypted++;
       }
       const last = rows.rows[rows.rows.length - 1] as { id: string };
-      return { counts: { reencrypted }, next: JSON.stringify([index, String(last.id)]) };
+      const next: Position = [index, String(last.id), target];
+      return { counts: { reencrypted }, next: JSON.stringify(next) };
     }
     return { counts: { reencrypted }, next: null };
   },

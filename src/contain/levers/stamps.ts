@@ -13,6 +13,16 @@ function prefix(family: StampFamily): string {
   return family === "tokens" ? "tokens:" : "";
 }
 
+/**
+ * The revocation bound of an action taken at `at`: everything created up to and including that millisecond
+ * is refused — the session manager's own revocation does the same — so a session or token issued in the
+ * job's millisecond, just before it, does not survive. One issued in that millisecond after it is refused
+ * too: harmless, its owner logs in again.
+ */
+export function revokedBefore(at: number): number {
+  return at + 1;
+}
+
 /** The stamp scope of one user in a family, e.g. "tokens:user:usr_…". */
 export function stampScope(family: StampFamily, userId: string): string {
   return prefix(family) + userScope(userId);
@@ -25,27 +35,27 @@ const FORWARD_ONLY = sql`on conflict (scope) do update set
   updated_at = excluded.updated_at`;
 
 /**
- * Raises the family's stamps for the whole scope at `ctx.at`: the global row for --all (one write), else one
- * row per user of the scope in one INSERT … SELECT. Returns how many stamp rows were written.
+ * Raises the family's stamps for the whole scope to `revokedBefore(ctx.at)`: the global row for --all (one
+ * write), else one row per user of the scope in one INSERT … SELECT. Returns how many stamp rows were written.
  */
 export async function raiseScopeStamps(trx: Kysely<Schema>, scope: ScopeQuery, ctx: LeverContext, family: StampFamily): Promise<number> {
   if (ctx.allUsers) {
-    await raiseStamp(trx, prefix(family) + GLOBAL_SCOPE, ctx.at, ctx.at);
+    await raiseStamp(trx, prefix(family) + GLOBAL_SCOPE, revokedBefore(ctx.at), ctx.at);
     return 1;
   }
   // "where true": SQLite needs it to parse ON CONFLICT after INSERT … SELECT. Casts: PostgreSQL cannot infer
   // the type of a bare parameter in a select list.
   const result = await sql`insert into revocation_stamps (scope, not_before, updated_at)
-    select cast(${prefix(family) + "user:"} as text) || s.id, cast(${ctx.at} as bigint), cast(${ctx.at} as bigint) from (${scope}) as s where true
+    select cast(${prefix(family) + "user:"} as text) || s.id, cast(${revokedBefore(ctx.at)} as bigint), cast(${ctx.at} as bigint) from (${scope}) as s where true
     ${FORWARD_ONLY}`.execute(trx);
   return Number(result.numAffectedRows ?? 0n);
 }
 
-/** Raises the family's stamp of each listed user at `ctx.at` (a batch at a time). */
-export async function raiseUserStamps(trx: Kysely<Schema>, userIds: readonly string[], ctx: LeverContext, family: StampFamily): Promise<void> {
+/** Raises the family's stamp of each listed user to `revokedBefore(at)` (a batch at a time). */
+export async function raiseUserStamps(trx: Kysely<Schema>, userIds: readonly string[], at: number, family: StampFamily): Promise<void> {
   // 3 parameters a row: 1000 rows stay far below both dialects' bound-parameter limits.
   for (let i = 0; i < userIds.length; i += 1000) {
-    const rows = userIds.slice(i, i + 1000).map((id) => ({ scope: stampScope(family, id), not_before: ctx.at, updated_at: ctx.at }));
+    const rows = userIds.slice(i, i + 1000).map((id) => ({ scope: stampScope(family, id), not_before: revokedBefore(at), updated_at: at }));
     await trx.insertInto("revocation_stamps").values(rows)
       .onConflict((oc) => oc.column("scope").doUpdateSet({
         not_before: sql<number>`case when excluded.not_before > revocation_stamps.not_before then excluded.not_before else revocation_stamps.not_before end`,

@@ -1,0 +1,107 @@
+// invalidate-passwords through the real reset mailer and outbox, on SQLite and PostgreSQL: an address the
+// outbox refuses (one the user store accepts, such as a non-ASCII local part or an intranet domain) must not
+// stop the containment of anyone, and must leave a trace an operator can act on; any other failure of the
+// notifier still fails the batch as a whole.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { createResetMailer } from "../src/accounts/password-reset/reset-mail.ts";
+import { createPasswordResetService } from "../src/accounts/password-reset/reset-service.ts";
+import { createUserStore } from "../src/accounts/users/user-store.ts";
+import { AuditLog } from "../src/audit/audit-log.ts";
+import { JobStore } from "../src/jobs/job-store.ts";
+import { ManualClock } from "../src/lib/clock.ts";
+import { systemRandom } from "../src/lib/random.ts";
+import { Outbox } from "../src/notify/outbox.ts";
+import type { Database } from "../src/store/database.ts";
+import { migrate } from "../src/store/migrator.ts";
+import { MIGRATIONS } from "../src/store/migrations/index.ts";
+import { createContainJob, dryRunContain, jobView, runJob, type ContainDeps, type ResetNotifier } from "../src/contain/index.ts";
+import { forEachDialect } from "./helpers/dialects.ts";
+
+const NOW = Date.UTC(2026, 10, 20);
+// The user store takes both; the outbox sends only plain ASCII addresses with a dotted domain.
+const REFUSED = ["jörg@example.org", "ops@intranet"];
+const EMAILS = ["a@example.org", "b@example.org", REFUSED[0] as string, "c@example.org", "d@example.org", REFUSED[1] as string, "e@example.org"];
+
+async function setup(database: Database, notifier?: (real: ResetNotifier) => ResetNotifier): Promise<ContainDeps & { ids: Map<string, string> }> {
+  const clock = new ManualClock(NOW);
+  const outcome = await migrate(database, clock, MIGRATIONS);
+  assert.equal(outcome.error, undefined);
+  const deps = { database, clock, random: systemRandom };
+  const users = createUserStore(deps);
+  const ids = new Map<string, string>();
+  for (const email of EMAILS) ids.set(email, (await users.create({ email, passwordHash: "$argon2id$x", passwordScheme: "argon2id" })).id);
+  const mailer = createResetMailer({ database, resets: createPasswordResetService(deps), outbox: new Outbox(deps), random: systemRandom });
+  const real: ResetNotifier = {
+    async enqueueReset(trx, user, jobId) {
+      await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: "https://bulwark.test", serviceName: "Bulwark", reason: "containment", jobId });
+    },
+  };
+  return {
+    ...deps, ids, keyring: null, notifier: notifier ? notifier(real) : real,
+    audit: new AuditLog(deps), jobs: new JobStore(deps),
+  };
+}
+
+async function usersState(fx: ContainDeps): Promise<Array<[string, boolean, boolean]>> {
+  const rows = await fx.database.db.selectFrom("users").select(["email", "locked_at", "password_invalidated_at"]).orderBy("email").execute();
+  return rows.map((r) => [r.email, r.locked_at !== null, r.password_invalidated_at !== null]);
+}
+
+forEachDialect("contain: reset emails the outbox refuses", (dfx) => {
+  it("attack: one address the outbox refuses does not stop anyone's containment; its user is invalidated, counted and audited", async () => {
+    const fx = await setup(await dfx.fresh());
+    const refusedIds = REFUSED.map((e) => fx.ids.get(e) as string).sort();
+    const request = { levers: ["lock-accounts", "invalidate-passwords"], scope: { all: true }, actor: "t", batchSize: 2 };
+
+    // The dry run says so beforehand, with the same count names as the real run.
+    const dry = (await dryRunContain(fx, request)).levers["invalidate-passwords"];
+    assert.deepEqual(dry?.counts, { users: 7, resetEmailsQueued: 5, resetEmailsRefused: 2 });
+    for (const id of refusedIds) assert.match(dry?.notes?.join(" ") ?? "", new RegExp(id), "the dry run names each user whose address is refused");
+
+    const job = await createContainJob(fx, request);
+    const view = jobView(await runJob(fx, job.id));
+    assert.equal(view.status, "done");
+    assert.equal(view.done, 7);
+    assert.deepEqual(view.counts["invalidate-passwords"], { users: 7, resetEmailsQueued: 5, resetEmailsRefused: 2 });
+    assert.deepEqual(Object.keys(dry?.counts ?? {}).sort(), Object.keys(view.counts["invalidate-passwords"] ?? {}).sort(), "dry run and real run name their counts alike");
+    assert.deepEqual(await usersState(fx), [...EMAILS].sort().map((e) => [e, true, true]), "everyone locked and invalidated, after the refused addresses too");
+
+    const mails = await fx.database.db.selectFrom("outbox_messages").select("to_address").where("kind", "=", "account.containment-reset-link").orderBy("to_address").execute();
+    assert.deepEqual(mails.map((m) => m.to_address), EMAILS.filter((e) => !REFUSED.includes(e)).sort());
+    const events = (await fx.audit.tail(200)).filter((e) => e.type === "contain.reset-email.refused");
+    assert.deepEqual(events.map((e) => e.subject).sort(), refusedIds, "one event per refused address, naming the user");
+    for (const e of events) {
+      assert.equal((e.data as { jobId: string }).jobId, job.id);
+      assert.match(String((e.data as { reason: string }).reason), /part before @|domain/);
+    }
+    assert.match(view.notes.join(" "), /2 reset emails were not queued.*contain\.reset-email\.refused/);
+    assert.equal((await fx.audit.verify()).ok, true);
+  });
+
+  it("any other notifier failure still fails the batch: every lever of it rolls back, and the failure is recorded and audited", async () => {
+    const fx = await setup(await dfx.fresh(), (real) => ({
+      async enqueueReset(trx, user, jobId) {
+        if (user.email === "c@example.org") throw new Error("outbox table is full");
+        await real.enqueueReset(trx, user, jobId);
+      },
+    }));
+    // Batches of one user: whatever order the scope is numbered in, c's batch is the one that fails.
+    const ids = ["a@example.org", "b@example.org", "c@example.org", "d@example.org"].map((e) => fx.ids.get(e) as string);
+    const job = await createContainJob(fx, { levers: ["lock-accounts", "invalidate-passwords"], scope: { ids }, actor: "t", batchSize: 1 });
+    await assert.rejects(runJob(fx, job.id), (error: Error & { code?: string; kind?: string }) => {
+      assert.equal(error.code, "BULWARK_ERR_CONTAIN_FAILED");
+      assert.equal(error.kind, "runtime");
+      assert.match(error.message, /outbox table is full/);
+      return true;
+    });
+    const failed = await fx.jobs.get(job.id);
+    assert.equal(failed.status, "failed");
+    assert.match(failed.error ?? "", /outbox table is full/);
+    const c = await fx.database.db.selectFrom("users").select(["locked_at", "password_invalidated_at"]).where("email", "=", "c@example.org").executeTakeFirstOrThrow();
+    assert.deepEqual([c.locked_at, c.password_invalidated_at], [null, null], "the failing batch rolled back as a whole");
+    const audited = (await fx.audit.tail(200)).filter((e) => e.type === "contain.job.failed" && e.subject === job.id);
+    assert.equal(audited.length, 1);
+    assert.match(String((audited[0]?.data as { error: string }).error), /outbox table is full/);
+  });
+});
