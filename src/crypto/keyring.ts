@@ -1,6 +1,9 @@
 // The keyring: a master key wraps data keys (AES-256-GCM envelope) and Ed25519 signing keys.
 // Column values are sealed under the current data key and bound to their table, column and row, so a
 // ciphertext copied to another row or column does not decrypt. Old keys keep decrypting after rotation.
+// Several processes (the server, the CLI, other nodes) share one key table: each keyring reloads it when it
+// meets a key id it does not know, and checks before sealing, at most once per KEY_FRESHNESS_MS, that its
+// current key is still the current one.
 import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
 import { fromBase64URL, toBase64URL, utf8 } from "../lib/encoding.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -45,6 +48,16 @@ const CIPHERTEXT_VERSION = "bwk1";
 const MASTER_CHECK_LABEL = "bulwark master key check v1";
 const MASTER_CHECK_META = "keyring.master_check";
 
+/**
+ * How long a keyring seals under its current data key without asking the store whether another process has
+ * made a newer one current. It bounds the time a value sealed elsewhere lands under a just-retired key (it
+ * still decrypts, see rotate-keys), at a cost of one small read of the key table per second per process.
+ */
+export const KEY_FRESHNESS_MS = 1000;
+
+// The shape of a data key id: anything else is not looked up in the store (a forged cursor costs no read).
+const DATA_KEY_ID = /^dk_[a-z2-7]{16}$/;
+
 /** The master key's public fingerprint: an HMAC of a constant, which reveals nothing about the key. */
 export function masterKeyCheck(masterKey: Uint8Array): string {
   return createHmac("sha256", masterKey).update(MASTER_CHECK_LABEL).digest("hex");
@@ -72,6 +85,15 @@ export interface KeyringOptions {
   random: RandomSource;
 }
 
+export interface ReloadOptions {
+  /**
+   * Where to read the keys instead of the keyring's own store: a view of the caller's transaction. On SQLite
+   * a process has one connection, so a read through the keyring's store inside a transaction waits for that
+   * transaction to end — for ever.
+   */
+  store?: KeyStore;
+}
+
 export class Keyring {
   readonly #master: Uint8Array;
   readonly #store: KeyStore;
@@ -82,12 +104,21 @@ export class Keyring {
   #signingPrivate = new Map<string, KeyObject>();
   #signingPublic = new Map<string, KeyObject>();
   #currentSigning: string | null = null;
+  /** Clock time of the last read of the store, for KEY_FRESHNESS_MS. */
+  #checkedAt: number;
+  /** The shared reload of the keyring's own store in flight, if any. */
+  #reloading: Promise<void> | null = null;
+  // Each read of the store and each local rotation takes the next number; a read's current keys are applied
+  // only if nothing newer was, so a read that started before a rotation here cannot undo it.
+  #sequence = 0;
+  #appliedSequence = 0;
 
   private constructor(options: KeyringOptions) {
     this.#master = options.masterKey;
     this.#store = options.store;
     this.#clock = options.clock;
     this.#random = options.random;
+    this.#checkedAt = options.clock.now();
   }
 
   /**
@@ -118,17 +149,73 @@ export class Keyring {
   }
 
   #load(key: StoredKey): void {
+    this.#unwrap(key);
+    if (key.status === "current") {
+      if (key.purpose === "data") this.#currentData = key.id;
+      else this.#currentSigning = key.id;
+    }
+  }
+
+  /** Adds a stored key's material (a key already held is not unwrapped again). */
+  #unwrap(key: StoredKey): void {
+    if (this.#dataKeys.has(key.id) || this.#signingPrivate.has(key.id)) return;
     const material = open(this.#master, fromBase64URL(key.wrapped), wrapAAD(key.id, key.purpose));
     if (material === null) throw cryptoErrors.decryptFailed(`key ${key.id} does not unwrap under the master key (tampered key row?)`);
     if (key.purpose === "data") {
       this.#dataKeys.set(key.id, material);
-      if (key.status === "current") this.#currentData = key.id;
     } else {
       const priv = createPrivateKey({ key: Buffer.from(material), format: "der", type: "pkcs8" });
       this.#signingPrivate.set(key.id, priv);
       this.#signingPublic.set(key.id, createPublicKey(priv));
-      if (key.status === "current") this.#currentSigning = key.id;
     }
+  }
+
+  /**
+   * Reads the key table again: adds the keys another process created, and takes the current keys from it.
+   * Keys are never dropped, so everything sealed under a retired key keeps decrypting. Concurrent calls
+   * share one read of the keyring's own store.
+   *
+   * @example
+   * await keyring.reload({ store: createKeyStore(transactionView) }); // inside a transaction
+   */
+  async reload(options: ReloadOptions = {}): Promise<void> {
+    if (options.store) return this.#read(options.store);
+    this.#reloading ??= this.#read(this.#store).finally(() => {
+      this.#reloading = null;
+    });
+    return this.#reloading;
+  }
+
+  async #read(store: KeyStore): Promise<void> {
+    const sequence = ++this.#sequence;
+    const stored = await store.listKeys();
+    // Two nodes rotating at once on PostgreSQL can each leave a key marked current: like open(), the last
+    // in the store's order (created_at, id) wins, so every process picks the same one.
+    let data: string | null = null;
+    let signing: string | null = null;
+    for (const key of stored) {
+      this.#unwrap(key);
+      if (key.status === "current") {
+        if (key.purpose === "data") data = key.id;
+        else signing = key.id;
+      }
+    }
+    this.#checkedAt = this.#clock.now();
+    if (sequence < this.#appliedSequence) return;
+    this.#appliedSequence = sequence;
+    if (data !== null) this.#currentData = data;
+    if (signing !== null) this.#currentSigning = signing;
+  }
+
+  /** True when the current keys were last checked against the store KEY_FRESHNESS_MS ago or more. */
+  #stale(): boolean {
+    const age = this.#clock.now() - this.#checkedAt;
+    return age >= KEY_FRESHNESS_MS || age < 0; // a clock set back counts as stale
+  }
+
+  /** For the synchronous methods, which cannot wait: starts a shared reload; its failure waits for the next. */
+  #reloadSoon(): void {
+    this.reload().catch(() => {});
   }
 
   /** The master key's fingerprint, for messages and `bulwark status`. */
@@ -142,6 +229,7 @@ export class Keyring {
 
   /** Creates whatever key is missing (a data key, a signing key); returns the ids created. */
   async ensureKeys(): Promise<Array<{ id: string; purpose: KeyPurpose }>> {
+    await this.reload(); // another process may have created them since this keyring was opened
     const created: Array<{ id: string; purpose: KeyPurpose }> = [];
     if (this.#currentData === null) created.push({ id: await this.rotateDataKey(), purpose: "data" });
     if (this.#currentSigning === null) created.push({ id: await this.rotateSigningKey(), purpose: "signing" });
@@ -155,6 +243,7 @@ export class Keyring {
     await this.#store.addCurrentKey(this.#wrap(id, "data", material, null));
     this.#dataKeys.set(id, material);
     this.#currentData = id;
+    this.#appliedSequence = ++this.#sequence;
     return id;
   }
 
@@ -168,6 +257,7 @@ export class Keyring {
     this.#signingPrivate.set(id, privateKey);
     this.#signingPublic.set(id, publicKey);
     this.#currentSigning = id;
+    this.#appliedSequence = ++this.#sequence;
     return id;
   }
 
@@ -177,26 +267,35 @@ export class Keyring {
   }
 
   /**
-   * Encrypts a column value under the current data key, bound to where it is stored.
+   * Encrypts a column value under the current data key (or `options.keyId`), bound to where it is stored.
+   * Synchronous, so it cannot wait for the store: when the current key was last checked KEY_FRESHNESS_MS ago
+   * or more it seals under the key it holds and starts a reload. `seal` checks first.
    *
    * @example
    * const ct = keyring.encrypt("JBSWY3DPEHPK3PXP", { table: "mfa_totp", column: "secret", row: userId });
    */
-  encrypt(plaintext: Uint8Array | string, ctx: CipherContext): string {
-    const keyId = this.#currentData;
+  encrypt(plaintext: Uint8Array | string, ctx: CipherContext, options: { keyId?: string } = {}): string {
+    if (options.keyId === undefined && this.#stale()) this.#reloadSoon();
+    const keyId = options.keyId ?? this.#currentData;
     if (keyId === null) throw cryptoErrors.unknownKey("(no current data key)");
-    const key = this.#dataKeys.get(keyId) as Uint8Array;
+    const key = this.#dataKeys.get(keyId);
+    if (!key) throw cryptoErrors.unknownKey(keyId);
     const bytes = typeof plaintext === "string" ? utf8(plaintext) : plaintext;
     return `${CIPHERTEXT_VERSION}.${keyId}.${toBase64URL(seal(key, bytes, valueAAD(keyId, ctx), this.#random))}`;
   }
 
-  /** Decrypts a value sealed by `encrypt` for exactly this table, column and row. */
+  /**
+   * Decrypts a value sealed by `encrypt` for exactly this table, column and row. Synchronous: a key id it
+   * does not hold (created by another process) throws BULWARK_ERR_UNKNOWN_KEY and starts a reload; `unseal`
+   * reloads first.
+   */
   decrypt(ciphertext: string, ctx: CipherContext): Uint8Array {
-    const parts = ciphertext.split(".");
-    if (parts.length !== 3 || parts[0] !== CIPHERTEXT_VERSION) {
-      throw cryptoErrors.malformedCiphertext(`ciphertext in ${ctx.table}.${ctx.column} is not in the ${CIPHERTEXT_VERSION} format`);
-    }
-    const [, keyId, body] = parts as [string, string, string];
+    const [keyId, body] = this.#parse(ciphertext, ctx);
+    if (!this.#dataKeys.has(keyId) && DATA_KEY_ID.test(keyId)) this.#reloadSoon();
+    return this.#open(keyId, body, ctx);
+  }
+
+  #open(keyId: string, body: string, ctx: CipherContext): Uint8Array {
     const key = this.#dataKeys.get(keyId);
     if (!key) throw cryptoErrors.unknownKey(keyId);
     const plain = open(key, fromBase64URL(body), valueAAD(keyId, ctx));
@@ -208,6 +307,47 @@ export class Keyring {
 
   decryptString(ciphertext: string, ctx: CipherContext): string {
     return Buffer.from(this.decrypt(ciphertext, ctx)).toString("utf8");
+  }
+
+  #parse(ciphertext: string, ctx: CipherContext): [keyId: string, body: string] {
+    const parts = ciphertext.split(".");
+    if (parts.length !== 3 || parts[0] !== CIPHERTEXT_VERSION) {
+      throw cryptoErrors.malformedCiphertext(`ciphertext in ${ctx.table}.${ctx.column} is not in the ${CIPHERTEXT_VERSION} format`);
+    }
+    return [parts[1] as string, parts[2] as string];
+  }
+
+  /**
+   * `encrypt`, after making sure the key is the current one: when the last check of the store is
+   * KEY_FRESHNESS_MS old or more, or `options.keyId` is not held, the keys are read again first. Inside a
+   * transaction pass `options.store` (see ReloadOptions).
+   *
+   * @example
+   * const ct = await keyring.seal(secret, { table: "mfa_totp", column: "secret_ct", row: userId });
+   */
+  async seal(plaintext: Uint8Array | string, ctx: CipherContext, options: { keyId?: string } & ReloadOptions = {}): Promise<string> {
+    if (options.keyId === undefined) {
+      if (this.#stale()) await this.reload(options);
+    } else if (!this.#dataKeys.has(options.keyId)) {
+      // Not the shared reload: one that started before the key was committed would not find it.
+      await this.#read(options.store ?? this.#store);
+    }
+    return this.encrypt(plaintext, ctx, options.keyId === undefined ? {} : { keyId: options.keyId });
+  }
+
+  /**
+   * `decrypt`, reading the keys again first when the value is sealed under a key id this keyring does not
+   * hold (another process created it since). Still BULWARK_ERR_UNKNOWN_KEY when the store has no such key.
+   * Inside a transaction pass `options.store` (see ReloadOptions).
+   */
+  async unseal(ciphertext: string, ctx: CipherContext, options: ReloadOptions = {}): Promise<Uint8Array> {
+    const [keyId, body] = this.#parse(ciphertext, ctx);
+    if (!this.#dataKeys.has(keyId) && DATA_KEY_ID.test(keyId)) await this.#read(options.store ?? this.#store); // not the shared reload, as in seal
+    return this.#open(keyId, body, ctx);
+  }
+
+  async unsealString(ciphertext: string, ctx: CipherContext, options: ReloadOptions = {}): Promise<string> {
+    return Buffer.from(await this.unseal(ciphertext, ctx, options)).toString("utf8");
   }
 
   /** Key id a ciphertext was sealed with (for re-encryption jobs). */
@@ -223,8 +363,9 @@ export class Keyring {
     return out;
   }
 
-  /** The Ed25519 signer over the current signing key. */
+  /** The Ed25519 signer over the current signing key (checked against the store as for `seal`). */
   async signer(): Promise<Signer> {
+    if (this.#stale()) await this.reload();
     const keyId = this.#currentSigning;
     if (keyId === null) throw cryptoErrors.unknownKey("(no current signing key)");
     const priv = this.#signingPrivate.get(keyId) as KeyObject;
