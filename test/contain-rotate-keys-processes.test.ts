@@ -144,7 +144,6 @@ forEachDialect("rotate-keys across processes", (dfx) => {
 
   it(
     "the server's TOTP check and enrolment work under the CLI's new key right after the rotation",
-    { todo: "src/accounts/mfa/totp.ts calls the synchronous keyring.decrypt/encrypt; it must await keyring.unseal/seal" },
     async () => {
       const { server, cli, clock, close } = await serverAndCLI(dfx);
       try {

@@ -2,6 +2,12 @@
 import type { KeyPurpose, KeyStore, StoredKey } from "../crypto/keyring.ts";
 import type { Database } from "./database.ts";
 
+/** A unique violation on the one-current-key index (SQLite and PostgreSQL word it differently). */
+function isCurrentKeyClash(error: unknown): boolean {
+  const e = error as { code?: string; message?: string; constraint?: string };
+  return e.constraint === "keyring_keys_one_current" || /keyring_keys_one_current|UNIQUE constraint failed: keyring_keys\.purpose/.test(e.message ?? "");
+}
+
 export function createKeyStore(database: Database): KeyStore {
   const { db } = database;
   return {
@@ -17,13 +23,22 @@ export function createKeyStore(database: Database): KeyStore {
       }));
     },
     async addCurrentKey(key: StoredKey): Promise<void> {
-      await database.transaction(async (trx) => {
-        await trx.updateTable("keyring_keys").set({ status: "retired" }).where("purpose", "=", key.purpose).execute();
-        await trx
-          .insertInto("keyring_keys")
-          .values({ id: key.id, purpose: key.purpose, status: "current", created_at: key.createdAt, wrapped: key.wrapped, public_key: key.publicKey })
-          .execute();
-      });
+      // The unique index on the current key of a purpose (migration 13) refuses a second current key: a
+      // rotation racing another retries, and its retire step then sees (and retires) the other's key.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await database.transaction(async (trx) => {
+            await trx.updateTable("keyring_keys").set({ status: "retired" }).where("purpose", "=", key.purpose).where("status", "=", "current").execute();
+            await trx
+              .insertInto("keyring_keys")
+              .values({ id: key.id, purpose: key.purpose, status: "current", created_at: key.createdAt, wrapped: key.wrapped, public_key: key.publicKey })
+              .execute();
+          });
+          return;
+        } catch (error) {
+          if (attempt >= 5 || !isCurrentKeyClash(error)) throw error;
+        }
+      }
     },
     async getMeta(name: string): Promise<string | null> {
       const row = await db.selectFrom("bulwark_meta").select("value").where("name", "=", name).executeTakeFirst();

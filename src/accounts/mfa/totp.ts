@@ -57,9 +57,10 @@ function matchingSteps(secret: Secret, code: string, now: number): number[] {
 export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; random: RandomSource; keyring: Keyring; flood: FloodControl; issuer: string }): TOTPFactor {
   const { db, clock, random, keyring, flood, issuer } = deps;
 
-  function openSecret(userId: string, ciphertext: string): Secret {
+  async function openSecret(userId: string, ciphertext: string): Promise<Secret> {
     // Throws BULWARK_ERR_DECRYPT when the ciphertext was sealed for another row: fail closed, never guess.
-    const bytes = keyring.decrypt(ciphertext, totpCipherContext(userId));
+    // unseal, not decrypt: a key another process created (a rotation by the CLI) is loaded on first sight.
+    const bytes = await keyring.unseal(ciphertext, totpCipherContext(userId));
     return new Secret({ buffer: new Uint8Array(bytes).buffer });
   }
 
@@ -69,7 +70,7 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       if (accountName.length > MAX_ACCOUNT_NAME) throw mfaErrors.invalidInput(`the account name is longer than ${MAX_ACCOUNT_NAME} characters`);
       const secret = new Secret({ buffer: new Uint8Array(random.bytes(TOTP_SECRET_BYTES)).buffer });
       const now = clock.now();
-      const secretCt = keyring.encrypt(secret.bytes, totpCipherContext(userId));
+      const secretCt = await keyring.seal(secret.bytes, totpCipherContext(userId));
       // One statement: insert, or replace an unconfirmed secret. A confirmed one is never overwritten, so a
       // hijacked session cannot silently swap the user's authenticator (remove it first, which is audited).
       const result = await db
@@ -90,7 +91,7 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       if (row.confirmed_at !== null) throw mfaErrors.alreadyConfirmed();
       const digits = normaliseCode(code);
       if (digits === null) return false;
-      const steps = matchingSteps(openSecret(userId, row.secret_ct), digits, clock.now());
+      const steps = matchingSteps(await openSecret(userId, row.secret_ct), digits, clock.now());
       if (steps.length === 0) return false;
       // The step used to confirm counts as used: the same code cannot then log in (ASVS 6.5.1). The
       // secret_ct condition makes sure a concurrent restart of enrolment is not confirmed with the old code.
@@ -111,7 +112,7 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       // ASVS 6.3.1 / 6.6.3: the check comes before any work, so a throttled guess is not even evaluated.
       if (!(await flood.check(attempt)).allowed) return "throttled";
       const digits = normaliseCode(code);
-      const steps = digits === null ? [] : matchingSteps(openSecret(userId, row.secret_ct), digits, clock.now());
+      const steps = digits === null ? [] : matchingSteps(await openSecret(userId, row.secret_ct), digits, clock.now());
       if (steps.length === 0) {
         await flood.registerFailure(attempt);
         return "invalid";

@@ -11,7 +11,8 @@ import { emailChange } from "./0009-email-change.ts";
 import { containChangesBySeq } from "./0010-contain-changes-by-seq.ts";
 import { sessionsByUserAndTime } from "./0011-sessions-by-user-and-time.ts";
 import { apiTokenParent } from "./0012-api-token-parent.ts";
+import { oneCurrentKey } from "./0013-one-current-key.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey];
 export type { Migration } from "./types.ts";

@@ -1,0 +1,42 @@
+// The keyring's store on SQLite and PostgreSQL: one current key per purpose, whatever the timing. Two
+// rotations at once (two nodes, or the CLI next to a server) must not leave two keys current.
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { forEachDialect } from "../../test/helpers/dialects.ts";
+import { ManualClock } from "../lib/clock.ts";
+import { createKeyStore } from "./key-store.ts";
+import { MIGRATIONS } from "./migrations/index.ts";
+import { migrate } from "./migrator.ts";
+
+const key = (id: string, at: number) => ({ id, purpose: "data" as const, status: "current" as const, createdAt: at, wrapped: `wrapped-${id}`, publicKey: null });
+
+forEachDialect("keyring key store", (fx) => {
+  it("attack: rotations racing each other leave exactly one current key; every key is kept", async () => {
+    const db = await fx.fresh();
+    await migrate(db, new ManualClock());
+    const store = createKeyStore(db);
+    await store.addCurrentKey(key("k0", 1));
+    await Promise.all(Array.from({ length: 6 }, (_, i) => store.addCurrentKey(key(`k${i + 1}`, 10 + i))));
+    const keys = await store.listKeys();
+    assert.equal(keys.length, 7, "no key lost: retired keys keep decrypting");
+    assert.equal(keys.filter((k) => k.status === "current").length, 1);
+  });
+
+  it("settles two current keys left by an earlier race when the one-current-key migration runs", async () => {
+    const db = await fx.fresh();
+    const before = MIGRATIONS.filter((m) => m.name !== "one-current-key");
+    await migrate(db, new ManualClock(), before);
+    await db.db.insertInto("keyring_keys").values([
+      { id: "old", purpose: "data", status: "current", created_at: 1, wrapped: "w1", public_key: null },
+      { id: "new", purpose: "data", status: "current", created_at: 2, wrapped: "w2", public_key: null },
+      { id: "sig", purpose: "signing", status: "current", created_at: 1, wrapped: "w3", public_key: "p" },
+    ]).execute();
+    await migrate(db, new ManualClock());
+    const rows = await db.db.selectFrom("keyring_keys").select(["id", "status"]).orderBy("id").execute();
+    assert.deepEqual(rows.map((r) => [r.id, r.status]), [["new", "current"], ["old", "retired"], ["sig", "current"]]);
+    await assert.rejects(
+      db.db.insertInto("keyring_keys").values({ id: "third", purpose: "data", status: "current", created_at: 3, wrapped: "w4", public_key: null }).execute(),
+      "the database itself refuses a second current key",
+    );
+  });
+});
