@@ -1,19 +1,20 @@
 // The append-only, hash-chained audit log. Appends from many processes (and PostgreSQL nodes) keep one
 // linear chain: an event is inserted only if the head is still the one its hash was computed over.
 import type { StatementSync } from "node:sqlite";
-import { CompiledQuery, type Kysely } from "kysely";
+import { CompiledQuery, sql, type Kysely } from "kysely";
 import { newOrderedId } from "../crypto/tokens.ts";
 import type { Signer } from "../crypto/signer.ts";
 import { verifyWithPublicKey } from "../crypto/keyring.ts";
 import { fromBase64URL, toBase64URL } from "../lib/encoding.ts";
 import type { Clock } from "../lib/clock.ts";
-import { RuntimeFailure } from "../lib/errors.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 import { canonicalValue } from "./canonical.ts";
 import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./chain.ts";
-import { verifyChain, type Checkpoint, type VerifyReport } from "./verify.ts";
+import { auditErrors } from "./errors.ts";
+import { storedPages, tailEvents, toEvent, type AuditEvent, type ReadOptions, type StoredRow } from "./read-events.ts";
+import { brokenReport, checkCheckpointSchedule, verifyChain, type Checkpoint, type VerifyReport } from "./verify.ts";
 
 export interface AuditInput {
   /** Dotted event type, e.g. `bulwark.init`, `auth.login.failed`. */
@@ -26,33 +27,36 @@ export interface AuditInput {
   requestId?: string;
 }
 
-export interface AuditEvent {
-  seq: number;
-  id: string;
-  type: string;
-  actor: string;
-  subject: string;
-  data: Record<string, unknown>;
-  at: number;
-  requestId: string;
-  prevHash: string;
-  hash: string;
-}
+export type { AuditEvent } from "./read-events.ts";
 
 export interface AuditLogOptions {
   database: Database;
   clock: Clock;
   random: RandomSource;
-  /** Signs checkpoints; without it no checkpoint is taken. */
+  /** Signs checkpoints; without it no checkpoint is taken and stored signatures cannot be checked. */
   signer?: () => Promise<Signer>;
   /** Take a signed checkpoint every N events (default 1000). */
   checkpointEvery?: number;
 }
 
+type Head = { seq: number; hash: string };
+
+export interface AuditVerifyOptions {
+  /** Checkpoints exported earlier (kept elsewhere) to hold the chain against. */
+  exported?: Checkpoint[];
+  /** Checks an exported checkpoint's signature (see checkpointKeyCheck); by default, with the key it carries. */
+  verifyExported?: (checkpoint: Checkpoint) => boolean;
+  onProgress?: (events: number) => void;
+}
+type Prepared = { value: Record<string, unknown>; base: Omit<ChainFields, "seq" | "at" | "prevHash"> };
+
 // Events are bounded so a caller cannot bloat the log with one huge record.
 const MAX_DATA_BYTES = 64 * 1024;
 const MAX_FIELD = 512;
-const PAGE = 5000;
+const MAX_ATTEMPTS = 10_000;
+// How old the signer used inside a caller's transaction may grow while this process appends outside one: the
+// keyring's own freshness window (KEY_FRESHNESS_MS), within which it notices a rotation made elsewhere.
+const SIGNER_REFRESH_MS = 1000;
 
 // Outside a transaction an append cannot be rolled back after it succeeded, so the cached head is the true
 // head or older; a plain insert at head+1 either lands on the chain or collides on seq and retries.
@@ -60,15 +64,18 @@ const INSERT_PLAIN_SQL =
   "INSERT INTO audit_events (seq, id, type, actor, subject, data, at, request_id, prev_hash, hash) " +
   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (seq) DO NOTHING";
 
-// Inside a caller's transaction the event may still roll back, so the insert also checks that the head it
-// links to is the current one (a rolled-back head must never be linked to).
+// Inside a transaction the event may still roll back, so the insert also checks that the head it links to
+// is the current one (a rolled-back head must never be linked to).
 const INSERT_SQL =
   "INSERT INTO audit_events (seq, id, type, actor, subject, data, at, request_id, prev_hash, hash) " +
   "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE EXISTS (SELECT 1 FROM audit_head WHERE id = 1 AND seq = $11 AND hash = $12) " +
   "ON CONFLICT (seq) DO NOTHING";
 
 function bounded(name: string, value: string): string {
-  if (value.length > MAX_FIELD) throw new RuntimeFailure("BULWARK_ERR_AUDIT_FIELD", `audit ${name} is longer than ${MAX_FIELD} characters`);
+  if (value.length > MAX_FIELD) throw auditErrors.fieldTooLong(name, MAX_FIELD);
+  // A lone surrogate is hashed as given (JSON escapes it) but stored by the database as U+FFFD, so the event
+  // could never verify again. Data needs no such rule: its canonical JSON escapes lone surrogates as text.
+  if (!value.isWellFormed()) throw auditErrors.fieldNotWellFormed(name);
   return value;
 }
 
@@ -80,7 +87,17 @@ export class AuditLog {
   readonly #every: number;
   readonly #insertSQL: string;
   readonly #insertPlainSQL: string;
-  #head: { seq: number; hash: string } | null = null;
+  #head: Head | null = null;
+  // The newest committed checkpoint's position, as far as this process knows: never above the stored one, so
+  // deciding "not due yet" from it can never skip a checkpoint. Only committed facts are cached here.
+  #lastCheckpoint: number | null = null;
+  // The same, per caller transaction, including checkpoints that transaction took (which may still roll back).
+  readonly #inTransaction = new WeakMap<object, number>();
+  // The signer, as last fetched outside any transaction. Fetching can read the key table (the keyring reloads
+  // keys made by other processes), which inside a transaction on SQLite's single connection would wait for
+  // that transaction forever; so appends inside a caller's transaction sign with this one.
+  #signerCache: Signer | null = null;
+  #signerFetchedAt = -Infinity;
 
   constructor(options: AuditLogOptions) {
     this.#database = options.database;
@@ -88,10 +105,38 @@ export class AuditLog {
     this.#random = options.random;
     this.#signer = options.signer;
     this.#every = options.checkpointEvery ?? 1000;
+    if (!Number.isSafeInteger(this.#every) || this.#every < 1) throw new RangeError(`checkpointEvery must be a positive integer, got ${options.checkpointEvery}`);
     // node:sqlite numbers parameters as ?NNN; PostgreSQL as $N. Same statement otherwise.
     const numbered = (q: string): string => (options.database.dialect === "sqlite" ? q.replace(/\$(\d+)/g, "?$1") : q);
     this.#insertSQL = numbered(INSERT_SQL);
     this.#insertPlainSQL = numbered(INSERT_PLAIN_SQL);
+    // Fetched now, before any caller's transaction can need it (see #signerCache); a failure waits for a retry.
+    this.#signer?.().then((s) => (this.#signerCache ??= s), () => {});
+  }
+
+  /** The current signer, fetched outside any transaction (and remembered for appends inside one). */
+  async #currentSigner(signer: () => Promise<Signer>): Promise<Signer> {
+    const fetchedAt = this.#clock.now();
+    this.#signerCache = await signer();
+    this.#signerFetchedAt = fetchedAt;
+    return this.#signerCache;
+  }
+
+  /**
+   * The signer for an append outside a transaction, or null when none can be had (no signing key yet, as while
+   * `init` records its migrations): the event is still appended, and a checkpoint due stays due.
+   */
+  async #appendSigner(signer: () => Promise<Signer>): Promise<Signer | null> {
+    try {
+      return await this.#currentSigner(signer);
+    } catch {
+      return null;
+    }
+  }
+
+  /** The interval between scheduled checkpoints, in events. */
+  get checkpointEvery(): number {
+    return this.#every;
   }
 
   #plainStatement: StatementSync | null = null;
@@ -101,9 +146,36 @@ export class AuditLog {
     return this.#plainStatement.run(...(values as Array<string | number>)).changes === 1;
   }
 
-  async #readHead(db: Kysely<Schema>): Promise<{ seq: number; hash: string }> {
+  /** The recorded head; a missing head row reads as an empty log's (so verify names the events it does not record). */
+  async #readHead(db: Kysely<Schema>): Promise<Head> {
+    return (await this.#headRow(db)) ?? { seq: 0, hash: GENESIS_HASH };
+  }
+
+  async #headRow(db: Kysely<Schema>): Promise<Head | null> {
     const row = await db.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1).executeTakeFirst();
-    return row ? { seq: Number(row.seq), hash: row.hash } : { seq: 0, hash: GENESIS_HASH };
+    return row ? { seq: Number(row.seq), hash: row.hash } : null;
+  }
+
+  async #readLastCheckpoint(db: Kysely<Schema>): Promise<number> {
+    const row = await db.selectFrom("audit_checkpoints").select((eb) => eb.fn.max("seq").as("seq")).executeTakeFirst();
+    return row?.seq == null ? 0 : Number(row.seq);
+  }
+
+  /**
+   * After an insert that stored nothing, reads the head again. A head that moved means another writer won the
+   * race: retry. A head that did not move means the position after it is taken by a row the head does not
+   * record (each insert moves the head in the same statement), so every retry would collide: fail now. So
+   * does a missing head row, which no guarded insert can ever match.
+   */
+  async #nextHead(db: Kysely<Schema>, tried: Head): Promise<Head> {
+    this.#head = null;
+    const row = await this.#headRow(db);
+    if (row === null) throw auditErrors.headMissing();
+    if (row.seq === tried.seq && row.hash === tried.hash) {
+      const taken = await db.selectFrom("audit_events").select("seq").where("seq", "=", tried.seq + 1).executeTakeFirst();
+      if (taken) throw auditErrors.headBehind(row);
+    }
+    return row;
   }
 
   /**
@@ -118,45 +190,113 @@ export class AuditLog {
 
   /** Appends inside a caller's transaction, so the event commits (or rolls back) with its change. */
   async appendIn(db: Kysely<Schema>, input: AuditInput): Promise<AuditEvent> {
+    const prepared = this.#prepare(input);
+    if (db !== this.#database.db) {
+      // A checkpoint due here is signed with the signer fetched earlier; without one (none fetched yet) it is
+      // left due, and the next append outside a transaction takes it.
+      const { event } = await this.#appendInTransaction(db, prepared, this.#signerCache);
+      // The event may roll back: never cache it, and drop the cached head, which it makes stale.
+      this.#head = null;
+      return event;
+    }
+    return this.#appendAutocommit(prepared);
+  }
+
+  #prepare(input: AuditInput): Prepared {
     // Normalised once: the text is stored and hashed, the value is what the caller gets back.
     const value = canonicalValue(input.data ?? {}) as Record<string, unknown>;
     const data = JSON.stringify(value);
-    if (Buffer.byteLength(data) > MAX_DATA_BYTES) {
-      throw new RuntimeFailure("BULWARK_ERR_AUDIT_FIELD", `audit data is larger than ${MAX_DATA_BYTES} bytes`);
-    }
-    const base = {
-      id: newOrderedId("evt", this.#clock.now(), this.#random),
-      type: bounded("type", input.type),
-      actor: bounded("actor", input.actor ?? "system"),
-      subject: bounded("subject", input.subject ?? ""),
-      requestId: bounded("request id", input.requestId ?? ""),
-      data,
+    if (Buffer.byteLength(data) > MAX_DATA_BYTES) throw auditErrors.dataTooLarge(MAX_DATA_BYTES);
+    return {
+      value,
+      base: {
+        id: newOrderedId("evt", this.#clock.now(), this.#random),
+        type: bounded("type", input.type),
+        actor: bounded("actor", input.actor ?? "system"),
+        subject: bounded("subject", input.subject ?? ""),
+        requestId: bounded("request id", input.requestId ?? ""),
+        data,
+      },
     };
-    const autocommit = db === this.#database.db;
-    for (let attempt = 0; attempt < 10_000; attempt++) {
-      // In a transaction the head is read inside it; outside, the cached head (if any) is tried first.
-      const head = (autocommit ? this.#head : null) ?? (await this.#readHead(db));
-      const fields: ChainFields = { ...base, seq: head.seq + 1, at: this.#clock.now(), prevHash: head.hash };
+  }
+
+  async #appendAutocommit(prepared: Prepared): Promise<AuditEvent> {
+    const db = this.#database.db;
+    // The cached head (if any) is tried first.
+    let head = this.#head ?? (await this.#readHead(db));
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      // Fetched (and kept fresh) here, outside any transaction, so a checkpoint signed inside one uses a key
+      // rotated out at most SIGNER_REFRESH_MS ago, plus the time since this process last appended outside one.
+      const age = this.#clock.now() - this.#signerFetchedAt;
+      const fresh = this.#signerCache !== null && age < SIGNER_REFRESH_MS && age >= 0;
+      const signer = fresh ? this.#signerCache : this.#signer ? await this.#appendSigner(this.#signer) : null;
+      if (signer) {
+        this.#lastCheckpoint ??= await this.#readLastCheckpoint(db);
+        if (head.seq + 1 - this.#lastCheckpoint >= this.#every) {
+          // This append is due a checkpoint: event and checkpoint go in one transaction, so no crash or error can
+          // store the one without the other (verify holds stored checkpoints to this schedule).
+          const { event, newestCheckpoint } = await this.#database.transaction((trx) => this.#appendInTransaction(trx, prepared, signer));
+          // Committed: both are facts now.
+          this.#head = { seq: event.seq, hash: event.hash };
+          if (newestCheckpoint !== null) this.#lastCheckpoint = Math.max(this.#lastCheckpoint, newestCheckpoint);
+          return event;
+        }
+      }
+      const fields: ChainFields = { ...prepared.base, seq: head.seq + 1, at: this.#clock.now(), prevHash: head.hash };
       const hash = eventHash(fields);
       const values = [fields.seq, fields.id, fields.type, fields.actor, fields.subject, fields.data, fields.at, fields.requestId, fields.prevHash, hash];
-      const inserted = autocommit && this.#database.sqlite && !this.#database.sqlite.isTransaction
+      const inserted = this.#database.sqlite && !this.#database.sqlite.isTransaction
         // node:sqlite runs a statement synchronously: with no transaction open on the connection, a direct
         // prepared insert cannot interleave with anything else, so it skips the query builder (the hot path).
         ? this.#sqliteInsert(values)
-        : (await db.executeQuery(
-            autocommit ? CompiledQuery.raw(this.#insertPlainSQL, values) : CompiledQuery.raw(this.#insertSQL, [...values, head.seq, head.hash]),
-          )).numAffectedRows === 1n;
+        : (await db.executeQuery(CompiledQuery.raw(this.#insertPlainSQL, values))).numAffectedRows === 1n;
       if (inserted) {
-        // An event appended in a transaction may roll back: never cache it as the head.
-        this.#head = autocommit ? { seq: fields.seq, hash } : null;
-        if (this.#signer && fields.seq % this.#every === 0 && db === this.#database.db) await this.checkpoint();
-        return { ...fields, data: value, hash };
+        this.#head = { seq: fields.seq, hash };
+        return { ...fields, data: prepared.value, hash };
       }
-      // Another writer moved the head (or our cached head was rolled back): read it again.
-      this.#head = null;
+      // Another writer moved the head (or our cached head is stale): read it again.
+      head = await this.#nextHead(db, head);
       if (attempt > 10) await new Promise((r) => setTimeout(r, Math.min(50, attempt)));
     }
-    throw new RuntimeFailure("BULWARK_ERR_AUDIT_CONTENTION", "could not append to the audit log: the chain head kept moving");
+    throw auditErrors.contention();
+  }
+
+  async #appendInTransaction(trx: Kysely<Schema>, prepared: Prepared, signer: Signer | null): Promise<{ event: AuditEvent; newestCheckpoint: number | null }> {
+    // In a transaction the head is read inside it.
+    let head = await this.#readHead(trx);
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const fields: ChainFields = { ...prepared.base, seq: head.seq + 1, at: this.#clock.now(), prevHash: head.hash };
+      const hash = eventHash(fields);
+      const values = [fields.seq, fields.id, fields.type, fields.actor, fields.subject, fields.data, fields.at, fields.requestId, fields.prevHash, hash];
+      const inserted = (await trx.executeQuery(CompiledQuery.raw(this.#insertSQL, [...values, head.seq, head.hash]))).numAffectedRows === 1n;
+      if (inserted) {
+        const newestCheckpoint = signer ? await this.#scheduledCheckpoint(trx, signer, fields.seq, hash) : null;
+        return { event: { ...fields, data: prepared.value, hash }, newestCheckpoint };
+      }
+      head = await this.#nextHead(trx, head);
+      if (attempt > 10) await new Promise((r) => setTimeout(r, Math.min(50, attempt)));
+    }
+    throw auditErrors.contention();
+  }
+
+  /**
+   * Takes the scheduled checkpoint in the transaction that just appended event `seq`, when `seq` is `every` or
+   * more past the newest stored checkpoint. Every event before `seq` is committed (the chain is linear and the
+   * insert checked the head), and so is every checkpoint taken with one, so the read below sees them all.
+   * Returns the newest checkpoint position seen in this transaction, or null when none had to be read.
+   */
+  async #scheduledCheckpoint(trx: Kysely<Schema>, signer: Signer, seq: number, hash: string): Promise<number | null> {
+    const known = Math.max(this.#lastCheckpoint ?? -Infinity, this.#inTransaction.get(trx) ?? -Infinity);
+    if (seq - known < this.#every) return null; // `known` is never above the stored newest: surely not due
+    let newest = await this.#readLastCheckpoint(trx);
+    if (seq - newest >= this.#every) {
+      const at = this.#clock.now();
+      const signature = toBase64URL(signer.sign(checkpointMessage(seq, hash, at)));
+      await trx.insertInto("audit_checkpoints").values({ seq, hash, at, key_id: signer.keyId, signature }).onConflict((oc) => oc.column("seq").doNothing()).execute();
+      newest = seq;
+    }
+    this.#inTransaction.set(trx, newest);
+    return newest;
   }
 
   /** Signs the current head and stores it as a checkpoint. Returns null on an empty log. */
@@ -164,7 +304,7 @@ export class AuditLog {
     if (!this.#signer) return null;
     const head = await this.#readHead(this.#database.db);
     if (head.seq === 0) return null;
-    const signer = await this.#signer();
+    const signer = await this.#currentSigner(this.#signer);
     const at = this.#clock.now();
     const signature = toBase64URL(signer.sign(checkpointMessage(head.seq, head.hash, at)));
     await this.#database.db
@@ -172,6 +312,7 @@ export class AuditLog {
       .values({ seq: head.seq, hash: head.hash, at, key_id: signer.keyId, signature })
       .onConflict((oc) => oc.column("seq").doNothing())
       .execute();
+    this.#lastCheckpoint = Math.max(this.#lastCheckpoint ?? 0, head.seq);
     return { seq: head.seq, hash: head.hash, at, keyId: signer.keyId, signature };
   }
 
@@ -181,84 +322,89 @@ export class AuditLog {
   }
 
   /** Stored events in seq order, starting after `afterSeq`. */
-  async *rows(options: { afterSeq?: number; sinceAt?: number } = {}): AsyncGenerator<ChainFields & { hash: string }> {
+  async *rows(options: ReadOptions = {}): AsyncGenerator<StoredRow> {
     for await (const page of this.pages(options)) yield* page;
   }
 
   /** Stored events in seq order, a page (array) at a time. */
-  async *pages(options: { afterSeq?: number; sinceAt?: number } = {}): AsyncGenerator<Array<ChainFields & { hash: string }>> {
-    if (this.#database.sqlite && options.sinceAt === undefined) {
-      yield* this.#sqlitePages(options.afterSeq ?? 0);
-      return;
-    }
-    let after = options.afterSeq ?? 0;
-    for (;;) {
-      let q = this.#database.db.selectFrom("audit_events").selectAll().where("seq", ">", after).orderBy("seq").limit(PAGE);
-      if (options.sinceAt !== undefined) q = q.where("at", ">=", options.sinceAt);
-      const page = await q.execute();
-      yield page.map((r) => ({
-        seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at),
-        requestId: r.request_id, prevHash: r.prev_hash, hash: r.hash, data: r.data,
-      }));
-      if (page.length < PAGE) return;
-      after = Number(page[page.length - 1]!.seq);
-    }
+  pages(options: ReadOptions = {}): AsyncGenerator<StoredRow[]> {
+    return storedPages(this.#database, options);
   }
 
-  /**
-   * SQLite fast path for verify and export: one prepared statement read as arrays, in pages so the
-   * write lock is never held off by a long read, without building two objects per row.
-   */
-  async *#sqlitePages(afterSeq: number): AsyncGenerator<Array<ChainFields & { hash: string }>> {
-    const stmt = this.#database.sqlite!.prepare(
-      "SELECT seq, id, type, actor, subject, data, at, request_id, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
-    );
-    stmt.setReturnArrays(true);
-    let after = afterSeq;
-    for (;;) {
-      const page = stmt.all(after, PAGE * 4) as unknown as Array<[number, string, string, string, string, string, number, string, string, string]>;
-      yield page.map((r) => ({ seq: r[0], id: r[1], type: r[2], actor: r[3], subject: r[4], data: r[5], at: r[6], requestId: r[7], prevHash: r[8], hash: r[9] }));
-      if (page.length < PAGE * 4) return;
-      after = page[page.length - 1]![0];
-    }
-  }
-
-  /** Events as exported (data parsed), for `audit export` and `audit tail`. */
-  async *events(options: { afterSeq?: number; sinceAt?: number } = {}): AsyncGenerator<AuditEvent> {
+  /** Events as exported (data parsed; an altered row's unparseable data comes back as `rawData`), for `audit export` and `audit tail`. */
+  async *events(options: ReadOptions = {}): AsyncGenerator<AuditEvent> {
     for await (const r of this.rows(options)) yield toEvent(r);
   }
 
   /** The newest `count` events, oldest first. */
   async tail(count: number): Promise<AuditEvent[]> {
-    const rows = await this.#database.db.selectFrom("audit_events").selectAll().orderBy("seq", "desc").limit(count).execute();
-    return rows.reverse().map((r) =>
-      toEvent({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: r.prev_hash, hash: r.hash, data: r.data }),
-    );
+    return tailEvents(this.#database, count);
   }
 
   /**
-   * Verifies the stored chain, the recorded head, every stored checkpoint (hash and signature) and
-   * any checkpoints exported earlier.
+   * Verifies the stored chain, the recorded head, every stored checkpoint (hash and signature) and any
+   * checkpoints exported earlier; with a signer, also that stored checkpoints keep to the schedule (a
+   * deleted one leaves too many events in a row without one).
    */
-  async verify(options: { exported?: Checkpoint[]; onProgress?: (n: number) => void } = {}): Promise<VerifyReport> {
-    const head = await this.#readHead(this.#database.db);
+  async verify(options: AuditVerifyOptions = {}): Promise<VerifyReport> {
+    return this.#verify({ ...options, checkHead: true });
+  }
+
+  async #verify(options: AuditVerifyOptions & { checkHead: boolean }): Promise<VerifyReport> {
+    const db = this.#database.db;
+    const head = await this.#readHead(db);
+    // Readers walk positions from #1 up, so a row stored below it would be skipped by every page: look for one.
+    const outside = await db.selectFrom("audit_events").select(["id", sql<string>`CAST(seq AS TEXT)`.as("position")]).where("seq", "<", 1).orderBy("seq").limit(1).executeTakeFirst();
+    if (outside) {
+      return brokenReport({ seq: Number(outside.position), id: outside.id, problem: `event #${outside.position} (${outside.id}) is stored outside the chain: positions start at #1 (an inserted or renumbered row)` });
+    }
     const stored = await this.checkpoints();
     const signer = this.#signer ? await this.#signer() : null;
-    return verifyChain(this.pages(), {
-      head,
-      checkpoints: [...stored, ...(options.exported ?? [])],
+    const exported = new Set(options.exported ?? []);
+    const report = await verifyChain(this.pages(), {
+      head: options.checkHead ? head : null,
+      checkpoints: [...stored, ...exported],
       verifySignature: (cp) => {
+        if (options.verifyExported && exported.has(cp)) return options.verifyExported(cp);
         const message = checkpointMessage(cp.seq, cp.hash, cp.at);
         const signature = fromBase64URL(cp.signature);
         if (cp.publicKey) return verifyWithPublicKey(cp.publicKey, message, signature);
-        // Without the keyring a stored checkpoint's signature cannot be checked; its hash still is.
-        return signer ? signer.verify(cp.keyId, message, signature) : true;
+        // Without the keyring a stored checkpoint's signature cannot be checked (null: not counted as verified);
+        // its hash still is.
+        return signer ? signer.verify(cp.keyId, message, signature) : null;
       },
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
+    // The schedule is only promised where checkpoints are taken: by an AuditLog with a signer.
+    if (!report.ok || !signer) return report;
+    const gap = checkCheckpointSchedule(stored.map((c) => c.seq), report.lastSeq, this.#every);
+    return gap ? { ...report, ok: false, problem: gap } : report;
   }
-}
 
-function toEvent(r: ChainFields & { hash: string }): AuditEvent {
-  return { seq: r.seq, id: r.id, type: r.type, actor: r.actor, subject: r.subject, data: JSON.parse(r.data) as Record<string, unknown>, at: r.at, requestId: r.requestId, prevHash: r.prevHash, hash: r.hash };
+  /**
+   * Moves a chain head that is behind the stored events (appends fail with BULWARK_ERR_AUDIT_HEAD_BEHIND) to
+   * the newest stored event, after verifying the chain up to it, and records the repair as an event. Refuses
+   * when the head is not behind, when the chain is broken, or when the trigger that keeps the head is gone.
+   */
+  async repairHead(actor: string): Promise<{ from: Head; to: Head }> {
+    const db = this.#database.db;
+    const trigger = this.#database.dialect === "sqlite"
+      ? await sql`SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_events_advance_head'`.execute(db)
+      : await sql`SELECT 1 FROM pg_trigger WHERE tgname = 'audit_events_advance_head'`.execute(db);
+    if (trigger.rows.length === 0) throw auditErrors.headTriggerMissing();
+    const row = await this.#headRow(db);
+    const from = row ?? { seq: 0, hash: GENESIS_HASH };
+    const report = await this.#verify({ checkHead: false });
+    if (!report.ok) throw auditErrors.chainBroken(report.problem?.problem ?? "unknown problem");
+    if (row !== null && report.lastSeq <= from.seq) throw auditErrors.headNotBehind(from, report.lastSeq);
+    const to = { seq: report.lastSeq, hash: report.lastHash };
+    // Only from the head we verified against (or into a missing row): a concurrent change makes this a no-op.
+    const moved = await db.insertInto("audit_head").values({ id: 1, ...to })
+      .onConflict((oc) => oc.column("id").doUpdateSet(to).where("audit_head.seq", "=", from.seq).where("audit_head.hash", "=", from.hash))
+      .executeTakeFirst();
+    if (moved.numInsertedOrUpdatedRows !== 1n) throw auditErrors.contention();
+    this.#head = null;
+    await this.append({ type: "audit.head-repaired", actor, data: { from, to } });
+    return { from, to };
+  }
 }

@@ -2,4 +2,7 @@
 export * from "./audit-log.ts";
 export * from "./verify.ts";
 export * from "./canonical.ts";
+export * from "./errors.ts";
+export * from "./trusted-keys.ts";
+export { parseStoredData, type ReadOptions, type StoredData, type StoredRow } from "./read-events.ts";
 export { eventHash, GENESIS_HASH, type ChainFields } from "./chain.ts";

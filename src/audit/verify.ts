@@ -26,9 +26,23 @@ export interface VerifyProblem {
 export interface VerifyReport {
   ok: boolean;
   events: number;
+  /** Position of the first event read (1 for a whole log; later for a partial export), 0 when there is none. */
+  firstSeq: number;
   lastSeq: number;
   lastHash: string;
+  /** Checkpoints whose hash matched and whose signature verified. */
   checkpointsChecked: number;
+  /** Checkpoints whose hash matched but whose signature could not be checked here (no key): not counted as verified. */
+  checkpointsUnchecked: number;
+  /** Partial exports only: checkpoints before the first event, which could not be checked at all. */
+  checkpointsBeforeStart: number;
+  /** Position of the newest checkpoint that was verified (hash and signature), 0 when none was. */
+  lastCheckpointSeq: number;
+  /**
+   * Events after `lastCheckpointSeq`: held only by the chain and the head row, which an attacker with the
+   * database can rewrite together. Only a checkpoint exported (or anchored) later covers them.
+   */
+  uncovered: number;
   problem: VerifyProblem | null;
 }
 
@@ -37,10 +51,17 @@ export interface VerifyOptions {
   head?: { seq: number; hash: string } | null;
   /** Checkpoints to hold the chain against (from the database and/or an export). */
   checkpoints?: Checkpoint[];
-  /** Checks a checkpoint's signature; return false when it does not verify. */
-  verifySignature?: (checkpoint: Checkpoint) => boolean;
+  /**
+   * Checks a checkpoint's signature: true when it verifies, false when it does not (the chain fails), null when
+   * it cannot be checked here (no key): then only its hash is held against the chain and it is not counted as
+   * verified.
+   */
+  verifySignature?: (checkpoint: Checkpoint) => boolean | null;
   onProgress?: (events: number) => void;
-  /** Accept a chain that starts after event #1 (a partial export), trusting its first link. */
+  /**
+   * Accept a chain that starts after event #1 (a partial export), trusting its first link. Checkpoints before
+   * its first event cannot be checked; they are counted in `checkpointsBeforeStart`, never silently passed.
+   */
   partial?: boolean;
 }
 
@@ -51,6 +72,9 @@ export interface VerifyOptions {
 export async function verifyChain(events: AsyncIterable<ChainFields | ChainFields[]>, options: VerifyOptions = {}): Promise<VerifyReport> {
   const pending = new Map<number, Checkpoint[]>();
   let checkpointsChecked = 0;
+  let checkpointsUnchecked = 0;
+  let checkpointsBeforeStart = 0;
+  let lastCheckpointSeq = 0;
   for (const cp of options.checkpoints ?? []) {
     const list = pending.get(cp.seq) ?? [];
     list.push(cp);
@@ -59,19 +83,39 @@ export async function verifyChain(events: AsyncIterable<ChainFields | ChainField
   let expected = 1;
   let prev = GENESIS_HASH;
   let count = 0;
-  const fail = (seq: number, id: string | null, problem: string): VerifyReport => ({
-    ok: false, events: count, lastSeq: expected - 1, lastHash: prev, checkpointsChecked, problem: { seq, id, problem },
-  });
+  let firstSeq = 0;
+  const report = (problem: VerifyProblem | null): VerifyReport => {
+    const lastSeq = expected - 1;
+    return {
+      ok: problem === null, events: count, firstSeq, lastSeq, lastHash: prev, checkpointsChecked, checkpointsUnchecked,
+      checkpointsBeforeStart, lastCheckpointSeq, uncovered: Math.max(0, lastSeq - Math.max(lastCheckpointSeq, firstSeq - 1)), problem,
+    };
+  };
+  const fail = (seq: number, id: string | null, problem: string): VerifyReport => report({ seq, id, problem });
 
   for await (const item of events) {
    const page = Array.isArray(item) ? item : [item];
    for (const e of page) {
-    if (count === 0 && options.partial) {
-      expected = e.seq;
-      prev = e.prevHash;
+    // Positions start at 1. A row below it is outside every page a reader walks, so it must be named, not skipped.
+    if (!(e.seq >= 1)) return fail(e.seq, e.id, `event #${e.seq} (${e.id}) is outside the chain: positions start at #1 (an inserted or renumbered row)`);
+    if (count === 0) {
+      firstSeq = e.seq;
+      // A partial export's first event links to one that is not in the file: its prev_hash is trusted. One that
+      // starts at #1 is whole, so its first link is checked against the genesis hash like any other.
+      if (options.partial && e.seq > 1) {
+        expected = e.seq;
+        prev = e.prevHash;
+        for (const [seq, list] of pending) {
+          if (seq < e.seq) {
+            checkpointsBeforeStart += list.length;
+            pending.delete(seq);
+          }
+        }
+      }
     }
     if (e.seq !== expected) {
       if (e.seq > expected) {
+        if (count === 0) return fail(1, null, `the log starts at event #${e.seq} (${e.id}), not #1: events #1 to #${e.seq - 1} are missing`);
         return fail(expected, null, `event #${expected} is missing: the chain jumps from #${expected - 1} to #${e.seq} (${e.id})`);
       }
       return fail(e.seq, e.id, `event #${e.seq} (${e.id}) is out of order: expected #${expected}`);
@@ -89,10 +133,17 @@ export async function verifyChain(events: AsyncIterable<ChainFields | ChainField
         if (cp.hash !== actual) {
           return fail(e.seq, e.id, `event #${e.seq} (${e.id}) differs from the signed checkpoint taken at that position (the chain was rewritten)`);
         }
-        if (options.verifySignature && !options.verifySignature(cp)) {
-          return fail(e.seq, e.id, `the checkpoint at event #${e.seq} has an invalid signature (forged or tampered checkpoint)`);
+        const signature = options.verifySignature ? options.verifySignature(cp) : null;
+        if (signature === false) {
+          return fail(e.seq, e.id, `the checkpoint at event #${e.seq} has an invalid signature (forged or tampered checkpoint, or signed by a key that is not trusted)`);
         }
-        checkpointsChecked++;
+        // An unchecked signature proves nothing: anyone who can write the table can write a checkpoint row.
+        if (signature === null) {
+          checkpointsUnchecked++;
+        } else {
+          checkpointsChecked++;
+          lastCheckpointSeq = e.seq;
+        }
       }
       pending.delete(e.seq);
     }
@@ -107,20 +158,76 @@ export async function verifyChain(events: AsyncIterable<ChainFields | ChainField
   if (head && head.seq > last) {
     return fail(last + 1, null, `event #${last + 1} is missing: the chain head records ${head.seq} events but the log ends at #${last} (newest events deleted)`);
   }
+  if (head && head.seq < last) {
+    // Appends link to the head, so a head behind the log also stops every append (they collide with stored rows).
+    return fail(head.seq + 1, null, `the chain head records #${head.seq}, but the log continues to #${last} (the head was moved back, or events were inserted without its trigger)`);
+  }
   if (head && head.seq === last && head.hash !== prev) {
     return fail(last, null, `the chain head's hash does not match event #${last} (the newest event was altered)`);
   }
   for (const [seq] of pending) {
     if (seq > last) return fail(last + 1, null, `a signed checkpoint covers event #${seq}, but the log ends at #${last} (events deleted)`);
+    // Below the first event of a whole log (a checkpoint at #0 or less): it matches no event at all.
+    return fail(seq, null, `a checkpoint names position #${seq}, which no event can hold (forged checkpoint)`);
   }
-  return { ok: true, events: count, lastSeq: last, lastHash: prev, checkpointsChecked, problem: null };
+  return report(null);
 }
 
-/** Re-encodes an exported event's data to the canonical text its hash covers. */
+/**
+ * The most consecutive events that may go without a stored checkpoint when one is taken every `every` events.
+ * The schedule (see AuditLog) signs the append that reaches `every` events past the newest checkpoint, in the
+ * same transaction, so an intact log never has more than `every - 1` such events in a row. One deleted
+ * scheduled checkpoint leaves `2 × every - 1`. The limit sits halfway between, so the rule has room for
+ * checkpoints taken off the schedule (shutdown, `audit checkpoint`) and still catches a single deletion.
+ */
+export function checkpointRunLimit(every: number): number {
+  return every + Math.floor(every / 2);
+}
+
+/**
+ * Holds stored checkpoint positions to the schedule: fails when `checkpointRunLimit(every)` or more events in
+ * a row (from the start, between two checkpoints, or after the last one) have no stored checkpoint.
+ *
+ * @example
+ * checkCheckpointSchedule([10, 30], 35, 10) // a problem: events #11 to #29 (19 in a row) have none
+ */
+export function checkCheckpointSchedule(seqs: number[], lastSeq: number, every: number): VerifyProblem | null {
+  const limit = checkpointRunLimit(every);
+  let previous = 0;
+  for (const seq of [...seqs.filter((s) => s <= lastSeq).sort((a, b) => a - b), lastSeq + 1]) {
+    const run = seq - previous - 1;
+    if (run >= limit) {
+      const before = previous === 0 ? "from the start of the log" : `after the one at #${previous}`;
+      const after = seq > lastSeq ? "up to the newest event" : `before the next at #${seq}`;
+      return {
+        seq: previous + 1,
+        id: null,
+        problem: `events #${previous + 1} to #${seq - 1} (${run} in a row, ${before}, ${after}) have no stored checkpoint, though one is signed ` +
+          `every ${every} events: a stored checkpoint was deleted${seq > lastSeq ? ", or the newest events were rewritten" : ""}`,
+      };
+    }
+    previous = seq;
+  }
+  return null;
+}
+
+/**
+ * Re-encodes an exported event's data to the text its hash covers: the canonical JSON of `data`, or, for an
+ * event whose stored data was not a JSON object (an altered row, exported verbatim), its `rawData`.
+ */
 export function chainFieldsFromExport(e: {
-  seq: number; id: string; type: string; actor: string; subject: string; at: number; requestId: string; prevHash: string; hash: string; data: unknown;
+  seq: number; id: string; type: string; actor: string; subject: string; at: number; requestId: string; prevHash: string; hash: string; data: unknown; rawData?: unknown;
 }): ChainFields & { hash: string } {
-  return { seq: e.seq, id: e.id, type: e.type, actor: e.actor, subject: e.subject, at: e.at, requestId: e.requestId, prevHash: e.prevHash, hash: e.hash, data: canonicalJSON(e.data) };
+  const data = typeof e.rawData === "string" ? e.rawData : canonicalJSON(e.data);
+  return { seq: e.seq, id: e.id, type: e.type, actor: e.actor, subject: e.subject, at: e.at, requestId: e.requestId, prevHash: e.prevHash, hash: e.hash, data };
 }
 
 export { checkpointMessage };
+
+/** A report for a problem found before any event was read (a row stored outside the chain). */
+export function brokenReport(problem: VerifyProblem): VerifyReport {
+  return {
+    ok: false, events: 0, firstSeq: 0, lastSeq: 0, lastHash: GENESIS_HASH, checkpointsChecked: 0, checkpointsUnchecked: 0,
+    checkpointsBeforeStart: 0, lastCheckpointSeq: 0, uncovered: 0, problem,
+  };
+}

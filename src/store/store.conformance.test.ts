@@ -176,7 +176,8 @@ forEachDialect("audit log", (fx) => {
   it("keeps one chain when two writers with stale heads append alternately", async () => {
     const db = await fx.fresh();
     const { audit, keyring, clock } = await ready(db);
-    const other = new AuditLog({ database: db, clock, random: systemRandom, signer: () => keyring.signer() });
+    // Same checkpoint interval as `audit`: verify holds stored checkpoints to one schedule for every writer.
+    const other = new AuditLog({ database: db, clock, random: systemRandom, signer: () => keyring.signer(), checkpointEvery: 10 });
     for (let i = 0; i < 20; i++) {
       await (i % 2 ? audit : other).append({ type: "t", data: { i } });
     }

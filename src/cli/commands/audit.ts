@@ -1,12 +1,16 @@
-// `bulwark audit verify|export|tail|checkpoint`: read and prove the hash-chained audit log.
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
+// `bulwark audit verify|export|tail|checkpoint|repair-head`: read and prove the hash-chained audit log.
+import { createReadStream, createWriteStream, existsSync, linkSync, renameSync, unlinkSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { createInterface } from "node:readline";
-import type { Checkpoint, VerifyReport } from "../../audit/index.ts";
+import type { AuditEvent, Checkpoint, TrustedKey, VerifyReport } from "../../audit/index.ts";
 import { InputError } from "../../lib/errors.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
 import { action, group, progress, writeJSON, writeLine } from "../run.ts";
 import { parseTime } from "../time.ts";
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const operator = (): string => `cli:${process.env["USER"] ?? "operator"}`;
 
 async function* jsonLines(path: string, what: string): AsyncGenerator<Record<string, unknown>> {
   if (!existsSync(path)) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path} does not exist`);
@@ -33,11 +37,63 @@ async function readCheckpoints(path: string): Promise<Checkpoint[]> {
   return out;
 }
 
-function printReport(ctx: CliContext, report: VerifyReport, json: boolean | undefined): ExitCode {
-  if (json) writeJSON(ctx, report);
-  else if (report.ok) writeLine(ctx, `audit chain intact: ${report.events} events, ${report.checkpointsChecked} checkpoint(s) verified, head #${report.lastSeq} ${report.lastHash.slice(0, 16)}…`);
-  else writeLine(ctx, `audit chain BROKEN at event #${report.problem?.seq}${report.problem?.id ? ` (${report.problem.id})` : ""}: ${report.problem?.problem}`);
-  return report.ok ? EXIT.ok : EXIT.fails;
+type Keys = Array<{ fingerprint: string; pinned: boolean }>;
+
+function printReport(ctx: CliContext, report: VerifyReport, keys: Keys | null, json: boolean | undefined): ExitCode {
+  if (json) {
+    writeJSON(ctx, keys ? { ...report, signingKeys: keys } : report);
+    return report.ok ? EXIT.ok : EXIT.fails;
+  }
+  if (!report.ok) {
+    writeLine(ctx, `audit chain BROKEN at event #${report.problem?.seq}${report.problem?.id ? ` (${report.problem.id})` : ""}: ${report.problem?.problem}`);
+    return EXIT.fails;
+  }
+  const range = report.firstSeq > 1 ? `events #${report.firstSeq} to #${report.lastSeq} (a partial export: its link to #${report.firstSeq - 1} is trusted, not checked)` : `${report.events} events`;
+  writeLine(ctx, `audit chain intact: ${range}, ${report.checkpointsChecked} checkpoint(s) verified, head #${report.lastSeq} ${report.lastHash.slice(0, 16)}…`);
+  if (report.checkpointsBeforeStart > 0) writeLine(ctx, `  ${report.checkpointsBeforeStart} checkpoint(s) before event #${report.firstSeq} were NOT checked: they fall before the first event of the file`);
+  if (report.checkpointsUnchecked > 0) writeLine(ctx, `  ${report.checkpointsUnchecked} stored checkpoint(s) matched by hash only: their signatures could not be checked here`);
+  if (report.uncovered > 0) {
+    writeLine(ctx, `  ${report.uncovered} event(s) after ${report.lastCheckpointSeq > 0 ? `the last verified checkpoint (#${report.lastCheckpointSeq})` : "the start"} are covered by no verified signature: ` +
+      "whoever could write the log could have rewritten them, head included, unseen; only a checkpoint exported later (audit checkpoint --export) protects them");
+  }
+  for (const k of keys ?? []) {
+    writeLine(ctx, `  checkpoint signatures verified with key ${k.fingerprint}${k.pinned ? " (pinned by --public-key)" : " (taken from the checkpoint file: compare it with the fingerprint recorded at export, or pin it with --public-key)"}`);
+  }
+  return EXIT.ok;
+}
+
+/** An event as one export line: an altered row's unparseable data goes out verbatim as `rawData`, `data` null. */
+function exportLine(e: AuditEvent): string {
+  return `${JSON.stringify(e.rawData === undefined ? e : { ...e, data: null })}\n`;
+}
+
+/**
+ * Writes an export to a temporary file beside `path` and moves it into place only once it is complete, so a
+ * failure halfway never leaves a partial file that looks like a whole export. Refuses to overwrite `path`.
+ */
+async function writeComplete(path: string, write: (out: NodeJS.WritableStream) => Promise<void>): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
+  const out = createWriteStream(temp, { flags: "wx", mode: 0o600 });
+  await new Promise<void>((resolve, reject) => out.once("open", () => resolve()).once("error", (cause) => {
+    reject(new InputError("BULWARK_ERR_USAGE", `--output ${path}: cannot create a file in ${dirname(path)} (${(cause as NodeJS.ErrnoException).code ?? cause.message})`, { cause }));
+  }));
+  try {
+    await write(out);
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    try {
+      // link() fails when `path` exists, where rename() would silently replace it.
+      linkSync(temp, path);
+      unlinkSync(temp);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") throw new InputError("BULWARK_ERR_USAGE", `--output ${path} already exists; refusing to overwrite it`);
+      if (existsSync(path)) throw error;
+      renameSync(temp, path); // a file system without hard links
+    }
+  } catch (error) {
+    out.destroy();
+    if (existsSync(temp)) unlinkSync(temp);
+    throw error;
+  }
 }
 
 export default {
@@ -48,31 +104,33 @@ export default {
       .command("verify")
       .description("verify the hash chain, its head and its signed checkpoints (exit 1 names the first broken event)")
       .option("--checkpoints <file>", "also hold the chain against checkpoints exported earlier (JSON lines)")
-      .option("--file <export>", "verify an exported log (JSON lines) offline, without the database")
+      .option("--file <export>", "verify an exported log (JSON lines) offline, without the database; it must start at event #1")
+      .option("--partial", "with --file: accept an export that starts after event #1 (audit export --since); its first link is trusted")
+      .option("--public-key <key>", "trust only this key for exported checkpoints (repeatable): base64url SPKI, or a sha256:<hex> fingerprint", collect, [])
       .option("--json", "print the report as JSON")
       .action(
-        action(ctx, async (opts: { checkpoints?: string; file?: string; json?: boolean }) => {
+        action(ctx, async (opts: { checkpoints?: string; file?: string; partial?: boolean; publicKey: string[]; json?: boolean }) => {
+          const { checkpointKeyCheck, parseTrustedKey } = await import("../../audit/index.ts");
+          if (opts.partial && !opts.file) throw new InputError("BULWARK_ERR_USAGE", "--partial applies to an export verified with --file");
+          if (opts.publicKey.length > 0 && !opts.checkpoints) throw new InputError("BULWARK_ERR_USAGE", "--public-key applies to the checkpoints given with --checkpoints");
+          const trusted: TrustedKey[] = opts.publicKey.map((k) => parseTrustedKey(k));
+          const keys = checkpointKeyCheck(trusted);
           const exported = opts.checkpoints ? await readCheckpoints(opts.checkpoints) : [];
           if (opts.file) {
             const { verifyChain, chainFieldsFromExport } = await import("../../audit/index.ts");
-            const { verifyWithPublicKey } = await import("../../crypto/keyring.ts");
-            const { checkpointMessage } = await import("../../audit/verify.ts");
             const file = opts.file;
             const events = (async function* () {
               for await (const o of jsonLines(file, "export file")) yield chainFieldsFromExport(o as never);
             })();
-            const report = await verifyChain(events, {
-              partial: true,
-              checkpoints: exported,
-              verifySignature: (cp) => (cp.publicKey ? verifyWithPublicKey(cp.publicKey, checkpointMessage(cp.seq, cp.hash, cp.at), Buffer.from(cp.signature, "base64url")) : false),
-            });
-            return printReport(ctx, report, opts.json);
+            // A whole export must start at #1: trusting its first line would let the oldest events be cut away.
+            const report = await verifyChain(events, { partial: opts.partial === true, checkpoints: exported, verifySignature: (cp) => keys.verify(cp) });
+            return printReport(ctx, report, exported.length > 0 ? keys.used() : null, opts.json);
           }
           const app = await ctx.app();
           const bar = progress(ctx, "verifying", 0);
-          const report = await app.audit.verify({ exported, onProgress: (n) => bar.update(n, n) });
+          const report = await app.audit.verify({ exported, verifyExported: (cp) => keys.verify(cp), onProgress: (n) => bar.update(n, n) });
           bar.done();
-          return printReport(ctx, report, opts.json);
+          return printReport(ctx, report, exported.length > 0 ? keys.used() : null, opts.json);
         }),
       );
 
@@ -80,22 +138,28 @@ export default {
       .command("export")
       .description("print events as JSON lines (one event per line), oldest first")
       .option("--since <time>", "only events at or after this time (ISO 8601, or an age like 24h, 7d)")
-      .option("--output <file>", "write to a file instead of stdout (refuses to overwrite)")
+      .option("--output <file>", "write to a file instead of stdout (refuses to overwrite; appears only once complete)")
       .action(
         action(ctx, async (opts: { since?: string; output?: string }) => {
           const app = await ctx.app();
           const sinceAt = opts.since ? parseTime(opts.since, "--since", app.clock.now()) : undefined;
           if (opts.output && existsSync(opts.output)) throw new InputError("BULWARK_ERR_USAGE", `--output ${opts.output} already exists; refusing to overwrite it`);
-          const out = opts.output ? createWriteStream(opts.output, { flags: "wx", mode: 0o600 }) : ctx.stdout;
           let n = 0;
-          for await (const e of app.audit.events(sinceAt === undefined ? {} : { sinceAt })) {
-            if (!out.write(`${JSON.stringify(e)}\n`)) await new Promise<void>((r) => out.once("drain", () => r()));
-            n++;
+          const altered: number[] = [];
+          const write = async (out: NodeJS.WritableStream): Promise<void> => {
+            for await (const e of app.audit.events(sinceAt === undefined ? {} : { sinceAt })) {
+              if (e.rawData !== undefined) altered.push(e.seq);
+              if (!out.write(exportLine(e))) await new Promise<void>((r) => out.once("drain", () => r()));
+              n++;
+            }
+          };
+          if (opts.output) await writeComplete(opts.output, write);
+          else await write(ctx.stdout);
+          if (altered.length > 0) {
+            ctx.stderr.write(`bulwark: warning: ${altered.length} event(s) hold stored data that is not a JSON object (an altered row; first #${altered[0]}): ` +
+              "exported verbatim as rawData with data null; run `bulwark audit verify`\n");
           }
-          if (opts.output) {
-            await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())));
-            ctx.stderr.write(`exported ${n} events to ${opts.output}\n`);
-          }
+          if (opts.output) ctx.stderr.write(`exported ${n} events to ${opts.output}\n`);
         }),
       );
 
@@ -110,9 +174,12 @@ export default {
           const n = Number(opts.lines);
           if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new InputError("BULWARK_ERR_USAGE", `--lines must be an integer from 1 to 10000, got "${opts.lines}"`);
           const app = await ctx.app();
-          const print = (e: { seq: number; at: number; type: string; actor: string; subject: string; data: unknown }): void => {
-            if (opts.json) writeLine(ctx, JSON.stringify(e));
-            else writeLine(ctx, `#${e.seq} ${new Date(e.at).toISOString()} ${e.type} actor=${e.actor}${e.subject ? ` subject=${e.subject}` : ""} ${JSON.stringify(e.data)}`);
+          const print = (e: AuditEvent): void => {
+            if (opts.json) writeLine(ctx, exportLine(e).trimEnd());
+            else {
+              const data = e.rawData === undefined ? JSON.stringify(e.data) : `DATA NOT A JSON OBJECT (altered row) ${JSON.stringify(e.rawData)}`;
+              writeLine(ctx, `#${e.seq} ${new Date(e.at).toISOString()} ${e.type} actor=${e.actor}${e.subject ? ` subject=${e.subject}` : ""} ${data}`);
+            }
           };
           const events = await app.audit.tail(n);
           events.forEach(print);
@@ -140,14 +207,31 @@ export default {
           const app = await ctx.app();
           const cp = await app.audit.checkpoint();
           if (opts.export) {
+            const { keyFingerprint } = await import("../../audit/index.ts");
             if (existsSync(opts.export)) throw new InputError("BULWARK_ERR_USAGE", `--export ${opts.export} already exists; refusing to overwrite it`);
             const keys = app.keyring.publicKeys();
-            const lines = (await app.audit.checkpoints()).map((c) => JSON.stringify({ ...c, publicKey: keys[c.keyId] }));
+            const checkpoints = await app.audit.checkpoints();
+            const lines = checkpoints.map((c) => JSON.stringify({ ...c, publicKey: keys[c.keyId] }));
             const { writeFileSync } = await import("node:fs");
             writeFileSync(opts.export, lines.map((l) => `${l}\n`).join(""), { flag: "wx", mode: 0o600 });
+            // Record these fingerprints apart from the file: `audit verify --public-key sha256:…` then trusts only them.
+            for (const id of new Set(checkpoints.map((c) => c.keyId))) {
+              if (keys[id]) ctx.stderr.write(`signing key ${id}: ${keyFingerprint(keys[id])}\n`);
+            }
           }
           if (opts.json) writeJSON(ctx, cp);
           else writeLine(ctx, cp ? `checkpoint at event #${cp.seq} ${cp.hash.slice(0, 16)}… signed by ${cp.keyId}` : "the audit log is empty; nothing to checkpoint");
+        }),
+      );
+
+    audit
+      .command("repair-head")
+      .description("move a chain head left behind the stored events (appends fail with BULWARK_ERR_AUDIT_HEAD_BEHIND) to the newest event, once the chain up to it verifies")
+      .action(
+        action(ctx, async () => {
+          const app = await ctx.app();
+          const { from, to } = await app.audit.repairHead(operator());
+          writeLine(ctx, `chain head moved from #${from.seq} to #${to.seq} ${to.hash.slice(0, 16)}… (recorded as audit.head-repaired)`);
         }),
       );
   },

@@ -2,6 +2,7 @@
 // from a time on. Reading the log is itself not audited (it would grow the log on every poll).
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../app/types.ts";
+import { parseStoredData } from "../../audit/index.ts";
 import { iso, PAGE_QUERY, parseTime, TIME } from "./common.ts";
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
@@ -30,10 +31,15 @@ export function registerAuditRoutes(api: FastifyInstance, app: App): void {
     const page = rows.slice(0, query.limit);
     const last = page[page.length - 1];
     return {
-      events: page.map((r) => ({
-        seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: iso(Number(r.at)),
-        requestId: r.request_id, data: JSON.parse(r.data) as unknown, hash: r.hash,
-      })),
+      events: page.map((r) => {
+        // Stored data that is not a JSON object means an altered row: it is shown verbatim as rawData (data
+        // null), so one tampered event neither hides the page nor fails the request.
+        const stored = parseStoredData(r.data);
+        return {
+          seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: iso(Number(r.at)),
+          requestId: r.request_id, data: stored.data, ...(stored.rawData === undefined ? {} : { rawData: stored.rawData }), hash: r.hash,
+        };
+      }),
       nextCursor: rows.length > query.limit && last ? sealCursor(app.keyring, "audit.events", filter, { afterSeq: Number(last.seq) }) : null,
     };
   });

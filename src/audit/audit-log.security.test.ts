@@ -1,0 +1,190 @@
+// Attacks on the stored audit log (and defects that made honest logs unverifiable), on SQLite and PostgreSQL:
+// each must now be caught by verify, or refused at append. ASVS 16.4.2 (logs cannot be modified unseen).
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { forEachDialect } from "../../test/helpers/dialects.ts";
+import { Keyring } from "../crypto/keyring.ts";
+import { ManualClock } from "../lib/clock.ts";
+import { systemRandom } from "../lib/random.ts";
+import type { Database } from "../store/database.ts";
+import { createKeyStore } from "../store/key-store.ts";
+import { migrate } from "../store/migrator.ts";
+import { AuditLog } from "./audit-log.ts";
+import { GENESIS_HASH, eventHash } from "./chain.ts";
+
+const EVERY = 10;
+
+async function ready(db: Database): Promise<{ keyring: Keyring; audit: AuditLog; clock: ManualClock; reopen: () => AuditLog }> {
+  const clock = new ManualClock();
+  assert.equal((await migrate(db, clock)).error, undefined);
+  const keyring = await Keyring.open({ masterKey: systemRandom.bytes(32), store: createKeyStore(db), clock, random: systemRandom });
+  await keyring.ensureKeys();
+  const reopen = (): AuditLog => new AuditLog({ database: db, clock, random: systemRandom, signer: () => keyring.signer(), checkpointEvery: EVERY });
+  return { keyring, audit: reopen(), clock, reopen };
+}
+
+async function append(audit: AuditLog, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await audit.append({ type: "t", actor: "a", data: { i } });
+}
+
+async function checkpointSeqs(db: Database): Promise<number[]> {
+  return (await db.db.selectFrom("audit_checkpoints").select("seq").orderBy("seq").execute()).map((r) => Number(r.seq));
+}
+
+/** The attacker's tool: recomputes every hash from `from` on (and the head), as anyone with the database can. */
+async function rechain(db: Database, from: number): Promise<void> {
+  const rows = await db.db.selectFrom("audit_events").selectAll().orderBy("seq").execute();
+  let prev = GENESIS_HASH;
+  for (const r of rows) {
+    if (Number(r.seq) >= from) {
+      const hash = eventHash({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: prev, data: r.data });
+      await db.db.updateTable("audit_events").set({ prev_hash: prev, hash }).where("seq", "=", r.seq).execute();
+      prev = hash;
+    } else {
+      prev = r.hash;
+    }
+  }
+  await db.db.updateTable("audit_head").set({ seq: rows.length ? Number(rows.at(-1)!.seq) : 0, hash: prev }).where("id", "=", 1).execute();
+}
+
+forEachDialect("audit log under attack", (fx) => {
+  it("takes the scheduled checkpoint when the Nth event is appended inside a transaction", async () => {
+    const db = await fx.fresh();
+    const { audit } = await ready(db);
+    for (let seq = 1; seq <= 35; seq++) {
+      if (seq % EVERY === 0) await db.transaction((trx) => audit.appendIn(trx, { type: "role.granted", actor: "admin", subject: `u${seq}` }));
+      else await audit.append({ type: "t" });
+    }
+    assert.deepEqual(await checkpointSeqs(db), [10, 20, 30]);
+    const report = await audit.verify();
+    assert.equal(report.ok, true, report.problem?.problem);
+    assert.equal(report.checkpointsChecked, 3);
+  });
+
+  it("keeps the schedule for a writer that only appends inside transactions, and a rolled-back checkpoint goes with its event", async () => {
+    const db = await fx.fresh();
+    const { reopen } = await ready(db);
+    const writer = reopen();
+    for (let i = 0; i < 29; i++) await db.transaction((trx) => writer.appendIn(trx, { type: "t", data: { i } }));
+    await assert.rejects(db.transaction(async (trx) => {
+      await writer.appendIn(trx, { type: "inside" });
+      throw new Error("abort");
+    }), /abort/);
+    assert.deepEqual(await checkpointSeqs(db), [10, 20], "the checkpoint at #30 rolled back with its event");
+    await db.transaction((trx) => writer.appendIn(trx, { type: "t" }));
+    assert.deepEqual(await checkpointSeqs(db), [10, 20, 30]);
+    assert.equal((await reopen().verify()).ok, true);
+  });
+
+  it("attack: a deleted stored checkpoint fails verify", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    await append(audit, 35);
+    await db.db.deleteFrom("audit_checkpoints").where("seq", "=", 20).execute();
+    const report = await reopen().verify();
+    assert.equal(report.ok, false);
+    assert.equal(report.problem?.seq, 11);
+    assert.match(report.problem?.problem ?? "", /no stored checkpoint.*deleted/);
+  });
+
+  it("attack: the newest events rewritten with their head and checkpoints fail once the run outgrows the schedule; a shorter run is reported as uncovered", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    await append(audit, 25);
+    await db.db.updateTable("audit_events").set({ actor: "framed" }).where("seq", "=", 13).execute();
+    await rechain(db, 13);
+    await db.db.deleteFrom("audit_checkpoints").where("seq", ">=", 13).execute();
+    const rewritten = await reopen().verify();
+    assert.equal(rewritten.ok, false);
+    assert.match(rewritten.problem?.problem ?? "", /#11 to #25 .*newest events were rewritten/);
+
+    const other = await fx.fresh();
+    const second = await ready(other);
+    await append(second.audit, 25);
+    await other.db.deleteFrom("audit_events").where("seq", ">", 15).execute();
+    await other.db.deleteFrom("audit_checkpoints").where("seq", ">", 15).execute();
+    await rechain(other, 999);
+    const truncated = await second.reopen().verify();
+    assert.equal(truncated.ok, true, "a truncation this short is invisible to the database alone (docs/audit-log.md)");
+    assert.equal(truncated.lastCheckpointSeq, 10);
+    assert.equal(truncated.uncovered, 5, "and the report says how many events no signature covers");
+  });
+
+  it("attack: a row stored at position 0 or below fails verify", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    await append(audit, 3);
+    const first = await db.db.selectFrom("audit_events").selectAll().where("seq", "=", 1).executeTakeFirstOrThrow();
+    await db.db.insertInto("audit_events").values({ ...first, seq: -5, id: "evt_hidden" }).execute();
+    const report = await reopen().verify();
+    assert.equal(report.ok, false);
+    assert.equal(report.problem?.id, "evt_hidden");
+    assert.match(report.problem?.problem ?? "", /#-5 .*outside the chain/);
+  });
+
+  it("attack: a head moved back fails verify, appends fail at once naming the repair, and repairHead restores them", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    await append(audit, 25);
+    const twentieth = await db.db.selectFrom("audit_events").select("hash").where("seq", "=", 20).executeTakeFirstOrThrow();
+    await db.db.updateTable("audit_head").set({ seq: 20, hash: twentieth.hash }).where("id", "=", 1).execute();
+    const report = await reopen().verify();
+    assert.equal(report.ok, false);
+    assert.match(report.problem?.problem ?? "", /head records #20, but the log continues to #25/);
+    const writer = reopen();
+    await assert.rejects(writer.append({ type: "auth.login.succeeded" }), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_AUDIT_HEAD_BEHIND" && /repair-head/.test(e.message));
+    await assert.rejects(db.transaction((trx) => writer.appendIn(trx, { type: "t" })), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_AUDIT_HEAD_BEHIND");
+    const repaired = await writer.repairHead("cli:tester");
+    assert.deepEqual([repaired.from.seq, repaired.to.seq], [20, 25]);
+    await assert.rejects(writer.repairHead("cli:tester"), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_AUDIT_HEAD_OK");
+    assert.equal((await writer.append({ type: "after" })).seq, 27, "#26 records the repair");
+    assert.equal((await writer.tail(2))[0]?.type, "audit.head-repaired");
+    assert.equal((await reopen().verify()).ok, true);
+  });
+
+  it("refuses to move the head over a broken chain", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    await append(audit, 5);
+    await db.db.updateTable("audit_events").set({ actor: "x" }).where("seq", "=", 2).execute();
+    await db.db.updateTable("audit_head").set({ seq: 1 }).where("id", "=", 1).execute();
+    await assert.rejects(reopen().repairHead("cli:tester"), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_AUDIT_CHAIN_BROKEN" && /#2/.test(e.message));
+  });
+
+  it("refuses lone surrogates in type, actor, subject and request id; data keeps them and verifies", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    for (const input of [{ type: "t\ud800" }, { type: "t", actor: "\udc00" }, { type: "t", subject: "x\ud800y" }, { type: "t", requestId: "r\ud83d" }]) {
+      await assert.rejects(audit.append(input), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_AUDIT_FIELD" && /well-formed/.test(e.message), JSON.stringify(input));
+    }
+    await audit.append({ type: "t", actor: "emoji \u{1F600} is fine", data: { lone: "\ud800", [`k\udc00`]: 1 } });
+    await append(audit, 2);
+    assert.equal((await reopen().verify()).ok, true);
+    const [event] = await reopen().tail(3);
+    assert.deepEqual(event?.data, { lone: "\ud800", [`k\udc00`]: 1 });
+  });
+
+  it("without a signer, stored checkpoints with garbage signatures are not counted as verified", async () => {
+    const db = await fx.fresh();
+    const { audit, clock } = await ready(db);
+    await append(audit, 25);
+    await db.db.updateTable("audit_checkpoints").set({ signature: "AAAA" }).execute();
+    const report = await new AuditLog({ database: db, clock, random: systemRandom }).verify();
+    assert.equal(report.checkpointsChecked, 0);
+    assert.equal(report.checkpointsUnchecked, 2);
+    assert.equal(report.uncovered, 25);
+  });
+
+  it("hands back an altered row's unparseable data verbatim as rawData instead of throwing", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    await append(audit, 3);
+    await db.db.updateTable("audit_events").set({ data: "{not json" }).where("seq", "=", 2).execute();
+    await db.db.updateTable("audit_events").set({ data: "[1]" }).where("seq", "=", 3).execute();
+    const events = [];
+    for await (const e of reopen().events()) events.push(e);
+    assert.deepEqual(events.map((e) => e.rawData), [undefined, "{not json", "[1]"]);
+    assert.deepEqual((await reopen().tail(2)).map((e) => e.rawData), ["{not json", "[1]"]);
+    assert.equal((await reopen().verify()).problem?.seq, 2);
+  });
+});

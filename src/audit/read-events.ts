@@ -1,0 +1,111 @@
+// Reading stored events back: in pages (for verify and export, without loading the log into memory), the
+// newest few (for tail), and as values. Bulwark only ever stores the canonical JSON of an object as an event's
+// data, so anything else is an altered row: it is handed back verbatim and flagged, never thrown on, so a
+// reader can still show the log and the evidence in it.
+import type { Database } from "../store/database.ts";
+import type { ChainFields } from "./chain.ts";
+
+const PAGE = 5000;
+
+/** An event as stored: its chain fields (data as the stored text) and its hash. */
+export type StoredRow = ChainFields & { hash: string };
+
+export interface ReadOptions {
+  /** Only events after this position. */
+  afterSeq?: number;
+  /** Only events at or after this time (epoch ms). */
+  sinceAt?: number;
+}
+
+export interface AuditEvent {
+  seq: number;
+  id: string;
+  type: string;
+  actor: string;
+  subject: string;
+  data: Record<string, unknown>;
+  /**
+   * Only for a row whose stored data is not a JSON object (Bulwark never writes one: the row was altered): the
+   * stored text verbatim, which is what the event's hash covers. `data` is then `{}`.
+   */
+  rawData?: string;
+  at: number;
+  requestId: string;
+  prevHash: string;
+  hash: string;
+}
+
+/** The parsed data, or, when the stored text is not a JSON object, that text verbatim as `rawData`. */
+export type StoredData = { data: Record<string, unknown>; rawData?: undefined } | { data: null; rawData: string };
+
+/**
+ * Parses stored event data.
+ *
+ * @example
+ * parseStoredData('{"i":1}')   // { data: { i: 1 } }
+ * parseStoredData("{not json") // { data: null, rawData: "{not json" }
+ */
+export function parseStoredData(text: string): StoredData {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { data: null, rawData: text };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return { data: null, rawData: text };
+  return { data: value as Record<string, unknown> };
+}
+
+/** A stored row as an event value. */
+export function toEvent(r: StoredRow): AuditEvent {
+  const stored = parseStoredData(r.data);
+  const event: AuditEvent = { seq: r.seq, id: r.id, type: r.type, actor: r.actor, subject: r.subject, data: stored.data ?? {}, at: r.at, requestId: r.requestId, prevHash: r.prevHash, hash: r.hash };
+  if (stored.rawData !== undefined) event.rawData = stored.rawData;
+  return event;
+}
+
+/** Stored events in seq order, a page (array) at a time. */
+export async function* storedPages(database: Database, options: ReadOptions = {}): AsyncGenerator<StoredRow[]> {
+  if (database.sqlite && options.sinceAt === undefined) {
+    yield* sqlitePages(database, options.afterSeq ?? 0);
+    return;
+  }
+  let after = options.afterSeq ?? 0;
+  for (;;) {
+    let q = database.db.selectFrom("audit_events").selectAll().where("seq", ">", after).orderBy("seq").limit(PAGE);
+    if (options.sinceAt !== undefined) q = q.where("at", ">=", options.sinceAt);
+    const page = await q.execute();
+    yield page.map((r) => ({
+      seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at),
+      requestId: r.request_id, prevHash: r.prev_hash, hash: r.hash, data: r.data,
+    }));
+    if (page.length < PAGE) return;
+    after = Number(page[page.length - 1]!.seq);
+  }
+}
+
+/**
+ * SQLite fast path for verify and export: one prepared statement read as arrays, in pages so the
+ * write lock is never held off by a long read, without building two objects per row.
+ */
+async function* sqlitePages(database: Database, afterSeq: number): AsyncGenerator<StoredRow[]> {
+  const stmt = database.sqlite!.prepare(
+    "SELECT seq, id, type, actor, subject, data, at, request_id, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+  );
+  stmt.setReturnArrays(true);
+  let after = afterSeq;
+  for (;;) {
+    const page = stmt.all(after, PAGE * 4) as unknown as Array<[number, string, string, string, string, string, number, string, string, string]>;
+    yield page.map((r) => ({ seq: r[0], id: r[1], type: r[2], actor: r[3], subject: r[4], data: r[5], at: r[6], requestId: r[7], prevHash: r[8], hash: r[9] }));
+    if (page.length < PAGE * 4) return;
+    after = page[page.length - 1]![0];
+  }
+}
+
+/** The newest `count` events, oldest first. */
+export async function tailEvents(database: Database, count: number): Promise<AuditEvent[]> {
+  const rows = await database.db.selectFrom("audit_events").selectAll().orderBy("seq", "desc").limit(count).execute();
+  return rows.reverse().map((r) =>
+    toEvent({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: r.prev_hash, hash: r.hash, data: r.data }),
+  );
+}

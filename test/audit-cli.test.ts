@@ -1,0 +1,173 @@
+// End-to-end attacks on `bulwark audit …`: exports cut short or re-signed, altered rows, a head left behind, a
+// failed export. Each must now be caught or refused. ASVS 16.4.2 (logs cannot be modified unseen).
+import assert from "node:assert/strict";
+import { generateKeyPairSync, sign } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { DatabaseSync } from "node:sqlite";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { openApp } from "../src/app/index.ts";
+import { chainFieldsFromExport, checkpointMessage, eventHash } from "../src/audit/index.ts";
+import { bulwark } from "./helpers/cli.ts";
+
+let root: string;
+before(() => {
+  root = mkdtempSync(join(tmpdir(), "bulwark-audit-cli-"));
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+let counter = 0;
+
+/** A data dir initialised by the CLI, then grown to about `n` events by an app (checkpoints every 1,000). */
+async function dataDir(n: number): Promise<{ dir: string; env: { BULWARK_DATA_DIR: string } }> {
+  const dir = join(root, `d${++counter}`);
+  const init = await bulwark(["init"], { env: { BULWARK_DATA_DIR: dir } });
+  assert.equal(init.code, 0, init.stderr);
+  const app = await openApp({ env: { BULWARK_DATA_DIR: dir, BULWARK_LOG_LEVEL: "silent" }, mode: "open" });
+  const have = (await app.audit.tail(1))[0]?.seq ?? 0;
+  for (let i = have; i < n; i++) await app.audit.append({ type: "demo.event", actor: `user${i % 7}`, subject: `s${i}`, data: { i }, requestId: `req${i}` });
+  await app.close();
+  return { dir, env: { BULWARK_DATA_DIR: dir } };
+}
+
+function lines(path: string): Array<Record<string, unknown>> {
+  return readFileSync(path, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+function write(name: string, rows: unknown[]): string {
+  const path = join(root, name);
+  writeFileSync(path, rows.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  return path;
+}
+
+describe("audit verify --file (offline)", () => {
+  let exportFile: string;
+  let cpFile: string;
+  let fingerprint: string;
+  before(async () => {
+    const { env } = await dataDir(2500);
+    exportFile = join(root, "whole.jsonl");
+    cpFile = join(root, "checkpoints.jsonl");
+    assert.equal((await bulwark(["audit", "export", "--output", exportFile], { env })).code, 0);
+    const cp = await bulwark(["audit", "checkpoint", "--export", cpFile], { env });
+    assert.equal(cp.code, 0, cp.stderr);
+    fingerprint = /signing key sk_\w+: (sha256:[0-9a-f]{64})/.exec(cp.stderr)?.[1] ?? "(none printed)";
+  });
+
+  it("verifies a whole export against its checkpoints and prints the fingerprint of the key it trusted", async () => {
+    assert.match(fingerprint, /^sha256:/, "checkpoint --export names its key's fingerprint");
+    const r = await bulwark(["audit", "verify", "--file", exportFile, "--checkpoints", cpFile]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /3 checkpoint\(s\) verified/);
+    assert.ok(r.stdout.includes(`verified with key ${fingerprint} (taken from the checkpoint file`), r.stdout);
+  });
+
+  it("attack: an export with its oldest events cut away fails unless --partial, which reports the checkpoints it could not check", async () => {
+    const cut = write("cut.jsonl", lines(exportFile).slice(1500));
+    const r = await bulwark(["audit", "verify", "--file", cut, "--checkpoints", cpFile]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /BROKEN at event #1: the log starts at event #1501/);
+    const partial = await bulwark(["audit", "verify", "--file", cut, "--checkpoints", cpFile, "--partial"]);
+    assert.equal(partial.code, 0, partial.stdout + partial.stderr);
+    assert.match(partial.stdout, /events #1501 to #\d+ \(a partial export: its link to #1500 is trusted/);
+    assert.match(partial.stdout, /1 checkpoint\(s\) before event #1501 were NOT checked/);
+  });
+
+  it("attack: a rewritten export with checkpoints re-signed by another key passes only until the real key is pinned", async () => {
+    const rows = lines(exportFile);
+    rows[4]!["actor"] = "framed";
+    let prev = rows[0]!["prevHash"] as string;
+    for (const row of rows) {
+      row["prevHash"] = prev;
+      prev = eventHash(chainFieldsFromExport(row as never));
+      row["hash"] = prev;
+    }
+    const rewritten = write("rewritten.jsonl", rows);
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const last = rows.at(-1)!;
+    const seq = last["seq"] as number;
+    const forged = write("forged-checkpoints.jsonl", [{
+      seq, hash: prev, at: 1, keyId: "sk_real_looking", publicKey: publicKey.export({ format: "der", type: "spki" }).toString("base64url"),
+      signature: sign(null, checkpointMessage(seq, prev, 1), privateKey).toString("base64url"),
+    }]);
+    const trusting = await bulwark(["audit", "verify", "--file", rewritten, "--checkpoints", forged]);
+    assert.equal(trusting.code, 0, "a key inside the file proves nothing by itself");
+    assert.ok(!trusting.stdout.includes(fingerprint), "but the fingerprint printed is not the one recorded at export");
+    for (const pin of [fingerprint, (lines(cpFile)[0]!["publicKey"] as string)]) {
+      const pinned = await bulwark(["audit", "verify", "--file", rewritten, "--checkpoints", forged, "--public-key", pin]);
+      assert.equal(pinned.code, 1, pinned.stdout + pinned.stderr);
+      assert.match(pinned.stdout, /invalid signature/);
+    }
+    const genuine = await bulwark(["audit", "verify", "--file", exportFile, "--checkpoints", cpFile, "--public-key", fingerprint]);
+    assert.equal(genuine.code, 0, genuine.stdout + genuine.stderr);
+    assert.ok(genuine.stdout.includes(`${fingerprint} (pinned by --public-key)`));
+    assert.equal((await bulwark(["audit", "verify", "--file", exportFile, "--public-key", "sha256:00"])).code, 2);
+  });
+});
+
+describe("audit export, tail and verify on an altered row", () => {
+  it("attack: data that is not JSON is exported verbatim and flagged, shown by tail, and named by both verifies", async () => {
+    const { dir, env } = await dataDir(10);
+    const db = new DatabaseSync(join(dir, "bulwark.db"));
+    db.exec("UPDATE audit_events SET data = '{not json' WHERE seq = 3");
+    const stored = (db.prepare("SELECT count(*) AS n FROM audit_events").get() as { n: number }).n;
+    db.close();
+    const out = join(root, "altered.jsonl");
+    const ex = await bulwark(["audit", "export", "--output", out], { env });
+    assert.equal(ex.code, 0, ex.stderr);
+    assert.match(ex.stderr, /1 event\(s\) hold stored data that is not a JSON object .*first #3/);
+    const exported = lines(out);
+    assert.equal(exported.length, stored, "the export is complete");
+    assert.deepEqual([exported[2]!["data"], exported[2]!["rawData"]], [null, "{not json"]);
+    const tail = await bulwark(["audit", "tail", "-n", "100"], { env });
+    assert.equal(tail.code, 0, tail.stderr);
+    assert.match(tail.stdout, /#3 .*DATA NOT A JSON OBJECT \(altered row\) "\{not json"/);
+    const tailJSON = await bulwark(["audit", "tail", "-n", "100", "--json"], { env });
+    assert.equal(JSON.parse(tailJSON.stdout.split("\n")[2]!).rawData, "{not json");
+    for (const args of [["audit", "verify"], ["audit", "verify", "--file", out]]) {
+      const r = await bulwark(args, { env });
+      assert.equal(r.code, 1, args.join(" "));
+      assert.match(r.stdout, /BROKEN at event #3 .*altered/, args.join(" "));
+    }
+  });
+
+  it("an export that fails halfway leaves no file behind", async () => {
+    const { dir, env } = await dataDir(10);
+    const db = new DatabaseSync(join(dir, "bulwark.db"));
+    // Enough rows for more than one page, then one no JavaScript number can hold: reading it fails mid-export.
+    db.exec(`WITH RECURSIVE n(i) AS (SELECT 1000 UNION ALL SELECT i + 1 FROM n WHERE i < 26000)
+      INSERT INTO audit_events (seq, id, type, actor, subject, data, at, request_id, prev_hash, hash) SELECT i, 'evt_' || i, 't', 'a', '', '{}', 0, '', '', '' FROM n`);
+    db.exec("INSERT INTO audit_events (seq, id, type, actor, subject, data, at, request_id, prev_hash, hash) VALUES (9007199254740993, 'evt_big', 't', 'a', '', '{}', 0, '', '', '')");
+    db.close();
+    const outDir = mkdtempSync(join(root, "out-"));
+    const out = join(outDir, "export.jsonl");
+    const ex = await bulwark(["audit", "export", "--output", out], { env });
+    assert.equal(ex.code, 3, ex.stderr);
+    assert.equal(existsSync(out), false, "no partial export presented as complete");
+    assert.deepEqual(readdirSync(outDir), [], "and no temporary file left");
+  });
+});
+
+describe("audit repair-head", () => {
+  it("attack: a head moved back stops appends with a message naming the repair, which moves it and records itself", async () => {
+    const { dir, env } = await dataDir(25);
+    const db = new DatabaseSync(join(dir, "bulwark.db"));
+    db.exec("UPDATE audit_head SET seq = 20, hash = (SELECT hash FROM audit_events WHERE seq = 20) WHERE id = 1");
+    db.close();
+    const verify = await bulwark(["audit", "verify"], { env });
+    assert.equal(verify.code, 1);
+    assert.match(verify.stdout, /head records #20, but the log continues to #25/);
+    const app = await openApp({ env: { ...env, BULWARK_LOG_LEVEL: "silent" }, mode: "open" });
+    await assert.rejects(app.audit.append({ type: "t" }), /bulwark audit repair-head/);
+    await app.close();
+    const repair = await bulwark(["audit", "repair-head"], { env });
+    assert.equal(repair.code, 0, repair.stderr);
+    assert.match(repair.stdout, /moved from #20 to #25/);
+    const after = await bulwark(["audit", "verify"], { env });
+    assert.equal(after.code, 0, after.stdout);
+    const again = await bulwark(["audit", "repair-head"], { env });
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /nothing to repair/);
+  });
+});
