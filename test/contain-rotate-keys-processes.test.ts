@@ -21,6 +21,7 @@ import { createKeyStore } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { containDeps, createContainJob, jobView, runJob, type ContainDeps } from "../src/contain/index.ts";
+import { openCursor, sealCursor } from "../src/http/api/cursor.ts";
 import { forEachDialect, type DialectFixture } from "./helpers/dialects.ts";
 
 const NOW = Date.UTC(2026, 10, 20, 12);
@@ -160,6 +161,18 @@ forEachDialect("rotate-keys across processes", (dfx) => {
       }
     },
   );
+
+  it("an API page cursor sealed by one process under the CLI's new key opens in another that has not seen it", async () => {
+    const { server, cli, close } = await serverAndCLI(dfx);
+    try {
+      await rotateThroughCLI(cli);
+      const cursor = await sealCursor(cli.keyring, "users", "q=ana", { after: "usr_x" });
+      assert.equal(Keyring.keyIdOf(cursor), await storedCurrentKey(cli.db));
+      assert.deepEqual(await openCursor(server.keyring, "users", "q=ana", cursor), { after: "usr_x" }, "was: 400, bad cursor, until a restart");
+    } finally {
+      await close();
+    }
+  });
 
   it("a worker whose keyring was loaded before the job created its key finishes the job under that key", async () => {
     const [a, b] = (await workers(await dfx.fresh(), 2)) as [ContainDeps, ContainDeps];

@@ -20,7 +20,7 @@ export function registerAuditRoutes(api: FastifyInstance, app: App): void {
     const filter = `since=${since ?? ""}&type=${query.type ?? ""}`;
     let after = 0;
     if (query.cursor !== undefined) {
-      const seq = openCursor(app.keyring, "audit.events", filter, query.cursor)["afterSeq"];
+      const seq = (await openCursor(app.keyring, "audit.events", filter, query.cursor))["afterSeq"];
       if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) throw apiErrors.badCursor();
       after = seq;
     }
@@ -40,7 +40,7 @@ export function registerAuditRoutes(api: FastifyInstance, app: App): void {
           requestId: r.request_id, data: stored.data, ...(stored.rawData === undefined ? {} : { rawData: stored.rawData }), hash: r.hash,
         };
       }),
-      nextCursor: rows.length > query.limit && last ? sealCursor(app.keyring, "audit.events", filter, { afterSeq: Number(last.seq) }) : null,
+      nextCursor: rows.length > query.limit && last ? await sealCursor(app.keyring, "audit.events", filter, { afterSeq: Number(last.seq) }) : null,
     };
   });
 }

@@ -11,18 +11,20 @@ const MAX_CURSOR = 512;
  * Seals a position for `listing` (e.g. "users") under a filter key (e.g. the search text).
  *
  * @example
- * const next = sealCursor(keyring, "users", q, { after: lastId });
+ * const next = await sealCursor(keyring, "users", q, { after: lastId });
  */
-export function sealCursor(keyring: Keyring, listing: string, filter: string, position: Record<string, string | number>): string {
-  return keyring.encrypt(JSON.stringify(position), { table: "api_cursor", column: listing, row: filter });
+export async function sealCursor(keyring: Keyring, listing: string, filter: string, position: Record<string, string | number>): Promise<string> {
+  // seal/unseal, not encrypt/decrypt: after a key rotation by another process, a cursor one node issued opens
+  // on every other without a restart.
+  return keyring.seal(JSON.stringify(position), { table: "api_cursor", column: listing, row: filter });
 }
 
 /** Opens a cursor issued by `sealCursor` for the same listing and filter; 400 for anything else. */
-export function openCursor(keyring: Keyring, listing: string, filter: string, cursor: string): Record<string, unknown> {
+export async function openCursor(keyring: Keyring, listing: string, filter: string, cursor: string): Promise<Record<string, unknown>> {
   if (cursor.length > MAX_CURSOR) throw apiErrors.badCursor();
   let position: unknown;
   try {
-    position = JSON.parse(keyring.decryptString(cursor, { table: "api_cursor", column: listing, row: filter }));
+    position = JSON.parse(await keyring.unsealString(cursor, { table: "api_cursor", column: listing, row: filter }));
   } catch (cause) {
     throw Object.assign(apiErrors.badCursor(), { cause });
   }

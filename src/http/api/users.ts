@@ -42,12 +42,12 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     const q = query.q ?? null;
     // The cursor is bound to the search text: a cursor from one search cannot page through another.
     const filter = `q=${q ?? ""}`;
-    const after = query.cursor === undefined ? null : openCursor(app.keyring, "users", filter, query.cursor)["after"];
+    const after = query.cursor === undefined ? null : (await openCursor(app.keyring, "users", filter, query.cursor))["after"];
     if (after !== null && typeof after !== "string") throw apiErrors.badCursor();
     const rows = await listUsers(app.db.db, { q, after, limit: query.limit });
     const page = rows.slice(0, query.limit);
     const last = page[page.length - 1];
-    const nextCursor = rows.length > query.limit && last ? sealCursor(app.keyring, "users", filter, { after: last.id }) : null;
+    const nextCursor = rows.length > query.limit && last ? await sealCursor(app.keyring, "users", filter, { after: last.id }) : null;
     return { users: page.map(userView), nextCursor };
   });
 
