@@ -116,6 +116,18 @@ describe("/api/v1/contain/jobs", () => {
     assert.equal((await fx.app.accounts.jobs.list({ kind: "contain" })).length, 1, "no job was created by a refused request");
   });
 
+  it("refuses a day that does not exist with 400 naming the field and the value (was: 2026-02-30 rolled over to March 2)", async () => {
+    for (const [value, why] of [["2026-02-30", "February 2026 has 28 days"], ["2026-04-31T12:00:00Z", "April 2026 has 30 days"], ["2026-13-01", "there is no month 13"]] as const) {
+      const res = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { createdBefore: value }, dryRun: true } });
+      assert.equal(res.statusCode, 400, `${value} answered ${res.statusCode}: ${res.body}`);
+      const error = (res.json() as { error: { code: string; message: string } }).error;
+      assert.equal(error.code, "BULWARK_ERR_API_TIME");
+      assert.equal(error.message, `scope.createdBefore: "${value}" is not a date: ${why}`);
+    }
+    const leap = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { createdBefore: "2028-02-29" }, dryRun: true } });
+    assert.equal(leap.statusCode, 200, leap.body);
+  });
+
   it("answers 404 for unknown jobs and for jobs that are not containment jobs", async () => {
     assert.equal((await fx.call("GET", "/api/v1/contain/jobs/job_aaaaaaaaaaaaaaaaaaaaaaaaaa", { token })).statusCode, 404);
     const other = await fx.app.accounts.jobs.create({ kind: "migrate-hashes", spec: {}, total: 0, actor: "test" });

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -137,6 +137,32 @@ describe("bulwark check files", () => {
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`cannot read the baseline ${tree.replaceAll("/", "\\/")}: it is a directory`));
     assert.doesNotMatch(r.stderr, /internal error/);
+  });
+
+  it("--baseline into a directory that does not exist exits 2 naming it (was: internal error, exit 3)", () => {
+    const out = join(root, "no-such-dir", "x.baseline");
+    const r = bulwark("check", "files", "--baseline", out, tree);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`--baseline ${out.replaceAll("/", "\\/")}: the directory ${join(root, "no-such-dir").replaceAll("/", "\\/")} does not exist`));
+    assert.doesNotMatch(r.stderr, /internal error/);
+  });
+
+  it("--baseline refuses to overwrite an existing baseline (exit 2, file untouched) unless --force", () => {
+    const out = join(root, "kept.baseline");
+    assert.equal(bulwark("check", "files", "--baseline", out, tree).code, 0);
+    const signed = readFileSync(out, "utf8");
+    writeFileSync(join(tree, "etc/later"), "l\n");
+    // Was: the second run silently replaced the signed baseline with one that already includes the change.
+    const again = bulwark("check", "files", "--baseline", out, tree);
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(again.stderr, /already exists; refusing to overwrite it \(pass --force to replace it\)/);
+    assert.equal(readFileSync(out, "utf8"), signed, "the signed baseline is untouched");
+    assert.deepEqual(readdirSync(root).filter((f) => f.startsWith(".kept.baseline")), [], "no temporary file is left behind");
+    const forced = bulwark("check", "files", "--baseline", out, "--force", tree);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.notEqual(readFileSync(out, "utf8"), signed, "--force replaces it");
+    assert.match(readFileSync(out, "utf8"), /etc\/later/);
+    assert.equal(bulwark("check", "files", "--compare", out, "--force").code, 2, "--force goes with --baseline only");
   });
 });
 

@@ -221,6 +221,17 @@ describe("bulwark check ssh", () => {
     }
   });
 
+  test("the human summary shows AuthenticationMethods beside the other evaluated authentication keywords", async () => {
+    // Was: only in --json; a reader of the summary saw "passwordauthentication yes" without the list that rules it out.
+    const config = file("mozilla-human.conf", MOZILLA);
+    const run = await bulwark(["check", "ssh", "--config", config, "--fail-on", "none"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^  authenticationmethods publickey$/m);
+    assert.match(run.stdout, /^  passwordauthentication yes$/m);
+    const plain = await bulwark(["check", "ssh", "--config", file("plain-human.conf", "PermitRootLogin no\n"), "--fail-on", "none"]);
+    assert.match(plain.stdout, /^  authenticationmethods any$/m);
+  });
+
   test("an AuthenticationMethods value sshd refuses exits 2 naming the file and line", async () => {
     const config = file("bad-methods.conf", "PermitRootLogin no\nAuthenticationMethods frobnicate\n");
     const run = await bulwark(["check", "ssh", "--config", config]);

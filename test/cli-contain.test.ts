@@ -44,6 +44,19 @@ describe("dev seed", () => {
     assert.match(refused.stderr, /real \(non-seeded\) users/);
     assert.equal((await bulwark(["dev", "seed", "--users", "5", "--force"], { env: env() })).code, 0);
   });
+
+  it("names the rule a refused number breaks, not just \"a number\"", async () => {
+    for (const [args, message] of [
+      [["--users", "-1"], /--users must be a whole number from 1 to 20000000; got "-1"/],
+      [["--users", "0"], /--users must be a whole number from 1 to 20000000/],
+      [["--users", "5", "--legacy-share", "2"], /--legacy-share must be a share between 0 and 1, such as 0\.3; got "2"/],
+      [["--users", "5", "--sessions-per-user", "x"], /--sessions-per-user must be a whole number from 0 to 100; got "x"/],
+    ] as const) {
+      const r = await bulwark(["dev", "seed", ...args], { env: env() });
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, message, args.join(" "));
+    }
+  });
 });
 
 describe("contain", () => {
@@ -105,7 +118,7 @@ describe("contain", () => {
     const list = await bulwark(["contain", "list", "--json"], { env: env() });
     assert.equal(JSON.parse(list.stdout)[0].id, job.id);
     assert.equal((await bulwark(["contain", "resume", job.id], { env: env() })).code, 2, "a finished job has nothing to resume");
-    const undo = await bulwark(["contain", "undo", job.id, "--json"], { env: env() });
+    const undo = await bulwark(["contain", "undo", job.id, "--yes", "--json"], { env: env() });
     assert.equal(undo.code, 0, undo.stderr);
     const undone = JSON.parse(undo.stdout);
     assert.equal(undone.status, "done");
@@ -148,5 +161,106 @@ describe("contain", () => {
     const undo = await bulwark(["contain", "undo", job.id], { env: env() });
     assert.equal(undo.code, 2);
     assert.match(undo.stderr, /not reversible|none of its levers/);
+  });
+});
+
+describe("contain undo: dry run, confirmation, and options that belong to other commands", () => {
+  let udir: string;
+  let jobId: string;
+  const uenv = (): NodeJS.ProcessEnv => ({ BULWARK_DATA_DIR: join(udir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1", BULWARK_LOG_LEVEL: "silent" });
+  const db = (): DatabaseSync => new DatabaseSync(join(udir, "data", "bulwark.db"));
+  // Accounts still locked by the job (the one re-locked by the fraud desk is not counted).
+  const lockedByJob = (): number => {
+    const d = db();
+    try {
+      return Number((d.prepare("SELECT count(*) AS n FROM users WHERE locked_at IS NOT NULL AND locked_reason = 'containment'").get() as { n: number }).n);
+    } finally {
+      d.close();
+    }
+  };
+  const undoJobs = async (): Promise<number> => JSON.parse((await bulwark(["contain", "list", "--json"], { env: uenv() })).stdout).filter((j: { kind: string }) => j.kind === "contain-undo").length;
+
+  before(async () => {
+    udir = mkdtempSync(join(tmpdir(), "bulwark-contain-undo-"));
+    assert.equal((await bulwark(["init"], { env: uenv() })).code, 0);
+    assert.equal((await bulwark(["dev", "seed", "--users", "150"], { env: uenv() })).code, 0);
+    const ran = await bulwark(["contain", "lock-accounts", "--all", "--yes", "--json"], { env: uenv() });
+    assert.equal(ran.code, 0, ran.stderr);
+    jobId = JSON.parse(ran.stdout).id;
+    // One account is unlocked and locked again by someone else after the job: the undo must leave it alone.
+    const d = db();
+    try {
+      d.prepare("UPDATE users SET locked_reason = 'fraud desk' WHERE id = (SELECT min(id) FROM users)").run();
+    } finally {
+      d.close();
+    }
+  });
+  after(() => rmSync(udir, { recursive: true, force: true }));
+
+  it("--dry-run restores nothing and reports what the undo would restore and leave alone (was: the real undo ran)", async () => {
+    const before = lockedByJob();
+    assert.equal(before, 149);
+    const dry = await bulwark(["contain", "undo", jobId, "--dry-run", "--json"], { env: uenv() });
+    assert.equal(dry.code, 0, dry.stderr);
+    const report = JSON.parse(dry.stdout);
+    assert.equal(report.dryRun, true);
+    assert.equal(report.undoOf, jobId);
+    assert.deepEqual(report.counts, { "lock-accounts": { restored: 149, skipped: 1 } });
+    assert.equal(report.leftAlone.length, 1);
+    assert.equal(report.leftAlone[0].lever, "lock-accounts");
+    assert.equal(lockedByJob(), before, "no account was unlocked");
+    assert.equal(await undoJobs(), 0, "no undo job was created");
+    const human = await bulwark(["contain", "undo", jobId, "--dry-run"], { env: uenv() });
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^dry run: .*nothing was changed$/m);
+    assert.match(human.stdout, /lock-accounts: would restore 149, would leave alone 1/);
+    assert.equal(lockedByJob(), before, "still no account unlocked");
+  });
+
+  it("resume and undo refuse contain's own options with exit 2 and do nothing (was: --dry-run swallowed, the job ran)", async () => {
+    // A job that stopped (marked failed, as a lost connection leaves it): `resume` would run it.
+    const other = await bulwark(["contain", "revoke-tokens", "--all", "--yes", "--json"], { env: uenv() });
+    assert.equal(other.code, 0, other.stderr);
+    const stopped = JSON.parse(other.stdout).id as string;
+    const d = db();
+    try {
+      d.prepare("UPDATE jobs SET status = 'failed' WHERE id = ?").run(stopped);
+    } finally {
+      d.close();
+    }
+    for (const args of [
+      ["contain", "resume", stopped, "--dry-run"],
+      ["contain", "--dry-run", "resume", stopped],
+      ["contain", "resume", stopped, "--all"],
+      ["contain", "undo", jobId, "--all"],
+      ["contain", "undo", jobId, "--incident", "inc_1", "--yes"],
+      ["contain", "status", jobId, "--role", "admin"],
+    ]) {
+      const r = await bulwark(args, { env: uenv() });
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /^bulwark: contain (resume|undo|status) does not take --/, args.join(" "));
+    }
+    assert.equal(lockedByJob(), 149, "no account was unlocked");
+    assert.equal(await undoJobs(), 0, "no undo job was created");
+    const after = db();
+    try {
+      assert.equal((after.prepare("SELECT status FROM jobs WHERE id = ?").get(stopped) as { status: string }).status, "failed", "the stopped job was not resumed");
+      assert.equal((after.prepare("SELECT count(*) AS n FROM audit_events WHERE type = 'contain.job.resumed'").get() as { n: number }).n, 0);
+    } finally {
+      after.close();
+    }
+  });
+
+  it("undo above 100 users needs --yes when stdin is not a terminal, then restores what the dry run said", async () => {
+    const refused = await bulwark(["contain", "undo", jobId], { env: uenv() });
+    assert.equal(refused.code, 2, refused.stdout);
+    assert.match(refused.stderr, /acts on 150 users \(more than 100\): pass --yes/);
+    assert.equal(lockedByJob(), 149, "nothing was unlocked without confirmation");
+    assert.equal(await undoJobs(), 0, "no undo job was created");
+    const undo = await bulwark(["contain", "undo", jobId, "--yes", "--json"], { env: uenv() });
+    assert.equal(undo.code, 0, undo.stderr);
+    const job = JSON.parse(undo.stdout);
+    assert.deepEqual(job.counts["lock-accounts"], { restored: 149, skipped: 1 }, "as the dry run reported");
+    assert.equal(lockedByJob(), 0);
   });
 });

@@ -83,4 +83,14 @@ describe("bulwark hash", () => {
     assert.equal((await bulwark(["verify", "--json", stored], "correct horse battery staple\n")).stdout, '{\n  "match": true\n}\n');
     assert.equal((await bulwark(["verify", stored], "correct horse battery staple\n\n")).code, 1);
   });
+
+  test("new refuses an empty password with exit 2, as users create does, and prints no hash", async () => {
+    // Was: exit 0 and a hash of "" — stored, it lets anyone in with no password at all.
+    for (const stdin of ["", "\n", "\r\n"]) {
+      const run = await bulwark(["new"], stdin);
+      assert.equal(run.code, 2, `${JSON.stringify(stdin)}: ${run.stdout}${run.stderr}`);
+      assert.equal(run.stdout, "", "no hash is printed");
+      assert.match(run.stderr, /^bulwark: no password on stdin/);
+    }
+  });
 });

@@ -2,12 +2,11 @@
 // quotes, CR-only line breaks, a header naming a column twice, JSONL numbers beyond a double and
 // repeated keys. Every bad row is reported with its line and what is wrong, and nothing is guessed.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
-import { bulwark } from "./helpers/cli.ts";
+import { initSite, type CLISite } from "./helpers/cli.ts";
 
 let root: string;
 let seq = 0;
@@ -16,27 +15,9 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-async function site(): Promise<{ run: (args: string[]) => ReturnType<typeof bulwark>; file: (name: string, bytes: Buffer | string) => string; rows: (sql: string) => Array<Record<string, unknown>> }> {
-  const dir = join(root, `site-${++seq}`);
-  const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
-  const init = await bulwark(["init"], { env });
-  assert.equal(init.code, 0, init.stderr);
-  return {
-    run: (args) => bulwark(args, { env }),
-    file: (name, bytes) => {
-      const path = join(dir, name);
-      writeFileSync(path, bytes);
-      return path;
-    },
-    rows: (sql) => {
-      const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
-      try {
-        return (db.prepare(sql).all() as Array<Record<string, unknown>>).map((r) => ({ ...r }));
-      } finally {
-        db.close();
-      }
-    },
-  };
+/** A fresh, initialised data dir of its own. */
+function site(): Promise<CLISite> {
+  return initSite(join(root, `site-${++seq}`));
 }
 
 type Bad = { line: number; reason: string };

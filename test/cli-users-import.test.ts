@@ -5,13 +5,12 @@
 // never puts back a weaker hash nor undoes containment.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { bulwark } from "./helpers/cli.ts";
+import { initSite, type CLISite } from "./helpers/cli.ts";
 
 const DRUPAL7 = fileURLToPath(new URL("../src/accounts/import/fixtures/drupal7-users.csv", import.meta.url));
 
@@ -22,41 +21,12 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-interface Site {
-  env: NodeJS.ProcessEnv;
-  dir: string;
-  run: (args: string[], input?: string) => ReturnType<typeof bulwark>;
-  file: (name: string, text: string) => string;
-  rows: (sql: string) => Array<Record<string, unknown>>;
+/** A fresh, initialised data dir of its own. */
+function site(): Promise<CLISite> {
+  return initSite(join(root, `site-${++seq}`));
 }
 
-/** A fresh, initialised data dir (cheap argon2: these tests are about import, not hash cost). */
-async function site(): Promise<Site> {
-  const dir = join(root, `site-${++seq}`);
-  const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
-  const init = await bulwark(["init"], { env });
-  assert.equal(init.code, 0, init.stderr);
-  return {
-    env,
-    dir,
-    run: (args, input) => bulwark(args, { env, ...(input !== undefined ? { input } : {}) }),
-    file: (name, text) => {
-      const path = join(dir, name);
-      writeFileSync(path, text);
-      return path;
-    },
-    rows: (sql) => {
-      const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
-      try {
-        return (db.prepare(sql).all() as Array<Record<string, unknown>>).map((r) => ({ ...r }));
-      } finally {
-        db.close();
-      }
-    },
-  };
-}
-
-const userCount = (s: Site): number => Number(s.rows("SELECT count(*) AS n FROM users")[0]!["n"]);
+const userCount = (s: CLISite): number => Number(s.rows("SELECT count(*) AS n FROM users")[0]!["n"]);
 const md5 = (text: string): string => createHash("md5").update(text).digest("hex");
 
 describe("users import: bad flags and bad files exit 2 and change nothing", () => {

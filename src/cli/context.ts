@@ -11,8 +11,17 @@ export interface CliContext {
   stderrIsTTY: boolean;
   /** Opens the configured Bulwark (config → database → keyring → audit) once, on first use. */
   app(): Promise<App>;
-  /** Opens Bulwark in another mode ("init" creates what is missing; "migrate" applies migrations). */
-  open(options: { mode: "open" | "migrate" | "init"; logToStdout?: boolean }): Promise<OpenedApp>;
+  /**
+   * Opens Bulwark in another mode ("init" creates what is missing; "migrate" applies migrations). `listen` carries
+   * a command's own --host/--port, which win over HOST/PORT and are named as options in configuration errors.
+   */
+  open(options: OpenOptions): Promise<OpenedApp>;
+}
+
+export interface OpenOptions {
+  mode: "open" | "migrate" | "init";
+  logToStdout?: boolean;
+  listen?: { host?: string; port?: string };
 }
 
 /** A command group file under src/cli/commands/ default-exports one of these. */

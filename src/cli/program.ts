@@ -2,9 +2,9 @@
 // a command never means editing a shared list.
 import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
 import type { OpenedApp } from "../app/index.ts";
-import type { CliContext, CommandModule } from "./context.ts";
+import type { CliContext, CommandModule, OpenOptions } from "./context.ts";
 import { EXIT, type ExitCode } from "./exit-codes.ts";
 
 const VERSION = (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
@@ -29,13 +29,23 @@ async function loadCommands(): Promise<CommandModule[]> {
   return modules;
 }
 
+// pino's levels; the configuration checks BULWARK_LOG_LEVEL against the same list.
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+/** Checks --log-level where it is parsed, so the message names the option (not BULWARK_LOG_LEVEL) and every command checks it. */
+function parseLogLevel(value: string): string {
+  const level = value.trim().toLowerCase();
+  if (!LOG_LEVELS.includes(level)) throw new InvalidArgumentError(`It must be one of ${LOG_LEVELS.join(", ")}.`);
+  return level;
+}
+
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function runCLI(argv: string[], options: RunOptions = {}): Promise<ExitCode> {
   const stdout = (options.stdout ?? process.stdout) as CliContext["stdout"];
   const stderr = (options.stderr ?? process.stderr) as CliContext["stderr"];
   let opened: Promise<OpenedApp> | undefined;
   let program!: Command;
-  const open = (options: { mode: "open" | "migrate" | "init"; logToStdout?: boolean }): Promise<OpenedApp> => {
+  const open = (options: OpenOptions): Promise<OpenedApp> => {
     opened ??= import("../app/index.ts").then(async (m) => {
       const pino = (await import("pino")).default;
       const globals = program.opts<{ dataDir?: string; databaseUrl?: string; logLevel?: string }>();
@@ -46,6 +56,8 @@ export async function runCLI(argv: string[], options: RunOptions = {}): Promise<
           ...(globals.dataDir ? { dataDir: globals.dataDir } : {}),
           ...(globals.databaseUrl ? { databaseURL: globals.databaseUrl } : {}),
           ...(globals.logLevel ? { logLevel: globals.logLevel } : {}),
+          ...(options.listen?.host !== undefined ? { host: options.listen.host } : {}),
+          ...(options.listen?.port !== undefined ? { port: options.listen.port } : {}),
         },
         logDestination: pino.destination(options.logToStdout ? 1 : 2),
       });
@@ -66,7 +78,7 @@ export async function runCLI(argv: string[], options: RunOptions = {}): Promise<
     .version(VERSION, "-V, --version")
     .option("--data-dir <dir>", "data directory (default $BULWARK_DATA_DIR or ./bulwark-data)")
     .option("--database-url <url>", "PostgreSQL URL (default $BULWARK_DATABASE_URL; unset = embedded SQLite)")
-    .option("--log-level <level>", "log level: fatal, error, warn, info, debug, trace, silent (default $BULWARK_LOG_LEVEL or info)")
+    .option("--log-level <level>", `log level: ${LOG_LEVELS.join(", ")} (default $BULWARK_LOG_LEVEL or info)`, parseLogLevel)
     .showHelpAfterError("(run with --help for usage)")
     .configureOutput({
       writeOut: (s) => stdout.write(s),

@@ -1,26 +1,13 @@
 // Parses the times users type: ISO 8601 dates and times, or an age such as 30m, 24h, 7d.
+import { impossibleDate } from "../lib/calendar.ts";
 import { InputError } from "../lib/errors.ts";
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
-const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
-
-function daysInMonth(year: number, month: number): number {
-  const d = new Date(0);
-  d.setUTCFullYear(year, month, 0); // day 0 of the next month: the last day of this one
-  return d.getUTCDate();
-}
-
-/**
- * Throws when the date names a day that does not exist: Date.parse rolls 2026-02-30 over to 2026-03-02, which
- * would silently move a scope's bound by days.
- */
+/** Throws when the date names a day that does not exist (see impossibleDate). */
 function checkCalendarDate(text: string, option: string): void {
-  const [year, month, day] = text.slice(0, 10).split("-").map(Number) as [number, number, number];
-  const shown = `"${text.slice(0, 40)}"`;
-  if (month < 1 || month > 12) throw new InputError("BULWARK_ERR_USAGE", `${option}: ${shown} is not a date: there is no month ${month}`);
-  const days = daysInMonth(year, month);
-  if (day < 1 || day > days) throw new InputError("BULWARK_ERR_USAGE", `${option}: ${shown} is not a date: ${MONTHS[month - 1]} ${year} has ${days} days`);
+  const why = impossibleDate(text);
+  if (why !== null) throw new InputError("BULWARK_ERR_USAGE", `${option}: "${text.slice(0, 40)}" is not a date: ${why}`);
 }
 
 /** Returns epoch milliseconds. `now` anchors relative ages. */

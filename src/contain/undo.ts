@@ -1,6 +1,7 @@
 // Undo of a containment job, itself a resumable, audited job: for each reversible lever, walk the recorded
 // changes in key order and restore the rows whose current value still equals what the job wrote and that no
 // later job also contains; the others are left alone and reported (contain_changes.undo_status = "skipped").
+// `dryRunUndo` reports the same outcome without keeping any of it.
 import type { Kysely } from "kysely";
 import type { Job } from "../jobs/job-store.ts";
 import type { DialectName } from "../store/database.ts";
@@ -9,7 +10,7 @@ import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS } from "./job.ts";
 import { findLever, type ChangeRecord, type UserLever } from "./lever.ts";
-import { inIds } from "./levers/common.ts";
+import { inIds, SAMPLE_SIZE } from "./levers/common.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 
 export const UNDO_KIND = "contain-undo";
@@ -28,6 +29,16 @@ function reversible(names: string[]): string[] {
   });
 }
 
+/** The finished containment job and its reversible levers; throws when it cannot be undone. */
+async function undoable(deps: ContainDeps, jobId: string): Promise<{ original: Job<ContainSpec>; levers: string[] }> {
+  const original = await deps.jobs.get<ContainSpec>(jobId);
+  if (original.kind !== CONTAIN_KIND) throw containErrors.notContainJob(jobId);
+  if (original.status !== "done") throw containErrors.notUndoable(jobId, `it is ${original.status}; resume it to the end first (bulwark contain resume ${jobId})`);
+  const levers = reversible(original.spec.levers);
+  if (levers.length === 0) throw containErrors.notUndoable(jobId, `none of its levers (${original.spec.levers.join(", ")}) is reversible; only expire-passwords, lock-accounts and demote-inactive-admins are`);
+  return { original, levers };
+}
+
 /**
  * Creates the undo job of a finished containment job (nothing is restored until it runs).
  *
@@ -35,11 +46,7 @@ function reversible(names: string[]): string[] {
  * const undo = await createUndoJob(deps, "job_…", "cli"); await runJob(deps, undo.id);
  */
 export async function createUndoJob(deps: ContainDeps, jobId: string, actor: string): Promise<Job<UndoSpec>> {
-  const original = await deps.jobs.get<ContainSpec>(jobId);
-  if (original.kind !== CONTAIN_KIND) throw containErrors.notContainJob(jobId);
-  if (original.status !== "done") throw containErrors.notUndoable(jobId, `it is ${original.status}; resume it to the end first (bulwark contain resume ${jobId})`);
-  const levers = reversible(original.spec.levers);
-  if (levers.length === 0) throw containErrors.notUndoable(jobId, `none of its levers (${original.spec.levers.join(", ")}) is reversible; only expire-passwords, lock-accounts and demote-inactive-admins are`);
+  const { original, levers } = await undoable(deps, jobId);
   const spec: UndoSpec = { undoOf: jobId, levers, batchSize: original.spec.batchSize };
   return deps.database.transaction(async (trx) => {
     const row = await trx.selectFrom("contain_changes").where("job_id", "=", jobId).where("lever", "in", levers).where("undo_status", "is", null)
@@ -132,4 +139,118 @@ export async function skippedByUndo(deps: ContainDeps, jobId: string, limit = 10
   const rows = await deps.database.db.selectFrom("contain_changes").select(["lever", "user_id", "entity"])
     .where("job_id", "=", jobId).where("undo_status", "=", "skipped").orderBy("lever").orderBy("seq").limit(limit).execute();
   return rows.map((r) => ({ lever: r.lever, userId: r.user_id, entity: r.entity }));
+}
+
+/** What an undo would act on, read before it is created: enough for a confirmation prompt. */
+export interface UndoPlan {
+  undoOf: string;
+  levers: string[];
+  /** Recorded changes no earlier undo has handled. */
+  changes: number;
+  /** Distinct users those changes belong to. */
+  users: number;
+}
+
+/**
+ * Refuses, as `createUndoJob` would, a job that cannot be undone; otherwise counts what its undo would go through.
+ *
+ * @example
+ * const plan = await planUndo(deps, "job_…"); if (plan.users > 100) await confirm();
+ */
+export async function planUndo(deps: ContainDeps, jobId: string): Promise<UndoPlan> {
+  const { levers } = await undoable(deps, jobId);
+  const row = await deps.database.db.selectFrom("contain_changes").where("job_id", "=", jobId).where("lever", "in", levers).where("undo_status", "is", null)
+    .select((eb) => [eb.fn.countAll<number>().as("n"), eb.fn.count<number>("user_id").distinct().as("users")]).executeTakeFirst();
+  return { undoOf: jobId, levers, changes: Number(row?.n ?? 0), users: Number(row?.users ?? 0) };
+}
+
+export interface UndoDryRunReport {
+  dryRun: true;
+  undoOf: string;
+  levers: string[];
+  /** Recorded changes no earlier undo has handled: what the undo job's total would be. */
+  changes: number;
+  /** Per lever, as the undo job would count them: { restored, skipped }. */
+  counts: Record<string, { restored: number; skipped: number }>;
+  /** A few users whose rows would be restored, for a human to check. */
+  sample: string[];
+  /** Rows that would be left alone (changed since the job, or contained by a later job), at most `limit`. */
+  leftAlone: Array<{ lever: string; userId: string; entity: string }>;
+  /** True when more rows than `leftAlone` lists would be left alone. */
+  leftAloneMore: boolean;
+}
+
+// Thrown to roll a dry-run batch back: the batch ran for real inside its transaction, and nothing of it stays.
+const ROLLBACK = Symbol("dry-run rollback");
+
+/** Runs `fn` in a transaction that is always rolled back, and returns what it returned. */
+async function rolledBack<T>(deps: ContainDeps, fn: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+  let result: { value: T } | undefined;
+  try {
+    await deps.database.transaction(async (trx) => {
+      result = { value: await fn(trx) };
+      throw ROLLBACK;
+    });
+  } catch (error) {
+    if (error !== ROLLBACK) throw error;
+  }
+  return (result as { value: T }).value;
+}
+
+interface DryBatch {
+  rows: number;
+  restored: ChangeRecord[];
+  skipped: ChangeRecord[];
+  last: [number, string];
+}
+
+/**
+ * Reports what `bulwark contain undo JOB` would restore and what it would leave alone, changing nothing. Each batch
+ * runs the levers' own undo — the same conditions the real undo applies — inside a transaction that is rolled back,
+ * so the report cannot drift from what the undo does; batches are independent (one row per user and entity), so
+ * rolling each back does not change the next one's outcome. Writes one audit event (`contain.undo.dry-run`).
+ *
+ * @example
+ * const report = await dryRunUndo(deps, "job_…", "cli:alice"); // report.counts["lock-accounts"].restored
+ */
+export async function dryRunUndo(deps: ContainDeps, jobId: string, actor: string, options: { limit?: number } = {}): Promise<UndoDryRunReport> {
+  const limit = options.limit ?? 1000;
+  const { original, levers } = await undoable(deps, jobId);
+  const now = deps.clock.now();
+  const ctx = { jobId: "(dry-run)", dialect: deps.database.dialect, at: now, now, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
+  const report: UndoDryRunReport = { dryRun: true, undoOf: jobId, levers, changes: 0, counts: {}, sample: [], leftAlone: [], leftAloneMore: false };
+  for (const name of levers) {
+    const lever = findLever(name) as UserLever;
+    const counts = { restored: 0, skipped: 0 };
+    report.counts[name] = counts;
+    let after: [number, string] = [0, ""];
+    for (;;) {
+      const [afterSeq, afterEntity] = after;
+      const batch = await rolledBack(deps, async (trx): Promise<DryBatch | null> => {
+        const rows = await trx.selectFrom("contain_changes").selectAll()
+          .where("job_id", "=", jobId).where("lever", "=", name).where("undo_status", "is", null)
+          .where((eb) => eb.or([eb("seq", ">", afterSeq), eb.and([eb("seq", "=", afterSeq), eb("entity", ">", afterEntity)])]))
+          .orderBy("seq").orderBy("entity").limit(original.spec.batchSize).execute();
+        if (rows.length === 0) return null;
+        const changes: ChangeRecord[] = rows.map((r) => ({ userId: r.user_id, entity: r.entity, before: JSON.parse(r.before) as Record<string, unknown>, after: r.after === null ? null : (JSON.parse(r.after) as Record<string, unknown>) }));
+        const covered = await coveredByLaterJobs(trx, deps.database.dialect, jobId, name, [...new Set(changes.map((c) => c.userId))]);
+        const candidates = changes.filter((c) => !covered.has(c.userId));
+        const result = candidates.length ? await (lever.undo as NonNullable<UserLever["undo"]>)(trx, candidates, ctx) : { restored: [], skipped: [] };
+        const last = rows[rows.length - 1] as { seq: number; entity: string };
+        return { rows: rows.length, restored: result.restored, skipped: [...result.skipped, ...changes.filter((c) => covered.has(c.userId))], last: [Number(last.seq), last.entity] };
+      });
+      if (batch === null) break;
+      report.changes += batch.rows;
+      counts.restored += batch.restored.length;
+      counts.skipped += batch.skipped.length;
+      for (const c of batch.restored) if (report.sample.length < SAMPLE_SIZE && !report.sample.includes(c.userId)) report.sample.push(c.userId);
+      for (const c of batch.skipped) {
+        if (report.leftAlone.length < limit) report.leftAlone.push({ lever: name, userId: c.userId, entity: c.entity });
+        else report.leftAloneMore = true;
+      }
+      after = batch.last;
+    }
+  }
+  await deps.audit.append({ type: "contain.undo.dry-run", actor, subject: jobId, data: { levers, changes: report.changes, counts: report.counts } });
+  return report;
 }

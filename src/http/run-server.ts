@@ -3,6 +3,7 @@
 import type { FastifyInstance } from "fastify";
 import type { App } from "../app/types.ts";
 import { containDeps, resumableJobs } from "../contain/index.ts";
+import { InputError, RuntimeFailure } from "../lib/errors.ts";
 import { startCheckpointer } from "../store/checkpointer.ts";
 import { jobRunnerOf } from "./api/index.ts";
 import { startMailRunner, type MailRunner } from "./mail-runner.ts";
@@ -16,7 +17,40 @@ export interface RunningServer {
   close(reason?: string): Promise<void>;
 }
 
-export async function runServer(app: App, options: ServerOptions & { handleSignals?: boolean; mailIdleMs?: number; maintenanceIntervalMs?: number } = {}): Promise<RunningServer> {
+/** How the operator set the listen address, for error messages: "--host"/"--port" or "HOST"/"PORT" (the default). */
+export interface ListenNames {
+  host: string;
+  port: string;
+}
+
+/**
+ * A listen failure the operator can fix by choosing another host or port, as an input error (the CLI exits 2) naming
+ * the setting and the reason: a host that does not resolve or is not an address of this machine, a port in use or
+ * one that needs privileges. A DNS server that does not answer is a runtime failure (exit 3), still named. Any
+ * other error is returned as it is.
+ */
+export function listenError(error: unknown, host: string, port: number, names: ListenNames = { host: "HOST", port: "PORT" }): unknown {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  const cause = { cause: error };
+  switch (code) {
+    case "ENOTFOUND":
+    case "EAI_NONAME":
+    case "EAI_NODATA":
+      return new InputError("BULWARK_ERR_LISTEN_HOST", `${names.host} "${host}" does not resolve to an address (${code}): give an IP address of this machine (127.0.0.1, ::1, 0.0.0.0 for all) or a host name that resolves to one`, cause);
+    case "EAI_AGAIN":
+      return new RuntimeFailure("BULWARK_ERR_LISTEN_HOST_LOOKUP", `${names.host} "${host}" cannot be resolved now (EAI_AGAIN: the DNS server did not answer); try again, or give an IP address`, cause);
+    case "EADDRNOTAVAIL":
+      return new InputError("BULWARK_ERR_LISTEN_HOST", `${names.host} "${host}" is not an address of this machine (EADDRNOTAVAIL): give one of its addresses (127.0.0.1, ::1), or 0.0.0.0 for all`, cause);
+    case "EADDRINUSE":
+      return new InputError("BULWARK_ERR_LISTEN_PORT", `${names.port} ${port} is already in use on ${host} (EADDRINUSE): stop what listens there or choose another port`, cause);
+    case "EACCES":
+      return new InputError("BULWARK_ERR_LISTEN_PORT", `${names.port} ${port} on ${host} is not allowed for this user (EACCES): ports below 1024 need privileges; choose one from 1024 up`, cause);
+    default:
+      return error;
+  }
+}
+
+export async function runServer(app: App, options: ServerOptions & { handleSignals?: boolean; mailIdleMs?: number; maintenanceIntervalMs?: number; listenNames?: ListenNames } = {}): Promise<RunningServer> {
   const server = await buildServer(app, options);
   // On SQLite, WAL checkpoints (a page copy and two fsyncs) run in a worker instead of stalling requests.
   const checkpointer = startCheckpointer(app.db, { logger: app.logger });
@@ -24,7 +58,7 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
     await server.listen({ host: app.config.host, port: app.config.port });
   } catch (error) {
     await checkpointer?.stop();
-    throw error;
+    throw listenError(error, app.config.host, app.config.port, options.listenNames);
   }
   const address = server.server.address();
   const port = typeof address === "object" && address ? address.port : app.config.port;

@@ -3,3 +3,4 @@ export * from "./errors.ts";
 export * from "./clock.ts";
 export * from "./random.ts";
 export * from "./encoding.ts";
+export * from "./calendar.ts";

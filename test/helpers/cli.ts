@@ -1,5 +1,8 @@
 // Runs the `bulwark` CLI in a child process with the pinned Node, as a user would.
 import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 
 export const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
@@ -26,4 +29,45 @@ export function bulwark(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?
     child.on("close", (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(options.input ?? "");
   });
+}
+
+/** A fresh, initialised data dir to run the CLI against, with helpers to write input files and read rows. */
+export interface CLISite {
+  env: NodeJS.ProcessEnv;
+  dir: string;
+  run: (args: string[], input?: string) => Promise<CLIResult>;
+  file: (name: string, content: Buffer | string) => string;
+  /** Runs a read-only query on the site's SQLite database. */
+  rows: (sql: string) => Array<Record<string, unknown>>;
+}
+
+/**
+ * Initialises a data dir under `dir` (cheap argon2: such tests are not about hash cost) and returns it.
+ *
+ * @example
+ * const s = await initSite(join(root, "site-1"));
+ * await s.run(["users", "import", s.file("in.csv", "email\nana@example.org\n")]);
+ */
+export async function initSite(dir: string): Promise<CLISite> {
+  const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
+  const init = await bulwark(["init"], { env });
+  if (init.code !== 0) throw new Error(`bulwark init failed (${init.code}): ${init.stderr}`);
+  return {
+    env,
+    dir,
+    run: (args, input) => bulwark(args, { env, ...(input !== undefined ? { input } : {}) }),
+    file: (name, content) => {
+      const path = join(dir, name);
+      writeFileSync(path, content);
+      return path;
+    },
+    rows: (sql) => {
+      const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
+      try {
+        return (db.prepare(sql).all() as Array<Record<string, unknown>>).map((r) => ({ ...r }));
+      } finally {
+        db.close();
+      }
+    },
+  };
 }

@@ -1,5 +1,7 @@
 // `bulwark check files`: record a signed baseline of PATHs (--baseline OUT) or compare PATHs with one
 // (--compare BASELINE). The heavy modules load only when the command runs.
+import { accessSync, constants, existsSync, linkSync, lstatSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
 import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
@@ -13,6 +15,7 @@ interface FilesOptions extends CheckOptions {
   concurrency?: string;
   exclude?: string[];
   oneFileSystem?: boolean;
+  force?: boolean;
 }
 
 function parseConcurrency(value: string | undefined): number | undefined {
@@ -32,10 +35,56 @@ function formatBytes(n: number): string {
   return n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(1)} GiB` : n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${n} B`;
 }
 
+function refuseExisting(path: string): InputError {
+  return new InputError("BULWARK_ERR_USAGE", `--baseline ${path} already exists; refusing to overwrite it (pass --force to replace it)`);
+}
+
+/**
+ * Refuses, before a scan that may take minutes, a --baseline that cannot be written (its directory is missing or
+ * not writable) or that names an existing file: a signed baseline is evidence, and a second run must not
+ * silently replace it (`--force` does).
+ */
+function checkBaselineOut(path: string, force: boolean): void {
+  const dir = dirname(resolve(path));
+  try {
+    if (!statSync(dir).isDirectory()) throw new InputError("BULWARK_ERR_USAGE", `--baseline ${path}: ${dir} is not a directory`);
+    accessSync(dir, constants.W_OK);
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? "error";
+    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" || code === "EPERM" ? "is not writable" : code === "ENOTDIR" ? "is not a directory" : `cannot be used (${code})`;
+    throw new InputError("BULWARK_ERR_USAGE", `--baseline ${path}: the directory ${dir} ${why}`, { cause: error });
+  }
+  let existing;
+  try {
+    existing = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!force) throw refuseExisting(path);
+  if (existing.isDirectory()) throw new InputError("BULWARK_ERR_USAGE", `--baseline ${path} is a directory`);
+}
+
+/** Moves the finished baseline `temp` to `path`; link() fails when `path` exists, where rename() would replace it. */
+function publish(temp: string, path: string): void {
+  try {
+    try {
+      linkSync(temp, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") throw refuseExisting(path);
+      if (existsSync(path)) throw error;
+      renameSync(temp, path); // a file system without hard links
+    }
+  } finally {
+    if (existsSync(temp)) unlinkSync(temp);
+  }
+}
+
 async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promise<ExitCode> {
   if ((opts.baseline === undefined) === (opts.compare === undefined)) {
     throw new InputError("BULWARK_ERR_USAGE", "give exactly one of --baseline OUT (record) or --compare BASELINE (compare)");
   }
+  if (opts.force && opts.baseline === undefined) throw new InputError("BULWARK_ERR_USAGE", "--force goes with --baseline OUT: it allows replacing an existing baseline");
   const concurrency = parseConcurrency(opts.concurrency);
   const files = await import("../../checks/files/index.ts");
   const app = await ctx.app();
@@ -48,9 +97,14 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
   };
   if (opts.baseline !== undefined) {
     if (paths.length === 0) throw new InputError("BULWARK_ERR_USAGE", "--baseline needs at least one PATH to record");
+    const force = opts.force === true;
+    checkBaselineOut(opts.baseline, force);
+    // Without --force the baseline is written beside its name and linked into place, which fails if a file
+    // appeared there during the scan; with --force it is written (renamed) over the old one.
+    const out = force ? opts.baseline : join(dirname(opts.baseline), `.${basename(opts.baseline)}.${process.pid}.new.tmp`);
     const r = await files.createBaseline({
       paths,
-      out: opts.baseline,
+      out,
       signer,
       clock: app.clock,
       concurrency,
@@ -58,6 +112,7 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
       exclude: opts.exclude,
       oneFileSystem: opts.oneFileSystem,
     });
+    if (!force) publish(out, opts.baseline);
     bar.done();
     return finishCheck(ctx, opts, {
       check: "files",
@@ -93,7 +148,8 @@ export default {
             "Symlinks, including a PATH that is one, are recorded and never followed.",
         )
         .argument("[paths...]", "files or directories to record or compare")
-        .option("--baseline <out>", "scan PATHs and write a signed baseline to this file")
+        .option("--baseline <out>", "scan PATHs and write a signed baseline to this file (refuses to overwrite one)")
+        .option("--force", "with --baseline: replace an existing file")
         .option("--compare <baseline>", "compare PATHs (default: the baseline's) with this baseline")
         .option("--exclude <path>", "leave this path and everything beneath it out (repeatable; compare defaults to the recorded ones)", (v: string, prev?: string[]) => [...(prev ?? []), v])
         .option("--one-file-system", "do not enter other mounted file systems (use it when scanning /: keeps /proc and /sys out)")

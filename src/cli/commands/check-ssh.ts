@@ -13,7 +13,8 @@ interface SshOptions extends CheckOptions {
   crossCheck?: boolean;
 }
 
-const SUMMARY_KEYS = ["permitrootlogin", "passwordauthentication", "kbdinteractiveauthentication", "pubkeyauthentication", "permitemptypasswords", "maxauthtries", "usepam", "x11forwarding"];
+// The keywords the findings weigh; authenticationmethods decides which of the authentication settings can be used at all.
+const SUMMARY_KEYS = ["permitrootlogin", "passwordauthentication", "kbdinteractiveauthentication", "pubkeyauthentication", "authenticationmethods", "permitemptypasswords", "maxauthtries", "usepam", "x11forwarding"];
 
 export default {
   register(program: Command, ctx: CliContext): void {

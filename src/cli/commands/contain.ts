@@ -1,7 +1,6 @@
-// `bulwark contain LEVER… [scope] [--dry-run] [--incident ID] [--yes] [--json]` and `contain status|resume|undo|list`:
+// `bulwark contain LEVER… [scope] [--dry-run] [--incident ID] [--yes] [--json]` and `contain status|resume|undo [--dry-run] [--yes]|list`:
 // containment levers as resumable jobs (issue 5). Exit codes: 0 done, 2 bad usage or not confirmed, 3 failure.
 import { readFileSync, statSync } from "node:fs";
-import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
@@ -9,7 +8,9 @@ import { action, group, progress, writeJSON, writeLine } from "../run.ts";
 import { parseDuration, parseTime } from "../time.ts";
 import type { ScopeSpec } from "../../contain/scope.ts";
 import type { JobView } from "../../contain/service.ts";
+import type { UndoDryRunReport } from "../../contain/undo.ts";
 import { InputError } from "../../lib/errors.ts";
+import { confirm } from "../prompt.ts";
 
 const BUILTIN = "lock-accounts, revoke-sessions, revoke-tokens, invalidate-passwords, expire-passwords, require-mfa-reenrolment, unlink-sso, demote-inactive-admins, rotate-keys";
 // A real run on more users than this asks first (issue 5).
@@ -80,16 +81,6 @@ async function loadScope(opts: RunOpts, now: number): Promise<ScopeSpec> {
   return scope;
 }
 
-async function confirm(ctx: CliContext, question: string): Promise<boolean> {
-  const rl = createInterface({ input: ctx.stdin, output: ctx.stderr });
-  try {
-    const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
-    return answer.trim().toLowerCase() === "yes";
-  } finally {
-    rl.close();
-  }
-}
-
 function printJob(ctx: CliContext, view: JobView): void {
   writeLine(ctx, `job ${view.id} (${view.kind}): ${view.status}, ${view.done}/${view.total}${view.undoOf ? `, undoing ${view.undoOf}` : ""}${view.incidentId ? `, incident ${view.incidentId}` : ""}`);
   for (const [lever, counts] of Object.entries(view.counts)) {
@@ -97,6 +88,19 @@ function printJob(ctx: CliContext, view: JobView): void {
   }
   if (view.error) writeLine(ctx, `  error: ${view.error}`);
   for (const note of view.notes) writeLine(ctx, `  note: ${note}`);
+}
+
+/** The first 20 rows an undo leaves alone, and how many more there are (`total` of them in all). */
+function describeLeftAlone(rows: Array<{ lever: string; userId: string; entity: string }>, total: number = rows.length): string {
+  const shown = rows.slice(0, 20).map((s) => `${s.userId}${s.entity ? `/${s.entity}` : ""} (${s.lever})`).join(", ");
+  return total > 20 ? `${shown} and ${total - 20} more (--json lists them)` : shown;
+}
+
+function printUndoDryRun(ctx: CliContext, report: UndoDryRunReport): void {
+  writeLine(ctx, `dry run: undoing job ${report.undoOf} would go through ${report.changes} recorded changes; nothing was changed`);
+  for (const [lever, c] of Object.entries(report.counts)) writeLine(ctx, `  ${lever}: would restore ${c.restored}, would leave alone ${c.skipped}`);
+  if (report.sample.length) writeLine(ctx, `  would restore e.g. ${report.sample.join(", ")}`);
+  if (report.leftAlone.length) writeLine(ctx, `  would be left alone (changed since the job, or contained by a later one): ${describeLeftAlone(report.leftAlone, Object.values(report.counts).reduce((n, c) => n + c.skipped, 0))}`);
 }
 
 async function services(ctx: CliContext) {
@@ -173,8 +177,20 @@ function register(program: Command, ctx: CliContext): void {
       }),
     );
 
-  // commander hands --json written after a subcommand to the parent command, which declares it too.
-  const withParentJSON = (opts: { json?: boolean }): { json?: boolean } => ({ ...opts, json: opts.json === true || cmd.opts().json === true });
+  // commander hands an option written after a subcommand to `contain` when `contain` declares it too (the program
+  // reorders the words before `contain` parses them), so `contain resume JOB --dry-run` used to set `contain`'s own
+  // --dry-run and resume for real. A subcommand takes the parent options it also declares and refuses the others
+  // with exit 2, rather than act as if they had not been given.
+  type Flag = "json" | "dryRun" | "yes";
+  const withParent = <O extends Partial<Record<Flag, boolean>>>(sub: string, opts: O, takes: Flag[]): O => {
+    const given = cmd.options.filter((o) => cmd.getOptionValueSource(o.attributeName()) === "cli");
+    const refused = given.filter((o) => !(takes as string[]).includes(o.attributeName()));
+    if (refused.length > 0) throw usage(`contain ${sub} does not take ${refused.map((o) => o.long ?? o.flags).join(", ")}`);
+    const parent = cmd.opts<RunOpts>();
+    const merged: Partial<Record<Flag, boolean>> = {};
+    for (const flag of takes) merged[flag] = opts[flag] === true || parent[flag] === true;
+    return { ...opts, ...merged };
+  };
 
   cmd
     .command("status")
@@ -183,7 +199,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--json", "print the job as JSON")
     .action(
       action(ctx, async (id: string | undefined, opts: { json?: boolean }) => {
-        opts = withParentJSON(opts);
+        opts = withParent("status", opts, ["json"]);
         const { app, contain, deps } = await services(ctx);
         let jobId = id;
         if (!jobId) {
@@ -213,7 +229,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--json", "print the job as JSON")
     .action(
       action(ctx, async (id: string, opts: { json?: boolean }) => {
-        opts = withParentJSON(opts);
+        opts = withParent("resume", opts, ["json"]);
         const { contain, deps } = await services(ctx);
         const before = await deps.jobs.get(id);
         const bar = progress(ctx, "contain", before.total);
@@ -229,11 +245,26 @@ function register(program: Command, ctx: CliContext): void {
     .command("undo")
     .description("Undo a finished job's reversible levers (expire, lock, demote): rows changed since are left alone and reported.")
     .argument("<job>", "the containment job to undo")
-    .option("--json", "print the undo job and the rows left alone as JSON")
+    .option("--dry-run", "report what would be restored and what would be left alone; change nothing")
+    .option("--yes", "do not ask for confirmation (more than 100 users)")
+    .option("--json", "print the undo job and the rows left alone (or the dry-run report) as JSON")
     .action(
-      action(ctx, async (id: string, opts: { json?: boolean }) => {
-        opts = withParentJSON(opts);
+      action(ctx, async (id: string, opts: { dryRun?: boolean; yes?: boolean; json?: boolean }) => {
+        opts = withParent("undo", opts, ["json", "dryRun", "yes"]);
         const { contain, deps } = await services(ctx);
+        const { dryRunUndo, planUndo } = await import("../../contain/undo.ts");
+        if (opts.dryRun) {
+          const report = await dryRunUndo(deps, id, actor());
+          if (opts.json) writeJSON(ctx, report);
+          else printUndoDryRun(ctx, report);
+          return EXIT.ok;
+        }
+        // An undo unlocks, un-expires and re-grants in bulk: as consequential as the job itself, so it asks as `contain` does.
+        const plan = await planUndo(deps, id);
+        if (plan.users > CONFIRM_ABOVE && !opts.yes) {
+          if (!(ctx.stdin as { isTTY?: boolean }).isTTY) throw contain.containErrors.needsConfirmation(plan.users);
+          if (!(await confirm(ctx, `Undo ${plan.levers.join(", ")} of job ${id} for ${plan.users} users? Type "yes" to go on: `))) throw contain.containErrors.declined();
+        }
         const undo = await contain.createUndoJob(deps, id, actor());
         if (!opts.json) writeLine(ctx, `undo job ${undo.id} created: ${undo.total} recorded changes`);
         const bar = progress(ctx, "undo", undo.total);
@@ -243,7 +274,7 @@ function register(program: Command, ctx: CliContext): void {
         if (opts.json) writeJSON(ctx, { ...view, leftAlone: skipped });
         else {
           printJob(ctx, view);
-          if (skipped.length) writeLine(ctx, `  left alone (changed since the job): ${skipped.slice(0, 20).map((s) => `${s.userId}${s.entity ? `/${s.entity}` : ""} (${s.lever})`).join(", ")}${skipped.length > 20 ? ` and ${skipped.length - 20} more (--json lists them)` : ""}`);
+          if (skipped.length) writeLine(ctx, `  left alone (changed since the job): ${describeLeftAlone(skipped)}`);
         }
         return EXIT.ok;
       }),
@@ -255,7 +286,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--json", "print the jobs as JSON")
     .action(
       action(ctx, async (opts: { json?: boolean }) => {
-        opts = withParentJSON(opts);
+        opts = withParent("list", opts, ["json"]);
         const { contain, deps } = await services(ctx);
         const jobs = [...(await deps.jobs.list({ kind: contain.CONTAIN_KIND, limit: 100 })), ...(await deps.jobs.list({ kind: contain.UNDO_KIND, limit: 100 }))]
           .sort((a, b) => b.createdAt - a.createdAt).map((j) => contain.jobView(j));

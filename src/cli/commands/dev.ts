@@ -5,9 +5,10 @@ import { EXIT } from "../exit-codes.ts";
 import { action, group, progress, writeJSON, writeLine } from "../run.ts";
 import { InputError } from "../../lib/errors.ts";
 
-function num(text: string | undefined, option: string, pattern: RegExp): number | undefined {
+/** Parses an option's number; `rule` says what the option takes, so a refusal tells the operator what to type. */
+function num(text: string | undefined, option: string, pattern: RegExp, rule: string): number | undefined {
   if (text === undefined) return undefined;
-  if (!pattern.test(text.trim())) throw new InputError("BULWARK_ERR_USAGE", `${option} must be a number; got "${text.slice(0, 20)}"`);
+  if (!pattern.test(text.trim())) throw new InputError("BULWARK_ERR_USAGE", `${option} must be ${rule}; got "${text.slice(0, 20)}"`);
   return Number(text);
 }
 
@@ -16,18 +17,19 @@ function register(program: Command, ctx: CliContext): void {
   dev
     .command("seed")
     .description("Fill the database with realistic synthetic users (legacy hashes, admins, spread of logins); rows are marked seeded.")
-    .requiredOption("--users <n>", "how many users")
+    .requiredOption("--users <n>", "how many users (1 to 20000000)")
     .option("--sessions-per-user <k>", "live sessions per user (default 0)")
     .option("--tokens-per-user <t>", "API tokens per user (default 0)")
-    .option("--legacy-share <f>", "share of legacy hashes, 0…1 (default 0.3)")
+    .option("--legacy-share <f>", "share of legacy hashes, between 0 and 1 (default 0.3)")
     .option("--force", "seed even though the database holds real users")
     .option("--json", "print the report as JSON")
     .action(
       action(ctx, async (opts: { users: string; sessionsPerUser?: string; tokensPerUser?: string; legacyShare?: string; force?: boolean; json?: boolean }) => {
-        const users = num(opts.users, "--users", /^\d{1,9}$/) as number;
-        const sessionsPerUser = num(opts.sessionsPerUser, "--sessions-per-user", /^\d{1,3}$/);
-        const tokensPerUser = num(opts.tokensPerUser, "--tokens-per-user", /^\d{1,3}$/);
-        const legacyShare = num(opts.legacyShare, "--legacy-share", /^(0|1|0?\.\d{1,6}|1\.0*)$/);
+        // The ranges are the seeder's own (src/dev/seed.ts), which checks them again.
+        const users = num(opts.users, "--users", /^0*[1-9]\d{0,7}$/, "a whole number from 1 to 20000000") as number;
+        const sessionsPerUser = num(opts.sessionsPerUser, "--sessions-per-user", /^\d{1,3}$/, "a whole number from 0 to 100");
+        const tokensPerUser = num(opts.tokensPerUser, "--tokens-per-user", /^\d{1,3}$/, "a whole number from 0 to 100");
+        const legacyShare = num(opts.legacyShare, "--legacy-share", /^(0|1|0?\.\d{1,6}|1\.0*)$/, "a share between 0 and 1, such as 0.3");
         const [app, { seedUsers }] = await Promise.all([ctx.app(), import("../../dev/seed.ts")]);
         const bar = progress(ctx, "seed", users);
         const report = await seedUsers(

@@ -1,9 +1,10 @@
 // `bulwark hash identify|verify|new`: the password-hash table from the command line, no database.
-// Exit codes (DESIGN.md): 0 match/ok, 1 mismatch, 2 unknown, malformed or out-of-bounds hash.
+// Exit codes (DESIGN.md): 0 match/ok, 1 mismatch, 2 unknown, malformed or out-of-bounds hash, or no password.
 import type { Command } from "commander";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { action, group, readStdin, writeJSON, writeLine } from "../run.ts";
+import { InputError } from "../../lib/errors.ts";
 
 /** Strips exactly one trailing newline ("\n" or "\r\n"): the password is otherwise taken as received. */
 function stripOneNewline(text: string): string {
@@ -57,11 +58,14 @@ function register(program: Command, ctx: CliContext): void {
 
   hash
     .command("new")
-    .description("Read a password from stdin (one trailing newline stripped) and print a default-scheme (argon2id) hash.")
+    .description("Read a password from stdin (one trailing newline stripped; empty is refused) and print a default-scheme (argon2id) hash.")
     .action(
       action(ctx, async () => {
+        const password = stripOneNewline(await readStdin(ctx));
+        // As `users create`: a hash of the empty password would let anyone in with no password at all.
+        if (password === "") throw new InputError("BULWARK_ERR_USAGE", "no password on stdin (it is empty); pipe one in, e.g. printf '%s' \"$PASSWORD\" | bulwark hash new");
         const passwords = await passwordContext();
-        writeLine(ctx, await passwords.hash(stripOneNewline(await readStdin(ctx))));
+        writeLine(ctx, await passwords.hash(password));
         return EXIT.ok;
       }),
     );

@@ -1,13 +1,13 @@
 // `bulwark outbox status [--json]` and `bulwark outbox requeue-dead [--dry-run] [--yes] [--json]`: what the
 // email outbox owes, which messages are dead (given up after 5xx replies or ~24 h of failures), and putting
 // them back once the cause is fixed. Exit codes: 0 done, 2 bad usage or not confirmed, 3 failure.
-import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
 import type { OutboxMessage } from "../../notify/index.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { action, group, writeJSON, writeLine } from "../run.ts";
+import { confirm } from "../prompt.ts";
 
 // Dead messages shown by `status` unless --limit says otherwise; the store allows at most 1000 per read.
 const DEFAULT_LIST = 50;
@@ -46,16 +46,6 @@ function printDead(ctx: CliContext, dead: OutboxMessage[], total: number): void 
     writeLine(ctx, `    last error: ${m.lastError ?? "none recorded"}`);
   }
   if (total > dead.length) writeLine(ctx, `  … and ${total - dead.length} more (--limit, up to ${MAX_LIST}, or --json)`);
-}
-
-async function confirm(ctx: CliContext, question: string): Promise<boolean> {
-  const rl = createInterface({ input: ctx.stdin, output: ctx.stderr });
-  try {
-    const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
-    return answer.trim().toLowerCase() === "yes";
-  } finally {
-    rl.close();
-  }
 }
 
 function register(program: Command, ctx: CliContext): void {

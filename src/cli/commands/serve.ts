@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import type { CliContext, CommandModule } from "../context.ts";
 import { action } from "../run.ts";
+import { InputError } from "../../lib/errors.ts";
 
 function serveCommand(program: Command, ctx: CliContext, name: string, description: string, mode: "migrate" | "init"): void {
   program
@@ -12,11 +13,14 @@ function serveCommand(program: Command, ctx: CliContext, name: string, descripti
     .option("--port <port>", "port to listen on (default $PORT or 8080)")
     .action(
       action(ctx, async (opts: { host?: string; port?: string }) => {
-        if (opts.host) process.env["HOST"] = opts.host;
-        if (opts.port) process.env["PORT"] = opts.port;
-        const app = await ctx.open({ mode, logToStdout: true });
+        // Given as options (not copied into HOST/PORT), so that a bad value or a failed listen names the option typed.
+        if (opts.host !== undefined && (opts.host.trim() === "" || /[\s/]/.test(opts.host.trim()))) {
+          throw new InputError("BULWARK_ERR_USAGE", `--host must be a host name or IP address, got "${opts.host.slice(0, 60)}"`);
+        }
+        const app = await ctx.open({ mode, logToStdout: true, listen: { ...(opts.host !== undefined ? { host: opts.host } : {}), ...(opts.port !== undefined ? { port: opts.port } : {}) } });
         const { runServer } = await import("../../http/run-server.ts");
-        const running = await runServer(app, { handleSignals: true });
+        const listenNames = { host: opts.host !== undefined ? "--host" : "HOST", port: opts.port !== undefined ? "--port" : "PORT" };
+        const running = await runServer(app, { handleSignals: true, listenNames });
         ctx.stderr.write(`Bulwark is listening on ${running.url} (database: ${app.db.where})\n`);
         // Runs until SIGTERM/SIGINT; run-server exits the process after a graceful close.
         await new Promise<never>(() => {});

@@ -2,8 +2,9 @@
 import type { FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import type { App } from "../../app/types.ts";
+import { impossibleDate } from "../../lib/calendar.ts";
 import type { Schema } from "../../store/schema.ts";
-import { apiErrors } from "./errors.ts";
+import { APIError, apiErrors } from "./errors.ts";
 import type { Caller } from "./guard.ts";
 
 /**
@@ -27,8 +28,12 @@ export function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
 }
 
-/** Reads a time given as ISO 8601 text or epoch milliseconds; 400 naming the field otherwise. */
+/** Reads a time given as ISO 8601 text or epoch milliseconds; 400 naming the field otherwise (and the value, for a day that does not exist). */
 export function parseTime(value: string | number, field: string): number {
+  if (typeof value === "string") {
+    const why = impossibleDate(value.trim());
+    if (why !== null) throw new APIError("BULWARK_ERR_API_TIME", "input", `${field}: "${value.slice(0, 40)}" is not a date: ${why}`);
+  }
   const ms = typeof value === "number" ? value : /^\d{1,15}$/.test(value) ? Number(value) : Date.parse(value);
   if (!Number.isSafeInteger(ms) || ms < 0) throw apiErrors.badTime(field);
   return ms;
