@@ -195,6 +195,21 @@ describe("POST /auth/email/confirm", () => {
     assert.equal((await confirm(token)).statusCode, 200);
   });
 
+  it("attack: a password reset in the same millisecond as a hijacker's change request still cancels it", async () => {
+    const ana = await signedIn("same-ms@example.org");
+    assert.equal((await requestChange(ana.b, "same-ms-evil@example.org")).statusCode, 202);
+    const link = await linkFor("same-ms-evil@example.org");
+    // The owner resets the password without the clock moving: only the reset's own revocation can stop the link.
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: ana.email } })).statusCode, 202);
+    const resetMail = (await mails(ana.email, /reset your password/)).at(-1);
+    const reset = /reset-password#token=([A-Za-z0-9_.-]+)/.exec(resetMail?.body ?? "")?.[1];
+    assert.ok(reset, "a reset link was mailed");
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: reset, newPassword: "copper meadow whistles softly at noon" } })).statusCode, 200);
+    const confirmed = await confirm(link);
+    assert.equal(confirmed.statusCode, 400, confirmed.body);
+    assert.equal(await emailOf(ana.id), ana.email);
+  });
+
   it("attack: confirming onto an address another account took meanwhile answers 409 and changes nothing", async () => {
     const ana = await signedIn("race@example.org");
     await requestChange(ana.b, "contested@example.org");

@@ -76,6 +76,8 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1 });
       const ended = await app.accounts.sessions.endAll(user.id, { except: session.id });
       await app.accounts.passwordReset.revokeAll(user.id);
+      // A pending email change dies too, whatever the clocks say: it may be a hijacker's.
+      await app.accounts.emailChanges.revokeAll(user.id);
       await app.accounts.flood.clearAccount(flooding);
       setSessionCookie(reply, token);
       await auditAndNotify(app, request, { type: "auth.password.changed", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-changed" } });
@@ -143,6 +145,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         if (!used.valid || used.userId !== user.id) throw resetErrors.refused();
         const swapped = await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }, trx);
         if (!swapped) throw resetErrors.refused();
+        // The owner's remedy against a hijacker cancels the hijacker's pending email change in the same commit,
+        // not only by comparing times (a change asked for in the same millisecond, or on a node whose clock is ahead).
+        await app.accounts.emailChanges.revokeAll(user.id, trx);
       });
       // ASVS 7.4.3: every session ends, including any an attacker holds; the owner signs in afresh.
       const ended = await app.accounts.sessions.endAll(user.id);
