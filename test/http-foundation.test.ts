@@ -37,6 +37,32 @@ describe("HTTP shell", () => {
     await server.close();
   });
 
+  it("sends HSTS when the service is published over https, though it listens on plain HTTP behind the proxy", async () => {
+    const published = app.config.http.publicURL;
+    app.config.http.publicURL = "https://bulwark.example";
+    try {
+      const server = await buildServer(app);
+      const res = await server.inject({ method: "GET", url: "/healthz" });
+      assert.equal(res.headers["strict-transport-security"], "max-age=31536000; includeSubDomains");
+      await server.close();
+    } finally {
+      app.config.http.publicURL = published;
+    }
+  });
+
+  it("answers a URL it cannot decode with our error body and every security header", async () => {
+    const server = await buildServer(app);
+    const res = await server.inject({ method: "GET", url: "/api/v1/users/%E0%A4%A" });
+    assert.equal(res.statusCode, 400);
+    assert.equal(res.json().error.code, "BULWARK_ERR_HTTP_BAD_URL");
+    assert.equal(res.json().error.requestId, res.headers["x-request-id"]);
+    assert.match(String(res.headers["content-security-policy"]), /default-src 'none'/);
+    assert.equal(res.headers["x-content-type-options"], "nosniff");
+    assert.equal(res.headers["x-frame-options"], "DENY");
+    assert.equal(res.headers["cache-control"], "no-store");
+    await server.close();
+  });
+
   it("keeps a plain client request id and replaces a hostile one", async () => {
     const server = await buildServer(app);
     const ok = await server.inject({ method: "GET", url: "/healthz", headers: { "x-request-id": "abc-123" } });

@@ -1,11 +1,12 @@
 // Security headers on every response (ASVS 3.4): no inline script, no framing, no sniffing, no referrer
-// leaks; HSTS only when the request arrived over TLS (an HSTS header over plain HTTP is ignored anyway).
+// leaks; HSTS when the service is published over https (BULWARK_PUBLIC_URL: Bulwark itself listens on plain
+// HTTP behind the TLS proxy, so the request it sees is never https) or the request arrived over TLS.
 import type { FastifyReply, FastifyRequest } from "fastify";
 
 export const CONTENT_SECURITY_POLICY =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-export function applySecurityHeaders(request: FastifyRequest, reply: FastifyReply): void {
+export function applySecurityHeaders(request: FastifyRequest, reply: FastifyReply, publishedOverHTTPS: boolean = false): void {
   reply.header("content-security-policy", CONTENT_SECURITY_POLICY);
   reply.header("x-content-type-options", "nosniff");
   reply.header("referrer-policy", "no-referrer");
@@ -13,5 +14,5 @@ export function applySecurityHeaders(request: FastifyRequest, reply: FastifyRepl
   reply.header("cross-origin-opener-policy", "same-origin");
   reply.header("cross-origin-resource-policy", "same-origin");
   reply.header("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()");
-  if (request.protocol === "https") reply.header("strict-transport-security", "max-age=31536000; includeSubDomains");
+  if (publishedOverHTTPS || request.protocol === "https") reply.header("strict-transport-security", "max-age=31536000; includeSubDomains");
 }

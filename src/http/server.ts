@@ -1,6 +1,6 @@
 // The Fastify shell: request ids, structured logs, security headers, body limits, an error handler that
 // maps error codes to statuses and hides internals, and /healthz. Routes of each domain plug in here.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply } from "fastify";
 import { sql } from "kysely";
 import type { App } from "../app/types.ts";
 import { newId } from "../crypto/tokens.ts";
@@ -35,11 +35,19 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     },
     logController: new LogController({ requestIdLogLabel: "requestId" }),
     return503OnClosing: true,
+    // Fastify answers a URL it cannot decode before any hook runs: give that answer our headers and body too.
+    frameworkErrors: (error, request, reply) => {
+      reply.header("x-request-id", request.id);
+      applySecurityHeaders(request, reply, hsts);
+      const body: ErrorBody = { error: { code: `BULWARK_ERR_HTTP_${(error.code ?? "BAD_REQUEST").replace(/^FST_ERR_/, "")}`, message: error.message, requestId: request.id } };
+      void (reply as unknown as FastifyReply).header("cache-control", "no-store").status(400).send(body);
+    },
   });
+  const hsts = new URL(app.config.http.publicURL).protocol === "https:";
 
   server.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
-    applySecurityHeaders(request, reply);
+    applySecurityHeaders(request, reply, hsts);
   });
 
   server.setErrorHandler((error: FastifyError, request, reply) => {
