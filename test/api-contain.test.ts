@@ -118,14 +118,33 @@ describe("/api/v1/contain/jobs", () => {
 
   it("refuses a day that does not exist with 400 naming the field and the value (was: 2026-02-30 rolled over to March 2)", async () => {
     for (const [value, why] of [["2026-02-30", "February 2026 has 28 days"], ["2026-04-31T12:00:00Z", "April 2026 has 30 days"], ["2026-13-01", "there is no month 13"]] as const) {
-      const res = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { createdBefore: value }, dryRun: true } });
+      const res = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { createdBefore: value, ids: [responder.id] }, dryRun: true } });
       assert.equal(res.statusCode, 400, `${value} answered ${res.statusCode}: ${res.body}`);
       const error = (res.json() as { error: { code: string; message: string } }).error;
       assert.equal(error.code, "BULWARK_ERR_API_TIME");
       assert.equal(error.message, `scope.createdBefore: "${value}" is not a date: ${why}`);
     }
-    const leap = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { createdBefore: "2028-02-29" }, dryRun: true } });
+    const leap = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { createdBefore: "2028-02-29", ids: [responder.id] }, dryRun: true } });
     assert.equal(leap.statusCode, 200, leap.body);
+  });
+
+  it("attack: contain.run alone cannot lock or cut off the administrators; an administrator can, and so can a responder on everyone else", async () => {
+    const admin = await fx.user(["admin"]);
+    const adminToken = await fx.token(admin.id, ["admin"]);
+    for (const scope of [{ all: true }, { ids: [admin.id] }]) {
+      for (const dryRun of [true, false]) {
+        const res = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts", "revoke-tokens"], scope, dryRun } });
+        assert.equal(res.statusCode, 403, `${JSON.stringify(scope)} dryRun=${dryRun}: ${res.body}`);
+        assert.equal((res.json() as { error: { code: string } }).error.code, "BULWARK_ERR_API_OUTRANKED");
+      }
+    }
+    assert.equal((await fx.app.accounts.users.getById(admin.id))?.lockedAt, null, "the administrator was not locked");
+    assert.equal((await fx.call("GET", "/api/v1/contain/jobs", { token: adminToken })).statusCode, 200, "nor was the administrator's token revoked");
+    const reader = await fx.user(["accounts.read"]);
+    const onReader = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { ids: [reader.id] }, dryRun: true } });
+    assert.equal(onReader.statusCode, 200, onReader.body);
+    const byAdmin = await fx.call("POST", "/api/v1/contain/jobs", { token: adminToken, body: { levers: ["lock-accounts"], scope: { ids: [admin.id] }, dryRun: true } });
+    assert.equal(byAdmin.statusCode, 200, byAdmin.body);
   });
 
   it("answers 404 for unknown jobs and for jobs that are not containment jobs", async () => {

@@ -6,7 +6,8 @@ import type { Job } from "../../jobs/job-store.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, parseTime, TIME } from "./common.ts";
 import { apiErrors } from "./errors.ts";
-import { assertFresh, callerOf } from "./guard.ts";
+import { ADMINISTRATIVE } from "../../accounts/roles/index.ts";
+import { assertFresh, callerOf, can, type Caller } from "./guard.ts";
 import type { JobRunner } from "./job-runner.ts";
 
 // An id list travels in the body; bounded far below the CLI's file limit (larger scopes: use roles, times or
@@ -71,6 +72,27 @@ async function containJob(deps: contain.ContainDeps, id: string): Promise<Job> {
   return job;
 }
 
+/**
+ * The outranking rule of the user routes, for a whole scope and the administrative permissions: a caller may
+ * not contain accounts that hold an administrative permission (admin, accounts.write, contain.run,
+ * inventory.manage) the caller lacks. contain.run alone must not lock, demote or cut off the administrators; an
+ * administrator (who holds everything) is not limited, and the CLI, run by whoever holds the server, is the
+ * break-glass path. Checked for dry runs too, so a dry run says what the real run would do.
+ */
+async function assertScopeOutranked(deps: contain.ContainDeps, caller: Caller, scope: contain.ScopeSpec): Promise<void> {
+  const lacking = [...ADMINISTRATIVE].filter((p) => !can(caller, p));
+  if (lacking.length === 0) return;
+  const row = await deps.database.db
+    .selectFrom("user_roles")
+    .innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
+    .where("role_permissions.permission", "in", lacking)
+    .where("user_roles.user_id", "in", contain.scopedUserIds(deps.database.db, deps.database.dialect, scope))
+    .select(["user_roles.user_id", "role_permissions.permission"])
+    .limit(1)
+    .executeTakeFirst();
+  if (row) throw apiErrors.outranked(row.user_id, row.permission);
+}
+
 /** Registers the containment routes on the API plugin. */
 export function registerContainRoutes(api: FastifyInstance, app: App, deps: contain.ContainDeps, runner: JobRunner): void {
   const JOB_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
@@ -102,6 +124,7 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     const scope = toScope(body.scope);
     contain.resolveLevers(body.levers);
     contain.validateScope(scope);
+    await assertScopeOutranked(deps, caller, scope);
     const containRequest: contain.ContainRequest = {
       levers: body.levers, scope, actor: caller.userId, incidentId: body.incidentId ?? null, options: body.options ?? {},
       ...(body.batchSize !== undefined ? { batchSize: body.batchSize } : {}),
