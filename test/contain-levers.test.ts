@@ -152,6 +152,7 @@ forEachDialect("contain levers", (dfx) => {
     await db.insertInto("user_roles").values({ user_id: "usr_0001", role: "admin", granted_at: NOW + 9, granted_by: "ops" }).execute();
     fx.clock.advance(DAY);
     const undo = await createUndoJob(fx, job.id, "t");
+    await assert.rejects(createUndoJob(fx, job.id, "t"), (e: Error) => /cannot be undone: undo job job_\w+ is still running/.test(e.message), "one undo at a time per job");
     const undone = jobView(await runJob(fx, undo.id));
     assert.equal(undone.status, "done");
     assert.deepEqual(undone.counts["expire-passwords"], { restored: 24, skipped: 1 });

@@ -49,6 +49,10 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
   const { original, levers } = await undoable(deps, jobId);
   const spec: UndoSpec = { undoOf: jobId, levers, batchSize: original.spec.batchSize };
   return deps.database.transaction(async (trx) => {
+    // One undo at a time per job: a second would only race the first over the same records.
+    const running = await trx.selectFrom("jobs").select(["id", "spec"]).where("kind", "=", UNDO_KIND).where("status", "in", ["pending", "running"]).execute();
+    const rival = running.find((j) => (JSON.parse(j.spec) as { undoOf?: string }).undoOf === jobId);
+    if (rival) throw containErrors.notUndoable(jobId, `undo job ${rival.id} is still running (resume it with \`bulwark contain resume ${rival.id}\`)`);
     const row = await trx.selectFrom("contain_changes").where("job_id", "=", jobId).where("lever", "in", levers).where("undo_status", "is", null)
       .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const total = Number(row?.n ?? 0);
