@@ -286,6 +286,10 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       const typed = (await fx.call("GET", "/api/v1/audit/events?type=user.locked", { token })).json() as { events: Array<{ type: string; requestId: string }> };
       assert.ok(typed.events.length >= 1 && typed.events.every((e) => e.type === "user.locked"));
       assert.equal((await fx.call("GET", `/api/v1/audit/events?since=yesterday-ish`, { token })).statusCode, 400);
+      for (const loose of ["-1", "1 2", "Dec 2 2026", "2026-12-02T10:00"]) {
+        assert.equal((await fx.call("GET", `/api/v1/audit/events?since=${encodeURIComponent(loose)}`, { token })).statusCode, 400, `${loose} is not ISO 8601 with an offset`);
+      }
+      assert.equal((await fx.call("GET", `/api/v1/audit/events?since=${encodeURIComponent("2026-12-02T10:00:00+01:00")}`, { token })).statusCode, 200);
       const other = await fx.call("GET", `/api/v1/audit/events?limit=2&type=user.locked&cursor=${encodeURIComponent(page.nextCursor)}`, { token });
       assert.equal(other.statusCode, 400, "a cursor is bound to its filter");
       const unknownParam = await fx.call("GET", "/api/v1/audit/events?debug=1", { token });

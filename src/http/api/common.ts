@@ -34,7 +34,10 @@ export function parseTime(value: string | number, field: string): number {
     const why = impossibleDate(value.trim());
     if (why !== null) throw new APIError("BULWARK_ERR_API_TIME", "input", `${field}: "${value.slice(0, 40)}" is not a date: ${why}`);
   }
-  const ms = typeof value === "number" ? value : /^\d{1,15}$/.test(value) ? Number(value) : Date.parse(value);
+  // Only ISO 8601 (a date, or a date and time with an offset) or epoch milliseconds: Date.parse alone would read
+  // "-1" or "1 2" as days in 2001.
+  const iso = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/;
+  const ms = typeof value === "number" ? value : /^\d{1,15}$/.test(value) ? Number(value) : iso.test(value.trim()) ? Date.parse(value.trim()) : Number.NaN;
   if (!Number.isSafeInteger(ms) || ms < 0) throw apiErrors.badTime(field);
   return ms;
 }
