@@ -3,6 +3,7 @@
 // Factor changes are mailed to the user; the test reads them from a real SMTP server.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { MAX_LIVE_WEBAUTHN_CHALLENGES } from "../src/accounts/mfa/index.ts";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 
@@ -204,6 +205,64 @@ describe("passkeys over HTTP", () => {
     const subjects = fx.mailTo(ana.email).map((m) => m.subject);
     assert.equal(subjects.filter((s) => /factor was added/.test(s)).length, 1);
     assert.equal(subjects.filter((s) => /factor was removed/.test(s)).length, 1);
+  });
+
+  /** Registers a passkey for a new user over HTTP; returns the user and the key. */
+  async function withPasskey(email: string): Promise<{ user: { email: string; password: string; id: string }; key: SoftAuthenticator }> {
+    const user = await fx.user(email);
+    const b = fx.browser();
+    await b.login(user.email, user.password);
+    const key = new SoftAuthenticator();
+    const options = await b.request("POST", "/auth/mfa/webauthn/register/options", { csrf: true });
+    const registered = await b.request("POST", "/auth/mfa/webauthn/register", { csrf: true, body: { response: key.register(options.json(), ORIGIN), name: "key" } });
+    assert.equal(registered.statusCode, 200, registered.body);
+    return { user, key };
+  }
+
+  it("attack: an assertion over one pending session's challenge does not step up another session of the same user", async () => {
+    const { user, key } = await withPasskey("passkey-two-sessions@example.org");
+    const p1 = fx.browser();
+    const p2 = fx.browser();
+    assert.equal((await p1.login(user.email, user.password)).json().mfaRequired, true);
+    assert.equal((await p2.login(user.email, user.password)).json().mfaRequired, true);
+    const options = await p1.request("POST", "/auth/mfa/webauthn/authenticate/options", { csrf: true });
+    assert.equal(options.statusCode, 200, options.body);
+    const assertion = key.authenticate(options.json(), ORIGIN);
+    const stolen = await p2.request("POST", "/auth/mfa/verify", { csrf: true, body: { webauthn: assertion } });
+    assert.equal(stolen.statusCode, 401, stolen.body);
+    assert.equal((await p2.request("GET", "/auth/session")).json().aal, 1, "the other session stays at the gate");
+    const own = await p1.request("POST", "/auth/mfa/verify", { csrf: true, body: { webauthn: assertion } });
+    assert.equal(own.statusCode, 200, own.body);
+    assert.equal(own.json().aal, 2);
+  });
+
+  it("attack: registration options asked for in one session do not enrol a key from another", async () => {
+    const user = await fx.user("passkey-register-two-sessions@example.org");
+    const b1 = fx.browser();
+    const b2 = fx.browser();
+    await b1.login(user.email, user.password);
+    await b2.login(user.email, user.password);
+    const options = await b1.request("POST", "/auth/mfa/webauthn/register/options", { csrf: true });
+    const response = new SoftAuthenticator().register(options.json(), ORIGIN);
+    const elsewhere = await b2.request("POST", "/auth/mfa/webauthn/register", { csrf: true, body: { response, name: "key" } });
+    assert.equal(elsewhere.statusCode, 400, elsewhere.body);
+    assert.equal((await b1.request("POST", "/auth/mfa/webauthn/register", { csrf: true, body: { response, name: "key" } })).statusCode, 200);
+  });
+
+  it("attack: a flood of options calls from one pending session leaves only a few live challenges", async () => {
+    const { user, key } = await withPasskey("passkey-flood@example.org");
+    const p = fx.browser();
+    await p.login(user.email, user.password);
+    let last: unknown;
+    for (let i = 0; i < 40; i++) {
+      const options = await p.request("POST", "/auth/mfa/webauthn/authenticate/options", { csrf: true });
+      assert.equal(options.statusCode, 200, options.body);
+      last = options.json();
+    }
+    const rows = await fx.app.db.db.selectFrom("webauthn_challenges").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", user.id).executeTakeFirstOrThrow();
+    assert.ok(Number(rows.n) <= MAX_LIVE_WEBAUTHN_CHALLENGES, `${rows.n} live challenges`);
+    const ok = await p.request("POST", "/auth/mfa/verify", { csrf: true, body: { webauthn: key.authenticate(last as never, ORIGIN) } });
+    assert.equal(ok.statusCode, 200, ok.body);
   });
 });
 

@@ -3,8 +3,9 @@
 // MFA — with the mail read from a real in-process SMTP server.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
-import { authFixture, GOOD_PASSWORD, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, GOOD_PASSWORD, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { startMailRunner } from "../src/http/mail-runner.ts";
 
 let fx: AuthFixture;
@@ -136,6 +137,34 @@ describe("password reset", () => {
     const withCode = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly", totp: totpCode(secret, fx.clock.now()) } });
     assert.equal(withCode.statusCode, 200, withCode.body);
     fx.clock.advance(30_000);
+  });
+
+  it("attack: a passkey challenge asked for with a reset link passes no login's gate, and a login's passes no reset", async () => {
+    const ana = await fx.user("passkey-reset@example.org");
+    const b = fx.browser();
+    await b.login(ana.email, ana.password);
+    const key = new SoftAuthenticator();
+    const creation = await b.request("POST", "/auth/mfa/webauthn/register/options", { csrf: true });
+    assert.equal((await b.request("POST", "/auth/mfa/webauthn/register", { csrf: true, body: { response: key.register(creation.json(), ORIGIN), name: "key" } })).statusCode, 200);
+    await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: ana.email } });
+    const token = await resetTokenFor(ana.email);
+    // The link holder asks for options (no session); the assertion is carried to a pending login session.
+    const viaLink = await fx.browser().request("POST", "/auth/password/reset/webauthn/options", { body: { token } });
+    assert.equal(viaLink.statusCode, 200, viaLink.body);
+    const linkAssertion = key.authenticate(viaLink.json(), ORIGIN);
+    const pending = fx.browser();
+    assert.equal((await pending.login(ana.email, ana.password)).json().mfaRequired, true);
+    const stepUp = await pending.request("POST", "/auth/mfa/verify", { csrf: true, body: { webauthn: linkAssertion } });
+    assert.equal(stepUp.statusCode, 401, stepUp.body);
+    // And a login session's challenge does not complete the reset.
+    const viaSession = await pending.request("POST", "/auth/mfa/webauthn/authenticate/options", { csrf: true });
+    const sessionAssertion = key.authenticate(viaSession.json(), ORIGIN);
+    const reset = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly", webauthn: sessionAssertion } });
+    assert.equal(reset.statusCode, 401, reset.body);
+    assert.equal(reset.json().error.code, "BULWARK_ERR_MFA_INVALID");
+    // Each in its own flow works.
+    const done = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly", webauthn: linkAssertion } });
+    assert.equal(done.statusCode, 200, done.body);
   });
 
   it("limits reset mails per account (no mail cannon) while answering the same", async () => {

@@ -1,5 +1,6 @@
 // Table types for Kysely. Times are integers (milliseconds since the epoch); booleans are 0/1; JSON is
 // text. These choices keep one migration set and one query set valid on SQLite and PostgreSQL.
+import type { ColumnType } from "kysely";
 
 export interface MigrationsTable {
   version: number;
@@ -218,6 +219,8 @@ export interface WebAuthnChallengesTable {
   challenge: string;
   user_id: string | null;
   purpose: string;
+  /** The flow the challenge belongs to ("session:<id>", "reset:<token id>"); '' by default (migration 14). */
+  context: ColumnType<string, string | undefined, string>;
   created_at: number;
   expires_at: number;
 }

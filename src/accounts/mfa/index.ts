@@ -15,7 +15,7 @@ export { MfaError, mfaErrors } from "./errors.ts";
 export * from "./policy.ts";
 export { normaliseRecoveryCode, type RecoveryCodes, type RecoveryVerdict } from "./recovery.ts";
 export { totpCipherContext, type TOTPFactor, type TOTPVerdict } from "./totp.ts";
-export type { Passkey, WebAuthnFactor, WebAuthnSettings } from "./webauthn.ts";
+export { MAX_LIVE_WEBAUTHN_CHALLENGES, resetChallengeContext, sessionChallengeContext, type ChallengeOptions, type Passkey, type WebAuthnFactor, type WebAuthnSettings } from "./webauthn.ts";
 export type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,

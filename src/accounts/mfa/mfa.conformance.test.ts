@@ -4,9 +4,12 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { hashSecret } from "../../crypto/tokens.ts";
-import { totpCipherContext } from "./index.ts";
+import { sessionChallengeContext, totpCipherContext } from "./index.ts";
 import { base32Decode, mfaFixture, ORIGIN, RP_ID, scriptedRandom, totpCode } from "./testing/setup.ts";
 import { SoftAuthenticator } from "./testing/soft-authenticator.ts";
+
+/** The flow the enrolment ceremonies here belong to (a session on the HTTP side). */
+const REG = { context: sessionChallengeContext("ses_enrolment") };
 
 const STEP = 30_000;
 
@@ -120,12 +123,12 @@ forEachDialect("MFA service", (fx) => {
     const { database, users, mfa, clock } = await mfaFixture(await fx.fresh());
     const user = await users.create({ email: "passkey@example.org" });
     const key = new SoftAuthenticator({ counter: 5 });
-    const creation = await mfa.webauthn.registrationOptions(user.id, user.email);
+    const creation = await mfa.webauthn.registrationOptions(user.id, user.email, REG);
     assert.equal(creation.rp.id, RP_ID);
     assert.equal(creation.attestation, "none");
     assert.equal(Buffer.from(creation.user.id, "base64url").toString("utf8"), user.id, "the user handle is the random id, not the email");
     assert.ok(Buffer.from(creation.challenge, "base64url").length >= 16, "ASVS 6.7.2: challenge ≥ 64 bits (we use 256)");
-    const { credentialId } = await mfa.webauthn.verifyRegistration(user.id, key.register(creation, ORIGIN), "  YubiKey 5 ");
+    const { credentialId } = await mfa.webauthn.verifyRegistration(user.id, key.register(creation, ORIGIN), "  YubiKey 5 ", REG);
     assert.equal(credentialId, key.id);
     assert.equal(await database.db.selectFrom("webauthn_challenges").select("challenge").executeTakeFirst(), undefined, "the challenge was consumed");
     clock.advance(60_000);
@@ -139,7 +142,7 @@ forEachDialect("MFA service", (fx) => {
     assert.deepEqual(await mfa.factors(user.id), { totp: false, webauthn: 1, recoveryCodes: 0 });
     assert.equal(await mfa.hasMfa(user.id), true);
     // excludeCredentials keeps the browser from registering the same authenticator twice.
-    const again = await mfa.webauthn.registrationOptions(user.id, user.email);
+    const again = await mfa.webauthn.registrationOptions(user.id, user.email, REG);
     assert.deepEqual(again.excludeCredentials?.map((c) => c.id), [key.id]);
     assert.equal(await mfa.webauthn.remove("usr_other", key.id), false, "only the owner removes it");
     assert.equal(await mfa.webauthn.remove(user.id, key.id), true);
@@ -151,7 +154,7 @@ forEachDialect("MFA service", (fx) => {
     const { users, mfa } = await mfaFixture(await fx.fresh());
     const user = await users.create({ email: "zero@example.org" });
     const key = new SoftAuthenticator({ counter: 0 });
-    await mfa.webauthn.verifyRegistration(user.id, key.register(await mfa.webauthn.registrationOptions(user.id, user.email), ORIGIN), "phone");
+    await mfa.webauthn.verifyRegistration(user.id, key.register(await mfa.webauthn.registrationOptions(user.id, user.email, REG), ORIGIN), "phone", REG);
     for (let i = 0; i < 2; i++) {
       assert.equal(await mfa.webauthn.verifyAuthentication(user.id, key.authenticate(await mfa.webauthn.authenticationOptions(user.id), ORIGIN)), true);
     }
@@ -162,8 +165,8 @@ forEachDialect("MFA service", (fx) => {
     const user = await users.create({ email: "names@example.org" });
     const key = new SoftAuthenticator();
     for (const name of ["", "x".repeat(65), "tab\tname", "zero\u200bwidth"]) {
-      const options = await mfa.webauthn.registrationOptions(user.id, user.email);
-      await assert.rejects(mfa.webauthn.verifyRegistration(user.id, key.register(options, ORIGIN), name), { code: "BULWARK_ERR_MFA_INPUT", message: /passkey name/ });
+      const options = await mfa.webauthn.registrationOptions(user.id, user.email, REG);
+      await assert.rejects(mfa.webauthn.verifyRegistration(user.id, key.register(options, ORIGIN), name, REG), { code: "BULWARK_ERR_MFA_INPUT", message: /passkey name/ });
     }
     assert.deepEqual(await mfa.webauthn.list(user.id), []);
   });
@@ -177,7 +180,7 @@ forEachDialect("MFA service", (fx) => {
       await mfa.totp.confirm(u.id, totpCode(secret, clock.now()));
       await mfa.recovery.generate(u.id);
       const key = new SoftAuthenticator();
-      await mfa.webauthn.verifyRegistration(u.id, key.register(await mfa.webauthn.registrationOptions(u.id, u.email), ORIGIN), "key");
+      await mfa.webauthn.verifyRegistration(u.id, key.register(await mfa.webauthn.registrationOptions(u.id, u.email, REG), ORIGIN), "key", REG);
     }
     await mfa.webauthn.authenticationOptions(alice.id); // leaves a pending challenge
     await mfa.removeAll(alice.id);

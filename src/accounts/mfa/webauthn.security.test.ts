@@ -5,15 +5,18 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
-import { WEBAUTHN_CHALLENGE_TTL_MS } from "./index.ts";
+import { MAX_LIVE_WEBAUTHN_CHALLENGES, resetChallengeContext, sessionChallengeContext, WEBAUTHN_CHALLENGE_TTL_MS } from "./index.ts";
 import { mfaFixture, ORIGIN, type MfaFixture } from "./testing/setup.ts";
 import { FLAG_AT, SoftAuthenticator } from "./testing/soft-authenticator.ts";
+
+/** The flow the enrolment ceremonies here belong to (a session on the HTTP side). */
+const REG = { context: sessionChallengeContext("ses_enrolment") };
 
 /** A user with one registered passkey. */
 async function withPasskey(f: MfaFixture, email: string, counter = 10): Promise<{ userId: string; key: SoftAuthenticator }> {
   const user = await f.users.create({ email });
   const key = new SoftAuthenticator({ counter });
-  await f.mfa.webauthn.verifyRegistration(user.id, key.register(await f.mfa.webauthn.registrationOptions(user.id, email), ORIGIN), "key");
+  await f.mfa.webauthn.verifyRegistration(user.id, key.register(await f.mfa.webauthn.registrationOptions(user.id, email, REG), ORIGIN), "key", REG);
   return { userId: user.id, key };
 }
 
@@ -106,7 +109,7 @@ forEachDialect("WebAuthn attacks", (fx) => {
     const stale = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN);
     f.clock.advance(WEBAUTHN_CHALLENGE_TTL_MS);
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, stale), false, "expired");
-    const registration = await f.mfa.webauthn.registrationOptions(userId, "stale@example.org");
+    const registration = await f.mfa.webauthn.registrationOptions(userId, "stale@example.org", REG);
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate({ challenge: registration.challenge, rpId: "bulwark.example.org" }, ORIGIN)), false, "wrong ceremony");
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate({ challenge: "A".repeat(43), rpId: "bulwark.example.org" }, ORIGIN)), false, "never issued");
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, { junk: true } as never), false, "junk");
@@ -117,26 +120,81 @@ forEachDialect("WebAuthn attacks", (fx) => {
     const user = await f.users.create({ email: "reg@example.org" });
     const other = await f.users.create({ email: "reg-other@example.org" });
     const key = new SoftAuthenticator();
-    const options = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org");
+    const options = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org", REG);
     const refused = { code: "BULWARK_ERR_MFA_INPUT" };
     // For another user's challenge.
-    await assert.rejects(f.mfa.webauthn.verifyRegistration(other.id, key.register(options, ORIGIN), "k"), refused);
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(other.id, key.register(options, ORIGIN), "k", REG), refused);
     // Phishing origin: the challenge is spent by the failed attempt, so a retry needs new options.
-    const phish = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org");
-    await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, key.register(phish, ORIGIN, { origin: "https://evil.test" }), "k"), { code: "BULWARK_ERR_MFA_INPUT", message: /refused/ });
+    const phish = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org", REG);
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, key.register(phish, ORIGIN, { origin: "https://evil.test" }), "k", REG), { code: "BULWARK_ERR_MFA_INPUT", message: /refused/ });
     // User presence missing (only the AT flag set): the authenticator was not touched.
-    const noAT = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org");
-    await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, key.register(noAT, ORIGIN, { flags: FLAG_AT }), "k"), refused, "user presence missing");
+    const noAT = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org", REG);
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, key.register(noAT, ORIGIN, { flags: FLAG_AT }), "k", REG), refused, "user presence missing");
     assert.deepEqual(await f.mfa.webauthn.list(user.id), []);
     // The genuine response, once; the same response again is refused (challenge spent).
-    const good = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org");
+    const good = await f.mfa.webauthn.registrationOptions(user.id, "reg@example.org", REG);
     const response = key.register(good, ORIGIN);
-    await f.mfa.webauthn.verifyRegistration(user.id, response, "k");
-    await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, response, "k"), { code: "BULWARK_ERR_MFA_INPUT", message: /no live challenge/ });
+    await f.mfa.webauthn.verifyRegistration(user.id, response, "k", REG);
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, response, "k", REG), { code: "BULWARK_ERR_MFA_INPUT", message: /no live challenge/ });
     // The same authenticator registered for a second account is refused (its credential id is taken).
-    const second = await f.mfa.webauthn.registrationOptions(other.id, "reg-other@example.org");
-    await assert.rejects(f.mfa.webauthn.verifyRegistration(other.id, key.register(second, ORIGIN), "k"), { code: "BULWARK_ERR_MFA_INPUT", message: /already registered/ });
+    const second = await f.mfa.webauthn.registrationOptions(other.id, "reg-other@example.org", REG);
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(other.id, key.register(second, ORIGIN), "k", REG), { code: "BULWARK_ERR_MFA_INPUT", message: /already registered/ });
     assert.equal((await f.mfa.webauthn.list(user.id)).length, 1);
     assert.deepEqual(await f.mfa.webauthn.list(other.id), []);
+  });
+
+  it("attack: a challenge asked for in one flow is refused in every other flow, and stays usable in its own", async () => {
+    // A second pending session of the same user, a reset link, or an unbound caller must not spend it.
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "flows@example.org");
+    const first = { context: sessionChallengeContext("ses_first") };
+    const response = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, first), ORIGIN);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response, { context: sessionChallengeContext("ses_second") }), false, "another session");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response, { context: resetChallengeContext("prt_link") }), false, "a reset link");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response), false, "no flow at all");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response, first), true, "the flow that asked");
+
+    // The other way round: a challenge asked for with a reset link does not step up a session.
+    const reset = { context: resetChallengeContext("prt_link") };
+    const viaLink = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, reset), ORIGIN);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, viaLink, first), false);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, viaLink, reset), true);
+
+    // Registration likewise: options asked for in one session do not enrol a key from another.
+    const newKey = new SoftAuthenticator();
+    const creation = await f.mfa.webauthn.registrationOptions(userId, "flows@example.org", first);
+    await assert.rejects(f.mfa.webauthn.verifyRegistration(userId, newKey.register(creation, ORIGIN), "k2", { context: sessionChallengeContext("ses_second") }), { code: "BULWARK_ERR_MFA_INPUT", message: /no live challenge/ });
+    assert.equal((await f.mfa.webauthn.list(userId)).length, 1);
+    await f.mfa.webauthn.verifyRegistration(userId, newKey.register(creation, ORIGIN), "k2", first);
+    assert.equal((await f.mfa.webauthn.list(userId)).length, 2);
+  });
+
+  it("refuses an empty or oversized flow context instead of binding to nothing", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId } = await withPasskey(f, "ctx@example.org");
+    for (const context of ["", "x".repeat(129)]) {
+      await assert.rejects(f.mfa.webauthn.authenticationOptions(userId, { context }), { code: "BULWARK_ERR_MFA_INPUT" });
+      await assert.rejects(f.mfa.webauthn.registrationOptions(userId, "ctx@example.org", { context }), { code: "BULWARK_ERR_MFA_INPUT" });
+    }
+  });
+
+  it("attack: a flood of options calls keeps at most a few live challenges per flow, the newest usable", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "flood@example.org");
+    const flooded = { context: sessionChallengeContext("ses_flood") };
+    const other = { context: sessionChallengeContext("ses_other") };
+    const otherResponse = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, other), ORIGIN);
+    const oldest = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, flooded), ORIGIN);
+    let newest = oldest;
+    for (let i = 0; i < 60; i++) {
+      f.clock.advance(1); // "oldest" is by creation time; within one millisecond any older one may go
+      newest = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, flooded), ORIGIN);
+    }
+    const rows = await f.database.db.selectFrom("webauthn_challenges").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirstOrThrow();
+    assert.equal(Number(rows.n), MAX_LIVE_WEBAUTHN_CHALLENGES + 1, "five of the flooded flow, one of the other");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, oldest, flooded), false, "the oldest was evicted");
+    // Signed in counter order (the software authenticator counts up): the other flow's first, then the newest.
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, otherResponse, other), true, "another flow's challenge was not evicted");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, newest, flooded), true, "the newest works");
   });
 });

@@ -1,5 +1,6 @@
 // WebAuthn / passkeys over @simplewebauthn/server: registration and authentication ceremonies whose
-// challenges live on the server (short life, single use), a signature counter that refuses clones, list, remove.
+// challenges live on the server (short life, single use, bound to the flow that asked), a signature counter
+// that refuses clones, list, remove.
 import {
   generateAuthenticationOptions,
   generateRegistrationOptions,
@@ -34,13 +35,25 @@ export interface Passkey {
   lastUsedAt: number | null;
 }
 
+/**
+ * The flow a challenge belongs to: only a response presented in the same flow may spend it. Build it with
+ * `sessionChallengeContext` (step-up, enrolment) or `resetChallengeContext` (password reset); an id, never a secret.
+ */
+export interface ChallengeOptions {
+  context: string;
+}
+
 export interface WebAuthnFactor {
-  registrationOptions(userId: string, userName: string): Promise<PublicKeyCredentialCreationOptionsJSON>;
+  registrationOptions(userId: string, userName: string, options: ChallengeOptions): Promise<PublicKeyCredentialCreationOptionsJSON>;
   /** Verifies a registration response and stores the credential; throws InputError when refused. */
-  verifyRegistration(userId: string, response: RegistrationResponseJSON, name: string): Promise<{ credentialId: string }>;
-  authenticationOptions(userId: string): Promise<PublicKeyCredentialRequestOptionsJSON>;
-  /** True only for a fresh, correctly signed assertion by one of the user's credentials. */
-  verifyAuthentication(userId: string, response: AuthenticationResponseJSON): Promise<boolean>;
+  verifyRegistration(userId: string, response: RegistrationResponseJSON, name: string, options: ChallengeOptions): Promise<{ credentialId: string }>;
+  /**
+   * Without `options` the challenge is bound to no flow: only reauthentication still calls it so (its route and
+   * `verifyFactor` do not pass a context yet); such a challenge is refused by every bound flow and vice versa.
+   */
+  authenticationOptions(userId: string, options?: ChallengeOptions): Promise<PublicKeyCredentialRequestOptionsJSON>;
+  /** True only for a fresh, correctly signed assertion by one of the user's credentials, over a challenge of this flow. */
+  verifyAuthentication(userId: string, response: AuthenticationResponseJSON, options?: ChallengeOptions): Promise<boolean>;
   list(userId: string): Promise<Passkey[]>;
   remove(userId: string, credentialId: string): Promise<boolean>;
 }
@@ -50,7 +63,36 @@ const ALGORITHMS = [-8, -7, -257];
 /** A response larger than this is refused before parsing (attestation objects are a few KiB at most). */
 const MAX_RESPONSE_CHARS = 64 * 1024;
 
+/**
+ * Live challenges kept per user, ceremony and flow; issuing one more deletes the oldest. Five covers a user
+ * who retries or opens a second tab; without a bound every options call of one session added a row (a
+ * storage flood). Per flow, not per user: options asked in one session never evict another flow's challenge.
+ */
+export const MAX_LIVE_WEBAUTHN_CHALLENGES = 5;
+/** Longest accepted context: a prefix and an id (session and reset-token ids are under 40 characters). */
+const MAX_CONTEXT_CHARS = 128;
+/** The context of challenges issued without one (see `authenticationOptions`); no bound flow uses it. */
+const UNBOUND = "";
+
 type Purpose = "registration" | "authentication";
+
+/** The context of a challenge asked for by a session (login step-up, enrolment), from its public id. */
+export function sessionChallengeContext(sessionId: string): string {
+  return `session:${sessionId}`;
+}
+
+/** The context of a challenge asked for with a password-reset link, from the token's id (never its secret). */
+export function resetChallengeContext(tokenId: string): string {
+  return `reset:${tokenId}`;
+}
+
+function contextOf(options: ChallengeOptions | undefined): string {
+  if (options === undefined) return UNBOUND;
+  const { context } = options;
+  // Fail closed: an empty context would fall into the unbound bucket shared by every flow of the user.
+  if (typeof context !== "string" || context.length === 0 || context.length > MAX_CONTEXT_CHARS) throw mfaErrors.invalidInput("the challenge context must be 1 to 128 characters");
+  return context;
+}
 
 /** The challenge a response claims to answer, read from its clientDataJSON; null when unreadable. */
 function claimedChallenge(response: unknown): string | null {
@@ -79,23 +121,45 @@ function cleanName(name: unknown): string {
 export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; random: RandomSource; settings: WebAuthnSettings }): WebAuthnFactor {
   const { db, clock, random, settings } = deps;
 
-  /** Issues a challenge bound to the user and the ceremony; expired ones are swept on the way. */
-  async function issueChallenge(userId: string, purpose: Purpose): Promise<Uint8Array> {
+  /**
+   * Issues a challenge bound to the user, the ceremony and the flow; expired ones are swept on the way, and the
+   * flow keeps at most MAX_LIVE_WEBAUTHN_CHALLENGES (the oldest go, in the same transaction as the insert).
+   */
+  async function issueChallenge(userId: string, purpose: Purpose, context: string): Promise<Uint8Array> {
     const now = clock.now();
     const bytes = random.bytes(WEBAUTHN_CHALLENGE_BYTES);
+    // The sweep stays outside the transaction: it touches every user's rows, and holding those locks until the
+    // insert commits would make concurrent issuers on PostgreSQL wait on (or deadlock with) each other.
     await db.deleteFrom("webauthn_challenges").where("expires_at", "<=", now).execute();
-    await db
-      .insertInto("webauthn_challenges")
-      .values({ challenge: toBase64URL(bytes), user_id: userId, purpose, created_at: now, expires_at: now + WEBAUTHN_CHALLENGE_TTL_MS })
-      .execute();
+    await db.transaction().execute(async (trx) => {
+      const live = await trx
+        .selectFrom("webauthn_challenges")
+        .select("challenge")
+        .where("user_id", "=", userId)
+        .where("purpose", "=", purpose)
+        .where("context", "=", context)
+        .orderBy("created_at", "desc")
+        .orderBy("challenge", "desc")
+        .execute();
+      // The oldest go; among challenges of the same millisecond (only a flood makes those) any may. The one being
+      // issued always stays. Concurrent issuers in one flow may overshoot the cap by their number on PostgreSQL
+      // (read committed); the next issue trims it back, so the bound holds up to the concurrency of one flow.
+      const evicted = live.slice(MAX_LIVE_WEBAUTHN_CHALLENGES - 1).map((r) => r.challenge);
+      if (evicted.length > 0) await trx.deleteFrom("webauthn_challenges").where("challenge", "in", evicted).execute();
+      await trx
+        .insertInto("webauthn_challenges")
+        .values({ challenge: toBase64URL(bytes), user_id: userId, purpose, context, created_at: now, expires_at: now + WEBAUTHN_CHALLENGE_TTL_MS })
+        .execute();
+    });
     return bytes;
   }
 
   /**
-   * Deletes the challenge a response answers, if it is this user's, for this ceremony and still alive. The
-   * DELETE is the check: of two requests replaying one challenge only one deletes the row (single use).
+   * Deletes the challenge a response answers, if it is this user's, for this ceremony, of this flow and still
+   * alive. The DELETE is the check: of two requests replaying one challenge only one deletes the row (single
+   * use), and a challenge asked for in another session or with a reset link is not found here.
    */
-  async function consumeChallenge(userId: string, purpose: Purpose, response: unknown): Promise<string | null> {
+  async function consumeChallenge(userId: string, purpose: Purpose, context: string, response: unknown): Promise<string | null> {
     const challenge = claimedChallenge(response);
     if (challenge === null) return null;
     const result = await db
@@ -103,6 +167,7 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       .where("challenge", "=", challenge)
       .where("user_id", "=", userId)
       .where("purpose", "=", purpose)
+      .where("context", "=", context)
       .where("expires_at", ">", clock.now())
       .executeTakeFirst();
     return Number(result.numDeletedRows) === 1 ? challenge : null;
@@ -118,10 +183,11 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
   };
 
   return {
-    async registrationOptions(userId, userName) {
+    async registrationOptions(userId, userName, options) {
       if (typeof userName !== "string" || userName.trim().length === 0) throw mfaErrors.invalidInput("the user name shown by the browser is empty");
+      const context = contextOf(options);
       const existing = await credentialsOf(userId);
-      const challenge = await issueChallenge(userId, "registration");
+      const challenge = await issueChallenge(userId, "registration", context);
       return generateRegistrationOptions({
         rpName: settings.rpName,
         rpID: settings.rpID,
@@ -139,10 +205,10 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       });
     },
 
-    async verifyRegistration(userId, response, name) {
+    async verifyRegistration(userId, response, name, options) {
       const label = cleanName(name);
-      const challenge = await consumeChallenge(userId, "registration", response);
-      if (challenge === null) throw mfaErrors.invalidInput("the registration response answers no live challenge of this account (unknown, expired or already used); start again");
+      const challenge = await consumeChallenge(userId, "registration", contextOf(options), response);
+      if (challenge === null) throw mfaErrors.invalidInput("the registration response answers no live challenge of this account and session (unknown, expired or already used); start again");
       const count = (await credentialsOf(userId)).length;
       if (count >= MAX_WEBAUTHN_CREDENTIALS) throw mfaErrors.invalidInput(`an account may hold at most ${MAX_WEBAUTHN_CREDENTIALS} passkeys; remove one first`);
       let verified;
@@ -178,10 +244,11 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       return { credentialId: credential.id };
     },
 
-    async authenticationOptions(userId) {
+    async authenticationOptions(userId, options) {
+      const context = contextOf(options);
       const existing = await credentialsOf(userId);
       if (existing.length === 0) throw mfaErrors.notEnrolled("passkey");
-      const challenge = await issueChallenge(userId, "authentication");
+      const challenge = await issueChallenge(userId, "authentication", context);
       return generateAuthenticationOptions({
         rpID: settings.rpID,
         allowCredentials: existing.map(descriptor),
@@ -191,9 +258,9 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       });
     },
 
-    async verifyAuthentication(userId, response) {
+    async verifyAuthentication(userId, response, options) {
       // The challenge is spent first, whatever follows: a refused response cannot be retried with it.
-      const challenge = await consumeChallenge(userId, "authentication", response);
+      const challenge = await consumeChallenge(userId, "authentication", contextOf(options), response);
       if (challenge === null) return false;
       const id = (response as { id?: unknown }).id;
       if (typeof id !== "string") return false;

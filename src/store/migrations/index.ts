@@ -12,7 +12,8 @@ import { containChangesBySeq } from "./0010-contain-changes-by-seq.ts";
 import { sessionsByUserAndTime } from "./0011-sessions-by-user-and-time.ts";
 import { apiTokenParent } from "./0012-api-token-parent.ts";
 import { oneCurrentKey } from "./0013-one-current-key.ts";
+import { webauthnChallengeContext } from "./0014-webauthn-challenge-context.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext];
 export type { Migration } from "./types.ts";

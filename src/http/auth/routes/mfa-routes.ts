@@ -5,10 +5,11 @@
 // reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance } from "fastify";
+import { sessionChallengeContext } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, requireSession, setSessionCookie, str } from "../helpers.ts";
-import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, verifyFactor, type FactorBody, type FactorOutcome } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 
 /** The factor list: reachable by a fully signed-in user, and by an administrator who must enrol first. */
@@ -36,6 +37,16 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     return session.id;
   }
 
+  /**
+   * verifyFactor, except that a WebAuthn assertion must answer a challenge this very session asked for: an
+   * assertion over another pending session's challenge, or over one asked for with a reset link, is refused.
+   */
+  async function verifyInSession(userId: string, sessionId: string, body: FactorBody): Promise<FactorOutcome> {
+    if (body.webauthn === undefined || body.totp !== undefined || body.recoveryCode !== undefined) return verifyFactor(app, userId, body);
+    const ok = await mfa.webauthn.verifyAuthentication(userId, body.webauthn, { context: sessionChallengeContext(sessionId) }).catch(() => false);
+    return ok ? { ok: true, factor: "webauthn" } : { ok: false, reason: "invalid" };
+  }
+
   server.post<{ Body: FactorBody }>(
     "/auth/mfa/verify",
     { schema: { body: { type: "object", properties: { ...FACTOR_PROPERTIES, _csrf: str(200, 0) } } }, config: VERIFY },
@@ -45,7 +56,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       // here, and must not spend (or let a cookie thief spend) a recovery code or a TOTP step on it.
       if (cs.session.aal === 2) throw httpAuthErrors.mfaAlreadyVerified();
       if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.mfaNotEnrolled();
-      const outcome = await verifyFactor(app, auth.userId, request.body ?? {});
+      const outcome = await verifyInSession(auth.userId, cs.session.id, request.body ?? {});
       if (!outcome.ok) {
         await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason: outcome.reason } });
         if (outcome.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
@@ -61,8 +72,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   );
 
   server.post("/auth/mfa/webauthn/authenticate/options", { config: VERIFY }, async (request) => {
-    const { auth } = requireSession(request);
-    return mfa.webauthn.authenticationOptions(auth.userId);
+    const { auth, cs } = requireSession(request);
+    return mfa.webauthn.authenticationOptions(auth.userId, { context: sessionChallengeContext(cs.session.id) });
   });
 
   server.get("/auth/mfa", { config: ENROL_READ }, async (request) => {
@@ -106,9 +117,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   });
 
   server.post("/auth/mfa/webauthn/register/options", { config: ENROL }, async (request) => {
-    const { auth } = requireSession(request);
+    const { auth, cs } = requireSession(request);
     const user = await app.accounts.users.getById(auth.userId);
-    return mfa.webauthn.registrationOptions(auth.userId, user?.email ?? auth.userId);
+    return mfa.webauthn.registrationOptions(auth.userId, user?.email ?? auth.userId, { context: sessionChallengeContext(cs.session.id) });
   });
 
   server.post<{ Body: { response: RegistrationResponseJSON; name?: string } }>(
@@ -116,7 +127,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     { schema: { body: { type: "object", required: ["response"], properties: { response: { type: "object" }, name: str(64), _csrf: str(200, 0) } } }, config: ENROL },
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
-      const { credentialId } = await mfa.webauthn.verifyRegistration(auth.userId, request.body.response, request.body.name ?? "security key");
+      const { credentialId } = await mfa.webauthn.verifyRegistration(auth.userId, request.body.response, request.body.name ?? "security key", { context: sessionChallengeContext(cs.session.id) });
       await auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId }, notice: { type: "mfa-factor-added", factor: "webauthn" } });
       const sessionId = await stepUp(cs, reply);
       return { status: "enrolled", factor: "webauthn", credentialId, aal: 2, sessionId };

@@ -2,6 +2,7 @@
 // /auth/password/reset/complete. Reset answers the same whether or not the account exists; completing it
 // needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { resetChallengeContext } from "../../../accounts/mfa/index.ts";
 import { createResetMailer, resetErrors, type ResetMailer } from "../../../accounts/password-reset/index.ts";
 import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
@@ -108,7 +109,8 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     async (request) => {
       const check = await app.accounts.passwordReset.check(request.body.token);
       if (!check.valid) throw resetErrors.refused();
-      return app.accounts.mfa.webauthn.authenticationOptions(check.userId);
+      // Bound to this reset link (its id, not its secret): the challenge passes no login's or other link's gate.
+      return app.accounts.mfa.webauthn.authenticationOptions(check.userId, { context: resetChallengeContext(check.tokenId) });
     },
   );
 
@@ -127,7 +129,12 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       await checkNewPassword(app, request.body.newPassword, user);
       // A reset link proves control of the mailbox only: with MFA, the second factor is still required (ASVS 6.4.3).
       if (await app.accounts.mfa.hasMfa(user.id)) {
-        const factor = await verifyFactor(app, user.id, request.body);
+        const body = request.body;
+        const factor = body.webauthn !== undefined && body.totp === undefined && body.recoveryCode === undefined
+          ? (await app.accounts.mfa.webauthn.verifyAuthentication(user.id, body.webauthn, { context: resetChallengeContext(check.tokenId) }).catch(() => false))
+            ? ({ ok: true, factor: "webauthn" } as const)
+            : ({ ok: false, reason: "invalid" } as const)
+          : await verifyFactor(app, user.id, body);
         if (!factor.ok) {
           if (factor.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
           const factors = await app.accounts.mfa.factors(user.id);
