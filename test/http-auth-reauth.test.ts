@@ -140,6 +140,10 @@ describe("re-authentication before sensitive changes", () => {
     const phished = owner.key.authenticate(options.json(), "https://bulwark-login.example");
     const refused = await owner.laptop.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: owner.password, webauthn: phished } });
     assert.equal(refused.statusCode, 401, "attack: an assertion made for another origin");
+    // attack: an assertion over the challenge the phone's session asked for does not re-authenticate the laptop's.
+    const phoneOptions = await owner.phone.request("POST", "/auth/reauthenticate/webauthn/options", { csrf: true });
+    const crossed = await owner.laptop.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: owner.password, webauthn: owner.key.authenticate(phoneOptions.json(), ORIGIN) } });
+    assert.equal(crossed.statusCode, 401, "another session's challenge");
     const again = await owner.laptop.request("POST", "/auth/reauthenticate/webauthn/options", { csrf: true });
     const ok = await owner.laptop.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: owner.password, webauthn: owner.key.authenticate(again.json(), ORIGIN) } });
     assert.equal(ok.statusCode, 200, ok.body);

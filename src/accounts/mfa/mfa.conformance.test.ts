@@ -8,6 +8,9 @@ import { sessionChallengeContext, totpCipherContext } from "./index.ts";
 import { base32Decode, mfaFixture, ORIGIN, RP_ID, scriptedRandom, totpCode } from "./testing/setup.ts";
 import { SoftAuthenticator } from "./testing/soft-authenticator.ts";
 
+/** The flow (a session) every challenge in these tests is asked for and answered in. */
+const FLOW = { context: "session:tests" };
+
 /** The flow the enrolment ceremonies here belong to (a session on the HTTP side). */
 const REG = { context: sessionChallengeContext("ses_enrolment") };
 
@@ -132,9 +135,9 @@ forEachDialect("MFA service", (fx) => {
     assert.equal(credentialId, key.id);
     assert.equal(await database.db.selectFrom("webauthn_challenges").select("challenge").executeTakeFirst(), undefined, "the challenge was consumed");
     clock.advance(60_000);
-    const request = await mfa.webauthn.authenticationOptions(user.id);
+    const request = await mfa.webauthn.authenticationOptions(user.id, FLOW);
     assert.deepEqual(request.allowCredentials?.map((c) => c.id), [key.id]);
-    assert.equal(await mfa.webauthn.verifyAuthentication(user.id, key.authenticate(request, ORIGIN)), true);
+    assert.equal(await mfa.webauthn.verifyAuthentication(user.id, key.authenticate(request, ORIGIN), FLOW), true);
     const [listed] = await mfa.webauthn.list(user.id);
     assert.deepEqual(listed, { id: key.id, name: "YubiKey 5", createdAt: clock.now() - 60_000, lastUsedAt: clock.now() });
     const stored = await database.db.selectFrom("webauthn_credentials").select("counter").executeTakeFirstOrThrow();
@@ -147,7 +150,7 @@ forEachDialect("MFA service", (fx) => {
     assert.equal(await mfa.webauthn.remove("usr_other", key.id), false, "only the owner removes it");
     assert.equal(await mfa.webauthn.remove(user.id, key.id), true);
     assert.deepEqual(await mfa.webauthn.list(user.id), []);
-    await assert.rejects(mfa.webauthn.authenticationOptions(user.id), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
+    await assert.rejects(mfa.webauthn.authenticationOptions(user.id, FLOW), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
   });
 
   it("WebAuthn: authenticators without a counter (always 0) keep working", async () => {
@@ -156,7 +159,7 @@ forEachDialect("MFA service", (fx) => {
     const key = new SoftAuthenticator({ counter: 0 });
     await mfa.webauthn.verifyRegistration(user.id, key.register(await mfa.webauthn.registrationOptions(user.id, user.email, REG), ORIGIN), "phone", REG);
     for (let i = 0; i < 2; i++) {
-      assert.equal(await mfa.webauthn.verifyAuthentication(user.id, key.authenticate(await mfa.webauthn.authenticationOptions(user.id), ORIGIN)), true);
+      assert.equal(await mfa.webauthn.verifyAuthentication(user.id, key.authenticate(await mfa.webauthn.authenticationOptions(user.id, FLOW), ORIGIN), FLOW), true);
     }
   });
 
@@ -182,7 +185,7 @@ forEachDialect("MFA service", (fx) => {
       const key = new SoftAuthenticator();
       await mfa.webauthn.verifyRegistration(u.id, key.register(await mfa.webauthn.registrationOptions(u.id, u.email, REG), ORIGIN), "key", REG);
     }
-    await mfa.webauthn.authenticationOptions(alice.id); // leaves a pending challenge
+    await mfa.webauthn.authenticationOptions(alice.id, FLOW); // leaves a pending challenge
     await mfa.removeAll(alice.id);
     assert.deepEqual(await mfa.factors(alice.id), { totp: false, webauthn: 0, recoveryCodes: 0 });
     assert.equal(await mfa.hasMfa(alice.id), false);

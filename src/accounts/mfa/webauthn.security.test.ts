@@ -9,6 +9,9 @@ import { MAX_LIVE_WEBAUTHN_CHALLENGES, resetChallengeContext, sessionChallengeCo
 import { mfaFixture, ORIGIN, type MfaFixture } from "./testing/setup.ts";
 import { FLAG_AT, SoftAuthenticator } from "./testing/soft-authenticator.ts";
 
+/** The flow (a session) every challenge in these tests is asked for and answered in. */
+const FLOW = { context: "session:tests" };
+
 /** The flow the enrolment ceremonies here belong to (a session on the HTTP side). */
 const REG = { context: sessionChallengeContext("ses_enrolment") };
 
@@ -25,20 +28,20 @@ forEachDialect("WebAuthn attacks", (fx) => {
     // ASVS 6.5.1-style single use for the challenge; the server deletes it when consumed.
     const f = await mfaFixture(await fx.fresh());
     const { userId, key } = await withPasskey(f, "replay@example.org");
-    const response = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN);
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response), true);
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response), false, "same response again");
+    const response = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response, FLOW), true);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response, FLOW), false, "same response again");
     // A fresh signature (higher counter) over the spent challenge is refused too: the challenge is gone.
     const spent = JSON.parse(Buffer.from(response.response.clientDataJSON, "base64url").toString()).challenge as string;
     const again = key.authenticate({ challenge: spent, rpId: "bulwark.example.org" }, ORIGIN);
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, again), false);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, again, FLOW), false);
   });
 
   it("one assertion raced by concurrent requests passes exactly once", async () => {
     const f = await mfaFixture(await fx.fresh());
     const { userId, key } = await withPasskey(f, "race@example.org");
-    const response = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN);
-    const results = await Promise.all(Array.from({ length: 4 }, () => f.mfa.webauthn.verifyAuthentication(userId, response)));
+    const response = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN);
+    const results = await Promise.all(Array.from({ length: 4 }, () => f.mfa.webauthn.verifyAuthentication(userId, response, FLOW)));
     assert.equal(results.filter(Boolean).length, 1, JSON.stringify(results));
   });
 
@@ -50,8 +53,8 @@ forEachDialect("WebAuthn attacks", (fx) => {
     const row = await f.database.db.selectFrom("webauthn_credentials").selectAll().executeTakeFirstOrThrow();
     assert.equal(row.id, victim.key.id);
     const forger = new SoftAuthenticator({ counter: 1000 });
-    const forged = forger.authenticate(await f.mfa.webauthn.authenticationOptions(victim.userId), ORIGIN, { credentialId: row.id });
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(victim.userId, forged), false);
+    const forged = forger.authenticate(await f.mfa.webauthn.authenticationOptions(victim.userId, FLOW), ORIGIN, { credentialId: row.id });
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(victim.userId, forged, FLOW), false);
     // Nor can the row be planted into the attacker's own account and used for the victim.
     const attacker = await f.users.create({ email: "attacker@example.org" });
     await assert.rejects(
@@ -60,18 +63,18 @@ forEachDialect("WebAuthn attacks", (fx) => {
     );
     // A signature by another key over a genuine challenge, under the victim's own credential id.
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const resigned = victim.key.authenticate(await f.mfa.webauthn.authenticationOptions(victim.userId), ORIGIN, { signWith: privateKey });
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(victim.userId, resigned), false);
+    const resigned = victim.key.authenticate(await f.mfa.webauthn.authenticationOptions(victim.userId, FLOW), ORIGIN, { signWith: privateKey });
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(victim.userId, resigned, FLOW), false);
   });
 
   it("a cloned authenticator (counter that does not grow) is refused", async () => {
     const f = await mfaFixture(await fx.fresh());
     const { userId, key } = await withPasskey(f, "clone@example.org", 10);
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN)), true);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN), FLOW), true);
     // The clone holds the same private key but its counter lags behind the original's (11 stored now).
     for (const counter of [11, 5]) {
-      const cloned = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN, { counter });
-      assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, cloned), false, `counter ${counter}`);
+      const cloned = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN, { counter });
+      assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, cloned, FLOW), false, `counter ${counter}`);
     }
     const row = await f.database.db.selectFrom("webauthn_credentials").select("counter").executeTakeFirstOrThrow();
     assert.equal(Number(row.counter), 11, "a refused response does not move the counter");
@@ -80,15 +83,15 @@ forEachDialect("WebAuthn attacks", (fx) => {
   it("an assertion made for a phishing origin or another relying party is refused", async () => {
     const f = await mfaFixture(await fx.fresh());
     const { userId, key } = await withPasskey(f, "phish@example.org");
-    const phished = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN, { origin: "https://bulwark.example.org.evil.test" });
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, phished), false);
-    const otherRP = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN, { rpID: "evil.test" });
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, otherRP), false);
-    const tampered = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN);
+    const phished = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN, { origin: "https://bulwark.example.org.evil.test" });
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, phished, FLOW), false);
+    const otherRP = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN, { rpID: "evil.test" });
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, otherRP, FLOW), false);
+    const tampered = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN);
     const sig = Buffer.from(tampered.response.signature, "base64url");
     sig[sig.length - 1]! ^= 1;
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, { ...tampered, response: { ...tampered.response, signature: sig.toString("base64url") } }), false);
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN)), true, "the genuine flow still works");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, { ...tampered, response: { ...tampered.response, signature: sig.toString("base64url") } }, FLOW), false);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN), FLOW), true, "the genuine flow still works");
   });
 
   it("another user's challenge or credential proves nothing for this user", async () => {
@@ -96,23 +99,23 @@ forEachDialect("WebAuthn attacks", (fx) => {
     const alice = await withPasskey(f, "alice@example.org");
     const mallory = await withPasskey(f, "mallory@example.org");
     // Mallory answers a challenge issued to Alice with Mallory's own (valid) passkey.
-    const aliceChallenge = await f.mfa.webauthn.authenticationOptions(alice.userId);
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(alice.userId, mallory.key.authenticate(aliceChallenge, ORIGIN)), false);
+    const aliceChallenge = await f.mfa.webauthn.authenticationOptions(alice.userId, FLOW);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(alice.userId, mallory.key.authenticate(aliceChallenge, ORIGIN), FLOW), false);
     // Mallory's challenge answered by Mallory, presented as Alice.
-    const malloryChallenge = await f.mfa.webauthn.authenticationOptions(mallory.userId);
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(alice.userId, mallory.key.authenticate(malloryChallenge, ORIGIN)), false);
+    const malloryChallenge = await f.mfa.webauthn.authenticationOptions(mallory.userId, FLOW);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(alice.userId, mallory.key.authenticate(malloryChallenge, ORIGIN), FLOW), false);
   });
 
   it("an expired challenge, a registration challenge used to sign in, and an unknown challenge are refused", async () => {
     const f = await mfaFixture(await fx.fresh());
     const { userId, key } = await withPasskey(f, "stale@example.org");
-    const stale = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId), ORIGIN);
+    const stale = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN);
     f.clock.advance(WEBAUTHN_CHALLENGE_TTL_MS);
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, stale), false, "expired");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, stale, FLOW), false, "expired");
     const registration = await f.mfa.webauthn.registrationOptions(userId, "stale@example.org", REG);
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate({ challenge: registration.challenge, rpId: "bulwark.example.org" }, ORIGIN)), false, "wrong ceremony");
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate({ challenge: "A".repeat(43), rpId: "bulwark.example.org" }, ORIGIN)), false, "never issued");
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, { junk: true } as never), false, "junk");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate({ challenge: registration.challenge, rpId: "bulwark.example.org" }, ORIGIN), FLOW), false, "wrong ceremony");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate({ challenge: "A".repeat(43), rpId: "bulwark.example.org" }, ORIGIN), FLOW), false, "never issued");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, { junk: true } as never, FLOW), false, "junk");
   });
 
   it("registration: a reused, foreign or forged response is refused with an input error and stores nothing", async () => {
@@ -144,14 +147,14 @@ forEachDialect("WebAuthn attacks", (fx) => {
   });
 
   it("attack: a challenge asked for in one flow is refused in every other flow, and stays usable in its own", async () => {
-    // A second pending session of the same user, a reset link, or an unbound caller must not spend it.
+    // A second pending session of the same user, a reset link, or any other flow must not spend it.
     const f = await mfaFixture(await fx.fresh());
     const { userId, key } = await withPasskey(f, "flows@example.org");
     const first = { context: sessionChallengeContext("ses_first") };
     const response = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, first), ORIGIN);
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response, { context: sessionChallengeContext("ses_second") }), false, "another session");
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response, { context: resetChallengeContext("prt_link") }), false, "a reset link");
-    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response), false, "no flow at all");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response, FLOW), false, "any other flow");
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, response, first), true, "the flow that asked");
 
     // The other way round: a challenge asked for with a reset link does not step up a session.

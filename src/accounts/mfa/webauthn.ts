@@ -47,13 +47,9 @@ export interface WebAuthnFactor {
   registrationOptions(userId: string, userName: string, options: ChallengeOptions): Promise<PublicKeyCredentialCreationOptionsJSON>;
   /** Verifies a registration response and stores the credential; throws InputError when refused. */
   verifyRegistration(userId: string, response: RegistrationResponseJSON, name: string, options: ChallengeOptions): Promise<{ credentialId: string }>;
-  /**
-   * Without `options` the challenge is bound to no flow: only reauthentication still calls it so (its route and
-   * `verifyFactor` do not pass a context yet); such a challenge is refused by every bound flow and vice versa.
-   */
-  authenticationOptions(userId: string, options?: ChallengeOptions): Promise<PublicKeyCredentialRequestOptionsJSON>;
+  authenticationOptions(userId: string, options: ChallengeOptions): Promise<PublicKeyCredentialRequestOptionsJSON>;
   /** True only for a fresh, correctly signed assertion by one of the user's credentials, over a challenge of this flow. */
-  verifyAuthentication(userId: string, response: AuthenticationResponseJSON, options?: ChallengeOptions): Promise<boolean>;
+  verifyAuthentication(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions): Promise<boolean>;
   list(userId: string): Promise<Passkey[]>;
   remove(userId: string, credentialId: string): Promise<boolean>;
 }
@@ -71,8 +67,6 @@ const MAX_RESPONSE_CHARS = 64 * 1024;
 export const MAX_LIVE_WEBAUTHN_CHALLENGES = 5;
 /** Longest accepted context: a prefix and an id (session and reset-token ids are under 40 characters). */
 const MAX_CONTEXT_CHARS = 128;
-/** The context of challenges issued without one (see `authenticationOptions`); no bound flow uses it. */
-const UNBOUND = "";
 
 type Purpose = "registration" | "authentication";
 
@@ -86,10 +80,9 @@ export function resetChallengeContext(tokenId: string): string {
   return `reset:${tokenId}`;
 }
 
-function contextOf(options: ChallengeOptions | undefined): string {
-  if (options === undefined) return UNBOUND;
-  const { context } = options;
-  // Fail closed: an empty context would fall into the unbound bucket shared by every flow of the user.
+function contextOf(options: ChallengeOptions): string {
+  const context = options?.context;
+  // Fail closed: an empty context would be one bucket shared by every flow of the user.
   if (typeof context !== "string" || context.length === 0 || context.length > MAX_CONTEXT_CHARS) throw mfaErrors.invalidInput("the challenge context must be 1 to 128 characters");
   return context;
 }

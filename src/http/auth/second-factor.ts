@@ -21,9 +21,10 @@ export type FactorOutcome = { ok: true; factor: "totp" | "recovery-code" | "weba
 
 /**
  * Verifies the one factor given. Exactly one must be present; a TOTP time step is accepted once, a recovery
- * code is used up, a WebAuthn challenge is single-use (all enforced by the MFA service).
+ * code is used up, a WebAuthn challenge is single-use and must have been asked for in the same flow
+ * (`webauthnContext`: the session's or the reset link's, see webauthn.ts) — all enforced by the MFA service.
  */
-export async function verifyFactor(app: App, userId: string, body: FactorBody): Promise<FactorOutcome> {
+export async function verifyFactor(app: App, userId: string, body: FactorBody, options: { webauthnContext: string }): Promise<FactorOutcome> {
   const mfa = app.accounts.mfa;
   const given = [body.totp, body.recoveryCode, body.webauthn].filter((v) => v !== undefined).length;
   if (given !== 1) return { ok: false, reason: "none-given" };
@@ -36,7 +37,8 @@ export async function verifyFactor(app: App, userId: string, body: FactorBody): 
     return r === "ok" ? { ok: true, factor: "recovery-code" } : { ok: false, reason: r };
   }
   try {
-    return (await mfa.webauthn.verifyAuthentication(userId, body.webauthn as AuthenticationResponseJSON)) ? { ok: true, factor: "webauthn" } : { ok: false, reason: "invalid" };
+    const ok = await mfa.webauthn.verifyAuthentication(userId, body.webauthn as AuthenticationResponseJSON, { context: options.webauthnContext });
+    return ok ? { ok: true, factor: "webauthn" } : { ok: false, reason: "invalid" };
   } catch {
     // A malformed assertion is a failed one: the caller answers the same either way.
     return { ok: false, reason: "invalid" };

@@ -9,7 +9,7 @@ import { sessionChallengeContext } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, requireSession, setSessionCookie, str } from "../helpers.ts";
-import { FACTOR_PROPERTIES, verifyFactor, type FactorBody, type FactorOutcome } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 
 /** The factor list: reachable by a fully signed-in user, and by an administrator who must enrol first. */
@@ -37,16 +37,6 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     return session.id;
   }
 
-  /**
-   * verifyFactor, except that a WebAuthn assertion must answer a challenge this very session asked for: an
-   * assertion over another pending session's challenge, or over one asked for with a reset link, is refused.
-   */
-  async function verifyInSession(userId: string, sessionId: string, body: FactorBody): Promise<FactorOutcome> {
-    if (body.webauthn === undefined || body.totp !== undefined || body.recoveryCode !== undefined) return verifyFactor(app, userId, body);
-    const ok = await mfa.webauthn.verifyAuthentication(userId, body.webauthn, { context: sessionChallengeContext(sessionId) }).catch(() => false);
-    return ok ? { ok: true, factor: "webauthn" } : { ok: false, reason: "invalid" };
-  }
-
   server.post<{ Body: FactorBody }>(
     "/auth/mfa/verify",
     { schema: { body: { type: "object", properties: { ...FACTOR_PROPERTIES, _csrf: str(200, 0) } } }, config: VERIFY },
@@ -56,7 +46,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       // here, and must not spend (or let a cookie thief spend) a recovery code or a TOTP step on it.
       if (cs.session.aal === 2) throw httpAuthErrors.mfaAlreadyVerified();
       if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.mfaNotEnrolled();
-      const outcome = await verifyInSession(auth.userId, cs.session.id, request.body ?? {});
+      // A passkey assertion must answer a challenge this very session asked for (not another pending session's,
+      // nor one asked for with a reset link).
+      const outcome = await verifyFactor(app, auth.userId, request.body ?? {}, { webauthnContext: sessionChallengeContext(cs.session.id) });
       if (!outcome.ok) {
         await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason: outcome.reason } });
         if (outcome.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });

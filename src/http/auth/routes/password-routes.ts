@@ -130,11 +130,8 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // A reset link proves control of the mailbox only: with MFA, the second factor is still required (ASVS 6.4.3).
       if (await app.accounts.mfa.hasMfa(user.id)) {
         const body = request.body;
-        const factor = body.webauthn !== undefined && body.totp === undefined && body.recoveryCode === undefined
-          ? (await app.accounts.mfa.webauthn.verifyAuthentication(user.id, body.webauthn, { context: resetChallengeContext(check.tokenId) }).catch(() => false))
-            ? ({ ok: true, factor: "webauthn" } as const)
-            : ({ ok: false, reason: "invalid" } as const)
-          : await verifyFactor(app, user.id, body);
+        // A passkey assertion must answer a challenge asked for with this very link.
+        const factor = await verifyFactor(app, user.id, body, { webauthnContext: resetChallengeContext(check.tokenId) });
         if (!factor.ok) {
           if (factor.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
           const factors = await app.accounts.mfa.factors(user.id);

@@ -3,6 +3,7 @@
 // (throttled like a login) and, for a user with MFA, a second factor. Success replaces the session (new id and
 // secret, created now: ASVS 7.2.4), which is what makes it "fresh" for the window (BULWARK_REAUTH_MINUTES).
 import type { FastifyInstance } from "fastify";
+import { sessionChallengeContext } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
@@ -53,7 +54,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       let factor: string | null = null;
       if (hasMfa) {
         // Only after the password: a wrong password never spends a TOTP step or a recovery code.
-        const outcome = await verifyFactor(app, user.id, request.body);
+        const outcome = await verifyFactor(app, user.id, request.body, { webauthnContext: sessionChallengeContext(cs.session.id) });
         if (!outcome.ok) {
           await audit("auth.reauth.failed", { reason: `factor-${outcome.reason}` });
           if (outcome.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
@@ -72,8 +73,8 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
   );
 
   server.post("/auth/reauthenticate/webauthn/options", { config: REAUTH }, async (request) => {
-    const { auth } = requireSession(request);
-    return app.accounts.mfa.webauthn.authenticationOptions(auth.userId);
+    const { auth, cs } = requireSession(request);
+    return app.accounts.mfa.webauthn.authenticationOptions(auth.userId, { context: sessionChallengeContext(cs.session.id) });
   });
 }
 
