@@ -5,11 +5,11 @@
 import type { Kysely } from "kysely";
 import type { Job } from "../jobs/job-store.ts";
 import type { DialectName } from "../store/database.ts";
-import type { Schema } from "../store/schema.ts";
+import type { ContainChangesTable, Schema } from "../store/schema.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS } from "./job.ts";
-import { findLever, type ChangeRecord, type UserLever } from "./lever.ts";
+import { findLever, type ChangeRecord, type LeverContext, type UserLever } from "./lever.ts";
 import { inIds, SAMPLE_SIZE } from "./levers/common.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 
@@ -99,6 +99,21 @@ async function coveredByLaterJobs(trx: Kysely<Schema>, dialect: DialectName, und
   return new Set(rows.map((r) => r.user_id));
 }
 
+/**
+ * Undoes, inside `trx`, the open change records `rows` of one lever of job `undoOf`: what the lever restores,
+ * and what is left alone — records the lever refuses, and users a later job contained (coveredByLaterJobs).
+ * The undo job and its dry run both go through here, so the dry run reports what the undo does.
+ */
+async function undoRecords(
+  trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: UserLever, rows: readonly ContainChangesTable[], ctx: LeverContext,
+): Promise<{ restored: ChangeRecord[]; skipped: ChangeRecord[] }> {
+  const changes: ChangeRecord[] = rows.map((r) => ({ userId: r.user_id, entity: r.entity, before: JSON.parse(r.before) as Record<string, unknown>, after: r.after === null ? null : (JSON.parse(r.after) as Record<string, unknown>) }));
+  const covered = await coveredByLaterJobs(trx, dialect, undoOf, lever.name, [...new Set(changes.map((c) => c.userId))]);
+  const candidates = changes.filter((c) => !covered.has(c.userId));
+  const result = candidates.length ? await (lever.undo as NonNullable<UserLever["undo"]>)(trx, candidates, ctx) : { restored: [], skipped: [] };
+  return { restored: result.restored, skipped: [...result.skipped, ...changes.filter((c) => covered.has(c.userId))] };
+}
+
 /** One stage per reversible lever, walking its recorded changes by (seq, entity): the order they were written. */
 export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
   const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
@@ -115,13 +130,9 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
         if (rows.length === 0) return { counts: {}, processed: 0, next: null };
         // Rows an earlier undo already handled are not touched again.
         const open = rows.filter((r) => r.undo_status === null);
-        const changes: ChangeRecord[] = open.map((r) => ({ userId: r.user_id, entity: r.entity, before: JSON.parse(r.before) as Record<string, unknown>, after: r.after === null ? null : (JSON.parse(r.after) as Record<string, unknown>) }));
-        const covered = await coveredByLaterJobs(trx, deps.database.dialect, job.spec.undoOf, name, [...new Set(open.map((r) => r.user_id))]);
-        const candidates = changes.filter((c) => !covered.has(c.userId));
-        const result = candidates.length ? await (lever.undo as NonNullable<UserLever["undo"]>)(trx, candidates, ctx) : { restored: [], skipped: [] };
-        const skipped = [...result.skipped, ...changes.filter((c) => covered.has(c.userId))];
+        const { restored, skipped } = await undoRecords(trx, deps.database.dialect, job.spec.undoOf, lever, open, ctx);
         const seqOf = new Map(open.map((r) => [changeKey(r.user_id, r.entity), Number(r.seq)]));
-        for (const [status, list] of [["restored", result.restored], ["skipped", skipped]] as const) {
+        for (const [status, list] of [["restored", restored], ["skipped", skipped]] as const) {
           for (const c of list) {
             await trx.updateTable("contain_changes").set({ undo_status: status })
               .where("job_id", "=", job.spec.undoOf).where("lever", "=", name).where("seq", "=", seqOf.get(changeKey(c.userId, c.entity)) as number).where("entity", "=", c.entity).execute();
@@ -129,7 +140,7 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
         }
         const last = rows[rows.length - 1] as { seq: number; entity: string };
         return {
-          counts: { [`${name}.restored`]: result.restored.length, [`${name}.skipped`]: skipped.length },
+          counts: { [`${name}.restored`]: restored.length, [`${name}.skipped`]: skipped.length },
           processed: open.length,
           next: JSON.stringify([Number(last.seq), last.entity]),
         };
@@ -236,12 +247,9 @@ export async function dryRunUndo(deps: ContainDeps, jobId: string, actor: string
           .where((eb) => eb.or([eb("seq", ">", afterSeq), eb.and([eb("seq", "=", afterSeq), eb("entity", ">", afterEntity)])]))
           .orderBy("seq").orderBy("entity").limit(original.spec.batchSize).execute();
         if (rows.length === 0) return null;
-        const changes: ChangeRecord[] = rows.map((r) => ({ userId: r.user_id, entity: r.entity, before: JSON.parse(r.before) as Record<string, unknown>, after: r.after === null ? null : (JSON.parse(r.after) as Record<string, unknown>) }));
-        const covered = await coveredByLaterJobs(trx, deps.database.dialect, jobId, name, [...new Set(changes.map((c) => c.userId))]);
-        const candidates = changes.filter((c) => !covered.has(c.userId));
-        const result = candidates.length ? await (lever.undo as NonNullable<UserLever["undo"]>)(trx, candidates, ctx) : { restored: [], skipped: [] };
+        const { restored, skipped } = await undoRecords(trx, deps.database.dialect, jobId, lever, rows, ctx);
         const last = rows[rows.length - 1] as { seq: number; entity: string };
-        return { rows: rows.length, restored: result.restored, skipped: [...result.skipped, ...changes.filter((c) => covered.has(c.userId))], last: [Number(last.seq), last.entity] };
+        return { rows: rows.length, restored, skipped, last: [Number(last.seq), last.entity] };
       });
       if (batch === null) break;
       report.changes += batch.rows;
