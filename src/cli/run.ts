@@ -51,6 +51,16 @@ export function writeLine(ctx: CliContext, line: string = ""): void {
   ctx.stdout.write(`${line}\n`);
 }
 
+/** Who the audit log names for a command run from the shell: `cli:` and the OS user. */
+export function cliActor(): string {
+  return `cli:${process.env["USER"] ?? "operator"}`;
+}
+
+/** A repeatable option's parser: each occurrence is appended (commander's `.option(…, collect, [])`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
 /** Reads all of stdin as UTF-8. */
 export async function readStdin(ctx: CliContext): Promise<string> {
   const chunks: Buffer[] = [];

@@ -6,11 +6,9 @@ import type { AuditEvent, Checkpoint, TrustedKey, VerifyReport } from "../../aud
 import { InputError } from "../../lib/errors.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
-import { action, group, progress, writeJSON, writeLine } from "../run.ts";
+import { action, cliActor, collect, group, progress, writeJSON, writeLine } from "../run.ts";
 import { parseTime } from "../time.ts";
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
-const operator = (): string => `cli:${process.env["USER"] ?? "operator"}`;
 
 async function* jsonLines(path: string, what: string): AsyncGenerator<Record<string, unknown>> {
   if (!existsSync(path)) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path} does not exist`);
@@ -230,7 +228,7 @@ export default {
       .action(
         action(ctx, async () => {
           const app = await ctx.app();
-          const { from, to } = await app.audit.repairHead(operator());
+          const { from, to } = await app.audit.repairHead(cliActor());
           writeLine(ctx, `chain head moved from #${from.seq} to #${to.seq} ${to.hash.slice(0, 16)}… (recorded as audit.head-repaired)`);
         }),
       );

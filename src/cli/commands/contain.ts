@@ -4,13 +4,13 @@ import { readFileSync, statSync } from "node:fs";
 import type { Command } from "commander";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
-import { action, group, progress, writeJSON, writeLine } from "../run.ts";
+import { action, cliActor, collect, group, progress, writeJSON, writeLine } from "../run.ts";
 import { parseDuration, parseTime } from "../time.ts";
 import type { ScopeSpec } from "../../contain/scope.ts";
 import type { JobView } from "../../contain/service.ts";
 import type { UndoDryRunReport } from "../../contain/undo.ts";
 import { InputError } from "../../lib/errors.ts";
-import { confirm } from "../prompt.ts";
+import { confirmOrRefuse } from "../prompt.ts";
 
 const BUILTIN = "lock-accounts, revoke-sessions, revoke-tokens, invalidate-passwords, expire-passwords, require-mfa-reenrolment, unlink-sso, demote-inactive-admins, rotate-keys";
 // A real run on more users than this asks first (issue 5).
@@ -38,8 +38,6 @@ interface RunOpts {
   json?: boolean;
 }
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
-const actor = (): string => `cli:${process.env["USER"] ?? "operator"}`;
 
 function usage(message: string): InputError {
   return new InputError("BULWARK_ERR_USAGE", message);
@@ -137,7 +135,7 @@ function register(program: Command, ctx: CliContext): void {
         const inactiveDays = wholeNumber(opts.inactiveDays, "--inactive-days");
         const batchSize = wholeNumber(opts.batchSize, "--batch-size");
         const request = {
-          levers: names, scope, actor: actor(), incidentId: opts.incident ?? null,
+          levers: names, scope, actor: cliActor(), incidentId: opts.incident ?? null,
           options: { ...(inactiveDays !== undefined ? { inactiveDays } : {}), ...(opts.lockReason !== undefined ? { lockReason: opts.lockReason } : {}) },
           ...(batchSize !== undefined ? { batchSize } : {}),
         };
@@ -157,9 +155,11 @@ function register(program: Command, ctx: CliContext): void {
           return EXIT.ok;
         }
         const count = await contain.countScope(deps, scope);
-        if (count > CONFIRM_ABOVE && !opts.yes) {
-          if (!(ctx.stdin as { isTTY?: boolean }).isTTY) throw contain.containErrors.needsConfirmation(count);
-          if (!(await confirm(ctx, `Apply ${contain.resolveLevers(names).join(", ")} to ${count} users? Type "yes" to go on: `))) throw contain.containErrors.declined();
+        if (count > CONFIRM_ABOVE) {
+          await confirmOrRefuse(ctx, {
+            yes: opts.yes, question: `Apply ${contain.resolveLevers(names).join(", ")} to ${count} users? Type "yes" to go on: `,
+            noTerminal: () => contain.containErrors.needsConfirmation(count), declined: contain.containErrors.declined,
+          });
         }
         const job = await contain.createContainJob(deps, request);
         if (!opts.json) writeLine(ctx, `job ${job.id} created: ${job.total} users (resume with: bulwark contain resume ${job.id})`);
@@ -254,18 +254,20 @@ function register(program: Command, ctx: CliContext): void {
         const { contain, deps } = await services(ctx);
         const { dryRunUndo, planUndo } = await import("../../contain/undo.ts");
         if (opts.dryRun) {
-          const report = await dryRunUndo(deps, id, actor());
+          const report = await dryRunUndo(deps, id, cliActor());
           if (opts.json) writeJSON(ctx, report);
           else printUndoDryRun(ctx, report);
           return EXIT.ok;
         }
         // An undo unlocks, un-expires and re-grants in bulk: as consequential as the job itself, so it asks as `contain` does.
         const plan = await planUndo(deps, id);
-        if (plan.users > CONFIRM_ABOVE && !opts.yes) {
-          if (!(ctx.stdin as { isTTY?: boolean }).isTTY) throw contain.containErrors.needsConfirmation(plan.users);
-          if (!(await confirm(ctx, `Undo ${plan.levers.join(", ")} of job ${id} for ${plan.users} users? Type "yes" to go on: `))) throw contain.containErrors.declined();
+        if (plan.users > CONFIRM_ABOVE) {
+          await confirmOrRefuse(ctx, {
+            yes: opts.yes, question: `Undo ${plan.levers.join(", ")} of job ${id} for ${plan.users} users? Type "yes" to go on: `,
+            noTerminal: () => contain.containErrors.needsConfirmation(plan.users), declined: contain.containErrors.declined,
+          });
         }
-        const undo = await contain.createUndoJob(deps, id, actor());
+        const undo = await contain.createUndoJob(deps, id, cliActor());
         if (!opts.json) writeLine(ctx, `undo job ${undo.id} created: ${undo.total} recorded changes`);
         const bar = progress(ctx, "undo", undo.total);
         const view = contain.jobView(await contain.runJob(deps, undo.id, { onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` }));

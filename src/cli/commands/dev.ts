@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
-import { action, group, progress, writeJSON, writeLine } from "../run.ts";
+import { action, cliActor, group, progress, writeJSON, writeLine } from "../run.ts";
 import { InputError } from "../../lib/errors.ts";
 
 /** Parses an option's number; `rule` says what the option takes, so a refusal tells the operator what to type. */
@@ -37,7 +37,7 @@ function register(program: Command, ctx: CliContext): void {
           { users, ...(sessionsPerUser !== undefined ? { sessionsPerUser } : {}), ...(tokensPerUser !== undefined ? { tokensPerUser } : {}), ...(legacyShare !== undefined ? { legacyShare } : {}), force: opts.force === true, onProgress: (d, t) => bar.update(d, t) },
         );
         bar.done();
-        await app.audit.append({ type: "dev.seeded", actor: `cli:${process.env["USER"] ?? "operator"}`, data: { users: report.users, admins: report.admins, sessions: report.sessions, tokens: report.tokens } });
+        await app.audit.append({ type: "dev.seeded", actor: cliActor(), data: { users: report.users, admins: report.admins, sessions: report.sessions, tokens: report.tokens } });
         if (opts.json) writeJSON(ctx, report);
         else {
           writeLine(ctx, `seeded ${report.users} users (${report.admins} with an administrative or responder role), ${report.sessions} sessions, ${report.tokens} API tokens and ${report.mfa} users with a passkey in ${report.seconds.toFixed(1)} s`);

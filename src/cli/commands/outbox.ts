@@ -6,8 +6,8 @@ import { InputError } from "../../lib/errors.ts";
 import type { OutboxMessage } from "../../notify/index.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
-import { action, group, writeJSON, writeLine } from "../run.ts";
-import { confirm } from "../prompt.ts";
+import { action, cliActor, group, writeJSON, writeLine } from "../run.ts";
+import { confirmOrRefuse } from "../prompt.ts";
 
 // Dead messages shown by `status` unless --limit says otherwise; the store allows at most 1000 per read.
 const DEFAULT_LIST = 50;
@@ -15,7 +15,6 @@ const MAX_LIST = 1000;
 // Ids per requeue call and per audit event (the store's bind-parameter bound is 1000).
 const REQUEUE_CHUNK = 500;
 
-const operator = (): string => `cli:${process.env["USER"] ?? "operator"}`;
 
 function usage(message: string): InputError {
   return new InputError("BULWARK_ERR_USAGE", message);
@@ -111,11 +110,14 @@ function register(program: Command, ctx: CliContext): void {
           }
           return EXIT.ok;
         }
-        if (ids.length > 0 && !opts.yes) {
-          if (!(ctx.stdin as { isTTY?: boolean }).isTTY) throw usage(`requeue-dead would send ${ids.length} dead message${ids.length === 1 ? "" : "s"} again: add --yes (see them first with --dry-run)`);
-          if (!(await confirm(ctx, `Requeue ${ids.length} dead messages? Type "yes" to go on: `))) throw usage("not confirmed: nothing was requeued");
+        if (ids.length > 0) {
+          await confirmOrRefuse(ctx, {
+            yes: opts.yes, question: `Requeue ${ids.length} dead messages? Type "yes" to go on: `,
+            noTerminal: () => usage(`requeue-dead would send ${ids.length} dead message${ids.length === 1 ? "" : "s"} again: add --yes (see them first with --dry-run)`),
+            declined: () => usage("not confirmed: nothing was requeued"),
+          });
         }
-        const actor = operator();
+        const actor = cliActor();
         let requeued = 0;
         for (let i = 0; i < ids.length; i += REQUEUE_CHUNK) {
           const chunk = ids.slice(i, i + REQUEUE_CHUNK);

@@ -3,14 +3,10 @@ import { base32 } from "../../crypto/tokens.ts";
 import { InputError } from "../../lib/errors.ts";
 import type { CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
-import { action, group, readStdin, writeJSON, writeLine } from "../run.ts";
+import { action, cliActor, collect, group, readStdin, writeJSON, writeLine } from "../run.ts";
 
 function stripOneNewline(text: string): string {
   return text.endsWith("\r\n") ? text.slice(0, -2) : text.endsWith("\n") ? text.slice(0, -1) : text;
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
 }
 
 export default {
@@ -35,7 +31,7 @@ export default {
           if (!verdict.ok) throw new InputError("BULWARK_ERR_PASSWORD_POLICY", `the password is refused: ${verdict.reasons.map((r) => r.message).join("; ")}`);
           for (const role of opts.role) await roles.get(role); // unknown role: fail before creating anything
           const hash = await passwords.hash(password);
-          const actor = `cli:${process.env["USER"] ?? "operator"}`;
+          const actor = cliActor();
           // ASVS 6.4.1: a generated password has been seen by whoever ran this (terminal, scrollback, a ticket), so
           // it only gets the owner in once; the first login is held until they choose their own. A password typed
           // on stdin is the operator's own choice (the bootstrap administrator setting theirs) and stays.

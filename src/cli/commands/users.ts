@@ -6,7 +6,7 @@ import { InputError } from "../../lib/errors.ts";
 import type { App } from "../../app/index.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
-import { action, group, progress, writeJSON, writeLine } from "../run.ts";
+import { action, cliActor, group, progress, writeJSON, writeLine } from "../run.ts";
 
 const usage = (message: string): InputError => new InputError("BULWARK_ERR_USAGE", message);
 
@@ -22,7 +22,6 @@ function oneOf<T extends string>(name: string, text: string | undefined, allowed
   return text as T;
 }
 
-const actor = (): string => `cli:${process.env["USER"] ?? "operator"}`;
 
 function migrateDeps(app: App): import("../../accounts/migrate-hashes/index.ts").MigrateDeps {
   const { passwords, users, jobs } = app.accounts;
@@ -62,7 +61,7 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   const report = await imp.importUsers(
     { database: app.db, users: app.accounts.users, passwords: app.accounts.passwords, audit: app.audit, clock: app.clock },
     {
-      format, rules, onConflict, replacePasswords: Boolean(opts.replacePasswords), batchSize, dryRun: Boolean(opts.dryRun), skipBad: Boolean(opts.skipBad), actor: actor(), file: basename(file),
+      format, rules, onConflict, replacePasswords: Boolean(opts.replacePasswords), batchSize, dryRun: Boolean(opts.dryRun), skipBad: Boolean(opts.skipBad), actor: cliActor(), file: basename(file),
       // Bytes, not a "utf8" stream: that would turn bytes that are not UTF-8 into U+FFFD silently.
       open: () => createReadStream(file),
       ...(format === "csv" ? { onHeader: (header: string[]) => imp.checkHeader(header, map, explicit) } : {}),
@@ -121,7 +120,7 @@ async function finishMigration(ctx: CliContext, app: App, job: import("../../job
   const concurrency = positiveInt("--concurrency", opts.concurrency, await defaultConcurrency(), 256);
   if (!opts.json) ctx.stderr.write(resumed ? `resuming job ${job.id} (${job.done}/${job.total} done)\n` : `started job ${job.id}: ${job.total} user(s) to wrap\n`);
   const bar = progress(ctx, "wrapping", job.total);
-  const done = await mig.runMigration(migrateDeps(app), job, { actor: actor(), concurrency, ...(batch ? { batch } : {}), onProgress: (n, total) => bar.update(n, total) });
+  const done = await mig.runMigration(migrateDeps(app), job, { actor: cliActor(), concurrency, ...(batch ? { batch } : {}), onProgress: (n, total) => bar.update(n, total) });
   bar.done();
   if (opts.json) writeJSON(ctx, { job: done.id, resumed, status: done.status, total: done.total, done: done.done, counts: done.counts });
   else writeLine(ctx, `job ${done.id} ${done.status}: wrapped ${done.counts["wrapped"] ?? 0}, skipped ${done.counts["skipped"] ?? 0} (changed since read), of ${done.total}`);
@@ -148,13 +147,13 @@ function registerMigrate(users: Command, ctx: CliContext): void {
         const deps = migrateDeps(app);
         if (opts.dryRun) {
           const census = await mig.wrappableCensus(deps);
-          await app.audit.append({ type: "users.migrate-hashes.dry-run", actor: actor(), data: { total: census.total, schemes: census.bySchemes } });
+          await app.audit.append({ type: "users.migrate-hashes.dry-run", actor: cliActor(), data: { total: census.total, schemes: census.bySchemes } });
           if (opts.json) return void writeJSON(ctx, { dryRun: true, wouldWrap: census.total, schemes: census.bySchemes });
           writeLine(ctx, `dry run: ${census.total} user(s) would be wrapped in argon2id`);
           for (const [scheme, n] of Object.entries(census.bySchemes).sort((a, b) => b[1] - a[1])) writeLine(ctx, `  ${scheme.padEnd(22)} ${n}`);
           return;
         }
-        const { job, resumed } = await mig.openMigrationJob(deps, { actor: actor(), batch, ...(opts.new ? { forceNew: true } : {}) });
+        const { job, resumed } = await mig.openMigrationJob(deps, { actor: cliActor(), batch, ...(opts.new ? { forceNew: true } : {}) });
         return finishMigration(ctx, app, job, resumed, opts);
       }),
     );
@@ -174,7 +173,7 @@ function registerMigrate(users: Command, ctx: CliContext): void {
         positiveInt("--concurrency", merged.concurrency, 1, 256);
         if (merged.dryRun || merged.new) throw usage("resume takes neither --dry-run nor --new");
         const app = await ctx.app();
-        const job = await mig.resumeMigrationJob(migrateDeps(app), { actor: actor(), ...(id !== undefined ? { id } : {}) });
+        const job = await mig.resumeMigrationJob(migrateDeps(app), { actor: cliActor(), ...(id !== undefined ? { id } : {}) });
         return finishMigration(ctx, app, job, true, merged);
       }),
     );
