@@ -1,5 +1,6 @@
 // The policy for new passwords (registration, change, reset): NIST SP 800-63B-4 §3.1.1.2 and
 // ASVS 6.2 — length in code points, no composition rules, common, context and breached passwords.
+import { isPasswordText } from "../passwords/index.ts";
 import { loadBundledCommonPasswords, type CommonPasswordList } from "./common-list.ts";
 import { contextWords, matchContextWords, type ContextSource } from "./context-words.ts";
 import { PasswordPolicyConfigError, PasswordPolicyInputError } from "./errors.ts";
@@ -88,9 +89,8 @@ export function createPasswordPolicy(options: PasswordPolicyOptions = {}): Passw
     if (length > maxLength) {
       return reject([{ code: "too-long", message: `Use at most ${maxLength} characters.` }]);
     }
-    // An unpaired surrogate or a NUL cannot be stored as typed (the hash layer refuses to hash either:
-    // UTF-8 turns the one into U+FFFD, HMAC and bcrypt cannot tell the other from the password's end).
-    if (!password.isWellFormed() || password.includes("\0")) {
+    // What the hash layer cannot store as typed (an unpaired surrogate, a NUL) is refused by its own rule.
+    if (!isPasswordText(password)) {
       return reject([{ code: "not-text", message: NOT_TEXT_MESSAGE }]);
     }
     const reasons: PolicyReason[] = [];

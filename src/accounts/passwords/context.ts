@@ -64,6 +64,22 @@ export interface PasswordContext {
  * const stored = await passwords.hash("correct horse battery staple");
  * await passwords.verifyAndRehash("correct horse battery staple", legacyMd5); // { status: "valid", newHash }
  */
+/**
+ * Whether `password` can be stored exactly as typed; what is not is refused by hash, never matched by verify
+ * and refused by the new-password policy (ASVS 6.2.8: verified exactly as received, so nothing that had to be
+ * altered can match):
+ * - unpaired surrogates: UTF-8 encoding would turn each into U+FFFD, so "\ud800" and "\udfff" would hash alike;
+ * - NUL: HMAC zero-pads short keys, so "password\0" is the key "password" to PBKDF2 and scrypt, and bcrypt
+ *   (like every crypt(3)) stops at the first NUL; no legacy system could store one.
+ *
+ * @example
+ * isPasswordText("correct horse") // true
+ * isPasswordText("\ud800 lone") // false
+ */
+export function isPasswordText(password: string): boolean {
+  return password.isWellFormed() && !password.includes("\0");
+}
+
 export function createPasswordContext(options: PasswordContextOptions): PasswordContext {
   const limits = resolveLimits(options.limits);
   const params: Argon2Params = { ...DEFAULT_ARGON2_PARAMS, ...options.argon2 };
@@ -85,13 +101,8 @@ export function createPasswordContext(options: PasswordContextOptions): Password
     scheme.parse(hash);
     return scheme;
   };
-  // Not text we can store exactly as typed, refused by hash and never matched by verify (ASVS 6.2.8:
-  // verified exactly as received, so nothing that had to be altered can match):
-  // - unpaired surrogates: UTF-8 encoding would turn each into U+FFFD, so "\ud800" and "\udfff"
-  //   would hash alike;
-  // - NUL: HMAC zero-pads short keys, so "password\0" is the key "password" to PBKDF2 and scrypt,
-  //   and bcrypt (like every crypt(3)) stops at the first NUL; no legacy system could store one.
-  const notText = (password: string): boolean => !password.isWellFormed() || password.includes("\0");
+  // Not text we can store exactly as typed (isPasswordText): refused by hash, never matched by verify.
+  const notText = (password: string): boolean => !isPasswordText(password);
   // Over-long passwords: hashing refuses them, verifying answers "no match" without any hashing (no
   // stored password can be that long). Schemes whose loop costs rounds × length declare a lower
   // bound (phpass, Drupal 7, sha-crypt: legacyLoopMaxPasswordBytes), wrapped ones their inner one.

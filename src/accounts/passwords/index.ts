@@ -1,6 +1,6 @@
 // Public API of password hashing: the policy object, the scheme table, wrap-migration, salted
 // templates, limits and errors.
-export { createPasswordContext, DEFAULT_ARGON2_PARAMS } from "./context.ts";
+export { createPasswordContext, DEFAULT_ARGON2_PARAMS, isPasswordText } from "./context.ts";
 export type { PasswordContext, PasswordContextOptions, VerifyAndRehashResult } from "./context.ts";
 export { createSchemeTable } from "./table.ts";
 export type { SchemeTable } from "./table.ts";
