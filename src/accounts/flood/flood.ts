@@ -3,7 +3,7 @@
 // of 100 consecutive failures per account (NIST SP 800-63B §5.2.2, ASVS 6.3.1) that only a success or a
 // reset clears. Identifiers are counted whether or not an account exists, so a lockout reveals nothing.
 // Keys are SHA-256 of the identifier/IP: the table holds no raw emails or addresses.
-import { hash } from "node:crypto";
+import { hashSecret } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { Database } from "../../store/database.ts";
 import { prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
@@ -57,8 +57,7 @@ interface CheckRow {
 }
 
 function key(...parts: string[]): string {
-  // One-shot SHA-256 (no Hash object): every login attempt derives three keys.
-  return hash("sha256", parts.join("\u0000"), "hex");
+  return hashSecret(parts.join("\u0000"));
 }
 
 export class FloodControl {

@@ -1,8 +1,7 @@
 // Session tokens `id.secret`: a random id that finds the row and a 256-bit secret of which only the SHA-256
 // is stored, so a copy of the database cannot be replayed as a cookie (the Lucia-successor design).
-import { hash } from "node:crypto";
 import { constantTimeEqual } from "../../crypto/constant-time.ts";
-import { newId, newSecret } from "../../crypto/tokens.ts";
+import { hashSecret, newId, newSecret } from "../../crypto/tokens.ts";
 import type { RandomSource } from "../../lib/random.ts";
 
 /** `ses_` and 26 base32 characters: 128 random bits (ASVS 7.2.3 asks for at least 128 in the token). */
@@ -26,8 +25,7 @@ export interface NewToken extends ParsedToken {
 
 /** SHA-256 of a session secret, hex. A fast hash suffices: the secret has 256 bits of entropy. */
 export function hashSessionSecret(secret: string): string {
-  // The one-shot form: no Hash object per request (every authenticated request hashes its cookie).
-  return hash("sha256", secret, "hex");
+  return hashSecret(secret);
 }
 
 /**
