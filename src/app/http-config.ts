@@ -2,7 +2,7 @@
 // (SMTP for the outbox sender), self-registration, session lifetimes and the MFA policy. Read from
 // environment variables once at start-up; every error names the variable. SMTP credentials are never echoed.
 import { InputError } from "../lib/errors.ts";
-import { isLoopbackHost, type MailConfig } from "../notify/config.ts";
+import { tlsRequired, type MailConfig } from "../notify/config.ts";
 
 /**
  * Who must have a second factor before a password login opens a session (BULWARK_REQUIRE_MFA, ASVS 6.3.3):
@@ -107,7 +107,7 @@ export function parseMailConfig(env: NodeJS.ProcessEnv): MailConfig | null {
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const explicit = parseRequireTLS(url);
   // smtps: TLS from the first byte, the parameter changes nothing (kept as given, as before).
-  const requireTLS = secure ? (explicit ?? false) : (explicit ?? !isLoopbackHost(host));
+  const requireTLS = secure ? (explicit ?? false) : tlsRequired({ host, secure, ...(explicit === undefined ? {} : { requireTLS: explicit }) });
   let user: string;
   let pass: string;
   try {

@@ -4,7 +4,7 @@ import type { StatementSync } from "node:sqlite";
 import { CompiledQuery, sql, type Kysely } from "kysely";
 import { newOrderedId } from "../crypto/tokens.ts";
 import type { Signer } from "../crypto/signer.ts";
-import { verifyWithPublicKey } from "../crypto/keyring.ts";
+import { KEY_FRESHNESS_MS, verifyWithPublicKey } from "../crypto/keyring.ts";
 import { fromBase64URL, toBase64URL } from "../lib/encoding.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
@@ -55,8 +55,8 @@ const MAX_DATA_BYTES = 64 * 1024;
 const MAX_FIELD = 512;
 const MAX_ATTEMPTS = 10_000;
 // How old the signer used inside a caller's transaction may grow while this process appends outside one: the
-// keyring's own freshness window (KEY_FRESHNESS_MS), within which it notices a rotation made elsewhere.
-const SIGNER_REFRESH_MS = 1000;
+// keyring's own freshness window, within which it notices a rotation made elsewhere.
+const SIGNER_REFRESH_MS = KEY_FRESHNESS_MS;
 
 // Outside a transaction an append cannot be rolled back after it succeeded, so the cached head is the true
 // head or older; a plain insert at head+1 either lands on the chain or collides on seq and retries.
@@ -132,11 +132,6 @@ export class AuditLog {
     } catch {
       return null;
     }
-  }
-
-  /** The interval between scheduled checkpoints, in events. */
-  get checkpointEvery(): number {
-    return this.#every;
   }
 
   #plainStatement: StatementSync | null = null;

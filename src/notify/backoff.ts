@@ -21,6 +21,12 @@ export interface RetryPolicy {
  */
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 31, baseDelayMs: 60_000, maxDelayMs: 2 * 3_600_000 };
 
+/** The top of the jitter range after `attempts` failed attempts: base·2^(attempts−1), capped. */
+function delayCeiling(attempts: number, policy: RetryPolicy): number {
+  const exponent = Math.min(Math.max(attempts - 1, 0), 30); // 2^30 already exceeds any sane cap
+  return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** exponent);
+}
+
 /**
  * Delay before the next attempt after `attempts` failed ones: base·2^(attempts−1), capped, then
  * "equal jitter" — a uniform draw from the upper half — so retries spread out but never come early.
@@ -29,8 +35,7 @@ export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 31, baseDelayMs: 60_000
  * retryDelay(3, DEFAULT_RETRY, systemRandom) // between 120,000 and 240,000 ms
  */
 export function retryDelay(attempts: number, policy: RetryPolicy, random: RandomSource): number {
-  const exponent = Math.min(Math.max(attempts - 1, 0), 30); // 2^30 already exceeds any sane cap
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** exponent);
+  const ceiling = delayCeiling(attempts, policy);
   const bytes = random.bytes(4);
   const fraction = (((bytes[0] ?? 0) << 24) | ((bytes[1] ?? 0) << 16) | ((bytes[2] ?? 0) << 8) | (bytes[3] ?? 0)) >>> 0;
   const half = ceiling / 2;
@@ -47,7 +52,7 @@ export function retryDelay(attempts: number, policy: RetryPolicy, random: Random
 export function retryBudget(policy: RetryPolicy): { minMs: number; maxMs: number } {
   let maxMs = 0;
   for (let attempts = 1; attempts < policy.maxAttempts; attempts++) {
-    maxMs += Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(attempts - 1, 30));
+    maxMs += delayCeiling(attempts, policy);
   }
   return { minMs: maxMs / 2, maxMs };
 }
