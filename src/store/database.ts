@@ -42,6 +42,18 @@ export interface OpenSQLiteOptions {
   busyTimeoutMs?: number;
 }
 
+/**
+ * Serialises the transactions that take the same `key` (any constant naming one critical section), until the
+ * end of `trx`: a transaction-scoped advisory lock on PostgreSQL; nothing on SQLite, where a write transaction
+ * holds the database's one write lock from BEGIN IMMEDIATE.
+ *
+ * @example
+ * await database.transaction(async (trx) => { await serialiseTransactions(database, trx, OPEN_JOB_LOCK); … });
+ */
+export async function serialiseTransactions(database: Database, trx: Kysely<Schema>, key: number): Promise<void> {
+  if (database.dialect === "postgres") await sql`SELECT pg_advisory_xact_lock(${key})`.execute(trx);
+}
+
 /** Opens (or creates) the SQLite database at `path` in WAL mode with foreign keys and a busy timeout. */
 export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
   if (existsSync(path)) {

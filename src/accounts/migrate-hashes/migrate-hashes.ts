@@ -4,11 +4,11 @@
 // any point resumes at the first uncommitted batch and never applies one twice. The next batch is
 // hashed while the current one commits, so the write does not leave the cores idle. Two runs started
 // at once share one job (found or created in one write transaction) and it completes once.
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import { jobErrors, toJob, type JobStore, type Job } from "../../jobs/job-store.ts";
 import { InputError } from "../../lib/errors.ts";
-import type { Database } from "../../store/database.ts";
+import { serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import type { UserStore } from "../users/user-store.ts";
@@ -49,8 +49,8 @@ export interface WrappableCensus {
 // Bounds the rows one transaction rewrites (its lock time) and one page the census reads.
 export const MAX_BATCH = 10_000;
 const PAGE = 1000;
-// Any constant: the PostgreSQL transaction lock taken to find-or-create the job (SQLite transactions
-// already take the database's one write lock at BEGIN IMMEDIATE). No row exists to lock before the job.
+// Any constant: finding-or-creating the job is serialised on it (serialiseTransactions); no row exists to
+// lock before the job.
 const OPEN_JOB_LOCK = 0x62776d68;
 const UNFINISHED = ["pending", "running"];
 
@@ -96,7 +96,7 @@ export async function openMigrationJob(deps: MigrateDeps, options: { actor: stri
   let census: WrappableCensus | null = options.forceNew ? await wrappableCensus(deps) : null;
   for (;;) {
     const opened = await deps.database.transaction(async (trx) => {
-      if (deps.database.dialect === "postgres") await sql`SELECT pg_advisory_xact_lock(${OPEN_JOB_LOCK})`.execute(trx);
+      await serialiseTransactions(deps.database, trx, OPEN_JOB_LOCK);
       if (!options.forceNew) {
         const row = await trx.selectFrom("jobs").selectAll().where("kind", "=", JOB_KIND).where("status", "in", UNFINISHED).orderBy("created_at", "desc").orderBy("id", "desc").limit(1).executeTakeFirst();
         if (row) {

@@ -1,9 +1,9 @@
 // Roles, their permissions and who holds them, on SQLite and PostgreSQL. Every change is audited.
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { BulwarkError } from "../../lib/errors.ts";
-import type { Database } from "../../store/database.ts";
+import { serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { isPermission, type Permission } from "./permissions.ts";
 
@@ -38,8 +38,7 @@ export interface RemovalOptions {
   keepAnAdmin?: boolean;
 }
 
-// Any constant: removals that could take away the last admin take this PostgreSQL transaction lock first.
-// (SQLite transactions already take the database's one write lock at BEGIN.)
+// Any constant: removals that could take away the last admin are serialised on it (serialiseTransactions).
 const ADMIN_REMOVAL_LOCK = 0x62776b61;
 
 /**
@@ -53,7 +52,7 @@ const ADMIN_REMOVAL_LOCK = 0x62776b61;
  * await check();
  */
 export async function adminRemovalGuard(database: Database, trx: Kysely<Schema>): Promise<() => Promise<void>> {
-  if (database.dialect === "postgres") await sql`SELECT pg_advisory_xact_lock(${ADMIN_REMOVAL_LOCK})`.execute(trx);
+  await serialiseTransactions(database, trx, ADMIN_REMOVAL_LOCK);
   return async () => {
     if ((await usableAdmins(trx)) === 0) throw roleErrors.lastAdmin();
   };
