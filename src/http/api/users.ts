@@ -22,12 +22,14 @@ export async function targetUser(app: App, id: string): Promise<User> {
 /**
  * Refuses a change to an account that holds a permission the caller does not: someone with accounts.write
  * cannot lock out, or take over through a reset, an administrator (ASVS 8.2.2: no privilege escalation
- * through the objects one is allowed to change).
+ * through the objects one is allowed to change). Returns the permissions the target holds.
  */
-export async function assertOutranks(app: App, caller: Caller, target: User): Promise<void> {
-  for (const p of await app.accounts.roles.permissionsOf(target.id)) {
+export async function assertOutranks(app: App, caller: Caller, target: User): Promise<ReadonlySet<string>> {
+  const held = await app.accounts.roles.permissionsOf(target.id);
+  for (const p of held) {
     if (isPermission(p) && !can(caller, p)) throw apiErrors.outranked(target.id, p);
   }
+  return held;
 }
 
 /** Registers the user routes on the API plugin. */
@@ -95,7 +97,8 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     return reply.status(201).header("location", `/api/v1/users/${user.id}`).send({ user: { ...userView(user), roles: [] } });
   });
 
-  type Change = (app: App, request: FastifyRequest, caller: Caller, user: User) => Promise<Record<string, unknown>>;
+  /** A change to one account; `held` is what the target holds, as the outranking check read it. */
+  type Change = (app: App, request: FastifyRequest, caller: Caller, user: User, held: ReadonlySet<string>) => Promise<Record<string, unknown>>;
   const change = (path: string, change: Change, body?: Record<string, unknown>): void => {
     api.post(`/users/:id/${path}`, {
       config: { access: "accounts.write" },
@@ -104,18 +107,18 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     }, async (request) => {
       const caller = callerOf(request);
       const user = await targetUser(app, (request.params as { id: string }).id);
-      await assertOutranks(app, caller, user);
-      const result = await change(app, request, caller, user);
+      const held = await assertOutranks(app, caller, user);
+      const result = await change(app, request, caller, user, held);
       const fresh = await targetUser(app, user.id);
       return { user: userView(fresh), ...result };
     });
   };
 
-  change("lock", async (app, request, caller, user) => {
+  change("lock", async (app, request, caller, user, held) => {
     if (user.id === caller.userId) throw apiErrors.selfLock();
     const reason = lockReason(request.body) ?? "locked by an administrator";
     // Locking an administrator while another gives up their own role must not leave none usable.
-    const isAdmin = (await app.accounts.roles.permissionsOf(user.id)).has("admin");
+    const isAdmin = held.has("admin");
     const changed = await app.db.transaction(async (trx) => {
       const keepAnAdmin = isAdmin ? await adminRemovalGuard(app.db, trx) : async () => {};
       const locked = await lockUser(trx, user.id, reason, app.clock.now());
