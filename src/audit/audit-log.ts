@@ -351,7 +351,7 @@ export class AuditLog {
     // Readers walk positions from #1 up, so a row stored below it would be skipped by every page: look for one.
     const outside = await db.selectFrom("audit_events").select(["id", sql<string>`CAST(seq AS TEXT)`.as("position")]).where("seq", "<", 1).orderBy("seq").limit(1).executeTakeFirst();
     if (outside) {
-      return brokenReport({ seq: Number(outside.position), id: outside.id, problem: `event #${outside.position} (${outside.id}) is stored outside the chain: positions start at #1 (an inserted or renumbered row)` });
+      return await brokenReport({ seq: Number(outside.position), id: outside.id, problem: `event #${outside.position} (${outside.id}) is stored outside the chain: positions start at #1 (an inserted or renumbered row)` });
     }
     const stored = await this.checkpoints();
     const signer = this.#signer ? await this.#signer() : null;

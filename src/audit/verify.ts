@@ -224,10 +224,7 @@ export function chainFieldsFromExport(e: {
 
 export { checkpointMessage };
 
-/** A report for a problem found before any event was read (a row stored outside the chain). */
-export function brokenReport(problem: VerifyProblem): VerifyReport {
-  return {
-    ok: false, events: 0, firstSeq: 0, lastSeq: 0, lastHash: GENESIS_HASH, checkpointsChecked: 0, checkpointsUnchecked: 0,
-    checkpointsBeforeStart: 0, lastCheckpointSeq: 0, uncovered: 0, problem,
-  };
+/** A report for a problem found before any event was read (a row stored outside the chain): an empty chain's, failed. */
+export async function brokenReport(problem: VerifyProblem): Promise<VerifyReport> {
+  return { ...(await verifyChain((async function* () {})())), ok: false, problem };
 }
