@@ -15,7 +15,8 @@ describe("link tokens", () => {
     assert.equal(t.token.length, reset.maxLength);
     assert.deepEqual(reset.parse(t.token), { id: t.id, secret: t.secret });
     assert.notEqual(t.secretHash, t.secret);
-    assert.equal(reset.matches(t.secret, t.secretHash), true);
+    const row = { secret_hash: t.secretHash, used_at: null, expires_at: 2_000 };
+    assert.deepEqual(reset.check(t.secret, row, 1_000), { row }, "the issued secret matches its stored hash");
   });
 
   it("attack: another kind's token, a longer one, junk and a tampered secret are refused", () => {
@@ -25,7 +26,7 @@ describe("link tokens", () => {
     assert.equal(reset.parse(t.token.toUpperCase()), null);
     for (const junk of [null, 42, "", ".", "prt_.x", "a".repeat(10_000)]) assert.equal(reset.parse(junk), null);
     const flipped = `${t.secret.slice(0, -1)}${t.secret.endsWith("A") ? "B" : "A"}`;
-    assert.equal(reset.matches(flipped, t.secretHash), false);
+    assert.deepEqual(reset.check(flipped, { secret_hash: t.secretHash, used_at: null, expires_at: 2_000 }, 1_000), { reason: "bad-secret" });
     assert.throws(() => linkTokenKind("p_t"), /three lowercase letters/);
   });
 

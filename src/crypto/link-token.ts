@@ -26,8 +26,6 @@ export interface LinkTokenKind {
   generate(random: RandomSource): LinkToken & { token: string; secretHash: string };
   /** Splits a presented token; null when it is not exactly the shape issued (no lookups for junk). */
   parse(token: unknown): LinkToken | null;
-  /** Constant-time check of a presented secret against the stored hash. */
-  matches(secret: string, storedHash: string): boolean;
   /**
    * Judges the row a parsed token found: missing, then the secret, and only then the row's state, so knowing
    * an id reveals nothing about whether its link was used or has expired.
@@ -42,6 +40,7 @@ export function linkTokenKind(prefix: string): LinkTokenKind {
   if (!/^[a-z]{3}$/.test(prefix)) throw new Error(`link token prefix must be three lowercase letters, got "${prefix}"`);
   const idPattern = new RegExp(`^${prefix}_[a-z2-7]{26}$`);
   const maxLength = prefix.length + 1 + 26 + 1 + 43;
+  // Constant-time check of a presented secret against the stored hash.
   const matches = (secret: string, storedHash: string): boolean =>
     constantTimeEqual(Buffer.from(hashSecret(secret), "utf8"), Buffer.from(storedHash, "utf8"));
   return {
@@ -59,7 +58,6 @@ export function linkTokenKind(prefix: string): LinkTokenKind {
       const secret = token.slice(dot + 1);
       return idPattern.test(id) && SECRET_PATTERN.test(secret) ? { id, secret } : null;
     },
-    matches,
     check(secret, row, now) {
       if (!row) return { reason: "unknown" };
       if (!matches(secret, row.secret_hash)) return { reason: "bad-secret" };
