@@ -144,16 +144,8 @@ export class Keyring {
           "set BULWARK_MASTER_KEY to the original key or restore the original master.key file",
       );
     }
-    for (const key of stored) keyring.#load(key);
+    keyring.#apply(stored, ++keyring.#sequence);
     return keyring;
-  }
-
-  #load(key: StoredKey): void {
-    this.#unwrap(key);
-    if (key.status === "current") {
-      if (key.purpose === "data") this.#currentData = key.id;
-      else this.#currentSigning = key.id;
-    }
   }
 
   /** Adds a stored key's material (a key already held is not unwrapped again). */
@@ -188,7 +180,11 @@ export class Keyring {
 
   async #read(store: KeyStore): Promise<void> {
     const sequence = ++this.#sequence;
-    const stored = await store.listKeys();
+    this.#apply(await store.listKeys(), sequence);
+  }
+
+  /** Takes the key table as read by read number `sequence`: every key's material, and the current keys unless a later read already applied. */
+  #apply(stored: StoredKey[], sequence: number): void {
     // Two nodes rotating at once on PostgreSQL can each leave a key marked current: like open(), the last
     // in the store's order (created_at, id) wins, so every process picks the same one.
     let data: string | null = null;
