@@ -3,7 +3,7 @@
 // later job also contains; the others are left alone and reported (contain_changes.undo_status = "skipped").
 // `dryRunUndo` reports the same outcome without keeping any of it.
 import type { Kysely } from "kysely";
-import type { Job } from "../jobs/job-store.ts";
+import { UNFINISHED_STATUSES, type Job } from "../jobs/job-store.ts";
 import type { DialectName } from "../store/database.ts";
 import type { ContainChangesTable, Schema } from "../store/schema.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
@@ -50,7 +50,7 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
   const spec: UndoSpec = { undoOf: jobId, levers, batchSize: original.spec.batchSize };
   return deps.database.transaction(async (trx) => {
     // One undo at a time per job: a second would only race the first over the same records.
-    const running = await trx.selectFrom("jobs").select(["id", "spec"]).where("kind", "=", UNDO_KIND).where("status", "in", ["pending", "running"]).execute();
+    const running = await trx.selectFrom("jobs").select(["id", "spec"]).where("kind", "=", UNDO_KIND).where("status", "in", [...UNFINISHED_STATUSES]).execute();
     const rival = running.find((j) => (JSON.parse(j.spec) as { undoOf?: string }).undoOf === jobId);
     if (rival) throw containErrors.notUndoable(jobId, `undo job ${rival.id} is still running (resume it with \`bulwark contain resume ${rival.id}\`)`);
     const row = await trx.selectFrom("contain_changes").where("job_id", "=", jobId).where("lever", "in", levers).where("undo_status", "is", null)

@@ -11,6 +11,9 @@ import type { JobsTable, Schema } from "../store/schema.ts";
 
 export type JobStatus = "pending" | "running" | "done" | "failed" | "cancelled";
 
+/** The statuses of a job that has not ended: one to resume after its process died. */
+export const UNFINISHED_STATUSES: readonly JobStatus[] = ["pending", "running"];
+
 export interface Job<Spec = Record<string, unknown>> {
   id: string;
   kind: string;
@@ -88,7 +91,25 @@ export class JobStore {
 
   /** Jobs that were running or pending when their process died: the ones to resume. */
   async unfinished(kind?: string): Promise<Job[]> {
-    return this.list({ ...(kind ? { kind } : {}), status: ["pending", "running"], limit: 500 });
+    return this.list({ ...(kind ? { kind } : {}), status: [...UNFINISHED_STATUSES], limit: 500 });
+  }
+
+  /** The newest unfinished job of `kind` (ties broken by id, so every reader picks the same one), or null. */
+  async newestUnfinished<Spec>(kind: string, db: Kysely<Schema> = this.#database.db): Promise<Job<Spec> | null> {
+    const row = await db.selectFrom("jobs").selectAll().where("kind", "=", kind).where("status", "in", [...UNFINISHED_STATUSES])
+      .orderBy("created_at", "desc").orderBy("id", "desc").limit(1).executeTakeFirst();
+    return row ? toJob<Spec>(row) : null;
+  }
+
+  /**
+   * Ends an unfinished job with `status`, as a compare-and-set: of two runners reaching the end of one job,
+   * only one gets true (and so records the ending once). False when the job had already ended.
+   */
+  async finishIfUnfinished(id: string, status: "done" | "failed" | "cancelled", db: Kysely<Schema> = this.#database.db): Promise<boolean> {
+    const now = this.#clock.now();
+    const result = await db.updateTable("jobs").set({ status, updated_at: now, finished_at: now })
+      .where("id", "=", id).where("status", "in", [...UNFINISHED_STATUSES]).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   async setStatus(id: string, status: JobStatus, error: string | null = null): Promise<void> {

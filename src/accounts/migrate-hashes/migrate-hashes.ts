@@ -6,7 +6,7 @@
 // at once share one job (found or created in one write transaction) and it completes once.
 import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
-import { jobErrors, toJob, type JobStore, type Job } from "../../jobs/job-store.ts";
+import { jobErrors, UNFINISHED_STATUSES, type JobStore, type Job } from "../../jobs/job-store.ts";
 import { InputError } from "../../lib/errors.ts";
 import { serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -52,7 +52,6 @@ const PAGE = 1000;
 // Any constant: finding-or-creating the job is serialised on it (serialiseTransactions); no row exists to
 // lock before the job.
 const OPEN_JOB_LOCK = 0x62776d68;
-const UNFINISHED = ["pending", "running"];
 
 /** Pages of (id, hash) for users with a password, in id order after `after`. */
 async function page(db: Kysely<Schema>, after: string | null, limit: number): Promise<Array<{ id: string; password_hash: string }>> {
@@ -98,9 +97,8 @@ export async function openMigrationJob(deps: MigrateDeps, options: { actor: stri
     const opened = await deps.database.transaction(async (trx) => {
       await serialiseTransactions(deps.database, trx, OPEN_JOB_LOCK);
       if (!options.forceNew) {
-        const row = await trx.selectFrom("jobs").selectAll().where("kind", "=", JOB_KIND).where("status", "in", UNFINISHED).orderBy("created_at", "desc").orderBy("id", "desc").limit(1).executeTakeFirst();
-        if (row) {
-          const job = toJob<MigrateSpec>(row);
+        const job = await deps.jobs.newestUnfinished<MigrateSpec>(JOB_KIND, trx);
+        if (job) {
           await deps.audit.appendIn(trx, { type: "users.migrate-hashes.resumed", actor: options.actor, subject: job.id, data: { done: job.done, total: job.total } });
           return { job, resumed: true };
         }
@@ -121,12 +119,9 @@ export async function openMigrationJob(deps: MigrateDeps, options: { actor: stri
  */
 async function complete(deps: MigrateDeps, jobId: string, actor: string, batches: number): Promise<Job<MigrateSpec>> {
   await deps.database.transaction(async (trx) => {
-    const won = await trx.updateTable("jobs").set({ status: "done" }).where("id", "=", jobId).where("status", "in", UNFINISHED).executeTakeFirst();
-    if (Number(won.numUpdatedRows) !== 1) return;
+    if (!(await deps.jobs.finishIfUnfinished(jobId, "done", trx))) return;
     const final = await deps.jobs.get<MigrateSpec>(jobId, trx);
-    const event = await deps.audit.appendIn(trx, { type: "users.migrate-hashes.completed", actor, subject: jobId, data: { total: final.total, done: final.done, counts: final.counts, batches } });
-    // The job finished when its completion was recorded (these deps carry no clock of their own).
-    await trx.updateTable("jobs").set({ finished_at: event.at, updated_at: event.at }).where("id", "=", jobId).execute();
+    await deps.audit.appendIn(trx, { type: "users.migrate-hashes.completed", actor, subject: jobId, data: { total: final.total, done: final.done, counts: final.counts, batches } });
   });
   return deps.jobs.get<MigrateSpec>(jobId);
 }
@@ -144,7 +139,7 @@ export async function resumeMigrationJob(deps: MigrateDeps, options: { actor: st
   if (options.id !== undefined) {
     job = await deps.jobs.get<MigrateSpec>(options.id);
     if (job.kind !== JOB_KIND) throw new InputError("BULWARK_ERR_JOB_KIND", `job ${options.id} is a ${job.kind} job, not a migrate-hashes job`);
-    if (job.status !== "pending" && job.status !== "running") throw jobErrors.finished(job.id, job.status);
+    if (!UNFINISHED_STATUSES.includes(job.status)) throw jobErrors.finished(job.id, job.status);
   } else {
     const [unfinished] = await deps.jobs.unfinished(JOB_KIND);
     if (!unfinished) throw new InputError("BULWARK_ERR_NOTHING_TO_RESUME", "there is no unfinished migrate-hashes job to resume");
