@@ -22,26 +22,16 @@ export type PasswordPlan =
   | { kind: "refuse"; reason: string };
 
 /**
- * How well a hash resists offline cracking, by the password policy: -1 none (no password, or a hash
- * the policy refuses, which can verify nothing), 0 a fast legacy digest (what migrate-hashes wraps),
- * 1 a slow hash below the current policy (bcrypt, scrypt, wrapped, weaker argon2), 2 the current policy.
+ * A hash's scheme ("unsupported" when the policy refuses it) and how well it resists offline cracking: -1
+ * none (a hash the policy refuses, which can verify nothing), 0 a fast legacy digest (what migrate-hashes
+ * wraps), 1 a slow hash below the current policy (bcrypt, scrypt, wrapped, weaker argon2), 2 the current policy.
  */
-function strength(hash: string | null, passwords: PasswordContext): number {
-  if (hash === null) return -1;
+function assess(hash: string, passwords: PasswordContext): { scheme: string; strength: number } {
   try {
-    passwords.identify(hash);
-    if (passwords.isWrappable(hash)) return 0;
-    return passwords.needsRehash(hash) ? 1 : 2;
+    const scheme = passwords.identify(hash);
+    return { scheme, strength: passwords.isWrappable(hash) ? 0 : passwords.needsRehash(hash) ? 1 : 2 };
   } catch {
-    return -1;
-  }
-}
-
-function schemeOf(hash: string, passwords: PasswordContext): string {
-  try {
-    return passwords.identify(hash);
-  } catch {
-    return "unsupported";
+    return { scheme: "unsupported", strength: -1 };
   }
 }
 
@@ -59,10 +49,12 @@ export function planPassword(row: ImportRow, stored: string | null, options: { r
   if (next === null) return { kind: "none" };
   if (next === stored) return { kind: "same" };
   if (!options.replacePasswords) return { kind: "keep" };
-  const to = row.user.passwordScheme ?? schemeOf(next, passwords);
-  const from = stored === null ? null : schemeOf(stored, passwords);
-  const was = strength(stored, passwords);
-  const now = strength(next, passwords);
+  const incoming = assess(next, passwords);
+  // No stored password is the weakest of all: anything may replace it.
+  const current = stored === null ? { scheme: null, strength: -1 } : assess(stored, passwords);
+  const to = row.user.passwordScheme ?? incoming.scheme;
+  const from = current.scheme;
+  const [was, now] = [current.strength, incoming.strength];
   if (now < was) {
     return {
       kind: "refuse",
