@@ -53,6 +53,22 @@ describe("POST /auth/password/change", () => {
     assert.ok(notice, "notice delivered over SMTP");
     assert.match(notice.body, /The password of your account was changed/);
   });
+  it("attack: a password invalidated by containment is not accepted as the current password, so the owner's reset link stays the way back", async () => {
+    const ana = await fx.user("invalidated-change@example.org");
+    const thief = fx.browser();
+    await thief.login(ana.email, ana.password);
+    const user = (await fx.app.accounts.users.findByIdentifier(ana.email))!;
+    // What the invalidate-passwords lever does to the account (its reset link is issued separately).
+    await fx.app.db.db.updateTable("users").set({ password_invalidated_at: fx.clock.now() }).where("id", "=", user.id).execute();
+    const refused = await thief.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: ana.password, newPassword: "a thief chose this passphrase" } });
+    assert.equal(refused.statusCode, 401, refused.body);
+    assert.equal(refused.json().error.code, "BULWARK_ERR_PASSWORD_INVALIDATED");
+    assert.match(refused.json().error.message, /reset/);
+    const after = (await fx.app.accounts.users.findByIdentifier(ana.email))!;
+    assert.notEqual(after.passwordInvalidatedAt, null, "still invalidated");
+    assert.equal(after.passwordHash, user.passwordHash, "the password was not replaced");
+    assert.equal((await fx.browser().login(ana.email, "a thief chose this passphrase")).statusCode, 401);
+  });
 });
 
 describe("password reset", () => {

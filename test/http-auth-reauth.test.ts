@@ -108,6 +108,41 @@ describe("re-authentication before sensitive changes", () => {
     assert.ok(events.includes("auth.reauth.failed") && events.includes("auth.reauth.throttled"));
   });
 
+  it("attack: a thief with the cookie and the password cannot make the session fresh by changing the password (ASVS 7.5.1)", async () => {
+    const owner = await ownerWithFactors("change-fresh@example.org");
+    fx.clock.advance(11 * MINUTE);
+    const thief = steal(owner.laptop);
+    const stale = (await thief.request("GET", "/auth/session")).json();
+    assert.equal(stale.fresh, false);
+    const changed = await thief.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: owner.password, newPassword: "a thief chose this passphrase" } });
+    assert.equal(changed.statusCode, 200, "the password alone still changes the password");
+    const after = (await thief.request("GET", "/auth/session")).json();
+    assert.notEqual(after.sessionId, stale.sessionId, "a new session id all the same (ASVS 7.2.4)");
+    assert.equal(after.fresh, false, "but no fresher than the stolen one: the second factor was never given");
+    assert.equal(after.createdAt, stale.createdAt);
+    assert.equal(after.expiresAt, stale.expiresAt, "nor does it live longer");
+    const csrf = await thief.csrf();
+    for (const [method, url] of [["DELETE", "/auth/mfa/totp"], ["DELETE", `/auth/mfa/webauthn/${encodeURIComponent(owner.credentialId)}`]] as const) {
+      const res = await thief.request(method, url, { csrf });
+      assert.equal(res.statusCode, 403, `${method} ${url}: ${res.body}`);
+      assert.equal(res.json().error.code, "BULWARK_ERR_REAUTH_REQUIRED");
+    }
+    const email = await thief.request("POST", "/auth/email/change", { csrf, body: { newEmail: "thief@evil.example" } });
+    assert.equal(email.statusCode, 403, email.body);
+    const user = (await fx.app.accounts.users.findByIdentifier("change-fresh@example.org"))!;
+    assert.equal(await fx.app.accounts.mfa.hasMfa(user.id), true, "every factor is still there");
+  });
+
+  it("a user without a second factor who changes the password is fresh: the password is their whole authentication", async () => {
+    const user = await fx.user("change-fresh-nomfa@example.org");
+    const b = fx.browser();
+    await b.login(user.email, user.password);
+    fx.clock.advance(11 * MINUTE);
+    assert.equal((await b.request("GET", "/auth/session")).json().fresh, false);
+    assert.equal((await b.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: user.password, newPassword: "a passphrase of the owner's own" } })).statusCode, 200);
+    assert.equal((await b.request("GET", "/auth/session")).json().fresh, true);
+  });
+
   it("the owner re-authenticates with password and TOTP: a new session, fresh again, and the change goes through (ASVS 7.2.4)", async () => {
     const owner = await ownerWithFactors("owner@example.org");
     fx.clock.advance(11 * MINUTE);

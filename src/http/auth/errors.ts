@@ -21,6 +21,8 @@ export const httpAuthErrors = {
   reauthRequired: (): HTTPAuthError =>
     new HTTPAuthError("BULWARK_ERR_REAUTH_REQUIRED", "forbidden", "confirm it is you first: POST /auth/reauthenticate with your password (and a second factor if you use one)"),
   reauthFailed: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_REAUTH_FAILED", "unauthorized", "the password or the second factor is wrong"),
+  passwordInvalidated: (): HTTPAuthError =>
+    new HTTPAuthError("BULWARK_ERR_PASSWORD_INVALIDATED", "unauthorized", "this account's password was invalidated and proves nothing any more: set a new one through the link in the reset email (or ask for one at POST /auth/password/reset/request)"),
   wrongPassword: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_PASSWORD_WRONG", "unauthorized", "the current password is wrong"),
   throttled: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_THROTTLED", "forbidden", "too many attempts; wait and try again"),
   mfaInvalid: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_MFA_INVALID", "unauthorized", "the code or security key response is not valid"),

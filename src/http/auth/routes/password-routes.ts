@@ -60,6 +60,10 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       const ctx = requestContext(request);
       const user = await app.accounts.users.getById(auth.userId);
       if (!user || user.passwordHash === null) throw httpAuthErrors.wrongPassword();
+      // An invalidated password (containment) proves nothing, as at login and reauthentication: only the reset
+      // link mailed to the owner may set a new one. Otherwise whoever holds a session and the leaked password
+      // would lift the invalidation and kill the owner's reset link.
+      if (user.passwordInvalidatedAt !== null) throw httpAuthErrors.passwordInvalidated();
       // Guessing the current password through this form is throttled like a login (ASVS 6.3.1).
       const flooding = { identifier: user.email, ip: ctx.ip };
       const verdict = await app.accounts.flood.check(flooding);
@@ -73,8 +77,11 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       if (!(await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }))) {
         throw new InputError("BULWARK_ERR_PASSWORD_CONFLICT", "the password was changed by another request meanwhile; sign in again");
       }
-      // A privilege change: a fresh session for this browser, every other session ended (ASVS 7.4.3), open reset links dead.
-      const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1 });
+      // A privilege change: a new session for this browser, every other session ended (ASVS 7.4.3), open reset links dead.
+      // For a user with a second factor, the password alone is not a full authentication: the new session keeps
+      // the old one's lifetime, so it is no fresher than before (POST /auth/reauthenticate asks for the factor).
+      const hasMfa = await app.accounts.mfa.hasMfa(user.id);
+      const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: hasMfa });
       const ended = await app.accounts.sessions.endAll(user.id, { except: session.id });
       await app.accounts.passwordReset.revokeAll(user.id);
       // A pending email change dies too, whatever the clocks say: it may be a hijacker's.
