@@ -164,6 +164,21 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       assert.equal(badReason.statusCode, 400);
     });
 
+    it("attack: a session held before a lock that did not end it (a containment job's) is not revived by an unlock", async () => {
+      const target = await fx.user([]);
+      const { token: thiefSession } = await fx.app.accounts.sessions.createSession(target.id, { aal: 1 });
+      // Locked the way the lock-accounts lever locks: the row only, sessions left for the lock to refuse.
+      await fx.app.db.db.updateTable("users").set({ locked_at: fx.app.clock.now(), locked_reason: "containment" }).where("id", "=", target.id).execute();
+      assert.equal((await fx.app.accounts.sessions.validate(thiefSession)).valid, false, "refused while locked");
+      assert.equal((await fx.app.db.db.selectFrom("sessions").select("id").where("user_id", "=", target.id).execute()).length, 1, "but its row is still there");
+      const unlock = await fx.call("POST", `/api/v1/users/${target.id}/unlock`, { token: adminToken });
+      assert.equal(unlock.statusCode, 200, unlock.body);
+      assert.equal((unlock.json() as { changed: boolean }).changed, true);
+      assert.equal((await fx.app.accounts.sessions.validate(thiefSession)).valid, false, "the unlock ended every session from before it");
+      const { token: fresh } = await fx.app.accounts.sessions.createSession(target.id, { aal: 1 });
+      assert.equal((await fx.app.accounts.sessions.validate(fresh)).valid, true, "the owner signs in again");
+    });
+
     it("requires a password change and ends every session of an account, and audits both", async () => {
       const target = await fx.user([]);
       const s1 = await fx.app.accounts.sessions.createSession(target.id, { aal: 1 });

@@ -166,6 +166,10 @@ forEachDialect("contain levers", (dfx) => {
       assert.equal(u.locked_at, null, id);
     }
     assert.equal((await user(fx, "usr_0003")).locked_reason, "manual", "a lock set since is left alone");
+    // Lifting a lock ends the sessions from before it (a thief's, held through the lock), as an unlock does.
+    const stamps = new Map((await db.selectFrom("revocation_stamps").select(["scope", "not_before"]).execute()).map((r) => [r.scope, Number(r.not_before)]));
+    for (const id of ids.filter((i) => i !== "usr_0003")) assert.equal(stamps.get(`user:${id}`), fx.clock.now() + 1, `${id}: session stamp raised by the undo`);
+    assert.equal(stamps.has("user:usr_0003"), false, "a user still locked keeps its stamp as it was");
     const grant = await db.selectFrom("user_roles").selectAll().where("user_id", "=", "usr_0001").executeTakeFirstOrThrow();
     assert.equal(grant.granted_by, "ops", "the re-grant is left alone");
     // A second undo finds nothing left to do.

@@ -1,6 +1,9 @@
-// lock-accounts: sets locked_at/locked_reason; the login core refuses locked accounts. Reversible.
+// lock-accounts: sets locked_at/locked_reason; the login core and every session check refuse locked accounts.
+// Reversible: the undo lifts the lock, and with it raises each user's session stamp, so a session an attacker
+// held before the lock stays dead (as after an unlock through the API); the owner signs in again.
 import type { ChangeRecord, UserLever } from "../lever.ts";
 import { countUsers, inIds } from "./common.ts";
+import { raiseUserStamps } from "./stamps.ts";
 
 export const lockAccounts = {
   kind: "user",
@@ -29,7 +32,7 @@ export const lockAccounts = {
       })),
     };
   },
-  async undo(trx, changes) {
+  async undo(trx, changes, ctx) {
     const restored: ChangeRecord[] = [];
     const skipped: ChangeRecord[] = [];
     for (const c of changes) {
@@ -44,6 +47,7 @@ export const lockAccounts = {
         .executeTakeFirst();
       (Number(r.numUpdatedRows) === 1 ? restored : skipped).push(c);
     }
+    await raiseUserStamps(trx, restored.map((c) => c.userId), ctx.now, "sessions");
     return { restored, skipped };
   },
 } satisfies UserLever;

@@ -2,6 +2,7 @@
 // the administrative state changes (lock, unlock, require a password change), each a single conditional
 // UPDATE so concurrent calls never double-apply, with its audit event in the same transaction.
 import { sql, type Kysely } from "kysely";
+import { raiseStamp, userScope } from "../../accounts/sessions/revocation.ts";
 import { identifierKey } from "../../accounts/users/normalise.ts";
 import { toUser, type User } from "../../accounts/users/user-store.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -66,10 +67,16 @@ export async function lockUser(db: Kysely<Schema>, id: string, reason: string, n
   return Number(r.numUpdatedRows) === 1;
 }
 
-/** Unlocks an account; false when it was not locked. */
+/**
+ * Unlocks an account; false when it was not locked. Every session from before the unlock is refused from then
+ * on (the user's revocation stamp, raised in the same unit of work): whatever locked the account — this API, a
+ * containment job — a session an attacker held before the lock does not come back with the unlock.
+ */
 export async function unlockUser(db: Kysely<Schema>, id: string, now: number): Promise<boolean> {
   const r = await db.updateTable("users").set({ locked_at: null, locked_reason: null, updated_at: now }).where("id", "=", id).where("locked_at", "is not", null).executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1;
+  if (Number(r.numUpdatedRows) !== 1) return false;
+  await raiseStamp(db, userScope(id), now + 1, now);
+  return true;
 }
 
 /** Makes the next login ask for a new password; false when that was already required. */
