@@ -196,4 +196,35 @@ describe("/api/v1/contain/jobs", () => {
       await other.close();
     }
   });
+  it("attack: contain.run alone cannot undo an administrator's containment of another administrator: no unlock, no admin role handed back", async () => {
+    const admin = await fx.user(["admin"]);
+    const adminToken = await fx.token(admin.id, ["admin"]);
+    const suspect = await fx.user(["admin"]);
+    const sleeper = await fx.user(["admin"]);
+    // The sleeper has not signed in for a long time (never, and created 200 days ago).
+    await fx.app.db.db.updateTable("users").set({ created_at: Date.now() - 200 * 86_400_000, last_login_at: null }).where("id", "=", sleeper.id).execute();
+    const sleeperRoles = await fx.app.accounts.roles.rolesOf(sleeper.id);
+    const lock = await fx.call("POST", "/api/v1/contain/jobs", { token: adminToken, body: { levers: ["lock-accounts"], scope: { ids: [suspect.id] } } });
+    assert.equal(lock.statusCode, 202, lock.body);
+    const lockJob = await finished((lock.json() as { job: JobBody }).job.id);
+    const demote = await fx.call("POST", "/api/v1/contain/jobs", { token: adminToken, body: { levers: ["demote-inactive-admins"], scope: { ids: [sleeper.id] }, options: { inactiveDays: 90 } } });
+    assert.equal(demote.statusCode, 202, demote.body);
+    const demoteJob = await finished((demote.json() as { job: JobBody }).job.id);
+    assert.deepEqual(await fx.app.accounts.roles.rolesOf(sleeper.id), [], "demoted");
+    for (const job of [lockJob, demoteJob]) {
+      const res = await fx.call("POST", `/api/v1/contain/jobs/${job.id}/undo`, { token });
+      assert.equal(res.statusCode, 403, `undo of ${job.levers.join(",")}: ${res.body}`);
+      assert.equal((res.json() as { error: { code: string } }).error.code, "BULWARK_ERR_API_OUTRANKED");
+    }
+    assert.notEqual((await fx.app.accounts.users.getById(suspect.id))?.lockedAt, null, "the administrator stays locked");
+    assert.deepEqual(await fx.app.accounts.roles.rolesOf(sleeper.id), [], "and the demoted one stays demoted");
+    // An administrator may undo both.
+    for (const job of [lockJob, demoteJob]) {
+      const res = await fx.call("POST", `/api/v1/contain/jobs/${job.id}/undo`, { token: adminToken });
+      assert.equal(res.statusCode, 202, res.body);
+      assert.equal((await finished((res.json() as { job: JobBody }).job.id)).status, "done");
+    }
+    assert.equal((await fx.app.accounts.users.getById(suspect.id))?.lockedAt, null);
+    assert.deepEqual(await fx.app.accounts.roles.rolesOf(sleeper.id), sleeperRoles);
+  });
 });

@@ -93,6 +93,36 @@ async function assertScopeOutranked(deps: contain.ContainDeps, caller: Caller, s
   if (row) throw apiErrors.outranked(row.user_id, row.permission);
 }
 
+/**
+ * The same rule for an undo: it may not change accounts that now hold an administrative permission the caller
+ * lacks (unlocking a locked administrator, say), nor hand back a role carrying one (the re-grants of
+ * demote-inactive-admins). Otherwise contain.run alone could undo an administrator's containment of another
+ * administrator and so do what it may not do directly. Reads only the job's open change records.
+ */
+async function assertUndoOutranked(deps: contain.ContainDeps, caller: Caller, jobId: string): Promise<void> {
+  const lacking = [...ADMINISTRATIVE].filter((p) => !can(caller, p));
+  if (lacking.length === 0) return;
+  const db = deps.database.db;
+  const open = db.selectFrom("contain_changes").where("contain_changes.job_id", "=", jobId).where("contain_changes.undo_status", "is", null);
+  const held = await db
+    .selectFrom("user_roles")
+    .innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
+    .where("role_permissions.permission", "in", lacking)
+    .where("user_roles.user_id", "in", open.select("contain_changes.user_id"))
+    .select(["user_roles.user_id", "role_permissions.permission"])
+    .limit(1)
+    .executeTakeFirst();
+  if (held) throw apiErrors.outranked(held.user_id, held.permission);
+  const regrant = await open
+    .innerJoin("role_permissions", "role_permissions.role", "contain_changes.entity")
+    .where("contain_changes.lever", "=", "demote-inactive-admins")
+    .where("role_permissions.permission", "in", lacking)
+    .select(["contain_changes.user_id", "role_permissions.permission"])
+    .limit(1)
+    .executeTakeFirst();
+  if (regrant) throw apiErrors.outranked(regrant.user_id, regrant.permission);
+}
+
 /** Registers the containment routes on the API plugin. */
 export function registerContainRoutes(api: FastifyInstance, app: App, deps: contain.ContainDeps, runner: JobRunner): void {
   const JOB_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
@@ -166,6 +196,7 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
   api.post("/contain/jobs/:id/undo", { config: { access: "contain.run", reauth: "required" }, schema: { params: JOB_PARAMS } }, async (request, reply) => {
     const caller = callerOf(request);
     const original = await containJob(deps, (request.params as { id: string }).id);
+    await assertUndoOutranked(deps, caller, original.id);
     const undo = await contain.createUndoJob(deps, original.id, caller.userId);
     await auditAPI(app, request, caller, { type: "api.contain.undo.created", subject: undo.id, data: { undoOf: original.id, changes: undo.total } });
     const view = progressView(app, await deps.jobs.get(undo.id));
