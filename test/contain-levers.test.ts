@@ -254,6 +254,17 @@ forEachDialect("contain levers", (dfx) => {
     assert.equal((await user(fx, "usr_0000")).locked_at, null);
   });
 
+  it("a dry run refuses the batch sizes the real run refuses, so it never vouches for a job that cannot start", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 3);
+    for (const batchSize of [0, -5, 5001, 99_999]) {
+      const request = { levers: ["lock-accounts"], scope: { all: true as const }, actor: "t", batchSize };
+      await assert.rejects(dryRunContain(fx, request), { code: "BULWARK_ERR_CONTAIN_SCOPE", message: /--batch-size must be between 1 and 5000/ }, `dry run, ${batchSize}`);
+      await assert.rejects(createContainJob(fx, request), { message: /--batch-size must be between 1 and 5000/ }, `real run, ${batchSize}`);
+    }
+    assert.equal((await dryRunContain(fx, { levers: ["lock-accounts"], scope: { all: true }, actor: "t", batchSize: 5000 })).users, 3);
+  });
+
   it("reports --ids entries that name no user, in the dry run and in the job, instead of dropping them silently", async () => {
     const fx = await setup(await dfx.fresh());
     await seedUsers(fx, 4);

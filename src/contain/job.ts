@@ -69,12 +69,15 @@ function leverContext(deps: ContainDeps, jobId: string, at: number, opts: LeverO
  * What a dry run and a real run both check before touching anything: the levers, the scope and options, that
  * every role exists, and which --ids entries name nobody.
  */
-async function checkRequest(deps: ContainDeps, request: ContainRequest): Promise<{ names: string[]; opts: LeverOptions; unmatched: UnmatchedIds | null }> {
+async function checkRequest(deps: ContainDeps, request: ContainRequest): Promise<{ names: string[]; opts: LeverOptions; unmatched: UnmatchedIds | null; batchSize: number }> {
   const names = resolveLevers(request.levers);
   validateScope(request.scope);
   const opts = options(request.options);
+  // Checked for dry runs too: a dry run that accepts what the real run refuses says nothing about the real run.
+  const batchSize = Math.trunc(request.batchSize ?? (deps.database.dialect === "postgres" ? DEFAULT_BATCH_SIZE_POSTGRES : DEFAULT_BATCH_SIZE));
+  if (!(batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) throw containErrors.badScope(`--batch-size must be between 1 and ${MAX_BATCH_SIZE}`);
   await checkRolesExist(deps.database.db, request.scope);
-  return { names, opts, unmatched: await unmatchedIds(deps.database.db, deps.database.dialect, request.scope) };
+  return { names, opts, batchSize, unmatched: await unmatchedIds(deps.database.db, deps.database.dialect, request.scope) };
 }
 
 export interface DryRunReport {
@@ -122,9 +125,7 @@ export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<n
  * running the command again finishes the work. Nothing is applied to rows yet; `runJob` does that.
  */
 export async function createContainJob(deps: ContainDeps, request: ContainRequest): Promise<Job<ContainSpec>> {
-  const { names, opts, unmatched } = await checkRequest(deps, request);
-  const batchSize = Math.trunc(request.batchSize ?? (deps.database.dialect === "postgres" ? DEFAULT_BATCH_SIZE_POSTGRES : DEFAULT_BATCH_SIZE));
-  if (!(batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) throw containErrors.badScope(`--batch-size must be between 1 and ${MAX_BATCH_SIZE}`);
+  const { names, opts, unmatched, batchSize } = await checkRequest(deps, request);
   const spec: ContainSpec = {
     levers: names, scope: describeScope(request.scope), options: opts, at: deps.clock.now(), batchSize, mailer: deps.notifier !== null,
     ...(unmatched ? { unmatchedIds: unmatched } : {}),
