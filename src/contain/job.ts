@@ -4,7 +4,7 @@ import { sql, type Kysely } from "kysely";
 import type { Job } from "../jobs/job-store.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
-import { findLever, leverNames, levers as allLevers, type ChangeRecord, type GlobalLever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
+import { findLever, leverNames, levers as allLevers, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 import { checkRolesExist, describeScope, scopedUserIds, unmatchedIds, validateScope, type ScopeSpec, type UnmatchedIds } from "./scope.ts";
 import type { DialectName } from "../store/database.ts";
@@ -52,6 +52,17 @@ export function resolveLevers(names: string[]): string[] {
   if (names.length === 0) throw containErrors.noLever(leverNames());
   for (const n of names) if (!findLever(n)) throw containErrors.unknownLever(n, leverNames());
   return allLevers().map((l) => l.name).filter((n) => names.includes(n));
+}
+
+/**
+ * The lever a stored job names, in any process: the built-in levers are registered first, since a job resumed
+ * by a fresh process (after a crash, or by the server at start-up) may be the first thing it runs.
+ */
+export function leverNamed(name: string): Lever {
+  registerBuiltinLevers();
+  const lever = findLever(name);
+  if (!lever) throw containErrors.unknownLever(name, leverNames());
+  return lever;
 }
 
 function options(partial: Partial<LeverOptions> | undefined): LeverOptions {
@@ -184,13 +195,8 @@ async function recordChanges(trx: Kysely<Schema>, dialect: DialectName, jobId: s
 
 /** The stages of a containment job: one over the recorded users (all user levers per batch), then one per global lever. */
 export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[] {
-  registerBuiltinLevers();
   const ctx = leverContext(deps, job.id, job.spec.at, job.spec.options, job.spec.scope);
-  const found = job.spec.levers.map((n) => {
-    const lever = findLever(n);
-    if (!lever) throw containErrors.unknownLever(n, leverNames());
-    return lever;
-  });
+  const found = job.spec.levers.map(leverNamed);
   const userLevers = found.filter((l): l is UserLever => l.kind === "user");
   const globalLevers = found.filter((l): l is GlobalLever => l.kind === "global");
   const stages: Stage[] = [];

@@ -8,7 +8,7 @@ import type { DialectName } from "../store/database.ts";
 import type { ContainChangesTable, Schema } from "../store/schema.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
-import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS } from "./job.ts";
+import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS, leverNamed } from "./job.ts";
 import { findLever, type ChangeRecord, type LeverContext, type UserLever } from "./lever.ts";
 import { inIds, SAMPLE_SIZE } from "./levers/common.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
@@ -118,7 +118,7 @@ async function undoRecords(
 export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
   const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
   return job.spec.levers.map((name): Stage => {
-    const lever = findLever(name) as UserLever;
+    const lever = leverNamed(name) as UserLever;
     return {
       name: `undo ${name}`,
       async step(trx, position): Promise<StepResult> {
@@ -235,7 +235,7 @@ export async function dryRunUndo(deps: ContainDeps, jobId: string, actor: string
   const ctx = { jobId: "(dry-run)", dialect: deps.database.dialect, at: now, now, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
   const report: UndoDryRunReport = { dryRun: true, undoOf: jobId, levers, changes: 0, counts: {}, sample: [], leftAlone: [], leftAloneMore: false };
   for (const name of levers) {
-    const lever = findLever(name) as UserLever;
+    const lever = leverNamed(name) as UserLever;
     const counts = { restored: 0, skipped: 0 };
     report.counts[name] = counts;
     let after: [number, string] = [0, ""];
