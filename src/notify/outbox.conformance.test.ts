@@ -117,9 +117,10 @@ forEachDialect("email outbox", (fx) => {
     const f = await notifyFixture(await fx.fresh());
     t.after(() => f.close());
     const { id } = await f.outbox.enqueue(message(1));
-    // The crashed sender: it claimed the message and then never reported (killed mid-delivery).
+    // The crashed sender: it claimed the message, started delivering it and then never reported (killed mid-delivery).
     const claimed = await f.outbox.claim({ claimer: "crashed/clm_1", limit: 10, leaseMs: 60_000 });
     assert.equal(claimed.length, 1);
+    assert.equal(await f.outbox.startAttempt({ id, claimer: "crashed/clm_1" }), 1);
     const s = sender(f, await f.transport(), "node-b", { leaseMs: 60_000 });
     assert.equal((await s.runOnce()).claimed, 0, "a live lease is respected");
     f.clock.advance(60_000);
@@ -139,12 +140,43 @@ forEachDialect("email outbox", (fx) => {
     const { id } = await f.outbox.enqueue(message(1));
     for (let i = 0; i < 3; i++) {
       assert.equal((await f.outbox.claim({ claimer: `crashed/${i}`, limit: 1, leaseMs: 1_000 })).length, 1);
+      assert.equal(await f.outbox.startAttempt({ id, claimer: `crashed/${i}` }), i + 1, "each sender died while delivering it");
       f.clock.advance(1_000);
     }
     const report = await sender(f, await f.transport(), "node-b", { retry: { maxAttempts: 3, baseDelayMs: 1_000, maxDelayMs: 1_000 } }).runOnce();
     assert.equal(report.dead, 1);
-    assert.equal((await f.outbox.get(id)).status, "dead");
+    const row = await f.outbox.get(id);
+    assert.equal(row.status, "dead");
+    assert.match(row.lastError ?? "", /given up after 3 attempts/);
     assert.equal(f.server.accepted.length, 0);
+  });
+
+  it("attack: senders that die before delivering a batch cost its messages no attempt, so none of them goes dead unsent", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    await f.outbox.enqueueMany(Array.from({ length: 20 }, (_, i) => message(i)));
+    // A crash loop: 31 senders in turn claim the whole batch and die before sending anything (more claims than
+    // the budget has attempts).
+    for (let i = 0; i < 31; i++) {
+      assert.equal((await f.outbox.claim({ claimer: `crashed/${i}`, limit: 100, leaseMs: 1_000 })).length, 20);
+      f.clock.advance(1_000);
+    }
+    const report = await sender(f, await f.transport(), "node-b", { retry: { maxAttempts: 3, baseDelayMs: 1_000, maxDelayMs: 1_000 } }).drain();
+    assert.equal(report.dead, 0);
+    assert.equal(report.sent, 20);
+    assert.equal(f.server.accepted.length, 20);
+    assert.deepEqual(await f.outbox.counts(), { queued: 0, sending: 0, sent: 20, failed: 0, dead: 0 });
+  });
+
+  it("counts no attempt for a sender whose claim was taken over before it started", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const { id } = await f.outbox.enqueue(message(1));
+    assert.equal((await f.outbox.claim({ claimer: "slow/1", limit: 1, leaseMs: 1_000 })).length, 1);
+    f.clock.advance(1_000);
+    assert.equal((await f.outbox.claim({ claimer: "fast/1", limit: 1, leaseMs: 60_000 })).length, 1);
+    assert.equal(await f.outbox.startAttempt({ id, claimer: "slow/1" }), null, "the first claim is gone");
+    assert.equal(await f.outbox.startAttempt({ id, claimer: "fast/1" }), 1);
   });
 
   it("never sends a message twice when two senders drain the same queue concurrently", async (t) => {

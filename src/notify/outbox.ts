@@ -178,7 +178,8 @@ export class Outbox {
    * Claims up to `limit` due messages for `claimer` until now + `leaseMs`, atomically: on PostgreSQL the
    * candidate rows are locked with FOR UPDATE SKIP LOCKED, so concurrent senders on several nodes take
    * disjoint batches without waiting on each other; on SQLite the one UPDATE … RETURNING runs under the
-   * database write lock. A claim counts as an attempt (so a message that crashes every sender still ends dead).
+   * database write lock. A claim is not an attempt: the sender counts one when it starts delivering a message
+   * (startAttempt), so the rest of a batch whose sender died never loses any of its budget.
    */
   async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number }): Promise<OutboxMessage[]> {
     const now = this.#clock.now();
@@ -189,7 +190,7 @@ export class Outbox {
     if (input.belowPriority !== undefined) due = due.where("priority", "<", input.belowPriority);
     if (this.#database.dialect === "postgres") due = due.forUpdate().skipLocked();
     const rows = await this.#db.updateTable("outbox_messages")
-      .set({ status: "sending", claimed_by: input.claimer, claimed_until: until, next_attempt_at: until, attempts: sql<number>`attempts + 1` })
+      .set({ status: "sending", claimed_by: input.claimer, claimed_until: until, next_attempt_at: until })
       .where("id", "in", due)
       .returningAll()
       .execute();
@@ -205,6 +206,18 @@ export class Outbox {
       .where(CLAIMABLE).where("priority", "<", priority).where("next_attempt_at", "<=", this.#clock.now())
       .limit(1).executeTakeFirst();
     return row !== undefined;
+  }
+
+  /**
+   * Counts an attempt on a message `claimer` holds, as its delivery starts; returns the attempt's number, or null
+   * when the claim was lost. Recorded before the transport is called, so a message that kills every sender in
+   * the middle of its delivery still uses up its budget and ends dead instead of crash-looping forever.
+   */
+  async startAttempt(input: { id: string; claimer: string }): Promise<number | null> {
+    const row = await this.#db.updateTable("outbox_messages").set({ attempts: sql<number>`attempts + 1` })
+      .where("id", "=", input.id).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
+      .returning("attempts").executeTakeFirst();
+    return row ? Number(row.attempts) : null;
   }
 
   /** Extends the lease on the given messages still held by `claimer`; returns the ids it still holds. */

@@ -200,12 +200,20 @@ export class OutboxSender {
       }
       return recorded;
     };
-    // The claim already counted this attempt. Past the budget means earlier senders died mid-delivery
-    // on this very message: stop rather than crash-loop (and possibly re-send) forever.
-    if (message.attempts > this.#retry.maxAttempts) {
-      if (!(await dead(`abandoned by senders ${message.attempts - 1} times (lease expired each time)`))) report.lostClaims++;
+    // The attempt is counted before the transport runs. Past the budget means earlier senders died in the
+    // middle of delivering this very message (a failure they recorded would have ended it at the budget):
+    // stop rather than crash-loop (and possibly re-send) forever.
+    const attempt = await outbox.startAttempt({ id: message.id, claimer });
+    if (attempt === null) {
+      // Taken over before anything was sent (the lease ran out meanwhile): the new holder delivers it.
+      report.released++;
       return;
     }
+    if (attempt > this.#retry.maxAttempts) {
+      if (!(await dead(`given up after ${attempt - 1} attempts, the last cut off by a sender that died mid-delivery (its lease expired)`))) report.lostClaims++;
+      return;
+    }
+    message = { ...message, attempts: attempt };
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(new Error("delivery deadline passed")), budgetMs);
     let outcome: DeliveryOutcome;
