@@ -3,7 +3,12 @@
 // pass that writes in batches, one transaction per batch, with the batch's audit event inside it.
 // An update never undoes containment and never replaces a stored password unless told to, and then
 // never with a weaker hash (password-update.ts).
+// A real run is a job keyed by the file's SHA-256: each batch advances the job's cursor (the last line it
+// wrote) in its own transaction, so running the same import again after a crash resumes after that line
+// instead of meeting its own rows as conflicts.
+import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
+import { UNFINISHED_STATUSES, type Job, type JobStore } from "../../jobs/job-store.ts";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { Database } from "../../store/database.ts";
@@ -23,6 +28,17 @@ export interface ImportDeps {
   passwords: PasswordContext;
   audit: AuditLog;
   clock: Clock;
+  jobs: JobStore;
+}
+
+/** The kind of the job a real import runs as. */
+export const IMPORT_JOB_KIND = "users-import";
+
+/** What an import job records: which file (by content) it is writing, and from which source. */
+export interface ImportSpec {
+  sha256: string;
+  file: string;
+  source: string;
 }
 
 export interface ImportOptions {
@@ -69,6 +85,12 @@ export interface ImportReport {
   /** Updated accounts whose stored hash differs from the file's and was left alone (no replacePasswords). */
   passwordsKept: number;
   batches: number;
+  /** The import job (real runs); set on a dry run too when it would resume one. */
+  jobId: string | null;
+  /** Resuming an interrupted import of the same file: its job wrote every row up to this line. */
+  resumedAfterLine: number | null;
+  /** Rows up to that line: written by the interrupted run, not read again. */
+  alreadyImported: number;
 }
 
 /** Bounds a batch: large enough to amortise a transaction, small enough to hold one lock briefly. */
@@ -130,7 +152,13 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   const { rules } = options;
   const report: ImportReport = {
     dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], passwordsReplaced: [], passwordsKept: 0, batches: 0,
+    jobId: null, resumedAfterLine: null, alreadyImported: 0,
   };
+  const sha256 = await fileDigest(options.open());
+  const interrupted = await interruptedJob(deps.jobs, sha256);
+  // Every row up to this line was written by the interrupted run (its batches committed in line order).
+  const doneThrough = interrupted ? Number(interrupted.cursor ?? 0) : 0;
+  if (interrupted) Object.assign(report, { jobId: interrupted.id, resumedAfterLine: doneThrough });
   const replacePasswords = options.onConflict === "update" && options.replacePasswords === true;
   const badLines = new Set<number>();
   const seenEmail = new Map<string, number>();
@@ -166,6 +194,10 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   for await (const src of readRows(options.open(), { format: options.format, ...(options.onHeader ? { onHeader: options.onHeader } : {}) })) {
     report.rows++;
     options.onProgress?.(report.rows, "validate");
+    if (src.line <= doneThrough) {
+      report.alreadyImported++;
+      continue;
+    }
     if ("error" in src) {
       markBad(src.line, src.error);
       continue;
@@ -192,8 +224,9 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   report.failed = report.bad.length;
   report.bad.sort((a, b) => a.line - b.line);
   const summary = (): Record<string, unknown> => ({
-    source: rules.source, file: options.file, rows: report.rows, created: report.created, updated: report.updated, skipped: report.skipped, failed: report.failed, onConflict: options.onConflict,
+    source: rules.source, file: options.file, sha256, rows: report.rows, created: report.created, updated: report.updated, skipped: report.skipped, failed: report.failed, onConflict: options.onConflict,
     replacePasswords, passwordsReplaced: report.passwordsReplaced.length, passwordsKept: report.passwordsKept,
+    ...(report.resumedAfterLine !== null ? { jobId: report.jobId, resumedAfterLine: report.resumedAfterLine, alreadyImported: report.alreadyImported } : {}),
   });
 
   if (options.dryRun) {
@@ -207,12 +240,29 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
 
   // Pass 2: write. Counts are recomputed from what each committed batch actually did.
   Object.assign(report, { created: 0, updated: 0, skipped: report.skippedRows.length, passwordsReplaced: [], passwordsKept: 0 });
+  const job = interrupted ?? (await deps.jobs.create<ImportSpec>({ kind: IMPORT_JOB_KIND, spec: { sha256, file: options.file, source: rules.source }, total: report.rows, actor: options.actor }));
+  report.jobId = job.id;
+  if (interrupted) {
+    await deps.audit.append({ type: "users.import.resumed", actor: options.actor, subject: job.id, data: { file: options.file, sha256, afterLine: doneThrough, alreadyImported: report.alreadyImported } });
+  }
+  let cursor = interrupted?.cursor ?? null;
   let batch: ImportRow[] = [];
   let read = 0;
+  let rival = false;
   const flush = async (): Promise<void> => {
     const rows = batch;
     batch = [];
-    const done = await deps.database.transaction(async (trx) => applyBatch(deps, trx, rows, { ...options, replacePasswords }, report.batches + 1));
+    const next = String(rows[rows.length - 1]!.line);
+    const done = await deps.database.transaction(async (trx) => {
+      const result = await applyBatch(deps, trx, rows, { ...options, replacePasswords }, report.batches + 1);
+      // Compare-and-set on the job's cursor, in the batch's transaction: a batch is written once, even by two
+      // runs of the same file at the same time (the slower one stops here, its batch rolled back).
+      const moved = await deps.jobs.commitBatch(trx, job.id, cursor, { cursor: next, processed: rows.length, counts: { created: result.created, updated: result.updated, skipped: result.skipped } });
+      if (!moved) rival = true;
+      if (!moved) throw new ImportRefusedError(`another run of this import (job ${job.id}) wrote past line ${cursor ?? 0} meanwhile; it is left to finish`);
+      return result;
+    });
+    cursor = next;
     report.created += done.created;
     report.updated += done.updated;
     report.skipped += done.skipped;
@@ -220,17 +270,38 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     report.passwordsKept += done.passwordsKept;
     report.batches++;
   };
-  for await (const src of readRows(options.open(), { format: options.format })) {
-    options.onProgress?.(++read, "write");
-    if ("error" in src || badLines.has(src.line)) continue;
-    const verdict = validateRow(src.line, src.get, rules, deps.passwords);
-    if (verdict.kind !== "ok") continue;
-    batch.push(verdict.row);
-    if (batch.length >= options.batchSize) await flush();
+  try {
+    for await (const src of readRows(options.open(), { format: options.format })) {
+      options.onProgress?.(++read, "write");
+      if (src.line <= doneThrough || "error" in src || badLines.has(src.line)) continue;
+      const verdict = validateRow(src.line, src.get, rules, deps.passwords);
+      if (verdict.kind !== "ok") continue;
+      batch.push(verdict.row);
+      if (batch.length >= options.batchSize) await flush();
+    }
+    if (batch.length) await flush();
+  } catch (error) {
+    // A refused batch ends this run; the job keeps its cursor, so the same file, fixed elsewhere or not, picks
+    // up after the last batch written. A rival run owns the job: its status is the rival's to set.
+    if (!rival) await deps.jobs.setStatus(job.id, "failed", String((error as Error).message).slice(0, 500));
+    throw error;
   }
-  if (batch.length) await flush();
-  await deps.audit.append({ type: "users.import.completed", actor: options.actor, data: { ...summary(), batches: report.batches } });
+  await deps.jobs.finishIfUnfinished(job.id, "done");
+  await deps.audit.append({ type: "users.import.completed", actor: options.actor, subject: job.id, data: { ...summary(), batches: report.batches } });
   return report;
+}
+
+/** SHA-256 of the file's bytes, read once more (text chunks as UTF-8): what makes a re-run "the same import". */
+async function fileDigest(chunks: AsyncIterable<string | Uint8Array>): Promise<string> {
+  const digest = createHash("sha256");
+  for await (const chunk of chunks) digest.update(chunk);
+  return digest.digest("hex");
+}
+
+/** The newest unfinished import job of the file with this digest: what a crash (or a refused batch) left. */
+async function interruptedJob(jobs: JobStore, sha256: string): Promise<Job<ImportSpec> | null> {
+  const open = await jobs.list({ kind: IMPORT_JOB_KIND, status: [...UNFINISHED_STATUSES, "failed"], limit: 500 });
+  return (open.find((j) => (j.spec as Partial<ImportSpec>).sha256 === sha256) as Job<ImportSpec> | undefined) ?? null;
 }
 
 interface BatchResult {
