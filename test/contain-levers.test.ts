@@ -341,6 +341,9 @@ forEachDialect("contain levers", (dfx) => {
     assert.deepEqual(view.counts["unlink-sso"], { users: 2, identities: 2 });
     assert.deepEqual(view.counts["rotate-keys"], { reencrypted: 6 }, "4 remaining identities: 4 access + 2 refresh tokens");
     assert.notEqual(ring.currentDataKeyId, oldKey);
+    // The key the job made is in the audit log, with the job it belongs to.
+    const prepared = (await fx.audit.tail(50)).filter((e) => e.type === "contain.job.prepared");
+    assert.deepEqual(prepared.map((e) => ({ subject: e.subject, stage: e.data["stage"], newDataKey: e.data["newDataKey"] })), [{ subject: job.id, stage: "rotate-keys", newDataKey: ring.currentDataKeyId }]);
     for (const r of await db.selectFrom("identities").selectAll().orderBy("id").execute()) {
       assert.equal(Keyring.keyIdOf(r.access_token_ct as string), ring.currentDataKeyId);
       assert.equal(ring.decryptString(r.access_token_ct as string, { table: "identities", column: "access_token_ct", row: r.id }), `access-${r.id.slice(4)}`);

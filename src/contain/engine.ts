@@ -37,8 +37,12 @@ export interface StepResult {
 /** A stage walked in order, one step at a time (global levers, undo): one worker at a time advances it. */
 export interface SequentialStage {
   name: string;
-  /** Runs outside any transaction when the stage starts (e.g. creating a key); must tolerate a re-run after a crash. */
-  prepare?(): Promise<void>;
+  /**
+   * Runs outside any transaction when the stage starts (e.g. creating a key); must tolerate a re-run after a
+   * crash. What it returns (the new key's id, say) goes into the `contain.job.prepared` audit event, written with
+   * the cursor that records the preparation as done.
+   */
+  prepare?(): Promise<Record<string, unknown> | void>;
   step(trx: Kysely<Schema>, position: string | null): Promise<StepResult>;
 }
 
@@ -176,7 +180,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     return "ran";
   }
 
-  async function sequentialStep(trx: Kysely<Schema>, job: Job, cursor: Cursor, stage: SequentialStage | undefined): Promise<Outcome> {
+  async function sequentialStep(trx: Kysely<Schema>, job: Job, cursor: Cursor, stage: SequentialStage | undefined, prepared: Record<string, unknown> | null): Promise<Outcome> {
     const locked = await lockJob(trx);
     if (locked.cursor !== job.cursor) return "moved";
     if (locked.status === "done") return "moved";
@@ -185,7 +189,9 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
       return "advanced";
     }
     if (stage.prepare && cursor.p === null && !cursor.r) {
-      await commit(trx, locked, job, { s: cursor.s, p: null, r: 1 }, 0, {}); // the prepare is recorded; steps follow
+      // The prepare is recorded (and audited, with what it made); steps follow.
+      await audit.appendIn(trx, { type: "contain.job.prepared", actor: job.actor, subject: jobId, data: { stage: stage.name, ...(prepared ?? {}), worker } });
+      await commit(trx, locked, job, { s: cursor.s, p: null, r: 1 }, 0, {});
       return "advanced";
     }
     const result = await stage.step(trx, cursor.p);
@@ -216,10 +222,11 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     if (TERMINAL.has(job.status) && job.status !== "failed") return job;
     const cursor = parseCursor(job.cursor);
     const stage = stages[cursor.s];
+    let prepared: Record<string, unknown> | null = null;
     if (stage && !isClaimed(stage) && stage.prepare && cursor.p === null && !cursor.r) {
       // A setup step fails like a batch does: the job is marked failed and can be resumed, not left `running`.
       try {
-        await stage.prepare();
+        prepared = (await stage.prepare()) ?? {};
       } catch (error) {
         throw await failed(job, stage, error);
       }
@@ -228,7 +235,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     let outcome: Outcome;
     try {
       outcome = await database.transaction((trx) =>
-        stage && isClaimed(stage) ? claimedBatch(trx, job, cursor.s, stage) : sequentialStep(trx, job, cursor, stage),
+        stage && isClaimed(stage) ? claimedBatch(trx, job, cursor.s, stage) : sequentialStep(trx, job, cursor, stage, prepared),
       );
     } catch (error) {
       if (error instanceof CursorMoved) continue;

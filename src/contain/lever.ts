@@ -111,7 +111,7 @@ export interface GlobalLever {
   description: string;
   dryRun(db: Kysely<Schema>, scope: ScopeQuery, ctx: LeverContext): Promise<DryRunResult>;
   /** Runs once when the job starts its global stage (before the first step); must tolerate being re-run after a crash. */
-  prepare?(ctx: LeverContext): Promise<void>;
+  prepare?(ctx: LeverContext): Promise<Record<string, unknown> | void>;
   /** One batch from `position` (null at the start); returns where the next starts, null when finished. */
   step(trx: Kysely<Schema>, position: string | null, ctx: LeverContext): Promise<{ counts: Record<string, number>; next: string | null }>;
 }

@@ -52,7 +52,7 @@ export const rotateKeys = {
     return { counts: { keys: 1, encryptedValues: values }, sample: encryptedColumns().map((c) => `${c.table}.${c.column}`).slice(0, 5) };
   },
   async prepare(ctx) {
-    await keyring(ctx).rotateDataKey();
+    return { newDataKey: await keyring(ctx).rotateDataKey() };
   },
   async step(trx, position, ctx) {
     const ring = keyring(ctx);
