@@ -2,7 +2,8 @@
 // (SMTP for the outbox sender), self-registration, session lifetimes and the MFA policy. Read from
 // environment variables once at start-up; every error names the variable. SMTP credentials are never echoed.
 import { InputError } from "../lib/errors.ts";
-import { tlsRequired, type MailConfig } from "../notify/config.ts";
+import { checkMailConfig, tlsRequired, type MailConfig } from "../notify/config.ts";
+import { addressProblem } from "../notify/validate.ts";
 
 /**
  * Who must have a second factor before a password login opens a session (BULWARK_REQUIRE_MFA, ASVS 6.3.3):
@@ -104,6 +105,12 @@ export function parseMailConfig(env: NodeJS.ProcessEnv): MailConfig | null {
   const port = url.port === "" ? (secure ? 465 : 587) : Number(url.port);
   const from = env["BULWARK_MAIL_FROM"]?.trim();
   if (!from) throw configError("BULWARK_SMTP_URL is set but BULWARK_MAIL_FROM is not; set the From address, e.g. security@example.org");
+  // Checked here, not when the sender starts: a server must not start listening and then find it cannot send.
+  const fromProblem = addressProblem(from);
+  if (fromProblem !== null) {
+    // JSON-quoted and cut short, so a line break in the value stays inert in logs and on the terminal.
+    throw configError(`BULWARK_MAIL_FROM is not an acceptable email address (${fromProblem}), got ${JSON.stringify(from.slice(0, 80))}; give a plain address such as security@example.org, without a display name`);
+  }
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const explicit = parseRequireTLS(url);
   // smtps: TLS from the first byte, the parameter changes nothing (kept as given, as before).
@@ -117,13 +124,20 @@ export function parseMailConfig(env: NodeJS.ProcessEnv): MailConfig | null {
     // Never echoed: it holds the password.
     throw configError("BULWARK_SMTP_URL: the user name or password is not valid percent-encoding (write % as %25)");
   }
-  return {
+  const config: MailConfig = {
     smtp: {
       host, port, secure, requireTLS, pool: true, maxConnections: 5,
       ...(user ? { auth: { user, pass } } : {}),
     },
     from,
   };
+  // Anything else the sender would refuse at start (a port of 0, …) is refused now, naming the variable.
+  try {
+    checkMailConfig(config);
+  } catch (cause) {
+    throw new InputError("BULWARK_ERR_CONFIG", `BULWARK_SMTP_URL is not usable: ${(cause as Error).message}`, { cause });
+  }
+  return config;
 }
 
 /** Parses BULWARK_REQUIRE_MFA; unset or empty means `administrative`. */

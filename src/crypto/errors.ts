@@ -6,6 +6,9 @@ export class KeyringError extends BulwarkError {}
 export const cryptoErrors = {
   masterKeyInvalid: (message: string, options?: BulwarkErrorOptions): KeyringError =>
     new KeyringError("BULWARK_ERR_MASTER_KEY_INVALID", "input", message, options),
+  /** The key file exists but this process cannot read it (permissions, I/O): the environment, exit 3. */
+  masterKeyUnreadable: (path: string, reason: string, options?: BulwarkErrorOptions): KeyringError =>
+    new KeyringError("BULWARK_ERR_MASTER_KEY_UNREADABLE", "runtime", `cannot read the master key file ${path}: ${reason}`, options),
   masterKeyMismatch: (message: string): KeyringError =>
     new KeyringError("BULWARK_ERR_MASTER_KEY_MISMATCH", "input", message),
   masterKeyMissing: (message: string): KeyringError =>

@@ -1,6 +1,7 @@
 // Loading and creating the master key: from BULWARK_MASTER_KEY (base64, 32 bytes) or a 0600 key file
 // in the data dir. An existing key file is never overwritten.
-import { closeSync, constants, openSync, readFileSync, statSync, writeSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync, statSync, writeSync, type Stats } from "node:fs";
+import { userInfo } from "node:os";
 import { fromBase64Strict, toBase64 } from "../lib/encoding.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { cryptoErrors } from "./errors.ts";
@@ -15,19 +16,47 @@ export function parseMasterKey(text: string, source: string): Uint8Array {
   return bytes;
 }
 
+/** Why the key file cannot be read, as the operator's next step; permission problems name the user. */
+function unreadable(path: string, error: unknown): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== "EACCES" && code !== "EPERM") return cryptoErrors.masterKeyUnreadable(path, (error as Error).message, { cause: error });
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    user = `uid ${process.getuid?.() ?? "unknown"}`;
+  }
+  return cryptoErrors.masterKeyUnreadable(
+    path,
+    `permission denied for this user (${user}); run Bulwark as the account that owns the data dir (the file must stay mode 600), or give this process the key in BULWARK_MASTER_KEY`,
+    { cause: error },
+  );
+}
+
 /** Reads a key file, refusing one that other users can read. Returns null when the file does not exist. */
 export function readMasterKeyFile(path: string): Uint8Array | null {
-  let mode: number;
+  let stats: Stats;
   try {
-    mode = statSync(path).mode;
+    stats = statSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw cryptoErrors.masterKeyInvalid(`cannot read the master key file ${path}: ${(error as Error).message}`, { cause: error });
+    throw unreadable(path, error);
   }
+  if (!stats.isFile()) {
+    const what = stats.isDirectory() ? "a directory" : "not a regular file";
+    throw cryptoErrors.masterKeyInvalid(`the master key file ${path} is ${what}; move it away and restore the key file (mode 600), or set BULWARK_MASTER_KEY`);
+  }
+  const mode = stats.mode;
   if ((mode & 0o077) !== 0) {
     throw cryptoErrors.masterKeyInvalid(`the master key file ${path} is readable by other users (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
   }
-  return parseMasterKey(readFileSync(path, "utf8"), `the master key file ${path}`);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw unreadable(path, error);
+  }
+  return parseMasterKey(text, `the master key file ${path}`);
 }
 
 /** Creates a new key file with mode 0600; fails if the file exists (O_EXCL), so a key is never overwritten. */

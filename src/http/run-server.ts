@@ -3,11 +3,11 @@
 import type { FastifyInstance } from "fastify";
 import type { App } from "../app/types.ts";
 import { containDeps, resumableJobs } from "../contain/index.ts";
-import { InputError, RuntimeFailure } from "../lib/errors.ts";
-import { startCheckpointer } from "../store/checkpointer.ts";
+import { InputError, RuntimeFailure, isBulwarkError } from "../lib/errors.ts";
+import { startCheckpointer, type Checkpointer } from "../store/checkpointer.ts";
 import { jobRunnerOf } from "./api/index.ts";
 import { startMailRunner, type MailRunner } from "./mail-runner.ts";
-import { startMaintenance } from "./maintenance.ts";
+import { startMaintenance, type Maintenance } from "./maintenance.ts";
 import { buildServer, type ServerOptions } from "./server.ts";
 
 export interface RunningServer {
@@ -64,11 +64,20 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
   const port = typeof address === "object" && address ? address.port : app.config.port;
   const host = app.config.host.includes(":") ? `[${app.config.host}]` : app.config.host;
   const url = `http://${host}:${port}`;
-  await app.audit.append({ type: "server.start", actor: "system", data: { url, pid: process.pid, dialect: app.db.dialect } });
-  // The outbox sender delivers security notices and reset links while the server runs.
-  const mail: MailRunner = await startMailRunner(app, options.mailIdleMs === undefined ? {} : { idleMs: options.mailIdleMs });
-  await resumeContainment(app, server);
-  const maintenance = startMaintenance(app, options.maintenanceIntervalMs === undefined ? {} : { intervalMs: options.maintenanceIntervalMs });
+  let startedMail: MailRunner | null = null;
+  let maintenance: Maintenance;
+  try {
+    await app.audit.append({ type: "server.start", actor: "system", data: { url, pid: process.pid, dialect: app.db.dialect } });
+    // The outbox sender delivers security notices and reset links while the server runs.
+    startedMail = await startMailRunner(app, options.mailIdleMs === undefined ? {} : { idleMs: options.mailIdleMs });
+    await resumeContainment(app, server);
+    maintenance = startMaintenance(app, options.maintenanceIntervalMs === undefined ? {} : { intervalMs: options.maintenanceIntervalMs });
+  } catch (error) {
+    // Never keep serving half-started (it answered /healthz 503 with no sender, and the log had a start with no stop).
+    await startedMail?.stop().catch(() => {});
+    throw await abortStart(app, server, { url, checkpointer, error });
+  }
+  const mail: MailRunner = startedMail;
 
   let closing: Promise<void> | null = null;
   const close = (reason: string = "shutdown"): Promise<void> => {
@@ -102,6 +111,28 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
     }
   }
   return { url, server, close };
+}
+
+/**
+ * Undoes a start that failed after listen: stops listening, records server.stop next to server.start, stops the
+ * checkpointer, and returns the error to throw. The app stays open for its owner to close, as after a listen
+ * failure. A BulwarkError keeps its kind (and so its exit code); anything else becomes a named runtime failure.
+ */
+async function abortStart(app: App, server: FastifyInstance, started: { url: string; checkpointer: Checkpointer | null; error: unknown }): Promise<unknown> {
+  const { url, checkpointer, error } = started;
+  app.logger.error({ err: error }, "server start failed after listen; stopping");
+  const reason = `start failed: ${isBulwarkError(error) ? error.code : "error"}`;
+  try {
+    await server.close();
+    await app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } });
+    await app.audit.checkpoint();
+  } catch (cleanup) {
+    app.logger.error({ err: cleanup }, "could not record the stop of a failed start");
+  } finally {
+    await checkpointer?.stop();
+  }
+  if (isBulwarkError(error)) return error;
+  return new RuntimeFailure("BULWARK_ERR_SERVER_START", `the server could not finish starting and was stopped: ${(error as Error)?.message ?? String(error)}`, { cause: error });
 }
 
 /**

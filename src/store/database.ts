@@ -1,6 +1,8 @@
 // Opens the database: node:sqlite in the data dir (the embedded default) or PostgreSQL when a
 // postgres:// URL is configured. Every failure becomes one clear message naming the problem and the fix.
-import { existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
+import { accessSync, constants, openSync, readSync, closeSync, statSync } from "node:fs";
+import { userInfo } from "node:os";
+import { basename, dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Kysely, sql, type Transaction } from "kysely";
 import type { Schema } from "./schema.ts";
@@ -22,17 +24,117 @@ export interface Database {
 }
 
 const SQLITE_MAGIC = "SQLite format 3\0";
+// SQLite primary result codes (https://sqlite.org/rescode.html): the two that mean the file itself is bad.
+const SQLITE_CORRUPT = 11;
+const SQLITE_NOTADB = 26;
+
+/** "this user (name)": who lacks a permission, for messages an operator acts on. */
+function thisUser(): string {
+  try {
+    return `this user (${userInfo().username})`;
+  } catch {
+    return `this user (uid ${process.getuid?.() ?? "unknown"})`;
+  }
+}
+
+const OWNER_FIX = "run Bulwark as the account that owns the data dir, or give this user access";
+
+/** Why `error` (from the file system) stops us using `path`, in words; never says the database is damaged. */
+function fsReason(error: unknown): string {
+  const e = error as NodeJS.ErrnoException;
+  switch (e.code) {
+    case "EACCES":
+    case "EPERM":
+      return `permission denied for ${thisUser()}; ${OWNER_FIX}`;
+    case "EROFS":
+      return "it is on a read-only file system";
+    default:
+      return e.message ?? String(error);
+  }
+}
+
+/** True when `path` exists as a regular file, false when it does not exist; a directory or an unreachable path throws, named. */
+function databaseFileExists(path: string): boolean {
+  let stats;
+  try {
+    stats = statSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw storeErrors.cannotOpen(path, fsReason(error), { cause: error });
+  }
+  if (stats.isDirectory()) throw storeErrors.notAFile(path, "a directory");
+  if (!stats.isFile()) throw storeErrors.notAFile(path, "not a regular file");
+  return true;
+}
 
 function looksLikeSQLite(path: string): boolean {
-  if (statSync(path).size === 0) return true; // an empty file is a valid, empty database
-  const fd = openSync(path, "r");
+  let fd: number;
+  try {
+    if (statSync(path).size === 0) return true; // an empty file is a valid, empty database
+    fd = openSync(path, "r");
+  } catch (error) {
+    throw storeErrors.cannotOpen(path, fsReason(error), { cause: error });
+  }
   try {
     const header = Buffer.alloc(16);
     readSync(fd, header, 0, 16, 0);
     return header.toString("latin1") === SQLITE_MAGIC;
+  } catch (error) {
+    throw storeErrors.cannotOpen(path, fsReason(error), { cause: error });
   } finally {
     closeSync(fd);
   }
+}
+
+/** Why `path` cannot be written by this process, or null when it can. */
+function writeProblem(path: string): "read-only" | "denied" | null {
+  try {
+    accessSync(path, constants.W_OK);
+    return null;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EROFS" ? "read-only" : "denied";
+  }
+}
+
+/**
+ * Why SQLite could not open a file whose header is fine. WAL mode writes the database and creates `-wal` and
+ * `-shm` beside it, even to read, so a healthy database on a read-only mount, or in a directory this user cannot
+ * write, fails with "unable to open database file" or "attempt to write a readonly database": name that, not
+ * corruption, and never advise moving the file aside.
+ */
+function whyCannotOpen(path: string, error: unknown): string {
+  const dir = dirname(path);
+  const sideFiles = `${basename(path)}-wal and ${basename(path)}-shm`;
+  const walNeeds = `SQLite in WAL mode writes the database and creates ${sideFiles} beside it, even to read`;
+  for (const side of [`${path}-wal`, `${path}-shm`]) {
+    let stats;
+    try {
+      stats = statSync(side);
+    } catch {
+      continue; // absent (the usual case): SQLite creates it
+    }
+    if (!stats.isFile()) return `${side} is ${stats.isDirectory() ? "a directory" : "not a regular file"}, and SQLite keeps its write-ahead log there; remove or rename it`;
+    if (writeProblem(side) === "denied") return `${side} is not writable by ${thisUser()}; ${OWNER_FIX}`;
+  }
+  const file = writeProblem(path);
+  const folder = writeProblem(dir);
+  if (file === "read-only" || folder === "read-only") {
+    return `${dir} is on a read-only file system, and ${walNeeds}; remount it read-write, or copy the data dir to a writable place and point BULWARK_DATA_DIR there`;
+  }
+  if (file !== null || folder !== null) {
+    const what = file !== null && folder !== null ? `the file and its directory ${dir} are` : file !== null ? "the file is" : `its directory ${dir} is`;
+    return `${what} not writable by ${thisUser()}, and ${walNeeds}; ${OWNER_FIX}`;
+  }
+  const e = error as { errstr?: string; errcode?: number; message?: string };
+  return `SQLite says "${e.errstr ?? e.message ?? String(error)}"${e.errcode === undefined ? "" : ` (code ${e.errcode})`}`;
+}
+
+/** Maps a failure to open or first read a SQLite file: corrupt only when SQLite says the file itself is bad. */
+function openFailure(path: string, error: unknown): Error {
+  const code = (error as { errcode?: unknown }).errcode;
+  const primary = typeof code === "number" ? code & 0xff : undefined;
+  if (primary === SQLITE_NOTADB || primary === SQLITE_CORRUPT) return storeErrors.notADatabase(path, { cause: error });
+  return storeErrors.cannotOpen(path, whyCannotOpen(path, error), { cause: error });
 }
 
 export interface OpenSQLiteOptions {
@@ -56,15 +158,19 @@ export async function serialiseTransactions(database: Database, trx: Kysely<Sche
 
 /** Opens (or creates) the SQLite database at `path` in WAL mode with foreign keys and a busy timeout. */
 export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
-  if (existsSync(path)) {
+  if (databaseFileExists(path)) {
     if (!looksLikeSQLite(path)) throw storeErrors.notADatabase(path);
   } else if (!options.create) {
     throw storeErrors.notInitialised(path);
   } else {
-    // The database holds password hashes and wrapped keys: only its owner may read it.
-    closeSync(openSync(path, "wx", 0o600));
+    try {
+      // The database holds password hashes and wrapped keys: only its owner may read it.
+      closeSync(openSync(path, "wx", 0o600));
+    } catch (error) {
+      throw storeErrors.cannotOpen(path, `cannot create it: ${fsReason(error)}`, { cause: error });
+    }
   }
-  let handle: DatabaseSync;
+  let handle: DatabaseSync | undefined;
   try {
     handle = new DatabaseSync(path);
     handle.exec(`PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 10_000)}`);
@@ -77,7 +183,8 @@ export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
     // Reading the schema proves the file is a usable database before anything is written.
     handle.prepare("SELECT count(*) FROM sqlite_master").get();
   } catch (error) {
-    throw storeErrors.notADatabase(path, { cause: error });
+    if (handle?.isOpen) handle.close(); // a pragma failed after the open: release the file before reporting
+    throw openFailure(path, error);
   }
   const db = new Kysely<Schema>({ dialect: new NodeSqliteDialect(handle) });
   return {

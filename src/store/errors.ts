@@ -7,6 +7,16 @@ export const storeErrors = {
   notADatabase: (path: string, options?: BulwarkErrorOptions): StoreError =>
     new StoreError("BULWARK_ERR_DB_CORRUPT", "input",
       `${path} is not a SQLite database or is corrupt; move it aside, or point BULWARK_DATA_DIR elsewhere`, options),
+  notAFile: (path: string, what: string): StoreError =>
+    new StoreError("BULWARK_ERR_DB_NOT_A_FILE", "input",
+      `${path} is ${what}, not a SQLite database file; remove or rename it, or point BULWARK_DATA_DIR elsewhere`),
+  /**
+   * The file may be a healthy database, but this process cannot open it here (permissions, a read-only file
+   * system, a WAL side file in the way): an environment failure, exit 3. `reason` names the cause and the fix;
+   * it never advises moving the database aside.
+   */
+  cannotOpen: (path: string, reason: string, options?: BulwarkErrorOptions): StoreError =>
+    new StoreError("BULWARK_ERR_DB_OPEN", "runtime", `cannot open the database ${path}: ${reason}`, options),
   foreignDatabase: (where: string, tables: string[]): StoreError =>
     new StoreError("BULWARK_ERR_DB_FOREIGN", "input",
       `${where} holds tables Bulwark did not create (${tables.slice(0, 5).join(", ")}${tables.length > 5 ? ", …" : ""}); refusing to touch it — use an empty database`),

@@ -81,6 +81,20 @@ describe("verifyDownloads", () => {
     await assert.rejects(verifyDownloads({ sums, dir: join(dir, "no-such-dir") }), { code: "BULWARK_ERR_DOWNLOADS_DIR" });
   });
 
+  it("refuses a directory given as the checksum file as input, naming it (was: EISDIR, internal error)", async () => {
+    const release = join(dir, "release-dir");
+    mkdirSync(release, { recursive: true });
+    writeFileSync(join(release, "SHA256SUMS"), `${ALPHA}  alpha\n`);
+    await assert.rejects(verifyDownloads({ sums: release }), (error: Error & { code?: string; kind?: string }) => {
+      assert.equal(error.code, "BULWARK_ERR_DOWNLOADS_SUMS");
+      assert.equal(error.kind, "input");
+      assert.match(error.message, new RegExp(`${release.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is a directory`));
+      assert.match(error.message, /SHA256SUMS/, "points at the checksum file inside it");
+      assert.doesNotMatch(error.message, /EISDIR/);
+      return true;
+    });
+  });
+
   describe("ignoreMissing (sha256sum -c --ignore-missing)", () => {
     const sha = (text: string): string => createHash("sha256").update(text).digest("hex");
     let rel: string;

@@ -2,8 +2,8 @@
 // project downloads were untouched, seed 000). A name that points outside the directory is refused
 // as a finding and never opened: a hostile sums file must not make us read /etc/shadow.
 import { createReadStream } from "node:fs";
-import { realpath } from "node:fs/promises";
-import { dirname, resolve } from "node:path";
+import { realpath, stat } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { InputError } from "../../lib/errors.ts";
 import type { Finding, Severity } from "../finding.ts";
 import { isWithin } from "../files/entry.ts";
@@ -93,6 +93,11 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
   } catch (error) {
     throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `cannot use the directory ${dir}: ${(error as Error).message}`, { cause: error });
   }
+  // On Linux a directory opens for reading and fails only at the first read: name it before opening.
+  const sumsStats = await stat(options.sums).catch(() => null);
+  if (sumsStats?.isDirectory()) {
+    throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `the checksum file ${options.sums} is a directory; give the checksum file itself, e.g. ${join(options.sums, "SHA256SUMS")} (the files it lists are looked up beside it, or in --dir)`);
+  }
   const stream = createReadStream(options.sums);
   try {
     await new Promise<void>((ok, fail) => {
@@ -174,6 +179,12 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
         if (okNames.length < EVIDENCE_LIMIT) okNames.push(parsed.name);
       }
     }
+  } catch (error) {
+    // A read error of the checksum file itself (EIO, a file that turned into a directory); the loop's own failures are values.
+    if ((error as NodeJS.ErrnoException).syscall === "read") {
+      throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `cannot read the checksum file ${options.sums}: ${(error as Error).message}`, { cause: error });
+    }
+    throw error;
   } finally {
     stream.destroy();
   }

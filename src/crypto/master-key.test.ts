@@ -1,0 +1,36 @@
+// readMasterKeyFile names what is wrong with the key file instead of letting a raw Node error through: a directory
+// where the file belongs is bad input (exit 2). Permission denied is covered end to end, as another user, in
+// test/env-errors.test.ts (as root, chmod proves nothing in-process).
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { readMasterKeyFile } from "./master-key.ts";
+
+let root: string;
+before(() => {
+  root = mkdtempSync(join(tmpdir(), "bulwark-master-key-"));
+});
+after(() => rmSync(root, { recursive: true, force: true }));
+
+describe("readMasterKeyFile", () => {
+  it("returns null when there is no key file, and reads a 0600 one", () => {
+    assert.equal(readMasterKeyFile(join(root, "absent.key")), null);
+    const path = join(root, "good.key");
+    writeFileSync(path, `${Buffer.alloc(32, 7).toString("base64")}\n`, { mode: 0o600 });
+    assert.deepEqual(readMasterKeyFile(path), new Uint8Array(32).fill(7));
+  });
+
+  it("names a directory where the key file belongs (input, exit 2; was: EISDIR, internal error)", () => {
+    const path = join(root, "master.key");
+    mkdirSync(path, { mode: 0o700 });
+    assert.throws(() => readMasterKeyFile(path), (error: Error & { code?: string; kind?: string }) => {
+      assert.equal(error.code, "BULWARK_ERR_MASTER_KEY_INVALID");
+      assert.equal(error.kind, "input");
+      assert.ok(error.message.includes(`${path} is a directory`), error.message);
+      assert.doesNotMatch(error.message, /EISDIR/);
+      return true;
+    });
+  });
+});
