@@ -12,7 +12,7 @@ interface Run {
   stderr: string;
 }
 
-function bulwark(args: string[], stdin = ""): Promise<Run> {
+function bulwark(args: string[], stdin: string | Buffer = ""): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "src/cli/main.ts", "hash", ...args], { cwd: ROOT });
     let stdout = "";
@@ -92,5 +92,42 @@ describe("bulwark hash", () => {
       assert.equal(run.stdout, "", "no hash is printed");
       assert.match(run.stderr, /^bulwark: no password on stdin/);
     }
+  });
+
+  test("verify refuses an empty password with exit 2 and the message of new (was: \"mismatch\", exit 1)", async () => {
+    for (const stdin of ["", "\n", "\r\n"]) {
+      const verify = await bulwark(["verify", MD5_CRYPT], stdin);
+      const created = await bulwark(["new"], stdin);
+      assert.equal(verify.code, 2, `${JSON.stringify(stdin)}: ${verify.stdout}${verify.stderr}`);
+      assert.equal(verify.stdout, "");
+      assert.match(verify.stderr, /^bulwark: no password on stdin \(it is empty\); pipe one in/);
+      assert.equal(verify.stderr.split(";")[0], created.stderr.split(";")[0], "the same refusal as hash new");
+    }
+  });
+
+  test("verify refuses a password over the size limit with exit 2, as new does (was: \"mismatch\", exit 1)", async () => {
+    const long = "a".repeat(10_000);
+    const verify = await bulwark(["verify", MD5_CRYPT], long);
+    const created = await bulwark(["new"], long);
+    assert.equal(created.code, 2);
+    assert.equal(verify.code, 2, verify.stdout);
+    assert.equal(verify.stderr, created.stderr);
+    assert.equal(verify.stderr, "bulwark: the password is longer than 4096 bytes\n");
+  });
+
+  test("attack: password bytes that are not UTF-8 are refused, never replaced by U+FFFD (was: another byte string matched)", async () => {
+    // ASVS 6.2.8: verified exactly as received. \xff\xfe and \xc0\xc1 both decoded to two U+FFFD before.
+    const created = await bulwark(["new"], Buffer.from("S3cret-\xff\xfe-passphrase-long", "latin1"));
+    assert.equal(created.code, 2, created.stdout);
+    assert.equal(created.stdout, "", "no hash is printed");
+    assert.match(created.stderr, /^bulwark: the password on stdin is not valid UTF-8/);
+    const stored = (await bulwark(["new"], "S3cret-\ufffd\ufffd-passphrase-long")).stdout.trim();
+    const verify = await bulwark(["verify", stored], Buffer.from("S3cret-\xc0\xc1-passphrase-long", "latin1"));
+    assert.equal(verify.code, 2, verify.stdout);
+    assert.match(verify.stderr, /^bulwark: the password on stdin is not valid UTF-8/);
+    // A NUL cannot be stored as typed (hash new refuses it): verify says so too, instead of "mismatch".
+    const nul = await bulwark(["verify", MD5_CRYPT], "pass\0word");
+    assert.equal(nul.code, 2);
+    assert.equal(nul.stderr, (await bulwark(["new"], "pass\0word")).stderr);
   });
 });

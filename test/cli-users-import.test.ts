@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { openApp } from "../src/app/index.ts";
 import { initSite, type CLISite } from "./helpers/cli.ts";
 
 const DRUPAL7 = fileURLToPath(new URL("../src/accounts/import/fixtures/drupal7-users.csv", import.meta.url));
@@ -284,5 +285,43 @@ describe("users import: all-or-nothing per batch", () => {
     assert.deepEqual(s.rows("SELECT email FROM users ORDER BY email").map((u) => u["email"]), ["a@example.org", "b@example.org", "c@example.org", "taken@example.org"]);
     const batches = s.rows("SELECT data FROM audit_events WHERE type = 'users.import.batch' ORDER BY seq").map((e) => JSON.parse(e["data"] as string));
     assert.deepEqual(batches.slice(-2).map((b) => [b.lines, b.created]), [["2-3", 2], ["4-4", 1]], "one audited batch per transaction, with its counts");
+  });
+  it("the same command after a run that died resumes after the last written batch, and says so", async () => {
+    const s = await site();
+    const text = `email\n${Array.from({ length: 9 }, (_, i) => `r${i + 1}@example.org`).join("\n")}\n`;
+    const csv = s.file("resume.csv", text);
+    // A run that died after its first two batches of 3 (lines 2-7), as kill -9 would leave it.
+    const app = await openApp({ env: s.env });
+    try {
+      const { importUsers, resolveMap, parseFieldMap } = await import("../src/accounts/import/index.ts");
+      let reads = 0;
+      await assert.rejects(importUsers(
+        { database: app.db, users: app.accounts.users, passwords: app.accounts.passwords, audit: app.audit, clock: app.clock, jobs: app.accounts.jobs },
+        {
+          format: "csv", onConflict: "fail", batchSize: 3, dryRun: false, skipBad: false, actor: "test", file: "resume.csv",
+          rules: { map: resolveMap({ preset: null, map: parseFieldMap(undefined), saltColumn: undefined }), preset: null, source: "resume.csv", salted: null },
+          open: async function* () {
+            if (++reads < 3) yield text;
+            else {
+              yield text.split("\n").slice(0, 8).join("\n") + "\n";
+              throw new Error("killed");
+            }
+          },
+        },
+      ), /killed/);
+    } finally {
+      await app.close();
+    }
+    assert.equal(userCount(s), 6);
+    const dry = await s.run(["users", "import", csv, "--batch", "3", "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /would create 3,/);
+    assert.match(dry.stdout, /would resume the interrupted import of this file \(job job_\w+\): its 6 rows up to line 7 were already written/);
+    const r = await s.run(["users", "import", csv, "--batch", "3"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /created 3,/);
+    assert.match(r.stdout, /resumed the interrupted import of this file/);
+    assert.equal(userCount(s), 9);
+    assert.equal((await s.run(["audit", "verify"])).code, 0);
   });
 });

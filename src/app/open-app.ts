@@ -1,7 +1,6 @@
 // The composition root: configuration → data dir → database → migrations → master key → keyring →
 // audit log → services. Every check that can fail runs before anything is created or migrated.
 import { join } from "node:path";
-import { userInfo } from "node:os";
 import pino, { type DestinationStream, type Logger } from "pino";
 import { AuditLog } from "../audit/audit-log.ts";
 import { createCheckRunStore } from "../checks/record.ts";
@@ -9,6 +8,7 @@ import { Keyring } from "../crypto/keyring.ts";
 import { createMasterKeyFile, parseMasterKey, readMasterKeyFile } from "../crypto/master-key.ts";
 import { cryptoErrors } from "../crypto/errors.ts";
 import { systemClock, type Clock } from "../lib/clock.ts";
+import { shellActor } from "../lib/os-user.ts";
 import { systemRandom, type RandomSource } from "../lib/random.ts";
 import { openPostgres, openSQLite, listTables, type Database } from "../store/database.ts";
 import { storeErrors } from "../store/errors.ts";
@@ -51,21 +51,13 @@ export interface OpenedApp extends App {
   init: InitReport;
 }
 
-function osActor(): string {
-  try {
-    return `cli:${userInfo().username}`;
-  } catch {
-    return "cli";
-  }
-}
-
 /** Opens Bulwark as configured. See `mode` for what it may create. */
 export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
   const mode = options.mode ?? "open";
   const clock = options.clock ?? systemClock;
   const random = options.random ?? systemRandom;
   const config: Config = loadConfig(options.env, options.overrides);
-  const actor = options.actor ?? osActor();
+  const actor = options.actor ?? shellActor();
   const logger: Logger = pino({ level: config.logLevel, base: { service: "bulwark" } }, options.logDestination ?? pino.destination(2));
   const report: InitReport = { createdDataDir: false, createdDatabase: false, createdMasterKeyFile: false, migrationsApplied: [], keysCreated: [] };
 

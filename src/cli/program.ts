@@ -4,8 +4,11 @@ import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import type { OpenedApp } from "../app/index.ts";
+import { isBulwarkError } from "../lib/errors.ts";
 import type { CliContext, CommandModule, OpenOptions } from "./context.ts";
 import { EXIT, type ExitCode } from "./exit-codes.ts";
+import { guardOptions } from "./option-guards.ts";
+import { cliActor, reportError } from "./run.ts";
 
 const VERSION = (createRequire(import.meta.url)("../../package.json") as { version: string }).version;
 
@@ -52,10 +55,13 @@ export async function runCLI(argv: string[], options: RunOptions = {}): Promise<
       return m.openApp({
         env: process.env,
         mode: options.mode,
+        // The actor of what opening records (init, migrations): the same as every command's own events.
+        actor: cliActor(),
         overrides: {
-          ...(globals.dataDir ? { dataDir: globals.dataDir } : {}),
-          ...(globals.databaseUrl ? { databaseURL: globals.databaseUrl } : {}),
-          ...(globals.logLevel ? { logLevel: globals.logLevel } : {}),
+          // Never empty here: guardOptions refuses `--data-dir ""`, which used to fall back to ./bulwark-data.
+          ...(globals.dataDir !== undefined ? { dataDir: globals.dataDir } : {}),
+          ...(globals.databaseUrl !== undefined ? { databaseURL: globals.databaseUrl } : {}),
+          ...(globals.logLevel !== undefined ? { logLevel: globals.logLevel } : {}),
           ...(options.listen?.host !== undefined ? { host: options.listen.host } : {}),
           ...(options.listen?.port !== undefined ? { port: options.listen.port } : {}),
         },
@@ -85,6 +91,7 @@ export async function runCLI(argv: string[], options: RunOptions = {}): Promise<
       writeErr: (s) => stderr.write(s),
     });
   for (const mod of await loadCommands()) mod.register(program, ctx);
+  guardOptions(program);
   // Every command and subcommand maps commander's own errors to exit 2 instead of commander's 1.
   const override = (cmd: Command): void => {
     cmd.exitOverride();
@@ -99,6 +106,8 @@ export async function runCLI(argv: string[], options: RunOptions = {}): Promise<
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
+    // Thrown while the options are read (guardOptions), before any action could report it.
+    if (isBulwarkError(error)) return reportError(ctx, error);
     throw error;
   } finally {
     if (opened) await opened.then((app) => app.close()).catch(() => {});

@@ -18,12 +18,21 @@ export async function confirmOrRefuse(
   if (!(await confirm(ctx, options.question))) throw options.declined();
 }
 
-/** Asks `question` on stderr and reads one line from stdin; true only for "yes" (any case, surrounding spaces ignored). */
+/**
+ * Asks `question` on stderr and reads one line from stdin; true only for "yes" (any case, surrounding spaces ignored).
+ * End of input (Ctrl-D) and Ctrl-C answer no: left unanswered, the question kept the command waiting on nothing,
+ * and Node ended it with exit 13 and a warning instead of the refusal.
+ */
 async function confirm(ctx: CliContext, question: string): Promise<boolean> {
   const rl = createInterface({ input: ctx.stdin, output: ctx.stderr });
   try {
-    const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
-    return answer.trim().toLowerCase() === "yes";
+    const answer = await new Promise<string | null>((resolve) => {
+      rl.once("close", () => resolve(null));
+      rl.once("SIGINT", () => resolve(null));
+      rl.question(question, resolve);
+    });
+    if (answer === null) ctx.stderr.write("\n"); // the refusal goes on its own line, not after the question
+    return answer !== null && answer.trim().toLowerCase() === "yes";
   } finally {
     rl.close();
   }

@@ -1,7 +1,8 @@
 // Helpers shared by CLI commands: run an action with Bulwark's exit-code contract, print JSON,
 // read stdin, find or create a command group, draw a progress bar on a TTY.
 import type { Command } from "commander";
-import { isBulwarkError } from "../lib/errors.ts";
+import { InputError, isBulwarkError } from "../lib/errors.ts";
+import { shellActor } from "../lib/os-user.ts";
 import type { CliContext } from "./context.ts";
 import { EXIT, type ExitCode } from "./exit-codes.ts";
 
@@ -51,9 +52,12 @@ export function writeLine(ctx: CliContext, line: string = ""): void {
   ctx.stdout.write(`${line}\n`);
 }
 
-/** Who the audit log names for a command run from the shell: `cli:` and the OS user. */
+/**
+ * Who the audit log names for a command run from the shell: `cli:` and the OS account running it. Never $USER,
+ * which whoever runs the command sets at will; the account is what init (src/app/open-app.ts) records too.
+ */
 export function cliActor(): string {
-  return `cli:${process.env["USER"] ?? "operator"}`;
+  return shellActor();
 }
 
 /** A repeatable option's parser: each occurrence is appended (commander's `.option(…, collect, [])`). */
@@ -61,11 +65,35 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Reads all of stdin as UTF-8. */
-export async function readStdin(ctx: CliContext): Promise<string> {
+/**
+ * Reads all of stdin as UTF-8. Bytes that are not UTF-8 are refused (`what` names the input in the message),
+ * never replaced by U+FFFD: two different byte strings would read as the same text.
+ */
+export async function readStdin(ctx: CliContext, options: { what?: string } = {}): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of ctx.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
-  return Buffer.concat(chunks).toString("utf8");
+  try {
+    // ignoreBOM: a leading U+FEFF is kept, as every other byte is.
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
+  } catch (cause) {
+    throw new InputError("BULWARK_ERR_USAGE", `${options.what ?? "stdin"} is not valid UTF-8`, { cause });
+  }
+}
+
+/**
+ * Reads a password from stdin for `hash new|verify` and `users create`: exactly as received (ASVS 6.2.8) but for
+ * one trailing newline ("\n" or "\r\n"), which `echo` adds. Refuses, with exit 2, bytes that are not UTF-8, an
+ * empty password (`ifEmpty` tells the operator what to do instead) and what `passwords.hash` would refuse: a
+ * NUL or more than `maxBytes` bytes, with the same errors.
+ */
+export async function readPassword(ctx: CliContext, options: { maxBytes: number; ifEmpty: string }): Promise<string> {
+  const text = await readStdin(ctx, { what: "the password on stdin" });
+  const password = text.endsWith("\r\n") ? text.slice(0, -2) : text.endsWith("\n") ? text.slice(0, -1) : text;
+  if (password === "") throw new InputError("BULWARK_ERR_USAGE", `no password on stdin (it is empty); ${options.ifEmpty}`);
+  const { isPasswordText, PasswordNotTextError, PasswordTooLongError } = await import("../accounts/passwords/index.ts");
+  if (!isPasswordText(password)) throw new PasswordNotTextError();
+  if (Buffer.byteLength(password, "utf8") > options.maxBytes) throw new PasswordTooLongError(options.maxBytes);
+  return password;
 }
 
 /** Returns the subcommand `name` of `program`, creating it with `description` if needed. */

@@ -1,8 +1,8 @@
 // Loading and creating the master key: from BULWARK_MASTER_KEY (base64, 32 bytes) or a 0600 key file
 // in the data dir. An existing key file is never overwritten.
 import { closeSync, constants, openSync, readFileSync, statSync, writeSync, type Stats } from "node:fs";
-import { userInfo } from "node:os";
 import { fromBase64Strict, toBase64 } from "../lib/encoding.ts";
+import { thisUser } from "../lib/os-user.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { cryptoErrors } from "./errors.ts";
 
@@ -20,15 +20,9 @@ export function parseMasterKey(text: string, source: string): Uint8Array {
 function unreadable(path: string, error: unknown): Error {
   const code = (error as NodeJS.ErrnoException).code;
   if (code !== "EACCES" && code !== "EPERM") return cryptoErrors.masterKeyUnreadable(path, (error as Error).message, { cause: error });
-  let user: string;
-  try {
-    user = userInfo().username;
-  } catch {
-    user = `uid ${process.getuid?.() ?? "unknown"}`;
-  }
   return cryptoErrors.masterKeyUnreadable(
     path,
-    `permission denied for this user (${user}); run Bulwark as the account that owns the data dir (the file must stay mode 600), or give this process the key in BULWARK_MASTER_KEY`,
+    `permission denied for ${thisUser()}; run Bulwark as the account that owns the data dir (the file must stay mode 600), or give this process the key in BULWARK_MASTER_KEY`,
     { cause: error },
   );
 }

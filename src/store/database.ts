@@ -1,10 +1,10 @@
 // Opens the database: node:sqlite in the data dir (the embedded default) or PostgreSQL when a
 // postgres:// URL is configured. Every failure becomes one clear message naming the problem and the fix.
 import { accessSync, constants, openSync, readSync, closeSync, statSync } from "node:fs";
-import { userInfo } from "node:os";
 import { basename, dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Kysely, sql, type Transaction } from "kysely";
+import { thisUser } from "../lib/os-user.ts";
 import type { Schema } from "./schema.ts";
 import { NodeSqliteDialect } from "./sqlite-dialect.ts";
 import { storeErrors } from "./errors.ts";
@@ -27,15 +27,6 @@ const SQLITE_MAGIC = "SQLite format 3\0";
 // SQLite primary result codes (https://sqlite.org/rescode.html): the two that mean the file itself is bad.
 const SQLITE_CORRUPT = 11;
 const SQLITE_NOTADB = 26;
-
-/** "this user (name)": who lacks a permission, for messages an operator acts on. */
-function thisUser(): string {
-  try {
-    return `this user (${userInfo().username})`;
-  } catch {
-    return `this user (uid ${process.getuid?.() ?? "unknown"})`;
-  }
-}
 
 const OWNER_FIX = "run Bulwark as the account that owns the data dir, or give this user access";
 

@@ -13,21 +13,26 @@ export interface CLIResult {
   stderr: string;
 }
 
-export function bulwark(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<CLIResult> {
+/**
+ * Runs `bulwark ARGS`. `input` is written to stdin (bytes as given when a Buffer); `stdout` may name a file
+ * descriptor to hand the child as its stdout (e.g. one opened on /dev/full), and then `stdout` of the result is "".
+ */
+export function bulwark(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer; stdout?: number } = {}): Promise<CLIResult> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, ...options.env };
     // Tests decide the environment: nothing leaks in from the developer's shell.
     for (const key of ["BULWARK_DATA_DIR", "BULWARK_DATABASE_URL", "BULWARK_MASTER_KEY", "HOST", "PORT"]) {
       if (!options.env || !(key in options.env)) delete env[key];
     }
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], { env, cwd: options.cwd, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], { env, cwd: options.cwd, stdio: ["pipe", options.stdout ?? "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+    // stdin and stderr are always pipes here (the typings cannot tell, as stdout may be a descriptor).
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.input ?? "");
+    child.stdin!.end(options.input ?? "");
   });
 }
 
@@ -35,7 +40,7 @@ export function bulwark(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?
 export interface CLISite {
   env: NodeJS.ProcessEnv;
   dir: string;
-  run: (args: string[], input?: string) => Promise<CLIResult>;
+  run: (args: string[], input?: string | Buffer) => Promise<CLIResult>;
   file: (name: string, content: Buffer | string) => string;
   /** Runs a read-only query on the site's SQLite database. */
   rows: (sql: string) => Array<Record<string, unknown>>;

@@ -1,34 +1,73 @@
 // `bulwark audit verify|export|tail|checkpoint|repair-head`: read and prove the hash-chained audit log.
-import { createReadStream, createWriteStream, existsSync, linkSync, renameSync, unlinkSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { accessSync, constants, createReadStream, createWriteStream, existsSync, linkSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { createInterface } from "node:readline";
 import type { AuditEvent, Checkpoint, TrustedKey, VerifyReport } from "../../audit/index.ts";
-import { InputError } from "../../lib/errors.ts";
+import { InputError, isBulwarkError } from "../../lib/errors.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
 import { action, cliActor, collect, group, progress, writeJSON, writeLine } from "../run.ts";
 import { parseTime } from "../time.ts";
 
 
-async function* jsonLines(path: string, what: string): AsyncGenerator<Record<string, unknown>> {
-  if (!existsSync(path)) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path} does not exist`);
+/** A JSON-lines file's objects with their line numbers; any other line (bad JSON, null, a number, an array) is refused by file and line. */
+async function* jsonLines(path: string, what: string): AsyncGenerator<{ line: number; value: Record<string, unknown> }> {
+  checkReadable(path, what);
   let line = 0;
-  for await (const text of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
-    line++;
-    if (text.trim() === "") continue;
-    try {
-      yield JSON.parse(text) as Record<string, unknown>;
-    } catch (cause) {
-      throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line}: not valid JSON`, { cause });
+  try {
+    for await (const text of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
+      line++;
+      if (text.trim() === "") continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (cause) {
+        throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line}: not valid JSON`, { cause });
+      }
+      if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line}: not a JSON object`);
+      yield { line, value: value as Record<string, unknown> };
     }
+  } catch (error) {
+    if (isBulwarkError(error)) throw error;
+    throw new InputError("BULWARK_ERR_USAGE", `cannot read ${what} ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+  }
+}
+
+/** Refuses, by name, an input file that is missing or a directory (reading one failed with a raw EISDIR, exit 3). */
+function checkReadable(path: string, what: string): void {
+  let stat;
+  try {
+    stat = statSync(path);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new InputError("BULWARK_ERR_USAGE", code === "ENOENT" ? `${what} ${path} does not exist` : `cannot read ${what} ${path} (${code ?? "error"})`, { cause });
+  }
+  if (stat.isDirectory()) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path} is a directory, not a file`);
+}
+
+/**
+ * Refuses, before anything is done, an output file that exists or whose directory is missing, not a directory or
+ * not writable: `audit checkpoint --export` used to sign a checkpoint first and then fail with a raw ENOENT.
+ */
+function checkWritable(path: string, option: string): void {
+  if (existsSync(path)) throw new InputError("BULWARK_ERR_USAGE", `${option} ${path} already exists; refusing to overwrite it`);
+  const dir = dirname(resolvePath(path));
+  try {
+    if (!statSync(dir).isDirectory()) throw new InputError("BULWARK_ERR_USAGE", `${option} ${path}: ${dir} is not a directory`);
+    accessSync(dir, constants.W_OK);
+  } catch (cause) {
+    if (isBulwarkError(cause)) throw cause;
+    const code = (cause as NodeJS.ErrnoException).code ?? "error";
+    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" || code === "EPERM" ? "is not writable" : code === "ENOTDIR" ? "is not a directory" : `cannot be used (${code})`;
+    throw new InputError("BULWARK_ERR_USAGE", `${option} ${path}: the directory ${dir} ${why}`, { cause });
   }
 }
 
 async function readCheckpoints(path: string): Promise<Checkpoint[]> {
   const out: Checkpoint[] = [];
-  for await (const o of jsonLines(path, "checkpoint file")) {
+  for await (const { line, value: o } of jsonLines(path, "checkpoint file")) {
     if (typeof o["seq"] !== "number" || typeof o["hash"] !== "string" || typeof o["signature"] !== "string" || typeof o["keyId"] !== "string" || typeof o["at"] !== "number") {
-      throw new InputError("BULWARK_ERR_USAGE", `checkpoint file ${path}: every line needs seq, hash, at, keyId and signature`);
+      throw new InputError("BULWARK_ERR_USAGE", `checkpoint file ${path}, line ${line}: needs seq, hash, at, keyId and signature`);
     }
     out.push(o as unknown as Checkpoint);
   }
@@ -109,16 +148,26 @@ export default {
       .action(
         action(ctx, async (opts: { checkpoints?: string; file?: string; partial?: boolean; publicKey: string[]; json?: boolean }) => {
           const { checkpointKeyCheck, parseTrustedKey } = await import("../../audit/index.ts");
-          if (opts.partial && !opts.file) throw new InputError("BULWARK_ERR_USAGE", "--partial applies to an export verified with --file");
-          if (opts.publicKey.length > 0 && !opts.checkpoints) throw new InputError("BULWARK_ERR_USAGE", "--public-key applies to the checkpoints given with --checkpoints");
+          if (opts.partial && opts.file === undefined) throw new InputError("BULWARK_ERR_USAGE", "--partial applies to an export verified with --file");
+          if (opts.publicKey.length > 0 && opts.checkpoints === undefined) throw new InputError("BULWARK_ERR_USAGE", "--public-key applies to the checkpoints given with --checkpoints");
           const trusted: TrustedKey[] = opts.publicKey.map((k) => parseTrustedKey(k));
           const keys = checkpointKeyCheck(trusted);
-          const exported = opts.checkpoints ? await readCheckpoints(opts.checkpoints) : [];
-          if (opts.file) {
+          const exported = opts.checkpoints !== undefined ? await readCheckpoints(opts.checkpoints) : [];
+          if (opts.file !== undefined) {
             const { verifyChain, chainFieldsFromExport } = await import("../../audit/index.ts");
             const file = opts.file;
             const events = (async function* () {
-              for await (const o of jsonLines(file, "export file")) yield chainFieldsFromExport(o as never);
+              for await (const { line, value } of jsonLines(file, "export file")) {
+                let fields;
+                try {
+                  fields = chainFieldsFromExport(value as never);
+                } catch (error) {
+                  // e.g. a line without data: name where it is, not only what.
+                  if (isBulwarkError(error)) throw new InputError("BULWARK_ERR_USAGE", `export file ${file}, line ${line}: ${error.message}`, { cause: error });
+                  throw error;
+                }
+                yield fields;
+              }
             })();
             // A whole export must start at #1: trusting its first line would let the oldest events be cut away.
             const report = await verifyChain(events, { partial: opts.partial === true, checkpoints: exported, verifySignature: (cp) => keys.verify(cp) });
@@ -139,9 +188,10 @@ export default {
       .option("--output <file>", "write to a file instead of stdout (refuses to overwrite; appears only once complete)")
       .action(
         action(ctx, async (opts: { since?: string; output?: string }) => {
+          // Given is `!== undefined`: an empty --since used to export the whole log, an empty --output to print it.
+          if (opts.output !== undefined) checkWritable(opts.output, "--output");
           const app = await ctx.app();
-          const sinceAt = opts.since ? parseTime(opts.since, "--since", app.clock.now()) : undefined;
-          if (opts.output && existsSync(opts.output)) throw new InputError("BULWARK_ERR_USAGE", `--output ${opts.output} already exists; refusing to overwrite it`);
+          const sinceAt = opts.since !== undefined ? parseTime(opts.since, "--since", app.clock.now()) : undefined;
           let n = 0;
           const altered: number[] = [];
           const write = async (out: NodeJS.WritableStream): Promise<void> => {
@@ -151,13 +201,13 @@ export default {
               n++;
             }
           };
-          if (opts.output) await writeComplete(opts.output, write);
+          if (opts.output !== undefined) await writeComplete(opts.output, write);
           else await write(ctx.stdout);
           if (altered.length > 0) {
             ctx.stderr.write(`bulwark: warning: ${altered.length} event(s) hold stored data that is not a JSON object (an altered row; first #${altered[0]}): ` +
               "exported verbatim as rawData with data null; run `bulwark audit verify`\n");
           }
-          if (opts.output) ctx.stderr.write(`exported ${n} events to ${opts.output}\n`);
+          if (opts.output !== undefined) ctx.stderr.write(`exported ${n} events to ${opts.output}\n`);
         }),
       );
 
@@ -202,16 +252,23 @@ export default {
       .option("--json", "print the new checkpoint as JSON")
       .action(
         action(ctx, async (opts: { export?: string; json?: boolean }) => {
+          // Checked before signing: an export that cannot be written must not leave a checkpoint behind.
+          if (opts.export !== undefined) checkWritable(opts.export, "--export");
           const app = await ctx.app();
           const cp = await app.audit.checkpoint();
-          if (opts.export) {
+          if (opts.export !== undefined) {
             const { keyFingerprint } = await import("../../audit/index.ts");
-            if (existsSync(opts.export)) throw new InputError("BULWARK_ERR_USAGE", `--export ${opts.export} already exists; refusing to overwrite it`);
             const keys = app.keyring.publicKeys();
             const checkpoints = await app.audit.checkpoints();
             const lines = checkpoints.map((c) => JSON.stringify({ ...c, publicKey: keys[c.keyId] }));
             const { writeFileSync } = await import("node:fs");
-            writeFileSync(opts.export, lines.map((l) => `${l}\n`).join(""), { flag: "wx", mode: 0o600 });
+            try {
+              writeFileSync(opts.export, lines.map((l) => `${l}\n`).join(""), { flag: "wx", mode: 0o600 });
+            } catch (cause) {
+              // A file that appeared since the check above; anything else (a full disk) is a runtime failure.
+              if ((cause as NodeJS.ErrnoException).code === "EEXIST") throw new InputError("BULWARK_ERR_USAGE", `--export ${opts.export} already exists; refusing to overwrite it`, { cause });
+              throw cause;
+            }
             // Record these fingerprints apart from the file: `audit verify --public-key sha256:…` then trusts only them.
             for (const id of new Set(checkpoints.map((c) => c.keyId))) {
               if (keys[id]) ctx.stderr.write(`signing key ${id}: ${keyFingerprint(keys[id])}\n`);

@@ -26,7 +26,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--bucket <name>", "bucket name, for Resource matching (default: taken from the policy)");
   addCheckOptions(cmd).action(
     action(ctx, async (opts: BucketOptions) => {
-      if (!opts.policy && !opts.acl && !opts.publicAccessBlock) {
+      if (opts.policy === undefined && opts.acl === undefined && opts.publicAccessBlock === undefined) {
         throw new InputError("BULWARK_ERR_USAGE", "check bucket needs at least one of --policy, --acl, --public-access-block");
       }
       if (opts.ownerAccount !== undefined && !/^\d{12}$/.test(opts.ownerAccount)) {
@@ -36,9 +36,9 @@ function register(program: Command, ctx: CliContext): void {
         throw new InputError("BULWARK_ERR_USAGE", `--bucket must be an S3 bucket name (letters, digits, ".", "-", "_"), got "${opts.bucket.slice(0, 40)}"`);
       }
       const bucket = await import("../../checks/bucket/index.ts");
-      const policy = opts.policy ? bucket.parseBucketPolicy(await bucket.readBoundedFile(opts.policy), opts.policy) : undefined;
-      const acl = opts.acl ? bucket.parseBucketACL(await bucket.readBoundedFile(opts.acl), opts.acl) : undefined;
-      const pab = opts.publicAccessBlock
+      const policy = opts.policy !== undefined ? bucket.parseBucketPolicy(await bucket.readBoundedFile(opts.policy), opts.policy) : undefined;
+      const acl = opts.acl !== undefined ? bucket.parseBucketACL(await bucket.readBoundedFile(opts.acl), opts.acl) : undefined;
+      const pab = opts.publicAccessBlock !== undefined
         ? bucket.parsePublicAccessBlock(await bucket.readBoundedFile(opts.publicAccessBlock), opts.publicAccessBlock)
         : undefined;
       const result = bucket.checkBucket({ policy, acl, publicAccessBlock: pab, ownerAccount: opts.ownerAccount, bucket: opts.bucket });

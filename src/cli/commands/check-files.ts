@@ -7,7 +7,7 @@ import { InputError } from "../../lib/errors.ts";
 import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import type { ExitCode } from "../exit-codes.ts";
-import { action, group, progress } from "../run.ts";
+import { action, collect, group, progress } from "../run.ts";
 
 interface FilesOptions extends CheckOptions {
   baseline?: string;
@@ -151,7 +151,7 @@ export default {
         .option("--baseline <out>", "scan PATHs and write a signed baseline to this file (refuses to overwrite one)")
         .option("--force", "with --baseline: replace an existing file")
         .option("--compare <baseline>", "compare PATHs (default: the baseline's) with this baseline")
-        .option("--exclude <path>", "leave this path and everything beneath it out (repeatable; compare defaults to the recorded ones)", (v: string, prev?: string[]) => [...(prev ?? []), v])
+        .option("--exclude <path>", "leave this path and everything beneath it out (repeatable; compare defaults to the recorded ones)", collect)
         .option("--one-file-system", "do not enter other mounted file systems (use it when scanning /: keeps /proc and /sys out)")
         .option("--concurrency <n>", "files hashed at once (1-64, default 4)"),
     ).action(action(ctx, (paths: string[], opts: FilesOptions) => run(ctx, paths, opts)));

@@ -54,23 +54,29 @@ async function loadScope(opts: RunOpts, now: number): Promise<ScopeSpec> {
   if (opts.all) scope.all = true;
   if (opts.role.length) scope.roles = opts.role;
   if (opts.ids !== undefined) {
-    let size: number;
+    let text: string;
     try {
-      size = statSync(opts.ids).size;
+      const stat = statSync(opts.ids);
+      // Not "is a file": `--ids <(grep …)` is a pipe, and welcome.
+      if (stat.isDirectory()) throw usage(`--ids ${opts.ids} is a directory, not a file`);
+      if (stat.size > MAX_IDS_FILE_BYTES) throw usage(`--ids file is larger than ${MAX_IDS_FILE_BYTES / 1024 / 1024} MiB`);
+      text = readFileSync(opts.ids, "utf8");
     } catch (cause) {
+      if (cause instanceof InputError) throw cause;
       throw new InputError("BULWARK_ERR_USAGE", `--ids: cannot read "${opts.ids}" (${(cause as NodeJS.ErrnoException).code ?? "error"})`, { cause });
     }
-    if (size > MAX_IDS_FILE_BYTES) throw usage(`--ids file is larger than ${MAX_IDS_FILE_BYTES / 1024 / 1024} MiB`);
     const { parseIdsFile } = await import("../../contain/scope.ts");
-    scope.ids = parseIdsFile(readFileSync(opts.ids, "utf8"));
+    scope.ids = parseIdsFile(text);
   }
-  if (opts.createdBefore) scope.createdBefore = parseTime(opts.createdBefore, "--created-before", now);
-  if (opts.createdAfter) scope.createdAfter = parseTime(opts.createdAfter, "--created-after", now);
-  if (opts.lastLoginBefore) scope.lastLoginBefore = parseTime(opts.lastLoginBefore, "--last-login-before", now);
-  if (opts.lastLoginAfter) scope.lastLoginAfter = parseTime(opts.lastLoginAfter, "--last-login-after", now);
-  if (opts.activeWithin && opts.activeBetween) throw usage("give --active-within or --active-between, not both");
-  if (opts.activeWithin) scope.activeFrom = now - parseDuration(opts.activeWithin, "--active-within");
-  if (opts.activeBetween) {
+  // "Given" is `!== undefined`, never truthiness: an empty value (an unset $CUTOFF) used to be dropped, and the scope
+  // widened to everyone the other options name. guardOptions refuses it first; parseTime would refuse it too.
+  if (opts.createdBefore !== undefined) scope.createdBefore = parseTime(opts.createdBefore, "--created-before", now);
+  if (opts.createdAfter !== undefined) scope.createdAfter = parseTime(opts.createdAfter, "--created-after", now);
+  if (opts.lastLoginBefore !== undefined) scope.lastLoginBefore = parseTime(opts.lastLoginBefore, "--last-login-before", now);
+  if (opts.lastLoginAfter !== undefined) scope.lastLoginAfter = parseTime(opts.lastLoginAfter, "--last-login-after", now);
+  if (opts.activeWithin !== undefined && opts.activeBetween !== undefined) throw usage("give --active-within or --active-between, not both");
+  if (opts.activeWithin !== undefined) scope.activeFrom = now - parseDuration(opts.activeWithin, "--active-within");
+  if (opts.activeBetween !== undefined) {
     if (opts.activeBetween.length !== 2) throw usage("--active-between takes two times: --active-between T1 T2");
     scope.activeFrom = parseTime(opts.activeBetween[0] as string, "--active-between", now);
     scope.activeTo = parseTime(opts.activeBetween[1] as string, "--active-between", now);
@@ -202,7 +208,7 @@ function register(program: Command, ctx: CliContext): void {
         opts = withParent("status", opts, ["json"]);
         const { app, contain, deps } = await services(ctx);
         let jobId = id;
-        if (!jobId) {
+        if (jobId === undefined) {
           const latest = [...(await deps.jobs.list({ kind: contain.CONTAIN_KIND, limit: 1 })), ...(await deps.jobs.list({ kind: contain.UNDO_KIND, limit: 1 }))].sort((a, b) => b.createdAt - a.createdAt)[0];
           if (!latest) throw usage("there are no containment jobs yet");
           jobId = latest.id;

@@ -1,17 +1,10 @@
 // `bulwark hash identify|verify|new`: the password-hash table from the command line, no database.
-// Exit codes (DESIGN.md): 0 match/ok, 1 mismatch, 2 unknown, malformed or out-of-bounds hash, or no password.
+// Exit codes (DESIGN.md): 0 match/ok, 1 mismatch, 2 unknown, malformed or out-of-bounds hash, or no usable password
+// on stdin (empty, not UTF-8, holding a NUL, over the size limit).
 import type { Command } from "commander";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
-import { action, group, readStdin, writeJSON, writeLine } from "../run.ts";
-import { InputError } from "../../lib/errors.ts";
-
-/** Strips exactly one trailing newline ("\n" or "\r\n"): the password is otherwise taken as received. */
-function stripOneNewline(text: string): string {
-  if (text.endsWith("\r\n")) return text.slice(0, -2);
-  if (text.endsWith("\n")) return text.slice(0, -1);
-  return text;
-}
+import { action, group, readPassword, writeJSON, writeLine } from "../run.ts";
 
 // Loaded lazily: argon2/bcrypt native bindings are not needed for the rest of the CLI.
 async function passwordContext() {
@@ -41,7 +34,7 @@ function register(program: Command, ctx: CliContext): void {
 
   hash
     .command("verify")
-    .description("Read a password from stdin (one trailing newline stripped) and check it against HASH: exit 0 match, 1 mismatch.")
+    .description("Read a password from stdin (one trailing newline stripped; empty is refused) and check it against HASH: exit 0 match, 1 mismatch.")
     .argument("<hash>", "the stored hash (quote it: it contains $)")
     .option("--json", "print { match } as JSON")
     .action(
@@ -49,7 +42,9 @@ function register(program: Command, ctx: CliContext): void {
         const passwords = await passwordContext();
         // Refuse an unsupported hash before waiting for a password.
         passwords.identify(stored);
-        const match = await passwords.verify(stripOneNewline(await readStdin(ctx)), stored);
+        // The checks of `hash new`: "mismatch" would say a password was compared, and none (or none storable) was.
+        const password = await readPassword(ctx, { maxBytes: passwords.limits.maxPasswordBytes, ifEmpty: "pipe one in, e.g. printf '%s' \"$PASSWORD\" | bulwark hash verify HASH" });
+        const match = await passwords.verify(password, stored);
         if (opts.json) writeJSON(ctx, { match });
         else writeLine(ctx, match ? "match" : "mismatch");
         return match ? EXIT.ok : EXIT.fails;
@@ -61,10 +56,9 @@ function register(program: Command, ctx: CliContext): void {
     .description("Read a password from stdin (one trailing newline stripped; empty is refused) and print a default-scheme (argon2id) hash.")
     .action(
       action(ctx, async () => {
-        const password = stripOneNewline(await readStdin(ctx));
-        // As `users create`: a hash of the empty password would let anyone in with no password at all.
-        if (password === "") throw new InputError("BULWARK_ERR_USAGE", "no password on stdin (it is empty); pipe one in, e.g. printf '%s' \"$PASSWORD\" | bulwark hash new");
         const passwords = await passwordContext();
+        // As `users create`: a hash of the empty password would let anyone in with no password at all.
+        const password = await readPassword(ctx, { maxBytes: passwords.limits.maxPasswordBytes, ifEmpty: "pipe one in, e.g. printf '%s' \"$PASSWORD\" | bulwark hash new" });
         writeLine(ctx, await passwords.hash(password));
         return EXIT.ok;
       }),

@@ -3,11 +3,7 @@ import { base32 } from "../../crypto/tokens.ts";
 import { InputError } from "../../lib/errors.ts";
 import type { CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
-import { action, cliActor, collect, group, readStdin, writeJSON, writeLine } from "../run.ts";
-
-function stripOneNewline(text: string): string {
-  return text.endsWith("\r\n") ? text.slice(0, -2) : text.endsWith("\n") ? text.slice(0, -1) : text;
-}
+import { action, cliActor, collect, group, readPassword, writeJSON, writeLine } from "../run.ts";
 
 export default {
   register(program, ctx) {
@@ -25,9 +21,8 @@ export default {
           const app = await ctx.app();
           const { users: store, passwords, policy, roles } = app.accounts;
           const generated = opts.generatePassword || (ctx.stdin as { isTTY?: boolean }).isTTY ? base32(app.random.bytes(20)) : null;
-          const password = generated ?? stripOneNewline(await readStdin(ctx));
-          if (password === "") throw new InputError("BULWARK_ERR_USAGE", "no password on stdin; pipe one in, or use --generate-password");
-          const verdict = await policy.check(password, { email: opts.email, ...(opts.username ? { username: opts.username } : {}), serviceName: app.config.serviceName });
+          const password = generated ?? (await readPassword(ctx, { maxBytes: passwords.limits.maxPasswordBytes, ifEmpty: "pipe one in, or use --generate-password" }));
+          const verdict = await policy.check(password, { email: opts.email, ...(opts.username !== undefined ? { username: opts.username } : {}), serviceName: app.config.serviceName });
           if (!verdict.ok) throw new InputError("BULWARK_ERR_PASSWORD_POLICY", `the password is refused: ${verdict.reasons.map((r) => r.message).join("; ")}`);
           for (const role of opts.role) await roles.get(role); // unknown role: fail before creating anything
           const hash = await passwords.hash(password);
@@ -67,7 +62,7 @@ export default {
       .option("--description <text>", "what the role is for")
       .action(
         action(ctx, async (name: string, opts: { permission: string[]; description?: string }) => {
-          const role = await (await ctx.app()).accounts.roles.create({ name, permissions: opts.permission, ...(opts.description ? { description: opts.description } : {}) }, "cli");
+          const role = await (await ctx.app()).accounts.roles.create({ name, permissions: opts.permission, ...(opts.description !== undefined ? { description: opts.description } : {}) }, cliActor());
           writeLine(ctx, `created role ${role.name}: ${role.permissions.join(", ")}`);
         }),
       );
@@ -76,7 +71,7 @@ export default {
       .description("delete a role (built-in roles cannot be deleted)")
       .action(
         action(ctx, async (name: string) => {
-          await (await ctx.app()).accounts.roles.delete(name, "cli");
+          await (await ctx.app()).accounts.roles.delete(name, cliActor());
           writeLine(ctx, `deleted role ${name}`);
         }),
       );
@@ -89,7 +84,7 @@ export default {
             const app = await ctx.app();
             const user = identifier.startsWith("usr_") ? await app.accounts.users.getById(identifier) : await app.accounts.users.findByIdentifier(identifier);
             if (!user) throw new InputError("BULWARK_ERR_USAGE", `no user "${identifier}"`);
-            const changed = verb === "grant" ? await app.accounts.roles.grant(user.id, role, "cli") : await app.accounts.roles.revoke(user.id, role, "cli");
+            const changed = verb === "grant" ? await app.accounts.roles.grant(user.id, role, cliActor()) : await app.accounts.roles.revoke(user.id, role, cliActor());
             writeLine(ctx, changed ? `${verb === "grant" ? "granted" : "revoked"} ${role} ${verb === "grant" ? "to" : "from"} ${user.email}` : `nothing to do: ${user.email} ${verb === "grant" ? "already holds" : "does not hold"} ${role}`);
             return EXIT.ok;
           }),

@@ -42,7 +42,7 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   const inferred = preset || ext === ".csv" ? "csv" : ext === ".jsonl" || ext === ".ndjson" ? "jsonl" : undefined;
   const format = oneOf("--format", opts.format ?? inferred, ["csv", "jsonl"] as const, "csv");
   if (opts.format === undefined && inferred === undefined) throw usage("--format csv|jsonl is required (it cannot be told from the file name)");
-  if (Boolean(opts.salted) !== Boolean(opts.saltColumn)) throw usage("--salted and --salt-column go together: the template and the column holding each row's salt");
+  if ((opts.salted === undefined) !== (opts.saltColumn === undefined)) throw usage("--salted and --salt-column go together: the template and the column holding each row's salt");
   const onConflict = oneOf("--on-conflict", opts.onConflict, ["skip", "update", "fail"] as const, "fail");
   if (opts.replacePasswords && onConflict !== "update") throw usage("--replace-passwords goes with --on-conflict update: it decides what an update does with stored passwords");
   const batchSize = positiveInt("--batch", opts.batch, 500, imp.MAX_BATCH);
@@ -54,7 +54,7 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   }
   const explicit = imp.parseFieldMap(opts.map);
   const map = imp.resolveMap({ preset, map: explicit, saltColumn: opts.saltColumn });
-  const rules = { map, preset, source: opts.source ?? preset ?? basename(file), salted: opts.salted ? parseSaltedTemplate(opts.salted) : null };
+  const rules = { map, preset, source: opts.source ?? preset ?? basename(file), salted: opts.salted !== undefined ? parseSaltedTemplate(opts.salted) : null };
 
   const app = await ctx.app();
   const bar = progress(ctx, opts.dryRun ? "validating" : "importing", 0);
@@ -73,6 +73,9 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   else {
     const verb = report.dryRun ? "dry run (nothing written)" : "imported";
     writeLine(ctx, `${verb}: ${file} as source "${report.source}": ${report.rows} rows; ${report.dryRun ? "would create" : "created"} ${report.created}, updated ${report.updated}, skipped ${report.skipped}, failed ${report.failed}`);
+    if (report.resumedAfterLine !== null) {
+      writeLine(ctx, `  ${report.dryRun ? "would resume" : "resumed"} the interrupted import of this file (job ${report.jobId}): its ${report.alreadyImported} rows up to line ${report.resumedAfterLine} were already written`);
+    }
     for (const b of report.bad) writeLine(ctx, `  line ${b.line}: ${b.reason}`);
     for (const s of report.skippedRows) writeLine(ctx, `  line ${s.line}: skipped, ${s.reason}`);
     const replaced = report.dryRun ? "would be replaced" : "replaced";
