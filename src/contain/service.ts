@@ -3,7 +3,7 @@
 import type { App } from "../app/types.ts";
 import type { Job } from "../jobs/job-store.ts";
 import { jobErrors } from "../jobs/job-store.ts";
-import { runStages, type ContainDeps, type RunOptions } from "./engine.ts";
+import { runStages, TERMINAL, type ContainDeps, type RunOptions } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
 import type { ResetNotifier } from "./lever.ts";
@@ -139,6 +139,37 @@ export interface JobView {
 }
 
 /** The public shape of a job (CLI --json, HTTP API). */
+/** How long an unfinished job may go without a committed batch before its progress is called stalled. */
+export const STALL_MS = 2 * 60_000;
+
+export interface JobProgress {
+  done: number;
+  total: number;
+  /** Users (or records) per second while the job was making progress. */
+  ratePerSecond: number;
+  /** Seconds to go at that rate; 0 when done; null when unknown, or when the job is stalled. */
+  etaSeconds: number | null;
+  /**
+   * Seconds since the job last committed a batch, when that is over STALL_MS and the job is not finished: a
+   * process killed mid-job leaves it `running` for ever, and an ETA would only keep growing. Null otherwise.
+   */
+  stalledSeconds: number | null;
+}
+
+/**
+ * A job's progress at `now`, for `contain status` and the API: the rate is measured up to the last committed
+ * batch, so a job whose process died does not show a rate that decays and an ETA that grows without end.
+ */
+export function jobProgress(job: Job, now: number): JobProgress {
+  const finished = TERMINAL.has(job.status);
+  const idle = now - job.updatedAt;
+  const stalled = !finished && idle >= STALL_MS;
+  const until = job.finishedAt ?? (stalled ? job.updatedAt : now);
+  const rate = job.done / (Math.max(1, until - job.createdAt) / 1000);
+  const eta = job.status === "done" ? 0 : finished || stalled || rate <= 0 ? null : Math.round((job.total - job.done) / rate);
+  return { done: job.done, total: job.total, ratePerSecond: Math.round(rate), etaSeconds: eta, stalledSeconds: stalled ? Math.round(idle / 1000) : null };
+}
+
 export function jobView(job: Job): JobView {
   const counts: Record<string, Record<string, number>> = {};
   for (const [key, value] of Object.entries(job.counts)) {

@@ -216,13 +216,14 @@ function register(program: Command, ctx: CliContext): void {
         const job = await deps.jobs.get<Record<string, unknown>>(jobId);
         if (job.kind !== contain.CONTAIN_KIND && job.kind !== contain.UNDO_KIND) throw contain.containErrors.notContainJob(jobId);
         const view = contain.jobView(job);
-        const elapsed = Math.max(1, (job.finishedAt ?? app.clock.now()) - job.createdAt) / 1000;
-        const rate = job.done / elapsed;
-        const eta = job.status === "done" ? 0 : rate > 0 ? Math.round((job.total - job.done) / rate) : null;
-        if (opts.json) writeJSON(ctx, { ...view, ratePerSecond: Math.round(rate), etaSeconds: eta });
+        const { ratePerSecond, etaSeconds, stalledSeconds } = contain.jobProgress(job, app.clock.now());
+        if (opts.json) writeJSON(ctx, { ...view, ratePerSecond, etaSeconds, stalledSeconds });
         else {
           printJob(ctx, view);
-          writeLine(ctx, `  rate ${Math.round(rate)}/s${eta !== null && job.status !== "done" ? `, ETA ${eta}s` : ""}`);
+          writeLine(ctx, `  rate ${ratePerSecond}/s${etaSeconds !== null && job.status !== "done" ? `, ETA ${etaSeconds}s` : ""}`);
+          if (stalledSeconds !== null) {
+            writeLine(ctx, `  no batch committed for ${stalledSeconds}s: if no process is running this job (it was killed, or its server stopped), resume it with \`bulwark contain resume ${job.id}\``);
+          }
         }
         return EXIT.ok;
       }),

@@ -52,12 +52,9 @@ function toScope(body: ScopeBody): contain.ScopeSpec {
   return scope;
 }
 
-/** A job's view with its progress: done, total, rate (users per second) and ETA (seconds). */
+/** A job's view with its progress: done, total, rate (users per second), ETA (seconds) and whether it stalled. */
 function progressView(app: App, job: Job): Record<string, unknown> {
-  const elapsed = Math.max(1, (job.finishedAt ?? app.clock.now()) - job.createdAt) / 1000;
-  const rate = job.done / elapsed;
-  const eta = job.status === "done" ? 0 : rate > 0 ? Math.round((job.total - job.done) / rate) : null;
-  return { ...contain.jobView(job), progress: { done: job.done, total: job.total, ratePerSecond: Math.round(rate), etaSeconds: eta } };
+  return { ...contain.jobView(job), progress: contain.jobProgress(job, app.clock.now()) };
 }
 
 async function containJob(deps: contain.ContainDeps, id: string): Promise<Job> {
