@@ -41,6 +41,7 @@ describe("users import: bad flags and bad files exit 2 and change nothing", () =
       [["--preset", "wordpress"], /--preset must be one of drupal7/],
       [["--map", "mail"], /--map entry "mail" is not FIELD=COLUMN/],
       [["--map", "password=pass"], /--map names an unknown field "password"/],
+      [["--map", "email=email,email=password_hash"], /--map names the field "email" twice \(email and password_hash\); give it once/],
       [["--map", "email=courriel"], /--map email=courriel: the header has no "courriel" column|no "courriel" column for email/],
       [["--salted", "sha256(salt+password)"], /--salted and --salt-column go together/],
       [["--salted", "sha3(salt+password)", "--salt-column", "salt"], /template "sha3\(salt\+password\)" is not understood/],

@@ -62,6 +62,8 @@ export function parseFieldMap(text: string | undefined): FieldMap {
     if (!(IMPORT_FIELDS as readonly string[]).includes(field)) {
       throw new ImportOptionError(`--map names an unknown field "${field.slice(0, 40)}"; fields are ${IMPORT_FIELDS.join(", ")}`);
     }
+    // Which of two columns feeds the field would be a guess (the last one, silently): refused, as a header naming a column twice is.
+    if (Object.hasOwn(map, field)) throw new ImportOptionError(`--map names the field "${field}" twice (${map[field as ImportField]} and ${column.slice(0, 40)}); give it once`);
     map[field as ImportField] = column;
   }
   return map;
