@@ -108,7 +108,11 @@ async function crashAndResume(t: TestContext, c: Case): Promise<void> {
     child.on("exit", () => (exited = true));
     const ended = new Promise<void>((resolve) => child.on("exit", () => resolve()));
     if (batchesThisRun === 0) {
-      await Promise.race([ended, new Promise((r) => setTimeout(r, 200 + Math.random() * runMs * 0.5))]);
+      // A new job spends much of the run creating itself (recording the scope); a resumed one starts its batches
+      // as soon as the process is up, so it dies within about a batch of starting — a longer wait let a resumed
+      // run commit half the job, and the job could end before the last kill.
+      const window = job ? 500 + perBatchMs : runMs * 0.5;
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 200 + Math.random() * window))]);
     } else {
       for (;;) {
         if (exited) break;
