@@ -124,6 +124,15 @@ describe("POST /auth/email/change", () => {
     assert.equal((await mails("throttle-3@example.org", /./)).length, 0, "the fourth request sends nothing");
     assert.equal((await mails("throttle@example.org", /was requested/)).length, 3);
   });
+
+  it("an account whose address the outbox cannot mail (an import's jörg@…) can move to one it can: the link goes out", async () => {
+    const jorg = await signedIn("jörg@example.org");
+    const res = await requestChange(jorg.b, "jorg@example.org");
+    assert.equal(res.statusCode, 202, res.body);
+    const link = await linkFor("jorg@example.org");
+    assert.equal((await confirm(link)).statusCode, 200);
+    assert.equal(await emailOf(jorg.id), "jorg@example.org");
+  });
 });
 
 describe("POST /auth/email/confirm", () => {

@@ -241,6 +241,48 @@ describe("POST /auth/register", () => {
   });
 });
 
+describe("accounts whose address the outbox cannot mail (the account store accepts more: imports, old systems)", () => {
+  it("attack: enumeration — a reset request for such an account answers like one for no account, and queues nothing", async () => {
+    await fx.user("jörg@example.org");
+    const known = await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: "jörg@example.org" } });
+    const unknown = await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: "jürgen@example.org" } });
+    assert.equal(known.statusCode, 202, known.body);
+    assert.equal(unknown.statusCode, 202);
+    assert.equal(known.body, unknown.body);
+    const queued = await fx.app.db.db.selectFrom("outbox_messages").select("id").where("to_address", "in", ["jörg@example.org", "jürgen@example.org"]).execute();
+    assert.equal(queued.length, 0);
+  });
+
+  it("a password change still answers 200 for the change it made; the notice that could not be queued is audited", async () => {
+    const ana = await fx.user("ana@intranet");
+    const b = fx.browser();
+    assert.equal((await b.login(ana.email, ana.password)).statusCode, 200);
+    const changed = await b.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: ana.password, newPassword: "a sturdy new passphrase here" } });
+    assert.equal(changed.statusCode, 200, changed.body);
+    assert.equal((await fx.browser().login(ana.email, "a sturdy new passphrase here")).statusCode, 200);
+    const refused = (await fx.app.audit.tail(20)).filter((e) => e.type === "auth.notice.refused" && e.subject === ana.id);
+    assert.equal(refused.length, 1);
+    assert.equal(refused[0]?.data["notice"], "password-changed");
+    assert.match(String(refused[0]?.data["reason"]), /domain/);
+  });
+
+  it("registration refuses such an address before looking it up, whether or not an account has it", async () => {
+    fx.app.config.http.registrationOpen = true;
+    try {
+      await fx.user("ops@lan");
+      const taken = await fx.browser().request("POST", "/auth/register", { body: { email: "ops@lan" } });
+      const free = await fx.browser().request("POST", "/auth/register", { body: { email: "dev@lan" } });
+      assert.equal(taken.statusCode, 400, taken.body);
+      assert.equal(free.statusCode, 400);
+      assert.equal(taken.json().error.code, "BULWARK_ERR_MAIL_ADDRESS");
+      assert.equal(taken.json().error.message, free.json().error.message.replace("dev@lan", "ops@lan"));
+      assert.equal(await fx.app.accounts.users.findByIdentifier("dev@lan"), null, "no account is created that no link can ever reach");
+    } finally {
+      fx.app.config.http.registrationOpen = false;
+    }
+  });
+});
+
 describe("the outbox sender in the server", () => {
   it("delivers queued mail while running and stops cleanly", async () => {
     await fx.user("runner@example.org");

@@ -4,7 +4,7 @@ import { isIP } from "node:net";
 import type { Kysely } from "kysely";
 import { notifyErrors } from "./errors.ts";
 import { PRIORITY, type EnqueueResult, type NewMessage, type Outbox } from "./outbox.ts";
-import { checkAddress, checkSubject, checkToken } from "./validate.ts";
+import { addressProblem, checkAddress, checkSubject, checkToken } from "./validate.ts";
 
 export type MFAFactor = "totp" | "webauthn" | "recovery-codes";
 
@@ -90,17 +90,23 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
   }
   if (!Number.isFinite(notice.at)) throw notifyErrors.badMessage("at must be a time in ms since the epoch");
   const recipients: Array<{ to: string; role: "current" | "old" }> = [{ to: checkAddress("to", notice.to), role: "current" }];
-  if (notice.event.type === "email-changed") {
-    checkAddress("oldEmail", notice.event.oldEmail);
-    checkAddress("newEmail", notice.event.newEmail);
-    // ASVS 6.3.7: the OLD address is told too — if an attacker changed it, that is where the owner still reads.
-    if (notice.event.oldEmail.toLowerCase() !== notice.to.toLowerCase()) recipients.push({ to: notice.event.oldEmail, role: "old" });
+  let event = notice.event;
+  if (event.type === "email-changed") {
+    checkAddress("newEmail", event.newEmail);
+    if (addressProblem(event.oldEmail) === null) {
+      // ASVS 6.3.7: the OLD address is told too — if an attacker changed it, that is where the owner still reads.
+      if (event.oldEmail.toLowerCase() !== notice.to.toLowerCase()) recipients.push({ to: event.oldEmail, role: "old" });
+    } else {
+      // An old address this server cannot mail (the account store accepts more, e.g. from an import): it cannot be
+      // told, and its text is not put in the new address's notice either (plain ASCII only reaches a mail body).
+      event = { ...event, oldEmail: "an address this server cannot send mail to" };
+    }
   }
   const when = new Date(notice.at).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
   const from = notice.ip && isIP(notice.ip) ? ` from the IP address ${notice.ip}` : "";
   const kind = `security.${KINDS[type]}`;
   return recipients.map(({ to, role }) => {
-    const t = template(notice.event, role);
+    const t = template(event, role);
     const lines = [
       "Hello,",
       "",

@@ -5,7 +5,7 @@ import type { Kysely } from "kysely";
 import { newId } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
-import type { Outbox } from "../../notify/index.ts";
+import { addressProblem, type Outbox } from "../../notify/index.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
@@ -127,7 +127,11 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
           ? composeAttemptMail(address, context, `account.email-change-attempt:${fresh.id}`)
           : composeConfirmMail(address, fresh.token, context, policy.lifetimeMs, `account.email-change-link:${fresh.id}`), trx);
         // The old address hears of it at once: a hijacker moving the account away is noticed before the link is used.
-        await outbox.enqueue(composeRequestedNotice(user.email, address, { ...context, at: now }, `security.email-change-requested:${fresh.id}`), trx);
+        // Unless the outbox cannot mail it (the account store accepts more): then moving to a deliverable address is
+        // exactly what the owner needs, and must not be refused for the sake of a notice that cannot go out.
+        if (addressProblem(user.email) === null) {
+          await outbox.enqueue(composeRequestedNotice(user.email, address, { ...context, at: now }, `security.email-change-requested:${fresh.id}`), trx);
+        }
         return owner ? "address-taken" : "queued";
       });
     },

@@ -6,7 +6,7 @@ import type { Kysely } from "kysely";
 import { newId } from "../../crypto/tokens.ts";
 import { InputError } from "../../lib/errors.ts";
 import type { RandomSource } from "../../lib/random.ts";
-import { PRIORITY, type NewMessage, type Outbox } from "../../notify/index.ts";
+import { addressProblem, PRIORITY, type NewMessage, type Outbox } from "../../notify/index.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { PasswordResetService } from "./reset-service.ts";
@@ -57,7 +57,7 @@ export interface ResetMailer {
    * throw-away outbox row inserted and deleted again before the commit. Everything is committed before the
    * caller answers, so a crash after the answer loses no mail. Returns what happened, for logs only.
    */
-  request(user: { id: string; email: string } | null, context: Omit<ResetMailContext, "email">, reason: "reset" | "register"): Promise<"queued" | "rate-limited" | "no-account">;
+  request(user: { id: string; email: string } | null, context: Omit<ResetMailContext, "email">, reason: "reset" | "register"): Promise<"queued" | "rate-limited" | "no-account" | "address-refused">;
 }
 
 /** The reset link: in the fragment, so it reaches neither server logs nor a Referer header. */
@@ -145,7 +145,10 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
       return database.transaction(async (trx) => {
         const subject = user?.id ?? newId("usr", random);
         const recent = await resets.recentCount(subject, trx);
-        if (user && recent < resets.policy.maxPerWindow) {
+        // An address the outbox cannot mail (the account store takes more, e.g. a non-ASCII local part from an
+        // import) takes the decoy path too: refusing it with an error would tell that the account exists.
+        const refused = user !== null && addressProblem(user.email) !== null;
+        if (user && !refused && recent < resets.policy.maxPerWindow) {
           await issueInTransaction(trx, user.id, { ...context, email: user.email, reason });
           return "queued";
         }
@@ -154,7 +157,7 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
         const mail = composeResetMail(fresh.token, { ...context, email: DECOY_ADDRESS }, reason, resets.policy.lifetimeMs);
         await outbox.enqueue({ ...mail, idempotencyKey: key }, trx);
         await trx.deleteFrom("outbox_messages").where("idempotency_key", "=", key).execute();
-        return user ? "rate-limited" : "no-account";
+        return user ? (refused ? "address-refused" : "rate-limited") : "no-account";
       });
     },
   } satisfies ResetMailer;

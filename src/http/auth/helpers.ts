@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { sessionCookie } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
-import { notifySecurityEvent, type SecurityEvent } from "../../notify/index.ts";
+import { addressProblem, notifySecurityEvent, type SecurityEvent } from "../../notify/index.ts";
 import type { RequestAuth } from "../auth-context.ts";
 import { httpAuthErrors } from "./errors.ts";
 import { clientIP, userAgent } from "./request-info.ts";
@@ -32,7 +32,9 @@ export function requestContext(request: FastifyRequest): { ip: string | null; us
 
 /**
  * Appends an audit event and queues the matching security notice (ASVS 6.3.7) to the account's address.
- * The notice's idempotency key is the audit event id, so a retry never mails twice.
+ * The notice's idempotency key is the audit event id, so a retry never mails twice. The change it reports is
+ * already committed: an address the outbox cannot mail (the account store accepts more, e.g. a non-ASCII local
+ * part from an import) must not turn it into an error answer. The missed notice is audited and logged instead.
  */
 export async function auditAndNotify(app: App, request: FastifyRequest, input: { type: string; userId: string; data?: Record<string, unknown>; notice?: SecurityEvent }): Promise<void> {
   const ip = clientIP(request);
@@ -40,8 +42,20 @@ export async function auditAndNotify(app: App, request: FastifyRequest, input: {
   if (!input.notice) return;
   const user = await app.accounts.users.getById(input.userId);
   if (!user) return;
+  const refused = async (recipient: "account" | "previous", reason: string): Promise<void> => {
+    request.log.warn({ userId: user.id, notice: input.notice?.type, recipient }, "security notice not sent: the outbox cannot mail the address");
+    await app.audit.append({ type: NOTICE_REFUSED, actor: "system", subject: user.id, requestId: request.id, data: { notice: input.notice?.type, recipient, event: event.id, reason } });
+  };
+  const problem = addressProblem(user.email);
+  if (problem !== null) return refused("account", problem);
   await notifySecurityEvent(app.accounts.outbox, { eventId: event.id, to: user.email, at: app.clock.now(), ip, event: input.notice }, { appName: app.config.serviceName });
+  // An email change also tells the old address, unless the outbox cannot mail it (the notice then leaves it out).
+  const previous = input.notice.type === "email-changed" ? addressProblem(input.notice.oldEmail) : null;
+  if (previous !== null) await refused("previous", previous);
 }
+
+/** The audit event of a security notice that could not be queued because the outbox refuses the account's address. */
+export const NOTICE_REFUSED = "auth.notice.refused";
 
 /** JSON schema of a bounded string field. */
 export function str(maxLength: number, minLength: number = 1): { type: "string"; minLength: number; maxLength: number } {

@@ -46,6 +46,7 @@ export function resetMailerOf(app: App): ResetMailer {
 export async function sendResetMail(app: App, request: FastifyRequest, user: User | null, purpose: "reset" | "register"): Promise<void> {
   const outcome = await resetMailerOf(app).request(user, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, purpose);
   if (outcome === "rate-limited") request.log.warn({ userId: user?.id }, "password reset mail not sent: hourly limit for the account reached");
+  if (outcome === "address-refused") request.log.warn({ userId: user?.id }, "password reset mail not sent: the outbox cannot mail the account's address (fix the address: bulwark users or the API)");
 }
 
 export function registerPasswordRoutes(server: FastifyInstance, app: App): void {

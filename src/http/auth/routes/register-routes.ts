@@ -4,7 +4,8 @@
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../../app/types.ts";
 import { validateEmail } from "../../../accounts/users/normalise.ts";
-import { isBulwarkError } from "../../../lib/errors.ts";
+import { InputError, isBulwarkError } from "../../../lib/errors.ts";
+import { addressProblem } from "../../../notify/index.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { requestContext, str } from "../helpers.ts";
 import { RESET_ACCEPTED, sendResetMail } from "./password-routes.ts";
@@ -19,6 +20,10 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       // Checked before any lookup: a malformed address gets its 400 whether or not an account answers to it
       // (a username is not an address, so it must not find an account and answer 202 either).
       const email = validateEmail(request.body.email);
+      // Registration works through a mailed link: an address the outbox cannot mail gets its 400 here, before the
+      // lookup, whether or not an account has it (answering an existing one 202 would tell that it exists).
+      const undeliverable = addressProblem(email);
+      if (undeliverable !== null) throw new InputError("BULWARK_ERR_MAIL_ADDRESS", `this address cannot receive mail from this server (${undeliverable}); register with another one`);
       const existing = await app.accounts.users.findByIdentifier(email);
       if (existing) {
         await sendResetMail(app, request, existing.status === "active" ? existing : null, "reset");
