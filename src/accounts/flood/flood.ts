@@ -5,7 +5,9 @@
 // Keys are SHA-256 of the identifier/IP: the table holds no raw emails or addresses.
 import { hashSecret } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
-import type { Database } from "../../store/database.ts";
+import { CompiledQuery, sql, type Kysely } from "kysely";
+import type { Schema } from "../../store/schema.ts";
+import { serialiseTransactions, type Database } from "../../store/database.ts";
 import { prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
 import { identifierKey } from "../users/normalise.ts";
 
@@ -38,6 +40,26 @@ export type FloodVerdict = { allowed: true; accountClean: boolean } | { allowed:
 export interface Attempt {
   identifier: string;
   ip: string | null;
+}
+
+/**
+ * An attempt under way, already counted as a failure (see FloodControl.begin): a wrong password needs nothing
+ * more; a right one calls `succeeded`, which takes the count back and clears the account's window and streak;
+ * `release` only takes the count back (a right password whose second factor is still to be checked).
+ */
+export interface FloodTicket {
+  readonly attempt: Attempt;
+  /** When its failure events were recorded (they are found again by it). */
+  readonly at: number;
+  /** Set once its own events are gone (released, or cleared by a success). */
+  settled: boolean;
+}
+
+export type FloodBegin = { allowed: true; ticket: FloodTicket } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
+
+/** A PostgreSQL advisory-lock key (signed 32-bit) for a flood key (hex SHA-256): the first 32 bits. */
+function lockKey(hexKey: string): number {
+  return Number.parseInt(hexKey.slice(0, 8), 16) | 0;
 }
 
 // The whole verdict in one read. $1 streak key; $2–$4 IP key, window start, limit − 1; $5–$7 the same for the
@@ -88,12 +110,17 @@ export class FloodControl {
    * path runs it on every attempt, so it is compiled once rather than built as three Kysely queries).
    */
   async check(attempt: Attempt): Promise<FloodVerdict> {
-    const k = this.#keys(attempt);
+    return this.#verdict(this.#keys(attempt), null);
+  }
+
+  /** The verdict for keys `k`: through the compiled statement, or inside `trx` (where it must run on the transaction). */
+  async #verdict(k: { ip: string | null; account: string; streak: string }, trx: Kysely<Schema> | null): Promise<FloodVerdict> {
     const now = this.#clock.now();
     const p = this.policy;
-    const [row] = await this.#checkStatement.all([
-      k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1),
-    ]);
+    const parameters = [k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1)];
+    const [row] = trx === null
+      ? await this.#checkStatement.all(parameters)
+      : (await trx.executeQuery<CheckRow>(CompiledQuery.raw(this.#database.dialect === "sqlite" ? CHECK_SQL.replace(/\$(\d+)/g, "?$1") : CHECK_SQL, parameters))).rows;
     const streak = row?.streak ?? null;
     if (streak !== null && Number(streak) >= p.maxConsecutive) {
       // No time heals this: a success elsewhere (another IP within limits is impossible too) or a reset does.
@@ -106,20 +133,82 @@ export class FloodControl {
     return { allowed: true, accountClean: streak === null && !Number(row?.account_any ?? 0) };
   }
 
+  /**
+   * Starts an attempt: decides, and if it is allowed records it as a failure at once, in one transaction
+   * serialised per IP and per account (PostgreSQL advisory locks; SQLite's write lock). So attempts running at
+   * the same time — in one process or on several nodes — count each other: forty parallel guesses against a
+   * limit of five get five verifies, not forty. A refused attempt records nothing (Drupal counts failures only).
+   *
+   * @example
+   * const begun = await flood.begin({ identifier, ip });
+   * if (!begun.allowed) return throttled(begun.retryAfterMs);
+   * if (await verify()) await flood.succeeded(begun.ticket); // a wrong one stays counted
+   */
+  async begin(attempt: Attempt): Promise<FloodBegin> {
+    const k = this.#keys(attempt);
+    return this.#database.transaction(async (trx) => {
+      // Ascending order, whatever the kind of key: two attempts never wait on each other's second lock.
+      // The identifier's streak, the account (or account+IP) window and the IP window: every count this decides on.
+      for (const key of [...new Set([k.streak, k.account, ...(k.ip ? [k.ip] : [])].map(lockKey))].sort((a, b) => a - b)) {
+        await serialiseTransactions(this.#database, trx, key);
+      }
+      const verdict = await this.#verdict(k, trx);
+      if (!verdict.allowed) return verdict;
+      const at = this.#clock.now();
+      await this.#record(trx, k, at);
+      return { allowed: true, ticket: { attempt, at, settled: false } };
+    });
+  }
+
+  /** The attempt succeeded: its own failure events go, and so do the account's window and streak (flood_clear_event). */
+  async succeeded(ticket: FloodTicket): Promise<void> {
+    const k = this.#keys(ticket.attempt);
+    await this.#database.transaction(async (trx) => {
+      // The IP keeps the failures of other attempts, but not this one (a success is not a failure from the IP).
+      if (k.ip && !ticket.settled) await this.#deleteOne(trx, "ip", k.ip, ticket.at);
+      await trx.deleteFrom("flood_events").where("scope", "=", "account").where("key", "=", k.account).execute();
+      await trx.deleteFrom("flood_streaks").where("key", "=", k.streak).execute();
+    });
+    ticket.settled = true;
+  }
+
+  /**
+   * Takes back what `begin` counted for this attempt, and nothing else: the account's earlier failures and its
+   * streak stay. For a right password whose second factor is still to be checked (the factor has its own throttle).
+   */
+  async release(ticket: FloodTicket): Promise<void> {
+    if (ticket.settled) return;
+    const k = this.#keys(ticket.attempt);
+    await this.#database.transaction(async (trx) => {
+      if (k.ip) await this.#deleteOne(trx, "ip", k.ip, ticket.at);
+      await this.#deleteOne(trx, "account", k.account, ticket.at);
+      await trx.updateTable("flood_streaks").set((eb) => ({ failures: eb("failures", "-", 1) })).where("key", "=", k.streak).where("failures", ">", 0).execute();
+    });
+    ticket.settled = true;
+  }
+
+  /** Deletes one event (of possibly several recorded in the same millisecond): a ticket's own. */
+  async #deleteOne(trx: Kysely<Schema>, scope: "ip" | "account", key: string, at: number): Promise<void> {
+    const row = this.#database.dialect === "postgres" ? sql.raw("ctid") : sql.raw("rowid");
+    await sql`DELETE FROM flood_events WHERE ${row} = (SELECT ${row} FROM flood_events WHERE scope = ${scope} AND key = ${key} AND at = ${at} LIMIT 1)`.execute(trx);
+  }
+
   /** Records a failed attempt against the IP, the account (or account+IP) and the consecutive streak. */
   async registerFailure(attempt: Attempt): Promise<void> {
     const k = this.#keys(attempt);
     const at = this.#clock.now();
-    await this.#database.transaction(async (trx) => {
-      const rows = [{ scope: "account", key: k.account, at }];
-      if (k.ip) rows.push({ scope: "ip", key: k.ip, at });
-      await trx.insertInto("flood_events").values(rows).execute();
-      await trx
-        .insertInto("flood_streaks")
-        .values({ key: k.streak, failures: 1, updated_at: at })
-        .onConflict((oc) => oc.column("key").doUpdateSet((eb) => ({ failures: eb("flood_streaks.failures", "+", 1), updated_at: at })))
-        .execute();
-    });
+    await this.#database.transaction((trx) => this.#record(trx, k, at));
+  }
+
+  async #record(trx: Kysely<Schema>, k: { ip: string | null; account: string; streak: string }, at: number): Promise<void> {
+    const rows = [{ scope: "account", key: k.account, at }];
+    if (k.ip) rows.push({ scope: "ip", key: k.ip, at });
+    await trx.insertInto("flood_events").values(rows).execute();
+    await trx
+      .insertInto("flood_streaks")
+      .values({ key: k.streak, failures: 1, updated_at: at })
+      .onConflict((oc) => oc.column("key").doUpdateSet((eb) => ({ failures: eb("flood_streaks.failures", "+", 1), updated_at: at })))
+      .execute();
   }
 
   /** After a success: clears the account's window (Drupal's flood_clear_event) and its streak. IP counts stay. */

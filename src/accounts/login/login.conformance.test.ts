@@ -167,4 +167,30 @@ forEachDialect("flood control", (fx) => {
     deps.clock.advance(7 * HOUR);
     assert.ok((await deps.flood.prune()) >= 8);
   });
+
+  it("attack: forty guesses sent at once get five verifies, not forty — parallel attempts count each other (ASVS 6.3.1)", async () => {
+    const deps = await setup(await fx.fresh());
+    await deps.users.create({ email: "p@example.org", passwordHash: await passwords.hash("the real one"), passwordScheme: "argon2id" });
+    let verifies = 0;
+    const counting: LoginDeps = { ...deps, passwords: { ...passwords, verifyAndRehash: async (pw, hash) => (verifies++, passwords.verifyAndRehash(pw, hash)) } };
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => login(counting, { identifier: "p@example.org", password: `guess ${i}`, ip: "203.0.113.50" })));
+    assert.equal(results.filter((r) => r.outcome === "invalid").length, 5, "five attempts were judged");
+    assert.equal(results.filter((r) => r.outcome === "throttled").length, 35);
+    assert.equal(verifies, 5, "and only five passwords were checked");
+    // Spread over many addresses, the consecutive cap holds as exactly: 100 checked, the rest throttled.
+    const spread = await Promise.all(Array.from({ length: 130 }, (_, i) => login(counting, { identifier: "p@example.org", password: `spray ${i}`, ip: `198.51.100.${i}` })));
+    assert.equal(spread.filter((r) => r.outcome === "invalid").length, 95, "the streak stops at 100 failures (5 before)");
+    assert.equal(verifies, 100);
+    // A success while failures are in flight takes back only its own count.
+    const db = await fx.fresh();
+    const other = await setup(db);
+    await other.users.create({ email: "q@example.org", passwordHash: await passwords.hash("the real one"), passwordScheme: "argon2id" });
+    const mixed = await Promise.all([
+      login(other, { identifier: "q@example.org", password: "the real one", ip: "203.0.113.60" }),
+      ...Array.from({ length: 3 }, (_, i) => login(other, { identifier: "x@example.org", password: `w${i}`, ip: "203.0.113.60" })),
+    ]);
+    assert.equal(mixed[0]?.outcome, "success");
+    const ipCount = await db.db.selectFrom("flood_events").select((eb) => eb.fn.countAll<number>().as("n")).where("scope", "=", "ip").executeTakeFirstOrThrow();
+    assert.equal(Number(ipCount.n), 3, "the IP keeps the three failures, not the success");
+  });
 });

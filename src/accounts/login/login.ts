@@ -54,10 +54,11 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   const identifier = attempt.identifier.slice(0, MAX_EMAIL + 1);
   const flooding = { identifier, ip: attempt.ip };
 
-  // The flood verdict and the account are independent reads: run together (one round trip on PostgreSQL).
-  // A throttled attempt still gets no verify, and the account read tells it nothing it returns.
+  // The attempt is counted as a failure as it starts (FloodControl.begin), so parallel guesses count each other; a
+  // success takes it back. The account read is independent: run together (one round trip on PostgreSQL). A
+  // throttled attempt still gets no verify, and the account read tells it nothing it returns.
   const tooLong = attempt.identifier.length > MAX_EMAIL;
-  const [verdict, user] = await Promise.all([flood.check(flooding), tooLong ? null : users.findByIdentifier(identifier)]);
+  const [verdict, user] = await Promise.all([flood.begin(flooding), tooLong ? null : users.findByIdentifier(identifier)]);
   if (!verdict.allowed) {
     await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${fingerprint(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason } });
     return { outcome: "throttled", retryAfterMs: verdict.retryAfterMs };
@@ -86,7 +87,6 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   }
 
   if (failure !== null) {
-    await flood.registerFailure(flooding);
     await audit.append({
       ...base, type: "auth.login.failed", actor: "anonymous",
       subject: user ? user.id : `id:${fingerprint(identifier.toLowerCase())}`,
@@ -105,9 +105,7 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
       deps.logger.error({ userId: account.id, err: (error as Error).message }, "could not store the rehashed password");
     }
   }
-  // Skipped when the check saw nothing to clear. A failure registered meanwhile by a concurrent attempt then
-  // stays counted: stricter, never weaker.
-  if (!verdict.accountClean) await flood.clearAccount(flooding);
+  await flood.succeeded(verdict.ticket);
   await users.recordLogin(account.id, attempt.ip);
   const mustChange = account.passwordMustChange;
   await audit.append({

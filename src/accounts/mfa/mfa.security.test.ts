@@ -84,6 +84,18 @@ forEachDialect("TOTP and recovery-code attacks", (fx) => {
     assert.equal(await f.mfa.totp.verify(userId, totpCode(secret, f.clock.now())), "ok", "the owner gets in once the window passed");
   });
 
+  it("attack: a hundred TOTP guesses sent at once get five evaluated, not a hundred (parallel guesses count each other)", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, secret } = await enrolled(f, "parallel@example.org");
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => f.mfa.totp.verify(userId, wrongCode(secret, f.clock.now(), i * 1000))));
+    assert.equal(results.filter((r) => r === "invalid").length, MFA_FLOOD_POLICY.accountLimit, JSON.stringify(results));
+    assert.equal(results.filter((r) => r === "throttled").length, 100 - MFA_FLOOD_POLICY.accountLimit);
+    const codes = await f.mfa.recovery.generate(userId);
+    const guesses = await Promise.all(Array.from({ length: 40 }, (_, i) => f.mfa.recovery.verify(userId, `aaaa-bbbb-cccc-dddd-eeee-${String(i).padStart(4, "2").replace(/[01]/g, "z")}`)));
+    assert.equal(guesses.filter((r) => r === "invalid").length, MFA_FLOOD_POLICY.accountLimit, JSON.stringify(guesses));
+    assert.equal(await f.mfa.recovery.remaining(userId), codes.length);
+  });
+
   it("100 consecutive TOTP failures stop the factor until an explicit unlock, even across windows", async () => {
     const f = await mfaFixture(await fx.fresh());
     const { userId, secret } = await enrolled(f, "streak@example.org");

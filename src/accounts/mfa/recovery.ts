@@ -44,7 +44,9 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
 
   async function verify(userId: string, code: string): Promise<RecoveryVerdict> {
     const attempt = { identifier: floodIdentifier("recovery", userId), ip: null };
-    if (!(await flood.check(attempt)).allowed) return "throttled";
+    // Counted from the start (FloodControl.begin), so parallel guesses count each other.
+    const begun = await flood.begin(attempt);
+    if (!begun.allowed) return "throttled";
     const raw = normaliseRecoveryCode(code);
     // Hash whatever came in, so a malformed code costs the same as a well-formed wrong one.
     const presented = hashSecret(raw ?? String(code).slice(0, 2 * CODE_CHARS));
@@ -58,11 +60,10 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
       // Single use even under concurrency: only the request that flips used_at from NULL wins (ASVS 6.5.1).
       const result = await db.updateTable("mfa_recovery_codes").set({ used_at: clock.now() }).where("id", "=", matched).where("used_at", "is", null).executeTakeFirst();
       if (Number(result.numUpdatedRows) === 1) {
-        await flood.clearAccount(attempt);
+        await flood.succeeded(begun.ticket);
         return "ok";
       }
     }
-    await flood.registerFailure(attempt);
     return "invalid";
   }
 

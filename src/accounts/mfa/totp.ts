@@ -109,19 +109,15 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       const row = await db.selectFrom("mfa_totp").select(["secret_ct", "last_step"]).where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
       if (!row) return "not-enrolled";
       const attempt = { identifier: floodIdentifier("totp", userId), ip: null };
-      // ASVS 6.3.1 / 6.6.3: the check comes before any work, so a throttled guess is not even evaluated.
-      if (!(await flood.check(attempt)).allowed) return "throttled";
+      // ASVS 6.3.1 / 6.6.3: the check comes before any work, so a throttled guess is not even evaluated; the guess is
+      // counted as it starts (FloodControl.begin), so parallel guesses count each other.
+      const begun = await flood.begin(attempt);
+      if (!begun.allowed) return "throttled";
       const digits = normaliseCode(code);
       const steps = digits === null ? [] : matchingSteps(await openSecret(userId, row.secret_ct), digits, clock.now());
-      if (steps.length === 0) {
-        await flood.registerFailure(attempt);
-        return "invalid";
-      }
+      if (steps.length === 0) return "invalid";
       const step = Math.max(...steps);
-      if (row.last_step !== null && step <= Number(row.last_step)) {
-        await flood.registerFailure(attempt);
-        return "replayed";
-      }
+      if (row.last_step !== null && step <= Number(row.last_step)) return "replayed";
       // Compare-and-set: of two concurrent requests with the same code, only one moves last_step (ASVS 6.5.1).
       const result = await db
         .updateTable("mfa_totp")
@@ -130,11 +126,8 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
         .where("confirmed_at", "is not", null)
         .where((eb) => eb.or([eb("last_step", "is", null), eb("last_step", "<", step)]))
         .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) {
-        await flood.registerFailure(attempt);
-        return "replayed";
-      }
-      await flood.clearAccount(attempt);
+      if (Number(result.numUpdatedRows) !== 1) return "replayed";
+      await flood.succeeded(begun.ticket);
       return "ok";
     },
 

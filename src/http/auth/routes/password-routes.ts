@@ -67,12 +67,11 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       if (user.passwordInvalidatedAt !== null) throw httpAuthErrors.passwordInvalidated();
       // Guessing the current password through this form is throttled like a login (ASVS 6.3.1).
       const flooding = { identifier: user.email, ip: ctx.ip };
-      const verdict = await app.accounts.flood.check(flooding);
+      const verdict = await app.accounts.flood.begin(flooding);
       if (!verdict.allowed) return reply.status(429).header("retry-after", String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)))).send({ error: { code: "BULWARK_ERR_THROTTLED", message: "too many wrong passwords; try again later" } });
-      if (!(await app.accounts.passwords.verify(request.body.currentPassword, user.passwordHash).catch(() => false))) {
-        await app.accounts.flood.registerFailure(flooding);
-        throw httpAuthErrors.wrongPassword();
-      }
+      // Counted as it started (a wrong one stays counted); the right one takes it back and clears the streak.
+      if (!(await app.accounts.passwords.verify(request.body.currentPassword, user.passwordHash).catch(() => false))) throw httpAuthErrors.wrongPassword();
+      await app.accounts.flood.succeeded(verdict.ticket);
       await checkNewPassword(app, request.body.newPassword, user);
       const hash = await app.accounts.passwords.hash(request.body.newPassword);
       if (!(await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }))) {
@@ -87,7 +86,6 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       await app.accounts.passwordReset.revokeAll(user.id);
       // A pending email change dies too, whatever the clocks say: it may be a hijacker's.
       await app.accounts.emailChanges.revokeAll(user.id);
-      await app.accounts.flood.clearAccount(flooding);
       setSessionCookie(reply, token);
       await auditAndNotify(app, request, { type: "auth.password.changed", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-changed" } });
       return { status: "changed", sessionsEnded: ended };

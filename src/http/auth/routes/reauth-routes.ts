@@ -38,7 +38,8 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       }
       // Guessing the password through this route is throttled like a login, on the same counters (ASVS 6.3.1).
       const flooding = { identifier: user.email, ip: ctx.ip };
-      const verdict = await app.accounts.flood.check(flooding);
+      // Counted as it starts (FloodControl.begin): parallel guesses count each other.
+      const verdict = await app.accounts.flood.begin(flooding);
       if (!verdict.allowed) {
         await audit("auth.reauth.throttled", { reason: verdict.reason });
         return reply.status(429).header("retry-after", String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)))).send({ error: { code: "BULWARK_ERR_THROTTLED", message: "too many wrong passwords; try again later" } });
@@ -47,10 +48,12 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       const usable = user.passwordHash !== null && user.passwordInvalidatedAt === null;
       const passwordOK = usable ? await app.accounts.passwords.verify(request.body.password, user.passwordHash as string).catch(() => false) : false;
       if (!passwordOK) {
-        await app.accounts.flood.registerFailure(flooding);
         await audit("auth.reauth.failed", { reason: usable ? "wrong-password" : "no-usable-password" });
         throw httpAuthErrors.reauthFailed();
       }
+      // The password was right: its attempt is taken back (the factor has its own throttle); the account's earlier
+      // failures are cleared only once the whole reauthentication succeeds.
+      await app.accounts.flood.release(verdict.ticket);
       let factor: string | null = null;
       if (hasMfa) {
         // Only after the password: a wrong password never spends a TOTP step or a recovery code.
@@ -63,7 +66,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
         }
         factor = outcome.factor;
       }
-      await app.accounts.flood.clearAccount(flooding);
+      await app.accounts.flood.succeeded(verdict.ticket);
       // A new session proves the new authentication: new id and secret, created now (ASVS 7.2.4).
       const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : cs.session.aal === 2 ? 2 : 1 });
       setSessionCookie(reply, token);
