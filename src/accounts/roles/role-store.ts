@@ -104,9 +104,11 @@ export class RoleStore {
     for (const p of input.permissions) if (!isPermission(p)) throw roleErrors.unknownPermission(p);
     const permissions = [...new Set(input.permissions)] as Permission[];
     await this.#database.transaction(async (trx) => {
-      const exists = await trx.selectFrom("roles").select("name").where("name", "=", input.name).executeTakeFirst();
-      if (exists) throw roleErrors.exists(input.name);
-      await trx.insertInto("roles").values({ name: input.name, description: input.description ?? "", builtin: 0, created_at: this.#clock.now() }).execute();
+      // Insert-if-absent in one statement: of two concurrent creations one inserts, the other is told the role exists
+      // (a select first let both pass on PostgreSQL, and the loser failed on the primary key with a raw error).
+      const inserted = await trx.insertInto("roles").values({ name: input.name, description: input.description ?? "", builtin: 0, created_at: this.#clock.now() })
+        .onConflict((oc) => oc.column("name").doNothing()).executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) throw roleErrors.exists(input.name);
       if (permissions.length) await trx.insertInto("role_permissions").values(permissions.map((permission) => ({ role: input.name, permission }))).execute();
       await this.#audit.appendIn(trx, { type: "role.created", actor, subject: input.name, data: { permissions } });
     });
@@ -134,9 +136,10 @@ export class RoleStore {
   async grant(userId: string, role: string, actor: string): Promise<boolean> {
     await this.get(role);
     return this.#database.transaction(async (trx) => {
-      const held = await trx.selectFrom("user_roles").select("role").where("user_id", "=", userId).where("role", "=", role).executeTakeFirst();
-      if (held) return false;
-      await trx.insertInto("user_roles").values({ user_id: userId, role, granted_at: this.#clock.now(), granted_by: actor }).execute();
+      // Insert-if-absent: of two concurrent grants one inserts (and audits), the other answers "already held".
+      const inserted = await trx.insertInto("user_roles").values({ user_id: userId, role, granted_at: this.#clock.now(), granted_by: actor })
+        .onConflict((oc) => oc.columns(["user_id", "role"]).doNothing()).executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) return false;
       await this.#audit.appendIn(trx, { type: "role.granted", actor, subject: userId, data: { role } });
       return true;
     });

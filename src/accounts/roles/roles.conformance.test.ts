@@ -36,6 +36,25 @@ forEachDialect("roles and permissions", (fx) => {
     assert.deepEqual(types, ["role.granted", "role.granted", "role.revoked"]);
   });
 
+  it("concurrent grants of one role and concurrent creations of one name: one wins, the others are told, none errs", async () => {
+    const db = await fx.fresh();
+    const clock = new ManualClock();
+    await migrate(db, clock);
+    const audit = new AuditLog({ database: db, clock, random: systemRandom });
+    // Two stores: two servers sharing the database.
+    const [a, b] = [new RoleStore({ database: db, clock, audit }), new RoleStore({ database: db, clock, audit })];
+    const users = createUserStore({ database: db, clock, random: systemRandom });
+    const u = await users.create({ email: "race@example.org" });
+    const grants = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? a : b).grant(u.id, "auditor", "test")));
+    assert.equal(grants.filter(Boolean).length, 1, "granted once");
+    const creations = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).create({ name: "racers", permissions: ["checks.run"] }, "test")));
+    assert.equal(creations.filter((r) => r.status === "fulfilled").length, 1);
+    for (const r of creations) if (r.status === "rejected") assert.equal((r.reason as { code?: string }).code, "BULWARK_ERR_ROLE_EXISTS", String(r.reason));
+    const types = (await audit.tail(20)).map((e) => e.type);
+    assert.equal(types.filter((t) => t === "role.granted").length, 1);
+    assert.equal(types.filter((t) => t === "role.created").length, 1);
+  });
+
   it("creates and deletes custom roles, refusing bad names, unknown permissions and built-in deletion", async () => {
     const db = await fx.fresh();
     const clock = new ManualClock();
