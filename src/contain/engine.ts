@@ -4,7 +4,7 @@
 // Several workers (processes, or nodes on one PostgreSQL) may run one job at once: the batches of a
 // "claimed" stage are independent, and each worker claims one with FOR UPDATE SKIP LOCKED before doing it.
 import type { Kysely } from "kysely";
-import type { AuditLog } from "../audit/audit-log.ts";
+import type { AuditInput, AuditLog } from "../audit/audit-log.ts";
 import type { Keyring } from "../crypto/keyring.ts";
 import type { Job, JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -55,7 +55,8 @@ export interface ClaimedStage {
    * (PostgreSQL: FOR UPDATE SKIP LOCKED on the batch's claim row), or null when all are held.
    */
   claim(trx: Kysely<Schema>, candidates: number[]): Promise<number | null>;
-  run(trx: Kysely<Schema>, batch: number): Promise<{ counts: Record<string, number>; processed: number; audit: Record<string, unknown> }>;
+  /** `events` are appended to the audit log by the engine, after it locks the job row (one lock order for every batch). */
+  run(trx: Kysely<Schema>, batch: number): Promise<{ counts: Record<string, number>; processed: number; audit: Record<string, unknown>; events?: AuditInput[] }>;
 }
 
 export type Stage = SequentialStage | ClaimedStage;
@@ -175,6 +176,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     if (current.s !== s) throw new CursorMoved();
     const merged = markDone(parseClaims(current.p), batch);
     const next: Cursor = merged.w >= stage.batches ? { s: s + 1, p: null } : { s, p: JSON.stringify(merged) };
+    for (const event of result.events ?? []) await audit.appendIn(trx, event);
     await audit.appendIn(trx, { type: "contain.job.batch", actor: job.actor, subject: jobId, data: { stage: stage.name, batch, ...result.audit, processed: result.processed, counts: result.counts, worker } });
     await commit(trx, locked, job, next, result.processed, result.counts);
     return "ran";
@@ -209,8 +211,10 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
    */
   async function failed(job: Job, stage: Stage | undefined, error: unknown): Promise<Error> {
     const reason = failureReason(error);
-    await jobs.setStatus(jobId, "failed", reason).catch(() => {});
-    await audit.append({ type: "contain.job.failed", actor: job.actor, subject: jobId, data: { kind: job.kind, stage: stage?.name ?? null, error: reason, worker } }).catch(() => {});
+    // Only a job still under way is marked failed: another worker may have finished it meanwhile (this one lost a
+    // deadlock, say), and a done job must not read as failed, in the table or in the audit log.
+    const marked = await jobs.markFailed(jobId, reason).catch(() => true);
+    if (marked) await audit.append({ type: "contain.job.failed", actor: job.actor, subject: jobId, data: { kind: job.kind, stage: stage?.name ?? null, error: reason, worker } }).catch(() => {});
     return containErrors.failed(jobId, { cause: error });
   }
 

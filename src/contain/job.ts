@@ -1,6 +1,7 @@
 // Containment jobs: create one (resolve the scope once into contain_job_users, run each lever's begin hook,
 // audit), dry-run one (counts and samples, nothing written but an audit event), and build its stages.
 import { sql, type Kysely } from "kysely";
+import type { AuditInput } from "../audit/audit-log.ts";
 import type { Job } from "../jobs/job-store.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
@@ -238,14 +239,17 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         const ids = rows.map((r) => r.user_id);
         const seqOf = new Map(rows.map((r) => [r.user_id, Number(r.seq)]));
         const counts: Record<string, number> = {};
+        const events: AuditInput[] = [];
         const batchCtx = { ...ctx, now: deps.clock.now() };
         for (const lever of batched) {
           const applied = await lever.apply(trx, ids, batchCtx);
           for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;
           if (lever.undo && applied.changes.length) await recordChanges(trx, deps.database.dialect, job.id, lever.name, applied.changes, seqOf);
-          for (const e of applied.events ?? []) await deps.audit.appendIn(trx, { type: e.type, actor: job.actor, subject: e.subject, data: { ...e.data, jobId: job.id, lever: lever.name } });
+          for (const e of applied.events ?? []) events.push({ type: e.type, actor: job.actor, subject: e.subject, data: { ...e.data, jobId: job.id, lever: lever.name } });
         }
-        return { counts, processed: rows.length, audit: { from: batch * size + 1, to: batch * size + rows.length } };
+        // Appended by the engine after it locks the job row, as every batch does: appending here, before that lock,
+        // took the audit head first and deadlocked against a worker holding the job row (PostgreSQL).
+        return { counts, processed: rows.length, audit: { from: batch * size + 1, to: batch * size + rows.length }, events };
       },
     });
   }

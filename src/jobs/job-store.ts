@@ -102,6 +102,18 @@ export class JobStore {
   }
 
   /**
+   * Records that a run of the job failed with `error`, unless the job is done or cancelled (another worker may
+   * have finished it meanwhile: a done job must not read as failed). A failed job stays resumable. Returns
+   * whether it was marked.
+   */
+  async markFailed(id: string, error: string): Promise<boolean> {
+    const now = this.#clock.now();
+    const result = await this.#database.db.updateTable("jobs").set({ status: "failed", error, updated_at: now, finished_at: now })
+      .where("id", "=", id).where("status", "not in", ["done", "cancelled"]).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
    * Ends an unfinished job with `status`, as a compare-and-set: of two runners reaching the end of one job,
    * only one gets true (and so records the ending once). False when the job had already ended.
    */
