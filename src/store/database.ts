@@ -1,5 +1,6 @@
 // Opens the database: node:sqlite in the data dir (the embedded default) or PostgreSQL when a
 // postgres:// URL is configured. Every failure becomes one clear message naming the problem and the fix.
+import { createHash } from "node:crypto";
 import { accessSync, constants, openSync, readSync, closeSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -143,6 +144,15 @@ export interface OpenSQLiteOptions {
  * @example
  * await database.transaction(async (trx) => { await serialiseTransactions(database, trx, OPEN_JOB_LOCK); … });
  */
+/**
+ * A key for serialiseTransactions derived from `text` (the first 32 bits of its SHA-256, signed): one lock per
+ * account or counter, e.g. `lockKeyOf("reset:" + userId)`. Unrelated texts may share a key; they then only wait
+ * for each other a little.
+ */
+export function lockKeyOf(text: string): number {
+  return createHash("sha256").update(text).digest().readInt32BE(0);
+}
+
 export async function serialiseTransactions(database: Database, trx: Kysely<Schema>, key: number): Promise<void> {
   if (database.dialect === "postgres") await sql`SELECT pg_advisory_xact_lock(${key})`.execute(trx);
 }

@@ -6,7 +6,7 @@ import { newId } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { addressProblem, type Outbox } from "../../notify/index.ts";
-import type { Database } from "../../store/database.ts";
+import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
@@ -107,6 +107,9 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
       const key = identifierKey(address);
       if (key === identifierKey(user.email)) throw emailChangeErrors.unchanged();
       return database.transaction(async (trx): Promise<EmailChangeRequestOutcome> => {
+        // Per account, the hourly count and the insert are serialised (PostgreSQL: concurrent requests each counted
+        // below the limit, and each mailed a link and a notice).
+        await serialiseTransactions(database, trx, lockKeyOf(`email-change:${user.id}`));
         const now = clock.now();
         const recent = await trx
           .selectFrom("email_change_tokens").select((eb) => eb.fn.countAll<number>().as("n"))

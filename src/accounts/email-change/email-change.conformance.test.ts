@@ -95,6 +95,13 @@ forEachDialect("email change", (fx) => {
     assert.ok((await s.changes.purgeExpired()) >= 3);
   });
 
+  it("attack: ten requests at once for one account are held to the hourly limit (three links, three notices)", async () => {
+    const s = await setup(await fx.fresh());
+    const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => s.changes.request(s.ana, `burst${i}@example.org`, CONTEXT)));
+    assert.equal(outcomes.filter((o) => o === "queued").length, 3, JSON.stringify(outcomes));
+    assert.equal((await messages(s.database)).length, 6);
+  });
+
   it("confirms once, superseding the earlier link; the address changes and the old one no longer finds the account", async () => {
     const s = await setup(await fx.fresh());
     await s.changes.request(s.ana, "first@example.org", CONTEXT);

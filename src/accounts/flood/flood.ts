@@ -7,7 +7,7 @@ import { hashSecret } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { CompiledQuery, sql, type Kysely } from "kysely";
 import type { Schema } from "../../store/schema.ts";
-import { serialiseTransactions, type Database } from "../../store/database.ts";
+import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import { prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
 import { identifierKey } from "../users/normalise.ts";
 
@@ -57,10 +57,6 @@ export interface FloodTicket {
 
 export type FloodBegin = { allowed: true; ticket: FloodTicket } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
 
-/** A PostgreSQL advisory-lock key (signed 32-bit) for a flood key (hex SHA-256): the first 32 bits. */
-function lockKey(hexKey: string): number {
-  return Number.parseInt(hexKey.slice(0, 8), 16) | 0;
-}
 
 // The whole verdict in one read. $1 streak key; $2–$4 IP key, window start, limit − 1; $5–$7 the same for the
 // account. A window's subquery yields the limit-th newest event still inside it (null when fewer), which is
@@ -149,7 +145,7 @@ export class FloodControl {
     return this.#database.transaction(async (trx) => {
       // Ascending order, whatever the kind of key: two attempts never wait on each other's second lock.
       // The identifier's streak, the account (or account+IP) window and the IP window: every count this decides on.
-      for (const key of [...new Set([k.streak, k.account, ...(k.ip ? [k.ip] : [])].map(lockKey))].sort((a, b) => a - b)) {
+      for (const key of [...new Set([k.streak, k.account, ...(k.ip ? [k.ip] : [])].map(lockKeyOf))].sort((a, b) => a - b)) {
         await serialiseTransactions(this.#database, trx, key);
       }
       const verdict = await this.#verdict(k, trx);

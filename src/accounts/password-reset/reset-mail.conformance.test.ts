@@ -114,4 +114,11 @@ forEachDialect("reset links issued in a caller's transaction", (fx) => {
     const kinds = await database.db.selectFrom("outbox_messages").select(["to_address", "kind"]).execute();
     assert.ok(kinds.every((m) => m.to_address === "ana@example.org" && m.kind === "account.password-reset-link"));
   });
+
+  it("attack: ten requests at once for one account mail three links, the hourly limit (no mail cannon)", async () => {
+    const { database, mailer, user } = await setup(await fx.fresh());
+    const outcomes = await Promise.all(Array.from({ length: 10 }, () => mailer.request(user, CONTEXT, "reset")));
+    assert.equal(outcomes.filter((o) => o === "queued").length, 3, JSON.stringify(outcomes));
+    assert.deepEqual(await rows(database), { tokens: 3, messages: 3 });
+  });
 });

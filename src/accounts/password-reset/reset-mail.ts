@@ -7,7 +7,7 @@ import { newId } from "../../crypto/tokens.ts";
 import { InputError } from "../../lib/errors.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { addressProblem, PRIORITY, type NewMessage, type Outbox } from "../../notify/index.ts";
-import type { Database } from "../../store/database.ts";
+import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { PasswordResetService } from "./reset-service.ts";
 import { generateResetToken } from "./token.ts";
@@ -144,6 +144,9 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
       // validation) and deletes it again — it is never visible outside the transaction, never sent.
       return database.transaction(async (trx) => {
         const subject = user?.id ?? newId("usr", random);
+        // Per account, count and insert are serialised (PostgreSQL: concurrent requests each counted below the hourly
+        // limit and each mailed a link). A throw-away id takes the same lock step, so timing tells nothing.
+        await serialiseTransactions(database, trx, lockKeyOf(`reset-mail:${subject}`));
         const recent = await resets.recentCount(subject, trx);
         // An address the outbox cannot mail (the account store takes more, e.g. a non-ASCII local part from an
         // import) takes the decoy path too: refusing it with an error would tell that the account exists.
