@@ -32,7 +32,7 @@ describe("login cost", () => {
     const before = await fx.app.accounts.flood.check(flooding);
     assert.equal(before.allowed && before.accountClean, false, "four failures are counted");
     const seen = await statementsDuring(async () => assert.equal((await fx.browser().login(bo.email, bo.password)).statusCode, 200));
-    assert.ok(seen.some((s) => s.startsWith("delete from \"flood_events\"")), "the counter is cleared on success");
+    assert.ok(seen.some((s) => /^delete from "?flood_events"? where "?scope"? = /.test(s)), "the counter is cleared on success");
     const afterwards = await fx.app.accounts.flood.check(flooding);
     assert.equal(afterwards.allowed && afterwards.accountClean, true);
     for (let i = 0; i < 4; i++) assert.equal((await fx.browser().login(bo.email, `again ${i}`)).statusCode, 401, "a fresh window after the success");

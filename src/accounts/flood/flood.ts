@@ -5,6 +5,7 @@
 // Keys are SHA-256 of the identifier/IP: the table holds no raw emails or addresses.
 import { hashSecret } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
+import type { StatementSync } from "node:sqlite";
 import { CompiledQuery, sql, type Kysely } from "kysely";
 import type { Schema } from "../../store/schema.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
@@ -53,6 +54,25 @@ export interface FloodTicket {
   readonly at: number;
   /** Set once its own events are gone (released, or cleared by a success). */
   settled: boolean;
+}
+
+/** The three keys an attempt is counted under (hex SHA-256; no raw identifier or address is stored). */
+interface Keys {
+  ip: string | null;
+  account: string;
+  streak: string;
+}
+
+/** Flood control's statements on the SQLite connection (see FloodControl.#hot). */
+interface HotFlood {
+  check: StatementSync;
+  insertEvent: StatementSync;
+  bumpStreak: StatementSync;
+  deleteOne: StatementSync;
+  clearAccount: StatementSync;
+  clearStreak: StatementSync;
+  unbumpStreak: StatementSync;
+  transaction<T>(work: () => T): T;
 }
 
 export type FloodBegin = { allowed: true; ticket: FloodTicket } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
@@ -109,14 +129,24 @@ export class FloodControl {
     return this.#verdict(this.#keys(attempt), null);
   }
 
-  /** The verdict for keys `k`: through the compiled statement, or inside `trx` (where it must run on the transaction). */
-  async #verdict(k: { ip: string | null; account: string; streak: string }, trx: Kysely<Schema> | null): Promise<FloodVerdict> {
-    const now = this.#clock.now();
+  /** The parameters of CHECK_SQL for keys `k` at `now`. */
+  #checkParameters(k: Keys, now: number): Array<string | number> {
     const p = this.policy;
-    const parameters = [k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1)];
+    return [k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1)];
+  }
+
+  /** The verdict for keys `k`: through the compiled statement, or inside `trx` (where it must run on the transaction). */
+  async #verdict(k: Keys, trx: Kysely<Schema> | null): Promise<FloodVerdict> {
+    const now = this.#clock.now();
+    const parameters = this.#checkParameters(k, now);
     const [row] = trx === null
       ? await this.#checkStatement.all(parameters)
       : (await trx.executeQuery<CheckRow>(CompiledQuery.raw(this.#database.dialect === "sqlite" ? CHECK_SQL.replace(/\$(\d+)/g, "?$1") : CHECK_SQL, parameters))).rows;
+    return this.#judge(k, row, now);
+  }
+
+  #judge(k: Keys, row: CheckRow | undefined, now: number): FloodVerdict {
+    const p = this.policy;
     const streak = row?.streak ?? null;
     if (streak !== null && Number(streak) >= p.maxConsecutive) {
       // No time heals this: a success elsewhere (another IP within limits is impossible too) or a reset does.
@@ -142,6 +172,18 @@ export class FloodControl {
    */
   async begin(attempt: Attempt): Promise<FloodBegin> {
     const k = this.#keys(attempt);
+    const hot = this.#hot();
+    if (hot) {
+      return hot.transaction(() => {
+        const now = this.#clock.now();
+        const verdict = this.#judge(k, hot.check.get(...this.#checkParameters(k, now)) as CheckRow | undefined, now);
+        if (!verdict.allowed) return verdict;
+        hot.insertEvent.run("account", k.account, now);
+        if (k.ip) hot.insertEvent.run("ip", k.ip, now);
+        hot.bumpStreak.run(k.streak, now);
+        return { allowed: true, ticket: { attempt, at: now, settled: false } };
+      });
+    }
     return this.#database.transaction(async (trx) => {
       // Ascending order, whatever the kind of key: two attempts never wait on each other's second lock.
       // The identifier's streak, the account (or account+IP) window and the IP window: every count this decides on.
@@ -159,6 +201,16 @@ export class FloodControl {
   /** The attempt succeeded: its own failure events go, and so do the account's window and streak (flood_clear_event). */
   async succeeded(ticket: FloodTicket): Promise<void> {
     const k = this.#keys(ticket.attempt);
+    const hot = this.#hot();
+    if (hot) {
+      hot.transaction(() => {
+        if (k.ip && !ticket.settled) hot.deleteOne.run("ip", k.ip, ticket.at);
+        hot.clearAccount.run(k.account);
+        hot.clearStreak.run(k.streak);
+      });
+      ticket.settled = true;
+      return;
+    }
     await this.#database.transaction(async (trx) => {
       // The IP keeps the failures of other attempts, but not this one (a success is not a failure from the IP).
       if (k.ip && !ticket.settled) await this.#deleteOne(trx, "ip", k.ip, ticket.at);
@@ -175,12 +227,61 @@ export class FloodControl {
   async release(ticket: FloodTicket): Promise<void> {
     if (ticket.settled) return;
     const k = this.#keys(ticket.attempt);
+    const hot = this.#hot();
+    if (hot) {
+      hot.transaction(() => {
+        if (k.ip) hot.deleteOne.run("ip", k.ip, ticket.at);
+        hot.deleteOne.run("account", k.account, ticket.at);
+        hot.unbumpStreak.run(k.streak);
+      });
+      ticket.settled = true;
+      return;
+    }
     await this.#database.transaction(async (trx) => {
       if (k.ip) await this.#deleteOne(trx, "ip", k.ip, ticket.at);
       await this.#deleteOne(trx, "account", k.account, ticket.at);
       await trx.updateTable("flood_streaks").set((eb) => ({ failures: eb("failures", "-", 1) })).where("key", "=", k.streak).where("failures", ">", 0).execute();
     });
     ticket.settled = true;
+  }
+
+  #hotStatements: HotFlood | null = null;
+
+  /**
+   * On SQLite with no transaction open on the connection: the statements of begin/succeeded/release, compiled
+   * once, run synchronously inside BEGIN IMMEDIATE … COMMIT. Nothing of this process can run in between (node:sqlite
+   * is synchronous) and BEGIN IMMEDIATE takes the write lock against other processes: the same guarantees as the
+   * Kysely transaction, without its per-statement building and awaits (this runs twice on every login).
+   */
+  #hot(): HotFlood | null {
+    const handle = this.#database.sqlite;
+    if (!handle || handle.isTransaction || !handle.isOpen) return null;
+    if (this.#hotStatements) return this.#hotStatements;
+    const numbered = (text: string): StatementSync => handle.prepare(text.replace(/\$(\d+)/g, "?$1"));
+    const begin = handle.prepare("BEGIN IMMEDIATE");
+    const commit = handle.prepare("COMMIT");
+    const rollback = handle.prepare("ROLLBACK");
+    this.#hotStatements = {
+      check: numbered(CHECK_SQL),
+      insertEvent: handle.prepare("INSERT INTO flood_events (scope, key, at) VALUES (?1, ?2, ?3)"),
+      bumpStreak: handle.prepare("INSERT INTO flood_streaks (key, failures, updated_at) VALUES (?1, 1, ?2) ON CONFLICT (key) DO UPDATE SET failures = failures + 1, updated_at = excluded.updated_at"),
+      deleteOne: handle.prepare("DELETE FROM flood_events WHERE rowid = (SELECT rowid FROM flood_events WHERE scope = ?1 AND key = ?2 AND at = ?3 LIMIT 1)"),
+      clearAccount: handle.prepare("DELETE FROM flood_events WHERE scope = 'account' AND key = ?1"),
+      clearStreak: handle.prepare("DELETE FROM flood_streaks WHERE key = ?1"),
+      unbumpStreak: handle.prepare("UPDATE flood_streaks SET failures = failures - 1 WHERE key = ?1 AND failures > 0"),
+      transaction<T>(work: () => T): T {
+        begin.run();
+        try {
+          const result = work();
+          commit.run();
+          return result;
+        } catch (error) {
+          if (handle.isTransaction) rollback.run();
+          throw error;
+        }
+      },
+    };
+    return this.#hotStatements;
   }
 
   /** Deletes one event (of possibly several recorded in the same millisecond): a ticket's own. */
