@@ -132,6 +132,18 @@ describe("audit export, tail and verify on an altered row", () => {
     }
   });
 
+  it("attack: a user agent holding C1 controls (8-bit CSI/OSC) reaches tail's terminal output escaped, never raw", async () => {
+    const { dir, env } = await dataDir(3);
+    const app = await openApp({ env: { BULWARK_DATA_DIR: dir, BULWARK_LOG_LEVEL: "silent" }, mode: "open" });
+    // What Node hands over for header bytes 0x9b and 0x9d: the latin1 characters U+009B and U+009D.
+    await app.audit.append({ type: "auth.login.failed", actor: "anonymous", subject: "id:x", data: { userAgent: "ua\u009b2J\u009d0;pwned\u009c" } });
+    await app.close();
+    const tail = await bulwark(["audit", "tail", "-n", "1"], { env });
+    assert.equal(tail.code, 0, tail.stderr);
+    assert.doesNotMatch(tail.stdout, /[\u0080-\u009f]/, "no C1 control on the terminal");
+    assert.match(tail.stdout, /ua\\x9b2J\\x9d0;pwned\\x9c/);
+  });
+
   it("an export that fails halfway leaves no file behind", async () => {
     const { dir, env } = await dataDir(10);
     const db = new DatabaseSync(join(dir, "bulwark.db"));

@@ -41,6 +41,13 @@ forEachDialect("security notices", (fx) => {
     assert.match(old.headers.get("content-type") ?? "", /^text\/plain/, "plain text only, no HTML part");
   });
 
+  it("attack: an IPv6 zone id (free text, from X-Forwarded-For behind a proxy) never reaches a security notice", async () => {
+    const [message] = securityMessages({ eventId: "evt_z", to: "ana@example.org", at: AT, ip: "fe80::1%Call-0800-555-0100-or-visit-secure-evil.example-now", event: { type: "password-changed" } }, options);
+    assert.doesNotMatch(message!.text, /evil|0800|fe80/);
+    const [plain] = securityMessages({ eventId: "evt_p", to: "ana@example.org", at: AT, ip: "2001:db8::7", event: { type: "password-changed" } }, options);
+    assert.match(plain!.text, /from the IP address 2001:db8::7/);
+  });
+
   // ASVS 6.3.7
   it("sends one notice per event and recipient even when the event is reported twice", async (t) => {
     const f = await notifyFixture(await fx.fresh());

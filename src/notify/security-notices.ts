@@ -103,7 +103,9 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
     }
   }
   const when = new Date(notice.at).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
-  const from = notice.ip && isIP(notice.ip) ? ` from the IP address ${notice.ip}` : "";
+  // A plain address only: Node's isIP accepts an IPv6 zone id ("fe80::1%anything-at-all"), and behind a proxy the
+  // client writes X-Forwarded-For — free text in a genuine security notice would be a phishing lure.
+  const from = notice.ip && isIP(notice.ip) && !notice.ip.includes("%") ? ` from the IP address ${notice.ip}` : "";
   const kind = `security.${KINDS[type]}`;
   return recipients.map(({ to, role }) => {
     const t = template(event, role);

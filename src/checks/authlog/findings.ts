@@ -1,6 +1,7 @@
 // Turns the analysis into Findings (ids are a public contract): authlog.brute-force per offender,
 // authlog.user-brute-force per attacked user, authlog.success-after-failures (compromise suspected),
 // authlog.root-login.
+import { escapeControls } from "../../lib/terminal.ts";
 import type { Finding } from "../finding.ts";
 import { addressFamily } from "./address.ts";
 import type { AuthLogResult, LineRef, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
@@ -13,8 +14,7 @@ import type { AuthLogResult, LineRef, SourceRecord, SuccessRecord, UserRecord } 
  * printable("a\u001b[2Jb"); // "a\\x1b[2Jb"
  */
 export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  const clean = escapeControls(text);
   return clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
 }
 

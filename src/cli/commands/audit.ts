@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { createInterface } from "node:readline";
 import type { AuditEvent, Checkpoint, TrustedKey, VerifyReport } from "../../audit/index.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
+import { escapeControls } from "../../lib/terminal.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
 import { action, cliActor, collect, group, progress, writeJSON, writeLine } from "../run.ts";
@@ -226,7 +227,9 @@ export default {
             if (opts.json) writeLine(ctx, exportLine(e).trimEnd());
             else {
               const data = e.rawData === undefined ? JSON.stringify(e.data) : `DATA NOT A JSON OBJECT (altered row) ${JSON.stringify(e.rawData)}`;
-              writeLine(ctx, `#${e.seq} ${new Date(e.at).toISOString()} ${e.type} actor=${e.actor}${e.subject ? ` subject=${e.subject}` : ""} ${data}`);
+              // JSON escapes C0 controls but not C1 (U+0080–U+009F, an 8-bit terminal's CSI/OSC): a user agent stored
+              // in a login event must not drive the operator's terminal.
+              writeLine(ctx, escapeControls(`#${e.seq} ${new Date(e.at).toISOString()} ${e.type} actor=${e.actor}${e.subject ? ` subject=${e.subject}` : ""} ${data}`));
             }
           };
           const events = await app.audit.tail(n);

@@ -3,6 +3,7 @@
 // them back once the cause is fixed. Exit codes: 0 done, 2 bad usage or not confirmed, 3 failure.
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
+import { escapeControls } from "../../lib/terminal.ts";
 import type { OutboxMessage } from "../../notify/index.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
@@ -42,7 +43,8 @@ function deadView(m: OutboxMessage): Record<string, unknown> {
 function printDead(ctx: CliContext, dead: OutboxMessage[], total: number): void {
   for (const m of dead) {
     writeLine(ctx, `  ${m.id}  ${m.kind}  to ${m.to}  ${m.attempts} attempts  queued ${new Date(m.createdAt).toISOString()}`);
-    writeLine(ctx, `    last error: ${m.lastError ?? "none recorded"}`);
+    // The relay's own words: shown, never sent to the terminal as controls.
+    writeLine(ctx, `    last error: ${escapeControls(m.lastError ?? "none recorded")}`);
   }
   if (total > dead.length) writeLine(ctx, `  … and ${total - dead.length} more (--limit, up to ${MAX_LIST}, or --json)`);
 }
