@@ -11,7 +11,7 @@ import type { Kysely } from "kysely";
 import { UNFINISHED_STATUSES, type Job, type JobStore } from "../../jobs/job-store.ts";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
-import type { Database } from "../../store/database.ts";
+import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import type { UserStore } from "../users/user-store.ts";
@@ -254,6 +254,13 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     batch = [];
     const next = String(rows[rows.length - 1]!.line);
     const done = await deps.database.transaction(async (trx) => {
+      // Batches of one job take turns (PostgreSQL: an advisory lock; SQLite: the write lock), and a run whose cursor
+      // another run moved stops before writing anything (it would meet the other's rows as duplicates).
+      await serialiseTransactions(deps.database, trx, lockKeyOf(`users-import:${job.id}`));
+      if ((await deps.jobs.get(job.id, trx)).cursor !== cursor) {
+        rival = true;
+        throw new ImportRefusedError(`another run of this import (job ${job.id}) wrote past line ${cursor ?? 0} meanwhile; it is left to finish`);
+      }
       const result = await applyBatch(deps, trx, rows, { ...options, replacePasswords }, report.batches + 1);
       // Compare-and-set on the job's cursor, in the batch's transaction: a batch is written once, even by two
       // runs of the same file at the same time (the slower one stops here, its batch rolled back).
