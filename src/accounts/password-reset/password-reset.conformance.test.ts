@@ -92,6 +92,12 @@ forEachDialect("password reset tokens", (fx) => {
     assert.ok((await resets.purgeExpired()) >= 3);
   });
 
+  it("attack: ten issues at once for one account stay within the hourly limit", async () => {
+    const { resets, userId } = await setup(await fx.fresh());
+    const results = await Promise.all(Array.from({ length: 10 }, () => resets.issue(userId)));
+    assert.equal(results.filter((r) => r.issued).length, 3, JSON.stringify(results));
+  });
+
   it("revokeAll supersedes open links (after a password change)", async () => {
     const { resets, userId } = await setup(await fx.fresh());
     const issued = await resets.issue(userId);

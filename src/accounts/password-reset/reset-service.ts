@@ -4,7 +4,7 @@
 import type { Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
-import type { Database } from "../../store/database.ts";
+import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { resetErrors } from "./errors.ts";
 import type { LinkRefusal } from "../../crypto/link-token.ts";
@@ -131,10 +131,16 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
   return {
     policy,
     async issue(userId, options = {}) {
-      if ((await recentCount(userId, options.executor)) >= policy.maxPerWindow) return { issued: false, reason: "rate-limited" };
-      const fresh = generateResetToken(random);
-      const { expiresAt } = await store(fresh, userId, options);
-      return { issued: true, token: fresh.token, expiresAt };
+      const issueIn = async (executor: Kysely<Schema>): Promise<IssueResult> => {
+        // Count and insert serialised per account, as the HTTP path does (reset-mail.ts): concurrent callers on
+        // PostgreSQL each counted below the hourly limit.
+        await serialiseTransactions(database, executor, lockKeyOf(`reset-mail:${userId}`));
+        if ((await recentCount(userId, executor)) >= policy.maxPerWindow) return { issued: false, reason: "rate-limited" };
+        const fresh = generateResetToken(random);
+        const { expiresAt } = await store(fresh, userId, { ...options, executor });
+        return { issued: true, token: fresh.token, expiresAt };
+      };
+      return options.executor ? issueIn(options.executor) : database.transaction(issueIn);
     },
     recentCount,
     store,
