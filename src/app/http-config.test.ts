@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { checkMailConfig } from "../notify/index.ts";
-import { parseMailConfig } from "./http-config.ts";
+import { parseMailConfig, parseTrustProxy } from "./http-config.ts";
 
 const URL_OK = "smtp://localhost:2525";
 
@@ -41,4 +41,18 @@ describe("parseMailConfig", () => {
   it("refuses an SMTP port the sender would refuse (0), naming BULWARK_SMTP_URL", () => {
     assert.throws(() => parseMailConfig({ BULWARK_SMTP_URL: "smtp://localhost:0", BULWARK_MAIL_FROM: "security@example.org" }), configError("BULWARK_SMTP_URL", /port/));
   });
+});
+
+describe("parseTrustProxy (BULWARK_TRUST_PROXY)", () => {
+  it("trusts no proxy by default, and the listed addresses and CIDR ranges when given", () => {
+    assert.equal(parseTrustProxy(undefined), false);
+    assert.equal(parseTrustProxy("  "), false);
+    assert.deepEqual(parseTrustProxy("127.0.0.1, 10.0.0.0/8,::1,fd00::/8"), ["127.0.0.1", "10.0.0.0/8", "::1", "fd00::/8"]);
+  });
+
+  for (const bad of ["true", "*", "all", "proxy.example.org", "10.0.0.0/33", "::1/129", "10.0.0.1/8/1", "fe80::1%eth0", "1"]) {
+    it(`attack: refuses ${JSON.stringify(bad)} (trusting every hop lets a client choose its own address)`, () => {
+      assert.throws(() => parseTrustProxy(bad), configError("BULWARK_TRUST_PROXY"));
+    });
+  }
 });

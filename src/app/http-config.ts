@@ -1,6 +1,7 @@
 // Configuration of the HTTP account surface: public URL (reset links, origin checks, WebAuthn), mail
 // (SMTP for the outbox sender), self-registration, session lifetimes and the MFA policy. Read from
 // environment variables once at start-up; every error names the variable. SMTP credentials are never echoed.
+import { isIP } from "node:net";
 import { InputError } from "../lib/errors.ts";
 import { checkMailConfig, tlsRequired, type MailConfig } from "../notify/config.ts";
 import { addressProblem } from "../notify/validate.ts";
@@ -32,10 +33,35 @@ export interface HTTPAuthConfig {
    * ending other sessions needs POST /auth/reauthenticate first (ASVS 7.5.1, 7.5.2). BULWARK_REAUTH_MINUTES.
    */
   reauthWindowMs: number;
+  /**
+   * Which reverse proxies to believe about the client's address (X-Forwarded-For), BULWARK_TRUST_PROXY: none
+   * (default: the peer's address is the client's), or the addresses or CIDR ranges of the proxies. Never "every
+   * hop": then any client writes its own address into flood control, the audit log and notices.
+   */
+  trustProxy: false | string[];
 }
 
 function configError(message: string): InputError {
   return new InputError("BULWARK_ERR_CONFIG", message);
+}
+
+/** Parses BULWARK_TRUST_PROXY: unset or empty → false; else a comma-separated list of proxy addresses or CIDR ranges. */
+export function parseTrustProxy(raw: string | undefined): false | string[] {
+  const text = raw?.trim() ?? "";
+  if (text === "") return false;
+  if (/^(true|yes|on|all|\*)$/i.test(text)) {
+    throw configError(`BULWARK_TRUST_PROXY=${text.slice(0, 20)} would believe X-Forwarded-For from anyone (a client could pick the address flood control and the audit log see); give the proxy's address or CIDR range, e.g. 127.0.0.1 or 10.0.0.0/8`);
+  }
+  const entries = text.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const entry of entries) {
+    const [address, bits, extra] = entry.split("/");
+    const family = isIP(address ?? "");
+    const okBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (family === 0 || !okBits || extra !== undefined || (address ?? "").includes("%")) {
+      throw configError(`BULWARK_TRUST_PROXY: "${entry.slice(0, 60)}" is not an IP address or CIDR range (e.g. 127.0.0.1, 10.0.0.0/8, ::1)`);
+    }
+  }
+  return entries;
 }
 
 function parsePublicURL(raw: string | undefined, port: number): string {
@@ -175,5 +201,6 @@ export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAu
     requireMFA: parseMFAPolicy(env),
     session,
     reauthWindowMs: minutes("BULWARK_REAUTH_MINUTES", 10, 1, 120),
+    trustProxy: parseTrustProxy(env["BULWARK_TRUST_PROXY"]),
   };
 }

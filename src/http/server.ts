@@ -14,8 +14,8 @@ import { applySecurityHeaders } from "./security-headers.ts";
 export interface ServerOptions {
   /** Largest request body accepted, in bytes (default 1 MiB). */
   bodyLimit?: number;
-  /** Trust X-Forwarded-* from a reverse proxy (default false). */
-  trustProxy?: boolean;
+  /** Trust X-Forwarded-* from these reverse proxies (default: BULWARK_TRUST_PROXY, see HTTPAuthConfig.trustProxy). */
+  trustProxy?: boolean | string[];
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -27,7 +27,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   const server = Fastify({
     loggerInstance,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
-    trustProxy: options.trustProxy ?? false,
+    trustProxy: options.trustProxy ?? app.config.http.trustProxy,
     // A client-supplied request id is kept only when it is short and plain (it ends up in logs).
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
