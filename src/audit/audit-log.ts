@@ -10,6 +10,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
+import { numberedFor } from "../store/sqlite-dialect-prepared.ts";
 import { canonicalValue } from "./canonical.ts";
 import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./chain.ts";
 import { auditErrors } from "./errors.ts";
@@ -106,10 +107,8 @@ export class AuditLog {
     this.#signer = options.signer;
     this.#every = options.checkpointEvery ?? 1000;
     if (!Number.isSafeInteger(this.#every) || this.#every < 1) throw new RangeError(`checkpointEvery must be a positive integer, got ${options.checkpointEvery}`);
-    // node:sqlite numbers parameters as ?NNN; PostgreSQL as $N. Same statement otherwise.
-    const numbered = (q: string): string => (options.database.dialect === "sqlite" ? q.replace(/\$(\d+)/g, "?$1") : q);
-    this.#insertSQL = numbered(INSERT_SQL);
-    this.#insertPlainSQL = numbered(INSERT_PLAIN_SQL);
+    this.#insertSQL = numberedFor(options.database, INSERT_SQL);
+    this.#insertPlainSQL = numberedFor(options.database, INSERT_PLAIN_SQL);
     // Fetched now, before any caller's transaction can need it (see #signerCache); a failure waits for a retry.
     this.#signer?.().then((s) => (this.#signerCache ??= s), () => {});
   }

@@ -33,9 +33,7 @@ export interface HotStatement<R> {
  */
 export function prepareHot<R>(database: Database, text: string): HotStatement<R> {
   const handle = database.sqlite;
-  // node:sqlite numbers parameters as ?NNN; binding positionally fills ?1, ?2… in order, so a repeated
-  // number binds the same value.
-  const sql = handle ? text.replace(/\$(\d+)/g, "?$1") : text;
+  const sql = numberedFor(database, text);
   let statement: StatementSync | null = null;
   const direct = (): StatementSync | null => {
     if (!handle || handle.isTransaction || !handle.isOpen) return null;
@@ -53,5 +51,53 @@ export function prepareHot<R>(database: Database, text: string): HotStatement<R>
       if (stmt) return Number(stmt.run(...parameters).changes);
       return Number((await database.db.executeQuery(CompiledQuery.raw(sql, [...parameters]))).numAffectedRows ?? 0n);
     },
+  };
+}
+
+/**
+ * `text` (parameters written `$1`, `$2`…) as the database's driver numbers them: node:sqlite takes ?NNN, and binding
+ * positionally fills ?1, ?2… in order, so a repeated number binds the same value; PostgreSQL takes $N as written.
+ */
+export function numberedFor(database: Pick<Database, "dialect">, text: string): string {
+  return database.dialect === "sqlite" ? text.replace(/\$(\d+)/g, "?$1") : text;
+}
+
+/** Compiles a statement (`$N` parameters) on the SQLite connection. Statements are compiled once per connection. */
+export type HotPrepare = (text: string) => StatementSync;
+
+const compiled = new WeakMap<object, Map<string, StatementSync>>();
+
+/**
+ * On SQLite with no transaction open on the connection: runs `work` synchronously inside BEGIN IMMEDIATE … COMMIT
+ * (ROLLBACK when it throws), with statements compiled once. Nothing of this process can run in between (node:sqlite
+ * is synchronous) and BEGIN IMMEDIATE takes the write lock against other processes: the guarantees of a Kysely
+ * transaction, without its per-statement building and awaits. Returns null otherwise (PostgreSQL, or a transaction
+ * in progress): the caller then uses `database.transaction`.
+ *
+ * @example
+ * const hot = hotTransaction(database);
+ * if (hot) hot((prepare) => prepare("DELETE FROM flood_streaks WHERE key = $1").run(key));
+ */
+export function hotTransaction(database: Database): (<T>(work: (prepare: HotPrepare) => T) => T) | null {
+  const handle = database.sqlite;
+  if (!handle || handle.isTransaction || !handle.isOpen) return null;
+  let cache = compiled.get(handle);
+  if (!cache) compiled.set(handle, (cache = new Map()));
+  const statements = cache;
+  const prepare: HotPrepare = (text) => {
+    let statement = statements.get(text);
+    if (!statement) statements.set(text, (statement = handle.prepare(numberedFor(database, text))));
+    return statement;
+  };
+  return (work) => {
+    prepare("BEGIN IMMEDIATE").run();
+    try {
+      const result = work(prepare);
+      prepare("COMMIT").run();
+      return result;
+    } catch (error) {
+      if (handle.isTransaction) prepare("ROLLBACK").run();
+      throw error;
+    }
   };
 }

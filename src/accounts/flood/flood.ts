@@ -5,11 +5,10 @@
 // Keys are SHA-256 of the identifier/IP: the table holds no raw emails or addresses.
 import { hashSecret } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
-import type { StatementSync } from "node:sqlite";
-import { CompiledQuery, sql, type Kysely } from "kysely";
+import { CompiledQuery, type Kysely } from "kysely";
 import type { Schema } from "../../store/schema.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
-import { prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
+import { hotTransaction, numberedFor, prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
 import { identifierKey } from "../users/normalise.ts";
 
 export interface FloodPolicy {
@@ -32,10 +31,7 @@ export const DRUPAL_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
   maxConsecutive: 100,
 });
 
-/**
- * `accountClean`: nothing for a success to clear (no failure in the account's window, no streak), so the
- * caller may skip `clearAccount` — one transaction and two deletes less on the common login path.
- */
+/** `accountClean`: nothing for a success to clear (no failure in the account's window, no streak). */
 export type FloodVerdict = { allowed: true; accountClean: boolean } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
 
 export interface Attempt {
@@ -63,16 +59,21 @@ interface Keys {
   streak: string;
 }
 
-/** Flood control's statements on the SQLite connection (see FloodControl.#hot). */
-interface HotFlood {
-  check: StatementSync;
-  insertEvent: StatementSync;
-  bumpStreak: StatementSync;
-  deleteOne: StatementSync;
-  clearAccount: StatementSync;
-  clearStreak: StatementSync;
-  unbumpStreak: StatementSync;
-  transaction<T>(work: () => T): T;
+/** One statement of a unit of work (SQL text with `$N` parameters, and its parameters). */
+type Step = readonly [text: string, parameters: ReadonlyArray<string | number>];
+
+// The writes, each written once for both dialects and both ways of running them (FloodControl.#apply).
+const INSERT_EVENT_SQL = "INSERT INTO flood_events (scope, key, at) VALUES ($1, $2, $3)";
+const BUMP_STREAK_SQL =
+  "INSERT INTO flood_streaks (key, failures, updated_at) VALUES ($1, 1, $2) " +
+  "ON CONFLICT (key) DO UPDATE SET failures = flood_streaks.failures + 1, updated_at = excluded.updated_at";
+const UNBUMP_STREAK_SQL = "UPDATE flood_streaks SET failures = failures - 1 WHERE key = $1 AND failures > 0";
+const CLEAR_ACCOUNT_SQL = "DELETE FROM flood_events WHERE scope = 'account' AND key = $1";
+const CLEAR_STREAK_SQL = "DELETE FROM flood_streaks WHERE key = $1";
+/** Deletes one event of several that may share the millisecond (a ticket's own): by the row's physical id. */
+function deleteOneSQL(dialect: Database["dialect"]): string {
+  const row = dialect === "postgres" ? "ctid" : "rowid";
+  return `DELETE FROM flood_events WHERE ${row} = (SELECT ${row} FROM flood_events WHERE scope = $1 AND key = $2 AND at = $3 LIMIT 1)`;
 }
 
 export type FloodBegin = { allowed: true; ticket: FloodTicket } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
@@ -103,15 +104,17 @@ export class FloodControl {
   readonly #clock: Clock;
   readonly policy: Readonly<FloodPolicy>;
   readonly #checkStatement: HotStatement<CheckRow>;
+  readonly #deleteOneSQL: string;
 
   constructor(deps: { database: Database; clock: Clock; policy?: Partial<FloodPolicy> }) {
     this.#database = deps.database;
     this.#clock = deps.clock;
     this.policy = { ...DRUPAL_FLOOD_POLICY, ...deps.policy };
     this.#checkStatement = prepareHot(deps.database, CHECK_SQL);
+    this.#deleteOneSQL = deleteOneSQL(deps.database.dialect);
   }
 
-  #keys(attempt: Attempt): { ip: string | null; account: string; streak: string } {
+  #keys(attempt: Attempt): Keys {
     const id = identifierKey(attempt.identifier);
     const ip = attempt.ip ?? "";
     return {
@@ -141,7 +144,7 @@ export class FloodControl {
     const parameters = this.#checkParameters(k, now);
     const [row] = trx === null
       ? await this.#checkStatement.all(parameters)
-      : (await trx.executeQuery<CheckRow>(CompiledQuery.raw(this.#database.dialect === "sqlite" ? CHECK_SQL.replace(/\$(\d+)/g, "?$1") : CHECK_SQL, parameters))).rows;
+      : (await trx.executeQuery<CheckRow>(CompiledQuery.raw(numberedFor(this.#database, CHECK_SQL), parameters))).rows;
     return this.#judge(k, row, now);
   }
 
@@ -172,15 +175,13 @@ export class FloodControl {
    */
   async begin(attempt: Attempt): Promise<FloodBegin> {
     const k = this.#keys(attempt);
-    const hot = this.#hot();
+    const hot = hotTransaction(this.#database);
     if (hot) {
-      return hot.transaction(() => {
+      return hot((prepare) => {
         const now = this.#clock.now();
-        const verdict = this.#judge(k, hot.check.get(...this.#checkParameters(k, now)) as CheckRow | undefined, now);
+        const verdict = this.#judge(k, prepare(CHECK_SQL).get(...this.#checkParameters(k, now)) as CheckRow | undefined, now);
         if (!verdict.allowed) return verdict;
-        hot.insertEvent.run("account", k.account, now);
-        if (k.ip) hot.insertEvent.run("ip", k.ip, now);
-        hot.bumpStreak.run(k.streak, now);
+        for (const [text, parameters] of this.#recordSteps(k, now)) prepare(text).run(...parameters);
         return { allowed: true, ticket: { attempt, at: now, settled: false } };
       });
     }
@@ -193,7 +194,7 @@ export class FloodControl {
       const verdict = await this.#verdict(k, trx);
       if (!verdict.allowed) return verdict;
       const at = this.#clock.now();
-      await this.#record(trx, k, at);
+      await this.#runSteps(trx, this.#recordSteps(k, at));
       return { allowed: true, ticket: { attempt, at, settled: false } };
     });
   }
@@ -201,22 +202,9 @@ export class FloodControl {
   /** The attempt succeeded: its own failure events go, and so do the account's window and streak (flood_clear_event). */
   async succeeded(ticket: FloodTicket): Promise<void> {
     const k = this.#keys(ticket.attempt);
-    const hot = this.#hot();
-    if (hot) {
-      hot.transaction(() => {
-        if (k.ip && !ticket.settled) hot.deleteOne.run("ip", k.ip, ticket.at);
-        hot.clearAccount.run(k.account);
-        hot.clearStreak.run(k.streak);
-      });
-      ticket.settled = true;
-      return;
-    }
-    await this.#database.transaction(async (trx) => {
-      // The IP keeps the failures of other attempts, but not this one (a success is not a failure from the IP).
-      if (k.ip && !ticket.settled) await this.#deleteOne(trx, "ip", k.ip, ticket.at);
-      await trx.deleteFrom("flood_events").where("scope", "=", "account").where("key", "=", k.account).execute();
-      await trx.deleteFrom("flood_streaks").where("key", "=", k.streak).execute();
-    });
+    // The IP keeps the failures of other attempts, but not this one (a success is not a failure from the IP).
+    const own: Step[] = k.ip && !ticket.settled ? [[this.#deleteOneSQL, ["ip", k.ip, ticket.at]]] : [];
+    await this.#apply([...own, ...this.#clearSteps(k)]);
     ticket.settled = true;
   }
 
@@ -227,94 +215,52 @@ export class FloodControl {
   async release(ticket: FloodTicket): Promise<void> {
     if (ticket.settled) return;
     const k = this.#keys(ticket.attempt);
-    const hot = this.#hot();
-    if (hot) {
-      hot.transaction(() => {
-        if (k.ip) hot.deleteOne.run("ip", k.ip, ticket.at);
-        hot.deleteOne.run("account", k.account, ticket.at);
-        hot.unbumpStreak.run(k.streak);
-      });
-      ticket.settled = true;
-      return;
-    }
-    await this.#database.transaction(async (trx) => {
-      if (k.ip) await this.#deleteOne(trx, "ip", k.ip, ticket.at);
-      await this.#deleteOne(trx, "account", k.account, ticket.at);
-      await trx.updateTable("flood_streaks").set((eb) => ({ failures: eb("failures", "-", 1) })).where("key", "=", k.streak).where("failures", ">", 0).execute();
-    });
+    await this.#apply([
+      ...(k.ip ? [[this.#deleteOneSQL, ["ip", k.ip, ticket.at]] as const] : []),
+      [this.#deleteOneSQL, ["account", k.account, ticket.at]],
+      [UNBUMP_STREAK_SQL, [k.streak]],
+    ]);
     ticket.settled = true;
   }
 
-  #hotStatements: HotFlood | null = null;
-
-  /**
-   * On SQLite with no transaction open on the connection: the statements of begin/succeeded/release, compiled
-   * once, run synchronously inside BEGIN IMMEDIATE … COMMIT. Nothing of this process can run in between (node:sqlite
-   * is synchronous) and BEGIN IMMEDIATE takes the write lock against other processes: the same guarantees as the
-   * Kysely transaction, without its per-statement building and awaits (this runs twice on every login).
-   */
-  #hot(): HotFlood | null {
-    const handle = this.#database.sqlite;
-    if (!handle || handle.isTransaction || !handle.isOpen) return null;
-    if (this.#hotStatements) return this.#hotStatements;
-    const numbered = (text: string): StatementSync => handle.prepare(text.replace(/\$(\d+)/g, "?$1"));
-    const begin = handle.prepare("BEGIN IMMEDIATE");
-    const commit = handle.prepare("COMMIT");
-    const rollback = handle.prepare("ROLLBACK");
-    this.#hotStatements = {
-      check: numbered(CHECK_SQL),
-      insertEvent: handle.prepare("INSERT INTO flood_events (scope, key, at) VALUES (?1, ?2, ?3)"),
-      bumpStreak: handle.prepare("INSERT INTO flood_streaks (key, failures, updated_at) VALUES (?1, 1, ?2) ON CONFLICT (key) DO UPDATE SET failures = failures + 1, updated_at = excluded.updated_at"),
-      deleteOne: handle.prepare("DELETE FROM flood_events WHERE rowid = (SELECT rowid FROM flood_events WHERE scope = ?1 AND key = ?2 AND at = ?3 LIMIT 1)"),
-      clearAccount: handle.prepare("DELETE FROM flood_events WHERE scope = 'account' AND key = ?1"),
-      clearStreak: handle.prepare("DELETE FROM flood_streaks WHERE key = ?1"),
-      unbumpStreak: handle.prepare("UPDATE flood_streaks SET failures = failures - 1 WHERE key = ?1 AND failures > 0"),
-      transaction<T>(work: () => T): T {
-        begin.run();
-        try {
-          const result = work();
-          commit.run();
-          return result;
-        } catch (error) {
-          if (handle.isTransaction) rollback.run();
-          throw error;
-        }
-      },
-    };
-    return this.#hotStatements;
+  /** A failure counted against the IP, the account (or account+IP) and the consecutive streak. */
+  #recordSteps(k: Keys, at: number): Step[] {
+    return [
+      [INSERT_EVENT_SQL, ["account", k.account, at]],
+      ...(k.ip ? [[INSERT_EVENT_SQL, ["ip", k.ip, at]] as const] : []),
+      [BUMP_STREAK_SQL, [k.streak, at]],
+    ];
   }
 
-  /** Deletes one event (of possibly several recorded in the same millisecond): a ticket's own. */
-  async #deleteOne(trx: Kysely<Schema>, scope: "ip" | "account", key: string, at: number): Promise<void> {
-    const row = this.#database.dialect === "postgres" ? sql.raw("ctid") : sql.raw("rowid");
-    await sql`DELETE FROM flood_events WHERE ${row} = (SELECT ${row} FROM flood_events WHERE scope = ${scope} AND key = ${key} AND at = ${at} LIMIT 1)`.execute(trx);
+  /** The account's window and the identifier's streak, cleared. */
+  #clearSteps(k: Keys): Step[] {
+    return [[CLEAR_ACCOUNT_SQL, [k.account]], [CLEAR_STREAK_SQL, [k.streak]]];
+  }
+
+  /**
+   * Runs `steps` as one transaction: on SQLite with no transaction open, synchronously on statements compiled once
+   * (hotTransaction: these run twice on every login); otherwise in a database transaction.
+   */
+  async #apply(steps: Step[]): Promise<void> {
+    const hot = hotTransaction(this.#database);
+    if (hot) return hot((prepare) => {
+      for (const [text, parameters] of steps) prepare(text).run(...parameters);
+    });
+    await this.#database.transaction((trx) => this.#runSteps(trx, steps));
+  }
+
+  async #runSteps(trx: Kysely<Schema>, steps: Step[]): Promise<void> {
+    for (const [text, parameters] of steps) await trx.executeQuery(CompiledQuery.raw(numberedFor(this.#database, text), [...parameters]));
   }
 
   /** Records a failed attempt against the IP, the account (or account+IP) and the consecutive streak. */
   async registerFailure(attempt: Attempt): Promise<void> {
-    const k = this.#keys(attempt);
-    const at = this.#clock.now();
-    await this.#database.transaction((trx) => this.#record(trx, k, at));
-  }
-
-  async #record(trx: Kysely<Schema>, k: { ip: string | null; account: string; streak: string }, at: number): Promise<void> {
-    const rows = [{ scope: "account", key: k.account, at }];
-    if (k.ip) rows.push({ scope: "ip", key: k.ip, at });
-    await trx.insertInto("flood_events").values(rows).execute();
-    await trx
-      .insertInto("flood_streaks")
-      .values({ key: k.streak, failures: 1, updated_at: at })
-      .onConflict((oc) => oc.column("key").doUpdateSet((eb) => ({ failures: eb("flood_streaks.failures", "+", 1), updated_at: at })))
-      .execute();
+    await this.#apply(this.#recordSteps(this.#keys(attempt), this.#clock.now()));
   }
 
   /** After a success: clears the account's window (Drupal's flood_clear_event) and its streak. IP counts stay. */
   async clearAccount(attempt: Attempt): Promise<void> {
-    const k = this.#keys(attempt);
-    await this.#database.transaction(async (trx) => {
-      await trx.deleteFrom("flood_events").where("scope", "=", "account").where("key", "=", k.account).execute();
-      await trx.deleteFrom("flood_streaks").where("key", "=", k.streak).execute();
-    });
+    await this.#apply(this.#clearSteps(this.#keys(attempt)));
   }
 
   /** After a password reset or an administrator's unlock: clears the consecutive cap for the identifier. */
