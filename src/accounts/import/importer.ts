@@ -249,6 +249,11 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   let batch: ImportRow[] = [];
   let read = 0;
   let rival = false;
+  /** Another run of the same import owns the job now: this one stops, and leaves the job's status to it. */
+  const overtaken = (): ImportRefusedError => {
+    rival = true;
+    return new ImportRefusedError(`another run of this import (job ${job.id}) wrote past line ${cursor ?? 0} meanwhile; it is left to finish`);
+  };
   const flush = async (): Promise<void> => {
     const rows = batch;
     batch = [];
@@ -257,16 +262,12 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
       // Batches of one job take turns (PostgreSQL: an advisory lock; SQLite: the write lock), and a run whose cursor
       // another run moved stops before writing anything (it would meet the other's rows as duplicates).
       await serialiseTransactions(deps.database, trx, lockKeyOf(`users-import:${job.id}`));
-      if ((await deps.jobs.get(job.id, trx)).cursor !== cursor) {
-        rival = true;
-        throw new ImportRefusedError(`another run of this import (job ${job.id}) wrote past line ${cursor ?? 0} meanwhile; it is left to finish`);
-      }
+      if ((await deps.jobs.get(job.id, trx)).cursor !== cursor) throw overtaken();
       const result = await applyBatch(deps, trx, rows, { ...options, replacePasswords }, report.batches + 1);
       // Compare-and-set on the job's cursor, in the batch's transaction: a batch is written once, even by two
       // runs of the same file at the same time (the slower one stops here, its batch rolled back).
       const moved = await deps.jobs.commitBatch(trx, job.id, cursor, { cursor: next, processed: rows.length, counts: { created: result.created, updated: result.updated, skipped: result.skipped } });
-      if (!moved) rival = true;
-      if (!moved) throw new ImportRefusedError(`another run of this import (job ${job.id}) wrote past line ${cursor ?? 0} meanwhile; it is left to finish`);
+      if (!moved) throw overtaken();
       return result;
     });
     cursor = next;
