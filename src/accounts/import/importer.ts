@@ -291,7 +291,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   } catch (error) {
     // A refused batch ends this run; the job keeps its cursor, so the same file, fixed elsewhere or not, picks
     // up after the last batch written. A rival run owns the job: its status is the rival's to set.
-    if (!rival) await deps.jobs.setStatus(job.id, "failed", String((error as Error).message).slice(0, 500));
+    if (!rival) await deps.jobs.markFailed(job.id, String((error as Error).message).slice(0, 500));
     throw error;
   }
   await deps.jobs.finishIfUnfinished(job.id, "done");
