@@ -3,7 +3,7 @@
 // strict parse has bounded m, t, p, salt and hash lengths: never an unchecked string.
 import type { Algorithm } from "@node-rs/argon2";
 import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
-import { decodeB64NoPad } from "./encoding.ts";
+import { b64NoPadLength } from "./encoding.ts";
 import { UnsupportedHashError } from "./errors.ts";
 import { checkBound, parseDecimal, type HashLimits } from "./limits.ts";
 import type { HashDescription, PasswordScheme, RehashPolicy } from "./scheme.ts";
@@ -20,8 +20,9 @@ export interface Argon2Params {
 export interface ParsedArgon2 extends Argon2Params {
   variant: "argon2id" | "argon2i";
   version: 16 | 19;
-  salt: Buffer;
-  hash: Buffer;
+  /** Lengths in bytes of the salt and the tag (checked canonical; never decoded: nothing here needs the bytes). */
+  saltBytes: number;
+  hashBytes: number;
 }
 
 // Optional keyid/data fields of the PHC spec are refused: no system we import writes them.
@@ -47,13 +48,13 @@ export function parseArgon2(phc: string, limits: HashLimits): ParsedArgon2 {
   // Argon2 itself requires at least 8 KiB per lane (RFC 9106 §3.1).
   checkBound("argon2 m (KiB)", memoryCost, 8 * parallelism, limits.argon2MaxMemoryKiB);
   checkBound("argon2 t", timeCost, 1, limits.argon2MaxTime);
-  const salt = decodeB64NoPad(m[6]!);
-  const hash = decodeB64NoPad(m[7]!);
-  if (salt === null || hash === null) throw new UnsupportedHashError("argon2 salt or hash is not canonical unpadded base64");
+  const saltBytes = b64NoPadLength(m[6]!);
+  const hashBytes = b64NoPadLength(m[7]!);
+  if (saltBytes === null || hashBytes === null) throw new UnsupportedHashError("argon2 salt or hash is not canonical unpadded base64");
   // RFC 9106 §3.1: salts of at least 8 bytes.
-  checkBound("argon2 salt length", salt.length, Math.max(8, limits.minSaltBytes), limits.maxSaltBytes);
-  checkBound("argon2 hash length", hash.length, limits.minDigestBytes, limits.maxDigestBytes);
-  return { variant: m[1] as ParsedArgon2["variant"], version: m[2] === "16" ? 16 : m[2] === "19" ? 19 : 16, memoryCost, timeCost, parallelism, salt, hash };
+  checkBound("argon2 salt length", saltBytes, Math.max(8, limits.minSaltBytes), limits.maxSaltBytes);
+  checkBound("argon2 hash length", hashBytes, limits.minDigestBytes, limits.maxDigestBytes);
+  return { variant: m[1] as ParsedArgon2["variant"], version: m[2] === "16" ? 16 : m[2] === "19" ? 19 : 16, memoryCost, timeCost, parallelism, saltBytes, hashBytes };
 }
 
 /**
@@ -85,8 +86,8 @@ export function argon2BelowPolicy(p: ParsedArgon2, policy: RehashPolicy): boolea
     p.version !== 19 ||
     p.memoryCost < policy.minimum.memoryCost ||
     p.timeCost < policy.minimum.timeCost ||
-    p.salt.length < 16 ||
-    p.hash.length < 32
+    p.saltBytes < 16 ||
+    p.hashBytes < 32
   );
 }
 

@@ -32,8 +32,8 @@ describe("createPasswordContext", () => {
     assert.match(a, /^\$argon2id\$v=19\$m=64,t=1,p=1\$/);
     assert.notEqual(a, b);
     const parsed = parseArgon2(a, DEFAULT_HASH_LIMITS);
-    assert.equal(parsed.salt.length, 16);
-    assert.equal(parsed.hash.length, 32);
+    assert.equal(parsed.saltBytes, 16);
+    assert.equal(parsed.hashBytes, 32);
     assert.equal(passwords.identify(a), "argon2id");
     assert.equal(await passwords.verify("correct horse battery staple", a), true);
     assert.equal(await passwords.verify("correct horse battery stapl", a), false);

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { decodeB64NoPad, encodeB64NoPad } from "./encoding.ts";
+import { b64NoPadLength, decodeB64NoPad, encodeB64NoPad } from "./encoding.ts";
 
 // The definition, spelled the slow way: decode, re-encode, and accept only if nothing changed.
 function oracle(text: string): Buffer | null {
@@ -24,6 +24,12 @@ describe("unpadded base64 (PHC)", () => {
   it("accepts and refuses exactly what decoding and re-encoding would", () => {
     fc.assert(fc.property(b64ish, (text) => {
       assert.deepEqual(decodeB64NoPad(text), oracle(text), JSON.stringify(text));
+    }), { numRuns: 5000 });
+  });
+
+  it("measures without decoding exactly what decoding accepts, and refuses the rest", () => {
+    fc.assert(fc.property(fc.oneof(b64ish, fc.uint8Array({ maxLength: 80 }).map(encodeB64NoPad)), (text) => {
+      assert.equal(b64NoPadLength(text), oracle(text)?.length ?? null, JSON.stringify(text));
     }), { numRuns: 5000 });
   });
 

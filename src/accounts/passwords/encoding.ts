@@ -58,12 +58,23 @@ const B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
  * each byte string has one accepted spelling. Checked without re-encoding: every login parses a hash.
  */
 export function decodeB64NoPad(text: string): Buffer | null {
+  return b64NoPadLength(text) === null ? null : Buffer.from(text, "base64");
+}
+
+/**
+ * The number of bytes unpadded standard base64 `text` decodes to, or null when it is not exactly that (the rules of
+ * decodeB64NoPad), without decoding it: for a parser that only bounds the lengths (every login parses a hash).
+ *
+ * @example
+ * b64NoPadLength("c2FsdA") // 4
+ */
+export function b64NoPadLength(text: string): number | null {
   if (!/^[A-Za-z0-9+/]*$/.test(text)) return null;
   const tail = text.length % 4;
   if (tail === 1) return null;
   // Two trailing characters carry one byte (4 spare bits), three carry two (2 spare bits).
   if (tail !== 0 && (B64_ALPHABET.indexOf(text[text.length - 1]!) & (tail === 2 ? 0x0f : 0x03)) !== 0) return null;
-  return Buffer.from(text, "base64");
+  return (text.length - tail) / 4 * 3 + (tail === 0 ? 0 : tail - 1);
 }
 
 export function encodeB64NoPad(bytes: Uint8Array): string {
