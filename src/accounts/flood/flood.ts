@@ -50,6 +50,8 @@ export interface FloodTicket {
   readonly at: number;
   /** Set once its own events are gone (released, or cleared by a success). */
   settled: boolean;
+  /** The keys it was counted under, computed once (three SHA-256 digests). */
+  readonly keys: Keys;
 }
 
 /** The three keys an attempt is counted under (hex SHA-256; no raw identifier or address is stored). */
@@ -182,7 +184,7 @@ export class FloodControl {
         const verdict = this.#judge(k, prepare(CHECK_SQL).get(...this.#checkParameters(k, now)) as CheckRow | undefined, now);
         if (!verdict.allowed) return verdict;
         for (const [text, parameters] of this.#recordSteps(k, now)) prepare(text).run(...parameters);
-        return { allowed: true, ticket: { attempt, at: now, settled: false } };
+        return { allowed: true, ticket: { attempt, at: now, settled: false, keys: k } };
       });
     }
     return this.#database.transaction(async (trx) => {
@@ -195,13 +197,13 @@ export class FloodControl {
       if (!verdict.allowed) return verdict;
       const at = this.#clock.now();
       await this.#runSteps(trx, this.#recordSteps(k, at));
-      return { allowed: true, ticket: { attempt, at, settled: false } };
+      return { allowed: true, ticket: { attempt, at, settled: false, keys: k } };
     });
   }
 
   /** The attempt succeeded: its own failure events go, and so do the account's window and streak (flood_clear_event). */
   async succeeded(ticket: FloodTicket): Promise<void> {
-    const k = this.#keys(ticket.attempt);
+    const k = ticket.keys;
     // The IP keeps the failures of other attempts, but not this one (a success is not a failure from the IP).
     const own: Step[] = k.ip && !ticket.settled ? [[this.#deleteOneSQL, ["ip", k.ip, ticket.at]]] : [];
     await this.#apply([...own, ...this.#clearSteps(k)]);
@@ -214,7 +216,7 @@ export class FloodControl {
    */
   async release(ticket: FloodTicket): Promise<void> {
     if (ticket.settled) return;
-    const k = this.#keys(ticket.attempt);
+    const k = ticket.keys;
     await this.#apply([
       ...(k.ip ? [[this.#deleteOneSQL, ["ip", k.ip, ticket.at]] as const] : []),
       [this.#deleteOneSQL, ["account", k.account, ticket.at]],
