@@ -1,5 +1,6 @@
 // Turns one source row (CSV columns by header name, or JSONL keys) into a validated account, or a
 // reason why it is a bad row. Column mappings, the Drupal 7 preset, and the field value rules live here.
+import { impossibleDate } from "../../lib/calendar.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
 import type { PasswordContext, SaltedTemplate } from "../passwords/index.ts";
 import { saltedFromTemplate } from "../passwords/index.ts";
@@ -87,11 +88,21 @@ export function checkHeader(header: readonly string[], map: FieldMap, explicit: 
   if (map.salt && !have.has(map.salt)) throw new ImportOptionError(`--salt-column ${map.salt}: the header has no such column`);
 }
 
+const ISO_DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$/;
+
+/** An ISO-8601 date (and time) naming a real day and clock time; Date.parse alone would move 2023-02-30 to 2 March. */
+function parseISODate(text: string, field: string): number {
+  const why = impossibleDate(text);
+  const ms = why === null ? Date.parse(text.replace(" ", "T")) : NaN;
+  if (Number.isNaN(ms)) throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is not a real date${why === null ? " and time" : `: ${why}`}`);
+  return ms;
+}
+
 function parseTime(text: string, field: string, preset: Preset | null): number | null {
   if (text === "" || text === "0") return null; // Drupal writes 0 for "never logged in"
   let ms: number;
   if (/^[0-9]{1,12}$/.test(text)) ms = Number(text) * 1000; // unix seconds (Drupal, most SQL exports)
-  else if (preset === null && /^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$/.test(text)) ms = Date.parse(text.replace(" ", "T"));
+  else if (preset === null && ISO_DATE.test(text)) ms = parseISODate(text, field);
   else throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is neither unix seconds nor an ISO-8601 date`);
   if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TIME_MS) throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is out of range`);
   return ms;
