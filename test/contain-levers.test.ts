@@ -180,6 +180,39 @@ forEachDialect("contain levers", (dfx) => {
     assert.equal((await fx.audit.verify()).ok, true);
   });
 
+  it("undo judges every record of a batch by its own conditions (one statement per batch), and restores each user's own lock reason", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await seedUsers(fx, 6);
+    const db = fx.database.db;
+    // Before the job: u0 never changed a password (null time), the others at distinct times; u1 and u2 carry an old
+    // lock reason of their own from an earlier, lifted lock.
+    for (const [i, id] of ids.entries()) await db.updateTable("users").set({ password_changed_at: i === 0 ? null : NOW - i * DAY }).where("id", "=", id).execute();
+    await db.updateTable("users").set({ locked_reason: "lifted: travel" }).where("id", "=", "usr_0001").execute();
+    await db.updateTable("users").set({ locked_reason: "lifted: support ticket 7" }).where("id", "=", "usr_0002").execute();
+    const job = await createContainJob(fx, { levers: ["expire-passwords", "lock-accounts"], scope: { all: true }, actor: "t", batchSize: 100 });
+    await runJob(fx, job.id);
+    // Since: u3 changed its password and was expired again by hand (its time moved); u4's record predates the change
+    // time being recorded (undo then trusts the flag alone); u5 was unlocked and locked again for another reason.
+    await db.updateTable("users").set({ password_changed_at: NOW + 5, password_must_change: 1 }).where("id", "=", "usr_0003").execute();
+    const legacy = await db.selectFrom("contain_changes").select("after").where("job_id", "=", job.id).where("lever", "=", "expire-passwords").where("user_id", "=", "usr_0004").executeTakeFirstOrThrow();
+    await db.updateTable("contain_changes").set({ after: JSON.stringify({ password_must_change: 1 }) }).where("job_id", "=", job.id).where("lever", "=", "expire-passwords").where("user_id", "=", "usr_0004").execute();
+    assert.ok(JSON.parse(legacy.after as string).password_changed_at !== undefined, "the job records the change time");
+    await db.updateTable("users").set({ password_changed_at: NOW + 6 }).where("id", "=", "usr_0004").execute();
+    await db.updateTable("users").set({ locked_at: NOW + 7, locked_reason: "manual" }).where("id", "=", "usr_0005").execute();
+
+    const undone = jobView(await runJob(fx, (await createUndoJob(fx, job.id, "t")).id));
+    assert.deepEqual(undone.counts["expire-passwords"], { restored: 5, skipped: 1 });
+    assert.deepEqual(undone.counts["lock-accounts"], { restored: 5, skipped: 1 });
+    const flags = Object.fromEntries(await Promise.all(ids.map(async (id) => [id, Number((await user(fx, id)).password_must_change)])));
+    assert.deepEqual(flags, { usr_0000: 0, usr_0001: 0, usr_0002: 0, usr_0003: 1, usr_0004: 0, usr_0005: 0 }, "u0 by its null time, u4 by the flag alone; u3's newer expiry stands");
+    const locks = Object.fromEntries(await Promise.all(ids.map(async (id) => { const u = await user(fx, id); return [id, [u.locked_at === null ? null : Number(u.locked_at), u.locked_reason]]; })));
+    assert.deepEqual(locks, {
+      usr_0000: [null, null], usr_0001: [null, "lifted: travel"], usr_0002: [null, "lifted: support ticket 7"], usr_0003: [null, null], usr_0004: [null, null],
+      usr_0005: [NOW + 7, "manual"],
+    });
+    assert.deepEqual((await skippedByUndo(fx, job.id)).map((s) => `${s.lever}:${s.userId}`).sort(), ["expire-passwords:usr_0003", "lock-accounts:usr_0005"]);
+  });
+
   it("undo restores a demoted admin when nothing changed since", async () => {
     const fx = await setup(await dfx.fresh());
     await seedUsers(fx, 8);

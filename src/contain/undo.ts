@@ -2,7 +2,7 @@
 // changes in key order and restore the rows whose current value still equals what the job wrote and that no
 // later job also contains; the others are left alone and reported (contain_changes.undo_status = "skipped").
 // `dryRunUndo` reports the same outcome without keeping any of it.
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { UNFINISHED_STATUSES, type Job } from "../jobs/job-store.ts";
 import type { DialectName } from "../store/database.ts";
 import type { ContainChangesTable, Schema } from "../store/schema.ts";
@@ -10,7 +10,7 @@ import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS, leverNamed } from "./job.ts";
 import { findLever, type ChangeRecord, type LeverContext, type UserLever } from "./lever.ts";
-import { inIds, SAMPLE_SIZE } from "./levers/common.ts";
+import { inIds, SAMPLE_SIZE, valuesQuery } from "./levers/common.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 
 export const UNDO_KIND = "contain-undo";
@@ -131,12 +131,15 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
         // Rows an earlier undo already handled are not touched again.
         const open = rows.filter((r) => r.undo_status === null);
         const { restored, skipped } = await undoRecords(trx, deps.database.dialect, job.spec.undoOf, lever, open, ctx);
+        // Each record's verdict, written for the whole batch in one statement.
         const seqOf = new Map(open.map((r) => [changeKey(r.user_id, r.entity), Number(r.seq)]));
-        for (const [status, list] of [["restored", restored], ["skipped", skipped]] as const) {
-          for (const c of list) {
-            await trx.updateTable("contain_changes").set({ undo_status: status })
-              .where("job_id", "=", job.spec.undoOf).where("lever", "=", name).where("seq", "=", seqOf.get(changeKey(c.userId, c.entity)) as number).where("entity", "=", c.entity).execute();
-          }
+        const verdicts = [...restored.map((c) => [c, "restored"] as const), ...skipped.map((c) => [c, "skipped"] as const)]
+          .map(([c, status]) => [seqOf.get(changeKey(c.userId, c.entity)) as number, c.entity, status]);
+        if (verdicts.length > 0) {
+          const v = valuesQuery(deps.database.dialect, [{ name: "seq", type: "bigint" }, { name: "entity", type: "text" }, { name: "status", type: "text" }], verdicts);
+          await sql`with v as materialized (${v}) update contain_changes set undo_status = v.status from v
+            where contain_changes.job_id = ${job.spec.undoOf} and contain_changes.lever = ${name}
+              and contain_changes.seq = v.seq and contain_changes.entity = v.entity`.execute(trx);
         }
         const last = rows[rows.length - 1] as { seq: number; entity: string };
         return {

@@ -1,8 +1,9 @@
 // expire-passwords: the password still works once, then must be changed (Sentry's choice, seed 004). The login
 // core answers `must-change-password`. Reversible: undo clears the flag where the job set it and nothing since
 // (neither a password change nor a later job).
-import type { ChangeRecord, UserLever } from "../lever.ts";
-import { countUsers, inIds } from "./common.ts";
+import { sql } from "kysely";
+import type { UserLever } from "../lever.ts";
+import { countUsers, inIds, partitionRestored, valuesQuery } from "./common.ts";
 
 function nullableNumber(value: number | string | null): number | null {
   return value === null ? null : Number(value);
@@ -34,17 +35,20 @@ export const expirePasswords = {
       changes: rows.map((r) => ({ userId: r.id, entity: "", before: { password_must_change: 0 }, after: { password_must_change: 1, password_changed_at: nullableNumber(r.password_changed_at) } })),
     };
   },
-  async undo(trx, changes) {
-    const restored: ChangeRecord[] = [];
-    const skipped: ChangeRecord[] = [];
-    for (const c of changes) {
-      // Still expired, and the password not changed since → restore. Otherwise leave alone. A record written
-      // before the change time was recorded falls back to the flag alone.
-      let q = trx.updateTable("users").set({ password_must_change: 0 }).where("id", "=", c.userId).where("password_must_change", "=", 1);
+  async undo(trx, changes, ctx) {
+    if (changes.length === 0) return { restored: [], skipped: [] };
+    // Still expired, and the password not changed since → restore; otherwise leave alone. A record written before
+    // the change time was recorded (checked = 0) falls back to the flag alone. One statement for the batch.
+    const rows = changes.map((c) => {
       const changedAt = (c.after as { password_changed_at?: number | null }).password_changed_at;
-      if (changedAt !== undefined) q = changedAt === null ? q.where("password_changed_at", "is", null) : q.where("password_changed_at", "=", changedAt);
-      (Number((await q.executeTakeFirst()).numUpdatedRows) === 1 ? restored : skipped).push(c);
-    }
-    return { restored, skipped };
+      return [c.userId, changedAt ?? null, changedAt === undefined ? 0 : 1];
+    });
+    const v = valuesQuery(ctx.dialect, [{ name: "id", type: "text" }, { name: "changed_at", type: "bigint" }, { name: "checked", type: "integer" }], rows);
+    const { rows: done } = await sql<{ id: string }>`
+      with v as materialized (${v}) update users set password_must_change = 0 from v
+      where users.id = v.id and users.password_must_change = 1
+        and (v.checked = 0 or users.password_changed_at is not distinct from v.changed_at)
+      returning users.id`.execute(trx);
+    return partitionRestored(changes, new Set(done.map((r) => r.id)));
   },
 } satisfies UserLever;

@@ -1,8 +1,9 @@
 // lock-accounts: sets locked_at/locked_reason; the login core and every session check refuse locked accounts.
 // Reversible: the undo lifts the lock, and with it raises each user's session stamp, so a session an attacker
 // held before the lock stays dead (as after an unlock through the API); the owner signs in again.
-import type { ChangeRecord, UserLever } from "../lever.ts";
-import { countUsers, inIds } from "./common.ts";
+import { sql } from "kysely";
+import type { UserLever } from "../lever.ts";
+import { countUsers, inIds, partitionRestored, valuesQuery } from "./common.ts";
 import { raiseUserStamps } from "./stamps.ts";
 
 export const lockAccounts = {
@@ -33,21 +34,21 @@ export const lockAccounts = {
     };
   },
   async undo(trx, changes, ctx) {
-    const restored: ChangeRecord[] = [];
-    const skipped: ChangeRecord[] = [];
-    for (const c of changes) {
+    if (changes.length === 0) return { restored: [], skipped: [] };
+    // Restored only if the lock is still exactly the one this job set (not unlocked and re-locked since), each user
+    // getting back its own earlier reason. One statement for the batch.
+    const rows = changes.map((c) => {
       const after = c.after as { locked_at: number; locked_reason: string };
-      // Restored only if the lock is still exactly the one this job set (not unlocked and re-locked since).
-      const r = await trx
-        .updateTable("users")
-        .set({ locked_at: null, locked_reason: (c.before["locked_reason"] as string | null) ?? null })
-        .where("id", "=", c.userId)
-        .where("locked_at", "=", after.locked_at)
-        .where("locked_reason", "=", after.locked_reason)
-        .executeTakeFirst();
-      (Number(r.numUpdatedRows) === 1 ? restored : skipped).push(c);
-    }
-    await raiseUserStamps(trx, restored.map((c) => c.userId), ctx.now, "sessions");
-    return { restored, skipped };
+      return [c.userId, after.locked_at, after.locked_reason, (c.before["locked_reason"] as string | null) ?? null];
+    });
+    const columns = [{ name: "id", type: "text" }, { name: "locked_at", type: "bigint" }, { name: "locked_reason", type: "text" }, { name: "reason_before", type: "text" }] as const;
+    const { rows: done } = await sql<{ id: string }>`
+      with v as materialized (${valuesQuery(ctx.dialect, columns, rows)})
+      update users set locked_at = null, locked_reason = v.reason_before from v
+      where users.id = v.id and users.locked_at = v.locked_at and users.locked_reason = v.locked_reason
+      returning users.id`.execute(trx);
+    const result = partitionRestored(changes, new Set(done.map((r) => r.id)));
+    await raiseUserStamps(trx, result.restored.map((c) => c.userId), ctx.now, "sessions");
+    return result;
   },
 } satisfies UserLever;
