@@ -6,6 +6,15 @@ import type { Schema } from "../../store/schema.ts";
 
 export const GLOBAL_SCOPE = "global";
 
+/**
+ * The revocation bound of an action taken at `at`: everything created up to and including that millisecond is
+ * refused, so a session or token issued in the action's millisecond, just before it, does not survive. One issued
+ * in that millisecond after it is refused too: harmless, its owner logs in again.
+ */
+export function revokedBefore(at: number): number {
+  return at + 1;
+}
+
 /** The stamp scope of one user. */
 export function userScope(userId: string): string {
   return `user:${userId}`;

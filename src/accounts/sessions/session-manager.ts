@@ -7,7 +7,7 @@ import type { Database } from "../../store/database.ts";
 import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
-import { GLOBAL_SCOPE, raiseStamp, readStamps, userScope } from "./revocation.ts";
+import { GLOBAL_SCOPE, raiseStamp, readStamps, revokedBefore, userScope } from "./revocation.ts";
 import type { SessionsTable } from "./tables.ts";
 import { generateSessionToken, parseSessionToken, secretMatches } from "./token.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -195,9 +195,9 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     const now = clock.now();
     // Default: everything created up to and including this millisecond (a session is refused when created
     // before the stamp, so the stamp is one past now). A login in the same millisecond is refused too: harmless.
-    const at = before ?? now + 1;
+    const at = before ?? revokedBefore(now);
     if (!Number.isSafeInteger(at) || at < 0) throw sessionErrors.badPolicy(`revocation time must be epoch milliseconds, got ${String(before)}`);
-    if (at > now + 1) throw sessionErrors.futureStamp(at, now);
+    if (at > revokedBefore(now)) throw sessionErrors.futureStamp(at, now);
     return at;
   }
 

@@ -6,7 +6,8 @@
 // Not reversible: restoring a factor that may be in an attacker's hands would defeat the lever.
 import type { UserLever } from "../lever.ts";
 import { countOwnedRows, inIds } from "./common.ts";
-import { raiseUserStamps, revokedBefore } from "./stamps.ts";
+import { revokedBefore } from "../../accounts/sessions/revocation.ts";
+import { raiseUserStamps } from "./stamps.ts";
 
 const FACTOR_TABLES = ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const;
 

@@ -7,7 +7,8 @@ import { sql } from "kysely";
 import { bulkDeleteSQLite } from "../../store/sqlite-bulk-delete.ts";
 import type { UserLever } from "../lever.ts";
 import { countOwnedRows, inIds } from "./common.ts";
-import { raiseScopeStamps, revokedBefore, stampsToWrite } from "./stamps.ts";
+import { revokedBefore } from "../../accounts/sessions/revocation.ts";
+import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
 
 export const revokeSessions = {
   kind: "user",

@@ -5,7 +5,8 @@
 // Not reversible: a token that may have leaked is never trusted again; owners issue new ones.
 import type { UserLever } from "../lever.ts";
 import { countOwnedRows, inIds } from "./common.ts";
-import { raiseScopeStamps, revokedBefore, stampsToWrite } from "./stamps.ts";
+import { revokedBefore } from "../../accounts/sessions/revocation.ts";
+import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
 
 export const revokeTokens = {
   kind: "user",

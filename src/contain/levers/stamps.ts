@@ -2,7 +2,7 @@
 // A stamp makes every session (or API token) created before it invalid on its next use, so revocation takes
 // effect at once whatever the number of rows; the levers delete or mark the rows afterwards, in batches.
 import { sql, type Kysely } from "kysely";
-import { GLOBAL_SCOPE, raiseStamp, userScope } from "../../accounts/sessions/revocation.ts";
+import { GLOBAL_SCOPE, raiseStamp, revokedBefore, userScope } from "../../accounts/sessions/revocation.ts";
 import type { LeverContext, ScopeQuery } from "../lever.ts";
 import type { Schema } from "../../store/schema.ts";
 
@@ -11,16 +11,6 @@ export type StampFamily = "sessions" | "tokens";
 
 function prefix(family: StampFamily): string {
   return family === "tokens" ? "tokens:" : "";
-}
-
-/**
- * The revocation bound of an action taken at `at`: everything created up to and including that millisecond
- * is refused — the session manager's own revocation does the same — so a session or token issued in the
- * job's millisecond, just before it, does not survive. One issued in that millisecond after it is refused
- * too: harmless, its owner logs in again.
- */
-export function revokedBefore(at: number): number {
-  return at + 1;
 }
 
 /** The stamp scope of one user in a family, e.g. "tokens:user:usr_…". */

@@ -2,7 +2,7 @@
 // the administrative state changes (lock, unlock, require a password change), each a single conditional
 // UPDATE so concurrent calls never double-apply, with its audit event in the same transaction.
 import { sql, type Kysely } from "kysely";
-import { raiseStamp, userScope } from "../../accounts/sessions/revocation.ts";
+import { raiseStamp, revokedBefore, userScope } from "../../accounts/sessions/revocation.ts";
 import { identifierKey } from "../../accounts/users/normalise.ts";
 import { toUser, type User } from "../../accounts/users/user-store.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -75,7 +75,7 @@ export async function lockUser(db: Kysely<Schema>, id: string, reason: string, n
 export async function unlockUser(db: Kysely<Schema>, id: string, now: number): Promise<boolean> {
   const r = await db.updateTable("users").set({ locked_at: null, locked_reason: null, updated_at: now }).where("id", "=", id).where("locked_at", "is not", null).executeTakeFirst();
   if (Number(r.numUpdatedRows) !== 1) return false;
-  await raiseStamp(db, userScope(id), now + 1, now);
+  await raiseStamp(db, userScope(id), revokedBefore(now), now);
   return true;
 }
 
