@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
+import { addressProblem } from "../src/notify/validate.ts";
 import { bulwark } from "./helpers/cli.ts";
 
 let dir: string;
@@ -27,6 +28,11 @@ describe("dev seed", () => {
     assert.equal(report.sessions, 600);
     assert.equal(report.tokens, 300);
     assert.ok(report.mfa >= report.admins && report.mfa < 300, "every administrator and a few others have a second factor");
+    const seeded = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
+    const rows = seeded.prepare("SELECT email, display_name FROM users").all() as Array<{ email: string; display_name: string }>;
+    seeded.close();
+    assert.deepEqual(rows.map((r) => [r.email, addressProblem(r.email)]).filter(([, problem]) => problem !== null), [], "every seeded address is one the outbox can mail");
+    assert.ok(rows.some((r) => /[^\x00-\x7f]/.test(r.display_name)), "names keep their letters (müller)");
     const dry = await bulwark(["contain", "revoke-sessions", "revoke-tokens", "--all", "--dry-run", "--json"], { env: env() });
     assert.equal(dry.code, 0, dry.stderr);
     const counts = JSON.parse(dry.stdout).levers;
