@@ -140,6 +140,13 @@ describe("--data-dir \"\" and --database-url \"\" are refused (was: ignored, and
     assertEmptyRefused(await bulwark(["--data-dir", "", "audit", "tail", "-n", "1"], { env: site.env }), "--data-dir", "--data-dir with env");
     assertEmptyRefused(await bulwark(["--database-url", "", "audit", "tail", "-n", "1"], { env: site.env }), "--database-url", "--database-url");
   });
+
+  it("an empty --log-level gets the same refusal as every other option (was: commander's \"argument '' is invalid\")", async () => {
+    for (const value of ["", "  "]) assertEmptyRefused(await refusal(["--log-level", value, "audit", "tail", "-n", "1"]), "--log-level", JSON.stringify(value));
+    const unknown = await refusal(["--log-level", "loud", "audit", "tail", "-n", "1"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /--log-level.*'loud' is invalid\. It must be one of fatal, error, warn, info, debug, trace, silent/);
+  });
 });
 
 describe("a password on stdin that is not UTF-8 is refused (was: bytes replaced by U+FFFD, another password matched)", () => {

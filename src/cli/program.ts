@@ -37,6 +37,8 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 
 /** Checks --log-level where it is parsed, so the message names the option (not BULWARK_LOG_LEVEL) and every command checks it. */
 function parseLogLevel(value: string): string {
+  // A blank value is left to guardOptions, so it gets the message every other option gets for one.
+  if (value.trim() === "") return value;
   const level = value.trim().toLowerCase();
   if (!LOG_LEVELS.includes(level)) throw new InvalidArgumentError(`It must be one of ${LOG_LEVELS.join(", ")}.`);
   return level;
