@@ -43,7 +43,7 @@ describe("/api/v1 route walk", () => {
     const keys = new Set(routes.map((r) => `${r.method} ${r.url}`));
     for (const expected of [
       "GET /api/v1/users", "GET /api/v1/users/:id", "POST /api/v1/users", "POST /api/v1/users/:id/lock", "POST /api/v1/users/:id/unlock",
-      "POST /api/v1/users/:id/require-password-change", "POST /api/v1/users/:id/sessions/revoke", "GET /api/v1/roles", "POST /api/v1/roles",
+      "POST /api/v1/users/:id/require-password-change", "POST /api/v1/users/:id/sessions/revoke", "POST /api/v1/users/:id/throttles/clear", "GET /api/v1/roles", "POST /api/v1/roles",
       "DELETE /api/v1/roles/:name", "POST /api/v1/users/:id/roles/:role", "DELETE /api/v1/users/:id/roles/:role", "GET /api/v1/tokens",
       "POST /api/v1/tokens", "DELETE /api/v1/tokens/:id", "DELETE /api/v1/tokens", "POST /api/v1/contain/jobs", "GET /api/v1/contain/jobs",
       "GET /api/v1/contain/jobs/:id", "POST /api/v1/contain/jobs/:id/undo", "GET /api/v1/audit/events",

@@ -4,6 +4,8 @@
 // where it matters: cursor tampering, mass assignment, privilege escalation through a less-privileged role.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { FloodControl } from "../src/accounts/flood/flood.ts";
+import { floodIdentifier, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY } from "../src/accounts/mfa/index.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
@@ -162,6 +164,30 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       assert.equal(self.statusCode, 409, "no one locks themselves out");
       const badReason = await fx.call("POST", `/api/v1/users/${target.id}/lock`, { token: adminToken, body: { reason: "x", roles: ["admin"] } });
       assert.equal(badReason.statusCode, 400);
+    });
+
+    it("lifts the throttles someone else's guesses put on an owner (login stop, second factor), for accounts.write only, audited", async () => {
+      const target = await fx.user([]);
+      const row = await fx.app.db.db.selectFrom("users").select(["email"]).where("id", "=", target.id).executeTakeFirstOrThrow();
+      const flood = fx.app.accounts.flood;
+      for (let i = 0; i < flood.policy.maxConsecutive; i++) await flood.registerFailure({ identifier: row.email, ip: `198.51.100.${i % 50}` });
+      // The second factor's limiter, as the MFA service builds it, on the same tables.
+      const mfaFlood = new FloodControl({ database: fx.app.db, clock: fx.app.clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+      const factor = { identifier: floodIdentifier("totp", target.id), ip: null };
+      for (let i = 0; i < MFA_FLOOD_POLICY.maxConsecutive; i++) await mfaFlood.registerFailure(factor);
+      assert.equal((await flood.check({ identifier: row.email, ip: "203.0.113.5" })).allowed, false, "the owner is stopped from any address");
+      assert.equal((await mfaFlood.check(factor)).allowed, false, "and at the second factor");
+      const reader = await fx.user(["accounts.read"]);
+      const readerToken = await fx.token(reader.id, ["accounts.read"]);
+      assert.equal((await fx.call("POST", `/api/v1/users/${target.id}/throttles/clear`, { token: readerToken })).statusCode, 403, "accounts.read is not enough");
+      const res = await fx.call("POST", `/api/v1/users/${target.id}/throttles/clear`, { token: adminToken, headers: { "x-request-id": "thr-1" } });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal((res.json() as { cleared: boolean }).cleared, true);
+      assert.equal((await flood.check({ identifier: row.email, ip: "203.0.113.5" })).allowed, true, "the stop is lifted");
+      assert.equal((await mfaFlood.check(factor)).allowed, true, "so is the second factor's");
+      const event = (await auditOf(fx, "user.throttles-cleared")).find((e) => e.subject === target.id);
+      assert.equal(event?.actor, admin.id);
+      assert.equal(event?.request_id, "thr-1");
     });
 
     it("attack: a session held before a lock that did not end it (a containment job's) is not revived by an unlock", async () => {

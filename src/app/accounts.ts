@@ -3,7 +3,7 @@
 // sessions, API tokens, MFA, the mail outbox, password reset tokens and email changes.
 import { createEmailChangeService, type EmailChangeService } from "../accounts/email-change/index.ts";
 import { FloodControl } from "../accounts/flood/flood.ts";
-import { createMfaService, MFA_FLOOD_POLICY, type MfaService } from "../accounts/mfa/index.ts";
+import { createMfaService, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY, type MfaService } from "../accounts/mfa/index.ts";
 import { createPasswordPolicy, type PasswordPolicy } from "../accounts/password-policy/index.ts";
 import { createPasswordResetService, type PasswordResetService } from "../accounts/password-reset/index.ts";
 import { createPasswordContext, type PasswordContext } from "../accounts/passwords/index.ts";
@@ -57,7 +57,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     tokens: createTokenService({ database, clock, random }),
     mfa: createMfaService({
       // Its own flood counters and limits: code guessing is bounded per user, apart from password guessing.
-      database, clock, random, keyring, flood: new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY }), issuer: config.serviceName,
+      database, clock, random, keyring, flood: new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE }), issuer: config.serviceName,
       // WebAuthn binds credentials to the public host name (the RP ID) and checks the page origin.
       webauthn: { rpID: publicURL.hostname, rpName: config.serviceName, origins: [config.http.publicURL, ...config.http.trustedOrigins] },
     }),

@@ -108,10 +108,24 @@ export class FloodControl {
   readonly #checkStatement: HotStatement<CheckRow>;
   readonly #deleteOneSQL: string;
 
-  constructor(deps: { database: Database; clock: Clock; policy?: Partial<FloodPolicy> }) {
+  /**
+   * Keeps this limiter's counts apart from every other one sharing the tables (the login's has none, the second
+   * factor's is "mfa"): each key's hashed text starts with its kind, prefixed by the namespace, so no identifier
+   * typed at one limiter can land on another's counter.
+   */
+  readonly namespace: string | null;
+  readonly #kinds: { ip: string; account: string; streak: string };
+
+  constructor(deps: { database: Database; clock: Clock; policy?: Partial<FloodPolicy>; namespace?: string }) {
     this.#database = deps.database;
     this.#clock = deps.clock;
     this.policy = { ...DRUPAL_FLOOD_POLICY, ...deps.policy };
+    const ns = deps.namespace ?? null;
+    if (ns !== null && !/^[a-z][a-z0-9-]{0,31}$/.test(ns)) throw new RangeError(`flood namespace must be a short lower-case name, got ${JSON.stringify(ns)}`);
+    this.namespace = ns;
+    // Unprefixed for the login: its existing counts keep their keys. A prefixed kind ("mfa:streak") never equals
+    // an unprefixed one, and the kind comes first in the hashed text, so the texts can never coincide.
+    this.#kinds = ns === null ? { ip: "ip", account: "account", streak: "streak" } : { ip: `${ns}:ip`, account: `${ns}:account`, streak: `${ns}:streak` };
     this.#checkStatement = prepareHot(deps.database, CHECK_SQL);
     this.#deleteOneSQL = deleteOneSQL(deps.database.dialect);
   }
@@ -119,10 +133,11 @@ export class FloodControl {
   #keys(attempt: Attempt): Keys {
     const id = identifierKey(attempt.identifier);
     const ip = attempt.ip ?? "";
+    const kind = this.#kinds;
     return {
-      ip: attempt.ip ? key("ip", attempt.ip) : null,
-      account: this.policy.perAccountOnly ? key("account", id) : key("account", id, ip),
-      streak: key("streak", id),
+      ip: attempt.ip ? key(kind.ip, attempt.ip) : null,
+      account: this.policy.perAccountOnly ? key(kind.account, id) : key(kind.account, id, ip),
+      streak: key(kind.streak, id),
     };
   }
 
@@ -267,7 +282,7 @@ export class FloodControl {
 
   /** After a password reset or an administrator's unlock: clears the consecutive cap for the identifier. */
   async clearStreak(identifier: string): Promise<void> {
-    await this.#database.db.deleteFrom("flood_streaks").where("key", "=", key("streak", identifierKey(identifier))).execute();
+    await this.#database.db.deleteFrom("flood_streaks").where("key", "=", key(this.#kinds.streak, identifierKey(identifier))).execute();
   }
 
   /** Deletes window events too old to count under any limit. Returns how many were removed. */

@@ -6,7 +6,7 @@ import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
 import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import type { FloodControl } from "../flood/flood.ts";
-import { floodIdentifier } from "./policy.ts";
+import { floodIdentifier, MFA_FLOOD_NAMESPACE } from "./policy.ts";
 import { createRecoveryCodes, type RecoveryCodes } from "./recovery.ts";
 import { createTOTPFactor, type TOTPFactor } from "./totp.ts";
 import { createWebAuthnFactor, type WebAuthnFactor, type WebAuthnSettings } from "./webauthn.ts";
@@ -52,7 +52,7 @@ export interface MfaDeps {
   clock: Clock;
   random: RandomSource;
   keyring: Keyring;
-  /** Counts TOTP and recovery-code failures per user; build it with MFA_FLOOD_POLICY. */
+  /** Counts TOTP and recovery-code failures per user: build it with MFA_FLOOD_POLICY and MFA_FLOOD_NAMESPACE. */
   flood: FloodControl;
   /** Shown in authenticator apps (config.serviceName). */
   issuer: string;
@@ -64,7 +64,7 @@ export interface MfaDeps {
  *
  * @example
  * const mfa = createMfaService({ database, clock, random, keyring, issuer: "Bulwark",
- *   flood: new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY }),
+ *   flood: new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE }),
  *   webauthn: { rpID: "bulwark.example.org", rpName: "Bulwark", origins: ["https://bulwark.example.org"] } });
  * const { uri } = await mfa.totp.begin(user.id, user.email); // show as a QR code
  * await mfa.totp.confirm(user.id, "123456");                 // true once the app's code matches
@@ -72,6 +72,9 @@ export interface MfaDeps {
  */
 export function createMfaService(deps: MfaDeps): MfaService {
   const { database, clock, random, keyring, flood, issuer } = deps;
+  if (flood.namespace !== MFA_FLOOD_NAMESPACE) {
+    throw new Error(`the MFA service needs a FloodControl with namespace "${MFA_FLOOD_NAMESPACE}" (got ${JSON.stringify(flood.namespace)}): otherwise failed logins can reach its counters`);
+  }
   const db = database.db;
   const totp = createTOTPFactor({ db, clock, random, keyring, flood, issuer });
   const recovery = createRecoveryCodes({ db, clock, random, flood });

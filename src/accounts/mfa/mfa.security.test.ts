@@ -4,8 +4,10 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
-import { floodIdentifier, MFA_FLOOD_POLICY } from "./index.ts";
-import { mfaFixture, totpCode, type MfaFixture } from "./testing/setup.ts";
+import { systemRandom } from "../../lib/random.ts";
+import { FloodControl } from "../flood/flood.ts";
+import { createMfaService, floodIdentifier, MFA_FLOOD_POLICY } from "./index.ts";
+import { mfaFixture, ORIGIN, RP_ID, totpCode, type MfaFixture } from "./testing/setup.ts";
 
 const STEP = 30_000;
 
@@ -110,6 +112,34 @@ forEachDialect("TOTP and recovery-code attacks", (fx) => {
     assert.equal(await f.mfa.totp.verify(userId, totpCode(secret, f.clock.now())), "throttled", "time alone does not heal the streak");
     await f.mfa.clearThrottle(userId);
     assert.equal(await f.mfa.totp.verify(userId, totpCode(secret, f.clock.now())), "ok");
+  });
+
+  it("attack: failed logins typed as the MFA identifier (\"mfa:totp:<user id>\") never reach the second factor's counters", async () => {
+    // The login and the second factor share the flood tables; a user id is no secret (accounts.read lists it).
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, secret } = await enrolled(f, "victim@example.org");
+    const login = new FloodControl({ database: f.database, clock: f.clock });
+    for (const factor of ["totp", "recovery"] as const) {
+      for (let i = 0; i < MFA_FLOOD_POLICY.maxConsecutive; i++) {
+        await login.registerFailure({ identifier: floodIdentifier(factor, userId), ip: `198.51.100.${i % 20}` });
+      }
+    }
+    assert.equal((await login.check({ identifier: floodIdentifier("totp", userId), ip: "198.51.100.1" })).allowed, false, "the login limiter did count them");
+    assert.equal((await f.flood.check({ identifier: floodIdentifier("totp", userId), ip: null })).allowed, true, "the MFA limiter saw none of them");
+    assert.equal(await f.mfa.totp.verify(userId, totpCode(secret, f.clock.now())), "ok", "the owner's right code works");
+    // And the other way round: MFA failures do not throttle a login whose identifier spells the MFA one.
+    for (let i = 0; i < MFA_FLOOD_POLICY.accountLimit; i++) await f.mfa.totp.verify(userId, "000000");
+    assert.equal((await login.check({ identifier: "someone-else@example.org", ip: "198.51.100.1" })).allowed, true);
+  });
+
+  it("refuses to build the MFA service over a limiter without the MFA namespace", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const shared = new FloodControl({ database: f.database, clock: f.clock, policy: MFA_FLOOD_POLICY });
+    assert.throws(
+      () => createMfaService({ database: f.database, clock: f.clock, random: systemRandom, keyring: f.keyring, flood: shared, issuer: "t", webauthn: { rpID: RP_ID, rpName: "t", origins: [ORIGIN] } }),
+      /needs a FloodControl with namespace "mfa"/,
+    );
+    assert.throws(() => new FloodControl({ database: f.database, clock: f.clock, namespace: "MFA:x" }), /short lower-case name/);
   });
 
   it("another user's throttle does not lock this user, and the throttle is per user, not per address", async () => {

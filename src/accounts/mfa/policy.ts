@@ -49,6 +49,13 @@ export const MFA_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
   maxConsecutive: 100,
 });
 
+/**
+ * The MFA limiter's flood namespace. Its counts share the flood tables with the login's, and a login identifier is
+ * whatever an attacker types: without a namespace, failed logins as "mfa:totp:<user id>" would raise that user's
+ * second-factor streak to its permanent stop. createMfaService refuses a limiter built without it.
+ */
+export const MFA_FLOOD_NAMESPACE = "mfa";
+
 /** The flood identifier of one factor of one user; no IP, so the count is per user whatever the address. */
 export function floodIdentifier(factor: "totp" | "recovery", userId: string): string {
   return `mfa:${factor}:${userId}`;

@@ -150,6 +150,16 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     return { changed };
   });
 
+  // After checking who is asking (out of band): the owner is locked out by failures that are not theirs. The login's
+  // consecutive-failure stop (email and username) and the second factor's throttles lift; the time windows of
+  // failures from particular addresses run out by themselves.
+  change("throttles/clear", async (app, request, caller, user) => {
+    for (const identifier of [user.email, ...(user.username ? [user.username] : [])]) await app.accounts.flood.clearStreak(identifier);
+    await app.accounts.mfa.clearThrottle(user.id);
+    await auditAPI(app, request, caller, { type: "user.throttles-cleared", subject: user.id });
+    return { cleared: true };
+  });
+
   change("sessions/revoke", async (app, request, caller, user) => {
     const ended = await endSessions(app, user.id);
     await auditAPI(app, request, caller, { type: "user.sessions-revoked", subject: user.id, data: { ended } });

@@ -11,7 +11,7 @@ import { migrate } from "../../../store/migrator.ts";
 import { MIGRATIONS } from "../../../store/migrations/index.ts";
 import { FloodControl } from "../../flood/flood.ts";
 import { createUserStore, type UserStore } from "../../users/user-store.ts";
-import { createMfaService, MFA_FLOOD_POLICY, type MfaService } from "../index.ts";
+import { createMfaService, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY, type MfaService } from "../index.ts";
 
 export const RP_ID = "bulwark.example.org";
 export const ORIGIN = "https://bulwark.example.org";
@@ -32,7 +32,7 @@ export async function mfaFixture(database: Database, options: { random?: RandomS
   if (outcome.error) throw outcome.error;
   const keyring = await Keyring.open({ masterKey: systemRandom.bytes(32), store: createKeyStore(database), clock, random: systemRandom });
   await keyring.ensureKeys();
-  const flood = new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY });
+  const flood = new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
   const mfa = createMfaService({
     database, clock, random: options.random ?? systemRandom, keyring, flood, issuer: "Bulwark Test",
     webauthn: { rpID: RP_ID, rpName: "Bulwark Test", origins: [ORIGIN] },
