@@ -27,6 +27,12 @@ async function resetTokenFor(address: string): Promise<string> {
   return m[1] as string;
 }
 
+/** The audit events of `type` about `subject`, oldest first, with their data parsed. */
+async function eventsOf(type: string, subject: string): Promise<Array<Record<string, unknown>>> {
+  const rows = await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", type).where("subject", "=", subject).orderBy("seq").execute();
+  return rows.map((r) => JSON.parse(r.data) as Record<string, unknown>);
+}
+
 describe("POST /auth/password/change", () => {
   it("needs the current password, applies the policy, ends the other sessions and mails a notice (ASVS 6.3.7, 7.4.3)", async () => {
     const ana = await fx.user("change@example.org");
@@ -53,6 +59,23 @@ describe("POST /auth/password/change", () => {
     assert.ok(notice, "notice delivered over SMTP");
     assert.match(notice.body, /The password of your account was changed/);
   });
+  it("attack: guessing the current password through a stolen session is throttled and every guess is audited", async () => {
+    const ana = await fx.user("change-guess@example.org");
+    const thief = fx.browser();
+    await thief.login(ana.email, ana.password);
+    const user = (await fx.app.accounts.users.findByIdentifier(ana.email))!;
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      statuses.push((await thief.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: `guess number ${i} of many`, newPassword: "a thief chose this passphrase" } })).statusCode);
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429]);
+    const failed = await eventsOf("auth.password.change-failed", user.id);
+    assert.equal(failed.length, 5, "each wrong guess is an audit event");
+    assert.equal(failed[0]?.["reason"], "wrong-password");
+    assert.equal(typeof failed[0]?.["ip"], "string");
+    assert.deepEqual((await eventsOf("auth.password.change-throttled", user.id)).map((e) => e["reason"]), ["account"]);
+  });
+
   it("attack: a password invalidated by containment is not accepted as the current password, so the owner's reset link stays the way back", async () => {
     const ana = await fx.user("invalidated-change@example.org");
     const thief = fx.browser();
@@ -147,8 +170,15 @@ describe("password reset", () => {
     const without = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly" } });
     assert.equal(without.statusCode, 401);
     assert.equal(without.json().error.code, "BULWARK_ERR_MFA_REQUIRED");
-    const wrongCode = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly", totp: "123456" } });
+    const user = (await fx.app.accounts.users.findByIdentifier(ana.email))!;
+    assert.deepEqual(await eventsOf("auth.password.reset-factor-failed", user.id), [], "asking without a factor is how a client learns one is needed");
+    const wrong = totpCode(secret, fx.clock.now()) === "123456" ? "654321" : "123456";
+    const wrongCode = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly", totp: wrong } });
     assert.equal(wrongCode.statusCode, 401);
+    const failures = await eventsOf("auth.password.reset-factor-failed", user.id);
+    assert.equal(failures.length, 1, "a wrong factor on a reset link is audited");
+    assert.equal(failures[0]?.["reason"], "invalid");
+    assert.match(String(failures[0]?.["resetId"]), /^prt_/);
     assert.equal((await fx.browser().login(ana.email, "copper meadow whistles softly")).statusCode, 401, "the password did not change");
     const withCode = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly", totp: totpCode(secret, fx.clock.now()) } });
     assert.equal(withCode.statusCode, 200, withCode.body);

@@ -67,10 +67,19 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       if (user.passwordInvalidatedAt !== null) throw httpAuthErrors.passwordInvalidated();
       // Guessing the current password through this form is throttled like a login (ASVS 6.3.1).
       const flooding = { identifier: user.email, ip: ctx.ip };
+      // Failures are audited as at login and reauthentication: this form is where a stolen cookie guesses the password.
+      const audit = (type: string, data: Record<string, unknown>): Promise<unknown> =>
+        app.audit.append({ type, actor: user.id, subject: user.id, requestId: request.id, data: { ip: ctx.ip, ...data } });
       const verdict = await app.accounts.flood.begin(flooding);
-      if (!verdict.allowed) return reply.status(429).header("retry-after", String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)))).send({ error: { code: "BULWARK_ERR_THROTTLED", message: "too many wrong passwords; try again later" } });
+      if (!verdict.allowed) {
+        await audit("auth.password.change-throttled", { reason: verdict.reason });
+        return reply.status(429).header("retry-after", String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)))).send({ error: { code: "BULWARK_ERR_THROTTLED", message: "too many wrong passwords; try again later" } });
+      }
       // Counted as it started (a wrong one stays counted); the right one takes it back and clears the streak.
-      if (!(await app.accounts.passwords.verify(request.body.currentPassword, user.passwordHash).catch(() => false))) throw httpAuthErrors.wrongPassword();
+      if (!(await app.accounts.passwords.verify(request.body.currentPassword, user.passwordHash).catch(() => false))) {
+        await audit("auth.password.change-failed", { reason: "wrong-password" });
+        throw httpAuthErrors.wrongPassword();
+      }
       await app.accounts.flood.succeeded(verdict.ticket);
       await checkNewPassword(app, request.body.newPassword, user);
       const hash = await app.accounts.passwords.hash(request.body.newPassword);
@@ -139,6 +148,14 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         // A passkey assertion must answer a challenge asked for with this very link.
         const factor = await verifyFactor(app, user.id, body, { webauthnContext: resetChallengeContext(check.tokenId) });
         if (!factor.ok) {
+          // A wrong factor here is someone holding the link guessing the code: audited like one at /auth/mfa/verify.
+          // The first request without a factor is the normal way to learn that one is needed, not a failure.
+          if (factor.reason !== "none-given") {
+            await app.audit.append({
+              type: "auth.password.reset-factor-failed", actor: "anonymous", subject: user.id, requestId: request.id,
+              data: { ip: requestContext(request).ip, reason: factor.reason, resetId: check.tokenId },
+            });
+          }
           if (factor.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
           const factors = await app.accounts.mfa.factors(user.id);
           return reply.status(401).send({
