@@ -142,6 +142,53 @@ describe("password reset", () => {
     assert.equal((await fx.browser().login(ana.email, replacement)).statusCode, 200);
   });
 
+  it("attack: a login with the old password still being verified when the owner resets or changes it gets no session", async () => {
+    // The attacker keeps signing in with the leaked password; the owner's reset ends every session. A login whose
+    // (slow) verify was running meanwhile must not add one after that.
+    const passwords = fx.app.accounts.passwords as { verifyAndRehash: typeof fx.app.accounts.passwords.verifyAndRehash };
+    const holdNextVerify = (): { verified: Promise<void>; release: () => void } => {
+      const original = passwords.verifyAndRehash;
+      let release!: () => void;
+      let verified!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const done = new Promise<void>((r) => (verified = r));
+      passwords.verifyAndRehash = async (...args) => {
+        passwords.verifyAndRehash = original;
+        const result = await original(...args);
+        verified();
+        await gate;
+        return result;
+      };
+      return { verified: done, release };
+    };
+    for (const remedy of ["reset", "change"] as const) {
+      const ana = await fx.user(`race-${remedy}@example.org`);
+      const owner = fx.browser();
+      if (remedy === "change") await owner.login(ana.email, ana.password);
+      const thief = fx.browser();
+      const hold = holdNextVerify();
+      const pending = thief.login(ana.email, ana.password);
+      await hold.verified; // the old password is verified; the session is not stored yet
+      const newPassword = remedy === "reset" ? "copper lanterns drift over harbours" : "violet engines hum beneath glaciers";
+      if (remedy === "reset") {
+        await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: ana.email } });
+        const token = await resetTokenFor(ana.email);
+        const done = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword } });
+        assert.equal(done.statusCode, 200, done.body);
+      } else {
+        assert.equal((await owner.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: ana.password, newPassword } })).statusCode, 200);
+      }
+      hold.release();
+      const login = await pending;
+      assert.equal(login.statusCode, 401, `${remedy}: ${login.body}`);
+      assert.equal(login.json().error.code, "BULWARK_ERR_LOGIN_FAILED", "the answer of a wrong password");
+      assert.equal((await thief.request("GET", "/auth/session")).json().authenticated, false, `${remedy}: the thief holds no session`);
+      const user = (await fx.app.accounts.users.findByIdentifier(ana.email))!;
+      assert.deepEqual((await fx.app.accounts.sessions.list(user.id)).length, remedy === "change" ? 1 : 0, "only the owner's own session, if any");
+      assert.deepEqual((await eventsOf("auth.login.failed", user.id)).map((e) => e["reason"]), ["password-changed-meanwhile"]);
+    }
+  });
+
   it("attack: forged, tampered and cross-site reset completions are refused", async () => {
     const ana = await fx.user("forge@example.org");
     await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: ana.email } });

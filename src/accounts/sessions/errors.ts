@@ -39,5 +39,11 @@ export const sessionErrors = {
   futureStamp: (before: number, now: number): InputError =>
     new InputError("BULWARK_ERR_REVOCATION_FUTURE", `revocation time ${new Date(before).toISOString()} is in the future (now ${new Date(now).toISOString()}); a future stamp would refuse every new login until then`),
   badCookieValue: (): InputError => new InputError("BULWARK_ERR_COOKIE_VALUE", "a session cookie value may hold only letters, digits, '.', '_' and '-'"),
+  /**
+   * The password a login verified was changed (or invalidated) before its session could be stored: a reset or
+   * change committed while the verify ran. No session; the HTTP layer answers like a wrong password.
+   */
+  passwordChanged: (): SessionError =>
+    new SessionError("BULWARK_ERR_SESSION_PASSWORD_CHANGED", "unauthorized", "the password was changed while this login was being checked; log in again"),
   wrap: (message: string, options: BulwarkErrorOptions): SessionError => new SessionError("BULWARK_ERR_SESSION_STORE", "runtime", message, options),
 };

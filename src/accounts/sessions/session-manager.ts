@@ -1,10 +1,10 @@
 // Sessions over Kysely (SQLite and PostgreSQL alike): create, validate on every request, list, end, rotate on
 // login and privilege change, and revoke by stamp. Only a hash of each secret is stored (ASVS 7.2.3, 7.4.1).
-import { sql, type Kysely } from "kysely";
+import { CompiledQuery, sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
-import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
+import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
 import { GLOBAL_SCOPE, raiseStamp, readStamps, revokedBefore, userScope } from "./revocation.ts";
@@ -32,6 +32,13 @@ export interface SessionContext {
   userAgent?: string | null;
   /** Defaults to 0 for a pre-login session and 1 for a user's. */
   aal?: AAL;
+  /**
+   * For a session a password verify earned (a login): the password's change time as the verify read it. The
+   * session is stored only if the account still has that password (same change time, not invalidated), in the
+   * same statement; otherwise `passwordChanged` is thrown. A reset or change that commits while the slow verify
+   * runs then ends every session, including the one this login would have added after it.
+   */
+  verifiedPassword?: { changedAt: number | null };
 }
 
 export type SessionValidation =
@@ -114,6 +121,12 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     database,
     "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
   );
+  // The same insert, only while the user's password is still the one a login verified (SessionContext.verifiedPassword).
+  const INSERT_IF_PASSWORD_SQL =
+    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal) " +
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 " +
+    "AND password_changed_at IS NOT DISTINCT FROM $10 AND password_invalidated_at IS NULL)";
+  const insertIfPasswordStatement = prepareHot(database, INSERT_IF_PASSWORD_SQL);
 
   async function insert(target: Kysely<Schema>, userId: string | null, context: SessionContext, lifetime?: { createdAt: number; expiresAt: number }): Promise<{ token: string; session: Session }> {
     const aal: AAL = context.aal ?? (userId === null ? 0 : 1);
@@ -126,9 +139,17 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       expires_at: lifetime?.expiresAt ?? now + policy.absoluteTimeoutMs,
       ip: clean(context.ip, 64), user_agent: clean(context.userAgent, policy.maxUserAgentLength), aal,
     };
-    if (target === db) {
+    const values = [row.id, row.user_id, row.secret_hash, row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent, row.aal];
+    const verified = context.verifiedPassword;
+    if (verified !== undefined && userId !== null) {
+      const guarded = [...values, verified.changedAt];
+      const inserted = target === db
+        ? await insertIfPasswordStatement.run(guarded)
+        : Number((await target.executeQuery(CompiledQuery.raw(numberedFor(database, INSERT_IF_PASSWORD_SQL), guarded))).numAffectedRows ?? 0n);
+      if (inserted !== 1) throw sessionErrors.passwordChanged();
+    } else if (target === db) {
       // Outside a transaction (every login without a presented cookie): the compiled statement.
-      await insertStatement.run([row.id, row.user_id, row.secret_hash, row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent, row.aal]);
+      await insertStatement.run(values);
     } else {
       await target.insertInto("sessions").values(row).execute();
     }
@@ -245,6 +266,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         ip: options.ip !== undefined ? options.ip : previous?.ip ?? null,
         userAgent: options.userAgent !== undefined ? options.userAgent : previous?.userAgent ?? null,
         aal: options.aal,
+        ...(options.verifiedPassword !== undefined ? { verifiedPassword: options.verifiedPassword } : {}),
       };
       return database.transaction(async (t) => {
         if (previous) {

@@ -56,6 +56,35 @@ forEachDialect("session attacks", (fx) => {
     assert.equal(ok.valid && ok.session.aal, 2);
   });
 
+  it("a session a login earned is stored only while the password it verified is still the account's (a reset or change in between wins)", async () => {
+    const database = await fx.fresh();
+    const { clock, users, sessions } = await setup(database);
+    const user = await users.create({ email: "verified@example.org", passwordHash: "$argon2id$old", passwordScheme: "argon2id" });
+    const read = (await users.getById(user.id))!;
+    const verified = { changedAt: read.passwordChangedAt };
+    assert.notEqual(verified.changedAt, null);
+    const before = await sessions.createSession(user.id, { aal: 1, verifiedPassword: verified });
+    assert.equal((await sessions.validate(before.token)).valid, true, "unchanged password: stored");
+    // A rehash at login (same password, new format) keeps the change time: still the verified password.
+    assert.equal(await users.swapPasswordHash(user.id, "$argon2id$old", { hash: "$argon2id$rehashed", scheme: "argon2id", changed: false }), true);
+    assert.equal((await sessions.createSession(user.id, { aal: 1, verifiedPassword: verified })).session.userId, user.id);
+    // The owner resets the password while a login with the old one is being verified — in the same millisecond
+    // as the password was last set: the change time still moves forward (it is the password's version).
+    assert.equal(await users.swapPasswordHash(user.id, "$argon2id$rehashed", { hash: "$argon2id$new", scheme: "argon2id", changed: true }), true);
+    assert.equal((await users.getById(user.id))!.passwordChangedAt, (verified.changedAt as number) + 1);
+    const count = async (): Promise<number> => (await sessions.list(user.id)).length;
+    const n = await count();
+    await assert.rejects(sessions.createSession(user.id, { aal: 1, verifiedPassword: verified }), { code: "BULWARK_ERR_SESSION_PASSWORD_CHANGED" });
+    const planted = await sessions.createSession(null, {});
+    await assert.rejects(sessions.rotate(planted.token, { userId: user.id, aal: 1, verifiedPassword: verified }), { code: "BULWARK_ERR_SESSION_PASSWORD_CHANGED" });
+    assert.equal((await sessions.validate(planted.token)).valid, true, "a refused rotation rolls back: the pre-login session is untouched");
+    assert.equal(await count(), n, "no session was stored");
+    // An invalidated password (containment) earns nothing either, even with the change time unchanged.
+    const now = (await users.getById(user.id))!;
+    await database.db.updateTable("users").set({ password_invalidated_at: clock.now() }).where("id", "=", user.id).execute();
+    await assert.rejects(sessions.createSession(user.id, { aal: 1, verifiedPassword: { changedAt: now.passwordChangedAt } }), { code: "BULWARK_ERR_SESSION_PASSWORD_CHANGED" });
+  });
+
   it("two racing rotations of one token yield one new session, not two", async () => {
     const { users, sessions } = await setup(await fx.fresh());
     const user = await users.create({ email: "race@example.org" });

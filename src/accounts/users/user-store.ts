@@ -1,6 +1,6 @@
 // The account store over Kysely (SQLite and PostgreSQL alike): create, find, change a password hash with
 // compare-and-set (so a concurrent change is never overwritten), record logins.
-import type { Kysely, Selectable } from "kysely";
+import { sql, type Kysely, type RawBuilder, type Selectable } from "kysely";
 import { newId } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
@@ -80,6 +80,16 @@ export interface UserStore {
   count(): Promise<number>;
 }
 
+/**
+ * The password change time a change at `now` stores: `now`, or one past the stored time when that is not earlier
+ * (a change in the same millisecond, or a clock behind another node's), so every change moves it forward. It is the
+ * password's version: a login stores its session only if it is still the one it verified (SessionContext
+ * verifiedPassword), and undo of expire-passwords restores a flag only if the password did not change since.
+ */
+export function passwordChangedAtAfterChange(now: number): RawBuilder<number> {
+  return sql<number>`case when password_changed_at >= ${now} then password_changed_at + 1 else ${now} end`;
+}
+
 export function createUserStore(deps: { database: Database; clock: Clock; random: RandomSource }): UserStore {
   const { database, clock, random } = deps;
   // The login path's statements, compiled once (every login runs a lookup and, on success, the write).
@@ -134,7 +144,7 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
         .updateTable("users")
         .set({
           password_hash: next.hash, password_scheme: next.scheme, updated_at: now,
-          ...(next.changed ? { password_changed_at: now, password_must_change: 0, password_invalidated_at: null } : {}),
+          ...(next.changed ? { password_changed_at: passwordChangedAtAfterChange(now), password_must_change: 0, password_invalidated_at: null } : {}),
         })
         .where("id", "=", id);
       q = expected === null ? q.where("password_hash", "is", null) : q.where("password_hash", "=", expected);

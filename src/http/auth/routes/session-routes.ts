@@ -7,6 +7,7 @@ import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { ANY_GATE, requestContext, requireSession, setSessionCookie, str } from "../helpers.ts";
+import { isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
 import { freshUntil } from "./reauth-routes.ts";
@@ -47,8 +48,18 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       // A new id and secret on every login: a cookie planted before login is never promoted (ASVS 7.2.4).
       // Without a presented cookie there is nothing to replace: a plain insert, no transaction around it.
       const presented = readSessionCookie(request.headers.cookie);
-      const context = { aal: 1, ip: ctx.ip, userAgent: ctx.userAgent } as const;
-      const { token, session } = presented === null ? await app.accounts.sessions.createSession(user.id, context) : await app.accounts.sessions.rotate(presented, { userId: user.id, ...context });
+      // Stored only if the password is still the one just verified: a reset or change that committed during the
+      // verify ended every session, and must not be outlived by this one.
+      const context = { aal: 1, ip: ctx.ip, userAgent: ctx.userAgent, verifiedPassword: { changedAt: user.passwordChangedAt } } as const;
+      let issued: Awaited<ReturnType<typeof app.accounts.sessions.createSession>>;
+      try {
+        issued = presented === null ? await app.accounts.sessions.createSession(user.id, context) : await app.accounts.sessions.rotate(presented, { userId: user.id, ...context });
+      } catch (error) {
+        if (!(isBulwarkError(error) && error.code === "BULWARK_ERR_SESSION_PASSWORD_CHANGED")) throw error;
+        await app.audit.append({ type: "auth.login.failed", actor: "anonymous", subject: user.id, requestId: request.id, data: { ip: ctx.ip, userAgent: ctx.userAgent, reason: "password-changed-meanwhile" } });
+        return reply.status(401).type("application/json; charset=utf-8").send(LOGIN_FAILED_BODY);
+      }
+      const { token, session } = issued;
       setSessionCookie(reply, token);
       return {
         userId: user.id,
