@@ -8,9 +8,11 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { openApp } from "../src/app/index.ts";
+import { runCLI } from "../src/cli/program.ts";
 import { initSite, type CLISite } from "./helpers/cli.ts";
 
 const DRUPAL7 = fileURLToPath(new URL("../src/accounts/import/fixtures/drupal7-users.csv", import.meta.url));
@@ -25,6 +27,26 @@ after(() => rmSync(root, { recursive: true, force: true }));
 /** A fresh, initialised data dir of its own. */
 function site(): Promise<CLISite> {
   return initSite(join(root, `site-${++seq}`));
+}
+
+/** Runs the CLI in this process against the site (a spawned process per case costs the suite ~0.5 s). */
+async function inProcess(s: CLISite, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [out, err] = [new PassThrough(), new PassThrough()];
+  let [stdout, stderr] = ["", ""];
+  out.on("data", (d: Buffer) => (stdout += d.toString()));
+  err.on("data", (d: Buffer) => (stderr += d.toString()));
+  const env: NodeJS.ProcessEnv = { ...s.env, BULWARK_LOG_LEVEL: "silent" };
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    const code = await runCLI(args, { stdout: out, stderr: err, stdin: new PassThrough() });
+    return { code, stdout, stderr };
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 }
 
 const userCount = (s: CLISite): number => Number(s.rows("SELECT count(*) AS n FROM users")[0]!["n"]);
@@ -164,6 +186,26 @@ describe("users import: Drupal 7 preset", () => {
     const petros = s.rows("SELECT password_hash FROM users WHERE external_id = '8'")[0]!["password_hash"] as string;
     assert.equal((await s.run(["hash", "verify", petros], "pässwörd ✓ 密码\n")).code, 0);
     assert.equal((await s.run(["hash", "verify", petros], "passwörd ✓ 密码\n")).code, 1);
+  });
+
+  it("takes the format from the extension whatever the preset: a JSONL export is read as JSONL, a .txt needs --format", async () => {
+    // Was: `preset || ext === ".csv" ? "csv" : …` made every preset file CSV: the JSONL line failed as a CSV
+    // header, and a .txt was read as CSV although the docs say the format is required when the extension does not tell.
+    const s = await site();
+    const row = { uid: 1, name: "admin", pass: "$S$DxVn7wubSRzoK9X2pkGx4njeGKkM8UZa2ypkxxkqcGV5l3H8Zj1T", mail: "admin@example.org", status: 1, created: 1400000000, access: 0, login: 0 };
+    for (const name of ["users.jsonl", "users.ndjson"]) {
+      const r = await inProcess(s, ["users", "import", s.file(name, `${JSON.stringify(row)}\n`), "--preset", "drupal7", "--dry-run", "--json"]);
+      assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+      assert.deepEqual((({ rows, created, failed }) => ({ rows, created, failed }))(JSON.parse(r.stdout)), { rows: 1, created: 1, failed: 0 }, name);
+    }
+    const txt = s.file("users.txt", "uid,name,pass,mail,status,created,access,login\n1,admin,,admin@example.org,1,1400000000,0,0\n");
+    const refused = await inProcess(s, ["users", "import", txt, "--preset", "drupal7", "--dry-run"]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--format csv\|jsonl is required \(it cannot be told from the file name\)/);
+    const told = await inProcess(s, ["users", "import", txt, "--preset", "drupal7", "--format", "csv", "--dry-run", "--json"]);
+    assert.equal(told.code, 0, told.stderr);
+    assert.equal(JSON.parse(told.stdout).created, 1);
+    assert.equal(userCount(s), 0, "dry runs only");
   });
 
   it("--on-conflict fail | skip | update on existing emails", async () => {

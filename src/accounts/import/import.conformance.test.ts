@@ -226,7 +226,9 @@ forEachDialect("users import", (fx) => {
     const real = await run(deps, csv, { onConflict: "update", replacePasswords: true });
     assert.deepEqual(real.passwordsReplaced, dry.passwordsReplaced);
     const rowA = await deps.database.db.selectFrom("users").selectAll().where("id", "=", a.id).executeTakeFirstOrThrow();
-    assert.deepEqual([rowA.password_hash, rowA.password_scheme, rowA.password_changed_at], [bcryptOfNew, "bcrypt", deps.clock.now()]);
+    // The account's password was set in this same millisecond (the test clock stands still): the change time still
+    // moves forward, one past it — it is the password's version (a login racing the change must see it move).
+    assert.deepEqual([rowA.password_hash, rowA.password_scheme, Number(rowA.password_changed_at)], [bcryptOfNew, "bcrypt", deps.clock.now() + 1]);
     assert.deepEqual([rowA.password_invalidated_at, rowA.locked_at, rowA.locked_reason], [incident, incident, "containment"], "replacing a password never lifts containment");
     assert.equal((await deps.users.getById(b.id))?.passwordHash, md5("first b"));
     const batch = (await deps.audit.tail(5)).find((e) => e.type === "users.import.batch");

@@ -5,7 +5,7 @@
 // never with a weaker hash (password-update.ts).
 // A real run is a job keyed by the file's SHA-256: each batch advances the job's cursor (the last line it
 // wrote) in its own transaction, so running the same import again after a crash resumes after that line
-// instead of meeting its own rows as conflicts.
+// instead of meeting its own rows as conflicts (it still reads them, so a later duplicate of one is refused).
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
 import { UNFINISHED_STATUSES, type Job, type JobStore } from "../../jobs/job-store.ts";
@@ -14,7 +14,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { PasswordContext } from "../passwords/index.ts";
-import type { UserStore } from "../users/user-store.ts";
+import { passwordChangedAtAfterChange, type UserStore } from "../users/user-store.ts";
 import { ImportRefusedError } from "./errors.ts";
 import { validateRow, type ImportRow, type RowRules } from "./mapping.ts";
 import { planPassword, type PasswordNote } from "./password-update.ts";
@@ -89,7 +89,7 @@ export interface ImportReport {
   jobId: string | null;
   /** Resuming an interrupted import of the same file: its job wrote every row up to this line. */
   resumedAfterLine: number | null;
-  /** Rows up to that line: written by the interrupted run, not read again. */
+  /** Rows up to that line: dealt with by the interrupted run; read again only to find later duplicates of them. */
   alreadyImported: number;
 }
 
@@ -101,8 +101,19 @@ interface Existing {
   emailKey: string;
   usernameKey: string | null;
   passwordHash: string | null;
+  /** The legacy link it holds, if any: an update never moves it to another source or id. */
+  external: { source: string; id: string } | null;
 }
 
+/** Key of a legacy id in `byExternal`: the same id under another source is another account's business. */
+const externalKey = (source: string, id: string): string => `${source}\u0000${id}`;
+
+/**
+ * The existing accounts that hold any email, username or (source, external id) of `rows`, each indexed only by
+ * what it actually holds. Rows are fetched by any of the three, so an account found by its email may carry an
+ * external id of another source: indexing that under the id alone made it "this source's owner" of the id, and
+ * the verdict on an unrelated row depended on which rows shared its batch (dry run and real run disagreed).
+ */
 async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<{ byEmail: Map<string, Existing>; byUsername: Map<string, Existing>; byExternal: Map<string, Existing> }> {
   const emails = rows.map((r) => r.emailKey);
   const usernames = rows.flatMap((r) => (r.usernameKey ? [r.usernameKey] : []));
@@ -110,7 +121,7 @@ async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<{ byEmail:
   const source = rows.find((r) => r.user.externalSource)?.user.externalSource ?? "";
   const found = await db
     .selectFrom("users")
-    .select(["id", "email_key", "username_key", "external_id", "password_hash"])
+    .select(["id", "email_key", "username_key", "external_source", "external_id", "password_hash"])
     .where((eb) => {
       const ors = [eb("email_key", "in", emails)];
       if (usernames.length) ors.push(eb("username_key", "in", usernames));
@@ -122,10 +133,11 @@ async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<{ byEmail:
   const byUsername = new Map<string, Existing>();
   const byExternal = new Map<string, Existing>();
   for (const f of found) {
-    const e = { id: f.id, emailKey: f.email_key, usernameKey: f.username_key, passwordHash: f.password_hash };
+    const external = f.external_source !== null && f.external_id !== null ? { source: f.external_source, id: f.external_id } : null;
+    const e = { id: f.id, emailKey: f.email_key, usernameKey: f.username_key, passwordHash: f.password_hash, external };
     byEmail.set(f.email_key, e);
     if (f.username_key) byUsername.set(f.username_key, e);
-    if (f.external_id !== null) byExternal.set(f.external_id, e);
+    if (f.external_source !== null && f.external_id !== null) byExternal.set(externalKey(f.external_source, f.external_id), e);
   }
   return { byEmail, byUsername, byExternal };
 }
@@ -136,8 +148,14 @@ function clash(row: ImportRow, found: Awaited<ReturnType<typeof lookup>>, onConf
   if (mine && onConflict === "fail") return "an account with this email already exists (--on-conflict fail)";
   const byName = row.usernameKey ? found.byUsername.get(row.usernameKey) : undefined;
   if (byName && byName.emailKey !== row.emailKey && (!mine || onConflict === "update")) return "the username belongs to another account";
-  const byExt = row.user.externalId ? found.byExternal.get(row.user.externalId) : undefined;
+  const byExt = row.user.externalId ? found.byExternal.get(externalKey(row.user.externalSource ?? "", row.user.externalId)) : undefined;
   if (byExt && byExt.emailKey !== row.emailKey && (!mine || onConflict === "update")) return `external id ${row.user.externalSource}:${row.user.externalId} belongs to another account`;
+  // An update links an account that has no legacy id yet; it never moves an existing link (that would lose which
+  // old system's record the account came from).
+  const link = mine?.external;
+  if (mine && onConflict === "update" && link && row.user.externalId && (link.source !== row.user.externalSource || link.id !== row.user.externalId)) {
+    return `the account is already linked to external id ${link.source}:${link.id}; an update does not relink it to ${row.user.externalSource}:${row.user.externalId}`;
+  }
   return null;
 }
 
@@ -194,27 +212,32 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   for await (const src of readRows(options.open(), { format: options.format, ...(options.onHeader ? { onHeader: options.onHeader } : {}) })) {
     report.rows++;
     options.onProgress?.(report.rows, "validate");
-    if (src.line <= doneThrough) {
-      report.alreadyImported++;
-      continue;
-    }
+    // A row up to the cursor was dealt with by the interrupted run: it is neither reported nor checked against the
+    // accounts again (it would meet itself), but it is still read into the duplicate maps exactly as that run read
+    // it. Skipping it outright let a later row repeating a written one pass as new, and with --on-conflict update
+    // overwrite it: a resumed run must end where the uninterrupted one does.
+    const written = src.line <= doneThrough;
+    if (written) report.alreadyImported++;
     if ("error" in src) {
-      markBad(src.line, src.error);
+      if (!written) markBad(src.line, src.error);
       continue;
     }
     const verdict = validateRow(src.line, src.get, rules, deps.passwords);
-    if (verdict.kind === "bad") markBad(verdict.line, verdict.reason);
-    else if (verdict.kind === "skip") report.skippedRows.push({ line: verdict.line, reason: verdict.reason });
-    else {
+    if (verdict.kind === "bad") {
+      if (!written) markBad(verdict.line, verdict.reason);
+    } else if (verdict.kind === "skip") {
+      if (!written) report.skippedRows.push({ line: verdict.line, reason: verdict.reason });
+    } else {
       const { row } = verdict;
       const dup = seenEmail.get(row.emailKey) ?? (row.usernameKey ? seenUsername.get(row.usernameKey) : undefined) ?? (row.user.externalId ? seenExternal.get(row.user.externalId) : undefined);
       if (dup !== undefined) {
-        markBad(row.line, `duplicate of line ${dup} (same email, username or external id)`);
+        if (!written) markBad(row.line, `duplicate of line ${dup} (same email, username or external id)`);
         continue;
       }
       seenEmail.set(row.emailKey, row.line);
       if (row.usernameKey) seenUsername.set(row.usernameKey, row.line);
       if (row.user.externalId) seenExternal.set(row.user.externalId, row.line);
+      if (written) continue;
       pending.push(row);
       if (pending.length >= options.batchSize) await check();
     }
@@ -360,7 +383,7 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
         ...(has("username") && u.username ? { username: u.username, username_key: row.usernameKey } : {}),
         ...(has("display_name") && u.displayName ? { display_name: u.displayName } : {}),
         ...(has("status") && u.status ? { status: u.status } : {}),
-        ...(plan.kind === "replace" ? { password_hash: u.passwordHash, password_scheme: u.passwordScheme, password_changed_at: now } : {}),
+        ...(plan.kind === "replace" ? { password_hash: u.passwordHash, password_scheme: u.passwordScheme, password_changed_at: passwordChangedAtAfterChange(now) } : {}),
         ...(u.lastLoginAt ? { last_login_at: u.lastLoginAt } : {}),
         ...(u.externalId ? { external_source: u.externalSource ?? null, external_id: u.externalId } : {}),
       })

@@ -1,5 +1,6 @@
 // Field rules of `users import`: a timestamp must name a real moment, or the row is bad with a reason that
-// says which part is wrong. A date that does not exist must never be stored as another one.
+// says which part is wrong. A date that does not exist must never be stored as another one, and the same file
+// must give the same moment on every machine. An empty cell supplies nothing.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { systemRandom } from "../../lib/random.ts";
@@ -32,9 +33,27 @@ describe("import field rules: timestamps", () => {
     assert.equal(createdAtOf("2024-02-29"), Date.UTC(2024, 1, 29), "a leap day in a leap year");
     assert.equal(createdAtOf("2000-02-29"), Date.UTC(2000, 1, 29), "2000 is a leap year (divisible by 400)");
     assert.equal(createdAtOf("2023-12-31T23:59:59Z"), Date.UTC(2023, 11, 31, 23, 59, 59));
-    assert.equal(createdAtOf("2023-06-01 08:30"), Date.parse("2023-06-01T08:30"), "a space for the T, local time");
+    assert.equal(createdAtOf("2023-06-01 08:30"), Date.UTC(2023, 5, 1, 8, 30), "a space for the T; no offset is UTC");
     assert.equal(createdAtOf("2023-06-01T08:30:00.5+02:00"), Date.UTC(2023, 5, 1, 6, 30, 0, 500));
     assert.equal(createdAtOf("2023-06-01T08:30:00-0530"), Date.UTC(2023, 5, 1, 14, 0, 0));
+  });
+
+  it("reads a date and time without an offset as UTC, whatever the importing machine's time zone", () => {
+    assert.equal(createdAtOf("2023-01-01T10:00:00"), Date.UTC(2023, 0, 1, 10), "seconds");
+    assert.equal(createdAtOf("2023-01-01T10:00"), Date.UTC(2023, 0, 1, 10), "minutes");
+    assert.equal(createdAtOf("2023-07-01 10:00:00.25"), Date.UTC(2023, 6, 1, 10, 0, 0, 250), "summer time where there is one");
+    // Node re-reads the zone when process.env.TZ is assigned: the same text in zones hours apart (was: three moments).
+    const saved = process.env["TZ"];
+    try {
+      for (const tz of ["UTC", "America/New_York", "Asia/Tokyo"]) {
+        process.env["TZ"] = tz;
+        assert.equal(createdAtOf("2023-01-01T10:00:00"), Date.UTC(2023, 0, 1, 10), `TZ=${tz}`);
+        assert.equal(createdAtOf("2023-01-01T10:00:00+09:00"), Date.UTC(2023, 0, 1, 1), `TZ=${tz}, an offset is kept`);
+      }
+    } finally {
+      if (saved === undefined) delete process.env["TZ"];
+      else process.env["TZ"] = saved;
+    }
   });
 
   it("refuses a day, month or time that does not exist instead of rolling it into another date", () => {
@@ -53,5 +72,32 @@ describe("import field rules: timestamps", () => {
   it("still names text that is no date at all, and dates out of range", () => {
     assert.match(reasonFor("yesterday"), /neither unix seconds nor an ISO-8601 date/);
     assert.match(reasonFor("1969-12-31T23:59:59Z"), /out of range/);
+  });
+});
+
+describe("import field rules: an empty cell supplies nothing", () => {
+  function rowOf(record: Record<string, string>): Extract<ReturnType<typeof validateRow>, { kind: "ok" }>["row"] {
+    const verdict = validateRow(2, (column) => record[column], rules, passwords);
+    assert.equal(verdict.kind, "ok", JSON.stringify(verdict));
+    if (verdict.kind !== "ok") throw new Error("unreachable");
+    return verdict.row;
+  }
+
+  it("an empty or blank status is not supplied (an update keeps the stored one) and a new account is active", () => {
+    // Was: "" counted as supplied and read as "active", so --on-conflict update re-activated a disabled account.
+    for (const status of ["", "  "]) {
+      const row = rowOf({ email: "ana@example.org", status });
+      assert.equal(row.supplied.has("status"), false, JSON.stringify(status));
+      assert.equal(row.user.status, "active", "the default of a new account");
+    }
+    const disabled = rowOf({ email: "ana@example.org", status: " disabled " });
+    assert.deepEqual([disabled.supplied.has("status"), disabled.user.status], [true, "disabled"]);
+  });
+
+  it("every other field follows the same rule: only a non-empty cell is supplied", () => {
+    const blank = rowOf({ email: "ana@example.org", username: " ", display_name: "", password_hash: "", created_at: "", last_login_at: " ", external_id: "" });
+    assert.deepEqual([...blank.supplied], ["email"]);
+    const full = rowOf({ email: "ana@example.org", username: "ana", display_name: "Ana", status: "1", created_at: "1700000000", last_login_at: "1700000001", external_id: "7" });
+    assert.deepEqual([...full.supplied].sort(), ["created_at", "display_name", "email", "external_id", "last_login_at", "status", "username"]);
   });
 });

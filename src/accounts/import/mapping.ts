@@ -30,7 +30,7 @@ export interface ImportRow {
   emailKey: string;
   usernameKey: string | null;
   user: NewUser & { passwordHash: string | null; passwordScheme: string | null };
-  /** Fields the file actually supplied (an update touches only these). */
+  /** Fields the file supplied with a value that is not empty or blank (an update touches only these). */
   supplied: Set<ImportField>;
 }
 
@@ -90,10 +90,16 @@ export function checkHeader(header: readonly string[], map: FieldMap, explicit: 
 
 const ISO_DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$/;
 
-/** An ISO-8601 date (and time) naming a real day and clock time; Date.parse alone would move 2023-02-30 to 2 March. */
+/**
+ * An ISO-8601 date (and time) naming a real day and clock time; Date.parse alone would move 2023-02-30 to 2 March.
+ * A date and time without an offset is UTC, as a bare date is: Date.parse reads it in the importing machine's time
+ * zone, so one file gave a different stored time on every machine (hours apart, and off by one around DST changes).
+ */
 function parseISODate(text: string, field: string): number {
   const why = impossibleDate(text);
-  const ms = why === null ? Date.parse(text.replace(" ", "T")) : NaN;
+  const [, time, , , offset] = ISO_DATE.exec(text) ?? [];
+  const iso = text.replace(" ", "T") + (time !== undefined && offset === undefined ? "Z" : "");
+  const ms = why === null ? Date.parse(iso) : NaN;
   if (Number.isNaN(ms)) throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is not a real date${why === null ? " and time" : `: ${why}`}`);
   return ms;
 }
@@ -110,7 +116,7 @@ function parseTime(text: string, field: string, preset: Preset | null): number |
 
 function parseStatus(text: string): UserStatus {
   switch (text.trim().toLowerCase()) {
-    case "": case "1": case "active": case "true": case "enabled":
+    case "1": case "active": case "true": case "enabled":
       return "active";
     case "0": case "disabled": case "false": case "blocked": case "inactive":
       return "disabled";
@@ -132,7 +138,9 @@ export function validateRow(line: number, get: (column: string) => string | unde
   const value = (field: ImportField): string | undefined => {
     const column = map[field];
     const v = column === undefined ? undefined : get(column);
-    if (v !== undefined) supplied.add(field);
+    // An empty cell supplies nothing: a file with a status column left blank must not re-activate a disabled
+    // account on --on-conflict update (it did: "" read as "active"), nor clear any other field.
+    if (v !== undefined && v.trim() !== "") supplied.add(field);
     return v;
   };
   try {
@@ -147,8 +155,9 @@ export function validateRow(line: number, get: (column: string) => string | unde
     if (displayName !== null && (displayName.length > MAX_DISPLAY_NAME || /\p{Cc}/u.test(displayName))) {
       throw new InputError("BULWARK_ERR_IMPORT_ROW", `display_name is longer than ${MAX_DISPLAY_NAME} characters or has control characters`);
     }
-    const statusText = value("status");
-    const status = parseStatus(statusText ?? "");
+    const statusText = value("status")?.trim() ?? "";
+    // "active" is the default of a new account only; supplied (non-empty) is what an update may change.
+    const status = statusText === "" ? "active" : parseStatus(statusText);
     const createdAt = parseTime(value("created_at")?.trim() ?? "", "created_at", rules.preset);
     const lastLoginAt = parseTime(value("last_login_at")?.trim() ?? "", "last_login_at", rules.preset);
     let hash = value("password_hash")?.trim() || null;

@@ -6,6 +6,9 @@ export type RangeLookup = { ok: true; count: number } | { ok: false; reason: str
 // A real response has ~800-1,000 lines (with padding); far more means we are not talking to a
 // range API, and scanning it would be work an impostor chooses for us.
 export const MAX_RANGE_LINES = 100_000;
+// And never none: each of the 16^5 prefixes holds hundreds of the corpus's suffixes (about 800 on
+// average), padding or not, so an empty 200 answer is a proxy, a captive portal or a truncated
+// mirror, not a range in which nothing was ever breached.
 
 const LINE = /^([0-9A-Fa-f]{35}):(\d{1,15})$/;
 
@@ -13,7 +16,8 @@ const LINE = /^([0-9A-Fa-f]{35}):(\d{1,15})$/;
  * Finds the count for `suffix` (35 hex digits) in a range response, validating every line so a
  * wrong endpoint (an HTML error page, a captive portal) is recognised instead of read as "clean".
  * Padding entries carry count 0 and therefore never make a password breached. Blank lines and CRLF
- * line endings are accepted; a missing suffix counts 0.
+ * line endings are accepted; a missing suffix counts 0. A body without a single line is not an answer
+ * (fail-closed checkers must not read it as "clean").
  *
  * @example
  * findSuffixCount("1E4C9B93F3F0682250B6CF8331B7EE68FD8:3730471\r\n", "1E4C9B93F3F0682250B6CF8331B7EE68FD8");
@@ -38,5 +42,6 @@ export function findSuffixCount(body: string, suffix: string): RangeLookup {
     // conservative reading if a server does.
     if ((match[1] ?? "").toUpperCase() === wanted) count += Number(match[2]);
   }
+  if (lines === 0) return { ok: false, reason: "response is empty: a range always has lines" };
   return { ok: true, count };
 }

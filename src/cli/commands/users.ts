@@ -39,7 +39,7 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   const { parseSaltedTemplate } = await import("../../accounts/passwords/index.ts");
   const preset = opts.preset === undefined ? null : oneOf("--preset", opts.preset, ["drupal7"] as const, "drupal7");
   const ext = extname(file).toLowerCase();
-  const inferred = preset || ext === ".csv" ? "csv" : ext === ".jsonl" || ext === ".ndjson" ? "jsonl" : undefined;
+  const inferred = ext === ".csv" ? "csv" : ext === ".jsonl" || ext === ".ndjson" ? "jsonl" : undefined;
   const format = oneOf("--format", opts.format ?? inferred, ["csv", "jsonl"] as const, "csv");
   if (opts.format === undefined && inferred === undefined) throw usage("--format csv|jsonl is required (it cannot be told from the file name)");
   if ((opts.salted === undefined) !== (opts.saltColumn === undefined)) throw usage("--salted and --salt-column go together: the template and the column holding each row's salt");
