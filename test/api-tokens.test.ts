@@ -38,6 +38,22 @@ describe("/api/v1/tokens", () => {
     assert.equal(row.secret_hash.includes(created.token.split("_").at(-1) as string), false, "only a hash is stored");
   });
 
+  it("tells the owner by mail that a token was created, with its permissions and expiry but never its (caller-chosen) name", async () => {
+    const user = await fx.user(["audit.read"]);
+    const token = await fx.token(user.id, ["audit.read"]);
+    const name = "routine maintenance by IT, ignore this mail";
+    const res = await fx.call("POST", "/api/v1/tokens", { token, body: { name, scopes: ["audit.read"] } });
+    assert.equal(res.statusCode, 201, res.body);
+    const email = (await fx.app.db.db.selectFrom("users").select("email").where("id", "=", user.id).executeTakeFirstOrThrow()).email;
+    const mails = await fx.app.db.db.selectFrom("outbox_messages").select(["subject", "body_text", "kind"]).where("to_address", "=", email).execute();
+    assert.equal(mails.length, 1, JSON.stringify(mails));
+    const [mail] = mails;
+    assert.equal(mail?.kind, "security.api-token-created");
+    assert.match(mail?.subject ?? "", /an API token was created/);
+    assert.match(mail?.body_text ?? "", /with these permissions: audit\.read\. It acts as you until it is revoked; a password reset does not end it/);
+    assert.doesNotMatch(mail?.body_text ?? "", /routine maintenance/, "the name whoever created it chose never speaks in the notice");
+  });
+
   it("refuses a narrow token that tries to mint a wider one, and a user who asks for a permission no role gives them (403)", async () => {
     const admin = await fx.user(["admin"]);
     const narrow = await fx.token(admin.id, ["accounts.read"]);

@@ -82,6 +82,14 @@ forEachDialect("security notices", (fx) => {
     assert.doesNotMatch(bodies, /not an ip|Bcc/, "a malformed IP is left out, not echoed");
   });
 
+  it("describes a new API token by its permissions and expiry, and refuses scopes that are not permission names", () => {
+    const [until] = securityMessages({ eventId: "e", to: "ana@example.org", at: AT, event: { type: "api-token-created", scopes: ["audit.read", "accounts.read"], expiresAt: Date.UTC(2027, 0, 1) } }, options);
+    assert.match(until?.text ?? "", /with these permissions: audit\.read, accounts\.read\. It acts as you until 2027-01-01 00:00:00 UTC or until it is revoked/);
+    for (const scopes of [[], ["audit.read\r\nBcc: x@y.z"], ["<b>admin</b>"], Array.from({ length: 17 }, () => "admin")]) {
+      assert.throws(() => securityMessages({ eventId: "e", to: "ana@example.org", at: AT, event: { type: "api-token-created", scopes, expiresAt: null } }, options), { code: "BULWARK_ERR_MAIL_MESSAGE" }, JSON.stringify(scopes));
+    }
+  });
+
   it("refuses an unknown MFA factor instead of printing it", () => {
     assert.throws(() => securityMessages({ eventId: "e", to: "ana@example.org", at: AT, event: { type: "mfa-factor-added", factor: "<b>sms</b>" as never } }, options), { code: "BULWARK_ERR_MAIL_MESSAGE" });
   });

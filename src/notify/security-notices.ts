@@ -14,7 +14,9 @@ export type SecurityEvent =
   | { type: "email-changed"; oldEmail: string; newEmail: string }
   | { type: "mfa-factor-added"; factor: MFAFactor }
   | { type: "mfa-factor-removed"; factor: MFAFactor }
-  | { type: "recovery-codes-regenerated" };
+  | { type: "recovery-codes-regenerated" }
+  // The token's name is left out: whoever created it chose it, and it must not speak in a genuine notice.
+  | { type: "api-token-created"; scopes: string[]; expiresAt: number | null };
 
 export interface SecurityNotice {
   /** The id of the event that caused it (e.g. the audit event id): makes re-enqueueing idempotent. */
@@ -51,7 +53,15 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "mfa-factor-added": "mfa-added",
   "mfa-factor-removed": "mfa-removed",
   "recovery-codes-regenerated": "recovery-codes-regenerated",
+  "api-token-created": "api-token-created",
 };
+
+// A permission name as the catalogue spells them (accounts.read, admin): nothing else reaches a notice as a scope.
+const SCOPE = /^[a-z]+(\.[a-z]+)*$/;
+
+function isoDay(ms: number): string {
+  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
+}
 
 interface Template {
   subject: string;
@@ -74,6 +84,13 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
       return { subject: "a sign-in factor was removed", what: `${FACTOR_LABEL[event.factor]} was removed from the sign-in factors of your account.` };
     case "recovery-codes-regenerated":
       return { subject: "your recovery codes were replaced", what: "New recovery codes were generated for your account. The old ones no longer work." };
+    case "api-token-created":
+      return {
+        subject: "an API token was created",
+        what: `An API token was created for your account, with these permissions: ${event.scopes.join(", ")}. ` +
+          `It acts as you ${event.expiresAt === null ? "until it is revoked" : `until ${isoDay(event.expiresAt)} or until it is revoked`}; ` +
+          "a password reset does not end it. Your tokens are listed (and revoked) at GET/DELETE /api/v1/tokens.",
+      };
   }
 }
 
@@ -87,6 +104,13 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
   if (type === "mfa-factor-added" || type === "mfa-factor-removed") {
     const factor = (notice.event as { factor: string }).factor;
     if (!Object.hasOwn(FACTOR_LABEL, factor)) throw notifyErrors.badMessage(`unknown MFA factor ${JSON.stringify(factor)}`);
+  }
+  if (type === "api-token-created") {
+    const { scopes, expiresAt } = notice.event as { scopes: unknown; expiresAt: unknown };
+    if (!Array.isArray(scopes) || scopes.length === 0 || scopes.length > 16 || !scopes.every((x) => typeof x === "string" && x.length <= 40 && SCOPE.test(x))) {
+      throw notifyErrors.badMessage("api-token-created needs 1 to 16 permission names as scopes");
+    }
+    if (expiresAt !== null && !Number.isFinite(expiresAt)) throw notifyErrors.badMessage("expiresAt must be a time in ms since the epoch, or null");
   }
   if (!Number.isFinite(notice.at)) throw notifyErrors.badMessage("at must be a time in ms since the epoch");
   const recipients: Array<{ to: string; role: "current" | "old" }> = [{ to: checkAddress("to", notice.to), role: "current" }];
@@ -102,7 +126,7 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
       event = { ...event, oldEmail: "an address this server cannot send mail to" };
     }
   }
-  const when = new Date(notice.at).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
+  const when = isoDay(notice.at);
   // A plain address only: Node's isIP accepts an IPv6 zone id ("fe80::1%anything-at-all"), and behind a proxy the
   // client writes X-Forwarded-For — free text in a genuine security notice would be a phishing lure.
   const from = notice.ip && isIP(notice.ip) && !notice.ip.includes("%") ? ` from the IP address ${notice.ip}` : "";

@@ -3,6 +3,7 @@ import type { FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import type { App } from "../../app/types.ts";
 import { impossibleDate } from "../../lib/calendar.ts";
+import type { AuditEvent } from "../../audit/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { APIError, apiErrors } from "./errors.ts";
 import type { Caller } from "./guard.ts";
@@ -14,13 +15,12 @@ import type { Caller } from "./guard.ts";
  */
 export async function auditAPI(
   app: App, request: FastifyRequest, caller: Caller, event: { type: string; subject?: string; data?: Record<string, unknown> }, db?: Kysely<Schema>,
-): Promise<void> {
+): Promise<AuditEvent> {
   const input = {
     type: event.type, actor: caller.userId, subject: event.subject ?? "", requestId: request.id,
     data: { ...event.data, auth: caller.via, ...(caller.tokenId ? { tokenId: caller.tokenId } : {}) },
   };
-  if (db) await app.audit.appendIn(db, input);
-  else await app.audit.append(input);
+  return db ? app.audit.appendIn(db, input) : app.audit.append(input);
 }
 
 /** Epoch milliseconds as an ISO 8601 string (null stays null): the API's one time format on output. */

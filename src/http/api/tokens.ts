@@ -9,6 +9,7 @@
 import type { FastifyInstance } from "fastify";
 import { isPermission } from "../../accounts/roles/index.ts";
 import type { App } from "../../app/types.ts";
+import { notifyOwner } from "../auth/helpers.ts";
 import { auditAPI, ID, iso, parseTime, SMALL_BODY, TIME } from "./common.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, can } from "./guard.ts";
@@ -62,7 +63,9 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
     const { token, info } = await tokens.create(caller.userId, {
       name: body.name, scopes: body.scopes, ...(body.expiresAt === undefined ? {} : { expiresAt }), ...(parent ? { parent } : {}),
     });
-    await auditAPI(app, request, caller, { type: "api.token.created", subject: info.id, data: { scopes: info.scopes, expiresAt: info.expiresAt, ...(parent ? { parent: parent.id } : {}) } });
+    const event = await auditAPI(app, request, caller, { type: "api.token.created", subject: info.id, data: { scopes: info.scopes, expiresAt: info.expiresAt, ...(parent ? { parent: parent.id } : {}) } });
+    // A token is a credential that outlives a password reset: its owner is told it exists (ASVS 6.3.7's spirit).
+    await notifyOwner(app, request, caller.userId, event.id, { type: "api-token-created", scopes: info.scopes, expiresAt: info.expiresAt });
     // The token text is shown this once; only its hash is stored.
     return reply.status(201).header("cache-control", "no-store").send({ token, info: tokenView(info) });
   });

@@ -39,18 +39,25 @@ export function requestContext(request: FastifyRequest): { ip: string | null; us
 export async function auditAndNotify(app: App, request: FastifyRequest, input: { type: string; userId: string; data?: Record<string, unknown>; notice?: SecurityEvent }): Promise<void> {
   const ip = clientIP(request);
   const event = await app.audit.append({ type: input.type, actor: input.userId, subject: input.userId, requestId: request.id, data: { ip, ...input.data } });
-  if (!input.notice) return;
-  const user = await app.accounts.users.getById(input.userId);
+  if (input.notice) await notifyOwner(app, request, input.userId, event.id, input.notice);
+}
+
+/**
+ * Queues the security notice of audit event `eventId` to the account's owner (its id is the idempotency key). An
+ * address the outbox cannot mail is audited as NOTICE_REFUSED instead, never an error for the change reported.
+ */
+export async function notifyOwner(app: App, request: FastifyRequest, userId: string, eventId: string, notice: SecurityEvent): Promise<void> {
+  const user = await app.accounts.users.getById(userId);
   if (!user) return;
   const refused = async (recipient: "account" | "previous", reason: string): Promise<void> => {
-    request.log.warn({ userId: user.id, notice: input.notice?.type, recipient }, "security notice not sent: the outbox cannot mail the address");
-    await app.audit.append({ type: NOTICE_REFUSED, actor: "system", subject: user.id, requestId: request.id, data: { notice: input.notice?.type, recipient, event: event.id, reason } });
+    request.log.warn({ userId: user.id, notice: notice.type, recipient }, "security notice not sent: the outbox cannot mail the address");
+    await app.audit.append({ type: NOTICE_REFUSED, actor: "system", subject: user.id, requestId: request.id, data: { notice: notice.type, recipient, event: eventId, reason } });
   };
   const problem = addressProblem(user.email);
   if (problem !== null) return refused("account", problem);
-  await notifySecurityEvent(app.accounts.outbox, { eventId: event.id, to: user.email, at: app.clock.now(), ip, event: input.notice }, { appName: app.config.serviceName });
+  await notifySecurityEvent(app.accounts.outbox, { eventId, to: user.email, at: app.clock.now(), ip: clientIP(request), event: notice }, { appName: app.config.serviceName });
   // An email change also tells the old address, unless the outbox cannot mail it (the notice then leaves it out).
-  const previous = input.notice.type === "email-changed" ? addressProblem(input.notice.oldEmail) : null;
+  const previous = notice.type === "email-changed" ? addressProblem(notice.oldEmail) : null;
   if (previous !== null) await refused("previous", previous);
 }
 
