@@ -3,22 +3,32 @@
 import type { Command } from "commander";
 import { InputError, isBulwarkError } from "../lib/errors.ts";
 import { shellActor } from "../lib/os-user.ts";
+import { escapeControls, inertJSON } from "../lib/terminal.ts";
 import type { CliContext } from "./context.ts";
 import { EXIT, type ExitCode } from "./exit-codes.ts";
 
-/** Maps a thrown error to an exit code and writes one clear line (never a stack for expected errors). */
+/** A stack trace for BULWARK_DEBUG: line by line, each with its control characters escaped. */
+function debugText(text: string): string {
+  return text.split("\n").map(escapeControls).join("\n");
+}
+
+/**
+ * Maps a thrown error to an exit code and writes one clear line (never a stack for expected errors). Messages
+ * quote input (a configuration keyword, a file name, a log field): their control characters are written as
+ * \xNN, so the line cannot move the cursor, retitle the terminal or forge a line after it.
+ */
 export function reportError(ctx: CliContext, error: unknown): ExitCode {
   if (isBulwarkError(error)) {
-    ctx.stderr.write(`bulwark: ${error.message}\n`);
+    ctx.stderr.write(`bulwark: ${escapeControls(error.message)}\n`);
     if (error.kind === "runtime") {
-      if (process.env["BULWARK_DEBUG"] && error.cause) ctx.stderr.write(`${String((error.cause as Error).stack ?? error.cause)}\n`);
+      if (process.env["BULWARK_DEBUG"] && error.cause) ctx.stderr.write(`${debugText(String((error.cause as Error).stack ?? error.cause))}\n`);
       return EXIT.runtime;
     }
     return EXIT.usage;
   }
   const err = error as Error;
-  ctx.stderr.write(`bulwark: internal error: ${err?.message ?? String(error)}\n`);
-  if (process.env["BULWARK_DEBUG"]) ctx.stderr.write(`${err?.stack ?? ""}\n`);
+  ctx.stderr.write(`bulwark: internal error: ${escapeControls(String(err?.message ?? error))}\n`);
+  if (process.env["BULWARK_DEBUG"]) ctx.stderr.write(`${debugText(err?.stack ?? "")}\n`);
   return EXIT.runtime;
 }
 
@@ -44,8 +54,9 @@ export function action<A extends unknown[]>(
   };
 }
 
+/** Prints `value` as indented JSON; DEL and C1 controls in strings are escaped too (inertJSON), not only C0. */
 export function writeJSON(ctx: CliContext, value: unknown): void {
-  ctx.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  ctx.stdout.write(`${inertJSON(value, 2)}\n`);
 }
 
 export function writeLine(ctx: CliContext, line: string = ""): void {

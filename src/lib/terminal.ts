@@ -12,3 +12,36 @@ export function escapeControls(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
+
+/** Characters of an excerpt (see `excerpt`): enough to recognise a token, too few to carry a secret line. */
+export const EXCERPT_LENGTH = 40;
+
+/**
+ * At most `max` characters of `text`, control characters escaped, with "…" when cut: for quoting a token of
+ * untrusted input in a message without echoing a whole line of it (or of a file it was pointed at).
+ *
+ * @example
+ * excerpt("root:$y$j9T$0123456789abcdefghij$0123456789abcdefghij:19000::::::") // "root:$y$j9T$0123456789abcdefghij$0123456…"
+ */
+export function excerpt(text: string, max: number = EXCERPT_LENGTH): string {
+  if (text.length <= max) return escapeControls(text);
+  // Never cut a surrogate pair in half.
+  const end = /[\ud800-\udbff]/.test(text.charAt(max - 1)) ? max - 1 : max;
+  return `${escapeControls(text.slice(0, end))}…`;
+}
+
+/**
+ * JSON.stringify, with DEL and the C1 controls also written as \u00NN: JSON.stringify escapes only C0, and a
+ * raw U+009B (CSI) or U+009D (OSC) in a file name or log field would reach a terminal that `cat`s the output.
+ * The result parses to the same value.
+ *
+ * @example
+ * inertJSON("x\u009b2J") // "\"x\\u009b2J\""
+ */
+export function inertJSON(value: unknown, space?: number): string {
+  const json = JSON.stringify(value, null, space) as string | undefined;
+  if (json === undefined) return String(value); // undefined, a function: not JSON
+  // Outside strings JSON has no such characters, so escaping every one keeps the document's meaning.
+  // eslint-disable-next-line no-control-regex
+  return /[\u007f-\u009f]/.test(json) ? json.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : json;
+}

@@ -5,6 +5,7 @@ import { createReadStream } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { InputError } from "../../lib/errors.ts";
+import { inertJSON } from "../../lib/terminal.ts";
 import type { Finding, Severity } from "../finding.ts";
 import { isWithin } from "../files/entry.ts";
 import { hashFile } from "../files/hash-file.ts";
@@ -211,9 +212,9 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
   return { dir: realDir, entries, ok, okNames, missingIgnored, findings };
 }
 
-/** The first few items for the human one-line detail; names are JSON-quoted so control characters stay inert. */
+/** The first few items for the human one-line detail; names are JSON-quoted (C1 included) so control characters stay inert. */
 function describe(g: Group): string {
-  const shown = g.items.slice(0, 5).map((i) => (typeof i["name"] === "string" ? `${JSON.stringify(i["name"])} (line ${String(i["line"])})` : `line ${String(i["line"])}: ${String(i["reason"])}`));
+  const shown = g.items.slice(0, 5).map((i) => (typeof i["name"] === "string" ? `${inertJSON(i["name"])} (line ${String(i["line"])})` : `line ${String(i["line"])}: ${String(i["reason"])}`));
   return `${shown.join("; ")}${g.count > shown.length ? `; and ${g.count - shown.length} more` : ""}.`;
 }
 

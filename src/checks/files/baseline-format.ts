@@ -1,5 +1,6 @@
 // The baseline file format: JSON lines — a header, one line per entry in comparePaths order, and a
 // signed trailer. Decoding validates every field, so a hand-edited line is caught, never trusted.
+import { inertJSON } from "../../lib/terminal.ts";
 import { ENTRY_STATUSES, ENTRY_TYPES, type EntryStatus, type EntryType, type FileEntry } from "./entry.ts";
 
 export const BASELINE_FORMAT = "bulwark-files-baseline";
@@ -112,7 +113,7 @@ export function decodeEntry(v: unknown): FileEntry | string {
 
 export function decodeHeader(v: unknown): BaselineHeader | string {
   if (!isRecord(v) || v["format"] !== BASELINE_FORMAT) return `the first line does not say "format":"${BASELINE_FORMAT}"`;
-  if (v["version"] !== BASELINE_VERSION) return `unsupported baseline version ${JSON.stringify(v["version"])}; this Bulwark reads version ${BASELINE_VERSION}`;
+  if (v["version"] !== BASELINE_VERSION) return `unsupported baseline version ${inertJSON(v["version"])}; this Bulwark reads version ${BASELINE_VERSION}`;
   if (typeof v["createdAt"] !== "string" || !/^[0-9T:.Z+-]{1,40}$/.test(v["createdAt"])) return "createdAt must be an ISO timestamp";
   const roots = v["roots"];
   if (!Array.isArray(roots) || roots.length === 0 || roots.length > 4096 || !roots.every(isPathText)) return "roots must be a non-empty list of absolute paths";

@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { Signer } from "../../crypto/signer.ts";
 import { fromBase64URL, toBase64URL } from "../../lib/encoding.ts";
+import { inertJSON } from "../../lib/terminal.ts";
 import {
   decodeEntry,
   decodeHeader,
@@ -128,7 +129,7 @@ export class BaselineReader {
       if (previous !== null && comparePaths(previous, entry.path) >= 0) {
         // The merge needs strict order; a reordered or repeated line was not written by us.
         this.integrity.skippedLines++;
-        this.#problem(`line ${line.number}: ${JSON.stringify(entry.path)} is out of order or repeated`);
+        this.#problem(`line ${line.number}: ${inertJSON(entry.path)} is out of order or repeated`);
         continue;
       }
       previous = entry.path;

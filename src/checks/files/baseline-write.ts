@@ -2,7 +2,7 @@
 // trailer is signed with the keyring's signing key, so an edited baseline no longer verifies.
 import { createHash } from "node:crypto";
 import { open, rename, unlink } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import type { Signer } from "../../crypto/signer.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { toBase64URL } from "../../lib/encoding.ts";
@@ -74,13 +74,17 @@ export async function writeBaseline(entries: AsyncIterable<FileEntry>, sink: Bas
 }
 
 /**
- * True for the baseline file itself and its temporary files: a baseline stored inside a scanned
- * tree must not record itself (it changes as it is written, and would show as changed next time).
+ * The temporary file `writeBaselineFile` writes `path` to first: beside it, named after it, this process and
+ * `now`. A scan running while it is written leaves out this exact path, never a pattern of names: a pattern
+ * would also hide any file an attacker names to fit it.
  */
-export function isBaselineFile(path: string, baseline: string): boolean {
-  const b = resolve(baseline);
-  if (path === b) return true;
-  return dirname(path) === dirname(b) && basename(path).startsWith(`.${basename(b)}.`) && path.endsWith(".tmp");
+export function baselineTempPath(path: string, now: number): string {
+  return resolve(dirname(path), `.${basename(path)}.${process.pid}.${now}.tmp`);
+}
+
+export interface WriteBaselineFileOptions extends WriteBaselineOptions {
+  /** The temporary file to write (default `baselineTempPath(path, clock.now())`); it must not exist yet. */
+  temp?: string;
 }
 
 /** Batches small writes into large ones (one write per ~256 KiB). */
@@ -93,8 +97,8 @@ const FLUSH_AT = 256 * 1024;
  * @example
  * await writeBaselineFile("/var/lib/bulwark/usr.baseline", scanTree(["/usr"]), { roots: ["/usr"], signer, clock });
  */
-export async function writeBaselineFile(path: string, entries: AsyncIterable<FileEntry>, options: WriteBaselineOptions): Promise<BaselineWriteResult> {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${options.clock.now()}.tmp`);
+export async function writeBaselineFile(path: string, entries: AsyncIterable<FileEntry>, options: WriteBaselineFileOptions): Promise<BaselineWriteResult> {
+  const temp = options.temp ?? baselineTempPath(path, options.clock.now());
   let handle;
   try {
     // wx: never write through a file (or symlink) an attacker placed at the temporary name.

@@ -2,13 +2,14 @@
 // one. Both return Findings; the CLI is a thin shell over them.
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { Signer } from "../../crypto/signer.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { isBulwarkError } from "../../lib/errors.ts";
 import type { Finding } from "../finding.ts";
 import type { BaselineHeader } from "./baseline-format.ts";
 import { BaselineReader, type BaselineIntegrity } from "./baseline-read.ts";
-import { isBaselineFile, writeBaselineFile } from "./baseline-write.ts";
+import { baselineTempPath, writeBaselineFile } from "./baseline-write.ts";
 import { diffEntries } from "./compare.ts";
 import { filesErrors } from "./errors.ts";
 import { FindingCollector, tapScan } from "./findings.ts";
@@ -31,6 +32,11 @@ export interface CreateBaselineOptions extends ScanTuning {
   paths: readonly string[];
   /** File to write (atomically replaced). */
   out: string;
+  /**
+   * Where the caller moves `out` once it is written (the CLI writes beside the name it was given, then links
+   * it into place); left out of the scan like `out` itself.
+   */
+  publishAs?: string;
   signer: Signer;
   clock: Clock;
 }
@@ -55,9 +61,14 @@ export async function createBaseline(options: CreateBaselineOptions): Promise<Cr
   const excluded = normaliseRoots(options.exclude ?? []);
   const oneFileSystem = options.oneFileSystem ?? false;
   const collector = new FindingCollector();
-  const exclude = (p: string): boolean => isBaselineFile(p, options.out) || excluded.some((x) => isWithin(p, x));
+  // A baseline stored inside a scanned tree must not record itself (it changes as it is written). Only the exact
+  // files this run writes are left out: any other name, however much it looks like ours, is scanned.
+  const temp = baselineTempPath(options.out, options.clock.now());
+  const own = new Set([options.out, temp, ...(options.publishAs === undefined ? [] : [options.publishAs])].map((p) => resolve(p)));
+  const exclude = (p: string): boolean => own.has(p) || excluded.some((x) => isWithin(p, x));
   const scan = scanTree(roots, { concurrency: options.concurrency, fs: options.fs, onProgress: options.onProgress, exclude, oneFileSystem });
   const written = await writeBaselineFile(options.out, tapScan(scan, collector), {
+    temp,
     roots,
     exclude: excluded,
     oneFileSystem,
@@ -128,7 +139,10 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     const excluded = normaliseRoots(options.exclude ?? header.exclude);
     const oneFileSystem = options.oneFileSystem ?? header.oneFileSystem;
     const collector = new FindingCollector();
-    const exclude = (p: string): boolean => isBaselineFile(p, options.baseline) || excluded.some((x) => isWithin(p, x));
+    // The baseline itself is left out (it was written after the scan it records), and nothing else: a
+    // leftover or planted ".NAME.*.tmp" beside it is compared like any file.
+    const baselinePath = resolve(options.baseline);
+    const exclude = (p: string): boolean => p === baselinePath || excluded.some((x) => isWithin(p, x));
     const scan = scanTree(roots, { concurrency: options.concurrency, fs: options.fs, onProgress: options.onProgress, allowMissingRoots: true, exclude, oneFileSystem });
     // Baseline entries under a path excluded now are out of scope, not "removed".
     const inScope = async function* (entries: AsyncIterable<FileEntry>): AsyncGenerator<FileEntry> {

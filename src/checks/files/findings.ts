@@ -1,6 +1,7 @@
 // Turns differences and scan statuses into Findings: one finding per id and severity, listing the
 // first paths and counting the rest — thousands of changes after an upgrade read as a few findings,
 // not thousands, and the output stays bounded.
+import { inertJSON } from "../../lib/terminal.ts";
 import type { Finding, Severity } from "../finding.ts";
 import type { BaselineIntegrity } from "./baseline-read.ts";
 import { classify } from "./classify.ts";
@@ -84,7 +85,7 @@ function describeItems(g: Group): string {
   const shown = g.items.slice(0, DETAIL_PATHS).map((item) => {
     const changes = Array.isArray(item["changes"]) ? ` (${(item["changes"] as string[]).join(", ")})` : "";
     const error = typeof item["error"] === "string" ? ` (${item["error"]})` : "";
-    return `${JSON.stringify(item["path"])}${changes}${error}`;
+    return `${inertJSON(item["path"])}${changes}${error}`;
   });
   const more = g.count - shown.length;
   return `${shown.length === 1 ? "Path" : "Paths"}: ${shown.join("; ")}${more > 0 ? `; and ${more} more (all counted in --json evidence, first ${EVIDENCE_LIMIT} listed)` : ""}.`;

@@ -1,6 +1,7 @@
 // Splits one sshd_config line the way OpenSSH's servconf.c does: the keyword by strdelim() (whitespace
 // or one "=", a double-quoted keyword allowed), the arguments by argv_split() (quotes, backslash escapes,
 // "#" starting a token ends the line).
+import { excerpt } from "../../lib/terminal.ts";
 
 const WHITESPACE = " \t\r\n";
 
@@ -89,13 +90,28 @@ export type SplitLine =
   | { kind: "directive"; keyword: string; rest: string; args: string[] }
   | { kind: "error"; message: string };
 
+export interface SplitLineOptions {
+  /**
+   * How an error message quotes a token of the line. Default: a short excerpt in double quotes (`excerpt`):
+   * a line of a file the configuration includes can be a line of any file (`Include /etc/shadow`), so an
+   * error never echoes a whole line.
+   */
+  quote?: (token: string) => string;
+}
+
+/** The default `SplitLineOptions.quote`. */
+export function quoteExcerpt(token: string): string {
+  return `"${excerpt(token)}"`;
+}
+
 /**
  * Splits a whole configuration line into keyword and arguments (servconf.c process_server_config_line).
  *
  * @example
  * splitLine("  PasswordAuthentication   yes  # legacy"); // { kind: "directive", keyword: "PasswordAuthentication", args: ["yes"], ... }
  */
-export function splitLine(raw: string): SplitLine {
+export function splitLine(raw: string, options: SplitLineOptions = {}): SplitLine {
+  const quote = options.quote ?? quoteExcerpt;
   // C strings end at the first NUL byte; sshd never sees what follows it on the line.
   const nul = raw.indexOf("\0");
   let line = nul >= 0 ? raw.slice(0, nul) : raw;
@@ -104,7 +120,7 @@ export function splitLine(raw: string): SplitLine {
   let first = strdelim(line, 0);
   if (first !== null && first.token === "") first = strdelim(line, first.next);
   if (first === null || first.token === "" || first.token.startsWith("#")) return { kind: "empty" };
-  if (first.next < 0 || first.next >= line.length) return { kind: "error", message: `no argument after keyword "${first.token}"` };
+  if (first.next < 0 || first.next >= line.length) return { kind: "error", message: `no argument after keyword ${quote(first.token)}` };
   const rest = line.slice(first.next);
   const args = argvSplit(rest);
   if (args === null) return { kind: "error", message: "invalid quotes" };

@@ -1,13 +1,14 @@
 // Loads an sshd_config with its Includes into a flat list of directives tagged with their Match block,
 // checking what sshd checks at load time: known keywords, values of the options we evaluate, Match
 // syntax, keywords allowed inside Match. Sizes, line lengths, include depth and count are bounded.
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { posix } from "node:path";
 import { authMethodsLineProblem, authMethodsSatisfiable, type MethodsState } from "./auth-methods.ts";
+import { excerpt, EXCERPT_LENGTH } from "../../lib/terminal.ts";
 import { SshConfigError, SshConfigUnreadableError } from "./errors.ts";
 import { ALIASES, DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
-import { splitLine } from "./lexer.ts";
+import { quoteExcerpt, splitLine } from "./lexer.ts";
 import { matchPattern } from "./patterns.ts";
 import { describeCriteria, parseCriteria, type Criterion } from "./match.ts";
 import { parseValue, type PathContext } from "./values.ts";
@@ -47,6 +48,8 @@ export interface ConfigSource {
   read(path: string): string;
   /** Absolute paths matching a glob pattern, lexically sorted (glob(3) order). */
   glob(pattern: string): string[];
+  /** The path with symbolic links resolved (realpath(3)); without it, paths are taken as they are. */
+  realpath?(path: string): string;
 }
 
 export interface LoadOptions {
@@ -125,6 +128,13 @@ export const fileSystemSource: ConfigSource = {
     globSegments("/", pattern.split("/").filter((s) => s !== ""), out, { dirs: GLOB_DIRECTORY_BUDGET });
     return out.sort();
   },
+  realpath(path: string): string {
+    try {
+      return realpathSync(path);
+    } catch {
+      return path;
+    }
+  },
 };
 
 /** sshd's check of a Port line (servconf.c sPort, a2port: strtonum 1-65535), worded as sshd words it. */
@@ -149,7 +159,7 @@ function subsystemProblem(args: readonly string[], defined: Set<string>, active:
   if (name === undefined || name === "") return "Subsystem missing argument.";
   if (!active) return null;
   // Names compare exactly (strcmp): "sftp" and "SFTP" are two subsystems.
-  if (defined.has(name)) return `Subsystem '${name}' already defined.`;
+  if (defined.has(name)) return `Subsystem '${excerpt(name)}' already defined.`;
   if (args[1] === undefined || args[1] === "") return "Missing subsystem command.";
   defined.add(name);
   return null;
@@ -157,6 +167,10 @@ function subsystemProblem(args: readonly string[], defined: Set<string>, active:
 
 interface State {
   source: ConfigSource;
+  /** The configuration under review, as named. */
+  top: string;
+  /** Its directory, lexical and with links resolved: the text of files in them may be quoted in errors. */
+  reviewDirs: string[];
   base: string;
   maxBytes: number;
   maxLine: number;
@@ -179,12 +193,46 @@ function activeAtLoad(config: SshConfig, block: number): boolean {
   return true;
 }
 
+function within(path: string, dir: string): boolean {
+  return dir === "/" ? path.startsWith("/") : path === dir || path.startsWith(`${dir}/`);
+}
+
+/**
+ * True when an error may quote the text of `file`: the configuration under review, or a file whose real path
+ * is in its directory. Any other file reached by an Include (`Include /etc/shadow`, a link in the reviewed
+ * tree pointing out of it) is any file this process can read, and its first line may be a secret.
+ */
+function quotable(state: State, file: string): boolean {
+  if (file === state.top) return true;
+  const real = state.source.realpath?.(posix.resolve(file)) ?? posix.resolve(file);
+  return state.reviewDirs.some((dir) => within(real, dir));
+}
+
+/** A run of a message long enough to be quoted input rather than sshd's wording. */
+const LONG_RUN = new RegExp(`[^\\s'"…]{${EXCERPT_LENGTH + 1},}`, "g");
+
+/** Messages worded elsewhere (values, Match, AuthenticationMethods) quote whole values: shorten any long one. */
+function bounded(message: string, tokens: readonly string[]): string {
+  let out = message;
+  for (const token of [...tokens].sort((a, b) => b.length - a.length)) {
+    if (token.length > EXCERPT_LENGTH) out = out.split(token).join(excerpt(token));
+  }
+  // What is left long is still quoted input (a Match token split otherwise than the arguments); an excerpt
+  // made above ends at its "…" and is not cut again.
+  out = out.replace(LONG_RUN, (run) => excerpt(run));
+  return out.length > 4 * EXCERPT_LENGTH ? excerpt(out, 4 * EXCERPT_LENGTH) : out;
+}
+
 function parseFile(state: State, file: string, text: string, outerBlock: number, depth: number): void {
   const { config } = state;
   if (text.length > state.maxBytes) throw new SshConfigError(file, 0, `file is larger than ${state.maxBytes} bytes`);
   config.files.push(file);
   let block = outerBlock;
   const lines = text.split("\n");
+  // An error quotes at most a short, escaped excerpt of a token, and nothing at all from a file outside the
+  // reviewed configuration's directory (see quotable).
+  const withheld = quotable(state, file) ? null : `[text not shown: the file is outside ${state.reviewDirs[0]}, the directory of the configuration under review]`;
+  const quote = (token: string): string => withheld ?? quoteExcerpt(token);
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
     const raw = lines[i] as string;
@@ -192,19 +240,22 @@ function parseFile(state: State, file: string, text: string, outerBlock: number,
       throw new SshConfigError(file, lineNo, message);
     };
     if (raw.length > state.maxLine) fail(`line is longer than ${state.maxLine} characters`);
-    const split = splitLine(raw);
+    const split = splitLine(raw, { quote });
     if (split.kind === "empty") continue;
     if (split.kind === "error") fail(split.message);
     if (split.kind !== "directive") continue;
     const lower = split.keyword.toLowerCase();
     const scope = keywordScope(lower);
-    if (scope === undefined) fail(`Bad configuration option: ${split.keyword}`);
+    if (scope === undefined) fail(`Bad configuration option: ${withheld ?? excerpt(split.keyword)}`);
+    // From here on the keyword is one sshd knows: safe to name. Values are not (see quotable).
+    const refuse = (problem: string): never =>
+      fail(withheld === null ? bounded(problem, [split.keyword, ...split.args]) : `${excerpt(split.keyword)}: a value sshd refuses ${withheld}`);
     if (scope === "global" && block >= 0 && !activeAtLoad(config, block)) {
-      fail(`Directive '${split.keyword}' is not allowed within a Match block`);
+      fail(`Directive '${excerpt(split.keyword)}' is not allowed within a Match block`);
     }
     if (lower === "match") {
       const criteria = parseCriteria(split.rest);
-      if (typeof criteria === "string") fail(`Bad Match condition: ${criteria}`);
+      if (typeof criteria === "string") refuse(`Bad Match condition: ${criteria}`);
       const crit = criteria as Criterion[];
       const parentLabel = outerBlock >= 0 ? `${(config.blocks[outerBlock] as MatchBlock).label} and ` : "";
       config.blocks.push({ criteria: crit, label: parentLabel + describeCriteria(crit), file, line: lineNo, parent: outerBlock });
@@ -227,13 +278,13 @@ function parseFile(state: State, file: string, text: string, outerBlock: number,
     const name = ALIASES[lower] ?? lower;
     if (name === "authenticationmethods") {
       const problem = authMethodsLineProblem(split.args, state.methods, block < 0 || activeAtLoad(config, block));
-      if (problem !== null) fail(problem);
+      if (problem !== null) refuse(problem);
     }
     const kind = EVALUATED[name];
     let value: string | undefined;
     if (kind !== undefined) {
       const parsed = parseValue(split.keyword, kind, split.args, state.paths);
-      if ("error" in parsed) fail(parsed.error);
+      if ("error" in parsed) refuse(parsed.error);
       else value = parsed.value;
     } else if (name === "port") {
       // Port is not evaluated (sshd listens on every Port line, no first-wins), but a bad one stops sshd.
@@ -241,7 +292,7 @@ function parseFile(state: State, file: string, text: string, outerBlock: number,
       if (problem !== null) fail(problem);
     } else if (name === "subsystem") {
       const problem = subsystemProblem(split.args, state.subsystems, block < 0 || activeAtLoad(config, block));
-      if (problem !== null) fail(problem);
+      if (problem !== null) refuse(problem);
     }
     config.directives.push({ keyword: split.keyword, name, args: split.args, value, file, line: lineNo, block });
   }
@@ -273,8 +324,13 @@ function checkMethodsSatisfiable(config: SshConfig): void {
  * const config = parseSshdConfig("PermitRootLogin no\n", "/etc/ssh/sshd_config");
  */
 export function parseSshdConfig(text: string, name: string, options: LoadOptions = {}): SshConfig {
+  const source = options.source ?? fileSystemSource;
+  const top = posix.resolve(name);
+  const reviewDirs = [...new Set([posix.dirname(top), posix.dirname(source.realpath?.(top) ?? top)])];
   const state: State = {
-    source: options.source ?? fileSystemSource,
+    source,
+    top: name,
+    reviewDirs,
     base: options.includeBase ?? "/etc/ssh",
     maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
     maxLine: options.maxLineLength ?? DEFAULT_MAX_LINE,

@@ -4,6 +4,7 @@ import { accessSync, constants, existsSync, linkSync, lstatSync, renameSync, sta
 import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
+import { inertJSON } from "../../lib/terminal.ts";
 import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import type { ExitCode } from "../exit-codes.ts";
@@ -26,9 +27,10 @@ function parseConcurrency(value: string | undefined): number | undefined {
   return Number(value);
 }
 
-/** Paths and times from a baseline are attacker-controlled when it is tampered: quote any with control characters. */
+/** Paths and times from a baseline are attacker-controlled when it is tampered: quote any with control characters (C1 too). */
 function shown(text: string): string {
-  return /[\u0000-\u001f\u007f-\u009f]/.test(text) ? JSON.stringify(text) : text;
+  // eslint-disable-next-line no-control-regex
+  return /[\u0000-\u001f\u007f-\u009f]/.test(text) ? inertJSON(text) : text;
 }
 
 function formatBytes(n: number): string {
@@ -105,6 +107,7 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
     const r = await files.createBaseline({
       paths,
       out,
+      ...(force ? {} : { publishAs: opts.baseline }),
       signer,
       clock: app.clock,
       concurrency,
