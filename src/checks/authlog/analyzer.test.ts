@@ -117,7 +117,9 @@ test("brute-force evidence has failures, users tried, first and last time and li
   const lines = ["root", "admin", "test", "oracle", "root", "pi"].map((u, i) => failed(T0 + i * 1000, "203.0.113.9", u));
   const f = authLogFindings(run(lines)).find((x) => x.id === "authlog.brute-force");
   assert.equal(f?.severity, "medium");
-  const ev = f?.evidence as Record<string, unknown>;
+  assert.deepEqual([f?.evidence["count"], f?.evidence["failures"], f?.evidence["omitted"]], [1, 6, 0]);
+  const ev = (f?.evidence["offenders"] as Array<Record<string, unknown>>)[0] ?? {};
+  assert.equal(ev["address"], "203.0.113.9");
   assert.equal(ev["failures"], 6);
   assert.deepEqual(ev["users"], ["root", "admin", "test", "oracle", "pi"]);
   assert.equal(ev["firstSeen"], new Date(T0).toISOString());
@@ -199,7 +201,9 @@ test("a distributed brute force on root with no success (400 failures from 200 a
   const f = findings.find((x) => x.id === "authlog.user-brute-force");
   assert.equal(f?.severity, "medium");
   assert.match(f?.title ?? "", /SSH brute force against user root: 400 failures/);
-  const ev = f?.evidence as { user: string; failures: number; firstAttack: string; lastAttack: string; firstAttackLine: { line: number }; sourcesTruncated: boolean };
+  const group = f?.evidence as { count: number; failures: number; omitted: number; users: Array<{ user: string; failures: number; firstAttack: string; lastAttack: string; firstAttackLine: { line: number }; sourcesTruncated: boolean }> };
+  assert.deepEqual([group.count, group.failures, group.omitted], [1, 400, 0]);
+  const ev = group.users[0] ?? assert.fail("no user listed");
   assert.equal(ev.user, "root");
   assert.equal(ev.failures, 400);
   assert.equal(ev.firstAttack, new Date(T0 + 4 * 45_000).toISOString());

@@ -3,11 +3,12 @@
 // within findtime) to name offenders, brute-forced users, and logins that followed them.
 import { ConnectionTracker, detach } from "./connection-tracker.ts";
 import { AuthLogOptionError } from "./errors.ts";
+import { ExpiringTable } from "./expiring-table.ts";
 import { isPasswordMethod } from "./findings.ts";
 import { classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
 import { splitLine, type SshdLine } from "./syslog-line.ts";
 import { emptyStamp, YearResolver } from "./timestamp.ts";
-import type { AuthLogOptions, AuthLogResult, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
+import type { AuthLogLimits, AuthLogOptions, AuthLogResult, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 
 export const DEFAULTS = {
   maxRetry: 5,
@@ -19,8 +20,10 @@ export const DEFAULTS = {
 } as const;
 
 // Memory bounds against logs built to exhaust us (a botnet of IPv6 addresses, random user names).
-const MAX_SOURCES = 500_000;
-const MAX_USERS = 100_000;
+// A full table evicts what has been idle for longer than --find-time and never offended, so a log
+// that opens with 500,000 one-off addresses cannot hide a later attack; only more than that many
+// active inside one window leaves failures untracked, and the findings then say so.
+export const LIMITS: AuthLogLimits = { sources: 500_000, users: 100_000 };
 const MAX_NAMES_PER_RECORD = 50;
 const MAX_COMPROMISES = 1_000;
 const MAX_ROOT_LOGINS_KEPT = 1_000;
@@ -38,6 +41,11 @@ function validate(options: AuthLogOptions): void {
   }
   if (maxLineLength !== undefined && (!Number.isInteger(maxLineLength) || maxLineLength < 256 || maxLineLength > 1 << 20)) {
     throw new AuthLogOptionError(`max line length must be from 256 to 1048576 bytes, got ${maxLineLength}`);
+  }
+  for (const [name, value] of Object.entries(options.limits ?? {})) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > 10_000_000)) {
+      throw new AuthLogOptionError(`limit on ${name} must be an integer from 1 to 10000000, got ${value}`);
+    }
   }
 }
 
@@ -75,8 +83,9 @@ export class AuthLogAnalyzer {
   readonly #compromiseWindowMs: number;
   readonly #scratch: SshdLine = { stamp: emptyStamp(), connection: "", messageAt: 0 };
   readonly #connections = new ConnectionTracker();
-  readonly #sources = new Map<string, SourceRecord>();
-  readonly #users = new Map<string, UserRecord>();
+  readonly #limits: AuthLogLimits;
+  readonly #sources: ExpiringTable<string, SourceRecord>;
+  readonly #users: ExpiringTable<string, UserRecord>;
   readonly #compromises = new Map<string, SuccessRecord>();
   readonly #rootLogins: SuccessRecord[] = [];
   // A Map beats a dictionary-mode object for counters keyed at run time.
@@ -89,6 +98,7 @@ export class AuthLogAnalyzer {
   readonly stats = {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
     failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0,
+    evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0,
     byKind: {} as Record<string, number>,
   };
 
@@ -99,6 +109,16 @@ export class AuthLogAnalyzer {
     this.findTimeMs = options.findTimeMs ?? DEFAULTS.findTimeMs;
     this.maxLineLength = options.maxLineLength ?? DEFAULTS.maxLineLength;
     this.#compromiseWindowMs = options.compromiseWindowMs ?? DEFAULTS.compromiseWindowMs;
+    this.#limits = { sources: options.limits?.sources ?? LIMITS.sources, users: options.limits?.users ?? LIMITS.users };
+    // Idle means no failure within find time: the record's window holds nothing that could still
+    // complete a ban, so a fresh record later counts the same. Offenders and brute-forced users are
+    // pinned: a later login from or for them is what the check exists to catch.
+    this.#sources = new ExpiringTable({
+      capacity: this.#limits.sources, windowMs: this.findTimeMs, lastSeen: (s) => s.latestMs, pinned: (s) => s.bans > 0,
+    });
+    this.#users = new ExpiringTable({
+      capacity: this.#limits.users, windowMs: this.findTimeMs, lastSeen: (u) => u.latestMs, pinned: (u) => !Number.isNaN(u.attackFirstMs),
+    });
     this.#years = this.#resolver();
   }
 
@@ -170,22 +190,28 @@ export class AuthLogAnalyzer {
     if (onFailure) onFailure({ file: this.#file, line: lineNo, address, kind: event.kind, user, timeMs: t });
     let src = this.#lastSource !== undefined && this.#lastSource.address === address ? this.#lastSource : this.#sources.get(address);
     if (src === undefined) {
-      if (this.#sources.size >= MAX_SOURCES) {
-        this.stats.untrackedSources++;
-        return;
-      }
       // Keys and names are copied out of the 1 MiB chunk they were sliced from, so that keeping
       // them does not keep every chunk of the log alive.
       address = detach(address);
+      if (!this.#sources.makeRoom(t)) {
+        // Full of addresses active within find time, or offenders: counted, and reported as an
+        // incomplete analysis. The user is still charged, so a botnet on one account is still seen.
+        this.stats.untrackedSources++;
+        this.#lastSource = undefined;
+        if (user !== null && !event.invalidUser) this.#userFailure(user, address, t, lineNo);
+        return;
+      }
       src = {
-        address, failures: 0, firstMs: t, lastMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
+        address, failures: 0, firstMs: t, lastMs: t, latestMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
         users: new Set(), moreUsers: false, lastUser: null, ring: new Float64Array(this.maxRetry), inWindow: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
       };
-      this.#sources.set(address, src);
+      // Room was made above; the cached record may have been evicted, and the new one replaces it below.
+      this.#sources.add(address, src, t);
     }
     this.#lastSource = src;
     src.failures++;
     src.lastMs = t;
+    if (t > src.latestMs) src.latestMs = t;
     src.last.file = this.#file;
     src.last.line = lineNo;
     if (user !== null && user !== src.lastUser && !src.moreUsers) {
@@ -210,16 +236,18 @@ export class AuthLogAnalyzer {
   #userFailure(user: string, address: string, t: number, lineNo: number): void {
     let rec = this.#lastUserRecord !== undefined && this.#lastUserRecord.user === user ? this.#lastUserRecord : this.#users.get(user);
     if (rec === undefined) {
-      if (this.#users.size >= MAX_USERS) {
+      if (!this.#users.makeRoom(t)) {
         this.stats.untrackedUsers++;
+        this.#lastUserRecord = undefined;
         return;
       }
       user = detach(user);
-      rec = { user, failures: 0, ring: new Float64Array(this.maxRetry), count: 0, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null };
-      this.#users.set(user, rec);
+      rec = { user, failures: 0, ring: new Float64Array(this.maxRetry), count: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null };
+      this.#users.add(user, rec, t);
     }
     this.#lastUserRecord = rec;
     rec.failures++;
+    if (t > rec.latestMs) rec.latestMs = t;
     if (!rec.moreSources && !rec.sources.has(address)) {
       if (rec.sources.size < MAX_NAMES_PER_RECORD) rec.sources.add(address);
       else rec.moreSources = true;
@@ -239,7 +267,7 @@ export class AuthLogAnalyzer {
     const user = detach(utf8(event.user ?? ""));
     const address = detach(event.address ?? "");
     const record: SuccessRecord = {
-      file: this.#file, line: lineNo, timeMs: t, address, user, method: event.method ?? "unknown",
+      file: this.#file, line: lineNo, timeMs: t, address, user, method: detach(utf8(event.method ?? "unknown")),
       offender: null, targetedUser: null, repeats: 0,
     };
     if (user === "root") {
@@ -261,7 +289,11 @@ export class AuthLogAnalyzer {
       seen.repeats++;
       return;
     }
-    if (this.#compromises.size >= MAX_COMPROMISES) return;
+    if (this.#compromises.size >= MAX_COMPROMISES) {
+      // Not kept, but counted: the findings say how many more suspect logins there were.
+      this.stats.untrackedCompromises++;
+      return;
+    }
     record.offender = fromOffender && src ? { ...src, users: new Set(src.users) } : null;
     record.targetedUser = targeted && rec ? { ...rec, sources: new Set(rec.sources) } : null;
     this.#compromises.set(key, record);
@@ -272,10 +304,13 @@ export class AuthLogAnalyzer {
     const offenders = [...this.#sources.values()].filter((s) => s.bans > 0).sort((a, b) => b.failures - a.failures || a.firstMs - b.firstMs);
     const attackedUsers = [...this.#users.values()].filter((u) => !Number.isNaN(u.attackFirstMs)).sort((a, b) => b.failures - a.failures || a.attackFirstMs - b.attackFirstMs);
     this.stats.byKind = Object.fromEntries([...this.#byKind].sort((a, b) => b[1] - a[1]));
+    this.stats.evictedSources = this.#sources.evicted;
+    this.stats.evictedUsers = this.#users.evicted;
     return {
       stats: this.stats,
       maxRetry: this.maxRetry,
       findTimeMs: this.findTimeMs,
+      limits: { ...this.#limits },
       offenders,
       attackedUsers,
       compromises: [...this.#compromises.values()],

@@ -42,6 +42,24 @@ test("terminal escape sequences in user names are neutralised in findings", () =
   assert.match(text, /\\\\x1b/);
 });
 
+test("terminal escape sequences in the method of a forged 'Accepted' line are neutralised in findings", () => {
+  // `logger -t 'sshd[9]'` lets any local user write such a line; the escapes erase the title above.
+  // The log is read as latin1, so "\u00c2\u009b" are the UTF-8 bytes of the C1 CSI, U+009B.
+  const evil = "pw\u001b[1A\u001b[2K\u001b]0;PWNED\u0007\u00c2\u009b2J";
+  const lines = Array.from({ length: 5 }, (_, i) => `Nov 21 04:00:0${i} web sshd[9]: Failed password for root from 203.0.113.9 port 22 ssh2`);
+  lines.push(`Nov 21 04:01:00 web sshd[10]: Accepted ${evil} for root from 203.0.113.9 port 22 ssh2`);
+  const findings = authLogFindings(run(lines));
+  assert.deepEqual(findings.map((f) => f.id).sort(), ["authlog.brute-force", "authlog.root-login", "authlog.success-after-failures", "authlog.user-brute-force"]);
+  // Nothing a terminal would act on, anywhere in a finding (C0, DEL, C1)...
+  assert.doesNotMatch(JSON.stringify(findings), /\\u00(?:[01][0-9a-f]|7f|[89][0-9a-f])/);
+  for (const f of findings) assert.doesNotMatch(`${f.title} ${f.detail} ${f.remediation}`, /[\u0000-\u001f\u007f-\u009f]/);
+  // ...and the method still readable, as \xNN.
+  const critical = findings.find((f) => f.id === "authlog.success-after-failures");
+  assert.equal(critical?.evidence["method"], "pw\\x1b[1A\\x1b[2K\\x1b]0;PWNED\\x07\\x9b2J");
+  assert.match(critical?.detail ?? "", /^Accepted pw\\x1b\[1A/);
+  assert.deepEqual(findings.find((f) => f.id === "authlog.root-login")?.evidence["methods"], [critical?.evidence["method"]]);
+});
+
 test("a log of a million unique user names keeps a bounded list per offender", () => {
   const a = new AuthLogAnalyzer({ referenceMs: REF });
   a.beginFile("x");

@@ -1,6 +1,7 @@
-// Turns the analysis into Findings (ids are a public contract): authlog.brute-force per offender,
-// authlog.user-brute-force per attacked user, authlog.success-after-failures (compromise suspected),
-// authlog.root-login.
+// Turns the analysis into Findings (ids are a public contract): authlog.success-after-failures
+// (compromise suspected, the first 20 one by one), authlog.analysis-incomplete, authlog.root-login,
+// and one authlog.brute-force and one authlog.user-brute-force grouping every offender and attacked
+// user. Output stays bounded however many addresses a log holds.
 import { escapeControls } from "../../lib/terminal.ts";
 import type { Finding } from "../finding.ts";
 import { addressFamily } from "./address.ts";
@@ -56,55 +57,108 @@ function offenderEvidence(s: SourceRecord): Record<string, unknown> {
   };
 }
 
-function bruteForce(s: SourceRecord, result: AuthLogResult): Finding {
+/** Offenders, users and logins listed in a grouped finding's evidence; the rest are counted in `omitted`. */
+export const EVIDENCE_LIMIT = 100;
+/** Suspect logins reported as findings of their own; later ones are grouped into one more finding. */
+export const COMPROMISE_FINDINGS = 20;
+/** Names quoted in a finding's one-line detail (human output); the evidence has up to EVIDENCE_LIMIT. */
+const DETAIL_NAMES = 5;
+
+function more(count: number, shown: number): string {
+  return count > shown ? `; and ${count - shown} more (all counted in --json evidence, first ${EVIDENCE_LIMIT} listed)` : "";
+}
+
+/**
+ * Every offending address in one finding, most failures first: a botnet of 450,000 addresses is one
+ * finding listing 100 of them, not 450,000 findings (whose JSON no longer fits in a string).
+ * `--format nft` and the `offenders` member of --json still give every address.
+ */
+function bruteForce(offenders: SourceRecord[], result: AuthLogResult): Finding {
+  const s = offenders[0] as SourceRecord;
+  const total = offenders.reduce((n, o) => n + o.failures, 0);
   const users = [...s.users].map(printable);
   const shown = users.slice(0, 5).join(", ") + (users.length > 5 || s.moreUsers ? ", ..." : "");
+  const window = `${result.maxRetry} failures within ${formatDuration(result.findTimeMs)}`;
+  const one =
+    `${s.failures} failed SSH logins from ${s.address} between ${iso(s.firstMs)} and ${iso(s.lastMs)} ` +
+    `(${where(s.first)} to ${where(s.last)})` +
+    (users.length > 0 ? `, user names tried: ${shown}` : "") +
+    `. It reached ${window} at ${iso(s.offenderSinceMs)}.`;
+  const others = offenders.slice(1, DETAIL_NAMES).map((o) => `${o.address} (${o.failures})`);
   return {
     id: "authlog.brute-force",
     severity: "medium",
-    title: `SSH brute force from ${s.address}: ${s.failures} failures`,
+    title: offenders.length === 1 ? `SSH brute force from ${s.address}: ${s.failures} failures` : `SSH brute force from ${s.address} and ${offenders.length - 1} other address(es): ${total} failures`,
     detail:
-      `${s.failures} failed SSH logins from ${s.address} between ${iso(s.firstMs)} and ${iso(s.lastMs)} ` +
-      `(${where(s.first)} to ${where(s.last)})` +
-      (users.length > 0 ? `, user names tried: ${shown}` : "") +
-      `. It reached ${result.maxRetry} failures within ${formatDuration(result.findTimeMs)} at ${iso(s.offenderSinceMs)}.`,
-    evidence: offenderEvidence(s),
+      offenders.length === 1
+        ? one
+        : `${offenders.length} addresses each reached ${window}, ${total} failed SSH logins in all. The most active: ${one} ` +
+          `Next: ${others.join(", ")}${more(offenders.length, DETAIL_NAMES)}.`,
+    evidence: {
+      count: offenders.length,
+      failures: total,
+      offenders: offenders.slice(0, EVIDENCE_LIMIT).map(offenderEvidence),
+      omitted: Math.max(0, offenders.length - EVIDENCE_LIMIT),
+    },
     remediation:
-      "Block the address (bulwark check authlog FILE --format nft > offenders.nft; nft -f offenders.nft), run fail2ban or " +
+      "Block the addresses (bulwark check authlog FILE --format nft > offenders.nft; nft -f offenders.nft), run fail2ban or " +
       "sshguard, and turn PasswordAuthentication off in favour of keys.",
   };
 }
 
+function userEvidence(u: UserRecord): Record<string, unknown> {
+  return {
+    user: printable(u.user),
+    failures: u.failures,
+    firstAttack: iso(u.attackFirstMs),
+    lastAttack: iso(u.attackLastMs),
+    firstAttackLine: u.firstAttackAt,
+    sources: [...u.sources],
+    sourcesTruncated: u.moreSources,
+  };
+}
+
 /**
- * A user attacked from anywhere: a botnet that spreads its guesses over hundreds of addresses keeps
+ * Users attacked from anywhere: a botnet that spreads its guesses over hundreds of addresses keeps
  * every address under the per-address threshold, yet the account took maxRetry failures within the
- * window (seed 001: root, five hours). Reported whether or not a login followed.
+ * window (seed 001: root, five hours). Reported whether or not a login followed; all such users in
+ * one finding, most failures first.
  */
-function userBruteForce(u: UserRecord, result: AuthLogResult): Finding {
+function userBruteForce(attacked: UserRecord[], result: AuthLogResult): Finding {
+  const u = attacked[0] as UserRecord;
   const user = printable(u.user);
+  const total = attacked.reduce((n, a) => n + a.failures, 0);
   const sources = `${u.sources.size}${u.moreSources ? "+" : ""}`;
+  const one =
+    `${u.failures} failed SSH logins for ${user} from ${sources} address(es); ${result.maxRetry} failures within ` +
+    `${formatDuration(result.findTimeMs)} were first reached at ${iso(u.attackFirstMs)} (${where(u.firstAttackAt)}), last at ${iso(u.attackLastMs)}.`;
+  const others = attacked.slice(1, DETAIL_NAMES).map((a) => `${printable(a.user)} (${a.failures})`);
+  const names = attacked.length === 1 ? user : "these users";
   return {
     id: "authlog.user-brute-force",
     severity: "medium",
-    title: `SSH brute force against user ${user}: ${u.failures} failures from ${sources} address(es)`,
+    title:
+      attacked.length === 1
+        ? `SSH brute force against user ${user}: ${u.failures} failures from ${sources} address(es)`
+        : `SSH brute force against user ${user} and ${attacked.length - 1} other user(s): ${total} failures`,
     detail:
-      `${u.failures} failed SSH logins for ${user} from ${sources} address(es); ${result.maxRetry} failures within ` +
-      `${formatDuration(result.findTimeMs)} were first reached at ${iso(u.attackFirstMs)} (${where(u.firstAttackAt)}), last at ${iso(u.attackLastMs)}. ` +
-      "Blocking single addresses does not stop an attack spread over many.",
+      (attacked.length === 1 ? one : `${attacked.length} users were brute-forced, ${total} failures in all. The most attacked: ${one} Next: ${others.join(", ")}${more(attacked.length, DETAIL_NAMES)}.`) +
+      " Blocking single addresses does not stop an attack spread over many.",
     evidence: {
-      user,
-      failures: u.failures,
-      firstAttack: iso(u.attackFirstMs),
-      lastAttack: iso(u.attackLastMs),
-      firstAttackLine: u.firstAttackAt,
-      sources: [...u.sources],
-      sourcesTruncated: u.moreSources,
+      count: attacked.length,
+      failures: total,
+      users: attacked.slice(0, EVIDENCE_LIMIT).map(userEvidence),
+      omitted: Math.max(0, attacked.length - EVIDENCE_LIMIT),
     },
     remediation:
-      `Make sure ${user} cannot log in with a password (PasswordAuthentication no, PermitRootLogin no or prohibit-password; ` +
-      "bulwark check ssh), check that no login for it followed, and rate-limit SSH (MaxStartups, a firewall limit).",
+      `Make sure ${names} cannot log in with a password (PasswordAuthentication no, PermitRootLogin no or prohibit-password; ` +
+      "bulwark check ssh), check that no login followed, and rate-limit SSH (MaxStartups, a firewall limit).",
   };
 }
+
+const COMPROMISE_REMEDIATION =
+  "Treat the host as compromised: isolate it, open an incident, rotate every secret stored on it (SSH keys, " +
+  "tokens, OAuth secrets), check authorized_keys, cron and running processes, and rebuild from a trusted image.";
 
 function compromise(r: SuccessRecord): Finding {
   const reasons: string[] = [];
@@ -113,15 +167,18 @@ function compromise(r: SuccessRecord): Finding {
     const u = r.targetedUser;
     reasons.push(`${printable(r.user)} was brute-forced from ${iso(u.attackFirstMs)} to ${iso(u.attackLastMs)} (${u.attackFailures} failures from ${u.sources.size}${u.moreSources ? "+" : ""} addresses)`);
   }
+  // The method is the token sshd logged after "Accepted": anyone who can write to syslog (logger)
+  // chooses it, so it is escaped like the user name.
+  const method = printable(r.method);
   return {
     id: "authlog.success-after-failures",
     severity: "critical",
     title: `Compromise suspected: ${printable(r.user)} logged in from ${r.address} after a brute force`,
-    detail: `Accepted ${r.method} for ${printable(r.user)} from ${r.address} at ${iso(r.timeMs)} (${where(r)}); ${reasons.join("; ")}.` + (r.repeats > 0 ? ` ${r.repeats} more login(s) followed.` : ""),
+    detail: `Accepted ${method} for ${printable(r.user)} from ${r.address} at ${iso(r.timeMs)} (${where(r)}); ${reasons.join("; ")}.` + (r.repeats > 0 ? ` ${r.repeats} more login(s) followed.` : ""),
     evidence: {
       address: r.address,
       user: printable(r.user),
-      method: r.method,
+      method,
       at: iso(r.timeMs),
       line: { file: r.file, line: r.line },
       laterLogins: r.repeats,
@@ -137,25 +194,82 @@ function compromise(r: SuccessRecord): Finding {
           }
         : null,
     },
+    remediation: COMPROMISE_REMEDIATION,
+  };
+}
+
+/**
+ * The suspect logins past the first COMPROMISE_FINDINGS, in one finding of the same id and severity:
+ * each is as serious, but tens of thousands of findings would bury the first ones (and the JSON).
+ */
+function moreCompromises(rest: SuccessRecord[], untracked: number): Finding {
+  const count = rest.length + untracked;
+  const listed = rest.slice(0, EVIDENCE_LIMIT);
+  const shown = listed.slice(0, DETAIL_NAMES).map((r) => `${printable(r.user)} from ${r.address} at ${iso(r.timeMs)} (${where(r)})`);
+  return {
+    id: "authlog.success-after-failures",
+    severity: "critical",
+    title: `Compromise suspected: ${count} more login(s) after a brute force`,
+    detail:
+      `Beyond the ${COMPROMISE_FINDINGS} reported one by one, ${count} more logins came from an offending address or for a brute-forced user` +
+      (shown.length > 0 ? `: ${shown.join("; ")}${more(count, shown.length)}.` : ".") +
+      (untracked > 0 ? ` ${untracked} of them were counted but not kept (1,000 address/user pairs were).` : ""),
+    evidence: {
+      count,
+      logins: listed.map((r) => ({ address: r.address, user: printable(r.user), method: printable(r.method), at: iso(r.timeMs), line: { file: r.file, line: r.line }, laterLogins: r.repeats })),
+      omitted: count - listed.length,
+    },
+    remediation: COMPROMISE_REMEDIATION,
+  };
+}
+
+/**
+ * The tables were full of addresses or users active within --find-time (or offending), so failures
+ * from new ones went uncounted: an attack among them could be missing, and a clean report must not
+ * be read as "no attack". High, so the default --fail-on fails the run.
+ */
+function incomplete(result: AuthLogResult): Finding {
+  const s = result.stats;
+  const window = formatDuration(result.findTimeMs);
+  return {
+    id: "authlog.analysis-incomplete",
+    severity: "high",
+    title: `Analysis incomplete: ${s.untrackedSources + s.untrackedUsers} failure(s) could not be tracked; attacks may be missing`,
+    detail:
+      `More than ${result.limits.sources} addresses or ${result.limits.users} user names were active within ${window} of each other or had become offenders, ` +
+      `so ${s.untrackedSources} failure(s) from further addresses and ${s.untrackedUsers} for further user names were not tracked: a brute force, or a login after one, ` +
+      `among them may be missing from these findings. (${s.evictedSources} address(es) and ${s.evictedUsers} user name(s) idle for longer than ${window} were forgotten to make room, as intended.)`,
+    evidence: {
+      untrackedSourceFailures: s.untrackedSources,
+      untrackedUserFailures: s.untrackedUsers,
+      sourceLimit: result.limits.sources,
+      userLimit: result.limits.users,
+      evictedSources: s.evictedSources,
+      evictedUsers: s.evictedUsers,
+      offenders: result.offenders.length,
+      attackedUsers: result.attackedUsers.length,
+    },
     remediation:
-      "Treat the host as compromised: isolate it, open an incident, rotate every secret stored on it (SSH keys, " +
-      "tokens, OAuth secrets), check authorized_keys, cron and running processes, and rebuild from a trusted image.",
+      "Analyse the log in smaller time slices (per day or per hour) so each stays under the limits; treat this many active " +
+      "addresses as a large distributed attack in itself: rate-limit SSH (MaxStartups, a firewall limit) and turn PasswordAuthentication off.",
   };
 }
 
 function rootLogin(logins: SuccessRecord[], total: number, byPassword: boolean): Finding {
   const addresses = [...new Set(logins.map((l) => l.address))];
-  const methods = [...new Set(logins.map((l) => l.method))];
+  // Forged lines can carry any number of made-up methods: escaped, and bounded like the addresses.
+  const methods = [...new Set(logins.map((l) => printable(l.method)))];
   const first = logins[0];
   const last = logins[logins.length - 1];
   return {
     id: "authlog.root-login",
     severity: byPassword ? "high" : "medium",
     title: byPassword ? `root logged in over SSH with a password (${total} login(s))` : `root logged in over SSH (${total} login(s))`,
-    detail: `Accepted ${methods.join("/")} for root from ${addresses.slice(0, 10).join(", ")}${addresses.length > 10 ? ", ..." : ""}, first at ${iso(first?.timeMs ?? Number.NaN)} (${where(first ?? null)}), last at ${iso(last?.timeMs ?? Number.NaN)}.`,
+    detail: `Accepted ${methods.slice(0, 10).join("/")}${methods.length > 10 ? "/..." : ""} for root from ${addresses.slice(0, 10).join(", ")}${addresses.length > 10 ? ", ..." : ""}, first at ${iso(first?.timeMs ?? Number.NaN)} (${where(first ?? null)}), last at ${iso(last?.timeMs ?? Number.NaN)}.`,
     evidence: {
       logins: total,
-      methods,
+      methods: methods.slice(0, 50),
+      methodsTruncated: methods.length > 50,
       addresses: addresses.slice(0, 50),
       addressesTruncated: addresses.length > 50,
       first: iso(first?.timeMs ?? Number.NaN),
@@ -180,14 +294,17 @@ export function isPasswordMethod(method: string): boolean {
  * const findings = authLogFindings(analyzer.finish());
  */
 export function authLogFindings(result: AuthLogResult): Finding[] {
-  const findings: Finding[] = result.compromises.map(compromise);
+  const findings: Finding[] = result.compromises.slice(0, COMPROMISE_FINDINGS).map(compromise);
+  const rest = result.compromises.slice(COMPROMISE_FINDINGS);
+  if (rest.length + result.stats.untrackedCompromises > 0) findings.push(moreCompromises(rest, result.stats.untrackedCompromises));
+  if (result.stats.untrackedSources + result.stats.untrackedUsers > 0) findings.push(incomplete(result));
   const byPassword = result.rootLogins.filter((l) => isPasswordMethod(l.method));
   const byKey = result.rootLogins.filter((l) => !isPasswordMethod(l.method));
   // Only a sample of root logins is kept for evidence; the totals come from the counters.
   const s = result.stats;
   if (s.rootPasswordLogins > 0) findings.push(rootLogin(byPassword, s.rootPasswordLogins, true));
   if (s.rootLogins > s.rootPasswordLogins) findings.push(rootLogin(byKey, s.rootLogins - s.rootPasswordLogins, false));
-  for (const s of result.offenders) findings.push(bruteForce(s, result));
-  for (const u of result.attackedUsers) findings.push(userBruteForce(u, result));
+  if (result.offenders.length > 0) findings.push(bruteForce(result.offenders, result));
+  if (result.attackedUsers.length > 0) findings.push(userBruteForce(result.attackedUsers, result));
   return findings;
 }

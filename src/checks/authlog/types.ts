@@ -17,6 +17,15 @@ export interface AuthLogOptions {
   compromiseWindowMs?: number | undefined;
   /** Called for every counted failure, in order (`--matches`). */
   onFailure?: ((match: FailureMatch) => void) | undefined;
+  /** Memory bounds (defaults: 500,000 addresses, 100,000 users); smaller ones let tests reach them. */
+  limits?: Partial<AuthLogLimits> | undefined;
+}
+
+export interface AuthLogLimits {
+  /** Addresses tracked at once; idle ones that never became offenders are evicted to make room. */
+  sources: number;
+  /** User names tracked at once; idle ones that were never brute-forced are evicted to make room. */
+  users: number;
 }
 
 export interface LineRef {
@@ -37,6 +46,8 @@ export interface SourceRecord {
   failures: number;
   firstMs: number;
   lastMs: number;
+  /** Latest failure time (a maximum: lines can be out of order); eviction compares it with the window. */
+  latestMs: number;
   first: LineRef;
   last: LineRef;
   users: Set<string>;
@@ -56,6 +67,8 @@ export interface UserRecord {
   failures: number;
   ring: Float64Array;
   count: number;
+  /** Latest failure time (a maximum); eviction compares it with the window. */
+  latestMs: number;
   attackFirstMs: number;
   attackLastMs: number;
   /** Failures for this user up to the last failure that completed a brute-force window. */
@@ -91,8 +104,16 @@ export interface AuthLogStats {
   rootLogins: number;
   /** Root logins by password or keyboard-interactive (the rest used keys or other methods). */
   rootPasswordLogins: number;
+  /** Failures from new addresses that could not be tracked: the table was full of recent or offending ones. */
   untrackedSources: number;
+  /** Failures for new user names that could not be tracked, likewise. */
   untrackedUsers: number;
+  /** Idle addresses (never offenders) forgotten to make room. */
+  evictedSources: number;
+  /** Idle user names (never brute-forced) forgotten to make room. */
+  evictedUsers: number;
+  /** Suspect logins not kept because 1,000 distinct (address, user) pairs were already kept. */
+  untrackedCompromises: number;
   byKind: Record<string, number>;
 }
 
@@ -100,6 +121,7 @@ export interface AuthLogResult {
   stats: AuthLogStats;
   maxRetry: number;
   findTimeMs: number;
+  limits: AuthLogLimits;
   offenders: SourceRecord[];
   /** Existing users whose failures reached maxRetry within findTimeMs, from any number of addresses. */
   attackedUsers: UserRecord[];
