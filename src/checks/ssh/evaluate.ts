@@ -25,6 +25,8 @@ export interface EvaluateOptions {
    * (a connection matching it matches those too), and no other non-All block did.
    */
   assumeBlock?: number;
+  /** As assumeBlock, for several blocks one connection matches at once (sibling blocks combine: first value per keyword in file order). */
+  assumeBlocks?: readonly number[];
 }
 
 /** The block at `index` and every block whose Include contains it (a nested block holds only if they all do). */
@@ -63,14 +65,18 @@ export function evaluate(config: SshConfig, options: EvaluateOptions = {}): Eval
   // sshd -T always re-evaluates Match blocks for a connection; without -C that connection is blank,
   // so only "Match All" blocks override the load-time values (sshd.c test mode).
   const ctx = options.match ?? {};
-  const assumed = options.assumeBlock === undefined ? new Set<number>() : withAncestors(blocks, options.assumeBlock);
+  const hypothetical = options.assumeBlock !== undefined || options.assumeBlocks !== undefined;
+  const assumed = new Set<number>();
+  for (const b of [...(options.assumeBlocks ?? []), ...(options.assumeBlock === undefined ? [] : [options.assumeBlock])]) {
+    for (const a of withAncestors(blocks, b)) assumed.add(a);
+  }
   const loadActive = blocks.map((_, i) => blockHolds(blocks, i, undefined, new Set()));
   const connActive = blocks.map((_, i) => blockHolds(blocks, i, ctx, assumed));
   // sshd re-reads the file for the connection with a fresh option set, in which only the matching
   // blocks are active; an "any" after a list stored in that pass stops it (servconf.c), e.g. two
   // matching blocks that both set AuthenticationMethods, the second to "any". A hypothetical
-  // evaluation (assumeBlock) reports findings and is not such a pass.
-  if (options.assumeBlock === undefined) {
+  // evaluation (assumeBlock, assumeBlocks) reports findings and is not such a pass.
+  if (!hypothetical) {
     const methods = { count: 0 };
     for (const d of config.directives) {
       if (d.name !== "authenticationmethods") continue;

@@ -1,9 +1,13 @@
 // Findings for an effective sshd configuration (ids are a public contract), and the findings that
-// hold only inside a Match block — the blocks CIS-style scanners such as Wazuh's policy ignore.
-import type { Finding, Severity } from "../finding.ts";
+// hold only for connections matching one or several Match blocks — blocks CIS-style scanners such as
+// Wazuh's policy ignore.
+import { SEVERITIES, type Finding, type Severity } from "../finding.ts";
 import { methodAllowed } from "./auth-methods.ts";
 import { evaluate, type Evaluation, type Source } from "./evaluate.ts";
-import type { SshConfig } from "./parser.ts";
+import { EVALUATED, keywordScope } from "./keywords.ts";
+import { approximateCombinations, blockSpace, combinationCount, combinations, settersOf, type Combination } from "./match-combinations.ts";
+import { describeCriteria } from "./match.ts";
+import type { MatchBlock, SshConfig } from "./parser.ts";
 import { weakAlgorithms } from "./weak-algorithms.ts";
 
 /** CIS Distribution Independent Linux benchmark 5.2.x recommends MaxAuthTries 4 or less. */
@@ -116,33 +120,149 @@ export function sshFindings(evaluation: Evaluation): Finding[] {
 }
 
 /**
- * Findings for a configuration without a given connection: the global ones, plus, for each Match
- * block, the findings that hold only when it matches (or are more severe there), naming the block.
+ * Work allowed for evaluating combinations of Match blocks, counted in evaluate() steps (directives
+ * and blocks visited, options assembled): 4,000,000 is about half a second, and covers every choice
+ * for dozens of blocks that each set the options a finding reads. A finding whose choices would cost
+ * more (a generated file with thousands of blocks) gets the value-only over-approximation instead.
+ */
+export const COMBINATION_BUDGET = 4_000_000;
+
+export interface CheckSshOptions {
+  /** Work allowed for weighing combinations exactly (default COMBINATION_BUDGET); tests lower it to exercise the over-approximation. */
+  combinationBudget?: number;
+}
+
+/** Other combinations with the same verdict listed in a finding's evidence, at most (the title gives their count). */
+const MAX_LISTED_COMBINATIONS = 20;
+
+/** "User root and Address 203.0.113.0/24": the criteria of the blocks, in file order ("Match All" adds nothing). */
+function combinationName(config: SshConfig, blocks: readonly number[]): string {
+  return blocks
+    .map((b) => (config.blocks[b] as MatchBlock).criteria)
+    .filter((criteria) => !criteria.every((c) => c.attribute === "all"))
+    .map(describeCriteria)
+    .join(" and ");
+}
+
+/** `f` as it holds for a connection matching blocks (`deciding` gave the options it reads; `name` names them with the blocks around them). */
+function forBlocks(config: SshConfig, f: Finding, how: { name: string; deciding: readonly number[]; approximate: boolean }): Finding {
+  const where = (b: number): Record<string, unknown> => {
+    const blk = config.blocks[b] as MatchBlock;
+    return { criteria: blk.label, file: blk.file, line: blk.line };
+  };
+  const evidence: Record<string, unknown> = { ...f.evidence };
+  if (how.deciding.length === 1) evidence["matchBlock"] = { ...where(how.deciding[0] as number), criteria: how.name };
+  else evidence["matchBlocks"] = how.deciding.map(where);
+  if (how.approximate) evidence["combinationChecked"] = false;
+  const detail = how.approximate ? `${f.detail} (Too many Match block combinations to weigh one by one: not checked that these blocks can hold for one connection.)` : f.detail;
+  return { ...f, title: `${f.title} for ${how.name}`, detail, evidence };
+}
+
+/**
+ * Findings for a configuration without a given connection: the global ones, plus those a connection
+ * matching one Match block, or several at once, gets (or gets more severe), naming the blocks.
+ * A connection matches any set of blocks whose criteria can hold together, and then each option has
+ * the first value in file order of the global part and those blocks; so for each finding, every
+ * choice of the block that gives each option it reads is evaluated (match-combinations.ts).
  *
  * @example
- * checkSshConfig(config); // [..., { id: "ssh.root-login", title: "root login allowed for Address 10.0.0.0/8", ... }]
+ * checkSshConfig(config); // [..., { id: "ssh.root-login", title: "root login allowed for User root and Address 203.0.113.0/24", ... }]
  */
-export function checkSshConfig(config: SshConfig): Finding[] {
-  const base = sshFindings(evaluate(config));
+export function checkSshConfig(config: SshConfig, options: CheckSshOptions = {}): Finding[] {
+  const global = evaluate(config);
+  const base = sshFindings(global);
   const out = [...base];
-  const severityOf = new Map(base.map((f) => [f.id, f.severity]));
-  const rank = (s: Severity | undefined): number => (s === undefined ? 99 : ["critical", "high", "medium", "low", "info"].indexOf(s));
-  const keywordsOf = new Map(RULES.map((r) => [r.id, [r.keyword, ...r.depends]]));
-  config.blocks.forEach((block, index) => {
-    if (block.criteria.every((c) => c.attribute === "all")) return;
-    const evaluation = evaluate(config, { assumeBlock: index });
-    // A finding belongs to this block when a line of this very block decides it (its own keyword or
-    // one it depends on, e.g. AuthenticationMethods any); lines of an enclosing block are reported
-    // for that block.
-    const setHere = (keyword: string): boolean => {
-      const src = evaluation.sources[keyword];
-      return src !== undefined && !("default" in src) && src.block === index;
-    };
-    for (const f of sshFindings(evaluation)) {
-      const fromBlock = f.id === "ssh.weak-algorithms" || (keywordsOf.get(f.id) ?? []).some(setHere);
-      if (!fromBlock || rank(f.severity) >= rank(severityOf.get(f.id))) continue;
-      out.push({ ...f, title: `${f.title} for ${block.label}`, evidence: { ...f.evidence, matchBlock: { criteria: block.label, file: block.file, line: block.line } } });
+  const rank = (s: Severity): number => SEVERITIES.indexOf(s);
+  // What was reported per id, with the blocks it needs: a finding for more blocks that is no more severe adds nothing.
+  const reported = new Map<string, { severity: Severity; blocks: ReadonlySet<number> }[]>();
+  for (const f of base) reported.set(f.id, [{ severity: f.severity, blocks: new Set<number>() }]);
+  const combined = new Map<string, { finding: Finding; others: string[] }>();
+  const space = blockSpace(config);
+  const evaluations = new Map<string, { evaluation: Evaluation; findings: Finding[] }>();
+  const evaluateFor = (blocks: readonly number[]): { evaluation: Evaluation; findings: Finding[] } => {
+    const key = blocks.join(",");
+    let known = evaluations.get(key);
+    if (known === undefined) {
+      const evaluation = evaluate(config, { assumeBlocks: blocks });
+      known = { evaluation, findings: sshFindings(evaluation) };
+      evaluations.set(key, known);
     }
-  });
+    return known;
+  };
+  const evaluationCost = config.directives.length + config.blocks.length + Object.keys(EVALUATED).length;
+  let budget = options.combinationBudget ?? COMBINATION_BUDGET;
+  // The block (not always active) that gave a keyword its value, or -1.
+  const decidingBlock = (source: Source | undefined): number =>
+    source === undefined || "default" in source || source.block === undefined || space.always.has(source.block) ? -1 : source.block;
+  for (const rule of RULES) {
+    // Options a Match block can set (UsePAM, Ciphers, MACs, KexAlgorithms are global-only and never vary).
+    const inputs = [rule.keyword, ...rule.depends].filter((k) => keywordScope(k) === "all");
+    const setters = settersOf(config, space, inputs);
+    const exact = combinationCount(setters) * evaluationCost <= budget;
+    // Findings are computed lazily, in order: whether one is new depends on those reported before it.
+    const candidates: { combination: Combination; approximate: boolean; finding: () => Finding | undefined }[] = [];
+    const exactly = (combination: Combination): void => {
+      candidates.push({ combination, approximate: false, finding: () => evaluateFor(combination.blocks).findings.find((f) => f.id === rule.id) });
+    };
+    if (exact) {
+      budget -= combinationCount(setters) * evaluationCost;
+      for (const combination of combinations(space, setters)) {
+        // Another choice covers it when an earlier block of the combination decides an option instead.
+        const { sources } = evaluateFor(combination.blocks).evaluation;
+        if (inputs.every((k) => decidingBlock(sources[k]) === combination.decidedBy[k])) exactly(combination);
+      }
+    } else {
+      // Past the budget: each setting block alone exactly while the budget lasts (what a connection
+      // matching only it gets), then the value-only over-approximation for the rest.
+      const single = [...new Set([...setters.values()].flat())].sort((a, b) => a - b);
+      if (single.length * evaluationCost <= budget) {
+        budget -= single.length * evaluationCost;
+        for (const b of single) {
+          const blocks = space.closure[b] as number[];
+          const { sources } = evaluateFor(blocks).evaluation;
+          exactly({ blocks, decidedBy: Object.fromEntries(inputs.map((k) => [k, decidingBlock(sources[k])])) });
+        }
+      }
+      for (const { combination, evaluation } of approximateCombinations(config, global, setters, space)) {
+        candidates.push({
+          combination,
+          approximate: true,
+          finding: () => {
+            // Only a verdict worse than any reported so far is worth a finding whose blocks were not checked.
+            const hit = rule.check(evaluation.effective[rule.keyword] as string, evaluation.effective);
+            if (hit === null || (reported.get(rule.id) ?? []).some((r) => rank(r.severity) <= rank(hit.severity))) return undefined;
+            return sshFindings(evaluation).find((f) => f.id === rule.id);
+          },
+        });
+      }
+    }
+    for (const { combination, approximate, finding } of candidates) {
+      const deciding = [...new Set(Object.values(combination.decidedBy).filter((b) => b >= 0))].sort((a, b) => a - b);
+      const f = deciding.length === 0 ? undefined : finding();
+      if (f === undefined) continue;
+      const blocks = new Set(combination.blocks);
+      const earlier = reported.get(f.id) ?? [];
+      if (earlier.some((r) => rank(r.severity) <= rank(f.severity) && [...r.blocks].every((b) => blocks.has(b)))) continue;
+      reported.set(f.id, earlier);
+      earlier.push({ severity: f.severity, blocks });
+      const name = combinationName(config, combination.blocks);
+      // The same verdict from many combinations of several blocks (each user block with each network
+      // block) is one finding that lists them, not hundreds.
+      const key = `${f.id}\0${f.severity}\0${f.title}`;
+      const group = deciding.length > 1 ? combined.get(key) : undefined;
+      if (group !== undefined) {
+        group.others.push(name);
+        continue;
+      }
+      const named = forBlocks(config, f, { name, deciding, approximate });
+      out.push(named);
+      if (deciding.length > 1) combined.set(key, { finding: named, others: [] });
+    }
+  }
+  for (const { finding, others } of combined.values()) {
+    if (others.length === 0) continue;
+    finding.title += ` (and ${others.length} other combination${others.length === 1 ? "" : "s"} of Match blocks)`;
+    finding.evidence["otherCombinations"] = others.slice(0, MAX_LISTED_COMBINATIONS);
+  }
   return out;
 }

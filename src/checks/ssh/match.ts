@@ -63,7 +63,7 @@ export function parseCriteria(rest: string): Criterion[] | string {
 }
 
 /** A Match LocalPort value as sshd's a2port() reads it: strtonum 0-65535 (0 is accepted, and never matches). */
-function criterionPort(text: string): number | null {
+export function criterionPort(text: string): number | null {
   if (!/^\+?\d{1,20}$/.test(text)) return null;
   const n = Number(text);
   return n <= 65535 ? n : null;

@@ -80,13 +80,13 @@ export function addressBytes(text: string): Uint8Array | null {
   return out;
 }
 
-interface Cidr {
+export interface Cidr {
   bytes: Uint8Array;
   bits: number;
 }
 
 /** addr_pton_cidr(): null when not an address/CIDR at all, "inconsistent" when host bits are set. */
-function parseCidr(text: string): Cidr | null | "inconsistent" {
+export function parseCidr(text: string): Cidr | null | "inconsistent" {
   const slash = text.indexOf("/");
   const addr = addressBytes(slash < 0 ? text : text.slice(0, slash));
   if (addr === null) return null;
