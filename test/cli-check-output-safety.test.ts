@@ -12,10 +12,9 @@ import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { finishCheck } from "../src/cli/check-common.ts";
 import type { CliContext } from "../src/cli/context.ts";
-import { runCLI } from "../src/cli/program.ts";
 import { reportError } from "../src/cli/run.ts";
 import { InputError } from "../src/lib/errors.ts";
-import { initSite, type CLISite } from "./helpers/cli.ts";
+import { bulwarkInProcess, initSite, type CLISite } from "./helpers/cli.ts";
 
 /** C0 but newline, DEL and C1: what must never reach the terminal from a check's input. */
 // eslint-disable-next-line no-control-regex
@@ -29,21 +28,8 @@ before(async () => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [out, err] = [new PassThrough(), new PassThrough()];
-  let [stdout, stderr] = ["", ""];
-  out.on("data", (d: Buffer) => (stdout += d.toString()));
-  err.on("data", (d: Buffer) => (stderr += d.toString()));
-  const saved = process.env["BULWARK_DATA_DIR"];
-  process.env["BULWARK_DATA_DIR"] = site.env["BULWARK_DATA_DIR"];
-  try {
-    const code = await runCLI(args, { stdout: out, stderr: err, stdin: new PassThrough() });
-    return { code, stdout, stderr };
-  } finally {
-    process.exitCode = undefined;
-    if (saved === undefined) delete process.env["BULWARK_DATA_DIR"];
-    else process.env["BULWARK_DATA_DIR"] = saved;
-  }
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return bulwarkInProcess(args, { BULWARK_DATA_DIR: site.env["BULWARK_DATA_DIR"] });
 }
 
 function file(name: string, content: string | Buffer): string {

@@ -9,9 +9,8 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { CliContext } from "../src/cli/context.ts";
-import { runCLI } from "../src/cli/program.ts";
 import { confirmOrRefuse } from "../src/cli/prompt.ts";
-import { bulwark, initSite, type CLISite } from "./helpers/cli.ts";
+import { bulwark, bulwarkInProcess, initSite, type CLISite } from "./helpers/cli.ts";
 
 let root: string;
 let site: CLISite;
@@ -34,24 +33,9 @@ function assertEmptyRefused(r: { code: number | null; stdout: string; stderr: st
   assert.equal(m[1], option, what);
 }
 
-/**
- * Runs the CLI in this process against the site: for refusals that happen while the options are read, before any
- * command runs (a spawned process per case cost the suite ~20 s for what is the same code path).
- */
-async function refusal(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [out, err] = [new PassThrough(), new PassThrough()];
-  let [stdout, stderr] = ["", ""];
-  out.on("data", (d: Buffer) => (stdout += d.toString()));
-  err.on("data", (d: Buffer) => (stderr += d.toString()));
-  const saved = process.env["BULWARK_DATA_DIR"];
-  process.env["BULWARK_DATA_DIR"] = site.env["BULWARK_DATA_DIR"];
-  try {
-    const code = await runCLI(args, { stdout: out, stderr: err, stdin: new PassThrough() });
-    return { code, stdout, stderr };
-  } finally {
-    if (saved === undefined) delete process.env["BULWARK_DATA_DIR"];
-    else process.env["BULWARK_DATA_DIR"] = saved;
-  }
+/** Runs the CLI in this process against the site: refusals happen while the options are read, before any command runs. */
+function refusal(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return bulwarkInProcess(args, { BULWARK_DATA_DIR: site.env["BULWARK_DATA_DIR"] });
 }
 
 const lockedAdmins = (): number => Number(site.rows("SELECT count(*) AS n FROM users WHERE email LIKE 'admin%' AND locked_at IS NOT NULL")[0]!["n"]);

@@ -8,12 +8,10 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { openApp } from "../src/app/index.ts";
-import { runCLI } from "../src/cli/program.ts";
-import { initSite, type CLISite } from "./helpers/cli.ts";
+import { bulwarkInProcess, initSite, type CLISite } from "./helpers/cli.ts";
 
 const DRUPAL7 = fileURLToPath(new URL("../src/accounts/import/fixtures/drupal7-users.csv", import.meta.url));
 
@@ -29,24 +27,9 @@ function site(): Promise<CLISite> {
   return initSite(join(root, `site-${++seq}`));
 }
 
-/** Runs the CLI in this process against the site (a spawned process per case costs the suite ~0.5 s). */
-async function inProcess(s: CLISite, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [out, err] = [new PassThrough(), new PassThrough()];
-  let [stdout, stderr] = ["", ""];
-  out.on("data", (d: Buffer) => (stdout += d.toString()));
-  err.on("data", (d: Buffer) => (stderr += d.toString()));
-  const env: NodeJS.ProcessEnv = { ...s.env, BULWARK_LOG_LEVEL: "silent" };
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
-    const code = await runCLI(args, { stdout: out, stderr: err, stdin: new PassThrough() });
-    return { code, stdout, stderr };
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+/** Runs the CLI in this process against the site. */
+function inProcess(s: CLISite, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return bulwarkInProcess(args, { ...s.env, BULWARK_LOG_LEVEL: "silent" });
 }
 
 const userCount = (s: CLISite): number => Number(s.rows("SELECT count(*) AS n FROM users")[0]!["n"]);

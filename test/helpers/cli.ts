@@ -1,11 +1,37 @@
-// Runs the `bulwark` CLI in a child process with the pinned Node, as a user would.
+// Runs the `bulwark` CLI in a child process with the pinned Node, as a user would, or in this process (cheaper) for
+// what happens before and around a command's work: option checks, refusals, output.
 import { spawn } from "node:child_process";
+import { PassThrough } from "node:stream";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 
 export const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
+
+/**
+ * Runs `bulwark ARGS` in this process (runCLI) with `env` set in process.env for the run, stdin empty; a spawned
+ * process per case costs the suite about half a second.
+ */
+export async function bulwarkInProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { runCLI } = await import("../../src/cli/program.ts");
+  const [out, err] = [new PassThrough(), new PassThrough()];
+  let [stdout, stderr] = ["", ""];
+  out.on("data", (d: Buffer) => (stdout += d.toString()));
+  err.on("data", (d: Buffer) => (stderr += d.toString()));
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    const code = await runCLI(args, { stdout: out, stderr: err, stdin: new PassThrough() });
+    return { code, stdout, stderr };
+  } finally {
+    process.exitCode = undefined;
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
 
 export interface CLIResult {
   code: number | null;
