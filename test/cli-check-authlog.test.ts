@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { gzipSync } from "node:zlib";
+import { JSON_MATCHES } from "../src/cli/commands/check-authlog.ts";
+import { bulwarkInProcess } from "./helpers/cli.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "bulwark-cli-authlog-"));
@@ -166,4 +168,17 @@ test("counts the failures rsyslog folds into 'message repeated N times' lines", 
   const out = JSON.parse(r.stdout) as { stats: { failures: number }; offenders: string[] };
   assert.equal(out.stats.failures, 6);
   assert.deepEqual(out.offenders, ["198.51.100.7"]);
+});
+
+test("--json --matches lists at most JSON_MATCHES failures and counts the rest (it was unbounded: a huge log ran out of memory)", async () => {
+  const many: string[] = [];
+  for (let i = 0; i < JSON_MATCHES + 3; i++) many.push(`Mar 14 04:00:07 web sshd[2000]: Failed password for root from 198.18.${(i >> 8) & 255}.${i & 255} port 30000 ssh2`);
+  const big = join(dir, "many.log");
+  writeFileSync(big, `${many.join("\n")}\n`);
+  const r = await bulwarkInProcess(["check", "authlog", big, "--year", "2014", "--json", "--matches", "--fail-on", "none"], { BULWARK_DATA_DIR: join(dir, "data") });
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as { matches: unknown[]; matchesOmitted: number; stats: { failures: number } };
+  assert.equal(report.stats.failures, JSON_MATCHES + 3);
+  assert.equal(report.matches.length, JSON_MATCHES);
+  assert.equal(report.matchesOmitted, 3);
 });

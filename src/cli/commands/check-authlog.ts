@@ -9,6 +9,9 @@ import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common
 import type { CliContext, CommandModule } from "../context.ts";
 import { action, group } from "../run.ts";
 
+/** Failures listed in `--json --matches` (about 100 bytes each); the rest are counted in matchesOmitted. */
+export const JSON_MATCHES = 100_000;
+
 interface AuthlogOptions extends CheckOptions {
   maxRetry?: string;
   findTime?: string;
@@ -59,7 +62,10 @@ export default {
         if (opts.format === "nft" && (opts.json || opts.matches)) throw new InputError("BULWARK_ERR_USAGE", "--format nft cannot be combined with --json or --matches");
         const lib = await import("../../checks/authlog/index.ts");
         const several = files.length > 1;
+        // --json --matches holds them in memory until the document is written: at most JSON_MATCHES, the rest counted
+        // (the plain --matches streams every one).
         const matches: Array<Record<string, unknown>> = [];
+        let matchesOmitted = 0;
         // --matches can print millions of lines: batch them instead of one write per failure.
         let pending = "";
         const flush = (): void => {
@@ -75,7 +81,10 @@ export default {
           onFailure: !opts.matches
             ? undefined
             : opts.json
-              ? (m) => matches.push({ file: m.file, line: m.line, address: m.address, kind: m.kind, user: m.user === null ? null : lib.printable(m.user) })
+              ? (m) => {
+                  if (matches.length >= JSON_MATCHES) matchesOmitted++;
+                  else matches.push({ file: m.file, line: m.line, address: m.address, kind: m.kind, user: m.user === null ? null : lib.printable(m.user) });
+                }
               : (m) => {
                   pending += `${several ? `${m.file}:` : ""}${m.line}\t${m.address}\t${m.kind}\n`;
                   if (pending.length > 65_536) flush();
@@ -110,7 +119,7 @@ export default {
             maxRetry: result.maxRetry,
             findTimeSeconds: result.findTimeMs / 1000,
             offenders,
-            ...(opts.matches ? { matches } : {}),
+            ...(opts.matches ? { matches, matchesOmitted } : {}),
           },
         });
       }),
