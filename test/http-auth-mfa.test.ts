@@ -141,12 +141,16 @@ describe("MFA step-up", () => {
     assert.equal((await b.request("GET", "/auth/mfa/webauthn")).json().credentials.length, 0);
     const removed = await b.request("DELETE", "/auth/mfa/totp", { csrf: true });
     assert.equal(removed.statusCode, 200, removed.body);
+    // The last factor is gone: its recovery codes go with it, or an old (perhaps leaked) set would count again
+    // the day a new factor is enrolled.
+    assert.deepEqual((await b.request("GET", "/auth/mfa")).json(), { totp: false, webauthn: 0, recoveryCodes: 0 });
     const report = await fx.deliver();
     assert.ok(report.sent >= 3);
     const subjects = fx.mailTo("notices@example.org").map((m) => m.subject);
     assert.ok(subjects.some((s) => /a sign-in factor was added/.test(s)), subjects.join(" | "));
     assert.ok(subjects.some((s) => /recovery codes were replaced/.test(s)));
     assert.ok(subjects.some((s) => /a sign-in factor was removed/.test(s)));
+    assert.ok(subjects.some((s) => /your recovery codes were removed/.test(s)), subjects.join(" | "));
     const added = fx.mailTo("notices@example.org").find((m) => /added/.test(m.subject));
     assert.match(added?.body ?? "", /authenticator app \(TOTP\)/);
   });

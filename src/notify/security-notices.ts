@@ -81,7 +81,9 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
     case "mfa-factor-added":
       return { subject: "a sign-in factor was added", what: `${FACTOR_LABEL[event.factor]} was added as a sign-in factor to your account.` };
     case "mfa-factor-removed":
-      return { subject: "a sign-in factor was removed", what: `${FACTOR_LABEL[event.factor]} was removed from the sign-in factors of your account.` };
+      return event.factor === "recovery-codes"
+        ? { subject: "your recovery codes were removed", what: "The recovery codes of your account were removed: with no authenticator app or passkey left, there is no second factor for them to stand in for." }
+        : { subject: "a sign-in factor was removed", what: `${FACTOR_LABEL[event.factor]} was removed from the sign-in factors of your account.` };
     case "recovery-codes-regenerated":
       return { subject: "your recovery codes were replaced", what: "New recovery codes were generated for your account. The old ones no longer work." };
     case "api-token-created":

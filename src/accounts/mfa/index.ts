@@ -41,6 +41,12 @@ export interface MfaService {
   /** Deletes every factor of the user (the require-mfa-reenrolment containment lever uses it). */
   removeAll(userId: string): Promise<void>;
   /**
+   * After a factor is removed: when no authenticator app or passkey is left, deletes the user's recovery codes and
+   * returns how many were unused. They exist to stand in for a lost factor; left behind, an old (perhaps leaked)
+   * set would count again the day a new factor is enrolled.
+   */
+  discardRecoveryCodesIfNoFactor(userId: string): Promise<number>;
+  /**
    * Lifts the TOTP and recovery-code throttles of a user, including the 100-consecutive-failures stop that
    * no success can clear (call it after an administrator verified the user, or after a password reset).
    */
@@ -110,6 +116,15 @@ export function createMfaService(deps: MfaDeps): MfaService {
         const attempt = { identifier: floodIdentifier(factor, userId), ip: null };
         await flood.clearAccount(attempt);
       }
+    },
+    async discardRecoveryCodesIfNoFactor(userId) {
+      // One statement, conditional on the factors as they are when it runs: an enrolment racing it keeps the codes.
+      const result = await db.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId)
+        .where((eb) => eb.not(eb.exists(eb.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null))))
+        .where((eb) => eb.not(eb.exists(eb.selectFrom("webauthn_credentials").select("user_id").where("user_id", "=", userId))))
+        .returning("used_at")
+        .execute();
+      return result.filter((r) => r.used_at === null).length;
     },
     async removeAll(userId) {
       // One transaction: a crash never leaves the user with half their factors (for example codes but no app).

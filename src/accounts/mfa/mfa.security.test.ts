@@ -174,6 +174,22 @@ forEachDialect("TOTP and recovery-code attacks", (fx) => {
     assert.equal(await f.mfa.recovery.remaining(user.id), 9);
   });
 
+  it("attack: recovery codes left from a removed factor do not count again when a new factor is enrolled", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId } = await enrolled(f, "orphan@example.org");
+    const codes = await f.mfa.recovery.generate(userId);
+    assert.equal(await f.mfa.recovery.consume(userId, codes[0]!), true);
+    assert.equal(await f.mfa.discardRecoveryCodesIfNoFactor(userId), 0, "a factor is left: the codes stay");
+    assert.equal(await f.mfa.recovery.remaining(userId), 9);
+    assert.equal(await f.mfa.totp.remove(userId), true);
+    assert.equal(await f.mfa.discardRecoveryCodesIfNoFactor(userId), 9, "the last factor is gone: so are its codes (9 unused)");
+    assert.equal(await f.mfa.recovery.remaining(userId), 0);
+    // A new factor later: the old set (perhaps written down, perhaps leaked) is dead.
+    const { secret } = await f.mfa.totp.begin(userId, "orphan@example.org");
+    assert.equal(await f.mfa.totp.confirm(userId, totpCode(secret, f.clock.now())), true);
+    assert.equal(await f.mfa.recovery.verify(userId, codes[1]!), "invalid");
+  });
+
   it("a recovery code raced by concurrent requests is consumed exactly once", async () => {
     const f = await mfaFixture(await fx.fresh());
     const user = await f.users.create({ email: "code-race@example.org" });

@@ -37,6 +37,14 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     return session.id;
   }
 
+  /** With the last factor gone, its recovery codes go too (audited and mailed when any were unused). */
+  async function discardOrphanedCodes(userId: string, request: Parameters<typeof auditAndNotify>[1]): Promise<void> {
+    const unused = await mfa.discardRecoveryCodesIfNoFactor(userId);
+    if (unused > 0) {
+      await auditAndNotify(app, request, { type: "auth.mfa.removed", userId, data: { factor: "recovery-codes", unused, reason: "no-factor-left" }, notice: { type: "mfa-factor-removed", factor: "recovery-codes" } });
+    }
+  }
+
   server.post<{ Body: FactorBody }>(
     "/auth/mfa/verify",
     { schema: { body: { type: "object", properties: { ...FACTOR_PROPERTIES, _csrf: str(200, 0) } } }, config: VERIFY },
@@ -98,6 +106,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     const { auth } = requireSession(request);
     if (!(await mfa.totp.remove(auth.userId))) throw httpAuthErrors.notFound("authenticator app");
     await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-removed", factor: "totp" } });
+    await discardOrphanedCodes(auth.userId, request);
     return { status: "removed", factor: "totp" };
   });
 
@@ -138,6 +147,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const { auth } = requireSession(request);
       if (!(await mfa.webauthn.remove(auth.userId, request.params.id))) throw httpAuthErrors.notFound("passkey");
       await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "webauthn", credentialId: request.params.id }, notice: { type: "mfa-factor-removed", factor: "webauthn" } });
+      await discardOrphanedCodes(auth.userId, request);
       return { status: "removed", factor: "webauthn" };
     },
   );
