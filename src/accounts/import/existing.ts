@@ -1,0 +1,71 @@
+// The accounts an import batch meets: which stored accounts hold a row's email, username or (source, external
+// id), and why a row cannot be written against them. Both passes use it — validation (the dry run's verdict) and
+// each batch's transaction — so the dry run predicts the real run.
+import type { Kysely } from "kysely";
+import type { Schema } from "../../store/schema.ts";
+import type { ImportRow } from "./mapping.ts";
+
+export type OnConflict = "skip" | "update" | "fail";
+
+export interface Existing {
+  id: string;
+  emailKey: string;
+  usernameKey: string | null;
+  passwordHash: string | null;
+  /** The legacy link it holds, if any: an update never moves it to another source or id. */
+  external: { source: string; id: string } | null;
+}
+
+/** Key of a legacy id in `byExternal`: the same id under another source is another account's business. */
+const externalKey = (source: string, id: string): string => `${source}\u0000${id}`;
+
+/**
+ * The existing accounts that hold any email, username or (source, external id) of `rows`, each indexed only by
+ * what it actually holds. Rows are fetched by any of the three, so an account found by its email may carry an
+ * external id of another source: indexing that under the id alone made it "this source's owner" of the id, and
+ * the verdict on an unrelated row depended on which rows shared its batch (dry run and real run disagreed).
+ */
+export async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<{ byEmail: Map<string, Existing>; byUsername: Map<string, Existing>; byExternal: Map<string, Existing> }> {
+  const emails = rows.map((r) => r.emailKey);
+  const usernames = rows.flatMap((r) => (r.usernameKey ? [r.usernameKey] : []));
+  const externals = rows.flatMap((r) => (r.user.externalId ? [r.user.externalId] : []));
+  const source = rows.find((r) => r.user.externalSource)?.user.externalSource ?? "";
+  const found = await db
+    .selectFrom("users")
+    .select(["id", "email_key", "username_key", "external_source", "external_id", "password_hash"])
+    .where((eb) => {
+      const ors = [eb("email_key", "in", emails)];
+      if (usernames.length) ors.push(eb("username_key", "in", usernames));
+      if (externals.length) ors.push(eb.and([eb("external_source", "=", source), eb("external_id", "in", externals)]));
+      return eb.or(ors);
+    })
+    .execute();
+  const byEmail = new Map<string, Existing>();
+  const byUsername = new Map<string, Existing>();
+  const byExternal = new Map<string, Existing>();
+  for (const f of found) {
+    const external = f.external_source !== null && f.external_id !== null ? { source: f.external_source, id: f.external_id } : null;
+    const e = { id: f.id, emailKey: f.email_key, usernameKey: f.username_key, passwordHash: f.password_hash, external };
+    byEmail.set(f.email_key, e);
+    if (f.username_key) byUsername.set(f.username_key, e);
+    if (f.external_source !== null && f.external_id !== null) byExternal.set(externalKey(f.external_source, f.external_id), e);
+  }
+  return { byEmail, byUsername, byExternal };
+}
+
+/** Why `row` cannot be written against the accounts that exist (null when it can). */
+export function clash(row: ImportRow, found: Awaited<ReturnType<typeof lookup>>, onConflict: OnConflict): string | null {
+  const mine = found.byEmail.get(row.emailKey);
+  if (mine && onConflict === "fail") return "an account with this email already exists (--on-conflict fail)";
+  const byName = row.usernameKey ? found.byUsername.get(row.usernameKey) : undefined;
+  if (byName && byName.emailKey !== row.emailKey && (!mine || onConflict === "update")) return "the username belongs to another account";
+  const byExt = row.user.externalId ? found.byExternal.get(externalKey(row.user.externalSource ?? "", row.user.externalId)) : undefined;
+  if (byExt && byExt.emailKey !== row.emailKey && (!mine || onConflict === "update")) return `external id ${row.user.externalSource}:${row.user.externalId} belongs to another account`;
+  // An update links an account that has no legacy id yet; it never moves an existing link (that would lose which
+  // old system's record the account came from).
+  const link = mine?.external;
+  if (mine && onConflict === "update" && link && row.user.externalId && (link.source !== row.user.externalSource || link.id !== row.user.externalId)) {
+    return `the account is already linked to external id ${link.source}:${link.id}; an update does not relink it to ${row.user.externalSource}:${row.user.externalId}`;
+  }
+  return null;
+}
