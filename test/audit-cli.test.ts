@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openApp } from "../src/app/index.ts";
 import { chainFieldsFromExport, checkpointMessage, eventHash } from "../src/audit/index.ts";
-import { bulwark } from "./helpers/cli.ts";
+import { bulwark, bulwarkInProcess } from "./helpers/cli.ts";
 
 let root: string;
 before(() => {
@@ -61,6 +61,46 @@ describe("audit verify --file (offline)", () => {
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /3 checkpoint\(s\) verified/);
     assert.ok(r.stdout.includes(`verified with key ${fingerprint} (taken from the checkpoint file`), r.stdout);
+  });
+
+  it("attack: a line carrying forged data beside the original text as rawData is refused, not verified (rawData only ever replaces data: null)", async () => {
+    const rows = lines(exportFile);
+    const target = rows[15] as Record<string, unknown>;
+    rows[15] = { ...target, rawData: JSON.stringify(target["data"]), data: { purpose: "FORGED-by-attacker" } };
+    const r = await bulwarkInProcess(["audit", "verify", "--file", write("forged-rawdata.jsonl", rows), "--checkpoints", cpFile]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /line 16: not a line audit export writes: rawData .* must be text, and data must then be null/);
+  });
+
+  it("attack: an empty file (an export cut down to nothing) is not an intact log; --partial still accepts it", async () => {
+    const empty = join(root, "empty.jsonl");
+    writeFileSync(empty, "");
+    const whole = await bulwarkInProcess(["audit", "verify", "--file", empty]);
+    assert.equal(whole.code, 1, whole.stdout + whole.stderr);
+    assert.match(whole.stdout, /BROKEN at event #1: the file holds no events/);
+    assert.equal((await bulwarkInProcess(["audit", "verify", "--file", empty, "--partial"])).code, 0);
+  });
+
+  it("refuses by line a hostile input: an over-long line (read no further), a checkpoint whose publicKey is not text", async () => {
+    const long = join(root, "long.jsonl");
+    writeFileSync(long, `${readFileSync(exportFile, "utf8").split("\n")[0]}\n{"pad":"${"a".repeat(1_100_000)}"}\n`);
+    const r = await bulwarkInProcess(["audit", "verify", "--file", long]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /line 2: longer than 1048576 bytes; not an audit file/);
+    const cps = lines(cpFile);
+    const bad = write("cp-bad-key.jsonl", [{ ...cps[0], publicKey: 5 }]);
+    const k = await bulwarkInProcess(["audit", "verify", "--file", exportFile, "--checkpoints", bad]);
+    assert.equal(k.code, 2, k.stdout + k.stderr);
+    assert.match(k.stderr, /line 1: publicKey must be text/);
+  });
+
+  it("attack: control characters in a forged event id cannot redraw the BROKEN line as \"intact\"", async () => {
+    const rows = lines(exportFile);
+    rows[4] = { ...rows[4], id: "x\u001b[2K\raudit chain intact: 18 events\u009b8m" };
+    const r = await bulwarkInProcess(["audit", "verify", "--file", write("forged-id.jsonl", rows)]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.doesNotMatch(r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/, "no control character but the newline");
+    assert.match(r.stdout, /^audit chain BROKEN at event #5 \(x\\x1b\[2K\\x0daudit chain intact/);
   });
 
   it("attack: an export with its oldest events cut away fails unless --partial, which reports the checkpoints it could not check", async () => {
@@ -142,6 +182,10 @@ describe("audit export, tail and verify on an altered row", () => {
     assert.equal(tail.code, 0, tail.stderr);
     assert.doesNotMatch(tail.stdout, /[\u0080-\u009f]/, "no C1 control on the terminal");
     assert.match(tail.stdout, /ua\\x9b2J\\x9d0;pwned\\x9c/);
+    const json = await bulwarkInProcess(["audit", "tail", "-n", "1", "--json"], env);
+    assert.equal(json.code, 0, json.stderr);
+    assert.doesNotMatch(json.stdout, /[\u0080-\u009f]/, "--json writes C1 as \\u escapes");
+    assert.equal((JSON.parse(json.stdout) as { data: { userAgent: string } }).data.userAgent, "ua\u009b2J\u009d0;pwned\u009c", "and parses to the same text");
   });
 
   it("an export that fails halfway leaves no file behind", async () => {

@@ -36,6 +36,7 @@ export const auditErrors = {
         ? `the chain head records #${head.seq}, the newest stored event: there is nothing to repair`
         : `the chain head records #${head.seq}, but the log ends at #${lastSeq}: the newest events were deleted, and the head is the evidence; it is not moved back`,
     ),
+  badExportLine: (why: string): AuditError => new AuditError("BULWARK_ERR_AUDIT_EXPORT_LINE", "input", `not a line audit export writes: ${why}`),
   chainBroken: (problem: string): AuditError =>
     new AuditError("BULWARK_ERR_AUDIT_CHAIN_BROKEN", "runtime", `refusing to move the chain head over a broken chain: ${problem}`),
   headTriggerMissing: (): AuditError =>

@@ -2,6 +2,7 @@
 // checks it against signed checkpoints: an attacker who rewrites the whole table cannot also match a
 // checkpoint exported earlier, nor sign a new one without the master key.
 import { canonicalJSON } from "./canonical.ts";
+import { auditErrors } from "./errors.ts";
 import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./chain.ts";
 
 export interface Checkpoint {
@@ -218,6 +219,11 @@ export function checkCheckpointSchedule(seqs: number[], lastSeq: number, every: 
 export function chainFieldsFromExport(e: {
   seq: number; id: string; type: string; actor: string; subject: string; at: number; requestId: string; prevHash: string; hash: string; data: unknown; rawData?: unknown;
 }): ChainFields & { hash: string } {
+  // rawData stands in for data only as export writes it: with data null. A line carrying both would have its
+  // rawData hashed while a reader of the file sees data — forged values under a "verified" verdict.
+  if (e.rawData !== undefined && (typeof e.rawData !== "string" || e.data !== null)) {
+    throw auditErrors.badExportLine("rawData (an altered row's verbatim data) must be text, and data must then be null");
+  }
   const data = typeof e.rawData === "string" ? e.rawData : canonicalJSON(e.data);
   return { seq: e.seq, id: e.id, type: e.type, actor: e.actor, subject: e.subject, at: e.at, requestId: e.requestId, prevHash: e.prevHash, hash: e.hash, data };
 }

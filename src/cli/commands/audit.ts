@@ -1,10 +1,9 @@
 // `bulwark audit verify|export|tail|checkpoint|repair-head`: read and prove the hash-chained audit log.
 import { accessSync, constants, createReadStream, createWriteStream, existsSync, linkSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
-import { createInterface } from "node:readline";
 import type { AuditEvent, Checkpoint, TrustedKey, VerifyReport } from "../../audit/index.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
-import { escapeControls } from "../../lib/terminal.ts";
+import { escapeControls, inertJSON } from "../../lib/terminal.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
 import { action, cliActor, collect, group, progress, writeJSON, writeLine } from "../run.ts";
@@ -16,7 +15,7 @@ async function* jsonLines(path: string, what: string): AsyncGenerator<{ line: nu
   checkReadable(path, what);
   let line = 0;
   try {
-    for await (const text of createInterface({ input: createReadStream(path), crlfDelay: Infinity })) {
+    for await (const text of boundedLines(path, what)) {
       line++;
       if (text.trim() === "") continue;
       let value: unknown;
@@ -32,6 +31,39 @@ async function* jsonLines(path: string, what: string): AsyncGenerator<{ line: nu
     if (isBulwarkError(error)) throw error;
     throw new InputError("BULWARK_ERR_USAGE", `cannot read ${what} ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
   }
+}
+
+/**
+ * An event line is at most ~70 KiB (64 KiB of data, the other fields bounded); past this a file is not an export,
+ * and reading on would hold the whole "line" in memory (a 600 MB file without a newline ran out of string length).
+ */
+const MAX_LINE_BYTES = 1024 * 1024;
+
+/** The lines of `path`, each refused by number once it passes MAX_LINE_BYTES, without reading further. */
+async function* boundedLines(path: string, what: string): AsyncGenerator<string> {
+  let carry: Buffer[] = [];
+  let carried = 0;
+  let line = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+      const piece = chunk.subarray(start, nl);
+      if (carried + piece.length > MAX_LINE_BYTES) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line + 1}: longer than ${MAX_LINE_BYTES} bytes; not an audit file`);
+      const bytes = carry.length ? Buffer.concat([...carry, piece]) : piece;
+      carry = [];
+      carried = 0;
+      line++;
+      yield bytes.toString("utf8").replace(/\r$/, "");
+      start = nl + 1;
+    }
+    const rest = chunk.subarray(start);
+    if (carried + rest.length > MAX_LINE_BYTES) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line + 1}: longer than ${MAX_LINE_BYTES} bytes; not an audit file`);
+    if (rest.length) {
+      carry.push(Buffer.from(rest));
+      carried += rest.length;
+    }
+  }
+  if (carried > 0) yield Buffer.concat(carry).toString("utf8").replace(/\r$/, "");
 }
 
 /** Refuses, by name, an input file that is missing or a directory (reading one failed with a raw EISDIR, exit 3). */
@@ -70,6 +102,9 @@ async function readCheckpoints(path: string): Promise<Checkpoint[]> {
     if (typeof o["seq"] !== "number" || typeof o["hash"] !== "string" || typeof o["signature"] !== "string" || typeof o["keyId"] !== "string" || typeof o["at"] !== "number") {
       throw new InputError("BULWARK_ERR_USAGE", `checkpoint file ${path}, line ${line}: needs seq, hash, at, keyId and signature`);
     }
+    if (o["publicKey"] !== undefined && o["publicKey"] !== null && typeof o["publicKey"] !== "string") {
+      throw new InputError("BULWARK_ERR_USAGE", `checkpoint file ${path}, line ${line}: publicKey must be text (base64url SPKI) when given`);
+    }
     out.push(o as unknown as Checkpoint);
   }
   return out;
@@ -83,7 +118,8 @@ function printReport(ctx: CliContext, report: VerifyReport, keys: Keys | null, j
     return report.ok ? EXIT.ok : EXIT.fails;
   }
   if (!report.ok) {
-    writeLine(ctx, `audit chain BROKEN at event #${report.problem?.seq}${report.problem?.id ? ` (${report.problem.id})` : ""}: ${report.problem?.problem}`);
+    // The id and the problem quote stored (perhaps forged) text: escaped, or it could redraw this very line.
+    writeLine(ctx, escapeControls(`audit chain BROKEN at event #${report.problem?.seq}${report.problem?.id ? ` (${report.problem.id})` : ""}: ${report.problem?.problem}`));
     return EXIT.fails;
   }
   const range = report.firstSeq > 1 ? `events #${report.firstSeq} to #${report.lastSeq} (a partial export: its link to #${report.firstSeq - 1} is trusted, not checked)` : `${report.events} events`;
@@ -102,7 +138,8 @@ function printReport(ctx: CliContext, report: VerifyReport, keys: Keys | null, j
 
 /** An event as one export line: an altered row's unparseable data goes out verbatim as `rawData`, `data` null. */
 function exportLine(e: AuditEvent): string {
-  return `${JSON.stringify(e.rawData === undefined ? e : { ...e, data: null })}\n`;
+  // inertJSON: C1 controls (an 8-bit terminal's CSI/OSC) escaped too; the line parses to the same value.
+  return `${inertJSON(e.rawData === undefined ? e : { ...e, data: null })}\n`;
 }
 
 /**
@@ -171,7 +208,11 @@ export default {
               }
             })();
             // A whole export must start at #1: trusting its first line would let the oldest events be cut away.
-            const report = await verifyChain(events, { partial: opts.partial === true, checkpoints: exported, verifySignature: (cp) => keys.verify(cp) });
+            let report = await verifyChain(events, { partial: opts.partial === true, checkpoints: exported, verifySignature: (cp) => keys.verify(cp) });
+            // An export of a whole log holds at least the events of init: an empty file is one cut down to nothing.
+            if (report.ok && report.events === 0 && opts.partial !== true) {
+              report = { ...report, ok: false, problem: { seq: 1, id: "", problem: "the file holds no events, though a whole export starts at event #1 (cut away?)" } };
+            }
             return printReport(ctx, report, exported.length > 0 ? keys.used() : null, opts.json);
           }
           const app = await ctx.app();
