@@ -2,6 +2,7 @@
 // newest few (for tail), and as values. Bulwark only ever stores the canonical JSON of an object as an event's
 // data, so anything else is an altered row: it is handed back verbatim and flagged, never thrown on, so a
 // reader can still show the log and the evidence in it.
+import { canonicalJSON } from "./canonical.ts";
 import type { Database } from "../store/database.ts";
 import type { ChainFields } from "./chain.ts";
 
@@ -25,7 +26,7 @@ export interface AuditEvent {
   subject: string;
   data: Record<string, unknown>;
   /**
-   * Only for a row whose stored data is not a JSON object (Bulwark never writes one: the row was altered): the
+   * Only for a row whose stored data is not a JSON object in canonical form (Bulwark never writes other text: the row was altered): the
    * stored text verbatim, which is what the event's hash covers. `data` is then `{}`.
    */
   rawData?: string;
@@ -35,7 +36,7 @@ export interface AuditEvent {
   hash: string;
 }
 
-/** The parsed data, or, when the stored text is not a JSON object, that text verbatim as `rawData`. */
+/** The parsed data, or, when the stored text is not a JSON object in canonical form, that text verbatim as `rawData`. */
 export type StoredData = { data: Record<string, unknown>; rawData?: undefined } | { data: null; rawData: string };
 
 /**
@@ -44,6 +45,7 @@ export type StoredData = { data: Record<string, unknown>; rawData?: undefined } 
  * @example
  * parseStoredData('{"i":1}')   // { data: { i: 1 } }
  * parseStoredData("{not json") // { data: null, rawData: "{not json" }
+ * parseStoredData('{"b":1,"a":2}') // { data: null, rawData: '{"b":1,"a":2}' } (not canonical: not Bulwark's)
  */
 export function parseStoredData(text: string): StoredData {
   let value: unknown;
@@ -53,6 +55,9 @@ export function parseStoredData(text: string): StoredData {
     return { data: null, rawData: text };
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) return { data: null, rawData: text };
+  // Bulwark stores only canonical text. Other text (keys out of order, spaces) was written by hand: its hash covers
+  // that text, so it travels verbatim too, and an offline verify then reaches the database's verdict.
+  if (canonicalJSON(value) !== text) return { data: null, rawData: text };
   return { data: value as Record<string, unknown> };
 }
 

@@ -246,7 +246,7 @@ export default {
           if (opts.output !== undefined) await writeComplete(opts.output, write);
           else await write(ctx.stdout);
           if (altered.length > 0) {
-            ctx.stderr.write(`bulwark: warning: ${altered.length} event(s) hold stored data that is not a JSON object (an altered row; first #${altered[0]}): ` +
+            ctx.stderr.write(`bulwark: warning: ${altered.length} event(s) hold stored data that is not a JSON object, or not in canonical form (an altered row; first #${altered[0]}): ` +
               "exported verbatim as rawData with data null; run `bulwark audit verify`\n");
           }
           if (opts.output !== undefined) ctx.stderr.write(`exported ${n} events to ${opts.output}\n`);
@@ -267,7 +267,7 @@ export default {
           const print = (e: AuditEvent): void => {
             if (opts.json) writeLine(ctx, exportLine(e).trimEnd());
             else {
-              const data = e.rawData === undefined ? JSON.stringify(e.data) : `DATA NOT A JSON OBJECT (altered row) ${JSON.stringify(e.rawData)}`;
+              const data = e.rawData === undefined ? JSON.stringify(e.data) : `DATA NOT AS BULWARK WRITES IT (altered row) ${JSON.stringify(e.rawData)}`;
               // JSON escapes C0 controls but not C1 (U+0080–U+009F, an 8-bit terminal's CSI/OSC): a user agent stored
               // in a login event must not drive the operator's terminal.
               writeLine(ctx, escapeControls(`#${e.seq} ${new Date(e.at).toISOString()} ${e.type} actor=${e.actor}${e.subject ? ` subject=${e.subject}` : ""} ${data}`));
