@@ -103,6 +103,8 @@ describe("verifyChain: head and checkpoints", () => {
     const report = await verifyChain(from(rows), { checkpoints: [key.signCheckpoint(rows[9]!), key.signCheckpoint(rows[19]!)], verifySignature: (cp) => keys.verify(cp) });
     assert.equal(report.ok, true);
     assert.equal(report.lastCheckpointSeq, 20);
+    assert.equal(report.lastCheckpointAt, key.signCheckpoint(rows[19]!).at, "when the newest verified checkpoint was signed");
+    assert.equal(report.lastEventAt, rows[24]!.at, "when the newest event was appended");
     assert.equal(report.uncovered, 5);
   });
 

@@ -40,6 +40,12 @@ export interface VerifyReport {
   /** Position of the newest checkpoint that was verified (hash and signature), 0 when none was. */
   lastCheckpointSeq: number;
   /**
+   * When that checkpoint was signed, and when the newest event read was appended (ms; null when none). A log cut
+   * back to a stored checkpoint ends at it, intact: these times are what lets an operator see it ends too early.
+   */
+  lastCheckpointAt: number | null;
+  lastEventAt: number | null;
+  /**
    * Events after `lastCheckpointSeq`: held only by the chain and the head row, which an attacker with the
    * database can rewrite together. Only a checkpoint exported (or anchored) later covers them.
    */
@@ -76,6 +82,8 @@ export async function verifyChain(events: AsyncIterable<ChainFields | ChainField
   let checkpointsUnchecked = 0;
   let checkpointsBeforeStart = 0;
   let lastCheckpointSeq = 0;
+  let lastCheckpointAt: number | null = null;
+  let lastEventAt: number | null = null;
   for (const cp of options.checkpoints ?? []) {
     const list = pending.get(cp.seq) ?? [];
     list.push(cp);
@@ -89,7 +97,7 @@ export async function verifyChain(events: AsyncIterable<ChainFields | ChainField
     const lastSeq = expected - 1;
     return {
       ok: problem === null, events: count, firstSeq, lastSeq, lastHash: prev, checkpointsChecked, checkpointsUnchecked,
-      checkpointsBeforeStart, lastCheckpointSeq, uncovered: Math.max(0, lastSeq - Math.max(lastCheckpointSeq, firstSeq - 1)), problem,
+      checkpointsBeforeStart, lastCheckpointSeq, lastCheckpointAt, lastEventAt, uncovered: Math.max(0, lastSeq - Math.max(lastCheckpointSeq, firstSeq - 1)), problem,
     };
   };
   const fail = (seq: number, id: string | null, problem: string): VerifyReport => report({ seq, id, problem });
@@ -144,11 +152,13 @@ export async function verifyChain(events: AsyncIterable<ChainFields | ChainField
         } else {
           checkpointsChecked++;
           lastCheckpointSeq = e.seq;
+          lastCheckpointAt = cp.at;
         }
       }
       pending.delete(e.seq);
     }
     prev = actual;
+    lastEventAt = e.at;
     expected++;
     count++;
     if (options.onProgress && count % 50_000 === 0) options.onProgress(count);

@@ -124,6 +124,11 @@ function printReport(ctx: CliContext, report: VerifyReport, keys: Keys | null, j
   }
   const range = report.firstSeq > 1 ? `events #${report.firstSeq} to #${report.lastSeq} (a partial export: its link to #${report.firstSeq - 1} is trusted, not checked)` : `${report.events} events`;
   writeLine(ctx, `audit chain intact: ${range}, ${report.checkpointsChecked} checkpoint(s) verified, head #${report.lastSeq} ${report.lastHash.slice(0, 16)}…`);
+  if (report.lastEventAt !== null) {
+    // A log cut back to a stored checkpoint ends there, intact: only these times can show it ends too early.
+    const checkpoint = report.lastCheckpointAt !== null ? `; newest verified checkpoint #${report.lastCheckpointSeq} signed ${new Date(report.lastCheckpointAt).toISOString()}` : "";
+    writeLine(ctx, `  newest event #${report.lastSeq} appended ${new Date(report.lastEventAt).toISOString()}${checkpoint} (a log ending earlier than you expect was cut back)`);
+  }
   if (report.checkpointsBeforeStart > 0) writeLine(ctx, `  ${report.checkpointsBeforeStart} checkpoint(s) before event #${report.firstSeq} were NOT checked: they fall before the first event of the file`);
   if (report.checkpointsUnchecked > 0) writeLine(ctx, `  ${report.checkpointsUnchecked} stored checkpoint(s) matched by hash only: their signatures could not be checked here`);
   if (report.uncovered > 0) {
