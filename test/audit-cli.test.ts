@@ -83,7 +83,7 @@ describe("audit verify --file (offline)", () => {
     assert.equal((await bulwarkInProcess(["audit", "verify", "--file", empty, "--partial"])).code, 0);
   });
 
-  it("refuses by line a hostile input: an over-long line (read no further), a checkpoint whose publicKey is not text", async () => {
+  it("refuses by line a hostile input: an over-long line (never held whole), a checkpoint whose publicKey is not text", async () => {
     const long = join(root, "long.jsonl");
     writeFileSync(long, `${readFileSync(exportFile, "utf8").split("\n")[0]}\n{"pad":"${"a".repeat(1_100_000)}"}\n`);
     const r = await bulwarkInProcess(["audit", "verify", "--file", long]);

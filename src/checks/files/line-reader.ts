@@ -1,5 +1,5 @@
 // Splits a byte stream into lines with a hard bound on line length, so a hostile file (one 10 GB
-// line) costs bounded memory. Shared by the baseline reader and the SHA256SUMS parser.
+// line) costs bounded memory. Shared by the baseline reader, the SHA256SUMS parser and the audit CLI's file readers.
 
 export interface Line {
   /** 1-based line number. */

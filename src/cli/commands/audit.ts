@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import type { AuditEvent, Checkpoint, TrustedKey, VerifyReport } from "../../audit/index.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
 import { escapeControls, inertJSON } from "../../lib/terminal.ts";
+import { boundedLines } from "../../checks/files/line-reader.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
 import { action, cliActor, collect, group, progress, writeJSON, writeLine } from "../run.ts";
@@ -13,10 +14,10 @@ import { parseTime } from "../time.ts";
 /** A JSON-lines file's objects with their line numbers; any other line (bad JSON, null, a number, an array) is refused by file and line. */
 async function* jsonLines(path: string, what: string): AsyncGenerator<{ line: number; value: Record<string, unknown> }> {
   checkReadable(path, what);
-  let line = 0;
   try {
-    for await (const text of boundedLines(path, what)) {
-      line++;
+    for await (const { number: line, bytes, overlong } of boundedLines(createReadStream(path), MAX_LINE_BYTES)) {
+      if (overlong) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line}: longer than ${MAX_LINE_BYTES} bytes; not an audit file`);
+      const text = bytes.toString("utf8").replace(/\r$/, "");
       if (text.trim() === "") continue;
       let value: unknown;
       try {
@@ -38,33 +39,6 @@ async function* jsonLines(path: string, what: string): AsyncGenerator<{ line: nu
  * and reading on would hold the whole "line" in memory (a 600 MB file without a newline ran out of string length).
  */
 const MAX_LINE_BYTES = 1024 * 1024;
-
-/** The lines of `path`, each refused by number once it passes MAX_LINE_BYTES, without reading further. */
-async function* boundedLines(path: string, what: string): AsyncGenerator<string> {
-  let carry: Buffer[] = [];
-  let carried = 0;
-  let line = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
-    let start = 0;
-    for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
-      const piece = chunk.subarray(start, nl);
-      if (carried + piece.length > MAX_LINE_BYTES) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line + 1}: longer than ${MAX_LINE_BYTES} bytes; not an audit file`);
-      const bytes = carry.length ? Buffer.concat([...carry, piece]) : piece;
-      carry = [];
-      carried = 0;
-      line++;
-      yield bytes.toString("utf8").replace(/\r$/, "");
-      start = nl + 1;
-    }
-    const rest = chunk.subarray(start);
-    if (carried + rest.length > MAX_LINE_BYTES) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line + 1}: longer than ${MAX_LINE_BYTES} bytes; not an audit file`);
-    if (rest.length) {
-      carry.push(Buffer.from(rest));
-      carried += rest.length;
-    }
-  }
-  if (carried > 0) yield Buffer.concat(carry).toString("utf8").replace(/\r$/, "");
-}
 
 /** Refuses, by name, an input file that is missing or a directory (reading one failed with a raw EISDIR, exit 3). */
 function checkReadable(path: string, what: string): void {
