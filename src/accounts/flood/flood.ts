@@ -45,7 +45,6 @@ export interface Attempt {
  * `release` only takes the count back (a right password whose second factor is still to be checked).
  */
 export interface FloodTicket {
-  readonly attempt: Attempt;
   /** When its failure events were recorded (they are found again by it). */
   readonly at: number;
   /** Set once its own events are gone (released, or cleared by a success). */
@@ -199,7 +198,7 @@ export class FloodControl {
         const verdict = this.#judge(k, prepare(CHECK_SQL).get(...this.#checkParameters(k, now)) as CheckRow | undefined, now);
         if (!verdict.allowed) return verdict;
         for (const [text, parameters] of this.#recordSteps(k, now)) prepare(text).run(...parameters);
-        return { allowed: true, ticket: { attempt, at: now, settled: false, keys: k } };
+        return { allowed: true, ticket: { at: now, settled: false, keys: k } };
       });
     }
     return this.#database.transaction(async (trx) => {
@@ -212,7 +211,7 @@ export class FloodControl {
       if (!verdict.allowed) return verdict;
       const at = this.#clock.now();
       await this.#runSteps(trx, this.#recordSteps(k, at));
-      return { allowed: true, ticket: { attempt, at, settled: false, keys: k } };
+      return { allowed: true, ticket: { at, settled: false, keys: k } };
     });
   }
 

@@ -95,9 +95,9 @@ const ISO_DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.
  * A date and time without an offset is UTC, as a bare date is: Date.parse reads it in the importing machine's time
  * zone, so one file gave a different stored time on every machine (hours apart, and off by one around DST changes).
  */
-function parseISODate(text: string, field: string): number {
+function parseISODate(text: string, match: RegExpExecArray, field: string): number {
   const why = impossibleDate(text);
-  const [, time, , , offset] = ISO_DATE.exec(text) ?? [];
+  const [, time, , , offset] = match;
   const iso = text.replace(" ", "T") + (time !== undefined && offset === undefined ? "Z" : "");
   const ms = why === null ? Date.parse(iso) : NaN;
   if (Number.isNaN(ms)) throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is not a real date${why === null ? " and time" : `: ${why}`}`);
@@ -107,8 +107,9 @@ function parseISODate(text: string, field: string): number {
 function parseTime(text: string, field: string, preset: Preset | null): number | null {
   if (text === "" || text === "0") return null; // Drupal writes 0 for "never logged in"
   let ms: number;
+  const iso = preset === null ? ISO_DATE.exec(text) : null;
   if (/^[0-9]{1,12}$/.test(text)) ms = Number(text) * 1000; // unix seconds (Drupal, most SQL exports)
-  else if (preset === null && ISO_DATE.test(text)) ms = parseISODate(text, field);
+  else if (iso !== null) ms = parseISODate(text, iso, field);
   else throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is neither unix seconds nor an ISO-8601 date`);
   if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TIME_MS) throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is out of range`);
   return ms;

@@ -38,7 +38,7 @@ export function inIds(dialect: DialectName, column: string, ids: readonly string
   return dialect === "postgres" ? sql<SqlBool>`${sql.ref(column)} = any(${[...ids]}::text[])` : sql<SqlBool>`${sql.ref(column)} in (${sql.join(ids)})`;
 }
 
-/** A column of a valuesTable: its name and its PostgreSQL type (SQLite takes the JSON value's own type). */
+/** A column of a valuesQuery: its name and its PostgreSQL type (SQLite takes the JSON value's own type). */
 export interface ValuesColumn {
   name: string;
   type: "text" | "bigint" | "integer";
