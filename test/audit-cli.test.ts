@@ -74,6 +74,37 @@ describe("audit verify --file (offline)", () => {
     assert.match(r.stderr, /line 16: not a line audit export writes: rawData .* must be text, and data must then be null/);
   });
 
+  it("attack: a line that repeats a key (a forged value shown first, the hashed one last) is refused by line, at the top and nested in data", async () => {
+    const text = readFileSync(exportFile, "utf8").split("\n").filter((l) => l !== "");
+    const original = JSON.parse(text[20]!) as { actor: string; data: { i: number } };
+    // A reader (or a parser that keeps the first value) sees "mallory"; JSON.parse keeps the real actor, so the hash matches.
+    const topForged = [...text];
+    topForged[20] = text[20]!.replace(/^\{/, '{"actor":"mallory",');
+    assert.equal((JSON.parse(topForged[20]) as { actor: string }).actor, original.actor, "the forged line still parses to the original event");
+    const top = join(root, "dup-top.jsonl");
+    writeFileSync(top, `${topForged.join("\n")}\n`);
+    const r = await bulwarkInProcess(["audit", "verify", "--file", top, "--checkpoints", cpFile]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /line 21: has the key "actor" more than once; Bulwark never writes a repeated key/);
+    assert.doesNotMatch(r.stdout, /intact/);
+
+    const nestedForged = [...text];
+    nestedForged[30] = text[30]!.replace(/"data":\{"i":/, '"data":{"i":999999,"i":');
+    const nested = join(root, "dup-nested.jsonl");
+    writeFileSync(nested, `${nestedForged.join("\n")}\n`);
+    const n = await bulwarkInProcess(["audit", "verify", "--file", nested, "--checkpoints", cpFile]);
+    assert.equal(n.code, 2, n.stdout + n.stderr);
+    assert.match(n.stderr, /line 31: has the key "data\.i" more than once/);
+
+    // The checkpoint file is read the same way.
+    const cps = readFileSync(cpFile, "utf8").split("\n").filter((l) => l !== "");
+    const cpDup = join(root, "cp-dup.jsonl");
+    writeFileSync(cpDup, `${cps[0]!.replace(/^\{/, '{"seq":1,')}\n`);
+    const c = await bulwarkInProcess(["audit", "verify", "--file", exportFile, "--checkpoints", cpDup]);
+    assert.equal(c.code, 2, c.stdout + c.stderr);
+    assert.match(c.stderr, /checkpoint file .*line 1: has the key "seq" more than once/);
+  });
+
   it("attack: an empty file (an export cut down to nothing) is not an intact log; --partial still accepts it", async () => {
     const empty = join(root, "empty.jsonl");
     writeFileSync(empty, "");

@@ -5,6 +5,7 @@ import type { AuditEvent, Checkpoint, TrustedKey, VerifyReport } from "../../aud
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
 import { escapeControls, inertJSON } from "../../lib/terminal.ts";
 import { boundedLines } from "../../checks/files/line-reader.ts";
+import { scanJSONKeys } from "../../lib/json-keys.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
 import { action, cliActor, collect, group, progress, writeJSON, writeLine } from "../run.ts";
@@ -26,6 +27,10 @@ async function* jsonLines(path: string, what: string): AsyncGenerator<{ line: nu
         throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line}: not valid JSON`, { cause });
       }
       if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line}: not a JSON object`);
+      // JSON.parse keeps the last of two equal keys; a reader of the file may see the first. Bulwark never writes a
+      // repeated key, so such a line was edited to show one value while another is verified.
+      const { duplicate } = scanJSONKeys(text);
+      if (duplicate) throw new InputError("BULWARK_ERR_USAGE", `${what} ${path}, line ${line}: has the key ${inertJSON(duplicate.path.slice(0, 80))} more than once; Bulwark never writes a repeated key`);
       yield { line, value: value as Record<string, unknown> };
     }
   } catch (error) {
