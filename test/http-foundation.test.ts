@@ -100,6 +100,32 @@ describe("HTTP shell", () => {
     await server.close();
   });
 
+  it("attack: parameter pollution — a JSON body or form repeating a key is refused by name before any route sees it", async () => {
+    const server = await buildServer(app);
+    try {
+      const post = (payload: string, type = "application/json") =>
+        server.inject({ method: "POST", url: "/auth/login", headers: { "content-type": type, "sec-fetch-site": "same-origin" }, payload });
+      // A proxy or log that reads the first "identifier" sees one account; JSON.parse would log in as the last.
+      const top = await post('{"identifier":"alice@example.org","password":"x","identifier":"mallory@example.org"}');
+      assert.equal(top.statusCode, 400, top.body);
+      assert.deepEqual([top.json().error.code, top.json().error.message], ["BULWARK_ERR_JSON", 'the JSON body has the key "identifier" more than once']);
+      const nested = await post('{"identifier":"a@example.org","password":"x","next":"/","extra":{"role":"user","r\\u006fle":"admin"}}');
+      assert.equal(nested.statusCode, 400, nested.body);
+      assert.equal(nested.json().error.message, 'the JSON body has the key "extra.role" more than once');
+      const form = await post("identifier=alice%40example.org&password=x&identifier=mallory%40example.org", "application/x-www-form-urlencoded");
+      assert.equal(form.statusCode, 400, form.body);
+      assert.deepEqual([form.json().error.code, form.json().error.message], ["BULWARK_ERR_FORM", 'form field "identifier" is given more than once']);
+      // What Fastify's own parser refused is still refused; a plain body still reaches the route (401: no such account).
+      assert.equal((await post('{"identifier":"a@example.org","password":"x","__proto__":{"admin":true}}')).statusCode, 400);
+      assert.equal((await post("")).statusCode, 400);
+      assert.equal((await post("{not json")).statusCode, 400);
+      const plain = await post('{"identifier":"nobody@example.org","password":"x","same":{"identifier":1}}');
+      assert.equal(plain.statusCode, 401, plain.body);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("refuses bodies over the limit with 413", async () => {
     const server = await buildServer(app, { bodyLimit: 1024 });
     server.post("/echo", async (req) => ({ size: JSON.stringify(req.body).length }));

@@ -1,7 +1,9 @@
-// application/x-www-form-urlencoded bodies for plain HTML forms (login, reset). A repeated field is refused:
-// which copy wins is ambiguous, and parameter pollution is how a checked value differs from a used one.
+// Request bodies: application/x-www-form-urlencoded for plain HTML forms (login, reset), and JSON. A repeated
+// field or key is refused in both: which copy wins is ambiguous (a proxy, a log or a WAF may read the first while
+// JSON.parse keeps the last), and parameter pollution is how a checked value differs from a used one.
 import type { FastifyInstance } from "fastify";
 import { InputError } from "../../lib/errors.ts";
+import { scanJSONKeys } from "../../lib/json-keys.ts";
 
 /** Fields beyond this count are refused: forms here have a handful. */
 const MAX_FIELDS = 50;
@@ -26,5 +28,22 @@ export function registerFormParser(server: FastifyInstance): void {
     } catch (error) {
       done(error as Error, undefined);
     }
+  });
+}
+
+/**
+ * Replaces Fastify's JSON parser with the same parser (empty bodies, bad JSON, `__proto__` and `constructor` keys
+ * refused as before) that also refuses a key repeated in any object of the body, naming its path.
+ */
+export function registerJSONParser(server: FastifyInstance): void {
+  const parse = server.getDefaultJsonParser("error", "error");
+  server.removeContentTypeParser("application/json");
+  server.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+    parse(request, body as string, (error, value) => {
+      if (error) return done(error, undefined);
+      const { duplicate } = scanJSONKeys(body as string);
+      if (duplicate) return done(new InputError("BULWARK_ERR_JSON", `the JSON body has the key ${JSON.stringify(duplicate.path.slice(0, 60))} more than once`), undefined);
+      done(null, value);
+    });
   });
 }

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../app/types.ts";
 import { registerAuthHooks } from "./authenticate.ts";
-import { registerFormParser } from "./form-body.ts";
+import { registerFormParser, registerJSONParser } from "./form-body.ts";
 import { registerEmailRoutes } from "./routes/email-routes.ts";
 import { registerMfaRoutes } from "./routes/mfa-routes.ts";
 import { registerPasswordRoutes } from "./routes/password-routes.ts";
@@ -18,6 +18,7 @@ export type { Gate, PendingGate, CookieSession } from "./state.ts";
 /** Installs the account hooks on the root server and registers the /auth routes. Call before other routes. */
 export function registerAuth(server: FastifyInstance, app: App): void {
   registerFormParser(server);
+  registerJSONParser(server);
   registerAuthHooks(server, app);
   registerSessionRoutes(server, app);
   registerPasswordRoutes(server, app);
