@@ -108,6 +108,19 @@ forEachDialect("contain levers", (dfx) => {
     assert.equal(await count({ createdAfter: NOW - 400 * DAY + 28, scheme: "md5" }), 0);
   });
 
+  it("refuses a created or last-login window whose bounds are equal (half-open: empty by construction), before any job exists", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 3);
+    const day = NOW - 400 * DAY;
+    for (const scope of [{ createdAfter: day, createdBefore: day }, { lastLoginAfter: NOW - DAY, lastLoginBefore: NOW - DAY }]) {
+      await assert.rejects(dryRunContain(fx, { levers: ["lock-accounts"], scope, actor: "t" }), /equals .*-before: the window includes its start and excludes its end, so it is empty; to name one day, end it at the next day/);
+      await assert.rejects(createContainJob(fx, { levers: ["lock-accounts"], scope, actor: "t" }), /is empty/);
+    }
+    assert.equal((await fx.jobs.list({})).length, 0, "no job was created");
+    // --active is closed at both ends: equal bounds are one instant, which is a real scope.
+    await assert.doesNotReject(dryRunContain(fx, { levers: ["lock-accounts"], scope: { activeFrom: NOW - DAY, activeTo: NOW - DAY }, actor: "t" }));
+  });
+
   it("dry run reports per lever with a sample and writes nothing but an audit event", async () => {
     const fx = await setup(await dfx.fresh());
     await seedUsers(fx, 20);

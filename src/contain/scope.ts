@@ -39,8 +39,11 @@ export function validateScope(spec: ScopeSpec): void {
   if (!spec.all && criteria.length === 0) throw containErrors.noScope();
   if (spec.all && criteria.length > 0) throw containErrors.badScope(`--all cannot be combined with other scope options (${criteria.map(([k]) => k).join(", ")})`);
   if (spec.ids && spec.ids.length > MAX_SCOPE_IDS) throw containErrors.badScope(`--ids lists ${spec.ids.length} entries; at most ${MAX_SCOPE_IDS}`);
-  for (const [a, b, name] of [[spec.createdAfter, spec.createdBefore, "--created"], [spec.lastLoginAfter, spec.lastLoginBefore, "--last-login"], [spec.activeFrom, spec.activeTo, "--active"]] as const) {
-    if (a !== undefined && b !== undefined && a > b) throw containErrors.badScope(`${name}-after/from is later than ${name}-before/to: the scope is empty by construction`);
+  // --created and --last-login are half-open (>= after, < before): equal bounds name nobody either. --active is closed.
+  for (const [a, b, name, closed] of [[spec.createdAfter, spec.createdBefore, "--created", false], [spec.lastLoginAfter, spec.lastLoginBefore, "--last-login", false], [spec.activeFrom, spec.activeTo, "--active", true]] as const) {
+    if (a === undefined || b === undefined) continue;
+    if (a > b) throw containErrors.badScope(`${name}-after/from is later than ${name}-before/to: the scope is empty by construction`);
+    if (a === b && !closed) throw containErrors.badScope(`${name}-after equals ${name}-before: the window includes its start and excludes its end, so it is empty; to name one day, end it at the next day`);
   }
 }
 
