@@ -6,7 +6,7 @@ import { Keyring } from "../src/crypto/keyring.ts";
 import { JobStore } from "../src/jobs/job-store.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
-import type { Database } from "../src/store/database.ts";
+import { openPostgres, type Database } from "../src/store/database.ts";
 import { createKeyStore } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
@@ -237,6 +237,68 @@ forEachDialect("contain levers", (dfx) => {
     await runJob(fx, (await createUndoJob(fx, job.id, "t")).id);
     const back = await db.selectFrom("user_roles").selectAll().where("role", "=", "admin").orderBy("user_id").execute();
     assert.deepEqual(back.map((r) => [r.user_id, Number(r.granted_at), r.granted_by]), [0, 1, 2, 3, 4].map((i) => [`usr_000${i}`, NOW - 500 * DAY, "test"]));
+  });
+
+  it("attack: a grant revoked or a lock set by an administrator while the batch runs is not recorded as the job's, so its undo never hands it back", async (t) => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 3); // u1: an admin who never logged in (inactive, demoted); u0: an active admin, not locked
+    const target = dfx.lastTarget();
+    // SQLite takes the write lock at BEGIN: a batch cannot read rows another writer is changing, so no interleaving exists.
+    if (!target.databaseURL) return t.skip("SQLite serialises write transactions; the race needs PostgreSQL's READ COMMITTED");
+    const admin = await openPostgres(target.databaseURL);
+    try {
+      const job = await createContainJob(fx, { levers: ["demote-inactive-admins", "lock-accounts"], scope: { ids: ["usr_0000", "usr_0001"] }, actor: "t" });
+      // The administrator's transaction revokes u1's admin role and locks u0, and stays open while the job's batch runs;
+      // it commits first. (On SQLite the batch waits for it; on PostgreSQL the batch reads the old rows, then waits.)
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      let changed!: () => void;
+      const didChange = new Promise<void>((r) => (changed = r));
+      const adminTx = admin.transaction(async (trx) => {
+        await trx.deleteFrom("user_roles").where("user_id", "=", "usr_0001").where("role", "=", "admin").execute();
+        await trx.updateTable("users").set({ locked_at: NOW + 5, locked_reason: "ops: lost laptop" }).where("id", "=", "usr_0000").execute();
+        changed();
+        await held;
+      });
+      await didChange;
+      const running = runJob(fx, job.id);
+      await new Promise((r) => setTimeout(r, 300));
+      release();
+      await adminTx;
+      const done = jobView(await running);
+      assert.deepEqual(done.counts["demote-inactive-admins"], { users: 0, roleGrants: 0 }, "the job removed no grant");
+      assert.deepEqual(done.counts["lock-accounts"], { users: 1 }, "the job locked u1 only: u0's lock is the administrator's");
+      const records = await fx.database.db.selectFrom("contain_changes").select(["lever", "user_id"]).where("job_id", "=", job.id).execute();
+      assert.deepEqual(records, [{ lever: "lock-accounts", user_id: "usr_0001" }], "only the job's own change is recorded");
+      await runJob(fx, (await createUndoJob(fx, job.id, "t")).id);
+      assert.deepEqual(await fx.database.db.selectFrom("user_roles").select("role").where("user_id", "=", "usr_0001").execute(), [], "the revoked role stays revoked");
+      const u0 = await user(fx, "usr_0000");
+      assert.deepEqual([Number(u0.locked_at), u0.locked_reason], [NOW + 5, "ops: lost laptop"], "the administrator's lock stands");
+      assert.equal((await user(fx, "usr_0001")).locked_at, null, "the job's own lock of u1 is undone");
+    } finally {
+      await admin.close();
+    }
+  });
+
+  it("attack: undoing a newer job leaves a user an older, not undone job contained after it (found already contained, so it recorded nothing)", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 3);
+    const levers = ["expire-passwords", "lock-accounts"];
+    // Incident 1's job is created first but runs last (queued, or failed and resumed later).
+    const first = await createContainJob(fx, { levers, scope: { ids: ["usr_0000", "usr_0001"] }, actor: "incident-1" });
+    fx.clock.advance(1000);
+    const second = await createContainJob(fx, { levers, scope: { ids: ["usr_0000"] }, actor: "incident-2" });
+    await runJob(fx, second.id);
+    fx.clock.advance(1000);
+    assert.deepEqual(jobView(await runJob(fx, first.id)).counts, { "expire-passwords": { users: 1 }, "lock-accounts": { users: 1 } }, "u0 was already contained: only u1 changed");
+    fx.clock.advance(1000);
+    // Incident 2 was a false alarm; incident 1 was not.
+    const undo = jobView(await runJob(fx, (await createUndoJob(fx, second.id, "incident-2")).id));
+    assert.deepEqual(undo.counts, { "expire-passwords": { restored: 0, skipped: 1 }, "lock-accounts": { restored: 0, skipped: 1 } });
+    const u0 = await user(fx, "usr_0000");
+    assert.equal(Number(u0.password_must_change), 1, "incident 1's expiry of u0 stands");
+    assert.notEqual(u0.locked_at, null, "incident 1's lock of u0 stands");
+    assert.deepEqual((await skippedByUndo(fx, second.id)).map((r) => `${r.lever}:${r.userId}`).sort(), ["expire-passwords:usr_0000", "lock-accounts:usr_0000"], "reported as left alone");
   });
 
   it("attack: undoing an older job does not cancel a later job's containment of the same users, and reports them", async () => {

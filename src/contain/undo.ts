@@ -77,38 +77,46 @@ function changeKey(userId: string, entity: string): string {
 }
 
 /**
- * Of these users, those that a containment job created after `undoOf` (or in the same millisecond: when in
- * doubt, containment stays) also applies `lever` to, unless that job has been undone. Restoring them would
- * cancel the later job's containment: it may have set the value again (an expiry the user had cleared, an
- * administrator re-granted and demoted again), leaving exactly what `undoOf` wrote, or found it already set
- * and changed nothing. So they are left alone and reported. Usually no such job exists and nothing is read.
+ * Of these users, those that another containment job applying `lever`, and not undone, may hold contained on its
+ * own account: one created after `undoOf` (or in the same millisecond: when in doubt, containment stays), or one
+ * created before it that had not finished when `undoOf` was created (still queued, running, or failed and resumed
+ * later), whose batch may have come after `undoOf`'s. Restoring such a user would cancel that job's containment: it
+ * may have set the value again (an expiry the user had cleared, an administrator re-granted and demoted again),
+ * leaving exactly what `undoOf` wrote, or found it already set and changed nothing (so it recorded nothing). They
+ * are left alone and reported. Usually no such job exists and nothing more is read.
  */
-async function coveredByLaterJobs(trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: string, userIds: string[]): Promise<Set<string>> {
-  const since = trx.selectFrom("jobs as original").select("original.created_at").where("original.id", "=", undoOf);
-  // Undo jobs of later jobs are later still, so one read finds both.
-  const jobs = (await trx.selectFrom("jobs").select(["id", "kind", "status", "spec"]).where("kind", "in", [CONTAIN_KIND, UNDO_KIND]).where("created_at", ">=", since).execute())
+async function coveredByOtherJobs(trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: string, userIds: string[]): Promise<Set<string>> {
+  const original = await trx.selectFrom("jobs").select("created_at").where("id", "=", undoOf).executeTakeFirst();
+  if (!original || userIds.length === 0) return new Set();
+  const since = Number(original.created_at);
+  // Containment and undo jobs are few (one per incident step): all of them are read, since an undo of an older job
+  // may itself be older than `undoOf`.
+  const jobs = (await trx.selectFrom("jobs").select(["id", "kind", "status", "spec", "created_at", "finished_at"]).where("kind", "in", [CONTAIN_KIND, UNDO_KIND]).execute())
     .map((j) => ({ ...j, spec: JSON.parse(j.spec) as Partial<ContainSpec & UndoSpec> }));
   const undone = new Set(jobs.filter((j) => j.kind === UNDO_KIND && j.status === "done").map((j) => j.spec.undoOf));
-  const later = jobs.filter((j) => j.kind === CONTAIN_KIND && j.id !== undoOf && !undone.has(j.id) && j.spec.levers?.includes(lever));
-  if (later.length === 0 || userIds.length === 0) return new Set();
-  // An --all job covered every user that existed when it was created, and these existed before it.
-  if (later.some((j) => j.spec.scope?.["all"] === true)) return new Set(userIds);
-  // The recorded scopes have no index by user: this reads the later jobs' scopes, once per step.
+  const others = jobs.filter((j) =>
+    j.kind === CONTAIN_KIND && j.id !== undoOf && !undone.has(j.id) && j.spec.levers?.includes(lever) &&
+    (Number(j.created_at) >= since || j.finished_at === null || Number(j.finished_at) >= since));
+  if (others.length === 0) return new Set();
+  // A later --all job covered every user that existed when it was created, and these existed before it. An older
+  // one did not cover users created after it: its recorded scope says which.
+  if (others.some((j) => j.spec.scope?.["all"] === true && Number(j.created_at) >= since)) return new Set(userIds);
+  // The recorded scopes have no index by user: this reads the other jobs' scopes, once per step.
   const rows = await trx.selectFrom("contain_job_users").select("user_id").distinct()
-    .where("job_id", "in", later.map((j) => j.id)).where(inIds(dialect, "user_id", userIds)).execute();
+    .where("job_id", "in", others.map((j) => j.id)).where(inIds(dialect, "user_id", userIds)).execute();
   return new Set(rows.map((r) => r.user_id));
 }
 
 /**
  * Undoes, inside `trx`, the open change records `rows` of one lever of job `undoOf`: what the lever restores,
- * and what is left alone — records the lever refuses, and users a later job contained (coveredByLaterJobs).
+ * and what is left alone — records the lever refuses, and users another job holds contained (coveredByOtherJobs).
  * The undo job and its dry run both go through here, so the dry run reports what the undo does.
  */
 async function undoRecords(
   trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: UserLever, rows: readonly ContainChangesTable[], ctx: LeverContext,
 ): Promise<{ restored: ChangeRecord[]; skipped: ChangeRecord[] }> {
   const changes: ChangeRecord[] = rows.map((r) => ({ userId: r.user_id, entity: r.entity, before: JSON.parse(r.before) as Record<string, unknown>, after: r.after === null ? null : (JSON.parse(r.after) as Record<string, unknown>) }));
-  const covered = await coveredByLaterJobs(trx, dialect, undoOf, lever.name, [...new Set(changes.map((c) => c.userId))]);
+  const covered = await coveredByOtherJobs(trx, dialect, undoOf, lever.name, [...new Set(changes.map((c) => c.userId))]);
   const candidates = changes.filter((c) => !covered.has(c.userId));
   const result = candidates.length ? await (lever.undo as NonNullable<UserLever["undo"]>)(trx, candidates, ctx) : { restored: [], skipped: [] };
   return { restored: result.restored, skipped: [...result.skipped, ...changes.filter((c) => covered.has(c.userId))] };

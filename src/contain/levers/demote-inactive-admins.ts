@@ -34,13 +34,19 @@ export const demoteInactiveAdmins = {
   },
   async apply(trx, userIds, ctx) {
     if (userIds.length === 0) return { counts: { users: 0, roleGrants: 0 }, changes: [] };
-    const grants = await inactiveGrants(trx, ctx)
-      .where(inIds(ctx.dialect, "users.id", userIds))
-      .select(["user_roles.user_id", "user_roles.role", "user_roles.granted_at", "user_roles.granted_by"])
+    // One DELETE … RETURNING: only grants this statement removed are counted and recorded. A select followed by
+    // deletes recorded a grant an administrator revoked in between (PostgreSQL, READ COMMITTED: the delete then
+    // removed nothing), and the undo handed the revoked role back.
+    const grants = await trx
+      .deleteFrom("user_roles")
+      .where(inIds(ctx.dialect, "user_roles.user_id", userIds))
+      .where("user_roles.role", "in", adminRoles(trx))
+      .where("user_roles.user_id", "in", (eb) => eb.selectFrom("users").select("users.id")
+        .where(inIds(ctx.dialect, "users.id", userIds))
+        .where((w) => w(w.fn.coalesce("users.last_login_at", "users.created_at"), "<", cutoff(ctx))))
+      .returning(["user_roles.user_id", "user_roles.role", "user_roles.granted_at", "user_roles.granted_by"])
       .execute();
-    for (const g of grants) {
-      await trx.deleteFrom("user_roles").where("user_id", "=", g.user_id).where("role", "=", g.role).execute();
-    }
+    grants.sort((a, b) => (a.user_id === b.user_id ? (a.role < b.role ? -1 : 1) : a.user_id < b.user_id ? -1 : 1));
     return {
       counts: { users: new Set(grants.map((g) => g.user_id)).size, roleGrants: grants.length },
       changes: grants.map((g) => ({ userId: g.user_id, entity: g.role, before: { granted_at: Number(g.granted_at), granted_by: g.granted_by }, after: null })),

@@ -18,15 +18,19 @@ export const lockAccounts = {
     if (userIds.length === 0) return { counts: { users: 0 }, changes: [] };
     const before = await trx.selectFrom("users").select(["id", "locked_reason"]).where(inIds(ctx.dialect, "id", userIds)).where("locked_at", "is", null).execute();
     if (before.length === 0) return { counts: { users: 0 }, changes: [] };
-    await trx
+    // Only the rows this UPDATE changed count: on PostgreSQL a lock set by someone else between the select and
+    // the update (READ COMMITTED) is theirs, not this job's, and must not be recorded as ours.
+    const locked = new Set((await trx
       .updateTable("users")
       .set({ locked_at: ctx.at, locked_reason: ctx.options.lockReason })
       .where(inIds(ctx.dialect, "id", before.map((r) => r.id)))
       .where("locked_at", "is", null)
-      .execute();
+      .returning("id")
+      .execute()).map((r) => r.id));
+    const changed = before.filter((r) => locked.has(r.id));
     return {
-      counts: { users: before.length },
-      changes: before.map((r) => ({
+      counts: { users: changed.length },
+      changes: changed.map((r) => ({
         userId: r.id, entity: "",
         before: { locked_at: null, locked_reason: r.locked_reason },
         after: { locked_at: ctx.at, locked_reason: ctx.options.lockReason },
