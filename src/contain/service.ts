@@ -1,5 +1,5 @@
 // Running, resuming and describing containment jobs; the entry points the CLI, the HTTP API and server
-// start-up use (`resumeUnfinished` when the server starts).
+// start-up use (`resumeUnfinishedJobs` when the server starts).
 import type { App } from "../app/types.ts";
 import type { Job } from "../jobs/job-store.ts";
 import { jobErrors } from "../jobs/job-store.ts";
@@ -110,14 +110,6 @@ export function resumeUnfinishedJobs(deps: ContainDeps, options: { logger?: Resu
     return outcomes;
   })();
   return { finished };
-}
-
-/** Resumes every unfinished containment and undo job and waits for them (scripts, tests). */
-export async function resumeUnfinished(app: App, notifier: ResetNotifier | null = null): Promise<Job[]> {
-  const deps = containDeps(app, notifier);
-  const out: Job[] = [];
-  for (const outcome of await resumeUnfinishedJobs(deps).finished) out.push(await deps.jobs.get(outcome.id));
-  return out;
 }
 
 export interface JobView {
