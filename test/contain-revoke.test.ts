@@ -226,7 +226,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     const live = await Promise.all(ids.map((id) => sm.createSession(id, { aal: 2 })));
     fx.clock.advance(5);
     const dry = await dryRunContain(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" });
-    assert.deepEqual(dry.levers["require-mfa-reenrolment"]?.counts, { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1 });
+    assert.deepEqual(dry.levers["require-mfa-reenrolment"]?.counts, { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2 }, "the dry run counts what the run then reports");
     const view = jobView(await runJob(fx, (await createContainJob(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" })).id));
     assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2 });
     for (const t of ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const) assert.equal((await db.selectFrom(t).select("user_id").execute()).length, 0, t);

@@ -17,11 +17,13 @@ export const requireMfaReenrolment = {
   description: "Delete TOTP secrets, recovery codes and WebAuthn credentials and end the sessions of their users",
   async dryRun(db, scope) {
     const [totp, codes, webauthn] = await Promise.all(FACTOR_TABLES.map((t) => countOwnedRows(db, t, scope)));
-    const users = await db.selectFrom("users").where("users.id", "in", scope)
-      .where((eb) => eb.or(FACTOR_TABLES.map((t) => eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "users.id")))))
-      .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    const holders = db.selectFrom("users").where("users.id", "in", scope)
+      .where((eb) => eb.or(FACTOR_TABLES.map((t) => eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "users.id")))));
+    const users = await holders.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    // The sessions the run would end: every session of a user who holds a factor (the same count the run reports).
+    const sessions = await countOwnedRows(db, "sessions", holders.select("users.id"));
     const sample = [...new Set([...(totp?.sample ?? []), ...(webauthn?.sample ?? []), ...(codes?.sample ?? [])])].sort().slice(0, 5);
-    return { counts: { users: Number(users?.n ?? 0), totp: totp?.rows ?? 0, recoveryCodes: codes?.rows ?? 0, webauthn: webauthn?.rows ?? 0 }, sample };
+    return { counts: { users: Number(users?.n ?? 0), totp: totp?.rows ?? 0, recoveryCodes: codes?.rows ?? 0, webauthn: webauthn?.rows ?? 0, sessions: sessions.rows }, sample };
   },
   async apply(trx, userIds, ctx) {
     const counts = { users: 0, totp: 0, recoveryCodes: 0, webauthn: 0, sessions: 0 };
