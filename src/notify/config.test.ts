@@ -36,9 +36,9 @@ describe("mail configuration", () => {
 });
 
 describe("delivery failure classification", () => {
-  it("treats 5xx as permanent, except 503, and 4xx and network errors as transient", () => {
-    assert.equal(classifyFailure({ responseCode: 550, response: "550 no such user" }).permanent, true);
-    assert.equal(classifyFailure({ responseCode: 503, response: "503 bad sequence" }).permanent, false);
+  it("treats a 5xx reply to the message as permanent, except 503, and 4xx and network errors as transient", () => {
+    assert.equal(classifyFailure({ code: "EENVELOPE", command: "RCPT TO", responseCode: 550, response: "550 no such user" }).permanent, true);
+    assert.equal(classifyFailure({ code: "EENVELOPE", command: "MAIL FROM", responseCode: 503, response: "503 bad sequence" }).permanent, false);
     assert.equal(classifyFailure({ responseCode: 451, response: "451 later" }).permanent, false);
     assert.equal(classifyFailure({ code: "ECONNECTION", message: "connect ECONNREFUSED" }).permanent, false);
     assert.equal(classifyFailure({ responseCode: 421, permanent: false }).permanent, false);

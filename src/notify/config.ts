@@ -1,5 +1,6 @@
 // The mail configuration: a plain object (the composition root fills it from env vars), checked once,
 // with every problem named. SMTP credentials and the DKIM key are secrets: never logged.
+import { isIP } from "node:net";
 import { notifyErrors } from "./errors.ts";
 import { checkAddress } from "./validate.ts";
 
@@ -74,13 +75,32 @@ export function checkMailConfig(config: MailConfig): MailConfig {
 
 /**
  * True for a host that names this machine's loopback interface: `localhost`, 127.0.0.0/8, ::1 (also as
- * an IPv4-mapped address). Only the configured text is looked at, never a DNS answer.
+ * an IPv4-mapped address). Only the configured text is looked at, never a DNS answer; the transport connects
+ * to `localhost` as 127.0.0.1 (connectHost), so no DNS answer is ever used for it either.
  */
 export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, "");
   if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
   const v4 = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
   return v4 !== null && v4[1] === "127" && v4.slice(2).every((o) => Number(o) <= 255);
+}
+
+/**
+ * The address to connect to for a configured host. `localhost` (any case) becomes 127.0.0.1: nodemailer resolves a
+ * host name with DNS queries (dns.Resolver), not with /etc/hosts, so "localhost" would be whatever the network's
+ * resolver answers — and a loopback host is allowed clear text (tlsRequired). Connecting to 127.0.0.1 makes that
+ * judgement true. A bracketed IPv6 literal ("[::1]") loses its brackets, so it is never looked up either. Any
+ * other host is returned as given. (A relay listening on ::1 only: configure `[::1]`.)
+ *
+ * @example
+ * connectHost("localhost") // "127.0.0.1"
+ * connectHost("[::1]") // "::1"
+ * connectHost("smtp.example.org") // "smtp.example.org"
+ */
+export function connectHost(host: string): string {
+  if (host.toLowerCase() === "localhost") return "127.0.0.1";
+  const inner = /^\[(.*)\]$/.exec(host)?.[1];
+  return inner !== undefined && isIP(inner) === 6 ? inner : host;
 }
 
 /**

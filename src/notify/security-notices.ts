@@ -1,5 +1,6 @@
 // Security notifications (ASVS 6.3.7): the user is told when their password, email address, MFA factors
 // or recovery codes change. Small plain-text templates; the only variable parts are validated values.
+import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import type { Kysely } from "kysely";
 import { notifyErrors } from "./errors.ts";
@@ -96,9 +97,28 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
   }
 }
 
+// The idempotency key names the recipient by a digest of its lower-cased address, not by the address: a legal
+// address has up to 254 characters and the outbox's keys at most 200, so a long one would make the notice
+// impossible to queue. 32 hex characters (128 bits of SHA-256) cannot collide between the one or two recipients
+// of an event. The longest kind (35) + eventId (128) + digest (32) + 2 separators = 197 characters.
+const MAX_EVENT_ID = 128;
+const RECIPIENT_DIGEST_HEX = 32;
+
+/**
+ * The idempotency key of the notice of event `eventId` to `to`: one message per (kind, event, address), the
+ * address compared without case, whatever its length.
+ *
+ * @example
+ * noticeKey("security.password-changed", "evt_1", "Ana@example.org") // "security.password-changed:evt_1:" + 32 hex
+ */
+export function noticeKey(kind: string, eventId: string, to: string): string {
+  const digest = createHash("sha256").update(to.toLowerCase(), "utf8").digest("hex").slice(0, RECIPIENT_DIGEST_HEX);
+  return `${kind}:${eventId}:${digest}`;
+}
+
 /** Builds the messages for one security event (two for an email change: old and new address). */
 export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOptions, "executor">): NewMessage[] {
-  checkToken("eventId", notice.eventId);
+  checkToken("eventId", notice.eventId, MAX_EVENT_ID);
   const appName = checkSubject(options.appName);
   if (options.supportContact !== undefined) checkSubject(options.supportContact);
   const type = notice.event.type;
@@ -148,7 +168,7 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
       "",
     ];
     return {
-      idempotencyKey: `${kind}:${notice.eventId}:${to.toLowerCase()}`,
+      idempotencyKey: noticeKey(kind, notice.eventId, to),
       to,
       subject: `${appName}: ${t.subject}`,
       text: lines.join("\n"),

@@ -2,13 +2,13 @@
 // becomes the Message-ID header, identical on every retry, so receivers can drop a duplicate.
 import type { Transporter } from "nodemailer";
 import type { MailConfig } from "./config.ts";
-import { checkMailConfig, fromDomain, tlsRequired } from "./config.ts";
+import { checkMailConfig, connectHost, fromDomain, tlsRequired } from "./config.ts";
 import type { OutboxMessage } from "./outbox.ts";
 import { checkAddress, checkSubject } from "./validate.ts";
 
 export type DeliveryOutcome =
   | { ok: true; providerMessageId: string | null }
-  /** permanent: the server refused the message for good (RFC 5321 5yz), so retrying cannot help. */
+  /** permanent: the server refused the message for good (a 5yz reply to MAIL FROM, RCPT TO or DATA), so retrying cannot help. */
   | { ok: false; permanent: boolean; error: string };
 
 export interface SendOptions {
@@ -34,30 +34,48 @@ export function messageIdFor(message: Pick<OutboxMessage, "id">, domain: string)
 interface NodemailerFailure {
   message?: string;
   code?: string;
+  /** The SMTP command whose reply (or local check) failed: "CONN" (greeting), "EHLO", "STARTTLS", "MAIL FROM", ... */
+  command?: string;
   responseCode?: number;
-  permanent?: boolean;
   response?: string;
 }
 
-// Failures of the connection or of our account at the relay rather than of the message, whatever reply code
-// came with them: retrying this message later can succeed, and every other message would fail the same way.
-// ETLS: STARTTLS was not offered, was refused (a 5xx to STARTTLS is what a stripping attacker sends) or its
-// handshake failed. Were it permanent, an attacker on the path could make every queued notice dead at once;
-// transient, the mail waits and goes out once TLS works again. EAUTH likewise: a wrong SMTP password is
-// fixed by the operator, not by dropping the queue.
-const CONNECTION_FAILURES = new Set(["ETLS", "EAUTH", "EABORT", "ECONNECTION", "ESOCKET", "ETIMEDOUT", "EDNS", "EPROXY"]);
+// Only a reply to the message itself can be permanent: to MAIL FROM, RCPT TO or DATA (and the end of DATA), which
+// nodemailer reports with code EENVELOPE or EMESSAGE and the command it answered. Its own `permanent` flag is not
+// used: it is set for any 5xx, including a 554 greeting or a 550 to EHLO/HELO (EPROTOCOL), which are about the
+// session, not the message. The greeting and EHLO come before STARTTLS, so an attacker on the path could answer
+// them with a 5xx and make every queued notice dead at once; and a relay that refuses our IP or our host name
+// refuses every message alike. Everything else — the greeting, EHLO/HELO, STARTTLS (ETLS), AUTH (EAUTH),
+// protocol errors, network errors, timeouts, an aborted delivery — is transient whatever its reply code: the
+// mail waits and goes out once the session works again (docs/decisions/0004-email-outbox.md).
+const MESSAGE_FAILURES = new Set(["EENVELOPE", "EMESSAGE"]);
+const MESSAGE_COMMANDS = new Set(["MAIL FROM", "RCPT TO", "DATA"]);
+
+// "530 5.7.0 Authentication required" (RFC 4954): the relay wants a login we did not give, a fault of our
+// configuration that every message meets alike, not a refusal of this message.
+function authenticationRequired(e: NodemailerFailure, code: number): boolean {
+  if (code === 530) return true;
+  const enhanced = typeof e.response === "string" ? /^\d{3}[ -](\d\.\d{1,3}\.\d{1,3})\b/.exec(e.response)?.[1] : undefined;
+  return e.command === "MAIL FROM" && enhanced === "5.7.0";
+}
 
 /**
- * Sorts a nodemailer error into permanent (a 5xx reply to the message, except 503) or transient (4xx, 503,
- * network, timeout, TLS failure, an aborted delivery).
+ * Sorts a nodemailer error into permanent (a 5xx reply to MAIL FROM, RCPT TO or DATA, except 503 and 530 /
+ * 5.7.0 "authentication required") or transient (everything else: 4xx, a 5xx to the greeting, EHLO/HELO,
+ * STARTTLS or AUTH, network, timeout, TLS failure, an aborted delivery).
+ *
+ * @example
+ * classifyFailure({ code: "EENVELOPE", command: "RCPT TO", responseCode: 550, response: "550 5.1.1 no such user" }).permanent // true
+ * classifyFailure({ code: "EPROTOCOL", command: "CONN", responseCode: 554, response: "554 go away" }).permanent // false
  */
 export function classifyFailure(error: unknown): { permanent: boolean; error: string } {
   const e = (error ?? {}) as NodemailerFailure;
   const code = typeof e.responseCode === "number" ? e.responseCode : null;
-  const connection = typeof e.code === "string" && CONNECTION_FAILURES.has(e.code);
-  const permanent = connection ? false : typeof e.permanent === "boolean" ? e.permanent : code !== null && code >= 500 && code < 600 && code !== 503;
+  // nodemailer names the command; an error without one (another version) is judged by its code alone.
+  const aboutMessage = typeof e.code === "string" && MESSAGE_FAILURES.has(e.code) && (e.command === undefined || MESSAGE_COMMANDS.has(e.command));
+  const permanent = aboutMessage && code !== null && code >= 500 && code < 600 && code !== 503 && !authenticationRequired(e, code);
   // The server's reply and nodemailer's code, never the credentials: neither carries them.
-  const text = [e.code, code, e.response ?? e.message].filter((p) => p !== undefined && p !== null).join(" ");
+  const text = [e.code, e.command, code, e.response ?? e.message].filter((p) => p !== undefined && p !== null).join(" ");
   return { permanent, error: text.replace(/[\r\n]+/g, " ").slice(0, 500) || "unknown delivery error" };
 }
 
@@ -69,24 +87,27 @@ function providerId(response: unknown): string | null {
 }
 
 /**
- * An SMTP transport for the sender. nodemailer is loaded here, not at start-up.
+ * The nodemailer options for a mail configuration (checked first; throws BULWARK_ERR_MAIL_CONFIG).
  *
  * @example
- * const transport = await createSMTPTransport({ smtp: { host: "smtp.example.org", port: 587, secure: false, requireTLS: true, pool: true }, from: "security@example.org" });
+ * transportOptions({ smtp: { host: "localhost", port: 25, secure: false }, from: "security@example.org" }).host // "127.0.0.1"
  */
-export async function createSMTPTransport(config: MailConfig): Promise<MailTransport> {
+export function transportOptions(config: MailConfig): Record<string, unknown> & { host: string; requireTLS: boolean; tls: Record<string, unknown> } {
   checkMailConfig(config);
-  const { createTransport } = await import("nodemailer");
   const { smtp } = config;
-  const options = {
-    host: smtp.host,
+  // `localhost` is connected to as 127.0.0.1, never looked up in DNS (config.ts connectHost); certificates and
+  // SNI still name the configured host, so a relay's certificate for "localhost" is verified as before.
+  const host = connectHost(smtp.host);
+  const servername = smtp.host.toLowerCase() === "localhost" ? "localhost" : null;
+  return {
+    host,
     port: smtp.port,
     secure: smtp.secure,
     // STARTTLS or nothing, unless the operator opted out or the relay is on loopback (config.ts tlsRequired).
     requireTLS: smtp.secure ? (smtp.requireTLS ?? false) : tlsRequired(smtp),
     ...(smtp.auth ? { auth: { user: smtp.auth.user, pass: smtp.auth.pass } } : {}),
     // Certificates are verified unless the operator explicitly turns it off.
-    tls: { rejectUnauthorized: smtp.tls?.rejectUnauthorized ?? true, ...(smtp.tls?.ca ? { ca: smtp.tls.ca } : {}) },
+    tls: { rejectUnauthorized: smtp.tls?.rejectUnauthorized ?? true, ...(smtp.tls?.ca ? { ca: smtp.tls.ca } : {}), ...(servername ? { servername } : {}) },
     pool: smtp.pool ?? false,
     maxConnections: smtp.maxConnections ?? 5,
     connectionTimeout: 30_000,
@@ -94,6 +115,17 @@ export async function createSMTPTransport(config: MailConfig): Promise<MailTrans
     socketTimeout: smtp.socketTimeoutMs ?? 60_000,
     ...(config.dkim ? { dkim: { domainName: config.dkim.domainName, keySelector: config.dkim.keySelector, privateKey: config.dkim.privateKey } } : {}),
   };
+}
+
+/**
+ * An SMTP transport for the sender. nodemailer is loaded here, not at start-up.
+ *
+ * @example
+ * const transport = await createSMTPTransport({ smtp: { host: "smtp.example.org", port: 587, secure: false, requireTLS: true, pool: true }, from: "security@example.org" });
+ */
+export async function createSMTPTransport(config: MailConfig): Promise<MailTransport> {
+  const options = transportOptions(config);
+  const { createTransport } = await import("nodemailer");
   const transporter = createTransport(options as Parameters<typeof createTransport>[0]) as Transporter;
   const domain = fromDomain(config);
   return {

@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { sessionCookie } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
-import { addressProblem, notifySecurityEvent, type SecurityEvent } from "../../notify/index.ts";
+import { addressProblem, notifySecurityEvent, NotifyInputError, type SecurityEvent } from "../../notify/index.ts";
 import type { RequestAuth } from "../auth-context.ts";
 import { httpAuthErrors } from "./errors.ts";
 import { clientIP, userAgent } from "./request-info.ts";
@@ -44,24 +44,31 @@ export async function auditAndNotify(app: App, request: FastifyRequest, input: {
 
 /**
  * Queues the security notice of audit event `eventId` to the account's owner (its id is the idempotency key). An
- * address the outbox cannot mail is audited as NOTICE_REFUSED instead, never an error for the change reported.
+ * address the outbox cannot mail, or any other notice the outbox refuses as input (NotifyInputError), is logged and
+ * audited as NOTICE_REFUSED instead: the change it reports is committed, so it never becomes an error answer.
  */
 export async function notifyOwner(app: App, request: FastifyRequest, userId: string, eventId: string, notice: SecurityEvent): Promise<void> {
   const user = await app.accounts.users.getById(userId);
   if (!user) return;
-  const refused = async (recipient: "account" | "previous", reason: string): Promise<void> => {
-    request.log.warn({ userId: user.id, notice: notice.type, recipient }, "security notice not sent: the outbox cannot mail the address");
+  const refused = async (recipient: "account" | "previous", reason: string, code?: string): Promise<void> => {
+    request.log.warn({ userId: user.id, notice: notice.type, recipient, ...(code ? { code } : {}) }, "security notice not sent: the outbox refused it");
     await app.audit.append({ type: NOTICE_REFUSED, actor: "system", subject: user.id, requestId: request.id, data: { notice: notice.type, recipient, event: eventId, reason } });
   };
   const problem = addressProblem(user.email);
   if (problem !== null) return refused("account", problem);
-  await notifySecurityEvent(app.accounts.outbox, { eventId, to: user.email, at: app.clock.now(), ip: clientIP(request), event: notice }, { appName: app.config.serviceName });
+  try {
+    await notifySecurityEvent(app.accounts.outbox, { eventId, to: user.email, at: app.clock.now(), ip: clientIP(request), event: notice }, { appName: app.config.serviceName });
+  } catch (error) {
+    // Bad input to the outbox (its messages name the field, never the address); anything else (the database) is raised.
+    if (!(error instanceof NotifyInputError)) throw error;
+    return refused("account", error.message, error.code);
+  }
   // An email change also tells the old address, unless the outbox cannot mail it (the notice then leaves it out).
   const previous = notice.type === "email-changed" ? addressProblem(notice.oldEmail) : null;
   if (previous !== null) await refused("previous", previous);
 }
 
-/** The audit event of a security notice that could not be queued because the outbox refuses the account's address. */
+/** The audit event of a security notice that could not be queued because the outbox refuses it (the account's address, or other input). */
 export const NOTICE_REFUSED = "auth.notice.refused";
 
 /** JSON schema of a bounded string field. */
