@@ -9,7 +9,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { Outbox, PRIORITY } from "../src/notify/outbox.ts";
 import { openSQLite } from "../src/store/database.ts";
-import { bulwark } from "./helpers/cli.ts";
+import { bulwark, bulwarkInProcess } from "./helpers/cli.ts";
 
 const HOUR = 3_600_000;
 let dir: string;
@@ -92,5 +92,46 @@ describe("outbox requeue-dead", () => {
     assert.deepEqual([...requeued.data.ids].sort(), deadIds);
     assert.equal(requeued.data.requeued, 2);
     assert.match(requeued.actor, /^cli:/);
+  });
+});
+
+describe("outbox on an altered database", () => {
+  let root: string;
+  const altered = (): NodeJS.ProcessEnv => ({ BULWARK_DATA_DIR: join(root, "data"), BULWARK_LOG_LEVEL: "silent" });
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), "bulwark-outbox-altered-"));
+    assert.equal((await bulwarkInProcess(["init"], altered())).code, 0);
+    const database = openSQLite(join(root, "data", "bulwark.db"), { create: false });
+    const outbox = new Outbox({ database, clock: new ManualClock(Date.now()), random: systemRandom });
+    await outbox.enqueue({ idempotencyKey: "x:1", to: "eve@example.org", subject: "Notice", text: "…", kind: "security.password-changed", priority: PRIORITY.security });
+    const [m] = await outbox.claim({ claimer: "test/clm", limit: 1, leaseMs: 60_000 });
+    assert.equal(await outbox.markDead({ id: m!.id, claimer: "test/clm", error: "550 refused" }), true);
+    // Written past enqueue's checks, as someone with the database file could: terminal controls in the address and kind.
+    await database.db.updateTable("outbox_messages").set({ to_address: "eve@example.org\u001b]0;owned\u0007\u001b[2J", kind: "k\u009b31m" }).execute();
+    await database.close();
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it("attack: status shows a stored address and kind with their control characters escaped, never raw", async () => {
+    const r = await bulwarkInProcess(["outbox", "status"], altered());
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stdout, /[\u001b\u0007\u009b]/, "no raw control character reaches the terminal");
+    assert.match(r.stdout, /to eve@example\.org\\x1b\]0;owned\\x07\\x1b\[2J/);
+    assert.match(r.stdout, /k\\x9b31m/);
+  });
+
+  it("a requeue whose audit event cannot be written requeues nothing (the two commit together)", async () => {
+    const database = openSQLite(join(root, "data", "bulwark.db"), { create: false });
+    const head = await database.db.selectFrom("audit_head").selectAll().execute();
+    await database.db.deleteFrom("audit_head").execute(); // every append now fails: the head is missing
+    try {
+      const r = await bulwarkInProcess(["outbox", "requeue-dead", "--yes"], altered());
+      assert.notEqual(r.code, 0, r.stdout);
+      const rows = await database.db.selectFrom("outbox_messages").select("status").execute();
+      assert.deepEqual(rows.map((m) => m.status), ["dead"], "still dead: nothing was sent again unrecorded");
+    } finally {
+      await database.db.insertInto("audit_head").values(head).execute();
+      await database.close();
+    }
   });
 });

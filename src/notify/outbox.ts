@@ -267,10 +267,10 @@ export class Outbox {
    * Puts dead messages back in the queue (an operator fixed the cause), with a fresh attempt budget. At most
    * 1000 ids per call (bind parameters); messages no longer dead are left alone.
    */
-  async requeueDead(ids: readonly string[]): Promise<number> {
+  async requeueDead(ids: readonly string[], executor?: Kysely<Schema>): Promise<number> {
     if (ids.length === 0) return 0;
     if (ids.length > MAX_BATCH) throw notifyErrors.badMessage(`requeue at most ${MAX_BATCH} messages per call`);
-    const result = await this.#db.updateTable("outbox_messages")
+    const result = await (executor ?? this.#db).updateTable("outbox_messages")
       .set({ status: "queued", attempts: 0, next_attempt_at: this.#clock.now(), last_error: null })
       .where("id", "in", [...ids]).where("status", "=", "dead")
       .executeTakeFirst();

@@ -42,8 +42,9 @@ function deadView(m: OutboxMessage): Record<string, unknown> {
 
 function printDead(ctx: CliContext, dead: OutboxMessage[], total: number): void {
   for (const m of dead) {
-    writeLine(ctx, `  ${m.id}  ${m.kind}  to ${m.to}  ${m.attempts} attempts  queued ${new Date(m.createdAt).toISOString()}`);
-    // The relay's own words: shown, never sent to the terminal as controls.
+    // Stored text (the relay's words, an address, a kind): shown, never sent to the terminal as controls. A row
+    // altered in the database is exactly the kind the sender marks dead and this lists.
+    writeLine(ctx, `  ${escapeControls(m.id)}  ${escapeControls(m.kind)}  to ${escapeControls(m.to)}  ${m.attempts} attempts  queued ${new Date(m.createdAt).toISOString()}`);
     writeLine(ctx, `    last error: ${escapeControls(m.lastError ?? "none recorded")}`);
   }
   if (total > dead.length) writeLine(ctx, `  … and ${total - dead.length} more (--limit, up to ${MAX_LIST}, or --json)`);
@@ -123,10 +124,13 @@ function register(program: Command, ctx: CliContext): void {
         let requeued = 0;
         for (let i = 0; i < ids.length; i += REQUEUE_CHUNK) {
           const chunk = ids.slice(i, i + REQUEUE_CHUNK);
-          const n = await outbox.requeueDead(chunk);
-          requeued += n;
-          // Which messages an operator chose to send again: ids only, never addresses or content.
-          await app.audit.append({ type: "outbox.dead-requeued", actor, data: { requested: chunk.length, requeued: n, ids: chunk } });
+          // Which messages an operator chose to send again: ids only, never addresses or content. The audit event
+          // commits with the requeue, so no message is sent again unrecorded.
+          requeued += await app.db.transaction(async (trx) => {
+            const n = await outbox.requeueDead(chunk, trx);
+            await app.audit.appendIn(trx, { type: "outbox.dead-requeued", actor, data: { requested: chunk.length, requeued: n, ids: chunk } });
+            return n;
+          });
         }
         const mailConfigured = app.config.http.mail !== null;
         if (json(opts)) writeJSON(ctx, { requeued, mailConfigured });
