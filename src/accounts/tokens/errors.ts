@@ -11,4 +11,5 @@ export const tokenErrors = {
   outlivesParent: (parentExpiry: string): TokenError =>
     new TokenError("BULWARK_ERR_TOKEN_OUTLIVES_PARENT", "forbidden", `a token minted by a token cannot outlive it: expiresAt must be set and no later than ${parentExpiry} (omit it to expire with the parent)`),
   userNotFound: (): TokenError => new TokenError("BULWARK_ERR_TOKEN_USER", "not-found", "cannot create a token: no such user"),
+  tooManyLive: (max: number): TokenError => new TokenError("BULWARK_ERR_TOKEN_LIMIT", "conflict", `the user already has ${max} live API tokens; revoke some first`),
 };

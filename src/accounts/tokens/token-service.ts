@@ -3,7 +3,7 @@
 import { sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
-import type { Database } from "../../store/database.ts";
+import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { isPermission, PERMISSIONS } from "../roles/permissions.ts";
 import { tokenErrors } from "./errors.ts";
@@ -46,9 +46,17 @@ export interface NewToken {
   parent?: { id: string; expiresAt: number | null };
 }
 
+export interface CreateOptions {
+  /**
+   * Refuse (BULWARK_ERR_TOKEN_LIMIT) when the user already has this many live tokens (not revoked, not expired).
+   * The count and the insert are one transaction serialised per user, so concurrent calls cannot overshoot.
+   */
+  maxLive?: number;
+}
+
 export interface TokenService {
   /** Token text `bwk_<id>_<secret>` (256-bit base32 secret), returned once; only SHA-256 stored. */
-  create(userId: string, input: NewToken): Promise<{ token: string; info: TokenInfo }>;
+  create(userId: string, input: NewToken, options?: CreateOptions): Promise<{ token: string; info: TokenInfo }>;
   verify(presented: string, ip?: string | null): Promise<TokenVerification>;
   /** The user's tokens, newest first; never the secret. */
   list(userId: string): Promise<TokenInfo[]>;
@@ -128,20 +136,37 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
   }
 
   return {
-    async create(userId, input) {
+    async create(userId, input, options = {}) {
       const now = clock.now();
       const clean = validateInput(input, now);
-      const user = await db.selectFrom("users").select("id").where("id", "=", userId).executeTakeFirst();
-      if (!user) throw tokenErrors.userNotFound();
       const fresh = generateAPIToken(random);
-      await db
-        .insertInto("api_tokens")
-        .values({
-          id: fresh.id, user_id: userId, name: clean.name, secret_hash: fresh.secretHash, scopes: JSON.stringify(clean.scopes),
-          created_at: now, expires_at: clean.expiresAt, last_used_at: null, last_used_ip: null, revoked_at: null,
-          parent_id: input.parent?.id ?? null,
-        })
-        .execute();
+      await database.transaction(async (trx) => {
+        // Per user, the live count and the insert are serialised (PostgreSQL: concurrent mints each counted below
+        // the bound and all inserted; SQLite's write transaction already serialises them). Every query below goes
+        // through trx: another pool connection (or SQLite's one connection) would wait on this transaction.
+        await serialiseTransactions(database, trx, lockKeyOf(`api-tokens:${userId}`));
+        const user = await trx.selectFrom("users").select("id").where("id", "=", userId).executeTakeFirst();
+        if (!user) throw tokenErrors.userNotFound();
+        if (options.maxLive !== undefined) {
+          // Live as list() shows it: not revoked, created after the user's and the global stamps, not expired.
+          const stamps = await trx.selectFrom("revocation_stamps").select("not_before").where("scope", "in", [TOKENS_GLOBAL_SCOPE, tokenUserScope(userId)]).execute();
+          const stamp = stamps.reduce((max, r) => Math.max(max, Number(r.not_before)), 0);
+          const live = await trx
+            .selectFrom("api_tokens").select((eb) => eb.fn.countAll<number>().as("n"))
+            .where("user_id", "=", userId).where("revoked_at", "is", null).where("created_at", ">=", stamp)
+            .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]))
+            .executeTakeFirstOrThrow();
+          if (Number(live.n) >= options.maxLive) throw tokenErrors.tooManyLive(options.maxLive);
+        }
+        await trx
+          .insertInto("api_tokens")
+          .values({
+            id: fresh.id, user_id: userId, name: clean.name, secret_hash: fresh.secretHash, scopes: JSON.stringify(clean.scopes),
+            created_at: now, expires_at: clean.expiresAt, last_used_at: null, last_used_ip: null, revoked_at: null,
+            parent_id: input.parent?.id ?? null,
+          })
+          .execute();
+      });
       const info: TokenInfo = { id: fresh.id, name: clean.name, scopes: clean.scopes, createdAt: now, expiresAt: clean.expiresAt, lastUsedAt: null, lastUsedIp: null, revokedAt: null };
       return { token: fresh.token, info };
     },

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../app/types.ts";
 import { parseStoredData } from "../../audit/index.ts";
-import { iso, PAGE_QUERY, parseTime, TIME } from "./common.ts";
+import { iso, PAGE_QUERY, parseTime, text, TIME } from "./common.ts";
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 
@@ -12,7 +12,7 @@ export function registerAuditRoutes(api: FastifyInstance, app: App): void {
   api.get("/audit/events", {
     config: { access: "audit.read" },
     schema: {
-      querystring: { type: "object", additionalProperties: false, properties: { ...PAGE_QUERY, since: TIME, type: { type: "string", minLength: 1, maxLength: 100 } } },
+      querystring: { type: "object", additionalProperties: false, properties: { ...PAGE_QUERY, since: TIME, type: text(1, 100) } },
     },
   }, async (request) => {
     const query = request.query as { limit: number; cursor?: string; since?: string | number; type?: string };

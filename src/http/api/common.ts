@@ -42,8 +42,35 @@ export function parseTime(value: string | number, field: string): number {
   return ms;
 }
 
+/**
+ * The pattern every free-text field of the API carries: no control characters (\p{Cc}: NUL, tab, newline,
+ * escape, DEL, C1…). They have no place in names, addresses, descriptions or search text; they corrupt logs and
+ * screens, and PostgreSQL refuses a NUL in text outright (a 500 instead of a 400). Ajv compiles patterns with
+ * the `u` flag, so `\P{Cc}` is the Unicode property and every other character (accents, CJK, emoji) passes.
+ */
+export const NO_CONTROL = "^\\P{Cc}*$";
+
+/**
+ * JSON schema of a text field: a string of minLength to maxLength characters without control characters.
+ * Every string field of a body or query string is built with it (or has a stricter pattern of its own, like
+ * ID): registerApiRoutes refuses to boot with a string field whose pattern admits a control character.
+ */
+export function text(minLength: number, maxLength: number): { type: "string"; minLength: number; maxLength: number; pattern: string } {
+  return { type: "string", minLength, maxLength, pattern: NO_CONTROL };
+}
+
+/**
+ * JSON schema of a field that also takes an explicit JSON null. `const`, not `{type: "null"}`: Fastify's Ajv
+ * coerces types, and a `null` type would turn "" (and only "") into null, so a blank field silently meant
+ * "none" (a token that never expires). The null branch comes first so null itself is never coerced ("" by a
+ * string branch). A blank string is refused before validation with a message naming the field (strict-fields.ts).
+ */
+export function nullable<T extends object>(schema: T): { anyOf: [{ const: null }, T] } {
+  return { anyOf: [{ const: null }, schema] };
+}
+
 /** JSON schema of a time field: ISO text or epoch milliseconds. */
-export const TIME = { anyOf: [{ type: "string", minLength: 1, maxLength: 40 }, { type: "integer", minimum: 0 }] } as const;
+export const TIME = { anyOf: [text(1, 40), { type: "integer", minimum: 0 }] } as const;
 
 /** JSON schema of an id path parameter: random ids are short and plain (prefix_base32). */
 export const ID = { type: "string", minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_-]+$" } as const;
@@ -51,7 +78,7 @@ export const ID = { type: "string", minLength: 1, maxLength: 64, pattern: "^[A-Z
 /** Pagination query: a page size bounded so no caller can ask for the whole table, and an opaque cursor. */
 export const PAGE_QUERY = {
   limit: { type: "integer", minimum: 1, maximum: 200, default: 50 },
-  cursor: { type: "string", minLength: 1, maxLength: 512 },
+  cursor: text(1, 512),
 } as const;
 
 // Bodies are small JSON documents; the contain route's id list is the only large one and sets its own limit.

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import * as contain from "../../contain/index.ts";
 import type { Job } from "../../jobs/job-store.ts";
 import type { App } from "../../app/types.ts";
-import { auditAPI, ID, parseTime, TIME } from "./common.ts";
+import { auditAPI, ID, parseTime, text, TIME } from "./common.ts";
 import { apiErrors } from "./errors.ts";
 import { ADMINISTRATIVE } from "../../accounts/roles/index.ts";
 import { assertFresh, callerOf, can, type Caller } from "./guard.ts";
@@ -20,10 +20,10 @@ const SCOPE = {
   type: "object", additionalProperties: false,
   properties: {
     all: { type: "boolean" },
-    roles: { type: "array", minItems: 1, maxItems: 50, items: { type: "string", minLength: 1, maxLength: 40 } },
-    ids: { type: "array", minItems: 1, maxItems: MAX_API_IDS, items: { type: "string", minLength: 1, maxLength: 254 } },
+    roles: { type: "array", minItems: 1, maxItems: 50, items: text(1, 40) },
+    ids: { type: "array", minItems: 1, maxItems: MAX_API_IDS, items: text(1, 254) },
     createdBefore: TIME, createdAfter: TIME, lastLoginBefore: TIME, lastLoginAfter: TIME, activeFrom: TIME, activeTo: TIME,
-    scheme: { type: "string", minLength: 1, maxLength: 64 },
+    scheme: text(1, 64),
   },
 } as const;
 
@@ -131,14 +131,14 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
       body: {
         type: "object", required: ["levers", "scope"], additionalProperties: false,
         properties: {
-          levers: { type: "array", minItems: 1, maxItems: 20, uniqueItems: true, items: { type: "string", minLength: 1, maxLength: 60 } },
+          levers: { type: "array", minItems: 1, maxItems: 20, uniqueItems: true, items: text(1, 60) },
           scope: SCOPE,
           dryRun: { type: "boolean", default: false },
           incidentId: { type: "string", minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.:-]+$" },
           batchSize: { type: "integer", minimum: 1, maximum: 5000 },
           options: {
             type: "object", additionalProperties: false,
-            properties: { inactiveDays: { type: "integer", minimum: 1, maximum: 36_500 }, lockReason: { type: "string", minLength: 1, maxLength: 200 } },
+            properties: { inactiveDays: { type: "integer", minimum: 1, maximum: 36_500 }, lockReason: text(1, 200) },
           },
         },
       },

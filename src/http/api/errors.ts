@@ -29,6 +29,9 @@ export const apiErrors = {
   unknownFields: (where: string, fields: string[]): APIError =>
     new APIError("BULWARK_ERR_API_UNKNOWN_FIELD", "input", `${where} has field(s) this route does not accept: ${fields.slice(0, 5).map((f) => JSON.stringify(f.slice(0, 40))).join(", ")}`),
   badBody: (message: string): APIError => new APIError("BULWARK_ERR_VALIDATION", "input", message),
+  // A blank string is not "none": Fastify's validator would coerce it to null (a token that never expires).
+  blankField: (where: string, field: string): APIError =>
+    new APIError("BULWARK_ERR_VALIDATION", "input", `${where} field ${JSON.stringify(field.slice(0, 40))} is an empty string: give a value, or null (or leave the field out) for none`),
   badTime: (field: string): APIError => new APIError("BULWARK_ERR_API_TIME", "input", `${field} must be an ISO 8601 date/time or epoch milliseconds`),
   passwordRefused: (reasons: string[]): APIError => new APIError("BULWARK_ERR_PASSWORD_POLICY", "input", `the password is refused: ${reasons.join("; ")}`),
   tooManyTokens: (max: number): APIError => new APIError("BULWARK_ERR_API_TOKEN_LIMIT", "conflict", `you already have ${max} live API tokens; revoke some first`),

@@ -8,7 +8,7 @@ import { registerContainRoutes } from "./contain.ts";
 import { accessGuard } from "./guard.ts";
 import { createJobRunner, type JobRunner } from "./job-runner.ts";
 import { registerRoleRoutes } from "./roles.ts";
-import { refuseUnknownFields } from "./strict-fields.ts";
+import { assertTextFieldsSafe, formatSchemaErrors, refuseUnknownFields } from "./strict-fields.ts";
 import { registerTokenRoutes } from "./tokens.ts";
 import { registerUserRoutes } from "./users.ts";
 
@@ -51,8 +51,12 @@ export async function registerApiRoutes(server: FastifyInstance, app: App): Prom
       const access = route.config?.access;
       for (const method of methods) routes.push({ method, url: route.url, access });
       if (access === undefined) throw new MissingAccessError(`${methods.join(",")} ${route.url} declares no config.access; every /api/v1 route must`);
+      // Every string field refuses control characters (a NUL is a 500 on PostgreSQL): checked at boot, fail closed.
+      assertTextFieldsSafe(route);
     });
+    api.setSchemaErrorFormatter(formatSchemaErrors);
     // onRequest: before the body is read, so an anonymous caller cannot make us parse (or validate) anything.
+    // preValidation: unknown fields, and any body or query string on a route that declares none, are a 400.
     api.addHook("onRequest", accessGuard(app));
     api.addHook("preValidation", refuseUnknownFields);
     // API responses carry account data: never cached by a browser or proxy (ASVS 14.3.2).

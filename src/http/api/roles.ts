@@ -4,7 +4,7 @@
 // needs a fresh browser session (ASVS 7.5.3): a stolen cookie must not be able to grant its holder admin.
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../app/types.ts";
-import { auditAPI, ID, SMALL_BODY } from "./common.ts";
+import { auditAPI, ID, SMALL_BODY, text } from "./common.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf } from "./guard.ts";
 import { targetUser } from "./users.ts";
@@ -25,8 +25,8 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
         type: "object", required: ["name", "permissions"], additionalProperties: false,
         properties: {
           name: ROLE_NAME,
-          description: { type: "string", maxLength: 500 },
-          permissions: { type: "array", maxItems: 16, items: { type: "string", minLength: 1, maxLength: 40 } },
+          description: text(0, 500),
+          permissions: { type: "array", maxItems: 16, items: text(1, 40) },
         },
       },
     },

@@ -1,35 +1,133 @@
 // Refuses fields a route does not declare, before Fastify's validator silently strips them: a client that sends
 // `{"email": …, "roles": ["admin"]}` to create-user learns that `roles` is not accepted here instead of
-// wondering why it was ignored (mass assignment, ASVS 8.2.3). Only schemas with additionalProperties: false.
-import type { FastifyRequest } from "fastify";
+// wondering why it was ignored (mass assignment, ASVS 8.2.3). Checked for schemas with additionalProperties:
+// false, and fail closed for the rest: a route that declares no body schema accepts no body (`{}` aside), a
+// route that declares no querystring schema accepts no query string. Otherwise `{"dryRun": true}` sent to an
+// undo, or `{"id": …}` sent to DELETE /tokens, would be ignored and the real, wider action would run.
+// Also here: the refusal of a blank string in a nullable field, and the boot-time check that every string
+// field refuses control characters.
+import type { FastifyRequest, FastifySchemaValidationError, RouteOptions } from "fastify";
+import { NO_CONTROL } from "./common.ts";
 import { apiErrors } from "./errors.ts";
 
 interface ObjectSchema {
-  type?: string;
+  type?: string | string[];
   properties?: Record<string, unknown>;
   additionalProperties?: boolean;
+  anyOf?: unknown[];
+}
+
+/** True for a schema built by nullable() (or an older `anyOf` with a `null` type). */
+function acceptsNull(schema: unknown): boolean {
+  const s = schema as ObjectSchema;
+  return Array.isArray(s.anyOf) && s.anyOf.some((b) => {
+    const branch = b as { const?: unknown; type?: unknown };
+    return (Object.hasOwn(branch, "const") && branch.const === null) || branch.type === "null";
+  });
+}
+
+interface Findings {
+  unknown: string[];
+  blank: string[];
 }
 
 // Nesting is bounded by the schemas themselves (a field not in `properties` is never descended into).
-function unknownFields(value: unknown, schema: unknown, path: string, out: string[]): void {
+function inspect(value: unknown, schema: unknown, path: string, out: Findings): void {
   if (!schema || typeof schema !== "object" || !value || typeof value !== "object" || Array.isArray(value)) return;
   const s = schema as ObjectSchema;
   if (!s.properties) return;
   for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
     const sub = Object.hasOwn(s.properties, key) ? s.properties[key] : undefined;
     if (sub === undefined) {
-      if (s.additionalProperties === false) out.push(path + key);
-    } else unknownFields(child, sub, `${path}${key}.`, out);
+      if (s.additionalProperties === false) out.unknown.push(path + key);
+    } else if (child === "" && acceptsNull(sub)) {
+      out.blank.push(path + key);
+    } else inspect(child, sub, `${path}${key}.`, out);
   }
 }
 
-/** preValidation hook: 400 naming the undeclared fields of the body or query string. */
+/** Nothing at all: absent, null, an empty JSON object or an empty text body. */
+function isEmpty(value: unknown): boolean {
+  if (value === undefined || value === null || value === "") return true;
+  return typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 0;
+}
+
+/** Refuses anything but nothing, for a part (body, query string) the route does not declare. */
+function refuseUndeclared(where: string, value: unknown): void {
+  if (isEmpty(value)) return;
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) throw apiErrors.unknownFields(where, Object.keys(value));
+  throw apiErrors.badBody(`this route takes no ${where}`);
+}
+
+/** preValidation hook: 400 naming the undeclared fields of the body or query string, or a blank nullable field. */
 export async function refuseUnknownFields(request: FastifyRequest): Promise<void> {
-  const schema = request.routeOptions.schema;
-  if (!schema) return;
+  const schema = request.routeOptions.schema ?? {};
   for (const [where, value, part] of [["body", request.body, schema.body], ["query string", request.query, schema.querystring]] as const) {
-    const found: string[] = [];
-    unknownFields(value, part, "", found);
-    if (found.length) throw apiErrors.unknownFields(where, found);
+    if (part === undefined) {
+      refuseUndeclared(where, value);
+      continue;
+    }
+    const found: Findings = { unknown: [], blank: [] };
+    inspect(value, part, "", found);
+    if (found.unknown.length) throw apiErrors.unknownFields(where, found.unknown);
+    if (found.blank.length) throw apiErrors.blankField(where, found.blank[0] as string);
   }
+}
+
+// Samples a text pattern must refuse: NUL, tab, newline, escape, DEL and a C1 control, alone and after a letter.
+const CONTROLS = ["\u0000", "\t", "\n", "\u001b", "\u007f", "\u0085"].flatMap((c) => [c, `a${c}`, `${c}a`]);
+
+/** The paths of the string schemas in `schema` whose pattern does not refuse control characters. */
+function unsafeStrings(schema: unknown, path: string, out: string[]): void {
+  if (!schema || typeof schema !== "object") return;
+  if (Array.isArray(schema)) {
+    schema.forEach((s, i) => unsafeStrings(s, `${path}[${i}]`, out));
+    return;
+  }
+  const s = schema as Record<string, unknown>;
+  const types = Array.isArray(s["type"]) ? s["type"] : [s["type"]];
+  if (types.includes("string")) {
+    const pattern = s["pattern"];
+    const safe = typeof pattern === "string" && pattern.startsWith("^") && pattern.endsWith("$") &&
+      CONTROLS.every((c) => !new RegExp(pattern, "u").test(c));
+    if (!safe) out.push(path || "(root)");
+  }
+  for (const [key, child] of Object.entries(s)) {
+    if (key === "properties" && child && typeof child === "object") {
+      for (const [name, sub] of Object.entries(child)) unsafeStrings(sub, path ? `${path}.${name}` : name, out);
+    } else if (key === "items" || key === "anyOf" || key === "oneOf" || key === "allOf" || key === "additionalProperties") {
+      unsafeStrings(child, `${path}${key === "items" ? "[]" : ""}`, out);
+    }
+  }
+}
+
+/**
+ * onRoute check, fail closed like the access declaration: every string field of a route's params, query string
+ * and body refuses control characters (built with text() from common.ts, or with a stricter pattern). A route
+ * that would let a NUL reach the database (500 on PostgreSQL) or a newline reach a log stops the server from booting.
+ */
+export function assertTextFieldsSafe(route: RouteOptions): void {
+  const schema = route.schema;
+  if (!schema) return;
+  const found: string[] = [];
+  for (const [part, value] of [["params", schema.params], ["querystring", schema.querystring], ["body", schema.body]] as const) {
+    const here: string[] = [];
+    unsafeStrings(value, "", here);
+    found.push(...here.map((p) => `${part}.${p}`));
+  }
+  if (found.length) {
+    throw new Error(`${String(route.method)} ${route.url}: string field(s) ${found.join(", ")} admit control characters; build them with text() from src/http/api/common.ts`);
+  }
+}
+
+/**
+ * The API's schema error messages: Fastify's ("body/displayName must …"), except that a text field holding a
+ * control character says so instead of printing the pattern.
+ */
+export function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const parts = errors.map((e) => {
+    const control = e.keyword === "pattern" && (e.params as { pattern?: unknown }).pattern === NO_CONTROL;
+    return `${dataVar}${e.instancePath || ""} ${control ? "must not contain control characters (such as NUL, tab or newline)" : e.message}`;
+  });
+  return new Error(parts.join(", "));
 }

@@ -10,7 +10,7 @@ import type { FastifyInstance } from "fastify";
 import { isPermission } from "../../accounts/roles/index.ts";
 import type { App } from "../../app/types.ts";
 import { notifyOwner } from "../auth/helpers.ts";
-import { auditAPI, ID, iso, parseTime, SMALL_BODY, TIME } from "./common.ts";
+import { auditAPI, ID, iso, nullable, parseTime, SMALL_BODY, text, TIME } from "./common.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, can } from "./guard.ts";
 import type { TokenInfo } from "../../accounts/tokens/index.ts";
@@ -40,9 +40,10 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
       body: {
         type: "object", required: ["name", "scopes"], additionalProperties: false,
         properties: {
-          name: { type: "string", minLength: 1, maxLength: 100 },
-          scopes: { type: "array", minItems: 1, maxItems: 16, uniqueItems: true, items: { type: "string", minLength: 1, maxLength: 40 } },
-          expiresAt: { anyOf: [TIME, { type: "null" }] },
+          name: text(1, 100),
+          scopes: { type: "array", minItems: 1, maxItems: 16, uniqueItems: true, items: text(1, 40) },
+          // null means "never" (or, for a token minting a token, "with the parent"); "" is refused, never null.
+          expiresAt: nullable(TIME),
         },
       },
     },
@@ -56,13 +57,18 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
     const expiresAt = body.expiresAt === undefined || body.expiresAt === null ? null : parseTime(body.expiresAt, "expiresAt");
     if (expiresAt !== null && expiresAt <= app.clock.now()) throw apiErrors.expiryInPast();
     const parent = caller.via === "token" && caller.tokenId !== null ? { id: caller.tokenId, expiresAt: caller.tokenExpiresAt } : undefined;
-    const tokens = app.accounts.tokens;
-    const now = app.clock.now();
-    const live = (await tokens.list(caller.userId)).filter((t) => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > now));
-    if (live.length >= MAX_LIVE_TOKENS) throw apiErrors.tooManyTokens(MAX_LIVE_TOKENS);
-    const { token, info } = await tokens.create(caller.userId, {
-      name: body.name, scopes: body.scopes, ...(body.expiresAt === undefined ? {} : { expiresAt }), ...(parent ? { parent } : {}),
-    });
+    // The bound is counted and the token inserted in one transaction serialised per user: 100 concurrent mints
+    // must not each see 49 live tokens and all insert.
+    let created: { token: string; info: TokenInfo };
+    try {
+      created = await app.accounts.tokens.create(caller.userId, {
+        name: body.name, scopes: body.scopes, ...(body.expiresAt === undefined ? {} : { expiresAt }), ...(parent ? { parent } : {}),
+      }, { maxLive: MAX_LIVE_TOKENS });
+    } catch (error) {
+      if ((error as { code?: unknown }).code === "BULWARK_ERR_TOKEN_LIMIT") throw Object.assign(apiErrors.tooManyTokens(MAX_LIVE_TOKENS), { cause: error });
+      throw error;
+    }
+    const { token, info } = created;
     const event = await auditAPI(app, request, caller, { type: "api.token.created", subject: info.id, data: { scopes: info.scopes, expiresAt: info.expiresAt, ...(parent ? { parent: parent.id } : {}) } });
     // A token is a credential that outlives a password reset: its owner is told it exists (ASVS 6.3.7's spirit).
     await notifyOwner(app, request, caller.userId, event.id, { type: "api-token-created", scopes: info.scopes, expiresAt: info.expiresAt });

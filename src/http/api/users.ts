@@ -4,13 +4,17 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { adminRemovalGuard, isPermission } from "../../accounts/roles/index.ts";
 import type { User } from "../../accounts/users/user-store.ts";
 import type { App } from "../../app/types.ts";
-import { auditAPI, ID, PAGE_QUERY, SMALL_BODY } from "./common.ts";
+import { auditAPI, ID, PAGE_QUERY, SMALL_BODY, text } from "./common.ts";
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, can, type Caller } from "./guard.ts";
 import { listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
 
 const USER_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
+
+// The lock's optional body: absent, or {"reason": "…"} (null as a type lets an absent body through the validator;
+// lockReason below trims and checks the reason again).
+const LOCK_BODY = { type: ["object", "null"], additionalProperties: false, properties: { reason: text(1, 200) } } as const;
 
 /** Loads the account a path names; 404 when there is none. */
 export async function targetUser(app: App, id: string): Promise<User> {
@@ -37,7 +41,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   api.get("/users", {
     config: { access: "accounts.read" },
     schema: {
-      querystring: { type: "object", additionalProperties: false, properties: { ...PAGE_QUERY, q: { type: "string", minLength: 1, maxLength: 254 } } },
+      querystring: { type: "object", additionalProperties: false, properties: { ...PAGE_QUERY, q: text(1, 254) } },
     },
   }, async (request) => {
     const query = request.query as { limit: number; cursor?: string; q?: string };
@@ -65,11 +69,13 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       body: {
         type: "object", required: ["email"], additionalProperties: false,
         properties: {
-          email: { type: "string", minLength: 3, maxLength: 254 },
-          username: { type: "string", minLength: 1, maxLength: 64 },
-          displayName: { type: "string", minLength: 1, maxLength: 200 },
+          email: text(3, 254),
+          username: text(1, 64),
+          displayName: text(1, 200),
           // Bounded well above any passphrase; the policy applies its own rules (NIST SP 800-63B-4 allows ≥ 64).
-          password: { type: "string", minLength: 1, maxLength: 1024 },
+          // Control characters are not printable characters (SP 800-63B asks for those): an initial password with
+          // a NUL or a tab could not be typed at the first login anyway.
+          password: text(1, 1024),
         },
       },
     },
@@ -99,6 +105,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
 
   /** A change to one account; `held` is what the target holds, as the outranking check read it. */
   type Change = (app: App, request: FastifyRequest, caller: Caller, user: User, held: ReadonlySet<string>) => Promise<Record<string, unknown>>;
+  // Without `body` the route takes none: any field sent is refused (strict-fields.ts), never ignored.
   const change = (path: string, change: Change, body?: Record<string, unknown>): void => {
     api.post(`/users/:id/${path}`, {
       config: { access: "accounts.write" },
@@ -130,7 +137,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     // API tokens are only refused while locked (the owner keeps their automation after an unlock).
     const ended = changed ? await endSessions(app, user.id) : 0;
     return { changed, sessionsEnded: ended };
-  });
+  }, LOCK_BODY);
 
   change("unlock", async (app, request, caller, user) => {
     const changed = await app.db.transaction(async (trx) => {
@@ -168,8 +175,8 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
 }
 
 /**
- * The optional body of a lock, `{"reason": "…"}`, checked by hand because the body itself is optional (a JSON
- * schema cannot say "absent or this object" to Fastify's validator).
+ * The optional body of a lock, `{"reason": "…"}`, checked again by hand (LOCK_BODY admits null for an absent body,
+ * and a reason of only spaces).
  */
 function lockReason(body: unknown): string | null {
   if (body === undefined || body === null) return null;
