@@ -14,7 +14,7 @@ import { isMainThread, parentPort, Worker, workerData } from "node:worker_thread
 import Fastify from "fastify";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { openApp } from "../src/app/index.ts";
-import { buildServer } from "../src/http/server.ts";
+import { runServer } from "../src/http/run-server.ts";
 import { cpuSeconds, inFlight, line, median, now, percentile, rate, seconds, spread } from "./lib.ts";
 
 // Enough logins that a GC cycle or a burst of load from elsewhere landing in one round does not decide the ratio,
@@ -223,9 +223,14 @@ class Client {
 
 export default async function bench(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "bulwark-bench-http-"));
-  const app = await openApp({ env: { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_LOG_LEVEL: "silent", BULWARK_PUBLIC_URL: "http://127.0.0.1" }, mode: "init" });
-  // trustProxy: the benchmark varies the client address with X-Forwarded-For (see nextIP).
-  const server = await buildServer(app, { trustProxy: true });
+  const app = await openApp({ env: { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_LOG_LEVEL: "silent", BULWARK_PUBLIC_URL: "http://127.0.0.1", HOST: "127.0.0.1", PORT: "0" }, mode: "init" });
+  // The server as `bulwark start` runs it (WAL checkpoints in a worker, the mail runner, maintenance), on a free
+  // loopback port. trustProxy: the benchmark varies the client address with X-Forwarded-For (see nextIP).
+  const running = await runServer(app, { trustProxy: true }).catch(async (error: unknown) => {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  });
   const bare = Fastify();
   bare.get("/bare", async () => ({ authenticated: false }));
   // The transport floor: the same verify behind a bare Fastify route, with none of the login's work around it.
@@ -236,7 +241,7 @@ export default async function bench(): Promise<void> {
   });
   const client = new Client();
   try {
-    const base = await server.listen({ host: "127.0.0.1", port: 0 });
+    const base = running.url;
     const bareBase = await bare.listen({ host: "127.0.0.1", port: 0 });
     const hash = await app.accounts.passwords.hash(PASSWORD);
     bareHash = hash;
@@ -363,9 +368,8 @@ export default async function bench(): Promise<void> {
     line("reset request unknown ÷ known median", (ru / rk).toFixed(2), "aim 0.9-1.1");
   } finally {
     await client.close();
-    await server.close();
+    await running.close("bench finished");
     await bare.close();
-    await app.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
