@@ -148,6 +148,31 @@ describe("/api/v1/tokens", () => {
     assert.equal(listed.tokens.some((t) => t.id === id), false, "mallory's list never shows alice's token");
   });
 
+  it("attack: a leaked narrow token cannot list, revoke or mass-revoke its owner's wider tokens; it manages itself and what it minted", async () => {
+    const owner = await fx.user(["admin"]);
+    const collector = await fx.token(owner.id, ["audit.read"]);
+    const incident = await fx.token(owner.id, ["contain.run", "accounts.read"]);
+    const root = await fx.token(owner.id, ["admin"]);
+    const idOf = async (text: string): Promise<string> => ((await fx.app.accounts.tokens.list(owner.id)).find((t) => text.includes(t.id)) as { id: string }).id;
+    const [collectorId, incidentId] = [await idOf(collector), await idOf(incident)];
+    const child = (await fx.call("POST", "/api/v1/tokens", { token: collector, body: { name: "siem-2", scopes: ["audit.read"] } })).json() as { token: string; info: TokenView };
+
+    const seen = ((await fx.call("GET", "/api/v1/tokens", { token: collector })).json() as { tokens: TokenView[] }).tokens.map((t) => t.id).sort();
+    assert.deepEqual(seen, [collectorId, child.info.id].sort(), "the collector sees itself and its child, never the wider tokens or their last-use addresses");
+    const probe = await fx.call("DELETE", `/api/v1/tokens/${incidentId}`, { token: collector });
+    assert.equal(probe.statusCode, 404, "same answer as an unknown id");
+    const all = await fx.call("DELETE", "/api/v1/tokens", { token: collector });
+    assert.deepEqual(all.json(), { revoked: 2 }, "itself and its child");
+    assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { token: incident })).statusCode, 200, "the incident tool's token still works");
+    assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { token: root })).statusCode, 200);
+    assert.equal((await fx.call("GET", "/api/v1/audit/events?limit=1", { token: child.token })).statusCode, 401, "the child went with it");
+
+    // A token whose scopes allow everything another holds manages it; the owner's session manages all.
+    const wide = ((await fx.call("GET", "/api/v1/tokens", { token: root })).json() as { tokens: TokenView[] }).tokens.map((t) => t.id);
+    assert.ok(wide.includes(incidentId) && wide.includes(collectorId), "an admin-scoped token sees every token of its owner");
+    assert.equal((await fx.call("DELETE", `/api/v1/tokens/${incidentId}`, { token: root })).statusCode, 204);
+  });
+
   it("revokes one token, then all of the caller's tokens, with audit events", async () => {
     const user = await fx.user(["accounts.read"]);
     const a = await fx.token(user.id, ["accounts.read"]);

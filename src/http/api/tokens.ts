@@ -7,12 +7,12 @@
 // nor outlive itself: the new token expires no later than its parent (by default with it), and revoking the
 // parent revokes it.
 import type { FastifyInstance } from "fastify";
-import { isPermission } from "../../accounts/roles/index.ts";
+import { allows, isPermission } from "../../accounts/roles/index.ts";
 import type { App } from "../../app/types.ts";
 import { notifyOwner } from "../auth/helpers.ts";
 import { auditAPI, ID, iso, nullable, parseTime, SMALL_BODY, text, TIME } from "./common.ts";
 import { apiErrors } from "./errors.ts";
-import { callerOf, can } from "./guard.ts";
+import { callerOf, can, type Caller } from "./guard.ts";
 import type { TokenInfo } from "../../accounts/tokens/index.ts";
 
 // A bound on live tokens per user: each one is a credential to track and revoke (DESIGN.md: every bound an
@@ -26,11 +26,23 @@ function tokenView(t: TokenInfo): Record<string, unknown> {
   };
 }
 
+/**
+ * Whether the caller may see and revoke token `t` of its user. A browser session manages all of them. A token
+ * manages itself and the tokens whose every scope its own scopes allow (what it minted is among them): a leaked
+ * `audit.read` token for a log collector must not list the owner's other tokens with their last-use addresses,
+ * nor revoke the `contain.run` token an incident tool depends on.
+ */
+function manages(caller: Caller, t: TokenInfo): boolean {
+  const scopes = caller.scopes;
+  if (scopes === null || t.id === caller.tokenId) return true;
+  return t.scopes.every((s) => isPermission(s) && allows(scopes, s));
+}
+
 /** Registers the token routes on the API plugin. */
 export function registerTokenRoutes(api: FastifyInstance, app: App): void {
   api.get("/tokens", { config: { access: "authenticated" } }, async (request) => {
     const caller = callerOf(request);
-    return { tokens: (await app.accounts.tokens.list(caller.userId)).map(tokenView) };
+    return { tokens: (await app.accounts.tokens.list(caller.userId)).filter((t) => manages(caller, t)).map(tokenView) };
   });
 
   api.post("/tokens", {
@@ -82,6 +94,11 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
   }, async (request, reply) => {
     const caller = callerOf(request);
     const { id } = request.params as { id: string };
+    // A token the caller does not manage gets the answer of an unknown id: its existence is not confirmed.
+    if (caller.scopes !== null) {
+      const target = (await app.accounts.tokens.list(caller.userId)).find((t) => t.id === id);
+      if (!target || !manages(caller, target)) throw apiErrors.tokenNotFound(id);
+    }
     // revoke() is scoped by user: another user's token id is "not found", never revoked.
     if (!(await app.accounts.tokens.revoke(caller.userId, id))) throw apiErrors.tokenNotFound(id);
     await auditAPI(app, request, caller, { type: "api.token.revoked", subject: id });
@@ -90,7 +107,14 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
 
   api.delete("/tokens", { config: { access: "authenticated" } }, async (request) => {
     const caller = callerOf(request);
-    const revoked = await app.accounts.tokens.revokeAllForUser(caller.userId);
+    let revoked: number;
+    if (caller.scopes === null) revoked = await app.accounts.tokens.revokeAllForUser(caller.userId);
+    else {
+      // A token revokes the live tokens it manages (itself included); each revocation also ends what that token minted.
+      const live = (await app.accounts.tokens.list(caller.userId)).filter((t) => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > app.clock.now()) && manages(caller, t));
+      for (const t of live) await app.accounts.tokens.revoke(caller.userId, t.id);
+      revoked = live.length;
+    }
     await auditAPI(app, request, caller, { type: "api.token.revoked-all", subject: caller.userId, data: { revoked } });
     return { revoked };
   });
