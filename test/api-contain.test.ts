@@ -21,16 +21,9 @@ after(async () => {
   await fx.close();
 });
 
-/** Polls a job until it is finished (the run is in the background); bounded so a stuck job fails the test. */
-async function finished(id: string): Promise<JobBody> {
-  for (let i = 0; i < 400; i++) {
-    const res = await fx.call("GET", `/api/v1/contain/jobs/${id}`, { token });
-    assert.equal(res.statusCode, 200, res.body);
-    const job = (res.json() as { job: JobBody }).job;
-    if (job.status === "done" || job.status === "failed") return job;
-    await sleep(25);
-  }
-  throw new Error(`job ${id} did not finish`);
+/** Polls a job until it is finished (the run is in the background). */
+function finished(id: string): Promise<JobBody> {
+  return fx.finishedJob<JobBody>(token, id);
 }
 
 async function lockedCount(ids: string[]): Promise<number> {

@@ -53,16 +53,7 @@ function hardeningSuite(name: string, open: () => Promise<APIFixture>): void {
       await fx?.close();
     });
 
-    async function finished(token: string, id: string): Promise<JobBody> {
-      for (let i = 0; i < 400; i++) {
-        const res = await fx.call("GET", `/api/v1/contain/jobs/${id}`, { token });
-        assert.equal(res.statusCode, 200, res.body);
-        const job = (res.json() as { job: JobBody }).job;
-        if (job.status === "done" || job.status === "failed") return job;
-        await sleep(25);
-      }
-      throw new Error(`job ${id} did not finish`);
-    }
+    const finished = (token: string, id: string): Promise<JobBody> => fx.finishedJob<JobBody>(token, id);
 
     const lockedAt = async (id: string): Promise<number | null> => (await fx.app.accounts.users.getById(id))?.lockedAt ?? null;
 

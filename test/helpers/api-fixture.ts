@@ -1,7 +1,9 @@
 // A real Bulwark server for the /api/v1 tests: an opened app (SQLite, or PostgreSQL on a private cluster),
 // buildServer, real users with real roles, and real credentials (API tokens from the token service, browser
 // sessions from the session manager with the CSRF token from GET /auth/csrf). Nothing here fakes request.auth.
+import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
@@ -20,6 +22,8 @@ export interface APIFixture {
   session(userId: string, options?: { aal?: 1 | 2 }): Promise<{ cookie: string; csrf: string }>;
   /** Sends a request with a bearer token, a session (cookie + CSRF + same-origin), or nothing. */
   call(method: string, url: string, options?: { token?: string; session?: { cookie: string; csrf: string }; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
+  /** Polls GET /api/v1/contain/jobs/:id until the job is done or failed (runs go on in the background); bounded, so a stuck job fails the test. */
+  finishedJob<J extends { status: string }>(token: string, id: string): Promise<J>;
   close(): Promise<void>;
 }
 
@@ -76,6 +80,16 @@ export async function openAPIFixture(options: { databaseURL?: string } = {}): Pr
         method: method as "GET", url, headers,
         ...(opts.body !== undefined ? { payload: opts.body as object } : {}),
       });
+    },
+    async finishedJob<J extends { status: string }>(token: string, id: string): Promise<J> {
+      for (let i = 0; i < 400; i++) {
+        const res = await fx.call("GET", `/api/v1/contain/jobs/${id}`, { token });
+        assert.equal(res.statusCode, 200, res.body);
+        const job = (res.json() as { job: J }).job;
+        if (job.status === "done" || job.status === "failed") return job;
+        await sleep(25);
+      }
+      throw new Error(`job ${id} did not finish`);
     },
     async close() {
       await server.close();
