@@ -26,7 +26,10 @@ function sharedStore(): KeyStore & { keys: StoredKey[]; reads: number; hold(): (
       keys.push({ ...key });
     },
     getMeta: async (n: string) => meta.get(n) ?? null,
-    setMeta: async (n: string, v: string) => void meta.set(n, v),
+    claimMeta: async (n: string, v: string) => {
+      if (!meta.has(n)) meta.set(n, v);
+      return meta.get(n) as string;
+    },
     /** Holds every key-list read already taken until the returned function is called. */
     hold(): () => void {
       let release!: () => void;

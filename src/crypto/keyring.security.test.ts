@@ -18,7 +18,10 @@ function memoryStore(): KeyStore & { keys: StoredKey[] } {
       keys.push({ ...key });
     },
     getMeta: async (n) => meta.get(n) ?? null,
-    setMeta: async (n, v) => void meta.set(n, v),
+    claimMeta: async (n, v) => {
+      if (!meta.has(n)) meta.set(n, v);
+      return meta.get(n) as string;
+    },
   };
 }
 

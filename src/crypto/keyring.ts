@@ -34,7 +34,8 @@ export interface KeyStore {
   /** Inserts `key` as current and marks every other key of the same purpose retired, atomically. */
   addCurrentKey(key: StoredKey): Promise<void>;
   getMeta(name: string): Promise<string | null>;
-  setMeta(name: string, value: string): Promise<void>;
+  /** Stores `value` under `name` unless a value is already there, and returns the stored one: first writer wins. */
+  claimMeta(name: string, value: string): Promise<string>;
 }
 
 /** Associated data: where a ciphertext lives. Decryption fails anywhere else. */
@@ -137,10 +138,14 @@ export class Keyring {
       if (stored.length > 0) {
         throw cryptoErrors.masterKeyMismatch("the database holds keys but no master key check; refusing to guess which master key wrapped them");
       }
-      await options.store.setMeta(MASTER_CHECK_META, mine);
-    } else if (!constantTimeEqualString(check, mine)) {
+    }
+    // Claimed, never overwritten: two first opens with different master keys (two nodes initialising one database)
+    // both saw no check; the one that stored second used to replace the first's check while the first went on to
+    // wrap keys under its own key, leaving a database neither key opened. Now the later one is refused here.
+    const recorded = check ?? (await options.store.claimMeta(MASTER_CHECK_META, mine));
+    if (!constantTimeEqualString(recorded, mine)) {
       throw cryptoErrors.masterKeyMismatch(
-        `the database's keys were wrapped by master key ${check.slice(0, 16)}, but the master key given is ${mine.slice(0, 16)}; ` +
+        `the database's keys were wrapped by master key ${recorded.slice(0, 16)}, but the master key given is ${mine.slice(0, 16)}; ` +
           "set BULWARK_MASTER_KEY to the original key or restore the original master.key file",
       );
     }

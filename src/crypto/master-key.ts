@@ -1,6 +1,7 @@
 // Loading and creating the master key: from BULWARK_MASTER_KEY (base64, 32 bytes) or a 0600 key file
 // in the data dir. An existing key file is never overwritten.
-import { closeSync, constants, openSync, readFileSync, statSync, writeSync, type Stats } from "node:fs";
+import { closeSync, constants, fsyncSync, openSync, readFileSync, statSync, writeSync, type Stats } from "node:fs";
+import { dirname } from "node:path";
 import { fromBase64Strict, toBase64 } from "../lib/encoding.ts";
 import { thisUser } from "../lib/os-user.ts";
 import type { RandomSource } from "../lib/random.ts";
@@ -59,8 +60,18 @@ export function createMasterKeyFile(path: string, random: RandomSource): Uint8Ar
   const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
   try {
     writeSync(fd, `${toBase64(key)}\n`);
+    // On disk before any key is wrapped under it: after a power loss the database may keep keys wrapped by a
+    // master key whose file never reached the disk, and everything sealed under them would be lost for good.
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+  // The file's directory entry too (a new name is durable only once its directory is synced).
+  const dir = openSync(dirname(path), constants.O_RDONLY);
+  try {
+    fsyncSync(dir);
+  } finally {
+    closeSync(dir);
   }
   return key;
 }

@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../test/helpers/dialects.ts";
 import { ManualClock } from "../lib/clock.ts";
+import { Keyring } from "../crypto/keyring.ts";
+import { systemRandom } from "../lib/random.ts";
 import { createKeyStore } from "./key-store.ts";
 import { MIGRATIONS } from "./migrations/index.ts";
 import { migrate } from "./migrator.ts";
@@ -38,5 +40,24 @@ forEachDialect("keyring key store", (fx) => {
       db.db.insertInto("keyring_keys").values({ id: "third", purpose: "data", status: "current", created_at: 3, wrapped: "w4", public_key: null }).execute(),
       "the database itself refuses a second current key",
     );
+  });
+
+  it("attack: two first opens with different master keys (two nodes initialising one database) — the second is refused, the first's keys stay openable", async () => {
+    const db = await fx.fresh();
+    await migrate(db, new ManualClock());
+    const store = createKeyStore(db);
+    const [keyA, keyB] = [systemRandom.bytes(32), systemRandom.bytes(32)];
+    const open = (masterKey: Uint8Array, s = store) => Keyring.open({ masterKey, store: s, clock: new ManualClock(), random: systemRandom });
+    const a = await open(keyA);
+    await a.ensureKeys();
+    // Node B read the database before A wrote anything: no master key check, no keys.
+    const stale = { ...store, getMeta: async () => null, listKeys: async () => [] };
+    await assert.rejects(open(keyB, stale), (e: { code?: string }) => e.code === "BULWARK_ERR_MASTER_KEY_MISMATCH");
+    const again = await open(keyA);
+    await again.ensureKeys();
+    const sealed = await again.seal("secret", { table: "t", column: "c", row: "r" });
+    assert.equal(await (await open(keyA)).unsealString(sealed, { table: "t", column: "c", row: "r" }), "secret", "A's master key still opens the database");
+    assert.equal(await store.claimMeta("master_key_check_probe", "first"), "first");
+    assert.equal(await store.claimMeta("master_key_check_probe", "second"), "first", "first writer wins, never overwritten");
   });
 });

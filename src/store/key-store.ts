@@ -44,12 +44,12 @@ export function createKeyStore(database: Database): KeyStore {
       const row = await db.selectFrom("bulwark_meta").select("value").where("name", "=", name).executeTakeFirst();
       return row?.value ?? null;
     },
-    async setMeta(name: string, value: string): Promise<void> {
-      await db
-        .insertInto("bulwark_meta")
-        .values({ name, value })
-        .onConflict((oc) => oc.column("name").doUpdateSet({ value }))
-        .execute();
+    async claimMeta(name: string, value: string): Promise<string> {
+      await db.insertInto("bulwark_meta").values({ name, value }).onConflict((oc) => oc.column("name").doNothing()).execute();
+      const row = await db.selectFrom("bulwark_meta").select("value").where("name", "=", name).executeTakeFirst();
+      const stored = row?.value ?? null;
+      if (stored === null) throw new Error(`bulwark_meta ${name} vanished right after it was claimed`);
+      return stored;
     },
   };
 }
