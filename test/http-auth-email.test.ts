@@ -3,6 +3,7 @@
 // form — and the notices both addresses get (ASVS 6.3.7, 7.5.1), read from a real in-process SMTP server.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
 import { EMAIL_CHANGE_ACCEPTED } from "../src/http/auth/routes/email-routes.ts";
 import { authFixture, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 
@@ -230,6 +231,30 @@ describe("POST /auth/email/confirm", () => {
     assert.equal(await emailOf(ana.id), "race@example.org");
     assert.equal((await ana.b.request("GET", "/auth/session")).json().authenticated, true, "no session ended");
     assert.equal((await mails("race@example.org", /your email address was changed/)).length, 0, "no change notice");
+  });
+
+  it("attack: a hijacker's pending change cannot move an account whose password containment invalidated (the owner's reset link stays the way back)", async () => {
+    // Through the containment job (the lever voids open change links) and directly (the confirm refuses an invalidated password).
+    for (const via of ["lever", "flag"] as const) {
+      const ana = await signedIn(`contained-${via}@example.org`);
+      await requestChange(ana.b, `thief-${via}@evil.example`);
+      const token = await linkFor(`thief-${via}@evil.example`);
+      fx.clock.advance(MINUTE);
+      if (via === "lever") {
+        const deps = containDeps(fx.app);
+        const job = await createContainJob(deps, { levers: ["invalidate-passwords"], scope: { ids: [ana.id] }, actor: "responder" });
+        assert.equal((await runJob(deps, job.id)).status, "done");
+      } else {
+        await fx.app.db.db.updateTable("users").set({ password_invalidated_at: fx.clock.now() }).where("id", "=", ana.id).execute();
+      }
+      const links = async (): Promise<number> => (await fx.app.db.db.selectFrom("password_reset_tokens").select("id").where("user_id", "=", ana.id).where("used_at", "is", null).execute()).length;
+      const before = await links();
+      fx.clock.advance(MINUTE);
+      const res = await confirm(token);
+      assert.equal(res.statusCode, 400, `${via}: ${res.body}`);
+      assert.equal(await emailOf(ana.id), `contained-${via}@example.org`, via);
+      assert.equal(await links(), before, `${via}: the owner's reset link is not cancelled`);
+    }
   });
 
   it("attack: the owner's password reset cancels a hijacker's pending change", async () => {

@@ -150,8 +150,11 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
           .executeTakeFirst();
         if (Number(used.numUpdatedRows) !== 1) throw emailChangeErrors.refused();
         await revokeAll(found.userId, trx);
-        const user = await trx.selectFrom("users").select(["email", "email_key", "status", "locked_at", "password_changed_at"]).where("id", "=", found.userId).executeTakeFirst();
+        const user = await trx.selectFrom("users").select(["email", "email_key", "status", "locked_at", "password_changed_at", "password_invalidated_at"]).where("id", "=", found.userId).executeTakeFirst();
         if (!user || user.status !== "active" || user.locked_at !== null) throw emailChangeErrors.refused();
+        // A password invalidated by containment: the owner's way back is the reset link mailed to the current
+        // address. Moving the address now would hand the hijacker the account (and cancel the owner's link).
+        if (user.password_invalidated_at !== null) throw emailChangeErrors.refused();
         // A link asked for before the owner changed the password or had the sessions revoked dies with them:
         // the owner's remedy against a hijacker (reset the password) must also cancel the hijacker's change.
         if (user.password_changed_at !== null && Number(user.password_changed_at) > found.createdAt) throw emailChangeErrors.refused();

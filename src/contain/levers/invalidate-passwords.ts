@@ -64,6 +64,11 @@ export const invalidatePasswords = {
       .returning(["id", "email"])
       .execute();
     counts.users = rows.length;
+    // Open email change links die too: a hijacker's pending change must not move the address the reset goes to.
+    if (rows.length > 0) {
+      await trx.updateTable("email_change_tokens").set({ used_at: ctx.now })
+        .where(inIds(ctx.dialect, "user_id", rows.map((r) => r.id))).where("used_at", "is", null).execute();
+    }
     const events: LeverEvent[] = [];
     // In the same transaction as the change: the email is queued if and only if the password was invalidated.
     if (ctx.notifier) {
