@@ -287,4 +287,35 @@ describe("administrators must enrol MFA", () => {
     assert.equal((await b.request("GET", "/auth/sessions")).statusCode, 200);
     fx.clock.advance(30_000);
   });
+
+  it("attack: someone with only the password cannot plant recovery codes at the enrolment gate that later pass as a second factor", async () => {
+    const admin = await fx.user("admin-planted@example.org", { roles: ["admin"] });
+    const attacker = fx.browser();
+    assert.equal((await attacker.login(admin.email, admin.password)).json().mfaEnrolmentRequired, true);
+    const planted = await attacker.request("POST", "/auth/mfa/recovery-codes", { csrf: true });
+    assert.equal(planted.statusCode, 409, planted.body);
+    assert.equal(planted.json().error.code, "BULWARK_ERR_MFA_NOT_ENROLLED");
+    assert.match(planted.json().error.message, /recovery codes stand in for an authenticator app or a security key: enrol one first/);
+    assert.equal(await fx.app.accounts.mfa.recovery.remaining(admin.id), 0);
+
+    // Codes an older build let someone make without a factor are discarded when the first factor is enrolled.
+    const legacy = await fx.app.accounts.mfa.recovery.generate(admin.id);
+    fx.clock.advance(1000);
+    const owner = fx.browser();
+    await owner.login(admin.email, admin.password);
+    const begin = await owner.request("POST", "/auth/mfa/totp", { csrf: true });
+    assert.equal((await owner.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(begin.json().secret, fx.clock.now()) } })).statusCode, 200);
+    assert.equal(await fx.app.accounts.mfa.recovery.remaining(admin.id), 0, "the codes from before any factor are gone");
+    const removed = await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", "auth.mfa.removed").where("subject", "=", admin.id).execute();
+    assert.deepEqual(removed.map((r) => JSON.parse(r.data) as Record<string, unknown>).map((d) => [d["factor"], d["unused"], d["reason"]]), [["recovery-codes", 10, "made-before-any-factor"]]);
+    fx.clock.advance(30_000);
+    const again = fx.browser();
+    await again.login(admin.email, admin.password);
+    const v = await again.request("POST", "/auth/mfa/verify", { csrf: true, body: { recoveryCode: legacy[0] } });
+    assert.equal(v.statusCode, 401, "a planted code is no second factor");
+    // With a factor enrolled, the owner makes codes as before.
+    const fresh = await owner.request("POST", "/auth/mfa/recovery-codes", { csrf: true });
+    assert.equal(fresh.statusCode, 200, fresh.body);
+    assert.equal(fresh.json().codes.length, 10);
+  });
 });

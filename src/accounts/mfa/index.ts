@@ -47,6 +47,12 @@ export interface MfaService {
    */
   discardRecoveryCodesIfNoFactor(userId: string): Promise<number>;
   /**
+   * At a first enrolment: deletes the recovery codes created at or before `at` and returns how many were unused. Codes
+   * made while the account had no factor (an old build allowed it; an attacker holding only the password could)
+   * must not become a working second factor the day the owner enrols one.
+   */
+  discardRecoveryCodesUpTo(userId: string, at: number): Promise<number>;
+  /**
    * Lifts the TOTP and recovery-code throttles of a user, including the 100-consecutive-failures stop that
    * no success can clear (call it after an administrator verified the user, or after a password reset).
    */
@@ -124,6 +130,10 @@ export function createMfaService(deps: MfaDeps): MfaService {
         .where((eb) => eb.not(eb.exists(eb.selectFrom("webauthn_credentials").select("user_id").where("user_id", "=", userId))))
         .returning("used_at")
         .execute();
+      return result.filter((r) => r.used_at === null).length;
+    },
+    async discardRecoveryCodesUpTo(userId, at) {
+      const result = await db.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId).where("created_at", "<=", at).returning("used_at").execute();
       return result.filter((r) => r.used_at === null).length;
     },
     async removeAll(userId) {

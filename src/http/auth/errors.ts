@@ -29,5 +29,7 @@ export const httpAuthErrors = {
   mfaAlreadyVerified: (): HTTPAuthError =>
     new HTTPAuthError("BULWARK_ERR_MFA_ALREADY_VERIFIED", "conflict", "this session has already passed its second factor; to confirm a sensitive change, use /auth/reauthenticate"),
   mfaNotEnrolled: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_MFA_NOT_ENROLLED", "conflict", "no second factor is enrolled for this account"),
+  recoveryCodesNeedFactor: (): HTTPAuthError =>
+    new HTTPAuthError("BULWARK_ERR_MFA_NOT_ENROLLED", "conflict", "recovery codes stand in for an authenticator app or a security key: enrol one first (POST /auth/mfa/totp or /auth/mfa/webauthn/register/options)"),
   notFound: (what: string): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_NOT_FOUND", "not-found", `${what} not found`),
 };

@@ -45,6 +45,18 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     }
   }
 
+  /** When the user has no factor yet, the time just before this enrolment (codes created before it are discarded after it); else null. */
+  async function firstEnrolment(userId: string): Promise<number | null> {
+    return (await mfa.hasMfa(userId)) ? null : app.clock.now();
+  }
+
+  async function discardCodesFromBefore(userId: string, at: number, request: Parameters<typeof auditAndNotify>[1]): Promise<void> {
+    const unused = await mfa.discardRecoveryCodesUpTo(userId, at);
+    if (unused > 0) {
+      await auditAndNotify(app, request, { type: "auth.mfa.removed", userId, data: { factor: "recovery-codes", unused, reason: "made-before-any-factor" }, notice: { type: "mfa-factor-removed", factor: "recovery-codes" } });
+    }
+  }
+
   server.post<{ Body: FactorBody }>(
     "/auth/mfa/verify",
     { schema: { body: { type: "object", properties: { ...FACTOR_PROPERTIES, _csrf: str(200, 0) } } }, config: VERIFY },
@@ -94,8 +106,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     { schema: { body: { type: "object", required: ["code"], properties: { code: str(16), _csrf: str(200, 0) } } }, config: ENROL },
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
+      const first = await firstEnrolment(auth.userId);
       if (!(await mfa.totp.confirm(auth.userId, request.body.code))) throw httpAuthErrors.mfaInvalid();
       await auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-added", factor: "totp" } });
+      if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // The user just proved the new factor: this session now has two.
       const sessionId = await stepUp(cs, reply);
       return { status: "enrolled", factor: "totp", aal: 2, sessionId };
@@ -112,6 +126,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
 
   server.post("/auth/mfa/recovery-codes", { config: ENROL }, async (request) => {
     const { auth } = requireSession(request);
+    // Codes stand in for a factor; made without one (at the mfa-enrol gate, with the password alone) they would
+    // wait, unknown to the owner, and count as a second factor the day one is enrolled.
+    if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.recoveryCodesNeedFactor();
     const codes = await mfa.recovery.generate(auth.userId);
     await auditAndNotify(app, request, { type: "auth.mfa.recovery-codes-generated", userId: auth.userId, data: { count: codes.length }, notice: { type: "recovery-codes-regenerated" } });
     return { codes };
@@ -128,8 +145,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     { schema: { body: { type: "object", required: ["response"], properties: { response: { type: "object" }, name: str(64), _csrf: str(200, 0) } } }, config: ENROL },
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
+      const first = await firstEnrolment(auth.userId);
       const { credentialId } = await mfa.webauthn.verifyRegistration(auth.userId, request.body.response, request.body.name ?? "security key", { context: sessionChallengeContext(cs.session.id) });
       await auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId }, notice: { type: "mfa-factor-added", factor: "webauthn" } });
+      if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       const sessionId = await stepUp(cs, reply);
       return { status: "enrolled", factor: "webauthn", credentialId, aal: 2, sessionId };
     },
