@@ -257,6 +257,28 @@ describe("POST /auth/email/confirm", () => {
     }
   });
 
+  it("attack: the owner ending the hijacker's session — one, or all others — cancels the hijacker's pending change", async () => {
+    for (const how of ["one", "all others"] as const) {
+      const ana = await signedIn(`signout-${how.replace(" ", "-")}@example.org`);
+      const thief = fx.browser();
+      assert.equal((await thief.login(ana.email, ana.password)).statusCode, 200);
+      assert.equal((await requestChange(thief, `thief-${how.replace(" ", "-")}@evil.example`)).statusCode, 202);
+      const token = await linkFor(`thief-${how.replace(" ", "-")}@evil.example`);
+      if (how === "one") {
+        const sessions = (await ana.b.request("GET", "/auth/sessions")).json().sessions as Array<{ id: string; current: boolean }>;
+        const other = sessions.find((x) => !x.current);
+        assert.ok(other);
+        assert.equal((await ana.b.request("DELETE", `/auth/sessions/${other.id}`, { csrf: true })).statusCode, 200);
+      } else {
+        assert.equal((await ana.b.request("DELETE", "/auth/sessions", { csrf: true })).statusCode, 200);
+      }
+      fx.clock.advance(MINUTE);
+      const res = await confirm(token);
+      assert.equal(res.statusCode, 400, `${how}: ${res.body}`);
+      assert.equal(await emailOf(ana.id), ana.email, how);
+    }
+  });
+
   it("attack: the owner's password reset cancels a hijacker's pending change", async () => {
     const ana = await signedIn("hijacked@example.org");
     await requestChange(ana.b, "hijacker@evil.example");

@@ -113,6 +113,9 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       const { auth } = requireSession(request);
       // Scoped to the caller: another user's session id ends nothing and is answered like a missing one.
       if (!(await app.accounts.sessions.end(request.params.id, auth.userId))) throw httpAuthErrors.notFound("session");
+      // Ending a session is how an owner throws a hijacker out: an email change the hijacker asked for dies too
+      // (links carry no session; the owner asks again if the change was theirs).
+      if (request.params.id !== auth.sessionId) await app.accounts.emailChanges.revokeAll(auth.userId);
       await app.audit.append({ type: "auth.session.ended", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { sessionId: request.params.id } });
       if (request.params.id === auth.sessionId) void reply.header("set-cookie", clearSessionCookie());
       return { ended: 1 };
@@ -122,6 +125,8 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
   server.delete("/auth/sessions", { config: { access: "authenticated", reauth: "required" } }, async (request) => {
     const { auth } = requireSession(request);
     const ended = await app.accounts.sessions.endAll(auth.userId, { except: auth.sessionId as string });
+    // As above: "sign out everywhere else" must not leave a hijacker's pending email change alive.
+    await app.accounts.emailChanges.revokeAll(auth.userId);
     await app.audit.append({ type: "auth.session.ended-others", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ended } });
     return { ended };
   });
