@@ -176,7 +176,10 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         // not only by comparing times (a change asked for in the same millisecond, or on a node whose clock is ahead).
         await app.accounts.emailChanges.revokeAll(user.id, trx);
       });
-      // ASVS 7.4.3: every session ends, including any an attacker holds; the owner signs in afresh.
+      // ASVS 7.4.3: every session ends, including any an attacker holds; the owner signs in afresh. The stamp first:
+      // on PostgreSQL a session row a concurrent rotation (step-up, re-authentication) commits after the DELETE's
+      // snapshot would escape it, but not the stamp, which refuses every session created up to now.
+      await app.accounts.sessions.revokeUser(user.id);
       const ended = await app.accounts.sessions.endAll(user.id);
       await app.accounts.flood.clearStreak(user.email);
       await auditAndNotify(app, request, { type: "auth.password.reset", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-reset" } });
