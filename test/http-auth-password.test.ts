@@ -7,6 +7,7 @@ import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticato
 import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
 import { authFixture, GOOD_PASSWORD, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { startMailRunner } from "../src/http/mail-runner.ts";
+import { statementsDuring } from "./helpers/statements.ts";
 
 let fx: AuthFixture;
 before(async () => {
@@ -313,6 +314,26 @@ describe("POST /auth/register", () => {
       fx.app.config.http.registrationOpen = false;
     }
   });
+  it("attack: enumeration by work done — a taken address makes the users insert a free one makes (a throw-away account, rolled back with its transaction)", async () => {
+    fx.app.config.http.registrationOpen = true;
+    try {
+      await fx.user("taken-work@example.org");
+      const register = (email: string) => fx.browser().request("POST", "/auth/register", { body: { email } });
+      await register("warm-work@example.org");
+      const usersBefore = Number((await fx.app.db.db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow()).n);
+      const taken = await statementsDuring(async () => assert.equal((await register("taken-work@example.org")).statusCode, 202));
+      const free = await statementsDuring(async () => assert.equal((await register("free-work@example.org")).statusCode, 202));
+      const usersInserts = (st: string[]): number => st.filter((x) => x.startsWith('insert into "users"')).length;
+      assert.deepEqual([usersInserts(taken), usersInserts(free)], [1, 1], "one users insert on either path");
+      assert.equal(taken.length, free.length, `the same number of statements\n${free.join("\n")}\n--\n${taken.join("\n")}`);
+      const usersAfter = Number((await fx.app.db.db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow()).n);
+      assert.equal(usersAfter, usersBefore + 1, "only the free address got an account");
+      assert.equal(await fx.app.db.db.selectFrom("users").select("id").where("email", "like", "register-decoy-%").executeTakeFirst(), undefined, "no throw-away account is left");
+    } finally {
+      fx.app.config.http.registrationOpen = false;
+    }
+  });
+
   it("attack: enumeration through a username — an existing and an unknown one get the same refusal, and no mail", async () => {
     fx.app.config.http.registrationOpen = true;
     try {
