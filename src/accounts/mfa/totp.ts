@@ -2,7 +2,7 @@
 // with each time step accepted once, remove. Secrets are sealed by the keyring and bound to their row.
 import type { Kysely } from "kysely";
 import { HOTP, Secret, TOTP } from "otpauth";
-import { constantTimeEqualString } from "../../crypto/constant-time.ts";
+import { constantTimeEqual, constantTimeEqualString } from "../../crypto/constant-time.ts";
 import type { CipherContext, Keyring } from "../../crypto/keyring.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
@@ -91,18 +91,28 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       if (row.confirmed_at !== null) throw mfaErrors.alreadyConfirmed();
       const digits = normaliseCode(code);
       if (digits === null) return false;
-      const steps = matchingSteps(await openSecret(userId, row.secret_ct), digits, clock.now());
+      const secret = await openSecret(userId, row.secret_ct);
+      const steps = matchingSteps(secret, digits, clock.now());
       if (steps.length === 0) return false;
       // The step used to confirm counts as used: the same code cannot then log in (ASVS 6.5.1). The
       // secret_ct condition makes sure a concurrent restart of enrolment is not confirmed with the old code.
-      const result = await db
-        .updateTable("mfa_totp")
-        .set({ confirmed_at: clock.now(), last_step: Math.max(...steps) })
-        .where("user_id", "=", userId)
-        .where("confirmed_at", "is", null)
-        .where("secret_ct", "=", row.secret_ct)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+      for (let ciphertext = row.secret_ct, attempt = 0; ; attempt++) {
+        const result = await db
+          .updateTable("mfa_totp")
+          .set({ confirmed_at: clock.now(), last_step: Math.max(...steps) })
+          .where("user_id", "=", userId)
+          .where("confirmed_at", "is", null)
+          .where("secret_ct", "=", ciphertext)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) === 1) return true;
+        // A key rotation re-encrypts the pending secret (same secret, new ciphertext): confirm against the new
+        // ciphertext if, and only if, it still holds the secret the code was checked against.
+        const now = await db.selectFrom("mfa_totp").select(["secret_ct", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
+        if (attempt >= 2 || !now || now.confirmed_at !== null || now.secret_ct === ciphertext) return false;
+        const same = await openSecret(userId, now.secret_ct).then((s) => constantTimeEqual(s.bytes, secret.bytes), () => false);
+        if (!same) return false;
+        ciphertext = now.secret_ct;
+      }
     },
 
     async verify(userId, code) {
