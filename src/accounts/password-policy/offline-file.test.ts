@@ -183,4 +183,39 @@ describe("createOfflineBreachFile with a bad file", () => {
     await assert.rejects(file.lookupHash("5BAA6"), isBreachFileError(/40 hex digits/));
     await assert.rejects(file.lookupHash("Z".repeat(40)), BreachFileError);
   });
+
+  test("searches between the first and the last line: a byte order mark before, blank lines after, are not lines", async () => {
+    const list = entries(300);
+    const absentLow = "0".repeat(40);
+    const absentHigh = "F".repeat(40);
+    for (const [label, content] of [
+      ["BOM", `\xef\xbb\xbf${render(list, "\n")}\n`],
+      ["trailing blank lines", `${render(list, "\n")}\n\n\n`],
+      ["both, CRLF", `\xef\xbb\xbf${render(list, "\r\n")}\r\n\r\n`],
+    ] as const) {
+      const file = createOfflineBreachFile(await fileWith(`edges-${label.replace(/\W+/g, "-")}.txt`, content));
+      try {
+        for (const e of [list[0]!, list[1]!, list[150]!, list.at(-1)!]) assert.equal(await file.lookupHash(e.hash), e.count, `${label}: ${e.hash}`);
+        assert.equal(await file.lookupHash(absentLow), 0, `${label}: below the first key`);
+        assert.equal(await file.lookupHash(absentHigh), 0, `${label}: past the last key`);
+      } finally {
+        await file.close();
+      }
+    }
+  });
+
+  test("a broken file is an unavailable lookup (the policy refuses, fail-closed), never an error out of the check", async () => {
+    const reversed = createOfflineBreachFile(await fileWith("reversed-check.txt", render(entries(500).reverse(), "\n")));
+    const missing = createOfflineBreachFile(join(dir, "no-such-file.txt"));
+    try {
+      for (const file of [reversed, missing]) {
+        const verdict = await file.check("a perfectly fine long passphrase");
+        assert.equal(verdict.status, "unavailable");
+        assert.equal((verdict as { failClosed: boolean }).failClosed, true);
+      }
+    } finally {
+      await reversed.close();
+      await missing.close();
+    }
+  });
 });

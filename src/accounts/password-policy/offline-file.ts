@@ -39,9 +39,9 @@ interface Line {
  * await file.close();
  */
 export function createOfflineBreachFile(path: string): OfflineBreachFile {
-  let opened: Promise<{ handle: FileHandle; size: number }> | undefined;
+  let opened: Promise<{ handle: FileHandle; start: number; size: number }> | undefined;
 
-  const openFile = async (): Promise<{ handle: FileHandle; size: number }> => {
+  const openFile = async (): Promise<{ handle: FileHandle; start: number; size: number }> => {
     let handle: FileHandle;
     try {
       handle = await open(path, "r");
@@ -53,17 +53,31 @@ export function createOfflineBreachFile(path: string): OfflineBreachFile {
       await handle.close();
       throw new BreachFileError(`${path}: the breached-password file is empty or not a regular file`);
     }
-    return { handle, size: stats.size };
+    // Searched between its first and its last line: a UTF-8 byte order mark before the first (an editor's) and
+    // blank lines after the last are not lines; read as lines they failed the lookups that reached them.
+    const head = Buffer.alloc(3);
+    await handle.read(head, 0, 3, 0);
+    const start = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+    const tail = Buffer.alloc(Math.min(256, stats.size - start));
+    await handle.read(tail, 0, tail.length, stats.size - tail.length);
+    let end = tail.length;
+    while (end > 0 && (tail[end - 1] === 0x0a || tail[end - 1] === 0x0d)) end--;
+    const size = stats.size - tail.length + end;
+    if (size <= start) {
+      await handle.close();
+      throw new BreachFileError(`${path}: the breached-password file holds no lines`);
+    }
+    return { handle, start, size };
   };
 
-  async function readLineFrom(handle: FileHandle, size: number, offset: number): Promise<Line | undefined> {
+  async function readLineFrom(handle: FileHandle, first: number, size: number, offset: number): Promise<Line | undefined> {
     // Read from offset-1 so a line starting exactly at offset is recognised by the "\n" before it.
-    const from = offset === 0 ? 0 : offset - 1;
+    const from = offset === first ? first : offset - 1;
     const buffer = Buffer.alloc(Math.min(WINDOW_BYTES, size - from));
     const { bytesRead } = await handle.read(buffer, 0, buffer.length, from);
     const bytes = buffer.subarray(0, bytesRead);
     let lineStart = 0;
-    if (offset !== 0) {
+    if (offset !== first) {
       const newline = bytes.indexOf(0x0a);
       if (newline === -1) {
         if (from + bytesRead >= size) return undefined; // the last line started before offset
@@ -97,17 +111,17 @@ export function createOfflineBreachFile(path: string): OfflineBreachFile {
       opened = undefined;
       throw error;
     });
-    const { handle, size } = await opened;
+    const { handle, start, size } = await opened;
     // Invariants: every line starting before lo has a key < target, every line starting at or after
     // hi a key > target; lo is always a line start. loKey/hiKey are the nearest keys seen outside
     // [lo, hi): a line inside that falls outside them proves the file is not sorted.
-    let lo = 0;
+    let lo = start;
     let hi = size;
     let loKey = "";
     let hiKey = "G";
     while (lo < hi) {
       const mid = lo + Math.floor((hi - lo) / 2);
-      const line = await readLineFrom(handle, size, mid);
+      const line = await readLineFrom(handle, start, size, mid);
       if (line === undefined || line.start >= hi) {
         hi = mid; // no line starts in [mid, hi)
         continue;
@@ -131,7 +145,15 @@ export function createOfflineBreachFile(path: string): OfflineBreachFile {
     name: "offline-file",
     lookupHash,
     async check(password: string): Promise<BreachVerdict> {
-      const count = await lookupHash(sha1Hex(password));
+      let count: number;
+      try {
+        count = await lookupHash(sha1Hex(password));
+      } catch (error) {
+        // A missing, unsorted or malformed file is no answer: the policy reports it (and refuses, fail-closed)
+        // instead of failing the whole request with an internal error.
+        if (error instanceof BreachFileError) return { status: "unavailable", reason: error.message, failClosed: true };
+        throw error;
+      }
       return count > 0 ? { status: "breached", count } : { status: "clean" };
     },
     async close(): Promise<void> {
