@@ -4,7 +4,7 @@
 import { createEmailChangeService, type EmailChangeService } from "../accounts/email-change/index.ts";
 import { FloodControl } from "../accounts/flood/flood.ts";
 import { createMfaService, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY, type MfaService } from "../accounts/mfa/index.ts";
-import { createPasswordPolicy, type PasswordPolicy } from "../accounts/password-policy/index.ts";
+import { createOfflineBreachFile, createPasswordPolicy, createRangeBreachChecker, type BreachChecker, type PasswordPolicy, type PasswordPolicyOptions } from "../accounts/password-policy/index.ts";
 import { createPasswordResetService, type PasswordResetService } from "../accounts/password-reset/index.ts";
 import { createPasswordContext, type PasswordContext } from "../accounts/passwords/index.ts";
 import { RoleStore } from "../accounts/roles/role-store.ts";
@@ -17,6 +17,7 @@ import { JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { Outbox } from "../notify/outbox.ts";
+import type { Logger } from "pino";
 import type { Database } from "../store/database.ts";
 import type { Config } from "./config.ts";
 
@@ -41,14 +42,30 @@ export interface AccountServices {
   emailChanges: EmailChangeService;
 }
 
-export function buildAccounts(deps: { config: Config; database: Database; clock: Clock; random: RandomSource; audit: AuditLog; keyring: Keyring }): AccountServices {
+/** The breach lookups the configuration asks for (range API first, then the offline file), and where their outages are logged. */
+function breachCheckers(config: Config, logger: Pick<Logger, "warn"> | undefined): Pick<PasswordPolicyOptions, "breachCheckers" | "onBreachCheckUnavailable"> {
+  const { breach } = config;
+  const checkers: BreachChecker[] = [];
+  if (breach.rangeURL !== null) {
+    checkers.push(createRangeBreachChecker({ baseUrl: breach.rangeURL, timeoutMs: breach.timeoutMs, onFailure: breach.onFailure, userAgent: `bulwark (${config.serviceName})` }));
+  }
+  if (breach.file !== null) checkers.push(createOfflineBreachFile(breach.file));
+  if (checkers.length === 0) return {};
+  return {
+    breachCheckers: checkers,
+    // The reason names the source and what failed, never the password or its hash.
+    onBreachCheckUnavailable: (event) => logger?.warn({ breachCheck: event }, `breached-password lookup unavailable (${event.checker}): ${event.failClosed ? "the password was refused" : "the password was accepted unchecked"}`),
+  };
+}
+
+export function buildAccounts(deps: { config: Config; database: Database; clock: Clock; random: RandomSource; audit: AuditLog; keyring: Keyring; logger?: Pick<Logger, "warn"> }): AccountServices {
   const { config, database, clock, random, audit, keyring } = deps;
   const flood = new FloodControl({ database, clock });
   const outbox = new Outbox({ database, clock, random });
   const publicURL = new URL(config.http.publicURL);
   return {
     passwords: createPasswordContext({ random, argon2: config.argon2 }),
-    policy: createPasswordPolicy({ minLength: config.passwordMinLength }),
+    policy: createPasswordPolicy({ minLength: config.passwordMinLength, ...breachCheckers(config, deps.logger) }),
     users: createUserStore({ database, clock, random }),
     roles: new RoleStore({ database, clock, audit }),
     flood,

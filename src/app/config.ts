@@ -1,5 +1,6 @@
 // Configuration from environment variables and CLI flags, validated once at start-up. Every error
 // names the variable, what was wrong and what is expected; secrets are never echoed.
+import { statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { InputError } from "../lib/errors.ts";
 import { redactURL } from "../store/database.ts";
@@ -22,12 +23,25 @@ export interface Config {
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   /** Minimum length of new passwords (NIST SP 800-63B-4: 15 for single-factor; never below 8). */
   passwordMinLength: number;
+  /** Breached-password lookups for new passwords (ASVS 6.2.12); none unless configured. */
+  breach: BreachConfig;
   /** Name of the service, for password context-word checks and emails. */
   serviceName: string;
   /** The HTTP account surface: public URL, mail, registration, sessions (see http-config.ts). */
   http: HTTPAuthConfig;
   /** Who must enrol MFA after a password login: all, administrative (default) or none (BULWARK_REQUIRE_MFA). */
   requireMFA: MFAPolicy;
+}
+
+export interface BreachConfig {
+  /** Base URL of a k-anonymity range API (BULWARK_BREACH_RANGE_URL), e.g. https://api.pwnedpasswords.com; null: none. */
+  rangeURL: string | null;
+  /** Time for one range lookup in ms (BULWARK_BREACH_TIMEOUT_MS, default 3000). */
+  timeoutMs: number;
+  /** What an unanswered range lookup means (BULWARK_BREACH_ON_FAILURE): "closed" refuses the password (default), "open" accepts it. */
+  onFailure: "open" | "closed";
+  /** A local SHA1HEX:COUNT file sorted by hash (BULWARK_BREACH_FILE), searched by binary search; null: none. */
+  file: string | null;
 }
 
 /** Values given on the command line; they win over the environment. */
@@ -108,6 +122,41 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   };
   const passwordMinLength = int("BULWARK_PASSWORD_MIN_LENGTH", 15, 8, 64, "NIST SP 800-63B never allows fewer than 8");
   const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim().slice(0, 100) || "Bulwark";
+  const breach = loadBreachConfig(env, int);
   const http = loadHTTPAuthConfig(env, port);
-  return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, serviceName, http, requireMFA: http.requireMFA };
+  return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, breach, serviceName, http, requireMFA: http.requireMFA };
+}
+
+function loadBreachConfig(env: NodeJS.ProcessEnv, int: (name: string, fallback: number, min: number, max: number, why: string) => number): BreachConfig {
+  const urlText = env["BULWARK_BREACH_RANGE_URL"]?.trim() ?? "";
+  let rangeURL: string | null = null;
+  if (urlText !== "") {
+    let url: URL;
+    try {
+      url = new URL(urlText);
+    } catch {
+      throw configError(`BULWARK_BREACH_RANGE_URL must be an https:// URL (the range API's base, without /range/), got "${urlText.slice(0, 80)}"`);
+    }
+    // Plain http only to this machine: a 5-digit hash prefix is little, but the answer decides what is accepted.
+    const loopback = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i.test(url.hostname);
+    if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+      throw configError(`BULWARK_BREACH_RANGE_URL must use https (plain http only to localhost), got "${urlText.slice(0, 80)}"`);
+    }
+    rangeURL = urlText;
+  }
+  const failure = (env["BULWARK_BREACH_ON_FAILURE"] ?? "").trim().toLowerCase() || "closed";
+  if (failure !== "open" && failure !== "closed") throw configError(`BULWARK_BREACH_ON_FAILURE must be "closed" (refuse the password when the lookup fails) or "open" (accept it), got "${failure.slice(0, 20)}"`);
+  const fileText = env["BULWARK_BREACH_FILE"]?.trim() ?? "";
+  let file: string | null = null;
+  if (fileText !== "") {
+    let stats;
+    try {
+      stats = statSync(fileText);
+    } catch (cause) {
+      throw new InputError("BULWARK_ERR_CONFIG", `BULWARK_BREACH_FILE ${fileText} cannot be read (${(cause as NodeJS.ErrnoException).code ?? "error"})`, { cause });
+    }
+    if (!stats.isFile() || stats.size === 0) throw configError(`BULWARK_BREACH_FILE ${fileText} is ${stats.isFile() ? "empty" : "not a regular file"}: give the SHA-1 file ordered by hash (SHA1HEX:COUNT lines)`);
+    file = resolve(fileText);
+  }
+  return { rangeURL, timeoutMs: int("BULWARK_BREACH_TIMEOUT_MS", 3000, 1, 60_000, "ms for one range lookup"), onFailure: failure, file };
 }

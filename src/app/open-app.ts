@@ -136,7 +136,7 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
     const app: OpenedApp = {
       config, clock, random, logger, db: database, keyring, audit, init: report,
       checkRuns: createCheckRunStore({ database, audit, clock, random }),
-      accounts: buildAccounts({ config, database, clock, random, audit, keyring }),
+      accounts: buildAccounts({ config, database, clock, random, audit, keyring, logger }),
       close: async () => {
         await database.close();
         logger.flush?.();
