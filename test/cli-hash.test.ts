@@ -1,6 +1,7 @@
 // End-to-end: `bulwark hash identify|verify|new` as a user runs them (spawned CLI, no database).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { PassThrough, Readable } from "node:stream";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
@@ -113,6 +114,24 @@ describe("bulwark hash", () => {
     assert.equal(verify.code, 2, verify.stdout);
     assert.equal(verify.stderr, created.stderr);
     assert.equal(verify.stderr, "bulwark: the password is longer than 4096 bytes\n");
+  });
+
+  test("attack: an endless stdin is refused once past the size limit, not read to its end (was: held whole in memory)", async () => {
+    const { runCLI } = await import("../src/cli/program.ts");
+    for (const args of [["hash", "new"], ["hash", "verify", MD5_CRYPT]]) {
+      let produced = 0;
+      // 64 KiB chunks for ever: the old reader never returned; one that stops at the limit reads a chunk or two.
+      const endless = new Readable({ read() { produced += 65_536; this.push(Buffer.alloc(65_536, 0x61)); } });
+      const [out, err] = [new PassThrough(), new PassThrough()];
+      let stderr = "";
+      err.on("data", (d: Buffer) => (stderr += d.toString()));
+      const code = await runCLI(args, { stdout: out, stderr: err, stdin: endless });
+      process.exitCode = undefined;
+      endless.destroy();
+      assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+      assert.ok(produced <= 4 * 65_536, `${args.join(" ")}: read ${produced} bytes before refusing`);
+      assert.match(stderr, /the password is longer than 4096 bytes/);
+    }
   });
 
   test("attack: password bytes that are not UTF-8 are refused, never replaced by U+FFFD (was: another byte string matched)", async () => {

@@ -80,9 +80,19 @@ export function collect(value: string, previous: string[] = []): string[] {
  * Reads all of stdin as UTF-8. Bytes that are not UTF-8 are refused (`what` names the input in the message),
  * never replaced by U+FFFD: two different byte strings would read as the same text.
  */
-export async function readStdin(ctx: CliContext, options: { what?: string } = {}): Promise<string> {
+export async function readStdin(ctx: CliContext, options: { what?: string; maxBytes?: number; tooLong?: () => Error } = {}): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of ctx.stdin) chunks.push(typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer));
+  let bytes = 0;
+  for await (const chunk of ctx.stdin) {
+    const buffer = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
+    bytes += buffer.length;
+    // Bounded as it is read: a password is a few bytes, and gigabytes piped in must not be held (or mistaken,
+    // past the longest string V8 can make, for bytes that are not UTF-8).
+    if (options.maxBytes !== undefined && bytes > options.maxBytes) {
+      throw options.tooLong?.() ?? new InputError("BULWARK_ERR_USAGE", `${options.what ?? "stdin"} is longer than ${options.maxBytes} bytes`);
+    }
+    chunks.push(buffer);
+  }
   try {
     // ignoreBOM: a leading U+FEFF is kept, as every other byte is.
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Buffer.concat(chunks));
@@ -98,10 +108,11 @@ export async function readStdin(ctx: CliContext, options: { what?: string } = {}
  * NUL or more than `maxBytes` bytes, with the same errors.
  */
 export async function readPassword(ctx: CliContext, options: { maxBytes: number; ifEmpty: string }): Promise<string> {
-  const text = await readStdin(ctx, { what: "the password on stdin" });
+  const { isPasswordText, PasswordNotTextError, PasswordTooLongError } = await import("../accounts/passwords/index.ts");
+  // Room for the trailing "\r\n" that is stripped below.
+  const text = await readStdin(ctx, { what: "the password on stdin", maxBytes: options.maxBytes + 2, tooLong: () => new PasswordTooLongError(options.maxBytes) });
   const password = text.endsWith("\r\n") ? text.slice(0, -2) : text.endsWith("\n") ? text.slice(0, -1) : text;
   if (password === "") throw new InputError("BULWARK_ERR_USAGE", `no password on stdin (it is empty); ${options.ifEmpty}`);
-  const { isPasswordText, PasswordNotTextError, PasswordTooLongError } = await import("../accounts/passwords/index.ts");
   if (!isPasswordText(password)) throw new PasswordNotTextError();
   if (Buffer.byteLength(password, "utf8") > options.maxBytes) throw new PasswordTooLongError(options.maxBytes);
   return password;
