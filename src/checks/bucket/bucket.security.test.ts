@@ -89,3 +89,63 @@ test("attack: a Deny on objects only leaves an ACL's public listing open", () =>
   });
   assert.deepEqual(ids(r.findings), ["bucket.anonymous-read", "bucket.conflicting-statements"]);
 });
+
+// Review of 2 December 2026: exposures the evaluator called private, each as AWS evaluates it (IAM User Guide,
+// "Condition operators", "Multivalued context keys", "Policy variables").
+const review = (statements: object[]) =>
+  checkBucket({ policy: parseBucketPolicy(JSON.stringify({ Statement: statements }), "p.json"), ownerAccount: "111122223333", bucket: "backups" });
+const publicRead = { Sid: "PublicRead", Effect: "Allow", Principal: "*", Action: "s3:GetObject", Resource: "arn:aws:s3:::backups/*" };
+const denyAll = (condition: Record<string, unknown>) => ({ Sid: "Guard", Effect: "Deny", Principal: "*", Action: "s3:*", Resource: "arn:aws:s3:::backups/*", Condition: condition });
+
+test("attack: a ForAnyValue Deny on a key the caller lacks does not apply (over no values it is false), so the public read stays public", () => {
+  const r = review([publicRead, denyAll({ "ForAnyValue:StringNotLike": { "aws:PrincipalOrgPaths": ["o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/*"] } })]);
+  assert.equal(r.access.anonymous.read.allowed, true, "anonymous callers have no org paths: the Deny is false for them");
+  assert.equal(r.access.anyAccount.read.allowed, true, "nor has an account outside any organisation");
+});
+
+test("attack: an account in no AWS Organization has no aws:PrincipalOrgID — a Null-true condition lets it in", () => {
+  const r = review([{ ...publicRead, Condition: { Null: { "aws:PrincipalOrgID": "true", "aws:PrincipalArn": "false" } } }]);
+  assert.equal(r.access.anyAccount.read.allowed, true);
+});
+
+test("attack: a policy variable in a condition takes the caller's own value — no fixed reading of it is sound; the owner's own variables stay fixed", () => {
+  for (const condition of [
+    { StringEquals: { "aws:PrincipalOrgID": "${aws:PrincipalOrgID}" } },
+    { StringEquals: { "aws:PrincipalAccount": "${aws:PrincipalAccount}" } },
+    { ArnLike: { "aws:PrincipalArn": "arn:aws:iam::${aws:PrincipalAccount}:*" } },
+  ]) {
+    assert.equal(review([{ ...publicRead, Condition: condition }]).access.anyAccount.read.allowed, true, JSON.stringify(condition));
+  }
+  const neverMatches = review([publicRead, denyAll({ StringNotEquals: { "aws:PrincipalAccount": "${aws:PrincipalAccount}" } })]);
+  assert.equal(neverMatches.access.anyAccount.read.allowed, true, "a Deny that can never match removes nothing");
+  // The "same organisation as the bucket" idiom names the owner's values, not the caller's: still private to others.
+  const ownOrg = review([{ ...publicRead, Condition: { StringEquals: { "aws:PrincipalOrgID": "${aws:ResourceOrgID}" } } }]);
+  assert.equal(ownOrg.access.anonymous.read.allowed, false);
+  assert.equal(ownOrg.access.anyAccount.read.allowed, false);
+});
+
+test("NumericNotEquals and DateNotEquals are negated operators: true when the key is absent, like StringNotEquals", () => {
+  for (const op of ["StringNotEquals", "NumericNotEquals", "DateNotEquals"]) {
+    const r = review([{ ...publicRead, Condition: { [op]: { "aws:PrincipalTag/level": "5" } } }]);
+    assert.equal(r.access.anonymous.read.allowed, true, `${op}: an anonymous caller has no tags, so the condition holds`);
+  }
+});
+
+test("thousands of named accounts: every one is judged (the index agrees with a scan), and the human summary lists the first 50", async () => {
+  const { inSet, inSetScan } = await import("./principals.ts");
+  const { summaryLines } = await import("./check.ts");
+  const ids = Array.from({ length: 3000 }, (_, i) => String(100000000000 + i));
+  const aws = [...ids.slice(0, 1500), ...ids.slice(1500, 2000).map((id) => `arn:aws:iam::${id}:role/app`), ...ids.slice(2000).map((id) => `arn:aws:iam::${id}:root`)];
+  const r = review([{ Effect: "Allow", Principal: { AWS: aws }, Action: "s3:GetObject", Resource: "arn:aws:s3:::backups/*" }]);
+  assert.equal(r.access.named.length, 3000);
+  assert.equal(r.access.named.filter((n) => n.read.allowed).length, 3000);
+  const set = { everyone: false, aws: [...aws, "arn:aws:iam::999988887777:user/*"], canonicalUser: ["c1"], service: [], federated: [] };
+  for (const caller of [{ kind: "anonymous" }, { kind: "any-account" }, { kind: "account", account: ids[10] }, { kind: "account", account: ids[1700] }, { kind: "account", account: ids[2500] }, { kind: "account", account: "555566667777" }, { kind: "canonical", id: "c1" }, { kind: "canonical", id: "c2" }] as const) {
+    assert.equal(inSet(set as never, caller as never), inSetScan(set as never, caller as never), JSON.stringify(caller));
+  }
+  const lines = summaryLines(r.access);
+  assert.equal(lines.filter((l) => /^account \d{12}: read/.test(l)).length, 50);
+  assert.match(lines.join("\n"), /… and 2950 more named accounts or users \(--json lists every one\)/);
+  const detail = r.findings.map((f) => f.detail).join("\n");
+  assert.ok(detail.length < 5000, `finding text stays short: ${detail.length} characters`);
+});

@@ -39,6 +39,9 @@ export function checkBucket(inputs: BucketInputs): BucketCheckResult {
   return { findings, access, summary };
 }
 
+/** Named callers the human summary lists one by one. */
+const NAMED_LINES = 50;
+
 /** Human lines for the CLI's summary. */
 export function summaryLines(access: BucketAccess): string[] {
   const yn = (b: boolean): string => (b ? "yes" : "no");
@@ -47,7 +50,9 @@ export function summaryLines(access: BucketAccess): string[] {
     `anonymous:       read ${yn(access.anonymous.read.allowed)}, write ${yn(access.anonymous.write.allowed)}`,
     `any AWS account: read ${yn(access.anyAccount.read.allowed)}, write ${yn(access.anyAccount.write.allowed)}`,
   ];
-  for (const n of access.named) lines.push(`${describeCaller(n.caller)}: read ${yn(n.read.allowed)}, write ${yn(n.write.allowed)}`);
+  // A policy may name thousands of accounts: the first ones here, every one in --json.
+  for (const n of access.named.slice(0, NAMED_LINES)) lines.push(`${describeCaller(n.caller)}: read ${yn(n.read.allowed)}, write ${yn(n.write.allowed)}`);
+  if (access.named.length > NAMED_LINES) lines.push(`… and ${access.named.length - NAMED_LINES} more named accounts or users (--json lists every one)`);
   if (access.restrictPublicBucketsApplied) lines.push("RestrictPublicBuckets: the public policy grants nothing outside the owner account");
   if (access.ignoredPublicGrants.length > 0) lines.push(`IgnorePublicAcls: ignored ${access.ignoredPublicGrants.join("; ")}`);
   if (access.cancelledAllows.length > 0) lines.push(`Allows cancelled for outside callers by explicit Denies: ${access.cancelledAllows.join("; ")}`);

@@ -22,6 +22,8 @@ const CHOSEN: Situation = { s: "chosen" };
 
 /** Keys naming the caller's identity: absent for anonymous requests, the caller's own for others. */
 const IDENTITY_KEYS = new Set(["aws:principalarn", "aws:principalaccount", "aws:principalorgid", "aws:principalorgpaths", "aws:username"]);
+/** Organisation keys: present only when the caller's account belongs to an AWS Organization. */
+const ORG_KEYS = new Set(["aws:principalorgid", "aws:principalorgpaths"]);
 /** Keys set when an AWS service calls on a resource's behalf (confused-deputy guards). */
 const SOURCE_KEYS = new Set(["aws:sourceaccount", "aws:sourcearn", "aws:sourceowner", "aws:sourceorgid", "aws:sourceorgpaths"]);
 /** Network keys: absent over the internet, the caller's own VPC/endpoint otherwise. */
@@ -48,6 +50,8 @@ function situations(key: string, caller: Caller): Situation[] {
       if (IDENTITY_KEYS.has(key) || key.startsWith("aws:principaltag/") || key.startsWith("aws:multifactorauth")) return [ABSENT];
       return [CHOSEN];
     case "any-account":
+      // An account in no AWS Organization has no org id or paths (AWS sets them only for members).
+      if (ORG_KEYS.has(key)) return [ABSENT, FOREIGN];
       if (IDENTITY_KEYS.has(key) || key === "aws:userid") return [FOREIGN];
       return [CHOSEN]; // tags, MFA and principal type are the caller's own to set
   }
@@ -76,9 +80,21 @@ function parseOperator(raw: string): Operator {
 
 const POSITIVE = new Set(["stringequals", "stringequalsignorecase", "stringlike", "arnequals", "arnlike", "binaryequals"]);
 const NEGATIVE = new Set(["stringnotequals", "stringnotequalsignorecase", "stringnotlike", "arnnotequals", "arnnotlike"]);
+/** Every negated operator, for the missing-key rule (AWS: a negated operator is true when the key is absent). */
+const NEGATED = new Set([...NEGATIVE, "numericnotequals", "datenotequals", "notipaddress"]);
+
+/**
+ * A condition value holding a policy variable (`${aws:PrincipalAccount}`) takes the caller's own value at request
+ * time, so no fixed reading of it is sound; only the variables naming the bucket owner (its account, organisation)
+ * stay fixed, which is how "same organisation" policies are written.
+ */
+function callerVariable(value: string): boolean {
+  return value.replace(/\$\{aws:resource(?:account|orgid|orgpaths)\}/gi, "").includes("${");
+}
 
 /** Can a fixed condition value match a value the caller owns? Only if it wildcards the identifying part. */
 function canMatchForeign(key: string, value: string): boolean {
+  if (callerVariable(value)) return true;
   if (!hasWildcard(value)) return false;
   if (key.endsWith("arn")) {
     const account = arnAccount(value);
@@ -140,7 +156,11 @@ function clauseFor(op: Operator, key: string, values: string[], sit: Situation):
   }
   if (sit.s === "chosen") return "maybe";
   if (sit.s === "absent") {
-    if (op.ifExists || op.set === "all" || NEGATIVE.has(base) || base === "notipaddress") return "always";
+    if (op.ifExists) return "always";
+    // ForAnyValue over no values is false whatever the operator (IAM User Guide, "Multivalued context keys");
+    // ForAllValues over none is true.
+    if (op.set === "any") return "never";
+    if (op.set === "all" || NEGATED.has(base)) return "always";
     return "never";
   }
   if (op.set === "all" && sit.s !== "value") return "maybe";
@@ -156,8 +176,9 @@ function clauseFor(op: Operator, key: string, values: string[], sit: Situation):
   }
   // A known value.
   const v = sit.value;
-  if (POSITIVE.has(base)) return values.some((p) => valueMatches(base, p, v)) ? "always" : "never";
-  if (NEGATIVE.has(base)) return values.some((p) => valueMatches(base.replace("not", ""), p, v)) ? "never" : "always";
+  const variable = values.some(callerVariable);
+  if (POSITIVE.has(base)) return values.some((p) => !callerVariable(p) && valueMatches(base, p, v)) ? "always" : variable ? "maybe" : "never";
+  if (NEGATIVE.has(base)) return values.some((p) => !callerVariable(p) && valueMatches(base.replace("not", ""), p, v)) ? "never" : variable ? "maybe" : "always";
   if (base === "bool") return values.some((p) => p.toLowerCase() === v.toLowerCase()) ? "always" : "never";
   return "maybe";
 }

@@ -11,8 +11,8 @@ import type { Caller } from "./callers.ts";
 import { evaluateConditions } from "./conditions.ts";
 import { BucketInputError } from "./errors.ts";
 import { createPatternReasoner, type PatternReasoner } from "./glob.ts";
-import type { BucketPolicy, PolicyStatement } from "./policy-parse.ts";
-import { principalAccount, principalCovers } from "./principals.ts";
+import type { BucketPolicy, ConditionClause, PolicyStatement } from "./policy-parse.ts";
+import { namesAccount, principalCovers } from "./principals.ts";
 import { allowRegions, bucketTarget, denyCovers, resourcesOverlap } from "./resources.ts";
 
 export interface BucketInputs {
@@ -92,6 +92,14 @@ function aclGrantsFor(ctx: Ctx, caller: Caller, action: string): string[] {
 
 const ANY_ACCOUNT: Caller = { kind: "any-account" };
 
+const valueSets = new WeakMap<ConditionClause, Set<string>>();
+/** A condition's values as a set, made once (a clause may list thousands of accounts, asked once per caller). */
+function valueSet(clause: ConditionClause): Set<string> {
+  let set = valueSets.get(clause);
+  if (!set) valueSets.set(clause, (set = new Set(clause.values)));
+  return set;
+}
+
 /**
  * Whether an Allow can be credited to this caller. Anonymous and any-account callers are judged on
  * the statement itself. A named account or canonical user is credited only with statements that
@@ -102,10 +110,10 @@ const ANY_ACCOUNT: Caller = { kind: "any-account" };
 function attributable(st: PolicyStatement, caller: Caller): boolean {
   if (caller.kind === "anonymous" || caller.kind === "any-account") return true;
   if (!st.notPrincipal) {
-    if (caller.kind === "account" && st.principals.aws.some((e) => principalAccount(e) === caller.account)) return true;
+    if (caller.kind === "account" && namesAccount(st.principals, caller.account)) return true;
     if (caller.kind === "canonical" && st.principals.canonicalUser.includes(caller.id)) return true;
   }
-  if (caller.kind === "account" && st.conditions.some((c) => c.key === "aws:principalaccount" && c.values.includes(caller.account))) return true;
+  if (caller.kind === "account" && st.conditions.some((c) => c.key === "aws:principalaccount" && valueSet(c).has(caller.account))) return true;
   return principalCovers(st, ANY_ACCOUNT) !== "never" && evaluateConditions(st.conditions, ANY_ACCOUNT).truth !== "never";
 }
 

@@ -57,6 +57,14 @@ function foreign(caller: Caller, inputs: BucketInputs): boolean | undefined {
   return true;
 }
 
+/** Names shown in a finding's text before "… and N more" (the evidence keeps them all): a policy may name thousands. */
+const NAMED_IN_TEXT = 20;
+
+function listed(items: readonly string[], separator: string): string {
+  const shown = items.slice(0, NAMED_IN_TEXT).join(separator);
+  return items.length > NAMED_IN_TEXT ? `${shown}${separator}… and ${items.length - NAMED_IN_TEXT} more (see the evidence)` : shown;
+}
+
 function crossAccount(access: BucketAccess, inputs: BucketInputs, bucket: string): Finding[] {
   const findings: Finding[] = [];
   const rows: Record<string, unknown>[] = [];
@@ -75,7 +83,7 @@ function crossAccount(access: BucketAccess, inputs: BucketInputs, bucket: string
       id: "bucket.cross-account",
       severity: "medium",
       title: `${bucket} is shared with other AWS accounts`,
-      detail: rows.map((r) => `${String(r["grantee"])} can ${String(r["class"])} (granted by ${(r["grantedBy"] as string[]).join("; ")})`).join(". ") + ".",
+      detail: listed(rows.map((r) => `${String(r["grantee"])} can ${String(r["class"])} (granted by ${(r["grantedBy"] as string[]).join("; ")})`), ". ") + ".",
       evidence: { bucket, grants: rows },
       remediation: "Confirm each account still needs this access; prefer a role in your account that the partner assumes, with a condition on aws:PrincipalOrgID or an external id.",
     });
@@ -85,7 +93,7 @@ function crossAccount(access: BucketAccess, inputs: BucketInputs, bucket: string
       id: "bucket.owner-account-unknown",
       severity: "info",
       title: "Accounts with access could not be classified as own or foreign",
-      detail: `Access is granted to ${[...new Set(unknown)].join(", ")}; give --owner-account (or the ACL) to tell whether they are outside the bucket owner's account.`,
+      detail: `Access is granted to ${listed([...new Set(unknown)], ", ")}; give --owner-account (or the ACL) to tell whether they are outside the bucket owner's account.`,
       evidence: { grantees: [...new Set(unknown)] },
       remediation: "Rerun with --owner-account ACCOUNT_ID.",
     });
