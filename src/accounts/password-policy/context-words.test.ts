@@ -46,4 +46,19 @@ describe("matchContextWords", () => {
     assert.deepEqual(matchContextWords("rolling-stones-alice", words), ["email", "username"]); // in derivation order
     assert.deepEqual(matchContextWords("nothing to see here", words), []);
   });
+
+  test("attack: separators in the password do not hide a context word (j.smith, a-l-i-c-e), and short bare pieces match nothing", () => {
+    const words = contextWords({ username: "jsmith", email: "alice@example.com", serviceName: "Acme Corp" }, 4);
+    assert.deepEqual(matchContextWords("j.smith-battery-horse-staple", words), ["username"]);
+    assert.deepEqual(matchContextWords("a-l-i-c-e in wonderland again", words), ["email"]);
+    assert.deepEqual(matchContextWords("my a c m e c o r p password", words), ["service name"]);
+    // "j.s." strips to "js": too short to mean anything, so an unrelated "js" does not match.
+    assert.deepEqual(matchContextWords("i write js for a living", contextWords({ username: "j.s." }, 4)), []);
+  });
+
+  test("a name in a script with combining marks stays whole (not cut at every vowel sign)", () => {
+    const words = contextWords({ username: "\u0905\u0928\u093f\u0932_kumar" }, 4); // अनिल (Anil), with the vowel sign ि
+    assert.deepEqual(words.map((w) => w.key), ["\u0905\u0928\u093f\u0932_kumar", "\u0905\u0928\u093f\u0932", "kumar"]);
+    assert.deepEqual(matchContextWords("my name is \u0905\u0928\u093f\u0932 and this is long", words), ["username"]);
+  });
 });

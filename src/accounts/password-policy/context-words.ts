@@ -17,8 +17,12 @@ export interface ContextWord {
 // to contain it anyway. Skipped whole.
 const MAX_VALUE_UNITS = 1024;
 
-// Separators inside emails, usernames and names: "john.smith+news", "acme_corp", "Acme Corp".
-const SEPARATORS = /[^\p{L}\p{N}]+/u;
+// Separators inside emails, usernames and names: "john.smith+news", "acme_corp", "Acme Corp". Combining marks
+// (\p{M}) belong to their letters: Devanagari or Thai names are not cut apart at every vowel sign.
+const SEPARATORS = /[^\p{L}\p{M}\p{N}]+/u;
+const ALL_SEPARATORS = /[^\p{L}\p{M}\p{N}]+/gu;
+// A word matched with its separators dropped must still be this long: "j.s." would become "js".
+const MIN_BARE_WORD = 4;
 
 /**
  * The rule: the password is refused when, compared case-insensitively after NFKC, it contains
@@ -68,12 +72,18 @@ export function contextWords(context: PolicyContext, minWordLength: number): Con
  *
  * @example
  * matchContextWords("smith-battery-horse-staple", contextWords({ username: "smith" }, 4)); // ["username"]
+ * matchContextWords("j.smith-battery-horse", contextWords({ username: "jsmith" }, 4)); // ["username"]
  */
 export function matchContextWords(password: string, words: readonly ContextWord[]): ContextSource[] {
   const key = comparisonKey(password);
+  // Also compared with separators dropped on both sides: "j.smith-…" holds the username "jsmith", and
+  // "a-l-i-c-e…" holds "alice", as surely as the plain spelling does.
+  const bare = key.replace(ALL_SEPARATORS, "");
   const sources: ContextSource[] = [];
   for (const word of words) {
-    if (key.includes(word.key) && !sources.includes(word.source)) sources.push(word.source);
+    if (sources.includes(word.source)) continue;
+    const bareWord = word.key.replace(ALL_SEPARATORS, "");
+    if (key.includes(word.key) || (codePointLength(bareWord) >= MIN_BARE_WORD && bare.includes(bareWord))) sources.push(word.source);
   }
   return sources;
 }
