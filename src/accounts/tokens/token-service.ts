@@ -130,8 +130,8 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
   const db: Kysely<Schema> = database.db;
 
   /** The stamp in force for a user's tokens: the later of the global and the user's, 0 when none. */
-  async function stampFor(userId: string): Promise<number> {
-    const rows = await db.selectFrom("revocation_stamps").select("not_before").where("scope", "in", [TOKENS_GLOBAL_SCOPE, tokenUserScope(userId)]).execute();
+  async function stampFor(userId: string, executor: Kysely<Schema> = db): Promise<number> {
+    const rows = await executor.selectFrom("revocation_stamps").select("not_before").where("scope", "in", [TOKENS_GLOBAL_SCOPE, tokenUserScope(userId)]).execute();
     return rows.reduce((max, r) => Math.max(max, Number(r.not_before)), 0);
   }
 
@@ -149,8 +149,7 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
         if (!user) throw tokenErrors.userNotFound();
         if (options.maxLive !== undefined) {
           // Live as list() shows it: not revoked, created after the user's and the global stamps, not expired.
-          const stamps = await trx.selectFrom("revocation_stamps").select("not_before").where("scope", "in", [TOKENS_GLOBAL_SCOPE, tokenUserScope(userId)]).execute();
-          const stamp = stamps.reduce((max, r) => Math.max(max, Number(r.not_before)), 0);
+          const stamp = await stampFor(userId, trx);
           const live = await trx
             .selectFrom("api_tokens").select((eb) => eb.fn.countAll<number>().as("n"))
             .where("user_id", "=", userId).where("revoked_at", "is", null).where("created_at", ">=", stamp)
