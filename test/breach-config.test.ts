@@ -89,8 +89,8 @@ describe("breached-password lookups from the configuration", () => {
   it("refuses a configuration it cannot use, naming the setting", () => {
     const env = (extra: Record<string, string>) => ({ BULWARK_DATA_DIR: join(root, "cfg"), ...extra });
     for (const [extra, message] of [
-      [{ BULWARK_BREACH_RANGE_URL: "not a url" }, /BULWARK_BREACH_RANGE_URL must be an https:\/\/ URL/],
-      [{ BULWARK_BREACH_RANGE_URL: "http://range.example.org" }, /BULWARK_BREACH_RANGE_URL must use https \(plain http only to localhost\)/],
+      [{ BULWARK_BREACH_RANGE_URL: "not a url" }, /BULWARK_BREACH_RANGE_URL: baseUrl is not a valid URL: "not a url"/],
+      [{ BULWARK_BREACH_RANGE_URL: "http://range.example.org" }, /BULWARK_BREACH_RANGE_URL: baseUrl must use https \(plain http is allowed for loopback only\), got http:\/\/range\.example\.org/],
       [{ BULWARK_BREACH_ON_FAILURE: "maybe" }, /BULWARK_BREACH_ON_FAILURE must be "closed" .* or "open"/],
       [{ BULWARK_BREACH_TIMEOUT_MS: "0" }, /BULWARK_BREACH_TIMEOUT_MS must be an integer from 1 to 60000/],
       [{ BULWARK_BREACH_FILE: join(root, "missing.txt") }, /BULWARK_BREACH_FILE .*missing\.txt cannot be read \(ENOENT\)/],

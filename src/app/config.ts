@@ -2,6 +2,7 @@
 // names the variable, what was wrong and what is expected; secrets are never echoed.
 import { statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { parseRangeBaseUrl } from "../accounts/password-policy/range-checker.ts";
 import { InputError } from "../lib/errors.ts";
 import { redactURL } from "../store/database.ts";
 import { loadHTTPAuthConfig, type HTTPAuthConfig, type MFAPolicy } from "./http-config.ts";
@@ -131,18 +132,12 @@ function loadBreachConfig(env: NodeJS.ProcessEnv, int: (name: string, fallback: 
   const urlText = env["BULWARK_BREACH_RANGE_URL"]?.trim() ?? "";
   let rangeURL: string | null = null;
   if (urlText !== "") {
-    let url: URL;
+    // The range checker's own rule (https, or plain http to this machine; no credentials or query), named here.
     try {
-      url = new URL(urlText);
-    } catch {
-      throw configError(`BULWARK_BREACH_RANGE_URL must be an https:// URL (the range API's base, without /range/), got "${urlText.slice(0, 80)}"`);
+      rangeURL = parseRangeBaseUrl(urlText);
+    } catch (cause) {
+      throw new InputError("BULWARK_ERR_CONFIG", `BULWARK_BREACH_RANGE_URL: ${(cause as Error).message}`, { cause });
     }
-    // Plain http only to this machine: a 5-digit hash prefix is little, but the answer decides what is accepted.
-    const loopback = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i.test(url.hostname);
-    if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
-      throw configError(`BULWARK_BREACH_RANGE_URL must use https (plain http only to localhost), got "${urlText.slice(0, 80)}"`);
-    }
-    rangeURL = urlText;
   }
   const failure = (env["BULWARK_BREACH_ON_FAILURE"] ?? "").trim().toLowerCase() || "closed";
   if (failure !== "open" && failure !== "closed") throw configError(`BULWARK_BREACH_ON_FAILURE must be "closed" (refuse the password when the lookup fails) or "open" (accept it), got "${failure.slice(0, 20)}"`);

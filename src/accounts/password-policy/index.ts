@@ -12,7 +12,7 @@ export {
 export type { CommonPasswordList } from "./common-list.ts";
 export { contextWords, matchContextWords } from "./context-words.ts";
 export type { ContextSource, ContextWord } from "./context-words.ts";
-export { createRangeBreachChecker } from "./range-checker.ts";
+export { createRangeBreachChecker, parseRangeBaseUrl } from "./range-checker.ts";
 export type { RangeBreachChecker, RangeBreachCheckerOptions } from "./range-checker.ts";
 export { findSuffixCount, MAX_RANGE_LINES } from "./range-response.ts";
 export type { RangeLookup } from "./range-response.ts";

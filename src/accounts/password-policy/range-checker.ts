@@ -40,7 +40,7 @@ const LOOPBACK = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
  * await range.check("password"); // { status: "breached", count: ... }
  */
 export function createRangeBreachChecker(options: RangeBreachCheckerOptions): RangeBreachChecker {
-  const base = parseBaseUrl(options.baseUrl);
+  const base = parseRangeBaseUrl(options.baseUrl);
   const timeoutMs = boundedInteger("timeoutMs", options.timeoutMs ?? 3000, 1, 60_000);
   const maxBytes = boundedInteger("maxResponseBytes", options.maxResponseBytes ?? 1024 * 1024, 1024, 64 * 1024 * 1024);
   if (options.onFailure !== undefined && options.onFailure !== "open" && options.onFailure !== "closed") {
@@ -126,7 +126,14 @@ async function readBounded(response: Response, maxBytes: number): Promise<string
   return text + decoder.decode();
 }
 
-function parseBaseUrl(value: string): string {
+/**
+ * The range API's base URL, checked (https, or plain http to loopback; no credentials, query or fragment) and
+ * without trailing slashes. Throws PasswordPolicyConfigError naming what is wrong.
+ *
+ * @example
+ * parseRangeBaseUrl("https://api.pwnedpasswords.com/") // "https://api.pwnedpasswords.com"
+ */
+export function parseRangeBaseUrl(value: string): string {
   let url: URL;
   try {
     url = new URL(value);
