@@ -37,12 +37,15 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     return session.id;
   }
 
-  /** With the last factor gone, its recovery codes go too (audited and mailed when any were unused). */
+  /** Audits and mails discarded recovery codes when any of them were unused; `reason` says why they went. */
+  async function reportDiscardedCodes(userId: string, unused: number, reason: string, request: Parameters<typeof auditAndNotify>[1]): Promise<void> {
+    if (unused === 0) return;
+    await auditAndNotify(app, request, { type: "auth.mfa.removed", userId, data: { factor: "recovery-codes", unused, reason }, notice: { type: "mfa-factor-removed", factor: "recovery-codes" } });
+  }
+
+  /** With the last factor gone, its recovery codes go too. */
   async function discardOrphanedCodes(userId: string, request: Parameters<typeof auditAndNotify>[1]): Promise<void> {
-    const unused = await mfa.discardRecoveryCodesIfNoFactor(userId);
-    if (unused > 0) {
-      await auditAndNotify(app, request, { type: "auth.mfa.removed", userId, data: { factor: "recovery-codes", unused, reason: "no-factor-left" }, notice: { type: "mfa-factor-removed", factor: "recovery-codes" } });
-    }
+    await reportDiscardedCodes(userId, await mfa.discardRecoveryCodesIfNoFactor(userId), "no-factor-left", request);
   }
 
   /** When the user has no factor yet, the time just before this enrolment (codes created before it are discarded after it); else null. */
@@ -50,11 +53,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     return (await mfa.hasMfa(userId)) ? null : app.clock.now();
   }
 
+  /** At a first enrolment, the codes made before any factor existed go. */
   async function discardCodesFromBefore(userId: string, at: number, request: Parameters<typeof auditAndNotify>[1]): Promise<void> {
-    const unused = await mfa.discardRecoveryCodesUpTo(userId, at);
-    if (unused > 0) {
-      await auditAndNotify(app, request, { type: "auth.mfa.removed", userId, data: { factor: "recovery-codes", unused, reason: "made-before-any-factor" }, notice: { type: "mfa-factor-removed", factor: "recovery-codes" } });
-    }
+    await reportDiscardedCodes(userId, await mfa.discardRecoveryCodesUpTo(userId, at), "made-before-any-factor", request);
   }
 
   server.post<{ Body: FactorBody }>(
