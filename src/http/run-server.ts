@@ -1,6 +1,7 @@
 // Starts the HTTP server, records start and stop in the audit log, and shuts down gracefully on
 // SIGTERM/SIGINT: stop accepting, finish requests in flight, checkpoint the audit chain, close the database.
 import type { FastifyInstance } from "fastify";
+import { webAuthnLibrary } from "../accounts/mfa/webauthn.ts";
 import type { App } from "../app/types.ts";
 import { containDeps, resumableJobs } from "../contain/index.ts";
 import { InputError, RuntimeFailure, isBulwarkError } from "../lib/errors.ts";
@@ -51,6 +52,8 @@ export function listenError(error: unknown, host: string, port: number, names: L
 }
 
 export async function runServer(app: App, options: ServerOptions & { handleSignals?: boolean; mailIdleMs?: number; maintenanceIntervalMs?: number; listenNames?: ListenNames } = {}): Promise<RunningServer> {
+  // Loaded now, not at the first passkey ceremony: a broken install stops the start here.
+  await webAuthnLibrary();
   const server = await buildServer(app, options);
   // On SQLite, WAL checkpoints (a page copy and two fsyncs) run in a worker instead of stalling requests.
   const checkpointer = startCheckpointer(app.db, { logger: app.logger });

@@ -1,15 +1,11 @@
 // WebAuthn / passkeys over @simplewebauthn/server: registration and authentication ceremonies whose
 // challenges live on the server (short life, single use, bound to the flow that asked), a signature counter
 // that refuses clones, list, remove.
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from "@simplewebauthn/server";
 import type { Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
@@ -56,6 +52,20 @@ export interface WebAuthnFactor {
 
 /** EdDSA, ES256, RS256: what authenticators in the field sign with. Same list offered and accepted. */
 const ALGORITHMS = [-8, -7, -257];
+
+let library: Promise<typeof import("@simplewebauthn/server")> | null = null;
+/**
+ * @simplewebauthn/server, loaded at the first ceremony rather than by every process that opens the accounts
+ * (~0.2 s of start-up for each CLI command). The server loads it before it listens (see runServer), so a broken
+ * install still stops `bulwark start` at once rather than failing the first passkey.
+ */
+export function webAuthnLibrary(): Promise<typeof import("@simplewebauthn/server")> {
+  library ??= import("@simplewebauthn/server").catch((error: unknown) => {
+    library = null;
+    throw error;
+  });
+  return library;
+}
 /** A response larger than this is refused before parsing (attestation objects are a few KiB at most). */
 const MAX_RESPONSE_CHARS = 64 * 1024;
 
@@ -181,6 +191,7 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       const context = contextOf(options);
       const existing = await credentialsOf(userId);
       const challenge = await issueChallenge(userId, "registration", context);
+      const { generateRegistrationOptions } = await webAuthnLibrary();
       return generateRegistrationOptions({
         rpName: settings.rpName,
         rpID: settings.rpID,
@@ -204,6 +215,7 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       if (challenge === null) throw mfaErrors.invalidInput("the registration response answers no live challenge of this account and session (unknown, expired or already used); start again");
       const count = (await credentialsOf(userId)).length;
       if (count >= MAX_WEBAUTHN_CREDENTIALS) throw mfaErrors.invalidInput(`an account may hold at most ${MAX_WEBAUTHN_CREDENTIALS} passkeys; remove one first`);
+      const { verifyRegistrationResponse } = await webAuthnLibrary();
       let verified;
       try {
         verified = await verifyRegistrationResponse({
@@ -242,6 +254,7 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       const existing = await credentialsOf(userId);
       if (existing.length === 0) throw mfaErrors.notEnrolled("passkey");
       const challenge = await issueChallenge(userId, "authentication", context);
+      const { generateAuthenticationOptions } = await webAuthnLibrary();
       return generateAuthenticationOptions({
         rpID: settings.rpID,
         allowCredentials: existing.map(descriptor),
@@ -261,6 +274,7 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       const row = await db.selectFrom("webauthn_credentials").selectAll().where("id", "=", id).where("user_id", "=", userId).executeTakeFirst();
       if (!row) return false;
       const stored = Number(row.counter);
+      const { verifyAuthenticationResponse } = await webAuthnLibrary();
       let newCounter: number;
       try {
         const result = await verifyAuthenticationResponse({
