@@ -4,7 +4,7 @@
 // 2-core machine. The cache lives in a private temporary directory made for this run and removed after it.
 // Three files at a time on two cores: a third of the CPU sat idle at two (tests waiting on child processes,
 // PostgreSQL start-up, fsync, the browser); three took the suite from 10.3 to 7.8 minutes, with no test failing.
-// Extra arguments are options for `node --test`, put before the file patterns (e.g. `npm test -- --test-name-pattern=outbox`).
+// Extra arguments are options for `node --test`, put before the file patterns (e.g. `npm test -- --test-reporter=tap`).
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
