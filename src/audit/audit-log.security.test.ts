@@ -2,6 +2,7 @@
 // each must now be caught by verify, or refused at append. ASVS 16.4.2 (logs cannot be modified unseen).
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import { sql } from "kysely";
 import { forEachDialect } from "../../test/helpers/dialects.ts";
 import { Keyring } from "../crypto/keyring.ts";
 import { ManualClock } from "../lib/clock.ts";
@@ -186,5 +187,53 @@ forEachDialect("audit log under attack", (fx) => {
     assert.deepEqual(events.map((e) => e.rawData), [undefined, "{not json", "[1]"]);
     assert.deepEqual((await reopen().tail(2)).map((e) => e.rawData), ["{not json", "[1]"]);
     assert.equal((await reopen().verify()).problem?.seq, 2);
+  });
+
+  it("verify while other writers append: an intact log stays intact, and a log past its head is still caught", async () => {
+    const db = await fx.fresh();
+    const { keyring, clock, reopen } = await ready(db);
+    await append(reopen(), 8);
+    const writer = reopen();
+    // Appends land after verify read the head and before it reads the checkpoints and walks: one of them is
+    // due the checkpoint at #10, which covers an event past the head that verify read.
+    class Busy extends AuditLog {
+      #done = false;
+      override async checkpoints() {
+        if (!this.#done) {
+          this.#done = true;
+          await append(writer, 5);
+        }
+        return super.checkpoints();
+      }
+    }
+    const busy = new Busy({ database: db, clock, random: systemRandom, signer: () => keyring.signer(), checkpointEvery: EVERY });
+    const report = await busy.verify();
+    assert.equal(report.ok, true, report.problem?.problem);
+    assert.equal(report.lastSeq, 8, "verified up to the head it read");
+    assert.deepEqual(await checkpointSeqs(db), [10]);
+    assert.equal((await reopen().verify()).lastSeq, 13);
+    // The head moved back by hand: no append moves it again, so the rows past it are still reported.
+    await db.db.updateTable("audit_head").set({ seq: 12, hash: (await db.db.selectFrom("audit_events").select("hash").where("seq", "=", 12).executeTakeFirstOrThrow()).hash }).where("id", "=", 1).execute();
+    const moved = await reopen().verify();
+    assert.equal(moved.ok, false);
+    assert.match(moved.problem?.problem ?? "", /head records #12, but the log continues to #13/);
+  });
+
+  it("a row at a position or time past what a JavaScript number holds is named by verify, not a crash", async () => {
+    const db = await fx.fresh();
+    const { reopen } = await ready(db);
+    await append(reopen(), 3);
+    const copy = async (seq: string, at: string): Promise<void> => {
+      await sql`INSERT INTO audit_events (seq, id, type, actor, subject, data, at, request_id, prev_hash, hash) SELECT ${sql.raw(seq)}, 'evt_forged', type, actor, subject, data, ${sql.raw(at)}, request_id, prev_hash, hash FROM audit_events WHERE seq = 3`.execute(db.db);
+    };
+    await copy("1152921504606846976", "at");
+    const far = await reopen().verify();
+    assert.equal(far.ok, false);
+    assert.match(far.problem?.problem ?? "", /event #1152921504606846976 \(evt_forged\) is stored outside the chain/);
+    await db.db.deleteFrom("audit_events").where("id", "=", "evt_forged").execute();
+    await db.db.updateTable("audit_events").set({ at: sql`1152921504606846976` as unknown as number }).where("seq", "=", 2).execute();
+    const late = await reopen().verify();
+    assert.equal(late.ok, false);
+    assert.match(late.problem?.problem ?? "", /event #2 \(evt_\w+\) holds the time 1152921504606846976/);
   });
 });

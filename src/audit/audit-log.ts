@@ -15,7 +15,7 @@ import { canonicalValue } from "./canonical.ts";
 import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./chain.ts";
 import { auditErrors } from "./errors.ts";
 import { storedPages, tailEvents, toEvent, type AuditEvent, type ReadOptions, type StoredRow } from "./read-events.ts";
-import { brokenReport, checkCheckpointSchedule, verifyChain, type Checkpoint, type VerifyReport } from "./verify.ts";
+import { brokenReport, checkCheckpointSchedule, verifyChain, type Checkpoint, type VerifyProblem, type VerifyReport } from "./verify.ts";
 
 export interface AuditInput {
   /** Dotted event type, e.g. `bulwark.init`, `auth.login.failed`. */
@@ -146,7 +146,8 @@ export class AuditLog {
   }
 
   async #headRow(db: Kysely<Schema>): Promise<Head | null> {
-    const row = await db.selectFrom("audit_head").select(["seq", "hash"]).where("id", "=", 1).executeTakeFirst();
+    // As text: a forged head past what a JavaScript number holds reads as a (rounded) position verify can report.
+    const row = await db.selectFrom("audit_head").select([sql<string>`CAST(seq AS TEXT)`.as("seq"), "hash"]).where("id", "=", 1).executeTakeFirst();
     return row ? { seq: Number(row.seq), hash: row.hash } : null;
   }
 
@@ -348,14 +349,27 @@ export class AuditLog {
     const db = this.#database.db;
     const head = await this.#readHead(db);
     // Readers walk positions from #1 up, so a row stored below it would be skipped by every page: look for one.
-    const outside = await db.selectFrom("audit_events").select(["id", sql<string>`CAST(seq AS TEXT)`.as("position")]).where("seq", "<", 1).orderBy("seq").limit(1).executeTakeFirst();
+    // So is one past the last position a JavaScript number holds exactly (no append gets there): reading it
+    // would fail, so it is named here instead.
+    const outside = await db.selectFrom("audit_events").select(["id", sql<string>`CAST(seq AS TEXT)`.as("position")])
+      .where((eb) => eb.or([eb("seq", "<", 1), eb("seq", ">", Number.MAX_SAFE_INTEGER)])).orderBy("seq").limit(1).executeTakeFirst();
     if (outside) {
-      return await brokenReport({ seq: Number(outside.position), id: outside.id, problem: `event #${outside.position} (${outside.id}) is stored outside the chain: positions start at #1 (an inserted or renumbered row)` });
+      const where = outside.position.startsWith("-") || outside.position === "0" ? "positions start at #1" : `positions end at #${Number.MAX_SAFE_INTEGER}`;
+      return await brokenReport({ seq: Number(outside.position), id: outside.id, problem: `event #${outside.position} (${outside.id}) is stored outside the chain: ${where} (an inserted or renumbered row)` });
     }
-    const stored = await this.checkpoints();
+    const untimely = await db.selectFrom("audit_events").select(["id", "seq", sql<string>`CAST(at AS TEXT)`.as("time")])
+      .where((eb) => eb.or([eb("at", ">", Number.MAX_SAFE_INTEGER), eb("at", "<", -Number.MAX_SAFE_INTEGER)])).orderBy("seq").limit(1).executeTakeFirst();
+    if (untimely) {
+      return await brokenReport({ seq: Number(untimely.seq), id: untimely.id, problem: `event #${untimely.seq} (${untimely.id}) holds the time ${untimely.time}, which no append writes (an altered row)` });
+    }
+    // Read after the head, so every checkpoint of an event it covers is among them; one taken by an append
+    // after the head was read covers an event this walk does not reach, and is left to the next verify.
+    const stored = (await this.checkpoints()).filter((c) => !options.checkHead || c.seq <= head.seq);
     const signer = this.#signer ? await this.#signer() : null;
     const exported = new Set(options.exported ?? []);
-    const report = await verifyChain(this.pages(), {
+    // Checking the head, the walk stops at it: events appended while verify runs (each moves the head in its own
+    // commit) would otherwise look like a log that continues past its head. Whether one does is asked after.
+    const report = await verifyChain(this.pages(options.checkHead ? { untilSeq: head.seq } : {}), {
       head: options.checkHead ? head : null,
       checkpoints: [...stored, ...exported],
       verifySignature: (cp) => {
@@ -369,10 +383,34 @@ export class AuditLog {
       },
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
+    if (report.ok && options.checkHead) {
+      const beyond = await this.#beyondHead(head);
+      if (beyond) return { ...report, ok: false, problem: beyond };
+    }
     // The schedule is only promised where checkpoints are taken: by an AuditLog with a signer.
     if (!report.ok || !signer) return report;
     const gap = checkCheckpointSchedule(stored.map((c) => c.seq), report.lastSeq, this.#every);
     return gap ? { ...report, ok: false, problem: gap } : report;
+  }
+
+  /**
+   * After a walk that ended at `head` (read before it): an event stored past it is an append made since — which
+   * moved the head in the same commit — or a row the head does not record (the head moved back, or an insert
+   * without its trigger). The row is looked for first and the head read again second, so an append that stored
+   * the row has moved the head by then; a head that has not moved, or moved back, is a problem.
+   */
+  async #beyondHead(head: Head): Promise<VerifyProblem | null> {
+    const db = this.#database.db;
+    const beyond = await db.selectFrom("audit_events").select(sql<string | null>`CAST(MAX(seq) AS TEXT)`.as("position")).where("seq", ">", head.seq).executeTakeFirst();
+    const last = beyond?.position ?? null;
+    const now = await this.#readHead(db);
+    if (now.seq < head.seq) {
+      return { seq: now.seq + 1, id: null, problem: `the chain head moved back from #${head.seq} to #${now.seq} while the log was being verified` };
+    }
+    if (last !== null && now.seq === head.seq) {
+      return { seq: head.seq + 1, id: null, problem: `the chain head records #${head.seq}, but the log continues to #${last} (the head was moved back, or events were inserted without its trigger)` };
+    }
+    return null;
   }
 
   /**

@@ -16,6 +16,8 @@ export interface ReadOptions {
   afterSeq?: number;
   /** Only events at or after this time (epoch ms). */
   sinceAt?: number;
+  /** Only events at or before this position (verify: the head read before the walk; later appends are not its business). */
+  untilSeq?: number;
 }
 
 export interface AuditEvent {
@@ -72,13 +74,14 @@ export function toEvent(r: StoredRow): AuditEvent {
 /** Stored events in seq order, a page (array) at a time. */
 export async function* storedPages(database: Database, options: ReadOptions = {}): AsyncGenerator<StoredRow[]> {
   if (database.sqlite && options.sinceAt === undefined) {
-    yield* sqlitePages(database, options.afterSeq ?? 0);
+    yield* sqlitePages(database, options.afterSeq ?? 0, options.untilSeq ?? null);
     return;
   }
   let after = options.afterSeq ?? 0;
   for (;;) {
     let q = database.db.selectFrom("audit_events").selectAll().where("seq", ">", after).orderBy("seq").limit(PAGE);
     if (options.sinceAt !== undefined) q = q.where("at", ">=", options.sinceAt);
+    if (options.untilSeq !== undefined) q = q.where("seq", "<=", options.untilSeq);
     const page = await q.execute();
     yield page.map((r) => ({
       seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at),
@@ -93,14 +96,14 @@ export async function* storedPages(database: Database, options: ReadOptions = {}
  * SQLite fast path for verify and export: one prepared statement read as arrays, in pages so the
  * write lock is never held off by a long read, without building two objects per row.
  */
-async function* sqlitePages(database: Database, afterSeq: number): AsyncGenerator<StoredRow[]> {
+async function* sqlitePages(database: Database, afterSeq: number, untilSeq: number | null): AsyncGenerator<StoredRow[]> {
   const stmt = database.sqlite!.prepare(
-    "SELECT seq, id, type, actor, subject, data, at, request_id, prev_hash, hash FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?",
+    `SELECT seq, id, type, actor, subject, data, at, request_id, prev_hash, hash FROM audit_events WHERE seq > ?${untilSeq === null ? "" : " AND seq <= ?"} ORDER BY seq LIMIT ?`,
   );
   stmt.setReturnArrays(true);
   let after = afterSeq;
   for (;;) {
-    const page = stmt.all(after, PAGE * 4) as unknown as Array<[number, string, string, string, string, string, number, string, string, string]>;
+    const page = (untilSeq === null ? stmt.all(after, PAGE * 4) : stmt.all(after, untilSeq, PAGE * 4)) as unknown as Array<[number, string, string, string, string, string, number, string, string, string]>;
     yield page.map((r) => ({ seq: r[0], id: r[1], type: r[2], actor: r[3], subject: r[4], data: r[5], at: r[6], requestId: r[7], prevHash: r[8], hash: r[9] }));
     if (page.length < PAGE * 4) return;
     after = page[page.length - 1]![0];
