@@ -236,4 +236,41 @@ forEachDialect("audit log under attack", (fx) => {
     assert.equal(late.ok, false);
     assert.match(late.problem?.problem ?? "", /event #2 \(evt_\w+\) holds the time 1152921504606846976/);
   });
+
+  it("events since a time: from the first one at or after it, every later one, even when the clock stepped back", async () => {
+    const db = await fx.fresh();
+    const { clock, reopen } = await ready(db);
+    const audit = reopen();
+    const t0 = clock.now();
+    await audit.append({ type: "t", data: { i: 1 } });
+    clock.set(t0 + 10_000);
+    await audit.append({ type: "t", data: { i: 2 } });
+    clock.set(t0 + 4_000); // an NTP correction
+    await audit.append({ type: "t", data: { i: 3 } });
+    clock.set(t0 + 20_000);
+    await audit.append({ type: "t", data: { i: 4 } });
+    const since = async (at: number): Promise<number[]> => {
+      const seqs = [];
+      for await (const e of reopen().events({ sinceAt: at })) seqs.push(e.seq);
+      return seqs;
+    };
+    assert.deepEqual(await since(t0 + 8_000), [2, 3, 4], "no hole at #3");
+    assert.deepEqual(await since(t0 + 15_000), [4]);
+    assert.deepEqual(await since(t0 + 30_000), []);
+    assert.deepEqual(await since(t0), [1, 2, 3, 4]);
+  });
+
+  it("an altered row whose data no append could write (a number past a double, deep nesting) is handed back as rawData", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    await append(audit, 3);
+    const deep = `${"[".repeat(40)}${"]".repeat(40)}`;
+    await db.db.updateTable("audit_events").set({ data: '{"a":1e400}' }).where("seq", "=", 2).execute();
+    await db.db.updateTable("audit_events").set({ data: `{"a":${deep}}` }).where("seq", "=", 3).execute();
+    const events = [];
+    for await (const e of reopen().events()) events.push(e);
+    assert.deepEqual(events.map((e) => e.rawData), [undefined, '{"a":1e400}', `{"a":${deep}}`]);
+    assert.deepEqual((await reopen().tail(2)).map((e) => e.data), [{}, {}]);
+    assert.equal((await reopen().verify()).problem?.seq, 2);
+  });
 });

@@ -2,6 +2,7 @@
 // newest few (for tail), and as values. Bulwark only ever stores the canonical JSON of an object as an event's
 // data, so anything else is an altered row: it is handed back verbatim and flagged, never thrown on, so a
 // reader can still show the log and the evidence in it.
+import { sql } from "kysely";
 import { canonicalJSON } from "./canonical.ts";
 import type { Database } from "../store/database.ts";
 import type { ChainFields } from "./chain.ts";
@@ -14,7 +15,7 @@ export type StoredRow = ChainFields & { hash: string };
 export interface ReadOptions {
   /** Only events after this position. */
   afterSeq?: number;
-  /** Only events at or after this time (epoch ms). */
+  /** From the first event at or after this time (epoch ms), then every later one, whatever its time. */
   sinceAt?: number;
   /** Only events at or before this position (verify: the head read before the walk; later appends are not its business). */
   untilSeq?: number;
@@ -59,7 +60,15 @@ export function parseStoredData(text: string): StoredData {
   if (value === null || typeof value !== "object" || Array.isArray(value)) return { data: null, rawData: text };
   // Bulwark stores only canonical text. Other text (keys out of order, spaces) was written by hand: its hash covers
   // that text, so it travels verbatim too, and an offline verify then reaches the database's verdict.
-  if (canonicalJSON(value) !== text) return { data: null, rawData: text };
+  // Text no append writes (a number too large for a double, nesting past the limit) cannot be put in canonical
+  // form at all: it is an altered row like any other, handed back verbatim rather than failing the reader.
+  let canonical: string;
+  try {
+    canonical = canonicalJSON(value);
+  } catch {
+    return { data: null, rawData: text };
+  }
+  if (canonical !== text) return { data: null, rawData: text };
   return { data: value as Record<string, unknown> };
 }
 
@@ -73,14 +82,24 @@ export function toEvent(r: StoredRow): AuditEvent {
 
 /** Stored events in seq order, a page (array) at a time. */
 export async function* storedPages(database: Database, options: ReadOptions = {}): AsyncGenerator<StoredRow[]> {
-  if (database.sqlite && options.sinceAt === undefined) {
+  if (options.sinceAt !== undefined) {
+    // The time only finds where to start; from there every event follows in order. Times come from the writers'
+    // clocks, which can step back (an NTP correction, a node behind another): filtering each page by time left
+    // holes in an intact log, which an offline verify of the export then reported as deleted events.
+    const first = await database.db.selectFrom("audit_events").select(sql<string | null>`CAST(MIN(seq) AS TEXT)`.as("seq"))
+      .where("at", ">=", options.sinceAt).where("seq", ">", options.afterSeq ?? 0).executeTakeFirst();
+    if (first?.seq == null) return;
+    const { sinceAt: _, ...rest } = options;
+    yield* storedPages(database, { ...rest, afterSeq: Number(first.seq) - 1 });
+    return;
+  }
+  if (database.sqlite) {
     yield* sqlitePages(database, options.afterSeq ?? 0, options.untilSeq ?? null);
     return;
   }
   let after = options.afterSeq ?? 0;
   for (;;) {
     let q = database.db.selectFrom("audit_events").selectAll().where("seq", ">", after).orderBy("seq").limit(PAGE);
-    if (options.sinceAt !== undefined) q = q.where("at", ">=", options.sinceAt);
     if (options.untilSeq !== undefined) q = q.where("seq", "<=", options.untilSeq);
     const page = await q.execute();
     yield page.map((r) => ({
