@@ -230,6 +230,25 @@ function hardeningSuite(name: string, open: () => Promise<APIFixture>): void {
 
     // Finding 4: control characters (NUL: 500 on PostgreSQL) in free text.
 
+    it("attack: a NUL in /auth input (login identifier, reset address, session id) is a 400 naming the field, never a 500", async () => {
+      const user = await fx.user([]);
+      const session = await fx.session(user.id);
+      const origin = { origin: fx.app.config.http.publicURL };
+      const cases: Array<[string, string, Record<string, unknown> | undefined, string, { cookie: string; csrf: string } | undefined]> = [
+        ["POST", "/auth/login", { identifier: "nul\u0000@example.org", password: "whatever it is" }, "body/identifier", undefined],
+        ["POST", "/auth/password/reset/request", { email: "nul\u0000@example.org" }, "body/email", undefined],
+        ["DELETE", "/auth/sessions/ses_%00x", undefined, "params/id", session],
+      ];
+      for (const [method, url, body, field, as] of cases) {
+        const res = await fx.call(method, url, { ...(body ? { body } : {}), ...(as ? { session: as } : { headers: origin }) });
+        assert.equal(res.statusCode, 400, `${method} ${url}: ${res.body}`);
+        assert.match(res.body, new RegExp(`${field.replace("/", "\\/")} must not contain control characters`), res.body);
+      }
+      // A password is never refused for its characters: one set elsewhere may hold any (here: a wrong one, 401).
+      const login = await fx.call("POST", "/auth/login", { body: { identifier: user.email, password: "tab\tand nul\u0000" }, headers: origin });
+      assert.equal(login.statusCode, 401, login.body);
+    });
+
     it("attack: a NUL or another control character in any string field is a 400 naming the field, never a 500, and changes nothing", async () => {
       const target = await fx.user([]);
       const users = await fx.app.accounts.users.count();

@@ -108,7 +108,11 @@ describe("POST /auth/login", () => {
 
   it("attack: open redirect — next accepts only same-origin paths", async () => {
     const ana = await fx.user("redirect@example.org");
-    for (const next of ["//evil.example", "/\\evil.example", "https://evil.example/", "/\t/evil.example", "javascript:alert(1)", "/%2F/evil.example", "/..//evil.example/phish", "/%2e%2e//evil.example"]) {
+    // A control character is refused before any of this, with the whole request (400 naming the field).
+    const tab = await fx.browser().request("POST", "/auth/login", { body: { identifier: ana.email, password: ana.password, next: "/\t/evil.example" } });
+    assert.equal(tab.statusCode, 400);
+    assert.match(tab.body, /body\/next must not contain control characters/);
+    for (const next of ["//evil.example", "/\\evil.example", "https://evil.example/", "javascript:alert(1)", "/%2F/evil.example", "/..//evil.example/phish", "/%2e%2e//evil.example"]) {
       const res = await fx.browser().request("POST", "/auth/login", { body: { identifier: ana.email, password: ana.password, next } });
       assert.equal(res.statusCode, 200);
       assert.equal(res.json().next, "/", JSON.stringify(next));

@@ -6,6 +6,7 @@ import type { App } from "../app/types.ts";
 import { newId } from "../crypto/tokens.ts";
 import { isBulwarkError } from "../lib/errors.ts";
 import { registerApiRoutes } from "./api/index.ts";
+import { formatSchemaErrors } from "./api/strict-fields.ts";
 import { registerAuth } from "./auth/index.ts";
 import { registerPages } from "./pages/pages.ts";
 import { STATUS_BY_KIND, type ErrorBody } from "./errors.ts";
@@ -94,6 +95,8 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     }
   });
 
+  // Fastify's wording for schema errors, except that a control character is named as such, not by its pattern.
+  server.setSchemaErrorFormatter(formatSchemaErrors);
   // Authentication, gates, CSRF and /auth first: their hooks are global, so they run before /api/v1's own.
   registerAuth(server, app);
   registerPages(server, app);

@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { sessionCookie } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import { addressProblem, notifySecurityEvent, NotifyInputError, type SecurityEvent } from "../../notify/index.ts";
+import { NO_CONTROL } from "../api/common.ts";
 import type { RequestAuth } from "../auth-context.ts";
 import { httpAuthErrors } from "./errors.ts";
 import { clientIP, userAgent } from "./request-info.ts";
@@ -71,7 +72,19 @@ export async function notifyOwner(app: App, request: FastifyRequest, userId: str
 /** The audit event of a security notice that could not be queued because the outbox refuses it (the account's address, or other input). */
 export const NOTICE_REFUSED = "auth.notice.refused";
 
-/** JSON schema of a bounded string field. */
-export function str(maxLength: number, minLength: number = 1): { type: "string"; minLength: number; maxLength: number } {
-  return { type: "string", minLength, maxLength };
+/**
+ * JSON schema of a bounded string field without control characters (NUL, tab, newline…): none belongs in an
+ * address, a token, a code or a path, and PostgreSQL refuses a NUL in text outright (a login with one in the
+ * identifier answered 500). Passwords take `secret()` instead.
+ */
+export function str(maxLength: number, minLength: number = 1): { type: "string"; minLength: number; maxLength: number; pattern: string } {
+  return { type: "string", minLength, maxLength, pattern: NO_CONTROL };
+}
+
+/**
+ * JSON schema of a password field: any characters, bounded. A password is hashed, never stored or shown, and one
+ * set elsewhere (an import) may hold any character: refusing some would lock its owner out.
+ */
+export function secret(maxLength: number): { type: "string"; minLength: number; maxLength: number } {
+  return { type: "string", minLength: 1, maxLength };
 }

@@ -9,7 +9,7 @@ import type { App } from "../../../app/types.ts";
 import { fingerprint } from "../../../crypto/tokens.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, requestContext, requireSession, setSessionCookie, str } from "../helpers.ts";
+import { auditAndNotify, requestContext, requireSession, secret, setSessionCookie, str } from "../helpers.ts";
 import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
 
 /** The one answer to every reset request (and registration): 202 and this body, account or not (ASVS 6.3.8). */
@@ -53,7 +53,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
   server.post<{ Body: { currentPassword: string; newPassword: string } }>(
     "/auth/password/change",
     {
-      schema: { body: { type: "object", required: ["currentPassword", "newPassword"], properties: { currentPassword: str(4096), newPassword: str(4096), _csrf: str(200, 0) } } },
+      schema: { body: { type: "object", required: ["currentPassword", "newPassword"], properties: { currentPassword: secret(4096), newPassword: secret(4096), _csrf: str(200, 0) } } },
       config: { access: "authenticated", allowPending: ["password-change"] },
     },
     async (request, reply) => {
@@ -132,7 +132,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
   server.post<{ Body: { token: string; newPassword: string } & FactorBody }>(
     "/auth/password/reset/complete",
     {
-      schema: { body: { type: "object", required: ["token", "newPassword"], properties: { token: str(200), newPassword: str(4096), _csrf: str(200, 0), ...FACTOR_PROPERTIES } } },
+      schema: { body: { type: "object", required: ["token", "newPassword"], properties: { token: str(200), newPassword: secret(4096), _csrf: str(200, 0), ...FACTOR_PROPERTIES } } },
       config: { access: "public", csrf: "pre-login" },
     },
     async (request, reply) => {

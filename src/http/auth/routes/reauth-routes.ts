@@ -7,7 +7,7 @@ import { sessionChallengeContext } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { requestContext, requireSession, setSessionCookie, str } from "../helpers.ts";
+import { requestContext, requireSession, secret, setSessionCookie, str } from "../helpers.ts";
 import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
 
 /**
@@ -19,7 +19,7 @@ const REAUTH = { access: "authenticated", allowPending: ["mfa-enrol"] } as const
 export function registerReauthRoutes(server: FastifyInstance, app: App): void {
   server.post<{ Body: { password: string } & FactorBody }>(
     "/auth/reauthenticate",
-    { schema: { body: { type: "object", required: ["password"], properties: { password: str(4096), _csrf: str(200, 0), ...FACTOR_PROPERTIES } } }, config: REAUTH },
+    { schema: { body: { type: "object", required: ["password"], properties: { password: secret(4096), _csrf: str(200, 0), ...FACTOR_PROPERTIES } } }, config: REAUTH },
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
       const ctx = requestContext(request);

@@ -6,7 +6,7 @@ import { clearSessionCookie, readSessionCookie } from "../../../accounts/session
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { ANY_GATE, requestContext, requireSession, setSessionCookie, str } from "../helpers.ts";
+import { ANY_GATE, requestContext, requireSession, secret, setSessionCookie, str } from "../helpers.ts";
 import { isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
@@ -21,7 +21,7 @@ export const LOGIN_FAILED_BODY = JSON.stringify({ error: { code: "BULWARK_ERR_LO
 const loginBody = {
   type: "object",
   required: ["identifier", "password"],
-  properties: { identifier: str(1024), password: str(4096), next: str(2048, 0), _csrf: str(200, 0) },
+  properties: { identifier: str(1024), password: secret(4096), next: str(2048, 0), _csrf: str(200, 0) },
 } as const;
 
 export function registerSessionRoutes(server: FastifyInstance, app: App): void {
