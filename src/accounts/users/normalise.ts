@@ -16,6 +16,9 @@ export function validateEmail(email: string): string {
   if (trimmed.length === 0) throw accountErrors.invalidEmail("is empty");
   if (trimmed.length > MAX_EMAIL) throw accountErrors.invalidEmail(`is longer than ${MAX_EMAIL} characters`);
   // One @, something on both sides, no spaces or control characters, a dot-less domain allowed (intranets).
+  // Invisible and formatting characters (zero-width space, soft hyphen, right-to-left override) and unpaired
+  // surrogates make a second account that looks like, or is stored as, another's address.
+  if (/[\p{Cf}\p{Cs}]/u.test(trimmed)) throw accountErrors.invalidEmail("contains invisible or formatting characters (such as a zero-width space or a right-to-left mark)");
   if (!/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u.test(trimmed)) throw accountErrors.invalidEmail(`"${trimmed.slice(0, 60)}" is not an address (expected name@domain)`);
   return trimmed;
 }
