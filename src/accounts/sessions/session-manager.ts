@@ -3,7 +3,7 @@
 import { CompiledQuery, sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
-import type { Database } from "../../store/database.ts";
+import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
@@ -156,6 +156,15 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     return { token: fresh.token, session: toSession(row) };
   }
 
+  /**
+   * PostgreSQL: makes the transaction wait for any other that creates or ends this user's sessions. Without it a
+   * DELETE of "every other session" (password change, sign out elsewhere) ran while a rotation's new row was not
+   * yet committed, could not see it, and the new session outlived the change. SQLite runs one writer at a time.
+   */
+  async function userTurn(t: Kysely<Schema>, userId: string): Promise<void> {
+    await serialiseTransactions(database, t, lockKeyOf(`sessions:${userId}`));
+  }
+
   async function deleteSession(id: string): Promise<void> {
     await db.deleteFrom("sessions").where("id", "=", id).execute();
   }
@@ -224,7 +233,15 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
 
   const manager = {
     policy,
-    createSession: (userId, context = {}) => insert(db, userId, context),
+    createSession: (userId, context = {}) =>
+      // On PostgreSQL a user's new session and the ending of their sessions take turns (see userTurn); on SQLite
+      // one statement cannot interleave with another writer's, and the login path keeps its single insert.
+      database.dialect === "postgres" && userId !== null
+        ? database.transaction(async (t) => {
+          await userTurn(t, userId);
+          return insert(t, userId, context);
+        })
+        : insert(db, userId, context),
     validate: (token) => check(token, true),
     touch,
     async list(userId) {
@@ -249,10 +266,16 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       return Number(result.numDeletedRows) > 0;
     },
     async endAll(userId, options = {}) {
-      let q = db.deleteFrom("sessions").where("user_id", "=", userId);
-      if (options.except !== undefined) q = q.where("id", "!=", options.except);
-      const result = await q.executeTakeFirst();
-      return Number(result.numDeletedRows);
+      const endIn = async (t: Kysely<Schema>): Promise<number> => {
+        let q = t.deleteFrom("sessions").where("user_id", "=", userId);
+        if (options.except !== undefined) q = q.where("id", "!=", options.except);
+        return Number((await q.executeTakeFirst()).numDeletedRows);
+      };
+      if (database.dialect !== "postgres") return endIn(db);
+      return database.transaction(async (t) => {
+        await userTurn(t, userId);
+        return endIn(t);
+      });
     },
     async rotate(oldToken, options) {
       const old = oldToken === null ? null : await check(oldToken, false);
@@ -269,6 +292,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         ...(options.verifiedPassword !== undefined ? { verifiedPassword: options.verifiedPassword } : {}),
       };
       return database.transaction(async (t) => {
+        await userTurn(t, userId);
         if (previous) {
           // Two requests racing to rotate one token: only the one that deletes the row gets a new session.
           const gone = await t.deleteFrom("sessions").where("id", "=", previous.id).executeTakeFirst();

@@ -2,6 +2,7 @@
 // a cookie, a tampered secret, an expired session, and sessions meant to be dead after a revocation stamp.
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import { sql } from "kysely";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { systemRandom } from "../../lib/random.ts";
@@ -219,5 +220,24 @@ forEachDialect("session attacks", (fx) => {
     await database.db.updateTable("users").set({ locked_at: 1, locked_reason: "containment" }).where("id", "=", l.id).execute();
     assert.deepEqual(await sessions.validate(sd.token), { valid: false, reason: "account-disabled" });
     assert.deepEqual(await sessions.validate(sl.token), { valid: false, reason: "account-locked" });
+  });
+
+  it("attack: a session rotated while the owner ends every other session does not outlive the ending (PostgreSQL race)", async (t) => {
+    const database = await fx.fresh();
+    if (database.dialect !== "postgres") return t.skip("SQLite runs one writer at a time: the statements cannot interleave");
+    const { users, sessions } = await setup(database);
+    const owner = await users.create({ email: "owner@example.org" });
+    const mine = await sessions.createSession(owner.id, { aal: 1 });
+    const thief = await sessions.createSession(owner.id, { aal: 1 });
+    // The thief's step-up rotation is slow to insert its new row (a busy server, here a trigger), and the owner's
+    // "sign out everywhere else" runs meanwhile: it must still end the session the rotation makes.
+    await sql`CREATE FUNCTION slow_session() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NEW; END $$`.execute(database.db);
+    await sql`CREATE TRIGGER slow_session BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION slow_session()`.execute(database.db);
+    const rotating = sessions.rotate(thief.token, { aal: 2 });
+    await new Promise((r) => setTimeout(r, 150));
+    await sessions.endAll(owner.id, { except: mine.session.id });
+    const rotated = await rotating;
+    assert.equal((await sessions.validate(rotated.token)).valid, false, "the thief's new session was ended too");
+    assert.equal((await sessions.validate(mine.token)).valid, true);
   });
 });
