@@ -153,4 +153,11 @@ describe("chainFieldsFromExport", () => {
     const exported = { ...altered, data: null, rawData: "{not json" };
     assert.equal(eventHash(chainFieldsFromExport(exported)), altered.hash);
   });
+
+  it("attack: a field added to an exported line (covered by no hash) is refused, not carried along under a verified verdict", () => {
+    const row = chain(1)[0]!;
+    const line = { ...row, data: JSON.parse(row.data) as unknown };
+    assert.equal(eventHash(chainFieldsFromExport(line)), row.hash);
+    assert.throws(() => chainFieldsFromExport({ ...line, approvedBy: "ciso@example.com" } as never), /"approvedBy" is not a field of an exported event/);
+  });
 });

@@ -222,6 +222,9 @@ export function checkCheckpointSchedule(seqs: number[], lastSeq: number, every: 
   return null;
 }
 
+/** The fields of an exported event line (AuditEvent). */
+const EXPORT_FIELDS = new Set(["seq", "id", "type", "actor", "subject", "data", "rawData", "at", "requestId", "prevHash", "hash"]);
+
 /**
  * Re-encodes an exported event's data to the text its hash covers: the canonical JSON of `data`, or, for an
  * event whose stored data was not a JSON object (an altered row, exported verbatim), its `rawData`.
@@ -229,6 +232,11 @@ export function checkCheckpointSchedule(seqs: number[], lastSeq: number, every: 
 export function chainFieldsFromExport(e: {
   seq: number; id: string; type: string; actor: string; subject: string; at: number; requestId: string; prevHash: string; hash: string; data: unknown; rawData?: unknown;
 }): ChainFields & { hash: string } {
+  // Only the fields export writes: anything else (`"approvedBy": …` added to a line) is covered by no hash, yet a
+  // reader of a file that verified would take it as part of the record.
+  for (const key of Object.keys(e)) {
+    if (!EXPORT_FIELDS.has(key)) throw auditErrors.badExportLine(`"${key.slice(0, 40)}" is not a field of an exported event (no hash covers it)`);
+  }
   // rawData stands in for data only as export writes it: with data null. A line carrying both would have its
   // rawData hashed while a reader of the file sees data — forged values under a "verified" verdict.
   if (e.rawData !== undefined && (typeof e.rawData !== "string" || e.data !== null)) {
