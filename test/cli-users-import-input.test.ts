@@ -1,6 +1,7 @@
 // `bulwark users import` on malformed input, through the spawned CLI: bytes that are not UTF-8, stray
-// quotes, CR-only line breaks, a header naming a column twice, JSONL numbers beyond a double and
-// repeated keys. Every bad row is reported with its line and what is wrong, and nothing is guessed.
+// quotes, CR-only line breaks, a header naming a column twice, JSONL numbers beyond a double, repeated
+// keys and escaped lone surrogates. Every bad row is reported with its line and what is wrong, and
+// nothing is guessed.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -91,5 +92,31 @@ describe("users import: malformed input is reported row by row, never guessed at
       { email: "b@example.org", external_id: "12345678901234567891" },
       { email: "g@example.org", external_id: "1e21" },
     ]);
+  });
+
+  it("refuses JSONL values escaping lone surrogates by line and field: the dry run lists them, the real run exits 2", async () => {
+    // Finding: {"email":"jos\udce9@…"} and {"email":"jos\udce8@…"} passed, the line being valid UTF-8; both were
+    // stored as "jos\ufffd@…" (usernames alike), so the dry run said "would create 2" and the real run died with an
+    // internal error (exit 3) on the unique index, leaving a failed job.
+    const s = await site();
+    const jsonl = s.file("sur.jsonl", [
+      '{"email":"jos\\udce9@example.org","username":"j1","display_name":"Jos\\ud800"}',
+      '{"email":"j2@example.org","username":"jos\\udce9"}',
+      '{"email":"j3@example.org","username":"jos\\udce8"}',
+      '{"email":"ok@example.org","username":"ok"}',
+    ].join("\n") + "\n");
+    const dry = await s.run(["users", "import", jsonl, "--dry-run", "--json"]);
+    assert.equal(dry.code, 1, dry.stderr);
+    const report = JSON.parse(dry.stdout) as { created: number; bad: Bad[] };
+    const why = (field: string, unit: string): string => `the value of "${field}" holds the lone surrogate \\u${unit} (half of a UTF-16 pair), which is not a character; write the character itself, as UTF-8`;
+    assert.deepEqual(report.bad, [{ line: 1, reason: why("email", "dce9") }, { line: 2, reason: why("username", "dce9") }, { line: 3, reason: why("username", "dce8") }]);
+    assert.equal(report.created, 1);
+    const real = await s.run(["users", "import", jsonl, "--batch", "1"]);
+    assert.equal(real.code, 2, real.stderr);
+    assert.match(real.stderr, /3 bad row\(s\), nothing imported .*line 1: the value of "email" holds the lone surrogate \\udce9/);
+    assert.deepEqual([s.rows("SELECT count(*) AS n FROM users")[0]!["n"], s.rows("SELECT count(*) AS n FROM jobs")[0]!["n"]], [0, 0], "no account, no failed job");
+    const rest = await s.run(["users", "import", jsonl, "--batch", "1", "--skip-bad"]);
+    assert.equal(rest.code, 0, rest.stderr);
+    assert.deepEqual(s.rows("SELECT email, username FROM users"), [{ email: "ok@example.org", username: "ok" }]);
   });
 });

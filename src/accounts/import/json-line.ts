@@ -1,8 +1,26 @@
 // One JSONL line as an import row: a JSON object, with the exact text of its top-level numbers (a
 // legacy id such as 12345678901234567891 does not fit a double) and its top-level keys checked for
-// repeats (JSON.parse silently keeps the last of `"email":"e@…","email":"f@…"`); nested objects are
-// not imported, so their keys are not checked.
+// repeats (JSON.parse silently keeps the last of `"email":"e@…","email":"f@…"`) and for escaped lone
+// surrogates (`"jos\udce9@…"`); nested objects are not imported, so their contents are not checked.
 import { scanJSONKeys } from "../../lib/json-keys.ts";
+
+// A surrogate code unit not paired with its other half (code units, not code points: no `u` flag).
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Why a top-level key or string value is not text, naming it and the escape (null when all are text). */
+function escapedSurrogate(object: Record<string, unknown>): string | null {
+  for (const [key, value] of Object.entries(object)) {
+    // After the UTF-8 check of the line's bytes (source.ts) only a \u escape can still yield a lone surrogate. It is
+    // not a character, and the database drivers encode it as U+FFFD: "jos\udce9@…" and "jos\udce8@…" became one
+    // address (the dry run counted two new accounts, the real run died on the unique index).
+    const where = !key.isWellFormed() ? { text: key, what: "the key" } : typeof value === "string" && !value.isWellFormed() ? { text: value, what: "the value of" } : null;
+    if (where === null) continue;
+    const unit = LONE_SURROGATE.exec(where.text)![0].charCodeAt(0).toString(16);
+    // JSON.stringify writes a lone surrogate as its escape, so the name is printable whatever it holds.
+    return `${where.what} ${JSON.stringify(key.slice(0, 40))} holds the lone surrogate \\u${unit} (half of a UTF-16 pair), which is not a character; write the character itself, as UTF-8`;
+  }
+  return null;
+}
 
 export type JSONLine = { object: Record<string, unknown>; numberText: ReadonlyMap<string, string> } | { error: string };
 
@@ -24,5 +42,7 @@ export function parseJSONLine(text: string): JSONLine {
   const { duplicate, topLevelNumbers } = scanJSONKeys(text, { nested: false });
   // Which of two values was meant cannot be known: taking either could import the wrong address.
   if (duplicate !== null) return { error: `has the key ${JSON.stringify(duplicate.path.slice(0, 40))} more than once` };
+  const surrogate = escapedSurrogate(value as Record<string, unknown>);
+  if (surrogate !== null) return { error: surrogate };
   return { object: value as Record<string, unknown>, numberText: topLevelNumbers };
 }

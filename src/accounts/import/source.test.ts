@@ -1,6 +1,7 @@
 // JSONL and CSV rows as the importer sees them: numbered, named columns, malformed rows reported
 // (never thrown), over-long lines bounded, hostile JSON (deep nesting, junk) survived, numbers kept
-// exactly, repeated keys and columns refused, bytes that are not UTF-8 refused by line.
+// exactly, repeated keys and columns refused, bytes that are not UTF-8 and escaped lone surrogates
+// refused by line.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -100,6 +101,26 @@ describe("import sources", () => {
       "3:ok@example.org",
       '4:has the key "x" more than once',
       '5:has the key "" more than once',
+    ]);
+  });
+
+  it("refuses, by line and field, a JSONL key or value escaping a lone surrogate; an escaped pair reads as its character", async () => {
+    // Finding: the line's text is valid UTF-8, so "jos\udce9@" and "jos\udce8@" passed; the store then kept U+FFFD
+    // for both, merging two addresses (the dry run said "would create 2", the real run died on the unique index).
+    const got = await summary([
+      '{"email":"jos\\udce9@example.org","display_name":"Jos\\ud800"}\n',
+      '{"email":"a@example.org","display_name":"x\\ude00\\ud83d"}\n',
+      '{"em\\udcaaail":"x","email":"b@example.org"}\n',
+      '{"email":"c@example.org","unmapped":"\\udfff"}\n',
+      '{"email":"d@example.org","display_name":"\\ud83d\\ude00","nested":{"n":"\\ud800"}}\n',
+    ], "jsonl", "display_name");
+    const why = (field: string, unit: string): string => `${field} holds the lone surrogate \\u${unit} (half of a UTF-16 pair), which is not a character; write the character itself, as UTF-8`;
+    assert.deepEqual(got, [
+      `1:${why('the value of "email"', "dce9")}`,
+      `2:${why('the value of "display_name"', "de00")}`,
+      `3:${why('the key "em\\udcaaail"', "dcaa")}`,
+      `4:${why('the value of "unmapped"', "dfff")}`,
+      "5:😀",
     ]);
   });
 

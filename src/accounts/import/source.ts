@@ -50,8 +50,8 @@ function checkUniqueColumns(header: readonly string[], line: number): void {
 
 /**
  * Yields every data row of the file. CSV rows whose column count differs from the header, rows with
- * a stray quote, JSONL lines that are not a JSON object (or repeat a key), and rows holding bytes that
- * are not UTF-8 are yielded as `{ line, error }`. A header that is malformed, not UTF-8 or names a
+ * a stray quote, JSONL lines that are not a JSON object (or repeat a key, or escape a lone surrogate), and
+ * rows holding bytes that are not UTF-8 are yielded as `{ line, error }`. A header that is malformed, not UTF-8 or names a
  * column twice throws ImportFormatError.
  *
  * @example

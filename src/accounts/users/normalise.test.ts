@@ -16,4 +16,5 @@ it("keeps the addresses people really have: accents, other scripts, a plus, a do
     assert.equal(validateEmail(good), good.trim());
   }
   assert.throws(() => validateUsername("ana\u200b"), /control or invisible/);
+  assert.throws(() => validateUsername("ana\udce9"), /unpaired surrogate/);
 });

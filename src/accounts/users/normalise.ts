@@ -27,7 +27,7 @@ export function validateUsername(username: string): string {
   const trimmed = username.trim().normalize("NFC");
   if (trimmed.length === 0) throw accountErrors.invalidUsername("is empty");
   if (trimmed.length > MAX_USERNAME) throw accountErrors.invalidUsername(`is longer than ${MAX_USERNAME} characters`);
-  if (/[\p{Cc}\p{Cf}]/u.test(trimmed)) throw accountErrors.invalidUsername("contains control or invisible characters");
+  if (/[\p{Cc}\p{Cf}\p{Cs}]/u.test(trimmed)) throw accountErrors.invalidUsername("contains control or invisible characters, or an unpaired surrogate");
   if (trimmed.includes("@")) throw accountErrors.invalidUsername("must not contain @ (it would collide with email logins)");
   return trimmed;
 }
