@@ -1,8 +1,9 @@
 // `bulwark users import` end to end, through the spawned CLI: bad flags and bad files are refused
 // with exit 2 and a message naming the problem, a dry run changes nothing, a real run is
 // all-or-nothing per batch, legacy ids are kept as external ids, salted layouts are stored
-// self-describing, hostile hashes never reach the database, and a re-import that updates accounts
-// never puts back a weaker hash nor undoes containment.
+// self-describing, hostile hashes never reach the database, a re-import that updates accounts
+// never puts back a weaker hash nor undoes containment, an import that disables an account or
+// replaces its password ends its sessions, and a resumed import keeps its recorded source.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -34,6 +35,34 @@ function inProcess(s: CLISite, args: string[]): Promise<{ code: number; stdout: 
 
 const userCount = (s: CLISite): number => Number(s.rows("SELECT count(*) AS n FROM users")[0]!["n"]);
 const md5 = (text: string): string => createHash("md5").update(text).digest("hex");
+
+/**
+ * Leaves what a run that died after its first two batches of 3 (lines 2-7) leaves, as kill -9 would: the file's
+ * import job, its cursor at line 7. The run's source is the file's name, as the CLI derives it.
+ */
+async function dieAfterTwoBatches(s: CLISite, name: string, text: string): Promise<void> {
+  const app = await openApp({ env: s.env });
+  try {
+    const { importUsers, resolveMap, parseFieldMap } = await import("../src/accounts/import/index.ts");
+    let reads = 0;
+    await assert.rejects(importUsers(
+      { database: app.db, users: app.accounts.users, passwords: app.accounts.passwords, audit: app.audit, clock: app.clock, jobs: app.accounts.jobs },
+      {
+        format: "csv", onConflict: "fail", batchSize: 3, dryRun: false, skipBad: false, actor: "test", file: name,
+        rules: { map: resolveMap({ preset: null, map: parseFieldMap(undefined), saltColumn: undefined }), preset: null, source: name, salted: null },
+        open: async function* () {
+          if (++reads < 3) yield text;
+          else {
+            yield text.split("\n").slice(0, 8).join("\n") + "\n";
+            throw new Error("killed");
+          }
+        },
+      },
+    ), /killed/);
+  } finally {
+    await app.close();
+  }
+}
 
 describe("users import: bad flags and bad files exit 2 and change nothing", () => {
   it("refuses bad flags with a message naming the flag", async () => {
@@ -316,28 +345,7 @@ describe("users import: all-or-nothing per batch", () => {
     const s = await site();
     const text = `email\n${Array.from({ length: 9 }, (_, i) => `r${i + 1}@example.org`).join("\n")}\n`;
     const csv = s.file("resume.csv", text);
-    // A run that died after its first two batches of 3 (lines 2-7), as kill -9 would leave it.
-    const app = await openApp({ env: s.env });
-    try {
-      const { importUsers, resolveMap, parseFieldMap } = await import("../src/accounts/import/index.ts");
-      let reads = 0;
-      await assert.rejects(importUsers(
-        { database: app.db, users: app.accounts.users, passwords: app.accounts.passwords, audit: app.audit, clock: app.clock, jobs: app.accounts.jobs },
-        {
-          format: "csv", onConflict: "fail", batchSize: 3, dryRun: false, skipBad: false, actor: "test", file: "resume.csv",
-          rules: { map: resolveMap({ preset: null, map: parseFieldMap(undefined), saltColumn: undefined }), preset: null, source: "resume.csv", salted: null },
-          open: async function* () {
-            if (++reads < 3) yield text;
-            else {
-              yield text.split("\n").slice(0, 8).join("\n") + "\n";
-              throw new Error("killed");
-            }
-          },
-        },
-      ), /killed/);
-    } finally {
-      await app.close();
-    }
+    await dieAfterTwoBatches(s, "resume.csv", text);
     assert.equal(userCount(s), 6);
     const dry = await s.run(["users", "import", csv, "--batch", "3", "--dry-run"]);
     assert.equal(dry.code, 0, dry.stderr);
@@ -349,5 +357,65 @@ describe("users import: all-or-nothing per batch", () => {
     assert.match(r.stdout, /resumed the interrupted import of this file/);
     assert.equal(userCount(s), 9);
     assert.equal((await s.run(["audit", "verify"])).code, 0);
+  });
+});
+
+describe("users import: resuming under another source", () => {
+  it("the same file under another name is refused, naming both sources, until --source names the recorded one", async () => {
+    // Finding: the resume of users.csv, run as "users (1).csv" (a second download), linked the remaining accounts to
+    // the source "users (1).csv", and the next update of users.csv found half of them linked to another external id.
+    const s = await site();
+    const text = `email,external_id\n${Array.from({ length: 9 }, (_, i) => `r${i + 1}@example.org,${i + 1}`).join("\n")}\n`;
+    s.file("users.csv", text);
+    await dieAfterTwoBatches(s, "users.csv", text);
+    const renamed = s.file("users (1).csv", text);
+    for (const extra of [["--dry-run"], []]) {
+      const r = await s.run(["users", "import", renamed, "--batch", "3", ...extra]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /this file's import was interrupted \(job job_\w+, written through line 7\) under the source "users\.csv", but this run's source is "users \(1\)\.csv" .*resume with --source "users\.csv"/);
+    }
+    assert.equal(userCount(s), 6, "the refused runs wrote nothing");
+    const r = await s.run(["users", "import", renamed, "--batch", "3", "--source", "users.csv"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /as source "users\.csv": 9 rows; created 3,/);
+    assert.match(r.stdout, /resumed the interrupted import of this file/);
+    assert.deepEqual(s.rows("SELECT external_source AS source, count(*) AS n FROM users GROUP BY 1"), [{ source: "users.csv", n: 9 }]);
+  });
+});
+
+describe("users import: sessions of the accounts it disables or gives another password", () => {
+  it("attack: a session from before the import ends when it disables the account or replaces its password, and stays ended", async () => {
+    // ASVS 7.4.2, 7.4.3. Finding: the import only set the status or the hash; re-enabling the account revived a
+    // thief's session, and a replaced password left every session alive.
+    const s = await site();
+    assert.equal((await s.run(["users", "import", s.file("seed.csv", `email,password_hash\nd@example.org,${md5("d")}\np@example.org,${md5("p")}\n`)])).code, 0);
+    const signIn = async (email: string): Promise<string> => {
+      const app = await openApp({ env: s.env });
+      try {
+        const user = await app.accounts.users.findByIdentifier(email);
+        return (await app.accounts.sessions.createSession(user!.id, { aal: 1, ip: "127.0.0.1", userAgent: "t" })).token;
+      } finally {
+        await app.close();
+      }
+    };
+    const live = async (token: string): Promise<boolean> => {
+      const app = await openApp({ env: s.env });
+      try {
+        return (await app.accounts.sessions.validate(token)).valid;
+      } finally {
+        await app.close();
+      }
+    };
+    const [disabled, changed] = [await signIn("d@example.org"), await signIn("p@example.org")];
+    const file = s.file("change.csv", `email,status,password_hash\nd@example.org,disabled,\np@example.org,,${md5("p2")}\n`);
+    const dry = await s.run(["users", "import", file, "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual([await live(disabled), await live(changed)], [true, true], "a dry run ends no session");
+    const r = await s.run(["users", "import", file, "--on-conflict", "update", "--replace-passwords"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([await live(disabled), await live(changed)], [false, false]);
+    assert.equal(s.rows("SELECT count(*) AS n FROM sessions")[0]!["n"], 0);
+    assert.equal((await s.run(["users", "import", s.file("enable.csv", "email,status\nd@example.org,active\n"), "--on-conflict", "update"])).code, 0);
+    assert.equal(await live(disabled), false, "enabling the account again revives no session");
   });
 });

@@ -24,3 +24,14 @@ export class ImportRefusedError extends InputError {
     super("BULWARK_ERR_IMPORT_REFUSED", message, options);
   }
 }
+
+/**
+ * Whether `error` is a unique-index violation from the store: PostgreSQL's SQLSTATE 23505, or node:sqlite's
+ * extended codes SQLITE_CONSTRAINT_UNIQUE (2067) and SQLITE_CONSTRAINT_PRIMARYKEY (1555). By code, not by message:
+ * "constraint" in a message also matches NOT NULL and CHECK failures, which are bugs, not duplicates.
+ */
+export function isUniqueViolation(error: unknown): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const { code, errcode } = error as { code?: unknown; errcode?: unknown };
+  return code === "23505" || errcode === 2067 || errcode === 1555;
+}

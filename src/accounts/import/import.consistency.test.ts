@@ -1,6 +1,7 @@
 // What makes an import predictable, on SQLite and PostgreSQL: the verdict on a row depends on the row and the
 // stored accounts, never on which rows share its batch; a dry run predicts the real run; a resumed run ends
-// where an uninterrupted one does; an update changes only what the file supplied with a value.
+// where an uninterrupted one does, under the same source; an update changes only what the file supplied with a
+// value; what the database refuses as a duplicate is refused by line, as validation would have.
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
@@ -12,6 +13,7 @@ import type { Database } from "../../store/database.ts";
 import { migrate } from "../../store/migrator.ts";
 import { createPasswordContext } from "../passwords/index.ts";
 import { createUserStore } from "../users/user-store.ts";
+import { ImportRefusedError } from "./errors.ts";
 import { importUsers, type ImportDeps, type ImportOptions, type ImportReport } from "./importer.ts";
 import { checkHeader, resolveMap } from "./mapping.ts";
 
@@ -140,5 +142,70 @@ forEachDialect("users import consistency", (fx) => {
     // A status that is supplied still updates.
     await run(deps, "email,status\nalice@example.org,active\n", { onConflict: "update" });
     assert.equal((await deps.users.findByIdentifier("alice@example.org"))?.status, "active");
+  });
+
+  it("keys that differ only in escaped lone surrogates are bad rows in the dry run and the real run, not one account", async () => {
+    // Was: the dry run said "would create" them all; the database stored U+FFFD for every lone surrogate, so
+    // "7\udce9" and "7\udce8" became one external id (and "jos\udce9@" one address with "jos\udce8@"): the real run
+    // died on the unique index with an internal error (exit 3) and left a failed job.
+    const deps = await setup(await fx.fresh());
+    const jsonl = [
+      '{"email":"a@example.org","external_id":"7\\udce9"}',
+      '{"email":"b@example.org","external_id":"7\\udce8"}',
+      '{"email":"jos\\udce9@example.org"}',
+      '{"email":"ok@example.org","external_id":"8"}',
+    ].join("\n");
+    const options: Extra = { format: "jsonl", batchSize: 1 };
+    const dry = await run(deps, jsonl, { ...options, dryRun: true });
+    assert.deepEqual([dry.created, dry.bad.map((b) => b.line)], [1, [1, 2, 3]]);
+    const why = (field: string, unit: string): string => `the value of "${field}" holds the lone surrogate \\u${unit} (half of a UTF-16 pair), which is not a character; write the character itself, as UTF-8`;
+    assert.deepEqual(dry.bad.map((b) => b.reason), [why("external_id", "dce9"), why("external_id", "dce8"), why("email", "dce9")]);
+    await assert.rejects(run(deps, jsonl, options), (e: unknown) => e instanceof ImportRefusedError && /^3 bad row\(s\), nothing imported .*line 1: the value of "external_id" holds/.test(e.message));
+    const real = await run(deps, jsonl, { ...options, skipBad: true });
+    assert.deepEqual(outcome(real), outcome(dry), "the real run does what the dry run said");
+    assert.deepEqual((await accounts(deps)).map((a) => (a as { email: string }).email), ["ok@example.org"]);
+    assert.deepEqual((await deps.jobs.list({ kind: "users-import", limit: 10 })).map((j) => j.status), ["done"], "no failed job");
+  });
+
+  it("a row the database's unique index refuses, though validation passed it, is the importer's refusal naming its line", async () => {
+    // Was: the driver's error escaped as an internal error (exit 3). Staged with a store whose unique index compares
+    // emails more coarsely than the importer (as it did lone surrogates, both stored as U+FFFD): "taken+2@" is stored
+    // under the key of the existing "taken@".
+    const deps = await setup(await fx.fresh());
+    await deps.users.create({ email: "taken@example.org" });
+    const { prepare } = deps.users;
+    const coarse: ImportDeps = {
+      ...deps,
+      users: { ...deps.users, prepare: (user) => ({ ...prepare(user), ...(user.email === "taken+2@example.org" ? { email_key: "taken@example.org" } : {}) }) },
+    };
+    const csv = "email\nfirst@example.org\ntaken+2@example.org\nlast@example.org\n";
+    const dry = await run(coarse, csv, { batchSize: 2, dryRun: true });
+    assert.deepEqual(outcome(dry), { created: 3, updated: 0, skipped: 0, bad: [] }, "validation cannot see it: only the store can");
+    await assert.rejects(run(coarse, csv, { batchSize: 2 }), (e: unknown) => e instanceof ImportRefusedError
+      && /^line 3: the database refused it as a duplicate of a stored account \(.*(UNIQUE constraint failed: users\.email_key|duplicate key value).*\); batch 1 was rolled back/.test(e.message));
+    assert.deepEqual((await accounts(deps)).map((a) => (a as { email: string }).email), ["taken@example.org"], "the whole batch rolled back");
+    const [job] = await deps.jobs.list({ kind: "users-import", limit: 10 });
+    assert.deepEqual([job?.status, job?.cursor], ["failed", null], "a failed job that the same file resumes from its start");
+  });
+
+  it("a resumed run keeps the source its job recorded: another one is refused naming both, dry or real", async () => {
+    // Was: the resume took the new run's source, which the CLI derives from the file name, so a renamed copy of the
+    // file ("users (1).csv") linked the rest of the accounts to another source, and the next update of the file
+    // found them "already linked to external id users (1).csv:…".
+    const csv = "email,external_id\na@example.org,1\nb@example.org,2\nc@example.org,3\n";
+    const deps = await setup(await fx.fresh());
+    // Dies while reading line 4 in the write pass: lines 2 and 3 are written, the cursor is at line 3.
+    await assert.rejects(run(deps, csv, { source: "users.csv", batchSize: 1, onProgress: (n, phase) => {
+      if (phase === "write" && n === 3) throw new Error("the process died");
+    } }), /the process died/);
+    for (const dryRun of [true, false]) {
+      await assert.rejects(run(deps, csv, { source: "users (1).csv", dryRun }), (e: unknown) => e instanceof ImportRefusedError
+        && /^this file's import was interrupted \(job job_\w+, written through line 3\) under the source "users\.csv", but this run's source is "users \(1\)\.csv" .*resume with --source "users\.csv"$/.test(e.message), `dry run: ${dryRun}`);
+    }
+    assert.equal(await deps.users.count(), 2, "the refused run wrote nothing");
+    const resumed = await run(deps, csv, { source: "users.csv" });
+    assert.deepEqual([resumed.source, resumed.resumedAfterLine, resumed.created, resumed.bad], ["users.csv", 3, 1, []]);
+    const links = (await accounts(deps)).map((a) => { const r = a as { external_source: string; external_id: string }; return `${r.external_source}:${r.external_id}`; });
+    assert.deepEqual(links, ["users.csv:1", "users.csv:2", "users.csv:3"]);
   });
 });

@@ -2,7 +2,8 @@
 // reason, duplicates in the file, conflicts with existing accounts), then, for a real run, a second
 // pass that writes in batches, one transaction per batch, with the batch's audit event inside it.
 // An update never undoes containment and never replaces a stored password unless told to, and then
-// never with a weaker hash (password-update.ts).
+// never with a weaker hash (password-update.ts). An update that disables an account or replaces its
+// password ends the account's sessions, in the batch's transaction (end-sessions.ts).
 // A real run is a job keyed by the file's SHA-256: each batch advances the job's cursor (the last line it
 // wrote) in its own transaction, so running the same import again after a crash resumes after that line
 // instead of meeting its own rows as conflicts (it still reads them, so a later duplicate of one is refused).
@@ -15,7 +16,8 @@ import { lockKeyOf, serialiseTransactions, type Database } from "../../store/dat
 import type { Schema } from "../../store/schema.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import { passwordChangedAtAfterChange, type UserStore } from "../users/user-store.ts";
-import { ImportRefusedError } from "./errors.ts";
+import { endSessions } from "./end-sessions.ts";
+import { ImportRefusedError, isUniqueViolation } from "./errors.ts";
 import { validateRow, type ImportRow, type RowRules } from "./mapping.ts";
 import { planPassword, type PasswordNote } from "./password-update.ts";
 import { clash, lookup, type OnConflict } from "./existing.ts";
@@ -105,13 +107,13 @@ export const MAX_BATCH = 5000;
  * const report = await importUsers(deps, { format: "csv", open: () => createReadStream(path, "utf8"), rules, onConflict: "skip", batchSize: 500, dryRun: false, skipBad: false, actor: "cli:ops", file: "users.csv" });
  */
 export async function importUsers(deps: ImportDeps, options: ImportOptions): Promise<ImportReport> {
-  const { rules } = options;
+  const sha256 = await fileDigest(options.open());
+  const interrupted = await interruptedJob(deps.jobs, sha256);
+  const rules = rulesOfResume(options.rules, interrupted);
   const report: ImportReport = {
     dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], passwordsReplaced: [], passwordsKept: 0, batches: 0,
     jobId: null, resumedAfterLine: null, alreadyImported: 0,
   };
-  const sha256 = await fileDigest(options.open());
-  const interrupted = await interruptedJob(deps.jobs, sha256);
   // Every row up to this line was written by the interrupted run (its batches committed in line order).
   const doneThrough = interrupted ? Number(interrupted.cursor ?? 0) : 0;
   if (interrupted) Object.assign(report, { jobId: interrupted.id, resumedAfterLine: doneThrough });
@@ -224,7 +226,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
       // another run moved stops before writing anything (it would meet the other's rows as duplicates).
       await serialiseTransactions(deps.database, trx, lockKeyOf(`users-import:${job.id}`));
       if ((await deps.jobs.get(job.id, trx)).cursor !== cursor) throw overtaken();
-      const result = await applyBatch(deps, trx, rows, { ...options, replacePasswords }, report.batches + 1);
+      const result = await applyBatch(deps, trx, rows, { ...options, rules, replacePasswords }, report.batches + 1);
       // Compare-and-set on the job's cursor, in the batch's transaction: a batch is written once, even by two
       // runs of the same file at the same time (the slower one stops here, its batch rolled back).
       const moved = await deps.jobs.commitBatch(trx, job.id, cursor, { cursor: next, processed: rows.length, counts: { created: result.created, updated: result.updated, skipped: result.skipped } });
@@ -267,6 +269,27 @@ async function fileDigest(chunks: AsyncIterable<string | Uint8Array>): Promise<s
   return digest.digest("hex");
 }
 
+/**
+ * The rules of a run that resumes `job`: its remaining rows are linked to the external source the job recorded.
+ * The caller's source differing from it is refused, not overridden: the CLI derives the source from --source, the
+ * preset or the file's name, and cannot say which, so an explicit --source is indistinguishable from a renamed file
+ * ("users (1).csv"). Resuming under the new name split one legacy system's accounts over two sources, and the next
+ * update of the file then found half of them "linked to another external id".
+ */
+function rulesOfResume(rules: RowRules, job: Job<ImportSpec> | null): RowRules {
+  const recorded = job?.spec.source;
+  // Every job this importer creates records its source; a spec without one (written by hand) keeps the caller's.
+  if (job === null || typeof recorded !== "string") return rules;
+  if (recorded !== rules.source) {
+    throw new ImportRefusedError(
+      `this file's import was interrupted (job ${job.id}, written through line ${job.cursor ?? 0}) under the source ${JSON.stringify(recorded)}, ` +
+        `but this run's source is ${JSON.stringify(rules.source)} (from --source, the preset or the file name); its remaining accounts must link to the same source: ` +
+        `resume with --source ${JSON.stringify(recorded)}`,
+    );
+  }
+  return { ...rules, source: recorded };
+}
+
 /** The newest unfinished import job of the file with this digest: what a crash (or a refused batch) left. */
 async function interruptedJob(jobs: JobStore, sha256: string): Promise<Job<ImportSpec> | null> {
   const open = await jobs.list({ kind: IMPORT_JOB_KIND, status: [...UNFINISHED_STATUSES, "failed"], limit: 500 });
@@ -288,9 +311,22 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
   let skipped = 0;
   const passwordsReplaced: PasswordNote[] = [];
   let passwordsKept = 0;
-  const refuse = (line: number, why: string): never => {
-    throw new ImportRefusedError(`line ${line}: ${why}; batch ${index} was rolled back, earlier batches stay imported`);
+  const refuse = (line: number, why: string, cause?: unknown): never => {
+    throw new ImportRefusedError(`line ${line}: ${why}; batch ${index} was rolled back, earlier batches stay imported`, cause === undefined ? {} : { cause });
   };
+  /** Runs one row's write; the store's unique index refusing it is the row's refusal, not an internal error. */
+  const write = async <T>(line: number, statement: () => Promise<T>): Promise<T> => {
+    try {
+      return await statement();
+    } catch (error) {
+      // Validation and clash() found no account holding the row's keys, yet the database's unique index does: it
+      // compares differently than the importer (as SQLite did lone surrogates, stored as U+FFFD) or another writer
+      // committed after this batch's lookup. Either way the row cannot be written as validated.
+      if (isUniqueViolation(error)) refuse(line, `the database refused it as a duplicate of a stored account (${(error as Error).message.slice(0, 120)})`, error);
+      throw error;
+    }
+  };
+  let accountsSignedOut = 0;
   const now = deps.clock.now();
   for (const row of rows) {
     // Accounts may have changed since validation (another import, a sign-up): re-check inside the transaction.
@@ -298,7 +334,7 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
     if (why) refuse(row.line, why);
     const existing = found.byEmail.get(row.emailKey);
     if (!existing) {
-      await trx.insertInto("users").values(deps.users.prepare(row.user)).execute();
+      await write(row.line, () => trx.insertInto("users").values(deps.users.prepare(row.user)).execute());
       created++;
       continue;
     }
@@ -331,8 +367,15 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
       const was = existing.passwordHash;
       q = was === null ? q.where("password_hash", "is", null) : q.where("password_hash", "=", was);
     }
-    const result = await q.executeTakeFirst();
+    const result = await write(row.line, () => q.executeTakeFirst());
     if (Number(result.numUpdatedRows) !== 1) refuse(row.line, "the stored password hash changed while the batch was written");
+    // Disabling an account ends its sessions (ASVS 7.4.2), and so does replacing its password (ASVS 7.4.3): a session
+    // stolen before either must neither outlive the password nor come back when a later import enables the account.
+    // Also when the account was disabled already: one an import disabled before this rule still has its sessions.
+    if ((has("status") && u.status === "disabled") || plan.kind === "replace") {
+      await endSessions(trx, existing.id, deps.clock.now());
+      accountsSignedOut++;
+    }
     if (plan.kind === "replace") passwordsReplaced.push(plan.note);
     if (plan.kind === "keep") passwordsKept++;
     updated++;
@@ -341,7 +384,7 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
   const last = rows[rows.length - 1]?.line ?? 0;
   await deps.audit.appendIn(trx, {
     type: "users.import.batch", actor: options.actor,
-    data: { source: options.rules.source, file: options.file, batch: index, lines: `${first}-${last}`, created, updated, skipped, passwordsReplaced: passwordsReplaced.length },
+    data: { source: options.rules.source, file: options.file, batch: index, lines: `${first}-${last}`, created, updated, skipped, passwordsReplaced: passwordsReplaced.length, accountsSignedOut },
   });
   return { created, updated, skipped, passwordsReplaced, passwordsKept };
 }
