@@ -38,6 +38,48 @@ function assess(hash: string, passwords: PasswordContext): { scheme: string; str
 const STRENGTH_NAMES = ["a fast digest", "a slow hash below the current policy", "the current policy"];
 
 /**
+ * The work one guess costs under a slow hash's parameters, comparable only within one scheme: 2^cost (bcrypt),
+ * 2^log2 (phpass), N·r·p (scrypt), m·t·p (argon2, and a wrapped hash's outer argon2id), rounds. Null when the
+ * parameters say nothing this can compare.
+ */
+function workOf(params: string): number | null {
+  const p = new Map<string, number>();
+  for (const part of params.split(",")) {
+    const m = /^([a-z0-9]+)=(\d+)$/i.exec(part.trim());
+    if (m) p.set(m[1]!.toLowerCase(), Number(m[2]));
+  }
+  const get = (k: string): number | undefined => p.get(k);
+  if (get("cost") !== undefined) return 2 ** get("cost")!;
+  if (get("log2") !== undefined) return 2 ** get("log2")!;
+  if (get("ln") !== undefined) return 2 ** get("ln")! * (get("r") ?? 1) * (get("p") ?? 1);
+  if (get("n") !== undefined) return get("n")! * (get("r") ?? 1) * (get("p") ?? 1);
+  if (get("m") !== undefined && get("t") !== undefined) return get("m")! * get("t")! * (get("p") ?? 1);
+  if (get("rounds") !== undefined) return get("rounds")!;
+  return null;
+}
+
+/**
+ * Between two slow hashes below the policy, whether `next` costs a guesser at least what `stored` does: only the same
+ * scheme at equal or higher parameters (bcrypt 12 → bcrypt 4, or → scrypt N=2, was replaced as "no weaker").
+ * Different schemes have no common measure here, so such a replacement is refused; a hash meeting the policy may
+ * always replace one below it.
+ */
+function noWeaker(next: string, stored: string, passwords: PasswordContext): string | null {
+  let a;
+  let b;
+  try {
+    [a, b] = [passwords.describe(next), passwords.describe(stored)];
+  } catch {
+    return "its parameters cannot be read";
+  }
+  if (a.scheme !== b.scheme) return `a different scheme below the current policy (${a.scheme}) cannot be shown to cost a guesser as much as the stored ${b.scheme}`;
+  const [wa, wb] = [workOf(a.params), workOf(b.params)];
+  if (wa === null || wb === null) return `the parameters of ${a.scheme} hashes (${a.params}; stored ${b.params}) cannot be compared`;
+  if (wa < wb) return `its parameters (${a.params}) are weaker than the stored hash's (${b.params})`;
+  return null;
+}
+
+/**
  * Decides what an update does with `row`'s password hash against the `stored` one.
  *
  * @example
@@ -60,6 +102,10 @@ export function planPassword(row: ImportRow, stored: string | null, options: { r
       kind: "refuse",
       reason: `the file's password hash (${to}, ${STRENGTH_NAMES[now] ?? "unsupported"}) is weaker than the stored one (${from}, ${STRENGTH_NAMES[was]}); --replace-passwords never downgrades a password hash`,
     };
+  }
+  if (now === 1 && was === 1 && stored !== null) {
+    const why = noWeaker(next, stored, passwords);
+    if (why !== null) return { kind: "refuse", reason: `the file's password hash (${to}) may be weaker than the stored one (${from}): ${why}; --replace-passwords never downgrades a password hash (a hash meeting the current policy may replace it)` };
   }
   return { kind: "replace", note: { line: row.line, from, to } };
 }
