@@ -273,4 +273,28 @@ forEachDialect("audit log under attack", (fx) => {
     assert.deepEqual((await reopen().tail(2)).map((e) => e.data), [{}, {}]);
     assert.equal((await reopen().verify()).problem?.seq, 2);
   });
+
+  it("a head repair whose event cannot be recorded moves nothing: the repair and its event commit together", async () => {
+    const db = await fx.fresh();
+    const { keyring, clock, reopen } = await ready(db);
+    await append(reopen(), 12);
+    const eleventh = await db.db.selectFrom("audit_events").select("hash").where("seq", "=", 11).executeTakeFirstOrThrow();
+    await db.db.updateTable("audit_head").set({ seq: 11, hash: eleventh.hash }).where("id", "=", 1).execute();
+    // The process dies (here: the append throws) after the head moved and before the event that records it.
+    class Dying extends AuditLog {
+      override async appendIn(...args: Parameters<AuditLog["appendIn"]>) {
+        if (args[1].type === "audit.head-repaired") throw new Error("killed");
+        return super.appendIn(...args);
+      }
+    }
+    const dying = new Dying({ database: db, clock, random: systemRandom, signer: () => keyring.signer(), checkpointEvery: EVERY });
+    await assert.rejects(dying.repairHead("cli:tester"), /killed/);
+    const head = await db.db.selectFrom("audit_head").select("seq").executeTakeFirstOrThrow();
+    assert.equal(Number(head.seq), 11, "the head did not move without its event");
+    const repaired = await reopen().repairHead("cli:tester");
+    assert.deepEqual([repaired.from.seq, repaired.to.seq], [11, 12]);
+    const last = await db.db.selectFrom("audit_events").select(["seq", "type"]).orderBy("seq", "desc").limit(1).executeTakeFirstOrThrow();
+    assert.deepEqual([Number(last.seq), last.type], [13, "audit.head-repaired"]);
+    assert.equal((await reopen().verify()).ok, true);
+  });
 });

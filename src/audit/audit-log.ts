@@ -430,13 +430,17 @@ export class AuditLog {
     if (!report.ok) throw auditErrors.chainBroken(report.problem?.problem ?? "unknown problem");
     if (row !== null && report.lastSeq <= from.seq) throw auditErrors.headNotBehind(from, report.lastSeq);
     const to = { seq: report.lastSeq, hash: report.lastHash };
-    // Only from the head we verified against (or into a missing row): a concurrent change makes this a no-op.
-    const moved = await db.insertInto("audit_head").values({ id: 1, ...to })
-      .onConflict((oc) => oc.column("id").doUpdateSet(to).where("audit_head.seq", "=", from.seq).where("audit_head.hash", "=", from.hash))
-      .executeTakeFirst();
-    if (moved.numInsertedOrUpdatedRows !== 1n) throw auditErrors.contention();
+    // The move and the event that records it commit together: a crash between them left a repaired head that
+    // no event accounted for, under an intact verdict.
+    await this.#database.transaction(async (trx) => {
+      // Only from the head we verified against (or into a missing row): a concurrent change makes this a no-op.
+      const moved = await trx.insertInto("audit_head").values({ id: 1, ...to })
+        .onConflict((oc) => oc.column("id").doUpdateSet(to).where("audit_head.seq", "=", from.seq).where("audit_head.hash", "=", from.hash))
+        .executeTakeFirst();
+      if (moved.numInsertedOrUpdatedRows !== 1n) throw auditErrors.contention();
+      await this.appendIn(trx, { type: "audit.head-repaired", actor, data: { from, to } });
+    });
     this.#head = null;
-    await this.append({ type: "audit.head-repaired", actor, data: { from, to } });
     return { from, to };
   }
 }
