@@ -17,3 +17,16 @@ export async function endSessions(trx: Kysely<Schema>, userId: string, now: numb
   await raiseStamp(trx, userScope(userId), revokedBefore(now), now);
   await trx.deleteFrom("sessions").where("user_id", "=", userId).execute();
 }
+
+/**
+ * Spends the account's pending password-reset and email-change links, as a password change or reset through the
+ * service does: a new password is the owner's (or the operator's) remedy, and a link asked for before it — perhaps
+ * by whoever held the old one — must not undo it or move the account to another mailbox.
+ *
+ * @example
+ * await voidPendingLinks(trx, user.id, clock.now()); // in the transaction that replaces the password hash
+ */
+export async function voidPendingLinks(trx: Kysely<Schema>, userId: string, now: number): Promise<void> {
+  await trx.updateTable("password_reset_tokens").set({ used_at: now }).where("user_id", "=", userId).where("used_at", "is", null).execute();
+  await trx.updateTable("email_change_tokens").set({ used_at: now }).where("user_id", "=", userId).where("used_at", "is", null).execute();
+}

@@ -104,6 +104,13 @@ forEachDialect("users import ends sessions", (fx) => {
     const victim = await deps.users.create({ email: "victim@example.org", passwordHash: md5("old"), passwordScheme: "md5" });
     const stolen = await sessions.createSession(victim.id, { aal: 1, ip: "127.0.0.1", userAgent: "t" });
     const copy = await sessionRow(deps, stolen.session.id);
+    // Links asked for before the import (by whoever held the old password, perhaps): spent by the replacement.
+    const t0 = clock.now();
+    await deps.database.db.insertInto("password_reset_tokens").values({ id: "prt_before", user_id: victim.id, secret_hash: "x", created_at: t0, expires_at: t0 + 30 * MINUTE, used_at: null }).execute();
+    await deps.database.db.insertInto("email_change_tokens").values({ id: "ect_before", user_id: victim.id, new_email: "thief@example.net", secret_hash: "x", created_at: t0, expires_at: t0 + 30 * MINUTE, used_at: null }).execute();
+    const pending = async (): Promise<number> =>
+      (await deps.database.db.selectFrom("password_reset_tokens").select("id").where("used_at", "is", null).execute()).length +
+      (await deps.database.db.selectFrom("email_change_tokens").select("id").where("used_at", "is", null).execute()).length;
     clock.advance(MINUTE);
     const csv = `email,display_name,password_hash\nvictim@example.org,Victim,${md5("new")}\n`;
 
@@ -114,8 +121,10 @@ forEachDialect("users import ends sessions", (fx) => {
     const dry = await run(deps, csv, { replacePasswords: true, dryRun: true });
     assert.equal(dry.passwordsReplaced.length, 1);
     assert.equal((await sessions.validate(stolen.token)).valid, true, "a dry run ends no session");
+    assert.equal(await pending(), 2, "keeping the password, or a dry run, spends no link");
 
     const replaced = await run(deps, csv, { replacePasswords: true });
+    assert.equal(await pending(), 0, "the reset and email-change links from before are spent");
     assert.deepEqual(replaced.passwordsReplaced, [{ line: 2, from: "md5", to: "md5" }]);
     assert.equal(await passwords.verify("new", (await deps.users.getById(victim.id))!.passwordHash!), true);
     assert.equal((await sessions.validate(stolen.token)).valid, false);

@@ -16,7 +16,7 @@ import { lockKeyOf, serialiseTransactions, type Database } from "../../store/dat
 import type { Schema } from "../../store/schema.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import { passwordChangedAtAfterChange, type UserStore } from "../users/user-store.ts";
-import { endSessions } from "./end-sessions.ts";
+import { endSessions, voidPendingLinks } from "./end-sessions.ts";
 import { ImportRefusedError, isUniqueViolation } from "./errors.ts";
 import { validateRow, type ImportRow, type RowRules } from "./mapping.ts";
 import { planPassword, type PasswordNote } from "./password-update.ts";
@@ -376,6 +376,7 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
       await endSessions(trx, existing.id, deps.clock.now());
       accountsSignedOut++;
     }
+    if (plan.kind === "replace") await voidPendingLinks(trx, existing.id, deps.clock.now());
     if (plan.kind === "replace") passwordsReplaced.push(plan.note);
     if (plan.kind === "keep") passwordsKept++;
     updated++;
