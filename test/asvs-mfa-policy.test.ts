@@ -72,6 +72,56 @@ describe("BULWARK_REQUIRE_MFA=administrative, the default (ASVS 6.3.3)", () => {
   });
 });
 
+describe("removing the last second factor (ASVS 6.3.3)", () => {
+  it("attack: an administrator cannot remove the only factor, and a session whose factors are all gone is held at enrolment", async () => {
+    // Found in review: DELETE /auth/mfa/totp removed an administrator's only factor, and the session stepped up with
+    // it kept aal 2 — gates are worked out only below it — so it kept the admin API (and could mint tokens) with no factor.
+    const fx = await authFixture();
+    try {
+      const admin = await fx.user("admin@example.org", { roles: ["admin"] });
+      const b = fx.browser();
+      await b.login(admin.email, admin.password);
+      const secret = (await b.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
+      const confirmed = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+      assert.equal(confirmed.statusCode, 200, confirmed.body);
+      assert.equal((await b.request("GET", "/api/v1/tokens")).statusCode, 200);
+
+      const removal = await b.request("DELETE", "/auth/mfa/totp", { csrf: true });
+      assert.equal(removal.statusCode, 409, removal.body);
+      assert.equal(removal.json().error.code, "BULWARK_ERR_MFA_LAST_FACTOR");
+      assert.equal(await fx.app.accounts.mfa.hasMfa(admin.id), true, "the factor stays");
+
+      // Should the factor go anyway (removed by another path, or two removals racing), the session loses its
+      // assurance with it and is held at enrolment like a new login.
+      await fx.app.accounts.mfa.totp.remove(admin.id);
+      await fx.app.accounts.sessions.lowerAssurance(admin.id);
+      const session = (await b.request("GET", "/auth/session")).json();
+      assert.deepEqual([session.aal, session.mfaEnrolmentRequired], [1, true]);
+      assert.equal((await b.request("GET", "/api/v1/tokens")).json().error.code, "BULWARK_ERR_API_SIGN_IN_INCOMPLETE");
+    } finally {
+      await fx.close();
+    }
+  });
+
+  it("a user whose role does not require MFA may remove the last factor; the session then counts as password-only", async () => {
+    const fx = await authFixture();
+    try {
+      const user = await fx.user("reader@example.org");
+      const b = fx.browser();
+      await b.login(user.email, user.password);
+      const secret = (await b.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
+      assert.equal((await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
+      assert.equal((await b.request("GET", "/auth/session")).json().aal, 2);
+      const removal = await b.request("DELETE", "/auth/mfa/totp", { csrf: true });
+      assert.equal(removal.statusCode, 200, removal.body);
+      const session = (await b.request("GET", "/auth/session")).json();
+      assert.deepEqual([session.authenticated, session.aal, session.mfaEnrolmentRequired], [true, 1, false]);
+    } finally {
+      await fx.close();
+    }
+  });
+});
+
 describe("BULWARK_REQUIRE_MFA=none (ASVS 6.3.3)", () => {
   it("holds nobody, not even an administrator, but a user who enrolled a factor must still present it", async () => {
     const fx = await authFixture({ BULWARK_REQUIRE_MFA: "none" });

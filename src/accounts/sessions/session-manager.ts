@@ -68,6 +68,8 @@ export interface SessionManager {
   touch(sessionId: string): Promise<boolean>;
   /** The user's live sessions, most recently used first (ASVS 7.5.2). */
   list(userId: string): Promise<Session[]>;
+  /** After the user's last second factor is removed: their multi-factor sessions count as password-only (aal 1). */
+  lowerAssurance(userId: string): Promise<number>;
   /** Ends one of the user's sessions; false when it was not theirs or did not exist. */
   end(sessionId: string, userId: string): Promise<boolean>;
   /** Ends all the user's sessions, except one (the current) if given. Returns how many ended. */
@@ -259,6 +261,10 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       ]);
       const stamp = Math.max(stamps.global, stamps.user);
       return rows.map(toSession).filter((s) => s.createdAt >= stamp);
+    },
+    async lowerAssurance(userId) {
+      const result = await db.updateTable("sessions").set({ aal: 1 }).where("user_id", "=", userId).where("aal", ">", 1).executeTakeFirst();
+      return Number(result.numUpdatedRows);
     },
     async end(sessionId, userId) {
       // Scoped by user: knowing another user's session id does not let anyone end it.

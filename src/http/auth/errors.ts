@@ -31,5 +31,7 @@ export const httpAuthErrors = {
   mfaNotEnrolled: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_MFA_NOT_ENROLLED", "conflict", "no second factor is enrolled for this account"),
   recoveryCodesNeedFactor: (): HTTPAuthError =>
     new HTTPAuthError("BULWARK_ERR_MFA_NOT_ENROLLED", "conflict", "recovery codes stand in for an authenticator app or a security key: enrol one first (POST /auth/mfa/totp or /auth/mfa/webauthn/register/options)"),
+  lastRequiredFactor: (): HTTPAuthError =>
+    new HTTPAuthError("BULWARK_ERR_MFA_LAST_FACTOR", "conflict", "this is the account's last second factor and its role requires one: enrol another (an authenticator app or a security key) before removing this one"),
   notFound: (what: string): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_NOT_FOUND", "not-found", `${what} not found`),
 };

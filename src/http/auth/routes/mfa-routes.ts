@@ -7,6 +7,7 @@ import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance } from "fastify";
 import { sessionChallengeContext } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
+import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, requireSession, setSessionCookie, str } from "../helpers.ts";
 import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
@@ -43,9 +44,20 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     await auditAndNotify(app, request, { type: "auth.mfa.removed", userId, data: { factor: "recovery-codes", unused, reason }, notice: { type: "mfa-factor-removed", factor: "recovery-codes" } });
   }
 
-  /** With the last factor gone, its recovery codes go too. */
-  async function discardOrphanedCodes(userId: string, request: Parameters<typeof auditAndNotify>[1]): Promise<void> {
+  /**
+   * With the last factor gone, its recovery codes go too, and the user's sessions stop counting as multi-factor:
+   * gates are worked out only below aal 2, so an administrator's session stepped up with the factor just removed
+   * kept the admin API with no factor left. Checked after the removal, so of two removals racing the later sees none.
+   */
+  async function afterRemoval(userId: string, request: Parameters<typeof auditAndNotify>[1]): Promise<void> {
     await reportDiscardedCodes(userId, await mfa.discardRecoveryCodesIfNoFactor(userId), "no-factor-left", request);
+    if (!(await mfa.hasMfa(userId))) await app.accounts.sessions.lowerAssurance(userId);
+  }
+
+  /** A role that requires MFA keeps its last factor: the user enrols another first. */
+  async function refuseLastRequiredFactor(userId: string): Promise<void> {
+    const f = await mfa.factors(userId);
+    if ((f.totp ? 1 : 0) + f.webauthn <= 1 && (await mfaEnrolmentDue(app, userId))) throw httpAuthErrors.lastRequiredFactor();
   }
 
   /** When the user has no factor yet, the time just before this enrolment (codes created before it are discarded after it); else null. */
@@ -119,9 +131,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
 
   server.delete("/auth/mfa/totp", { config: REMOVE }, async (request) => {
     const { auth } = requireSession(request);
+    if ((await mfa.factors(auth.userId)).totp) await refuseLastRequiredFactor(auth.userId);
     if (!(await mfa.totp.remove(auth.userId))) throw httpAuthErrors.notFound("authenticator app");
     await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-removed", factor: "totp" } });
-    await discardOrphanedCodes(auth.userId, request);
+    await afterRemoval(auth.userId, request);
     return { status: "removed", factor: "totp" };
   });
 
@@ -165,9 +178,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     { schema: { params: { type: "object", properties: { id: str(1024) } } }, config: REMOVE },
     async (request) => {
       const { auth } = requireSession(request);
+      if ((await mfa.webauthn.list(auth.userId)).some((c) => c.id === request.params.id)) await refuseLastRequiredFactor(auth.userId);
       if (!(await mfa.webauthn.remove(auth.userId, request.params.id))) throw httpAuthErrors.notFound("passkey");
       await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "webauthn", credentialId: request.params.id }, notice: { type: "mfa-factor-removed", factor: "webauthn" } });
-      await discardOrphanedCodes(auth.userId, request);
+      await afterRemoval(auth.userId, request);
       return { status: "removed", factor: "webauthn" };
     },
   );
