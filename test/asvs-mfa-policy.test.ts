@@ -103,6 +103,25 @@ describe("removing the last second factor (ASVS 6.3.3)", () => {
     }
   });
 
+  it("cancelling an enrolment that was never confirmed is no factor removal: no alarm mail, its own audit event", async () => {
+    const fx = await authFixture();
+    try {
+      const user = await fx.user("someone@example.org");
+      const b = fx.browser();
+      await b.login(user.email, user.password);
+      assert.equal((await b.request("POST", "/auth/mfa/totp", { csrf: true })).statusCode, 200);
+      const cancel = await b.request("DELETE", "/auth/mfa/totp", { csrf: true });
+      assert.equal(cancel.statusCode, 200, cancel.body);
+      const types = (await fx.app.db.db.selectFrom("audit_events").select("type").where("subject", "=", user.id).execute()).map((e) => e.type);
+      assert.ok(types.includes("auth.mfa.enrolment-cancelled"), types.join());
+      assert.ok(!types.includes("auth.mfa.removed"), types.join());
+      const mails = await fx.app.db.db.selectFrom("outbox_messages").select("kind").where("to_address", "=", user.email).execute();
+      assert.ok(!mails.some((m) => /removed/.test(m.kind)), JSON.stringify(mails));
+    } finally {
+      await fx.close();
+    }
+  });
+
   it("a user whose role does not require MFA may remove the last factor; the session then counts as password-only", async () => {
     const fx = await authFixture();
     try {

@@ -131,8 +131,14 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
 
   server.delete("/auth/mfa/totp", { config: REMOVE }, async (request) => {
     const { auth } = requireSession(request);
-    if ((await mfa.factors(auth.userId)).totp) await refuseLastRequiredFactor(auth.userId);
+    const confirmed = (await mfa.factors(auth.userId)).totp;
+    if (confirmed) await refuseLastRequiredFactor(auth.userId);
     if (!(await mfa.totp.remove(auth.userId))) throw httpAuthErrors.notFound("authenticator app");
+    if (!confirmed) {
+      // An enrolment never confirmed was no factor: cancelling it is audited, and mails no "factor removed" alarm.
+      await auditAndNotify(app, request, { type: "auth.mfa.enrolment-cancelled", userId: auth.userId, data: { factor: "totp" } });
+      return { status: "removed", factor: "totp" };
+    }
     await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-removed", factor: "totp" } });
     await afterRemoval(auth.userId, request);
     return { status: "removed", factor: "totp" };
