@@ -73,17 +73,25 @@ describe("BULWARK_REQUIRE_MFA=administrative, the default (ASVS 6.3.3)", () => {
 });
 
 describe("removing the last second factor (ASVS 6.3.3)", () => {
+  /** A signed-in user who has begun a TOTP enrolment, and confirmed it (stepping the session up) when told. */
+  async function withTotp(fx: AuthFixture, email: string, roles: string[], confirm: boolean) {
+    const user = await fx.user(email, { roles });
+    const b = fx.browser();
+    await b.login(user.email, user.password);
+    const begun = await b.request("POST", "/auth/mfa/totp", { csrf: true });
+    assert.equal(begun.statusCode, 200, begun.body);
+    if (confirm) {
+      const confirmed = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(begun.json().secret as string, fx.clock.now()) } });
+      assert.equal(confirmed.statusCode, 200, confirmed.body);
+    }
+    return { user, b };
+  }
   it("attack: an administrator cannot remove the only factor, and a session whose factors are all gone is held at enrolment", async () => {
     // Found in review: DELETE /auth/mfa/totp removed an administrator's only factor, and the session stepped up with
     // it kept aal 2 — gates are worked out only below it — so it kept the admin API (and could mint tokens) with no factor.
     const fx = await authFixture();
     try {
-      const admin = await fx.user("admin@example.org", { roles: ["admin"] });
-      const b = fx.browser();
-      await b.login(admin.email, admin.password);
-      const secret = (await b.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
-      const confirmed = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
-      assert.equal(confirmed.statusCode, 200, confirmed.body);
+      const { user: admin, b } = await withTotp(fx, "admin@example.org", ["admin"], true);
       assert.equal((await b.request("GET", "/api/v1/tokens")).statusCode, 200);
 
       const removal = await b.request("DELETE", "/auth/mfa/totp", { csrf: true });
@@ -106,10 +114,7 @@ describe("removing the last second factor (ASVS 6.3.3)", () => {
   it("cancelling an enrolment that was never confirmed is no factor removal: no alarm mail, its own audit event", async () => {
     const fx = await authFixture();
     try {
-      const user = await fx.user("someone@example.org");
-      const b = fx.browser();
-      await b.login(user.email, user.password);
-      assert.equal((await b.request("POST", "/auth/mfa/totp", { csrf: true })).statusCode, 200);
+      const { user, b } = await withTotp(fx, "someone@example.org", [], false);
       const cancel = await b.request("DELETE", "/auth/mfa/totp", { csrf: true });
       assert.equal(cancel.statusCode, 200, cancel.body);
       const types = (await fx.app.db.db.selectFrom("audit_events").select("type").where("subject", "=", user.id).execute()).map((e) => e.type);
@@ -125,11 +130,7 @@ describe("removing the last second factor (ASVS 6.3.3)", () => {
   it("a user whose role does not require MFA may remove the last factor; the session then counts as password-only", async () => {
     const fx = await authFixture();
     try {
-      const user = await fx.user("reader@example.org");
-      const b = fx.browser();
-      await b.login(user.email, user.password);
-      const secret = (await b.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
-      assert.equal((await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
+      const { b } = await withTotp(fx, "reader@example.org", [], true);
       assert.equal((await b.request("GET", "/auth/session")).json().aal, 2);
       const removal = await b.request("DELETE", "/auth/mfa/totp", { csrf: true });
       assert.equal(removal.statusCode, 200, removal.body);
