@@ -167,6 +167,18 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     await serialiseTransactions(database, t, lockKeyOf(`sessions:${userId}`));
   }
 
+  /**
+   * Runs `work` in the user's turn: on PostgreSQL in a transaction that waits for it; on SQLite directly on the
+   * connection (one statement cannot interleave with another writer's, and the login path keeps its single insert).
+   */
+  function inUserTurn<T>(userId: string, work: (t: Kysely<Schema>) => Promise<T>): Promise<T> {
+    if (database.dialect !== "postgres") return work(db);
+    return database.transaction(async (t) => {
+      await userTurn(t, userId);
+      return work(t);
+    });
+  }
+
   async function deleteSession(id: string): Promise<void> {
     await db.deleteFrom("sessions").where("id", "=", id).execute();
   }
@@ -235,15 +247,8 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
 
   const manager = {
     policy,
-    createSession: (userId, context = {}) =>
-      // On PostgreSQL a user's new session and the ending of their sessions take turns (see userTurn); on SQLite
-      // one statement cannot interleave with another writer's, and the login path keeps its single insert.
-      database.dialect === "postgres" && userId !== null
-        ? database.transaction(async (t) => {
-          await userTurn(t, userId);
-          return insert(t, userId, context);
-        })
-        : insert(db, userId, context),
+    // A user's new session and the ending of their sessions take turns (see userTurn); a pre-login one has no user.
+    createSession: (userId, context = {}) => (userId === null ? insert(db, null, context) : inUserTurn(userId, (t) => insert(t, userId, context))),
     validate: (token) => check(token, true),
     touch,
     async list(userId) {
@@ -272,15 +277,10 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       return Number(result.numDeletedRows) > 0;
     },
     async endAll(userId, options = {}) {
-      const endIn = async (t: Kysely<Schema>): Promise<number> => {
+      return inUserTurn(userId, async (t) => {
         let q = t.deleteFrom("sessions").where("user_id", "=", userId);
         if (options.except !== undefined) q = q.where("id", "!=", options.except);
         return Number((await q.executeTakeFirst()).numDeletedRows);
-      };
-      if (database.dialect !== "postgres") return endIn(db);
-      return database.transaction(async (t) => {
-        await userTurn(t, userId);
-        return endIn(t);
       });
     },
     async rotate(oldToken, options) {
