@@ -95,7 +95,8 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     }
   });
 
-  // Fastify's wording for schema errors, except that a control character is named as such, not by its pattern.
+  // Fastify's wording for schema errors, except that a control character is named as such, not by its pattern;
+  // for every route (/auth, the pages and /api/v1, whose scope inherits it).
   server.setSchemaErrorFormatter(formatSchemaErrors);
   // Authentication, gates, CSRF and /auth first: their hooks are global, so they run before /api/v1's own.
   registerAuth(server, app);

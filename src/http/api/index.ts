@@ -8,7 +8,7 @@ import { registerContainRoutes } from "./contain.ts";
 import { accessGuard } from "./guard.ts";
 import { createJobRunner, type JobRunner } from "./job-runner.ts";
 import { registerRoleRoutes } from "./roles.ts";
-import { assertTextFieldsSafe, formatSchemaErrors, refuseUnknownFields } from "./strict-fields.ts";
+import { assertTextFieldsSafe, refuseUnknownFields } from "./strict-fields.ts";
 import { registerTokenRoutes } from "./tokens.ts";
 import { registerUserRoutes } from "./users.ts";
 
@@ -54,7 +54,6 @@ export async function registerApiRoutes(server: FastifyInstance, app: App): Prom
       // Every string field refuses control characters (a NUL is a 500 on PostgreSQL): checked at boot, fail closed.
       assertTextFieldsSafe(route);
     });
-    api.setSchemaErrorFormatter(formatSchemaErrors);
     // onRequest: before the body is read, so an anonymous caller cannot make us parse (or validate) anything.
     // preValidation: unknown fields, and any body or query string on a route that declares none, are a 400.
     api.addHook("onRequest", accessGuard(app));

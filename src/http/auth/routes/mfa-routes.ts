@@ -55,8 +55,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   }
 
   /** A role that requires MFA keeps its last factor: the user enrols another first. */
-  async function refuseLastRequiredFactor(userId: string): Promise<void> {
-    const f = await mfa.factors(userId);
+  async function refuseLastRequiredFactor(userId: string, f: { totp: boolean; webauthn: number }): Promise<void> {
     if ((f.totp ? 1 : 0) + f.webauthn <= 1 && (await mfaEnrolmentDue(app, userId))) throw httpAuthErrors.lastRequiredFactor();
   }
 
@@ -131,8 +130,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
 
   server.delete("/auth/mfa/totp", { config: REMOVE }, async (request) => {
     const { auth } = requireSession(request);
-    const confirmed = (await mfa.factors(auth.userId)).totp;
-    if (confirmed) await refuseLastRequiredFactor(auth.userId);
+    const factors = await mfa.factors(auth.userId);
+    const confirmed = factors.totp;
+    if (confirmed) await refuseLastRequiredFactor(auth.userId, factors);
     if (!(await mfa.totp.remove(auth.userId))) throw httpAuthErrors.notFound("authenticator app");
     if (!confirmed) {
       // An enrolment never confirmed was no factor: cancelling it is audited, and mails no "factor removed" alarm.
@@ -184,7 +184,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     { schema: { params: { type: "object", properties: { id: str(1024) } } }, config: REMOVE },
     async (request) => {
       const { auth } = requireSession(request);
-      if ((await mfa.webauthn.list(auth.userId)).some((c) => c.id === request.params.id)) await refuseLastRequiredFactor(auth.userId);
+      if ((await mfa.webauthn.list(auth.userId)).some((c) => c.id === request.params.id)) await refuseLastRequiredFactor(auth.userId, await mfa.factors(auth.userId));
       if (!(await mfa.webauthn.remove(auth.userId, request.params.id))) throw httpAuthErrors.notFound("passkey");
       await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "webauthn", credentialId: request.params.id }, notice: { type: "mfa-factor-removed", factor: "webauthn" } });
       await afterRemoval(auth.userId, request);
