@@ -14,6 +14,19 @@ import { emailChangeErrors } from "./errors.ts";
 import type { LinkRefusal } from "../../crypto/link-token.ts";
 import { checkEmailChangeRow, generateEmailChangeToken, parseEmailChangeToken } from "./token.ts";
 
+/**
+ * Marks every unused email-change link of `userId` used at `now`, with `executor` (a caller's transaction when the
+ * spend must commit with another change). Returns how many. The service's `revokeAll` is this with its own clock;
+ * an import that replaces a password calls it in its batch transaction.
+ *
+ * @example
+ * await spendEmailChangeLinks(trx, userId, clock.now()); // in the transaction that replaces the password
+ */
+export async function spendEmailChangeLinks(executor: Kysely<Schema>, userId: string, now: number): Promise<number> {
+  const result = await executor.updateTable("email_change_tokens").set({ used_at: now }).where("user_id", "=", userId).where("used_at", "is", null).executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
 export interface EmailChangePolicy {
   /** How long a link works: long enough to open a mail, short enough to limit a leaked link. */
   lifetimeMs: number;
@@ -95,9 +108,8 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
     return { valid: true, tokenId: row.id, userId: row.user_id, newEmail: row.new_email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at) };
   }
 
-  async function revokeAll(userId: string, executor: Kysely<Schema> = db): Promise<number> {
-    const result = await executor.updateTable("email_change_tokens").set({ used_at: clock.now() }).where("user_id", "=", userId).where("used_at", "is", null).executeTakeFirst();
-    return Number(result.numUpdatedRows);
+  function revokeAll(userId: string, executor: Kysely<Schema> = db): Promise<number> {
+    return spendEmailChangeLinks(executor, userId, clock.now());
   }
 
   return {

@@ -3,7 +3,7 @@
 // pass that writes in batches, one transaction per batch, with the batch's audit event inside it.
 // An update never undoes containment and never replaces a stored password unless told to, and then
 // never with a weaker hash (password-update.ts). An update that disables an account or replaces its
-// password ends the account's sessions, in the batch's transaction (end-sessions.ts).
+// password ends the account's sessions, in the batch's transaction (`endUserSessions` in sessions/revocation.ts).
 // A real run is a job keyed by the file's SHA-256: each batch advances the job's cursor (the last line it
 // wrote) in its own transaction, so running the same import again after a crash resumes after that line
 // instead of meeting its own rows as conflicts (it still reads them, so a later duplicate of one is refused).
@@ -16,7 +16,9 @@ import { lockKeyOf, serialiseTransactions, type Database } from "../../store/dat
 import type { Schema } from "../../store/schema.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import { passwordChangedAtAfterChange, type UserStore } from "../users/user-store.ts";
-import { endSessions, voidPendingLinks } from "./end-sessions.ts";
+import { spendEmailChangeLinks } from "../email-change/email-change-service.ts";
+import { spendResetLinks } from "../password-reset/reset-service.ts";
+import { endUserSessions } from "../sessions/revocation.ts";
 import { ImportRefusedError, isUniqueViolation } from "./errors.ts";
 import { validateRow, type ImportRow, type RowRules } from "./mapping.ts";
 import { planPassword, type PasswordNote } from "./password-update.ts";
@@ -373,10 +375,15 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
     // stolen before either must neither outlive the password nor come back when a later import enables the account.
     // Also when the account was disabled already: one an import disabled before this rule still has its sessions.
     if ((has("status") && u.status === "disabled") || plan.kind === "replace") {
-      await endSessions(trx, existing.id, deps.clock.now());
+      await endUserSessions(trx, existing.id, deps.clock.now());
       accountsSignedOut++;
     }
-    if (plan.kind === "replace") await voidPendingLinks(trx, existing.id, deps.clock.now());
+    // A new password spends the pending reset and email-change links, as a change through the service does: a link
+    // asked for before it (perhaps by whoever held the old password) must not undo it or move the account away.
+    if (plan.kind === "replace") {
+      await spendResetLinks(trx, existing.id, deps.clock.now());
+      await spendEmailChangeLinks(trx, existing.id, deps.clock.now());
+    }
     if (plan.kind === "replace") passwordsReplaced.push(plan.note);
     if (plan.kind === "keep") passwordsKept++;
     updated++;

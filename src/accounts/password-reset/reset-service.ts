@@ -10,6 +10,19 @@ import { resetErrors } from "./errors.ts";
 import type { LinkRefusal } from "../../crypto/link-token.ts";
 import { checkResetRow, generateResetToken, parseResetToken } from "./token.ts";
 
+/**
+ * Marks every unused reset link of `userId` used at `now`, with `executor` (a caller's transaction when the spend
+ * must commit with another change). Returns how many. The service's `revokeAll` is this with its own clock; an
+ * import that replaces a password calls it in its batch transaction.
+ *
+ * @example
+ * await spendResetLinks(trx, userId, clock.now()); // in the transaction that replaces the password
+ */
+export async function spendResetLinks(executor: Kysely<Schema>, userId: string, now: number): Promise<number> {
+  const result = await executor.updateTable("password_reset_tokens").set({ used_at: now }).where("user_id", "=", userId).where("used_at", "is", null).executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
 export interface PasswordResetPolicy {
   /** How long a link works. 30 minutes: long enough to read a mail, short enough to limit a leaked link. */
   lifetimeMs: number;
@@ -102,9 +115,8 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     return { valid: true, tokenId: row.id, userId: row.user_id, expiresAt: Number(row.expires_at) };
   }
 
-  async function revokeAll(userId: string, executor: Kysely<Schema> = db): Promise<number> {
-    const result = await executor.updateTable("password_reset_tokens").set({ used_at: clock.now() }).where("user_id", "=", userId).where("used_at", "is", null).executeTakeFirst();
-    return Number(result.numUpdatedRows);
+  function revokeAll(userId: string, executor: Kysely<Schema> = db): Promise<number> {
+    return spendResetLinks(executor, userId, clock.now());
   }
 
   async function recentCount(userId: string, executor: Kysely<Schema> = db): Promise<number> {

@@ -4,5 +4,5 @@ export * from "./policy.ts";
 export * from "./token.ts";
 export * from "./cookie.ts";
 export * from "./errors.ts";
-export { GLOBAL_SCOPE, userScope } from "./revocation.ts";
+export { endUserSessions, GLOBAL_SCOPE, userScope } from "./revocation.ts";
 export type { SessionsTable, RevocationStampsTable } from "./tables.ts";

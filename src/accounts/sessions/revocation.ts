@@ -51,3 +51,19 @@ export async function readStamps(db: Kysely<Schema>, userId: string): Promise<{ 
   }
   return { global, user };
 }
+
+/**
+ * Ends every session of `userId` created up to `now`, with `executor` (a caller's transaction when the end must
+ * commit with another change, such as an import batch disabling the account): the user's stamp first, then the
+ * rows. The stamp is what makes the end final: validation refuses by it on the next request, whatever rows the
+ * DELETE could not see (a login or rotation committing meanwhile), and after the account is enabled again.
+ * Returns how many rows were deleted.
+ *
+ * @example
+ * await endUserSessions(trx, user.id, clock.now()); // in the transaction that disables the account
+ */
+export async function endUserSessions(executor: Kysely<Schema>, userId: string, now: number): Promise<number> {
+  await raiseStamp(executor, userScope(userId), revokedBefore(now), now);
+  const result = await executor.deleteFrom("sessions").where("user_id", "=", userId).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
