@@ -166,6 +166,28 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       assert.equal(badReason.statusCode, 400);
     });
 
+    it("attack: an administrator's lock on an account a containment job holds locked survives the job's undo", async () => {
+      const victim = await fx.user([]);
+      const run = await fx.call("POST", "/api/v1/contain/jobs", { token: adminToken, body: { levers: ["lock-accounts"], scope: { ids: [victim.id] } } });
+      assert.equal(run.statusCode, 202, run.body);
+      const job = (run.json() as { job: { id: string } }).job;
+      assert.equal((await fx.finishedJob<{ status: string }>(adminToken, job.id)).status, "done");
+      // Meanwhile an administrator locks the account for a reason of their own: the lock becomes theirs.
+      const lock = await fx.call("POST", `/api/v1/users/${victim.id}/lock`, { token: adminToken, body: { reason: "fraud investigation" } });
+      assert.equal(lock.statusCode, 200, lock.body);
+      const relocked = lock.json() as { user: UserBody & { lockedReason: string }; changed: boolean };
+      assert.equal(relocked.changed, false, "it was locked already");
+      assert.equal(relocked.user.lockedReason, "fraud investigation");
+      const event = (await auditOf(fx, "user.locked")).find((e) => e.subject === victim.id);
+      assert.deepEqual(JSON.parse(event?.data ?? "{}").relocked, true, "the administrator's lock is on the record");
+      const undo = await fx.call("POST", `/api/v1/contain/jobs/${job.id}/undo`, { token: adminToken });
+      assert.equal(undo.statusCode, 202, undo.body);
+      await fx.finishedJob(adminToken, (undo.json() as { job: { id: string } }).job.id);
+      const after = await fx.app.accounts.users.getById(victim.id);
+      assert.notEqual(after?.lockedAt, null, "the undo leaves the administrator's lock in place");
+      assert.equal(after?.lockedReason, "fraud investigation");
+    });
+
     it("lifts the throttles someone else's guesses put on an owner (login stop, second factor), for accounts.write only, audited", async () => {
       const target = await fx.user([]);
       const row = await fx.app.db.db.selectFrom("users").select(["email"]).where("id", "=", target.id).executeTakeFirstOrThrow();

@@ -61,11 +61,27 @@ export async function listUsers(db: Kysely<Schema>, options: { q: string | null;
   return (await query.execute()).map(toUser);
 }
 
-/** Locks an account (sessions and tokens of a locked account are refused); false when it was already locked. */
-export async function lockUser(db: Kysely<Schema>, id: string, reason: string, now: number): Promise<boolean> {
-  const r = await db.updateTable("users").set({ locked_at: now, locked_reason: reason, updated_at: now }).where("id", "=", id).where("locked_at", "is", null).executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1;
+/**
+ * Locks an account (sessions and tokens of a locked account are refused). Returns `"locked"` when it was unlocked,
+ * `"relocked"` when it was locked already. A lock that exists is made the caller's: its time becomes `now` and its
+ * reason `reason` when one is given (`null` keeps the standing one). Without that, an administrator locking an account a
+ * containment job holds locked changed nothing, and undoing the job — which lifts only a lock that is still exactly
+ * its own — unlocked an account the administrator meant to keep locked. `null` when there is no such account.
+ */
+export async function lockUser(db: Kysely<Schema>, id: string, reason: string | null, now: number): Promise<"locked" | "relocked" | null> {
+  const fresh = await db.updateTable("users").set({ locked_at: now, locked_reason: reason ?? DEFAULT_LOCK_REASON, updated_at: now }).where("id", "=", id).where("locked_at", "is", null).executeTakeFirst();
+  if (Number(fresh.numUpdatedRows) === 1) return "locked";
+  const taken = await db
+    .updateTable("users")
+    .set({ locked_at: now, updated_at: now, ...(reason !== null ? { locked_reason: reason } : {}) })
+    .where("id", "=", id)
+    .where("locked_at", "is not", null)
+    .executeTakeFirst();
+  return Number(taken.numUpdatedRows) === 1 ? "relocked" : null;
 }
+
+/** The reason recorded when an administrator locks an account without giving one. */
+export const DEFAULT_LOCK_REASON = "locked by an administrator";
 
 /**
  * Unlocks an account; false when it was not locked. Every session from before the unlock is refused from then

@@ -8,7 +8,7 @@ import { auditAPI, ID, PAGE_QUERY, SMALL_BODY, text } from "./common.ts";
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, can, type Caller } from "./guard.ts";
-import { listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
+import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
 
 const USER_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
 
@@ -123,20 +123,21 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
 
   change("lock", async (app, request, caller, user, held) => {
     if (user.id === caller.userId) throw apiErrors.selfLock();
-    const reason = lockReason(request.body) ?? "locked by an administrator";
+    const reason = lockReason(request.body);
     // Locking an administrator while another gives up their own role must not leave none usable.
     const isAdmin = held.has("admin");
-    const changed = await app.db.transaction(async (trx) => {
+    const outcome = await app.db.transaction(async (trx) => {
       const keepAnAdmin = isAdmin ? await adminRemovalGuard(app.db, trx) : async () => {};
       const locked = await lockUser(trx, user.id, reason, app.clock.now());
       await keepAnAdmin();
-      if (locked) await auditAPI(app, request, caller, { type: "user.locked", subject: user.id, data: { reason } }, trx);
+      // Also when it was locked already: the lock is now this administrator's (a containment undo leaves it alone).
+      if (locked) await auditAPI(app, request, caller, { type: "user.locked", subject: user.id, data: { reason: reason ?? (locked === "locked" ? DEFAULT_LOCK_REASON : user.lockedReason), ...(locked === "relocked" ? { relocked: true } : {}) } }, trx);
       return locked;
     });
     // Browser sessions end with the lock, so an unlock does not revive a session an attacker may hold;
     // API tokens are only refused while locked (the owner keeps their automation after an unlock).
-    const ended = changed ? await endSessions(app, user.id) : 0;
-    return { changed, sessionsEnded: ended };
+    const ended = outcome === "locked" ? await endSessions(app, user.id) : 0;
+    return { changed: outcome === "locked", sessionsEnded: ended };
   }, LOCK_BODY);
 
   change("unlock", async (app, request, caller, user) => {
