@@ -83,7 +83,8 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
 
   server.setNotFoundHandler((request, reply) => {
     const body: ErrorBody = { error: { code: "BULWARK_ERR_NOT_FOUND", message: `no route ${request.method} ${request.url.split("?")[0]}`, requestId: request.id } };
-    void reply.status(404).send(body);
+    // No route ran its hooks, so nothing else marks this answer: it echoes the requested path, and no cache keeps it.
+    void reply.status(404).header("cache-control", "no-store").send(body);
   });
 
   server.get("/healthz", async (_request, reply) => {

@@ -54,7 +54,8 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
         properties: {
           name: text(1, 100),
           scopes: { type: "array", minItems: 1, maxItems: 16, uniqueItems: true, items: text(1, 40) },
-          // null means "never" (or, for a token minting a token, "with the parent"); "" is refused, never null.
+          // Absent means "never", or "with the parent" for a token minted by an expiring token; null means "never",
+          // which such a token may not ask for (403, it would outlive the parent); "" is refused, never null.
           expiresAt: nullable(TIME),
         },
       },
