@@ -168,7 +168,7 @@ function hardeningSuite(name: string, open: () => Promise<APIFixture>): void {
       assert.equal(errorOf(extra).message, 'body has field(s) this route does not accept: "roles"');
       const control = await fx.call("POST", `/api/v1/users/${c.id}/lock`, { token: adminToken, body: { reason: "x\u0000y" } });
       assert.equal(control.statusCode, 400);
-      assert.equal(errorOf(control).message, "body/reason must not contain control characters (such as NUL, tab or newline)");
+      assert.equal(errorOf(control).message, "body/reason must not contain control characters (such as NUL, tab or newline), unpaired surrogates or bidirectional overrides");
       const blank = await fx.call("POST", `/api/v1/users/${c.id}/lock`, { token: adminToken, body: { reason: "   " } });
       assert.equal(blank.statusCode, 400);
       assert.equal(await lockedAt(c.id), null, "the refused locks changed nothing");
@@ -277,7 +277,7 @@ function hardeningSuite(name: string, open: () => Promise<APIFixture>): void {
         const res = await fx.call(method, url, { token: adminToken, ...(body !== undefined ? { body } : {}) });
         assert.equal(res.statusCode, 400, `${method} ${url} (${field}) answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
         assert.equal(errorOf(res).code, "BULWARK_ERR_VALIDATION", field);
-        assert.equal(errorOf(res).message, `${field} must not contain control characters (such as NUL, tab or newline)`);
+        assert.equal(errorOf(res).message, `${field} must not contain control characters (such as NUL, tab or newline), unpaired surrogates or bidirectional overrides`);
       }
       // The time fields refuse them too (their text branch carries the same pattern).
       const since = await fx.call("GET", "/api/v1/audit/events?since=2026-01-01%00", { token: adminToken });
@@ -288,6 +288,28 @@ function hardeningSuite(name: string, open: () => Promise<APIFixture>): void {
       assert.equal((await fx.app.accounts.roles.list()).some((r) => r.name === "nulrole"), false, "no role was created");
       assert.equal(await lockedAt(target.id), null, "nobody was locked");
       assert.equal((await fx.app.accounts.jobs.list({ kind: "contain" })).length, jobs, "no containment job was created");
+    });
+
+    it("attack: an unpaired surrogate or a right-to-left override in free text (name, description, reason) is a 400, not text stored otherwise than it reads", async () => {
+      const target = await fx.user([]);
+      const users = await fx.app.accounts.users.count();
+      const cases: Array<[string, string, Record<string, unknown>, string]> = [
+        ["POST", "/api/v1/users", { email: "lone@example.org", displayName: "ci\ud800" }, "body/displayName"],
+        ["POST", "/api/v1/users", { email: "rlo@example.org", displayName: "admin\u202egpj.exe" }, "body/displayName"],
+        ["POST", "/api/v1/roles", { name: "bidirole", description: "read-only \u2066admin\u2069", permissions: [] }, "body/description"],
+        ["POST", "/api/v1/tokens", { name: "ci\udc00", scopes: ["accounts.read"] }, "body/name"],
+        ["POST", `/api/v1/users/${target.id}/lock`, { reason: "phished \u202dticket" }, "body/reason"],
+      ];
+      for (const [method, url, body, field] of cases) {
+        const res = await fx.call(method, url, { token: adminToken, body });
+        assert.equal(res.statusCode, 400, `${method} ${url} (${field}) answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
+        assert.equal(errorOf(res).message, `${field} must not contain control characters (such as NUL, tab or newline), unpaired surrogates or bidirectional overrides`);
+      }
+      assert.equal(await fx.app.accounts.users.count(), users, "no account was created");
+      assert.equal(await lockedAt(target.id), null, "nobody was locked");
+      // Right-to-left text keeps its direction marks, and a well-formed pair (an emoji) is one character.
+      const rtl = await fx.call("POST", "/api/v1/users", { token: adminToken, body: { email: "rtl@example.org", displayName: "\u200fשלום 🚀" } });
+      assert.equal(rtl.statusCode, 201, rtl.body);
     });
 
     it("still accepts real-world text: accents, CJK, emoji, plus-addressing, punctuation", async () => {

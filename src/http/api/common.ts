@@ -44,11 +44,16 @@ export function parseTime(value: string | number, field: string): number {
 
 /**
  * The pattern every free-text field of the API carries: no control characters (\p{Cc}: NUL, tab, newline,
- * escape, DEL, C1…). They have no place in names, addresses, descriptions or search text; they corrupt logs and
- * screens, and PostgreSQL refuses a NUL in text outright (a 500 instead of a 400). Ajv compiles patterns with
- * the `u` flag, so `\P{Cc}` is the Unicode property and every other character (accents, CJK, emoji) passes.
+ * escape, DEL, C1…), no unpaired surrogate (\p{Cs}) and no bidirectional embedding, override or isolate
+ * (U+202A–U+202E, U+2066–U+2069). Control characters have no place in names, addresses, descriptions or search
+ * text; they corrupt logs and screens, and PostgreSQL refuses a NUL in text outright (a 500 instead of a 400).
+ * An unpaired surrogate is stored as U+FFFD by both databases, so what was kept differs from what the answer
+ * echoed. A right-to-left override makes a name or a lock reason read differently from what it holds on an
+ * administrator's screen. Ajv compiles patterns with the `u` flag, so these are Unicode properties of code
+ * points: a well-formed pair (an emoji) is one code point and passes, as do accents, CJK and the direction marks
+ * U+200E/U+200F that right-to-left text uses.
  */
-export const NO_CONTROL = "^\\P{Cc}*$";
+export const NO_CONTROL = "^[^\\p{Cc}\\p{Cs}\\u202A-\\u202E\\u2066-\\u2069]*$";
 
 /**
  * JSON schema of a text field: a string of minLength to maxLength characters without control characters.

@@ -75,7 +75,7 @@ export async function refuseUnknownFields(request: FastifyRequest): Promise<void
 }
 
 // Samples a text pattern must refuse: NUL, tab, newline, escape, DEL and a C1 control, alone and after a letter.
-const CONTROLS = ["\u0000", "\t", "\n", "\u001b", "\u007f", "\u0085"].flatMap((c) => [c, `a${c}`, `${c}a`]);
+const CONTROLS = ["\u0000", "\t", "\n", "\u001b", "\u007f", "\u0085", "\ud800", "\udc00", "\u202e", "\u2066"].flatMap((c) => [c, `a${c}`, `${c}a`]);
 
 /** The paths of the string schemas in `schema` whose pattern does not refuse control characters. */
 function unsafeStrings(schema: unknown, path: string, out: string[]): void {
@@ -120,6 +120,9 @@ export function assertTextFieldsSafe(route: RouteOptions): void {
   }
 }
 
+/** What a text field holding a character NO_CONTROL refuses is told. */
+export const CONTROL_MESSAGE = "must not contain control characters (such as NUL, tab or newline), unpaired surrogates or bidirectional overrides";
+
 /**
  * The API's schema error messages: Fastify's ("body/displayName must …"), except that a text field holding a
  * control character says so instead of printing the pattern.
@@ -127,7 +130,7 @@ export function assertTextFieldsSafe(route: RouteOptions): void {
 export function formatSchemaErrors(errors: FastifySchemaValidationError[], dataVar: string): Error {
   const parts = errors.map((e) => {
     const control = e.keyword === "pattern" && (e.params as { pattern?: unknown }).pattern === NO_CONTROL;
-    return `${dataVar}${e.instancePath || ""} ${control ? "must not contain control characters (such as NUL, tab or newline)" : e.message}`;
+    return `${dataVar}${e.instancePath || ""} ${control ? CONTROL_MESSAGE : e.message}`;
   });
   return new Error(parts.join(", "));
 }
