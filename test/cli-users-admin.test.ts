@@ -1,6 +1,6 @@
-// `bulwark users create` and `bulwark roles …` end to end.
+// `bulwark users create`, `bulwark users unlock` and `bulwark roles …` end to end.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -43,6 +43,38 @@ describe("users create", () => {
     const badRole = await bulwark(["users", "create", "--email", "x@example.org", "--role", "superuser", "--generate-password"], { env: env() });
     assert.equal(badRole.code, 2);
     assert.match(badRole.stderr, /no role named "superuser"/);
+  });
+});
+
+describe("users unlock", () => {
+  it("break-glass: lifts a lock a containment job put on every administrator, audited; unknown and unlocked accounts are told apart", async () => {
+    const created = await bulwark(["users", "create", "--email", "locked-admin@example.org", "--role", "admin", "--generate-password", "--json"], { env: env() });
+    assert.equal(created.code, 0, created.stderr);
+    const ids = join(dir, "ids.txt");
+    writeFileSync(ids, "locked-admin@example.org\n");
+    const lock = await bulwark(["contain", "lock-accounts", "--ids", ids, "--yes", "--json"], { env: env() });
+    assert.equal(lock.code, 0, lock.stderr);
+    const wouldLock = async (): Promise<number> => {
+      const dry = await bulwark(["contain", "lock-accounts", "--ids", ids, "--dry-run", "--json"], { env: env() });
+      assert.equal(dry.code, 0, dry.stderr);
+      return JSON.parse(dry.stdout).levers["lock-accounts"].counts.users;
+    };
+    assert.equal(await wouldLock(), 0, "the job locked the account");
+    const unlock = await bulwark(["users", "unlock", "LOCKED-ADMIN@example.org", "--json"], { env: env() });
+    assert.equal(unlock.code, 0, unlock.stderr);
+    assert.equal(JSON.parse(unlock.stdout).changed, true);
+    assert.equal(await wouldLock(), 1, "the account is unlocked");
+    const again = await bulwark(["users", "unlock", "locked-admin@example.org"], { env: env() });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /nothing to do: locked-admin@example.org is not locked/);
+    const unknown = await bulwark(["users", "unlock", "nobody@example.org"], { env: env() });
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no user "nobody@example.org"/);
+    const events = await bulwark(["audit", "export"], { env: env() });
+    assert.equal(events.code, 0, events.stderr);
+    const unlocked = events.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l)).filter((e: { type: string }) => e.type === "user.unlocked");
+    assert.equal(unlocked.length, 1, "the unlock is on the record, once");
+    assert.match(unlocked[0].actor, /^cli:/);
   });
 });
 

@@ -1,5 +1,6 @@
-// `bulwark users create` (bootstraps the first administrator) and `bulwark roles …`.
+// `bulwark users create` (bootstraps the first administrator), `bulwark users unlock` (break-glass) and `bulwark roles …`.
 import { base32 } from "../../crypto/tokens.ts";
+import { unlockUser } from "../../http/api/user-queries.ts";
 import { InputError } from "../../lib/errors.ts";
 import type { CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
@@ -7,7 +8,7 @@ import { action, cliActor, collect, group, readPassword, writeJSON, writeLine } 
 
 export default {
   register(program, ctx) {
-    const users = group(program, "users", "user accounts: create, import, migrate hashes, census");
+    const users = group(program, "users", "user accounts: create, unlock, import, migrate hashes, census");
     users
       .command("create")
       .description("create an account; the password is read from stdin, or generated and printed once with --generate-password (then it must be changed at first sign-in)")
@@ -40,6 +41,28 @@ export default {
             writeLine(ctx, `created ${user.id} <${user.email}>${opts.role.length ? ` with role(s) ${opts.role.join(", ")}` : ""}`);
             if (generated) writeLine(ctx, `password (shown once; it must be changed at first sign-in): ${generated}`);
           }
+        }),
+      );
+
+    // Break-glass: the API refuses to lock the last usable administrator, but a containment job does not (in a breach
+    // the administrators are suspects too), and with every administrator locked no API call can lift it.
+    users
+      .command("unlock <identifier>")
+      .description("unlock an account (email, username or id), whatever locked it; every session from before stays dead")
+      .option("--json", "print the outcome as JSON")
+      .action(
+        action(ctx, async (identifier: string, opts: { json?: boolean }) => {
+          const app = await ctx.app();
+          const user = identifier.startsWith("usr_") ? await app.accounts.users.getById(identifier) : await app.accounts.users.findByIdentifier(identifier);
+          if (!user) throw new InputError("BULWARK_ERR_USAGE", `no user "${identifier}"`);
+          const now = app.clock.now();
+          const changed = await app.db.transaction(async (trx) => {
+            const unlocked = await unlockUser(trx, user.id, now);
+            if (unlocked) await app.audit.appendIn(trx, { type: "user.unlocked", actor: cliActor(), subject: user.id, data: { via: "cli", reason: user.lockedReason } });
+            return unlocked;
+          });
+          if (opts.json) return void writeJSON(ctx, { id: user.id, email: user.email, changed });
+          writeLine(ctx, changed ? `unlocked ${user.id} <${user.email}> (was: ${user.lockedReason ?? "locked"}); sessions from before the unlock stay ended` : `nothing to do: ${user.email} is not locked`);
         }),
       );
 

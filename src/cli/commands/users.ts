@@ -203,7 +203,7 @@ function registerCensus(users: Command, ctx: CliContext): void {
 
 export default {
   register(program, ctx) {
-    const users = group(program, "users", "user accounts: create, import, migrate hashes, census");
+    const users = group(program, "users", "user accounts: create, unlock, import, migrate hashes, census");
     registerImport(users, ctx);
     registerMigrate(users, ctx);
     registerCensus(users, ctx);
