@@ -155,6 +155,47 @@ describe("MFA step-up", () => {
     assert.match(added?.body ?? "", /authenticator app \(TOTP\)/);
   });
 
+  it("attack: a factor change whose notice cannot be queued does not happen — change, audit event and notice commit together (ASVS 6.3.7)", async () => {
+    const user = await fx.user("atomic-notices@example.org");
+    const b = fx.browser();
+    assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+    const { secret } = (await b.request("POST", "/auth/mfa/totp", { csrf: true })).json() as { secret: string };
+    const outbox = fx.app.accounts.outbox;
+    const events = async (type: string): Promise<number> =>
+      (await fx.app.db.db.selectFrom("audit_events").select("id").where("type", "=", type).where("subject", "=", user.id).execute()).length;
+    // The database fails as the notice is written (a full disk, a lost connection, a crash at that instant).
+    const failing = async (): Promise<never> => { throw new Error("disk I/O error"); };
+    outbox.enqueue = failing;
+    try {
+      const confirm = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+      assert.equal(confirm.statusCode, 500, confirm.body);
+      assert.deepEqual((await b.request("GET", "/auth/mfa")).json(), { totp: false, webauthn: 0, recoveryCodes: 0 }, "no factor the owner was not told about");
+      assert.equal(await events("auth.mfa.added"), 0);
+    } finally {
+      delete (outbox as { enqueue?: unknown }).enqueue;
+    }
+    // The same code works once the database does: the rolled-back confirmation spent nothing.
+    const retried = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(retried.statusCode, 200, retried.body);
+    assert.equal(await events("auth.mfa.added"), 1);
+    fx.clock.advance(30_000);
+    await fx.app.accounts.mfa.recovery.generate(user.id); // a second way in, so the removal is not the last factor's
+    outbox.enqueue = failing;
+    try {
+      const removed = await b.request("DELETE", "/auth/mfa/totp", { csrf: true });
+      assert.equal(removed.statusCode, 500, removed.body);
+      assert.equal((await b.request("GET", "/auth/mfa")).json().totp, true, "the factor stays until its removal can be told");
+      assert.equal(await events("auth.mfa.removed"), 0);
+    } finally {
+      delete (outbox as { enqueue?: unknown }).enqueue;
+    }
+    assert.equal((await b.request("DELETE", "/auth/mfa/totp", { csrf: true })).statusCode, 200);
+    await fx.deliver();
+    const subjects = fx.mailTo(user.email).map((m) => m.subject);
+    assert.equal(subjects.filter((s) => /a sign-in factor was added/.test(s)).length, 1, subjects.join(" | "));
+    assert.equal(subjects.filter((s) => /a sign-in factor was removed/.test(s)).length, 1, subjects.join(" | "));
+  });
+
   it("WebAuthn registration options are served; assertion options need a passkey; junk assertions fail", async () => {
     const { b, password } = await enrolTOTP("passkey@example.org");
     const reg = await b.request("POST", "/auth/mfa/webauthn/register/options", { csrf: true });

@@ -1,4 +1,6 @@
 // The numbers of the MFA module in one place, each with the reason it has the value it has.
+import type { Kysely } from "kysely";
+import type { Schema } from "../../store/schema.ts";
 import type { FloodPolicy } from "../flood/flood.ts";
 
 /** RFC 6238 §4: 30-second time steps; the default every authenticator app uses. */
@@ -59,4 +61,13 @@ export const MFA_FLOOD_NAMESPACE = "mfa";
 /** The flood identifier of one factor of one user; no IP, so the count is per user whatever the address. */
 export function floodIdentifier(factor: "totp" | "recovery", userId: string): string {
   return `mfa:${factor}:${userId}`;
+}
+
+/**
+ * What a factor change runs in its own transaction, after the change and only when it happened: the caller's audit
+ * event and security notice (ASVS 6.3.7), so the change, its record and the owner's notice commit together or not
+ * at all. It may use only the transaction it is given (on SQLite another query would wait for it to end).
+ */
+export interface FactorChangeOptions {
+  within?: (trx: Kysely<Schema>) => Promise<void>;
 }

@@ -6,14 +6,14 @@ import { base32, hashSecret, newId } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
-import { floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT } from "./policy.ts";
+import { floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, type FactorChangeOptions } from "./policy.ts";
 import type { MfaRecoveryCodesTable, Schema } from "../../store/schema.ts";
 
 export type RecoveryVerdict = "ok" | "invalid" | "throttled";
 
 export interface RecoveryCodes {
   /** Fresh single-use codes replacing any old ones. Shown once: only their hashes are kept. */
-  generate(userId: string): Promise<string[]>;
+  generate(userId: string, options?: FactorChangeOptions): Promise<string[]>;
   /** Uses a code up; true once per code. Same as `verify(...) === "ok"`. */
   consume(userId: string, code: string): Promise<boolean>;
   /** Like consume, but tells a throttled attempt apart (for a 429 with Retry-After). */
@@ -68,7 +68,7 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
   }
 
   return {
-    async generate(userId) {
+    async generate(userId, options = {}) {
       const now = clock.now();
       const codes: string[] = [];
       const rows: MfaRecoveryCodesTable[] = [];
@@ -81,6 +81,7 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
       await db.transaction().execute(async (trx) => {
         await trx.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId).execute();
         await trx.insertInto("mfa_recovery_codes").values(rows).execute();
+        await options.within?.(trx);
       });
       return codes;
     },

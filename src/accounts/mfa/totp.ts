@@ -8,7 +8,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { mfaErrors } from "./errors.ts";
-import { floodIdentifier, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW } from "./policy.ts";
+import { floodIdentifier, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorChangeOptions } from "./policy.ts";
 import type { Schema } from "../../store/schema.ts";
 
 export type TOTPVerdict = "ok" | "invalid" | "replayed" | "throttled" | "not-enrolled";
@@ -17,11 +17,11 @@ export interface TOTPFactor {
   /** Starts (or restarts) enrolment: a new secret, stored encrypted and unconfirmed. */
   begin(userId: string, accountName: string): Promise<{ uri: string; secret: string }>;
   /** Confirms enrolment with a code from the app; false when the code is wrong. */
-  confirm(userId: string, code: string): Promise<boolean>;
+  confirm(userId: string, code: string, options?: FactorChangeOptions): Promise<boolean>;
   /** Checks a login code: each time step accepted once; attempts rate-limited. */
   verify(userId: string, code: string): Promise<TOTPVerdict>;
   /** Deletes the user's authenticator app (confirmed or not); false when there was none. */
-  remove(userId: string): Promise<boolean>;
+  remove(userId: string, options?: FactorChangeOptions): Promise<boolean>;
 }
 
 /** Where a user's TOTP secret lives: the associated data that a copied ciphertext cannot satisfy. */
@@ -85,7 +85,7 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       return { uri, secret: secret.base32 };
     },
 
-    async confirm(userId, code) {
+    async confirm(userId, code, options = {}) {
       const row = await db.selectFrom("mfa_totp").select(["secret_ct", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
       if (!row) throw mfaErrors.notEnrolled("authenticator app enrolment");
       if (row.confirmed_at !== null) throw mfaErrors.alreadyConfirmed();
@@ -97,14 +97,20 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       // The step used to confirm counts as used: the same code cannot then log in (ASVS 6.5.1). The
       // secret_ct condition makes sure a concurrent restart of enrolment is not confirmed with the old code.
       for (let ciphertext = row.secret_ct, attempt = 0; ; attempt++) {
-        const result = await db
-          .updateTable("mfa_totp")
-          .set({ confirmed_at: clock.now(), last_step: Math.max(...steps) })
-          .where("user_id", "=", userId)
-          .where("confirmed_at", "is", null)
-          .where("secret_ct", "=", ciphertext)
-          .executeTakeFirst();
-        if (Number(result.numUpdatedRows) === 1) return true;
+        const expected = ciphertext;
+        const confirmed = await db.transaction().execute(async (trx) => {
+          const result = await trx
+            .updateTable("mfa_totp")
+            .set({ confirmed_at: clock.now(), last_step: Math.max(...steps) })
+            .where("user_id", "=", userId)
+            .where("confirmed_at", "is", null)
+            .where("secret_ct", "=", expected)
+            .executeTakeFirst();
+          if (Number(result.numUpdatedRows) !== 1) return false;
+          await options.within?.(trx);
+          return true;
+        });
+        if (confirmed) return true;
         // A key rotation re-encrypts the pending secret (same secret, new ciphertext): confirm against the new
         // ciphertext if, and only if, it still holds the secret the code was checked against.
         const now = await db.selectFrom("mfa_totp").select(["secret_ct", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
@@ -141,9 +147,13 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       return "ok";
     },
 
-    async remove(userId) {
-      const result = await db.deleteFrom("mfa_totp").where("user_id", "=", userId).executeTakeFirst();
-      return Number(result.numDeletedRows) > 0;
+    async remove(userId, options = {}) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx.deleteFrom("mfa_totp").where("user_id", "=", userId).executeTakeFirst();
+        if (Number(result.numDeletedRows) === 0) return false;
+        await options.within?.(trx);
+        return true;
+      });
     },
   };
 }

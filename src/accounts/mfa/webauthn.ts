@@ -12,7 +12,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { fromBase64URL, toBase64URL, utf8 } from "../../lib/encoding.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { mfaErrors } from "./errors.ts";
-import { MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS } from "./policy.ts";
+import { MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorChangeOptions } from "./policy.ts";
 import type { Schema } from "../../store/schema.ts";
 
 export interface WebAuthnSettings {
@@ -42,12 +42,15 @@ export interface ChallengeOptions {
 export interface WebAuthnFactor {
   registrationOptions(userId: string, userName: string, options: ChallengeOptions): Promise<PublicKeyCredentialCreationOptionsJSON>;
   /** Verifies a registration response and stores the credential; throws InputError when refused. */
-  verifyRegistration(userId: string, response: RegistrationResponseJSON, name: string, options: ChallengeOptions): Promise<{ credentialId: string }>;
+  /** `within` runs in the transaction that stores the credential, given its id (see FactorChangeOptions). */
+  verifyRegistration(
+    userId: string, response: RegistrationResponseJSON, name: string, options: ChallengeOptions & { within?: (trx: Kysely<Schema>, credentialId: string) => Promise<void> },
+  ): Promise<{ credentialId: string }>;
   authenticationOptions(userId: string, options: ChallengeOptions): Promise<PublicKeyCredentialRequestOptionsJSON>;
   /** True only for a fresh, correctly signed assertion by one of the user's credentials, over a challenge of this flow. */
   verifyAuthentication(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions): Promise<boolean>;
   list(userId: string): Promise<Passkey[]>;
-  remove(userId: string, credentialId: string): Promise<boolean>;
+  remove(userId: string, credentialId: string, options?: FactorChangeOptions): Promise<boolean>;
 }
 
 /** EdDSA, ES256, RS256: what authenticators in the field sign with. Same list offered and accepted. */
@@ -234,18 +237,21 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       if (!verified.verified) throw mfaErrors.invalidInput("the registration response was refused: it did not verify");
       const { credential } = verified.registrationInfo;
       const transports = Array.isArray(credential.transports) ? credential.transports.filter((t) => typeof t === "string").slice(0, 8) : [];
-      try {
-        await db
-          .insertInto("webauthn_credentials")
-          .values({
-            id: credential.id, user_id: userId, public_key: toBase64URL(credential.publicKey), counter: credential.counter,
-            transports: JSON.stringify(transports), created_at: clock.now(), last_used_at: null, name: label,
-          })
-          .execute();
-      } catch (cause) {
-        if (/unique|duplicate|constraint/i.test((cause as Error).message)) throw mfaErrors.invalidInput("this passkey is already registered", { cause });
-        throw cause;
-      }
+      await db.transaction().execute(async (trx) => {
+        try {
+          await trx
+            .insertInto("webauthn_credentials")
+            .values({
+              id: credential.id, user_id: userId, public_key: toBase64URL(credential.publicKey), counter: credential.counter,
+              transports: JSON.stringify(transports), created_at: clock.now(), last_used_at: null, name: label,
+            })
+            .execute();
+        } catch (cause) {
+          if (/unique|duplicate|constraint/i.test((cause as Error).message)) throw mfaErrors.invalidInput("this passkey is already registered", { cause });
+          throw cause;
+        }
+        await options.within?.(trx, credential.id);
+      });
       return { credentialId: credential.id };
     },
 
@@ -307,9 +313,13 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       return rows.map((r) => ({ id: r.id, name: r.name, createdAt: Number(r.created_at), lastUsedAt: r.last_used_at === null ? null : Number(r.last_used_at) }));
     },
 
-    async remove(userId, credentialId) {
-      const result = await db.deleteFrom("webauthn_credentials").where("id", "=", credentialId).where("user_id", "=", userId).executeTakeFirst();
-      return Number(result.numDeletedRows) > 0;
+    async remove(userId, credentialId, options = {}) {
+      return db.transaction().execute(async (trx) => {
+        const result = await trx.deleteFrom("webauthn_credentials").where("id", "=", credentialId).where("user_id", "=", userId).executeTakeFirst();
+        if (Number(result.numDeletedRows) === 0) return false;
+        await options.within?.(trx);
+        return true;
+      });
     },
   };
 }

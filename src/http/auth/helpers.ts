@@ -1,10 +1,12 @@
 // Small helpers shared by the /auth routes: cookies, the session a route needs, audit + security notices.
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Kysely } from "kysely";
 import { sessionCookie } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import { addressProblem, notifySecurityEvent, NotifyInputError, type SecurityEvent } from "../../notify/index.ts";
 import { NO_CONTROL } from "../api/common.ts";
 import type { RequestAuth } from "../auth-context.ts";
+import type { Schema } from "../../store/schema.ts";
 import { httpAuthErrors } from "./errors.ts";
 import { clientIP, userAgent } from "./request-info.ts";
 import { ALL_PENDING, type CookieSession } from "./state.ts";
@@ -33,32 +35,39 @@ export function requestContext(request: FastifyRequest): { ip: string | null; us
 
 /**
  * Appends an audit event and queues the matching security notice (ASVS 6.3.7) to the account's address.
- * The notice's idempotency key is the audit event id, so a retry never mails twice. The change it reports is
- * already committed: an address the outbox cannot mail (the account store accepts more, e.g. a non-ASCII local
- * part from an import) must not turn it into an error answer. The missed notice is audited and logged instead.
+ * The notice's idempotency key is the audit event id, so a retry never mails twice. With `executor` (the change's
+ * own transaction) the event and the notice commit with the change or not at all: a crash or a database error
+ * between them can no longer leave a changed password or factor that nobody was told about. An address the outbox
+ * cannot mail (the account store accepts more, e.g. a non-ASCII local part from an import) must not turn the change
+ * into an error answer: the missed notice is audited and logged instead.
  */
-export async function auditAndNotify(app: App, request: FastifyRequest, input: { type: string; userId: string; data?: Record<string, unknown>; notice?: SecurityEvent }): Promise<void> {
+export async function auditAndNotify(
+  app: App, request: FastifyRequest, input: { type: string; userId: string; data?: Record<string, unknown>; notice?: SecurityEvent }, executor?: Kysely<Schema>,
+): Promise<void> {
   const ip = clientIP(request);
-  const event = await app.audit.append({ type: input.type, actor: input.userId, subject: input.userId, requestId: request.id, data: { ip, ...input.data } });
-  if (input.notice) await notifyOwner(app, request, input.userId, event.id, input.notice);
+  const entry = { type: input.type, actor: input.userId, subject: input.userId, requestId: request.id, data: { ip, ...input.data } };
+  const event = executor ? await app.audit.appendIn(executor, entry) : await app.audit.append(entry);
+  if (input.notice) await notifyOwner(app, request, input.userId, event.id, input.notice, executor);
 }
 
 /**
- * Queues the security notice of audit event `eventId` to the account's owner (its id is the idempotency key). An
+ * Queues the security notice of audit event `eventId` to the account's owner (its id is the idempotency key), in
+ * `executor` when given (the change's transaction; then nothing else may be queried, see FactorChangeOptions). An
  * address the outbox cannot mail, or any other notice the outbox refuses as input (NotifyInputError), is logged and
- * audited as NOTICE_REFUSED instead: the change it reports is committed, so it never becomes an error answer.
+ * audited as NOTICE_REFUSED instead: the change it reports stands, so it never becomes an error answer.
  */
-export async function notifyOwner(app: App, request: FastifyRequest, userId: string, eventId: string, notice: SecurityEvent): Promise<void> {
-  const user = await app.accounts.users.getById(userId);
+export async function notifyOwner(app: App, request: FastifyRequest, userId: string, eventId: string, notice: SecurityEvent, executor?: Kysely<Schema>): Promise<void> {
+  const user = await (executor ?? app.db.db).selectFrom("users").select(["id", "email"]).where("id", "=", userId).executeTakeFirst();
   if (!user) return;
   const refused = async (recipient: "account" | "previous", reason: string, code?: string): Promise<void> => {
     request.log.warn({ userId: user.id, notice: notice.type, recipient, ...(code ? { code } : {}) }, "security notice not sent: the outbox refused it");
-    await app.audit.append({ type: NOTICE_REFUSED, actor: "system", subject: user.id, requestId: request.id, data: { notice: notice.type, recipient, event: eventId, reason } });
+    const entry = { type: NOTICE_REFUSED, actor: "system", subject: user.id, requestId: request.id, data: { notice: notice.type, recipient, event: eventId, reason } };
+    await (executor ? app.audit.appendIn(executor, entry) : app.audit.append(entry));
   };
   const problem = addressProblem(user.email);
   if (problem !== null) return refused("account", problem);
   try {
-    await notifySecurityEvent(app.accounts.outbox, { eventId, to: user.email, at: app.clock.now(), ip: clientIP(request), event: notice }, { appName: app.config.serviceName });
+    await notifySecurityEvent(app.accounts.outbox, { eventId, to: user.email, at: app.clock.now(), ip: clientIP(request), event: notice }, { appName: app.config.serviceName, ...(executor ? { executor } : {}) });
   } catch (error) {
     // Bad input to the outbox (its messages name the field, never the address); anything else (the database) is raised.
     if (!(error instanceof NotifyInputError)) throw error;

@@ -5,7 +5,7 @@
 // reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance } from "fastify";
-import { sessionChallengeContext } from "../../../accounts/mfa/index.ts";
+import { RECOVERY_CODE_COUNT, sessionChallengeContext } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
@@ -119,8 +119,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
       const first = await firstEnrolment(auth.userId);
-      if (!(await mfa.totp.confirm(auth.userId, request.body.code))) throw httpAuthErrors.mfaInvalid();
-      await auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-added", factor: "totp" } });
+      // The factor, its audit event and the owner's notice commit together (ASVS 6.3.7).
+      const added = { type: "auth.mfa.added", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-added", factor: "totp" } } as const;
+      if (!(await mfa.totp.confirm(auth.userId, request.body.code, { within: (trx) => auditAndNotify(app, request, added, trx) }))) throw httpAuthErrors.mfaInvalid();
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // The user just proved the new factor: this session now has two.
       const sessionId = await stepUp(cs, reply);
@@ -133,13 +134,13 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     const factors = await mfa.factors(auth.userId);
     const confirmed = factors.totp;
     if (confirmed) await refuseLastRequiredFactor(auth.userId, factors);
-    if (!(await mfa.totp.remove(auth.userId))) throw httpAuthErrors.notFound("authenticator app");
-    if (!confirmed) {
-      // An enrolment never confirmed was no factor: cancelling it is audited, and mails no "factor removed" alarm.
-      await auditAndNotify(app, request, { type: "auth.mfa.enrolment-cancelled", userId: auth.userId, data: { factor: "totp" } });
-      return { status: "removed", factor: "totp" };
-    }
-    await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-removed", factor: "totp" } });
+    // An enrolment never confirmed was no factor: cancelling it is audited, and mails no "factor removed" alarm.
+    // Either record commits with the removal (ASVS 6.3.7).
+    const record = confirmed
+      ? { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-removed", factor: "totp" } } as const
+      : { type: "auth.mfa.enrolment-cancelled", userId: auth.userId, data: { factor: "totp" } };
+    if (!(await mfa.totp.remove(auth.userId, { within: (trx) => auditAndNotify(app, request, record, trx) }))) throw httpAuthErrors.notFound("authenticator app");
+    if (!confirmed) return { status: "removed", factor: "totp" };
     await afterRemoval(auth.userId, request);
     return { status: "removed", factor: "totp" };
   });
@@ -149,8 +150,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     // Codes stand in for a factor; made without one (at the mfa-enrol gate, with the password alone) they would
     // wait, unknown to the owner, and count as a second factor the day one is enrolled.
     if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.recoveryCodesNeedFactor();
-    const codes = await mfa.recovery.generate(auth.userId);
-    await auditAndNotify(app, request, { type: "auth.mfa.recovery-codes-generated", userId: auth.userId, data: { count: codes.length }, notice: { type: "recovery-codes-regenerated" } });
+    const record = { type: "auth.mfa.recovery-codes-generated", userId: auth.userId, data: { count: RECOVERY_CODE_COUNT }, notice: { type: "recovery-codes-regenerated" } } as const;
+    const codes = await mfa.recovery.generate(auth.userId, { within: (trx) => auditAndNotify(app, request, record, trx) });
     return { codes };
   });
 
@@ -166,8 +167,11 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
       const first = await firstEnrolment(auth.userId);
-      const { credentialId } = await mfa.webauthn.verifyRegistration(auth.userId, request.body.response, request.body.name ?? "security key", { context: sessionChallengeContext(cs.session.id) });
-      await auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId }, notice: { type: "mfa-factor-added", factor: "webauthn" } });
+      // The factor, its audit event and the owner's notice commit together (ASVS 6.3.7).
+      const { credentialId } = await mfa.webauthn.verifyRegistration(auth.userId, request.body.response, request.body.name ?? "security key", {
+        context: sessionChallengeContext(cs.session.id),
+        within: (trx, id) => auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId: id }, notice: { type: "mfa-factor-added", factor: "webauthn" } }, trx),
+      });
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       const sessionId = await stepUp(cs, reply);
       return { status: "enrolled", factor: "webauthn", credentialId, aal: 2, sessionId };
@@ -185,8 +189,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     async (request) => {
       const { auth } = requireSession(request);
       if ((await mfa.webauthn.list(auth.userId)).some((c) => c.id === request.params.id)) await refuseLastRequiredFactor(auth.userId, await mfa.factors(auth.userId));
-      if (!(await mfa.webauthn.remove(auth.userId, request.params.id))) throw httpAuthErrors.notFound("passkey");
-      await auditAndNotify(app, request, { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "webauthn", credentialId: request.params.id }, notice: { type: "mfa-factor-removed", factor: "webauthn" } });
+      const record = { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "webauthn", credentialId: request.params.id }, notice: { type: "mfa-factor-removed", factor: "webauthn" } } as const;
+      if (!(await mfa.webauthn.remove(auth.userId, request.params.id, { within: (trx) => auditAndNotify(app, request, record, trx) }))) throw httpAuthErrors.notFound("passkey");
       await afterRemoval(auth.userId, request);
       return { status: "removed", factor: "webauthn" };
     },
