@@ -131,6 +131,26 @@ describe("/api/v1/tokens", () => {
     assert.equal((await fx.app.accounts.tokens.list(user.id)).length, 1);
   });
 
+  it("attack: a token name with an unpaired surrogate is refused (400), not stored as U+FFFD while the answer echoes it (ASVS 2.2.1)", async () => {
+    const user = await fx.user(["audit.read"]);
+    const token = await fx.token(user.id, ["audit.read"]);
+    // Raw JSON: the escape reaches the server as a lone UTF-16 half, which no database stores as such.
+    for (const name of ["ci\\ud800", "\\udc00ci", "c\\udfffi"]) {
+      const res = await fx.server.inject({
+        method: "POST", url: "/api/v1/tokens", payload: `{"name":"${name}","scopes":["audit.read"]}`,
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      });
+      assert.equal(res.statusCode, 400, `${name} answered ${res.statusCode}: ${res.body}`);
+      // The body schema or the token service may refuse it; either way the message names the problem.
+      assert.match((res.json() as { error: { message: string } }).error.message, /unpaired surrogate/);
+    }
+    assert.equal((await fx.app.accounts.tokens.list(user.id)).length, 1, "nothing was stored");
+    // A correctly paired astral character is a real character and stays allowed.
+    const paired = await fx.call("POST", "/api/v1/tokens", { token, body: { name: "ci \u{1F510}", scopes: ["audit.read"] } });
+    assert.equal(paired.statusCode, 201, paired.body);
+    assert.equal((paired.json() as { info: TokenView }).info.name, "ci \u{1F510}");
+  });
+
   it("answers 404 to another user's token id and leaves that token working (IDOR)", async () => {
     const alice = await fx.user(["accounts.read"]);
     const mallory = await fx.user(["admin"]);

@@ -11,5 +11,7 @@ export const tokenErrors = {
   outlivesParent: (parentExpiry: string): TokenError =>
     new TokenError("BULWARK_ERR_TOKEN_OUTLIVES_PARENT", "forbidden", `a token minted by a token cannot outlive it: expiresAt must be set and no later than ${parentExpiry} (omit it to expire with the parent)`),
   userNotFound: (): TokenError => new TokenError("BULWARK_ERR_TOKEN_USER", "not-found", "cannot create a token: no such user"),
+  chainTooDeep: (max: number): TokenError =>
+    new TokenError("BULWARK_ERR_TOKEN_CHAIN_DEPTH", "conflict", `cannot mint a token from this one: it already has ${max} tokens above it (minted by a token minted by a token...), the most a usable token may have; mint it from a session or a token nearer the top`),
   tooManyLive: (max: number): TokenError => new TokenError("BULWARK_ERR_TOKEN_LIMIT", "conflict", `the user already has ${max} live API tokens; revoke some first`),
 };

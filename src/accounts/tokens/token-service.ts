@@ -1,5 +1,6 @@
 // API tokens over Kysely (SQLite and PostgreSQL alike): create with scopes and an optional expiry, verify on
-// every request (hash, revocation, stamps, expiry, account state), list, revoke one or all.
+// every request (hash, revocation, stamps, expiry, account state, and the same for every token above it), list,
+// revoke one or all.
 import { sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
@@ -7,7 +8,10 @@ import { lockKeyOf, serialiseTransactions, type Database } from "../../store/dat
 import type { Schema } from "../../store/schema.ts";
 import { isPermission, PERMISSIONS } from "../roles/permissions.ts";
 import { tokenErrors } from "./errors.ts";
+import { chainIsComplete, MAX_TOKEN_ANCESTORS, withChain } from "./token-chain.ts";
 import { apiSecretMatches, generateAPIToken, parseAPIToken } from "./token-format.ts";
+
+export { MAX_TOKEN_ANCESTORS } from "./token-chain.ts";
 
 /** Stamp scope that refuses every API token created before it (the revoke-all-tokens containment lever). */
 export const TOKENS_GLOBAL_SCOPE = "tokens:global";
@@ -41,7 +45,8 @@ export interface NewToken {
   expiresAt?: number | null;
   /**
    * The token minting this one, if a token (not a session) asked. The new token expires no later than its
-   * parent, dies with it when it is revoked, and is refused whenever its parent is.
+   * parent, dies with it when it is revoked, and is refused whenever its parent or any token above it is.
+   * Refused (BULWARK_ERR_TOKEN_CHAIN_DEPTH) when the parent already has MAX_TOKEN_ANCESTORS tokens above it.
    */
   parent?: { id: string; expiresAt: number | null };
 }
@@ -86,7 +91,9 @@ function validateInput(input: NewToken, now: number): { name: string; scopes: st
   const name = input.name.trim();
   if (name.length === 0) throw tokenErrors.invalidInput("token name is empty");
   if (name.length > MAX_TOKEN_NAME) throw tokenErrors.invalidInput(`token name is longer than ${MAX_TOKEN_NAME} characters`);
-  if (/[\p{Cc}\p{Cf}]/u.test(name)) throw tokenErrors.invalidInput("token name contains control or invisible characters");
+  // \p{Cs}: a lone UTF-16 surrogate ("\ud800" in JSON) is no character; the database would store U+FFFD while the
+  // answer echoed the surrogate, so the name shown later would differ from the one confirmed (as for usernames).
+  if (/[\p{Cc}\p{Cf}\p{Cs}]/u.test(name)) throw tokenErrors.invalidInput("token name contains control or invisible characters, or an unpaired surrogate");
   if (!Array.isArray(input.scopes) || input.scopes.length === 0) throw tokenErrors.invalidInput("a token needs at least one scope (a permission such as accounts.read)");
   const scopes: string[] = [];
   for (const scope of input.scopes) {
@@ -157,6 +164,12 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
             .executeTakeFirstOrThrow();
           if (Number(live.n) >= options.maxLive) throw tokenErrors.tooManyLive(options.maxLive);
         }
+        if (input.parent) {
+          // verify walks at most MAX_TOKEN_ANCESTORS tokens up and refuses a deeper one: say so now rather than
+          // hand out a token that is refused on first use.
+          const top = await withChain(trx, input.parent.id).selectFrom("chain").select((eb) => eb.fn.max("depth").as("depth")).executeTakeFirst();
+          if (Number(top?.depth ?? 0) >= MAX_TOKEN_ANCESTORS) throw tokenErrors.chainTooDeep(MAX_TOKEN_ANCESTORS);
+        }
         await trx
           .insertInto("api_tokens")
           .values({
@@ -173,18 +186,28 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
     async verify(presented, ip) {
       const parsed = parseAPIToken(presented);
       if (!parsed) return { valid: false, reason: "malformed" };
-      // One indexed query: the token, its account's state and both stamps, so revocation by a containment
-      // job takes effect on the very next request, with no cache.
-      const row = await db
+      // One query, every step by primary key: the token, its account's state, both stamps and a summary of its
+      // chain (the token and every token above it), so revocation by a containment job or of any ancestor takes
+      // effect on the very next request, with no cache.
+      const row = await withChain(db, parsed.id)
         .selectFrom("api_tokens as t")
         .innerJoin("users as u", "u.id", "t.user_id")
         .leftJoin("revocation_stamps as us", (join) => join.on(sql<boolean>`us.scope = 'tokens:user:' || t.user_id`))
         .leftJoin("revocation_stamps as g", (join) => join.on("g.scope", "=", TOKENS_GLOBAL_SCOPE))
-        .leftJoin("api_tokens as p", "p.id", "t.parent_id")
+        .innerJoin(
+          (eb) => eb.selectFrom("chain").select((c) => [
+            c.fn.countAll<number>().as("links"),
+            c.fn.count<number>("parent_id").as("with_parent"),
+            c.fn.count<number>("revoked_at").as("revoked"),
+            c.fn.min("created_at").as("oldest"),
+            c.fn.min("expires_at").as("soonest_expiry"),
+          ]).as("ch"),
+          (join) => join.onTrue(),
+        )
         .select([
           "t.id", "t.user_id", "t.secret_hash", "t.scopes", "t.created_at", "t.expires_at", "t.last_used_at", "t.revoked_at",
           "u.status as user_status", "u.locked_at as user_locked_at", "us.not_before as user_stamp", "g.not_before as global_stamp",
-          "t.parent_id", "p.revoked_at as parent_revoked_at", "p.created_at as parent_created_at",
+          "ch.links", "ch.with_parent", "ch.revoked", "ch.oldest", "ch.soonest_expiry",
         ])
         .where("t.id", "=", parsed.id)
         .executeTakeFirst();
@@ -193,13 +216,17 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
       if (!apiSecretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "mismatch" };
       const stamp = Math.max(Number(row.global_stamp ?? 0), Number(row.user_stamp ?? 0));
       if (row.revoked_at !== null || Number(row.created_at) < stamp) return { valid: false, reason: "revoked" };
-      // Revoking a parent revokes its tree; this catches a child minted while that revocation ran. A parent row
-      // that is gone (its user deleted) takes the child with it too.
-      if (row.parent_id != null && (row.parent_created_at === null || row.parent_revoked_at !== null || Number(row.parent_created_at) < stamp)) {
+      // Revoking a token revokes its tree, but a token minted while that revocation ran (the cascade, revokeAll or
+      // the stamp not yet committed) is written after it, and so may be whatever it minted in turn. So the whole
+      // chain answers: any token above this one revoked, older than the stamp, or gone (a missing or foreign
+      // parent, a chain past the bound) refuses it. Ancestors are the user's own tokens, so the user's stamp applies.
+      if (Number(row.revoked) > 0 || Number(row.oldest) < stamp || !chainIsComplete(Number(row.links), Number(row.with_parent))) {
         return { valid: false, reason: "revoked" };
       }
       const now = clock.now();
-      if (row.expires_at !== null && now >= Number(row.expires_at)) return { valid: false, reason: "expired" };
+      // The token's own expiry, or an earlier one above it (create keeps a child within its parent's expiry, but
+      // only when its caller passes that expiry in).
+      if (row.soonest_expiry !== null && now >= Number(row.soonest_expiry)) return { valid: false, reason: "expired" };
       // A disabled or locked account (containment) cannot act through its tokens either (ASVS 7.4.2 spirit).
       if (row.user_status !== "active" || row.user_locked_at !== null) return { valid: false, reason: "account-disabled" };
       const lastUsed = num(row.last_used_at);
@@ -241,11 +268,12 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
           .where("revoked_at", "is", null)
           .executeTakeFirst();
         if (Number(result.numUpdatedRows) !== 1) return false;
-        // Everything minted from it, at any depth (children are the user's own tokens, by construction).
+        // Everything minted from it, at any depth (children are the user's own tokens, by construction). UNION,
+        // not UNION ALL: a cycle written into the database ends instead of recursing forever.
         await trx
           .withRecursive("minted(id)", (qc) =>
             qc.selectFrom("api_tokens").select("id").where("parent_id", "=", tokenId)
-              .unionAll((qb) => qb.selectFrom("api_tokens as c").innerJoin("minted as m", "m.id", "c.parent_id").select("c.id")))
+              .union((qb) => qb.selectFrom("api_tokens as c").innerJoin("minted as m", "m.id", "c.parent_id").select("c.id")))
           .updateTable("api_tokens")
           .set({ revoked_at: now })
           .where("id", "in", (qb) => qb.selectFrom("minted").select("id"))

@@ -1,6 +1,6 @@
 // Attacks on API tokens that must fail, on SQLite and PostgreSQL: a tampered secret, a valid secret grafted
 // onto another id, a revoked or expired token, a token older than a revocation stamp, a database row
-// replayed as a token, and junk that must be refused before any lookup.
+// replayed as a token, junk that must be refused before any lookup, and a name the database would silently alter.
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
@@ -115,6 +115,20 @@ forEachDialect("API token attacks", (fx) => {
     }
     assert.deepEqual(await tokens.verify(42 as unknown as string), { valid: false, reason: "malformed" });
     assert.deepEqual(await tokens.verify(`bwk_tok_${"a".repeat(26)}_${secret}`), { valid: false, reason: "unknown" });
+  });
+
+  it("a token name with an unpaired surrogate is refused, not stored as U+FFFD while the caller is told the original (ASVS 2.2.1)", async () => {
+    const database = await fx.fresh();
+    const { users, tokens } = await setup(database);
+    const user = await users.create({ email: "surrogate@example.org" });
+    for (const name of ["ci\ud800", "\udc00ci", "c\udfffi", "ci\ud800\ud800"]) {
+      await assert.rejects(tokens.create(user.id, { name, scopes: ["audit.read"] }),
+        { code: "BULWARK_ERR_TOKEN_INPUT", message: /unpaired surrogate/ }, JSON.stringify(name));
+    }
+    assert.equal((await tokens.list(user.id)).length, 0, "nothing was stored");
+    const paired = await tokens.create(user.id, { name: "ci \u{1F510}", scopes: ["audit.read"] });
+    assert.equal(paired.info.name, "ci \u{1F510}", "a well-formed pair (an emoji) is one character and allowed");
+    assert.equal((await tokens.list(user.id))[0]?.name, "ci \u{1F510}");
   });
 
   it("scopes tampered in the database to a non-permission grant nothing (fail closed)", async () => {
