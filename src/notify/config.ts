@@ -1,6 +1,6 @@
 // The mail configuration: a plain object (the composition root fills it from env vars), checked once,
 // with every problem named. SMTP credentials and the DKIM key are secrets: never logged.
-import { isIP } from "node:net";
+import { BlockList, isIP } from "node:net";
 import { notifyErrors } from "./errors.ts";
 import { checkAddress } from "./validate.ts";
 
@@ -73,16 +73,28 @@ export function checkMailConfig(config: MailConfig): MailConfig {
   return config;
 }
 
+// 127.0.0.0/8 and ::1; BlockList also matches an IPv4-mapped IPv6 address (::ffff:127.0.0.1) against the IPv4 rule.
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+
 /**
- * True for a host that names this machine's loopback interface: `localhost`, 127.0.0.0/8, ::1 (also as
- * an IPv4-mapped address). Only the configured text is looked at, never a DNS answer; the transport connects
- * to `localhost` as 127.0.0.1 (connectHost), so no DNS answer is ever used for it either.
+ * True for a host that names this machine's loopback interface: `localhost` (any case), or an IP literal in
+ * 127.0.0.0/8 or ::1 (also IPv4-mapped; IPv6 with or without brackets). Only a literal Node itself reads as an
+ * address (net.isIP) counts: `127.0.0.01`, `127.1` or `2130706433` look like loopback but are names to Node, so
+ * nodemailer would ask DNS, and whatever the resolver answered would get the mail and the SMTP password in clear.
+ * Only the configured text is looked at, never a DNS answer; the transport connects to `localhost` as 127.0.0.1
+ * (connectHost), so no DNS answer is ever used for it either.
  */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
-  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
-  const v4 = /^(?:::ffff:)?(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
-  return v4 !== null && v4[1] === "127" && v4.slice(2).every((o) => Number(o) <= 255);
+  const h = host.toLowerCase();
+  if (h === "localhost") return true;
+  // Brackets only around IPv6, as connectHost strips them: "[127.0.0.1]" is not a literal nodemailer connects to.
+  const inner = /^\[(.*)\]$/.exec(h)?.[1];
+  const literal = inner === undefined ? h : inner;
+  const family = isIP(literal);
+  if (family === 0 || (inner !== undefined && family !== 6)) return false;
+  return LOOPBACK.check(literal, family === 6 ? "ipv6" : "ipv4");
 }
 
 /**

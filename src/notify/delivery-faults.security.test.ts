@@ -337,6 +337,49 @@ describe("a relay configured as localhost", () => {
     assert.deepEqual(smtp.accepted[0]!.envelopeTo, ["ana@example.org"]);
   });
 
+  it("attack: a loopback address with leading zeros (127.0.0.01) is not clear text to whatever DNS names; the password and the link stay home", async (t) => {
+    // 127.0.0.01 is no IP literal to Node: nodemailer asks the resolver, whose answer (here the attacker's relay on
+    // 127.0.0.2, standing for any host) would get AUTH and the reset link in clear if it were judged loopback.
+    const stolen: { passwords: string[]; bodies: number } = { passwords: [], bodies: 0 };
+    const evil = new SMTPServer({
+      secure: false, disabledCommands: ["STARTTLS"], allowInsecureAuth: true, logger: false,
+      onAuth(auth, _session, callback) {
+        stolen.passwords.push(String(auth.password));
+        callback(null, { user: auth.username });
+      },
+      onData(stream, _session, callback) {
+        stream.on("data", () => {});
+        stream.on("end", () => {
+          stolen.bodies++;
+          callback(null, "ok");
+        });
+      },
+    });
+    await new Promise<void>((resolve) => evil.listen(0, "127.0.0.2", () => resolve()));
+    const port = (evil.server.address() as AddressInfo).port;
+    const dnsServer = await fakeDNS("127.0.0.2");
+    const Original = dns.Resolver;
+    (dns as { Resolver: unknown }).Resolver = class extends Original {
+      constructor(options?: dns.ResolverOptions) {
+        super(options);
+        this.setServers([`127.0.0.1:${dnsServer.port}`]);
+      }
+    };
+    t.after(async () => {
+      (dns as { Resolver: unknown }).Resolver = Original;
+      dnsServer.close();
+      await new Promise<void>((resolve) => evil.close(() => resolve()));
+    });
+    const config = parseMailConfig({ BULWARK_SMTP_URL: `smtp://mailer:S3cret@127.0.0.01:${port}`, BULWARK_MAIL_FROM: "security@example.org" })!;
+    const transport = await createSMTPTransport(config);
+    const outcome = await transport.send(resetMail);
+    await transport.close();
+    assert.deepEqual(stolen.passwords, [], "the SMTP password went in clear to the address DNS named");
+    assert.equal(stolen.bodies, 0, "the reset link went in clear to the address DNS named");
+    assert.equal(outcome.ok, false, "a relay without STARTTLS is refused");
+    assert.equal(transportOptions(config).requireTLS, true, "not a loopback literal: STARTTLS required");
+  });
+
   it("with STARTTLS, presents 'localhost' as the TLS server name (SNI) while connecting to 127.0.0.1", async (t) => {
     const seen: Array<{ secure: boolean; servername: string | undefined }> = [];
     const server = new SMTPServer({

@@ -6,5 +6,6 @@ export { DEFAULT_RETRY, retryBudget, retryDelay, type RetryPolicy } from "./back
 export { checkMailConfig, isLoopbackHost, tlsRequired, type MailConfig, type SMTPConfig, type DKIMConfig } from "./config.ts";
 export { notifySecurityEvent, securityMessages, type SecurityEvent, type SecurityNotice, type NoticeOptions, type MFAFactor } from "./security-notices.ts";
 export { addressProblem, checkAddress, checkSubject } from "./validate.ts";
+export { carriesSingleUseLink, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
 export { NotifyInputError, notifyErrors } from "./errors.ts";
 export type { OutboxMessagesTable } from "./tables.ts";

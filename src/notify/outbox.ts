@@ -6,6 +6,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import { notifyErrors } from "./errors.ts";
+import { DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
 import type { OutboxMessagesTable } from "./tables.ts";
 import { checkAddress, checkBody, checkSubject, checkToken } from "./validate.ts";
 import type { Schema } from "../store/schema.ts";
@@ -236,10 +237,21 @@ export class Outbox {
   // Every transition below is fenced by the claim: it applies only while the row is still `sending`
   // under this claimer. A sender whose lease expired cannot overwrite the outcome of the one that took over.
 
-  /** Records a delivery the server accepted. False when the claim was lost (someone else took the row). */
+  /**
+   * Records a delivery the server accepted. False when the claim was lost (someone else took the row). A message
+   * whose kind carries a single-use link (SINGLE_USE_LINK_KINDS) has its bodies replaced by a fixed text in the
+   * same statement: the link is the secret its service stores only hashed, and once delivered the row must not
+   * keep it for a read of the database (ASVS 14.2.7). Decided by the row's own kind, not by the caller; only on
+   * `sent`, never on a retry or `dead`, which must still be able to send it.
+   */
   async markSent(input: { id: string; claimer: string; providerMessageId: string | null }): Promise<boolean> {
     const result = await this.#db.updateTable("outbox_messages")
-      .set({ status: "sent", sent_at: this.#clock.now(), provider_message_id: input.providerMessageId, claimed_by: null, claimed_until: null, last_error: null })
+      .set((eb) => ({
+        status: "sent", sent_at: this.#clock.now(), provider_message_id: input.providerMessageId, claimed_by: null, claimed_until: null, last_error: null,
+        body_text: eb.case().when("kind", "in", [...SINGLE_USE_LINK_KINDS]).then(DELIVERED_LINK_TEXT).else(eb.ref("body_text")).end(),
+        // A link mail without an HTML body keeps none.
+        body_html: eb.case().when(eb.and([eb("kind", "in", [...SINGLE_USE_LINK_KINDS]), eb("body_html", "is not", null)])).then(DELIVERED_LINK_HTML).else(eb.ref("body_html")).end(),
+      }))
       .where("id", "=", input.id).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;

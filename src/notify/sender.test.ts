@@ -1,6 +1,7 @@
 // The sender's promises, on SQLite and PostgreSQL: a day-long outage loses no mail and a dead message is
-// logged; a delivery never outlives its lease (no duplicate against a tarpitting server); security mail
-// overtakes a campaign batch that is already being delivered.
+// logged without any part of a mailbox; options that cannot work are refused by name; a delivery never
+// outlives its lease (no duplicate against a tarpitting server); security mail overtakes a campaign batch
+// that is already being delivered.
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,7 +12,7 @@ import { migrate } from "../store/migrator.ts";
 import { MIGRATIONS } from "../store/migrations/index.ts";
 import { DEFAULT_RETRY } from "./backoff.ts";
 import { Outbox, PRIORITY, type NewMessage } from "./outbox.ts";
-import { OutboxSender } from "./sender.ts";
+import { OutboxSender, type SenderOptions } from "./sender.ts";
 import { startTarpitSMTPServer } from "./tarpit-smtp-server.ts";
 import { notifyFixture } from "./test-setup.ts";
 import { createSMTPTransport, type DeliveryOutcome, type MailTransport } from "./transport.ts";
@@ -21,6 +22,8 @@ const HOUR = 3_600_000;
 function message(n: number, extra: Partial<NewMessage> = {}): NewMessage {
   return { idempotencyKey: `sender:${n}`, to: `user${n}@example.org`, subject: `Message ${n}`, text: `Body ${n}\n`, kind: "test.message", ...extra };
 }
+
+const okTransport: MailTransport = { send: async (): Promise<DeliveryOutcome> => ({ ok: true, providerMessageId: null }), close: async () => {} };
 
 function recordingLogger(): { warn(obj: object, msg: string): void; lines: Array<{ obj: Record<string, unknown>; msg: string }> } {
   const lines: Array<{ obj: Record<string, unknown>; msg: string }> = [];
@@ -68,6 +71,62 @@ forEachDialect("outbox sender", (fx) => {
     assert.equal(logger.lines[0]!.obj["recipientDomain"], "example.org");
     assert.match(String(logger.lines[0]!.obj["lastError"]), /550/);
     assert.doesNotMatch(JSON.stringify(logger.lines), /user1@/);
+  });
+
+  it("attack: a dead-message log line shows no part of a mailbox, whatever characters its local part holds (ASVS 16.2.5)", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    // Every character the outbox's address check allows in a local part, and the reply quoting the address in
+    // another case, beside another mailbox and bare (Postfix quotes the recipient of a 550).
+    const recipients = ["mary.o'hara@example.org", "a!#$%&'*+/=?^_`{|}~-z@example.org", "Kim.Lee@Example.org"];
+    for (const [i, to] of recipients.entries()) {
+      await f.outbox.enqueue({ idempotencyKey: `dead:${i}`, to, subject: "Your password was changed", text: "…", kind: "security.password-changed", priority: PRIORITY.security });
+    }
+    const transport: MailTransport = {
+      send: async (m): Promise<DeliveryOutcome> => ({
+        ok: false, permanent: true,
+        error: `EENVELOPE RCPT TO 550 550 5.1.1 <${m.to.toUpperCase()}>: Recipient address rejected: User unknown (${m.to}; also o'neil+x@relay.example.net)`,
+      }),
+      close: async () => {},
+    };
+    const logger = recordingLogger();
+    const report = await new OutboxSender({ outbox: f.outbox, transport, clock: f.clock, random: systemRandom, logger }, { name: "node-a" }).runOnce();
+    assert.equal(report.dead, recipients.length);
+    assert.equal(logger.lines.length, recipients.length);
+    const logged = JSON.stringify(logger.lines);
+    for (const leak of [/mary/i, /hara/i, /a!#/, /\{\|\}/, /kim/i, /lee@/i, /o'neil/i, /neil/i]) assert.doesNotMatch(logged, leak, "the log names a mailbox");
+    assert.match(logged, /550 5\.1\.1 <…@example\.org>/i, "the reply stays readable, with its domain");
+    assert.match(logged, /…@relay\.example\.net/);
+  });
+
+  it("refuses a batchSize, concurrency, lease, deadline or retry policy that cannot work, naming the option and the value", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const make = (options: Partial<SenderOptions>): OutboxSender => new OutboxSender({ outbox: f.outbox, transport: okTransport, clock: f.clock, random: systemRandom }, { name: "n", ...options });
+    const bad: Array<[Partial<SenderOptions>, RegExp]> = [
+      [{ batchSize: 0 }, /batchSize must be an integer from 1 to 1000, got 0/],
+      [{ batchSize: -1 }, /batchSize .* got -1/],
+      [{ batchSize: 1.5 }, /batchSize .* got 1\.5/],
+      [{ batchSize: 1001 }, /batchSize .* got 1001/],
+      [{ concurrency: Number.NaN }, /concurrency must be an integer from 1 to 100, got NaN/],
+      [{ concurrency: 0 }, /concurrency .* got 0/],
+      [{ concurrency: "5" as unknown as number }, /concurrency .* got "5"/],
+      [{ leaseMs: Number.POSITIVE_INFINITY }, /leaseMs .* got Infinity/],
+      [{ leaseMs: 0 }, /leaseMs .* got 0/],
+      [{ deliveryTimeoutMs: -5 }, /deliveryTimeoutMs .* got -5/],
+      [{ retry: { ...DEFAULT_RETRY, maxAttempts: Number.NaN } }, /retry\.maxAttempts must be an integer from 1 to 1000, got NaN/],
+      [{ retry: { ...DEFAULT_RETRY, maxAttempts: 0 } }, /retry\.maxAttempts .* got 0/],
+      [{ retry: { ...DEFAULT_RETRY, baseDelayMs: -1 } }, /retry\.baseDelayMs .* got -1/],
+      [{ retry: { ...DEFAULT_RETRY, maxDelayMs: Number.NaN } }, /retry\.maxDelayMs .* got NaN/],
+      [{ retry: { maxAttempts: 3, baseDelayMs: 2_000, maxDelayMs: 1_000 } }, /retry\.maxDelayMs must be an integer from 2000 to \d+, got 1000/],
+    ];
+    for (const [options, message] of bad) {
+      assert.throws(() => make(options), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_MAIL_CONFIG" && message.test(e.message), `${JSON.stringify(options)}: ${message}`);
+    }
+    // The bounds themselves work: one message per batch, and the largest values.
+    await f.outbox.enqueueMany([message(1), message(2)]);
+    assert.deepEqual([(await make({ batchSize: 1, concurrency: 1 }).runOnce()).sent, (await make({ batchSize: 1000, concurrency: 100 }).runOnce()).sent], [1, 1]);
+    make({ retry: { maxAttempts: 1000, baseDelayMs: 0, maxDelayMs: 0 }, leaseMs: 1, deliveryTimeoutMs: 1 });
   });
 
   it("aborts a delivery that outlasts its deadline and retries it later instead of recording it sent", async (t) => {

@@ -7,6 +7,7 @@ import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from "./backoff.ts";
 import { notifyErrors } from "./errors.ts";
 import type { Outbox, OutboxMessage } from "./outbox.ts";
 import type { DeliveryOutcome, MailTransport } from "./transport.ts";
+import { LOCAL_CHARS } from "./validate.ts";
 
 export interface SenderOptions {
   /** Names this sender in claims (host/process), for operators reading the table. */
@@ -14,20 +15,22 @@ export interface SenderOptions {
   /**
    * Messages claimed at once. A more urgent message that becomes due while a batch is being delivered is
    * claimed between two deliveries and goes next (a reset link does not wait behind a campaign batch).
+   * An integer from 1 to 1000; default 100.
    */
   batchSize?: number;
-  /** Deliveries in flight at once (match the SMTP pool's maxConnections). */
+  /** Deliveries in flight at once (match the SMTP pool's maxConnections): an integer from 1 to 100; default 5. */
   concurrency?: number;
   /**
    * How long a claim lasts, in ms (default 5 minutes). It is renewed between deliveries, and each delivery
    * has a deadline a quarter of the lease before the lease ends: the transport aborts the SMTP transaction
    * there, so a sender never completes a delivery on a claim another sender may have taken over (a
    * tarpitting server cannot stretch one delivery past the lease). Clocks of the nodes sharing a queue must
-   * agree to well within that quarter.
+   * agree to well within that quarter. At most a day.
    */
   leaseMs?: number;
-  /** The longest one delivery may take (connect, TLS, every reply, the data), in ms; default 2 minutes. */
+  /** The longest one delivery may take (connect, TLS, every reply, the data), in ms; default 2 minutes, at most a day. */
   deliveryTimeoutMs?: number;
+  /** Default DEFAULT_RETRY. maxAttempts 1 to 1000; delays whole ms, base ≤ max ≤ 7 days. */
   retry?: RetryPolicy;
 }
 
@@ -62,9 +65,46 @@ function recipientDomain(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
 }
 
-// A server's reply often quotes the recipient ("550 5.1.1 <ana@example.org>: unknown user"): keep the domain.
-function withoutMailboxes(text: string): string {
-  return text.replace(/[^\s<>()[\]"',;:@]+@([A-Za-z0-9.-]+)/g, "…@$1");
+// Anything shaped like local@domain, the local part drawn from every character the address check allows
+// (an apostrophe included: o'hara@…), so no part of a mailbox survives.
+const MAILBOX = new RegExp(`[${LOCAL_CHARS}]+@([A-Za-z0-9.-]+)`, "g");
+
+/**
+ * A server's reply often quotes the recipient ("550 5.1.1 <ana@example.org>: unknown user"): keep the domain.
+ * The message's own recipient goes first, verbatim and in any case, so even an address written into the row
+ * behind enqueue's checks is hidden; then every other address-shaped text.
+ */
+function withoutMailboxes(text: string, recipient: string): string {
+  // An empty recipient (only a row written behind enqueue's back has one) would match between every character.
+  const own = recipient === "" ? text : text.replace(new RegExp(recipient.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"), "gi"), `…@${recipientDomain(recipient)}`);
+  return own.replace(MAILBOX, "…@$1");
+}
+
+// Bounds on the sender's options, each with its reason. Batches: the ids of a batch are bind parameters of one
+// lease renewal, and the outbox bounds its own batches at 1000. Concurrency: the SMTP pool's maxConnections
+// (config.ts) is at most 100, and deliveries beyond it only queue. Lease and deadline: a lease of more than a
+// day would keep a crashed sender's mail waiting that long. Retries: 1000 attempts and a week between two
+// already dwarf DEFAULT_RETRY (31 attempts over 24 to 48 hours).
+const MAX_BATCH = 1000;
+const MAX_CONCURRENCY = 100;
+const MAX_LEASE_MS = 24 * 3_600_000;
+const MAX_ATTEMPTS = 1000;
+const MAX_RETRY_DELAY_MS = 7 * 24 * 3_600_000;
+
+/** Returns `value` when it is an integer in [min, max]; else throws BULWARK_ERR_MAIL_CONFIG naming the option and the value. */
+function boundedInteger(option: string, value: unknown, min: number, max: number): number {
+  if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max) return value;
+  const shown = typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value);
+  throw notifyErrors.badConfig(`the sender's ${option} must be an integer from ${min} to ${max}, got ${shown}`);
+}
+
+/** Checks a retry policy: a NaN or negative value would retry forever, never, or at a time no database stores. */
+function checkRetry(retry: RetryPolicy): RetryPolicy {
+  if (typeof retry !== "object" || retry === null) throw notifyErrors.badConfig("the sender's retry must be an object with maxAttempts, baseDelayMs and maxDelayMs");
+  const maxAttempts = boundedInteger("retry.maxAttempts", retry.maxAttempts, 1, MAX_ATTEMPTS);
+  const baseDelayMs = boundedInteger("retry.baseDelayMs", retry.baseDelayMs, 0, MAX_RETRY_DELAY_MS);
+  const maxDelayMs = boundedInteger("retry.maxDelayMs", retry.maxDelayMs, baseDelayMs, MAX_RETRY_DELAY_MS);
+  return { maxAttempts, baseDelayMs, maxDelayMs };
 }
 
 export class OutboxSender {
@@ -79,12 +119,13 @@ export class OutboxSender {
   constructor(deps: SenderDeps, options: SenderOptions) {
     this.#deps = deps;
     this.#name = options.name;
-    this.#batchSize = options.batchSize ?? 100;
-    this.#concurrency = Math.max(1, options.concurrency ?? 5);
-    this.#leaseMs = options.leaseMs ?? DEFAULT_LEASE;
-    this.#deliveryTimeoutMs = options.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT;
-    this.#retry = options.retry ?? DEFAULT_RETRY;
-    if (!(this.#leaseMs > 0) || !(this.#deliveryTimeoutMs > 0)) throw notifyErrors.badConfig("the sender's leaseMs and deliveryTimeoutMs must be positive");
+    // Refused rather than repaired: batchSize 0 never sends, -1 is "no limit" to SQLite, and a NaN concurrency or
+    // attempt budget starts no worker or retries for ever, all silently.
+    this.#batchSize = boundedInteger("batchSize", options.batchSize ?? 100, 1, MAX_BATCH);
+    this.#concurrency = boundedInteger("concurrency", options.concurrency ?? 5, 1, MAX_CONCURRENCY);
+    this.#leaseMs = boundedInteger("leaseMs", options.leaseMs ?? DEFAULT_LEASE, 1, MAX_LEASE_MS);
+    this.#deliveryTimeoutMs = boundedInteger("deliveryTimeoutMs", options.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT, 1, MAX_LEASE_MS);
+    this.#retry = checkRetry(options.retry ?? DEFAULT_RETRY);
   }
 
   /**
@@ -194,7 +235,7 @@ export class OutboxSender {
       if (recorded) {
         report.dead++;
         logger?.warn(
-          { messageId: message.id, kind: message.kind, recipientDomain: recipientDomain(message.to), attempts: message.attempts, lastError: withoutMailboxes(error).slice(0, 500) },
+          { messageId: message.id, kind: message.kind, recipientDomain: recipientDomain(message.to), attempts: message.attempts, lastError: withoutMailboxes(error, message.to).slice(0, 500) },
           "outbox message is dead and will not be retried; `bulwark outbox status` lists it, `bulwark outbox requeue-dead` sends it again",
         );
       }

@@ -14,7 +14,7 @@ import { systemRandom } from "../lib/random.ts";
 import { openSQLite } from "../store/database.ts";
 import { migrate } from "../store/migrator.ts";
 import { MIGRATIONS } from "../store/migrations/index.ts";
-import { tlsRequired, type MailConfig } from "./config.ts";
+import { isLoopbackHost, tlsRequired, type MailConfig } from "./config.ts";
 import { Outbox, PRIORITY, type OutboxMessage } from "./outbox.ts";
 import { OutboxSender } from "./sender.ts";
 import { createSMTPTransport } from "./transport.ts";
@@ -108,6 +108,22 @@ describe("SMTP URL and the TLS requirement", () => {
     }
     // The same default when a library caller leaves requireTLS out of the MailConfig.
     assert.equal(tlsRequired({ host: "smtp.example.org", secure: false }), true);
+  });
+
+  it("attack: a loopback address spelt in a form that is not an IP literal (127.0.0.01) gets TLS required: it would be looked up in DNS", () => {
+    // Node (and so nodemailer) treats only a canonical literal as an address; any other text is a name for the
+    // resolver to answer, so it must not inherit loopback's clear-text default.
+    for (const host of ["127.0.0.01", "127.000.000.001", "0127.0.0.1", "127.1", "2130706433", "0x7f.0.0.1", "127.0.0.1.", "[127.0.0.1]", "::ffff:127.0.0.01", "[::1", "localhost."]) {
+      assert.equal(isLoopbackHost(host), false, host);
+      assert.equal(tlsRequired({ host, secure: false }), true, host);
+    }
+    for (const host of ["127.0.0.01", "127.000.000.001", "0127.0.0.1", "127.1"]) {
+      assert.equal(parseMailConfig(env(`smtp://alice:S3cret@${host}:25`))!.smtp.requireTLS, true, host);
+    }
+    // The canonical literals, and the name connectHost pins to 127.0.0.1, stay loopback.
+    for (const host of ["127.0.0.1", "127.255.255.254", "::1", "[::1]", "0:0:0:0:0:0:0:1", "[0:0:0:0:0:0:0:1]", "::ffff:127.0.0.1", "localhost", "LocalHost"]) {
+      assert.equal(isLoopbackHost(host), true, host);
+    }
   });
 
   it("lets a loopback relay default to clear text, and lets the operator opt in or out explicitly", () => {

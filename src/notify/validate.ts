@@ -14,7 +14,9 @@ const MAX_BODY = 1_048_576;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 // A bare addr-spec only: no display name, no comments, no quoting, no lists. Anything that needs
 // those characters is refused rather than escaped, because a security notice never needs them.
-const LOCAL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+$/;
+/** The characters a local part may hold (RFC 5322 atext and the dot), as a character-class body. */
+export const LOCAL_CHARS = "A-Za-z0-9.!#$%&'*+/=?^_`{|}~-";
+const LOCAL = new RegExp(`^[${LOCAL_CHARS}]+$`);
 const DOMAIN = /^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 /** Why `value` is not a plain address, or null when it is. */

@@ -1,0 +1,26 @@
+// Which outbox messages carry a single-use link, and what their bodies become once delivered. The reset and
+// email-change services store only a hash of a link's secret; the mail is the one place the secret sits in clear.
+// After delivery the outbox replaces its bodies (markSent), so a read of the database yields no live link.
+
+/**
+ * The kinds of mail whose body holds a single-use link: the one list the outbox goes by (the composers live
+ * outside src/notify and set only `kind`). A new link mail must add its kind here; link-redaction.security.test.ts
+ * fails when a kind in the source speaks of a link but is missing.
+ */
+export const SINGLE_USE_LINK_KINDS: readonly string[] = Object.freeze([
+  "account.password-reset-link", // src/accounts/password-reset/reset-mail.ts, reason "reset"
+  "account.registration-link", // reason "register"
+  "account.containment-reset-link", // reason "containment" (a containment run: 24-hour links for every user in scope)
+  "account.email-change-link", // src/accounts/email-change/email-change-mail.ts, to the new address
+]);
+
+/** Whether a message of `kind` carries a single-use link (its body is replaced once it is sent). */
+export function carriesSingleUseLink(kind: string): boolean {
+  return SINGLE_USE_LINK_KINDS.includes(kind);
+}
+
+/** The text body of a sent link mail: fixed, so it says why the content is gone and holds nothing to redeem. */
+export const DELIVERED_LINK_TEXT = "The content of this message was removed after delivery because it held a single-use link.";
+
+/** The HTML body of a sent link mail that had one (one without keeps none). */
+export const DELIVERED_LINK_HTML = `<p>${DELIVERED_LINK_TEXT}</p>`;

@@ -1,0 +1,140 @@
+// Single-use links at rest in the outbox, written as attacks that must fail, on SQLite and PostgreSQL. The reset
+// and email-change services store only a hash of a link's secret "so a leaked table resets nobody's password",
+// but the mail carrying the link is a row too: once delivered it must no longer hold the link, or a read of the
+// database (a backup, a replica, a read-only SQL injection) yields a working link for as long as it lives
+// (30 minutes; 24 hours for a containment link). ASVS 14.2.7: sensitive data deleted once no longer needed.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { forEachDialect } from "../../test/helpers/dialects.ts";
+import { composeAttemptMail, composeConfirmMail, composeRequestedNotice } from "../accounts/email-change/email-change-mail.ts";
+import { composeResetMail, createResetMailer, type ResetReason } from "../accounts/password-reset/reset-mail.ts";
+import { createPasswordResetService } from "../accounts/password-reset/reset-service.ts";
+import { createUserStore } from "../accounts/users/user-store.ts";
+import { systemRandom } from "../lib/random.ts";
+import type { Database } from "../store/database.ts";
+import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
+import { PRIORITY, type NewMessage } from "./outbox.ts";
+import { securityMessages } from "./security-notices.ts";
+import { OutboxSender } from "./sender.ts";
+import { notifyFixture, type NotifyFixture } from "./test-setup.ts";
+import type { DeliveryOutcome, MailTransport } from "./transport.ts";
+
+const CONTEXT = { publicURL: "https://bulwark.test", serviceName: "Bulwark" };
+const TOKEN = /(?:prt|ect)_[a-z2-7]{26}\.[A-Za-z0-9_-]{43}/;
+const REASONS: ResetReason[] = ["reset", "register", "containment"];
+
+/** Every mail Bulwark composes that carries a single-use link, one per kind, with a token-shaped secret. */
+function linkMails(): NewMessage[] {
+  const token = (prefix: string, n: number): string => `${prefix}_${"a".repeat(25)}${"bcdef"[n]}.${"B".repeat(43)}`;
+  return [
+    ...REASONS.map((reason, i) => ({ idempotencyKey: `link:${reason}`, ...composeResetMail(token("prt", i), { ...CONTEXT, email: `${reason}@example.org` }, reason, 30 * 60_000) })),
+    composeConfirmMail("new@example.org", token("ect", 4), CONTEXT, 30 * 60_000, "link:email-change"),
+  ];
+}
+
+/** Every mail Bulwark composes without a single-use link that a reader could mistake for one. */
+function plainMails(): NewMessage[] {
+  return [
+    composeAttemptMail("taken@example.org", CONTEXT, "plain:attempt"),
+    composeRequestedNotice("old@example.org", "new@example.org", { ...CONTEXT, at: 0 }, "plain:requested"),
+    ...securityMessages({ eventId: "evt_1", to: "ana@example.org", at: 0, event: { type: "password-changed" } }, { appName: "Bulwark" }),
+  ];
+}
+
+function sender(f: NotifyFixture, transport: MailTransport): OutboxSender {
+  return new OutboxSender({ outbox: f.outbox, transport, clock: f.clock, random: systemRandom }, { name: "n" });
+}
+
+async function rawBodies(database: Database, id: string): Promise<{ status: string; body_text: string; body_html: string | null }> {
+  return database.db.selectFrom("outbox_messages").select(["status", "body_text", "body_html"]).where("id", "=", id).executeTakeFirstOrThrow();
+}
+
+forEachDialect("outbox single-use links at rest", (fx) => {
+  it("attack: a read of the database after a reset mail was delivered yields no working link (ASVS 14.2.7)", async (t) => {
+    const database = await fx.fresh();
+    const f = await notifyFixture(database);
+    t.after(() => f.close());
+    const users = createUserStore({ database, clock: f.clock, random: systemRandom });
+    const user = await users.create({ email: "ana@example.org" });
+    const resets = createPasswordResetService({ database, clock: f.clock, random: systemRandom });
+    const mailer = createResetMailer({ database, resets, outbox: f.outbox, random: systemRandom });
+    assert.equal(await mailer.request({ id: user.id, email: user.email }, CONTEXT, "reset"), "queued");
+    assert.equal((await sender(f, await f.transport()).drain()).sent, 1);
+
+    const rows = await database.db.selectFrom("outbox_messages").select(["status", "body_text", "body_html"]).execute();
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0]?.status, "sent");
+    assert.doesNotMatch(`${rows[0]?.body_text}\n${rows[0]?.body_html}`, TOKEN, "the sent row still holds the link's secret");
+    assert.equal(rows[0]?.body_text, DELIVERED_LINK_TEXT);
+    // The owner got the link, and it works: only the copy at rest is gone.
+    const delivered = TOKEN.exec(f.server.accepted[0]?.body.replace(/=\r\n/g, "") ?? "")?.[0];
+    assert.ok(delivered, "the mail that went out carries the link");
+    f.clock.advance(10 * 60_000);
+    assert.equal((await resets.check(delivered)).valid, true);
+  });
+
+  it("attack: every kind of single-use link mail is emptied once sent, text and HTML alike; other mail keeps its body", async (t) => {
+    const database = await fx.fresh();
+    const f = await notifyFixture(database);
+    t.after(() => f.close());
+    const links = linkMails().map((m, i) => (i === 0 ? { ...m, html: `<p><a href="https://bulwark.test/reset-password#token=${TOKEN.exec(m.text)?.[0]}">reset</a></p>` } : m));
+    const ids = [];
+    for (const m of links) ids.push((await f.outbox.enqueue(m)).id);
+    const plain = plainMails();
+    const plainIds = [];
+    for (const m of plain) plainIds.push((await f.outbox.enqueue(m)).id);
+    assert.equal((await sender(f, await f.transport()).drain()).sent, links.length + plain.length);
+    for (const [i, id] of ids.entries()) {
+      const row = await rawBodies(database, id);
+      assert.equal(row.status, "sent");
+      assert.equal(row.body_text, DELIVERED_LINK_TEXT, links[i]?.kind);
+      assert.equal(row.body_html, i === 0 ? DELIVERED_LINK_HTML : null, `${links[i]?.kind}: a missing HTML body stays missing`);
+    }
+    for (const [i, id] of plainIds.entries()) {
+      assert.equal((await rawBodies(database, id)).body_text, plain[i]?.text, `${plain[i]?.kind} keeps its body for review`);
+    }
+  });
+
+  it("a link mail that failed keeps its body: a retry, and a dead message requeued by an operator, still send the link", async (t) => {
+    const database = await fx.fresh();
+    const f = await notifyFixture(database);
+    t.after(() => f.close());
+    const mail = linkMails()[0] as NewMessage;
+    const { id } = await f.outbox.enqueue({ ...mail, priority: PRIORITY.security });
+    const failing = (permanent: boolean): MailTransport => ({ send: async (): Promise<DeliveryOutcome> => ({ ok: false, permanent, error: "451 try later" }), close: async () => {} });
+    assert.equal((await sender(f, failing(false)).runOnce()).retried, 1);
+    assert.equal((await rawBodies(database, id)).body_text, mail.text, "waiting for a retry");
+    f.clock.advance(24 * 3_600_000);
+    assert.equal((await sender(f, failing(true)).runOnce()).dead, 1);
+    assert.equal((await rawBodies(database, id)).body_text, mail.text, "dead, for an operator to requeue");
+    assert.equal(await f.outbox.requeueDead([id]), 1);
+    assert.equal((await sender(f, await f.transport()).drain()).sent, 1);
+    assert.match(f.server.accepted.at(-1)?.body.replace(/=\r\n/g, "") ?? "", TOKEN, "the requeued mail went out with its link");
+    assert.equal((await rawBodies(database, id)).body_text, DELIVERED_LINK_TEXT);
+  });
+});
+
+describe("the list of kinds that carry a single-use link", () => {
+  it("names the kind of every link mail Bulwark composes, and of none without a link", () => {
+    for (const m of linkMails()) {
+      assert.match(m.text, TOKEN, `${m.kind} is expected to carry a link`);
+      assert.ok(carriesSingleUseLink(m.kind), `${m.kind} carries a single-use link but is missing from SINGLE_USE_LINK_KINDS (src/notify/link-kinds.ts)`);
+    }
+    for (const m of plainMails()) assert.equal(carriesSingleUseLink(m.kind), false, m.kind);
+  });
+
+  it("names every message kind in the source that speaks of a link (a new link mail cannot be forgotten)", () => {
+    // A kind is a quoted `area.name` string; one that mentions a link must be in the list, or the list must say why not.
+    const root = join(import.meta.dirname, "..");
+    const files = readdirSync(root, { recursive: true, encoding: "utf8" }).filter((p) => p.endsWith(".ts") && !p.endsWith(".test.ts"));
+    const found = new Set<string>();
+    for (const file of files) {
+      for (const m of readFileSync(join(root, file), "utf8").matchAll(/"((?:account|security|campaign)\.[a-z0-9-]*link[a-z0-9-]*)"/g)) found.add(m[1] as string);
+    }
+    assert.ok(found.size >= 4, `the scan found too few kinds to be working: ${[...found].join(", ")}`);
+    for (const kind of found) assert.ok(carriesSingleUseLink(kind), `${kind} (in src) is missing from SINGLE_USE_LINK_KINDS`);
+    assert.deepEqual([...SINGLE_USE_LINK_KINDS].sort(), [...found].sort(), "every listed kind is still sent somewhere");
+  });
+});
