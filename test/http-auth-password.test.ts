@@ -4,9 +4,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
+import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
+import { lockUser, unlockUser } from "../src/http/api/user-queries.ts";
 import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
 import { authFixture, GOOD_PASSWORD, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { startMailRunner } from "../src/http/mail-runner.ts";
+import { startMaintenance } from "../src/http/maintenance.ts";
 import { statementsDuring } from "./helpers/statements.ts";
 
 let fx: AuthFixture;
@@ -284,6 +287,128 @@ describe("password reset", () => {
     }
     await fx.deliver();
     assert.equal(fx.mailTo("flood@example.org").length, 3);
+  });
+});
+
+describe("reset links of a locked account (nothing changes its credentials until an administrator unlocks it)", () => {
+  const ask = (email: string) => fx.browser().request("POST", "/auth/password/reset/request", { body: { email } });
+  const complete = (token: string, newPassword = "copper meadow whistles softly") => fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword } });
+
+  it("attack: a locked account gets no link, with the answer and the statements of an unknown address (ASVS 6.3.8)", async () => {
+    const ana = await fx.user("locked-request@example.org");
+    assert.equal(await lockUser(fx.app.db.db, ana.id, "suspected takeover", fx.clock.now()), "locked");
+    // Warm the statement caches so that first-use preparation is not counted for one side only.
+    await ask(ana.email);
+    await ask("warm-nobody@example.org");
+    let locked!: Awaited<ReturnType<typeof ask>>;
+    let unknown!: Awaited<ReturnType<typeof ask>>;
+    const lockedWork = await statementsDuring(async () => (locked = await ask(ana.email)));
+    const unknownWork = await statementsDuring(async () => (unknown = await ask("nobody-locked@example.org")));
+    assert.equal(locked.statusCode, 202);
+    assert.equal(locked.body, unknown.body);
+    assert.deepEqual(locked.json(), RESET_ACCEPTED);
+    assert.deepEqual(lockedWork, unknownWork, "the same statements, in the same order");
+    assert.ok(!lockedWork.some((st) => st.startsWith('insert into "password_reset_tokens"')), "no link was stored");
+    await fx.deliver();
+    assert.equal(fx.mailTo(ana.email).length, 0, "no mail to the locked account");
+  });
+
+  it("attack: registering the address of a locked account mails it no reset link either", async () => {
+    fx.app.config.http.registrationOpen = true;
+    try {
+      const ana = await fx.user("locked-register@example.org");
+      assert.equal(await lockUser(fx.app.db.db, ana.id, "suspected takeover", fx.clock.now()), "locked");
+      const res = await fx.browser().request("POST", "/auth/register", { body: { email: ana.email } });
+      assert.equal(res.statusCode, 202);
+      assert.deepEqual(res.json(), RESET_ACCEPTED);
+      await fx.deliver();
+      assert.equal(fx.mailTo(ana.email).length, 0, "the reset mailer itself refuses a locked account, whoever calls it");
+    } finally {
+      fx.app.config.http.registrationOpen = false;
+    }
+  });
+
+  it("attack: a link mailed before the lock resets nothing while the account is locked; unspent, it works after the unlock", async () => {
+    const ana = await fx.user("locked-complete@example.org");
+    assert.equal((await ask(ana.email)).statusCode, 202);
+    const token = await resetTokenFor(ana.email);
+    assert.equal(await lockUser(fx.app.db.db, ana.id, "suspected takeover", fx.clock.now()), "locked");
+    const refused = await complete(token);
+    const invalid = await complete(token.slice(0, -1) + (token.endsWith("A") ? "B" : "A"));
+    assert.equal(refused.statusCode, 400, refused.body);
+    const { code, message } = refused.json().error;
+    assert.deepEqual({ code, message }, { code: invalid.json().error.code, message: invalid.json().error.message }, "the refusal of an invalid link, word for word");
+    assert.equal(code, "BULWARK_ERR_RESET_TOKEN");
+    assert.equal((await fx.app.accounts.passwordReset.check(token)).valid, true, "the refusal did not use the link up");
+    fx.clock.advance(60_000);
+    assert.equal(await unlockUser(fx.app.db.db, ana.id, fx.clock.now()), true);
+    fx.clock.advance(1000);
+    assert.equal((await fx.browser().login(ana.email, ana.password)).statusCode, 200, "the password set before the lock is still the one");
+    const done = await complete(token);
+    assert.equal(done.statusCode, 200, done.body);
+    assert.equal((await fx.browser().login(ana.email, "copper meadow whistles softly")).statusCode, 200);
+  });
+
+  it("attack: an account locked while the new password is being hashed is not reset, and the link stays unspent", async () => {
+    const ana = await fx.user("locked-midway@example.org");
+    await ask(ana.email);
+    const token = await resetTokenFor(ana.email);
+    const hashBefore = (await fx.app.accounts.users.getById(ana.id))!.passwordHash;
+    // The lock commits after the route's first look at the account, before its transaction (the hash is the slow part).
+    const passwords = fx.app.accounts.passwords as { hash: typeof fx.app.accounts.passwords.hash };
+    const original = passwords.hash;
+    passwords.hash = async (...args) => {
+      passwords.hash = original;
+      await lockUser(fx.app.db.db, ana.id, "suspected takeover", fx.clock.now());
+      return original(...args);
+    };
+    let refused: Awaited<ReturnType<typeof complete>>;
+    try {
+      refused = await complete(token);
+    } finally {
+      passwords.hash = original;
+    }
+    assert.equal(refused.statusCode, 400, refused.body);
+    assert.equal(refused.json().error.code, "BULWARK_ERR_RESET_TOKEN");
+    assert.equal((await fx.app.accounts.passwordReset.check(token)).valid, true, "the link is not spent");
+    assert.equal((await fx.app.accounts.users.getById(ana.id))!.passwordHash, hashBefore, "the password did not change");
+  });
+
+  it("attack: a containment that locks and invalidates keeps its 24-hour link, which works only once the account is unlocked", async () => {
+    const ana = await fx.user("contained-locked@example.org");
+    const deps = containDeps(fx.app);
+    const job = await createContainJob(deps, { levers: ["lock-accounts", "invalidate-passwords"], scope: { ids: [ana.id] }, actor: "responder" });
+    assert.equal((await runJob(deps, job.id)).status, "done");
+    const token = await resetTokenFor(ana.email);
+    assert.match(fx.mailTo(ana.email).at(-1)?.subject ?? "", /choose a new password/);
+    const refused = await complete(token);
+    assert.equal(refused.statusCode, 400, refused.body);
+    assert.equal(refused.json().error.code, "BULWARK_ERR_RESET_TOKEN");
+    fx.clock.advance(60_000);
+    assert.equal(await unlockUser(fx.app.db.db, ana.id, fx.clock.now()), true);
+    const done = await complete(token);
+    assert.equal(done.statusCode, 200, done.body);
+    assert.equal((await fx.browser().login(ana.email, "copper meadow whistles softly")).statusCode, 200);
+  });
+});
+
+describe("containment reset links and maintenance", () => {
+  it("a containment reset link still works 2 hours later, after the server's maintenance has purged old links", async () => {
+    const ana = await fx.user("contained-purge@example.org");
+    const deps = containDeps(fx.app);
+    const job = await createContainJob(deps, { levers: ["invalidate-passwords"], scope: { ids: [ana.id] }, actor: "responder" });
+    assert.equal((await runJob(deps, job.id)).status, "done");
+    const token = await resetTokenFor(ana.email);
+    assert.match(fx.mailTo(ana.email).at(-1)?.body ?? "", /within 24 hours/, "the mail promises 24 hours");
+    fx.clock.advance(2 * 60 * 60_000);
+    const maintenance = startMaintenance(fx.app, { intervalMs: 24 * 60 * 60_000 });
+    try {
+      await maintenance.runOnce();
+    } finally {
+      await maintenance.stop();
+    }
+    const done = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly" } });
+    assert.equal(done.statusCode, 200, done.body);
   });
 });
 

@@ -6,8 +6,9 @@ import { newId } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { addressProblem, type Outbox } from "../../notify/index.ts";
-import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
+import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
+import { lockAccountLinks } from "../password-reset/link-lock.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
 import { emailChangeErrors } from "./errors.ts";
@@ -67,15 +68,20 @@ export interface EmailChangeService {
   check(token: unknown): Promise<EmailChangeCheck>;
   /**
    * Confirms a change: redeems the token (exactly one caller wins, even concurrently; the user's other open
-   * links die with it) and changes the address, in one transaction with `within` (the caller's extra writes).
-   * Throws `refused` for a bad, expired or used link, for an account no longer active, and for a link older than
+   * links die with it) and changes the address, in one transaction with `within` (the caller's extra writes),
+   * which holds the account's link lock (`lockAccountLinks`) from before its first write.
+   * Throws `refused` for a bad, expired or used link, for an account no longer active or locked, and for a link older than
    * the account's last password change or session revocation; `taken` (nothing changes) when another account
    * took the address meanwhile.
    */
   confirm(token: unknown, options?: { within?: (trx: Kysely<Schema>, change: EmailChanged) => Promise<void> }): Promise<EmailChanged>;
-  /** Supersedes every open link of a user. Returns how many. */
+  /**
+   * Supersedes every open link of a user. Returns how many. Without an executor it runs in its own transaction
+   * under the account's link lock; a caller's transaction that writes other link rows of the user takes that lock
+   * itself, before its first write.
+   */
   revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number>;
-  /** Deletes rows older than both the rate window and the link lifetime. Returns how many. */
+  /** Deletes the rows past their own expiry that are also older than the rate window (used or not). Returns how many. */
   purgeExpired(): Promise<number>;
 }
 
@@ -108,8 +114,14 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
     return { valid: true, tokenId: row.id, userId: row.user_id, newEmail: row.new_email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at) };
   }
 
-  function revokeAll(userId: string, executor: Kysely<Schema> = db): Promise<number> {
-    return spendEmailChangeLinks(executor, userId, clock.now());
+  function revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number> {
+    if (executor) return spendEmailChangeLinks(executor, userId, clock.now());
+    // On its own, a transaction under the account's link lock: one UPDATE over several of the user's rows, run
+    // while a redeem or confirmation held one of them and wanted the others, was a PostgreSQL lock cycle too.
+    return database.transaction(async (trx) => {
+      await lockAccountLinks(database, trx, userId);
+      return spendEmailChangeLinks(trx, userId, clock.now());
+    });
   }
 
   return {
@@ -120,8 +132,8 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
       if (key === identifierKey(user.email)) throw emailChangeErrors.unchanged();
       return database.transaction(async (trx): Promise<EmailChangeRequestOutcome> => {
         // Per account, the hourly count and the insert are serialised (PostgreSQL: concurrent requests each counted
-        // below the limit, and each mailed a link and a notice).
-        await serialiseTransactions(database, trx, lockKeyOf(`email-change:${user.id}`));
+        // below the limit, and each mailed a link and a notice), under the lock every link transaction takes first.
+        await lockAccountLinks(database, trx, user.id);
         const now = clock.now();
         const recent = await trx
           .selectFrom("email_change_tokens").select((eb) => eb.fn.countAll<number>().as("n"))
@@ -153,10 +165,15 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
     check: (token) => look(token, db),
     async confirm(token, options = {}) {
       return database.transaction(async (trx) => {
+        // A plain read first, only to learn whose link it is; its verdict is settled by the UPDATE below.
         const found = await look(token, trx);
         if (!found.valid) throw emailChangeErrors.refused();
+        // Before any write: this transaction goes email link → user → reset links (the caller's `within`), a reset
+        // completion reset link → user → email links. On PostgreSQL the two deadlocked, a 500 for one of them.
+        await lockAccountLinks(database, trx, found.userId);
         const now = clock.now();
         // The conditional UPDATE is the single point of truth: of two concurrent confirms only one changes the row.
+        // Run after the lock, it sees what a transaction that held the lock before committed (READ COMMITTED).
         const used = await trx.updateTable("email_change_tokens").set({ used_at: now })
           .where("id", "=", found.tokenId).where("used_at", "is", null).where("expires_at", ">", now)
           .executeTakeFirst();
@@ -192,8 +209,10 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
     },
     revokeAll,
     async purgeExpired() {
-      // Rows are kept for the rate window even when used: they are what the per-account limit counts.
-      const result = await db.deleteFrom("email_change_tokens").where("created_at", "<=", clock.now() - Math.max(policy.windowMs, policy.lifetimeMs)).executeTakeFirst();
+      const now = clock.now();
+      // Each row by its own expiry, not by the lifetime set now (a link mailed under a longer setting lives its
+      // time), and rows of the rate window stay even when expired or used: they are what the per-account limit counts.
+      const result = await db.deleteFrom("email_change_tokens").where("expires_at", "<=", now).where("created_at", "<=", now - policy.windowMs).executeTakeFirst();
       return Number(result.numDeletedRows);
     },
   } satisfies EmailChangeService;

@@ -95,6 +95,19 @@ forEachDialect("email change", (fx) => {
     assert.ok((await s.changes.purgeExpired()) >= 3);
   });
 
+  it("purgeExpired keeps a link until its own expiry, even when the lifetime setting was shortened since it was mailed", async () => {
+    const s = await setup(await fx.fresh());
+    // Issued under a 2-hour lifetime; the purging service runs with the default 30 minutes (a changed setting).
+    const longer = createEmailChangeService({ database: s.database, clock: s.clock, random: systemRandom, outbox: s.outbox, policy: { lifetimeMs: 120 * MINUTE } });
+    assert.equal(await longer.request(s.ana, "later@example.org", CONTEXT), "queued");
+    const token = await tokenTo(s, "later@example.org");
+    s.clock.advance(90 * MINUTE);
+    assert.equal(await s.changes.purgeExpired(), 0, "the row's own expiry is 30 minutes ahead");
+    assert.equal((await s.changes.check(token)).valid, true);
+    s.clock.advance(31 * MINUTE);
+    assert.equal(await s.changes.purgeExpired(), 1);
+  });
+
   it("attack: ten requests at once for one account are held to the hourly limit (three links, three notices)", async () => {
     const s = await setup(await fx.fresh());
     const outcomes = await Promise.all(Array.from({ length: 10 }, (_, i) => s.changes.request(s.ana, `burst${i}@example.org`, CONTEXT)));

@@ -3,3 +3,4 @@ export * from "./reset-service.ts";
 export * from "./token.ts";
 export * from "./errors.ts";
 export * from "./reset-mail.ts";
+export * from "./link-lock.ts";

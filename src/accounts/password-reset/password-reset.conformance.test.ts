@@ -1,5 +1,5 @@
 // Password reset tokens on SQLite and PostgreSQL: issue, check, redeem once, expiry, supersession, rate limit,
-// and the attacks that must fail (a copied row, a tampered secret, a second redeem, a race).
+// purging, and the attacks that must fail (a copied row, a tampered secret, a second redeem, races).
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
@@ -11,6 +11,7 @@ import { migrate } from "../../store/migrator.ts";
 import { MIGRATIONS } from "../../store/migrations/index.ts";
 import { createUserStore } from "../users/user-store.ts";
 import { createPasswordResetService, type PasswordResetService } from "./reset-service.ts";
+import { generateResetToken } from "./token.ts";
 
 const MINUTE = 60_000;
 
@@ -64,6 +65,66 @@ forEachDialect("password reset tokens", (fx) => {
     assert.ok(issued.issued);
     const results = await Promise.all([0, 1, 2].map(() => database.transaction((trx) => resets.redeem(issued.token, trx))));
     assert.equal(results.filter((r) => r.valid).length, 1);
+  });
+
+  it("attack: two different links of one user redeemed at once — one wins, the other is refused, nothing throws", async () => {
+    // On PostgreSQL each redeem marked its own row, then revokeAll() waited for the other's: a lock cycle, and
+    // "deadlock detected" thrown (a 500 over HTTP) instead of one winner and one clean refusal.
+    const database = await fx.fresh();
+    const clock = new ManualClock(Date.UTC(2026, 10, 1, 9));
+    assert.equal((await migrate(database, clock, MIGRATIONS)).error, undefined);
+    const users = createUserStore({ database, clock, random: systemRandom });
+    const resets = createPasswordResetService({ database, clock, random: systemRandom, policy: { maxPerWindow: 1000 } });
+    for (let i = 0; i < 25; i++) {
+      const user = await users.create({ email: `pair${i}@example.org` });
+      const a = await resets.issue(user.id);
+      const b = await resets.issue(user.id);
+      assert.ok(a.issued && b.issued);
+      const settled = await Promise.allSettled([a.token, b.token].map((t) => database.transaction((trx) => resets.redeem(t, trx))));
+      const thrown = settled.flatMap((r) => (r.status === "rejected" ? [String((r.reason as Error).message)] : []));
+      assert.deepEqual(thrown, [], `round ${i}: a redeem threw`);
+      const results = settled.map((r) => (r.status === "fulfilled" ? r.value : null));
+      assert.equal(results.filter((r) => r?.valid).length, 1, `round ${i}: exactly one winner`);
+      assert.deepEqual(results.find((r) => r && !r.valid), { valid: false, reason: "used" }, `round ${i}: the loser is refused as used`);
+    }
+  });
+
+  it("attack: a redeem and a supersession of the same user's links at once (a password change) — nothing throws", async () => {
+    // The supersession is one UPDATE over the user's open rows; the redeem held one of them and wanted the others.
+    const database = await fx.fresh();
+    const clock = new ManualClock(Date.UTC(2026, 10, 1, 9));
+    assert.equal((await migrate(database, clock, MIGRATIONS)).error, undefined);
+    const users = createUserStore({ database, clock, random: systemRandom });
+    const resets = createPasswordResetService({ database, clock, random: systemRandom, policy: { maxPerWindow: 1000 } });
+    for (let i = 0; i < 80; i++) {
+      const user = await users.create({ email: `sup${i}@example.org` });
+      const links = [await resets.issue(user.id), await resets.issue(user.id), await resets.issue(user.id)];
+      const middle = links[1];
+      assert.ok(middle?.issued);
+      const settled = await Promise.allSettled([database.transaction((trx) => resets.redeem(middle.token, trx)), resets.revokeAll(user.id)]);
+      const thrown = settled.flatMap((r) => (r.status === "rejected" ? [String((r.reason as Error).message)] : []));
+      assert.deepEqual(thrown, [], `round ${i}`);
+    }
+  });
+
+  it("purgeExpired keeps a link until its own expiry (a 24-hour containment link) and every row of the rate window", async () => {
+    const database = await fx.fresh();
+    const { clock, resets, userId } = await setup(database);
+    const containment = generateResetToken(systemRandom);
+    await resets.store(containment, userId, { lifetimeMs: 24 * 60 * MINUTE });
+    const short = await resets.issue(userId);
+    assert.ok(short.issued);
+    clock.advance(2 * 60 * MINUTE); // the maintenance run every 15 minutes got here long ago
+    assert.equal(await resets.purgeExpired(), 1, "only the 30-minute link goes: expired, and out of the rate window");
+    assert.equal((await resets.check(containment.token)).valid, true, "the 24-hour link still works after 2 hours");
+    assert.deepEqual(await resets.check(short.token), { valid: false, reason: "unknown" });
+    // Expired but inside the rate window: kept, because the hourly limit counts it.
+    assert.ok((await resets.issue(userId)).issued);
+    clock.advance(45 * MINUTE);
+    assert.equal(await resets.purgeExpired(), 0);
+    assert.equal(await resets.recentCount(userId), 1, "the expired link still counts towards the hourly limit");
+    clock.advance(24 * 60 * MINUTE);
+    assert.equal(await resets.purgeExpired(), 2, "both gone once past their expiry and the window");
   });
 
   it("attack: a copied database row, a tampered secret and junk are all refused", async () => {

@@ -1,14 +1,16 @@
 // Reset links by mail: a token row and its outbox message written in ONE transaction (the transactional
 // outbox), for three callers — a user's reset request, self-registration, and a containment job that
 // invalidates passwords (Drupal.org 2013, SourceLair 2014: every affected user gets a link).
-// The public request path does the same statements whether or not the address has an account (ASVS 6.3.8).
+// The public request path does the same statements whether or not the address has an account (ASVS 6.3.8),
+// and mails a link only to the address the account has when its transaction runs, never to a locked account.
 import type { Kysely } from "kysely";
 import { newId } from "../../crypto/tokens.ts";
 import { InputError } from "../../lib/errors.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { addressProblem, PRIORITY, type NewMessage, type Outbox } from "../../notify/index.ts";
-import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
+import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
+import { lockAccountLinks } from "./link-lock.ts";
 import type { PasswordResetService } from "./reset-service.ts";
 import { generateResetToken } from "./token.ts";
 
@@ -38,6 +40,12 @@ export type IssueInTransactionResult =
   /** This job already queued this user's mail (a resumed batch): nothing was written. */
   | { queued: false; reason: "already-queued"; messageId: string };
 
+/**
+ * What a public reset request did, for logs only (the answer is the same): `not-eligible` when the account, read
+ * again inside the transaction, has moved to another address, is no longer active, or is locked.
+ */
+export type ResetRequestOutcome = "queued" | "rate-limited" | "no-account" | "address-refused" | "not-eligible";
+
 export interface ResetMailer {
   /**
    * Issues a link for `userId` and queues its mail, both through `trx`: they commit or roll back with the
@@ -52,12 +60,14 @@ export interface ResetMailer {
    */
   issueInTransaction(trx: Kysely<any>, userId: string, options: IssueInTransactionOptions): Promise<IssueInTransactionResult>;
   /**
-   * The public reset request (and a registration for a taken address): for an active account under its
-   * hourly limit, a link and its mail; otherwise the same number of statements, the two writes being a
-   * throw-away outbox row inserted and deleted again before the commit. Everything is committed before the
-   * caller answers, so a crash after the answer loses no mail. Returns what happened, for logs only.
+   * The public reset request (and a registration for a taken address): for an account that is, when the
+   * transaction reads it under the account's link lock, still active, unlocked and at the address `user` was
+   * found with, and under its hourly limit, a link and its mail; otherwise the same number of statements, the
+   * two writes being a throw-away outbox row inserted and deleted again before the commit. Everything is
+   * committed before the caller answers, so a crash after the answer loses no mail. Returns what happened, for
+   * logs only.
    */
-  request(user: { id: string; email: string } | null, context: Omit<ResetMailContext, "email">, reason: "reset" | "register"): Promise<"queued" | "rate-limited" | "no-account" | "address-refused">;
+  request(user: { id: string; email: string } | null, context: Omit<ResetMailContext, "email">, reason: "reset" | "register"): Promise<ResetRequestOutcome>;
 }
 
 /** The reset link: in the fragment, so it reaches neither server logs nor a Referer header. */
@@ -139,19 +149,27 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
     issueInTransaction,
     async request(user, context, reason) {
       // The same statements on every path, so the response time does not tell whether the address has an
-      // account (ASVS 6.3.8): one transaction with a count, two writes to indexed rows, and a commit. A real
+      // account (ASVS 6.3.8): one transaction with a read of the account, a count, two writes to indexed rows, and a commit. A real
       // request inserts the message and the token row; any other inserts a throw-away message (same size, same
       // validation) and deletes it again — it is never visible outside the transaction, never sent.
-      return database.transaction(async (trx) => {
+      return database.transaction(async (trx): Promise<ResetRequestOutcome> => {
         const subject = user?.id ?? newId("usr", random);
         // Per account, count and insert are serialised (PostgreSQL: concurrent requests each counted below the hourly
-        // limit and each mailed a link). A throw-away id takes the same lock step, so timing tells nothing.
-        await serialiseTransactions(database, trx, lockKeyOf(`reset-mail:${subject}`));
+        // limit and each mailed a link), under the lock an email confirmation takes too. A throw-away id takes the
+        // same lock step, so timing tells nothing.
+        await lockAccountLinks(database, trx, subject);
+        // The caller found `user` before this transaction: an email confirmation may have committed since, and its
+        // supersession of reset links ran before this one existed. Read again under the lock, so a link goes only to
+        // the address the account has now. A locked account gets none: it may be in hostile hands, and nothing
+        // changes its credentials until an administrator unlocks it. Every path runs this read (the throw-away id
+        // finds nothing), so the statements stay the same (ASVS 6.3.8).
+        const current = await trx.selectFrom("users").select(["email", "status", "locked_at"]).where("id", "=", subject).executeTakeFirst();
         const recent = await resets.recentCount(subject, trx);
+        const eligible = user !== null && current !== undefined && current.email === user.email && current.status === "active" && current.locked_at === null;
         // An address the outbox cannot mail (the account store takes more, e.g. a non-ASCII local part from an
         // import) takes the decoy path too: refusing it with an error would tell that the account exists.
         const refused = user !== null && addressProblem(user.email) !== null;
-        if (user && !refused && recent < resets.policy.maxPerWindow) {
+        if (user && eligible && !refused && recent < resets.policy.maxPerWindow) {
           await issueInTransaction(trx, user.id, { ...context, email: user.email, reason });
           return "queued";
         }
@@ -160,7 +178,8 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
         const mail = composeResetMail(fresh.token, { ...context, email: DECOY_ADDRESS }, reason, resets.policy.lifetimeMs);
         await outbox.enqueue({ ...mail, idempotencyKey: key }, trx);
         await trx.deleteFrom("outbox_messages").where("idempotency_key", "=", key).execute();
-        return user ? (refused ? "address-refused" : "rate-limited") : "no-account";
+        if (!user) return "no-account";
+        return !eligible ? "not-eligible" : refused ? "address-refused" : "rate-limited";
       });
     },
   } satisfies ResetMailer;

@@ -4,10 +4,11 @@
 import type { Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
-import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
+import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { resetErrors } from "./errors.ts";
 import type { LinkRefusal } from "../../crypto/link-token.ts";
+import { lockAccountLinks } from "./link-lock.ts";
 import { checkResetRow, generateResetToken, parseResetToken } from "./token.ts";
 
 /**
@@ -71,12 +72,21 @@ export interface PasswordResetService {
   check(token: unknown): Promise<ResetCheck>;
   /**
    * Uses a token up: exactly one caller ever gets `valid: true` for it, even concurrently, and every other open
-   * token of the same user is superseded. Pass the transaction that changes the password, so both commit together.
+   * token of the same user is superseded. Pass the transaction that changes the password, so both commit together,
+   * and call it before that transaction's first write: it takes the account's link lock (`lockAccountLinks`).
+   * Without an executor it runs in a transaction of its own.
    */
   redeem(token: unknown, executor?: Kysely<Schema>): Promise<ResetCheck>;
-  /** Supersedes every open token of a user (after a password change or an account lock). Returns how many. */
+  /**
+   * Supersedes every open token of a user (after a password change, an email change). Returns how many. Without an
+   * executor it runs in its own transaction under the account's link lock; a caller's transaction that writes other
+   * link rows of the user takes that lock itself, before its first write.
+   */
   revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number>;
-  /** Deletes tokens past their life (and used ones older than the rate window). Returns how many. */
+  /**
+   * Deletes the tokens past their own expiry that are also older than the rate window (used or not). Returns how
+   * many. A 24-hour containment link lives its 24 hours; a row of the window stays, as the hourly limit counts it.
+   */
   purgeExpired(): Promise<number>;
 }
 
@@ -115,8 +125,14 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     return { valid: true, tokenId: row.id, userId: row.user_id, expiresAt: Number(row.expires_at) };
   }
 
-  function revokeAll(userId: string, executor: Kysely<Schema> = db): Promise<number> {
-    return spendResetLinks(executor, userId, clock.now());
+  function revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number> {
+    if (executor) return spendResetLinks(executor, userId, clock.now());
+    // On its own, a transaction under the account's link lock: one UPDATE over several of the user's rows, run
+    // while a redeem or confirmation held one of them and wanted the others, was a PostgreSQL lock cycle too.
+    return database.transaction(async (trx) => {
+      await lockAccountLinks(database, trx, userId);
+      return spendResetLinks(trx, userId, clock.now());
+    });
   }
 
   async function recentCount(userId: string, executor: Kysely<Schema> = db): Promise<number> {
@@ -144,9 +160,9 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     policy,
     async issue(userId, options = {}) {
       const issueIn = async (executor: Kysely<Schema>): Promise<IssueResult> => {
-        // Count and insert serialised per account, as the HTTP path does (reset-mail.ts): concurrent callers on
-        // PostgreSQL each counted below the hourly limit.
-        await serialiseTransactions(database, executor, lockKeyOf(`reset-mail:${userId}`));
+        // Count and insert serialised per account, under the lock the HTTP path takes too (reset-mail.ts): concurrent
+        // callers on PostgreSQL each counted below the hourly limit.
+        await lockAccountLinks(database, executor, userId);
         if ((await recentCount(userId, executor)) >= policy.maxPerWindow) return { issued: false, reason: "rate-limited" };
         const fresh = generateResetToken(random);
         const { expiresAt } = await store(fresh, userId, { ...options, executor });
@@ -157,29 +173,39 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     recentCount,
     store,
     check: (token) => look(token, db),
-    async redeem(token, executor = db) {
-      const found = await look(token, executor);
-      if (!found.valid) return found;
-      const now = clock.now();
-      // The conditional UPDATE is the single point of truth: of two concurrent redeems only one changes the row.
-      const result = await executor
-        .updateTable("password_reset_tokens")
-        .set({ used_at: now })
-        .where("id", "=", found.tokenId)
-        .where("used_at", "is", null)
-        .where("expires_at", ">", now)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return { valid: false, reason: "used" };
-      await revokeAll(found.userId, executor);
-      return found;
+    async redeem(token, executor) {
+      const redeemIn = async (trx: Kysely<Schema>): Promise<ResetCheck> => {
+        // A plain read first, only to learn whose link it is; its verdict is settled by the UPDATE below.
+        const found = await look(token, trx);
+        if (!found.valid) return found;
+        // Before any write: this update and revokeAll lock two of the user's rows, and a second redeem (or an email
+        // confirmation) locked them in the other order — a PostgreSQL deadlock, a 500 for one of the two.
+        await lockAccountLinks(database, trx, found.userId);
+        const now = clock.now();
+        // The conditional UPDATE is the single point of truth: of two concurrent redeems only one changes the row.
+        // Run after the lock, it sees what a redeem that held the lock before committed (READ COMMITTED).
+        const result = await trx
+          .updateTable("password_reset_tokens")
+          .set({ used_at: now })
+          .where("id", "=", found.tokenId)
+          .where("used_at", "is", null)
+          .where("expires_at", ">", now)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return { valid: false, reason: "used" };
+        await revokeAll(found.userId, trx);
+        return found;
+      };
+      return executor ? redeemIn(executor) : database.transaction(redeemIn);
     },
     revokeAll,
     async purgeExpired() {
       const now = clock.now();
-      // Rows are kept for the rate window even when used: they are what the per-account limit counts.
+      // Each row by its own expiry, never by the policy's lifetime: a containment link lives 24 hours, not 30
+      // minutes. And rows of the rate window stay even when expired or used: they are what the per-account limit counts.
       const result = await db
         .deleteFrom("password_reset_tokens")
-        .where("created_at", "<=", now - Math.max(policy.windowMs, policy.lifetimeMs))
+        .where("expires_at", "<=", now)
+        .where("created_at", "<=", now - policy.windowMs)
         .executeTakeFirst();
       return Number(result.numDeletedRows);
     },

@@ -49,6 +49,7 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
     async (request, reply) => {
       const changed = await app.accounts.emailChanges.confirm(request.body.token, {
         // Reset links already mailed to the old address die with the change: that mailbox no longer controls the account.
+        // Under the account's link lock (confirm takes it first): a reset completing at the same time waits, then is refused.
         within: async (trx, change) => { await app.accounts.passwordReset.revokeAll(change.userId, trx); },
       });
       // Every session ends (ASVS 7.4.3), and the stamp refuses any that a racing request might still create:

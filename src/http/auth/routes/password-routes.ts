@@ -47,6 +47,7 @@ export async function sendResetMail(app: App, request: FastifyRequest, user: Use
   const outcome = await resetMailerOf(app).request(user, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, purpose);
   if (outcome === "rate-limited") request.log.warn({ userId: user?.id }, "password reset mail not sent: hourly limit for the account reached");
   if (outcome === "address-refused") request.log.warn({ userId: user?.id }, "password reset mail not sent: the outbox cannot mail the account's address (fix the address: bulwark users or the API)");
+  if (outcome === "not-eligible") request.log.info({ userId: user?.id }, "password reset mail not sent: the account changed its address, was locked or disabled while the request ran");
 }
 
 export function registerPasswordRoutes(server: FastifyInstance, app: App): void {
@@ -108,8 +109,10 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       const ctx = requestContext(request);
       const email = request.body.email;
       const user = email.length > 254 ? null : await app.accounts.users.findByIdentifier(email);
-      // Only active accounts get a link; the answer, and the work done before it, are the same in every case.
-      await sendResetMail(app, request, user && user.status === "active" ? user : null, "reset");
+      // Only active, unlocked accounts get a link; the answer, and the work done before it, are the same in every
+      // case. A lock means the account may be in hostile hands: nothing changes its credentials until an
+      // administrator unlocks it (as /auth/email/confirm refuses it too). The mailer checks again in its transaction.
+      await sendResetMail(app, request, user && user.status === "active" && user.lockedAt === null ? user : null, "reset");
       await app.audit.append({
         type: "auth.password.reset-requested", actor: "anonymous", subject: user ? user.id : `id:${fingerprint(email.trim().toLowerCase())}`,
         requestId: request.id, data: { ip: ctx.ip, known: user !== null },
@@ -140,7 +143,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       const check = await resets.check(request.body.token);
       if (!check.valid) throw resetErrors.refused();
       const user = await app.accounts.users.getById(check.userId);
-      if (!user || user.status !== "active") throw resetErrors.refused();
+      // A locked account gets the refusal of an invalid link, before any factor is asked for, and the link is not
+      // spent: it still works after an unlock (containment's own links must survive a containment lock).
+      if (!user || user.status !== "active" || user.lockedAt !== null) throw resetErrors.refused();
       await checkNewPassword(app, request.body.newPassword, user);
       // A reset link proves control of the mailbox only: with MFA, the second factor is still required (ASVS 6.4.3).
       if (await app.accounts.mfa.hasMfa(user.id)) {
@@ -168,8 +173,14 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       await app.db.transaction(async (trx) => {
         // Redeem and password change commit together: a crash never leaves a used link without a new password,
         // and a password changed meanwhile (throw → rollback) leaves the link unused.
+        // First in the transaction: redeem takes the account's link lock before its first write, so a second link or
+        // an email confirmation of the same account waits for this commit and is then refused (never a deadlock).
         const used = await resets.redeem(request.body.token, trx);
         if (!used.valid || used.userId !== user.id) throw resetErrors.refused();
+        // Locked (or disabled) since the look above, e.g. while the password was hashed: refused, and the rollback
+        // leaves the link unspent.
+        const current = await trx.selectFrom("users").select(["status", "locked_at"]).where("id", "=", user.id).executeTakeFirst();
+        if (!current || current.status !== "active" || current.locked_at !== null) throw resetErrors.refused();
         const swapped = await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }, trx);
         if (!swapped) throw resetErrors.refused();
         // The owner's remedy against a hijacker cancels the hijacker's pending email change in the same commit,

@@ -1,0 +1,20 @@
+// The one per-account lock that every transaction writing an account's mailed links (reset, email change) takes
+// first, so that two of them never lock the same rows in opposite orders (PostgreSQL: "deadlock detected", a 500).
+import type { Kysely } from "kysely";
+import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
+import type { Schema } from "../../store/schema.ts";
+
+/**
+ * Serialises, until the end of `trx`, the link transactions of `userId`: a reset request, redeem or completion and
+ * an email-change request or confirmation of one account run one after the other. Take it before the transaction's
+ * first write (a plain SELECT of the token row may come first, to learn the user id): a redeem marks its row, then
+ * supersedes the user's other rows, and a confirmation goes email link → user → reset links while a reset goes
+ * reset link → user → email links. Under this lock whichever comes second sees the first one's commit and is
+ * refused normally. A no-op on SQLite, where a write transaction already holds the database's one write lock.
+ *
+ * @example
+ * await database.transaction(async (trx) => { await lockAccountLinks(database, trx, userId); … });
+ */
+export async function lockAccountLinks(database: Database, trx: Kysely<Schema>, userId: string): Promise<void> {
+  await serialiseTransactions(database, trx, lockKeyOf(`links:${userId}`));
+}
