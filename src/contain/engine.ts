@@ -139,9 +139,13 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     for (const [k, v] of Object.entries(added)) counts[k] = (counts[k] ?? 0) + v;
     const now = clock.now();
     const finished = next.s >= stages.length;
+    // A job under way has no finish time and no error: a failed job that is resumed sheds those of its failure with
+    // its first committed batch. Left in place, the undo of a later job read the stale finish time as "this job
+    // was over before mine began" and released users this one still held (coveredByOtherJobs), and the job's
+    // rate was measured up to its old failure.
     await trx.updateTable("jobs").set({
       cursor: JSON.stringify(next), done: locked.done + processed, counts: JSON.stringify(counts), updated_at: now,
-      ...(finished ? { status: "done", error: null, finished_at: now } : { status: "running" }),
+      ...(finished ? { status: "done", error: null, finished_at: now } : { status: "running", error: null, finished_at: null }),
     }).where("id", "=", jobId).execute();
     if (finished) {
       await audit.appendIn(trx, { type: "contain.job.completed", actor: job.actor, subject: jobId, data: { kind: job.kind, done: locked.done + processed, counts } });

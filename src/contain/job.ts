@@ -253,7 +253,12 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
       },
     });
   }
-  for (const lever of globalLevers) {
+  globalLevers.forEach((lever, i) => {
+    // `done` counts the users of the scope the job has handled. A global lever acts on the whole database, not user
+    // by user, so its steps handle none; but a job made of global levers only would then end `done` with 0 of N
+    // users (the bar never moving, `contain status` reading unfinished). Its last step completes the scope: every
+    // user in it is covered once the whole database is. Committed with that step's cursor, so counted once.
+    const completesScope = userLevers.length === 0 && i === globalLevers.length - 1;
     stages.push({
       name: lever.name,
       ...(lever.prepare ? { prepare: () => (lever.prepare as NonNullable<GlobalLever["prepare"]>)(ctx) } : {}),
@@ -261,9 +266,9 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         const r = await lever.step(trx, position, ctx);
         const counts: Record<string, number> = {};
         for (const [k, v] of Object.entries(r.counts)) counts[`${lever.name}.${k}`] = v;
-        return { counts, processed: 0, next: r.next };
+        return { counts, processed: completesScope && r.next === null ? job.total : 0, next: r.next };
       },
     });
-  }
+  });
   return stages;
 }

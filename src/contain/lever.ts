@@ -37,6 +37,16 @@ export interface LeverContext {
   notifier: ResetNotifier | null;
 }
 
+/** What an undo runs with: the lever context, and the job being undone. */
+export interface UndoContext extends LeverContext {
+  /**
+   * The containment job whose changes are undone, and its action time. A lever whose change leaves nothing to
+   * compare against (demote-inactive-admins deletes the grant) finds later decisions about the row in the audit
+   * log from this time on.
+   */
+  undoOf: { jobId: string; at: number };
+}
+
 /** One row's change, recorded as the job applies it, so undo can restore exactly it (reversible levers). */
 export interface ChangeRecord {
   userId: string;
@@ -100,8 +110,11 @@ export interface UserLever {
    * every user, be idempotent, and not be reversible (no change records).
    */
   applyAll?(trx: Kysely<Schema>, ctx: LeverContext): Promise<Record<string, number>>;
-  /** Present only on reversible levers: restores the recorded rows whose current value still equals `after`. */
-  undo?(trx: Kysely<Schema>, changes: ChangeRecord[], ctx: LeverContext): Promise<UndoResult>;
+  /**
+   * Present only on reversible levers: restores the recorded rows whose current value still equals `after`, and no
+   * later change touched (a deleted row: none was audited since `ctx.undoOf.at`).
+   */
+  undo?(trx: Kysely<Schema>, changes: ChangeRecord[], ctx: UndoContext): Promise<UndoResult>;
 }
 
 /** A lever that acts on the whole database, not per user (rotate-keys), in steps with its own position. */

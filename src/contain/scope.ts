@@ -31,7 +31,19 @@ export interface ScopeSpec {
 // An --ids file bigger than this is almost certainly the wrong file; the bound keeps job specs and memory sane.
 export const MAX_SCOPE_IDS = 5_000_000;
 
-/** Throws a clear input error when the scope is empty or inconsistent. */
+/**
+ * Why `entry` cannot be an --ids entry, or null. A user id or email never holds a NUL or an unpaired surrogate, and
+ * PostgreSQL cannot hold them as text: the list travels as one JSON parameter, and json_array_elements_text refuses
+ * the escape (22P05, 22P02), failing the statement with a raw database error (CLI exit 3, API 500) where SQLite
+ * matched nobody. Refused as input first, on both dialects alike.
+ */
+export function idsEntryProblem(entry: string): string | null {
+  if (entry.includes("\u0000")) return "contains a NUL character";
+  if (!entry.isWellFormed()) return "contains an unpaired surrogate (not valid Unicode text)";
+  return null;
+}
+
+/** Throws a clear input error when the scope is empty or inconsistent, or an --ids entry is not text (NUL, unpaired surrogate). */
 export function validateScope(spec: ScopeSpec): void {
   // Before the "no scope" check, which does not count an empty list: an empty --ids file is its own mistake.
   if (spec.ids !== undefined && spec.ids.length === 0) throw containErrors.badScope("--ids file lists no user ids or emails (only blank lines or # comments)");
@@ -39,6 +51,10 @@ export function validateScope(spec: ScopeSpec): void {
   if (!spec.all && criteria.length === 0) throw containErrors.noScope();
   if (spec.all && criteria.length > 0) throw containErrors.badScope(`--all cannot be combined with other scope options (${criteria.map(([k]) => k).join(", ")})`);
   if (spec.ids && spec.ids.length > MAX_SCOPE_IDS) throw containErrors.badScope(`--ids lists ${spec.ids.length} entries; at most ${MAX_SCOPE_IDS}`);
+  spec.ids?.forEach((entry, i) => {
+    const why = idsEntryProblem(entry);
+    if (why !== null) throw containErrors.badScope(`--ids entry ${i + 1} ${why}: ${JSON.stringify(entry.slice(0, 40))} is not a user id or email`);
+  });
   // --created and --last-login are half-open (>= after, < before): equal bounds name nobody either. --active is closed.
   for (const [a, b, name, closed] of [[spec.createdAfter, spec.createdBefore, "--created", false], [spec.lastLoginAfter, spec.lastLoginBefore, "--last-login", false], [spec.activeFrom, spec.activeTo, "--active", true]] as const) {
     if (a === undefined || b === undefined) continue;
@@ -113,12 +129,15 @@ function notInUsers(dialect: DialectName, column: "id" | "email_key", values: re
  */
 export function parseIdsFile(text: string): string[] {
   const out: string[] = [];
-  for (const raw of text.split(/\r?\n/)) {
+  text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
+    if (line === "" || line.startsWith("#")) return;
     if (line.length > 320) throw containErrors.badScope(`--ids file has a line longer than 320 characters (not a user id or email): "${line.slice(0, 40)}…"`);
+    // Named by its line in the file (comments and blank lines counted), where the operator will look for it.
+    const why = idsEntryProblem(line);
+    if (why !== null) throw containErrors.badScope(`--ids file line ${i + 1} ${why}: ${JSON.stringify(line.slice(0, 40))} is not a user id or email`);
     out.push(line);
-  }
+  });
   return out;
 }
 

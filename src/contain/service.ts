@@ -1,5 +1,5 @@
 // Running, resuming and describing containment jobs; the entry points the CLI, the HTTP API and server
-// start-up use (`resumeUnfinishedJobs` when the server starts).
+// start-up use (the server lists `resumableJobs` and starts them all in its job runner).
 import type { App } from "../app/types.ts";
 import type { Job } from "../jobs/job-store.ts";
 import { jobErrors } from "../jobs/job-store.ts";
@@ -43,13 +43,33 @@ export async function runJob(deps: ContainDeps, jobId: string, options: RunOptio
   throw containErrors.notContainJob(jobId);
 }
 
-/** Resumes a job that stopped (killed, crashed, failed); refuses one that is already finished. */
-export async function resumeJob(deps: ContainDeps, jobId: string, options: RunOptions = {}): Promise<Job> {
+export interface ResumeOptions extends RunOptions {
+  /**
+   * Who resumes the job: the actor of the `contain.job.resumed` event (the CLI's operator, "system" for the server's
+   * own resume). Not the job's creator, who may be someone else entirely (the event keeps it as `createdBy`).
+   */
+  actor?: string;
+}
+
+// The actor recorded when a caller does not say who resumes: better an honest "unknown" than the job's creator.
+const UNKNOWN_RESUMER = "unknown";
+
+/**
+ * Resumes a job that stopped (killed, crashed, failed); refuses one that is already finished.
+ *
+ * @example
+ * await resumeJob(deps, "job_…", { actor: cliActor(), worker: `cli:${process.pid}` });
+ */
+export async function resumeJob(deps: ContainDeps, jobId: string, options: ResumeOptions = {}): Promise<Job> {
+  const { actor, ...run } = options;
   const job = await deps.jobs.get(jobId);
   if (job.kind !== CONTAIN_KIND && job.kind !== UNDO_KIND) throw containErrors.notContainJob(jobId);
   if (job.status === "done" || job.status === "cancelled") throw jobErrors.finished(jobId, job.status);
-  await deps.audit.append({ type: "contain.job.resumed", actor: job.actor, subject: jobId, data: { status: job.status, done: job.done, total: job.total } });
-  return runJob(deps, jobId, options);
+  await deps.audit.append({
+    type: "contain.job.resumed", actor: actor ?? UNKNOWN_RESUMER, subject: jobId,
+    data: { status: job.status, done: job.done, total: job.total, createdBy: job.actor, worker: run.worker ?? "" },
+  });
+  return runJob(deps, jobId, run);
 }
 
 /** Where the background resume reports (the server passes its pino logger, which has this shape). */
@@ -76,8 +96,8 @@ export async function resumableJobs(deps: ContainDeps): Promise<Job[]> {
 }
 
 /**
- * Resumes every unfinished containment and undo job, one after another, in the background; call it when the
- * server starts. Returns at once; `finished` settles (never rejects) when every job has run, with how each
+ * Resumes every unfinished containment and undo job, one after another, oldest first, in the background (the
+ * server itself starts them all at once in its job runner instead: `resumeContainment` in run-server.ts). Returns at once; `finished` settles (never rejects) when every job has run, with how each
  * ended. Another node resuming the same job at the same time is safe: batches are claimed.
  *
  * @example
@@ -97,7 +117,8 @@ export function resumeUnfinishedJobs(deps: ContainDeps, options: { logger?: Resu
     for (const job of pending) {
       logger?.info({ jobId: job.id, kind: job.kind, status: job.status, done: job.done, total: job.total }, "contain: resuming unfinished job");
       try {
-        const ended = await resumeJob(deps, job.id, options.worker !== undefined ? { worker: options.worker } : {});
+        // The server resumes on its own: the system is the actor, as of every server-start event.
+        const ended = await resumeJob(deps, job.id, { actor: "system", ...(options.worker !== undefined ? { worker: options.worker } : {}) });
         outcomes.push({ id: job.id, status: ended.status });
         logger?.info({ jobId: job.id, status: ended.status, done: ended.done, total: ended.total }, "contain: resumed job finished");
       } catch (error) {

@@ -3,8 +3,8 @@
 // later job also contains; the others are left alone and reported (contain_changes.undo_status = "skipped").
 // `dryRunUndo` reports the same outcome without keeping any of it.
 import { sql, type Kysely } from "kysely";
-import { UNFINISHED_STATUSES, type Job } from "../jobs/job-store.ts";
-import type { DialectName } from "../store/database.ts";
+import { UNFINISHED_STATUSES, type Job, type JobStatus } from "../jobs/job-store.ts";
+import { lockKeyOf, serialiseTransactions, type DialectName } from "../store/database.ts";
 import type { ContainChangesTable, Schema } from "../store/schema.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
@@ -49,7 +49,12 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
   const { original, levers } = await undoable(deps, jobId);
   const spec: UndoSpec = { undoOf: jobId, levers, batchSize: original.spec.batchSize };
   return deps.database.transaction(async (trx) => {
-    // One undo at a time per job: a second would only race the first over the same records.
+    // One undo at a time per job: a second would only race the first over the same records (restoring rows the
+    // other then reports as left alone, re-granting a role twice). The check and the insert must be one step:
+    // on PostgreSQL (READ COMMITTED) two requests arriving together both read "no undo running" and both insert,
+    // so they are serialised per job here — the second waits, then reads the first's committed job and is refused.
+    // On SQLite the transaction's write lock, taken at BEGIN, already serialises them.
+    await serialiseTransactions(deps.database, trx, lockKeyOf(`contain-undo:${jobId}`));
     const running = await trx.selectFrom("jobs").select(["id", "spec"]).where("kind", "=", UNDO_KIND).where("status", "in", [...UNFINISHED_STATUSES]).execute();
     const rival = running.find((j) => (JSON.parse(j.spec) as { undoOf?: string }).undoOf === jobId);
     if (rival) throw containErrors.notUndoable(jobId, `undo job ${rival.id} is still running (resume it with \`bulwark contain resume ${rival.id}\`)`);
@@ -94,9 +99,11 @@ async function coveredByOtherJobs(trx: Kysely<Schema>, dialect: DialectName, und
   const jobs = (await trx.selectFrom("jobs").select(["id", "kind", "status", "spec", "created_at", "finished_at"]).where("kind", "in", [CONTAIN_KIND, UNDO_KIND]).execute())
     .map((j) => ({ ...j, spec: JSON.parse(j.spec) as Partial<ContainSpec & UndoSpec> }));
   const undone = new Set(jobs.filter((j) => j.kind === UNDO_KIND && j.status === "done").map((j) => j.spec.undoOf));
+  // A pending or running job is under way whatever its finished_at says: one resumed from a failure before the
+  // engine cleared the failure's finish time on resume still carries it.
   const others = jobs.filter((j) =>
     j.kind === CONTAIN_KIND && j.id !== undoOf && !undone.has(j.id) && j.spec.levers?.includes(lever) &&
-    (Number(j.created_at) >= since || j.finished_at === null || Number(j.finished_at) >= since));
+    (Number(j.created_at) >= since || UNFINISHED_STATUSES.includes(j.status as JobStatus) || j.finished_at === null || Number(j.finished_at) >= since));
   if (others.length === 0) return new Set();
   // A later --all job covered every user that existed when it was created, and these existed before it. An older
   // one did not cover users created after it: its recorded scope says which.
@@ -118,7 +125,11 @@ async function undoRecords(
   const changes: ChangeRecord[] = rows.map((r) => ({ userId: r.user_id, entity: r.entity, before: JSON.parse(r.before) as Record<string, unknown>, after: r.after === null ? null : (JSON.parse(r.after) as Record<string, unknown>) }));
   const covered = await coveredByOtherJobs(trx, dialect, undoOf, lever.name, [...new Set(changes.map((c) => c.userId))]);
   const candidates = changes.filter((c) => !covered.has(c.userId));
-  const result = candidates.length ? await (lever.undo as NonNullable<UserLever["undo"]>)(trx, candidates, ctx) : { restored: [], skipped: [] };
+  if (candidates.length === 0) return { restored: [], skipped: changes };
+  // The job's action time (spec.at, fixed before its row was written): the lever looks for later decisions from then on.
+  const original = await trx.selectFrom("jobs").select(["spec", "created_at"]).where("id", "=", undoOf).executeTakeFirstOrThrow();
+  const at = (JSON.parse(original.spec) as Partial<ContainSpec>).at ?? Number(original.created_at);
+  const result = await (lever.undo as NonNullable<UserLever["undo"]>)(trx, candidates, { ...ctx, undoOf: { jobId: undoOf, at } });
   return { restored: result.restored, skipped: [...result.skipped, ...changes.filter((c) => covered.has(c.userId))] };
 }
 

@@ -119,7 +119,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--all", "every user (never implied)")
     .option("--role <name>", "users holding this role (repeatable: any of them)", collect, [])
     .option("--ids <file>", "users listed in FILE, one user id or email per line")
-    .option("--created-before <time>", "accounts created before (ISO date/time or age such as 30d)")
+    .option("--created-before <time>", "accounts created before (ISO date/time, UTC when written without an offset; or an age such as 30d)")
     .option("--created-after <time>", "accounts created at or after")
     .option("--last-login-before <time>", "last login before")
     .option("--last-login-after <time>", "last login at or after")
@@ -240,7 +240,7 @@ function register(program: Command, ctx: CliContext): void {
         const { contain, deps } = await services(ctx);
         const before = await deps.jobs.get(id);
         const bar = progress(ctx, "contain", before.total);
-        const view = contain.jobView(await contain.resumeJob(deps, id, { onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` }));
+        const view = contain.jobView(await contain.resumeJob(deps, id, { actor: cliActor(), onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` }));
         bar.done();
         if (opts.json) writeJSON(ctx, view);
         else printJob(ctx, view);

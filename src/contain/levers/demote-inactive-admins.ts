@@ -1,8 +1,10 @@
 // demote-inactive-admins: users holding a role with an administrative permission and no login for N days
-// (never logged in: counted from account creation) lose those roles — Drupal.org's lesson (seed 000). Reversible.
+// (never logged in: counted from account creation) lose those roles — Drupal.org's lesson (seed 000). Reversible,
+// except for grants an administrator decided about after the job (decidedSince).
 import type { Kysely } from "kysely";
 import { ADMINISTRATIVE } from "../../accounts/roles/permissions.ts";
 import type { ChangeRecord, LeverContext, UserLever } from "../lever.ts";
+import type { DialectName } from "../../store/database.ts";
 import { DAY_MS, inIds, SAMPLE_SIZE } from "./common.ts";
 import type { Schema } from "../../store/schema.ts";
 
@@ -20,6 +22,62 @@ function inactiveGrants(db: Kysely<Schema>, ctx: LeverContext) {
     .innerJoin("users", "users.id", "user_roles.user_id")
     .where("user_roles.role", "in", adminRoles(db))
     .where((eb) => eb(eb.fn.coalesce("users.last_login_at", "users.created_at"), "<", cutoff(ctx)));
+}
+
+function grantKey(userId: string, role: string): string {
+  return `${userId}\u0000${role}`;
+}
+
+// The audited changes of who holds which role, and of the roles themselves (RoleStore appends each in the
+// transaction that makes the change, so the log cannot miss one that committed).
+const GRANT_EVENTS = ["role.granted", "role.revoked"];
+const ROLE_EVENTS = ["role.created", "role.deleted"];
+
+/**
+ * The grants among `changes` that someone decided about at or after `since` (the job's action time): the role
+ * granted to or revoked from that user, or the role itself deleted or created again (its permissions may differ).
+ * The job deleted the grant, so there is no current value to compare with: absent now says nothing about whether
+ * an administrator re-granted and then revoked it on purpose, and re-granting would overrule that decision. The
+ * audit log says. An event in the job's own millisecond counts as later: when in doubt, the role stays removed.
+ */
+async function decidedSince(trx: Kysely<Schema>, dialect: DialectName, changes: readonly ChangeRecord[], since: number): Promise<Set<string>> {
+  const decided = new Set<string>();
+  if (changes.length === 0) return decided;
+  const users = [...new Set(changes.map((c) => c.userId))];
+  const roles = [...new Set(changes.map((c) => c.entity))];
+  // Found through the (type, at) index: the role events since the job are few, whatever the size of the log.
+  const events = await trx.selectFrom("audit_events").select(["type", "subject", "data"])
+    .where("type", "in", [...GRANT_EVENTS, ...ROLE_EVENTS])
+    .where("at", ">=", since)
+    .where((eb) => eb.or([
+      eb.and([eb("type", "in", GRANT_EVENTS), inIds(dialect, "subject", users)]),
+      eb.and([eb("type", "in", ROLE_EVENTS), eb("subject", "in", roles)]),
+    ]))
+    .execute();
+  const redefined = new Set<string>();
+  for (const e of events) {
+    if (ROLE_EVENTS.includes(e.type)) {
+      redefined.add(e.subject);
+      continue;
+    }
+    const role = roleOf(e.data);
+    if (role !== null) decided.add(grantKey(e.subject, role));
+    // An event whose data cannot be read (an altered row: `audit verify` reports it) may be about any of the
+    // user's roles: every one of them stays removed.
+    else for (const c of changes) if (c.userId === e.subject) decided.add(grantKey(c.userId, c.entity));
+  }
+  for (const c of changes) if (redefined.has(c.entity)) decided.add(grantKey(c.userId, c.entity));
+  return decided;
+}
+
+/** The role a `role.granted`/`role.revoked` event names, or null when its stored data does not say. */
+function roleOf(data: string): string | null {
+  try {
+    const role = (JSON.parse(data) as { role?: unknown } | null)?.role;
+    return typeof role === "string" ? role : null;
+  } catch {
+    return null;
+  }
 }
 
 export const demoteInactiveAdmins = {
@@ -52,15 +110,17 @@ export const demoteInactiveAdmins = {
       changes: grants.map((g) => ({ userId: g.user_id, entity: g.role, before: { granted_at: Number(g.granted_at), granted_by: g.granted_by }, after: null })),
     };
   },
-  async undo(trx, changes) {
+  async undo(trx, changes, ctx) {
     const restored: ChangeRecord[] = [];
     const skipped: ChangeRecord[] = [];
+    const decided = await decidedSince(trx, ctx.dialect, changes, ctx.undoOf.at);
     for (const c of changes) {
-      // Re-granted since, or the role or user no longer exists: leave alone and report.
+      // Re-granted since, the role or user no longer exists, or an administrator decided about this grant after the
+      // job (granted and revoked it again, say): leave alone and report.
       const present = await trx.selectFrom("user_roles").select("user_id").where("user_id", "=", c.userId).where("role", "=", c.entity).executeTakeFirst();
       const role = await trx.selectFrom("roles").select("name").where("name", "=", c.entity).executeTakeFirst();
       const user = await trx.selectFrom("users").select("id").where("id", "=", c.userId).executeTakeFirst();
-      if (present || !role || !user) {
+      if (present || !role || !user || decided.has(grantKey(c.userId, c.entity))) {
         skipped.push(c);
         continue;
       }
