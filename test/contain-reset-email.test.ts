@@ -4,6 +4,8 @@
 // notifier still fails the batch as a whole.
 import assert from "node:assert/strict";
 import { it } from "node:test";
+import { sql } from "kysely";
+import { lockAccountLinks } from "../src/accounts/password-reset/link-lock.ts";
 import { createResetMailer } from "../src/accounts/password-reset/reset-mail.ts";
 import { createPasswordResetService } from "../src/accounts/password-reset/reset-service.ts";
 import { createUserStore } from "../src/accounts/users/user-store.ts";
@@ -103,5 +105,45 @@ forEachDialect("contain: reset emails the outbox refuses", (dfx) => {
     const audited = (await fx.audit.tail(200)).filter((e) => e.type === "contain.job.failed" && e.subject === job.id);
     assert.equal(audited.length, 1);
     assert.match(String((audited[0]?.data as { error: string }).error), /outbox table is full/);
+  });
+
+  it("attack: a batch takes each account's link lock before writing it, so it waits for an email confirmation or reset under way instead of deadlocking with it", async (t) => {
+    const fx = await setup(await dfx.fresh());
+    if (fx.database.dialect !== "postgres") return t.skip("SQLite's one write lock already serialises them");
+    const userId = fx.ids.get("c@example.org") as string;
+    // An email confirmation (or reset completion) of one account in scope holds its link lock, as it does from its
+    // first write until its commit.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => { release = resolve; });
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => { holding = resolve; });
+    const confirmation = fx.database.transaction(async (trx) => {
+      await lockAccountLinks(fx.database, trx, userId);
+      holding();
+      await released;
+    });
+    await held;
+    const job = await createContainJob(fx, { levers: ["invalidate-passwords"], scope: { all: true }, actor: "t", batchSize: 100 });
+    let finished = false;
+    const run = runJob(fx, job.id).then((r) => { finished = true; return r; });
+    // The batch must queue behind the lock before touching any account row (a deadlock otherwise, when the
+    // confirmation then writes that account).
+    try {
+      let waiting = 0;
+      for (let i = 0; i < 200 && waiting === 0 && !finished; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        const row = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`.execute(fx.database.db);
+        waiting = Number(row.rows[0]?.n ?? 0);
+      }
+      assert.equal(finished, false, "the batch did not run past the account's link lock");
+      assert.equal(waiting, 1, "the batch waits for the account's link lock");
+      const invalidated = await fx.database.db.selectFrom("users").select("id").where("password_invalidated_at", "is not", null).execute();
+      assert.deepEqual(invalidated, [], "and wrote no account before it");
+    } finally {
+      release();
+      await confirmation;
+    }
+    assert.equal(jobView(await run).status, "done");
+    assert.equal((await usersState(fx)).every(([, , invalid]) => invalid), true);
   });
 });

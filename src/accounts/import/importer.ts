@@ -17,6 +17,7 @@ import type { Schema } from "../../store/schema.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import { passwordChangedAtAfterChange, type UserStore } from "../users/user-store.ts";
 import { spendEmailChangeLinks } from "../email-change/email-change-service.ts";
+import { lockManyAccountsLinks } from "../password-reset/link-lock.ts";
 import { spendResetLinks } from "../password-reset/reset-service.ts";
 import { endUserSessions } from "../sessions/revocation.ts";
 import { ImportRefusedError, isUniqueViolation } from "./errors.ts";
@@ -308,6 +309,9 @@ interface BatchResult {
 
 async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow[], options: ImportOptions, index: number): Promise<BatchResult> {
   const found = await lookup(trx, rows);
+  // The accounts this batch may update write their links last (a replaced password spends them): their link locks
+  // come first, so a reset or email confirmation of one of them (link lock → token → account) cannot deadlock it.
+  if (options.onConflict === "update") await lockManyAccountsLinks(deps.database.dialect, trx, [...found.byEmail.values()].map((e) => e.id));
   let created = 0;
   let updated = 0;
   let skipped = 0;

@@ -1,7 +1,7 @@
 // The one per-account lock that every transaction writing an account's mailed links (reset, email change) takes
 // first, so that two of them never lock the same rows in opposite orders (PostgreSQL: "deadlock detected", a 500).
-import type { Kysely } from "kysely";
-import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
+import { sql, type Kysely } from "kysely";
+import { lockKeyOf, serialiseTransactions, type Database, type DialectName } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 
 /**
@@ -17,4 +17,20 @@ import type { Schema } from "../../store/schema.ts";
  */
 export async function lockAccountLinks(database: Database, trx: Kysely<Schema>, userId: string): Promise<void> {
   await serialiseTransactions(database, trx, lockKeyOf(`links:${userId}`));
+}
+
+/**
+ * lockAccountLinks for many accounts at once, for a batch that writes the account rows and then their links (an
+ * import replacing passwords, a containment batch invalidating them): taken before the batch's first write, in key
+ * order, so such a batch and a single account's reset or email confirmation (link lock → token → user) never hold
+ * rows in opposite orders. One statement on PostgreSQL (the keys sorted, locked as the ordered subquery yields
+ * them), nothing on SQLite.
+ *
+ * @example
+ * await lockManyAccountsLinks(database.dialect, trx, batch.map((u) => u.id)); // before the batch's first UPDATE
+ */
+export async function lockManyAccountsLinks(dialect: DialectName, trx: Kysely<Schema>, userIds: readonly string[]): Promise<void> {
+  if (dialect !== "postgres" || userIds.length === 0) return;
+  const keys = [...new Set(userIds.map((id) => lockKeyOf(`links:${id}`)))].sort((a, b) => a - b);
+  await sql`SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(${keys}::int8[]) AS k ORDER BY 1) AS ordered`.execute(trx);
 }

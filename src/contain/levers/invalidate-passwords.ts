@@ -1,6 +1,7 @@
 // invalidate-passwords: the old password stops working (the login core refuses accounts with
 // password_invalidated_at) and a reset email is queued per user through the outbox (Drupal.org, SourceLair).
 import type { SelectQueryBuilder } from "kysely";
+import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.ts";
 import { addressProblem } from "../../notify/index.ts";
 import type { LeverEvent, ScopeQuery, UserLever } from "../lever.ts";
 import { countUsers, inIds } from "./common.ts";
@@ -55,6 +56,9 @@ export const invalidatePasswords = {
   async apply(trx, userIds, ctx) {
     const counts = { users: 0, resetEmailsQueued: 0, resetEmailsRefused: 0 };
     if (userIds.length === 0) return { counts, changes: [] };
+    // The batch writes the accounts, then their links: their link locks first, so an email confirmation or a reset
+    // of one of them (link lock → token → account) waits instead of deadlocking with it (PostgreSQL).
+    await lockManyAccountsLinks(ctx.dialect, trx, userIds);
     const rows = await trx
       .updateTable("users")
       .set({ password_invalidated_at: ctx.at })
