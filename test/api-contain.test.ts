@@ -181,7 +181,7 @@ describe("/api/v1/contain/jobs", () => {
       // The 202 came back before the job was done, so closing interrupts it (one batch per user here).
       assert.notEqual(stopped.status, "done");
       assert.ok(stopped.done < 150, `stopped after ${stopped.done} of 150`);
-      const resumed = await resumeJob(containDeps(other.app), id);
+      const resumed = await resumeJob(containDeps(other.app), id, { actor: "test" });
       assert.equal(resumed.status, "done");
       const locked = await other.app.db.db.selectFrom("users").select("id").where("id", "in", ids).where("locked_at", "is not", null).execute();
       assert.equal(locked.length, 150, "the resumed job reaches the end state of an uninterrupted run");

@@ -402,7 +402,7 @@ forEachDialect("contain levers", (dfx) => {
     const events = (await fx.audit.tail(50)).filter((e) => e.type === "contain.job.failed" && e.subject === job.id);
     assert.deepEqual(events.map((e) => (e.data as { stage: string; error: string })), [{ kind: "contain", stage: "test-setup-step", error: "the key store is read-only", worker: "" }]);
     setupBroken = false;
-    const resumed = jobView(await resumeJob(fx, job.id));
+    const resumed = jobView(await resumeJob(fx, job.id, { actor: "test" }));
     assert.equal(resumed.status, "done");
     assert.deepEqual(resumed.counts["test-setup-step"], { steps: 1 });
     assert.equal((await fx.audit.verify()).ok, true);
@@ -469,12 +469,12 @@ forEachDialect("contain levers", (dfx) => {
     assert.equal(partial.done, 12);
     // A user created after the job started is not in its recorded scope, even though it matches.
     await fx.database.db.insertInto("users").values({ id: "usr_late", email: "late@example.org", email_key: "late@example.org", status: "active", password_hash: "$argon2id$x", password_scheme: "argon2id", password_must_change: 0, created_at: NOW, updated_at: NOW, seeded: 1 }).execute();
-    const resumed = jobView(await resumeJob(fx, job.id));
+    const resumed = jobView(await resumeJob(fx, job.id, { actor: "test" }));
     assert.equal(resumed.status, "done");
     assert.equal(resumed.done, 26);
     assert.deepEqual(resumed.counts["expire-passwords"], { users: 26 });
     assert.equal(Number((await user(fx, "usr_late")).password_must_change), 0);
-    await assert.rejects(resumeJob(fx, job.id), /nothing to resume/);
+    await assert.rejects(resumeJob(fx, job.id, { actor: "test" }), /nothing to resume/);
     assert.equal((await fx.audit.verify()).ok, true);
   });
 });

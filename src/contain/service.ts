@@ -48,11 +48,8 @@ export interface ResumeOptions extends RunOptions {
    * Who resumes the job: the actor of the `contain.job.resumed` event (the CLI's operator, "system" for the server's
    * own resume). Not the job's creator, who may be someone else entirely (the event keeps it as `createdBy`).
    */
-  actor?: string;
+  actor: string;
 }
-
-// The actor recorded when a caller does not say who resumes: better an honest "unknown" than the job's creator.
-const UNKNOWN_RESUMER = "unknown";
 
 /**
  * Resumes a job that stopped (killed, crashed, failed); refuses one that is already finished.
@@ -60,13 +57,13 @@ const UNKNOWN_RESUMER = "unknown";
  * @example
  * await resumeJob(deps, "job_…", { actor: cliActor(), worker: `cli:${process.pid}` });
  */
-export async function resumeJob(deps: ContainDeps, jobId: string, options: ResumeOptions = {}): Promise<Job> {
+export async function resumeJob(deps: ContainDeps, jobId: string, options: ResumeOptions): Promise<Job> {
   const { actor, ...run } = options;
   const job = await deps.jobs.get(jobId);
   if (job.kind !== CONTAIN_KIND && job.kind !== UNDO_KIND) throw containErrors.notContainJob(jobId);
   if (job.status === "done" || job.status === "cancelled") throw jobErrors.finished(jobId, job.status);
   await deps.audit.append({
-    type: "contain.job.resumed", actor: actor ?? UNKNOWN_RESUMER, subject: jobId,
+    type: "contain.job.resumed", actor, subject: jobId,
     data: { status: job.status, done: job.done, total: job.total, createdBy: job.actor, worker: run.worker ?? "" },
   });
   return runJob(deps, jobId, run);

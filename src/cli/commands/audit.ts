@@ -210,7 +210,7 @@ export default {
     audit
       .command("export")
       .description("print events as JSON lines (one event per line), oldest first")
-      .option("--since <time>", "only events at or after this time (ISO 8601, or an age like 24h, 7d)")
+      .option("--since <time>", "only events at or after this time (ISO 8601, UTC unless it carries an offset; or an age like 24h, 7d)")
       .option("--output <file>", "write to a file instead of stdout (refuses to overwrite; appears only once complete)")
       .action(
         action(ctx, async (opts: { since?: string; output?: string }) => {
