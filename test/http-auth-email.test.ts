@@ -171,6 +171,27 @@ describe("POST /auth/email/confirm", () => {
     assert.equal(again.json().error.code, "BULWARK_ERR_EMAIL_CHANGE_TOKEN");
   });
 
+  it("attack: a change whose notice cannot be written does not happen — address, sessions and link stay; a retry changes and tells both once (ASVS 6.3.7)", async () => {
+    const ana = await signedIn("atomic-old@example.org");
+    assert.equal((await requestChange(ana.b, "atomic-new@example.org")).statusCode, 202);
+    const token = await linkFor("atomic-new@example.org");
+    const outbox = fx.app.accounts.outbox;
+    outbox.enqueue = async () => { throw new Error("disk I/O error"); };
+    try {
+      const failed = await confirm(token);
+      assert.equal(failed.statusCode, 500, failed.body);
+    } finally {
+      delete (outbox as { enqueue?: unknown }).enqueue;
+    }
+    assert.equal(await emailOf(ana.id), "atomic-old@example.org", "the address did not change");
+    assert.equal((await ana.b.request("GET", "/auth/session")).json().authenticated, true, "no session was ended");
+    const done = await confirm(token);
+    assert.equal(done.statusCode, 200, done.body);
+    assert.equal(await emailOf(ana.id), "atomic-new@example.org");
+    assert.equal((await mails("atomic-old@example.org", /your email address was changed/)).length, 1);
+    assert.equal((await mails("atomic-new@example.org", /your email address was changed/)).length, 1);
+  });
+
   it("attack: forged, tampered, expired and superseded links are refused with one answer (ASVS 6.4.1)", async () => {
     const ana = await signedIn("forge@example.org");
     await requestChange(ana.b, "forge-1@example.org");

@@ -98,6 +98,56 @@ describe("POST /auth/password/change", () => {
   });
 });
 
+describe("a password change and its notice commit together (ASVS 6.3.7)", () => {
+  /** Runs `work` while the database fails as the outbox writes a message (a full disk, a lost connection, a crash). */
+  async function withFailingOutbox<T>(work: () => Promise<T>): Promise<T> {
+    const outbox = fx.app.accounts.outbox;
+    outbox.enqueue = async () => { throw new Error("disk I/O error"); };
+    try {
+      return await work();
+    } finally {
+      delete (outbox as { enqueue?: unknown }).enqueue;
+    }
+  }
+
+  it("attack: a change whose notice cannot be written does not happen — old password, sessions and links stay; a retry changes and tells once", async () => {
+    const ana = await fx.user("change-atomic@example.org");
+    const b = fx.browser();
+    const other = fx.browser();
+    await b.login(ana.email, ana.password);
+    await other.login(ana.email, ana.password);
+    const body = { currentPassword: ana.password, newPassword: "marble orchard lanterns glow" };
+    const failed = await withFailingOutbox(() => b.request("POST", "/auth/password/change", { csrf: true, body }));
+    assert.equal(failed.statusCode, 500, failed.body);
+    assert.equal((await fx.browser().login(ana.email, ana.password)).statusCode, 200, "the old password still works: nothing changed");
+    assert.equal((await other.request("GET", "/auth/session")).json().authenticated, true, "no session was ended");
+    assert.equal((await eventsOf("auth.password.changed", ana.id)).length, 0);
+    const ok = await b.request("POST", "/auth/password/change", { csrf: true, body });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal((await other.request("GET", "/auth/session")).json().authenticated, false);
+    await fx.deliver();
+    assert.equal(fx.mailTo(ana.email).filter((m) => /your password was changed/.test(m.subject)).length, 1);
+  });
+
+  it("attack: a reset whose notice cannot be written does not happen — the link stays unspent and the sessions alive; a retry resets and tells once", async () => {
+    const ana = await fx.user("reset-atomic@example.org");
+    const signedIn = fx.browser();
+    await signedIn.login(ana.email, ana.password);
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/request", { form: true, body: { email: ana.email } })).statusCode, 202);
+    const token = await resetTokenFor(ana.email);
+    const body = { token, newPassword: "velvet thunder paper boats" };
+    const failed = await withFailingOutbox(() => fx.browser().request("POST", "/auth/password/reset/complete", { body }));
+    assert.equal(failed.statusCode, 500, failed.body);
+    assert.equal((await signedIn.request("GET", "/auth/session")).json().authenticated, true, "no session was ended");
+    assert.equal((await fx.browser().login(ana.email, ana.password)).statusCode, 200, "the old password still works");
+    const done = await fx.browser().request("POST", "/auth/password/reset/complete", { body });
+    assert.equal(done.statusCode, 200, done.body);
+    assert.equal((await signedIn.request("GET", "/auth/session")).json().authenticated, false);
+    await fx.deliver();
+    assert.equal(fx.mailTo(ana.email).filter((m) => /your password was reset/.test(m.subject)).length, 1);
+  });
+});
+
 describe("password reset", () => {
   it("attack: enumeration — a known and an unknown address get the same status and body (ASVS 6.3.8)", async () => {
     await fx.user("known@example.org");

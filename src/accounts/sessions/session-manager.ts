@@ -72,8 +72,12 @@ export interface SessionManager {
   lowerAssurance(userId: string): Promise<number>;
   /** Ends one of the user's sessions; false when it was not theirs or did not exist. */
   end(sessionId: string, userId: string): Promise<boolean>;
-  /** Ends all the user's sessions, except one (the current) if given. Returns how many ended. */
-  endAll(userId: string, options?: { except?: string }): Promise<number>;
+  /**
+   * Ends all the user's sessions, except one (the current) if given. Returns how many ended. With `executor` (a
+   * caller's transaction), in it: the user's turn is then held until that transaction ends, so the sessions end
+   * with the change they answer (a password change) or not at all.
+   */
+  endAll(userId: string, options?: { except?: string; executor?: Kysely<Schema> }): Promise<number>;
   /**
    * Replaces a session on login or privilege change: the old row is deleted and a new id AND secret issued,
    * so a token planted before login is never promoted (session fixation, ASVS 7.2.4).
@@ -277,11 +281,14 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       return Number(result.numDeletedRows) > 0;
     },
     async endAll(userId, options = {}) {
-      return inUserTurn(userId, async (t) => {
+      const end = async (t: Kysely<Schema>): Promise<number> => {
         let q = t.deleteFrom("sessions").where("user_id", "=", userId);
         if (options.except !== undefined) q = q.where("id", "!=", options.except);
         return Number((await q.executeTakeFirst()).numDeletedRows);
-      });
+      };
+      if (options.executor === undefined) return inUserTurn(userId, end);
+      await userTurn(options.executor, userId);
+      return end(options.executor);
     },
     async rotate(oldToken, options) {
       const old = oldToken === null ? null : await check(oldToken, false);

@@ -2,7 +2,7 @@
 // session (ASVS 7.5.1) and answers the same whether or not the address is registered; the link goes to the new
 // address and a notice to the old one; confirming ends every session and mails both addresses (ASVS 6.3.7).
 import type { FastifyInstance } from "fastify";
-import { clearSessionCookie } from "../../../accounts/sessions/index.ts";
+import { clearSessionCookie, endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { fingerprint } from "../../../crypto/tokens.ts";
 import { httpAuthErrors } from "../errors.ts";
@@ -47,20 +47,23 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
       config: { access: "public", csrf: "pre-login" },
     },
     async (request, reply) => {
+      let ended = 0;
       const changed = await app.accounts.emailChanges.confirm(request.body.token, {
-        // Reset links already mailed to the old address die with the change: that mailbox no longer controls the account.
-        // Under the account's link lock (confirm takes it first): a reset completing at the same time waits, then is refused.
-        within: async (trx, change) => { await app.accounts.passwordReset.revokeAll(change.userId, trx); },
+        within: async (trx, change) => {
+          // Reset links already mailed to the old address die with the change: that mailbox no longer controls the account.
+          // Under the account's link lock (confirm takes it first): a reset completing at the same time waits, then is refused.
+          await app.accounts.passwordReset.revokeAll(change.userId, trx);
+          // Every session ends (ASVS 7.4.3), and the stamp refuses any that a racing request might still create: a
+          // hijacked session dies with the change; the owner signs in afresh with the new address. In the same commit
+          // as the change, with its audit event and the notice to both addresses (ASVS 6.3.7).
+          ended = await endUserSessions(trx, change.userId, app.clock.now());
+          await auditAndNotify(app, request, {
+            type: "auth.email.changed", userId: change.userId, data: { sessionsEnded: ended },
+            notice: { type: "email-changed", oldEmail: change.oldEmail, newEmail: change.newEmail },
+          }, trx);
+        },
       });
-      // Every session ends (ASVS 7.4.3), and the stamp refuses any that a racing request might still create:
-      // a hijacked session dies with the change; the owner signs in afresh with the new address.
-      const ended = await app.accounts.sessions.endAll(changed.userId);
-      await app.accounts.sessions.revokeUser(changed.userId);
       if (request.cookieSession?.session.userId === changed.userId) void reply.header("set-cookie", clearSessionCookie());
-      await auditAndNotify(app, request, {
-        type: "auth.email.changed", userId: changed.userId, data: { sessionsEnded: ended },
-        notice: { type: "email-changed", oldEmail: changed.oldEmail, newEmail: changed.newEmail },
-      });
       return { status: "changed", sessionsEnded: ended };
     },
   );

@@ -3,7 +3,8 @@
 // needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { resetChallengeContext } from "../../../accounts/mfa/index.ts";
-import { createResetMailer, resetErrors, type ResetMailer } from "../../../accounts/password-reset/index.ts";
+import { createResetMailer, lockAccountLinks, resetErrors, type ResetMailer } from "../../../accounts/password-reset/index.ts";
+import { endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
 import { fingerprint } from "../../../crypto/tokens.ts";
@@ -84,20 +85,27 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       await app.accounts.flood.succeeded(verdict.ticket);
       await checkNewPassword(app, request.body.newPassword, user);
       const hash = await app.accounts.passwords.hash(request.body.newPassword);
-      if (!(await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }))) {
-        throw new InputError("BULWARK_ERR_PASSWORD_CONFLICT", "the password was changed by another request meanwhile; sign in again");
-      }
-      // A privilege change: a new session for this browser, every other session ended (ASVS 7.4.3), open reset links dead.
-      // For a user with a second factor, the password alone is not a full authentication: the new session keeps
-      // the old one's lifetime, so it is no fresher than before (POST /auth/reauthenticate asks for the factor).
       const hasMfa = await app.accounts.mfa.hasMfa(user.id);
-      const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: hasMfa });
-      const ended = await app.accounts.sessions.endAll(user.id, { except: session.id });
-      await app.accounts.passwordReset.revokeAll(user.id);
-      // A pending email change dies too, whatever the clocks say: it may be a hijacker's.
-      await app.accounts.emailChanges.revokeAll(user.id);
+      // One commit: the new password, the open reset and email-change links spent (a pending email change may be a
+      // hijacker's), every other session ended (ASVS 7.4.3), the audit event and the owner's notice (ASVS 6.3.7). A
+      // failure anywhere leaves the old password with everything as it was, never a change nobody was told about.
+      // The account's link lock first, as every transaction that writes its links takes it (no deadlock with a reset).
+      const ended = await app.db.transaction(async (trx) => {
+        await lockAccountLinks(app.db, trx, user.id);
+        if (!(await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }, trx))) {
+          throw new InputError("BULWARK_ERR_PASSWORD_CONFLICT", "the password was changed by another request meanwhile; sign in again");
+        }
+        await app.accounts.passwordReset.revokeAll(user.id, trx);
+        await app.accounts.emailChanges.revokeAll(user.id, trx);
+        const count = await app.accounts.sessions.endAll(user.id, { except: cs.session.id, executor: trx });
+        await auditAndNotify(app, request, { type: "auth.password.changed", userId: user.id, data: { sessionsEnded: count }, notice: { type: "password-changed" } }, trx);
+        return count;
+      });
+      // A privilege change: a new session for this browser. For a user with a second factor, the password alone is not
+      // a full authentication: the new session keeps the old one's lifetime, so it is no fresher than before
+      // (POST /auth/reauthenticate asks for the factor).
+      const { token } = await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: hasMfa });
       setSessionCookie(reply, token);
-      await auditAndNotify(app, request, { type: "auth.password.changed", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-changed" } });
       return { status: "changed", sessionsEnded: ended };
     },
   );
@@ -170,7 +178,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         }
       }
       const hash = await app.accounts.passwords.hash(request.body.newPassword);
-      await app.db.transaction(async (trx) => {
+      const ended = await app.db.transaction(async (trx) => {
         // Redeem and password change commit together: a crash never leaves a used link without a new password,
         // and a password changed meanwhile (throw → rollback) leaves the link unused.
         // First in the transaction: redeem takes the account's link lock before its first write, so a second link or
@@ -186,14 +194,15 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         // The owner's remedy against a hijacker cancels the hijacker's pending email change in the same commit,
         // not only by comparing times (a change asked for in the same millisecond, or on a node whose clock is ahead).
         await app.accounts.emailChanges.revokeAll(user.id, trx);
+        // ASVS 7.4.3: every session ends, including any an attacker holds; the owner signs in afresh. The stamp first:
+        // on PostgreSQL a session row a concurrent rotation (step-up, re-authentication) commits after the DELETE's
+        // snapshot would escape it, but not the stamp, which refuses every session created up to now. In the same
+        // commit as the new password, with the audit event and the owner's notice (ASVS 6.3.7).
+        const count = await endUserSessions(trx, user.id, app.clock.now());
+        await auditAndNotify(app, request, { type: "auth.password.reset", userId: user.id, data: { sessionsEnded: count }, notice: { type: "password-reset" } }, trx);
+        return count;
       });
-      // ASVS 7.4.3: every session ends, including any an attacker holds; the owner signs in afresh. The stamp first:
-      // on PostgreSQL a session row a concurrent rotation (step-up, re-authentication) commits after the DELETE's
-      // snapshot would escape it, but not the stamp, which refuses every session created up to now.
-      await app.accounts.sessions.revokeUser(user.id);
-      const ended = await app.accounts.sessions.endAll(user.id);
       await app.accounts.flood.clearStreak(user.email);
-      await auditAndNotify(app, request, { type: "auth.password.reset", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-reset" } });
       return { status: "reset", sessionsEnded: ended };
     },
   );
