@@ -54,6 +54,23 @@ describe("/api/v1/tokens", () => {
     assert.doesNotMatch(mail?.body_text ?? "", /routine maintenance/, "the name whoever created it chose never speaks in the notice");
   });
 
+  it("attack: a token whose notice cannot be written is not created — no credential the owner was not told about (ASVS 6.3.7)", async () => {
+    const user = await fx.user(["audit.read"]);
+    const token = await fx.token(user.id, ["audit.read"]);
+    const before = (await fx.app.accounts.tokens.list(user.id)).length;
+    const outbox = fx.app.accounts.outbox;
+    outbox.enqueue = async () => { throw new Error("disk I/O error"); };
+    try {
+      const res = await fx.call("POST", "/api/v1/tokens", { token, body: { name: "ci", scopes: ["audit.read"] } });
+      assert.equal(res.statusCode, 500, res.body);
+    } finally {
+      delete (outbox as { enqueue?: unknown }).enqueue;
+    }
+    assert.equal((await fx.app.accounts.tokens.list(user.id)).length, before, "no token was stored");
+    const events = await fx.app.db.db.selectFrom("audit_events").select("id").where("type", "=", "api.token.created").where("actor", "=", user.id).execute();
+    assert.equal(events.length, 0, "nor audited as created");
+  });
+
   it("refuses a narrow token that tries to mint a wider one, and a user who asks for a permission no role gives them (403)", async () => {
     const admin = await fx.user(["admin"]);
     const narrow = await fx.token(admin.id, ["accounts.read"]);

@@ -57,6 +57,11 @@ export interface CreateOptions {
    * The count and the insert are one transaction serialised per user, so concurrent calls cannot overshoot.
    */
   maxLive?: number;
+  /**
+   * Runs in the transaction that inserts the token, given what was made (the caller's audit event and the owner's
+   * notice), so the token exists only if they are written too. It may use only that transaction.
+   */
+  within?: (trx: Kysely<Schema>, info: TokenInfo) => Promise<void>;
 }
 
 export interface TokenService {
@@ -147,6 +152,7 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
       const now = clock.now();
       const clean = validateInput(input, now);
       const fresh = generateAPIToken(random);
+      const info: TokenInfo = { id: fresh.id, name: clean.name, scopes: clean.scopes, createdAt: now, expiresAt: clean.expiresAt, lastUsedAt: null, lastUsedIp: null, revokedAt: null };
       await database.transaction(async (trx) => {
         // Per user, the live count and the insert are serialised (PostgreSQL: concurrent mints each counted below
         // the bound and all inserted; SQLite's write transaction already serialises them). Every query below goes
@@ -178,8 +184,8 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
             parent_id: input.parent?.id ?? null,
           })
           .execute();
+        await options.within?.(trx, info);
       });
-      const info: TokenInfo = { id: fresh.id, name: clean.name, scopes: clean.scopes, createdAt: now, expiresAt: clean.expiresAt, lastUsedAt: null, lastUsedIp: null, revokedAt: null };
       return { token: fresh.token, info };
     },
 

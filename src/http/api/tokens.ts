@@ -76,15 +76,20 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
     try {
       created = await app.accounts.tokens.create(caller.userId, {
         name: body.name, scopes: body.scopes, ...(body.expiresAt === undefined ? {} : { expiresAt }), ...(parent ? { parent } : {}),
-      }, { maxLive: MAX_LIVE_TOKENS });
+      }, {
+        maxLive: MAX_LIVE_TOKENS,
+        // The token, its audit event and the owner's notice commit together: a token is a credential that outlives a
+        // password reset, so one must never exist that its owner was not told about (ASVS 6.3.7's spirit).
+        within: async (trx, info) => {
+          const event = await auditAPI(app, request, caller, { type: "api.token.created", subject: info.id, data: { scopes: info.scopes, expiresAt: info.expiresAt, ...(parent ? { parent: parent.id } : {}) } }, trx);
+          await notifyOwner(app, request, caller.userId, event.id, { type: "api-token-created", scopes: info.scopes, expiresAt: info.expiresAt }, trx);
+        },
+      });
     } catch (error) {
       if ((error as { code?: unknown }).code === "BULWARK_ERR_TOKEN_LIMIT") throw Object.assign(apiErrors.tooManyTokens(MAX_LIVE_TOKENS), { cause: error });
       throw error;
     }
     const { token, info } = created;
-    const event = await auditAPI(app, request, caller, { type: "api.token.created", subject: info.id, data: { scopes: info.scopes, expiresAt: info.expiresAt, ...(parent ? { parent: parent.id } : {}) } });
-    // A token is a credential that outlives a password reset: its owner is told it exists (ASVS 6.3.7's spirit).
-    await notifyOwner(app, request, caller.userId, event.id, { type: "api-token-created", scopes: info.scopes, expiresAt: info.expiresAt });
     // The token text is shown this once; only its hash is stored.
     return reply.status(201).header("cache-control", "no-store").send({ token, info: tokenView(info) });
   });
