@@ -1,8 +1,9 @@
 // Flood control with Drupal 7's semantics and defaults (seed 003): failed logins per IP (50 per hour) and
 // per account (5 per 6 hours, counted per account+IP unless configured per account only), plus a hard cap
 // of 100 consecutive failures per account (NIST SP 800-63B §5.2.2, ASVS 6.3.1) that only a success or a
-// reset clears. Identifiers are counted whether or not an account exists, so a lockout reveals nothing.
-// Keys are SHA-256 of the identifier/IP: the table holds no raw emails or addresses.
+// reset clears. Identifiers are counted whether or not an account exists, so a lockout reveals nothing: the login
+// passes an existing account's email (so its email and username share one count) and an unknown identifier as typed.
+// An IPv6 client is counted per /64 (ip-bucket.ts). Keys are SHA-256 of the identifier/IP: no raw emails or addresses.
 import { hashSecret } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { CompiledQuery, type Kysely } from "kysely";
@@ -10,6 +11,7 @@ import type { Schema } from "../../store/schema.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import { hotTransaction, numberedFor, prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
 import { identifierKey } from "../users/normalise.ts";
+import { ipBucket } from "./ip-bucket.ts";
 
 export interface FloodPolicy {
   ipLimit: number;
@@ -31,7 +33,11 @@ export const DRUPAL_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
   maxConsecutive: 100,
 });
 
-/** `accountClean`: nothing for a success to clear (no failure in the account's window, no streak). */
+/**
+ * `accountClean`: nothing for a success to clear (no failure in the account's window, no streak). `retryAfterMs` is
+ * when a window ("ip", "account") lifts; the "consecutive" stop lifts with no wait (only a success, clearStreak), so
+ * its value — the account window, kept for callers that need a number — is no promise and not for a Retry-After.
+ */
 export type FloodVerdict = { allowed: true; accountClean: boolean } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
 
 export interface Attempt {
@@ -131,10 +137,11 @@ export class FloodControl {
 
   #keys(attempt: Attempt): Keys {
     const id = identifierKey(attempt.identifier);
-    const ip = attempt.ip ?? "";
+    // Counted per client, not per spelling: an IPv6 host's whole /64, an IPv4-mapped address as its IPv4 one.
+    const ip = attempt.ip ? ipBucket(attempt.ip) : "";
     const kind = this.#kinds;
     return {
-      ip: attempt.ip ? key(kind.ip, attempt.ip) : null,
+      ip: ip ? key(kind.ip, ip) : null,
       account: this.policy.perAccountOnly ? key(kind.account, id) : key(kind.account, id, ip),
       streak: key(kind.streak, id),
     };

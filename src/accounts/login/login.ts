@@ -1,5 +1,6 @@
-// The login core: throttle, look up, verify (a dummy verify of the default scheme for unknown accounts,
-// so they cost the same), rehash to the default scheme on success, audit every outcome (never the password).
+// The login core: look up, throttle (counted against the account, whatever identifier names it), verify (with a
+// dummy verify of the default scheme for unknown accounts and on top of cheaper stored hashes, so both cost the
+// same), rehash to the default scheme only for an account that may sign in, audit every outcome (never the password).
 import type { Logger } from "pino";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import { fingerprint } from "../../crypto/tokens.ts";
@@ -20,7 +21,12 @@ export type LoginResult =
   | { outcome: "success"; user: User; rehashed: boolean }
   | { outcome: "must-change-password"; user: User; rehashed: boolean }
   | { outcome: "invalid" }
-  | { outcome: "throttled"; retryAfterMs: number };
+  /**
+   * `reason` "consecutive" is the 100-failure stop, which no wait lifts (only a success elsewhere, a password reset or
+   * an administrator): `retryAfterMs` is then no promise and should not be sent as Retry-After. Unknown identifiers
+   * get it exactly like known ones, so it reveals nothing.
+   */
+  | { outcome: "throttled"; retryAfterMs: number; reason: "ip" | "account" | "consecutive" };
 
 export interface LoginDeps {
   users: UserStore;
@@ -40,11 +46,39 @@ function unusable(user: User): Failure | null {
 }
 
 /**
+ * Verifies `password` against the user's stored hash: with verifyAndRehash for an account that may sign in (a new
+ * hash comes back when the stored one should be upgraded), with a plain verify for a disabled or locked one — never
+ * rehashed, so that a right guess there costs no more than a wrong one (the same 401 must not time differently). A stored hash cheaper to
+ * verify than the default argon2id is topped up with the dummy verify, side by side, on a match and a mismatch
+ * alike, so an account imported with md5 answers a wrong password no faster than an unknown account (ASVS 6.3.8);
+ * so is a hash the policy refuses, which is refused without any hashing.
+ */
+async function check(deps: LoginDeps, user: User, password: string): Promise<{ failure: Failure | null; newHash: string | null }> {
+  const { passwords } = deps;
+  const stored = user.passwordHash as string;
+  const mayUse = user.status !== "disabled" && user.lockedAt === null;
+  const verify = async (): Promise<{ failure: Failure | null; newHash: string | null }> => {
+    try {
+      if (!mayUse) return { failure: (await passwords.verify(password, stored)) ? null : "wrong-password", newHash: null };
+      const result = await passwords.verifyAndRehash(password, stored);
+      return { failure: result.status === "invalid" ? "wrong-password" : null, newHash: "newHash" in result ? result.newHash : null };
+    } catch (error) {
+      // A stored hash the policy refuses (unsupported or out of bounds) logs nobody in.
+      deps.logger.warn({ userId: user.id, err: (error as Error).message }, "stored password hash is unsupported");
+      return { failure: "unsupported-hash", newHash: null };
+    }
+  };
+  const [checked] = await Promise.all([verify(), passwords.cheaperThanDefault(stored) ? passwords.dummyVerify(password) : null]);
+  return checked;
+}
+
+/**
  * Authenticates one attempt.
  *
  * @example
  * const result = await login(deps, { identifier: "ana@example.org", password, ip: "203.0.113.9" });
- * if (result.outcome === "throttled") reply.header("retry-after", Math.ceil(result.retryAfterMs / 1000));
+ * // A window lifts after retryAfterMs; the 100-failure stop ("consecutive") does not lift with time.
+ * if (result.outcome === "throttled" && result.reason !== "consecutive") reply.header("retry-after", Math.ceil(result.retryAfterMs / 1000));
  */
 export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<LoginResult> {
   const { users, passwords, flood, audit } = deps;
@@ -52,16 +86,19 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   const context = { ip: attempt.ip, userAgent: attempt.userAgent?.slice(0, 256) ?? null };
   // Over-long identifiers cannot belong to an account; they still cost a verify and count as failures.
   const identifier = attempt.identifier.slice(0, MAX_EMAIL + 1);
-  const flooding = { identifier, ip: attempt.ip };
 
-  // The attempt is counted as a failure as it starts (FloodControl.begin), so parallel guesses count each other; a
-  // success takes it back. The account read is independent: run together (one round trip on PostgreSQL). A
-  // throttled attempt still gets no verify, and the account read tells it nothing it returns.
+  // Looked up first, so that the attempt is counted against the account rather than the text typed: its email in any
+  // case and its username share one window and one 100-failure stop (ASVS 6.3.1), and clearStreak(email) — a reset,
+  // an administrator — lifts it for every identifier. An unknown identifier is counted under itself; both paths run
+  // the same statements in the same order (ASVS 6.3.8). The attempt is counted as a failure as it starts
+  // (FloodControl.begin), so parallel guesses count each other; a success takes it back. A throttled attempt gets
+  // no verify, and the account read tells it nothing it returns.
   const tooLong = attempt.identifier.length > MAX_EMAIL;
-  const [verdict, user] = await Promise.all([flood.begin(flooding), tooLong ? null : users.findByIdentifier(identifier)]);
+  const user = tooLong ? null : await users.findByIdentifier(identifier);
+  const verdict = await flood.begin({ identifier: user ? user.email : identifier, ip: attempt.ip });
   if (!verdict.allowed) {
     await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${fingerprint(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason } });
-    return { outcome: "throttled", retryAfterMs: verdict.retryAfterMs };
+    return { outcome: "throttled", retryAfterMs: verdict.retryAfterMs, reason: verdict.reason };
   }
 
   let failure: Failure | null = null;
@@ -72,15 +109,11 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   } else if ((failure = unusable(user)) !== null) {
     await passwords.dummyVerify(attempt.password);
   } else {
-    try {
-      const result = await passwords.verifyAndRehash(attempt.password, user.passwordHash as string);
-      if (result.status === "invalid") failure = "wrong-password";
-      else if ("newHash" in result) newHash = result.newHash;
-    } catch (error) {
-      // A stored hash the policy refuses (unsupported or out of bounds) logs nobody in.
-      deps.logger.warn({ userId: user.id, err: (error as Error).message }, "stored password hash is unsupported");
-      failure = "unsupported-hash";
-    }
+    // Checked whatever the account's state (the audit tells a right password on a disabled account from a wrong one);
+    // rehashed only when the account may sign in (see check).
+    const checked = await check(deps, user, attempt.password);
+    failure = checked.failure;
+    newHash = checked.newHash;
     // The password was right, but the account may not be used: the same answer as a wrong password.
     if (failure === null && user.status === "disabled") failure = "disabled";
     if (failure === null && user.lockedAt !== null) failure = "locked";

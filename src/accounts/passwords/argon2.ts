@@ -110,6 +110,10 @@ function argon2Scheme(variant: "argon2id" | "argon2i", limits: HashLimits): Pass
       const p = parse(hash);
       return policy.defaultScheme !== variant || argon2BelowPolicy(p, policy);
     },
+    argon2Params(hash: string): Argon2Params {
+      const { memoryCost, timeCost, parallelism } = parse(hash);
+      return { memoryCost, timeCost, parallelism };
+    },
     describe(hash: string): HashDescription {
       const p = parse(hash);
       return { scheme: variant, params: `m=${p.memoryCost},t=${p.timeCost},p=${p.parallelism}` };

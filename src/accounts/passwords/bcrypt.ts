@@ -36,6 +36,8 @@ export function bcryptSchemes(limits: HashLimits): PasswordScheme[] {
   return [
     {
       id: "bcrypt",
+      // The algorithm keys Blowfish with at most 72 bytes (OpenBSD bcrypt(3)); @node-rs/bcrypt cuts there too.
+      readsPasswordBytes: 72,
       identify: (hash: string): boolean => /^\$2[abxy]\$/.test(hash),
       parse,
       async verify(password: string, hash: string): Promise<boolean> {

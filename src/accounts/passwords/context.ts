@@ -3,7 +3,7 @@
 import type { RandomSource } from "../../lib/random.ts";
 import { encodeB64NoPad } from "./encoding.ts";
 import { hashArgon2id, verifyArgon2, type Argon2Params } from "./argon2.ts";
-import { InvalidPasswordPolicyError, PasswordNotTextError, PasswordTooLongError } from "./errors.ts";
+import { InvalidPasswordPolicyError, PasswordNotTextError, PasswordTooLongError, UnsupportedHashError } from "./errors.ts";
 import { checkBound, resolveLimits, type HashLimits } from "./limits.ts";
 import type { HashDescription, PasswordScheme, RehashPolicy, SchemeId } from "./scheme.ts";
 import { createSchemeTable, type SchemeTable } from "./table.ts";
@@ -37,8 +37,8 @@ export interface PasswordContext {
   /**
    * True on a match. The password is compared exactly as received (ASVS 6.2.8), with one caveat
    * that is the legacy format's own behaviour: a bcrypt hash reads only the first 72 UTF-8 bytes
-   * (the cut can fall mid-character), so any password sharing them matches; the rehash on that
-   * login stores argon2id of exactly what was typed. False, without hashing, for a password holding
+   * (the cut can fall mid-character), so any password sharing them matches; verifyAndRehash never
+   * upgrades from such a password. False, without hashing, for a password holding
    * a NUL or an unpaired surrogate, or longer than the scheme's bound (maxPasswordBytes, or
    * legacyLoopMaxPasswordBytes for phpass, Drupal 7 and sha-crypt). Throws UnsupportedHashError
    * for an unsupported or out-of-bounds hash.
@@ -46,10 +46,21 @@ export interface PasswordContext {
   verify(password: string, hash: string): Promise<boolean>;
   /** True for any non-default scheme, wrapped hashes, and argon2id below the minimum. */
   needsRehash(hash: string): boolean;
-  /** Verifies and, when valid and needsRehash, returns a new default-scheme hash. */
+  /**
+   * Verifies and, when valid and needsRehash, returns a new default-scheme hash of exactly `password` — except
+   * when the scheme read only part of it (bcrypt, over 72 bytes): valid, but no new hash (see readsPasswordBytes).
+   */
   verifyAndRehash(password: string, hash: string): Promise<VerifyAndRehashResult>;
   /** Costs what verifying a default-scheme hash costs; always false (for unknown users). */
   dummyVerify(password: string): Promise<false>;
+  /**
+   * True when verifying `hash` may cost less than dummyVerify, so that a login must top it up with one (ASVS
+   * 6.3.8: a known account must not answer faster than an unknown one). False only for a hash whose verify runs
+   * argon2 with at least the default memory and passes on at most its lanes (argon2id, or a wrapped hash's outer
+   * layer); bcrypt, scrypt, PBKDF2 and the crypt loops are true, their cost not being comparable with argon2id's
+   * in general. True for a hash the policy refuses (refused without hashing). Never throws, never hashes.
+   */
+  cheaperThanDefault(hash: string): boolean;
   describe(hash: string): HashDescription;
   isWrappable(hash: string): boolean;
   /** argon2id over a fast legacy hash's result; idempotent (see wrap.ts). */
@@ -124,6 +135,16 @@ export function createPasswordContext(options: PasswordContextOptions): Password
     return scheme.verify(password, stored);
   };
   const needsRehash = (stored: string): boolean => table.find(stored).needsRehash(stored, policy);
+  const cheaperThanDefault = (stored: string): boolean => {
+    try {
+      const work = table.find(stored).argon2Params?.(stored);
+      // Fewer lanes than the dummy's would only make it slower; more run side by side on the thread pool.
+      return work === undefined || work.memoryCost < params.memoryCost || work.timeCost < params.timeCost || work.parallelism > params.parallelism;
+    } catch (error) {
+      if (error instanceof UnsupportedHashError) return true;
+      throw error;
+    }
+  };
 
   return {
     defaultScheme: "argon2id",
@@ -139,6 +160,9 @@ export function createPasswordContext(options: PasswordContextOptions): Password
       if (!(await verify(password, stored))) return { status: "invalid" };
       // Always towards the default scheme, never to another legacy one (passlib's verify_and_update).
       if (!scheme.needsRehash(stored, policy)) return { status: "valid" };
+      // bcrypt matched only the first 72 bytes: the tail may be anyone's. Storing what was typed would let a password
+      // that shares the owner's prefix replace the owner's own; the bcrypt hash stays until a change or a reset.
+      if (scheme.readsPasswordBytes !== undefined && Buffer.byteLength(password, "utf8") > scheme.readsPasswordBytes) return { status: "valid" };
       return { status: "valid", newHash: await hash(password) };
     },
     async dummyVerify(password) {
@@ -151,6 +175,7 @@ export function createPasswordContext(options: PasswordContextOptions): Password
       await verifyArgon2(phc, password, limits);
       return false;
     },
+    cheaperThanDefault,
     describe: (stored) => table.find(stored).describe(stored),
     isWrappable: (stored) => isWrappable(stored, table),
     wrapLegacyHash: (stored) => wrapLegacyHash(stored, { table, argon2: params, random }),

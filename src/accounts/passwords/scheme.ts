@@ -1,6 +1,7 @@
 // The contract every password-hash family implements, and a builder for the "fast" legacy
 // families whose verify is "recompute the legacy result from the settings, compare".
 import { constantTimeEqualString } from "../../crypto/constant-time.ts";
+import type { Argon2Params } from "./argon2.ts";
 import type { HashLimits } from "./limits.ts";
 
 /** Scheme ids: part of the CLI contract (`bulwark hash identify`) and of the census. */
@@ -74,6 +75,16 @@ export interface PasswordScheme {
    * parse the hash to answer and cannot.
    */
   maxPasswordBytes?(hash: string): number;
+  /**
+   * The UTF-8 bytes of a password the scheme reads, for a scheme that ignores the rest (bcrypt: 72). A longer
+   * password matches on its prefix alone, so it is not known to be the owner's and is never used to rehash.
+   */
+  readonly readsPasswordBytes?: number;
+  /**
+   * The argon2 parameters a verify of `hash` runs, for schemes that run argon2 (argon2id, argon2i, and the outer
+   * layer of a wrapped hash): what the context compares with a dummy verify's work. Throws UnsupportedHashError.
+   */
+  argon2Params?(hash: string): Argon2Params;
 }
 
 /** What a family supplies to become a fast, wrappable PasswordScheme. */

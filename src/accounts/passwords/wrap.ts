@@ -46,6 +46,11 @@ export function wrappedScheme(lookup: (id: SchemeId) => PasswordScheme | undefin
     parse,
     // The inner scheme's bound: a wrapped sha512-crypt still runs its rounds × length loop.
     maxPasswordBytes: (hash: string): number => parse(hash).inner.wrap!.maxPasswordBytes ?? limits.maxPasswordBytes,
+    // The outer argon2id: what a verify runs besides the inner legacy derivation.
+    argon2Params(hash: string): Argon2Params {
+      const { memoryCost, timeCost, parallelism } = parseArgon2(parse(hash).phc, limits);
+      return { memoryCost, timeCost, parallelism };
+    },
     async verify(password: string, hash: string): Promise<boolean> {
       const w = parse(hash);
       const legacy = await w.inner.wrap!.derive(password, w.settings);

@@ -97,3 +97,17 @@ export function str(maxLength: number, minLength: number = 1): { type: "string";
 export function secret(maxLength: number): { type: "string"; minLength: number; maxLength: number } {
   return { type: "string", minLength: 1, maxLength };
 }
+
+/**
+ * The 429 of a throttled password guess (login, password change, re-authentication). A window runs out, so its answer
+ * says when (`Retry-After`). The stop after 100 consecutive failures does not lift with time — only a password reset
+ * or an administrator clears it — so its answer promises no wait (ASVS 6.3.1). Either answer is the same for a known
+ * and an unknown identifier: it tells which stop, never whether the account exists.
+ */
+export function throttledAnswer(reply: FastifyReply, verdict: { reason: "ip" | "account" | "consecutive"; retryAfterMs: number }, code: string, what: string): FastifyReply {
+  if (verdict.reason === "consecutive") {
+    return reply.status(429).send({ error: { code, message: `too many ${what} in a row: this account stays blocked until its password is reset by mail or an administrator clears the block` } });
+  }
+  const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
+  return reply.status(429).header("retry-after", String(seconds)).send({ error: { code, message: `too many ${what}; try again in ${seconds} seconds` } });
+}

@@ -10,7 +10,7 @@ import type { App } from "../../../app/types.ts";
 import { fingerprint } from "../../../crypto/tokens.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, requestContext, requireSession, secret, setSessionCookie, str } from "../helpers.ts";
+import { auditAndNotify, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
 
 /** The one answer to every reset request (and registration): 202 and this body, account or not (ASVS 6.3.8). */
@@ -75,7 +75,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       const verdict = await app.accounts.flood.begin(flooding);
       if (!verdict.allowed) {
         await audit("auth.password.change-throttled", { reason: verdict.reason });
-        return reply.status(429).header("retry-after", String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)))).send({ error: { code: "BULWARK_ERR_THROTTLED", message: "too many wrong passwords; try again later" } });
+        return throttledAnswer(reply, verdict, "BULWARK_ERR_THROTTLED", "wrong passwords");
       }
       // Counted as it started (a wrong one stays counted); the right one takes it back and clears the streak.
       if (!(await app.accounts.passwords.verify(request.body.currentPassword, user.passwordHash).catch(() => false))) {

@@ -7,7 +7,7 @@ import { sessionChallengeContext } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { requestContext, requireSession, secret, setSessionCookie, str } from "../helpers.ts";
+import { requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
 
 /**
@@ -42,7 +42,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       const verdict = await app.accounts.flood.begin(flooding);
       if (!verdict.allowed) {
         await audit("auth.reauth.throttled", { reason: verdict.reason });
-        return reply.status(429).header("retry-after", String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000)))).send({ error: { code: "BULWARK_ERR_THROTTLED", message: "too many wrong passwords; try again later" } });
+        return throttledAnswer(reply, verdict, "BULWARK_ERR_THROTTLED", "wrong passwords");
       }
       // An invalidated password (containment) no longer proves anything, exactly as at login.
       const usable = user.passwordHash !== null && user.passwordInvalidatedAt === null;

@@ -6,7 +6,7 @@ import { clearSessionCookie, readSessionCookie } from "../../../accounts/session
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { ANY_GATE, requestContext, requireSession, secret, setSessionCookie, str } from "../helpers.ts";
+import { ANY_GATE, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
 import { isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
@@ -34,13 +34,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
         { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: request.log },
         { identifier: request.body.identifier, password: request.body.password, ip: ctx.ip, userAgent: ctx.userAgent, requestId: request.id },
       );
-      if (result.outcome === "throttled") {
-        const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
-        return reply
-          .status(429)
-          .header("retry-after", String(seconds))
-          .send({ error: { code: "BULWARK_ERR_LOGIN_THROTTLED", message: `too many failed logins; try again in ${seconds} seconds` } });
-      }
+      if (result.outcome === "throttled") return throttledAnswer(reply, result, "BULWARK_ERR_LOGIN_THROTTLED", "failed logins");
       if (result.outcome === "invalid") return reply.status(401).type("application/json; charset=utf-8").send(LOGIN_FAILED_BODY);
       const user = result.user;
       const hasMfa = await app.accounts.mfa.hasMfa(user.id);

@@ -1,0 +1,41 @@
+// The address flood control counts a client under: IPv4 as it is, IPv6 as its /64 in one spelling, IPv4-mapped
+// IPv6 as the IPv4 address. Known answers written by hand from RFC 4291 §2.2 / §2.5.5.2 and RFC 5952 §4.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ipBucket } from "./ip-bucket.ts";
+
+describe("ipBucket", () => {
+  test("keeps an IPv4 address as it is", () => {
+    assert.equal(ipBucket("198.51.100.7"), "198.51.100.7");
+    assert.equal(ipBucket("10.0.0.1"), "10.0.0.1");
+  });
+
+  test("attack: every address of one /64 — any spelling, any interface id — is one client", () => {
+    const spellings = [
+      "2001:db8:1:2::1", "2001:DB8:1:2::1", "2001:0db8:0001:0002:0000:0000:0000:0001", "2001:db8:1:2:ffff:ffff:ffff:ffff",
+      "2001:db8:1:2:a:b:c:d", "2001:db8:1:2::", "2001:db8:1:2:0:0:1.2.3.4", "2001:db8:1:2::9%eth0",
+    ];
+    for (const ip of spellings) assert.equal(ipBucket(ip), "2001:db8:1:2::/64", ip);
+  });
+
+  test("writes the prefix in RFC 5952's form: lower case, no leading zeros, the longest run of zero groups as ::", () => {
+    assert.equal(ipBucket("2001:db8::1"), "2001:db8::/64");
+    assert.equal(ipBucket("2001:0:0:5::1"), "2001:0:0:5::/64");
+    assert.equal(ipBucket("::1"), "::/64");
+    assert.equal(ipBucket("fe80::1%eth0"), "fe80::/64", "a zone id names an interface of ours, not the client");
+    assert.equal(ipBucket("2001:db8:0:0:1::1"), "2001:db8::/64");
+  });
+
+  test("attack: an IPv4 client seen through a dual-stack socket (::ffff:a.b.c.d) is counted as a.b.c.d", () => {
+    assert.equal(ipBucket("::ffff:198.51.100.7"), "198.51.100.7");
+    assert.equal(ipBucket("::FFFF:198.51.100.7"), "198.51.100.7");
+    assert.equal(ipBucket("::ffff:c633:6407"), "198.51.100.7");
+    assert.equal(ipBucket("0:0:0:0:0:ffff:c633:6407"), "198.51.100.7");
+  });
+
+  test("neighbouring /64s stay apart, and text that is no address is kept as it is", () => {
+    assert.notEqual(ipBucket("2001:db8:1:2::1"), ipBucket("2001:db8:1:3::1"));
+    assert.equal(ipBucket("not an address"), "not an address");
+    assert.equal(ipBucket("unknown"), "unknown");
+  });
+});
