@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, type TestContext } from "node:test";
 import { SMTPServer } from "smtp-server";
 import { parseMailConfig } from "../app/http-config.ts";
 import { authFixture, type AuthFixture } from "../http/auth/test-client.ts";
@@ -289,6 +289,26 @@ function fakeDNS(answer: string): Promise<{ port: number; queries: string[]; clo
   return new Promise((resolve) => socket.bind(0, "127.0.0.1", () => resolve({ port: socket.address().port, queries, close: () => socket.close() })));
 }
 
+/**
+ * Points every resolver nodemailer creates at a fake DNS server answering `answer` (as /etc/resolv.conf pointing at
+ * it would) until the test ends. Returns the server, whose `queries` tell what was looked up.
+ */
+async function resolveAllTo(t: TestContext, answer: string): Promise<{ queries: string[] }> {
+  const dnsServer = await fakeDNS(answer);
+  const Original = dns.Resolver;
+  (dns as { Resolver: unknown }).Resolver = class extends Original {
+    constructor(options?: dns.ResolverOptions) {
+      super(options);
+      this.setServers([`127.0.0.1:${dnsServer.port}`]);
+    }
+  };
+  t.after(() => {
+    (dns as { Resolver: unknown }).Resolver = Original;
+    dnsServer.close();
+  });
+  return dnsServer;
+}
+
 const resetMail: OutboxMessage = {
   id: "msg_localhost1", idempotencyKey: "k", to: "ana@example.org", subject: "Reset your password", text: "https://bulwark.test/reset-password#token=prt_secret\n",
   html: null, kind: "account.password-reset", priority: 0, status: "sending", attempts: 1, nextAttemptAt: 0, lastError: null, createdAt: 0,
@@ -313,21 +333,9 @@ describe("a relay configured as localhost", () => {
   });
 
   it("attack: a resolver answering 'localhost' with another address gets nothing; the mail goes to 127.0.0.1 without a DNS query", async (t) => {
-    const dnsServer = await fakeDNS("127.0.0.2");
-    // Every resolver nodemailer creates asks the fake server, as /etc/resolv.conf pointing at it would make it.
-    const Original = dns.Resolver;
-    (dns as { Resolver: unknown }).Resolver = class extends Original {
-      constructor(options?: dns.ResolverOptions) {
-        super(options);
-        this.setServers([`127.0.0.1:${dnsServer.port}`]);
-      }
-    };
+    const dnsServer = await resolveAllTo(t, "127.0.0.2");
     const smtp = await startTestSMTPServer();
-    t.after(async () => {
-      (dns as { Resolver: unknown }).Resolver = Original;
-      dnsServer.close();
-      await smtp.close();
-    });
+    t.after(() => smtp.close());
     const transport = await createSMTPTransport(parseMailConfig({ BULWARK_SMTP_URL: `smtp://localhost:${smtp.port}`, BULWARK_MAIL_FROM: "security@example.org" })!);
     const outcome = await transport.send(resetMail);
     await transport.close();
@@ -357,19 +365,8 @@ describe("a relay configured as localhost", () => {
     });
     await new Promise<void>((resolve) => evil.listen(0, "127.0.0.2", () => resolve()));
     const port = (evil.server.address() as AddressInfo).port;
-    const dnsServer = await fakeDNS("127.0.0.2");
-    const Original = dns.Resolver;
-    (dns as { Resolver: unknown }).Resolver = class extends Original {
-      constructor(options?: dns.ResolverOptions) {
-        super(options);
-        this.setServers([`127.0.0.1:${dnsServer.port}`]);
-      }
-    };
-    t.after(async () => {
-      (dns as { Resolver: unknown }).Resolver = Original;
-      dnsServer.close();
-      await new Promise<void>((resolve) => evil.close(() => resolve()));
-    });
+    await resolveAllTo(t, "127.0.0.2");
+    t.after(() => new Promise<void>((resolve) => evil.close(() => resolve())));
     const config = parseMailConfig({ BULWARK_SMTP_URL: `smtp://mailer:S3cret@127.0.0.01:${port}`, BULWARK_MAIL_FROM: "security@example.org" })!;
     const transport = await createSMTPTransport(config);
     const outcome = await transport.send(resetMail);
