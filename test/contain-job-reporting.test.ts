@@ -6,38 +6,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openApp } from "../src/app/index.ts";
-import { AuditLog } from "../src/audit/audit-log.ts";
-import { Keyring } from "../src/crypto/keyring.ts";
-import { JobStore } from "../src/jobs/job-store.ts";
-import { ManualClock } from "../src/lib/clock.ts";
 import { shellActor } from "../src/lib/os-user.ts";
-import { systemRandom } from "../src/lib/random.ts";
 import type { Database } from "../src/store/database.ts";
-import { createKeyStore } from "../src/store/key-store.ts";
-import { migrate } from "../src/store/migrator.ts";
-import { MIGRATIONS } from "../src/store/migrations/index.ts";
-import { containDeps, createContainJob, jobProgress, jobView, resumeJob, resumeUnfinishedJobs, runJob, type ContainDeps } from "../src/contain/index.ts";
+import { containDeps, createContainJob, jobProgress, jobView, resumeJob, resumeUnfinishedJobs, runJob } from "../src/contain/index.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
+import { openContainFixture, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 20);
 
-interface Fixture extends ContainDeps {
-  clock: ManualClock;
-}
+type Fixture = ContainFixture;
 
-async function setup(database: Database): Promise<Fixture> {
-  const clock = new ManualClock(NOW);
-  const outcome = await migrate(database, clock, MIGRATIONS);
-  assert.equal(outcome.error, undefined);
-  const keyring = await Keyring.open({ masterKey: systemRandom.bytes(32), store: createKeyStore(database), clock, random: systemRandom });
-  await keyring.ensureKeys();
-  return {
-    database, clock, random: systemRandom, keyring, notifier: null,
-    audit: new AuditLog({ database, clock, random: systemRandom }),
-    jobs: new JobStore({ database, clock, random: systemRandom }),
-  };
+function setup(database: Database): Promise<Fixture> {
+  return openContainFixture(database, { now: NOW });
 }
 
 async function seedUsers(fx: Fixture, n: number): Promise<string[]> {

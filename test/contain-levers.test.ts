@@ -1,20 +1,14 @@
 // Containment levers, scopes, dry run, resume and undo on SQLite and PostgreSQL (issue 5).
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { AuditLog } from "../src/audit/audit-log.ts";
 import { Keyring } from "../src/crypto/keyring.ts";
-import { JobStore } from "../src/jobs/job-store.ts";
-import { ManualClock } from "../src/lib/clock.ts";
-import { systemRandom } from "../src/lib/random.ts";
 import { openPostgres, type Database } from "../src/store/database.ts";
-import { createKeyStore } from "../src/store/key-store.ts";
-import { migrate } from "../src/store/migrator.ts";
-import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import {
   countScope, createContainJob, createUndoJob, dryRunContain, jobView, registerBuiltinLevers, registerLever, resumeJob, runJob, skippedByUndo,
-  type ContainDeps, type ResetNotifier,
+  type ResetNotifier,
 } from "../src/contain/index.ts";
 import { InputError } from "../src/lib/errors.ts";
+import { openContainFixture, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const DAY = 86_400_000;
@@ -32,26 +26,15 @@ registerLever({
   step: async () => ({ counts: { steps: 1 }, next: null }),
 });
 
-interface Fixture extends ContainDeps {
-  clock: ManualClock;
+interface Fixture extends ContainFixture {
   sent: string[];
 }
 
 async function setup(database: Database, options: { mailer?: boolean } = {}): Promise<Fixture> {
-  const clock = new ManualClock(NOW);
-  const outcome = await migrate(database, clock, MIGRATIONS);
-  assert.equal(outcome.error, undefined);
-  const keyring = await Keyring.open({ masterKey: systemRandom.bytes(32), store: createKeyStore(database), clock, random: systemRandom });
-  await keyring.ensureKeys();
   const sent: string[] = [];
   // A recording fake of the outbox: the lead wires the real one.
   const notifier: ResetNotifier = { enqueueReset: async (_trx, user) => void sent.push(user.email) };
-  return {
-    database, clock, random: systemRandom, keyring, sent,
-    audit: new AuditLog({ database, clock, random: systemRandom }),
-    jobs: new JobStore({ database, clock, random: systemRandom }),
-    notifier: options.mailer === false ? null : notifier,
-  };
+  return { ...(await openContainFixture(database, { now: NOW, notifier: options.mailer === false ? null : notifier })), sent };
 }
 
 /** n users u000…: every third is an md5 legacy hash, last logins spread over 300 days, u000-u004 admins. */

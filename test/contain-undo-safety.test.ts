@@ -3,20 +3,11 @@
 // on SQLite and PostgreSQL.
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { RoleStore } from "../src/accounts/roles/role-store.ts";
-import { AuditLog } from "../src/audit/audit-log.ts";
-import { Keyring } from "../src/crypto/keyring.ts";
-import { JobStore } from "../src/jobs/job-store.ts";
-import { ManualClock } from "../src/lib/clock.ts";
-import { systemRandom } from "../src/lib/random.ts";
 import type { Database } from "../src/store/database.ts";
-import { createKeyStore } from "../src/store/key-store.ts";
-import { migrate } from "../src/store/migrator.ts";
-import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import {
-  createContainJob, createUndoJob, jobProgress, jobView, registerBuiltinLevers, registerLever, resumeJob, runJob, skippedByUndo, type ContainDeps,
-} from "../src/contain/index.ts";
+  createContainJob, createUndoJob, jobProgress, jobView, registerBuiltinLevers, registerLever, resumeJob, runJob, skippedByUndo, } from "../src/contain/index.ts";
 import { dryRunUndo } from "../src/contain/undo.ts";
+import { openContainFixture, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const DAY = 86_400_000;
@@ -34,23 +25,10 @@ registerLever({
   },
 });
 
-interface Fixture extends ContainDeps {
-  clock: ManualClock;
-  roles: RoleStore;
-}
+type Fixture = ContainFixture;
 
-async function setup(database: Database): Promise<Fixture> {
-  const clock = new ManualClock(NOW);
-  const outcome = await migrate(database, clock, MIGRATIONS);
-  assert.equal(outcome.error, undefined);
-  const keyring = await Keyring.open({ masterKey: systemRandom.bytes(32), store: createKeyStore(database), clock, random: systemRandom });
-  await keyring.ensureKeys();
-  const audit = new AuditLog({ database, clock, random: systemRandom });
-  return {
-    database, clock, random: systemRandom, keyring, audit, notifier: null,
-    jobs: new JobStore({ database, clock, random: systemRandom }),
-    roles: new RoleStore({ database, clock, audit }),
-  };
+function setup(database: Database): Promise<Fixture> {
+  return openContainFixture(database, { now: NOW });
 }
 
 /** n active users usr_0000…, created 400 days ago; last login a day ago unless `inactive` (then 200 days ago). */

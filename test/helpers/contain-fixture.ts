@@ -1,0 +1,40 @@
+// The dependencies of the containment library over a fresh database, for tests on either dialect: migrated, a
+// keyring with its keys, a manual clock, the audit log, the job store and the role store (whose grants and revokes
+// are audited, as the undo of demote-inactive-admins reads them).
+import assert from "node:assert/strict";
+import { RoleStore } from "../../src/accounts/roles/role-store.ts";
+import { AuditLog } from "../../src/audit/audit-log.ts";
+import type { ContainDeps, ResetNotifier } from "../../src/contain/index.ts";
+import { Keyring } from "../../src/crypto/keyring.ts";
+import { JobStore } from "../../src/jobs/job-store.ts";
+import { ManualClock } from "../../src/lib/clock.ts";
+import { systemRandom } from "../../src/lib/random.ts";
+import type { Database } from "../../src/store/database.ts";
+import { createKeyStore } from "../../src/store/key-store.ts";
+import { migrate } from "../../src/store/migrator.ts";
+import { MIGRATIONS } from "../../src/store/migrations/index.ts";
+
+export interface ContainFixture extends ContainDeps {
+  clock: ManualClock;
+  roles: RoleStore;
+}
+
+/**
+ * Migrates `database` and builds the containment dependencies around it, the clock at `now`.
+ *
+ * @example
+ * const fx = await openContainFixture(await dfx.fresh(), { now: Date.UTC(2026, 10, 20) });
+ */
+export async function openContainFixture(database: Database, options: { now: number; notifier?: ResetNotifier | null }): Promise<ContainFixture> {
+  const clock = new ManualClock(options.now);
+  const outcome = await migrate(database, clock, MIGRATIONS);
+  assert.equal(outcome.error, undefined);
+  const keyring = await Keyring.open({ masterKey: systemRandom.bytes(32), store: createKeyStore(database), clock, random: systemRandom });
+  await keyring.ensureKeys();
+  const audit = new AuditLog({ database, clock, random: systemRandom });
+  return {
+    database, clock, random: systemRandom, keyring, audit, notifier: options.notifier ?? null,
+    jobs: new JobStore({ database, clock, random: systemRandom }),
+    roles: new RoleStore({ database, clock, audit }),
+  };
+}
