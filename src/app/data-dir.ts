@@ -1,8 +1,9 @@
-// Checks and creates the data dir. Root can write almost anywhere, so writability is proven by
-// creating and removing a probe file, not by reading permission bits.
-import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+// Checks and creates the data dir. It holds the master key and the database, so it is trusted only when nobody but
+// this account (or root) could have put anything in it: see docs/decisions/0008-private-data-dir.md.
+import { lstatSync, mkdirSync, mkdtempSync, rmdirSync, type Stats } from "node:fs";
+import { join } from "node:path";
 import { InputError } from "../lib/errors.ts";
+import { foreignOwner, writableBy } from "../lib/os-user.ts";
 
 function dataDirError(message: string, cause?: unknown): InputError {
   return new InputError("BULWARK_ERR_DATA_DIR", message, cause === undefined ? {} : { cause });
@@ -25,45 +26,81 @@ function explain(error: unknown): string {
   }
 }
 
-/** True when `dir` exists (and is a directory); throws when it is something else. */
+/**
+ * True when `dir` exists as a directory, false when nothing is there; throws when it is something else. Never
+ * follows a link: a data dir that is a symbolic link is refused (whoever can write the link's directory can
+ * point it at a dir holding their own master key).
+ */
 export function dataDirExists(dir: string): boolean {
+  let stats: Stats;
   try {
-    if (!statSync(dir).isDirectory()) throw dataDirError(`the data dir ${dir} exists but is not a directory; set BULWARK_DATA_DIR to a directory`);
-    return true;
+    stats = lstatSync(dir);
   } catch (error) {
-    if (error instanceof InputError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") return false;
     throw dataDirError(`cannot use the data dir ${dir}: ${explain(error)}; set BULWARK_DATA_DIR to a writable directory`, error);
   }
+  if (stats.isSymbolicLink()) {
+    throw dataDirError(`the data dir ${dir} is a symbolic link; set BULWARK_DATA_DIR to the directory itself (see: realpath ${dir})`);
+  }
+  if (!stats.isDirectory()) throw dataDirError(`the data dir ${dir} exists but is not a directory; set BULWARK_DATA_DIR to a directory`);
+  return true;
 }
 
-/** Proves `dir` is writable by writing a probe file. */
-export function assertWritable(dir: string): void {
-  const probe = join(dir, `.bulwark-probe-${process.pid}`);
+/**
+ * Refuses a data dir another account could change: not owned by this process's user (root-owned is accepted,
+ * as root can replace any file anyway, the rule sshd applies to ~/.ssh), or writable by group or others (the
+ * sticky bit does not help: it stops others renaming our files, not adding a master.key we have not created yet).
+ * Root is held to the same rule, so root never adopts a dir another account prepared.
+ */
+export function assertPrivateDataDir(dir: string): void {
+  let stats: Stats;
   try {
-    writeFileSync(probe, "");
-    rmSync(probe, { force: true });
+    stats = lstatSync(dir);
+  } catch (error) {
+    throw dataDirError(`cannot use the data dir ${dir}: ${explain(error)}; set BULWARK_DATA_DIR to a writable directory`, error);
+  }
+  if (stats.isSymbolicLink()) throw dataDirError(`the data dir ${dir} is a symbolic link; set BULWARK_DATA_DIR to the directory itself (see: realpath ${dir})`);
+  const foreign = foreignOwner(stats);
+  if (foreign) {
+    throw dataDirError(
+      `the data dir ${dir} is owned by uid ${foreign.uid}, not by ${foreign.expected}: that account could replace master.key or bulwark.db; ` +
+        `run Bulwark as that account, or, if the dir and everything in it are known to be yours, run: chown ${foreign.chownTo} ${dir}; or set BULWARK_DATA_DIR to a new directory`,
+    );
+  }
+  const who = writableBy(stats.mode);
+  if (who !== null) {
+    throw dataDirError(
+      `the data dir ${dir} is writable by ${who} (mode ${(stats.mode & 0o7777).toString(8)}): anyone who can write it could replace master.key or bulwark.db; ` +
+        `run: chmod 700 ${dir} (and check what is inside)`,
+    );
+  }
+}
+
+/**
+ * Proves `dir` is writable by creating and removing a directory under a random name. Root can write almost
+ * anywhere, so permission bits prove nothing; mkdtemp never follows a link and never opens an existing entry,
+ * so a link planted in the dir cannot turn the probe into a write elsewhere.
+ */
+export function assertWritable(dir: string): void {
+  let probe: string;
+  try {
+    probe = mkdtempSync(join(dir, ".bulwark-probe-"));
   } catch (error) {
     throw dataDirError(`the data dir ${dir} is not writable (${explain(error)}); fix its permissions or set BULWARK_DATA_DIR to a writable directory`, error);
   }
+  rmdirSync(probe);
 }
 
-/** Checks, before anything is created, that `dir` could be created: its nearest existing ancestor is a writable directory. */
-export function assertCreatable(dir: string): void {
-  let parent = dirname(dir);
-  while (!dataDirExists(parent)) {
-    const up = dirname(parent);
-    if (up === parent) break;
-    parent = up;
-  }
-  assertWritable(parent);
-}
-
+/**
+ * Creates the data dir (and missing parents) with mode 0700, then checks it like an existing one: if another
+ * account created it first, or it appeared as a link, it is refused rather than adopted.
+ */
 export function createDataDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw dataDirError(`cannot create the data dir ${dir}: ${explain(error)}; set BULWARK_DATA_DIR to a writable directory`, error);
   }
+  assertPrivateDataDir(dir);
 }

@@ -2,8 +2,10 @@
 // server must never start listening and then find its mail configuration unusable (it stayed up half-dead).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import proxyAddr from "@fastify/proxy-addr";
+import fc from "fast-check";
 import { checkMailConfig } from "../notify/index.ts";
-import { parseMailConfig, parseTrustProxy } from "./http-config.ts";
+import { loadHTTPAuthConfig, parseMailConfig, parseTrustProxy } from "./http-config.ts";
 
 const URL_OK = "smtp://localhost:2525";
 
@@ -55,4 +57,80 @@ describe("parseTrustProxy (BULWARK_TRUST_PROXY)", () => {
       assert.throws(() => parseTrustProxy(bad), configError("BULWARK_TRUST_PROXY"));
     });
   }
+});
+
+describe("parseTrustProxy: ranges that hold every client", () => {
+  // Each of these, like "*", believes X-Forwarded-For from (nearly) anyone on the Internet.
+  const everyone = [
+    "0.0.0.0/0", "::/0", "10.0.0.0/00",
+    "0.0.0.0/1,128.0.0.0/1", "::/1,8000::/1", "0.0.0.0/1,128.0.0.0/1,::/1,8000::/1",
+    "0.0.0.0/7", "8.0.0.0/4", // wider than any private block
+    "2000::/3", "2000::/15", // IPv6 wider than /16, outside the non-routable blocks
+    "::ffff:0.0.0.0/96", "::ffff:0:0/97", "::ffff:10.0.0.0/100", // IPv4-mapped: every IPv4 client on a dual-stack socket
+    "fc00::/6", // contains the private block, and more
+  ];
+  for (const value of everyone) {
+    it(`attack: refuses ${JSON.stringify(value)} as it refuses "*"`, () => {
+      assert.throws(() => parseTrustProxy(value), configError("BULWARK_TRUST_PROXY", /from anyone/));
+    });
+  }
+
+  it("attack: refuses narrow ranges that together cover the whole IPv4 space (all 256 /8 blocks)", () => {
+    const all = Array.from({ length: 256 }, (_, i) => `${i}.0.0.0/8`).join(",");
+    assert.throws(() => parseTrustProxy(all), configError("BULWARK_TRUST_PROXY", /from anyone/));
+    // …in any order, and with the blocks split further.
+    const split = [...Array.from({ length: 255 }, (_, i) => `${255 - i}.0.0.0/8`), "0.0.0.0/9", "0.128.0.0/9"].join(",");
+    assert.throws(() => parseTrustProxy(split), configError("BULWARK_TRUST_PROXY", /from anyone/));
+  });
+
+  it("accepts the private and non-routable blocks and a CDN's published ranges", () => {
+    const fine = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "fc00::/7", "fd00::/8", "fe80::/10", "2606:4700::/32", "2a06:98c0::/29", "::ffff:10.0.0.0/104", "::1", "203.0.113.7"];
+    assert.deepEqual(parseTrustProxy(fine.join(",")), fine);
+    // 255 of the 256 /8 blocks do not cover everything: refused only by the whole-space rule would be wrong here.
+    const most = Array.from({ length: 255 }, (_, i) => `${i}.0.0.0/8`);
+    assert.deepEqual(parseTrustProxy(most.join(",")), most);
+  });
+
+  it("never accepts a value the proxy library then refuses at start-up (it used to crash the server with a raw TypeError)", () => {
+    const address = fc.constantFrom("0.0.0.0", "10.0.0.0", "10.1.2.3", "255.255.255.255", "::", "::1", "fd00::", "::ffff:10.0.0.0", "::ffff:0:0", "2001:db8::", "1:2:3:4:5:6:7:8");
+    const bits = fc.oneof(fc.constant(undefined), fc.integer({ min: 0, max: 140 }).map(String), fc.constantFrom("08", "000", "32", "128", "", "x", "-1"));
+    const entry = fc.tuple(address, bits).map(([a, b]) => (b === undefined ? a : `${a}/${b}`));
+    fc.assert(
+      fc.property(fc.array(entry, { minLength: 1, maxLength: 4 }), (entries) => {
+        let accepted: false | string[];
+        try {
+          accepted = parseTrustProxy(entries.join(","));
+        } catch (error) {
+          assert.equal((error as { code?: string }).code, "BULWARK_ERR_CONFIG");
+          return;
+        }
+        assert.ok(accepted);
+        proxyAddr.compile(accepted); // what Fastify does with it when the server is built
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe("BULWARK_PUBLIC_URL and BULWARK_TRUSTED_ORIGINS: https, except on this machine", () => {
+  const load = (env: NodeJS.ProcessEnv) => loadHTTPAuthConfig(env, 3000);
+
+  for (const url of ["http://accounts.example.org", "http://10.0.0.5:8080", "http://[2001:db8::1]", "http://localhost.example.org", "http://127.0.0.1.nip.io", "http://0.0.0.0:3000", "http://[::ffff:127.0.0.1]"]) {
+    it(`attack: refuses BULWARK_PUBLIC_URL=${url} (reset links over plain HTTP, no HSTS)`, () => {
+      assert.throws(() => load({ BULWARK_PUBLIC_URL: url }), configError("BULWARK_PUBLIC_URL", /https:\/\//));
+      assert.throws(() => load({ BULWARK_PUBLIC_URL: url }), (error: Error) => error.message.includes(url.replace(/\/$/, "")));
+    });
+  }
+
+  it("attack: refuses an http:// trusted origin on another host, naming BULWARK_TRUSTED_ORIGINS", () => {
+    assert.throws(() => load({ BULWARK_PUBLIC_URL: "https://accounts.example.org", BULWARK_TRUSTED_ORIGINS: "https://console.example.org,http://console.example.org" }), configError("BULWARK_TRUSTED_ORIGINS", /http:\/\/console\.example\.org/));
+  });
+
+  it("allows http:// on loopback (localhost, 127.0.0.0/8, [::1]) and https:// anywhere", () => {
+    for (const url of ["http://localhost:3000", "http://LOCALHOST", "http://127.0.0.1:8080", "http://127.1.2.3", "http://[::1]:8080", "https://accounts.example.org", "https://10.0.0.5:8443"]) {
+      assert.equal(load({ BULWARK_PUBLIC_URL: url }).publicURL, new URL(url).origin);
+    }
+    assert.equal(load({}).publicURL, "http://localhost:3000", "the default is loopback");
+    assert.deepEqual(load({ BULWARK_TRUSTED_ORIGINS: "http://127.0.0.1:5173, https://console.example.org" }).trustedOrigins, ["http://127.0.0.1:5173", "https://console.example.org"]);
+  });
 });

@@ -45,37 +45,146 @@ function configError(message: string): InputError {
   return new InputError("BULWARK_ERR_CONFIG", message);
 }
 
-/** Parses BULWARK_TRUST_PROXY: unset or empty → false; else a comma-separated list of proxy addresses or CIDR ranges. */
+function trustsAnyone(shown: string, why = ""): InputError {
+  return configError(
+    `BULWARK_TRUST_PROXY=${shown.length > 60 ? `${shown.slice(0, 60)}…` : shown} would believe X-Forwarded-For from anyone (a client could pick the address flood ` +
+      `control and the audit log see)${why}; give the proxy's address or CIDR range, e.g. 127.0.0.1 or 10.0.0.0/8`,
+  );
+}
+
+/**
+ * How wide a trusted range may be. Proxies sit in private address space, or in a CDN's published ranges (IPv4
+ * /12 to /22, IPv6 /29 to /32), and the widest private blocks are 10.0.0.0/8 (RFC 1918) and fc00::/7 (RFC 4193).
+ * So IPv4 ranges must be /8 or narrower and IPv6 ranges /16 or narrower, except inside the blocks no client on
+ * the Internet can send from, fc00::/7 and fe80::/10 (link-local), which may be trusted whole, like 10.0.0.0/8.
+ * An IPv4-mapped range (::ffff:a.b.c.d/96 and longer) is an IPv4 range: the proxy library matches IPv4 clients
+ * against it. A /0 or /1 is "*" written differently; many narrow ranges that add up to the whole space are
+ * caught by coverEverything.
+ */
+const MIN_IPV4_PREFIX = 8;
+const MIN_IPV6_PREFIX = 16;
+const NON_ROUTABLE_IPV6 = [{ network: 0xfc00n << 112n, bits: 7 }, { network: 0xfe80n << 112n, bits: 10 }];
+
+function ipv4Value(text: string): bigint {
+  return text.split(".").reduce((n, part) => (n << 8n) | BigInt(Number(part)), 0n);
+}
+
+/** An IPv6 address (already valid per isIP, no zone) as a 128-bit number. */
+function ipv6Value(text: string): bigint {
+  let hex = text;
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted?.[1] !== undefined) {
+    const v4 = ipv4Value(dotted[1]);
+    hex = `${text.slice(0, dotted.index)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
+  }
+  const [head = "", tail] = hex.split("::");
+  const left = head === "" ? [] : head.split(":");
+  const right = tail === undefined || tail === "" ? [] : tail.split(":");
+  const words = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right];
+  return words.reduce((n, word) => (n << 16n) | BigInt(parseInt(word, 16)), 0n);
+}
+
+interface TrustedRange {
+  family: 4 | 6;
+  start: bigint;
+  end: bigint;
+}
+
+/** The range an entry covers; an IPv4-mapped IPv6 range of /96 or longer counts as the IPv4 range it maps. */
+function rangeOf(address: string, family: 4 | 6, bits: number | undefined): { range: TrustedRange; prefix: number } {
+  let value = family === 4 ? ipv4Value(address) : ipv6Value(address);
+  let size = family === 4 ? 32 : 128;
+  let prefix = bits ?? size;
+  if (family === 6 && value >> 32n === 0xffffn && prefix >= 96) {
+    value &= 0xffffffffn;
+    size = 32;
+    prefix -= 96;
+  }
+  const hostBits = BigInt(size - prefix);
+  const start = (value >> hostBits) << hostBits;
+  return { range: { family: size === 32 ? 4 : 6, start, end: start + (1n << hostBits) - 1n }, prefix };
+}
+
+function tooWide(range: TrustedRange, prefix: number): boolean {
+  if (range.family === 4) return prefix < MIN_IPV4_PREFIX;
+  if (prefix >= MIN_IPV6_PREFIX) return false;
+  return !NON_ROUTABLE_IPV6.some((block) => prefix >= block.bits && range.start >> BigInt(128 - block.bits) === block.network >> BigInt(128 - block.bits));
+}
+
+/** True when `ranges` (one family) together hold every address of it. */
+function coverEverything(ranges: TrustedRange[], size: number): boolean {
+  let next = 0n; // the lowest address not covered yet
+  for (const range of [...ranges].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0))) {
+    if (range.start > next) return false;
+    if (range.end >= next) next = range.end + 1n;
+  }
+  return next === 1n << BigInt(size);
+}
+
+/**
+ * Parses BULWARK_TRUST_PROXY: unset or empty → false; else a comma-separated list of proxy addresses or CIDR
+ * ranges. Refuses, like "*", every value that trusts (nearly) every client: see MIN_IPV4_PREFIX. Whatever it
+ * accepts, the proxy library (@fastify/proxy-addr) accepts too, so a bad value never gets as far as start-up.
+ */
 export function parseTrustProxy(raw: string | undefined): false | string[] {
   const text = raw?.trim() ?? "";
   if (text === "") return false;
-  if (/^(true|yes|on|all|\*)$/i.test(text)) {
-    throw configError(`BULWARK_TRUST_PROXY=${text.slice(0, 20)} would believe X-Forwarded-For from anyone (a client could pick the address flood control and the audit log see); give the proxy's address or CIDR range, e.g. 127.0.0.1 or 10.0.0.0/8`);
-  }
+  if (/^(true|yes|on|all|\*)$/i.test(text)) throw trustsAnyone(text);
   const entries = text.split(",").map((s) => s.trim()).filter(Boolean);
+  const ranges: TrustedRange[] = [];
   for (const entry of entries) {
-    const [address, bits, extra] = entry.split("/");
-    const family = isIP(address ?? "");
+    const [address = "", bits, extra] = entry.split("/");
+    const family = isIP(address);
     const okBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
-    if (family === 0 || !okBits || extra !== undefined || (address ?? "").includes("%")) {
+    if (family === 0 || !okBits || extra !== undefined || address.includes("%")) {
       throw configError(`BULWARK_TRUST_PROXY: "${entry.slice(0, 60)}" is not an IP address or CIDR range (e.g. 127.0.0.1, 10.0.0.0/8, ::1)`);
     }
+    const { range, prefix } = rangeOf(address, family as 4 | 6, bits === undefined ? undefined : Number(bits));
+    if (tooWide(range, prefix)) {
+      throw trustsAnyone(entry, `: IPv4 ranges must be /${MIN_IPV4_PREFIX} or narrower, IPv6 ranges /${MIN_IPV6_PREFIX} or narrower (or inside fc00::/7 or fe80::/10)`);
+    }
+    ranges.push(range);
+  }
+  for (const [family, size] of [[4, 32], [6, 128]] as const) {
+    if (coverEverything(ranges.filter((r) => r.family === family), size)) throw trustsAnyone(text, `: together, these ranges hold every IPv${family} address`);
   }
   return entries;
 }
 
-function parsePublicURL(raw: string | undefined, port: number): string {
-  if (raw === undefined || raw.trim() === "") return `http://localhost:${port}`;
+const LOCAL_ONLY = "localhost, 127.0.0.0/8 or [::1]";
+
+/**
+ * True for a host whose traffic never leaves this machine. The URL parser has already normalised the host
+ * (lower case; 127.1 and 0x7f000001 become 127.0.0.1), so plain comparisons are exact.
+ */
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || (isIP(hostname) === 4 && hostname.startsWith("127."));
+}
+
+/**
+ * Parses one origin given in `variable` (BULWARK_PUBLIC_URL, or an entry of BULWARK_TRUSTED_ORIGINS). http:// is
+ * accepted only for loopback: anywhere else reset and email-change links, whose token the page then posts back,
+ * would cross the network in clear text, and HSTS (sent only for an https public URL) would never be sent.
+ */
+function parseOrigin(variable: string, raw: string): string {
+  const given = raw.trim();
+  const shown = JSON.stringify(given.slice(0, 80));
   let url: URL;
   try {
-    url = new URL(raw.trim());
+    url = new URL(given);
   } catch {
-    throw configError(`BULWARK_PUBLIC_URL is not a valid URL, got "${raw.trim().slice(0, 80)}"; expected e.g. https://bulwark.example.org`);
+    throw configError(`${variable} is not a valid URL, got ${shown}; expected e.g. https://bulwark.example.org`);
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") throw configError(`BULWARK_PUBLIC_URL must start with https:// (or http:// for local use), got "${url.protocol}"`);
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw configError(`${variable} must start with https:// (or http:// for ${LOCAL_ONLY}), got "${url.protocol}"`);
   // Only the origin is used: reset links are built from it, never from the request's Host header (link poisoning).
   if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash || url.username || url.password) {
-    throw configError("BULWARK_PUBLIC_URL must be an origin only (scheme, host, optional port), without path, query or credentials");
+    throw configError(`${variable} must be an origin only (scheme, host, optional port), without path, query or credentials`);
+  }
+  if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
+    throw configError(
+      `${variable} must use https:// for a host other than this machine, got ${shown}: over http:// reset links would travel in clear text and HSTS ` +
+        `would never be sent; use https://${url.host} (http:// is only for ${LOCAL_ONLY})`,
+    );
   }
   return url.origin;
 }
@@ -186,7 +295,8 @@ export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAu
     if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be a whole number of minutes from ${min} to ${max}, got "${raw.trim().slice(0, 20)}"`);
     return n * 60_000;
   };
-  const trustedOrigins = (env["BULWARK_TRUSTED_ORIGINS"] ?? "").split(",").map((s) => s.trim()).filter(Boolean).map((o) => parsePublicURL(o, port));
+  const trustedOrigins = (env["BULWARK_TRUSTED_ORIGINS"] ?? "").split(",").map((s) => s.trim()).filter(Boolean).map((o) => parseOrigin("BULWARK_TRUSTED_ORIGINS", o));
+  const publicURL = env["BULWARK_PUBLIC_URL"]?.trim() ? parseOrigin("BULWARK_PUBLIC_URL", env["BULWARK_PUBLIC_URL"]) : `http://localhost:${port}`;
   const session = {
     // NIST SP 800-63B §4.2.3 (AAL2): 30 minutes idle, 12 hours absolute.
     idleTimeoutMs: minutes("BULWARK_SESSION_IDLE_MINUTES", 30, 2, 24 * 60),
@@ -194,7 +304,7 @@ export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAu
   };
   if (session.idleTimeoutMs > session.absoluteTimeoutMs) throw configError("BULWARK_SESSION_IDLE_MINUTES cannot exceed BULWARK_SESSION_ABSOLUTE_MINUTES");
   return {
-    publicURL: parsePublicURL(env["BULWARK_PUBLIC_URL"], port),
+    publicURL,
     trustedOrigins,
     mail: parseMailConfig(env),
     registrationOpen: parseBoolean("BULWARK_REGISTRATION", env["BULWARK_REGISTRATION"], false, "open", "closed"),

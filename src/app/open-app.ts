@@ -15,7 +15,7 @@ import { storeErrors } from "../store/errors.ts";
 import { createKeyStore } from "../store/key-store.ts";
 import { migrate, migrationStatus } from "../store/migrator.ts";
 import { loadConfig, type Config, type ConfigOverrides } from "./config.ts";
-import { assertCreatable, assertWritable, createDataDir, dataDirExists } from "./data-dir.ts";
+import { assertPrivateDataDir, assertWritable, createDataDir, dataDirExists } from "./data-dir.ts";
 import type { App } from "./types.ts";
 import { buildAccounts } from "./accounts.ts";
 
@@ -64,13 +64,16 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
   // 1. The master key given in the environment is validated before anything else.
   const envKey = config.masterKeyText === null ? null : parseMasterKey(config.masterKeyText, "BULWARK_MASTER_KEY");
 
-  // 2. The data dir: it holds the key file, and the database when embedded.
-  const dirExists = dataDirExists(config.dataDir);
+  // 2. The data dir: it holds the key file, and the database when embedded (unused when both come from the
+  //    environment). An existing one is trusted only if no other account could have put anything in it; a missing
+  //    one is created (0700) only where it is needed below, so a failed database check leaves nothing behind.
+  //    Nothing is ever probed in a parent directory: that is someone else's (e.g. /srv, /tmp).
+  const usesDataDir = config.databaseURL === null || envKey === null;
+  const dirExists = usesDataDir && dataDirExists(config.dataDir);
   if (dirExists) {
+    assertPrivateDataDir(config.dataDir);
     if (mode === "init") assertWritable(config.dataDir);
-  } else if (mode === "init") {
-    assertCreatable(config.dataDir);
-  } else if (config.databaseURL === null || envKey === null) {
+  } else if (usesDataDir && mode !== "init") {
     throw storeErrors.notInitialised(config.dataDir);
   }
   const keyFile = join(config.dataDir, MASTER_KEY_FILE);

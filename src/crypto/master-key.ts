@@ -1,11 +1,11 @@
-// Loading and creating the master key: from BULWARK_MASTER_KEY (base64, 32 bytes) or a 0600 key file
-// in the data dir. An existing key file is never overwritten.
-import { closeSync, constants, fsyncSync, openSync, readFileSync, statSync, writeSync, type Stats } from "node:fs";
+// Loading and creating the master key: from BULWARK_MASTER_KEY (base64, 32 bytes) or a 0600 key file owned by
+// this account in the data dir. An existing key file is never overwritten.
+import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, writeSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { fromBase64Strict, toBase64 } from "../lib/encoding.ts";
-import { thisUser } from "../lib/os-user.ts";
+import { foreignOwner, thisUser } from "../lib/os-user.ts";
 import type { RandomSource } from "../lib/random.ts";
-import { cryptoErrors } from "./errors.ts";
+import { cryptoErrors, KeyringError } from "./errors.ts";
 
 /** Parses a base64 master key; the error names the problem but never echoes the value. */
 export function parseMasterKey(text: string, source: string): Uint8Array {
@@ -28,28 +28,70 @@ function unreadable(path: string, error: unknown): Error {
   );
 }
 
-/** Reads a key file, refusing one that other users can read. Returns null when the file does not exist. */
+function isALink(path: string): string {
+  return `the master key file ${path} is a symbolic link; replace it with the key file itself (mode 600), or set BULWARK_MASTER_KEY`;
+}
+
+/**
+ * Why the key file `path` (lstat or fstat `stats`) cannot be trusted, as the operator's next step, or null. A key
+ * someone else could have written is worse than none: every data key would be wrapped under a key they know. So
+ * it must be a regular file (not a link: whoever can write the link's directory chooses the key), owned by this
+ * process's user or root (root can replace any file anyway; root itself accepts only its own), and readable by
+ * nobody else.
+ */
+function keyFileProblem(path: string, stats: Stats): string | null {
+  if (stats.isSymbolicLink()) return isALink(path);
+  if (!stats.isFile()) {
+    const what = stats.isDirectory() ? "a directory" : "not a regular file";
+    return `the master key file ${path} is ${what}; move it away and restore the key file (mode 600), or set BULWARK_MASTER_KEY`;
+  }
+  const foreign = foreignOwner(stats);
+  if (foreign) {
+    return (
+      `the master key file ${path} is owned by uid ${foreign.uid}, not by ${foreign.expected}: that account could have chosen the key; ` +
+      `if the file is known to be yours, run: chown ${foreign.chownTo} ${path}; otherwise remove it and restore your key file (mode 600), or set BULWARK_MASTER_KEY`
+    );
+  }
+  if ((stats.mode & 0o077) !== 0) {
+    return `the master key file ${path} is readable or writable by other users (mode ${(stats.mode & 0o777).toString(8)}); run: chmod 600 ${path}`;
+  }
+  return null;
+}
+
+/**
+ * Reads a key file, refusing one that another account could have written or can read (see keyFileProblem).
+ * Returns null when the file does not exist. Checked before it is opened (so a FIFO or a link is never opened),
+ * and again on the descriptor opened with O_NOFOLLOW.
+ */
 export function readMasterKeyFile(path: string): Uint8Array | null {
   let stats: Stats;
   try {
-    stats = statSync(path);
+    stats = lstatSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw unreadable(path, error);
   }
-  if (!stats.isFile()) {
-    const what = stats.isDirectory() ? "a directory" : "not a regular file";
-    throw cryptoErrors.masterKeyInvalid(`the master key file ${path} is ${what}; move it away and restore the key file (mode 600), or set BULWARK_MASTER_KEY`);
-  }
-  const mode = stats.mode;
-  if ((mode & 0o077) !== 0) {
-    throw cryptoErrors.masterKeyInvalid(`the master key file ${path} is readable by other users (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
-  }
+  const problem = keyFileProblem(path, stats);
+  if (problem !== null) throw cryptoErrors.masterKeyInvalid(problem);
   let text: string;
+  let fd: number;
   try {
-    text = readFileSync(path, "utf8");
+    // O_NONBLOCK: a FIFO swapped in after the lstat must not hang the process on open.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ELOOP") throw cryptoErrors.masterKeyInvalid(isALink(path), { cause: error }); // swapped in after lstat
     throw unreadable(path, error);
+  }
+  try {
+    // What was opened is what counts: a file swapped in after the lstat above is checked the same way.
+    const problemNow = keyFileProblem(path, fstatSync(fd));
+    if (problemNow !== null) throw cryptoErrors.masterKeyInvalid(problemNow);
+    text = readFileSync(fd, "utf8");
+  } catch (error) {
+    if (error instanceof KeyringError) throw error;
+    throw unreadable(path, error);
+  } finally {
+    closeSync(fd);
   }
   return parseMasterKey(text, `the master key file ${path}`);
 }

@@ -28,3 +28,32 @@ export function shellActor(): string {
   const name = osUserName();
   return name === null ? "cli" : `cli:${name}`;
 }
+
+/** Who owns a file this process should not trust, for a message: the owner's uid, who should, and whom to chown to. */
+export interface ForeignOwner {
+  uid: number;
+  /** "this user (ops) or root", or "this user (root)" when root runs. */
+  expected: string;
+  chownTo: string;
+}
+
+/**
+ * The owner of a file or directory holding Bulwark's secrets (the data dir, master.key, the database), when this
+ * process should not trust it; null when it may. Trusted: this process's user, or root (root can replace any file
+ * anyway, the rule sshd applies to ~/.ssh); root itself trusts only its own, so it never adopts what another account
+ * prepared. Always null on a platform without uids.
+ *
+ * @example
+ * const foreign = foreignOwner(lstatSync(path)); // { uid: 65534, expected: "this user (ops) or root", chownTo: "ops" }
+ */
+export function foreignOwner(stats: { uid: number }): ForeignOwner | null {
+  const euid = process.geteuid?.();
+  if (euid === undefined || stats.uid === euid || stats.uid === 0) return null;
+  return { uid: stats.uid, expected: `${thisUser()}${euid === 0 ? "" : " or root"}`, chownTo: osUserName() ?? String(euid) };
+}
+
+/** "group" or "others" when `mode` lets them write (others named first, the wider grant), else null. */
+export function writableBy(mode: number): "group" | "others" | null {
+  if ((mode & 0o002) !== 0) return "others";
+  return (mode & 0o020) !== 0 ? "group" : null;
+}

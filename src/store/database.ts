@@ -1,11 +1,11 @@
 // Opens the database: node:sqlite in the data dir (the embedded default) or PostgreSQL when a
 // postgres:// URL is configured. Every failure becomes one clear message naming the problem and the fix.
 import { createHash } from "node:crypto";
-import { accessSync, constants, openSync, readSync, closeSync, statSync } from "node:fs";
+import { accessSync, chmodSync, constants, lstatSync, openSync, readSync, closeSync, statSync, type Stats } from "node:fs";
 import { basename, dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { Kysely, sql, type Transaction } from "kysely";
-import { thisUser } from "../lib/os-user.ts";
+import { foreignOwner, thisUser, writableBy } from "../lib/os-user.ts";
 import type { Schema } from "./schema.ts";
 import { NodeSqliteDialect } from "./sqlite-dialect.ts";
 import { storeErrors } from "./errors.ts";
@@ -45,18 +45,62 @@ function fsReason(error: unknown): string {
   }
 }
 
-/** True when `path` exists as a regular file, false when it does not exist; a directory or an unreachable path throws, named. */
+/**
+ * Why the database file or one of its side files at `path` cannot be trusted, or null. It holds password hashes,
+ * roles and wrapped keys: a file another account owns or can write lets that account read or change them, and a
+ * symbolic link lets whoever can write the link's directory choose the file SQLite reads and writes. The owner may
+ * be this process's user or root (root can replace any file anyway); root itself accepts only its own files.
+ */
+function untrustedFileReason(path: string, stats: Stats): string | null {
+  if (stats.isSymbolicLink()) {
+    return `${path} is a symbolic link, and SQLite would read and write through it; put the file itself there, or set BULWARK_DATA_DIR to the directory that holds it`;
+  }
+  const foreign = foreignOwner(stats);
+  if (foreign) {
+    return `${path} is owned by uid ${foreign.uid}, not by ${foreign.expected}: that account could read and change password hashes and wrapped keys; ` +
+      `run Bulwark as that account, or, if the file is known to be yours, run: chown ${foreign.chownTo} ${path}`;
+  }
+  const who = writableBy(stats.mode);
+  if (who !== null) {
+    return `${path} is writable by ${who} (mode ${(stats.mode & 0o777).toString(8)}): they could change password hashes, roles and wrapped keys; run: chmod 600 ${path}`;
+  }
+  return null;
+}
+
+/**
+ * True when `path` exists as a regular file this process may trust (untrustedFileReason), false when it does not
+ * exist; anything else throws, named. Never follows a link.
+ */
 function databaseFileExists(path: string): boolean {
   let stats;
   try {
-    stats = statSync(path);
+    stats = lstatSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
     throw storeErrors.cannotOpen(path, fsReason(error), { cause: error });
   }
   if (stats.isDirectory()) throw storeErrors.notAFile(path, "a directory");
-  if (!stats.isFile()) throw storeErrors.notAFile(path, "not a regular file");
+  if (!stats.isFile() && !stats.isSymbolicLink()) throw storeErrors.notAFile(path, "not a regular file");
+  const untrusted = untrustedFileReason(path, stats);
+  if (untrusted !== null) throw storeErrors.cannotOpen(path, untrusted);
   return true;
+}
+
+/**
+ * Refuses a `-wal` or `-shm` side file that is a link, another account's, or writable by others: SQLite replays
+ * the write-ahead log into the database on open, so whoever controls it writes the database.
+ */
+function assertSideFilesTrusted(path: string): void {
+  for (const side of [`${path}-wal`, `${path}-shm`]) {
+    let stats;
+    try {
+      stats = lstatSync(side);
+    } catch {
+      continue; // absent (the usual case), or unreachable: SQLite's own error is explained by whyCannotOpen
+    }
+    const untrusted = untrustedFileReason(side, stats);
+    if (untrusted !== null) throw storeErrors.cannotOpen(path, untrusted);
+  }
 }
 
 function looksLikeSQLite(path: string): boolean {
@@ -159,8 +203,15 @@ export async function serialiseTransactions(database: Database, trx: Kysely<Sche
 
 /** Opens (or creates) the SQLite database at `path` in WAL mode with foreign keys and a busy timeout. */
 export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
-  if (databaseFileExists(path)) {
+  const exists = databaseFileExists(path);
+  // Checked even for a database about to be created: SQLite recovers a -wal it finds beside an empty database.
+  assertSideFilesTrusted(path);
+  if (exists) {
     if (!looksLikeSQLite(path)) throw storeErrors.notADatabase(path);
+    // An empty file is a valid, empty database about to receive password hashes: made private, as if we had
+    // created it (a touch(1) under umask 022 leaves it 0644). Only our own: root's is left as it is.
+    const stats = statSync(path);
+    if (stats.size === 0 && (stats.mode & 0o077) !== 0 && stats.uid === process.geteuid?.()) chmodSync(path, 0o600);
   } else if (!options.create) {
     throw storeErrors.notInitialised(path);
   } else {
@@ -202,11 +253,20 @@ export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
   };
 }
 
-/** The URL with its password replaced, for messages and logs. */
+// Query parameters that may hold a secret: node-postgres (pg-connection-string) copies every parameter into the
+// client config, so `?password=` is a password like the userinfo one, and `sslpassword`, `sslkey` (a key file's
+// path)… are secrets or point at them. Matched on the decoded name, as pg reads it.
+const SECRET_PARAMETER = /pass|key|secret|token/i;
+
+/** The URL with its password and every secret-looking query parameter replaced by ***, for messages and logs. */
 export function redactURL(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";
+    const params = [...u.searchParams];
+    if (params.some(([name]) => SECRET_PARAMETER.test(name))) {
+      u.search = new URLSearchParams(params.map(([name, value]): [string, string] => [name, SECRET_PARAMETER.test(name) ? "***" : value])).toString();
+    }
     return u.toString();
   } catch {
     return "(malformed URL)";
