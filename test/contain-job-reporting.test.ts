@@ -10,10 +10,9 @@ import { shellActor } from "../src/lib/os-user.ts";
 import type { Database } from "../src/store/database.ts";
 import { containDeps, createContainJob, jobProgress, jobView, resumeJob, resumeUnfinishedJobs, runJob } from "../src/contain/index.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
-import { openContainFixture, type ContainFixture } from "./helpers/contain-fixture.ts";
+import { openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
-const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 10, 20);
 
 type Fixture = ContainFixture;
@@ -22,18 +21,8 @@ function setup(database: Database): Promise<Fixture> {
   return openContainFixture(database, { now: NOW });
 }
 
-async function seedUsers(fx: Fixture, n: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const id = `usr_${String(i).padStart(4, "0")}`;
-    ids.push(id);
-    await fx.database.db.insertInto("users").values({
-      id, email: `user${i}@example.org`, email_key: `user${i}@example.org`, status: "active",
-      password_hash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", password_scheme: "argon2id",
-      password_must_change: 0, created_at: NOW - 400 * DAY + i, updated_at: NOW - 400 * DAY, last_login_at: NOW - DAY, seeded: 1,
-    }).execute();
-  }
-  return ids;
+function seedUsers(fx: Fixture, n: number): Promise<string[]> {
+  return seedContainUsers(fx, NOW, n);
 }
 
 async function resumedEvents(fx: Fixture, jobId: string): Promise<Array<{ actor: string; data: Record<string, unknown> }>> {

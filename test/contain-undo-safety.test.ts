@@ -7,7 +7,7 @@ import type { Database } from "../src/store/database.ts";
 import {
   createContainJob, createUndoJob, jobProgress, jobView, registerBuiltinLevers, registerLever, resumeJob, runJob, skippedByUndo, } from "../src/contain/index.ts";
 import { dryRunUndo } from "../src/contain/undo.ts";
-import { openContainFixture, type ContainFixture } from "./helpers/contain-fixture.ts";
+import { openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const DAY = 86_400_000;
@@ -32,19 +32,8 @@ function setup(database: Database): Promise<Fixture> {
 }
 
 /** n active users usr_0000…, created 400 days ago; last login a day ago unless `inactive` (then 200 days ago). */
-async function seedUsers(fx: Fixture, n: number, options: { inactive?: boolean } = {}): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const id = `usr_${String(i).padStart(4, "0")}`;
-    ids.push(id);
-    await fx.database.db.insertInto("users").values({
-      id, email: `user${i}@example.org`, email_key: `user${i}@example.org`, status: "active",
-      password_hash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", password_scheme: "argon2id",
-      password_must_change: 0, created_at: NOW - 400 * DAY + i, updated_at: NOW - 400 * DAY,
-      last_login_at: NOW - (options.inactive ? 200 : 1) * DAY, seeded: 1,
-    }).execute();
-  }
-  return ids;
+function seedUsers(fx: Fixture, n: number, options: { inactive?: boolean } = {}): Promise<string[]> {
+  return seedContainUsers(fx, NOW, n, options);
 }
 
 async function lockedAt(fx: Fixture, id: string): Promise<number | null> {

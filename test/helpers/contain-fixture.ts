@@ -38,3 +38,24 @@ export async function openContainFixture(database: Database, options: { now: num
     roles: new RoleStore({ database, clock, audit }),
   };
 }
+
+const DAY = 86_400_000;
+
+/**
+ * Inserts `n` active users usr_0000… (user0@example.org…), created 400 days before `now`, with an argon2id hash;
+ * their last login a day before `now`, or 200 days before with `inactive`. Returns their ids in order.
+ */
+export async function seedContainUsers(fx: ContainDeps, now: number, n: number, options: { inactive?: boolean } = {}): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = `usr_${String(i).padStart(4, "0")}`;
+    ids.push(id);
+    await fx.database.db.insertInto("users").values({
+      id, email: `user${i}@example.org`, email_key: `user${i}@example.org`, status: "active",
+      password_hash: "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", password_scheme: "argon2id",
+      password_must_change: 0, created_at: now - 400 * DAY + i, updated_at: now - 400 * DAY,
+      last_login_at: now - (options.inactive ? 200 : 1) * DAY, seeded: 1,
+    }).execute();
+  }
+  return ids;
+}
