@@ -13,7 +13,8 @@ import { sessionsByUserAndTime } from "./0011-sessions-by-user-and-time.ts";
 import { apiTokenParent } from "./0012-api-token-parent.ts";
 import { oneCurrentKey } from "./0013-one-current-key.ts";
 import { webauthnChallengeContext } from "./0014-webauthn-challenge-context.ts";
+import { redactDeliveredLinks } from "./0015-redact-delivered-links.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks];
 export type { Migration } from "./types.ts";
