@@ -112,8 +112,9 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
         );
       }
       if (!dataDirExists(config.dataDir)) createDataDir(config.dataDir), (report.createdDataDir = true);
-      masterKey = createMasterKeyFile(keyFile, random);
-      report.createdMasterKeyFile = true;
+      const made = createMasterKeyFile(keyFile, random);
+      masterKey = made.key;
+      report.createdMasterKeyFile = made.created;
     }
 
     // 5. Migrations, each recorded; a failure leaves the database at the last good version.

@@ -2,11 +2,12 @@
 // where the file belongs is bad input (exit 2). Permission denied is covered end to end, as another user, in
 // test/env-errors.test.ts (as root, chmod proves nothing in-process).
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { readMasterKeyFile } from "./master-key.ts";
+import { systemRandom } from "../lib/random.ts";
+import { createMasterKeyFile, readMasterKeyFile } from "./master-key.ts";
 
 let root: string;
 before(() => {
@@ -32,5 +33,21 @@ describe("readMasterKeyFile", () => {
       assert.doesNotMatch(error.message, /EISDIR/);
       return true;
     });
+  });
+});
+
+describe("createMasterKeyFile", () => {
+  it("creates a 0600 key file, and a second process initialising the same dir adopts it instead of failing (EEXIST) or overwriting it", () => {
+    const path = join(root, "race", "master.key");
+    mkdirSync(join(root, "race"), { mode: 0o700 });
+    const first = createMasterKeyFile(path, systemRandom);
+    assert.equal(first.created, true);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    // The loser of the race: the name exists by the time it links its own key into place.
+    const second = createMasterKeyFile(path, systemRandom);
+    assert.equal(second.created, false);
+    assert.deepEqual(second.key, first.key, "both use the one key on disk");
+    assert.deepEqual(readMasterKeyFile(path), first.key, "never overwritten");
+    assert.deepEqual(readdirSync(join(root, "race")), ["master.key"], "no temporary file is left behind");
   });
 });

@@ -1,6 +1,6 @@
 // Loading and creating the master key: from BULWARK_MASTER_KEY (base64, 32 bytes) or a 0600 key file owned by
 // this account in the data dir. An existing key file is never overwritten.
-import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, writeSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, rmSync, writeSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { fromBase64Strict, toBase64 } from "../lib/encoding.ts";
 import { foreignOwner, thisUser } from "../lib/os-user.ts";
@@ -96,17 +96,37 @@ export function readMasterKeyFile(path: string): Uint8Array | null {
   return parseMasterKey(text, `the master key file ${path}`);
 }
 
-/** Creates a new key file with mode 0600; fails if the file exists (O_EXCL), so a key is never overwritten. */
-export function createMasterKeyFile(path: string, random: RandomSource): Uint8Array {
+/**
+ * Creates the key file with mode 0600, or adopts the one another process created first; never overwrites one. The key
+ * is written and synced under a private temporary name, then linked into place: link() refuses an existing name, so of
+ * two processes initialising the same data dir at once one creates the file and the other reads the winner's whole
+ * key (never a half-written one) instead of failing with a raw EEXIST. `created` says which.
+ *
+ * @example
+ * const { key, created } = createMasterKeyFile(join(dataDir, "master.key"), systemRandom);
+ */
+export function createMasterKeyFile(path: string, random: RandomSource): { key: Uint8Array; created: boolean } {
   const key = random.bytes(32);
-  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  const temporary = `${path}.${toBase64(random.bytes(9)).replace(/[+/]/g, "_")}.new`;
+  const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  let created = false;
   try {
-    writeSync(fd, `${toBase64(key)}\n`);
-    // On disk before any key is wrapped under it: after a power loss the database may keep keys wrapped by a
-    // master key whose file never reached the disk, and everything sealed under them would be lost for good.
-    fsyncSync(fd);
+    try {
+      writeSync(fd, `${toBase64(key)}\n`);
+      // On disk before any key is wrapped under it: after a power loss the database may keep keys wrapped by a
+      // master key whose file never reached the disk, and everything sealed under them would be lost for good.
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      linkSync(temporary, path);
+      created = true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
   } finally {
-    closeSync(fd);
+    rmSync(temporary, { force: true });
   }
   // The file's directory entry too (a new name is durable only once its directory is synced).
   const dir = openSync(dirname(path), constants.O_RDONLY);
@@ -115,5 +135,9 @@ export function createMasterKeyFile(path: string, random: RandomSource): Uint8Ar
   } finally {
     closeSync(dir);
   }
-  return key;
+  if (created) return { key, created };
+  // Another process won: its key, checked like any key file (owner, mode, no link).
+  const theirs = readMasterKeyFile(path);
+  if (theirs === null) throw cryptoErrors.masterKeyMissing(`the master key file ${path} appeared and vanished while it was being created; run the command again`);
+  return { key: theirs, created: false };
 }
