@@ -3,6 +3,7 @@
 // environment variables once at start-up; every error names the variable. SMTP credentials are never echoed.
 import { isIP } from "node:net";
 import { InputError } from "../lib/errors.ts";
+import { ipv6Groups } from "../lib/ipv6.ts";
 import { checkMailConfig, tlsRequired, type MailConfig } from "../notify/config.ts";
 import { addressProblem } from "../notify/validate.ts";
 
@@ -71,17 +72,7 @@ function ipv4Value(text: string): bigint {
 
 /** An IPv6 address (already valid per isIP, no zone) as a 128-bit number. */
 function ipv6Value(text: string): bigint {
-  let hex = text;
-  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (dotted?.[1] !== undefined) {
-    const v4 = ipv4Value(dotted[1]);
-    hex = `${text.slice(0, dotted.index)}${(v4 >> 16n).toString(16)}:${(v4 & 0xffffn).toString(16)}`;
-  }
-  const [head = "", tail] = hex.split("::");
-  const left = head === "" ? [] : head.split(":");
-  const right = tail === undefined || tail === "" ? [] : tail.split(":");
-  const words = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right];
-  return words.reduce((n, word) => (n << 16n) | BigInt(parseInt(word, 16)), 0n);
+  return ipv6Groups(text).reduce((n, group) => (n << 16n) | BigInt(group), 0n);
 }
 
 interface TrustedRange {

@@ -1,6 +1,7 @@
 // Source addresses as sshd logs them: IPv4, IPv6 (IPv4-mapped ones reduced to IPv4), or a host
 // name when sshd was configured with UseDNS. Hand-written scanner: sshd prints what the socket
 // gave it, but an attacker controls the user name printed next to it, so we validate strictly.
+import { formatIPv6, ipv6Groups } from "../../lib/ipv6.ts";
 
 /** 4 for IPv4, 6 for IPv6, 0 for a host name. */
 export type AddressFamily = 4 | 6 | 0;
@@ -102,39 +103,7 @@ export function isIPv6Text(s: string): boolean {
  * canonicalIPv6("2001:0DB8:0:0::1".toLowerCase()); // "2001:db8::1"
  */
 export function canonicalIPv6(text: string): string {
-  let head = text;
-  const tail: number[] = [];
-  const dot = text.indexOf(".");
-  if (dot >= 0) {
-    const cut = text.lastIndexOf(":", dot);
-    const [a, b, c, d] = text.slice(cut + 1).split(".").map(Number);
-    tail.push(((a ?? 0) << 8) | (b ?? 0), ((c ?? 0) << 8) | (d ?? 0));
-    head = text.slice(0, cut + 1) + (text.charCodeAt(cut - 1) === 58 ? "" : "0");
-    if (head.endsWith(":0") && text.charCodeAt(cut - 1) !== 58) head = head.slice(0, -2);
-  }
-  const [left = "", right] = head.split("::");
-  const parse = (part: string): number[] => (part === "" ? [] : part.split(":").map((g) => parseInt(g, 16)));
-  const l = parse(left);
-  const r = right === undefined ? [] : parse(right);
-  const groups = right === undefined ? [...l, ...tail] : [...l, ...new Array<number>(8 - l.length - r.length - tail.length).fill(0), ...r, ...tail];
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hexes = groups.map((g) => g.toString(16));
-  if (best < 0) return hexes.join(":");
-  return `${hexes.slice(0, best).join(":")}::${hexes.slice(best + bestLen).join(":")}`;
+  return formatIPv6(ipv6Groups(text));
 }
 
 // Botnets reuse their addresses: remember recent canonical forms. Bounded; cleared when full.
