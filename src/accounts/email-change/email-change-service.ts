@@ -8,7 +8,7 @@ import type { RandomSource } from "../../lib/random.ts";
 import { addressProblem, type Outbox } from "../../notify/index.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
-import { lockAccountLinks } from "../password-reset/link-lock.ts";
+import { lockAccountLinks, withAccountLinks } from "../password-reset/link-lock.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
 import { emailChangeErrors } from "./errors.ts";
@@ -115,13 +115,8 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
   }
 
   function revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number> {
-    if (executor) return spendEmailChangeLinks(executor, userId, clock.now());
-    // On its own, a transaction under the account's link lock: one UPDATE over several of the user's rows, run
-    // while a redeem or confirmation held one of them and wanted the others, was a PostgreSQL lock cycle too.
-    return database.transaction(async (trx) => {
-      await lockAccountLinks(database, trx, userId);
-      return spendEmailChangeLinks(trx, userId, clock.now());
-    });
+    // On its own, under the account's link lock (see the reset service's revokeAll).
+    return withAccountLinks(database, userId, executor, (trx) => spendEmailChangeLinks(trx, userId, clock.now()));
   }
 
   return {

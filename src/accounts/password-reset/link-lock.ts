@@ -16,7 +16,27 @@ import type { Schema } from "../../store/schema.ts";
  * await database.transaction(async (trx) => { await lockAccountLinks(database, trx, userId); … });
  */
 export async function lockAccountLinks(database: Database, trx: Kysely<Schema>, userId: string): Promise<void> {
-  await serialiseTransactions(database, trx, lockKeyOf(`links:${userId}`));
+  await serialiseTransactions(database, trx, linkLockKey(userId));
+}
+
+function linkLockKey(userId: string): number {
+  return lockKeyOf(`links:${userId}`);
+}
+
+/**
+ * Runs `work` on `executor` when given (a caller's transaction, which took the link lock itself before its first
+ * write), else in a transaction of its own under the account's link lock: how a service method that writes an
+ * account's link rows (supersede every open link, say) runs whether or not it is part of a larger change.
+ *
+ * @example
+ * const revokeAll = (userId, executor) => withAccountLinks(database, userId, executor, (t) => spendResetLinks(t, userId, clock.now()));
+ */
+export function withAccountLinks<T>(database: Database, userId: string, executor: Kysely<Schema> | undefined, work: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+  if (executor) return work(executor);
+  return database.transaction(async (trx) => {
+    await lockAccountLinks(database, trx, userId);
+    return work(trx);
+  });
 }
 
 /**
@@ -31,6 +51,6 @@ export async function lockAccountLinks(database: Database, trx: Kysely<Schema>, 
  */
 export async function lockManyAccountsLinks(dialect: DialectName, trx: Kysely<Schema>, userIds: readonly string[]): Promise<void> {
   if (dialect !== "postgres" || userIds.length === 0) return;
-  const keys = [...new Set(userIds.map((id) => lockKeyOf(`links:${id}`)))].sort((a, b) => a - b);
+  const keys = [...new Set(userIds.map(linkLockKey))].sort((a, b) => a - b);
   await sql`SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(${keys}::int8[]) AS k ORDER BY 1) AS ordered`.execute(trx);
 }

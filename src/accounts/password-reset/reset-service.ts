@@ -8,7 +8,7 @@ import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { resetErrors } from "./errors.ts";
 import type { LinkRefusal } from "../../crypto/link-token.ts";
-import { lockAccountLinks } from "./link-lock.ts";
+import { lockAccountLinks, withAccountLinks } from "./link-lock.ts";
 import { checkResetRow, generateResetToken, parseResetToken } from "./token.ts";
 
 /**
@@ -126,13 +126,9 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
   }
 
   function revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number> {
-    if (executor) return spendResetLinks(executor, userId, clock.now());
-    // On its own, a transaction under the account's link lock: one UPDATE over several of the user's rows, run
-    // while a redeem or confirmation held one of them and wanted the others, was a PostgreSQL lock cycle too.
-    return database.transaction(async (trx) => {
-      await lockAccountLinks(database, trx, userId);
-      return spendResetLinks(trx, userId, clock.now());
-    });
+    // On its own, under the account's link lock: one UPDATE over several of the user's rows, run while a redeem or
+    // confirmation held one of them and wanted the others, was a PostgreSQL lock cycle too.
+    return withAccountLinks(database, userId, executor, (trx) => spendResetLinks(trx, userId, clock.now()));
   }
 
   async function recentCount(userId: string, executor: Kysely<Schema> = db): Promise<number> {
