@@ -6,6 +6,7 @@ import { fromBase64Strict, toBase64 } from "../lib/encoding.ts";
 import { foreignOwner, thisUser } from "../lib/os-user.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { cryptoErrors, KeyringError } from "./errors.ts";
+import { base32 } from "./tokens.ts";
 
 /** Parses a base64 master key; the error names the problem but never echoes the value. */
 export function parseMasterKey(text: string, source: string): Uint8Array {
@@ -107,7 +108,7 @@ export function readMasterKeyFile(path: string): Uint8Array | null {
  */
 export function createMasterKeyFile(path: string, random: RandomSource): { key: Uint8Array; created: boolean } {
   const key = random.bytes(32);
-  const temporary = `${path}.${toBase64(random.bytes(9)).replace(/[+/]/g, "_")}.new`;
+  const temporary = `${path}.${base32(random.bytes(10))}.new`;
   const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   let created = false;
   try {
