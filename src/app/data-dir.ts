@@ -27,24 +27,28 @@ function explain(error: unknown): string {
 }
 
 /**
- * True when `dir` exists as a directory, false when nothing is there; throws when it is something else. Never
- * follows a link: a data dir that is a symbolic link is refused (whoever can write the link's directory can
- * point it at a dir holding their own master key).
+ * The data dir's own entry (lstat), or null when nothing is there; throws when it cannot be looked at, is a symbolic
+ * link (whoever can write the link's directory can point it at a dir holding their own master key) or is not a
+ * directory.
  */
-export function dataDirExists(dir: string): boolean {
+function dataDirStats(dir: string): Stats | null {
   let stats: Stats;
   try {
     stats = lstatSync(dir);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return false;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw dataDirError(`cannot use the data dir ${dir}: ${explain(error)}; set BULWARK_DATA_DIR to a writable directory`, error);
   }
   if (stats.isSymbolicLink()) {
     throw dataDirError(`the data dir ${dir} is a symbolic link; set BULWARK_DATA_DIR to the directory itself (see: realpath ${dir})`);
   }
   if (!stats.isDirectory()) throw dataDirError(`the data dir ${dir} exists but is not a directory; set BULWARK_DATA_DIR to a directory`);
-  return true;
+  return stats;
+}
+
+/** True when `dir` exists as a directory, false when nothing is there; throws when it is something else (dataDirStats). */
+export function dataDirExists(dir: string): boolean {
+  return dataDirStats(dir) !== null;
 }
 
 /**
@@ -54,13 +58,8 @@ export function dataDirExists(dir: string): boolean {
  * Root is held to the same rule, so root never adopts a dir another account prepared.
  */
 export function assertPrivateDataDir(dir: string): void {
-  let stats: Stats;
-  try {
-    stats = lstatSync(dir);
-  } catch (error) {
-    throw dataDirError(`cannot use the data dir ${dir}: ${explain(error)}; set BULWARK_DATA_DIR to a writable directory`, error);
-  }
-  if (stats.isSymbolicLink()) throw dataDirError(`the data dir ${dir} is a symbolic link; set BULWARK_DATA_DIR to the directory itself (see: realpath ${dir})`);
+  const stats = dataDirStats(dir);
+  if (stats === null) throw dataDirError(`cannot use the data dir ${dir}: it does not exist (removed while in use?); set BULWARK_DATA_DIR to a writable directory`);
   const foreign = foreignOwner(stats);
   if (foreign) {
     throw dataDirError(
