@@ -2,6 +2,7 @@
 // every session of an account (accounts.write). Ids in paths are the random user ids (never sequential).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { adminRemovalGuard, isPermission } from "../../accounts/roles/index.ts";
+import { endUserSessions } from "../../accounts/sessions/index.ts";
 import type { User } from "../../accounts/users/user-store.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, PAGE_QUERY, SMALL_BODY, text } from "./common.ts";
@@ -136,7 +137,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     });
     // Browser sessions end with the lock, so an unlock does not revive a session an attacker may hold;
     // API tokens are only refused while locked (the owner keeps their automation after an unlock).
-    const ended = outcome === "locked" ? await endSessions(app, user.id) : 0;
+    const ended = outcome === "locked" ? await endUserSessions(app.db.db, user.id, app.clock.now()) : 0;
     return { changed: outcome === "locked", sessionsEnded: ended };
   }, LOCK_BODY);
 
@@ -169,7 +170,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   });
 
   change("sessions/revoke", async (app, request, caller, user) => {
-    const ended = await endSessions(app, user.id);
+    const ended = await endUserSessions(app.db.db, user.id, app.clock.now());
     await auditAPI(app, request, caller, { type: "user.sessions-revoked", subject: user.id, data: { ended } });
     return { sessionsEnded: ended };
   });
@@ -191,11 +192,4 @@ function lockReason(body: unknown): string | null {
     throw apiErrors.badBody("reason must be text of 1 to 200 characters without control characters");
   }
   return reason.trim();
-}
-
-/** Ends every session of a user: the revocation stamp first (instant, whatever the rows), then the rows. */
-async function endSessions(app: App, userId: string): Promise<number> {
-  const sessions = app.accounts.sessions;
-  await sessions.revokeUser(userId);
-  return sessions.endAll(userId);
 }
