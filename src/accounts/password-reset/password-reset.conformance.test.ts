@@ -9,20 +9,22 @@ import { systemRandom } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
 import { migrate } from "../../store/migrator.ts";
 import { MIGRATIONS } from "../../store/migrations/index.ts";
-import { createUserStore } from "../users/user-store.ts";
-import { createPasswordResetService, type PasswordResetService } from "./reset-service.ts";
+import { createUserStore, type UserStore } from "../users/user-store.ts";
+import { createPasswordResetService, type PasswordResetPolicy, type PasswordResetService } from "./reset-service.ts";
 import { generateResetToken } from "./token.ts";
 
 const MINUTE = 60_000;
 
-async function setup(database: Database): Promise<{ clock: ManualClock; resets: PasswordResetService; userId: string; otherId: string }> {
+async function setup(
+  database: Database, policy: Partial<PasswordResetPolicy> = {},
+): Promise<{ clock: ManualClock; resets: PasswordResetService; users: UserStore; userId: string; otherId: string }> {
   const clock = new ManualClock(Date.UTC(2026, 10, 1, 9));
   const outcome = await migrate(database, clock, MIGRATIONS);
   if (outcome.error) throw outcome.error;
   const users = createUserStore({ database, clock, random: systemRandom });
   const user = await users.create({ email: "ana@example.org" });
   const other = await users.create({ email: "bo@example.org" });
-  return { clock, resets: createPasswordResetService({ database, clock, random: systemRandom }), userId: user.id, otherId: other.id };
+  return { clock, resets: createPasswordResetService({ database, clock, random: systemRandom, policy }), users, userId: user.id, otherId: other.id };
 }
 
 forEachDialect("password reset tokens", (fx) => {
@@ -71,10 +73,7 @@ forEachDialect("password reset tokens", (fx) => {
     // On PostgreSQL each redeem marked its own row, then revokeAll() waited for the other's: a lock cycle, and
     // "deadlock detected" thrown (a 500 over HTTP) instead of one winner and one clean refusal.
     const database = await fx.fresh();
-    const clock = new ManualClock(Date.UTC(2026, 10, 1, 9));
-    assert.equal((await migrate(database, clock, MIGRATIONS)).error, undefined);
-    const users = createUserStore({ database, clock, random: systemRandom });
-    const resets = createPasswordResetService({ database, clock, random: systemRandom, policy: { maxPerWindow: 1000 } });
+    const { users, resets } = await setup(database, { maxPerWindow: 1000 });
     for (let i = 0; i < 25; i++) {
       const user = await users.create({ email: `pair${i}@example.org` });
       const a = await resets.issue(user.id);
@@ -92,10 +91,7 @@ forEachDialect("password reset tokens", (fx) => {
   it("attack: a redeem and a supersession of the same user's links at once (a password change) — nothing throws", async () => {
     // The supersession is one UPDATE over the user's open rows; the redeem held one of them and wanted the others.
     const database = await fx.fresh();
-    const clock = new ManualClock(Date.UTC(2026, 10, 1, 9));
-    assert.equal((await migrate(database, clock, MIGRATIONS)).error, undefined);
-    const users = createUserStore({ database, clock, random: systemRandom });
-    const resets = createPasswordResetService({ database, clock, random: systemRandom, policy: { maxPerWindow: 1000 } });
+    const { users, resets } = await setup(database, { maxPerWindow: 1000 });
     for (let i = 0; i < 80; i++) {
       const user = await users.create({ email: `sup${i}@example.org` });
       const links = [await resets.issue(user.id), await resets.issue(user.id), await resets.issue(user.id)];
