@@ -34,11 +34,21 @@ describe("link pages in a browser", { skip: !available && `no Chromium at ${CHRO
   const errors: string[] = [];
 
   before(async () => {
-    const port = await freePort();
-    origin = `http://127.0.0.1:${port}`;
-    // The in-process test client (fx.browser()) speaks as https://bulwark.test: trusted next to the real origin.
-    fx = await authFixture({ BULWARK_PUBLIC_URL: origin, BULWARK_TRUSTED_ORIGINS: ORIGIN });
-    await fx.server.listen({ host: "127.0.0.1", port });
+    // The public URL names the port before the server listens on it, so a port found free can be taken meanwhile by
+    // another test file running at the same time: then try another (EADDRINUSE on a loaded CI host).
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      origin = `http://127.0.0.1:${port}`;
+      // The in-process test client (fx.browser()) speaks as https://bulwark.test: trusted next to the real origin.
+      fx = await authFixture({ BULWARK_PUBLIC_URL: origin, BULWARK_TRUSTED_ORIGINS: ORIGIN });
+      try {
+        await fx.server.listen({ host: "127.0.0.1", port });
+        break;
+      } catch (error) {
+        await fx.close();
+        if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt === 5) throw error;
+      }
+    }
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
