@@ -130,6 +130,7 @@ describe("bad input: a clear message, exit 2, nothing created", () => {
     const db = new DatabaseSync(join(d, "bulwark.db"));
     db.exec("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL); INSERT INTO invoices VALUES (1, 9.5)");
     db.close();
+    chmodSync(join(d, "bulwark.db"), 0o600); // one every account may read is refused before its tables are looked at
     const r = await bulwark(["init"], { env: { BULWARK_DATA_DIR: d } });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /tables Bulwark did not create \(invoices\)/);

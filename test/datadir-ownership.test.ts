@@ -1,6 +1,6 @@
 // An existing data dir is trusted only when nobody but this account (or root) could have put its contents there:
 // the dir, master.key, bulwark.db and its -wal / -shm side files must not be symbolic links, must be owned by this
-// process's user (or root), and must not be writable by group or others. Otherwise whoever prepared the dir plants
+// process's user (or root), and must not be writable by group or others, nor readable by others. Otherwise whoever prepared the dir plants
 // a master key they know (every data key is then wrapped under it), or a database file they can read or swap.
 // The cases that need a file owned by another uid run only as root; the mode and symlink cases run as anyone.
 import assert from "node:assert/strict";
@@ -131,6 +131,36 @@ describe("database files others could write", () => {
     chmodSync(join(dir, "bulwark.db"), 0o644);
     await open(dir, "init");
     assert.equal(statSync(join(dir, "bulwark.db")).mode & 0o077, 0, "password hashes and wrapped keys went into a file others can read");
+  });
+});
+
+describe("database files every account may read (ASVS 13.3.2: least privilege on hashes and wrapped keys)", () => {
+  for (const mode of [0o644, 0o604]) {
+    it(`attack: refuses a bulwark.db every account may read (mode ${mode.toString(8)}) and leaves it as it was`, async () => {
+      const dir = await initialised(`db-readable-${mode.toString(8)}`);
+      const db = join(dir, "bulwark.db");
+      chmodSync(db, mode);
+      const before = readFileSync(db);
+      await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_OPEN", db, new RegExp(`mode ${mode.toString(8)}`), /every account/, /chmod 600/));
+      assert.deepEqual(readFileSync(db), before, "nothing was written");
+      assert.equal(statSync(db).mode & 0o777, mode, "the refusal does not change the mode behind the operator's back");
+    });
+  }
+
+  it("attack: refuses a bulwark.db-wal every account may read (it holds copies of the newest pages)", async () => {
+    const dir = await initialised("wal-readable");
+    const wal = join(dir, "bulwark.db-wal");
+    if (!existsSync(wal)) closeSync(openSync(wal, "w", 0o600));
+    chmodSync(wal, 0o644);
+    await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_OPEN", wal, /mode 644/, /chmod 600/));
+  });
+
+  it("accepts a bulwark.db its group may read (0640, a backup account) and keeps that mode", async () => {
+    const dir = await initialised("db-group-readable");
+    const db = join(dir, "bulwark.db");
+    chmodSync(db, 0o640);
+    await open(dir, "open");
+    assert.equal(statSync(db).mode & 0o777, 0o640);
   });
 });
 

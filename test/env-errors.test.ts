@@ -7,7 +7,7 @@
 // `nobody` (uid 65534) over files root made, which is the situation operators meet. Otherwise chmod does it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -107,10 +107,18 @@ describe("a directory where a file belongs: bad input, exit 2", () => {
 });
 
 describe("a data dir made by another account: runtime failure of the environment, exit 3", () => {
-  /** As root, files stay root's (0600, dir 0755) and nobody runs; otherwise the runner takes the rights from itself. */
+  /**
+   * As root, files stay root's and nobody runs, reaching them through the group (dir 0750, a readable database 0640,
+   * both in nobody's group: a database every account may read is refused before anything else); otherwise the runner
+   * takes the rights from itself.
+   */
   function restrict(dir: string, modes: { dir: number; db: number; key: number }): void {
-    chmodSync(dir, ROOT ? 0o755 : modes.dir);
-    chmodSync(join(dir, "bulwark.db"), ROOT ? (modes.db & 0o444 ? 0o644 : 0o600) : modes.db);
+    if (ROOT) {
+      chownSync(dir, 0, NOBODY);
+      chownSync(join(dir, "bulwark.db"), 0, NOBODY);
+    }
+    chmodSync(dir, ROOT ? 0o750 : modes.dir);
+    chmodSync(join(dir, "bulwark.db"), ROOT ? (modes.db & 0o444 ? 0o640 : 0o600) : modes.db);
     chmodSync(join(dir, "master.key"), ROOT ? 0o600 : modes.key);
   }
 

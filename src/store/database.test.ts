@@ -2,7 +2,7 @@
 // corrupt, is called corrupt ("move it aside"); a healthy database SQLite cannot open here (its WAL side file
 // cannot be created) and a directory where the file belongs get their own message naming the path and the fix.
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -18,6 +18,7 @@ before(() => {
   const db = new DatabaseSync(healthy);
   db.exec("PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1)");
   db.close(); // the last connection removes -wal and -shm: a clean, healthy WAL-mode file
+  chmodSync(healthy, 0o600); // private, as Bulwark makes it (the copies keep the mode)
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -56,7 +57,7 @@ describe("openSQLite: a file that is not a usable database", () => {
     const path = join(root, "damaged.db");
     const bytes = Buffer.alloc(8192, 0xa5);
     bytes.write("SQLite format 3\0", 0, "latin1");
-    writeFileSync(path, bytes);
+    writeFileSync(path, bytes, { mode: 0o600 }); // private, as Bulwark makes it: one others may read is refused first
     assert.throws(() => openSQLite(path, { create: false }), { code: "BULWARK_ERR_DB_CORRUPT", kind: "input", message: /is not a SQLite database or is corrupt/ });
   });
 

@@ -68,6 +68,17 @@ function untrustedFileReason(path: string, stats: Stats): string | null {
 }
 
 /**
+ * Why the database file or a side file at `path` is too open to read from, or null: one that every account on the
+ * machine may read hands them the password hashes, the wrapped keys and (in the WAL) the newest of both. A group
+ * may read it, for a backup account (PostgreSQL allows a group-readable data directory for the same reason).
+ */
+function readableByOthersReason(path: string, mode: number): string | null {
+  if ((mode & 0o007) === 0) return null;
+  return `${path} is open to every account on this machine (mode ${(mode & 0o777).toString(8)}): anyone could copy the password hashes and wrapped keys; ` +
+    `run: chmod 600 ${path} (or chmod 640 to let a backup group read it)`;
+}
+
+/**
  * True when `path` exists as a regular file this process may trust (untrustedFileReason), false when it does not
  * exist; anything else throws, named. Never follows a link.
  */
@@ -88,7 +99,8 @@ function databaseFileExists(path: string): boolean {
 
 /**
  * Refuses a `-wal` or `-shm` side file that is a link, another account's, or writable by others: SQLite replays
- * the write-ahead log into the database on open, so whoever controls it writes the database.
+ * the write-ahead log into the database on open, so whoever controls it writes the database. One that everyone may
+ * read is refused too: the log holds copies of the newest pages. (SQLite creates both with the database's mode.)
  */
 function assertSideFilesTrusted(path: string): void {
   for (const side of [`${path}-wal`, `${path}-shm`]) {
@@ -98,7 +110,7 @@ function assertSideFilesTrusted(path: string): void {
     } catch {
       continue; // absent (the usual case), or unreachable: SQLite's own error is explained by whyCannotOpen
     }
-    const untrusted = untrustedFileReason(side, stats);
+    const untrusted = untrustedFileReason(side, stats) ?? (stats.isFile() ? readableByOthersReason(side, stats.mode) : null);
     if (untrusted !== null) throw storeErrors.cannotOpen(path, untrusted);
   }
 }
@@ -212,6 +224,8 @@ export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
     // created it (a touch(1) under umask 022 leaves it 0644). Only our own: root's is left as it is.
     const stats = statSync(path);
     if (stats.size === 0 && (stats.mode & 0o077) !== 0 && stats.uid === process.geteuid?.()) chmodSync(path, 0o600);
+    const tooOpen = readableByOthersReason(path, statSync(path).mode);
+    if (tooOpen !== null) throw storeErrors.cannotOpen(path, tooOpen);
   } else if (!options.create) {
     throw storeErrors.notInitialised(path);
   } else {
