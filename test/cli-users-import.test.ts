@@ -360,6 +360,28 @@ describe("users import: all-or-nothing per batch", () => {
   });
 });
 
+describe("users import: resuming under other settings", () => {
+  it("a resume with another --on-conflict or --map is refused, naming what the first run used, until they match", async () => {
+    // Was: only the source was checked, so the rest of a file could be imported under other rules than its start.
+    const s = await site();
+    const text = `email\n${Array.from({ length: 9 }, (_, i) => `r${i + 1}@example.org`).join("\n")}\n`;
+    const csv = s.file("users.csv", text);
+    await dieAfterTwoBatches(s, "users.csv", text);
+    for (const extra of [["--on-conflict", "skip", "--dry-run"], ["--on-conflict", "update"], ["--map", "email=email,display_name=email"]]) {
+      const r = await s.run(["users", "import", csv, "--batch", "3", ...extra]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /this file's import was interrupted \(job job_\w+, written through line 7\) under other settings: /, extra.join(" "));
+      assert.match(r.stderr, extra[0] === "--map" ? /columns .*display_name=display_name.* then, columns .*display_name=email.* now/ : /--on-conflict fail then, --on-conflict (skip|update) now/);
+      assert.match(r.stderr, /resume with .*once it is done, a new run of the file applies other settings to every row/);
+    }
+    assert.equal(userCount(s), 6, "the refused runs wrote nothing");
+    const r = await s.run(["users", "import", csv, "--batch", "3"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /resumed the interrupted import of this file/);
+    assert.equal(userCount(s), 9);
+  });
+});
+
 describe("users import: resuming under another source", () => {
   it("the same file under another name is refused, naming both sources, until --source names the recorded one", async () => {
     // Finding: the resume of users.csv, run as "users (1).csv" (a second download), linked the remaining accounts to

@@ -15,7 +15,7 @@ import { createPasswordContext } from "../passwords/index.ts";
 import { createUserStore } from "../users/user-store.ts";
 import { ImportRefusedError } from "./errors.ts";
 import { importUsers, type ImportDeps, type ImportOptions, type ImportReport } from "./importer.ts";
-import { checkHeader, resolveMap } from "./mapping.ts";
+import { checkHeader, resolveMap, type FieldMap } from "./mapping.ts";
 
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
 
@@ -28,11 +28,11 @@ async function setup(db: Database): Promise<ImportDeps> {
   };
 }
 
-type Extra = Partial<Omit<ImportOptions, "rules" | "open">> & { source?: string };
+type Extra = Partial<Omit<ImportOptions, "rules" | "open">> & { source?: string; map?: FieldMap };
 
 function run(deps: ImportDeps, csv: string, extra: Extra = {}): Promise<ImportReport> {
-  const { source, ...rest } = extra;
-  const map = resolveMap({ preset: null, map: {} });
+  const { source, map: explicit, ...rest } = extra;
+  const map = resolveMap({ preset: null, map: explicit ?? {} });
   return importUsers(deps, {
     format: "csv", onConflict: "fail", batchSize: 500, dryRun: false, skipBad: false, actor: "test", file: "test.csv",
     onHeader: (h: string[]) => checkHeader(h, map, {}),
@@ -207,5 +207,35 @@ forEachDialect("users import consistency", (fx) => {
     assert.deepEqual([resumed.source, resumed.resumedAfterLine, resumed.created, resumed.bad], ["users.csv", 3, 1, []]);
     const links = (await accounts(deps)).map((a) => { const r = a as { external_source: string; external_id: string }; return `${r.external_source}:${r.external_id}`; });
     assert.deepEqual(links, ["users.csv:1", "users.csv:2", "users.csv:3"]);
+  });
+
+  it("a resumed run keeps the settings its job recorded: others are refused naming each difference, dry or real", async () => {
+    // Was: only the source was checked, so a resume with --on-conflict update overwrote the accounts the first run
+    // had been told to skip, and one file ended up imported under two sets of rules.
+    const csv = "email,display_name\nold@example.org,Olga\na@example.org,Ada\nb@example.org,Bo\nold2@example.org,Otto\n";
+    const deps = await setup(await fx.fresh());
+    for (const email of ["old@example.org", "old2@example.org"]) await deps.users.create({ email, displayName: "kept" });
+    // Dies while reading line 4 in the write pass: lines 2 and 3 are dealt with, the cursor is at line 3.
+    await assert.rejects(run(deps, csv, { onConflict: "skip", batchSize: 1, onProgress: (n, phase) => {
+      if (phase === "write" && n === 3) throw new Error("the process died");
+    } }), /the process died/);
+    const refused = (pattern: RegExp) => (e: unknown): boolean => {
+      assert.ok(e instanceof ImportRefusedError, String(e));
+      assert.match(e.message, pattern);
+      return true;
+    };
+    for (const dryRun of [true, false]) {
+      await assert.rejects(run(deps, csv, { onConflict: "update", replacePasswords: true, dryRun }), refused(
+        /^this file's import was interrupted \(job job_\w+, written through line 3\) under other settings: --on-conflict skip then, --on-conflict update now; no --replace-passwords then, --replace-passwords now\. .*resume with --on-conflict skip, no --replace-passwords; once it is done/,
+      ), `dry run: ${dryRun}`);
+    }
+    await assert.rejects(run(deps, csv, { onConflict: "skip", map: { display_name: "name" } }), refused(/under other settings: columns .*display_name=display_name.* then, columns .*display_name=name.* now/));
+    assert.deepEqual((await accounts(deps)).map((a) => (a as { display_name: string | null }).display_name), ["Ada", "kept", "kept"], "the refused runs wrote nothing");
+    const resumed = await run(deps, csv, { onConflict: "skip" });
+    assert.deepEqual([resumed.resumedAfterLine, resumed.alreadyImported, resumed.created, resumed.skipped], [3, 2, 1, 1]);
+    assert.deepEqual((await accounts(deps)).map((a) => (a as { display_name: string | null }).display_name), ["Ada", "Bo", "kept", "kept"], "both existing accounts skipped, as the first run said");
+    // Done: the next run of the same file is a new import, under whatever settings it is given.
+    const again = await run(deps, csv, { onConflict: "update", dryRun: true });
+    assert.equal(again.resumedAfterLine, null);
   });
 });

@@ -14,14 +14,14 @@ import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
-import type { PasswordContext } from "../passwords/index.ts";
+import { formatSaltedTemplate, type PasswordContext } from "../passwords/index.ts";
 import { passwordChangedAtAfterChange, type UserStore } from "../users/user-store.ts";
 import { spendEmailChangeLinks } from "../email-change/email-change-service.ts";
 import { lockManyAccountsLinks } from "../password-reset/link-lock.ts";
 import { spendResetLinks } from "../password-reset/reset-service.ts";
 import { endUserSessions } from "../sessions/revocation.ts";
 import { ImportRefusedError, isUniqueViolation } from "./errors.ts";
-import { validateRow, type ImportRow, type RowRules } from "./mapping.ts";
+import { validateRow, type FieldMap, type ImportRow, type Preset, type RowRules } from "./mapping.ts";
 import { planPassword, type PasswordNote } from "./password-update.ts";
 import { clash, lookup, type OnConflict } from "./existing.ts";
 import { readRows, type ImportFormat } from "./source.ts";
@@ -40,11 +40,28 @@ export interface ImportDeps {
 /** The kind of the job a real import runs as. */
 export const IMPORT_JOB_KIND = "users-import";
 
-/** What an import job records: which file (by content) it is writing, and from which source. */
+/** What an import job records: which file (by content) it is writing, from which source, under which settings. */
 export interface ImportSpec {
   sha256: string;
   file: string;
   source: string;
+  /** Absent from jobs written before settings were recorded: their resumes are not checked against them. */
+  settings?: ImportSettings;
+}
+
+/**
+ * What decides what a row becomes, besides its source: a resumed run must use the same, or one file ends up imported
+ * under two sets of rules (its first half skipping existing accounts, say, and the rest overwriting them).
+ */
+export interface ImportSettings {
+  format: ImportFormat;
+  /** The resolved field → column map (the preset's, then --map, then --salt-column). */
+  map: FieldMap;
+  preset: Preset | null;
+  /** The salted-digest template, as --salted spells it. */
+  salted: string | null;
+  onConflict: OnConflict;
+  replacePasswords: boolean;
 }
 
 export interface ImportOptions {
@@ -113,6 +130,8 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   const sha256 = await fileDigest(options.open());
   const interrupted = await interruptedJob(deps.jobs, sha256);
   const rules = rulesOfResume(options.rules, interrupted);
+  const settings = settingsOf(options);
+  assertSameSettings(settings, interrupted);
   const report: ImportReport = {
     dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], passwordsReplaced: [], passwordsKept: 0, batches: 0,
     jobId: null, resumedAfterLine: null, alreadyImported: 0,
@@ -206,7 +225,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
 
   // Pass 2: write. Counts are recomputed from what each committed batch actually did.
   Object.assign(report, { created: 0, updated: 0, skipped: report.skippedRows.length, passwordsReplaced: [], passwordsKept: 0 });
-  const job = interrupted ?? (await deps.jobs.create<ImportSpec>({ kind: IMPORT_JOB_KIND, spec: { sha256, file: options.file, source: rules.source }, total: report.rows, actor: options.actor }));
+  const job = interrupted ?? (await deps.jobs.create<ImportSpec>({ kind: IMPORT_JOB_KIND, spec: { sha256, file: options.file, source: rules.source, settings }, total: report.rows, actor: options.actor }));
   report.jobId = job.id;
   if (interrupted) {
     await deps.audit.append({ type: "users.import.resumed", actor: options.actor, subject: job.id, data: { file: options.file, sha256, afterLine: doneThrough, alreadyImported: report.alreadyImported } });
@@ -291,6 +310,63 @@ function rulesOfResume(rules: RowRules, job: Job<ImportSpec> | null): RowRules {
     );
   }
   return { ...rules, source: recorded };
+}
+
+function settingsOf(options: ImportOptions): ImportSettings {
+  const { rules } = options;
+  return {
+    format: options.format,
+    map: rules.map,
+    preset: rules.preset,
+    salted: rules.salted === null ? null : formatSaltedTemplate(rules.salted),
+    onConflict: options.onConflict,
+    replacePasswords: options.onConflict === "update" && options.replacePasswords === true,
+  };
+}
+
+/** The settings as command-line options, one per setting, for the messages below. */
+function describeSetting(key: keyof ImportSettings, value: unknown): string {
+  switch (key) {
+    case "replacePasswords":
+      return value ? "--replace-passwords" : "no --replace-passwords";
+    case "map": {
+      const map = value as FieldMap;
+      return `columns ${Object.keys(map).sort().map((field) => `${field}=${map[field as keyof FieldMap]}`).join(",")}`;
+    }
+    case "onConflict":
+      return `--on-conflict ${value}`;
+    default:
+      return value === null ? `no --${key}` : `--${key} ${JSON.stringify(value)}`;
+  }
+}
+
+/**
+ * Refuses to resume `job` under other settings than its own, naming each difference and what to run instead, dry
+ * run or real (a dry run must report what the real run would do, and the real run would refuse).
+ */
+function assertSameSettings(settings: ImportSettings, job: Job<ImportSpec> | null): void {
+  const recorded = job?.spec.settings;
+  if (job === null || recorded === undefined) return;
+  const differences: string[] = [];
+  const then: string[] = [];
+  for (const key of Object.keys(settings) as Array<keyof ImportSettings>) {
+    const same = key === "map" ? sameMap(recorded.map, settings.map) : recorded[key] === settings[key];
+    if (same) continue;
+    differences.push(`${describeSetting(key, recorded[key])} then, ${describeSetting(key, settings[key])} now`);
+    then.push(describeSetting(key, recorded[key]));
+  }
+  if (differences.length === 0) return;
+  throw new ImportRefusedError(
+    `this file's import was interrupted (job ${job.id}, written through line ${job.cursor ?? 0}) under other settings: ${differences.join("; ")}. ` +
+      `Its remaining rows must be imported as the first ones were: resume with ${then.join(", ")}; once it is done, ` +
+      "a new run of the file applies other settings to every row",
+  );
+}
+
+function sameMap(a: FieldMap, b: FieldMap): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof FieldMap>;
+  for (const key of keys) if (a[key] !== b[key]) return false;
+  return true;
 }
 
 /** The newest unfinished import job of the file with this digest: what a crash (or a refused batch) left. */
