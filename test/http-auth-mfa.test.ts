@@ -34,6 +34,30 @@ async function enrolTOTP(email: string): Promise<{ b: Browser; secret: string; p
   return { b, secret, password: user.password, id: user.id };
 }
 
+describe("TOTP enrolment confirmation", () => {
+  it("attack: guessing the confirmation code is throttled like a login code: 429, and even the right code waits (ASVS 6.3.1)", async () => {
+    const user = await fx.user("confirm-guess@example.org");
+    const b = fx.browser();
+    assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+    const { secret } = (await b.request("POST", "/auth/mfa/totp", { csrf: true })).json() as { secret: string };
+    const valid = new Set([-1, 0, 1].map((o) => totpCode(secret, fx.clock.now() + o * 30_000)));
+    const wrong = ["000000", "111111", "222222", "333333", "444444", "555555", "666666", "777777"].filter((c) => !valid.has(c));
+    for (const code of wrong.slice(0, 5)) {
+      const r = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code } });
+      assert.equal(r.statusCode, 401, `guess ${code} is within the limit: ${r.body}`);
+      assert.equal(r.json().error.code, "BULWARK_ERR_MFA_INVALID");
+    }
+    const throttled = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(throttled.statusCode, 429, throttled.body);
+    assert.equal(throttled.headers["retry-after"], "300");
+    assert.equal(throttled.json().error.code, "BULWARK_ERR_MFA_THROTTLED");
+    assert.deepEqual((await b.request("GET", "/auth/mfa")).json(), { totp: false, webauthn: 0, recoveryCodes: 0 }, "nothing was enrolled");
+    fx.clock.advance(5 * 60_000);
+    const confirmed = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(confirmed.statusCode, 200, confirmed.body);
+  });
+});
+
 describe("MFA step-up", () => {
   it("holds a password-only login at aal 1 until a TOTP code, then rotates to aal 2 (ASVS 6.3.3, 7.2.4)", async () => {
     const { secret, password } = await enrolTOTP("totp@example.org");

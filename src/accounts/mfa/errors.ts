@@ -9,5 +9,7 @@ export const mfaErrors = {
   alreadyConfirmed: (): MfaError =>
     new MfaError("BULWARK_ERR_MFA_ALREADY_ENROLLED", "conflict", "an authenticator app is already confirmed; remove it before enrolling another"),
   invalidInput: (what: string, options?: BulwarkErrorOptions): InputError => new InputError("BULWARK_ERR_MFA_INPUT", what, options),
+  /** Too many wrong codes for this user in the throttle's window: the code was not even looked at. */
+  throttled: (): MfaError => new MfaError("BULWARK_ERR_MFA_THROTTLED", "conflict", "too many wrong codes; try again later"),
   credentialNotFound: (): MfaError => new MfaError("BULWARK_ERR_MFA_CREDENTIAL_NOT_FOUND", "not-found", "passkey not found"),
 };

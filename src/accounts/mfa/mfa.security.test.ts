@@ -86,6 +86,21 @@ forEachDialect("TOTP and recovery-code attacks", (fx) => {
     assert.equal(await f.mfa.totp.verify(userId, totpCode(secret, f.clock.now())), "ok", "the owner gets in once the window passed");
   });
 
+  it("attack: guessing the code that confirms an enrolment is throttled on the TOTP counter, in parallel too (ASVS 6.3.1)", async () => {
+    // Was: confirm had no limit, so a script could try codes against a pending enrolment without end.
+    const f = await mfaFixture(await fx.fresh());
+    const user = await f.users.create({ email: "confirm-brute@example.org" });
+    const { secret } = await f.mfa.totp.begin(user.id, user.email);
+    const outcome = (p: Promise<boolean>): Promise<string> => p.then((ok) => (ok ? "ok" : "invalid"), (e: { code?: string }) => String(e.code));
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => outcome(f.mfa.totp.confirm(user.id, wrongCode(secret, f.clock.now(), i * 1000)))));
+    assert.equal(results.filter((r) => r === "invalid").length, MFA_FLOOD_POLICY.accountLimit, JSON.stringify(results));
+    assert.equal(results.filter((r) => r === "BULWARK_ERR_MFA_THROTTLED").length, 20 - MFA_FLOOD_POLICY.accountLimit);
+    assert.equal(await outcome(f.mfa.totp.confirm(user.id, totpCode(secret, f.clock.now()))), "BULWARK_ERR_MFA_THROTTLED", "even the right code is not evaluated");
+    assert.deepEqual(await f.mfa.factors(user.id), { totp: false, webauthn: 0, recoveryCodes: 0 });
+    f.clock.advance(MFA_FLOOD_POLICY.accountWindowMs);
+    assert.equal(await f.mfa.totp.confirm(user.id, totpCode(secret, f.clock.now())), true, "the owner confirms once the window passed");
+  });
+
   it("attack: a hundred TOTP guesses sent at once get five evaluated, not a hundred (parallel guesses count each other)", async () => {
     const f = await mfaFixture(await fx.fresh());
     const { userId, secret } = await enrolled(f, "parallel@example.org");

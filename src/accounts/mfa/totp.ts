@@ -16,7 +16,10 @@ export type TOTPVerdict = "ok" | "invalid" | "replayed" | "throttled" | "not-enr
 export interface TOTPFactor {
   /** Starts (or restarts) enrolment: a new secret, stored encrypted and unconfirmed. */
   begin(userId: string, accountName: string): Promise<{ uri: string; secret: string }>;
-  /** Confirms enrolment with a code from the app; false when the code is wrong. */
+  /**
+   * Confirms enrolment with a code from the app; false when the code is wrong. Rate-limited on the same counter as
+   * `verify`: throws BULWARK_ERR_MFA_THROTTLED (the code not evaluated) past the limit.
+   */
   confirm(userId: string, code: string, options?: FactorChangeOptions): Promise<boolean>;
   /** Checks a login code: each time step accepted once; attempts rate-limited. */
   verify(userId: string, code: string): Promise<TOTPVerdict>;
@@ -89,6 +92,10 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       const row = await db.selectFrom("mfa_totp").select(["secret_ct", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
       if (!row) throw mfaErrors.notEnrolled("authenticator app enrolment");
       if (row.confirmed_at !== null) throw mfaErrors.alreadyConfirmed();
+      // Throttled as a login code is, on the same counter (ASVS 6.3.1): guessing the code that confirms an enrolment
+      // is guessing a TOTP code of this user. Counted as it starts, so parallel guesses count each other.
+      const begun = await flood.begin({ identifier: floodIdentifier("totp", userId), ip: null });
+      if (!begun.allowed) throw mfaErrors.throttled();
       const digits = normaliseCode(code);
       if (digits === null) return false;
       const secret = await openSecret(userId, row.secret_ct);
@@ -110,7 +117,10 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
           await options.within?.(trx);
           return true;
         });
-        if (confirmed) return true;
+        if (confirmed) {
+          await flood.succeeded(begun.ticket);
+          return true;
+        }
         // A key rotation re-encrypts the pending secret (same secret, new ciphertext): confirm against the new
         // ciphertext if, and only if, it still holds the secret the code was checked against.
         const now = await db.selectFrom("mfa_totp").select(["secret_ct", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();

@@ -111,3 +111,11 @@ export function throttledAnswer(reply: FastifyReply, verdict: { reason: "ip" | "
   const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
   return reply.status(429).header("retry-after", String(seconds)).send({ error: { code, message: `too many ${what}; try again in ${seconds} seconds` } });
 }
+
+/**
+ * The 429 of a throttled second-factor code (step-up, re-authentication, a reset link, enrolment confirmation): the
+ * code was not evaluated. The factor's window is the MFA flood policy's, so the answer names no exact time.
+ */
+export function mfaThrottledAnswer(reply: FastifyReply): FastifyReply {
+  return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
+}

@@ -9,7 +9,7 @@ import { RECOVERY_CODE_COUNT, sessionChallengeContext } from "../../../accounts/
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, requireSession, setSessionCookie, str } from "../helpers.ts";
+import { auditAndNotify, mfaThrottledAnswer, requireSession, setSessionCookie, str } from "../helpers.ts";
 import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 
@@ -83,7 +83,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const outcome = await verifyFactor(app, auth.userId, request.body ?? {}, { webauthnContext: sessionChallengeContext(cs.session.id) });
       if (!outcome.ok) {
         await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason: outcome.reason } });
-        if (outcome.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
+        if (outcome.reason === "throttled") return mfaThrottledAnswer(reply);
         // Replayed and wrong codes get the same answer: a replay tells an attacker nothing they can use.
         throw httpAuthErrors.mfaInvalid();
       }
@@ -121,7 +121,14 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const first = await firstEnrolment(auth.userId);
       // The factor, its audit event and the owner's notice commit together (ASVS 6.3.7).
       const added = { type: "auth.mfa.added", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-added", factor: "totp" } } as const;
-      if (!(await mfa.totp.confirm(auth.userId, request.body.code, { within: (trx) => auditAndNotify(app, request, added, trx) }))) throw httpAuthErrors.mfaInvalid();
+      let confirmed: boolean;
+      try {
+        confirmed = await mfa.totp.confirm(auth.userId, request.body.code, { within: (trx) => auditAndNotify(app, request, added, trx) });
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== "BULWARK_ERR_MFA_THROTTLED") throw error;
+        return mfaThrottledAnswer(reply);
+      }
+      if (!confirmed) throw httpAuthErrors.mfaInvalid();
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // The user just proved the new factor: this session now has two.
       const sessionId = await stepUp(cs, reply);

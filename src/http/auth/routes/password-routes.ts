@@ -10,7 +10,7 @@ import type { App } from "../../../app/types.ts";
 import { fingerprint } from "../../../crypto/tokens.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
+import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
 
 /** The one answer to every reset request (and registration): 202 and this body, account or not (ASVS 6.3.8). */
@@ -169,7 +169,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
               data: { ip: requestContext(request).ip, reason: factor.reason, resetId: check.tokenId },
             });
           }
-          if (factor.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
+          if (factor.reason === "throttled") return mfaThrottledAnswer(reply);
           const factors = await app.accounts.mfa.factors(user.id);
           return reply.status(401).send({
             error: { code: factor.reason === "none-given" ? "BULWARK_ERR_MFA_REQUIRED" : "BULWARK_ERR_MFA_INVALID", message: "this account uses multi-factor authentication: give a code from your authenticator app, a recovery code or a security key" },

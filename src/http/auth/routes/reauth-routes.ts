@@ -7,7 +7,7 @@ import { sessionChallengeContext } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
+import { mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
 
 /**
@@ -60,7 +60,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
         const outcome = await verifyFactor(app, user.id, request.body, { webauthnContext: sessionChallengeContext(cs.session.id) });
         if (!outcome.ok) {
           await audit("auth.reauth.failed", { reason: `factor-${outcome.reason}` });
-          if (outcome.reason === "throttled") return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
+          if (outcome.reason === "throttled") return mfaThrottledAnswer(reply);
           // The same answer as a wrong password: which of the two was wrong is not told.
           throw httpAuthErrors.reauthFailed();
         }
