@@ -116,6 +116,19 @@ describe("bulwark hash", () => {
     assert.equal(verify.stderr, "bulwark: the password is longer than 4096 bytes\n");
   });
 
+  test("verify refuses a password longer than the hash's scheme is checked for with exit 2, naming both lengths (was: \"mismatch\", exit 1)", async () => {
+    // sha512-crypt of "Hello world!" (Drepper's specification, rounds=5000 example). Its loop costs rounds × length,
+    // so verify never compares a password over 512 bytes: "mismatch" would claim a comparison that never ran.
+    const SHA512_CRYPT = "$6$rounds=5000$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+    const over = await bulwark(["verify", SHA512_CRYPT], "a".repeat(513));
+    assert.equal(over.code, 2, over.stdout + over.stderr);
+    assert.equal(over.stdout, "");
+    assert.match(over.stderr, /^bulwark: the password is 513 bytes, and sha512-crypt hashes are checked only up to 512 bytes .*nothing was compared\n$/);
+    assert.equal((await bulwark(["verify", SHA512_CRYPT], "a".repeat(512))).code, 1, "at the bound it is compared: a plain mismatch");
+    assert.equal((await bulwark(["verify", SHA512_CRYPT], "Hello world!")).code, 0);
+    assert.equal((await bulwark(["verify", MD5_CRYPT], "a".repeat(513))).code, 1, "md5-crypt's bound is the general 4096 bytes");
+  });
+
   test("attack: an endless stdin is refused once past the size limit, not read to its end (was: held whole in memory)", async () => {
     const { runCLI } = await import("../src/cli/program.ts");
     for (const args of [["hash", "new"], ["hash", "verify", MD5_CRYPT]]) {

@@ -44,6 +44,11 @@ export interface PasswordContext {
    * for an unsupported or out-of-bounds hash.
    */
   verify(password: string, hash: string): Promise<boolean>;
+  /**
+   * The longest password (UTF-8 bytes) that verify compares against `hash`: maxPasswordBytes, or the scheme's lower
+   * bound (legacyLoopMaxPasswordBytes for phpass, Drupal 7 and sha-crypt). Throws UnsupportedHashError.
+   */
+  maxPasswordBytesFor(hash: string): number;
   /** True for any non-default scheme, wrapped hashes, and argon2id below the minimum. */
   needsRehash(hash: string): boolean;
   /**
@@ -154,6 +159,7 @@ export function createPasswordContext(options: PasswordContextOptions): Password
     identify: (stored) => resolve(stored).id,
     hash,
     verify,
+    maxPasswordBytesFor: (stored) => boundFor(resolve(stored), stored),
     needsRehash,
     async verifyAndRehash(password, stored) {
       const scheme = table.find(stored);

@@ -292,6 +292,17 @@ describe("over-long passwords against loops that cost rounds × length", () => {
     }
   });
 
+  test("maxPasswordBytesFor names the bound verify applies: 512 for these loops, plain or wrapped, 4096 otherwise", async () => {
+    for (const [name, make] of Object.entries(LOOPS)) {
+      const plain = await make(AT_BOUND);
+      assert.equal(passwords.maxPasswordBytesFor(plain), 512, name);
+      assert.equal(passwords.maxPasswordBytesFor(await passwords.wrapLegacyHash(plain)), 512, `${name} wrapped`);
+    }
+    assert.equal(passwords.maxPasswordBytesFor(await passwords.hash("p")), 4096);
+    assert.equal(passwords.maxPasswordBytesFor(await legacyHash("md5-crypt", "$1$saltsalt", "$")("p")), 4096);
+    assert.throws(() => passwords.maxPasswordBytesFor("not a hash"), { code: "BULWARK_ERR_HASH_UNSUPPORTED" });
+  });
+
   test("schemes whose cost does not grow as rounds × length keep the 4096-byte bound", async () => {
     const long = "p".repeat(4096);
     // Drupal 7's U$ form loops over md5(password) as 32 hex digits; Drupal applies its 512 bound to that digest.

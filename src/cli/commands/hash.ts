@@ -1,8 +1,9 @@
 // `bulwark hash identify|verify|new`: the password-hash table from the command line, no database.
 // Exit codes (DESIGN.md): 0 match/ok, 1 mismatch, 2 unknown, malformed or out-of-bounds hash, or no usable password
-// on stdin (empty, not UTF-8, holding a NUL, over the size limit).
+// on stdin (empty, not UTF-8, holding a NUL, over the size limit, or longer than the hash's scheme is ever checked for).
 import type { Command } from "commander";
 import type { CliContext, CommandModule } from "../context.ts";
+import { InputError } from "../../lib/errors.ts";
 import { EXIT } from "../exit-codes.ts";
 import { action, group, readPassword, writeJSON, writeLine } from "../run.ts";
 
@@ -44,6 +45,14 @@ function register(program: Command, ctx: CliContext): void {
         passwords.identify(stored);
         // The checks of `hash new`: "mismatch" would say a password was compared, and none (or none storable) was.
         const password = await readPassword(ctx, { maxBytes: passwords.limits.maxPasswordBytes, ifEmpty: "pipe one in, e.g. printf '%s' \"$PASSWORD\" | bulwark hash verify HASH" });
+        // Longer than this scheme is ever checked for (its loop costs rounds × length): verify would answer "no match"
+        // without comparing, which here would read as a real mismatch.
+        const bound = passwords.maxPasswordBytesFor(stored);
+        const bytes = Buffer.byteLength(password, "utf8");
+        if (bytes > bound) {
+          throw new InputError("BULWARK_ERR_PASSWORD_TOO_LONG", `the password is ${bytes} bytes, and ${passwords.identify(stored)} hashes are checked only up to ${bound} bytes ` +
+            "(a longer one would cost seconds of CPU per try; a login answers such a password \"no match\" without comparing): nothing was compared");
+        }
         const match = await passwords.verify(password, stored);
         if (opts.json) writeJSON(ctx, { match });
         else writeLine(ctx, match ? "match" : "mismatch");
