@@ -4,7 +4,9 @@
 // where it matters: cursor tampering, mass assignment, privilege escalation through a less-privileged role.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { FloodControl } from "../src/accounts/flood/flood.ts";
+import { holdGrantsTo } from "../src/accounts/roles/index.ts";
 import { floodIdentifier, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY } from "../src/accounts/mfa/index.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
@@ -260,6 +262,41 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       const grant = await fx.call("POST", `/api/v1/users/${helpdesk.id}/roles/admin`, { token: helpdeskToken });
       assert.equal(grant.statusCode, 403);
       assert.deepEqual(await fx.app.accounts.roles.rolesOf(helpdesk.id), (await fx.app.accounts.roles.rolesOf(helpdesk.id)).filter((r) => r !== "admin"));
+    });
+
+    it("attack: an account promoted to administrator while an accounts.write holder changes it is left alone (ASVS 8.2.2)", async () => {
+      // Was: the outranking check ran once, before the change's transaction. A grant of admin committed between the
+      // two let a help-desk account lock (or end the sessions of) a brand-new administrator.
+      const helpdesk = await fx.user(["accounts.read", "accounts.write"]);
+      const helpdeskToken = await fx.token(helpdesk.id, ["accounts.read", "accounts.write"]);
+      await fx.app.accounts.roles.create({ name: "promoted", permissions: ["admin"] }, "test");
+      for (const path of ["lock", "require-password-change", "sessions/revoke"]) {
+        const target = await fx.user([]);
+        const session = await fx.session(target.id);
+        // A grant of the admin role in progress, as RoleStore.grant makes one (its lock, its row), not yet committed.
+        let commit = (): void => {};
+        const committing = new Promise<void>((resolve) => (commit = resolve));
+        let inserted = (): void => {};
+        const granted = new Promise<void>((resolve) => (inserted = resolve));
+        const grant = fx.app.db.transaction(async (trx) => {
+          await holdGrantsTo(fx.app.db, trx, target.id);
+          await trx.insertInto("user_roles").values({ user_id: target.id, role: "promoted", granted_at: Date.now(), granted_by: "test" }).execute();
+          inserted();
+          await committing;
+        });
+        await granted;
+        const change = fx.call("POST", `/api/v1/users/${target.id}/${path}`, { token: helpdeskToken });
+        // Long enough for the change to pass its first check (the grant is not visible yet) and reach its transaction.
+        await sleep(300);
+        commit();
+        await grant;
+        const res = await change;
+        assert.equal(res.statusCode, 403, `${path} on an account promoted meanwhile: ${res.body}`);
+        assert.equal((res.json() as { error: { code: string } }).error.code, "BULWARK_ERR_API_OUTRANKED");
+        const after = await fx.app.accounts.users.getById(target.id);
+        assert.deepEqual([after?.lockedAt, after?.passwordMustChange], [null, false], path);
+        assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { session })).statusCode, 200, `${path}: the new administrator's session still works`);
+      }
     });
 
     it("creates, grants, revokes and deletes roles; refuses unknown permissions, built-in deletion and removing the last admin", async () => {

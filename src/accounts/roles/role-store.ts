@@ -3,7 +3,7 @@ import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { BulwarkError } from "../../lib/errors.ts";
-import { serialiseTransactions, type Database } from "../../store/database.ts";
+import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { isPermission, type Permission } from "./permissions.ts";
 
@@ -40,6 +40,16 @@ export interface RemovalOptions {
 
 // Any constant: removals that could take away the last admin are serialised on it (serialiseTransactions).
 const ADMIN_REMOVAL_LOCK = 0x62776b61;
+
+/**
+ * Serialises, in transaction `trx`, with every grant to `userId` (PostgreSQL: an advisory lock that grant takes
+ * too; SQLite's write lock already does it). A change to an account that checks what the account holds, takes
+ * it, then reads the permissions within `trx`: a grant either committed before (and is seen) or waits for the
+ * change to commit. A user gains permissions only through a grant: roles are created with theirs and never edited.
+ */
+export async function holdGrantsTo(database: Database, trx: Kysely<Schema>, userId: string): Promise<void> {
+  await serialiseTransactions(database, trx, lockKeyOf(`user-roles:${userId}`));
+}
 
 /**
  * For a change (in transaction `trx`) that may leave no usable admin: takes the removal lock now and returns
@@ -136,6 +146,8 @@ export class RoleStore {
   async grant(userId: string, role: string, actor: string): Promise<boolean> {
     await this.get(role);
     return this.#database.transaction(async (trx) => {
+      // A change to this account that checked its permissions waits for this grant, or this grant for it.
+      await holdGrantsTo(this.#database, trx, userId);
       // Insert-if-absent: of two concurrent grants one inserts (and audits), the other answers "already held".
       const inserted = await trx.insertInto("user_roles").values({ user_id: userId, role, granted_at: this.#clock.now(), granted_by: actor })
         .onConflict((oc) => oc.columns(["user_id", "role"]).doNothing()).executeTakeFirst();
@@ -162,9 +174,9 @@ export class RoleStore {
     return rows.map((r) => r.role);
   }
 
-  /** Every permission the user holds through any role. */
-  async permissionsOf(userId: string): Promise<Set<string>> {
-    const rows = await this.#database.db
+  /** Every permission the user holds through any role (read with `executor`, a caller's transaction, when given). */
+  async permissionsOf(userId: string, executor?: Kysely<Schema>): Promise<Set<string>> {
+    const rows = await (executor ?? this.#database.db)
       .selectFrom("user_roles")
       .innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
       .select("role_permissions.permission")

@@ -1,10 +1,12 @@
 // /api/v1/users: list and search (accounts.read), create, lock, unlock, require a password change and end
 // every session of an account (accounts.write). Ids in paths are the random user ids (never sequential).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { adminRemovalGuard, isPermission } from "../../accounts/roles/index.ts";
+import type { Kysely } from "kysely";
+import { adminRemovalGuard, holdGrantsTo, isPermission } from "../../accounts/roles/index.ts";
 import { endUserSessions } from "../../accounts/sessions/index.ts";
 import type { User } from "../../accounts/users/user-store.ts";
 import type { App } from "../../app/types.ts";
+import type { Schema } from "../../store/schema.ts";
 import { auditAPI, ID, PAGE_QUERY, SMALL_BODY, text } from "./common.ts";
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
@@ -29,12 +31,22 @@ export async function targetUser(app: App, id: string): Promise<User> {
  * cannot lock out, or take over through a reset, an administrator (ASVS 8.2.2: no privilege escalation
  * through the objects one is allowed to change). Returns the permissions the target holds.
  */
-export async function assertOutranks(app: App, caller: Caller, target: User): Promise<ReadonlySet<string>> {
-  const held = await app.accounts.roles.permissionsOf(target.id);
+export async function assertOutranks(app: App, caller: Caller, target: User, executor?: Kysely<Schema>): Promise<ReadonlySet<string>> {
+  const held = await app.accounts.roles.permissionsOf(target.id, executor);
   for (const p of held) {
     if (isPermission(p) && !can(caller, p)) throw apiErrors.outranked(target.id, p);
   }
   return held;
+}
+
+/**
+ * The outranking check again, inside the change's transaction `trx` and after waiting for any grant to the target
+ * in progress: without it, a role granted between the first check and the change (an accounts.write caller locking
+ * someone an administrator is promoting at that moment) let the change through. Returns what the target holds.
+ */
+async function assertOutranksWithin(app: App, trx: Kysely<Schema>, caller: Caller, target: User): Promise<ReadonlySet<string>> {
+  await holdGrantsTo(app.db, trx, target.id);
+  return assertOutranks(app, caller, target, trx);
 }
 
 /** Registers the user routes on the API plugin. */
@@ -104,8 +116,8 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     return reply.status(201).header("location", `/api/v1/users/${user.id}`).send({ user: { ...userView(user), roles: [] } });
   });
 
-  /** A change to one account; `held` is what the target holds, as the outranking check read it. */
-  type Change = (app: App, request: FastifyRequest, caller: Caller, user: User, held: ReadonlySet<string>) => Promise<Record<string, unknown>>;
+  /** A change to one account, already checked once for outranking; a change with a transaction checks again within it. */
+  type Change = (app: App, request: FastifyRequest, caller: Caller, user: User) => Promise<Record<string, unknown>>;
   // Without `body` the route takes none: any field sent is refused (strict-fields.ts), never ignored.
   const change = (path: string, change: Change, body?: Record<string, unknown>): void => {
     api.post(`/users/:id/${path}`, {
@@ -115,20 +127,20 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     }, async (request) => {
       const caller = callerOf(request);
       const user = await targetUser(app, (request.params as { id: string }).id);
-      const held = await assertOutranks(app, caller, user);
-      const result = await change(app, request, caller, user, held);
+      await assertOutranks(app, caller, user);
+      const result = await change(app, request, caller, user);
       const fresh = await targetUser(app, user.id);
       return { user: userView(fresh), ...result };
     });
   };
 
-  change("lock", async (app, request, caller, user, held) => {
+  change("lock", async (app, request, caller, user) => {
     if (user.id === caller.userId) throw apiErrors.selfLock();
     const reason = lockReason(request.body);
-    // Locking an administrator while another gives up their own role must not leave none usable.
-    const isAdmin = held.has("admin");
     const outcome = await app.db.transaction(async (trx) => {
-      const keepAnAdmin = isAdmin ? await adminRemovalGuard(app.db, trx) : async () => {};
+      const held = await assertOutranksWithin(app, trx, caller, user);
+      // Locking an administrator while another gives up their own role must not leave none usable.
+      const keepAnAdmin = held.has("admin") ? await adminRemovalGuard(app.db, trx) : async () => {};
       const locked = await lockUser(trx, user.id, reason, app.clock.now());
       await keepAnAdmin();
       // Also when it was locked already: the lock is now this administrator's (a containment undo leaves it alone).
@@ -143,6 +155,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
 
   change("unlock", async (app, request, caller, user) => {
     const changed = await app.db.transaction(async (trx) => {
+      await assertOutranksWithin(app, trx, caller, user);
       const unlocked = await unlockUser(trx, user.id, app.clock.now());
       if (unlocked) await auditAPI(app, request, caller, { type: "user.unlocked", subject: user.id }, trx);
       return unlocked;
@@ -152,6 +165,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
 
   change("require-password-change", async (app, request, caller, user) => {
     const changed = await app.db.transaction(async (trx) => {
+      await assertOutranksWithin(app, trx, caller, user);
       const set = await requirePasswordChange(trx, user.id, app.clock.now());
       if (set) await auditAPI(app, request, caller, { type: "user.password-change-required", subject: user.id }, trx);
       return set;
@@ -170,7 +184,10 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   });
 
   change("sessions/revoke", async (app, request, caller, user) => {
-    const ended = await endUserSessions(app.db.db, user.id, app.clock.now());
+    const ended = await app.db.transaction(async (trx) => {
+      await assertOutranksWithin(app, trx, caller, user);
+      return endUserSessions(trx, user.id, app.clock.now());
+    });
     await auditAPI(app, request, caller, { type: "user.sessions-revoked", subject: user.id, data: { ended } });
     return { sessionsEnded: ended };
   });
