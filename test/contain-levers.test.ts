@@ -149,7 +149,10 @@ forEachDialect("contain levers", (dfx) => {
     fx.clock.advance(DAY);
     const undo = await createUndoJob(fx, job.id, "t");
     await assert.rejects(createUndoJob(fx, job.id, "t"), (e: Error) => /cannot be undone: undo job job_\w+ is still running/.test(e.message), "one undo at a time per job");
-    const undone = jobView(await runJob(fx, undo.id));
+    // Was: a failed undo let a second one start, and resuming the first later ran both over the same records.
+    assert.equal(await fx.jobs.markFailed(undo.id, "the database went away"), true);
+    await assert.rejects(createUndoJob(fx, job.id, "t"), (e: Error) => e.message.includes(`undo job ${undo.id} failed part-way (resume it with \`bulwark contain resume ${undo.id}\`)`), "a failed undo is resumed, not doubled");
+    const undone = jobView(await resumeJob(fx, undo.id, { actor: "t" }));
     assert.equal(undone.status, "done");
     assert.deepEqual(undone.counts["expire-passwords"], { restored: 24, skipped: 1 });
     assert.deepEqual(undone.counts["lock-accounts"], { restored: 24, skipped: 1 });

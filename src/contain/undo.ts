@@ -55,9 +55,13 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
     // so they are serialised per job here — the second waits, then reads the first's committed job and is refused.
     // On SQLite the transaction's write lock, taken at BEGIN, already serialises them.
     await serialiseTransactions(deps.database, trx, lockKeyOf(`contain-undo:${jobId}`));
-    const running = await trx.selectFrom("jobs").select(["id", "spec"]).where("kind", "=", UNDO_KIND).where("status", "in", [...UNFINISHED_STATUSES]).execute();
+    // A failed undo counts too: it can be resumed at any time, and would then race a second one just the same.
+    const running = await trx.selectFrom("jobs").select(["id", "spec", "status"]).where("kind", "=", UNDO_KIND).where("status", "in", [...UNFINISHED_STATUSES, "failed"]).execute();
     const rival = running.find((j) => (JSON.parse(j.spec) as { undoOf?: string }).undoOf === jobId);
-    if (rival) throw containErrors.notUndoable(jobId, `undo job ${rival.id} is still running (resume it with \`bulwark contain resume ${rival.id}\`)`);
+    if (rival) {
+      const state = rival.status === "failed" ? "failed part-way" : "is still running";
+      throw containErrors.notUndoable(jobId, `undo job ${rival.id} ${state} (resume it with \`bulwark contain resume ${rival.id}\`)`);
+    }
     const row = await trx.selectFrom("contain_changes").where("job_id", "=", jobId).where("lever", "in", levers).where("undo_status", "is", null)
       .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const total = Number(row?.n ?? 0);
