@@ -3,7 +3,7 @@
 // later job also contains; the others are left alone and reported (contain_changes.undo_status = "skipped").
 // `dryRunUndo` reports the same outcome without keeping any of it.
 import { sql, type Kysely } from "kysely";
-import { UNFINISHED_STATUSES, type Job, type JobStatus } from "../jobs/job-store.ts";
+import { RESUMABLE_STATUSES, UNFINISHED_STATUSES, type Job, type JobStatus } from "../jobs/job-store.ts";
 import { lockKeyOf, serialiseTransactions, type DialectName } from "../store/database.ts";
 import type { ContainChangesTable, Schema } from "../store/schema.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
@@ -56,7 +56,7 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
     // On SQLite the transaction's write lock, taken at BEGIN, already serialises them.
     await serialiseTransactions(deps.database, trx, lockKeyOf(`contain-undo:${jobId}`));
     // A failed undo counts too: it can be resumed at any time, and would then race a second one just the same.
-    const running = await trx.selectFrom("jobs").select(["id", "spec", "status"]).where("kind", "=", UNDO_KIND).where("status", "in", [...UNFINISHED_STATUSES, "failed"]).execute();
+    const running = await trx.selectFrom("jobs").select(["id", "spec", "status"]).where("kind", "=", UNDO_KIND).where("status", "in", [...RESUMABLE_STATUSES]).execute();
     const rival = running.find((j) => (JSON.parse(j.spec) as { undoOf?: string }).undoOf === jobId);
     if (rival) {
       const state = rival.status === "failed" ? "failed part-way" : "is still running";

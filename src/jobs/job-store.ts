@@ -14,6 +14,9 @@ export type JobStatus = "pending" | "running" | "done" | "failed" | "cancelled";
 /** The statuses of a job that has not ended: one to resume after its process died. */
 export const UNFINISHED_STATUSES: readonly JobStatus[] = ["pending", "running"];
 
+/** The statuses of a job that can still be carried on: unfinished, or failed part-way (a resume picks it up). */
+export const RESUMABLE_STATUSES: readonly JobStatus[] = [...UNFINISHED_STATUSES, "failed"];
+
 export interface Job<Spec = Record<string, unknown>> {
   id: string;
   kind: string;

@@ -223,8 +223,9 @@ export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
     // An empty file is a valid, empty database about to receive password hashes: made private, as if we had
     // created it (a touch(1) under umask 022 leaves it 0644). Only our own: root's is left as it is.
     const stats = statSync(path);
-    if (stats.size === 0 && (stats.mode & 0o077) !== 0 && stats.uid === process.geteuid?.()) chmodSync(path, 0o600);
-    const tooOpen = readableByOthersReason(path, statSync(path).mode);
+    const tighten = stats.size === 0 && (stats.mode & 0o077) !== 0 && stats.uid === process.geteuid?.();
+    if (tighten) chmodSync(path, 0o600);
+    const tooOpen = readableByOthersReason(path, tighten ? 0o600 : stats.mode);
     if (tooOpen !== null) throw storeErrors.cannotOpen(path, tooOpen);
   } else if (!options.create) {
     throw storeErrors.notInitialised(path);

@@ -9,7 +9,7 @@
 // instead of meeting its own rows as conflicts (it still reads them, so a later duplicate of one is refused).
 import { createHash } from "node:crypto";
 import type { Kysely } from "kysely";
-import { UNFINISHED_STATUSES, type Job, type JobStore } from "../../jobs/job-store.ts";
+import { RESUMABLE_STATUSES, type Job, type JobStore } from "../../jobs/job-store.ts";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
@@ -139,7 +139,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   // Every row up to this line was written by the interrupted run (its batches committed in line order).
   const doneThrough = interrupted ? Number(interrupted.cursor ?? 0) : 0;
   if (interrupted) Object.assign(report, { jobId: interrupted.id, resumedAfterLine: doneThrough });
-  const replacePasswords = options.onConflict === "update" && options.replacePasswords === true;
+  const { replacePasswords } = settings;
   const badLines = new Set<number>();
   const seenEmail = new Map<string, number>();
   const seenUsername = new Map<string, number>();
@@ -371,7 +371,7 @@ function sameMap(a: FieldMap, b: FieldMap): boolean {
 
 /** The newest unfinished import job of the file with this digest: what a crash (or a refused batch) left. */
 async function interruptedJob(jobs: JobStore, sha256: string): Promise<Job<ImportSpec> | null> {
-  const open = await jobs.list({ kind: IMPORT_JOB_KIND, status: [...UNFINISHED_STATUSES, "failed"], limit: 500 });
+  const open = await jobs.list({ kind: IMPORT_JOB_KIND, status: [...RESUMABLE_STATUSES], limit: 500 });
   return (open.find((j) => (j.spec as Partial<ImportSpec>).sha256 === sha256) as Job<ImportSpec> | undefined) ?? null;
 }
 

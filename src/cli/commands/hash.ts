@@ -42,7 +42,7 @@ function register(program: Command, ctx: CliContext): void {
       action(ctx, async (stored: string, opts: { json?: boolean }) => {
         const passwords = await passwordContext();
         // Refuse an unsupported hash before waiting for a password.
-        passwords.identify(stored);
+        const scheme = passwords.identify(stored);
         // The checks of `hash new`: "mismatch" would say a password was compared, and none (or none storable) was.
         const password = await readPassword(ctx, { maxBytes: passwords.limits.maxPasswordBytes, ifEmpty: "pipe one in, e.g. printf '%s' \"$PASSWORD\" | bulwark hash verify HASH" });
         // Longer than this scheme is ever checked for (its loop costs rounds × length): verify would answer "no match"
@@ -50,7 +50,7 @@ function register(program: Command, ctx: CliContext): void {
         const bound = passwords.maxPasswordBytesFor(stored);
         const bytes = Buffer.byteLength(password, "utf8");
         if (bytes > bound) {
-          throw new InputError("BULWARK_ERR_PASSWORD_TOO_LONG", `the password is ${bytes} bytes, and ${passwords.identify(stored)} hashes are checked only up to ${bound} bytes ` +
+          throw new InputError("BULWARK_ERR_PASSWORD_TOO_LONG", `the password is ${bytes} bytes, and ${scheme} hashes are checked only up to ${bound} bytes ` +
             "(a longer one would cost seconds of CPU per try; a login answers such a password \"no match\" without comparing): nothing was compared");
         }
         const match = await passwords.verify(password, stored);

@@ -1,6 +1,7 @@
 // Small helpers shared by the /auth routes: cookies, the session a route needs, audit + security notices.
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
+import { mfaErrors } from "../../accounts/mfa/index.ts";
 import { sessionCookie } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import { addressProblem, notifySecurityEvent, NotifyInputError, type SecurityEvent } from "../../notify/index.ts";
@@ -117,5 +118,6 @@ export function throttledAnswer(reply: FastifyReply, verdict: { reason: "ip" | "
  * code was not evaluated. The factor's window is the MFA flood policy's, so the answer names no exact time.
  */
 export function mfaThrottledAnswer(reply: FastifyReply): FastifyReply {
-  return reply.status(429).header("retry-after", "300").send({ error: { code: "BULWARK_ERR_MFA_THROTTLED", message: "too many wrong codes; try again later" } });
+  const { code, message } = mfaErrors.throttled();
+  return reply.status(429).header("retry-after", "300").send({ error: { code, message } });
 }

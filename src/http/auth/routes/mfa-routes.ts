@@ -5,7 +5,7 @@
 // reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance } from "fastify";
-import { RECOVERY_CODE_COUNT, sessionChallengeContext } from "../../../accounts/mfa/index.ts";
+import { MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
@@ -125,7 +125,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       try {
         confirmed = await mfa.totp.confirm(auth.userId, request.body.code, { within: (trx) => auditAndNotify(app, request, added, trx) });
       } catch (error) {
-        if ((error as { code?: unknown }).code !== "BULWARK_ERR_MFA_THROTTLED") throw error;
+        if (!(error instanceof MfaError && error.code === "BULWARK_ERR_MFA_THROTTLED")) throw error;
         return mfaThrottledAnswer(reply);
       }
       if (!confirmed) throw httpAuthErrors.mfaInvalid();
