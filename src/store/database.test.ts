@@ -2,11 +2,12 @@
 // corrupt, is called corrupt ("move it aside"); a healthy database SQLite cannot open here (its WAL side file
 // cannot be created) and a directory where the file belongs get their own message naming the path and the fix.
 import assert from "node:assert/strict";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import fs, { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it, mock } from "node:test";
 import { openSQLite } from "./database.ts";
 
 let root: string;
@@ -72,5 +73,63 @@ describe("openSQLite: a file that is not a usable database", () => {
       assert.doesNotMatch(error.message, /corrupt|EISDIR/);
       return true;
     });
+  });
+});
+
+describe("openSQLite: another process creates the file between our look and our create", () => {
+  /**
+   * Runs `fn` while the first lstat of `path` reports it missing and, just before, creates it as another
+   * `bulwark start` on the same data dir would (or as `plant` says). The named imports of node:fs in database.ts
+   * follow the patched function through syncBuiltinESMExports.
+   */
+  function withRacingCreator<T>(path: string, plant: () => void, fn: () => T): T {
+    const real = fs.lstatSync;
+    let raced = false;
+    const patched = mock.method(fs, "lstatSync", (target: fs.PathLike, options?: fs.StatSyncOptions) => {
+      if (!raced && target === path) {
+        raced = true;
+        plant();
+        throw Object.assign(new Error(`ENOENT: no such file or directory, lstat '${path}'`), { code: "ENOENT" });
+      }
+      return real(target, options);
+    });
+    syncBuiltinESMExports();
+    try {
+      return fn();
+    } finally {
+      patched.mock.restore();
+      syncBuiltinESMExports();
+      assert.ok(raced, "the race was staged");
+    }
+  }
+
+  it("opens the file the other process created (was: EEXIST, BULWARK_ERR_DB_OPEN, and `bulwark start` failed)", async () => {
+    const dir = join(root, "race-private");
+    mkdirSync(dir);
+    const path = join(dir, "bulwark.db");
+    const database = withRacingCreator(path, () => writeFileSync(path, "", { mode: 0o600 }), () => openSQLite(path, { create: true }));
+    try {
+      await database.db.selectNoFrom((eb) => eb.lit(1).as("one")).execute();
+    } finally {
+      await database.close();
+    }
+    assert.equal(statSync(path).mode & 0o777, 0o600, "the file stays private");
+  });
+
+  it("attack: a file others may read, planted in that moment, is still refused (ASVS 13.3.2)", () => {
+    const dir = join(root, "race-planted");
+    mkdirSync(dir);
+    const path = join(dir, "bulwark.db");
+    const planted = () => {
+      copyFileSync(healthy, path);
+      chmodSync(path, 0o644);
+    };
+    assert.throws(() => withRacingCreator(path, planted, () => openSQLite(path, { create: true })), (error: Raised) => {
+      assert.equal(error.code, "BULWARK_ERR_DB_OPEN");
+      assert.ok(error.message.includes(path), error.message);
+      assert.match(error.message, /chmod 600/);
+      return true;
+    });
+    assert.equal(statSync(path).mode & 0o777, 0o644, "the mode is not changed behind the operator's back");
   });
 });

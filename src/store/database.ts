@@ -213,29 +213,43 @@ export async function serialiseTransactions(database: Database, trx: Kysely<Sche
   if (database.dialect === "postgres") await sql`SELECT pg_advisory_xact_lock(${key})`.execute(trx);
 }
 
+/**
+ * Creates an empty database file that only its owner may read; false when another process created it first
+ * (several `bulwark start` on one fresh data dir).
+ */
+function createPrivateFile(path: string, options: OpenSQLiteOptions): boolean {
+  if (!options.create) throw storeErrors.notInitialised(path);
+  try {
+    // The database holds password hashes and wrapped keys: only its owner may read it.
+    closeSync(openSync(path, "wx", 0o600));
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw storeErrors.cannotOpen(path, `cannot create it: ${fsReason(error)}`, { cause: error });
+  }
+}
+
+/** Refuses an existing file that is not SQLite or that others may read; makes our own empty file private first. */
+function assertExistingFileUsable(path: string): void {
+  if (!looksLikeSQLite(path)) throw storeErrors.notADatabase(path);
+  // An empty file is a valid, empty database about to receive password hashes: made private, as if we had
+  // created it (a touch(1) under umask 022 leaves it 0644). Only our own: root's is left as it is.
+  const stats = statSync(path);
+  const tighten = stats.size === 0 && (stats.mode & 0o077) !== 0 && stats.uid === process.geteuid?.();
+  if (tighten) chmodSync(path, 0o600);
+  const tooOpen = readableByOthersReason(path, tighten ? 0o600 : stats.mode);
+  if (tooOpen !== null) throw storeErrors.cannotOpen(path, tooOpen);
+}
+
 /** Opens (or creates) the SQLite database at `path` in WAL mode with foreign keys and a busy timeout. */
 export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
-  const exists = databaseFileExists(path);
   // Checked even for a database about to be created: SQLite recovers a -wal it finds beside an empty database.
   assertSideFilesTrusted(path);
-  if (exists) {
-    if (!looksLikeSQLite(path)) throw storeErrors.notADatabase(path);
-    // An empty file is a valid, empty database about to receive password hashes: made private, as if we had
-    // created it (a touch(1) under umask 022 leaves it 0644). Only our own: root's is left as it is.
-    const stats = statSync(path);
-    const tighten = stats.size === 0 && (stats.mode & 0o077) !== 0 && stats.uid === process.geteuid?.();
-    if (tighten) chmodSync(path, 0o600);
-    const tooOpen = readableByOthersReason(path, tighten ? 0o600 : stats.mode);
-    if (tooOpen !== null) throw storeErrors.cannotOpen(path, tooOpen);
-  } else if (!options.create) {
-    throw storeErrors.notInitialised(path);
-  } else {
-    try {
-      // The database holds password hashes and wrapped keys: only its owner may read it.
-      closeSync(openSync(path, "wx", 0o600));
-    } catch (error) {
-      throw storeErrors.cannotOpen(path, `cannot create it: ${fsReason(error)}`, { cause: error });
-    }
+  if (databaseFileExists(path)) assertExistingFileUsable(path);
+  else if (!createPrivateFile(path, options)) {
+    // Another process created it between our look and our create: its owner and kind are checked again.
+    if (!databaseFileExists(path)) throw storeErrors.cannotOpen(path, "it was removed while being opened; try again");
+    assertExistingFileUsable(path);
   }
   let handle: DatabaseSync | undefined;
   try {
