@@ -11,6 +11,7 @@ import { createTokenService } from "../src/accounts/tokens/index.ts";
 import { JobStore } from "../src/jobs/job-store.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
+import { currentEpoch } from "../src/accounts/sessions/revocation.ts";
 import type { Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
@@ -55,7 +56,7 @@ function sessions(fx: Fixture) {
 
 async function tokenRow(fx: Fixture, id: string, userId: string, createdAt: number): Promise<void> {
   await fx.database.db.insertInto("api_tokens").values({
-    id, user_id: userId, name: "ci", secret_hash: "0".repeat(64), scopes: "[]", created_at: createdAt, expires_at: null, last_used_at: null, last_used_ip: null, revoked_at: null,
+    id, user_id: userId, name: "ci", secret_hash: "0".repeat(64), scopes: "[]", created_at: createdAt, expires_at: null, last_used_at: null, last_used_ip: null, revoked_at: null, issued_epoch: currentEpoch(),
   }).execute();
 }
 
@@ -191,8 +192,9 @@ forEachDialect("contain revocation levers", (dfx) => {
     assert.deepEqual(rows.map((r) => [r.id, r.revoked_at === null ? null : Number(r.revoked_at)]), [["tok_0", NOW], ["tok_1", NOW], ["tok_2", null], ["tok_3", null], ["tok_4", NOW - 10]]);
     // A second job over everyone: the global token stamp, and already revoked rows are not touched again.
     fx.clock.advance(HOUR);
-    await tokenRow(fx, "tok_new", "usr_0002", NOW + 2 * HOUR);
-    const again = jobView(await runJob(fx, (await createContainJob(fx, { levers: ["revoke-tokens"], scope: { all: true }, actor: "t" })).id));
+    const second = await createContainJob(fx, { levers: ["revoke-tokens"], scope: { all: true }, actor: "t" });
+    await tokenRow(fx, "tok_new", "usr_0002", NOW + HOUR + 1); // issued after the job's stamps were raised
+    const again = jobView(await runJob(fx, second.id));
     assert.deepEqual(again.counts["revoke-tokens"], { users: 2, tokens: 2 }, "tok_2 and tok_3; tok_new is newer than the job");
     const global = await fx.database.db.selectFrom("revocation_stamps").select("not_before").where("scope", "=", "tokens:global").executeTakeFirstOrThrow();
     assert.equal(Number(global.not_before), NOW + HOUR + 1);
@@ -282,7 +284,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     const ids = await users(fx, 5);
     const db = fx.database.db;
     const session = (id: string, userId: string, created: number, seen: number) =>
-      db.insertInto("sessions").values({ id, user_id: userId, secret_hash: "h", created_at: created, last_seen_at: seen, expires_at: created + 12 * HOUR, ip: null, user_agent: null, aal: 1 }).execute();
+      db.insertInto("sessions").values({ id, user_id: userId, secret_hash: "h", created_at: created, last_seen_at: seen, expires_at: created + 12 * HOUR, ip: null, user_agent: null, aal: 1, issued_epoch: currentEpoch() }).execute();
     await session("ses_a", ids[0] as string, NOW - 30 * HOUR, NOW - 20 * HOUR); // in use across the window start
     await session("ses_b", ids[1] as string, NOW - 50 * HOUR, NOW - 40 * HOUR); // ended before the window
     await session("ses_c", ids[2] as string, NOW - 5 * HOUR, NOW - 1 * HOUR); // began after the window

@@ -2,6 +2,7 @@
 // audit), dry-run one (counts and samples, nothing written but an audit event), and build its stages.
 import { sql, type Kysely } from "kysely";
 import type { AuditInput } from "../audit/audit-log.ts";
+import { epochOfARaiseNow, nextEpoch } from "../accounts/sessions/revocation.ts";
 import type { Job } from "../jobs/job-store.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
@@ -31,6 +32,8 @@ export interface ContainSpec {
   options: LeverOptions;
   /** The job's action time: the timestamp every stamped row receives. */
   at: number;
+  /** The revocation epoch its stamps were raised with (migration 16); absent when it raised none, or before. */
+  epoch?: number;
   batchSize: number;
   /** False when no mailer was configured: invalidate-passwords then queued no reset email. */
   mailer: boolean;
@@ -73,8 +76,8 @@ function options(partial: Partial<LeverOptions> | undefined): LeverOptions {
   return o;
 }
 
-function leverContext(deps: ContainDeps, jobId: string, at: number, opts: LeverOptions, scope: { all?: unknown }): LeverContext {
-  return { jobId, dialect: deps.database.dialect, at, now: at, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier };
+function leverContext(deps: ContainDeps, jobId: string, at: number, epoch: number, opts: LeverOptions, scope: { all?: unknown }): LeverContext {
+  return { jobId, dialect: deps.database.dialect, at, now: at, epoch, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier };
 }
 
 /**
@@ -110,7 +113,8 @@ export async function dryRunContain(deps: ContainDeps, request: ContainRequest):
   const { names, opts, unmatched } = await checkRequest(deps, request);
   const db = deps.database.db;
   const scope = scopedUserIds(db, deps.database.dialect, request.scope);
-  const ctx = leverContext(deps, "(dry-run)", deps.clock.now(), opts, request.scope);
+  // The epoch a real run would take now: every row issued so far is counted.
+  const ctx = leverContext(deps, "(dry-run)", deps.clock.now(), await epochOfARaiseNow(db), opts, request.scope);
   const total = await db.selectFrom("users").where("id", "in", scope).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   const report: DryRunReport = { dryRun: true, users: Number(total?.n ?? 0), ...(unmatched ? { unmatchedIds: unmatched } : {}), levers: {} };
   for (const name of names) report.levers[name] = await (findLever(name) as UserLever | GlobalLever).dryRun(db, scope, ctx);
@@ -146,7 +150,10 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
   const begun: Record<string, number> = {};
   if (beginners.length) {
     await deps.database.transaction(async (trx) => {
-      const ctx = leverContext(deps, "(begin)", spec.at, opts, request.scope);
+      // One epoch for the whole job, recorded with it: a resumed job refuses the same rows, and a login after the
+      // stamps were raised (the owner's, after a reset) is never caught by a later batch.
+      spec.epoch = await nextEpoch(trx);
+      const ctx = leverContext(deps, "(begin)", spec.at, spec.epoch, opts, request.scope);
       const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
       for (const lever of beginners) for (const [k, v] of Object.entries(await lever.begin(trx, scope, ctx))) begun[`${lever.name}.${k}`] = v;
       await deps.audit.appendIn(trx, { type: "contain.revocation.raised", actor: request.actor, data: { levers: beginners.map((l) => l.name), scope: spec.scope, at: spec.at, begun, incidentId: request.incidentId ?? null } });
@@ -196,7 +203,7 @@ async function recordChanges(trx: Kysely<Schema>, dialect: DialectName, jobId: s
 
 /** The stages of a containment job: one over the recorded users (all user levers per batch), then one per global lever. */
 export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[] {
-  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.options, job.spec.scope);
+  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, job.spec.options, job.spec.scope);
   const found = job.spec.levers.map(leverNamed);
   const userLevers = found.filter((l): l is UserLever => l.kind === "user");
   const globalLevers = found.filter((l): l is GlobalLever => l.kind === "global");

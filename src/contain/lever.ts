@@ -31,6 +31,11 @@ export interface LeverContext {
    */
   now: number;
   options: LeverOptions;
+  /**
+   * The job's revocation epoch, taken when its stamps were raised (migration 16): rows issued before it are what
+   * the stamps refuse, whatever clock wrote their times. 0 for a job without stamps or recorded before migration 16.
+   */
+  epoch: number;
   /** True when the job's scope is --all: revocation then raises the one global stamp instead of one per user. */
   allUsers: boolean;
   keyring: Keyring | null;

@@ -139,7 +139,7 @@ async function undoRecords(
 
 /** One stage per reversible lever, walking its recorded changes by (seq, entity): the order they were written. */
 export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
-  const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
+  const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
   return job.spec.levers.map((name): Stage => {
     const lever = leverNamed(name) as UserLever;
     return {
@@ -258,7 +258,7 @@ export async function dryRunUndo(deps: ContainDeps, jobId: string, actor: string
   const limit = options.limit ?? 1000;
   const { original, levers } = await undoable(deps, jobId);
   const now = deps.clock.now();
-  const ctx = { jobId: "(dry-run)", dialect: deps.database.dialect, at: now, now, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
+  const ctx = { jobId: "(dry-run)", dialect: deps.database.dialect, at: now, now, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
   const report: UndoDryRunReport = { dryRun: true, undoOf: jobId, levers, changes: 0, counts: {}, sample: [], leftAlone: [], leftAloneMore: false };
   for (const name of levers) {
     const lever = leverNamed(name) as UserLever;

@@ -179,12 +179,22 @@ export interface SessionsTable {
   ip: string | null;
   user_agent: string | null;
   aal: number;
+  /** revocation_counter's value when issued (migration 16); a stamp with a larger not_before_epoch refuses it. */
+  issued_epoch: number;
 }
 
 export interface RevocationStampsTable {
   scope: string;
   not_before: number;
   updated_at: number;
+  /** Migration 16: rows issued with a smaller revocation_counter value are refused (0: none). */
+  not_before_epoch: ColumnType<number, number | undefined, number>;
+}
+
+/** Migration 16: the one-row counter a revocation stamp raise increments (src/accounts/sessions/revocation.ts). */
+export interface RevocationCounterTable {
+  id: number;
+  value: number;
 }
 
 // Migration 5: second factors and API tokens.
@@ -238,6 +248,8 @@ export interface APITokensTable {
   revoked_at: number | null;
   /** Migration 12: the token that minted this one (null when a session did). Optional only for older inserts. */
   parent_id?: string | null;
+  /** revocation_counter's value when issued (migration 16). */
+  issued_epoch: number;
 }
 
 // Migration 7: containment jobs and linked identities.
@@ -303,6 +315,7 @@ export interface Schema {
   outbox_messages: OutboxMessagesTable;
   sessions: SessionsTable;
   revocation_stamps: RevocationStampsTable;
+  revocation_counter: RevocationCounterTable;
   mfa_totp: MfaTotpTable;
   mfa_recovery_codes: MfaRecoveryCodesTable;
   webauthn_credentials: WebAuthnCredentialsTable;
@@ -324,4 +337,6 @@ export interface EmailChangeTokensTable {
   created_at: number;
   expires_at: number;
   used_at: number | null;
+  /** revocation_counter's value when issued (migration 16). */
+  issued_epoch: number;
 }

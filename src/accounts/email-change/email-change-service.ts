@@ -10,6 +10,7 @@ import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { lockAccountLinks, withAccountLinks } from "../password-reset/link-lock.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
+import { currentEpoch, GLOBAL_SCOPE, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
 import { emailChangeErrors } from "./errors.ts";
 import type { LinkRefusal } from "../../crypto/link-token.ts";
@@ -41,7 +42,7 @@ export const DEFAULT_EMAIL_CHANGE_POLICY: Readonly<EmailChangePolicy> = Object.f
 export type EmailChangeRefusal = LinkRefusal;
 
 export type EmailChangeCheck =
-  | { valid: true; tokenId: string; userId: string; newEmail: string; createdAt: number; expiresAt: number }
+  | { valid: true; tokenId: string; userId: string; newEmail: string; createdAt: number; expiresAt: number; issuedEpoch: number }
   | { valid: false; reason: EmailChangeRefusal };
 
 /** What a request did, for logs and audit only: the HTTP answer is the same for all three. */
@@ -111,7 +112,7 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
     const verdict = checkEmailChangeRow(parsed.secret, found, clock.now());
     if ("reason" in verdict) return { valid: false, reason: verdict.reason };
     const { row } = verdict;
-    return { valid: true, tokenId: row.id, userId: row.user_id, newEmail: row.new_email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at) };
+    return { valid: true, tokenId: row.id, userId: row.user_id, newEmail: row.new_email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at), issuedEpoch: Number(row.issued_epoch) };
   }
 
   function revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number> {
@@ -143,7 +144,7 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
         // A taken address gets no link: its row is born used, and counts towards the hourly limit all the same.
         await trx.insertInto("email_change_tokens").values({
           id: fresh.id, user_id: user.id, new_email: address, secret_hash: fresh.secretHash, created_at: now,
-          expires_at: now + policy.lifetimeMs, used_at: owner ? now : null,
+          expires_at: now + policy.lifetimeMs, used_at: owner ? now : null, issued_epoch: currentEpoch(),
         }).execute();
         await outbox.enqueue(owner
           ? composeAttemptMail(address, context, `account.email-change-attempt:${fresh.id}`)
@@ -182,8 +183,8 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
         // A link asked for before the owner changed the password or had the sessions revoked dies with them:
         // the owner's remedy against a hijacker (reset the password) must also cancel the hijacker's change.
         if (user.password_changed_at !== null && Number(user.password_changed_at) > found.createdAt) throw emailChangeErrors.refused();
-        const stamps = await trx.selectFrom("revocation_stamps").select("not_before").where("scope", "in", ["global", `user:${found.userId}`]).execute();
-        if (stamps.some((s) => Number(s.not_before) > found.createdAt)) throw emailChangeErrors.refused();
+        const stamps = await readStamps(trx, [GLOBAL_SCOPE, userScope(found.userId)]);
+        if (refusedBy(stamps, found.createdAt, found.issuedEpoch)) throw emailChangeErrors.refused();
         const key = identifierKey(found.newEmail);
         const owner = await trx.selectFrom("users").select("id").where("email_key", "=", key).where("id", "!=", found.userId).executeTakeFirst();
         if (owner) throw emailChangeErrors.taken();

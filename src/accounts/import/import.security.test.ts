@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { it } from "node:test";
+import { currentEpoch } from "../sessions/revocation.ts";
 import type { Selectable } from "kysely";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { AuditLog } from "../../audit/audit-log.ts";
@@ -107,7 +108,7 @@ forEachDialect("users import ends sessions", (fx) => {
     // Links asked for before the import (by whoever held the old password, perhaps): spent by the replacement.
     const t0 = clock.now();
     await deps.database.db.insertInto("password_reset_tokens").values({ id: "prt_before", user_id: victim.id, secret_hash: "x", created_at: t0, expires_at: t0 + 30 * MINUTE, used_at: null }).execute();
-    await deps.database.db.insertInto("email_change_tokens").values({ id: "ect_before", user_id: victim.id, new_email: "thief@example.net", secret_hash: "x", created_at: t0, expires_at: t0 + 30 * MINUTE, used_at: null }).execute();
+    await deps.database.db.insertInto("email_change_tokens").values({ id: "ect_before", user_id: victim.id, new_email: "thief@example.net", secret_hash: "x", created_at: t0, expires_at: t0 + 30 * MINUTE, used_at: null, issued_epoch: currentEpoch() }).execute();
     const pending = async (): Promise<number> =>
       (await deps.database.db.selectFrom("password_reset_tokens").select("id").where("used_at", "is", null).execute()).length +
       (await deps.database.db.selectFrom("email_change_tokens").select("id").where("used_at", "is", null).execute()).length;

@@ -1,7 +1,11 @@
 // Revocation stamps: one row per scope ('global' or 'user:<id>') holding a time before which every session
-// of that scope was created is refused. A containment job stamps first — every session in scope is dead on
-// its next request — and deletes rows afterwards at its own pace.
-import { sql, type Kysely } from "kysely";
+// of that scope was created is refused, and an epoch: a value of one counter kept in the database
+// (revocation_counter), which each raise "now" increments. Every session, API token and email-change link records
+// the counter's value when issued; one issued before the raise holds a smaller value whatever the clock of the node
+// that issued it said, so a clock running ahead cannot keep a session alive (docs/decisions/0009-revocation-epochs.md).
+// A containment job stamps first — every session in scope is dead on its next request — and deletes rows
+// afterwards at its own pace.
+import { sql, type Kysely, type RawBuilder } from "kysely";
 import type { Schema } from "../../store/schema.ts";
 
 export const GLOBAL_SCOPE = "global";
@@ -20,18 +24,66 @@ export function userScope(userId: string): string {
   return `user:${userId}`;
 }
 
+/** The SQL text of the counter's committed value: what a session, API token or link issued now records. */
+export const CURRENT_EPOCH_SQL = "(SELECT value FROM revocation_counter WHERE id = 1)";
+
+/** The counter's committed value, as an expression for an INSERT (`issued_epoch: currentEpoch()`). */
+export function currentEpoch(): RawBuilder<number> {
+  return sql<number>`(SELECT value FROM revocation_counter WHERE id = 1)`;
+}
+
 /**
- * Moves a scope's stamp forward to `notBefore`; never backwards, so two jobs racing cannot un-revoke what
- * the later one revoked. Returns the stamp now in force.
+ * Increments the counter and returns its new value: the epoch of a raise. In `executor`, the raise's transaction
+ * when there is one: on PostgreSQL the row stays locked until it ends, so raises take their values one after the
+ * other, and an insert meanwhile reads the value before (its row is then refused by this raise, never kept).
  */
-export async function raiseStamp(db: Kysely<Schema>, scope: string, notBefore: number, now: number): Promise<number> {
+export async function nextEpoch(executor: Kysely<Schema>): Promise<number> {
+  const row = await executor.updateTable("revocation_counter").set({ value: sql<number>`value + 1` }).where("id", "=", 1).returning("value").executeTakeFirst();
+  // The row is written by migration 16 and never deleted: without it no raise could be made safely.
+  if (!row) throw new Error("revocation_counter has no row: the database was altered (migration 16 writes it)");
+  return Number(row.value);
+}
+
+/** What a scope's stamps refuse: rows created before `time` (by the clocks that wrote them), or issued before `epoch`. */
+export interface StampInForce {
+  time: number;
+  epoch: number;
+}
+
+/**
+ * The rows of a sessions, api_tokens or email_change_tokens table that a stamp of `time` and `epoch` refuses, as
+ * SQL for a WHERE clause (the table's columns unqualified): what refusedBy says of one row.
+ */
+export function issuedBefore(time: number, epoch: number): RawBuilder<boolean> {
+  return sql<boolean>`(created_at < ${time} or issued_epoch < ${epoch})`;
+}
+
+/** The counter's committed value plus one: the epoch a raise made now would take (for a dry run's counts). */
+export async function epochOfARaiseNow(db: Kysely<Schema>): Promise<number> {
+  const row = await db.selectFrom("revocation_counter").select("value").where("id", "=", 1).executeTakeFirst();
+  return Number(row?.value ?? 0) + 1;
+}
+
+/** True when a row created at `createdAt` and issued at `issuedEpoch` is refused by `stamp`. */
+export function refusedBy(stamp: StampInForce, createdAt: number, issuedEpoch: number): boolean {
+  return createdAt < stamp.time || issuedEpoch < stamp.epoch;
+}
+
+/**
+ * Moves a scope's stamp forward to `notBefore` and to `epoch` (default "next": a new epoch, so every row issued
+ * until now is refused whatever clock wrote it; 0 for a bound in the past, which only the time expresses); never
+ * backwards, so two jobs racing cannot un-revoke what the later one revoked. Returns the stamp time now in force.
+ */
+export async function raiseStamp(db: Kysely<Schema>, scope: string, notBefore: number, now: number, epoch: number | "next" = "next"): Promise<number> {
+  const notBeforeEpoch = epoch === "next" ? await nextEpoch(db) : epoch;
   await db
     .insertInto("revocation_stamps")
-    .values({ scope, not_before: notBefore, updated_at: now })
+    .values({ scope, not_before: notBefore, updated_at: now, not_before_epoch: notBeforeEpoch })
     .onConflict((oc) =>
       oc.column("scope").doUpdateSet({
         // CASE instead of max()/GREATEST(): the same SQL on SQLite and PostgreSQL.
         not_before: sql<number>`CASE WHEN excluded.not_before > revocation_stamps.not_before THEN excluded.not_before ELSE revocation_stamps.not_before END`,
+        not_before_epoch: sql<number>`CASE WHEN excluded.not_before_epoch > revocation_stamps.not_before_epoch THEN excluded.not_before_epoch ELSE revocation_stamps.not_before_epoch END`,
         updated_at: now,
       }),
     )
@@ -40,16 +92,13 @@ export async function raiseStamp(db: Kysely<Schema>, scope: string, notBefore: n
   return Number(row.not_before);
 }
 
-/** The stamps of the global scope and of `userId`, 0 when absent. */
-export async function readStamps(db: Kysely<Schema>, userId: string): Promise<{ global: number; user: number }> {
-  const rows = await db.selectFrom("revocation_stamps").select(["scope", "not_before"]).where("scope", "in", [GLOBAL_SCOPE, userScope(userId)]).execute();
-  let global = 0;
-  let user = 0;
-  for (const r of rows) {
-    if (r.scope === GLOBAL_SCOPE) global = Number(r.not_before);
-    else user = Number(r.not_before);
-  }
-  return { global, user };
+/** What the stamps of `scopes` (a global one and a user's) refuse together: the later time and the larger epoch. */
+export async function readStamps(db: Kysely<Schema>, scopes: readonly string[]): Promise<StampInForce> {
+  const rows = await db.selectFrom("revocation_stamps").select(["not_before", "not_before_epoch"]).where("scope", "in", scopes).execute();
+  return {
+    time: rows.reduce((max, r) => Math.max(max, Number(r.not_before)), 0),
+    epoch: rows.reduce((max, r) => Math.max(max, Number(r.not_before_epoch)), 0),
+  };
 }
 
 /**

@@ -7,7 +7,7 @@ import { lockKeyOf, serialiseTransactions, type Database } from "../../store/dat
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
-import { GLOBAL_SCOPE, raiseStamp, readStamps, revokedBefore, userScope } from "./revocation.ts";
+import { CURRENT_EPOCH_SQL, GLOBAL_SCOPE, raiseStamp, readStamps, refusedBy, revokedBefore, userScope } from "./revocation.ts";
 import type { SessionsTable } from "./tables.ts";
 import { generateSessionToken, parseSessionToken, secretMatches } from "./token.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -25,6 +25,8 @@ export interface Session {
   ip: string | null;
   userAgent: string | null;
   aal: AAL;
+  /** The revocation counter's value when the session (or the one it replaced, keeping its lifetime) was issued. */
+  issuedEpoch: number;
 }
 
 export interface SessionContext {
@@ -95,7 +97,7 @@ function toSession(r: SessionsTable): Session {
   const aal = Number(r.aal);
   return {
     id: r.id, userId: r.user_id, createdAt: Number(r.created_at), lastSeenAt: Number(r.last_seen_at), expiresAt: Number(r.expires_at),
-    ip: r.ip, userAgent: r.user_agent, aal: aal === 2 ? 2 : aal === 1 ? 1 : 0,
+    ip: r.ip, userAgent: r.user_agent, aal: aal === 2 ? 2 : aal === 1 ? 1 : 0, issuedEpoch: Number(r.issued_epoch),
   };
 }
 
@@ -109,7 +111,7 @@ function clean(value: string | null | undefined, max: number): string | null {
   return text.length > 0 ? text : null;
 }
 
-const SESSION_COLUMNS = ["s.id", "s.user_id", "s.secret_hash", "s.created_at", "s.last_seen_at", "s.expires_at", "s.ip", "s.user_agent", "s.aal"] as const;
+const SESSION_COLUMNS = ["s.id", "s.user_id", "s.secret_hash", "s.created_at", "s.last_seen_at", "s.expires_at", "s.ip", "s.user_agent", "s.aal", "s.issued_epoch"] as const;
 
 /**
  * Builds the session manager.
@@ -123,43 +125,50 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
   const { database, clock, random } = deps;
   const policy = resolveSessionPolicy(deps.policy);
   const db = database.db;
-  const insertStatement = prepareHot(
-    database,
-    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-  );
+  // $10: the epoch a rotation keeps (keepLifetime), else null for the revocation counter's committed value. The cast
+  // lets PostgreSQL type a parameter that may be null.
+  const ISSUED_EPOCH = `COALESCE(CAST($10 AS BIGINT), ${CURRENT_EPOCH_SQL})`;
+  const INSERT_SQL =
+    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal, issued_epoch) " +
+    `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ${ISSUED_EPOCH}) RETURNING issued_epoch`;
+  const insertStatement = prepareHot<{ issued_epoch: number | bigint }>(database, INSERT_SQL);
   // The same insert, only while the user's password is still the one a login verified (SessionContext.verifiedPassword).
   const INSERT_IF_PASSWORD_SQL =
-    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal) " +
-    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 " +
-    "AND password_changed_at IS NOT DISTINCT FROM $10 AND password_invalidated_at IS NULL)";
-  const insertIfPasswordStatement = prepareHot(database, INSERT_IF_PASSWORD_SQL);
+    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal, issued_epoch) " +
+    `SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, ${ISSUED_EPOCH} WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 ` +
+    "AND password_changed_at IS NOT DISTINCT FROM $11 AND password_invalidated_at IS NULL) RETURNING issued_epoch";
+  const insertIfPasswordStatement = prepareHot<{ issued_epoch: number | bigint }>(database, INSERT_IF_PASSWORD_SQL);
 
-  async function insert(target: Kysely<Schema>, userId: string | null, context: SessionContext, lifetime?: { createdAt: number; expiresAt: number }): Promise<{ token: string; session: Session }> {
+  async function insert(target: Kysely<Schema>, userId: string | null, context: SessionContext, lifetime?: { createdAt: number; expiresAt: number; issuedEpoch: number }): Promise<{ token: string; session: Session }> {
     const aal: AAL = context.aal ?? (userId === null ? 0 : 1);
     // A pre-login session cannot carry assurance, and a user's session always has at least a password.
     if ((userId === null) !== (aal === 0)) throw sessionErrors.badPolicy("aal 0 is for pre-login sessions only, and a pre-login session has aal 0");
     const now = clock.now();
     const fresh = generateSessionToken(random);
-    const row: SessionsTable = {
+    const row = {
       id: fresh.id, user_id: userId, secret_hash: fresh.secretHash, created_at: lifetime?.createdAt ?? now, last_seen_at: now,
       expires_at: lifetime?.expiresAt ?? now + policy.absoluteTimeoutMs,
       ip: clean(context.ip, 64), user_agent: clean(context.userAgent, policy.maxUserAgentLength), aal,
     };
-    const values = [row.id, row.user_id, row.secret_hash, row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent, row.aal];
+    // A step-up keeps the epoch of the session it replaces, as it keeps its creation time: a stamp raised while
+    // it ran refuses the new session as it refused the old one.
+    const values = [row.id, row.user_id, row.secret_hash, row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent, row.aal, lifetime?.issuedEpoch ?? null];
     const verified = context.verifiedPassword;
+    let stored: { issued_epoch: number | bigint }[];
     if (verified !== undefined && userId !== null) {
       const guarded = [...values, verified.changedAt];
-      const inserted = target === db
-        ? await insertIfPasswordStatement.run(guarded)
-        : Number((await target.executeQuery(CompiledQuery.raw(numberedFor(database, INSERT_IF_PASSWORD_SQL), guarded))).numAffectedRows ?? 0n);
-      if (inserted !== 1) throw sessionErrors.passwordChanged();
-    } else if (target === db) {
-      // Outside a transaction (every login without a presented cookie): the compiled statement.
-      await insertStatement.run(values);
+      stored = target === db
+        ? await insertIfPasswordStatement.all(guarded)
+        : (await target.executeQuery<{ issued_epoch: number | bigint }>(CompiledQuery.raw(numberedFor(database, INSERT_IF_PASSWORD_SQL), guarded))).rows;
+      if (stored.length !== 1) throw sessionErrors.passwordChanged();
     } else {
-      await target.insertInto("sessions").values(row).execute();
+      // Outside a transaction (every login without a presented cookie): the compiled statement.
+      stored = target === db
+        ? await insertStatement.all(values)
+        : (await target.executeQuery<{ issued_epoch: number | bigint }>(CompiledQuery.raw(numberedFor(database, INSERT_SQL), values))).rows;
     }
-    return { token: fresh.token, session: toSession(row) };
+    const issued: SessionsTable = { ...row, issued_epoch: Number(stored[0]?.issued_epoch) };
+    return { token: fresh.token, session: toSession(issued) };
   }
 
   /**
@@ -197,15 +206,19 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       .leftJoin("users as u", "u.id", "s.user_id")
       .leftJoin("revocation_stamps as us", (join) => join.on(sql<boolean>`us.scope = 'user:' || s.user_id`))
       .leftJoin("revocation_stamps as g", (join) => join.on("g.scope", "=", GLOBAL_SCOPE))
-      .select([...SESSION_COLUMNS, "u.status as user_status", "u.locked_at as user_locked_at", "us.not_before as user_stamp", "g.not_before as global_stamp"])
+      .select([...SESSION_COLUMNS, "u.status as user_status", "u.locked_at as user_locked_at", "us.not_before as user_stamp", "g.not_before as global_stamp",
+        "us.not_before_epoch as user_epoch", "g.not_before_epoch as global_epoch"])
       .where("s.id", "=", parsed.id)
       .executeTakeFirst();
     if (!row) return { valid: false, reason: "unknown" };
     // The secret is checked first: whoever knows only an id learns nothing else about the session.
     if (!secretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "bad-secret" };
     const session = toSession(row);
-    const stamp = Math.max(Number(row.global_stamp ?? 0), Number(row.user_stamp ?? 0));
-    if (session.createdAt < stamp) return { valid: false, reason: "revoked" };
+    const stamp = {
+      time: Math.max(Number(row.global_stamp ?? 0), Number(row.user_stamp ?? 0)),
+      epoch: Math.max(Number(row.global_epoch ?? 0), Number(row.user_epoch ?? 0)),
+    };
+    if (refusedBy(stamp, session.createdAt, session.issuedEpoch)) return { valid: false, reason: "revoked" };
     if (session.userId !== null) {
       // ASVS 7.4.2: a disabled (or locked by containment) account has no usable session.
       if (row.user_status !== "active") return { valid: false, reason: "account-disabled" };
@@ -249,6 +262,16 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     return at;
   }
 
+  /**
+   * Without `before`, everything issued until now: a new epoch, whatever clock wrote the rows. With `before`, only
+   * the time can say which rows came earlier; the epoch is left as it is.
+   */
+  function raiseStampFor(scope: string, before: number | undefined): Promise<number> {
+    const at = checkBefore(before);
+    if (before !== undefined) return raiseStamp(db, scope, at, clock.now(), 0);
+    return database.transaction((t) => raiseStamp(t, scope, at, clock.now()));
+  }
+
   const manager = {
     policy,
     // A user's new session and the ending of their sessions take turns (see userTurn); a pre-login one has no user.
@@ -266,10 +289,9 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
           .where("s.last_seen_at", ">", now - policy.idleTimeoutMs)
           .orderBy("s.last_seen_at", "desc")
           .execute(),
-        readStamps(db, userId),
+        readStamps(db, [GLOBAL_SCOPE, userScope(userId)]),
       ]);
-      const stamp = Math.max(stamps.global, stamps.user);
-      return rows.map(toSession).filter((s) => s.createdAt >= stamp);
+      return rows.map(toSession).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch));
     },
     async lowerAssurance(userId) {
       const result = await db.updateTable("sessions").set({ aal: 1 }).where("user_id", "=", userId).where("aal", ">", 1).executeTakeFirst();
@@ -311,15 +333,15 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
           const gone = await t.deleteFrom("sessions").where("id", "=", previous.id).executeTakeFirst();
           if (Number(gone.numDeletedRows) !== 1) throw sessionErrors.refused("unknown");
         }
-        const lifetime = options.keepLifetime && previous ? { createdAt: previous.createdAt, expiresAt: previous.expiresAt } : undefined;
+        const lifetime = options.keepLifetime && previous ? { createdAt: previous.createdAt, expiresAt: previous.expiresAt, issuedEpoch: previous.issuedEpoch } : undefined;
         return insert(t, userId, context, lifetime);
       });
     },
     async revokeAll(options = {}) {
-      return raiseStamp(db, GLOBAL_SCOPE, checkBefore(options.before), clock.now());
+      return raiseStampFor(GLOBAL_SCOPE, options.before);
     },
     async revokeUser(userId, options = {}) {
-      return raiseStamp(db, userScope(userId), checkBefore(options.before), clock.now());
+      return raiseStampFor(userScope(userId), options.before);
     },
     async purgeExpired() {
       const now = clock.now();

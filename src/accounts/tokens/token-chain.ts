@@ -19,6 +19,7 @@ export interface ChainLink {
   created_at: number;
   expires_at: number | null;
   revoked_at: number | null;
+  issued_epoch: number;
   depth: number;
 }
 
@@ -32,16 +33,16 @@ export interface ChainLink {
  * const rows = await withChain(db, id).selectFrom("chain").selectAll().execute();
  */
 export function withChain(db: Kysely<Schema>, tokenId: string): QueryCreator<Schema & { chain: ChainLink }> {
-  return db.withRecursive("chain(id, user_id, parent_id, created_at, expires_at, revoked_at, depth)", (qc) =>
+  return db.withRecursive("chain(id, user_id, parent_id, created_at, expires_at, revoked_at, issued_epoch, depth)", (qc) =>
     qc
       .selectFrom("api_tokens")
-      .select(["id", "user_id", "parent_id", "created_at", "expires_at", "revoked_at", sql<number>`0`.as("depth")])
+      .select(["id", "user_id", "parent_id", "created_at", "expires_at", "revoked_at", "issued_epoch", sql<number>`0`.as("depth")])
       .where("id", "=", tokenId)
       .unionAll((qb) =>
         qb
           .selectFrom("api_tokens as p")
           .innerJoin("chain as c", (join) => join.onRef("p.id", "=", "c.parent_id").onRef("p.user_id", "=", "c.user_id"))
-          .select(["p.id", "p.user_id", "p.parent_id", "p.created_at", "p.expires_at", "p.revoked_at", sql<number>`c.depth + 1`.as("depth")])
+          .select(["p.id", "p.user_id", "p.parent_id", "p.created_at", "p.expires_at", "p.revoked_at", "p.issued_epoch", sql<number>`c.depth + 1`.as("depth")])
           .where("c.depth", "<", MAX_TOKEN_ANCESTORS),
       ),
   );

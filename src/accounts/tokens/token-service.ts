@@ -9,6 +9,7 @@ import type { Schema } from "../../store/schema.ts";
 import { isPermission, PERMISSIONS } from "../roles/permissions.ts";
 import { tokenErrors } from "./errors.ts";
 import { chainIsComplete, MAX_TOKEN_ANCESTORS, withChain } from "./token-chain.ts";
+import { currentEpoch, readStamps, refusedBy, type StampInForce } from "../sessions/revocation.ts";
 import { apiSecretMatches, generateAPIToken, parseAPIToken } from "./token-format.ts";
 
 export { MAX_TOKEN_ANCESTORS } from "./token-chain.ts";
@@ -142,9 +143,8 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
   const db: Kysely<Schema> = database.db;
 
   /** The stamp in force for a user's tokens: the later of the global and the user's, 0 when none. */
-  async function stampFor(userId: string, executor: Kysely<Schema> = db): Promise<number> {
-    const rows = await executor.selectFrom("revocation_stamps").select("not_before").where("scope", "in", [TOKENS_GLOBAL_SCOPE, tokenUserScope(userId)]).execute();
-    return rows.reduce((max, r) => Math.max(max, Number(r.not_before)), 0);
+  function stampFor(userId: string, executor: Kysely<Schema> = db): Promise<StampInForce> {
+    return readStamps(executor, [TOKENS_GLOBAL_SCOPE, tokenUserScope(userId)]);
   }
 
   return {
@@ -165,7 +165,7 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
           const stamp = await stampFor(userId, trx);
           const live = await trx
             .selectFrom("api_tokens").select((eb) => eb.fn.countAll<number>().as("n"))
-            .where("user_id", "=", userId).where("revoked_at", "is", null).where("created_at", ">=", stamp)
+            .where("user_id", "=", userId).where("revoked_at", "is", null).where("created_at", ">=", stamp.time).where("issued_epoch", ">=", stamp.epoch)
             .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)]))
             .executeTakeFirstOrThrow();
           if (Number(live.n) >= options.maxLive) throw tokenErrors.tooManyLive(options.maxLive);
@@ -181,7 +181,7 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
           .values({
             id: fresh.id, user_id: userId, name: clean.name, secret_hash: fresh.secretHash, scopes: JSON.stringify(clean.scopes),
             created_at: now, expires_at: clean.expiresAt, last_used_at: null, last_used_ip: null, revoked_at: null,
-            parent_id: input.parent?.id ?? null,
+            parent_id: input.parent?.id ?? null, issued_epoch: currentEpoch(),
           })
           .execute();
         await options.within?.(trx, info);
@@ -206,6 +206,7 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
             c.fn.count<number>("parent_id").as("with_parent"),
             c.fn.count<number>("revoked_at").as("revoked"),
             c.fn.min("created_at").as("oldest"),
+            c.fn.min("issued_epoch").as("oldest_epoch"),
             c.fn.min("expires_at").as("soonest_expiry"),
           ]).as("ch"),
           (join) => join.onTrue(),
@@ -213,20 +214,24 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
         .select([
           "t.id", "t.user_id", "t.secret_hash", "t.scopes", "t.created_at", "t.expires_at", "t.last_used_at", "t.revoked_at",
           "u.status as user_status", "u.locked_at as user_locked_at", "us.not_before as user_stamp", "g.not_before as global_stamp",
-          "ch.links", "ch.with_parent", "ch.revoked", "ch.oldest", "ch.soonest_expiry",
+          "us.not_before_epoch as user_epoch", "g.not_before_epoch as global_epoch", "t.issued_epoch",
+          "ch.links", "ch.with_parent", "ch.revoked", "ch.oldest", "ch.oldest_epoch", "ch.soonest_expiry",
         ])
         .where("t.id", "=", parsed.id)
         .executeTakeFirst();
       if (!row) return { valid: false, reason: "unknown" };
       // The secret first: knowing an id (it appears in lists and logs) reveals nothing about the token's state.
       if (!apiSecretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "mismatch" };
-      const stamp = Math.max(Number(row.global_stamp ?? 0), Number(row.user_stamp ?? 0));
-      if (row.revoked_at !== null || Number(row.created_at) < stamp) return { valid: false, reason: "revoked" };
+      const stamp = {
+        time: Math.max(Number(row.global_stamp ?? 0), Number(row.user_stamp ?? 0)),
+        epoch: Math.max(Number(row.global_epoch ?? 0), Number(row.user_epoch ?? 0)),
+      };
+      if (row.revoked_at !== null || refusedBy(stamp, Number(row.created_at), Number(row.issued_epoch))) return { valid: false, reason: "revoked" };
       // Revoking a token revokes its tree, but a token minted while that revocation ran (the cascade, revokeAll or
       // the stamp not yet committed) is written after it, and so may be whatever it minted in turn. So the whole
       // chain answers: any token above this one revoked, older than the stamp, or gone (a missing or foreign
       // parent, a chain past the bound) refuses it. Ancestors are the user's own tokens, so the user's stamp applies.
-      if (Number(row.revoked) > 0 || Number(row.oldest) < stamp || !chainIsComplete(Number(row.links), Number(row.with_parent))) {
+      if (Number(row.revoked) > 0 || refusedBy(stamp, Number(row.oldest), Number(row.oldest_epoch)) || !chainIsComplete(Number(row.links), Number(row.with_parent))) {
         return { valid: false, reason: "revoked" };
       }
       const now = clock.now();
@@ -258,7 +263,8 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
         return {
           id: r.id, name: r.name, scopes: parseScopes(r.scopes), createdAt, expiresAt: num(r.expires_at),
           lastUsedAt: num(r.last_used_at), lastUsedIp: r.last_used_ip,
-          revokedAt: num(r.revoked_at) ?? (createdAt < stamp ? stamp : null),
+          // Refused by a stamp: shown as revoked at the stamp's time (a raise by epoch alone dates it no later).
+          revokedAt: num(r.revoked_at) ?? (refusedBy(stamp, createdAt, Number(r.issued_epoch)) ? Math.max(stamp.time, createdAt) : null),
         };
       });
     },

@@ -4,6 +4,7 @@ import { sql, type Expression, type Kysely, type RawBuilder, type SqlBool } from
 import type { DialectName } from "../../store/database.ts";
 import type { ScopeQuery } from "../lever.ts";
 import type { Schema } from "../../store/schema.ts";
+import { issuedBefore } from "../../accounts/sessions/revocation.ts";
 
 /** How many ids a dry run shows: enough to recognise the scope, few enough to read. */
 export const SAMPLE_SIZE = 5;
@@ -82,11 +83,11 @@ export async function countOwnedRows(
   db: Kysely<Schema>,
   table: UserRowTable,
   scope: ScopeQuery,
-  options: { unrevoked?: boolean; before?: number } = {},
+  options: { unrevoked?: boolean; before?: number; epoch?: number } = {},
 ): Promise<{ users: number; rows: number; sample: string[] }> {
   let q = db.selectFrom(table).where(`${table}.user_id`, "in", scope);
   if (options.unrevoked) q = q.where("revoked_at" as never, "is", null);
-  if (options.before !== undefined) q = q.where("created_at" as never, "<", options.before as never);
+  if (options.before !== undefined) q = q.where(issuedBefore(options.before, options.epoch ?? 0));
   const row = await q.select((eb) => [eb.fn.count<number>(`${table}.user_id`).distinct().as("users"), eb.fn.countAll<number>().as("rows")]).executeTakeFirst();
   const sample = await q.select(`${table}.user_id`).distinct().orderBy(`${table}.user_id`).limit(SAMPLE_SIZE).execute();
   return { users: Number(row?.users ?? 0), rows: Number(row?.rows ?? 0), sample: sample.map((r) => (r as { user_id: string }).user_id) };

@@ -6,7 +6,7 @@
 // Not reversible: restoring a factor that may be in an attacker's hands would defeat the lever.
 import type { UserLever } from "../lever.ts";
 import { countOwnedRows, inIds } from "./common.ts";
-import { revokedBefore } from "../../accounts/sessions/revocation.ts";
+import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
 
 const FACTOR_TABLES = ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const;
@@ -40,8 +40,8 @@ export const requireMfaReenrolment = {
       await trx.deleteFrom("webauthn_challenges").where(inIds(ctx.dialect, "user_id", ids)).execute();
       // At the batch's time, not the job's: a session opened with the old factor after the job was created (the
       // attacker's, while earlier batches ran) dies with the factor too.
-      await raiseUserStamps(trx, ids, ctx.now, "sessions");
-      const ended = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", ids)).where("created_at", "<", revokedBefore(ctx.now)).executeTakeFirst();
+      const epoch = await raiseUserStamps(trx, ids, ctx.now, "sessions");
+      const ended = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", ids)).where(issuedBefore(revokedBefore(ctx.now), epoch)).executeTakeFirst();
       counts.sessions = Number(ended.numDeletedRows);
     }
     counts.users = affected.size;

@@ -7,7 +7,7 @@ import { sql } from "kysely";
 import { bulkDeleteSQLite } from "../../store/sqlite-bulk-delete.ts";
 import type { UserLever } from "../lever.ts";
 import { countOwnedRows, inIds } from "./common.ts";
-import { revokedBefore } from "../../accounts/sessions/revocation.ts";
+import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
 
 export const revokeSessions = {
@@ -15,7 +15,7 @@ export const revokeSessions = {
   name: "revoke-sessions",
   description: "End every session in scope at once (revocation stamp), then delete the session rows",
   async dryRun(db, scope, ctx) {
-    const { users, rows, sample } = await countOwnedRows(db, "sessions", scope, { before: revokedBefore(ctx.at) });
+    const { users, rows, sample } = await countOwnedRows(db, "sessions", scope, { before: revokedBefore(ctx.at), epoch: ctx.epoch });
     return { counts: { users, sessions: rows, stamps: await stampsToWrite(db, scope, ctx) }, sample };
   },
   async begin(trx, scope, ctx) {
@@ -25,11 +25,11 @@ export const revokeSessions = {
     if (userIds.length === 0) return { counts: { users: 0, sessions: 0 }, changes: [] };
     // Exactly the sessions the stamp refuses: a login after the job started (once the user reset a password,
     // say) is left alone. Idempotent: a re-run finds the rows already gone.
-    const rows = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", userIds)).where("created_at", "<", revokedBefore(ctx.at)).returning("user_id").execute();
+    const rows = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", userIds)).where(issuedBefore(revokedBefore(ctx.at), ctx.epoch)).returning("user_id").execute();
     return { counts: { users: new Set(rows.map((r) => r.user_id)).size, sessions: rows.length }, changes: [] };
   },
   async applyAll(trx, ctx) {
-    const before = revokedBefore(ctx.at);
+    const refused = issuedBefore(revokedBefore(ctx.at), ctx.epoch);
     // Every user's sessions created up to the job's millisecond: for an --all scope the same rows the batches
     // would delete (a session older than the job belongs to a user who existed when the scope was recorded).
     // Pre-login sessions (no user) are not in any scope and stay. docs/decisions/0005-bulk-containment-on-sqlite.md.
@@ -37,15 +37,15 @@ export const revokeSessions = {
       // One DELETE, the statement an operator would type: it reads the table in storage order, where deleting
       // by user reads it at random; it takes row locks only, so no session check ever waits for it.
       const { rows } = await sql<{ sessions: string; users: string }>`
-        with gone as (delete from sessions where user_id is not null and created_at < ${before} returning user_id)
+        with gone as (delete from sessions where user_id is not null and ${refused} returning user_id)
         select count(*) as sessions, count(distinct user_id) as users from gone`.execute(trx);
       return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0) };
     }
     // SQLite: the users are counted from the (user_id, created_at) index, then the table is rebuilt around the
     // rows that stay.
-    const row = await trx.selectFrom("sessions").where("user_id", "is not", null).where("created_at", "<", before)
+    const row = await trx.selectFrom("sessions").where("user_id", "is not", null).where(refused)
       .select((eb) => eb.fn.count<number>("user_id").distinct().as("users")).executeTakeFirst();
-    const { deleted } = await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and created_at < ${before}`);
+    const { deleted } = await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and ${refused}`);
     return { users: Number(row?.users ?? 0), sessions: deleted };
   },
 } satisfies UserLever;

@@ -5,7 +5,7 @@
 // Not reversible: a token that may have leaked is never trusted again; owners issue new ones.
 import type { UserLever } from "../lever.ts";
 import { countOwnedRows, inIds } from "./common.ts";
-import { revokedBefore } from "../../accounts/sessions/revocation.ts";
+import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
 
 export const revokeTokens = {
@@ -13,7 +13,7 @@ export const revokeTokens = {
   name: "revoke-tokens",
   description: "Revoke every API token in scope at once (revocation stamp), then mark the token rows revoked",
   async dryRun(db, scope, ctx) {
-    const { users, rows, sample } = await countOwnedRows(db, "api_tokens", scope, { unrevoked: true, before: revokedBefore(ctx.at) });
+    const { users, rows, sample } = await countOwnedRows(db, "api_tokens", scope, { unrevoked: true, before: revokedBefore(ctx.at), epoch: ctx.epoch });
     return { counts: { users, tokens: rows, stamps: await stampsToWrite(db, scope, ctx) }, sample };
   },
   async begin(trx, scope, ctx) {
@@ -24,7 +24,7 @@ export const revokeTokens = {
     // Only tokens the stamp refuses and not yet revoked: a re-run changes nothing twice, and a token issued
     // after the job started keeps working.
     const rows = await trx.updateTable("api_tokens").set({ revoked_at: ctx.at })
-      .where(inIds(ctx.dialect, "user_id", userIds)).where("revoked_at", "is", null).where("created_at", "<", revokedBefore(ctx.at))
+      .where(inIds(ctx.dialect, "user_id", userIds)).where("revoked_at", "is", null).where(issuedBefore(revokedBefore(ctx.at), ctx.epoch))
       .returning("user_id").execute();
     return { counts: { users: new Set(rows.map((r) => r.user_id)).size, tokens: rows.length }, changes: [] };
   },

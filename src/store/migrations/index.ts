@@ -14,7 +14,8 @@ import { apiTokenParent } from "./0012-api-token-parent.ts";
 import { oneCurrentKey } from "./0013-one-current-key.ts";
 import { webauthnChallengeContext } from "./0014-webauthn-challenge-context.ts";
 import { redactDeliveredLinks } from "./0015-redact-delivered-links.ts";
+import { revocationEpochs } from "./0016-revocation-epochs.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs];
 export type { Migration } from "./types.ts";
