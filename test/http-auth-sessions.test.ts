@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
+import { REPLACED_GRACE_MS } from "../src/accounts/sessions/session-manager.ts";
 import fc from "fast-check";
 import { safeNext } from "../src/http/auth/index.ts";
 import { authFixture, GOOD_PASSWORD, type AuthFixture } from "../src/http/auth/test-client.ts";
@@ -79,7 +80,35 @@ describe("POST /auth/login", () => {
     attacker.cookie = planted.token;
     const probe = await attacker.request("GET", "/auth/session");
     assert.equal(probe.json().authenticated, false);
-    assert.match(String(probe.headers["set-cookie"]), /Max-Age=0/, "the dead cookie is cleared");
+    // A moment after the rotation the old cookie is refused but left in place: a request racing the login sends
+    // it, and clearing it could delete the new cookie if that answer arrived last.
+    assert.equal(probe.headers["set-cookie"], undefined);
+    fx.clock.advance(REPLACED_GRACE_MS);
+    const later = await attacker.request("GET", "/auth/session");
+    assert.equal(later.json().authenticated, false);
+    assert.match(String(later.headers["set-cookie"]), /Max-Age=0/, "then the dead cookie is cleared");
+  });
+
+  it("a request that raced the login with the old cookie does not sign the user out (its answer clears nothing)", async () => {
+    const user = await fx.user("racing-poll@example.org");
+    const b = fx.browser();
+    const anonymous = await fx.app.accounts.sessions.createSession(null);
+    b.cookie = anonymous.token; // the pre-login session the sign-in page was served with
+    assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+    const signedIn = b.cookie;
+    assert.ok(signedIn && signedIn !== anonymous.token);
+    // The page's poll of /auth/session left before the login's answer set the new cookie, and is answered after it.
+    const poll = fx.browser();
+    poll.cookie = anonymous.token;
+    const late = await poll.request("GET", "/auth/session");
+    assert.equal(late.json().authenticated, false, "the replaced cookie still grants nothing");
+    assert.equal(late.headers["set-cookie"], undefined, "and its answer does not delete the cookie the login set");
+    const after = await b.request("GET", "/auth/session");
+    assert.equal(after.json().authenticated, true);
+    // A cookie that never existed (or a guessed secret for a replaced id) is cleared at once, as before.
+    const junk = fx.browser();
+    junk.cookie = `${anonymous.token.split(".")[0]}.${"A".repeat(43)}`;
+    assert.match(String((await junk.request("GET", "/auth/session")).headers["set-cookie"]), /Max-Age=0/);
   });
 
   it("attack: a stolen sessions row cannot be replayed as a cookie", async () => {

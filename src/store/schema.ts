@@ -191,6 +191,13 @@ export interface RevocationStampsTable {
   not_before_epoch: ColumnType<number, number | undefined, number>;
 }
 
+/** Migration 17: sessions a rotation replaced, for a minute (src/accounts/sessions/session-manager.ts). */
+export interface ReplacedSessionsTable {
+  id: string;
+  secret_hash: string;
+  replaced_at: number;
+}
+
 /** Migration 16: the one-row counter a revocation stamp raise increments (src/accounts/sessions/revocation.ts). */
 export interface RevocationCounterTable {
   id: number;
@@ -316,6 +323,7 @@ export interface Schema {
   sessions: SessionsTable;
   revocation_stamps: RevocationStampsTable;
   revocation_counter: RevocationCounterTable;
+  replaced_sessions: ReplacedSessionsTable;
   mfa_totp: MfaTotpTable;
   mfa_recovery_codes: MfaRecoveryCodesTable;
   webauthn_credentials: WebAuthnCredentialsTable;

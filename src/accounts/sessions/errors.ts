@@ -6,6 +6,8 @@ import { BulwarkError, InputError, type BulwarkErrorOptions } from "../../lib/er
 export type SessionRefusal =
   | "malformed"
   | "unknown"
+  /** Replaced by a rotation (login, step-up, re-authentication) in the last REPLACED_GRACE_MS: a request that raced it. */
+  | "replaced"
   | "bad-secret"
   | "idle-expired"
   | "absolute-expired"
@@ -18,6 +20,7 @@ export class SessionError extends BulwarkError {}
 const REFUSAL_CODES: Record<SessionRefusal, string> = {
   malformed: "BULWARK_ERR_SESSION_INVALID",
   unknown: "BULWARK_ERR_SESSION_INVALID",
+  replaced: "BULWARK_ERR_SESSION_INVALID",
   "bad-secret": "BULWARK_ERR_SESSION_INVALID",
   "idle-expired": "BULWARK_ERR_SESSION_EXPIRED",
   "absolute-expired": "BULWARK_ERR_SESSION_EXPIRED",

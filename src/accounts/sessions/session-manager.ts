@@ -111,6 +111,13 @@ function clean(value: string | null | undefined, max: number): string | null {
   return text.length > 0 ? text : null;
 }
 
+/**
+ * How long a session replaced by a rotation is told apart from one that never existed. A request that raced the
+ * rotation with the old cookie is refused as "replaced" and its answer leaves the cookie alone: clearing it could
+ * delete the new cookie the rotation's answer set, if it arrives later. Long enough for requests in flight.
+ */
+export const REPLACED_GRACE_MS = 60_000;
+
 const SESSION_COLUMNS = ["s.id", "s.user_id", "s.secret_hash", "s.created_at", "s.last_seen_at", "s.expires_at", "s.ip", "s.user_agent", "s.aal", "s.issued_epoch"] as const;
 
 /**
@@ -210,7 +217,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         "us.not_before_epoch as user_epoch", "g.not_before_epoch as global_epoch"])
       .where("s.id", "=", parsed.id)
       .executeTakeFirst();
-    if (!row) return { valid: false, reason: "unknown" };
+    if (!row) return { valid: false, reason: await replacedOrUnknown(parsed.id, parsed.secret) };
     // The secret is checked first: whoever knows only an id learns nothing else about the session.
     if (!secretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "bad-secret" };
     const session = toSession(row);
@@ -238,6 +245,13 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       session.lastSeenAt = now;
     }
     return { valid: true, session, userId: session.userId };
+  }
+
+  /** Why no row answers `id`: replaced by a rotation a moment ago (and the secret is its holder's), or unknown. */
+  async function replacedOrUnknown(id: string, secret: string): Promise<"replaced" | "unknown"> {
+    const gone = await db.selectFrom("replaced_sessions").select(["secret_hash", "replaced_at"]).where("id", "=", id).executeTakeFirst();
+    if (!gone || !secretMatches(secret, gone.secret_hash)) return "unknown";
+    return clock.now() - Number(gone.replaced_at) < REPLACED_GRACE_MS ? "replaced" : "unknown";
   }
 
   async function touch(sessionId: string): Promise<boolean> {
@@ -329,9 +343,15 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       return database.transaction(async (t) => {
         await userTurn(t, userId);
         if (previous) {
-          // Two requests racing to rotate one token: only the one that deletes the row gets a new session.
-          const gone = await t.deleteFrom("sessions").where("id", "=", previous.id).executeTakeFirst();
-          if (Number(gone.numDeletedRows) !== 1) throw sessionErrors.refused("unknown");
+          // Two requests racing to rotate one token: only the one that deletes the row carries it on. A login
+          // that loses (its user id given: the password was just proven) still gets a new session of its own.
+          const gone = await t.deleteFrom("sessions").where("id", "=", previous.id).returning("secret_hash").executeTakeFirst();
+          if (gone) {
+            await t.insertInto("replaced_sessions").values({ id: previous.id, secret_hash: gone.secret_hash, replaced_at: clock.now() })
+              .onConflict((oc) => oc.column("id").doNothing()).execute();
+          } else if (options.userId === undefined) {
+            throw sessionErrors.refused("replaced");
+          }
         }
         const lifetime = options.keepLifetime && previous ? { createdAt: previous.createdAt, expiresAt: previous.expiresAt, issuedEpoch: previous.issuedEpoch } : undefined;
         return insert(t, userId, context, lifetime);
@@ -345,6 +365,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     },
     async purgeExpired() {
       const now = clock.now();
+      await db.deleteFrom("replaced_sessions").where("replaced_at", "<=", now - REPLACED_GRACE_MS).execute();
       const result = await db
         .deleteFrom("sessions")
         .where((eb) => eb.or([eb("expires_at", "<=", now), eb("last_seen_at", "<=", now - policy.idleTimeoutMs)]))

@@ -10,7 +10,7 @@ import type { Database } from "../../store/database.ts";
 import { migrate } from "../../store/migrator.ts";
 import { MIGRATIONS } from "../../store/migrations/index.ts";
 import { createUserStore, type UserStore } from "../users/user-store.ts";
-import { createSessionManager, type SessionManager } from "./session-manager.ts";
+import { createSessionManager, REPLACED_GRACE_MS, type SessionManager } from "./session-manager.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -36,7 +36,7 @@ forEachDialect("session attacks", (fx) => {
     // The attacker obtains a pre-login session and plants its cookie in the victim's browser.
     const planted = await sessions.createSession(null, { ip: "192.0.2.66" });
     const loggedIn = await sessions.rotate(planted.token, { userId: victim.id, aal: 1 });
-    assert.deepEqual(await sessions.validate(planted.token), { valid: false, reason: "unknown" }, "the planted token is not promoted");
+    assert.deepEqual(await sessions.validate(planted.token), { valid: false, reason: "replaced" }, "the planted token is not promoted");
     assert.notEqual(loggedIn.session.id, planted.session.id, "new id");
     assert.notEqual(loggedIn.token.split(".")[1], planted.token.split(".")[1], "new secret");
     // Grafting the planted secret onto the new id does not work either.
@@ -93,6 +93,33 @@ forEachDialect("session attacks", (fx) => {
     const results = await Promise.allSettled([sessions.rotate(token, { aal: 2 }), sessions.rotate(token, { aal: 2 })]);
     assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
     assert.equal((await sessions.list(user.id)).length, 1);
+  });
+
+  it("attack: a replaced token is refused as 'replaced' for a minute, only with its own secret, then as unknown", async () => {
+    const { clock, users, sessions } = await setup(await fx.fresh());
+    const user = await users.create({ email: "replaced@example.org" });
+    const { token } = await sessions.createSession(user.id);
+    const stepped = await sessions.rotate(token, { aal: 2 });
+    assert.deepEqual(await sessions.validate(token), { valid: false, reason: "replaced" }, "refused: a rotation never lets the old token back in");
+    const [id] = token.split(".");
+    assert.deepEqual(await sessions.validate(`${id}.${"A".repeat(43)}`), { valid: false, reason: "unknown" }, "a guessed secret learns nothing");
+    assert.equal((await sessions.validate(stepped.token)).valid, true);
+    await assert.rejects(sessions.rotate(token, { aal: 2 }), { code: "BULWARK_ERR_SESSION_INVALID" }, "a step-up of the old token gets nothing");
+    clock.advance(REPLACED_GRACE_MS);
+    assert.deepEqual(await sessions.validate(token), { valid: false, reason: "unknown" });
+    await sessions.purgeExpired();
+    clock.set(clock.now() - REPLACED_GRACE_MS);
+    assert.deepEqual(await sessions.validate(token), { valid: false, reason: "unknown" }, "purged: the record is gone, whatever the clock says");
+  });
+
+  it("a login that loses the race to rotate its pre-login token still gets a session of its own", async () => {
+    const { users, sessions } = await setup(await fx.fresh());
+    const user = await users.create({ email: "twologins@example.org" });
+    const anonymous = await sessions.createSession(null);
+    const results = await Promise.all([sessions.rotate(anonymous.token, { userId: user.id, aal: 1 }), sessions.rotate(anonymous.token, { userId: user.id, aal: 1 })]);
+    assert.notEqual(results[0].session.id, results[1].session.id);
+    for (const r of results) assert.equal((await sessions.validate(r.token)).valid, true);
+    assert.equal((await sessions.validate(anonymous.token)).valid, false, "the pre-login token is never promoted");
   });
 
   it("a stolen database row cannot be replayed as a cookie", async () => {

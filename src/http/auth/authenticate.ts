@@ -64,8 +64,9 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
   const token = readSessionCookie(cookieHeader);
   const result = token === null ? null : await app.accounts.sessions.validate(token);
   if (!result || !result.valid || result.userId === null) {
-    // A dead, junk or pre-login cookie is removed so the browser stops presenting it.
-    if (!result || !result.valid) void reply.header("set-cookie", clearSessionCookie());
+    // A dead or junk cookie is removed so the browser stops presenting it. Not one a rotation replaced a moment
+    // ago: this request raced the rotation, and if its answer arrived last, clearing would delete the new cookie.
+    if (!result || (!result.valid && result.reason !== "replaced")) void reply.header("set-cookie", clearSessionCookie());
     return;
   }
   const parsed = parseSessionToken(token as string);

@@ -15,7 +15,8 @@ import { oneCurrentKey } from "./0013-one-current-key.ts";
 import { webauthnChallengeContext } from "./0014-webauthn-challenge-context.ts";
 import { redactDeliveredLinks } from "./0015-redact-delivered-links.ts";
 import { revocationEpochs } from "./0016-revocation-epochs.ts";
+import { replacedSessions } from "./0017-replaced-sessions.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions];
 export type { Migration } from "./types.ts";
