@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { AuditLog } from "../src/audit/audit-log.ts";
 import { createEmailChangeService } from "../src/accounts/email-change/email-change-service.ts";
-import { GLOBAL_SCOPE, raiseStamp, revokedBefore } from "../src/accounts/sessions/revocation.ts";
+import { raiseStamp, revokedBefore, userScope } from "../src/accounts/sessions/revocation.ts";
 import { createSessionManager, type SessionManager } from "../src/accounts/sessions/session-manager.ts";
 import { createTokenService, type TokenService } from "../src/accounts/tokens/index.ts";
 import { createContainJob, runJob, type ContainDeps } from "../src/contain/index.ts";
@@ -162,28 +162,36 @@ forEachDialect("revocation whatever the issuing node's clock said", (dfx) => {
     const user = await fx.database.db.selectFrom("users").select("email").where("id", "=", fx.userId).executeTakeFirstOrThrow();
     assert.equal(user.email, "u0@example.org", "the address did not move");
   });
-  it("a session inserted while a raise is still open on another connection is refused once the raise commits (PostgreSQL)", async (t) => {
+  it("a raise held open on PostgreSQL makes no other raise wait, and a session committed before it is still refused", { timeout: 60_000 }, async (t) => {
     const database = await dfx.fresh();
     if (database.dialect !== "postgres") {
-      t.skip("SQLite has one writer: no insert can run inside another connection's raise");
+      t.skip("SQLite has one writer: a second raise waits for the first by design");
       return;
     }
     const fx = await setup(database);
+    const before = await fx.ahead.sessions.createSession(fx.userId, { aal: 1 });
+    const bystander = await fx.ahead.sessions.createSession(fx.bystanderId, { aal: 1 });
     let release = (): void => {};
     const held = new Promise<void>((resolve) => (release = resolve));
     let opened = (): void => {};
     const inside = new Promise<void>((resolve) => (opened = resolve));
+    // A long raise: a password change or a containment job's stamps, still in its transaction.
     const raise = fx.database.transaction(async (trx) => {
-      await raiseStamp(trx, GLOBAL_SCOPE, revokedBefore(NOW), NOW);
+      await raiseStamp(trx, userScope(fx.userId), revokedBefore(NOW), NOW);
       opened();
       await held;
     });
     await inside;
-    // Reads the counter's committed value (no wait on the raise's row lock): the epoch before the raise.
-    const during = await fx.ahead.sessions.createSession(fx.userId, { aal: 1 });
-    release();
-    await raise;
-    assert.deepEqual(await fx.right.sessions.validate(during.token), { valid: false, reason: "revoked" });
+    try {
+      // Another user's raise completes while the first is open (with a counter row it waited for the first's commit;
+      // with a per-user lock taken in the other order, the two deadlocked).
+      await fx.right.sessions.revokeUser(fx.bystanderId);
+      assert.deepEqual(await fx.right.sessions.validate(bystander.token), { valid: false, reason: "revoked" });
+    } finally {
+      release();
+      await raise;
+    }
+    assert.deepEqual(await fx.right.sessions.validate(before.token), { valid: false, reason: "revoked" });
     const next = await fx.ahead.sessions.createSession(fx.userId, { aal: 1 });
     assert.equal((await fx.right.sessions.validate(next.token)).valid, true, "one issued after the commit is kept");
   });

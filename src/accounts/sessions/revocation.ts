@@ -24,18 +24,20 @@ export function userScope(userId: string): string {
   return `user:${userId}`;
 }
 
-/** The SQL text of the counter's committed value: what a session, API token or link issued now records. */
+/** The SQL text of the counter's last value taken: what a session, API token or link issued now records. */
 export const CURRENT_EPOCH_SQL = "(SELECT value FROM revocation_counter WHERE id = 1)";
 
-/** The counter's committed value, as an expression for an INSERT (`issued_epoch: currentEpoch()`). */
+/** The counter's last value taken, as an expression for an INSERT (`issued_epoch: currentEpoch()`). */
 export function currentEpoch(): RawBuilder<number> {
   return sql<number>`(SELECT value FROM revocation_counter WHERE id = 1)`;
 }
 
 /**
- * Increments the counter and returns its new value: the epoch of a raise. In `executor`, the raise's transaction
- * when there is one: on PostgreSQL the row stays locked until it ends, so raises take their values one after the
- * other, and an insert meanwhile reads the value before (its row is then refused by this raise, never kept).
+ * Takes the next epoch and returns it: the epoch of a raise. In `executor`, the raise's transaction when there is
+ * one. On SQLite the UPDATE orders the raise among all writes (one writer at a time). On PostgreSQL the counter is
+ * a sequence behind a view (migration 16): the value is taken at once and no lock is held until commit, so raises
+ * never wait for each other; a row committed before the raise began read a smaller value, and one issued after it
+ * committed reads this one or a larger.
  */
 export async function nextEpoch(executor: Kysely<Schema>): Promise<number> {
   const row = await executor.updateTable("revocation_counter").set({ value: sql<number>`value + 1` }).where("id", "=", 1).returning("value").executeTakeFirst();
@@ -58,7 +60,7 @@ export function issuedBefore(time: number, epoch: number): RawBuilder<boolean> {
   return sql<boolean>`(created_at < ${time} or issued_epoch < ${epoch})`;
 }
 
-/** The counter's committed value plus one: the epoch a raise made now would take (for a dry run's counts). */
+/** The counter's last value plus one: the epoch a raise made now would take (for a dry run's counts). */
 export async function epochOfARaiseNow(db: Kysely<Schema>): Promise<number> {
   const row = await db.selectFrom("revocation_counter").select("value").where("id", "=", 1).executeTakeFirst();
   return Number(row?.value ?? 0) + 1;

@@ -132,7 +132,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
   const { database, clock, random } = deps;
   const policy = resolveSessionPolicy(deps.policy);
   const db = database.db;
-  // $10: the epoch a rotation keeps (keepLifetime), else null for the revocation counter's committed value. The cast
+  // $10: the epoch a rotation keeps (keepLifetime), else null for the revocation counter's last value taken. The cast
   // lets PostgreSQL type a parameter that may be null.
   const ISSUED_EPOCH = `COALESCE(CAST($10 AS BIGINT), ${CURRENT_EPOCH_SQL})`;
   const INSERT_SQL =
