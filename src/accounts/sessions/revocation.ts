@@ -5,7 +5,7 @@
 // that issued it said, so a clock running ahead cannot keep a session alive (docs/decisions/0009-revocation-epochs.md).
 // A containment job stamps first — every session in scope is dead on its next request — and deletes rows
 // afterwards at its own pace.
-import { sql, type Kysely, type RawBuilder } from "kysely";
+import { sql, type Kysely, type OnConflictBuilder, type OnConflictUpdateBuilder, type RawBuilder } from "kysely";
 import type { Schema } from "../../store/schema.ts";
 
 export const GLOBAL_SCOPE = "global";
@@ -72,6 +72,18 @@ export function refusedBy(stamp: StampInForce, createdAt: number, issuedEpoch: n
 }
 
 /**
+ * The ON CONFLICT of a stamp insert: time and epoch each move forward only, so two raises racing cannot un-revoke
+ * what the later one revoked. CASE instead of max()/GREATEST(): the same SQL on SQLite and PostgreSQL.
+ */
+export function keepLaterStamp(oc: OnConflictBuilder<Schema, "revocation_stamps">): OnConflictUpdateBuilder<Schema, "revocation_stamps"> {
+  return oc.column("scope").doUpdateSet({
+    not_before: sql<number>`CASE WHEN excluded.not_before > revocation_stamps.not_before THEN excluded.not_before ELSE revocation_stamps.not_before END`,
+    not_before_epoch: sql<number>`CASE WHEN excluded.not_before_epoch > revocation_stamps.not_before_epoch THEN excluded.not_before_epoch ELSE revocation_stamps.not_before_epoch END`,
+    updated_at: sql<number>`excluded.updated_at`,
+  });
+}
+
+/**
  * Moves a scope's stamp forward to `notBefore` and to `epoch` (default "next": a new epoch, so every row issued
  * until now is refused whatever clock wrote it; 0 for a bound in the past, which only the time expresses); never
  * backwards, so two jobs racing cannot un-revoke what the later one revoked. Returns the stamp time now in force.
@@ -81,26 +93,24 @@ export async function raiseStamp(db: Kysely<Schema>, scope: string, notBefore: n
   await db
     .insertInto("revocation_stamps")
     .values({ scope, not_before: notBefore, updated_at: now, not_before_epoch: notBeforeEpoch })
-    .onConflict((oc) =>
-      oc.column("scope").doUpdateSet({
-        // CASE instead of max()/GREATEST(): the same SQL on SQLite and PostgreSQL.
-        not_before: sql<number>`CASE WHEN excluded.not_before > revocation_stamps.not_before THEN excluded.not_before ELSE revocation_stamps.not_before END`,
-        not_before_epoch: sql<number>`CASE WHEN excluded.not_before_epoch > revocation_stamps.not_before_epoch THEN excluded.not_before_epoch ELSE revocation_stamps.not_before_epoch END`,
-        updated_at: now,
-      }),
-    )
+    .onConflict(keepLaterStamp)
     .execute();
   const row = await db.selectFrom("revocation_stamps").select("not_before").where("scope", "=", scope).executeTakeFirstOrThrow();
   return Number(row.not_before);
 }
 
-/** What the stamps of `scopes` (a global one and a user's) refuse together: the later time and the larger epoch. */
+/** What several stamp rows refuse together (an absent row's columns are null): the later time, the larger epoch. */
+export function stampOf(rows: ReadonlyArray<{ time: unknown; epoch: unknown }>): StampInForce {
+  return {
+    time: rows.reduce((max, r) => Math.max(max, Number(r.time ?? 0)), 0),
+    epoch: rows.reduce((max, r) => Math.max(max, Number(r.epoch ?? 0)), 0),
+  };
+}
+
+/** What the stamps of `scopes` (a global one and a user's) refuse together. */
 export async function readStamps(db: Kysely<Schema>, scopes: readonly string[]): Promise<StampInForce> {
   const rows = await db.selectFrom("revocation_stamps").select(["not_before", "not_before_epoch"]).where("scope", "in", scopes).execute();
-  return {
-    time: rows.reduce((max, r) => Math.max(max, Number(r.not_before)), 0),
-    epoch: rows.reduce((max, r) => Math.max(max, Number(r.not_before_epoch)), 0),
-  };
+  return stampOf(rows.map((r) => ({ time: r.not_before, epoch: r.not_before_epoch })));
 }
 
 /**

@@ -7,7 +7,7 @@ import { lockKeyOf, serialiseTransactions, type Database } from "../../store/dat
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
-import { CURRENT_EPOCH_SQL, GLOBAL_SCOPE, raiseStamp, readStamps, refusedBy, revokedBefore, userScope } from "./revocation.ts";
+import { CURRENT_EPOCH_SQL, GLOBAL_SCOPE, raiseStamp, readStamps, refusedBy, revokedBefore, stampOf, userScope } from "./revocation.ts";
 import type { SessionsTable } from "./tables.ts";
 import { generateSessionToken, parseSessionToken, secretMatches } from "./token.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -221,10 +221,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     // The secret is checked first: whoever knows only an id learns nothing else about the session.
     if (!secretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "bad-secret" };
     const session = toSession(row);
-    const stamp = {
-      time: Math.max(Number(row.global_stamp ?? 0), Number(row.user_stamp ?? 0)),
-      epoch: Math.max(Number(row.global_epoch ?? 0), Number(row.user_epoch ?? 0)),
-    };
+    const stamp = stampOf([{ time: row.global_stamp, epoch: row.global_epoch }, { time: row.user_stamp, epoch: row.user_epoch }]);
     if (refusedBy(stamp, session.createdAt, session.issuedEpoch)) return { valid: false, reason: "revoked" };
     if (session.userId !== null) {
       // ASVS 7.4.2: a disabled (or locked by containment) account has no usable session.

@@ -9,7 +9,7 @@ import type { Schema } from "../../store/schema.ts";
 import { isPermission, PERMISSIONS } from "../roles/permissions.ts";
 import { tokenErrors } from "./errors.ts";
 import { chainIsComplete, MAX_TOKEN_ANCESTORS, withChain } from "./token-chain.ts";
-import { currentEpoch, readStamps, refusedBy, type StampInForce } from "../sessions/revocation.ts";
+import { currentEpoch, readStamps, refusedBy, stampOf, type StampInForce } from "../sessions/revocation.ts";
 import { apiSecretMatches, generateAPIToken, parseAPIToken } from "./token-format.ts";
 
 export { MAX_TOKEN_ANCESTORS } from "./token-chain.ts";
@@ -222,10 +222,7 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
       if (!row) return { valid: false, reason: "unknown" };
       // The secret first: knowing an id (it appears in lists and logs) reveals nothing about the token's state.
       if (!apiSecretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "mismatch" };
-      const stamp = {
-        time: Math.max(Number(row.global_stamp ?? 0), Number(row.user_stamp ?? 0)),
-        epoch: Math.max(Number(row.global_epoch ?? 0), Number(row.user_epoch ?? 0)),
-      };
+      const stamp = stampOf([{ time: row.global_stamp, epoch: row.global_epoch }, { time: row.user_stamp, epoch: row.user_epoch }]);
       if (row.revoked_at !== null || refusedBy(stamp, Number(row.created_at), Number(row.issued_epoch))) return { valid: false, reason: "revoked" };
       // Revoking a token revokes its tree, but a token minted while that revocation ran (the cascade, revokeAll or
       // the stamp not yet committed) is written after it, and so may be whatever it minted in turn. So the whole

@@ -2,7 +2,7 @@
 // A stamp makes every session (or API token) created before it invalid on its next use, so revocation takes
 // effect at once whatever the number of rows; the levers delete or mark the rows afterwards, in batches.
 import { sql, type Kysely } from "kysely";
-import { GLOBAL_SCOPE, nextEpoch, raiseStamp, revokedBefore, userScope } from "../../accounts/sessions/revocation.ts";
+import { GLOBAL_SCOPE, keepLaterStamp, nextEpoch, raiseStamp, revokedBefore, userScope } from "../../accounts/sessions/revocation.ts";
 import type { LeverContext, ScopeQuery } from "../lever.ts";
 import type { Schema } from "../../store/schema.ts";
 
@@ -54,11 +54,7 @@ export async function raiseUserStamps(trx: Kysely<Schema>, userIds: readonly str
   for (let i = 0; i < userIds.length; i += 1000) {
     const rows = userIds.slice(i, i + 1000).map((id) => ({ scope: stampScope(family, id), not_before: revokedBefore(at), updated_at: at, not_before_epoch: epoch }));
     await trx.insertInto("revocation_stamps").values(rows)
-      .onConflict((oc) => oc.column("scope").doUpdateSet({
-        not_before: sql<number>`case when excluded.not_before > revocation_stamps.not_before then excluded.not_before else revocation_stamps.not_before end`,
-        not_before_epoch: sql<number>`case when excluded.not_before_epoch > revocation_stamps.not_before_epoch then excluded.not_before_epoch else revocation_stamps.not_before_epoch end`,
-        updated_at: sql<number>`excluded.updated_at`,
-      }))
+      .onConflict(keepLaterStamp)
       .execute();
   }
   return epoch;
