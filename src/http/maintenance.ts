@@ -2,6 +2,7 @@
 // flood-control events and stale WebAuthn challenges are deleted on a timer, so the tables a request reads
 // stay the size of what is live. Each step is one indexed DELETE; a failing step is logged and the others run.
 import type { App } from "../app/types.ts";
+import { checkClockSkew } from "../store/clock-skew.ts";
 
 export interface Maintenance {
   /** Runs every step once now; returns how many rows each step removed (-1 for a step that failed). */
@@ -19,6 +20,11 @@ export function startMaintenance(app: App, options: { intervalMs?: number } = {}
     passwordResetLinks: () => app.accounts.passwordReset.purgeExpired(),
     emailChangeLinks: () => app.accounts.emailChanges.purgeExpired(),
     floodEvents: () => app.accounts.flood.prune(),
+    // Not a purge: a reading, repeated so that a clock that drifts while the server runs is noticed (returns 0).
+    clockSkew: async () => {
+      await checkClockSkew(app.db, app.clock, app.logger);
+      return 0;
+    },
     webauthnChallenges: async () => {
       const result = await app.db.db.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
       return Number(result.numDeletedRows);

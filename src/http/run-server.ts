@@ -10,6 +10,7 @@ import { jobRunnerOf } from "./api/index.ts";
 import { startMailRunner, type MailRunner } from "./mail-runner.ts";
 import { startMaintenance, type Maintenance } from "./maintenance.ts";
 import { buildServer, type ServerOptions } from "./server.ts";
+import { checkClockSkew } from "../store/clock-skew.ts";
 
 export interface RunningServer {
   url: string;
@@ -75,6 +76,8 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
     startedMail = await startMailRunner(app, options.mailIdleMs === undefined ? {} : { idleMs: options.mailIdleMs });
     await resumeContainment(app, server);
     maintenance = startMaintenance(app, options.maintenanceIntervalMs === undefined ? {} : { intervalMs: options.maintenanceIntervalMs });
+    // Nodes sharing a PostgreSQL: a clock far from the database server's is named now, not after a confused incident.
+    await checkClockSkew(app.db, app.clock, app.logger);
   } catch (error) {
     // Never keep serving half-started (it answered /healthz 503 with no sender, and the log had a start with no stop).
     await startedMail?.stop().catch(() => {});
