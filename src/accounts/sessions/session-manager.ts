@@ -169,7 +169,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         : (await target.executeQuery<{ issued_epoch: number | bigint }>(CompiledQuery.raw(numberedFor(database, INSERT_IF_PASSWORD_SQL), guarded))).rows;
       if (stored.length !== 1) throw sessionErrors.passwordChanged();
     } else {
-      // Outside a transaction (every login without a presented cookie): the compiled statement.
+      // The compiled statement outside a transaction (every login without a presented cookie), the same text inside one.
       stored = target === db
         ? await insertStatement.all(values)
         : (await target.executeQuery<{ issued_epoch: number | bigint }>(CompiledQuery.raw(numberedFor(database, INSERT_SQL), values))).rows;
