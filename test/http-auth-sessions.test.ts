@@ -101,14 +101,16 @@ describe("POST /auth/login", () => {
     const poll = fx.browser();
     poll.cookie = anonymous.token;
     const late = await poll.request("GET", "/auth/session");
-    assert.equal(late.json().authenticated, false, "the replaced cookie still grants nothing");
+    assert.deepEqual(late.json(), { authenticated: false, sessionReplaced: true }, "the replaced cookie still grants nothing; the page is told to ask again");
     assert.equal(late.headers["set-cookie"], undefined, "and its answer does not delete the cookie the login set");
     const after = await b.request("GET", "/auth/session");
     assert.equal(after.json().authenticated, true);
     // A cookie that never existed (or a guessed secret for a replaced id) is cleared at once, as before.
     const junk = fx.browser();
     junk.cookie = `${anonymous.token.split(".")[0]}.${"A".repeat(43)}`;
-    assert.match(String((await junk.request("GET", "/auth/session")).headers["set-cookie"]), /Max-Age=0/);
+    const refused = await junk.request("GET", "/auth/session");
+    assert.match(String(refused.headers["set-cookie"]), /Max-Age=0/);
+    assert.deepEqual(refused.json(), { authenticated: false }, "no hint for a guessed secret");
   });
 
   it("attack: a stolen sessions row cannot be replayed as a cookie", async () => {

@@ -49,6 +49,7 @@ export async function gateOf(app: App, request: FastifyRequest): Promise<Gate> {
 async function authenticate(app: App, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   request.auth = null;
   request.cookieSession = null;
+  request.sessionReplaced = false;
   const authorization = request.headers.authorization;
   if (typeof authorization === "string" && authorization.length > 0) {
     // A bearer token: nothing ambient, so no CSRF. An invalid one is refused, never downgraded to anonymous.
@@ -67,6 +68,7 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
     // A dead or junk cookie is removed so the browser stops presenting it. Not one a rotation replaced a moment
     // ago: this request raced the rotation, and if its answer arrived last, clearing would delete the new cookie.
     if (!result || (!result.valid && result.reason !== "replaced")) void reply.header("set-cookie", clearSessionCookie());
+    request.sessionReplaced = result?.valid === false && result.reason === "replaced";
     return;
   }
   const parsed = parseSessionToken(token as string);
@@ -168,6 +170,7 @@ export function registerAuthHooks(server: FastifyInstance, app: App): void {
   const origins = originPolicyOf(app);
   server.decorateRequest("auth", null);
   server.decorateRequest("cookieSession", null);
+  server.decorateRequest("sessionReplaced", false);
   server.addHook("onRequest", async (request, reply) => {
     await authenticate(app, request, reply);
     await guard(app, request);

@@ -31,6 +31,11 @@ declare module "fastify" {
   interface FastifyRequest {
     /** The browser session behind the cookie, when request.auth.via is "session"; null otherwise. */
     cookieSession: CookieSession | null;
+    /**
+     * True when the presented cookie's session was replaced by a rotation (login, step-up, re-authentication) a
+     * moment ago: this request raced it, and the browser should hold the new cookie by now.
+     */
+    sessionReplaced: boolean;
   }
   interface FastifyContextConfig {
     /** Pending gates in which this route stays reachable (default: none, so only fully signed-in sessions). */

@@ -78,7 +78,9 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
 
   server.get("/auth/session", { config: { access: "public", allowPending: ALL_PENDING } }, async (request) => {
     const auth = request.auth;
-    if (!auth) return { authenticated: false };
+    // A poll that raced a login or step-up: not signed in with the cookie it sent, but the browser holds the new
+    // one by now, so the page asks again instead of showing the sign-in form.
+    if (!auth) return request.sessionReplaced ? { authenticated: false, sessionReplaced: true } : { authenticated: false };
     if (auth.via === "token") return { authenticated: true, via: "token", userId: auth.userId, tokenId: auth.tokenId, scopes: auth.scopes };
     const { cs } = requireSession(request);
     const gate = await gateOf(app, request);
