@@ -133,6 +133,29 @@ describe("re-authentication before sensitive changes", () => {
     assert.equal(await fx.app.accounts.mfa.hasMfa(user.id), true, "every factor is still there");
   });
 
+  it("attack: a session dated in the future by a node whose clock runs ahead is not fresh here; re-authenticating here makes it so (ASVS 7.5.1)", async () => {
+    const user = await fx.user("fast-clock@example.org");
+    const b = fx.browser();
+    assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+    const original = fx.clock.now();
+    // This node's clock is an hour behind the node that signed the user in: the session's creation time is an hour
+    // ahead, and its re-authentication window would run for an hour and ten minutes here.
+    fx.clock.set(original - 60 * MINUTE);
+    try {
+      const session = (await b.request("GET", "/auth/session")).json();
+      assert.equal(session.authenticated, true, "the session itself works");
+      assert.equal(session.fresh, false);
+      const res = await b.request("DELETE", "/auth/sessions", { csrf: true });
+      assert.equal(res.statusCode, 403, res.body);
+      assert.equal(res.json().error.code, "BULWARK_ERR_REAUTH_REQUIRED");
+      assert.equal((await b.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: user.password } })).statusCode, 200);
+      assert.equal((await b.request("GET", "/auth/session")).json().fresh, true, "a window on this node's clock");
+      assert.equal((await b.request("DELETE", "/auth/sessions", { csrf: true })).statusCode, 200);
+    } finally {
+      fx.clock.set(original + MINUTE);
+    }
+  });
+
   it("a user without a second factor who changes the password is fresh: the password is their whole authentication", async () => {
     const user = await fx.user("change-fresh-nomfa@example.org");
     const b = fx.browser();

@@ -11,6 +11,7 @@ import { httpAuthErrors } from "./errors.ts";
 import { clientIP } from "./request-info.ts";
 import { permissionsOf } from "./permissions.ts";
 import { ALL_PENDING, type Gate } from "./state.ts";
+import { CLOCK_SKEW_WARN_MS } from "../../store/clock-skew.ts";
 
 const BEARER = /^Bearer\s+(\S{1,512})$/i;
 
@@ -116,7 +117,11 @@ async function guard(app: App, request: FastifyRequest): Promise<void> {
  * so created_at is the time of the last one (ASVS 7.5.1).
  */
 export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean {
-  return app.clock.now() - session.createdAt < app.config.http.reauthWindowMs;
+  const age = app.clock.now() - session.createdAt;
+  // A creation time further ahead than the servers' clocks may differ (src/store/clock-skew.ts) was written by a
+  // node whose clock runs ahead: here its window would last that much longer, so it is not fresh. Re-authenticating
+  // on this node starts a window on this node's clock.
+  return age >= -CLOCK_SKEW_WARN_MS && age < app.config.http.reauthWindowMs;
 }
 
 /** What the CSRF wall compares a request against; fixed at start-up, so worked out once per server, not per request. */
