@@ -145,6 +145,7 @@ describe("re-authentication before sensitive changes", () => {
       const session = (await b.request("GET", "/auth/session")).json();
       assert.equal(session.authenticated, true, "the session itself works");
       assert.equal(session.fresh, false);
+      assert.ok(session.freshUntil <= fx.clock.now(), "and no window end in the future is promised");
       const res = await b.request("DELETE", "/auth/sessions", { csrf: true });
       assert.equal(res.statusCode, 403, res.body);
       assert.equal(res.json().error.code, "BULWARK_ERR_REAUTH_REQUIRED");

@@ -83,5 +83,9 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
 
 /** Whether the caller's session may make a sensitive change now (for GET /auth/session). */
 export function freshUntil(app: App, createdAt: number): { fresh: boolean; freshUntil: number } {
-  return { fresh: isFresh(app, { createdAt }), freshUntil: createdAt + app.config.http.reauthWindowMs };
+  const fresh = isFresh(app, { createdAt });
+  const end = createdAt + app.config.http.reauthWindowMs;
+  // Not fresh yet a window that ends later: a session dated in the future (a fast clock elsewhere). Its window is
+  // over here, and the answer says so rather than promise a time a client would count down to.
+  return { fresh, freshUntil: fresh ? end : Math.min(end, app.clock.now()) };
 }
