@@ -29,7 +29,7 @@ export const CURRENT_EPOCH_SQL = "(SELECT value FROM revocation_counter WHERE id
 
 /** The counter's last value taken, as an expression for an INSERT (`issued_epoch: currentEpoch()`). */
 export function currentEpoch(): RawBuilder<number> {
-  return sql<number>`(SELECT value FROM revocation_counter WHERE id = 1)`;
+  return sql.raw<number>(CURRENT_EPOCH_SQL);
 }
 
 /**
@@ -72,13 +72,20 @@ export function refusedBy(stamp: StampInForce, createdAt: number, issuedEpoch: n
 }
 
 /**
- * The ON CONFLICT of a stamp insert: time and epoch each move forward only, so two raises racing cannot un-revoke
- * what the later one revoked. CASE instead of max()/GREATEST(): the same SQL on SQLite and PostgreSQL.
+ * The value an upsert of a stamp keeps in `column`: the later of the stored and the new, so two raises racing cannot
+ * un-revoke what the later one revoked. CASE instead of max()/GREATEST(): the same SQL on SQLite and PostgreSQL.
  */
+export function laterStampValue(column: "not_before" | "not_before_epoch"): RawBuilder<number> {
+  const stored = sql.ref(`revocation_stamps.${column}`);
+  const offered = sql.ref(`excluded.${column}`);
+  return sql<number>`CASE WHEN ${offered} > ${stored} THEN ${offered} ELSE ${stored} END`;
+}
+
+/** The ON CONFLICT of a stamp insert built with Kysely: time and epoch each move forward only (laterStampValue). */
 export function keepLaterStamp(oc: OnConflictBuilder<Schema, "revocation_stamps">): OnConflictUpdateBuilder<Schema, "revocation_stamps"> {
   return oc.column("scope").doUpdateSet({
-    not_before: sql<number>`CASE WHEN excluded.not_before > revocation_stamps.not_before THEN excluded.not_before ELSE revocation_stamps.not_before END`,
-    not_before_epoch: sql<number>`CASE WHEN excluded.not_before_epoch > revocation_stamps.not_before_epoch THEN excluded.not_before_epoch ELSE revocation_stamps.not_before_epoch END`,
+    not_before: laterStampValue("not_before"),
+    not_before_epoch: laterStampValue("not_before_epoch"),
     updated_at: sql<number>`excluded.updated_at`,
   });
 }

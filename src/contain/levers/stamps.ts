@@ -2,7 +2,7 @@
 // A stamp makes every session (or API token) created before it invalid on its next use, so revocation takes
 // effect at once whatever the number of rows; the levers delete or mark the rows afterwards, in batches.
 import { sql, type Kysely } from "kysely";
-import { GLOBAL_SCOPE, keepLaterStamp, nextEpoch, raiseStamp, revokedBefore, userScope } from "../../accounts/sessions/revocation.ts";
+import { GLOBAL_SCOPE, keepLaterStamp, laterStampValue, nextEpoch, raiseStamp, revokedBefore, userScope } from "../../accounts/sessions/revocation.ts";
 import type { LeverContext, ScopeQuery } from "../lever.ts";
 import type { Schema } from "../../store/schema.ts";
 
@@ -21,9 +21,7 @@ export function stampScope(family: StampFamily, userId: string): string {
 // Moves stamps forward only (CASE instead of max()/GREATEST(): the same SQL on both dialects), so a later
 // job is never undone by an earlier one that raises the same stamp after it.
 const FORWARD_ONLY = sql`on conflict (scope) do update set
-  not_before = case when excluded.not_before > revocation_stamps.not_before then excluded.not_before else revocation_stamps.not_before end,
-  not_before_epoch = case when excluded.not_before_epoch > revocation_stamps.not_before_epoch then excluded.not_before_epoch else revocation_stamps.not_before_epoch end,
-  updated_at = excluded.updated_at`;
+  not_before = ${laterStampValue("not_before")}, not_before_epoch = ${laterStampValue("not_before_epoch")}, updated_at = excluded.updated_at`;
 
 /**
  * Raises the family's stamps for the whole scope to `revokedBefore(ctx.at)` and the job's epoch: the global row

@@ -68,8 +68,8 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
   if (!result || !result.valid || result.userId === null) {
     // A dead or junk cookie is removed so the browser stops presenting it. Not one a rotation replaced a moment
     // ago: this request raced the rotation, and if its answer arrived last, clearing would delete the new cookie.
-    if (!result || (!result.valid && result.reason !== "replaced")) void reply.header("set-cookie", clearSessionCookie());
     request.sessionReplaced = result?.valid === false && result.reason === "replaced";
+    if (!result || (!result.valid && !request.sessionReplaced)) void reply.header("set-cookie", clearSessionCookie());
     return;
   }
   const parsed = parseSessionToken(token as string);
