@@ -1,6 +1,6 @@
 // The keyring's storage (KeyStore) over the Bulwark database: keys and meta values.
 import type { KeyPurpose, KeyStore, StoredKey } from "../crypto/keyring.ts";
-import type { Database } from "./database.ts";
+import { lockKeyOf, serialiseTransactions, type Database } from "./database.ts";
 
 /** A unique violation on the one-current-key index (SQLite and PostgreSQL word it differently). */
 function isCurrentKeyClash(error: unknown): boolean {
@@ -23,11 +23,15 @@ export function createKeyStore(database: Database): KeyStore {
       }));
     },
     async addCurrentKey(key: StoredKey): Promise<void> {
-      // The unique index on the current key of a purpose (migration 13) refuses a second current key: a
-      // rotation racing another retries, and its retire step then sees (and retires) the other's key.
+      // The unique index on the current key of a purpose (migration 13) refuses a second current key. Rotations
+      // of one purpose take turns (PostgreSQL: an advisory lock, so the retire step runs after the previous
+      // rotation committed and sees its key; SQLite: the write lock). Before the lock, six racing rotations could
+      // each lose five retries in a row to the others, and the last one failed. The retry stays for a rotation
+      // racing a writer that does not take the lock (a Bulwark from before it, during an upgrade).
       for (let attempt = 1; ; attempt++) {
         try {
           await database.transaction(async (trx) => {
+            await serialiseTransactions(database, trx, lockKeyOf(`keyring-rotation:${key.purpose}`));
             await trx.updateTable("keyring_keys").set({ status: "retired" }).where("purpose", "=", key.purpose).where("status", "=", "current").execute();
             await trx
               .insertInto("keyring_keys")
