@@ -85,6 +85,40 @@ describe("MFA step-up", () => {
     fx.clock.advance(30_000);
   });
 
+  it("a double-submitted code: the first steps up, the second is told its session was replaced, and neither signs the user out", async () => {
+    const { secret, password, id } = await enrolTOTP("double-submit@example.org");
+    const b = fx.browser();
+    assert.equal((await b.login("double-submit@example.org", password)).statusCode, 200);
+    const aal1 = b.cookie as string;
+    const csrf = await b.csrf();
+    const code = totpCode(secret, fx.clock.now());
+    const first = await b.request("POST", "/auth/mfa/verify", { csrf, body: { totp: code } });
+    assert.equal(first.statusCode, 200, first.body);
+    const stepped = b.cookie as string;
+    // The second click left before the first answer set the new cookie: the old cookie and its CSRF token.
+    const late = fx.browser();
+    late.cookie = aal1;
+    const second = await late.request("POST", "/auth/mfa/verify", { csrf, body: { totp: code } });
+    assert.equal(second.statusCode, 401);
+    assert.equal(second.json().error.code, "BULWARK_ERR_SESSION_REPLACED", "not 'wrong code', not 'sign in first': the page reads its new session");
+    assert.equal(second.headers["set-cookie"], undefined, "its answer does not delete the cookie the first one set");
+    // The same holds on the API and on routes that need this very session.
+    assert.equal((await late.request("GET", "/api/v1/tokens")).json().error.code, "BULWARK_ERR_SESSION_REPLACED");
+    assert.equal((await late.request("GET", "/auth/sessions")).json().error.code, "BULWARK_ERR_SESSION_REPLACED");
+    const audit = await fx.app.db.db.selectFrom("audit_events").select("type").where("type", "=", "auth.mfa.failed").where("actor", "=", id).execute();
+    assert.equal(audit.length, 0, "the late submit is no failed factor attempt");
+    b.cookie = stepped;
+    assert.equal((await b.request("GET", "/auth/session")).json().aal, 2, "the user stays signed in at aal 2");
+    // Attack: a guessed secret for the replaced id learns nothing and its cookie is cleared at once.
+    const guess = fx.browser();
+    guess.cookie = `${aal1.split(".")[0]}.${"A".repeat(43)}`;
+    const refused = await guess.request("POST", "/auth/mfa/verify", { csrf, body: { totp: code } });
+    assert.equal(refused.statusCode, 401);
+    assert.equal(refused.json().error.code, "BULWARK_ERR_AUTH_REQUIRED");
+    assert.match(String(refused.headers["set-cookie"]), /Max-Age=0/);
+    fx.clock.advance(30_000);
+  });
+
   it("attack: a replayed TOTP code is refused (ASVS 6.5.1)", async () => {
     const { secret, password } = await enrolTOTP("replay@example.org");
     const code = totpCode(secret, fx.clock.now());

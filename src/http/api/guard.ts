@@ -68,7 +68,7 @@ export function accessGuard(app: App): (request: FastifyRequest) => Promise<void
     if (access === "public") return;
     // `auth` is undefined when no authentication hook ran at all: treated like an anonymous caller.
     const auth = request.auth ?? null;
-    if (auth === null) throw apiErrors.unauthenticated();
+    if (auth === null) throw request.sessionReplaced ? httpAuthErrors.sessionReplaced() : apiErrors.unauthenticated();
     const held = await app.accounts.roles.permissionsOf(auth.userId);
     if (auth.via === "session") {
       // Only a fully signed-in session reaches the API: not one whose second factor is still due (ASVS 6.3.3),

@@ -89,7 +89,7 @@ async function guard(app: App, request: FastifyRequest): Promise<void> {
     // Public routes that list pending gates are still reachable then; nothing else to check.
   } else {
     const auth = request.auth;
-    if (!auth) throw httpAuthErrors.signInRequired();
+    if (!auth) throw request.sessionReplaced ? httpAuthErrors.sessionReplaced() : httpAuthErrors.signInRequired();
     if (access !== "authenticated") {
       if (!isPermission(access)) throw httpAuthErrors.forbidden(String(access));
       const held = await permissionsOf(app.db, auth.userId);

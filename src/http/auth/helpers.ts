@@ -22,6 +22,7 @@ export function setSessionCookie(reply: FastifyReply, token: string): void {
 export function requireSession(request: FastifyRequest): { auth: RequestAuth; cs: CookieSession } {
   const auth = request.auth;
   const cs = request.cookieSession;
+  if (!auth && request.sessionReplaced) throw httpAuthErrors.sessionReplaced();
   if (!auth || auth.via !== "session" || !cs) throw httpAuthErrors.sessionRequired();
   return { auth, cs };
 }
