@@ -38,9 +38,13 @@ export function parseTime(value: string | number, field: string): number {
   // "-1" or "1 2" as days in 2001.
   const iso = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/;
   const ms = typeof value === "number" ? value : /^\d{1,15}$/.test(value) ? Number(value) : iso.test(value.trim()) ? Date.parse(value.trim()) : Number.NaN;
-  if (!Number.isSafeInteger(ms) || ms < 0) throw apiErrors.badTime(field);
+  // Past MAX_DATE_MS no Date can hold the time: a token stored with such an expiry would fail every view of it.
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_DATE_MS) throw apiErrors.badTime(field);
   return ms;
 }
+
+/** The latest time a JavaScript Date represents: 8.64e15 ms after the epoch (ECMA-262, "Time Values and Time Range"). */
+export const MAX_DATE_MS = 8.64e15;
 
 /**
  * The pattern every free-text field of the API carries: no control characters (\p{Cc}: NUL, tab, newline,
