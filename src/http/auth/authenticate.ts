@@ -186,7 +186,9 @@ export function registerAuthHooks(server: FastifyInstance, app: App): void {
   });
   server.addHook("onSend", async (request, reply, payload) => {
     // ASVS 14.3.2: nothing that depends on who is asking (or sets who is asking) is stored by caches.
-    if (request.auth !== null || reply.hasHeader("set-cookie") || request.url.startsWith("/auth/")) reply.header("cache-control", "no-store");
+    // The matched route, not only the raw URL: the router decodes the path, so /%61uth/session is /auth/session.
+    const authRoute = request.routeOptions.url?.startsWith("/auth/") === true || request.url.startsWith("/auth/");
+    if (request.auth !== null || reply.hasHeader("set-cookie") || authRoute) reply.header("cache-control", "no-store");
     return payload;
   });
 }
