@@ -153,6 +153,52 @@ forEachDialect("MFA service", (fx) => {
     await assert.rejects(mfa.webauthn.authenticationOptions(user.id, FLOW), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
   });
 
+  it("proofs: a factor proven but spent in a transaction that rolls back stays usable; spent once it is gone, and a second spend loses (ASVS 6.5.1)", async () => {
+    const { database, users, mfa, clock } = await mfaFixture(await fx.fresh());
+    const user = await users.create({ email: "proofs@example.org" });
+    const rolledBack = new Error("what the factor was for did not happen");
+    /** Spends `proof` in a transaction that then fails, as a step-up that lost its rotation does. */
+    const spendAndRollBack = (proof: { spend: (t: typeof database.db) => Promise<boolean> }): Promise<void> =>
+      assert.rejects(database.transaction(async (trx) => {
+        assert.equal(await proof.spend(trx), true);
+        throw rolledBack;
+      }), rolledBack);
+
+    const [code] = await mfa.recovery.generate(user.id);
+    const first = await mfa.recovery.prove(user.id, code as string);
+    assert.ok(first.ok);
+    assert.equal(await mfa.recovery.remaining(user.id), 10, "proving uses nothing up");
+    await spendAndRollBack(first.proof);
+    assert.equal(await mfa.recovery.remaining(user.id), 10, "the rollback gave the code back");
+    const again = await mfa.recovery.prove(user.id, code as string);
+    assert.ok(again.ok);
+    const rival = await mfa.recovery.prove(user.id, code as string);
+    assert.ok(rival.ok, "two requests can both prove the same code…");
+    assert.equal(await again.proof.spend(database.db), true);
+    assert.equal(await rival.proof.spend(database.db), false, "…but only one spends it");
+    assert.equal(await mfa.recovery.verify(user.id, code as string), "invalid");
+
+    const { secret } = await mfa.totp.begin(user.id, user.email);
+    assert.equal(await mfa.totp.confirm(user.id, totpCode(secret, clock.now())), true);
+    clock.advance(STEP);
+    const step = totpCode(secret, clock.now());
+    const totp = await mfa.totp.prove(user.id, step);
+    assert.ok(totp.ok);
+    await spendAndRollBack(totp.proof);
+    assert.equal(await mfa.totp.verify(user.id, step), "ok", "the rolled-back spend left the time step unused");
+    assert.equal(await mfa.totp.verify(user.id, step), "replayed");
+
+    const key = new SoftAuthenticator({ counter: 5 });
+    await mfa.webauthn.verifyRegistration(user.id, key.register(await mfa.webauthn.registrationOptions(user.id, user.email, REG), ORIGIN), "key", REG);
+    const passkey = await mfa.webauthn.proveAuthentication(user.id, key.authenticate(await mfa.webauthn.authenticationOptions(user.id, FLOW), ORIGIN), FLOW);
+    assert.ok(passkey);
+    await spendAndRollBack(passkey);
+    const counter = async (): Promise<number> => Number((await database.db.selectFrom("webauthn_credentials").select("counter").executeTakeFirstOrThrow()).counter);
+    assert.equal(await counter(), 5, "the rolled-back spend left the signature counter where it was");
+    assert.equal(await passkey.spend(database.db), true);
+    assert.equal(await counter(), 6);
+  });
+
   it("WebAuthn: authenticators without a counter (always 0) keep working", async () => {
     const { users, mfa } = await mfaFixture(await fx.fresh());
     const user = await users.create({ email: "zero@example.org" });

@@ -71,3 +71,30 @@ export function floodIdentifier(factor: "totp" | "recovery", userId: string): st
 export interface FactorChangeOptions {
   within?: (trx: Kysely<Schema>) => Promise<void>;
 }
+
+/**
+ * A second factor checked but not used up yet. `spend` makes it single-use (a compare-and-set: true only for the
+ * one request that wins it) inside the caller's transaction, together with what the factor was for: a step-up's
+ * session rotation, a reset's redeemed link. A request that loses that (another request rotated the session or
+ * redeemed the link first) rolls its spend back, so a double submit never burns a recovery code for nothing.
+ * `spend` may use only the executor it is given (on SQLite another query would wait for the transaction to end);
+ * `settle` runs after the commit and clears the factor's failure count.
+ */
+export interface FactorProof {
+  spend(executor: Kysely<Schema>): Promise<boolean>;
+  settle(): Promise<void>;
+}
+
+/** What proving a factor gives: a proof to spend, or why there is none. */
+export type Proven<Refusal extends string> = { ok: true; proof: FactorProof } | { ok: false; refusal: Refusal };
+
+/**
+ * Spends a proof at once, on its own (the plain `verify` of each factor): "ok" when this request won it, else
+ * `lost` (what a concurrent request that spent it first makes this one).
+ */
+export async function spendNow<Refusal extends string>(proven: Proven<Refusal>, db: Kysely<Schema>, lost: Refusal): Promise<"ok" | Refusal> {
+  if (!proven.ok) return proven.refusal;
+  if (!(await proven.proof.spend(db))) return lost;
+  await proven.proof.settle();
+  return "ok";
+}

@@ -6,7 +6,7 @@ import { base32, hashSecret, newId } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
-import { floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, type FactorChangeOptions } from "./policy.ts";
+import { floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, spendNow, type FactorChangeOptions, type Proven } from "./policy.ts";
 import type { MfaRecoveryCodesTable, Schema } from "../../store/schema.ts";
 
 export type RecoveryVerdict = "ok" | "invalid" | "throttled";
@@ -18,6 +18,8 @@ export interface RecoveryCodes {
   consume(userId: string, code: string): Promise<boolean>;
   /** Like consume, but tells a throttled attempt apart (for a 429 with Retry-After). */
   verify(userId: string, code: string): Promise<RecoveryVerdict>;
+  /** Checks a code without using it up: the proof's `spend` does, in the caller's transaction (FactorProof). */
+  prove(userId: string, code: string): Promise<Proven<Exclude<RecoveryVerdict, "ok">>>;
   /** Unused codes left. */
   remaining(userId: string): Promise<number>;
 }
@@ -42,11 +44,11 @@ export function normaliseRecoveryCode(code: unknown): string | null {
 export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; random: RandomSource; flood: FloodControl }): RecoveryCodes {
   const { db, clock, random, flood } = deps;
 
-  async function verify(userId: string, code: string): Promise<RecoveryVerdict> {
+  async function prove(userId: string, code: string): Promise<Proven<Exclude<RecoveryVerdict, "ok">>> {
     const attempt = { identifier: floodIdentifier("recovery", userId), ip: null };
     // Counted from the start (FloodControl.begin), so parallel guesses count each other.
     const begun = await flood.begin(attempt);
-    if (!begun.allowed) return "throttled";
+    if (!begun.allowed) return { ok: false, refusal: "throttled" };
     const raw = normaliseRecoveryCode(code);
     // Hash whatever came in, so a malformed code costs the same as a well-formed wrong one.
     const presented = hashSecret(raw ?? String(code).slice(0, 2 * CODE_CHARS));
@@ -56,15 +58,23 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
     for (const row of rows) {
       if (constantTimeEqualString(presented, row.code_hash) && raw !== null) matched = row.id;
     }
-    if (matched !== null) {
-      // Single use even under concurrency: only the request that flips used_at from NULL wins (ASVS 6.5.1).
-      const result = await db.updateTable("mfa_recovery_codes").set({ used_at: clock.now() }).where("id", "=", matched).where("used_at", "is", null).executeTakeFirst();
-      if (Number(result.numUpdatedRows) === 1) {
-        await flood.succeeded(begun.ticket);
-        return "ok";
-      }
-    }
-    return "invalid";
+    if (matched === null) return { ok: false, refusal: "invalid" };
+    const id = matched;
+    return {
+      ok: true,
+      proof: {
+        async spend(executor) {
+          // Single use even under concurrency: only the request that flips used_at from NULL wins (ASVS 6.5.1).
+          const result = await executor.updateTable("mfa_recovery_codes").set({ used_at: clock.now() }).where("id", "=", id).where("used_at", "is", null).executeTakeFirst();
+          return Number(result.numUpdatedRows) === 1;
+        },
+        settle: () => flood.succeeded(begun.ticket),
+      },
+    };
+  }
+
+  async function verify(userId: string, code: string): Promise<RecoveryVerdict> {
+    return spendNow(await prove(userId, code), db, "invalid");
   }
 
   return {
@@ -89,6 +99,7 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
       return (await verify(userId, code)) === "ok";
     },
     verify,
+    prove,
     async remaining(userId) {
       const row = await db
         .selectFrom("mfa_recovery_codes")

@@ -8,7 +8,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { mfaErrors } from "./errors.ts";
-import { floodIdentifier, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorChangeOptions } from "./policy.ts";
+import { floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorChangeOptions, type Proven } from "./policy.ts";
 import type { Schema } from "../../store/schema.ts";
 
 export type TOTPVerdict = "ok" | "invalid" | "replayed" | "throttled" | "not-enrolled";
@@ -23,6 +23,8 @@ export interface TOTPFactor {
   confirm(userId: string, code: string, options?: FactorChangeOptions): Promise<boolean>;
   /** Checks a login code: each time step accepted once; attempts rate-limited. */
   verify(userId: string, code: string): Promise<TOTPVerdict>;
+  /** Checks a login code without spending its time step: the proof's `spend` does, in the caller's transaction. */
+  prove(userId: string, code: string): Promise<Proven<Exclude<TOTPVerdict, "ok">>>;
   /** Deletes the user's authenticator app (confirmed or not); false when there was none. */
   remove(userId: string, options?: FactorChangeOptions): Promise<boolean>;
 }
@@ -65,6 +67,38 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
     // unseal, not decrypt: a key another process created (a rotation by the CLI) is loaded on first sight.
     const bytes = await keyring.unseal(ciphertext, totpCipherContext(userId));
     return new Secret({ buffer: new Uint8Array(bytes).buffer });
+  }
+
+  async function prove(userId: string, code: string): Promise<Proven<Exclude<TOTPVerdict, "ok">>> {
+    const row = await db.selectFrom("mfa_totp").select(["secret_ct", "last_step"]).where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
+    if (!row) return { ok: false, refusal: "not-enrolled" };
+    const attempt = { identifier: floodIdentifier("totp", userId), ip: null };
+    // ASVS 6.3.1 / 6.6.3: the check comes before any work, so a throttled guess is not even evaluated; the guess is
+    // counted as it starts (FloodControl.begin), so parallel guesses count each other.
+    const begun = await flood.begin(attempt);
+    if (!begun.allowed) return { ok: false, refusal: "throttled" };
+    const digits = normaliseCode(code);
+    const steps = digits === null ? [] : matchingSteps(await openSecret(userId, row.secret_ct), digits, clock.now());
+    if (steps.length === 0) return { ok: false, refusal: "invalid" };
+    const step = Math.max(...steps);
+    if (row.last_step !== null && step <= Number(row.last_step)) return { ok: false, refusal: "replayed" };
+    return {
+      ok: true,
+      proof: {
+        async spend(executor) {
+          // Compare-and-set: of two concurrent requests with the same code, only one moves last_step (ASVS 6.5.1).
+          const result = await executor
+            .updateTable("mfa_totp")
+            .set({ last_step: step })
+            .where("user_id", "=", userId)
+            .where("confirmed_at", "is not", null)
+            .where((eb) => eb.or([eb("last_step", "is", null), eb("last_step", "<", step)]))
+            .executeTakeFirst();
+          return Number(result.numUpdatedRows) === 1;
+        },
+        settle: () => flood.succeeded(begun.ticket),
+      },
+    };
   }
 
   return {
@@ -132,30 +166,10 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
     },
 
     async verify(userId, code) {
-      const row = await db.selectFrom("mfa_totp").select(["secret_ct", "last_step"]).where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
-      if (!row) return "not-enrolled";
-      const attempt = { identifier: floodIdentifier("totp", userId), ip: null };
-      // ASVS 6.3.1 / 6.6.3: the check comes before any work, so a throttled guess is not even evaluated; the guess is
-      // counted as it starts (FloodControl.begin), so parallel guesses count each other.
-      const begun = await flood.begin(attempt);
-      if (!begun.allowed) return "throttled";
-      const digits = normaliseCode(code);
-      const steps = digits === null ? [] : matchingSteps(await openSecret(userId, row.secret_ct), digits, clock.now());
-      if (steps.length === 0) return "invalid";
-      const step = Math.max(...steps);
-      if (row.last_step !== null && step <= Number(row.last_step)) return "replayed";
-      // Compare-and-set: of two concurrent requests with the same code, only one moves last_step (ASVS 6.5.1).
-      const result = await db
-        .updateTable("mfa_totp")
-        .set({ last_step: step })
-        .where("user_id", "=", userId)
-        .where("confirmed_at", "is not", null)
-        .where((eb) => eb.or([eb("last_step", "is", null), eb("last_step", "<", step)]))
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return "replayed";
-      await flood.succeeded(begun.ticket);
-      return "ok";
+      return spendNow(await prove(userId, code), db, "replayed");
     },
+
+    prove,
 
     async remove(userId, options = {}) {
       return db.transaction().execute(async (trx) => {

@@ -12,7 +12,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { fromBase64URL, toBase64URL, utf8 } from "../../lib/encoding.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { mfaErrors } from "./errors.ts";
-import { MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorChangeOptions } from "./policy.ts";
+import { MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorChangeOptions, type FactorProof } from "./policy.ts";
 import type { Schema } from "../../store/schema.ts";
 
 export interface WebAuthnSettings {
@@ -49,6 +49,11 @@ export interface WebAuthnFactor {
   authenticationOptions(userId: string, options: ChallengeOptions): Promise<PublicKeyCredentialRequestOptionsJSON>;
   /** True only for a fresh, correctly signed assertion by one of the user's credentials, over a challenge of this flow. */
   verifyAuthentication(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions): Promise<boolean>;
+  /**
+   * Checks an assertion (spending its challenge) without recording the signature counter: the proof's `spend`
+   * does, in the caller's transaction (FactorProof). Null when the assertion proves nothing.
+   */
+  proveAuthentication(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions): Promise<FactorProof | null>;
   list(userId: string): Promise<Passkey[]>;
   remove(userId: string, credentialId: string, options?: FactorChangeOptions): Promise<boolean>;
 }
@@ -188,6 +193,51 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
     return transports.length > 0 ? { id: c.id, transports } : { id: c.id };
   };
 
+  async function proveAuthentication(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions): Promise<FactorProof | null> {
+    // The challenge is spent first, whatever follows: a refused response cannot be retried with it.
+    const challenge = await consumeChallenge(userId, "authentication", contextOf(options), response);
+    if (challenge === null) return null;
+    const id = (response as { id?: unknown }).id;
+    if (typeof id !== "string") return null;
+    // Only the user's own credentials: another account's passkey proves nothing about this one.
+    const row = await db.selectFrom("webauthn_credentials").selectAll().where("id", "=", id).where("user_id", "=", userId).executeTakeFirst();
+    if (!row) return null;
+    const stored = Number(row.counter);
+    const { verifyAuthenticationResponse } = await webAuthnLibrary();
+    let newCounter: number;
+    try {
+      const result = await verifyAuthenticationResponse({
+        response,
+        expectedChallenge: challenge,
+        expectedOrigin: settings.origins,
+        expectedRPID: settings.rpID,
+        credential: { id: row.id, publicKey: new Uint8Array(fromBase64URL(row.public_key)), counter: stored, transports: JSON.parse(row.transports) as string[] },
+        requireUserVerification: false,
+      });
+      if (!result.verified) return null;
+      newCounter = result.authenticationInfo.newCounter;
+    } catch {
+      return null;
+    }
+    const credentialId = row.id;
+    return {
+      async spend(executor) {
+        // Clone detection, atomically: the counter must grow unless both are zero (authenticators without a
+        // counter). A copy of the authenticator racing the original cannot both pass (WebAuthn §6.1.1).
+        const result = await executor
+          .updateTable("webauthn_credentials")
+          .set({ counter: newCounter, last_used_at: clock.now() })
+          .where("id", "=", credentialId)
+          .where("user_id", "=", userId)
+          .where((eb) => (newCounter === 0 ? eb("counter", "=", 0) : eb("counter", "<", newCounter)))
+          .executeTakeFirst();
+        return Number(result.numUpdatedRows) === 1;
+      },
+      // Passkeys have no failure counter to clear.
+      settle: async () => {},
+    };
+  }
+
   return {
     async registrationOptions(userId, userName, options) {
       if (typeof userName !== "string" || userName.trim().length === 0) throw mfaErrors.invalidInput("the user name shown by the browser is empty");
@@ -271,42 +321,11 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
     },
 
     async verifyAuthentication(userId, response, options) {
-      // The challenge is spent first, whatever follows: a refused response cannot be retried with it.
-      const challenge = await consumeChallenge(userId, "authentication", contextOf(options), response);
-      if (challenge === null) return false;
-      const id = (response as { id?: unknown }).id;
-      if (typeof id !== "string") return false;
-      // Only the user's own credentials: another account's passkey proves nothing about this one.
-      const row = await db.selectFrom("webauthn_credentials").selectAll().where("id", "=", id).where("user_id", "=", userId).executeTakeFirst();
-      if (!row) return false;
-      const stored = Number(row.counter);
-      const { verifyAuthenticationResponse } = await webAuthnLibrary();
-      let newCounter: number;
-      try {
-        const result = await verifyAuthenticationResponse({
-          response,
-          expectedChallenge: challenge,
-          expectedOrigin: settings.origins,
-          expectedRPID: settings.rpID,
-          credential: { id: row.id, publicKey: new Uint8Array(fromBase64URL(row.public_key)), counter: stored, transports: JSON.parse(row.transports) as string[] },
-          requireUserVerification: false,
-        });
-        if (!result.verified) return false;
-        newCounter = result.authenticationInfo.newCounter;
-      } catch {
-        return false;
-      }
-      // Clone detection, atomically: the counter must grow unless both are zero (authenticators without a
-      // counter). A copy of the authenticator racing the original cannot both pass (WebAuthn §6.1.1).
-      const result = await db
-        .updateTable("webauthn_credentials")
-        .set({ counter: newCounter, last_used_at: clock.now() })
-        .where("id", "=", row.id)
-        .where("user_id", "=", userId)
-        .where((eb) => (newCounter === 0 ? eb("counter", "=", 0) : eb("counter", "<", newCounter)))
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+      const proof = await proveAuthentication(userId, response, options);
+      return proof !== null && (await proof.spend(db));
     },
+
+    proveAuthentication,
 
     async list(userId) {
       const rows = await db.selectFrom("webauthn_credentials").select(["id", "name", "created_at", "last_used_at"]).where("user_id", "=", userId).orderBy("created_at").execute();

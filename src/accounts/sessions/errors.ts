@@ -20,7 +20,7 @@ export class SessionError extends BulwarkError {}
 const REFUSAL_CODES: Record<SessionRefusal, string> = {
   malformed: "BULWARK_ERR_SESSION_INVALID",
   unknown: "BULWARK_ERR_SESSION_INVALID",
-  replaced: "BULWARK_ERR_SESSION_INVALID",
+  replaced: "BULWARK_ERR_SESSION_REPLACED",
   "bad-secret": "BULWARK_ERR_SESSION_INVALID",
   "idle-expired": "BULWARK_ERR_SESSION_EXPIRED",
   "absolute-expired": "BULWARK_ERR_SESSION_EXPIRED",
@@ -29,13 +29,20 @@ const REFUSAL_CODES: Record<SessionRefusal, string> = {
   "account-locked": "BULWARK_ERR_SESSION_REVOKED",
 };
 
+const REFUSAL_MESSAGES: Record<string, string> = {
+  BULWARK_ERR_SESSION_EXPIRED: "session expired, log in again",
+  // Only the holder of the replaced session's own secret gets this (a guessed secret is "unknown"): a request that
+  // raced a rotation, such as a double submit. The page reads its new session rather than showing "signed out".
+  BULWARK_ERR_SESSION_REPLACED:
+    "this session was replaced a moment ago by another request (a sign-in, a second-factor step or a re-authentication); the browser holds the new session cookie: read GET /auth/session and retry if still needed",
+};
+
 export const sessionErrors = {
   /**
    * The 401 the HTTP layer throws for a refused session. Unknown and bad-secret share one code and
-   * message so a client cannot tell a guessed id from a guessed secret.
+   * message so a client cannot tell a guessed id from a guessed secret; "replaced" has its own (see REFUSAL_MESSAGES).
    */
-  refused: (reason: SessionRefusal): SessionError =>
-    new SessionError(REFUSAL_CODES[reason], "unauthorized", REFUSAL_CODES[reason] === "BULWARK_ERR_SESSION_EXPIRED" ? "session expired, log in again" : "no valid session, log in again"),
+  refused: (reason: SessionRefusal): SessionError => new SessionError(REFUSAL_CODES[reason], "unauthorized", REFUSAL_MESSAGES[REFUSAL_CODES[reason]] ?? "no valid session, log in again"),
   userRequired: (): InputError =>
     new InputError("BULWARK_ERR_SESSION_USER_REQUIRED", "rotating a pre-login session needs the id of the user who logged in"),
   badPolicy: (what: string): InputError => new InputError("BULWARK_ERR_SESSION_POLICY", `session policy: ${what}`),

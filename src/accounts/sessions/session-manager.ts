@@ -58,6 +58,12 @@ export interface RotateOptions extends SessionContext {
    * absolute lifetime (ASVS 7.3.2) restarts, and a revocation stamp covers it as it covered the old one.
    */
   keepLifetime?: boolean;
+  /**
+   * Runs in the rotation's transaction once this request has won the old session (a racing rotation of the same
+   * token throws "replaced" before it runs): what the rotation rewards, such as spending the second factor that
+   * earned it, commits with it or not at all. It may use only the executor given; throwing rolls everything back.
+   */
+  within?: (executor: Kysely<Schema>) => Promise<void>;
 }
 
 export interface SessionManager {
@@ -350,6 +356,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
             throw sessionErrors.refused("replaced");
           }
         }
+        await options.within?.(t);
         const lifetime = options.keepLifetime && previous ? { createdAt: previous.createdAt, expiresAt: previous.expiresAt, issuedEpoch: previous.issuedEpoch } : undefined;
         return insert(t, userId, context, lifetime);
       });

@@ -52,7 +52,7 @@ forEachDialect("session attacks", (fx) => {
     const aal1 = await sessions.createSession(user.id, { aal: 1 });
     const aal2 = await sessions.rotate(aal1.token, { aal: 2 });
     assert.equal((await sessions.validate(aal1.token)).valid, false);
-    await assert.rejects(sessions.rotate(aal1.token, { aal: 2 }), { code: "BULWARK_ERR_SESSION_INVALID" }, "a dead token cannot be rotated again");
+    await assert.rejects(sessions.rotate(aal1.token, { aal: 2 }), { code: "BULWARK_ERR_SESSION_REPLACED" }, "a dead token cannot be rotated again");
     const ok = await sessions.validate(aal2.token);
     assert.equal(ok.valid && ok.session.aal, 2);
   });
@@ -95,6 +95,28 @@ forEachDialect("session attacks", (fx) => {
     assert.equal((await sessions.list(user.id)).length, 1);
   });
 
+  it("what a rotation rewards commits with it or not at all: `within` runs only for the request that won the old session", async () => {
+    const { users, sessions } = await setup(await fx.fresh());
+    const user = await users.create({ email: "within@example.org" });
+    const { token } = await sessions.createSession(user.id, { aal: 1 });
+    const failed = new Error("the factor was spent elsewhere");
+    await assert.rejects(sessions.rotate(token, { aal: 2, keepLifetime: true, within: async () => { throw failed; } }), failed);
+    const kept = await sessions.validate(token);
+    assert.equal(kept.valid && kept.session.aal, 1, "the rollback kept the old session as it was");
+    assert.equal((await sessions.list(user.id)).length, 1, "and made no new one");
+    let calls = 0;
+    const stepped = await sessions.rotate(token, { aal: 2, keepLifetime: true, within: async (t) => {
+      calls++;
+      // It runs in the rotation's transaction: the old row is already gone there.
+      assert.equal(await t.selectFrom("sessions").select("id").where("user_id", "=", user.id).executeTakeFirst(), undefined);
+    } });
+    assert.equal(calls, 1);
+    // A request that raced it with the same old token loses before its `within` runs.
+    await assert.rejects(sessions.rotate(token, { aal: 2, within: async () => { calls++; } }), { code: "BULWARK_ERR_SESSION_REPLACED" });
+    assert.equal(calls, 1, "the loser's reward never ran");
+    assert.equal((await sessions.validate(stepped.token)).valid, true);
+  });
+
   it("attack: a replaced token is refused as 'replaced' for a minute, only with its own secret, then as unknown", async () => {
     const { clock, users, sessions } = await setup(await fx.fresh());
     const user = await users.create({ email: "replaced@example.org" });
@@ -104,7 +126,7 @@ forEachDialect("session attacks", (fx) => {
     const [id] = token.split(".");
     assert.deepEqual(await sessions.validate(`${id}.${"A".repeat(43)}`), { valid: false, reason: "unknown" }, "a guessed secret learns nothing");
     assert.equal((await sessions.validate(stepped.token)).valid, true);
-    await assert.rejects(sessions.rotate(token, { aal: 2 }), { code: "BULWARK_ERR_SESSION_INVALID" }, "a step-up of the old token gets nothing");
+    await assert.rejects(sessions.rotate(token, { aal: 2 }), { code: "BULWARK_ERR_SESSION_REPLACED" }, "a step-up of the old token gets nothing");
     clock.advance(REPLACED_GRACE_MS);
     assert.deepEqual(await sessions.validate(token), { valid: false, reason: "unknown" });
     await sessions.purgeExpired();

@@ -4,6 +4,7 @@ import type { FastifyRequest } from "fastify";
 import { allows, type Permission } from "../../accounts/roles/index.ts";
 import type { App } from "../../app/types.ts";
 import { gateOf, isFresh } from "../auth/authenticate.ts";
+import { sessionErrors } from "../../accounts/sessions/index.ts";
 import { httpAuthErrors } from "../auth/errors.ts";
 import { apiErrors } from "./errors.ts";
 
@@ -68,7 +69,7 @@ export function accessGuard(app: App): (request: FastifyRequest) => Promise<void
     if (access === "public") return;
     // `auth` is undefined when no authentication hook ran at all: treated like an anonymous caller.
     const auth = request.auth ?? null;
-    if (auth === null) throw request.sessionReplaced ? httpAuthErrors.sessionReplaced() : apiErrors.unauthenticated();
+    if (auth === null) throw request.sessionReplaced ? sessionErrors.refused("replaced") : apiErrors.unauthenticated();
     const held = await app.accounts.roles.permissionsOf(auth.userId);
     if (auth.via === "session") {
       // Only a fully signed-in session reaches the API: not one whose second factor is still due (ASVS 6.3.3),

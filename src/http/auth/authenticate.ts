@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { API_ACTION, crossSiteVerdict, csrfErrors, verifyCSRF } from "../../accounts/csrf/index.ts";
 import { allows, holdsAdministrative, isPermission } from "../../accounts/roles/index.ts";
-import { clearSessionCookie, parseSessionToken, readSessionCookie, SESSION_COOKIE, type Session } from "../../accounts/sessions/index.ts";
+import { clearSessionCookie, parseSessionToken, readSessionCookie, SESSION_COOKIE, sessionErrors, type Session } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import type { RequestAuth } from "../auth-context.ts";
 import { httpAuthErrors } from "./errors.ts";
@@ -89,7 +89,7 @@ async function guard(app: App, request: FastifyRequest): Promise<void> {
     // Public routes that list pending gates are still reachable then; nothing else to check.
   } else {
     const auth = request.auth;
-    if (!auth) throw request.sessionReplaced ? httpAuthErrors.sessionReplaced() : httpAuthErrors.signInRequired();
+    if (!auth) throw request.sessionReplaced ? sessionErrors.refused("replaced") : httpAuthErrors.signInRequired();
     if (access !== "authenticated") {
       if (!isPermission(access)) throw httpAuthErrors.forbidden(String(access));
       const held = await permissionsOf(app.db, auth.userId);

@@ -5,13 +5,6 @@ export class HTTPAuthError extends BulwarkError {}
 
 export const httpAuthErrors = {
   signInRequired: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_AUTH_REQUIRED", "unauthorized", "sign in first: this needs a session or an API token"),
-  /**
-   * The cookie sent was valid a moment ago but a rotation (login, second-factor step, re-authentication) replaced
-   * it: this request raced that one, typically a double submit. Only the holder of the old secret gets this answer
-   * (a guessed secret is "unknown"), and it tells the page to read its new session instead of showing "signed out".
-   */
-  sessionReplaced: (): HTTPAuthError =>
-    new HTTPAuthError("BULWARK_ERR_SESSION_REPLACED", "unauthorized", "this session was replaced a moment ago by another request (a sign-in, a second-factor step or a re-authentication); the browser holds the new session cookie: read GET /auth/session and retry if still needed"),
   sessionRequired: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_SESSION_REQUIRED", "unauthorized", "this needs a browser session (sign in at POST /auth/login)"),
   tokenInvalid: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_TOKEN_INVALID", "unauthorized", "the API token is invalid, expired or revoked"),
   forbidden: (permission: string): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_FORBIDDEN", "forbidden", `this needs the permission "${permission}"`),

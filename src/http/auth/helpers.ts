@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { mfaErrors } from "../../accounts/mfa/index.ts";
-import { sessionCookie } from "../../accounts/sessions/index.ts";
+import { sessionCookie, sessionErrors } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import { addressProblem, notifySecurityEvent, NotifyInputError, type SecurityEvent } from "../../notify/index.ts";
 import { NO_CONTROL } from "../api/common.ts";
@@ -22,7 +22,7 @@ export function setSessionCookie(reply: FastifyReply, token: string): void {
 export function requireSession(request: FastifyRequest): { auth: RequestAuth; cs: CookieSession } {
   const auth = request.auth;
   const cs = request.cookieSession;
-  if (!auth && request.sessionReplaced) throw httpAuthErrors.sessionReplaced();
+  if (!auth && request.sessionReplaced) throw sessionErrors.refused("replaced");
   if (!auth || auth.via !== "session" || !cs) throw httpAuthErrors.sessionRequired();
   return { auth, cs };
 }

@@ -1,7 +1,10 @@
 // Checks a second factor presented in a request body — a TOTP code, a recovery code or a WebAuthn assertion —
 // for MFA step-up after login and for password reset (a reset link must not bypass MFA, ASVS 6.4.3).
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
+import type { Kysely } from "kysely";
+import type { FactorProof } from "../../accounts/mfa/index.ts";
 import type { App } from "../../app/types.ts";
+import type { Schema } from "../../store/schema.ts";
 import { str } from "./helpers.ts";
 
 export interface FactorBody {
@@ -17,30 +20,60 @@ export const FACTOR_PROPERTIES = {
   webauthn: { type: "object" },
 } as const;
 
-export type FactorOutcome = { ok: true; factor: "totp" | "recovery-code" | "webauthn" } | { ok: false; reason: "none-given" | "invalid" | "replayed" | "throttled" | "not-enrolled" };
+export type FactorName = "totp" | "recovery-code" | "webauthn";
+export type FactorRefusal = "none-given" | "invalid" | "replayed" | "throttled" | "not-enrolled";
+export type FactorOutcome = { ok: true; factor: FactorName; proof: FactorProof } | { ok: false; reason: FactorRefusal };
 
 /**
- * Verifies the one factor given. Exactly one must be present; a TOTP time step is accepted once, a recovery
- * code is used up, a WebAuthn challenge is single-use and must have been asked for in the same flow
- * (`webauthnContext`: the session's or the reset link's, see webauthn.ts) — all enforced by the MFA service.
+ * Checks the one factor given, without using it up. Exactly one must be present. The outcome's proof is spent
+ * (`proof.spend(trx)`) in the transaction of what the factor is for — the step-up's rotation, the reset's redeemed
+ * link — so a request that loses that race leaves the code usable; call `proof.settle()` after the commit. A TOTP
+ * time step is accepted once, a recovery code is used up, a WebAuthn challenge is single-use and must have been
+ * asked for in the same flow (`webauthnContext`: the session's or the reset link's, see webauthn.ts) — all
+ * enforced by the MFA service.
  */
-export async function verifyFactor(app: App, userId: string, body: FactorBody, options: { webauthnContext: string }): Promise<FactorOutcome> {
+export async function proveFactor(app: App, userId: string, body: FactorBody, options: { webauthnContext: string }): Promise<FactorOutcome> {
   const mfa = app.accounts.mfa;
   const given = [body.totp, body.recoveryCode, body.webauthn].filter((v) => v !== undefined).length;
   if (given !== 1) return { ok: false, reason: "none-given" };
   if (body.totp !== undefined) {
-    const r = await mfa.totp.verify(userId, body.totp);
-    return r === "ok" ? { ok: true, factor: "totp" } : { ok: false, reason: r };
+    const r = await mfa.totp.prove(userId, body.totp);
+    return r.ok ? { ok: true, factor: "totp", proof: r.proof } : { ok: false, reason: r.refusal };
   }
   if (body.recoveryCode !== undefined) {
-    const r = await mfa.recovery.verify(userId, body.recoveryCode);
-    return r === "ok" ? { ok: true, factor: "recovery-code" } : { ok: false, reason: r };
+    const r = await mfa.recovery.prove(userId, body.recoveryCode);
+    return r.ok ? { ok: true, factor: "recovery-code", proof: r.proof } : { ok: false, reason: r.refusal };
   }
   try {
-    const ok = await mfa.webauthn.verifyAuthentication(userId, body.webauthn as AuthenticationResponseJSON, { context: options.webauthnContext });
-    return ok ? { ok: true, factor: "webauthn" } : { ok: false, reason: "invalid" };
+    const proof = await mfa.webauthn.proveAuthentication(userId, body.webauthn as AuthenticationResponseJSON, { context: options.webauthnContext });
+    return proof ? { ok: true, factor: "webauthn", proof } : { ok: false, reason: "invalid" };
   } catch {
     // A malformed assertion is a failed one: the caller answers the same either way.
     return { ok: false, reason: "invalid" };
   }
+}
+
+/**
+ * Thrown inside a transaction when the factor's proof lost its compare-and-set (a concurrent request with the same
+ * code, step or assertion spent it first): the transaction rolls back and the route answers as for a replayed code.
+ */
+export class FactorSpentElsewhere extends Error {
+  constructor() {
+    super("the second factor was used by a concurrent request");
+  }
+}
+
+/** Spends `proof` in `executor`'s transaction; throws FactorSpentElsewhere (rolling it back) when another request won it. */
+export async function spendIn(executor: Kysely<Schema>, proof: FactorProof): Promise<void> {
+  if (!(await proof.spend(executor))) throw new FactorSpentElsewhere();
+}
+
+/**
+ * The `within` option of a session rotation that spends `proof` with it (nothing without a proof).
+ *
+ * @example
+ * await app.accounts.sessions.rotate(cs.token, { aal: 2, keepLifetime: true, ...spentWithRotation(outcome.proof) });
+ */
+export function spentWithRotation(proof: FactorProof | null | undefined): { within?: (executor: Kysely<Schema>) => Promise<void> } {
+  return proof ? { within: (executor) => spendIn(executor, proof) } : {};
 }

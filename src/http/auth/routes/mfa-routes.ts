@@ -5,12 +5,12 @@
 // reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance } from "fastify";
-import { MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext } from "../../../accounts/mfa/index.ts";
+import { MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, mfaThrottledAnswer, requireSession, setSessionCookie, str } from "../helpers.ts";
-import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 
 /** The factor list: reachable by a fully signed-in user, and by an administrator who must enrol first. */
@@ -32,8 +32,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
    * Replaces the session with an aal-2 one: a privilege change gets a new id and secret. It keeps the old
    * session's creation time and expiry: a factor alone never makes a session fresh or longer-lived.
    */
-  async function stepUp(cs: CookieSession, reply: Parameters<typeof setSessionCookie>[0]): Promise<string> {
-    const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: 2, keepLifetime: true });
+  async function stepUp(cs: CookieSession, reply: Parameters<typeof setSessionCookie>[0], proof?: FactorProof): Promise<string> {
+    // The factor that earned the step-up is spent in the rotation's transaction: a double submit whose other half
+    // rotated first gets "replaced" and leaves its recovery code (or TOTP step) unspent.
+    const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: 2, keepLifetime: true, ...spentWithRotation(proof) });
     setSessionCookie(reply, token);
     return session.id;
   }
@@ -80,14 +82,25 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.mfaNotEnrolled();
       // A passkey assertion must answer a challenge this very session asked for (not another pending session's,
       // nor one asked for with a reset link).
-      const outcome = await verifyFactor(app, auth.userId, request.body ?? {}, { webauthnContext: sessionChallengeContext(cs.session.id) });
+      const outcome = await proveFactor(app, auth.userId, request.body ?? {}, { webauthnContext: sessionChallengeContext(cs.session.id) });
+      const auditFailure = (reason: string): Promise<unknown> =>
+        app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason } });
       if (!outcome.ok) {
-        await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason: outcome.reason } });
+        await auditFailure(outcome.reason);
         if (outcome.reason === "throttled") return mfaThrottledAnswer(reply);
         // Replayed and wrong codes get the same answer: a replay tells an attacker nothing they can use.
         throw httpAuthErrors.mfaInvalid();
       }
-      const sessionId = await stepUp(cs, reply);
+      let sessionId: string;
+      try {
+        sessionId = await stepUp(cs, reply, outcome.proof);
+      } catch (error) {
+        if (!(error instanceof FactorSpentElsewhere)) throw error;
+        // A concurrent request spent the same code, step or assertion first: a replay.
+        await auditFailure("replayed");
+        throw httpAuthErrors.mfaInvalid();
+      }
+      await outcome.proof.settle();
       const data: Record<string, unknown> = { factor: outcome.factor };
       if (outcome.factor === "recovery-code") data["recoveryCodesLeft"] = await mfa.recovery.remaining(auth.userId);
       await app.audit.append({ type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data });

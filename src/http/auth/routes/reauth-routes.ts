@@ -3,12 +3,12 @@
 // (throttled like a login) and, for a user with MFA, a second factor. Success replaces the session (new id and
 // secret, created now: ASVS 7.2.4), which is what makes it "fresh" for the window (BULWARK_REAUTH_MINUTES).
 import type { FastifyInstance } from "fastify";
-import { sessionChallengeContext } from "../../../accounts/mfa/index.ts";
+import { sessionChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
 import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
-import { FACTOR_PROPERTIES, verifyFactor, type FactorBody } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 
 /**
  * Reachable by a fully signed-in session, and by an administrator held at MFA enrolment (whose login can go
@@ -55,9 +55,11 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       // failures are cleared only once the whole reauthentication succeeds.
       await app.accounts.flood.release(verdict.ticket);
       let factor: string | null = null;
+      let proof: FactorProof | null = null;
       if (hasMfa) {
-        // Only after the password: a wrong password never spends a TOTP step or a recovery code.
-        const outcome = await verifyFactor(app, user.id, request.body, { webauthnContext: sessionChallengeContext(cs.session.id) });
+        // Only after the password: a wrong password never spends a TOTP step or a recovery code. Proven here,
+        // spent with the rotation below: a request that loses the rotation race leaves the factor unspent.
+        const outcome = await proveFactor(app, user.id, request.body, { webauthnContext: sessionChallengeContext(cs.session.id) });
         if (!outcome.ok) {
           await audit("auth.reauth.failed", { reason: `factor-${outcome.reason}` });
           if (outcome.reason === "throttled") return mfaThrottledAnswer(reply);
@@ -65,10 +67,21 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
           throw httpAuthErrors.reauthFailed();
         }
         factor = outcome.factor;
+        proof = outcome.proof;
+      }
+      // A new session proves the new authentication: new id and secret, created now (ASVS 7.2.4).
+      let rotated: Awaited<ReturnType<typeof app.accounts.sessions.rotate>>;
+      try {
+        rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : cs.session.aal === 2 ? 2 : 1, ...spentWithRotation(proof) });
+      } catch (error) {
+        if (!(error instanceof FactorSpentElsewhere)) throw error;
+        // A concurrent request spent the same code, step or assertion first: a replay, answered like a wrong factor.
+        await audit("auth.reauth.failed", { reason: "factor-replayed" });
+        throw httpAuthErrors.reauthFailed();
       }
       await app.accounts.flood.succeeded(verdict.ticket);
-      // A new session proves the new authentication: new id and secret, created now (ASVS 7.2.4).
-      const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : cs.session.aal === 2 ? 2 : 1 });
+      await proof?.settle();
+      const { token, session } = rotated;
       setSessionCookie(reply, token);
       await audit("auth.reauthenticated", { factor: factor ?? "password", sessionId: session.id });
       return { status: "reauthenticated", sessionId: session.id, aal: session.aal, freshUntil: session.createdAt + app.config.http.reauthWindowMs };
