@@ -52,11 +52,47 @@ forEachDialect("flood control counts the account, not the identifier typed", (fx
     for (let i = 0; i < 5; i++) byEmail.push(outcome(await login(s.deps, { identifier: "victim@example.org", password: `e${i}`, ip })));
     assert.deepEqual(byEmail, ["invalid", "invalid", "invalid", "invalid", "invalid"]);
     const byUsername: string[] = [];
-    for (let i = 0; i < 5; i++) byUsername.push(outcome(await login(s.deps, { identifier: "victim", password: `u${i}`, ip })));
-    assert.deepEqual(byUsername, ["throttled", "throttled", "throttled", "throttled", "throttled"], "the username must not open a second window");
+    for (let i = 0; i < 4; i++) byUsername.push(outcome(await login(s.deps, { identifier: "victim", password: `u${i}`, ip })));
+    // Even the right password: the account's window is full, so nothing is checked.
+    byUsername.push(outcome(await login(s.deps, { identifier: "victim", password: REAL, ip })));
+    // Answered as an unknown identifier typed this way would be (a failure, then 429 once this spelling's own five
+    // are spent: see the enumeration test below), but the username opens no second window of password checks.
+    assert.deepEqual(byUsername, ["invalid", "invalid", "invalid", "invalid", "invalid"]);
+    assert.equal(outcome(await login(s.deps, { identifier: "victim", password: REAL, ip })), "throttled");
     assert.equal(s.checks(), 5, "the account's window allows five password checks per IP, whatever identifier names it");
-    // The email in another case is the same account too.
+    // The email in another case is the same spelling: its window is full.
     assert.equal(outcome(await login(s.deps, { identifier: "VICTIM@example.ORG", password: REAL, ip })), "throttled");
+  });
+
+  it("attack: enumeration by shared windows — a username and an email that name one account answer exactly like two unknown identifiers (ASVS 6.3.8)", async () => {
+    const s = await setup(await fx.fresh());
+    /** Five failures by the first spelling, then six attempts by the second, from one IP: the outcomes. */
+    const probe = async (first: string, second: string, ip: string): Promise<string[]> => {
+      const seen: string[] = [];
+      for (let i = 0; i < 5; i++) seen.push(outcome(await login(s.deps, { identifier: first, password: `a${i}`, ip })));
+      for (let i = 0; i < 6; i++) {
+        const r = await login(s.deps, { identifier: second, password: `b${i}`, ip });
+        seen.push(r.outcome === "throttled" ? `throttled:${r.reason}:${r.retryAfterMs}` : r.outcome);
+      }
+      return seen;
+    };
+    const known = await probe("victim", "victim@example.org", "198.51.100.20");
+    const unknown = await probe("nosuch", "nosuch@example.org", "198.51.100.21");
+    assert.deepEqual(known, unknown, "a 429 must not come sooner for a pair that is one account");
+    assert.deepEqual(known.slice(0, 10), Array(10).fill("invalid"));
+    assert.match(known[10] as string, /^throttled:account:/);
+    assert.equal(s.checks(), 5, "and the account still got only five password checks from that address");
+  });
+
+  it("failures counted with no spelling (before migration 18, or by re-authentication) still fill the account's window: no password is checked", async () => {
+    const s = await setup(await fx.fresh());
+    const ip = "198.51.100.30";
+    for (let i = 0; i < 5; i++) await s.flood.registerFailure({ identifier: "victim@example.org", ip });
+    const seen: string[] = [];
+    for (let i = 0; i < 6; i++) seen.push(outcome(await login(s.deps, { identifier: "victim@example.org", password: REAL, ip })));
+    assert.deepEqual(seen, ["invalid", "invalid", "invalid", "invalid", "invalid", "throttled"], "answered as for this spelling alone");
+    assert.equal(s.checks(), 0, "the account's five were spent: not even the right password was checked");
+    assert.deepEqual(await s.flood.check({ identifier: "victim@example.org", ip }), { allowed: false, reason: "account", retryAfterMs: 6 * 60 * 60 * 1000 }, "asked without a spelling, the account is throttled");
   });
 
   it("attack: 100 failures by username spread over 20 addresses stop the email too — one cap per account (NIST SP 800-63B §5.2.2)", async () => {

@@ -97,6 +97,8 @@ export interface FloodEventsTable {
   scope: string;
   key: string;
   at: number;
+  /** The spelling an account event was typed with (hashed; migration 18); "" for IP events and older rows. */
+  via: ColumnType<string, string | undefined, string>;
 }
 
 export interface FloodStreaksTable {

@@ -2,7 +2,8 @@
 // per account (5 per 6 hours, counted per account+IP unless configured per account only), plus a hard cap
 // of 100 consecutive failures per account (NIST SP 800-63B §5.2.2, ASVS 6.3.1) that only a success or a
 // reset clears. Identifiers are counted whether or not an account exists, so a lockout reveals nothing: the login
-// passes an existing account's email (so its email and username share one count) and an unknown identifier as typed.
+// passes an existing account's email (so its email and username share one count) and an unknown identifier as typed,
+// and for an account the answer to a full window depends on the spelling typed (see Attempt.spelling).
 // An IPv6 client is counted per /64 (ip-bucket.ts). Keys are SHA-256 of the identifier/IP: no raw emails or addresses.
 import { hashSecret } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -40,9 +41,20 @@ export const DRUPAL_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
  */
 export type FloodVerdict = { allowed: true; accountClean: boolean } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
 
+/** The verdict as #judge works it out: an allowed attempt also says whether it is blind (see FloodBegin). */
+type Judged = { allowed: true; accountClean: boolean; blind: boolean } | Extract<FloodVerdict, { allowed: false }>;
+
 export interface Attempt {
   identifier: string;
   ip: string | null;
+  /**
+   * The identifier as typed, when the attempt is counted under another one (the login counts a known account under
+   * its email, whatever named it). A full account window then refuses with "account" only once this spelling's own
+   * failures fill it too; before that the attempt is let through `blind` (counted, its password not checked), so
+   * the answers depend only on the spelling typed, as they do for an unknown identifier (ASVS 6.3.8): a username
+   * and an email whose 429s come together would otherwise be one account.
+   */
+  spelling?: string;
 }
 
 /**
@@ -59,18 +71,20 @@ export interface FloodTicket {
   readonly keys: Keys;
 }
 
-/** The three keys an attempt is counted under (hex SHA-256; no raw identifier or address is stored). */
+/** The three keys an attempt is counted under (hex SHA-256; no raw identifier or address is stored), and its spelling. */
 interface Keys {
   ip: string | null;
   account: string;
   streak: string;
+  /** The spelling's hash, recorded with the account event (flood_events.via); null when none was given. */
+  via: string | null;
 }
 
 /** One statement of a unit of work (SQL text with `$N` parameters, and its parameters). */
 type Step = readonly [text: string, parameters: ReadonlyArray<string | number>];
 
 // The writes, each written once for both dialects and both ways of running them (FloodControl.#apply).
-const INSERT_EVENT_SQL = "INSERT INTO flood_events (scope, key, at) VALUES ($1, $2, $3)";
+const INSERT_EVENT_SQL = "INSERT INTO flood_events (scope, key, at, via) VALUES ($1, $2, $3, $4)";
 const BUMP_STREAK_SQL =
   "INSERT INTO flood_streaks (key, failures, updated_at) VALUES ($1, 1, $2) " +
   "ON CONFLICT (key) DO UPDATE SET failures = flood_streaks.failures + 1, updated_at = excluded.updated_at";
@@ -83,22 +97,29 @@ function deleteOneSQL(dialect: Database["dialect"]): string {
   return `DELETE FROM flood_events WHERE ${row} = (SELECT ${row} FROM flood_events WHERE scope = $1 AND key = $2 AND at = $3 LIMIT 1)`;
 }
 
-export type FloodBegin = { allowed: true; ticket: FloodTicket } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
+/**
+ * `blind`: the account's window is full but the spelling's is not (Attempt.spelling). The attempt is counted like
+ * any other; the caller answers it as a failure without checking the password, at the cost of a check.
+ */
+export type FloodBegin = { allowed: true; ticket: FloodTicket; blind: boolean } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
 
 
 // The whole verdict in one read. $1 streak key; $2–$4 IP key, window start, limit − 1; $5–$7 the same for the
-// account. A window's subquery yields the limit-th newest event still inside it (null when fewer), which is
-// the one whose expiry lifts the limit. A null IP uses key "" and no IP event ever has it (keys are hashes).
+// account; $8 the spelling (Attempt.spelling), whose window is the account's events typed that way. A window's
+// subquery yields the limit-th newest event still inside it (null when fewer), which is the one whose expiry lifts
+// the limit. A null IP uses key "" and no IP event ever has it (keys are hashes); a spelling never is "".
 const CHECK_SQL =
   "SELECT (SELECT failures FROM flood_streaks WHERE key = $1) AS streak, " +
   "(SELECT at FROM flood_events WHERE scope = 'ip' AND key = $2 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $4) AS ip_at, " +
   "(SELECT at FROM flood_events WHERE scope = 'account' AND key = $5 AND at > $6 ORDER BY at DESC LIMIT 1 OFFSET $7) AS account_at, " +
+  "(SELECT at FROM flood_events WHERE scope = 'account' AND key = $5 AND via = $8 AND at > $6 ORDER BY at DESC LIMIT 1 OFFSET $7) AS spelling_at, " +
   "(SELECT count(*) FROM (SELECT 1 FROM flood_events WHERE scope = 'account' AND key = $5 AND at > $6 LIMIT 1) AS a) AS account_any";
 
 interface CheckRow {
   streak: number | string | null;
   ip_at: number | string | null;
   account_at: number | string | null;
+  spelling_at: number | string | null;
   account_any: number | string;
 }
 
@@ -144,6 +165,7 @@ export class FloodControl {
       ip: ip ? key(kind.ip, ip) : null,
       account: this.policy.perAccountOnly ? key(kind.account, id) : key(kind.account, id, ip),
       streak: key(kind.streak, id),
+      via: attempt.spelling === undefined ? null : key(kind.account, "spelling", identifierKey(attempt.spelling)),
     };
   }
 
@@ -152,17 +174,19 @@ export class FloodControl {
    * path runs it on every attempt, so it is compiled once rather than built as three Kysely queries).
    */
   async check(attempt: Attempt): Promise<FloodVerdict> {
-    return this.#verdict(this.#keys(attempt), null);
+    // Without the spelling: a caller that only asks is told the account's own state (a full window is a refusal).
+    const verdict = await this.#verdict({ ...this.#keys(attempt), via: null }, null);
+    return verdict.allowed ? { allowed: true, accountClean: verdict.accountClean } : verdict;
   }
 
   /** The parameters of CHECK_SQL for keys `k` at `now`. */
   #checkParameters(k: Keys, now: number): Array<string | number> {
     const p = this.policy;
-    return [k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1)];
+    return [k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1), k.via ?? ""];
   }
 
   /** The verdict for keys `k`: through the compiled statement, or inside `trx` (where it must run on the transaction). */
-  async #verdict(k: Keys, trx: Kysely<Schema> | null): Promise<FloodVerdict> {
+  async #verdict(k: Keys, trx: Kysely<Schema> | null): Promise<Judged> {
     const now = this.#clock.now();
     const parameters = this.#checkParameters(k, now);
     const [row] = trx === null
@@ -171,7 +195,7 @@ export class FloodControl {
     return this.#judge(k, row, now);
   }
 
-  #judge(k: Keys, row: CheckRow | undefined, now: number): FloodVerdict {
+  #judge(k: Keys, row: CheckRow | undefined, now: number): Judged {
     const p = this.policy;
     const streak = row?.streak ?? null;
     if (streak !== null && Number(streak) >= p.maxConsecutive) {
@@ -180,9 +204,15 @@ export class FloodControl {
     }
     // The limit-th newest event inside the window, if there is one, is the one whose expiry lifts the limit.
     if (k.ip && row?.ip_at != null) return { allowed: false, reason: "ip", retryAfterMs: Math.max(1, Number(row.ip_at) + p.ipWindowMs - now) };
-    if (row?.account_at != null) return { allowed: false, reason: "account", retryAfterMs: Math.max(1, Number(row.account_at) + p.accountWindowMs - now) };
+    if (row?.account_at != null) {
+      // With a spelling, its own window decides the answer (and when it lifts); the full account window only
+      // keeps the password from being checked (Attempt.spelling).
+      if (k.via === null) return { allowed: false, reason: "account", retryAfterMs: Math.max(1, Number(row.account_at) + p.accountWindowMs - now) };
+      if (row.spelling_at != null) return { allowed: false, reason: "account", retryAfterMs: Math.max(1, Number(row.spelling_at) + p.accountWindowMs - now) };
+      return { allowed: true, accountClean: false, blind: true };
+    }
     // Events older than the window never count again (prune deletes them), so they need no clearing.
-    return { allowed: true, accountClean: streak === null && !Number(row?.account_any ?? 0) };
+    return { allowed: true, accountClean: streak === null && !Number(row?.account_any ?? 0), blind: false };
   }
 
   /**
@@ -205,7 +235,7 @@ export class FloodControl {
         const verdict = this.#judge(k, prepare(CHECK_SQL).get(...this.#checkParameters(k, now)) as CheckRow | undefined, now);
         if (!verdict.allowed) return verdict;
         for (const [text, parameters] of this.#recordSteps(k, now)) prepare(text).run(...parameters);
-        return { allowed: true, ticket: { at: now, settled: false, keys: k } };
+        return { allowed: true, ticket: { at: now, settled: false, keys: k }, blind: verdict.blind };
       });
     }
     return this.#database.transaction(async (trx) => {
@@ -218,7 +248,7 @@ export class FloodControl {
       if (!verdict.allowed) return verdict;
       const at = this.#clock.now();
       await this.#runSteps(trx, this.#recordSteps(k, at));
-      return { allowed: true, ticket: { at, settled: false, keys: k } };
+      return { allowed: true, ticket: { at, settled: false, keys: k }, blind: verdict.blind };
     });
   }
 
@@ -249,8 +279,8 @@ export class FloodControl {
   /** A failure counted against the IP, the account (or account+IP) and the consecutive streak. */
   #recordSteps(k: Keys, at: number): Step[] {
     return [
-      [INSERT_EVENT_SQL, ["account", k.account, at]],
-      ...(k.ip ? [[INSERT_EVENT_SQL, ["ip", k.ip, at]] as const] : []),
+      [INSERT_EVENT_SQL, ["account", k.account, at, k.via ?? ""]],
+      ...(k.ip ? [[INSERT_EVENT_SQL, ["ip", k.ip, at, ""]] as const] : []),
       [BUMP_STREAK_SQL, [k.streak, at]],
     ];
   }

@@ -1,6 +1,7 @@
-// The login core: look up, throttle (counted against the account, whatever identifier names it), verify (with a
-// dummy verify of the default scheme for unknown accounts and on top of cheaper stored hashes, so both cost the
-// same), rehash to the default scheme only for an account that may sign in, audit every outcome (never the password).
+// The login core: look up, throttle (counted against the account, whatever identifier names it, answered by the
+// spelling typed), verify (with a dummy verify of the default scheme for unknown accounts and on top of cheaper
+// stored hashes, so both cost the same), rehash to the default scheme only for an account that may sign in, audit
+// every outcome (never the password).
 import type { Logger } from "pino";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import { fingerprint } from "../../crypto/tokens.ts";
@@ -36,7 +37,7 @@ export interface LoginDeps {
   logger: Pick<Logger, "warn" | "error">;
 }
 
-type Failure = "unknown-account" | "wrong-password" | "no-password" | "password-invalidated" | "unsupported-hash" | "disabled" | "locked" | "malformed";
+type Failure = "unknown-account" | "wrong-password" | "no-password" | "password-invalidated" | "unsupported-hash" | "disabled" | "locked" | "malformed" | "throttled-other-spelling";
 
 /** Why a stored hash cannot log anyone in (checked before any verify). */
 function unusable(user: User): Failure | null {
@@ -95,7 +96,9 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   // no verify, and the account read tells it nothing it returns.
   const tooLong = attempt.identifier.length > MAX_EMAIL;
   const user = tooLong ? null : await users.findByIdentifier(identifier);
-  const verdict = await flood.begin({ identifier: user ? user.email : identifier, ip: attempt.ip });
+  // The spelling typed goes along: a 429 from the account's shared window would otherwise come for a username and an
+  // email together exactly when they name one account (flood.ts, Attempt.spelling).
+  const verdict = await flood.begin({ identifier: user ? user.email : identifier, ip: attempt.ip, ...(user ? { spelling: identifier } : {}) });
   if (!verdict.allowed) {
     await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${fingerprint(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason } });
     return { outcome: "throttled", retryAfterMs: verdict.retryAfterMs, reason: verdict.reason };
@@ -103,7 +106,12 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
 
   let failure: Failure | null = null;
   let newHash: string | null = null;
-  if (!user) {
+  if (verdict.blind) {
+    // The account's window is full through another spelling: no password is checked (the account gets no more
+    // guesses), and the answer is the one an unknown identifier typed this way would get, a failure (ASVS 6.3.8).
+    await passwords.dummyVerify(attempt.password);
+    failure = "throttled-other-spelling";
+  } else if (!user) {
     await passwords.dummyVerify(attempt.password);
     failure = tooLong ? "malformed" : "unknown-account";
   } else if ((failure = unusable(user)) !== null) {

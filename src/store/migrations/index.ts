@@ -16,7 +16,8 @@ import { webauthnChallengeContext } from "./0014-webauthn-challenge-context.ts";
 import { redactDeliveredLinks } from "./0015-redact-delivered-links.ts";
 import { revocationEpochs } from "./0016-revocation-epochs.ts";
 import { replacedSessions } from "./0017-replaced-sessions.ts";
+import { floodSpellings } from "./0018-flood-spellings.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings];
 export type { Migration } from "./types.ts";
