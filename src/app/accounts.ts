@@ -27,6 +27,8 @@ export interface AccountServices {
   users: UserStore;
   roles: RoleStore;
   flood: FloodControl;
+  /** Public requests that send mail (reset, sign-up), counted per client address: its own counters (namespace "mail"). */
+  mailRequests: FloodControl;
   jobs: JobStore;
   /** Browser sessions (cookie `__Host-bulwark-session`). */
   sessions: SessionManager;
@@ -69,6 +71,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     users: createUserStore({ database, clock, random }),
     roles: new RoleStore({ database, clock, audit }),
     flood,
+    mailRequests: new FloodControl({ database, clock, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
     jobs: new JobStore({ database, clock, random }),
     sessions: createSessionManager({ database, clock, random, policy: config.http.session }),
     tokens: createTokenService({ database, clock, random }),

@@ -134,3 +134,18 @@ describe("BULWARK_PUBLIC_URL and BULWARK_TRUSTED_ORIGINS: https, except on this 
     assert.deepEqual(load({ BULWARK_TRUSTED_ORIGINS: "http://127.0.0.1:5173, https://console.example.org" }).trustedOrigins, ["http://127.0.0.1:5173", "https://console.example.org"]);
   });
 });
+
+describe("BULWARK_MAIL_REQUESTS_PER_HOUR", () => {
+  const load = (env: NodeJS.ProcessEnv) => loadHTTPAuthConfig(env, 3000);
+
+  it("defaults to 20 per client address and hour, and takes a whole number from 1 to 100000", () => {
+    assert.equal(load({}).mailRequestsPerHour, 20);
+    assert.equal(load({ BULWARK_MAIL_REQUESTS_PER_HOUR: " 5 " }).mailRequestsPerHour, 5);
+  });
+
+  for (const bad of ["0", "-3", "2.5", "lots", "100001"]) {
+    it(`refuses BULWARK_MAIL_REQUESTS_PER_HOUR=${bad}, naming it and the range`, () => {
+      assert.throws(() => load({ BULWARK_MAIL_REQUESTS_PER_HOUR: bad }), configError("BULWARK_MAIL_REQUESTS_PER_HOUR", /whole number from 1 to 100000/));
+    });
+  }
+});

@@ -40,6 +40,12 @@ export interface HTTPAuthConfig {
    * hop": then any client writes its own address into flood control, the audit log and notices.
    */
   trustProxy: false | string[];
+  /**
+   * Public requests that send mail (a password reset, a sign-up) accepted per client address (an IPv6 /64) per hour,
+   * whatever address they name: beyond it, 429 (ASVS 2.4.1). Each account's own hourly link limit applies as well.
+   * BULWARK_MAIL_REQUESTS_PER_HOUR, default 20.
+   */
+  mailRequestsPerHour: number;
 }
 
 function configError(message: string): InputError {
@@ -286,6 +292,13 @@ export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAu
     if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be a whole number of minutes from ${min} to ${max}, got "${raw.trim().slice(0, 20)}"`);
     return n * 60_000;
   };
+  const wholeNumber = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const n = Number(raw.trim());
+    if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be a whole number from ${min} to ${max}, got "${raw.trim().slice(0, 20)}"`);
+    return n;
+  };
   const trustedOrigins = (env["BULWARK_TRUSTED_ORIGINS"] ?? "").split(",").map((s) => s.trim()).filter(Boolean).map((o) => parseOrigin("BULWARK_TRUSTED_ORIGINS", o));
   const publicURL = env["BULWARK_PUBLIC_URL"]?.trim() ? parseOrigin("BULWARK_PUBLIC_URL", env["BULWARK_PUBLIC_URL"]) : `http://localhost:${port}`;
   const session = {
@@ -303,5 +316,6 @@ export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAu
     session,
     reauthWindowMs: minutes("BULWARK_REAUTH_MINUTES", 10, 1, 120),
     trustProxy: parseTrustProxy(env["BULWARK_TRUST_PROXY"]),
+    mailRequestsPerHour: wholeNumber("BULWARK_MAIL_REQUESTS_PER_HOUR", 20, 1, 100_000),
   };
 }

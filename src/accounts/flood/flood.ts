@@ -115,6 +115,9 @@ const CHECK_SQL =
   "(SELECT at FROM flood_events WHERE scope = 'account' AND key = $5 AND via = $8 AND at > $6 ORDER BY at DESC LIMIT 1 OFFSET $7) AS spelling_at, " +
   "(SELECT count(*) FROM (SELECT 1 FROM flood_events WHERE scope = 'account' AND key = $5 AND at > $6 LIMIT 1) AS a) AS account_any";
 
+/** The limit-th newest event of one IP key inside its window ($1 key, $2 window start, $3 limit − 1): countRequest. */
+const IP_WINDOW_SQL = "SELECT at FROM flood_events WHERE scope = 'ip' AND key = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
+
 interface CheckRow {
   streak: number | string | null;
   ip_at: number | string | null;
@@ -249,6 +252,42 @@ export class FloodControl {
       const at = this.#clock.now();
       await this.#runSteps(trx, this.#recordSteps(k, at));
       return { allowed: true, ticket: { at, settled: false, keys: k }, blind: verdict.blind };
+    });
+  }
+
+  /**
+   * Counts one request from `ip` against the IP window alone (no account, no streak) and refuses it past ipLimit
+   * per ipWindowMs: for public routes where every request costs something, a mail sent, not only a failure
+   * (ASVS 2.4.1). Decided and recorded in one transaction serialised per IP, like begin, so parallel requests count
+   * each other. A request with no client address is not limited.
+   *
+   * @example
+   * const rate = await mailRequests.countRequest(ip);
+   * if (!rate.allowed) return throttled(rate.retryAfterMs); // before any lookup: the same for every address asked about
+   */
+  async countRequest(ip: string | null): Promise<{ allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
+    if (!ip) return { allowed: true };
+    const k = key(this.#kinds.ip, ipBucket(ip));
+    const p = this.policy;
+    const judge = (row: { at: number | string } | undefined, now: number): { allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number } =>
+      row ? { allowed: false, reason: "ip", retryAfterMs: Math.max(1, Number(row.at) + p.ipWindowMs - now) } : { allowed: true };
+    const parameters = (now: number): Array<string | number> => [k, now - p.ipWindowMs, Math.max(0, p.ipLimit - 1)];
+    const hot = hotTransaction(this.#database);
+    if (hot) {
+      return hot((prepare) => {
+        const now = this.#clock.now();
+        const verdict = judge(prepare(IP_WINDOW_SQL).get(...parameters(now)) as { at: number } | undefined, now);
+        if (verdict.allowed) prepare(INSERT_EVENT_SQL).run("ip", k, now, "");
+        return verdict;
+      });
+    }
+    return this.#database.transaction(async (trx) => {
+      await serialiseTransactions(this.#database, trx, lockKeyOf(k));
+      const now = this.#clock.now();
+      const { rows } = await trx.executeQuery<{ at: number | string }>(CompiledQuery.raw(numberedFor(this.#database, IP_WINDOW_SQL), parameters(now)));
+      const verdict = judge(rows[0], now);
+      if (verdict.allowed) await this.#runSteps(trx, [[INSERT_EVENT_SQL, ["ip", k, now, ""]]]);
+      return verdict;
     });
   }
 

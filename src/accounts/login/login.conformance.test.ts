@@ -193,4 +193,24 @@ forEachDialect("flood control", (fx) => {
     const ipCount = await db.db.selectFrom("flood_events").select((eb) => eb.fn.countAll<number>().as("n")).where("scope", "=", "ip").executeTakeFirstOrThrow();
     assert.equal(Number(ipCount.n), 3, "the IP keeps the three failures, not the success");
   });
+
+  it("attack: requests that send mail, sent at once from one address, are counted exactly — per /64, apart from the login's counts, lifted after the window (ASVS 2.4.1)", async () => {
+    const db = await fx.fresh();
+    const deps = await setup(db);
+    const mail = new FloodControl({ database: db, clock: deps.clock, namespace: "mail", policy: { ipLimit: 3, ipWindowMs: HOUR } });
+    const burst = await Promise.all(Array.from({ length: 12 }, () => mail.countRequest("2001:db8:7:7::1")));
+    assert.equal(burst.filter((r) => r.allowed).length, 3, "three of twelve parallel requests pass");
+    const refused = burst.find((r) => !r.allowed);
+    assert.deepEqual(refused, { allowed: false, reason: "ip", retryAfterMs: HOUR });
+    assert.equal((await mail.countRequest("2001:db8:7:7:ffff::2")).allowed, false, "another address of the same /64 shares the count");
+    assert.equal((await mail.countRequest("203.0.113.80")).allowed, true, "another client has its own");
+    assert.equal((await mail.countRequest(null)).allowed, true, "no address, no limit");
+    // The login's per-IP window never sees these requests, nor they the login's failures.
+    await deps.users.create({ email: "m@example.org", passwordHash: await passwords.hash("the real one"), passwordScheme: "argon2id" });
+    assert.equal((await login(deps, { identifier: "m@example.org", password: "the real one", ip: "2001:db8:7:7::1" })).outcome, "success");
+    deps.clock.advance(HOUR - 1);
+    assert.equal((await mail.countRequest("2001:db8:7:7::1")).allowed, false);
+    deps.clock.advance(1);
+    assert.equal((await mail.countRequest("2001:db8:7:7::1")).allowed, true, "the window lifted");
+  });
 });

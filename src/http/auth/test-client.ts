@@ -42,6 +42,9 @@ export async function authFixture(env: Record<string, string> = {}): Promise<Aut
       BULWARK_DATA_DIR: join(root, "data"), BULWARK_LOG_LEVEL: "silent",
       // Cheap hashes keep the tests fast; the benchmark measures the real cost.
       BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1",
+      // Every injected request comes from 127.0.0.1: the per-address limit on mail-sending requests would cap how many
+      // resets and sign-ups one test file can make. Tests of that limit set their own (test/http-mail-request-rate).
+      BULWARK_MAIL_REQUESTS_PER_HOUR: "100000",
       BULWARK_PUBLIC_URL: ORIGIN, BULWARK_SMTP_URL: `smtp://127.0.0.1:${smtp.port}?requireTLS=false`, BULWARK_MAIL_FROM: "security@bulwark.test",
       ...env,
     },

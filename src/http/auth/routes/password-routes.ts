@@ -115,6 +115,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     { schema: { body: { type: "object", required: ["email"], properties: { email: str(1024), _csrf: str(200, 0) } } }, config: { access: "public", csrf: "pre-login" } },
     async (request, reply) => {
       const ctx = requestContext(request);
+      // Before any lookup, so the 429 is the same whatever address is asked about (ASVS 2.4.1, 6.3.8).
+      const rate = await app.accounts.mailRequests.countRequest(ctx.ip);
+      if (!rate.allowed) return throttledAnswer(reply, rate, "BULWARK_ERR_THROTTLED", "requests that send mail from this address");
       const email = request.body.email;
       const user = email.length > 254 ? null : await app.accounts.users.findByIdentifier(email);
       // Only active, unlocked accounts get a link; the answer, and the work done before it, are the same in every

@@ -8,7 +8,7 @@ import { InputError, isBulwarkError } from "../../../lib/errors.ts";
 import { addressProblem } from "../../../notify/index.ts";
 import { newId } from "../../../crypto/tokens.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { requestContext, str } from "../helpers.ts";
+import { requestContext, str, throttledAnswer } from "../helpers.ts";
 import { RESET_ACCEPTED, sendResetMail } from "./password-routes.ts";
 
 /** Thrown to roll back the throw-away account of a taken address (see below). */
@@ -28,6 +28,11 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       // lookup, whether or not an account has it (answering an existing one 202 would tell that it exists).
       const undeliverable = addressProblem(email);
       if (undeliverable !== null) throw new InputError("BULWARK_ERR_MAIL_ADDRESS", `this address cannot receive mail from this server (${undeliverable}); register with another one`);
+      // Each sign-up mails an address the caller chose: counted per client address before any lookup, so the 429
+      // is the same for a free and a taken address (ASVS 2.4.1, 6.3.8), and a script cannot make this server mail
+      // thousands of strangers.
+      const rate = await app.accounts.mailRequests.countRequest(ctx.ip);
+      if (!rate.allowed) return throttledAnswer(reply, rate, "BULWARK_ERR_THROTTLED", "requests that send mail from this address");
       const existing = await app.accounts.users.findByIdentifier(email);
       if (existing) {
         // The account a free address gets costs a transaction with an insert into users and its indexes: a taken
