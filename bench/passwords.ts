@@ -16,6 +16,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { FloodControl } from "../src/accounts/flood/flood.ts";
+import { keyedFingerprint } from "../src/crypto/tokens.ts";
 import { login, type LoginDeps } from "../src/accounts/login/login.ts";
 import { JOB_KIND, openMigrationJob, runMigration } from "../src/accounts/migrate-hashes/migrate-hashes.ts";
 import { createPasswordContext, DEFAULT_ARGON2_PARAMS, type Argon2Params } from "../src/accounts/passwords/index.ts";
@@ -69,7 +70,8 @@ async function loginBench(database: Database): Promise<void> {
   const users = createUserStore({ database, clock: systemClock, random: systemRandom });
   const audit = new AuditLog({ database, clock: systemClock, random: systemRandom });
   const flood = new FloodControl({ database, clock: systemClock });
-  const deps: LoginDeps = { users, passwords, flood, audit, logger: silent };
+  const tagKey = systemRandom.bytes(32);
+  const deps: LoginDeps = { users, passwords, flood, audit, logger: silent, tag: (text) => keyedFingerprint(tagKey, text) };
   // One account per concurrent caller, each with its own OWASP-profile argon2id hash.
   const accounts: Array<{ email: string; password: string; hash: string }> = [];
   for (let i = 0; i < IN_FLIGHT; i++) {

@@ -160,7 +160,7 @@ describe("users migrate-hashes and census (CLI)", () => {
     // Log in as a sample of users (all Drupal ones, 40 random MD5 ones) through the library's login core.
     const app = await openApp({ env: env() });
     try {
-      const deps = { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: app.logger };
+      const deps = { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: app.logger, tag: (text: string) => app.keyring.identifierTag(text) };
       const sample = [...Object.keys(DRUPAL7_PASSWORDS), ...Array.from({ length: 40 }, () => `user${randomInt(LEGACY_USERS)}@example.org`)];
       for (const email of new Set(sample)) {
         const wrong = await login(deps, { identifier: email, password: `${passwords.get(email)!} `, ip: "192.0.2.10" });

@@ -13,6 +13,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import type { Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
+import { keyedFingerprint } from "../src/crypto/tokens.ts";
 
 // Cheap argon2 parameters: these tests are about counting, not the hash cost.
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
@@ -37,7 +38,7 @@ async function setup(db: Database): Promise<{ deps: LoginDeps; users: UserStore;
   const users = createUserStore({ database: db, clock, random: systemRandom });
   const flood = new FloodControl({ database: db, clock });
   const counting = countingChecks(passwords);
-  const deps: LoginDeps = { users, passwords: counting.passwords, flood, audit: new AuditLog({ database: db, clock, random: systemRandom }), logger: { warn() {}, error() {} } };
+  const deps: LoginDeps = { users, passwords: counting.passwords, flood, audit: new AuditLog({ database: db, clock, random: systemRandom }), logger: { warn() {}, error() {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text) };
   await users.create({ email: "Victim@Example.org", username: "victim", passwordHash: await passwords.hash(REAL), passwordScheme: "argon2id" });
   return { deps, users, flood, checks: counting.checks };
 }

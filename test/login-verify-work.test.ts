@@ -17,6 +17,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom, type RandomSource } from "../src/lib/random.ts";
 import type { Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
+import { keyedFingerprint } from "../src/crypto/tokens.ts";
 
 const ARGON2 = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
 const REAL = "the real one, long enough";
@@ -71,7 +72,7 @@ async function setup(db: Database): Promise<{ deps: LoginDeps; users: UserStore;
   const users = createUserStore({ database: db, clock, random: systemRandom });
   const obs = observed();
   const deps: LoginDeps = {
-    users, passwords: obs.passwords, audit: new AuditLog({ database: db, clock, random: systemRandom }), logger: { warn() {}, error() {} },
+    users, passwords: obs.passwords, audit: new AuditLog({ database: db, clock, random: systemRandom }), logger: { warn() {}, error() {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text),
     // Generous limits: these tests count the work of each attempt, not the throttle.
     flood: new FloodControl({ database: db, clock, policy: { accountLimit: 1000, ipLimit: 1000 } }),
   };

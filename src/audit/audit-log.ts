@@ -14,7 +14,7 @@ import { numberedFor } from "../store/sqlite-dialect-prepared.ts";
 import { canonicalValue } from "./canonical.ts";
 import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./chain.ts";
 import { auditErrors } from "./errors.ts";
-import { storedPages, tailEvents, toEvent, type AuditEvent, type ReadOptions, type StoredRow } from "./read-events.ts";
+import { pagesIn, storedPages, tailEvents, toEvent, type AuditEvent, type ReadOptions, type StoredRow } from "./read-events.ts";
 import { brokenReport, checkCheckpointSchedule, verifyChain, type Checkpoint, type VerifyProblem, type VerifyReport } from "./verify.ts";
 
 export interface AuditInput {
@@ -92,6 +92,8 @@ export class AuditLog {
   // The newest committed checkpoint's position, as far as this process knows: never above the stored one, so
   // deciding "not due yet" from it can never skip a checkpoint. Only committed facts are cached here.
   #lastCheckpoint: number | null = null;
+  /** After a scheduled checkpoint was refused (#signable), the position from which signing is tried again. */
+  #retrySigningAt = 0;
   // The same, per caller transaction, including checkpoints that transaction took (which may still roll back).
   readonly #inTransaction = new WeakMap<object, number>();
   // The signer, as last fetched outside any transaction. Fetching can read the key table (the keyring reloads
@@ -284,22 +286,56 @@ export class AuditLog {
     const known = Math.max(this.#lastCheckpoint ?? -Infinity, this.#inTransaction.get(trx) ?? -Infinity);
     if (seq - known < this.#every) return null; // `known` is never above the stored newest: surely not due
     let newest = await this.#readLastCheckpoint(trx);
-    if (seq - newest >= this.#every) {
-      const at = this.#clock.now();
-      const signature = toBase64URL(signer.sign(checkpointMessage(seq, hash, at)));
-      await trx.insertInto("audit_checkpoints").values({ seq, hash, at, key_id: signer.keyId, signature }).onConflict((oc) => oc.column("seq").doNothing()).execute();
-      newest = seq;
+    if (seq - newest >= this.#every && seq >= this.#retrySigningAt) {
+      if ((await this.#signable(trx, signer, { seq, hash })) === null) {
+        const at = this.#clock.now();
+        const signature = toBase64URL(signer.sign(checkpointMessage(seq, hash, at)));
+        await trx.insertInto("audit_checkpoints").values({ seq, hash, at, key_id: signer.keyId, signature }).onConflict((oc) => oc.column("seq").doNothing()).execute();
+        newest = seq;
+      } else {
+        // Nothing is signed over a chain the stored rows do not hold; the append commits unsigned and verify will
+        // say why. Checked again an interval later, not on every append meanwhile.
+        this.#retrySigningAt = seq + this.#every;
+      }
     }
     this.#inTransaction.set(trx, newest);
     return newest;
   }
 
-  /** Signs the current head and stores it as a checkpoint. Returns null on an empty log. */
+  /**
+   * Why `target` must not be signed, or null when it may. A signature vouches for the chain up to it, so the
+   * stored events from the newest stored checkpoint below it (its signature checked) up to `target` must re-hash
+   * and link, and the event at `target.seq` must carry `target.hash`. Otherwise the process holding the key is a
+   * signing oracle: whoever can write the tables aims the head at a forged hash, waits for a routine checkpoint
+   * (an append on the schedule, a server stop, `audit checkpoint`), then swaps the forged rows in. Reads at most
+   * the events since the newest checkpoint (one schedule interval on a healthy log), through `db` (inside the
+   * appending transaction when the schedule signs).
+   */
+  async #signable(db: Kysely<Schema>, signer: Signer, target: Head): Promise<VerifyProblem | null> {
+    const base = await db.selectFrom("audit_checkpoints").selectAll().where("seq", "<", target.seq).orderBy("seq", "desc").limit(1).executeTakeFirst();
+    const from = base ? Number(base.seq) : 1;
+    const checkpoints: Checkpoint[] = base ? [{ seq: from, hash: base.hash, at: Number(base.at), keyId: base.key_id, signature: base.signature }] : [];
+    const report = await verifyChain(pagesIn(db, from, target.seq), {
+      // From a checkpoint: its event's link to the one before is what that checkpoint's signature already covers.
+      partial: base !== undefined,
+      head: target,
+      checkpoints,
+      verifySignature: (cp) => signer.verify(cp.keyId, checkpointMessage(cp.seq, cp.hash, cp.at), fromBase64URL(cp.signature)),
+    });
+    if (report.ok && base && report.checkpointsChecked !== 1) {
+      return { seq: from, id: null, problem: `the checkpoint at event #${from} is not stored with its event` };
+    }
+    return report.problem;
+  }
+
+  /** Signs the current head and stores it as a checkpoint. Returns null on an empty log; throws when the stored chain does not hold the head (#signable). */
   async checkpoint(): Promise<Checkpoint | null> {
     if (!this.#signer) return null;
     const head = await this.#readHead(this.#database.db);
     if (head.seq === 0) return null;
     const signer = await this.#currentSigner(this.#signer);
+    const problem = await this.#signable(this.#database.db, signer, head);
+    if (problem !== null) throw auditErrors.unsignable(problem.problem);
     const at = this.#clock.now();
     const signature = toBase64URL(signer.sign(checkpointMessage(head.seq, head.hash, at)));
     await this.#database.db
@@ -364,7 +400,11 @@ export class AuditLog {
     }
     // Read after the head, so every checkpoint of an event it covers is among them; one taken by an append
     // after the head was read covers an event this walk does not reach, and is left to the next verify.
-    const stored = (await this.checkpoints()).filter((c) => !options.checkHead || c.seq <= head.seq);
+    const all = await this.checkpoints();
+    const stored = all.filter((c) => !options.checkHead || c.seq <= head.seq);
+    // One above the head is an append's made since the head was read, or one whose events were cut away with the
+    // head moved back: asked after the walk, when an append would have moved the head past it.
+    const above = options.checkHead ? all.filter((c) => c.seq > head.seq) : [];
     const signer = this.#signer ? await this.#signer() : null;
     const exported = new Set(options.exported ?? []);
     // Checking the head, the walk stops at it: events appended while verify runs (each moves the head in its own
@@ -384,7 +424,7 @@ export class AuditLog {
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
     if (report.ok && options.checkHead) {
-      const beyond = await this.#beyondHead(head);
+      const beyond = await this.#beyondHead(head, above);
       if (beyond) return { ...report, ok: false, problem: beyond };
     }
     // The schedule is only promised where checkpoints are taken: by an AuditLog with a signer.
@@ -399,7 +439,7 @@ export class AuditLog {
    * without its trigger). The row is looked for first and the head read again second, so an append that stored
    * the row has moved the head by then; a head that has not moved, or moved back, is a problem.
    */
-  async #beyondHead(head: Head): Promise<VerifyProblem | null> {
+  async #beyondHead(head: Head, checkpointsAbove: Checkpoint[]): Promise<VerifyProblem | null> {
     const db = this.#database.db;
     const beyond = await db.selectFrom("audit_events").select(sql<string | null>`CAST(MAX(seq) AS TEXT)`.as("position")).where("seq", ">", head.seq).executeTakeFirst();
     const last = beyond?.position ?? null;
@@ -409,6 +449,12 @@ export class AuditLog {
     }
     if (last !== null && now.seq === head.seq) {
       return { seq: head.seq + 1, id: null, problem: `the chain head records #${head.seq}, but the log continues to #${last} (the head was moved back, or events were inserted without its trigger)` };
+    }
+    // A checkpoint commits with the event it signs, which moves the head to it, and the head never moves back: one
+    // still above the head now covers events that are gone.
+    const orphan = checkpointsAbove.find((c) => c.seq > now.seq);
+    if (orphan) {
+      return { seq: now.seq + 1, id: null, problem: `a signed checkpoint covers event #${orphan.seq}, but the log ends at #${now.seq} (newest events deleted and the head moved back)` };
     }
     return null;
   }

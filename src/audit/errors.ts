@@ -37,6 +37,8 @@ export const auditErrors = {
         : `the chain head records #${head.seq}, but the log ends at #${lastSeq}: the newest events were deleted, and the head is the evidence; it is not moved back`,
     ),
   badExportLine: (why: string): AuditError => new AuditError("BULWARK_ERR_AUDIT_EXPORT_LINE", "input", `not a line audit export writes: ${why}`),
+  unsignable: (problem: string): AuditError =>
+    new AuditError("BULWARK_ERR_AUDIT_UNSIGNABLE", "runtime", `refusing to sign a checkpoint: the stored chain does not hold the head (${problem}); run \`bulwark audit verify\``),
   chainBroken: (problem: string): AuditError =>
     new AuditError("BULWARK_ERR_AUDIT_CHAIN_BROKEN", "runtime", `refusing to move the chain head over a broken chain: ${problem}`),
   headTriggerMissing: (): AuditError =>

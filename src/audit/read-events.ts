@@ -2,9 +2,10 @@
 // newest few (for tail), and as values. Bulwark only ever stores the canonical JSON of an object as an event's
 // data, so anything else is an altered row: it is handed back verbatim and flagged, never thrown on, so a
 // reader can still show the log and the evidence in it.
-import { sql } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { canonicalJSON } from "./canonical.ts";
 import type { Database } from "../store/database.ts";
+import type { Schema } from "../store/schema.ts";
 import type { ChainFields } from "./chain.ts";
 
 const PAGE = 5000;
@@ -78,6 +79,24 @@ export function toEvent(r: StoredRow): AuditEvent {
   const event: AuditEvent = { seq: r.seq, id: r.id, type: r.type, actor: r.actor, subject: r.subject, data: stored.data ?? {}, at: r.at, requestId: r.requestId, prevHash: r.prevHash, hash: r.hash };
   if (stored.rawData !== undefined) event.rawData = stored.rawData;
   return event;
+}
+
+/**
+ * Stored events `from` to `to` (inclusive) in seq order, a page at a time, read through `db`: a transaction's
+ * executor when the caller is inside one (on SQLite any other reader would wait for that transaction to end).
+ */
+export async function* pagesIn(db: Kysely<Schema>, from: number, to: number): AsyncGenerator<StoredRow[]> {
+  let after = from - 1;
+  while (after < to) {
+    const page = await db.selectFrom("audit_events").selectAll().where("seq", ">", after).where("seq", "<=", to).orderBy("seq").limit(PAGE).execute();
+    if (page.length === 0) return;
+    yield page.map((r) => ({
+      seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at),
+      requestId: r.request_id, prevHash: r.prev_hash, hash: r.hash, data: r.data,
+    }));
+    after = Number(page[page.length - 1]!.seq);
+    if (page.length < PAGE) return;
+  }
 }
 
 /** Stored events in seq order, a page (array) at a time. */

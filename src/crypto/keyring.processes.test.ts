@@ -167,3 +167,18 @@ describe("keyring shared by several processes", () => {
     assert.equal((await cli.signer()).verify(rotated, data, after.sign(data)), true);
   });
 });
+
+describe("identifierTag", () => {
+  it("gives every process holding the master key the same tag for the same text, and no tag without the key (ASVS 16.2.5)", async () => {
+    const { server, cli } = await twoProcesses();
+    const typed = "Sunshine2024!";
+    assert.equal(server.identifierTag(typed), cli.identifierTag(typed), "events from two nodes correlate");
+    assert.match(server.identifierTag(typed), /^[0-9a-f]{16}$/);
+    assert.notEqual(server.identifierTag(typed), server.identifierTag("sunshine2024!"), "the text as given, not folded");
+    const other = await Keyring.open({ masterKey: systemRandom.bytes(32), store: sharedStore(), clock: new ManualClock(), random: systemRandom });
+    assert.notEqual(other.identifierTag(typed), server.identifierTag(typed), "another master key, another tag");
+    // Attack: what a plain hash of the text would give is not what the log holds.
+    const { fingerprint } = await import("./tokens.ts");
+    assert.ok(!server.identifierTag(typed).startsWith(fingerprint(typed)), "a word list hashed without the key matches nothing");
+  });
+});

@@ -4,7 +4,7 @@
 // Several processes (the server, the CLI, other nodes) share one key table: each keyring reloads it when it
 // meets a key id it does not know, and checks before sealing, at most once per KEY_FRESHNESS_MS, that its
 // current key is still the current one.
-import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, sign, verify, type KeyObject } from "node:crypto";
 import { fromBase64URL, toBase64URL, utf8 } from "../lib/encoding.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
@@ -12,7 +12,7 @@ import { open, seal } from "./aead.ts";
 import { constantTimeEqualString } from "./constant-time.ts";
 import { cryptoErrors } from "./errors.ts";
 import type { Signer } from "./signer.ts";
-import { base32 } from "./tokens.ts";
+import { base32, keyedFingerprint } from "./tokens.ts";
 
 export type KeyPurpose = "data" | "signing";
 
@@ -97,6 +97,8 @@ export interface ReloadOptions {
 
 export class Keyring {
   readonly #master: Uint8Array;
+  /** The key of identifierTag, derived from the master key (HKDF-SHA256 with its own label): the same on every node. */
+  readonly #tagKey: Uint8Array;
   readonly #store: KeyStore;
   readonly #clock: Clock;
   readonly #random: RandomSource;
@@ -116,6 +118,7 @@ export class Keyring {
 
   private constructor(options: KeyringOptions) {
     this.#master = options.masterKey;
+    this.#tagKey = new Uint8Array(hkdfSync("sha256", options.masterKey, new Uint8Array(0), "bulwark identifier tag v1", 32));
     this.#store = options.store;
     this.#clock = options.clock;
     this.#random = options.random;
@@ -365,6 +368,18 @@ export class Keyring {
   }
 
   /** The Ed25519 signer over the current signing key (checked against the store as for `seal`). */
+  /**
+   * The audit log's tag (`id:<tag>`) for an identifier that names no account, or an address asked about: attempts
+   * with the same text correlate across events and nodes, but the text cannot be recovered from the log with a
+   * word list, as it could from a plain hash (a password typed into the login name field, ASVS 16.2.5).
+   *
+   * @example
+   * audit.append({ type: "auth.login.failed", subject: `id:${keyring.identifierTag(identifier.toLowerCase())}` });
+   */
+  identifierTag(text: string): string {
+    return keyedFingerprint(this.#tagKey, text);
+  }
+
   async signer(): Promise<Signer> {
     if (this.#stale()) await this.reload();
     const keyId = this.#currentSigning;

@@ -1,6 +1,6 @@
 // Random identifiers and secrets. User ids and other ids are random, never sequential (DESIGN.md:
 // sequential ids reveal the user count, a Drupal 7 weakness noted in seed 003).
-import { hash } from "node:crypto";
+import { createHmac, hash } from "node:crypto";
 import { toBase64URL } from "../lib/encoding.ts";
 import { systemRandom, type RandomSource } from "../lib/random.ts";
 
@@ -59,7 +59,19 @@ export function hashSecret(secret: string): string {
   return hash("sha256", secret, "hex");
 }
 
-/** A short, non-reversible fingerprint for logs: lets an operator correlate without revealing a secret. */
+/**
+ * A short fingerprint of a high-entropy secret for logs (a token, a session id): correlates without revealing it.
+ * Not for text a person typed, which a word list reverses: use keyedFingerprint (Keyring.identifierTag) for that.
+ */
 export function fingerprint(secret: string): string {
   return hashSecret(secret).slice(0, 12);
+}
+
+/**
+ * A short keyed fingerprint (HMAC-SHA256 under `key`, 64 bits shown) of text a person typed: attempts naming the
+ * same text correlate, but without the key no word list tells what the text was (a password typed into the login
+ * name field, ASVS 16.2.5).
+ */
+export function keyedFingerprint(key: Uint8Array, text: string): string {
+  return createHmac("sha256", key).update(text, "utf8").digest("hex").slice(0, 16);
 }

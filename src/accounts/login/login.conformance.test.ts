@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { AuditLog } from "../../audit/audit-log.ts";
+import { keyedFingerprint } from "../../crypto/tokens.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { systemRandom } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
@@ -18,6 +19,8 @@ const HOUR = 3_600_000;
 // Cheap argon2 parameters: these tests are about the login flow, not the hash cost.
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
 const silent = { warn: () => {}, error: () => {} };
+/** The audit tag's key (Keyring.identifierTag derives one from the master key). */
+const TAG_KEY = new Uint8Array(32).fill(7);
 
 async function setup(db: Database, policy: Partial<FloodPolicy> = {}): Promise<LoginDeps & { clock: ManualClock; users: UserStore }> {
   const clock = new ManualClock(Date.UTC(2026, 10, 1));
@@ -25,7 +28,7 @@ async function setup(db: Database, policy: Partial<FloodPolicy> = {}): Promise<L
   const users = createUserStore({ database: db, clock, random: systemRandom });
   const audit = new AuditLog({ database: db, clock, random: systemRandom });
   const flood = new FloodControl({ database: db, clock, policy });
-  return { users, passwords, flood, audit, logger: silent, clock };
+  return { users, passwords, flood, audit, logger: silent, tag: (text) => keyedFingerprint(TAG_KEY, text), clock };
 }
 
 async function types(deps: LoginDeps): Promise<string[]> {

@@ -4,7 +4,6 @@
 // every outcome (never the password).
 import type { Logger } from "pino";
 import type { AuditLog } from "../../audit/audit-log.ts";
-import { fingerprint } from "../../crypto/tokens.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import type { User, UserStore } from "../users/user-store.ts";
@@ -35,6 +34,8 @@ export interface LoginDeps {
   flood: FloodControl;
   audit: AuditLog;
   logger: Pick<Logger, "warn" | "error">;
+  /** The audit tag of an identifier that names no account (Keyring.identifierTag): keyed, so a word list cannot reverse it. */
+  tag: (identifier: string) => string;
 }
 
 type Failure = "unknown-account" | "wrong-password" | "no-password" | "password-invalidated" | "unsupported-hash" | "disabled" | "locked" | "malformed" | "throttled-other-spelling";
@@ -100,7 +101,7 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   // email together exactly when they name one account (flood.ts, Attempt.spelling).
   const verdict = await flood.begin({ identifier: user ? user.email : identifier, ip: attempt.ip, ...(user ? { spelling: identifier } : {}) });
   if (!verdict.allowed) {
-    await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${fingerprint(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason } });
+    await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${deps.tag(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason } });
     return { outcome: "throttled", retryAfterMs: verdict.retryAfterMs, reason: verdict.reason };
   }
 
@@ -130,7 +131,7 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   if (failure !== null) {
     await audit.append({
       ...base, type: "auth.login.failed", actor: "anonymous",
-      subject: user ? user.id : `id:${fingerprint(identifier.toLowerCase())}`,
+      subject: user ? user.id : `id:${deps.tag(identifier.toLowerCase())}`,
       data: { ...context, reason: failure },
     });
     return { outcome: "invalid" };

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { AuditLog } from "../../audit/audit-log.ts";
+import { keyedFingerprint } from "../../crypto/tokens.ts";
 import { JobStore } from "../../jobs/job-store.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { systemRandom } from "../../lib/random.ts";
@@ -79,7 +80,7 @@ forEachDialect("migrate-hashes job", (fx) => {
     const { job } = await openMigrationJob(deps, { actor: "test", batch: 50 });
     await runMigration(deps, job, { actor: "test" });
     const flood = new FloodControl({ database: deps.database, clock: deps.clock });
-    const loginDeps = { users: deps.users, passwords, flood, audit: deps.audit, logger: { warn: () => {}, error: () => {} } };
+    const loginDeps = { users: deps.users, passwords, flood, audit: deps.audit, logger: { warn: () => {}, error: () => {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text) };
     let wrappedSeen = 0;
     for (const [id, hash] of await hashes(deps)) {
       if (!hash?.startsWith("$bulwark-wrap$")) continue;

@@ -4,7 +4,6 @@
 import type { FastifyInstance } from "fastify";
 import { clearSessionCookie, endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
-import { fingerprint } from "../../../crypto/tokens.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, requestContext, requireSession, str } from "../helpers.ts";
 
@@ -29,10 +28,10 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
       if (!user) throw httpAuthErrors.sessionRequired();
       const outcome = await app.accounts.emailChanges.request(user, request.body.newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName });
       if (outcome === "rate-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the account reached");
-      // The audit log keeps a fingerprint of the address, not the address: it names no other person's mailbox.
+      // The audit log keeps a keyed tag of the address, not the address: it names no other person's mailbox.
       await app.audit.append({
         type: "auth.email.change-requested", actor: user.id, subject: user.id, requestId: request.id,
-        data: { ip: ctx.ip, outcome, newEmail: `id:${fingerprint(request.body.newEmail.trim().toLowerCase())}` },
+        data: { ip: ctx.ip, outcome, newEmail: `id:${app.keyring.identifierTag(request.body.newEmail.trim().toLowerCase())}` },
       });
       // Same status and body whatever happened (ASVS 6.3.8): the form tells nobody whether an address is registered.
       return reply.status(202).send(EMAIL_CHANGE_ACCEPTED);

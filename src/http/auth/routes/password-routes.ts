@@ -7,7 +7,6 @@ import { createResetMailer, lockAccountLinks, resetErrors, type ResetMailer } fr
 import { endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
-import { fingerprint } from "../../../crypto/tokens.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
@@ -125,7 +124,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // administrator unlocks it (as /auth/email/confirm refuses it too). The mailer checks again in its transaction.
       await sendResetMail(app, request, user && user.status === "active" && user.lockedAt === null ? user : null, "reset");
       await app.audit.append({
-        type: "auth.password.reset-requested", actor: "anonymous", subject: user ? user.id : `id:${fingerprint(email.trim().toLowerCase())}`,
+        type: "auth.password.reset-requested", actor: "anonymous", subject: user ? user.id : `id:${app.keyring.identifierTag(email.trim().toLowerCase())}`,
         requestId: request.id, data: { ip: ctx.ip, known: user !== null },
       });
       return reply.status(202).send(RESET_ACCEPTED);
