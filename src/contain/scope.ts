@@ -183,11 +183,19 @@ export function scopedUserIds(db: Kysely<Schema>, dialect: DialectName, spec: Sc
       eb.exists(eb.selectFrom("sessions").select("sessions.user_id").whereRef("sessions.user_id", "=", "users.id")
         .where((s) => s.and([...(from !== undefined ? [s("sessions.last_seen_at", ">=", from)] : []), ...(to !== undefined ? [s("sessions.created_at", "<=", to)] : [])]))),
       eb.and([...(from !== undefined ? [eb("users.last_login_at", ">=", from)] : []), ...(to !== undefined ? [eb("users.last_login_at", "<=", to)] : []), eb("users.last_login_at", "is not", null)]),
+      // last_login_at holds only the newest login: someone who signed in during the window (on the phished page)
+      // and again after it is found by the login's audit event. One uncorrelated read through audit_events_type
+      // (type, at), not a lookup per user.
+      eb("users.id", "in", eb.selectFrom("audit_events").select("audit_events.subject").where("audit_events.type", "=", LOGIN_SUCCEEDED)
+        .where((a) => a.and([...(from !== undefined ? [a("audit_events.at", ">=", from)] : []), ...(to !== undefined ? [a("audit_events.at", "<=", to)] : [])]))),
     ]));
   }
   if (spec.scheme !== undefined) q = q.where("users.password_scheme", "=", spec.scheme);
   return q;
 }
+
+/** The audit event a successful login appends (src/accounts/login), subject the account's id. */
+const LOGIN_SUCCEEDED = "auth.login.succeeded";
 
 /** The scope as recorded in the job spec and the audit log: criteria, and the size (not the content) of an id list. */
 export function describeScope(spec: ScopeSpec): Record<string, unknown> {

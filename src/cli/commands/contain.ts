@@ -5,12 +5,22 @@ import type { Command } from "commander";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { action, cliActor, collect, group, progress, writeJSON, writeLine } from "../run.ts";
+import { escapeControls } from "../../lib/terminal.ts";
 import { parseDuration, parseTime } from "../time.ts";
 import type { ScopeSpec } from "../../contain/scope.ts";
 import type { JobView } from "../../contain/service.ts";
 import type { UndoDryRunReport } from "../../contain/undo.ts";
 import { InputError } from "../../lib/errors.ts";
 import { confirmOrRefuse } from "../prompt.ts";
+
+/**
+ * Writes a line of human output with control characters shown as \xNN: ids from an --ids file (a breach feed, a
+ * paste), lock reasons and notes reach this output, and a hostile one must not move the cursor, erase lines or
+ * print a fake "0 users in scope" on the operator's terminal (ASVS 16.4.1).
+ */
+function say(ctx: Parameters<typeof writeLine>[0], text: string): void {
+  writeLine(ctx, escapeControls(text));
+}
 
 const BUILTIN = "lock-accounts, revoke-sessions, revoke-tokens, invalidate-passwords, expire-passwords, require-mfa-reenrolment, unlink-sso, demote-inactive-admins, rotate-keys";
 // A real run on more users than this asks first (issue 5).
@@ -86,12 +96,12 @@ async function loadScope(opts: RunOpts, now: number): Promise<ScopeSpec> {
 }
 
 function printJob(ctx: CliContext, view: JobView): void {
-  writeLine(ctx, `job ${view.id} (${view.kind}): ${view.status}, ${view.done}/${view.total}${view.undoOf ? `, undoing ${view.undoOf}` : ""}${view.incidentId ? `, incident ${view.incidentId}` : ""}`);
+  say(ctx, `job ${view.id} (${view.kind}): ${view.status}, ${view.done}/${view.total}${view.undoOf ? `, undoing ${view.undoOf}` : ""}${view.incidentId ? `, incident ${view.incidentId}` : ""}`);
   for (const [lever, counts] of Object.entries(view.counts)) {
-    writeLine(ctx, `  ${lever}: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ") || "nothing yet"}`);
+    say(ctx, `  ${lever}: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ") || "nothing yet"}`);
   }
-  if (view.error) writeLine(ctx, `  error: ${view.error}`);
-  for (const note of view.notes) writeLine(ctx, `  note: ${note}`);
+  if (view.error) say(ctx, `  error: ${view.error}`);
+  for (const note of view.notes) say(ctx, `  note: ${note}`);
 }
 
 /** The first 20 rows an undo leaves alone, and how many more there are (`total` of them in all). */
@@ -101,10 +111,10 @@ function describeLeftAlone(rows: Array<{ lever: string; userId: string; entity: 
 }
 
 function printUndoDryRun(ctx: CliContext, report: UndoDryRunReport): void {
-  writeLine(ctx, `dry run: undoing job ${report.undoOf} would go through ${report.changes} recorded changes; nothing was changed`);
-  for (const [lever, c] of Object.entries(report.counts)) writeLine(ctx, `  ${lever}: would restore ${c.restored}, would leave alone ${c.skipped}`);
-  if (report.sample.length) writeLine(ctx, `  would restore e.g. ${report.sample.join(", ")}`);
-  if (report.leftAlone.length) writeLine(ctx, `  would be left alone (changed since the job, or contained by a later one): ${describeLeftAlone(report.leftAlone, Object.values(report.counts).reduce((n, c) => n + c.skipped, 0))}`);
+  say(ctx, `dry run: undoing job ${report.undoOf} would go through ${report.changes} recorded changes; nothing was changed`);
+  for (const [lever, c] of Object.entries(report.counts)) say(ctx, `  ${lever}: would restore ${c.restored}, would leave alone ${c.skipped}`);
+  if (report.sample.length) say(ctx, `  would restore e.g. ${report.sample.join(", ")}`);
+  if (report.leftAlone.length) say(ctx, `  would be left alone (changed since the job, or contained by a later one): ${describeLeftAlone(report.leftAlone, Object.values(report.counts).reduce((n, c) => n + c.skipped, 0))}`);
 }
 
 async function services(ctx: CliContext) {
@@ -151,11 +161,11 @@ function register(program: Command, ctx: CliContext): void {
           const report = await contain.dryRunContain(deps, request);
           if (opts.json) writeJSON(ctx, report);
           else {
-            writeLine(ctx, `dry run: ${report.users} users in scope; nothing was changed`);
-            if (report.unmatchedIds && report.unmatchedIds.count > 0) writeLine(ctx, `  note: ${contain.describeUnmatched(report.unmatchedIds)}`);
+            say(ctx, `dry run: ${report.users} users in scope; nothing was changed`);
+            if (report.unmatchedIds && report.unmatchedIds.count > 0) say(ctx, `  note: ${contain.describeUnmatched(report.unmatchedIds)}`);
             for (const [lever, r] of Object.entries(report.levers)) {
-              writeLine(ctx, `  ${lever}: ${Object.entries(r.counts).map(([k, v]) => `${k} ${v}`).join(", ")}${r.sample.length ? ` (e.g. ${r.sample.join(", ")})` : ""}`);
-              for (const note of r.notes ?? []) writeLine(ctx, `    note: ${note}`);
+              say(ctx, `  ${lever}: ${Object.entries(r.counts).map(([k, v]) => `${k} ${v}`).join(", ")}${r.sample.length ? ` (e.g. ${r.sample.join(", ")})` : ""}`);
+              for (const note of r.notes ?? []) say(ctx, `    note: ${note}`);
             }
           }
           return EXIT.ok;
@@ -168,7 +178,7 @@ function register(program: Command, ctx: CliContext): void {
           });
         }
         const job = await contain.createContainJob(deps, request);
-        if (!opts.json) writeLine(ctx, `job ${job.id} created: ${job.total} users (resume with: bulwark contain resume ${job.id})`);
+        if (!opts.json) say(ctx, `job ${job.id} created: ${job.total} users (resume with: bulwark contain resume ${job.id})`);
         const bar = progress(ctx, "contain", job.total);
         const done = await contain.runJob(deps, job.id, { onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` });
         bar.done();
@@ -220,9 +230,9 @@ function register(program: Command, ctx: CliContext): void {
         if (opts.json) writeJSON(ctx, { ...view, ratePerSecond, etaSeconds, stalledSeconds });
         else {
           printJob(ctx, view);
-          writeLine(ctx, `  rate ${ratePerSecond}/s${etaSeconds !== null && job.status !== "done" ? `, ETA ${etaSeconds}s` : ""}`);
+          say(ctx, `  rate ${ratePerSecond}/s${etaSeconds !== null && job.status !== "done" ? `, ETA ${etaSeconds}s` : ""}`);
           if (stalledSeconds !== null) {
-            writeLine(ctx, `  no batch committed for ${stalledSeconds}s: if no process is running this job (it was killed, or its server stopped), resume it with \`bulwark contain resume ${job.id}\``);
+            say(ctx, `  no batch committed for ${stalledSeconds}s: if no process is running this job (it was killed, or its server stopped), resume it with \`bulwark contain resume ${job.id}\``);
           }
         }
         return EXIT.ok;
@@ -275,7 +285,7 @@ function register(program: Command, ctx: CliContext): void {
           });
         }
         const undo = await contain.createUndoJob(deps, id, cliActor());
-        if (!opts.json) writeLine(ctx, `undo job ${undo.id} created: ${undo.total} recorded changes`);
+        if (!opts.json) say(ctx, `undo job ${undo.id} created: ${undo.total} recorded changes`);
         const bar = progress(ctx, "undo", undo.total);
         const view = contain.jobView(await contain.runJob(deps, undo.id, { onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` }));
         bar.done();
@@ -283,7 +293,7 @@ function register(program: Command, ctx: CliContext): void {
         if (opts.json) writeJSON(ctx, { ...view, leftAlone: skipped });
         else {
           printJob(ctx, view);
-          if (skipped.length) writeLine(ctx, `  left alone (changed since the job): ${describeLeftAlone(skipped)}`);
+          if (skipped.length) say(ctx, `  left alone (changed since the job): ${describeLeftAlone(skipped)}`);
         }
         return EXIT.ok;
       }),
@@ -300,8 +310,8 @@ function register(program: Command, ctx: CliContext): void {
         const jobs = [...(await deps.jobs.list({ kind: contain.CONTAIN_KIND, limit: 100 })), ...(await deps.jobs.list({ kind: contain.UNDO_KIND, limit: 100 }))]
           .sort((a, b) => b.createdAt - a.createdAt).map((j) => contain.jobView(j));
         if (opts.json) writeJSON(ctx, jobs);
-        else if (jobs.length === 0) writeLine(ctx, "no containment jobs");
-        else for (const j of jobs) writeLine(ctx, `${j.id}  ${j.kind.padEnd(12)} ${j.status.padEnd(8)} ${String(j.done).padStart(8)}/${j.total}  ${j.levers.join(",")}  ${j.createdAt}`);
+        else if (jobs.length === 0) say(ctx, "no containment jobs");
+        else for (const j of jobs) say(ctx, `${j.id}  ${j.kind.padEnd(12)} ${j.status.padEnd(8)} ${String(j.done).padStart(8)}/${j.total}  ${j.levers.join(",")}  ${j.createdAt}`);
         return EXIT.ok;
       }),
     );

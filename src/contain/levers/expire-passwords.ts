@@ -5,6 +5,9 @@ import { sql } from "kysely";
 import type { UserLever } from "../lever.ts";
 import { countUsers, inIds, partitionRestored, valuesQuery } from "./common.ts";
 
+/** The audit event of an administrator's require-password-change (the API's), which undo leaves standing. */
+export const PASSWORD_CHANGE_REQUIRED = "user.password-change-required";
+
 function nullableNumber(value: number | string | null): number | null {
   return value === null ? null : Number(value);
 }
@@ -39,10 +42,15 @@ export const expirePasswords = {
     if (changes.length === 0) return { restored: [], skipped: [] };
     // Still expired, and the password not changed since → restore; otherwise leave alone. A record written before
     // the change time was recorded (checked = 0) falls back to the flag alone. One statement for the batch.
-    const rows = changes.map((c) => {
+    // An administrator who required a password change since the job (even on an account the job had expired)
+    // made the expiry theirs: it stays. Found through the (type, at) index: few such events since the job.
+    const retaken = new Set((await trx.selectFrom("audit_events").select("subject").where("type", "=", PASSWORD_CHANGE_REQUIRED)
+      .where("at", ">=", ctx.undoOf.at).where(inIds(ctx.dialect, "subject", changes.map((c) => c.userId))).execute()).map((e) => e.subject));
+    const rows = changes.filter((c) => !retaken.has(c.userId)).map((c) => {
       const changedAt = (c.after as { password_changed_at?: number | null }).password_changed_at;
       return [c.userId, changedAt ?? null, changedAt === undefined ? 0 : 1];
     });
+    if (rows.length === 0) return partitionRestored(changes, new Set());
     const v = valuesQuery(ctx.dialect, [{ name: "id", type: "text" }, { name: "changed_at", type: "bigint" }, { name: "checked", type: "integer" }], rows);
     const { rows: done } = await sql<{ id: string }>`
       with v as materialized (${v}) update users set password_must_change = 0 from v

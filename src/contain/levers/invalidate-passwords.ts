@@ -69,9 +69,15 @@ export const invalidatePasswords = {
       .execute();
     counts.users = rows.length;
     // Open email change links die too: a hijacker's pending change must not move the address the reset goes to.
+    // And so do the reset links issued before this moment: one may sit in a queued mail in the outbox (in any copy
+    // of the database), and whoever holds it would set a password of their own after the containment. Spent before
+    // the job's own links are queued below, which are the only ones that then work.
     if (rows.length > 0) {
+      const ids = rows.map((r) => r.id);
       await trx.updateTable("email_change_tokens").set({ used_at: ctx.now })
-        .where(inIds(ctx.dialect, "user_id", rows.map((r) => r.id))).where("used_at", "is", null).execute();
+        .where(inIds(ctx.dialect, "user_id", ids)).where("used_at", "is", null).execute();
+      await trx.updateTable("password_reset_tokens").set({ used_at: ctx.now })
+        .where(inIds(ctx.dialect, "user_id", ids)).where("used_at", "is", null).execute();
     }
     const events: LeverEvent[] = [];
     // In the same transaction as the change: the email is queued if and only if the password was invalidated.

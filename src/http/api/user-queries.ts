@@ -95,8 +95,15 @@ export async function unlockUser(db: Kysely<Schema>, id: string, now: number): P
   return true;
 }
 
-/** Makes the next login ask for a new password; false when that was already required. */
-export async function requirePasswordChange(db: Kysely<Schema>, id: string, now: number): Promise<boolean> {
+/**
+ * Makes the next login ask for a new password: `"required"` when it was not yet, `"retaken"` when it already was
+ * (a containment job's expiry, say). Either way the caller audits `user.password-change-required`: undoing
+ * expire-passwords leaves an expiry an administrator asked for after the job (see that lever's undo), as undoing a
+ * lock leaves one an administrator made theirs. `null` when there is no such account.
+ */
+export async function requirePasswordChange(db: Kysely<Schema>, id: string, now: number): Promise<"required" | "retaken" | null> {
   const r = await db.updateTable("users").set({ password_must_change: 1, updated_at: now }).where("id", "=", id).where("password_must_change", "=", 0).executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1;
+  if (Number(r.numUpdatedRows) === 1) return "required";
+  const taken = await db.updateTable("users").set({ updated_at: now }).where("id", "=", id).where("password_must_change", "=", 1).executeTakeFirst();
+  return Number(taken.numUpdatedRows) === 1 ? "retaken" : null;
 }

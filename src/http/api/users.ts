@@ -12,6 +12,7 @@ import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, can, type Caller } from "./guard.ts";
 import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
+import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 
 const USER_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
 
@@ -167,8 +168,9 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     const changed = await app.db.transaction(async (trx) => {
       await assertOutranksWithin(app, trx, caller, user);
       const set = await requirePasswordChange(trx, user.id, app.clock.now());
-      if (set) await auditAPI(app, request, caller, { type: "user.password-change-required", subject: user.id }, trx);
-      return set;
+      // Audited when it was required already too: the event is what makes the expiry the administrator's.
+      if (set) await auditAPI(app, request, caller, { type: PASSWORD_CHANGE_REQUIRED, subject: user.id, ...(set === "retaken" ? { data: { retaken: true } } : {}) }, trx);
+      return set === "required";
     });
     return { changed };
   });
