@@ -156,7 +156,9 @@ describe("contain", () => {
       const rows = db.prepare("SELECT to_address, body_text, idempotency_key FROM outbox_messages WHERE kind = 'account.containment-reset-link'").all() as Array<{ to_address: string; body_text: string; idempotency_key: string }>;
       assert.equal(rows.length, 1);
       assert.equal(rows[0]?.to_address, "real@example.org");
-      assert.match(rows[0]?.body_text ?? "", /\/reset-password#token=prt_/);
+      // Sealed at rest under the keyring: a copy of the database holds no working link; the server opens it to send.
+      assert.match(rows[0]?.body_text ?? "", /^sealed:bwk1\./);
+      assert.doesNotMatch(rows[0]?.body_text ?? "", /prt_/);
       assert.match(rows[0]?.idempotency_key ?? "", new RegExp(`^account\\.containment-reset:${job.id}:usr_`));
     } finally {
       db.close();

@@ -63,7 +63,8 @@ function breachCheckers(config: Config, logger: Pick<Logger, "warn"> | undefined
 export function buildAccounts(deps: { config: Config; database: Database; clock: Clock; random: RandomSource; audit: AuditLog; keyring: Keyring; logger?: Pick<Logger, "warn"> }): AccountServices {
   const { config, database, clock, random, audit, keyring } = deps;
   const flood = new FloodControl({ database, clock });
-  const outbox = new Outbox({ database, clock, random });
+  // Link mails are sealed at rest under the keyring: a copy of the database files holds no working link.
+  const outbox = new Outbox({ database, clock, random, linkCipher: keyring });
   const publicURL = new URL(config.http.publicURL);
   return {
     passwords: createPasswordContext({ random, argon2: config.argon2 }),

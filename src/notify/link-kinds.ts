@@ -1,6 +1,6 @@
 // Which outbox messages carry a single-use link, and what their bodies become once delivered. The reset and
-// email-change services store only a hash of a link's secret; the mail is the one place the secret sits in clear.
-// After delivery the outbox replaces its bodies (markSent), so a read of the database yields no live link.
+// email-change services store only a hash of a link's secret; the mail is the one place the secret sits, sealed at
+// rest by the outbox (LinkCipher) and opened only to send. After delivery the outbox replaces its bodies (markSent).
 
 /**
  * The kinds of mail whose body holds a single-use link: the one list the outbox goes by (the composers live

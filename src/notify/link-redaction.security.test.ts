@@ -105,10 +105,14 @@ forEachDialect("outbox single-use links at rest", (fx) => {
     const { id } = await f.outbox.enqueue({ ...mail, priority: PRIORITY.security });
     const failing = (permanent: boolean): MailTransport => ({ send: async (): Promise<DeliveryOutcome> => ({ ok: false, permanent, error: "451 try later" }), close: async () => {} });
     assert.equal((await sender(f, failing(false)).runOnce()).retried, 1);
-    assert.equal((await rawBodies(database, id)).body_text, mail.text, "waiting for a retry");
+    assert.equal((await f.outbox.get(id)).text, mail.text, "waiting for a retry");
     f.clock.advance(24 * 3_600_000);
     assert.equal((await sender(f, failing(true)).runOnce()).dead, 1);
-    assert.equal((await rawBodies(database, id)).body_text, mail.text, "dead, for an operator to requeue");
+    assert.equal((await f.outbox.get(id)).text, mail.text, "dead, for an operator to requeue");
+    // Kept sealed at rest all along: the row never holds the link in clear (ASVS 14.2.7).
+    const raw = await rawBodies(database, id);
+    assert.match(raw.body_text, /^sealed:bwk1\./);
+    assert.doesNotMatch(raw.body_text, TOKEN);
     assert.equal(await f.outbox.requeueDead([id]), 1);
     assert.equal((await sender(f, await f.transport()).drain()).sent, 1);
     assert.match(f.server.accepted.at(-1)?.body.replace(/=\r\n/g, "") ?? "", TOKEN, "the requeued mail went out with its link");

@@ -6,7 +6,8 @@ import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import { notifyErrors } from "./errors.ts";
-import { DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
+import type { CipherContext } from "../crypto/keyring.ts";
+import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
 import type { OutboxMessagesTable } from "./tables.ts";
 import { checkAddress, checkBody, checkSubject, checkToken } from "./validate.ts";
 import type { Schema } from "../store/schema.ts";
@@ -76,10 +77,33 @@ const MAX_BATCH = 1000;
 // Bounded so a misbehaving server cannot fill the row with its reply.
 const MAX_ERROR = 500;
 
-export function toMessage(r: Selectable<OutboxMessagesTable>): OutboxMessage {
+/**
+ * Seals the bodies of single-use link mails at rest (the keyring). A link's secret then never sits in clear in the
+ * database: not in the row while it waits, nor in the WAL's old page images or a page's free space after the row
+ * was redacted (markSent), which a file-level backup copies (ASVS 14.2.7).
+ */
+export interface LinkCipher {
+  encrypt(plaintext: string, ctx: CipherContext): string;
+  /** Opens a body; reads the key table again first when another process sealed it under a key this one lacks. */
+  unsealString(ciphertext: string, ctx: CipherContext): Promise<string>;
+}
+
+/** Marks a sealed body; the rest is the keyring's ciphertext, bound to (outbox_messages, column, message id). */
+const SEALED = "sealed:";
+
+function bodyContext(id: string, column: "body_text" | "body_html"): CipherContext {
+  return { table: "outbox_messages", column, row: id };
+}
+
+async function toMessage(r: Selectable<OutboxMessagesTable>, cipher: LinkCipher | null): Promise<OutboxMessage> {
   const num = (v: number | null): number | null => (v === null ? null : Number(v));
+  const open = async (body: string, column: "body_text" | "body_html"): Promise<string> => {
+    if (!body.startsWith(SEALED) || !carriesSingleUseLink(r.kind)) return body;
+    if (!cipher) throw notifyErrors.badMessage(`message ${r.id} holds a sealed body, and this outbox has no keyring to open it`);
+    return cipher.unsealString(body.slice(SEALED.length), bodyContext(r.id, column));
+  };
   return {
-    id: r.id, idempotencyKey: r.idempotency_key, to: r.to_address, subject: r.subject, text: r.body_text, html: r.body_html,
+    id: r.id, idempotencyKey: r.idempotency_key, to: r.to_address, subject: r.subject, text: await open(r.body_text, "body_text"), html: r.body_html === null ? null : await open(r.body_html, "body_html"),
     kind: r.kind, priority: Number(r.priority), status: r.status as OutboxStatus, attempts: Number(r.attempts),
     nextAttemptAt: Number(r.next_attempt_at), lastError: r.last_error, createdAt: Number(r.created_at), sentAt: num(r.sent_at),
     claimedBy: r.claimed_by, claimedUntil: num(r.claimed_until), providerMessageId: r.provider_message_id, campaignId: r.campaign_id,
@@ -90,6 +114,11 @@ export interface OutboxDeps {
   database: Database;
   clock: Clock;
   random: RandomSource;
+  /**
+   * Seals single-use link bodies at rest (LinkCipher). The server and the CLI pass the keyring (src/app/accounts.ts);
+   * without one, link bodies are stored in clear (tests of other behaviour).
+   */
+  linkCipher?: LinkCipher;
 }
 
 export class Outbox {
@@ -97,12 +126,14 @@ export class Outbox {
   readonly #db: Kysely<Schema>;
   readonly #clock: Clock;
   readonly #random: RandomSource;
+  readonly #cipher: LinkCipher | null;
 
   constructor(deps: OutboxDeps) {
     this.#database = deps.database;
     this.#db = deps.database.db;
     this.#clock = deps.clock;
     this.#random = deps.random;
+    this.#cipher = deps.linkCipher ?? null;
   }
 
   get dialect(): Database["dialect"] {
@@ -120,9 +151,12 @@ export class Outbox {
     if (message.campaignId != null) checkToken("campaignId", message.campaignId, 100);
     const priority = message.priority ?? PRIORITY.normal;
     if (!Number.isInteger(priority) || priority < 0 || priority > 100) throw notifyErrors.badMessage("priority must be an integer between 0 and 100");
+    const id = newId("msg", this.#random);
+    const cipher = carriesSingleUseLink(message.kind) ? this.#cipher : null;
+    const seal = (body: string, column: "body_text" | "body_html"): string => (cipher ? SEALED + cipher.encrypt(body, bodyContext(id, column)) : body);
     return {
-      id: newId("msg", this.#random), idempotency_key: message.idempotencyKey, to_address: message.to, subject: message.subject,
-      body_text: message.text, body_html: message.html ?? null, kind: message.kind, priority, status: "queued", attempts: 0,
+      id, idempotency_key: message.idempotencyKey, to_address: message.to, subject: message.subject,
+      body_text: seal(message.text, "body_text"), body_html: message.html === undefined ? null : seal(message.html, "body_html"), kind: message.kind, priority, status: "queued", attempts: 0,
       next_attempt_at: Math.max(now, message.notBefore ?? now), last_error: null, created_at: now, sent_at: null,
       claimed_by: null, claimed_until: null, provider_message_id: null, campaign_id: message.campaignId ?? null,
     };
@@ -195,7 +229,7 @@ export class Outbox {
       .where("id", "in", due)
       .returningAll()
       .execute();
-    return rows.map(toMessage).sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt);
+    return (await Promise.all(rows.map((r) => toMessage(r, this.#cipher)))).sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt);
   }
 
   /**
@@ -295,7 +329,7 @@ export class Outbox {
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_BATCH) throw notifyErrors.badMessage(`limit must be between 1 and ${MAX_BATCH}`);
     const rows = await this.#db.selectFrom("outbox_messages").selectAll().where("status", "=", "dead")
       .orderBy("created_at").orderBy("id").limit(limit).execute();
-    return rows.map(toMessage);
+    return Promise.all(rows.map((r) => toMessage(r, this.#cipher)));
   }
 
   /** The ids of every dead message (a snapshot for `requeue-dead`: messages that die again later are not in it). */
@@ -317,12 +351,12 @@ export class Outbox {
   async get(id: string): Promise<OutboxMessage> {
     const row = await this.#db.selectFrom("outbox_messages").selectAll().where("id", "=", id).executeTakeFirst();
     if (!row) throw notifyErrors.notFound(id);
-    return toMessage(row);
+    return toMessage(row, this.#cipher);
   }
 
   async getByKey(idempotencyKey: string): Promise<OutboxMessage | null> {
     const row = await this.#db.selectFrom("outbox_messages").selectAll().where("idempotency_key", "=", idempotencyKey).executeTakeFirst();
-    return row ? toMessage(row) : null;
+    return row ? toMessage(row, this.#cipher) : null;
   }
 
   /** How many messages are in each status, overall or for one campaign (progress of a campaign). */

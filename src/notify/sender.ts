@@ -107,7 +107,16 @@ function checkRetry(retry: RetryPolicy): RetryPolicy {
   return { maxAttempts, baseDelayMs, maxDelayMs };
 }
 
+/**
+ * A delivery failure that says TLS to the relay could not be set up: a certificate that does not verify (wrong
+ * name, unknown issuer, self-signed), or no STARTTLS where it is required. An interception on the path to the
+ * relay looks exactly like this, so it is logged at once rather than only retried until the message goes dead.
+ */
+const TLS_FAILURE = /certificate|altnames|self[- ]signed|unable to verify|ERR_TLS|ETLS|CERT_|SSL routines|wrong version number|STARTTLS/i;
+
 export class OutboxSender {
+  /** Runs whose TLS failure was logged already: once per run, however many messages it touches. */
+  readonly #tlsWarned = new WeakSet<RunReport>();
   readonly #deps: SenderDeps;
   readonly #name: string;
   readonly #batchSize: number;
@@ -276,6 +285,13 @@ export class OutboxSender {
       const nextAttemptAt = clock.now() + retryDelay(message.attempts, this.#retry, random);
       recorded = await outbox.markRetry({ id: message.id, claimer, error: outcome.error, nextAttemptAt });
       if (recorded) report.retried++;
+      if (TLS_FAILURE.test(outcome.error) && !this.#tlsWarned.has(report)) {
+        this.#tlsWarned.add(report);
+        logger?.warn(
+          { messageId: message.id, kind: message.kind, recipientDomain: recipientDomain(message.to), lastError: withoutMailboxes(outcome.error, message.to).slice(0, 500) },
+          "TLS to the mail relay failed (its certificate does not verify, or it offers no TLS): messages wait for a retry; check the relay's host name and certificate in BULWARK_SMTP_URL, and whether something sits between this server and the relay",
+        );
+      }
     }
     if (!recorded) {
       report.lostClaims++;

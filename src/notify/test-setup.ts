@@ -1,8 +1,10 @@
 // Test support shared by the notify tests: a migrated database, an outbox, a local SMTP server and a transport.
 import assert from "node:assert/strict";
+import { Keyring } from "../crypto/keyring.ts";
 import { ManualClock } from "../lib/clock.ts";
 import { systemRandom } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
+import { createKeyStore } from "../store/key-store.ts";
 import { migrate } from "../store/migrator.ts";
 import { MIGRATIONS } from "../store/migrations/index.ts";
 import type { MailConfig } from "./config.ts";
@@ -14,6 +16,8 @@ export const FROM = "security@bulwark.test";
 
 export interface NotifyFixture {
   clock: ManualClock;
+  /** Seals link bodies at rest, as the server's keyring does. */
+  keyring: Keyring;
   outbox: Outbox;
   server: TestSMTPServer;
   transport(extra?: Partial<MailConfig>): Promise<MailTransport>;
@@ -25,11 +29,14 @@ export async function notifyFixture(db: Database, respond?: Responder): Promise<
   const clock = new ManualClock(Date.UTC(2026, 10, 1));
   const outcome = await migrate(db, clock, MIGRATIONS);
   assert.equal(outcome.error, undefined, outcome.error?.message);
+  const keyring = await Keyring.open({ masterKey: systemRandom.bytes(32), store: createKeyStore(db), clock, random: systemRandom });
+  await keyring.ensureKeys();
   const server = await startTestSMTPServer(respond);
   const transports: MailTransport[] = [];
   return {
     clock,
-    outbox: new Outbox({ database: db, clock, random: systemRandom }),
+    keyring,
+    outbox: new Outbox({ database: db, clock, random: systemRandom, linkCipher: keyring }),
     server,
     async transport(extra = {}) {
       // The test server offers no STARTTLS: clear text is opted into explicitly, as an operator would.
