@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type AddressInfo, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, it, type TestContext } from "node:test";
@@ -20,6 +20,7 @@ import type { MailConfig } from "../src/notify/config.ts";
 import { PRIORITY, type NewMessage, type OutboxMessage } from "../src/notify/outbox.ts";
 import { OutboxSender, type SenderOptions } from "../src/notify/sender.ts";
 import { decodeQuotedPrintable } from "../src/notify/smtp-test-server.ts";
+import { startTarpitSMTPServer } from "../src/notify/tarpit-smtp-server.ts";
 import { FROM, notifyFixture, type NotifyFixture } from "../src/notify/test-setup.ts";
 import { createSMTPTransport, type DeliveryOutcome, type MailTransport } from "../src/notify/transport.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
@@ -97,58 +98,11 @@ describe("what reaches the wire", () => {
   });
 });
 
-/** A raw SMTP relay that hangs up, without a reply, after the first `dropFirst` messages' data; then accepts. */
-async function droppingRelay(t: TestContext, dropFirst: number): Promise<{ port: number; dropped: string[]; accepted: string[] }> {
-  const state = { port: 0, dropped: [] as string[], accepted: [] as string[] };
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    socket.on("error", () => {});
-    socket.write("220 drop.test ESMTP\r\n");
-    let buffer = "";
-    let inData = false;
-    socket.on("data", (chunk: Buffer) => {
-      buffer += chunk.toString("latin1");
-      for (;;) {
-        if (inData) {
-          const end = buffer.indexOf("\r\n.\r\n");
-          if (end < 0) return;
-          const id = /^Message-ID:\s*(\S+)/im.exec(buffer.slice(0, end))?.[1] ?? "?";
-          buffer = buffer.slice(end + 5);
-          inData = false;
-          if (state.dropped.length < dropFirst) {
-            state.dropped.push(id);
-            socket.destroy();
-            return;
-          }
-          state.accepted.push(id);
-          socket.write("250 2.0.0 Ok: queued as D1\r\n");
-          continue;
-        }
-        const eol = buffer.indexOf("\r\n");
-        if (eol < 0) return;
-        const command = buffer.slice(0, 4).toUpperCase();
-        buffer = buffer.slice(eol + 2);
-        inData = command === "DATA";
-        const replies: Record<string, string> = { EHLO: "250-drop.test\r\n250 8BITMIME", DATA: "354 go ahead", QUIT: "221 bye" };
-        socket.write(`${replies[command] ?? "250 ok"}\r\n`);
-      }
-    });
-  });
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", () => done()));
-  state.port = (server.address() as AddressInfo).port;
-  t.after(() => new Promise<void>((done) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => done());
-  }));
-  return state;
-}
-
 describe("the final reply", () => {
   it("attack: a relay that takes the data and hangs up before its final reply gets the message again, same Message-ID, never recorded as sent early", async (t) => {
     const { f } = await sqliteFixture(t);
-    const relay = await droppingRelay(t, 1);
+    const relay = await startTarpitSMTPServer({ delayMs: 0, dropFirst: 1 });
+    t.after(() => relay.close());
     const { id } = await f.outbox.enqueue(notice(1, { kind: "account.password-reset-link", text: "https://bulwark.test/reset-password#token=prt_x\n" }));
     const transport = await createSMTPTransport({ smtp: { host: "127.0.0.1", port: relay.port, secure: false, requireTLS: false, pool: true }, from: FROM });
     t.after(() => transport.close());

@@ -1,5 +1,6 @@
 // Test support: a tarpitting SMTP server on 127.0.0.1 that answers every command only after `delayMs`, each
-// reply well inside any socket timeout. As RFC 5321 §4.1.1.4 has it, a message counts as accepted only when
+// reply well inside any socket timeout; with `dropFirst`, it also hangs up on the first messages after their data,
+// before the final reply (a relay that crashed or lost the connection at the worst moment). As RFC 5321 §4.1.1.4 has it, a message counts as accepted only when
 // its final 250 reply is actually written; if the client hangs up first, the server keeps no copy.
 import { createServer, type AddressInfo, type Socket } from "node:net";
 
@@ -7,11 +8,14 @@ export interface TarpitSMTPServer {
   port: number;
   /** Message-ID of every message accepted (its 250 written to an open connection), in order. */
   accepted: string[];
+  /** Message-ID of every message whose data was taken and whose connection was then dropped without a reply. */
+  dropped: string[];
   close(): Promise<void>;
 }
 
-export async function startTarpitSMTPServer(options: { delayMs: number }): Promise<TarpitSMTPServer> {
+export async function startTarpitSMTPServer(options: { delayMs: number; dropFirst?: number }): Promise<TarpitSMTPServer> {
   const accepted: string[] = [];
+  const dropped: string[] = [];
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const server = createServer((socket) => {
@@ -40,6 +44,11 @@ export async function startTarpitSMTPServer(options: { delayMs: number }): Promi
           buffer = buffer.slice(end + 5);
           inData = false;
           const messageId = /^Message-ID:\s*(\S+)/im.exec(data)?.[1] ?? "?";
+          if (dropped.length < (options.dropFirst ?? 0)) {
+            dropped.push(messageId);
+            socket.destroy();
+            return;
+          }
           reply("250 2.0.0 Ok: queued", () => accepted.push(messageId));
           continue;
         }
@@ -60,6 +69,7 @@ export async function startTarpitSMTPServer(options: { delayMs: number }): Promi
   return {
     port: (server.address() as AddressInfo).port,
     accepted,
+    dropped,
     close: () =>
       new Promise<void>((resolve) => {
         for (const t of timers) clearTimeout(t);
