@@ -53,7 +53,9 @@ function workOf(params: string): number | null {
   if (get("log2") !== undefined) return 2 ** get("log2")!;
   if (get("ln") !== undefined) return 2 ** get("ln")! * (get("r") ?? 1) * (get("p") ?? 1);
   if (get("n") !== undefined) return get("n")! * (get("r") ?? 1) * (get("p") ?? 1);
-  if (get("m") !== undefined && get("t") !== undefined) return get("m")! * get("t")! * (get("p") ?? 1);
+  // argon2: the lanes (p) split the memory m between them; they add no work, so m·t is the measure (scrypt's p,
+  // above, does multiply it).
+  if (get("m") !== undefined && get("t") !== undefined) return get("m")! * get("t")!;
   if (get("rounds") !== undefined) return get("rounds")!;
   return null;
 }
@@ -74,6 +76,8 @@ function noWeaker(next: string, stored: string, passwords: PasswordContext): str
   }
   if (a.scheme !== b.scheme) return `a different scheme below the current policy (${a.scheme}) cannot be shown to cost a guesser as much as the stored ${b.scheme}`;
   const [wa, wb] = [workOf(a.params), workOf(b.params)];
+  // The same scheme with the same parameters (two unsalted digests, say) costs a guesser the same.
+  if ((wa === null || wb === null) && a.params === b.params) return null;
   if (wa === null || wb === null) return `the parameters of ${a.scheme} hashes (${a.params}; stored ${b.params}) cannot be compared`;
   if (wa < wb) return `its parameters (${a.params}) are weaker than the stored hash's (${b.params})`;
   return null;
@@ -103,7 +107,9 @@ export function planPassword(row: ImportRow, stored: string | null, options: { r
       reason: `the file's password hash (${to}, ${STRENGTH_NAMES[now] ?? "unsupported"}) is weaker than the stored one (${from}, ${STRENGTH_NAMES[was]}); --replace-passwords never downgrades a password hash`,
     };
   }
-  if (now === 1 && was === 1 && stored !== null) {
+  // Within one tier below the policy (fast digests, or slow hashes under it), only the same scheme at no weaker
+  // parameters replaces: a salted, iterated Drupal hash must not give way to a bare MD5 of the file.
+  if (now === was && now <= 1 && stored !== null) {
     const why = noWeaker(next, stored, passwords);
     if (why !== null) return { kind: "refuse", reason: `the file's password hash (${to}) may be weaker than the stored one (${from}): ${why}; --replace-passwords never downgrades a password hash (a hash meeting the current policy may replace it)` };
   }

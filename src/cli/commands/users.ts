@@ -3,6 +3,7 @@
 import { basename, extname } from "node:path";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
+import { escapeControls } from "../../lib/terminal.ts";
 import type { App } from "../../app/index.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
@@ -76,8 +77,9 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
     if (report.resumedAfterLine !== null) {
       writeLine(ctx, `  ${report.dryRun ? "would resume" : "resumed"} the interrupted import of this file (job ${report.jobId}): its ${report.alreadyImported} rows up to line ${report.resumedAfterLine} were already written`);
     }
-    for (const b of report.bad) writeLine(ctx, `  line ${b.line}: ${b.reason}`);
-    for (const s of report.skippedRows) writeLine(ctx, `  line ${s.line}: skipped, ${s.reason}`);
+    // The reasons quote the file's cells: control characters are shown as \xNN, never sent to the terminal.
+    for (const b of report.bad) writeLine(ctx, `  line ${b.line}: ${escapeControls(b.reason)}`);
+    for (const s of report.skippedRows) writeLine(ctx, `  line ${s.line}: skipped, ${escapeControls(s.reason)}`);
     const replaced = report.dryRun ? "would be replaced" : "replaced";
     for (const p of report.passwordsReplaced) writeLine(ctx, `  line ${p.line}: password hash ${replaced} (${p.from ?? "no password"} -> ${p.to})`);
     if (report.passwordsKept > 0) writeLine(ctx, `  ${report.passwordsKept} stored password hash(es) differ from the file's and ${report.dryRun ? "would be" : "were"} kept (--replace-passwords replaces them)`);
