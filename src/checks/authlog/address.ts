@@ -125,6 +125,17 @@ function isHostChar(c: number): boolean {
   return (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 46 || c === 95 || c === 45;
 }
 
+/** Where an IPv6 zone id ("%eth0", "%2", at most 15 characters of [A-Za-z0-9_.-]) that starts at `i` ends; `i` when there is none. */
+function skipZone(s: string, i: number): number {
+  let j = i + 1;
+  while (j < s.length && j - i <= 15) {
+    const c = s.charCodeAt(j);
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 46 || c === 95 || c === 45)) break;
+    j++;
+  }
+  return j > i + 1 ? j : i;
+}
+
 /** Result of scanning an address: the normalised text and where it ended. */
 export interface ScannedAddress {
   address: string;
@@ -164,7 +175,11 @@ export function scanAddress(s: string, i: number): ScannedAddress | null {
   if (colons && raw.includes(":")) {
     const text = letters ? raw.toLowerCase() : raw;
     if (text.startsWith("::ffff:") && isIPv4(text.slice(7))) return { address: canonicalIPv4(text.slice(7)), end };
-    return isIPv6Text(text) ? { address: canonicalCached(text), end } : null;
+    if (!isIPv6Text(text)) return null;
+    // A scoped address carries its zone: sshd logs a link-local client as "fe80::1%eth0" (what getnameinfo returns).
+    // The zone names this host's interface, not the client: counted by the address, the zone skipped. Before, the
+    // "%" ended the token and the line was dropped, so a brute force and a root login from the LAN went unseen.
+    return { address: canonicalCached(text), end: s.charCodeAt(end) === 37 ? skipZone(s, end) : end };
   }
   // A DNS name (UseDNS yes): must contain a letter and end with a letter or digit.
   const last = raw.charCodeAt(raw.length - 1);

@@ -1,12 +1,13 @@
 // Verifies release artifacts against a published checksum file (Drupal.org had to prove its
 // project downloads were untouched, seed 000). A name that points outside the directory is refused
 // as a finding and never opened: a hostile sums file must not make us read /etc/shadow.
-import { createReadStream } from "node:fs";
+import type { ReadStream } from "node:fs";
 import { realpath, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { InputError } from "../../lib/errors.ts";
 import { inertJSON } from "../../lib/terminal.ts";
 import type { Finding, Severity } from "../finding.ts";
+import { openInputFile } from "../input-file.ts";
 import { isWithin } from "../files/entry.ts";
 import { hashFile } from "../files/hash-file.ts";
 import { nodeScanFS } from "../files/scan.ts";
@@ -99,12 +100,10 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
   if (sumsStats?.isDirectory()) {
     throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `the checksum file ${options.sums} is a directory; give the checksum file itself, e.g. ${join(options.sums, "SHA256SUMS")} (the files it lists are looked up beside it, or in --dir)`);
   }
-  const stream = createReadStream(options.sums);
+  // Only a regular file, or a pipe passed on purpose (<(…)): a FIFO or a device swapped in must not hang the check.
+  let stream: ReadStream;
   try {
-    await new Promise<void>((ok, fail) => {
-      stream.once("open", () => ok());
-      stream.once("error", fail);
-    });
+    stream = await openInputFile(options.sums);
   } catch (error) {
     throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `cannot read the checksum file ${options.sums}: ${(error as Error).message}`, { cause: error });
   }

@@ -1,12 +1,13 @@
 // The files check as two library calls: record a signed baseline of PATHs, and compare PATHs with
 // one. Both return Findings; the CLI is a thin shell over them.
-import { createReadStream } from "node:fs";
+import type { ReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { Signer } from "../../crypto/signer.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { isBulwarkError } from "../../lib/errors.ts";
 import type { Finding } from "../finding.ts";
+import { openInputFile } from "../input-file.ts";
 import type { BaselineHeader } from "./baseline-format.ts";
 import { BaselineReader, type BaselineIntegrity } from "./baseline-read.ts";
 import { baselineTempPath, writeBaselineFile } from "./baseline-write.ts";
@@ -104,7 +105,6 @@ export interface CompareBaselineResult {
  */
 export async function compareBaseline(options: CompareBaselineOptions): Promise<CompareBaselineResult> {
   // A directory opens fine on Linux and only fails at the first read (EISDIR): refuse it by name.
-  // Other non-regular files (a pipe from `<(…)`) are read as streams.
   let isDirectory = false;
   try {
     isDirectory = (await stat(options.baseline)).isDirectory();
@@ -112,13 +112,10 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     // Reported with the open error below.
   }
   if (isDirectory) throw filesErrors.notABaseline(`cannot read the baseline ${options.baseline}: it is a directory, not a baseline file`);
-  const stream = createReadStream(options.baseline);
-  const opened = new Promise<void>((resolve, reject) => {
-    stream.once("open", () => resolve());
-    stream.once("error", reject);
-  });
+  // Only a regular file, or a pipe passed on purpose (<(…)): a FIFO or a device swapped in must not hang the compare.
+  let stream: ReadStream;
   try {
-    await opened;
+    stream = await openInputFile(options.baseline);
   } catch (error) {
     throw filesErrors.notABaseline(`cannot read the baseline ${options.baseline}: ${(error as Error).message}`, { cause: error });
   }
