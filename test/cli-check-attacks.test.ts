@@ -55,6 +55,21 @@ function analyze(lines: string[]): ReturnType<AuthLogAnalyzer["finish"]> {
 // authlog
 // ---------------------------------------------------------------------------------------------------------
 
+// A Failed line that reads two ways: the client wrote " from VICTIM port 22 ssh2:" into its user name (or, as
+// fail2ban's samples have it, into the auth-info). sshd's own "Invalid user … from REAL" line of the same process
+// settles it: the real client is counted, the victim is not blamed. ASVS 16.4.1 (log injection), 16.3.3.
+test("attack: an invalid user name ending in 'from VICTIM port 22 ssh2:' does not get the victim blamed nor hide the real client", () => {
+  const lines = Array.from({ length: 6 }, (_, i) => [
+    `Nov 21 04:00:0${i} web sshd[${100 + i}]: Invalid user x from 192.0.2.200 port 22 ssh2: from 203.0.113.9 port 4000`,
+    `Nov 21 04:00:0${i} web sshd[${100 + i}]: Failed password for invalid user x from 192.0.2.200 port 22 ssh2: from 203.0.113.9 port 4000 ssh2`,
+  ]).flat();
+  const r = analyze(lines);
+  assert.deepEqual(r.offenders.map((o) => o.address), ["203.0.113.9"]);
+  // The auth-info reading stays the default when nothing else in the log says otherwise (fail2ban's samples).
+  const alone = analyze(Array.from({ length: 6 }, (_, i) => `Nov 21 04:01:0${i} web sshd[${300 + i}]: Failed password for invalid user test from 198.51.100.7 port 58946 ssh2: from 10.10.1.2 port 55555 ssh2`));
+  assert.deepEqual(alone.offenders.map((o) => o.address), ["198.51.100.7"]);
+});
+
 // sshd prints a link-local client with its zone id ("fe80::1%eth0"): the line must be counted, not dropped.
 test("attack: a root password login from a link-local IPv6 address with a zone id (fe80::1%eth0) after a brute force is reported", () => {
   const lines = Array.from({ length: 6 }, (_, i) => `Nov 21 04:00:0${i} web sshd[${200 + i}]: Failed password for root from fe80::1%eth0 port 5000${i} ssh2`);

@@ -172,8 +172,9 @@ export class AuthLogAnalyzer {
     const repeated = repeatedMessage(text, parsed.messageAt);
     const at = messageStart(text, repeated === null ? parsed.messageAt : repeated.start);
     const end = repeated === null ? text.length : repeated.end;
-    const event = classifySshdMessage(at === 0 && end === text.length ? text : text.slice(at, end));
-    if (event === null) return;
+    const classified = classifySshdMessage(at === 0 && end === text.length ? text : text.slice(at, end));
+    if (classified === null) return;
+    const event = this.#connections.resolve(parsed.connection, classified);
     for (let n = repeated === null ? 1 : repeated.count; n > 0; n--) {
       stats.events++;
       this.#byKind.set(event.kind, (this.#byKind.get(event.kind) ?? 0) + 1);

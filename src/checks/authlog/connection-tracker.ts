@@ -87,6 +87,18 @@ export class ConnectionTracker {
     return charged;
   }
 
+  /**
+   * The event as this connection reads it: a Failed line that reads two ways (a forged " from VICTIM port N ssh2:"
+   * in the user name, or in the auth-info) is taken the way that names the address this sshd process already
+   * logged ("Invalid user … from", "Connection from"), so the victim is not blamed and the real client is counted.
+   */
+  resolve(key: string, event: SshdEvent): SshdEvent {
+    const other = event.otherReading;
+    if (!other || event.address === other.address) return event;
+    const state = key === this.#lastKey ? this.#lastState : this.#states.get(key);
+    return state?.address === other.address ? { ...event, address: other.address, user: other.user } : event;
+  }
+
   /** Number of connections currently remembered. */
   get size(): number {
     return this.#states.size;
