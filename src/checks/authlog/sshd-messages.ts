@@ -61,7 +61,8 @@ function failed(m: string): SshdEvent | null {
   const e = ev(kind, effect, false, f.address, m.slice(userStart, Math.max(userStart, f.at)));
   e.method = method;
   e.invalidUser = invalid;
-  const last = findFrom(m, userStart, failedTail, "last");
+  // Only a line with a second " from " can read two ways: the common line pays one indexOf, not a second scan.
+  const last = m.indexOf(" from ", f.at + 6) < 0 ? null : findFrom(m, f.at + 1, failedTail, "last");
   if (last && last.at !== f.at && last.address !== f.address) e.otherReading = { address: last.address, user: m.slice(userStart, last.at) };
   return e;
 }
