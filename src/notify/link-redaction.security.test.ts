@@ -97,6 +97,25 @@ forEachDialect("outbox single-use links at rest", (fx) => {
     }
   });
 
+  it("attack: a sealed link body altered in the database is never sent, not even garbled: it goes dead, and the rest of the batch is delivered", async (t) => {
+    const database = await fx.fresh();
+    const f = await notifyFixture(database);
+    t.after(() => f.close());
+    const [link] = linkMails();
+    const { id } = await f.outbox.enqueue({ ...(link as NewMessage), priority: PRIORITY.security });
+    const other = await f.outbox.enqueue((plainMails()[0] as NewMessage));
+    const raw = await rawBodies(database, id);
+    const flipped = raw.body_text.slice(0, -5) + (raw.body_text.at(-5) === "A" ? "B" : "A") + raw.body_text.slice(-4);
+    await database.db.updateTable("outbox_messages").set({ body_text: flipped }).where("id", "=", id).execute();
+    const report = await sender(f, await f.transport()).drain();
+    assert.equal(report.sent, 1, "the other message went out");
+    assert.equal(f.server.accepted.length, 1);
+    assert.doesNotMatch(f.server.accepted[0]?.body ?? "", /sealed:|bwk1\./, "no ciphertext was mailed");
+    const dead = await rawBodies(database, id);
+    assert.equal(dead.status, "dead");
+    assert.match((await database.db.selectFrom("outbox_messages").select("last_error").where("id", "=", id).executeTakeFirstOrThrow()).last_error ?? "", /sealed body cannot be opened/);
+  });
+
   it("a link mail that failed keeps its body: a retry, and a dead message requeued by an operator, still send the link", async (t) => {
     const database = await fx.fresh();
     const f = await notifyFixture(database);

@@ -229,7 +229,18 @@ export class Outbox {
       .where("id", "in", due)
       .returningAll()
       .execute();
-    return (await Promise.all(rows.map((r) => toMessage(r, this.#cipher)))).sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt);
+    const opened = await Promise.all(rows.map(async (r) => {
+      try {
+        return await toMessage(r, this.#cipher);
+      } catch (error) {
+        // A sealed body that does not open (an altered row, or a database under another master key) can never be
+        // sent: it goes dead at once, for `bulwark outbox status` to show, instead of failing the whole batch on
+        // every lease. Nothing of the body is recorded.
+        await this.markDead({ id: r.id, claimer: input.claimer, error: `its sealed body cannot be opened (${(error as Error).message.slice(0, 200)}): an altered row, or a database opened with another master key` });
+        return null;
+      }
+    }));
+    return opened.filter((m): m is OutboxMessage => m !== null).sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt);
   }
 
   /**
