@@ -285,20 +285,15 @@ function parseMFAPolicy(env: NodeJS.ProcessEnv): MFAPolicy {
 
 /** Reads the HTTP account configuration. */
 export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAuthConfig {
-  const minutes = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw.trim() === "") return fallback * 60_000;
-    const n = Number(raw.trim());
-    if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be a whole number of minutes from ${min} to ${max}, got "${raw.trim().slice(0, 20)}"`);
-    return n * 60_000;
-  };
-  const wholeNumber = (name: string, fallback: number, min: number, max: number): number => {
+  /** A whole number from `min` to `max` (in `unit`, named in the error), `fallback` when unset. */
+  const wholeNumber = (name: string, fallback: number, min: number, max: number, unit?: string): number => {
     const raw = env[name];
     if (raw === undefined || raw.trim() === "") return fallback;
     const n = Number(raw.trim());
-    if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be a whole number from ${min} to ${max}, got "${raw.trim().slice(0, 20)}"`);
+    if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be a whole number${unit ? ` of ${unit}` : ""} from ${min} to ${max}, got "${raw.trim().slice(0, 20)}"`);
     return n;
   };
+  const minutes = (name: string, fallback: number, min: number, max: number): number => wholeNumber(name, fallback, min, max, "minutes") * 60_000;
   const trustedOrigins = (env["BULWARK_TRUSTED_ORIGINS"] ?? "").split(",").map((s) => s.trim()).filter(Boolean).map((o) => parseOrigin("BULWARK_TRUSTED_ORIGINS", o));
   const publicURL = env["BULWARK_PUBLIC_URL"]?.trim() ? parseOrigin("BULWARK_PUBLIC_URL", env["BULWARK_PUBLIC_URL"]) : `http://localhost:${port}`;
   const session = {

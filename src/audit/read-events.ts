@@ -82,20 +82,23 @@ export function toEvent(r: StoredRow): AuditEvent {
 }
 
 /**
- * Stored events `from` to `to` (inclusive) in seq order, a page at a time, read through `db`: a transaction's
- * executor when the caller is inside one (on SQLite any other reader would wait for that transaction to end).
+ * Stored events from `from` to `to` (inclusive; null: to the end) in seq order, a page at a time, read through `db`:
+ * a transaction's executor when the caller is inside one (on SQLite any other reader would wait for that
+ * transaction to end), else the database's (storedPages on PostgreSQL).
  */
-export async function* pagesIn(db: Kysely<Schema>, from: number, to: number): AsyncGenerator<StoredRow[]> {
+export async function* pagesIn(db: Kysely<Schema>, from: number, to: number | null): AsyncGenerator<StoredRow[]> {
   let after = from - 1;
-  while (after < to) {
-    const page = await db.selectFrom("audit_events").selectAll().where("seq", ">", after).where("seq", "<=", to).orderBy("seq").limit(PAGE).execute();
+  for (;;) {
+    let q = db.selectFrom("audit_events").selectAll().where("seq", ">", after).orderBy("seq").limit(PAGE);
+    if (to !== null) q = q.where("seq", "<=", to);
+    const page = await q.execute();
     if (page.length === 0) return;
     yield page.map((r) => ({
       seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at),
       requestId: r.request_id, prevHash: r.prev_hash, hash: r.hash, data: r.data,
     }));
-    after = Number(page[page.length - 1]!.seq);
     if (page.length < PAGE) return;
+    after = Number(page[page.length - 1]!.seq);
   }
 }
 
@@ -116,18 +119,7 @@ export async function* storedPages(database: Database, options: ReadOptions = {}
     yield* sqlitePages(database, options.afterSeq ?? 0, options.untilSeq ?? null);
     return;
   }
-  let after = options.afterSeq ?? 0;
-  for (;;) {
-    let q = database.db.selectFrom("audit_events").selectAll().where("seq", ">", after).orderBy("seq").limit(PAGE);
-    if (options.untilSeq !== undefined) q = q.where("seq", "<=", options.untilSeq);
-    const page = await q.execute();
-    yield page.map((r) => ({
-      seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at),
-      requestId: r.request_id, prevHash: r.prev_hash, hash: r.hash, data: r.data,
-    }));
-    if (page.length < PAGE) return;
-    after = Number(page[page.length - 1]!.seq);
-  }
+  yield* pagesIn(database.db, (options.afterSeq ?? 0) + 1, options.untilSeq ?? null);
 }
 
 /**

@@ -367,7 +367,6 @@ export class Keyring {
     return out;
   }
 
-  /** The Ed25519 signer over the current signing key (checked against the store as for `seal`). */
   /**
    * The audit log's tag (`id:<tag>`) for an identifier that names no account, or an address asked about: attempts
    * with the same text correlate across events and nodes, but the text cannot be recovered from the log with a
@@ -380,6 +379,7 @@ export class Keyring {
     return keyedFingerprint(this.#tagKey, text);
   }
 
+  /** The Ed25519 signer over the current signing key (checked against the store as for `seal`). */
   async signer(): Promise<Signer> {
     if (this.#stale()) await this.reload();
     const keyId = this.#currentSigning;

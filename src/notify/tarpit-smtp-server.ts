@@ -1,7 +1,8 @@
 // Test support: a tarpitting SMTP server on 127.0.0.1 that answers every command only after `delayMs`, each
 // reply well inside any socket timeout; with `dropFirst`, it also hangs up on the first messages after their data,
-// before the final reply (a relay that crashed or lost the connection at the worst moment). As RFC 5321 §4.1.1.4 has it, a message counts as accepted only when
-// its final 250 reply is actually written; if the client hangs up first, the server keeps no copy.
+// before the final reply (a relay that crashed or lost the connection at the worst moment). As RFC 5321 §4.1.1.4
+// has it, a message counts as accepted only when its final 250 reply is actually written; if the client hangs up
+// first, the server keeps no copy.
 import { createServer, type AddressInfo, type Socket } from "node:net";
 
 export interface TarpitSMTPServer {

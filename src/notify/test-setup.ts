@@ -16,8 +16,6 @@ export const FROM = "security@bulwark.test";
 
 export interface NotifyFixture {
   clock: ManualClock;
-  /** Seals link bodies at rest, as the server's keyring does. */
-  keyring: Keyring;
   outbox: Outbox;
   server: TestSMTPServer;
   transport(extra?: Partial<MailConfig>): Promise<MailTransport>;
@@ -35,7 +33,7 @@ export async function notifyFixture(db: Database, respond?: Responder): Promise<
   const transports: MailTransport[] = [];
   return {
     clock,
-    keyring,
+    // Link bodies sealed at rest, as the server's keyring does.
     outbox: new Outbox({ database: db, clock, random: systemRandom, linkCipher: keyring }),
     server,
     async transport(extra = {}) {

@@ -130,7 +130,8 @@ function skipZone(s: string, i: number): number {
   let j = i + 1;
   while (j < s.length && j - i <= 15) {
     const c = s.charCodeAt(j);
-    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 46 || c === 95 || c === 45)) break;
+    // A host character but the colon.
+    if (!isHostChar(c) || c === 58) break;
     j++;
   }
   return j > i + 1 ? j : i;
