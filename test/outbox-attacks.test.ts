@@ -14,9 +14,14 @@ import { SMTPServer } from "smtp-server";
 import { createResetMailer } from "../src/accounts/password-reset/reset-mail.ts";
 import { createPasswordResetService } from "../src/accounts/password-reset/reset-service.ts";
 import { createUserStore } from "../src/accounts/users/user-store.ts";
+import { AuditLog } from "../src/audit/audit-log.ts";
+import { createContainJob, dryRunContain, jobView, runJob, type ContainDeps } from "../src/contain/index.ts";
+import { Keyring } from "../src/crypto/keyring.ts";
+import { JobStore } from "../src/jobs/job-store.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import type { MailConfig } from "../src/notify/config.ts";
+import { SEALED_BODY_MARKER } from "../src/notify/link-kinds.ts";
 import { PRIORITY, type NewMessage, type OutboxMessage } from "../src/notify/outbox.ts";
 import { OutboxSender, type SenderOptions } from "../src/notify/sender.ts";
 import { decodeQuotedPrintable } from "../src/notify/smtp-test-server.ts";
@@ -274,6 +279,45 @@ describe("single-use links at rest", () => {
     f.clock.advance(10 * MINUTE);
     assert.equal((await resets.check(link)).valid, true, "the link still works for the rest of its 30 minutes");
     assert.deepEqual(holding, [], "the delivered link's secret can be read from these files");
+  });
+});
+
+forEachDialect("single-use links under key rotation", (fx) => {
+  // A containment that rotates keys (the old data key is suspected) must not leave a working link sealed under the
+  // retired key: rotate-keys re-seals waiting link bodies with everything else, and they still deliver (ASVS 11.1.x).
+  it("attack: a reset link waiting in the outbox stays under the retired key after rotate-keys (was: not re-sealed)", async (t) => {
+    const database = await fx.fresh();
+    const f = await notifyFixture(database);
+    t.after(() => f.close());
+    const users = createUserStore({ database, clock: f.clock, random: systemRandom });
+    const user = await users.create({ email: "ana@example.org" });
+    const resets = createPasswordResetService({ database, clock: f.clock, random: systemRandom });
+    const mailer = createResetMailer({ database, resets, outbox: f.outbox, random: systemRandom });
+    assert.equal(await mailer.request({ id: user.id, email: user.email }, { publicURL: "https://bulwark.test", serviceName: "Bulwark" }, "reset"), "queued");
+    // A notice whose text happens to begin like a sealed body is not a ciphertext: rotation leaves it alone.
+    await f.outbox.enqueue(notice(7, { text: `${SEALED_BODY_MARKER}not a ciphertext\n` }));
+    const retired = f.keyring.currentDataKeyId;
+    const deps: ContainDeps = {
+      database, clock: f.clock, random: systemRandom, keyring: f.keyring, notifier: null,
+      audit: new AuditLog({ database, clock: f.clock, random: systemRandom }),
+      jobs: new JobStore({ database, clock: f.clock, random: systemRandom }),
+    };
+    assert.deepEqual((await dryRunContain(deps, { levers: ["rotate-keys"], scope: { all: true }, actor: "t" })).levers["rotate-keys"]?.counts, { keys: 1, encryptedValues: 1 });
+    const job = await createContainJob(deps, { levers: ["rotate-keys"], scope: { all: true }, actor: "t" });
+    const view = jobView(await runJob(deps, job.id));
+    assert.equal(view.status, "done");
+    assert.deepEqual(view.counts["rotate-keys"], { reencrypted: 1 });
+    const rows = await database.db.selectFrom("outbox_messages").select(["kind", "body_text"]).orderBy("kind").execute();
+    const link = rows.find((r) => r.kind === "account.password-reset-link")!;
+    assert.ok(link.body_text.startsWith(SEALED_BODY_MARKER), "the body is still sealed");
+    assert.notEqual(f.keyring.currentDataKeyId, retired);
+    assert.equal(Keyring.keyIdOf(link.body_text.slice(SEALED_BODY_MARKER.length)), f.keyring.currentDataKeyId, "the link is still sealed under the retired key");
+    assert.equal(rows.find((r) => r.kind !== "account.password-reset-link")!.body_text, `${SEALED_BODY_MARKER}not a ciphertext\n`);
+    // It still delivers, and the link it carries works.
+    assert.equal((await sender(f, await f.transport()).drain()).sent, 2);
+    const token = f.server.accepted.map((m) => TOKEN.exec(decodeQuotedPrintable(m.body))?.[0]).find(Boolean);
+    assert.ok(token, "the re-sealed mail carried its link");
+    assert.equal((await resets.check(token)).valid, true);
   });
 });
 

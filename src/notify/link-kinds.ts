@@ -19,6 +19,12 @@ export function carriesSingleUseLink(kind: string): boolean {
   return SINGLE_USE_LINK_KINDS.includes(kind);
 }
 
+/**
+ * Marks a sealed body in `outbox_messages.body_text`/`body_html`; the rest is the keyring's ciphertext, bound to
+ * (outbox_messages, column, message id). Key rotation re-encrypts these too (src/contain/encrypted-columns.ts).
+ */
+export const SEALED_BODY_MARKER = "sealed:";
+
 /** The text body of a sent link mail: fixed, so it says why the content is gone and holds nothing to redeem. */
 export const DELIVERED_LINK_TEXT = "The content of this message was removed after delivery because it held a single-use link.";
 

@@ -7,7 +7,7 @@ import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import { notifyErrors } from "./errors.ts";
 import type { CipherContext } from "../crypto/keyring.ts";
-import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
+import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SEALED_BODY_MARKER, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
 import type { OutboxMessagesTable } from "./tables.ts";
 import { checkAddress, checkBody, checkSubject, checkToken } from "./validate.ts";
 import type { Schema } from "../store/schema.ts";
@@ -88,9 +88,6 @@ export interface LinkCipher {
   unsealString(ciphertext: string, ctx: CipherContext): Promise<string>;
 }
 
-/** Marks a sealed body; the rest is the keyring's ciphertext, bound to (outbox_messages, column, message id). */
-const SEALED = "sealed:";
-
 function bodyContext(id: string, column: "body_text" | "body_html"): CipherContext {
   return { table: "outbox_messages", column, row: id };
 }
@@ -98,9 +95,9 @@ function bodyContext(id: string, column: "body_text" | "body_html"): CipherConte
 async function toMessage(r: Selectable<OutboxMessagesTable>, cipher: LinkCipher | null): Promise<OutboxMessage> {
   const num = (v: number | null): number | null => (v === null ? null : Number(v));
   const open = async (body: string, column: "body_text" | "body_html"): Promise<string> => {
-    if (!body.startsWith(SEALED) || !carriesSingleUseLink(r.kind)) return body;
+    if (!body.startsWith(SEALED_BODY_MARKER) || !carriesSingleUseLink(r.kind)) return body;
     if (!cipher) throw notifyErrors.badMessage(`message ${r.id} holds a sealed body, and this outbox has no keyring to open it`);
-    return cipher.unsealString(body.slice(SEALED.length), bodyContext(r.id, column));
+    return cipher.unsealString(body.slice(SEALED_BODY_MARKER.length), bodyContext(r.id, column));
   };
   return {
     id: r.id, idempotencyKey: r.idempotency_key, to: r.to_address, subject: r.subject, text: await open(r.body_text, "body_text"), html: r.body_html === null ? null : await open(r.body_html, "body_html"),
@@ -153,7 +150,7 @@ export class Outbox {
     if (!Number.isInteger(priority) || priority < 0 || priority > 100) throw notifyErrors.badMessage("priority must be an integer between 0 and 100");
     const id = newId("msg", this.#random);
     const cipher = carriesSingleUseLink(message.kind) ? this.#cipher : null;
-    const seal = (body: string, column: "body_text" | "body_html"): string => (cipher ? SEALED + cipher.encrypt(body, bodyContext(id, column)) : body);
+    const seal = (body: string, column: "body_text" | "body_html"): string => (cipher ? SEALED_BODY_MARKER + cipher.encrypt(body, bodyContext(id, column)) : body);
     return {
       id, idempotency_key: message.idempotencyKey, to_address: message.to, subject: message.subject,
       body_text: seal(message.text, "body_text"), body_html: message.html === undefined ? null : seal(message.html, "body_html"), kind: message.kind, priority, status: "queued", attempts: 0,

@@ -16,6 +16,8 @@ export const FROM = "security@bulwark.test";
 
 export interface NotifyFixture {
   clock: ManualClock;
+  /** The keyring that seals link bodies (key rotation re-seals them). */
+  keyring: Keyring;
   outbox: Outbox;
   server: TestSMTPServer;
   transport(extra?: Partial<MailConfig>): Promise<MailTransport>;
@@ -33,6 +35,7 @@ export async function notifyFixture(db: Database, respond?: Responder): Promise<
   const transports: MailTransport[] = [];
   return {
     clock,
+    keyring,
     // Link bodies sealed at rest, as the server's keyring does.
     outbox: new Outbox({ database: db, clock, random: systemRandom, linkCipher: keyring }),
     server,

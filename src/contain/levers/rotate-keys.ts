@@ -8,7 +8,7 @@ import type { DialectName } from "../../store/database.ts";
 import { createKeyStore } from "../../store/key-store.ts";
 import type { Schema } from "../../store/schema.ts";
 import { containErrors } from "../errors.ts";
-import { encryptedColumns } from "../encrypted-columns.ts";
+import { encryptedColumns, type EncryptedColumn } from "../encrypted-columns.ts";
 import type { GlobalLever, LeverContext } from "../lever.ts";
 
 // Rows per step: each is a decrypt and an encrypt, so steps stay short transactions.
@@ -34,6 +34,14 @@ function keysIn(trx: Kysely<Schema>, dialect: DialectName): KeyStore {
   });
 }
 
+/** The rows of `c` whose value holds a ciphertext (a marked value, in the rows the column names). */
+function holdsCiphertext(c: EncryptedColumn) {
+  const parts = [sql`${sql.ref(c.column)} is not null`];
+  if (c.marker !== undefined) parts.push(sql`substr(${sql.ref(c.column)}, 1, ${c.marker.length}) = ${c.marker}`);
+  if (c.onlyRows) parts.push(sql`${sql.ref(c.onlyRows.column)} in (${sql.join(c.onlyRows.values)})`);
+  return sql.join(parts, sql` and `);
+}
+
 /** Where the walk is: column index, last row id done in it, and the key every value is moved to. */
 type Position = [index: number, after: string, target: string];
 
@@ -46,7 +54,7 @@ export const rotateKeys = {
     let values = 0;
     // Everything is under the current key now; after rotation every value moves to the new one.
     for (const c of encryptedColumns()) {
-      const row = await sql<{ n: number }>`select count(*) as n from ${sql.table(c.table)} where ${sql.ref(c.column)} is not null`.execute(db);
+      const row = await sql<{ n: number }>`select count(*) as n from ${sql.table(c.table)} where ${holdsCiphertext(c)}`.execute(db);
       values += Number(row.rows[0]?.n ?? 0);
     }
     return { counts: { keys: 1, encryptedValues: values }, sample: encryptedColumns().map((c) => `${c.table}.${c.column}`).slice(0, 5) };
@@ -76,7 +84,7 @@ export const rotateKeys = {
     while (index < cols.length) {
       const c = cols[index] as (typeof cols)[number];
       const rows = await sql<{ id: string; ct: string | null }>`select ${sql.ref(c.idColumn)} as id, ${sql.ref(c.column)} as ct from ${sql.table(c.table)}
-        where ${sql.ref(c.idColumn)} > ${after} order by ${sql.ref(c.idColumn)} limit ${STEP_ROWS}`.execute(trx);
+        where ${sql.ref(c.idColumn)} > ${after} and ${holdsCiphertext(c)} order by ${sql.ref(c.idColumn)} limit ${STEP_ROWS}`.execute(trx);
       if (rows.rows.length === 0) {
         index++;
         after = "";
@@ -84,10 +92,12 @@ export const rotateKeys = {
       }
       for (const r of rows.rows) {
         if (r.ct === null) continue;
-        if (Keyring.keyIdOf(r.ct) === target) continue; // already moved (a resumed step): changes nothing twice
+        const marker = c.marker ?? "";
+        const ct = r.ct.slice(marker.length);
+        if (Keyring.keyIdOf(ct) === target) continue; // already moved (a resumed step): changes nothing twice
         const cipherCtx = { table: c.table, column: c.column, row: String(r.id) };
         // unseal reads the key table again for a key created since the step began (another node, PostgreSQL).
-        const fresh = await ring.seal(await ring.unseal(r.ct, cipherCtx, { store }), cipherCtx, { keyId: target, store });
+        const fresh = marker + (await ring.seal(await ring.unseal(ct, cipherCtx, { store }), cipherCtx, { keyId: target, store }));
         // Compare-and-set: a value rewritten meanwhile by its owner is not overwritten.
         const done = await sql`update ${sql.table(c.table)} set ${sql.ref(c.column)} = ${fresh} where ${sql.ref(c.idColumn)} = ${r.id} and ${sql.ref(c.column)} = ${r.ct}`.execute(trx);
         if (Number(done.numAffectedRows ?? 0n) === 1) reencrypted++;
