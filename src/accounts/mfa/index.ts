@@ -90,7 +90,7 @@ export function createMfaService(deps: MfaDeps): MfaService {
   const db = database.db;
   const totp = createTOTPFactor({ db, clock, random, keyring, flood, issuer });
   const recovery = createRecoveryCodes({ db, clock, random, flood });
-  const webauthn = createWebAuthnFactor({ db, clock, random, settings: deps.webauthn });
+  const webauthn = createWebAuthnFactor({ database, clock, random, settings: deps.webauthn });
 
   const hasMfaStatement = prepareHot<{ n: number | string }>(
     database,

@@ -11,8 +11,10 @@ import type { Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import { fromBase64URL, toBase64URL, utf8 } from "../../lib/encoding.ts";
 import type { RandomSource } from "../../lib/random.ts";
+import { hidesSomething } from "../../lib/visible-text.ts";
 import { mfaErrors } from "./errors.ts";
 import { MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorChangeOptions, type FactorProof } from "./policy.ts";
+import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 
 export interface WebAuthnSettings {
@@ -124,13 +126,31 @@ function cleanName(name: unknown): string {
   const trimmed = name.trim();
   if (trimmed.length === 0) throw mfaErrors.invalidInput("the passkey name is empty");
   if (trimmed.length > MAX_CREDENTIAL_NAME) throw mfaErrors.invalidInput(`the passkey name is longer than ${MAX_CREDENTIAL_NAME} characters`);
-  if (/[\p{Cc}\p{Cf}]/u.test(trimmed)) throw mfaErrors.invalidInput("the passkey name contains control or invisible characters");
+  if (hidesSomething(trimmed)) throw mfaErrors.invalidInput("the passkey name contains control or invisible characters (such as a Hangul filler or a line separator), or an unpaired surrogate");
   return trimmed;
 }
 
+/**
+ * Whether the browser ran the ceremony inside a frame of another origin (clientData `crossOrigin: true`, or a
+ * `topOrigin`, WebAuthn L3 §7.1 step 10 and §7.2 step 13). No Bulwark page is meant to be framed
+ * (`frame-ancestors 'none'`), so such a response is refused in both ceremonies. @simplewebauthn/server checks
+ * neither during registration, and during authentication only a `topOrigin` (Safari sends none).
+ */
+function madeInAFrame(response: unknown): boolean {
+  try {
+    const clientData = (response as { response?: { clientDataJSON?: unknown } } | null)?.response?.clientDataJSON;
+    if (typeof clientData !== "string") return false; // the library refuses it
+    const parsed = JSON.parse(Buffer.from(clientData, "base64url").toString("utf8")) as { crossOrigin?: unknown; topOrigin?: unknown } | null;
+    return parsed?.crossOrigin === true || (parsed !== null && typeof parsed === "object" && parsed.topOrigin !== undefined);
+  } catch {
+    return false; // not JSON: the library refuses it
+  }
+}
+
 /** Builds the WebAuthn factor over webauthn_credentials and webauthn_challenges. */
-export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; random: RandomSource; settings: WebAuthnSettings }): WebAuthnFactor {
-  const { db, clock, random, settings } = deps;
+export function createWebAuthnFactor(deps: { database: Database; clock: Clock; random: RandomSource; settings: WebAuthnSettings }): WebAuthnFactor {
+  const { database, clock, random, settings } = deps;
+  const db = database.db;
 
   /**
    * Issues a challenge bound to the user, the ceremony and the flow; expired ones are swept on the way, and the
@@ -197,6 +217,7 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
     // The challenge is spent first, whatever follows: a refused response cannot be retried with it.
     const challenge = await consumeChallenge(userId, "authentication", contextOf(options), response);
     if (challenge === null) return null;
+    if (madeInAFrame(response)) return null;
     const id = (response as { id?: unknown }).id;
     if (typeof id !== "string") return null;
     // Only the user's own credentials: another account's passkey proves nothing about this one.
@@ -266,8 +287,12 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       const label = cleanName(name);
       const challenge = await consumeChallenge(userId, "registration", contextOf(options), response);
       if (challenge === null) throw mfaErrors.invalidInput("the registration response answers no live challenge of this account and session (unknown, expired or already used); start again");
-      const count = (await credentialsOf(userId)).length;
-      if (count >= MAX_WEBAUTHN_CREDENTIALS) throw mfaErrors.invalidInput(`an account may hold at most ${MAX_WEBAUTHN_CREDENTIALS} passkeys; remove one first`);
+      const full = async (executor: Kysely<Schema>): Promise<void> => {
+        const { n } = await executor.selectFrom("webauthn_credentials").select((eb) => eb.fn.countAll<number | string>().as("n")).where("user_id", "=", userId).executeTakeFirstOrThrow();
+        if (Number(n) >= MAX_WEBAUTHN_CREDENTIALS) throw mfaErrors.invalidInput(`an account may hold at most ${MAX_WEBAUTHN_CREDENTIALS} passkeys; remove one first`);
+      };
+      await full(db);
+      if (madeInAFrame(response)) throw mfaErrors.invalidInput("the registration response was refused: the browser made it inside a frame of another site");
       const { verifyRegistrationResponse } = await webAuthnLibrary();
       let verified;
       try {
@@ -288,6 +313,10 @@ export function createWebAuthnFactor(deps: { db: Kysely<Schema>; clock: Clock; r
       const { credential } = verified.registrationInfo;
       const transports = Array.isArray(credential.transports) ? credential.transports.filter((t) => typeof t === "string").slice(0, 8) : [];
       await db.transaction().execute(async (trx) => {
+        // Counted again where it is stored, one registration of the account at a time: registrations raced from
+        // several sessions each passed the count above.
+        await serialiseTransactions(database, trx, lockKeyOf(`webauthn-credentials:${userId}`));
+        await full(trx);
         try {
           await trx
             .insertInto("webauthn_credentials")

@@ -4,6 +4,7 @@
 import { sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
+import { hidesSomething } from "../../lib/visible-text.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { isPermission, PERMISSIONS } from "../roles/permissions.ts";
@@ -99,7 +100,7 @@ function validateInput(input: NewToken, now: number): { name: string; scopes: st
   if (name.length > MAX_TOKEN_NAME) throw tokenErrors.invalidInput(`token name is longer than ${MAX_TOKEN_NAME} characters`);
   // \p{Cs}: a lone UTF-16 surrogate ("\ud800" in JSON) is no character; the database would store U+FFFD while the
   // answer echoed the surrogate, so the name shown later would differ from the one confirmed (as for usernames).
-  if (/[\p{Cc}\p{Cf}\p{Cs}]/u.test(name)) throw tokenErrors.invalidInput("token name contains control or invisible characters, or an unpaired surrogate");
+  if (hidesSomething(name)) throw tokenErrors.invalidInput("token name contains control or invisible characters (such as a Hangul filler or a line separator), or an unpaired surrogate");
   if (!Array.isArray(input.scopes) || input.scopes.length === 0) throw tokenErrors.invalidInput("a token needs at least one scope (a permission such as accounts.read)");
   const scopes: string[] = [];
   for (const scope of input.scopes) {

@@ -1,5 +1,6 @@
 // Normalisation of the identifiers people log in with. Lookups use the normalised key; the account keeps
 // the address as given. Lengths are bounded (RFC 5321 §4.5.3.1: 254 characters is the usable maximum).
+import { hidesSomething } from "../../lib/visible-text.ts";
 import { accountErrors } from "../errors.ts";
 
 export const MAX_EMAIL = 254;
@@ -27,7 +28,7 @@ export function validateUsername(username: string): string {
   const trimmed = username.trim().normalize("NFC");
   if (trimmed.length === 0) throw accountErrors.invalidUsername("is empty");
   if (trimmed.length > MAX_USERNAME) throw accountErrors.invalidUsername(`is longer than ${MAX_USERNAME} characters`);
-  if (/[\p{Cc}\p{Cf}\p{Cs}]/u.test(trimmed)) throw accountErrors.invalidUsername("contains control or invisible characters, or an unpaired surrogate");
+  if (hidesSomething(trimmed)) throw accountErrors.invalidUsername("contains control or invisible characters (such as a Hangul filler or a line separator), or an unpaired surrogate");
   if (trimmed.includes("@")) throw accountErrors.invalidUsername("must not contain @ (it would collide with email logins)");
   return trimmed;
 }

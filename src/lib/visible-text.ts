@@ -1,0 +1,22 @@
+// What a name shown to people may hold. Control and formatting characters were refused already; these also show
+// nothing, or break the line where a list prints the name: the line and paragraph separators, every Unicode
+// default-ignorable code point (Hangul fillers U+115F, U+3164, U+FFA0, the combining grapheme joiner U+034F,
+// …) and the braille blank U+2800, which fonts draw as empty. A name made of them, or one that ends in them,
+// lets whoever holds a session add a passkey or token the owner cannot see in the list, or register "admin" and
+// a filler as another "admin". Variation selectors (U+FE00–U+FE0F) stay allowed: they only choose how the
+// character before them is drawn (the emoji form of ❤), and a name of nothing else has nothing visible.
+
+const HIDDEN = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\u2800]|(?![\uFE00-\uFE0F])\p{Default_Ignorable_Code_Point}/u;
+const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u;
+
+/**
+ * Whether `text` holds a character that shows nothing or breaks the line (control, formatting, separator,
+ * default-ignorable, braille blank), or an unpaired surrogate, or has no visible character at all.
+ *
+ * @example
+ * hidesSomething("YubiKey 5 ❤️") // false
+ * hidesSomething("admin\u3164")   // true (a Hangul filler)
+ */
+export function hidesSomething(text: string): boolean {
+  return HIDDEN.test(text) || !VISIBLE.test(text);
+}
