@@ -63,7 +63,7 @@ const TEXT: Record<string, { severity: Severity; title: (n: number) => string; d
     severity: "high",
     title: (n) => `${n} listed file(s) could not be read`,
     detail: "They exist but could not be hashed, so they were not verified.",
-    remediation: "Fix the permissions or the I/O error listed, then verify again.",
+    remediation: "Fix the permissions or the I/O error listed, then verify again. A file that changed while being read, or whose path changed, is being written to: find out by what before trusting it.",
   },
   "downloads.path-traversal": {
     severity: "high",
@@ -88,6 +88,12 @@ const TEXT: Record<string, { severity: Severity; title: (n: number) => string; d
  * if (r.findings.length === 0) console.log(`${r.ok} files verified`);
  */
 export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<VerifyDownloadsResult> {
+  // `/dev/stdin`, `/dev/fd/N` (a shell's <(…)) or `/proc/self/fd/N` has no directory beside it: the files it lists
+  // would be looked up in /dev or /proc (where a hostile list could point at what lives there), never in the
+  // download directory.
+  if (options.dir === undefined && /^\/(dev|proc)(\/|$)/.test(resolve(options.sums))) {
+    throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `the checksum file ${options.sums} is read from a descriptor or device, so there is no directory beside it to look the listed files up in: name the download directory with --dir`);
+  }
   const dir = resolve(options.dir ?? dirname(options.sums));
   let realDir: string;
   try {
@@ -116,7 +122,7 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
     if (g.items.length < EVIDENCE_LIMIT) g.items.push(item);
   };
   // The same file listed twice is hashed once.
-  const hashes = new Map<string, { sha256: string } | { error: string }>();
+  const hashes = new Map<string, Hashed>();
   const buffer = Buffer.allocUnsafe(1 << 20);
   let entries = 0;
   let ok = 0;
@@ -163,6 +169,9 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
       let result = hashes.get(real);
       if (!result) {
         result = await hashOne(real, buffer);
+        // A directory on the way swapped for a link after the check above: O_NOFOLLOW guards the last component
+        // only, so the file opened may lie outside. Where the name leads now must be inside, and be the file read.
+        if ("sha256" in result && !(await stillInside(target, realDir, result))) result = { error: "a path component was swapped while being read (it led outside the directory)" };
         hashes.set(real, result);
       }
       if ("error" in result) {
@@ -213,11 +222,30 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
 
 /** The first few items for the human one-line detail; names are JSON-quoted (C1 included) so control characters stay inert. */
 function describe(g: Group): string {
-  const shown = g.items.slice(0, 5).map((i) => (typeof i["name"] === "string" ? `${inertJSON(i["name"])} (line ${String(i["line"])})` : `line ${String(i["line"])}: ${String(i["reason"])}`));
+  const shown = g.items.slice(0, 5).map((i) => {
+    const why = i["error"] ?? i["reason"];
+    if (typeof i["name"] !== "string") return `line ${String(i["line"])}: ${String(why)}`;
+    return `${inertJSON(i["name"])} (line ${String(i["line"])})${why === undefined ? "" : `: ${inertJSON(String(why)).slice(1, -1)}`}`;
+  });
   return `${shown.join("; ")}${g.count > shown.length ? `; and ${g.count - shown.length} more` : ""}.`;
 }
 
-async function hashOne(path: string, buffer: Buffer): Promise<{ sha256: string } | { error: string }> {
+/** A listed file's digest, with the device and inode of the file read; or why it has none. */
+type Hashed = { sha256: string; dev: bigint; ino: bigint } | { error: string };
+
+/** Whether `target` still leads to a file inside `realDir`, and to the very file that was read (device and inode). */
+async function stillInside(target: string, realDir: string, read: { dev: bigint; ino: bigint }): Promise<boolean> {
+  try {
+    const now = await realpath(target);
+    if (!isWithin(now, realDir)) return false;
+    const s = await stat(now, { bigint: true });
+    return s.dev === read.dev && s.ino === read.ino;
+  } catch {
+    return false;
+  }
+}
+
+async function hashOne(path: string, buffer: Buffer): Promise<Hashed> {
   let before;
   try {
     before = await nodeScanFS.lstat(path);
@@ -226,6 +254,6 @@ async function hashOne(path: string, buffer: Buffer): Promise<{ sha256: string }
   }
   if (!before.isFile()) return { error: "not a regular file" };
   const outcome = await hashFile(nodeScanFS, path, before, buffer);
-  if (outcome.status === "ok") return { sha256: outcome.sha256 };
+  if (outcome.status === "ok") return { sha256: outcome.sha256, dev: outcome.stat.dev, ino: outcome.stat.ino };
   return { error: outcome.status === "unreadable" ? outcome.error : "changed while being read" };
 }
