@@ -3,15 +3,28 @@
 // instead of being sent, so a stored value cannot move the cursor, retitle the window or hide what follows.
 
 /**
- * `text` with every control character written as `\xNN`.
+ * `text` with every control character written as `\xNN`, every bidirectional control (the embeddings,
+ * overrides and isolates U+202A–U+202E, U+2066–U+2069, and the marks U+200E, U+200F, U+061C) and every unpaired
+ * surrogate as `\uNNNN` ("invoice\u202efdp.sh" would otherwise show as "invoicehs.pdf"), except the surrogates
+ * that stand for the bytes of a file name that is not UTF-8, shown as those bytes (`\xff`).
  *
  * @example
  * escapeControls("a\u009b2Jb") // "a\\x9b2Jb"
+ * escapeControls("x\u202egnp.sh") // "x\\u202egnp.sh"
  */
 export function escapeControls(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text.replace(ESCAPED, (c) => {
+    const code = c.charCodeAt(0);
+    // A lone surrogate of U+DC80–U+DCFF is a byte of a file name that is not UTF-8 (checks/files nameFromBytes).
+    if (code >= 0xdc80 && code <= 0xdcff) return `\\x${(code - 0xdc00).toString(16)}`;
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
 }
+
+// Controls (C0, DEL, C1), bidirectional controls, and surrogates that are not part of a pair (a terminal would
+// show U+FFFD for them).
+// eslint-disable-next-line no-control-regex
+const ESCAPED = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /** Characters of an excerpt (see `excerpt`): enough to recognise a token, too few to carry a secret line. */
 export const EXCERPT_LENGTH = 40;

@@ -54,6 +54,34 @@ function gainedSetID(before: FileEntry, after: FileEntry): boolean {
   return (modeBits(after.mode) & 0o6000 & ~modeBits(before.mode)) !== 0;
 }
 
+/**
+ * A setuid (setgid) file that now runs as another owner (group): a setuid helper of an ordinary user chowned to
+ * root, u+s set again, is a root backdoor with no new byte and no new bit.
+ */
+function setIDOwnerChanged(before: FileEntry, after: FileEntry): boolean {
+  const bits = modeBits(after.mode);
+  return ((bits & 0o4000) !== 0 && before.uid !== after.uid) || ((bits & 0o2000) !== 0 && before.gid !== after.gid);
+}
+
+/**
+ * A file or directory under WRITE_PROTECTED_DIRS taken from root by another owner, who may now rewrite it (unless
+ * anyone could already: that was reported when it became so).
+ */
+function leftRoot(before: FileEntry, after: FileEntry): boolean {
+  if ((after.type !== "file" && after.type !== "dir") || before.type !== after.type) return false;
+  if ((modeBits(before.mode) & 0o002) !== 0) return false;
+  return before.uid === 0 && after.uid !== 0 && WRITE_PROTECTED_DIRS.some((d) => isWithin(after.path, d));
+}
+
+/**
+ * Only the ctime of a program moved: what changed is something the baseline does not record — an extended
+ * attribute such as a file capability (`setcap cap_setuid+ep` makes it able to become root with no setuid bit),
+ * an ACL, or its hard links. Ordinary updates replace the file (new inode) or change what is recorded.
+ */
+function hiddenChangeOfProgram(event: DiffEvent, after: FileEntry): boolean {
+  return after.type === "file" && isExecutableMode(after.mode) && event.changes.length === 1 && event.changes[0] === "ctime";
+}
+
 /** A file or directory under WRITE_PROTECTED_DIRS newly writable by its group or by others (symlinks are always 0777). */
 function gainedSharedWrite(before: FileEntry, after: FileEntry): boolean {
   if ((after.type !== "file" && after.type !== "dir") || before.type !== after.type) return false;
@@ -65,8 +93,10 @@ function gainedSharedWrite(before: FileEntry, after: FileEntry): boolean {
  * Severity of one difference. changed: content of a system executable, a setuid/setgid file, or a
  * link or type swap in a system directory → critical; other content → high; metadata only → medium,
  * except a newly set setuid/setgid bit → high (chmod u+s on a shell is a backdoor without a new byte)
- * and group/other write newly allowed under WRITE_PROTECTED_DIRS → high (0666 on /etc/passwd is one too).
- * added: a new system executable or setuid/setgid file → high, otherwise low. removed → medium.
+ * and group/other write newly allowed under WRITE_PROTECTED_DIRS → high (0666 on /etc/passwd is one too), and so
+ * are a setuid/setgid file's new owner or group, a system file or directory taken from root, and a program whose
+ * ctime alone moved (a file capability). added: a new system executable, setuid/setgid file or link in a system
+ * directory → high, otherwise low. removed → medium.
  *
  * @example
  * classify({ kind: "changed", path: "/usr/bin/ls", before, after, changes: ["sha256"], content: true }).severity; // "critical"
@@ -78,6 +108,8 @@ export function classify(event: DiffEvent): Classification {
     if (after.type === "file" && isSetID(after.mode)) return { id: "files.added", severity: "high", reason: "new setuid/setgid file" };
     // A name that cannot be examined (not UTF-8) in a system directory is a classic hiding trick.
     if (after.type === "unknown" && isSystemPath(after.path)) return { id: "files.added", severity: "high", reason: "new unexaminable entry in a system directory" };
+    // A link named like a program, first in root's PATH (/usr/local/bin/sudo), runs what it points at.
+    if (after.type === "symlink" && isSystemPath(after.path)) return { id: "files.added", severity: "high", reason: "new link in a system directory" };
     return { id: "files.added", severity: "low", reason: "new entry" };
   }
   if (event.kind === "removed" || !before || !after) return { id: "files.removed", severity: "medium", reason: "entry removed" };
@@ -92,6 +124,11 @@ export function classify(event: DiffEvent): Classification {
     return { id: "files.changed", severity: "high", reason: "content changed" };
   }
   if (after.type === "file" && gainedSetID(before, after)) return { id: "files.changed", severity: "high", reason: "setuid/setgid bit added" };
+  if (after.type === "file" && setIDOwnerChanged(before, after)) return { id: "files.changed", severity: "high", reason: "setuid/setgid file now runs as another owner or group" };
   if (gainedSharedWrite(before, after)) return { id: "files.changed", severity: "high", reason: "group/other write permission added in a system directory" };
+  if (leftRoot(before, after)) return { id: "files.changed", severity: "high", reason: "owner changed from root in a system directory" };
+  if (hiddenChangeOfProgram(event, after)) {
+    return { id: "files.changed", severity: "high", reason: "only the ctime of a program changed: an unrecorded attribute (a file capability, an ACL) or its links" };
+  }
   return { id: "files.changed", severity: "medium", reason: "metadata changed" };
 }

@@ -18,7 +18,8 @@ export interface DiffEvent {
 /**
  * The fields that differ between two records of one path. Directories ignore size, mtime and
  * ctime: they change whenever an entry is added or removed, which is already reported per entry.
- * A hash is compared only when both sides have one (an unreadable file has none).
+ * A hash is compared only when both sides have one (an unreadable file has none); without one, a regular file
+ * whose size changed still counts as changed content.
  */
 export function diffEntry(before: FileEntry, after: FileEntry): { changes: string[]; content: boolean } {
   const changes: string[] = [];
@@ -34,6 +35,8 @@ export function diffEntry(before: FileEntry, after: FileEntry): { changes: strin
       changes.push("sha256");
       content = true;
     }
+    // One side could not be hashed (unreadable then or now): a regular file whose size moved has other content.
+    if (before.type === "file" && (before.sha256 === null || after.sha256 === null) && before.size !== after.size) content = true;
     if (before.target !== after.target) {
       changes.push("target");
       content = true;

@@ -1,7 +1,7 @@
 // Streamed SHA-256 of one regular file, with the checks that make the hash trustworthy: the file
 // opened is the one examined (same device and inode, still regular), and it did not move while read.
 import { createHash } from "node:crypto";
-import { closeSync, constants, fstatSync, lstatSync, openSync, read, readdirSync, readlinkSync, readSync, statSync, type BigIntStats } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, read, readdirSync, readlinkSync, readSync, statSync, type BigIntStats } from "node:fs";
 
 /** An open regular file, as the hasher needs it. */
 export interface OpenFile {
@@ -38,21 +38,25 @@ function fdFile(fd: number): OpenFile {
 }
 
 /**
- * A directory entry name as text. Linux names are bytes; a name that is not valid UTF-8 cannot be
- * named by a JS string, so it comes back as NUL (never part of a real name) followed by the name
- * with each bad byte written as \xNN: the scanner records it as an unexaminable entry instead of
- * silently losing it (a trick to hide a planted file).
+ * A directory entry name as text. Linux names are bytes; a byte that is not part of valid UTF-8 (always 0x80 or
+ * above) is written as the lone surrogate U+DC00 + byte, which no valid name can hold, so every name gets its
+ * own text and turns back into its bytes for the system calls (`systemPath`). Such an entry is examined like any
+ * other: a setuid file named "x\xff" is a setuid file. (A printable escape such as `\xff` would collide with the
+ * real name made of those four characters, and hide one of the two.)
+ *
+ * @example
+ * nameFromBytes(Buffer.from([0x61, 0xff])) // "a\udcff"
  */
 export function nameFromBytes(bytes: Buffer): string {
   const text = bytes.toString("utf8");
-  if (Buffer.from(text, "utf8").equals(bytes)) return text;
+  if (!text.includes("\ufffd") || Buffer.from(text, "utf8").equals(bytes)) return text;
   let out = "";
   let i = 0;
   while (i < bytes.length) {
     // Take the longest valid UTF-8 run, escape one byte, repeat.
     let j = i;
     let run = "";
-    for (let k = bytes.length; k > i; k--) {
+    for (let k = Math.min(bytes.length, i + 4096); k > i; k--) {
       const piece = bytes.subarray(i, k);
       const decoded = piece.toString("utf8");
       if (Buffer.from(decoded, "utf8").equals(piece)) {
@@ -65,11 +69,112 @@ export function nameFromBytes(bytes: Buffer): string {
       out += run;
       i = j;
     } else {
-      out += `\\x${(bytes[i] as number).toString(16).padStart(2, "0")}`;
+      out += String.fromCharCode(0xdc00 + (bytes[i] as number));
       i++;
     }
   }
-  return `\0${out}`;
+  return out;
+}
+
+/** An escaped byte of nameFromBytes: a low surrogate of U+DC80–U+DCFF with no high surrogate before it. */
+const ESCAPED_BYTE = /(?<![\ud800-\udbff])([\udc80-\udcff])/;
+
+/** The bytes of a path whose names came from nameFromBytes. */
+export function pathBytes(path: string): Buffer {
+  if (!ESCAPED_BYTE.test(path)) return Buffer.from(path, "utf8");
+  return Buffer.concat(path.split(ESCAPED_BYTE).map((part, i) => (i % 2 === 1 ? Buffer.of(part.charCodeAt(0) - 0xdc00) : Buffer.from(part, "utf8"))));
+}
+
+/**
+ * Paths longer than this (in bytes) are reached through an open descriptor of their directory: the kernel refuses
+ * a path of PATH_MAX (4,096) bytes or more, so an intruder could nest a tree deeper than that and hide everything
+ * below it from a scan that names files by their full path.
+ */
+const LONG_PATH = 3072;
+/** Descriptors of directories kept open while a scan runs (least recently used closed first). */
+const MAX_OPEN_DIRS = 256;
+const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+const openDirs = new Map<string, number>();
+let scansRunning = 0;
+
+function lastSlash(path: string): number {
+  const at = path.lastIndexOf("/");
+  return at <= 0 ? 0 : at;
+}
+
+/** An open descriptor of the directory `dir` (a path longer than LONG_PATH, or its ancestors). */
+function directoryDescriptor(dir: string): number {
+  const held = openDirs.get(dir);
+  if (held !== undefined) {
+    openDirs.delete(dir);
+    openDirs.set(dir, held);
+    return held;
+  }
+  const at = lastSlash(dir);
+  const fd = openSync(dir === "/" ? "/" : systemPathUnder(dir.slice(0, at) || "/", dir.slice(at + 1)), DIR_FLAGS);
+  openDirs.set(dir, fd);
+  if (openDirs.size > MAX_OPEN_DIRS) {
+    const [oldest, oldFd] = openDirs.entries().next().value as [string, number];
+    openDirs.delete(oldest);
+    closeSync(oldFd);
+  }
+  return fd;
+}
+
+function systemPathUnder(dir: string, name: string): string | Buffer {
+  const bytes = pathBytes(dir);
+  if (bytes.length <= LONG_PATH && !(scansRunning > 0 && DESCRIPTOR_PATHS)) return Buffer.concat([bytes, Buffer.from(dir === "/" ? "" : "/"), pathBytes(name)]);
+  return Buffer.concat([Buffer.from(`/proc/self/fd/${directoryDescriptor(dir)}/`), pathBytes(name)]);
+}
+
+/** Whether directories can be reached through their descriptors (`/proc` is mounted: Linux). */
+const DESCRIPTOR_PATHS = existsSync("/proc/self/fd");
+
+/**
+ * What to hand a system call for `path`. While a scan runs (and `/proc` is there): the name under
+ * `/proc/self/fd/N` of its directory's descriptor, opened once with O_NOFOLLOW, so the entries of a directory
+ * are looked up in the directory that was listed, even if it is swapped for a link to elsewhere meanwhile (that
+ * lookup then fails with ELOOP), and however long the path. Otherwise the path itself, its bytes when a name
+ * in it is not UTF-8, or for a path longer than LONG_PATH, the same descriptor route.
+ */
+export function systemPath(path: string): string | Buffer {
+  if (scansRunning > 0 && DESCRIPTOR_PATHS && path !== "/" && path.startsWith("/")) {
+    const at = lastSlash(path);
+    return Buffer.concat([Buffer.from(`/proc/self/fd/${directoryDescriptor(path.slice(0, at) || "/")}/`), pathBytes(path.slice(at + 1))]);
+  }
+  if (path.length * 3 <= LONG_PATH && !ESCAPED_BYTE.test(path)) return path;
+  const bytes = pathBytes(path);
+  if (bytes.length <= LONG_PATH) return ESCAPED_BYTE.test(path) ? bytes : path;
+  const at = lastSlash(path);
+  return systemPathUnder(path.slice(0, at) || "/", path.slice(at + 1));
+}
+
+/** Runs one system call on `path`; outside a scan, the directories it opened are closed again at once. */
+function onPath<T>(path: string, call: (p: string | Buffer) => T): T {
+  try {
+    return call(systemPath(path));
+  } finally {
+    if (scansRunning === 0 && openDirs.size > 0) closeOpenDirectories();
+  }
+}
+
+function closeOpenDirectories(): void {
+  for (const fd of openDirs.values()) closeSync(fd);
+  openDirs.clear();
+}
+
+/**
+ * Marks a scan as running, so directories opened for long paths stay open until it ends; the returned function
+ * ends it. Within one scan a directory is opened once and its descriptor kept, as a walk with openat would.
+ */
+export function holdDirectories(): () => void {
+  scansRunning++;
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    if (--scansRunning === 0) closeOpenDirectories();
+  };
 }
 
 /**
@@ -78,11 +183,11 @@ export function nameFromBytes(bytes: Buffer): string {
  * ~2.5 s to a fraction of that). Large reads stay on the thread pool so several files overlap.
  */
 export const nodeScanFS: ScanFS = {
-  lstat: async (p) => lstatSync(p, { bigint: true }),
-  stat: async (p) => statSync(p, { bigint: true }),
-  readdir: async (p) => readdirSync(p, { encoding: "buffer" }).map(nameFromBytes),
-  readlink: async (p) => readlinkSync(p),
-  open: async (p, flags) => fdFile(openSync(p, flags)),
+  lstat: async (p) => onPath(p, (sp) => lstatSync(sp, { bigint: true })),
+  stat: async (p) => onPath(p, (sp) => statSync(sp, { bigint: true })),
+  readdir: async (p) => onPath(p, (sp) => readdirSync(sp, { encoding: "buffer" }).map(nameFromBytes)),
+  readlink: async (p) => nameFromBytes(onPath(p, (sp) => readlinkSync(sp, { encoding: "buffer" }))),
+  open: async (p, flags) => fdFile(onPath(p, (sp) => openSync(sp, flags))),
 };
 
 /** Files up to this size are read on the calling thread. */

@@ -4,7 +4,7 @@ import type { BigIntStats } from "node:fs";
 import { join, resolve } from "node:path";
 import { compareNames, comparePaths, formatMode, isWithin, type EntryType, type FileEntry } from "./entry.ts";
 import { filesErrors } from "./errors.ts";
-import { errorCode, hashFile, nodeScanFS, type ScanFS } from "./hash-file.ts";
+import { errorCode, hashFile, holdDirectories, nodeScanFS, type ScanFS } from "./hash-file.ts";
 
 export { nodeScanFS };
 
@@ -86,15 +86,6 @@ export function normaliseRoots(paths: readonly string[]): string[] {
   return out;
 }
 
-async function examineName(fs: ScanFS, dir: string, name: string): Promise<Found> {
-  if (name.startsWith("\0")) {
-    // Not valid UTF-8 (see nameFromBytes): recorded under its escaped name, never opened.
-    const path = join(dir, name.slice(1));
-    return { path, stat: null, entry: missing(path, "unreadable", "EILSEQ") };
-  }
-  return examine(fs, join(dir, name));
-}
-
 async function examine(fs: ScanFS, path: string): Promise<Found> {
   try {
     const s = await fs.lstat(path);
@@ -103,20 +94,6 @@ async function examine(fs: ScanFS, path: string): Promise<Found> {
     const code = errorCode(error);
     return { path, stat: null, entry: missing(path, code === "ENOENT" ? "vanished" : "unreadable", code) };
   }
-}
-
-/**
- * Sorts names and drops a repeat: an undecodable name's escaped text could equal a real name, and
- * one path must give one entry (the real, examinable one wins).
- */
-function uniqueSorted(names: readonly string[]): string[] {
-  const byText = new Map<string, string>();
-  for (const name of names) {
-    const text = name.startsWith("\0") ? name.slice(1) : name;
-    const seen = byText.get(text);
-    if (seen === undefined || seen.startsWith("\0")) byText.set(text, name);
-  }
-  return [...byText.entries()].sort((a, b) => compareNames(a[0], b[0])).map(([, name]) => name);
 }
 
 interface Frame {
@@ -156,7 +133,7 @@ async function* walk(fs: ScanFS, roots: readonly string[], options: WalkOptions)
       }
       let names: string[];
       try {
-        names = uniqueSorted(await fs.readdir(found.path));
+        names = (await fs.readdir(found.path)).sort(compareNames);
       } catch (error) {
         found.entry.status = "unreadable";
         found.entry.error = errorCode(error);
@@ -172,7 +149,7 @@ async function* walk(fs: ScanFS, roots: readonly string[], options: WalkOptions)
       while (frame.ahead.length < LSTAT_AHEAD && frame.next < frame.names.length) {
         const name = frame.names[frame.next++] as string;
         if (exclude(join(frame.dir, name))) continue;
-        frame.ahead.push(examineName(fs, frame.dir, name));
+        frame.ahead.push(examine(fs, join(frame.dir, name)));
       }
       const pending = frame.ahead.shift();
       if (pending === undefined) {
@@ -261,21 +238,29 @@ export async function* scanTree(roots: readonly string[], options: ScanOptions =
   };
 
   const window: Array<Promise<FileEntry>> = [];
-  for await (const found of walk(fs, normaliseRoots(roots), {
-    allowMissing: options.allowMissingRoots ?? false,
-    exclude: options.exclude ?? ((): boolean => false),
-    oneFileSystem: options.oneFileSystem ?? false,
-  })) {
-    window.push(finish(found));
-    if (window.length >= WINDOW) {
+  // Directories of paths longer than the kernel takes stay open until the scan ends (hash-file.ts systemPath).
+  const release = holdDirectories();
+  try {
+    for await (const found of walk(fs, normaliseRoots(roots), {
+      allowMissing: options.allowMissingRoots ?? false,
+      exclude: options.exclude ?? ((): boolean => false),
+      oneFileSystem: options.oneFileSystem ?? false,
+    })) {
+      window.push(finish(found));
+      if (window.length >= WINDOW) {
+        stats.entries++;
+        yield await (window.shift() as Promise<FileEntry>);
+        options.onProgress?.(stats);
+      }
+    }
+    while (window.length > 0) {
       stats.entries++;
       yield await (window.shift() as Promise<FileEntry>);
       options.onProgress?.(stats);
     }
-  }
-  while (window.length > 0) {
-    stats.entries++;
-    yield await (window.shift() as Promise<FileEntry>);
-    options.onProgress?.(stats);
+  } finally {
+    // Let hashes already started settle before their directories close.
+    await Promise.allSettled(window);
+    release();
   }
 }
