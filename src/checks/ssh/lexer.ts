@@ -85,6 +85,26 @@ export function argvSplit(s: string): string[] | null {
   return out;
 }
 
+/**
+ * The lines of a file as sshd's load_server_config() hands them to the parser: each physical line loses its
+ * leading blanks and is appended up to its length as a C string, so a NUL byte cuts the line there and drops
+ * its newline as well: the next line is glued onto it ("AcceptEnv LANG\0\nPermitRootLogin no" is one
+ * AcceptEnv line). Line numbers count the lines that result, as sshd's messages do.
+ *
+ * @example
+ * configLines("AcceptEnv A\0x\nPermitRootLogin no\nPort 22\n"); // ["AcceptEnv APermitRootLogin no", "Port 22", ""]
+ */
+export function configLines(text: string): string[] {
+  if (!text.includes("\0")) return text.split("\n");
+  let joined = "";
+  for (const physical of text.split(/(?<=\n)/)) {
+    const line = physical.replace(/^[ \t\r]+/, "");
+    const nul = line.indexOf("\0");
+    joined += nul < 0 ? line : line.slice(0, nul);
+  }
+  return joined.split("\n");
+}
+
 export type SplitLine =
   | { kind: "empty" }
   | { kind: "directive"; keyword: string; rest: string; args: string[] }

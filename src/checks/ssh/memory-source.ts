@@ -1,8 +1,9 @@
 // A ConfigSource over an in-memory map of path → text: lets tests and callers that already hold the
 // files (e.g. from a container image) evaluate a configuration without touching the disk.
+import { posix } from "node:path";
 import { SshConfigUnreadableError } from "./errors.ts";
+import { globMatch } from "./glob.ts";
 import type { ConfigSource } from "./parser.ts";
-import { matchPattern } from "./patterns.ts";
 
 /**
  * @example
@@ -11,16 +12,17 @@ import { matchPattern } from "./patterns.ts";
 export function memorySource(files: Readonly<Record<string, string>>): ConfigSource {
   return {
     read(path: string): string {
-      const text = files[path];
+      const text = Object.hasOwn(files, path) ? files[path] : undefined;
       if (text === undefined) throw new SshConfigUnreadableError(path, "no such file");
       return text;
     },
     glob(pattern: string): string[] {
-      const segs = pattern.split("/");
+      // A map has no symbolic links: ".." may be resolved lexically here.
+      const segs = posix.normalize(pattern).split("/");
       return Object.keys(files)
         .filter((p) => {
           const parts = p.split("/");
-          return parts.length === segs.length && parts.every((part, i) => !(part.startsWith(".") && /[*?]/.test(segs[i] ?? "")) && matchPattern(part, segs[i] ?? ""));
+          return parts.length === segs.length && parts.every((part, i) => globMatch(part, segs[i] ?? ""));
         })
         .sort();
     },

@@ -1,17 +1,16 @@
 // Loads an sshd_config with its Includes into a flat list of directives tagged with their Match block,
 // checking what sshd checks at load time: known keywords, values of the options we evaluate, Match
 // syntax, keywords allowed inside Match. Sizes, line lengths, include depth and count are bounded.
-import { readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { posix } from "node:path";
 import { authMethodsLineProblem, authMethodsSatisfiable, type MethodsState } from "./auth-methods.ts";
 import { excerpt, EXCERPT_LENGTH } from "../../lib/terminal.ts";
 import { SshConfigError, SshConfigUnreadableError } from "./errors.ts";
 import { ALIASES, DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
-import { quoteExcerpt, splitLine } from "./lexer.ts";
-import { matchPattern } from "./patterns.ts";
+import { fileSystemSource, GLOB_DIRECTORY_BUDGET, MAX_FILE_BYTES } from "./file-system-source.ts";
+import { configLines, quoteExcerpt, splitLine } from "./lexer.ts";
 import { describeCriteria, parseCriteria, type Criterion } from "./match.ts";
-import { parseValue, type PathContext } from "./values.ts";
+import { assembleAlgorithmList, parseValue, type PathContext } from "./values.ts";
 
 export interface Directive {
   /** As written in the file. */
@@ -43,13 +42,34 @@ export interface SshConfig {
   files: string[];
 }
 
-/** Where files come from: the real file system by default, a map in tests. */
+export interface ReadOptions {
+  /** How a directory reads: refused (the default), or as empty text, as sshd reads a directory an Include names. */
+  directory?: "refuse" | "empty";
+}
+
+/** Directory reads left to the Include globs of one load; shared by all its patterns. */
+export interface GlobBudget {
+  directories: number;
+}
+
+export interface GlobOptions {
+  budget?: GlobBudget;
+}
+
+/**
+ * Where files come from: the real file system by default, a map in tests. Paths are in the source's own
+ * spelling: the file system source works on byte strings, as the configuration text is read.
+ */
 export interface ConfigSource {
-  read(path: string): string;
-  /** Absolute paths matching a glob pattern, lexically sorted (glob(3) order). */
-  glob(pattern: string): string[];
+  read(path: string, options?: ReadOptions): string;
+  /** Absolute paths matching a glob(3) pattern, sorted as glob(3) sorts them (bytes, C locale). */
+  glob(pattern: string, options?: GlobOptions): string[];
   /** The path with symbolic links resolved (realpath(3)); without it, paths are taken as they are. */
   realpath?(path: string): string;
+  /** A path the caller gave (--config, --include-base, the working directory) in the source's spelling; default as is. */
+  encodePath?(path: string): string;
+  /** A path of the source as text for messages and results; default as is. */
+  decodePath?(path: string): string;
 }
 
 export interface LoadOptions {
@@ -68,74 +88,9 @@ export interface LoadOptions {
 
 /** sshd's SERVCONF_MAX_DEPTH: deeper Include chains are refused (also stops include loops). */
 export const MAX_INCLUDE_DEPTH = 16;
-const DEFAULT_MAX_BYTES = 1 << 20;
+const DEFAULT_MAX_BYTES = MAX_FILE_BYTES;
 const DEFAULT_MAX_LINE = 16_384;
 const DEFAULT_MAX_FILES = 256;
-
-// Directory reads one Include glob may make: a pattern such as /a*/b*/c* must not walk the whole disk.
-const GLOB_DIRECTORY_BUDGET = 2_000;
-/** More matches than this are never used (the include count bound is lower). */
-const GLOB_MATCH_LIMIT = 1_000;
-
-function globSegments(dir: string, segments: readonly string[], out: string[], budget: { dirs: number }): void {
-  const [head, ...rest] = segments;
-  if (head === undefined || out.length >= GLOB_MATCH_LIMIT) return;
-  if (!/[*?[]/.test(head)) {
-    const next = posix.join(dir, head);
-    if (rest.length === 0) {
-      try {
-        statSync(next);
-        out.push(next);
-      } catch {
-        // glob(3) returns no match for a missing file; sshd then includes nothing.
-      }
-    } else globSegments(next, rest, out, budget);
-    return;
-  }
-  if (--budget.dirs < 0) throw new SshConfigUnreadableError(dir, `an Include pattern reads more than ${GLOB_DIRECTORY_BUDGET} directories`);
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  // Like glob(3), a wildcard does not match a leading dot.
-  for (const name of names.filter((n) => !n.startsWith(".") && matchPattern(n, head)).sort()) {
-    const next = posix.join(dir, name);
-    if (rest.length === 0) out.push(next);
-    else globSegments(next, rest, out, budget);
-  }
-}
-
-/** Reads from the real file system. */
-export const fileSystemSource: ConfigSource = {
-  read(path: string): string {
-    try {
-      const st = statSync(path);
-      if (st.isDirectory()) throw new SshConfigUnreadableError(path, "is a directory");
-      // Refuse before reading: a hostile Include of a huge file (or /dev/zero) must not exhaust memory.
-      if (!st.isFile()) throw new SshConfigUnreadableError(path, "is not a regular file");
-      if (st.size > DEFAULT_MAX_BYTES) throw new SshConfigUnreadableError(path, `is larger than ${DEFAULT_MAX_BYTES} bytes`);
-      return readFileSync(path, "latin1");
-    } catch (error) {
-      if (error instanceof SshConfigUnreadableError) throw error;
-      const code = (error as NodeJS.ErrnoException).code;
-      throw new SshConfigUnreadableError(path, code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(code ?? error), { cause: error });
-    }
-  },
-  glob(pattern: string): string[] {
-    const out: string[] = [];
-    globSegments("/", pattern.split("/").filter((s) => s !== ""), out, { dirs: GLOB_DIRECTORY_BUDGET });
-    return out.sort();
-  },
-  realpath(path: string): string {
-    try {
-      return realpathSync(path);
-    } catch {
-      return path;
-    }
-  },
-};
 
 /** sshd's check of a Port line (servconf.c sPort, a2port: strtonum 1-65535), worded as sshd words it. */
 function portProblem(args: readonly string[]): string | null {
@@ -167,11 +122,16 @@ function subsystemProblem(args: readonly string[], defined: Set<string>, active:
 
 interface State {
   source: ConfigSource;
-  /** The configuration under review, as named. */
+  /** The configuration under review, in the source's spelling. */
   top: string;
   /** Its directory, lexical and with links resolved: the text of files in them may be quoted in errors. */
   reviewDirs: string[];
+  /** sshd's SSHDIR and working directory, in the source's spelling. */
   base: string;
+  cwd: string;
+  /** Glob results per pattern for this load: sshd globs a repeated Include pattern once too. */
+  globs: Map<string, string[]>;
+  budget: GlobBudget;
   maxBytes: number;
   maxLine: number;
   maxFiles: number;
@@ -204,7 +164,8 @@ function within(path: string, dir: string): boolean {
  */
 function quotable(state: State, file: string): boolean {
   if (file === state.top) return true;
-  const real = state.source.realpath?.(posix.resolve(file)) ?? posix.resolve(file);
+  // realpath(3) before any lexical normalising: "link/.." is the parent of the link's target, not of the link.
+  const real = posix.resolve(state.source.realpath?.(file) ?? file);
   return state.reviewDirs.some((dir) => within(real, dir));
 }
 
@@ -223,15 +184,35 @@ function bounded(message: string, tokens: readonly string[]): string {
   return out.length > 4 * EXCERPT_LENGTH ? excerpt(out, 4 * EXCERPT_LENGTH) : out;
 }
 
-function parseFile(state: State, file: string, text: string, outerBlock: number, depth: number): void {
+/** Where an Include argument points (servconf.c): absolute or "~…" as written, else below SSHDIR. */
+function includePattern(state: State, arg: string): string {
+  if (arg.startsWith("/")) return arg;
+  // sshd globs without GLOB_TILDE: "~/x" is a relative path, read from sshd's working directory.
+  if (arg.startsWith("~")) return `${state.cwd}/${arg}`;
+  // Joined as text: the glob resolves "..", as the kernel does, after any symbolic link before it.
+  return `${state.base}/${arg}`;
+}
+
+function included(state: State, pattern: string): string[] {
+  let paths = state.globs.get(pattern);
+  if (paths === undefined) {
+    paths = state.source.glob(pattern, { budget: state.budget });
+    state.globs.set(pattern, paths);
+  }
+  return paths;
+}
+
+/** `path` in the source's spelling, `file` as it is shown. */
+function parseFile(state: State, path: string, file: string, text: string, outerBlock: number, depth: number): void {
   const { config } = state;
   if (text.length > state.maxBytes) throw new SshConfigError(file, 0, `file is larger than ${state.maxBytes} bytes`);
   config.files.push(file);
   let block = outerBlock;
-  const lines = text.split("\n");
+  const lines = configLines(text);
   // An error quotes at most a short, escaped excerpt of a token, and nothing at all from a file outside the
   // reviewed configuration's directory (see quotable).
-  const withheld = quotable(state, file) ? null : `[text not shown: the file is outside ${state.reviewDirs[0]}, the directory of the configuration under review]`;
+  const reviewDir = state.source.decodePath?.(state.reviewDirs[0] as string) ?? state.reviewDirs[0];
+  const withheld = quotable(state, path) ? null : `[text not shown: the file is outside ${reviewDir}, the directory of the configuration under review]`;
   const quote = (token: string): string => withheld ?? quoteExcerpt(token);
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
@@ -267,10 +248,10 @@ function parseFile(state: State, file: string, text: string, outerBlock: number,
       if (depth + 1 > MAX_INCLUDE_DEPTH) fail(`Too many recursive configuration includes (more than ${MAX_INCLUDE_DEPTH})`);
       for (const arg of split.args) {
         // Relative Include paths are relative to /etc/ssh, not to the including file (sshd_config(5)).
-        const pattern = arg.startsWith("/") ? arg : posix.join(state.base, arg);
-        for (const path of state.source.glob(pattern)) {
+        for (const next of included(state, includePattern(state, arg))) {
           if (config.files.length >= state.maxFiles) fail(`more than ${state.maxFiles} configuration files included`);
-          parseFile(state, path, state.source.read(path), block, depth + 1);
+          const text = state.source.read(next, { directory: "empty" });
+          parseFile(state, next, state.source.decodePath?.(next) ?? next, text, block, depth + 1);
         }
       }
       continue;
@@ -318,6 +299,21 @@ function checkMethodsSatisfiable(config: SshConfig): void {
 }
 
 /**
+ * sshd's start-up assembly of the algorithm lists set at load time (assemble_algorithms): a list whose names
+ * after an empty entry ("aes128-ctr,,…", never validated per line) leave nothing, or hold a "!", stops sshd.
+ */
+function checkAlgorithmsAssemble(config: SshConfig): void {
+  for (const name of ["ciphers", "macs", "kexalgorithms"]) {
+    const kind = EVALUATED[name];
+    const d = loadTimeDirective(config, name);
+    if (kind?.type !== "algorithms" || d?.value === undefined) continue;
+    if (assembleAlgorithmList(d.value, DEFAULTS[name] ?? "", kind.family) === null) {
+      throw new SshConfigError(d.file, d.line, `assemble_algorithms: ${name}: invalid argument`);
+    }
+  }
+}
+
+/**
  * Parses configuration text as if it were the file `name` (Includes are read through `source`).
  *
  * @example
@@ -325,23 +321,34 @@ function checkMethodsSatisfiable(config: SshConfig): void {
  */
 export function parseSshdConfig(text: string, name: string, options: LoadOptions = {}): SshConfig {
   const source = options.source ?? fileSystemSource;
-  const top = posix.resolve(name);
+  // Absolute, but not normalised (the glob resolves ".." on the file system): Include patterns are globbed from "/".
+  const encode = (path: string): string => {
+    const encoded = source.encodePath?.(path) ?? path;
+    return encoded.startsWith("/") ? encoded : `${source.encodePath?.(process.cwd()) ?? process.cwd()}/${encoded}`;
+  };
+  const topPath = source.encodePath?.(name) ?? name;
+  const top = posix.resolve(encode(name));
   const reviewDirs = [...new Set([posix.dirname(top), posix.dirname(source.realpath?.(top) ?? top)])];
+  const cwd = options.cwd ?? process.cwd();
   const state: State = {
     source,
-    top: name,
+    top: topPath,
     reviewDirs,
-    base: options.includeBase ?? "/etc/ssh",
+    base: encode(options.includeBase ?? "/etc/ssh"),
+    cwd: encode(cwd),
+    globs: new Map(),
+    budget: { directories: GLOB_DIRECTORY_BUDGET },
     maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
     maxLine: options.maxLineLength ?? DEFAULT_MAX_LINE,
     maxFiles: options.maxFiles ?? DEFAULT_MAX_FILES,
-    paths: { cwd: options.cwd ?? process.cwd(), home: options.home ?? userInfo().homedir },
+    paths: { cwd, home: options.home ?? userInfo().homedir },
     config: { directives: [], blocks: [], files: [] },
     subsystems: new Set(),
     methods: { count: 0 },
   };
-  parseFile(state, name, text, -1, 0);
+  parseFile(state, topPath, name, text, -1, 0);
   checkMethodsSatisfiable(state.config);
+  checkAlgorithmsAssemble(state.config);
   return state.config;
 }
 
@@ -353,5 +360,5 @@ export function parseSshdConfig(text: string, name: string, options: LoadOptions
  */
 export function loadSshdConfig(path: string, options: LoadOptions = {}): SshConfig {
   const source = options.source ?? fileSystemSource;
-  return parseSshdConfig(source.read(path), path, { ...options, source });
+  return parseSshdConfig(source.read(source.encodePath?.(path) ?? path), path, { ...options, source });
 }

@@ -54,9 +54,35 @@ export function matchPatternList(s: string, list: string, lowercase: boolean): 1
   return positive ? 1 : 0;
 }
 
+/**
+ * An IPv4 address in any form inet_aton(3) takes, as glibc's getaddrinfo(AI_NUMERICHOST) does for sshd's
+ * addr_pton(): one to four parts, each decimal, octal ("012") or hex ("0x0a"), the last filling the bytes
+ * left ("10.1" is 10.0.0.1, "167772161" too). Null otherwise (nothing may follow the address).
+ */
+function inetAton(text: string): Uint8Array | null {
+  const parts = text.split(".");
+  if (parts.length > 4) return null;
+  const values: number[] = [];
+  for (const part of parts) {
+    let value: number;
+    if (/^0[xX][0-9a-fA-F]+$/.test(part)) value = parseInt(part.slice(2), 16);
+    else if (/^0[0-7]*$/.test(part)) value = parseInt(part, 8);
+    else if (/^[1-9][0-9]*$/.test(part)) value = Number(part);
+    else return null;
+    values.push(value);
+  }
+  const last = values.pop() as number;
+  if (values.some((v) => v > 0xff) || last >= 2 ** (8 * (4 - values.length))) return null;
+  const out = new Uint8Array(4);
+  values.forEach((v, i) => (out[i] = v));
+  for (let i = 3, rest = last; i >= values.length; i--, rest = Math.floor(rest / 256)) out[i] = rest % 256;
+  return out;
+}
+
 /** An address as bytes (4 for IPv4, 16 for IPv6), or null when `text` is not an IP address. */
 export function addressBytes(text: string): Uint8Array | null {
-  if (isIPv4(text)) return Uint8Array.from(text.split(".").map(Number));
+  const v4 = inetAton(text);
+  if (v4 !== null) return v4;
   if (!isIPv6(text) || text.includes("%")) return null;
   let body = text;
   let tail: number[] = [];
@@ -85,18 +111,26 @@ export interface Cidr {
   bits: number;
 }
 
-/** addr_pton_cidr(): null when not an address/CIDR at all, "inconsistent" when host bits are set. */
+/**
+ * addr_pton_cidr(): null when not an address/CIDR at all (then sshd tries the entry as a wildcard pattern),
+ * "inconsistent" when host bits are set or the mask is longer than the address (10.0.0.0/33; sshd refuses
+ * both, though a mask above 128 makes the entry a pattern again).
+ */
 export function parseCidr(text: string): Cidr | null | "inconsistent" {
+  // sshd copies the entry into a 64-byte buffer and gives up on a longer one.
+  if (text.length >= 64) return null;
   const slash = text.indexOf("/");
+  let bits: number | undefined;
+  if (slash >= 0) {
+    const m = text.slice(slash + 1);
+    if (!/^\d+$/.test(m) || Number(m) > 128) return null;
+    bits = Number(m);
+  }
   const addr = addressBytes(slash < 0 ? text : text.slice(0, slash));
   if (addr === null) return null;
   const max = addr.length * 8;
-  let bits = max;
-  if (slash >= 0) {
-    const m = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(m) || Number(m) > max) return null;
-    bits = Number(m);
-  }
+  if (bits === undefined) bits = max;
+  else if (bits > max) return "inconsistent";
   for (let i = bits; i < max; i++) {
     // sshd refuses 10.0.0.1/8: a network written with host bits is most likely a typo.
     if (((addr[i >> 3] as number) >> (7 - (i & 7))) & 1) return "inconsistent";
@@ -115,7 +149,7 @@ function inNetwork(addr: Uint8Array, net: Cidr): boolean {
 
 /**
  * addr_match_list(): 1 match, 0 no match, -1 a negated entry matched, -2 the list is invalid
- * (an empty entry after "!", or a CIDR block with host bits set). `addr` null only validates.
+ * (an empty entry, "!" alone, or a CIDR block with host bits set or too long a mask). `addr` null only validates.
  *
  * @example
  * addressMatchList("10.1.2.3", "10.0.0.0/8,!10.9.0.0/16"); // 1
@@ -124,7 +158,8 @@ export function addressMatchList(addr: string | null, list: string): 1 | 0 | -1 
   const bytes = addr === null ? null : addressBytes(addr);
   let result: 1 | 0 | -1 | -2 = 0;
   for (const raw of list.split(",")) {
-    if (raw === "") break;
+    // An empty entry ("10.0.0.0/8,,x", a trailing comma) makes the whole list invalid.
+    if (raw === "") return -2;
     const negated = raw.startsWith("!");
     const entry = negated ? raw.slice(1) : raw;
     if (entry === "") return -2;

@@ -103,8 +103,12 @@ export function parseValue(keyword: string, kind: ValueKind, args: readonly stri
       const body = arg.startsWith("+") || arg.startsWith("^") ? arg.slice(1) : arg;
       // "-" lists may use wildcards; every other list must name algorithms this build supports.
       if (!arg.startsWith("-")) {
+        // sshd's ciphers_valid(), mac_valid() and kex_names_valid() stop at the first empty name: what
+        // follows "aes128-ctr,," is not checked here, and is assembled (wildcards and all) as sshd does.
         const names = body.split(",");
-        if (body === "" || names.some((n) => !SUPPORTED[kind.family].includes(n))) {
+        const empty = names.indexOf("");
+        const checked = empty < 0 ? names : names.slice(0, empty);
+        if (body === "" || checked.some((n) => !SUPPORTED[kind.family].includes(n))) {
           return { error: `Bad SSH2 ${FAMILY_NAME[kind.family]} spec '${arg}'.` };
         }
       }
@@ -113,26 +117,47 @@ export function parseValue(keyword: string, kind: ValueKind, args: readonly stri
   }
 }
 
-function dedupe(names: readonly string[]): string[] {
-  return [...new Set(names)];
+/**
+ * The final list as kex_assemble_names() makes it: "+x" appends to the defaults (only the names before an
+ * empty one: kex_names_cat stops there), "^x" prepends, "-pat" removes matches from the defaults; a plain
+ * list replaces them. Every name of the list is then a pattern over the supported algorithms (names after an
+ * empty entry were never validated, so "aes128-ctr,,aes*" enables every AES cipher), in the order of that
+ * list, duplicates dropped. Null when sshd refuses to start: a "!" entry, or nothing left.
+ *
+ * @example
+ * assembleAlgorithmList("aes128-ctr,,3des-cbc", "aes128-ctr", "cipher"); // ["aes128-ctr", "3des-cbc"]
+ */
+export function assembleAlgorithmList(configured: string, defaults: string, family: "cipher" | "mac" | "kex"): string[] | null {
+  const def = defaults.split(",");
+  const body = configured.slice(1).split(",");
+  if (configured.startsWith("-")) {
+    const kept = def.filter((name) => !body.some((p) => matchPattern(name, p)));
+    // sshd keeps the defaults when a "-" list removes everything (checked against sshd -T 9.2p1).
+    return kept.length === 0 ? def : kept;
+  }
+  let patterns: string[];
+  if (configured.startsWith("+")) {
+    const empty = body.indexOf("");
+    patterns = [...def, ...(empty < 0 ? body : body.slice(0, empty))];
+  } else if (configured.startsWith("^")) patterns = [...body, ...def];
+  else patterns = configured.split(",");
+  if (patterns.some((p) => p.startsWith("!"))) return null;
+  const out: string[] = [];
+  for (const pattern of patterns) {
+    for (const name of SUPPORTED[family]) {
+      if (!out.includes(name) && matchPattern(name, pattern)) out.push(name);
+    }
+  }
+  return out.length === 0 ? null : out;
 }
 
 /**
- * The final list for a configured value: "+x" appends, "^x" prepends, "-pat" removes matches from
- * the defaults; a plain list replaces them (duplicates dropped).
+ * The final list for a configured value, as text (see assembleAlgorithmList); the defaults where sshd
+ * would refuse the value (the parser refuses the line that set it first).
  *
  * @example
  * assembleAlgorithms("-*-cbc", "aes128-ctr,aes128-cbc", "cipher"); // "aes128-ctr"
  */
 export function assembleAlgorithms(configured: string, defaults: string, family: "cipher" | "mac" | "kex"): string {
-  const def = defaults.split(",");
-  const body = configured.slice(1).split(",");
-  let list: string[];
-  if (configured.startsWith("+")) list = [...def, ...body];
-  else if (configured.startsWith("^")) list = [...body, ...def];
-  else if (configured.startsWith("-")) list = def.filter((name) => !body.some((p) => matchPattern(name, p)));
-  else list = configured.split(",");
-  const result = dedupe(list.filter((n) => SUPPORTED[family].includes(n)));
-  // sshd keeps the defaults when a "-" list removes everything (checked against sshd -T 9.2p1).
-  return result.length === 0 ? defaults : result.join(",");
+  return assembleAlgorithmList(configured, defaults, family)?.join(",") ?? defaults;
 }
