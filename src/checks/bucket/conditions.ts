@@ -3,25 +3,33 @@
 // ARN or IP range), "always" when every caller of the class satisfies it whatever they do, "maybe"
 // when the caller chooses (aws:SecureTransport, headers, prefixes) or the key is not understood.
 // Allows count unless "never"; Denies narrow access only when "always" (see evaluate.ts).
-import { arnAccount, allOf, anyOf, not, type Caller, type Truth } from "./callers.ts";
-import { globMatch, hasWildcard } from "./glob.ts";
+import { allOf, anyOf, not, type Caller, type Truth } from "./callers.ts";
+import { compileGlob, hasWildcard } from "./glob.ts";
 import type { ConditionClause } from "./policy-parse.ts";
 
 /**
  * What the request context holds for a key, as seen from one caller class:
  * absent; `foreign` = present with a value the caller owns, which a fixed policy value (someone
  * else's account, VPC, org...) cannot equal; `chosen` = the caller picks it freely, or we do not
- * know the key; `value` = a value known in advance; `ip` = the caller's source address, outside any
- * specific range.
+ * know the key; `value` = a value known in advance; `ip` = the caller's source address, of the
+ * given family, outside any specific range.
  */
-type Situation = { s: "absent" } | { s: "foreign" } | { s: "chosen" } | { s: "value"; value: string } | { s: "ip" };
+type Situation = { s: "absent" } | { s: "foreign" } | { s: "chosen" } | { s: "value"; value: string } | { s: "ip"; family: 4 | 6 };
 
 const ABSENT: Situation = { s: "absent" };
 const FOREIGN: Situation = { s: "foreign" };
 const CHOSEN: Situation = { s: "chosen" };
+const NOT_A_SERVICE: Situation = { s: "value", value: "false" };
+
+/**
+ * aws:SourceIp for an outside caller: an IPv4 address; an IPv6 address (S3's dual-stack endpoint), which no
+ * IPv4 range holds; or no key at all, since AWS leaves it out of requests made through a VPC endpoint, and
+ * any account can make an S3 gateway endpoint in its own VPC (unsigned requests pass through it too).
+ */
+const SOURCE_IP: readonly Situation[] = [{ s: "ip", family: 4 }, { s: "ip", family: 6 }, ABSENT];
 
 /** Keys naming the caller's identity: absent for anonymous requests, the caller's own for others. */
-const IDENTITY_KEYS = new Set(["aws:principalarn", "aws:principalaccount", "aws:principalorgid", "aws:principalorgpaths", "aws:username"]);
+const IDENTITY_KEYS = new Set(["aws:principalarn", "aws:principalaccount", "aws:principalorgid", "aws:principalorgpaths"]);
 /** Organisation keys: present only when the caller's account belongs to an AWS Organization. */
 const ORG_KEYS = new Set(["aws:principalorgid", "aws:principalorgpaths"]);
 /** Keys set when an AWS service calls on a resource's behalf (confused-deputy guards). */
@@ -32,13 +40,15 @@ const NETWORK_KEYS = new Set(["aws:sourcevpc", "aws:sourcevpce", "aws:vpcsourcei
 /** Transport keys the caller controls; a Deny on them alone never narrows exposure (the caller just complies). */
 export const TRANSPORT_KEYS: ReadonlySet<string> = new Set(["aws:securetransport", "s3:tlsversion", "s3:signatureversion", "s3:authtype"]);
 
-function situations(key: string, caller: Caller): Situation[] {
-  if (key === "aws:principalisawsservice") return [{ s: "value", value: "false" }];
+function situations(key: string, caller: Caller): readonly Situation[] {
+  // AWS puts aws:PrincipalIsAWSService in every request signed with AWS credentials ("false" unless a service
+  // principal calls); an unsigned request has no such key.
+  if (key === "aws:principalisawsservice") return caller.kind === "anonymous" ? [ABSENT] : [NOT_A_SERVICE];
   // A named account may well sit inside the VPC, endpoint, organisation or IP range a condition
   // names (they are often the partner's own), so for it only its account id is known.
   if (caller.kind === "account") return key === "aws:principalaccount" ? [{ s: "value", value: caller.account }] : [CHOSEN];
   if (caller.kind === "canonical") return [CHOSEN];
-  if (key === "aws:sourceip") return [{ s: "ip" }];
+  if (key === "aws:sourceip") return SOURCE_IP;
   // A fixed KMS key id on writes is one of AWS's "non-public" pins (The meaning of "public").
   if (key === "s3:x-amz-server-side-encryption-aws-kms-key-id") return [ABSENT, FOREIGN];
   // The caller may go through their own VPC endpoint or their own service resource, or not.
@@ -47,13 +57,15 @@ function situations(key: string, caller: Caller): Situation[] {
     case "anonymous":
       if (key === "aws:principaltype") return [{ s: "value", value: "Anonymous" }];
       if (key === "aws:userid") return [{ s: "value", value: "anonymous" }];
-      if (IDENTITY_KEYS.has(key) || key.startsWith("aws:principaltag/") || key.startsWith("aws:multifactorauth")) return [ABSENT];
+      if (IDENTITY_KEYS.has(key) || key === "aws:username" || key.startsWith("aws:principaltag/") || key.startsWith("aws:multifactorauth")) return [ABSENT];
       return [CHOSEN];
     case "any-account":
       // An account in no AWS Organization has no org id or paths (AWS sets them only for members).
       if (ORG_KEYS.has(key)) return [ABSENT, FOREIGN];
       if (IDENTITY_KEYS.has(key) || key === "aws:userid") return [FOREIGN];
-      return [CHOSEN]; // tags, MFA and principal type are the caller's own to set
+      // aws:username is an IAM user's name, unique only within its account: any account can create a user of
+      // the name a policy fixes. Tags, MFA and principal type are the caller's own to set too.
+      return [CHOSEN];
   }
 }
 
@@ -97,8 +109,18 @@ function canMatchForeign(key: string, value: string): boolean {
   if (callerVariable(value)) return true;
   if (!hasWildcard(value)) return false;
   if (key.endsWith("arn")) {
-    const account = arnAccount(value);
-    return account === undefined || hasWildcard(account);
+    const parts = value.split(":");
+    if (parts.length < 6 || parts[0] !== "arn") return true;
+    const account = parts[4] ?? "";
+    if (account !== "") return hasWildcard(account);
+    // No account field: the resource's name is what identifies it. S3 bucket ARNs (arn:aws:s3:::name) are
+    // built so, and bucket names are global and first come, first served: "arn:aws:s3:::acme-*" matches a
+    // bucket an attacker names acme-anything. Only what follows the bucket name's "/" (object keys) may be
+    // wildcarded without letting a stranger in; for other services any wildcard in the resource may.
+    const service = parts[2] ?? "";
+    const resource = parts.slice(5).join(":");
+    const name = service === "s3" ? resource.split("/")[0] ?? "" : resource;
+    return hasWildcard(parts[1] ?? "") || hasWildcard(service) || hasWildcard(name);
   }
   if (key.endsWith("orgpaths")) return hasWildcard(value.split("/")[0] ?? "");
   if (key === "aws:userid") {
@@ -125,34 +147,106 @@ function prefixLength(cidr: string): number | undefined {
 }
 
 /**
- * Truth of "the caller's address is in one of these ranges" for an arbitrary caller. /0 covers
- * everyone (AWS: 0.0.0.0/0 is public); ranges wider than /8 (IPv4) or /16 (IPv6) might hold the
- * caller, so they are "maybe"; narrower ranges (private, a company's egress) pin the caller.
+ * Truth of "the caller's address, of this family, is in one of these ranges" for an arbitrary caller. A range
+ * holds addresses of its own family only (an IPv6 address is in no IPv4 range, 0.0.0.0/0 included). /0 covers
+ * the whole family (AWS: 0.0.0.0/0 is public); ranges wider than /8 (IPv4) or /16 (IPv6) might hold the caller,
+ * so they are "maybe"; narrower ranges (private, a company's egress) pin the caller. A malformed range is
+ * "maybe" for both families.
  */
-function inRanges(values: string[]): Truth {
-  return anyOf(values.map((v): Truth => {
-    const n = prefixLength(v.trim());
+function inRanges(values: readonly string[], family: 4 | 6): Truth {
+  return anyOf(values.map((raw): Truth => {
+    const v = raw.trim();
+    const n = prefixLength(v);
     if (n === undefined) return "maybe";
+    if ((v.includes(":") ? 6 : 4) !== family) return "never";
     if (n === 0) return "always";
-    return n < (v.includes(":") ? 16 : 8) ? "maybe" : "never";
+    return n < (family === 6 ? 16 : 8) ? "maybe" : "never";
   }));
 }
 
-function valueMatches(base: string, pattern: string, value: string): boolean {
-  if (base.includes("ignorecase")) return pattern.toLowerCase() === value.toLowerCase();
-  if (base.includes("like") || base.startsWith("arn")) return globMatch(pattern, value);
-  return pattern === value;
+/**
+ * A condition clause read once: every caller class asks the same questions of it, and a clause may list tens of
+ * thousands of accounts, so its values become sets and compiled patterns here rather than a scan per question.
+ */
+interface CompiledClause {
+  key: string;
+  op: Operator;
+  values: readonly string[];
+  /** Some value holds a caller policy variable: no fixed reading of the clause is sound. */
+  variable: boolean;
+  /** Whether a fixed (variable-free) value matches `v` under the operator's positive form. */
+  matches: (v: string) => boolean;
+  /** Σ (length + 1) over the wildcard values `matches` scans: a match costs at most this × (|v| + 1) steps. */
+  globCells: number;
+  /** Some value can match a value a foreign caller owns (see canMatchForeign). */
+  foreign: boolean;
+  /** Bool values, lower-cased. */
+  bool: ReadonlySet<string>;
+  /** Null: "true" (key absent) or "false" (key present) is among the values. */
+  nullAbsent: boolean;
+  nullPresent: boolean;
+  /** IpAddress truth for an IPv4 and an IPv6 caller. */
+  ip4: Truth;
+  ip6: Truth;
 }
 
-function clauseFor(op: Operator, key: string, values: string[], sit: Situation): Truth {
+function fixedMatcher(base: string, fixed: readonly string[]): Pick<CompiledClause, "matches" | "globCells"> {
+  if (base.includes("ignorecase")) {
+    const set = new Set(fixed.map((p) => p.toLowerCase()));
+    return { matches: (v) => set.has(v.toLowerCase()), globCells: 0 };
+  }
+  if (base.includes("like") || base.startsWith("arn")) {
+    // Values without a wildcard match only themselves: a set lookup; only the wildcard ones are scanned.
+    const literal = new Set(fixed.filter((p) => !hasWildcard(p)));
+    const wild = fixed.filter(hasWildcard);
+    const globs = wild.map((p) => compileGlob(p));
+    const globCells = wild.reduce((sum, p) => sum + p.length + 1, 0);
+    return { matches: globs.length === 0 ? (v) => literal.has(v) : (v) => literal.has(v) || globs.some((g) => g(v)), globCells };
+  }
+  const set = new Set(fixed);
+  return { matches: (v) => set.has(v), globCells: 0 };
+}
+
+const compiled = new WeakMap<ConditionClause, CompiledClause>();
+
+function compile(clause: ConditionClause): CompiledClause {
+  let c = compiled.get(clause);
+  if (c) return c;
+  const op = parseOperator(clause.operator);
+  const { key, values } = clause;
+  const lower = values.map((v) => v.toLowerCase());
+  c = {
+    key,
+    op,
+    values,
+    variable: values.some(callerVariable),
+    // A negated operator asks its positive form and inverts (StringNotLike is "not StringLike").
+    ...fixedMatcher(op.base.replace("not", ""), values.filter((v) => !callerVariable(v))),
+    foreign: values.some((v) => canMatchForeign(key, v)),
+    bool: new Set(lower),
+    nullAbsent: lower.includes("true"),
+    nullPresent: lower.includes("false"),
+    ip4: inRanges(values, 4),
+    ip6: inRanges(values, 6),
+  };
+  compiled.set(clause, c);
+  return c;
+}
+
+/** Options of evaluateConditions. */
+export interface ConditionOptions {
+  /** Called with the steps a wildcard match may take, for a caller-wide work bound (it may throw). */
+  charge?: (cells: number) => void;
+}
+
+function clauseFor(c: CompiledClause, sit: Situation, options: ConditionOptions): Truth {
+  const { op } = c;
   const { base } = op;
   if (base === "null") {
     // {"Null": {key: "true"}} holds when the key is absent.
-    const wantAbsent = values.some((v) => v.toLowerCase() === "true");
-    const wantPresent = values.some((v) => v.toLowerCase() === "false");
     if (sit.s === "chosen") return "maybe";
     const absent = sit.s === "absent";
-    return (absent && wantAbsent) || (!absent && wantPresent) ? "always" : "never";
+    return (absent && c.nullAbsent) || (!absent && c.nullPresent) ? "always" : "never";
   }
   if (sit.s === "chosen") return "maybe";
   if (sit.s === "absent") {
@@ -165,29 +259,63 @@ function clauseFor(op: Operator, key: string, values: string[], sit: Situation):
   }
   if (op.set === "all" && sit.s !== "value") return "maybe";
   if (sit.s === "ip") {
-    if (base === "ipaddress") return inRanges(values);
-    if (base === "notipaddress") return not(inRanges(values));
+    const inside = sit.family === 4 ? c.ip4 : c.ip6;
+    if (base === "ipaddress") return inside;
+    if (base === "notipaddress") return not(inside);
     return "maybe";
   }
   if (sit.s === "foreign") {
-    if (POSITIVE.has(base)) return values.some((v) => canMatchForeign(key, v)) ? "maybe" : "never";
-    if (NEGATIVE.has(base)) return values.some((v) => canMatchForeign(key, v)) ? "maybe" : "always";
+    if (POSITIVE.has(base)) return c.foreign ? "maybe" : "never";
+    if (NEGATIVE.has(base)) return c.foreign ? "maybe" : "always";
     return "maybe";
   }
   // A known value.
   const v = sit.value;
-  const variable = values.some(callerVariable);
-  if (POSITIVE.has(base)) return values.some((p) => !callerVariable(p) && valueMatches(base, p, v)) ? "always" : variable ? "maybe" : "never";
-  if (NEGATIVE.has(base)) return values.some((p) => !callerVariable(p) && valueMatches(base.replace("not", ""), p, v)) ? "never" : variable ? "maybe" : "always";
-  if (base === "bool") return values.some((p) => p.toLowerCase() === v.toLowerCase()) ? "always" : "never";
+  if (c.globCells > 0 && (POSITIVE.has(base) || NEGATIVE.has(base))) options.charge?.(c.globCells * (v.length + 1));
+  if (POSITIVE.has(base)) return c.matches(v) ? "always" : c.variable ? "maybe" : "never";
+  if (NEGATIVE.has(base)) return c.matches(v) ? "never" : c.variable ? "maybe" : "always";
+  if (base === "bool") return c.bool.has(v.toLowerCase()) ? "always" : "never";
   return "maybe";
+}
+
+/** A clause is certain only if it agrees in every situation the caller might be in. */
+function clauseTruth(c: CompiledClause, caller: Caller, options: ConditionOptions): Truth {
+  const per = situations(c.key, caller).map((sit) => clauseFor(c, sit, options));
+  return per.every((t) => t === "always") ? "always" : per.every((t) => t === "never") ? "never" : "maybe";
 }
 
 export interface ConditionVerdict {
   truth: Truth;
-  /** Keys whose outcome the caller chooses or we cannot decide. */
+  /** Keys whose outcome the caller chooses or we cannot decide, each once, in the order the clauses give them. */
   undecidedKeys: string[];
 }
+
+function verdictOf(clauses: readonly CompiledClause[], truths: readonly Truth[]): ConditionVerdict {
+  const undecided = new Set<string>();
+  truths.forEach((t, i) => {
+    if (t === "maybe") undecided.add(clauses[i]!.key);
+  });
+  return { truth: allOf(truths), undecidedKeys: [...undecided] };
+}
+
+/**
+ * One statement's conditions, with what does not depend on the caller worked out once. The caller classes
+ * anonymous, any-account and canonical user are each one answer; for named accounts only the
+ * aws:PrincipalAccount clauses depend on which account (every other key is theirs to choose), so the rest is
+ * judged once and each account costs a set lookup per such clause. Verdicts are shared between callers: a
+ * statement with thousands of undecided keys must not cost a list per named account.
+ */
+interface StatementConditions {
+  clauses: CompiledClause[];
+  byKind: Map<Caller["kind"], ConditionVerdict>;
+  /** Positions of the aws:PrincipalAccount clauses, which alone depend on which named account asks. */
+  accountDependent: number[];
+  /** For named accounts: the verdict on the other clauses, and their undecided keys plus aws:PrincipalAccount. */
+  accountRest?: ConditionVerdict;
+  accountUndecided?: string[];
+}
+
+const statements = new WeakMap<readonly ConditionClause[], StatementConditions>();
 
 /**
  * Evaluates a statement's conditions (AND across keys and operators) for a caller class.
@@ -195,15 +323,40 @@ export interface ConditionVerdict {
  * @example
  * evaluateConditions([{ operator: "Bool", key: "aws:securetransport", values: ["true"] }], { kind: "anonymous" }).truth; // "maybe"
  */
-export function evaluateConditions(clauses: readonly ConditionClause[], caller: Caller): ConditionVerdict {
-  const undecided: string[] = [];
-  const truths = clauses.map((c) => {
-    const op = parseOperator(c.operator);
-    // Each situation the caller might be in; the clause is certain only if it agrees in all of them.
-    const per = situations(c.key, caller).map((sit) => clauseFor(op, c.key, c.values, sit));
-    const truth: Truth = per.every((t) => t === "always") ? "always" : per.every((t) => t === "never") ? "never" : "maybe";
-    if (truth === "maybe") undecided.push(c.key);
-    return truth;
-  });
-  return { truth: allOf(truths), undecidedKeys: undecided };
+export function evaluateConditions(clauses: readonly ConditionClause[], caller: Caller, options: ConditionOptions = {}): ConditionVerdict {
+  let sc = statements.get(clauses);
+  if (!sc) {
+    const compiledClauses = clauses.map(compile);
+    const accountDependent = compiledClauses.flatMap((c, i) => (c.key === "aws:principalaccount" ? [i] : []));
+    statements.set(clauses, (sc = { clauses: compiledClauses, byKind: new Map(), accountDependent }));
+  }
+  if (caller.kind !== "account") {
+    let v = sc.byKind.get(caller.kind);
+    if (!v) sc.byKind.set(caller.kind, (v = verdictOf(sc.clauses, sc.clauses.map((c) => clauseTruth(c, caller, options)))));
+    return v;
+  }
+  if (!sc.accountRest) {
+    const dependent = new Set(sc.accountDependent);
+    const truths = sc.clauses.map((c, i) => (dependent.has(i) ? "always" : clauseTruth(c, caller, options)));
+    sc.accountRest = verdictOf(sc.clauses, truths);
+    sc.accountUndecided = verdictOf(sc.clauses, truths.map((t, i) => (dependent.has(i) ? "maybe" : t))).undecidedKeys;
+  }
+  const rest = sc.accountRest;
+  if (sc.accountDependent.length === 0 || rest.truth === "never") return rest;
+  const own = allOf(sc.accountDependent.map((i) => clauseTruth(sc.clauses[i]!, caller, options)));
+  if (own === "always") return rest;
+  if (own === "never") return { truth: "never", undecidedKeys: rest.undecidedKeys };
+  return { truth: "maybe", undecidedKeys: sc.accountUndecided! };
+}
+
+/**
+ * True when an aws:PrincipalAccount clause of these conditions matches account ids by wildcard, so that two
+ * accounts it does not list may still be judged differently. Without one, every account a statement does not
+ * name (in its principals or its aws:PrincipalAccount values) gets the same verdict from it.
+ *
+ * @example
+ * matchesAccountsByPattern([{ operator: "StringLike", key: "aws:principalaccount", values: ["1111*"] }]); // true
+ */
+export function matchesAccountsByPattern(clauses: readonly ConditionClause[]): boolean {
+  return clauses.some((c) => c.key === "aws:principalaccount" && compile(c).globCells > 0);
 }

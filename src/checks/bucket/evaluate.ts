@@ -5,15 +5,14 @@
 // caller of the class (principal certain, all conditions "always", resources certainly covering
 // what the Allow reaches). A Deny that the caller can dodge (aws:SecureTransport, a header) or that
 // we cannot decide never hides exposure; it is reported as uncertain instead.
-import { ACL_ACTIONS, S3_ACTIONS, actionCovered, type AccessClass, type S3Action } from "./actions.ts";
-import { ALL_USERS_URI, AUTHENTICATED_USERS_URI, type BucketACL, type PublicAccessBlock } from "./acl-parse.ts";
+import { ACL_ACTIONS, MAX_UNLISTED_ACTIONS, actionCovered, actionsToEvaluate, type AccessClass, type S3Action } from "./actions.ts";
+import { ALL_USERS_URI, AUTHENTICATED_USERS_URI, type ACLGrant, type BucketACL, type PublicAccessBlock } from "./acl-parse.ts";
 import type { Caller } from "./callers.ts";
-import { evaluateConditions } from "./conditions.ts";
 import { BucketInputError } from "./errors.ts";
 import { createPatternReasoner, type PatternReasoner } from "./glob.ts";
-import type { BucketPolicy, ConditionClause, PolicyStatement } from "./policy-parse.ts";
-import { namesAccount, principalCovers } from "./principals.ts";
+import type { BucketPolicy, PolicyStatement } from "./policy-parse.ts";
 import { allowRegions, bucketTarget, denyCovers, resourcesOverlap } from "./resources.ts";
+import { createVerdicts, type CallerVerdicts } from "./verdicts.ts";
 
 export interface BucketInputs {
   policy?: BucketPolicy | undefined;
@@ -59,6 +58,29 @@ export interface BucketAccess {
   cancelledAllows: string[];
 }
 
+/**
+ * Actions that every statement and ACL grant treat alike: the same level, covered by the same statements,
+ * granted by the same ACL permissions. Every caller gets the same answer for each of them, so a group is
+ * evaluated once per caller, however many actions it holds (with `s3:*` and a few statements, a handful of groups).
+ */
+interface ActionGroup {
+  level: S3Action["level"];
+  allows: PolicyStatement[];
+  denies: PolicyStatement[];
+  /** ACL grants that give the group's actions (Block Public Access's IgnorePublicAcls not yet applied). */
+  grants: ACLGrant[];
+}
+
+/** What does not depend on the caller, worked out once per evaluation and shared by both passes. */
+interface Plan {
+  /** Every action evaluated, in report order, with its group. */
+  actions: { action: S3Action; group: ActionGroup }[];
+  /** Through which of an Allow's resources it reaches the bucket (allowRegions), per statement and level. */
+  regions: Map<string, string[]>;
+  /** How each Deny's resources meet each region an Allow or ACL grant reaches (see denyReach). */
+  denyReach: Map<string, DenyReach>;
+}
+
 interface Ctx {
   inputs: BucketInputs;
   statements: PolicyStatement[];
@@ -70,14 +92,36 @@ interface Ctx {
   candidates: Set<string>;
   survivors: Set<string>;
   patterns: PatternReasoner;
+  plan: Plan;
+  verdicts: (caller: Caller) => CallerVerdicts;
+  /** Access already worked out for named callers, by shape (see CallerVerdicts). */
+  shapes: Map<string, Omit<CallerAccess, "caller">>;
 }
 
-function aclGrantsFor(ctx: Ctx, caller: Caller, action: string): string[] {
+function makePlan(inputs: BucketInputs, statements: PolicyStatement[]): Plan {
+  const tooMany = (): never => {
+    throw new BucketInputError(`the policy names more than ${MAX_UNLISTED_ACTIONS} S3 write actions unknown to this check (AWS rejects actions that do not exist)`);
+  };
+  const groups = new Map<string, ActionGroup>();
+  const actions = actionsToEvaluate(statements, tooMany).map((action) => {
+    const covering = statements.filter((st) => actionCovered(st, action.name));
+    const grants = (inputs.acl?.grants ?? []).filter((g) => ACL_ACTIONS[g.permission].includes(action.name));
+    const key = `${action.level} ${covering.map((st) => st.index).join(",")} ${grants.map((g) => g.permission).join(",")}`;
+    let group = groups.get(key);
+    if (!group) {
+      group = { level: action.level, allows: covering.filter((st) => st.effect === "Allow"), denies: covering.filter((st) => st.effect === "Deny"), grants };
+      groups.set(key, group);
+    }
+    return { action, group };
+  });
+  return { actions, regions: new Map(), denyReach: new Map() };
+}
+
+function aclGrantsFor(ctx: Ctx, caller: Caller, group: ActionGroup): string[] {
   const acl = ctx.inputs.acl;
   if (!acl || !ctx.useACL) return [];
   const ignorePublic = ctx.inputs.publicAccessBlock?.IgnorePublicAcls === true;
-  return acl.grants
-    .filter((g) => ACL_ACTIONS[g.permission].includes(action))
+  return group.grants
     .filter((g) => {
       if (g.type === "Group") {
         if (ignorePublic) return false;
@@ -90,31 +134,29 @@ function aclGrantsFor(ctx: Ctx, caller: Caller, action: string): string[] {
     .map((g) => g.label);
 }
 
-const ANY_ACCOUNT: Caller = { kind: "any-account" };
-
-const valueSets = new WeakMap<ConditionClause, Set<string>>();
-/** A condition's values as a set, made once (a clause may list thousands of accounts, asked once per caller). */
-function valueSet(clause: ConditionClause): Set<string> {
-  let set = valueSets.get(clause);
-  if (!set) valueSets.set(clause, (set = new Set(clause.values)));
-  return set;
+function regionsFor(ctx: Ctx, st: PolicyStatement, level: S3Action["level"], target: string): string[] {
+  const key = `${st.index} ${level} ${target}`;
+  let regions = ctx.plan.regions.get(key);
+  if (!regions) ctx.plan.regions.set(key, (regions = allowRegions(ctx.patterns, st, target)));
+  return regions;
 }
 
-/**
- * Whether an Allow can be credited to this caller. Anonymous and any-account callers are judged on
- * the statement itself. A named account or canonical user is credited only with statements that
- * name it (principal, aws:PrincipalAccount) or that are open to any account anyway: a Principal "*"
- * statement pinned to some VPC endpoint or IP range grants whoever is there, not every account
- * the policy happens to mention.
- */
-function attributable(st: PolicyStatement, caller: Caller): boolean {
-  if (caller.kind === "anonymous" || caller.kind === "any-account") return true;
-  if (!st.notPrincipal) {
-    if (caller.kind === "account" && namesAccount(st.principals, caller.account)) return true;
-    if (caller.kind === "canonical" && st.principals.canonicalUser.includes(caller.id)) return true;
-  }
-  if (caller.kind === "account" && st.conditions.some((c) => c.key === "aws:principalaccount" && valueSet(c).has(caller.account))) return true;
-  return principalCovers(st, ANY_ACCOUNT) !== "never" && evaluateConditions(st.conditions, ANY_ACCOUNT).truth !== "never";
+/** Whether a Deny's resources touch a region within the target, and (asked only then) whether they cover it. */
+interface DenyReach {
+  overlap: boolean;
+  covers?: boolean;
+}
+
+function denyReach(ctx: Ctx, d: PolicyStatement, regionKey: string, region: string, target: string): DenyReach {
+  const key = `${d.index} ${regionKey} ${target}`;
+  let r = ctx.plan.denyReach.get(key);
+  if (!r) ctx.plan.denyReach.set(key, (r = { overlap: resourcesOverlap(ctx.patterns, d, region, target) }));
+  return r;
+}
+
+function denyCoversRegion(ctx: Ctx, d: PolicyStatement, reach: DenyReach, region: string, target: string): boolean {
+  reach.covers ??= denyCovers(ctx.patterns, d, region, target);
+  return reach.covers;
 }
 
 interface ActionVerdict {
@@ -125,31 +167,31 @@ interface ActionVerdict {
   viaPolicy: boolean;
 }
 
-function evaluateAction(ctx: Ctx, caller: Caller, action: S3Action): ActionVerdict {
-  const target = action.level === "bucket" ? ctx.bucketArn : ctx.objectArn;
-  const sources: { label: string; regions: string[]; statement?: string }[] = [];
+function evaluateGroup(ctx: Ctx, caller: Caller, group: ActionGroup, memo: CallerVerdicts): ActionVerdict {
+  const target = group.level === "bucket" ? ctx.bucketArn : ctx.objectArn;
+  // A region is keyed by where it came from (statement and position, or the whole target) for the deny cache.
+  const sources: { label: string; regions: { arn: string; key: string }[]; statement?: string }[] = [];
   if (!ctx.dropPolicy) {
-    for (const st of ctx.statements) {
-      if (st.effect !== "Allow" || !actionCovered(st, action.name)) continue;
-      if (!attributable(st, caller)) continue;
-      if (principalCovers(st, caller) === "never") continue;
-      if (evaluateConditions(st.conditions, caller).truth === "never") continue;
-      const regions = allowRegions(ctx.patterns, st, target);
-      if (regions.length > 0) sources.push({ label: st.label, regions, statement: st.label });
+    for (const st of group.allows) {
+      if (!memo.allowApplies(st)) continue;
+      const regions = regionsFor(ctx, st, group.level, target);
+      if (regions.length > 0) sources.push({ label: st.label, regions: regions.map((arn, i) => ({ arn, key: `${st.index}/${i}` })), statement: st.label });
     }
   }
-  for (const label of aclGrantsFor(ctx, caller, action.name)) sources.push({ label, regions: [target] });
+  for (const label of aclGrantsFor(ctx, caller, group)) sources.push({ label, regions: [{ arn: target, key: "target" }] });
 
-  const denies = ctx.statements.filter((st) => st.effect === "Deny" && actionCovered(st, action.name) && principalCovers(st, caller) !== "never");
+  const denies = group.denies.filter((st) => memo.deny(st).principal !== "never");
   const verdict: ActionVerdict = { granted: [], narrowedBy: new Set(), uncertain: new Map(), viaACL: false, viaPolicy: false };
   for (const src of sources) {
     if (src.statement) ctx.candidates.add(src.statement);
     const open = src.regions.filter((region) => {
       for (const d of denies) {
-        const cond = evaluateConditions(d.conditions, caller);
-        if (cond.truth === "never" || !resourcesOverlap(ctx.patterns, d, region, target)) continue;
-        const certain = principalCovers(d, caller) === "always" && cond.truth === "always";
-        if (certain && denyCovers(ctx.patterns, d, region, target)) {
+        const { principal, cond } = memo.deny(d);
+        if (cond.truth === "never") continue;
+        const reach = denyReach(ctx, d, region.key, region.arn, target);
+        if (!reach.overlap) continue;
+        const certain = principal === "always" && cond.truth === "always";
+        if (certain && denyCoversRegion(ctx, d, reach, region.arn, target)) {
           verdict.narrowedBy.add(d.label);
           return false;
         }
@@ -174,14 +216,21 @@ function emptyClass(): ClassAccess {
 }
 
 function evaluateCaller(ctx: Ctx, caller: Caller): CallerAccess {
+  const memo = ctx.verdicts(caller);
+  // Named callers that every statement treats alike share one answer (thousands of accounts in one statement).
+  const shared = memo.shape === undefined ? undefined : ctx.shapes.get(memo.shape);
+  if (shared) return { caller, ...shared };
   const result: CallerAccess = { caller, read: emptyClass(), write: emptyClass() };
-  for (const action of S3_ACTIONS) {
-    const v = evaluateAction(ctx, caller, action);
+  const verdicts = new Map<ActionGroup, ActionVerdict>();
+  for (const { action, group } of ctx.plan.actions) {
+    let v = verdicts.get(group);
+    if (!v) verdicts.set(group, (v = evaluateGroup(ctx, caller, group, memo)));
     const cls: ClassAccess = result[action.class satisfies AccessClass];
     for (const d of v.narrowedBy) if (!cls.narrowedBy.includes(d)) cls.narrowedBy.push(d);
     if (v.granted.length === 0) continue;
     cls.allowed = true;
-    cls.actions.push(action.name);
+    // An action AWS added since our list is judged at both levels: named once.
+    if (!cls.actions.includes(action.name)) cls.actions.push(action.name);
     cls.viaACL ||= v.viaACL;
     cls.viaPolicy ||= v.viaPolicy;
     for (const g of v.granted) if (!cls.grantedBy.includes(g)) cls.grantedBy.push(g);
@@ -189,6 +238,7 @@ function evaluateCaller(ctx: Ctx, caller: Caller): CallerAccess {
       if (!cls.uncertainDenies.some((u) => u.statement === statement)) cls.uncertainDenies.push({ statement, undecidedKeys });
     }
   }
+  if (memo.shape !== undefined) ctx.shapes.set(memo.shape, { read: result.read, write: result.write });
   return result;
 }
 
@@ -233,9 +283,12 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
   const patterns = createPatternReasoner(() => {
     throw new BucketInputError("the policy is too complex to evaluate: its wildcard patterns are too many or too long (AWS caps a bucket policy at 20 KB)");
   });
-  const base = { inputs, statements, patterns, bucketArn: target.bucketArn, objectArn: target.objectArn, candidates: new Set<string>(), survivors: new Set<string>() };
+  const plan = makePlan(inputs, statements);
+  const aclNames = (inputs.acl?.grants ?? []).flatMap((g) => (g.type === "CanonicalUser" ? [g.grantee] : g.type === "AmazonCustomerByEmail" ? [`email:${g.grantee}`] : []));
+  const verdicts = createVerdicts(statements, aclNames, patterns.charge);
+  const base = { inputs, statements, patterns, plan, verdicts, bucketArn: target.bucketArn, objectArn: target.objectArn, candidates: new Set<string>(), survivors: new Set<string>() };
   // First pass: is the policy public (anonymous or any account gets something through it)?
-  const policyOnly: Ctx = { ...base, dropPolicy: false, useACL: false, candidates: new Set(), survivors: new Set() };
+  const policyOnly: Ctx = { ...base, dropPolicy: false, useACL: false, candidates: new Set(), survivors: new Set(), shapes: new Map() };
   const policyPublic = [{ kind: "anonymous" } as const, { kind: "any-account" } as const].some((c) => {
     const a = evaluateCaller(policyOnly, c);
     return a.read.allowed || a.write.allowed;
@@ -243,7 +296,7 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
   // RestrictPublicBuckets: with a public policy, only the owner account and AWS services get
   // anything through the policy, named cross-account grants included (S3 API reference).
   const restrict = inputs.publicAccessBlock?.RestrictPublicBuckets === true && policyPublic;
-  const ctx: Ctx = { ...base, dropPolicy: restrict, useACL: true };
+  const ctx: Ctx = { ...base, dropPolicy: restrict, useACL: true, shapes: new Map() };
   const anonymous = evaluateCaller(ctx, { kind: "anonymous" });
   const anyAccount = evaluateCaller(ctx, { kind: "any-account" });
   const named = namedCallers(inputs, statements).map((c) => evaluateCaller(ctx, c));

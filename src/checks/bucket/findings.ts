@@ -30,7 +30,7 @@ function evidenceOf(cls: ClassAccess): Record<string, unknown> {
 
 function exposure(who: "anonymous" | "any-aws-account", cls: AccessClass, access: ClassAccess, bucket: string): Finding {
   const whom = who === "anonymous" ? "Anyone on the internet, without credentials," : "Any AWS account (accounts are free to create)";
-  const verb = cls === "read" ? "read or list objects in" : "write, delete or re-permission objects in";
+  const verb = cls === "read" ? "read or list objects in" : "write, delete or re-permission objects in, or reconfigure,";
   return {
     id: `bucket.${who}-${cls}`,
     severity: EXPOSURE[who][cls],

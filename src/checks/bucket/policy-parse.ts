@@ -1,6 +1,7 @@
 // Parses a bucket policy as `aws s3api get-bucket-policy` prints it ({"Policy": "<json string>"})
 // or as a plain policy document, into typed statements. Shape errors name the file and the path.
 import { BucketInputError } from "./errors.ts";
+import { excerpt } from "../../lib/terminal.ts";
 import { MAX_PATTERN_LENGTH } from "./glob.ts";
 import { describe, isObject, parseBoundedJSON, stringList, type JSONObject, type JSONValue } from "./json-input.ts";
 
@@ -63,24 +64,26 @@ function parsePrincipal(value: JSONValue | undefined, source: string, path: stri
   for (const key of keys) {
     // Own keys only: an inherited name (toString, constructor, __proto__) is an unknown type, not a crash.
     const kind = Object.hasOwn(PRINCIPAL_KINDS, key) ? PRINCIPAL_KINDS[key] : undefined;
-    if (!kind) throw new BucketInputError(`${source}: ${path} has an unknown principal type "${key}" (expected AWS, Service, Federated or CanonicalUser)`);
+    if (!kind) throw new BucketInputError(`${source}: ${path} has an unknown principal type "${excerpt(key)}" (expected AWS, Service, Federated or CanonicalUser)`);
     set[kind].push(...stringList(value[key], source, `${path}.${key}`));
   }
   return set;
 }
 
+// Operators and keys are quoted as short escaped excerpts: a hostile 500 KB key would otherwise be a 500 KB
+// line on the operator's terminal.
 function parseConditions(value: JSONValue | undefined, source: string, path: string): ConditionClause[] {
   if (value === undefined) return [];
   if (!isObject(value)) throw new BucketInputError(`${source}: ${path} must be an object, got ${describe(value)}`);
   const clauses: ConditionClause[] = [];
   for (const [operator, block] of Object.entries(value)) {
-    if (!isObject(block)) throw new BucketInputError(`${source}: ${path}.${operator} must be an object of condition keys, got ${describe(block)}`);
+    if (!isObject(block)) throw new BucketInputError(`${source}: ${path}.${excerpt(operator)} must be an object of condition keys, got ${describe(block)}`);
     for (const [key, raw] of Object.entries(block)) {
       const list = Array.isArray(raw) ? raw : [raw];
       const values: string[] = [];
       for (const v of list) {
         if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") values.push(String(v));
-        else throw new BucketInputError(`${source}: ${path}.${operator}.${key} values must be strings, numbers or booleans, got ${describe(v)}`);
+        else throw new BucketInputError(`${source}: ${path}.${excerpt(operator)}.${excerpt(key)} values must be strings, numbers or booleans, got ${describe(v)}`);
       }
       clauses.push({ operator, key: key.toLowerCase(), values });
     }

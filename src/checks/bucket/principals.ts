@@ -75,6 +75,11 @@ export function namesAccount(set: PrincipalSet, account: string): boolean {
   return indexOf(set).named.has(account);
 }
 
+/** Whether the set's CanonicalUser entries name `id`. */
+export function namesCanonical(set: PrincipalSet, id: string): boolean {
+  return indexOf(set).canonical.has(id);
+}
+
 /** Whether the set takes in the caller: what inSetScan says, read from the index. */
 export function inSet(set: PrincipalSet, caller: Caller): Truth {
   if (set.everyone) return "always";
