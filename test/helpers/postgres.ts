@@ -128,7 +128,11 @@ export async function startPostgres(settings: Record<string, string> = {}): Prom
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once("exit", r));
         child.kill("SIGINT"); // fast shutdown
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+        // The timer is cleared once the server has exited: left pending, it kept every test file that used
+        // PostgreSQL alive 10 s after its last test.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+        clearTimeout(timer);
         if (child.exitCode === null) child.kill("SIGKILL");
       }
       rmSync(dir, { recursive: true, force: true });
