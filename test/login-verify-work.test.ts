@@ -1,8 +1,9 @@
 // The work a login does must not tell an attacker what a 401 hides (ASVS 6.3.8: "different response times"):
 // a known account whose stored hash is cheaper than the default argon2id tops its verify up with the dummy verify
-// an unknown account pays, and a locked or disabled account does the same work for a right and a wrong password
-// (no rehash before the account state is checked). Measured as work — calls to the dummy verify, argon2id hashes
-// produced, random bytes the password context drew — never as time, so the tests are deterministic.
+// an unknown account pays, and a locked or disabled account, or an initial password past its expiry, does the same
+// work for a right and a wrong password (no rehash before the account state is checked). Measured as work — calls
+// to the dummy verify, argon2id hashes produced, random bytes the password context drew — never as time, so the
+// tests are deterministic.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { it } from "node:test";
@@ -113,6 +114,20 @@ forEachDialect("locked and disabled accounts: a right guess costs what a wrong o
       assert.deepEqual(right, wrong, `${email}: a right guess did different work`);
       assert.equal(right.produced, 0, `${email}: rehashed although the account cannot sign in`);
     }
+  });
+
+  it("attack: the same for an initial password past its expiry, on a hash login would upgrade: refused alike, not rehashed (ASVS 6.4.1, 6.3.8)", async () => {
+    const s = await setup(await fx.fresh());
+    const weak = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 64, timeCost: 1, parallelism: 1 } });
+    const stored = await weak.hash(REAL);
+    const u = await s.users.create({ email: "initial@example.org", passwordHash: stored, passwordScheme: "argon2id", passwordMustChange: true, passwordInitialExpiresAt: s.clock.now() + 3_600_000 });
+    s.clock.advance(3_600_000);
+    const wrong = await workOf(s, "initial@example.org", WRONG);
+    const right = await workOf(s, "initial@example.org", REAL);
+    assert.equal(right.outcome, "invalid");
+    assert.deepEqual(right, wrong, "a right guess must not do extra work (an argon2id rehash) that a wrong one does not");
+    assert.equal(right.produced, 0);
+    assert.equal((await s.users.getById(u.id))?.passwordHash, stored, "the expired password's hash is left alone");
   });
 
   it("a usable account is still upgraded at its next successful login (the rehash moved, it did not go)", async () => {

@@ -24,6 +24,11 @@ export interface Config {
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   /** Minimum length of new passwords (NIST SP 800-63B-4: 15 for single-factor; never below 8). */
   passwordMinLength: number;
+  /**
+   * How long a generated or administrator-set initial password signs in, in ms (BULWARK_INITIAL_PASSWORD_HOURS,
+   * default 72 hours; ASVS 6.4.1: initial secrets expire after a short period).
+   */
+  initialPasswordMs: number;
   /** Breached-password lookups for new passwords (ASVS 6.2.12); none unless configured. */
   breach: BreachConfig;
   /** Name of the service, for password context-word checks and emails. */
@@ -122,10 +127,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
     parallelism: int("BULWARK_ARGON2_PARALLELISM", 1, 1, 16, "argon2id lanes"),
   };
   const passwordMinLength = int("BULWARK_PASSWORD_MIN_LENGTH", 15, 8, 64, "NIST SP 800-63B never allows fewer than 8");
+  // At most two weeks: long enough for a new hire's first week and a weekend, short enough that an initial
+  // password forgotten in a ticket or a mail stops working soon (ASVS 6.4.1 asks for "a short period").
+  const initialPasswordMs = int("BULWARK_INITIAL_PASSWORD_HOURS", 72, 1, 336, "hours a generated or administrator-set initial password signs in") * 3_600_000;
   const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim().slice(0, 100) || "Bulwark";
   const breach = loadBreachConfig(env, int);
   const http = loadHTTPAuthConfig(env, port);
-  return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, breach, serviceName, http, requireMFA: http.requireMFA };
+  return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, breach, serviceName, http, requireMFA: http.requireMFA };
 }
 
 function loadBreachConfig(env: NodeJS.ProcessEnv, int: (name: string, fallback: number, min: number, max: number, why: string) => number): BreachConfig {

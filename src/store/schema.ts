@@ -91,6 +91,8 @@ export interface UsersTable {
   external_source: string | null;
   external_id: string | null;
   seeded: number;
+  /** When an administrator-set initial password stops signing in (migration 19); null: not an initial password. */
+  password_initial_expires_at: number | null;
 }
 
 export interface FloodEventsTable {

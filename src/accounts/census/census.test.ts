@@ -38,6 +38,24 @@ forEachDialect("password census", (fx) => {
     ]);
   });
 
+  it("counts argon2 below the policy's minimum cost (plain, or a wrap's outer layer) as weak, apart from the fast schemes (ASVS 11.4.2)", async () => {
+    const database = await fx.fresh();
+    const clock = new ManualClock();
+    await migrate(database, clock);
+    const users = createUserStore({ database, clock, random: systemRandom });
+    const cheap = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 64, timeCost: 1, parallelism: 1 } });
+    await users.create({ email: "cheap-argon@example.org", passwordHash: await cheap.hash("a fine passphrase") });
+    await users.create({ email: "cheap-wrap@example.org", passwordHash: await cheap.wrapLegacyHash("$P$6npetjI95qN1kIVZ9V0Ce6NS5dN6cT0") });
+    await users.create({ email: "policy@example.org", passwordHash: await passwords.hash("a fine passphrase") });
+    const census = await passwordCensus({ database, passwords });
+    assert.deepEqual([census.weak, census.belowMinimum, census.unsalted], [2, 2, 0]);
+    assert.deepEqual(census.schemes.map((r) => [r.scheme, r.params, r.weak]), [
+      ["argon2id", "m=1024,t=1,p=1", false],
+      ["argon2id", "m=64,t=1,p=1", true],
+      ["bulwark-wrapped", "inner=phpass(log2=8),m=64,t=1,p=1", true],
+    ]);
+  });
+
   it("reports an empty account base without dividing by zero", async () => {
     const database = await fx.fresh();
     await migrate(database, new ManualClock());

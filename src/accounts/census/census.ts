@@ -1,5 +1,6 @@
 // The password-hash census of the account base: users per scheme and parameters, users without a
-// password, and the share still on weak (fast, or fast and unsalted) schemes. Reads the table in pages.
+// password, and the share still weak (a fast or fast-and-unsalted scheme, or argon2 below the policy's minimum
+// cost). Reads the table in pages.
 import type { Database } from "../../store/database.ts";
 import type { PasswordContext, SchemeId } from "../passwords/index.ts";
 
@@ -7,15 +8,26 @@ export interface CensusRow {
   scheme: SchemeId | "unsupported";
   params: string;
   users: number;
-  /** A fast legacy scheme (wrap-migration would lift it). */
+  /**
+   * A fast legacy scheme (wrap-migration lifts it), or argon2 — plain, or a wrapped hash's outer layer — below the
+   * policy's minimum cost (PasswordContext.belowMinimumCost; only the owner's next login lifts it).
+   */
   weak: boolean;
 }
 
 export interface Census {
   users: number;
   withoutPassword: number;
-  /** Users on fast schemes (MD5, SHA, phpass, crypt…): crackable at GPU speed if the table leaks. */
+  /**
+   * Users on fast schemes (MD5, SHA, phpass, crypt…) or on argon2 below the policy's minimum cost: crackable far
+   * faster than the policy intends if the table leaks (ASVS 11.4.2).
+   */
   weak: number;
+  /**
+   * Of those, argon2 hashes below the minimum cost (imported so, or made under an older, cheaper policy). No job can
+   * rehash them without the password, and wrapping would not help; each is rehashed at its owner's next sign-in.
+   */
+  belowMinimum: number;
   /** Of those, unsalted bare digests: one lookup table cracks them all. */
   unsalted: number;
   unsupported: number;
@@ -38,7 +50,7 @@ const PAGE = 1000;
 export async function passwordCensus(deps: { database: Database; passwords: PasswordContext }, options: { pageSize?: number } = {}): Promise<Census> {
   const size = Math.max(1, Math.min(options.pageSize ?? PAGE, 10_000));
   const groups = new Map<string, CensusRow>();
-  const census: Census = { users: 0, withoutPassword: 0, weak: 0, unsalted: 0, unsupported: 0, weakShare: 0, schemes: [] };
+  const census: Census = { users: 0, withoutPassword: 0, weak: 0, belowMinimum: 0, unsalted: 0, unsupported: 0, weakShare: 0, schemes: [] };
   for (let after: string | null = null; ;) {
     let q = deps.database.db.selectFrom("users").select(["id", "password_hash"]).orderBy("id").limit(size);
     if (after !== null) q = q.where("id", ">", after);
@@ -53,9 +65,11 @@ export async function passwordCensus(deps: { database: Database; passwords: Pass
       let scheme: CensusRow["scheme"];
       let params: string;
       let weak = false;
+      let belowMinimum = false;
       try {
         ({ scheme, params } = deps.passwords.describe(r.password_hash));
-        weak = deps.passwords.isWrappable(r.password_hash);
+        belowMinimum = deps.passwords.belowMinimumCost(r.password_hash);
+        weak = belowMinimum || deps.passwords.isWrappable(r.password_hash);
       } catch {
         // A stored hash the policy refuses (imported before a limit was lowered): counted, never verified.
         scheme = "unsupported";
@@ -63,6 +77,7 @@ export async function passwordCensus(deps: { database: Database; passwords: Pass
         census.unsupported++;
       }
       if (weak) census.weak++;
+      if (belowMinimum) census.belowMinimum++;
       if (weak && UNSALTED.has(scheme)) census.unsalted++;
       const key = `${scheme}\u0000${params}`;
       const g = groups.get(key) ?? { scheme, params, users: 0, weak };

@@ -1,7 +1,7 @@
 // The login core: look up, throttle (counted against the account, whatever identifier names it, answered by the
 // spelling typed), verify (with a dummy verify of the default scheme for unknown accounts and on top of cheaper
-// stored hashes, so both cost the same), rehash to the default scheme only for an account that may sign in, audit
-// every outcome (never the password).
+// stored hashes, so both cost the same), rehash to the default scheme only for an account that may sign in, refuse
+// an expired initial password like a wrong one, audit every outcome (never the password).
 import type { Logger } from "pino";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { FloodControl } from "../flood/flood.ts";
@@ -38,7 +38,9 @@ export interface LoginDeps {
   tag: (identifier: string) => string;
 }
 
-type Failure = "unknown-account" | "wrong-password" | "no-password" | "password-invalidated" | "unsupported-hash" | "disabled" | "locked" | "malformed" | "throttled-other-spelling";
+type Failure =
+  | "unknown-account" | "wrong-password" | "no-password" | "password-invalidated" | "unsupported-hash" | "disabled" | "locked"
+  | "initial-password-expired" | "malformed" | "throttled-other-spelling";
 
 /** Why a stored hash cannot log anyone in (checked before any verify). */
 function unusable(user: User): Failure | null {
@@ -48,17 +50,31 @@ function unusable(user: User): Failure | null {
 }
 
 /**
+ * Why the account may not sign in even with the right password: disabled, locked, or holding an initial password
+ * (generated or set by an administrator) past its expiry (ASVS 6.4.1: it must not become a lasting way in, say
+ * after sitting in a ticket for weeks). The password is still verified, so the audit can tell a right one from a
+ * wrong one, and the answer is a wrong password's.
+ */
+function refusal(users: UserStore, user: User): Failure | null {
+  if (user.status === "disabled") return "disabled";
+  if (user.lockedAt !== null) return "locked";
+  if (users.initialPasswordExpired(user)) return "initial-password-expired";
+  return null;
+}
+
+/**
  * Verifies `password` against the user's stored hash: with verifyAndRehash for an account that may sign in (a new
- * hash comes back when the stored one should be upgraded), with a plain verify for a disabled or locked one — never
- * rehashed, so that a right guess there costs no more than a wrong one (the same 401 must not time differently). A stored hash cheaper to
+ * hash comes back when the stored one should be upgraded), with a plain verify for one `refused` (disabled, locked,
+ * an expired initial password) — never rehashed, so that a right guess there costs no more than a wrong one (the
+ * same 401 must not time differently). A stored hash cheaper to
  * verify than the default argon2id is topped up with the dummy verify, side by side, on a match and a mismatch
  * alike, so an account imported with md5 answers a wrong password no faster than an unknown account (ASVS 6.3.8);
  * so is a hash the policy refuses, which is refused without any hashing.
  */
-async function check(deps: LoginDeps, user: User, password: string): Promise<{ failure: Failure | null; newHash: string | null }> {
+async function check(deps: LoginDeps, user: User, password: string, refused: Failure | null): Promise<{ failure: Failure | null; newHash: string | null }> {
   const { passwords } = deps;
   const stored = user.passwordHash as string;
-  const mayUse = user.status !== "disabled" && user.lockedAt === null;
+  const mayUse = refused === null;
   const verify = async (): Promise<{ failure: Failure | null; newHash: string | null }> => {
     try {
       if (!mayUse) return { failure: (await passwords.verify(password, stored)) ? null : "wrong-password", newHash: null };
@@ -120,12 +136,11 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   } else {
     // Checked whatever the account's state (the audit tells a right password on a disabled account from a wrong one);
     // rehashed only when the account may sign in (see check).
-    const checked = await check(deps, user, attempt.password);
-    failure = checked.failure;
+    const refused = refusal(users, user);
+    const checked = await check(deps, user, attempt.password, refused);
+    // A right password on an account that may not be used gets the same answer as a wrong one; the audit says why.
+    failure = checked.failure ?? refused;
     newHash = checked.newHash;
-    // The password was right, but the account may not be used: the same answer as a wrong password.
-    if (failure === null && user.status === "disabled") failure = "disabled";
-    if (failure === null && user.lockedAt !== null) failure = "locked";
   }
 
   if (failure !== null) {

@@ -13,6 +13,7 @@ import type { Database } from "../../store/database.ts";
 import { migrate } from "../../store/migrator.ts";
 import { FloodControl } from "../flood/flood.ts";
 import { login } from "../login/login.ts";
+import { hashArgon2id } from "../passwords/argon2.ts";
 import { createPasswordContext, type PasswordContext } from "../passwords/index.ts";
 import { createUserStore } from "../users/user-store.ts";
 import { JOB_KIND, openMigrationJob, resumeMigrationJob, runMigration, wrappableCensus, type MigrateDeps } from "./migrate-hashes.ts";
@@ -54,7 +55,7 @@ async function hashes(deps: MigrateDeps): Promise<Map<string, string | null>> {
 forEachDialect("migrate-hashes job", (fx) => {
   it("wraps every legacy hash in batches, keeps every password working, and audits each batch", async () => {
     const deps = await setup(await fx.fresh());
-    assert.deepEqual(await wrappableCensus(deps), { total: 13, bySchemes: { md5: 8, sha1: 2, drupal7: 1, phpass: 1, "drupal7-wrapped-md5": 1 } });
+    assert.deepEqual(await wrappableCensus(deps), { total: 13, bySchemes: { md5: 8, sha1: 2, drupal7: 1, phpass: 1, "drupal7-wrapped-md5": 1 }, belowMinimum: 0 });
     const { job, resumed } = await openMigrationJob(deps, { actor: "test", batch: 4 });
     assert.equal(resumed, false);
     assert.equal(job.total, 13);
@@ -116,6 +117,28 @@ forEachDialect("migrate-hashes job", (fx) => {
     const done = await runMigration(deps, second.job, { actor: "test" });
     assert.equal(done.counts["wrapped"] ?? 0, 0);
     assert.deepEqual(await hashes(deps), before);
+  });
+
+  it("leaves argon2 below the policy's minimum cost as it is (it cannot be lifted without the password) and counts it; the next login rehashes it (ASVS 11.4.2)", async () => {
+    const deps = await setup(await fx.fresh());
+    const tiny = { memoryCost: 8, timeCost: 1, parallelism: 1 };
+    const tinyArgon = await hashArgon2id("cheap and old", tiny, systemRandom.bytes(16));
+    const tinyWrap = await createPasswordContext({ random: systemRandom, argon2: tiny }).wrapLegacyHash(md5("cheap wrap"));
+    const argonUser = await deps.users.create({ email: "tiny-argon@example.org", passwordHash: tinyArgon, passwordScheme: "argon2id" });
+    await deps.users.create({ email: "tiny-wrap@example.org", passwordHash: tinyWrap, passwordScheme: "bulwark-wrapped" });
+    const census = await wrappableCensus(deps);
+    assert.deepEqual([census.total, census.belowMinimum], [13, 2], "counted, not wrapped");
+    const { job } = await openMigrationJob(deps, { actor: "test", batch: 4 });
+    const done = await runMigration(deps, job, { actor: "test" });
+    assert.deepEqual([done.counts["wrapped"], done.counts["belowMinimum"]], [13, 2]);
+    const after = await hashes(deps);
+    assert.equal(after.get(argonUser.id), tinyArgon, "not rewritten by the job");
+    assert.ok([...after.values()].includes(tinyWrap), "nor is the cheap wrap re-wrapped");
+    const flood = new FloodControl({ database: deps.database, clock: deps.clock });
+    const loginDeps = { users: deps.users, passwords, flood, audit: deps.audit, logger: { warn: () => {}, error: () => {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text) };
+    const result = await login(loginDeps, { identifier: "tiny-argon@example.org", password: "cheap and old", ip: "198.51.100.8" });
+    assert.equal(result.outcome === "success" && result.rehashed, true, "the owner's login lifts it");
+    assert.equal(passwords.belowMinimumCost((await deps.users.getById(argonUser.id))!.passwordHash!), false);
   });
 
   it("skips (never overwrites) a hash that changed between read and write", async () => {

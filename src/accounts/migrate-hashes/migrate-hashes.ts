@@ -44,6 +44,13 @@ export interface MigrateRunOptions {
 export interface WrappableCensus {
   total: number;
   bySchemes: Record<string, number>;
+  /**
+   * Users on argon2 (plain, or a wrapped hash's outer layer) below the policy's minimum cost: weak, but left as they
+   * are. Rehashing needs the password; wrapping the hash in argon2id again would need a second wrapped format and
+   * verify path for what the owner's next login does anyway (needsRehash is true for them). The census counts them
+   * as weak, so the operator sees what this job cannot lift.
+   */
+  belowMinimum: number;
 }
 
 // Bounds the rows one transaction rewrites (its lock time) and one page the census reads.
@@ -61,17 +68,19 @@ async function page(db: Kysely<Schema>, after: string | null, limit: number): Pr
 }
 
 /**
- * Counts the users whose hash wrap-migration would rewrite, per scheme (what `--dry-run` prints).
+ * Counts the users whose hash wrap-migration would rewrite, per scheme, and those on argon2 below the policy's
+ * minimum cost that it leaves for their next login (what `--dry-run` prints).
  *
  * @example
- * const { total, bySchemes } = await wrappableCensus(deps); // { total: 12, bySchemes: { md5: 10, phpass: 2 } }
+ * const { total, bySchemes } = await wrappableCensus(deps); // { total: 12, bySchemes: { md5: 10, phpass: 2 }, belowMinimum: 0 }
  */
 export async function wrappableCensus(deps: Pick<MigrateDeps, "database" | "passwords">): Promise<WrappableCensus> {
-  const out: WrappableCensus = { total: 0, bySchemes: {} };
+  const out: WrappableCensus = { total: 0, bySchemes: {}, belowMinimum: 0 };
   for (let after: string | null = null; ;) {
     const rows = await page(deps.database.db, after, PAGE);
     if (rows.length === 0) return out;
     for (const r of rows) {
+      if (deps.passwords.belowMinimumCost(r.password_hash)) out.belowMinimum++;
       if (!deps.passwords.isWrappable(r.password_hash)) continue;
       const scheme = deps.passwords.identify(r.password_hash);
       out.total++;
@@ -168,23 +177,26 @@ class CursorMoved extends Error {}
 /**
  * Runs (or resumes) a migrate-hashes job to completion and returns it in its final state.
  * A row whose hash changed between read and write (a login rehashed it, a lever invalidated it) is
- * left alone and counted as `skipped`: compare-and-set, never overwrite.
+ * left alone and counted as `skipped`: compare-and-set, never overwrite. Argon2 below the policy's minimum cost
+ * is left alone too, counted as `belowMinimum` (see WrappableCensus).
  *
  * @example
  * const done = await runMigration(deps, job, { actor: "cli:ops", concurrency: 4 });
- * done.counts // { wrapped: 19998, skipped: 2 }
+ * done.counts // { wrapped: 19998, skipped: 2, belowMinimum: 0 }
  */
 export async function runMigration(deps: MigrateDeps, job: Job<MigrateSpec>, options: MigrateRunOptions): Promise<Job<MigrateSpec>> {
   const batchSize = Math.max(1, Math.min(MAX_BATCH, options.batch ?? job.spec.batch));
   const concurrency = Math.max(1, options.concurrency ?? 4);
-  type Prepared = { from: string | null; last: string; wrapped: Array<{ id: string; from: string; to: string }> } | null;
+  type Prepared = { from: string | null; last: string; wrapped: Array<{ id: string; from: string; to: string }>; belowMinimum: number } | null;
   // Reads the batch after `from` and wraps it (argon2 on the libuv pool). Nothing is written here.
   const prepare = async (from: string | null): Promise<Prepared> => {
     const rows = await page(deps.database.db, from, batchSize);
     if (rows.length === 0) return null;
     const targets = rows.filter((r) => deps.passwords.isWrappable(r.password_hash));
+    // Weak argon2 is not wrappable: counted, so the result says what is left for the owners' next logins.
+    const belowMinimum = rows.filter((r) => deps.passwords.belowMinimumCost(r.password_hash)).length;
     const wrapped = await pool(targets, concurrency, async (r) => ({ id: r.id, from: r.password_hash, to: await deps.passwords.wrapLegacyHash(r.password_hash) }));
-    return { from, last: rows[rows.length - 1]!.id, wrapped };
+    return { from, last: rows[rows.length - 1]!.id, wrapped, belowMinimum };
   };
   // Pipelined: batch N+1 is hashed while batch N commits, so the cores stay busy during the write
   // (the rows after N's last id are not touched by N's transaction; compare-and-set guards the rest).
@@ -204,7 +216,7 @@ export async function runMigration(deps: MigrateDeps, job: Job<MigrateSpec>, opt
       await deps.database.transaction(async (trx) => {
         let ok = 0;
         for (const w of batch.wrapped) if (await deps.users.swapPasswordHash(w.id, w.from, { hash: w.to, scheme: "bulwark-wrapped", changed: false }, trx)) ok++;
-        const counts = { wrapped: ok, skipped: batch.wrapped.length - ok };
+        const counts = { wrapped: ok, skipped: batch.wrapped.length - ok, belowMinimum: batch.belowMinimum };
         // Another run committed this batch first: roll ours back (its swaps would be no-ops anyway).
         if (!(await deps.jobs.commitBatch(trx, job.id, batch.from, { cursor: batch.last, processed: batch.wrapped.length, counts }))) throw new CursorMoved();
         await deps.audit.appendIn(trx, { type: "users.migrate-hashes.batch", actor: options.actor, subject: job.id, data: { from: batch.from, to: batch.last, ...counts } });

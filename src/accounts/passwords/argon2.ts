@@ -79,13 +79,20 @@ export async function hashArgon2id(password: string | Uint8Array, params: Argon2
   return argon2Hash(password, { ...params, algorithm: ARGON2ID, outputLen: 32, salt });
 }
 
+/**
+ * True when argon2 work of these parameters costs less memory or fewer passes than the policy minimum: the cost
+ * half of argon2BelowPolicy, also asked of a wrapped hash's outer layer (the census calls such a hash weak).
+ */
+export function argon2CostBelowPolicy(p: Pick<Argon2Params, "memoryCost" | "timeCost">, policy: RehashPolicy): boolean {
+  return p.memoryCost < policy.minimum.memoryCost || p.timeCost < policy.minimum.timeCost;
+}
+
 /** True when an argon2id hash is weaker than the policy minimum (or an old version/variant). */
 export function argon2BelowPolicy(p: ParsedArgon2, policy: RehashPolicy): boolean {
   return (
     p.variant !== "argon2id" ||
     p.version !== 19 ||
-    p.memoryCost < policy.minimum.memoryCost ||
-    p.timeCost < policy.minimum.timeCost ||
+    argon2CostBelowPolicy(p, policy) ||
     p.saltBytes < 16 ||
     p.hashBytes < 32
   );

@@ -2,7 +2,7 @@
 // default scheme (argon2id, OWASP parameters), minimum parameters, verify-and-rehash, dummy verify.
 import type { RandomSource } from "../../lib/random.ts";
 import { encodeB64NoPad } from "./encoding.ts";
-import { hashArgon2id, verifyArgon2, type Argon2Params } from "./argon2.ts";
+import { argon2CostBelowPolicy, hashArgon2id, verifyArgon2, type Argon2Params } from "./argon2.ts";
 import { InvalidPasswordPolicyError, PasswordNotTextError, PasswordTooLongError, UnsupportedHashError } from "./errors.ts";
 import { checkBound, resolveLimits, type HashLimits } from "./limits.ts";
 import type { HashDescription, PasswordScheme, RehashPolicy, SchemeId } from "./scheme.ts";
@@ -68,6 +68,14 @@ export interface PasswordContext {
   cheaperThanDefault(hash: string): boolean;
   describe(hash: string): HashDescription;
   isWrappable(hash: string): boolean;
+  /**
+   * True when the argon2 a verify of `hash` runs — argon2id, argon2i, or the outer layer of a wrapped hash — costs
+   * less memory or fewer passes than the policy minimum: the threshold below which needsRehash upgrades an argon2id
+   * at login (ASVS 11.4.2). Such a hash cracks far faster than the policy intends, yet no job can lift it without
+   * the password (wrap-migration only wraps fast legacy schemes); the owner's next login rehashes it. False for
+   * every other scheme and for a hash the policy refuses. Never throws, never hashes.
+   */
+  belowMinimumCost(hash: string): boolean;
   /** argon2id over a fast legacy hash's result; idempotent (see wrap.ts). */
   wrapLegacyHash(hash: string): Promise<string>;
 }
@@ -151,6 +159,16 @@ export function createPasswordContext(options: PasswordContextOptions): Password
     }
   };
 
+  const belowMinimumCost = (stored: string): boolean => {
+    try {
+      const work = table.find(stored).argon2Params?.(stored);
+      return work !== undefined && argon2CostBelowPolicy(work, policy);
+    } catch (error) {
+      if (error instanceof UnsupportedHashError) return false;
+      throw error;
+    }
+  };
+
   return {
     defaultScheme: "argon2id",
     params: Object.freeze({ ...params }),
@@ -184,6 +202,7 @@ export function createPasswordContext(options: PasswordContextOptions): Password
     cheaperThanDefault,
     describe: (stored) => table.find(stored).describe(stored),
     isWrappable: (stored) => isWrappable(stored, table),
+    belowMinimumCost,
     wrapLegacyHash: (stored) => wrapLegacyHash(stored, { table, argon2: params, random }),
   } satisfies PasswordContext;
 }

@@ -81,6 +81,8 @@ export interface TokenService {
 /** last_used_at/ip are written at most this often: a busy script must not turn every read into a write. */
 export const TOUCH_INTERVAL_MS = 60_000;
 export const MAX_TOKEN_NAME = 100;
+/** The largest time in ms since the epoch a Date can hold (ECMA-262 §21.4.1.1). */
+export const MAX_DATE_MS = 8_640_000_000_000_000;
 
 // Control characters are removed from client-supplied strings before they are stored and later shown.
 // eslint-disable-next-line no-control-regex
@@ -110,6 +112,9 @@ function validateInput(input: NewToken, now: number): { name: string; scopes: st
   const expiresAt = input.expiresAt ?? null;
   if (expiresAt !== null) {
     if (!Number.isSafeInteger(expiresAt)) throw tokenErrors.invalidInput("expiresAt must be a time in integer milliseconds since the epoch, or null");
+    // Past the last instant a Date can hold, the expiry could be stored but never shown: every list, notice and
+    // answer that formats it would throw (ECMA-262 §21.4.1.1: ±8.64e15 ms).
+    if (expiresAt > MAX_DATE_MS) throw tokenErrors.invalidInput(`expiresAt is after the latest time a date can hold (${MAX_DATE_MS} ms, ${new Date(MAX_DATE_MS).toISOString()}); pick a nearer expiry, or null for none`);
     if (expiresAt <= now) throw tokenErrors.invalidInput("expiresAt is in the past; a token must expire in the future");
   }
   const parentExpiry = input.parent?.expiresAt ?? null;

@@ -18,3 +18,20 @@ it("keeps the addresses people really have: accents, other scripts, a plus, a do
   assert.throws(() => validateUsername("ana\u200b"), /control or invisible/);
   assert.throws(() => validateUsername("ana\udce9"), /unpaired surrogate/);
 });
+
+it("attack: compatibility look-alikes (full-width, long s, ligatures, a full-width @) are refused for new identifiers, naming the plain spelling (ASVS 1.1.1)", () => {
+  const refused = (fn: () => unknown, code: string, plain: string): void =>
+    assert.throws(fn, (e: Error & { code?: string }) => e.code === code && e.message.includes(`"${plain}"`) && /compatibility form/.test(e.message), plain);
+  refused(() => validateEmail("\uff53\uff41\uff4d@example.org"), "BULWARK_ERR_EMAIL_INVALID", "sam@example.org");
+  refused(() => validateEmail("\u017fam@example.org"), "BULWARK_ERR_EMAIL_INVALID", "sam@example.org");
+  refused(() => validateEmail("of\ufb01ce@example.org"), "BULWARK_ERR_EMAIL_INVALID", "office@example.org");
+  refused(() => validateUsername("\uff41\uff4c\uff49\uff43\uff45"), "BULWARK_ERR_USERNAME_INVALID", "alice");
+  assert.throws(() => validateEmail("\uff53am@example.org"), /U\+FF53/, "the offending character is named");
+  // An @ that only NFKC reveals would make a username read as someone's address.
+  for (const at of ["sam\uff20example.org", "sam\ufe6bexample.org"]) {
+    assert.throws(() => validateUsername(at), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_USERNAME_INVALID" && /reads as @/.test(e.message), JSON.stringify(at));
+  }
+  // Canonical equivalents are not look-alikes: a decomposed é is the same name, kept as typed.
+  assert.equal(validateEmail("jose\u0301@example.org"), "jose\u0301@example.org");
+  assert.equal(validateUsername("Ana\u0301"), "Ana\u0301".normalize("NFC"));
+});

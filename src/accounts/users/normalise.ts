@@ -1,5 +1,6 @@
 // Normalisation of the identifiers people log in with. Lookups use the normalised key; the account keeps
-// the address as given. Lengths are bounded (RFC 5321 §4.5.3.1: 254 characters is the usable maximum).
+// the address as given. Lengths are bounded (RFC 5321 §4.5.3.1: 254 characters is the usable maximum); a new
+// identifier that only looks like another (invisible or compatibility characters) is refused.
 import { hidesSomething } from "../../lib/visible-text.ts";
 import { accountErrors } from "../errors.ts";
 
@@ -9,6 +10,21 @@ export const MAX_USERNAME = 64;
 /** The lookup key of an identifier (email or username): trimmed, NFC, lower-cased. */
 export function identifierKey(identifier: string): string {
   return identifier.trim().normalize("NFC").toLowerCase();
+}
+
+/**
+ * Why `text` (NFC) is refused as a new identifier when it holds compatibility characters — full-width letters, the
+ * long s, ligatures, circled or styled letters — which NFKC (the width and compatibility mapping of RFC 8265 §3.3.2)
+ * folds into other, plain ones: `ｓａｍ` and `ſam` read as "sam" to a person but get lookup keys of their own, so
+ * they would make a second account that passes for the first (ASVS 1.1.1). Null when there are none. The lookup key
+ * stays NFC (identifierKey): existing accounts keep theirs, and only new or changed identifiers are checked.
+ */
+function compatibilityProblem(text: string): string | null {
+  const plain = text.normalize("NFKC");
+  if (plain === text) return null;
+  const odd = [...new Set([...text].filter((c) => c.normalize("NFKC") !== c))].slice(0, 3);
+  const shown = odd.map((c) => `"${c}" (U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")})`).join(", ");
+  return `contains ${shown || "compatibility characters"}: a full-width, ligature or other compatibility form that reads as another character, so the identifier could pass for someone else's; write it plainly as "${plain.slice(0, 80)}"`;
 }
 
 /** Validates an email address enough to send to it; returns it trimmed. Throws on a clearly bad one. */
@@ -21,6 +37,8 @@ export function validateEmail(email: string): string {
   // surrogates make a second account that looks like, or is stored as, another's address.
   if (/[\p{Cf}\p{Cs}]/u.test(trimmed)) throw accountErrors.invalidEmail("contains invisible or formatting characters (such as a zero-width space or a right-to-left mark)");
   if (!/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u.test(trimmed)) throw accountErrors.invalidEmail(`"${trimmed.slice(0, 60)}" is not an address (expected name@domain)`);
+  const problem = compatibilityProblem(trimmed.normalize("NFC"));
+  if (problem !== null) throw accountErrors.invalidEmail(problem);
   return trimmed;
 }
 
@@ -30,5 +48,9 @@ export function validateUsername(username: string): string {
   if (trimmed.length > MAX_USERNAME) throw accountErrors.invalidUsername(`is longer than ${MAX_USERNAME} characters`);
   if (hidesSomething(trimmed)) throw accountErrors.invalidUsername("contains control or invisible characters (such as a Hangul filler or a line separator), or an unpaired surrogate");
   if (trimmed.includes("@")) throw accountErrors.invalidUsername("must not contain @ (it would collide with email logins)");
+  // Checked on the NFKC form too: "sam＠example.org" (a full-width @) would be shown, and read, as sam's address.
+  if (trimmed.normalize("NFKC").includes("@")) throw accountErrors.invalidUsername("must not contain a character that reads as @ (such as the full-width ＠ or the small ﹫): it would pass for an email address");
+  const problem = compatibilityProblem(trimmed);
+  if (problem !== null) throw accountErrors.invalidUsername(problem);
   return trimmed;
 }

@@ -25,6 +25,11 @@ export interface User {
   passwordChangedAt: number | null;
   passwordMustChange: boolean;
   passwordInvalidatedAt: number | null;
+  /**
+   * When the password, an initial one an administrator set or had generated, stops signing in (ASVS 6.4.1); null
+   * for a password of the user's own. Cleared by every change the user makes (swapPasswordHash with `changed`).
+   */
+  passwordInitialExpiresAt: number | null;
   createdAt: number;
   updatedAt: number;
   lastLoginAt: number | null;
@@ -42,6 +47,11 @@ export interface NewUser {
   passwordScheme?: string | null;
   /** The first login must set a new password (a generated or administrator-chosen one, ASVS 6.4.1). */
   passwordMustChange?: boolean;
+  /**
+   * For a generated or administrator-chosen password: when it stops signing in (epoch ms), so that one left unused
+   * in a ticket or a mail does not stay a way in (ASVS 6.4.1). Absent or null: it does not expire.
+   */
+  passwordInitialExpiresAt?: number | null;
   createdAt?: number;
   lastLoginAt?: number | null;
   externalSource?: string | null;
@@ -57,6 +67,7 @@ export function toUser(r: Selectable<UsersTable>): User {
     passwordChangedAt: r.password_changed_at === null ? null : Number(r.password_changed_at),
     passwordMustChange: Number(r.password_must_change) === 1,
     passwordInvalidatedAt: r.password_invalidated_at === null ? null : Number(r.password_invalidated_at),
+    passwordInitialExpiresAt: r.password_initial_expires_at === null ? null : Number(r.password_initial_expires_at),
     createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
     lastLoginAt: r.last_login_at === null ? null : Number(r.last_login_at), lastLoginIP: r.last_login_ip,
     externalSource: r.external_source, externalId: r.external_id,
@@ -76,6 +87,11 @@ export interface UserStore {
    * (another login rehashed it, the user changed it, a containment job invalidated it).
    */
   swapPasswordHash(id: string, expected: string | null, next: { hash: string; scheme: string; changed: boolean }, db?: Kysely<Schema>): Promise<boolean>;
+  /**
+   * True when the user's password is an initial one (passwordInitialExpiresAt) whose time has come, by the store's
+   * clock: login then refuses it as it refuses a wrong password.
+   */
+  initialPasswordExpired(user: Pick<User, "passwordInitialExpiresAt">): boolean;
   recordLogin(id: string, ip: string | null): Promise<void>;
   count(): Promise<number>;
 }
@@ -107,6 +123,7 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
       password_changed_at: input.passwordHash ? now : null, password_must_change: input.passwordMustChange ? 1 : 0, password_invalidated_at: null,
       created_at: input.createdAt ?? now, updated_at: now, last_login_at: input.lastLoginAt ?? null, last_login_ip: null,
       external_source: input.externalSource ?? null, external_id: input.externalId ?? null, seeded: input.seeded ? 1 : 0,
+      password_initial_expires_at: input.passwordHash ? (input.passwordInitialExpiresAt ?? null) : null,
     };
   };
   return {
@@ -144,12 +161,17 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
         .updateTable("users")
         .set({
           password_hash: next.hash, password_scheme: next.scheme, updated_at: now,
-          ...(next.changed ? { password_changed_at: passwordChangedAtAfterChange(now), password_must_change: 0, password_invalidated_at: null } : {}),
+          // A password the user set is theirs: no initial-password expiry applies to it any more (ASVS 6.4.1). A
+          // rehash or a wrap (`changed` false) keeps the same password, and so its expiry.
+          ...(next.changed ? { password_changed_at: passwordChangedAtAfterChange(now), password_must_change: 0, password_invalidated_at: null, password_initial_expires_at: null } : {}),
         })
         .where("id", "=", id);
       q = expected === null ? q.where("password_hash", "is", null) : q.where("password_hash", "=", expected);
       const result = await q.executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
+    },
+    initialPasswordExpired(user) {
+      return user.passwordInitialExpiresAt !== null && clock.now() >= user.passwordInitialExpiresAt;
     },
     async recordLogin(id, ip) {
       const now = clock.now();

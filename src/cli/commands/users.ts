@@ -109,6 +109,11 @@ function registerImport(users: Command, ctx: CliContext): void {
 
 interface MigrateFlags { dryRun?: boolean; batch?: string; concurrency?: string; new?: boolean; json?: boolean }
 
+/** What migrate-hashes and the census say of argon2 hashes below the policy's minimum cost (see WrappableCensus). */
+function belowMinimumNote(n: number): string {
+  return `${n} user(s) on argon2 below the policy's minimum cost: weak, and left as they are (no job can rehash them without the password); each is rehashed to the policy's argon2id at the user's next sign-in`;
+}
+
 /** argon2 hashes in flight: enough to keep every core (and every libuv pool thread) busy. */
 async function defaultConcurrency(): Promise<number> {
   const { availableParallelism } = await import("node:os");
@@ -128,7 +133,12 @@ async function finishMigration(ctx: CliContext, app: App, job: import("../../job
   const done = await mig.runMigration(migrateDeps(app), job, { actor: cliActor(), concurrency, ...(batch ? { batch } : {}), onProgress: (n, total) => bar.update(n, total) });
   bar.done();
   if (opts.json) writeJSON(ctx, { job: done.id, resumed, status: done.status, total: done.total, done: done.done, counts: done.counts });
-  else writeLine(ctx, `job ${done.id} ${done.status}: wrapped ${done.counts["wrapped"] ?? 0}, skipped ${done.counts["skipped"] ?? 0} (changed since read), of ${done.total}`);
+  else {
+    writeLine(ctx, `job ${done.id} ${done.status}: wrapped ${done.counts["wrapped"] ?? 0}, skipped ${done.counts["skipped"] ?? 0} (changed since read), of ${done.total}`);
+    // Counted over the batches this run and earlier runs of the job committed.
+    const left = done.counts["belowMinimum"] ?? 0;
+    if (left > 0) writeLine(ctx, belowMinimumNote(left));
+  }
   return EXIT.ok;
 }
 
@@ -152,10 +162,11 @@ function registerMigrate(users: Command, ctx: CliContext): void {
         const deps = migrateDeps(app);
         if (opts.dryRun) {
           const census = await mig.wrappableCensus(deps);
-          await app.audit.append({ type: "users.migrate-hashes.dry-run", actor: cliActor(), data: { total: census.total, schemes: census.bySchemes } });
-          if (opts.json) return void writeJSON(ctx, { dryRun: true, wouldWrap: census.total, schemes: census.bySchemes });
+          await app.audit.append({ type: "users.migrate-hashes.dry-run", actor: cliActor(), data: { total: census.total, schemes: census.bySchemes, belowMinimum: census.belowMinimum } });
+          if (opts.json) return void writeJSON(ctx, { dryRun: true, wouldWrap: census.total, schemes: census.bySchemes, belowMinimum: census.belowMinimum });
           writeLine(ctx, `dry run: ${census.total} user(s) would be wrapped in argon2id`);
           for (const [scheme, n] of Object.entries(census.bySchemes).sort((a, b) => b[1] - a[1])) writeLine(ctx, `  ${scheme.padEnd(22)} ${n}`);
+          if (census.belowMinimum > 0) writeLine(ctx, belowMinimumNote(census.belowMinimum));
           return;
         }
         const { job, resumed } = await mig.openMigrationJob(deps, { actor: cliActor(), batch, ...(opts.new ? { forceNew: true } : {}) });
@@ -187,7 +198,7 @@ function registerMigrate(users: Command, ctx: CliContext): void {
 function registerCensus(users: Command, ctx: CliContext): void {
   users
     .command("census")
-    .description("users per password scheme and parameters, users without a password, the share on weak schemes")
+    .description("users per password scheme and parameters, users without a password, the share on weak schemes (fast legacy ones, and argon2 below the policy's minimum cost)")
     .option("--json", "print the census as JSON")
     .action(
       action(ctx, async (opts: { json?: boolean }) => {
@@ -199,6 +210,8 @@ function registerCensus(users: Command, ctx: CliContext): void {
         for (const row of census.schemes) writeLine(ctx, `${row.scheme.padEnd(22)} ${String(row.users).padStart(8)}  ${row.params}${row.weak ? "  (weak)" : ""}`);
         writeLine(ctx, `${"(no password)".padEnd(22)} ${String(census.withoutPassword).padStart(8)}`);
         writeLine(ctx, `${census.users} user(s); ${census.weak} on weak schemes (${(census.weakShare * 100).toFixed(1)}% of those with a password), ${census.unsalted} unsalted`);
+        // migrate-hashes lifts the fast schemes; these only a sign-in lifts, so the operator is told not to wait for the job.
+        if (census.belowMinimum > 0) writeLine(ctx, `of the weak, ${belowMinimumNote(census.belowMinimum)}`);
       }),
     );
 }

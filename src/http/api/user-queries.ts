@@ -23,6 +23,8 @@ export interface UserView {
   passwordMustChange: boolean;
   passwordChangedAt: string | null;
   passwordInvalidated: boolean;
+  /** When the administrator-set initial password stops signing in (ASVS 6.4.1); null once the owner set their own. */
+  initialPasswordExpiresAt: string | null;
   createdAt: string;
   lastLoginAt: string | null;
 }
@@ -34,6 +36,7 @@ export function userView(u: User): UserView {
     locked: u.lockedAt !== null, lockedAt: iso(u.lockedAt), lockedReason: u.lockedReason,
     hasPassword: u.passwordHash !== null, passwordScheme: u.passwordScheme, passwordMustChange: u.passwordMustChange,
     passwordChangedAt: iso(u.passwordChangedAt), passwordInvalidated: u.passwordInvalidatedAt !== null,
+    initialPasswordExpiresAt: iso(u.passwordInitialExpiresAt),
     createdAt: iso(u.createdAt) as string, lastLoginAt: iso(u.lastLoginAt),
   };
 }

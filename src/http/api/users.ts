@@ -108,8 +108,10 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
         email: body.email, username: body.username ?? null, displayName: body.displayName ?? null,
         passwordHash, passwordScheme: passwordHash === null ? null : app.accounts.passwords.defaultScheme,
         // ASVS 6.4.1: a password chosen by someone other than the owner is only a first-login credential; the
-        // login gates hold the account at POST /auth/password/change until the owner picks their own.
+        // login gates hold the account at POST /auth/password/change until the owner picks their own, and past
+        // BULWARK_INITIAL_PASSWORD_HOURS it signs nobody in.
         passwordMustChange: passwordHash !== null,
+        passwordInitialExpiresAt: passwordHash === null ? null : app.clock.now() + app.config.initialPasswordMs,
       }, trx);
       await auditAPI(app, request, caller, { type: "user.created", subject: created.id, data: { via: "api", withPassword: passwordHash !== null, mustChangePassword: passwordHash !== null } }, trx);
       return created;

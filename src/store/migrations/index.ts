@@ -17,7 +17,8 @@ import { redactDeliveredLinks } from "./0015-redact-delivered-links.ts";
 import { revocationEpochs } from "./0016-revocation-epochs.ts";
 import { replacedSessions } from "./0017-replaced-sessions.ts";
 import { floodSpellings } from "./0018-flood-spellings.ts";
+import { initialPasswordExpiry } from "./0019-initial-password-expiry.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry];
 export type { Migration } from "./types.ts";
