@@ -1,7 +1,7 @@
 // Configuration from environment variables and CLI flags, validated once at start-up. Every error
 // names the variable, what was wrong and what is expected; secrets are never echoed.
 import { statSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
+import { resolve } from "node:path";
 import { parseRangeBaseUrl } from "../accounts/password-policy/range-checker.ts";
 import { InputError } from "../lib/errors.ts";
 import { redactURL } from "../store/database.ts";
@@ -100,7 +100,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   const dataDirRaw = overrides.dataDir ?? env["BULWARK_DATA_DIR"] ?? "./bulwark-data";
   if (dataDirRaw.trim() === "") throw configError("BULWARK_DATA_DIR is empty; give a directory path or unset it for ./bulwark-data");
   if (dataDirRaw.includes("\0")) throw configError("BULWARK_DATA_DIR contains a NUL byte");
-  const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(cwd, dataDirRaw);
+  // Normalised, absolute or not: "link/" or "link/." would let lstat follow the link, and the data dir's
+  // symbolic-link check would never see it (ADR 0008); "a/../b" is used as "b" everywhere alike.
+  const dataDir = resolve(cwd, dataDirRaw);
 
   const databaseURL = parseDatabaseURL(overrides.databaseURL ?? env["BULWARK_DATABASE_URL"] ?? "");
   const keyText = env["BULWARK_MASTER_KEY"];

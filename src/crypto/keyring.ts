@@ -69,8 +69,14 @@ export function masterKeyId(masterKey: Uint8Array): string {
   return masterKeyCheck(masterKey).slice(0, 16);
 }
 
-function wrapAAD(id: string, purpose: KeyPurpose): Uint8Array {
-  return utf8(`bulwark-keyring-v1|${id}|${purpose}`);
+/**
+ * What a wrapped key is bound to. Since v2 its creation time too: the newest key of a purpose is the current one,
+ * and a row's `status` or `created_at` edited in the database cannot make a retired key current again (someone
+ * who can write the database, holding the old key, would have every new secret sealed under it). Rows wrapped
+ * before (v1) bind id and purpose only.
+ */
+function wrapAAD(id: string, purpose: KeyPurpose, createdAt?: number): Uint8Array {
+  return utf8(createdAt === undefined ? `bulwark-keyring-v1|${id}|${purpose}` : `bulwark-keyring-v2|${id}|${purpose}|${createdAt}`);
 }
 
 function valueAAD(keyId: string, ctx: CipherContext): Uint8Array {
@@ -103,6 +109,8 @@ export class Keyring {
   readonly #clock: Clock;
   readonly #random: RandomSource;
   #dataKeys = new Map<string, Uint8Array>();
+  /** Each key's creation time where its wrap binds it (v2), else null (v1). */
+  #createdAt = new Map<string, number | null>();
   #currentData: string | null = null;
   #signingPrivate = new Map<string, KeyObject>();
   #signingPublic = new Map<string, KeyObject>();
@@ -159,7 +167,13 @@ export class Keyring {
   /** Adds a stored key's material (a key already held is not unwrapped again). */
   #unwrap(key: StoredKey): void {
     if (this.#dataKeys.has(key.id) || this.#signingPrivate.has(key.id)) return;
-    const material = open(this.#master, fromBase64URL(key.wrapped), wrapAAD(key.id, key.purpose));
+    const wrapped = fromBase64URL(key.wrapped);
+    let material = open(this.#master, wrapped, wrapAAD(key.id, key.purpose, key.createdAt));
+    this.#createdAt.set(key.id, key.createdAt);
+    if (material === null) {
+      material = open(this.#master, wrapped, wrapAAD(key.id, key.purpose));
+      this.#createdAt.set(key.id, null);
+    }
     if (material === null) throw cryptoErrors.decryptFailed(`key ${key.id} does not unwrap under the master key (tampered key row?)`);
     if (key.purpose === "data") {
       this.#dataKeys.set(key.id, material);
@@ -193,17 +207,25 @@ export class Keyring {
 
   /** Takes the key table as read by read number `sequence`: every key's material, and the current keys unless a later read already applied. */
   #apply(stored: StoredKey[], sequence: number): void {
-    // Two nodes rotating at once on PostgreSQL can each leave a key marked current: like open(), the last
-    // in the store's order (created_at, id) wins, so every process picks the same one.
+    // The current key of a purpose is the newest whose wrap binds its creation time (v2), the one marked current
+    // first among equals; only a table of v1 rows goes by the status column. Two nodes rotating at once on
+    // PostgreSQL can each leave a key marked current: the last in the store's order (created_at, id) wins, so
+    // every process picks the same one.
     let data: string | null = null;
     let signing: string | null = null;
+    const newest: Record<KeyPurpose, StoredKey | null> = { data: null, signing: null };
     for (const key of stored) {
       this.#unwrap(key);
       if (key.status === "current") {
         if (key.purpose === "data") data = key.id;
         else signing = key.id;
       }
+      if (this.#createdAt.get(key.id) === null) continue;
+      const best = newest[key.purpose];
+      if (best === null || key.createdAt > best.createdAt || (key.createdAt === best.createdAt && key.status === "current")) newest[key.purpose] = key;
     }
+    data = newest.data?.id ?? data;
+    signing = newest.signing?.id ?? signing;
     this.#checkedAt = this.#clock.now();
     if (sequence < this.#appliedSequence) return;
     this.#appliedSequence = sequence;
@@ -266,8 +288,10 @@ export class Keyring {
   }
 
   #wrap(id: string, purpose: KeyPurpose, material: Uint8Array, publicKey: string | null): StoredKey {
-    const wrapped = toBase64URL(seal(this.#master, material, wrapAAD(id, purpose), this.#random));
-    return { id, purpose, status: "current", createdAt: this.#clock.now(), wrapped, publicKey };
+    const createdAt = this.#clock.now();
+    const wrapped = toBase64URL(seal(this.#master, material, wrapAAD(id, purpose, createdAt), this.#random));
+    this.#createdAt.set(id, createdAt);
+    return { id, purpose, status: "current", createdAt, wrapped, publicKey };
   }
 
   /**

@@ -6,6 +6,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { childEnvironment } from "../../lib/child-env.ts";
 import type { Finding } from "../finding.ts";
 import type { MatchContext } from "./match.ts";
 import type { SshConfig } from "./parser.ts";
@@ -71,7 +72,7 @@ export type SshdResult = { ok: true; values: Record<string, string> } | { ok: fa
 /** Groups of a local user as `id -Gn` prints them (what sshd's "Match Group" sees), or undefined. */
 export function systemGroups(user: string): string[] | undefined {
   try {
-    return execFileSync("id", ["-Gn", "--", user], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 5000 }).trim().split(/\s+/);
+    return execFileSync("id", ["-Gn", "--", user], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 5000, env: childEnvironment() }).trim().split(/\s+/);
   } catch {
     return undefined;
   }
@@ -94,7 +95,7 @@ export async function runSshdTest(sshd: string, configPath: string, match?: Matc
     const args = ["-T", "-f", configPath, "-o", `HostKey=${keyPath}`];
     if (match !== undefined) args.push("-C", connectionSpec(match));
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(sshd, args, { timeout: 20_000, maxBuffer: 4 << 20 }, (error, out, err) => {
+      execFile(sshd, args, { timeout: 20_000, maxBuffer: 4 << 20, env: childEnvironment() }, (error, out, err) => {
         resolve({ code: error ? (typeof error.code === "number" ? error.code : 255) : 0, stdout: out, stderr: err });
       });
     });
