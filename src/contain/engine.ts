@@ -6,11 +6,11 @@
 import type { Kysely } from "kysely";
 import type { AuditInput, AuditLog } from "../audit/audit-log.ts";
 import type { Keyring } from "../crypto/keyring.ts";
-import type { Job, JobStore } from "../jobs/job-store.ts";
+import { epochNow, type Job, type JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
-import { containErrors, failureReason } from "./errors.ts";
+import { containErrors, failureReason, isCorruptJobError } from "./errors.ts";
 import type { ResetNotifier } from "./lever.ts";
 import type { Schema } from "../store/schema.ts";
 
@@ -72,18 +72,57 @@ interface Cursor {
   r?: 1;
 }
 
-function parseCursor(text: string | null): Cursor {
-  return text === null ? { s: 0, p: null } : (JSON.parse(text) as Cursor);
-}
-
 /** Progress of a claimed stage: every batch below `w` is done, and so are those listed in `d`. */
 interface Claims {
   w: number;
   d: number[];
 }
 
-function parseClaims(p: string | null): Claims {
-  return p === null ? { w: 0, d: [] } : (JSON.parse(p) as Claims);
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** Parses stored JSON, refusing text that is not JSON with the job's coded error instead of a bare SyntaxError. */
+function storedJSON(jobId: string, what: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw containErrors.corruptJob(jobId, `its stored ${what} is not JSON`, { cause: error });
+  }
+}
+
+/**
+ * The job's cursor, checked against the job's stages. A cursor is data read back from the database: one naming a
+ * stage that does not exist made the engine "advance" to the same place for ever (s: -1), and one past the last
+ * stage would end the job done with its work undone. Only stage indexes 0 … stages (the last meaning "every stage
+ * done") are accepted. Fails closed (ASVS 16.5.3).
+ */
+function parseCursor(jobId: string, text: string | null, stages: number): Cursor {
+  if (text === null) return { s: 0, p: null };
+  const value = storedJSON(jobId, "cursor", text);
+  const shown = text.slice(0, 80);
+  if (!isRecord(value)) throw containErrors.corruptJob(jobId, `its stored cursor is not an object (${shown})`);
+  const { s, p, r } = value;
+  if (typeof s !== "number" || !Number.isInteger(s) || s < 0 || s > stages) {
+    throw containErrors.corruptJob(jobId, `its stored cursor names stage ${JSON.stringify(s)}, and the job has stages 0 to ${stages - 1}`);
+  }
+  if (p !== null && typeof p !== "string") throw containErrors.corruptJob(jobId, `its stored cursor's position is neither text nor null (${shown})`);
+  if (r !== undefined && r !== 1) throw containErrors.corruptJob(jobId, `its stored cursor's prepared mark is not 1 (${shown})`);
+  return r === 1 ? { s, p, r } : { s, p };
+}
+
+/**
+ * A claimed stage's progress, checked against its number of batches: claims past the end (w: 99 of 3 batches) made
+ * the stage look finished, and the job ended done with 0 of N users handled.
+ */
+function parseClaims(jobId: string, p: string | null, batches: number): Claims {
+  if (p === null) return { w: 0, d: [] };
+  const value = storedJSON(jobId, "cursor's batch claims", p);
+  const inRange = (n: unknown, max: number): n is number => typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= max;
+  if (!isRecord(value) || !inRange(value["w"], batches) || !Array.isArray(value["d"]) || !value["d"].every((b) => inRange(b, batches - 1))) {
+    throw containErrors.corruptJob(jobId, `its stored cursor's batch claims (${p.slice(0, 80)}) do not fit its ${batches} batches`);
+  }
+  return { w: value["w"], d: value["d"] as number[] };
 }
 
 /** Marks `batch` done and moves the low-water mark past every batch done in a row. */
@@ -102,6 +141,10 @@ const BUSY_WAIT_MS = 20;
 
 export const TERMINAL = new Set(["done", "failed", "cancelled"]);
 
+// The statuses of a job that is over for good: no batch may commit into it, and none may change its status (a
+// failed job, by contrast, carries on when resumed).
+const ENDED = new Set(["done", "cancelled"]);
+
 export interface RunOptions {
   onProgress?: (done: number, total: number) => void;
   /** Test hook: stop (as if killed) after this many batches. */
@@ -110,8 +153,22 @@ export interface RunOptions {
   worker?: string;
 }
 
-// Another worker committed first: roll ours back and carry on from where it left the cursor.
+// Another worker committed first, or the job was ended meanwhile: roll ours back and look at the job again.
 class CursorMoved extends Error {}
+
+/**
+ * Records a failure of job `job` — the job `failed` with the reason, and a `contain.job.failed` event — and returns
+ * the error to throw: the job's own coded error when its stored state was refused (resuming cannot help), otherwise
+ * one saying it can be resumed. Best effort: when the database is what failed, the thrown error still tells the
+ * caller. Only a job still under way is marked failed: another worker may have finished it meanwhile (this one lost
+ * a deadlock, say), and a done job must not read as failed, in the table or in the audit log.
+ */
+export async function recordFailure(deps: Pick<ContainDeps, "jobs" | "audit">, job: Pick<Job<unknown>, "id" | "kind" | "actor">, stage: string | null, error: unknown, worker = ""): Promise<Error> {
+  const reason = failureReason(error);
+  const marked = await deps.jobs.markFailed(job.id, reason).catch(() => true);
+  if (marked) await deps.audit.append({ type: "contain.job.failed", actor: job.actor, subject: job.id, data: { kind: job.kind, stage, error: reason, worker } }).catch(() => {});
+  return isCorruptJobError(error) ? error : containErrors.failed(job.id, { cause: error });
+}
 
 type Outcome = "ran" | "moved" | "busy" | "advanced";
 
@@ -125,6 +182,8 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
   const postgres = database.dialect === "postgres";
   const worker = options.worker ?? "";
   let batches = 0;
+  const cursorOf = (text: string | null): Cursor => parseCursor(jobId, text, stages.length);
+  const claimsOf = (p: string | null, stage: ClaimedStage): Claims => parseClaims(jobId, p, stage.batches);
 
   async function lockJob(trx: Kysely<Schema>): Promise<{ cursor: string | null; status: string; done: number; counts: string }> {
     let q = trx.selectFrom("jobs").select(["cursor", "status", "done", "counts"]).where("id", "=", jobId);
@@ -133,7 +192,11 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     return { ...row, done: Number(row.done) };
   }
 
-  /** Moves the cursor (adding counts and done) under the job row lock; completes the job past the last stage. */
+  /**
+   * Moves the cursor (adding counts and done) under the job row lock; completes the job past the last stage. Never
+   * over a job that has ended (done, cancelled): the callers look at the status under the same lock, and the
+   * statement says so again; should it find the job ended, the whole batch rolls back.
+   */
   async function commit(trx: Kysely<Schema>, locked: { done: number; counts: string }, job: Job, next: Cursor, processed: number, added: Record<string, number>): Promise<void> {
     const counts = JSON.parse(locked.counts) as Record<string, number>;
     for (const [k, v] of Object.entries(added)) counts[k] = (counts[k] ?? 0) + v;
@@ -142,43 +205,56 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     // A job under way has no finish time and no error: a failed job that is resumed sheds those of its failure with
     // its first committed batch. Left in place, the undo of a later job read the stale finish time as "this job
     // was over before mine began" and released users this one still held (coveredByOtherJobs), and the job's
-    // rate was measured up to its old failure.
-    await trx.updateTable("jobs").set({
+    // rate was measured up to its old failure. The finish epoch orders the end among other jobs by the database's
+    // counter, not by this node's clock (docs/decisions/0010-job-order-by-epoch.md).
+    const result = await trx.updateTable("jobs").set({
       cursor: JSON.stringify(next), done: locked.done + processed, counts: JSON.stringify(counts), updated_at: now,
-      ...(finished ? { status: "done", error: null, finished_at: now } : { status: "running", error: null, finished_at: null }),
-    }).where("id", "=", jobId).execute();
+      ...(finished ? { status: "done", error: null, finished_at: now, finished_epoch: epochNow() } : { status: "running", error: null, finished_at: null, finished_epoch: null }),
+    }).where("id", "=", jobId).where("status", "not in", [...ENDED]).executeTakeFirst();
+    if (Number(result.numUpdatedRows) !== 1) throw new CursorMoved();
     if (finished) {
       await audit.appendIn(trx, { type: "contain.job.completed", actor: job.actor, subject: jobId, data: { kind: job.kind, done: locked.done + processed, counts } });
     }
   }
 
   async function claimedBatch(trx: Kysely<Schema>, job: Job, s: number, stage: ClaimedStage): Promise<Outcome> {
-    const read = async (): Promise<Cursor> => parseCursor((await trx.selectFrom("jobs").select("cursor").where("id", "=", jobId).executeTakeFirstOrThrow()).cursor);
+    const read = async (): Promise<{ cursor: Cursor; status: string }> => {
+      const row = await trx.selectFrom("jobs").select(["cursor", "status"]).where("id", "=", jobId).executeTakeFirstOrThrow();
+      return { cursor: cursorOf(row.cursor), status: row.status };
+    };
+    // A job ended (cancelled, or done by another worker) after this worker read it gets no further batch. On SQLite
+    // this transaction holds the write lock from BEGIN, so what it reads here stands until it commits; on PostgreSQL
+    // the status is read again under the job row's lock before the commit.
     const seen = await read();
-    if (seen.s !== s) return "moved";
-    const claims = parseClaims(seen.p);
+    if (ENDED.has(seen.status) || seen.cursor.s !== s) return "moved";
+    const claims = claimsOf(seen.cursor.p, stage);
     const open = new Set(claims.d);
     const candidates: number[] = [];
     for (let b = claims.w; b < stage.batches && candidates.length < CLAIM_WINDOW; b++) if (!open.has(b)) candidates.push(b);
     if (candidates.length === 0) {
       // Every batch is done: the first worker to lock the job row moves on to the next stage.
       const locked = await lockJob(trx);
-      const now = parseCursor(locked.cursor);
-      if (now.s !== s || parseClaims(now.p).w < stage.batches) return "moved";
+      if (ENDED.has(locked.status)) return "moved";
+      const now = cursorOf(locked.cursor);
+      if (now.s !== s || claimsOf(now.p, stage).w < stage.batches) return "moved";
       await commit(trx, locked, job, { s: s + 1, p: null }, 0, {});
       return "advanced";
     }
     const batch = await stage.claim(trx, candidates);
     if (batch === null) return "busy";
     // The claim is ours; whoever held it before has committed, so its mark is visible now if it did the batch.
+    // The stage is compared before the position is read as claims: past this stage it is another stage's.
     const after = await read();
-    const mark = parseClaims(after.p);
-    if (after.s !== s || batch < mark.w || mark.d.includes(batch)) return "moved";
+    if (ENDED.has(after.status) || after.cursor.s !== s) return "moved";
+    const mark = claimsOf(after.cursor.p, stage);
+    if (batch < mark.w || mark.d.includes(batch)) return "moved";
     const result = await stage.run(trx, batch);
     const locked = await lockJob(trx);
-    const current = parseCursor(locked.cursor);
+    // Ended while the batch ran (PostgreSQL: another transaction could, until this lock): the batch rolls back.
+    if (ENDED.has(locked.status)) throw new CursorMoved();
+    const current = cursorOf(locked.cursor);
     if (current.s !== s) throw new CursorMoved();
-    const merged = markDone(parseClaims(current.p), batch);
+    const merged = markDone(claimsOf(current.p, stage), batch);
     const next: Cursor = merged.w >= stage.batches ? { s: s + 1, p: null } : { s, p: JSON.stringify(merged) };
     for (const event of result.events ?? []) await audit.appendIn(trx, event);
     await audit.appendIn(trx, { type: "contain.job.batch", actor: job.actor, subject: jobId, data: { stage: stage.name, batch, ...result.audit, processed: result.processed, counts: result.counts, worker } });
@@ -189,8 +265,9 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
   async function sequentialStep(trx: Kysely<Schema>, job: Job, cursor: Cursor, stage: SequentialStage | undefined, prepared: Record<string, unknown> | null): Promise<Outcome> {
     const locked = await lockJob(trx);
     if (locked.cursor !== job.cursor) return "moved";
-    if (locked.status === "done") return "moved";
+    if (ENDED.has(locked.status)) return "moved";
     if (!stage) {
+      // Past the last stage (the cursor was checked: nothing else has no stage): the job completes.
       await commit(trx, locked, job, { s: cursor.s, p: null }, 0, {});
       return "advanced";
     }
@@ -209,26 +286,23 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     return "ran";
   }
 
-  /**
-   * Records a failure — the job `failed` with the reason, and a `contain.job.failed` event — and returns the
-   * error to throw. Best effort: when the database is what failed, the thrown error still tells the caller.
-   */
-  async function failed(job: Job, stage: Stage | undefined, error: unknown): Promise<Error> {
-    const reason = failureReason(error);
-    // Only a job still under way is marked failed: another worker may have finished it meanwhile (this one lost a
-    // deadlock, say), and a done job must not read as failed, in the table or in the audit log.
-    const marked = await jobs.markFailed(jobId, reason).catch(() => true);
-    if (marked) await audit.append({ type: "contain.job.failed", actor: job.actor, subject: jobId, data: { kind: job.kind, stage: stage?.name ?? null, error: reason, worker } }).catch(() => {});
-    return containErrors.failed(jobId, { cause: error });
-  }
+  const failed = (job: Job, stage: Stage | undefined, error: unknown): Promise<Error> => recordFailure(deps, job, stage?.name ?? null, error, worker);
 
   for (;;) {
     // A turn for the event loop between batches: on SQLite every query settles synchronously, so a job run
     // inside the server (resumed at start, or started through the API) would otherwise starve its requests.
     await new Promise((resolve) => setImmediate(resolve));
     const job = await jobs.get<Record<string, unknown>>(jobId);
-    if (TERMINAL.has(job.status) && job.status !== "failed") return job;
-    const cursor = parseCursor(job.cursor);
+    if (ENDED.has(job.status)) return job;
+    // The stored cursor is checked before anything runs: a corrupted one fails the job, named, with nothing applied.
+    let cursor: Cursor;
+    try {
+      cursor = cursorOf(job.cursor);
+      const current = stages[cursor.s];
+      if (current && isClaimed(current)) claimsOf(cursor.p, current);
+    } catch (error) {
+      throw await failed(job, undefined, error);
+    }
     const stage = stages[cursor.s];
     let prepared: Record<string, unknown> | null = null;
     if (stage && !isClaimed(stage) && stage.prepare && cursor.p === null && !cursor.r) {

@@ -6,6 +6,14 @@ export function failureReason(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).slice(0, 500);
 }
 
+// The code of a job whose stored state cannot be trusted (containErrors.corruptJob).
+const CORRUPT_JOB = "BULWARK_ERR_CONTAIN_JOB_CORRUPT";
+
+/** True for the error of a job whose stored state was refused: recorded on the job as it is, never wrapped. */
+export function isCorruptJobError(error: unknown): error is BulwarkError {
+  return error instanceof BulwarkError && error.code === CORRUPT_JOB;
+}
+
 export const containErrors = {
   noScope: (): InputError =>
     new InputError("BULWARK_ERR_CONTAIN_NO_SCOPE", "no scope given: name the users to act on (--all, --role, --ids, --created-before/after, --last-login-before/after, --active-within, --active-between, --scheme); --all is never implied"),
@@ -20,6 +28,13 @@ export const containErrors = {
   needsConfirmation: (count: number): InputError =>
     new InputError("BULWARK_ERR_CONTAIN_CONFIRM", `this job acts on ${count} users (more than 100): pass --yes to confirm (stdin is not a terminal, so it cannot ask)`),
   declined: (): InputError => new InputError("BULWARK_ERR_CONTAIN_DECLINED", "not confirmed: nothing was done"),
+  /**
+   * The job's stored state (cursor, spec) is not what this code writes: corrupted, hand-edited or hostile. Refused
+   * before anything more is applied; resuming cannot help until the row is repaired, so unlike `failed` this does
+   * not suggest it.
+   */
+  corruptJob: (id: string, what: string, options: { cause?: unknown } = {}): BulwarkError =>
+    new BulwarkError(CORRUPT_JOB, "runtime", `containment job ${id} is refused: ${what}. Nothing more is applied on its account, and nothing already applied is lost; its row must be repaired first`, options),
   failed: (id: string, options: { cause: unknown }): BulwarkError =>
     new BulwarkError("BULWARK_ERR_CONTAIN_FAILED", "runtime", `containment job ${id} failed (${failureReason(options.cause)}); it can be resumed with \`bulwark contain resume ${id}\``, options),
 };

@@ -24,6 +24,32 @@ export const DEFAULT_BATCH_SIZE = 1000;
 export const DEFAULT_BATCH_SIZE_POSTGRES = 5000;
 const MAX_BATCH_SIZE = 5000;
 
+/**
+ * Whether `n` is a batch size a job may run with: a whole number of users from 1 to MAX_BATCH_SIZE. Checked on the
+ * request (checkRequest) and again on the spec read back from the job row before every run: 0 made the users stage
+ * endless (Infinity batches), and a negative or non-numeric size gave it no batch at all, the job ending done with
+ * nobody contained.
+ */
+export function isBatchSize(n: unknown): n is number {
+  return typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= MAX_BATCH_SIZE;
+}
+
+/** The stored spec's lever names, or the job's coded error when they are not a list of names. */
+export function storedLevers(jobId: string, spec: { levers?: unknown }): string[] {
+  const names = spec.levers;
+  if (!Array.isArray(names) || !names.every((n) => typeof n === "string")) throw containErrors.corruptJob(jobId, "its stored spec's levers are not a list of lever names");
+  return names;
+}
+
+/** The stored spec's batch size, or the job's coded error when the row holds anything else (fails closed). */
+export function storedBatchSize(jobId: string, spec: { batchSize?: unknown }): number {
+  const size = spec.batchSize;
+  if (!isBatchSize(size)) {
+    throw containErrors.corruptJob(jobId, `its stored spec has batch size ${JSON.stringify(size) ?? "undefined"}, not a whole number from 1 to ${MAX_BATCH_SIZE}`);
+  }
+  return size;
+}
+
 export const DEFAULT_OPTIONS: LeverOptions = { inactiveDays: 90, lockReason: "containment" };
 
 export interface ContainSpec {
@@ -90,7 +116,7 @@ async function checkRequest(deps: ContainDeps, request: ContainRequest): Promise
   const opts = options(request.options);
   // Checked for dry runs too: a dry run that accepts what the real run refuses says nothing about the real run.
   const batchSize = Math.trunc(request.batchSize ?? (deps.database.dialect === "postgres" ? DEFAULT_BATCH_SIZE_POSTGRES : DEFAULT_BATCH_SIZE));
-  if (!(batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) throw containErrors.badScope(`--batch-size must be between 1 and ${MAX_BATCH_SIZE}`);
+  if (!isBatchSize(batchSize)) throw containErrors.badScope(`--batch-size must be between 1 and ${MAX_BATCH_SIZE}`);
   await checkRolesExist(deps.database.db, request.scope);
   return { names, opts, batchSize, unmatched: await unmatchedIds(deps.database.db, deps.database.dialect, request.scope) };
 }
@@ -203,6 +229,9 @@ async function recordChanges(trx: Kysely<Schema>, dialect: DialectName, jobId: s
 
 /** The stages of a containment job: one over the recorded users (all user levers per batch), then one per global lever. */
 export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[] {
+  // Read back from the job row: checked with the bounds of a new request before any stage is built.
+  const size = storedBatchSize(job.id, job.spec);
+  storedLevers(job.id, job.spec);
   const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, job.spec.options, job.spec.scope);
   const found = job.spec.levers.map(leverNamed);
   const userLevers = found.filter((l): l is UserLever => l.kind === "user");
@@ -228,7 +257,6 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   if (batched.length) {
     // Batch k is the users numbered k*size+1 … (k+1)*size: a fixed partition, so workers can take batches in
     // any order and a resumed job redoes none. The row numbered k*size+1 is batch k's claim row.
-    const size = job.spec.batchSize;
     const postgres = deps.database.dialect === "postgres";
     stages.push({
       name: "users",

@@ -1,10 +1,10 @@
 // Running, resuming and describing containment jobs; the entry points the CLI, the HTTP API and server
 // start-up use (the server lists `resumableJobs` and starts them all in its job runner).
 import type { App } from "../app/types.ts";
-import type { Job } from "../jobs/job-store.ts";
+import type { Job, UnreadableJob } from "../jobs/job-store.ts";
 import { jobErrors } from "../jobs/job-store.ts";
-import { runStages, TERMINAL, type ContainDeps, type RunOptions } from "./engine.ts";
-import { containErrors } from "./errors.ts";
+import { recordFailure, runStages, TERMINAL, type ContainDeps, type RunOptions, type Stage } from "./engine.ts";
+import { containErrors, isCorruptJobError } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
 import type { ResetNotifier } from "./lever.ts";
 import { RESET_EMAIL_REFUSED } from "./levers/invalidate-passwords.ts";
@@ -38,9 +38,19 @@ export function resetNotifierFor(app: App): ResetNotifier {
  */
 export async function runJob(deps: ContainDeps, jobId: string, options: RunOptions = {}): Promise<Job> {
   const job = await deps.jobs.get(jobId);
-  if (job.kind === CONTAIN_KIND) return runStages(deps, jobId, containStages(deps, job as Job<ContainSpec>), options);
-  if (job.kind === UNDO_KIND) return runStages(deps, jobId, undoStages(deps, job as Job<UndoSpec>), options);
-  throw containErrors.notContainJob(jobId);
+  if (job.kind !== CONTAIN_KIND && job.kind !== UNDO_KIND) throw containErrors.notContainJob(jobId);
+  // An ended job has nothing left to run (runStages would return it as it is): its spec is not read again.
+  if (job.status === "done" || job.status === "cancelled") return job as Job;
+  let stages: Stage[];
+  try {
+    stages = job.kind === CONTAIN_KIND ? containStages(deps, job as Job<ContainSpec>) : undoStages(deps, job as Job<UndoSpec>);
+  } catch (error) {
+    // A spec that fails its checks (a batch size of 0, say) fails the job where an operator sees it, as a corrupted
+    // cursor does in the engine; nothing has been applied by this run.
+    if (isCorruptJobError(error)) throw await recordFailure(deps, job, null, error, options.worker);
+    throw error;
+  }
+  return runStages(deps, jobId, stages, options);
 }
 
 export interface ResumeOptions extends RunOptions {
@@ -77,25 +87,55 @@ export interface ResumeLogger {
 
 export interface ResumeOutcome {
   id: string;
+  /** How the job ended this time; "unreadable" for a row that could not be read (left as it is, not resumed). */
   status: string;
   error?: string;
 }
 
 /**
  * The containment and undo jobs to pick up again: pending or running (their process died) and failed (a batch
- * threw — a lost connection, a full disk; every batch is a transaction, so resuming is always safe).
+ * threw — a lost connection, a full disk; every batch is a transaction, so resuming is always safe), oldest first,
+ * and the rows among them that cannot be read. Each row is read on its own: one unreadable row (its spec is not
+ * JSON) is reported and left as it is, and does not keep the others from resuming.
  */
-export async function resumableJobs(deps: ContainDeps): Promise<Job[]> {
-  const out: Job[] = [];
-  for (const kind of [CONTAIN_KIND, UNDO_KIND]) out.push(...(await deps.jobs.list({ kind, status: ["pending", "running", "failed"], limit: 500 })));
+async function resumableListing(deps: ContainDeps): Promise<{ jobs: Job[]; unreadable: UnreadableJob[] }> {
+  const jobs: Job[] = [];
+  const unreadable: UnreadableJob[] = [];
+  for (const kind of [CONTAIN_KIND, UNDO_KIND]) {
+    const listed = await deps.jobs.listReadable({ kind, status: ["pending", "running", "failed"], limit: 500 });
+    jobs.push(...listed.jobs);
+    unreadable.push(...listed.unreadable);
+  }
   // Oldest first: an undo waits for the job it undoes only if that job is older, which it always is.
-  return out.sort((a, b) => a.createdAt - b.createdAt);
+  return { jobs: jobs.sort((a, b) => a.createdAt - b.createdAt), unreadable };
+}
+
+/** Logs each unreadable job row with its id: it is not resumed, and an operator must repair it. */
+function reportUnreadable(logger: ResumeLogger | undefined, unreadable: readonly UnreadableJob[]): void {
+  for (const u of unreadable) {
+    logger?.error({ jobId: u.id, kind: u.kind, status: u.status, err: u.error }, `contain: job ${u.id} cannot be read and is not resumed; its row is left as it is (${u.error.message})`);
+  }
+}
+
+/**
+ * The containment and undo jobs to pick up again: pending or running (their process died) and failed (a batch
+ * threw — a lost connection, a full disk; every batch is a transaction, so resuming is always safe). A row that
+ * cannot be read is skipped, and logged with its id through `logger`.
+ *
+ * @example
+ * for (const job of await resumableJobs(containDeps(app), { logger: app.logger })) runner.start(job.id);
+ */
+export async function resumableJobs(deps: ContainDeps, options: { logger?: ResumeLogger } = {}): Promise<Job[]> {
+  const { jobs, unreadable } = await resumableListing(deps);
+  reportUnreadable(options.logger, unreadable);
+  return jobs;
 }
 
 /**
  * Resumes every unfinished containment and undo job, one after another, oldest first, in the background (the
  * server itself starts them all at once in its job runner instead: `resumeContainment` in run-server.ts). Returns at once; `finished` settles (never rejects) when every job has run, with how each
- * ended. Another node resuming the same job at the same time is safe: batches are claimed.
+ * ended. Another node resuming the same job at the same time is safe: batches are claimed. A job row that cannot be
+ * read is logged, left as it is, and listed with status "unreadable".
  *
  * @example
  * const { finished } = resumeUnfinishedJobs(containDeps(app), { logger: app.logger, worker: `server:${process.pid}` });
@@ -106,7 +146,10 @@ export function resumeUnfinishedJobs(deps: ContainDeps, options: { logger?: Resu
     const outcomes: ResumeOutcome[] = [];
     let pending: Job[];
     try {
-      pending = await resumableJobs(deps);
+      const listing = await resumableListing(deps);
+      reportUnreadable(logger, listing.unreadable);
+      for (const u of listing.unreadable) outcomes.push({ id: u.id, status: "unreadable", error: u.error.message });
+      pending = listing.jobs;
     } catch (error) {
       logger?.error({ err: error }, "contain: could not list unfinished jobs to resume");
       return outcomes;

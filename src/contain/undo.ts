@@ -3,12 +3,12 @@
 // later job also contains; the others are left alone and reported (contain_changes.undo_status = "skipped").
 // `dryRunUndo` reports the same outcome without keeping any of it.
 import { sql, type Kysely } from "kysely";
-import { RESUMABLE_STATUSES, UNFINISHED_STATUSES, type Job, type JobStatus } from "../jobs/job-store.ts";
+import { RESUMABLE_STATUSES, storedObject, UNFINISHED_STATUSES, type Job, type JobStatus } from "../jobs/job-store.ts";
 import { lockKeyOf, serialiseTransactions, type DialectName } from "../store/database.ts";
 import type { ContainChangesTable, Schema } from "../store/schema.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
-import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS, leverNamed } from "./job.ts";
+import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS, leverNamed, storedBatchSize, storedLevers } from "./job.ts";
 import { findLever, type ChangeRecord, type LeverContext, type UserLever } from "./lever.ts";
 import { inIds, SAMPLE_SIZE, valuesQuery } from "./levers/common.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
@@ -34,7 +34,9 @@ async function undoable(deps: ContainDeps, jobId: string): Promise<{ original: J
   const original = await deps.jobs.get<ContainSpec>(jobId);
   if (original.kind !== CONTAIN_KIND) throw containErrors.notContainJob(jobId);
   if (original.status !== "done") throw containErrors.notUndoable(jobId, `it is ${original.status}; resume it to the end first (bulwark contain resume ${jobId})`);
-  const levers = reversible(original.spec.levers);
+  // Its spec is read back from the database: an undo job copies its batch size, and a dry run walks by it.
+  storedBatchSize(jobId, original.spec);
+  const levers = reversible(storedLevers(jobId, original.spec));
   if (levers.length === 0) throw containErrors.notUndoable(jobId, `none of its levers (${original.spec.levers.join(", ")}) is reversible; only expire-passwords, lock-accounts and demote-inactive-admins are`);
   return { original, levers };
 }
@@ -57,7 +59,7 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
     await serialiseTransactions(deps.database, trx, lockKeyOf(`contain-undo:${jobId}`));
     // A failed undo counts too: it can be resumed at any time, and would then race a second one just the same.
     const running = await trx.selectFrom("jobs").select(["id", "spec", "status"]).where("kind", "=", UNDO_KIND).where("status", "in", [...RESUMABLE_STATUSES]).execute();
-    const rival = running.find((j) => (JSON.parse(j.spec) as { undoOf?: string }).undoOf === jobId);
+    const rival = running.find((j) => (storedObject(j.id, "spec", j.spec) as { undoOf?: string }).undoOf === jobId);
     if (rival) {
       const state = rival.status === "failed" ? "failed part-way" : "is still running";
       throw containErrors.notUndoable(jobId, `undo job ${rival.id} ${state} (resume it with \`bulwark contain resume ${rival.id}\`)`);
@@ -87,31 +89,42 @@ function changeKey(userId: string, entity: string): string {
 
 /**
  * Of these users, those that another containment job applying `lever`, and not undone, may hold contained on its
- * own account: one created after `undoOf` (or in the same millisecond: when in doubt, containment stays), or one
- * created before it that had not finished when `undoOf` was created (still queued, running, or failed and resumed
- * later), whose batch may have come after `undoOf`'s. Restoring such a user would cancel that job's containment: it
- * may have set the value again (an expiry the user had cleared, an administrator re-granted and demoted again),
- * leaving exactly what `undoOf` wrote, or found it already set and changed nothing (so it recorded nothing). They
- * are left alone and reported. Usually no such job exists and nothing more is read.
+ * own account: one created after `undoOf`, or one created before it that had not finished when `undoOf` was created
+ * (still queued, running, or failed and resumed later), whose batch may have come after `undoOf`'s. Restoring such a
+ * user would cancel that job's containment: it may have set the value again (an expiry the user had cleared, an
+ * administrator re-granted and demoted again), leaving exactly what `undoOf` wrote, or found it already set and
+ * changed nothing (so it recorded nothing). They are left alone and reported. Usually no such job exists and nothing
+ * more is read.
+ *
+ * "After" is decided by the database's counter (created_epoch, finished_epoch: migration 20), not by the jobs'
+ * times: those come from the clocks of whichever nodes created and ran the jobs, and a later job from a node whose
+ * clock is behind read as earlier (docs/decisions/0010-job-order-by-epoch.md). Only when `undoOf` itself predates
+ * migration 20 (epoch 0) do times decide, as before: a job created in the same millisecond counts as later.
  */
 async function coveredByOtherJobs(trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: string, userIds: string[]): Promise<Set<string>> {
-  const original = await trx.selectFrom("jobs").select("created_at").where("id", "=", undoOf).executeTakeFirst();
+  const original = await trx.selectFrom("jobs").select(["created_at", "created_epoch"]).where("id", "=", undoOf).executeTakeFirst();
   if (!original || userIds.length === 0) return new Set();
   const since = Number(original.created_at);
+  const sinceEpoch = Number(original.created_epoch);
   // Containment and undo jobs are few (one per incident step): all of them are read, since an undo of an older job
   // may itself be older than `undoOf`.
-  const jobs = (await trx.selectFrom("jobs").select(["id", "kind", "status", "spec", "created_at", "finished_at"]).where("kind", "in", [CONTAIN_KIND, UNDO_KIND]).execute())
-    .map((j) => ({ ...j, spec: JSON.parse(j.spec) as Partial<ContainSpec & UndoSpec> }));
+  const jobs = (await trx.selectFrom("jobs").select(["id", "kind", "status", "spec", "created_at", "finished_at", "created_epoch", "finished_epoch"]).where("kind", "in", [CONTAIN_KIND, UNDO_KIND]).execute())
+    .map((j) => ({ ...j, spec: storedObject(j.id, "spec", j.spec) as Partial<ContainSpec & UndoSpec> }));
   const undone = new Set(jobs.filter((j) => j.kind === UNDO_KIND && j.status === "done").map((j) => j.spec.undoOf));
-  // A pending or running job is under way whatever its finished_at says: one resumed from a failure before the
-  // engine cleared the failure's finish time on resume still carries it.
+  const createdLater = (j: (typeof jobs)[number]): boolean =>
+    sinceEpoch > 0 ? Number(j.created_epoch) > sinceEpoch : Number(j.created_epoch) > 0 || Number(j.created_at) >= since;
+  // Ended before `undoOf` was created: its end read the counter before `undoOf` took its value. A job ended before
+  // migration 20 holds 0 there. A pending or running job is under way whatever its row says (one resumed from a
+  // failure before the engine cleared the failure's finish still carries it).
+  const endedBefore = (j: (typeof jobs)[number]): boolean =>
+    !UNFINISHED_STATUSES.includes(j.status as JobStatus) &&
+    (sinceEpoch > 0 ? j.finished_epoch !== null && Number(j.finished_epoch) < sinceEpoch : j.finished_at !== null && Number(j.finished_at) < since);
   const others = jobs.filter((j) =>
-    j.kind === CONTAIN_KIND && j.id !== undoOf && !undone.has(j.id) && j.spec.levers?.includes(lever) &&
-    (Number(j.created_at) >= since || UNFINISHED_STATUSES.includes(j.status as JobStatus) || j.finished_at === null || Number(j.finished_at) >= since));
+    j.kind === CONTAIN_KIND && j.id !== undoOf && !undone.has(j.id) && j.spec.levers?.includes(lever) && (createdLater(j) || !endedBefore(j)));
   if (others.length === 0) return new Set();
   // A later --all job covered every user that existed when it was created, and these existed before it. An older
   // one did not cover users created after it: its recorded scope says which.
-  if (others.some((j) => j.spec.scope?.["all"] === true && Number(j.created_at) >= since)) return new Set(userIds);
+  if (others.some((j) => j.spec.scope?.["all"] === true && createdLater(j))) return new Set(userIds);
   // The recorded scopes have no index by user: this reads the other jobs' scopes, once per step.
   const rows = await trx.selectFrom("contain_job_users").select("user_id").distinct()
     .where("job_id", "in", others.map((j) => j.id)).where(inIds(dialect, "user_id", userIds)).execute();
@@ -139,6 +152,9 @@ async function undoRecords(
 
 /** One stage per reversible lever, walking its recorded changes by (seq, entity): the order they were written. */
 export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
+  // Read back from the job row: a size of 0 would end every stage at once with nothing restored.
+  const batchSize = storedBatchSize(job.id, job.spec);
+  storedLevers(job.id, job.spec);
   const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
   return job.spec.levers.map((name): Stage => {
     const lever = leverNamed(name) as UserLever;
@@ -149,7 +165,7 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
         const rows = await trx.selectFrom("contain_changes").selectAll()
           .where("job_id", "=", job.spec.undoOf).where("lever", "=", name)
           .where((eb) => eb.or([eb("seq", ">", afterSeq), eb.and([eb("seq", "=", afterSeq), eb("entity", ">", afterEntity)])]))
-          .orderBy("seq").orderBy("entity").limit(job.spec.batchSize).execute();
+          .orderBy("seq").orderBy("entity").limit(batchSize).execute();
         if (rows.length === 0) return { counts: {}, processed: 0, next: null };
         // Rows an earlier undo already handled are not touched again.
         const open = rows.filter((r) => r.undo_status === null);

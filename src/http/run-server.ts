@@ -149,7 +149,7 @@ async function resumeContainment(app: App, server: FastifyInstance): Promise<voi
   const runner = jobRunnerOf(server);
   if (!runner) return;
   try {
-    for (const job of await resumableJobs(containDeps(app))) {
+    for (const job of await resumableJobs(containDeps(app), { logger: app.logger })) {
       await app.audit.append({ type: "contain.job.resumed", actor: "system", subject: job.id, data: { status: job.status, done: job.done, total: job.total, by: "server-start" } });
       app.logger.info({ jobId: job.id, kind: job.kind, done: job.done, total: job.total }, "resuming an unfinished containment job");
       runner.start(job.id);

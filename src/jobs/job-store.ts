@@ -1,7 +1,7 @@
 // Resumable jobs: one row per job with a cursor (where the last committed batch ended), counts, and a
 // status. A batch commits its changes and the cursor together, so a job killed at any moment resumes
 // at the first uncommitted batch and never applies one twice.
-import type { Kysely, Selectable } from "kysely";
+import { sql, type Kysely, type RawBuilder, type Selectable } from "kysely";
 import { newId } from "../crypto/tokens.ts";
 import type { Clock } from "../lib/clock.ts";
 import { BulwarkError } from "../lib/errors.ts";
@@ -34,18 +34,67 @@ export interface Job<Spec = Record<string, unknown>> {
   finishedAt: number | null;
 }
 
+/**
+ * The job of a stored row. Its spec and counts are JSON written by this code, but read back from a database that an
+ * operator, a restore or an attacker may have changed: a value that is not a JSON object is refused with an error
+ * naming the job (jobErrors.unreadable), never a bare SyntaxError.
+ */
 export function toJob<Spec>(r: Selectable<JobsTable>): Job<Spec> {
   return {
-    id: r.id, kind: r.kind, status: r.status as JobStatus, spec: JSON.parse(r.spec) as Spec, cursor: r.cursor,
-    total: Number(r.total), done: Number(r.done), counts: JSON.parse(r.counts) as Record<string, number>,
+    id: r.id, kind: r.kind, status: r.status as JobStatus, spec: storedObject(r.id, "spec", r.spec) as Spec, cursor: r.cursor,
+    total: Number(r.total), done: Number(r.done), counts: storedObject(r.id, "counts", r.counts) as Record<string, number>,
     actor: r.actor, incidentId: r.incident_id, error: r.error,
     createdAt: Number(r.created_at), updatedAt: Number(r.updated_at), finishedAt: r.finished_at === null ? null : Number(r.finished_at),
   };
 }
 
+/**
+ * A job's stored JSON column `column`, which must hold an object.
+ *
+ * @example
+ * const spec = storedObject(row.id, "spec", row.spec) as Partial<ContainSpec>;
+ */
+export function storedObject(id: string, column: string, text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw jobErrors.unreadable(id, `its stored ${column} is not JSON`, { cause: error });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw jobErrors.unreadable(id, `its stored ${column} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/** A job row that could not be read (jobErrors.unreadable): reported by `listReadable`, and left as it is. */
+export interface UnreadableJob {
+  id: string;
+  kind: string;
+  status: string;
+  error: BulwarkError;
+}
+
+/**
+ * The value the database's order counter holds now, as an expression for an UPDATE: what a job records when it ends.
+ * The counter is migration 16's (docs/decisions/0009-revocation-epochs.md), read the way an issued session reads it;
+ * jobs are ordered by it rather than by the clocks of the nodes that ran them (docs/decisions/0010-job-order-by-epoch.md).
+ */
+export function epochNow(): RawBuilder<number> {
+  return sql<number>`(SELECT value FROM revocation_counter WHERE id = 1)`;
+}
+
+/** Takes the counter's next value (a job's creation): later than every value any job has read or taken before. */
+async function takeEpoch(db: Kysely<Schema>): Promise<number> {
+  const row = await db.updateTable("revocation_counter").set({ value: sql<number>`value + 1` }).where("id", "=", 1).returning("value").executeTakeFirst();
+  // Written by migration 16 and never deleted.
+  if (!row) throw new Error("revocation_counter has no row: the database was altered (migration 16 writes it)");
+  return Number(row.value);
+}
+
 export const jobErrors = {
   notFound: (id: string): BulwarkError => new BulwarkError("BULWARK_ERR_JOB_NOT_FOUND", "not-found", `no job with id "${id}"`),
   finished: (id: string, status: string): BulwarkError => new BulwarkError("BULWARK_ERR_JOB_FINISHED", "conflict", `job ${id} is ${status}; nothing to resume`),
+  unreadable: (id: string, why: string, options: { cause?: unknown } = {}): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_JOB_UNREADABLE", "runtime", `job ${id} cannot be read: ${why}; its row is left as it is for an operator to repair`, options),
 };
 
 export interface BatchCommit {
@@ -70,10 +119,12 @@ export class JobStore {
 
   async create<Spec>(input: { kind: string; spec: Spec; total: number; actor: string; incidentId?: string | null }, db: Kysely<Schema> = this.#database.db): Promise<Job<Spec>> {
     const now = this.#clock.now();
+    // Taken before the insert (in the caller's transaction when there is one): a gap left by a rollback costs nothing.
+    const createdEpoch = await takeEpoch(db);
     const row: Selectable<JobsTable> = {
       id: newId("job", this.#random), kind: input.kind, status: "pending", spec: JSON.stringify(input.spec), cursor: null,
       total: input.total, done: 0, counts: "{}", actor: input.actor, incident_id: input.incidentId ?? null, error: null,
-      created_at: now, updated_at: now, finished_at: null,
+      created_at: now, updated_at: now, finished_at: null, created_epoch: createdEpoch, finished_epoch: null,
     };
     await db.insertInto("jobs").values(row).execute();
     return toJob<Spec>(row);
@@ -85,11 +136,33 @@ export class JobStore {
     return toJob<Spec>(row);
   }
 
+  /** The newest jobs first. Throws the coded error of the first row it cannot read (use `listReadable` to go on past it). */
   async list(options: { kind?: string; status?: JobStatus[]; limit?: number } = {}): Promise<Job[]> {
+    const { jobs, unreadable } = await this.listReadable(options);
+    if (unreadable[0]) throw unreadable[0].error;
+    return jobs;
+  }
+
+  /**
+   * Like `list`, but each row is read on its own: one that cannot be read (its spec or counts is not a JSON object)
+   * is returned in `unreadable` with its error, and the others are listed. Nothing is written: the broken row stays
+   * as it is for an operator. The server's start-up resume uses this, so one bad row does not stop every job.
+   */
+  async listReadable(options: { kind?: string; status?: JobStatus[]; limit?: number } = {}): Promise<{ jobs: Job[]; unreadable: UnreadableJob[] }> {
     let q = this.#database.db.selectFrom("jobs").selectAll().orderBy("created_at", "desc").limit(Math.min(options.limit ?? 50, 500));
     if (options.kind) q = q.where("kind", "=", options.kind);
     if (options.status?.length) q = q.where("status", "in", options.status);
-    return (await q.execute()).map((r) => toJob(r));
+    const jobs: Job[] = [];
+    const unreadable: UnreadableJob[] = [];
+    for (const row of await q.execute()) {
+      try {
+        jobs.push(toJob(row));
+      } catch (error) {
+        if (!(error instanceof BulwarkError)) throw error;
+        unreadable.push({ id: row.id, kind: row.kind, status: row.status, error });
+      }
+    }
+    return { jobs, unreadable };
   }
 
   /** Jobs that were running or pending when their process died: the ones to resume. */
@@ -111,7 +184,7 @@ export class JobStore {
    */
   async markFailed(id: string, error: string): Promise<boolean> {
     const now = this.#clock.now();
-    const result = await this.#database.db.updateTable("jobs").set({ status: "failed", error, updated_at: now, finished_at: now })
+    const result = await this.#database.db.updateTable("jobs").set({ status: "failed", error, updated_at: now, finished_at: now, finished_epoch: epochNow() })
       .where("id", "=", id).where("status", "not in", ["done", "cancelled"]).executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
@@ -122,7 +195,7 @@ export class JobStore {
    */
   async finishIfUnfinished(id: string, status: "done" | "failed" | "cancelled", db: Kysely<Schema> = this.#database.db): Promise<boolean> {
     const now = this.#clock.now();
-    const result = await db.updateTable("jobs").set({ status, updated_at: now, finished_at: now })
+    const result = await db.updateTable("jobs").set({ status, updated_at: now, finished_at: now, finished_epoch: epochNow() })
       .where("id", "=", id).where("status", "in", [...UNFINISHED_STATUSES]).executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
@@ -131,25 +204,33 @@ export class JobStore {
     const now = this.#clock.now();
     await this.#database.db
       .updateTable("jobs")
-      .set({ status, error, updated_at: now, ...(status === "done" || status === "failed" || status === "cancelled" ? { finished_at: now } : {}) })
+      .set({ status, error, updated_at: now, ...(status === "done" || status === "failed" || status === "cancelled" ? { finished_at: now, finished_epoch: epochNow() } : {}) })
       .where("id", "=", id)
       .execute();
   }
 
   /**
    * Inside the batch's own transaction: advances the cursor only if it is still `from` (another worker,
-   * or a previous run of this batch, has not already committed it). Returns false when it moved.
+   * or a previous run of this batch, has not already committed it) and the job can still be carried on (pending,
+   * running, or failed part-way). Returns false when the cursor moved or the job has ended (done, cancelled): an
+   * ended job is never reopened. A failed job carried on sheds its failure (error, finish time), as the containment
+   * engine's commit does: a job under way has neither.
    */
   async commitBatch(trx: Kysely<Schema>, id: string, from: string | null, commit: BatchCommit): Promise<boolean> {
-    const row = await trx.selectFrom("jobs").select(["cursor", "counts", "done"]).where("id", "=", id).executeTakeFirst();
-    if (!row || row.cursor !== from) return false;
-    const counts = JSON.parse(row.counts) as Record<string, number>;
+    const row = await trx.selectFrom("jobs").select(["cursor", "counts", "done", "status"]).where("id", "=", id).executeTakeFirst();
+    if (!row || row.cursor !== from || !RESUMABLE_STATUSES.includes(row.status as JobStatus)) return false;
+    const counts = storedObject(id, "counts", row.counts) as Record<string, number>;
     for (const [k, v] of Object.entries(commit.counts)) counts[k] = (counts[k] ?? 0) + v;
     const result = await trx
       .updateTable("jobs")
-      .set({ cursor: commit.cursor, done: Number(row.done) + commit.processed, counts: JSON.stringify(counts), updated_at: this.#clock.now(), status: "running" })
+      .set({
+        cursor: commit.cursor, done: Number(row.done) + commit.processed, counts: JSON.stringify(counts), updated_at: this.#clock.now(),
+        status: "running", error: null, finished_at: null, finished_epoch: null,
+      })
       .where("id", "=", id)
       .where((eb) => (from === null ? eb("cursor", "is", null) : eb("cursor", "=", from)))
+      // The compare-and-set covers the status too: the read above may predate another transaction ending the job.
+      .where("status", "in", [...RESUMABLE_STATUSES])
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }

@@ -9,6 +9,7 @@
 // stays on with a higher threshold as the backstop: if the worker falls behind, stops or dies, the WAL is
 // still bounded and nothing is lost (a checkpoint only moves committed pages; SQLite recovers the WAL on
 // the next open either way).
+import { resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import type { Database } from "./database.ts";
@@ -51,12 +52,30 @@ export interface Checkpointer {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const { DatabaseSync } = require("node:sqlite");
+const { lstatSync } = require("node:fs");
+const { pathToFileURL } = require("node:url");
 const stats = { runs: 0, copying: 0, pagesCopied: 0, partial: 0, lastError: null };
 let db = null, stmt = null, done = 0;
+// Opens the served database, never a new one. Opening is lazy and repeated after any error, and a plain path would
+// create a missing file: with the database moved away, an empty one readable by others (the umask's mode) would
+// appear in its place, past every check openSQLite makes. A file: URL with mode=rw fails instead of creating, and a
+// symbolic link or anything but a regular file is refused first, as openSQLite refuses it.
+function open() {
+  let st;
+  try {
+    st = lstatSync(workerData.path);
+  } catch (error) {
+    throw new Error("the database file cannot be found (" + (error && error.code || error) + "); no new one is created: " + workerData.path);
+  }
+  if (!st.isFile()) throw new Error("the database path is not a regular file (a symbolic link, or something else); it is not opened: " + workerData.path);
+  const url = pathToFileURL(workerData.path);
+  url.search = "?mode=rw";
+  return new DatabaseSync(url);
+}
 function run() {
   try {
     if (db === null) {
-      db = new DatabaseSync(workerData.path);
+      db = open();
       db.exec("PRAGMA busy_timeout = 0");
       db.exec("PRAGMA synchronous = NORMAL");
       stmt = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
@@ -108,7 +127,8 @@ export function startCheckpointer(database: Database, options: CheckpointerOptio
   };
   let stats: CheckpointStats = { runs: 0, copying: 0, pagesCopied: 0, partial: 0, lastError: null, running: true };
   let reportedError: string | null = null;
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path: database.where, intervalMs } });
+  // Absolute, so the worker opens the same file whatever its working directory.
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path: resolve(database.where), intervalMs } });
   // A server with nothing else to do may exit: the checkpointer never keeps the process alive.
   worker.unref();
   const waiting = new Map<number, (s: CheckpointStats) => void>();

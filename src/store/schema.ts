@@ -124,6 +124,13 @@ export interface JobsTable {
   created_at: number;
   updated_at: number;
   finished_at: number | null;
+  /**
+   * Migration 20: the database's order counter (revocation_counter, migration 16) taken when the job was created, and
+   * read when it last ended (null while under way). Orders jobs across nodes whatever their clocks say; 0 for rows
+   * written before the migration (docs/decisions/0010-job-order-by-epoch.md).
+   */
+  created_epoch: number;
+  finished_epoch: number | null;
 }
 
 export interface RolesTable {

@@ -53,6 +53,17 @@ async function hashes(deps: MigrateDeps): Promise<Map<string, string | null>> {
 }
 
 forEachDialect("migrate-hashes job", (fx) => {
+  it("a job cancelled before its run returns as it is, wrapping nothing (was: its refused commits were retried for ever)", { timeout: 20_000 }, async () => {
+    const deps = await setup(await fx.fresh());
+    const before = await hashes(deps);
+    const { job } = await openMigrationJob(deps, { actor: "test", batch: 4 });
+    assert.equal(await deps.jobs.finishIfUnfinished(job.id, "cancelled"), true);
+    const after = await runMigration(deps, job, { actor: "test" });
+    assert.equal(after.status, "cancelled");
+    assert.equal(after.done, 0);
+    assert.deepEqual(await hashes(deps), before);
+  });
+
   it("wraps every legacy hash in batches, keeps every password working, and audits each batch", async () => {
     const deps = await setup(await fx.fresh());
     assert.deepEqual(await wrappableCensus(deps), { total: 13, bySchemes: { md5: 8, sha1: 2, drupal7: 1, phpass: 1, "drupal7-wrapped-md5": 1 }, belowMinimum: 0 });

@@ -6,7 +6,7 @@
 // at once share one job (found or created in one write transaction) and it completes once.
 import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
-import { jobErrors, UNFINISHED_STATUSES, type JobStore, type Job } from "../../jobs/job-store.ts";
+import { jobErrors, RESUMABLE_STATUSES, UNFINISHED_STATUSES, type JobStore, type Job } from "../../jobs/job-store.ts";
 import { InputError } from "../../lib/errors.ts";
 import { serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -225,8 +225,11 @@ export async function runMigration(deps: MigrateDeps, job: Job<MigrateSpec>, opt
       // The prefetched batch is abandoned either way; never leave its promise unobserved.
       await next.catch(() => null);
       if (!(error instanceof CursorMoved)) throw error;
-      // Continue from wherever the other runner got to.
-      next = stopped ? none : prepare((await deps.jobs.get<MigrateSpec>(job.id)).cursor);
+      // Continue from wherever the other runner got to; a job that ended meanwhile (cancelled, or finished by the
+      // other runner) refuses every commit, so it is returned as it is rather than tried again for ever.
+      const now = await deps.jobs.get<MigrateSpec>(job.id);
+      if (!RESUMABLE_STATUSES.includes(now.status)) return now;
+      next = stopped ? none : prepare(now.cursor);
     }
     const current = await deps.jobs.get<MigrateSpec>(job.id);
     options.onProgress?.(current.done, current.total);
