@@ -58,7 +58,9 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
   const random = options.random ?? systemRandom;
   const config: Config = loadConfig(options.env, options.overrides);
   const actor = options.actor ?? shellActor();
-  const logger: Logger = pino({ level: config.logLevel, base: { service: "bulwark" } }, options.logDestination ?? pino.destination(2));
+  // `rawPacket`: the bytes Node had read of a request it could not parse (cookies, a bearer token, a body) ride on
+  // the error; never logged, whoever logs such an error.
+  const logger: Logger = pino({ level: config.logLevel, base: { service: "bulwark" }, redact: { paths: ["err.rawPacket", "error.rawPacket"], remove: true } }, options.logDestination ?? pino.destination(2));
   const report: InitReport = { createdDataDir: false, createdDatabase: false, createdMasterKeyFile: false, migrationsApplied: [], keysCreated: [] };
 
   // 1. The master key given in the environment is validated before anything else.

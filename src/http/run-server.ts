@@ -12,6 +12,9 @@ import { startMaintenance, type Maintenance } from "./maintenance.ts";
 import { buildServer, type ServerOptions } from "./server.ts";
 import { checkClockSkew } from "../store/clock-skew.ts";
 
+/** How long a stopping server waits for its open connections before cutting them (ms). */
+export const SHUTDOWN_GRACE_MS = 5_000;
+
 export interface RunningServer {
   url: string;
   server: FastifyInstance;
@@ -88,7 +91,15 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
   let closing: Promise<void> | null = null;
   const close = (reason: string = "shutdown"): Promise<void> => {
     closing ??= (async () => {
-      await server.close();
+      // In-flight requests finish, and each answer closes its connection (server.ts); a connection still open after
+      // the grace period (a client that stopped reading) is cut, so the audit and WAL checkpoints below still run
+      // before a supervisor's kill.
+      const grace = setTimeout(() => server.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      try {
+        await server.close();
+      } finally {
+        clearTimeout(grace);
+      }
       try {
         await maintenance.stop();
         await mail.stop();

@@ -1,5 +1,6 @@
 // The Fastify shell: request ids, structured logs, security headers, body limits, an error handler that
 // maps error codes to statuses and hides internals, and /healthz. Routes of each domain plug in here.
+import type { Duplex } from "node:stream";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply } from "fastify";
 import { sql } from "kysely";
 import type { App } from "../app/types.ts";
@@ -10,7 +11,7 @@ import { formatSchemaErrors } from "./api/strict-fields.ts";
 import { registerAuth } from "./auth/index.ts";
 import { registerPages } from "./pages/pages.ts";
 import { STATUS_BY_KIND, type ErrorBody } from "./errors.ts";
-import { applySecurityHeaders } from "./security-headers.ts";
+import { applySecurityHeaders, HSTS, SECURITY_HEADERS } from "./security-headers.ts";
 
 export interface ServerOptions {
   /** Largest request body accepted, in bytes (default 1 MiB). */
@@ -20,6 +21,35 @@ export interface ServerOptions {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** How long a request may take to arrive, headers and body (ms). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
+const CLIENT_ERROR_STATUS: Readonly<Record<string, [number, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, "Request Header Fields Too Large"],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, "Request Timeout"],
+};
+
+/** Answers a request Node could not parse: our security headers and error body, then the connection is closed. */
+function answerClientError(app: App, error: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Duplex, hsts: boolean): void {
+  const code = typeof error.code === "string" ? error.code : "UNKNOWN";
+  app.logger.debug({ code }, "a request could not be parsed");
+  // A reset connection, or one already answered: nothing can be written.
+  if (code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason] = CLIENT_ERROR_STATUS[code] ?? [400, "Bad Request"];
+  const requestId = newId("req", app.random);
+  const body = JSON.stringify({ error: { code: `BULWARK_ERR_HTTP_${code.replace(/^HPE_|^ERR_/, "")}`, message: `the request could not be read (${reason.toLowerCase()})`, requestId } } satisfies ErrorBody);
+  const headers: Record<string, string> = {
+    ...SECURITY_HEADERS, ...(hsts ? { "strict-transport-security": HSTS } : {}),
+    "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(body)), "cache-control": "no-store",
+    "x-request-id": requestId, connection: "close",
+  };
+  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\n${head}\r\n${body}`);
+}
 
 /** Builds the HTTP server over an opened app. The caller listens and closes it. */
 export async function buildServer(app: App, options: ServerOptions = {}): Promise<FastifyInstance> {
@@ -35,7 +65,15 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
       return typeof given === "string" && REQUEST_ID.test(given) ? given : newId("req", app.random);
     },
     logController: new LogController({ requestIdLogLabel: "requestId" }),
-    return503OnClosing: true,
+    // A request must arrive whole within this time: a client trickling its body one byte at a time would otherwise
+    // hold its connection, and a graceful shutdown, for ever (Fastify's default is no limit). Bodies are ≤ 1 MiB.
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    // Answered by the onRequest hook below instead, with our headers and body (Fastify's is bare).
+    return503OnClosing: false,
+    // A request Node's parser refuses (a bad header line, headers over 16 KiB, a malformed chunked body) is answered
+    // here, outside the pipeline: with our headers and body, and logged by its code only. The default handler logged
+    // the error whole, and Node puts the raw bytes read so far on it (cookies, a bearer token, a password).
+    clientErrorHandler: (error, socket) => answerClientError(app, error, socket, hsts),
     // Fastify answers a URL it cannot decode before any hook runs: give that answer our headers and body too.
     frameworkErrors: (error, request, reply) => {
       reply.header("x-request-id", request.id);
@@ -46,9 +84,22 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   });
   const hsts = new URL(app.config.http.publicURL).protocol === "https:";
 
+  // Set when the server begins to close: a request that still arrives is answered 503, and every answer from then
+  // on closes its connection, so a keep-alive client does not hold the shutdown until its idle timeout.
+  let closing = false;
+  server.addHook("preClose", async () => {
+    closing = true;
+  });
   server.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
     applySecurityHeaders(request, reply, hsts);
+    if (closing) {
+      const body: ErrorBody = { error: { code: "BULWARK_ERR_SHUTTING_DOWN", message: "the server is shutting down; try again in a moment", requestId: request.id } };
+      return reply.status(503).header("cache-control", "no-store").header("retry-after", "5").send(body);
+    }
+  });
+  server.addHook("onSend", async (_request, reply) => {
+    if (closing) reply.header("connection", "close");
   });
 
   server.setErrorHandler((error: FastifyError, request, reply) => {
