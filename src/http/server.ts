@@ -98,8 +98,10 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
       return reply.status(503).header("cache-control", "no-store").header("retry-after", "5").send(body);
     }
   });
-  server.addHook("onSend", async (_request, reply) => {
+  // Callback style: no promise per answer on the hot path.
+  server.addHook("onSend", (_request, reply, payload, done) => {
     if (closing) reply.header("connection", "close");
+    done(null, payload);
   });
 
   server.setErrorHandler((error: FastifyError, request, reply) => {
