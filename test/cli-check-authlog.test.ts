@@ -75,6 +75,17 @@ test("--format nft prints a loadable nftables set of the offenders", () => {
   assert.match(r.stdout, /type ipv4_addr\n {4}elements = \{\n {6}198\.18\.0\.7,\n {6}198\.18\.1\.7,\n {6}198\.18\.2\.7\n/);
 });
 
+test("--ignore keeps an address or range out of the nft set (a comment says so); a bad value exits 2 naming it", () => {
+  const r = bulwark(["check", "authlog", sourcelair, "--format", "nft", "--fail-on", "none", "--ignore", "198.18.1.0/24", "--ignore", "198.18.2.7"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /elements = \{\n {6}198\.18\.0\.7\n/);
+  assert.doesNotMatch(r.stdout, /^ +198\.18\.[12]\.7,?$/m);
+  assert.match(r.stdout, /# not blocked \(--ignore 198\.18\.1\.0\/24\): 198\.18\.1\.7/);
+  const bad = bulwark(["check", "authlog", sourcelair, "--format", "nft", "--ignore", "198.18.1.0/33"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--ignore/);
+});
+
 test("reads gzip files and stdin ('-')", () => {
   const a = bulwark(["check", "authlog", gz, "--year", "2014", "--json", "--fail-on", "none"]);
   assert.equal((JSON.parse(a.stdout) as { stats: { failures: number } }).stats.failures, 600);

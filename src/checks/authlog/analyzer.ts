@@ -81,7 +81,9 @@ export class AuthLogAnalyzer {
   readonly maxLineLength: number;
   readonly #options: AuthLogOptions;
   readonly #compromiseWindowMs: number;
-  readonly #scratch: SshdLine = { stamp: emptyStamp(), connection: "", messageAt: 0 };
+  readonly #scratch: SshdLine = { stamp: emptyStamp(), hostStart: 0, hostEnd: 0, connection: "", messageAt: 0 };
+  // The host field of the previous line: consecutive lines mostly share it, so no slice is made for them.
+  #host = "";
   readonly #connections = new ConnectionTracker();
   readonly #limits: AuthLogLimits;
   readonly #sources: ExpiringTable<string, SourceRecord>;
@@ -164,7 +166,8 @@ export class AuthLogAnalyzer {
       else stats.malformed++;
       return;
     }
-    const t = this.#years.resolve(parsed.stamp);
+    // Every program's lines tell the time, but only its own host's lines steer a host's year.
+    const t = this.#years.resolve(parsed.stamp, this.#hostOf(text, parsed));
     if (shape === "other") return;
     stats.sshdLines++;
     // "message repeated 5 times: [ Failed password …]" stands for five more of that message: an
@@ -174,14 +177,20 @@ export class AuthLogAnalyzer {
     const end = repeated === null ? text.length : repeated.end;
     const classified = classifySshdMessage(at === 0 && end === text.length ? text : text.slice(at, end));
     if (classified === null) return;
-    const event = this.#connections.resolve(parsed.connection, classified);
+    const event = this.#connections.resolve(parsed.connection, classified, t);
     for (let n = repeated === null ? 1 : repeated.count; n > 0; n--) {
       stats.events++;
       this.#byKind.set(event.kind, (this.#byKind.get(event.kind) ?? 0) + 1);
-      const charged = this.#connections.apply(parsed.connection, event);
+      const charged = this.#connections.apply(parsed.connection, event, t);
       if (charged !== null) this.#failure(charged, event, t, lineNo);
       if (event.effect === "gained" && event.address !== null && event.user) this.#success(event, t, lineNo);
     }
+  }
+
+  #hostOf(text: string, parsed: SshdLine): string {
+    const length = parsed.hostEnd - parsed.hostStart;
+    if (length !== this.#host.length || !text.startsWith(this.#host, parsed.hostStart)) this.#host = detach(text.slice(parsed.hostStart, parsed.hostEnd));
+    return this.#host;
   }
 
   #failure(address: string, event: SshdEvent, t: number, lineNo: number): void {

@@ -1,7 +1,8 @@
 // Follows each sshd connection (host + PID) across lines, as fail2ban's multi-line sshd filter
 // does: a line that only names the client ("Connection from", a PAM failure, a failed public key)
 // is remembered, and counts only when the connection then fails without naming the client,
-// tries a second user name, or ends in a failure. A success forgets the connection's doubts.
+// tries a second user name, or ends in a failure. A success forgets the connection's doubts and
+// is never itself counted. A connection idle for CONNECTION_IDLE_MS of log time is forgotten.
 import type { SshdEvent } from "./sshd-messages.ts";
 
 interface ConnectionState {
@@ -11,7 +12,19 @@ interface ConnectionState {
   multipleUsers: boolean;
   /** A failure came before the client's address was known; it counts when the address appears. */
   pendingFailure: boolean;
+  /** Log time of the connection's last line. */
+  lastMs: number;
 }
+
+/**
+ * A connection whose last line is older than this (log time) is forgotten: its PID may now belong to another
+ * connection. Some ends are never logged in a form we know (a crash, a signal, a message of a newer sshd), and on a
+ * host a botnet keeps busy the PID counter wraps within days; a later connection on that PID would otherwise inherit
+ * the dead one's user name, and the admin's failed keys and even the login after them would count as a second user
+ * name's failures. sshd's LoginGraceTime (default 2 minutes) bounds the unauthenticated phase, whose state is the
+ * only one that matters; fail2ban forgets a connection after 5 minutes too (of its own clock, not the log's).
+ */
+export const CONNECTION_IDLE_MS = 5 * 60_000;
 
 /**
  * Bound on remembered connections. A connection is forgotten when sshd logs its end; ones whose
@@ -38,20 +51,31 @@ export class ConnectionTracker {
   #lastKey = "";
   #lastState: ConnectionState | undefined;
 
+  /** The live state of `key` at log time `t`: a state idle for longer than CONNECTION_IDLE_MS is dropped. */
+  #live(key: string, t: number): ConnectionState | undefined {
+    const state = key === this.#lastKey ? this.#lastState : this.#states.get(key);
+    // Both ways: a line stamped long before the state's last one (a wrong clock, a straggler) is no longer its connection.
+    if (state === undefined || Math.abs(t - state.lastMs) <= CONNECTION_IDLE_MS) return state;
+    this.#states.delete(key);
+    if (key === this.#lastKey) this.#lastState = undefined;
+    return undefined;
+  }
+
   /**
-   * Applies one classified line of connection `key`. Returns the address to charge with a
-   * failure, or null when the line does not count (yet).
+   * Applies one classified line of connection `key`, logged at `t` (epoch ms). Returns the address
+   * to charge with a failure, or null when the line does not count (yet).
    */
-  apply(key: string, event: SshdEvent): string | null {
-    let state = key === this.#lastKey ? this.#lastState : this.#states.get(key);
+  apply(key: string, event: SshdEvent, t: number): string | null {
+    let state = this.#live(key, t);
     if (state) {
+      state.lastMs = t;
       if (event.user) {
         if (state.firstUser === null) state.firstUser = detach(event.user);
         else if (state.firstUser !== event.user) state.multipleUsers = true;
       }
       if (event.address) state.address = event.address;
-    } else if (!event.forget) {
-      state = { address: event.address, firstUser: event.user ? detach(event.user) : null, multipleUsers: false, pendingFailure: false };
+    } else if (!event.forget && event.effect !== "end") {
+      state = { address: event.address, firstUser: event.user ? detach(event.user) : null, multipleUsers: false, pendingFailure: false, lastMs: t };
       this.#states.set(detach(key), state);
       if (this.#states.size > MAX_CONNECTIONS) {
         let next = this.#oldest.next();
@@ -67,10 +91,12 @@ export class ConnectionTracker {
     const multiple = state?.multipleUsers ?? false;
     let counts: boolean;
     if (event.effect === "fail") counts = true;
-    else if (event.effect === "gained") {
-      // A success clears failures still waiting for an address, unless user names were rotated.
-      if (state) state.pendingFailure = false;
-      counts = multiple;
+    else if (event.effect === "gained" || event.effect === "end") {
+      // A login is no failed authentication, whatever came before it on the connection: fail2ban counts it when the
+      // connection tried a second user name, so a connection that wrongly inherited a stale user name (PID reuse)
+      // turned the admin's own login into a failure. The rotation was counted on the line that showed it.
+      // A timeout or fatal error ends the connection: failures still waiting for an address never get one.
+      counts = false;
     } else counts = (state?.pendingFailure ?? false) || multiple;
 
     let charged: string | null = null;
@@ -78,7 +104,7 @@ export class ConnectionTracker {
       charged = event.address ?? state?.address ?? null;
       if (state) state.pendingFailure = charged === null;
     }
-    if (event.forget) {
+    if (event.forget || event.effect === "end") {
       this.#states.delete(key);
       state = undefined;
     }
@@ -92,10 +118,10 @@ export class ConnectionTracker {
    * in the user name, or in the auth-info) is taken the way that names the address this sshd process already
    * logged ("Invalid user … from", "Connection from"), so the victim is not blamed and the real client is counted.
    */
-  resolve(key: string, event: SshdEvent): SshdEvent {
+  resolve(key: string, event: SshdEvent, t: number): SshdEvent {
     const other = event.otherReading;
     if (!other || event.address === other.address) return event;
-    const state = key === this.#lastKey ? this.#lastState : this.#states.get(key);
+    const state = this.#live(key, t);
     return state?.address === other.address ? { ...event, address: other.address, user: other.user } : event;
   }
 

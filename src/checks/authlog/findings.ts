@@ -19,8 +19,10 @@ export function printable(text: string): string {
   return clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
 }
 
+/** ISO 8601 text of a time, or null when there is none or it lies outside Date's range (toISOString would throw). */
 function iso(ms: number): string | null {
-  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
 }
 
 function where(ref: LineRef | null): string {

@@ -4,6 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { AuthLogOptionError } from "./errors.ts";
+import { IgnoreList } from "./ignore-list.ts";
 import { renderNft } from "./nft.ts";
 
 test("renders IPv4 and IPv6 offenders in separate sets and lists host names as comments", () => {
@@ -20,6 +22,30 @@ test("an empty offender list gives sets without an elements line (nft rejects em
   assert.match(text, /table inet bulwark \{/);
 });
 
+// ASVS 16.4.1: a forged sshd line (`logger -t 'sshd[1]'`) naming loopback must not cut the host off from itself.
+test("keeps loopback and --ignore'd addresses out of the sets, listing each as a comment with the reason", () => {
+  const text = renderNft(["203.0.113.9", "127.0.0.1", "127.8.0.1", "::1", "10.1.2.3", "2001:db8::5", "2001:db9::5"], { ignore: new IgnoreList(["10.0.0.0/8", "2001:db8::/32"]) });
+  assert.match(text, /^# SSH offenders found by bulwark check authlog: 1 IPv4, 1 IPv6\.$/m);
+  assert.match(text, /elements = \{\n {6}203\.0\.113\.9\n {4}\}/);
+  assert.match(text, /elements = \{\n {6}2001:db9::5\n {4}\}/);
+  for (const line of ["# not blocked (loopback, this host itself): 127.0.0.1", "# not blocked (loopback, this host itself): 127.8.0.1", "# not blocked (loopback, this host itself): ::1", "# not blocked (--ignore 10.0.0.0/8): 10.1.2.3", "# not blocked (--ignore 2001:db8::/32): 2001:db8::5"]) {
+    assert.ok(text.split("\n").includes(line), line);
+  }
+  assert.doesNotMatch(renderNft(["127.0.0.1"]), /elements/, "loopback is left out without any --ignore");
+});
+
+test("--ignore takes IPv4 and IPv6 addresses and CIDR ranges, and refuses anything else", () => {
+  const ignore = new IgnoreList(["192.0.2.7", "198.51.100.0/24", "2001:db8::1"]);
+  assert.equal(ignore.reason("192.0.2.7"), "--ignore 192.0.2.7");
+  assert.equal(ignore.reason("192.0.2.8"), null);
+  assert.equal(ignore.reason("198.51.100.200"), "--ignore 198.51.100.0/24");
+  assert.equal(ignore.reason("2001:db8::1"), "--ignore 2001:db8::1");
+  assert.equal(ignore.reason("scanner.example.net"), null);
+  for (const bad of ["", "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/8/8", "10.0.0.256", "example.net", "10.0.0.0/-1"]) {
+    assert.throws(() => new IgnoreList([bad]), AuthLogOptionError, bad);
+  }
+});
+
 const nft = spawnSync("nft", ["--version"], { encoding: "utf8" });
 const haveNft = !nft.error && nft.status === 0;
 if (!haveNft) process.stderr.write("\n*** SKIPPED nft syntax check: nft (package nftables) is not installed ***\n\n");
@@ -27,7 +53,7 @@ if (!haveNft) process.stderr.write("\n*** SKIPPED nft syntax check: nft (package
 test("nft accepts the output in check mode", { skip: haveNft ? false : "nft is not installed" }, (t) => {
   const dir = mkdtempSync(join(tmpdir(), "bulwark-nft-"));
   try {
-    for (const list of [["203.0.113.9", "2001:db8::1", "10.0.0.1"], []]) {
+    for (const list of [["203.0.113.9", "2001:db8::1", "10.0.0.1"], [], ["127.0.0.1", "::1"]]) {
       const file = join(dir, "offenders.nft");
       writeFileSync(file, renderNft(list));
       const r = spawnSync("nft", ["-c", "-f", file], { encoding: "utf8" });

@@ -1,12 +1,16 @@
 // Prints offenders as an nftables ruleset fragment ready for `nft -f`: one table with an IPv4
-// and an IPv6 set. Host names (UseDNS) cannot go into an address set and are listed as comments.
+// and an IPv6 set. Host names (UseDNS) cannot go into an address set, and loopback and --ignore'd
+// addresses must not: both are listed as comments.
 import { addressFamily } from "./address.ts";
+import { IgnoreList } from "./ignore-list.ts";
 
 export interface NftOptions {
   /** Table name (default "bulwark"). */
   table?: string;
   /** Set name prefix; "_v4" and "_v6" are appended (default "authlog_offenders"). */
   set?: string;
+  /** What stays out of the sets (default: loopback only; --ignore adds to it). */
+  ignore?: IgnoreList;
 }
 
 function elements(addresses: string[]): string[] {
@@ -28,11 +32,21 @@ function elements(addresses: string[]): string[] {
 export function renderNft(addresses: readonly string[], options: NftOptions = {}): string {
   const table = options.table ?? "bulwark";
   const set = options.set ?? "authlog_offenders";
-  const v4 = [...new Set(addresses.filter((a) => addressFamily(a) === 4))].sort();
-  const v6 = [...new Set(addresses.filter((a) => addressFamily(a) === 6))].sort();
+  const ignore = options.ignore ?? new IgnoreList();
+  const kept: string[] = [];
+  const skipped: string[] = [];
+  for (const a of new Set(addresses)) {
+    const reason = ignore.reason(a);
+    // Only a valid IP address (net.isIP) has a reason: no newline can end the comment early.
+    if (reason === null) kept.push(a);
+    else skipped.push(`# not blocked (${reason}): ${a}`);
+  }
+  const v4 = kept.filter((a) => addressFamily(a) === 4).sort();
+  const v6 = kept.filter((a) => addressFamily(a) === 6).sort();
   const names = addresses.filter((a) => addressFamily(a) === 0);
   const out = [
     `# SSH offenders found by bulwark check authlog: ${v4.length} IPv4, ${v6.length} IPv6.`,
+    ...skipped.sort(),
     ...names.map((n) => `# not an address, resolve and block by hand: ${n}`),
     `table inet ${table} {`,
     `  set ${set}_v4 {`,

@@ -76,7 +76,21 @@ function pamField(m: string, i: number): boolean {
   return m.startsWith("uid=", i) || m.startsWith("euid=", i) || m.startsWith("tty=", i) || m.startsWith("logname=", i);
 }
 
-/** "Connection closed by …", "Connection reset by …", "Disconnected from …": parsed from the right. */
+/**
+ * Start of the " port DIGITS" that ends at `e`, or `e` when the text before `e` does not end so.
+ * Only sshd writes after the address, so this is its own port and never part of a user name.
+ */
+function portBefore(m: string, e: number, floor: number): number {
+  const sp = m.lastIndexOf(" ", e - 1);
+  return sp - 5 >= floor && digitsBetween(m, sp + 1, e) && m.startsWith(" port", sp - 5) ? sp - 5 : e;
+}
+
+/**
+ * "Connection closed by …", "Connection reset by …", "Disconnected from …": parsed from the right. sshd writes
+ * "[invalid |authenticating ]user USER ADDR port N[ [preauth]]", USER as the client sent it (spaces allowed), and the
+ * address is the token just before its own " port N". Nothing else is stripped: fail2ban's optional " on IFACE" tail
+ * would let a user name ending in " on" ("x VICTIM on") pass VICTIM off as the client, and sshd never writes it here.
+ */
 export function closed(m: string, prefixEnd: number): SshdEvent | null {
   let e = m.length;
   while (e > prefixEnd && (m.charCodeAt(e - 1) === 32 || m.charCodeAt(e - 1) === 9)) e--;
@@ -86,13 +100,7 @@ export function closed(m: string, prefixEnd: number): SshdEvent | null {
     e -= 10;
     while (e > prefixEnd && m.charCodeAt(e - 1) === 32) e--;
   }
-  for (let k = 0; k < 2; k++) {
-    const sp = m.lastIndexOf(" ", e - 1);
-    const sp2 = sp > prefixEnd ? m.lastIndexOf(" ", sp - 1) : -1;
-    if (sp2 < prefixEnd) break;
-    if ((sp - sp2 === 5 && m.startsWith(" port ", sp2) && digitsBetween(m, sp + 1, e)) || (sp - sp2 === 3 && m.startsWith(" on ", sp2) && sp + 1 < e)) e = sp2;
-    else break;
-  }
+  e = portBefore(m, e, prefixEnd);
   const sp = m.lastIndexOf(" ", e - 1);
   if (sp < prefixEnd) return null;
   const a = scanAddress(m, sp + 1);
@@ -103,6 +111,39 @@ export function closed(m: string, prefixEnd: number): SshdEvent | null {
   else if (who.startsWith("authenticating user ")) user = who.slice(20);
   // Closing during authentication is a failure (aggressive mode); after it, it only ends the connection.
   return preauth ? ev("preauth-close", "fail", true, a.address, user) : ev("connection-closed", "nofail", true, a.address, user);
+}
+
+/**
+ * The address of "USER ADDR[ port N]: REST" where USER starts at `from`, and where REST starts. sshd cuts a user
+ * name at its first ':' (what follows is a BSD auth style), so the first ':' is either inside an IPv6 ADDR or ends
+ * ADDR / its port: the user name, whatever spaces or address-like words it holds, lies entirely before that token.
+ */
+function addressBeforeColon(m: string, from: number): { address: string; userEnd: number; rest: number } | null {
+  const c = m.indexOf(":", from);
+  if (c < 0) return null;
+  const tokenStart = Math.max(from, m.lastIndexOf(" ", c - 1) + 1);
+  let start: number;
+  let a = scanAddress(m, tokenStart);
+  if (a && a.end > c) start = tokenStart;
+  else {
+    // IPv4 or a host name: the colon follows the port (or the address itself).
+    const e = portBefore(m, c, from);
+    start = m.lastIndexOf(" ", e - 1) + 1;
+    a = start > from ? scanAddress(m, start) : null;
+    if (!a || a.end !== e) return null;
+  }
+  if (start - 1 < from || m.charCodeAt(start - 1) !== 32) return null;
+  let j = a.end;
+  if (m.startsWith(" port ", j)) {
+    const p = j + 6;
+    j = p;
+    while (m.charCodeAt(j) >= 48 && m.charCodeAt(j) <= 57) j++;
+    if (j === p) return null;
+  }
+  if (m.charCodeAt(j) !== 58) return null;
+  j++;
+  while (m.charCodeAt(j) === 32) j++;
+  return { address: a.address, userEnd: start - 1, rest: j };
 }
 
 export function disconnecting(m: string): SshdEvent | null {
@@ -121,16 +162,10 @@ export function disconnecting(m: string): SshdEvent | null {
   else if (m.startsWith(" authenticating user ", i)) who = " authenticating user ";
   if (who === "") return null;
   i += who.length;
-  const userEnd = m.indexOf(" ", i);
-  if (userEnd < 0) return null;
-  const a = scanAddress(m, userEnd + 1);
-  if (!a) return null;
-  let j = skipOnPort(m, a.end);
-  if (m.charCodeAt(j) !== 58) return null;
-  j++;
-  while (m.charCodeAt(j) === 32) j++;
-  if (!m.startsWith("Change of username or service not allowed:", j) || !m.trimEnd().endsWith("[preauth]")) return null;
-  return ev("change-of-user", "fail", true, a.address, m.slice(i, userEnd));
+  const at = addressBeforeColon(m, i);
+  if (!at) return null;
+  if (!m.startsWith("Change of username or service not allowed:", at.rest) || !m.trimEnd().endsWith("[preauth]")) return null;
+  return ev("change-of-user", "fail", true, at.address, m.slice(i, at.userEnd));
 }
 
 /** 1–3 words of an algorithm class ("cipher", "key exchange method", "host key type"). */

@@ -3,9 +3,11 @@
 /**
  * What a message means for the connection it belongs to (fail2ban's multi-line semantics):
  * `fail` counts, `nofail` only tells who is connecting (it counts if the same connection later
- * tries a second user name or fails without saying where from), `gained` is a successful login.
+ * tries a second user name or fails without saying where from), `gained` is a successful login
+ * (never counted), `end` closes a connection without a word on authentication (a timeout before
+ * authentication, a fatal protocol error): its state is dropped and nothing is counted.
  */
-export type Effect = "fail" | "nofail" | "gained";
+export type Effect = "fail" | "nofail" | "gained" | "end";
 
 export interface SshdEvent {
   /** Stable name of the message kind, printed by --matches ("failed-password", "invalid-user"…). */

@@ -51,3 +51,38 @@ test("does not take a fake address that is not a valid IP", () => {
   assert.equal(pick("Failed password for root from 999.1.1.1 port 22 ssh2"), null);
   assert.equal(pick("Failed password for root from 1:2:3:4:5:6:7:8:9 port 22 ssh2"), null);
 });
+
+// ASVS 16.4.1: ssh 'x 192.0.2.10 on'@host. fail2ban's optional " on IFACE" tail read " on 203.0.113.9" as an interface.
+test("takes the address just before sshd's port in closes and disconnects, whatever the user name ends with", () => {
+  for (const [message, user] of [
+    ["Connection closed by invalid user x 192.0.2.10 on 203.0.113.9 port 4711 [preauth]", "x 192.0.2.10 on"],
+    ["Disconnected from authenticating user x 192.0.2.10 port 22 on 203.0.113.9 port 4711 [preauth]", "x 192.0.2.10 port 22 on"],
+    ["Connection reset by invalid user x 192.0.2.10 on 203.0.113.9 port 4711", "x 192.0.2.10 on"],
+  ] as const) {
+    const e = pick(message);
+    assert.equal(e?.["address"], "203.0.113.9", message);
+    assert.equal(e?.["user"], user, message);
+  }
+  assert.equal(pick("Connection closed by 203.0.113.9 [preauth]")?.["address"], "203.0.113.9", "old sshd: no port");
+});
+
+test("reads 'Change of username' disconnects from the first ':', with IPv4, IPv6 and user names holding spaces", () => {
+  const tail = ": Change of username or service not allowed: (a,ssh-connection) -> (root,ssh-connection) [preauth]";
+  for (const [head, address, user] of [
+    ["Disconnecting invalid user admin 192.0.2.117 port 44004", "192.0.2.117", "admin"],
+    ["Disconnecting invalid user x 127.0.0.1 on 203.0.113.9 port 41000", "203.0.113.9", "x 127.0.0.1 on"],
+    ["Disconnecting authenticating user x 127.0.0.1 port 22 on 2001:db8::7 port 41000", "2001:db8::7", "x 127.0.0.1 port 22 on"],
+    ["Disconnecting invalid user y 2001:db8:: port 41000", "2001:db8::", "y"],
+    ["Disconnecting invalid user z 203.0.113.9", "203.0.113.9", "z"],
+  ] as const) {
+    assert.deepEqual(pick(head + tail), { kind: "change-of-user", effect: "fail", forget: true, address, user }, head);
+  }
+  assert.equal(pick(`Disconnecting invalid user x 203.0.113.9 port 4: Something else [preauth]`), null);
+});
+
+test("a timeout before authentication and a fatal dispatch error end the connection and count nothing", () => {
+  assert.deepEqual(pick("fatal: Timeout before authentication for 203.0.113.9 port 40000"), { kind: "auth-timeout", effect: "end", forget: true, address: null, user: null });
+  assert.deepEqual(pick("ssh_dispatch_run_fatal: Connection from 203.0.113.9 port 40000: message authentication code incorrect [preauth]"), {
+    kind: "dispatch-fatal", effect: "end", forget: true, address: null, user: null,
+  });
+});

@@ -252,6 +252,12 @@ export function classifySshdMessage(m: string): SshdEvent | null {
       return kex(m);
     case 83 /* S */:
       return m.startsWith("SSH: Server;Ltype: ") ? serverLog(m) : null;
+    case 84 /* T */:
+      // "fatal: Timeout before authentication for HOST port N" (LoginGraceTime ran out): the connection is over.
+      return m.startsWith("Timeout before authentication") ? ev("auth-timeout", "end", true, null, null) : null;
+    case 115 /* s */:
+      // "ssh_dispatch_run_fatal: Connection from … : message authentication code incorrect [preauth]" and the like.
+      return m.startsWith("ssh_dispatch_run_fatal: ") ? ev("dispatch-fatal", "end", true, null, null) : null;
     case 98 /* b */: {
       if (!m.startsWith("banner exchange: Connection from ")) return null;
       const a = scanAddress(m, 33);

@@ -5,9 +5,15 @@ import { parseStamp, type ParsedStamp } from "./timestamp.ts";
 
 export type LineShape = "sshd" | "other" | "malformed";
 
-/** Filled in by `splitLine` when it returns "sshd". Reused between lines: no allocation. */
+/** Filled in by `splitLine` (`connection` and `messageAt` only when it returns "sshd"). Reused between lines: no allocation. */
 export interface SshdLine {
   stamp: ParsedStamp;
+  /**
+   * Where the syslog host field lies in the line (start === end when the line has none, as in "sshd[1]: …"), for
+   * "sshd" and "other" lines: the year of zone-less stamps is inferred host by host.
+   */
+  hostStart: number;
+  hostEnd: number;
   /** Host and program token, e.g. "srv sshd[123]:": identifies one sshd connection process. */
   connection: string;
   /** Index in the line where sshd's message starts. */
@@ -50,6 +56,18 @@ function sshdProgram(s: string, i: number): number {
     if (c === 58) c = s.charCodeAt(++j);
   }
   return c === 32 || c === 9 || Number.isNaN(c) ? j : -1;
+}
+
+/**
+ * Sets the host field's bounds: the token at i, unless it is the program ("CRON[12]:", "sshd:", "[sshd]"), as in
+ * a log written without host names. A host name never ends with ':' or ']'.
+ */
+function hostField(s: string, i: number, out: SshdLine): void {
+  let j = i;
+  while (j < s.length && s.charCodeAt(j) !== 32 && s.charCodeAt(j) !== 9) j++;
+  const last = s.charCodeAt(j - 1);
+  out.hostStart = i;
+  out.hostEnd = j === i || last === 58 || last === 93 ? i : j;
 }
 
 function skipSpaces(s: string, i: number): number {
@@ -100,7 +118,7 @@ function rfc5424(s: string, i: number, out: SshdLine): LineShape {
  * other programs, and "sshd" with `out` filled in otherwise.
  *
  * @example
- * const out = { stamp: emptyStamp(), connection: "", messageAt: 0 };
+ * const out = { stamp: emptyStamp(), hostStart: 0, hostEnd: 0, connection: "", messageAt: 0 };
  * splitLine("Nov 22 23:44:31 web sshd[77]: Invalid user x from 192.0.2.1", out); // "sshd"
  */
 export function splitLine(line: string, out: SshdLine): LineShape {
@@ -109,6 +127,7 @@ export function splitLine(line: string, out: SshdLine): LineShape {
   const hint = line.indexOf("sshd", out.stamp.end);
   let i = skipSpaces(line, out.stamp.end);
   if (i === out.stamp.end && i < line.length) return "malformed";
+  hostField(line, i, out);
   if (line.charCodeAt(0) === 60) return hint < 0 ? "other" : rfc5424(line, i, out);
   if (hint < 0) return "other";
   const hostAt = i;

@@ -98,3 +98,51 @@ test("a line with a full date sets the year of the zone-less lines after it", ()
     "2025-01-01T01:00:00.000Z",
   ]);
 });
+
+/** Resolves [host, stamp] pairs with one resolver; returns the ISO dates (day only). */
+function resolveHosts(lines: Array<[string, string]>, options: ConstructorParameters<typeof YearResolver>[0]): string[] {
+  const r = new YearResolver(options);
+  return lines.map(([host, l]) => {
+    const s = emptyStamp();
+    assert.ok(parseStamp(l, s), `stamp of ${l}`);
+    return new Date(r.resolve(s, host)).toISOString().slice(0, 10);
+  });
+}
+
+// ASVS 16.3.1, 6.3.5: one mis-stamped line must not move the rest of the log a year away.
+test("a line weeks behind keeps the year and does not roll the host over (a straggler, not New Year)", () => {
+  const ref = Date.UTC(2027, 0, 5);
+  assert.deepEqual(resolveAll(["Nov 21 04:00:00 x", "Oct 10 04:00:00 x", "Nov 21 04:02:00 x"], { referenceMs: ref }), [
+    "2026-11-21T04:00:00.000Z",
+    "2026-10-10T04:00:00.000Z",
+    "2026-11-21T04:02:00.000Z",
+  ]);
+});
+
+test("rolls over only when the next year's reading is less than half a year after the host's last stamp", () => {
+  const ref = Date.UTC(2030, 0, 1);
+  // Jul 1 then Jan 1: the next January is 184 days later, so this is a straggler; Mar 1 after Dec 1 is New Year.
+  assert.deepEqual(resolveHosts([["h", "Jul  1 00:00:00 x"], ["h", "Jan  1 00:00:00 x"], ["h", "Dec  1 00:00:00 x"], ["h", "Mar  1 00:00:00 x"]], { referenceMs: ref, year: 2026 }), [
+    "2026-07-01", "2026-01-01", "2026-12-01", "2027-03-01",
+  ]);
+});
+
+test("without --year, never rolls over into the future (a forged 'Jan 20' read on November 22)", () => {
+  const ref = Date.UTC(2026, 10, 22);
+  assert.deepEqual(resolveHosts([["web", "Nov 21 04:00:00 x"], ["web", "Jan 20 04:00:00 x"], ["web", "Nov 21 04:02:00 x"]], { referenceMs: ref }), [
+    "2026-11-21", "2026-01-20", "2026-11-21",
+  ]);
+});
+
+test("only a host's own lines steer its year; a host's first line is placed nearest the file's latest stamp", () => {
+  const ref = Date.UTC(2027, 0, 5);
+  assert.deepEqual(
+    resolveHosts([["web", "Dec 31 23:59:00 x"], ["kiosk", "Feb 10 00:00:00 x"], ["web", "Dec 31 23:59:30 x"], ["db", "Jan  1 00:00:10 x"], ["web", "Jan  1 00:01:00 x"]], { referenceMs: ref }),
+    ["2026-12-31", "2026-02-10", "2026-12-31", "2027-01-01", "2027-01-01"],
+  );
+});
+
+test("keeps an inferred year within 1970–9999, the range --year accepts", () => {
+  assert.deepEqual(resolveAll(["Dec 31 23:00:00 x", "Jan  1 01:00:00 x"], { referenceMs: 0, year: 9999 }), ["9999-12-31T23:00:00.000Z", "9999-01-01T01:00:00.000Z"]);
+  assert.deepEqual(resolveAll(["Dec 31 23:00:00 x"], { referenceMs: Date.UTC(1970, 0, 1) }), ["1970-12-31T23:00:00.000Z"]);
+});

@@ -1,6 +1,7 @@
 // Time stamps of auth-log lines: BSD syslog "Mon DD HH:MM:SS" (no year, no zone), ISO 8601 /
 // RFC 3339 as rsyslog and `journalctl -o short-iso` write them, and the RFC 5424 header.
-// Hand-written scanners over char codes: no regex, no allocation on the hot path.
+// Hand-written scanners over char codes: no regex, no allocation on the hot path. The missing year of BSD stamps is
+// inferred in year-resolver.ts.
 
 // Keyed by the three char codes packed in one number, so looking a month up allocates nothing.
 const MONTHS: ReadonlyMap<number, number> = new Map(
@@ -10,8 +11,6 @@ const MONTHS: ReadonlyMap<number, number> = new Map(
 function monthKey(s: string, i: number): number {
   return s.charCodeAt(i) * 65536 + s.charCodeAt(i + 1) * 256 + s.charCodeAt(i + 2);
 }
-
-const DAY_MS = 86_400_000;
 
 /** What a time stamp at the start of a line gave. `end` is the index just after it. */
 export interface ParsedStamp {
@@ -152,78 +151,4 @@ export function emptyStamp(): ParsedStamp {
   return { year: -1, month: 0, day: 1, msOfDay: 0, offsetMinutes: null, end: 0 };
 }
 
-export interface YearResolverOptions {
-  /** Reference "now" in ms: a zone-less stamp is never placed more than a day after it. */
-  referenceMs: number;
-  /** The year of the first zone-less stamp, when the caller knows it (--year). */
-  year?: number | undefined;
-  /** Zone of zone-less stamps, minutes east of UTC (default 0: read as UTC). */
-  utcOffsetMinutes?: number | undefined;
-}
-
-/**
- * Turns stamps into epoch milliseconds, inferring the missing year of BSD stamps. The first
- * zone-less stamp takes the reference year (or the previous one when it would otherwise lie in
- * the future); after that, time going backwards by more than a month means the year rolled over
- * (a log that crosses New Year), and a jump forward of more than half a year is a late line from
- * the previous year. Lines with a full date reset the running year.
- *
- * @example
- * const years = new YearResolver({ referenceMs: clock.now() });
- * const stamp = emptyStamp();
- * if (parseStamp(line, stamp)) console.log(new Date(years.resolve(stamp)));
- */
-export class YearResolver {
-  #year: number;
-  #lastMs = Number.NaN;
-  readonly #referenceMs: number;
-  readonly #offsetMs: number;
-  readonly #fixed: boolean;
-  // One-entry cache: consecutive lines nearly always fall on the same day.
-  #cacheKey = -1;
-  #cacheDayMs = 0;
-
-  constructor(options: YearResolverOptions) {
-    this.#referenceMs = options.referenceMs;
-    this.#offsetMs = (options.utcOffsetMinutes ?? 0) * 60_000;
-    this.#fixed = options.year !== undefined;
-    this.#year = options.year ?? new Date(options.referenceMs).getUTCFullYear();
-  }
-
-  #dayStart(year: number, month: number, day: number): number {
-    const key = (year * 16 + month) * 32 + day;
-    if (key !== this.#cacheKey) {
-      this.#cacheKey = key;
-      this.#cacheDayMs = Date.UTC(year, month, day);
-    }
-    return this.#cacheDayMs;
-  }
-
-  /** Epoch milliseconds of `stamp`. */
-  resolve(stamp: ParsedStamp): number {
-    if (stamp.year >= 0) {
-      const offset = stamp.offsetMinutes === null ? this.#offsetMs : stamp.offsetMinutes * 60_000;
-      const ms = this.#dayStart(stamp.year, stamp.month, stamp.day) + stamp.msOfDay - offset;
-      this.#year = stamp.year;
-      this.#lastMs = ms;
-      return ms;
-    }
-    let ms = this.#dayStart(this.#year, stamp.month, stamp.day) + stamp.msOfDay - this.#offsetMs;
-    if (Number.isNaN(this.#lastMs)) {
-      // First zone-less stamp: a log is read after it was written, so a stamp more than a day in
-      // the future belongs to the previous year (a December line read in January).
-      if (!this.#fixed && ms > this.#referenceMs + DAY_MS) {
-        this.#year--;
-        ms = this.#dayStart(this.#year, stamp.month, stamp.day) + stamp.msOfDay - this.#offsetMs;
-      }
-    } else if (ms < this.#lastMs - 31 * DAY_MS) {
-      this.#year++;
-      ms = this.#dayStart(this.#year, stamp.month, stamp.day) + stamp.msOfDay - this.#offsetMs;
-    } else if (ms > this.#lastMs + 183 * DAY_MS) {
-      // A straggler from last December after January lines: place it, keep the running year.
-      return this.#dayStart(this.#year - 1, stamp.month, stamp.day) + stamp.msOfDay - this.#offsetMs;
-    }
-    this.#lastMs = ms;
-    return ms;
-  }
-}
+export { YearResolver, type YearResolverOptions } from "./year-resolver.ts";

@@ -1,13 +1,13 @@
 // `bulwark check authlog FILE...`: SSH brute force, logins that followed it and root logins, from
 // syslog or journal auth logs (plain or gzip). --matches lists every counted failure; --format nft
-// prints the offenders as nftables sets.
+// prints the offenders as nftables sets, leaving out loopback and --ignore'd addresses.
 import { Writable } from "node:stream";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
 import { systemClock } from "../../lib/clock.ts";
 import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
 import type { CliContext, CommandModule } from "../context.ts";
-import { action, group } from "../run.ts";
+import { action, collect, group } from "../run.ts";
 
 /** Failures listed in `--json --matches` (about 100 bytes each); the rest are counted in matchesOmitted. */
 export const JSON_MATCHES = 100_000;
@@ -19,6 +19,7 @@ interface AuthlogOptions extends CheckOptions {
   utcOffset?: string;
   matches?: boolean;
   format?: string;
+  ignore?: string[];
 }
 
 function integer(name: string, value: string | undefined): number | undefined {
@@ -55,12 +56,15 @@ export default {
         .option("--year <yyyy>", "year of the first syslog time stamp (default: inferred from today)")
         .option("--utc-offset <+hh:mm>", "time zone of syslog stamps that carry none (default +00:00)")
         .option("--matches", "print one line per counted failure: LINE<TAB>IP<TAB>KIND (FILE:LINE with several files)")
-        .option("--format <format>", "print the offenders in another format: nft (nftables sets for nft -f)"),
+        .option("--format <format>", "print the offenders in another format: nft (nftables sets for nft -f)")
+        .option("--ignore <addr|cidr>", "never put this address or range into the --format nft sets (repeatable; loopback never is)", collect),
     ).action(
       action(ctx, async (files: string[], opts: AuthlogOptions) => {
         if (opts.format !== undefined && opts.format !== "nft") throw new InputError("BULWARK_ERR_USAGE", `--format must be "nft", got "${opts.format}"`);
         if (opts.format === "nft" && (opts.json || opts.matches)) throw new InputError("BULWARK_ERR_USAGE", "--format nft cannot be combined with --json or --matches");
         const lib = await import("../../checks/authlog/index.ts");
+        // Built (and checked) before any file is read: a typo should not cost a pass over a large log.
+        const ignore = new lib.IgnoreList(opts.ignore ?? []);
         const several = files.length > 1;
         // --json --matches holds them in memory until the document is written: at most JSON_MATCHES, the rest counted
         // (the plain --matches streams every one).
@@ -103,7 +107,7 @@ export default {
         const findings = lib.authLogFindings(result);
         const s = result.stats;
         const offenders = result.offenders.map((o) => o.address);
-        if (opts.format === "nft") ctx.stdout.write(lib.renderNft(offenders));
+        if (opts.format === "nft") ctx.stdout.write(lib.renderNft(offenders, { ignore }));
         const summary = [
           `${s.lines} line(s) in ${s.files} file(s): ${s.sshdLines} from sshd, ${s.malformed} malformed, ${s.overlong} overlong`,
           `${s.failures} counted failure(s), ${s.successes} accepted login(s), ${result.offenders.length} offender(s) ` +

@@ -1,0 +1,181 @@
+// Infers the year that BSD syslog stamps ("Nov 21 04:00:00") leave out, host by host: a log that crosses New Year
+// rolls over, while a line whose stamp is off by weeks (another host's wrong clock, a forged syslog packet) neither
+// moves the year nor is moved a year away.
+import type { ParsedStamp } from "./timestamp.ts";
+
+const DAY_MS = 86_400_000;
+
+/** Time going back by more than this is no longer lines slightly out of order: New Year, or a wrong stamp. */
+const BACKWARDS_MS = 31 * DAY_MS;
+
+/**
+ * Half a year. A rollover is believed only when the next year's reading lies less than this after the host's last
+ * stamp (December, then January); farther, the line is a straggler that keeps the year. A forward jump of more than
+ * this is a line of the previous year (a late December line after January ones).
+ */
+const HALF_YEAR_MS = 183 * DAY_MS;
+
+/**
+ * The years a zone-less stamp can be given: those --year accepts. Past 9999 a log of alternating "Jul 1" and
+ * "Jan 1" lines once carried the year beyond the largest Date, and writing the findings threw.
+ */
+const MIN_YEAR = 1970;
+const MAX_YEAR = 9999;
+
+/**
+ * Hosts followed one by one. A central syslog file holds a few hundred hosts; a flood of forged host names must not
+ * grow memory. Lines of further hosts are placed near the file's latest stamp and steer nothing.
+ */
+const MAX_HOSTS = 4096;
+
+/** Longer "host names" (DNS names stop at 253) are junk: such lines are placed like those of an unfollowed host. */
+const MAX_HOST_LENGTH = 255;
+
+export interface YearResolverOptions {
+  /** Reference "now" in ms: a zone-less stamp is never placed more than a day after it. */
+  referenceMs: number;
+  /** The year of the first zone-less stamp, when the caller knows it (--year). */
+  year?: number | undefined;
+  /** Zone of zone-less stamps, minutes east of UTC (default 0: read as UTC). */
+  utcOffsetMinutes?: number | undefined;
+}
+
+/** One host's running year and the stamp it last accepted. */
+interface Track {
+  year: number;
+  lastMs: number;
+}
+
+function clampYear(year: number): number {
+  return Math.min(MAX_YEAR, Math.max(MIN_YEAR, year));
+}
+
+/**
+ * Turns stamps into epoch milliseconds, inferring the missing year of BSD stamps. Each host has its own running
+ * year: a host's first zone-less stamp takes the reference year (or the previous one when it would otherwise lie in
+ * the future), or, once the file has stamps, the year that puts it nearest to the latest of them. After that, time
+ * going back by more than a month rolls the host's year over when the new year's reading is plausibly close (less
+ * than half a year after its last stamp, and without --year not after the reference time); otherwise the line is a
+ * straggler that keeps the year and steers nothing. A jump forward of more than half a year is a late line from the
+ * previous year. Lines with a full date set their host's year. Inferred years stay within 1970–9999.
+ *
+ * @example
+ * const years = new YearResolver({ referenceMs: clock.now() });
+ * const stamp = emptyStamp();
+ * if (parseStamp(line, stamp)) console.log(new Date(years.resolve(stamp, "web")));
+ */
+export class YearResolver {
+  readonly #referenceMs: number;
+  readonly #offsetMs: number;
+  readonly #fixed: boolean;
+  readonly #hosts = new Map<string, Track>();
+  /** The file as a whole: the year and time of the latest stamp a host's track took (NaN before the first). */
+  readonly #file: Track;
+  // One-entry caches: consecutive lines nearly always come from the same host, on the same day.
+  #lastHost: string | undefined;
+  #lastTrack: Track | undefined;
+  #cacheKey = -1;
+  #cacheDayMs = 0;
+
+  constructor(options: YearResolverOptions) {
+    this.#referenceMs = options.referenceMs;
+    this.#offsetMs = (options.utcOffsetMinutes ?? 0) * 60_000;
+    this.#fixed = options.year !== undefined;
+    this.#file = { year: clampYear(options.year ?? new Date(options.referenceMs).getUTCFullYear()), lastMs: Number.NaN };
+  }
+
+  #dayStart(year: number, month: number, day: number): number {
+    const key = (year * 16 + month) * 32 + day;
+    if (key !== this.#cacheKey) {
+      this.#cacheKey = key;
+      this.#cacheDayMs = Date.UTC(year, month, day);
+    }
+    return this.#cacheDayMs;
+  }
+
+  /** A zone-less stamp read in `year`. */
+  #at(year: number, stamp: ParsedStamp): number {
+    return this.#dayStart(year, stamp.month, stamp.day) + stamp.msOfDay - this.#offsetMs;
+  }
+
+  /** Whether a reading can be right: a log is read after it was written (with --year, the caller knows better). */
+  #notFuture(ms: number): boolean {
+    return this.#fixed || ms <= this.#referenceMs + DAY_MS;
+  }
+
+  /** The year of a host's first zone-less stamp. */
+  #firstYear(stamp: ParsedStamp): number {
+    const file = this.#file;
+    if (Number.isNaN(file.lastMs)) {
+      // The file's first stamp: a December line read in January belongs to the previous year.
+      return this.#notFuture(this.#at(file.year, stamp)) ? file.year : clampYear(file.year - 1);
+    }
+    // A host that joins later is placed nearest to the file's latest stamp (a host whose first line is Jan 1
+    // after others' Dec 31 lines), never in the future.
+    let best = clampYear(file.year - 1);
+    let bestGap = Number.POSITIVE_INFINITY;
+    for (let y = best; y <= clampYear(file.year + 1); y++) {
+      const ms = this.#at(y, stamp);
+      const gap = Math.abs(ms - file.lastMs);
+      if (gap < bestGap && this.#notFuture(ms)) {
+        best = y;
+        bestGap = gap;
+      }
+    }
+    return best;
+  }
+
+  /** The track of `host`, created when there is room (undefined for an unfollowed host). */
+  #track(host: string, year: number): Track | undefined {
+    if (host.length > MAX_HOST_LENGTH || this.#hosts.size >= MAX_HOSTS) return undefined;
+    const track = { year, lastMs: Number.NaN };
+    // Copied: `host` may be a slice of a 1 MiB chunk of the log, which the key would keep alive.
+    this.#hosts.set(` ${host}`.slice(1), track);
+    return track;
+  }
+
+  #accept(track: Track, year: number, ms: number): number {
+    track.year = year;
+    track.lastMs = ms;
+    this.#file.year = year;
+    this.#file.lastMs = ms;
+    return ms;
+  }
+
+  /** Epoch milliseconds of `stamp`, a line of `host` (the syslog host field; "" when the line has none). */
+  resolve(stamp: ParsedStamp, host = ""): number {
+    let track = host === this.#lastHost ? this.#lastTrack : this.#hosts.get(host);
+    if (track === undefined) {
+      const year = stamp.year >= 0 ? clampYear(stamp.year) : this.#firstYear(stamp);
+      track = this.#track(host, year);
+      const ms = stamp.year >= 0 ? this.#fullDate(stamp) : this.#at(year, stamp);
+      if (track === undefined) return ms;
+      this.#lastHost = host;
+      this.#lastTrack = track;
+      return this.#accept(track, year, ms);
+    }
+    this.#lastHost = host;
+    this.#lastTrack = track;
+    if (stamp.year >= 0) return this.#accept(track, clampYear(stamp.year), this.#fullDate(stamp));
+    const ms = this.#at(track.year, stamp);
+    if (ms < track.lastMs - BACKWARDS_MS) {
+      // New Year, or a stamp weeks behind. Only a next-year reading close after the last stamp is New Year: one line
+      // six weeks back would otherwise move every later line of the file a year ahead.
+      if (track.year < MAX_YEAR) {
+        const next = this.#at(track.year + 1, stamp);
+        if (next - track.lastMs < HALF_YEAR_MS && this.#notFuture(next)) return this.#accept(track, track.year + 1, next);
+      }
+      return ms;
+    }
+    if (ms > track.lastMs + HALF_YEAR_MS) {
+      // A straggler from last December after January lines: place it, keep the running year.
+      return track.year > MIN_YEAR ? this.#at(track.year - 1, stamp) : ms;
+    }
+    return this.#accept(track, track.year, ms);
+  }
+
+  #fullDate(stamp: ParsedStamp): number {
+    const offset = stamp.offsetMinutes === null ? this.#offsetMs : stamp.offsetMinutes * 60_000;
+    return this.#dayStart(stamp.year, stamp.month, stamp.day) + stamp.msOfDay - offset;
+  }
+}
