@@ -6,21 +6,15 @@
 // In-process only (no CLI spawn): the analyzer, findings and nft renderer are what the CLI prints.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AuthLogAnalyzer } from "../src/checks/authlog/analyzer.ts";
 import { authLogFindings } from "../src/checks/authlog/findings.ts";
 import { renderNft } from "../src/checks/authlog/nft.ts";
 import type { Finding } from "../src/checks/finding.ts";
 import type { AuthLogOptions, AuthLogResult } from "../src/checks/authlog/types.ts";
+import { analyzeLines } from "../src/checks/authlog/test-helpers.ts";
 
 const REF = Date.UTC(2026, 10, 22);
 
-function analyze(lines: Iterable<string>, options: Partial<AuthLogOptions> = {}): AuthLogResult {
-  const a = new AuthLogAnalyzer({ referenceMs: REF, ...options });
-  a.beginFile("auth.log");
-  let n = 0;
-  for (const l of lines) a.line(l, ++n);
-  return a.finish();
-}
+const analyze = (lines: Iterable<string>, options: Partial<AuthLogOptions> = {}): AuthLogResult => analyzeLines(lines, { referenceMs: REF, ...options });
 
 function byId(findings: Finding[], id: string): Finding[] {
   return findings.filter((f) => f.id === id);

@@ -7,9 +7,10 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { AuthLogAnalyzer } from "../src/checks/authlog/analyzer.ts";
+import type { AuthLogResult } from "../src/checks/authlog/types.ts";
 import { authLogFindings } from "../src/checks/authlog/findings.ts";
 import { MAIN } from "./helpers/cli.ts";
+import { analyzeLines } from "../src/checks/authlog/test-helpers.ts";
 
 const root = realpathSync(mkdtempSync(join(tmpdir(), "bulwark-redteam-checks-")));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -44,12 +45,7 @@ function bulwark(args: string[], limitMs = 20_000, input?: Buffer): Promise<Run>
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
 
 const REF = Date.UTC(2026, 10, 22);
-function analyze(lines: string[]): ReturnType<AuthLogAnalyzer["finish"]> {
-  const a = new AuthLogAnalyzer({ referenceMs: REF });
-  a.beginFile("auth.log");
-  lines.forEach((l, i) => a.line(l, i + 1));
-  return a.finish();
-}
+const analyze = (lines: string[]): AuthLogResult => analyzeLines(lines, { referenceMs: REF });
 
 // ---------------------------------------------------------------------------------------------------------
 // authlog

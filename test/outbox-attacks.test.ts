@@ -11,9 +11,6 @@ import { join, resolve } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import { domainToUnicode } from "node:url";
 import { SMTPServer } from "smtp-server";
-import { createResetMailer } from "../src/accounts/password-reset/reset-mail.ts";
-import { createPasswordResetService } from "../src/accounts/password-reset/reset-service.ts";
-import { createUserStore } from "../src/accounts/users/user-store.ts";
 import { AuditLog } from "../src/audit/audit-log.ts";
 import { createContainJob, dryRunContain, jobView, runJob, type ContainDeps } from "../src/contain/index.ts";
 import { Keyring } from "../src/crypto/keyring.ts";
@@ -29,6 +26,7 @@ import { startTarpitSMTPServer } from "../src/notify/tarpit-smtp-server.ts";
 import { FROM, notifyFixture, type NotifyFixture } from "../src/notify/test-setup.ts";
 import { createSMTPTransport, type DeliveryOutcome, type MailTransport } from "../src/notify/transport.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { queueResetLink } from "./helpers/reset-link.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const MINUTE = 60_000;
@@ -263,11 +261,7 @@ describe("single-use links at rest", () => {
   // link bodies are sealed at rest, so no file a backup copies holds the link in clear.
   it("attack: a copy of the SQLite files made after a reset mail was delivered holds no working link (ASVS 14.2.7)", async (t) => {
     const { database, path, f } = await sqliteFixture(t);
-    const users = createUserStore({ database, clock: f.clock, random: systemRandom });
-    const user = await users.create({ email: "ana@example.org" });
-    const resets = createPasswordResetService({ database, clock: f.clock, random: systemRandom });
-    const mailer = createResetMailer({ database, resets, outbox: f.outbox, random: systemRandom });
-    assert.equal(await mailer.request({ id: user.id, email: user.email }, { publicURL: "https://bulwark.test", serviceName: "Bulwark" }, "reset"), "queued");
+    const { resets } = await queueResetLink(database, f);
     assert.equal((await sender(f, await f.transport()).drain()).sent, 1);
     const link = TOKEN.exec(decodeQuotedPrintable(f.server.accepted[0]!.body))?.[0];
     assert.ok(link, "the mail carried the link");
@@ -289,11 +283,7 @@ forEachDialect("single-use links under key rotation", (fx) => {
     const database = await fx.fresh();
     const f = await notifyFixture(database);
     t.after(() => f.close());
-    const users = createUserStore({ database, clock: f.clock, random: systemRandom });
-    const user = await users.create({ email: "ana@example.org" });
-    const resets = createPasswordResetService({ database, clock: f.clock, random: systemRandom });
-    const mailer = createResetMailer({ database, resets, outbox: f.outbox, random: systemRandom });
-    assert.equal(await mailer.request({ id: user.id, email: user.email }, { publicURL: "https://bulwark.test", serviceName: "Bulwark" }, "reset"), "queued");
+    const { resets } = await queueResetLink(database, f);
     // A notice whose text happens to begin like a sealed body is not a ciphertext: rotation leaves it alone.
     await f.outbox.enqueue(notice(7, { text: `${SEALED_BODY_MARKER}not a ciphertext\n` }));
     const retired = f.keyring.currentDataKeyId;

@@ -8,10 +8,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { forEachDialect } from "../../test/helpers/dialects.ts";
+import { queueResetLink } from "../../test/helpers/reset-link.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice } from "../accounts/email-change/email-change-mail.ts";
-import { composeResetMail, createResetMailer, type ResetReason } from "../accounts/password-reset/reset-mail.ts";
-import { createPasswordResetService } from "../accounts/password-reset/reset-service.ts";
-import { createUserStore } from "../accounts/users/user-store.ts";
+import { composeResetMail, type ResetReason } from "../accounts/password-reset/reset-mail.ts";
 import { systemRandom } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
@@ -56,11 +55,7 @@ forEachDialect("outbox single-use links at rest", (fx) => {
     const database = await fx.fresh();
     const f = await notifyFixture(database);
     t.after(() => f.close());
-    const users = createUserStore({ database, clock: f.clock, random: systemRandom });
-    const user = await users.create({ email: "ana@example.org" });
-    const resets = createPasswordResetService({ database, clock: f.clock, random: systemRandom });
-    const mailer = createResetMailer({ database, resets, outbox: f.outbox, random: systemRandom });
-    assert.equal(await mailer.request({ id: user.id, email: user.email }, CONTEXT, "reset"), "queued");
+    const { resets } = await queueResetLink(database, f);
     assert.equal((await sender(f, await f.transport()).drain()).sent, 1);
 
     const rows = await database.db.selectFrom("outbox_messages").select(["status", "body_text", "body_html"]).execute();

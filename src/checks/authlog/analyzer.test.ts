@@ -3,7 +3,8 @@ import { test } from "node:test";
 import { AuthLogAnalyzer } from "./analyzer.ts";
 import { AuthLogOptionError } from "./errors.ts";
 import { authLogFindings } from "./findings.ts";
-import type { AuthLogOptions } from "./types.ts";
+import type { AuthLogOptions, AuthLogResult } from "./types.ts";
+import { analyzeLines } from "./test-helpers.ts";
 
 const REF = Date.UTC(2026, 10, 22, 12);
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -14,12 +15,7 @@ function at(ms: number): string {
   return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, " ")} ${d.toISOString().slice(11, 19)}`;
 }
 
-function run(lines: string[], options: Partial<AuthLogOptions> = {}): ReturnType<AuthLogAnalyzer["finish"]> {
-  const a = new AuthLogAnalyzer({ referenceMs: REF, ...options });
-  a.beginFile("auth.log");
-  lines.forEach((l, i) => a.line(l, i + 1));
-  return a.finish();
-}
+const run = (lines: string[], options: Partial<AuthLogOptions> = {}): AuthLogResult => analyzeLines(lines, { referenceMs: REF, ...options });
 
 const T0 = Date.UTC(2026, 10, 21, 4);
 let pid = 1000;

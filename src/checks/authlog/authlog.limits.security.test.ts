@@ -9,6 +9,7 @@ import { AuthLogOptionError } from "./errors.ts";
 import { authLogFindings, COMPROMISE_FINDINGS, EVIDENCE_LIMIT } from "./findings.ts";
 import type { Finding } from "../finding.ts";
 import type { AuthLogOptions, AuthLogResult } from "./types.ts";
+import { analyzeLines } from "./test-helpers.ts";
 
 const REF = Date.UTC(2026, 10, 22, 12);
 const T0 = Date.UTC(2026, 10, 21, 3);
@@ -32,13 +33,7 @@ function accepted(ms: number, ip: string, user: string, method = "password"): st
   return `${at(ms)} web sshd[${++pid}]: Accepted ${method} for ${user} from ${ip} port 4243 ssh2`;
 }
 
-function run(lines: Iterable<string>, options: Partial<AuthLogOptions> = {}): AuthLogResult {
-  const a = new AuthLogAnalyzer({ referenceMs: REF, ...options });
-  a.beginFile("auth.log");
-  let n = 0;
-  for (const l of lines) a.line(l, ++n);
-  return a.finish();
-}
+const run = (lines: Iterable<string>, options: Partial<AuthLogOptions> = {}): AuthLogResult => analyzeLines(lines, { referenceMs: REF, ...options });
 
 function byId(findings: Finding[], id: string): Finding[] {
   return findings.filter((f) => f.id === id);

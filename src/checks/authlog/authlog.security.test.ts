@@ -3,16 +3,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { AuthLogAnalyzer } from "./analyzer.ts";
+import type { AuthLogResult } from "./types.ts";
 import { authLogFindings } from "./findings.ts";
+import { analyzeLines } from "./test-helpers.ts";
 
 const REF = Date.UTC(2026, 10, 22);
 
-function run(lines: string[]): ReturnType<AuthLogAnalyzer["finish"]> {
-  const a = new AuthLogAnalyzer({ referenceMs: REF });
-  a.beginFile("auth.log");
-  lines.forEach((l, i) => a.line(l, i + 1));
-  return a.finish();
-}
+const run = (lines: string[]): AuthLogResult => analyzeLines(lines, { referenceMs: REF });
 
 // ASVS 16.4.1: log injection through the user name must not redirect the blame.
 test("a user name carrying 'from VICTIM port N ssh2' does not get the victim blocked", () => {
