@@ -16,6 +16,9 @@ export interface Role {
 
 const ROLE_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
 
+/** The longest role description (the API's limit for the same field). */
+export const MAX_DESCRIPTION = 500;
+
 export const roleErrors = {
   unknownRole: (name: string): BulwarkError => new BulwarkError("BULWARK_ERR_ROLE_UNKNOWN", "not-found", `no role named "${name}"`),
   badName: (name: string): BulwarkError =>
@@ -24,6 +27,7 @@ export const roleErrors = {
   unknownPermission: (p: string): BulwarkError =>
     new BulwarkError("BULWARK_ERR_PERMISSION_UNKNOWN", "input", `unknown permission "${p.slice(0, 50)}"`),
   builtin: (name: string): BulwarkError => new BulwarkError("BULWARK_ERR_ROLE_BUILTIN", "conflict", `role "${name}" is built in and cannot be deleted`),
+  badDescription: (why: string): BulwarkError => new BulwarkError("BULWARK_ERR_ROLE_DESCRIPTION", "input", `the role description ${why}`),
   lastAdmin: (): BulwarkError =>
     new BulwarkError("BULWARK_ERR_LAST_ADMIN", "conflict", "this would leave no active, unlocked user holding the admin permission (nobody could grant roles again)"),
 };
@@ -111,18 +115,22 @@ export class RoleStore {
 
   async create(input: { name: string; description?: string; permissions: string[] }, actor: string): Promise<Role> {
     if (!ROLE_NAME.test(input.name)) throw roleErrors.badName(input.name);
+    // The API's rule for the same field (NO_CONTROL, 500 characters), for every caller: the CLI stored escape codes.
+    const description = input.description ?? "";
+    if (description.length > MAX_DESCRIPTION) throw roleErrors.badDescription(`is longer than ${MAX_DESCRIPTION} characters`);
+    if (/[\p{Cc}\p{Cs}\u202A-\u202E\u2066-\u2069]/u.test(description)) throw roleErrors.badDescription("contains control characters or direction overrides");
     for (const p of input.permissions) if (!isPermission(p)) throw roleErrors.unknownPermission(p);
     const permissions = [...new Set(input.permissions)] as Permission[];
     await this.#database.transaction(async (trx) => {
       // Insert-if-absent in one statement: of two concurrent creations one inserts, the other is told the role exists
       // (a select first let both pass on PostgreSQL, and the loser failed on the primary key with a raw error).
-      const inserted = await trx.insertInto("roles").values({ name: input.name, description: input.description ?? "", builtin: 0, created_at: this.#clock.now() })
+      const inserted = await trx.insertInto("roles").values({ name: input.name, description, builtin: 0, created_at: this.#clock.now() })
         .onConflict((oc) => oc.column("name").doNothing()).executeTakeFirst();
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) throw roleErrors.exists(input.name);
       if (permissions.length) await trx.insertInto("role_permissions").values(permissions.map((permission) => ({ role: input.name, permission }))).execute();
       await this.#audit.appendIn(trx, { type: "role.created", actor, subject: input.name, data: { permissions } });
     });
-    return { name: input.name, description: input.description ?? "", builtin: false, permissions };
+    return { name: input.name, description, builtin: false, permissions };
   }
 
   async delete(name: string, actor: string, options: RemovalOptions = {}): Promise<void> {
@@ -157,8 +165,15 @@ export class RoleStore {
     });
   }
 
+  /** How many users hold `role` (what deleting it takes away). */
+  async holders(role: string): Promise<number> {
+    const row = await this.#database.db.selectFrom("user_roles").select((eb) => eb.fn.countAll<number | string>().as("n")).where("role", "=", role).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** Takes `role` from `userId`; false when the user did not hold it; throws for a role that does not exist (a typo). */
   async revoke(userId: string, role: string, actor: string, options: RemovalOptions = {}): Promise<boolean> {
-    const carriesAdmin = options.keepAnAdmin ? (await this.get(role)).permissions.includes("admin") : false;
+    const carriesAdmin = (await this.get(role)).permissions.includes("admin") && options.keepAnAdmin === true;
     return this.#database.transaction(async (trx) => {
       const guard = await this.#adminGuard(trx, options, carriesAdmin);
       const result = await trx.deleteFrom("user_roles").where("user_id", "=", userId).where("role", "=", role).executeTakeFirst();

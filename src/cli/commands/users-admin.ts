@@ -1,10 +1,24 @@
 // `bulwark users create` (bootstraps the first administrator), `bulwark users unlock` (break-glass) and `bulwark roles …`.
+import type { User } from "../../accounts/users/user-store.ts";
+import type { App } from "../../app/types.ts";
 import { base32 } from "../../crypto/tokens.ts";
 import { unlockUser } from "../../http/api/user-queries.ts";
 import { InputError } from "../../lib/errors.ts";
+import { escapeControls } from "../../lib/terminal.ts";
 import type { CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
+import { confirmOrRefuse } from "../prompt.ts";
 import { action, cliActor, collect, group, readPassword, writeJSON, writeLine } from "../run.ts";
+
+/**
+ * The user an operator named: an id (`usr_…`), else an email or username. An address or username that happens to
+ * begin with `usr_` is still found (it was taken for an id, and break-glass unlock answered "no user").
+ */
+async function findUser(app: App, identifier: string): Promise<User> {
+  const user = (identifier.startsWith("usr_") ? await app.accounts.users.getById(identifier) : null) ?? (await app.accounts.users.findByIdentifier(identifier));
+  if (!user) throw new InputError("BULWARK_ERR_USAGE", `no user "${identifier}"`);
+  return user;
+}
 
 export default {
   register(program, ctx) {
@@ -59,8 +73,7 @@ export default {
       .action(
         action(ctx, async (identifier: string, opts: { json?: boolean }) => {
           const app = await ctx.app();
-          const user = identifier.startsWith("usr_") ? await app.accounts.users.getById(identifier) : await app.accounts.users.findByIdentifier(identifier);
-          if (!user) throw new InputError("BULWARK_ERR_USAGE", `no user "${identifier}"`);
+          const user = await findUser(app, identifier);
           const now = app.clock.now();
           const changed = await app.db.transaction(async (trx) => {
             const unlocked = await unlockUser(trx, user.id, now);
@@ -68,7 +81,9 @@ export default {
             return unlocked;
           });
           if (opts.json) return void writeJSON(ctx, { id: user.id, email: user.email, changed });
-          writeLine(ctx, changed ? `unlocked ${user.id} <${user.email}> (was: ${user.lockedReason ?? "locked"}); sessions from before the unlock stay ended` : `nothing to do: ${user.email} is not locked`);
+          // Stored text (a lock reason an API caller or a containment job chose, an address) reaches the terminal inert.
+          const email = escapeControls(user.email);
+          writeLine(ctx, changed ? `unlocked ${user.id} <${email}> (was: ${escapeControls(user.lockedReason ?? "locked")}); sessions from before the unlock stay ended` : `nothing to do: ${email} is not locked`);
         }),
       );
 
@@ -97,11 +112,29 @@ export default {
       );
     roles
       .command("delete <name>")
-      .description("delete a role (built-in roles cannot be deleted)")
+      .description("delete a role, taking it from every user who holds it (built-in roles cannot be deleted)")
+      .option("--dry-run", "say how many users hold the role; change nothing")
+      .option("--yes", "do not ask before taking the role from the users who hold it")
       .action(
-        action(ctx, async (name: string) => {
-          await (await ctx.app()).accounts.roles.delete(name, cliActor());
-          writeLine(ctx, `deleted role ${name}`);
+        action(ctx, async (name: string, opts: { dryRun?: boolean; yes?: boolean }) => {
+          const store = (await ctx.app()).accounts.roles;
+          const role = await store.get(name);
+          const holders = await store.holders(role.name);
+          const who = `${holders} user${holders === 1 ? "" : "s"}`;
+          if (opts.dryRun) {
+            writeLine(ctx, `dry run: deleting role ${role.name} would take it from ${who}; nothing was changed`);
+            return EXIT.ok;
+          }
+          if (holders > 0) {
+            await confirmOrRefuse(ctx, {
+              yes: opts.yes, question: `Delete role ${role.name} and take it from ${who}? Type "yes" to go on: `,
+              noTerminal: () => new InputError("BULWARK_ERR_USAGE", `deleting role ${role.name} takes it from ${who}: add --yes (see with --dry-run)`),
+              declined: () => new InputError("BULWARK_ERR_USAGE", "not confirmed: the role was not deleted"),
+            });
+          }
+          await store.delete(role.name, cliActor());
+          writeLine(ctx, `deleted role ${role.name}${holders > 0 ? ` (taken from ${who})` : ""}`);
+          return EXIT.ok;
         }),
       );
     for (const verb of ["grant", "revoke"] as const) {
@@ -111,10 +144,10 @@ export default {
         .action(
           action(ctx, async (identifier: string, role: string) => {
             const app = await ctx.app();
-            const user = identifier.startsWith("usr_") ? await app.accounts.users.getById(identifier) : await app.accounts.users.findByIdentifier(identifier);
-            if (!user) throw new InputError("BULWARK_ERR_USAGE", `no user "${identifier}"`);
+            const user = await findUser(app, identifier);
             const changed = verb === "grant" ? await app.accounts.roles.grant(user.id, role, cliActor()) : await app.accounts.roles.revoke(user.id, role, cliActor());
-            writeLine(ctx, changed ? `${verb === "grant" ? "granted" : "revoked"} ${role} ${verb === "grant" ? "to" : "from"} ${user.email}` : `nothing to do: ${user.email} ${verb === "grant" ? "already holds" : "does not hold"} ${role}`);
+            const email = escapeControls(user.email);
+            writeLine(ctx, changed ? `${verb === "grant" ? "granted" : "revoked"} ${role} ${verb === "grant" ? "to" : "from"} ${email}` : `nothing to do: ${email} ${verb === "grant" ? "already holds" : "does not hold"} ${role}`);
             return EXIT.ok;
           }),
         );
