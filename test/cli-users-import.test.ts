@@ -47,7 +47,7 @@ async function dieAfterTwoBatches(s: CLISite, name: string, text: string): Promi
     const { importUsers, resolveMap, parseFieldMap } = await import("../src/accounts/import/index.ts");
     let reads = 0;
     await assert.rejects(importUsers(
-      { database: app.db, users: app.accounts.users, passwords: app.accounts.passwords, audit: app.audit, clock: app.clock, jobs: app.accounts.jobs },
+      { database: app.db, users: app.accounts.users, passwords: app.accounts.passwords, audit: app.audit, clock: app.clock, jobs: app.accounts.jobs, notices: null },
       {
         format: "csv", onConflict: "fail", batchSize: 3, dryRun: false, skipBad: false, actor: "test", file: name,
         rules: { map: resolveMap({ preset: null, map: parseFieldMap(undefined), saltColumn: undefined }), preset: null, source: name, salted: null },

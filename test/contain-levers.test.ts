@@ -114,7 +114,7 @@ forEachDialect("contain levers", (dfx) => {
     assert.equal(report.levers["expire-passwords"]?.sample.length, 5);
     // Admins u0…u4: last logins 0…4 days ago except u1 (never; created 400 days ago) → only u1 is inactive.
     assert.deepEqual(report.levers["demote-inactive-admins"]?.counts, { users: 1, roleGrants: 1 });
-    assert.deepEqual(report.levers["unlink-sso"]?.counts, { users: 0, identities: 0 });
+    assert.deepEqual(report.levers["unlink-sso"]?.counts, { users: 0, identities: 0, noticesQueued: 0, noticesRefused: 0 });
     const events = await fx.audit.tail(100);
     assert.equal(events.length, before + 1);
     assert.equal(events.at(-1)?.type, "contain.dry-run");
@@ -427,12 +427,12 @@ forEachDialect("contain levers", (dfx) => {
       }).execute();
     }
     const dry = await dryRunContain(fx, { levers: ["unlink-sso", "rotate-keys"], scope: { ids: ["usr_0000", "usr_0001"] }, actor: "t" });
-    assert.deepEqual(dry.levers["unlink-sso"]?.counts, { users: 2, identities: 2 });
+    assert.deepEqual(dry.levers["unlink-sso"]?.counts, { users: 2, identities: 2, noticesQueued: 0, noticesRefused: 0 });
     assert.deepEqual(dry.levers["rotate-keys"]?.counts, { keys: 1, encryptedValues: 9 });
     const job = await createContainJob(fx, { levers: ["rotate-keys", "unlink-sso"], scope: { ids: ["usr_0000", "usr_0001"] }, actor: "t" });
     const view = jobView(await runJob(fx, job.id));
     assert.equal(view.status, "done");
-    assert.deepEqual(view.counts["unlink-sso"], { users: 2, identities: 2 });
+    assert.deepEqual(view.counts["unlink-sso"], { users: 2, identities: 2, noticesQueued: 0, noticesRefused: 0 });
     assert.deepEqual(view.counts["rotate-keys"], { reencrypted: 6 }, "4 remaining identities: 4 access + 2 refresh tokens");
     assert.notEqual(ring.currentDataKeyId, oldKey);
     // The key the job made is in the audit log, with the job it belongs to.

@@ -2,13 +2,93 @@
 // in registry order, batch by batch, inside one transaction per batch. docs/containment.md: how to add one.
 import type { Kysely, SelectQueryBuilder } from "kysely";
 import type { Keyring } from "../crypto/keyring.ts";
+import { addressProblem, type SecurityEvent } from "../notify/index.ts";
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 
-/** Queues the "your password was reset" email for one user, inside the batch's transaction (outbox). */
+/** Queues the mail a lever owes a user (a reset link, a security notice), inside the batch's transaction (outbox). */
 export interface ResetNotifier {
   /** Queues a reset link for the user inside the batch's transaction, keyed by job and user (sent once). */
   enqueueReset(trx: Kysely<Schema>, user: { id: string; email: string }, jobId: string): Promise<void>;
+  /**
+   * Queues a security notice (ASVS 6.3.7: a factor removed, a sign-in provider unlinked) for the user inside the
+   * batch's transaction, keyed by job, user and notice (and factor), so a resumed batch never mails twice. Optional:
+   * a notifier without it (one that only sends reset links) queues no notice, as a job without a notifier.
+   */
+  enqueueNotice?(trx: Kysely<Schema>, user: { id: string; email: string }, jobId: string, event: SecurityEvent): Promise<void>;
+}
+
+/** Appended for each user whose security notice the outbox refuses (their address): the operator must tell them. */
+export const NOTICE_REFUSED = "contain.notice.refused";
+
+/** A user a lever changed and the notices it owes them. */
+export interface NoticeDue {
+  id: string;
+  email: string;
+  events: SecurityEvent[];
+}
+
+function noticeName(event: SecurityEvent): string {
+  return event.type === "mfa-factor-removed" ? `${event.type}:${event.factor}` : event.type;
+}
+
+/**
+ * Queues the notices of `due` through the job's notifier, counting them per notice: `noticesQueued`, and
+ * `noticesRefused` with one audit event per user (subject: the user id) when the outbox would refuse the address.
+ * The address is checked before enqueueing, as invalidate-passwords does: a refusal thrown inside the batch would
+ * roll it back, and every resume would stop at the same user. Without a notifier nothing is queued or counted.
+ */
+export async function queueNotices(trx: Kysely<Schema>, ctx: LeverContext, due: NoticeDue[]): Promise<{ queued: number; refused: number; events: LeverEvent[] }> {
+  const result = { queued: 0, refused: 0, events: [] as LeverEvent[] };
+  const notifier = ctx.notifier;
+  if (!notifier?.enqueueNotice) return result;
+  for (const user of due) {
+    if (user.events.length === 0) continue;
+    const problem = addressProblem(user.email);
+    if (problem !== null) {
+      result.refused += user.events.length;
+      result.events.push({ type: NOTICE_REFUSED, subject: user.id, data: { notices: user.events.map(noticeName), reason: problem } });
+      continue;
+    }
+    for (const event of user.events) {
+      await notifier.enqueueNotice(trx, { id: user.id, email: user.email }, ctx.jobId, event);
+      result.queued++;
+    }
+  }
+  return result;
+}
+
+/** Refused addresses a dry run names: enough to act on, few enough to read. */
+const NAMED = 20;
+
+/**
+ * A dry run's forecast of `queueNotices`: `page(after)` returns the next users (by id, after `after`) the lever would
+ * change, with the number of notices each is owed; the walk stops at a short page. Zero without a notifier.
+ */
+export async function forecastNotices(
+  ctx: LeverContext, pageSize: number, page: (after: string) => Promise<Array<{ id: string; email: string; notices: number }>>,
+): Promise<{ counts: { noticesQueued: number; noticesRefused: number }; notes: string[] }> {
+  const counts = { noticesQueued: 0, noticesRefused: 0 };
+  if (!ctx.notifier?.enqueueNotice) return { counts, notes: [] };
+  let users = 0;
+  const named: string[] = [];
+  for (let after = ""; ;) {
+    const rows = await page(after);
+    for (const r of rows) {
+      const problem = addressProblem(r.email);
+      if (problem === null) counts.noticesQueued += r.notices;
+      else {
+        counts.noticesRefused += r.notices;
+        users++;
+        if (named.length < NAMED) named.push(`${r.id} (${problem})`);
+      }
+    }
+    if (rows.length < pageSize) break;
+    after = (rows[rows.length - 1] as { id: string }).id;
+  }
+  if (users === 0) return { counts, notes: [] };
+  const more = users > named.length ? ` and ${users - named.length} more` : "";
+  return { counts, notes: [`the outbox refuses the address of ${users} users: they will be changed but not told (tell them another way): ${named.join(", ")}${more}`] };
 }
 
 /** Options that levers read; fixed when the job is created and stored in its spec. */

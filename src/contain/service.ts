@@ -10,6 +10,7 @@ import type { ResetNotifier } from "./lever.ts";
 import { RESET_EMAIL_REFUSED } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched } from "./scope.ts";
 import { createResetMailer } from "../accounts/password-reset/index.ts";
+import { notifySecurityEvent } from "../notify/index.ts";
 import { UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
 
 /**
@@ -20,12 +21,18 @@ export function containDeps(app: App, notifier: ResetNotifier | null = resetNoti
   return { database: app.db, clock: app.clock, random: app.random, audit: app.audit, jobs: app.accounts.jobs, keyring: app.keyring, notifier };
 }
 
-/** invalidate-passwords' reset links, through the app's reset tokens and outbox. */
+/** invalidate-passwords' reset links and the other levers' security notices, through the app's reset tokens and outbox. */
 export function resetNotifierFor(app: App): ResetNotifier {
   const mailer = createResetMailer({ database: app.db, resets: app.accounts.passwordReset, outbox: app.accounts.outbox, random: app.random });
   return {
     async enqueueReset(trx, user, jobId) {
       await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId });
+    },
+    async enqueueNotice(trx, user, jobId, event) {
+      // Keyed by job, user and notice (the kind is in the key; a factor too, as one job removes several): a batch that
+      // is resumed, or a lever run again, queues nothing twice.
+      const factor = event.type === "mfa-factor-removed" ? `.${event.factor}` : "";
+      await notifySecurityEvent(app.accounts.outbox, { eventId: `${jobId}.${user.id}${factor}`, to: user.email, at: app.clock.now(), event }, { appName: app.config.serviceName, executor: trx });
     },
   };
 }

@@ -16,6 +16,8 @@ export type SecurityEvent =
   | { type: "mfa-factor-added"; factor: MFAFactor }
   | { type: "mfa-factor-removed"; factor: MFAFactor }
   | { type: "recovery-codes-regenerated" }
+  // A sign-in through an outside provider (SSO) was removed; the provider's name is left out (it comes from a row).
+  | { type: "sign-in-provider-removed" }
   // The token's name is left out: whoever created it chose it, and it must not speak in a genuine notice.
   | { type: "api-token-created"; scopes: string[]; expiresAt: number | null };
 
@@ -54,6 +56,7 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "mfa-factor-added": "mfa-added",
   "mfa-factor-removed": "mfa-removed",
   "recovery-codes-regenerated": "recovery-codes-regenerated",
+  "sign-in-provider-removed": "sign-in-provider-removed",
   "api-token-created": "api-token-created",
 };
 
@@ -87,6 +90,8 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
         : { subject: "a sign-in factor was removed", what: `${FACTOR_LABEL[event.factor]} was removed from the sign-in factors of your account.` };
     case "recovery-codes-regenerated":
       return { subject: "your recovery codes were replaced", what: "New recovery codes were generated for your account. The old ones no longer work." };
+    case "sign-in-provider-removed":
+      return { subject: "a way to sign in was removed", what: "Signing in to your account through an outside provider (single sign-on) was turned off, and the access to that provider stored with it was deleted. To sign in that way again, connect the provider again." };
     case "api-token-created":
       return {
         subject: "an API token was created",

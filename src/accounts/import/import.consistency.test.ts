@@ -25,6 +25,7 @@ async function setup(db: Database): Promise<ImportDeps> {
   return {
     database: db, clock, passwords, users: createUserStore({ database: db, clock, random: systemRandom }), audit: new AuditLog({ database: db, clock, random: systemRandom }),
     jobs: new JobStore({ database: db, clock, random: systemRandom }),
+    notices: null,
   };
 }
 

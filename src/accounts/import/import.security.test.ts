@@ -16,7 +16,8 @@ import type { SessionsTable } from "../../store/schema.ts";
 import { createPasswordContext } from "../passwords/index.ts";
 import { createSessionManager, type SessionManager } from "../sessions/session-manager.ts";
 import { createUserStore } from "../users/user-store.ts";
-import { importUsers, type ImportDeps, type ImportOptions, type ImportReport } from "./importer.ts";
+import { Outbox } from "../../notify/outbox.ts";
+import { IMPORT_NOTICE_REFUSED, importUsers, type ImportDeps, type ImportOptions, type ImportReport } from "./importer.ts";
 import { checkHeader, resolveMap } from "./mapping.ts";
 
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
@@ -29,6 +30,7 @@ async function setup(db: Database): Promise<{ deps: ImportDeps; clock: ManualClo
   const deps: ImportDeps = {
     database: db, clock, passwords, users: createUserStore({ database: db, clock, random: systemRandom }), audit: new AuditLog({ database: db, clock, random: systemRandom }),
     jobs: new JobStore({ database: db, clock, random: systemRandom }),
+    notices: null,
   };
   return { deps, clock, sessions: createSessionManager({ database: db, clock, random: systemRandom }) };
 }
@@ -132,5 +134,34 @@ forEachDialect("users import ends sessions", (fx) => {
     assert.equal(await sessionCount(deps, victim.id), 0);
     await deps.database.db.insertInto("sessions").values(copy).execute();
     assert.deepEqual(await sessions.validate(stolen.token), { valid: false, reason: "revoked" }, "a copy of the row put back is refused by the stamp");
+  });
+
+  it("attack: an import that replaces a password tells the owner once, in the batch's transaction, even across a resume", async () => {
+    // ASVS 6.3.7. Was: `users import --replace-passwords` set a password the importer knows and the owner never heard.
+    const { deps } = await setup(await fx.fresh());
+    const outbox = new Outbox({ database: deps.database, clock: deps.clock, random: systemRandom });
+    const told: ImportDeps = { ...deps, notices: { outbox, appName: "Example" } };
+    for (const email of ["one@example.org", "two@example.org", "ops@intranet"]) await deps.users.create({ email, passwordHash: md5("old"), passwordScheme: "md5" });
+    const mail = async (): Promise<string[]> =>
+      (await deps.database.db.selectFrom("outbox_messages").select(["to_address", "kind"]).orderBy("to_address").execute()).map((r) => `${r.to_address} ${r.kind}`);
+    const csv = `email,password_hash\none@example.org,${md5("new")}\nops@intranet,${md5("new")}\ntwo@example.org,${md5("new")}\nnew@example.org,\n`;
+
+    // A dry run changes no password, so it tells nobody.
+    await run(told, csv, { dryRun: true, replacePasswords: true });
+    assert.deepEqual(await mail(), [], "a dry run queues nothing");
+
+    // Batch 2 (two@, new@) dies: its notice goes with its password change.
+    const { prepare } = deps.users;
+    const dying: ImportDeps = { ...told, users: { ...deps.users, prepare: (u) => (u.email === "new@example.org" ? assert.fail("disk full") : prepare(u)) } };
+    await assert.rejects(run(dying, csv, { replacePasswords: true, batchSize: 2 }), /disk full/);
+    assert.deepEqual(await mail(), ["one@example.org security.password-changed"], "batch 1 committed with its notice; batch 2 with neither");
+    const refused = (await deps.audit.tail(20)).filter((e) => e.type === IMPORT_NOTICE_REFUSED);
+    assert.deepEqual(refused.map((e) => [e.data["line"], e.data["notice"]]), [[3, "password-changed"]], "an address the outbox refuses is audited, the password replaced all the same");
+
+    const resumed = await run(told, csv, { replacePasswords: true, batchSize: 2 });
+    assert.equal(resumed.resumedAfterLine, 3);
+    assert.deepEqual(await mail(), ["one@example.org security.password-changed", "two@example.org security.password-changed"], "one notice per replaced password, none twice");
+    const batch = (await deps.audit.tail(5)).findLast((e) => e.type === "users.import.batch");
+    assert.deepEqual([batch?.data["noticesQueued"], batch?.data["noticesRefused"]], [1, 0]);
   });
 });

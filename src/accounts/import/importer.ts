@@ -20,6 +20,7 @@ import { spendEmailChangeLinks } from "../email-change/email-change-service.ts";
 import { lockManyAccountsLinks } from "../password-reset/link-lock.ts";
 import { spendResetLinks } from "../password-reset/reset-service.ts";
 import { endUserSessions } from "../sessions/revocation.ts";
+import { addressProblem, securityMessages, type Outbox } from "../../notify/index.ts";
 import { ImportRefusedError, isUniqueViolation } from "./errors.ts";
 import { validateRow, type FieldMap, type ImportRow, type Preset, type RowRules } from "./mapping.ts";
 import { planPassword, type PasswordNote } from "./password-update.ts";
@@ -35,7 +36,21 @@ export interface ImportDeps {
   audit: AuditLog;
   clock: Clock;
   jobs: JobStore;
+  /**
+   * Where a replaced password's "your password was changed" notice is queued (ASVS 6.3.7). The CLI passes the app's
+   * outbox. Required, so no caller leaves owners untold by omission: null only for one that tells them another way.
+   */
+  notices: ImportNotices | null;
 }
+
+/** The outbox and the service's name as users know it, for the security notices of an import. */
+export interface ImportNotices {
+  outbox: Outbox;
+  appName: string;
+}
+
+/** Appended (in the batch) for each account whose password an import replaced but whose address the outbox refuses. */
+export const IMPORT_NOTICE_REFUSED = "users.import.notice.refused";
 
 /** The kind of the job a real import runs as. */
 export const IMPORT_JOB_KIND = "users-import";
@@ -248,7 +263,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
       // another run moved stops before writing anything (it would meet the other's rows as duplicates).
       await serialiseTransactions(deps.database, trx, lockKeyOf(`users-import:${job.id}`));
       if ((await deps.jobs.get(job.id, trx)).cursor !== cursor) throw overtaken();
-      const result = await applyBatch(deps, trx, rows, { ...options, rules, replacePasswords }, report.batches + 1);
+      const result = await applyBatch(deps, trx, rows, { ...options, rules, replacePasswords }, { index: report.batches + 1, jobId: job.id });
       // Compare-and-set on the job's cursor, in the batch's transaction: a batch is written once, even by two
       // runs of the same file at the same time (the slower one stops here, its batch rolled back).
       const moved = await deps.jobs.commitBatch(trx, job.id, cursor, { cursor: next, processed: rows.length, counts: { created: result.created, updated: result.updated, skipped: result.skipped } });
@@ -383,7 +398,8 @@ interface BatchResult {
   passwordsKept: number;
 }
 
-async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow[], options: ImportOptions, index: number): Promise<BatchResult> {
+async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow[], options: ImportOptions, batch: { index: number; jobId: string }): Promise<BatchResult> {
+  const { index } = batch;
   const found = await lookup(trx, rows);
   // The accounts this batch may update write their links last (a replaced password spends them): their link locks
   // come first, so a reset or email confirmation of one of them (link lock → token → account) cannot deadlock it.
@@ -409,6 +425,8 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
     }
   };
   let accountsSignedOut = 0;
+  let noticesQueued = 0;
+  let noticesRefused = 0;
   const now = deps.clock.now();
   for (const row of rows) {
     // Accounts may have changed since validation (another import, a sign-up): re-check inside the transaction.
@@ -465,6 +483,23 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
       await spendResetLinks(trx, existing.id, deps.clock.now());
       await spendEmailChangeLinks(trx, existing.id, deps.clock.now());
     }
+    // The owner is told, as a change through the password route tells them (ASVS 6.3.7): an import that sets a
+    // password someone else knows must not go unnoticed. Queued in the batch's transaction, so the notice exists if
+    // and only if the password was replaced; keyed by the job, the line and the account, so a resumed import that
+    // meets this row again (it cannot: the batch committed with its notice) would still queue it only once.
+    if (plan.kind === "replace" && deps.notices) {
+      const owner = await trx.selectFrom("users").select("email").where("id", "=", existing.id).executeTakeFirstOrThrow();
+      // The outbox's own rule, checked first: its refusal thrown here would roll the batch back at every resume.
+      const problem = addressProblem(owner.email);
+      if (problem !== null) {
+        noticesRefused++;
+        await deps.audit.appendIn(trx, { type: IMPORT_NOTICE_REFUSED, actor: options.actor, subject: existing.id, data: { notice: "password-changed", line: row.line, job: batch.jobId, reason: problem } });
+      } else {
+        const notice = { eventId: `${batch.jobId}.${row.line}.${existing.id}`, to: owner.email, at: now, event: { type: "password-changed" as const } };
+        for (const message of securityMessages(notice, { appName: deps.notices.appName })) await deps.notices.outbox.enqueue(message, trx);
+        noticesQueued++;
+      }
+    }
     if (plan.kind === "replace") passwordsReplaced.push(plan.note);
     if (plan.kind === "keep") passwordsKept++;
     updated++;
@@ -473,7 +508,8 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
   const last = rows[rows.length - 1]?.line ?? 0;
   await deps.audit.appendIn(trx, {
     type: "users.import.batch", actor: options.actor,
-    data: { source: options.rules.source, file: options.file, batch: index, lines: `${first}-${last}`, created, updated, skipped, passwordsReplaced: passwordsReplaced.length, accountsSignedOut },
+    data: { source: options.rules.source, file: options.file, batch: index, lines: `${first}-${last}`, created, updated, skipped, passwordsReplaced: passwordsReplaced.length, accountsSignedOut,
+      ...(deps.notices ? { noticesQueued, noticesRefused } : {}) },
   });
   return { created, updated, skipped, passwordsReplaced, passwordsKept };
 }

@@ -60,7 +60,11 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   const app = await ctx.app();
   const bar = progress(ctx, opts.dryRun ? "validating" : "importing", 0);
   const report = await imp.importUsers(
-    { database: app.db, users: app.accounts.users, passwords: app.accounts.passwords, audit: app.audit, clock: app.clock, jobs: app.accounts.jobs },
+    {
+      database: app.db, users: app.accounts.users, passwords: app.accounts.passwords, audit: app.audit, clock: app.clock, jobs: app.accounts.jobs,
+      // A replaced password's owner is told through the outbox (ASVS 6.3.7); sent once mail is configured.
+      notices: { outbox: app.accounts.outbox, appName: app.config.serviceName },
+    },
     {
       format, rules, onConflict, replacePasswords: Boolean(opts.replacePasswords), batchSize, dryRun: Boolean(opts.dryRun), skipBad: Boolean(opts.skipBad), actor: cliActor(), file: basename(file),
       // Bytes, not a "utf8" stream: that would turn bytes that are not UTF-8 into U+FFFD silently.

@@ -4,18 +4,24 @@
 // same transaction as the deletion: a session opened with a factor that is now gone dies with it, and a
 // stolen session cannot enrol the attacker's own factor in the gap (ASVS 7.4.3).
 // Not reversible: restoring a factor that may be in an attacker's hands would defeat the lever.
-import type { UserLever } from "../lever.ts";
+import { forecastNotices, queueNotices, type NoticeDue, type UserLever } from "../lever.ts";
+import type { MFAFactor } from "../../notify/index.ts";
 import { countOwnedRows, inIds } from "./common.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
 
 const FACTOR_TABLES = ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const;
+const FACTOR_OF: Record<(typeof FACTOR_TABLES)[number], MFAFactor> = { mfa_totp: "totp", webauthn_credentials: "webauthn", mfa_recovery_codes: "recovery-codes" };
+// The order a user's notices are queued in: the factors first, then the codes that stood in for them.
+const NOTICE_ORDER = ["mfa_totp", "webauthn_credentials", "mfa_recovery_codes"] as const;
+// Users a dry run reads per page while looking for refused addresses: memory stays bounded at any scope size.
+const PAGE = 5000;
 
 export const requireMfaReenrolment = {
   kind: "user",
   name: "require-mfa-reenrolment",
   description: "Delete TOTP secrets, recovery codes and WebAuthn credentials and end the sessions of their users",
-  async dryRun(db, scope) {
+  async dryRun(db, scope, ctx) {
     const [totp, codes, webauthn] = await Promise.all(FACTOR_TABLES.map((t) => countOwnedRows(db, t, scope)));
     const holders = db.selectFrom("users").where("users.id", "in", scope)
       .where((eb) => eb.or(FACTOR_TABLES.map((t) => eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "users.id")))));
@@ -23,10 +29,17 @@ export const requireMfaReenrolment = {
     // The sessions the run would end: every session of a user who holds a factor (the same count the run reports).
     const sessions = await countOwnedRows(db, "sessions", holders.select("users.id"));
     const sample = [...new Set([...(totp?.sample ?? []), ...(webauthn?.sample ?? []), ...(codes?.sample ?? [])])].sort().slice(0, 5);
-    return { counts: { users: Number(users?.n ?? 0), totp: totp?.rows ?? 0, recoveryCodes: codes?.rows ?? 0, webauthn: webauthn?.rows ?? 0, sessions: sessions.rows }, sample };
+    // One notice per kind of factor a user loses (ASVS 6.3.7), as the run queues them.
+    const notices = await forecastNotices(ctx, PAGE, async (after) => {
+      const rows = await holders.select((eb) => ["users.id", "users.email", ...FACTOR_TABLES.map((t) => eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "users.id")).as(t))])
+        .where("users.id", ">", after).orderBy("users.id").limit(PAGE).execute();
+      return rows.map((r) => ({ id: r.id, email: r.email, notices: FACTOR_TABLES.filter((t) => Boolean((r as Record<string, unknown>)[t])).length }));
+    });
+    const counts = { users: Number(users?.n ?? 0), totp: totp?.rows ?? 0, recoveryCodes: codes?.rows ?? 0, webauthn: webauthn?.rows ?? 0, sessions: sessions.rows, ...notices.counts };
+    return notices.notes.length > 0 ? { counts, sample, notes: notices.notes } : { counts, sample };
   },
   async apply(trx, userIds, ctx) {
-    const counts = { users: 0, totp: 0, recoveryCodes: 0, webauthn: 0, sessions: 0 };
+    const counts = { users: 0, totp: 0, recoveryCodes: 0, webauthn: 0, sessions: 0, noticesQueued: 0, noticesRefused: 0 };
     if (userIds.length === 0) return { counts, changes: [] };
     const affected = new Set<string>();
     const totp = await trx.deleteFrom("mfa_totp").where(inIds(ctx.dialect, "user_id", userIds)).returning("user_id").execute();
@@ -48,6 +61,21 @@ export const requireMfaReenrolment = {
     counts.totp = totp.length;
     counts.recoveryCodes = codes.length;
     counts.webauthn = webauthn.length;
-    return { counts, changes: [] };
+    // Each owner is told which factors went (ASVS 6.3.7): with them gone a password alone signs in again, and the next
+    // login enrols a factor — the owner must know in case that login is not theirs. In the batch's transaction, so the
+    // notices exist if and only if the factors were deleted; a re-run deletes nothing and so queues nothing.
+    if (affected.size === 0) return { counts, changes: [] };
+    const removed: Record<string, ReadonlySet<string>> = {
+      mfa_totp: new Set(totp.map((r) => r.user_id)), mfa_recovery_codes: new Set(codes.map((r) => r.user_id)), webauthn_credentials: new Set(webauthn.map((r) => r.user_id)),
+    };
+    const owners = await trx.selectFrom("users").select(["id", "email"]).where(inIds(ctx.dialect, "id", [...affected])).orderBy("id").execute();
+    const due: NoticeDue[] = owners.map((u) => ({
+      id: u.id, email: u.email,
+      events: NOTICE_ORDER.filter((t) => removed[t]?.has(u.id)).map((t) => ({ type: "mfa-factor-removed" as const, factor: FACTOR_OF[t] })),
+    }));
+    const told = await queueNotices(trx, ctx, due);
+    counts.noticesQueued = told.queued;
+    counts.noticesRefused = told.refused;
+    return { counts, changes: [], events: told.events };
   },
 } satisfies UserLever;
