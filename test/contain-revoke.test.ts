@@ -228,9 +228,9 @@ forEachDialect("contain revocation levers", (dfx) => {
     const live = await Promise.all(ids.map((id) => sm.createSession(id, { aal: 2 })));
     fx.clock.advance(5);
     const dry = await dryRunContain(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" });
-    assert.deepEqual(dry.levers["require-mfa-reenrolment"]?.counts, { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2 }, "the dry run counts what the run then reports");
+    assert.deepEqual(dry.levers["require-mfa-reenrolment"]?.counts, { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2, noticesQueued: 0, noticesRefused: 0 }, "the dry run counts what the run then reports");
     const view = jobView(await runJob(fx, (await createContainJob(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" })).id));
-    assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2 });
+    assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2, noticesQueued: 0, noticesRefused: 0 });
     for (const t of ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const) assert.equal((await db.selectFrom(t).select("user_id").execute()).length, 0, t);
     assert.deepEqual(await Promise.all(live.map(async (s) => (await sm.validate(s.token)).valid)), [false, false, true, true]);
   });
@@ -270,7 +270,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     const attacker = await sm.createSession(victim, { aal: 2 });
     fx.clock.advance(5000);
     const view = jobView(await runJob(fx, job.id));
-    assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 1, totp: 1, recoveryCodes: 0, webauthn: 0, sessions: 2 });
+    assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 1, totp: 1, recoveryCodes: 0, webauthn: 0, sessions: 2, noticesQueued: 0, noticesRefused: 0 });
     assert.equal((await sm.validate(attacker.token)).valid, false, "the session opened with the deleted factor is refused");
     assert.equal((await sm.validate(older.token)).valid, false);
     assert.equal((await db.selectFrom("sessions").select("id").where("user_id", "=", victim).execute()).length, 0);
