@@ -112,7 +112,20 @@ async function crashAndResume(t: TestContext, c: Case): Promise<void> {
       // as soon as the process is up, so it dies within about a batch of starting — a longer wait let a resumed
       // run commit half the job, and the job could end before the last kill.
       const window = job ? 500 + perBatchMs : runMs * 0.5;
-      await Promise.race([ended, new Promise((r) => setTimeout(r, 200 + Math.random() * window))]);
+      // At the latest when this run commits its first batch: the uninterrupted run's speed is only an estimate (it
+      // ran while other test files loaded the machine), and a run faster than it could finish the whole job inside
+      // the window, leaving nothing to kill.
+      let waiting = true;
+      const firstBatch = (async (): Promise<void> => {
+        while (waiting && !exited) {
+          const now = await jobOf(a);
+          if (now && now.done > startDone) return;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+      await Promise.race([ended, firstBatch, new Promise((r) => setTimeout(r, 200 + Math.random() * window))]);
+      waiting = false;
+      await firstBatch;
     } else {
       for (;;) {
         if (exited) break;
