@@ -6,6 +6,20 @@
 // a filler as another "admin". Variation selectors (U+FE00–U+FE0F) stay allowed: they only choose how the
 // character before them is drawn (the emoji form of ❤), and a name of nothing else has nothing visible.
 
+/**
+ * The characters free text stored from outside may not hold (a description, a lock reason): controls (\p{Cc}),
+ * unpaired surrogates (\p{Cs}) and bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+ * U+2066–U+2069). A regular-expression class body, for the API's schema pattern (NO_CONTROL) and the stores alike.
+ */
+export const CONTROL_CLASS = "\\p{Cc}\\p{Cs}\\u202A-\\u202E\\u2066-\\u2069";
+
+const HAS_CONTROL = new RegExp(`[${CONTROL_CLASS}]`, "u");
+
+/** Whether `text` holds a character CONTROL_CLASS names. */
+export function hasControl(text: string): boolean {
+  return HAS_CONTROL.test(text);
+}
+
 const HIDDEN = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\u2800]|(?![\uFE00-\uFE0F])\p{Default_Ignorable_Code_Point}/u;
 const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u;
 

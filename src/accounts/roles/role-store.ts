@@ -3,6 +3,7 @@ import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { BulwarkError } from "../../lib/errors.ts";
+import { hasControl } from "../../lib/visible-text.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { isPermission, type Permission } from "./permissions.ts";
@@ -118,7 +119,7 @@ export class RoleStore {
     // The API's rule for the same field (NO_CONTROL, 500 characters), for every caller: the CLI stored escape codes.
     const description = input.description ?? "";
     if (description.length > MAX_DESCRIPTION) throw roleErrors.badDescription(`is longer than ${MAX_DESCRIPTION} characters`);
-    if (/[\p{Cc}\p{Cs}\u202A-\u202E\u2066-\u2069]/u.test(description)) throw roleErrors.badDescription("contains control characters or direction overrides");
+    if (hasControl(description)) throw roleErrors.badDescription("contains control characters or direction overrides");
     for (const p of input.permissions) if (!isPermission(p)) throw roleErrors.unknownPermission(p);
     const permissions = [...new Set(input.permissions)] as Permission[];
     await this.#database.transaction(async (trx) => {

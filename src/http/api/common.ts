@@ -3,6 +3,7 @@ import type { FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import type { App } from "../../app/types.ts";
 import { impossibleDate } from "../../lib/calendar.ts";
+import { CONTROL_CLASS } from "../../lib/visible-text.ts";
 import type { AuditEvent } from "../../audit/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { APIError, apiErrors } from "./errors.ts";
@@ -57,7 +58,7 @@ export const MAX_DATE_MS = 8.64e15;
  * points: a well-formed pair (an emoji) is one code point and passes, as do accents, CJK and the direction marks
  * U+200E/U+200F that right-to-left text uses.
  */
-export const NO_CONTROL = "^[^\\p{Cc}\\p{Cs}\\u202A-\\u202E\\u2066-\\u2069]*$";
+export const NO_CONTROL = `^[^${CONTROL_CLASS}]*$`;
 
 /**
  * JSON schema of a text field: a string of minLength to maxLength characters without control characters.

@@ -3,6 +3,7 @@
 // so accounts.write (which an operator may hand to a help desk) is deliberately not enough. Every change also
 // needs a fresh browser session (ASVS 7.5.3): a stolen cookie must not be able to grant its holder admin.
 import type { FastifyInstance } from "fastify";
+import { MAX_DESCRIPTION } from "../../accounts/roles/role-store.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, SMALL_BODY, text } from "./common.ts";
 import { apiErrors } from "./errors.ts";
@@ -25,7 +26,7 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
         type: "object", required: ["name", "permissions"], additionalProperties: false,
         properties: {
           name: ROLE_NAME,
-          description: text(0, 500),
+          description: text(0, MAX_DESCRIPTION),
           permissions: { type: "array", maxItems: 16, items: text(1, 40) },
         },
       },
