@@ -20,7 +20,7 @@ import { spendEmailChangeLinks } from "../email-change/email-change-service.ts";
 import { lockManyAccountsLinks } from "../password-reset/link-lock.ts";
 import { spendResetLinks } from "../password-reset/reset-service.ts";
 import { endUserSessions } from "../sessions/revocation.ts";
-import { addressProblem, securityMessages, type Outbox } from "../../notify/index.ts";
+import { addressProblem, notifySecurityEvent, type Outbox } from "../../notify/index.ts";
 import { ImportRefusedError, isUniqueViolation } from "./errors.ts";
 import { validateRow, type FieldMap, type ImportRow, type Preset, type RowRules } from "./mapping.ts";
 import { planPassword, type PasswordNote } from "./password-update.ts";
@@ -496,7 +496,7 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
         await deps.audit.appendIn(trx, { type: IMPORT_NOTICE_REFUSED, actor: options.actor, subject: existing.id, data: { notice: "password-changed", line: row.line, job: batch.jobId, reason: problem } });
       } else {
         const notice = { eventId: `${batch.jobId}.${row.line}.${existing.id}`, to: owner.email, at: now, event: { type: "password-changed" as const } };
-        for (const message of securityMessages(notice, { appName: deps.notices.appName })) await deps.notices.outbox.enqueue(message, trx);
+        await notifySecurityEvent(deps.notices.outbox, notice, { appName: deps.notices.appName, executor: trx });
         noticesQueued++;
       }
     }
