@@ -107,18 +107,23 @@ function contextOf(options: ChallengeOptions): string {
   return context;
 }
 
-/** The challenge a response claims to answer, read from its clientDataJSON; null when unreadable. */
-function claimedChallenge(response: unknown): string | null {
+/** A response's decoded clientDataJSON (a response over MAX_RESPONSE_CHARS is not read); null when unreadable. */
+function clientDataOf(response: unknown): Record<string, unknown> | null {
   try {
     if (typeof response !== "object" || response === null || JSON.stringify(response).length > MAX_RESPONSE_CHARS) return null;
     const clientData = (response as { response?: { clientDataJSON?: unknown } }).response?.clientDataJSON;
     if (typeof clientData !== "string") return null;
     const parsed: unknown = JSON.parse(Buffer.from(clientData, "base64url").toString("utf8"));
-    const challenge = (parsed as { challenge?: unknown } | null)?.challenge;
-    return typeof challenge === "string" && /^[A-Za-z0-9_-]{16,128}$/.test(challenge) ? challenge : null;
+    return typeof parsed === "object" && parsed !== null ? (parsed as Record<string, unknown>) : null;
   } catch {
     return null;
   }
+}
+
+/** The challenge a response claims to answer, read from its clientDataJSON; null when unreadable. */
+function claimedChallenge(response: unknown): string | null {
+  const challenge = clientDataOf(response)?.["challenge"];
+  return typeof challenge === "string" && /^[A-Za-z0-9_-]{16,128}$/.test(challenge) ? challenge : null;
 }
 
 function cleanName(name: unknown): string {
@@ -134,17 +139,12 @@ function cleanName(name: unknown): string {
  * Whether the browser ran the ceremony inside a frame of another origin (clientData `crossOrigin: true`, or a
  * `topOrigin`, WebAuthn L3 §7.1 step 10 and §7.2 step 13). No Bulwark page is meant to be framed
  * (`frame-ancestors 'none'`), so such a response is refused in both ceremonies. @simplewebauthn/server checks
- * neither during registration, and during authentication only a `topOrigin` (Safari sends none).
+ * neither during registration, and during authentication only a `topOrigin` (Safari sends none). An unreadable
+ * clientData is left to the library, which refuses it.
  */
 function madeInAFrame(response: unknown): boolean {
-  try {
-    const clientData = (response as { response?: { clientDataJSON?: unknown } } | null)?.response?.clientDataJSON;
-    if (typeof clientData !== "string") return false; // the library refuses it
-    const parsed = JSON.parse(Buffer.from(clientData, "base64url").toString("utf8")) as { crossOrigin?: unknown; topOrigin?: unknown } | null;
-    return parsed?.crossOrigin === true || (parsed !== null && typeof parsed === "object" && parsed.topOrigin !== undefined);
-  } catch {
-    return false; // not JSON: the library refuses it
-  }
+  const data = clientDataOf(response);
+  return data !== null && (data["crossOrigin"] === true || data["topOrigin"] !== undefined);
 }
 
 /** Builds the WebAuthn factor over webauthn_credentials and webauthn_challenges. */
