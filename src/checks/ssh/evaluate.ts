@@ -7,7 +7,7 @@ import { SshConfigError } from "./errors.ts";
 import { DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
 import { criterionHolds, type MatchContext } from "./match.ts";
 import type { Directive, MatchBlock, SshConfig } from "./parser.ts";
-import { assembleAlgorithms } from "./values.ts";
+import { assembleAlgorithmList } from "./values.ts";
 
 /** Where an effective value came from: a file and line (in Match block `block`, named `match`), or the compiled-in default. */
 export type Source = { file: string; line: number; match?: string; block?: number } | { default: true };
@@ -104,7 +104,15 @@ export function evaluate(config: SshConfig, options: EvaluateOptions = {}): Eval
       sources[name] = { default: true };
       continue;
     }
-    effective[name] = kind?.type === "algorithms" ? assembleAlgorithms(d.value, def, kind.family) : d.value;
+    if (kind?.type === "algorithms") {
+      const list = assembleAlgorithmList(d.value, def, kind.family);
+      // A list from a matching Match block is assembled for the connection (copy_set_server_options):
+      // one that leaves nothing ("RSA" names no algorithm) ends it, as the load-time check ends sshd.
+      if (list === null && !hypothetical && connection.get(name) === d) {
+        throw new SshConfigError(d.file, d.line, `assemble_algorithms: ${name}: invalid argument`);
+      }
+      effective[name] = list?.join(",") ?? def;
+    } else effective[name] = d.value;
     sources[name] = d.block >= 0 ? { file: d.file, line: d.line, match: (blocks[d.block] as MatchBlock).label, block: d.block } : { file: d.file, line: d.line };
   }
   return { effective, sources };

@@ -38,6 +38,49 @@ describe("ssh findings", () => {
     assert.match(f?.title ?? "", /3des-cbc, hmac-md5, diffie-hellman-group1-sha1/);
     assert.equal(find("", "ssh.weak-algorithms"), undefined);
   });
+  // ASVS 11.4.1 (no SHA-1 signatures). Missed before: these lists were not evaluated at all, so the
+  // usual "PubkeyAcceptedAlgorithms +ssh-rsa" for old clients raised nothing.
+  test("attack: SHA-1 RSA and DSA signatures re-enabled for user keys, host keys, host-based logins and CAs are reported", () => {
+    const pub = find("PubkeyAcceptedAlgorithms +ssh-rsa,ssh-dss\n", "ssh.weak-pubkey-algorithms");
+    assert.equal(pub?.severity, "medium");
+    assert.match(pub?.title ?? "", /ssh-rsa, ssh-dss/);
+    assert.deepEqual([pub?.evidence["file"], pub?.evidence["line"]], ["/etc/ssh/sshd_config", 1]);
+    // A pattern enables them too: "ssh-*" is ssh-ed25519, ssh-dss and ssh-rsa with their certificates.
+    assert.match(find("PubkeyAcceptedAlgorithms ssh-*\n", "ssh.weak-pubkey-algorithms")?.title ?? "", /ssh-dss, ssh-dss-cert-v01@openssh.com, ssh-rsa/);
+    assert.match(find("HostKeyAlgorithms ^ssh-rsa\n", "ssh.weak-algorithms")?.title ?? "", /ssh-rsa/);
+    assert.equal(find("HostbasedAuthentication yes\nHostbasedAcceptedAlgorithms +ssh-rsa\n", "ssh.weak-hostbased-algorithms")?.severity, "medium");
+    assert.equal(find("CASignatureAlgorithms +ssh-rsa\n", "ssh.weak-ca-algorithms")?.severity, "low");
+  });
+  test("weak key algorithms stay quiet where nothing uses them, and for the defaults", () => {
+    for (const id of ["ssh.weak-pubkey-algorithms", "ssh.weak-hostbased-algorithms", "ssh.weak-ca-algorithms", "ssh.weak-algorithms"]) assert.equal(find("", id), undefined, id);
+    assert.equal(find("PubkeyAuthentication no\nPubkeyAcceptedAlgorithms +ssh-rsa\n", "ssh.weak-pubkey-algorithms"), undefined);
+    assert.equal(find("AuthenticationMethods password\nPubkeyAcceptedAlgorithms +ssh-rsa\n", "ssh.weak-pubkey-algorithms"), undefined);
+    // Host-based logins are off by default, so their list is not consulted.
+    assert.equal(find("HostbasedAcceptedAlgorithms +ssh-rsa\n", "ssh.weak-hostbased-algorithms"), undefined);
+    // "-" lists take the weak names away: removing only what the "!" spares ("-*,!rsa-sha2-256").
+    assert.equal(find("PubkeyAcceptedAlgorithms -*,!rsa-sha2-256\n", "ssh.weak-pubkey-algorithms"), undefined);
+  });
+  test("attack: ssh-rsa re-enabled for one Match block only is reported for that block; its \"+\" adds to the defaults, not to the global list", () => {
+    const findings = checkSshConfig(parse("PubkeyAcceptedAlgorithms ssh-rsa\nMatch User legacy\n  PubkeyAcceptedAlgorithms +ssh-dss\n"));
+    const titles = findings.filter((f) => f.id === "ssh.weak-pubkey-algorithms").map((f) => f.title);
+    // sshd assembles the block's "+ssh-dss" against the compiled-in defaults (copy_set_server_options): ssh-rsa is gone for legacy.
+    assert.deepEqual(titles, ["weak public key algorithms accepted: ssh-rsa", "weak public key algorithms accepted: ssh-dss for User legacy"]);
+    const only = checkSshConfig(parse("Match User legacy\n  PubkeyAcceptedAlgorithms +ssh-rsa\n")).filter((f) => f.id === "ssh.weak-pubkey-algorithms");
+    assert.deepEqual(only.map((f) => [f.title, f.evidence["matchBlock"]]), [
+      ["weak public key algorithms accepted: ssh-rsa for User legacy", { criteria: "User legacy", file: "/etc/ssh/sshd_config", line: 1 }],
+    ]);
+  });
+  test("a \"-\" list spares what a \"!\" entry names, as sshd's denylist does (was: \"-aes*,!aes128-ctr\" removed aes128-ctr too)", () => {
+    assert.equal(evaluate(parse("Ciphers -aes*,!aes128-ctr\n")).effective["ciphers"], "chacha20-poly1305@openssh.com,aes128-ctr");
+  });
+  test("a key list that names no algorithm stops sshd at load, and ends a connection its Match block applies to", () => {
+    assert.throws(() => parse("PubkeyAcceptedAlgorithms RSA\n"), /line 1: assemble_algorithms: pubkeyacceptedalgorithms: invalid argument/);
+    assert.throws(() => parse("CASignatureAlgorithms ssh-rsa-cert-v01@openssh.com\n"), /line 1: assemble_algorithms: casignaturealgorithms/);
+    assert.throws(() => parse("HostKeyAlgorithms bogus\n"), /line 1: Bad key types 'bogus'\./);
+    const config = parse("Match User bob\n  PubkeyAcceptedAlgorithms RSA\n");
+    assert.throws(() => evaluate(config, { match: { user: "bob", host: "h", addr: "192.0.2.1" } }), /line 2: assemble_algorithms/);
+    assert.equal(evaluate(config, { match: { user: "alice", host: "h", addr: "192.0.2.1" } }).effective["pubkeyacceptedalgorithms"]?.startsWith("ssh-ed25519-cert"), true);
+  });
   test("names the Match block a finding holds in (root login allowed for Address 10.0.0.0/8)", () => {
     const findings = checkSshConfig(parse("PermitRootLogin no\nPasswordAuthentication no\nMatch Address 10.0.0.0/8\n  PermitRootLogin yes\n"));
     const root = findings.filter((f) => f.id === "ssh.root-login");

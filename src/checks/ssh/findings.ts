@@ -8,7 +8,7 @@ import { EVALUATED, keywordScope } from "./keywords.ts";
 import { approximateCombinations, blockSpace, combinationCount, combinations, settersOf, type Combination } from "./match-combinations.ts";
 import { describeCriteria } from "./match.ts";
 import type { MatchBlock, SshConfig } from "./parser.ts";
-import { weakAlgorithms } from "./weak-algorithms.ts";
+import { weakAlgorithms, weakNames } from "./weak-algorithms.ts";
 
 /** CIS Distribution Independent Linux benchmark 5.2.x recommends MaxAuthTries 4 or less. */
 export const MAX_AUTH_TRIES_LIMIT = 4;
@@ -19,6 +19,11 @@ interface Rule {
   /** Other options the verdict depends on: their sources are evidence too, and a Match block setting one can cause the finding. */
   depends: readonly string[];
   check(value: string, effective: Readonly<Record<string, string>>): { severity: Severity; title: string; detail: string; remediation: string } | null;
+  /**
+   * Whether an earlier finding of this rule already says what a later one for more Match blocks says, when
+   * it is as severe (default: yes). A list rule says no when the later one names an algorithm the earlier did not.
+   */
+  covers?(earlier: Finding, later: Finding): boolean;
 }
 
 /**
@@ -29,6 +34,40 @@ interface Rule {
 function passwordTyped(e: Readonly<Record<string, string>>): boolean {
   const methods = e["authenticationmethods"] ?? "any";
   return methodAllowed(methods, "password") || methodAllowed(methods, "keyboard-interactive");
+}
+
+/**
+ * A rule for a key algorithm list a Match block may set (ASVS 11.4.1: no SHA-1 for signatures), which
+ * matters only while `inUse` says the list is consulted.
+ */
+function weakKeyList(
+  id: string,
+  keyword: string,
+  option: string,
+  family: "key" | "casig",
+  depends: readonly string[],
+  inUse: (e: Readonly<Record<string, string>>) => boolean,
+  what: string,
+): Rule {
+  return {
+    id,
+    keyword,
+    depends,
+    check(v, e) {
+      const weak = weakNames(v, family);
+      if (weak.length === 0 || !inUse(e)) return null;
+      return {
+        severity: family === "casig" ? "low" : "medium",
+        title: `weak ${what} algorithms accepted: ${weak.map((w) => w.name).join(", ")}`,
+        detail: weak.map((w) => `${w.name}: ${w.reason}`).join("; "),
+        remediation: `Remove ${weak.map((w) => w.name).join(", ")} from ${option} (or drop the "+" addition) and rely on OpenSSH's defaults; RSA keys keep working through rsa-sha2-256 and rsa-sha2-512.`,
+      };
+    },
+    covers(earlier, later) {
+      const before = new Set(weakNames(String(earlier.evidence["value"]), family).map((w) => w.name));
+      return weakNames(String(later.evidence["value"]), family).every((w) => before.has(w.name));
+    },
+  };
 }
 
 const RULES: readonly Rule[] = [
@@ -77,6 +116,16 @@ const RULES: readonly Rule[] = [
     depends: [],
     check: (v) => v === "yes" ? { severity: "low", title: "X11 forwarding enabled", detail: "X11Forwarding yes exposes the client's X display to the server side (CIS).", remediation: "Set X11Forwarding no unless users need it." } : null,
   },
+  weakKeyList(
+    "ssh.weak-pubkey-algorithms", "pubkeyacceptedalgorithms", "PubkeyAcceptedAlgorithms", "key", ["pubkeyauthentication", "authenticationmethods"],
+    (e) => e["pubkeyauthentication"] === "yes" && methodAllowed(e["authenticationmethods"] ?? "any", "publickey"), "public key",
+  ),
+  weakKeyList(
+    "ssh.weak-hostbased-algorithms", "hostbasedacceptedalgorithms", "HostbasedAcceptedAlgorithms", "key", ["hostbasedauthentication", "authenticationmethods"],
+    (e) => e["hostbasedauthentication"] === "yes" && methodAllowed(e["authenticationmethods"] ?? "any", "hostbased"), "host-based",
+  ),
+  // Consulted only where certificates are trusted (TrustedUserCAKeys, host certificates), which the check does not read: low.
+  weakKeyList("ssh.weak-ca-algorithms", "casignaturealgorithms", "CASignatureAlgorithms", "casig", [], () => true, "certificate authority signature"),
 ];
 
 function sourceEvidence(source: Source | undefined): Record<string, unknown> {
@@ -113,7 +162,7 @@ export function sshFindings(evaluation: Evaluation): Finding[] {
       title: `weak algorithms enabled: ${weak.map((w) => w.name).join(", ")}`,
       detail: weak.map((w) => `${w.name} (${w.keyword}): ${w.reason}`).join("; "),
       evidence: { algorithms: weak, sources: Object.fromEntries([...new Set(weak.map((w) => w.keyword))].map((k) => [k, sourceEvidence(sources[k])])) },
-      remediation: "Remove them from Ciphers/MACs/KexAlgorithms (or drop the \"+\" additions) and rely on OpenSSH's defaults.",
+      remediation: "Remove them from Ciphers/MACs/KexAlgorithms/HostKeyAlgorithms (or drop the \"+\" additions) and rely on OpenSSH's defaults.",
     });
   }
   return out;
@@ -174,8 +223,8 @@ export function checkSshConfig(config: SshConfig, options: CheckSshOptions = {})
   const out = [...base];
   const rank = (s: Severity): number => SEVERITIES.indexOf(s);
   // What was reported per id, with the blocks it needs: a finding for more blocks that is no more severe adds nothing.
-  const reported = new Map<string, { severity: Severity; blocks: ReadonlySet<number> }[]>();
-  for (const f of base) reported.set(f.id, [{ severity: f.severity, blocks: new Set<number>() }]);
+  const reported = new Map<string, { severity: Severity; blocks: ReadonlySet<number>; finding: Finding }[]>();
+  for (const f of base) reported.set(f.id, [{ severity: f.severity, blocks: new Set<number>(), finding: f }]);
   const combined = new Map<string, { finding: Finding; others: string[] }>();
   const space = blockSpace(config);
   const evaluations = new Map<string, { evaluation: Evaluation; findings: Finding[] }>();
@@ -195,7 +244,7 @@ export function checkSshConfig(config: SshConfig, options: CheckSshOptions = {})
   const decidingBlock = (source: Source | undefined): number =>
     source === undefined || "default" in source || source.block === undefined || space.always.has(source.block) ? -1 : source.block;
   for (const rule of RULES) {
-    // Options a Match block can set (UsePAM, Ciphers, MACs, KexAlgorithms are global-only and never vary).
+    // Options a Match block can set (UsePAM, Ciphers, MACs, KexAlgorithms, HostKeyAlgorithms are global-only and never vary).
     const inputs = [rule.keyword, ...rule.depends].filter((k) => keywordScope(k) === "all");
     const setters = settersOf(config, space, inputs);
     const exact = combinationCount(setters) * evaluationCost <= budget;
@@ -242,9 +291,11 @@ export function checkSshConfig(config: SshConfig, options: CheckSshOptions = {})
       if (f === undefined) continue;
       const blocks = new Set(combination.blocks);
       const earlier = reported.get(f.id) ?? [];
-      if (earlier.some((r) => rank(r.severity) <= rank(f.severity) && [...r.blocks].every((b) => blocks.has(b)))) continue;
+      const covered = (r: { severity: Severity; blocks: ReadonlySet<number>; finding: Finding }): boolean =>
+        rank(r.severity) <= rank(f.severity) && [...r.blocks].every((b) => blocks.has(b)) && (rule.covers?.(r.finding, f) ?? true);
+      if (earlier.some(covered)) continue;
       reported.set(f.id, earlier);
-      earlier.push({ severity: f.severity, blocks });
+      earlier.push({ severity: f.severity, blocks, finding: f });
       const name = combinationName(config, combination.blocks);
       // The same verdict from many combinations of several blocks (each user block with each network
       // block) is one finding that lists them, not hundreds.

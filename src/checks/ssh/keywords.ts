@@ -58,13 +58,17 @@ export const ALIASES: Readonly<Record<string, string>> = {
   pubkeyacceptedkeytypes: "pubkeyacceptedalgorithms",
 };
 
+/** The kinds of algorithm list sshd assembles (servconf.c assemble_algorithms). */
+export type AlgorithmFamily = "cipher" | "mac" | "kex" | "key" | "casig";
+
 /** How a value we evaluate is parsed. Choice maps each accepted word (lowercase) to what sshd -T prints. */
 export type ValueKind =
   /** lastWins: sshd assigns without its usual "still unset" guard, so the last value at load wins. */
   | { type: "choice"; words: Readonly<Record<string, string>>; caseSensitive?: true; lastWins?: true }
   | { type: "int" }
   | { type: "time" }
-  | { type: "algorithms"; family: "cipher" | "mac" | "kex" }
+  /** key: public key signature algorithms (HostKey, Pubkey, Hostbased); casig: the plain ones a CA may sign with. */
+  | { type: "algorithms"; family: AlgorithmFamily }
   | { type: "loglevel" }
   | { type: "path" }
   /** A file sshd reads at start-up: "none", or a path made absolute against the working directory. */
@@ -134,9 +138,36 @@ export const EVALUATED: Readonly<Record<string, ValueKind>> = {
   ciphers: { type: "algorithms", family: "cipher" },
   macs: { type: "algorithms", family: "mac" },
   kexalgorithms: { type: "algorithms", family: "kex" },
+  hostkeyalgorithms: { type: "algorithms", family: "key" },
+  pubkeyacceptedalgorithms: { type: "algorithms", family: "key" },
+  hostbasedacceptedalgorithms: { type: "algorithms", family: "key" },
+  casignaturealgorithms: { type: "algorithms", family: "casig" },
   // Which methods a login may use at all: "publickey" alone makes PasswordAuthentication moot.
   authenticationmethods: { type: "authmethods" },
 };
+
+/** KEX_DEFAULT_PK_ALG of the build: the default HostKeyAlgorithms, PubkeyAcceptedAlgorithms and HostbasedAcceptedAlgorithms. */
+const DEFAULT_KEY_ALGORITHMS =
+  "ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,ecdsa-sha2-nistp384-cert-v01@openssh.com," +
+  "ecdsa-sha2-nistp521-cert-v01@openssh.com,sk-ssh-ed25519-cert-v01@openssh.com,sk-ecdsa-sha2-nistp256-cert-v01@openssh.com," +
+  "rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com,ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384," +
+  "ecdsa-sha2-nistp521,sk-ssh-ed25519@openssh.com,sk-ecdsa-sha2-nistp256@openssh.com,rsa-sha2-512,rsa-sha2-256";
+
+/** Every key and signature algorithm of the build, in `ssh -Q key-sig` order (sshkey_alg_list with signature-only names). */
+const KEY_ALGORITHMS = [
+  "ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com", "sk-ssh-ed25519@openssh.com", "sk-ssh-ed25519-cert-v01@openssh.com",
+  "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+  "ecdsa-sha2-nistp521", "ecdsa-sha2-nistp521-cert-v01@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+  "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com", "webauthn-sk-ecdsa-sha2-nistp256@openssh.com", "ssh-dss",
+  "ssh-dss-cert-v01@openssh.com", "ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "rsa-sha2-256", "rsa-sha2-256-cert-v01@openssh.com",
+  "rsa-sha2-512", "rsa-sha2-512-cert-v01@openssh.com",
+] as const;
+
+/**
+ * The short names sshkey_type_from_name() also accepts, in any case, for the plain (not certificate) key
+ * types: a key type list may name them and pass the line's check, although no algorithm is called so.
+ */
+export const KEY_SHORT_NAMES: readonly string[] = ["ed25519", "ed25519-sk", "ecdsa", "ecdsa-sk", "dsa", "rsa"];
 
 /** Compiled-in defaults exactly as Debian 12's `sshd -T` (OpenSSH 9.2p1-2+deb12u10) prints them for an empty file. */
 export const DEFAULTS: Readonly<Record<string, string>> = {
@@ -196,11 +227,17 @@ export const DEFAULTS: Readonly<Record<string, string>> = {
     "sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org," +
     "ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256," +
     "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256",
+  hostkeyalgorithms: DEFAULT_KEY_ALGORITHMS,
+  pubkeyacceptedalgorithms: DEFAULT_KEY_ALGORITHMS,
+  hostbasedacceptedalgorithms: DEFAULT_KEY_ALGORITHMS,
+  casignaturealgorithms:
+    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,sk-ssh-ed25519@openssh.com," +
+    "sk-ecdsa-sha2-nistp256@openssh.com,rsa-sha2-512,rsa-sha2-256",
   authenticationmethods: "any",
 };
 
 /** Every algorithm the build supports, in `ssh -Q cipher|mac|kex` order: what `+`, `-` and `^` lists may name. */
-export const SUPPORTED: Readonly<Record<"cipher" | "mac" | "kex", readonly string[]>> = {
+export const SUPPORTED: Readonly<Record<AlgorithmFamily, readonly string[]>> = {
   cipher: [
     "3des-cbc", "aes128-cbc", "aes192-cbc", "aes256-cbc", "aes128-ctr", "aes192-ctr", "aes256-ctr",
     "aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
@@ -217,4 +254,7 @@ export const SUPPORTED: Readonly<Record<"cipher" | "mac" | "kex", readonly strin
     "diffie-hellman-group-exchange-sha256", "ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521",
     "curve25519-sha256", "curve25519-sha256@libssh.org", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com",
   ],
+  key: KEY_ALGORITHMS,
+  // A CA signs with a plain key: the list without certificate types (sshkey_alg_list(0, 1, 1, ',')).
+  casig: KEY_ALGORITHMS.filter((name) => !name.includes("-cert-v01@")),
 };

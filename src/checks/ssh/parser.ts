@@ -303,10 +303,9 @@ function checkMethodsSatisfiable(config: SshConfig): void {
  * after an empty entry ("aes128-ctr,,…", never validated per line) leave nothing, or hold a "!", stops sshd.
  */
 function checkAlgorithmsAssemble(config: SshConfig): void {
-  for (const name of ["ciphers", "macs", "kexalgorithms"]) {
-    const kind = EVALUATED[name];
+  for (const [name, kind] of Object.entries(EVALUATED)) {
     const d = loadTimeDirective(config, name);
-    if (kind?.type !== "algorithms" || d?.value === undefined) continue;
+    if (kind.type !== "algorithms" || d?.value === undefined) continue;
     if (assembleAlgorithmList(d.value, DEFAULTS[name] ?? "", kind.family) === null) {
       throw new SshConfigError(d.file, d.line, `assemble_algorithms: ${name}: invalid argument`);
     }

@@ -48,11 +48,22 @@ function valuesFor(kind: ValueKind): string[] {
         "any any", "publickey,,password", '"publickey,password"',
       ];
     case "algorithms":
-      return kind.family === "cipher"
-        ? ["+aes128-cbc", "-aes*", "^3des-cbc", "aes256-ctr,aes128-ctr", "rot13", "-*", "+aes128-cbc,3des-cbc", "-chacha20-poly1305@openssh.com", "aes128-ctr,aes128-ctr"]
-        : kind.family === "mac"
-          ? ["+hmac-md5", "-*sha1*", "hmac-sha2-256", "^hmac-sha1-96", "-umac*,hmac-sha1", "hmac-md4"]
-          : ["+diffie-hellman-group1-sha1", "-ecdh*", "curve25519-sha256", "^diffie-hellman-group14-sha1", "-*", "sntrup761x25519-sha512@openssh.com,curve25519-sha256"];
+      switch (kind.family) {
+        case "cipher":
+          return ["+aes128-cbc", "-aes*", "^3des-cbc", "aes256-ctr,aes128-ctr", "rot13", "-*", "+aes128-cbc,3des-cbc", "-chacha20-poly1305@openssh.com", "aes128-ctr,aes128-ctr", "-aes*,!aes128-ctr"];
+        case "mac":
+          return ["+hmac-md5", "-*sha1*", "hmac-sha2-256", "^hmac-sha1-96", "-umac*,hmac-sha1", "hmac-md4"];
+        case "kex":
+          return ["+diffie-hellman-group1-sha1", "-ecdh*", "curve25519-sha256", "^diffie-hellman-group14-sha1", "-*", "sntrup761x25519-sha512@openssh.com,curve25519-sha256"];
+        case "key":
+          // Short names ("RSA") pass the line's check but name no algorithm; "!" passes it and stops the assembly.
+          return [
+            "+ssh-rsa", "-ssh-ed25519*", "^ssh-dss", "ssh-ed25519,rsa-sha2-512", "RSA", "+RSA", "rsa,ssh-ed25519", "ssh-*", "!ssh-rsa",
+            "ecdsa-cert", "-*,!rsa-sha2-256", "ssh-ed25519,,bogus", "bogus", "+ssh-rsa-cert-v01@openssh.com", "+,ssh-rsa",
+          ];
+        case "casig":
+          return ["+ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "ssh-*", "-rsa*", "ssh-ed25519", "DSA", "bogus", "*-cert-v01@openssh.com"];
+      }
   }
 }
 

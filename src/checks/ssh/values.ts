@@ -2,8 +2,8 @@
 // algorithm lists with "+" (append), "-" (remove, wildcards allowed) and "^" (prepend) against the
 // defaults (OpenSSH kex.c kex_assemble_names).
 import { authMethodsLineProblem } from "./auth-methods.ts";
-import { SUPPORTED, type ValueKind } from "./keywords.ts";
-import { matchPattern } from "./patterns.ts";
+import { KEY_SHORT_NAMES, SUPPORTED, type AlgorithmFamily, type ValueKind } from "./keywords.ts";
+import { matchPattern, matchPatternList } from "./patterns.ts";
 
 const INT_MAX = 2_147_483_647;
 const LOG_LEVELS: Readonly<Record<string, string>> = {
@@ -13,6 +13,18 @@ const LOG_LEVELS: Readonly<Record<string, string>> = {
   debug: "DEBUG", debug1: "DEBUG", debug2: "DEBUG2", debug3: "DEBUG3",
 };
 const FAMILY_NAME = { cipher: "cipher", mac: "mac", kex: "kex algorithms" } as const;
+
+/**
+ * Whether one name of a key type list passes sshd's line check (sshkey.c sshkey_names_valid2 with
+ * wildcards allowed): an algorithm of the build, a plain key type's short name in any case ("RSA"), or
+ * a pattern, "!" allowed, that some algorithm matches. A CA list naming a certificate type passes here
+ * too (checked against sshd -T 9.2p1); its assembly then finds nothing and stops sshd.
+ */
+function keyNameValid(name: string): boolean {
+  if (SUPPORTED.key.includes(name) || KEY_SHORT_NAMES.includes(name.toLowerCase())) return true;
+  const pattern = name.startsWith("!") ? name.slice(1) : name;
+  return SUPPORTED.key.some((algorithm) => matchPattern(algorithm, pattern));
+}
 
 /** A time as sshd's convtime(): "90", "1m30s", "2h" → seconds; null when invalid. */
 export function parseTime(text: string): number | null {
@@ -108,8 +120,12 @@ export function parseValue(keyword: string, kind: ValueKind, args: readonly stri
         const names = body.split(",");
         const empty = names.indexOf("");
         const checked = empty < 0 ? names : names.slice(0, empty);
-        if (body === "" || checked.some((n) => !SUPPORTED[kind.family].includes(n))) {
-          return { error: `Bad SSH2 ${FAMILY_NAME[kind.family]} spec '${arg}'.` };
+        const family = kind.family;
+        if (family === "key" || family === "casig") {
+          // sshkey_names_valid2() refuses only an empty list outright: ",x" stops at once and passes.
+          if (body === "" || checked.some((n) => !keyNameValid(n))) return { error: `Bad key types '${arg}'.` };
+        } else if (body === "" || checked.some((n) => !SUPPORTED[family].includes(n))) {
+          return { error: `Bad SSH2 ${FAMILY_NAME[family]} spec '${arg}'.` };
         }
       }
       return { value: arg };
@@ -127,11 +143,12 @@ export function parseValue(keyword: string, kind: ValueKind, args: readonly stri
  * @example
  * assembleAlgorithmList("aes128-ctr,,3des-cbc", "aes128-ctr", "cipher"); // ["aes128-ctr", "3des-cbc"]
  */
-export function assembleAlgorithmList(configured: string, defaults: string, family: "cipher" | "mac" | "kex"): string[] | null {
+export function assembleAlgorithmList(configured: string, defaults: string, family: AlgorithmFamily): string[] | null {
   const def = defaults.split(",");
   const body = configured.slice(1).split(",");
   if (configured.startsWith("-")) {
-    const kept = def.filter((name) => !body.some((p) => matchPattern(name, p)));
+    // match_filter_denylist(): a name goes only when the list matches it positively ("-aes*,!aes128-ctr" keeps aes128-ctr).
+    const kept = def.filter((name) => matchPatternList(name, configured.slice(1), false) !== 1);
     // sshd keeps the defaults when a "-" list removes everything (checked against sshd -T 9.2p1).
     return kept.length === 0 ? def : kept;
   }
@@ -158,6 +175,6 @@ export function assembleAlgorithmList(configured: string, defaults: string, fami
  * @example
  * assembleAlgorithms("-*-cbc", "aes128-ctr,aes128-cbc", "cipher"); // "aes128-ctr"
  */
-export function assembleAlgorithms(configured: string, defaults: string, family: "cipher" | "mac" | "kex"): string {
+export function assembleAlgorithms(configured: string, defaults: string, family: AlgorithmFamily): string {
   return assembleAlgorithmList(configured, defaults, family)?.join(",") ?? defaults;
 }
