@@ -1,8 +1,11 @@
 // Synthetic accounts for benchmarks, drills and demos (`bulwark dev seed`): realistic emails, a share of
 // legacy hashes, some administrators, a spread of creation and last-login times, live sessions and API
 // tokens, and second factors (passkey rows) for every administrator and a few others. Fast: multi-row inserts in large transactions (the raw prepared statement on SQLite). Every user
-// row is marked seeded = 1. Seeded sessions and tokens store the hash of a secret nobody knows: they fill the
-// tables realistically but cannot be presented (a benchmark that needs a usable one creates it normally).
+// row is marked seeded = 1. Seeded passwords, sessions and tokens are hashes of secrets nobody knows: they fill
+// the tables realistically but cannot be presented (a benchmark that needs a usable one creates it normally).
+// The passwords are random words drawn on every run and dropped once hashed, so no seeded account, an
+// administrator above all, can be signed in to with a word from this file, even after a drill lever removed
+// its synthetic passkey (ASVS 6.3.2).
 import { createHash } from "node:crypto";
 import { InputError } from "../lib/errors.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -92,10 +95,13 @@ interface PooledHash {
   scheme: string;
 }
 
-/** A handful of real hashes of each kind, computed once and reused (hashing a million passwords is not the point). */
-async function hashPool(passwords: PasswordContext): Promise<{ legacy: PooledHash[]; modern: PooledHash[] }> {
+/**
+ * A handful of real hashes of each kind, computed once and reused (hashing a million passwords is not the
+ * point), of six random words (120 bits each) that are forgotten on return.
+ */
+async function hashPool(passwords: PasswordContext, random: RandomSource): Promise<{ legacy: PooledHash[]; modern: PooledHash[] }> {
   const { hashSync } = await import("@node-rs/bcrypt");
-  const words = ["summer2013", "letmein!", "drupal rocks", "correct horse", "p4ssw0rd", "sentry-backup"];
+  const words = Array.from({ length: 6 }, () => Buffer.from(random.bytes(15)).toString("base64url"));
   const legacy: PooledHash[] = [];
   for (const w of words) {
     legacy.push({ hash: createHash("md5").update(w).digest("hex"), scheme: "" });
@@ -133,7 +139,7 @@ export async function seedUsers(deps: SeedDeps, options: SeedOptions): Promise<S
   }
   const existing = await database.db.selectFrom("users").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   const offset = Number(existing?.n ?? 0);
-  const pool = await hashPool(deps.passwords);
+  const pool = await hashPool(deps.passwords, deps.random);
   const rand = prng(new DataView(random.bytes(4).buffer).getUint32(0));
   const now = clock.now();
   const share = options.legacyShare ?? 0.3;
