@@ -41,6 +41,8 @@ export const PAGES_JS = `"use strict";
     }
     return post("/auth/password/reset/complete", body).then(function (r) {
       if (r.status === 200) {
+        // Emptied, not only hidden: the new password does not stay in the page for a script or an onlooker.
+        form.reset();
         form.hidden = true;
         say("Your password was changed, and every session of your account was signed out. Sign in with the new password.", "ok");
         return;

@@ -38,9 +38,12 @@ ${body}
 `;
 }
 
+// The forms are sent by the page script as JSON; method="post" is for a submission that bypasses it
+// (form.submit() from an autofill extension): a GET would put the new password in the URL, and so in request
+// logs and browser history (ASVS 14.2.1); a POST to the page's own path carries it only in a body nothing keeps.
 function resetPage(app: App): string {
   const min = app.config.passwordMinLength;
-  return page("Choose a new password", app.config.serviceName, "reset-password", `<form id="reset" hidden>
+  return page("Choose a new password", app.config.serviceName, "reset-password", `<form id="reset" method="post" hidden>
 <label for="password">New password <span class="hint">(at least ${min} characters; a passphrase of several words is easiest)</span></label>
 <input id="password" name="password" type="password" autocomplete="new-password" minlength="${min}" maxlength="4096" required>
 <label for="confirm">Type it again</label>
@@ -55,7 +58,7 @@ function resetPage(app: App): string {
 }
 
 function confirmPage(app: App): string {
-  return page("Confirm your new email address", app.config.serviceName, "confirm-email", `<form id="confirm-email" hidden>
+  return page("Confirm your new email address", app.config.serviceName, "confirm-email", `<form id="confirm-email" method="post" hidden>
 <p>Confirm that this is your new email address for your account. Security notices will go to it from now on.</p>
 <button type="submit">Confirm new address</button>
 </form>`);
