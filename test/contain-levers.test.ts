@@ -122,6 +122,21 @@ forEachDialect("contain levers", (dfx) => {
     assert.equal((await fx.jobs.list()).length, 0, "no job row");
   });
 
+  it("attack: require-mfa-reenrolment pulled alone says, before and after, that whoever signs in first with a password enrols the next factor (was: silent)", async () => {
+    const fx = await setup(await dfx.fresh());
+    await seedUsers(fx, 3);
+    const alone = await dryRunContain(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" });
+    assert.match((alone.levers["require-mfa-reenrolment"]?.notes ?? []).join("\n"), /without invalidate-passwords: whoever signs in first with a user's password enrols/);
+    for (const levers of [["require-mfa-reenrolment", "invalidate-passwords"], ["lock-accounts", "require-mfa-reenrolment"]]) {
+      const paired = await dryRunContain(fx, { levers, scope: { all: true }, actor: "t" });
+      assert.deepEqual(paired.levers["require-mfa-reenrolment"]?.notes ?? [], [], levers.join(" + "));
+    }
+    const job = await createContainJob(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" });
+    const done = await runJob(fx, job.id);
+    assert.equal(done.status, "done");
+    assert.ok(jobView(done).notes.some((n) => n.includes("pull invalidate-passwords with it")));
+  });
+
   it("expires, locks and demotes in one job, then undo restores exactly those rows and reports ones changed since", async () => {
     const fx = await setup(await dfx.fresh());
     const ids = await seedUsers(fx, 25);

@@ -6,7 +6,7 @@ import { epochOfARaiseNow, nextEpoch } from "../accounts/sessions/revocation.ts"
 import type { Job } from "../jobs/job-store.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
-import { findLever, leverNames, levers as allLevers, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
+import { findLever, leverNames, pairingNotes, levers as allLevers, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 import { checkRolesExist, describeScope, scopedUserIds, unmatchedIds, validateScope, type ScopeSpec, type UnmatchedIds } from "./scope.ts";
 import type { DialectName } from "../store/database.ts";
@@ -144,6 +144,9 @@ export async function dryRunContain(deps: ContainDeps, request: ContainRequest):
   const total = await db.selectFrom("users").where("id", "in", scope).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   const report: DryRunReport = { dryRun: true, users: Number(total?.n ?? 0), ...(unmatched ? { unmatchedIds: unmatched } : {}), levers: {} };
   for (const name of names) report.levers[name] = await (findLever(name) as UserLever | GlobalLever).dryRun(db, scope, ctx);
+  const pairing = pairingNotes(names);
+  const mfa = report.levers["require-mfa-reenrolment"];
+  if (mfa !== undefined && pairing.length > 0) mfa.notes = [...(mfa.notes ?? []), ...pairing];
   await deps.audit.append({
     type: "contain.dry-run", actor: request.actor,
     data: { levers: names, scope: describeScope(request.scope), users: report.users, ...(unmatched ? { unmatchedIds: unmatched.count } : {}), incidentId: request.incidentId ?? null },

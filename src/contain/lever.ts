@@ -243,3 +243,20 @@ export function leverNames(): string[] {
 export function findLever(name: string): Lever | undefined {
   return registry.find((l) => l.name === name);
 }
+
+/**
+ * What a set of levers leaves open that pulling another with it would close, said before and after the job.
+ * require-mfa-reenrolment alone lets whoever signs in first with a user's password enrol the next factor: if
+ * the passwords may be known too (the same breach), invalidate-passwords puts a reset link in the owner's
+ * mailbox first, and lock-accounts keeps everyone out until an administrator lets the owner back.
+ *
+ * @example
+ * pairingNotes(["require-mfa-reenrolment"]); // ["require-mfa-reenrolment without invalidate-passwords: ..."]
+ */
+export function pairingNotes(names: readonly string[]): string[] {
+  if (!names.includes("require-mfa-reenrolment") || names.includes("invalidate-passwords") || names.includes("lock-accounts")) return [];
+  return [
+    "require-mfa-reenrolment without invalidate-passwords: whoever signs in first with a user's password enrols that user's next factor; " +
+      "if the passwords may be known too, pull invalidate-passwords with it (the owner's mailbox then gets a reset link first)",
+  ];
+}

@@ -6,7 +6,7 @@ import { jobErrors } from "../jobs/job-store.ts";
 import { recordFailure, runStages, TERMINAL, type ContainDeps, type RunOptions, type Stage } from "./engine.ts";
 import { containErrors, isCorruptJobError } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
-import type { ResetNotifier } from "./lever.ts";
+import { pairingNotes, type ResetNotifier } from "./lever.ts";
 import { RESET_EMAIL_REFUSED } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched } from "./scope.ts";
 import { createResetMailer } from "../accounts/password-reset/index.ts";
@@ -249,6 +249,7 @@ export function jobView(job: Job): JobView {
     notes.push(`${refused} reset emails were not queued because the outbox refuses the address (the passwords are invalidated all the same); the ${RESET_EMAIL_REFUSED} audit events name the users: tell them another way`);
   }
   if (spec.unmatchedIds && spec.unmatchedIds.count > 0) notes.push(describeUnmatched(spec.unmatchedIds));
+  if (job.kind === CONTAIN_KIND) notes.push(...pairingNotes(levers));
   return {
     id: job.id, kind: job.kind, status: job.status, levers, counts, total: job.total, done: job.done,
     ...(spec.scope ? { scope: spec.scope } : {}), ...(spec.undoOf ? { undoOf: spec.undoOf } : {}),
