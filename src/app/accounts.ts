@@ -44,12 +44,25 @@ export interface AccountServices {
   emailChanges: EmailChangeService;
 }
 
+/**
+ * `text` fit for a User-Agent comment (RFC 9110 §5.6.5): every character that is not printable ASCII, and "%", "(",
+ * ")" and "\\", as the percent-encoded bytes of its UTF-8. A header value must be Latin-1 (fetch throws before sending
+ * otherwise), so a service name in Cyrillic made every range lookup fail, and fail-closed refused every new password.
+ * Only the request header is encoded: mail, pages and authenticator apps get the name as written.
+ *
+ * @example
+ * userAgentComment("Банк (prod)") // "%D0%91%D0%B0%D0%BD%D0%BA %28prod%29"
+ */
+function userAgentComment(text: string): string {
+  return text.replace(/[^\x20-\x7e]|[%()\\]/gu, (c) => Array.from(Buffer.from(c, "utf8"), (b) => `%${b.toString(16).toUpperCase().padStart(2, "0")}`).join(""));
+}
+
 /** The breach lookups the configuration asks for (range API first, then the offline file), and where their outages are logged. */
 function breachCheckers(config: Config, logger: Pick<Logger, "warn"> | undefined): Pick<PasswordPolicyOptions, "breachCheckers" | "onBreachCheckUnavailable"> {
   const { breach } = config;
   const checkers: BreachChecker[] = [];
   if (breach.rangeURL !== null) {
-    checkers.push(createRangeBreachChecker({ baseUrl: breach.rangeURL, timeoutMs: breach.timeoutMs, onFailure: breach.onFailure, userAgent: `bulwark (${config.serviceName})` }));
+    checkers.push(createRangeBreachChecker({ baseUrl: breach.rangeURL, timeoutMs: breach.timeoutMs, onFailure: breach.onFailure, userAgent: `bulwark (${userAgentComment(config.serviceName)})` }));
   }
   if (breach.file !== null) checkers.push(createOfflineBreachFile(breach.file));
   if (checkers.length === 0) return {};

@@ -59,6 +59,10 @@ export interface ConfigOverrides {
   logLevel?: string;
 }
 
+// Controls (C0, DEL, C1) and the Unicode line and paragraph separators some mail clients treat as breaks.
+// eslint-disable-next-line no-control-regex
+const SERVICE_NAME_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
 function configError(message: string): InputError {
   return new InputError("BULWARK_ERR_CONFIG", message);
 }
@@ -112,9 +116,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   if (host === "" || /[\s/]/.test(host)) throw configError(`HOST must be a host name or IP address, got "${host.slice(0, 60)}"`);
   const port = parsePort(overrides.port ?? env["PORT"] ?? 8080, overrides.port !== undefined ? "--port" : "PORT");
 
+  // LOG_LEVEL is read when BULWARK_LOG_LEVEL is unset; a bad value is named by where it came from, since a generic
+  // LOG_LEVEL (a base image's "warning") is not something the operator thinks of as Bulwark's setting.
+  const levelSource = overrides.logLevel !== undefined ? "--log-level" : env["BULWARK_LOG_LEVEL"] !== undefined ? "BULWARK_LOG_LEVEL" : env["LOG_LEVEL"] !== undefined ? "LOG_LEVEL" : null;
   const levelRaw = (overrides.logLevel ?? env["BULWARK_LOG_LEVEL"] ?? env["LOG_LEVEL"] ?? "info").trim().toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(levelRaw)) {
-    throw configError(`BULWARK_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${levelRaw.slice(0, 20)}"`);
+    const fallback = levelSource === "LOG_LEVEL" ? " (LOG_LEVEL is read because BULWARK_LOG_LEVEL is unset; set BULWARK_LOG_LEVEL to override it)" : "";
+    throw configError(`${levelSource ?? "BULWARK_LOG_LEVEL"} must be one of ${LOG_LEVELS.join(", ")}, got "${levelRaw.slice(0, 20)}"${fallback}`);
   }
   const int = (name: string, fallback: number, min: number, max: number, why: string): number => {
     const raw = env[name];
@@ -133,6 +141,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // password forgotten in a ticket or a mail stops working soon (ASVS 6.4.1 asks for "a short period").
   const initialPasswordMs = int("BULWARK_INITIAL_PASSWORD_HOURS", 72, 1, 336, "hours a generated or administrator-set initial password signs in") * 3_600_000;
   const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim().slice(0, 100) || "Bulwark";
+  // The name goes into mail subjects and bodies, authenticator apps and pages: a control character or a line
+  // separator there would break a header (notify/validate.ts refuses it at enqueue) or rewrite what is shown.
+  const control = SERVICE_NAME_CONTROL.exec(serviceName);
+  if (control !== null) {
+    throw configError(`BULWARK_SERVICE_NAME contains the control character U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}; give the name as plain text on one line (any script, no control characters)`);
+  }
   const breach = loadBreachConfig(env, int);
   const http = loadHTTPAuthConfig(env, port);
   return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, breach, serviceName, http, requireMFA: http.requireMFA };

@@ -8,6 +8,7 @@ import { Keyring } from "../crypto/keyring.ts";
 import { createMasterKeyFile, parseMasterKey, readMasterKeyFile } from "../crypto/master-key.ts";
 import { cryptoErrors } from "../crypto/errors.ts";
 import { systemClock, type Clock } from "../lib/clock.ts";
+import { inertJSON } from "../lib/terminal.ts";
 import { shellActor } from "../lib/os-user.ts";
 import { systemRandom, type RandomSource } from "../lib/random.ts";
 import { openPostgres, openSQLite, listTables, type Database } from "../store/database.ts";
@@ -18,6 +19,10 @@ import { loadConfig, type Config, type ConfigOverrides } from "./config.ts";
 import { assertPrivateDataDir, assertWritable, createDataDir, dataDirExists } from "./data-dir.ts";
 import type { App } from "./types.ts";
 import { buildAccounts } from "./accounts.ts";
+
+// DEL and the C1 controls: outside strings a JSON line has none, so escaping every one keeps its meaning.
+// eslint-disable-next-line no-control-regex
+const C1 = /[\u007f-\u009f]/g;
 
 export const SQLITE_FILE = "bulwark.db";
 export const MASTER_KEY_FILE = "master.key";
@@ -60,7 +65,16 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
   const actor = options.actor ?? shellActor();
   // `rawPacket`: the bytes Node had read of a request it could not parse (cookies, a bearer token, a body) ride on
   // the error; never logged, whoever logs such an error.
-  const logger: Logger = pino({ level: config.logLevel, base: { service: "bulwark" }, redact: { paths: ["err.rawPacket", "error.rawPacket"], remove: true } }, options.logDestination ?? pino.destination(2));
+  const logger: Logger = pino(
+    {
+      level: config.logLevel, base: { service: "bulwark" }, redact: { paths: ["err.rawPacket", "error.rawPacket"], remove: true },
+      // JSON escapes C0 only: a C1 control from a request (a Host header, a URL, a user agent) would reach the
+      // operator's terminal raw, and U+009B / U+009D are CSI / OSC to an 8-bit one (ASVS 16.4.1). Each is written
+      // as \u00NN the way inertJSON writes it; the line parses to the same value.
+      hooks: { streamWrite: (line) => line.replace(C1, (c) => inertJSON(c).slice(1, -1)) },
+    },
+    options.logDestination ?? pino.destination(2),
+  );
   const report: InitReport = { createdDataDir: false, createdDatabase: false, createdMasterKeyFile: false, migrationsApplied: [], keysCreated: [] };
 
   // 1. The master key given in the environment is validated before anything else.

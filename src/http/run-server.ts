@@ -1,10 +1,12 @@
 // Starts the HTTP server, records start and stop in the audit log, and shuts down gracefully on
 // SIGTERM/SIGINT: stop accepting, finish requests in flight, checkpoint the audit chain, close the database.
+import { isIP, isIPv4, isIPv6 } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { webAuthnLibrary } from "../accounts/mfa/webauthn.ts";
 import type { App } from "../app/types.ts";
 import { containDeps, resumableJobs } from "../contain/index.ts";
 import { InputError, RuntimeFailure, isBulwarkError } from "../lib/errors.ts";
+import { ipv6Groups } from "../lib/ipv6.ts";
 import { startCheckpointer, type Checkpointer } from "../store/checkpointer.ts";
 import { jobRunnerOf } from "./api/index.ts";
 import { startMailRunner, type MailRunner } from "./mail-runner.ts";
@@ -55,6 +57,42 @@ export function listenError(error: unknown, host: string, port: number, names: L
   }
 }
 
+/**
+ * The start-up warning for a listen address beyond this machine, or null for a loopback one. The server speaks plain
+ * HTTP only, so there passwords, session cookies and API tokens cross the network in clear text (ASVS 12.2.1). Not
+ * refused: a TLS-terminating reverse proxy on another host needs it. A host name is judged by the address it bound.
+ *
+ * @example
+ * plainHTTPExposure("0.0.0.0", "0.0.0.0", "HOST") // "HOST 0.0.0.0 serves plain HTTP (no TLS) on every network interface: …"
+ */
+export function plainHTTPExposure(host: string, bound: string | null, name: string): string | null {
+  const address = isIP(host) !== 0 || bound === null ? host : bound;
+  if (isLoopback(address)) return null;
+  const where = isWildcard(address) ? "on every network interface" : address === host ? "on an address other machines can reach" : `on ${address}, an address other machines can reach`;
+  return (
+    `${name} ${host} serves plain HTTP (no TLS) ${where}: passwords, session cookies and API tokens cross the network in clear text. ` +
+    `Listen on 127.0.0.1 (${name}=127.0.0.1) behind a reverse proxy that terminates TLS on this machine; with the proxy on another host, keep the link to it private (a firewall, a private network or a tunnel)`
+  );
+}
+
+/** 127.0.0.0/8, ::1 and IPv4-mapped loopback, or the name localhost (RFC 6761 §6.3: always this machine). */
+function isLoopback(address: string): boolean {
+  const text = address.toLowerCase().replace(/\.$/, "");
+  if (text === "localhost" || text.endsWith(".localhost")) return true;
+  if (isIPv4(text)) return text.startsWith("127.");
+  if (!isIPv6(text)) return false;
+  const groups = ipv6Groups(text);
+  if (groups.slice(0, 7).every((g) => g === 0)) return groups[7] === 1;
+  // ::ffff:127.0.0.0/104, an IPv4 loopback address on an IPv6 socket.
+  return groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff && groups[6]! >> 8 === 127;
+}
+
+/** 0.0.0.0 or :: (any spelling): every interface of the machine. */
+function isWildcard(address: string): boolean {
+  if (isIPv4(address)) return address === "0.0.0.0";
+  return isIPv6(address) && ipv6Groups(address).every((g) => g === 0);
+}
+
 export async function runServer(app: App, options: ServerOptions & { handleSignals?: boolean; mailIdleMs?: number; maintenanceIntervalMs?: number; listenNames?: ListenNames } = {}): Promise<RunningServer> {
   // Loaded now, not at the first passkey ceremony: a broken install stops the start here.
   await webAuthnLibrary();
@@ -71,6 +109,8 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
   const port = typeof address === "object" && address ? address.port : app.config.port;
   const host = app.config.host.includes(":") ? `[${app.config.host}]` : app.config.host;
   const url = `http://${host}:${port}`;
+  const exposure = plainHTTPExposure(app.config.host, typeof address === "object" && address ? address.address : null, options.listenNames?.host ?? "HOST");
+  if (exposure !== null) app.logger.warn({ host: app.config.host, port }, exposure);
   let startedMail: MailRunner | null = null;
   let maintenance: Maintenance;
   try {
