@@ -213,6 +213,51 @@ describe("MFA step-up", () => {
     assert.match(added?.body ?? "", /authenticator app \(TOTP\)/);
   });
 
+  it("attack: the right password with a refused second factor, again and again, tells the owner once an hour, and a recovery-code sign-in tells the owner how many codes are left (ASVS 6.3.5; was: audited only, never mailed)", async () => {
+    const { b: owner, secret, password } = await enrolTOTP("suspicious@example.org");
+    const codes = ((await owner.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).json() as { codes: string[] }).codes;
+    await fx.deliver();
+    const mails = (re: RegExp): number => fx.mailTo("suspicious@example.org").filter((m) => re.test(m.subject)).length;
+    const refused = /the second factor was refused/;
+    // The attacker holds the password, not the factor: three wrong codes on two pending sessions.
+    for (const tries of [2, 1]) {
+      const attacker = fx.browser();
+      assert.equal((await attacker.login("suspicious@example.org", password)).statusCode, 200);
+      for (let i = 0; i < tries; i++) {
+        const r = await attacker.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: "000000" === totpCode(secret, fx.clock.now()) ? "111111" : "000000" } });
+        assert.equal(r.statusCode, 401, r.body);
+      }
+    }
+    await fx.deliver();
+    assert.equal(mails(refused), 1, "one notice for the hour, not one per refused code");
+    const notice = fx.mailTo("suspicious@example.org").find((m) => refused.test(m.subject));
+    assert.match(notice?.body ?? "", /entered the right password .* knows your password: change it now/s);
+    fx.clock.advance(3_600_000);
+    const later = fx.browser();
+    assert.equal((await later.login("suspicious@example.org", password)).statusCode, 200);
+    assert.equal((await later.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: "000000" === totpCode(secret, fx.clock.now()) ? "111111" : "000000" } })).statusCode, 401);
+    await fx.deliver();
+    assert.equal(mails(refused), 2, "a new hour, a new notice");
+
+    // A recovery code completes a sign-in: the owner hears of it, with the codes left.
+    const viaCode = fx.browser();
+    assert.equal((await viaCode.login("suspicious@example.org", password)).statusCode, 200);
+    const step = await viaCode.request("POST", "/auth/mfa/verify", { csrf: true, body: { recoveryCode: codes[0] } });
+    assert.equal(step.statusCode, 200, step.body);
+    await fx.deliver();
+    const used = fx.mailTo("suspicious@example.org").filter((m) => /a recovery code was used to sign in/.test(m.subject));
+    assert.equal(used.length, 1);
+    assert.match(used[0]?.body ?? "", /9 codes are left/);
+    // A sign-in with the authenticator app is ordinary: no notice.
+    fx.clock.advance(30_000);
+    const ordinary = fx.browser();
+    assert.equal((await ordinary.login("suspicious@example.org", password)).statusCode, 200);
+    assert.equal((await ordinary.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
+    const before = fx.mailTo("suspicious@example.org").length;
+    await fx.deliver();
+    assert.equal(fx.mailTo("suspicious@example.org").length, before);
+  });
+
   it("attack: a factor change whose notice cannot be queued does not happen — change, audit event and notice commit together (ASVS 6.3.7)", async () => {
     const user = await fx.user("atomic-notices@example.org");
     const b = fx.browser();

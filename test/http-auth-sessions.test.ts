@@ -65,6 +65,29 @@ describe("POST /auth/login", () => {
     assert.ok(Number(throttled.headers["retry-after"]) > 0);
   });
 
+  it("attack: a password guessed after a run of failures (spread over windows, as a patient guesser does) is mailed to the owner; a mistype or two is not (ASVS 6.3.5; was: never mailed)", async () => {
+    const guessed = await fx.user("guessed@example.org");
+    const careless = await fx.user("careless@example.org");
+    const subject = /a sign-in after failed attempts/;
+    const mails = async (to: string): Promise<string[]> => (await fx.deliver(), fx.mailTo(to).filter((m) => subject.test(m.subject)).map((m) => m.body));
+    // Two mistypes, then the right password: ordinary.
+    for (let i = 0; i < 2; i++) assert.equal((await fx.browser().login(careless.email, "not the password")).statusCode, 401);
+    assert.equal((await fx.browser().login(careless.email, careless.password)).statusCode, 200);
+    assert.deepEqual(await mails(careless.email), []);
+    // Four guesses, a wait past the account window (6 hours), four more, then the right one.
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 4; i++) assert.equal((await fx.browser().login(guessed.email, `guess ${round} ${i}`)).statusCode, 401);
+      fx.clock.advance(6 * 3_600_000 + 1);
+    }
+    assert.equal((await fx.browser().login(guessed.email, guessed.password)).statusCode, 200);
+    const bodies = await mails(guessed.email);
+    assert.equal(bodies.length, 1);
+    assert.match(bodies[0] ?? "", /after 8 failed attempts in a row/);
+    // The success cleared the run: the next sign-in is ordinary again.
+    assert.equal((await fx.browser().login(guessed.email, guessed.password)).statusCode, 200);
+    assert.equal((await mails(guessed.email)).length, 1);
+  });
+
   it("attack: session fixation — a cookie planted before login is never promoted (ASVS 7.2.4)", async () => {
     const victim = await fx.user("fixation@example.org");
     // The attacker obtains a real pre-login session and plants its cookie in the victim's browser.

@@ -1,5 +1,6 @@
 // Security notifications (ASVS 6.3.7): the user is told when their password, email address, MFA factors
-// or recovery codes change. Small plain-text templates; the only variable parts are validated values.
+// or recovery codes change; and of suspicious sign-ins (ASVS 6.3.5): a recovery code used, the right password
+// with a refused second factor, a success after a run of failures. Small plain-text templates; the only variable parts are validated values.
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import type { Kysely } from "kysely";
@@ -19,7 +20,13 @@ export type SecurityEvent =
   // A sign-in through an outside provider (SSO) was removed; the provider's name is left out (it comes from a row).
   | { type: "sign-in-provider-removed" }
   // The token's name is left out: whoever created it chose it, and it must not speak in a genuine notice.
-  | { type: "api-token-created"; scopes: string[]; expiresAt: number | null };
+  | { type: "api-token-created"; scopes: string[]; expiresAt: number | null }
+  // ASVS 6.3.5, suspicious authentication: a sign-in completed with a recovery code (how many are left) ...
+  | { type: "signed-in-with-recovery-code"; left: number }
+  // ... the right password followed by a second factor that was refused (a partly successful sign-in) ...
+  | { type: "second-factor-refused" }
+  // ... and a sign-in after a run of failed attempts (how many).
+  | { type: "signed-in-after-failures"; failures: number };
 
 export interface SecurityNotice {
   /** The id of the event that caused it (e.g. the audit event id): makes re-enqueueing idempotent. */
@@ -58,6 +65,9 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "recovery-codes-regenerated": "recovery-codes-regenerated",
   "sign-in-provider-removed": "sign-in-provider-removed",
   "api-token-created": "api-token-created",
+  "signed-in-with-recovery-code": "recovery-code-sign-in",
+  "second-factor-refused": "second-factor-refused",
+  "signed-in-after-failures": "sign-in-after-failures",
 };
 
 // A permission name as the catalogue spells them (accounts.read, admin): nothing else reaches a notice as a scope.
@@ -99,6 +109,23 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
           `It acts as you ${event.expiresAt === null ? "until it is revoked" : `until ${isoDay(event.expiresAt)} or until it is revoked`}; ` +
           "a password reset does not end it. Your tokens are listed (and revoked) at GET/DELETE /api/v1/tokens.",
       };
+    case "signed-in-with-recovery-code":
+      return {
+        subject: "a recovery code was used to sign in",
+        what: `Someone signed in to your account with your password and one of your recovery codes instead of your authenticator app or passkey. ` +
+          `That code no longer works; ${event.left === 0 ? "no recovery code is left: generate new ones once you are signed in" : `${event.left} ${event.left === 1 ? "code is" : "codes are"} left`}.`,
+      };
+    case "second-factor-refused":
+      return {
+        subject: "your password was used, but the second factor was refused",
+        what: "Someone entered the right password for your account, then a code or passkey that was refused, so they were not signed in. " +
+          "If it was not you, whoever it was knows your password: change it now. (At most one such notice is sent per hour.)",
+      };
+    case "signed-in-after-failures":
+      return {
+        subject: "a sign-in after failed attempts",
+        what: `Someone signed in to your account after ${event.failures} failed attempts in a row.`,
+      };
   }
 }
 
@@ -138,6 +165,14 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
       throw notifyErrors.badMessage("api-token-created needs 1 to 16 permission names as scopes");
     }
     if (expiresAt !== null && !Number.isFinite(expiresAt)) throw notifyErrors.badMessage("expiresAt must be a time in ms since the epoch, or null");
+  }
+  if (type === "signed-in-with-recovery-code") {
+    const { left } = notice.event as { left: unknown };
+    if (!Number.isSafeInteger(left) || (left as number) < 0 || (left as number) > 100) throw notifyErrors.badMessage("left must be a whole number from 0 to 100");
+  }
+  if (type === "signed-in-after-failures") {
+    const { failures } = notice.event as { failures: unknown };
+    if (!Number.isSafeInteger(failures) || (failures as number) < 1 || (failures as number) > 1_000_000) throw notifyErrors.badMessage("failures must be a whole number from 1 to 1000000");
   }
   if (!Number.isFinite(notice.at)) throw notifyErrors.badMessage("at must be a time in ms since the epoch");
   const recipients: Array<{ to: string; role: "current" | "old" }> = [{ to: checkAddress("to", notice.to), role: "current" }];

@@ -42,7 +42,7 @@ export const DRUPAL_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
 export type FloodVerdict = { allowed: true; accountClean: boolean } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
 
 /** The verdict as #judge works it out: an allowed attempt also says whether it is blind (see FloodBegin). */
-type Judged = { allowed: true; accountClean: boolean; blind: boolean } | Extract<FloodVerdict, { allowed: false }>;
+type Judged = { allowed: true; accountClean: boolean; blind: boolean; streak: number } | Extract<FloodVerdict, { allowed: false }>;
 
 export interface Attempt {
   identifier: string;
@@ -101,7 +101,10 @@ function deleteOneSQL(dialect: Database["dialect"]): string {
  * `blind`: the account's window is full but the spelling's is not (Attempt.spelling). The attempt is counted like
  * any other; the caller answers it as a failure without checking the password, at the cost of a check.
  */
-export type FloodBegin = { allowed: true; ticket: FloodTicket; blind: boolean } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
+export type FloodBegin =
+  /** `streak`: the identifier's consecutive failures before this attempt (a success after many is worth telling the owner of). */
+  | { allowed: true; ticket: FloodTicket; blind: boolean; streak: number }
+  | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
 
 
 // The whole verdict in one read. $1 streak key; $2–$4 IP key, window start, limit − 1; $5–$7 the same for the
@@ -212,10 +215,10 @@ export class FloodControl {
       // keeps the password from being checked (Attempt.spelling).
       if (k.via === null) return { allowed: false, reason: "account", retryAfterMs: Math.max(1, Number(row.account_at) + p.accountWindowMs - now) };
       if (row.spelling_at != null) return { allowed: false, reason: "account", retryAfterMs: Math.max(1, Number(row.spelling_at) + p.accountWindowMs - now) };
-      return { allowed: true, accountClean: false, blind: true };
+      return { allowed: true, accountClean: false, blind: true, streak: Number(streak ?? 0) };
     }
     // Events older than the window never count again (prune deletes them), so they need no clearing.
-    return { allowed: true, accountClean: streak === null && !Number(row?.account_any ?? 0), blind: false };
+    return { allowed: true, accountClean: streak === null && !Number(row?.account_any ?? 0), blind: false, streak: Number(streak ?? 0) };
   }
 
   /**
@@ -238,7 +241,7 @@ export class FloodControl {
         const verdict = this.#judge(k, prepare(CHECK_SQL).get(...this.#checkParameters(k, now)) as CheckRow | undefined, now);
         if (!verdict.allowed) return verdict;
         for (const [text, parameters] of this.#recordSteps(k, now)) prepare(text).run(...parameters);
-        return { allowed: true, ticket: { at: now, settled: false, keys: k }, blind: verdict.blind };
+        return { allowed: true, ticket: { at: now, settled: false, keys: k }, blind: verdict.blind, streak: verdict.streak };
       });
     }
     return this.#database.transaction(async (trx) => {
@@ -251,7 +254,7 @@ export class FloodControl {
       if (!verdict.allowed) return verdict;
       const at = this.#clock.now();
       await this.#runSteps(trx, this.#recordSteps(k, at));
-      return { allowed: true, ticket: { at, settled: false, keys: k }, blind: verdict.blind };
+      return { allowed: true, ticket: { at, settled: false, keys: k }, blind: verdict.blind, streak: verdict.streak };
     });
   }
 

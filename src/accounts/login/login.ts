@@ -18,8 +18,9 @@ export interface LoginAttempt {
 }
 
 export type LoginResult =
-  | { outcome: "success"; user: User; rehashed: boolean }
-  | { outcome: "must-change-password"; user: User; rehashed: boolean }
+  /** `failuresBefore`: failed attempts in a row on the account before this one (ASVS 6.3.5: many make the success suspicious). */
+  | { outcome: "success"; user: User; rehashed: boolean; failuresBefore: number }
+  | { outcome: "must-change-password"; user: User; rehashed: boolean; failuresBefore: number }
   | { outcome: "invalid" }
   /**
    * `reason` "consecutive" is the 100-failure stop, which no wait lifts (only a success elsewhere, a password reset or
@@ -170,5 +171,5 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
     data: { ...context, rehashed, fromScheme: account.passwordScheme, mustChangePassword: mustChange },
   });
   const fresh = { ...account, passwordHash: rehashed ? newHash : account.passwordHash, passwordScheme: rehashed ? passwords.defaultScheme : account.passwordScheme };
-  return mustChange ? { outcome: "must-change-password", user: fresh, rehashed } : { outcome: "success", user: fresh, rehashed };
+  return { outcome: mustChange ? "must-change-password" : "success", user: fresh, rehashed, failuresBefore: verdict.streak };
 }

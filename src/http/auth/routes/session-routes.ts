@@ -6,7 +6,7 @@ import { clearSessionCookie, readSessionCookie } from "../../../accounts/session
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { ANY_GATE, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
+import { ANY_GATE, notifyOwner, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
 import { isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
@@ -23,6 +23,12 @@ const loginBody = {
   required: ["identifier", "password"],
   properties: { identifier: str(1024), password: secret(4096), next: str(2048, 0), _csrf: str(200, 0) },
 } as const;
+
+/**
+ * Failed attempts in a row after which a successful login is mailed to the owner: as many as Drupal's per-account
+ * window allows (5 in 6 hours), so an owner who mistypes once or twice is not told, one whose password was guessed is.
+ */
+export const FAILURES_WORTH_A_NOTICE = 5;
 
 export function registerSessionRoutes(server: FastifyInstance, app: App): void {
   server.post<{ Body: { identifier: string; password: string; next?: string } }>(
@@ -54,6 +60,10 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
         return reply.status(401).type("application/json; charset=utf-8").send(LOGIN_FAILED_BODY);
       }
       const { token, session } = issued;
+      // The right password after a run of failures may be a guess that finally worked: the owner is told (ASVS 6.3.5).
+      if (result.failuresBefore >= FAILURES_WORTH_A_NOTICE) {
+        await notifyOwner(app, request, user.id, `sign-in:${session.id}`, { type: "signed-in-after-failures", failures: result.failuresBefore });
+      }
       setSessionCookie(reply, token);
       return {
         userId: user.id,
