@@ -1,16 +1,18 @@
 // The password-hash census of the account base: users per scheme and parameters, users without a
-// password, and the share still weak (a fast or fast-and-unsalted scheme, or argon2 below the policy's minimum
-// cost). Reads the table in pages.
+// password, and the share still weak (a fast or fast-and-unsalted scheme, or a slow one below its minimum
+// cost: see minimum-cost.ts). Reads the table in pages.
 import type { Database } from "../../store/database.ts";
 import type { PasswordContext, SchemeId } from "../passwords/index.ts";
+import { belowMinimumCost } from "./minimum-cost.ts";
 
 export interface CensusRow {
   scheme: SchemeId | "unsupported";
   params: string;
   users: number;
   /**
-   * A fast legacy scheme (wrap-migration lifts it), or argon2 — plain, or a wrapped hash's outer layer — below the
-   * policy's minimum cost (PasswordContext.belowMinimumCost; only the owner's next login lifts it).
+   * A fast legacy scheme (wrap-migration lifts it), or a slow one below its minimum cost (minimum-cost.ts: argon2 —
+   * plain, or a wrapped hash's outer layer — below the policy's minimum, bcrypt below cost 10, scrypt below OWASP's
+   * N=2^17, r=8, p=1 or an equivalent; only the owner's next login lifts it).
    */
   weak: boolean;
 }
@@ -19,13 +21,14 @@ export interface Census {
   users: number;
   withoutPassword: number;
   /**
-   * Users on fast schemes (MD5, SHA, phpass, crypt…) or on argon2 below the policy's minimum cost: crackable far
+   * Users on fast schemes (MD5, SHA, phpass, crypt…) or on slow ones below their minimum cost: crackable far
    * faster than the policy intends if the table leaks (ASVS 11.4.2).
    */
   weak: number;
   /**
-   * Of those, argon2 hashes below the minimum cost (imported so, or made under an older, cheaper policy). No job can
-   * rehash them without the password, and wrapping would not help; each is rehashed at its owner's next sign-in.
+   * Of those, slow hashes below their minimum cost: argon2 below the policy's (imported so, or made under an older,
+   * cheaper policy), bcrypt below cost 10, scrypt below OWASP's minimum (see minimum-cost.ts). No job can rehash them
+   * without the password, and migrate-hashes does not wrap them; each is rehashed at its owner's next sign-in.
    */
   belowMinimum: number;
   /** Of those, unsalted bare digests: one lookup table cracks them all. */
@@ -68,7 +71,7 @@ export async function passwordCensus(deps: { database: Database; passwords: Pass
       let belowMinimum = false;
       try {
         ({ scheme, params } = deps.passwords.describe(r.password_hash));
-        belowMinimum = deps.passwords.belowMinimumCost(r.password_hash);
+        belowMinimum = belowMinimumCost(deps.passwords, r.password_hash);
         weak = belowMinimum || deps.passwords.isWrappable(r.password_hash);
       } catch {
         // A stored hash the policy refuses (imported before a limit was lowered): counted, never verified.

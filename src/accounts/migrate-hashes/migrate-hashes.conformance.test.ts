@@ -178,6 +178,39 @@ forEachDialect("migrate-hashes job", (fx) => {
     assert.equal(await passwords.verify("secret 3", stored), true);
   });
 
+  it("a closing sweep that keeps finding fast hashes behind the cursor leaves the job running, not done; a later run finishes it (ASVS 11.4.2)", async () => {
+    const db = await fx.fresh();
+    let deps: Awaited<ReturnType<typeof setup>> | null = null;
+    let arriving = true;
+    let next = 999;
+    // An import running alongside: every wrap is followed by a new MD5 account whose id sorts before every other.
+    const importing: PasswordContext = {
+      ...passwords,
+      async wrapLegacyHash(hash) {
+        const wrapped = await passwords.wrapLegacyHash(hash);
+        if (arriving && deps) {
+          const n = next--;
+          const u = await deps.users.create({ email: `late-${n}@example.org`, passwordHash: md5(`late ${n}`), passwordScheme: "md5" });
+          await deps.database.db.updateTable("users").set({ id: `usr_0000000000000000000000${n}` }).where("id", "=", u.id).execute();
+        }
+        return wrapped;
+      },
+    };
+    deps = await setup(db, importing);
+    const { job } = await openMigrationJob(deps, { actor: "test", batch: 5 });
+    const left = await runMigration(deps, job, { actor: "test" });
+    assert.equal(left.status, "running", "not claimed done while fast hashes remain");
+    assert.ok((left.counts["swept"] ?? 0) > 0, "the sweep wrapped what arrived behind the cursor");
+    assert.ok((await wrappableCensus(deps)).total > 0);
+    const types = (await deps.audit.tail(500)).map((e) => e.type);
+    assert.ok(types.includes("users.migrate-hashes.swept") && !types.includes("users.migrate-hashes.completed"));
+    arriving = false;
+    const done = await runMigration(deps, await resumeMigrationJob(deps, { actor: "test" }), { actor: "test" });
+    assert.equal(done.status, "done");
+    assert.equal((await wrappableCensus(deps)).total, 0);
+    assert.equal(done.counts["wrapped"], done.done, "every hash found was wrapped, none skipped");
+  });
+
   it("resumes after a batch that failed half-way: the batch is rolled back, then applied exactly once", async () => {
     const db = await fx.fresh();
     const base = await setup(db);

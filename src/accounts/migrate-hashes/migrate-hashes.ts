@@ -3,13 +3,15 @@
 // the libuv pool), then written in ONE transaction with its cursor and audit event, so a job killed at
 // any point resumes at the first uncommitted batch and never applies one twice. The next batch is
 // hashed while the current one commits, so the write does not leave the cores idle. Two runs started
-// at once share one job (found or created in one write transaction) and it completes once.
+// at once share one job (found or created in one write transaction) and it completes once. Before it is
+// marked done, the job sweeps the whole table again for fast hashes that arrived behind its cursor.
 import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import { jobErrors, RESUMABLE_STATUSES, UNFINISHED_STATUSES, type JobStore, type Job } from "../../jobs/job-store.ts";
 import { InputError } from "../../lib/errors.ts";
 import { serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
+import { belowMinimumCost } from "../census/minimum-cost.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import type { UserStore } from "../users/user-store.ts";
 
@@ -45,10 +47,11 @@ export interface WrappableCensus {
   total: number;
   bySchemes: Record<string, number>;
   /**
-   * Users on argon2 (plain, or a wrapped hash's outer layer) below the policy's minimum cost: weak, but left as they
-   * are. Rehashing needs the password; wrapping the hash in argon2id again would need a second wrapped format and
-   * verify path for what the owner's next login does anyway (needsRehash is true for them). The census counts them
-   * as weak, so the operator sees what this job cannot lift.
+   * Users on a slow scheme below its minimum cost (census/minimum-cost.ts: argon2, plain or a wrapped hash's outer
+   * layer, below the policy's minimum; bcrypt below cost 10; scrypt below OWASP's N=2^17, r=8, p=1 or an equivalent):
+   * weak, but left as they are. Rehashing needs the password; wrapping them would need a wrapped format and verify
+   * path of their own for what the owner's next login does anyway (needsRehash is true for them). The census counts
+   * them as weak, so the operator sees what this job cannot lift.
    */
   belowMinimum: number;
 }
@@ -59,6 +62,9 @@ const PAGE = 1000;
 // Any constant: finding-or-creating the job is serialised on it (serialiseTransactions); no row exists to
 // lock before the job.
 const OPEN_JOB_LOCK = 0x62776d68;
+// Passes of the closing sweep (see sweep). One clean pass is the usual case; a table that keeps receiving fast
+// hashes while the job sweeps (an import running alongside) leaves the job running rather than claimed done.
+const MAX_SWEEPS = 3;
 
 /** Pages of (id, hash) for users with a password, in id order after `after`. */
 async function page(db: Kysely<Schema>, after: string | null, limit: number): Promise<Array<{ id: string; password_hash: string }>> {
@@ -80,7 +86,7 @@ export async function wrappableCensus(deps: Pick<MigrateDeps, "database" | "pass
     const rows = await page(deps.database.db, after, PAGE);
     if (rows.length === 0) return out;
     for (const r of rows) {
-      if (deps.passwords.belowMinimumCost(r.password_hash)) out.belowMinimum++;
+      if (belowMinimumCost(deps.passwords, r.password_hash)) out.belowMinimum++;
       if (!deps.passwords.isWrappable(r.password_hash)) continue;
       const scheme = deps.passwords.identify(r.password_hash);
       out.total++;
@@ -175,17 +181,91 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>
 class CursorMoved extends Error {}
 
 /**
+ * The batch size stored in the job's spec, or the job's coded unreadable error (fails closed): the spec is JSON read
+ * back from a database an operator, a restore or an attacker may have changed, and a size that is missing or text
+ * turned into NaN and reached SQLite as a LIMIT ("datatype mismatch"), naming neither the job nor the fault.
+ */
+function storedBatchSize(job: Job<MigrateSpec>): number {
+  const size: unknown = job.spec.batch;
+  if (typeof size !== "number" || !Number.isInteger(size) || size < 1 || size > MAX_BATCH) {
+    throw jobErrors.unreadable(job.id, `its stored spec has batch size ${JSON.stringify(size) ?? "undefined"}, not a whole number from 1 to ${MAX_BATCH}`);
+  }
+  return size;
+}
+
+interface SweepOptions {
+  batchSize: number;
+  concurrency: number;
+  actor: string;
+  /** Sweep batches this run may still commit (0 after maxBatches: a read-only check). */
+  commits: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * The closing sweep, run once the walk has reached the end: the walk goes forward once, so a fast hash that arrived
+ * behind its cursor while it ran (an import, whose random ids land anywhere; a re-import with --replace-passwords
+ * swapping one MD5 for another) would otherwise stay unwrapped under a job reported done. Each pass reads the whole
+ * table and wraps what is wrappable with the same compare-and-set, each batch committed with its audit event
+ * (`.swept`) and the job's counts (`swept` among them), the cursor left at the end. A pass that wrapped something may
+ * have missed what arrived behind it meanwhile, so only a pass that finds nothing lets the job be marked done.
+ * Returns null then; otherwise the job as it is: ended by another runner, or left running when `commits` ran out or
+ * MAX_SWEEPS passes all found something (a resume sweeps again). A hash arriving after the clean pass is for the next
+ * census and run, as one arriving after `done` is.
+ */
+async function sweep(deps: MigrateDeps, jobId: string, options: SweepOptions): Promise<Job<MigrateSpec> | null> {
+  const end = (await deps.jobs.get<MigrateSpec>(jobId)).cursor;
+  let commits = 0;
+  for (let pass = 0; pass < MAX_SWEEPS; pass++) {
+    let found = 0;
+    for (let after: string | null = null; ;) {
+      const rows = await page(deps.database.db, after, options.batchSize);
+      if (rows.length === 0) break;
+      const from = after;
+      after = rows[rows.length - 1]!.id;
+      const targets = rows.filter((r) => deps.passwords.isWrappable(r.password_hash));
+      if (targets.length === 0) continue;
+      found += targets.length;
+      if (commits >= options.commits) return deps.jobs.get<MigrateSpec>(jobId);
+      const wrapped = await pool(targets, options.concurrency, async (r) => ({ id: r.id, from: r.password_hash, to: await deps.passwords.wrapLegacyHash(r.password_hash) }));
+      const committed = await deps.database.transaction(async (trx) => {
+        let ok = 0;
+        for (const w of wrapped) if (await deps.users.swapPasswordHash(w.id, w.from, { hash: w.to, scheme: "bulwark-wrapped", changed: false }, trx)) ok++;
+        const counts = { wrapped: ok, skipped: wrapped.length - ok, swept: wrapped.length };
+        // The cursor stays at the end: the compare-and-set still refuses a job that ended (or moved) meanwhile.
+        if (!(await deps.jobs.commitBatch(trx, jobId, end, { cursor: end, processed: wrapped.length, counts }))) throw new CursorMoved();
+        await deps.audit.appendIn(trx, { type: "users.migrate-hashes.swept", actor: options.actor, subject: jobId, data: { pass: pass + 1, from, to: after, ...counts } });
+      }).then(() => true, (error: unknown) => {
+        if (error instanceof CursorMoved) return false;
+        throw error;
+      });
+      // Another runner ended or moved the job: it is returned as it is, never claimed done from here.
+      if (!committed) return deps.jobs.get<MigrateSpec>(jobId);
+      commits++;
+      const current = await deps.jobs.get<MigrateSpec>(jobId);
+      options.onProgress?.(current.done, current.total);
+    }
+    if (found === 0) return null;
+  }
+  return deps.jobs.get<MigrateSpec>(jobId);
+}
+
+/**
  * Runs (or resumes) a migrate-hashes job to completion and returns it in its final state.
  * A row whose hash changed between read and write (a login rehashed it, a lever invalidated it) is
- * left alone and counted as `skipped`: compare-and-set, never overwrite. Argon2 below the policy's minimum cost
- * is left alone too, counted as `belowMinimum` (see WrappableCensus).
+ * left alone and counted as `skipped`: compare-and-set, never overwrite. A slow hash below its minimum cost
+ * is left alone too, counted as `belowMinimum` (see WrappableCensus). The job is marked done only after a sweep of
+ * the whole table finds no wrappable hash left (see sweep). Throws jobErrors.unreadable (BULWARK_ERR_JOB_UNREADABLE)
+ * for a job whose stored spec has no usable batch size, before reading or writing anything.
  *
  * @example
  * const done = await runMigration(deps, job, { actor: "cli:ops", concurrency: 4 });
  * done.counts // { wrapped: 19998, skipped: 2, belowMinimum: 0 }
  */
 export async function runMigration(deps: MigrateDeps, job: Job<MigrateSpec>, options: MigrateRunOptions): Promise<Job<MigrateSpec>> {
-  const batchSize = Math.max(1, Math.min(MAX_BATCH, options.batch ?? job.spec.batch));
+  // Checked even when `options.batch` overrides it: a damaged row is refused, not run on (fails closed).
+  const stored = storedBatchSize(job);
+  const batchSize = Math.max(1, Math.min(MAX_BATCH, options.batch ?? stored));
   const concurrency = Math.max(1, options.concurrency ?? 4);
   type Prepared = { from: string | null; last: string; wrapped: Array<{ id: string; from: string; to: string }>; belowMinimum: number } | null;
   // Reads the batch after `from` and wraps it (argon2 on the libuv pool). Nothing is written here.
@@ -194,15 +274,23 @@ export async function runMigration(deps: MigrateDeps, job: Job<MigrateSpec>, opt
     if (rows.length === 0) return null;
     const targets = rows.filter((r) => deps.passwords.isWrappable(r.password_hash));
     // Weak argon2 is not wrappable: counted, so the result says what is left for the owners' next logins.
-    const belowMinimum = rows.filter((r) => deps.passwords.belowMinimumCost(r.password_hash)).length;
+    const belowMinimum = rows.filter((r) => belowMinimumCost(deps.passwords, r.password_hash)).length;
     const wrapped = await pool(targets, concurrency, async (r) => ({ id: r.id, from: r.password_hash, to: await deps.passwords.wrapLegacyHash(r.password_hash) }));
     return { from, last: rows[rows.length - 1]!.id, wrapped, belowMinimum };
+  };
+  // A prefetch may fail while the current batch commits, before anything awaits it: a handler attached where it is
+  // created keeps that from being an unhandled rejection (which kills the CLI with exit 1 and a stack trace); the
+  // promise itself still rejects, so the `await next` below rethrows the failure to the caller.
+  const prefetch = (from: string | null): Promise<Prepared> => {
+    const p = prepare(from);
+    p.catch(() => {});
+    return p;
   };
   // Pipelined: batch N+1 is hashed while batch N commits, so the cores stay busy during the write
   // (the rows after N's last id are not touched by N's transaction; compare-and-set guards the rest).
   const maxBatches = options.maxBatches ?? Infinity;
   const none = Promise.resolve<Prepared>(null);
-  let next = maxBatches > 0 ? prepare((await deps.jobs.get<MigrateSpec>(job.id)).cursor) : none;
+  let next = maxBatches > 0 ? prefetch((await deps.jobs.get<MigrateSpec>(job.id)).cursor) : none;
   let batchNo = 0;
   let stopped = maxBatches <= 0;
   for (;;) {
@@ -211,7 +299,7 @@ export async function runMigration(deps: MigrateDeps, job: Job<MigrateSpec>, opt
     batchNo++;
     // No prefetch past the last batch allowed: its hashing would be thrown away.
     stopped = batchNo >= maxBatches;
-    next = stopped ? none : prepare(batch.last);
+    next = stopped ? none : prefetch(batch.last);
     try {
       await deps.database.transaction(async (trx) => {
         let ok = 0;
@@ -229,7 +317,7 @@ export async function runMigration(deps: MigrateDeps, job: Job<MigrateSpec>, opt
       // other runner) refuses every commit, so it is returned as it is rather than tried again for ever.
       const now = await deps.jobs.get<MigrateSpec>(job.id);
       if (!RESUMABLE_STATUSES.includes(now.status)) return now;
-      next = stopped ? none : prepare(now.cursor);
+      next = stopped ? none : prefetch(now.cursor);
     }
     const current = await deps.jobs.get<MigrateSpec>(job.id);
     options.onProgress?.(current.done, current.total);
@@ -239,5 +327,9 @@ export async function runMigration(deps: MigrateDeps, job: Job<MigrateSpec>, opt
     // Exactly at the end: nothing is left, so the job is finished after all.
     if ((await page(deps.database.db, paused.cursor, 1)).length > 0) return paused;
   }
+  // At the end of the walk. After maxBatches no batch more is committed: the sweep only checks, and a job with hashes
+  // left behind its cursor stays running for the next run.
+  const left = await sweep(deps, job.id, { batchSize, concurrency, actor: options.actor, commits: stopped ? 0 : Infinity, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });
+  if (left !== null) return left;
   return complete(deps, job.id, options.actor, batchNo);
 }

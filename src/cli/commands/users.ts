@@ -113,9 +113,9 @@ function registerImport(users: Command, ctx: CliContext): void {
 
 interface MigrateFlags { dryRun?: boolean; batch?: string; concurrency?: string; new?: boolean; json?: boolean }
 
-/** What migrate-hashes and the census say of argon2 hashes below the policy's minimum cost (see WrappableCensus). */
+/** What migrate-hashes and the census say of slow hashes below their minimum cost (see WrappableCensus). */
 function belowMinimumNote(n: number): string {
-  return `${n} user(s) on argon2 below the policy's minimum cost: weak, and left as they are (no job can rehash them without the password); each is rehashed to the policy's argon2id at the user's next sign-in`;
+  return `${n} user(s) on a slow scheme below its minimum cost (argon2 below the policy's, bcrypt below cost 10, scrypt below OWASP's N=2^17,r=8,p=1 or an equivalent): weak, and left as they are (migrate-hashes does not wrap them, and no job can rehash them without the password); each is rehashed to the policy's argon2id at the user's next sign-in`;
 }
 
 /** argon2 hashes in flight: enough to keep every core (and every libuv pool thread) busy. */
@@ -139,6 +139,10 @@ async function finishMigration(ctx: CliContext, app: App, job: import("../../job
   if (opts.json) writeJSON(ctx, { job: done.id, resumed, status: done.status, total: done.total, done: done.done, counts: done.counts });
   else {
     writeLine(ctx, `job ${done.id} ${done.status}: wrapped ${done.counts["wrapped"] ?? 0}, skipped ${done.counts["skipped"] ?? 0} (changed since read), of ${done.total}`);
+    const swept = done.counts["swept"] ?? 0;
+    if (swept > 0) writeLine(ctx, `${swept} fast hash(es) arrived behind the job's cursor while it ran (an import, say): its closing sweep took them in (counted above)`);
+    // The closing sweep still found fast hashes (an import running alongside): the job is not claimed done.
+    if (done.status === "running") writeLine(ctx, `not done: fast hashes were still arriving while the job swept the table; resume it with \`bulwark users migrate-hashes resume ${done.id}\` once imports have finished`);
     // Counted over the batches this run and earlier runs of the job committed.
     const left = done.counts["belowMinimum"] ?? 0;
     if (left > 0) writeLine(ctx, belowMinimumNote(left));
@@ -202,7 +206,7 @@ function registerMigrate(users: Command, ctx: CliContext): void {
 function registerCensus(users: Command, ctx: CliContext): void {
   users
     .command("census")
-    .description("users per password scheme and parameters, users without a password, the share on weak schemes (fast legacy ones, and argon2 below the policy's minimum cost)")
+    .description("users per password scheme and parameters, users without a password, the share on weak schemes (fast legacy ones, and slow ones below their minimum cost: argon2 below the policy's, bcrypt below 10, scrypt below OWASP's)")
     .option("--json", "print the census as JSON")
     .action(
       action(ctx, async (opts: { json?: boolean }) => {
