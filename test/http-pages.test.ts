@@ -3,29 +3,15 @@
 // account has one), the token leaves the address bar at once, a policy refusal is shown with its reason, a used
 // link is refused, and an email-change link confirms only on a click. Skipped, loudly, without /usr/bin/chromium.
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { chromium, type Browser as Chromium, type Page } from "playwright-core";
-import { authFixture, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import type { Browser as Chromium, Page } from "playwright-core";
+import { totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { chromiumAvailable, CHROMIUM, launchChromium, listeningPagesFixture } from "./helpers/page-browser.ts";
 import { CONTENT_SECURITY_POLICY } from "../src/http/security-headers.ts";
 
-const CHROMIUM = process.env["BULWARK_CHROMIUM"] ?? "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
-if (!available) process.stderr.write(`\n[http-pages] SKIPPED: no Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)\n\n`);
+const available = chromiumAvailable("http-pages");
 
 const NEW_PASSWORD = "correct horse battery staple in winter light";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 describe("link pages in a browser", { skip: !available && `no Chromium at ${CHROMIUM}` }, () => {
   let fx: AuthFixture;
@@ -34,25 +20,8 @@ describe("link pages in a browser", { skip: !available && `no Chromium at ${CHRO
   const errors: string[] = [];
 
   before(async () => {
-    // The public URL names the port before the server listens on it, so a port found free can be taken meanwhile by
-    // another test file running at the same time: then try another (EADDRINUSE on a loaded CI host).
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
-      origin = `http://127.0.0.1:${port}`;
-      // The in-process test client (fx.browser()) speaks as https://bulwark.test: trusted next to the real origin.
-      fx = await authFixture({ BULWARK_PUBLIC_URL: origin, BULWARK_TRUSTED_ORIGINS: ORIGIN });
-      try {
-        await fx.server.listen({ host: "127.0.0.1", port });
-        break;
-      } catch (error) {
-        await fx.close();
-        if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt === 5) throw error;
-      }
-    }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    ({ fx, origin } = await listeningPagesFixture());
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -5,29 +5,15 @@
 // the pages. Tests that start with "FINDING:" assert the secure behaviour and fail on today's code.
 // Skipped, loudly, without /usr/bin/chromium (as test/http-pages.test.ts is).
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
 import { createServer as createHTTPServer, type Server as HTTPServer } from "node:http";
-import { createServer } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { chromium, type Browser as Chromium, type BrowserContext, type Page } from "playwright-core";
-import { authFixture, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import type { Browser as Chromium, BrowserContext, Page } from "playwright-core";
+import type { AuthFixture } from "../src/http/auth/test-client.ts";
+import { chromiumAvailable, CHROMIUM, launchChromium, listeningPagesFixture } from "./helpers/page-browser.ts";
 
-const CHROMIUM = process.env["BULWARK_CHROMIUM"] ?? "/usr/bin/chromium";
-const available = existsSync(CHROMIUM);
-if (!available) process.stderr.write(`\n[link-pages-browser-attacks] SKIPPED: no Chromium at ${CHROMIUM}\n\n`);
+const available = chromiumAvailable("link-pages-browser-attacks");
 
 const NEW_PASSWORD = "correct horse battery staple in winter light";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 describe("link pages in a browser: attacks", { skip: !available && `no Chromium at ${CHROMIUM}` }, () => {
   let fx: AuthFixture;
@@ -37,27 +23,13 @@ describe("link pages in a browser: attacks", { skip: !available && `no Chromium 
   const received: string[] = [];
 
   before(async () => {
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
-      origin = `http://127.0.0.1:${port}`;
-      fx = await authFixture({ BULWARK_PUBLIC_URL: origin, BULWARK_TRUSTED_ORIGINS: ORIGIN });
-      fx.server.addHook("onRequest", async (request) => {
+    ({ fx, origin } = await listeningPagesFixture((f) => {
+      f.server.addHook("onRequest", async (request) => {
         received.push(`${request.method} ${request.url}`);
       });
-      try {
-        await fx.server.listen({ host: "127.0.0.1", port });
-        break;
-      } catch (error) {
-        await fx.close();
-        if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE" || attempt === 5) throw error;
-      }
-    }
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      // A user's Chrome keeps pages in the back/forward cache: what Back shows after a reset is part of the attack.
-      ignoreDefaultArgs: ["--disable-back-forward-cache"],
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    });
+    }));
+    // A user's Chrome keeps pages in the back/forward cache: what Back shows after a reset is part of the attack.
+    browser = await launchChromium({ backForwardCache: true });
   });
   after(async () => {
     await browser?.close();
