@@ -34,3 +34,17 @@ const VISIBLE = /[\p{L}\p{N}\p{P}\p{S}]/u;
 export function hidesSomething(text: string): boolean {
   return HIDDEN.test(text) || !VISIBLE.test(text);
 }
+
+const HIDDEN_IN_IDENTIFIER = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\u2800]|\p{Default_Ignorable_Code_Point}/u;
+
+/**
+ * hidesSomething for identifiers (an email address, a username): stricter, since one that differs from another
+ * only by an invisible character is a second account that reads as the first. Variation selectors are refused
+ * here too ("alice" + U+FE0F is drawn as "alice"), and so is every default-ignorable code point.
+ *
+ * @example
+ * identifierHidesSomething("alice\uFE0F") // true (hidesSomething allows it in a passkey name)
+ */
+export function identifierHidesSomething(text: string): boolean {
+  return HIDDEN_IN_IDENTIFIER.test(text) || !VISIBLE.test(text);
+}

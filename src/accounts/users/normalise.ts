@@ -1,7 +1,7 @@
 // Normalisation of the identifiers people log in with. Lookups use the normalised key; the account keeps
 // the address as given. Lengths are bounded (RFC 5321 §4.5.3.1: 254 characters is the usable maximum); a new
 // identifier that only looks like another (invisible or compatibility characters) is refused.
-import { hidesSomething } from "../../lib/visible-text.ts";
+import { identifierHidesSomething } from "../../lib/visible-text.ts";
 import { accountErrors } from "../errors.ts";
 
 export const MAX_EMAIL = 254;
@@ -33,9 +33,12 @@ export function validateEmail(email: string): string {
   if (trimmed.length === 0) throw accountErrors.invalidEmail("is empty");
   if (trimmed.length > MAX_EMAIL) throw accountErrors.invalidEmail(`is longer than ${MAX_EMAIL} characters`);
   // One @, something on both sides, no spaces or control characters, a dot-less domain allowed (intranets).
-  // Invisible and formatting characters (zero-width space, soft hyphen, right-to-left override) and unpaired
-  // surrogates make a second account that looks like, or is stored as, another's address.
-  if (/[\p{Cf}\p{Cs}]/u.test(trimmed)) throw accountErrors.invalidEmail("contains invisible or formatting characters (such as a zero-width space or a right-to-left mark)");
+  // Invisible and formatting characters (zero-width space, soft hyphen, right-to-left override, Hangul fillers,
+  // variation selectors, the combining grapheme joiner, the braille blank) and unpaired surrogates make a second
+  // account that looks like, or is stored as, another's address.
+  if (identifierHidesSomething(trimmed)) {
+    throw accountErrors.invalidEmail("contains invisible or formatting characters (such as a zero-width space, a right-to-left mark, a Hangul filler or a variation selector)");
+  }
   if (!/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u.test(trimmed)) throw accountErrors.invalidEmail(`"${trimmed.slice(0, 60)}" is not an address (expected name@domain)`);
   const problem = compatibilityProblem(trimmed.normalize("NFC"));
   if (problem !== null) throw accountErrors.invalidEmail(problem);
@@ -46,7 +49,7 @@ export function validateUsername(username: string): string {
   const trimmed = username.trim().normalize("NFC");
   if (trimmed.length === 0) throw accountErrors.invalidUsername("is empty");
   if (trimmed.length > MAX_USERNAME) throw accountErrors.invalidUsername(`is longer than ${MAX_USERNAME} characters`);
-  if (hidesSomething(trimmed)) throw accountErrors.invalidUsername("contains control or invisible characters (such as a Hangul filler or a line separator), or an unpaired surrogate");
+  if (identifierHidesSomething(trimmed)) throw accountErrors.invalidUsername("contains control or invisible characters (such as a Hangul filler, a variation selector or a line separator), or an unpaired surrogate");
   if (trimmed.includes("@")) throw accountErrors.invalidUsername("must not contain @ (it would collide with email logins)");
   // Checked on the NFKC form too: "sam＠example.org" (a full-width @) would be shown, and read, as sam's address.
   if (trimmed.normalize("NFKC").includes("@")) throw accountErrors.invalidUsername("must not contain a character that reads as @ (such as the full-width ＠ or the small ﹫): it would pass for an email address");

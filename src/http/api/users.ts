@@ -98,7 +98,11 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     const body = request.body as { email: string; username?: string; displayName?: string; password?: string };
     let passwordHash: string | null = null;
     if (body.password !== undefined) {
-      const verdict = await app.accounts.policy.check(body.password, { email: body.email, ...(body.username ? { username: body.username } : {}), serviceName: app.config.serviceName });
+      // The same context words as every other new password (the display name too: checkNewPassword, password-routes.ts).
+      const verdict = await app.accounts.policy.check(body.password, {
+        email: body.email, ...(body.username ? { username: body.username } : {}), serviceName: app.config.serviceName,
+        ...(body.displayName ? { extraWords: [body.displayName] } : {}),
+      });
       if (!verdict.ok) throw apiErrors.passwordRefused(verdict.reasons.map((r) => r.message));
       passwordHash = await app.accounts.passwords.hash(body.password);
     }

@@ -15,6 +15,11 @@ import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spendIn, type Fac
 /** The one answer to every reset request (and registration): 202 and this body, account or not (ASVS 6.3.8). */
 export const RESET_ACCEPTED = { status: "accepted", message: "If an account exists for this address, a message with a link is on its way." } as const;
 
+/** The 400 for a new password that is the current one. */
+function passwordUnchanged(): InputError {
+  return new InputError("BULWARK_ERR_PASSWORD_UNCHANGED", "the new password is the current one: choose a different password");
+}
+
 /** Checks a new password against the policy; throws a 400 listing every reason. */
 export async function checkNewPassword(app: App, password: string, user: Pick<User, "email" | "username" | "displayName">): Promise<void> {
   const verdict = await app.accounts.policy.check(password, {
@@ -82,6 +87,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         throw httpAuthErrors.wrongPassword();
       }
       await app.accounts.flood.succeeded(verdict.ticket);
+      // The same password again is no change: it would lift a must-change flag and an initial password's expiry
+      // (ASVS 6.4.1) while the password stays the one an administrator chose, or that containment expired.
+      if (request.body.newPassword === request.body.currentPassword) throw passwordUnchanged();
       await checkNewPassword(app, request.body.newPassword, user);
       const hash = await app.accounts.passwords.hash(request.body.newPassword);
       const hasMfa = await app.accounts.mfa.hasMfa(user.id);
@@ -183,6 +191,12 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         const factor = await proveFactor(app, user.id, request.body, { webauthnContext: resetChallengeContext(check.tokenId) });
         if (!factor.ok) return factorRefused(factor.reason);
         proof = factor.proof;
+      }
+      // A password that must be changed (an initial one, or one containment expired) may not be "reset" to itself:
+      // that would lift the flag and the expiry and keep it for good. One verify, for those accounts only, and only
+      // once the link and any second factor are proven (no password oracle for a link alone).
+      if (user.passwordMustChange && user.passwordHash !== null && (await app.accounts.passwords.verify(request.body.newPassword, user.passwordHash).catch(() => false))) {
+        throw passwordUnchanged();
       }
       const hash = await app.accounts.passwords.hash(request.body.newPassword);
       let ended: number;
