@@ -80,7 +80,7 @@ export function nameFromBytes(bytes: Buffer): string {
 const ESCAPED_BYTE = /(?<![\ud800-\udbff])([\udc80-\udcff])/;
 
 /** The bytes of a path whose names came from nameFromBytes. */
-export function pathBytes(path: string): Buffer {
+function pathBytes(path: string): Buffer {
   if (!ESCAPED_BYTE.test(path)) return Buffer.from(path, "utf8");
   return Buffer.concat(path.split(ESCAPED_BYTE).map((part, i) => (i % 2 === 1 ? Buffer.of(part.charCodeAt(0) - 0xdc00) : Buffer.from(part, "utf8"))));
 }
