@@ -57,4 +57,37 @@ describe("maintenance", () => {
     assert.equal(await count("webauthn_challenges"), 0);
     assert.ok(await count("flood_events") >= 1, "the recent failure still counts");
   });
+
+  it("reminds a token's owner once, a week before it expires, and not for a short-lived, revoked or far-off token (ASVS 6.4.5; was: no reminder)", async () => {
+    const DAY = 24 * HOUR;
+    const owner = await app.accounts.users.create({ email: "token-owner@example.org" });
+    const tokens = app.accounts.tokens;
+    const monthly = await tokens.create(owner.id, { name: "deploy bot", scopes: ["accounts.read"], expiresAt: clock.now() + 30 * DAY });
+    const revoked = await tokens.create(owner.id, { name: "old bot", scopes: ["accounts.read"], expiresAt: clock.now() + 30 * DAY });
+    await tokens.revoke(owner.id, revoked.info.id);
+    await tokens.create(owner.id, { name: "for the afternoon", scopes: ["accounts.read"], expiresAt: clock.now() + 5 * HOUR });
+    await tokens.create(owner.id, { name: "yearly", scopes: ["accounts.read"], expiresAt: clock.now() + 365 * DAY });
+    await tokens.create(owner.id, { name: "forever", scopes: ["accounts.read"], expiresAt: null });
+    const reminders = async (): Promise<Array<{ text: string; key: string }>> =>
+      (await app.db.db.selectFrom("outbox_messages").select(["body_text", "idempotency_key"]).where("kind", "=", "security.api-token-expiring").execute())
+        .map((r) => ({ text: r.body_text, key: r.idempotency_key }));
+    const maintenance = startMaintenance(app, { intervalMs: 24 * HOUR });
+    try {
+      assert.equal((await maintenance.runOnce())["tokenExpiryReminders"], 0, "a month ahead: nothing yet");
+      clock.advance(24 * DAY); // the monthly token now expires in 6 days; the afternoon one has expired
+      assert.equal((await maintenance.runOnce())["tokenExpiryReminders"], 1);
+      assert.equal((await maintenance.runOnce())["tokenExpiryReminders"], 0, "queued once, not once per pass");
+      clock.advance(DAY);
+      assert.equal((await maintenance.runOnce())["tokenExpiryReminders"], 0);
+    } finally {
+      await maintenance.stop();
+    }
+    const sent = await reminders();
+    assert.equal(sent.length, 1);
+    assert.match(sent[0]?.text ?? "", new RegExp(`expires on ${new Date(Date.UTC(2026, 10, 1, 9) + 30 * DAY).toISOString().slice(0, 10)}`));
+    assert.match(sent[0]?.text ?? "", /create a new token \(POST \/api\/v1\/tokens\)/);
+    // A reminder, not an alarm: no "if it was not you" advice, and the token's name (chosen by whoever made it) is not in it.
+    assert.doesNotMatch(sent[0]?.text ?? "", /If it was not you|deploy bot/);
+    assert.ok(sent[0]?.key.includes(monthly.info.id));
+  });
 });

@@ -1,7 +1,8 @@
 // Housekeeping while the server runs: expired sessions, spent or expired reset and email-change links, old
 // flood-control events and stale WebAuthn challenges are deleted on a timer, so the tables a request reads
-// stay the size of what is live. Each step is one indexed DELETE; a failing step is logged and the others run.
+// stay the size of what is live; API tokens that expire within a week get their owner's renewal reminder. Each step is one indexed DELETE; a failing step is logged and the others run.
 import type { App } from "../app/types.ts";
+import { remindExpiringTokens } from "../accounts/tokens/expiry-reminders.ts";
 import { checkClockSkew } from "../store/clock-skew.ts";
 
 export interface Maintenance {
@@ -25,6 +26,9 @@ export function startMaintenance(app: App, options: { intervalMs?: number } = {}
       await checkClockSkew(app.db, app.clock, app.logger);
       return 0;
     },
+    // Not a purge either: renewal reminders for API tokens that expire within a week (ASVS 6.4.5), each queued once.
+    tokenExpiryReminders: () =>
+      remindExpiringTokens({ db: app.db.db, outbox: app.accounts.outbox, appName: app.config.serviceName, now: app.clock.now(), logger: app.logger }),
     webauthnChallenges: async () => {
       const result = await app.db.db.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
       return Number(result.numDeletedRows);
@@ -42,7 +46,7 @@ export function startMaintenance(app: App, options: { intervalMs?: number } = {}
           app.logger.error({ err: error, step: name }, "maintenance step failed; the next run tries again");
         }
       }
-      if (Object.values(removed).some((n) => n !== 0)) app.logger.info({ removed }, "maintenance: expired rows removed");
+      if (Object.values(removed).some((n) => n !== 0)) app.logger.info({ removed }, "maintenance: expired rows removed, reminders queued");
       return removed;
     })().finally(() => {
       running = null;

@@ -26,7 +26,9 @@ export type SecurityEvent =
   // ... the right password followed by a second factor that was refused (a partly successful sign-in) ...
   | { type: "second-factor-refused" }
   // ... and a sign-in after a run of failed attempts (how many).
-  | { type: "signed-in-after-failures"; failures: number };
+  | { type: "signed-in-after-failures"; failures: number }
+  // ASVS 6.4.5: an API token expires soon; renew it before (the token's name is left out, as above).
+  | { type: "api-token-expiring"; expiresAt: number };
 
 export interface SecurityNotice {
   /** The id of the event that caused it (e.g. the audit event id): makes re-enqueueing idempotent. */
@@ -68,6 +70,7 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "signed-in-with-recovery-code": "recovery-code-sign-in",
   "second-factor-refused": "second-factor-refused",
   "signed-in-after-failures": "sign-in-after-failures",
+  "api-token-expiring": "api-token-expiring",
 };
 
 // A permission name as the catalogue spells them (accounts.read, admin): nothing else reaches a notice as a scope.
@@ -80,6 +83,8 @@ function isoDay(ms: number): string {
 interface Template {
   subject: string;
   what: string;
+  /** A reminder of something due, not a report of something done: no "if this was not you" advice. */
+  reminder?: true;
 }
 
 function template(event: SecurityEvent, recipient: "current" | "old"): Template {
@@ -125,6 +130,14 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
       return {
         subject: "a sign-in after failed attempts",
         what: `Someone signed in to your account after ${event.failures} failed attempts in a row.`,
+      };
+    case "api-token-expiring":
+      return {
+        subject: "an API token expires soon",
+        what: `An API token of your account expires on ${isoDay(event.expiresAt)}; programs that use it stop working then. ` +
+          "To keep them working, create a new token (POST /api/v1/tokens), put it in their place, and revoke the old one. " +
+          "Your tokens, with their expiry, are listed at GET /api/v1/tokens.",
+        reminder: true,
       };
   }
 }
@@ -174,6 +187,9 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
     const { failures } = notice.event as { failures: unknown };
     if (!Number.isSafeInteger(failures) || (failures as number) < 1 || (failures as number) > 1_000_000) throw notifyErrors.badMessage("failures must be a whole number from 1 to 1000000");
   }
+  if (type === "api-token-expiring" && !Number.isFinite((notice.event as { expiresAt: unknown }).expiresAt)) {
+    throw notifyErrors.badMessage("expiresAt must be a time in ms since the epoch");
+  }
   if (!Number.isFinite(notice.at)) throw notifyErrors.badMessage("at must be a time in ms since the epoch");
   const recipients: Array<{ to: string; role: "current" | "old" }> = [{ to: checkAddress("to", notice.to), role: "current" }];
   let event = notice.event;
@@ -199,11 +215,15 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
       "Hello,",
       "",
       t.what,
-      `When: ${when}${from}.`,
-      "",
-      "If this was you, there is nothing to do.",
-      `If it was not you, your account may be compromised: reset your password now${options.supportContact ? ` and contact ${options.supportContact}` : ""}.`,
-      "",
+      ...(t.reminder
+        ? ["", ...(options.supportContact ? [`Questions: ${options.supportContact}.`, ""] : [])]
+        : [
+          `When: ${when}${from}.`,
+          "",
+          "If this was you, there is nothing to do.",
+          `If it was not you, your account may be compromised: reset your password now${options.supportContact ? ` and contact ${options.supportContact}` : ""}.`,
+          "",
+        ]),
       `This is an automatic security notice from ${appName}. You receive it whatever your mail preferences, because it concerns the security of your account.`,
       "",
     ];

@@ -1,0 +1,67 @@
+// Renewal reminders for API tokens that expire (ASVS 6.4.5): an owner is told a week ahead that a token stops
+// working, so whatever uses it can get a new one in time. One notice per token, ever: its id is the notice's
+// idempotency key, so the maintenance pass that finds it again queues nothing more, and a restart or a second
+// node changes nothing. Tokens made with less than the lead time to live get none: their creator chose it.
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import { addressProblem, notifySecurityEvent, NotifyInputError, type Outbox } from "../../notify/index.ts";
+import type { Schema } from "../../store/schema.ts";
+
+/** How long before its expiry a token's owner is reminded: a week (a weekend and a holiday still leave days to act). */
+export const TOKEN_REMINDER_LEAD_MS = 7 * 86_400_000;
+
+/** Tokens read per statement: the pass goes through the whole window in pages, memory bounded. */
+const PAGE = 500;
+
+export interface TokenReminderDeps {
+  db: Kysely<Schema>;
+  outbox: Outbox;
+  appName: string;
+  now: number;
+  logger: Pick<Logger, "warn">;
+}
+
+/**
+ * Queues a reminder for every live token that expires within the lead time and was made longer before its expiry
+ * than that; returns how many were newly queued (0 on a pass that finds only tokens already reminded).
+ *
+ * @example
+ * await remindExpiringTokens({ db, outbox, appName: "Example", now: Date.now(), logger }); // 3
+ */
+export async function remindExpiringTokens(deps: TokenReminderDeps, leadMs: number = TOKEN_REMINDER_LEAD_MS): Promise<number> {
+  let queued = 0;
+  let after: { expiresAt: number; id: string } | null = null;
+  for (;;) {
+    let query = deps.db.selectFrom("api_tokens").innerJoin("users", "users.id", "api_tokens.user_id")
+      .select(["api_tokens.id as id", "api_tokens.expires_at as expiresAt", "users.email as email"])
+      .where("api_tokens.revoked_at", "is", null)
+      .where("api_tokens.expires_at", ">", deps.now)
+      .where("api_tokens.expires_at", "<=", deps.now + leadMs)
+      // Made with more than the lead time to live: a token for an afternoon needs no reminder.
+      .where((eb) => eb("api_tokens.created_at", "<", eb("api_tokens.expires_at", "-", leadMs)))
+      .where("users.status", "=", "active");
+    if (after !== null) {
+      const a = after;
+      query = query.where((eb) => eb.or([eb("api_tokens.expires_at", ">", a.expiresAt), eb.and([eb("api_tokens.expires_at", "=", a.expiresAt), eb("api_tokens.id", ">", a.id)])]));
+    }
+    const rows = await query.orderBy("api_tokens.expires_at").orderBy("api_tokens.id").limit(PAGE).execute();
+    for (const row of rows) {
+      const expiresAt = Number(row.expiresAt);
+      // An address the outbox cannot mail (an import may have stored one) is skipped with a warning, every pass.
+      if (addressProblem(row.email) !== null) {
+        deps.logger.warn({ tokenId: row.id }, "token expiry reminder not sent: the owner's address cannot be mailed");
+        continue;
+      }
+      try {
+        const results = await notifySecurityEvent(deps.outbox, { eventId: `token-expiry:${row.id}`, to: row.email, at: deps.now, event: { type: "api-token-expiring", expiresAt } }, { appName: deps.appName });
+        queued += results.filter((r) => r.created).length;
+      } catch (error) {
+        if (!(error instanceof NotifyInputError)) throw error;
+        deps.logger.warn({ tokenId: row.id, code: error.code }, "token expiry reminder not sent: the outbox refused it");
+      }
+    }
+    if (rows.length < PAGE) return queued;
+    const last = rows[rows.length - 1] as (typeof rows)[number];
+    after = { expiresAt: Number(last.expiresAt), id: last.id };
+  }
+}
