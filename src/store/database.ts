@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { accessSync, chmodSync, constants, lstatSync, openSync, readSync, closeSync, statSync, type Stats } from "node:fs";
 import { basename, dirname } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { Kysely, sql, type Transaction } from "kysely";
+import { Kysely, PostgresIntrospector, sql, type Transaction } from "kysely";
 import { foreignOwner, thisUser, writableBy } from "../lib/os-user.ts";
 import type { Schema } from "./schema.ts";
 import { NodeSqliteDialect } from "./sqlite-dialect.ts";
@@ -193,14 +193,6 @@ export interface OpenSQLiteOptions {
 }
 
 /**
- * Serialises the transactions that take the same `key` (any constant naming one critical section), until the
- * end of `trx`: a transaction-scoped advisory lock on PostgreSQL; nothing on SQLite, where a write transaction
- * holds the database's one write lock from BEGIN IMMEDIATE.
- *
- * @example
- * await database.transaction(async (trx) => { await serialiseTransactions(database, trx, OPEN_JOB_LOCK); … });
- */
-/**
  * A key for serialiseTransactions derived from `text` (the first 32 bits of its SHA-256, signed): one lock per
  * account or counter, e.g. `lockKeyOf("reset:" + userId)`. Unrelated texts may share a key; they then only wait
  * for each other a little.
@@ -209,7 +201,25 @@ export function lockKeyOf(text: string): number {
   return createHash("sha256").update(text).digest().readInt32BE(0);
 }
 
-export async function serialiseTransactions(database: Database, trx: Kysely<Schema>, key: number): Promise<void> {
+/**
+ * The dialect `executor` runs on, for code handed a Kysely instance or transaction only (its introspector tells).
+ *
+ * @example
+ * await serialiseTransactions({ dialect: executorDialect(trx) }, trx, lockKeyOf(`recovery-codes:${userId}`));
+ */
+export function executorDialect(executor: Kysely<Schema>): DialectName {
+  return executor.introspection instanceof PostgresIntrospector ? "postgres" : "sqlite";
+}
+
+/**
+ * Serialises the transactions that take the same `key` (any constant naming one critical section), until the
+ * end of `trx`: a transaction-scoped advisory lock on PostgreSQL; nothing on SQLite, where a write transaction
+ * holds the database's one write lock from BEGIN IMMEDIATE.
+ *
+ * @example
+ * await database.transaction(async (trx) => { await serialiseTransactions(database, trx, OPEN_JOB_LOCK); … });
+ */
+export async function serialiseTransactions(database: Pick<Database, "dialect">, trx: Kysely<Schema>, key: number): Promise<void> {
   if (database.dialect === "postgres") await sql`SELECT pg_advisory_xact_lock(${key})`.execute(trx);
 }
 

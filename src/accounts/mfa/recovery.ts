@@ -5,6 +5,7 @@ import { constantTimeEqualString } from "../../crypto/constant-time.ts";
 import { base32, hashSecret, newId } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
+import { executorDialect, lockKeyOf, serialiseTransactions } from "../../store/database.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, spendNow, type FactorChangeOptions, type Proven } from "./policy.ts";
 import type { MfaRecoveryCodesTable, Schema } from "../../store/schema.ts";
@@ -89,6 +90,11 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
       }
       // Old codes die in the same transaction that creates the new ones: never two live sets, never none.
       await db.transaction().execute(async (trx) => {
+        // One regeneration of a user's codes at a time. On PostgreSQL (READ COMMITTED) a second regeneration's
+        // DELETE cannot see the first's set, inserted and not yet committed, and both sets of ten stayed live (two
+        // tabs, or the owner and a session thief); in turn, the second deletes the first's committed set. SQLite's
+        // write transaction already holds the database's one write lock from BEGIN IMMEDIATE.
+        await serialiseTransactions({ dialect: executorDialect(trx) }, trx, lockKeyOf(`recovery-codes:${userId}`));
         await trx.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId).execute();
         await trx.insertInto("mfa_recovery_codes").values(rows).execute();
         await options.within?.(trx);

@@ -139,6 +139,7 @@ export class RoleStore {
     if (role.builtin) throw roleErrors.builtin(name);
     await this.#database.transaction(async (trx) => {
       const guard = await this.#adminGuard(trx, options, role.permissions.includes("admin"));
+      await this.#holdRole(trx, name);
       await trx.deleteFrom("user_roles").where("role", "=", name).execute();
       await trx.deleteFrom("role_permissions").where("role", "=", name).execute();
       await trx.deleteFrom("roles").where("name", "=", name).execute();
@@ -147,16 +148,30 @@ export class RoleStore {
     });
   }
 
+  /**
+   * Serialises, until `trx` ends, the grants of `role` with its deletion (PostgreSQL; SQLite's write lock already
+   * does). Without it a grant that found the role before a deletion committed inserted its row after: the deletion's
+   * DELETE of the holders could not see it, and the grant's foreign key then failed on the deleted role (a 500).
+   */
+  async #holdRole(trx: Kysely<Schema>, role: string): Promise<void> {
+    await serialiseTransactions(this.#database, trx, lockKeyOf(`role:${role}`));
+  }
+
   async #adminGuard(trx: Kysely<Schema>, options: RemovalOptions, removesAdmin: boolean): Promise<() => Promise<void>> {
     return options.keepAnAdmin && removesAdmin ? adminRemovalGuard(this.#database, trx) : async () => {};
   }
 
-  /** Grants `role` to `userId`; returns false when the user already held it. */
+  /** Grants `role` to `userId`; returns false when the user already held it; throws for a role that does not exist. */
   async grant(userId: string, role: string, actor: string): Promise<boolean> {
     await this.get(role);
     return this.#database.transaction(async (trx) => {
       // A change to this account that checked its permissions waits for this grant, or this grant for it.
       await holdGrantsTo(this.#database, trx, userId);
+      // Looked up again in turn with the role's deletion: one that committed since the look above (another
+      // administrator) is an unknown role, as it would have been a moment earlier, not a foreign-key failure.
+      await this.#holdRole(trx, role);
+      const exists = await trx.selectFrom("roles").select("name").where("name", "=", role).executeTakeFirst();
+      if (!exists) throw roleErrors.unknownRole(role);
       // Insert-if-absent: of two concurrent grants one inserts (and audits), the other answers "already held".
       const inserted = await trx.insertInto("user_roles").values({ user_id: userId, role, granted_at: this.#clock.now(), granted_by: actor })
         .onConflict((oc) => oc.columns(["user_id", "role"]).doNothing()).executeTakeFirst();

@@ -6,6 +6,7 @@
 // A containment job stamps first — every session in scope is dead on its next request — and deletes rows
 // afterwards at its own pace.
 import { sql, type Kysely, type OnConflictBuilder, type OnConflictUpdateBuilder, type RawBuilder } from "kysely";
+import { executorDialect, lockKeyOf, type DialectName } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 
 export const GLOBAL_SCOPE = "global";
@@ -121,16 +122,44 @@ export async function readStamps(db: Kysely<Schema>, scopes: readonly string[]):
 }
 
 /**
+ * Waits, until the end of the transaction `trx`, for every other transaction that creates or ends sessions of
+ * `userId` (a login, a rotation, an end of all sessions): the user's session turn. PostgreSQL (READ COMMITTED): a
+ * DELETE of a user's sessions cannot see a session row inserted by a transaction not yet committed, and that session
+ * would outlive the change the DELETE answers (a password reset, ASVS 7.4.3). Taken in turn, the other transaction
+ * either committed first (its row is deleted) or runs after this one committed (and sees the new password). A no-op
+ * on SQLite, where a write transaction holds the database's one write lock. A transaction may take it again.
+ *
+ * The account's row is share-locked first (FOR KEY SHARE, as the session row's foreign key would lock it): a change
+ * of its email or username (FOR UPDATE) that then ends the sessions, such as an email confirmation, and a rotation
+ * holding the turn while its session insert waited for that row deadlocked (a 500 for one of them). Taken this way
+ * round, whoever holds the turn holds the row too. So a transaction changes the account's row before it takes the
+ * turn, never after (as the callers of endUserSessions do).
+ */
+export async function takeUserSessionsTurn(dialect: DialectName, trx: Kysely<Schema>, userId: string): Promise<void> {
+  if (dialect !== "postgres") return;
+  // The advisory lock of serialiseTransactions (store/database.ts), taken once the row is locked: the aggregate
+  // yields its one row only after the subquery locked the account's (none for an account that is gone).
+  await sql`SELECT pg_advisory_xact_lock(${lockKeyOf(`sessions:${userId}`)}) FROM (SELECT count(*) FROM (SELECT 1 FROM users WHERE id = ${userId} FOR KEY SHARE) AS account) AS locked`.execute(trx);
+}
+
+/**
  * Ends every session of `userId` created up to `now`, with `executor` (a caller's transaction when the end must
- * commit with another change, such as an import batch disabling the account): the user's stamp first, then the
- * rows. The stamp is what makes the end final: validation refuses by it on the next request, whatever rows the
- * DELETE could not see (a login or rotation committing meanwhile), and after the account is enabled again.
+ * commit with another change, such as an import batch disabling the account; without one, in a transaction of its
+ * own): in the user's session turn (takeUserSessionsTurn), the user's stamp first, then the rows. The turn makes a
+ * login or rotation in flight either commit before the DELETE (and be deleted) or wait for this commit (and then see
+ * the change, such as a new password, that ended the sessions). The stamp is what makes the end final: validation
+ * refuses by it on the next request, whatever rows the DELETE could not see, and after the account is enabled again.
  * Returns how many rows were deleted.
+ *
+ * On PostgreSQL the turn is held until `executor` commits; a caller that changes the account's row does so first.
  *
  * @example
  * await endUserSessions(trx, user.id, clock.now()); // in the transaction that disables the account
  */
 export async function endUserSessions(executor: Kysely<Schema>, userId: string, now: number): Promise<number> {
+  // The turn is a transaction's: outside one, it would end with its own statement.
+  if (!executor.isTransaction) return executor.transaction().execute((trx) => endUserSessions(trx, userId, now));
+  await takeUserSessionsTurn(executorDialect(executor), executor, userId);
   await raiseStamp(executor, userScope(userId), revokedBefore(now), now);
   const result = await executor.deleteFrom("sessions").where("user_id", "=", userId).executeTakeFirst();
   return Number(result.numDeletedRows);

@@ -3,11 +3,11 @@
 import { CompiledQuery, sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
-import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
+import type { Database } from "../../store/database.ts";
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
-import { CURRENT_EPOCH_SQL, GLOBAL_SCOPE, raiseStamp, readStamps, refusedBy, revokedBefore, stampOf, userScope } from "./revocation.ts";
+import { CURRENT_EPOCH_SQL, GLOBAL_SCOPE, raiseStamp, readStamps, refusedBy, revokedBefore, stampOf, takeUserSessionsTurn, userScope } from "./revocation.ts";
 import type { SessionsTable } from "./tables.ts";
 import { generateSessionToken, parseSessionToken, secretMatches } from "./token.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -185,12 +185,13 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
   }
 
   /**
-   * PostgreSQL: makes the transaction wait for any other that creates or ends this user's sessions. Without it a
-   * DELETE of "every other session" (password change, sign out elsewhere) ran while a rotation's new row was not
-   * yet committed, could not see it, and the new session outlived the change. SQLite runs one writer at a time.
+   * PostgreSQL: makes the transaction wait for any other that creates or ends this user's sessions (endUserSessions
+   * takes the same turn). Without it a DELETE of "every other session" (password change, sign out elsewhere) ran
+   * while a rotation's new row was not yet committed, could not see it, and the new session outlived the change.
+   * SQLite runs one writer at a time.
    */
   async function userTurn(t: Kysely<Schema>, userId: string): Promise<void> {
-    await serialiseTransactions(database, t, lockKeyOf(`sessions:${userId}`));
+    await takeUserSessionsTurn(database.dialect, t, userId);
   }
 
   /**

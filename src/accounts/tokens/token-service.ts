@@ -74,7 +74,7 @@ export interface TokenService {
   list(userId: string): Promise<TokenInfo[]>;
   /** Revokes one of the user's tokens and every token minted from it, directly or not. False when it was not live. */
   revoke(userId: string, tokenId: string): Promise<boolean>;
-  /** Revokes every live token of the user; returns how many. */
+  /** Revokes every live token of the user, a mint in flight included (it waits for it); returns how many. */
   revokeAllForUser(userId: string): Promise<number>;
 }
 
@@ -153,6 +153,11 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
     return readStamps(executor, [TOKENS_GLOBAL_SCOPE, tokenUserScope(userId)]);
   }
 
+  /** Waits, until `trx` ends, for any other mint or revoke-all of `userId`'s tokens (PostgreSQL; SQLite's write transaction already does). */
+  function userTokensTurn(trx: Kysely<Schema>, userId: string): Promise<void> {
+    return serialiseTransactions(database, trx, lockKeyOf(`api-tokens:${userId}`));
+  }
+
   return {
     async create(userId, input, options = {}) {
       const now = clock.now();
@@ -163,7 +168,7 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
         // Per user, the live count and the insert are serialised (PostgreSQL: concurrent mints each counted below
         // the bound and all inserted; SQLite's write transaction already serialises them). Every query below goes
         // through trx: another pool connection (or SQLite's one connection) would wait on this transaction.
-        await serialiseTransactions(database, trx, lockKeyOf(`api-tokens:${userId}`));
+        await userTokensTurn(trx, userId);
         const user = await trx.selectFrom("users").select("id").where("id", "=", userId).executeTakeFirst();
         if (!user) throw tokenErrors.userNotFound();
         if (options.maxLive !== undefined) {
@@ -299,8 +304,14 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
     },
 
     async revokeAllForUser(userId) {
-      const result = await db.updateTable("api_tokens").set({ revoked_at: clock.now() }).where("user_id", "=", userId).where("revoked_at", "is", null).executeTakeFirst();
-      return Number(result.numUpdatedRows);
+      return database.transaction(async (trx) => {
+        // In turn with create (the same per-user lock): on PostgreSQL (READ COMMITTED) the UPDATE cannot see a token
+        // whose mint has inserted it and not yet committed, and that token stayed usable after "revoke all" answered
+        // (ASVS 7.4.1). In turn, a mint in flight commits first and is revoked here, or starts after this commits.
+        await userTokensTurn(trx, userId);
+        const result = await trx.updateTable("api_tokens").set({ revoked_at: clock.now() }).where("user_id", "=", userId).where("revoked_at", "is", null).executeTakeFirst();
+        return Number(result.numUpdatedRows);
+      });
     },
   };
 }

@@ -106,6 +106,27 @@ export function passwordChangedAtAfterChange(now: number): RawBuilder<number> {
   return sql<number>`case when password_changed_at >= ${now} then password_changed_at + 1 else ${now} end`;
 }
 
+/** How node:sqlite's message of a unique violation begins; the table.column names follow, comma-separated. */
+const SQLITE_UNIQUE_FAILED = "UNIQUE constraint failed: ";
+
+/**
+ * Which unique key of `users` a failed INSERT or UPDATE collided with; null when `cause` is no such collision (or
+ * one on another key, such as the external id). PostgreSQL names the constraint (unique_violation, SQLSTATE 23505);
+ * node:sqlite names the columns ("UNIQUE constraint failed: users.email_key"). The names are migration 2's: the
+ * constraints PostgreSQL gives the columns declared unique there, and the columns themselves.
+ */
+export function collidedKey(cause: unknown): "email" | "username" | null {
+  const e = cause as { code?: unknown; constraint?: unknown; message?: unknown } | null;
+  if (e === null || typeof e !== "object") return null;
+  let names: string[];
+  if (e.code === "23505" && typeof e.constraint === "string") names = [e.constraint];
+  else if (typeof e.message === "string" && e.message.startsWith(SQLITE_UNIQUE_FAILED)) names = e.message.slice(SQLITE_UNIQUE_FAILED.length).split(", ");
+  else return null;
+  if (names.includes("users_email_key_key") || names.includes("users.email_key")) return "email";
+  if (names.includes("users_username_key_key") || names.includes("users.username_key")) return "username";
+  return null;
+}
+
 export function createUserStore(deps: { database: Database; clock: Clock; random: RandomSource }): UserStore {
   const { database, clock, random } = deps;
   // The login path's statements, compiled once (every login runs a lookup and, on success, the write).
@@ -139,8 +160,11 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
       try {
         await db.insertInto("users").values(row).execute();
       } catch (cause) {
-        // A concurrent insert won the race for the same email.
-        if (/unique|constraint/i.test((cause as Error).message)) throw accountErrors.emailTaken();
+        // A concurrent insert won the race for the same email or username, past the look above (PostgreSQL, READ
+        // COMMITTED): the unique index decides, and its name says which one the loser is to be told is taken.
+        const collided = collidedKey(cause);
+        if (collided === "email") throw accountErrors.emailTaken();
+        if (collided === "username") throw accountErrors.usernameTaken();
         throw cause;
       }
       return toUser(row);
