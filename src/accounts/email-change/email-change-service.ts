@@ -10,6 +10,7 @@ import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { lockAccountLinks, withAccountLinks } from "../password-reset/link-lock.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
+import { collidedKey } from "../users/user-store.ts";
 import { currentEpoch, GLOBAL_SCOPE, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
 import { emailChangeErrors } from "./errors.ts";
@@ -85,8 +86,6 @@ export interface EmailChangeService {
   /** Deletes the rows past their own expiry that are also older than the rate window (used or not). Returns how many. */
   purgeExpired(): Promise<number>;
 }
-
-const UNIQUE_VIOLATION = /unique|constraint/i;
 
 /**
  * Builds the email-change service.
@@ -195,7 +194,7 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
           if (Number(changed.numUpdatedRows) !== 1) throw emailChangeErrors.refused();
         } catch (cause) {
           // Another account took the address between the lookup and the update (the unique index decides).
-          if (cause instanceof Error && UNIQUE_VIOLATION.test(cause.message)) throw emailChangeErrors.taken();
+          if (collidedKey(cause) === "email") throw emailChangeErrors.taken();
           throw cause;
         }
         const change: EmailChanged = { userId: found.userId, oldEmail: user.email, newEmail: found.newEmail };
