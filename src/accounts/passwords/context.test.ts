@@ -58,6 +58,22 @@ describe("createPasswordContext", () => {
     assert.equal(await passwords.verify("CAF\u00c9 ", storedNfc), false);
   });
 
+  test("refuses to hash, and never matches, a password above maxPasswordBytes", async () => {
+    const max = DEFAULT_HASH_LIMITS.maxPasswordBytes;
+    // Counted in UTF-8 bytes, not characters: 1366 × "€" (3 bytes each) is 4098 bytes.
+    for (const long of ["a".repeat(max + 1), "€".repeat(Math.ceil((max + 1) / 3))]) {
+      await assert.rejects(passwords.hash(long), PasswordTooLongError);
+    }
+    const full = "a".repeat(max);
+    const stored = await passwords.hash(full);
+    assert.equal(await passwords.verify(full, stored), true, "4096 bytes are accepted in full");
+    assert.equal(await passwords.verify(`${full}a`, stored), false, "one byte more never matches (and is not truncated to match)");
+    assert.equal(await passwords.verify(full.slice(1), stored), false);
+    // Not text at all (an unpaired surrogate) is refused to hash too, and matches nothing.
+    await assert.rejects(passwords.hash("pass\uD800word"), PasswordNotTextError);
+    assert.equal(await passwords.verify("pass\uD800word", stored), false);
+  });
+
   test("bcrypt caveat: the legacy format reads 72 bytes, so a password longer than that matches on its prefix and is never stored", async () => {
     // ASVS 6.2.8's one exception (docs/asvs.md, docs/password-hashes.md): bcrypt's own behaviour decides the login.
     const stored = await bcryptHash("A".repeat(72), { cost: 4 });
