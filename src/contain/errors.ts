@@ -35,6 +35,12 @@ export const containErrors = {
    */
   corruptJob: (id: string, what: string, options: { cause?: unknown } = {}): BulwarkError =>
     new BulwarkError(CORRUPT_JOB, "runtime", `containment job ${id} is refused: ${what}. Nothing more is applied on its account, and nothing already applied is lost; its row must be repaired first`, options),
+  /**
+   * The job exists but its row cannot be read (its spec or counts is not a JSON object: jobErrors.unreadable, the
+   * cause). A conflict, not "not found": the operator must learn that the row is there and must be repaired.
+   */
+  unreadableJob: (id: string, options: { cause: Error }): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_CONTAIN_JOB_UNREADABLE", "conflict", `containment job ${id} exists, but its stored record cannot be read (${failureReason(options.cause)})`, options),
   failed: (id: string, options: { cause: unknown }): BulwarkError =>
     new BulwarkError("BULWARK_ERR_CONTAIN_FAILED", "runtime", `containment job ${id} failed (${failureReason(options.cause)}); it can be resumed with \`bulwark contain resume ${id}\``, options),
 };

@@ -11,6 +11,7 @@ import { registerBuiltinLevers } from "./levers/index.ts";
 import { checkRolesExist, describeScope, scopedUserIds, unmatchedIds, validateScope, type ScopeSpec, type UnmatchedIds } from "./scope.ts";
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
+import { holdersAmong, LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
 
 export const CONTAIN_KIND = "contain";
 
@@ -65,6 +66,12 @@ export interface ContainSpec {
   mailer: boolean;
   /** --ids entries that named no user when the job was created: reported, since nobody was contained for them. */
   unmatchedIds?: UnmatchedIds;
+  /**
+   * The administrative permissions the job's creator (an API caller) lacked: every batch leaves alone the users who
+   * hold one of them when it runs (src/contain/outranked.ts). Absent for a job created by an administrator or the
+   * CLI, and for jobs recorded before it existed: those act on every user of their scope, as before.
+   */
+  creatorLacks?: string[];
 }
 
 export interface ContainRequest {
@@ -74,6 +81,11 @@ export interface ContainRequest {
   incidentId?: string | null;
   actor: string;
   batchSize?: number;
+  /**
+   * The administrative permissions the requester lacks (the API's outranking rule); recorded in the spec when not
+   * empty, so that batches run later never act on a user who holds one by then. The CLI passes none.
+   */
+  creatorLacks?: readonly string[];
 }
 
 /** Validates lever names and returns them in registry (execution) order, without duplicates. */
@@ -174,6 +186,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
   const spec: ContainSpec = {
     levers: names, scope: describeScope(request.scope), options: opts, at: deps.clock.now(), batchSize, mailer: deps.notifier !== null,
     ...(unmatched ? { unmatchedIds: unmatched } : {}),
+    ...(request.creatorLacks?.length ? { creatorLacks: [...request.creatorLacks] } : {}),
   };
   const beginners = names.map((n) => findLever(n) as UserLever | GlobalLever).filter((l): l is UserLever & Required<Pick<UserLever, "begin">> => l.kind === "user" && l.begin !== undefined);
   const begun: Record<string, number> = {};
@@ -204,6 +217,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
       data: {
         levers: names, scope: spec.scope, users: total, ...(unmatched ? { unmatchedIds: unmatched.count } : {}),
         incidentId: request.incidentId ?? null, options: { ...opts }, mailer: spec.mailer, begun,
+        ...(spec.creatorLacks ? { creatorLacks: spec.creatorLacks } : {}),
       },
     });
     return { ...job, total };
@@ -235,14 +249,16 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   // Read back from the job row: checked with the bounds of a new request before any stage is built.
   const size = storedBatchSize(job.id, job.spec);
   storedLevers(job.id, job.spec);
+  const lacks = storedCreatorLacks(job.id, job.spec);
   const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, job.spec.options, job.spec.scope);
   const found = job.spec.levers.map(leverNamed);
   const userLevers = found.filter((l): l is UserLever => l.kind === "user");
   const globalLevers = found.filter((l): l is GlobalLever => l.kind === "global");
   const stages: Stage[] = [];
   // An --all job runs the levers that can do their whole work at once (deleting most of a table) as one step
-  // each, first; the others go batch by batch. docs/decisions/0005-bulk-containment-on-sqlite.md.
-  const whole = ctx.allUsers ? userLevers.filter((l) => l.applyAll !== undefined) : [];
+  // each, first; the others go batch by batch. docs/decisions/0005-bulk-containment-on-sqlite.md. Not for a job whose
+  // creator lacked an administrative permission: a whole-table step cannot leave the users who hold it alone.
+  const whole = ctx.allUsers && lacks.length === 0 ? userLevers.filter((l) => l.applyAll !== undefined) : [];
   const batched = userLevers.filter((l) => !whole.includes(l));
   whole.forEach((lever, i) => {
     stages.push({
@@ -274,14 +290,24 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
       async run(trx, batch) {
         const rows = await trx.selectFrom("contain_job_users").select(["seq", "user_id"]).where("job_id", "=", job.id)
           .where("seq", ">", batch * size).where("seq", "<=", (batch + 1) * size).orderBy("seq").execute();
-        const ids = rows.map((r) => r.user_id);
+        // The outranking rule, again at the batch's time and in its transaction: a user granted what the job's creator
+        // lacked since the job was created (made an administrator while it waited for a restart) is left alone.
+        const outranking = await holdersAmong(trx, deps.database.dialect, rows.map((r) => r.user_id), lacks);
+        const ids = rows.map((r) => r.user_id).filter((id) => !outranking.has(id));
         const seqOf = new Map(rows.map((r) => [r.user_id, Number(r.seq)]));
         const counts: Record<string, number> = {};
         const events: AuditInput[] = [];
+        if (outranking.size > 0) {
+          events.push({
+            type: LEFT_ALONE_EVENT, actor: job.actor, subject: job.id,
+            data: { reason: "outranks-creator", batch, creatorLacks: lacks, levers: batched.map((l) => l.name), users: [...outranking].map(([userId, holds]) => ({ userId, holds })) },
+          });
+        }
         const batchCtx = { ...ctx, now: deps.clock.now() };
         for (const lever of batched) {
           const applied = await lever.apply(trx, ids, batchCtx);
           for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;
+          if (outranking.size > 0) counts[`${lever.name}.leftAlone`] = outranking.size;
           if (lever.undo && applied.changes.length) await recordChanges(trx, deps.database.dialect, job.id, lever.name, applied.changes, seqOf);
           for (const e of applied.events ?? []) events.push({ type: e.type, actor: job.actor, subject: e.subject, data: { ...e.data, jobId: job.id, lever: lever.name } });
         }

@@ -6,9 +6,10 @@ import { jobErrors } from "../jobs/job-store.ts";
 import { recordFailure, runStages, TERMINAL, type ContainDeps, type RunOptions, type Stage } from "./engine.ts";
 import { containErrors, isCorruptJobError } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
+import { LEFT_ALONE_EVENT } from "./outranked.ts";
 import { pairingNotes, type ResetNotifier } from "./lever.ts";
 import { RESET_EMAIL_REFUSED } from "./levers/invalidate-passwords.ts";
-import { describeUnmatched } from "./scope.ts";
+import { describeUnmatched, type UnmatchedIds } from "./scope.ts";
 import { createResetMailer } from "../accounts/password-reset/index.ts";
 import { notifySecurityEvent } from "../notify/index.ts";
 import { UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
@@ -230,16 +231,49 @@ export function jobProgress(job: Job, now: number): JobProgress {
   return { done: job.done, total: job.total, ratePerSecond: Math.round(rate), etaSeconds: eta, stalledSeconds: stalled ? Math.round(idle / 1000) : null };
 }
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** An epoch-ms column as ISO text; a value no Date can hold (an altered row) is shown as it is, never thrown on. */
+function isoTime(ms: number): string {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? `invalid time (${String(ms).slice(0, 40)})` : date.toISOString();
+}
+
+/**
+ * The parts of a stored spec a view shows, each checked for its shape. The spec is read back from a database an
+ * operator, a restore or an attacker may have changed: a part of another shape (levers not a list, unmatchedIds
+ * without a sample) is left out of the view rather than thrown on, so one such row does not make every listing of
+ * jobs fail; running the job refuses it (containErrors.corruptJob).
+ */
+function viewedSpec(spec: Record<string, unknown>): { levers: string[]; scope?: Record<string, unknown>; undoOf?: string; mailer?: unknown; unmatched?: UnmatchedIds } {
+  const levers = Array.isArray(spec["levers"]) ? spec["levers"].filter((l): l is string => typeof l === "string") : [];
+  const u = spec["unmatchedIds"];
+  const unmatched = isRecord(u) && typeof u["count"] === "number" && Array.isArray(u["sample"]) && u["sample"].every((x) => typeof x === "string")
+    ? { count: u["count"], sample: u["sample"] as string[] } : undefined;
+  return {
+    levers, mailer: spec["mailer"],
+    ...(isRecord(spec["scope"]) ? { scope: spec["scope"] } : {}),
+    ...(typeof spec["undoOf"] === "string" && spec["undoOf"] !== "" ? { undoOf: spec["undoOf"] } : {}),
+    ...(unmatched ? { unmatched } : {}),
+  };
+}
+
 export function jobView(job: Job): JobView {
-  const counts: Record<string, Record<string, number>> = {};
+  // Grouped in maps, then made objects with fromEntries (own properties): a stored counts key "__proto__.x" is an
+  // entry like any other, where `counts[lever] ??= {}` wrote to Object.prototype. Counts that are not numbers are left out.
+  const grouped = new Map<string, Map<string, number>>();
+  const group = (lever: string): Map<string, number> => grouped.get(lever) ?? grouped.set(lever, new Map()).get(lever) as Map<string, number>;
   for (const [key, value] of Object.entries(job.counts)) {
+    if (typeof value !== "number") continue;
     const dot = key.indexOf(".");
-    const lever = dot < 0 ? key : key.slice(0, dot);
-    (counts[lever] ??= {})[dot < 0 ? "count" : key.slice(dot + 1)] = value;
+    group(dot < 0 ? key : key.slice(0, dot)).set(dot < 0 ? "count" : key.slice(dot + 1), value);
   }
-  const spec = job.spec as Partial<ContainSpec & UndoSpec>;
-  const levers = spec.levers ?? [];
-  for (const l of levers) counts[l] ??= {};
+  const spec = viewedSpec(job.spec);
+  const levers = spec.levers;
+  for (const l of levers) group(l);
+  const counts: Record<string, Record<string, number>> = Object.fromEntries([...grouped].map(([lever, m]) => [lever, Object.fromEntries(m)]));
   const notes: string[] = [];
   if (job.kind === CONTAIN_KIND && levers.includes("invalidate-passwords") && spec.mailer === false) {
     notes.push("no mailer is configured: invalidate-passwords queued no reset emails (resetEmailsQueued: 0); tell the users another way");
@@ -248,12 +282,17 @@ export function jobView(job: Job): JobView {
   if (refused > 0) {
     notes.push(`${refused} reset emails were not queued because the outbox refuses the address (the passwords are invalidated all the same); the ${RESET_EMAIL_REFUSED} audit events name the users: tell them another way`);
   }
-  if (spec.unmatchedIds && spec.unmatchedIds.count > 0) notes.push(describeUnmatched(spec.unmatchedIds));
+  if (spec.unmatched && spec.unmatched.count > 0) notes.push(describeUnmatched(spec.unmatched));
+  const leftAlone = Math.max(0, ...Object.values(counts).map((c) => c["leftAlone"] ?? 0));
+  if (job.kind === CONTAIN_KIND && leftAlone > 0) {
+    const who = leftAlone === 1 ? "1 user was left alone: it holds" : `${leftAlone} users were left alone: they hold`;
+    notes.push(`${who} an administrative permission the job's creator lacks (granted after the job was created); leftAlone and the ${LEFT_ALONE_EVENT} audit events name them: an administrator must contain them`);
+  }
   if (job.kind === CONTAIN_KIND) notes.push(...pairingNotes(levers));
   return {
     id: job.id, kind: job.kind, status: job.status, levers, counts, total: job.total, done: job.done,
     ...(spec.scope ? { scope: spec.scope } : {}), ...(spec.undoOf ? { undoOf: spec.undoOf } : {}),
-    incidentId: job.incidentId, createdAt: new Date(job.createdAt).toISOString(),
-    finishedAt: job.finishedAt === null ? null : new Date(job.finishedAt).toISOString(), error: job.error, notes,
+    incidentId: job.incidentId, createdAt: isoTime(job.createdAt),
+    finishedAt: job.finishedAt === null ? null : isoTime(job.finishedAt), error: job.error, notes,
   };
 }

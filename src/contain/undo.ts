@@ -4,14 +4,17 @@
 // `dryRunUndo` reports the same outcome without keeping any of it.
 import { sql, type Kysely } from "kysely";
 import { RESUMABLE_STATUSES, storedObject, UNFINISHED_STATUSES, type Job, type JobStatus } from "../jobs/job-store.ts";
+import { BulwarkError } from "../lib/errors.ts";
 import { lockKeyOf, serialiseTransactions, type DialectName } from "../store/database.ts";
 import type { ContainChangesTable, Schema } from "../store/schema.ts";
+import type { AuditInput } from "../audit/audit-log.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS, leverNamed, storedBatchSize, storedLevers } from "./job.ts";
 import { findLever, type ChangeRecord, type LeverContext, type UserLever } from "./lever.ts";
 import { inIds, SAMPLE_SIZE, valuesQuery } from "./levers/common.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
+import { holdersAmong, LEFT_ALONE_EVENT, rolesCarrying, storedCreatorLacks } from "./outranked.ts";
 
 export const UNDO_KIND = "contain-undo";
 
@@ -19,6 +22,22 @@ export interface UndoSpec {
   undoOf: string;
   levers: string[];
   batchSize: number;
+  /**
+   * The administrative permissions the undo's creator (an API caller) lacked: every step leaves alone the users who
+   * hold one by then, and the role grants that would hand one back (src/contain/outranked.ts). Absent for an undo
+   * created by an administrator or the CLI, and for undo jobs recorded before it existed.
+   */
+  creatorLacks?: string[];
+}
+
+/** A stored spec's JSON, or null when the row cannot be read (jobErrors.unreadable). */
+function readableSpec(id: string, text: string): Record<string, unknown> | null {
+  try {
+    return storedObject(id, "spec", text);
+  } catch (error) {
+    if (error instanceof BulwarkError) return null;
+    throw error;
+  }
 }
 
 function reversible(names: string[]): string[] {
@@ -42,14 +61,18 @@ async function undoable(deps: ContainDeps, jobId: string): Promise<{ original: J
 }
 
 /**
- * Creates the undo job of a finished containment job (nothing is restored until it runs).
+ * Creates the undo job of a finished containment job (nothing is restored until it runs). `creatorLacks`: the
+ * administrative permissions the requester lacks (the API's outranking rule), recorded when not empty.
  *
  * @example
  * const undo = await createUndoJob(deps, "job_…", "cli"); await runJob(deps, undo.id);
  */
-export async function createUndoJob(deps: ContainDeps, jobId: string, actor: string): Promise<Job<UndoSpec>> {
+export async function createUndoJob(deps: ContainDeps, jobId: string, actor: string, options: { creatorLacks?: readonly string[] } = {}): Promise<Job<UndoSpec>> {
   const { original, levers } = await undoable(deps, jobId);
-  const spec: UndoSpec = { undoOf: jobId, levers, batchSize: original.spec.batchSize };
+  const spec: UndoSpec = {
+    undoOf: jobId, levers, batchSize: original.spec.batchSize,
+    ...(options.creatorLacks?.length ? { creatorLacks: [...options.creatorLacks] } : {}),
+  };
   return deps.database.transaction(async (trx) => {
     // One undo at a time per job: a second would only race the first over the same records (restoring rows the
     // other then reports as left alone, re-granting a role twice). The check and the insert must be one step:
@@ -58,8 +81,10 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
     // On SQLite the transaction's write lock, taken at BEGIN, already serialises them.
     await serialiseTransactions(deps.database, trx, lockKeyOf(`contain-undo:${jobId}`));
     // A failed undo counts too: it can be resumed at any time, and would then race a second one just the same.
+    // Read one by one: an undo row whose spec cannot be read is no rival — no worker can run it until it is repaired —
+    // and it must not keep every other job from being undone (it made every undo fail).
     const running = await trx.selectFrom("jobs").select(["id", "spec", "status"]).where("kind", "=", UNDO_KIND).where("status", "in", [...RESUMABLE_STATUSES]).execute();
-    const rival = running.find((j) => (storedObject(j.id, "spec", j.spec) as { undoOf?: string }).undoOf === jobId);
+    const rival = running.find((j) => readableSpec(j.id, j.spec)?.["undoOf"] === jobId);
     if (rival) {
       const state = rival.status === "failed" ? "failed part-way" : "is still running";
       throw containErrors.notUndoable(jobId, `undo job ${rival.id} ${state} (resume it with \`bulwark contain resume ${rival.id}\`)`);
@@ -68,7 +93,7 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
       .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const total = Number(row?.n ?? 0);
     const job = await deps.jobs.create({ kind: UNDO_KIND, spec, total, actor, incidentId: original.incidentId }, trx);
-    await deps.audit.appendIn(trx, { type: "contain.undo.created", actor, subject: job.id, data: { undoOf: jobId, levers, changes: total } });
+    await deps.audit.appendIn(trx, { type: "contain.undo.created", actor, subject: job.id, data: { undoOf: jobId, levers, changes: total, ...(spec.creatorLacks ? { creatorLacks: spec.creatorLacks } : {}) } });
     return job;
   });
 }
@@ -87,6 +112,15 @@ function changeKey(userId: string, entity: string): string {
   return `${userId}\u0000${entity}`;
 }
 
+/** Of the users an undo batch looks at, those another job may hold contained: `covered`, and among them `byUnreadable`. */
+interface Covered {
+  covered: Set<string>;
+  /** Users held by the recorded scope of a job whose row cannot be read (its levers unknown: assumed to include this one). */
+  byUnreadable: Set<string>;
+  /** Those unreadable jobs, for the report. */
+  unreadableJobs: string[];
+}
+
 /**
  * Of these users, those that another containment job applying `lever`, and not undone, may hold contained on its
  * own account: one created after `undoOf`, or one created before it that had not finished when `undoOf` was created
@@ -100,17 +134,24 @@ function changeKey(userId: string, entity: string): string {
  * times: those come from the clocks of whichever nodes created and ran the jobs, and a later job from a node whose
  * clock is behind read as earlier (docs/decisions/0010-job-order-by-epoch.md). Only when `undoOf` itself predates
  * migration 20 (epoch 0) do times decide, as before: a job created in the same millisecond counts as later.
+ *
+ * Each row's spec is read on its own (one that could not be read made every undo fail). A containment job whose
+ * spec cannot be read is assumed to apply every lever: every user its recorded scope holds (contain_job_users, which
+ * does not depend on the spec) is left alone, when the job may have run after `undoOf` (its status and epochs are
+ * columns of their own). An undo job whose spec cannot be read is assumed to have undone nothing, so the job it
+ * undid keeps holding its users. Both err towards leaving users alone, never towards releasing them.
  */
-async function coveredByOtherJobs(trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: string, userIds: string[]): Promise<Set<string>> {
+async function coveredByOtherJobs(trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: string, userIds: string[]): Promise<Covered> {
+  const none: Covered = { covered: new Set(), byUnreadable: new Set(), unreadableJobs: [] };
   const original = await trx.selectFrom("jobs").select(["created_at", "created_epoch"]).where("id", "=", undoOf).executeTakeFirst();
-  if (!original || userIds.length === 0) return new Set();
+  if (!original || userIds.length === 0) return none;
   const since = Number(original.created_at);
   const sinceEpoch = Number(original.created_epoch);
   // Containment and undo jobs are few (one per incident step): all of them are read, since an undo of an older job
   // may itself be older than `undoOf`.
   const jobs = (await trx.selectFrom("jobs").select(["id", "kind", "status", "spec", "created_at", "finished_at", "created_epoch", "finished_epoch"]).where("kind", "in", [CONTAIN_KIND, UNDO_KIND]).execute())
-    .map((j) => ({ ...j, spec: storedObject(j.id, "spec", j.spec) as Partial<ContainSpec & UndoSpec> }));
-  const undone = new Set(jobs.filter((j) => j.kind === UNDO_KIND && j.status === "done").map((j) => j.spec.undoOf));
+    .map((j) => ({ ...j, spec: readableSpec(j.id, j.spec) as Partial<ContainSpec & UndoSpec> | null }));
+  const undone = new Set(jobs.filter((j) => j.kind === UNDO_KIND && j.status === "done").map((j) => j.spec?.undoOf));
   const createdLater = (j: (typeof jobs)[number]): boolean =>
     sinceEpoch > 0 ? Number(j.created_epoch) > sinceEpoch : Number(j.created_epoch) > 0 || Number(j.created_at) >= since;
   // Ended before `undoOf` was created: its end read the counter before `undoOf` took its value. A job ended before
@@ -120,34 +161,63 @@ async function coveredByOtherJobs(trx: Kysely<Schema>, dialect: DialectName, und
     !UNFINISHED_STATUSES.includes(j.status as JobStatus) &&
     (sinceEpoch > 0 ? j.finished_epoch !== null && Number(j.finished_epoch) < sinceEpoch : j.finished_at !== null && Number(j.finished_at) < since);
   const others = jobs.filter((j) =>
-    j.kind === CONTAIN_KIND && j.id !== undoOf && !undone.has(j.id) && j.spec.levers?.includes(lever) && (createdLater(j) || !endedBefore(j)));
-  if (others.length === 0) return new Set();
+    j.kind === CONTAIN_KIND && j.id !== undoOf && !undone.has(j.id) && (j.spec === null || (Array.isArray(j.spec.levers) && j.spec.levers.includes(lever))) &&
+    (createdLater(j) || !endedBefore(j)));
+  if (others.length === 0) return none;
+  const unreadableJobs = others.filter((j) => j.spec === null).map((j) => j.id);
   // A later --all job covered every user that existed when it was created, and these existed before it. An older
   // one did not cover users created after it: its recorded scope says which.
-  if (others.some((j) => j.spec.scope?.["all"] === true && createdLater(j))) return new Set(userIds);
+  if (unreadableJobs.length === 0 && others.some((j) => j.spec?.scope?.["all"] === true && createdLater(j))) return { ...none, covered: new Set(userIds) };
   // The recorded scopes have no index by user: this reads the other jobs' scopes, once per step.
-  const rows = await trx.selectFrom("contain_job_users").select("user_id").distinct()
+  const rows = await trx.selectFrom("contain_job_users").select(["job_id", "user_id"]).distinct()
     .where("job_id", "in", others.map((j) => j.id)).where(inIds(dialect, "user_id", userIds)).execute();
-  return new Set(rows.map((r) => r.user_id));
+  const unreadable = new Set(unreadableJobs);
+  const byUnreadable = new Set(rows.filter((r) => unreadable.has(r.job_id)).map((r) => r.user_id));
+  const covered = new Set(rows.map((r) => r.user_id));
+  if (others.some((j) => j.spec?.scope?.["all"] === true && createdLater(j))) for (const id of userIds) covered.add(id);
+  return { covered, byUnreadable, unreadableJobs: unreadableJobs.filter((id) => rows.some((r) => r.job_id === id)) };
+}
+
+/** Why an undo batch left users alone besides their rows having changed: reported in a LEFT_ALONE_EVENT each. */
+interface LeftAlone {
+  /** Users who now hold a permission the undo's creator lacked, with the ones they hold. */
+  outranking: Map<string, string[]>;
+  /** Role grants (demote-inactive-admins) not handed back because the role now carries such a permission. */
+  regrants: Array<{ userId: string; role: string }>;
+  /** Users a containment job whose row cannot be read may hold contained, and those jobs. */
+  byUnreadable: Set<string>;
+  unreadableJobs: string[];
 }
 
 /**
  * Undoes, inside `trx`, the open change records `rows` of one lever of job `undoOf`: what the lever restores,
- * and what is left alone — records the lever refuses, and users another job holds contained (coveredByOtherJobs).
- * The undo job and its dry run both go through here, so the dry run reports what the undo does.
+ * and what is left alone — records the lever refuses, users another job holds contained (coveredByOtherJobs), and
+ * with `creatorLacks` (the undo's creator lacked these administrative permissions) users who now hold one of them
+ * and grants of a role that now carries one. The undo job and its dry run both go through here, so the dry run
+ * reports what the undo does.
  */
 async function undoRecords(
-  trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: UserLever, rows: readonly ContainChangesTable[], ctx: LeverContext,
-): Promise<{ restored: ChangeRecord[]; skipped: ChangeRecord[] }> {
+  trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: UserLever, rows: readonly ContainChangesTable[], ctx: LeverContext, creatorLacks: readonly string[] = [],
+): Promise<{ restored: ChangeRecord[]; skipped: ChangeRecord[]; leftAlone: LeftAlone }> {
   const changes: ChangeRecord[] = rows.map((r) => ({ userId: r.user_id, entity: r.entity, before: JSON.parse(r.before) as Record<string, unknown>, after: r.after === null ? null : (JSON.parse(r.after) as Record<string, unknown>) }));
-  const covered = await coveredByOtherJobs(trx, dialect, undoOf, lever.name, [...new Set(changes.map((c) => c.userId))]);
-  const candidates = changes.filter((c) => !covered.has(c.userId));
-  if (candidates.length === 0) return { restored: [], skipped: changes };
+  const users = [...new Set(changes.map((c) => c.userId))];
+  const { covered, byUnreadable, unreadableJobs } = await coveredByOtherJobs(trx, dialect, undoOf, lever.name, users);
+  // The outranking rule at the batch's time (the API checked it when the undo was created): unlocking a user made an
+  // administrator since, or re-granting a role that carries such a permission now, is left to an administrator.
+  const outranking = await holdersAmong(trx, dialect, users, creatorLacks);
+  // demote-inactive-admins records a removed grant under the role's name: its undo hands the role back.
+  const regrant = lever.name === "demote-inactive-admins";
+  const carrying = regrant ? await rolesCarrying(trx, changes.map((c) => c.entity), creatorLacks) : new Set<string>();
+  const regrants = changes.filter((c) => carrying.has(c.entity) && !outranking.has(c.userId)).map((c) => ({ userId: c.userId, role: c.entity }));
+  const leftAlone: LeftAlone = { outranking, regrants, byUnreadable, unreadableJobs };
+  const held = (c: ChangeRecord): boolean => covered.has(c.userId) || outranking.has(c.userId) || carrying.has(c.entity);
+  const candidates = changes.filter((c) => !held(c));
+  if (candidates.length === 0) return { restored: [], skipped: changes, leftAlone };
   // The job's action time (spec.at, fixed before its row was written): the lever looks for later decisions from then on.
   const original = await trx.selectFrom("jobs").select(["spec", "created_at"]).where("id", "=", undoOf).executeTakeFirstOrThrow();
-  const at = (JSON.parse(original.spec) as Partial<ContainSpec>).at ?? Number(original.created_at);
+  const at = (storedObject(undoOf, "spec", original.spec) as Partial<ContainSpec>).at ?? Number(original.created_at);
   const result = await (lever.undo as NonNullable<UserLever["undo"]>)(trx, candidates, { ...ctx, undoOf: { jobId: undoOf, at } });
-  return { restored: result.restored, skipped: [...result.skipped, ...changes.filter((c) => covered.has(c.userId))] };
+  return { restored: result.restored, skipped: [...result.skipped, ...changes.filter(held)], leftAlone };
 }
 
 /** One stage per reversible lever, walking its recorded changes by (seq, entity): the order they were written. */
@@ -155,6 +225,7 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
   // Read back from the job row: a size of 0 would end every stage at once with nothing restored.
   const batchSize = storedBatchSize(job.id, job.spec);
   storedLevers(job.id, job.spec);
+  const lacks = storedCreatorLacks(job.id, job.spec);
   const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
   return job.spec.levers.map((name): Stage => {
     const lever = leverNamed(name) as UserLever;
@@ -169,7 +240,9 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
         if (rows.length === 0) return { counts: {}, processed: 0, next: null };
         // Rows an earlier undo already handled are not touched again.
         const open = rows.filter((r) => r.undo_status === null);
-        const { restored, skipped } = await undoRecords(trx, deps.database.dialect, job.spec.undoOf, lever, open, ctx);
+        const { restored, skipped, leftAlone } = await undoRecords(trx, deps.database.dialect, job.spec.undoOf, lever, open, ctx, lacks);
+        // The engine locked the job row before this step: appending here keeps its lock order (job row, then audit head).
+        for (const event of leftAloneEvents(job, name, lacks, leftAlone)) await deps.audit.appendIn(trx, event);
         // Each record's verdict, written for the whole batch in one statement.
         const seqOf = new Map(open.map((r) => [changeKey(r.user_id, r.entity), Number(r.seq)]));
         const verdicts = [...restored.map((c) => [c, "restored"] as const), ...skipped.map((c) => [c, "skipped"] as const)]
@@ -191,7 +264,29 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
   });
 }
 
-/** Rows an undo left alone because they changed after the job, or a later job contains them too (at most `limit`). */
+/** The audit events of the users an undo step left alone besides changed rows: one per reason, none when there is none. */
+function leftAloneEvents(job: Job<UndoSpec>, lever: string, lacks: readonly string[], leftAlone: LeftAlone): AuditInput[] {
+  const events: AuditInput[] = [];
+  const base = { actor: job.actor, subject: job.id, type: LEFT_ALONE_EVENT };
+  if (leftAlone.outranking.size > 0 || leftAlone.regrants.length > 0) {
+    events.push({
+      ...base,
+      data: {
+        reason: "outranks-creator", undoOf: job.spec.undoOf, lever, creatorLacks: [...lacks],
+        users: [...leftAlone.outranking].map(([userId, holds]) => ({ userId, holds })), regrants: leftAlone.regrants,
+      },
+    });
+  }
+  if (leftAlone.byUnreadable.size > 0) {
+    events.push({ ...base, data: { reason: "unreadable-job", undoOf: job.spec.undoOf, lever, jobs: leftAlone.unreadableJobs, users: [...leftAlone.byUnreadable].map((userId) => ({ userId })) } });
+  }
+  return events;
+}
+
+/**
+ * Rows an undo left alone (at most `limit`): changed after the job, contained by a later job too (or possibly by one
+ * whose row cannot be read), or, for an undo created by an API caller without `admin`, now holding a permission it lacks.
+ */
 export async function skippedByUndo(deps: ContainDeps, jobId: string, limit = 1000): Promise<Array<{ lever: string; userId: string; entity: string }>> {
   const rows = await deps.database.db.selectFrom("contain_changes").select(["lever", "user_id", "entity"])
     .where("job_id", "=", jobId).where("undo_status", "=", "skipped").orderBy("lever").orderBy("seq").limit(limit).execute();

@@ -2,7 +2,8 @@
 // Every route needs contain.run; real jobs and undo need a fresh session too (ASVS 7.5.3). The library in src/contain does the work; this file validates and maps.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import * as contain from "../../contain/index.ts";
-import type { Job } from "../../jobs/job-store.ts";
+import type { Job, UnreadableJob } from "../../jobs/job-store.ts";
+import { BulwarkError } from "../../lib/errors.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, parseTime, text, TIME } from "./common.ts";
 import { apiErrors } from "./errors.ts";
@@ -59,11 +60,24 @@ function progressView(app: App, job: Job): Record<string, unknown> {
   return { ...contain.jobView(job), progress: contain.jobProgress(job, app.clock.now()) };
 }
 
+/** A job row that cannot be read, as listed: enough for an operator to find it and repair it. */
+function unreadableView(u: UnreadableJob, createdAt: number | undefined): Record<string, unknown> {
+  return {
+    id: u.id, kind: u.kind, status: u.status, unreadable: true, error: u.error.message,
+    createdAt: createdAt !== undefined && Number.isFinite(createdAt) ? new Date(createdAt).toISOString() : null,
+  };
+}
+
 async function containJob(deps: contain.ContainDeps, id: string): Promise<Job> {
   let job: Job;
   try {
     job = await deps.jobs.get(id);
   } catch (cause) {
+    // A containment job whose row cannot be read exists all the same: 409 saying so, not a 404 that hides it.
+    if (cause instanceof BulwarkError && cause.code === "BULWARK_ERR_JOB_UNREADABLE") {
+      const row = await deps.database.db.selectFrom("jobs").select("kind").where("id", "=", id).executeTakeFirst();
+      if (row?.kind === contain.CONTAIN_KIND || row?.kind === contain.UNDO_KIND) throw contain.containErrors.unreadableJob(id, { cause });
+    }
     throw Object.assign(apiErrors.jobNotFound(id), { cause });
   }
   // Other kinds of jobs (hash migration…) are not containment jobs: not found here.
@@ -71,20 +85,26 @@ async function containJob(deps: contain.ContainDeps, id: string): Promise<Job> {
   return job;
 }
 
+/** The administrative permissions the caller (or the token it calls with) lacks: [] for an administrator. */
+function lackedBy(caller: Caller): string[] {
+  return [...ADMINISTRATIVE].filter((p) => !can(caller, p));
+}
+
 /**
  * The outranking rule of the user routes, for a whole scope and the administrative permissions: a caller may
  * not contain accounts that hold an administrative permission (admin, accounts.write, contain.run,
  * inventory.manage) the caller lacks. contain.run alone must not lock, demote or cut off the administrators; an
  * administrator (who holds everything) is not limited, and the CLI, run by whoever holds the server, is the
- * break-glass path. Checked for dry runs too, so a dry run says what the real run would do.
+ * break-glass path. Checked for dry runs too, so a dry run says what the real run would do. The job records
+ * `lacking` (spec.creatorLacks), and each of its batches leaves alone a user who holds one by then: the batches
+ * run later (in the background, after a restart) against whoever the scope's users have become.
  */
-async function assertScopeOutranked(deps: contain.ContainDeps, caller: Caller, scope: contain.ScopeSpec): Promise<void> {
-  const lacking = [...ADMINISTRATIVE].filter((p) => !can(caller, p));
+async function assertScopeOutranked(deps: contain.ContainDeps, lacking: readonly string[], scope: contain.ScopeSpec): Promise<void> {
   if (lacking.length === 0) return;
   const row = await deps.database.db
     .selectFrom("user_roles")
     .innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
-    .where("role_permissions.permission", "in", lacking)
+    .where("role_permissions.permission", "in", [...lacking])
     .where("user_roles.user_id", "in", contain.scopedUserIds(deps.database.db, deps.database.dialect, scope))
     .select(["user_roles.user_id", "role_permissions.permission"])
     .limit(1)
@@ -98,15 +118,14 @@ async function assertScopeOutranked(deps: contain.ContainDeps, caller: Caller, s
  * demote-inactive-admins). Otherwise contain.run alone could undo an administrator's containment of another
  * administrator and so do what it may not do directly. Reads only the job's open change records.
  */
-async function assertUndoOutranked(deps: contain.ContainDeps, caller: Caller, jobId: string): Promise<void> {
-  const lacking = [...ADMINISTRATIVE].filter((p) => !can(caller, p));
+async function assertUndoOutranked(deps: contain.ContainDeps, lacking: readonly string[], jobId: string): Promise<void> {
   if (lacking.length === 0) return;
   const db = deps.database.db;
   const open = db.selectFrom("contain_changes").where("contain_changes.job_id", "=", jobId).where("contain_changes.undo_status", "is", null);
   const held = await db
     .selectFrom("user_roles")
     .innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
-    .where("role_permissions.permission", "in", lacking)
+    .where("role_permissions.permission", "in", [...lacking])
     .where("user_roles.user_id", "in", open.select("contain_changes.user_id"))
     .select(["user_roles.user_id", "role_permissions.permission"])
     .limit(1)
@@ -115,7 +134,7 @@ async function assertUndoOutranked(deps: contain.ContainDeps, caller: Caller, jo
   const regrant = await open
     .innerJoin("role_permissions", "role_permissions.role", "contain_changes.entity")
     .where("contain_changes.lever", "=", "demote-inactive-admins")
-    .where("role_permissions.permission", "in", lacking)
+    .where("role_permissions.permission", "in", [...lacking])
     .select(["contain_changes.user_id", "role_permissions.permission"])
     .limit(1)
     .executeTakeFirst();
@@ -153,9 +172,10 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     const scope = toScope(body.scope);
     contain.resolveLevers(body.levers);
     contain.validateScope(scope);
-    await assertScopeOutranked(deps, caller, scope);
+    const lacking = lackedBy(caller);
+    await assertScopeOutranked(deps, lacking, scope);
     const containRequest: contain.ContainRequest = {
-      levers: body.levers, scope, actor: caller.userId, incidentId: body.incidentId ?? null, options: body.options ?? {},
+      levers: body.levers, scope, actor: caller.userId, incidentId: body.incidentId ?? null, options: body.options ?? {}, creatorLacks: lacking,
       ...(body.batchSize !== undefined ? { batchSize: body.batchSize } : {}),
     };
     if (body.dryRun) {
@@ -175,18 +195,36 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     schema: { querystring: { type: "object", additionalProperties: false, properties: { limit: { type: "integer", minimum: 1, maximum: 200, default: 50 } } } },
   }, async (request) => {
     const { limit } = request.query as { limit: number };
-    const jobs = [...(await deps.jobs.list({ kind: contain.CONTAIN_KIND, limit })), ...(await deps.jobs.list({ kind: contain.UNDO_KIND, limit }))]
-      .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1)).slice(0, limit);
-    return { jobs: jobs.map((j) => progressView(app, j)) };
+    // Each row is read on its own: one that cannot be read (its spec is not JSON) is listed as unreadable, and the
+    // others as usual. It made the whole listing a 500, for every caller, in the middle of an incident.
+    const listed = [await deps.jobs.listReadable({ kind: contain.CONTAIN_KIND, limit }), await deps.jobs.listReadable({ kind: contain.UNDO_KIND, limit })];
+    const unreadable = listed.flatMap((l) => l.unreadable);
+    const createdAt = new Map<string, number>();
+    if (unreadable.length > 0) {
+      const rows = await deps.database.db.selectFrom("jobs").select(["id", "created_at"]).where("id", "in", unreadable.map((u) => u.id)).execute();
+      for (const r of rows) createdAt.set(r.id, Number(r.created_at));
+    }
+    const entries = [
+      ...listed.flatMap((l) => l.jobs).map((j) => ({ id: j.id, at: j.createdAt, view: (): Record<string, unknown> => progressView(app, j) })),
+      ...unreadable.map((u) => ({ id: u.id, at: createdAt.get(u.id) ?? 0, view: (): Record<string, unknown> => unreadableView(u, createdAt.get(u.id)) })),
+    ];
+    return { jobs: entries.sort((a, b) => b.at - a.at || (a.id < b.id ? -1 : 1)).slice(0, limit).map((e) => e.view()) };
   });
 
   api.get("/contain/jobs/:id", { config: { access: "contain.run" }, schema: { params: JOB_PARAMS } }, async (request) => {
     const job = await containJob(deps, (request.params as { id: string }).id);
     const view: Record<string, unknown> = { ...progressView(app, job), runningHere: runner.running(job.id) };
-    if (job.kind === contain.UNDO_KIND && job.status === "done") {
-      // Rows the undo left alone because they changed after the job: the operator must look at them.
-      const skipped = await contain.skippedByUndo(deps, (job.spec as { undoOf: string }).undoOf, LEFT_ALONE_SHOWN + 1);
+    const undoOf = (job.spec as { undoOf?: unknown }).undoOf;
+    if (job.kind === contain.UNDO_KIND && job.status === "done" && typeof undoOf === "string") {
+      // Rows the undo left alone (changed since the job, held by another job, or now outranking the undo's creator):
+      // the operator must look at them.
+      const skipped = await contain.skippedByUndo(deps, undoOf, LEFT_ALONE_SHOWN + 1);
       view["leftAlone"] = { rows: skipped.slice(0, LEFT_ALONE_SHOWN), more: skipped.length > LEFT_ALONE_SHOWN };
+    }
+    if (job.kind === contain.CONTAIN_KIND && Object.entries(job.counts).some(([k, v]) => k.endsWith(".leftAlone") && typeof v === "number" && v > 0)) {
+      // Users its batches left alone because they hold, by then, an administrative permission its creator lacks.
+      const users = await contain.leftAloneByJob(deps.database.db, job.id, LEFT_ALONE_SHOWN + 1);
+      view["leftAlone"] = { users: users.slice(0, LEFT_ALONE_SHOWN), more: users.length > LEFT_ALONE_SHOWN };
     }
     return { job: view };
   });
@@ -195,8 +233,9 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
   api.post("/contain/jobs/:id/undo", { config: { access: "contain.run", reauth: "required" }, schema: { params: JOB_PARAMS } }, async (request, reply) => {
     const caller = callerOf(request);
     const original = await containJob(deps, (request.params as { id: string }).id);
-    await assertUndoOutranked(deps, caller, original.id);
-    const undo = await contain.createUndoJob(deps, original.id, caller.userId);
+    const lacking = lackedBy(caller);
+    await assertUndoOutranked(deps, lacking, original.id);
+    const undo = await contain.createUndoJob(deps, original.id, caller.userId, { creatorLacks: lacking });
     await auditAPI(app, request, caller, { type: "api.contain.undo.created", subject: undo.id, data: { undoOf: original.id, changes: undo.total } });
     const view = progressView(app, await deps.jobs.get(undo.id));
     runner.start(undo.id);

@@ -4,8 +4,8 @@
 // false, and fail closed for the rest: a route that declares no body schema accepts no body (`{}` aside), a
 // route that declares no querystring schema accepts no query string. Otherwise `{"dryRun": true}` sent to an
 // undo, or `{"id": …}` sent to DELETE /tokens, would be ignored and the real, wider action would run.
-// Also here: the refusal of a blank string in a nullable field, and the boot-time check that every string
-// field refuses control characters.
+// Also here: the refusal of a blank string in a nullable field and of anything but true or false in a boolean
+// body field, and the boot-time check that every string field refuses control characters.
 import type { FastifyRequest, FastifySchemaValidationError, RouteOptions } from "fastify";
 import { NO_CONTROL } from "./common.ts";
 import { apiErrors } from "./errors.ts";
@@ -26,9 +26,22 @@ function acceptsNull(schema: unknown): boolean {
   });
 }
 
+/** True for a schema of type boolean (and nothing else): `{ type: "boolean" }`. */
+function isBoolean(schema: unknown): boolean {
+  return typeof schema === "object" && schema !== null && (schema as ObjectSchema).type === "boolean";
+}
+
 interface Findings {
   unknown: string[];
   blank: string[];
+  /** Boolean fields holding something else, with what it was (JSON). */
+  notBoolean: Array<{ field: string; value: string }>;
+  /**
+   * Whether a boolean field must hold true or false. Fastify's validator coerces types: `"dryRun": null`, `0`,
+   * `""` or `"false"` became false, and a client that meant "no real run" (None, a nil pointer) started one. Only
+   * for a JSON body: a query string carries every value as text, and "true" is how it says true.
+   */
+  strictBooleans: boolean;
 }
 
 // Nesting is bounded by the schemas themselves (a field not in `properties` is never descended into).
@@ -42,6 +55,8 @@ function inspect(value: unknown, schema: unknown, path: string, out: Findings): 
       if (s.additionalProperties === false) out.unknown.push(path + key);
     } else if (child === "" && acceptsNull(sub)) {
       out.blank.push(path + key);
+    } else if (out.strictBooleans && isBoolean(sub) && typeof child !== "boolean") {
+      out.notBoolean.push({ field: path + key, value: JSON.stringify(child) ?? String(child) });
     } else inspect(child, sub, `${path}${key}.`, out);
   }
 }
@@ -59,7 +74,10 @@ function refuseUndeclared(where: string, value: unknown): void {
   throw apiErrors.badBody(`this route takes no ${where}`);
 }
 
-/** preValidation hook: 400 naming the undeclared fields of the body or query string, or a blank nullable field. */
+/**
+ * preValidation hook: 400 naming the undeclared fields of the body or query string, a blank nullable field, or a
+ * body field declared boolean that holds anything else (null, 0, "false"), before the validator coerces it.
+ */
 export async function refuseUnknownFields(request: FastifyRequest): Promise<void> {
   const schema = request.routeOptions.schema ?? {};
   for (const [where, value, part] of [["body", request.body, schema.body], ["query string", request.query, schema.querystring]] as const) {
@@ -67,10 +85,12 @@ export async function refuseUnknownFields(request: FastifyRequest): Promise<void
       refuseUndeclared(where, value);
       continue;
     }
-    const found: Findings = { unknown: [], blank: [] };
+    const found: Findings = { unknown: [], blank: [], notBoolean: [], strictBooleans: where === "body" };
     inspect(value, part, "", found);
     if (found.unknown.length) throw apiErrors.unknownFields(where, found.unknown);
     if (found.blank.length) throw apiErrors.blankField(where, found.blank[0] as string);
+    const wrong = found.notBoolean[0];
+    if (wrong) throw apiErrors.badBody(`${where} field ${JSON.stringify(wrong.field.slice(0, 40))} must be true or false (a JSON boolean), not ${wrong.value.slice(0, 20)}; leave it out for its default`);
   }
 }
 
