@@ -3,11 +3,11 @@
 // redirects — plus the normal flows they protect.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
+import { DEVICE_COOKIE, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { REPLACED_GRACE_MS } from "../src/accounts/sessions/session-manager.ts";
 import fc from "fast-check";
 import { safeNext } from "../src/http/auth/index.ts";
-import { authFixture, GOOD_PASSWORD, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, Browser, GOOD_PASSWORD, type AuthFixture, type DeviceJar } from "../src/http/auth/test-client.ts";
 
 let fx: AuthFixture;
 before(async () => {
@@ -27,8 +27,11 @@ describe("POST /auth/login", () => {
     assert.equal(body.userId, ana.id);
     assert.equal(body.aal, 1);
     assert.equal(body.mfaRequired, false);
-    const setCookie = String(res.headers["set-cookie"]);
-    assert.match(setCookie, new RegExp(`^${SESSION_COOKIE}=ses_[a-z2-7]{26}\\.[A-Za-z0-9_-]{43}; Path=/; Secure; HttpOnly; SameSite=Lax$`));
+    const [setCookie, deviceCookie] = res.headers["set-cookie"] as string[];
+    assert.match(setCookie ?? "", new RegExp(`^${SESSION_COOKIE}=ses_[a-z2-7]{26}\\.[A-Za-z0-9_-]{43}; Path=/; Secure; HttpOnly; SameSite=Lax$`));
+    // The known-device cookie: the same attributes, kept a year, and nothing in it names the account.
+    assert.match(deviceCookie ?? "", new RegExp(`^${DEVICE_COOKIE}=d1\\.[A-Za-z0-9_-]{22}\\.[0-9a-f]{16}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=31536000$`));
+    assert.ok(!(deviceCookie ?? "").includes(ana.id) && !(deviceCookie ?? "").includes("ana"));
     assert.equal(res.headers["cache-control"], "no-store");
     const session = await b.request("GET", "/auth/session");
     assert.equal(session.statusCode, 200);
@@ -68,7 +71,7 @@ describe("POST /auth/login", () => {
   it("attack: a password guessed after a run of failures (spread over windows, as a patient guesser does) is mailed to the owner; a mistype or two is not (ASVS 6.3.5; was: never mailed)", async () => {
     const guessed = await fx.user("guessed@example.org");
     const careless = await fx.user("careless@example.org");
-    const subject = /a sign-in after failed attempts/;
+    const subject = /your password was entered after failed attempts/;
     const mails = async (to: string): Promise<string[]> => (await fx.deliver(), fx.mailTo(to).filter((m) => subject.test(m.subject)).map((m) => m.body));
     // Two mistypes, then the right password: ordinary.
     for (let i = 0; i < 2; i++) assert.equal((await fx.browser().login(careless.email, "not the password")).statusCode, 401);
@@ -86,6 +89,52 @@ describe("POST /auth/login", () => {
     // The success cleared the run: the next sign-in is ordinary again.
     assert.equal((await fx.browser().login(guessed.email, guessed.password)).statusCode, 200);
     assert.equal((await mails(guessed.email)).length, 1);
+  });
+
+  it("attack: a sign-in with the stolen password from another computer is mailed to the owner; the owner's own browser, and the account's very first sign-in, are not (ASVS 6.3.5; was: never mailed)", async () => {
+    const victim = await fx.user("new-device@example.org");
+    const subject = /a sign-in from a new device or browser/;
+    const notices = async (): Promise<string[]> => (await fx.deliver(), fx.mailTo(victim.email).filter((m) => subject.test(m.subject)).map((m) => m.body));
+    // One jar per computer; a fresh client per sign-in (a second login from a signed-in page would need a CSRF token).
+    const computer = (): ((email: string, password: string) => ReturnType<Browser["login"]>) => {
+      const jar: DeviceJar = { cookie: null };
+      return (email, password) => new Browser(fx.server, jar).login(email, password);
+    };
+    const home = computer();
+    assert.equal((await home(victim.email, victim.password)).statusCode, 200);
+    assert.equal((await home(victim.email, victim.password)).statusCode, 200);
+    assert.deepEqual(await notices(), [], "the first sign-in of all, then the same browser: nothing to tell");
+
+    const thief = computer();
+    assert.equal((await thief(victim.email, victim.password)).statusCode, 200);
+    const told = await notices();
+    assert.equal(told.length, 1);
+    assert.match(told[0] ?? "", /from a device or browser that had not signed in to it before/);
+    // The thief's browser is known from now on (the notice is about the first time, not every time).
+    assert.equal((await thief(victim.email, victim.password)).statusCode, 200);
+    assert.equal((await notices()).length, 1);
+
+    // A device cookie earned on the attacker's own account proves nothing for the victim's, nor does one whose tag
+    // was moved onto another device id, or made up.
+    // At most one such notice an hour: a password holder cannot flood the owner by signing in from ever new browsers.
+    fx.clock.advance(3_600_000);
+    const mallory = await fx.user("mallory-device@example.org");
+    const forger = computer();
+    assert.equal((await forger(mallory.email, mallory.password)).statusCode, 200);
+    assert.equal((await forger(victim.email, victim.password)).statusCode, 200);
+    assert.equal((await notices()).length, 2, "a cookie from the attacker's own account");
+    const homeCookie = (await home(victim.email, victim.password)).headers["set-cookie"] as string[];
+    const homeTag = /\.([0-9a-f]{16});/.exec(homeCookie[1] ?? "")?.[1] ?? "";
+    for (const forged of [`d1.${"A".repeat(22)}.${homeTag}`, `d1.${"B".repeat(22)}.${"0".repeat(16)}`, "d1", `d2.${"A".repeat(22)}.${homeTag}`]) {
+      fx.clock.advance(3_600_000);
+      const res = await fx.browser({ newDevice: true }).request("POST", "/auth/login", { body: { identifier: victim.email, password: victim.password }, headers: { cookie: `${DEVICE_COOKIE}=${forged}` } });
+      assert.equal(res.statusCode, 200, res.body);
+    }
+    assert.equal((await notices()).length, 6, "each forged cookie is a new device");
+    // Within one hour, ten new browsers make one notice.
+    fx.clock.advance(3_600_000);
+    for (let i = 0; i < 10; i++) assert.equal((await computer()(victim.email, victim.password)).statusCode, 200);
+    assert.equal((await notices()).length, 7);
   });
 
   it("attack: session fixation — a cookie planted before login is never promoted (ASVS 7.2.4)", async () => {

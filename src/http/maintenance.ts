@@ -28,7 +28,10 @@ export function startMaintenance(app: App, options: { intervalMs?: number } = {}
     },
     // Not a purge either: renewal reminders for API tokens that expire within a week (ASVS 6.4.5), each queued once.
     tokenExpiryReminders: () =>
-      remindExpiringTokens({ db: app.db.db, outbox: app.accounts.outbox, appName: app.config.serviceName, now: app.clock.now(), logger: app.logger }),
+      remindExpiringTokens({
+        db: app.db.db, outbox: app.accounts.outbox, appName: app.config.serviceName, now: app.clock.now(), logger: app.logger,
+        usable: (id) => app.accounts.tokens.usable(id),
+      }),
     webauthnChallenges: async () => {
       const result = await app.db.db.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
       return Number(result.numDeletedRows);

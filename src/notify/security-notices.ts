@@ -1,6 +1,6 @@
 // Security notifications (ASVS 6.3.7): the user is told when their password, email address, MFA factors
 // or recovery codes change; and of suspicious sign-ins (ASVS 6.3.5): a recovery code used, the right password
-// with a refused second factor, a success after a run of failures. Small plain-text templates; the only variable parts are validated values.
+// with a refused second factor, a success after a run of failures, a sign-in from a new device or browser. Small plain-text templates; the only variable parts are validated values.
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import type { Kysely } from "kysely";
@@ -25,8 +25,10 @@ export type SecurityEvent =
   | { type: "signed-in-with-recovery-code"; left: number }
   // ... the right password followed by a second factor that was refused (a partly successful sign-in) ...
   | { type: "second-factor-refused" }
-  // ... and a sign-in after a run of failed attempts (how many).
+  // ... a sign-in after a run of failed attempts (how many) ...
   | { type: "signed-in-after-failures"; failures: number }
+  // ... and a sign-in from a device or browser that never signed in to the account before.
+  | { type: "signed-in-from-new-device" }
   // ASVS 6.4.5: an API token expires soon; renew it before (the token's name is left out, as above).
   | { type: "api-token-expiring"; expiresAt: number };
 
@@ -71,6 +73,7 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "second-factor-refused": "second-factor-refused",
   "signed-in-after-failures": "sign-in-after-failures",
   "api-token-expiring": "api-token-expiring",
+  "signed-in-from-new-device": "new-device-sign-in",
 };
 
 // A permission name as the catalogue spells them (accounts.read, admin): nothing else reaches a notice as a scope.
@@ -128,8 +131,13 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
       };
     case "signed-in-after-failures":
       return {
-        subject: "a sign-in after failed attempts",
-        what: `Someone signed in to your account after ${event.failures} failed attempts in a row.`,
+        subject: "your password was entered after failed attempts",
+        what: `Someone entered the right password for your account after ${event.failures} failed attempts in a row.`,
+      };
+    case "signed-in-from-new-device":
+      return {
+        subject: "a sign-in from a new device or browser",
+        what: "Someone signed in to your account with your password from a device or browser that had not signed in to it before.",
       };
     case "api-token-expiring":
       return {

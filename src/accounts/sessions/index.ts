@@ -3,6 +3,7 @@ export * from "./session-manager.ts";
 export * from "./policy.ts";
 export * from "./token.ts";
 export * from "./cookie.ts";
+export * from "./device-cookie.ts";
 export * from "./errors.ts";
 export { endUserSessions, GLOBAL_SCOPE, userScope } from "./revocation.ts";
 export type { SessionsTable, RevocationStampsTable } from "./tables.ts";

@@ -1,7 +1,8 @@
 // Renewal reminders for API tokens that expire (ASVS 6.4.5): an owner is told a week ahead that a token stops
 // working, so whatever uses it can get a new one in time. One notice per token, ever: its id is the notice's
 // idempotency key, so the maintenance pass that finds it again queues nothing more, and a restart or a second
-// node changes nothing. Tokens made with less than the lead time to live get none: their creator chose it.
+// node changes nothing. Tokens made with less than the lead time to live get none: their creator chose it; nor do
+// tokens that would be refused now (revoked by a stamp or an ancestor, a locked or disabled account).
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import { addressProblem, notifySecurityEvent, NotifyInputError, type Outbox } from "../../notify/index.ts";
@@ -19,6 +20,11 @@ export interface TokenReminderDeps {
   appName: string;
   now: number;
   logger: Pick<Logger, "warn">;
+  /**
+   * Whether the token would be accepted now (TokenService.usable): one revoked by a containment stamp whose rows are
+   * not marked yet, or under a revoked ancestor, is no longer the owner's to renew, and a reminder would say it works.
+   */
+  usable: (tokenId: string) => Promise<boolean>;
 }
 
 /**
@@ -26,7 +32,7 @@ export interface TokenReminderDeps {
  * than that; returns how many were newly queued (0 on a pass that finds only tokens already reminded).
  *
  * @example
- * await remindExpiringTokens({ db, outbox, appName: "Example", now: Date.now(), logger }); // 3
+ * await remindExpiringTokens({ db, outbox, appName: "Example", now: Date.now(), logger, usable: tokens.usable }); // 3
  */
 export async function remindExpiringTokens(deps: TokenReminderDeps, leadMs: number = TOKEN_REMINDER_LEAD_MS): Promise<number> {
   let queued = 0;
@@ -39,7 +45,9 @@ export async function remindExpiringTokens(deps: TokenReminderDeps, leadMs: numb
       .where("api_tokens.expires_at", "<=", deps.now + leadMs)
       // Made with more than the lead time to live: a token for an afternoon needs no reminder.
       .where((eb) => eb("api_tokens.created_at", "<", eb("api_tokens.expires_at", "-", leadMs)))
-      .where("users.status", "=", "active");
+      // An account that cannot use its tokens (disabled, or locked: containment) is not told to renew them.
+      .where("users.status", "=", "active")
+      .where("users.locked_at", "is", null);
     if (after !== null) {
       const a = after;
       query = query.where((eb) => eb.or([eb("api_tokens.expires_at", ">", a.expiresAt), eb.and([eb("api_tokens.expires_at", "=", a.expiresAt), eb("api_tokens.id", ">", a.id)])]));
@@ -47,6 +55,7 @@ export async function remindExpiringTokens(deps: TokenReminderDeps, leadMs: numb
     const rows = await query.orderBy("api_tokens.expires_at").orderBy("api_tokens.id").limit(PAGE).execute();
     for (const row of rows) {
       const expiresAt = Number(row.expiresAt);
+      if (!(await deps.usable(row.id))) continue;
       // An address the outbox cannot mail (an import may have stored one) is skipped with a warning, every pass.
       if (addressProblem(row.email) !== null) {
         deps.logger.warn({ tokenId: row.id }, "token expiry reminder not sent: the owner's address cannot be mailed");

@@ -70,6 +70,12 @@ export interface TokenService {
   /** Token text `bwk_<id>_<secret>` (256-bit base32 secret), returned once; only SHA-256 stored. */
   create(userId: string, input: NewToken, options?: CreateOptions): Promise<{ token: string; info: TokenInfo }>;
   verify(presented: string, ip?: string | null): Promise<TokenVerification>;
+  /**
+   * Whether the token `tokenId` would be accepted now if its secret were presented (not revoked, by itself, a stamp or
+   * an ancestor; not expired; its account active and unlocked). For the server's own use (renewal reminders), never
+   * an answer to a caller: it takes no secret.
+   */
+  usable(tokenId: string): Promise<boolean>;
   /** The user's tokens, newest first; never the secret. */
   list(userId: string): Promise<TokenInfo[]>;
   /** Revokes one of the user's tokens and every token minted from it, directly or not. False when it was not live. */
@@ -158,6 +164,56 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
     return serialiseTransactions(database, trx, lockKeyOf(`api-tokens:${userId}`));
   }
 
+  /** The token's row with its account's state, both stamps and a summary of its chain (verify's one query). */
+  function tokenRow(id: string) {
+    return withChain(db, id)
+      .selectFrom("api_tokens as t")
+      .innerJoin("users as u", "u.id", "t.user_id")
+      .leftJoin("revocation_stamps as us", (join) => join.on(sql<boolean>`us.scope = 'tokens:user:' || t.user_id`))
+      .leftJoin("revocation_stamps as g", (join) => join.on("g.scope", "=", TOKENS_GLOBAL_SCOPE))
+      .innerJoin(
+        (eb) => eb.selectFrom("chain").select((c) => [
+          c.fn.countAll<number>().as("links"),
+          c.fn.count<number>("parent_id").as("with_parent"),
+          c.fn.count<number>("revoked_at").as("revoked"),
+          c.fn.min("created_at").as("oldest"),
+          c.fn.min("issued_epoch").as("oldest_epoch"),
+          c.fn.min("expires_at").as("soonest_expiry"),
+        ]).as("ch"),
+        (join) => join.onTrue(),
+      )
+      .select([
+        "t.id", "t.user_id", "t.secret_hash", "t.scopes", "t.created_at", "t.expires_at", "t.last_used_at", "t.revoked_at",
+        "u.status as user_status", "u.locked_at as user_locked_at", "us.not_before as user_stamp", "g.not_before as global_stamp",
+        "us.not_before_epoch as user_epoch", "g.not_before_epoch as global_epoch", "t.issued_epoch",
+        "ch.links", "ch.with_parent", "ch.revoked", "ch.oldest", "ch.oldest_epoch", "ch.soonest_expiry",
+      ])
+      .where("t.id", "=", id)
+      .executeTakeFirst();
+  }
+
+  /**
+   * Why a token whose secret matched is refused at `now`, or null: revoked (itself, by a stamp, or anything above
+   * it), expired (itself or an ancestor), or its account disabled or locked.
+   */
+  function refusalOf(row: NonNullable<Awaited<ReturnType<typeof tokenRow>>>, now: number): "revoked" | "expired" | "account-disabled" | null {
+    const stamp = stampOf([{ time: row.global_stamp, epoch: row.global_epoch }, { time: row.user_stamp, epoch: row.user_epoch }]);
+    if (row.revoked_at !== null || refusedBy(stamp, Number(row.created_at), Number(row.issued_epoch))) return "revoked";
+    // Revoking a token revokes its tree, but a token minted while that revocation ran (the cascade, revokeAll or
+    // the stamp not yet committed) is written after it, and so may be whatever it minted in turn. So the whole
+    // chain answers: any token above this one revoked, older than the stamp, or gone (a missing or foreign
+    // parent, a chain past the bound) refuses it. Ancestors are the user's own tokens, so the user's stamp applies.
+    if (Number(row.revoked) > 0 || refusedBy(stamp, Number(row.oldest), Number(row.oldest_epoch)) || !chainIsComplete(Number(row.links), Number(row.with_parent))) {
+      return "revoked";
+    }
+    // The token's own expiry, or an earlier one above it (create keeps a child within its parent's expiry, but
+    // only when its caller passes that expiry in).
+    if (row.soonest_expiry !== null && now >= Number(row.soonest_expiry)) return "expired";
+    // A disabled or locked account (containment) cannot act through its tokens either (ASVS 7.4.2 spirit).
+    if (row.user_status !== "active" || row.user_locked_at !== null) return "account-disabled";
+    return null;
+  }
+
   return {
     async create(userId, input, options = {}) {
       const now = clock.now();
@@ -206,48 +262,13 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
       // One query, every step by primary key: the token, its account's state, both stamps and a summary of its
       // chain (the token and every token above it), so revocation by a containment job or of any ancestor takes
       // effect on the very next request, with no cache.
-      const row = await withChain(db, parsed.id)
-        .selectFrom("api_tokens as t")
-        .innerJoin("users as u", "u.id", "t.user_id")
-        .leftJoin("revocation_stamps as us", (join) => join.on(sql<boolean>`us.scope = 'tokens:user:' || t.user_id`))
-        .leftJoin("revocation_stamps as g", (join) => join.on("g.scope", "=", TOKENS_GLOBAL_SCOPE))
-        .innerJoin(
-          (eb) => eb.selectFrom("chain").select((c) => [
-            c.fn.countAll<number>().as("links"),
-            c.fn.count<number>("parent_id").as("with_parent"),
-            c.fn.count<number>("revoked_at").as("revoked"),
-            c.fn.min("created_at").as("oldest"),
-            c.fn.min("issued_epoch").as("oldest_epoch"),
-            c.fn.min("expires_at").as("soonest_expiry"),
-          ]).as("ch"),
-          (join) => join.onTrue(),
-        )
-        .select([
-          "t.id", "t.user_id", "t.secret_hash", "t.scopes", "t.created_at", "t.expires_at", "t.last_used_at", "t.revoked_at",
-          "u.status as user_status", "u.locked_at as user_locked_at", "us.not_before as user_stamp", "g.not_before as global_stamp",
-          "us.not_before_epoch as user_epoch", "g.not_before_epoch as global_epoch", "t.issued_epoch",
-          "ch.links", "ch.with_parent", "ch.revoked", "ch.oldest", "ch.oldest_epoch", "ch.soonest_expiry",
-        ])
-        .where("t.id", "=", parsed.id)
-        .executeTakeFirst();
+      const row = await tokenRow(parsed.id);
       if (!row) return { valid: false, reason: "unknown" };
       // The secret first: knowing an id (it appears in lists and logs) reveals nothing about the token's state.
       if (!apiSecretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "mismatch" };
-      const stamp = stampOf([{ time: row.global_stamp, epoch: row.global_epoch }, { time: row.user_stamp, epoch: row.user_epoch }]);
-      if (row.revoked_at !== null || refusedBy(stamp, Number(row.created_at), Number(row.issued_epoch))) return { valid: false, reason: "revoked" };
-      // Revoking a token revokes its tree, but a token minted while that revocation ran (the cascade, revokeAll or
-      // the stamp not yet committed) is written after it, and so may be whatever it minted in turn. So the whole
-      // chain answers: any token above this one revoked, older than the stamp, or gone (a missing or foreign
-      // parent, a chain past the bound) refuses it. Ancestors are the user's own tokens, so the user's stamp applies.
-      if (Number(row.revoked) > 0 || refusedBy(stamp, Number(row.oldest), Number(row.oldest_epoch)) || !chainIsComplete(Number(row.links), Number(row.with_parent))) {
-        return { valid: false, reason: "revoked" };
-      }
       const now = clock.now();
-      // The token's own expiry, or an earlier one above it (create keeps a child within its parent's expiry, but
-      // only when its caller passes that expiry in).
-      if (row.soonest_expiry !== null && now >= Number(row.soonest_expiry)) return { valid: false, reason: "expired" };
-      // A disabled or locked account (containment) cannot act through its tokens either (ASVS 7.4.2 spirit).
-      if (row.user_status !== "active" || row.user_locked_at !== null) return { valid: false, reason: "account-disabled" };
+      const refused = refusalOf(row, now);
+      if (refused !== null) return { valid: false, reason: refused };
       const lastUsed = num(row.last_used_at);
       if (lastUsed === null || now - lastUsed >= TOUCH_INTERVAL_MS) {
         // Conditional, so concurrent requests write once per interval.
@@ -259,6 +280,11 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
           .execute();
       }
       return { valid: true, tokenId: row.id, userId: row.user_id, scopes: parseScopes(row.scopes), expiresAt: num(row.expires_at) };
+    },
+
+    async usable(tokenId) {
+      const row = await tokenRow(tokenId);
+      return row !== undefined && refusalOf(row, clock.now()) === null;
     },
 
     async list(userId) {

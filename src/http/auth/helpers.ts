@@ -80,6 +80,40 @@ export async function notifyOwner(app: App, request: FastifyRequest, userId: str
   if (previous !== null) await refused("previous", previous);
 }
 
+/**
+ * Failed attempts in a row after which the right password is mailed to the owner: as many as Drupal's per-account
+ * window allows (5 in 6 hours), so an owner who mistypes once or twice is not told, one whose password was guessed is.
+ */
+export const FAILURES_WORTH_A_NOTICE = 5;
+
+const HOUR = 3_600_000;
+
+/**
+ * The notices of suspicious authentication (ASVS 6.3.5), the same from every route that checks a password or a
+ * factor (login, step-up, re-authentication, password change). `eventId` makes a notice about one event once; the
+ * ones an attacker holding the password could repeat at will (a refused factor, a new device) are keyed by the
+ * account and the hour instead, so at most one of each kind an hour reaches the owner.
+ */
+export const suspiciousSignIn = {
+  /** The right password after `failures` failed attempts in a row (a guess that finally worked), if that is many. */
+  async afterFailures(app: App, request: FastifyRequest, userId: string, failures: number, eventId: string): Promise<void> {
+    if (failures < FAILURES_WORTH_A_NOTICE) return;
+    await notifyOwner(app, request, userId, `after-failures:${eventId}`, { type: "signed-in-after-failures", failures });
+  },
+  /** The right password, then a refused second factor: a partly successful authentication. */
+  async factorRefused(app: App, request: FastifyRequest, userId: string): Promise<void> {
+    await notifyOwner(app, request, userId, `mfa-refused:${userId}:${Math.floor(app.clock.now() / HOUR)}`, { type: "second-factor-refused" });
+  },
+  /** A recovery code stood in for the second factor; `left` codes remain. */
+  async recoveryCodeUsed(app: App, request: FastifyRequest, userId: string, left: number, eventId: string): Promise<void> {
+    await notifyOwner(app, request, userId, `recovery-code:${eventId}`, { type: "signed-in-with-recovery-code", left });
+  },
+  /** A sign-in from a browser that never signed in to the account. */
+  async newDevice(app: App, request: FastifyRequest, userId: string): Promise<void> {
+    await notifyOwner(app, request, userId, `new-device:${userId}:${Math.floor(app.clock.now() / HOUR)}`, { type: "signed-in-from-new-device" });
+  },
+};
+
 /** The audit event of a security notice that could not be queued because the outbox refuses it (the account's address, or other input). */
 export const NOTICE_REFUSED = "auth.notice.refused";
 

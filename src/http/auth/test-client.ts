@@ -10,7 +10,7 @@ import { openApp, type OpenedApp } from "../../app/index.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { createSMTPTransport, OutboxSender, type RunReport } from "../../notify/index.ts";
 import { decodeQuotedPrintable, startTestSMTPServer, type ReceivedMail, type TestSMTPServer } from "../../notify/smtp-test-server.ts";
-import { SESSION_COOKIE } from "../../accounts/sessions/index.ts";
+import { DEVICE_COOKIE, SESSION_COOKIE } from "../../accounts/sessions/index.ts";
 import { buildServer } from "../server.ts";
 
 export const ORIGIN = "https://bulwark.test";
@@ -27,7 +27,11 @@ export interface AuthFixture {
   deliver(): Promise<RunReport>;
   /** Creates an active user with a password, optionally granting roles. */
   user(email: string, options?: { password?: string; roles?: string[] }): Promise<{ id: string; email: string; password: string }>;
-  browser(): Browser;
+  /**
+   * A client like a page of this origin. Every client of a fixture shares one known-device cookie, as tabs of one
+   * browser profile do; `newDevice` gives one its own, as another computer would have (a sign-in notice then follows).
+   */
+  browser(options?: { newDevice?: boolean }): Browser;
   /** Mail received for an address, decoded. */
   mailTo(address: string): Array<{ subject: string; body: string; mail: ReceivedMail }>;
   close(): Promise<void>;
@@ -51,6 +55,8 @@ export async function authFixture(env: Record<string, string> = {}): Promise<Aut
     mode: "init", clock,
   });
   const server = await buildServer(app);
+  // One known-device cookie for every client of the fixture (AuthFixture.browser).
+  const devices: DeviceJar = { cookie: null };
   const transport = await createSMTPTransport(app.config.http.mail!);
   const sender = new OutboxSender({ outbox: app.accounts.outbox, transport, clock, random: app.random }, { name: "test" });
   return {
@@ -63,7 +69,7 @@ export async function authFixture(env: Record<string, string> = {}): Promise<Aut
       for (const role of options.roles ?? []) await app.accounts.roles.grant(user.id, role, "test");
       return { id: user.id, email, password };
     },
-    browser: () => new Browser(server),
+    browser: (options = {}) => new Browser(server, options.newDevice ? { cookie: null } : devices),
     mailTo(address) {
       return smtp.accepted
         .filter((m) => m.envelopeTo.includes(address))
@@ -90,14 +96,22 @@ export interface RequestOptions {
   bare?: boolean;
 }
 
+/** Where a client keeps its known-device cookie (device-cookie.ts): shared by the clients of one "computer". */
+export interface DeviceJar {
+  cookie: string | null;
+}
+
 /** A cookie-keeping client that behaves like a same-origin page unless told otherwise. */
 export class Browser {
   readonly #server: FastifyInstance;
+  readonly #device: DeviceJar;
   /** The session cookie value, or null. */
   cookie: string | null = null;
 
-  constructor(server: FastifyInstance) {
+  /** `device`: the known-device cookie's jar; a client made without one is a computer of its own. */
+  constructor(server: FastifyInstance, device: DeviceJar = { cookie: null }) {
     this.#server = server;
+    this.#device = device;
   }
 
   async csrf(): Promise<string> {
@@ -109,7 +123,8 @@ export class Browser {
   async request(method: "GET" | "POST" | "DELETE", url: string, options: RequestOptions = {}): Promise<LightMyRequestResponse> {
     const headers: Record<string, string> = { host: HOST };
     if (!options.bare) Object.assign(headers, { origin: ORIGIN, "sec-fetch-site": "same-origin" });
-    if (this.cookie) headers["cookie"] = `${SESSION_COOKIE}=${this.cookie}`;
+    const cookies = [...(this.cookie ? [`${SESSION_COOKIE}=${this.cookie}`] : []), ...(this.#device.cookie ? [`${DEVICE_COOKIE}=${this.#device.cookie}`] : [])];
+    if (cookies.length > 0) headers["cookie"] = cookies.join("; ");
     if (options.csrf !== undefined) headers["x-csrf-token"] = options.csrf === true ? await this.csrf() : options.csrf;
     Object.assign(headers, options.headers ?? {});
     let payload: string | undefined;
@@ -127,6 +142,8 @@ export class Browser {
     for (const line of Array.isArray(set) ? set : set ? [set] : []) {
       const m = new RegExp(`^${SESSION_COOKIE}=([^;]*)`).exec(line);
       if (m) this.cookie = m[1] ? (m[1] as string) : null;
+      const d = new RegExp(`^${DEVICE_COOKIE}=([^;]*)`).exec(line);
+      if (d) this.#device.cookie = d[1] ? (d[1] as string) : null;
     }
     return res;
   }

@@ -9,7 +9,7 @@ import { MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProo
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, mfaThrottledAnswer, notifyOwner, requireSession, setSessionCookie, str } from "../helpers.ts";
+import { auditAndNotify, mfaThrottledAnswer, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 
@@ -22,8 +22,6 @@ const ENROL_READ = { access: "authenticated", allowPending: ["mfa-enrol"] } as c
 const ENROL = { ...ENROL_READ, reauth: "required" } as const;
 /** Removals: fully signed-in and fresh. */
 const REMOVE = { access: "authenticated", reauth: "required" } as const;
-const HOUR = 3_600_000;
-
 /** Step-up routes: reachable while the second factor is due. */
 const VERIFY = { access: "authenticated", allowPending: ["mfa-verify"] } as const;
 
@@ -88,9 +86,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const auditFailure = async (reason: string): Promise<void> => {
         await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason } });
         // Only the right password reaches this gate: a refused factor here is a partly successful sign-in, which the
-        // owner is told of (ASVS 6.3.5). One notice per account per hour at most: the hour is the idempotency key, so
-        // an attacker holding the password cannot flood the owner's mailbox by failing again and again.
-        await notifyOwner(app, request, auth.userId, `mfa-refused:${auth.userId}:${Math.floor(app.clock.now() / HOUR)}`, { type: "second-factor-refused" });
+        // owner is told of (ASVS 6.3.5), at most once an hour (suspiciousSignIn).
+        await suspiciousSignIn.factorRefused(app, request, auth.userId);
       };
       if (!outcome.ok) {
         await auditFailure(outcome.reason);
@@ -109,14 +106,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       }
       await outcome.proof.settle();
       const data: Record<string, unknown> = { factor: outcome.factor };
-      if (outcome.factor === "recovery-code") {
-        const left = await mfa.recovery.remaining(auth.userId);
-        data["recoveryCodesLeft"] = left;
-        // A recovery code stands in for a lost device, or was taken with the password: the owner is told (ASVS 6.3.5).
-        await auditAndNotify(app, request, { type: "auth.mfa.verified", userId: auth.userId, data, notice: { type: "signed-in-with-recovery-code", left } });
-      } else {
-        await app.audit.append({ type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data });
-      }
+      if (outcome.factor === "recovery-code") data["recoveryCodesLeft"] = await mfa.recovery.remaining(auth.userId);
+      await app.audit.append({ type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data });
+      // A recovery code stands in for a lost device, or was taken with the password: the owner is told (ASVS 6.3.5).
+      if (outcome.factor === "recovery-code") await suspiciousSignIn.recoveryCodeUsed(app, request, auth.userId, data["recoveryCodesLeft"] as number, sessionId);
       return { status: "verified", aal: 2, sessionId, ...(outcome.factor === "recovery-code" ? { recoveryCodesLeft: data["recoveryCodesLeft"] } : {}) };
     },
   );

@@ -9,7 +9,7 @@ import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
+import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spendIn, type FactorBody } from "../second-factor.ts";
 
 /** The one answer to every reset request (and registration): 202 and this body, account or not (ASVS 6.3.8). */
@@ -87,6 +87,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         throw httpAuthErrors.wrongPassword();
       }
       await app.accounts.flood.succeeded(verdict.ticket);
+      // The right current password clears the run of failures the login shares, whatever happens next (an unchanged or
+      // refused new one): what a login would tell, this tells (ASVS 6.3.5).
+      await suspiciousSignIn.afterFailures(app, request, user.id, verdict.streak, `change:${request.id}:${verdict.ticket.at}`);
       // The same password again is no change: it would lift a must-change flag and an initial password's expiry
       // (ASVS 6.4.1) while the password stays the one an administrator chose, or that containment expired.
       if (request.body.newPassword === request.body.currentPassword) throw passwordUnchanged();

@@ -7,7 +7,7 @@ import { sessionChallengeContext, type FactorProof } from "../../../accounts/mfa
 import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
+import { mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 
 /**
@@ -62,6 +62,8 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
         const outcome = await proveFactor(app, user.id, request.body, { webauthnContext: sessionChallengeContext(cs.session.id) });
         if (!outcome.ok) {
           await audit("auth.reauth.failed", { reason: `factor-${outcome.reason}` });
+          // The right password, a refused factor: told as at the sign-in's step-up (ASVS 6.3.5).
+          await suspiciousSignIn.factorRefused(app, request, user.id);
           if (outcome.reason === "throttled") return mfaThrottledAnswer(reply);
           // The same answer as a wrong password: which of the two was wrong is not told.
           throw httpAuthErrors.reauthFailed();
@@ -84,6 +86,9 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       const { token, session } = rotated;
       setSessionCookie(reply, token);
       await audit("auth.reauthenticated", { factor: factor ?? "password", sessionId: session.id });
+      // The success clears the run of failures the login shares: what a login would tell, this tells (ASVS 6.3.5).
+      await suspiciousSignIn.afterFailures(app, request, user.id, verdict.streak, session.id);
+      if (factor === "recovery-code") await suspiciousSignIn.recoveryCodeUsed(app, request, user.id, await app.accounts.mfa.recovery.remaining(user.id), session.id);
       return { status: "reauthenticated", sessionId: session.id, aal: session.aal, freshUntil: session.createdAt + app.config.http.reauthWindowMs };
     },
   );

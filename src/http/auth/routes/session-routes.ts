@@ -2,11 +2,11 @@
 import type { FastifyInstance } from "fastify";
 import { API_ACTION, csrfToken } from "../../../accounts/csrf/index.ts";
 import { login } from "../../../accounts/login/index.ts";
-import { clearSessionCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
+import { clearSessionCookie, deviceCookieFor, knownDevice, readDeviceCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { ANY_GATE, notifyOwner, requestContext, requireSession, secret, setSessionCookie, str, throttledAnswer } from "../helpers.ts";
+import { ANY_GATE, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
@@ -24,13 +24,8 @@ const loginBody = {
   properties: { identifier: str(1024), password: secret(4096), next: str(2048, 0), _csrf: str(200, 0) },
 } as const;
 
-/**
- * Failed attempts in a row after which a successful login is mailed to the owner: as many as Drupal's per-account
- * window allows (5 in 6 hours), so an owner who mistypes once or twice is not told, one whose password was guessed is.
- */
-export const FAILURES_WORTH_A_NOTICE = 5;
-
 export function registerSessionRoutes(server: FastifyInstance, app: App): void {
+  const deviceTagger = (text: string): string => app.keyring.identifierTag(text);
   server.post<{ Body: { identifier: string; password: string; next?: string } }>(
     "/auth/login",
     { schema: { body: loginBody }, config: { access: "public", csrf: "pre-login" } },
@@ -61,10 +56,14 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       }
       const { token, session } = issued;
       // The right password after a run of failures may be a guess that finally worked: the owner is told (ASVS 6.3.5).
-      if (result.failuresBefore >= FAILURES_WORTH_A_NOTICE) {
-        await notifyOwner(app, request, user.id, `sign-in:${session.id}`, { type: "signed-in-after-failures", failures: result.failuresBefore });
-      }
+      await suspiciousSignIn.afterFailures(app, request, user.id, result.failuresBefore, session.id);
+      // So is a sign-in from a browser that never signed in to the account (the known-device cookie, device-cookie.ts),
+      // unless it is the account's first sign-in of all. The cookie is renewed on every login, so a browser in use
+      // stays known.
+      const device = readDeviceCookie(request.headers.cookie);
+      if (!knownDevice(device, user.id, deviceTagger) && user.lastLoginAt !== null) await suspiciousSignIn.newDevice(app, request, user.id);
       setSessionCookie(reply, token);
+      void reply.header("set-cookie", deviceCookieFor(device, user.id, deviceTagger, () => Buffer.from(app.random.bytes(16)).toString("base64url")));
       return {
         userId: user.id,
         sessionId: session.id,
