@@ -66,6 +66,27 @@ describe("dev seed", () => {
 });
 
 describe("contain", () => {
+  it("status with no job yet answers so, exit 0 (was: exit 2, a usage error); list shows an unreadable job row as such instead of failing", async () => {
+    const fresh = mkdtempSync(join(tmpdir(), "bulwark-contain-empty-"));
+    try {
+      const freshEnv = { ...env(), BULWARK_DATA_DIR: join(fresh, "data") };
+      assert.equal((await bulwark(["init"], { env: freshEnv })).code, 0);
+      const status = await bulwark(["contain", "status"], { env: freshEnv });
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, /no containment jobs yet/);
+      assert.equal((await bulwark(["contain", "status", "--json"], { env: freshEnv })).stdout.trim(), "null");
+      // A damaged row (its spec is not JSON): listed as unreadable, the command still answers.
+      const db = new DatabaseSync(join(fresh, "data", "bulwark.db"));
+      db.prepare("INSERT INTO jobs (id, kind, status, spec, counts, cursor, total, done, actor, created_at, updated_at) VALUES ('job_damaged', 'contain', 'done', '{not json', '{}', NULL, 0, 0, 'cli:test', 1, 1)").run();
+      db.close();
+      const list = await bulwark(["contain", "list"], { env: freshEnv });
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /job_damaged +contain +done +UNREADABLE: /);
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+
   it("refuses bad usage with exit 2: no lever, unknown lever, no scope, bad time, unreadable --ids", async () => {
     for (const args of [
       ["contain"],

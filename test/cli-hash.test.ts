@@ -13,9 +13,9 @@ interface Run {
   stderr: string;
 }
 
-function bulwark(args: string[], stdin: string | Buffer = ""): Promise<Run> {
+function bulwark(args: string[], stdin: string | Buffer = "", env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "src/cli/main.ts", "hash", ...args], { cwd: ROOT });
+    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "src/cli/main.ts", "hash", ...args], { cwd: ROOT, env: { ...process.env, ...env } });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
@@ -83,6 +83,16 @@ describe("bulwark hash", () => {
     assert.match(stored, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
     assert.equal((await bulwark(["verify", "--json", stored], "correct horse battery staple\n")).stdout, '{\n  "match": true\n}\n');
     assert.equal((await bulwark(["verify", stored], "correct horse battery staple\n\n")).code, 1);
+  });
+
+  test("new takes the configured argon2id parameters, as users create does, and names a bad one (was: always the defaults, a bad value ignored)", async () => {
+    const created = await bulwark(["new"], "correct horse battery staple\n", { BULWARK_ARGON2_TIME: "3", BULWARK_ARGON2_MEMORY_KIB: "8192" });
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stdout, /^\$argon2id\$v=19\$m=8192,t=3,p=1\$/);
+    const bad = await bulwark(["new"], "correct horse battery staple\n", { BULWARK_ARGON2_TIME: "abc" });
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stdout, "");
+    assert.match(bad.stderr, /BULWARK_ARGON2_TIME must be an integer from 1 to 10/);
   });
 
   test("new refuses an empty password with exit 2, as users create does, and prints no hash", async () => {

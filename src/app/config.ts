@@ -67,6 +67,33 @@ function configError(message: string): InputError {
   return new InputError("BULWARK_ERR_CONFIG", message);
 }
 
+/** Reads a whole-number variable: its default when unset or blank, else a configuration error naming it and the range. */
+function intReader(env: NodeJS.ProcessEnv): (name: string, fallback: number, min: number, max: number, why: string) => number {
+  return (name, fallback, min, max, why) => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const n = Number(raw.trim());
+    if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be an integer from ${min} to ${max} (${why}), got "${raw.trim().slice(0, 20)}"`);
+    return n;
+  };
+}
+
+/**
+ * The argon2id parameters of new password hashes (BULWARK_ARGON2_*), alone: `bulwark hash new` needs them and nothing
+ * else of the configuration (no data dir, no breach list).
+ *
+ * @example
+ * loadArgon2Config(process.env) // { memoryCost: 19456, timeCost: 2, parallelism: 1 }
+ */
+export function loadArgon2Config(env: NodeJS.ProcessEnv): Config["argon2"] {
+  const int = intReader(env);
+  return {
+    memoryCost: int("BULWARK_ARGON2_MEMORY_KIB", 19_456, 1024, 1_048_576, "KiB of memory per argon2id hash"),
+    timeCost: int("BULWARK_ARGON2_TIME", 2, 1, 10, "argon2id passes"),
+    parallelism: int("BULWARK_ARGON2_PARALLELISM", 1, 1, 16, "argon2id lanes"),
+  };
+}
+
 function parsePort(value: string | number, source: string): number {
   const text = String(value).trim();
   // 0 asks the OS for any free port (tests, ephemeral runs); the URL printed at start names it.
@@ -124,18 +151,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
     const fallback = levelSource === "LOG_LEVEL" ? " (LOG_LEVEL is read because BULWARK_LOG_LEVEL is unset; set BULWARK_LOG_LEVEL to override it)" : "";
     throw configError(`${levelSource ?? "BULWARK_LOG_LEVEL"} must be one of ${LOG_LEVELS.join(", ")}, got "${levelRaw.slice(0, 20)}"${fallback}`);
   }
-  const int = (name: string, fallback: number, min: number, max: number, why: string): number => {
-    const raw = env[name];
-    if (raw === undefined || raw.trim() === "") return fallback;
-    const n = Number(raw.trim());
-    if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be an integer from ${min} to ${max} (${why}), got "${raw.trim().slice(0, 20)}"`);
-    return n;
-  };
-  const argon2 = {
-    memoryCost: int("BULWARK_ARGON2_MEMORY_KIB", 19_456, 1024, 1_048_576, "KiB of memory per argon2id hash"),
-    timeCost: int("BULWARK_ARGON2_TIME", 2, 1, 10, "argon2id passes"),
-    parallelism: int("BULWARK_ARGON2_PARALLELISM", 1, 1, 16, "argon2id lanes"),
-  };
+  const int = intReader(env);
+  const argon2 = loadArgon2Config(env);
   const passwordMinLength = int("BULWARK_PASSWORD_MIN_LENGTH", 15, 8, 64, "NIST SP 800-63B never allows fewer than 8");
   // At most two weeks: long enough for a new hire's first week and a weekend, short enough that an initial
   // password forgotten in a ticket or a mail stops working soon (ASVS 6.4.1 asks for "a short period").

@@ -197,6 +197,11 @@ export default {
             if (report.ok && report.events === 0 && opts.partial !== true) {
               report = { ...report, ok: false, problem: { seq: 1, id: "", problem: "the file holds no events, though a whole export starts at event #1 (cut away?)" } };
             }
+            // A file that starts later is what `audit export --since` writes: say how to verify that one (the answer
+            // stays exit 1, since a whole log cut at its start looks the same).
+            if (!report.ok && report.problem?.seq === 1 && opts.partial !== true && report.problem.problem.startsWith("the log starts at event")) {
+              report = { ...report, problem: { ...report.problem, problem: `${report.problem.problem} (if this file is an export made with --since, verify it with --partial)` } };
+            }
             return printReport(ctx, report, exported.length > 0 ? keys.used() : null, opts.json);
           }
           const app = await ctx.app();

@@ -219,8 +219,14 @@ function register(program: Command, ctx: CliContext): void {
         const { app, contain, deps } = await services(ctx);
         let jobId = id;
         if (jobId === undefined) {
-          const latest = [...(await deps.jobs.list({ kind: contain.CONTAIN_KIND, limit: 1 })), ...(await deps.jobs.list({ kind: contain.UNDO_KIND, limit: 1 }))].sort((a, b) => b.createdAt - a.createdAt)[0];
-          if (!latest) throw usage("there are no containment jobs yet");
+          const newest = async (kind: string) => (await deps.jobs.listReadable({ kind, limit: 1 })).jobs;
+          const latest = [...(await newest(contain.CONTAIN_KIND)), ...(await newest(contain.UNDO_KIND))].sort((a, b) => b.createdAt - a.createdAt)[0];
+          // Nothing to report is an answer, not a usage error.
+          if (!latest) {
+            if (opts.json) writeJSON(ctx, null);
+            else say(ctx, "no containment jobs yet");
+            return EXIT.ok;
+          }
           jobId = latest.id;
         }
         const job = await deps.jobs.get<Record<string, unknown>>(jobId);
@@ -307,11 +313,16 @@ function register(program: Command, ctx: CliContext): void {
       action(ctx, async (opts: { json?: boolean }) => {
         opts = withParent("list", opts, ["json"]);
         const { contain, deps } = await services(ctx);
-        const jobs = [...(await deps.jobs.list({ kind: contain.CONTAIN_KIND, limit: 100 })), ...(await deps.jobs.list({ kind: contain.UNDO_KIND, limit: 100 }))]
-          .sort((a, b) => b.createdAt - a.createdAt).map((j) => contain.jobView(j));
-        if (opts.json) writeJSON(ctx, jobs);
-        else if (jobs.length === 0) say(ctx, "no containment jobs");
-        else for (const j of jobs) say(ctx, `${j.id}  ${j.kind.padEnd(12)} ${j.status.padEnd(8)} ${String(j.done).padStart(8)}/${j.total}  ${j.levers.join(",")}  ${j.createdAt}`);
+        // Row by row: one unreadable job (a damaged spec) is listed as such, never hiding the others mid-incident.
+        const [main, undos] = await Promise.all([deps.jobs.listReadable({ kind: contain.CONTAIN_KIND, limit: 100 }), deps.jobs.listReadable({ kind: contain.UNDO_KIND, limit: 100 })]);
+        const jobs = [...main.jobs, ...undos.jobs].sort((a, b) => b.createdAt - a.createdAt).map((j) => contain.jobView(j));
+        const unreadable = [...main.unreadable, ...undos.unreadable].map((u) => ({ id: u.id, kind: u.kind, status: u.status, unreadable: true, error: u.error.message }));
+        if (opts.json) writeJSON(ctx, [...jobs, ...unreadable]);
+        else if (jobs.length === 0 && unreadable.length === 0) say(ctx, "no containment jobs");
+        else {
+          for (const j of jobs) say(ctx, `${j.id}  ${j.kind.padEnd(12)} ${j.status.padEnd(8)} ${String(j.done).padStart(8)}/${j.total}  ${j.levers.join(",")}  ${j.createdAt}`);
+          for (const u of unreadable) say(ctx, `${u.id}  ${u.kind.padEnd(12)} ${u.status.padEnd(8)} UNREADABLE: ${u.error}`);
+        }
         return EXIT.ok;
       }),
     );

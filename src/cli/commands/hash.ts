@@ -8,12 +8,14 @@ import { EXIT } from "../exit-codes.ts";
 import { action, group, readPassword, writeJSON, writeLine } from "../run.ts";
 
 // Loaded lazily: argon2/bcrypt native bindings are not needed for the rest of the CLI.
+// New hashes take the configured argon2id parameters (BULWARK_ARGON2_*), as `users create` and the server do.
 async function passwordContext() {
-  const [{ createPasswordContext }, { systemRandom }] = await Promise.all([
+  const [{ createPasswordContext }, { systemRandom }, { loadArgon2Config }] = await Promise.all([
     import("../../accounts/passwords/index.ts"),
     import("../../lib/random.ts"),
+    import("../../app/config.ts"),
   ]);
-  return createPasswordContext({ random: systemRandom });
+  return createPasswordContext({ random: systemRandom, argon2: loadArgon2Config(process.env) });
 }
 
 function register(program: Command, ctx: CliContext): void {
