@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openApp, type OpenedApp } from "../src/app/index.ts";
+import { remindExpiringTokens } from "../src/accounts/tokens/expiry-reminders.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 
@@ -89,5 +90,10 @@ describe("maintenance", () => {
     // A reminder, not an alarm: no "if it was not you" advice, and the token's name (chosen by whoever made it) is not in it.
     assert.doesNotMatch(sent[0]?.text ?? "", /If it was not you|deploy bot/);
     assert.ok(sent[0]?.key.includes(monthly.info.id));
+    // A pass over a week that holds only tokens reminded already checks none of them again (one read per page).
+    const checked: string[] = [];
+    const again = await remindExpiringTokens({ db: app.db.db, outbox: app.accounts.outbox, appName: "Bulwark", now: clock.now(), logger: app.logger, usable: async (id) => (checked.push(id), true) });
+    assert.equal(again, 0);
+    assert.deepEqual(checked, []);
   });
 });

@@ -5,11 +5,14 @@
 // tokens that would be refused now (revoked by a stamp or an ancestor, a locked or disabled account).
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
-import { addressProblem, notifySecurityEvent, NotifyInputError, type Outbox } from "../../notify/index.ts";
+import { addressProblem, noticeKey, notifySecurityEvent, NotifyInputError, type Outbox } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
 
 /** How long before its expiry a token's owner is reminded: a week (a weekend and a holiday still leave days to act). */
 export const TOKEN_REMINDER_LEAD_MS = 7 * 86_400_000;
+
+/** The outbox kind of a reminder (security-notices.ts KINDS). */
+const REMINDER_KIND = "security.api-token-expiring";
 
 /** Tokens read per statement: the pass goes through the whole window in pages, memory bounded. */
 const PAGE = 500;
@@ -53,7 +56,15 @@ export async function remindExpiringTokens(deps: TokenReminderDeps, leadMs: numb
       query = query.where((eb) => eb.or([eb("api_tokens.expires_at", ">", a.expiresAt), eb.and([eb("api_tokens.expires_at", "=", a.expiresAt), eb("api_tokens.id", ">", a.id)])]));
     }
     const rows = await query.orderBy("api_tokens.expires_at").orderBy("api_tokens.id").limit(PAGE).execute();
+    // Every pass (each 15 minutes) walks the whole week ahead: the tokens reminded already are found by their notice's
+    // idempotency key in one statement per page, so only the new ones cost a check and an insert.
+    const keyOf = (row: { id: string; email: string }): string => noticeKey(REMINDER_KIND, `token-expiry:${row.id}`, row.email);
+    const keys = rows.map(keyOf);
+    const queuedAlready = new Set(
+      keys.length === 0 ? [] : (await deps.db.selectFrom("outbox_messages").select("idempotency_key").where("idempotency_key", "in", keys).execute()).map((r) => r.idempotency_key),
+    );
     for (const row of rows) {
+      if (queuedAlready.has(keyOf(row))) continue;
       const expiresAt = Number(row.expiresAt);
       if (!(await deps.usable(row.id))) continue;
       // An address the outbox cannot mail (an import may have stored one) is skipped with a warning, every pass.
