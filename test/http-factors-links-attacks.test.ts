@@ -8,8 +8,8 @@ import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { authFlows, STEP } from "./helpers/auth-flows.ts";
 
-const STEP = 30_000;
 const RESET_LINK = /https:\/\/bulwark\.test\/reset-password#token=(prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
 const EMAIL_LINK = /https:\/\/bulwark\.test\/confirm-email#token=(ect_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
 
@@ -21,33 +21,7 @@ after(async () => {
   await fx.close();
 });
 
-type Signed = { b: Browser; id: string; email: string; password: string };
-
-/** A user signed in (fresh, aal 1, no factor). */
-async function signedIn(email: string): Promise<Signed> {
-  const user = await fx.user(email);
-  const b = fx.browser();
-  assert.equal((await b.login(user.email, user.password)).statusCode, 200);
-  return { ...user, b };
-}
-
-/** A user with a confirmed authenticator app; `b` is their aal-2 session. The confirming step is left behind. */
-async function withTOTP(email: string): Promise<Signed & { secret: string }> {
-  const u = await signedIn(email);
-  const secret = (await u.b.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
-  const ok = await u.b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
-  assert.equal(ok.statusCode, 200, ok.body);
-  fx.clock.advance(STEP);
-  return { ...u, secret };
-}
-
-/** A password-only login of an MFA user: held at the second-factor gate. */
-async function pending(u: { email: string; password: string }): Promise<Browser> {
-  const b = fx.browser();
-  const r = await b.login(u.email, u.password);
-  assert.equal(r.json().mfaRequired, true, r.body);
-  return b;
-}
+const { signedIn, withTOTP, pending } = authFlows(() => fx);
 
 /** A 6-digit code that is none of the codes valid now (±1 step) for `secret`. */
 function wrongCode(secret: string, salt = 0): string {

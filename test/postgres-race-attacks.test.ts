@@ -18,10 +18,10 @@ import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticato
 import { MAX_WEBAUTHN_CREDENTIALS, sessionChallengeContext } from "../src/accounts/mfa/index.ts";
 import { hashSecret } from "../src/crypto/tokens.ts";
 import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
 
-const STEP = 30_000;
 const RESET_LINK = /#token=(prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
 const EMAIL_LINK = /#token=(ect_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
 
@@ -58,32 +58,7 @@ describe("single-use and counted things raced on PostgreSQL", unavailable ? { sk
 
   // ---- helpers over the /auth fixture ----
 
-  type Signed = { b: Browser; id: string; email: string; password: string };
-
-  async function signedIn(email: string): Promise<Signed> {
-    const user = await fx.user(email);
-    const b = fx.browser();
-    assert.equal((await b.login(user.email, user.password)).statusCode, 200);
-    return { ...user, b };
-  }
-
-  /** A user with a confirmed authenticator app; `b` is their aal-2 session; the clock is moved past the confirming step. */
-  async function withTOTP(email: string): Promise<Signed & { secret: string }> {
-    const u = await signedIn(email);
-    const secret = (await u.b.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
-    const ok = await u.b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
-    assert.equal(ok.statusCode, 200, ok.body);
-    fx.clock.advance(STEP);
-    return { ...u, secret };
-  }
-
-  /** A password-only login of an MFA user: held at the second-factor gate. */
-  async function pending(u: { email: string; password: string }): Promise<Browser> {
-    const b = fx.browser();
-    const r = await b.login(u.email, u.password);
-    assert.equal(r.json().mfaRequired, true, r.body);
-    return b;
-  }
+  const { signedIn, withTOTP, pending } = authFlows(() => fx);
 
   async function tokenIn(address: string, link: RegExp): Promise<string> {
     await fx.deliver();

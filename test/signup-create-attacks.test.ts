@@ -15,7 +15,7 @@ import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { openApp } from "../src/app/index.ts";
-import { runCLI } from "../src/cli/program.ts";
+import { bulwarkInProcess } from "./helpers/cli.ts";
 import { LOGIN_FAILED_BODY } from "../src/http/auth/routes/session-routes.ts";
 import { authFixture, GOOD_PASSWORD, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 
@@ -270,24 +270,7 @@ describe("users create (CLI)", () => {
   after(() => rmSync(root, { recursive: true, force: true }));
 
   /** Runs `bulwark ARGS` in this process with `stdin`, `env` set for the run. */
-  async function cli(args: string[], stdin: PassThrough): Promise<{ code: number; stdout: string; stderr: string }> {
-    const [out, err] = [new PassThrough(), new PassThrough()];
-    let [stdout, stderr] = ["", ""];
-    out.on("data", (d: Buffer) => (stdout += d.toString()));
-    err.on("data", (d: Buffer) => (stderr += d.toString()));
-    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-    Object.assign(process.env, env);
-    try {
-      const code = await runCLI(args, { stdout: out, stderr: err, stdin });
-      return { code, stdout, stderr };
-    } finally {
-      process.exitCode = undefined;
-      for (const [k, v] of Object.entries(saved)) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
-    }
-  }
+  const cli = (args: string[], stdin: PassThrough): ReturnType<typeof bulwarkInProcess> => bulwarkInProcess(args, env, stdin);
 
   /** Whether the site's database has an account for `email`. */
   async function exists(email: string): Promise<boolean> {

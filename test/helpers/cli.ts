@@ -1,7 +1,7 @@
 // Runs the `bulwark` CLI in a child process with the pinned Node, as a user would, or in this process (cheaper) for
 // what happens before and around a command's work: option checks, refusals, output.
 import { spawn } from "node:child_process";
-import { PassThrough } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -10,10 +10,10 @@ import { fileURLToPath } from "node:url";
 export const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 
 /**
- * Runs `bulwark ARGS` in this process (runCLI) with `env` set in process.env for the run, stdin empty; a spawned
+ * Runs `bulwark ARGS` in this process (runCLI) with `env` set in process.env for the run, `stdin` (empty unless given); a spawned
  * process per case costs the suite about half a second.
  */
-export async function bulwarkInProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function bulwarkInProcess(args: string[], env: NodeJS.ProcessEnv = {}, stdin: Readable = new PassThrough()): Promise<{ code: number; stdout: string; stderr: string }> {
   const { runCLI } = await import("../../src/cli/program.ts");
   const [out, err] = [new PassThrough(), new PassThrough()];
   let [stdout, stderr] = ["", ""];
@@ -22,7 +22,7 @@ export async function bulwarkInProcess(args: string[], env: NodeJS.ProcessEnv = 
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   Object.assign(process.env, env);
   try {
-    const code = await runCLI(args, { stdout: out, stderr: err, stdin: new PassThrough() });
+    const code = await runCLI(args, { stdout: out, stderr: err, stdin });
     return { code, stdout, stderr };
   } finally {
     process.exitCode = undefined;
