@@ -262,7 +262,7 @@ export default async function bench(): Promise<void> {
     }
     // The measured logins come from a browser that signed in before (its known-device cookie, device-cookie.ts), as a
     // returning user's do; a first sign-in from a new browser also queues the owner's notice (at most one an hour).
-    const knownBrowser = deviceCookieFor(null, user.id, (text) => app.keyring.identifierTag(text), () => randomBytes(16).toString("base64url")).split(";")[0] as string;
+    const knownBrowser = deviceCookieFor(null, { id: user.id, passwordChangedAt: user.passwordChangedAt }, (text) => app.keyring.identifierTag(text), () => randomBytes(16).toString("base64url")).split(";")[0] as string;
     const login = (identifier: string, password: string, ip: string): ClientRequest =>
       ({ method: "POST", url: `${base}/auth/login`, headers: { "content-type": "application/json", "x-forwarded-for": ip, cookie: knownBrowser }, body: JSON.stringify({ identifier, password }) });
 

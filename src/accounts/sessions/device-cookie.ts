@@ -1,7 +1,9 @@
 // The known-device cookie, `__Host-bulwark-device`: how a login tells a browser that signed in to the account before
 // from one that never did, so the owner can be told of a sign-in from a new device or browser (ASVS 6.3.5). It holds
 // no state the server keeps: a random device id, and for each account signed in from it (at most MAX_ACCOUNTS, the
-// latest first) a tag keyed by the server's key over the device id and the account's id. Only the server can make a
+// latest first) a tag keyed by the server's key over the device id and the account's key — its id and when its
+// password last changed (DeviceAccount), so a password change or reset makes every browser new again but the one
+// that made it. Only the server can make a
 // tag; one from another browser proves nothing here (the device id differs); a tag names no account to whoever
 // reads the cookie. Copying a victim's cookie needs their browser, and then only spares the attacker a notice.
 // Same attributes as the session cookie (Secure, HttpOnly, SameSite=Lax, Path=/, no Domain), kept for a year.
@@ -24,7 +26,14 @@ export interface DeviceCookie {
 /** The server's keyed tag of `text` (Keyring.identifierTag): 16 hex characters. */
 export type DeviceTagger = (text: string) => string;
 
-const tagOf = (tagger: DeviceTagger, deviceId: string, userId: string): string => tagger(`known-device:${deviceId}:${userId}`);
+/** What a tag is bound to: the account, and its password's last change (null: never changed). */
+export interface DeviceAccount {
+  id: string;
+  passwordChangedAt: number | null;
+}
+
+const tagOf = (tagger: DeviceTagger, deviceId: string, account: DeviceAccount): string =>
+  tagger(`known-device:${deviceId}:${account.id}:${account.passwordChangedAt ?? 0}`);
 
 /**
  * The device cookie a Cookie header carries, or null (none, two different ones, or not in our format).
@@ -42,23 +51,23 @@ export function readDeviceCookie(header: string | undefined | null): DeviceCooki
   return { deviceId, tags };
 }
 
-/** Whether `cookie` says this browser signed in to account `userId` before. */
-export function knownDevice(cookie: DeviceCookie | null, userId: string, tagger: DeviceTagger): boolean {
-  return cookie !== null && cookie.tags.includes(tagOf(tagger, cookie.deviceId, userId));
+/** Whether `cookie` says this browser signed in to `account` before (since its password last changed). */
+export function knownDevice(cookie: DeviceCookie | null, account: DeviceAccount, tagger: DeviceTagger): boolean {
+  return cookie !== null && cookie.tags.includes(tagOf(tagger, cookie.deviceId, account));
 }
 
 /**
- * The Set-Cookie value that remembers this browser for `userId`, first in the list, keeping the other accounts it
- * held (the oldest dropped past MAX_DEVICE_ACCOUNTS). A browser without one gets a new device id (`newDeviceId`, 16
- * random bytes as base64url).
+ * The Set-Cookie value that remembers this browser for `account` (null: renews the cookie as it is), first in the
+ * list, keeping the other accounts it held (the oldest dropped past MAX_DEVICE_ACCOUNTS). A browser without one gets a
+ * new device id (`newDeviceId`, 16 random bytes as base64url).
  *
  * @example
- * reply.header("set-cookie", deviceCookieFor(readDeviceCookie(header), user.id, tagger, () => base64url(random.bytes(16))));
+ * reply.header("set-cookie", deviceCookieFor(readDeviceCookie(header), user, tagger, () => base64url(random.bytes(16))));
  */
-export function deviceCookieFor(cookie: DeviceCookie | null, userId: string, tagger: DeviceTagger, newDeviceId: () => string): string {
+export function deviceCookieFor(cookie: DeviceCookie | null, account: DeviceAccount | null, tagger: DeviceTagger, newDeviceId: () => string): string {
   const deviceId = cookie?.deviceId ?? newDeviceId();
   if (!DEVICE_ID.test(deviceId)) throw new Error("a device id is 22 base64url characters (16 random bytes)");
-  const tag = tagOf(tagger, deviceId, userId);
-  const tags = [tag, ...(cookie?.tags ?? []).filter((t) => t !== tag)].slice(0, MAX_DEVICE_ACCOUNTS);
+  const tag = account === null ? null : tagOf(tagger, deviceId, account);
+  const tags = [...(tag === null ? [] : [tag]), ...(cookie?.tags ?? []).filter((t) => t !== tag)].slice(0, MAX_DEVICE_ACCOUNTS);
   return `${DEVICE_COOKIE}=${[VERSION, deviceId, ...tags].join(".")}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=${MAX_AGE_SECONDS}`;
 }

@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { mfaErrors } from "../../accounts/mfa/index.ts";
-import { sessionCookie, sessionErrors } from "../../accounts/sessions/index.ts";
+import { deviceCookieFor, readDeviceCookie, sessionCookie, sessionErrors, type DeviceAccount } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import { addressProblem, notifySecurityEvent, NotifyInputError, type SecurityEvent } from "../../notify/index.ts";
 import { NO_CONTROL } from "../api/common.ts";
@@ -56,28 +56,36 @@ export async function auditAndNotify(
  * Queues the security notice of audit event `eventId` to the account's owner (its id is the idempotency key), in
  * `executor` when given (the change's transaction; then nothing else may be queried, see FactorChangeOptions). An
  * address the outbox cannot mail, or any other notice the outbox refuses as input (NotifyInputError), is logged and
- * audited as NOTICE_REFUSED instead: the change it reports stands, so it never becomes an error answer.
+ * audited as NOTICE_REFUSED instead: the change it reports stands, so it never becomes an error answer. Returns
+ * false when the notice was queued before (its idempotency key was taken) or the account is gone; true otherwise.
  */
-export async function notifyOwner(app: App, request: FastifyRequest, userId: string, eventId: string, notice: SecurityEvent, executor?: Kysely<Schema>): Promise<void> {
+export async function notifyOwner(app: App, request: FastifyRequest, userId: string, eventId: string, notice: SecurityEvent, executor?: Kysely<Schema>): Promise<boolean> {
   const user = await (executor ?? app.db.db).selectFrom("users").select(["id", "email"]).where("id", "=", userId).executeTakeFirst();
-  if (!user) return;
+  if (!user) return false;
   const refused = async (recipient: "account" | "previous", reason: string, code?: string): Promise<void> => {
     request.log.warn({ userId: user.id, notice: notice.type, recipient, ...(code ? { code } : {}) }, "security notice not sent: the outbox refused it");
     const entry = { type: NOTICE_REFUSED, actor: "system", subject: user.id, requestId: request.id, data: { notice: notice.type, recipient, event: eventId, reason } };
     await (executor ? app.audit.appendIn(executor, entry) : app.audit.append(entry));
   };
   const problem = addressProblem(user.email);
-  if (problem !== null) return refused("account", problem);
+  if (problem !== null) {
+    await refused("account", problem);
+    return true;
+  }
+  let queued: boolean;
   try {
-    await notifySecurityEvent(app.accounts.outbox, { eventId, to: user.email, at: app.clock.now(), ip: clientIP(request), event: notice }, { appName: app.config.serviceName, ...(executor ? { executor } : {}) });
+    const results = await notifySecurityEvent(app.accounts.outbox, { eventId, to: user.email, at: app.clock.now(), ip: clientIP(request), event: notice }, { appName: app.config.serviceName, ...(executor ? { executor } : {}) });
+    queued = results.some((r) => r.created);
   } catch (error) {
     // Bad input to the outbox (its messages name the field, never the address); anything else (the database) is raised.
     if (!(error instanceof NotifyInputError)) throw error;
-    return refused("account", error.message, error.code);
+    await refused("account", error.message, error.code);
+    return true;
   }
   // An email change also tells the old address, unless the outbox cannot mail it (the notice then leaves it out).
   const previous = notice.type === "email-changed" ? addressProblem(notice.oldEmail) : null;
   if (previous !== null) await refused("previous", previous);
+  return queued;
 }
 
 /**
@@ -108,11 +116,30 @@ export const suspiciousSignIn = {
   async recoveryCodeUsed(app: App, request: FastifyRequest, userId: string, left: number, eventId: string): Promise<void> {
     await notifyOwner(app, request, userId, `recovery-code:${eventId}`, { type: "signed-in-with-recovery-code", left });
   },
-  /** A sign-in from a browser that never signed in to the account. */
-  async newDevice(app: App, request: FastifyRequest, userId: string): Promise<void> {
-    await notifyOwner(app, request, userId, `new-device:${userId}:${Math.floor(app.clock.now() / HOUR)}`, { type: "signed-in-from-new-device" });
+  /**
+   * A sign-in from a browser that never signed in to the account. False when this hour's notice went out already
+   * (for another browser): the caller then does not remember this one, which counts as new again next hour.
+   */
+  async newDevice(app: App, request: FastifyRequest, userId: string): Promise<boolean> {
+    return notifyOwner(app, request, userId, `new-device:${userId}:${Math.floor(app.clock.now() / HOUR)}`, { type: "signed-in-from-new-device" });
   },
 };
+
+/**
+ * Sets the known-device cookie of this browser (device-cookie.ts), remembering it for `account` when given (else
+ * renewing what it holds). The tag is bound to the account's password change time, so call it with the account as
+ * stored after a change.
+ */
+export function setDeviceCookie(app: App, request: FastifyRequest, reply: FastifyReply, account: DeviceAccount | null): void {
+  const cookie = deviceCookieFor(readDeviceCookie(request.headers.cookie), account, (text) => app.keyring.identifierTag(text), () => Buffer.from(app.random.bytes(16)).toString("base64url"));
+  void reply.header("set-cookie", cookie);
+}
+
+/** Remembers this browser for the account `userId` as it is stored now (after a password change, reset or step-up). */
+export async function rememberThisDevice(app: App, request: FastifyRequest, reply: FastifyReply, userId: string): Promise<void> {
+  const user = await app.accounts.users.getById(userId);
+  if (user) setDeviceCookie(app, request, reply, { id: user.id, passwordChangedAt: user.passwordChangedAt });
+}
 
 /** The audit event of a security notice that could not be queued because the outbox refuses it (the account's address, or other input). */
 export const NOTICE_REFUSED = "auth.notice.refused";

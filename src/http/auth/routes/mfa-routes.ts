@@ -9,7 +9,7 @@ import { MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProo
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, mfaThrottledAnswer, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
+import { auditAndNotify, mfaThrottledAnswer, rememberThisDevice, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 
@@ -106,6 +106,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       }
       await outcome.proof.settle();
       const data: Record<string, unknown> = { factor: outcome.factor };
+      // The whole sign-in is done: this browser is now known for the account (the login left it out: a password alone
+      // does not make a browser known to an account with a second factor).
+      await rememberThisDevice(app, request, reply, auth.userId);
       if (outcome.factor === "recovery-code") data["recoveryCodesLeft"] = await mfa.recovery.remaining(auth.userId);
       await app.audit.append({ type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data });
       // A recovery code stands in for a lost device, or was taken with the password: the owner is told (ASVS 6.3.5).

@@ -9,7 +9,7 @@ import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spendIn, type FactorBody } from "../second-factor.ts";
 
 /** The one answer to every reset request (and registration): 202 and this body, account or not (ASVS 6.3.8). */
@@ -116,6 +116,8 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // (POST /auth/reauthenticate asks for the factor).
       const { token } = await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: hasMfa });
       setSessionCookie(reply, token);
+      // A new password makes every browser new again (device tags are bound to it) but this one.
+      await rememberThisDevice(app, request, reply, user.id);
       return { status: "changed", sessionsEnded: ended };
     },
   );
@@ -238,6 +240,8 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       }
       await proof?.settle();
       await app.accounts.flood.clearStreak(user.email);
+      // The browser that completed the reset (the link from the mailbox, and the factor) is the one known to the account.
+      await rememberThisDevice(app, request, reply, user.id);
       return { status: "reset", sessionsEnded: ended };
     },
   );

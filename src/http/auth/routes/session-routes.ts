@@ -2,11 +2,11 @@
 import type { FastifyInstance } from "fastify";
 import { API_ACTION, csrfToken } from "../../../accounts/csrf/index.ts";
 import { login } from "../../../accounts/login/index.ts";
-import { clearSessionCookie, deviceCookieFor, knownDevice, readDeviceCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
+import { clearSessionCookie, knownDevice, readDeviceCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { ANY_GATE, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { ANY_GATE, requestContext, requireSession, secret, setDeviceCookie, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
@@ -57,13 +57,16 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       const { token, session } = issued;
       // The right password after a run of failures may be a guess that finally worked: the owner is told (ASVS 6.3.5).
       await suspiciousSignIn.afterFailures(app, request, user.id, result.failuresBefore, session.id);
-      // So is a sign-in from a browser that never signed in to the account (the known-device cookie, device-cookie.ts),
-      // unless it is the account's first sign-in of all. The cookie is renewed on every login, so a browser in use
-      // stays known.
-      const device = readDeviceCookie(request.headers.cookie);
-      if (!knownDevice(device, user.id, deviceTagger) && user.lastLoginAt !== null) await suspiciousSignIn.newDevice(app, request, user.id);
+      // So is a sign-in from a browser that never signed in to the account since its password last changed (the
+      // known-device cookie, device-cookie.ts), unless it is the account's first sign-in of all. Such a browser is
+      // remembered once the owner was told of it (not when this hour's notice went out already, for another one), and
+      // for an account with a second factor only once that is passed (/auth/mfa/verify). The cookie is renewed on every
+      // login, so a browser in use stays known.
+      const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
+      let remember = knownDevice(readDeviceCookie(request.headers.cookie), account, deviceTagger);
+      if (!remember) remember = (user.lastLoginAt === null || (await suspiciousSignIn.newDevice(app, request, user.id))) && !hasMfa;
       setSessionCookie(reply, token);
-      void reply.header("set-cookie", deviceCookieFor(device, user.id, deviceTagger, () => Buffer.from(app.random.bytes(16)).toString("base64url")));
+      setDeviceCookie(app, request, reply, remember ? account : null);
       return {
         userId: user.id,
         sessionId: session.id,
