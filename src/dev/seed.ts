@@ -11,6 +11,7 @@ import { InputError } from "../lib/errors.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { PasswordContext } from "../accounts/passwords/index.ts";
+import { identifierKey } from "../accounts/users/normalise.ts";
 import { base32 } from "../crypto/tokens.ts";
 import type { Database } from "../store/database.ts";
 
@@ -166,7 +167,7 @@ export async function seedUsers(deps: SeedDeps, options: SeedOptions): Promise<S
     if (r < 0.001 || (i === 0 && total >= 10)) admins.push({ id, role: "admin" });
     else if (r < 0.003) admins.push({ id, role: "responder" });
     if (r < 0.003 || (i === 0 && total >= 10) || rand() < MFA_SHARE) withMfa.add(id);
-    return [id, email, email.normalize("NFC").toLowerCase(), `${first} ${last}`, "active", h.hash, h.scheme, created, 0, created, created, lastLogin, 1];
+    return [id, email, identifierKey(email), `${first} ${last}`, "active", h.hash, h.scheme, created, 0, created, created, lastLogin, 1];
   };
 
   const sessionsPerUser = options.sessionsPerUser ?? 0;

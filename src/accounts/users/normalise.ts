@@ -1,15 +1,42 @@
 // Normalisation of the identifiers people log in with. Lookups use the normalised key; the account keeps
 // the address as given. Lengths are bounded (RFC 5321 §4.5.3.1: 254 characters is the usable maximum); a new
-// identifier that only looks like another (invisible or compatibility characters) is refused.
+// identifier that only looks like another (invisible or compatibility characters, mixed Latin, Cyrillic and Greek
+// letters) is refused.
 import { identifierHidesSomething } from "../../lib/visible-text.ts";
 import { accountErrors } from "../errors.ts";
 
 export const MAX_EMAIL = 254;
 export const MAX_USERNAME = 64;
 
-/** The lookup key of an identifier (email or username): trimmed, NFC, lower-cased. */
+/**
+ * The lookup key of an identifier (email or username): trimmed, NFC, lower-cased, NFC again, final sigma folded.
+ * Lower-casing can leave a string that is not NFC ("J̌" has no precomposed capital: it lower-cases to j + U+030C,
+ * whose NFC is "ǰ"), and toLowerCase is not case folding (a final capital Σ becomes ς): without the second NFC and
+ * the fold, "J̌AN" and "ǰan", or "ΟΔΟΣ" and "οδοσ", got keys of their own — a second account, and a login that
+ * missed the first. Migration 21 brought the stored keys to this form.
+ *
+ * @example
+ * identifierKey(" J\u030CAN ") === identifierKey("\u01F0an") // true
+ */
 export function identifierKey(identifier: string): string {
-  return identifier.trim().normalize("NFC").toLowerCase();
+  return identifier.trim().normalize("NFC").toLowerCase().normalize("NFC").replaceAll("\u03C2", "\u03C3");
+}
+
+const LATIN = /\p{Script=Latin}/u;
+const CYRILLIC = /\p{Script=Cyrillic}/u;
+const GREEK = /\p{Script=Greek}/u;
+
+/**
+ * Why `part` (a username, an address's local part or one label of its domain) is refused for mixing Latin, Cyrillic
+ * and Greek letters, whose look-alikes (Cyrillic а, і, ѕ, о; Greek ο, ν) read as the Latin ones: "аdmin" with a
+ * Cyrillic а passes for "admin" (UTS #39 §5.2 restriction levels: one of these scripts per identifier). Null when
+ * it keeps to one of them; other scripts (Han with kana, say) are not judged here.
+ */
+function mixedScriptProblem(part: string): string | null {
+  const scripts = [[LATIN, "Latin"], [CYRILLIC, "Cyrillic"], [GREEK, "Greek"]] as const;
+  const found = scripts.filter(([re]) => re.test(part)).map(([, name]) => name);
+  if (found.length < 2) return null;
+  return `mixes ${found.join(" and ")} letters in "${part.slice(0, 60)}": look-alikes across these scripts (a Cyrillic а in a Latin name) let an identifier pass for someone else's; write each part in one script`;
 }
 
 /**
@@ -42,6 +69,13 @@ export function validateEmail(email: string): string {
   if (!/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u.test(trimmed)) throw accountErrors.invalidEmail(`"${trimmed.slice(0, 60)}" is not an address (expected name@domain)`);
   const problem = compatibilityProblem(trimmed.normalize("NFC"));
   if (problem !== null) throw accountErrors.invalidEmail(problem);
+  const [local = "", domain = ""] = trimmed.split("@");
+  // A trailing dot names the same domain in DNS ("example.org." is "example.org"): a second key for one mailbox.
+  if (domain.endsWith(".")) throw accountErrors.invalidEmail(`"${trimmed.slice(0, 60)}" ends its domain with a dot; write the address without it`);
+  for (const part of [local, ...domain.split(".")]) {
+    const mixed = mixedScriptProblem(part.normalize("NFC"));
+    if (mixed !== null) throw accountErrors.invalidEmail(mixed);
+  }
   return trimmed;
 }
 
@@ -55,5 +89,7 @@ export function validateUsername(username: string): string {
   if (trimmed.normalize("NFKC").includes("@")) throw accountErrors.invalidUsername("must not contain a character that reads as @ (such as the full-width ＠ or the small ﹫): it would pass for an email address");
   const problem = compatibilityProblem(trimmed);
   if (problem !== null) throw accountErrors.invalidUsername(problem);
+  const mixed = mixedScriptProblem(trimmed);
+  if (mixed !== null) throw accountErrors.invalidUsername(mixed);
   return trimmed;
 }

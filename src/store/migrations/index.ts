@@ -19,7 +19,8 @@ import { replacedSessions } from "./0017-replaced-sessions.ts";
 import { floodSpellings } from "./0018-flood-spellings.ts";
 import { initialPasswordExpiry } from "./0019-initial-password-expiry.ts";
 import { jobEpochs } from "./0020-job-epochs.ts";
+import { identifierKeysFolded } from "./0021-identifier-keys-folded.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded];
 export type { Migration } from "./types.ts";
