@@ -18,12 +18,10 @@ import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticato
 import { MAX_WEBAUTHN_CREDENTIALS, sessionChallengeContext } from "../src/accounts/mfa/index.ts";
 import { hashSecret } from "../src/crypto/tokens.ts";
 import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
-import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { authFlows, EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
 
-const RESET_LINK = /#token=(prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
-const EMAIL_LINK = /#token=(ect_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
 
 type Response = LightMyRequestResponse;
 const statuses = (rs: Response[]): number[] => rs.map((r) => r.statusCode).sort((a, b) => a - b);
@@ -58,20 +56,9 @@ describe("single-use and counted things raced on PostgreSQL", unavailable ? { sk
 
   // ---- helpers over the /auth fixture ----
 
-  const { signedIn, withTOTP, pending } = authFlows(() => fx);
+  const { signedIn, withTOTP, pending, tokenIn, resetToken } = authFlows(() => fx);
 
-  async function tokenIn(address: string, link: RegExp): Promise<string> {
-    await fx.deliver();
-    const hit = fx.mailTo(address).filter((m) => link.test(m.body)).at(-1);
-    assert.ok(hit, `no link mailed to ${address}`);
-    return (link.exec(hit.body) as RegExpExecArray)[1] as string;
-  }
 
-  async function resetToken(address: string): Promise<string> {
-    const r = await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: address } });
-    assert.equal(r.statusCode, 202, r.body);
-    return tokenIn(address, RESET_LINK);
-  }
 
   async function liveSessions(userId: string): Promise<number> {
     return (await fx.app.accounts.sessions.list(userId)).length;

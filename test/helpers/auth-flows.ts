@@ -1,10 +1,15 @@
 // Sign-in states the /auth attack tests start from, over an AuthFixture: signed in, with an authenticator app,
-// held at the second-factor gate.
+// held at the second-factor gate; and the tokens of the links the outbox mails.
 import assert from "node:assert/strict";
 import { totpCode, type AuthFixture, type Browser } from "../../src/http/auth/test-client.ts";
 
 /** One TOTP time step. */
 export const STEP = 30_000;
+
+/** The token of a mailed password-reset link (the fragment of /reset-password). */
+export const RESET_LINK = /#token=(prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
+/** The token of a mailed email-change link (the fragment of /confirm-email). */
+export const EMAIL_LINK = /#token=(ect_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
 
 export type Signed = { b: Browser; id: string; email: string; password: string };
 
@@ -41,5 +46,20 @@ export function authFlows(fx: () => AuthFixture) {
     return b;
   }
 
-  return { signedIn, withTOTP, pending };
+  /** The token of the newest mail to `address` matching `link` (the outbox delivered first). */
+  async function tokenIn(address: string, link: RegExp): Promise<string> {
+    await fx().deliver();
+    const hit = fx().mailTo(address).filter((m) => link.test(m.body)).at(-1);
+    assert.ok(hit, `no link mailed to ${address}`);
+    return (link.exec(hit.body) as RegExpExecArray)[1] as string;
+  }
+
+  /** Asks for a password reset of `address` and returns the mailed link's token. */
+  async function resetToken(address: string): Promise<string> {
+    const r = await fx().browser().request("POST", "/auth/password/reset/request", { body: { email: address } });
+    assert.equal(r.statusCode, 202, r.body);
+    return tokenIn(address, RESET_LINK);
+  }
+
+  return { signedIn, withTOTP, pending, tokenIn, resetToken };
 }
