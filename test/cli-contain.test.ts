@@ -66,7 +66,7 @@ describe("dev seed", () => {
 });
 
 describe("contain", () => {
-  it("status with no job yet answers so, exit 0 (was: exit 2, a usage error); list shows an unreadable job row as such instead of failing", async () => {
+  it("status with no job yet answers so, exit 0 (was: exit 2, a usage error); a job over nobody says it changed nothing; list shows an unreadable job row as such instead of failing", async () => {
     const fresh = mkdtempSync(join(tmpdir(), "bulwark-contain-empty-"));
     try {
       const freshEnv = { ...env(), BULWARK_DATA_DIR: join(fresh, "data") };
@@ -75,6 +75,10 @@ describe("contain", () => {
       assert.equal(status.code, 0, status.stderr);
       assert.match(status.stdout, /no containment jobs yet/);
       assert.equal((await bulwark(["contain", "status", "--json"], { env: freshEnv })).stdout.trim(), "null");
+      // A job over nobody ends having changed nothing, and says so (was: "nothing yet", as if it were still to act).
+      const empty = await bulwark(["contain", "lock-accounts", "--all", "--yes"], { env: freshEnv });
+      assert.equal(empty.code, 0, empty.stderr);
+      assert.match(empty.stdout, /done, 0\/0\n {2}lock-accounts: nothing changed/);
       // A damaged row (its spec is not JSON): listed as unreadable, the command still answers.
       const db = new DatabaseSync(join(fresh, "data", "bulwark.db"));
       db.prepare("INSERT INTO jobs (id, kind, status, spec, counts, cursor, total, done, actor, created_at, updated_at) VALUES ('job_damaged', 'contain', 'done', '{not json', '{}', NULL, 0, 0, 'cli:test', 1, 1)").run();

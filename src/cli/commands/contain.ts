@@ -98,7 +98,9 @@ async function loadScope(opts: RunOpts, now: number): Promise<ScopeSpec> {
 function printJob(ctx: CliContext, view: JobView): void {
   say(ctx, `job ${view.id} (${view.kind}): ${view.status}, ${view.done}/${view.total}${view.undoOf ? `, undoing ${view.undoOf}` : ""}${view.incidentId ? `, incident ${view.incidentId}` : ""}`);
   for (const [lever, counts] of Object.entries(view.counts)) {
-    say(ctx, `  ${lever}: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ") || "nothing yet"}`);
+    // No count yet: "nothing yet" while the job may still act; once it ended, it changed nothing.
+    const ended = view.status === "done" || view.status === "failed" || view.status === "cancelled";
+    say(ctx, `  ${lever}: ${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(", ") || (ended ? "nothing changed" : "nothing yet")}`);
   }
   if (view.error) say(ctx, `  error: ${view.error}`);
   for (const note of view.notes) say(ctx, `  note: ${note}`);
