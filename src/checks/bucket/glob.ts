@@ -1,5 +1,6 @@
 // IAM wildcard patterns (`*` any run, `?` one character) over action names and resource ARNs:
 // plain matching, "can two patterns match a common string", and a sound "does A cover B" test.
+import { wildcardMatch } from "../../lib/wildcard.ts";
 
 const STAR = 42; // "*"
 const QMARK = 63; // "?"
@@ -40,29 +41,9 @@ export function compileGlob(pattern: string, options: { ignoreCase?: boolean } =
   return ignoreCase ? (text) => scan(text.toLowerCase()) : scan;
 }
 
+/** The whole-string match of `p` against `t` (src/lib/wildcard.ts). */
 function matchFrom(p: string, t: string): boolean {
-  // Iterative matcher with single backtrack point: linear-ish, no recursion, no regex (no ReDoS).
-  let pi = 0;
-  let ti = 0;
-  let starP = -1;
-  let starT = 0;
-  while (ti < t.length) {
-    const pc = p.charCodeAt(pi);
-    if (pi < p.length && (pc === QMARK || pc === t.charCodeAt(ti))) {
-      pi++;
-      ti++;
-    } else if (pi < p.length && pc === STAR) {
-      starP = pi++;
-      starT = ti;
-    } else if (starP >= 0) {
-      pi = starP + 1;
-      ti = ++starT;
-    } else {
-      return false;
-    }
-  }
-  while (pi < p.length && p.charCodeAt(pi) === STAR) pi++;
-  return pi === p.length;
+  return wildcardMatch(t, p);
 }
 
 /**

@@ -1,6 +1,7 @@
 // OpenSSH's pattern matching (match.c): "*" and "?" wildcards, comma lists with "!" negation, and
 // address lists mixing CIDR blocks with wildcard patterns (addrmatch.c).
 import { isIPv4, isIPv6 } from "node:net";
+import { wildcardMatch } from "../../lib/wildcard.ts";
 
 /**
  * Wildcard match of the whole string: "*" any run, "?" one character. Iterative (no backtracking
@@ -10,26 +11,7 @@ import { isIPv4, isIPv6 } from "node:net";
  * matchPattern("web01.example.org", "web*.example.org"); // true
  */
 export function matchPattern(s: string, pattern: string): boolean {
-  let si = 0;
-  let pi = 0;
-  let star = -1;
-  let mark = 0;
-  while (si < s.length) {
-    if (pi < pattern.length && (pattern[pi] === "?" || pattern[pi] === s[si])) {
-      si++;
-      pi++;
-    } else if (pi < pattern.length && pattern[pi] === "*") {
-      star = pi++;
-      mark = si;
-    } else if (star >= 0) {
-      pi = star + 1;
-      si = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < pattern.length && pattern[pi] === "*") pi++;
-  return pi === pattern.length;
+  return wildcardMatch(s, pattern);
 }
 
 /**
