@@ -12,6 +12,7 @@ import { inertJSON } from "../lib/terminal.ts";
 import { shellActor } from "../lib/os-user.ts";
 import { systemRandom, type RandomSource } from "../lib/random.ts";
 import { openPostgres, openSQLite, listTables, type Database } from "../store/database.ts";
+import { SCHEMA_TABLES } from "../store/schema.ts";
 import { storeErrors } from "../store/errors.ts";
 import { createKeyStore } from "../store/key-store.ts";
 import { migrate, migrationStatus } from "../store/migrator.ts";
@@ -110,17 +111,30 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
     const tables = await listTables(database);
     const ours = tables.includes("bulwark_migrations");
     if (!ours && tables.length > 0 && database.dialect === "sqlite") throw storeErrors.foreignDatabase(database.where, tables);
-    if (!ours && database.dialect === "postgres" && tables.some((t) => ["keyring_keys", "audit_events", "bulwark_meta"].includes(t))) {
-      throw storeErrors.foreignDatabase(database.where, tables);
-    }
+    // A PostgreSQL schema may hold other applications' tables beside ours, but not one of the names our migrations
+    // create: migration 1 would commit its tables into that schema before a later one failed on the clash.
+    const clashing = tables.filter((t) => (SCHEMA_TABLES as readonly string[]).includes(t));
+    if (!ours && database.dialect === "postgres" && clashing.length > 0) throw storeErrors.foreignDatabase(database.where, clashing);
     if (!ours && mode !== "init") throw storeErrors.notInitialised(database.where);
     const status = await migrationStatus(database); // throws when the schema is newer than this code
+    // Our tables without the versions that made them (the version table emptied by hand, tables restored without
+    // it): migrating again would fail half-way, and deciding from the versions would miss the keys they hold.
+    if (ours && status.current === 0 && clashing.some((t) => t !== "bulwark_migrations")) {
+      throw storeErrors.schemaDamaged(database.where, `it holds Bulwark tables (${clashing.filter((t) => t !== "bulwark_migrations").slice(0, 4).join(", ")}, …) but no record of the migrations that made them`);
+    }
+    // At the latest version every table must be there: a dropped one otherwise surfaced as a raw driver error later.
+    if (ours && status.pending.length === 0) {
+      const listed = new Set(tables);
+      const missing = SCHEMA_TABLES.filter((t) => !listed.has(t));
+      if (missing.length > 0) throw storeErrors.schemaDamaged(database.where, `table${missing.length === 1 ? "" : "s"} ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} missing`);
+    }
     if (status.pending.length > 0 && mode === "open") throw storeErrors.pendingMigrations(database.where, status.pending.length);
 
-    // 4. The master key: never create one when the database already holds wrapped keys.
+    // 4. The master key: never create one when the database already holds wrapped keys (judged by the table itself,
+    // not by the recorded versions).
     let masterKey = envKey ?? fileKey;
     if (masterKey === null) {
-      const hasKeys = ours && status.current >= 1 && (await database.db.selectFrom("keyring_keys").select("id").limit(1).execute()).length > 0;
+      const hasKeys = tables.includes("keyring_keys") && (await database.db.selectFrom("keyring_keys").select("id").limit(1).execute()).length > 0;
       if (hasKeys || mode !== "init") {
         throw cryptoErrors.masterKeyMissing(
           `no master key: ${database.where} holds encrypted data, but BULWARK_MASTER_KEY is unset and ${keyFile} does not exist; ` +

@@ -20,6 +20,9 @@ export const storeErrors = {
   foreignDatabase: (where: string, tables: string[]): StoreError =>
     new StoreError("BULWARK_ERR_DB_FOREIGN", "input",
       `${where} holds tables Bulwark did not create (${tables.slice(0, 5).join(", ")}${tables.length > 5 ? ", …" : ""}); refusing to touch it — use an empty database`),
+  schemaDamaged: (where: string, problem: string): StoreError =>
+    new StoreError("BULWARK_ERR_DB_DAMAGED", "input",
+      `the Bulwark database at ${where} is damaged: ${problem}; restore it from a backup (Bulwark changes nothing in it)`),
   notInitialised: (where: string): StoreError =>
     new StoreError("BULWARK_ERR_DB_NOT_INITIALISED", "input", `no Bulwark database at ${where}; run \`bulwark init\` first`),
   newerSchema: (where: string, found: number, known: number): StoreError =>

@@ -314,6 +314,18 @@ export interface PasswordResetTokensTable {
   used_at: number | null;
 }
 
+/**
+ * Every table the migrations create, as `listTables` names them once all have run (revocation_counter is a view on
+ * PostgreSQL, so it is not listed there). Checked against a fresh database on both dialects
+ * (src/store/store.conformance.test.ts): a database at the latest version must hold each of them.
+ */
+export const SCHEMA_TABLES = [
+  "api_tokens", "audit_checkpoints", "audit_events", "audit_head", "bulwark_meta", "bulwark_migrations", "check_findings",
+  "check_runs", "contain_changes", "contain_job_users", "email_change_tokens", "flood_events", "flood_streaks", "identities",
+  "jobs", "keyring_keys", "mfa_recovery_codes", "mfa_totp", "outbox_messages", "password_reset_tokens", "replaced_sessions",
+  "revocation_stamps", "role_permissions", "roles", "sessions", "user_roles", "users", "webauthn_challenges", "webauthn_credentials",
+] as const;
+
 export interface Schema {
   roles: RolesTable;
   role_permissions: RolePermissionsTable;

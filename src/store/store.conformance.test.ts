@@ -10,7 +10,8 @@ import { createCheckRunStore } from "../checks/record.ts";
 import { Keyring } from "../crypto/keyring.ts";
 import { ManualClock } from "../lib/clock.ts";
 import { systemRandom } from "../lib/random.ts";
-import type { Database } from "./database.ts";
+import { listTables, type Database } from "./database.ts";
+import { SCHEMA_TABLES } from "./schema.ts";
 import { createKeyStore } from "./key-store.ts";
 import { MIGRATIONS } from "./migrations/index.ts";
 import { migrate, migrationStatus } from "./migrator.ts";
@@ -34,6 +35,13 @@ forEachDialect("migrations", (fx) => {
     assert.deepEqual(rows.map((r) => Number(r.version)), MIGRATIONS.map((m) => m.version));
     const again = await migrate(db, new ManualClock());
     assert.deepEqual(again.results, [], "a second run has nothing to do");
+  });
+
+  it("SCHEMA_TABLES names exactly the tables a fully migrated database holds (open-app's damage check reads it)", async () => {
+    const db = await fx.fresh();
+    assert.equal((await migrate(db, new ManualClock())).error, undefined);
+    const listed = await listTables(db);
+    assert.deepEqual([...SCHEMA_TABLES].sort(), listed.filter((t) => t !== "revocation_counter").sort());
   });
 
   it("refuses a database whose schema is newer than the code", async () => {
