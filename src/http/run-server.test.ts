@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openApp, type OpenedApp } from "../app/index.ts";
 import type { App } from "../app/types.ts";
-import { runServer } from "./run-server.ts";
+import { publicURLOnPortZero, runServer } from "./run-server.ts";
 
 let root: string;
 let app: OpenedApp;
@@ -75,5 +75,13 @@ describe("runServer: a start that fails after listen", () => {
     const events = await lifecycle(from);
     assert.deepEqual(events.map((e) => e.type), ["server.start", "server.stop"]);
     assert.equal(await accepts(String(events[0]?.data["url"])), false);
+  });
+});
+
+describe("publicURLOnPortZero", () => {
+  it("warns only for PORT=0 with the public URL built from it, naming the port bound", () => {
+    assert.match(publicURLOnPortZero(0, "http://localhost:0", 41234) ?? "", /set BULWARK_PUBLIC_URL \(this server listens on port 41234\)/);
+    assert.equal(publicURLOnPortZero(0, "https://accounts.example.org", 41234), null, "a public URL given: links are right");
+    assert.equal(publicURLOnPortZero(8080, "http://localhost:8080", 8080), null);
   });
 });

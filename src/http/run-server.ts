@@ -75,6 +75,22 @@ export function plainHTTPExposure(host: string, bound: string | null, name: stri
   );
 }
 
+/**
+ * The start-up warning for PORT=0 (any free port) without BULWARK_PUBLIC_URL: the public URL, built from the
+ * configured port, names port 0, so every mailed link (password reset, email change, sign-up) points nowhere and
+ * the browser origin the CSRF check expects is one no browser has. Null otherwise.
+ *
+ * @example
+ * publicURLOnPortZero(0, "http://localhost:0", 41234) // "PORT=0 and no BULWARK_PUBLIC_URL: …"
+ */
+export function publicURLOnPortZero(configuredPort: number, publicURL: string, boundPort: number): string | null {
+  if (configuredPort !== 0 || !/^https?:\/\/[^/]*:0$/.test(publicURL)) return null;
+  return (
+    `PORT=0 and no BULWARK_PUBLIC_URL: the public URL is ${publicURL}, so mailed links (password reset, email change, ` +
+    `sign-up) point nowhere and browsers' origin is refused; set BULWARK_PUBLIC_URL (this server listens on port ${boundPort})`
+  );
+}
+
 /** 127.0.0.0/8, ::1 and IPv4-mapped loopback, or the name localhost (RFC 6761 §6.3: always this machine). */
 function isLoopback(address: string): boolean {
   const text = address.toLowerCase().replace(/\.$/, "");
@@ -111,6 +127,8 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
   const url = `http://${host}:${port}`;
   const exposure = plainHTTPExposure(app.config.host, typeof address === "object" && address ? address.address : null, options.listenNames?.host ?? "HOST");
   if (exposure !== null) app.logger.warn({ host: app.config.host, port }, exposure);
+  const linkWarning = publicURLOnPortZero(app.config.port, app.config.http.publicURL, port);
+  if (linkWarning !== null) app.logger.warn({ publicURL: app.config.http.publicURL, port }, linkWarning);
   let startedMail: MailRunner | null = null;
   let maintenance: Maintenance;
   try {
