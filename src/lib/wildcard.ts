@@ -1,27 +1,28 @@
 // The `*` (any run, empty included) and `?` (one UTF-16 unit) wildcard match of a whole string, shared by the checks
-// that read such patterns (OpenSSH's match_pattern, IAM policy actions and resources).
+// that read such patterns (OpenSSH's match_pattern, IAM policy actions and resources, glob(3) segments).
 
 const STAR = 42; // "*"
 const QMARK = 63; // "?"
 
 /**
- * Whether `pattern` matches all of `text`. Iterative with a single backtrack point: no recursion and no regular
- * expression, so a hostile pattern such as "*a*a*a*a*b" costs O(|pattern|·|text|) at worst, never exponential time.
+ * The whole-text match of a pattern of `patternLength` elements against a text of `textLength` units, where element
+ * `p` is a star when `isStar(p)` and otherwise matches unit `t` when `matches(p, t)`. Iterative with a single
+ * backtrack point: no recursion and no regular expression, so a hostile pattern such as "*a*a*a*a*b" costs
+ * O(|pattern|·|text|) at worst, never exponential time.
  *
  * @example
- * wildcardMatch("web01.example.org", "web*.example.org"); // true
+ * wildcardMatchBy(text.length, tokens.length, (p) => tokens[p].kind === "star", (p, t) => tokens[p].test(text[t]));
  */
-export function wildcardMatch(text: string, pattern: string): boolean {
+export function wildcardMatchBy(textLength: number, patternLength: number, isStar: (p: number) => boolean, matches: (p: number, t: number) => boolean): boolean {
   let pi = 0;
   let ti = 0;
   let starP = -1;
   let starT = 0;
-  while (ti < text.length) {
-    const pc = pattern.charCodeAt(pi);
-    if (pi < pattern.length && (pc === QMARK || pc === text.charCodeAt(ti))) {
+  while (ti < textLength) {
+    if (pi < patternLength && !isStar(pi) && matches(pi, ti)) {
       pi++;
       ti++;
-    } else if (pi < pattern.length && pc === STAR) {
+    } else if (pi < patternLength && isStar(pi)) {
       starP = pi++;
       starT = ti;
     } else if (starP >= 0) {
@@ -31,6 +32,23 @@ export function wildcardMatch(text: string, pattern: string): boolean {
       return false;
     }
   }
-  while (pi < pattern.length && pattern.charCodeAt(pi) === STAR) pi++;
-  return pi === pattern.length;
+  while (pi < patternLength && isStar(pi)) pi++;
+  return pi === patternLength;
+}
+
+/**
+ * Whether `pattern` (`*` and `?`, everything else literal) matches all of `text`.
+ *
+ * @example
+ * wildcardMatch("web01.example.org", "web*.example.org"); // true
+ */
+export function wildcardMatch(text: string, pattern: string): boolean {
+  return wildcardMatchBy(
+    text.length, pattern.length,
+    (p) => pattern.charCodeAt(p) === STAR,
+    (p, t) => {
+      const pc = pattern.charCodeAt(p);
+      return pc === QMARK || pc === text.charCodeAt(t);
+    },
+  );
 }

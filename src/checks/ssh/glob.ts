@@ -3,6 +3,8 @@
 // leading "." in a name matched only by a literal "." (FNM_PERIOD). Names and patterns are byte strings:
 // one character per byte, so ranges and comparisons are by byte value, as in the C locale.
 
+import { wildcardMatchBy } from "../../lib/wildcard.ts";
+
 type Token =
   | { kind: "literal"; char: string }
   | { kind: "any" }
@@ -117,27 +119,7 @@ export function globMatch(name: string, pattern: string): boolean {
   if (tokens === null) return false;
   const head = tokens[0];
   if (name.startsWith(".") && !(head?.kind === "literal" && head.char === ".")) return false;
-  let si = 0;
-  let ti = 0;
-  let star = -1;
-  let mark = 0;
-  while (si < name.length) {
-    const t = tokens[ti];
-    if (t !== undefined && t.kind !== "star" && matchesOne(t, name[si] as string)) {
-      si++;
-      ti++;
-    } else if (t?.kind === "star") {
-      star = ti++;
-      mark = si;
-    } else if (star >= 0) {
-      ti = star + 1;
-      si = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (tokens[ti]?.kind === "star") ti++;
-  return ti === tokens.length;
+  return wildcardMatchBy(name.length, tokens.length, (p) => tokens[p]?.kind === "star", (p, t) => matchesOne(tokens[p] as Token, name[t] as string));
 }
 
 /**
