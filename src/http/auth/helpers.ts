@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { mfaErrors } from "../../accounts/mfa/index.ts";
-import { deviceCookieFor, readDeviceCookie, sessionCookie, sessionErrors, type DeviceAccount } from "../../accounts/sessions/index.ts";
+import { deviceCookieFor, readDeviceCookie, sessionCookie, sessionErrors, type DeviceAccount, type DeviceCookie } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import { addressProblem, notifySecurityEvent, NotifyInputError, type SecurityEvent } from "../../notify/index.ts";
 import { NO_CONTROL } from "../api/common.ts";
@@ -125,20 +125,25 @@ export const suspiciousSignIn = {
   },
 };
 
+/** The server's keyed tag for known-device cookies (device-cookie.ts): the keyring's identifier tag. */
+export function deviceTagger(app: App): (text: string) => string {
+  return (text) => app.keyring.identifierTag(text);
+}
+
 /**
- * Sets the known-device cookie of this browser (device-cookie.ts), remembering it for `account` when given (else
- * renewing what it holds). The tag is bound to the account's password change time, so call it with the account as
- * stored after a change.
+ * Sets the known-device cookie of this browser (device-cookie.ts) from the one it sent (`sent`, as read from the
+ * request), remembering it for `account` when given (else renewing what it holds). The tag is bound to the account's
+ * password change time, so call it with the account as stored after a change.
  */
-export function setDeviceCookie(app: App, request: FastifyRequest, reply: FastifyReply, account: DeviceAccount | null): void {
-  const cookie = deviceCookieFor(readDeviceCookie(request.headers.cookie), account, (text) => app.keyring.identifierTag(text), () => Buffer.from(app.random.bytes(16)).toString("base64url"));
+export function setDeviceCookie(app: App, reply: FastifyReply, sent: DeviceCookie | null, account: DeviceAccount | null): void {
+  const cookie = deviceCookieFor(sent, account, deviceTagger(app), () => Buffer.from(app.random.bytes(16)).toString("base64url"));
   void reply.header("set-cookie", cookie);
 }
 
 /** Remembers this browser for the account `userId` as it is stored now (after a password change, reset or step-up). */
 export async function rememberThisDevice(app: App, request: FastifyRequest, reply: FastifyReply, userId: string): Promise<void> {
   const user = await app.accounts.users.getById(userId);
-  if (user) setDeviceCookie(app, request, reply, { id: user.id, passwordChangedAt: user.passwordChangedAt });
+  if (user) setDeviceCookie(app, reply, readDeviceCookie(request.headers.cookie), { id: user.id, passwordChangedAt: user.passwordChangedAt });
 }
 
 /** The audit event of a security notice that could not be queued because the outbox refuses it (the account's address, or other input). */

@@ -6,7 +6,7 @@ import { clearSessionCookie, knownDevice, readDeviceCookie, readSessionCookie } 
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { ANY_GATE, requestContext, requireSession, secret, setDeviceCookie, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { ANY_GATE, deviceTagger, requestContext, requireSession, secret, setDeviceCookie, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
@@ -25,7 +25,7 @@ const loginBody = {
 } as const;
 
 export function registerSessionRoutes(server: FastifyInstance, app: App): void {
-  const deviceTagger = (text: string): string => app.keyring.identifierTag(text);
+  const tagger = deviceTagger(app);
   server.post<{ Body: { identifier: string; password: string; next?: string } }>(
     "/auth/login",
     { schema: { body: loginBody }, config: { access: "public", csrf: "pre-login" } },
@@ -63,10 +63,11 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       // for an account with a second factor only once that is passed (/auth/mfa/verify). The cookie is renewed on every
       // login, so a browser in use stays known.
       const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
-      let remember = knownDevice(readDeviceCookie(request.headers.cookie), account, deviceTagger);
+      const sent = readDeviceCookie(request.headers.cookie);
+      let remember = knownDevice(sent, account, tagger);
       if (!remember) remember = (user.lastLoginAt === null || (await suspiciousSignIn.newDevice(app, request, user.id))) && !hasMfa;
       setSessionCookie(reply, token);
-      setDeviceCookie(app, request, reply, remember ? account : null);
+      setDeviceCookie(app, reply, sent, remember ? account : null);
       return {
         userId: user.id,
         sessionId: session.id,
