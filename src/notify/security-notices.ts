@@ -169,6 +169,17 @@ export function noticeKey(kind: string, eventId: string, to: string): string {
   return `${kind}:${eventId}:${digest}`;
 }
 
+/**
+ * The idempotency key the notice of a `type` event `eventId` to `to` is queued under (noticeKey with that event's
+ * kind): lets a caller see whether it was queued already without building it.
+ *
+ * @example
+ * securityNoticeKey("api-token-expiring", "token-expiry:tok_1", "ana@example.org")
+ */
+export function securityNoticeKey(type: SecurityEvent["type"], eventId: string, to: string): string {
+  return noticeKey(`security.${KINDS[type]}`, eventId, to);
+}
+
 /** Builds the messages for one security event (two for an email change: old and new address). */
 export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOptions, "executor">): NewMessage[] {
   checkToken("eventId", notice.eventId, MAX_EVENT_ID);

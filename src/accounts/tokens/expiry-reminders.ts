@@ -5,14 +5,11 @@
 // tokens that would be refused now (revoked by a stamp or an ancestor, a locked or disabled account).
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
-import { addressProblem, noticeKey, notifySecurityEvent, NotifyInputError, type Outbox } from "../../notify/index.ts";
+import { addressProblem, notifySecurityEvent, NotifyInputError, securityNoticeKey, type Outbox } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
 
 /** How long before its expiry a token's owner is reminded: a week (a weekend and a holiday still leave days to act). */
 export const TOKEN_REMINDER_LEAD_MS = 7 * 86_400_000;
-
-/** The outbox kind of a reminder (security-notices.ts KINDS). */
-const REMINDER_KIND = "security.api-token-expiring";
 
 /** Tokens read per statement: the pass goes through the whole window in pages, memory bounded. */
 const PAGE = 500;
@@ -58,13 +55,15 @@ export async function remindExpiringTokens(deps: TokenReminderDeps, leadMs: numb
     const rows = await query.orderBy("api_tokens.expires_at").orderBy("api_tokens.id").limit(PAGE).execute();
     // Every pass (each 15 minutes) walks the whole week ahead: the tokens reminded already are found by their notice's
     // idempotency key in one statement per page, so only the new ones cost a check and an insert.
-    const keyOf = (row: { id: string; email: string }): string => noticeKey(REMINDER_KIND, `token-expiry:${row.id}`, row.email);
-    const keys = rows.map(keyOf);
+    const pending = rows.map((row) => {
+      const eventId = `token-expiry:${row.id}`;
+      return { row, eventId, key: securityNoticeKey("api-token-expiring", eventId, row.email) };
+    });
     const queuedAlready = new Set(
-      keys.length === 0 ? [] : (await deps.db.selectFrom("outbox_messages").select("idempotency_key").where("idempotency_key", "in", keys).execute()).map((r) => r.idempotency_key),
+      pending.length === 0 ? [] : (await deps.db.selectFrom("outbox_messages").select("idempotency_key").where("idempotency_key", "in", pending.map((p) => p.key)).execute()).map((r) => r.idempotency_key),
     );
-    for (const row of rows) {
-      if (queuedAlready.has(keyOf(row))) continue;
+    for (const { row, eventId, key } of pending) {
+      if (queuedAlready.has(key)) continue;
       const expiresAt = Number(row.expiresAt);
       if (!(await deps.usable(row.id))) continue;
       // An address the outbox cannot mail (an import may have stored one) is skipped with a warning, every pass.
@@ -73,7 +72,7 @@ export async function remindExpiringTokens(deps: TokenReminderDeps, leadMs: numb
         continue;
       }
       try {
-        const results = await notifySecurityEvent(deps.outbox, { eventId: `token-expiry:${row.id}`, to: row.email, at: deps.now, event: { type: "api-token-expiring", expiresAt } }, { appName: deps.appName });
+        const results = await notifySecurityEvent(deps.outbox, { eventId, to: row.email, at: deps.now, event: { type: "api-token-expiring", expiresAt } }, { appName: deps.appName });
         queued += results.filter((r) => r.created).length;
       } catch (error) {
         if (!(error instanceof NotifyInputError)) throw error;
