@@ -3,7 +3,7 @@
 import { sql, type Kysely } from "kysely";
 import type { AuditInput } from "../audit/audit-log.ts";
 import { epochOfARaiseNow, nextEpoch } from "../accounts/sessions/revocation.ts";
-import type { Job } from "../jobs/job-store.ts";
+import { storedBatchSizeProblem, type Job } from "../jobs/job-store.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { findLever, leverNames, pairingNotes, levers as allLevers, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
@@ -44,11 +44,9 @@ export function storedLevers(jobId: string, spec: { levers?: unknown }): string[
 
 /** The stored spec's batch size, or the job's coded error when the row holds anything else (fails closed). */
 export function storedBatchSize(jobId: string, spec: { batchSize?: unknown }): number {
-  const size = spec.batchSize;
-  if (!isBatchSize(size)) {
-    throw containErrors.corruptJob(jobId, `its stored spec has batch size ${JSON.stringify(size) ?? "undefined"}, not a whole number from 1 to ${MAX_BATCH_SIZE}`);
-  }
-  return size;
+  const problem = storedBatchSizeProblem(spec.batchSize, MAX_BATCH_SIZE);
+  if (problem !== null) throw containErrors.corruptJob(jobId, problem);
+  return spec.batchSize as number;
 }
 
 export const DEFAULT_OPTIONS: LeverOptions = { inactiveDays: 90, lockReason: "containment" };

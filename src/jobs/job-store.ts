@@ -49,6 +49,18 @@ export function toJob<Spec>(r: Selectable<JobsTable>): Job<Spec> {
 }
 
 /**
+ * Why a batch size read back from a stored spec is unusable (the text for the job kind's own coded error), or null
+ * when it is a whole number from 1 to `max`: a spec is JSON an operator, a restore or an attacker may have changed.
+ *
+ * @example
+ * storedBatchSizeProblem("100", 5000) // 'its stored spec has batch size "100", not a whole number from 1 to 5000'
+ */
+export function storedBatchSizeProblem(size: unknown, max: number): string | null {
+  if (typeof size === "number" && Number.isInteger(size) && size >= 1 && size <= max) return null;
+  return `its stored spec has batch size ${JSON.stringify(size) ?? "undefined"}, not a whole number from 1 to ${max}`;
+}
+
+/**
  * A job's stored JSON column `column`, which must hold an object.
  *
  * @example

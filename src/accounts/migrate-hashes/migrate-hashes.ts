@@ -7,7 +7,7 @@
 // marked done, the job sweeps the whole table again for fast hashes that arrived behind its cursor.
 import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
-import { jobErrors, RESUMABLE_STATUSES, UNFINISHED_STATUSES, type JobStore, type Job } from "../../jobs/job-store.ts";
+import { jobErrors, RESUMABLE_STATUSES, storedBatchSizeProblem, UNFINISHED_STATUSES, type JobStore, type Job } from "../../jobs/job-store.ts";
 import { InputError } from "../../lib/errors.ts";
 import { serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -186,11 +186,9 @@ class CursorMoved extends Error {}
  * turned into NaN and reached SQLite as a LIMIT ("datatype mismatch"), naming neither the job nor the fault.
  */
 function storedBatchSize(job: Job<MigrateSpec>): number {
-  const size: unknown = job.spec.batch;
-  if (typeof size !== "number" || !Number.isInteger(size) || size < 1 || size > MAX_BATCH) {
-    throw jobErrors.unreadable(job.id, `its stored spec has batch size ${JSON.stringify(size) ?? "undefined"}, not a whole number from 1 to ${MAX_BATCH}`);
-  }
-  return size;
+  const problem = storedBatchSizeProblem(job.spec.batch, MAX_BATCH);
+  if (problem !== null) throw jobErrors.unreadable(job.id, problem);
+  return job.spec.batch;
 }
 
 interface SweepOptions {
