@@ -25,6 +25,8 @@ export const containErrors = {
   noLever: (known: readonly string[]): InputError => new InputError("BULWARK_ERR_CONTAIN_LEVER", `name at least one lever: ${known.join(", ")}`),
   notContainJob: (id: string): InputError => new InputError("BULWARK_ERR_CONTAIN_JOB", `job ${id} is not a containment job`),
   notUndoable: (id: string, why: string): InputError => new InputError("BULWARK_ERR_CONTAIN_UNDO", `job ${id} cannot be undone: ${why}`),
+  notCancellable: (id: string, status: string): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_CONTAIN_NOT_CANCELLABLE", "conflict", `job ${id} is ${status.slice(0, 40)}: only a pending, running or failed job can be cancelled`),
   needsConfirmation: (count: number): InputError =>
     new InputError("BULWARK_ERR_CONTAIN_CONFIRM", `this job acts on ${count} users (more than 100): pass --yes to confirm (stdin is not a terminal, so it cannot ask)`),
   declined: (): InputError => new InputError("BULWARK_ERR_CONTAIN_DECLINED", "not confirmed: nothing was done"),

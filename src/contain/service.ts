@@ -1,8 +1,9 @@
 // Running, resuming and describing containment jobs; the entry points the CLI, the HTTP API and server
 // start-up use (the server lists `resumableJobs` and starts them all in its job runner).
 import type { App } from "../app/types.ts";
-import type { Job, UnreadableJob } from "../jobs/job-store.ts";
-import { jobErrors } from "../jobs/job-store.ts";
+import type { Job, JobStatus, UnreadableJob } from "../jobs/job-store.ts";
+import { epochNow, jobErrors, RESUMABLE_STATUSES, storedObject } from "../jobs/job-store.ts";
+import { BulwarkError } from "../lib/errors.ts";
 import { recordFailure, runStages, TERMINAL, type ContainDeps, type RunOptions, type Stage } from "./engine.ts";
 import { containErrors, isCorruptJobError } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
@@ -85,6 +86,75 @@ export async function resumeJob(deps: ContainDeps, jobId: string, options: Resum
     data: { status: job.status, done: job.done, total: job.total, createdBy: job.actor, worker: run.worker ?? "" },
   });
   return runJob(deps, jobId, run);
+}
+
+/** What `cancelJob` did: the job, the status it had when it was cancelled, and how far it had got. */
+export interface CancelOutcome {
+  id: string;
+  kind: string;
+  /** The status the job had: pending, running or failed. */
+  was: JobStatus;
+  done: number;
+  total: number;
+}
+
+/** The cancelled job as the check of `CancelOptions` sees it, under the job row's lock. */
+export interface CancelCandidate {
+  id: string;
+  kind: string;
+  /** Who created the job. */
+  actor: string;
+  /** The stored spec, or null when it cannot be read (a damaged row can be cancelled all the same). */
+  spec: Record<string, unknown> | null;
+}
+
+export interface CancelOptions {
+  /** Who cancels: the actor of the `contain.job.cancelled` event. */
+  actor: string;
+  /** Runs under the job row's lock before anything changes; throws to refuse (the API's outranking rule). */
+  check?: (job: CancelCandidate) => void;
+}
+
+/**
+ * Cancels a containment or undo job that has not ended (pending, running, or failed part-way): no further batch
+ * is applied, by this process or any other. What its committed batches did stays, and stays recorded: a cancelled
+ * containment job can be undone like a finished one. A worker in the middle of a batch finds the job ended under
+ * the job row's lock and rolls that batch back (src/contain/engine.ts), so the job's counts are exactly what was
+ * applied. The status change and the `contain.job.cancelled` event commit together. The stored spec is not needed:
+ * a job whose row cannot be read (which no worker can run) can be cancelled, so it stops being listed as resumable.
+ *
+ * @example
+ * const outcome = await cancelJob(deps, "job_…", { actor: cliActor() }); // { was: "running", done: 3000, total: 50000, … }
+ */
+export async function cancelJob(deps: ContainDeps, jobId: string, options: CancelOptions): Promise<CancelOutcome> {
+  return deps.database.transaction(async (trx) => {
+    // FOR UPDATE on PostgreSQL: a batch commits under this lock too, so the cancel comes before or after a whole
+    // batch. SQLite's write lock, taken at BEGIN, does the same.
+    let q = trx.selectFrom("jobs").select(["id", "kind", "status", "spec", "actor", "done", "total"]).where("id", "=", jobId);
+    if (deps.database.dialect === "postgres") q = q.forUpdate();
+    const row = await q.executeTakeFirst();
+    if (!row) throw jobErrors.notFound(jobId);
+    if (row.kind !== CONTAIN_KIND && row.kind !== UNDO_KIND) throw containErrors.notContainJob(jobId);
+    const was = row.status as JobStatus;
+    if (!RESUMABLE_STATUSES.includes(was)) throw containErrors.notCancellable(jobId, row.status);
+    let spec: Record<string, unknown> | null;
+    try {
+      spec = storedObject(row.id, "spec", row.spec);
+    } catch (error) {
+      if (!(error instanceof BulwarkError)) throw error;
+      spec = null;
+    }
+    options.check?.({ id: row.id, kind: row.kind, actor: row.actor, spec });
+    const now = deps.clock.now();
+    await trx.updateTable("jobs").set({ status: "cancelled", updated_at: now, finished_at: now, finished_epoch: epochNow() })
+      .where("id", "=", jobId).where("status", "in", [...RESUMABLE_STATUSES]).execute();
+    const outcome: CancelOutcome = { id: row.id, kind: row.kind, was, done: Number(row.done), total: Number(row.total) };
+    await deps.audit.appendIn(trx, {
+      type: "contain.job.cancelled", actor: options.actor, subject: jobId,
+      data: { kind: row.kind, was, done: outcome.done, total: outcome.total, createdBy: row.actor },
+    });
+    return outcome;
+  });
 }
 
 /** Where the background resume reports (the server passes its pino logger, which has this shape). */

@@ -52,7 +52,10 @@ function reversible(names: string[]): string[] {
 async function undoable(deps: ContainDeps, jobId: string): Promise<{ original: Job<ContainSpec>; levers: string[] }> {
   const original = await deps.jobs.get<ContainSpec>(jobId);
   if (original.kind !== CONTAIN_KIND) throw containErrors.notContainJob(jobId);
-  if (original.status !== "done") throw containErrors.notUndoable(jobId, `it is ${original.status}; resume it to the end first (bulwark contain resume ${jobId})`);
+  // A cancelled job's committed batches stay applied and recorded: they are undone like a finished job's.
+  if (original.status !== "done" && original.status !== "cancelled") {
+    throw containErrors.notUndoable(jobId, `it is ${original.status}; resume it to the end (bulwark contain resume ${jobId}) or cancel it (bulwark contain cancel ${jobId}) first`);
+  }
   // Its spec is read back from the database: an undo job copies its batch size, and a dry run walks by it.
   storedBatchSize(jobId, original.spec);
   const levers = reversible(storedLevers(jobId, original.spec));

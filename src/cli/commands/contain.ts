@@ -1,4 +1,4 @@
-// `bulwark contain LEVER… [scope] [--dry-run] [--incident ID] [--yes] [--json]` and `contain status|resume|undo [--dry-run] [--yes]|list`:
+// `bulwark contain LEVER… [scope] [--dry-run] [--incident ID] [--yes] [--json]` and `contain status|resume|cancel|undo [--dry-run] [--yes]|list`:
 // containment levers as resumable jobs (issue 5). Exit codes: 0 done, 2 bad usage or not confirmed, 3 failure.
 import { readFileSync, statSync } from "node:fs";
 import type { Command } from "commander";
@@ -147,7 +147,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--json", "print the job (or the dry-run report) as JSON")
     .action(
       action(ctx, async (names: string[], opts: RunOpts) => {
-        if (names.length === 0) throw usage(`name at least one lever (${BUILTIN}) or a subcommand (status, resume, undo, list)`);
+        if (names.length === 0) throw usage(`name at least one lever (${BUILTIN}) or a subcommand (status, resume, cancel, undo, list)`);
         const { app, contain, deps } = await services(ctx);
         const scope = await loadScope(opts, app.clock.now());
         const inactiveDays = wholeNumber(opts.inactiveDays, "--inactive-days");
@@ -267,8 +267,28 @@ function register(program: Command, ctx: CliContext): void {
     );
 
   cmd
+    .command("cancel")
+    .description("Stop a containment or undo job that has not ended: no further batch runs; what it applied stays and can be undone.")
+    .argument("<job>", "job id")
+    .option("--json", "print what was cancelled as JSON")
+    .action(
+      action(ctx, async (id: string, opts: { json?: boolean }) => {
+        opts = withParent("cancel", opts, ["json"]);
+        const { contain, deps } = await services(ctx);
+        const outcome = await contain.cancelJob(deps, id, { actor: cliActor() });
+        if (opts.json) writeJSON(ctx, { ...outcome, status: "cancelled" });
+        else {
+          say(ctx, `job ${outcome.id} (${outcome.kind}) cancelled: it was ${outcome.was}, ${outcome.done}/${outcome.total} handled; no further batch will run`);
+          // A process running it stops at its next batch: the batch in flight, if any, rolls back.
+          if (outcome.kind === contain.CONTAIN_KIND && outcome.done > 0) say(ctx, `  what it applied stays; to reverse it: bulwark contain undo ${outcome.id}`);
+        }
+        return EXIT.ok;
+      }),
+    );
+
+  cmd
     .command("undo")
-    .description("Undo a finished job's reversible levers (expire, lock, demote): rows changed since are left alone and reported.")
+    .description("Undo a finished or cancelled job's reversible levers (expire, lock, demote): rows changed since are left alone and reported.")
     .argument("<job>", "the containment job to undo")
     .option("--dry-run", "report what would be restored and what would be left alone; change nothing")
     .option("--yes", "do not ask for confirmation (more than 100 users)")

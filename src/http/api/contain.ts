@@ -229,6 +229,40 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     return { job: view };
   });
 
+  // Cancelling stops a containment mid-incident (an attacker's wish): fresh session required, as for an undo.
+  api.post("/contain/jobs/:id/cancel", { config: { access: "contain.run", reauth: "required" }, schema: { params: JOB_PARAMS } }, async (request) => {
+    const caller = callerOf(request);
+    const id = (request.params as { id: string }).id;
+    const lacking = lackedBy(caller);
+    const outcome = await contain.cancelJob(deps, id, {
+      actor: caller.userId,
+      check: (job) => {
+        // Outranking: the caller must hold every administrative permission the job's creator held, or contain.run
+        // alone could stop an administrator's containment of another administrator. A job whose spec cannot be read
+        // is taken to have been created by an administrator.
+        let creatorLacked: string[] = [];
+        try {
+          creatorLacked = job.spec === null ? [] : contain.storedCreatorLacks(job.id, job.spec);
+        } catch (error) {
+          if (!(error instanceof BulwarkError)) throw error;
+        }
+        const held = lacking.find((p) => !creatorLacked.includes(p));
+        if (held !== undefined) throw apiErrors.outrankedJob(job.id, held);
+      },
+    }).catch((error: unknown) => {
+      // Not found, or not a containment job: the same 404 as the other job routes.
+      if (error instanceof BulwarkError && (error.code === "BULWARK_ERR_JOB_NOT_FOUND" || error.code === "BULWARK_ERR_CONTAIN_JOB")) throw Object.assign(apiErrors.jobNotFound(id), { cause: error });
+      throw error;
+    });
+    await auditAPI(app, request, caller, { type: "api.contain.job.cancelled", subject: id, data: { was: outcome.was, done: outcome.done, total: outcome.total } });
+    // The job's view, as the other job routes answer it; null for a row that cannot be read (cancelled all the same).
+    const job = await deps.jobs.get<Record<string, unknown>>(id).then((j) => progressView(app, j), (error: unknown) => {
+      if (error instanceof BulwarkError && error.code === "BULWARK_ERR_JOB_UNREADABLE") return null;
+      throw error;
+    });
+    return { job, cancelled: outcome };
+  });
+
   // An undo changes accounts in bulk again: fresh session required (ASVS 7.5.3).
   api.post("/contain/jobs/:id/undo", { config: { access: "contain.run", reauth: "required" }, schema: { params: JOB_PARAMS } }, async (request, reply) => {
     const caller = callerOf(request);

@@ -21,6 +21,8 @@ export const apiErrors = {
     new APIError("BULWARK_ERR_API_TOKEN_SCOPE_TOO_WIDE", "forbidden", `cannot grant scope "${scope}" to a token: you (or the token you are using) do not hold it`),
   outranked: (userId: string, permission: string): APIError =>
     new APIError("BULWARK_ERR_API_OUTRANKED", "forbidden", `user ${userId} holds "${permission}", which you do not; you cannot change that account`),
+  outrankedJob: (jobId: string, permission: string): APIError =>
+    new APIError("BULWARK_ERR_API_OUTRANKED", "forbidden", `job ${jobId} was created by a caller holding "${permission}", which you do not; you cannot cancel it`),
   selfLock: (): APIError => new APIError("BULWARK_ERR_API_SELF_LOCK", "conflict", "you cannot lock your own account"),
   userNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_USER_NOT_FOUND", "not-found", `no user with id "${id.slice(0, 40)}"`),
   tokenNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_TOKEN_NOT_FOUND", "not-found", `you have no API token with id "${id.slice(0, 40)}"`),

@@ -1,0 +1,262 @@
+// Cancelling a containment or undo job (`bulwark contain cancel JOB`, POST /api/v1/contain/jobs/:id/cancel): a job
+// scoped wrongly in the middle of an incident must be stoppable, and its partial work reversible, without killing
+// processes and editing rows by hand. Written as attacks where they are: a cancelled job must run no further batch
+// in any process (resume, server start), and over HTTP only a caller who outranks the job's creator, with a fresh
+// session, may stop it (ASVS 8.2.2, 7.5.3). Was: no way to cancel; `contain undo` refused a job that had not finished.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  cancelJob, containDeps, createContainJob, createUndoJob, resumableJobs, resumeJob, runJob, type ContainRequest,
+} from "../src/contain/index.ts";
+import { BulwarkError } from "../src/lib/errors.ts";
+import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { bulwark } from "./helpers/cli.ts";
+import { openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
+import { forEachDialect } from "./helpers/dialects.ts";
+
+const NOW = Date.UTC(2026, 11, 3, 12);
+
+async function lockedCount(fx: ContainFixture): Promise<number> {
+  const row = await fx.database.db.selectFrom("users").where("locked_at", "is not", null).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof BulwarkError) return error.code;
+    throw error;
+  }
+  return "(no error)";
+}
+
+async function auditTypes(fx: ContainFixture, subject: string): Promise<Array<{ type: string; actor: string; data: string }>> {
+  return fx.database.db.selectFrom("audit_events").select(["type", "actor", "data"]).where("subject", "=", subject).orderBy("seq").execute();
+}
+
+forEachDialect("contain cancel", (dfx) => {
+  const lockAll = (): ContainRequest => ({ levers: ["lock-accounts", "expire-passwords"], scope: { all: true }, actor: "cli:alice", batchSize: 10 });
+
+  it("attack: a cancelled job runs no further batch — not by resume, not by a server start, not by a worker already running it — and says how far it got", async () => {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    await seedContainUsers(fx, NOW, 30);
+    const job = await createContainJob(fx, lockAll());
+    // One committed batch, then the operator sees the scope is wrong.
+    await runJob(fx, job.id, { stopAfterBatches: 1 });
+    assert.equal(await lockedCount(fx), 10);
+    const outcome = await cancelJob(fx, job.id, { actor: "cli:bob" });
+    assert.deepEqual({ was: outcome.was, done: outcome.done, total: outcome.total, kind: outcome.kind }, { was: "running", done: 10, total: 30, kind: "contain" });
+    const stored = await fx.jobs.get(job.id);
+    assert.equal(stored.status, "cancelled");
+    assert.notEqual(stored.finishedAt, null, "a cancelled job has ended");
+    // Every way a job is carried on leaves it alone.
+    assert.equal(await codeOf(resumeJob(fx, job.id, { actor: "cli:mallory" })), "BULWARK_ERR_JOB_FINISHED");
+    assert.equal((await runJob(fx, job.id)).status, "cancelled", "a worker that reads the job after the cancel stops");
+    assert.ok(!(await resumableJobs(fx)).some((j) => j.id === job.id), "a server start does not resume it");
+    assert.equal(await lockedCount(fx), 10, "the 20 users past the cancel were never touched");
+    const events = await auditTypes(fx, job.id);
+    const cancelled = events.filter((e) => e.type === "contain.job.cancelled");
+    assert.equal(cancelled.length, 1);
+    assert.equal(cancelled[0]?.actor, "cli:bob");
+    assert.deepEqual(JSON.parse(cancelled[0]?.data ?? "{}"), { kind: "contain", was: "running", done: 10, total: 30, createdBy: "cli:alice" });
+    assert.ok(!events.some((e) => e.type === "contain.job.completed"), "a cancelled job never reads as completed");
+    await fx.database.close();
+  });
+
+  it("a cancelled job's committed batches can be undone: exactly the users it changed are restored (was: undo refused a job that had not finished)", async () => {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    await seedContainUsers(fx, NOW, 25);
+    const job = await createContainJob(fx, lockAll());
+    await runJob(fx, job.id, { stopAfterBatches: 2 });
+    await cancelJob(fx, job.id, { actor: "cli:bob" });
+    assert.equal(await lockedCount(fx), 20);
+    const undo = await createUndoJob(fx, job.id, "cli:bob");
+    assert.equal(undo.total, 40, "two levers' records for the 20 users the job reached");
+    const done = await runJob(fx, undo.id);
+    assert.equal(done.status, "done");
+    assert.deepEqual(done.counts, { "lock-accounts.restored": 20, "lock-accounts.skipped": 0, "expire-passwords.restored": 20, "expire-passwords.skipped": 0 });
+    assert.equal(await lockedCount(fx), 0);
+    const expired = await fx.database.db.selectFrom("users").where("password_must_change", "=", 1).select("id").execute();
+    assert.equal(expired.length, 0);
+    await fx.database.close();
+  });
+
+  it("a job that ended cannot be cancelled, nor can what is not a containment job; a pending or failed one can (was: no cancel at all)", async () => {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    await seedContainUsers(fx, NOW, 5);
+    const finished = await createContainJob(fx, lockAll());
+    assert.equal((await runJob(fx, finished.id)).status, "done");
+    assert.equal(await codeOf(cancelJob(fx, finished.id, { actor: "cli:bob" })), "BULWARK_ERR_CONTAIN_NOT_CANCELLABLE");
+    assert.equal((await fx.jobs.get(finished.id)).status, "done", "a refused cancel changes nothing");
+    const other = await fx.jobs.create({ kind: "migrate-hashes", spec: {}, total: 0, actor: "cli" });
+    assert.equal(await codeOf(cancelJob(fx, other.id, { actor: "cli:bob" })), "BULWARK_ERR_CONTAIN_JOB");
+    assert.equal((await fx.jobs.get(other.id)).status, "pending");
+    assert.equal(await codeOf(cancelJob(fx, "job_nope", { actor: "cli:bob" })), "BULWARK_ERR_JOB_NOT_FOUND");
+    const pending = await createContainJob(fx, { ...lockAll(), levers: ["revoke-sessions"] });
+    assert.equal((await cancelJob(fx, pending.id, { actor: "cli:bob" })).was, "pending");
+    const failed = await createContainJob(fx, { ...lockAll(), levers: ["revoke-tokens"] });
+    await fx.jobs.markFailed(failed.id, "disk full");
+    assert.equal((await cancelJob(fx, failed.id, { actor: "cli:bob" })).was, "failed");
+    assert.equal(await codeOf(cancelJob(fx, failed.id, { actor: "cli:bob" })), "BULWARK_ERR_CONTAIN_NOT_CANCELLABLE", "twice is refused");
+    await fx.database.close();
+  });
+
+  it("a job whose stored row cannot be read can still be cancelled, so it stops being reported as a job to resume", async () => {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    await seedContainUsers(fx, NOW, 3);
+    const job = await createContainJob(fx, lockAll());
+    await fx.database.db.updateTable("jobs").set({ spec: "not json" }).where("id", "=", job.id).execute();
+    const listed = await fx.jobs.listReadable({ status: ["pending", "running", "failed"] });
+    assert.ok(listed.unreadable.some((u) => u.id === job.id));
+    let seen: unknown = "unset";
+    await cancelJob(fx, job.id, { actor: "cli:bob", check: (j) => { seen = j.spec; } });
+    assert.equal(seen, null, "the check is told the spec could not be read");
+    const row = await fx.database.db.selectFrom("jobs").select(["status", "spec"]).where("id", "=", job.id).executeTakeFirstOrThrow();
+    assert.deepEqual({ ...row }, { status: "cancelled", spec: "not json" }, "cancelled, and the damaged spec left as it was");
+    const after = await fx.jobs.listReadable({ status: ["pending", "running", "failed"] });
+    assert.ok(!after.unreadable.some((u) => u.id === job.id));
+    await fx.database.close();
+  });
+
+  it("a check that refuses leaves the job running and writes no event", async () => {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    await seedContainUsers(fx, NOW, 3);
+    const job = await createContainJob(fx, lockAll());
+    const refusal = new BulwarkError("BULWARK_ERR_TEST_REFUSED", "forbidden", "no");
+    await assert.rejects(cancelJob(fx, job.id, { actor: "api", check: () => { throw refusal; } }), refusal);
+    assert.equal((await fx.jobs.get(job.id)).status, "pending");
+    assert.ok(!(await auditTypes(fx, job.id)).some((e) => e.type === "contain.job.cancelled"));
+    await fx.database.close();
+  });
+});
+
+describe("POST /api/v1/contain/jobs/:id/cancel", () => {
+  const MINUTE = 60_000;
+  let fx: AuthFixture;
+  let adminToken: string;
+  let responderToken: string;
+  let auditorToken: string;
+  let responderLacks: string[];
+  let owner: Browser;
+  let ownerCsrf: string;
+
+  before(async () => {
+    fx = await authFixture();
+    await fx.app.accounts.roles.create({ name: "contain-only", permissions: ["contain.run"] }, "test");
+    const admin = await fx.user("admin@example.org", { roles: ["admin"] });
+    const responder = await fx.user("responder@example.org", { roles: ["contain-only"] });
+    const auditor = await fx.user("auditor@example.org", { roles: ["auditor"] });
+    for (let i = 0; i < 4; i++) await fx.user(`member${i}@example.org`);
+    adminToken = (await fx.app.accounts.tokens.create(admin.id, { name: "a", scopes: ["admin"] })).token;
+    responderToken = (await fx.app.accounts.tokens.create(responder.id, { name: "r", scopes: ["contain.run"] })).token;
+    auditorToken = (await fx.app.accounts.tokens.create(auditor.id, { name: "u", scopes: ["audit.read"] })).token;
+    responderLacks = ["admin", "accounts.write", "inventory.manage"];
+    owner = fx.browser();
+    assert.equal((await owner.login(admin.email, admin.password)).statusCode, 200);
+    const begin = await owner.request("POST", "/auth/mfa/totp", { csrf: true });
+    const secret = begin.json().secret as string;
+    assert.equal((await owner.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
+    ownerCsrf = await owner.csrf();
+  });
+  after(async () => {
+    await fx.close();
+  });
+
+  /** A containment job left pending (created, not run), as if its worker were still queued. */
+  async function pendingJob(creatorLacks: string[] = []): Promise<string> {
+    const deps = containDeps(fx.app);
+    const job = await createContainJob(deps, { levers: ["lock-accounts"], scope: { ids: ["member0@example.org"] }, actor: "creator", creatorLacks });
+    return job.id;
+  }
+
+  const cancel = (id: string, token: string) => fx.server.inject({ method: "POST", url: `/api/v1/contain/jobs/${id}/cancel`, headers: { authorization: `Bearer ${token}` } });
+  const statusOf = async (id: string): Promise<string> => (await fx.app.accounts.jobs.get(id)).status;
+
+  it("attack: contain.run alone cannot cancel an administrator's containment job (ASVS 8.2.2); an administrator can", async () => {
+    const id = await pendingJob();
+    const refused = await cancel(id, responderToken);
+    assert.equal(refused.statusCode, 403, refused.body);
+    assert.equal(refused.json().error.code, "BULWARK_ERR_API_OUTRANKED");
+    assert.equal(await statusOf(id), "pending", "the administrator's job is still going");
+    const done = await cancel(id, adminToken);
+    assert.equal(done.statusCode, 200, done.body);
+    const body = done.json() as { job: { status: string }; cancelled: { was: string; done: number; total: number } };
+    assert.equal(body.job.status, "cancelled");
+    assert.deepEqual(body.cancelled, { id, kind: "contain", was: "pending", done: 0, total: 1 });
+    assert.equal(await statusOf(id), "cancelled");
+  });
+
+  it("a contain.run caller may cancel a job made by a caller who lacked as much (another responder's)", async () => {
+    const id = await pendingJob(responderLacks);
+    const res = await cancel(id, responderToken);
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(await statusOf(id), "cancelled");
+    const events = await fx.app.db.db.selectFrom("audit_events").select(["type"]).where("subject", "=", id).execute();
+    assert.ok(events.some((e) => e.type === "contain.job.cancelled"));
+    assert.ok(events.some((e) => e.type === "api.contain.job.cancelled"));
+  });
+
+  it("attack: a caller without contain.run cannot cancel, and ended or unknown jobs answer 409 and 404", async () => {
+    const id = await pendingJob();
+    const refused = await cancel(id, auditorToken);
+    assert.equal(refused.statusCode, 403, refused.body);
+    assert.equal(await statusOf(id), "pending");
+    assert.equal((await cancel(id, adminToken)).statusCode, 200);
+    const again = await cancel(id, adminToken);
+    assert.equal(again.statusCode, 409, again.body);
+    assert.equal(again.json().error.code, "BULWARK_ERR_CONTAIN_NOT_CANCELLABLE");
+    assert.equal((await cancel("job_doesnotexist", adminToken)).statusCode, 404);
+  });
+
+  it("attack: a stale stolen cookie with a valid CSRF token cannot cancel a job (ASVS 7.5.3); the fresh owner can", async () => {
+    const id = await pendingJob();
+    const fresh = await owner.request("POST", `/api/v1/contain/jobs/${id}/cancel`, { csrf: ownerCsrf });
+    assert.equal(fresh.statusCode, 200, fresh.body);
+    const second = await pendingJob();
+    fx.clock.advance(11 * MINUTE);
+    const thief = fx.browser();
+    thief.cookie = owner.cookie;
+    const res = await thief.request("POST", `/api/v1/contain/jobs/${second}/cancel`, { csrf: await thief.csrf() });
+    assert.equal(res.statusCode, 403, res.body);
+    assert.equal(res.json().error.code, "BULWARK_ERR_REAUTH_REQUIRED");
+    assert.equal(await statusOf(second), "pending");
+  });
+});
+
+describe("bulwark contain cancel", () => {
+  let dir: string;
+  const env = (): NodeJS.ProcessEnv => ({ BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1", BULWARK_LOG_LEVEL: "silent" });
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "bulwark-cancel-"));
+    assert.equal((await bulwark(["init"], { env: env() })).code, 0);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("cancels a job that stopped part-way, refuses a second cancel with exit 2, and the undo of the cancelled job restores what it did", async () => {
+    assert.equal((await bulwark(["dev", "seed", "--users", "12"], { env: env() })).code, 0);
+    const { openApp } = await import("../src/app/index.ts");
+    const app = await openApp({ env: env() });
+    let jobId: string;
+    try {
+      const deps = containDeps(app);
+      jobId = (await createContainJob(deps, { levers: ["lock-accounts"], scope: { all: true }, actor: "cli:test", batchSize: 5 })).id;
+      await runJob(deps, jobId, { stopAfterBatches: 1 });
+    } finally {
+      await app.close();
+    }
+    const res = await bulwark(["contain", "cancel", jobId, "--json"], { env: env() });
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual(JSON.parse(res.stdout), { id: jobId, kind: "contain", was: "running", done: 5, total: 12, status: "cancelled" });
+    const again = await bulwark(["contain", "cancel", jobId], { env: env() });
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(again.stderr, /only a pending, running or failed job can be cancelled/);
+    const undo = await bulwark(["contain", "undo", jobId, "--json"], { env: env() });
+    assert.equal(undo.code, 0, undo.stderr);
+    assert.deepEqual((JSON.parse(undo.stdout) as { counts: Record<string, Record<string, number>> }).counts["lock-accounts"], { restored: 5, skipped: 0 });
+    assert.equal((await bulwark(["audit", "verify"], { env: env() })).code, 0);
+  });
+});
