@@ -3,7 +3,7 @@
 import { sql, type Kysely } from "kysely";
 import type { AuditInput } from "../audit/audit-log.ts";
 import { epochOfARaiseNow, nextEpoch } from "../accounts/sessions/revocation.ts";
-import { storedBatchSizeProblem, type Job } from "../jobs/job-store.ts";
+import { storedBatchSizeProblem, type Job, type RequestKey } from "../jobs/job-store.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { findLever, leverNames, pairingNotes, levers as allLevers, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
@@ -84,6 +84,8 @@ export interface ContainRequest {
    * empty, so that batches run later never act on a user who holds one by then. The CLI passes none.
    */
   creatorLacks?: readonly string[];
+  /** The Idempotency-Key of the API request (JobStore.create): a second job with the same key is refused by the database. */
+  requestKey?: RequestKey | null;
 }
 
 /** Validates lever names and returns them in registry (execution) order, without duplicates. */
@@ -200,7 +202,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     });
   }
   return deps.database.transaction(async (trx) => {
-    const job = await deps.jobs.create({ kind: CONTAIN_KIND, spec, total: 0, actor: request.actor, incidentId: request.incidentId ?? null }, trx);
+    const job = await deps.jobs.create({ kind: CONTAIN_KIND, spec, total: 0, actor: request.actor, incidentId: request.incidentId ?? null, requestKey: request.requestKey ?? null }, trx);
     const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
     // One INSERT … SELECT: the scope is numbered inside the database, whatever its size. On SQLite in storage
     // (rowid) order: ids are random, so id order would spread every batch over the whole table, and SQLite

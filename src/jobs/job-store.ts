@@ -109,6 +109,24 @@ export const jobErrors = {
     new BulwarkError("BULWARK_ERR_JOB_UNREADABLE", "runtime", `job ${id} cannot be read: ${why}; its row is left as it is for an operator to repair`, options),
 };
 
+/**
+ * The Idempotency-Key of the API request that creates a job (migration 22): `key` is "<caller's user id>:<key>", so
+ * each caller has keys of its own; `fingerprint` hashes the request, so the key reused for another request is told
+ * apart from a retry.
+ */
+export interface RequestKey {
+  key: string;
+  fingerprint: string;
+}
+
+/** The unique index of migration 22: PostgreSQL names it (SQLSTATE 23505), node:sqlite names the column. */
+export function isRequestKeyCollision(cause: unknown): boolean {
+  const e = cause as { code?: unknown; constraint?: unknown; message?: unknown } | null;
+  if (e === null || typeof e !== "object") return false;
+  if (e.code === "23505") return e.constraint === "jobs_request_key";
+  return typeof e.message === "string" && e.message.startsWith("UNIQUE constraint failed: ") && e.message.includes("jobs.request_key");
+}
+
 export interface BatchCommit {
   /** Where the next batch starts; null when the job is complete. */
   cursor: string | null;
@@ -129,7 +147,11 @@ export class JobStore {
     this.#random = deps.random;
   }
 
-  async create<Spec>(input: { kind: string; spec: Spec; total: number; actor: string; incidentId?: string | null }, db: Kysely<Schema> = this.#database.db): Promise<Job<Spec>> {
+  /**
+   * Inserts a pending job. `requestKey`: the Idempotency-Key of the API request creating it (RequestKey); a second
+   * job with the same key fails the insert with the database's unique violation (isRequestKeyCollision).
+   */
+  async create<Spec>(input: { kind: string; spec: Spec; total: number; actor: string; incidentId?: string | null; requestKey?: RequestKey | null }, db: Kysely<Schema> = this.#database.db): Promise<Job<Spec>> {
     const now = this.#clock.now();
     // Taken before the insert (in the caller's transaction when there is one): a gap left by a rollback costs nothing.
     const createdEpoch = await takeEpoch(db);
@@ -137,6 +159,7 @@ export class JobStore {
       id: newId("job", this.#random), kind: input.kind, status: "pending", spec: JSON.stringify(input.spec), cursor: null,
       total: input.total, done: 0, counts: "{}", actor: input.actor, incident_id: input.incidentId ?? null, error: null,
       created_at: now, updated_at: now, finished_at: null, created_epoch: createdEpoch, finished_epoch: null,
+      request_key: input.requestKey?.key ?? null, request_fingerprint: input.requestKey?.fingerprint ?? null,
     };
     await db.insertInto("jobs").values(row).execute();
     return toJob<Spec>(row);
@@ -146,6 +169,12 @@ export class JobStore {
     const row = await db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
     if (!row) throw jobErrors.notFound(id);
     return toJob<Spec>(row);
+  }
+
+  /** The job created with request key `key` (RequestKey.key) and the fingerprint it was created with, or null. */
+  async byRequestKey(key: string, db: Kysely<Schema> = this.#database.db): Promise<{ id: string; fingerprint: string | null } | null> {
+    const row = await db.selectFrom("jobs").select(["id", "request_fingerprint"]).where("request_key", "=", key).executeTakeFirst();
+    return row ? { id: row.id, fingerprint: row.request_fingerprint } : null;
   }
 
   /** The newest jobs first. Throws the coded error of the first row it cannot read (use `listReadable` to go on past it). */

@@ -131,6 +131,12 @@ export interface JobsTable {
    */
   created_epoch: number;
   finished_epoch: number | null;
+  /**
+   * Migration 22: "<caller's user id>:<Idempotency-Key>" of the API request that created the job (unique), and a hash
+   * of that request's body; null for jobs created without a key (the CLI, older rows).
+   */
+  request_key: string | null;
+  request_fingerprint: string | null;
 }
 
 export interface RolesTable {

@@ -1,8 +1,10 @@
 // /api/v1/contain/jobs (issue 5): dry runs, real runs in the background (202 + the job), progress, undo.
 // Every route needs contain.run; real jobs and undo need a fresh session too (ASVS 7.5.3). The library in src/contain does the work; this file validates and maps.
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import { createHash } from "node:crypto";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { canonicalJSON } from "../../audit/canonical.ts";
 import * as contain from "../../contain/index.ts";
-import type { Job, UnreadableJob } from "../../jobs/job-store.ts";
+import { isRequestKeyCollision, type Job, type RequestKey, type UnreadableJob } from "../../jobs/job-store.ts";
 import { BulwarkError } from "../../lib/errors.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, parseTime, text, TIME } from "./common.ts";
@@ -83,6 +85,30 @@ async function containJob(deps: contain.ContainDeps, id: string): Promise<Job> {
   // Other kinds of jobs (hash migration…) are not containment jobs: not found here.
   if (job.kind !== contain.CONTAIN_KIND && job.kind !== contain.UNDO_KIND) throw apiErrors.jobNotFound(id);
   return job;
+}
+
+// What an Idempotency-Key may hold: a UUID, a ULID, base64 or a caller's own token; bounded.
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:+/=-]{1,128}$/;
+
+/**
+ * The request's Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header), or null when it has none. The
+ * draft makes it a Structured Fields string, which is quoted; a bare value is accepted too. Sent twice, Node joins
+ * the values with ", ", which the pattern refuses.
+ */
+function idempotencyKey(request: FastifyRequest): string | null {
+  const raw = request.headers["idempotency-key"];
+  if (raw === undefined) return null;
+  const text = Array.isArray(raw) ? "" : /^"[^"]*"$/.test(raw) ? raw.slice(1, -1) : raw;
+  if (!IDEMPOTENCY_KEY.test(text)) throw apiErrors.badIdempotencyKey("give one value of 1 to 128 characters from A-Z a-z 0-9 . _ : + / = - (a UUID, say)");
+  return text;
+}
+
+/**
+ * The request key of a real containment request: the caller's own namespace of keys, and a hash of the validated
+ * body (its defaults applied, keys in canonical order) that tells a retry from the key reused for another request.
+ */
+function requestKeyOf(caller: Caller, key: string, body: unknown): RequestKey {
+  return { key: `${caller.userId}:${key}`, fingerprint: createHash("sha256").update(canonicalJSON(body)).digest("hex") };
 }
 
 /** The administrative permissions the caller (or the token it calls with) lacks: [] for an administrator. */
@@ -167,6 +193,8 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
   }, async (request: FastifyRequest, reply) => {
     const caller = callerOf(request);
     const body = request.body as { levers: string[]; scope: ScopeBody; dryRun: boolean; incidentId?: string; batchSize?: number; options?: { inactiveDays?: number; lockReason?: string } };
+    // Checked for dry runs too (a bad header is a mistake worth naming), though a dry run creates nothing to repeat.
+    const key = idempotencyKey(request);
     // ASVS 7.5.3: a real job acts on many accounts at once and needs a fresh session; a dry run changes nothing.
     if (!body.dryRun) assertFresh(app, request);
     const scope = toScope(body.scope);
@@ -183,12 +211,41 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
       await auditAPI(app, request, caller, { type: "api.contain.dry-run", data: { levers: body.levers, users: report.users } });
       return report;
     }
-    const job = await contain.createContainJob(deps, containRequest);
+    const requestKey = key === null ? null : requestKeyOf(caller, key, body);
+    if (requestKey !== null) {
+      const earlier = await deps.jobs.byRequestKey(requestKey.key);
+      if (earlier !== null) return replayed(request, reply, caller, key as string, requestKey, earlier);
+    }
+    let job: { id: string; total: number };
+    try {
+      job = await contain.createContainJob(deps, { ...containRequest, requestKey });
+    } catch (error) {
+      // Two requests with one key at once (a retry racing the first attempt, on two nodes): the database let one job
+      // in, and this request answers with it. The revocation stamps this one raised first stay: they only end sessions
+      // the other request's stamps ended too.
+      if (requestKey === null || !isRequestKeyCollision(error)) throw error;
+      const earlier = await deps.jobs.byRequestKey(requestKey.key);
+      if (earlier === null) throw error;
+      return replayed(request, reply, caller, key as string, requestKey, earlier);
+    }
     await auditAPI(app, request, caller, { type: "api.contain.job.created", subject: job.id, data: { levers: body.levers, users: job.total, incidentId: body.incidentId ?? null } });
     const view = progressView(app, await deps.jobs.get(job.id));
     runner.start(job.id);
     return reply.status(202).header("location", `/api/v1/contain/jobs/${job.id}`).send({ job: view });
   });
+
+  /**
+   * The answer to a request whose Idempotency-Key already created a job: that job as it is now, with the status and
+   * Location of the first answer and `Idempotent-Replayed: true`; a conflict when the key came with another request.
+   * A job still pending is started here: the first attempt may have died between creating it and starting it.
+   */
+  async function replayed(request: FastifyRequest, reply: FastifyReply, caller: Caller, key: string, requestKey: RequestKey, earlier: { id: string; fingerprint: string | null }): Promise<FastifyReply> {
+    if (earlier.fingerprint !== requestKey.fingerprint) throw apiErrors.idempotencyKeyReused(key, earlier.id);
+    const job = await containJob(deps, earlier.id);
+    await auditAPI(app, request, caller, { type: "api.contain.job.replayed", subject: job.id, data: { idempotencyKey: key, status: job.status } });
+    if (job.status === "pending") runner.start(job.id);
+    return reply.status(202).header("location", `/api/v1/contain/jobs/${job.id}`).header("idempotent-replayed", "true").send({ job: progressView(app, job) });
+  }
 
   api.get("/contain/jobs", {
     config: { access: "contain.run" },

@@ -23,6 +23,9 @@ export const apiErrors = {
     new APIError("BULWARK_ERR_API_OUTRANKED", "forbidden", `user ${userId} holds "${permission}", which you do not; you cannot change that account`),
   outrankedJob: (jobId: string, permission: string): APIError =>
     new APIError("BULWARK_ERR_API_OUTRANKED", "forbidden", `job ${jobId} was created by a caller holding "${permission}", which you do not; you cannot cancel it`),
+  badIdempotencyKey: (why: string): APIError => new APIError("BULWARK_ERR_API_IDEMPOTENCY_KEY", "input", `the Idempotency-Key header is not usable: ${why}`),
+  idempotencyKeyReused: (key: string, jobId: string): APIError =>
+    new APIError("BULWARK_ERR_API_IDEMPOTENCY_KEY_REUSED", "conflict", `Idempotency-Key "${key}" already created job ${jobId} for a different request; send a new key for a new request`),
   selfLock: (): APIError => new APIError("BULWARK_ERR_API_SELF_LOCK", "conflict", "you cannot lock your own account"),
   userNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_USER_NOT_FOUND", "not-found", `no user with id "${id.slice(0, 40)}"`),
   tokenNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_TOKEN_NOT_FOUND", "not-found", `you have no API token with id "${id.slice(0, 40)}"`),
