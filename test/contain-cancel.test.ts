@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
-  cancelJob, containDeps, createContainJob, createUndoJob, resumableJobs, resumeJob, runJob, type ContainRequest,
+  cancelJob, containDeps, createContainJob, createUndoJob, jobView, resumableJobs, resumeJob, runJob, type ContainRequest,
 } from "../src/contain/index.ts";
 import { BulwarkError } from "../src/lib/errors.ts";
 import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
@@ -82,6 +82,24 @@ forEachDialect("contain cancel", (dfx) => {
     assert.equal(await lockedCount(fx), 0);
     const expired = await fx.database.db.selectFrom("users").where("password_must_change", "=", 1).select("id").execute();
     assert.equal(expired.length, 0);
+    await fx.database.close();
+  });
+
+  it("a cancelled undo leaves what it restored restored, and a second undo takes up the rest", async () => {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    await seedContainUsers(fx, NOW, 30);
+    const job = await createContainJob(fx, { ...lockAll(), levers: ["lock-accounts"] });
+    assert.equal((await runJob(fx, job.id)).status, "done");
+    const first = await createUndoJob(fx, job.id, "cli:bob");
+    await runJob(fx, first.id, { stopAfterBatches: 1 });
+    await cancelJob(fx, first.id, { actor: "cli:bob" });
+    const view = jobView(await fx.jobs.get(first.id));
+    assert.ok(view.notes.some((n) => n.startsWith("cancelled after 10 of 30 records")), view.notes.join(" | "));
+    assert.equal(await lockedCount(fx), 20, "the first undo's batch stays restored");
+    const second = await createUndoJob(fx, job.id, "cli:bob");
+    assert.equal(second.total, 20, "only the records the cancelled undo had not reached");
+    assert.equal((await runJob(fx, second.id)).status, "done");
+    assert.equal(await lockedCount(fx), 0);
     await fx.database.close();
   });
 
@@ -184,8 +202,9 @@ describe("POST /api/v1/contain/jobs/:id/cancel", () => {
     assert.equal(await statusOf(id), "pending", "the administrator's job is still going");
     const done = await cancel(id, adminToken);
     assert.equal(done.statusCode, 200, done.body);
-    const body = done.json() as { job: { status: string }; cancelled: { was: string; done: number; total: number } };
+    const body = done.json() as { job: { status: string; notes: string[] }; cancelled: { was: string; done: number; total: number } };
     assert.equal(body.job.status, "cancelled");
+    assert.ok(body.job.notes.includes("cancelled after 0 of 1 users: what its batches applied stays; undo the job to reverse it"), body.job.notes.join(" | "));
     assert.deepEqual(body.cancelled, { id, kind: "contain", was: "pending", done: 0, total: 1 });
     assert.equal(await statusOf(id), "cancelled");
   });

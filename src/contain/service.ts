@@ -359,6 +359,11 @@ export function jobView(job: Job): JobView {
     notes.push(`${who} an administrative permission the job's creator lacks (granted after the job was created); leftAlone and the ${LEFT_ALONE_EVENT} audit events name them: an administrator must contain them`);
   }
   if (job.kind === CONTAIN_KIND) notes.push(...pairingNotes(levers));
+  if (job.status === "cancelled") {
+    notes.push(job.kind === CONTAIN_KIND
+      ? `cancelled after ${job.done} of ${job.total} users: what its batches applied stays; undo the job to reverse it`
+      : `cancelled after ${job.done} of ${job.total} records: what it restored stays restored; another undo of ${spec.undoOf ?? "the job"} takes up the rest`);
+  }
   return {
     id: job.id, kind: job.kind, status: job.status, levers, counts, total: job.total, done: job.done,
     ...(spec.scope ? { scope: spec.scope } : {}), ...(spec.undoOf ? { undoOf: spec.undoOf } : {}),
