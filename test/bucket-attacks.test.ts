@@ -218,3 +218,28 @@ test("hostile operator and key spellings never crash and never make a Deny hide 
     assert.equal(r.access.anonymous.read.allowed || r.access.anyAccount.read.allowed, true, JSON.stringify(condition));
   }
 });
+
+// A statement naming a member twice is read one way by JSON.parse (the last wins) and may be read another way by
+// whatever stores or evaluates the policy: "Effect": "Deny" then "Effect": "Allow" in one statement judged as an Allow
+// here, or the reverse, would be a verdict about a policy nobody else sees. Such a document is refused, by name.
+test("attack: a key written twice in one object (plainly, or spelled with an escape) is refused by name, not judged as whichever came last (ASVS 16.5.3) (was: the last one counted, silently)", () => {
+  const statement = `{"Sid":"S","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"${B}/*","Effect":"Allow"}`;
+  const escaped = `{"Sid":"S","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"${B}/*","Eff\\u0065ct":"Deny"}`;
+  for (const [what, text] of [
+    ["in a statement", `{"Version":"2012-10-17","Statement":[${statement}]}`],
+    ["spelled with an escape", `{"Version":"2012-10-17","Statement":[${escaped}]}`],
+    ["at the top", `{"Version":"2012-10-17","Statement":[],"Statement":[${statement.replace(',"Effect":"Allow"', "")}]}`],
+  ]) {
+    assert.throws(() => parseBucketPolicy(text as string, "policy.json"), (e: unknown) => {
+      assert.ok(e instanceof BucketInputError, what);
+      assert.match((e as Error).message, /^policy\.json: the key "(Effect|Statement)" appears twice in one object/, what);
+      return true;
+    });
+  }
+  // A policy wrapped in get-bucket-policy's {"Policy": "…"} is checked inside too.
+  const wrapped = JSON.stringify({ Policy: `{"Version":"2012-10-17","Statement":[${statement}]}` });
+  assert.throws(() => parseBucketPolicy(wrapped, "policy.json"), /policy\.json \(Policy\): the key "Effect" appears twice/);
+  // The same name in sibling objects, or as a value, is no repetition.
+  const fine = `{"Version":"2012-10-17","Statement":[{"Sid":"Effect","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"${B}/*"},{"Sid":"B","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"${B}/*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}`;
+  assert.equal(parseBucketPolicy(fine, "policy.json").statements.length, 2);
+});

@@ -33,11 +33,51 @@ export function parseBoundedJSON(text: string, source: string): JSONValue {
       if (++depth > MAX_DEPTH) throw new BucketInputError(`${source}: JSON nests deeper than ${MAX_DEPTH} levels`);
     } else if (c === 125 || c === 93) depth--;
   }
+  let value: JSONValue;
   try {
-    return JSON.parse(text) as JSONValue;
+    value = JSON.parse(text) as JSONValue;
   } catch (cause) {
     throw new BucketInputError(`${source}: not valid JSON (${(cause as Error).message})`, { cause });
   }
+  const repeated = repeatedKey(text);
+  if (repeated !== null) {
+    throw new BucketInputError(
+      `${source}: the key ${JSON.stringify(repeated.slice(0, 60))} appears twice in one object; JSON readers disagree on which one counts ` +
+        "(JSON.parse keeps the last), so the verdict could differ from AWS's: remove one",
+    );
+  }
+  return value;
+}
+
+const isJSONSpace = (c: number): boolean => c === 32 || c === 9 || c === 10 || c === 13;
+
+/**
+ * The first key that appears twice in one object of `text` (valid JSON), compared after unescaping ("Effect" and
+ * "Eff\u0065ct" are one key), or null. A policy with `"Effect": "Deny", …, "Effect": "Allow"` in one statement is
+ * read as Allow here and may be read otherwise elsewhere: such a document is refused rather than judged.
+ */
+function repeatedKey(text: string): string | null {
+  // One entry per open container: the keys seen so far in an object, null for an array.
+  const open: Array<Set<string> | null> = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      const start = i;
+      for (i++; text.charCodeAt(i) !== 34; i++) if (text.charCodeAt(i) === 92) i++;
+      const keys = open[open.length - 1];
+      if (!keys) continue;
+      // In an object a string is a key when a colon follows it; a value is followed by a comma or the brace.
+      let j = i + 1;
+      while (isJSONSpace(text.charCodeAt(j))) j++;
+      if (text.charCodeAt(j) !== 58) continue;
+      const key = JSON.parse(text.slice(start, i + 1)) as string;
+      if (keys.has(key)) return key;
+      keys.add(key);
+    } else if (c === 123) open.push(new Set());
+    else if (c === 91) open.push(null);
+    else if (c === 125 || c === 93) open.pop();
+  }
+  return null;
 }
 
 /**
