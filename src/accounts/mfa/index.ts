@@ -1,9 +1,11 @@
 // Public API of the MFA module: one service over TOTP, recovery codes and WebAuthn, built from the app's
 // database, clock, random source, keyring and flood control.
+import type { Kysely } from "kysely";
 import type { Keyring } from "../../crypto/keyring.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
-import type { Database } from "../../store/database.ts";
+import { executorDialect, lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
+import type { Schema } from "../../store/schema.ts";
 import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { floodIdentifier, MFA_FLOOD_NAMESPACE } from "./policy.ts";
@@ -36,16 +38,20 @@ export interface MfaService {
   webauthn: WebAuthnFactor;
   /** What the user has enrolled (confirmed TOTP only). */
   factors(userId: string): Promise<MfaFactors>;
-  /** True with a confirmed authenticator app or a passkey. Recovery codes alone are a fallback, not MFA. */
-  hasMfa(userId: string): Promise<boolean>;
+  /**
+   * True with a confirmed authenticator app or a passkey. Recovery codes alone are a fallback, not MFA. With
+   * `executor` (a caller's transaction), asked in it: what a change about to commit there may rely on.
+   */
+  hasMfa(userId: string, executor?: Kysely<Schema>): Promise<boolean>;
   /** Deletes every factor of the user (the require-mfa-reenrolment containment lever uses it). */
   removeAll(userId: string): Promise<void>;
   /**
    * After a factor is removed: when no authenticator app or passkey is left, deletes the user's recovery codes and
    * returns how many were unused. They exist to stand in for a lost factor; left behind, an old (perhaps leaked)
-   * set would count again the day a new factor is enrolled.
+   * set would count again the day a new factor is enrolled. With `executor` (the removal's transaction), in it and
+   * in turn with a regeneration of the codes (a set made meanwhile is not left behind).
    */
-  discardRecoveryCodesIfNoFactor(userId: string): Promise<number>;
+  discardRecoveryCodesIfNoFactor(userId: string, executor?: Kysely<Schema>): Promise<number>;
   /**
    * At a first enrolment: deletes the recovery codes created at or before `at` and returns how many were unused. Codes
    * made while the account had no factor (an old build allowed it; an attacker holding only the password could)
@@ -112,7 +118,11 @@ export function createMfaService(deps: MfaDeps): MfaService {
     recovery,
     webauthn,
     factors,
-    async hasMfa(userId) {
+    async hasMfa(userId, executor) {
+      if (executor !== undefined) {
+        const app = await executor.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
+        return app !== undefined || (await executor.selectFrom("webauthn_credentials").select("id").where("user_id", "=", userId).limit(1).executeTakeFirst()) !== undefined;
+      }
       // Asked on every login: one compiled statement, and no count of recovery codes (they do not decide it).
       const [row] = await hasMfaStatement.all([userId]);
       return Number(row?.n ?? 0) > 0;
@@ -123,9 +133,11 @@ export function createMfaService(deps: MfaDeps): MfaService {
         await flood.clearAccount(attempt);
       }
     },
-    async discardRecoveryCodesIfNoFactor(userId) {
+    async discardRecoveryCodesIfNoFactor(userId, executor = db) {
+      // The lock recovery.generate takes: on PostgreSQL a set it inserts, not yet committed, would escape the DELETE.
+      if (executor.isTransaction) await serialiseTransactions({ dialect: executorDialect(executor) }, executor, lockKeyOf(`recovery-codes:${userId}`));
       // One statement, conditional on the factors as they are when it runs: an enrolment racing it keeps the codes.
-      const result = await db.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId)
+      const result = await executor.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId)
         .where((eb) => eb.not(eb.exists(eb.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null))))
         .where((eb) => eb.not(eb.exists(eb.selectFrom("webauthn_credentials").select("user_id").where("user_id", "=", userId))))
         .returning("used_at")

@@ -73,6 +73,15 @@ export interface FactorChangeOptions {
 }
 
 /**
+ * A removal's options: `within` as for any change, and `first`, run at the start of the removal's transaction,
+ * before the factor's row is touched: the locks `within` will need, taken in the order other transactions take them
+ * (a step-up takes the user's session turn, then its factor's row). Same rule: only the transaction it is given.
+ */
+export interface FactorRemovalOptions extends FactorChangeOptions {
+  first?: (trx: Kysely<Schema>) => Promise<void>;
+}
+
+/**
  * A second factor checked but not used up yet. `spend` makes it single-use (a compare-and-set: true only for the
  * one request that wins it) inside the caller's transaction, together with what the factor was for: a step-up's
  * session rotation, a reset's redeemed link. A request that loses that (another request rotated the session or

@@ -8,7 +8,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { mfaErrors } from "./errors.ts";
-import { floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorChangeOptions, type Proven } from "./policy.ts";
+import { floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorChangeOptions, type FactorRemovalOptions, type Proven } from "./policy.ts";
 import type { Schema } from "../../store/schema.ts";
 
 export type TOTPVerdict = "ok" | "invalid" | "replayed" | "throttled" | "not-enrolled";
@@ -25,8 +25,12 @@ export interface TOTPFactor {
   verify(userId: string, code: string): Promise<TOTPVerdict>;
   /** Checks a login code without spending its time step: the proof's `spend` does, in the caller's transaction. */
   prove(userId: string, code: string): Promise<Proven<Exclude<TOTPVerdict, "ok">>>;
-  /** Deletes the user's authenticator app (confirmed or not); false when there was none. */
-  remove(userId: string, options?: FactorChangeOptions): Promise<boolean>;
+  /**
+   * Deletes the user's authenticator app; false when there was none. With `confirmed`, only an app in that state: a
+   * cancelled enrolment (false) never deletes an app another request confirmed after the caller looked, and a
+   * removal (true) never deletes an enrolment begun anew meanwhile.
+   */
+  remove(userId: string, options?: FactorRemovalOptions & { confirmed?: boolean }): Promise<boolean>;
 }
 
 /** Where a user's TOTP secret lives: the associated data that a copied ciphertext cannot satisfy. */
@@ -173,7 +177,10 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
 
     async remove(userId, options = {}) {
       return db.transaction().execute(async (trx) => {
-        const result = await trx.deleteFrom("mfa_totp").where("user_id", "=", userId).executeTakeFirst();
+        await options.first?.(trx);
+        let q = trx.deleteFrom("mfa_totp").where("user_id", "=", userId);
+        if (options.confirmed !== undefined) q = q.where("confirmed_at", options.confirmed ? "is not" : "is", null);
+        const result = await q.executeTakeFirst();
         if (Number(result.numDeletedRows) === 0) return false;
         await options.within?.(trx);
         return true;

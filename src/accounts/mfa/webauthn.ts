@@ -13,7 +13,7 @@ import { fromBase64URL, toBase64URL, utf8 } from "../../lib/encoding.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { hidesSomething } from "../../lib/visible-text.ts";
 import { mfaErrors } from "./errors.ts";
-import { MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorChangeOptions, type FactorProof } from "./policy.ts";
+import { MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorProof, type FactorRemovalOptions } from "./policy.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 
@@ -57,7 +57,7 @@ export interface WebAuthnFactor {
    */
   proveAuthentication(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions): Promise<FactorProof | null>;
   list(userId: string): Promise<Passkey[]>;
-  remove(userId: string, credentialId: string, options?: FactorChangeOptions): Promise<boolean>;
+  remove(userId: string, credentialId: string, options?: FactorRemovalOptions): Promise<boolean>;
 }
 
 /** EdDSA, ES256, RS256: what authenticators in the field sign with. Same list offered and accepted. */
@@ -363,6 +363,7 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
 
     async remove(userId, credentialId, options = {}) {
       return db.transaction().execute(async (trx) => {
+        await options.first?.(trx);
         const result = await trx.deleteFrom("webauthn_credentials").where("id", "=", credentialId).where("user_id", "=", userId).executeTakeFirst();
         if (Number(result.numDeletedRows) === 0) return false;
         await options.within?.(trx);

@@ -64,6 +64,13 @@ export interface RotateOptions extends SessionContext {
    * earned it, commits with it or not at all. It may use only the executor given; throwing rolls everything back.
    */
   within?: (executor: Kysely<Schema>) => Promise<void>;
+  /**
+   * With `aal: 2`: whether the user still holds a second factor, asked in the rotation's transaction in the user's
+   * turn, after `within`; false makes the new session aal 1. What a request read of its session when it started
+   * (aal 2) may be stale by then: a removal of the last factor that lowered every session (lowerAssurance, in the
+   * same turn) while a slow password hash ran must not come back as a new aal-2 session with no factor.
+   */
+  multiFactorHeld?: (executor: Kysely<Schema>) => Promise<boolean>;
 }
 
 export interface SessionManager {
@@ -76,8 +83,12 @@ export interface SessionManager {
   touch(sessionId: string): Promise<boolean>;
   /** The user's live sessions, most recently used first (ASVS 7.5.2). */
   list(userId: string): Promise<Session[]>;
-  /** After the user's last second factor is removed: their multi-factor sessions count as password-only (aal 1). */
-  lowerAssurance(userId: string): Promise<number>;
+  /**
+   * After the user's last second factor is removed: their multi-factor sessions count as password-only (aal 1).
+   * With `executor` (the removal's transaction), in it and in the user's turn, so a rotation in flight either commits
+   * first (and its session is lowered here) or waits and sees the factor gone (RotateOptions.multiFactorHeld).
+   */
+  lowerAssurance(userId: string, options?: { executor?: Kysely<Schema> }): Promise<number>;
   /** Ends one of the user's sessions; false when it was not theirs or did not exist. */
   end(sessionId: string, userId: string): Promise<boolean>;
   /**
@@ -311,8 +322,10 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       ]);
       return rows.map(toSession).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch));
     },
-    async lowerAssurance(userId) {
-      const result = await db.updateTable("sessions").set({ aal: 1 }).where("user_id", "=", userId).where("aal", ">", 1).executeTakeFirst();
+    async lowerAssurance(userId, options = {}) {
+      const executor = options.executor ?? db;
+      if (options.executor !== undefined) await userTurn(executor, userId);
+      const result = await executor.updateTable("sessions").set({ aal: 1 }).where("user_id", "=", userId).where("aal", ">", 1).executeTakeFirst();
       return Number(result.numUpdatedRows);
     },
     async end(sessionId, userId) {
@@ -358,8 +371,9 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
           }
         }
         await options.within?.(t);
+        const held = options.aal !== 2 || options.multiFactorHeld === undefined || (await options.multiFactorHeld(t));
         const lifetime = options.keepLifetime && previous ? { createdAt: previous.createdAt, expiresAt: previous.expiresAt, issuedEpoch: previous.issuedEpoch } : undefined;
-        return insert(t, userId, context, lifetime);
+        return insert(t, userId, held ? context : { ...context, aal: 1 }, lifetime);
       });
     },
     async revokeAll(options = {}) {

@@ -77,3 +77,15 @@ export async function spendIn(executor: Kysely<Schema>, proof: FactorProof): Pro
 export function spentWithRotation(proof: FactorProof | null | undefined): { within?: (executor: Kysely<Schema>) => Promise<void> } {
   return proof ? { within: (executor) => spendIn(executor, proof) } : {};
 }
+
+/**
+ * The `multiFactorHeld` option of a session rotation to aal 2 (RotateOptions): the user's factors as its transaction
+ * sees them, in the user's turn. A session read as aal 2 when the request started may have been lowered since (its
+ * last factor removed in another tab): the new session is then aal 1.
+ *
+ * @example
+ * await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1, ...multiFactorHeld(app, user.id) });
+ */
+export function multiFactorHeld(app: App, userId: string): { multiFactorHeld: (executor: Kysely<Schema>) => Promise<boolean> } {
+  return { multiFactorHeld: (executor) => app.accounts.mfa.hasMfa(userId, executor) };
+}

@@ -5,12 +5,14 @@
 // reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance } from "fastify";
-import { MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
+import { MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProof, type FactorRemovalOptions } from "../../../accounts/mfa/index.ts";
+import type { Session } from "../../../accounts/sessions/index.ts";
+import { takeUserSessionsTurn } from "../../../accounts/sessions/revocation.ts";
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, mfaThrottledAnswer, rememberThisDevice, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 
 /** The factor list: reachable by a fully signed-in user, and by an administrator who must enrol first. */
@@ -30,30 +32,49 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
 
   /**
    * Replaces the session with an aal-2 one: a privilege change gets a new id and secret. It keeps the old
-   * session's creation time and expiry: a factor alone never makes a session fresh or longer-lived.
+   * session's creation time and expiry: a factor alone never makes a session fresh or longer-lived. Aal 1 instead
+   * when no factor is left by the time it commits (one removed in another tab meanwhile).
    */
-  async function stepUp(cs: CookieSession, reply: Parameters<typeof setSessionCookie>[0], proof?: FactorProof): Promise<string> {
+  async function stepUp(userId: string, cs: CookieSession, reply: Parameters<typeof setSessionCookie>[0], proof?: FactorProof): Promise<Session> {
     // The factor that earned the step-up is spent in the rotation's transaction: a double submit whose other half
     // rotated first gets "replaced" and leaves its recovery code (or TOTP step) unspent.
-    const { token, session } = await app.accounts.sessions.rotate(cs.token, { aal: 2, keepLifetime: true, ...spentWithRotation(proof) });
+    const { token, session } = await app.accounts.sessions.rotate(cs.token, {
+      aal: 2, keepLifetime: true, ...spentWithRotation(proof), ...multiFactorHeld(app, userId),
+    });
     setSessionCookie(reply, token);
-    return session.id;
-  }
-
-  /** Audits and mails discarded recovery codes when any of them were unused; `reason` says why they went. */
-  async function reportDiscardedCodes(userId: string, unused: number, reason: string, request: Parameters<typeof auditAndNotify>[1]): Promise<void> {
-    if (unused === 0) return;
-    await auditAndNotify(app, request, { type: "auth.mfa.removed", userId, data: { factor: "recovery-codes", unused, reason }, notice: { type: "mfa-factor-removed", factor: "recovery-codes" } });
+    return session;
   }
 
   /**
-   * With the last factor gone, its recovery codes go too, and the user's sessions stop counting as multi-factor:
-   * gates are worked out only below aal 2, so an administrator's session stepped up with the factor just removed
-   * kept the admin API with no factor left. Checked after the removal, so of two removals racing the later sees none.
+   * Audits and mails discarded recovery codes when any of them were unused; `reason` says why they went. With
+   * `executor`, in that transaction.
    */
-  async function afterRemoval(userId: string, request: Parameters<typeof auditAndNotify>[1]): Promise<void> {
-    await reportDiscardedCodes(userId, await mfa.discardRecoveryCodesIfNoFactor(userId), "no-factor-left", request);
-    if (!(await mfa.hasMfa(userId))) await app.accounts.sessions.lowerAssurance(userId);
+  async function reportDiscardedCodes(userId: string, unused: number, reason: string, request: Parameters<typeof auditAndNotify>[1], executor?: Parameters<typeof auditAndNotify>[3]): Promise<void> {
+    if (unused === 0) return;
+    await auditAndNotify(app, request, { type: "auth.mfa.removed", userId, data: { factor: "recovery-codes", unused, reason }, notice: { type: "mfa-factor-removed", factor: "recovery-codes" } }, executor);
+  }
+
+  /**
+   * The options of a factor's removal: all of it commits in the removal's transaction or none of it does (ASVS
+   * 6.3.7): the removal's record and notice and, with the last factor gone, its recovery codes (and their notice) and
+   * the multi-factor standing of the user's sessions. Gates are worked out only below aal 2, so an administrator's
+   * session stepped up with the factor just removed would keep the admin API with no factor left; a removal that
+   * failed half-way after its commit could not be retried (the factor was gone). The user's session turn is taken
+   * first, before the factor's row, as a step-up takes them: rotations and removals of the user then run one after
+   * the other, so of two removals racing the later sees no factor left, and a rotation to aal 2 either commits first
+   * (its session is lowered here) or sees the factor gone (multiFactorHeld).
+   */
+  function removal(userId: string, record: Parameters<typeof auditAndNotify>[2], request: Parameters<typeof auditAndNotify>[1]): FactorRemovalOptions {
+    return {
+      first: (trx) => takeUserSessionsTurn(app.db.dialect, trx, userId),
+      within: async (trx) => {
+        // The codes before the audit event, as a regeneration of them takes its locks (no deadlock on PostgreSQL).
+        const unused = await mfa.discardRecoveryCodesIfNoFactor(userId, trx);
+        if (!(await mfa.hasMfa(userId, trx))) await app.accounts.sessions.lowerAssurance(userId, { executor: trx });
+        await auditAndNotify(app, request, record, trx);
+        await reportDiscardedCodes(userId, unused, "no-factor-left", request, trx);
+      },
+    };
   }
 
   /** A role that requires MFA keeps its last factor: the user enrols another first. */
@@ -95,9 +116,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         // Replayed and wrong codes get the same answer: a replay tells an attacker nothing they can use.
         throw httpAuthErrors.mfaInvalid();
       }
-      let sessionId: string;
+      let session: Session;
       try {
-        sessionId = await stepUp(cs, reply, outcome.proof);
+        session = await stepUp(auth.userId, cs, reply, outcome.proof);
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay.
@@ -112,8 +133,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       if (outcome.factor === "recovery-code") data["recoveryCodesLeft"] = await mfa.recovery.remaining(auth.userId);
       await app.audit.append({ type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data });
       // A recovery code stands in for a lost device, or was taken with the password: the owner is told (ASVS 6.3.5).
-      if (outcome.factor === "recovery-code") await suspiciousSignIn.recoveryCodeUsed(app, request, auth.userId, data["recoveryCodesLeft"] as number, sessionId);
-      return { status: "verified", aal: 2, sessionId, ...(outcome.factor === "recovery-code" ? { recoveryCodesLeft: data["recoveryCodesLeft"] } : {}) };
+      if (outcome.factor === "recovery-code") await suspiciousSignIn.recoveryCodeUsed(app, request, auth.userId, data["recoveryCodesLeft"] as number, session.id);
+      return { status: "verified", aal: session.aal, sessionId: session.id, ...(outcome.factor === "recovery-code" ? { recoveryCodesLeft: data["recoveryCodesLeft"] } : {}) };
     },
   );
 
@@ -153,24 +174,27 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       if (!confirmed) throw httpAuthErrors.mfaInvalid();
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // The user just proved the new factor: this session now has two.
-      const sessionId = await stepUp(cs, reply);
-      return { status: "enrolled", factor: "totp", aal: 2, sessionId };
+      const session = await stepUp(auth.userId, cs, reply);
+      return { status: "enrolled", factor: "totp", aal: session.aal, sessionId: session.id };
     },
   );
 
   server.delete("/auth/mfa/totp", { config: REMOVE }, async (request) => {
     const { auth } = requireSession(request);
-    const factors = await mfa.factors(auth.userId);
-    const confirmed = factors.totp;
-    if (confirmed) await refuseLastRequiredFactor(auth.userId, factors);
-    // An enrolment never confirmed was no factor: cancelling it is audited, and mails no "factor removed" alarm.
-    // Either record commits with the removal (ASVS 6.3.7).
-    const record = confirmed
-      ? { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-removed", factor: "totp" } } as const
-      : { type: "auth.mfa.enrolment-cancelled", userId: auth.userId, data: { factor: "totp" } };
-    if (!(await mfa.totp.remove(auth.userId, { within: (trx) => auditAndNotify(app, request, record, trx) }))) throw httpAuthErrors.notFound("authenticator app");
-    if (!confirmed) return { status: "removed", factor: "totp" };
-    await afterRemoval(auth.userId, request);
+    let factors = await mfa.factors(auth.userId);
+    if (!factors.totp) {
+      // An enrolment never confirmed was no factor: cancelling it is audited, and mails no "factor removed" alarm; the
+      // record commits with the cancellation (ASVS 6.3.7). Only an unconfirmed app is deleted: one another tab
+      // confirmed since the look above is a factor, and is removed as one below.
+      const cancelled = { type: "auth.mfa.enrolment-cancelled", userId: auth.userId, data: { factor: "totp" } };
+      if (await mfa.totp.remove(auth.userId, { confirmed: false, within: (trx) => auditAndNotify(app, request, cancelled, trx) })) return { status: "removed", factor: "totp" };
+      factors = await mfa.factors(auth.userId);
+      if (!factors.totp) throw httpAuthErrors.notFound("authenticator app");
+    }
+    await refuseLastRequiredFactor(auth.userId, factors);
+    const record = { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-removed", factor: "totp" } } as const;
+    // Only a confirmed app: an enrolment begun anew since the look above is no factor to report removed.
+    if (!(await mfa.totp.remove(auth.userId, { confirmed: true, ...removal(auth.userId, record, request) }))) throw httpAuthErrors.notFound("authenticator app");
     return { status: "removed", factor: "totp" };
   });
 
@@ -202,8 +226,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         within: (trx, id) => auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId: id }, notice: { type: "mfa-factor-added", factor: "webauthn" } }, trx),
       });
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
-      const sessionId = await stepUp(cs, reply);
-      return { status: "enrolled", factor: "webauthn", credentialId, aal: 2, sessionId };
+      const session = await stepUp(auth.userId, cs, reply);
+      return { status: "enrolled", factor: "webauthn", credentialId, aal: session.aal, sessionId: session.id };
     },
   );
 
@@ -219,8 +243,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const { auth } = requireSession(request);
       if ((await mfa.webauthn.list(auth.userId)).some((c) => c.id === request.params.id)) await refuseLastRequiredFactor(auth.userId, await mfa.factors(auth.userId));
       const record = { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "webauthn", credentialId: request.params.id }, notice: { type: "mfa-factor-removed", factor: "webauthn" } } as const;
-      if (!(await mfa.webauthn.remove(auth.userId, request.params.id, { within: (trx) => auditAndNotify(app, request, record, trx) }))) throw httpAuthErrors.notFound("passkey");
-      await afterRemoval(auth.userId, request);
+      if (!(await mfa.webauthn.remove(auth.userId, request.params.id, removal(auth.userId, record, request)))) throw httpAuthErrors.notFound("passkey");
       return { status: "removed", factor: "webauthn" };
     },
   );

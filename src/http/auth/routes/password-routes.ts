@@ -10,7 +10,7 @@ import type { App } from "../../../app/types.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spendIn, type FactorBody } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spendIn, type FactorBody } from "../second-factor.ts";
 
 /** The one answer to every reset request (and registration): 202 and this body, account or not (ASVS 6.3.8). */
 export const RESET_ACCEPTED = { status: "accepted", message: "If an account exists for this address, a message with a link is on its way." } as const;
@@ -113,8 +113,10 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       });
       // A privilege change: a new session for this browser. For a user with a second factor, the password alone is not
       // a full authentication: the new session keeps the old one's lifetime, so it is no fresher than before
-      // (POST /auth/reauthenticate asks for the factor).
-      const { token } = await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: hasMfa });
+      // (POST /auth/reauthenticate asks for the factor). It stays multi-factor only while a factor is held as it
+      // commits: the session read at the start may have been lowered since, by a removal of the last factor in another
+      // tab while the new password was hashed.
+      const { token } = await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: hasMfa, ...multiFactorHeld(app, user.id) });
       setSessionCookie(reply, token);
       // A new password makes every browser new again (device tags are bound to it) but this one.
       await rememberThisDevice(app, request, reply, user.id);

@@ -8,7 +8,7 @@ import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 
 /**
  * Reachable by a fully signed-in session, and by an administrator held at MFA enrolment (whose login can go
@@ -71,10 +71,12 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
         factor = outcome.factor;
         proof = outcome.proof;
       }
-      // A new session proves the new authentication: new id and secret, created now (ASVS 7.2.4).
+      // A new session proves the new authentication: new id and secret, created now (ASVS 7.2.4). Multi-factor only
+      // while a factor is held as it commits: the session read at the start may have been lowered since (the last
+      // factor removed in another tab while the password was checked).
       let rotated: Awaited<ReturnType<typeof app.accounts.sessions.rotate>>;
       try {
-        rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : cs.session.aal === 2 ? 2 : 1, ...spentWithRotation(proof) });
+        rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : cs.session.aal === 2 ? 2 : 1, ...spentWithRotation(proof), ...multiFactorHeld(app, user.id) });
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay, answered like a wrong factor.
