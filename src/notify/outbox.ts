@@ -2,6 +2,7 @@
 // the claim/lease protocol senders use, on SQLite and PostgreSQL alike.
 import { sql, type Kysely, type Selectable, type SqlBool } from "kysely";
 import { newId } from "../crypto/tokens.ts";
+import { BulwarkError } from "../lib/errors.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
@@ -60,6 +61,23 @@ export interface OutboxMessage {
   campaignId: string | null;
 }
 
+/** A message without its bodies: what a listing shows, read from the row's columns without opening a sealed body. */
+export type OutboxMessageSummary = Omit<OutboxMessage, "text" | "html">;
+
+/**
+ * A message claim() took but did not hand out, because its sealed body did not open: `dead` when it never can
+ * (recorded dead), else put back for a retry shortly (the key table could not be read, say).
+ */
+export interface SetAsideMessage {
+  id: string;
+  kind: string;
+  to: string;
+  attempts: number;
+  /** The reason recorded as the row's last error. */
+  error: string;
+  dead: boolean;
+}
+
 export interface EnqueueResult {
   id: string;
   /** false when a message with this idempotency key already existed (it is left as it was). */
@@ -76,6 +94,16 @@ const DEFAULT_BATCH = 500;
 const MAX_BATCH = 1000;
 // Bounded so a misbehaving server cannot fill the row with its reply.
 const MAX_ERROR = 500;
+// How soon a message whose sealed body could not be opened for a passing reason is claimed again.
+const UNOPENED_RETRY_MS = 30_000;
+
+/**
+ * The keyring's answers that mean a sealed body will never open with this database and master key: it does not
+ * decrypt (an altered row, another master key), its key is not in the key table even after reading it again, the
+ * ciphertext is not in the keyring's format; or this outbox has no keyring at all. Any other error (the key table
+ * could not be read, a connection dropped) says nothing of the message.
+ */
+const NEVER_OPENS: ReadonlySet<string> = new Set(["BULWARK_ERR_DECRYPT", "BULWARK_ERR_UNKNOWN_KEY", "BULWARK_ERR_CIPHERTEXT_MALFORMED", "BULWARK_ERR_MAIL_MESSAGE"]);
 
 /**
  * Seals the bodies of single-use link mails at rest (the keyring). A link's secret then never sits in clear in the
@@ -92,19 +120,23 @@ function bodyContext(id: string, column: "body_text" | "body_html"): CipherConte
   return { table: "outbox_messages", column, row: id };
 }
 
-async function toMessage(r: Selectable<OutboxMessagesTable>, cipher: LinkCipher | null): Promise<OutboxMessage> {
+function toSummary(r: Selectable<OutboxMessagesTable>): OutboxMessageSummary {
   const num = (v: number | null): number | null => (v === null ? null : Number(v));
+  return {
+    id: r.id, idempotencyKey: r.idempotency_key, to: r.to_address, subject: r.subject,
+    kind: r.kind, priority: Number(r.priority), status: r.status as OutboxStatus, attempts: Number(r.attempts),
+    nextAttemptAt: Number(r.next_attempt_at), lastError: r.last_error, createdAt: Number(r.created_at), sentAt: num(r.sent_at),
+    claimedBy: r.claimed_by, claimedUntil: num(r.claimed_until), providerMessageId: r.provider_message_id, campaignId: r.campaign_id,
+  };
+}
+
+async function toMessage(r: Selectable<OutboxMessagesTable>, cipher: LinkCipher | null): Promise<OutboxMessage> {
   const open = async (body: string, column: "body_text" | "body_html"): Promise<string> => {
     if (!body.startsWith(SEALED_BODY_MARKER) || !carriesSingleUseLink(r.kind)) return body;
     if (!cipher) throw notifyErrors.badMessage(`message ${r.id} holds a sealed body, and this outbox has no keyring to open it`);
     return cipher.unsealString(body.slice(SEALED_BODY_MARKER.length), bodyContext(r.id, column));
   };
-  return {
-    id: r.id, idempotencyKey: r.idempotency_key, to: r.to_address, subject: r.subject, text: await open(r.body_text, "body_text"), html: r.body_html === null ? null : await open(r.body_html, "body_html"),
-    kind: r.kind, priority: Number(r.priority), status: r.status as OutboxStatus, attempts: Number(r.attempts),
-    nextAttemptAt: Number(r.next_attempt_at), lastError: r.last_error, createdAt: Number(r.created_at), sentAt: num(r.sent_at),
-    claimedBy: r.claimed_by, claimedUntil: num(r.claimed_until), providerMessageId: r.provider_message_id, campaignId: r.campaign_id,
-  };
+  return { ...toSummary(r), text: await open(r.body_text, "body_text"), html: r.body_html === null ? null : await open(r.body_html, "body_html") };
 }
 
 export interface OutboxDeps {
@@ -211,9 +243,10 @@ export class Outbox {
    * candidate rows are locked with FOR UPDATE SKIP LOCKED, so concurrent senders on several nodes take
    * disjoint batches without waiting on each other; on SQLite the one UPDATE … RETURNING runs under the
    * database write lock. A claim is not an attempt: the sender counts one when it starts delivering a message
-   * (startAttempt), so the rest of a batch whose sender died never loses any of its budget.
+   * (startAttempt), so the rest of a batch whose sender died never loses any of its budget. A claimed message
+   * whose sealed body does not open is not handed out: `onSetAside` hears of each (the sender counts and logs it).
    */
-  async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number }): Promise<OutboxMessage[]> {
+  async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
     const now = this.#clock.now();
     const until = now + input.leaseMs;
     let due = this.#db.selectFrom("outbox_messages").select("id")
@@ -230,10 +263,21 @@ export class Outbox {
       try {
         return await toMessage(r, this.#cipher);
       } catch (error) {
-        // A sealed body that does not open (an altered row, or a database under another master key) can never be
+        // A sealed body that never opens (an altered row, or a database under another master key) can never be
         // sent: it goes dead at once, for `bulwark outbox status` to show, instead of failing the whole batch on
-        // every lease. Nothing of the body is recorded.
-        await this.markDead({ id: r.id, claimer: input.claimer, error: `its sealed body cannot be opened (${(error as Error).message.slice(0, 200)}): an altered row, or a database opened with another master key` });
+        // every lease. Any other failure (the key table, read again for a key another node created, could not be
+        // read) is not the message's: it waits for a retry, never losing a reset link to a database hiccup. Not an
+        // attempt either. Nothing of the body is recorded.
+        const reason = String((error as Error)?.message ?? error).replace(/[\r\n]+/g, " ").slice(0, 200);
+        const dead = error instanceof BulwarkError && NEVER_OPENS.has(error.code);
+        const why = dead
+          ? `its sealed body cannot be opened (${reason}): an altered row, or a database opened with another master key`
+          : `its sealed body could not be opened for now (${reason}); tried again shortly`;
+        const recorded = dead
+          ? await this.markDead({ id: r.id, claimer: input.claimer, error: why })
+          : await this.markRetry({ id: r.id, claimer: input.claimer, error: why, nextAttemptAt: now + UNOPENED_RETRY_MS });
+        // Not recorded: the claim was lost meanwhile, and the row is its new holder's to settle.
+        if (recorded) input.onSetAside?.({ id: r.id, kind: r.kind, to: r.to_address, attempts: Number(r.attempts), error: why, dead });
         return null;
       }
     }));
@@ -331,13 +375,17 @@ export class Outbox {
     return Number(result.numUpdatedRows);
   }
 
-  /** Dead messages, oldest first, at most `limit` (1 to 1000): for an operator to review or requeue. */
-  async listDead(options: { limit?: number } = {}): Promise<OutboxMessage[]> {
+  /**
+   * Dead messages, oldest first, at most `limit` (1 to 1000): for an operator to review or requeue. Without their
+   * bodies: a sealed body is never opened for a listing, so one that cannot be opened (the very reason some
+   * messages are dead) does not fail it.
+   */
+  async listDead(options: { limit?: number } = {}): Promise<OutboxMessageSummary[]> {
     const limit = options.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_BATCH) throw notifyErrors.badMessage(`limit must be between 1 and ${MAX_BATCH}`);
     const rows = await this.#db.selectFrom("outbox_messages").selectAll().where("status", "=", "dead")
       .orderBy("created_at").orderBy("id").limit(limit).execute();
-    return Promise.all(rows.map((r) => toMessage(r, this.#cipher)));
+    return rows.map(toSummary);
   }
 
   /** The ids of every dead message (a snapshot for `requeue-dead`: messages that die again later are not in it). */

@@ -5,7 +5,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from "./backoff.ts";
 import { notifyErrors } from "./errors.ts";
-import type { Outbox, OutboxMessage } from "./outbox.ts";
+import type { Outbox, OutboxMessage, SetAsideMessage } from "./outbox.ts";
 import type { DeliveryOutcome, MailTransport } from "./transport.ts";
 import { LOCAL_CHARS } from "./validate.ts";
 
@@ -114,6 +114,8 @@ function checkRetry(retry: RetryPolicy): RetryPolicy {
  */
 const TLS_FAILURE = /certificate|altnames|self[- ]signed|unable to verify|ERR_TLS|ETLS|CERT_|SSL routines|wrong version number|STARTTLS/i;
 
+const DEAD_LOG = "outbox message is dead and will not be retried; `bulwark outbox status` lists it, `bulwark outbox requeue-dead` sends it again";
+
 export class OutboxSender {
   /** Runs whose TLS failure was logged already: once per run, however many messages it touches. */
   readonly #tlsWarned = new WeakSet<RunReport>();
@@ -150,7 +152,24 @@ export class OutboxSender {
     const report: RunReport = { claimed: 0, sent: 0, retried: 0, dead: 0, released: 0, lostClaims: 0 };
     // Read before the claim: every held message's lease in the table ends at leaseEnds or later.
     let leaseFrom = clock.now();
-    const batch = await outbox.claim({ claimer, limit: this.#batchSize, leaseMs: this.#leaseMs });
+    // What the claim itself settled (a sealed body that did not open) is counted and logged like any outcome.
+    let unopenedWarned = false;
+    const onSetAside = (m: SetAsideMessage): void => {
+      if (m.dead) {
+        report.dead++;
+        this.#loggedDead(m, m.error);
+        return;
+      }
+      report.retried++;
+      // Once per run: a key table that cannot be read fails every link mail of the batch alike.
+      if (unopenedWarned) return;
+      unopenedWarned = true;
+      this.#deps.logger?.warn(
+        { messageId: m.id, kind: m.kind, recipientDomain: recipientDomain(m.to), lastError: withoutMailboxes(m.error, m.to).slice(0, 500) },
+        "a sealed link mail could not be opened for now (the key table could not be read?); it waits for a retry",
+      );
+    };
+    const batch = await outbox.claim({ claimer, limit: this.#batchSize, leaseMs: this.#leaseMs, onSetAside });
     report.claimed = batch.length;
     if (batch.length === 0) return report;
 
@@ -190,7 +209,7 @@ export class OutboxSender {
         const next = pending[0];
         if (!next || next.priority <= 0 || !(await outbox.hasDueBelow(next.priority))) return;
         // Claimed after leaseFrom, so their leases end after leaseEnds too.
-        const urgent = await outbox.claim({ claimer, limit: this.#concurrency, leaseMs: this.#leaseMs, belowPriority: next.priority });
+        const urgent = await outbox.claim({ claimer, limit: this.#concurrency, leaseMs: this.#leaseMs, belowPriority: next.priority, onSetAside });
         report.claimed += urgent.length;
         for (const m of urgent) held.add(m.id);
         // Each is more urgent than everything pending (the head had the lowest priority number).
@@ -231,9 +250,18 @@ export class OutboxSender {
     for (let i = 0; i < max; i++) {
       const r = await this.runOnce();
       for (const k of Object.keys(total) as Array<keyof RunReport>) total[k] += r[k];
-      if (r.claimed === 0) break;
+      // A batch whose every message went dead at its claim hands none out, yet more may be due.
+      if (r.claimed === 0 && r.dead === 0) break;
     }
     return total;
+  }
+
+  /** Logs a message that went dead: id, kind, recipient domain (never the mailbox), attempts and the error. */
+  #loggedDead(message: { id: string; kind: string; to: string; attempts: number }, error: string): void {
+    this.#deps.logger?.warn(
+      { messageId: message.id, kind: message.kind, recipientDomain: recipientDomain(message.to), attempts: message.attempts, lastError: withoutMailboxes(error, message.to).slice(0, 500) },
+      DEAD_LOG,
+    );
   }
 
   /** Delivers within `budgetMs` (the transport aborts past it) and records the outcome under the claim. */
@@ -243,10 +271,7 @@ export class OutboxSender {
       const recorded = await outbox.markDead({ id: message.id, claimer, error });
       if (recorded) {
         report.dead++;
-        logger?.warn(
-          { messageId: message.id, kind: message.kind, recipientDomain: recipientDomain(message.to), attempts: message.attempts, lastError: withoutMailboxes(error, message.to).slice(0, 500) },
-          "outbox message is dead and will not be retried; `bulwark outbox status` lists it, `bulwark outbox requeue-dead` sends it again",
-        );
+        this.#loggedDead(message, error);
       }
       return recorded;
     };

@@ -1,6 +1,7 @@
 // Email-address changes over Kysely (SQLite and PostgreSQL alike): request (a single-use, 30-minute link to the
 // new address, a notice to the old one, superseding earlier requests, 3 per hour), then confirm once — the
-// token redeemed and the address changed in one transaction. The HTTP layer owns freshness, sessions, audit.
+// token redeemed and the address changed in one transaction. The HTTP layer owns freshness and audit; a request
+// re-checks the requesting session under the account's link lock (it may have ended since the route read it).
 import type { Kysely } from "kysely";
 import { newId } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
@@ -11,6 +12,7 @@ import type { Schema } from "../../store/schema.ts";
 import { lockAccountLinks, withAccountLinks } from "../password-reset/link-lock.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
 import { collidedKey } from "../users/user-store.ts";
+import { sessionErrors } from "../sessions/errors.ts";
 import { currentEpoch, GLOBAL_SCOPE, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
 import { emailChangeErrors } from "./errors.ts";
@@ -63,9 +65,12 @@ export interface EmailChangeService {
    * before the caller answers). A free address gets the link; an address of another account gets a note with
    * no link; the old address is told in both cases. Earlier open links of the user are superseded. Past
    * `maxPerWindow` requests in `windowMs` nothing is written or sent. Throws on an invalid address or the
-   * account's own.
+   * account's own. The old address is the one the account has when the transaction runs, not `user.email`.
+   * With `sessionId` (the route passes the requesting session), throws BULWARK_ERR_SESSION_REVOKED, nothing
+   * written, when that session no longer stands: ended or revoked (a password reset or change, an end of sessions)
+   * after the caller read it, or its account disabled or locked.
    */
-  request(user: { id: string; email: string }, newEmail: string, context: EmailChangeMailContext): Promise<EmailChangeRequestOutcome>;
+  request(user: { id: string; email: string }, newEmail: string, context: EmailChangeMailContext, options?: { sessionId?: string }): Promise<EmailChangeRequestOutcome>;
   /** Checks a presented token without using it up. */
   check(token: unknown): Promise<EmailChangeCheck>;
   /**
@@ -121,7 +126,7 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
 
   return {
     policy,
-    async request(user, newEmail, context) {
+    async request(user, newEmail, context, options = {}) {
       const address = validateEmail(newEmail);
       const key = identifierKey(address);
       if (key === identifierKey(user.email)) throw emailChangeErrors.unchanged();
@@ -129,6 +134,21 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
         // Per account, the hourly count and the insert are serialised (PostgreSQL: concurrent requests each counted
         // below the limit, and each mailed a link and a notice), under the lock every link transaction takes first.
         await lockAccountLinks(database, trx, user.id);
+        // The caller read the account and the session before this transaction. Read again under the lock, which a
+        // password reset, a password change and an email confirmation hold while they end sessions and spend links:
+        // one that committed meanwhile ended the requesting session (a hijacker's, perhaps) and would otherwise leave
+        // this request a working link stamped after it; and a confirmation moved the address, so the notice goes to
+        // the address the account has now, not to the one it left.
+        const current = await trx.selectFrom("users").select(["email", "status", "locked_at"]).where("id", "=", user.id).executeTakeFirst();
+        if (!current) throw sessionErrors.refused("account-disabled");
+        if (options.sessionId !== undefined) {
+          const session = await trx.selectFrom("sessions").select(["created_at", "issued_epoch"]).where("id", "=", options.sessionId).where("user_id", "=", user.id).executeTakeFirst();
+          const stamps = await readStamps(trx, [GLOBAL_SCOPE, userScope(user.id)]);
+          if (!session || refusedBy(stamps, Number(session.created_at), Number(session.issued_epoch))) throw sessionErrors.refused("revoked");
+          if (current.status !== "active") throw sessionErrors.refused("account-disabled");
+          if (current.locked_at !== null) throw sessionErrors.refused("account-locked");
+        }
+        if (key === identifierKey(current.email)) throw emailChangeErrors.unchanged();
         const now = clock.now();
         const recent = await trx
           .selectFrom("email_change_tokens").select((eb) => eb.fn.countAll<number>().as("n"))
@@ -151,8 +171,8 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
         // The old address hears of it at once: a hijacker moving the account away is noticed before the link is used.
         // Unless the outbox cannot mail it (the account store accepts more): then moving to a deliverable address is
         // exactly what the owner needs, and must not be refused for the sake of a notice that cannot go out.
-        if (addressProblem(user.email) === null) {
-          await outbox.enqueue(composeRequestedNotice(user.email, address, { ...context, at: now }, `security.email-change-requested:${fresh.id}`), trx);
+        if (addressProblem(current.email) === null) {
+          await outbox.enqueue(composeRequestedNotice(current.email, address, { ...context, at: now }, `security.email-change-requested:${fresh.id}`), trx);
         }
         return owner ? "address-taken" : "queued";
       });

@@ -11,6 +11,8 @@ import { Outbox } from "../../notify/outbox.ts";
 import type { Database } from "../../store/database.ts";
 import { migrate } from "../../store/migrator.ts";
 import { MIGRATIONS } from "../../store/migrations/index.ts";
+import { createSessionManager, endUserSessions } from "../sessions/index.ts";
+import { identifierKey } from "../users/normalise.ts";
 import { createUserStore, type UserStore } from "../users/user-store.ts";
 import { createEmailChangeService, type EmailChangeService } from "./email-change-service.ts";
 
@@ -163,6 +165,29 @@ forEachDialect("email change", (fx) => {
     assert.ok(await s.users.swapPasswordHash(s.ana.id, null, { hash: "x", scheme: "argon2id", changed: true }));
     await assert.rejects(s.changes.confirm(later), { code: "BULWARK_ERR_EMAIL_CHANGE_TOKEN" });
     assert.equal((await s.users.getById(s.ana.id))?.email, "ana@example.org");
+  });
+
+  it("attack: a request whose session ended after the caller read it (a password reset in between) writes nothing and sends nothing", async () => {
+    const s = await setup(await fx.fresh());
+    const sessions = createSessionManager({ database: s.database, clock: s.clock, random: systemRandom });
+    const { session } = await sessions.createSession(s.ana.id, { aal: 1 });
+    assert.equal(await s.changes.request(s.ana, "mine@example.org", CONTEXT, { sessionId: session.id }), "queued", "a session that stands");
+    await endUserSessions(s.database.db, s.ana.id, s.clock.now());
+    s.clock.advance(1);
+    const before = (await messages(s.database)).length;
+    await assert.rejects(s.changes.request(s.ana, "thief@example.org", CONTEXT, { sessionId: session.id }), { code: "BULWARK_ERR_SESSION_REVOKED" });
+    assert.equal((await messages(s.database)).length, before, "no link, no notice");
+    assert.equal(await s.database.db.selectFrom("email_change_tokens").select("id").where("new_email", "=", "thief@example.org").executeTakeFirst(), undefined);
+  });
+
+  it("attack: the notice of a request goes to the address the account has when it is written, not the one the caller read", async () => {
+    const s = await setup(await fx.fresh());
+    // A confirmation committed after the caller read the account: `s.ana` still says ana@example.org.
+    await s.database.db.updateTable("users").set({ email: "kept@example.org", email_key: identifierKey("kept@example.org") }).where("id", "=", s.ana.id).execute();
+    assert.equal(await s.changes.request(s.ana, "third@example.org", CONTEXT), "queued");
+    const notices = (await messages(s.database)).filter((m) => m.kind === "security.email-change-requested").map((m) => m.to_address);
+    assert.deepEqual(notices, ["kept@example.org"]);
+    await assert.rejects(s.changes.request(s.ana, "KEPT@example.org", CONTEXT), { code: "BULWARK_ERR_EMAIL_UNCHANGED" }, "the account's own address now");
   });
 
   it("attack: a copied row, a tampered secret and junk are refused", async () => {

@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
-import type { OutboxMessage } from "../../notify/index.ts";
+import type { OutboxMessageSummary } from "../../notify/index.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { action, cliActor, group, writeJSON, writeLine } from "../run.ts";
@@ -36,11 +36,11 @@ function age(ms: number): string {
   return parts.join(" ");
 }
 
-function deadView(m: OutboxMessage): Record<string, unknown> {
+function deadView(m: OutboxMessageSummary): Record<string, unknown> {
   return { id: m.id, kind: m.kind, to: m.to, campaignId: m.campaignId, attempts: m.attempts, createdAt: new Date(m.createdAt).toISOString(), lastError: m.lastError };
 }
 
-function printDead(ctx: CliContext, dead: OutboxMessage[], total: number): void {
+function printDead(ctx: CliContext, dead: OutboxMessageSummary[], total: number): void {
   for (const m of dead) {
     // Stored text (the relay's words, an address, a kind): shown, never sent to the terminal as controls. A row
     // altered in the database is exactly the kind the sender marks dead and this lists.

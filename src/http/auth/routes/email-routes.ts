@@ -26,7 +26,8 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
       const ctx = requestContext(request);
       const user = await app.accounts.users.getById(auth.userId);
       if (!user) throw httpAuthErrors.sessionRequired();
-      const outcome = await app.accounts.emailChanges.request(user, request.body.newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName });
+      // The session is checked again inside the request's transaction: a password reset may end it after the read above.
+      const outcome = await app.accounts.emailChanges.request(user, request.body.newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, { sessionId: auth.sessionId as string });
       if (outcome === "rate-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the account reached");
       // The audit log keeps a keyed tag of the address, not the address: it names no other person's mailbox.
       await app.audit.append({
