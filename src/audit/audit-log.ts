@@ -14,8 +14,9 @@ import { numberedFor } from "../store/sqlite-dialect-prepared.ts";
 import { canonicalValue } from "./canonical.ts";
 import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./chain.ts";
 import { auditErrors } from "./errors.ts";
+import { MAX_EVENT_TIME_MS } from "./event-time.ts";
 import { pagesIn, storedPages, tailEvents, toEvent, type AuditEvent, type ReadOptions, type StoredRow } from "./read-events.ts";
-import { brokenReport, checkCheckpointSchedule, verifyChain, type Checkpoint, type VerifyProblem, type VerifyReport } from "./verify.ts";
+import { brokenReport, checkCheckpointSchedule, untimelyProblem, verifyChain, type Checkpoint, type VerifyProblem, type VerifyReport } from "./verify.ts";
 
 export interface AuditInput {
   /** Dotted event type, e.g. `bulwark.init`, `auth.login.failed`. */
@@ -383,6 +384,9 @@ export class AuditLog {
 
   async #verify(options: AuditVerifyOptions & { checkHead: boolean }): Promise<VerifyReport> {
     const db = this.#database.db;
+    // Asked before the head is read (see #mustHoldEvents): an init that gets past recording its events meanwhile
+    // then finds this verify already decided its store needs none.
+    const mustHoldEvents = await this.#mustHoldEvents(db);
     const head = await this.#readHead(db);
     // Readers walk positions from #1 up, so a row stored below it would be skipped by every page: look for one.
     // So is one past the last position a JavaScript number holds exactly (no append gets there): reading it
@@ -393,10 +397,13 @@ export class AuditLog {
       const where = outside.position.startsWith("-") || outside.position === "0" ? "positions start at #1" : `positions end at #${Number.MAX_SAFE_INTEGER}`;
       return await brokenReport({ seq: Number(outside.position), id: outside.id, problem: `event #${outside.position} (${outside.id}) is stored outside the chain: ${where} (an inserted or renumbered row)` });
     }
+    // A time past what a Date holds is one no append writes (appends take the clock's Date-backed now). Past what
+    // a JavaScript number holds exactly, reading the row would fail; short of that, every report and reader that
+    // shows the time would: so such a row is named here, before the walk.
     const untimely = await db.selectFrom("audit_events").select(["id", "seq", sql<string>`CAST(at AS TEXT)`.as("time")])
-      .where((eb) => eb.or([eb("at", ">", Number.MAX_SAFE_INTEGER), eb("at", "<", -Number.MAX_SAFE_INTEGER)])).orderBy("seq").limit(1).executeTakeFirst();
+      .where((eb) => eb.or([eb("at", ">", MAX_EVENT_TIME_MS), eb("at", "<", -MAX_EVENT_TIME_MS)])).orderBy("seq").limit(1).executeTakeFirst();
     if (untimely) {
-      return await brokenReport({ seq: Number(untimely.seq), id: untimely.id, problem: `event #${untimely.seq} (${untimely.id}) holds the time ${untimely.time}, which no append writes (an altered row)` });
+      return await brokenReport({ seq: Number(untimely.seq), id: untimely.id, problem: untimelyProblem(Number(untimely.seq), untimely.id, untimely.time) });
     }
     // Read after the head, so every checkpoint of an event it covers is among them; one taken by an append
     // after the head was read covers an event this walk does not reach, and is left to the next verify.
@@ -427,10 +434,29 @@ export class AuditLog {
       const beyond = await this.#beyondHead(head, above);
       if (beyond) return { ...report, ok: false, problem: beyond };
     }
+    if (report.ok && report.events === 0 && mustHoldEvents) {
+      // Three statements (delete the events, delete the checkpoints, reset the head) leave an empty chain that
+      // links and matches its head: only the store's own record shows it held events.
+      return { ...report, ok: false, problem: { seq: 1, id: null, problem: "the log holds no events, though this store's migrations are recorded and its keys exist, which every opening records as events first (store.migrated): the log was emptied" } };
+    }
     // The schedule is only promised where checkpoints are taken: by an AuditLog with a signer.
     if (!report.ok || !signer) return report;
     const gap = checkCheckpointSchedule(stored.map((c) => c.seq), report.lastSeq, this.#every);
     return gap ? { ...report, ok: false, problem: gap } : report;
+  }
+
+  /**
+   * Whether the store must hold events: its migrations are recorded and a key is stored. Opening a store appends
+   * one store.migrated event per migration it applied, but only after the migrations commit, so migrations alone
+   * leave a moment (until those appends) when a fresh store's log is rightly empty. Keys are created by init
+   * after those appends (open-app.ts), so a store holding a key has held events, and an empty log there was
+   * emptied. Deleting the keys too would not help the intruder: the signer is then missing and verify fails.
+   */
+  async #mustHoldEvents(db: Kysely<Schema>): Promise<boolean> {
+    const migrated = await db.selectFrom("bulwark_migrations").select("version").limit(1).executeTakeFirst();
+    if (!migrated) return false;
+    const key = await db.selectFrom("keyring_keys").select("id").limit(1).executeTakeFirst();
+    return key !== undefined;
   }
 
   /**

@@ -4,5 +4,6 @@ export * from "./verify.ts";
 export * from "./canonical.ts";
 export * from "./errors.ts";
 export * from "./trusted-keys.ts";
-export { parseStoredData, type ReadOptions, type StoredData, type StoredRow } from "./read-events.ts";
+export * from "./event-time.ts";
+export { firstSeqSince, parseStoredData, type ReadOptions, type StoredData, type StoredRow } from "./read-events.ts";
 export { eventHash, GENESIS_HASH, type ChainFields } from "./chain.ts";

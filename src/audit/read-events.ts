@@ -102,17 +102,27 @@ export async function* pagesIn(db: Kysely<Schema>, from: number, to: number | nu
   }
 }
 
+/**
+ * Where a window "since a time" starts: the position of the first event after `afterSeq` stored at or after `at`,
+ * or null when there is none. From there every later event belongs to the window, whatever its time: times come
+ * from the writers' clocks, which can step back (an NTP correction, a node behind another), so filtering each
+ * event by time left holes in an intact log. `audit export --since` and `GET /api/v1/audit/events?since=` share it.
+ */
+export async function firstSeqSince(db: Kysely<Schema>, at: number, afterSeq = 0): Promise<number | null> {
+  const first = await db.selectFrom("audit_events").select(sql<string | null>`CAST(MIN(seq) AS TEXT)`.as("seq"))
+    .where("at", ">=", at).where("seq", ">", afterSeq).executeTakeFirst();
+  return first?.seq == null ? null : Number(first.seq);
+}
+
 /** Stored events in seq order, a page (array) at a time. */
 export async function* storedPages(database: Database, options: ReadOptions = {}): AsyncGenerator<StoredRow[]> {
   if (options.sinceAt !== undefined) {
-    // The time only finds where to start; from there every event follows in order. Times come from the writers'
-    // clocks, which can step back (an NTP correction, a node behind another): filtering each page by time left
-    // holes in an intact log, which an offline verify of the export then reported as deleted events.
-    const first = await database.db.selectFrom("audit_events").select(sql<string | null>`CAST(MIN(seq) AS TEXT)`.as("seq"))
-      .where("at", ">=", options.sinceAt).where("seq", ">", options.afterSeq ?? 0).executeTakeFirst();
-    if (first?.seq == null) return;
+    // The time only finds where to start (firstSeqSince); from there every event follows in order. Filtering each
+    // page by time left holes in an intact log, which an offline verify of the export then reported as deletions.
+    const first = await firstSeqSince(database.db, options.sinceAt, options.afterSeq ?? 0);
+    if (first === null) return;
     const { sinceAt: _, ...rest } = options;
-    yield* storedPages(database, { ...rest, afterSeq: Number(first.seq) - 1 });
+    yield* storedPages(database, { ...rest, afterSeq: first - 1 });
     return;
   }
   if (database.sqlite) {

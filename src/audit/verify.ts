@@ -4,6 +4,7 @@
 import { canonicalJSON } from "./canonical.ts";
 import { auditErrors } from "./errors.ts";
 import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./chain.ts";
+import { isEventTime } from "./event-time.ts";
 
 export interface Checkpoint {
   seq: number;
@@ -136,6 +137,9 @@ export async function verifyChain(events: AsyncIterable<ChainFields | ChainField
     if (actual !== (e as ChainFields & { hash: string }).hash) {
       return fail(e.seq, e.id, `event #${e.seq} (${e.id}) was altered: its content does not match its hash`);
     }
+    // Re-hashed with a time no append writes (past what a Date holds): named here too, so an offline verify of an
+    // export reaches the database's verdict, and no report carries a time that cannot be shown.
+    if (!isEventTime(e.at)) return fail(e.seq, e.id, untimelyProblem(e.seq, e.id, String(e.at)));
     const cps = pending.get(e.seq);
     if (cps) {
       for (const cp of cps) {
@@ -247,6 +251,11 @@ export function chainFieldsFromExport(e: {
 }
 
 export { checkpointMessage };
+
+/** The problem of an event holding a time no append writes (`time` as stored). */
+export function untimelyProblem(seq: number, id: string, time: string): string {
+  return `event #${seq} (${id}) holds the time ${time}, which no append writes (an altered row)`;
+}
 
 /** A report for a problem found before any event was read (a row stored outside the chain): an empty chain's, failed. */
 export async function brokenReport(problem: VerifyProblem): Promise<VerifyReport> {

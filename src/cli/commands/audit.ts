@@ -2,6 +2,7 @@
 import { accessSync, constants, createReadStream, createWriteStream, existsSync, linkSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import type { AuditEvent, Checkpoint, TrustedKey, VerifyReport } from "../../audit/index.ts";
+import { eventTimeISO } from "../../audit/event-time.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
 import { escapeControls, inertJSON } from "../../lib/terminal.ts";
 import { boundedLines } from "../../checks/files/line-reader.ts";
@@ -91,6 +92,15 @@ async function readCheckpoints(path: string): Promise<Checkpoint[]> {
 
 type Keys = Array<{ fingerprint: string; pinned: boolean }>;
 
+/**
+ * A stored time for a person to read: ISO 8601, or, for one no Date can hold (no append writes it: an altered
+ * row), the stored number flagged as such. Never throws, so one altered time neither crashes a report nor hides
+ * the events `audit tail` would print after it.
+ */
+function shownTime(ms: number): string {
+  return eventTimeISO(ms) ?? `TIME NOT AS BULWARK WRITES IT (altered row) ${ms}`;
+}
+
 function printReport(ctx: CliContext, report: VerifyReport, keys: Keys | null, json: boolean | undefined): ExitCode {
   if (json) {
     writeJSON(ctx, keys ? { ...report, signingKeys: keys } : report);
@@ -105,8 +115,8 @@ function printReport(ctx: CliContext, report: VerifyReport, keys: Keys | null, j
   writeLine(ctx, `audit chain intact: ${range}, ${report.checkpointsChecked} checkpoint(s) verified, head #${report.lastSeq} ${report.lastHash.slice(0, 16)}…`);
   if (report.lastEventAt !== null) {
     // A log cut back to a stored checkpoint ends there, intact: only these times can show it ends too early.
-    const checkpoint = report.lastCheckpointAt !== null ? `; newest verified checkpoint #${report.lastCheckpointSeq} signed ${new Date(report.lastCheckpointAt).toISOString()}` : "";
-    writeLine(ctx, `  newest event #${report.lastSeq} appended ${new Date(report.lastEventAt).toISOString()}${checkpoint} (a log ending earlier than you expect was cut back)`);
+    const checkpoint = report.lastCheckpointAt !== null ? `; newest verified checkpoint #${report.lastCheckpointSeq} signed ${shownTime(report.lastCheckpointAt)}` : "";
+    writeLine(ctx, `  newest event #${report.lastSeq} appended ${shownTime(report.lastEventAt)}${checkpoint} (a log ending earlier than you expect was cut back)`);
   }
   if (report.checkpointsBeforeStart > 0) writeLine(ctx, `  ${report.checkpointsBeforeStart} checkpoint(s) before event #${report.firstSeq} were NOT checked: they fall before the first event of the file`);
   if (report.checkpointsUnchecked > 0) writeLine(ctx, `  ${report.checkpointsUnchecked} stored checkpoint(s) matched by hash only: their signatures could not be checked here`);
@@ -259,7 +269,7 @@ export default {
               const data = e.rawData === undefined ? JSON.stringify(e.data) : `DATA NOT AS BULWARK WRITES IT (altered row) ${JSON.stringify(e.rawData)}`;
               // JSON escapes C0 controls but not C1 (U+0080–U+009F, an 8-bit terminal's CSI/OSC): a user agent stored
               // in a login event must not drive the operator's terminal.
-              writeLine(ctx, escapeControls(`#${e.seq} ${new Date(e.at).toISOString()} ${e.type} actor=${e.actor}${e.subject ? ` subject=${e.subject}` : ""} ${data}`));
+              writeLine(ctx, escapeControls(`#${e.seq} ${shownTime(e.at)} ${e.type} actor=${e.actor}${e.subject ? ` subject=${e.subject}` : ""} ${data}`));
             }
           };
           const events = await app.audit.tail(n);
