@@ -110,6 +110,30 @@ function idempotencySuite(name: string, open: () => Promise<APIFixture>): void {
       }
     });
 
+    it("spellings of one request are one request: levers or ids in another order, a time as ISO text or epoch ms, options empty or left out", async () => {
+      const fx = await open();
+      try {
+        const responder = await fx.user(["contain.run"]);
+        const token = await fx.token(responder.id, ["contain.run"]);
+        const members = [await fx.user([]), await fx.user([])];
+        const headers = { "idempotency-key": "spelling-1" };
+        const at = Date.UTC(2030, 0, 1);
+        const first = await fx.call("POST", "/api/v1/contain/jobs", { token, headers, body: { levers: ["lock-accounts", "expire-passwords"], scope: { ids: members.map((m) => m.id), createdBefore: at } } });
+        assert.equal(first.statusCode, 202, first.body);
+        const jobId = (first.json() as { job: JobBody }).job.id;
+        const other = await fx.call("POST", "/api/v1/contain/jobs", {
+          token, headers,
+          body: { levers: ["expire-passwords", "lock-accounts"], scope: { createdBefore: new Date(at).toISOString(), ids: members.map((m) => m.id).reverse() }, options: {} },
+        });
+        assert.equal(other.statusCode, 202, other.body);
+        assert.equal(other.headers["idempotent-replayed"], "true");
+        assert.equal((other.json() as { job: JobBody }).job.id, jobId);
+        assert.equal(await containJobCount(fx), 1);
+      } finally {
+        await fx.close();
+      }
+    });
+
     it("attack: another caller's key does not reach a job it did not create: keys are per caller", async () => {
       const fx = await open();
       try {

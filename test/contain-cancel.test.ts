@@ -103,6 +103,43 @@ forEachDialect("contain cancel", (dfx) => {
     await fx.database.close();
   });
 
+  it("a job cancelled before it committed anything holds nobody: an older job's undo releases the users both named (was: the cancelled job's whole scope stayed held until it was undone too)", async () => {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    await seedContainUsers(fx, NOW, 12);
+    const older = await createContainJob(fx, { ...lockAll(), levers: ["lock-accounts"] });
+    assert.equal((await runJob(fx, older.id)).status, "done");
+    // A later job over everyone, stopped before its first batch: it locked nobody.
+    const wrong = await createContainJob(fx, { ...lockAll(), levers: ["lock-accounts"] });
+    await cancelJob(fx, wrong.id, { actor: "cli:bob" });
+    const undo = await createUndoJob(fx, older.id, "cli:bob");
+    const done = await runJob(fx, undo.id);
+    assert.deepEqual(done.counts, { "lock-accounts.restored": 12, "lock-accounts.skipped": 0 });
+    assert.equal(await lockedCount(fx), 0);
+    // One that committed a batch holds its scope, as before: the undo leaves those users alone.
+    await fx.database.db.updateTable("users").set({ locked_at: null }).execute();
+    const again = await createContainJob(fx, { ...lockAll(), levers: ["lock-accounts"] });
+    assert.equal((await runJob(fx, again.id)).status, "done");
+    const partial = await createContainJob(fx, { ...lockAll(), levers: ["lock-accounts"] });
+    await runJob(fx, partial.id, { stopAfterBatches: 1 });
+    await cancelJob(fx, partial.id, { actor: "cli:bob" });
+    const second = await runJob(fx, (await createUndoJob(fx, again.id, "cli:bob")).id);
+    assert.equal(second.counts["lock-accounts.restored"], 0, JSON.stringify(second.counts));
+    assert.equal(await lockedCount(fx), 12);
+    await fx.database.close();
+  });
+
+  it("a cancelled job with no reversible lever says so instead of pointing at an undo that is refused", async () => {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    await seedContainUsers(fx, NOW, 3);
+    const job = await createContainJob(fx, { ...lockAll(), levers: ["revoke-sessions", "revoke-tokens"] });
+    await cancelJob(fx, job.id, { actor: "cli:bob" });
+    const notes = jobView(await fx.jobs.get(job.id)).notes;
+    assert.ok(notes.includes("cancelled after 0 of 3 users: what its batches applied stays (revoke-tokens, revoke-sessions cannot be undone)") ||
+      notes.includes("cancelled after 0 of 3 users: what its batches applied stays (revoke-sessions, revoke-tokens cannot be undone)"), notes.join(" | "));
+    assert.equal(await codeOf(createUndoJob(fx, job.id, "cli:bob")), "BULWARK_ERR_CONTAIN_UNDO");
+    await fx.database.close();
+  });
+
   it("a job that ended cannot be cancelled, nor can what is not a containment job; a pending or failed one can (was: no cancel at all)", async () => {
     const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
     await seedContainUsers(fx, NOW, 5);

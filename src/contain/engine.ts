@@ -265,7 +265,14 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
   async function sequentialStep(trx: Kysely<Schema>, job: Job, cursor: Cursor, stage: SequentialStage | undefined, prepared: Record<string, unknown> | null): Promise<Outcome> {
     const locked = await lockJob(trx);
     if (locked.cursor !== job.cursor) return "moved";
-    if (ENDED.has(locked.status)) return "moved";
+    if (ENDED.has(locked.status)) {
+      // Cancelled while this worker prepared the stage: what the preparation made (rotate-keys' new data key, current
+      // from now on) is named all the same, or the only key in use would be one no audit event mentions.
+      if (stage?.prepare && prepared !== null) {
+        await audit.appendIn(trx, { type: "contain.job.prepared", actor: job.actor, subject: jobId, data: { stage: stage.name, ...prepared, worker, jobEnded: locked.status } });
+      }
+      return "moved";
+    }
     if (!stage) {
       // Past the last stage (the cursor was checked: nothing else has no stage): the job completes.
       await commit(trx, locked, job, { s: cursor.s, p: null }, 0, {});

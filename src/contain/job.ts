@@ -180,6 +180,11 @@ export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<n
  * users to be recorded. Then, in one transaction, the job row, the scope (the users, in a stable order) and
  * the creation event. A crash between the two leaves the stamps in force and audited, and no job: safe, and
  * running the command again finishes the work. Nothing is applied to rows yet; `runJob` does that.
+ *
+ * With a request key (an API request's Idempotency-Key) the stamps commit with the keyed job instead, all or nothing:
+ * a request that loses the key to another one arriving at the same moment — refused, or answered with the other's
+ * job — must have changed nothing, and with the stamps committed first it had already ended its scope's sessions and
+ * tokens. The instant effect then waits for the scope to be recorded.
  */
 export async function createContainJob(deps: ContainDeps, request: ContainRequest): Promise<Job<ContainSpec>> {
   const { names, opts, unmatched, batchSize } = await checkRequest(deps, request);
@@ -190,18 +195,19 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
   };
   const beginners = names.map((n) => findLever(n) as UserLever | GlobalLever).filter((l): l is UserLever & Required<Pick<UserLever, "begin">> => l.kind === "user" && l.begin !== undefined);
   const begun: Record<string, number> = {};
-  if (beginners.length) {
-    await deps.database.transaction(async (trx) => {
-      // One epoch for the whole job, recorded with it: a resumed job refuses the same rows, and a login after the
-      // stamps were raised (the owner's, after a reset) is never caught by a later batch.
-      spec.epoch = await nextEpoch(trx);
-      const ctx = leverContext(deps, "(begin)", spec.at, spec.epoch, opts, request.scope);
-      const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
-      for (const lever of beginners) for (const [k, v] of Object.entries(await lever.begin(trx, scope, ctx))) begun[`${lever.name}.${k}`] = v;
-      await deps.audit.appendIn(trx, { type: "contain.revocation.raised", actor: request.actor, data: { levers: beginners.map((l) => l.name), scope: spec.scope, at: spec.at, begun, incidentId: request.incidentId ?? null } });
-    });
-  }
+  const raise = async (trx: Kysely<Schema>): Promise<void> => {
+    // One epoch for the whole job, recorded with it: a resumed job refuses the same rows, and a login after the
+    // stamps were raised (the owner's, after a reset) is never caught by a later batch.
+    spec.epoch = await nextEpoch(trx);
+    const ctx = leverContext(deps, "(begin)", spec.at, spec.epoch, opts, request.scope);
+    const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
+    for (const lever of beginners) for (const [k, v] of Object.entries(await lever.begin(trx, scope, ctx))) begun[`${lever.name}.${k}`] = v;
+    await deps.audit.appendIn(trx, { type: "contain.revocation.raised", actor: request.actor, data: { levers: beginners.map((l) => l.name), scope: spec.scope, at: spec.at, begun, incidentId: request.incidentId ?? null } });
+  };
+  const keyed = (request.requestKey ?? null) !== null;
+  if (beginners.length && !keyed) await deps.database.transaction(raise);
   return deps.database.transaction(async (trx) => {
+    if (beginners.length && keyed) await raise(trx);
     const job = await deps.jobs.create({ kind: CONTAIN_KIND, spec, total: 0, actor: request.actor, incidentId: request.incidentId ?? null, requestKey: request.requestKey ?? null }, trx);
     const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
     // One INSERT … SELECT: the scope is numbered inside the database, whatever its size. On SQLite in storage

@@ -13,7 +13,7 @@ import { RESET_EMAIL_REFUSED } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched, type UnmatchedIds } from "./scope.ts";
 import { createResetMailer } from "../accounts/password-reset/index.ts";
 import { notifySecurityEvent } from "../notify/index.ts";
-import { UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
+import { reversibleLevers, UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
 
 /**
  * The containment dependencies from an opened application. The reset notifier queues each user's link in the
@@ -360,9 +360,9 @@ export function jobView(job: Job): JobView {
   }
   if (job.kind === CONTAIN_KIND) notes.push(...pairingNotes(levers));
   if (job.status === "cancelled") {
-    notes.push(job.kind === CONTAIN_KIND
-      ? `cancelled after ${job.done} of ${job.total} users: what its batches applied stays; undo the job to reverse it`
-      : `cancelled after ${job.done} of ${job.total} records: what it restored stays restored; another undo of ${spec.undoOf ?? "the job"} takes up the rest`);
+    if (job.kind !== CONTAIN_KIND) notes.push(`cancelled after ${job.done} of ${job.total} records: what it restored stays restored; another undo of ${spec.undoOf ?? "the job"} takes up the rest`);
+    else if (reversibleLevers(levers).length > 0) notes.push(`cancelled after ${job.done} of ${job.total} users: what its batches applied stays; undo the job to reverse it`);
+    else notes.push(`cancelled after ${job.done} of ${job.total} users: what its batches applied stays (${levers.join(", ")} cannot be undone)`);
   }
   return {
     id: job.id, kind: job.kind, status: job.status, levers, counts, total: job.total, done: job.done,

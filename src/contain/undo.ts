@@ -40,6 +40,11 @@ function readableSpec(id: string, text: string): Record<string, unknown> | null 
   }
 }
 
+/** Of these lever names, those whose changes an undo restores (expire-passwords, lock-accounts, demote-inactive-admins). */
+export function reversibleLevers(names: readonly string[]): string[] {
+  return reversible([...names]);
+}
+
 function reversible(names: string[]): string[] {
   registerBuiltinLevers();
   return names.filter((n) => {
@@ -152,7 +157,7 @@ async function coveredByOtherJobs(trx: Kysely<Schema>, dialect: DialectName, und
   const sinceEpoch = Number(original.created_epoch);
   // Containment and undo jobs are few (one per incident step): all of them are read, since an undo of an older job
   // may itself be older than `undoOf`.
-  const jobs = (await trx.selectFrom("jobs").select(["id", "kind", "status", "spec", "created_at", "finished_at", "created_epoch", "finished_epoch"]).where("kind", "in", [CONTAIN_KIND, UNDO_KIND]).execute())
+  const jobs = (await trx.selectFrom("jobs").select(["id", "kind", "status", "spec", "cursor", "created_at", "finished_at", "created_epoch", "finished_epoch"]).where("kind", "in", [CONTAIN_KIND, UNDO_KIND]).execute())
     .map((j) => ({ ...j, spec: readableSpec(j.id, j.spec) as Partial<ContainSpec & UndoSpec> | null }));
   const undone = new Set(jobs.filter((j) => j.kind === UNDO_KIND && j.status === "done").map((j) => j.spec?.undoOf));
   const createdLater = (j: (typeof jobs)[number]): boolean =>
@@ -163,8 +168,12 @@ async function coveredByOtherJobs(trx: Kysely<Schema>, dialect: DialectName, und
   const endedBefore = (j: (typeof jobs)[number]): boolean =>
     !UNFINISHED_STATUSES.includes(j.status as JobStatus) &&
     (sinceEpoch > 0 ? j.finished_epoch !== null && Number(j.finished_epoch) < sinceEpoch : j.finished_at !== null && Number(j.finished_at) < since);
+  // A job cancelled before it committed anything (its cursor never moved) applied no lever to anyone: it holds nobody.
+  // Cancelling a wrongly scoped job before it ran is the usual case, and its recorded scope (--all: everyone) would
+  // otherwise keep every older job's undo from releasing anyone until the cancelled job was undone too.
+  const neverRan = (j: (typeof jobs)[number]): boolean => j.status === "cancelled" && j.cursor === null;
   const others = jobs.filter((j) =>
-    j.kind === CONTAIN_KIND && j.id !== undoOf && !undone.has(j.id) && (j.spec === null || (Array.isArray(j.spec.levers) && j.spec.levers.includes(lever))) &&
+    j.kind === CONTAIN_KIND && j.id !== undoOf && !undone.has(j.id) && !neverRan(j) && (j.spec === null || (Array.isArray(j.spec.levers) && j.spec.levers.includes(lever))) &&
     (createdLater(j) || !endedBefore(j)));
   if (others.length === 0) return none;
   const unreadableJobs = others.filter((j) => j.spec === null).map((j) => j.id);

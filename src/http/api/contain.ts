@@ -104,11 +104,15 @@ function idempotencyKey(request: FastifyRequest): string | null {
 }
 
 /**
- * The request key of a real containment request: the caller's own namespace of keys, and a hash of the validated
- * body (its defaults applied, keys in canonical order) that tells a retry from the key reused for another request.
+ * The request key of a real containment request: the caller's own namespace of keys (user ids never hold a colon),
+ * and a hash of the request as the job would be made of it, which tells a retry from the key reused for another
+ * request. Spellings of one request hash alike: levers and listed ids in any order, a time as ISO text or epoch ms,
+ * options left out or given empty, object keys in any order (canonical JSON).
  */
-function requestKeyOf(caller: Caller, key: string, body: unknown): RequestKey {
-  return { key: `${caller.userId}:${key}`, fingerprint: createHash("sha256").update(canonicalJSON(body)).digest("hex") };
+export function requestKeyOf(caller: Pick<Caller, "userId">, key: string, request: { levers: readonly string[]; scope: contain.ScopeSpec; incidentId?: string; batchSize?: number; options?: Record<string, unknown> }): RequestKey {
+  const scope = request.scope.ids ? { ...request.scope, ids: [...request.scope.ids].sort() } : request.scope;
+  const made = { levers: [...new Set(request.levers)].sort(), scope, incidentId: request.incidentId ?? null, batchSize: request.batchSize ?? null, options: request.options ?? {} };
+  return { key: `${caller.userId}:${key}`, fingerprint: createHash("sha256").update(canonicalJSON(made)).digest("hex") };
 }
 
 /** The administrative permissions the caller (or the token it calls with) lacks: [] for an administrator. */
@@ -211,7 +215,7 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
       await auditAPI(app, request, caller, { type: "api.contain.dry-run", data: { levers: body.levers, users: report.users } });
       return report;
     }
-    const requestKey = key === null ? null : requestKeyOf(caller, key, body);
+    const requestKey = key === null ? null : requestKeyOf(caller, key, { ...body, scope });
     if (requestKey !== null) {
       const earlier = await deps.jobs.byRequestKey(requestKey.key);
       if (earlier !== null) return replayed(request, reply, caller, key as string, requestKey, earlier);
