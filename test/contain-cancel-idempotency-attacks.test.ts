@@ -15,10 +15,9 @@ import {
 } from "../src/contain/index.ts";
 import { Keyring } from "../src/crypto/keyring.ts";
 import { requestKeyOf } from "../src/http/api/contain.ts";
-import { BulwarkError } from "../src/lib/errors.ts";
 import { openPostgres, openSQLite } from "../src/store/database.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
-import { openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
+import { codeOf, openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect, sharedCluster } from "./helpers/dialects.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
 
@@ -27,16 +26,6 @@ const NOW = Date.UTC(2026, 11, 3, 12);
 async function isLocked(fx: ContainDeps, userId: string): Promise<boolean> {
   const row = await fx.database.db.selectFrom("users").select("locked_at").where("id", "=", userId).executeTakeFirstOrThrow();
   return row.locked_at !== null;
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof BulwarkError) return error.code;
-    throw error;
-  }
-  return "(no error)";
 }
 
 // ---------------------------------------------------------------------------------------------------------

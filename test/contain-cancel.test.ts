@@ -14,7 +14,7 @@ import {
 import { BulwarkError } from "../src/lib/errors.ts";
 import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { bulwark } from "./helpers/cli.ts";
-import { openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
+import { codeOf, openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const NOW = Date.UTC(2026, 11, 3, 12);
@@ -22,16 +22,6 @@ const NOW = Date.UTC(2026, 11, 3, 12);
 async function lockedCount(fx: ContainFixture): Promise<number> {
   const row = await fx.database.db.selectFrom("users").where("locked_at", "is not", null).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
   return Number(row.n);
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof BulwarkError) return error.code;
-    throw error;
-  }
-  return "(no error)";
 }
 
 async function auditTypes(fx: ContainFixture, subject: string): Promise<Array<{ type: string; actor: string; data: string }>> {

@@ -7,6 +7,7 @@ import { AuditLog } from "../../src/audit/audit-log.ts";
 import type { ContainDeps, ResetNotifier } from "../../src/contain/index.ts";
 import { Keyring } from "../../src/crypto/keyring.ts";
 import { JobStore } from "../../src/jobs/job-store.ts";
+import { BulwarkError } from "../../src/lib/errors.ts";
 import { ManualClock } from "../../src/lib/clock.ts";
 import { systemRandom } from "../../src/lib/random.ts";
 import type { Database } from "../../src/store/database.ts";
@@ -58,4 +59,21 @@ export async function seedContainUsers(fx: ContainDeps, now: number, n: number, 
     }).execute();
   }
   return ids;
+}
+
+/**
+ * The code of the Bulwark error `promise` rejects with, or "(no error)" when it settles; any other rejection is
+ * thrown on.
+ *
+ * @example
+ * assert.equal(await codeOf(resumeJob(fx, id, { actor: "cli" })), "BULWARK_ERR_JOB_FINISHED");
+ */
+export async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof BulwarkError) return error.code;
+    throw error;
+  }
+  return "(no error)";
 }
