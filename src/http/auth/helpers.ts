@@ -2,7 +2,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { mfaErrors } from "../../accounts/mfa/index.ts";
-import { deviceCookieFor, readDeviceCookie, sessionCookie, sessionErrors, type DeviceAccount, type DeviceCookie } from "../../accounts/sessions/index.ts";
+import { deviceCookieFor, readDeviceCookie, SESSION_COOKIE, sessionCookie, sessionErrors, type DeviceAccount, type DeviceCookie } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import { addressProblem, notifySecurityEvent, NotifyInputError, type SecurityEvent } from "../../notify/index.ts";
 import { NO_CONTROL } from "../api/common.ts";
@@ -12,8 +12,19 @@ import { httpAuthErrors } from "./errors.ts";
 import { clientIP, userAgent } from "./request-info.ts";
 import { ALL_PENDING, type CookieSession } from "./state.ts";
 
-/** Installs a session token as the cookie; the response must not be cached (ASVS 14.3.2). */
+/**
+ * Installs a session token as the cookie; the response must not be cached (ASVS 14.3.2). Any Set-Cookie line already
+ * queued for the session cookie goes first: authenticate() clears a dead cookie the request presented, and two lines
+ * for one name in one answer are what RFC 6265 §4.1.1 says servers SHOULD NOT send — a hop that keeps only the first
+ * would turn a login into a sign-out. Other cookies' lines (the known-device cookie) stay.
+ */
 export function setSessionCookie(reply: FastifyReply, token: string): void {
+  const pending = reply.getHeader("set-cookie");
+  if (pending !== undefined) {
+    const others = (Array.isArray(pending) ? pending : [String(pending)]).filter((line) => !line.startsWith(`${SESSION_COOKIE}=`));
+    void reply.removeHeader("set-cookie");
+    if (others.length > 0) void reply.header("set-cookie", others);
+  }
   void reply.header("set-cookie", sessionCookie(token));
   void reply.header("cache-control", "no-store");
 }
