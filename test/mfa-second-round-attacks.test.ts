@@ -219,6 +219,39 @@ describe("passkey removal under the MFA policy (ASVS 6.3.3, 6.5.6)", () => {
     assert.equal((await admin.b.request("GET", "/api/v1/users")).statusCode, 200);
   });
 
+  it("attack: an administrator's two factors removed at once (two tabs) leave one: the second removal sees the first under the same lock and is refused (ASVS 6.3.3) (was: both passed the last-factor check made before either removal, and the administrator was left with no factor)", async () => {
+    const admin = await withPasskey("admin-two-tabs@example.org", ["admin"]);
+    const secret = (await admin.b.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
+    assert.equal((await admin.b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
+    fx.clock.advance(STEP);
+    const csrf = await admin.b.csrf();
+    // Both requests look at the factors before either removes one (two tabs, two nodes): each look waits for the other.
+    const mfa = fx.app.accounts.mfa;
+    const factors = mfa.factors.bind(mfa);
+    let arrived = 0;
+    let release!: () => void;
+    const both = new Promise<void>((resolve) => { release = resolve; });
+    mfa.factors = async (userId) => {
+      const seen = await factors(userId);
+      if (++arrived === 2) release();
+      await both;
+      return seen;
+    };
+    let app, key;
+    try {
+      [app, key] = await Promise.all([
+        admin.b.request("DELETE", "/auth/mfa/totp", { csrf }),
+        admin.b.request("DELETE", `/auth/mfa/webauthn/${encodeURIComponent(admin.credentialId)}`, { csrf }),
+      ]);
+    } finally {
+      mfa.factors = factors;
+    }
+    assert.equal(arrived, 2, "both requests looked at the factors");
+    assert.deepEqual([app.statusCode, key.statusCode].sort(), [200, 409], `${app.body} | ${key.body}`);
+    assert.equal([app, key].find((r) => r.statusCode === 409)?.json().error.code, "BULWARK_ERR_MFA_LAST_FACTOR");
+    assert.equal(await fx.app.accounts.mfa.hasMfa(admin.id), true, "one factor is left");
+  });
+
   it("attack: a fresh aal-2 session removing another user's passkey by its id removes nothing and leaves the owner's sessions multi-factor", async () => {
     const alice = await withPasskey("passkey-owner@example.org");
     const mallory = await withPasskey("passkey-thief@example.org");

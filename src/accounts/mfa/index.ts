@@ -43,6 +43,11 @@ export interface MfaService {
    * `executor` (a caller's transaction), asked in it: what a change about to commit there may rely on.
    */
   hasMfa(userId: string, executor?: Kysely<Schema>): Promise<boolean>;
+  /**
+   * The user's confirmed authenticator app and passkey ids, read with `executor` (a caller's transaction): what a
+   * removal about to commit there may rely on (the last-factor rule, asked again after the user's turn is taken).
+   */
+  enrolledIn(executor: Kysely<Schema>, userId: string): Promise<{ totp: boolean; passkeys: string[] }>;
   /** Deletes every factor of the user (the require-mfa-reenrolment containment lever uses it). */
   removeAll(userId: string): Promise<void>;
   /**
@@ -118,6 +123,11 @@ export function createMfaService(deps: MfaDeps): MfaService {
     recovery,
     webauthn,
     factors,
+    async enrolledIn(executor, userId) {
+      const app = await executor.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
+      const keys = await executor.selectFrom("webauthn_credentials").select("id").where("user_id", "=", userId).execute();
+      return { totp: app !== undefined, passkeys: keys.map((k) => k.id) };
+    },
     async hasMfa(userId, executor) {
       if (executor !== undefined) {
         const app = await executor.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();

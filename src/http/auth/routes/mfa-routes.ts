@@ -64,9 +64,20 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
    * the other, so of two removals racing the later sees no factor left, and a rotation to aal 2 either commits first
    * (its session is lowered here) or sees the factor gone (multiFactorHeld).
    */
-  function removal(userId: string, record: Parameters<typeof auditAndNotify>[2], request: Parameters<typeof auditAndNotify>[1]): FactorRemovalOptions {
+  async function removal(userId: string, record: Parameters<typeof auditAndNotify>[2], request: Parameters<typeof auditAndNotify>[1], factor: { totp: true } | { passkey: string }): Promise<FactorRemovalOptions> {
+    // Asked before the transaction: on SQLite a statement outside it would wait for it to end.
+    const keepsOne = await mfaEnrolmentDue(app, userId);
     return {
-      first: (trx) => takeUserSessionsTurn(app.db.dialect, trx, userId),
+      first: async (trx) => {
+        await takeUserSessionsTurn(app.db.dialect, trx, userId);
+        // The last-factor rule again, in the turn: the look before the transaction may predate another tab's removal
+        // (two removals that each saw two factors left an administrator with none). Only when the factor to remove is
+        // there: another user's passkey id stays a 404.
+        if (!keepsOne) return;
+        const now = await mfa.enrolledIn(trx, userId);
+        const present = "totp" in factor ? now.totp : now.passkeys.includes(factor.passkey);
+        if (present && (now.totp ? 1 : 0) + now.passkeys.length <= 1) throw httpAuthErrors.lastRequiredFactor();
+      },
       within: async (trx) => {
         // The codes before the audit event, as a regeneration of them takes its locks (no deadlock on PostgreSQL).
         const unused = await mfa.discardRecoveryCodesIfNoFactor(userId, trx);
@@ -194,7 +205,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     await refuseLastRequiredFactor(auth.userId, factors);
     const record = { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-removed", factor: "totp" } } as const;
     // Only a confirmed app: an enrolment begun anew since the look above is no factor to report removed.
-    if (!(await mfa.totp.remove(auth.userId, { confirmed: true, ...removal(auth.userId, record, request) }))) throw httpAuthErrors.notFound("authenticator app");
+    if (!(await mfa.totp.remove(auth.userId, { confirmed: true, ...(await removal(auth.userId, record, request, { totp: true })) }))) throw httpAuthErrors.notFound("authenticator app");
     return { status: "removed", factor: "totp" };
   });
 
@@ -243,7 +254,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const { auth } = requireSession(request);
       if ((await mfa.webauthn.list(auth.userId)).some((c) => c.id === request.params.id)) await refuseLastRequiredFactor(auth.userId, await mfa.factors(auth.userId));
       const record = { type: "auth.mfa.removed", userId: auth.userId, data: { factor: "webauthn", credentialId: request.params.id }, notice: { type: "mfa-factor-removed", factor: "webauthn" } } as const;
-      if (!(await mfa.webauthn.remove(auth.userId, request.params.id, removal(auth.userId, record, request)))) throw httpAuthErrors.notFound("passkey");
+      if (!(await mfa.webauthn.remove(auth.userId, request.params.id, await removal(auth.userId, record, request, { passkey: request.params.id })))) throw httpAuthErrors.notFound("passkey");
       return { status: "removed", factor: "webauthn" };
     },
   );
