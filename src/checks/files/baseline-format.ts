@@ -4,7 +4,12 @@ import { inertJSON } from "../../lib/terminal.ts";
 import { ENTRY_STATUSES, ENTRY_TYPES, type EntryStatus, type EntryType, type FileEntry } from "./entry.ts";
 
 export const BASELINE_FORMAT = "bulwark-files-baseline";
-export const BASELINE_VERSION = 1;
+/**
+ * Version 2 added `mount` to directory entries. Version 1 baselines are still read: their directories have no
+ * `mount`, so a file system mounted over one of them since cannot be told from an ordinary directory.
+ */
+export const BASELINE_VERSION = 2;
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 /** Domain separation: a signature over a baseline digest can never be replayed as another signed object. */
 export const SIGNATURE_CONTEXT = "bulwark files baseline v1\n";
 /** Longest line accepted: PATH_MAX (4096) escaped at up to 6 bytes per byte, plus the other fields. */
@@ -48,6 +53,8 @@ export function encodeEntry(e: FileEntry): string {
     target: e.target,
     sha256: e.sha256,
     error: e.error,
+    // Only when recorded (directories), so a line without it reads back as the same entry.
+    ...(e.mount === undefined ? {} : { mount: e.mount }),
   });
 }
 
@@ -94,6 +101,8 @@ export function decodeEntry(v: unknown): FileEntry | string {
   if (sha !== null && (typeof sha !== "string" || !HEX64.test(sha))) return "sha256 must be null or 64 lower-case hex digits";
   const error = v["error"];
   if (error !== null && (typeof error !== "string" || !/^[A-Z0-9_]{1,32}$/.test(error))) return "error must be null or an errno code";
+  const mount = v["mount"];
+  if (mount !== undefined && (typeof mount !== "boolean" || v["type"] !== "dir")) return "mount must be true or false, and only on a directory";
   return {
     path: v["path"],
     type: v["type"] as EntryType,
@@ -108,12 +117,16 @@ export function decodeEntry(v: unknown): FileEntry | string {
     target: target as string | null,
     sha256: sha as string | null,
     error: error as string | null,
+    ...(mount === undefined ? {} : { mount }),
   };
 }
 
 export function decodeHeader(v: unknown): BaselineHeader | string {
   if (!isRecord(v) || v["format"] !== BASELINE_FORMAT) return `the first line does not say "format":"${BASELINE_FORMAT}"`;
-  if (v["version"] !== BASELINE_VERSION) return `unsupported baseline version ${inertJSON(v["version"])}; this Bulwark reads version ${BASELINE_VERSION}`;
+  const version = v["version"];
+  if (typeof version !== "number" || !READABLE_VERSIONS.includes(version)) {
+    return `unsupported baseline version ${inertJSON(version)}; this Bulwark reads versions ${READABLE_VERSIONS.join(" and ")}`;
+  }
   if (typeof v["createdAt"] !== "string" || !/^[0-9T:.Z+-]{1,40}$/.test(v["createdAt"])) return "createdAt must be an ISO timestamp";
   const roots = v["roots"];
   if (!Array.isArray(roots) || roots.length === 0 || roots.length > 4096 || !roots.every(isPathText)) return "roots must be a non-empty list of absolute paths";
@@ -122,7 +135,7 @@ export function decodeHeader(v: unknown): BaselineHeader | string {
   const oneFileSystem = v["oneFileSystem"] ?? false;
   if (typeof oneFileSystem !== "boolean") return "oneFileSystem must be true or false";
   if (v["algorithm"] !== "sha256") return 'algorithm must be "sha256"';
-  return { format: BASELINE_FORMAT, version: BASELINE_VERSION, createdAt: v["createdAt"], roots: roots as string[], exclude: exclude as string[], oneFileSystem, algorithm: "sha256" };
+  return { format: BASELINE_FORMAT, version, createdAt: v["createdAt"], roots: roots as string[], exclude: exclude as string[], oneFileSystem, algorithm: "sha256" };
 }
 
 export function isTrailerLine(v: unknown): boolean {

@@ -64,6 +64,16 @@ function setIDOwnerChanged(before: FileEntry, after: FileEntry): boolean {
 }
 
 /**
+ * A file or directory under WRITE_PROTECTED_DIRS that its group may write, handed to another group (chgrp, mode
+ * kept): that whole group may now replace what root runs or reads, as after chmod g+w (unless anyone could already).
+ */
+function writableGroupChanged(before: FileEntry, after: FileEntry): boolean {
+  if ((after.type !== "file" && after.type !== "dir") || before.type !== after.type) return false;
+  if ((modeBits(before.mode) & 0o002) !== 0 || (modeBits(after.mode) & 0o020) === 0) return false;
+  return before.gid !== after.gid && WRITE_PROTECTED_DIRS.some((d) => isWithin(after.path, d));
+}
+
+/**
  * A file or directory under WRITE_PROTECTED_DIRS taken from root by another owner, who may now rewrite it (unless
  * anyone could already: that was reported when it became so).
  */
@@ -73,13 +83,23 @@ function leftRoot(before: FileEntry, after: FileEntry): boolean {
   return before.uid === 0 && after.uid !== 0 && WRITE_PROTECTED_DIRS.some((d) => isWithin(after.path, d));
 }
 
+/** Recorded changes that move a ctime by themselves (chmod, chown, chgrp); content changes are rated before. */
+const EXPLAINS_CTIME = /^(?:mode|uid|gid) /;
+
 /**
- * Only the ctime of a program moved: what changed is something the baseline does not record — an extended
- * attribute such as a file capability (`setcap cap_setuid+ep` makes it able to become root with no setuid bit),
- * an ACL, or its hard links. Ordinary updates replace the file (new inode) or change what is recorded.
+ * The ctime of a program moved and nothing recorded explains it: what changed is something the baseline does not
+ * record — an extended attribute such as a file capability (`setcap cap_setuid+ep` makes it able to become root
+ * with no setuid bit), an ACL, or its hard links. A new mtime or inode does not explain it: `touch -m` after setcap
+ * sets both times, and a copy given the capability renamed over the program has a new inode and the same bytes.
  */
 function hiddenChangeOfProgram(event: DiffEvent, after: FileEntry): boolean {
-  return after.type === "file" && isExecutableMode(after.mode) && event.changes.length === 1 && event.changes[0] === "ctime";
+  if (after.type !== "file" || !isExecutableMode(after.mode) || !event.changes.includes("ctime")) return false;
+  return !event.changes.some((c) => EXPLAINS_CTIME.test(c));
+}
+
+/** A directory that became a mount point: what the baseline recorded under it is hidden, and not entered with --one-file-system. */
+function mountedOver(before: FileEntry, after: FileEntry): boolean {
+  return before.type === "dir" && after.type === "dir" && before.mount === false && after.mount === true;
 }
 
 /** A file or directory under WRITE_PROTECTED_DIRS newly writable by its group or by others (symlinks are always 0777). */
@@ -94,9 +114,10 @@ function gainedSharedWrite(before: FileEntry, after: FileEntry): boolean {
  * link or type swap in a system directory → critical; other content → high; metadata only → medium,
  * except a newly set setuid/setgid bit → high (chmod u+s on a shell is a backdoor without a new byte)
  * and group/other write newly allowed under WRITE_PROTECTED_DIRS → high (0666 on /etc/passwd is one too), and so
- * are a setuid/setgid file's new owner or group, a system file or directory taken from root, and a program whose
- * ctime alone moved (a file capability). added: a new system executable, setuid/setgid file or link in a system
- * directory → high, otherwise low. removed → medium.
+ * are a setuid/setgid file's new owner or group, a system file or directory taken from root or (group-writable)
+ * handed to another group, a program whose ctime moved with no recorded cause (a file capability), and a directory
+ * that became a mount point. added: a new system executable, setuid/setgid file or link in a system directory →
+ * high, otherwise low. removed, or no longer examinable → medium.
  *
  * @example
  * classify({ kind: "changed", path: "/usr/bin/ls", before, after, changes: ["sha256"], content: true }).severity; // "critical"
@@ -110,9 +131,11 @@ export function classify(event: DiffEvent): Classification {
     if (after.type === "unknown" && isSystemPath(after.path)) return { id: "files.added", severity: "high", reason: "new unexaminable entry in a system directory" };
     // A link named like a program, first in root's PATH (/usr/local/bin/sudo), runs what it points at.
     if (after.type === "symlink" && isSystemPath(after.path)) return { id: "files.added", severity: "high", reason: "new link in a system directory" };
-    return { id: "files.added", severity: "low", reason: "new entry" };
+    return { id: "files.added", severity: "low", reason: before ? "new entry (unexaminable when the baseline was recorded)" : "new entry" };
   }
   if (event.kind === "removed" || !before || !after) return { id: "files.removed", severity: "medium", reason: "entry removed" };
+  // It may still be there, but nothing recorded of it can be checked: rated like a removal, which hides as much.
+  if (after.type === "unknown") return { id: "files.changed", severity: "medium", reason: "no longer examinable: what the baseline recorded cannot be verified" };
   if (event.content) {
     if (isSystemExecutable(before) || isSystemExecutable(after)) return { id: "files.changed", severity: "critical", reason: "system executable changed" };
     if ((before.type === "file" && isSetID(before.mode)) || (after.type === "file" && isSetID(after.mode))) {
@@ -127,8 +150,12 @@ export function classify(event: DiffEvent): Classification {
   if (after.type === "file" && setIDOwnerChanged(before, after)) return { id: "files.changed", severity: "high", reason: "setuid/setgid file now runs as another owner or group" };
   if (gainedSharedWrite(before, after)) return { id: "files.changed", severity: "high", reason: "group/other write permission added in a system directory" };
   if (leftRoot(before, after)) return { id: "files.changed", severity: "high", reason: "owner changed from root in a system directory" };
+  if (writableGroupChanged(before, after)) return { id: "files.changed", severity: "high", reason: "group-writable entry handed to another group in a system directory" };
   if (hiddenChangeOfProgram(event, after)) {
-    return { id: "files.changed", severity: "high", reason: "only the ctime of a program changed: an unrecorded attribute (a file capability, an ACL) or its links" };
+    return { id: "files.changed", severity: "high", reason: "ctime of a program changed with no recorded cause: an unrecorded attribute (a file capability, an ACL) or its links" };
+  }
+  if (mountedOver(before, after)) {
+    return { id: "files.changed", severity: "high", reason: "a file system was mounted over this directory: what the baseline recorded under it is hidden" };
   }
   return { id: "files.changed", severity: "medium", reason: "metadata changed" };
 }

@@ -7,6 +7,7 @@ export type DiffKind = "added" | "removed" | "changed";
 export interface DiffEvent {
   kind: DiffKind;
   path: string;
+  /** For "added", null, or the baseline's record of a path it could not examine (type "unknown"). */
   before: FileEntry | null;
   after: FileEntry | null;
   /** For "changed": the fields that differ, e.g. ["sha256", "mode 0755→4755", "mtime"]. */
@@ -46,6 +47,10 @@ export function diffEntry(before: FileEntry, after: FileEntry): { changes: strin
   if (before.uid !== after.uid) changes.push(`uid ${before.uid}→${after.uid}`);
   if (before.gid !== after.gid) changes.push(`gid ${before.gid}→${after.gid}`);
   if (before.ino !== after.ino) changes.push("inode");
+  // Compared only when both sides recorded it: a version 1 baseline did not, and must not raise an alarm.
+  if (before.mount !== undefined && after.mount !== undefined && before.mount !== after.mount) {
+    changes.push(`mount point ${before.mount ? "yes" : "no"}→${after.mount ? "yes" : "no"}`);
+  }
   if (after.type !== "dir" || before.type !== "dir") {
     if (before.size !== after.size) changes.push(`size ${before.size}→${after.size}`);
     if (before.mtime !== after.mtime) changes.push("mtime");
@@ -62,7 +67,8 @@ async function nextOf<T>(it: AsyncIterator<T>): Promise<T | null> {
 /**
  * Merges baseline entries and scanned entries (both in comparePaths order). Baseline entries
  * outside `roots` are ignored, so a compare of one sub-tree does not report the rest as removed.
- * Scanned entries that vanished mid-scan count as absent.
+ * Scanned entries that vanished mid-scan count as absent. A path unexaminable in the baseline and examinable now
+ * is "added"; the reverse is "changed" to type unknown; unexaminable on both sides, it is not compared.
  *
  * @example
  * for await (const d of diffEntries(reader.entries(), scanTree(roots), roots)) console.log(d.kind, d.path);
@@ -92,6 +98,17 @@ export async function* diffEntries(
       b = await nextB();
     } else if (order > 0 && c !== null) {
       yield { kind: "added", path: c.path, before: null, after: c, changes: [], content: true };
+      c = await nextC();
+    } else if (b !== null && c !== null && b.type === "unknown" && c.type !== "unknown") {
+      // Nothing was recorded of what this path held (lstat failed then): what it holds now is new to the baseline,
+      // and rated as an addition (a setuid file there is high), never passed over as "no change".
+      yield { kind: "added", path: c.path, before: b, after: c, changes: [], content: true };
+      b = await nextB();
+      c = await nextC();
+    } else if (b !== null && c !== null && b.type !== "unknown" && c.type === "unknown") {
+      // What was recorded can no longer be examined (lstat fails now): it cannot be verified, as if it were gone.
+      yield { kind: "changed", path: c.path, before: b, after: c, changes: [`type ${b.type}→unknown`], content: true };
+      b = await nextB();
       c = await nextC();
     } else if (b !== null && c !== null) {
       const { changes, content } = diffEntry(b, c);

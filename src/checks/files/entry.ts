@@ -35,6 +35,12 @@ export interface FileEntry {
   sha256: string | null;
   /** errno code (EACCES, EIO, ENOENT…) when status is not ok. */
   error: string | null;
+  /**
+   * Directories only: true when it is on another device than the directory it is in (a mount point; for a root of
+   * the scan, its parent). Absent: not recorded — any other type, a root whose parent could not be examined, or a
+   * version 1 baseline, which predates the field.
+   */
+  mount?: boolean;
 }
 
 /**

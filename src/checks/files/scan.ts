@@ -1,7 +1,7 @@
 // Walks PATHs depth-first in comparePaths order without following symlinks, and records every
 // entry; regular files are hashed by a small pool of concurrent streams while output stays in order.
 import type { BigIntStats } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { compareNames, comparePaths, formatMode, isWithin, type EntryType, type FileEntry } from "./entry.ts";
 import { filesErrors } from "./errors.ts";
 import { errorCode, hashFile, holdDirectories, nodeScanFS, type ScanFS } from "./hash-file.ts";
@@ -102,6 +102,8 @@ interface Frame {
   next: number;
   ahead: Array<Promise<Found>>;
   key: string;
+  /** Device of `dir`: a child directory on another one is a mount point. */
+  dev: bigint;
 }
 
 interface WalkOptions {
@@ -123,6 +125,12 @@ async function* walk(fs: ScanFS, roots: readonly string[], options: WalkOptions)
     const onPath = new Set<string>();
     const stack: Frame[] = [];
     const rootDev = top.stat?.dev;
+    // Whether a directory is a mount point is recorded, so one mounted over a recorded directory later (which a
+    // --one-file-system compare does not enter, hiding what the baseline saw there) is a change.
+    if (top.stat?.isDirectory()) {
+      const parent = await fs.lstat(dirname(root)).catch(() => null);
+      if (parent !== null) top.entry.mount = parent.dev !== top.stat.dev;
+    }
     const enter = async (found: Found): Promise<void> => {
       if (found.stat === null || !found.stat.isDirectory()) return;
       if (options.oneFileSystem && found.stat.dev !== rootDev) return;
@@ -140,7 +148,7 @@ async function* walk(fs: ScanFS, roots: readonly string[], options: WalkOptions)
         return;
       }
       onPath.add(key);
-      stack.push({ dir: found.path, names, next: 0, ahead: [], key });
+      stack.push({ dir: found.path, names, next: 0, ahead: [], key, dev: found.stat.dev });
     };
     await enter(top);
     yield top;
@@ -158,6 +166,7 @@ async function* walk(fs: ScanFS, roots: readonly string[], options: WalkOptions)
         continue;
       }
       const found = await pending;
+      if (found.stat?.isDirectory()) found.entry.mount = found.stat.dev !== frame.dev;
       await enter(found);
       yield found;
     }
