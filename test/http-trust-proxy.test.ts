@@ -32,4 +32,12 @@ describe("BULWARK_TRUST_PROXY", () => {
     // The client sent "X-Forwarded-For: 198.51.100.66"; the proxy appended the address it saw.
     assert.equal(await loginIP({ BULWARK_TRUST_PROXY: "127.0.0.1" }, "198.51.100.66, 203.0.113.9"), "203.0.113.9");
   });
+
+  it("attack: a proxy that writes the client hop with its source port (Azure, IIS ARR) gives the bare address, one client for every port", async () => {
+    assert.equal(await loginIP({ BULWARK_TRUST_PROXY: "127.0.0.1" }, "203.0.113.9:51234"), "203.0.113.9");
+    assert.equal(await loginIP({ BULWARK_TRUST_PROXY: "127.0.0.1" }, "[2001:db8:1:2::9]:443"), "2001:db8:1:2::9");
+    // Text that is no address is not cut into one.
+    assert.equal(await loginIP({ BULWARK_TRUST_PROXY: "127.0.0.1" }, "unknown:80"), "unknown:80");
+    assert.equal(await loginIP({ BULWARK_TRUST_PROXY: "127.0.0.1" }, "203.0.113.9:99999"), "203.0.113.9:99999");
+  });
 });

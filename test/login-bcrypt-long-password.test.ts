@@ -1,7 +1,8 @@
 // bcrypt reads only the first 72 UTF-8 bytes of a password, so a login against a bcrypt hash accepts any password
 // sharing them (the legacy system's own rule, kept). The upgrade to argon2id must not then store the *typed*
-// password: a stranger's password that differs only after byte 72 would replace the owner's. A password over
-// 72 bytes therefore signs in but leaves the bcrypt hash in place. On SQLite and PostgreSQL.
+// password: a stranger's password that differs only after byte 72 would replace the owner's. A password of 72
+// bytes or more therefore signs in but leaves the bcrypt hash in place (at exactly 72 the cut drops the NUL bcrypt
+// keys on, so it is keyed like every longer password sharing those bytes). On SQLite and PostgreSQL.
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { hash as bcryptHash } from "@node-rs/bcrypt";
@@ -44,10 +45,10 @@ forEachDialect("bcrypt upgrade at login", (fx) => {
     assert.equal(owner.outcome, "success", "the owner's own password still signs in");
   });
 
-  it("a bcrypt password of at most 72 bytes is upgraded as before (bcrypt read all of it)", async () => {
+  it("a bcrypt password of at most 71 bytes is upgraded as before (bcrypt read all of it and its closing NUL)", async () => {
     const { deps, users } = await setup();
-    const exact = `${"x".repeat(70)}é`; // 72 UTF-8 bytes, the last character two of them
-    assert.equal(Buffer.byteLength(exact), 72);
+    const exact = `${"x".repeat(69)}é`; // 71 UTF-8 bytes, the last character two of them
+    assert.equal(Buffer.byteLength(exact), 71);
     const u = await users.create({ email: "short@example.org", passwordHash: await bcryptHash(exact, { cost: 4 }), passwordScheme: "bcrypt" });
     const ok = await login(deps, { identifier: "short@example.org", password: exact, ip: null });
     assert.equal(ok.outcome === "success" && ok.rehashed, true);

@@ -1,3 +1,3 @@
 // Public API of flood control.
 export * from "./flood.ts";
-export { ipBucket } from "./ip-bucket.ts";
+export { ipBucket, withoutPort } from "./ip-bucket.ts";

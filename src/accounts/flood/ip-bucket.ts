@@ -3,8 +3,37 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { formatIPv6, ipv6Groups } from "../../lib/ipv6.ts";
 
+// A port: 1 – 5 decimal digits, at most 65535.
+const PORT = /^\d{1,5}$/;
+const validPort = (text: string): boolean => PORT.test(text) && Number(text) <= 65_535;
+
 /**
- * The client `ip` is counted as: an IPv4 address as given; an IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a
+ * The bare address of `ip` written with a port, as some proxies put the client hop in X-Forwarded-For (Azure App
+ * Service, IIS ARR: "a.b.c.d:port", "[v6]:port"): every connection of one client has its own source port, so the
+ * port must not make it a new client. Only an IPv4 address before ":port" and an IPv6 address (zone id allowed) in
+ * brackets, with or without ":port", lose their decoration; anything else — a bare IPv6 address, whose last group
+ * a port would look like, or text that is no address — is returned as it is, never cut into an "address".
+ *
+ * @example
+ * withoutPort("203.0.113.9:51234") // "203.0.113.9"
+ * withoutPort("[2001:db8::1]:443") // "2001:db8::1"
+ * withoutPort("unknown:80") // "unknown:80"
+ */
+export function withoutPort(ip: string): string {
+  if (ip.startsWith("[")) {
+    const close = ip.indexOf("]");
+    const address = ip.slice(1, close);
+    const rest = ip.slice(close + 1);
+    const portOK = rest === "" || (rest.startsWith(":") && validPort(rest.slice(1)));
+    return close > 0 && portOK && isIPv6(address.split("%", 1)[0] as string) ? address : ip;
+  }
+  const colon = ip.indexOf(":");
+  if (colon > 0 && colon === ip.lastIndexOf(":") && isIPv4(ip.slice(0, colon)) && validPort(ip.slice(colon + 1))) return ip.slice(0, colon);
+  return ip;
+}
+
+/**
+ * The client `ip` is counted as (after withoutPort: one client's source ports are one client): an IPv4 address as given; an IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a
  * dual-stack socket reports for an IPv4 client, RFC 4291 §2.5.5.2) as that IPv4 address, so one client is not two;
  * any other IPv6 address as its /64 in RFC 5952's spelling (a zone id dropped: it names our interface), so that
  * spellings and interface ids all land on one counter. Text that is no address is kept as it is.
@@ -12,11 +41,13 @@ import { formatIPv6, ipv6Groups } from "../../lib/ipv6.ts";
  * @example
  * ipBucket("2001:DB8:1:2::abcd") // "2001:db8:1:2::/64"
  * ipBucket("::ffff:198.51.100.7") // "198.51.100.7"
+ * ipBucket("[2001:db8:1:2::9]:443") // "2001:db8:1:2::/64"
  */
-export function ipBucket(ip: string): string {
+export function ipBucket(written: string): string {
+  const ip = withoutPort(written);
   if (isIPv4(ip)) return ip;
   const address = ip.split("%", 1)[0] as string;
-  if (!isIPv6(address)) return ip;
+  if (!isIPv6(address)) return written;
   const g = ipv6Groups(address);
   if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
     return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");

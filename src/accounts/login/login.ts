@@ -70,7 +70,7 @@ function refusal(users: UserStore, user: User): Failure | null {
  * same 401 must not time differently). A stored hash cheaper to
  * verify than the default argon2id is topped up with the dummy verify, side by side, on a match and a mismatch
  * alike, so an account imported with md5 answers a wrong password no faster than an unknown account (ASVS 6.3.8);
- * so is a hash the policy refuses, which is refused without any hashing.
+ * so is a hash the policy refuses, and a password over the hash's own length bound, both refused without hashing.
  */
 async function check(deps: LoginDeps, user: User, password: string, refused: Failure | null): Promise<{ failure: Failure | null; newHash: string | null }> {
   const { passwords } = deps;
@@ -87,7 +87,9 @@ async function check(deps: LoginDeps, user: User, password: string, refused: Fai
       return { failure: "unsupported-hash", newHash: null };
     }
   };
-  const [checked] = await Promise.all([verify(), passwords.cheaperThanDefault(stored) ? passwords.dummyVerify(password) : null]);
+  // The password goes along: one over the stored hash's own bound (a wrapped Drupal 7 hash's 512 bytes) is refused
+  // without hashing, so it is topped up too.
+  const [checked] = await Promise.all([verify(), passwords.cheaperThanDefault(stored, password) ? passwords.dummyVerify(password) : null]);
   return checked;
 }
 

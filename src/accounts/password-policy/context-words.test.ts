@@ -25,8 +25,9 @@ describe("contextWords", () => {
     assert.deepEqual(keys({ email: '"odd@name"@example.com' }), ['"odd@name"@example.com', '"odd@name"', "name"]);
   });
 
-  test("keeps extra words whole and ignores empty context", () => {
-    assert.deepEqual(keys({ extraWords: ["Mega Corp", "x"] }), ["mega corp"]);
+  test("splits extra words (a display name) into pieces like a username, and ignores empty context", () => {
+    assert.deepEqual(keys({ extraWords: ["Mega Corp", "x"] }), ["mega corp", "mega", "corp"]);
+    assert.deepEqual(keys({ extraWords: ["William Gibson"] }), ["william gibson", "william", "gibson"]);
     assert.deepEqual(keys({}), []);
     assert.deepEqual(keys({ username: "" }), []);
   });

@@ -30,7 +30,8 @@ const MIN_BARE_WORD = 4;
  *   between separators ("john.smith@x" → "john", "smith"),
  * - the username, or a piece of it between separators,
  * - the service name, or a word of it,
- * - any of `extraWords`.
+ * - any of `extraWords`, or a piece of one between separators (a display name "William Gibson" → "william",
+ *   "gibson": a surname alone is as much a first guess as the whole name).
  * Words shorter than `minWordLength` code points are ignored: a two-letter piece such as "jo"
  * occurs in many unrelated passwords and gives a guesser no real head start. The email's domain is
  * not used on its own ("gmail" says nothing about this user). Values over 1024 UTF-16 units are
@@ -63,7 +64,7 @@ export function contextWords(context: PolicyContext, minWordLength: number): Con
   }
   addWithPieces("username", context.username);
   addWithPieces("service name", context.serviceName);
-  for (const word of context.extraWords ?? []) add("site-specific word", word);
+  for (const word of context.extraWords ?? []) addWithPieces("site-specific word", word);
   return words;
 }
 

@@ -26,7 +26,7 @@ export interface PolicyContext {
   username?: string;
   /** The name of the service or organisation ("Bulwark", "Example Corp"). */
   serviceName?: string;
-  /** Other words specific to this site or user (product names, the user's display name, …). */
+  /** Other words specific to this site or user (product names, the user's display name, …); each refused whole and by its pieces. */
   extraWords?: readonly string[];
 }
 

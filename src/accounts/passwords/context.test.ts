@@ -74,7 +74,7 @@ describe("createPasswordContext", () => {
     assert.equal(await passwords.verify("pass\uD800word", stored), false);
   });
 
-  test("bcrypt caveat: the legacy format reads 72 bytes, so a password longer than that matches on its prefix and is never stored", async () => {
+  test("bcrypt caveat: the legacy format reads 72 bytes, so a password of 72 bytes or more matches on its prefix and is never stored", async () => {
     // ASVS 6.2.8's one exception (docs/asvs.md, docs/password-hashes.md): bcrypt's own behaviour decides the login.
     const stored = await bcryptHash("A".repeat(72), { cost: 4 });
     const typed = "A".repeat(72) + "a different tail";
@@ -82,11 +82,20 @@ describe("createPasswordContext", () => {
     // Attack: a stranger's password sharing the owner's first 72 bytes must not become the account's password. bcrypt
     // never read the tail, so the typed password is not known to be the owner's: valid, but no new hash.
     assert.deepEqual(await passwords.verifyAndRehash(typed, stored), { status: "valid" });
-    const exact = await passwords.verifyAndRehash("A".repeat(72), stored);
-    assert.ok(exact.status === "valid" && "newHash" in exact, "72 bytes were all read: upgraded as usual");
+    // Exactly 72 bytes is no proof either: the cut drops bcrypt's closing NUL, so "A"×72 is keyed like the longer
+    // password above (verified by it), and could be the prefix of the owner's: valid, but no new hash.
+    assert.deepEqual(await passwords.verifyAndRehash("A".repeat(72), stored), { status: "valid" });
+    const longOwner = await bcryptHash(typed, { cost: 4 });
+    assert.equal(await passwords.verify("A".repeat(72), longOwner), true, "the 72-byte prefix matches the longer password's hash");
+    assert.deepEqual(await passwords.verifyAndRehash("A".repeat(72), longOwner), { status: "valid" }, "and never replaces it");
+    // 71 bytes were all read, with the NUL after them: upgraded as usual.
+    const short = await bcryptHash("A".repeat(71), { cost: 4 });
+    assert.equal(await passwords.verify("A".repeat(72), short), false);
+    const exact = await passwords.verifyAndRehash("A".repeat(71), short);
+    assert.ok(exact.status === "valid" && "newHash" in exact, "71 bytes were all read: upgraded as usual");
     assert.equal(passwords.identify(exact.newHash), "argon2id");
-    assert.equal(await passwords.verify("A".repeat(72), exact.newHash), true);
-    assert.equal(await passwords.verify(typed, exact.newHash), false, "argon2id does not truncate");
+    assert.equal(await passwords.verify("A".repeat(71), exact.newHash), true);
+    assert.equal(await passwords.verify("A".repeat(72), exact.newHash), false, "argon2id does not truncate");
     // The cut can fall inside a character: "é" and "è" share their first UTF-8 byte (C3); 73 bytes, so no upgrade.
     const midCharacter = await bcryptHash("A".repeat(71) + "\u00e9", { cost: 4 });
     assert.equal(await passwords.verify("A".repeat(71) + "\u00e8", midCharacter), true);
@@ -103,6 +112,14 @@ describe("createPasswordContext", () => {
     assert.equal(passwords.cheaperThanDefault(await lanes.hash("x")), true, "the same memory on more lanes runs in parallel");
     assert.equal(passwords.cheaperThanDefault(await passwords.wrapLegacyHash(MD5_HEX)), false, "a wrapped hash runs the default argon2id");
     assert.equal(stronger.cheaperThanDefault(await passwords.wrapLegacyHash(MD5_HEX)), true);
+    // Attack (ASVS 6.3.8): a wrapped phpass hash keeps its inner 512-byte bound, so verify refuses a longer password
+    // without hashing; given the password, it counts as cheaper and the login tops it up like an unknown account.
+    const setting = "$P$5abcdefgh";
+    const wrappedPhpass = await passwords.wrapLegacyHash(setting + (await passwords.table.get("phpass")!.wrap!.derive("x", setting)));
+    assert.equal(passwords.cheaperThanDefault(wrappedPhpass), false);
+    assert.equal(passwords.cheaperThanDefault(wrappedPhpass, "p".repeat(512)), false, "within the bound: the outer argon2id runs");
+    assert.equal(passwords.cheaperThanDefault(wrappedPhpass, "p".repeat(513)), true, "past it: refused without hashing");
+    assert.equal(passwords.cheaperThanDefault(await passwords.hash("x"), "p".repeat(4096)), false, "argon2id's bound is the dummy's own");
     for (const legacy of [MD5_HEX, MD5_CRYPT, await bcryptHash("x", { cost: 4 }), "$scrypt$ln=4,r=8,p=1$kDIGIGQModR6rzXGuLfWWg$msm79XEpadE5XspPV7LeBJG9oMfpTgtEUHtdNgZoojY"]) {
       assert.equal(passwords.cheaperThanDefault(legacy), true, `${passwords.identify(legacy)} is not compared with argon2id: topped up`);
     }

@@ -53,19 +53,22 @@ export interface PasswordContext {
   needsRehash(hash: string): boolean;
   /**
    * Verifies and, when valid and needsRehash, returns a new default-scheme hash of exactly `password` — except
-   * when the scheme read only part of it (bcrypt, over 72 bytes): valid, but no new hash (see readsPasswordBytes).
+   * when the scheme may have read only part of it (bcrypt, 72 bytes or more): valid, but no new hash (see
+   * readsPasswordBytes).
    */
   verifyAndRehash(password: string, hash: string): Promise<VerifyAndRehashResult>;
   /** Costs what verifying a default-scheme hash costs; always false (for unknown users). */
   dummyVerify(password: string): Promise<false>;
   /**
-   * True when verifying `hash` may cost less than dummyVerify, so that a login must top it up with one (ASVS
-   * 6.3.8: a known account must not answer faster than an unknown one). False only for a hash whose verify runs
-   * argon2 with at least the default memory and passes on at most its lanes (argon2id, or a wrapped hash's outer
-   * layer); bcrypt, scrypt, PBKDF2 and the crypt loops are true, their cost not being comparable with argon2id's
-   * in general. True for a hash the policy refuses (refused without hashing). Never throws, never hashes.
+   * True when verifying `password` (or, without it, any password) against `hash` may cost less than dummyVerify,
+   * so that a login must top it up with one (ASVS 6.3.8: a known account must not answer faster than an unknown
+   * one). False only for a hash whose verify runs argon2 with at least the default memory and passes on at most its
+   * lanes (argon2id, or a wrapped hash's outer layer); bcrypt, scrypt, PBKDF2 and the crypt loops are true, their
+   * cost not being comparable with argon2id's in general. True for a hash the policy refuses (refused without
+   * hashing), and for a `password` over the hash's own bound (maxPasswordBytesFor: a wrapped phpass, Drupal 7 or
+   * sha-crypt hash keeps its inner 512 bytes), which verify refuses without hashing. Never throws, never hashes.
    */
-  cheaperThanDefault(hash: string): boolean;
+  cheaperThanDefault(hash: string, password?: string): boolean;
   describe(hash: string): HashDescription;
   isWrappable(hash: string): boolean;
   /**
@@ -148,9 +151,14 @@ export function createPasswordContext(options: PasswordContextOptions): Password
     return scheme.verify(password, stored);
   };
   const needsRehash = (stored: string): boolean => table.find(stored).needsRehash(stored, policy);
-  const cheaperThanDefault = (stored: string): boolean => {
+  const cheaperThanDefault = (stored: string, password?: string): boolean => {
     try {
-      const work = table.find(stored).argon2Params?.(stored);
+      const scheme = table.find(stored);
+      // verify answers "no match" at once past the scheme's own bound, where dummyVerify hashes up to
+      // maxPasswordBytes: without a top-up, a wrapped legacy hash would answer a 600-byte password before an
+      // unknown account does. (Past maxPasswordBytes the dummy verify does no hashing either.)
+      if (password !== undefined && Buffer.byteLength(password, "utf8") > boundFor(scheme, stored)) return true;
+      const work = scheme.argon2Params?.(stored);
       // Fewer lanes than the dummy's would only make it slower; more run side by side on the thread pool.
       return work === undefined || work.memoryCost < params.memoryCost || work.timeCost < params.timeCost || work.parallelism > params.parallelism;
     } catch (error) {
@@ -186,7 +194,9 @@ export function createPasswordContext(options: PasswordContextOptions): Password
       if (!scheme.needsRehash(stored, policy)) return { status: "valid" };
       // bcrypt matched only the first 72 bytes: the tail may be anyone's. Storing what was typed would let a password
       // that shares the owner's prefix replace the owner's own; the bcrypt hash stays until a change or a reset.
-      if (scheme.readsPasswordBytes !== undefined && Buffer.byteLength(password, "utf8") > scheme.readsPasswordBytes) return { status: "valid" };
+      // Exactly 72 bytes included: bcrypt keys on the password and its closing NUL, and the cut at 72 drops that
+      // NUL, so a 72-byte password is keyed like every longer one that starts with it.
+      if (scheme.readsPasswordBytes !== undefined && Buffer.byteLength(password, "utf8") >= scheme.readsPasswordBytes) return { status: "valid" };
       return { status: "valid", newHash: await hash(password) };
     },
     async dummyVerify(password) {

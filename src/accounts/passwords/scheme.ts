@@ -76,8 +76,9 @@ export interface PasswordScheme {
    */
   maxPasswordBytes?(hash: string): number;
   /**
-   * The UTF-8 bytes of a password the scheme reads, for a scheme that ignores the rest (bcrypt: 72). A longer
-   * password matches on its prefix alone, so it is not known to be the owner's and is never used to rehash.
+   * The UTF-8 bytes of a password the scheme reads, for a scheme that ignores the rest (bcrypt: 72). A password of
+   * that length or longer matches on its prefix alone (bcrypt's cut at 72 also drops the closing NUL it keys on, so
+   * 72 bytes key like any longer password sharing them): it is not known to be the owner's, never used to rehash.
    */
   readonly readsPasswordBytes?: number;
   /**

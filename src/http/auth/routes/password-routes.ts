@@ -24,6 +24,7 @@ function passwordUnchanged(): InputError {
 export async function checkNewPassword(app: App, password: string, user: Pick<User, "email" | "username" | "displayName">): Promise<void> {
   const verdict = await app.accounts.policy.check(password, {
     email: user.email, ...(user.username ? { username: user.username } : {}), serviceName: app.config.serviceName,
+    // Refused whole and by its pieces, as the username is ("gibson…" for "William Gibson"): context-words.ts.
     ...(user.displayName ? { extraWords: [user.displayName] } : {}),
   });
   if (!verdict.ok) {
