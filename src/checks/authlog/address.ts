@@ -120,6 +120,26 @@ function canonicalCached(text: string): string {
   return c;
 }
 
+const PREFIXES = new Map<string, string>();
+
+/**
+ * The IPv6 /64 holding a canonical IPv6 address, in CIDR form. One host is routed a whole /64 (RFC 7421) and can
+ * give every connection a new source address; failures are counted per /64 too, as the login flood control keys
+ * IPv6 on it (docs/password-policy.md). Bounded cache, cleared when full, like the canonical forms above.
+ *
+ * @example
+ * ipv6Prefix64("2001:db8:1:2::7"); // "2001:db8:1:2::/64"
+ */
+export function ipv6Prefix64(address: string): string {
+  let p = PREFIXES.get(address);
+  if (p === undefined) {
+    if (PREFIXES.size >= 4096) PREFIXES.clear();
+    p = `${formatIPv6([...ipv6Groups(address).slice(0, 4), 0, 0, 0, 0])}/64`;
+    PREFIXES.set(` ${address}`.slice(1), p);
+  }
+  return p;
+}
+
 function isHostChar(c: number): boolean {
   // [A-Za-z0-9._:-] — the characters of an address or a DNS name.
   return (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 46 || c === 95 || c === 45;

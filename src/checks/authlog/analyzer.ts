@@ -1,11 +1,13 @@
 // The auth-log analysis: feeds lines through the syslog splitter, the sshd matcher and the
 // connection tracker, and keeps per-address and per-user sliding windows (fail2ban's maxretry
 // within findtime) to name offenders, brute-forced users, and logins that followed them.
+import { ipv6Prefix64 } from "./address.ts";
 import { ConnectionTracker, detach } from "./connection-tracker.ts";
 import { AuthLogOptionError } from "./errors.ts";
 import { ExpiringTable } from "./expiring-table.ts";
+import { HeldEvents } from "./held-events.ts";
 import { isPasswordMethod } from "./findings.ts";
-import { classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
+import { bsdRepeatCount, classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
 import { splitLine, type SshdLine } from "./syslog-line.ts";
 import { emptyStamp, YearResolver } from "./timestamp.ts";
 import type { AuthLogLimits, AuthLogOptions, AuthLogResult, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
@@ -87,6 +89,8 @@ export class AuthLogAnalyzer {
   readonly #connections = new ConnectionTracker();
   readonly #limits: AuthLogLimits;
   readonly #sources: ExpiringTable<string, SourceRecord>;
+  // IPv6 failures are also counted per /64: one host is routed a whole /64 and can use a new address per connection.
+  readonly #prefixes: ExpiringTable<string, SourceRecord>;
   readonly #users: ExpiringTable<string, UserRecord>;
   readonly #compromises = new Map<string, SuccessRecord>();
   readonly #rootLogins: SuccessRecord[] = [];
@@ -94,12 +98,17 @@ export class AuthLogAnalyzer {
   readonly #byKind = new Map<string, number>();
   // Brute force comes in runs from one address: a one-entry cache skips most map lookups.
   #lastSource: SourceRecord | undefined;
+  #lastPrefix: SourceRecord | undefined;
+  // The BSD syslogd (FreeBSD, NetBSD, OpenBSD, macOS, sysklogd) folds a connection's identical "Failed password"
+  // lines into "HOST last message repeated N times", with no program tag: dropped, an attacker trying five
+  // passwords per connection was charged one. Each host's last sshd event is held for such a line (#otherLine).
+  readonly #held = new HeldEvents();
   #lastUserRecord: UserRecord | undefined;
   #years: YearResolver;
   #file = "";
   readonly stats = {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
-    failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0,
+    failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0, untrackedPrefixes: 0,
     evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0,
     byKind: {} as Record<string, number>,
   };
@@ -116,6 +125,10 @@ export class AuthLogAnalyzer {
     // complete a ban, so a fresh record later counts the same. Offenders and brute-forced users are
     // pinned: a later login from or for them is what the check exists to catch.
     this.#sources = new ExpiringTable({
+      capacity: this.#limits.sources, windowMs: this.findTimeMs, lastSeen: (s) => s.latestMs, pinned: (s) => s.bans > 0,
+    });
+    // As many /64s as addresses: each active /64 holds at least one active address.
+    this.#prefixes = new ExpiringTable({
       capacity: this.#limits.sources, windowMs: this.findTimeMs, lastSeen: (s) => s.latestMs, pinned: (s) => s.bans > 0,
     });
     this.#users = new ExpiringTable({
@@ -138,6 +151,7 @@ export class AuthLogAnalyzer {
     this.stats.files++;
     this.#file = name;
     if (this.#options.year === undefined && this.stats.files > 1) this.#years = this.#resolver();
+    this.#held.clear();
   }
 
   /** A line longer than `maxLineLength`: counted, never parsed. */
@@ -167,8 +181,13 @@ export class AuthLogAnalyzer {
       return;
     }
     // Every program's lines tell the time, but only its own host's lines steer a host's year.
-    const t = this.#years.resolve(parsed.stamp, this.#hostOf(text, parsed));
-    if (shape === "other") return;
+    const host = this.#hostOf(text, parsed);
+    const t = this.#years.resolve(parsed.stamp, host);
+    this.#held.seen(host);
+    if (shape === "other") {
+      if (this.#held.active) this.#otherLine(text, parsed, host, t, lineNo);
+      return;
+    }
     stats.sshdLines++;
     // "message repeated 5 times: [ Failed password …]" stands for five more of that message: an
     // rsyslog with $RepeatedMsgReduction on would otherwise hide most of a brute force.
@@ -176,15 +195,40 @@ export class AuthLogAnalyzer {
     const at = messageStart(text, repeated === null ? parsed.messageAt : repeated.start);
     const end = repeated === null ? text.length : repeated.end;
     const classified = classifySshdMessage(at === 0 && end === text.length ? text : text.slice(at, end));
-    if (classified === null) return;
+    if (classified === null) {
+      this.#held.forget(host);
+      return;
+    }
     const event = this.#connections.resolve(parsed.connection, classified, t);
-    for (let n = repeated === null ? 1 : repeated.count; n > 0; n--) {
-      stats.events++;
+    this.#apply(parsed.connection, event, t, lineNo, repeated === null ? 1 : repeated.count);
+    this.#held.hold(host, parsed.connection, event);
+  }
+
+  /** Counts `event` of `connection` `times` times, logged at `t` on line `lineNo`. */
+  #apply(connection: string, event: SshdEvent, t: number, lineNo: number, times: number): void {
+    for (let n = times; n > 0; n--) {
+      this.stats.events++;
       this.#byKind.set(event.kind, (this.#byKind.get(event.kind) ?? 0) + 1);
-      const charged = this.#connections.apply(parsed.connection, event, t);
+      const charged = this.#connections.apply(connection, event, t);
       if (charged !== null) this.#failure(charged, event, t, lineNo);
       if (event.effect === "gained" && event.address !== null && event.user) this.#success(event, t, lineNo);
     }
+  }
+
+  /** A line of another program: a BSD repeat line replays its host's last sshd event; any other line ends it. */
+  #otherLine(text: string, parsed: SshdLine, host: string, t: number, lineNo: number): void {
+    // In a log written without host names, the "host" field is the repeat line's first word; those lines form host "".
+    const hostless = bsdRepeatCount(text, parsed.hostStart);
+    let at = parsed.hostEnd;
+    while (text.charCodeAt(at) === 32) at++;
+    const count = hostless > 0 ? hostless : bsdRepeatCount(text, at);
+    const key = hostless > 0 ? "" : host;
+    if (count === 0) {
+      this.#held.forget(key);
+      return;
+    }
+    const held = this.#held.get(key);
+    if (held !== undefined) this.#apply(held.connection, held.event, t, lineNo, count);
   }
 
   #hostOf(text: string, parsed: SshdLine): string {
@@ -203,22 +247,36 @@ export class AuthLogAnalyzer {
       // Keys and names are copied out of the 1 MiB chunk they were sliced from, so that keeping
       // them does not keep every chunk of the log alive.
       address = detach(address);
-      if (!this.#sources.makeRoom(t)) {
-        // Full of addresses active within find time, or offenders: counted, and reported as an
-        // incomplete analysis. The user is still charged, so a botnet on one account is still seen.
-        this.stats.untrackedSources++;
-        this.#lastSource = undefined;
-        if (user !== null && !event.invalidUser) this.#userFailure(user, address, t, lineNo);
-        return;
-      }
-      src = {
-        address, failures: 0, firstMs: t, lastMs: t, latestMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
-        users: new Set(), moreUsers: false, lastUser: null, ring: new Float64Array(this.maxRetry), inWindow: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
-      };
-      // Room was made above; the cached record may have been evicted, and the new one replaces it below.
-      this.#sources.add(address, src, t);
+      // Full of addresses active within find time, or offenders: counted, and reported as an
+      // incomplete analysis. The user is still charged, so a botnet on one account is still seen.
+      src = this.#newRecord(this.#sources, address, t, lineNo, null);
+      if (src === undefined) this.stats.untrackedSources++;
     }
     this.#lastSource = src;
+    if (src !== undefined) {
+      address = src.address;
+      this.#count(src, user, t, lineNo);
+    }
+    // Host names (UseDNS) never hold a colon.
+    if (address.includes(":")) this.#prefixFailure(address, user, t, lineNo, src !== undefined);
+    if (user !== null && !event.invalidUser) this.#userFailure(user, address, t, lineNo);
+  }
+
+  /** A new record for `key` in `table`, or undefined when the table has no room. */
+  #newRecord(table: ExpiringTable<string, SourceRecord>, key: string, t: number, lineNo: number, members: Set<string> | null): SourceRecord | undefined {
+    if (!table.makeRoom(t)) return undefined;
+    const rec: SourceRecord = {
+      address: key, failures: 0, firstMs: t, lastMs: t, latestMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
+      users: new Set(), moreUsers: false, lastUser: null, ring: new Float64Array(this.maxRetry), inWindow: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
+      offenderFile: 0, members, moreMembers: false,
+    };
+    // Room was made above; a cached record may have been evicted, and the caller replaces the cache.
+    table.add(key, rec, t);
+    return rec;
+  }
+
+  /** One failure from `src` (an address or a /64): fail2ban's sliding window. */
+  #count(src: SourceRecord, user: string | null, t: number, lineNo: number): void {
     src.failures++;
     src.lastMs = t;
     if (t > src.latestMs) src.latestMs = t;
@@ -238,9 +296,35 @@ export class AuthLogAnalyzer {
       if (Number.isNaN(src.offenderSinceMs)) {
         src.offenderSinceMs = t;
         src.offenderAt = { file: this.#file, line: lineNo };
+        src.offenderFile = this.stats.files;
       }
     }
-    if (user !== null && !event.invalidUser) this.#userFailure(user, src.address, t, lineNo);
+  }
+
+  /**
+   * Charges the /64 of an IPv6 `address` (detached) too: an attacker who gives each connection another address of
+   * its /64 (RFC 7421) stays under the threshold address by address. The login flood control keys IPv6 on the /64
+   * for the same reason (docs/password-policy.md).
+   */
+  #prefixFailure(address: string, user: string | null, t: number, lineNo: number, addressTracked: boolean): void {
+    const key = ipv6Prefix64(address);
+    let p = this.#lastPrefix !== undefined && this.#lastPrefix.address === key ? this.#lastPrefix : this.#prefixes.get(key);
+    if (p === undefined) {
+      p = this.#newRecord(this.#prefixes, key, t, lineNo, new Set());
+      if (p === undefined) {
+        this.#lastPrefix = undefined;
+        // A failure whose address went untracked is counted as that already.
+        if (addressTracked) this.stats.untrackedPrefixes++;
+        return;
+      }
+    }
+    this.#lastPrefix = p;
+    this.#count(p, user, t, lineNo);
+    const members = p.members;
+    if (members !== null && !p.moreMembers && !members.has(address)) {
+      if (members.size < MAX_NAMES_PER_RECORD) members.add(address);
+      else p.moreMembers = true;
+    }
   }
 
   #userFailure(user: string, address: string, t: number, lineNo: number): void {
@@ -252,7 +336,7 @@ export class AuthLogAnalyzer {
         return;
       }
       user = detach(user);
-      rec = { user, failures: 0, ring: new Float64Array(this.maxRetry), count: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null };
+      rec = { user, failures: 0, ring: new Float64Array(this.maxRetry), count: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0, attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null };
       this.#users.add(user, rec, t);
     }
     this.#lastUserRecord = rec;
@@ -268,6 +352,7 @@ export class AuthLogAnalyzer {
         rec.firstAttackAt = { file: this.#file, line: lineNo };
       }
       rec.attackLastMs = t;
+      rec.attackLastFile = this.stats.files;
       rec.attackFailures = rec.failures;
     }
   }
@@ -285,14 +370,15 @@ export class AuthLogAnalyzer {
       if (isPasswordMethod(record.method)) this.stats.rootPasswordLogins++;
       if (this.#rootLogins.length < MAX_ROOT_LOGINS_KEPT) this.#rootLogins.push(record);
     }
-    const src = this.#sources.get(address);
-    const fromOffender = src !== undefined && src.offenderSinceMs <= t;
+    const offender = this.#offenderBefore(address, t);
     const rec = this.#users.get(user);
     // A brute force on the user explains only a login with a guessable secret: after a botnet has
     // hammered root's password, the admin's own key login from an address that never failed is not
-    // its fruit (an address that failed is suspect whatever the method, see fromOffender).
-    const targeted = rec !== undefined && isPasswordMethod(record.method) && rec.attackLastMs <= t + 1000 && t - rec.attackLastMs <= this.#compromiseWindowMs;
-    if (!fromOffender && !targeted) return;
+    // its fruit (an address that failed is suspect whatever the method, see #offenderBefore).
+    // "After" as in #offenderBefore: line order within the file, the stamps across files.
+    const targeted =
+      rec !== undefined && isPasswordMethod(record.method) && (rec.attackLastFile === this.stats.files || rec.attackLastMs <= t + 1000) && t - rec.attackLastMs <= this.#compromiseWindowMs;
+    if (offender === undefined && !targeted) return;
     const key = `${address}\u0000${user}`;
     const seen = this.#compromises.get(key);
     if (seen) {
@@ -304,14 +390,36 @@ export class AuthLogAnalyzer {
       this.stats.untrackedCompromises++;
       return;
     }
-    record.offender = fromOffender && src ? { ...src, users: new Set(src.users) } : null;
+    // A snapshot: the live record goes on counting (its `last` is updated in place) after the login.
+    record.offender =
+      offender === undefined
+        ? null
+        : { ...offender, first: { ...offender.first }, last: { ...offender.last }, users: new Set(offender.users), members: offender.members && new Set(offender.members) };
     record.targetedUser = targeted && rec ? { ...rec, sources: new Set(rec.sources) } : null;
     this.#compromises.set(key, record);
   }
 
+  /**
+   * The record (the address, else its IPv6 /64) that had become an offender before a login at `t`, if any. Within one
+   * file the order of lines decides: syslog writes them as they come, so a threshold reached on a line above the
+   * login's came first, whatever the stamps say (local-time stamps repeat an hour when DST ends; a sending host's
+   * clock can lag). Across files, which may be given out of order, only the stamps can tell.
+   */
+  #offenderBefore(address: string, t: number): SourceRecord | undefined {
+    const before = (s: SourceRecord | undefined): s is SourceRecord => s !== undefined && s.bans > 0 && (s.offenderFile === this.stats.files || s.offenderSinceMs <= t);
+    const src = this.#sources.get(address);
+    if (before(src)) return src;
+    if (!address.includes(":")) return undefined;
+    const prefix = this.#prefixes.get(ipv6Prefix64(address));
+    return before(prefix) ? prefix : undefined;
+  }
+
   /** Ends the analysis and returns offenders, suspicious logins and counters. */
   finish(): AuthLogResult {
-    const offenders = [...this.#sources.values()].filter((s) => s.bans > 0).sort((a, b) => b.failures - a.failures || a.firstMs - b.firstMs);
+    const offenders = [...this.#sources.values()].filter((s) => s.bans > 0);
+    // A /64 says more than its addresses only when several of them failed: one address's /64 would repeat it.
+    for (const p of this.#prefixes.values()) if (p.bans > 0 && ((p.members?.size ?? 0) > 1 || p.moreMembers)) offenders.push(p);
+    offenders.sort((a, b) => b.failures - a.failures || a.firstMs - b.firstMs);
     const attackedUsers = [...this.#users.values()].filter((u) => !Number.isNaN(u.attackFirstMs)).sort((a, b) => b.failures - a.failures || a.attackFirstMs - b.attackFirstMs);
     this.stats.byKind = Object.fromEntries([...this.#byKind].sort((a, b) => b[1] - a[1]));
     this.stats.evictedSources = this.#sources.evicted;

@@ -4,7 +4,8 @@
 // user. Output stays bounded however many addresses a log holds.
 import { escapeControls } from "../../lib/terminal.ts";
 import type { Finding } from "../finding.ts";
-import { addressFamily } from "./address.ts";
+import { addressFamily, ipv6Prefix64 } from "./address.ts";
+import { NFT_NETS_SET } from "./nft.ts";
 import type { AuthLogResult, LineRef, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 
 /**
@@ -56,7 +57,33 @@ function offenderEvidence(s: SourceRecord): Record<string, unknown> {
     offenderSince: iso(s.offenderSinceMs),
     offenderSinceLine: s.offenderAt,
     bans: s.bans,
+    // An IPv6 /64: the addresses in it that failed.
+    ...(s.members === null ? {} : { addresses: [...s.members], addressesTruncated: s.moreMembers }),
   };
+}
+
+/** "203.0.113.9", or for a /64 "12 addresses in the IPv6 /64 2001:db8:1:2::/64". */
+function source(s: SourceRecord): string {
+  return s.members === null ? s.address : `${s.members.size}${s.moreMembers ? "+" : ""} addresses in the IPv6 /64 ${s.address}`;
+}
+
+/**
+ * Failures of all offenders, each counted once: a /64 is listed beside the addresses in it that offended on their
+ * own, and its count includes theirs.
+ */
+function totalFailures(offenders: readonly SourceRecord[]): number {
+  const inPrefix = new Map<string, number>();
+  let total = 0;
+  for (const o of offenders) {
+    if (o.members !== null) continue;
+    total += o.failures;
+    if (addressFamily(o.address) === 6) {
+      const p = ipv6Prefix64(o.address);
+      inPrefix.set(p, (inPrefix.get(p) ?? 0) + o.failures);
+    }
+  }
+  for (const o of offenders) if (o.members !== null) total += Math.max(0, o.failures - (inPrefix.get(o.address) ?? 0));
+  return total;
 }
 
 /** Offenders, users and logins listed in a grouped finding's evidence; the rest are counted in `omitted`. */
@@ -77,12 +104,12 @@ function more(count: number, shown: number): string {
  */
 function bruteForce(offenders: SourceRecord[], result: AuthLogResult): Finding {
   const s = offenders[0] as SourceRecord;
-  const total = offenders.reduce((n, o) => n + o.failures, 0);
+  const total = totalFailures(offenders);
   const users = [...s.users].map(printable);
   const shown = users.slice(0, 5).join(", ") + (users.length > 5 || s.moreUsers ? ", ..." : "");
   const window = `${result.maxRetry} failures within ${formatDuration(result.findTimeMs)}`;
   const one =
-    `${s.failures} failed SSH logins from ${s.address} between ${iso(s.firstMs)} and ${iso(s.lastMs)} ` +
+    `${s.failures} failed SSH logins from ${source(s)} between ${iso(s.firstMs)} and ${iso(s.lastMs)} ` +
     `(${where(s.first)} to ${where(s.last)})` +
     (users.length > 0 ? `, user names tried: ${shown}` : "") +
     `. It reached ${window} at ${iso(s.offenderSinceMs)}.`;
@@ -94,7 +121,7 @@ function bruteForce(offenders: SourceRecord[], result: AuthLogResult): Finding {
     detail:
       offenders.length === 1
         ? one
-        : `${offenders.length} addresses each reached ${window}, ${total} failed SSH logins in all. The most active: ${one} ` +
+        : `${offenders.length} ${offenders.some((o) => o.members !== null) ? "addresses and IPv6 /64s" : "addresses"} each reached ${window}, ${total} failed SSH logins in all. The most active: ${one} ` +
           `Next: ${others.join(", ")}${more(offenders.length, DETAIL_NAMES)}.`,
     evidence: {
       count: offenders.length,
@@ -104,7 +131,8 @@ function bruteForce(offenders: SourceRecord[], result: AuthLogResult): Finding {
     },
     remediation:
       "Block the addresses (bulwark check authlog FILE --format nft > offenders.nft; nft -f offenders.nft), run fail2ban or " +
-      "sshguard, and turn PasswordAuthentication off in favour of keys.",
+      "sshguard, and turn PasswordAuthentication off in favour of keys." +
+      (offenders.some((o) => o.members !== null) ? ` The IPv6 /64s go into the set ${NFT_NETS_SET}, which needs a rule of its own (ip6 saddr @${NFT_NETS_SET} tcp dport 22 drop).` : ""),
   };
 }
 
@@ -164,7 +192,11 @@ const COMPROMISE_REMEDIATION =
 
 function compromise(r: SuccessRecord): Finding {
   const reasons: string[] = [];
-  if (r.offender) reasons.push(`${r.address} had already failed ${r.offender.failures} times (offender since ${iso(r.offender.offenderSinceMs)})`);
+  const o = r.offender;
+  if (o) {
+    const who = o.members === null ? r.address : `${r.address} lies in the IPv6 /64 ${o.address}, whose ${o.members.size}${o.moreMembers ? "+" : ""} addresses`;
+    reasons.push(`${who} had already failed ${o.failures} times (offender since ${iso(o.offenderSinceMs)})`);
+  }
   if (r.targetedUser) {
     const u = r.targetedUser;
     reasons.push(`${printable(r.user)} was brute-forced from ${iso(u.attackFirstMs)} to ${iso(u.attackLastMs)} (${u.attackFailures} failures from ${u.sources.size}${u.moreSources ? "+" : ""} addresses)`);
@@ -236,14 +268,17 @@ function incomplete(result: AuthLogResult): Finding {
   return {
     id: "authlog.analysis-incomplete",
     severity: "high",
-    title: `Analysis incomplete: ${s.untrackedSources + s.untrackedUsers} failure(s) could not be tracked; attacks may be missing`,
+    title: `Analysis incomplete: ${s.untrackedSources + s.untrackedUsers + s.untrackedPrefixes} failure(s) could not be tracked; attacks may be missing`,
     detail:
       `More than ${result.limits.sources} addresses or ${result.limits.users} user names were active within ${window} of each other or had become offenders, ` +
       `so ${s.untrackedSources} failure(s) from further addresses and ${s.untrackedUsers} for further user names were not tracked: a brute force, or a login after one, ` +
-      `among them may be missing from these findings. (${s.evictedSources} address(es) and ${s.evictedUsers} user name(s) idle for longer than ${window} were forgotten to make room, as intended.)`,
+      `among them may be missing from these findings.` +
+      (s.untrackedPrefixes > 0 ? ` ${s.untrackedPrefixes} failure(s) from tracked IPv6 addresses were not counted for their /64, whose table was as full.` : "") +
+      ` (${s.evictedSources} address(es) and ${s.evictedUsers} user name(s) idle for longer than ${window} were forgotten to make room, as intended.)`,
     evidence: {
       untrackedSourceFailures: s.untrackedSources,
       untrackedUserFailures: s.untrackedUsers,
+      untrackedPrefixFailures: s.untrackedPrefixes,
       sourceLimit: result.limits.sources,
       userLimit: result.limits.users,
       evictedSources: s.evictedSources,
@@ -299,7 +334,7 @@ export function authLogFindings(result: AuthLogResult): Finding[] {
   const findings: Finding[] = result.compromises.slice(0, COMPROMISE_FINDINGS).map(compromise);
   const rest = result.compromises.slice(COMPROMISE_FINDINGS);
   if (rest.length + result.stats.untrackedCompromises > 0) findings.push(moreCompromises(rest, result.stats.untrackedCompromises));
-  if (result.stats.untrackedSources + result.stats.untrackedUsers > 0) findings.push(incomplete(result));
+  if (result.stats.untrackedSources + result.stats.untrackedUsers + result.stats.untrackedPrefixes > 0) findings.push(incomplete(result));
   const byPassword = result.rootLogins.filter((l) => isPasswordMethod(l.method));
   const byKey = result.rootLogins.filter((l) => !isPasswordMethod(l.method));
   // Only a sample of root logins is kept for evidence; the totals come from the counters.

@@ -16,13 +16,15 @@ const LOOPBACK_REASON = "loopback, this host itself";
 
 interface Rule {
   list: BlockList;
+  address: string;
+  family: "ipv4" | "ipv6";
   reason: string;
 }
 
 function rule(address: string, prefix: number, family: "ipv4" | "ipv6", reason: string): Rule {
   const list = new BlockList();
   list.addSubnet(address, prefix, family);
-  return { list, reason };
+  return { list, address, family, reason };
 }
 
 /** One --ignore value: an IPv4 or IPv6 address, or a CIDR range of either. */
@@ -55,11 +57,24 @@ export class IgnoreList {
     this.#rules = [...LOOPBACK.map(([a, p, f]) => rule(a, p, f, LOOPBACK_REASON)), ...entries.map(parseEntry)];
   }
 
-  /** Why `address` (as the analyzer normalises it) is not to be blocked, or null. Host names are never matched. */
+  /**
+   * Why `address` (as the analyzer normalises it, or an IPv6 network such as "2001:db8:1:2::/64") is not to be
+   * blocked, or null. A network is kept out when it overlaps a rule at all: blocking it would block what the rule
+   * protects. Host names are never matched.
+   */
   reason(address: string): string | null {
+    const slash = address.indexOf("/");
+    if (slash >= 0) return this.#networkReason(address.slice(0, slash), address.slice(slash + 1));
     const version = isIP(address);
     if (version === 0) return null;
     const family = version === 4 ? "ipv4" : "ipv6";
     return this.#rules.find((r) => r.list.check(address, family))?.reason ?? null;
+  }
+
+  #networkReason(base: string, bits: string): string | null {
+    if (isIP(base) !== 6 || !/^\d{1,3}$/.test(bits) || Number(bits) > 128) return null;
+    const network = rule(base, Number(bits), "ipv6", "");
+    // CIDR ranges are nested or disjoint: they overlap exactly when one holds a point of the other.
+    return this.#rules.find((r) => r.family === "ipv6" && (r.list.check(base, "ipv6") || network.list.check(r.address, "ipv6")))?.reason ?? null;
   }
 }

@@ -1,7 +1,7 @@
 // Public API of the auth-log check: stream syslog/journal auth logs, find SSH brute force,
 // logins that followed it, and root logins.
 export { AuthLogAnalyzer, DEFAULTS as AUTHLOG_DEFAULTS, LIMITS as AUTHLOG_LIMITS } from "./analyzer.ts";
-export { analyzeFile, feedChunks, decompressed } from "./reader.ts";
+export { analyzeFile, analyzeStream, feedChunks, decompressed } from "./reader.ts";
 export { authLogFindings, printable, formatDuration } from "./findings.ts";
 export { renderNft, type NftOptions } from "./nft.ts";
 export { IgnoreList } from "./ignore-list.ts";

@@ -1,6 +1,7 @@
 // Prints offenders as an nftables ruleset fragment ready for `nft -f`: one table with an IPv4
-// and an IPv6 set. Host names (UseDNS) cannot go into an address set, and loopback and --ignore'd
-// addresses must not: both are listed as comments.
+// and an IPv6 address set, and an interval set for IPv6 /64s. Host names (UseDNS) cannot go into an
+// address set, and loopback and --ignore'd addresses must not: both are listed as comments.
+import { isIP } from "node:net";
 import { addressFamily } from "./address.ts";
 import { IgnoreList } from "./ignore-list.ts";
 
@@ -11,6 +12,20 @@ export interface NftOptions {
   set?: string;
   /** What stays out of the sets (default: loopback only; --ignore adds to it). */
   ignore?: IgnoreList;
+}
+
+/**
+ * The set of IPv6 /64s (with the default names). A set of its own, not the address set with `flags interval`: an
+ * address set loaded by an earlier run keeps its definition (nft refuses to redeclare a set with other flags), and
+ * an interval set refuses a /64 next to an address inside it ("conflicting intervals") — in one file, or against
+ * what an earlier run loaded — failing the whole load. /64s never overlap one another.
+ */
+export const NFT_NETS_SET = "authlog_offenders_v6_nets";
+
+/** An IPv6 /64 in CIDR form, as the analyzer reports a network offender. */
+function isIPv6Prefix(entry: string): boolean {
+  const slash = entry.indexOf("/");
+  return slash > 0 && entry.slice(slash) === "/64" && isIP(entry.slice(0, slash)) === 6;
 }
 
 function elements(addresses: string[]): string[] {
@@ -24,7 +39,8 @@ function elements(addresses: string[]): string[] {
 
 /**
  * Renders the sets. Load with `nft -f FILE`, then match with e.g.
- * `ip saddr @authlog_offenders_v4 tcp dport 22 drop`.
+ * `ip saddr @authlog_offenders_v4 tcp dport 22 drop` (and likewise `ip6 saddr` for the _v6 and _v6_nets sets).
+ * An IPv6 /64 ("2001:db8:1:2::/64") goes into the _v6_nets set.
  *
  * @example
  * renderNft(["203.0.113.9", "2001:db8::7"]);
@@ -37,15 +53,17 @@ export function renderNft(addresses: readonly string[], options: NftOptions = {}
   const skipped: string[] = [];
   for (const a of new Set(addresses)) {
     const reason = ignore.reason(a);
-    // Only a valid IP address (net.isIP) has a reason: no newline can end the comment early.
+    // Only a valid IP address or /64 (net.isIP) has a reason: no newline can end the comment early.
     if (reason === null) kept.push(a);
     else skipped.push(`# not blocked (${reason}): ${a}`);
   }
   const v4 = kept.filter((a) => addressFamily(a) === 4).sort();
-  const v6 = kept.filter((a) => addressFamily(a) === 6).sort();
+  const nets = kept.filter(isIPv6Prefix).sort();
+  const v6 = kept.filter((a) => addressFamily(a) === 6 && !isIPv6Prefix(a)).sort();
   const names = addresses.filter((a) => addressFamily(a) === 0);
   const out = [
-    `# SSH offenders found by bulwark check authlog: ${v4.length} IPv4, ${v6.length} IPv6.`,
+    `# SSH offenders found by bulwark check authlog: ${v4.length} IPv4, ${v6.length} IPv6${nets.length > 0 ? `, ${nets.length} IPv6 /64` : ""}.`,
+    ...(nets.length > 0 ? [`# IPv6 /64s from which several addresses failed are in set ${set}_v6_nets: match it too, e.g. ip6 saddr @${set}_v6_nets tcp dport 22 drop`] : []),
     ...skipped.sort(),
     ...names.map((n) => `# not an address, resolve and block by hand: ${n}`),
     `table inet ${table} {`,
@@ -56,6 +74,11 @@ export function renderNft(addresses: readonly string[], options: NftOptions = {}
     `  set ${set}_v6 {`,
     "    type ipv6_addr",
     ...elements(v6),
+    "  }",
+    `  set ${set}_v6_nets {`,
+    "    type ipv6_addr",
+    "    flags interval",
+    ...elements(nets),
     "  }",
     "}",
   ];

@@ -2,7 +2,7 @@
 // aggressive mode acts on. Dispatch is on the first character and fixed prefixes; the few regexes
 // (rare message kinds only) have no nested quantifiers, so a hostile line costs linear time.
 import { scanAddress } from "./address.ts";
-import { findFrom, skipOnPort, skipSshTag, suffixToEnd } from "./scan.ts";
+import { atEnd, findFrom, skipOnPort, skipSshTag, suffixToEnd } from "./scan.ts";
 import {
   addressAfter, algWords, closed, connectionLine, disconnecting, kex, negotiate, pamFailure, receivedDisconnect, serverLog,
 } from "./sshd-connection-messages.ts";
@@ -191,6 +191,31 @@ export function repeatedMessage(m: string, i: number): { start: number; end: num
   let start = j + 9;
   while (m.charCodeAt(start) === 32) start++;
   return start < end - 1 ? { start, end: end - 1, count } : null;
+}
+
+const LAST_REPEATED = "last message repeated ";
+
+/**
+ * The classic BSD syslogd (FreeBSD, NetBSD, OpenBSD, sysklogd; macOS between "--- " and " ---") folds identical
+ * consecutive messages of a host into "HOST last message repeated N time(s)", a line with no program tag that
+ * stands for N more of the host's previous message. Returns N (capped at MAX_REPEAT) when the message at `i` is
+ * such a line, else 0.
+ *
+ * @example
+ * bsdRepeatCount("Nov 21 04:00:13 web last message repeated 4 times", 20); // 4
+ */
+export function bsdRepeatCount(line: string, i: number): number {
+  if (line.startsWith("--- ", i)) i += 4;
+  if (line.charCodeAt(i) !== 108 /* l */ || !line.startsWith(LAST_REPEATED, i)) return 0;
+  let j = i + LAST_REPEATED.length;
+  const digits = j;
+  while (j - digits < 10 && line.charCodeAt(j) >= 48 && line.charCodeAt(j) <= 57) j++;
+  if (j === digits || !line.startsWith(" time", j)) return 0;
+  const count = Math.min(Number(line.slice(digits, j)), MAX_REPEAT);
+  j += 5;
+  if (line.charCodeAt(j) === 115 /* s */) j++;
+  if (line.startsWith(" ---", j)) j += 4;
+  return atEnd(line, j) ? count : 0;
 }
 
 /**

@@ -42,6 +42,7 @@ export interface FailureMatch extends LineRef {
 }
 
 export interface SourceRecord {
+  /** An address, or an IPv6 /64 in CIDR form ("2001:db8:1:2::/64") counting the failures of every address in it. */
   address: string;
   failures: number;
   firstMs: number;
@@ -60,6 +61,11 @@ export interface SourceRecord {
   bans: number;
   offenderSinceMs: number;
   offenderAt: LineRef | null;
+  /** Which file (1-based, in the order read) `offenderAt` lies in: within one file, line order says what came first. */
+  offenderFile: number;
+  /** For an IPv6 /64: the addresses in it that failed (at most 50; `moreMembers` when there were more). Null for an address. */
+  members: Set<string> | null;
+  moreMembers: boolean;
 }
 
 export interface UserRecord {
@@ -71,6 +77,8 @@ export interface UserRecord {
   latestMs: number;
   attackFirstMs: number;
   attackLastMs: number;
+  /** Which file (1-based, in the order read) held the failure that set `attackLastMs`. */
+  attackLastFile: number;
   /** Failures for this user up to the last failure that completed a brute-force window. */
   attackFailures: number;
   sources: Set<string>;
@@ -108,6 +116,8 @@ export interface AuthLogStats {
   untrackedSources: number;
   /** Failures for new user names that could not be tracked, likewise. */
   untrackedUsers: number;
+  /** Failures from tracked IPv6 addresses whose /64 could not be tracked, likewise. */
+  untrackedPrefixes: number;
   /** Idle addresses (never offenders) forgotten to make room. */
   evictedSources: number;
   /** Idle user names (never brute-forced) forgotten to make room. */
@@ -122,6 +132,10 @@ export interface AuthLogResult {
   maxRetry: number;
   findTimeMs: number;
   limits: AuthLogLimits;
+  /**
+   * Addresses that reached maxRetry within findTimeMs, and IPv6 /64s that did so from more than one address (an
+   * attacker rotating source addresses; a /64 of one address would only repeat it).
+   */
   offenders: SourceRecord[];
   /** Existing users whose failures reached maxRetry within findTimeMs, from any number of addresses. */
   attackedUsers: UserRecord[];

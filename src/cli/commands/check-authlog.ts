@@ -1,5 +1,5 @@
 // `bulwark check authlog FILE...`: SSH brute force, logins that followed it and root logins, from
-// syslog or journal auth logs (plain or gzip). --matches lists every counted failure; --format nft
+// syslog or journal auth logs (plain, gzip or zstd). --matches lists every counted failure; --format nft
 // prints the offenders as nftables sets, leaving out loopback and --ignore'd addresses.
 import { Writable } from "node:stream";
 import type { Command } from "commander";
@@ -48,7 +48,7 @@ export default {
         .command("authlog")
         .description(
           "find SSH brute force (fail2ban's sshd filter, aggressive mode), logins after it and root logins in auth logs " +
-            "(syslog, rsyslog ISO, journalctl -o short-iso, RFC 5424; plain or gzip; '-' reads stdin)",
+            "(syslog, rsyslog ISO, journalctl -o short-iso, RFC 5424; plain, gzip or zstd; '-' reads stdin)",
         )
         .argument("<files...>", "log files in chronological order, e.g. /var/log/auth.log.1 /var/log/auth.log")
         .option("--max-retry <n>", "failures that make an address an offender (fail2ban maxretry)", "5")
@@ -95,12 +95,9 @@ export default {
                 },
         });
         for (const file of files) {
-          if (file === "-") {
-            analyzer.beginFile("-");
-            await lib.feedChunks(analyzer, lib.decompressed(ctx.stdin));
-          } else {
-            await lib.analyzeFile(analyzer, file);
-          }
+          // Corrupt or unreadable compressed data on stdin exits 2 naming "-", as it does for a file.
+          if (file === "-") await lib.analyzeStream(analyzer, "-", ctx.stdin);
+          else await lib.analyzeFile(analyzer, file);
         }
         flush();
         const result = analyzer.finish();
