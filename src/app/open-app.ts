@@ -57,6 +57,13 @@ export interface OpenedApp extends App {
   init: InitReport;
 }
 
+/** Throws BULWARK_ERR_DB_DAMAGED naming the tables of the latest schema that `tables` lacks. */
+function assertEveryTable(database: Database, tables: readonly string[]): void {
+  const listed = new Set(tables);
+  const missing = SCHEMA_TABLES.filter((t) => !listed.has(t));
+  if (missing.length > 0) throw storeErrors.schemaDamaged(database.where, `table${missing.length === 1 ? "" : "s"} ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} missing`);
+}
+
 /** Opens Bulwark as configured. See `mode` for what it may create. */
 export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
   const mode = options.mode ?? "open";
@@ -123,11 +130,7 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
       throw storeErrors.schemaDamaged(database.where, `it holds Bulwark tables (${clashing.filter((t) => t !== "bulwark_migrations").slice(0, 4).join(", ")}, …) but no record of the migrations that made them`);
     }
     // At the latest version every table must be there: a dropped one otherwise surfaced as a raw driver error later.
-    if (ours && status.pending.length === 0) {
-      const listed = new Set(tables);
-      const missing = SCHEMA_TABLES.filter((t) => !listed.has(t));
-      if (missing.length > 0) throw storeErrors.schemaDamaged(database.where, `table${missing.length === 1 ? "" : "s"} ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} missing`);
-    }
+    if (ours && status.pending.length === 0) assertEveryTable(database, tables);
     if (status.pending.length > 0 && mode === "open") throw storeErrors.pendingMigrations(database.where, status.pending.length);
 
     // 4. The master key: never create one when the database already holds wrapped keys (judged by the table itself,
@@ -151,9 +154,15 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
     const outcome = await migrate(database, clock);
     report.migrationsApplied = outcome.results.filter((r) => r.status === "applied").map((r) => r.version);
     if (outcome.error) throw outcome.error;
+    // Checked here when it could not be above: a database a version behind (a backup restored after an upgrade) that
+    // lost a table the pending migrations do not touch was otherwise opened, and the table missed as a raw driver error.
+    if (status.pending.length > 0) assertEveryTable(database, await listTables(database));
 
     // 6. Keyring and audit log.
-    const keyring = await Keyring.open({ masterKey, store: createKeyStore(database), clock, random });
+    const keyring = await Keyring.open({
+      masterKey, store: createKeyStore(database), clock, random,
+      onTamperedKey: (event) => logger.error({ keyId: event.keyId, field: event.field, stored: event.stored, bound: event.bound }, event.message),
+    });
     const audit = new AuditLog({ database, clock, random, signer: () => keyring.signer() });
     for (const m of outcome.results) {
       if (m.status === "applied") await audit.append({ type: "store.migrated", actor, data: { version: m.version, name: m.name, dialect: database.dialect } });

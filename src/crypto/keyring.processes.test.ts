@@ -18,7 +18,9 @@ function sharedStore(): KeyStore & { keys: StoredKey[]; reads: number; hold(): (
     listKeys: async () => {
       store.reads++;
       const snapshot = keys.map((k) => ({ ...k }));
-      if (gate) await gate;
+      const held = gate;
+      gate = null;
+      if (held) await held;
       return snapshot;
     },
     addCurrentKey: async (key: StoredKey) => {
@@ -30,7 +32,10 @@ function sharedStore(): KeyStore & { keys: StoredKey[]; reads: number; hold(): (
       if (!meta.has(n)) meta.set(n, v);
       return meta.get(n) as string;
     },
-    /** Holds every key-list read already taken until the returned function is called. */
+    /**
+     * Holds the next key-list read (a slow one) until the returned function is called; reads after it go through,
+     * as they would on a real store (a rotation reads the table too).
+     */
     hold(): () => void {
       let release!: () => void;
       gate = new Promise((resolve) => (release = resolve));

@@ -90,6 +90,23 @@ export interface KeyringOptions {
   store: KeyStore;
   clock: Clock;
   random: RandomSource;
+  /**
+   * Hears of a key row edited in the database after this process unwrapped the key: its `created_at` or `purpose`
+   * no longer what the wrap binds. The bound values are used and the row's claim ignored; the caller logs it (once
+   * per claim), since only someone who can write the database, not Bulwark, changes a key row.
+   */
+  onTamperedKey?: (event: TamperedKey) => void;
+}
+
+/** A key row whose `created_at` or `purpose` differs from what its wrap binds (KeyringOptions.onTamperedKey). */
+export interface TamperedKey {
+  keyId: string;
+  field: "created_at" | "purpose";
+  /** What the row says now. */
+  stored: string;
+  /** What the wrap binds, and what the keyring goes by. */
+  bound: string;
+  message: string;
 }
 
 export interface ReloadOptions {
@@ -108,9 +125,12 @@ export class Keyring {
   readonly #store: KeyStore;
   readonly #clock: Clock;
   readonly #random: RandomSource;
+  readonly #onTamperedKey: ((event: TamperedKey) => void) | null;
   #dataKeys = new Map<string, Uint8Array>();
-  /** Each key's creation time where its wrap binds it (v2), else null (v1). */
+  /** Each held key's creation time where its wrap binds it (v2), else null (v1). The row's value is never used after the unwrap. */
   #createdAt = new Map<string, number | null>();
+  /** The last edited claim reported per key id (onTamperedKey), so a tampered row is reported once, not on every reload. */
+  #reported = new Map<string, string>();
   #currentData: string | null = null;
   #signingPrivate = new Map<string, KeyObject>();
   #signingPublic = new Map<string, KeyObject>();
@@ -130,6 +150,7 @@ export class Keyring {
     this.#store = options.store;
     this.#clock = options.clock;
     this.#random = options.random;
+    this.#onTamperedKey = options.onTamperedKey ?? null;
     this.#checkedAt = options.clock.now();
   }
 
@@ -164,17 +185,28 @@ export class Keyring {
     return keyring;
   }
 
-  /** Adds a stored key's material (a key already held is not unwrapped again). */
+  /** The purpose a held key was unwrapped (so bound) with, or null for a key not held. */
+  #purposeOf(id: string): KeyPurpose | null {
+    return this.#dataKeys.has(id) ? "data" : this.#signingPrivate.has(id) ? "signing" : null;
+  }
+
+  /**
+   * Adds a stored key's material. A key already held is not unwrapped again, so its row is compared with what the
+   * wrap bound instead: a `created_at` or `purpose` edited since is reported and ignored (the bound values are the
+   * ones #apply goes by), never taken.
+   */
   #unwrap(key: StoredKey): void {
-    if (this.#dataKeys.has(key.id) || this.#signingPrivate.has(key.id)) return;
+    const held = this.#purposeOf(key.id);
+    if (held !== null) return this.#checkHeld(key, held);
     const wrapped = fromBase64URL(key.wrapped);
     let material = open(this.#master, wrapped, wrapAAD(key.id, key.purpose, key.createdAt));
-    this.#createdAt.set(key.id, key.createdAt);
+    let createdAt: number | null = key.createdAt;
     if (material === null) {
       material = open(this.#master, wrapped, wrapAAD(key.id, key.purpose));
-      this.#createdAt.set(key.id, null);
+      createdAt = null;
     }
     if (material === null) throw cryptoErrors.decryptFailed(`key ${key.id} does not unwrap under the master key (tampered key row?)`);
+    this.#createdAt.set(key.id, createdAt);
     if (key.purpose === "data") {
       this.#dataKeys.set(key.id, material);
     } else {
@@ -182,6 +214,25 @@ export class Keyring {
       this.#signingPrivate.set(key.id, priv);
       this.#signingPublic.set(key.id, createPublicKey(priv));
     }
+  }
+
+  /** Reports (onTamperedKey, once per claim) a held key's row whose purpose or bound creation time was edited; changes nothing. */
+  #checkHeld(key: StoredKey, purpose: KeyPurpose): void {
+    const bound = this.#createdAt.get(key.id) ?? null;
+    let field: TamperedKey["field"];
+    let stored: string;
+    let was: string;
+    if (key.purpose !== purpose) [field, stored, was] = ["purpose", String(key.purpose).slice(0, 40), purpose]; // any text a writer chose: bounded
+    else if (bound !== null && key.createdAt !== bound) [field, stored, was] = ["created_at", String(key.createdAt), String(bound)];
+    else return;
+    const claim = `${field}=${stored}`;
+    if (this.#reported.get(key.id) === claim) return;
+    this.#reported.set(key.id, claim);
+    this.#onTamperedKey?.({
+      keyId: key.id, field, stored, bound: was,
+      message: `key ${key.id}'s row now says ${field} ${JSON.stringify(stored)}, but its wrap binds ${was}: the key table was edited in ` +
+        "the database (a retired key made to look current?); the bound value is used and the row ignored; find out who can write the database",
+    });
   }
 
   /**
@@ -207,22 +258,25 @@ export class Keyring {
 
   /** Takes the key table as read by read number `sequence`: every key's material, and the current keys unless a later read already applied. */
   #apply(stored: StoredKey[], sequence: number): void {
-    // The current key of a purpose is the newest whose wrap binds its creation time (v2), the one marked current
-    // first among equals; only a table of v1 rows goes by the status column. Two nodes rotating at once on
-    // PostgreSQL can each leave a key marked current: the last in the store's order (created_at, id) wins, so
-    // every process picks the same one.
+    // The current key of a purpose is the newest by the creation time its wrap binds (v2), the greater id among
+    // equals (bound too, and the store's order): never by what the row says (a held key's row may have been edited
+    // since its unwrap, #checkHeld) nor by the status column. Only a purpose with v1 rows alone goes by status;
+    // two nodes rotating at once on PostgreSQL can each leave one marked current: the last in the store's order
+    // (created_at, id) wins, so every process picks the same one.
     let data: string | null = null;
     let signing: string | null = null;
-    const newest: Record<KeyPurpose, StoredKey | null> = { data: null, signing: null };
+    const newest: Record<KeyPurpose, { id: string; createdAt: number } | null> = { data: null, signing: null };
     for (const key of stored) {
       this.#unwrap(key);
+      const purpose = this.#purposeOf(key.id) as KeyPurpose; // as unwrapped, so bound
       if (key.status === "current") {
-        if (key.purpose === "data") data = key.id;
+        if (purpose === "data") data = key.id;
         else signing = key.id;
       }
-      if (this.#createdAt.get(key.id) === null) continue;
-      const best = newest[key.purpose];
-      if (best === null || key.createdAt > best.createdAt || (key.createdAt === best.createdAt && key.status === "current")) newest[key.purpose] = key;
+      const createdAt = this.#createdAt.get(key.id) ?? null;
+      if (createdAt === null) continue;
+      const best = newest[purpose];
+      if (best === null || createdAt > best.createdAt || (createdAt === best.createdAt && key.id > best.id)) newest[purpose] = { id: key.id, createdAt };
     }
     data = newest.data?.id ?? data;
     signing = newest.signing?.id ?? signing;
@@ -266,8 +320,10 @@ export class Keyring {
   async rotateDataKey(): Promise<string> {
     const id = `dk_${base32(this.#random.bytes(10))}`;
     const material = this.#random.bytes(32);
-    await this.#store.addCurrentKey(this.#wrap(id, "data", material, null));
+    const key = await this.#wrap(id, "data", material, null);
+    await this.#store.addCurrentKey(key);
     this.#dataKeys.set(id, material);
+    this.#createdAt.set(id, key.createdAt);
     this.#currentData = id;
     this.#appliedSequence = ++this.#sequence;
     return id;
@@ -279,25 +335,37 @@ export class Keyring {
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const der = new Uint8Array(privateKey.export({ format: "der", type: "pkcs8" }));
     const spki = toBase64URL(new Uint8Array(publicKey.export({ format: "der", type: "spki" })));
-    await this.#store.addCurrentKey(this.#wrap(id, "signing", der, spki));
+    const key = await this.#wrap(id, "signing", der, spki);
+    await this.#store.addCurrentKey(key);
     this.#signingPrivate.set(id, privateKey);
     this.#signingPublic.set(id, publicKey);
+    this.#createdAt.set(id, key.createdAt);
     this.#currentSigning = id;
     this.#appliedSequence = ++this.#sequence;
     return id;
   }
 
-  #wrap(id: string, purpose: KeyPurpose, material: Uint8Array, publicKey: string | null): StoredKey {
-    const createdAt = this.#clock.now();
+  /**
+   * Wraps a new key, created now or one millisecond after the newest key of its purpose in the table, whichever is
+   * later: the current key is the newest by bound creation time, so a new key must be newer than every other (two
+   * rotations in one millisecond: init then rotate-keys, two processes one after the other, a node whose clock is
+   * behind). The table is read first for the keys other processes made. Two processes rotating at the very same
+   * moment may still pick one time; the greater id, bound too, then decides (#apply), never the status column.
+   */
+  async #wrap(id: string, purpose: KeyPurpose, material: Uint8Array, publicKey: string | null): Promise<StoredKey> {
+    await this.#read(this.#store); // not the shared reload: one that started before another rotation committed would miss it
+    let newest = Number.NEGATIVE_INFINITY;
+    for (const [held, at] of this.#createdAt) if (at !== null && at > newest && this.#purposeOf(held) === purpose) newest = at;
+    const createdAt = Math.max(this.#clock.now(), newest + 1);
     const wrapped = toBase64URL(seal(this.#master, material, wrapAAD(id, purpose, createdAt), this.#random));
-    this.#createdAt.set(id, createdAt);
     return { id, purpose, status: "current", createdAt, wrapped, publicKey };
   }
 
   /**
    * Encrypts a column value under the current data key (or `options.keyId`), bound to where it is stored.
    * Synchronous, so it cannot wait for the store: when the current key was last checked KEY_FRESHNESS_MS ago
-   * or more it seals under the key it holds and starts a reload. `seal` checks first.
+   * or more it seals under the key it holds (retired, if another process rotated meanwhile) and starts a reload.
+   * Anything stored for long uses `seal`, which checks first.
    *
    * @example
    * const ct = keyring.encrypt("JBSWY3DPEHPK3PXP", { table: "mfa_totp", column: "secret", row: userId });

@@ -6,8 +6,9 @@ import { BulwarkError } from "../lib/errors.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
+import { createKeyStore } from "../store/key-store.ts";
 import { notifyErrors } from "./errors.ts";
-import type { CipherContext } from "../crypto/keyring.ts";
+import type { CipherContext, KeyStore } from "../crypto/keyring.ts";
 import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SEALED_BODY_MARKER, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
 import type { OutboxMessagesTable } from "./tables.ts";
 import { checkAddress, checkBody, checkSubject, checkToken } from "./validate.ts";
@@ -111,13 +112,33 @@ const NEVER_OPENS: ReadonlySet<string> = new Set(["BULWARK_ERR_DECRYPT", "BULWAR
  * was redacted (markSent), which a file-level backup copies (ASVS 14.2.7).
  */
 export interface LinkCipher {
-  encrypt(plaintext: string, ctx: CipherContext): string;
+  /**
+   * Seals a body under the current data key, reading the key table first when it last did KEY_FRESHNESS_MS ago or
+   * more: a server idle that long when the CLI's rotate-keys ended would otherwise seal under the retired key (the
+   * synchronous `encrypt` only starts a reload). Inside a transaction `options.store` is read instead.
+   */
+  seal(plaintext: string, ctx: CipherContext, options?: { store?: KeyStore }): Promise<string>;
   /** Opens a body; reads the key table again first when another process sealed it under a key this one lacks. */
   unsealString(ciphertext: string, ctx: CipherContext): Promise<string>;
 }
 
 function bodyContext(id: string, column: "body_text" | "body_html"): CipherContext {
   return { table: "outbox_messages", column, row: id };
+}
+
+/**
+ * The key table as the caller's transaction sees it, for LinkCipher.seal: on SQLite the transaction holds the
+ * process's only connection, so the keyring reading through its own store would wait for the transaction to end
+ * (see ReloadOptions). Read-only.
+ */
+function keysIn(executor: Kysely<Schema>, dialect: Database["dialect"]): KeyStore {
+  return createKeyStore({
+    dialect, db: executor, where: "(outbox enqueue)", sqlite: null,
+    transaction: async () => {
+      throw new Error("the outbox reads the key table only");
+    },
+    close: async () => {},
+  });
 }
 
 function toSummary(r: Selectable<OutboxMessagesTable>): OutboxMessageSummary {
@@ -169,7 +190,7 @@ export class Outbox {
     return this.#database.dialect;
   }
 
-  /** Validates one message (header injection refused here) and builds its row. */
+  /** Validates one message (header injection refused here) and builds its row, with its bodies not sealed yet (#seal). */
   #row(message: NewMessage, now: number): OutboxMessagesTable {
     checkToken("idempotencyKey", message.idempotencyKey);
     checkToken("kind", message.kind, 100);
@@ -181,14 +202,25 @@ export class Outbox {
     const priority = message.priority ?? PRIORITY.normal;
     if (!Number.isInteger(priority) || priority < 0 || priority > 100) throw notifyErrors.badMessage("priority must be an integer between 0 and 100");
     const id = newId("msg", this.#random);
-    const cipher = carriesSingleUseLink(message.kind) ? this.#cipher : null;
-    const seal = (body: string, column: "body_text" | "body_html"): string => (cipher ? SEALED_BODY_MARKER + cipher.encrypt(body, bodyContext(id, column)) : body);
     return {
       id, idempotency_key: message.idempotencyKey, to_address: message.to, subject: message.subject,
-      body_text: seal(message.text, "body_text"), body_html: message.html === undefined ? null : seal(message.html, "body_html"), kind: message.kind, priority, status: "queued", attempts: 0,
+      body_text: message.text, body_html: message.html ?? null, kind: message.kind, priority, status: "queued", attempts: 0,
       next_attempt_at: Math.max(now, message.notBefore ?? now), last_error: null, created_at: now, sent_at: null,
       claimed_by: null, claimed_until: null, provider_message_id: null, campaign_id: message.campaignId ?? null,
     };
+  }
+
+  /**
+   * Seals the bodies of `row` in place when its kind carries a single-use link and this outbox has a keyring. The
+   * keyring reads the key table first when its view may be stale: through `executor` when one is given (the
+   * caller's transaction), else through its own store.
+   */
+  async #seal(row: OutboxMessagesTable, executor: Kysely<Schema> | undefined): Promise<void> {
+    const cipher = carriesSingleUseLink(row.kind) ? this.#cipher : null;
+    if (!cipher) return;
+    const options = executor ? { store: keysIn(executor, this.#database.dialect) } : {};
+    row.body_text = SEALED_BODY_MARKER + (await cipher.seal(row.body_text, bodyContext(row.id, "body_text"), options));
+    if (row.body_html !== null) row.body_html = SEALED_BODY_MARKER + (await cipher.seal(row.body_html, bodyContext(row.id, "body_html"), options));
   }
 
   /**
@@ -201,6 +233,7 @@ export class Outbox {
   async enqueue(message: NewMessage, executor?: Kysely<Schema>): Promise<EnqueueResult> {
     const db = executor ?? this.#db;
     const row = this.#row(message, this.#clock.now());
+    await this.#seal(row, executor);
     const result = await db.insertInto("outbox_messages").values(row)
       .onConflict((oc) => oc.column("idempotency_key").doNothing()).executeTakeFirst();
     if (Number(result.numInsertedOrUpdatedRows ?? 0n) === 1) return { id: row.id, created: true };
@@ -227,6 +260,7 @@ export class Outbox {
         throw notifyErrors.badMessage(`message ${i} (${JSON.stringify(String(m?.idempotencyKey).slice(0, 80))}): ${(cause as Error).message}`, { cause });
       }
     });
+    for (const row of rows) await this.#seal(row, options.executor); // after every message is validated
     const db = options.executor ?? this.#db;
     let inserted = 0;
     for (let i = 0; i < rows.length; i += batchSize) {

@@ -98,12 +98,13 @@ function databaseFileExists(path: string): boolean {
 }
 
 /**
- * Refuses a `-wal` or `-shm` side file that is a link, another account's, or writable by others: SQLite replays
- * the write-ahead log into the database on open, so whoever controls it writes the database. One that everyone may
- * read is refused too: the log holds copies of the newest pages. (SQLite creates both with the database's mode.)
+ * Refuses a `-wal`, `-shm` or `-journal` side file that is a link, another account's, or writable by others: SQLite
+ * replays the write-ahead log into the database on open, and plays a hot rollback journal back on the first read
+ * (even in WAL mode, before it looks at the log), so whoever controls either writes the database. One that everyone
+ * may read is refused too: the log and the journal hold copies of pages. (SQLite creates them with the database's mode.)
  */
 function assertSideFilesTrusted(path: string): void {
-  for (const side of [`${path}-wal`, `${path}-shm`]) {
+  for (const side of [`${path}-wal`, `${path}-shm`, `${path}-journal`]) {
     let stats;
     try {
       stats = lstatSync(side);
