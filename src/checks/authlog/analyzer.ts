@@ -7,7 +7,7 @@ import { AuthLogOptionError } from "./errors.ts";
 import { ExpiringTable } from "./expiring-table.ts";
 import { HeldEvents } from "./held-events.ts";
 import { isPasswordMethod } from "./findings.ts";
-import { bsdRepeatCount, classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
+import { afterSyslogdTag, bsdRepeatCount, classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
 import { splitLine, type SshdLine } from "./syslog-line.ts";
 import { emptyStamp, YearResolver } from "./timestamp.ts";
 import type { AuthLogLimits, AuthLogOptions, AuthLogResult, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
@@ -221,7 +221,8 @@ export class AuthLogAnalyzer {
     const hostless = bsdRepeatCount(text, parsed.hostStart);
     let at = parsed.hostEnd;
     while (text.charCodeAt(at) === 32) at++;
-    const count = hostless > 0 ? hostless : bsdRepeatCount(text, at);
+    // FreeBSD 12 and later tag the line as syslogd's own message: "HOST syslogd: last message repeated N times".
+    const count = hostless > 0 ? hostless : bsdRepeatCount(text, afterSyslogdTag(text, at));
     const key = hostless > 0 ? "" : host;
     if (count === 0) {
       this.#held.forget(key);

@@ -196,6 +196,26 @@ export function repeatedMessage(m: string, i: number): { start: number; end: num
 const LAST_REPEATED = "last message repeated ";
 
 /**
+ * Where the message starts after an optional "syslogd:" or "syslogd[PID]:" tag and its space at `i` (FreeBSD 12 and
+ * later write the repeat line as syslogd's own message); `i` when there is none.
+ *
+ * @example
+ * afterSyslogdTag("web syslogd: last message repeated 4 times", 4); // 13
+ */
+export function afterSyslogdTag(line: string, i: number): number {
+  if (!line.startsWith("syslogd", i)) return i;
+  let j = i + 7;
+  if (line.charCodeAt(j) === 91 /* [ */) {
+    const digits = ++j;
+    while (j - digits < 10 && line.charCodeAt(j) >= 48 && line.charCodeAt(j) <= 57) j++;
+    if (j === digits || line.charCodeAt(j) !== 93 /* ] */) return i;
+    j++;
+  }
+  if (line.charCodeAt(j) !== 58 /* : */ || line.charCodeAt(j + 1) !== 32) return i;
+  return j + 2;
+}
+
+/**
  * The classic BSD syslogd (FreeBSD, NetBSD, OpenBSD, sysklogd; macOS between "--- " and " ---") folds identical
  * consecutive messages of a host into "HOST last message repeated N time(s)", a line with no program tag that
  * stands for N more of the host's previous message. Returns N (capped at MAX_REPEAT) when the message at `i` is
