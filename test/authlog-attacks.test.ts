@@ -11,6 +11,7 @@ import { renderNft } from "../src/checks/authlog/nft.ts";
 import type { Finding } from "../src/checks/finding.ts";
 import type { AuthLogOptions, AuthLogResult } from "../src/checks/authlog/types.ts";
 import { analyzeLines } from "../src/checks/authlog/test-helpers.ts";
+import { nftElements } from "./helpers/checks.ts";
 
 const REF = Date.UTC(2026, 10, 22);
 
@@ -20,17 +21,6 @@ function byId(findings: Finding[], id: string): Finding[] {
   return findings.filter((f) => f.id === id);
 }
 
-/** The addresses inside the `elements = { … }` blocks of the nft output: what `nft -f` would block. */
-function nftElements(text: string): string[] {
-  const out: string[] = [];
-  let inside = false;
-  for (const line of text.split("\n")) {
-    if (/elements = \{$/.test(line)) inside = true;
-    else if (inside && /^\s*\}$/.test(line)) inside = false;
-    else if (inside) out.push(line.trim().replace(/,$/, ""));
-  }
-  return out;
-}
 
 const ADMIN = "192.0.2.10";
 const ATTACKER = "203.0.113.9";

@@ -26,6 +26,7 @@ import type { ScanFS } from "../src/checks/files/hash-file.ts";
 import { nodeScanFS } from "../src/checks/files/scan.ts";
 import { tempDir, testSigner } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
+import { nftElements, setcapAvailable } from "./helpers/checks.ts";
 
 const REF = Date.UTC(2026, 10, 22);
 const ATTACKER = "203.0.113.9";
@@ -53,17 +54,6 @@ function have(tool: string): boolean {
   }
 }
 
-/** The addresses inside the `elements = { … }` blocks of the nft output: what `nft -f` would block. */
-function nftElements(text: string): string[] {
-  const out: string[] = [];
-  let inside = false;
-  for (const line of text.split("\n")) {
-    if (/elements = \{$/.test(line)) inside = true;
-    else if (inside && /^\s*\}$/.test(line)) inside = false;
-    else if (inside) out.push(line.trim().replace(/,$/, ""));
-  }
-  return out;
-}
 
 // =====================================================================================================================
 // authlog
@@ -260,14 +250,6 @@ const highFor = (findings: readonly Finding[], path: string): boolean => ratings
 /** A ScanFS whose lstat answers `override(path, stat)` instead, for the paths it returns a value for. */
 function withLstat(override: (path: string, real: () => ReturnType<ScanFS["lstat"]>) => ReturnType<ScanFS["lstat"]> | undefined): ScanFS {
   return { ...nodeScanFS, lstat: (p: string) => override(p, () => nodeScanFS.lstat(p)) ?? nodeScanFS.lstat(p) };
-}
-
-let setcapAvailable = false;
-try {
-  execFileSync("setcap", ["-h"], { stdio: "ignore" });
-  setcapAvailable = true;
-} catch (error) {
-  setcapAvailable = (error as NodeJS.ErrnoException).code !== "ENOENT";
 }
 
 describe("files: changes rated below what they are", () => {

@@ -18,6 +18,7 @@ import { nodeScanFS, scanTree } from "../src/checks/files/scan.ts";
 import { tempDir, testSigner } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { escapeControls } from "../src/lib/terminal.ts";
+import { setcapAvailable } from "./helpers/checks.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
@@ -62,15 +63,6 @@ function plantSetuid(path: string | Buffer, content = "#!/bin/sh\nexec /bin/sh -
 
 /** Errno-style error, as the kernel gives it (an LSM denial reads EACCES even for root). */
 const errno = (code: string): Error => Object.assign(new Error(code), { code });
-
-let setcapAvailable = false;
-try {
-  execFileSync("setcap", ["-h"], { stdio: "ignore" });
-  setcapAvailable = true;
-} catch (error) {
-  // setcap -h exits 1 after printing usage; only a missing binary (ENOENT) means it is not there.
-  setcapAvailable = (error as NodeJS.ErrnoException).code !== "ENOENT";
-}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Entries the scanner cannot name: deeper than PATH_MAX, or not UTF-8

@@ -16,6 +16,7 @@ import { parseTrustProxy } from "../src/app/http-config.ts";
 import { Keyring } from "../src/crypto/keyring.ts";
 import { runSshdTest } from "../src/checks/ssh/cross-check.ts";
 import { parseMasterKey, readMasterKeyFile } from "../src/crypto/master-key.ts";
+import { tamper } from "./helpers/tamper.ts";
 
 const ENV = { BULWARK_LOG_LEVEL: "silent", BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
 const ROW = { table: "mfa_totp", column: "secret_ct", row: "usr_redteam" };
@@ -53,16 +54,6 @@ function dataDir(name: string): string {
 async function open(dir: string, mode: "open" | "migrate" | "init" = "open", extra: Record<string, string> = {}): Promise<void> {
   const app = await openApp({ env: { ...ENV, BULWARK_DATA_DIR: dir, ...extra }, mode });
   await app.close();
-}
-
-/** Runs `statements` on the data dir's database directly, as someone who can write the file (no master key). */
-function tamper(dir: string, ...statements: Array<[string, ...Array<string | number>]>): void {
-  const db = new DatabaseSync(join(dir, "bulwark.db"));
-  try {
-    for (const [text, ...params] of statements) db.prepare(text).run(...params);
-  } finally {
-    db.close();
-  }
 }
 
 describe("the data dir named with a trailing slash (ADR 0008, ASVS 13.3.2)", () => {

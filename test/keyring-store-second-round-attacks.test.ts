@@ -17,6 +17,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
 import { SEALED_BODY_MARKER } from "../src/notify/link-kinds.ts";
 import { createKeyStore } from "../src/store/key-store.ts";
+import { tamper } from "./helpers/tamper.ts";
 
 const ENV = { BULWARK_LOG_LEVEL: "silent", BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
 const ROW = { table: "mfa_totp", column: "secret_ct", row: "usr_redteam" };
@@ -35,16 +36,6 @@ after(() => rmSync(root, { recursive: true, force: true }));
 let dirs = 0;
 function freshDir(): string {
   return join(root, `d${++dirs}`);
-}
-
-/** Runs `statements` on the data dir's database directly, as someone who can write the file (no master key). */
-function tamper(dir: string, ...statements: Array<[string, ...Array<string | number>]>): void {
-  const db = new DatabaseSync(join(dir, "bulwark.db"));
-  try {
-    for (const [text, ...params] of statements) db.prepare(text).run(...params);
-  } finally {
-    db.close();
-  }
 }
 
 async function init(dir: string, clock: ManualClock): Promise<OpenedApp> {
