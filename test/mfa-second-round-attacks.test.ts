@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { WEBAUTHN_CHALLENGE_TTL_MS } from "../src/accounts/mfa/index.ts";
-import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
 
@@ -19,7 +18,7 @@ after(async () => {
   await fx.close();
 });
 
-const { signedIn, withTOTP, pending } = authFlows(() => fx);
+const { signedIn, withTOTP, withPasskey, pending } = authFlows(() => fx);
 
 /** A second fully signed-in (aal 2, fresh) session of a TOTP user, stepped up with the current step's code. */
 async function secondSession(u: { email: string; password: string; secret: string }): Promise<Browser> {
@@ -191,18 +190,6 @@ describe("aal 2 without a second factor (ASVS 6.3.3)", () => {
 });
 
 describe("passkey removal under the MFA policy (ASVS 6.3.3, 6.5.6)", () => {
-  /** A user who registered a passkey over HTTP (at the enrolment gate for an administrator); `b` is aal 2. */
-  async function withPasskey(email: string, roles: string[] = []): Promise<{ b: Browser; id: string; credentialId: string; key: SoftAuthenticator }> {
-    const user = await fx.user(email, { roles });
-    const b = fx.browser();
-    await b.login(user.email, user.password);
-    const key = new SoftAuthenticator();
-    const options = await b.request("POST", "/auth/mfa/webauthn/register/options", { csrf: true });
-    const registered = await b.request("POST", "/auth/mfa/webauthn/register", { csrf: true, body: { response: key.register(options.json(), ORIGIN), name: "key" } });
-    assert.equal(registered.statusCode, 200, registered.body);
-    return { b, id: user.id, credentialId: registered.json().credentialId as string, key };
-  }
-
   it("attack: an administrator with one passkey and an authenticator app begun but never confirmed cannot remove the passkey — a pending enrolment is no factor; once confirmed, the passkey may go and the session stays aal 2", async () => {
     const admin = await withPasskey("admin-passkey@example.org", ["admin"]);
     const secret = (await admin.b.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
@@ -265,12 +252,7 @@ describe("passkey removal under the MFA policy (ASVS 6.3.3, 6.5.6)", () => {
 
 describe("the edges of a passkey challenge's life (ASVS 6.5.5, 6.7.2)", () => {
   it("attack: a step-up assertion over a challenge is accepted one millisecond before its five minutes end and refused at the exact instant they end", async () => {
-    const user = await fx.user("challenge-edge@example.org");
-    const b = fx.browser();
-    await b.login(user.email, user.password);
-    const key = new SoftAuthenticator();
-    const options = await b.request("POST", "/auth/mfa/webauthn/register/options", { csrf: true });
-    assert.equal((await b.request("POST", "/auth/mfa/webauthn/register", { csrf: true, body: { response: key.register(options.json(), ORIGIN), name: "key" } })).statusCode, 200);
+    const { key, ...user } = await withPasskey("challenge-edge@example.org");
 
     const late = await pending(user);
     const asked = await late.request("POST", "/auth/mfa/webauthn/authenticate/options", { csrf: true });

@@ -1,7 +1,8 @@
 // Sign-in states the /auth attack tests start from, over an AuthFixture: signed in, with an authenticator app,
 // held at the second-factor gate; and the tokens of the links the outbox mails.
 import assert from "node:assert/strict";
-import { totpCode, type AuthFixture, type Browser } from "../../src/http/auth/test-client.ts";
+import { SoftAuthenticator } from "../../src/accounts/mfa/testing/soft-authenticator.ts";
+import { ORIGIN, totpCode, type AuthFixture, type Browser } from "../../src/http/auth/test-client.ts";
 
 /** One TOTP time step. */
 export const STEP = 30_000;
@@ -38,6 +39,18 @@ export function authFlows(fx: () => AuthFixture) {
     return { ...u, secret };
   }
 
+  /** A user (with `roles`) who registered a passkey over HTTP, at the enrolment gate for an administrator; `b` is aal 2. */
+  async function withPasskey(email: string, roles: string[] = []): Promise<Signed & { credentialId: string; key: SoftAuthenticator }> {
+    const user = await fx().user(email, { roles });
+    const b = fx().browser();
+    assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+    const key = new SoftAuthenticator();
+    const options = await b.request("POST", "/auth/mfa/webauthn/register/options", { csrf: true });
+    const registered = await b.request("POST", "/auth/mfa/webauthn/register", { csrf: true, body: { response: key.register(options.json(), ORIGIN), name: "key" } });
+    assert.equal(registered.statusCode, 200, registered.body);
+    return { ...user, b, credentialId: registered.json().credentialId as string, key };
+  }
+
   /** A password-only login of an MFA user: held at the second-factor gate. */
   async function pending(u: { email: string; password: string }): Promise<Browser> {
     const b = fx().browser();
@@ -61,5 +74,5 @@ export function authFlows(fx: () => AuthFixture) {
     return tokenIn(address, RESET_LINK);
   }
 
-  return { signedIn, withTOTP, pending, tokenIn, resetToken };
+  return { signedIn, withTOTP, withPasskey, pending, tokenIn, resetToken };
 }
