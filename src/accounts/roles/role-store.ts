@@ -6,7 +6,7 @@ import { BulwarkError } from "../../lib/errors.ts";
 import { hasControl } from "../../lib/visible-text.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
-import { isPermission, type Permission } from "./permissions.ts";
+import { ADMINISTRATIVE, isPermission, type Permission } from "./permissions.ts";
 
 export interface Role {
   name: string;
@@ -29,6 +29,10 @@ export const roleErrors = {
     new BulwarkError("BULWARK_ERR_PERMISSION_UNKNOWN", "input", `unknown permission "${p.slice(0, 50)}"`),
   builtin: (name: string): BulwarkError => new BulwarkError("BULWARK_ERR_ROLE_BUILTIN", "conflict", `role "${name}" is built in and cannot be deleted`),
   badDescription: (why: string): BulwarkError => new BulwarkError("BULWARK_ERR_ROLE_DESCRIPTION", "input", `the role description ${why}`),
+  initialPassword: (userId: string, role: string): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_ROLE_INITIAL_PASSWORD", "conflict",
+      `user ${userId} still signs in with an initial password that whoever created the account chose; role "${role}" carries an administrative permission, ` +
+        "so the owner must set a password of their own first (sign in and change it, or a password reset)"),
   lastAdmin: (): BulwarkError =>
     new BulwarkError("BULWARK_ERR_LAST_ADMIN", "conflict", "this would leave no active, unlocked user holding the admin permission (nobody could grant roles again)"),
 };
@@ -162,8 +166,14 @@ export class RoleStore {
   }
 
   /** Grants `role` to `userId`; returns false when the user already held it; throws for a role that does not exist. */
-  async grant(userId: string, role: string, actor: string): Promise<boolean> {
-    await this.get(role);
+  /**
+   * Grants `role`; false when the user held it already. `refuseInitialPassword` (the API's grant route): a role
+   * carrying an administrative permission is refused while the account signs in with an initial password, which
+   * whoever created the account chose — an accounts.write holder who made the account would otherwise sign in as
+   * the administrator it became (ASVS 8.2.2). Asked in the grant's transaction, in turn with changes of the account.
+   */
+  async grant(userId: string, role: string, actor: string, options: { refuseInitialPassword?: boolean } = {}): Promise<boolean> {
+    const carriesAdministrative = (await this.get(role)).permissions.some((p) => ADMINISTRATIVE.has(p));
     return this.#database.transaction(async (trx) => {
       // A change to this account that checked its permissions waits for this grant, or this grant for it.
       await holdGrantsTo(this.#database, trx, userId);
@@ -172,6 +182,10 @@ export class RoleStore {
       await this.#holdRole(trx, role);
       const exists = await trx.selectFrom("roles").select("name").where("name", "=", role).executeTakeFirst();
       if (!exists) throw roleErrors.unknownRole(role);
+      if (options.refuseInitialPassword === true && carriesAdministrative) {
+        const account = await trx.selectFrom("users").select("password_initial_expires_at").where("id", "=", userId).executeTakeFirst();
+        if (account !== undefined && account.password_initial_expires_at !== null) throw roleErrors.initialPassword(userId, role);
+      }
       // Insert-if-absent: of two concurrent grants one inserts (and audits), the other answers "already held".
       const inserted = await trx.insertInto("user_roles").values({ user_id: userId, role, granted_at: this.#clock.now(), granted_by: actor })
         .onConflict((oc) => oc.columns(["user_id", "role"]).doNothing()).executeTakeFirst();

@@ -57,7 +57,8 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     const caller = callerOf(request);
     const { id, role } = request.params as { id: string; role: string };
     const user = await targetUser(app, id);
-    const changed = await roles.grant(user.id, role, caller.userId);
+    // Not to an account still on an initial password someone else chose, for a role with an administrative permission.
+    const changed = await roles.grant(user.id, role, caller.userId, { refuseInitialPassword: true });
     if (changed) await auditAPI(app, request, caller, { type: "api.role.granted", subject: user.id, data: { role } });
     return { changed, roles: await roles.rolesOf(user.id) };
   });
