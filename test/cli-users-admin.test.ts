@@ -91,3 +91,29 @@ describe("roles", () => {
     assert.equal((await bulwark(["roles", "grant", "nobody@example.org", "ops"], { env: env() })).code, 2);
   });
 });
+
+describe("users create: a role grant that fails after the account exists", () => {
+  it("attack: the generated password is still printed (with the roles granted), and the error names the account and the missing role (was: the account existed with a password shown nowhere)", async () => {
+    const { RoleStore } = await import("../src/accounts/roles/role-store.ts");
+    const { bulwarkInProcess } = await import("./helpers/cli.ts");
+    const { BulwarkError } = await import("../src/lib/errors.ts");
+    const grant = RoleStore.prototype.grant;
+    // The role is deleted by another administrator between the command's check and its grant.
+    RoleStore.prototype.grant = async function (this: InstanceType<typeof RoleStore>, userId, role, actor, options) {
+      if (role === "auditor") throw new BulwarkError("BULWARK_ERR_ROLE_UNKNOWN", "not-found", `no role named "${role}"`);
+      return grant.call(this, userId, role, actor, options);
+    };
+    let res;
+    try {
+      res = await bulwarkInProcess(["users", "create", "--email", "half-made@example.org", "--role", "admin", "--role", "auditor", "--generate-password", "--json"], env());
+    } finally {
+      RoleStore.prototype.grant = grant;
+    }
+    assert.equal(res.code, 3, res.stderr);
+    const printed = JSON.parse(res.stdout) as { id: string; roles: string[]; password?: string };
+    assert.deepEqual(printed.roles, ["admin"], "the roles it holds, not the ones asked for");
+    assert.match(printed.password ?? "", /^[a-z2-7]{32}$/, "the generated password is not lost");
+    assert.match(res.stderr, new RegExp(`account ${printed.id} was created, but role\\(s\\) auditor could not be granted`));
+    assert.match(res.stderr, /bulwark roles grant half-made@example\.org ROLE/);
+  });
+});

@@ -3,7 +3,7 @@ import type { User } from "../../accounts/users/user-store.ts";
 import type { App } from "../../app/types.ts";
 import { base32 } from "../../crypto/tokens.ts";
 import { unlockUser } from "../../http/api/user-queries.ts";
-import { InputError } from "../../lib/errors.ts";
+import { InputError, RuntimeFailure } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import type { CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
@@ -52,14 +52,31 @@ export default {
             passwordInitialExpiresAt: mustChange ? app.clock.now() + app.config.initialPasswordMs : null,
           });
           await app.audit.append({ type: "user.created", actor, subject: user.id, data: { via: "cli", roles: opts.role, mustChangePassword: mustChange } });
-          for (const role of opts.role) await roles.grant(user.id, role, actor);
+          // The account exists from here on: a grant that fails (the role deleted meanwhile) must not lose the password
+          // generated for it, which is shown nowhere else; the account is printed with the roles it got, and the error follows.
+          const granted: string[] = [];
+          let failure: unknown = null;
+          for (const role of opts.role) {
+            try {
+              await roles.grant(user.id, role, actor);
+              granted.push(role);
+            } catch (error) {
+              failure = error;
+              break;
+            }
+          }
           const expires = user.passwordInitialExpiresAt === null ? null : new Date(user.passwordInitialExpiresAt).toISOString();
           if (opts.json) {
-            writeJSON(ctx, { id: user.id, email: user.email, username: user.username, roles: opts.role, mustChangePassword: mustChange, ...(generated ? { password: generated, passwordExpiresAt: expires } : {}) });
+            writeJSON(ctx, { id: user.id, email: user.email, username: user.username, roles: granted, mustChangePassword: mustChange, ...(generated ? { password: generated, passwordExpiresAt: expires } : {}) });
           } else {
-            writeLine(ctx, `created ${user.id} <${user.email}>${opts.role.length ? ` with role(s) ${opts.role.join(", ")}` : ""}`);
+            writeLine(ctx, `created ${user.id} <${user.email}>${granted.length ? ` with role(s) ${granted.join(", ")}` : ""}`);
             if (generated) writeLine(ctx, `password (shown once; it must be changed at first sign-in): ${generated}`);
             if (expires !== null) writeLine(ctx, `the password stops working at ${expires} unless changed before (BULWARK_INITIAL_PASSWORD_HOURS)`);
+          }
+          if (failure !== null) {
+            const missing = opts.role.filter((r) => !granted.includes(r));
+            const why = failure instanceof Error ? failure.message : String(failure);
+            throw new RuntimeFailure("BULWARK_ERR_USER_ROLES_INCOMPLETE", `account ${user.id} was created, but role(s) ${missing.join(", ")} could not be granted (${why}); grant them with \`bulwark roles grant ${user.email} ROLE\``, { cause: failure });
           }
         }),
       );
