@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { authFixture, HOST, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { authFlows } from "./helpers/auth-flows.ts";
 
 let fx: AuthFixture;
 let n = 0;
@@ -22,20 +23,7 @@ after(async () => {
   await fx.close();
 });
 
-/** A user holding these permissions through a fresh role, plus the built-in role `builtin` when given. */
-async function user(permissions: string[], builtin?: string): Promise<string> {
-  const u = await fx.user(`rt${++n}@example.org`);
-  if (builtin) await fx.app.accounts.roles.grant(u.id, builtin, "test");
-  if (permissions.length) {
-    await fx.app.accounts.roles.create({ name: `rt${n}`, permissions }, "test");
-    await fx.app.accounts.roles.grant(u.id, `rt${n}`, "test");
-  }
-  return u.id;
-}
-
-async function token(userId: string, scopes: string[], expiresAt?: number): Promise<string> {
-  return (await fx.app.accounts.tokens.create(userId, { name: `t${++n}`, scopes, ...(expiresAt === undefined ? {} : { expiresAt }) })).token;
-}
+const { userWith: user, tokenFor: token } = authFlows(() => fx);
 
 /** A fully signed-in, fresh browser session of `userId` (aal 2, so no MFA gate). */
 async function session(userId: string): Promise<Browser> {

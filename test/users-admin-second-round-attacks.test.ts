@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { usableAdmins } from "../src/accounts/roles/role-store.ts";
 import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFlows } from "./helpers/auth-flows.ts";
 
 let fx: AuthFixture;
 let n = 0;
@@ -27,20 +28,7 @@ after(async () => {
   await fx.close();
 });
 
-async function token(userId: string, scopes: string[]): Promise<string> {
-  return (await fx.app.accounts.tokens.create(userId, { name: `t${++n}`, scopes })).token;
-}
-
-/** A user holding exactly these permissions through a fresh role. */
-async function userWith(permissions: string[], builtin?: string): Promise<string> {
-  const u = await fx.user(`sr${++n}@example.org`);
-  if (builtin) await fx.app.accounts.roles.grant(u.id, builtin, "test");
-  if (permissions.length) {
-    await fx.app.accounts.roles.create({ name: `sr${n}`, permissions }, "test");
-    await fx.app.accounts.roles.grant(u.id, `sr${n}`, "test");
-  }
-  return u.id;
-}
+const { userWith, tokenFor: token } = authFlows(() => fx);
 
 function api(method: "GET" | "POST" | "DELETE", url: string, bearer: string, body?: unknown): Promise<LightMyRequestResponse> {
   return fx.server.inject({ method, url, headers: { host: HOST, authorization: `Bearer ${bearer}` }, ...(body === undefined ? {} : { payload: body as object }) });

@@ -21,6 +21,25 @@ export type Signed = { b: Browser; id: string; email: string; password: string }
  * const { signedIn, withTOTP, pending } = authFlows(() => fx);
  */
 export function authFlows(fx: () => AuthFixture) {
+  let made = 0;
+
+  /** A user (its id) holding exactly `permissions` through a fresh role, plus the built-in role `builtin` when given. */
+  async function userWith(permissions: string[], builtin?: string): Promise<string> {
+    const k = ++made;
+    const u = await fx().user(`holder${k}@example.org`);
+    if (builtin) await fx().app.accounts.roles.grant(u.id, builtin, "test");
+    if (permissions.length) {
+      await fx().app.accounts.roles.create({ name: `holder${k}`, permissions }, "test");
+      await fx().app.accounts.roles.grant(u.id, `holder${k}`, "test");
+    }
+    return u.id;
+  }
+
+  /** A real API token of `userId` with `scopes`, expiring at `expiresAt` when given. */
+  async function tokenFor(userId: string, scopes: string[], expiresAt?: number): Promise<string> {
+    return (await fx().app.accounts.tokens.create(userId, { name: `t${++made}`, scopes, ...(expiresAt === undefined ? {} : { expiresAt }) })).token;
+  }
+
   /** A user signed in (fresh, aal 1, no factor). */
   async function signedIn(email: string): Promise<Signed> {
     const user = await fx().user(email);
@@ -74,5 +93,5 @@ export function authFlows(fx: () => AuthFixture) {
     return tokenIn(address, RESET_LINK);
   }
 
-  return { signedIn, withTOTP, withPasskey, pending, tokenIn, resetToken };
+  return { signedIn, withTOTP, withPasskey, pending, tokenIn, resetToken, userWith, tokenFor };
 }
