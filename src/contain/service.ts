@@ -3,6 +3,7 @@
 import type { App } from "../app/types.ts";
 import type { Job, JobStatus, UnreadableJob } from "../jobs/job-store.ts";
 import { epochNow, jobErrors, RESUMABLE_STATUSES, storedObject } from "../jobs/job-store.ts";
+import { isoOrNull } from "../lib/calendar.ts";
 import { BulwarkError } from "../lib/errors.ts";
 import { recordFailure, runStages, TERMINAL, type ContainDeps, type RunOptions, type Stage } from "./engine.ts";
 import { containErrors, isCorruptJobError } from "./errors.ts";
@@ -307,8 +308,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** An epoch-ms column as ISO text; a value no Date can hold (an altered row) is shown as it is, never thrown on. */
 function isoTime(ms: number): string {
-  const date = new Date(ms);
-  return Number.isNaN(date.getTime()) ? `invalid time (${String(ms).slice(0, 40)})` : date.toISOString();
+  return isoOrNull(ms) ?? `invalid time (${String(ms).slice(0, 40)})`;
 }
 
 /**

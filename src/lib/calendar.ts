@@ -26,3 +26,17 @@ export function impossibleDate(text: string): string | null {
   const days = daysInMonth(year, month);
   return day < 1 || day > days ? `${MONTHS[month - 1]} ${year} has ${days} days` : null;
 }
+
+/**
+ * ISO 8601 text of an epoch-ms time, or null for one no Date can hold (NaN, or past ±8.64e15 ms, ECMA-262 "Time
+ * Values and Time Range"), where `toISOString` would throw a RangeError: times read back from a row or a log line an
+ * attacker may have altered are formatted with it, so one bad value cannot fail a whole listing.
+ *
+ * @example
+ * isoOrNull(0)    // "1970-01-01T00:00:00.000Z"
+ * isoOrNull(9e15) // null
+ */
+export function isoOrNull(ms: number): string | null {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}

@@ -2,6 +2,7 @@
 // (compromise suspected, the first 20 one by one), authlog.analysis-incomplete, authlog.root-login,
 // and one authlog.brute-force and one authlog.user-brute-force grouping every offender and attacked
 // user. Output stays bounded however many addresses a log holds.
+import { isoOrNull as iso } from "../../lib/calendar.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import type { Finding } from "../finding.ts";
 import { addressFamily, ipv6Prefix64 } from "./address.ts";
@@ -20,11 +21,6 @@ export function printable(text: string): string {
   return clean.length > 120 ? `${clean.slice(0, 117)}...` : clean;
 }
 
-/** ISO 8601 text of a time, or null when there is none or it lies outside Date's range (toISOString would throw). */
-function iso(ms: number): string | null {
-  const date = new Date(ms);
-  return Number.isNaN(date.getTime()) ? null : date.toISOString();
-}
 
 function where(ref: LineRef | null): string {
   return ref ? `${ref.file}:${ref.line}` : "?";

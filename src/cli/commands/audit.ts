@@ -2,7 +2,7 @@
 import { accessSync, constants, createReadStream, createWriteStream, existsSync, linkSync, renameSync, statSync, unlinkSync } from "node:fs";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import type { AuditEvent, Checkpoint, TrustedKey, VerifyReport } from "../../audit/index.ts";
-import { eventTimeISO } from "../../audit/event-time.ts";
+import { isoOrNull } from "../../lib/calendar.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
 import { escapeControls, inertJSON } from "../../lib/terminal.ts";
 import { boundedLines } from "../../checks/files/line-reader.ts";
@@ -98,7 +98,7 @@ type Keys = Array<{ fingerprint: string; pinned: boolean }>;
  * the events `audit tail` would print after it.
  */
 function shownTime(ms: number): string {
-  return eventTimeISO(ms) ?? `TIME NOT AS BULWARK WRITES IT (altered row) ${ms}`;
+  return isoOrNull(ms) ?? `TIME NOT AS BULWARK WRITES IT (altered row) ${ms}`;
 }
 
 function printReport(ctx: CliContext, report: VerifyReport, keys: Keys | null, json: boolean | undefined): ExitCode {

@@ -3,7 +3,8 @@
 import type { FastifyInstance } from "fastify";
 import { sql } from "kysely";
 import type { App } from "../../app/types.ts";
-import { eventTimeISO, firstSeqSince, parseStoredData } from "../../audit/index.ts";
+import { firstSeqSince, parseStoredData } from "../../audit/index.ts";
+import { isoOrNull } from "../../lib/calendar.ts";
 import { PAGE_QUERY, parseTime, text, TIME } from "./common.ts";
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
@@ -49,7 +50,7 @@ export function registerAuditRoutes(api: FastifyInstance, app: App): void {
         // null), so one tampered event neither hides the page nor fails the request. A time no Date can hold
         // (altered too) likewise: `at` null and the stored value as rawAt.
         const stored = parseStoredData(r.data);
-        const at = eventTimeISO(Number(r.at));
+        const at = isoOrNull(Number(r.at));
         return {
           seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at, ...(at === null ? { rawAt: r.at } : {}),
           requestId: r.request_id, data: stored.data, ...(stored.rawData === undefined ? {} : { rawData: stored.rawData }), hash: r.hash,

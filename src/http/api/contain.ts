@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { canonicalJSON } from "../../audit/canonical.ts";
 import * as contain from "../../contain/index.ts";
 import { isRequestKeyCollision, type Job, type RequestKey, type UnreadableJob } from "../../jobs/job-store.ts";
+import { isoOrNull } from "../../lib/calendar.ts";
 import { BulwarkError } from "../../lib/errors.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, parseTime, text, TIME } from "./common.ts";
@@ -66,7 +67,7 @@ function progressView(app: App, job: Job): Record<string, unknown> {
 function unreadableView(u: UnreadableJob, createdAt: number | undefined): Record<string, unknown> {
   return {
     id: u.id, kind: u.kind, status: u.status, unreadable: true, error: u.error.message,
-    createdAt: createdAt !== undefined && Number.isFinite(createdAt) ? new Date(createdAt).toISOString() : null,
+    createdAt: createdAt === undefined ? null : isoOrNull(createdAt),
   };
 }
 
