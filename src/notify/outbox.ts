@@ -6,7 +6,7 @@ import { BulwarkError } from "../lib/errors.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
-import { createKeyStore } from "../store/key-store.ts";
+import { keyStoreIn } from "../store/key-store.ts";
 import { notifyErrors } from "./errors.ts";
 import type { CipherContext, KeyStore } from "../crypto/keyring.ts";
 import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SEALED_BODY_MARKER, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
@@ -126,21 +126,6 @@ function bodyContext(id: string, column: "body_text" | "body_html"): CipherConte
   return { table: "outbox_messages", column, row: id };
 }
 
-/**
- * The key table as the caller's transaction sees it, for LinkCipher.seal: on SQLite the transaction holds the
- * process's only connection, so the keyring reading through its own store would wait for the transaction to end
- * (see ReloadOptions). Read-only.
- */
-function keysIn(executor: Kysely<Schema>, dialect: Database["dialect"]): KeyStore {
-  return createKeyStore({
-    dialect, db: executor, where: "(outbox enqueue)", sqlite: null,
-    transaction: async () => {
-      throw new Error("the outbox reads the key table only");
-    },
-    close: async () => {},
-  });
-}
-
 function toSummary(r: Selectable<OutboxMessagesTable>): OutboxMessageSummary {
   const num = (v: number | null): number | null => (v === null ? null : Number(v));
   return {
@@ -218,7 +203,7 @@ export class Outbox {
   async #seal(row: OutboxMessagesTable, executor: Kysely<Schema> | undefined): Promise<void> {
     const cipher = carriesSingleUseLink(row.kind) ? this.#cipher : null;
     if (!cipher) return;
-    const options = executor ? { store: keysIn(executor, this.#database.dialect) } : {};
+    const options = executor ? { store: keyStoreIn(executor, this.#database.dialect, "outbox enqueue") } : {};
     row.body_text = SEALED_BODY_MARKER + (await cipher.seal(row.body_text, bodyContext(row.id, "body_text"), options));
     if (row.body_html !== null) row.body_html = SEALED_BODY_MARKER + (await cipher.seal(row.body_html, bodyContext(row.id, "body_html"), options));
   }

@@ -1,6 +1,8 @@
 // The keyring's storage (KeyStore) over the Bulwark database: keys and meta values.
 import type { KeyPurpose, KeyStore, StoredKey } from "../crypto/keyring.ts";
-import { lockKeyOf, serialiseTransactions, type Database } from "./database.ts";
+import type { Kysely } from "kysely";
+import { lockKeyOf, serialiseTransactions, type Database, type DialectName } from "./database.ts";
+import type { Schema } from "./schema.ts";
 
 /** A unique violation on the one-current-key index (SQLite and PostgreSQL word it differently). */
 function isCurrentKeyClash(error: unknown): boolean {
@@ -56,4 +58,22 @@ export function createKeyStore(database: Database): KeyStore {
       return stored;
     },
   };
+}
+
+/**
+ * The key table as a caller's transaction sees it, read-only, for Keyring.reload's `store` (ReloadOptions): on SQLite
+ * the transaction holds the process's only connection, so the keyring reading through its own store would wait for
+ * the transaction to end. `who` names the caller in the error a write would raise (keys are never created inside).
+ *
+ * @example
+ * await keyring.seal(body, ctx, { store: keyStoreIn(trx, database.dialect, "outbox enqueue") });
+ */
+export function keyStoreIn(executor: Kysely<Schema>, dialect: DialectName, who: string): KeyStore {
+  return createKeyStore({
+    dialect, db: executor, where: `(${who})`, sqlite: null,
+    transaction: async () => {
+      throw new Error(`${who} reads the key table only`);
+    },
+    close: async () => {},
+  });
 }

@@ -1,12 +1,10 @@
 // rotate-keys: a new keyring data key becomes current, then every registered encrypted column is re-encrypted
 // under it in batches (SourceLair and Sentry rotated every secret, seeds 001 and 004). Not per user: the scope
 // does not narrow it. Old keys stay readable, so a crash half-way leaves every value decryptable.
-import { sql, type Kysely } from "kysely";
+import { sql } from "kysely";
 import { cryptoErrors } from "../../crypto/errors.ts";
-import { Keyring, type KeyStore } from "../../crypto/keyring.ts";
-import type { DialectName } from "../../store/database.ts";
-import { createKeyStore } from "../../store/key-store.ts";
-import type { Schema } from "../../store/schema.ts";
+import { Keyring } from "../../crypto/keyring.ts";
+import { keyStoreIn } from "../../store/key-store.ts";
 import { containErrors } from "../errors.ts";
 import { encryptedColumns, type EncryptedColumn } from "../encrypted-columns.ts";
 import type { GlobalLever, LeverContext } from "../lever.ts";
@@ -17,21 +15,6 @@ const STEP_ROWS = 500;
 function keyring(ctx: LeverContext): Keyring {
   if (!ctx.keyring) throw containErrors.badScope("rotate-keys needs the keyring (open Bulwark with its master key)");
   return ctx.keyring;
-}
-
-/**
- * The key table as the step's transaction sees it. On SQLite the step holds the process's only connection, so
- * the keyring reading through its own store would wait for the step to end; read-only (keys are created in
- * `prepare`, outside any transaction).
- */
-function keysIn(trx: Kysely<Schema>, dialect: DialectName): KeyStore {
-  return createKeyStore({
-    dialect, db: trx, where: "(rotate-keys step)", sqlite: null,
-    transaction: async () => {
-      throw new Error("rotate-keys reads the key table only");
-    },
-    close: async () => {},
-  });
 }
 
 /** The rows of `c` whose value holds a ciphertext (a marked value, in the rows the column names). */
@@ -64,7 +47,7 @@ export const rotateKeys = {
   },
   async step(trx, position, ctx) {
     const ring = keyring(ctx);
-    const store = keysIn(trx, ctx.dialect);
+    const store = keyStoreIn(trx, ctx.dialect, "rotate-keys step");
     // The worker running this step may have loaded its keys before another worker (process, node) created the
     // new one in `prepare`: its own idea of the current key would be the retired one. So every step reads the
     // key table, and the target is recorded in the job's position, so every worker moves values to one key.
