@@ -109,6 +109,12 @@ export function createMfaService(deps: MfaDeps): MfaService {
       "(SELECT count(*) FROM (SELECT 1 FROM webauthn_credentials WHERE user_id = $1 LIMIT 1) AS w) AS n",
   );
 
+  async function enrolledIn(executor: Kysely<Schema>, userId: string): Promise<{ totp: boolean; passkeys: string[] }> {
+    const app = await executor.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
+    const keys = await executor.selectFrom("webauthn_credentials").select("id").where("user_id", "=", userId).execute();
+    return { totp: app !== undefined, passkeys: keys.map((k) => k.id) };
+  }
+
   async function factors(userId: string): Promise<MfaFactors> {
     const [app, keys, codes] = await Promise.all([
       db.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst(),
@@ -123,15 +129,11 @@ export function createMfaService(deps: MfaDeps): MfaService {
     recovery,
     webauthn,
     factors,
-    async enrolledIn(executor, userId) {
-      const app = await executor.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
-      const keys = await executor.selectFrom("webauthn_credentials").select("id").where("user_id", "=", userId).execute();
-      return { totp: app !== undefined, passkeys: keys.map((k) => k.id) };
-    },
+    enrolledIn,
     async hasMfa(userId, executor) {
       if (executor !== undefined) {
-        const app = await executor.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
-        return app !== undefined || (await executor.selectFrom("webauthn_credentials").select("id").where("user_id", "=", userId).limit(1).executeTakeFirst()) !== undefined;
+        const enrolled = await enrolledIn(executor, userId);
+        return enrolled.totp || enrolled.passkeys.length > 0;
       }
       // Asked on every login: one compiled statement, and no count of recovery codes (they do not decide it).
       const [row] = await hasMfaStatement.all([userId]);
