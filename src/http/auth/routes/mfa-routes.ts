@@ -27,6 +27,11 @@ const REMOVE = { access: "authenticated", reauth: "required" } as const;
 /** Step-up routes: reachable while the second factor is due. */
 const VERIFY = { access: "authenticated", allowPending: ["mfa-verify"] } as const;
 
+/** Whether removing one factor of a user with these would leave none (the rule of the MFA policy's last factor). */
+function isLastFactor(totp: boolean, passkeys: number): boolean {
+  return (totp ? 1 : 0) + passkeys <= 1;
+}
+
 export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   const mfa = app.accounts.mfa;
 
@@ -76,7 +81,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         if (!keepsOne) return;
         const now = await mfa.enrolledIn(trx, userId);
         const present = "totp" in factor ? now.totp : now.passkeys.includes(factor.passkey);
-        if (present && (now.totp ? 1 : 0) + now.passkeys.length <= 1) throw httpAuthErrors.lastRequiredFactor();
+        if (present && isLastFactor(now.totp, now.passkeys.length)) throw httpAuthErrors.lastRequiredFactor();
       },
       within: async (trx) => {
         // The codes before the audit event, as a regeneration of them takes its locks (no deadlock on PostgreSQL).
@@ -90,7 +95,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
 
   /** A role that requires MFA keeps its last factor: the user enrols another first. */
   async function refuseLastRequiredFactor(userId: string, f: { totp: boolean; webauthn: number }): Promise<void> {
-    if ((f.totp ? 1 : 0) + f.webauthn <= 1 && (await mfaEnrolmentDue(app, userId))) throw httpAuthErrors.lastRequiredFactor();
+    if (isLastFactor(f.totp, f.webauthn) && (await mfaEnrolmentDue(app, userId))) throw httpAuthErrors.lastRequiredFactor();
   }
 
   /** When the user has no factor yet, the time just before this enrolment (codes created before it are discarded after it); else null. */
