@@ -4,7 +4,7 @@
 // Several processes (the server, the CLI, other nodes) share one key table: each keyring reloads it when it
 // meets a key id it does not know, and checks before sealing, at most once per KEY_FRESHNESS_MS, that its
 // current key is still the current one.
-import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, sign, verify, type KeyObject } from "node:crypto";
+import { createHmac, createPrivateKey, createSecretKey, createPublicKey, generateKeyPairSync, hkdfSync, sign, verify, type KeyObject } from "node:crypto";
 import { fromBase64URL, toBase64URL, utf8 } from "../lib/encoding.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
@@ -121,7 +121,8 @@ export interface ReloadOptions {
 export class Keyring {
   readonly #master: Uint8Array;
   /** The key of identifierTag, derived from the master key (HKDF-SHA256 with its own label): the same on every node. */
-  readonly #tagKey: Uint8Array;
+  /** A KeyObject: the login path tags twice per attempt, and raw bytes would be converted on every call (keyedFingerprint). */
+  readonly #tagKey: KeyObject;
   readonly #store: KeyStore;
   readonly #clock: Clock;
   readonly #random: RandomSource;
@@ -146,7 +147,7 @@ export class Keyring {
 
   private constructor(options: KeyringOptions) {
     this.#master = options.masterKey;
-    this.#tagKey = new Uint8Array(hkdfSync("sha256", options.masterKey, new Uint8Array(0), "bulwark identifier tag v1", 32));
+    this.#tagKey = createSecretKey(new Uint8Array(hkdfSync("sha256", options.masterKey, new Uint8Array(0), "bulwark identifier tag v1", 32)));
     this.#store = options.store;
     this.#clock = options.clock;
     this.#random = options.random;

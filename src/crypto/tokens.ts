@@ -1,6 +1,6 @@
 // Random identifiers and secrets. User ids and other ids are random, never sequential (DESIGN.md:
 // sequential ids reveal the user count, a Drupal 7 weakness noted in seed 003).
-import { createHmac, hash } from "node:crypto";
+import { createHmac, hash, type KeyObject } from "node:crypto";
 import { toBase64URL } from "../lib/encoding.ts";
 import { systemRandom, type RandomSource } from "../lib/random.ts";
 
@@ -70,8 +70,9 @@ export function fingerprint(secret: string): string {
 /**
  * A short keyed fingerprint (HMAC-SHA256 under `key`, 64 bits shown) of text a person typed: attempts naming the
  * same text correlate, but without the key no word list tells what the text was (a password typed into the login
- * name field, ASVS 16.2.5).
+ * name field, ASVS 16.2.5). Give a key used often as a KeyObject (createSecretKey): node:crypto turns raw bytes into
+ * one on every call, which cost more than the HMAC itself (~15 µs against ~2 µs for a short text on Node 24).
  */
-export function keyedFingerprint(key: Uint8Array, text: string): string {
+export function keyedFingerprint(key: Uint8Array | KeyObject, text: string): string {
   return createHmac("sha256", key).update(text, "utf8").digest("hex").slice(0, 16);
 }
