@@ -17,7 +17,7 @@ import Fastify from "fastify";
 import { deviceCookieFor, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { openApp } from "../src/app/index.ts";
 import { runServer } from "../src/http/run-server.ts";
-import { cpuSeconds, inFlight, line, median, now, percentile, rate, seconds, spread } from "./lib.ts";
+import { cpuSeconds, inFlight, threadSeconds, line, median, now, percentile, rate, seconds, spread } from "./lib.ts";
 
 // Enough logins that a GC cycle or a burst of load from elsewhere landing in one round does not decide the ratio,
 // and rounds long enough that filling and draining the pipeline at each end weighs little.
@@ -298,16 +298,25 @@ export default async function bench(): Promise<void> {
     let loginCPU = 0;
     const rounds = 8;
     const perRound: number[] = [];
+    // The server's own thread (the event loop: routing, the login's SQL and checks, but neither the hashing threads
+    // nor the client worker), per side: where the login's work beyond the hash is spent.
+    const thread = { verify: 0, bare: 0, login: 0 };
     for (let r = 0; r < rounds; r++) {
       let c = cpuSeconds();
+      let t = threadSeconds();
       const verifyWall = await verifyRound(LOGINS / rounds);
       verifyCPU += cpuSeconds() - c;
+      thread.verify += threadSeconds() - t;
       c = cpuSeconds();
+      t = threadSeconds();
       bareTime += await bareRound(LOGINS / rounds);
       bareCPU += cpuSeconds() - c;
+      thread.bare += threadSeconds() - t;
       c = cpuSeconds();
+      t = threadSeconds();
       const loginWall = await loginRound(LOGINS / rounds);
       loginCPU += cpuSeconds() - c;
+      thread.login += threadSeconds() - t;
       verifyTime += verifyWall;
       loginTime += loginWall;
       perRound.push(verifyWall / loginWall);
@@ -325,6 +334,9 @@ export default async function bench(): Promise<void> {
     line("  logins / bare verify route", (bareTime / loginTime).toFixed(2),
       `per CPU second ${(bareCPU / loginCPU).toFixed(2)}: what the login's own work costs`);
     line("  login ratio per round (adjacent pairs)", spread(perRound));
+    const perRequest = (seconds: number): string => `${((1000 * seconds) / LOGINS).toFixed(2)} ms`;
+    line("  server thread per request", `${perRequest(thread.login)} login`,
+      `${perRequest(thread.bare)} bare verify route, ${perRequest(thread.verify)} raw verify`);
 
     // 2. GET /auth/session with a valid cookie against a bare Fastify route, latencies per request (one at a time).
     if (!cookie.startsWith(`${SESSION_COOKIE}=`)) throw new Error("no session cookie from login");

@@ -21,6 +21,16 @@ export function cpuSeconds(): number {
   return (u.user + u.system) / 1e6;
 }
 
+/**
+ * CPU seconds (user and system) of the calling thread alone: on the server's thread, its event-loop work without the
+ * hashing threads or other workers. Linux charges thread time at the scheduler's tick, so it is only meaningful
+ * summed over many requests (hundreds), never for one.
+ */
+export function threadSeconds(): number {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
 /** Runs `count` calls of `fn` (given their index) with `limit` in flight; returns the wall time in seconds. */
 export async function inFlight(count: number, limit: number, fn: (i: number) => Promise<unknown>): Promise<number> {
   let next = 0;
