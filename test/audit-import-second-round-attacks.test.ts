@@ -203,8 +203,9 @@ describe("red team (round 2): GET /api/v1/audit/events", () => {
       first ??= cursor;
     } while (cursor !== null && seen.length < 50);
     assert.deepEqual(seen.filter((s) => s >= a.seq).slice(0, 3), [a.seq, b.seq, c.seq]);
-    // A cursor of this window cannot be carried into one starting later.
-    const moved = await fx.call("GET", `/api/v1/audit/events?since=${c.at}&limit=1&cursor=${encodeURIComponent(first!)}`, { token });
+    // A cursor of this window cannot be carried into one starting later. (One millisecond later, not at c.at: a and c
+    // are often appended in the same millisecond, and then since=c.at was the same window and the cursor fit it.)
+    const moved = await fx.call("GET", `/api/v1/audit/events?since=${a.at + 1}&limit=1&cursor=${encodeURIComponent(first!)}`, { token });
     assert.equal(moved.statusCode, 400);
   });
 });
