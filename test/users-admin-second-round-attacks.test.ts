@@ -1,8 +1,7 @@
 // Second round on account administration (/api/v1/users and the account rules behind it): interactions the first
 // round did not try. The attacker is a help-desk account (accounts.read + accounts.write) who wants more than its
 // role gives, an impostor who wants an account that passes for someone else's, or two administrators racing each
-// other. Each test is an attack that must fail on correct code; "attack: … (was: …)" failed before its fix, and the
-// one todo is a known gap that still fails.
+// other. Each test is an attack that must fail on correct code; "attack: … (was: …)" failed before its fix.
 // Not repeated here (covered elsewhere): outranking on lock/reset/revoke and its grant race (api-users.test.ts),
 // initial-password expiry at ±1 ms (accounts-admin-attacks.test.ts), mixed-script and compatibility look-alikes
 // (identifier-doors-attacks.test.ts, accounts-admin-attacks.test.ts), the CLI's generated password (accounts-admin-
@@ -66,14 +65,12 @@ describe("red team, second round: /api/v1 users", () => {
     // A role without an administrative permission was never refused.
   });
 
-  // Known gap, kept visible as a todo (it fails today): refusing it needs a confusable skeleton (UTS #39) stored and
-  // indexed per account, so that a new identifier can be compared with every existing one.
-  it("a whole-script Cyrillic look-alike ('ѕсоре' for the username 'scope', 'рау@example.org' for pay@example.org) is refused by POST /api/v1/users like the mixed-script ones (ASVS 1.1.1)", { todo: "confusable skeletons (UTS #39) are not stored yet" }, async () => {
+  it("attack: a whole-script Cyrillic look-alike ('ѕсоре' for the username 'scope', 'рау@example.org' for pay@example.org) is refused by POST /api/v1/users like the mixed-script ones (ASVS 1.1.1) (was: stored beside the real ones)", async () => {
     // normalise.ts refuses an identifier part that mixes Latin with Cyrillic or Greek ("аdmin" with one Cyrillic а),
     // because it reads as the Latin name. A part written wholly in Cyrillic look-alikes (ѕ с о р е а у, UTS #39
     // "whole-script confusables") reads exactly as well and passes the one-script rule: a second account that shows
-    // as "scope" or "pay@example.org" in a list, a grant or an unlock. Secure: refused as a look-alike of an existing
-    // account (a confusable skeleton compared against the existing keys).
+    // as "scope" or "pay@example.org" in a list, a grant or an unlock. Was: accepted (201). Now refused as a look-alike
+    // of an existing account: each account's confusable skeleton is stored under a unique index (migration 23).
     for (const body of [{ email: "scope-owner@example.org", username: "scope" }, { email: "pay@example.org" }]) {
       assert.equal((await api("POST", "/api/v1/users", rootToken, body)).statusCode, 201, JSON.stringify(body));
     }
@@ -84,7 +81,10 @@ describe("red team, second round: /api/v1 users", () => {
     ]) {
       const res = await api("POST", "/api/v1/users", rootToken, body);
       if (res.statusCode === 201) accepted.push(hex(body.username ?? body.email));
-      else assert.match((res.json() as { error: { code: string } }).error.code, /^BULWARK_ERR_(EMAIL|USERNAME)_(INVALID|TAKEN)|BULWARK_ERR_.*(EXISTS|CONFLICT)/, res.body);
+      else {
+        assert.equal(res.statusCode, 409, res.body);
+        assert.match((res.json() as { error: { code: string } }).error.code, /^BULWARK_ERR_(EMAIL|USERNAME)_CONFUSABLE$/, res.body);
+      }
     }
     assert.deepEqual(accepted, [], "stored beside the real 'scope' / pay@example.org");
   });

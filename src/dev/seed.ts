@@ -59,7 +59,7 @@ function asciiLocalPart(name: string): string {
 }
 const DOMAINS = ["example.org", "example.com", "mail.example.net", "corp.example", "uni.example.edu"];
 const HOUR = 3_600_000;
-const USER_COLUMNS = ["id", "email", "email_key", "display_name", "status", "password_hash", "password_scheme", "password_changed_at", "password_must_change", "created_at", "updated_at", "last_login_at", "seeded"];
+const USER_COLUMNS = ["id", "email", "email_key", "display_name", "status", "password_hash", "password_scheme", "password_changed_at", "password_must_change", "created_at", "updated_at", "last_login_at", "seeded", "email_skeleton"];
 const SESSION_COLUMNS = ["id", "user_id", "secret_hash", "created_at", "last_seen_at", "expires_at", "ip", "user_agent", "aal"];
 const TOKEN_COLUMNS = ["id", "user_id", "name", "secret_hash", "scopes", "created_at", "expires_at", "last_used_at", "last_used_ip", "revoked_at"];
 const PASSKEY_COLUMNS = ["id", "user_id", "public_key", "counter", "transports", "created_at", "last_used_at", "name"];
@@ -167,7 +167,8 @@ export async function seedUsers(deps: SeedDeps, options: SeedOptions): Promise<S
     if (r < 0.001 || (i === 0 && total >= 10)) admins.push({ id, role: "admin" });
     else if (r < 0.003) admins.push({ id, role: "responder" });
     if (r < 0.003 || (i === 0 && total >= 10) || rand() < MFA_SHARE) withMfa.add(id);
-    return [id, email, identifierKey(email), `${first} ${last}`, "active", h.hash, h.scheme, created, 0, created, created, lastLogin, 1];
+    // The address is ASCII: its skeleton is its lookup key (confusables.ts).
+    return [id, email, identifierKey(email), `${first} ${last}`, "active", h.hash, h.scheme, created, 0, created, created, lastLogin, 1, identifierKey(email)];
   };
 
   const sessionsPerUser = options.sessionsPerUser ?? 0;

@@ -75,6 +75,12 @@ export interface UsersTable {
   email_key: string;
   username: string | null;
   username_key: string | null;
+  /**
+   * Confusable skeletons of the email and username as shown (migration 23, src/accounts/users/confusables.ts), each
+   * under a unique index: null for no username, or for an account that already read like another when they came.
+   */
+  email_skeleton: string | null;
+  username_skeleton: string | null;
   display_name: string | null;
   status: string;
   locked_at: number | null;

@@ -11,6 +11,7 @@ import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { lockAccountLinks, withAccountLinks } from "../password-reset/link-lock.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
+import { confusableSkeleton } from "../users/confusables.ts";
 import { collidedKey } from "../users/user-store.ts";
 import { sessionErrors } from "../sessions/errors.ts";
 import { currentEpoch, GLOBAL_SCOPE, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
@@ -205,16 +206,21 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
         const stamps = await readStamps(trx, [GLOBAL_SCOPE, userScope(found.userId)]);
         if (refusedBy(stamps, found.createdAt, found.issuedEpoch)) throw emailChangeErrors.refused();
         const key = identifierKey(found.newEmail);
-        const owner = await trx.selectFrom("users").select("id").where("email_key", "=", key).where("id", "!=", found.userId).executeTakeFirst();
+        // Another account's address, or one that reads like it (the same letters in another script, confusables.ts):
+        // either would show two accounts under one address.
+        const skeleton = confusableSkeleton(found.newEmail);
+        const owner = await trx.selectFrom("users").select("id")
+          .where((eb) => eb.or([eb("email_key", "=", key), eb("email_skeleton", "=", skeleton)])).where("id", "!=", found.userId).executeTakeFirst();
         if (owner) throw emailChangeErrors.taken();
         try {
           // Compare-and-set on the old key: a concurrent change of the same account cannot be overwritten.
-          const changed = await trx.updateTable("users").set({ email: found.newEmail, email_key: key, updated_at: now })
+          const changed = await trx.updateTable("users").set({ email: found.newEmail, email_key: key, email_skeleton: skeleton, updated_at: now })
             .where("id", "=", found.userId).where("email_key", "=", user.email_key).executeTakeFirst();
           if (Number(changed.numUpdatedRows) !== 1) throw emailChangeErrors.refused();
         } catch (cause) {
-          // Another account took the address between the lookup and the update (the unique index decides).
-          if (collidedKey(cause) === "email") throw emailChangeErrors.taken();
+          // Another account took the address, or a look-alike, between the lookup and the update (the unique indexes decide).
+          const collided = collidedKey(cause);
+          if (collided === "email" || collided === "email-skeleton") throw emailChangeErrors.taken();
           throw cause;
         }
         const change: EmailChanged = { userId: found.userId, oldEmail: user.email, newEmail: found.newEmail };

@@ -11,6 +11,8 @@ export interface Existing {
   id: string;
   emailKey: string;
   usernameKey: string | null;
+  emailSkeleton: string | null;
+  usernameSkeleton: string | null;
   passwordHash: string | null;
   /** The legacy link it holds, if any: an update never moves it to another source or id. */
   external: { source: string; id: string } | null;
@@ -25,17 +27,19 @@ const externalKey = (source: string, id: string): string => `${source}\u0000${id
  * external id of another source: indexing that under the id alone made it "this source's owner" of the id, and
  * the verdict on an unrelated row depended on which rows shared its batch (dry run and real run disagreed).
  */
-export async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<{ byEmail: Map<string, Existing>; byUsername: Map<string, Existing>; byExternal: Map<string, Existing> }> {
+export async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<Found> {
   const emails = rows.map((r) => r.emailKey);
   const usernames = rows.flatMap((r) => (r.usernameKey ? [r.usernameKey] : []));
+  const emailSkeletons = rows.map((r) => r.emailSkeleton);
+  const usernameSkeletons = rows.flatMap((r) => (r.usernameSkeleton ? [r.usernameSkeleton] : []));
   const externals = rows.flatMap((r) => (r.user.externalId ? [r.user.externalId] : []));
   const source = rows.find((r) => r.user.externalSource)?.user.externalSource ?? "";
   const found = await db
     .selectFrom("users")
-    .select(["id", "email_key", "username_key", "external_source", "external_id", "password_hash"])
+    .select(["id", "email_key", "username_key", "email_skeleton", "username_skeleton", "external_source", "external_id", "password_hash"])
     .where((eb) => {
-      const ors = [eb("email_key", "in", emails)];
-      if (usernames.length) ors.push(eb("username_key", "in", usernames));
+      const ors = [eb("email_key", "in", emails), eb("email_skeleton", "in", emailSkeletons)];
+      if (usernames.length) ors.push(eb("username_key", "in", usernames), eb("username_skeleton", "in", usernameSkeletons));
       if (externals.length) ors.push(eb.and([eb("external_source", "=", source), eb("external_id", "in", externals)]));
       return eb.or(ors);
     })
@@ -43,22 +47,44 @@ export async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<{ b
   const byEmail = new Map<string, Existing>();
   const byUsername = new Map<string, Existing>();
   const byExternal = new Map<string, Existing>();
+  const byEmailSkeleton = new Map<string, Existing>();
+  const byUsernameSkeleton = new Map<string, Existing>();
   for (const f of found) {
     const external = f.external_source !== null && f.external_id !== null ? { source: f.external_source, id: f.external_id } : null;
-    const e = { id: f.id, emailKey: f.email_key, usernameKey: f.username_key, passwordHash: f.password_hash, external };
+    const e = { id: f.id, emailKey: f.email_key, usernameKey: f.username_key, emailSkeleton: f.email_skeleton, usernameSkeleton: f.username_skeleton, passwordHash: f.password_hash, external };
     byEmail.set(f.email_key, e);
     if (f.username_key) byUsername.set(f.username_key, e);
+    if (f.email_skeleton) byEmailSkeleton.set(f.email_skeleton, e);
+    if (f.username_skeleton) byUsernameSkeleton.set(f.username_skeleton, e);
     if (f.external_source !== null && f.external_id !== null) byExternal.set(externalKey(f.external_source, f.external_id), e);
   }
-  return { byEmail, byUsername, byExternal };
+  return { byEmail, byUsername, byExternal, byEmailSkeleton, byUsernameSkeleton };
+}
+
+/** The stored accounts a batch meets, by each thing a row can collide on. */
+export interface Found {
+  byEmail: Map<string, Existing>;
+  byUsername: Map<string, Existing>;
+  byExternal: Map<string, Existing>;
+  /** By confusable skeleton (confusables.ts): an account another row would read like. */
+  byEmailSkeleton: Map<string, Existing>;
+  byUsernameSkeleton: Map<string, Existing>;
 }
 
 /** Why `row` cannot be written against the accounts that exist (null when it can). */
-export function clash(row: ImportRow, found: Awaited<ReturnType<typeof lookup>>, onConflict: OnConflict): string | null {
+export function clash(row: ImportRow, found: Found, onConflict: OnConflict): string | null {
   const mine = found.byEmail.get(row.emailKey);
   if (mine && onConflict === "fail") return "an account with this email already exists (--on-conflict fail)";
+  // Another account whose address reads like this one (the same letters in another script): two accounts a person
+  // cannot tell apart in a list. The row's own account (the same key) is not another.
+  const lookalike = found.byEmailSkeleton.get(row.emailSkeleton);
+  if (lookalike && lookalike.emailKey !== row.emailKey) return "the email reads like that of another account (the same letters in another script), which a person could not tell apart from it";
   const byName = row.usernameKey ? found.byUsername.get(row.usernameKey) : undefined;
   if (byName && byName.emailKey !== row.emailKey && (!mine || onConflict === "update")) return "the username belongs to another account";
+  const nameAlike = row.usernameSkeleton ? found.byUsernameSkeleton.get(row.usernameSkeleton) : undefined;
+  if (nameAlike && nameAlike.emailKey !== row.emailKey && nameAlike.usernameKey !== row.usernameKey && (!mine || onConflict === "update")) {
+    return "the username reads like that of another account (the same letters in another script), which a person could not tell apart from it";
+  }
   const byExt = row.user.externalId ? found.byExternal.get(externalKey(row.user.externalSource ?? "", row.user.externalId)) : undefined;
   if (byExt && byExt.emailKey !== row.emailKey && (!mine || onConflict === "update")) return `external id ${row.user.externalSource}:${row.user.externalId} belongs to another account`;
   // An update links an account that has no legacy id yet; it never moves an existing link (that would lose which

@@ -165,3 +165,39 @@ forEachDialect("users import ends sessions", (fx) => {
     assert.deepEqual([batch?.data["noticesQueued"], batch?.data["noticesRefused"]], [1, 0]);
   });
 });
+
+forEachDialect("users import refuses look-alike identifiers", (fx) => {
+  it("attack: a row whose email or username reads like a stored account's, or like an earlier row's, is named by the dry run and never written (ASVS 1.1.1) (was: imported beside them)", async () => {
+    const { deps } = await setup(await fx.fresh());
+    await deps.users.create({ email: "pay@example.org", username: "scope" });
+    const csv = [
+      "email,username",
+      "\u0440\u0430\u0443@example.org,", // рау@: the stored pay@example.org in Cyrillic letters
+      "impostor@example.org,\u0455\u0441\u043e\u0440\u0435", // ѕсоре: the stored username scope
+      "ace@example.org,",
+      "\u0430\u0441\u0435@example.org,", // асе@: line 4 of this file, in Cyrillic
+      "fine@example.org,\u0431\u043e\u0440\u0438\u0441", // борис reads as no one
+    ].join("\n");
+    const dry = await run(deps, csv, { dryRun: true, onConflict: "fail" });
+    assert.deepEqual(dry.bad.map((b) => b.line), [2, 3, 5], JSON.stringify(dry.bad));
+    assert.match(dry.bad[0]!.reason, /email reads like that of another account/);
+    assert.match(dry.bad[1]!.reason, /username reads like that of another account/);
+    assert.match(dry.bad[2]!.reason, /reads like line 4/);
+    const real = await run(deps, csv, { skipBad: true, onConflict: "fail" });
+    assert.equal(real.created, 2);
+    const emails = (await deps.database.db.selectFrom("users").select("email").orderBy("email").execute()).map((r) => r.email);
+    assert.deepEqual(emails, ["ace@example.org", "fine@example.org", "pay@example.org"]);
+  });
+
+  it("attack: an update that renames an account's username to a look-alike of another account's is refused (was: the rename was written)", async () => {
+    const { deps } = await setup(await fx.fresh());
+    await deps.users.create({ email: "owner@example.org", username: "scope" });
+    await deps.users.create({ email: "mallory@example.org", username: "mallory" });
+    const csv = "email,username\nmallory@example.org,\u0455\u0441\u043e\u0440\u0435\n";
+    const dry = await run(deps, csv, { dryRun: true, onConflict: "update" });
+    assert.deepEqual(dry.bad.map((b) => b.reason), ["the username reads like that of another account (the same letters in another script), which a person could not tell apart from it"]);
+    await run(deps, csv, { skipBad: true, onConflict: "update" });
+    const row = await deps.database.db.selectFrom("users").select(["username", "username_skeleton"]).where("email_key", "=", "mallory@example.org").executeTakeFirstOrThrow();
+    assert.deepEqual([row.username, row.username_skeleton], ["mallory", "mallory"]);
+  });
+});

@@ -15,7 +15,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { formatSaltedTemplate, type PasswordContext } from "../passwords/index.ts";
-import { passwordChangedAtAfterChange, type UserStore } from "../users/user-store.ts";
+import { collidedKey, passwordChangedAtAfterChange, type UserStore } from "../users/user-store.ts";
 import { spendEmailChangeLinks } from "../email-change/email-change-service.ts";
 import { lockManyAccountsLinks } from "../password-reset/link-lock.ts";
 import { spendResetLinks } from "../password-reset/reset-service.ts";
@@ -159,6 +159,8 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   const seenEmail = new Map<string, number>();
   const seenUsername = new Map<string, number>();
   const seenExternal = new Map<string, number>();
+  const seenEmailSkeleton = new Map<string, number>();
+  const seenUsernameSkeleton = new Map<string, number>();
   const markBad = (line: number, reason: string): void => {
     badLines.add(line);
     report.bad.push({ line, reason });
@@ -211,8 +213,16 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
         if (!written) markBad(row.line, `duplicate of line ${dup} (same email, username or external id)`);
         continue;
       }
+      // Two rows that read alike (confusables.ts) would be two accounts no one can tell apart: the later one is refused.
+      const alike = seenEmailSkeleton.get(row.emailSkeleton) ?? (row.usernameSkeleton ? seenUsernameSkeleton.get(row.usernameSkeleton) : undefined);
+      if (alike !== undefined) {
+        if (!written) markBad(row.line, `reads like line ${alike} (its email or username in the same letters of another script)`);
+        continue;
+      }
       seenEmail.set(row.emailKey, row.line);
+      seenEmailSkeleton.set(row.emailSkeleton, row.line);
       if (row.usernameKey) seenUsername.set(row.usernameKey, row.line);
+      if (row.usernameSkeleton) seenUsernameSkeleton.set(row.usernameSkeleton, row.line);
       if (row.user.externalId) seenExternal.set(row.user.externalId, row.line);
       if (written) continue;
       pending.push(row);
@@ -420,7 +430,11 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
       // Validation and clash() found no account holding the row's keys, yet the database's unique index does: it
       // compares differently than the importer (as SQLite did lone surrogates, stored as U+FFFD) or another writer
       // committed after this batch's lookup. Either way the row cannot be written as validated.
-      if (isUniqueViolation(error)) refuse(line, `the database refused it as a duplicate of a stored account (${(error as Error).message.slice(0, 120)})`, error);
+      if (isUniqueViolation(error)) {
+        const collided = collidedKey(error);
+        if (collided === "email-skeleton" || collided === "username-skeleton") refuse(line, `its ${collided === "email-skeleton" ? "email" : "username"} reads like that of a stored account (the same letters in another script)`, error);
+        refuse(line, `the database refused it as a duplicate of a stored account (${(error as Error).message.slice(0, 120)})`, error);
+      }
       throw error;
     }
   };
@@ -454,7 +468,7 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
       .updateTable("users")
       .set({
         updated_at: now,
-        ...(has("username") && u.username ? { username: u.username, username_key: row.usernameKey } : {}),
+        ...(has("username") && u.username ? { username: u.username, username_key: row.usernameKey, username_skeleton: row.usernameSkeleton } : {}),
         ...(has("display_name") && u.displayName ? { display_name: u.displayName } : {}),
         ...(has("status") && u.status ? { status: u.status } : {}),
         // The replaced password is no longer an administrator's initial one: its expiry goes with it (ASVS 6.4.1).

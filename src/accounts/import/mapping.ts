@@ -5,6 +5,7 @@ import { InputError, isBulwarkError } from "../../lib/errors.ts";
 import type { PasswordContext, SaltedTemplate } from "../passwords/index.ts";
 import { saltedFromTemplate } from "../passwords/index.ts";
 import { identifierKey, validateEmail, validateUsername } from "../users/normalise.ts";
+import { confusableSkeleton } from "../users/confusables.ts";
 import type { NewUser, UserStatus } from "../users/user-store.ts";
 import { ImportOptionError } from "./errors.ts";
 
@@ -29,6 +30,9 @@ export interface ImportRow {
   line: number;
   emailKey: string;
   usernameKey: string | null;
+  /** Confusable skeletons of the email and username (confusables.ts): a row that reads like another account is refused. */
+  emailSkeleton: string;
+  usernameSkeleton: string | null;
   user: NewUser & { passwordHash: string | null; passwordScheme: string | null };
   /** Fields the file supplied with a value that is not empty or blank (an update touches only these). */
   supplied: Set<ImportField>;
@@ -177,6 +181,8 @@ export function validateRow(line: number, get: (column: string) => string | unde
         line,
         emailKey: identifierKey(email),
         usernameKey: username ? identifierKey(username) : null,
+        emailSkeleton: confusableSkeleton(email),
+        usernameSkeleton: username ? confusableSkeleton(username) : null,
         supplied,
         user: {
           email, username, displayName, status, passwordHash: hash, passwordScheme: scheme,

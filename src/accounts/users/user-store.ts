@@ -9,6 +9,7 @@ import type { Schema, UsersTable } from "../../store/schema.ts";
 import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { accountErrors } from "../errors.ts";
 import { identifierKey, validateEmail, validateUsername } from "./normalise.ts";
+import { confusableSkeleton } from "./confusables.ts";
 
 export type UserStatus = "active" | "disabled";
 
@@ -113,9 +114,10 @@ const SQLITE_UNIQUE_FAILED = "UNIQUE constraint failed: ";
  * Which unique key of `users` a failed INSERT or UPDATE collided with; null when `cause` is no such collision (or
  * one on another key, such as the external id). PostgreSQL names the constraint (unique_violation, SQLSTATE 23505);
  * node:sqlite names the columns ("UNIQUE constraint failed: users.email_key"). The names are migration 2's: the
- * constraints PostgreSQL gives the columns declared unique there, and the columns themselves.
+ * constraints PostgreSQL gives the columns declared unique there, and the columns themselves; and migration 23's
+ * unique indexes on the confusable skeletons ("-skeleton": the identifier reads like another account's).
  */
-export function collidedKey(cause: unknown): "email" | "username" | null {
+export function collidedKey(cause: unknown): "email" | "username" | "email-skeleton" | "username-skeleton" | null {
   const e = cause as { code?: unknown; constraint?: unknown; message?: unknown } | null;
   if (e === null || typeof e !== "object") return null;
   let names: string[];
@@ -124,6 +126,9 @@ export function collidedKey(cause: unknown): "email" | "username" | null {
   else return null;
   if (names.includes("users_email_key_key") || names.includes("users.email_key")) return "email";
   if (names.includes("users_username_key_key") || names.includes("users.username_key")) return "username";
+  // Migration 23's indexes: an identifier that reads like another account's (confusables.ts).
+  if (names.includes("users_email_skeleton_key") || names.includes("users.email_skeleton")) return "email-skeleton";
+  if (names.includes("users_username_skeleton_key") || names.includes("users.username_skeleton")) return "username-skeleton";
   return null;
 }
 
@@ -139,6 +144,7 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
     const now = clock.now();
     return {
       id: newId("usr", random), email, email_key: identifierKey(email), username, username_key: username ? identifierKey(username) : null,
+      email_skeleton: confusableSkeleton(email), username_skeleton: username ? confusableSkeleton(username) : null,
       display_name: input.displayName ?? null, status: input.status ?? "active", locked_at: null, locked_reason: null,
       password_hash: input.passwordHash ?? null, password_scheme: input.passwordScheme ?? null,
       password_changed_at: input.passwordHash ? now : null, password_must_change: input.passwordMustChange ? 1 : 0, password_invalidated_at: null,
@@ -151,20 +157,29 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
     prepare,
     async create(input, db = database.db) {
       const row = prepare(input);
-      const taken = await db
+      // The same key is "taken"; only another key with the same skeleton is a look-alike (confusables.ts).
+      const holders = await db
         .selectFrom("users")
-        .select(["email_key", "username_key"])
-        .where((eb) => (row.username_key ? eb.or([eb("email_key", "=", row.email_key), eb("username_key", "=", row.username_key)]) : eb("email_key", "=", row.email_key)))
-        .executeTakeFirst();
-      if (taken) throw taken.email_key === row.email_key ? accountErrors.emailTaken() : accountErrors.usernameTaken();
+        .select(["email_key", "username_key", "email_skeleton", "username_skeleton"])
+        .where((eb) => eb.or([
+          eb("email_key", "=", row.email_key), eb("email_skeleton", "=", row.email_skeleton),
+          ...(row.username_key ? [eb("username_key", "=", row.username_key), eb("username_skeleton", "=", row.username_skeleton)] : []),
+        ]))
+        .execute();
+      if (holders.some((h) => h.email_key === row.email_key)) throw accountErrors.emailTaken();
+      if (row.username_key && holders.some((h) => h.username_key === row.username_key)) throw accountErrors.usernameTaken();
+      if (holders.some((h) => h.email_skeleton === row.email_skeleton)) throw accountErrors.emailConfusable();
+      if (row.username_skeleton && holders.some((h) => h.username_skeleton === row.username_skeleton)) throw accountErrors.usernameConfusable();
       try {
         await db.insertInto("users").values(row).execute();
       } catch (cause) {
-        // A concurrent insert won the race for the same email or username, past the look above (PostgreSQL, READ
-        // COMMITTED): the unique index decides, and its name says which one the loser is to be told is taken.
+        // A concurrent insert won the race for the same email or username, or a look-alike of one, past the look
+        // above (PostgreSQL, READ COMMITTED): the unique index decides, and its name says what the loser is told.
         const collided = collidedKey(cause);
         if (collided === "email") throw accountErrors.emailTaken();
         if (collided === "username") throw accountErrors.usernameTaken();
+        if (collided === "email-skeleton") throw accountErrors.emailConfusable();
+        if (collided === "username-skeleton") throw accountErrors.usernameConfusable();
         throw cause;
       }
       return toUser(row);

@@ -21,7 +21,8 @@ import { initialPasswordExpiry } from "./0019-initial-password-expiry.ts";
 import { jobEpochs } from "./0020-job-epochs.ts";
 import { identifierKeysFolded } from "./0021-identifier-keys-folded.ts";
 import { jobRequestKeys } from "./0022-job-request-keys.ts";
+import { identifierSkeletons } from "./0023-identifier-skeletons.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons];
 export type { Migration } from "./types.ts";
