@@ -2,10 +2,10 @@
 // file name; xz, bzip2 and lz4 are recognised and refused), decoded as latin1 (one char per byte: any
 // binary junk decodes, nothing throws) and split into lines; a line that outgrows the limit across
 // chunks is skipped, never buffered whole.
-import { constants, type Stats } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { pipeline, Readable } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
+import { openInputHandle } from "../input-file.ts";
 import type { AuthLogAnalyzer } from "./analyzer.ts";
 import { AuthLogUnreadableError } from "./errors.ts";
 import { ZstdFrameSplitter, type FramePiece } from "./zstd-frames.ts";
@@ -227,32 +227,14 @@ function describe(error: unknown): string {
   return (error as Error).message ?? String(error);
 }
 
-/** Paths an operator uses to hand the check a pipe on purpose: process substitution `<(…)`, a here-document, stdin. */
-const OPERATOR_PIPE = /^\/(?:dev|proc\/self)\/fd\/\d+$|^\/dev\/stdin$/;
-
-function kindOf(info: Stats): string {
-  return info.isFIFO() ? "a named pipe (FIFO)" : info.isCharacterDevice() ? "a character device" : info.isBlockDevice() ? "a block device" : info.isSocket() ? "a socket" : "not a regular file";
-}
-
 /**
  * Opens `path` for reading. An intruder with root — the case this check is for — can replace a rotated log with a
  * FIFO (open() waits for a writer for ever) or a link to /dev/zero (never ends), and the nightly check would hang
- * in silence. As in src/checks/input-file.ts, the open does not block (O_NONBLOCK) and the descriptor itself must
- * be a regular file; only a pipe the operator passed on purpose (/dev/fd/N, /dev/stdin) is read as it is.
+ * in silence: openInputHandle (src/checks/input-file.ts) opens without blocking and takes only a regular file, or a
+ * pipe the operator passed on purpose (/dev/fd/N, /dev/stdin), or stdin as "-" (read by the caller, never opened).
  */
-async function openLog(path: string): Promise<FileHandle> {
-  const handle = await open(path, OPERATOR_PIPE.test(path) ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const info = await handle.stat();
-    if (info.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
-    if (!info.isFile() && !OPERATOR_PIPE.test(path)) {
-      throw new Error(`it is ${kindOf(info)}, not a regular file (a pipe is read only when passed as /dev/fd/N, e.g. with <(…), or as - for stdin)`);
-    }
-  } catch (error) {
-    await handle.close();
-    throw error;
-  }
-  return handle;
+function openLog(path: string): Promise<FileHandle> {
+  return openInputHandle(path, "a pipe is read only when passed as /dev/fd/N, e.g. with <(…), or as - for stdin");
 }
 
 /**
