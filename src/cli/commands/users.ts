@@ -224,11 +224,38 @@ function registerCensus(users: Command, ctx: CliContext): void {
     );
 }
 
+function registerLookalikes(users: Command, ctx: CliContext): void {
+  users
+    .command("lookalikes")
+    .description("accounts whose email or username reads like another account's (the same letters in another script), stored before such look-alikes were refused; exit 1 when there are any")
+    .option("--claim-free", "give an account whose look-alike is gone its skeleton back, so that no new account can take that look-alike")
+    .option("--json", "print the list as JSON")
+    .action(
+      action(ctx, async (opts: { claimFree?: boolean; json?: boolean }) => {
+        const { storedLookalikes } = await import("../../accounts/users/lookalikes.ts");
+        const app = await ctx.app();
+        const found = await storedLookalikes(app.db, { claimFree: opts.claimFree === true });
+        const pending = found.filter((l) => !l.claimed);
+        if (opts.json) writeJSON(ctx, { lookalikes: found });
+        else {
+          const shown = (a: { email: string; username: string | null }): string => escapeControls(a.username === null ? a.email : `${a.email} (${a.username})`);
+          for (const l of found) {
+            const what = l.readsLike ? `reads like ${l.readsLike.id} ${shown(l.readsLike)}` : l.claimed ? "read like an account that is gone; its skeleton is claimed now" : "reads like no account now; --claim-free protects it";
+            writeLine(ctx, `${l.account.id} ${shown(l.account)}: its ${l.field} ${what}`);
+          }
+          writeLine(ctx, found.length === 0 ? "no account reads like another" : `${pending.length} look-alike identifier(s) left to judge (rename or disable one of each pair)`);
+        }
+        return pending.length === 0 ? EXIT.ok : EXIT.fails;
+      }),
+    );
+}
+
 export default {
   register(program, ctx) {
-    const users = group(program, "users", "user accounts: create, unlock, import, migrate hashes, census");
+    const users = group(program, "users", "user accounts: create, unlock, import, migrate hashes, census, look-alikes");
     registerImport(users, ctx);
     registerMigrate(users, ctx);
     registerCensus(users, ctx);
+    registerLookalikes(users, ctx);
   },
 } satisfies CommandModule;
