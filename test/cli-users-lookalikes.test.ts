@@ -1,6 +1,6 @@
-// `bulwark users lookalikes`: the accounts stored before look-alikes were refused (migration 23 left them without a
-// skeleton) are listed with the account each reads like, exit 1 while any is left to judge; --claim-free gives an
-// account whose look-alike is gone its skeleton back, after which a new look-alike of it is refused. ASVS 1.1.1.
+// `bulwark users lookalikes`: the accounts stored before look-alikes were refused (migration 23 marked them) are listed
+// with the account each reads like, exit 1 while any is left to judge; --claim-free puts an account whose look-alike
+// is gone back under the unique index. A marked account refuses new look-alikes of itself all along. ASVS 1.1.1.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,11 +26,11 @@ describe("bulwark users lookalikes", () => {
     try {
       pay = (await app.accounts.users.create({ email: "pay@example.org", username: "scope" })).id;
       gone = (await app.accounts.users.create({ email: "ace@example.org" })).id;
-      // As migration 23 leaves accounts stored before it that read like another: no skeleton.
+      // As migration 23 leaves accounts stored before it that read like another: marked, out of the unique index.
       const legacy = app.accounts.users.prepare({ email: PAY_CYRILLIC, username: SCOPE_CYRILLIC });
-      await app.db.db.insertInto("users").values({ ...legacy, id: "usr_legacy_pay", email_skeleton: null, username_skeleton: null }).execute();
+      await app.db.db.insertInto("users").values({ ...legacy, id: "usr_legacy_pay", email_lookalike: 1, username_lookalike: 1 }).execute();
       const twin = app.accounts.users.prepare({ email: "\u0430\u0441\u0435@example.org" }); // асе@, reads like ace@
-      await app.db.db.insertInto("users").values({ ...twin, id: "usr_legacy_ace", email_skeleton: null }).execute();
+      await app.db.db.insertInto("users").values({ ...twin, id: "usr_legacy_ace", email_lookalike: 1 }).execute();
       // ace@ leaves: its twin now reads like no account, and its skeleton is free for anyone to take.
       await app.db.db.updateTable("users").set({ email: "moved@example.org", email_key: "moved@example.org", email_skeleton: "moved@example.org" }).where("id", "=", gone).execute();
     } finally {
@@ -53,10 +53,12 @@ describe("bulwark users lookalikes", () => {
     const claimed = await bulwarkInProcess(["users", "lookalikes", "--claim-free", "--json"], env);
     assert.equal(claimed.code, 1, "the pay@ pair is still there to judge");
     assert.deepEqual((JSON.parse(claimed.stdout) as { lookalikes: Array<{ claimed: boolean }> }).lookalikes.map((l) => l.claimed), [true, false, false]);
-    // The claimed skeleton now refuses a new ace@ beside асе@, as it would have without the history.
+    // A new ace@ beside асе@ is refused (as it was before the claim too), and асе@ is under the unique index again.
     const again = await openApp({ env });
     try {
       await assert.rejects(again.accounts.users.create({ email: "ace@example.org" }), { code: "BULWARK_ERR_EMAIL_CONFUSABLE" });
+      const row = await again.db.db.selectFrom("users").select("email_lookalike").where("id", "=", "usr_legacy_ace").executeTakeFirstOrThrow();
+      assert.equal(Number(row.email_lookalike), 0);
     } finally {
       await again.close();
     }

@@ -76,11 +76,14 @@ export interface UsersTable {
   username: string | null;
   username_key: string | null;
   /**
-   * Confusable skeletons of the email and username as shown (migration 23, src/accounts/users/confusables.ts), each
-   * under a unique index: null for no username, or for an account that already read like another when they came.
+   * Confusable skeletons of the email and username as shown (migration 23, src/accounts/users/confusables.ts), null
+   * only for no username. Unique among the accounts not marked as look-alikes (`*_lookalike` = 1: stored before the
+   * rule beside an account that reads the same; their skeleton still refuses any new look-alike).
    */
   email_skeleton: string | null;
   username_skeleton: string | null;
+  email_lookalike: ColumnType<number, number | undefined, number>;
+  username_lookalike: ColumnType<number, number | undefined, number>;
   display_name: string | null;
   status: string;
   locked_at: number | null;

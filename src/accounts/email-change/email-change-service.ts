@@ -214,7 +214,7 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
         if (owner) throw emailChangeErrors.taken();
         try {
           // Compare-and-set on the old key: a concurrent change of the same account cannot be overwritten.
-          const changed = await trx.updateTable("users").set({ email: found.newEmail, email_key: key, email_skeleton: skeleton, updated_at: now })
+          const changed = await trx.updateTable("users").set({ email: found.newEmail, email_key: key, email_skeleton: skeleton, email_lookalike: 0, updated_at: now })
             .where("id", "=", found.userId).where("email_key", "=", user.email_key).executeTakeFirst();
           if (Number(changed.numUpdatedRows) !== 1) throw emailChangeErrors.refused();
         } catch (cause) {

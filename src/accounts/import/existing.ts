@@ -47,15 +47,18 @@ export async function lookup(db: Kysely<Schema>, rows: ImportRow[]): Promise<Fou
   const byEmail = new Map<string, Existing>();
   const byUsername = new Map<string, Existing>();
   const byExternal = new Map<string, Existing>();
-  const byEmailSkeleton = new Map<string, Existing>();
-  const byUsernameSkeleton = new Map<string, Existing>();
+  const byEmailSkeleton = new Map<string, Existing[]>();
+  const byUsernameSkeleton = new Map<string, Existing[]>();
+  const add = (map: Map<string, Existing[]>, skeleton: string, e: Existing): void => {
+    map.set(skeleton, [...(map.get(skeleton) ?? []), e]);
+  };
   for (const f of found) {
     const external = f.external_source !== null && f.external_id !== null ? { source: f.external_source, id: f.external_id } : null;
     const e = { id: f.id, emailKey: f.email_key, usernameKey: f.username_key, emailSkeleton: f.email_skeleton, usernameSkeleton: f.username_skeleton, passwordHash: f.password_hash, external };
     byEmail.set(f.email_key, e);
     if (f.username_key) byUsername.set(f.username_key, e);
-    if (f.email_skeleton) byEmailSkeleton.set(f.email_skeleton, e);
-    if (f.username_skeleton) byUsernameSkeleton.set(f.username_skeleton, e);
+    if (f.email_skeleton) add(byEmailSkeleton, f.email_skeleton, e);
+    if (f.username_skeleton) add(byUsernameSkeleton, f.username_skeleton, e);
     if (f.external_source !== null && f.external_id !== null) byExternal.set(externalKey(f.external_source, f.external_id), e);
   }
   return { byEmail, byUsername, byExternal, byEmailSkeleton, byUsernameSkeleton };
@@ -66,9 +69,9 @@ export interface Found {
   byEmail: Map<string, Existing>;
   byUsername: Map<string, Existing>;
   byExternal: Map<string, Existing>;
-  /** By confusable skeleton (confusables.ts): an account another row would read like. */
-  byEmailSkeleton: Map<string, Existing>;
-  byUsernameSkeleton: Map<string, Existing>;
+  /** By confusable skeleton (confusables.ts): the accounts a row would read like (two, for a pair stored before the rule). */
+  byEmailSkeleton: Map<string, Existing[]>;
+  byUsernameSkeleton: Map<string, Existing[]>;
 }
 
 /** Why `row` cannot be written against the accounts that exist (null when it can). */
@@ -76,13 +79,17 @@ export function clash(row: ImportRow, found: Found, onConflict: OnConflict): str
   const mine = found.byEmail.get(row.emailKey);
   if (mine && onConflict === "fail") return "an account with this email already exists (--on-conflict fail)";
   // Another account whose address reads like this one (the same letters in another script): two accounts a person
-  // cannot tell apart in a list. The row's own account (the same key) is not another.
-  const lookalike = found.byEmailSkeleton.get(row.emailSkeleton);
-  if (lookalike && lookalike.emailKey !== row.emailKey) return "the email reads like that of another account (the same letters in another script), which a person could not tell apart from it";
+  // cannot tell apart in a list. Only a new account is judged: an update never writes the email, so an account
+  // stored beside a look-alike before the rule can still be updated (disabled, say) by its own row.
+  if (!mine && (found.byEmailSkeleton.get(row.emailSkeleton) ?? []).length > 0) {
+    return "the email reads like that of another account (the same letters in another script), which a person could not tell apart from it";
+  }
   const byName = row.usernameKey ? found.byUsername.get(row.usernameKey) : undefined;
   if (byName && byName.emailKey !== row.emailKey && (!mine || onConflict === "update")) return "the username belongs to another account";
-  const nameAlike = row.usernameSkeleton ? found.byUsernameSkeleton.get(row.usernameSkeleton) : undefined;
-  if (nameAlike && nameAlike.emailKey !== row.emailKey && nameAlike.usernameKey !== row.usernameKey && (!mine || onConflict === "update")) {
+  // The username is judged when it is written under a new skeleton: a new account, or a rename to one (an update
+  // that keeps the account's username, or only changes it in a way that reads the same, is not a look-alike of it).
+  const renamed = row.usernameSkeleton !== null && (!mine || (onConflict === "update" && mine.usernameSkeleton !== row.usernameSkeleton));
+  if (renamed && (found.byUsernameSkeleton.get(row.usernameSkeleton as string) ?? []).some((e) => e.id !== mine?.id)) {
     return "the username reads like that of another account (the same letters in another script), which a person could not tell apart from it";
   }
   const byExt = row.user.externalId ? found.byExternal.get(externalKey(row.user.externalSource ?? "", row.user.externalId)) : undefined;

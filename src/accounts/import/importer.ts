@@ -468,7 +468,10 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
       .updateTable("users")
       .set({
         updated_at: now,
-        ...(has("username") && u.username ? { username: u.username, username_key: row.usernameKey, username_skeleton: row.usernameSkeleton } : {}),
+        ...(has("username") && u.username ? { username: u.username, username_key: row.usernameKey } : {}),
+        // Under a new skeleton only (checked by clash): an account marked as a look-alike keeps its mark while its
+        // username reads the same, and the unique index judges a rename like any new username.
+        ...(has("username") && u.username && row.usernameSkeleton !== existing.usernameSkeleton ? { username_skeleton: row.usernameSkeleton, username_lookalike: 0 } : {}),
         ...(has("display_name") && u.displayName ? { display_name: u.displayName } : {}),
         ...(has("status") && u.status ? { status: u.status } : {}),
         // The replaced password is no longer an administrator's initial one: its expiry goes with it (ASVS 6.4.1).

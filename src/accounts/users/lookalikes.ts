@@ -1,9 +1,10 @@
 // The accounts that read like another (the same letters in another script), stored before look-alikes were refused:
-// migration 23 leaves such an account without a skeleton (docs/decisions/0013-confusable-skeletons.md). Listed for an
-// operator to judge (rename one, disable one, or keep both knowingly); `claimFree` gives an account whose look-alike
-// has since gone (renamed, its address changed) its skeleton back, so no new account can take its look-alike.
+// migration 23 marks such an account (`email_lookalike` / `username_lookalike`), keeping it out of the unique index
+// the other one is under (docs/decisions/0013-confusable-skeletons.md). Listed for an operator to judge (rename one,
+// disable one, or keep both knowingly). Its skeleton refuses new look-alikes either way; `claimFree` puts an account
+// whose look-alike has since gone (renamed, its address changed) back under the unique index, so that two writers
+// racing to create a new look-alike of it are settled by the database too.
 import type { Database } from "../../store/database.ts";
-import { confusableSkeleton } from "./confusables.ts";
 
 export interface AccountRef {
   id: string;
@@ -15,16 +16,16 @@ export interface StoredLookalike {
   account: AccountRef;
   /** Which identifier reads like another account's. */
   field: "email" | "username";
-  /** The account holding that skeleton; null when none does any more (see claimed). */
+  /** Another account with that skeleton (the one under the unique index first); null when none is left (see claimed). */
   readsLike: AccountRef | null;
-  /** With claimFree: the skeleton was free and is now this account's. */
+  /** With claimFree: no other account reads like it any more, and it is under the unique index again. */
   claimed: boolean;
 }
 
 const PAGE = 500;
 
 /**
- * Every account with an email or username but no skeleton for it, with the account it reads like.
+ * Every account marked as reading like another, with the account it reads like.
  *
  * @example
  * for (const l of await storedLookalikes(app.db)) console.log(l.account.email, "reads like", l.readsLike?.email);
@@ -33,24 +34,25 @@ export async function storedLookalikes(database: Database, options: { claimFree?
   const { db } = database;
   const found: StoredLookalike[] = [];
   for (let after = ""; ;) {
-    const rows = await db.selectFrom("users").select(["id", "email", "username", "email_skeleton", "username_skeleton"])
-      .where((eb) => eb.or([eb("email_skeleton", "is", null), eb.and([eb("username", "is not", null), eb("username_skeleton", "is", null)])]))
+    const rows = await db.selectFrom("users").select(["id", "email", "username", "email_skeleton", "username_skeleton", "email_lookalike", "username_lookalike"])
+      .where((eb) => eb.or([eb("email_lookalike", "=", 1), eb("username_lookalike", "=", 1)]))
       .where("id", ">", after).orderBy("id").limit(PAGE).execute();
     if (rows.length === 0) return found;
     for (const row of rows) {
       const account = { id: row.id, email: row.email, username: row.username };
-      const missing: Array<["email" | "username", string]> = [];
-      if (row.email_skeleton === null) missing.push(["email", row.email]);
-      if (row.username !== null && row.username_skeleton === null) missing.push(["username", row.username]);
-      for (const [field, shown] of missing) {
-        const skeleton = confusableSkeleton(shown);
+      const marked: Array<["email" | "username", string | null]> = [];
+      if (Number(row.email_lookalike) === 1) marked.push(["email", row.email_skeleton]);
+      if (Number(row.username_lookalike) === 1) marked.push(["username", row.username_skeleton]);
+      for (const [field, skeleton] of marked) {
         const column = field === "email" ? "email_skeleton" : "username_skeleton";
-        const holder = await db.selectFrom("users").select(["id", "email", "username"]).where(column, "=", skeleton).where("id", "!=", row.id).executeTakeFirst();
+        const flag = field === "email" ? "email_lookalike" : "username_lookalike";
+        const holder = skeleton === null ? undefined : await db.selectFrom("users").select(["id", "email", "username"])
+          .where(column, "=", skeleton).where("id", "!=", row.id).orderBy(flag).orderBy("id").executeTakeFirst();
         let claimed = false;
         if (!holder && options.claimFree) {
-          // Conditional: a writer that took the skeleton meanwhile keeps it (the unique index would refuse us anyway).
+          // Conditional, and the unique index decides: a writer that took the skeleton meanwhile keeps it.
           try {
-            const set = await db.updateTable("users").set({ [column]: skeleton }).where("id", "=", row.id).where(column, "is", null).executeTakeFirst();
+            const set = await db.updateTable("users").set({ [flag]: 0 }).where("id", "=", row.id).where(flag, "=", 1).executeTakeFirst();
             claimed = Number(set.numUpdatedRows) === 1;
           } catch {
             claimed = false;

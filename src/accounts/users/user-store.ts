@@ -144,7 +144,7 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
     const now = clock.now();
     return {
       id: newId("usr", random), email, email_key: identifierKey(email), username, username_key: username ? identifierKey(username) : null,
-      email_skeleton: confusableSkeleton(email), username_skeleton: username ? confusableSkeleton(username) : null,
+      email_skeleton: confusableSkeleton(email), username_skeleton: username ? confusableSkeleton(username) : null, email_lookalike: 0, username_lookalike: 0,
       display_name: input.displayName ?? null, status: input.status ?? "active", locked_at: null, locked_reason: null,
       password_hash: input.passwordHash ?? null, password_scheme: input.passwordScheme ?? null,
       password_changed_at: input.passwordHash ? now : null, password_must_change: input.passwordMustChange ? 1 : 0, password_invalidated_at: null,

@@ -228,7 +228,7 @@ function registerLookalikes(users: Command, ctx: CliContext): void {
   users
     .command("lookalikes")
     .description("accounts whose email or username reads like another account's (the same letters in another script), stored before such look-alikes were refused; exit 1 when there are any")
-    .option("--claim-free", "give an account whose look-alike is gone its skeleton back, so that no new account can take that look-alike")
+    .option("--claim-free", "put an account whose look-alike is gone back under the unique index, so that the database itself refuses new look-alikes of it")
     .option("--json", "print the list as JSON")
     .action(
       action(ctx, async (opts: { claimFree?: boolean; json?: boolean }) => {
@@ -240,7 +240,7 @@ function registerLookalikes(users: Command, ctx: CliContext): void {
         else {
           const shown = (a: { email: string; username: string | null }): string => escapeControls(a.username === null ? a.email : `${a.email} (${a.username})`);
           for (const l of found) {
-            const what = l.readsLike ? `reads like ${l.readsLike.id} ${shown(l.readsLike)}` : l.claimed ? "read like an account that is gone; its skeleton is claimed now" : "reads like no account now; --claim-free protects it";
+            const what = l.readsLike ? `reads like ${l.readsLike.id} ${shown(l.readsLike)}` : l.claimed ? "read like an account that is gone; it is under the unique index again" : "reads like no account now (--claim-free puts it under the unique index again)";
             writeLine(ctx, `${l.account.id} ${shown(l.account)}: its ${l.field} ${what}`);
           }
           writeLine(ctx, found.length === 0 ? "no account reads like another" : `${pending.length} look-alike identifier(s) left to judge (rename or disable one of each pair)`);

@@ -1,7 +1,7 @@
 // Migration 23 on a database with accounts in it, on both dialects: every plain identifier gets its lookup key as
 // its skeleton, the others their computed one, two stored accounts that already read alike are left as they are
-// (the first keeps the skeleton, the other none: never merged or changed), and the unique indexes then refuse a
-// third look-alike written straight into the table.
+// (the plain one under the unique index, the other marked as a look-alike: never merged or changed), and the unique
+// indexes then refuse a third look-alike written straight into the table.
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
@@ -35,11 +35,12 @@ forEachDialect("migration 23 (identifier skeletons)", (fx) => {
     ]).execute();
 
     assert.equal((await migrate(database, clock)).error, undefined);
-    const rows = Object.fromEntries((await k.selectFrom("users").select(["id", "email", "email_skeleton", "username_skeleton"]).execute()).map((r) => [r.id, [r.email_skeleton, r.username_skeleton]]));
-    assert.deepEqual(rows["usr_a_pay"], ["pay@example.org", "scope"]);
-    assert.deepEqual(rows["usr_0_impostor"], [null, null], "the later look-alike keeps no skeleton; its row is otherwise untouched");
-    assert.deepEqual(rows["usr_b_boris"], ["boris@example.org", confusableSkeleton("\u0431\u043e\u0440\u0438\u0441")]);
-    assert.deepEqual(rows["usr_c_noname"], ["ana@example.org", null]);
+    const rows = Object.fromEntries((await k.selectFrom("users").select(["id", "email", "email_skeleton", "username_skeleton", "email_lookalike", "username_lookalike"]).execute())
+      .map((r) => [r.id, [r.email_skeleton, r.username_skeleton, Number(r.email_lookalike), Number(r.username_lookalike)]]));
+    assert.deepEqual(rows["usr_a_pay"], ["pay@example.org", "scope", 0, 0]);
+    assert.deepEqual(rows["usr_0_impostor"], ["pay@example.org", "scope", 1, 1], "the later look-alike is marked; its row is otherwise untouched");
+    assert.deepEqual(rows["usr_b_boris"], ["boris@example.org", confusableSkeleton("\u0431\u043e\u0440\u0438\u0441"), 0, 0]);
+    assert.deepEqual(rows["usr_c_noname"], ["ana@example.org", null, 0, 0]);
     assert.equal((await k.selectFrom("users").select("id").execute()).length, 4, "no account merged or deleted");
 
     // A writer that skips the store's own look (or races it) meets the index: a row holding the skeleton of

@@ -4,6 +4,7 @@
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../../app/types.ts";
 import { validateEmail } from "../../../accounts/users/normalise.ts";
+import type { User } from "../../../accounts/users/user-store.ts";
 import { InputError, isBulwarkError } from "../../../lib/errors.ts";
 import { addressProblem } from "../../../notify/index.ts";
 import { newId } from "../../../crypto/tokens.ts";
@@ -33,21 +34,25 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       // thousands of strangers.
       const rate = await app.accounts.mailRequests.countRequest(ctx.ip);
       if (!rate.allowed) return throttledAnswer(reply, rate, "BULWARK_ERR_THROTTLED", "requests that send mail from this address");
-      const existing = await app.accounts.users.findByIdentifier(email);
-      if (existing) {
-        // The account a free address gets costs a transaction with an insert into users and its indexes: a taken
-        // address makes the same insert for a throw-away account in a transaction rolled back, so the time of the
-        // answer does not tell which it was (ASVS 6.3.8; compared in bench/http.ts). Never visible outside it.
+      /**
+       * The answer to an address that gets no account: the same 202, after the same work as a free one. The account a
+       * free address gets costs a transaction with an insert into users and its indexes: this makes the same insert
+       * for a throw-away account in a transaction rolled back, so the time of the answer does not tell which it was
+       * (ASVS 6.3.8; compared in bench/http.ts). Never visible outside it. `owner` gets a reset link when active.
+       */
+      const noAccount = async (owner: User | null, audit: { type: string; subject: string }): Promise<unknown> => {
         await app.db.transaction(async (trx) => {
           await app.accounts.users.create({ email: `register-decoy-${newId("d", app.random).slice(2)}@bulwark.invalid` }, trx);
           throw DECOY_DONE;
         }).catch((error: unknown) => {
           if (error !== DECOY_DONE) throw error;
         });
-        await sendResetMail(app, request, existing.status === "active" ? existing : null, "reset");
-        await app.audit.append({ type: "auth.register.existing", actor: "anonymous", subject: existing.id, requestId: request.id, data: { ip: ctx.ip } });
+        await sendResetMail(app, request, owner !== null && owner.status === "active" ? owner : null, "reset");
+        await app.audit.append({ ...audit, actor: "anonymous", requestId: request.id, data: { ip: ctx.ip } });
         return reply.status(202).send(RESET_ACCEPTED);
-      }
+      };
+      const existing = await app.accounts.users.findByIdentifier(email);
+      if (existing) return noAccount(existing, { type: "auth.register.existing", subject: existing.id });
       let user;
       try {
         // No password yet: the account can be used only after its owner follows the mailed link.
@@ -55,6 +60,11 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       } catch (error) {
         // A concurrent sign-up for the same address lost the race: same answer as any taken address.
         if (isBulwarkError(error) && error.code === "BULWARK_ERR_EMAIL_TAKEN") return reply.status(202).send(RESET_ACCEPTED);
+        // The address reads like a stored account's (the same letters in another script, stored by an administrator or
+        // an import): no account, no mail, and the answer and work of a taken address (docs/decisions/0013).
+        if (isBulwarkError(error) && error.code === "BULWARK_ERR_EMAIL_CONFUSABLE") {
+          return noAccount(null, { type: "auth.register.lookalike", subject: `id:${app.keyring.identifierTag(email.toLowerCase())}` });
+        }
         throw error;
       }
       await app.audit.append({ type: "user.created", actor: "anonymous", subject: user.id, requestId: request.id, data: { via: "register", ip: ctx.ip } });
