@@ -2,6 +2,7 @@
 // is created, into contain_job_users, so a resumed job acts on exactly the same users.
 import { sql, type Expression, type Kysely, type SelectQueryBuilder, type SqlBool } from "kysely";
 import { identifierKey } from "../accounts/users/normalise.ts";
+import { WRAP_PREFIX } from "../accounts/passwords/wrap.ts";
 import type { DialectName } from "../store/database.ts";
 import { containErrors } from "./errors.ts";
 import type { Schema } from "../store/schema.ts";
@@ -190,7 +191,16 @@ export function scopedUserIds(db: Kysely<Schema>, dialect: DialectName, spec: Sc
         .where((a) => a.and([...(from !== undefined ? [a("audit_events.at", ">=", from)] : []), ...(to !== undefined ? [a("audit_events.at", "<=", to)] : [])]))),
     ]));
   }
-  if (spec.scheme !== undefined) q = q.where("users.password_scheme", "=", spec.scheme);
+  if (spec.scheme !== undefined) {
+    // An account whose legacy hash migrate-hashes wrapped in argon2id still signs in with the password behind that
+    // legacy hash: a leak of the old hashes (a backup, the old system's copy) exposes it as much as an unwrapped one.
+    // So a scheme names those too, by the inner scheme the wrapped hash records ($bulwark-wrap$v=1$<id>$…).
+    const prefix = `${WRAP_PREFIX}${spec.scheme}$`;
+    q = q.where((eb) => eb.or([
+      eb("users.password_scheme", "=", spec.scheme as string),
+      eb.and([eb("users.password_scheme", "=", "bulwark-wrapped"), eb(eb.fn("substr", ["users.password_hash", sql.lit(1), sql.lit(prefix.length)]), "=", prefix)]),
+    ]));
+  }
   return q;
 }
 

@@ -134,6 +134,12 @@ export interface BatchCommit {
   processed: number;
   /** Per-outcome counts to add (e.g. { wrapped: 498, skipped: 2 }). */
   counts: Record<string, number>;
+  /**
+   * For batches that leave the cursor where it is (a closing sweep past the end): the job's `done` as the caller read
+   * it before reading its batch. The commit is refused when another runner committed meanwhile, as a moved cursor
+   * refuses a walk's batch: every commit adds to `done`, so it tells them apart where the cursor cannot.
+   */
+  expectDone?: number;
 }
 
 export class JobStore {
@@ -260,6 +266,7 @@ export class JobStore {
   async commitBatch(trx: Kysely<Schema>, id: string, from: string | null, commit: BatchCommit): Promise<boolean> {
     const row = await trx.selectFrom("jobs").select(["cursor", "counts", "done", "status"]).where("id", "=", id).executeTakeFirst();
     if (!row || row.cursor !== from || !RESUMABLE_STATUSES.includes(row.status as JobStatus)) return false;
+    if (commit.expectDone !== undefined && Number(row.done) !== commit.expectDone) return false;
     const counts = storedObject(id, "counts", row.counts) as Record<string, number>;
     for (const [k, v] of Object.entries(commit.counts)) counts[k] = (counts[k] ?? 0) + v;
     const result = await trx
@@ -272,6 +279,7 @@ export class JobStore {
       .where((eb) => (from === null ? eb("cursor", "is", null) : eb("cursor", "=", from)))
       // The compare-and-set covers the status too: the read above may predate another transaction ending the job.
       .where("status", "in", [...RESUMABLE_STATUSES])
+      .$if(commit.expectDone !== undefined, (q) => q.where("done", "=", commit.expectDone as number))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }

@@ -217,6 +217,9 @@ async function sweep(deps: MigrateDeps, jobId: string, options: SweepOptions): P
   for (let pass = 0; pass < MAX_SWEEPS; pass++) {
     let found = 0;
     for (let after: string | null = null; ;) {
+      // Read before the page: a batch another runner's sweep commits after this read makes this one's commit refused
+      // (the cursor stays at the end during a sweep, so it cannot tell two sweeps' batches apart; `done` can).
+      const seen = (await deps.jobs.get<MigrateSpec>(jobId)).done;
       const rows = await page(deps.database.db, after, options.batchSize);
       if (rows.length === 0) break;
       const from = after;
@@ -230,8 +233,9 @@ async function sweep(deps: MigrateDeps, jobId: string, options: SweepOptions): P
         let ok = 0;
         for (const w of wrapped) if (await deps.users.swapPasswordHash(w.id, w.from, { hash: w.to, scheme: "bulwark-wrapped", changed: false }, trx)) ok++;
         const counts = { wrapped: ok, skipped: wrapped.length - ok, swept: wrapped.length };
-        // The cursor stays at the end: the compare-and-set still refuses a job that ended (or moved) meanwhile.
-        if (!(await deps.jobs.commitBatch(trx, jobId, end, { cursor: end, processed: wrapped.length, counts }))) throw new CursorMoved();
+        // The cursor stays at the end: the compare-and-set still refuses a job that ended (or moved) meanwhile, and
+        // `expectDone` one that another runner's sweep committed a batch to since this one read its page.
+        if (!(await deps.jobs.commitBatch(trx, jobId, end, { cursor: end, processed: wrapped.length, counts, expectDone: seen }))) throw new CursorMoved();
         await deps.audit.appendIn(trx, { type: "users.migrate-hashes.swept", actor: options.actor, subject: jobId, data: { pass: pass + 1, from, to: after, ...counts } });
       }).then(() => true, (error: unknown) => {
         if (error instanceof CursorMoved) return false;
