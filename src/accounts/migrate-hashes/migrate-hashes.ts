@@ -222,7 +222,7 @@ async function sweep(deps: MigrateDeps, jobId: string, options: SweepOptions): P
       const seen = (await deps.jobs.get<MigrateSpec>(jobId)).done;
       const rows = await page(deps.database.db, after, options.batchSize);
       if (rows.length === 0) break;
-      const from = after;
+      const from: string | null = after;
       after = rows[rows.length - 1]!.id;
       const targets = rows.filter((r) => deps.passwords.isWrappable(r.password_hash));
       if (targets.length === 0) continue;
@@ -241,8 +241,15 @@ async function sweep(deps: MigrateDeps, jobId: string, options: SweepOptions): P
         if (error instanceof CursorMoved) return false;
         throw error;
       });
-      // Another runner ended or moved the job: it is returned as it is, never claimed done from here.
-      if (!committed) return deps.jobs.get<MigrateSpec>(jobId);
+      if (!committed) {
+        // Another runner ended the job: it is returned as it is, never claimed done from here.
+        const now = await deps.jobs.get<MigrateSpec>(jobId);
+        if (!RESUMABLE_STATUSES.includes(now.status) || now.cursor !== end) return now;
+        // Another runner's sweep committed a batch since this page was read: the page is read again (what that runner
+        // wrapped is no target any more). One of two runners wins each time, so this ends.
+        after = from;
+        continue;
+      }
       commits++;
       const current = await deps.jobs.get<MigrateSpec>(jobId);
       options.onProgress?.(current.done, current.total);
