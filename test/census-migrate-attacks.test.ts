@@ -16,16 +16,13 @@ import { after, describe, it } from "node:test";
 import { passwordCensus } from "../src/accounts/census/index.ts";
 import { openMigrationJob, runMigration, wrappableCensus, type MigrateDeps } from "../src/accounts/migrate-hashes/index.ts";
 import { createPasswordContext, saltedFromTemplate, type PasswordContext, type SchemeId } from "../src/accounts/passwords/index.ts";
-import { createUserStore } from "../src/accounts/users/user-store.ts";
 import { openApp } from "../src/app/index.ts";
-import { AuditLog } from "../src/audit/audit-log.ts";
-import { JobStore } from "../src/jobs/job-store.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { isBulwarkError } from "../src/lib/errors.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
-import { migrate } from "../src/store/migrator.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
+import { migrateDepsOn } from "./helpers/migrate-deps.ts";
 
 const root = mkdtempSync(join(tmpdir(), "bulwark-redteam-census-"));
 const opened: Database[] = [];
@@ -47,14 +44,7 @@ type Deps = MigrateDeps & { clock: ManualClock };
 async function fixture(passwords: PasswordContext = cheap): Promise<Deps> {
   const database = openSQLite(join(root, `db-${++counter}.sqlite`), { create: true });
   opened.push(database);
-  const clock = new ManualClock(Date.UTC(2026, 10, 20));
-  await migrate(database, clock);
-  return {
-    database, clock, passwords,
-    users: createUserStore({ database, clock, random: systemRandom }),
-    jobs: new JobStore({ database, clock, random: systemRandom }),
-    audit: new AuditLog({ database, clock, random: systemRandom }),
-  };
+  return migrateDepsOn(database, new ManualClock(Date.UTC(2026, 10, 20)), passwords);
 }
 
 async function storedHashes(deps: Pick<MigrateDeps, "database">): Promise<Map<string, string | null>> {

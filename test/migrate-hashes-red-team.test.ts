@@ -11,22 +11,23 @@
 // (census-migrate-attacks.test.ts, census.test.ts), hostile KDF parameters (limits.security.test.ts).
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { passwordCensus } from "../src/accounts/census/index.ts";
 import { FloodControl } from "../src/accounts/flood/flood.ts";
 import { login } from "../src/accounts/login/login.ts";
 import { openMigrationJob, runMigration, wrappableCensus, type MigrateDeps } from "../src/accounts/migrate-hashes/index.ts";
 import { createPasswordContext, type PasswordContext } from "../src/accounts/passwords/index.ts";
-import { createUserStore } from "../src/accounts/users/user-store.ts";
-import { AuditLog } from "../src/audit/audit-log.ts";
 import { scopedUserIds } from "../src/contain/index.ts";
 import { keyedFingerprint } from "../src/crypto/tokens.ts";
 import { JobStore, type Job } from "../src/jobs/job-store.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
-import type { Database } from "../src/store/database.ts";
-import { migrate } from "../src/store/migrator.ts";
+import { openSQLite, type Database } from "../src/store/database.ts";
 import { forEachDialect, type DialectFixture } from "./helpers/dialects.ts";
+import { migrateDepsOn } from "./helpers/migrate-deps.ts";
 
 // Cheap argon2id: these tests are about decisions and races, not argon2's cost.
 const cheap = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 64, timeCost: 1, parallelism: 1 } });
@@ -35,15 +36,20 @@ const NOW = Date.UTC(2026, 10, 20);
 
 type Deps = MigrateDeps & { clock: ManualClock };
 
-async function fixture(database: Database, passwords: PasswordContext = cheap): Promise<Deps> {
-  const clock = new ManualClock(NOW);
-  await migrate(database, clock);
-  return {
-    database, clock, passwords,
-    users: createUserStore({ database, clock, random: systemRandom }),
-    jobs: new JobStore({ database, clock, random: systemRandom }),
-    audit: new AuditLog({ database, clock, random: systemRandom }),
-  };
+function fixture(database: Database, passwords: PasswordContext = cheap): Promise<Deps> {
+  return migrateDepsOn(database, new ManualClock(NOW), passwords);
+}
+
+/** Runs `work` on a migrated SQLite database of its own (a temp dir, removed after), with the job's dependencies. */
+async function onOwnSQLite(work: (deps: Deps, database: Database) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "bulwark-redteam-mh-"));
+  const database = openSQLite(join(dir, "db.sqlite"), { create: true });
+  try {
+    await work(await fixture(database), database);
+  } finally {
+    await database.close().catch(() => {});
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The job store as one node sees it: every method of `jobs`, some replaced (a second node's view of one database). */
@@ -198,14 +204,7 @@ describe("migrate-hashes red team: crafted hashes and incident scope [sqlite]", 
   // the scope selects nobody, and its dry run reports 0 users: the response silently misses every exposed account.
   // `--scheme bulwark-wrapped` is no remedy: it also takes every wrapped Drupal, phpass or sha-crypt account.
   it("attack: after migrate-hashes, a containment scope `--scheme md5` still selects the accounts whose passwords an MD5 leak exposes, by the inner scheme their wrapped hash records (was: none — the job rewrote password_scheme and the scope missed them all)", async () => {
-    const { mkdtempSync, rmSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const { openSQLite } = await import("../src/store/database.ts");
-    const dir = mkdtempSync(join(tmpdir(), "bulwark-redteam-mh-"));
-    const database = openSQLite(join(dir, "db.sqlite"), { create: true });
-    try {
-      const deps = await fixture(database);
+    await onOwnSQLite(async (deps, database) => {
       const exposed = [];
       for (let i = 0; i < 4; i++) exposed.push((await deps.users.create({ email: `md5-${i}@example.org`, passwordHash: md5(`leaked ${i}`), passwordScheme: "md5" })).id);
       await deps.users.create({ email: "drupal@example.org", passwordHash: "$S$5NmmasABBCxG9XpSemMLfPLsbsGtorG5xj7BerZNxxn8CqtDSlkB", passwordScheme: "drupal7" });
@@ -215,10 +214,7 @@ describe("migrate-hashes red team: crafted hashes and incident scope [sqlite]", 
       assert.equal((await runMigration(deps, job, { actor: "redteam" })).counts["wrapped"], 5);
       for (const id of exposed) assert.equal(await cheap.verify(`leaked ${exposed.indexOf(id)}`, (await deps.users.getById(id))!.passwordHash!), true, "the leaked password still signs in");
       assert.deepEqual(await scope(), [...exposed].sort(), "the accounts an MD5 leak exposes, still on those passwords, are still in an md5-scoped response");
-    } finally {
-      await database.close().catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   // An import file (or a row changed in the database) carrying a hand-made `$bulwark-wrap$` value: an inner layer that is
@@ -227,14 +223,7 @@ describe("migrate-hashes red team: crafted hashes and incident scope [sqlite]", 
   // by identify (so the import calls the row bad and stores nothing), counted "unsupported" by the census (never a
   // strong hash), left alone by the job, and signs nobody in.
   it("attack: hand-made wrapped hashes (recursive or slow inner layer, foreign settings, argon2i or v=16 outer, two argon2id tails, a prototype-named inner scheme) are refused by identify, counted unsupported by the census, left by the job and sign nobody in", async () => {
-    const { mkdtempSync, rmSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const { openSQLite } = await import("../src/store/database.ts");
-    const dir = mkdtempSync(join(tmpdir(), "bulwark-redteam-mh-"));
-    const database = openSQLite(join(dir, "db.sqlite"), { create: true });
-    try {
-      const deps = await fixture(database);
+    await onOwnSQLite(async (deps, database) => {
       const wrapped = await cheap.wrapLegacyHash(md5("pw"));
       const tail = wrapped.slice(wrapped.indexOf("$argon2id$"));
       const phpass = await cheap.wrapLegacyHash("$P$6npetjI95qN1kIVZ9V0Ce6NS5dN6cT0");
@@ -268,9 +257,6 @@ describe("migrate-hashes red team: crafted hashes and incident scope [sqlite]", 
       for (const what of Object.keys(crafted)) {
         assert.deepEqual(await login(loginDeps, { identifier: emailOf(what), password: "pw", ip: "198.51.100.10" }), { outcome: "invalid" }, what);
       }
-    } finally {
-      await database.close().catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
