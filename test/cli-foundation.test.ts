@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { bulwark } from "./helpers/cli.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
 
 let root: string;
 before(() => {
@@ -49,11 +50,11 @@ describe("bulwark init", () => {
 
   it("takes the master key from BULWARK_MASTER_KEY and writes no key file", async () => {
     const d = dir("envkey");
-    const key = Buffer.alloc(32, 7).toString("base64");
+    const key = testMasterKey(7);
     const r = await bulwark(["init"], { env: { BULWARK_DATA_DIR: d, BULWARK_MASTER_KEY: key } });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(existsSync(join(d, "master.key")), false);
-    const wrong = await bulwark(["audit", "verify"], { env: { BULWARK_DATA_DIR: d, BULWARK_MASTER_KEY: Buffer.alloc(32, 8).toString("base64") } });
+    const wrong = await bulwark(["audit", "verify"], { env: { BULWARK_DATA_DIR: d, BULWARK_MASTER_KEY: testMasterKey(8) } });
     assert.equal(wrong.code, 2);
     assert.match(wrong.stderr, /wrapped by master key/);
   });

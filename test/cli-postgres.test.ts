@@ -9,6 +9,7 @@ import pg from "pg";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { bulwark } from "./helpers/cli.ts";
 import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
 
 const unavailable = postgresUnavailable();
 
@@ -36,7 +37,7 @@ describe("bulwark on PostgreSQL", unavailable ? { skip: `PostgreSQL unavailable:
 
   it("initialises, verifies, and names an altered, deleted or reordered event", async () => {
     const url = await cluster!.createDatabase("cli_pg");
-    const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: Buffer.alloc(32, 3).toString("base64") };
+    const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey(3) };
     const init = await bulwark(["init", "--json"], { env });
     assert.equal(init.code, 0, init.stderr);
     const report = JSON.parse(init.stdout);
@@ -69,9 +70,9 @@ describe("bulwark on PostgreSQL", unavailable ? { skip: `PostgreSQL unavailable:
 
   it("refuses to start with the wrong master key and names the problem", async () => {
     const url = await cluster!.createDatabase("cli_pg_key");
-    const env = { BULWARK_DATA_DIR: join(dir, "data2"), BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: Buffer.alloc(32, 5).toString("base64") };
+    const env = { BULWARK_DATA_DIR: join(dir, "data2"), BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey(5) };
     assert.equal((await bulwark(["init"], { env })).code, 0);
-    const wrong = await bulwark(["audit", "verify"], { env: { ...env, BULWARK_MASTER_KEY: Buffer.alloc(32, 6).toString("base64") } });
+    const wrong = await bulwark(["audit", "verify"], { env: { ...env, BULWARK_MASTER_KEY: testMasterKey(6) } });
     assert.equal(wrong.code, 2);
     assert.match(wrong.stderr, /master key/);
   });

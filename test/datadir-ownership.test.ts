@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openApp } from "../src/app/index.ts";
 import { masterKeyId } from "../src/crypto/keyring.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
 
 const ROOT = process.getuid?.() === 0;
 const NOBODY = 65534; // "another account": the attacker
@@ -64,7 +65,7 @@ describe("an existing data dir that others could write", () => {
     const dir = await initialised("loosened");
     chmodSync(dir, 0o777);
     await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DATA_DIR", dir, /mode 777/, /chmod 700/));
-    await assert.rejects(open(dir, "open", { BULWARK_MASTER_KEY: Buffer.alloc(32, 1).toString("base64") }), refusal("BULWARK_ERR_DATA_DIR", dir, /chmod 700/));
+    await assert.rejects(open(dir, "open", { BULWARK_MASTER_KEY: testMasterKey(1) }), refusal("BULWARK_ERR_DATA_DIR", dir, /chmod 700/));
   });
 
   it("accepts a data dir only its owner can write (0755), as an operator may have made it", async () => {

@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
 
 const RESET_LINK = /#token=(prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
 const EMAIL_LINK = /#token=(ect_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
@@ -35,7 +36,7 @@ function linkRaces(dialect: "sqlite" | "postgres"): void {
     clusterStarted = true;
     const cluster = await sharedCluster();
     assert.ok(cluster, "PostgreSQL did not start");
-    fx = await authFixture({ BULWARK_DATABASE_URL: await cluster.createDatabase(`links_races_${process.pid}`), BULWARK_MASTER_KEY: Buffer.alloc(32, 3).toString("base64") });
+    fx = await authFixture({ BULWARK_DATABASE_URL: await cluster.createDatabase(`links_races_${process.pid}`), BULWARK_MASTER_KEY: testMasterKey(3) });
   });
   after(async () => {
     await fx?.close();

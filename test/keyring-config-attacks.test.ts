@@ -17,6 +17,7 @@ import { Keyring } from "../src/crypto/keyring.ts";
 import { runSshdTest } from "../src/checks/ssh/cross-check.ts";
 import { parseMasterKey, readMasterKeyFile } from "../src/crypto/master-key.ts";
 import { tamper } from "./helpers/tamper.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
 
 const ENV = { BULWARK_LOG_LEVEL: "silent", BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
 const ROW = { table: "mfa_totp", column: "secret_ct", row: "usr_redteam" };
@@ -87,7 +88,7 @@ describe("master key text: refused, never truncated or padded to 32 bytes (ASVS 
     ["64 hexadecimal digits", key.toString("hex")],
     ["a key broken across two lines", `${key.toString("base64").slice(0, 20)}\n${key.toString("base64").slice(20)}`],
     ["a key with a space inside", `${key.toString("base64").slice(0, 20)} ${key.toString("base64").slice(20)}`],
-    ["two keys one after the other", `${key.toString("base64")}\n${Buffer.alloc(32, 1).toString("base64")}`],
+    ["two keys one after the other", `${key.toString("base64")}\n${testMasterKey(1)}`],
     ["a key followed by a NUL and more text", `${key.toString("base64")}\0AAAA`],
     ["a padded key with text after the padding", `${key.toString("base64")}AAAA`],
   ];
@@ -113,7 +114,7 @@ describe("master key text: refused, never truncated or padded to 32 bytes (ASVS 
     const dir = join(root, "two-keys");
     mkdirSync(dir, { mode: 0o700 });
     const path = join(dir, "master.key");
-    writeFileSync(path, `${key.toString("base64")}\n${Buffer.alloc(32, 2).toString("base64")}\n`, { mode: 0o600 });
+    writeFileSync(path, `${key.toString("base64")}\n${testMasterKey(2)}\n`, { mode: 0o600 });
     assert.throws(() => readMasterKeyFile(path), (error: Raised) => error.code === "BULWARK_ERR_MASTER_KEY_INVALID");
   });
 });

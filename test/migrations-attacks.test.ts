@@ -20,8 +20,9 @@ import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
 
-const KEY = Buffer.alloc(32, 7).toString("base64");
+const KEY = testMasterKey(7);
 const NOW = Date.UTC(2026, 11, 5, 12);
 const MIGRATOR = fileURLToPath(new URL("../src/store/migrator.ts", import.meta.url));
 const DATABASE = fileURLToPath(new URL("../src/store/database.ts", import.meta.url));

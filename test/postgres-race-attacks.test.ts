@@ -21,6 +21,7 @@ import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from ".
 import { authFlows, EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
 
 
 type Response = LightMyRequestResponse;
@@ -44,7 +45,7 @@ describe("single-use and counted things raced on PostgreSQL", unavailable ? { sk
     authURL = await cluster.createDatabase(`race_auth_${process.pid}`);
     apiURL = await cluster.createDatabase(`race_api_${process.pid}`);
     [fx, api] = await Promise.all([
-      authFixture({ BULWARK_DATABASE_URL: authURL, BULWARK_MASTER_KEY: Buffer.alloc(32, 5).toString("base64"), BULWARK_REGISTRATION: "open" }),
+      authFixture({ BULWARK_DATABASE_URL: authURL, BULWARK_MASTER_KEY: testMasterKey(5), BULWARK_REGISTRATION: "open" }),
       openAPIFixture({ databaseURL: apiURL }),
     ]);
   });

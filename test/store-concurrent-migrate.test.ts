@@ -17,8 +17,9 @@ import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { migrate, type MigrateOutcome } from "../src/store/migrator.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
 
-const KEY = Buffer.alloc(32, 9).toString("base64");
+const KEY = testMasterKey(9);
 const APP = fileURLToPath(new URL("../src/app/index.ts", import.meta.url));
 
 let root: string;

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { openApp } from "../src/app/index.ts";
 import { redactURL } from "../src/store/database.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
 
 const SECRETS = ["Sup3rSecretPw", "KeyPassphrase", "UserinfoPw", "t0ken", "s3cret", "pr1vate-key-path"];
 const LOADED = "postgres://bulwark:UserinfoPw@127.0.0.1:1/bulwark" +
@@ -39,7 +40,7 @@ describe("redactURL", () => {
 
   it("attack: the error for an unreachable database does not carry a query-string password", async () => {
     const error = await openApp({
-      env: { BULWARK_DATABASE_URL: LOADED.replace("&sslmode=require", ""), BULWARK_MASTER_KEY: Buffer.alloc(32, 1).toString("base64"), BULWARK_DATA_DIR: "/nonexistent/bulwark-redact-test", BULWARK_LOG_LEVEL: "silent" },
+      env: { BULWARK_DATABASE_URL: LOADED.replace("&sslmode=require", ""), BULWARK_MASTER_KEY: testMasterKey(1), BULWARK_DATA_DIR: "/nonexistent/bulwark-redact-test", BULWARK_LOG_LEVEL: "silent" },
     }).then(
       async (app) => {
         await app.close();

@@ -94,6 +94,21 @@ export function loadArgon2Config(env: NodeJS.ProcessEnv): Config["argon2"] {
   };
 }
 
+/**
+ * Why argon2id parameters are weaker than the weakest profile the OWASP Password Storage Cheat Sheet recommends (its
+ * five profiles trade memory for passes: 47104 KiB × 1 … 7168 KiB × 5, each at least ~35,840 KiB·passes, with 7 MiB
+ * at least), or null. Allowed (tests and small machines use less), but said at start: every new hash and every rehash
+ * at sign-in is that much cheaper to crack (ASVS 11.4.2).
+ *
+ * @example
+ * weakArgon2Warning({ memoryCost: 1024, timeCost: 1, parallelism: 1 }) // "BULWARK_ARGON2_MEMORY_KIB=1024 and …"
+ */
+export function weakArgon2Warning(p: Config["argon2"]): string | null {
+  if (p.memoryCost >= 7168 && p.memoryCost * p.timeCost >= 35_840) return null;
+  const times = Math.max(1, Math.round(35_840 / (p.memoryCost * p.timeCost)));
+  return `BULWARK_ARGON2_MEMORY_KIB=${p.memoryCost} and BULWARK_ARGON2_TIME=${p.timeCost} are below OWASP's weakest argon2id profile (7168 KiB × 5 passes … 47104 KiB × 1; the default is 19456 KiB × 2): new password hashes are about ${times}× cheaper to crack than that; unset both for the default`;
+}
+
 function parsePort(value: string | number, source: string): number {
   const text = String(value).trim();
   // 0 asks the OS for any free port (tests, ephemeral runs); the URL printed at start names it.
@@ -103,22 +118,55 @@ function parsePort(value: string | number, source: string): number {
   return Number(text);
 }
 
-function parseDatabaseURL(value: string): string | null {
+function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine = false): string | null {
   const text = value.trim();
   if (text === "") return null;
+  const name = fromCommandLine ? "--database-url" : "BULWARK_DATABASE_URL";
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw configError("BULWARK_DATABASE_URL is not a valid URL; expected postgres://user:password@host:port/database (or ?host=/socket/dir)");
+    throw configError(`${name} is not a valid URL; expected postgres://user:password@host:port/database (or ?host=/socket/dir)`);
   }
   if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
-    throw configError(`BULWARK_DATABASE_URL must start with postgres:// or postgresql://, got "${url.protocol}//…"; unset it to use the embedded SQLite database`);
+    throw configError(`${name} must start with postgres:// or postgresql://, got "${url.protocol}//…"; unset it to use the embedded SQLite database`);
+  }
+  // An "@" after the host is a password cut short by a "/", "#" or "?" it holds, not percent-encoded: the rest of it sits in
+  // the path, query or fragment, where no message would mask it. Refused without showing the URL.
+  if (`${url.pathname}${url.search}${url.hash}`.includes("@")) {
+    throw configError(`${name} has an "@" after its host: a password holding "/", "#" or "?" must be percent-encoded (%2F, %23, %3F); the URL is not shown, as it holds part of the password`);
+  }
+  // The process list shows a command line to every local account, for as long as the server runs (CWE-214).
+  if (fromCommandLine && url.password !== "") {
+    throw configError("--database-url holds a password, which every account on this host can read in the process list; put the URL in BULWARK_DATABASE_URL (or the password in ~/.pgpass) instead");
   }
   if (url.pathname.replace(/^\//, "") === "") {
-    throw configError(`BULWARK_DATABASE_URL names no database (${redactURL(text)}); add /databasename`);
+    throw configError(`${name} names no database (${redactURL(text)}); add /databasename`);
+  }
+  const tls = databaseTLS(url, env);
+  if (tls === "missing") {
+    throw configError(`${name} reaches ${url.hostname} over the network with no sslmode: node-postgres would send the password (on request) and every row in clear. Add ?sslmode=verify-full (TLS, the server's certificate checked against the system CAs, or sslrootcert=…), ?sslmode=require (TLS, certificate not checked), or ?sslmode=disable to accept a plain connection knowingly`);
+  }
+  if (tls === "downgradable") {
+    throw configError(`${name} has sslmode=${url.searchParams.get("sslmode")}, which falls back to a plain connection when TLS is refused (by whoever is on the path); use sslmode=verify-full or require, or disable knowingly`);
   }
   return text;
+}
+
+/**
+ * How a PostgreSQL URL protects the connection: "local" (a Unix socket, or a loopback address: nothing crosses a
+ * network), "tls", "plain" (sslmode=disable, chosen), "downgradable" (allow, prefer) or "missing" (a network host and no
+ * sslmode here or in PGSSLMODE, which node-postgres also reads). ASVS 12.3.1.
+ */
+export function databaseTLS(url: URL, env: NodeJS.ProcessEnv): "local" | "tls" | "plain" | "downgradable" | "missing" {
+  const socketDir = url.searchParams.get("host");
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  if ((socketDir !== null && socketDir.startsWith("/")) || host === "" || host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host)) return "local";
+  const mode = url.searchParams.get("sslmode") ?? (url.searchParams.get("ssl") === "true" ? "require" : null) ?? env["PGSSLMODE"] ?? null;
+  if (mode === null || mode === "") return "missing";
+  if (mode === "disable") return "plain";
+  if (mode === "allow" || mode === "prefer") return "downgradable";
+  return "tls";
 }
 
 /**
@@ -135,7 +183,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // symbolic-link check would never see it (ADR 0008); "a/../b" is used as "b" everywhere alike.
   const dataDir = resolve(cwd, dataDirRaw);
 
-  const databaseURL = parseDatabaseURL(overrides.databaseURL ?? env["BULWARK_DATABASE_URL"] ?? "");
+  const databaseURL = parseDatabaseURL(overrides.databaseURL ?? env["BULWARK_DATABASE_URL"] ?? "", env, overrides.databaseURL !== undefined);
   const keyText = env["BULWARK_MASTER_KEY"];
   const masterKeyText = keyText === undefined || keyText.trim() === "" ? null : keyText.trim();
 

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { systemRandom } from "../lib/random.ts";
 import { createMasterKeyFile, readMasterKeyFile } from "./master-key.ts";
+import { testMasterKey } from "../../test/helpers/master-key.ts";
 
 let root: string;
 before(() => {
@@ -19,8 +20,22 @@ describe("readMasterKeyFile", () => {
   it("returns null when there is no key file, and reads a 0600 one", () => {
     assert.equal(readMasterKeyFile(join(root, "absent.key")), null);
     const path = join(root, "good.key");
-    writeFileSync(path, `${Buffer.alloc(32, 7).toString("base64")}\n`, { mode: 0o600 });
-    assert.deepEqual(readMasterKeyFile(path), new Uint8Array(32).fill(7));
+    writeFileSync(path, `${testMasterKey(7)}\n`, { mode: 0o600 });
+    assert.deepEqual(readMasterKeyFile(path), new Uint8Array(Buffer.from(testMasterKey(7), "base64")));
+  });
+
+  it("attack: a placeholder key — 32 zero bytes, 32 × 0xff, a word repeated — is refused by name, without showing it (ASVS 11.5.1)", () => {
+    for (const [label, bytes] of [["zeros", Buffer.alloc(32)], ["ones", Buffer.alloc(32, 0xff)], ["changeme", Buffer.from("changeme".repeat(4))]] as const) {
+      const path = join(root, `placeholder-${label}.key`);
+      const text = bytes.toString("base64");
+      writeFileSync(path, `${text}\n`, { mode: 0o600 });
+      assert.throws(() => readMasterKeyFile(path), (error: Error & { code?: string }) => {
+        assert.equal(error.code, "BULWARK_ERR_MASTER_KEY_INVALID");
+        assert.match(error.message, /distinct byte values: a placeholder, not a random key; generate one with: openssl rand -base64 32/);
+        assert.ok(!error.message.includes(text), "the key is not shown");
+        return true;
+      }, label);
+    }
   });
 
   it("names a directory where the key file belongs (input, exit 2; was: EISDIR, internal error)", () => {

@@ -15,8 +15,17 @@ export function parseMasterKey(text: string, source: string): Uint8Array {
   if (bytes.byteLength !== 32) {
     throw cryptoErrors.masterKeyInvalid(`${source} must decode to 32 bytes (256 bits), got ${bytes.byteLength}; generate one with: openssl rand -base64 32`);
   }
+  // A placeholder (32 zero bytes, "AAAA…=", a word repeated) has the right length and none of the secrecy: whoever
+  // guesses it decrypts every secret of a copied database (ASVS 11.5.1). 32 random bytes hold ~30 distinct values;
+  // fewer than 16 has a chance below 2^-40, so only made-up keys are refused.
+  if (new Set(bytes).size < MIN_DISTINCT_BYTES) {
+    throw cryptoErrors.masterKeyInvalid(`${source} holds only ${new Set(bytes).size} distinct byte values: a placeholder, not a random key; generate one with: openssl rand -base64 32`);
+  }
   return bytes;
 }
+
+/** Distinct byte values a master key must hold (see parseMasterKey). */
+const MIN_DISTINCT_BYTES = 16;
 
 /** Why the key file cannot be read, as the operator's next step; permission problems name the user. */
 function unreadable(path: string, error: unknown): Error {

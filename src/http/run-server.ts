@@ -4,6 +4,7 @@ import { isIP, isIPv4, isIPv6 } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { webAuthnLibrary } from "../accounts/mfa/webauthn.ts";
 import type { App } from "../app/types.ts";
+import { databaseTLS, weakArgon2Warning } from "../app/config.ts";
 import { containDeps, resumableJobs } from "../contain/index.ts";
 import { InputError, RuntimeFailure, isBulwarkError } from "../lib/errors.ts";
 import { ipv6Groups } from "../lib/ipv6.ts";
@@ -129,6 +130,11 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
   if (exposure !== null) app.logger.warn({ host: app.config.host, port }, exposure);
   const linkWarning = publicURLOnPortZero(app.config.port, app.config.http.publicURL, port);
   if (linkWarning !== null) app.logger.warn({ publicURL: app.config.http.publicURL, port }, linkWarning);
+  if (app.config.databaseURL !== null && databaseTLS(new URL(app.config.databaseURL), process.env) === "plain") {
+    app.logger.warn({ database: app.db.where }, "the PostgreSQL connection is plain (sslmode=disable) over the network: passwords and rows cross it readable; use sslmode=verify-full unless that network is trusted");
+  }
+  const argon2Warning = weakArgon2Warning(app.config.argon2);
+  if (argon2Warning !== null) app.logger.warn({ argon2: app.config.argon2 }, argon2Warning);
   let startedMail: MailRunner | null = null;
   let maintenance: Maintenance;
   try {

@@ -302,6 +302,8 @@ const SECRET_PARAMETER = /pass|key|secret|token/i;
 export function redactURL(url: string): string {
   try {
     const u = new URL(url);
+    // A password cut short by an unencoded "/", "#" or "?" left the rest of it after the host: show the host only.
+    if (`${u.pathname}${u.search}${u.hash}`.includes("@")) return `${u.protocol}//${u.host}/(not shown: an "@" after the host)`;
     if (u.password) u.password = "***";
     const params = [...u.searchParams];
     if (params.some(([name]) => SECRET_PARAMETER.test(name))) {

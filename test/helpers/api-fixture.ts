@@ -10,6 +10,7 @@ import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { openApp, type OpenedApp } from "../../src/app/index.ts";
 import { SESSION_COOKIE } from "../../src/accounts/sessions/index.ts";
 import { buildServer } from "../../src/http/server.ts";
+import { testMasterKey } from "./master-key.ts";
 
 export interface APIFixture {
   app: OpenedApp;
@@ -40,7 +41,7 @@ export async function openAPIFixture(options: { databaseURL?: string } = {}): Pr
   const env: Record<string, string> = { BULWARK_DATA_DIR: join(root, "data"), BULWARK_LOG_LEVEL: "silent" };
   if (options.databaseURL) {
     env["BULWARK_DATABASE_URL"] = options.databaseURL;
-    env["BULWARK_MASTER_KEY"] = Buffer.alloc(32, 7).toString("base64");
+    env["BULWARK_MASTER_KEY"] = testMasterKey(7);
   }
   const app = await openApp({ env, mode: "init" });
   const server = await buildServer(app);
