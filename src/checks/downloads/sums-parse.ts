@@ -9,7 +9,9 @@ export const MAX_SUMS_LINE = 16 * 1024;
 export type SumsLine =
   | { kind: "entry"; line: number; name: string; sha256: string; binary: boolean; format: "gnu" | "bsd" }
   | { kind: "skip"; line: number }
-  | { kind: "malformed"; line: number; reason: string };
+  | { kind: "malformed"; line: number; reason: string }
+  /** A checksum line whose file name is not UTF-8 (a byte such as 0xff, legal in a Linux name): its file is not verified. */
+  | { kind: "unverifiable"; line: number; reason: string };
 
 const HEX64 = /^[0-9a-fA-F]{64}$/;
 const BSD = /^SHA256 ?\((.*)\) ?= ?([0-9a-fA-F]+)$/s;
@@ -92,7 +94,12 @@ export async function* parseSums(source: AsyncIterable<Uint8Array | string> | It
     try {
       text = decoder.decode(line.bytes);
     } catch {
-      yield { kind: "malformed", line: line.number, reason: "not valid UTF-8" };
+      // Read byte for byte (latin1): a line of the checksum form whose name holds a byte that is not UTF-8 names a file
+      // sha256sum does check. It is not a damaged line but a file this check cannot open by name, so it is said apart.
+      const shaped = parseSumsLine(Buffer.from(line.bytes).toString("latin1"), line.number);
+      yield shaped.kind === "entry"
+        ? { kind: "unverifiable", line: line.number, reason: "the file name is not valid UTF-8, so the file it names was not verified" }
+        : { kind: "malformed", line: line.number, reason: "not valid UTF-8" };
       continue;
     }
     yield parseSumsLine(text, line.number);

@@ -2,8 +2,8 @@
 // project downloads were untouched, seed 000). A name that points outside the directory is refused
 // as a finding and never opened: a hostile sums file must not make us read /etc/shadow.
 import type { ReadStream } from "node:fs";
-import { realpath, stat } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { lstat, readlink, realpath, stat } from "node:fs/promises";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import { InputError } from "../../lib/errors.ts";
 import { inertJSON } from "../../lib/terminal.ts";
 import type { Finding, Severity } from "../finding.ts";
@@ -70,6 +70,12 @@ const TEXT: Record<string, { severity: Severity; title: (n: number) => string; d
     title: (n) => `${n} checksum line(s) name a path outside the directory (refused, not read)`,
     detail: "Absolute paths, \"..\" components and symlinks leading out of the directory are refused: a checksum file must not steer the verifier to other files.",
     remediation: "Treat the checksum file as hostile; obtain it again from the publisher over a verified channel.",
+  },
+  "downloads.unverifiable-name": {
+    severity: "high",
+    title: (n) => `${n} checksum line(s) name a file whose name is not UTF-8 (not verified)`,
+    detail: "The names hold bytes that are not UTF-8 (legal in a Linux file name, written as they are by sha256sum); this check reads names as UTF-8 and could not open those files, so a tampered one would go unnoticed.",
+    remediation: "Verify those files with sha256sum -c, or rename them to UTF-8 names and publish the checksum file again.",
   },
   "downloads.malformed-line": {
     severity: "medium",
@@ -146,6 +152,10 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
         add("downloads.malformed-line", { line: parsed.line, reason: parsed.reason });
         continue;
       }
+      if (parsed.kind === "unverifiable") {
+        add("downloads.unverifiable-name", { line: parsed.line, reason: parsed.reason });
+        continue;
+      }
       entries++;
       const item = { line: parsed.line, name: parsed.name };
       const unsafe = unsafeNameReason(parsed.name);
@@ -158,7 +168,13 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
       try {
         real = await realpath(target);
       } catch (error) {
-        missing(item, (error as NodeJS.ErrnoException).code);
+        const code = (error as NodeJS.ErrnoException).code;
+        // A name that exists as a link to nothing (yet) is not absent: once its target appears (a copy with cp -a or
+        // rsync -l to the host that installs, a writer of the target's directory), it is read from wherever it leads.
+        const dangling = code === "ENOENT" ? await danglingLink(target, realDir) : null;
+        if (dangling === "outside") add("downloads.path-traversal", { ...item, reason: "a symbolic link leads outside the directory (to a path that does not exist yet)" });
+        else if (dangling === "inside") add("downloads.missing", { ...item, reason: "a symbolic link to a file that does not exist" });
+        else missing(item, code);
         continue;
       }
       // A symlink inside the directory may still lead out of it.
@@ -234,6 +250,31 @@ function describe(g: Group): string {
 type Hashed = { sha256: string; dev: bigint; ino: bigint } | { error: string };
 
 /** Whether `target` still leads to a file inside `realDir`, and to the very file that was read (device and inode). */
+/**
+ * Whether `target` (inside `realDir`, not resolvable) passes through a symbolic link on its way: "outside" when the
+ * first such link points out of the directory, "inside" when it points within it, null when no component is a link
+ * (the name is simply absent).
+ */
+async function danglingLink(target: string, realDir: string, depth = 0): Promise<"outside" | "inside" | null> {
+  const parts = relative(realDir, target).split(sep).filter((p) => p !== "");
+  let at = realDir;
+  for (const [i, part] of parts.entries()) {
+    at = join(at, part);
+    const info = await lstat(at).catch(() => null);
+    if (info === null) return null;
+    if (info.isSymbolicLink()) {
+      const to = await readlink(at).catch(() => null);
+      // A chain longer than the kernel follows (40 links), or a link that cannot be read, is judged the worst way.
+      if (to === null || depth >= 40) return "outside";
+      const next = resolve(dirname(at), to, ...parts.slice(i + 1));
+      if (!isWithin(next, realDir)) return "outside";
+      // A link inside may lead to another link, and that one out.
+      return (await danglingLink(next, realDir, depth + 1)) ?? "inside";
+    }
+  }
+  return null;
+}
+
 async function stillInside(target: string, realDir: string, read: { dev: bigint; ino: bigint }): Promise<boolean> {
   try {
     const now = await realpath(target);
