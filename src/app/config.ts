@@ -145,7 +145,7 @@ function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine
   }
   const tls = databaseTLS(url, env);
   if (tls === "missing") {
-    throw configError(`${name} reaches ${url.hostname} over the network with no sslmode: node-postgres would send the password (on request) and every row in clear. Add ?sslmode=verify-full (TLS, the server's certificate checked against the system CAs, or sslrootcert=…), ?sslmode=require (TLS, certificate not checked), or ?sslmode=disable to accept a plain connection knowingly`);
+    throw configError(`${name} reaches ${url.searchParams.get("host") ?? url.hostname} over the network with no sslmode: node-postgres would send the password (on request) and every row in clear. Add ?sslmode=verify-full (TLS, the server's certificate checked against the system CAs, or sslrootcert=…), ?sslmode=require (TLS, certificate not checked), or ?sslmode=disable to accept a plain connection knowingly`);
   }
   if (tls === "downgradable") {
     throw configError(`${name} has sslmode=${url.searchParams.get("sslmode")}, which falls back to a plain connection when TLS is refused (by whoever is on the path); use sslmode=verify-full or require, or disable knowingly`);
@@ -159,9 +159,11 @@ function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine
  * sslmode here or in PGSSLMODE, which node-postgres also reads). ASVS 12.3.1.
  */
 export function databaseTLS(url: URL, env: NodeJS.ProcessEnv): "local" | "tls" | "plain" | "downgradable" | "missing" {
-  const socketDir = url.searchParams.get("host");
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  if ((socketDir !== null && socketDir.startsWith("/")) || host === "" || host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host)) return "local";
+  // node-postgres takes ?host= over the URL's host: a socket directory when it starts with "/", else the host to reach.
+  const param = url.searchParams.get("host");
+  if (param !== null && param.startsWith("/")) return "local";
+  const host = (param ?? url.hostname).replace(/^\[|\]$/g, "");
+  if (host === "" || host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host)) return "local";
   const mode = url.searchParams.get("sslmode") ?? (url.searchParams.get("ssl") === "true" ? "require" : null) ?? env["PGSSLMODE"] ?? null;
   if (mode === null || mode === "") return "missing";
   if (mode === "disable") return "plain";
