@@ -414,7 +414,7 @@ forEachDialect("contain levers", (dfx) => {
     await seedUsers(fx, 12);
     const job = await createContainJob(fx, { levers: ["invalidate-passwords"], scope: { scheme: "md5" }, actor: "t", batchSize: 3 });
     const view = jobView(await runJob(fx, job.id));
-    assert.deepEqual(view.counts["invalidate-passwords"], { users: 4, resetEmailsQueued: 4, resetEmailsRefused: 0 });
+    assert.deepEqual(view.counts["invalidate-passwords"], { users: 4, resetEmailsQueued: 4, resetEmailsRefused: 0, sessions: 0, tokens: 0 });
     assert.deepEqual(fx.sent.sort(), ["user0@example.org", "user3@example.org", "user6@example.org", "user9@example.org"]);
     assert.equal(Number((await user(fx, "usr_0003")).password_invalidated_at), NOW);
     assert.equal((await user(fx, "usr_0004")).password_invalidated_at, null);
@@ -423,7 +423,7 @@ forEachDialect("contain levers", (dfx) => {
     const bare = await setup(await dfx.fresh(), { mailer: false });
     await seedUsers(bare, 3);
     const v2 = jobView(await runJob(bare, (await createContainJob(bare, { levers: ["invalidate-passwords"], scope: { all: true }, actor: "t" })).id));
-    assert.deepEqual(v2.counts["invalidate-passwords"], { users: 3, resetEmailsQueued: 0, resetEmailsRefused: 0 });
+    assert.deepEqual(v2.counts["invalidate-passwords"], { users: 3, resetEmailsQueued: 0, resetEmailsRefused: 0, sessions: 0, tokens: 0 });
     assert.match(v2.notes.join(" "), /no mailer is configured/);
   });
 
