@@ -137,7 +137,7 @@ function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine
     throw configError(`${name} has an "@" after its host: a password holding "/", "#" or "?" must be percent-encoded (%2F, %23, %3F); the URL is not shown, as it holds part of the password`);
   }
   // The process list shows a command line to every local account, for as long as the server runs (CWE-214).
-  if (fromCommandLine && url.password !== "") {
+  if (fromCommandLine && (url.password !== "" || [...url.searchParams.keys()].some((k) => /password/i.test(k)))) {
     throw configError("--database-url holds a password, which every account on this host can read in the process list; put the URL in BULWARK_DATABASE_URL (or the password in ~/.pgpass) instead");
   }
   if (url.pathname.replace(/^\//, "") === "") {
@@ -145,7 +145,10 @@ function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine
   }
   const tls = databaseTLS(url, env);
   if (tls === "missing") {
-    throw configError(`${name} reaches ${url.searchParams.get("host") ?? url.hostname} over the network with no sslmode: node-postgres would send the password (on request) and every row in clear. Add ?sslmode=verify-full (TLS, the server's certificate checked against the system CAs, or sslrootcert=…), ?sslmode=require (TLS, certificate not checked), or ?sslmode=disable to accept a plain connection knowingly`);
+    throw configError(`${name} reaches ${url.searchParams.get("host") || url.hostname || env["PGHOST"]} over the network with no sslmode: node-postgres would send the password (on request) and every row in clear. Add ?sslmode=verify-full (TLS, the server's certificate checked against the system CAs, or sslrootcert=…), ?sslmode=require (TLS, certificate not checked), or ?sslmode=disable to accept a plain connection knowingly`);
+  }
+  if (tls === "unclear") {
+    throw configError(`${name} (or PGSSLMODE) leaves unclear how node-postgres would connect: a host, sslmode or ssl parameter given twice, ssl= beside an sslmode, or an sslmode that is none of ${[...SSL_MODES].join(", ")}; give each once`);
   }
   if (tls === "downgradable") {
     throw configError(`${name} has sslmode=${url.searchParams.get("sslmode")}, which falls back to a plain connection when TLS is refused (by whoever is on the path); use sslmode=verify-full or require, or disable knowingly`);
@@ -153,19 +156,28 @@ function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine
   return text;
 }
 
+/** The sslmode values node-postgres knows (exactly: "verify-full " with a blank is none of them, and means no TLS). */
+const SSL_MODES = new Set(["disable", "allow", "prefer", "require", "verify-ca", "verify-full", "no-verify"]);
+
 /**
- * How a PostgreSQL URL protects the connection: "local" (a Unix socket, or a loopback address: nothing crosses a
- * network), "tls", "plain" (sslmode=disable, chosen), "downgradable" (allow, prefer) or "missing" (a network host and no
- * sslmode here or in PGSSLMODE, which node-postgres also reads). ASVS 12.3.1.
+ * How a PostgreSQL URL protects the connection, judged as node-postgres will connect: "local" (a Unix socket, or a
+ * loopback address: nothing crosses a network), "tls", "plain" (sslmode=disable or ssl=0, chosen), "downgradable"
+ * (allow, prefer), "missing" (a network host and no sslmode here or in PGSSLMODE) or "unclear" (a parameter given
+ * twice, ssl= beside an sslmode, an sslmode node-postgres does not know: what it would do is not what a reader sees). node-postgres takes
+ * ?host= over the URL's host (a socket directory when it starts with "/"), PGHOST when the URL names no host, and
+ * PGSSLMODE only when the URL has neither sslmode nor ssl. ASVS 12.3.1.
  */
-export function databaseTLS(url: URL, env: NodeJS.ProcessEnv): "local" | "tls" | "plain" | "downgradable" | "missing" {
-  // node-postgres takes ?host= over the URL's host: a socket directory when it starts with "/", else the host to reach.
-  const param = url.searchParams.get("host");
-  if (param !== null && param.startsWith("/")) return "local";
-  const host = (param ?? url.hostname).replace(/^\[|\]$/g, "");
-  if (host === "" || host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host)) return "local";
-  const mode = url.searchParams.get("sslmode") ?? (url.searchParams.get("ssl") === "true" ? "require" : null) ?? env["PGSSLMODE"] ?? null;
+export function databaseTLS(url: URL, env: NodeJS.ProcessEnv): "local" | "tls" | "plain" | "downgradable" | "missing" | "unclear" {
+  for (const name of ["host", "sslmode", "ssl"]) if (url.searchParams.getAll(name).length > 1) return "unclear";
+  const param = url.searchParams.get("host") || null;
+  const host = (param ?? (url.hostname || env["PGHOST"] || "localhost")).replace(/^\[|\]$/g, "");
+  if (host.startsWith("/") || host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host)) return "local";
+  const ssl = url.searchParams.get("ssl");
+  // ssl= beside an sslmode (the URL's or PGSSLMODE) says two things; node-postgres then ignores PGSSLMODE.
+  if (ssl !== null && (url.searchParams.has("sslmode") || (env["PGSSLMODE"] ?? "") !== "")) return "unclear";
+  const mode = url.searchParams.get("sslmode") ?? (ssl === null ? (env["PGSSLMODE"] ?? null) : ssl === "0" || ssl === "false" ? "disable" : "require");
   if (mode === null || mode === "") return "missing";
+  if (!SSL_MODES.has(mode)) return "unclear";
   if (mode === "disable") return "plain";
   if (mode === "allow" || mode === "prefer") return "downgradable";
   return "tls";

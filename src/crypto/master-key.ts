@@ -21,6 +21,14 @@ export function parseMasterKey(text: string, source: string): Uint8Array {
   if (new Set(bytes).size < MIN_DISTINCT_BYTES) {
     throw cryptoErrors.masterKeyInvalid(`${source} holds only ${new Set(bytes).size} distinct byte values: a placeholder, not a random key; generate one with: openssl rand -base64 32`);
   }
+  // A phrase ("my-super-secret-master-key-1234!") is all printable ASCII, which 32 random bytes are with a chance of
+  // 2^-46; a counter (0, 1, 2 …) steps by a constant, which they never do.
+  if (bytes.every((b) => b >= 0x20 && b <= 0x7e)) {
+    throw cryptoErrors.masterKeyInvalid(`${source} is text (every byte printable ASCII): a phrase, not a random key; generate one with: openssl rand -base64 32`);
+  }
+  if (bytes.every((b, i) => i === 0 || ((b - (bytes[i - 1] as number)) & 0xff) === ((bytes[1] as number) - (bytes[0] as number) & 0xff))) {
+    throw cryptoErrors.masterKeyInvalid(`${source} is a counting sequence, not a random key; generate one with: openssl rand -base64 32`);
+  }
   return bytes;
 }
 

@@ -161,6 +161,8 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   const seenExternal = new Map<string, number>();
   const seenEmailSkeleton = new Map<string, number>();
   const seenUsernameSkeleton = new Map<string, number>();
+  // Rows that read like an earlier row, by line: refused in check() if they write an identifier.
+  const alikeOf = new Map<number, number>();
   const markBad = (line: number, reason: string): void => {
     badLines.add(line);
     report.bad.push({ line, reason });
@@ -171,8 +173,10 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   const check = async (): Promise<void> => {
     const found = await lookup(deps.database.db, pending);
     for (const row of pending) {
-      const why = clash(row, found, options.onConflict);
       const existing = found.byEmail.get(row.emailKey);
+      const alike = alikeOf.get(row.line);
+      const writesIdentifier = !existing || (options.onConflict === "update" && row.usernameSkeleton !== null && existing.usernameSkeleton !== row.usernameSkeleton);
+      const why = clash(row, found, options.onConflict) ?? (alike !== undefined && writesIdentifier ? `reads like line ${alike} (its email or username in the same letters of another script)` : null);
       if (why) markBad(row.line, why);
       else if (!existing) report.created++;
       else if (options.onConflict === "update") {
@@ -213,12 +217,11 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
         if (!written) markBad(row.line, `duplicate of line ${dup} (same email, username or external id)`);
         continue;
       }
-      // Two rows that read alike (confusables.ts) would be two accounts no one can tell apart: the later one is refused.
+      // Two rows that read alike (confusables.ts) would be two accounts no one can tell apart: the later one is refused
+      // if it writes an identifier (a new account, a renamed username), judged in check() once the stored accounts are
+      // known. Two rows that only update the accounts of a pair stored before the rule (disable both) are fine.
       const alike = seenEmailSkeleton.get(row.emailSkeleton) ?? (row.usernameSkeleton ? seenUsernameSkeleton.get(row.usernameSkeleton) : undefined);
-      if (alike !== undefined) {
-        if (!written) markBad(row.line, `reads like line ${alike} (its email or username in the same letters of another script)`);
-        continue;
-      }
+      if (alike !== undefined) alikeOf.set(row.line, alike);
       seenEmail.set(row.emailKey, row.line);
       seenEmailSkeleton.set(row.emailSkeleton, row.line);
       if (row.usernameKey) seenUsername.set(row.usernameKey, row.line);

@@ -19,8 +19,8 @@
 // a digit zero (Bengali ০) as "0" — so "ТІМ" meets "tim" and "bob١" meets "bob1". A vertical stroke that is neither (the
 // Hebrew vav ו, the click ǀ) stays "l": it meets "l" but not "i" or "1", the one reading a single skeleton can hold.
 // After the mapping the text is lower-cased, as lookup keys are: "Ѕcope" (a Cyrillic capital Ѕ) reads as "Scope", the
-// same account as "scope" to anyone reading a list; a capital the table lacks is looked up by its small letter (Һ as
-// һ). A combining dot above on i or j (a dotless ı or ȷ with U+0307 drawn back on) is dropped: it shows nothing.
+// same account as "scope" to anyone reading a list; a letter the table lacks is looked up by its other case (Һ as һ,
+// Cherokee ꭰ as Ꭰ). A combining dot above on i or j (a dotless ı or ȷ with U+0307 drawn back on) is dropped: it shows nothing.
 
 /** For each ASCII text, the characters UTS #39 says read as it (see the header). */
 export const READS_AS: Readonly<Record<string, string>> = {
@@ -133,12 +133,27 @@ const TO_ASCII: ReadonlyMap<string, string> = new Map([
   ...Object.entries(NOT_LISTED),
 ]);
 
+/**
+ * The reading of `c` through its other case, when the table lists only that one: a capital by its small letter (Һ as
+ * һ), a small letter by its capital (Cherokee ꭰ as Ꭰ, ʀ as Ʀ). Either spelling has the same lookup key, so it must
+ * get the same answer. Only a one-character case mapping counts.
+ */
+function byOtherCase(c: string): string | undefined {
+  for (const other of [c.toLowerCase(), c.toUpperCase()]) {
+    if (other !== c && [...other].length === 1) {
+      const ascii = TO_ASCII.get(other);
+      if (ascii !== undefined) return ascii;
+    }
+  }
+  return undefined;
+}
+
 /** A combining dot above (U+0307) right after i or j: drawn over a letter that shows a dot already. */
 const DOT_ON_DOTTED = /([ij])\u0307/g;
 
 /**
  * The skeleton of an identifier as the account shows it (an email address or a username, before any lookup-key
- * folding): NFD, each look-alike replaced by the ASCII it reads as (a capital the table lacks by its small letter's),
+ * folding): NFD, each look-alike replaced by the ASCII it reads as (a letter the table lacks by its other case's),
  * lower case, a dot above on i or j dropped, NFC.
  *
  * @example
@@ -148,10 +163,7 @@ const DOT_ON_DOTTED = /([ij])\u0307/g;
  */
 export function confusableSkeleton(identifier: string): string {
   let mapped = "";
-  for (const c of identifier.trim().normalize("NFD")) {
-    const small = c.toLowerCase();
-    mapped += TO_ASCII.get(c) ?? (small !== c ? TO_ASCII.get(small) : undefined) ?? c;
-  }
+  for (const c of identifier.trim().normalize("NFD")) mapped += TO_ASCII.get(c) ?? byOtherCase(c) ?? c;
   return mapped.toLowerCase().replace(DOT_ON_DOTTED, "$1").normalize("NFC");
 }
 
