@@ -9,26 +9,16 @@
 // findings, fixed the same day); the others pin a defence that held.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { Kysely } from "kysely";
 import type { LightMyRequestResponse } from "fastify";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
-import { AuditLog } from "../src/audit/audit-log.ts";
-import { JobStore } from "../src/jobs/job-store.ts";
-import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { Outbox } from "../src/notify/outbox.ts";
-import type { Database } from "../src/store/database.ts";
-import { migrate } from "../src/store/migrator.ts";
-import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { identifierKey } from "../src/accounts/users/normalise.ts";
-import { createUserStore, type UserStore } from "../src/accounts/users/user-store.ts";
-import { createPasswordContext } from "../src/accounts/passwords/index.ts";
 import { createEmailChangeService } from "../src/accounts/email-change/email-change-service.ts";
-import { importUsers, type ImportDeps, type ImportOptions, type ImportReport } from "../src/accounts/import/importer.ts";
-import { checkHeader, resolveMap } from "../src/accounts/import/mapping.ts";
+import { importCSV, storedBeforeLookalikeRule } from "./helpers/lookalike-pairs.ts";
 
 /** Code points beyond ASCII shown as U+XXXX, so a failure message says which characters went through. */
 const hex = (s: string): string => [...s].map((c) => (c.charCodeAt(0) < 128 ? c : `U+${c.codePointAt(0)!.toString(16).toUpperCase()}`)).join("");
@@ -186,48 +176,7 @@ describe("red team: look-alike identifiers through POST /api/v1/users (a help-de
 // ---------------------------------------------------------------------------------------------------------------
 // Stored data: a look-alike pair kept by migration 23 (one holds the skeleton, the other none), and the importer.
 
-const BEFORE_23 = MIGRATIONS.filter((m) => m.version < 23);
-const NOW = Date.UTC(2026, 11, 4, 12);
-const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
 
-interface Stored {
-  database: Database;
-  clock: ManualClock;
-  users: UserStore;
-  deps: ImportDeps;
-}
-
-/**
- * A database migrated to 22 with `rows` stored as they were before any look-alike check, then migrated to the end
- * (migration 23 fills the skeletons: the plain account of a look-alike pair keeps it, the other gets none).
- */
-async function legacy(database: Database, rows: Array<{ id: string; email: string; username: string | null }>): Promise<Stored> {
-  const clock = new ManualClock(NOW);
-  assert.equal((await migrate(database, clock, BEFORE_23)).error, undefined);
-  const k = database.db as unknown as Kysely<any>;
-  if (rows.length) await k.insertInto("users").values(rows.map((r) => ({
-    id: r.id, email: r.email, email_key: identifierKey(r.email), username: r.username, username_key: r.username === null ? null : identifierKey(r.username),
-    status: "active", created_at: NOW, updated_at: NOW,
-  }))).execute();
-  assert.equal((await migrate(database, clock)).error, undefined);
-  const users = createUserStore({ database, clock, random: systemRandom });
-  const deps: ImportDeps = {
-    database, clock, passwords, users, audit: new AuditLog({ database, clock, random: systemRandom }), jobs: new JobStore({ database, clock, random: systemRandom }), notices: null,
-  };
-  return { database, clock, users, deps };
-}
-
-function runImport(deps: ImportDeps, csv: string, extra: Partial<Omit<ImportOptions, "rules" | "open">> = {}): Promise<ImportReport> {
-  const map = resolveMap({ preset: null, map: {} });
-  return importUsers(deps, {
-    format: "csv", onConflict: "skip", batchSize: 500, dryRun: false, skipBad: false, actor: "red-team", file: "people.csv",
-    onHeader: (h: string[]) => checkHeader(h, map, {}), ...extra,
-    rules: { map, preset: null, source: "people.csv", salted: null },
-    open: async function* () {
-      yield csv;
-    },
-  });
-}
 
 const PAY_CYRILLIC = "\u0440\u0430\u0443@example.org"; // рау@example.org
 const SCOPE_CYRILLIC = "\u0455\u0441\u043E\u0440\u0435"; // ѕсоре
@@ -239,7 +188,7 @@ forEachDialect("red team: a stored look-alike pair and the importer", (dfx) => {
     // new look-alike: an email change or an import rename freed the skeleton, and an impostor then created the plain
     // name, which reads exactly as the stored Cyrillic account. Now the marked account keeps its skeleton (only the
     // unique index leaves it out), and the writers' look refuses a new look-alike of it.
-    const { database, clock, users, deps } = await legacy(await dfx.fresh(), [
+    const { database, clock, users, deps } = await storedBeforeLookalikeRule(await dfx.fresh(), [
       { id: "usr_a_holder", email: "pay@example.org", username: "scope" },
       { id: "usr_b_legacy", email: PAY_CYRILLIC, username: SCOPE_CYRILLIC },
     ]);
@@ -257,7 +206,7 @@ forEachDialect("red team: a stored look-alike pair and the importer", (dfx) => {
     const token = /ect_[a-z2-7]{26}\.[A-Za-z0-9_-]{43}/.exec(JSON.stringify(mails))?.[0];
     assert.ok(token, "no confirmation link mailed");
     await changes.confirm(token);
-    const renamed = await runImport(deps, "email,username\npay.moved@example.org,scope-old\n", { onConflict: "update" });
+    const renamed = await importCSV(deps, "email,username\npay.moved@example.org,scope-old\n", { onConflict: "update" });
     assert.equal(renamed.updated, 1, JSON.stringify(renamed.bad));
 
     const accepted: string[] = [];
@@ -278,13 +227,13 @@ forEachDialect("red team: a stored look-alike pair and the importer", (dfx) => {
     // identifier (skip writes nothing; this update writes only the status), and a real run refused the whole file
     // ("N bad row(s), nothing imported"). Secure: an existing account's own row is judged on what it writes — skipped, or
     // updated (a username it keeps, a status) — and a new look-alike is still refused.
-    const { database, deps } = await legacy(await dfx.fresh(), [
+    const { database, deps } = await storedBeforeLookalikeRule(await dfx.fresh(), [
       { id: "usr_a_holder", email: "pay@example.org", username: "scope" },
       { id: "usr_b_legacy", email: PAY_CYRILLIC, username: SCOPE_CYRILLIC },
     ]);
     const file = `email,status\nnew-hire@example.org,\n${PAY_CYRILLIC},disabled\n`;
-    const skip = await runImport(deps, file, { onConflict: "skip", dryRun: true });
-    const update = await runImport(deps, file, { onConflict: "update" }).catch((error: unknown) => error as Error);
+    const skip = await importCSV(deps, file, { onConflict: "skip", dryRun: true });
+    const update = await importCSV(deps, file, { onConflict: "update" }).catch((error: unknown) => error as Error);
     const b = await database.db.selectFrom("users").select(["status"]).where("id", "=", "usr_b_legacy").executeTakeFirstOrThrow();
     assert.deepEqual(
       { skipBad: skip.bad, update: update instanceof Error ? update.message.slice(0, 160) : { created: update.created, updated: update.updated }, legacyStatus: b.status },
@@ -296,18 +245,18 @@ forEachDialect("red team: a stored look-alike pair and the importer", (dfx) => {
   it("attack: an import file that renames an account's username to a look-alike of another's, or holds two rows that read alike, is refused by the dry run and the real run alike, and writes nothing", async () => {
     // The importer's own look (clash, and the within-file skeleton maps) and then the unique index: an import author
     // cannot use --on-conflict update to give an existing account the look of another, nor bring both in one file.
-    const { database, users, deps } = await legacy(await dfx.fresh(), []);
+    const { database, users, deps } = await storedBeforeLookalikeRule(await dfx.fresh(), []);
     await users.create({ email: "real-scope@example.org", username: "scope" });
     await users.create({ email: "accomplice@example.org", username: "accomplice" });
     const rename = `email,username\naccomplice@example.org,${SCOPE_CYRILLIC}\n`;
-    const dry = await runImport(deps, rename, { onConflict: "update", dryRun: true });
+    const dry = await importCSV(deps, rename, { onConflict: "update", dryRun: true });
     assert.equal(dry.bad.length, 1, JSON.stringify(dry));
     assert.match(dry.bad[0]!.reason, /reads like/);
-    await assert.rejects(runImport(deps, rename, { onConflict: "update" }), /reads like/);
+    await assert.rejects(importCSV(deps, rename, { onConflict: "update" }), /reads like/);
     const within = `email,username\nfresh-1@example.org,\u0440\u0430\u0443\nfresh-2@example.org,pay\n`; // рау then pay
-    const dryWithin = await runImport(deps, within, { dryRun: true });
+    const dryWithin = await importCSV(deps, within, { dryRun: true });
     assert.deepEqual(dryWithin.bad.map((b) => b.line), [3]);
-    await assert.rejects(runImport(deps, within), /reads like line 2/);
+    await assert.rejects(importCSV(deps, within), /reads like line 2/);
     const names = (await database.db.selectFrom("users").select("username").execute()).map((r) => r.username).sort();
     assert.deepEqual(names, ["accomplice", "scope"], "nothing written");
   });

@@ -15,33 +15,23 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { Kysely } from "kysely";
 import type { LightMyRequestResponse } from "fastify";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { openApp } from "../src/app/index.ts";
 import { loadConfig } from "../src/app/config.ts";
-import { AuditLog } from "../src/audit/audit-log.ts";
-import { JobStore } from "../src/jobs/job-store.ts";
-import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { Outbox } from "../src/notify/outbox.ts";
-import type { Database } from "../src/store/database.ts";
-import { migrate } from "../src/store/migrator.ts";
-import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { identifierKey } from "../src/accounts/users/normalise.ts";
-import { createUserStore, type UserStore } from "../src/accounts/users/user-store.ts";
-import { createPasswordContext } from "../src/accounts/passwords/index.ts";
 import { createEmailChangeService } from "../src/accounts/email-change/email-change-service.ts";
-import { importUsers, type ImportDeps, type ImportOptions, type ImportReport } from "../src/accounts/import/importer.ts";
-import { checkHeader, resolveMap } from "../src/accounts/import/mapping.ts";
 import { verifyDownloads } from "../src/checks/downloads/index.ts";
 import { atLeast } from "../src/checks/finding.ts";
+import { importCSV, storedBeforeLookalikeRule } from "./helpers/lookalike-pairs.ts";
+import { pathAttacker, redirectConnections } from "./helpers/fake-postgres.ts";
 
 /** Code points beyond ASCII shown as U+XXXX, so a failure message says which characters went through. */
 const hex = (s: string): string => [...s].map((c) => (c.charCodeAt(0) < 128 ? c : `U+${c.codePointAt(0)!.toString(16).toUpperCase()}`)).join("");
@@ -96,47 +86,9 @@ describe("second look: a look-alike in the small letters of a capital the table 
 // ---------------------------------------------------------------------------------------------------------------------
 // Stored look-alike pairs (migration 23 marks one of each) and the other writers: the importer and email change.
 
-const BEFORE_23 = MIGRATIONS.filter((m) => m.version < 23);
-const NOW = Date.UTC(2026, 11, 4, 12);
-const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
 const PAY_CYRILLIC = "\u0440\u0430\u0443@example.org"; // рау@example.org, a Cyrillic local part
 const SCOPE_CYRILLIC = "\u0455\u0441\u043E\u0440\u0435"; // ѕсоре, all Cyrillic
 
-interface Stored {
-  database: Database;
-  clock: ManualClock;
-  users: UserStore;
-  deps: ImportDeps;
-}
-
-/** A database at migration 22 with `rows` stored as before any look-alike rule, then migrated to the end. */
-async function legacy(database: Database, rows: Array<{ id: string; email: string; username: string | null }>): Promise<Stored> {
-  const clock = new ManualClock(NOW);
-  assert.equal((await migrate(database, clock, BEFORE_23)).error, undefined);
-  const k = database.db as unknown as Kysely<any>;
-  if (rows.length) await k.insertInto("users").values(rows.map((r) => ({
-    id: r.id, email: r.email, email_key: identifierKey(r.email), username: r.username, username_key: r.username === null ? null : identifierKey(r.username),
-    status: "active", created_at: NOW, updated_at: NOW,
-  }))).execute();
-  assert.equal((await migrate(database, clock)).error, undefined);
-  const users = createUserStore({ database, clock, random: systemRandom });
-  const deps: ImportDeps = {
-    database, clock, passwords, users, audit: new AuditLog({ database, clock, random: systemRandom }), jobs: new JobStore({ database, clock, random: systemRandom }), notices: null,
-  };
-  return { database, clock, users, deps };
-}
-
-function runImport(deps: ImportDeps, csv: string, extra: Partial<Omit<ImportOptions, "rules" | "open">> = {}): Promise<ImportReport> {
-  const map = resolveMap({ preset: null, map: {} });
-  return importUsers(deps, {
-    format: "csv", onConflict: "skip", batchSize: 500, dryRun: false, skipBad: false, actor: "second-look", file: "people.csv",
-    onHeader: (h: string[]) => checkHeader(h, map, {}), ...extra,
-    rules: { map, preset: null, source: "people.csv", salted: null },
-    open: async function* () {
-      yield csv;
-    },
-  });
-}
 
 forEachDialect("second look: a stored look-alike pair, the importer and email change", (dfx) => {
   it("attack: an incident import that disables both accounts of a stored look-alike pair (a row for each, its own account) updates both (was: refused whole as one row reading like the other)", async () => {
@@ -147,13 +99,13 @@ forEachDialect("second look: a stored look-alike pair, the importer and email ch
     // the list of every account an incident touched — is "1 bad row(s), nothing imported", under update and skip alike.
     // Secure: rows that each meet only their own existing account (no new identifier written) are not look-alikes of
     // each other; both accounts are disabled.
-    const { database, deps } = await legacy(await dfx.fresh(), [
+    const { database, deps } = await storedBeforeLookalikeRule(await dfx.fresh(), [
       { id: "usr_a_holder", email: "pay@example.org", username: "scope" },
       { id: "usr_b_legacy", email: PAY_CYRILLIC, username: SCOPE_CYRILLIC },
     ]);
     const file = `email,status\npay@example.org,disabled\n${PAY_CYRILLIC},disabled\n`;
-    const skip = await runImport(deps, file, { onConflict: "skip", dryRun: true });
-    const update = await runImport(deps, file, { onConflict: "update" }).catch((error: unknown) => error as Error);
+    const skip = await importCSV(deps, file, { onConflict: "skip", dryRun: true });
+    const update = await importCSV(deps, file, { onConflict: "update" }).catch((error: unknown) => error as Error);
     const statuses = (await database.db.selectFrom("users").select(["id", "status"]).orderBy("id").execute()).map((r) => [r.id, r.status]);
     assert.deepEqual(
       {
@@ -170,7 +122,7 @@ forEachDialect("second look: a stored look-alike pair, the importer and email ch
     // Another writer of email_skeleton: the email-change service. Its request() looks up the key only, so the link is
     // mailed; the confirmation must still compare skeletons with every account, the marked one (outside the unique
     // index) included: rows under the index alone would let pay@example.org be stored beside рау@example.org.
-    const { database, clock, users } = await legacy(await dfx.fresh(), [
+    const { database, clock, users } = await storedBeforeLookalikeRule(await dfx.fresh(), [
       { id: "usr_a_holder", email: "pay@example.org", username: null },
       { id: "usr_b_legacy", email: PAY_CYRILLIC, username: null },
     ]);
@@ -211,71 +163,6 @@ after(() => rmSync(startRoot, { recursive: true, force: true }));
 let sites = 0;
 const dataDir = (): string => join(startRoot, `site-${++sites}`, "data");
 
-/** What the fake PostgreSQL server on the path saw. */
-interface Seen {
-  sslRequest: boolean;
-  clearStartup: boolean;
-  password: string | null;
-}
-
-/**
- * A fake PostgreSQL server on loopback playing the machine on the path: it declines TLS ("N"), and to a client that
- * starts in the clear it answers AuthenticationCleartextPassword and records the password sent back.
- */
-async function pathAttacker(): Promise<{ port: number; seen: Seen; close: () => Promise<void> }> {
-  const seen: Seen = { sslRequest: false, clearStartup: false, password: null };
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on("error", () => {});
-    let buffer = Buffer.alloc(0);
-    let started = false;
-    socket.on("data", (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      for (;;) {
-        if (!started) {
-          if (buffer.length < 8) return;
-          const length = buffer.readInt32BE(0);
-          const code = buffer.readInt32BE(4);
-          if (buffer.length < length) return;
-          buffer = buffer.subarray(length);
-          if (code === 80877103) {
-            seen.sslRequest = true;
-            socket.write("N");
-            continue;
-          }
-          if (code === 196608) {
-            seen.clearStartup = true;
-            started = true;
-            const auth = Buffer.alloc(9);
-            auth.write("R", 0, "latin1");
-            auth.writeInt32BE(8, 1);
-            auth.writeInt32BE(3, 5); // AuthenticationCleartextPassword
-            socket.write(auth);
-            continue;
-          }
-          socket.destroy();
-          return;
-        }
-        if (buffer.length < 5) return;
-        const length = buffer.readInt32BE(1);
-        if (buffer.length < 1 + length) return;
-        if (String.fromCharCode(buffer[0]!) === "p") seen.password = buffer.subarray(5, length).toString("utf8");
-        socket.destroy();
-        return;
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    port, seen,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 const REMOTE = "db.internal.example";
 const PG_VARS = ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGDATABASE"] as const;
@@ -287,12 +174,7 @@ const PG_VARS = ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGDAT
  */
 async function openOverThePath(url: string, pgEnv: Partial<Record<(typeof PG_VARS)[number], string>>, secret: string): Promise<string | null> {
   const attacker = await pathAttacker();
-  const connect = Socket.prototype.connect;
-  Socket.prototype.connect = function (this: Socket, ...args: unknown[]) {
-    if (args[1] === REMOTE) args.splice(0, 2, attacker.port, "127.0.0.1");
-    else if (typeof args[0] === "object" && args[0] !== null && (args[0] as { host?: string }).host === REMOTE) args[0] = { ...(args[0] as object), host: "127.0.0.1", port: attacker.port };
-    return (connect as (...a: unknown[]) => Socket).apply(this, args);
-  } as typeof Socket.prototype.connect;
+  const restore = redirectConnections(REMOTE, attacker.port);
   const saved = Object.fromEntries(PG_VARS.map((k) => [k, process.env[k]]));
   for (const k of PG_VARS) delete process.env[k];
   Object.assign(process.env, pgEnv);
@@ -306,7 +188,7 @@ async function openOverThePath(url: string, pgEnv: Partial<Record<(typeof PG_VAR
   } catch (error) {
     assert.ok(!(error as Error).message.includes(secret), `the error echoes the password: ${(error as Error).message}`);
   } finally {
-    Socket.prototype.connect = connect;
+    restore();
     for (const k of PG_VARS) {
       if (saved[k] === undefined) delete process.env[k];
       else process.env[k] = saved[k];

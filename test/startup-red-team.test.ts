@@ -14,13 +14,14 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { lookup } from "node:dns/promises";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, Socket, type Server } from "node:net";
+import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openApp } from "../src/app/index.ts";
 import { plainHTTPExposure, runServer } from "../src/http/run-server.ts";
 import { bulwarkInProcess, MAIN } from "./helpers/cli.ts";
+import { pathAttacker, redirectConnections } from "./helpers/fake-postgres.ts";
 
 const CHEAP = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
 
@@ -90,73 +91,8 @@ describe("the master key: a key anybody can guess is not a key (ASVS 11.5.1, 11.
 });
 
 describe("the database connection: TLS and secrets on the command line", () => {
-  /** Bytes of the PostgreSQL wire protocol this fake server understands (protocol 3.0). */
-  const SSL_REQUEST = 80877103;
-  const STARTUP_V3 = 196608;
 
-  /**
-   * A fake PostgreSQL server on loopback that plays the attacker on the path: it declines TLS ("N") when asked, and to a
-   * client that starts in the clear it answers AuthenticationCleartextPassword, as any machine in the middle can, and
-   * records the password the client sends back.
-   */
-  async function pathAttacker(): Promise<{ port: number; seen: { sslRequest: boolean; clearStartup: boolean; password: string | null; bytes: string }; close: () => Promise<void> }> {
-    const seen = { sslRequest: false, clearStartup: false, password: null as string | null, bytes: "" };
-    const sockets = new Set<Socket>();
-    const server: Server = createServer((socket) => {
-      sockets.add(socket);
-      let buffer = Buffer.alloc(0);
-      let started = false;
-      socket.on("error", () => {});
-      socket.on("data", (chunk: Buffer) => {
-        seen.bytes += chunk.toString("latin1");
-        buffer = Buffer.concat([buffer, chunk]);
-        for (;;) {
-          if (!started) {
-            if (buffer.length < 8) return;
-            const length = buffer.readInt32BE(0);
-            if (buffer.length < length) return;
-            const code = buffer.readInt32BE(4);
-            buffer = buffer.subarray(length);
-            if (code === SSL_REQUEST) {
-              seen.sslRequest = true;
-              socket.write("N"); // "no TLS here": a client that requires TLS must stop now
-              continue;
-            }
-            if (code === STARTUP_V3) {
-              seen.clearStartup = true;
-              started = true;
-              const auth = Buffer.alloc(9);
-              auth.write("R", 0, "latin1");
-              auth.writeInt32BE(8, 1);
-              auth.writeInt32BE(3, 5); // AuthenticationCleartextPassword
-              socket.write(auth);
-              continue;
-            }
-            socket.destroy();
-            return;
-          }
-          if (buffer.length < 5) return;
-          const type = String.fromCharCode(buffer[0]!);
-          const length = buffer.readInt32BE(1);
-          if (buffer.length < 1 + length) return;
-          if (type === "p") seen.password = buffer.subarray(5, 1 + length - 1).toString("utf8");
-          buffer = buffer.subarray(1 + length);
-          socket.destroy();
-          return;
-        }
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as { port: number };
-    return {
-      port,
-      seen,
-      close: async () => {
-        for (const s of sockets) s.destroy();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      },
-    };
-  }
+
 
   it("attack: a BULWARK_DATABASE_URL naming a remote host with no sslmode is refused at start, so no password or row crosses the network in clear (ASVS 12.3.1, 13.2.1) (was: connected without TLS and sent the password to whoever asked)", async () => {
     // The README's own example shape, postgres://user:pass@host:5432/db, for a database on another machine. node-postgres
@@ -167,12 +103,7 @@ describe("the database connection: TLS and secrets on the command line", () => {
     const SECRET = "redteam-db-password-4f9c2e";
     const attacker = await pathAttacker();
     // The connection to REMOTE is handed to the fake server on loopback: no DNS lookup, nothing leaves the machine.
-    const connect = Socket.prototype.connect;
-    Socket.prototype.connect = function (this: Socket, ...args: unknown[]) {
-      if (args[1] === REMOTE) args.splice(0, 2, attacker.port, "127.0.0.1");
-      else if (typeof args[0] === "object" && args[0] !== null && (args[0] as { host?: string }).host === REMOTE) args[0] = { ...(args[0] as object), host: "127.0.0.1", port: attacker.port };
-      return (connect as (...a: unknown[]) => Socket).apply(this, args);
-    } as typeof Socket.prototype.connect;
+    const restore = redirectConnections(REMOTE, attacker.port);
     const pgsslmode = process.env["PGSSLMODE"];
     delete process.env["PGSSLMODE"]; // the operator's shell does not decide this test
     let opened = false;
@@ -188,7 +119,7 @@ describe("the database connection: TLS and secrets on the command line", () => {
       // Refused (a configuration error naming the variable, or TLS that the fake server declined): both are safe.
       assert.ok(!(error as Error).message.includes(SECRET), "the error does not echo the password");
     } finally {
-      Socket.prototype.connect = connect;
+      restore();
       if (pgsslmode !== undefined) process.env["PGSSLMODE"] = pgsslmode;
       await attacker.close();
     }
