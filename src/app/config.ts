@@ -4,7 +4,7 @@ import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseRangeBaseUrl } from "../accounts/password-policy/range-checker.ts";
 import { InputError } from "../lib/errors.ts";
-import { redactURL } from "../store/database.ts";
+import { passwordPastHost, redactURL } from "../store/database.ts";
 import { loadHTTPAuthConfig, type HTTPAuthConfig, type MFAPolicy } from "./http-config.ts";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
@@ -15,6 +15,8 @@ export interface Config {
   dataDir: string;
   /** postgres:// URL, or null for the embedded SQLite database. */
   databaseURL: string | null;
+  /** How the PostgreSQL connection is protected (databaseTLS; the refused verdicts never reach here); null for SQLite. */
+  databaseTransport: "local" | "tls" | "plain" | null;
   /** Master key text from BULWARK_MASTER_KEY (base64), or null to use the key file. */
   masterKeyText: string | null;
   host: string;
@@ -118,7 +120,7 @@ function parsePort(value: string | number, source: string): number {
   return Number(text);
 }
 
-function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine = false): string | null {
+function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine = false): { url: string; transport: "local" | "tls" | "plain" } | null {
   const text = value.trim();
   if (text === "") return null;
   const name = fromCommandLine ? "--database-url" : "BULWARK_DATABASE_URL";
@@ -133,7 +135,7 @@ function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine
   }
   // An "@" after the host is a password cut short by a "/", "#" or "?" it holds, not percent-encoded: the rest of it sits in
   // the path, query or fragment, where no message would mask it. Refused without showing the URL.
-  if (`${url.pathname}${url.search}${url.hash}`.includes("@")) {
+  if (passwordPastHost(url)) {
     throw configError(`${name} has an "@" after its host: a password holding "/", "#" or "?" must be percent-encoded (%2F, %23, %3F); the URL is not shown, as it holds part of the password`);
   }
   // The process list shows a command line to every local account, for as long as the server runs (CWE-214).
@@ -145,7 +147,7 @@ function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine
   }
   const tls = databaseTLS(url, env);
   if (tls === "missing") {
-    throw configError(`${name} reaches ${url.searchParams.get("host") || url.hostname || env["PGHOST"]} over the network with no sslmode: node-postgres would send the password (on request) and every row in clear. Add ?sslmode=verify-full (TLS, the server's certificate checked against the system CAs, or sslrootcert=…), ?sslmode=require (TLS, certificate not checked), or ?sslmode=disable to accept a plain connection knowingly`);
+    throw configError(`${name} reaches ${databaseHost(url, env)} over the network with no sslmode: node-postgres would send the password (on request) and every row in clear. Add ?sslmode=verify-full (TLS, the server's certificate checked against the system CAs, or sslrootcert=…), ?sslmode=require (TLS, certificate not checked), or ?sslmode=disable to accept a plain connection knowingly`);
   }
   if (tls === "unclear") {
     throw configError(`${name} (or PGSSLMODE) leaves unclear how node-postgres would connect: a host, sslmode or ssl parameter given twice, ssl= beside an sslmode, or an sslmode that is none of ${[...SSL_MODES].join(", ")}; give each once`);
@@ -153,7 +155,12 @@ function parseDatabaseURL(value: string, env: NodeJS.ProcessEnv, fromCommandLine
   if (tls === "downgradable") {
     throw configError(`${name} has sslmode=${url.searchParams.get("sslmode")}, which falls back to a plain connection when TLS is refused (by whoever is on the path); use sslmode=verify-full or require, or disable knowingly`);
   }
-  return text;
+  return { url: text, transport: tls };
+}
+
+/** Where node-postgres connects for `url`: a non-empty ?host=, else the URL's host, else PGHOST, else localhost. */
+function databaseHost(url: URL, env: NodeJS.ProcessEnv): string {
+  return (url.searchParams.get("host") || url.hostname || env["PGHOST"] || "localhost").replace(/^\[|\]$/g, "");
 }
 
 /** The sslmode values node-postgres knows (exactly: "verify-full " with a blank is none of them, and means no TLS). */
@@ -169,8 +176,7 @@ const SSL_MODES = new Set(["disable", "allow", "prefer", "require", "verify-ca",
  */
 export function databaseTLS(url: URL, env: NodeJS.ProcessEnv): "local" | "tls" | "plain" | "downgradable" | "missing" | "unclear" {
   for (const name of ["host", "sslmode", "ssl"]) if (url.searchParams.getAll(name).length > 1) return "unclear";
-  const param = url.searchParams.get("host") || null;
-  const host = (param ?? (url.hostname || env["PGHOST"] || "localhost")).replace(/^\[|\]$/g, "");
+  const host = databaseHost(url, env);
   if (host.startsWith("/") || host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host)) return "local";
   const ssl = url.searchParams.get("ssl");
   // ssl= beside an sslmode (the URL's or PGSSLMODE) says two things; node-postgres then ignores PGSSLMODE.
@@ -197,7 +203,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // symbolic-link check would never see it (ADR 0008); "a/../b" is used as "b" everywhere alike.
   const dataDir = resolve(cwd, dataDirRaw);
 
-  const databaseURL = parseDatabaseURL(overrides.databaseURL ?? env["BULWARK_DATABASE_URL"] ?? "", env, overrides.databaseURL !== undefined);
+  const database = parseDatabaseURL(overrides.databaseURL ?? env["BULWARK_DATABASE_URL"] ?? "", env, overrides.databaseURL !== undefined);
+  const databaseURL = database?.url ?? null;
+  const databaseTransport = database?.transport ?? null;
   const keyText = env["BULWARK_MASTER_KEY"];
   const masterKeyText = keyText === undefined || keyText.trim() === "" ? null : keyText.trim();
 
@@ -228,7 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   }
   const breach = loadBreachConfig(env, int);
   const http = loadHTTPAuthConfig(env, port);
-  return { dataDir, databaseURL, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, breach, serviceName, http, requireMFA: http.requireMFA };
+  return { dataDir, databaseURL, databaseTransport, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, breach, serviceName, http, requireMFA: http.requireMFA };
 }
 
 function loadBreachConfig(env: NodeJS.ProcessEnv, int: (name: string, fallback: number, min: number, max: number, why: string) => number): BreachConfig {

@@ -18,15 +18,17 @@ export function parseMasterKey(text: string, source: string): Uint8Array {
   // A placeholder (32 zero bytes, "AAAA…=", a word repeated) has the right length and none of the secrecy: whoever
   // guesses it decrypts every secret of a copied database (ASVS 11.5.1). 32 random bytes hold ~30 distinct values;
   // fewer than 16 has a chance below 2^-40, so only made-up keys are refused.
-  if (new Set(bytes).size < MIN_DISTINCT_BYTES) {
-    throw cryptoErrors.masterKeyInvalid(`${source} holds only ${new Set(bytes).size} distinct byte values: a placeholder, not a random key; generate one with: openssl rand -base64 32`);
+  const distinct = new Set(bytes).size;
+  if (distinct < MIN_DISTINCT_BYTES) {
+    throw cryptoErrors.masterKeyInvalid(`${source} holds only ${distinct} distinct byte values: a placeholder, not a random key; generate one with: openssl rand -base64 32`);
   }
   // A phrase ("my-super-secret-master-key-1234!") is all printable ASCII, which 32 random bytes are with a chance of
   // 2^-46; a counter (0, 1, 2 …) steps by a constant, which they never do.
   if (bytes.every((b) => b >= 0x20 && b <= 0x7e)) {
     throw cryptoErrors.masterKeyInvalid(`${source} is text (every byte printable ASCII): a phrase, not a random key; generate one with: openssl rand -base64 32`);
   }
-  if (bytes.every((b, i) => i === 0 || ((b - (bytes[i - 1] as number)) & 0xff) === ((bytes[1] as number) - (bytes[0] as number) & 0xff))) {
+  const step = ((bytes[1] as number) - (bytes[0] as number)) & 0xff;
+  if (bytes.every((b, i) => i === 0 || ((b - (bytes[i - 1] as number)) & 0xff) === step)) {
     throw cryptoErrors.masterKeyInvalid(`${source} is a counting sequence, not a random key; generate one with: openssl rand -base64 32`);
   }
   return bytes;

@@ -4,7 +4,7 @@ import { isIP, isIPv4, isIPv6 } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { webAuthnLibrary } from "../accounts/mfa/webauthn.ts";
 import type { App } from "../app/types.ts";
-import { databaseTLS, weakArgon2Warning } from "../app/config.ts";
+import { weakArgon2Warning } from "../app/config.ts";
 import { containDeps, resumableJobs } from "../contain/index.ts";
 import { InputError, RuntimeFailure, isBulwarkError } from "../lib/errors.ts";
 import { ipv6Groups } from "../lib/ipv6.ts";
@@ -130,7 +130,7 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
   if (exposure !== null) app.logger.warn({ host: app.config.host, port }, exposure);
   const linkWarning = publicURLOnPortZero(app.config.port, app.config.http.publicURL, port);
   if (linkWarning !== null) app.logger.warn({ publicURL: app.config.http.publicURL, port }, linkWarning);
-  if (app.config.databaseURL !== null && databaseTLS(new URL(app.config.databaseURL), process.env) === "plain") {
+  if (app.config.databaseTransport === "plain") {
     app.logger.warn({ database: app.db.where }, "the PostgreSQL connection is plain (sslmode=disable) over the network: passwords and rows cross it readable; use sslmode=verify-full unless that network is trusted");
   }
   const argon2Warning = weakArgon2Warning(app.config.argon2);

@@ -298,12 +298,20 @@ export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
 // path)… are secrets or point at them. Matched on the decoded name, as pg reads it.
 const SECRET_PARAMETER = /pass|key|secret|token/i;
 
+/**
+ * Whether an "@" follows the host: a password cut short by a "/", "#" or "?" it holds, not percent-encoded, whose rest
+ * then sits in the path, query or fragment, where masking the userinfo would not hide it.
+ */
+export function passwordPastHost(u: URL): boolean {
+  return `${u.pathname}${u.search}${u.hash}`.includes("@");
+}
+
 /** The URL with its password and every secret-looking query parameter replaced by ***, for messages and logs. */
 export function redactURL(url: string): string {
   try {
     const u = new URL(url);
     // A password cut short by an unencoded "/", "#" or "?" left the rest of it after the host: show the host only.
-    if (`${u.pathname}${u.search}${u.hash}`.includes("@")) return `${u.protocol}//${u.host}/(not shown: an "@" after the host)`;
+    if (passwordPastHost(u)) return `${u.protocol}//${u.host}/(not shown: an "@" after the host)`;
     if (u.password) u.password = "***";
     const params = [...u.searchParams];
     if (params.some(([name]) => SECRET_PARAMETER.test(name))) {

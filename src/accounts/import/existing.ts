@@ -74,6 +74,14 @@ export interface Found {
   byUsernameSkeleton: Map<string, Existing[]>;
 }
 
+/**
+ * Whether `row`, an update of the stored account `mine`, writes its username under a new skeleton (a rename that reads
+ * differently): the one identifier an update writes, and so the one it is judged a look-alike on.
+ */
+export function renamesUsername(row: ImportRow, mine: Existing, onConflict: OnConflict): boolean {
+  return onConflict === "update" && row.usernameSkeleton !== null && mine.usernameSkeleton !== row.usernameSkeleton;
+}
+
 /** Why `row` cannot be written against the accounts that exist (null when it can). */
 export function clash(row: ImportRow, found: Found, onConflict: OnConflict): string | null {
   const mine = found.byEmail.get(row.emailKey);
@@ -88,7 +96,7 @@ export function clash(row: ImportRow, found: Found, onConflict: OnConflict): str
   if (byName && byName.emailKey !== row.emailKey && (!mine || onConflict === "update")) return "the username belongs to another account";
   // The username is judged when it is written under a new skeleton: a new account, or a rename to one (an update
   // that keeps the account's username, or only changes it in a way that reads the same, is not a look-alike of it).
-  const renamed = row.usernameSkeleton !== null && (!mine || (onConflict === "update" && mine.usernameSkeleton !== row.usernameSkeleton));
+  const renamed = row.usernameSkeleton !== null && (!mine || renamesUsername(row, mine, onConflict));
   if (renamed && (found.byUsernameSkeleton.get(row.usernameSkeleton as string) ?? []).some((e) => e.id !== mine?.id)) {
     return "the username reads like that of another account (the same letters in another script), which a person could not tell apart from it";
   }

@@ -24,7 +24,7 @@ import { addressProblem, notifySecurityEvent, type Outbox } from "../../notify/i
 import { ImportRefusedError, isUniqueViolation } from "./errors.ts";
 import { validateRow, type FieldMap, type ImportRow, type Preset, type RowRules } from "./mapping.ts";
 import { planPassword, type PasswordNote } from "./password-update.ts";
-import { clash, lookup, type OnConflict } from "./existing.ts";
+import { clash, lookup, renamesUsername, type OnConflict } from "./existing.ts";
 import { readRows, type ImportFormat } from "./source.ts";
 
 export type { OnConflict };
@@ -175,7 +175,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     for (const row of pending) {
       const existing = found.byEmail.get(row.emailKey);
       const alike = alikeOf.get(row.line);
-      const writesIdentifier = !existing || (options.onConflict === "update" && row.usernameSkeleton !== null && existing.usernameSkeleton !== row.usernameSkeleton);
+      const writesIdentifier = !existing || renamesUsername(row, existing, options.onConflict);
       const why = clash(row, found, options.onConflict) ?? (alike !== undefined && writesIdentifier ? `reads like line ${alike} (its email or username in the same letters of another script)` : null);
       if (why) markBad(row.line, why);
       else if (!existing) report.created++;
@@ -474,7 +474,7 @@ async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow
         ...(has("username") && u.username ? { username: u.username, username_key: row.usernameKey } : {}),
         // Under a new skeleton only (checked by clash): an account marked as a look-alike keeps its mark while its
         // username reads the same, and the unique index judges a rename like any new username.
-        ...(has("username") && u.username && row.usernameSkeleton !== existing.usernameSkeleton ? { username_skeleton: row.usernameSkeleton, username_lookalike: 0 } : {}),
+        ...(has("username") && u.username && renamesUsername(row, existing, options.onConflict) ? { username_skeleton: row.usernameSkeleton, username_lookalike: 0 } : {}),
         ...(has("display_name") && u.displayName ? { display_name: u.displayName } : {}),
         ...(has("status") && u.status ? { status: u.status } : {}),
         // The replaced password is no longer an administrator's initial one: its expiry goes with it (ASVS 6.4.1).

@@ -5,6 +5,7 @@
 // whose look-alike has since gone (renamed, its address changed) back under the unique index, so that two writers
 // racing to create a new look-alike of it are settled by the database too.
 import type { Database } from "../../store/database.ts";
+import { collidedKey } from "./user-store.ts";
 
 export interface AccountRef {
   id: string;
@@ -50,12 +51,13 @@ export async function storedLookalikes(database: Database, options: { claimFree?
           .where(column, "=", skeleton).where("id", "!=", row.id).orderBy(flag).orderBy("id").executeTakeFirst();
         let claimed = false;
         if (!holder && options.claimFree) {
-          // Conditional, and the unique index decides: a writer that took the skeleton meanwhile keeps it.
+          // Conditional, and the unique index decides: a writer that took the skeleton meanwhile keeps it (any other
+          // failure is the operator's to see).
           try {
             const set = await db.updateTable("users").set({ [flag]: 0 }).where("id", "=", row.id).where(flag, "=", 1).executeTakeFirst();
             claimed = Number(set.numUpdatedRows) === 1;
-          } catch {
-            claimed = false;
+          } catch (error) {
+            if (collidedKey(error) !== `${field}-skeleton`) throw error;
           }
         }
         found.push({ account, field, readsLike: holder ? { id: holder.id, email: holder.email, username: holder.username } : null, claimed });

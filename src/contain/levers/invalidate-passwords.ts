@@ -65,8 +65,8 @@ export const invalidatePasswords = {
   // At the job's creation, before any batch: the scope's open email-change links are spent. A change confirmed while
   // earlier batches ran would move the account to the hijacker's address, and the batch would mail the reset link
   // there (email-change confirm also refuses an account once its password is invalidated, which is later).
-  async begin(trx, scope) {
-    const spent = await trx.updateTable("email_change_tokens").set({ used_at: Date.now() })
+  async begin(trx, scope, ctx) {
+    const spent = await trx.updateTable("email_change_tokens").set({ used_at: ctx.at })
       .where("user_id", "in", scope).where("used_at", "is", null).executeTakeFirst();
     return { emailChangeLinksSpent: Number(spent.numUpdatedRows) };
   },
