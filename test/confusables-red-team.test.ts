@@ -8,38 +8,19 @@
 // Each test is an attack that must fail on correct code. "attack: … (was: …)" failed before its fix (the round's eight
 // findings, fixed the same day); the others pin a defence that held.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import type { LightMyRequestResponse } from "fastify";
+import { describe, it } from "node:test";
 import { forEachDialect } from "./helpers/dialects.ts";
-import { authFlows } from "./helpers/auth-flows.ts";
-import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { Outbox } from "../src/notify/outbox.ts";
 import { identifierKey } from "../src/accounts/users/normalise.ts";
 import { createEmailChangeService } from "../src/accounts/email-change/email-change-service.ts";
-import { importCSV, storedBeforeLookalikeRule } from "./helpers/lookalike-pairs.ts";
+import { helpDeskSite, importCSV, storedBeforeLookalikeRule } from "./helpers/lookalike-pairs.ts";
 
 /** Code points beyond ASCII shown as U+XXXX, so a failure message says which characters went through. */
 const hex = (s: string): string => [...s].map((c) => (c.charCodeAt(0) < 128 ? c : `U+${c.codePointAt(0)!.toString(16).toUpperCase()}`)).join("");
 
-let fx: AuthFixture;
-let helpdesk: string;
-let stamp = 0;
-
-before(async () => {
-  fx = await authFixture();
-  const { userWith, tokenFor } = authFlows(() => fx);
-  // The attacker of the API tests: a help-desk account, which may create accounts and nothing more.
-  helpdesk = await tokenFor(await userWith(["accounts.read", "accounts.write"]), ["accounts.read", "accounts.write"]);
-});
-after(async () => {
-  await fx.close();
-});
-
-function createUser(body: { email: string; username?: string }): Promise<LightMyRequestResponse> {
-  return fx.server.inject({ method: "POST", url: "/api/v1/users", headers: { host: HOST, authorization: `Bearer ${helpdesk}` }, payload: body });
-}
+const { site, createUser, spare } = helpDeskSite("spare");
 
 /**
  * Creates each victim (a plain ASCII account), then each impostor, through POST /api/v1/users; returns the impostors
@@ -61,7 +42,6 @@ async function impostorsStored(pairs: Array<{ victim: { email: string; username?
 }
 
 /** A fresh address for an account whose address does not matter to the test. */
-const spare = (): string => `spare-${++stamp}@example.org`;
 
 describe("red team: look-alike identifiers through POST /api/v1/users (a help-desk impostor)", () => {
   it("attack: a name written with a non-Latin capital I (Cyrillic І, Greek Ι, Lisu ꓲ) beside the Latin name it reads as — ТІМ beside tim, ꓮꓓꓟꓲꓠ beside admin — is refused (ASVS 1.1.1) (was: stored; the table read those capitals as l)", async () => {
@@ -146,16 +126,16 @@ describe("red team: look-alike identifiers through POST /api/v1/users (a help-de
     // ADR 0013: "the sign-up answer for a look-alike address must stay the same 202".
     const made = await createUser({ email: "\u0440\u0430\u0443@example.org" }); // рау@, all Cyrillic local part
     assert.equal(made.statusCode, 201, made.body);
-    fx.app.config.http.registrationOpen = true;
+    site().app.config.http.registrationOpen = true;
     try {
-      const free = await fx.browser({ newDevice: true }).request("POST", "/auth/register", { body: { email: "free-for-signup@example.org" } });
-      const lookalike = await fx.browser({ newDevice: true }).request("POST", "/auth/register", { body: { email: "pay@example.org" } });
+      const free = await site().browser({ newDevice: true }).request("POST", "/auth/register", { body: { email: "free-for-signup@example.org" } });
+      const lookalike = await site().browser({ newDevice: true }).request("POST", "/auth/register", { body: { email: "pay@example.org" } });
       assert.equal(free.statusCode, 202, free.body);
       assert.equal(lookalike.statusCode, 202, `a look-alike of a stored account answered ${lookalike.statusCode}: ${lookalike.body}`);
       assert.deepEqual(lookalike.json(), RESET_ACCEPTED);
       assert.equal(lookalike.body, free.body);
     } finally {
-      fx.app.config.http.registrationOpen = false;
+      site().app.config.http.registrationOpen = false;
     }
   });
 

@@ -17,11 +17,8 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import type { LightMyRequestResponse } from "fastify";
+import { after, describe, it } from "node:test";
 import { forEachDialect } from "./helpers/dialects.ts";
-import { authFlows } from "./helpers/auth-flows.ts";
-import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { openApp } from "../src/app/index.ts";
 import { loadConfig } from "../src/app/config.ts";
 import { systemRandom } from "../src/lib/random.ts";
@@ -30,7 +27,7 @@ import { identifierKey } from "../src/accounts/users/normalise.ts";
 import { createEmailChangeService } from "../src/accounts/email-change/email-change-service.ts";
 import { verifyDownloads } from "../src/checks/downloads/index.ts";
 import { atLeast } from "../src/checks/finding.ts";
-import { importCSV, storedBeforeLookalikeRule } from "./helpers/lookalike-pairs.ts";
+import { helpDeskSite, importCSV, storedBeforeLookalikeRule } from "./helpers/lookalike-pairs.ts";
 import { pathAttacker, redirectConnections } from "./helpers/fake-postgres.ts";
 
 /** Code points beyond ASCII shown as U+XXXX, so a failure message says which characters went through. */
@@ -41,20 +38,7 @@ const hex = (s: string): string => [...s].map((c) => (c.charCodeAt(0) < 128 ? c 
 // =====================================================================================================================
 
 describe("second look: a look-alike in the small letters of a capital the table maps (a help-desk impostor, POST /api/v1/users)", () => {
-  let fx: AuthFixture;
-  let helpdesk: string;
-  let stamp = 0;
-  before(async () => {
-    fx = await authFixture();
-    const { userWith, tokenFor } = authFlows(() => fx);
-    helpdesk = await tokenFor(await userWith(["accounts.read", "accounts.write"]), ["accounts.read", "accounts.write"]);
-  });
-  after(async () => {
-    await fx.close();
-  });
-  const createUser = (body: { email: string; username?: string }): Promise<LightMyRequestResponse> =>
-    fx.server.inject({ method: "POST", url: "/api/v1/users", headers: { host: HOST, authorization: `Bearer ${helpdesk}` }, payload: body });
-  const spare = (): string => `second-look-${++stamp}@example.org`;
+  const { createUser, spare } = helpDeskSite("second-look");
 
   it("attack: a look-alike written in the small letters of capitals the table maps — ꭰꭺꮩꭼ beside dave, ʀob beside rob — is refused like its capitals (ASVS 1.1.1) (was: stored; the same lookup key got two answers)", async () => {
     // Today's fix looks a capital the table lacks up by its small letter (Һ as һ), "one answer for one key". The other

@@ -1,6 +1,9 @@
 // Accounts stored as they were before look-alikes were refused (migration 23), and CSV imports over them: for the
-// tests that attack a stored look-alike pair (confusables-red-team, second-look-red-team).
+// tests that attack a stored look-alike pair (confusables-red-team, second-look-red-team), and the help-desk site those
+// files attack POST /api/v1/users from.
 import assert from "node:assert/strict";
+import { after, before } from "node:test";
+import type { LightMyRequestResponse } from "fastify";
 import type { Kysely } from "kysely";
 import { checkHeader, resolveMap } from "../../src/accounts/import/mapping.ts";
 import { importUsers, type ImportDeps, type ImportOptions, type ImportReport } from "../../src/accounts/import/importer.ts";
@@ -13,6 +16,8 @@ import { ManualClock } from "../../src/lib/clock.ts";
 import { systemRandom } from "../../src/lib/random.ts";
 import type { Database } from "../../src/store/database.ts";
 import { migrate } from "../../src/store/migrator.ts";
+import { authFixture, HOST, type AuthFixture } from "../../src/http/auth/test-client.ts";
+import { authFlows } from "./auth-flows.ts";
 import { MIGRATIONS } from "../../src/store/migrations/index.ts";
 
 const NOW = Date.UTC(2026, 11, 4, 12);
@@ -57,4 +62,28 @@ export function importCSV(deps: ImportDeps, csv: string, extra: Partial<Omit<Imp
       yield csv;
     },
   });
+}
+
+/**
+ * A site whose attacker is a help-desk account (accounts.read + accounts.write: may create accounts and nothing more),
+ * started before the suite's tests and closed after them: `createUser` posts to /api/v1/users with its token, `spare`
+ * gives a fresh address for an impostor's other identifier.
+ */
+export function helpDeskSite(sparePrefix: string): { site: () => AuthFixture; createUser: (body: { email: string; username?: string }) => Promise<LightMyRequestResponse>; spare: () => string } {
+  let fx: AuthFixture;
+  let helpdesk: string;
+  let stamp = 0;
+  before(async () => {
+    fx = await authFixture();
+    const { userWith, tokenFor } = authFlows(() => fx);
+    helpdesk = await tokenFor(await userWith(["accounts.read", "accounts.write"]), ["accounts.read", "accounts.write"]);
+  });
+  after(async () => {
+    await fx.close();
+  });
+  return {
+    site: () => fx,
+    createUser: (body) => fx.server.inject({ method: "POST", url: "/api/v1/users", headers: { host: HOST, authorization: `Bearer ${helpdesk}` }, payload: body }),
+    spare: () => `${sparePrefix}-${++stamp}@example.org`,
+  };
 }
