@@ -168,7 +168,8 @@ export async function seedUsers(deps: SeedDeps, options: SeedOptions): Promise<S
     else if (r < 0.003) admins.push({ id, role: "responder" });
     if (r < 0.003 || (i === 0 && total >= 10) || rand() < MFA_SHARE) withMfa.add(id);
     // The address is ASCII: its skeleton is its lookup key (confusables.ts).
-    return [id, email, identifierKey(email), `${first} ${last}`, "active", h.hash, h.scheme, created, 0, created, created, lastLogin, 1, identifierKey(email)];
+    const key = identifierKey(email);
+    return [id, email, key, `${first} ${last}`, "active", h.hash, h.scheme, created, 0, created, created, lastLogin, 1, key];
   };
 
   const sessionsPerUser = options.sessionsPerUser ?? 0;
