@@ -2,44 +2,23 @@
 // files the checks read, and wants a check to miss them, blame someone else, hang, or attack the operator's
 // terminal. Each test is an attack that must fail on correct code. Temp dirs only; no network.
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { AuthLogResult } from "../src/checks/authlog/types.ts";
 import { authLogFindings } from "../src/checks/authlog/findings.ts";
-import { MAIN } from "./helpers/cli.ts";
+import { bulwark as spawnCLI, type CLIResult } from "./helpers/cli.ts";
 import { analyzeLines } from "../src/checks/authlog/test-helpers.ts";
 
 const root = realpathSync(mkdtempSync(join(tmpdir(), "bulwark-redteam-checks-")));
 after(() => rmSync(root, { recursive: true, force: true }));
 const DATA = join(root, "data");
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs the CLI in a child with the pinned Node. `limitMs` is a safety net, not an assertion on time: a child
- * still running then is killed, and the test asserts it had ended on its own (signal null, an exit code).
- */
-function bulwark(args: string[], limitMs = 20_000, input?: Buffer): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, BULWARK_DATA_DIR: DATA, BULWARK_MASTER_KEY: "", BULWARK_DATABASE_URL: "" };
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], { env, timeout: limitMs, killSignal: "SIGKILL" });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
-    child.on("error", reject);
-    child.stdin.end(input ?? Buffer.alloc(0));
-    child.on("close", (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }));
-  });
-}
+/** Runs the CLI in a child (stdin `input`, then closed); killed past `limitMs`, a safety net (see helpers/cli.ts). */
+const bulwark = (args: string[], limitMs = 20_000, input?: Buffer): Promise<CLIResult> =>
+  spawnCLI(args, { env: { BULWARK_DATA_DIR: DATA }, input: input ?? "", limitMs });
 
 /** Raw C0 (but newline), DEL or C1 code points a terminal would act on, in output decoded as UTF-8. */
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;

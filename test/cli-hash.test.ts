@@ -1,30 +1,12 @@
 // End-to-end: `bulwark hash identify|verify|new` as a user runs them (spawned CLI, no database).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { PassThrough, Readable } from "node:stream";
 import { describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
+import { bulwark as spawnCLI, type CLIResult } from "./helpers/cli.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function bulwark(args: string[], stdin: string | Buffer = "", env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "src/cli/main.ts", "hash", ...args], { cwd: ROOT, env: { ...process.env, ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
+/** Runs `bulwark hash ARGS` in a child, `stdin` written then closed. */
+const bulwark = (args: string[], stdin: string | Buffer = "", env: NodeJS.ProcessEnv = {}): Promise<CLIResult> =>
+  spawnCLI(["hash", ...args], { env, input: stdin });
 
 // Independent vectors (src/accounts/passwords/vectors/): md5-crypt from passlib, bcrypt from mkpasswd.
 const MD5_CRYPT = "$1$sO8MPH5T$1UaSqeVE6381x6LRWT5vL/"; // "password"

@@ -31,7 +31,7 @@ function run(args: string[], options: { env?: NodeJS.ProcessEnv; preload?: strin
       if (stderr.includes("is listening on")) child.kill("SIGTERM");
     });
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
     child.stdin.end();
   });
 }

@@ -4,49 +4,27 @@
 // that does not say which file failed and why. Each test is an attack that must fail; "(was: …)" names what the
 // code did before its fix. Temp dirs only; the CLI is spawned once, where stdin is the attack.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, closeSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { verifyDownloads, type VerifyDownloadsResult } from "../src/checks/downloads/index.ts";
 import { nodeScanFS } from "../src/checks/files/hash-file.ts";
-import { MAIN } from "./helpers/cli.ts";
+import { scratchRoot, sha256 } from "./helpers/downloads.ts";
+import { bulwark as spawnCLI, type CLIResult } from "./helpers/cli.ts";
 
-const root = realpathSync(mkdtempSync(join(tmpdir(), "bulwark-redteam-downloads-")));
-after(() => rmSync(root, { recursive: true, force: true }));
+const { root, fresh } = scratchRoot("bulwark-redteam-downloads-");
 
-const sha256 = (data: string | Buffer): string => createHash("sha256").update(data).digest("hex");
 const md5 = (data: string): string => createHash("md5").update(data).digest("hex");
 const sha1 = (data: string): string => createHash("sha1").update(data).digest("hex");
 
-let seq = 0;
-/** A fresh directory under the test's temp root. */
-function fresh(name: string): string {
-  const dir = join(root, `${name}-${++seq}`);
-  mkdirSync(dir);
-  return dir;
-}
 
 type Items = Array<Record<string, unknown>>;
 const items = (r: VerifyDownloadsResult, id: string): Items => (r.findings.find((f) => f.id === id)?.evidence["items"] as Items | undefined) ?? [];
 
-/** Runs the CLI in a child with the pinned Node, stdin redirected from `stdinFile` (`< FILE`); killed past 20 s. */
-function bulwark(args: string[], cwd: string, stdinFile: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, BULWARK_DATA_DIR: join(root, "data"), BULWARK_MASTER_KEY: "", BULWARK_DATABASE_URL: "" };
-    const stdin = openSync(stdinFile, "r");
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], { cwd, env, stdio: [stdin, "pipe", "pipe"], timeout: 20_000, killSignal: "SIGKILL" });
-    closeSync(stdin);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout?.on("data", (d: Buffer) => out.push(d));
-    child.stderr?.on("data", (d: Buffer) => err.push(d));
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }));
-  });
-}
+/** Runs the CLI in a child, stdin redirected from `stdinFile` (`< FILE`); killed past 20 s (a safety net). */
+const bulwark = (args: string[], cwd: string, stdinFile: string): Promise<CLIResult> =>
+  spawnCLI(args, { env: { BULWARK_DATA_DIR: join(root, "data") }, cwd, stdin: { file: stdinFile }, limitMs: 20_000 });
 
 // ---------------------------------------------------------------------------------------------------------
 // A directory component swapped for a symlink between the containment check and the read

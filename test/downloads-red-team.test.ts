@@ -6,48 +6,28 @@
 // its fix (the round's two findings, fixed the same day), the others pin defences that held.
 // Temp dirs only; the CLI is spawned only where a regression would hang this process.
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { verifyDownloads, type VerifyDownloadsResult } from "../src/checks/downloads/index.ts";
 import { atLeast } from "../src/checks/finding.ts";
 import { nodeScanFS } from "../src/checks/files/hash-file.ts";
-import { bulwarkInProcess, MAIN } from "./helpers/cli.ts";
+import { scratchRoot, sha256 } from "./helpers/downloads.ts";
+import { bulwark, bulwarkInProcess, type CLIResult } from "./helpers/cli.ts";
 
-const root = realpathSync(mkdtempSync(join(tmpdir(), "bulwark-redteam-downloads-c-")));
-after(() => rmSync(root, { recursive: true, force: true }));
+const { root, fresh } = scratchRoot("bulwark-redteam-downloads-c-");
 
-const sha256 = (data: string | Buffer): string => createHash("sha256").update(data).digest("hex");
 
-let seq = 0;
-/** A fresh directory under the test's temp root. */
-function fresh(name: string): string {
-  const dir = join(root, `${name}-${++seq}`);
-  mkdirSync(dir);
-  return dir;
-}
 
 type Items = Array<Record<string, unknown>>;
 /** Every evidence item of every finding at or above high, with the finding's id. */
 const serious = (r: VerifyDownloadsResult): Items =>
   r.findings.filter((f) => atLeast(f.severity, "high")).flatMap((f) => (f.evidence["items"] as Items).map((i) => ({ ...i, id: f.id })));
 
-/** Runs the CLI in a child with the pinned Node and stdin a pipe left open; killed past `limitMs` (a safety net). */
-function spawnBulwark(args: string[], limitMs = 20_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, BULWARK_DATA_DIR: join(root, "data"), BULWARK_MASTER_KEY: "", BULWARK_DATABASE_URL: "" };
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], { env, timeout: limitMs, killSignal: "SIGKILL" });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }));
-  });
-}
+/** Runs the CLI in a child, stdin a pipe left open; killed past `limitMs` (a safety net). */
+const spawnBulwark = (args: string[], limitMs = 20_000): Promise<CLIResult> =>
+  bulwark(args, { env: { BULWARK_DATA_DIR: join(root, "data") }, stdin: "open", limitMs });
 
 // ---------------------------------------------------------------------------------------------------------
 // --ignore-missing and names that exist as links leading nowhere (yet)

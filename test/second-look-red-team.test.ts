@@ -12,7 +12,6 @@
 // Each test is an attack that must fail on correct code. "attack: … (was: …)" failed before its fix (the round's six
 // findings, fixed the same day); the others pin a defence that held and is not obvious. Temp dirs and loopback only.
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -29,6 +28,7 @@ import { verifyDownloads } from "../src/checks/downloads/index.ts";
 import { atLeast } from "../src/checks/finding.ts";
 import { helpDeskSite, importCSV, storedBeforeLookalikeRule } from "./helpers/lookalike-pairs.ts";
 import { pathAttacker, redirectConnections } from "./helpers/fake-postgres.ts";
+import { sha256 } from "./helpers/downloads.ts";
 
 /** Code points beyond ASCII shown as U+XXXX, so a failure message says which characters went through. */
 const hex = (s: string): string => [...s].map((c) => (c.charCodeAt(0) < 128 ? c : `U+${c.codePointAt(0)!.toString(16).toUpperCase()}`)).join("");
@@ -284,8 +284,6 @@ describe("second look: a master key that is a phrase, not random bytes", () => {
 describe("second look: check downloads, a dangling link judged by its text", () => {
   const root = realpathSync(mkdtempSync(join(tmpdir(), "bulwark-second-look-dl-")));
   after(() => rmSync(root, { recursive: true, force: true }));
-  const sha256 = (data: string): string => createHash("sha256").update(data).digest("hex");
-
   it("attack: under --ignore-missing, a dangling link whose target climbs back through a link out of the directory (\"out/../payload.iso\") is still reported, not ignored as absent (ASVS 16.5.3)", async () => {
     // danglingLink resolves a link's text lexically (path.resolve), so "out/../payload.iso" reads as release/payload.iso,
     // inside, while the kernel follows out → /elsewhere/a and then .. → /elsewhere/payload.iso, outside. The verdict's

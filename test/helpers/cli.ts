@@ -2,7 +2,7 @@
 // what happens before and around a command's work: option checks, refusals, output.
 import { spawn } from "node:child_process";
 import { PassThrough, type Readable } from "node:stream";
-import { writeFileSync } from "node:fs";
+import { closeSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
@@ -35,30 +35,50 @@ export async function bulwarkInProcess(args: string[], env: NodeJS.ProcessEnv = 
 
 export interface CLIResult {
   code: number | null;
+  /** The signal that ended the child: SIGKILL when `limitMs` ran out (the command hung), else null. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
 
+/** What a spawned `bulwark` gets as its standard input. */
+export type CLIStdin =
+  /** Written whole, then closed ("" when nothing is given). */
+  | { input: string | Buffer }
+  /** A pipe never written to nor closed: a command that waits for input hangs (and `limitMs` ends it). */
+  | "open"
+  /** The file, as `< FILE` gives it (a descriptor on the file, not a pipe). */
+  | { file: string };
+
 /**
- * Runs `bulwark ARGS`. `input` is written to stdin (bytes as given when a Buffer); `stdout` may name a file
- * descriptor to hand the child as its stdout (e.g. one opened on /dev/full), and then `stdout` of the result is "".
+ * Runs `bulwark ARGS`. Standard input: `input` written then closed (bytes as given when a Buffer), or `stdin` (CLIStdin);
+ * `stdout` may name a file descriptor to hand the child as its stdout (e.g. one opened on /dev/full), and then
+ * `stdout` of the result is "". `limitMs` is a safety net, not an assertion on time: a child still running then is
+ * killed with SIGKILL, and the result's `signal` says so (a test asserts it is null: the command ended on its own).
+ * Output is decoded as UTF-8 once, whole.
  */
-export function bulwark(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer; stdout?: number } = {}): Promise<CLIResult> {
+export function bulwark(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string | Buffer; stdin?: CLIStdin; stdout?: number; limitMs?: number } = {}): Promise<CLIResult> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, ...options.env };
     // Tests decide the environment: nothing leaks in from the developer's shell.
     for (const key of ["BULWARK_DATA_DIR", "BULWARK_DATABASE_URL", "BULWARK_MASTER_KEY", "HOST", "PORT"]) {
       if (!options.env || !(key in options.env)) delete env[key];
     }
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], { env, cwd: options.cwd, stdio: ["pipe", options.stdout ?? "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
-    // stdin and stderr are always pipes here (the typings cannot tell, as stdout may be a descriptor).
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const stdin = options.stdin ?? { input: options.input ?? "" };
+    const fd = typeof stdin === "object" && "file" in stdin ? openSync(stdin.file, "r") : null;
+    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], {
+      env, cwd: options.cwd, stdio: [fd ?? "pipe", options.stdout ?? "pipe", "pipe"],
+      ...(options.limitMs === undefined ? {} : { timeout: options.limitMs, killSignal: "SIGKILL" as const }),
+    });
+    if (fd !== null) closeSync(fd);
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout?.on("data", (d: Buffer) => out.push(d));
+    // stderr is always a pipe here (the typings cannot tell, as stdout may be a descriptor).
+    child.stderr!.on("data", (d: Buffer) => err.push(d));
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin!.end(options.input ?? "");
+    child.on("close", (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8") }));
+    if (typeof stdin === "object" && "input" in stdin) child.stdin!.end(stdin.input);
   });
 }
 
