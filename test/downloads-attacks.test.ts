@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { verifyDownloads, type VerifyDownloadsResult } from "../src/checks/downloads/index.ts";
 import { nodeScanFS } from "../src/checks/files/hash-file.ts";
-import { scratchRoot, sha256 } from "./helpers/downloads.ts";
+import { sha256 } from "./helpers/checks.ts";
+import { scratchRoot } from "./helpers/scratch.ts";
 import { bulwark as spawnCLI, type CLIResult } from "./helpers/cli.ts";
 
 const { root, fresh } = scratchRoot("bulwark-redteam-downloads-");

@@ -13,7 +13,8 @@ import { describe, test } from "node:test";
 import { verifyDownloads, type VerifyDownloadsResult } from "../src/checks/downloads/index.ts";
 import { atLeast } from "../src/checks/finding.ts";
 import { nodeScanFS } from "../src/checks/files/hash-file.ts";
-import { scratchRoot, sha256 } from "./helpers/downloads.ts";
+import { sha256 } from "./helpers/checks.ts";
+import { scratchRoot } from "./helpers/scratch.ts";
 import { bulwark, bulwarkInProcess, type CLIResult } from "./helpers/cli.ts";
 
 const { root, fresh } = scratchRoot("bulwark-redteam-downloads-c-");

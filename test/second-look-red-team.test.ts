@@ -28,7 +28,8 @@ import { verifyDownloads } from "../src/checks/downloads/index.ts";
 import { atLeast } from "../src/checks/finding.ts";
 import { helpDeskSite, importCSV, storedBeforeLookalikeRule } from "./helpers/lookalike-pairs.ts";
 import { pathAttacker, redirectConnections } from "./helpers/fake-postgres.ts";
-import { sha256 } from "./helpers/downloads.ts";
+import { sha256 } from "./helpers/checks.ts";
+import { CHEAP_ARGON2 } from "./helpers/scratch.ts";
 
 /** Code points beyond ASCII shown as U+XXXX, so a failure message says which characters went through. */
 const hex = (s: string): string => [...s].map((c) => (c.charCodeAt(0) < 128 ? c : `U+${c.codePointAt(0)!.toString(16).toUpperCase()}`)).join("");
@@ -140,7 +141,6 @@ forEachDialect("second look: a stored look-alike pair, the importer and email ch
 // 2. Start-up configuration
 // =====================================================================================================================
 
-const CHEAP = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
 const GOOD_KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 73 + 41) % 251)).toString("base64");
 const startRoot = mkdtempSync(join(tmpdir(), "bulwark-second-look-"));
 after(() => rmSync(startRoot, { recursive: true, force: true }));
@@ -164,7 +164,7 @@ async function openOverThePath(url: string, pgEnv: Partial<Record<(typeof PG_VAR
   Object.assign(process.env, pgEnv);
   try {
     const app = await openApp({
-      env: { ...CHEAP, ...pgEnv, BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: dataDir(), BULWARK_MASTER_KEY: GOOD_KEY, BULWARK_DATABASE_URL: url },
+      env: { ...CHEAP_ARGON2, ...pgEnv, BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: dataDir(), BULWARK_MASTER_KEY: GOOD_KEY, BULWARK_DATABASE_URL: url },
       mode: "init",
       logDestination: { write: () => {} },
     });
@@ -265,7 +265,7 @@ describe("second look: a master key that is a phrase, not random bytes", () => {
       assert.equal(bytes.length, 32, what);
       const text = bytes.toString("base64");
       try {
-        const app = await openApp({ env: { ...CHEAP, BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: dataDir(), BULWARK_MASTER_KEY: text }, mode: "init", logDestination: { write: () => {} } });
+        const app = await openApp({ env: { ...CHEAP_ARGON2, BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: dataDir(), BULWARK_MASTER_KEY: text }, mode: "init", logDestination: { write: () => {} } });
         accepted.push(what);
         await app.close();
       } catch (error) {

@@ -6,10 +6,9 @@
 // requests (test/http-server-attacks.test.ts), numbers out of range in odd spellings (test/keyring-config-attacks),
 // listen errors and option names (test/cli-serve.test.ts), `dev seed` refusing real users (test/cli-admin-attacks).
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer as createHTTPServer } from "node:http";
 import { connect, Server } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadConfig } from "../src/app/config.ts";
@@ -20,30 +19,18 @@ import { Browser, ORIGIN, totpCode } from "../src/http/auth/test-client.ts";
 import { runServer } from "../src/http/run-server.ts";
 import { buildServer } from "../src/http/server.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
-
-const CHEAP = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
+import { CHEAP_ARGON2, scratchRoot } from "./helpers/scratch.ts";
 
 interface Raised extends Error {
   code?: string;
 }
 
-let root: string;
-let sites = 0;
-before(() => {
-  root = mkdtempSync(join(tmpdir(), "bulwark-start-config-"));
-});
-after(() => rmSync(root, { recursive: true, force: true }));
-
-/** A fresh data dir path under the test's temp dir. */
-function dataDir(): string {
-  sites += 1;
-  return join(root, `site-${sites}`, "data");
-}
+const { root, dataDir } = scratchRoot("bulwark-start-config-");
 
 /** Opens a fresh, initialised app whose log lines are collected in `lines`. */
 async function freshApp(env: Record<string, string> = {}, lines: string[] = []): Promise<OpenedApp> {
   return openApp({
-    env: { BULWARK_DATA_DIR: dataDir(), BULWARK_PUBLIC_URL: ORIGIN, ...CHEAP, ...env },
+    env: { BULWARK_DATA_DIR: dataDir(), BULWARK_PUBLIC_URL: ORIGIN, ...CHEAP_ARGON2, ...env },
     mode: "init",
     logDestination: { write: (line: string) => void lines.push(...line.split("\n").filter((l) => l !== "")) },
   });
@@ -299,7 +286,7 @@ describe("configuration values accepted at start that break a security control l
 describe("bulwark init prints and records where the key is, never the key", () => {
   it("attack: neither init's output (human or --json), nor a re-run, nor the audit log it writes holds the master key (ASVS 13.3.1, 16.2.5)", async () => {
     const dir = dataDir();
-    const env = { BULWARK_DATA_DIR: dir, BULWARK_LOG_LEVEL: "silent", BULWARK_DATABASE_URL: "", BULWARK_MASTER_KEY: "", ...CHEAP };
+    const env = { BULWARK_DATA_DIR: dir, BULWARK_LOG_LEVEL: "silent", BULWARK_DATABASE_URL: "", BULWARK_MASTER_KEY: "", ...CHEAP_ARGON2 };
     const human = await bulwarkInProcess(["init"], env);
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /new key file, mode 0600/);

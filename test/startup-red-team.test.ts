@@ -13,34 +13,21 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { lookup } from "node:dns/promises";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openApp } from "../src/app/index.ts";
 import { plainHTTPExposure, runServer } from "../src/http/run-server.ts";
 import { bulwarkInProcess, MAIN } from "./helpers/cli.ts";
 import { pathAttacker, redirectConnections } from "./helpers/fake-postgres.ts";
-
-const CHEAP = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
+import { CHEAP_ARGON2, scratchRoot } from "./helpers/scratch.ts";
 
 interface Raised extends Error {
   code?: string;
 }
 
-let root: string;
-let sites = 0;
-before(() => {
-  root = mkdtempSync(join(tmpdir(), "bulwark-startup-redteam-"));
-});
-after(() => rmSync(root, { recursive: true, force: true }));
-
-/** A fresh data dir path (not created) under the test's temp dir. */
-function dataDir(): string {
-  sites += 1;
-  return join(root, `site-${sites}`, "data");
-}
+const { root, dataDir } = scratchRoot("bulwark-startup-redteam-");
 
 /** A random-looking, valid master key for runs where the key is not under test. */
 const GOOD_KEY = Buffer.from(Array.from({ length: 32 }, (_, i) => (i * 73 + 41) % 251)).toString("base64");
@@ -61,7 +48,7 @@ describe("the master key: a key anybody can guess is not a key (ASVS 11.5.1, 11.
       const dir = dataDir();
       let accepted = false;
       try {
-        const app = await openApp({ env: { ...CHEAP, BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: dir, BULWARK_MASTER_KEY: text }, mode: "init", logDestination: { write: () => {} } });
+        const app = await openApp({ env: { ...CHEAP_ARGON2, BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: dir, BULWARK_MASTER_KEY: text }, mode: "init", logDestination: { write: () => {} } });
         accepted = true;
         await app.close();
       } catch (error) {
@@ -79,7 +66,7 @@ describe("the master key: a key anybody can guess is not a key (ASVS 11.5.1, 11.
     writeFileSync(join(dir, "master.key"), `${Buffer.alloc(32, 0).toString("base64")}\n`, { mode: 0o600 });
     let accepted = false;
     try {
-      const app = await openApp({ env: { ...CHEAP, BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: dir }, mode: "init", logDestination: { write: () => {} } });
+      const app = await openApp({ env: { ...CHEAP_ARGON2, BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: dir }, mode: "init", logDestination: { write: () => {} } });
       accepted = true;
       await app.close();
     } catch (error) {
@@ -109,7 +96,7 @@ describe("the database connection: TLS and secrets on the command line", () => {
     let opened = false;
     try {
       const app = await openApp({
-        env: { ...CHEAP, BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: dataDir(), BULWARK_MASTER_KEY: GOOD_KEY, BULWARK_DATABASE_URL: `postgres://bulwark:${SECRET}@${REMOTE}:5432/bulwark` },
+        env: { ...CHEAP_ARGON2, BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: dataDir(), BULWARK_MASTER_KEY: GOOD_KEY, BULWARK_DATABASE_URL: `postgres://bulwark:${SECRET}@${REMOTE}:5432/bulwark` },
         mode: "init",
         logDestination: { write: () => {} },
       });
@@ -147,7 +134,7 @@ describe("the database connection: TLS and secrets on the command line", () => {
     });
     await new Promise<void>((resolve) => blackHole.listen(0, "127.0.0.1", resolve));
     const { port } = blackHole.address() as { port: number };
-    const env: NodeJS.ProcessEnv = { ...process.env, ...CHEAP, BULWARK_LOG_LEVEL: "silent", BULWARK_MASTER_KEY: GOOD_KEY, BULWARK_DATA_DIR: dataDir() };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...CHEAP_ARGON2, BULWARK_LOG_LEVEL: "silent", BULWARK_MASTER_KEY: GOOD_KEY, BULWARK_DATA_DIR: dataDir() };
     for (const key of ["BULWARK_DATABASE_URL", "HOST", "PORT", "PGSSLMODE"]) delete env[key];
     const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, "--database-url", `postgres://bulwark:${SECRET}@127.0.0.1:${port}/bulwark`, "serve", "--port", "0"], { env, stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
@@ -225,7 +212,7 @@ describe("start-up with weak settings is not silent", () => {
     // x passes >= ~35,840 KiB). The bounds in config.ts accept 1024 KiB with one pass, which makes every new hash, and
     // every rehash on login, that much cheaper to crack from a stolen database. BULWARK_REQUIRE_MFA=none is warned about
     // at start-up; this is the same kind of quiet weakening and gets nothing.
-    const warnings = await startupWarnings(CHEAP);
+    const warnings = await startupWarnings(CHEAP_ARGON2);
     const named = warnings.filter((m) => /ARGON2/i.test(m));
     assert.ok(named.length > 0, `no start-up warning names the argon2id settings; the warnings were: ${JSON.stringify(warnings)}`);
   });

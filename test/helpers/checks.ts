@@ -1,5 +1,6 @@
-// Shared pieces of the check tests: what the nft output would block, and whether setcap is installed.
+// Shared pieces of the check tests: what the nft output would block, whether setcap is installed, a file digest.
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 
 /**
  * The addresses inside the `elements = { … }` blocks of the nft output: what `nft -f` would block.
@@ -27,3 +28,6 @@ export const setcapAvailable: boolean = (() => {
     return (error as NodeJS.ErrnoException).code !== "ENOENT";
   }
 })();
+
+/** The hex SHA-256 of `data`, as a SHA256SUMS line records it. */
+export const sha256 = (data: string | Buffer): string => createHash("sha256").update(data).digest("hex");

@@ -1,0 +1,41 @@
+// Scratch space for a test file: a temp root removed after the file's tests, with fresh directories and fresh data
+// dir paths under it; and the argon2 settings of tests that are not about hash cost.
+import { mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after } from "node:test";
+
+/** argon2id settings for tests that are not about hash cost (BULWARK_ARGON2_*; start-up warns about them). */
+export const CHEAP_ARGON2 = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" } as const;
+
+export interface ScratchRoot {
+  /** The temp root, by its real path (verifiers compare resolved paths). */
+  root: string;
+  /** A new directory under the root, never the same twice. */
+  fresh: (name: string) => string;
+  /** A new data dir path, `<root>/site-N/data`, not created (bulwark init creates it and its parent). */
+  dataDir: () => string;
+}
+
+/**
+ * Call at a test file's top level: the root is removed after the file's tests.
+ *
+ * @example
+ * const { root, fresh, dataDir } = scratchRoot("bulwark-redteam-downloads-");
+ * const release = fresh("release");
+ */
+export function scratchRoot(prefix: string): ScratchRoot {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  let dirs = 0;
+  let sites = 0;
+  return {
+    root,
+    fresh: (name) => {
+      const dir = join(root, `${name}-${++dirs}`);
+      mkdirSync(dir);
+      return dir;
+    },
+    dataDir: () => join(root, `site-${++sites}`, "data"),
+  };
+}
