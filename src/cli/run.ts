@@ -5,10 +5,11 @@ import { InputError, isBulwarkError } from "../lib/errors.ts";
 import { shellActor } from "../lib/os-user.ts";
 import { escapeControls, inertJSON } from "../lib/terminal.ts";
 import type { CliContext } from "./context.ts";
+import { canPromptHidden, readHiddenLine } from "./prompt.ts";
 import { EXIT, type ExitCode } from "./exit-codes.ts";
 
-/** A stack trace for BULWARK_DEBUG: line by line, each with its control characters escaped. */
-function debugText(text: string): string {
+/** Text to print, line by line, each with its control characters escaped (a stack trace, a line of output). */
+function escapedLines(text: string): string {
   return text.split("\n").map(escapeControls).join("\n");
 }
 
@@ -21,14 +22,14 @@ export function reportError(ctx: CliContext, error: unknown): ExitCode {
   if (isBulwarkError(error)) {
     ctx.stderr.write(`bulwark: ${escapeControls(error.message)}\n`);
     if (error.kind === "runtime") {
-      if (process.env["BULWARK_DEBUG"] && error.cause) ctx.stderr.write(`${debugText(String((error.cause as Error).stack ?? error.cause))}\n`);
+      if (process.env["BULWARK_DEBUG"] && error.cause) ctx.stderr.write(`${escapedLines(String((error.cause as Error).stack ?? error.cause))}\n`);
       return EXIT.runtime;
     }
     return EXIT.usage;
   }
   const err = error as Error;
   ctx.stderr.write(`bulwark: internal error: ${escapeControls(String(err?.message ?? error))}\n`);
-  if (process.env["BULWARK_DEBUG"]) ctx.stderr.write(`${debugText(err?.stack ?? "")}\n`);
+  if (process.env["BULWARK_DEBUG"]) ctx.stderr.write(`${escapedLines(err?.stack ?? "")}\n`);
   return EXIT.runtime;
 }
 
@@ -59,8 +60,18 @@ export function writeJSON(ctx: CliContext, value: unknown): void {
   ctx.stdout.write(`${inertJSON(value, 2)}\n`);
 }
 
+/**
+ * Writes one line of a command's human output. Lines quote input (a path from the environment, a file's name, a
+ * source taken from it): their control characters are written as \xNN (escapeControls), so a planted name cannot
+ * drive the operator's terminal (set its clipboard, erase a line) or forge a line; a newline in `line` still breaks it.
+ */
 export function writeLine(ctx: CliContext, line: string = ""): void {
-  ctx.stdout.write(`${line}\n`);
+  ctx.stdout.write(`${escapedLines(line)}\n`);
+}
+
+/** Writes one line on stderr (a note beside the output: where it went, what the server listens on), escaped as writeLine does. */
+export function writeNote(ctx: CliContext, line: string): void {
+  ctx.stderr.write(`${escapedLines(line)}\n`);
 }
 
 /**
@@ -103,16 +114,25 @@ export async function readStdin(ctx: CliContext, options: { what?: string; maxBy
 
 /**
  * Reads a password from stdin for `hash new|verify` and `users create`: exactly as received (ASVS 6.2.8) but for
- * one trailing newline ("\n" or "\r\n"), which `echo` adds. Refuses, with exit 2, bytes that are not UTF-8, an
+ * one trailing newline ("\n" or "\r\n"), which `echo` adds; from a terminal, asked for on stderr and read with echo
+ * off (readHiddenLine). Refuses, with exit 2, bytes that are not UTF-8, an
  * empty password (`ifEmpty` tells the operator what to do instead) and what `passwords.hash` would refuse: a
  * NUL or more than `maxBytes` bytes, with the same errors.
  */
 export async function readPassword(ctx: CliContext, options: { maxBytes: number; ifEmpty: string }): Promise<string> {
   const { isPasswordText, PasswordNotTextError, PasswordTooLongError } = await import("../accounts/passwords/index.ts");
-  // Room for the trailing "\r\n" that is stripped below.
-  const text = await readStdin(ctx, { what: "the password on stdin", maxBytes: options.maxBytes + 2, tooLong: () => new PasswordTooLongError(options.maxBytes) });
-  const password = text.endsWith("\r\n") ? text.slice(0, -2) : text.endsWith("\n") ? text.slice(0, -1) : text;
-  if (password === "") throw new InputError("BULWARK_ERR_USAGE", `no password on stdin (it is empty); ${options.ifEmpty}`);
+  const tooLong = (): Error => new PasswordTooLongError(options.maxBytes);
+  let password: string;
+  if (canPromptHidden(ctx)) {
+    // Typed at a terminal: asked for, with echo off, so it stays off the screen, its scrollback and any recording.
+    password = await readHiddenLine(ctx, "Password: ", { maxBytes: options.maxBytes, tooLong });
+    if (password === "") throw new InputError("BULWARK_ERR_USAGE", `no password was typed (it is empty); ${options.ifEmpty}`);
+  } else {
+    // Room for the trailing "\r\n" that is stripped below.
+    const text = await readStdin(ctx, { what: "the password on stdin", maxBytes: options.maxBytes + 2, tooLong });
+    password = text.endsWith("\r\n") ? text.slice(0, -2) : text.endsWith("\n") ? text.slice(0, -1) : text;
+    if (password === "") throw new InputError("BULWARK_ERR_USAGE", `no password on stdin (it is empty); ${options.ifEmpty}`);
+  }
   if (!isPasswordText(password)) throw new PasswordNotTextError();
   if (Buffer.byteLength(password, "utf8") > options.maxBytes) throw new PasswordTooLongError(options.maxBytes);
   return password;

@@ -57,7 +57,9 @@ const LAST = ["smith", "garcia", "müller", "rossi", "kowalski", "nguyen", "okaf
 function asciiLocalPart(name: string): string {
   return name.replaceAll("ä", "ae").replaceAll("ö", "oe").replaceAll("ü", "ue").replaceAll("ß", "ss").normalize("NFKD").replace(/[^\x20-\x7e]/g, "");
 }
-const DOMAINS = ["example.org", "example.com", "mail.example.net", "corp.example", "uni.example.edu"];
+// Only names reserved for examples (RFC 2606, RFC 6761): a drill on seeded data (invalidate-passwords) mails every
+// account, and a name someone can register would receive those reset links.
+const DOMAINS = ["example.org", "example.com", "mail.example.net", "corp.example", "uni.example"];
 const HOUR = 3_600_000;
 const USER_COLUMNS = ["id", "email", "email_key", "display_name", "status", "password_hash", "password_scheme", "password_changed_at", "password_must_change", "created_at", "updated_at", "last_login_at", "seeded", "email_skeleton"];
 const SESSION_COLUMNS = ["id", "user_id", "secret_hash", "created_at", "last_seen_at", "expires_at", "ip", "user_agent", "aal"];

@@ -8,10 +8,11 @@
 // wrote) in its own transaction, so running the same import again after a crash resumes after that line
 // instead of meeting its own rows as conflicts (it still reads them, so a later duplicate of one is refused).
 import type { Kysely } from "kysely";
+import { escapeControls } from "../../lib/terminal.ts";
 import { lockKeyOf, serialiseTransactions } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { applyBatch } from "./apply-batch.ts";
-import { ImportRefusedError } from "./errors.ts";
+import { ImportOptionError, ImportRefusedError } from "./errors.ts";
 import { validateRow, type ImportRow } from "./mapping.ts";
 import { clash, lookup, renamesUsername, type OnConflict } from "./existing.ts";
 import { planPassword } from "./password-update.ts";
@@ -23,6 +24,22 @@ export type { OnConflict };
 export { IMPORT_JOB_KIND, IMPORT_NOTICE_REFUSED, MAX_BATCH } from "./types.ts";
 export type { ImportDeps, ImportNotices, ImportOptions, ImportReport, ImportSettings, ImportSpec, RowNote } from "./types.ts";
 
+/** The longest external source name (it is stored on every linked account and named in audit events). */
+export const MAX_SOURCE_LENGTH = 200;
+
+/**
+ * Refuses a source name that is empty, over MAX_SOURCE_LENGTH, or holds a control or bidirectional character: it is
+ * stored on every linked account and printed to operators, and the CLI takes it from the file's name by default, so
+ * a name planted in a shared directory would otherwise carry terminal escape codes into the database and onto screens.
+ */
+function assertSourceName(source: string): void {
+  const problem = source.trim() === "" ? "is empty" : source.length > MAX_SOURCE_LENGTH ? `is over ${MAX_SOURCE_LENGTH} characters`
+    : escapeControls(source) !== source ? "holds control or bidirectional characters" : null;
+  if (problem !== null) {
+    throw new ImportOptionError(`the external source name ${JSON.stringify(escapeControls(source.slice(0, 80)))} ${problem} (it comes from --source, the preset or the file's name): give --source NAME`);
+  }
+}
+
 /**
  * Imports accounts from a CSV or JSONL file. A dry run writes nothing but one audit event. A real
  * run refuses to start when the validation pass finds bad rows, unless `skipBad`.
@@ -31,6 +48,7 @@ export type { ImportDeps, ImportNotices, ImportOptions, ImportReport, ImportSett
  * const report = await importUsers(deps, { format: "csv", open: () => createReadStream(path, "utf8"), rules, onConflict: "skip", batchSize: 500, dryRun: false, skipBad: false, actor: "cli:ops", file: "users.csv" });
  */
 export async function importUsers(deps: ImportDeps, options: ImportOptions): Promise<ImportReport> {
+  assertSourceName(options.rules.source);
   const sha256 = await fileDigest(options.open());
   const interrupted = await interruptedJob(deps.jobs, sha256);
   const rules = rulesOfResume(options.rules, interrupted);

@@ -9,7 +9,7 @@ import { boundedLines } from "../../checks/files/line-reader.ts";
 import { scanJSONKeys } from "../../lib/json-keys.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
-import { action, cliActor, collect, group, progress, writeJSON, writeLine } from "../run.ts";
+import { action, cliActor, collect, group, progress, writeJSON, writeLine, writeNote } from "../run.ts";
 import { parseTime } from "../time.ts";
 
 
@@ -248,7 +248,7 @@ export default {
             ctx.stderr.write(`bulwark: warning: ${altered.length} event(s) hold stored data that is not a JSON object, or not in canonical form (an altered row; first #${altered[0]}): ` +
               "exported verbatim as rawData with data null; run `bulwark audit verify`\n");
           }
-          if (opts.output !== undefined) ctx.stderr.write(`exported ${n} events to ${opts.output}\n`);
+          if (opts.output !== undefined) writeNote(ctx, `exported ${n} events to ${opts.output}`);
         }),
       );
 
@@ -314,7 +314,7 @@ export default {
             }
             // Record these fingerprints apart from the file: `audit verify --public-key sha256:…` then trusts only them.
             for (const id of new Set(checkpoints.map((c) => c.keyId))) {
-              if (keys[id]) ctx.stderr.write(`signing key ${id}: ${keyFingerprint(keys[id])}\n`);
+              if (keys[id]) writeNote(ctx, `signing key ${id}: ${keyFingerprint(keys[id])}`);
             }
           }
           if (opts.json) writeJSON(ctx, cp);

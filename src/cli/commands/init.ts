@@ -1,6 +1,7 @@
 // `bulwark init`: creates the data dir, the master key file (0600), the database and its schema.
 // Idempotent; never overwrites an existing key.
 import type { CommandModule } from "../context.ts";
+import { escapeControls } from "../../lib/terminal.ts";
 import { action, writeJSON, writeLine } from "../run.ts";
 
 export default {
@@ -17,8 +18,8 @@ export default {
             writeJSON(ctx, { dataDir: app.config.dataDir, database: app.db.where, dialect: app.db.dialect, masterKeyId: app.keyring.masterKeyId, ...r });
             return;
           }
-          writeLine(ctx, `data dir:   ${app.config.dataDir}${r.createdDataDir ? " (created)" : ""}`);
-          writeLine(ctx, `database:   ${app.db.where} [${app.db.dialect}]${r.createdDatabase ? " (created)" : ""}`);
+          writeLine(ctx, `data dir:   ${escapeControls(app.config.dataDir)}${r.createdDataDir ? " (created)" : ""}`);
+          writeLine(ctx, `database:   ${escapeControls(app.db.where)} [${app.db.dialect}]${r.createdDatabase ? " (created)" : ""}`);
           writeLine(ctx, `master key: ${app.keyring.masterKeyId}${r.createdMasterKeyFile ? " (new key file, mode 0600 — back it up: without it encrypted data is lost)" : ""}`);
           writeLine(ctx, `migrations: ${r.migrationsApplied.length ? `applied ${r.migrationsApplied.join(", ")}` : "up to date"}`);
           if (r.keysCreated.length) writeLine(ctx, `keys:       created ${r.keysCreated.join(", ")}`);

@@ -2,7 +2,8 @@
 // serve, printing the URL: what `npm start` runs).
 import type { Command } from "commander";
 import type { CliContext, CommandModule } from "../context.ts";
-import { action } from "../run.ts";
+import { escapeControls } from "../../lib/terminal.ts";
+import { action, writeNote } from "../run.ts";
 import { InputError } from "../../lib/errors.ts";
 
 function serveCommand(program: Command, ctx: CliContext, name: string, description: string, mode: "migrate" | "init"): void {
@@ -21,7 +22,7 @@ function serveCommand(program: Command, ctx: CliContext, name: string, descripti
         const { runServer } = await import("../../http/run-server.ts");
         const listenNames = { host: opts.host !== undefined ? "--host" : "HOST", port: opts.port !== undefined ? "--port" : "PORT" };
         const running = await runServer(app, { handleSignals: true, listenNames });
-        ctx.stderr.write(`Bulwark is listening on ${running.url} (database: ${app.db.where})\n`);
+        writeNote(ctx, `Bulwark is listening on ${running.url} (database: ${escapeControls(app.db.where)})`);
         // Runs until SIGTERM/SIGINT; run-server exits the process after a graceful close.
         await new Promise<never>(() => {});
       }),

@@ -4,6 +4,7 @@ import { basename, extname } from "node:path";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
+import { snapshotInput } from "../snapshot.ts";
 import type { App } from "../../app/index.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT, type ExitCode } from "../exit-codes.ts";
@@ -58,6 +59,10 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   const rules = { map, preset, source: opts.source ?? preset ?? basename(file), salted: opts.salted !== undefined ? parseSaltedTemplate(opts.salted) : null };
 
   const app = await ctx.app();
+  // Every pass reads one private copy taken now: what is validated is what is written and what the audit's digest names.
+  const snapshot = await snapshotInput(file, app.config.dataDir).catch((cause: unknown) => {
+    throw new InputError("BULWARK_ERR_USAGE", `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { cause });
+  });
   const bar = progress(ctx, opts.dryRun ? "validating" : "importing", 0);
   const report = await imp.importUsers(
     {
@@ -68,16 +73,17 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
     {
       format, rules, onConflict, replacePasswords: Boolean(opts.replacePasswords), batchSize, dryRun: Boolean(opts.dryRun), skipBad: Boolean(opts.skipBad), actor: cliActor(), file: basename(file),
       // Bytes, not a "utf8" stream: that would turn bytes that are not UTF-8 into U+FFFD silently.
-      open: () => createReadStream(file),
+      open: () => createReadStream(snapshot.path),
       ...(format === "csv" ? { onHeader: (header: string[]) => imp.checkHeader(header, map, explicit) } : {}),
       onProgress: (rows) => bar.update(rows, rows),
     },
-  );
+  ).finally(() => snapshot.remove());
   bar.done();
   if (opts.json) writeJSON(ctx, report);
   else {
     const verb = report.dryRun ? "dry run (nothing written)" : "imported";
-    writeLine(ctx, `${verb}: ${file} as source "${report.source}": ${report.rows} rows; ${report.dryRun ? "would create" : "created"} ${report.created}, updated ${report.updated}, skipped ${report.skipped}, failed ${report.failed}`);
+    // The path and the source (by default the file's name) as typed or planted: escaped, newlines included.
+    writeLine(ctx, `${verb}: ${escapeControls(file)} as source "${escapeControls(report.source)}": ${report.rows} rows; ${report.dryRun ? "would create" : "created"} ${report.created}, updated ${report.updated}, skipped ${report.skipped}, failed ${report.failed}`);
     if (report.resumedAfterLine !== null) {
       writeLine(ctx, `  ${report.dryRun ? "would resume" : "resumed"} the interrupted import of this file (job ${report.jobId}): its ${report.alreadyImported} rows up to line ${report.resumedAfterLine} were already written`);
     }
