@@ -59,6 +59,13 @@ export interface RotateOptions extends SessionContext {
    */
   keepLifetime?: boolean;
   /**
+   * Runs first in the rotation's transaction, before the user's sessions turn is taken: for what every other
+   * transaction doing both takes or does before that turn — the account's link lock (a reset completion takes it,
+   * then ends the sessions) and a change of the account row (a lock updates the row, then ends the sessions) — so
+   * the two orders never meet and deadlock. It may use only the executor given; throwing rolls everything back.
+   */
+  first?: (executor: Kysely<Schema>) => Promise<void>;
+  /**
    * Runs in the rotation's transaction once this request has won the old session (a racing rotation of the same
    * token throws "replaced" before it runs): what the rotation rewards, such as spending the second factor that
    * earned it, commits with it or not at all. It may use only the executor given; throwing rolls everything back.
@@ -358,6 +365,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         ...(options.verifiedPassword !== undefined ? { verifiedPassword: options.verifiedPassword } : {}),
       };
       return database.transaction(async (t) => {
+        await options.first?.(t);
         await userTurn(t, userId);
         if (previous) {
           // Two requests racing to rotate one token: only the one that deletes the row carries it on. A login

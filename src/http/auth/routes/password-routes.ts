@@ -98,26 +98,35 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       const hash = await app.accounts.passwords.hash(request.body.newPassword);
       const hasMfa = await app.accounts.mfa.hasMfa(user.id);
       // One commit: the new password, the open reset and email-change links spent (a pending email change may be a
-      // hijacker's), every other session ended (ASVS 7.4.3), the audit event and the owner's notice (ASVS 6.3.7). A
-      // failure anywhere leaves the old password with everything as it was, never a change nobody was told about.
+      // hijacker's), every other session ended (ASVS 7.4.3), this one replaced by a new one (a privilege change), the
+      // audit event and the owner's notice (ASVS 6.3.7). A failure anywhere leaves the old password with everything as
+      // it was, never a change nobody was told about. The old session is replaced in the same commit: between a
+      // password commit and a later rotation, every copy of this cookie (a thief's) stood, fresh, and could ask for an
+      // email change dated after the password change, or confirm an authenticator app into a session of its own.
       // The account's link lock first, as every transaction that writes its links takes it (no deadlock with a reset).
-      const ended = await app.db.transaction(async (trx) => {
-        await lockAccountLinks(app.db, trx, user.id);
-        if (!(await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }, trx))) {
-          throw new InputError("BULWARK_ERR_PASSWORD_CONFLICT", "the password was changed by another request meanwhile; sign in again");
-        }
-        await app.accounts.passwordReset.revokeAll(user.id, trx);
-        await app.accounts.emailChanges.revokeAll(user.id, trx);
-        const count = await app.accounts.sessions.endAll(user.id, { except: cs.session.id, executor: trx });
-        await auditAndNotify(app, request, { type: "auth.password.changed", userId: user.id, data: { sessionsEnded: count }, notice: { type: "password-changed" } }, trx);
-        return count;
+      // For a user with a second factor, the password alone is not a full authentication: the new session keeps the
+      // old one's lifetime, so it is no fresher than before (POST /auth/reauthenticate asks for the factor). It stays
+      // multi-factor only while a factor is held as it commits: the session read at the start may have been lowered
+      // since, by a removal of the last factor in another tab while the new password was hashed.
+      let ended = 0;
+      const { token } = await app.accounts.sessions.rotate(cs.token, {
+        aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: hasMfa, ...multiFactorHeld(app, user.id),
+        // The account row changes before the sessions turn is taken, as in every transaction that does both
+        // (docs/sessions.md): a lock or an unlock that updated the row and waits for the turn cannot deadlock with it.
+        first: async (trx) => {
+          await lockAccountLinks(app.db, trx, user.id);
+          if (!(await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }, trx))) {
+            throw new InputError("BULWARK_ERR_PASSWORD_CONFLICT", "the password was changed by another request meanwhile; sign in again");
+          }
+        },
+        within: async (trx) => {
+          await app.accounts.passwordReset.revokeAll(user.id, trx);
+          await app.accounts.emailChanges.revokeAll(user.id, trx);
+          // This session's row is gone already (the rotation took it): every other one ends here.
+          ended = await app.accounts.sessions.endAll(user.id, { executor: trx });
+          await auditAndNotify(app, request, { type: "auth.password.changed", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-changed" } }, trx);
+        },
       });
-      // A privilege change: a new session for this browser. For a user with a second factor, the password alone is not
-      // a full authentication: the new session keeps the old one's lifetime, so it is no fresher than before
-      // (POST /auth/reauthenticate asks for the factor). It stays multi-factor only while a factor is held as it
-      // commits: the session read at the start may have been lowered since, by a removal of the last factor in another
-      // tab while the new password was hashed.
-      const { token } = await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: hasMfa, ...multiFactorHeld(app, user.id) });
       setSessionCookie(reply, token);
       // A new password makes every browser new again (device tags are bound to it) but this one.
       await rememberThisDevice(app, request, reply, user.id);

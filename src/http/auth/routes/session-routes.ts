@@ -11,6 +11,8 @@ import { isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
 import { freshUntil } from "./reauth-routes.ts";
+import { multiFactorHeld } from "../second-factor.ts";
+import { lockAccountLinks } from "../../../accounts/password-reset/index.ts";
 
 /**
  * The one answer for every failed login — unknown account, wrong password, disabled, locked, no password —
@@ -131,11 +133,22 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
     },
   );
 
-  server.delete("/auth/sessions", { config: { access: "authenticated", reauth: "required" } }, async (request) => {
-    const { auth } = requireSession(request);
-    const ended = await app.accounts.sessions.endAll(auth.userId, { except: auth.sessionId as string });
-    // As above: "sign out everywhere else" must not leave a hijacker's pending email change alive.
-    await app.accounts.emailChanges.revokeAll(auth.userId);
+  server.delete("/auth/sessions", { config: { access: "authenticated", reauth: "required" } }, async (request, reply) => {
+    const { auth, cs } = requireSession(request);
+    // "Sign out everywhere else" ends the other sessions and replaces this one (same lifetime, so no fresher, same
+    // assurance while a factor is held) in one commit: a thief riding a copy of this very cookie has no session of
+    // its own in the list, and only a new cookie for this browser throws it out. As above, a pending email change
+    // (perhaps the hijacker's) dies too; the account's link lock first, as every transaction writing its links takes it.
+    let ended = 0;
+    const { token } = await app.accounts.sessions.rotate(cs.token, {
+      aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: true, ...multiFactorHeld(app, auth.userId),
+      first: (trx) => lockAccountLinks(app.db, trx, auth.userId),
+      within: async (trx) => {
+        ended = await app.accounts.sessions.endAll(auth.userId, { executor: trx });
+        await app.accounts.emailChanges.revokeAll(auth.userId, trx);
+      },
+    });
+    setSessionCookie(reply, token);
     await app.audit.append({ type: "auth.session.ended-others", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ended } });
     return { ended };
   });
