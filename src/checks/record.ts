@@ -2,6 +2,7 @@
 import { newId } from "../crypto/tokens.ts";
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { Clock } from "../lib/clock.ts";
+import { escapeControls } from "../lib/terminal.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import { SEVERITIES, type Finding, type Severity } from "./finding.ts";
@@ -41,8 +42,11 @@ export function createCheckRunStore(deps: { database: Database; audit: AuditLog;
           .execute();
         for (let i = 0; i < run.findings.length; i += 200) {
           const chunk = run.findings.slice(i, i + 200).map((f, j) => ({
-            run_id: id, ord: i + j, finding_id: f.id, severity: f.severity, title: f.title, detail: f.detail,
-            evidence: JSON.stringify(f.evidence), remediation: f.remediation,
+            // The text fields quote what a check read (a bucket name from a policy, a file name): their control
+            // characters are stored as \xNN, as they are printed. A NUL is text SQLite keeps and PostgreSQL refuses,
+            // so raw it failed `--record` there before any finding was shown. Evidence is JSON, escaped already.
+            run_id: id, ord: i + j, finding_id: f.id, severity: f.severity, title: escapeControls(f.title), detail: escapeControls(f.detail),
+            evidence: JSON.stringify(f.evidence), remediation: escapeControls(f.remediation),
           }));
           await trx.insertInto("check_findings").values(chunk).execute();
         }

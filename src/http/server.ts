@@ -68,6 +68,10 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     // A request must arrive whole within this time: a client trickling its body one byte at a time would otherwise
     // hold its connection, and a graceful shutdown, for ever (Fastify's default is no limit). Bodies are ≤ 1 MiB.
     requestTimeout: REQUEST_TIMEOUT_MS,
+    // A path parameter may be as long as a request line can be (Node refuses heads over 16 KiB): each route's schema
+    // bounds its own. Fastify's default of 100 characters refused the removal of a passkey whose id WebAuthn allows
+    // (up to 1023 bytes, 1364 as base64url), and no lost authenticator may be impossible to revoke (ASVS 6.5.6).
+    routerOptions: { maxParamLength: 16 * 1024 },
     // Answered by the onRequest hook below instead, with our headers and body (Fastify's is bare).
     return503OnClosing: false,
     // A request Node's parser refuses (a bad header line, headers over 16 KiB, a malformed chunked body) is answered

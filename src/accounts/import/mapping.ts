@@ -1,5 +1,6 @@
 // Turns one source row (CSV columns by header name, or JSONL keys) into a validated account, or a
 // reason why it is a bad row. Column mappings, the Drupal 7 preset, and the field value rules live here.
+import { escapeControls } from "../../lib/terminal.ts";
 import { impossibleDate } from "../../lib/calendar.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
 import type { PasswordContext, SaltedTemplate } from "../passwords/index.ts";
@@ -153,6 +154,9 @@ export function validateRow(line: number, get: (column: string) => string | unde
     // Drupal's uid 0 is the anonymous user: a placeholder row, never an account.
     if (rules.preset === "drupal7" && externalId === "0") return { kind: "skip", line, reason: "uid 0 is Drupal's anonymous user" };
     if (externalId !== null && externalId.length > MAX_EXTERNAL_ID) throw new InputError("BULWARK_ERR_IMPORT_ROW", `external id is longer than ${MAX_EXTERNAL_ID} characters`);
+    // A NUL is text SQLite stores and PostgreSQL refuses (the whole import failed there, dry run included, with a
+    // raw database error); no legacy id needs a control or bidirectional character, and the id is shown to operators.
+    if (externalId !== null && escapeControls(externalId) !== externalId) throw new InputError("BULWARK_ERR_IMPORT_ROW", `external id "${escapeControls(externalId.slice(0, 40))}" has control or bidirectional characters`);
     const email = validateEmail(value("email") ?? "");
     const usernameText = value("username")?.trim();
     const username = usernameText ? validateUsername(usernameText) : null;

@@ -28,6 +28,12 @@ export const WEBAUTHN_CHALLENGE_TTL_MS = 5 * 60_000;
 export const MAX_CREDENTIAL_NAME = 64;
 /** A user may not register more passkeys than this (every bound an attacker controls is bounded). */
 export const MAX_WEBAUTHN_CREDENTIALS = 20;
+/**
+ * Longest credential id a registration may store, in bytes: WebAuthn Level 3 §7.1 step 21 has relying parties refuse
+ * longer ones (a stateless security key wraps its key into the id, so ids of a hundred bytes and more are real).
+ * PostgreSQL's index on the id refuses rows over ~2.7 KB, so an unbounded id was a 500 there and stored on SQLite.
+ */
+export const MAX_CREDENTIAL_ID_BYTES = 1023;
 
 /**
  * Flood policy for second-factor attempts (TOTP codes and recovery codes), counted per user and per

@@ -13,7 +13,7 @@ import { fromBase64URL, toBase64URL, utf8 } from "../../lib/encoding.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { hidesSomething } from "../../lib/visible-text.ts";
 import { mfaErrors } from "./errors.ts";
-import { MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorProof, type FactorRemovalOptions } from "./policy.ts";
+import { MAX_CREDENTIAL_ID_BYTES, MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorProof, type FactorRemovalOptions } from "./policy.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 
@@ -311,6 +311,8 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
       }
       if (!verified.verified) throw mfaErrors.invalidInput("the registration response was refused: it did not verify");
       const { credential } = verified.registrationInfo;
+      const idBytes = fromBase64URL(credential.id).length;
+      if (idBytes > MAX_CREDENTIAL_ID_BYTES) throw mfaErrors.invalidInput(`the registration response was refused: its credential id is ${idBytes} bytes, over WebAuthn's ${MAX_CREDENTIAL_ID_BYTES}`);
       const transports = Array.isArray(credential.transports) ? credential.transports.filter((t) => typeof t === "string").slice(0, 8) : [];
       await db.transaction().execute(async (trx) => {
         // Counted again where it is stored, one registration of the account at a time: registrations raced from

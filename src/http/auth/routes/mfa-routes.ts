@@ -254,7 +254,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
 
   server.delete<{ Params: { id: string } }>(
     "/auth/mfa/webauthn/:id",
-    { schema: { params: { type: "object", properties: { id: str(1024) } } }, config: REMOVE },
+    // Up to what a request line can carry, not MAX_CREDENTIAL_ID_BYTES' 1364 base64url characters: a passkey stored before registration bounded
+    // its id (over 1023 bytes) must stay removable by its owner.
+    { schema: { params: { type: "object", properties: { id: str(16 * 1024) } } }, config: REMOVE },
     async (request) => {
       const { auth } = requireSession(request);
       if ((await mfa.webauthn.list(auth.userId)).some((c) => c.id === request.params.id)) await refuseLastRequiredFactor(auth.userId, await mfa.factors(auth.userId));
