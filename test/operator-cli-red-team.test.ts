@@ -214,4 +214,15 @@ describe("dev seed", () => {
     assert.ok(domains.size > 0);
     assert.deepEqual([...domains].filter((domain) => !reserved.test(domain as string)), [], "seeded addresses outside the reserved names");
   });
+
+  it("attack: `dev seed` says which database it wrote, so --data-dir beside a BULWARK_DATABASE_URL left in the environment cannot seed a PostgreSQL server unnoticed (was: the output named no database)", async () => {
+    const s = await site();
+    const human = await inProcess(s, ["dev", "seed", "--users", "3"]);
+    assert.equal(human.code, 0, human.stderr);
+    const database = join(s.env["BULWARK_DATA_DIR"] as string, "bulwark.db");
+    assert.ok(human.stdout.startsWith(`database: ${database} [sqlite]\n`), human.stdout);
+    const json = await inProcess(s, ["dev", "seed", "--users", "3", "--force", "--json"]);
+    assert.equal(json.code, 0, json.stderr);
+    assert.deepEqual([JSON.parse(json.stdout).database, JSON.parse(json.stdout).dialect], [database, "sqlite"]);
+  });
 });

@@ -4,6 +4,7 @@ import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { action, cliActor, group, progress, writeJSON, writeLine } from "../run.ts";
 import { InputError } from "../../lib/errors.ts";
+import { escapeControls } from "../../lib/terminal.ts";
 
 /** Parses an option's number; `rule` says what the option takes, so a refusal tells the operator what to type. */
 function num(text: string | undefined, option: string, pattern: RegExp, rule: string): number | undefined {
@@ -38,8 +39,11 @@ function register(program: Command, ctx: CliContext): void {
         );
         bar.done();
         await app.audit.append({ type: "dev.seeded", actor: cliActor(), data: { users: report.users, admins: report.admins, sessions: report.sessions, tokens: report.tokens } });
-        if (opts.json) writeJSON(ctx, report);
+        // Which database was written, always: --data-dir picks the key file, but BULWARK_DATABASE_URL may send the rows
+        // to a PostgreSQL server named elsewhere in the environment.
+        if (opts.json) writeJSON(ctx, { ...report, database: app.db.where, dialect: app.db.dialect });
         else {
+          writeLine(ctx, `database: ${escapeControls(app.db.where)} [${app.db.dialect}]`);
           writeLine(ctx, `seeded ${report.users} users (${report.admins} with an administrative or responder role), ${report.sessions} sessions, ${report.tokens} API tokens and ${report.mfa} users with a passkey in ${report.seconds.toFixed(1)} s`);
           writeLine(ctx, `  hash schemes: ${Object.entries(report.byScheme).map(([k, v]) => `${k} ${v}`).join(", ")}`);
         }
