@@ -36,7 +36,7 @@ interface ImportFlags {
 }
 
 async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Promise<ExitCode> {
-  const { createReadStream, statSync } = await import("node:fs");
+  const { statSync } = await import("node:fs");
   const imp = await import("../../accounts/import/index.ts");
   const { parseSaltedTemplate } = await import("../../accounts/passwords/index.ts");
   const preset = opts.preset === undefined ? null : oneOf("--preset", opts.preset, ["drupal7"] as const, "drupal7");
@@ -59,8 +59,11 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   const rules = { map, preset, source: opts.source ?? preset ?? basename(file), salted: opts.salted !== undefined ? parseSaltedTemplate(opts.salted) : null };
 
   const app = await ctx.app();
-  // Every pass reads one private copy taken now: what is validated is what is written and what the audit's digest names.
-  const snapshot = await snapshotInput(file, app.config.dataDir).catch((cause: unknown) => {
+  // Every pass reads one private, nameless copy taken now (src/cli/snapshot.ts): what is validated is what is written
+  // and what the audit's digest names. A stretch without a line break longer than any record the parsers accept (1 Mi
+  // characters, up to 4 bytes each) stops the copy at once.
+  const snapshot = await snapshotInput(file, { maxLineBytes: 4 * imp.DEFAULT_CSV_LIMITS.maxRecordChars, name: file }).catch((cause: unknown) => {
+    if (cause instanceof InputError) throw cause;
     throw new InputError("BULWARK_ERR_USAGE", `cannot read ${file}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, { cause });
   });
   const bar = progress(ctx, opts.dryRun ? "validating" : "importing", 0);
@@ -73,11 +76,11 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
     {
       format, rules, onConflict, replacePasswords: Boolean(opts.replacePasswords), batchSize, dryRun: Boolean(opts.dryRun), skipBad: Boolean(opts.skipBad), actor: cliActor(), file: basename(file),
       // Bytes, not a "utf8" stream: that would turn bytes that are not UTF-8 into U+FFFD silently.
-      open: () => createReadStream(snapshot.path),
+      open: () => snapshot.open(),
       ...(format === "csv" ? { onHeader: (header: string[]) => imp.checkHeader(header, map, explicit) } : {}),
       onProgress: (rows) => bar.update(rows, rows),
     },
-  ).finally(() => snapshot.remove());
+  ).finally(() => snapshot.close());
   bar.done();
   if (opts.json) writeJSON(ctx, report);
   else {
