@@ -32,9 +32,10 @@ const REFUSAL_CODES: Record<SessionRefusal, string> = {
 const REFUSAL_MESSAGES: Record<string, string> = {
   BULWARK_ERR_SESSION_EXPIRED: "session expired, log in again",
   // Only the holder of the replaced session's own secret gets this (a guessed secret is "unknown"): a request that
-  // raced a rotation, such as a double submit. The page reads its new session rather than showing "signed out".
+  // raced a rotation, such as a double submit. The page reads its new session rather than showing "signed out". The
+  // other request may also have come from a copy of the cookie elsewhere (a stolen one), so the message says both.
   BULWARK_ERR_SESSION_REPLACED:
-    "this session was replaced a moment ago by another request (a sign-in, a second-factor step or a re-authentication); the browser holds the new session cookie: read GET /auth/session and retry if still needed",
+    "this session was replaced a moment ago by another request (a sign-in, a second-factor step or a re-authentication); if this browser made it, it holds the new session cookie: read GET /auth/session and retry if still needed; if not, sign in again, change your password and end your other sessions",
 };
 
 export const sessionErrors = {
