@@ -25,10 +25,10 @@ import { systemRandom } from "../src/lib/random.ts";
 import type { Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { identifierKey } from "../src/accounts/users/normalise.ts";
-import { authFixture, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { forEachDialect, type DialectFixture } from "./helpers/dialects.ts";
-import { testMasterKey } from "./helpers/master-key.ts";
+import { authFixtureOn } from "./helpers/auth-flows.ts";
 
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
 
@@ -72,17 +72,10 @@ forEachDialect("dialect parity: users import", (fx) => {
   }
 });
 
-/** An /auth server on the dialect of `fx`: SQLite in the fixture's data dir, or a fresh PostgreSQL schema. */
-async function authOn(fx: DialectFixture, env: Record<string, string> = {}): Promise<AuthFixture> {
-  await fx.fresh();
-  const url = fx.lastTarget().databaseURL;
-  return authFixture(url ? { BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey("dialect-parity"), ...env } : env);
-}
-
 forEachDialect("dialect parity: /auth", (fx) => {
   let auth: AuthFixture;
   before(async () => {
-    auth = await authOn(fx);
+    auth = await authFixtureOn(fx, "dialect-parity");
   });
   after(async () => {
     await auth?.close();

@@ -27,12 +27,13 @@ import { after, before, describe, it } from "node:test";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import type { CliContext } from "../src/cli/context.ts";
 import { canPromptHidden, readHiddenLine } from "../src/cli/prompt.ts";
-import { authFixture, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { bulwark, bulwarkInProcess, initSite, MAIN, type CLISite } from "./helpers/cli.ts";
-import { forEachDialect, sharedCluster, type DialectFixture } from "./helpers/dialects.ts";
+import { forEachDialect, sharedCluster } from "./helpers/dialects.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { postgresUnavailable, type PgCluster } from "./helpers/postgres.ts";
 import { CHEAP_ARGON2, scratchRoot } from "./helpers/scratch.ts";
+import { authFixtureOn } from "./helpers/auth-flows.ts";
 
 const { root, fresh } = scratchRoot("bulwark-third-look-redteam-");
 const QUIET = { BULWARK_LOG_LEVEL: "silent" };
@@ -164,17 +165,10 @@ describe("users import: the snapshot's cost and leftovers", () => {
   });
 });
 
-/** An /auth server on the dialect of `fx`. */
-async function authOn(fx: DialectFixture): Promise<AuthFixture> {
-  await fx.fresh();
-  const url = fx.lastTarget().databaseURL;
-  return authFixture(url ? { BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey("third-look") } : {});
-}
-
 forEachDialect("a hand-made WebAuthn assertion at the second-factor gate", (fx) => {
   let auth: AuthFixture;
   before(async () => {
-    auth = await authOn(fx);
+    auth = await authFixtureOn(fx, "third-look");
   });
   after(async () => {
     await auth?.close();

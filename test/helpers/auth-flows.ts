@@ -2,7 +2,9 @@
 // held at the second-factor gate; and the tokens of the links the outbox mails.
 import assert from "node:assert/strict";
 import { SoftAuthenticator } from "../../src/accounts/mfa/testing/soft-authenticator.ts";
-import { ORIGIN, totpCode, type AuthFixture, type Browser } from "../../src/http/auth/test-client.ts";
+import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../../src/http/auth/test-client.ts";
+import type { DialectFixture } from "./dialects.ts";
+import { testMasterKey } from "./master-key.ts";
 
 /** One TOTP time step. */
 export const STEP = 30_000;
@@ -94,4 +96,17 @@ export function authFlows(fx: () => AuthFixture) {
   }
 
   return { signedIn, withTOTP, withPasskey, pending, tokenIn, resetToken, userWith, tokenFor };
+}
+
+/**
+ * An /auth server (authFixture) on the dialect of `fx`: SQLite in the fixture's own data dir, or a fresh PostgreSQL
+ * schema with a master key from the environment (`label` names the key, see testMasterKey).
+ *
+ * @example
+ * forEachDialect("…", (fx) => { let auth: AuthFixture; before(async () => { auth = await authFixtureOn(fx, "my-file"); }); });
+ */
+export async function authFixtureOn(fx: DialectFixture, label: string, env: Record<string, string> = {}): Promise<AuthFixture> {
+  await fx.fresh();
+  const url = fx.lastTarget().databaseURL;
+  return authFixture(url ? { BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey(label), ...env } : env);
 }
