@@ -7,9 +7,16 @@ import { createSMTPTransport, isLoopbackHost, OutboxSender, tlsRequired, type Ma
 export interface MailRunner {
   /** False when mail is not configured (nothing runs). */
   readonly running: boolean;
-  /** Finishes the batch in flight, stops, closes the SMTP pool. Safe to call twice. */
+  /** Starts no new delivery, hands unstarted ones back, cuts those in flight past STOP_GRACE_MS, closes the SMTP pool. Safe to call twice. */
   stop(): Promise<void>;
 }
+
+/**
+ * How long a stopping mail runner lets deliveries already in flight finish before it cuts them (they are retried
+ * later): well inside the 10 s a supervisor (Docker, systemd's default is 90 s) waits after SIGTERM, with room for
+ * the rest of the shutdown.
+ */
+export const STOP_GRACE_MS = 3_000;
 
 export interface MailRunnerOptions {
   /** Wait between polls of an empty queue, in ms (default 2000). */
@@ -48,13 +55,17 @@ export async function startMailRunner(app: App, options: MailRunnerOptions = {})
   );
   const idleMs = options.idleMs ?? 2000;
   let stopping = false;
+  // Stopping: no new delivery starts and the batch's unstarted messages are handed back at once; past the grace,
+  // deliveries still in flight are cut (a relay that answers slowly must not hold a shutdown past its supervisor's kill).
+  const stop = new AbortController();
+  const cut = new AbortController();
   let timer: NodeJS.Timeout | null = null;
   let wake: (() => void) | null = null;
   const loop = (async () => {
     while (!stopping) {
       let claimed = 0;
       try {
-        const report = await sender.runOnce();
+        const report = await sender.runOnce({ stop: stop.signal, cut: cut.signal });
         claimed = report.claimed;
         logReport(app, report);
       } catch (error) {
@@ -79,9 +90,12 @@ export async function startMailRunner(app: App, options: MailRunnerOptions = {})
     stop() {
       stopped ??= (async () => {
         stopping = true;
+        stop.abort();
         if (timer) clearTimeout(timer);
         (wake as (() => void) | null)?.();
+        const grace = setTimeout(() => cut.abort(new Error("the server is stopping")), STOP_GRACE_MS);
         await loop;
+        clearTimeout(grace);
         await transport.close();
       })();
       return stopped;

@@ -1,49 +1,82 @@
 // Housekeeping while the server runs: expired sessions, spent or expired reset and email-change links, old
 // flood-control events and stale WebAuthn challenges are deleted on a timer, so the tables a request reads
-// stay the size of what is live; API tokens that expire within a week get their owner's renewal reminder. Each step is one indexed DELETE; a failing step is logged and the others run.
+// stay the size of what is live; API tokens that expire within a week get their owner's renewal reminder. Each step is
+// one indexed DELETE (or a reading); a failing step is logged and the others run. A pass runs shortly after start and
+// then every interval, and no step waits for a lock without bound (a row held by a frozen node must not stall the
+// others, the later passes or a shutdown).
+import { sql, type Kysely } from "kysely";
 import type { App } from "../app/types.ts";
 import { remindExpiringTokens } from "../accounts/tokens/expiry-reminders.ts";
 import { checkClockSkew } from "../store/clock-skew.ts";
+import type { Schema } from "../store/schema.ts";
 
 export interface Maintenance {
   /** Runs every step once now; returns how many rows each step removed (-1 for a step that failed). */
   runOnce(): Promise<Record<string, number>>;
-  /** Stops the timer and waits for a run in progress. */
+  /** Stops the timers and waits for a run in progress (its steps' waits are bounded, see STEP_LOCK_TIMEOUT_MS). */
   stop(): Promise<void>;
 }
 
 /** Every 15 minutes by default: often enough that nothing piles up, rare enough to cost nothing. */
 export const MAINTENANCE_INTERVAL_MS = 15 * 60_000;
 
-export function startMaintenance(app: App, options: { intervalMs?: number } = {}): Maintenance {
-  const steps: Record<string, () => Promise<number>> = {
-    sessions: () => app.accounts.sessions.purgeExpired(),
-    passwordResetLinks: () => app.accounts.passwordReset.purgeExpired(),
-    emailChangeLinks: () => app.accounts.emailChanges.purgeExpired(),
-    floodEvents: () => app.accounts.flood.prune(),
+/**
+ * The first pass, this long after start (at most one interval), plus up to as much again at random so that nodes
+ * started together do not all purge at once: a server that restarts more often than every interval (a crash loop,
+ * frequent deploys) still runs its passes, and the reminders they queue still go out.
+ */
+export const FIRST_PASS_DELAY_MS = 500;
+
+/**
+ * PostgreSQL: the longest a step waits for a lock, and the longest one statement runs. Another node frozen inside a
+ * transaction (a paused VM) holds its rows until PostgreSQL notices the dead connection, hours later with default TCP
+ * keepalives; a purge waiting on one of them stalled every later step and pass, and the shutdown that waited for the
+ * pass. Past the bound the step fails, is logged, and the next pass tries again. SQLite bounds its waits with the
+ * connection's busy timeout.
+ */
+export const STEP_LOCK_TIMEOUT_MS = 2_000;
+export const STEP_STATEMENT_TIMEOUT_MS = 5 * 60_000;
+
+export function startMaintenance(app: App, options: { intervalMs?: number; firstPassDelayMs?: number } = {}): Maintenance {
+  const steps: Record<string, (executor: Kysely<Schema>) => Promise<number>> = {
+    sessions: (executor) => app.accounts.sessions.purgeExpired(executor),
+    passwordResetLinks: (executor) => app.accounts.passwordReset.purgeExpired(executor),
+    emailChangeLinks: (executor) => app.accounts.emailChanges.purgeExpired(executor),
+    floodEvents: (executor) => app.accounts.flood.prune(executor),
     // Not a purge: a reading, repeated so that a clock that drifts while the server runs is noticed (returns 0).
     clockSkew: async () => {
       await checkClockSkew(app.db, app.clock, app.logger);
       return 0;
     },
     // Not a purge either: renewal reminders for API tokens that expire within a week (ASVS 6.4.5), each queued once.
-    tokenExpiryReminders: () =>
+    tokenExpiryReminders: (executor) =>
       remindExpiringTokens({
-        db: app.db.db, outbox: app.accounts.outbox, appName: app.config.serviceName, now: app.clock.now(), logger: app.logger,
+        db: executor, outbox: app.accounts.outbox, appName: app.config.serviceName, now: app.clock.now(), logger: app.logger,
         usable: (id) => app.accounts.tokens.usable(id),
       }),
-    webauthnChallenges: async () => {
-      const result = await app.db.db.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
+    webauthnChallenges: async (executor) => {
+      const result = await executor.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
       return Number(result.numDeletedRows);
     },
   };
+  /** Runs a step with its waits bounded: on PostgreSQL in a transaction whose lock and statement timeouts are set. */
+  const bounded = (step: (executor: Kysely<Schema>) => Promise<number>): Promise<number> => {
+    if (app.db.dialect !== "postgres") return step(app.db.db);
+    return app.db.transaction(async (trx) => {
+      await sql.raw(`SET LOCAL lock_timeout = ${STEP_LOCK_TIMEOUT_MS}`).execute(trx);
+      await sql.raw(`SET LOCAL statement_timeout = ${STEP_STATEMENT_TIMEOUT_MS}`).execute(trx);
+      return step(trx);
+    });
+  };
   let running: Promise<Record<string, number>> | null = null;
+  let stopped = false;
   const runOnce = (): Promise<Record<string, number>> => {
     running ??= (async () => {
       const removed: Record<string, number> = {};
       for (const [name, step] of Object.entries(steps)) {
+        if (stopped) break;
         try {
-          removed[name] = await step();
+          removed[name] = await bounded(step);
         } catch (error) {
           removed[name] = -1;
           app.logger.error({ err: error, step: name }, "maintenance step failed; the next run tries again");
@@ -56,11 +89,17 @@ export function startMaintenance(app: App, options: { intervalMs?: number } = {}
     });
     return running;
   };
-  const timer = setInterval(() => void runOnce(), options.intervalMs ?? MAINTENANCE_INTERVAL_MS);
+  const intervalMs = options.intervalMs ?? MAINTENANCE_INTERVAL_MS;
+  const firstDelay = Math.min(intervalMs, options.firstPassDelayMs ?? FIRST_PASS_DELAY_MS);
+  const first = setTimeout(() => void runOnce(), firstDelay + Math.floor(Math.random() * firstDelay));
+  first.unref();
+  const timer = setInterval(() => void runOnce(), intervalMs);
   timer.unref();
   return {
     runOnce,
     async stop() {
+      stopped = true;
+      clearTimeout(first);
       clearInterval(timer);
       if (running) await running;
     },

@@ -362,6 +362,19 @@ export class Outbox {
     return Number(result.numUpdatedRows) === 1;
   }
 
+  /**
+   * Hands back messages `claimer` holds and has not started delivering (a sender that is stopping): due again at once,
+   * for any sender, with no attempt counted. Returns how many were handed back.
+   */
+  async release(input: { claimer: string; ids: readonly string[] }): Promise<number> {
+    if (input.ids.length === 0) return 0;
+    const result = await this.#db.updateTable("outbox_messages")
+      .set({ status: sql<OutboxStatus>`CASE WHEN attempts = 0 THEN 'queued' ELSE 'failed' END`, next_attempt_at: this.#clock.now(), claimed_by: null, claimed_until: null })
+      .where("id", "in", [...input.ids]).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
   /** Schedules another attempt at `nextAttemptAt` after a transient failure. */
   async markRetry(input: { id: string; claimer: string; error: string; nextAttemptAt: number }): Promise<boolean> {
     const result = await this.#db.updateTable("outbox_messages")

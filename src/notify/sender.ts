@@ -140,12 +140,15 @@ export class OutboxSender {
   }
 
   /**
-   * Claims one batch of due messages and delivers it. Returns what happened; `claimed: 0` means idle.
+   * Claims one batch of due messages and delivers it. Returns what happened; `claimed: 0` means idle. Once `stop`
+   * is aborted no further delivery starts, and the messages of the batch not yet started are handed back (due at once
+   * for any sender, no attempt counted) instead of waiting out their lease; once `cut` is aborted, deliveries in flight
+   * are aborted too (each then counts as a transient failure, retried later).
    *
    * @example
    * const report = await sender.runOnce();
    */
-  async runOnce(): Promise<RunReport> {
+  async runOnce(options: { stop?: AbortSignal; cut?: AbortSignal } = {}): Promise<RunReport> {
     const { outbox, clock } = this.#deps;
     // A fresh claim token per batch, so even this sender's own stale claims are told apart from its new ones.
     const claimer = `${this.#name}/${newId("clm", this.#deps.random)}`;
@@ -219,6 +222,7 @@ export class OutboxSender {
 
     const worker = async (): Promise<void> => {
       for (;;) {
+        if (options.stop?.aborted) return;
         await ensureLease();
         await claimUrgent();
         const message = pending.shift();
@@ -230,13 +234,14 @@ export class OutboxSender {
         }
         inFlight.add(message.id);
         try {
-          await this.#deliver(message, claimer, report, budget);
+          await this.#deliver(message, claimer, report, budget, options.cut);
         } finally {
           inFlight.delete(message.id);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, batch.length) }, worker));
+    if (pending.length > 0) report.released += await outbox.release({ claimer, ids: pending.map((m) => m.id) });
     return report;
   }
 
@@ -265,7 +270,7 @@ export class OutboxSender {
   }
 
   /** Delivers within `budgetMs` (the transport aborts past it) and records the outcome under the claim. */
-  async #deliver(message: OutboxMessage, claimer: string, report: RunReport, budgetMs: number): Promise<void> {
+  async #deliver(message: OutboxMessage, claimer: string, report: RunReport, budgetMs: number, cut?: AbortSignal): Promise<void> {
     const { outbox, transport, clock, random, logger } = this.#deps;
     const dead = async (error: string): Promise<boolean> => {
       const recorded = await outbox.markDead({ id: message.id, claimer, error });
@@ -293,7 +298,8 @@ export class OutboxSender {
     const timer = setTimeout(() => deadline.abort(new Error("delivery deadline passed")), budgetMs);
     let outcome: DeliveryOutcome;
     try {
-      outcome = await transport.send(message, { signal: deadline.signal });
+      // A stopping server's cut ends the delivery too (transient: tried again later, perhaps by another node).
+      outcome = await transport.send(message, { signal: cut ? AbortSignal.any([deadline.signal, cut]) : deadline.signal });
     } catch (error) {
       // A transport should return failures; one that throws must not strand the rest of the batch.
       outcome = { ok: false, permanent: false, error: `transport error: ${String((error as Error)?.message ?? error)}`.replace(/[\r\n]+/g, " ").slice(0, 500) };

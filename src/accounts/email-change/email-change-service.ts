@@ -90,7 +90,8 @@ export interface EmailChangeService {
    */
   revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number>;
   /** Deletes the rows past their own expiry that are also older than the rate window (used or not). Returns how many. */
-  purgeExpired(): Promise<number>;
+  /** Deletes links past their own expiry and the rate window, on `executor` when given (maintenance bounds its waits). */
+  purgeExpired(executor?: Kysely<Schema>): Promise<number>;
 }
 
 /**
@@ -229,11 +230,11 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
       });
     },
     revokeAll,
-    async purgeExpired() {
+    async purgeExpired(executor = db) {
       const now = clock.now();
       // Each row by its own expiry, not by the lifetime set now (a link mailed under a longer setting lives its
       // time), and rows of the rate window stay even when expired or used: they are what the per-account limit counts.
-      const result = await db.deleteFrom("email_change_tokens").where("expires_at", "<=", now).where("created_at", "<=", now - policy.windowMs).executeTakeFirst();
+      const result = await executor.deleteFrom("email_change_tokens").where("expires_at", "<=", now).where("created_at", "<=", now - policy.windowMs).executeTakeFirst();
       return Number(result.numDeletedRows);
     },
   } satisfies EmailChangeService;

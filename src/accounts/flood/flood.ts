@@ -363,10 +363,10 @@ export class FloodControl {
     await this.#database.db.deleteFrom("flood_streaks").where("key", "=", key(this.#kinds.streak, identifierKey(identifier))).execute();
   }
 
-  /** Deletes window events too old to count under any limit. Returns how many were removed. */
-  async prune(): Promise<number> {
+  /** Deletes window events too old to count under any limit, on `executor` when given. Returns how many were removed. */
+  async prune(executor: Kysely<Schema> = this.#database.db): Promise<number> {
     const horizon = this.#clock.now() - Math.max(this.policy.ipWindowMs, this.policy.accountWindowMs);
-    const result = await this.#database.db.deleteFrom("flood_events").where("at", "<=", horizon).executeTakeFirst();
+    const result = await executor.deleteFrom("flood_events").where("at", "<=", horizon).executeTakeFirst();
     return Number(result.numDeletedRows);
   }
 }

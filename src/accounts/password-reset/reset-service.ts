@@ -87,7 +87,8 @@ export interface PasswordResetService {
    * Deletes the tokens past their own expiry that are also older than the rate window (used or not). Returns how
    * many. A 24-hour containment link lives its 24 hours; a row of the window stays, as the hourly limit counts it.
    */
-  purgeExpired(): Promise<number>;
+  /** Deletes links past their own expiry and the rate window, on `executor` when given (maintenance bounds its waits). */
+  purgeExpired(executor?: Kysely<Schema>): Promise<number>;
 }
 
 function checkPolicy(overrides: Partial<PasswordResetPolicy>): PasswordResetPolicy {
@@ -194,11 +195,11 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
       return executor ? redeemIn(executor) : database.transaction(redeemIn);
     },
     revokeAll,
-    async purgeExpired() {
+    async purgeExpired(executor = db) {
       const now = clock.now();
       // Each row by its own expiry, never by the policy's lifetime: a containment link lives 24 hours, not 30
       // minutes. And rows of the rate window stay even when expired or used: they are what the per-account limit counts.
-      const result = await db
+      const result = await executor
         .deleteFrom("password_reset_tokens")
         .where("expires_at", "<=", now)
         .where("created_at", "<=", now - policy.windowMs)

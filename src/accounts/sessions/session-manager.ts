@@ -113,8 +113,8 @@ export interface SessionManager {
   revokeAll(options?: { before?: number }): Promise<number>;
   /** Refuses every session of one user created before `before` (default: every one that exists now). */
   revokeUser(userId: string, options?: { before?: number }): Promise<number>;
-  /** Deletes rows past their idle or absolute limit. Returns how many. */
-  purgeExpired(): Promise<number>;
+  /** Deletes rows past their idle or absolute limit, on `executor` when given (maintenance bounds its waits). Returns how many. */
+  purgeExpired(executor?: Kysely<Schema>): Promise<number>;
 }
 
 function toSession(r: SessionsTable): Session {
@@ -390,10 +390,10 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     async revokeUser(userId, options = {}) {
       return raiseStampFor(userScope(userId), options.before);
     },
-    async purgeExpired() {
+    async purgeExpired(executor = db) {
       const now = clock.now();
-      await db.deleteFrom("replaced_sessions").where("replaced_at", "<=", now - REPLACED_GRACE_MS).execute();
-      const result = await db
+      await executor.deleteFrom("replaced_sessions").where("replaced_at", "<=", now - REPLACED_GRACE_MS).execute();
+      const result = await executor
         .deleteFrom("sessions")
         .where((eb) => eb.or([eb("expires_at", "<=", now), eb("last_seen_at", "<=", now - policy.idleTimeoutMs)]))
         .executeTakeFirst();

@@ -1,10 +1,14 @@
 // Runs containment jobs in the background of the server process. A job is a resumable database row, so the
 // runner holds nothing that matters: on shutdown it stops each job between two batches (the job stays
 // "running" and resumes where it stopped when a server or `bulwark contain resume` picks it up again).
+import { hostname } from "node:os";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { FastifyBaseLogger } from "fastify";
 import { runJob, type ContainDeps } from "../../contain/index.ts";
 import { JobStore, type Job } from "../../jobs/job-store.ts";
+
+/** The worker this process's job runner names in audit events: `server:<host>/<pid>`. */
+const SERVER_WORKER = `server:${hostname()}/${process.pid}`;
 
 class Stopping extends Error {}
 
@@ -46,6 +50,9 @@ export function createJobRunner(containDeps: ContainDeps, log: FastifyBaseLogger
       if (stopping || runs.has(jobId)) return;
       log.info({ jobId }, "containment job started in the background");
       const run = runJob(deps, jobId, {
+        // Named in each batch's audit event, as a CLI worker is (`cli:<pid>`): after a rolling deploy with two servers
+        // on one job, the log says which node applied which batch.
+        worker: SERVER_WORKER,
         // Called after each committed batch: the one safe point to stop a job.
         onProgress: () => {
           if (stopping) throw new Stopping();
