@@ -14,7 +14,7 @@ import { systemRandom, type RandomSource } from "../lib/random.ts";
 import { openPostgres, openSQLite, listTables, type Database } from "../store/database.ts";
 import { SCHEMA_TABLES } from "../store/schema.ts";
 import { storeErrors } from "../store/errors.ts";
-import { createKeyStore } from "../store/key-store.ts";
+import { createKeyStore, keyStoreIn } from "../store/key-store.ts";
 import { migrate, migrationStatus } from "../store/migrator.ts";
 import { loadConfig, type Config, type ConfigOverrides } from "./config.ts";
 import { assertPrivateDataDir, assertWritable, createDataDir, dataDirExists } from "./data-dir.ts";
@@ -163,7 +163,8 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
       masterKey, store: createKeyStore(database), clock, random,
       onTamperedKey: (event) => logger.error({ keyId: event.keyId, field: event.field, stored: event.stored, bound: event.bound }, event.message),
     });
-    const audit = new AuditLog({ database, clock, random, signer: () => keyring.signer() });
+    // Inside a caller's transaction the key table is read through it (a rotation made by another node is noticed there too).
+    const audit = new AuditLog({ database, clock, random, signer: (executor) => keyring.signer(executor ? { store: keyStoreIn(executor, database.dialect, "audit checkpoint") } : {}) });
     for (const m of outcome.results) {
       if (m.status === "applied") await audit.append({ type: "store.migrated", actor, data: { version: m.version, name: m.name, dialect: database.dialect } });
     }

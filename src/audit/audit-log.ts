@@ -35,8 +35,12 @@ export interface AuditLogOptions {
   database: Database;
   clock: Clock;
   random: RandomSource;
-  /** Signs checkpoints; without it no checkpoint is taken and stored signatures cannot be checked. */
-  signer?: () => Promise<Signer>;
+  /**
+   * Signs checkpoints; without it no checkpoint is taken and stored signatures cannot be checked. Given `executor`
+   * (a caller's transaction), it must read anything it needs through it: on SQLite a read outside the transaction
+   * would wait for it for ever.
+   */
+  signer?: (executor?: Kysely<Schema>) => Promise<Signer>;
   /** Take a signed checkpoint every N events (default 1000). */
   checkpointEvery?: number;
 }
@@ -56,8 +60,8 @@ type Prepared = { value: Record<string, unknown>; base: Omit<ChainFields, "seq" 
 const MAX_DATA_BYTES = 64 * 1024;
 const MAX_FIELD = 512;
 const MAX_ATTEMPTS = 10_000;
-// How old the signer used inside a caller's transaction may grow while this process appends outside one: the
-// keyring's own freshness window, within which it notices a rotation made elsewhere.
+// How old a remembered signer may grow before an append fetches it again (inside a caller's transaction, through
+// it): the keyring's own freshness window, within which it notices a rotation made elsewhere.
 const SIGNER_REFRESH_MS = KEY_FRESHNESS_MS;
 
 // Outside a transaction an append cannot be rolled back after it succeeded, so the cached head is the true
@@ -85,7 +89,7 @@ export class AuditLog {
   readonly #database: Database;
   readonly #clock: Clock;
   readonly #random: RandomSource;
-  readonly #signer: (() => Promise<Signer>) | undefined;
+  readonly #signer: ((executor?: Kysely<Schema>) => Promise<Signer>) | undefined;
   readonly #every: number;
   readonly #insertSQL: string;
   readonly #insertPlainSQL: string;
@@ -97,9 +101,9 @@ export class AuditLog {
   #retrySigningAt = 0;
   // The same, per caller transaction, including checkpoints that transaction took (which may still roll back).
   readonly #inTransaction = new WeakMap<object, number>();
-  // The signer, as last fetched outside any transaction. Fetching can read the key table (the keyring reloads
-  // keys made by other processes), which inside a transaction on SQLite's single connection would wait for
-  // that transaction forever; so appends inside a caller's transaction sign with this one.
+  // The signer, as last fetched. Fetching can read the key table (the keyring reloads keys made by other
+  // processes), which inside a transaction on SQLite's single connection would wait for that transaction for
+  // ever; so an append inside a caller's transaction fetches it through that transaction (#transactionSigner).
   #signerCache: Signer | null = null;
   #signerFetchedAt = -Infinity;
 
@@ -114,6 +118,21 @@ export class AuditLog {
     this.#insertPlainSQL = numberedFor(options.database, INSERT_PLAIN_SQL);
     // Fetched now, before any caller's transaction can need it (see #signerCache); a failure waits for a retry.
     this.#signer?.().then((s) => (this.#signerCache ??= s), () => {});
+  }
+
+  /** The signer for an append inside the caller's transaction `trx`: the remembered one while fresh, else read through `trx`. */
+  async #transactionSigner(trx: Kysely<Schema>): Promise<Signer | null> {
+    const age = this.#clock.now() - this.#signerFetchedAt;
+    if (this.#signerCache !== null && age < SIGNER_REFRESH_MS && age >= 0) return this.#signerCache;
+    if (!this.#signer) return null;
+    const fetchedAt = this.#clock.now();
+    try {
+      this.#signerCache = await this.#signer(trx);
+      this.#signerFetchedAt = fetchedAt;
+    } catch {
+      // No signer can be had now (no signing key yet): the checkpoint waits, as it would without one.
+    }
+    return this.#signerCache;
   }
 
   /** The current signer, fetched outside any transaction (and remembered for appends inside one). */
@@ -190,9 +209,11 @@ export class AuditLog {
   async appendIn(db: Kysely<Schema>, input: AuditInput): Promise<AuditEvent> {
     const prepared = this.#prepare(input);
     if (db !== this.#database.db) {
-      // A checkpoint due here is signed with the signer fetched earlier; without one (none fetched yet) it is
-      // left due, and the next append outside a transaction takes it.
-      const { event } = await this.#appendInTransaction(db, prepared, this.#signerCache);
+      // A checkpoint due here is signed with a signer no older than the keyring's freshness window, fetched through
+      // the caller's transaction when the one at hand is older: a process that appended only inside transactions
+      // (a containment worker) went on signing with a key another node had retired, for as long as it ran. Without
+      // one (no signing key yet) the checkpoint is left due, and the next append outside a transaction takes it.
+      const { event } = await this.#appendInTransaction(db, prepared, await this.#transactionSigner(db));
       // The event may roll back: never cache it, and drop the cached head, which it makes stale.
       this.#head = null;
       return event;

@@ -472,9 +472,12 @@ export class Keyring {
     return keyedFingerprint(this.#tagKey, text);
   }
 
-  /** The Ed25519 signer over the current signing key (checked against the store as for `seal`). */
-  async signer(): Promise<Signer> {
-    if (this.#stale()) await this.reload();
+  /**
+   * The Ed25519 signer over the current signing key (checked against the store as for `seal`; `options.store` reads
+   * the key table through a caller's transaction, see ReloadOptions).
+   */
+  async signer(options: ReloadOptions = {}): Promise<Signer> {
+    if (this.#stale()) await this.reload(options);
     const keyId = this.#currentSigning;
     if (keyId === null) throw cryptoErrors.unknownKey("(no current signing key)");
     const priv = this.#signingPrivate.get(keyId) as KeyObject;
