@@ -159,14 +159,17 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
       // the grace period (a client that stopped reading) is cut, so the audit and WAL checkpoints below still run
       // before a supervisor's kill.
       const grace = setTimeout(() => server.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      // The runners stop meanwhile, not after: their graces run alongside the requests' (the outbox keeps what a last
+      // request queues, for the next sender), so the whole close stays inside a supervisor's 10 s.
+      const runners = Promise.all([maintenance.stop(), mail.stop()]);
+      runners.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
       try {
         await server.close();
       } finally {
         clearTimeout(grace);
       }
       try {
-        await maintenance.stop();
-        await mail.stop();
+        await runners;
         await app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } });
         await app.audit.checkpoint();
       } finally {

@@ -363,13 +363,15 @@ export class Outbox {
   }
 
   /**
-   * Hands back messages `claimer` holds and has not started delivering (a sender that is stopping): due again at once,
-   * for any sender, with no attempt counted. Returns how many were handed back.
+   * Hands back messages `claimer` holds (a sender that is stopping): due again at once, for any sender. Those not
+   * started count no attempt; with `uncountAttempt`, the attempt started on them (a delivery the stopping server cut)
+   * is taken back. Returns how many were handed back.
    */
-  async release(input: { claimer: string; ids: readonly string[] }): Promise<number> {
+  async release(input: { claimer: string; ids: readonly string[]; uncountAttempt?: boolean }): Promise<number> {
     if (input.ids.length === 0) return 0;
+    const attempts = input.uncountAttempt ? sql<number>`CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END` : sql<number>`attempts`;
     const result = await this.#db.updateTable("outbox_messages")
-      .set({ status: sql<OutboxStatus>`CASE WHEN attempts = 0 THEN 'queued' ELSE 'failed' END`, next_attempt_at: this.#clock.now(), claimed_by: null, claimed_until: null })
+      .set({ status: sql<OutboxStatus>`CASE WHEN ${attempts} = 0 THEN 'queued' ELSE 'failed' END`, attempts, next_attempt_at: this.#clock.now(), claimed_by: null, claimed_until: null })
       .where("id", "in", [...input.ids]).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
       .executeTakeFirst();
     return Number(result.numUpdatedRows);

@@ -225,6 +225,8 @@ export class OutboxSender {
         if (options.stop?.aborted) return;
         await ensureLease();
         await claimUrgent();
+        // Checked again after those reads: a stop that came while they waited starts no delivery either.
+        if (options.stop?.aborted) return;
         const message = pending.shift();
         if (!message) return;
         const budget = Math.min(this.#deliveryTimeoutMs, leaseEnds - margin - clock.now());
@@ -307,7 +309,12 @@ export class OutboxSender {
       clearTimeout(timer);
     }
     let recorded: boolean;
-    if (outcome.ok) {
+    if (!outcome.ok && cut?.aborted) {
+      // Cut by this server's own shutdown: not the message's failure. Handed back, due at once for any sender, the
+      // attempt not charged — never sent dead on what was its last attempt.
+      recorded = (await outbox.release({ claimer, ids: [message.id], uncountAttempt: true })) === 1;
+      if (recorded) report.released++;
+    } else if (outcome.ok) {
       recorded = await outbox.markSent({ id: message.id, claimer, providerMessageId: outcome.providerMessageId });
       if (recorded) report.sent++;
     } else if (outcome.permanent || message.attempts >= this.#retry.maxAttempts) {
