@@ -64,6 +64,19 @@ function assertEveryTable(database: Database, tables: readonly string[]): void {
   if (missing.length > 0) throw storeErrors.schemaDamaged(database.where, `table${missing.length === 1 ? "" : "s"} ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} missing`);
 }
 
+/** The longest URL or host kept in a log line; longer ones are cut, with their length noted. */
+const LOGGED_TEXT = 512;
+
+function cutForLog(text: unknown): unknown {
+  if (typeof text !== "string" || text.length <= LOGGED_TEXT) return text;
+  return `${text.slice(0, LOGGED_TEXT)}… (${text.length} characters)`;
+}
+
+/** Fastify's request serializer, with the URL and host bounded (see the logger's `serializers`). */
+function logRequest(req: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }): Record<string, unknown> {
+  return { method: req.method, url: cutForLog(req.url), host: cutForLog(req.host), remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+}
+
 /** Opens Bulwark as configured. See `mode` for what it may create. */
 export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
   const mode = options.mode ?? "open";
@@ -80,6 +93,9 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
       // operator's terminal raw, and U+009B / U+009D are CSI / OSC to an 8-bit one (ASVS 16.4.1). Each is written
       // as \u00NN the way inertJSON writes it; the line parses to the same value.
       hooks: { streamWrite: (line) => line.replace(C1, (c) => inertJSON(c).slice(1, -1)) },
+      // The request as Fastify logs it ("incoming request"), with what the client chose cut to a bound: a URL may be
+      // as long as a request line (16 KiB), and every byte of it reached the log at the default level.
+      serializers: { req: logRequest },
     },
     options.logDestination ?? pino.destination(2),
   );

@@ -22,6 +22,16 @@ export interface ServerOptions {
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
+/**
+ * Open connections the server holds at once, and from one client address (when no reverse proxy is trusted: behind
+ * one, every connection comes from the proxy, which bounds its clients itself; 256 leaves room for an office behind
+ * one NAT address). One client held a thousand idle sockets, and a few thousand exhaust a process's file
+ * descriptors. A socket silent for IDLE_SOCKET_MS is closed.
+ */
+export const MAX_CONNECTIONS = 4096;
+export const MAX_CONNECTIONS_PER_ADDRESS = 256;
+export const IDLE_SOCKET_MS = 60_000;
+
 /** How long a request may take to arrive, headers and body (ms). */
 export const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -51,6 +61,27 @@ function answerClientError(app: App, error: NodeJS.ErrnoException & { bytesParse
   socket.end(`HTTP/1.1 ${status} ${reason}\r\n${head}\r\n${body}`);
 }
 
+/** Caps the connections `server` holds: in all, and (`perAddress`) from one client address. */
+function boundConnections(server: FastifyInstance, perAddress: boolean): void {
+  server.server.maxConnections = MAX_CONNECTIONS;
+  if (!perAddress) return;
+  const open = new Map<string, number>();
+  server.server.on("connection", (socket: Duplex & { remoteAddress?: string }) => {
+    const address = socket.remoteAddress ?? "";
+    const count = (open.get(address) ?? 0) + 1;
+    if (count > MAX_CONNECTIONS_PER_ADDRESS) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, count);
+    socket.once("close", () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
+}
+
 /** Builds the HTTP server over an opened app. The caller listens and closes it. */
 export async function buildServer(app: App, options: ServerOptions = {}): Promise<FastifyInstance> {
   // pino's Logger and Fastify's base logger type differ only in generics; the instance is compatible.
@@ -68,6 +99,8 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     // A request must arrive whole within this time: a client trickling its body one byte at a time would otherwise
     // hold its connection, and a graceful shutdown, for ever (Fastify's default is no limit). Bodies are ≤ 1 MiB.
     requestTimeout: REQUEST_TIMEOUT_MS,
+    // Node's socket inactivity timeout: a connection that sends nothing (or stops half way) is closed.
+    connectionTimeout: IDLE_SOCKET_MS,
     // A path parameter may be as long as a request line can be (Node refuses heads over 16 KiB): each route's schema
     // bounds its own. Fastify's default of 100 characters refused the removal of a passkey whose id WebAuthn allows
     // (up to 1023 bytes, 1364 as base64url), and no lost authenticator may be impossible to revoke (ASVS 6.5.6).
@@ -87,6 +120,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     },
   });
   const hsts = new URL(app.config.http.publicURL).protocol === "https:";
+  boundConnections(server, !(options.trustProxy ?? app.config.http.trustProxy));
 
   // Set when the server begins to close: a request that still arrives is answered 503, and every answer from then
   // on closes its connection, so a keep-alive client does not hold the shutdown until its idle timeout.

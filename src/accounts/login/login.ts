@@ -8,6 +8,7 @@ import type { FloodControl } from "../flood/flood.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import type { User, UserStore } from "../users/user-store.ts";
 import { MAX_EMAIL } from "../users/normalise.ts";
+import type { RefusalSampler } from "./refusal-sampler.ts";
 
 export interface LoginAttempt {
   identifier: string;
@@ -37,6 +38,13 @@ export interface LoginDeps {
   logger: Pick<Logger, "warn" | "error">;
   /** The audit tag of an identifier that names no account (Keyring.identifierTag): keyed, so a word list cannot reverse it. */
   tag: (identifier: string) => string;
+  /**
+   * Which throttled attempts get their own audit event (see refusal-sampler.ts): without one, every refusal is
+   * recorded. The server passes one per process.
+   */
+  refusals?: RefusalSampler;
+  /** The time the sampler's windows are read from (default Date.now). */
+  now?: () => number;
 }
 
 type Failure =
@@ -120,7 +128,14 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   // email together exactly when they name one account (flood.ts, Attempt.spelling).
   const verdict = await flood.begin({ identifier: user ? user.email : identifier, ip: attempt.ip, ...(user ? { spelling: identifier } : {}) });
   if (!verdict.allowed) {
-    await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${deps.tag(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason } });
+    // Sampled by what is throttled (the client address, or the account): a client whose window is full can repeat
+    // this as fast as the server answers, each event a row of the audit log; the ones left out are counted on the next.
+    const scope = verdict.reason === "ip" ? `ip:${attempt.ip ?? ""}` : `${verdict.reason}:${identifier.toLowerCase()}`;
+    const sample = deps.refusals?.take(scope, (deps.now ?? Date.now)()) ?? { record: true, suppressed: 0, suppressedElsewhere: 0 };
+    if (sample.record) {
+      const counts = { ...(sample.suppressed > 0 ? { unrecordedBefore: sample.suppressed } : {}), ...(sample.suppressedElsewhere > 0 ? { unrecordedOthers: sample.suppressedElsewhere } : {}) };
+      await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${deps.tag(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason, ...counts } });
+    }
     return { outcome: "throttled", retryAfterMs: verdict.retryAfterMs, reason: verdict.reason };
   }
 

@@ -88,8 +88,8 @@ export interface SessionManager {
   validate(token: string): Promise<SessionValidation>;
   /** Records activity, at most once per policy.touchIntervalMs. Returns true when a write happened. */
   touch(sessionId: string): Promise<boolean>;
-  /** The user's live sessions, most recently used first (ASVS 7.5.2). */
-  list(userId: string): Promise<Session[]>;
+  /** The user's live sessions, most recently used first (ASVS 7.5.2); at most `limit` of them when given. */
+  list(userId: string, options?: { limit?: number }): Promise<Session[]>;
   /**
    * After the user's last second factor is removed: their multi-factor sessions count as password-only (aal 1).
    * With `executor` (the removal's transaction), in it and in the user's turn, so a rotation in flight either commits
@@ -314,17 +314,18 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     createSession: (userId, context = {}) => (userId === null ? insert(db, null, context) : inUserTurn(userId, (t) => insert(t, userId, context))),
     validate: (token) => check(token, true),
     touch,
-    async list(userId) {
+    async list(userId, options = {}) {
       const now = clock.now();
+      let q = db
+        .selectFrom("sessions as s")
+        .select(SESSION_COLUMNS)
+        .where("s.user_id", "=", userId)
+        .where("s.expires_at", ">", now)
+        .where("s.last_seen_at", ">", now - policy.idleTimeoutMs)
+        .orderBy("s.last_seen_at", "desc");
+      if (options.limit !== undefined) q = q.limit(options.limit);
       const [rows, stamps] = await Promise.all([
-        db
-          .selectFrom("sessions as s")
-          .select(SESSION_COLUMNS)
-          .where("s.user_id", "=", userId)
-          .where("s.expires_at", ">", now)
-          .where("s.last_seen_at", ">", now - policy.idleTimeoutMs)
-          .orderBy("s.last_seen_at", "desc")
-          .execute(),
+        q.execute(),
         readStamps(db, [GLOBAL_SCOPE, userScope(userId)]),
       ]);
       return rows.map(toSession).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch));

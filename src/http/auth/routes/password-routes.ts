@@ -1,7 +1,7 @@
 // POST /auth/password/change, /auth/password/reset/request, /auth/password/reset/webauthn/options,
 // /auth/password/reset/complete. Reset answers the same whether or not the account exists; completing it
 // needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { resetChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
 import { createResetMailer, lockAccountLinks, resetErrors, type ResetMailer } from "../../../accounts/password-reset/index.ts";
 import { endUserSessions } from "../../../accounts/sessions/index.ts";
@@ -11,6 +11,8 @@ import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spendIn, type FactorBody } from "../second-factor.ts";
+
+type ResetCompleteBody = { token: string; newPassword: string } & FactorBody;
 
 /** The one answer to every reset request (and registration): 202 and this body, account or not (ASVS 6.3.8). */
 export const RESET_ACCEPTED = { status: "accepted", message: "If an account exists for this address, a message with a link is on its way." } as const;
@@ -167,7 +169,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     },
   );
 
-  server.post<{ Body: { token: string; newPassword: string } & FactorBody }>(
+  /** Links (by token id) whose completion is running in this process. */
+  const completing = new Set<string>();
+  server.post<{ Body: ResetCompleteBody }>(
     "/auth/password/reset/complete",
     {
       schema: { body: { type: "object", required: ["token", "newPassword"], properties: { token: str(200), newPassword: secret(4096), _csrf: str(200, 0), ...FACTOR_PROPERTIES } } },
@@ -177,84 +181,99 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       const resets = app.accounts.passwordReset;
       const check = await resets.check(request.body.token);
       if (!check.valid) throw resetErrors.refused();
-      const user = await app.accounts.users.getById(check.userId);
-      // A locked account gets the refusal of an invalid link, before any factor is asked for, and the link is not
-      // spent: it still works after an unlock (containment's own links must survive a containment lock).
-      if (!user || user.status !== "active" || user.lockedAt !== null) throw resetErrors.refused();
-      await checkNewPassword(app, request.body.newPassword, user);
-      /** A factor refused, or spent first by a concurrent request: audited and answered with the factors to choose from. */
-      const factorRefused = async (reason: string): Promise<unknown> => {
-        // A wrong factor here is someone holding the link guessing the code: audited like one at /auth/mfa/verify.
-        // The first request without a factor is the normal way to learn that one is needed, not a failure.
-        if (reason !== "none-given") {
-          await app.audit.append({
-            type: "auth.password.reset-factor-failed", actor: "anonymous", subject: user.id, requestId: request.id,
-            data: { ip: requestContext(request).ip, reason, resetId: check.tokenId },
-          });
-        }
-        if (reason === "throttled") return mfaThrottledAnswer(reply);
-        const factors = await app.accounts.mfa.factors(user.id);
-        return reply.status(401).send({
-          error: { code: reason === "none-given" ? "BULWARK_ERR_MFA_REQUIRED" : "BULWARK_ERR_MFA_INVALID", message: "this account uses multi-factor authentication: give a code from your authenticator app, a recovery code or a security key" },
-          factors,
-        });
-      };
-      // A reset link proves control of the mailbox only: with MFA, the second factor is still required (ASVS 6.4.3).
-      // Proven here, spent in the transaction that redeems the link: a completion that loses the race for the link
-      // leaves the code unspent.
-      let proof: FactorProof | null = null;
-      if (await app.accounts.mfa.hasMfa(user.id)) {
-        // A passkey assertion must answer a challenge asked for with this very link.
-        const factor = await proveFactor(app, user.id, request.body, { webauthnContext: resetChallengeContext(check.tokenId) });
-        if (!factor.ok) return factorRefused(factor.reason);
-        proof = factor.proof;
-      }
-      // A password that must be changed (an initial one, or one containment expired) may not be "reset" to itself:
-      // that would lift the flag and the expiry and keep it for good. One verify, for those accounts only, and only
-      // once the link and any second factor are proven (no password oracle for a link alone).
-      if (user.passwordMustChange && user.passwordHash !== null && (await app.accounts.passwords.verify(request.body.newPassword, user.passwordHash).catch(() => false))) {
-        throw passwordUnchanged();
-      }
-      const hash = await app.accounts.passwords.hash(request.body.newPassword);
-      let ended: number;
+      // One completion per link at a time in this process: the link is spent only in the transaction after the new
+      // password is hashed, so parallel completions of one link each queued an argon2id hash (one link bought as many
+      // as there were requests, ahead of every login). A second while the first runs gets, before any work, the answer
+      // it would have had once the first committed: the refusal of a spent link.
+      if (completing.has(check.tokenId)) throw resetErrors.refused();
+      completing.add(check.tokenId);
       try {
-        ended = await app.db.transaction(async (trx) => {
-          // Redeem and password change commit together: a crash never leaves a used link without a new password,
-          // and a password changed meanwhile (throw → rollback) leaves the link unused.
-          // First in the transaction: redeem takes the account's link lock before its first write, so a second link or
-          // an email confirmation of the same account waits for this commit and is then refused (never a deadlock).
-          const used = await resets.redeem(request.body.token, trx);
-          if (!used.valid || used.userId !== user.id) throw resetErrors.refused();
-          // Locked (or disabled) since the look above, e.g. while the password was hashed: refused, and the rollback
-          // leaves the link unspent.
-          const current = await trx.selectFrom("users").select(["status", "locked_at"]).where("id", "=", user.id).executeTakeFirst();
-          if (!current || current.status !== "active" || current.locked_at !== null) throw resetErrors.refused();
-          const swapped = await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }, trx);
-          if (!swapped) throw resetErrors.refused();
-          // The owner's remedy against a hijacker cancels the hijacker's pending email change in the same commit,
-          // not only by comparing times (a change asked for in the same millisecond, or on a node whose clock is ahead).
-          await app.accounts.emailChanges.revokeAll(user.id, trx);
-          // ASVS 7.4.3: every session ends, including any an attacker holds; the owner signs in afresh. The stamp first:
-          // on PostgreSQL a session row a concurrent rotation (step-up, re-authentication) commits after the DELETE's
-          // snapshot would escape it, but not the stamp, which refuses every session created up to now. In the same
-          // commit as the new password, with the audit event and the owner's notice (ASVS 6.3.7).
-          const count = await endUserSessions(trx, user.id, app.clock.now());
-          // The factor last, after the sessions rows: a step-up racing with the same code locks its session row and
-          // then the code's, so taking them in the same order here cannot deadlock on PostgreSQL.
-          if (proof) await spendIn(trx, proof);
-          await auditAndNotify(app, request, { type: "auth.password.reset", userId: user.id, data: { sessionsEnded: count }, notice: { type: "password-reset" } }, trx);
-          return count;
-        });
-      } catch (error) {
-        // A concurrent request spent the same code, step or assertion first: a replay; the link stays unused.
-        if (error instanceof FactorSpentElsewhere) return factorRefused("replayed");
-        throw error;
+        return await completeReset(request, reply, check);
+      } finally {
+        completing.delete(check.tokenId);
       }
-      await proof?.settle();
-      await app.accounts.flood.clearStreak(user.email);
-      // The browser that completed the reset (the link from the mailbox, and the factor) is the one known to the account.
-      await rememberThisDevice(app, request, reply, user.id);
-      return { status: "reset", sessionsEnded: ended };
     },
   );
+
+  async function completeReset(request: FastifyRequest<{ Body: ResetCompleteBody }>, reply: FastifyReply, check: { valid: true; userId: string; tokenId: string }): Promise<unknown> {
+    const resets = app.accounts.passwordReset;
+    const user = await app.accounts.users.getById(check.userId);
+    // A locked account gets the refusal of an invalid link, before any factor is asked for, and the link is not
+    // spent: it still works after an unlock (containment's own links must survive a containment lock).
+    if (!user || user.status !== "active" || user.lockedAt !== null) throw resetErrors.refused();
+    await checkNewPassword(app, request.body.newPassword, user);
+    /** A factor refused, or spent first by a concurrent request: audited and answered with the factors to choose from. */
+    const factorRefused = async (reason: string): Promise<unknown> => {
+      // A wrong factor here is someone holding the link guessing the code: audited like one at /auth/mfa/verify.
+      // The first request without a factor is the normal way to learn that one is needed, not a failure.
+      if (reason !== "none-given") {
+        await app.audit.append({
+          type: "auth.password.reset-factor-failed", actor: "anonymous", subject: user.id, requestId: request.id,
+          data: { ip: requestContext(request).ip, reason, resetId: check.tokenId },
+        });
+      }
+      if (reason === "throttled") return mfaThrottledAnswer(reply);
+      const factors = await app.accounts.mfa.factors(user.id);
+      return reply.status(401).send({
+        error: { code: reason === "none-given" ? "BULWARK_ERR_MFA_REQUIRED" : "BULWARK_ERR_MFA_INVALID", message: "this account uses multi-factor authentication: give a code from your authenticator app, a recovery code or a security key" },
+        factors,
+      });
+    };
+    // A reset link proves control of the mailbox only: with MFA, the second factor is still required (ASVS 6.4.3).
+    // Proven here, spent in the transaction that redeems the link: a completion that loses the race for the link
+    // leaves the code unspent.
+    let proof: FactorProof | null = null;
+    if (await app.accounts.mfa.hasMfa(user.id)) {
+      // A passkey assertion must answer a challenge asked for with this very link.
+      const factor = await proveFactor(app, user.id, request.body, { webauthnContext: resetChallengeContext(check.tokenId) });
+      if (!factor.ok) return factorRefused(factor.reason);
+      proof = factor.proof;
+    }
+    // A password that must be changed (an initial one, or one containment expired) may not be "reset" to itself:
+    // that would lift the flag and the expiry and keep it for good. One verify, for those accounts only, and only
+    // once the link and any second factor are proven (no password oracle for a link alone).
+    if (user.passwordMustChange && user.passwordHash !== null && (await app.accounts.passwords.verify(request.body.newPassword, user.passwordHash).catch(() => false))) {
+      throw passwordUnchanged();
+    }
+    const hash = await app.accounts.passwords.hash(request.body.newPassword);
+    let ended: number;
+    try {
+      ended = await app.db.transaction(async (trx) => {
+        // Redeem and password change commit together: a crash never leaves a used link without a new password,
+        // and a password changed meanwhile (throw → rollback) leaves the link unused.
+        // First in the transaction: redeem takes the account's link lock before its first write, so a second link or
+        // an email confirmation of the same account waits for this commit and is then refused (never a deadlock).
+        const used = await resets.redeem(request.body.token, trx);
+        if (!used.valid || used.userId !== user.id) throw resetErrors.refused();
+        // Locked (or disabled) since the look above, e.g. while the password was hashed: refused, and the rollback
+        // leaves the link unspent.
+        const current = await trx.selectFrom("users").select(["status", "locked_at"]).where("id", "=", user.id).executeTakeFirst();
+        if (!current || current.status !== "active" || current.locked_at !== null) throw resetErrors.refused();
+        const swapped = await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }, trx);
+        if (!swapped) throw resetErrors.refused();
+        // The owner's remedy against a hijacker cancels the hijacker's pending email change in the same commit,
+        // not only by comparing times (a change asked for in the same millisecond, or on a node whose clock is ahead).
+        await app.accounts.emailChanges.revokeAll(user.id, trx);
+        // ASVS 7.4.3: every session ends, including any an attacker holds; the owner signs in afresh. The stamp first:
+        // on PostgreSQL a session row a concurrent rotation (step-up, re-authentication) commits after the DELETE's
+        // snapshot would escape it, but not the stamp, which refuses every session created up to now. In the same
+        // commit as the new password, with the audit event and the owner's notice (ASVS 6.3.7).
+        const count = await endUserSessions(trx, user.id, app.clock.now());
+        // The factor last, after the sessions rows: a step-up racing with the same code locks its session row and
+        // then the code's, so taking them in the same order here cannot deadlock on PostgreSQL.
+        if (proof) await spendIn(trx, proof);
+        await auditAndNotify(app, request, { type: "auth.password.reset", userId: user.id, data: { sessionsEnded: count }, notice: { type: "password-reset" } }, trx);
+        return count;
+      });
+    } catch (error) {
+      // A concurrent request spent the same code, step or assertion first: a replay; the link stays unused.
+      if (error instanceof FactorSpentElsewhere) return factorRefused("replayed");
+      throw error;
+    }
+    await proof?.settle();
+    await app.accounts.flood.clearStreak(user.email);
+    // The browser that completed the reset (the link from the mailbox, and the factor) is the one known to the account.
+    await rememberThisDevice(app, request, reply, user.id);
+    return { status: "reset", sessionsEnded: ended };
+  }
 }

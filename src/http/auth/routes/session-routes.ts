@@ -2,6 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { API_ACTION, csrfToken } from "../../../accounts/csrf/index.ts";
 import { login } from "../../../accounts/login/index.ts";
+import { RefusalSampler } from "../../../accounts/login/refusal-sampler.ts";
 import { clearSessionCookie, knownDevice, readDeviceCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
@@ -13,6 +14,9 @@ import { ALL_PENDING } from "../state.ts";
 import { freshUntil } from "./reauth-routes.ts";
 import { multiFactorHeld } from "../second-factor.ts";
 import { lockAccountLinks } from "../../../accounts/password-reset/index.ts";
+
+/** The most sessions GET /auth/sessions lists in one answer. */
+export const MAX_LISTED_SESSIONS = 50;
 
 /**
  * The one answer for every failed login — unknown account, wrong password, disabled, locked, no password —
@@ -28,13 +32,15 @@ const loginBody = {
 
 export function registerSessionRoutes(server: FastifyInstance, app: App): void {
   const tagger = deviceTagger(app);
+  // One per server: which refused logins get an audit event of their own (the rest are counted on the next).
+  const refusals = new RefusalSampler();
   server.post<{ Body: { identifier: string; password: string; next?: string } }>(
     "/auth/login",
     { schema: { body: loginBody }, config: { access: "public", csrf: "pre-login" } },
     async (request, reply) => {
       const ctx = requestContext(request);
       const result = await login(
-        { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: request.log, tag: (text) => app.keyring.identifierTag(text) },
+        { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: request.log, tag: (text) => app.keyring.identifierTag(text), refusals, now: () => app.clock.now() },
         { identifier: request.body.identifier, password: request.body.password, ip: ctx.ip, userAgent: ctx.userAgent, requestId: request.id },
       );
       if (result.outcome === "throttled") return throttledAnswer(reply, result, "BULWARK_ERR_LOGIN_THROTTLED", "failed logins");
@@ -111,9 +117,13 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
 
   server.get("/auth/sessions", { config: { access: "authenticated" } }, async (request) => {
     const { auth } = requireSession(request);
-    const list = await app.accounts.sessions.list(auth.userId);
+    // At most MAX_LISTED_SESSIONS, most recently used first (the current one among them: it was just used), and
+    // whether more are live: an account holder could otherwise make one answer as long as they liked by signing in
+    // again and again. "End all others" still ends every one.
+    const found = await app.accounts.sessions.list(auth.userId, { limit: MAX_LISTED_SESSIONS + 1 });
+    const list = found.slice(0, MAX_LISTED_SESSIONS);
     // ASVS 7.5.2: created, last seen, IP and user agent of each, the current one marked.
-    return { sessions: list.map((s) => ({ id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, ip: s.ip, userAgent: s.userAgent, aal: s.aal, current: s.id === auth.sessionId })) };
+    return { truncated: found.length > MAX_LISTED_SESSIONS, sessions: list.map((s) => ({ id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, ip: s.ip, userAgent: s.userAgent, aal: s.aal, current: s.id === auth.sessionId })) };
   });
 
   server.delete<{ Params: { id: string } }>(

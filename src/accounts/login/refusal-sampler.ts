@@ -1,0 +1,68 @@
+// Audit events for refused (throttled) attempts, sampled: a client whose window is full can send refusals as fast as
+// the server answers them, and each was one row of the hash-chained audit log, which nothing prunes (300 parallel
+// refused logins: 300 rows). The first refusal of a key in each window is recorded, with how many of that key went
+// unrecorded since its previous event; a global budget per window bounds the keys too (a botnet of addresses).
+// Failed attempts are still logged (ASVS 16.3.1): as counts on the events that are kept.
+
+/** What to do with one refusal: record it (with the counts of those left out before it) or count it. */
+export type RefusalVerdict = { record: true; suppressed: number; suppressedElsewhere: number } | { record: false };
+
+export interface RefusalSamplerOptions {
+  /** The window, in ms (default a minute). */
+  windowMs?: number;
+  /** Events recorded per window across all keys (default 600: ten a second). */
+  budget?: number;
+  /** Keys remembered (default 10,000; the least recently seen is forgotten first, its count with it). */
+  maxKeys?: number;
+}
+
+/**
+ * Decides, per refusal, whether its audit event is written. In memory, per process: each node records at most its own
+ * budget, which bounds the rows per node, the aim.
+ *
+ * @example
+ * const v = sampler.take(`login:${ip}`, clock.now());
+ * if (v.record) await audit.append({ type: "auth.login.throttled", data: { ...context, unrecordedBefore: v.suppressed } });
+ */
+export class RefusalSampler {
+  readonly #windowMs: number;
+  readonly #budget: number;
+  readonly #maxKeys: number;
+  readonly #keys = new Map<string, { slot: number; suppressed: number }>();
+  #slot = -1;
+  #recorded = 0;
+  #suppressedElsewhere = 0;
+
+  constructor(options: RefusalSamplerOptions = {}) {
+    this.#windowMs = options.windowMs ?? 60_000;
+    this.#budget = options.budget ?? 600;
+    this.#maxKeys = options.maxKeys ?? 10_000;
+  }
+
+  take(key: string, now: number): RefusalVerdict {
+    const slot = Math.floor(now / this.#windowMs);
+    if (slot !== this.#slot) {
+      this.#slot = slot;
+      this.#recorded = 0;
+    }
+    const seen = this.#keys.get(key);
+    if (seen && seen.slot === slot) {
+      seen.suppressed++;
+      return { record: false };
+    }
+    if (this.#recorded >= this.#budget) {
+      // Over the window's budget: counted, and said on the next event recorded at all.
+      this.#suppressedElsewhere++;
+      return { record: false };
+    }
+    this.#recorded++;
+    const suppressed = seen?.suppressed ?? 0;
+    // Re-inserted, so the map's order is least recently recorded first.
+    this.#keys.delete(key);
+    this.#keys.set(key, { slot, suppressed: 0 });
+    if (this.#keys.size > this.#maxKeys) this.#keys.delete(this.#keys.keys().next().value as string);
+    const suppressedElsewhere = this.#suppressedElsewhere;
+    this.#suppressedElsewhere = 0;
+    return { record: true, suppressed, suppressedElsewhere };
+  }
+}
