@@ -8,10 +8,8 @@
 //   read outside that transaction waits for it for ever.
 // Each test asserts the secure behaviour; "attack: … (was: …)" failed on the day it was written, before its fix.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it, type TestContext } from "node:test";
+import { describe, it } from "node:test";
 import { openApp } from "../src/app/index.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
@@ -20,25 +18,10 @@ import { OutboxSender } from "../src/notify/sender.ts";
 import { notifyFixture } from "../src/notify/test-setup.ts";
 import type { DeliveryOutcome, MailTransport } from "../src/notify/transport.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { testDir, within } from "./helpers/scratch.ts";
 
 const CHEAP = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
 const BASE_ENV = { BULWARK_LOG_LEVEL: "silent", PORT: "0", HOST: "127.0.0.1", ...CHEAP };
-
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), "bulwark-fourth-rt-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** Resolves with `promise`'s value, or with "timeout" when it has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A transport whose every delivery waits until its signal aborts (a relay that accepts the connection and stalls). */
 function stallingTransport(): MailTransport & { started: number } {
@@ -142,7 +125,7 @@ forEachDialect("a stopping mail sender", (fx) => {
 
 describe("the audit signer fetched again inside a caller's transaction [sqlite]", () => {
   it("attack: a checkpoint falling due inside a transaction on SQLite while the remembered signer is stale (a containment batch after a quiet second) is signed without the process waiting on itself: the key table is read through that transaction, never through the one connection the transaction holds (ASVS 16.4.2)", { timeout: 60_000 }, async (t) => {
-    const dir = tempDir(t);
+    const dir = testDir(t, "bulwark-fourth-rt-");
     const clock = new ManualClock(Date.now());
     const app = await openApp({ env: { ...BASE_ENV, BULWARK_DATA_DIR: join(dir, "data") }, mode: "init", clock });
     t.after(() => app.close());

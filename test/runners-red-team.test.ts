@@ -15,8 +15,6 @@
 // Temp dirs, loopback, and a private PostgreSQL cluster on a Unix socket only.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it, type TestContext } from "node:test";
 import pg from "pg";
@@ -31,6 +29,7 @@ import { startTarpitSMTPServer } from "../src/notify/tarpit-smtp-server.ts";
 import { bulwarkInProcess, MAIN } from "./helpers/cli.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
+import { testDir, within } from "./helpers/scratch.ts";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -40,22 +39,6 @@ const CHEAP = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
 const BASE_ENV = { BULWARK_LOG_LEVEL: "silent", PORT: "0", HOST: "127.0.0.1", ...CHEAP };
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), "bulwark-runners-rt-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** Resolves with `promise`'s value, or with "timeout" when it has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([promise, new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** The environment a spawned `bulwark serve` runs with: only what the test sets, no BULWARK_* of the caller. */
 function serveEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -110,7 +93,7 @@ async function lastSeq(app: OpenedApp): Promise<number> {
 
 describe("the containment job runner across restarts and a second server [sqlite, real server processes]", () => {
   it("attack: a job resumed by two servers at once, one SIGKILLed mid-job (a rolling deploy gone wrong) and the other stopped by SIGTERM, finishes on a third start with every batch applied once, none skipped, one reset link and mail per user, and no failure recorded (ASVS 2.3.3)", { timeout: 180_000 }, async (t) => {
-    const dir = tempDir(t);
+    const dir = testDir(t, "bulwark-runners-rt-");
     const dataDir = join(dir, "data");
     const env = { ...BASE_ENV, BULWARK_DATA_DIR: dataDir };
     // Enough batches (of one user each) that three server starts and two stops all land while the job runs.
@@ -180,7 +163,7 @@ describe("the containment job runner across restarts and a second server [sqlite
 
 describe("the containment job runner's audit trail [sqlite]", () => {
   it("attack: batches a server's job runner applies name their worker (`server:<host>/<pid>`) in their audit events, as every CLI worker does, so after a rolling deploy with two servers on one job the log says which node applied which batch (ASVS 16.2.1) (was: worker \"\")", { timeout: 60_000 }, async (t) => {
-    const dir = tempDir(t);
+    const dir = testDir(t, "bulwark-runners-rt-");
     const app = await openApp({ env: { ...BASE_ENV, BULWARK_DATA_DIR: join(dir, "data") }, mode: "init" });
     for (let i = 0; i < 3; i++) await app.accounts.users.create({ email: `member${i}@example.org` });
     const job = await createContainJob(containDeps(app), { levers: ["expire-passwords"], scope: { all: true }, actor: "cli:responder", batchSize: 1 });
@@ -202,7 +185,7 @@ describe("the containment job runner's audit trail [sqlite]", () => {
 
 describe("graceful shutdown against a slow SMTP relay [sqlite, real server process]", () => {
   it("attack: a relay that answers each SMTP command a second late cannot hold `bulwark serve` past the supervisor's 10 s after SIGTERM: no new delivery starts, unstarted ones are handed back, those in flight are cut after a grace, and server.stop is recorded (ASVS 16.5.2, 16.3.3) (was: the whole claimed batch was delivered first; SIGKILLed, the stop event and last audit checkpoint lost)", { timeout: 120_000 }, async (t) => {
-    const dir = tempDir(t);
+    const dir = testDir(t, "bulwark-runners-rt-");
     const dataDir = join(dir, "data");
     // Each reply comes 1 s late: far inside nodemailer's timeouts and the 2-minute delivery deadline, so nothing
     // here fails; one message takes about 6 s, and a batch of 15 through 5 connections about 18 s.
@@ -239,7 +222,7 @@ describe("graceful shutdown against a slow SMTP relay [sqlite, real server proce
 
 describe("the maintenance loop [sqlite]", () => {
   it("attack: a server that never lives a whole maintenance interval (a crash loop, frequent deploys, an attacker who can crash it) still runs maintenance passes, so a token's expiry reminder is queued: the first pass runs shortly after start (ASVS 6.4.5) (was: the first pass waited a full interval, and none ever ran)", { timeout: 60_000 }, async (t) => {
-    const dir = tempDir(t);
+    const dir = testDir(t, "bulwark-runners-rt-");
     const env = { ...BASE_ENV, BULWARK_DATA_DIR: join(dir, "data") };
     // 15 minutes in production; scaled down to 2 s here. Each life of the server is 1.2 s, five lives in a row:
     // three intervals of uptime in all.
@@ -281,7 +264,7 @@ describe("the maintenance loop beside a frozen node [postgres]", pgUnavailable ?
     const cluster = await sharedCluster();
     if (!cluster) throw new Error("PostgreSQL cluster did not start");
     const url = await cluster.createSchema(`rt_runners_${process.pid}_${Math.floor(Math.random() * 1e9)}`);
-    const dir = tempDir(t);
+    const dir = testDir(t, "bulwark-runners-rt-");
     const app = await openApp({ env: { ...BASE_ENV, BULWARK_DATA_DIR: join(dir, "data"), BULWARK_DATABASE_URL: url }, mode: "init", clock });
     const user = await app.accounts.users.create({ email: "owner@example.org" });
     const token = await app.accounts.tokens.create(user.id, { name: "deploy bot", scopes: ["accounts.read"], expiresAt: clock.now() + 30 * DAY });

@@ -1,9 +1,10 @@
 // Scratch space for a test file: a temp root removed after the file's tests, with fresh directories and fresh data
-// dir paths under it; and the argon2 settings of tests that are not about hash cost.
+// dir paths under it; a test's own temp dir; a wait with a safety net; and the argon2 settings of tests that are
+// not about hash cost.
 import { mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after } from "node:test";
+import { after, type TestContext } from "node:test";
 
 /** argon2id settings for tests that are not about hash cost (BULWARK_ARGON2_*; start-up warns about them). */
 export const CHEAP_ARGON2 = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" } as const;
@@ -38,4 +39,21 @@ export function scratchRoot(prefix: string): ScratchRoot {
     },
     dataDir: () => join(root, `site-${++sites}`, "data"),
   };
+}
+
+/** A temp directory removed when test `t` ends. */
+export function testDir(t: TestContext, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Resolves with `promise`'s value, or with "timeout" when it has not settled within `ms` (a safety net, not a timing assertion). */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
