@@ -74,6 +74,27 @@ describe("createPasswordContext", () => {
     assert.equal(await passwords.verify("pass\uD800word", stored), false);
   });
 
+  test("attack: a string with unpaired surrogates is never hashed and never matches what UTF-8 would make of it (ASVS 6.2.8)", async () => {
+    // Encoding would turn each lone surrogate into U+FFFD: twenty of them are a legitimate password of their own.
+    const replaced = "\uFFFD".repeat(20);
+    const stored = await passwords.hash(replaced);
+    await assert.rejects(passwords.hash("\uD800".repeat(20)), PasswordNotTextError);
+    assert.equal(await passwords.verify("\uD800".repeat(20), stored), false);
+    assert.equal(await passwords.verify("\uDC00".repeat(20), stored), false);
+    assert.equal(await passwords.verify(replaced, stored), true, "the real U+FFFD password still matches");
+  });
+
+  test("attack: a password holding NUL is never hashed and never matches what HMAC or bcrypt would make of it (ASVS 6.2.8)", async () => {
+    // HMAC zero-pads short keys (PBKDF2 and scrypt saw "password\0" as "password"); bcrypt stops at the NUL.
+    await assert.rejects(passwords.hash("\0"), PasswordNotTextError);
+    await assert.rejects(passwords.hash("password\0"), PasswordNotTextError);
+    const bcrypt = await bcryptHash("password", { cost: 4 });
+    assert.equal(await passwords.verify("password", bcrypt), true);
+    assert.equal(await passwords.verify("password\0tail", bcrypt), false, "bcrypt would have read only up to the NUL");
+    const argon = await passwords.hash("password");
+    assert.equal(await passwords.verify("password\0", argon), false);
+  });
+
   test("bcrypt caveat: the legacy format reads 72 bytes, so a password of 72 bytes or more matches on its prefix and is never stored", async () => {
     // ASVS 6.2.8's one exception (docs/asvs.md, docs/password-hashes.md): bcrypt's own behaviour decides the login.
     const stored = await bcryptHash("A".repeat(72), { cost: 4 });
