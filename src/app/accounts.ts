@@ -20,6 +20,7 @@ import { Outbox } from "../notify/outbox.ts";
 import type { Logger } from "pino";
 import type { Database } from "../store/database.ts";
 import type { Config } from "./config.ts";
+import { RefusalSampler } from "../accounts/login/refusal-sampler.ts";
 
 export interface AccountServices {
   passwords: PasswordContext;
@@ -27,6 +28,8 @@ export interface AccountServices {
   users: UserStore;
   roles: RoleStore;
   flood: FloodControl;
+  /** Which refused (throttled) attempts get an audit event of their own; the rest are counted (refusal-sampler.ts). */
+  refusals: RefusalSampler;
   /** Public requests that send mail (reset, sign-up), counted per client address: its own counters (namespace "mail"). */
   mailRequests: FloodControl;
   jobs: JobStore;
@@ -85,6 +88,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     users: createUserStore({ database, clock, random }),
     roles: new RoleStore({ database, clock, audit }),
     flood,
+    refusals: new RefusalSampler(),
     mailRequests: new FloodControl({ database, clock, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
     jobs: new JobStore({ database, clock, random }),
     sessions: createSessionManager({ database, clock, random, policy: config.http.session }),

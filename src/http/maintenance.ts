@@ -6,6 +6,7 @@
 // others, the later passes or a shutdown).
 import { sql, type Kysely } from "kysely";
 import type { App } from "../app/types.ts";
+import { recordUnrecordedRefusals } from "../accounts/login/refusal-sampler.ts";
 import { remindExpiringTokens } from "../accounts/tokens/expiry-reminders.ts";
 import { checkClockSkew } from "../store/clock-skew.ts";
 import type { Schema } from "../store/schema.ts";
@@ -54,6 +55,8 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
         db: executor, outbox: app.accounts.outbox, appName: app.config.serviceName, now: app.clock.now(), logger: app.logger,
         usable: (id) => app.accounts.tokens.usable(id),
       }),
+    // Not a purge: the refused attempts the sampler counted but no audit event carried yet, written as counts.
+    unrecordedRefusals: () => recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now()),
     webauthnChallenges: async (executor) => {
       const result = await executor.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
       return Number(result.numDeletedRows);

@@ -1,9 +1,11 @@
 // The Fastify shell: request ids, structured logs, security headers, body limits, an error handler that
 // maps error codes to statuses and hides internals, and /healthz. Routes of each domain plug in here.
+import { BlockList, isIP } from "node:net";
 import type { Duplex } from "node:stream";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply } from "fastify";
 import { sql } from "kysely";
 import type { App } from "../app/types.ts";
+import { ipBucket } from "../accounts/flood/ip-bucket.ts";
 import { newId } from "../crypto/tokens.ts";
 import { isBulwarkError } from "../lib/errors.ts";
 import { registerApiRoutes } from "./api/index.ts";
@@ -23,9 +25,9 @@ export interface ServerOptions {
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
- * Open connections the server holds at once, and from one client address (when no reverse proxy is trusted: behind
- * one, every connection comes from the proxy, which bounds its clients itself; 256 leaves room for an office behind
- * one NAT address). One client held a thousand idle sockets, and a few thousand exhaust a process's file
+ * Open connections the server holds at once, and from one client address (a trusted reverse proxy excepted: every
+ * connection of its carries other clients, and it bounds them itself; 256 leaves room for an office behind one NAT
+ * address). One client held a thousand idle sockets, and a few thousand exhaust a process's file
  * descriptors. A socket silent for IDLE_SOCKET_MS is closed.
  */
 export const MAX_CONNECTIONS = 4096;
@@ -61,23 +63,51 @@ function answerClientError(app: App, error: NodeJS.ErrnoException & { bytesParse
   socket.end(`HTTP/1.1 ${status} ${reason}\r\n${head}\r\n${body}`);
 }
 
-/** Caps the connections `server` holds: in all, and (`perAddress`) from one client address. */
-function boundConnections(server: FastifyInstance, perAddress: boolean): void {
+/**
+ * Which peers are trusted proxies, from the trust setting: `true` (every peer: a test or a benchmark behind its own
+ * load generator), or the addresses and CIDR ranges of BULWARK_TRUST_PROXY. An IPv4-mapped peer is read as IPv4.
+ */
+function trustedPeer(trust: boolean | string[]): (address: string) => boolean {
+  if (trust === true) return () => true;
+  if (trust === false || trust.length === 0) return () => false;
+  const list = new BlockList();
+  for (const entry of trust) {
+    const [address = "", bits] = entry.split("/");
+    const family = isIP(address) === 6 ? "ipv6" : "ipv4";
+    if (bits === undefined) list.addAddress(address, family);
+    else list.addSubnet(address, Number(bits), family);
+  }
+  return (address) => {
+    const plain = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? address;
+    const family = isIP(plain);
+    return family !== 0 && list.check(plain, family === 6 ? "ipv6" : "ipv4");
+  };
+}
+
+/**
+ * Caps the connections `server` holds: in all, and from one client — counted as flood control counts it (ipBucket:
+ * an IPv6 client by its /64, an IPv4-mapped one as IPv4), so one home line cannot take every slot by rotating its
+ * interface ids. Trusted proxies are exempt (every connection of theirs carries other clients); other peers are not,
+ * whatever BULWARK_TRUST_PROXY says.
+ */
+function boundConnections(server: FastifyInstance, trust: boolean | string[]): void {
   server.server.maxConnections = MAX_CONNECTIONS;
-  if (!perAddress) return;
+  const trusted = trustedPeer(trust);
   const open = new Map<string, number>();
   server.server.on("connection", (socket: Duplex & { remoteAddress?: string }) => {
-    const address = socket.remoteAddress ?? "";
-    const count = (open.get(address) ?? 0) + 1;
+    const peer = socket.remoteAddress ?? "";
+    if (trusted(peer)) return;
+    const client = ipBucket(peer);
+    const count = (open.get(client) ?? 0) + 1;
     if (count > MAX_CONNECTIONS_PER_ADDRESS) {
       socket.destroy();
       return;
     }
-    open.set(address, count);
+    open.set(client, count);
     socket.once("close", () => {
-      const left = (open.get(address) ?? 1) - 1;
-      if (left <= 0) open.delete(address);
-      else open.set(address, left);
+      const left = (open.get(client) ?? 1) - 1;
+      if (left <= 0) open.delete(client);
+      else open.set(client, left);
     });
   });
 }
@@ -120,7 +150,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     },
   });
   const hsts = new URL(app.config.http.publicURL).protocol === "https:";
-  boundConnections(server, !(options.trustProxy ?? app.config.http.trustProxy));
+  boundConnections(server, options.trustProxy ?? app.config.http.trustProxy);
 
   // Set when the server begins to close: a request that still arrives is answered 503, and every answer from then
   // on closes its connection, so a keep-alive client does not hold the shutdown until its idle timeout.

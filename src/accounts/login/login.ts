@@ -9,6 +9,7 @@ import type { PasswordContext } from "../passwords/index.ts";
 import type { User, UserStore } from "../users/user-store.ts";
 import { MAX_EMAIL } from "../users/normalise.ts";
 import type { RefusalSampler } from "./refusal-sampler.ts";
+import { ipBucket } from "../flood/ip-bucket.ts";
 
 export interface LoginAttempt {
   identifier: string;
@@ -130,7 +131,9 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   if (!verdict.allowed) {
     // Sampled by what is throttled (the client address, or the account): a client whose window is full can repeat
     // this as fast as the server answers, each event a row of the audit log; the ones left out are counted on the next.
-    const scope = verdict.reason === "ip" ? `ip:${attempt.ip ?? ""}` : `${verdict.reason}:${identifier.toLowerCase()}`;
+    // The address as flood control counts it (an IPv6 client by its /64): one new interface id per request is one client.
+    // The identifier by its keyed tag, never as typed (the scope is written in the summary of unrecorded counts).
+    const scope = verdict.reason === "ip" ? `login:ip:${attempt.ip ? ipBucket(attempt.ip) : ""}` : `login:${verdict.reason}:id:${deps.tag(identifier.toLowerCase())}`;
     const sample = deps.refusals?.take(scope, (deps.now ?? Date.now)()) ?? { record: true, suppressed: 0, suppressedElsewhere: 0 };
     if (sample.record) {
       const counts = { ...(sample.suppressed > 0 ? { unrecordedBefore: sample.suppressed } : {}), ...(sample.suppressedElsewhere > 0 ? { unrecordedOthers: sample.suppressedElsewhere } : {}) };

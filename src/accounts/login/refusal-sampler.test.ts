@@ -20,12 +20,28 @@ describe("RefusalSampler (ASVS 16.3.1 counts kept, 2.4.1 rows bounded)", () => {
     assert.deepEqual(s.take("ip:new", 1000), { record: true, suppressed: 0, suppressedElsewhere: 7 });
   });
 
-  it("remembers at most `maxKeys` keys, forgetting the least recently recorded first", () => {
+  it("remembers at most `maxKeys` keys, forgetting the least recently recorded first, its count kept as the others'", () => {
     const s = new RefusalSampler({ windowMs: 1000, maxKeys: 2 });
     s.take("k1", 0);
+    s.take("k1", 1); // one unrecorded for k1
     s.take("k2", 0);
-    s.take("k3", 0); // k1 forgotten
+    // k1 forgotten: its count is not lost, it rides on the event recorded now as the others'.
+    assert.deepEqual(s.take("k3", 0), { record: true, suppressed: 0, suppressedElsewhere: 1 });
     assert.equal(s.take("k1", 1).record, true, "a forgotten key is recorded again: memory stays bounded, rows stay bounded by the budget");
     assert.equal(s.take("k3", 2).record, false);
+  });
+
+  it("drain hands out the counts no event carried: per key once its window has ended (every key at shutdown), and the others'", () => {
+    const s = new RefusalSampler({ windowMs: 1000, budget: 1 });
+    s.take("a", 0);
+    s.take("a", 1);
+    s.take("a", 2);
+    s.take("b", 3); // over the budget: an other
+    assert.deepEqual(s.drain(500), { keys: [], others: 1 }, "a's window has not ended");
+    assert.deepEqual(s.drain(1000), { keys: [{ key: "a", unrecorded: 2 }], others: 0 });
+    assert.deepEqual(s.drain(1001), { keys: [], others: 0 }, "handed out once");
+    s.take("a", 1500);
+    s.take("a", 1501);
+    assert.deepEqual(s.drain(1502, { all: true }), { keys: [{ key: "a", unrecorded: 1 }], others: 0 }, "at shutdown, the current window too");
   });
 });

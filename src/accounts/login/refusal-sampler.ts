@@ -2,7 +2,11 @@
 // the server answers them, and each was one row of the hash-chained audit log, which nothing prunes (300 parallel
 // refused logins: 300 rows). The first refusal of a key in each window is recorded, with how many of that key went
 // unrecorded since its previous event; a global budget per window bounds the keys too (a botnet of addresses).
-// Failed attempts are still logged (ASVS 16.3.1): as counts on the events that are kept.
+// Failed attempts are still logged (ASVS 16.3.1): as counts on the events that are kept, and the counts a key's next
+// event would carry are drained (`drain`) by the server's maintenance pass and at shutdown, so a burst whose sender
+// never comes back is counted too.
+
+import type { AuditLog } from "../../audit/audit-log.ts";
 
 /** What to do with one refusal: record it (with the counts of those left out before it) or count it. */
 export type RefusalVerdict = { record: true; suppressed: number; suppressedElsewhere: number } | { record: false };
@@ -39,6 +43,23 @@ export class RefusalSampler {
     this.#maxKeys = options.maxKeys ?? 10_000;
   }
 
+  /**
+   * The counts no recorded event has carried yet, taken out: per key whose window has ended (every key with `all`,
+   * at shutdown), and those the budget left out. For a summary event each; the keys start afresh.
+   */
+  drain(now: number, options: { all?: boolean } = {}): { keys: Array<{ key: string; unrecorded: number }>; others: number } {
+    const slot = Math.floor(now / this.#windowMs);
+    const keys: Array<{ key: string; unrecorded: number }> = [];
+    for (const [key, entry] of this.#keys) {
+      if (entry.suppressed === 0 || (!options.all && entry.slot >= slot)) continue;
+      keys.push({ key, unrecorded: entry.suppressed });
+      entry.suppressed = 0;
+    }
+    const others = this.#suppressedElsewhere;
+    this.#suppressedElsewhere = 0;
+    return { keys, others };
+  }
+
   take(key: string, now: number): RefusalVerdict {
     const slot = Math.floor(now / this.#windowMs);
     if (slot !== this.#slot) {
@@ -60,9 +81,29 @@ export class RefusalSampler {
     // Re-inserted, so the map's order is least recently recorded first.
     this.#keys.delete(key);
     this.#keys.set(key, { slot, suppressed: 0 });
-    if (this.#keys.size > this.#maxKeys) this.#keys.delete(this.#keys.keys().next().value as string);
+    if (this.#keys.size > this.#maxKeys) {
+      // The least recently recorded key is forgotten; a count it still held goes to the others' count, not lost.
+      const [oldest, entry] = this.#keys.entries().next().value as [string, { suppressed: number }];
+      this.#suppressedElsewhere += entry.suppressed;
+      this.#keys.delete(oldest);
+    }
     const suppressedElsewhere = this.#suppressedElsewhere;
     this.#suppressedElsewhere = 0;
     return { record: true, suppressed, suppressedElsewhere };
   }
+}
+
+/**
+ * Writes the counts `sampler` holds that no event carried (see drain) as `auth.refusals.unrecorded` events, one per
+ * scope and one for the others; returns how many refusals they count. The server's maintenance pass calls it, and its
+ * shutdown with `all`.
+ *
+ * @example
+ * await recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now());
+ */
+export async function recordUnrecordedRefusals(sampler: RefusalSampler, audit: AuditLog, now: number, options: { all?: boolean } = {}): Promise<number> {
+  const { keys, others } = sampler.drain(now, options);
+  for (const { key, unrecorded } of keys) await audit.append({ type: "auth.refusals.unrecorded", actor: "system", subject: key, data: { unrecorded } });
+  if (others > 0) await audit.append({ type: "auth.refusals.unrecorded", actor: "system", subject: "others", data: { unrecorded: others } });
+  return keys.reduce((n, k) => n + k.unrecorded, others);
 }

@@ -88,8 +88,11 @@ export interface SessionManager {
   validate(token: string): Promise<SessionValidation>;
   /** Records activity, at most once per policy.touchIntervalMs. Returns true when a write happened. */
   touch(sessionId: string): Promise<boolean>;
-  /** The user's live sessions, most recently used first (ASVS 7.5.2); at most `limit` of them when given. */
-  list(userId: string, options?: { limit?: number }): Promise<Session[]>;
+  /**
+   * The user's live sessions, most recently used first (then by id, descending) (ASVS 7.5.2): at most `limit` of them
+   * when given, and only those after `before` in that order (a page's last one, for the next page).
+   */
+  list(userId: string, options?: { limit?: number; before?: { lastSeenAt: number; id: string } }): Promise<Session[]>;
   /**
    * After the user's last second factor is removed: their multi-factor sessions count as password-only (aal 1).
    * With `executor` (the removal's transaction), in it and in the user's turn, so a rotation in flight either commits
@@ -322,7 +325,12 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         .where("s.user_id", "=", userId)
         .where("s.expires_at", ">", now)
         .where("s.last_seen_at", ">", now - policy.idleTimeoutMs)
-        .orderBy("s.last_seen_at", "desc");
+        .orderBy("s.last_seen_at", "desc")
+        .orderBy("s.id", "desc");
+      const before = options.before;
+      if (before) {
+        q = q.where((eb) => eb.or([eb("s.last_seen_at", "<", before.lastSeenAt), eb.and([eb("s.last_seen_at", "=", before.lastSeenAt), eb("s.id", "<", before.id)])]));
+      }
       if (options.limit !== undefined) q = q.limit(options.limit);
       const [rows, stamps] = await Promise.all([
         q.execute(),

@@ -206,10 +206,13 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     const factorRefused = async (reason: string): Promise<unknown> => {
       // A wrong factor here is someone holding the link guessing the code: audited like one at /auth/mfa/verify.
       // The first request without a factor is the normal way to learn that one is needed, not a failure.
-      if (reason !== "none-given") {
+      // A throttled one is sampled (refusal-sampler.ts): the link's holder can repeat it for as long as the link lives.
+      const sample = reason === "throttled" ? app.accounts.refusals.take(`reset-factor:${user.id}`, app.clock.now()) : { record: true as const, suppressed: 0, suppressedElsewhere: 0 };
+      if (reason !== "none-given" && sample.record) {
+        const counts = { ...(sample.suppressed > 0 ? { unrecordedBefore: sample.suppressed } : {}), ...(sample.suppressedElsewhere > 0 ? { unrecordedOthers: sample.suppressedElsewhere } : {}) };
         await app.audit.append({
           type: "auth.password.reset-factor-failed", actor: "anonymous", subject: user.id, requestId: request.id,
-          data: { ip: requestContext(request).ip, reason, resetId: check.tokenId },
+          data: { ip: requestContext(request).ip, reason, resetId: check.tokenId, ...counts },
         });
       }
       if (reason === "throttled") return mfaThrottledAnswer(reply);

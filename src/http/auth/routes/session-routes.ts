@@ -2,18 +2,24 @@
 import type { FastifyInstance } from "fastify";
 import { API_ACTION, csrfToken } from "../../../accounts/csrf/index.ts";
 import { login } from "../../../accounts/login/index.ts";
-import { RefusalSampler } from "../../../accounts/login/refusal-sampler.ts";
 import { clearSessionCookie, knownDevice, readDeviceCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { ANY_GATE, deviceTagger, requestContext, requireSession, secret, setDeviceCookie, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
-import { isBulwarkError } from "../../../lib/errors.ts";
+import { InputError, isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
 import { freshUntil } from "./reauth-routes.ts";
 import { multiFactorHeld } from "../second-factor.ts";
 import { lockAccountLinks } from "../../../accounts/password-reset/index.ts";
+
+/** Reads a GET /auth/sessions cursor (`<lastSeenAt>.<session id>`, as nextCursor writes it); anything else is a 400. */
+function readSessionCursor(text: string): { lastSeenAt: number; id: string } {
+  const m = /^(\d{1,16})\.([A-Za-z0-9_-]{1,100})$/.exec(text);
+  if (!m) throw new InputError("BULWARK_ERR_CURSOR", "cursor must be the nextCursor of an earlier answer");
+  return { lastSeenAt: Number(m[1]), id: m[2] as string };
+}
 
 /** The most sessions GET /auth/sessions lists in one answer. */
 export const MAX_LISTED_SESSIONS = 50;
@@ -32,15 +38,13 @@ const loginBody = {
 
 export function registerSessionRoutes(server: FastifyInstance, app: App): void {
   const tagger = deviceTagger(app);
-  // One per server: which refused logins get an audit event of their own (the rest are counted on the next).
-  const refusals = new RefusalSampler();
   server.post<{ Body: { identifier: string; password: string; next?: string } }>(
     "/auth/login",
     { schema: { body: loginBody }, config: { access: "public", csrf: "pre-login" } },
     async (request, reply) => {
       const ctx = requestContext(request);
       const result = await login(
-        { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: request.log, tag: (text) => app.keyring.identifierTag(text), refusals, now: () => app.clock.now() },
+        { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: request.log, tag: (text) => app.keyring.identifierTag(text), refusals: app.accounts.refusals, now: () => app.clock.now() },
         { identifier: request.body.identifier, password: request.body.password, ip: ctx.ip, userAgent: ctx.userAgent, requestId: request.id },
       );
       if (result.outcome === "throttled") return throttledAnswer(reply, result, "BULWARK_ERR_LOGIN_THROTTLED", "failed logins");
@@ -115,16 +119,31 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
     };
   });
 
-  server.get("/auth/sessions", { config: { access: "authenticated" } }, async (request) => {
-    const { auth } = requireSession(request);
-    // At most MAX_LISTED_SESSIONS, most recently used first (the current one among them: it was just used), and
-    // whether more are live: an account holder could otherwise make one answer as long as they liked by signing in
-    // again and again. "End all others" still ends every one.
-    const found = await app.accounts.sessions.list(auth.userId, { limit: MAX_LISTED_SESSIONS + 1 });
-    const list = found.slice(0, MAX_LISTED_SESSIONS);
-    // ASVS 7.5.2: created, last seen, IP and user agent of each, the current one marked.
-    return { truncated: found.length > MAX_LISTED_SESSIONS, sessions: list.map((s) => ({ id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, ip: s.ip, userAgent: s.userAgent, aal: s.aal, current: s.id === auth.sessionId })) };
-  });
+  server.get<{ Querystring: { cursor?: string } }>(
+    "/auth/sessions",
+    { schema: { querystring: { type: "object", properties: { cursor: str(120) } } }, config: { access: "authenticated" } },
+    async (request) => {
+      const { auth, cs } = requireSession(request);
+      // A page of at most MAX_LISTED_SESSIONS, most recently used first, and a cursor to the next: an account holder
+      // could otherwise make one answer as long as they liked by signing in again and again, and every session must
+      // stay reachable (to be ended one by one, ASVS 7.5.2). The caller's own session heads the first page whatever
+      // its last-seen time (written at most once a minute, so fifty others may look fresher) and no later one.
+      const after = request.query.cursor === undefined ? null : readSessionCursor(request.query.cursor);
+      const found = await app.accounts.sessions.list(auth.userId, { limit: MAX_LISTED_SESSIONS + 2, ...(after ? { before: after } : {}) });
+      const others = found.filter((s) => s.id !== auth.sessionId);
+      const room = after ? MAX_LISTED_SESSIONS : MAX_LISTED_SESSIONS - 1;
+      const shown = others.slice(0, room);
+      const last = shown.at(-1);
+      const more = others.length > room && last !== undefined;
+      const page = after ? shown : [cs.session, ...shown];
+      // ASVS 7.5.2: created, last seen, IP and user agent of each, the current one marked.
+      return {
+        truncated: more,
+        nextCursor: more ? `${last.lastSeenAt}.${last.id}` : null,
+        sessions: page.map((s) => ({ id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, ip: s.ip, userAgent: s.userAgent, aal: s.aal, current: s.id === auth.sessionId })),
+      };
+    },
+  );
 
   server.delete<{ Params: { id: string } }>(
     "/auth/sessions/:id",
