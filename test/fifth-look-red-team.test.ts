@@ -126,6 +126,28 @@ describe("audit rows and the session list (authFixture)", () => {
     assert.ok(added <= 10, `${N} throttled factor guesses with one reset link added ${added} audit rows`);
   });
 
+  it("attack: a session held at the second-factor gate, or one re-authenticating, adds at most a few audit rows once its guesses are throttled, however often it retries (ASVS 2.4.1; 16.3.1: the rest counted) (was: one auth.mfa.failed or auth.reauth.throttled row per refused request)", async () => {
+    const u = await flows.withTOTP("gate-spammer@example.org");
+    const gate = await flows.pending(u);
+    const verify = (code: string): Promise<LightMyRequestResponse> => gate.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: code } });
+    let throttled = false;
+    for (let i = 0; i < 40 && !throttled; i++) throttled = (await verify(String(200000 + i))).statusCode === 429;
+    assert.ok(throttled, "the factor is throttled after some wrong codes");
+    const beforeMfa = (await events(fx, "auth.mfa.failed")).length;
+    for (let i = 0; i < 100; i++) assert.equal((await verify("000000")).statusCode, 429);
+    const mfaRows = (await events(fx, "auth.mfa.failed")).length - beforeMfa;
+    // Re-authentication: the password guessed from a signed-in session until the login's shared window closes.
+    const r = await flows.signedIn("reauth-spammer@example.org");
+    const reauth = (): Promise<LightMyRequestResponse> => r.b.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: "not the password at all" } });
+    let closed = false;
+    for (let i = 0; i < 40 && !closed; i++) closed = (await reauth()).statusCode === 429;
+    assert.ok(closed, "re-authentication is throttled after some wrong passwords");
+    const beforeReauth = (await events(fx, "auth.reauth.throttled")).length;
+    for (let i = 0; i < 100; i++) assert.equal((await reauth()).statusCode, 429);
+    const reauthRows = (await events(fx, "auth.reauth.throttled")).length - beforeReauth;
+    assert.ok(mfaRows <= 2 && reauthRows <= 2, `100 throttled requests each added ${mfaRows} auth.mfa.failed and ${reauthRows} auth.reauth.throttled rows`);
+  });
+
   it("attack: the owner's current session heads GET /auth/sessions, marked `current`, even when 50 other sessions were used in the minute since it was last written as seen (ASVS 7.5.2) (was: missing, and no entry current)", async () => {
     const u = await fx.user("crowded-owner@example.org");
     const owner = fx.browser({ newDevice: true });

@@ -8,7 +8,7 @@ import type { FloodControl } from "../flood/flood.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import type { User, UserStore } from "../users/user-store.ts";
 import { MAX_EMAIL } from "../users/normalise.ts";
-import type { RefusalSampler } from "./refusal-sampler.ts";
+import { RECORD, unrecordedCounts, type RefusalSampler } from "./refusal-sampler.ts";
 import { ipBucket } from "../flood/ip-bucket.ts";
 
 export interface LoginAttempt {
@@ -134,10 +134,9 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
     // The address as flood control counts it (an IPv6 client by its /64): one new interface id per request is one client.
     // The identifier by its keyed tag, never as typed (the scope is written in the summary of unrecorded counts).
     const scope = verdict.reason === "ip" ? `login:ip:${attempt.ip ? ipBucket(attempt.ip) : ""}` : `login:${verdict.reason}:id:${deps.tag(identifier.toLowerCase())}`;
-    const sample = deps.refusals?.take(scope, (deps.now ?? Date.now)()) ?? { record: true, suppressed: 0, suppressedElsewhere: 0 };
+    const sample = deps.refusals?.take(scope, (deps.now ?? Date.now)()) ?? RECORD;
     if (sample.record) {
-      const counts = { ...(sample.suppressed > 0 ? { unrecordedBefore: sample.suppressed } : {}), ...(sample.suppressedElsewhere > 0 ? { unrecordedOthers: sample.suppressedElsewhere } : {}) };
-      await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${deps.tag(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason, ...counts } });
+      await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${deps.tag(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason, ...unrecordedCounts(sample) } });
     }
     return { outcome: "throttled", retryAfterMs: verdict.retryAfterMs, reason: verdict.reason };
   }

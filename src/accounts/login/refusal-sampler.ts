@@ -107,3 +107,11 @@ export async function recordUnrecordedRefusals(sampler: RefusalSampler, audit: A
   if (others > 0) await audit.append({ type: "auth.refusals.unrecorded", actor: "system", subject: "others", data: { unrecorded: others } });
   return keys.reduce((n, k) => n + k.unrecorded, others);
 }
+
+/** The counts a recorded event carries: how many of its scope, and of others, went unrecorded before it (none when 0). */
+export function unrecordedCounts(verdict: { suppressed: number; suppressedElsewhere: number }): Record<string, number> {
+  return { ...(verdict.suppressed > 0 ? { unrecordedBefore: verdict.suppressed } : {}), ...(verdict.suppressedElsewhere > 0 ? { unrecordedOthers: verdict.suppressedElsewhere } : {}) };
+}
+
+/** The verdict for a refusal that is always recorded (not a throttled one). */
+export const RECORD: RefusalVerdict = { record: true, suppressed: 0, suppressedElsewhere: 0 };

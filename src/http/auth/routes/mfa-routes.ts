@@ -14,6 +14,7 @@ import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, mfaThrottledAnswer, rememberThisDevice, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
+import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 
 /** The factor list: reachable by a fully signed-in user, and by an administrator who must enrol first. */
 const ENROL_READ = { access: "authenticated", allowPending: ["mfa-enrol"] } as const;
@@ -121,7 +122,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       // nor one asked for with a reset link).
       const outcome = await proveFactor(app, auth.userId, request.body ?? {}, { webauthnContext: sessionChallengeContext(cs.session.id) });
       const auditFailure = async (reason: string): Promise<void> => {
-        await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason } });
+        // A throttled one is sampled (refusal-sampler.ts): the session's holder can repeat it as fast as it is answered.
+        const sample = reason === "throttled" ? app.accounts.refusals.take(`mfa-verify:${auth.userId}`, app.clock.now()) : RECORD;
+        if (sample.record) await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason, ...unrecordedCounts(sample) } });
         // Only the right password reaches this gate: a refused factor here is a partly successful sign-in, which the
         // owner is told of (ASVS 6.3.5), at most once an hour (suspiciousSignIn).
         await suspiciousSignIn.factorRefused(app, request, auth.userId);

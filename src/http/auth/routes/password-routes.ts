@@ -11,6 +11,7 @@ import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spendIn, type FactorBody } from "../second-factor.ts";
+import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 
 type ResetCompleteBody = { token: string; newPassword: string } & FactorBody;
 
@@ -207,12 +208,11 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // A wrong factor here is someone holding the link guessing the code: audited like one at /auth/mfa/verify.
       // The first request without a factor is the normal way to learn that one is needed, not a failure.
       // A throttled one is sampled (refusal-sampler.ts): the link's holder can repeat it for as long as the link lives.
-      const sample = reason === "throttled" ? app.accounts.refusals.take(`reset-factor:${user.id}`, app.clock.now()) : { record: true as const, suppressed: 0, suppressedElsewhere: 0 };
+      const sample = reason === "throttled" ? app.accounts.refusals.take(`reset-factor:${user.id}`, app.clock.now()) : RECORD;
       if (reason !== "none-given" && sample.record) {
-        const counts = { ...(sample.suppressed > 0 ? { unrecordedBefore: sample.suppressed } : {}), ...(sample.suppressedElsewhere > 0 ? { unrecordedOthers: sample.suppressedElsewhere } : {}) };
         await app.audit.append({
           type: "auth.password.reset-factor-failed", actor: "anonymous", subject: user.id, requestId: request.id,
-          data: { ip: requestContext(request).ip, reason, resetId: check.tokenId, ...counts },
+          data: { ip: requestContext(request).ip, reason, resetId: check.tokenId, ...unrecordedCounts(sample) },
         });
       }
       if (reason === "throttled") return mfaThrottledAnswer(reply);

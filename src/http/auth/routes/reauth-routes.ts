@@ -9,6 +9,7 @@ import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
+import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 
 /**
  * Reachable by a fully signed-in session, and by an administrator held at MFA enrolment (whose login can go
@@ -41,7 +42,9 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       // Counted as it starts (FloodControl.begin): parallel guesses count each other.
       const verdict = await app.accounts.flood.begin(flooding);
       if (!verdict.allowed) {
-        await audit("auth.reauth.throttled", { reason: verdict.reason });
+        // Sampled (refusal-sampler.ts): the session's holder can repeat it as fast as it is answered.
+        const sample = app.accounts.refusals.take(`reauth:${user.id}`, app.clock.now());
+        if (sample.record) await audit("auth.reauth.throttled", { reason: verdict.reason, ...unrecordedCounts(sample) });
         return throttledAnswer(reply, verdict, "BULWARK_ERR_THROTTLED", "wrong passwords");
       }
       // An invalidated password (containment) no longer proves anything, exactly as at login.
