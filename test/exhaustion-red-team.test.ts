@@ -22,7 +22,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { openApp, type OpenedApp } from "../src/app/index.ts";
 import { authFixture, GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { runServer, type RunningServer } from "../src/http/run-server.ts";
-import { authFlows } from "./helpers/auth-flows.ts";
+import { authFlows, loginFrom } from "./helpers/auth-flows.ts";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const tally = (list: LightMyRequestResponse[]): Record<number, number> =>
@@ -37,15 +37,6 @@ function countCalls(fx: AuthFixture, names: string[]): { calls: number } {
     target[name] = async (...args: unknown[]) => (counter.calls++, original(...args));
   }
   return counter;
-}
-
-/** A JSON login as a same-origin page sends it, from socket address `ip`, with a user agent of `ua`. */
-function loginFrom(fx: AuthFixture, identifier: string, password: string, ip: string, ua = "Mozilla/5.0"): Promise<LightMyRequestResponse> {
-  return fx.server.inject({
-    method: "POST", url: "/auth/login", remoteAddress: ip,
-    headers: { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "content-type": "application/json", "user-agent": ua },
-    payload: JSON.stringify({ identifier, password }),
-  });
 }
 
 describe("argon2 work, rows and sessions an attacker can queue", () => {
@@ -91,7 +82,7 @@ describe("argon2 work, rows and sessions an attacker can queue", () => {
     const count = async (): Promise<number> =>
       Number((await fx.app.db.db.selectFrom("audit_events").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow()).n);
     const before = await count();
-    const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => loginFrom(fx, `spray${i}@example.org`, "wrong password", ip, "Z".repeat(400))));
+    const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => loginFrom(fx, `spray${i}@example.org`, "wrong password", ip, { "user-agent": "Z".repeat(400) })));
     assert.equal(tally(answers)[429], 300, "every request of the burst is throttled (no verify, no answer difference)");
     const added = (await count()) - before;
     // Secure: once an address (or account) is throttled, further refusals in the same window are recorded as a count,
@@ -104,7 +95,7 @@ describe("argon2 work, rows and sessions an attacker can queue", () => {
     // dispute that decision, only that one GET then costs the server O(sessions) of reading and JSON, with no bound.
     const u = await fx.user("session-hoarder@example.org");
     for (let i = 0; i < 120; i++) {
-      const r = await loginFrom(fx, u.email, u.password, "192.0.2.44", `hoarder/${i} ${"U".repeat(250)}`);
+      const r = await loginFrom(fx, u.email, u.password, "192.0.2.44", { "user-agent": `hoarder/${i} ${"U".repeat(250)}` });
       assert.equal(r.statusCode, 200, r.body);
     }
     const b = fx.browser();

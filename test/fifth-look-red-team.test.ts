@@ -13,20 +13,11 @@ import { openApp, type OpenedApp } from "../src/app/index.ts";
 import { authFixture, GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { MAX_CONNECTIONS_PER_ADDRESS } from "../src/http/server.ts";
 import { runServer, type RunningServer } from "../src/http/run-server.ts";
-import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { authFlows, STEP, loginFrom } from "./helpers/auth-flows.ts";
 import { CHEAP_ARGON2, scratchRoot } from "./helpers/scratch.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** A JSON login as a same-origin page sends it, from socket address `ip`. */
-function loginFrom(fx: AuthFixture, identifier: string, password: string, ip: string): Promise<LightMyRequestResponse> {
-  return fx.server.inject({
-    method: "POST", url: "/auth/login", remoteAddress: ip,
-    headers: { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "content-type": "application/json", "user-agent": "Mozilla/5.0" },
-    payload: JSON.stringify({ identifier, password }),
-  });
-}
 
 /** The audit events of `type`, oldest first, with their data parsed. */
 async function events(fx: AuthFixture, type: string): Promise<Array<{ subject: string; data: Record<string, unknown> }>> {

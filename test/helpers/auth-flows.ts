@@ -2,7 +2,8 @@
 // held at the second-factor gate; and the tokens of the links the outbox mails.
 import assert from "node:assert/strict";
 import { SoftAuthenticator } from "../../src/accounts/mfa/testing/soft-authenticator.ts";
-import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../../src/http/auth/test-client.ts";
+import type { LightMyRequestResponse } from "fastify";
+import { authFixture, HOST, ORIGIN, totpCode, type AuthFixture, type Browser } from "../../src/http/auth/test-client.ts";
 import type { DialectFixture } from "./dialects.ts";
 import { testMasterKey } from "./master-key.ts";
 
@@ -109,4 +110,16 @@ export async function authFixtureOn(fx: DialectFixture, label: string, env: Reco
   await fx.fresh();
   const url = fx.lastTarget().databaseURL;
   return authFixture(url ? { BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey(label), ...env } : env);
+}
+
+/**
+ * A JSON login as a same-origin page sends it, from socket address `address` (flood control's client), with a
+ * browser's user agent unless `headers` says otherwise.
+ */
+export function loginFrom(fx: AuthFixture, identifier: string, password: string, address = "127.0.0.1", headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+  return fx.server.inject({
+    method: "POST", url: "/auth/login", remoteAddress: address,
+    headers: { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "content-type": "application/json", "user-agent": "Mozilla/5.0", ...headers },
+    payload: JSON.stringify({ identifier, password }),
+  });
 }
