@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { verifyDownloads, type VerifyDownloadsResult } from "../src/checks/downloads/index.ts";
 import { nodeScanFS } from "../src/checks/files/hash-file.ts";
-import { sha256 } from "./helpers/checks.ts";
+import { sha256, verifyWatchingOpens } from "./helpers/checks.ts";
 import { scratchRoot } from "./helpers/scratch.ts";
 import { bulwark as spawnCLI, type CLIResult } from "./helpers/cli.ts";
 
@@ -82,22 +82,14 @@ describe("the download directory changes under the verifier (TOCTOU)", () => {
     const sums = join(base, "SHA256SUMS");
     writeFileSync(sums, `${sha256("root:$6$secret\n")}  app.iso\n`);
 
-    const open = nodeScanFS.open;
     let swapped = false;
-    nodeScanFS.open = async (p, flags) => {
+    const r = await verifyWatchingOpens({ sums, dir: rel }, (p) => {
       if (!swapped && p === join(rel, "app.iso")) {
         swapped = true;
         rmSync(p);
         symlinkSync(join(base, "shadow"), p);
       }
-      return open(p, flags);
-    };
-    let r: VerifyDownloadsResult;
-    try {
-      r = await verifyDownloads({ sums, dir: rel });
-    } finally {
-      nodeScanFS.open = open;
-    }
+    });
     assert.ok(swapped, "the race hook ran");
     assert.equal(r.ok, 0);
     assert.ok(r.findings.some((f) => f.severity === "high" || f.severity === "critical"));

@@ -12,8 +12,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { verifyDownloads, type VerifyDownloadsResult } from "../src/checks/downloads/index.ts";
 import { atLeast } from "../src/checks/finding.ts";
-import { nodeScanFS } from "../src/checks/files/hash-file.ts";
-import { sha256 } from "./helpers/checks.ts";
+import { sha256, verifyWatchingOpens } from "./helpers/checks.ts";
 import { scratchRoot } from "./helpers/scratch.ts";
 import { bulwark, bulwarkInProcess, type CLIResult } from "./helpers/cli.ts";
 
@@ -128,18 +127,8 @@ test("attack: one artifact listed 300 times in different spellings (./, //, a li
   const sums = join(root, "SUMS-spellings");
   writeFileSync(sums, `${lines.join("\n")}\n`);
 
-  const open = nodeScanFS.open;
   let opens = 0;
-  nodeScanFS.open = async (p, flags) => {
-    opens++;
-    return open(p, flags);
-  };
-  let r: VerifyDownloadsResult;
-  try {
-    r = await verifyDownloads({ sums, dir: rel });
-  } finally {
-    nodeScanFS.open = open;
-  }
+  const r = await verifyWatchingOpens({ sums, dir: rel }, () => opens++);
   assert.equal(opens, 1, "the artifact was hashed once");
   assert.equal(r.ok, 300);
   assert.deepEqual(r.findings.map((f) => [f.id, f.evidence["count"]]), [["downloads.mismatch", 1]], "the contradicting last line is still a mismatch");

@@ -1,6 +1,9 @@
-// Shared pieces of the check tests: what the nft output would block, whether setcap is installed, a file digest.
+// Shared pieces of the check tests: what the nft output would block, whether setcap is installed, a file digest, a
+// verify run that watches what it opens.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
+import { verifyDownloads, type VerifyDownloadsOptions, type VerifyDownloadsResult } from "../../src/checks/downloads/index.ts";
+import { nodeScanFS } from "../../src/checks/files/hash-file.ts";
 
 /**
  * The addresses inside the `elements = { … }` blocks of the nft output: what `nft -f` would block.
@@ -31,3 +34,20 @@ export const setcapAvailable: boolean = (() => {
 
 /** The hex SHA-256 of `data`, as a SHA256SUMS line records it. */
 export const sha256 = (data: string | Buffer): string => createHash("sha256").update(data).digest("hex");
+
+/**
+ * Runs verifyDownloads with `onOpen` called before each file the verifier opens (nodeScanFS.open), then puts the
+ * real open back: where a test counts opens, or plays an attacker swapping a path at the instant it is opened.
+ */
+export async function verifyWatchingOpens(input: VerifyDownloadsOptions, onOpen: (path: string) => void): Promise<VerifyDownloadsResult> {
+  const open = nodeScanFS.open;
+  nodeScanFS.open = async (p, flags) => {
+    onOpen(p);
+    return open(p, flags);
+  };
+  try {
+    return await verifyDownloads(input);
+  } finally {
+    nodeScanFS.open = open;
+  }
+}
