@@ -65,7 +65,7 @@ function answerClientError(app: App, error: NodeJS.ErrnoException & { bytesParse
 
 /**
  * Which peers are trusted proxies, from the trust setting: `true` (every peer: a test or a benchmark behind its own
- * load generator), or the addresses and CIDR ranges of BULWARK_TRUST_PROXY. An IPv4-mapped peer is read as IPv4.
+ * load generator), or the addresses and CIDR ranges of BULWARK_TRUST_PROXY.
  */
 function trustedPeer(trust: boolean | string[]): (address: string) => boolean {
   if (trust === true) return () => true;
@@ -77,10 +77,10 @@ function trustedPeer(trust: boolean | string[]): (address: string) => boolean {
     if (bits === undefined) list.addAddress(address, family);
     else list.addSubnet(address, Number(bits), family);
   }
+  // BlockList matches an IPv4-mapped IPv6 peer (::ffff:a.b.c.d) against the IPv4 rules itself.
   return (address) => {
-    const plain = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? address;
-    const family = isIP(plain);
-    return family !== 0 && list.check(plain, family === 6 ? "ipv6" : "ipv4");
+    const family = isIP(address);
+    return family !== 0 && list.check(address, family === 6 ? "ipv6" : "ipv4");
   };
 }
 
