@@ -133,10 +133,11 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
     // this as fast as the server answers, each event a row of the audit log; the ones left out are counted on the next.
     // The address as flood control counts it (an IPv6 client by its /64): one new interface id per request is one client.
     // The identifier by its keyed tag, never as typed (the scope is written in the summary of unrecorded counts).
-    const scope = verdict.reason === "ip" ? `login:ip:${attempt.ip ? ipBucket(attempt.ip) : ""}` : `login:${verdict.reason}:id:${deps.tag(identifier.toLowerCase())}`;
+    const subject = `id:${deps.tag(identifier.toLowerCase())}`;
+    const scope = verdict.reason === "ip" ? `login:ip:${attempt.ip ? ipBucket(attempt.ip) : ""}` : `login:${verdict.reason}:${subject}`;
     const sample = deps.refusals?.take(scope, (deps.now ?? Date.now)()) ?? RECORD;
     if (sample.record) {
-      await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject: `id:${deps.tag(identifier.toLowerCase())}`, data: { ...context, reason: verdict.reason, ...unrecordedCounts(sample) } });
+      await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject, data: { ...context, reason: verdict.reason, ...unrecordedCounts(sample) } });
     }
     return { outcome: "throttled", retryAfterMs: verdict.retryAfterMs, reason: verdict.reason };
   }
