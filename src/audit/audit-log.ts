@@ -120,25 +120,24 @@ export class AuditLog {
     this.#signer?.().then((s) => (this.#signerCache ??= s), () => {});
   }
 
-  /** The signer for an append inside the caller's transaction `trx`: the remembered one while fresh, else read through `trx`. */
-  async #transactionSigner(trx: Kysely<Schema>): Promise<Signer | null> {
+  /** The remembered signer while it is younger than SIGNER_REFRESH_MS, else null. */
+  #freshSigner(): Signer | null {
     const age = this.#clock.now() - this.#signerFetchedAt;
-    if (this.#signerCache !== null && age < SIGNER_REFRESH_MS && age >= 0) return this.#signerCache;
-    if (!this.#signer) return null;
-    const fetchedAt = this.#clock.now();
-    try {
-      this.#signerCache = await this.#signer(trx);
-      this.#signerFetchedAt = fetchedAt;
-    } catch {
-      // No signer can be had now (no signing key yet): the checkpoint waits, as it would without one.
-    }
-    return this.#signerCache;
+    return this.#signerCache !== null && age < SIGNER_REFRESH_MS && age >= 0 ? this.#signerCache : null;
   }
 
-  /** The current signer, fetched outside any transaction (and remembered for appends inside one). */
-  async #currentSigner(signer: () => Promise<Signer>): Promise<Signer> {
+  /** The signer for an append inside the caller's transaction `trx`: the remembered one while fresh, else read through `trx`. */
+  async #transactionSigner(trx: Kysely<Schema>): Promise<Signer | null> {
+    const fresh = this.#freshSigner();
+    if (fresh !== null || !this.#signer) return fresh;
+    // No signer can be had now (no signing key yet): the checkpoint waits, as it would without one.
+    return this.#currentSigner(this.#signer, trx).catch(() => this.#signerCache);
+  }
+
+  /** The current signer, fetched (through `executor` when given: a caller's transaction) and remembered. */
+  async #currentSigner(signer: (executor?: Kysely<Schema>) => Promise<Signer>, executor?: Kysely<Schema>): Promise<Signer> {
     const fetchedAt = this.#clock.now();
-    this.#signerCache = await signer();
+    this.#signerCache = await signer(executor);
     this.#signerFetchedAt = fetchedAt;
     return this.#signerCache;
   }
@@ -147,7 +146,7 @@ export class AuditLog {
    * The signer for an append outside a transaction, or null when none can be had (no signing key yet, as while
    * `init` records its migrations): the event is still appended, and a checkpoint due stays due.
    */
-  async #appendSigner(signer: () => Promise<Signer>): Promise<Signer | null> {
+  async #appendSigner(signer: (executor?: Kysely<Schema>) => Promise<Signer>): Promise<Signer | null> {
     try {
       return await this.#currentSigner(signer);
     } catch {
@@ -244,11 +243,8 @@ export class AuditLog {
     // The cached head (if any) is tried first.
     let head = this.#head ?? (await this.#readHead(db));
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      // Fetched (and kept fresh) here, outside any transaction, so a checkpoint signed inside one uses a key
-      // rotated out at most SIGNER_REFRESH_MS ago, plus the time since this process last appended outside one.
-      const age = this.#clock.now() - this.#signerFetchedAt;
-      const fresh = this.#signerCache !== null && age < SIGNER_REFRESH_MS && age >= 0;
-      const signer = fresh ? this.#signerCache : this.#signer ? await this.#appendSigner(this.#signer) : null;
+      // Kept fresh: a key rotated out elsewhere signs nothing here past SIGNER_REFRESH_MS.
+      const signer = this.#freshSigner() ?? (this.#signer ? await this.#appendSigner(this.#signer) : null);
       if (signer) {
         this.#lastCheckpoint ??= await this.#readLastCheckpoint(db);
         if (head.seq + 1 - this.#lastCheckpoint >= this.#every) {
