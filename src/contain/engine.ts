@@ -264,21 +264,21 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
 
   async function sequentialStep(trx: Kysely<Schema>, job: Job, cursor: Cursor, stage: SequentialStage | undefined, prepared: Record<string, unknown> | null): Promise<Outcome> {
     const locked = await lockJob(trx);
+    // What this worker's preparation made (`prepared`: set only when it ran), named even though the job moved on
+    // without it, or the key in use could be one no audit event names.
+    const namePrepared = async (why: Record<string, unknown>): Promise<void> => {
+      if (stage?.prepare && prepared !== null) await audit.appendIn(trx, { type: "contain.job.prepared", actor: job.actor, subject: jobId, data: { stage: stage.name, ...prepared, worker, ...why } });
+    };
     if (locked.cursor !== job.cursor) {
       // Another worker (a second node that picked the same job up) recorded this stage's preparation first, while this
-      // one prepared too: what this preparation made is named all the same (rotate-keys' second data key is the newer,
-      // so the current one, and the steps move every value to it), or the key in use would be one no audit event names.
-      if (stage?.prepare && prepared !== null && cursor.p === null && !cursor.r) {
-        await audit.appendIn(trx, { type: "contain.job.prepared", actor: job.actor, subject: jobId, data: { stage: stage.name, ...prepared, worker, raced: true } });
-      }
+      // one prepared too: rotate-keys' second data key is the newer, so the current one, and the steps move every
+      // value to it.
+      await namePrepared({ raced: true });
       return "moved";
     }
     if (ENDED.has(locked.status)) {
-      // Cancelled while this worker prepared the stage: what the preparation made (rotate-keys' new data key, current
-      // from now on) is named all the same, or the only key in use would be one no audit event mentions.
-      if (stage?.prepare && prepared !== null) {
-        await audit.appendIn(trx, { type: "contain.job.prepared", actor: job.actor, subject: jobId, data: { stage: stage.name, ...prepared, worker, jobEnded: locked.status } });
-      }
+      // Cancelled while this worker prepared the stage: rotate-keys' new data key is current from now on.
+      await namePrepared({ jobEnded: locked.status });
       return "moved";
     }
     if (!stage) {

@@ -143,7 +143,7 @@ export class OutboxSender {
    * Claims one batch of due messages and delivers it. Returns what happened; `claimed: 0` means idle. Once `stop`
    * is aborted no further delivery starts, and the messages of the batch not yet started are handed back (due at once
    * for any sender, no attempt counted) instead of waiting out their lease; once `cut` is aborted, deliveries in flight
-   * are aborted too (each then counts as a transient failure, retried later).
+   * are aborted too and handed back the same way, their attempt taken back (the cut is the server's doing).
    *
    * @example
    * const report = await sender.runOnce();
