@@ -21,6 +21,7 @@ import type { Logger } from "pino";
 import type { Database } from "../store/database.ts";
 import type { Config } from "./config.ts";
 import { RefusalSampler } from "../accounts/login/refusal-sampler.ts";
+import { PasswordWorkGate } from "../accounts/passwords/work-gate.ts";
 
 export interface AccountServices {
   passwords: PasswordContext;
@@ -30,6 +31,8 @@ export interface AccountServices {
   flood: FloodControl;
   /** Which refused (throttled) attempts get an audit event of their own; the rest are counted (refusal-sampler.ts). */
   refusals: RefusalSampler;
+  /** Password-checking requests admitted at a time (BULWARK_PASSWORD_CHECKS_IN_FLIGHT); the rest get 503. */
+  passwordWork: PasswordWorkGate;
   /** Public requests that send mail (reset, sign-up), counted per client address: its own counters (namespace "mail"). */
   mailRequests: FloodControl;
   jobs: JobStore;
@@ -89,6 +92,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     roles: new RoleStore({ database, clock, audit }),
     flood,
     refusals: new RefusalSampler(),
+    passwordWork: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
     mailRequests: new FloodControl({ database, clock, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
     jobs: new JobStore({ database, clock, random }),
     sessions: createSessionManager({ database, clock, random, policy: config.http.session }),

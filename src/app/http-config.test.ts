@@ -135,6 +135,23 @@ describe("BULWARK_PUBLIC_URL and BULWARK_TRUSTED_ORIGINS: https, except on this 
   });
 });
 
+describe("BULWARK_PASSWORD_CHECKS_IN_FLIGHT", () => {
+  const load = (env: NodeJS.ProcessEnv) => loadHTTPAuthConfig(env, 3000);
+
+  it("defaults to 8 per thread of the hashing pool (UV_THREADPOOL_SIZE, 4 when unset or unusable), and takes a whole number from 1 to 100000", () => {
+    assert.equal(load({}).passwordChecksInFlight, 32);
+    assert.equal(load({ UV_THREADPOOL_SIZE: "16" }).passwordChecksInFlight, 128);
+    assert.equal(load({ UV_THREADPOOL_SIZE: "many" }).passwordChecksInFlight, 32);
+    assert.equal(load({ UV_THREADPOOL_SIZE: "16", BULWARK_PASSWORD_CHECKS_IN_FLIGHT: " 6 " }).passwordChecksInFlight, 6);
+  });
+
+  for (const bad of ["0", "-1", "1.5", "unbounded", "100001"]) {
+    it(`refuses BULWARK_PASSWORD_CHECKS_IN_FLIGHT=${bad}, naming it and the range`, () => {
+      assert.throws(() => load({ BULWARK_PASSWORD_CHECKS_IN_FLIGHT: bad }), configError("BULWARK_PASSWORD_CHECKS_IN_FLIGHT", /whole number from 1 to 100000/));
+    });
+  }
+});
+
 describe("BULWARK_MAIL_REQUESTS_PER_HOUR", () => {
   const load = (env: NodeJS.ProcessEnv) => loadHTTPAuthConfig(env, 3000);
 

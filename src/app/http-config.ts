@@ -46,6 +46,13 @@ export interface HTTPAuthConfig {
    * BULWARK_MAIL_REQUESTS_PER_HOUR, default 20.
    */
   mailRequestsPerHour: number;
+  /**
+   * Requests that check or hash a password (login, password change, reset completion, re-authentication, user
+   * creation) admitted at a time, in all; beyond it, or beyond a quarter of it from one client address, the answer
+   * is 503 with Retry-After at once, before any work (accounts/passwords/work-gate.ts).
+   * BULWARK_PASSWORD_CHECKS_IN_FLIGHT, default 8 per thread of the pool the hashes run on (UV_THREADPOOL_SIZE).
+   */
+  passwordChecksInFlight: number;
 }
 
 function configError(message: string): InputError {
@@ -283,6 +290,15 @@ function parseMFAPolicy(env: NodeJS.ProcessEnv): MFAPolicy {
   throw configError(`BULWARK_REQUIRE_MFA must be one of ${MFA_POLICIES.join(", ")}, got "${raw.trim().slice(0, 20)}"`);
 }
 
+/**
+ * The threads argon2 runs on: UV_THREADPOOL_SIZE as libuv reads it (4 when unset or not a number from 1 to 1024;
+ * the CLI sets it from the CPU count before anything runs).
+ */
+function hashThreads(env: NodeJS.ProcessEnv): number {
+  const n = Number(env["UV_THREADPOOL_SIZE"]);
+  return Number.isInteger(n) && n >= 1 && n <= 1024 ? n : 4;
+}
+
 /** Reads the HTTP account configuration. */
 export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAuthConfig {
   /** A whole number from `min` to `max` (in `unit`, named in the error), `fallback` when unset. */
@@ -312,5 +328,6 @@ export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAu
     reauthWindowMs: minutes("BULWARK_REAUTH_MINUTES", 10, 1, 120),
     trustProxy: parseTrustProxy(env["BULWARK_TRUST_PROXY"]),
     mailRequestsPerHour: wholeNumber("BULWARK_MAIL_REQUESTS_PER_HOUR", 20, 1, 100_000),
+    passwordChecksInFlight: wholeNumber("BULWARK_PASSWORD_CHECKS_IN_FLIGHT", 8 * hashThreads(env), 1, 100_000),
   };
 }

@@ -13,6 +13,7 @@ import { apiErrors } from "./errors.ts";
 import { callerOf, can, type Caller } from "./guard.ts";
 import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
+import { withPasswordWork } from "../auth/password-work.ts";
 
 const USER_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
 
@@ -93,7 +94,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
         },
       },
     },
-  }, async (request, reply) => {
+  }, withPasswordWork(app, async (request, reply) => {
     const caller = callerOf(request);
     const body = request.body as { email: string; username?: string; displayName?: string; password?: string };
     let passwordHash: string | null = null;
@@ -121,7 +122,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       return created;
     });
     return reply.status(201).header("location", `/api/v1/users/${user.id}`).send({ user: { ...userView(user), roles: [] } });
-  });
+  }));
 
   /** A change to one account, already checked once for outranking; a change with a transaction checks again within it. */
   type Change = (app: App, request: FastifyRequest, caller: Caller, user: User) => Promise<Record<string, unknown>>;

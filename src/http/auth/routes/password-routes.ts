@@ -12,6 +12,7 @@ import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spendIn, type FactorBody } from "../second-factor.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
+import { withPasswordWork } from "../password-work.ts";
 
 type ResetCompleteBody = { token: string; newPassword: string } & FactorBody;
 
@@ -66,7 +67,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       schema: { body: { type: "object", required: ["currentPassword", "newPassword"], properties: { currentPassword: secret(4096), newPassword: secret(4096), _csrf: str(200, 0) } } },
       config: { access: "authenticated", allowPending: ["password-change"] },
     },
-    async (request, reply) => {
+    withPasswordWork(app, async (request, reply) => {
       const { auth, cs } = requireSession(request);
       const ctx = requestContext(request);
       const user = await app.accounts.users.getById(auth.userId);
@@ -134,7 +135,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // A new password makes every browser new again (device tags are bound to it) but this one.
       await rememberThisDevice(app, request, reply, user.id);
       return { status: "changed", sessionsEnded: ended };
-    },
+    }),
   );
 
   server.post<{ Body: { email: string } }>(
@@ -178,7 +179,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       schema: { body: { type: "object", required: ["token", "newPassword"], properties: { token: str(200), newPassword: secret(4096), _csrf: str(200, 0), ...FACTOR_PROPERTIES } } },
       config: { access: "public", csrf: "pre-login" },
     },
-    async (request, reply) => {
+    withPasswordWork(app, async (request, reply) => {
       const resets = app.accounts.passwordReset;
       const check = await resets.check(request.body.token);
       if (!check.valid) throw resetErrors.refused();
@@ -193,7 +194,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       } finally {
         completing.delete(check.tokenId);
       }
-    },
+    }),
   );
 
   async function completeReset(request: FastifyRequest<{ Body: ResetCompleteBody }>, reply: FastifyReply, check: { valid: true; userId: string; tokenId: string }): Promise<unknown> {

@@ -10,6 +10,7 @@ import { httpAuthErrors } from "../errors.ts";
 import { mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
+import { withPasswordWork } from "../password-work.ts";
 
 /**
  * Reachable by a fully signed-in session, and by an administrator held at MFA enrolment (whose login can go
@@ -21,7 +22,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
   server.post<{ Body: { password: string } & FactorBody }>(
     "/auth/reauthenticate",
     { schema: { body: { type: "object", required: ["password"], properties: { password: secret(4096), _csrf: str(200, 0), ...FACTOR_PROPERTIES } } }, config: REAUTH },
-    async (request, reply) => {
+    withPasswordWork(app, async (request, reply) => {
       const { auth, cs } = requireSession(request);
       const ctx = requestContext(request);
       const audit = (type: string, data: Record<string, unknown>): Promise<unknown> =>
@@ -95,7 +96,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       await suspiciousSignIn.afterFailures(app, request, user.id, verdict.streak, session.id);
       if (factor === "recovery-code") await suspiciousSignIn.recoveryCodeUsed(app, request, user.id, await app.accounts.mfa.recovery.remaining(user.id), session.id);
       return { status: "reauthenticated", sessionId: session.id, aal: session.aal, freshUntil: session.createdAt + app.config.http.reauthWindowMs };
-    },
+    }),
   );
 
   server.post("/auth/reauthenticate/webauthn/options", { config: REAUTH }, async (request) => {

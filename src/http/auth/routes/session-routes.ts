@@ -13,6 +13,7 @@ import { ALL_PENDING } from "../state.ts";
 import { freshUntil } from "./reauth-routes.ts";
 import { multiFactorHeld } from "../second-factor.ts";
 import { lockAccountLinks } from "../../../accounts/password-reset/index.ts";
+import { withPasswordWork } from "../password-work.ts";
 
 /** Reads a GET /auth/sessions cursor (`<lastSeenAt>.<session id>`, as nextCursor writes it); anything else is a 400. */
 function readSessionCursor(text: string): { lastSeenAt: number; id: string } {
@@ -41,7 +42,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
   server.post<{ Body: { identifier: string; password: string; next?: string } }>(
     "/auth/login",
     { schema: { body: loginBody }, config: { access: "public", csrf: "pre-login" } },
-    async (request, reply) => {
+    withPasswordWork(app, async (request, reply) => {
       const ctx = requestContext(request);
       const result = await login(
         { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: request.log, tag: (text) => app.keyring.identifierTag(text), refusals: app.accounts.refusals, now: () => app.clock.now() },
@@ -89,7 +90,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
         mustChangePassword: result.outcome === "must-change-password",
         next: safeNext(request.body.next),
       };
-    },
+    }),
   );
 
   server.post<{ Body: { next?: string } | undefined }>("/auth/logout", { config: ANY_GATE }, async (request, reply) => {

@@ -1,0 +1,38 @@
+// The routes that check or hash a password go through the password-work gate (accounts/passwords/work-gate.ts):
+// admitted, the handler runs and gives its slot back when it ends, however it ends; refused, the answer is an
+// immediate 503 with Retry-After, before flood control counts anything, before any lookup or hash, and the same
+// for every account and every password (it tells nothing about either).
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
+import type { App } from "../../app/types.ts";
+import { clientIP } from "./request-info.ts";
+
+export const BUSY_CODE = "BULWARK_ERR_BUSY";
+
+/**
+ * `handler`, admitted through the app's password-work gate, by the client's address as flood control counts it (an
+ * IPv6 client by its /64; behind a trusted proxy, the address the proxy forwarded).
+ *
+ * @example
+ * server.post("/auth/login", options, withPasswordWork(app, async (request, reply) => { ... }));
+ */
+export function withPasswordWork<Req extends FastifyRequest, Result>(app: App, handler: (request: Req, reply: FastifyReply) => Promise<Result>): (request: Req, reply: FastifyReply) => Promise<Result | FastifyReply> {
+  const gate = app.accounts.passwordWork;
+  return async (request, reply) => {
+    const ip = clientIP(request);
+    const release = gate.tryEnter(ip === null ? "" : ipBucket(ip));
+    if (release === null) {
+      const refused = gate.takeReport(app.clock.now());
+      if (refused !== null) {
+        request.log.warn({ refused, capacity: gate.capacity, perClient: gate.perClient }, `password checks at capacity: ${refused} request(s) answered 503 since the last report`);
+      }
+      return reply.status(503).header("retry-after", "1").header("cache-control", "no-store")
+        .send({ error: { code: BUSY_CODE, message: "the server is busy checking other passwords; try again in a second" } });
+    }
+    try {
+      return await handler(request, reply);
+    } finally {
+      release();
+    }
+  };
+}
