@@ -282,3 +282,34 @@ describe("audit repair-head", () => {
     assert.match(again.stderr, /nothing to repair/);
   });
 });
+
+describe("audit rotate-signing-key", () => {
+  it("rotates the checkpoint signing key: --dry-run changes nothing; the rotation prints the new fingerprint, a checkpoint it signed, and verify holds old and new checkpoints (ASVS 11.2.2)", async () => {
+    const { env } = await dataDir(1200);
+    const dry = await bulwark(["audit", "rotate-signing-key", "--dry-run", "--json"], { env });
+    assert.equal(dry.code, 0, dry.stderr);
+    const planned = JSON.parse(dry.stdout) as { dryRun: boolean; from: { keyId: string; checkpoints: number }; to: null };
+    assert.equal(planned.dryRun, true);
+    assert.equal(planned.to, null);
+    assert.equal(planned.from.checkpoints, 1);
+    const again = await bulwark(["audit", "rotate-signing-key", "--dry-run", "--json"], { env });
+    assert.deepEqual(JSON.parse(again.stdout), planned, "a dry run changed nothing");
+
+    const done = await bulwark(["audit", "rotate-signing-key"], { env });
+    assert.equal(done.code, 0, done.stderr);
+    const fingerprint = /new signing key (sk_\w+): (sha256:[0-9a-f]{64})/.exec(done.stdout);
+    assert.ok(fingerprint, done.stdout);
+    assert.match(done.stdout, new RegExp(`signing key ${planned.from.keyId} retired; ${fingerprint[1]} is current and signed the checkpoint at event #\\d+`));
+    assert.match(done.stderr, /record the new fingerprint apart from the database/);
+    const verify = await bulwark(["audit", "verify", "--json"], { env });
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.equal((JSON.parse(verify.stdout) as { checkpointsChecked: number }).checkpointsChecked, 2);
+
+    // Exported, the checkpoints carry both keys, and the fingerprint of each is printed to record.
+    const cpFile = join(root, `rotated-${counter}.jsonl`);
+    const exported = await bulwark(["audit", "checkpoint", "--export", cpFile], { env });
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.match(exported.stderr, new RegExp(`signing key ${fingerprint[1]}: ${fingerprint[2]}`));
+    assert.match(exported.stderr, new RegExp(`signing key ${planned.from.keyId}: sha256:`));
+  });
+});

@@ -17,6 +17,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { totpCode } from "../src/accounts/mfa/testing/setup.ts";
 import { openApp, type OpenedApp } from "../src/app/open-app.ts";
 import { AuditLog } from "../src/audit/audit-log.ts";
+import { rotateSigningKey } from "../src/audit/rotate-signing-key.ts";
 import { containDeps, createContainJob, runJob, type ContainDeps } from "../src/contain/index.ts";
 import { Keyring } from "../src/crypto/keyring.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
@@ -177,7 +178,9 @@ describe("several nodes on one PostgreSQL database", unavailable ? { skip: `Post
       for (let i = 0; i < 30; i++) await b.accounts.users.create({ email: `u${i}@example.org` });
 
       const leaked = (await a.keyring.signer()).keyId;
-      const rotated = await a.keyring.rotateSigningKey();
+      // Rotated as `audit rotate-signing-key` does: the key, its event and its first checkpoint in one commit.
+      const rotation = await rotateSigningKey({ database: a.db, keyring: a.keyring, audit: a.audit }, "cli:test");
+      const rotated = rotation.to?.keyId as string;
       assert.notEqual(rotated, leaked);
       clockA.advance(HOUR);
       clockB.advance(HOUR);

@@ -26,6 +26,7 @@ function benchSigner(): Signer {
     keyId: "sk_bench",
     sign: (d) => new Uint8Array(sign(null, d, privateKey)),
     verify: (id, d, s) => id === "sk_bench" && verify(null, d, publicKey, s),
+    keyTimes: (id) => (id === "sk_bench" ? { createdAt: 0, retiredAt: null } : null),
   };
 }
 

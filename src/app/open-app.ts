@@ -180,7 +180,7 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
       onTamperedKey: (event) => logger.error({ keyId: event.keyId, field: event.field, stored: event.stored, bound: event.bound }, event.message),
     });
     // Inside a caller's transaction the key table is read through it (a rotation made by another node is noticed there too).
-    const audit = new AuditLog({ database, clock, random, signer: (executor) => keyring.signer(executor ? { store: keyStoreIn(executor, database.dialect, "audit checkpoint") } : {}) });
+    const audit = new AuditLog({ database, clock, random, signer: (executor, options = {}) => keyring.signer({ ...options, ...(executor ? { store: keyStoreIn(executor, database.dialect, "audit checkpoint") } : {}) }) });
     for (const m of outcome.results) {
       if (m.status === "applied") await audit.append({ type: "store.migrated", actor, data: { version: m.version, name: m.name, dialect: database.dialect } });
     }

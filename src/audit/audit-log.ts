@@ -16,6 +16,7 @@ import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./
 import { auditErrors } from "./errors.ts";
 import { MAX_EVENT_TIME_MS } from "./event-time.ts";
 import { pagesIn, storedPages, tailEvents, toEvent, type AuditEvent, type ReadOptions, type StoredRow } from "./read-events.ts";
+import { checkpointKeyProblem, newerKey, timed } from "./signing-keys.ts";
 import { brokenReport, checkCheckpointSchedule, untimelyProblem, verifyChain, type Checkpoint, type VerifyProblem, type VerifyReport } from "./verify.ts";
 
 export interface AuditInput {
@@ -40,12 +41,18 @@ export interface AuditLogOptions {
    * (a caller's transaction), it must read anything it needs through it: on SQLite a read outside the transaction
    * would wait for it for ever.
    */
-  signer?: (executor?: Kysely<Schema>) => Promise<Signer>;
+  signer?: SignerSource;
   /** Take a signed checkpoint every N events (default 1000). */
   checkpointEvery?: number;
 }
 
 type Head = { seq: number; hash: string };
+
+/**
+ * The current signer, read through `executor` when given (see AuditLogOptions.signer); `reload`: read the key table
+ * first, whatever the keyring's freshness window says (a checkpoint below was signed by a key it does not know yet).
+ */
+export type SignerSource = (executor?: Kysely<Schema>, options?: { reload?: boolean }) => Promise<Signer>;
 
 export interface AuditVerifyOptions {
   /** Checkpoints exported earlier (kept elsewhere) to hold the chain against. */
@@ -89,7 +96,7 @@ export class AuditLog {
   readonly #database: Database;
   readonly #clock: Clock;
   readonly #random: RandomSource;
-  readonly #signer: ((executor?: Kysely<Schema>) => Promise<Signer>) | undefined;
+  readonly #signer: SignerSource | undefined;
   readonly #every: number;
   readonly #insertSQL: string;
   readonly #insertPlainSQL: string;
@@ -135,9 +142,9 @@ export class AuditLog {
   }
 
   /** The current signer, fetched (through `executor` when given: a caller's transaction) and remembered. */
-  async #currentSigner(signer: (executor?: Kysely<Schema>) => Promise<Signer>, executor?: Kysely<Schema>): Promise<Signer> {
+  async #currentSigner(signer: SignerSource, executor?: Kysely<Schema>, reload = false): Promise<Signer> {
     const fetchedAt = this.#clock.now();
-    this.#signerCache = await signer(executor);
+    this.#signerCache = await signer(executor, reload ? { reload } : {});
     this.#signerFetchedAt = fetchedAt;
     return this.#signerCache;
   }
@@ -146,7 +153,7 @@ export class AuditLog {
    * The signer for an append outside a transaction, or null when none can be had (no signing key yet, as while
    * `init` records its migrations): the event is still appended, and a checkpoint due stays due.
    */
-  async #appendSigner(signer: (executor?: Kysely<Schema>) => Promise<Signer>): Promise<Signer | null> {
+  async #appendSigner(signer: SignerSource): Promise<Signer | null> {
     try {
       return await this.#currentSigner(signer);
     } catch {
@@ -305,6 +312,7 @@ export class AuditLog {
     if (seq - known < this.#every) return null; // `known` is never above the stored newest: surely not due
     let newest = await this.#readLastCheckpoint(trx);
     if (seq - newest >= this.#every && seq >= this.#retrySigningAt) {
+      signer = await this.#signerFor(trx, signer, seq);
       if ((await this.#signable(trx, signer, { seq, hash })) === null) {
         const at = this.#clock.now();
         const signature = toBase64URL(signer.sign(checkpointMessage(seq, hash, at)));
@@ -329,9 +337,22 @@ export class AuditLog {
    * the events since the newest checkpoint (one schedule interval on a healthy log), through `db` (inside the
    * appending transaction when the schedule signs).
    */
-  async #signable(db: Kysely<Schema>, signer: Signer, target: Head): Promise<VerifyProblem | null> {
+  async #signable(db: Kysely<Schema>, signer: Signer, target: Head, rotation = false): Promise<VerifyProblem | null> {
     const base = await db.selectFrom("audit_checkpoints").selectAll().where("seq", "<", target.seq).orderBy("seq", "desc").limit(1).executeTakeFirst();
     const from = base ? Number(base.seq) : 1;
+    const order = base ? this.#keyOrder(signer, base.key_id) : null;
+    if (order === "older") {
+      return { seq: from, id: null, problem: `the checkpoint at event #${from} is signed with ${base?.key_id}, a newer signing key than this process's ${signer.keyId}` };
+    }
+    // After a rotation every checkpoint is the new key's (the rotation signs one at once): a retired key's right below
+    // means the new key's were deleted, and signing over it would vouch for whatever the retired key signed since.
+    if (order === "newer" && !rotation) {
+      return {
+        seq: from, id: null,
+        problem: `the newest checkpoint below, at event #${from}, is signed with the retired signing key ${base?.key_id}, and the current key ${signer.keyId} signed none ` +
+          "after it: its checkpoints were deleted (or it was made current without `audit rotate-signing-key`); refusing to vouch for what the retired key signed",
+      };
+    }
     const checkpoints: Checkpoint[] = base ? [{ seq: from, hash: base.hash, at: Number(base.at), keyId: base.key_id, signature: base.signature }] : [];
     const report = await verifyChain(pagesIn(db, from, target.seq), {
       // From a checkpoint: its event's link to the one before is what that checkpoint's signature already covers.
@@ -346,23 +367,76 @@ export class AuditLog {
     return report.problem;
   }
 
-  /** Signs the current head and stores it as a checkpoint. Returns null on an empty log; throws when the stored chain does not hold the head (#signable). */
+  /**
+   * Signs the current head and stores it as a checkpoint. Returns null on an empty log; throws when the stored chain
+   * does not hold the head (#signable). In a transaction holding the head (appends wait), so that no checkpoint lands
+   * between reading which key signed the newest one and signing this one.
+   */
   async checkpoint(): Promise<Checkpoint | null> {
-    if (!this.#signer) return null;
-    const head = await this.#readHead(this.#database.db);
-    if (head.seq === 0) return null;
-    const signer = await this.#currentSigner(this.#signer);
-    const problem = await this.#signable(this.#database.db, signer, head);
+    const source = this.#signer;
+    if (!source) return null;
+    const cp = await this.#database.transaction(async (trx) => {
+      if (this.#database.dialect === "postgres") await trx.selectFrom("audit_head").select("seq").where("id", "=", 1).forUpdate().execute();
+      const head = await this.#readHead(trx);
+      if (head.seq === 0) return null;
+      // The head already signed (a rotation's checkpoint, a scheduled one): that checkpoint is the answer.
+      const stored = await trx.selectFrom("audit_checkpoints").selectAll().where("seq", "=", head.seq).executeTakeFirst();
+      if (stored && stored.hash === head.hash) return { seq: head.seq, hash: stored.hash, at: Number(stored.at), keyId: stored.key_id, signature: stored.signature };
+      const signer = await this.#signerFor(trx, await this.#currentSigner(source, trx), head.seq);
+      return this.#signHead(trx, signer, head, false);
+    });
+    if (cp !== null) this.#lastCheckpoint = Math.max(this.#lastCheckpoint ?? 0, cp.seq);
+    return cp;
+  }
+
+  /**
+   * Records a signing-key rotation inside the caller's transaction `trx`, which has just stored the new key: appends
+   * `input` and signs a checkpoint at it with `signer`, the new key's (Keyring.prepareSigningKey). The new key's
+   * first checkpoint commits with the key, so a log that holds the key but none of its checkpoints was tampered
+   * with (signing-keys.ts). No scheduled checkpoint is taken with the old key at this event.
+   */
+  async recordSigningKeyRotation(trx: Kysely<Schema>, signer: Signer, input: AuditInput): Promise<{ event: AuditEvent; checkpoint: Checkpoint }> {
+    const { event } = await this.#appendInTransaction(trx, this.#prepare(input), null);
+    this.#head = null;
+    const checkpoint = await this.#signHead(trx, signer, { seq: event.seq, hash: event.hash }, true);
+    this.#inTransaction.set(trx, event.seq);
+    return { event, checkpoint };
+  }
+
+  /** Signs `head` with `signer` and stores the checkpoint through `trx`; throws when it must not be signed (#signable). */
+  async #signHead(trx: Kysely<Schema>, signer: Signer, head: Head, rotation: boolean): Promise<Checkpoint> {
+    const problem = await this.#signable(trx, signer, head, rotation);
     if (problem !== null) throw auditErrors.unsignable(problem.problem);
     const at = this.#clock.now();
     const signature = toBase64URL(signer.sign(checkpointMessage(head.seq, head.hash, at)));
-    await this.#database.db
-      .insertInto("audit_checkpoints")
-      .values({ seq: head.seq, hash: head.hash, at, key_id: signer.keyId, signature })
-      .onConflict((oc) => oc.column("seq").doNothing())
-      .execute();
-    this.#lastCheckpoint = Math.max(this.#lastCheckpoint ?? 0, head.seq);
+    await trx.insertInto("audit_checkpoints").values({ seq: head.seq, hash: head.hash, at, key_id: signer.keyId, signature }).onConflict((oc) => oc.column("seq").doNothing()).execute();
     return { seq: head.seq, hash: head.hash, at, keyId: signer.keyId, signature };
+  }
+
+  /**
+   * How the key of a stored checkpoint stands to `signer`'s own: "older" when the checkpoint's key is the newer one
+   * (or one `signer` does not hold), "newer" when `signer`'s is newer, null when they are the same or cannot be
+   * ordered (a key from before creation times were bound).
+   */
+  #keyOrder(signer: Signer, keyId: string): "older" | "newer" | null {
+    if (keyId === signer.keyId) return null;
+    const theirs = timed(signer, keyId);
+    const mine = timed(signer, signer.keyId);
+    if (theirs === null) return "older";
+    if (mine === null) return null;
+    return newerKey(theirs, mine) ? "older" : newerKey(mine, theirs) ? "newer" : null;
+  }
+
+  /**
+   * `signer`, or the current signer read again (through `trx`, the key table first) when the newest checkpoint below
+   * `seq` is signed by a key `signer` does not hold or a newer one: another node rotated the key moments ago, and
+   * this one must not sign with the retired key after the new key signed.
+   */
+  async #signerFor(trx: Kysely<Schema>, signer: Signer, seq: number): Promise<Signer> {
+    if (!this.#signer) return signer;
+    const base = await trx.selectFrom("audit_checkpoints").select("key_id").where("seq", "<", seq).orderBy("seq", "desc").limit(1).executeTakeFirst();
+    if (!base || this.#keyOrder(signer, base.key_id) !== "older") return signer;
+    return this.#currentSigner(this.#signer, trx, true);
   }
 
   async checkpoints(): Promise<Checkpoint[]> {
@@ -459,7 +533,10 @@ export class AuditLog {
     // The schedule is only promised where checkpoints are taken: by an AuditLog with a signer.
     if (!report.ok || !signer) return report;
     const gap = checkCheckpointSchedule(stored.map((c) => c.seq), report.lastSeq, this.#every);
-    return gap ? { ...report, ok: false, problem: gap } : report;
+    if (gap) return { ...report, ok: false, problem: gap };
+    // Which key signed which checkpoint, against the creation times the keyring holds (signing-keys.ts).
+    const keys = checkpointKeyProblem(stored, signer);
+    return keys ? { ...report, ok: false, problem: keys } : report;
   }
 
   /**

@@ -11,7 +11,7 @@ import type { RandomSource } from "../lib/random.ts";
 import { open, seal } from "./aead.ts";
 import { constantTimeEqualString } from "./constant-time.ts";
 import { cryptoErrors } from "./errors.ts";
-import type { Signer } from "./signer.ts";
+import type { Signer, SigningKeyTimes } from "./signer.ts";
 import { base32, keyedFingerprint } from "./tokens.ts";
 
 export type KeyPurpose = "data" | "signing";
@@ -330,20 +330,42 @@ export class Keyring {
     return id;
   }
 
-  /** Adds a new Ed25519 signing key and makes it current. Old keys still verify. */
+  /**
+   * Adds a new Ed25519 signing key and makes it current. Old keys still verify. The audit log's own rotation
+   * (`audit rotate-signing-key`, audit/rotate-signing-key.ts) uses prepareSigningKey instead, so that the key, the
+   * event recording it and a checkpoint it signs commit together.
+   */
   async rotateSigningKey(): Promise<string> {
+    const pending = await this.prepareSigningKey();
+    await this.#store.addCurrentKey(pending.key);
+    this.adoptSigningKey(pending);
+    return pending.key.id;
+  }
+
+  /**
+   * A new signing key, wrapped and not stored: `key` is for the caller to store (in its own transaction), `signer`
+   * signs with it as the newest key (and verifies with every key held as well). Nothing changes in this keyring
+   * until adoptSigningKey, after the caller committed; a rolled-back key is simply dropped. Reads the key table
+   * (for the creation time), so call it before opening the transaction on SQLite.
+   */
+  async prepareSigningKey(): Promise<PendingSigningKey> {
     const id = `sk_${base32(this.#random.bytes(10))}`;
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const der = new Uint8Array(privateKey.export({ format: "der", type: "pkcs8" }));
     const spki = toBase64URL(new Uint8Array(publicKey.export({ format: "der", type: "spki" })));
     const key = await this.#wrap(id, "signing", der, spki);
-    await this.#store.addCurrentKey(key);
+    const pending = { id, privateKey, publicKey, createdAt: key.createdAt };
+    return { key, signer: this.#signerOver(id, privateKey, pending), [PENDING]: pending };
+  }
+
+  /** Makes a prepared signing key, stored and committed by the caller, this keyring's current one. */
+  adoptSigningKey(prepared: PendingSigningKey): void {
+    const { id, privateKey, publicKey, createdAt } = prepared[PENDING];
     this.#signingPrivate.set(id, privateKey);
     this.#signingPublic.set(id, publicKey);
-    this.#createdAt.set(id, key.createdAt);
+    this.#createdAt.set(id, createdAt);
     this.#currentSigning = id;
     this.#appliedSequence = ++this.#sequence;
-    return id;
   }
 
   /**
@@ -476,17 +498,23 @@ export class Keyring {
    * The Ed25519 signer over the current signing key (checked against the store as for `seal`; `options.store` reads
    * the key table through a caller's transaction, see ReloadOptions).
    */
-  async signer(options: ReloadOptions = {}): Promise<Signer> {
-    if (this.#stale()) await this.reload(options);
+  async signer(options: ReloadOptions & { reload?: boolean } = {}): Promise<Signer> {
+    // Forced: not the shared reload, which may have started before the key being looked for was committed.
+    if (options.reload) await this.#read(options.store ?? this.#store);
+    else if (this.#stale()) await this.reload(options);
     const keyId = this.#currentSigning;
     if (keyId === null) throw cryptoErrors.unknownKey("(no current signing key)");
-    const priv = this.#signingPrivate.get(keyId) as KeyObject;
+    return this.#signerOver(keyId, this.#signingPrivate.get(keyId) as KeyObject, null);
+  }
+
+  /** A signer over `privateKey` (key `keyId`); `pending`: a prepared key not held yet, verified and timed as the newest. */
+  #signerOver(keyId: string, privateKey: KeyObject, pending: { id: string; publicKey: KeyObject; createdAt: number } | null): Signer {
     const publics = this.#signingPublic;
     return {
       keyId,
-      sign: (data: Uint8Array): Uint8Array => new Uint8Array(sign(null, data, priv)),
+      sign: (data: Uint8Array): Uint8Array => new Uint8Array(sign(null, data, privateKey)),
       verify: (id: string, data: Uint8Array, signature: Uint8Array): boolean => {
-        const pub = publics.get(id);
+        const pub = id === pending?.id ? pending.publicKey : publics.get(id);
         if (!pub) return false;
         try {
           return verify(null, data, pub, signature);
@@ -494,8 +522,42 @@ export class Keyring {
           return false;
         }
       },
+      keyTimes: (id: string): SigningKeyTimes | null => this.#signingTimes(id, pending),
     };
   }
+
+  /**
+   * When signing key `id` was created and retired, as its wrap and its successor's bind them: a row edited in the
+   * database moves neither. Its successor is the next newer signing key (by bound creation time, then id, the
+   * order that picks the current one); the current key is not retired. Null for a key not held.
+   */
+  #signingTimes(id: string, pending: { id: string; createdAt: number } | null): SigningKeyTimes | null {
+    const times = new Map<string, number | null>();
+    for (const held of this.#signingPrivate.keys()) times.set(held, this.#createdAt.get(held) ?? null);
+    if (pending !== null) times.set(pending.id, pending.createdAt);
+    if (!times.has(id)) return null;
+    const createdAt = times.get(id) ?? null;
+    // A v1 key binds no creation time: its place among the others is unknown, and so is its retirement.
+    if (createdAt === null) return { createdAt: null, retiredAt: null };
+    let retiredAt: number | null = null;
+    for (const [other, at] of times) {
+      if (at === null || other === id) continue;
+      const newer = at > createdAt || (at === createdAt && other > id);
+      if (newer && (retiredAt === null || at < retiredAt)) retiredAt = at;
+    }
+    return { createdAt, retiredAt };
+  }
+}
+
+const PENDING = Symbol("pending signing key");
+
+/** A signing key made by Keyring.prepareSigningKey: stored by the caller, then adopted. */
+export interface PendingSigningKey {
+  /** The row to store (KeyStore.addCurrentKey, or addCurrentKeyIn inside the caller's transaction). */
+  key: StoredKey;
+  /** Signs with the new key; verifies with it and every key held. */
+  signer: Signer;
+  readonly [PENDING]: { id: string; privateKey: KeyObject; publicKey: KeyObject; createdAt: number };
 }
 
 /** Verifies an Ed25519 signature against an exported public key (SPKI DER, base64url). */

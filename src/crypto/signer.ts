@@ -8,4 +8,15 @@ export interface Signer {
   sign(data: Uint8Array): Uint8Array;
   /** Verifies a signature made by any signing key this keyring has held; false on any mismatch. */
   verify(keyId: string, data: Uint8Array, signature: Uint8Array): boolean;
+  /** When a signing key this keyring holds was created and retired (null: not held). Audit verify holds checkpoints to it. */
+  keyTimes(keyId: string): SigningKeyTimes | null;
+}
+
+/**
+ * A signing key's life as its wrap binds it (ms): created, and retired when the next newer signing key was created
+ * (null while it is the current one). Both null for a key from before creation times were bound (its order unknown).
+ */
+export interface SigningKeyTimes {
+  createdAt: number | null;
+  retiredAt: number | null;
 }

@@ -10,6 +10,20 @@ function isCurrentKeyClash(error: unknown): boolean {
   return e.constraint === "keyring_keys_one_current" || /keyring_keys_one_current|UNIQUE constraint failed: keyring_keys\.purpose/.test(e.message ?? "");
 }
 
+/**
+ * KeyStore.addCurrentKey's statements inside the caller's transaction `trx` (of `database`): the key commits or rolls
+ * back with the caller's other writes (the audit signing-key rotation stores its key, its event and the checkpoint the
+ * key signs in one commit). Rotations of one purpose take turns on a lock, as in addCurrentKey.
+ */
+export async function addCurrentKeyIn(database: Pick<Database, "dialect">, trx: Kysely<Schema>, key: StoredKey): Promise<void> {
+  await serialiseTransactions(database, trx, lockKeyOf(`keyring-rotation:${key.purpose}`));
+  await trx.updateTable("keyring_keys").set({ status: "retired" }).where("purpose", "=", key.purpose).where("status", "=", "current").execute();
+  await trx
+    .insertInto("keyring_keys")
+    .values({ id: key.id, purpose: key.purpose, status: "current", created_at: key.createdAt, wrapped: key.wrapped, public_key: key.publicKey })
+    .execute();
+}
+
 export function createKeyStore(database: Database): KeyStore {
   const { db } = database;
   return {
@@ -32,14 +46,7 @@ export function createKeyStore(database: Database): KeyStore {
       // racing a writer that does not take the lock (a Bulwark from before it, during an upgrade).
       for (let attempt = 1; ; attempt++) {
         try {
-          await database.transaction(async (trx) => {
-            await serialiseTransactions(database, trx, lockKeyOf(`keyring-rotation:${key.purpose}`));
-            await trx.updateTable("keyring_keys").set({ status: "retired" }).where("purpose", "=", key.purpose).where("status", "=", "current").execute();
-            await trx
-              .insertInto("keyring_keys")
-              .values({ id: key.id, purpose: key.purpose, status: "current", created_at: key.createdAt, wrapped: key.wrapped, public_key: key.publicKey })
-              .execute();
-          });
+          await database.transaction((trx) => addCurrentKeyIn(database, trx, key));
           return;
         } catch (error) {
           if (attempt >= 5 || !isCurrentKeyClash(error)) throw error;

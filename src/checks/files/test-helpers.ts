@@ -19,6 +19,8 @@ export function testSigner(keyId: string = "sk_test"): Signer {
         return false;
       }
     },
+    // The only key, current since the start.
+    keyTimes: (id: string) => (id === keyId ? { createdAt: 0, retiredAt: null } : null),
   };
 }
 

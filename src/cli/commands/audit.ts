@@ -323,6 +323,28 @@ export default {
       );
 
     audit
+      .command("rotate-signing-key")
+      .description("make a new signing key current for checkpoints and file baselines (after a leak): the key, an audit event and a checkpoint it signs commit together; from then on verify refuses checkpoints the old key signs")
+      .option("--dry-run", "say which key would be retired; change nothing")
+      .option("--json", "print the result as JSON")
+      .action(
+        action(ctx, async (opts: { dryRun?: boolean; json?: boolean }) => {
+          const app = await ctx.app();
+          const { rotateSigningKey } = await import("../../audit/index.ts");
+          const r = await rotateSigningKey({ database: app.db, keyring: app.keyring, audit: app.audit }, cliActor(), { dryRun: opts.dryRun === true });
+          if (opts.json) return writeJSON(ctx, { dryRun: opts.dryRun === true, ...r });
+          if (r.to === null) {
+            writeLine(ctx, `dry run: signing key ${r.from.keyId} would be retired (${r.from.checkpoints} checkpoint(s) signed with it keep verifying) and a new key would sign a checkpoint at once; nothing changed`);
+            return;
+          }
+          writeLine(ctx, `signing key ${r.from.keyId} retired; ${r.to.keyId} is current and signed the checkpoint at event #${r.checkpoint?.seq} (audit.signing-key-rotated)`);
+          writeLine(ctx, `new signing key ${r.to.keyId}: ${r.to.fingerprint}`);
+          // The running servers notice within a second; baselines signed earlier keep verifying.
+          writeNote(ctx, "record the new fingerprint apart from the database, and export checkpoints again (audit checkpoint --export) for offline verifies pinned with --public-key");
+        }),
+      );
+
+    audit
       .command("repair-head")
       .description("move a chain head left behind the stored events (appends fail with BULWARK_ERR_AUDIT_HEAD_BEHIND) to the newest event, once the chain up to it verifies")
       .action(

@@ -1,0 +1,78 @@
+// Which signing key may sign which checkpoint. A signing key is rotated (`audit rotate-signing-key`) when it may
+// have leaked; the rotation stores the new key, the event recording it and a checkpoint the new key signs in one
+// commit, and from then on every checkpoint is signed by the new key. So a stored log keeps three rules, which
+// verify checks with the keyring (the creation times it holds are bound by the master key, not by the row):
+// - no checkpoint is signed by a key older than one that signed a checkpoint before it (whoever holds the leaked
+//   key cannot sign anything after the rotation, whatever time they write into the checkpoint);
+// - a checkpoint dated after its key was retired (beyond the grace below) is refused;
+// - once checkpoints exist, the current key has signed one (deleting the new key's checkpoints to put forged
+//   ones signed by the old key in their place leaves none).
+import type { Signer, SigningKeyTimes } from "../crypto/signer.ts";
+import type { Checkpoint, VerifyProblem } from "./verify.ts";
+
+/**
+ * How long after its retirement a checkpoint may still carry a retired key's signature: a node notices a rotation
+ * made elsewhere within the keyring's freshness window (1 s), and its clock may differ from the rotating node's
+ * (the server warns past 2 s). A minute covers both with room.
+ */
+export const RETIRED_KEY_GRACE_MS = 60_000;
+
+type Timed = { keyId: string; times: SigningKeyTimes };
+
+/** True when `a` is a newer signing key than `b` (by bound creation time, then id); false when either time is unknown. */
+export function newerKey(a: Timed, b: Timed): boolean {
+  const ta = a.times.createdAt;
+  const tb = b.times.createdAt;
+  if (ta === null || tb === null) return false;
+  return ta > tb || (ta === tb && a.keyId > b.keyId);
+}
+
+/** `keyId` with its times as `signer` knows them, or null for a key it does not hold. */
+export function timed(signer: Pick<Signer, "keyTimes">, keyId: string): Timed | null {
+  const times = signer.keyTimes(keyId);
+  return times === null ? null : { keyId, times };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/**
+ * The first stored checkpoint (in position order) that breaks the signing-key rules above, or null. Checkpoints
+ * signed by a key `signer` does not hold are left alone: their signatures do not verify, which verify reports.
+ */
+export function checkpointKeyProblem(checkpoints: readonly Checkpoint[], signer: Pick<Signer, "keyId" | "keyTimes">): VerifyProblem | null {
+  let newest: (Timed & { seq: number }) | null = null;
+  let signedByOlder = 0;
+  for (const cp of [...checkpoints].sort((x, y) => x.seq - y.seq)) {
+    const key = timed(signer, cp.keyId);
+    if (key === null) continue;
+    const retiredAt = key.times.retiredAt;
+    if (retiredAt !== null && cp.at > retiredAt + RETIRED_KEY_GRACE_MS) {
+      return {
+        seq: cp.seq, id: null,
+        problem: `the checkpoint at event #${cp.seq} is dated ${iso(cp.at)}, after its signing key ${cp.keyId} was retired (${iso(retiredAt)}): ` +
+          "a retired key signs nothing (forged with a leaked key?)",
+      };
+    }
+    if (newest !== null && newerKey(newest, key)) {
+      return {
+        seq: cp.seq, id: null,
+        problem: `the checkpoint at event #${cp.seq} is signed with signing key ${cp.keyId}, which was retired before key ${newest.keyId} signed the checkpoint ` +
+          `at #${newest.seq}: after a rotation only the new key signs (forged with a leaked retired key?)`,
+      };
+    }
+    if (newest === null || newerKey(key, newest)) newest = { ...key, seq: cp.seq };
+  }
+  const current = timed(signer, signer.keyId);
+  if (newest !== null && current !== null && newerKey(current, newest)) {
+    for (const cp of checkpoints) if (cp.keyId !== signer.keyId) signedByOlder++;
+    return {
+      seq: newest.seq, id: null,
+      problem: `no stored checkpoint is signed with the current signing key ${signer.keyId} (created ${iso(current.times.createdAt as number)}), though ${signedByOlder} ` +
+        `are signed with older keys, the newest at #${newest.seq} by ${newest.keyId}: a rotation signs one at once, so the current key's checkpoints were ` +
+        "deleted (and the log after them possibly rewritten with a retired key)",
+    };
+  }
+  return null;
+}
