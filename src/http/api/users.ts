@@ -14,6 +14,7 @@ import { callerOf, can, type Caller } from "./guard.ts";
 import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 import { withPasswordWork } from "../auth/password-work.ts";
+import { identifierKey } from "../../accounts/users/normalise.ts";
 
 const USER_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
 
@@ -61,6 +62,8 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   }, async (request) => {
     const query = request.query as { limit: number; cursor?: string; q?: string };
     const q = query.q ?? null;
+    // Searched on its lookup key, which is trimmed: blank text would be an empty prefix, every account.
+    if (q !== null && identifierKey(q) === "") throw apiErrors.badBody("q must hold more than white space (leave it out to list every account)");
     // The cursor is bound to the search text: a cursor from one search cannot page through another.
     const filter = `q=${q ?? ""}`;
     const after = query.cursor === undefined ? null : (await openCursor(app.keyring, "users", filter, query.cursor))["after"];
