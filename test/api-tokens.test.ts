@@ -38,6 +38,47 @@ describe("/api/v1/tokens", () => {
     assert.equal(row.secret_hash.includes(created.token.split("_").at(-1) as string), false, "only a hash is stored");
   });
 
+  it("pages the list: every token once across pages of `limit`, a token caller seeing only what it manages, and a cursor good only for the caller it was issued to (ASVS 8.2.2)", async () => {
+    const user = await fx.user(["accounts.read", "audit.read"]);
+    const wide = await fx.token(user.id, ["accounts.read", "audit.read"]);
+    const minted: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const res = await fx.call("POST", "/api/v1/tokens", { token: wide, body: { name: `t${i}`, scopes: [i % 2 === 0 ? "audit.read" : "accounts.read"] } });
+      assert.equal(res.statusCode, 201, res.body);
+      minted.push((res.json() as { info: TokenView }).info.id);
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res = await fx.call("GET", `/api/v1/tokens?limit=2${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`, { token: wide });
+      assert.equal(res.statusCode, 200, res.body);
+      const body = res.json() as { tokens: TokenView[]; nextCursor: string | null };
+      assert.ok(body.tokens.length <= 2);
+      seen.push(...body.tokens.map((t) => t.id));
+      cursor = body.nextCursor;
+      pages++;
+    } while (cursor !== null && pages < 10);
+    assert.equal(new Set(seen).size, seen.length, "no token twice");
+    for (const id of minted) assert.ok(seen.includes(id), `${id} reachable`);
+    // A narrow token sees itself and the tokens within its scope, on pages of its own.
+    const narrow = (await fx.call("POST", "/api/v1/tokens", { token: wide, body: { name: "narrow", scopes: ["audit.read"] } })).json() as { token: string; info: TokenView };
+    const first = (await fx.call("GET", "/api/v1/tokens?limit=1", { token: narrow.token })).json() as { tokens: TokenView[]; nextCursor: string };
+    assert.ok(first.nextCursor);
+    const narrowSeen = [...first.tokens];
+    let next: string | null = first.nextCursor;
+    while (next !== null) {
+      const page = (await fx.call("GET", `/api/v1/tokens?limit=1&cursor=${encodeURIComponent(next)}`, { token: narrow.token })).json() as { tokens: TokenView[]; nextCursor: string | null };
+      narrowSeen.push(...page.tokens);
+      next = page.nextCursor;
+    }
+    assert.ok(narrowSeen.every((t) => t.scopes.every((scope) => scope === "audit.read")), "only tokens within its scope");
+    // The narrow token's cursor, presented by the wide token (another caller of the same user): refused.
+    const replayed = await fx.call("GET", `/api/v1/tokens?limit=1&cursor=${encodeURIComponent(first.nextCursor)}`, { token: wide });
+    assert.equal(replayed.statusCode, 400);
+    assert.equal((replayed.json() as { error: { code: string } }).error.code, "BULWARK_ERR_API_CURSOR");
+  });
+
   it("tells the owner by mail that a token was created, with its permissions and expiry but never its (caller-chosen) name", async () => {
     const user = await fx.user(["audit.read"]);
     const token = await fx.token(user.id, ["audit.read"]);

@@ -1,7 +1,7 @@
 // API tokens over Kysely (SQLite and PostgreSQL alike): create with scopes and an optional expiry, verify on
 // every request (hash, revocation, stamps, expiry, account state, and the same for every token above it), list,
 // revoke one or all.
-import { sql, type Kysely } from "kysely";
+import { sql, type Kysely, type Selectable, type SelectQueryBuilder } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { hidesSomething } from "../../lib/visible-text.ts";
@@ -34,6 +34,14 @@ export interface TokenInfo {
   /** When it was revoked, by itself or by a stamp raised after it was created; null while live. */
   revokedAt: number | null;
 }
+
+/** Where a page of list ends: the last token's creation time and id (list's order is created_at desc, id). */
+export interface TokenPosition {
+  createdAt: number;
+  id: string;
+}
+
+type TokenQuery = SelectQueryBuilder<Schema, "api_tokens", Selectable<Schema["api_tokens"]>>;
 
 export type TokenRefusal = "malformed" | "unknown" | "mismatch" | "expired" | "revoked" | "account-disabled";
 
@@ -78,6 +86,15 @@ export interface TokenService {
   usable(tokenId: string): Promise<boolean>;
   /** The user's tokens, newest first; never the secret. */
   list(userId: string): Promise<TokenInfo[]>;
+  /**
+   * At most `limit` of the user's tokens in list's order (newest first), those after position `after` (a token's
+   * creation time and id, from an earlier page): a listing that pages instead of reading every token ever made.
+   */
+  listPage(userId: string, options: { after: TokenPosition | null; limit: number }): Promise<TokenInfo[]>;
+  /** One of the user's tokens, as list shows it; null for an unknown id or another user's. */
+  find(userId: string, tokenId: string): Promise<TokenInfo | null>;
+  /** The user's live tokens (not revoked, not expired, not refused by a stamp): at most the live cap, read as such. */
+  listLive(userId: string): Promise<TokenInfo[]>;
   /** Revokes one of the user's tokens and every token minted from it, directly or not. False when it was not live. */
   revoke(userId: string, tokenId: string): Promise<boolean>;
   /** Revokes every live token of the user, a mint in flight included (it waits for it); returns how many. */
@@ -214,6 +231,23 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
     return null;
   }
 
+  /** The user's tokens in list order (newest first), narrowed by `narrow`, as list shows them (stamps applied). */
+  const listed = async (userId: string, narrow: (q: TokenQuery) => TokenQuery): Promise<TokenInfo[]> => {
+    const [rows, stamp] = await Promise.all([
+      narrow(db.selectFrom("api_tokens").selectAll().where("user_id", "=", userId).orderBy("created_at", "desc").orderBy("id")).execute(),
+      stampFor(userId),
+    ]);
+    return rows.map((r) => {
+      const createdAt = Number(r.created_at);
+      return {
+        id: r.id, name: r.name, scopes: parseScopes(r.scopes), createdAt, expiresAt: num(r.expires_at),
+        lastUsedAt: num(r.last_used_at), lastUsedIp: r.last_used_ip,
+        // Refused by a stamp: shown as revoked at the stamp's time (a raise by epoch alone dates it no later).
+        revokedAt: num(r.revoked_at) ?? (refusedBy(stamp, createdAt, Number(r.issued_epoch)) ? Math.max(stamp.time, createdAt) : null),
+      };
+    });
+  };
+
   return {
     async create(userId, input, options = {}) {
       const now = clock.now();
@@ -288,19 +322,24 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
     },
 
     async list(userId) {
-      const [rows, stamp] = await Promise.all([
-        db.selectFrom("api_tokens").selectAll().where("user_id", "=", userId).orderBy("created_at", "desc").orderBy("id").execute(),
-        stampFor(userId),
-      ]);
-      return rows.map((r) => {
-        const createdAt = Number(r.created_at);
-        return {
-          id: r.id, name: r.name, scopes: parseScopes(r.scopes), createdAt, expiresAt: num(r.expires_at),
-          lastUsedAt: num(r.last_used_at), lastUsedIp: r.last_used_ip,
-          // Refused by a stamp: shown as revoked at the stamp's time (a raise by epoch alone dates it no later).
-          revokedAt: num(r.revoked_at) ?? (refusedBy(stamp, createdAt, Number(r.issued_epoch)) ? Math.max(stamp.time, createdAt) : null),
-        };
-      });
+      return listed(userId, (q) => q);
+    },
+
+    async listPage(userId, { after, limit }) {
+      return listed(userId, (q) => (after === null ? q : q.where((eb) => eb.or([
+        eb("created_at", "<", after.createdAt),
+        eb.and([eb("created_at", "=", after.createdAt), eb("id", ">", after.id)]),
+      ]))).limit(limit));
+    },
+
+    async find(userId, tokenId) {
+      return (await listed(userId, (q) => q.where("id", "=", tokenId)))[0] ?? null;
+    },
+
+    async listLive(userId) {
+      const now = clock.now();
+      const live = await listed(userId, (q) => q.where("revoked_at", "is", null).where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)])));
+      return live.filter((t) => t.revokedAt === null);
     },
 
     async revoke(userId, tokenId) {

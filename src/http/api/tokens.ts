@@ -10,14 +10,18 @@ import type { FastifyInstance } from "fastify";
 import { allows, isPermission } from "../../accounts/roles/index.ts";
 import type { App } from "../../app/types.ts";
 import { notifyOwner } from "../auth/helpers.ts";
-import { auditAPI, ID, iso, nullable, parseTime, SMALL_BODY, text, TIME } from "./common.ts";
+import { auditAPI, ID, iso, nullable, PAGE_QUERY, parseTime, SMALL_BODY, text, TIME } from "./common.ts";
+import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, can, type Caller } from "./guard.ts";
-import type { TokenInfo } from "../../accounts/tokens/index.ts";
+import type { TokenInfo, TokenPosition } from "../../accounts/tokens/index.ts";
 
 // A bound on live tokens per user: each one is a credential to track and revoke (DESIGN.md: every bound an
 // attacker controls is bounded; a stolen token must not be able to mint thousands of siblings).
 export const MAX_LIVE_TOKENS = 50;
+/** Tokens read per query while filling a page of GET /tokens, and at most per request (then a cursor goes on). */
+const TOKEN_SCAN_CHUNK = 200;
+const MAX_TOKENS_SCANNED = 1000;
 
 function tokenView(t: TokenInfo): Record<string, unknown> {
   return {
@@ -40,9 +44,43 @@ function manages(caller: Caller, t: TokenInfo): boolean {
 
 /** Registers the token routes on the API plugin. */
 export function registerTokenRoutes(api: FastifyInstance, app: App): void {
-  api.get("/tokens", { config: { access: "authenticated" } }, async (request) => {
+  api.get("/tokens", {
+    config: { access: "authenticated" },
+    schema: { querystring: { type: "object", additionalProperties: false, properties: PAGE_QUERY } },
+  }, async (request) => {
     const caller = callerOf(request);
-    return { tokens: (await app.accounts.tokens.list(caller.userId)).filter((t) => manages(caller, t)).map(tokenView) };
+    const query = request.query as { limit: number; cursor?: string };
+    // Bound to the caller: a cursor names a place in one user's list, as one caller (a session, or one token) sees it.
+    const filter = `user=${caller.userId};token=${caller.tokenId ?? "session"}`;
+    let after: TokenPosition | null = null;
+    if (query.cursor !== undefined) {
+      const position = await openCursor(app.keyring, "tokens", filter, query.cursor);
+      if (typeof position["c"] !== "number" || typeof position["i"] !== "string") throw apiErrors.badCursor();
+      after = { createdAt: position["c"], id: position["i"] };
+    }
+    // Revoked and expired tokens stay listed (their last use is evidence), so the list grows with every token made:
+    // it pages. A token sees only the tokens it manages; the scan past those it does not is bounded too, and a page
+    // may then hold fewer than `limit` with a cursor to go on.
+    const shown: TokenInfo[] = [];
+    let scanned = 0;
+    let last: TokenPosition | null = null;
+    let more = false;
+    while (scanned < MAX_TOKENS_SCANNED) {
+      const rows = await app.accounts.tokens.listPage(caller.userId, { after: last ?? after, limit: TOKEN_SCAN_CHUNK });
+      for (const t of rows) {
+        if (shown.length === query.limit) {
+          more = true;
+          break;
+        }
+        scanned++;
+        last = { createdAt: t.createdAt, id: t.id };
+        if (manages(caller, t)) shown.push(t);
+      }
+      if (more || rows.length < TOKEN_SCAN_CHUNK) break;
+      if (scanned >= MAX_TOKENS_SCANNED) more = true;
+    }
+    const nextCursor = more && last !== null ? await sealCursor(app.keyring, "tokens", filter, { c: last.createdAt, i: last.id }) : null;
+    return { tokens: shown.map(tokenView), nextCursor };
   });
 
   api.post("/tokens", {
@@ -102,7 +140,7 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
     const { id } = request.params as { id: string };
     // A token the caller does not manage gets the answer of an unknown id: its existence is not confirmed.
     if (caller.scopes !== null) {
-      const target = (await app.accounts.tokens.list(caller.userId)).find((t) => t.id === id);
+      const target = await app.accounts.tokens.find(caller.userId, id);
       if (!target || !manages(caller, target)) throw apiErrors.tokenNotFound(id);
     }
     // revoke() is scoped by user: another user's token id is "not found", never revoked.
@@ -117,7 +155,7 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
     if (caller.scopes === null) revoked = await app.accounts.tokens.revokeAllForUser(caller.userId);
     else {
       // A token revokes the live tokens it manages (itself included); each revocation also ends what that token minted.
-      const live = (await app.accounts.tokens.list(caller.userId)).filter((t) => t.revokedAt === null && (t.expiresAt === null || t.expiresAt > app.clock.now()) && manages(caller, t));
+      const live = (await app.accounts.tokens.listLive(caller.userId)).filter((t) => manages(caller, t));
       for (const t of live) await app.accounts.tokens.revoke(caller.userId, t.id);
       revoked = live.length;
     }
