@@ -82,7 +82,15 @@ export interface UnreadableJob {
   id: string;
   kind: string;
   status: string;
+  /** As the row says (its own column, readable whatever its spec holds). */
+  createdAt: number;
   error: BulwarkError;
+}
+
+/** Where a page of jobs ends: the last job's creation time and id (listings go newest first, then by id). */
+export interface JobPosition {
+  createdAt: number;
+  id: string;
 }
 
 /**
@@ -195,9 +203,12 @@ export class JobStore {
    * is returned in `unreadable` with its error, and the others are listed. Nothing is written: the broken row stays
    * as it is for an operator. The server's start-up resume uses this, so one bad row does not stop every job.
    */
-  async listReadable(options: { kind?: string; status?: JobStatus[]; limit?: number } = {}): Promise<{ jobs: Job[]; unreadable: UnreadableJob[] }> {
-    let q = this.#database.db.selectFrom("jobs").selectAll().orderBy("created_at", "desc").limit(Math.min(options.limit ?? 50, 500));
+  async listReadable(options: { kind?: string; kinds?: string[]; status?: JobStatus[]; limit?: number; after?: JobPosition | null } = {}): Promise<{ jobs: Job[]; unreadable: UnreadableJob[] }> {
+    let q = this.#database.db.selectFrom("jobs").selectAll().orderBy("created_at", "desc").orderBy("id").limit(Math.min(options.limit ?? 50, 500));
     if (options.kind) q = q.where("kind", "=", options.kind);
+    if (options.kinds?.length) q = q.where("kind", "in", options.kinds);
+    const after = options.after;
+    if (after) q = q.where((eb) => eb.or([eb("created_at", "<", after.createdAt), eb.and([eb("created_at", "=", after.createdAt), eb("id", ">", after.id)])]));
     if (options.status?.length) q = q.where("status", "in", options.status);
     const jobs: Job[] = [];
     const unreadable: UnreadableJob[] = [];
@@ -206,7 +217,7 @@ export class JobStore {
         jobs.push(toJob(row));
       } catch (error) {
         if (!(error instanceof BulwarkError)) throw error;
-        unreadable.push({ id: row.id, kind: row.kind, status: row.status, error });
+        unreadable.push({ id: row.id, kind: row.kind, status: row.status, createdAt: Number(row.created_at), error });
       }
     }
     return { jobs, unreadable };

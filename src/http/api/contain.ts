@@ -4,11 +4,12 @@ import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { canonicalJSON } from "../../audit/canonical.ts";
 import * as contain from "../../contain/index.ts";
-import { isRequestKeyCollision, type Job, type RequestKey, type UnreadableJob } from "../../jobs/job-store.ts";
+import { isRequestKeyCollision, type Job, type JobPosition, type RequestKey, type UnreadableJob } from "../../jobs/job-store.ts";
 import { isoOrNull } from "../../lib/calendar.ts";
 import { BulwarkError } from "../../lib/errors.ts";
 import type { App } from "../../app/types.ts";
-import { auditAPI, ID, parseTime, text, TIME } from "./common.ts";
+import { auditAPI, ID, PAGE_QUERY, parseTime, text, TIME } from "./common.ts";
+import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { ADMINISTRATIVE } from "../../accounts/roles/index.ts";
 import { assertFresh, callerOf, can, type Caller } from "./guard.ts";
@@ -64,11 +65,8 @@ function progressView(app: App, job: Job): Record<string, unknown> {
 }
 
 /** A job row that cannot be read, as listed: enough for an operator to find it and repair it. */
-function unreadableView(u: UnreadableJob, createdAt: number | undefined): Record<string, unknown> {
-  return {
-    id: u.id, kind: u.kind, status: u.status, unreadable: true, error: u.error.message,
-    createdAt: createdAt === undefined ? null : isoOrNull(createdAt),
-  };
+function unreadableView(u: UnreadableJob): Record<string, unknown> {
+  return { id: u.id, kind: u.kind, status: u.status, unreadable: true, error: u.error.message, createdAt: isoOrNull(u.createdAt) };
 }
 
 async function containJob(deps: contain.ContainDeps, id: string): Promise<Job> {
@@ -254,23 +252,28 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
 
   api.get("/contain/jobs", {
     config: { access: "contain.run" },
-    schema: { querystring: { type: "object", additionalProperties: false, properties: { limit: { type: "integer", minimum: 1, maximum: 200, default: 50 } } } },
+    schema: { querystring: { type: "object", additionalProperties: false, properties: PAGE_QUERY } },
   }, async (request) => {
-    const { limit } = request.query as { limit: number };
+    const { limit, cursor } = request.query as { limit: number; cursor?: string };
+    // Pages, newest first: cut at the newest `limit`, a job could be pushed out of every responder's reach by
+    // starting enough (empty) jobs after it.
+    let after: JobPosition | null = null;
+    if (cursor !== undefined) {
+      const position = await openCursor(app.keyring, "contain-jobs", "", cursor);
+      if (typeof position["c"] !== "number" || typeof position["i"] !== "string") throw apiErrors.badCursor();
+      after = { createdAt: position["c"], id: position["i"] };
+    }
     // Each row is read on its own: one that cannot be read (its spec is not JSON) is listed as unreadable, and the
     // others as usual. It made the whole listing a 500, for every caller, in the middle of an incident.
-    const listed = [await deps.jobs.listReadable({ kind: contain.CONTAIN_KIND, limit }), await deps.jobs.listReadable({ kind: contain.UNDO_KIND, limit })];
-    const unreadable = listed.flatMap((l) => l.unreadable);
-    const createdAt = new Map<string, number>();
-    if (unreadable.length > 0) {
-      const rows = await deps.database.db.selectFrom("jobs").select(["id", "created_at"]).where("id", "in", unreadable.map((u) => u.id)).execute();
-      for (const r of rows) createdAt.set(r.id, Number(r.created_at));
-    }
+    const listed = await deps.jobs.listReadable({ kinds: [contain.CONTAIN_KIND, contain.UNDO_KIND], limit: limit + 1, after });
     const entries = [
-      ...listed.flatMap((l) => l.jobs).map((j) => ({ id: j.id, at: j.createdAt, view: (): Record<string, unknown> => progressView(app, j) })),
-      ...unreadable.map((u) => ({ id: u.id, at: createdAt.get(u.id) ?? 0, view: (): Record<string, unknown> => unreadableView(u, createdAt.get(u.id)) })),
-    ];
-    return { jobs: entries.sort((a, b) => b.at - a.at || (a.id < b.id ? -1 : 1)).slice(0, limit).map((e) => e.view()) };
+      ...listed.jobs.map((j) => ({ id: j.id, at: j.createdAt, view: (): Record<string, unknown> => progressView(app, j) })),
+      ...listed.unreadable.map((u) => ({ id: u.id, at: u.createdAt, view: (): Record<string, unknown> => unreadableView(u) })),
+    ].sort((a, b) => b.at - a.at || (a.id < b.id ? -1 : 1));
+    const page = entries.slice(0, limit);
+    const last = page.at(-1);
+    const nextCursor = entries.length > limit && last ? await sealCursor(app.keyring, "contain-jobs", "", { c: last.at, i: last.id }) : null;
+    return { jobs: page.map((e) => e.view()), nextCursor };
   });
 
   api.get("/contain/jobs/:id", { config: { access: "contain.run" }, schema: { params: JOB_PARAMS } }, async (request) => {
