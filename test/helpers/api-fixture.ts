@@ -38,7 +38,8 @@ let counter = 0;
  */
 export async function openAPIFixture(options: { databaseURL?: string } = {}): Promise<APIFixture> {
   const root = mkdtempSync(join(tmpdir(), "bulwark-api-"));
-  const env: Record<string, string> = { BULWARK_DATA_DIR: join(root, "data"), BULWARK_LOG_LEVEL: "silent" };
+  // Every injected request comes from 127.0.0.1: the password-work gate's per-client share must not be what a test meets.
+  const env: Record<string, string> = { BULWARK_DATA_DIR: join(root, "data"), BULWARK_LOG_LEVEL: "silent", BULWARK_PASSWORD_CHECKS_IN_FLIGHT: "4096" };
   if (options.databaseURL) {
     env["BULWARK_DATABASE_URL"] = options.databaseURL;
     env["BULWARK_MASTER_KEY"] = testMasterKey(7);

@@ -49,6 +49,9 @@ export async function authFixture(env: Record<string, string> = {}): Promise<Aut
       // Every injected request comes from 127.0.0.1: the per-address limit on mail-sending requests would cap how many
       // resets and sign-ups one test file can make. Tests of that limit set their own (test/http-mail-request-rate).
       BULWARK_MAIL_REQUESTS_PER_HOUR: "100000",
+      // Likewise the password-work gate's per-client share (a quarter of this): tests that race a dozen logins from one
+      // address test flood control, not the gate. Its own tests set their own (test/password-work-gate).
+      BULWARK_PASSWORD_CHECKS_IN_FLIGHT: "4096",
       BULWARK_PUBLIC_URL: ORIGIN, BULWARK_SMTP_URL: `smtp://127.0.0.1:${smtp.port}?requireTLS=false`, BULWARK_MAIL_FROM: "security@bulwark.test",
       ...env,
     },
