@@ -23,7 +23,13 @@ export type OutboxStatus = "queued" | "sending" | "sent" | "failed" | "dead";
  */
 const CLAIMABLE = sql<SqlBool>`"status" in ('queued', 'failed', 'sending')`;
 
-export const PRIORITY = { security: 0, normal: 5, campaign: 10 } as const;
+/**
+ * Claim order, lower first. `security`: notices of a change made to an account (a password, an address, a factor, a
+ * token), which only a real change causes. `link`: the links and notices a request can cause for any address (a
+ * reset, a sign-up, an email change): anyone can queue these by the thousand, so they wait behind the notices, never
+ * beside them. `normal`: the rest (a containment's reset links to every user in scope); `campaign`: bulk.
+ */
+export const PRIORITY = { security: 0, link: 1, normal: 5, campaign: 10 } as const;
 
 export interface NewMessage {
   /** Same key, same message: a second enqueue is a no-op. E.g. `security.password-changed:<event id>:<address>`. */

@@ -28,7 +28,7 @@ export function composeConfirmMail(to: string, token: string, context: EmailChan
     emailChangeLink(context.publicURL, token), "",
     "If you did not ask for this, ignore this message: nothing changes unless the link is opened.", "",
   ].join("\n");
-  return { idempotencyKey: key, to, subject: `${name}: confirm your new email address`, text, kind: "account.email-change-link", priority: PRIORITY.security };
+  return { idempotencyKey: key, to, subject: `${name}: confirm your new email address`, text, kind: "account.email-change-link", priority: PRIORITY.link };
 }
 
 /**
@@ -42,7 +42,7 @@ export function composeAttemptMail(to: string, context: EmailChangeMailContext, 
     `Someone asked to move another ${name} account to this email address. This address already belongs to an account, so nothing was changed.`, "",
     "If this was you, sign in with this address instead. If it was not, there is nothing to do; your account is unaffected.", "",
   ].join("\n");
-  return { idempotencyKey: key, to, subject: `${name}: someone tried to use your email address`, text, kind: "account.email-change-attempt", priority: PRIORITY.security };
+  return { idempotencyKey: key, to, subject: `${name}: someone tried to use your email address`, text, kind: "account.email-change-attempt", priority: PRIORITY.link };
 }
 
 /** The security notice to the current (old) address when a change is requested (ASVS 6.3.7). */

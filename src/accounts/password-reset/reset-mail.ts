@@ -112,8 +112,9 @@ export function composeResetMail(token: string, context: ResetMailContext, reaso
     `Open this link within ${lifetimeText(lifetimeMs)} to choose a new password; it works once:`, "",
     resetLink(context.publicURL, token), "", outro[reason], "",
   ].join("\n");
-  // A containment run mails every user in scope at once: behind one user's own reset request, not ahead of it.
-  const priority = reason === "containment" ? PRIORITY.normal : PRIORITY.security;
+  // A containment run mails every user in scope at once: behind one user's own reset request, not ahead of it. A
+  // request's link (anyone can ask for one, for any address) waits behind the notices of real changes.
+  const priority = reason === "containment" ? PRIORITY.normal : PRIORITY.link;
   return { to: context.email, subject: subject[reason], text, kind: kind[reason], priority };
 }
 
