@@ -1,7 +1,7 @@
 // Builds the account services from configuration: the password policy object, the new-password policy,
 // the user and role stores, flood control, the job store, and the services the HTTP account surface uses:
 // sessions, API tokens, MFA, the mail outbox, password reset tokens and email changes.
-import { createEmailChangeService, type EmailChangeService } from "../accounts/email-change/index.ts";
+import { createEmailChangeService, DEFAULT_EMAIL_CHANGE_POLICY, type EmailChangeService } from "../accounts/email-change/index.ts";
 import { FloodControl } from "../accounts/flood/flood.ts";
 import { createMfaService, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY, type MfaService } from "../accounts/mfa/index.ts";
 import { createOfflineBreachFile, createPasswordPolicy, createRangeBreachChecker, type BreachChecker, type PasswordPolicy, type PasswordPolicyOptions } from "../accounts/password-policy/index.ts";
@@ -33,6 +33,11 @@ export interface AccountServices {
   refusals: RefusalSampler;
   /** Password-checking requests admitted at a time (BULWARK_PASSWORD_CHECKS_IN_FLIGHT); the rest get 503. */
   passwordWork: PasswordWorkGate;
+  /**
+   * Unsolicited link mails per recipient (its lookup key) per hour, whoever asks (namespace "mail-to"): an email change
+   * names any address, and each account could otherwise mail it its own hourly share.
+   */
+  mailRecipients: FloodControl;
   /** Public requests that send mail (reset, sign-up), counted per client address: its own counters (namespace "mail"). */
   mailRequests: FloodControl;
   jobs: JobStore;
@@ -94,6 +99,8 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     refusals: new RefusalSampler(),
     passwordWork: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
     mailRequests: new FloodControl({ database, clock, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
+    // As many as one account's own email-change links an hour (DEFAULT_EMAIL_CHANGE_POLICY): per mailbox, whoever asks.
+    mailRecipients: new FloodControl({ database, clock, namespace: "mail-to", policy: { ipLimit: DEFAULT_EMAIL_CHANGE_POLICY.maxPerWindow, ipWindowMs: DEFAULT_EMAIL_CHANGE_POLICY.windowMs } }),
     jobs: new JobStore({ database, clock, random }),
     sessions: createSessionManager({ database, clock, random, policy: config.http.session }),
     tokens: createTokenService({ database, clock, random }),

@@ -270,7 +270,19 @@ export class FloodControl {
    */
   async countRequest(ip: string | null): Promise<{ allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
     if (!ip) return { allowed: true };
-    const k = key(this.#kinds.ip, ipBucket(ip));
+    return this.countRequestFor(ipBucket(ip));
+  }
+
+  /**
+   * countRequest for any subject, not only a client address: a recipient's lookup key, say, so that one mailbox gets
+   * at most `ipLimit` unsolicited mails a window however many accounts or clients ask (the window and limit are the
+   * policy's ip ones; keep such counters in a namespace of their own).
+   *
+   * @example
+   * const rate = await mailRecipients.countRequestFor(identifierKey(newEmail));
+   */
+  async countRequestFor(subject: string): Promise<{ allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
+    const k = key(this.#kinds.ip, subject);
     const p = this.policy;
     const judge = (row: { at: number | string } | undefined, now: number): { allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number } =>
       row ? { allowed: false, reason: "ip", retryAfterMs: Math.max(1, Number(row.at) + p.ipWindowMs - now) } : { allowed: true };

@@ -5,7 +5,9 @@ import type { FastifyInstance } from "fastify";
 import { clearSessionCookie, endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, requestContext, requireSession, str } from "../helpers.ts";
+import { auditAndNotify, requestContext, requireSession, str, throttledAnswer } from "../helpers.ts";
+import type { EmailChangeRequestOutcome } from "../../../accounts/email-change/index.ts";
+import { identifierKey } from "../../../accounts/users/normalise.ts";
 
 /** The one answer to every accepted change request, whether the address is free, taken, or over the limit. */
 export const EMAIL_CHANGE_ACCEPTED = {
@@ -24,11 +26,22 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
     async (request, reply) => {
       const { auth } = requireSession(request);
       const ctx = requestContext(request);
+      // Counted with the public requests that send mail (a reset, a sign-up), before anything else: this one names any
+      // address too, and a client whose budget is spent could otherwise go on mailing through its accounts (ASVS 2.4.1).
+      const rate = await app.accounts.mailRequests.countRequest(ctx.ip);
+      if (!rate.allowed) return throttledAnswer(reply, rate, "BULWARK_ERR_THROTTLED", "requests that send mail from this address");
       const user = await app.accounts.users.getById(auth.userId);
       if (!user) throw httpAuthErrors.sessionRequired();
+      // One mailbox gets at most as many of these an hour as one account may ask for, however many accounts ask; past
+      // it nothing is sent and the answer is the usual 202 (the count says nothing of whether the address is registered).
+      const newEmail = request.body.newEmail;
+      const mailbox = await app.accounts.mailRecipients.countRequestFor(identifierKey(newEmail));
       // The session is checked again inside the request's transaction: a password reset may end it after the read above.
-      const outcome = await app.accounts.emailChanges.request(user, request.body.newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, { sessionId: auth.sessionId as string });
+      const outcome: EmailChangeRequestOutcome | "recipient-limited" = mailbox.allowed
+        ? await app.accounts.emailChanges.request(user, newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, { sessionId: auth.sessionId as string })
+        : "recipient-limited";
       if (outcome === "rate-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the account reached");
+      if (outcome === "recipient-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the new address reached");
       // The audit log keeps a keyed tag of the address, not the address: it names no other person's mailbox.
       await app.audit.append({
         type: "auth.email.change-requested", actor: user.id, subject: user.id, requestId: request.id,
