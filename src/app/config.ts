@@ -31,6 +31,11 @@ export interface Config {
    * default 72 hours; ASVS 6.4.1: initial secrets expire after a short period).
    */
   initialPasswordMs: number;
+  /**
+   * How long delivered mail stays in the outbox before the maintenance pass deletes it, in ms
+   * (BULWARK_OUTBOX_RETENTION_DAYS, default 30; ASVS 14.2.7). Queued, failed and dead mail is kept.
+   */
+  outboxRetentionMs: number;
   /** Breached-password lookups for new passwords (ASVS 6.2.12); none unless configured. */
   breach: BreachConfig;
   /** Name of the service, for password context-word checks and emails. */
@@ -227,6 +232,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // At most two weeks: long enough for a new hire's first week and a weekend, short enough that an initial
   // password forgotten in a ticket or a mail stops working soon (ASVS 6.4.1 asks for "a short period").
   const initialPasswordMs = int("BULWARK_INITIAL_PASSWORD_HOURS", 72, 1, 336, "hours a generated or administrator-set initial password signs in") * 3_600_000;
+  // Long enough to answer "did the notice go out?" about a recent incident; delivered mail holds addresses and texts
+  // (an IP, a time) that are not kept for ever. The audit log keeps the record that it was queued.
+  const outboxRetentionMs = int("BULWARK_OUTBOX_RETENTION_DAYS", 30, 1, 3650, "days delivered mail is kept in the outbox") * 86_400_000;
   const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim().slice(0, 100) || "Bulwark";
   // The name goes into mail subjects and bodies, authenticator apps and pages: a control character or a line
   // separator there would break a header (notify/validate.ts refuses it at enqueue) or rewrite what is shown.
@@ -236,7 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   }
   const breach = loadBreachConfig(env, int);
   const http = loadHTTPAuthConfig(env, port);
-  return { dataDir, databaseURL, databaseTransport, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, breach, serviceName, http, requireMFA: http.requireMFA };
+  return { dataDir, databaseURL, databaseTransport, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, outboxRetentionMs, breach, serviceName, http, requireMFA: http.requireMFA };
 }
 
 function loadBreachConfig(env: NodeJS.ProcessEnv, int: (name: string, fallback: number, min: number, max: number, why: string) => number): BreachConfig {

@@ -44,6 +44,7 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
     passwordResetLinks: (executor) => app.accounts.passwordReset.purgeExpired(executor),
     emailChangeLinks: (executor) => app.accounts.emailChanges.purgeExpired(executor),
     floodEvents: (executor) => app.accounts.flood.prune(executor),
+    sentMail: (executor) => app.accounts.outbox.purgeSent(app.clock.now() - app.config.outboxRetentionMs, { executor }),
     // Not a purge: a reading, repeated so that a clock that drifts while the server runs is noticed (returns 0).
     clockSkew: async () => {
       await checkClockSkew(app.db, app.clock, app.logger);

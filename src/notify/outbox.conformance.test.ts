@@ -46,6 +46,23 @@ forEachDialect("email outbox", (fx) => {
     assert.deepEqual(await sender(f, await f.transport()).runOnce(), { claimed: 0, sent: 0, retried: 0, dead: 0, released: 0, lostClaims: 0 });
   });
 
+  it("purgeSent deletes delivered mail sent at or before the cut-off, in batches, and keeps queued, newer and other rows (ASVS 14.2.7)", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    for (let i = 1; i <= 5; i++) await f.outbox.enqueue(message(i));
+    await sender(f, await f.transport()).runOnce();
+    const cutoff = f.clock.now();
+    f.clock.advance(HOUR);
+    const newer = await f.outbox.enqueue(message(6));
+    await sender(f, await f.transport()).runOnce();
+    const waiting = await f.outbox.enqueue(message(7, { notBefore: f.clock.now() + HOUR }));
+    assert.equal(await f.outbox.purgeSent(cutoff, { batch: 2, maxBatches: 2 }), 4, "two batches of two, then the next call goes on");
+    assert.equal(await f.outbox.purgeSent(cutoff, { batch: 2 }), 1);
+    assert.equal(await f.outbox.purgeSent(cutoff), 0);
+    assert.equal((await f.outbox.get(newer.id)).status, "sent", "delivered after the cut-off: kept");
+    assert.equal((await f.outbox.get(waiting.id)).status, "queued");
+  });
+
   it("keeps one row when the same idempotency key is enqueued twice, singly or in bulk", async (t) => {
     const f = await notifyFixture(await fx.fresh());
     t.after(() => f.close());

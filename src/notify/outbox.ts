@@ -310,6 +310,27 @@ export class Outbox {
   }
 
   /**
+   * Deletes sent messages delivered at or before `sentBefore` (retention: addresses and bodies of delivered mail are
+   * not kept for ever, ASVS 14.2.7), in batches of `batch`, at most `maxBatches` a call (the next call goes on);
+   * queued, failed and dead messages stay. Returns how many were deleted. A message whose idempotency key is enqueued
+   * again after its row is gone would be sent again: Bulwark's keys name one-time events (an audit event, a job and
+   * user), which nothing enqueues again weeks later.
+   */
+  async purgeSent(sentBefore: number, options: { executor?: Kysely<Schema>; batch?: number; maxBatches?: number } = {}): Promise<number> {
+    const db = options.executor ?? this.#database.db;
+    const batch = options.batch ?? 1000;
+    let removed = 0;
+    for (let i = 0; i < (options.maxBatches ?? 50); i++) {
+      const ids = db.selectFrom("outbox_messages").select("id").where("status", "=", "sent").where("sent_at", "<=", sentBefore).limit(batch);
+      const result = await db.deleteFrom("outbox_messages").where("id", "in", ids).executeTakeFirst();
+      const n = Number(result.numDeletedRows);
+      removed += n;
+      if (n < batch) break;
+    }
+    return removed;
+  }
+
+  /**
    * Whether a message more urgent than `priority` is due: a read on the claim index, so a sender can ask
    * between deliveries without taking the database write lock.
    */
