@@ -37,7 +37,11 @@ forEachDialect("security notices", (fx) => {
     assert.equal(old.headers.get("subject"), "Example Cloud: your email address was changed");
     assert.match(text(old), /changed from old@example\.org to new@example\.org/);
     assert.match(text(old), /2026-11-01 09:30:00 UTC from the IP address 203\.0\.113\.7/);
-    assert.match(text(old), /contact security@example\.org/);
+    // The old address can no longer get a reset link: it is sent to a person, with the event's reference, not to a reset.
+    assert.match(text(old), /Contact security@example\.org at once and quote the reference evt_42/);
+    assert.doesNotMatch(text(old), /reset your password now/);
+    const current = mails.find((m) => m.envelopeTo[0] === "new@example.org")!;
+    assert.match(text(current), /reset your password now and contact security@example\.org/);
     assert.match(old.headers.get("content-type") ?? "", /^text\/plain/, "plain text only, no HTML part");
   });
 

@@ -88,6 +88,11 @@ interface Template {
   what: string;
   /** A reminder of something due, not a report of something done: no "if this was not you" advice. */
   reminder?: true;
+  /**
+   * What to do if it was not them, when a password reset would not help: the notice to the address an account was
+   * moved away from (a reset asked for there mails nothing; the account's links go to the new address).
+   */
+  movedAway?: true;
 }
 
 function template(event: SecurityEvent, recipient: "current" | "old"): Template {
@@ -98,7 +103,7 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
       return { subject: "your password was reset", what: "The password of your account was reset using a password reset link. All your sessions were signed out." };
     case "email-changed":
       return recipient === "old"
-        ? { subject: "your email address was changed", what: `The email address of your account was changed from ${event.oldEmail} to ${event.newEmail}. This address will no longer receive messages about the account.` }
+        ? { subject: "your email address was changed", what: `The email address of your account was changed from ${event.oldEmail} to ${event.newEmail}. This address will no longer receive messages about the account.`, movedAway: true }
         : { subject: "your email address was changed", what: `This is now the email address of your account (it was ${event.oldEmail}).` };
     case "mfa-factor-added":
       return { subject: "a sign-in factor was added", what: `${FACTOR_LABEL[event.factor]} was added as a sign-in factor to your account.` };
@@ -240,7 +245,15 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
           `When: ${when}${from}.`,
           "",
           "If this was you, there is nothing to do.",
-          `If it was not you, your account may be compromised: reset your password now${options.supportContact ? ` and contact ${options.supportContact}` : ""}.`,
+          ...(t.movedAway
+            // A reset asked for from this address would mail nothing (the account no longer has it), and the account's
+            // own reset links go to the new address: the way back is a person who can check and restore it.
+            ? [
+              "If it was not you, someone has taken over your account and moved it away from this address, so a password reset " +
+                `cannot reach you here any more. Contact ${options.supportContact ?? `the administrators of ${appName}`} at once and quote the ` +
+                `reference ${notice.eventId}: they can lock the account and end its sessions while they check it with you.`,
+            ]
+            : [`If it was not you, your account may be compromised: reset your password now${options.supportContact ? ` and contact ${options.supportContact}` : ""}.`]),
           "",
         ]),
       `This is an automatic security notice from ${appName}. You receive it whatever your mail preferences, because it concerns the security of your account.`,
