@@ -47,7 +47,8 @@ export type EmailChangeRefusal = LinkRefusal;
 
 export type EmailChangeCheck =
   | { valid: true; tokenId: string; userId: string; newEmail: string; createdAt: number; expiresAt: number; issuedEpoch: number }
-  | { valid: false; reason: EmailChangeRefusal };
+  /** `genuine`: the secret matched (a used or expired link of this account), with whose it is. */
+  | { valid: false; reason: EmailChangeRefusal; genuine?: { userId: string; tokenId: string } };
 
 /** What a request did, for logs and audit only: the HTTP answer is the same for all three. */
 export type EmailChangeRequestOutcome = "queued" | "address-taken" | "rate-limited";
@@ -116,7 +117,11 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
     const found = await target.selectFrom("email_change_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
     // The secret before the state: knowing an id must reveal nothing about the row's state.
     const verdict = checkEmailChangeRow(parsed.secret, found, clock.now());
-    if ("reason" in verdict) return { valid: false, reason: verdict.reason };
+    if ("reason" in verdict) {
+      // Past the secret check (used, expired): a genuine link, whose refusal the caller may record against its account.
+      const genuine = found && (verdict.reason === "used" || verdict.reason === "expired") ? { genuine: { userId: found.user_id, tokenId: found.id } } : {};
+      return { valid: false, reason: verdict.reason, ...genuine };
+    }
     const { row } = verdict;
     return { valid: true, tokenId: row.id, userId: row.user_id, newEmail: row.new_email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at), issuedEpoch: Number(row.issued_epoch) };
   }
@@ -184,7 +189,8 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
       return database.transaction(async (trx) => {
         // A plain read first, only to learn whose link it is; its verdict is settled by the UPDATE below.
         const found = await look(token, trx);
-        if (!found.valid) throw emailChangeErrors.refused();
+        if (!found.valid) throw emailChangeErrors.refused(found.genuine ? { ...found.genuine, reason: found.reason } : undefined);
+        const refused = (reason: string): Error => emailChangeErrors.refused({ userId: found.userId, tokenId: found.tokenId, reason });
         // Before any write: this transaction goes email link → user → reset links (the caller's `within`), a reset
         // completion reset link → user → email links. On PostgreSQL the two deadlocked, a 500 for one of them.
         await lockAccountLinks(database, trx, found.userId);
@@ -194,34 +200,34 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
         const used = await trx.updateTable("email_change_tokens").set({ used_at: now })
           .where("id", "=", found.tokenId).where("used_at", "is", null).where("expires_at", ">", now)
           .executeTakeFirst();
-        if (Number(used.numUpdatedRows) !== 1) throw emailChangeErrors.refused();
+        if (Number(used.numUpdatedRows) !== 1) throw refused("used");
         await revokeAll(found.userId, trx);
         const user = await trx.selectFrom("users").select(["email", "email_key", "status", "locked_at", "password_changed_at", "password_invalidated_at"]).where("id", "=", found.userId).executeTakeFirst();
-        if (!user || user.status !== "active" || user.locked_at !== null) throw emailChangeErrors.refused();
+        if (!user || user.status !== "active" || user.locked_at !== null) throw refused(user?.locked_at !== null ? "account-locked" : "account-disabled");
         // A password invalidated by containment: the owner's way back is the reset link mailed to the current
         // address. Moving the address now would hand the hijacker the account (and cancel the owner's link).
-        if (user.password_invalidated_at !== null) throw emailChangeErrors.refused();
+        if (user.password_invalidated_at !== null) throw refused("password-invalidated");
         // A link asked for before the owner changed the password or had the sessions revoked dies with them:
         // the owner's remedy against a hijacker (reset the password) must also cancel the hijacker's change.
-        if (user.password_changed_at !== null && Number(user.password_changed_at) > found.createdAt) throw emailChangeErrors.refused();
+        if (user.password_changed_at !== null && Number(user.password_changed_at) > found.createdAt) throw refused("password-changed-since");
         const stamps = await readStamps(trx, [GLOBAL_SCOPE, userScope(found.userId)]);
-        if (refusedBy(stamps, found.createdAt, found.issuedEpoch)) throw emailChangeErrors.refused();
+        if (refusedBy(stamps, found.createdAt, found.issuedEpoch)) throw refused("sessions-revoked-since");
         const key = identifierKey(found.newEmail);
         // Another account's address, or one that reads like it (the same letters in another script, confusables.ts):
         // either would show two accounts under one address.
         const skeleton = confusableSkeleton(found.newEmail);
         const owner = await trx.selectFrom("users").select("id")
           .where((eb) => eb.or([eb("email_key", "=", key), eb("email_skeleton", "=", skeleton)])).where("id", "!=", found.userId).executeTakeFirst();
-        if (owner) throw emailChangeErrors.taken();
+        if (owner) throw emailChangeErrors.taken({ userId: found.userId, tokenId: found.tokenId, reason: "address-taken" });
         try {
           // Compare-and-set on the old key: a concurrent change of the same account cannot be overwritten.
           const changed = await trx.updateTable("users").set({ email: found.newEmail, email_key: key, email_skeleton: skeleton, email_lookalike: 0, updated_at: now })
             .where("id", "=", found.userId).where("email_key", "=", user.email_key).executeTakeFirst();
-          if (Number(changed.numUpdatedRows) !== 1) throw emailChangeErrors.refused();
+          if (Number(changed.numUpdatedRows) !== 1) throw refused("changed-meanwhile");
         } catch (cause) {
           // Another account took the address, or a look-alike, between the lookup and the update (the unique indexes decide).
           const collided = collidedKey(cause);
-          if (collided === "email" || collided === "email-skeleton") throw emailChangeErrors.taken();
+          if (collided === "email" || collided === "email-skeleton") throw emailChangeErrors.taken({ userId: found.userId, tokenId: found.tokenId, reason: "address-taken" });
           throw cause;
         }
         const change: EmailChanged = { userId: found.userId, oldEmail: user.email, newEmail: found.newEmail };

@@ -123,7 +123,14 @@ forEachDialect("email change", (fx) => {
     const first = await tokenTo(s, "first@example.org");
     await s.changes.request(s.ana, "second@example.org", CONTEXT);
     const second = await tokenTo(s, "second@example.org");
-    assert.deepEqual(await s.changes.check(first), { valid: false, reason: "used" }, "the newer request supersedes the older link");
+    const superseded = await s.changes.check(first);
+    assert.deepEqual(superseded, { valid: false, reason: "used", genuine: { userId: s.ana.id, tokenId: (superseded as { genuine: { tokenId: string } }).genuine.tokenId } }, "the newer request supersedes the older link (a genuine one: whose it is is known)");
+    await assert.rejects(s.changes.confirm(first), (error: Error & { genuine?: unknown }) => {
+      assert.deepEqual(error.genuine, { userId: s.ana.id, tokenId: (superseded as { genuine: { tokenId: string } }).genuine.tokenId, reason: "used" });
+      return true;
+    });
+    const junk = await s.changes.check(`${first.slice(0, -4)}AAAA`);
+    assert.deepEqual(junk, { valid: false, reason: "bad-secret" }, "a wrong secret names no account");
     await assert.rejects(s.changes.confirm(first), { code: "BULWARK_ERR_EMAIL_CHANGE_TOKEN" });
     assert.deepEqual(await s.changes.confirm(second), { userId: s.ana.id, oldEmail: "ana@example.org", newEmail: "second@example.org" });
     assert.equal((await s.users.findByIdentifier("SECOND@example.org"))?.id, s.ana.id);

@@ -2,15 +2,33 @@
 // outcome of check/redeem (a value); `refused` is what the HTTP layer throws for it.
 import { BulwarkError } from "../../lib/errors.ts";
 
-export class EmailChangeError extends BulwarkError {}
+/**
+ * A refusal of a link whose secret matched: a genuine link of the account, refused for `reason` (used, expired, the
+ * account locked, its password changed or its sessions revoked since, …). Worth an audit event against the account:
+ * whoever holds a genuine link is its owner or someone who reads their mail or took their session. Never sent to
+ * the client, whose answer is the same for every refusal.
+ */
+export interface GenuineLinkRefusal {
+  userId: string;
+  tokenId: string;
+  reason: string;
+}
+
+export class EmailChangeError extends BulwarkError {
+  /** Set on a refusal of a genuine link (its secret matched); absent for junk, guessed or malformed ones. */
+  genuine?: GenuineLinkRefusal;
+}
 
 export const emailChangeErrors = {
   /** One message for every refusal: a client cannot tell a guessed id from an expired or used link. */
-  refused: (): EmailChangeError =>
-    new EmailChangeError("BULWARK_ERR_EMAIL_CHANGE_TOKEN", "input", "this email confirmation link is invalid, expired or already used; ask for the change again"),
+  refused: (genuine?: GenuineLinkRefusal): EmailChangeError =>
+    Object.assign(
+      new EmailChangeError("BULWARK_ERR_EMAIL_CHANGE_TOKEN", "input", "this email confirmation link is invalid, expired or already used; ask for the change again"),
+      genuine ? { genuine } : {},
+    ),
   /** The address is the account's own already: nothing to change. */
   unchanged: (): EmailChangeError => new EmailChangeError("BULWARK_ERR_EMAIL_UNCHANGED", "input", "newEmail is already this account's address"),
   /** At confirmation, another account holds the address now (it was free when the link was sent). */
-  taken: (): EmailChangeError =>
-    new EmailChangeError("BULWARK_ERR_EMAIL_TAKEN", "conflict", "another account uses this email address now; the address was not changed"),
+  taken: (genuine?: GenuineLinkRefusal): EmailChangeError =>
+    Object.assign(new EmailChangeError("BULWARK_ERR_EMAIL_TAKEN", "conflict", "another account uses this email address now; the address was not changed"), genuine ? { genuine } : {}),
 };

@@ -6,7 +6,8 @@ import { clearSessionCookie, endUserSessions } from "../../../accounts/sessions/
 import type { App } from "../../../app/types.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, requestContext, requireSession, str, throttledAnswer } from "../helpers.ts";
-import type { EmailChangeRequestOutcome } from "../../../accounts/email-change/index.ts";
+import { EmailChangeError, type EmailChangeRequestOutcome, type EmailChanged } from "../../../accounts/email-change/index.ts";
+import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { identifierKey } from "../../../accounts/users/normalise.ts";
 
 /** The one answer to every accepted change request, whether the address is free, taken, or over the limit. */
@@ -61,21 +62,39 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
     },
     async (request, reply) => {
       let ended = 0;
-      const changed = await app.accounts.emailChanges.confirm(request.body.token, {
-        within: async (trx, change) => {
-          // Reset links already mailed to the old address die with the change: that mailbox no longer controls the account.
-          // Under the account's link lock (confirm takes it first): a reset completing at the same time waits, then is refused.
-          await app.accounts.passwordReset.revokeAll(change.userId, trx);
-          // Every session ends (ASVS 7.4.3), and the stamp refuses any that a racing request might still create: a
-          // hijacked session dies with the change; the owner signs in afresh with the new address. In the same commit
-          // as the change, with its audit event and the notice to both addresses (ASVS 6.3.7).
-          ended = await endUserSessions(trx, change.userId, app.clock.now());
-          await auditAndNotify(app, request, {
-            type: "auth.email.changed", userId: change.userId, data: { sessionsEnded: ended },
-            notice: { type: "email-changed", oldEmail: change.oldEmail, newEmail: change.newEmail },
-          }, trx);
-        },
-      });
+      let changed: EmailChanged;
+      try {
+        changed = await app.accounts.emailChanges.confirm(request.body.token, {
+          within: async (trx, change) => {
+            // Reset links already mailed to the old address die with the change: that mailbox no longer controls the account.
+            // Under the account's link lock (confirm takes it first): a reset completing at the same time waits, then is refused.
+            await app.accounts.passwordReset.revokeAll(change.userId, trx);
+            // Every session ends (ASVS 7.4.3), and the stamp refuses any that a racing request might still create: a
+            // hijacked session dies with the change; the owner signs in afresh with the new address. In the same commit
+            // as the change, with its audit event and the notice to both addresses (ASVS 6.3.7).
+            ended = await endUserSessions(trx, change.userId, app.clock.now());
+            await auditAndNotify(app, request, {
+              type: "auth.email.changed", userId: change.userId, data: { sessionsEnded: ended },
+              notice: { type: "email-changed", oldEmail: change.oldEmail, newEmail: change.newEmail },
+            }, trx);
+          },
+        });
+      } catch (error) {
+        // A genuine link (its secret matched) refused: used, expired, or killed by a password reset, a revocation or a
+        // lock. Whoever holds it reads the owner's mail or took their session: recorded against the account, once a
+        // minute per link (the rest counted on the next event), the answer unchanged. Junk and guessed links are not.
+        const genuine = error instanceof EmailChangeError ? error.genuine : undefined;
+        if (genuine) {
+          const sample = app.accounts.refusals.take(`email-confirm:${genuine.tokenId}`, app.clock.now());
+          if (sample.record) {
+            await app.audit.append({
+              type: "auth.email.confirm-refused", actor: "anonymous", subject: genuine.userId, requestId: request.id,
+              data: { ip: requestContext(request).ip, link: genuine.tokenId, reason: genuine.reason, ...unrecordedCounts(sample) },
+            });
+          }
+        }
+        throw error;
+      }
       if (request.cookieSession?.session.userId === changed.userId) void reply.header("set-cookie", clearSessionCookie());
       return { status: "changed", sessionsEnded: ended };
     },
