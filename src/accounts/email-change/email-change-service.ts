@@ -3,7 +3,6 @@
 // token redeemed and the address changed in one transaction. The HTTP layer owns freshness and audit; a request
 // re-checks the requesting session under the account's link lock (it may have ended since the route read it).
 import type { Kysely } from "kysely";
-import { newId } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { addressProblem, type Outbox } from "../../notify/index.ts";
