@@ -203,12 +203,12 @@ describe("what the outbox keeps after delivery", () => {
     assert.equal(left, 0, `${left} sent messages more than a year old are still stored`);
   });
 
-  it("BULWARK_OUTBOX_RETENTION_DAYS: 30 days unless set, a whole number of days from 1 to 3650, named when refused", () => {
+  it("BULWARK_OUTBOX_RETENTION_DAYS: 30 days unless set, a whole number of days from 14 to 3650, named when refused", () => {
     const dir = { BULWARK_DATA_DIR: "/nonexistent/bulwark-config-only" };
     assert.equal(loadConfig(dir).outboxRetentionMs, 30 * DAY);
-    assert.equal(loadConfig({ ...dir, BULWARK_OUTBOX_RETENTION_DAYS: " 7 " }).outboxRetentionMs, 7 * DAY);
-    for (const bad of ["0", "3651", "1.5", "forever"]) {
-      assert.throws(() => loadConfig({ ...dir, BULWARK_OUTBOX_RETENTION_DAYS: bad }), /BULWARK_OUTBOX_RETENTION_DAYS must be an integer from 1 to 3650/);
+    assert.equal(loadConfig({ ...dir, BULWARK_OUTBOX_RETENTION_DAYS: " 21 " }).outboxRetentionMs, 21 * DAY);
+    for (const bad of ["0", "13", "3651", "14.5", "forever"]) {
+      assert.throws(() => loadConfig({ ...dir, BULWARK_OUTBOX_RETENTION_DAYS: bad }), /BULWARK_OUTBOX_RETENTION_DAYS must be an integer from 14 to 3650/);
     }
   });
 });

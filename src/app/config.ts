@@ -233,8 +233,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // password forgotten in a ticket or a mail stops working soon (ASVS 6.4.1 asks for "a short period").
   const initialPasswordMs = int("BULWARK_INITIAL_PASSWORD_HOURS", 72, 1, 336, "hours a generated or administrator-set initial password signs in") * 3_600_000;
   // Long enough to answer "did the notice go out?" about a recent incident; delivered mail holds addresses and texts
-  // (an IP, a time) that are not kept for ever. The audit log keeps the record that it was queued.
-  const outboxRetentionMs = int("BULWARK_OUTBOX_RETENTION_DAYS", 30, 1, 3650, "days delivered mail is kept in the outbox") * 86_400_000;
+  // (an IP, a time) that are not kept for ever. The audit log keeps the record that it was queued. At least two weeks:
+  // a delivered row is what stops a key being queued again, and the API-token expiry reminder looks for its own over
+  // the week before the expiry (a shorter retention mailed it again after each purge).
+  const outboxRetentionMs = int("BULWARK_OUTBOX_RETENTION_DAYS", 30, 14, 3650, "days delivered mail is kept in the outbox; at least 14") * 86_400_000;
   const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim().slice(0, 100) || "Bulwark";
   // The name goes into mail subjects and bodies, authenticator apps and pages: a control character or a line
   // separator there would break a header (notify/validate.ts refuses it at enqueue) or rewrite what is shown.

@@ -314,7 +314,8 @@ export class Outbox {
    * not kept for ever, ASVS 14.2.7), in batches of `batch`, at most `maxBatches` a call (the next call goes on);
    * queued, failed and dead messages stay. Returns how many were deleted. A message whose idempotency key is enqueued
    * again after its row is gone would be sent again: Bulwark's keys name one-time events (an audit event, a job and
-   * user), which nothing enqueues again weeks later.
+   * user, an hour), except the API-token expiry reminder, which looks for its key over the week before the expiry;
+   * the retention is therefore never below two weeks (BULWARK_OUTBOX_RETENTION_DAYS, config.ts).
    */
   async purgeSent(sentBefore: number, options: { executor?: Kysely<Schema>; batch?: number; maxBatches?: number } = {}): Promise<number> {
     const db = options.executor ?? this.#database.db;

@@ -41,6 +41,7 @@ export async function authFixture(env: Record<string, string> = {}): Promise<Aut
   const root = mkdtempSync(join(tmpdir(), "bulwark-http-auth-"));
   const smtp = await startTestSMTPServer();
   const clock = new ManualClock(Date.UTC(2026, 10, 2, 9));
+  // A refused configuration (a test of the refusal) must not leave the SMTP server and the temp dir behind.
   const app = await openApp({
     env: {
       BULWARK_DATA_DIR: join(root, "data"), BULWARK_LOG_LEVEL: "silent",
@@ -56,6 +57,10 @@ export async function authFixture(env: Record<string, string> = {}): Promise<Aut
       ...env,
     },
     mode: "init", clock,
+  }).catch(async (error: unknown) => {
+    await smtp.close();
+    rmSync(root, { recursive: true, force: true });
+    throw error;
   });
   const server = await buildServer(app);
   // One known-device cookie for every client of the fixture (AuthFixture.browser).
