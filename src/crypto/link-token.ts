@@ -12,6 +12,18 @@ export interface LinkToken {
 /** Why a presented link token is refused. */
 export type LinkRefusal = "malformed" | "unknown" | "bad-secret" | "expired" | "used";
 
+/**
+ * A refusal of a link whose secret matched: a genuine link of the account, refused for `reason` (used, expired, the
+ * account locked, its password changed or its sessions revoked since, …). Worth an audit event against the account:
+ * whoever holds a genuine link is its owner or someone who reads their mail or took their session. Never sent to
+ * the client, whose answer is the same for every refusal.
+ */
+export interface GenuineLinkRefusal {
+  userId: string;
+  tokenId: string;
+  reason: string;
+}
+
 /** The columns every link-token table has. */
 export interface LinkRow {
   secret_hash: string;

@@ -1,18 +1,7 @@
 // Errors of the email-change module, each with a stable code. A bad, expired or used link is an expected
 // outcome of check/redeem (a value); `refused` is what the HTTP layer throws for it.
+import type { GenuineLinkRefusal } from "../../crypto/link-token.ts";
 import { BulwarkError } from "../../lib/errors.ts";
-
-/**
- * A refusal of a link whose secret matched: a genuine link of the account, refused for `reason` (used, expired, the
- * account locked, its password changed or its sessions revoked since, …). Worth an audit event against the account:
- * whoever holds a genuine link is its owner or someone who reads their mail or took their session. Never sent to
- * the client, whose answer is the same for every refusal.
- */
-export interface GenuineLinkRefusal {
-  userId: string;
-  tokenId: string;
-  reason: string;
-}
 
 export class EmailChangeError extends BulwarkError {
   /** Set on a refusal of a genuine link (its secret matched); absent for junk, guessed or malformed ones. */

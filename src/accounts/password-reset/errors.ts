@@ -1,12 +1,19 @@
 // Errors of the password-reset module, each with a stable code. A bad or expired link is an expected
 // outcome (a value from check/redeem); `refused` is the error the HTTP layer throws for it.
+import type { GenuineLinkRefusal } from "../../crypto/link-token.ts";
 import { BulwarkError, InputError } from "../../lib/errors.ts";
 
-export class PasswordResetError extends BulwarkError {}
+export class PasswordResetError extends BulwarkError {
+  /** Set on a refusal of a genuine link (its secret matched); absent for junk, guessed or malformed ones. */
+  genuine?: GenuineLinkRefusal;
+}
 
 export const resetErrors = {
   /** One message for every refusal: a client cannot tell a guessed id from an expired or used link. */
-  refused: (): PasswordResetError =>
-    new PasswordResetError("BULWARK_ERR_RESET_TOKEN", "input", "this password reset link is invalid, expired or already used; request a new one"),
+  refused: (genuine?: GenuineLinkRefusal): PasswordResetError =>
+    Object.assign(
+      new PasswordResetError("BULWARK_ERR_RESET_TOKEN", "input", "this password reset link is invalid, expired or already used; request a new one"),
+      genuine ? { genuine } : {},
+    ),
   badPolicy: (what: string): InputError => new InputError("BULWARK_ERR_RESET_POLICY", `password reset policy: ${what}`),
 };

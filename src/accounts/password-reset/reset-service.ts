@@ -40,7 +40,10 @@ export const DEFAULT_RESET_POLICY: Readonly<PasswordResetPolicy> = Object.freeze
 
 export type ResetRefusal = LinkRefusal;
 
-export type ResetCheck = { valid: true; tokenId: string; userId: string; expiresAt: number } | { valid: false; reason: ResetRefusal };
+export type ResetCheck =
+  | { valid: true; tokenId: string; userId: string; expiresAt: number }
+  /** `genuine`: the secret matched (a used or expired link of this account), with whose it is. */
+  | { valid: false; reason: ResetRefusal; genuine?: { userId: string; tokenId: string } };
 
 export type IssueResult = { issued: true; token: string; expiresAt: number } | { issued: false; reason: "rate-limited" };
 
@@ -121,7 +124,11 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     const found = await target.selectFrom("password_reset_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
     // The secret before the state: knowing an id (it is in no mail but the owner's) must reveal nothing else.
     const verdict = checkResetRow(parsed.secret, found, clock.now());
-    if ("reason" in verdict) return { valid: false, reason: verdict.reason };
+    if ("reason" in verdict) {
+      // Past the secret check (used, expired): a genuine link, whose refusal the caller may record against its account.
+      const genuine = found && (verdict.reason === "used" || verdict.reason === "expired") ? { genuine: { userId: found.user_id, tokenId: found.id } } : {};
+      return { valid: false, reason: verdict.reason, ...genuine };
+    }
     const { row } = verdict;
     return { valid: true, tokenId: row.id, userId: row.user_id, expiresAt: Number(row.expires_at) };
   }
@@ -188,7 +195,7 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
           .where("used_at", "is", null)
           .where("expires_at", ">", now)
           .executeTakeFirst();
-        if (Number(result.numUpdatedRows) !== 1) return { valid: false, reason: "used" };
+        if (Number(result.numUpdatedRows) !== 1) return { valid: false, reason: "used", genuine: { userId: found.userId, tokenId: found.tokenId } };
         await revokeAll(found.userId, trx);
         return found;
       };

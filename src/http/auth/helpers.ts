@@ -8,6 +8,8 @@ import { addressProblem, notifySecurityEvent, NotifyInputError, type SecurityEve
 import { NO_CONTROL } from "../api/common.ts";
 import type { RequestAuth } from "../auth-context.ts";
 import type { Schema } from "../../store/schema.ts";
+import type { GenuineLinkRefusal } from "../../crypto/link-token.ts";
+import { unrecordedCounts } from "../../accounts/login/refusal-sampler.ts";
 import { httpAuthErrors } from "./errors.ts";
 import { clientIP, userAgent } from "./request-info.ts";
 import { ALL_PENDING, type CookieSession } from "./state.ts";
@@ -198,4 +200,20 @@ export function throttledAnswer(reply: FastifyReply, verdict: { reason: "ip" | "
 export function mfaThrottledAnswer(reply: FastifyReply): FastifyReply {
   const { code, message } = mfaErrors.throttled();
   return reply.status(429).header("retry-after", "300").send({ error: { code, message } });
+}
+
+/**
+ * Records a refused use of a genuine link (its secret matched: used, expired, voided, or its account locked) against
+ * the account as event `type`, once a minute per link (the refusal sampler; the rest are counted on the next event).
+ * Whoever holds a genuine link reads the owner's mail or took a session: the responder scoping an incident needs to see
+ * the attempt. Junk and guessed links (no `genuine`) are not recorded. The answer to the client does not change.
+ */
+export async function recordLinkRefusal(app: App, request: FastifyRequest, type: string, genuine: GenuineLinkRefusal | undefined): Promise<void> {
+  if (!genuine) return;
+  const sample = app.accounts.refusals.take(`${type}:${genuine.tokenId}`, app.clock.now());
+  if (!sample.record) return;
+  await app.audit.append({
+    type, actor: "anonymous", subject: genuine.userId, requestId: request.id,
+    data: { ip: clientIP(request), link: genuine.tokenId, reason: genuine.reason, ...unrecordedCounts(sample) },
+  });
 }

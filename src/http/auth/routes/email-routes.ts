@@ -5,9 +5,8 @@ import type { FastifyInstance } from "fastify";
 import { clearSessionCookie, endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, requestContext, requireSession, str, throttledAnswer } from "../helpers.ts";
+import { auditAndNotify, recordLinkRefusal, requestContext, requireSession, str, throttledAnswer } from "../helpers.ts";
 import { EmailChangeError, type EmailChangeRequestOutcome, type EmailChanged } from "../../../accounts/email-change/index.ts";
-import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { identifierKey } from "../../../accounts/users/normalise.ts";
 
 /** The one answer to every accepted change request, whether the address is free, taken, or over the limit. */
@@ -80,19 +79,8 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
           },
         });
       } catch (error) {
-        // A genuine link (its secret matched) refused: used, expired, or killed by a password reset, a revocation or a
-        // lock. Whoever holds it reads the owner's mail or took their session: recorded against the account, once a
-        // minute per link (the rest counted on the next event), the answer unchanged. Junk and guessed links are not.
-        const genuine = error instanceof EmailChangeError ? error.genuine : undefined;
-        if (genuine) {
-          const sample = app.accounts.refusals.take(`email-confirm:${genuine.tokenId}`, app.clock.now());
-          if (sample.record) {
-            await app.audit.append({
-              type: "auth.email.confirm-refused", actor: "anonymous", subject: genuine.userId, requestId: request.id,
-              data: { ip: requestContext(request).ip, link: genuine.tokenId, reason: genuine.reason, ...unrecordedCounts(sample) },
-            });
-          }
-        }
+        // A genuine link refused (used, expired, voided by a reset, a revocation or a lock): recorded against the account.
+        await recordLinkRefusal(app, request, "auth.email.confirm-refused", error instanceof EmailChangeError ? error.genuine : undefined);
         throw error;
       }
       if (request.cookieSession?.session.userId === changed.userId) void reply.header("set-cookie", clearSessionCookie());

@@ -3,13 +3,13 @@
 // needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { resetChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
-import { createResetMailer, lockAccountLinks, resetErrors, type ResetMailer } from "../../../accounts/password-reset/index.ts";
+import { createResetMailer, lockAccountLinks, PasswordResetError, resetErrors, type ResetMailer } from "../../../accounts/password-reset/index.ts";
 import { endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, mfaThrottledAnswer, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { auditAndNotify, mfaThrottledAnswer, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spendIn, type FactorBody } from "../second-factor.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { withPasswordWork } from "../password-work.ts";
@@ -59,6 +59,9 @@ export async function sendResetMail(app: App, request: FastifyRequest, user: Use
   if (outcome === "address-refused") request.log.warn({ userId: user?.id }, "password reset mail not sent: the outbox cannot mail the account's address (fix the address: bulwark users or the API)");
   if (outcome === "not-eligible") request.log.info({ userId: user?.id }, "password reset mail not sent: the account changed its address, was locked or disabled while the request ran");
 }
+
+/** The audit event of a refused use of a genuine reset link (recordLinkRefusal). */
+const RESET_REFUSED = "auth.password.reset-refused";
 
 export function registerPasswordRoutes(server: FastifyInstance, app: App): void {
   server.post<{ Body: { currentPassword: string; newPassword: string } }>(
@@ -165,11 +168,20 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     { schema: { body: { type: "object", required: ["token"], properties: { token: str(200) } } }, config: { access: "public", csrf: "pre-login" } },
     async (request) => {
       const check = await app.accounts.passwordReset.check(request.body.token);
-      if (!check.valid) throw resetErrors.refused();
+      if (!check.valid) throw await refusedLink(request, check);
       // Bound to this reset link (its id, not its secret): the challenge passes no login's or other link's gate.
       return app.accounts.mfa.webauthn.authenticationOptions(check.userId, { context: resetChallengeContext(check.tokenId) });
     },
   );
+
+  /**
+   * The refusal of a link that did not check out; a genuine one (its secret matched: used, expired) is recorded against
+   * its account first (recordLinkRefusal), the answer the same.
+   */
+  const refusedLink = async (request: FastifyRequest, check: { reason: string; genuine?: { userId: string; tokenId: string } }): Promise<Error> => {
+    await recordLinkRefusal(app, request, RESET_REFUSED, check.genuine && { ...check.genuine, reason: check.reason });
+    return resetErrors.refused();
+  };
 
   /** Links (by token id) whose completion is running in this process. */
   const completing = new Set<string>();
@@ -182,7 +194,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     withPasswordWork(app, async (request, reply) => {
       const resets = app.accounts.passwordReset;
       const check = await resets.check(request.body.token);
-      if (!check.valid) throw resetErrors.refused();
+      if (!check.valid) throw await refusedLink(request, check);
       // One completion per link at a time in this process: the link is spent only in the transaction after the new
       // password is hashed, so parallel completions of one link each queued an argon2id hash (one link bought as many
       // as there were requests, ahead of every login). A second while the first runs gets, before any work, the answer
@@ -202,7 +214,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     const user = await app.accounts.users.getById(check.userId);
     // A locked account gets the refusal of an invalid link, before any factor is asked for, and the link is not
     // spent: it still works after an unlock (containment's own links must survive a containment lock).
-    if (!user || user.status !== "active" || user.lockedAt !== null) throw resetErrors.refused();
+    if (!user || user.status !== "active" || user.lockedAt !== null) {
+      throw await refusedLink(request, { reason: user ? "account-locked" : "account-gone", genuine: { userId: check.userId, tokenId: check.tokenId } });
+    }
     await checkNewPassword(app, request.body.newPassword, user);
     /** A factor refused, or spent first by a concurrent request: audited and answered with the factors to choose from. */
     const factorRefused = async (reason: string): Promise<unknown> => {
@@ -248,13 +262,14 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         // First in the transaction: redeem takes the account's link lock before its first write, so a second link or
         // an email confirmation of the same account waits for this commit and is then refused (never a deadlock).
         const used = await resets.redeem(request.body.token, trx);
-        if (!used.valid || used.userId !== user.id) throw resetErrors.refused();
+        if (!used.valid) throw resetErrors.refused(used.genuine && { ...used.genuine, reason: used.reason });
+        if (used.userId !== user.id) throw resetErrors.refused();
         // Locked (or disabled) since the look above, e.g. while the password was hashed: refused, and the rollback
         // leaves the link unspent.
         const current = await trx.selectFrom("users").select(["status", "locked_at"]).where("id", "=", user.id).executeTakeFirst();
-        if (!current || current.status !== "active" || current.locked_at !== null) throw resetErrors.refused();
+        if (!current || current.status !== "active" || current.locked_at !== null) throw resetErrors.refused({ userId: user.id, tokenId: check.tokenId, reason: "account-locked" });
         const swapped = await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }, trx);
-        if (!swapped) throw resetErrors.refused();
+        if (!swapped) throw resetErrors.refused({ userId: user.id, tokenId: check.tokenId, reason: "password-changed-meanwhile" });
         // The owner's remedy against a hijacker cancels the hijacker's pending email change in the same commit,
         // not only by comparing times (a change asked for in the same millisecond, or on a node whose clock is ahead).
         await app.accounts.emailChanges.revokeAll(user.id, trx);
@@ -272,6 +287,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     } catch (error) {
       // A concurrent request spent the same code, step or assertion first: a replay; the link stays unused.
       if (error instanceof FactorSpentElsewhere) return factorRefused("replayed");
+      // Rolled back: a genuine link refused in the transaction (spent by a racing completion, the account locked or its
+      // password changed meanwhile) is recorded now, outside it.
+      if (error instanceof PasswordResetError) await recordLinkRefusal(app, request, RESET_REFUSED, error.genuine);
       throw error;
     }
     await proof?.settle();
