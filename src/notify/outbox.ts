@@ -31,6 +31,9 @@ const CLAIMABLE = sql<SqlBool>`"status" in ('queued', 'failed', 'sending')`;
  */
 export const PRIORITY = { security: 0, link: 1, normal: 5, campaign: 10 } as const;
 
+/** How long a link waits due behind notices before it is claimed among them (Outbox.claim). */
+export const LINK_AGING_MS = 60_000;
+
 export interface NewMessage {
   /** Same key, same message: a second enqueue is a no-op. E.g. `security.password-changed:<event id>:<address>`. */
   idempotencyKey: string;
@@ -272,6 +275,13 @@ export class Outbox {
    * whose sealed body does not open is not handed out: `onSetAside` hears of each (the sender counts and logs it).
    */
   async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
+    // A link left due for LINK_AGING_MS joins the notices, first among them by the time it became due: an account that
+    // can repeat a notice at will (regenerating its recovery codes) must not hold every other user's reset link back
+    // for as long as it keeps at it. On the claim index (priority, next_attempt_at): a no-op costs one index probe.
+    await this.#db.updateTable("outbox_messages").set({ priority: PRIORITY.security })
+      .where("priority", "=", PRIORITY.link).where("status", "in", ["queued", "failed"]).where("next_attempt_at", "<=", this.#clock.now() - LINK_AGING_MS)
+      .execute();
+    // Read after that await: what became due meanwhile (a retry another sender just set) is claimed now, not missed.
     const now = this.#clock.now();
     const until = now + input.leaseMs;
     let due = this.#db.selectFrom("outbox_messages").select("id")

@@ -173,7 +173,9 @@ forEachDialect("outbox sender", (fx) => {
     const a = await senderWith("node-a", 1_000);
     const b = await senderWith("node-b", 30_000);
     const runA = a.runOnce();
-    // B looks as soon as the message is claimable again: A gave up on it (a retry is due), or A's lease ran
+    // A's claim first (runOnce reaches it after a few awaits of its own) ...
+    while ((await outbox.get(id)).status === "queued") await sleep(5);
+    // ... then B looks as soon as the message is claimable again: A gave up on it (a retry is due), or A's lease ran
     // out (for a claimed row, next_attempt_at is the lease's end).
     for (;;) {
       const row = await outbox.get(id);
