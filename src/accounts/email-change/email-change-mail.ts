@@ -46,15 +46,17 @@ export function composeAttemptMail(to: string, context: EmailChangeMailContext, 
 }
 
 /** The security notice to the current (old) address when a change is requested (ASVS 6.3.7). */
-export function composeRequestedNotice(to: string, newEmail: string, context: EmailChangeMailContext & { at: number }, key: string): NewMessage {
+export function composeRequestedNotice(to: string, newEmail: string, context: EmailChangeMailContext & { at: number; withheld?: boolean }, key: string): NewMessage {
   const name = context.serviceName;
   const when = new Date(context.at).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
   const text = [
     "Hello,", "",
     `Someone signed in to your ${name} account asked to change its email address to ${newEmail}.`,
     `When: ${when}.`,
-    "The change happens only if the link sent to that address is opened.", "",
-    "If this was you, there is nothing to do.",
+    ...(context.withheld
+      // The mailbox's own hourly count (whoever spent it): the owner is told, rather than left waiting for a link.
+      ? ["No link was sent to that address: it was named in too many such requests in the last hour.", "", "If this was you, ask again in an hour."]
+      : ["The change happens only if the link sent to that address is opened.", "", "If this was you, there is nothing to do."]),
     "If it was not you, your account may be compromised: reset your password now, which signs out every session and cancels the pending change.", "",
     `This is an automatic security notice from ${name}. You receive it whatever your mail preferences, because it concerns the security of your account.`, "",
   ].join("\n");

@@ -50,7 +50,24 @@ export type EmailChangeCheck =
   | { valid: false; reason: EmailChangeRefusal; genuine?: { userId: string; tokenId: string } };
 
 /** What a request did, for logs and audit only: the HTTP answer is the same for all three. */
-export type EmailChangeRequestOutcome = "queued" | "address-taken" | "rate-limited";
+export type EmailChangeRequestOutcome = "queued" | "address-taken" | "rate-limited" | "recipient-limited";
+
+/**
+ * The mailbox an address delivers to, as far as counting what one inbox receives goes: its lookup key without a
+ * sub-address ("+tag", RFC 5233), which most hosts deliver to the plain address's inbox. A flood key, never an
+ * identity: folding too much only counts more.
+ *
+ * @example
+ * mailboxKey("Inbox+7@Victim.example") // "inbox@victim.example"
+ */
+export function mailboxKey(address: string): string {
+  const key = identifierKey(address);
+  const at = key.lastIndexOf("@");
+  if (at <= 0) return key;
+  const local = key.slice(0, at);
+  const plus = local.indexOf("+");
+  return plus > 0 ? `${local.slice(0, plus)}${key.slice(at)}` : key;
+}
 
 /** A completed change. */
 export interface EmailChanged {
@@ -69,9 +86,13 @@ export interface EmailChangeService {
    * account's own. The old address is the one the account has when the transaction runs, not `user.email`.
    * With `sessionId` (the route passes the requesting session), throws BULWARK_ERR_SESSION_REVOKED, nothing
    * written, when that session no longer stands: ended or revoked (a password reset or change, an end of sessions)
-   * after the caller read it, or its account disabled or locked.
+   * after the caller read it, or its account disabled or locked. With `withheld` (the new mailbox had too many such
+   * requests this hour), no link or note goes to the new address: the request is recorded (it counts towards the
+   * account's limit) and the old address is told that nothing was sent, and why ("recipient-limited").
    */
-  request(user: { id: string; email: string }, newEmail: string, context: EmailChangeMailContext, options?: { sessionId?: string }): Promise<EmailChangeRequestOutcome>;
+  request(user: { id: string; email: string }, newEmail: string, context: EmailChangeMailContext, options?: { sessionId?: string; withheld?: boolean }): Promise<EmailChangeRequestOutcome>;
+  /** Whether the account may still ask for a change this window (a read, for the caller's own counts before request). */
+  withinLimit(userId: string): Promise<boolean>;
   /** Checks a presented token without using it up. */
   check(token: unknown): Promise<EmailChangeCheck>;
   /**
@@ -161,6 +182,18 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
           .where("user_id", "=", user.id).where("created_at", ">", now - policy.windowMs)
           .executeTakeFirstOrThrow();
         if (Number(recent.n) >= policy.maxPerWindow) return "rate-limited";
+        if (options.withheld) {
+          // Recorded born used, so it counts towards the account's limit; the owner hears that nothing was sent.
+          const fresh = generateEmailChangeToken(random);
+          await trx.insertInto("email_change_tokens").values({
+            id: fresh.id, user_id: user.id, new_email: address, secret_hash: fresh.secretHash, created_at: now,
+            expires_at: now + policy.lifetimeMs, used_at: now, issued_epoch: currentEpoch(),
+          }).execute();
+          if (addressProblem(current.email) === null) {
+            await outbox.enqueue(composeRequestedNotice(current.email, address, { ...context, at: now, withheld: true }, `security.email-change-requested:${fresh.id}`), trx);
+          }
+          return "recipient-limited";
+        }
         // Both paths below run the same statements (a lookup, a supersede, an insert, two messages), so the
         // time of the answer does not tell whether the address is registered either (ASVS 6.3.8).
         const owner = await trx.selectFrom("users").select("id").where("email_key", "=", key).executeTakeFirst();
@@ -184,6 +217,11 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
       });
     },
     check: (token) => look(token, db),
+    async withinLimit(userId) {
+      const recent = await db.selectFrom("email_change_tokens").select((eb) => eb.fn.countAll<number>().as("n"))
+        .where("user_id", "=", userId).where("created_at", ">", clock.now() - policy.windowMs).executeTakeFirstOrThrow();
+      return Number(recent.n) < policy.maxPerWindow;
+    },
     async confirm(token, options = {}) {
       return database.transaction(async (trx) => {
         // A plain read first, only to learn whose link it is; its verdict is settled by the UPDATE below.

@@ -6,8 +6,7 @@ import { clearSessionCookie, endUserSessions } from "../../../accounts/sessions/
 import type { App } from "../../../app/types.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, recordLinkRefusal, requestContext, requireSession, str, throttledAnswer } from "../helpers.ts";
-import { EmailChangeError, type EmailChangeRequestOutcome, type EmailChanged } from "../../../accounts/email-change/index.ts";
-import { identifierKey } from "../../../accounts/users/normalise.ts";
+import { EmailChangeError, mailboxKey, type EmailChanged } from "../../../accounts/email-change/index.ts";
 
 /** The one answer to every accepted change request, whether the address is free, taken, or over the limit. */
 export const EMAIL_CHANGE_ACCEPTED = {
@@ -32,14 +31,14 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
       if (!rate.allowed) return throttledAnswer(reply, rate, "BULWARK_ERR_THROTTLED", "requests that send mail from this address");
       const user = await app.accounts.users.getById(auth.userId);
       if (!user) throw httpAuthErrors.sessionRequired();
-      // One mailbox gets at most as many of these an hour as one account may ask for, however many accounts ask; past
-      // it nothing is sent and the answer is the usual 202 (the count says nothing of whether the address is registered).
+      // One mailbox (sub-addresses folded) gets at most as many of these an hour as one account may ask for, however many
+      // accounts ask; past it no link goes out, the owner's current address is told why, and the answer is the usual 202
+      // (the count says nothing of whether the address is registered). Only requests the account's own limit lets
+      // through are counted: an account past it mails nothing, and must not spend the mailbox's count for others.
       const newEmail = request.body.newEmail;
-      const mailbox = await app.accounts.mailRecipients.countRequestFor(identifierKey(newEmail));
+      const mailbox = (await app.accounts.emailChanges.withinLimit(user.id)) ? await app.accounts.mailRecipients.countRequestFor(mailboxKey(newEmail)) : { allowed: true };
       // The session is checked again inside the request's transaction: a password reset may end it after the read above.
-      const outcome: EmailChangeRequestOutcome | "recipient-limited" = mailbox.allowed
-        ? await app.accounts.emailChanges.request(user, newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, { sessionId: auth.sessionId as string })
-        : "recipient-limited";
+      const outcome = await app.accounts.emailChanges.request(user, newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, { sessionId: auth.sessionId as string, withheld: !mailbox.allowed });
       if (outcome === "rate-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the account reached");
       if (outcome === "recipient-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the new address reached");
       // The audit log keeps a keyed tag of the address, not the address: it names no other person's mailbox.
