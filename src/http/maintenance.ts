@@ -7,6 +7,7 @@
 import { sql, type Kysely } from "kysely";
 import type { App } from "../app/types.ts";
 import { recordUnrecordedRefusals } from "../accounts/login/refusal-sampler.ts";
+import { reportPasswordWorkRefusals } from "./auth/password-work.ts";
 import { remindExpiringTokens } from "../accounts/tokens/expiry-reminders.ts";
 import { checkClockSkew } from "../store/clock-skew.ts";
 import type { Schema } from "../store/schema.ts";
@@ -58,6 +59,8 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
       }),
     // Not a purge: the refused attempts the sampler counted but no audit event carried yet, written as counts.
     unrecordedRefusals: () => recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now()),
+    // Not a purge: the password checks the gate refused since its last log line (a burst nobody followed is counted).
+    passwordWorkRefusals: async () => reportPasswordWorkRefusals(app, app.logger, { force: true }),
     webauthnChallenges: async (executor) => {
       const result = await executor.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
       return Number(result.numDeletedRows);

@@ -13,6 +13,7 @@ import { jobRunnerOf } from "./api/index.ts";
 import { startMailRunner, type MailRunner } from "./mail-runner.ts";
 import { startMaintenance, type Maintenance } from "./maintenance.ts";
 import { recordUnrecordedRefusals } from "../accounts/login/refusal-sampler.ts";
+import { reportPasswordWorkRefusals } from "./auth/password-work.ts";
 import { buildServer, type ServerOptions } from "./server.ts";
 import { checkClockSkew } from "../store/clock-skew.ts";
 
@@ -173,6 +174,7 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
         await runners;
         // The refused attempts counted but not yet written (refusal-sampler.ts): they would die with the process.
         await recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now(), { all: true });
+        reportPasswordWorkRefusals(app, app.logger, { force: true });
         await app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } });
         await app.audit.checkpoint();
       } finally {

@@ -2,7 +2,7 @@
 // IPv6 as the IPv4 address. Known answers written by hand from RFC 4291 §2.2 / §2.5.5.2 and RFC 5952 §4.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ipBucket } from "./ip-bucket.ts";
+import { ipBucket, ipSite } from "./ip-bucket.ts";
 
 describe("ipBucket", () => {
   test("keeps an IPv4 address as it is", () => {
@@ -37,5 +37,17 @@ describe("ipBucket", () => {
     assert.notEqual(ipBucket("2001:db8:1:2::1"), ipBucket("2001:db8:1:3::1"));
     assert.equal(ipBucket("not an address"), "not an address");
     assert.equal(ipBucket("unknown"), "unknown");
+  });
+});
+
+describe("ipSite", () => {
+  test("an IPv6 client by its /48, so one subscriber's many /64s are one site; IPv4 (mapped too) as itself; ports dropped", () => {
+    assert.equal(ipSite("2001:db8:ab:1::1"), "2001:db8:ab::/48");
+    assert.equal(ipSite("2001:db8:ab:ff:1:2:3:4"), "2001:db8:ab::/48");
+    assert.equal(ipSite("[2001:db8:ab:7::9]:443"), "2001:db8:ab::/48");
+    assert.notEqual(ipSite("2001:db8:ab::1"), ipSite("2001:db8:ac::1"));
+    assert.equal(ipSite("::ffff:198.51.100.7"), "198.51.100.7");
+    assert.equal(ipSite("198.51.100.7:8080"), "198.51.100.7");
+    assert.equal(ipSite("not an address"), "not an address");
   });
 });

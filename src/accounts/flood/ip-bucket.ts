@@ -44,6 +44,24 @@ export function withoutPort(ip: string): string {
  * ipBucket("[2001:db8:1:2::9]:443") // "2001:db8:1:2::/64"
  */
 export function ipBucket(written: string): string {
+  return prefixOf(written, 4);
+}
+
+/**
+ * The site a client address belongs to: an IPv4 address as itself, an IPv6 one by its /48, what one subscriber or
+ * organisation is commonly given (RFC 6177 suggests between a /48 and a /56 per site). For shares of something
+ * scarce (the password-work gate): counted by /64, one subscriber with a /56 or a /48 would be 256 or 65,536 clients.
+ *
+ * @example
+ * ipSite("2001:db8:ab:7::1") // "2001:db8:ab::/48"
+ * ipSite("::ffff:198.51.100.7") // "198.51.100.7"
+ */
+export function ipSite(written: string): string {
+  return prefixOf(written, 3);
+}
+
+/** `written` (an address, maybe with a port) as an IPv4 address, or its IPv6 prefix of `groups` 16-bit groups. */
+function prefixOf(written: string, groups: number): string {
   const ip = withoutPort(written);
   if (isIPv4(ip)) return ip;
   const address = ip.split("%", 1)[0] as string;
@@ -52,5 +70,5 @@ export function ipBucket(written: string): string {
   if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
     return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");
   }
-  return `${formatIPv6([...g.slice(0, 4), 0, 0, 0, 0])}/64`;
+  return `${formatIPv6([...g.slice(0, groups), ...Array<number>(8 - groups).fill(0)])}/${groups * 16}`;
 }

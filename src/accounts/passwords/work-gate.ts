@@ -71,10 +71,11 @@ export class PasswordWorkGate {
 
   /**
    * The requests refused since the last report, when there are some and the last report is at least `reportEveryMs`
-   * old (then counted from zero again); otherwise null. One log line a minute, whatever the refusal rate.
+   * old (then counted from zero again); otherwise null. One log line a minute, whatever the refusal rate. `force`: whatever
+   * the time (the maintenance pass and the shutdown, so that a burst nobody followed is reported too).
    */
-  takeReport(now: number): number | null {
-    if (this.#refused === 0 || now - this.#reportedAt < this.#reportEveryMs) return null;
+  takeReport(now: number, options: { force?: boolean } = {}): number | null {
+    if (this.#refused === 0 || (!options.force && now - this.#reportedAt < this.#reportEveryMs)) return null;
     const refused = this.#refused;
     this.#refused = 0;
     this.#reportedAt = now;

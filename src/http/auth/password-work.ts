@@ -2,16 +2,16 @@
 // admitted, the handler runs and gives its slot back when it ends, however it ends; refused, the answer is an
 // immediate 503 with Retry-After, before flood control counts anything, before any lookup or hash, and the same
 // for every account and every password (it tells nothing about either).
-import type { FastifyReply, FastifyRequest } from "fastify";
-import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from "fastify";
+import { ipSite } from "../../accounts/flood/ip-bucket.ts";
 import type { App } from "../../app/types.ts";
 import { clientIP } from "./request-info.ts";
 
 export const BUSY_CODE = "BULWARK_ERR_BUSY";
 
 /**
- * `handler`, admitted through the app's password-work gate, by the client's address as flood control counts it (an
- * IPv6 client by its /64; behind a trusted proxy, the address the proxy forwarded).
+ * `handler`, admitted through the app's password-work gate, by the client's site (`ipSite`: an IPv4 address, an IPv6
+ * /48, so that one subscriber's many /64s are one client; behind a trusted proxy, the address the proxy forwarded).
  *
  * @example
  * server.post("/auth/login", options, withPasswordWork(app, async (request, reply) => { ... }));
@@ -20,12 +20,9 @@ export function withPasswordWork<Req extends FastifyRequest, Result>(app: App, h
   const gate = app.accounts.passwordWork;
   return async (request, reply) => {
     const ip = clientIP(request);
-    const release = gate.tryEnter(ip === null ? "" : ipBucket(ip));
+    const release = gate.tryEnter(ip === null ? "" : ipSite(ip));
     if (release === null) {
-      const refused = gate.takeReport(app.clock.now());
-      if (refused !== null) {
-        request.log.warn({ refused, capacity: gate.capacity, perClient: gate.perClient }, `password checks at capacity: ${refused} request(s) answered 503 since the last report`);
-      }
+      reportPasswordWorkRefusals(app, request.log);
       return reply.status(503).header("retry-after", "1").header("cache-control", "no-store")
         .send({ error: { code: BUSY_CODE, message: "the server is busy checking other passwords; try again in a second" } });
     }
@@ -35,4 +32,17 @@ export function withPasswordWork<Req extends FastifyRequest, Result>(app: App, h
       release();
     }
   };
+}
+
+/**
+ * Logs how many password-checking requests the gate refused since the last report: at most once a minute from the
+ * refusals themselves, and with `force` (the maintenance pass, the shutdown) whatever the time, so that a burst
+ * followed by no further refusal is counted too. Returns the count reported (0 when none).
+ */
+export function reportPasswordWorkRefusals(app: App, logger: Pick<FastifyBaseLogger, "warn">, options: { force?: boolean } = {}): number {
+  const gate = app.accounts.passwordWork;
+  const refused = gate.takeReport(app.clock.now(), options);
+  if (refused === null) return 0;
+  logger.warn({ refused, capacity: gate.capacity, perClient: gate.perClient }, `password checks at capacity: ${refused} request(s) answered 503 since the last report`);
+  return refused;
 }
