@@ -10,6 +10,7 @@ import { parseDuration, parseTime } from "../time.ts";
 import type { ScopeSpec } from "../../contain/scope.ts";
 import type { JobView } from "../../contain/service.ts";
 import type { UndoDryRunReport } from "../../contain/undo.ts";
+import type { Job, JobPosition, UnreadableJob } from "../../jobs/job-store.ts";
 import { InputError } from "../../lib/errors.ts";
 import { confirmOrRefuse } from "../prompt.ts";
 
@@ -335,10 +336,20 @@ function register(program: Command, ctx: CliContext): void {
       action(ctx, async (opts: { json?: boolean }) => {
         opts = withParent("list", opts, ["json"]);
         const { contain, deps } = await services(ctx);
-        // Row by row: one unreadable job (a damaged spec) is listed as such, never hiding the others mid-incident.
-        const [main, undos] = await Promise.all([deps.jobs.listReadable({ kind: contain.CONTAIN_KIND, limit: 100 }), deps.jobs.listReadable({ kind: contain.UNDO_KIND, limit: 100 })]);
-        const jobs = [...main.jobs, ...undos.jobs].sort((a, b) => b.createdAt - a.createdAt).map((j) => contain.jobView(j));
-        const unreadable = [...main.unreadable, ...undos.unreadable].map((u) => ({ id: u.id, kind: u.kind, status: u.status, unreadable: true, error: u.error.message }));
+        // Row by row: one unreadable job (a damaged spec) is listed as such, never hiding the others mid-incident. Every
+        // job, read a page at a time: cut at the newest hundred, a job could be buried under empty ones started after it.
+        const found: Job[] = [];
+        const damaged: UnreadableJob[] = [];
+        for (let after: JobPosition | null = null; ;) {
+          const page = await deps.jobs.listReadable({ kinds: [contain.CONTAIN_KIND, contain.UNDO_KIND], limit: 500, after });
+          found.push(...page.jobs);
+          damaged.push(...page.unreadable);
+          const rows = [...page.jobs.map((j) => ({ createdAt: j.createdAt, id: j.id })), ...page.unreadable.map((u) => ({ createdAt: u.createdAt, id: u.id }))];
+          if (rows.length < 500) break;
+          after = rows.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1)).at(-1) as JobPosition;
+        }
+        const jobs = found.sort((a, b) => b.createdAt - a.createdAt).map((j) => contain.jobView(j));
+        const unreadable = damaged.map((u) => ({ id: u.id, kind: u.kind, status: u.status, unreadable: true, error: u.error.message }));
         if (opts.json) writeJSON(ctx, [...jobs, ...unreadable]);
         else if (jobs.length === 0 && unreadable.length === 0) say(ctx, "no containment jobs");
         else {
