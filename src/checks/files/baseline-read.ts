@@ -165,6 +165,14 @@ export class BaselineReader {
     if (toBase64URL(signature) !== trailer.signature) this.#problem("the trailer signature is not in canonical base64url");
     if (!this.#signer.verify(trailer.keyId, signedMessage(digest), signature)) {
       this.#problem(`the signature does not verify with key ${trailer.keyId} (edited content, a forged signature, or a key this keyring never held)`);
+      return;
+    }
+    // A key is rotated after it may have leaked (`audit rotate-signing-key`): whoever holds it can sign a baseline of a
+    // tampered tree, dated whenever they like. A baseline has no place in a log to hold it to, so none signed by a retired
+    // key is trusted: after a rotation, baselines are created again.
+    const retiredAt = this.#signer.keyTimes(trailer.keyId)?.retiredAt ?? null;
+    if (retiredAt !== null) {
+      this.#problem(`signed with key ${trailer.keyId}, retired at ${new Date(retiredAt).toISOString()} (the signing key was rotated): create the baseline again with the current key`);
     }
   }
 }

@@ -339,8 +339,9 @@ export default {
           }
           writeLine(ctx, `signing key ${r.from.keyId} retired; ${r.to.keyId} is current and signed the checkpoint at event #${r.checkpoint?.seq} (audit.signing-key-rotated)`);
           writeLine(ctx, `new signing key ${r.to.keyId}: ${r.to.fingerprint}`);
-          // The running servers notice within a second; baselines signed earlier keep verifying.
-          writeNote(ctx, "record the new fingerprint apart from the database, and export checkpoints again (audit checkpoint --export) for offline verifies pinned with --public-key");
+          // The running servers notice within a second. Checkpoints signed earlier keep verifying; file baselines do not
+          // (a baseline has no place in the log to hold it to, so one signed by a retired key is no longer trusted).
+          writeNote(ctx, "record the new fingerprint apart from the database, export checkpoints again (audit checkpoint --export) for offline verifies pinned with --public-key, and create file baselines again (check files --baseline): those signed with the retired key are no longer trusted");
         }),
       );
 
