@@ -38,7 +38,9 @@ export const auditErrors = {
     ),
   badExportLine: (why: string): AuditError => new AuditError("BULWARK_ERR_AUDIT_EXPORT_LINE", "input", `not a line audit export writes: ${why}`),
   unsignable: (problem: string): AuditError =>
-    new AuditError("BULWARK_ERR_AUDIT_UNSIGNABLE", "runtime", `refusing to sign a checkpoint: the stored chain does not hold the head (${problem}); run \`bulwark audit verify\``),
+    new AuditError("BULWARK_ERR_AUDIT_UNSIGNABLE", "runtime", `refusing to sign a checkpoint over what the stored log holds: ${problem}; run \`bulwark audit verify\``),
+  rotationRaced: (current: string): AuditError =>
+    new AuditError("BULWARK_ERR_AUDIT_ROTATION_RACED", "conflict", `another rotation made ${current} the signing key while this one was being prepared; nothing was changed: run \`bulwark audit rotate-signing-key\` again if a further rotation is wanted`),
   chainBroken: (problem: string): AuditError =>
     new AuditError("BULWARK_ERR_AUDIT_CHAIN_BROKEN", "runtime", `refusing to move the chain head over a broken chain: ${problem}`),
   headTriggerMissing: (): AuditError =>

@@ -4,7 +4,12 @@
 // the checkpoints it signed before keep verifying.
 import type { Keyring } from "../crypto/keyring.ts";
 import type { Database } from "../store/database.ts";
-import { addCurrentKeyIn } from "../store/key-store.ts";
+import type { Kysely } from "kysely";
+import { lockKeyOf, serialiseTransactions } from "../store/database.ts";
+import { addCurrentKeyIn, keyStoreIn } from "../store/key-store.ts";
+import type { Schema } from "../store/schema.ts";
+import { auditErrors } from "./errors.ts";
+import { newerKey, timed } from "./signing-keys.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { keyFingerprint } from "./trusted-keys.ts";
 import type { Checkpoint } from "./verify.ts";
@@ -31,20 +36,37 @@ export async function rotateSigningKey(
   options: { dryRun?: boolean } = {},
 ): Promise<SigningKeyRotation> {
   const { database, keyring, audit } = deps;
-  // Read fresh: another node may have rotated moments ago, and the event must name the key really retired.
-  const current = await keyring.signer({ reload: true });
-  const signed = await database.db.selectFrom("audit_checkpoints").select((eb) => eb.fn.countAll<number | string>().as("n")).where("key_id", "=", current.keyId).executeTakeFirstOrThrow();
-  const from = { keyId: current.keyId, checkpoints: Number(signed.n) };
-  if (options.dryRun) return { from, to: null, checkpoint: null };
+  const signedBy = async (db: Kysely<Schema>, keyId: string): Promise<number> =>
+    Number((await db.selectFrom("audit_checkpoints").select((eb) => eb.fn.countAll<number | string>().as("n")).where("key_id", "=", keyId).executeTakeFirstOrThrow()).n);
+  if (options.dryRun) {
+    const current = await keyring.signer({ reload: true });
+    return { from: { keyId: current.keyId, checkpoints: await signedBy(database.db, current.keyId) }, to: null, checkpoint: null };
+  }
+  // The new key is dated no earlier than anything the log holds: its creation time is the old key's retirement, which
+  // verify holds checkpoints to, and a host whose clock is behind would otherwise date it before checkpoints the old
+  // key signed honestly (a false alarm for ever, the time being bound into the key's wrap).
+  const newest = async (table: "audit_events" | "audit_checkpoints"): Promise<number> =>
+    Number((await database.db.selectFrom(table).select((eb) => eb.fn.max("at").as("at")).executeTakeFirst())?.at ?? Number.NEGATIVE_INFINITY);
+  const notBefore = Math.max(await newest("audit_events"), await newest("audit_checkpoints")) + 1;
   // Made (and the key table read) before the transaction opens: on SQLite a read outside it would wait for it.
-  const pending = await keyring.prepareSigningKey();
+  const pending = await keyring.prepareSigningKey({ notBefore });
   const fingerprint = keyFingerprint(pending.key.publicKey as string);
-  const { checkpoint } = await database.transaction(async (trx) => {
+  const { checkpoint, from } = await database.transaction(async (trx) => {
+    // Rotations take turns from here (PostgreSQL: the rotation lock; SQLite: the write lock), and the key they retire is
+    // read under it, through this transaction: the event names the key really retired, not one read before another
+    // rotation committed; and a rotation that lost that race stops cleanly instead of storing an older "new" key.
+    await serialiseTransactions(database, trx, lockKeyOf("keyring-rotation:signing"));
+    const current = await keyring.signer({ reload: true, store: keyStoreIn(trx, database.dialect, "audit rotate-signing-key") });
+    const mine = timed(pending.signer, pending.key.id);
+    const theirs = timed(current, current.keyId);
+    if (mine === null || theirs === null || !newerKey(mine, theirs)) throw auditErrors.rotationRaced(current.keyId);
+    const retired = { keyId: current.keyId, checkpoints: await signedBy(trx, current.keyId) };
     await addCurrentKeyIn(database, trx, pending.key);
-    return audit.recordSigningKeyRotation(trx, pending.signer, {
+    const recorded = await audit.recordSigningKeyRotation(trx, pending.signer, {
       type: "audit.signing-key-rotated", actor, subject: pending.key.id,
-      data: { from: from.keyId, to: pending.key.id, fingerprint },
+      data: { from: retired.keyId, to: pending.key.id, fingerprint },
     });
+    return { checkpoint: recorded.checkpoint, from: retired };
   });
   keyring.adoptSigningKey(pending);
   return { from, to: { keyId: pending.key.id, fingerprint }, checkpoint };

@@ -19,11 +19,15 @@ export const RETIRED_KEY_GRACE_MS = 60_000;
 
 type Timed = { keyId: string; times: SigningKeyTimes };
 
-/** True when `a` is a newer signing key than `b` (by bound creation time, then id); false when either time is unknown. */
+/**
+ * True when `a` is a newer signing key than `b` (by bound creation time, then id). A key with no bound time (a v1 wrap,
+ * from before times were bound) is older than every key with one; between two such keys the order is unknown (false).
+ */
 export function newerKey(a: Timed, b: Timed): boolean {
   const ta = a.times.createdAt;
   const tb = b.times.createdAt;
-  if (ta === null || tb === null) return false;
+  if (ta === null) return false;
+  if (tb === null) return true;
   return ta > tb || (ta === tb && a.keyId > b.keyId);
 }
 

@@ -101,7 +101,7 @@ export interface KeyringOptions {
 /** A key row whose `created_at` or `purpose` differs from what its wrap binds (KeyringOptions.onTamperedKey). */
 export interface TamperedKey {
   keyId: string;
-  field: "created_at" | "purpose";
+  field: "created_at" | "purpose" | "row";
   /** What the row says now. */
   stored: string;
   /** What the wrap binds, and what the keyring goes by. */
@@ -217,6 +217,18 @@ export class Keyring {
     }
   }
 
+  /** Reports (onTamperedKey, once) a key this process holds whose row is gone from the table; changes nothing. */
+  #reportMissing(id: string): void {
+    const claim = "row=missing";
+    if (this.#reported.get(id) === claim) return;
+    this.#reported.set(id, claim);
+    this.#onTamperedKey?.({
+      keyId: id, field: "row", stored: "missing", bound: "held",
+      message: `key ${id}, which this process holds, is missing from the key table: its row was deleted in the database (to make an older, ` +
+        "perhaps leaked, key current again?); this process goes on using the newest key it holds; find out who can write the database",
+    });
+  }
+
   /** Reports (onTamperedKey, once per claim) a held key's row whose purpose or bound creation time was edited; changes nothing. */
   #checkHeld(key: StoredKey, purpose: KeyPurpose): void {
     const bound = this.#createdAt.get(key.id) ?? null;
@@ -274,10 +286,16 @@ export class Keyring {
         if (purpose === "data") data = key.id;
         else signing = key.id;
       }
-      const createdAt = this.#createdAt.get(key.id) ?? null;
+    }
+    // Over every key held, not only the rows read: a row deleted from the table (the new signing key's, to roll a node
+    // back to a leaked one) does not make an older key current again here; it is reported.
+    const listed = new Set(stored.map((k) => k.id));
+    for (const [id, createdAt] of this.#createdAt) {
+      if (!listed.has(id)) this.#reportMissing(id);
       if (createdAt === null) continue;
+      const purpose = this.#purposeOf(id) as KeyPurpose;
       const best = newest[purpose];
-      if (best === null || createdAt > best.createdAt || (createdAt === best.createdAt && key.id > best.id)) newest[purpose] = { id: key.id, createdAt };
+      if (best === null || createdAt > best.createdAt || (createdAt === best.createdAt && id > best.id)) newest[purpose] = { id, createdAt };
     }
     data = newest.data?.id ?? data;
     signing = newest.signing?.id ?? signing;
@@ -346,14 +364,16 @@ export class Keyring {
    * A new signing key, wrapped and not stored: `key` is for the caller to store (in its own transaction), `signer`
    * signs with it as the newest key (and verifies with every key held as well). Nothing changes in this keyring
    * until adoptSigningKey, after the caller committed; a rolled-back key is simply dropped. Reads the key table
-   * (for the creation time), so call it before opening the transaction on SQLite.
+   * (for the creation time), so call it before opening the transaction on SQLite. `notBefore`: the earliest creation
+   * time it may have (the newest time already signed, so that a host whose clock is behind cannot date the old key's
+   * retirement before what that key signed honestly).
    */
-  async prepareSigningKey(): Promise<PendingSigningKey> {
+  async prepareSigningKey(options: { notBefore?: number } = {}): Promise<PendingSigningKey> {
     const id = `sk_${base32(this.#random.bytes(10))}`;
     const { privateKey, publicKey } = generateKeyPairSync("ed25519");
     const der = new Uint8Array(privateKey.export({ format: "der", type: "pkcs8" }));
     const spki = toBase64URL(new Uint8Array(publicKey.export({ format: "der", type: "spki" })));
-    const key = await this.#wrap(id, "signing", der, spki);
+    const key = await this.#wrap(id, "signing", der, spki, options.notBefore);
     const pending = { id, privateKey, publicKey, createdAt: key.createdAt };
     return { key, signer: this.#signerOver(id, privateKey, pending), [PENDING]: pending };
   }
@@ -375,11 +395,11 @@ export class Keyring {
    * behind). The table is read first for the keys other processes made. Two processes rotating at the very same
    * moment may still pick one time; the greater id, bound too, then decides (#apply), never the status column.
    */
-  async #wrap(id: string, purpose: KeyPurpose, material: Uint8Array, publicKey: string | null): Promise<StoredKey> {
+  async #wrap(id: string, purpose: KeyPurpose, material: Uint8Array, publicKey: string | null, notBefore = Number.NEGATIVE_INFINITY): Promise<StoredKey> {
     await this.#read(this.#store); // not the shared reload: one that started before another rotation committed would miss it
     let newest = Number.NEGATIVE_INFINITY;
     for (const [held, at] of this.#createdAt) if (at !== null && at > newest && this.#purposeOf(held) === purpose) newest = at;
-    const createdAt = Math.max(this.#clock.now(), newest + 1);
+    const createdAt = Math.max(this.#clock.now(), newest + 1, notBefore);
     const wrapped = toBase64URL(seal(this.#master, material, wrapAAD(id, purpose, createdAt), this.#random));
     return { id, purpose, status: "current", createdAt, wrapped, publicKey };
   }
@@ -537,8 +557,12 @@ export class Keyring {
     if (pending !== null) times.set(pending.id, pending.createdAt);
     if (!times.has(id)) return null;
     const createdAt = times.get(id) ?? null;
-    // A v1 key binds no creation time: its place among the others is unknown, and so is its retirement.
-    if (createdAt === null) return { createdAt: null, retiredAt: null };
+    // A v1 key binds no creation time, but every key that binds one was made after it (v2 wraps replaced v1 for good):
+    // it is older than all of them, retired by the first. Among v1 keys alone the order is unknown.
+    if (createdAt === null) {
+      const bound = [...times.values()].filter((at): at is number => at !== null);
+      return { createdAt: null, retiredAt: bound.length > 0 ? Math.min(...bound) : null };
+    }
     let retiredAt: number | null = null;
     for (const [other, at] of times) {
       if (at === null || other === id) continue;
