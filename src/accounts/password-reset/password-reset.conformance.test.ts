@@ -43,8 +43,11 @@ forEachDialect("password reset tokens", (fx) => {
     assert.ok(!JSON.stringify(rows).includes(secret), "the secret is not stored");
     assert.equal(rows[0]?.secret_hash, hashSecret(secret));
     clock.advance(30 * MINUTE);
-    assert.deepEqual(await resets.check(issued.token), { valid: false, reason: "expired" });
-    assert.deepEqual(await resets.redeem(issued.token), { valid: false, reason: "expired" });
+    // A genuine link (its secret matched): whose it is comes back, for the caller's audit of the refusal.
+    const genuine = { userId, tokenId: issued.token.split(".")[0] };
+    assert.deepEqual(await resets.check(issued.token), { valid: false, reason: "expired", genuine });
+    assert.deepEqual(await resets.redeem(issued.token), { valid: false, reason: "expired", genuine });
+    assert.deepEqual(await resets.check(`${issued.token.slice(0, -4)}AAAA`), { valid: false, reason: "bad-secret" }, "a wrong secret names nobody");
   });
 
   it("redeems a token exactly once and supersedes the user's other open tokens", async () => {
@@ -55,8 +58,9 @@ forEachDialect("password reset tokens", (fx) => {
     assert.ok(first.issued && second.issued && others.issued);
     const used = await resets.redeem(second.token);
     assert.equal(used.valid, true);
-    assert.deepEqual(await resets.redeem(second.token), { valid: false, reason: "used" }, "a reused link fails");
-    assert.deepEqual(await resets.check(first.token), { valid: false, reason: "used" }, "older links die with it");
+    const genuine = (token: string) => ({ userId, tokenId: token.split(".")[0] });
+    assert.deepEqual(await resets.redeem(second.token), { valid: false, reason: "used", genuine: genuine(second.token) }, "a reused link fails");
+    assert.deepEqual(await resets.check(first.token), { valid: false, reason: "used", genuine: genuine(first.token) }, "older links die with it");
     assert.equal((await resets.check(others.token)).valid, true, "another user's link is untouched");
   });
 
@@ -84,7 +88,8 @@ forEachDialect("password reset tokens", (fx) => {
       assert.deepEqual(thrown, [], `round ${i}: a redeem threw`);
       const results = settled.map((r) => (r.status === "fulfilled" ? r.value : null));
       assert.equal(results.filter((r) => r?.valid).length, 1, `round ${i}: exactly one winner`);
-      assert.deepEqual(results.find((r) => r && !r.valid), { valid: false, reason: "used" }, `round ${i}: the loser is refused as used`);
+      const loser = results.find((r) => r && !r.valid);
+      assert.deepEqual(loser && !loser.valid ? { reason: loser.reason, user: loser.genuine?.userId } : null, { reason: "used", user: user.id }, `round ${i}: the loser is refused as used`);
     }
   });
 
@@ -160,6 +165,6 @@ forEachDialect("password reset tokens", (fx) => {
     const issued = await resets.issue(userId);
     assert.ok(issued.issued);
     assert.equal(await resets.revokeAll(userId), 1);
-    assert.deepEqual(await resets.check(issued.token), { valid: false, reason: "used" });
+    assert.deepEqual(await resets.check(issued.token), { valid: false, reason: "used", genuine: { userId, tokenId: issued.token.split(".")[0] } });
   });
 });
