@@ -4,7 +4,7 @@
 // the checkpoints it signed before keep verifying.
 import type { Keyring } from "../crypto/keyring.ts";
 import type { Database } from "../store/database.ts";
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { lockKeyOf, serialiseTransactions } from "../store/database.ts";
 import { addCurrentKeyIn, keyStoreIn } from "../store/key-store.ts";
 import type { Schema } from "../store/schema.ts";
@@ -45,8 +45,14 @@ export async function rotateSigningKey(
   // The new key is dated no earlier than anything the log holds: its creation time is the old key's retirement, which
   // verify holds checkpoints to, and a host whose clock is behind would otherwise date it before checkpoints the old
   // key signed honestly (a false alarm for ever, the time being bound into the key's wrap).
-  const newest = async (table: "audit_events" | "audit_checkpoints"): Promise<number> =>
-    Number((await database.db.selectFrom(table).select((eb) => eb.fn.max("at").as("at")).executeTakeFirst())?.at ?? Number.NEGATIVE_INFINITY);
+  // The keyring honours it up to an hour ahead of its clock: the times are rows anyone who can write the database may
+  // have set (an event dated 2100 would otherwise date the retirement, bound for good, in 2100). Read as text, so that
+  // one past what a number holds is ignored rather than failing the rotation that must retire a leaked key.
+  const newest = async (table: "audit_events" | "audit_checkpoints"): Promise<number> => {
+    const row = await database.db.selectFrom(table).select(sql<string | null>`CAST(MAX(at) AS TEXT)`.as("at")).executeTakeFirst();
+    const at = Number(row?.at ?? Number.NaN);
+    return Number.isSafeInteger(at) ? at : Number.NEGATIVE_INFINITY;
+  };
   const notBefore = Math.max(await newest("audit_events"), await newest("audit_checkpoints")) + 1;
   // Made (and the key table read) before the transaction opens: on SQLite a read outside it would wait for it.
   const pending = await keyring.prepareSigningKey({ notBefore });

@@ -8,6 +8,7 @@
 // - once checkpoints exist, the current key has signed one (deleting the new key's checkpoints to put forged
 //   ones signed by the old key in their place leaves none).
 import type { Signer, SigningKeyTimes } from "../crypto/signer.ts";
+import { isoOrNull } from "../lib/calendar.ts";
 import type { Checkpoint, VerifyProblem } from "./verify.ts";
 
 /**
@@ -37,8 +38,9 @@ export function timed(signer: Pick<Signer, "keyTimes">, keyId: string): Timed | 
   return times === null ? null : { keyId, times };
 }
 
+/** A time for a message; one no Date holds (a row written by hand) as the number it is, never a throw. */
 function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  return isoOrNull(ms) ?? `${ms} ms`;
 }
 
 /**

@@ -56,6 +56,12 @@ const MASTER_CHECK_META = "keyring.master_check";
  */
 export const KEY_FRESHNESS_MS = 1000;
 
+/**
+ * How far past this process's clock a new key's creation time may be pushed by `notBefore` (prepareSigningKey): enough
+ * for nodes whose clocks differ, not enough for a time planted in the database to date a retirement years ahead.
+ */
+export const NOT_BEFORE_AHEAD_MS = 60 * 60_000;
+
 // The shape of a data key id: anything else is not looked up in the store (a forged cursor costs no read).
 const DATA_KEY_ID = /^dk_[a-z2-7]{16}$/;
 
@@ -130,6 +136,8 @@ export class Keyring {
   #dataKeys = new Map<string, Uint8Array>();
   /** Each held key's creation time where its wrap binds it (v2), else null (v1). The row's value is never used after the unwrap. */
   #createdAt = new Map<string, number | null>();
+  /** The read (or local rotation) number at which each held key was added: a read that began before it cannot list it. */
+  #addedAt = new Map<string, number>();
   /** The last edited claim reported per key id (onTamperedKey), so a tampered row is reported once, not on every reload. */
   #reported = new Map<string, string>();
   #currentData: string | null = null;
@@ -281,6 +289,7 @@ export class Keyring {
     const newest: Record<KeyPurpose, { id: string; createdAt: number } | null> = { data: null, signing: null };
     for (const key of stored) {
       this.#unwrap(key);
+      if (!this.#addedAt.has(key.id)) this.#addedAt.set(key.id, sequence);
       const purpose = this.#purposeOf(key.id) as KeyPurpose; // as unwrapped, so bound
       if (key.status === "current") {
         if (purpose === "data") data = key.id;
@@ -291,7 +300,8 @@ export class Keyring {
     // back to a leaked one) does not make an older key current again here; it is reported.
     const listed = new Set(stored.map((k) => k.id));
     for (const [id, createdAt] of this.#createdAt) {
-      if (!listed.has(id)) this.#reportMissing(id);
+      // Missing only if held when this read began: one that began before a rotation here committed cannot list its key.
+      if (!listed.has(id) && (this.#addedAt.get(id) ?? 0) < sequence) this.#reportMissing(id);
       if (createdAt === null) continue;
       const purpose = this.#purposeOf(id) as KeyPurpose;
       const best = newest[purpose];
@@ -345,6 +355,7 @@ export class Keyring {
     this.#createdAt.set(id, key.createdAt);
     this.#currentData = id;
     this.#appliedSequence = ++this.#sequence;
+    this.#addedAt.set(id, this.#sequence);
     return id;
   }
 
@@ -366,7 +377,7 @@ export class Keyring {
    * until adoptSigningKey, after the caller committed; a rolled-back key is simply dropped. Reads the key table
    * (for the creation time), so call it before opening the transaction on SQLite. `notBefore`: the earliest creation
    * time it may have (the newest time already signed, so that a host whose clock is behind cannot date the old key's
-   * retirement before what that key signed honestly).
+   * retirement before what that key signed honestly), honoured up to NOT_BEFORE_AHEAD_MS past this keyring's clock.
    */
   async prepareSigningKey(options: { notBefore?: number } = {}): Promise<PendingSigningKey> {
     const id = `sk_${base32(this.#random.bytes(10))}`;
@@ -386,6 +397,7 @@ export class Keyring {
     this.#createdAt.set(id, createdAt);
     this.#currentSigning = id;
     this.#appliedSequence = ++this.#sequence;
+    this.#addedAt.set(id, this.#sequence);
   }
 
   /**
@@ -399,7 +411,9 @@ export class Keyring {
     await this.#read(this.#store); // not the shared reload: one that started before another rotation committed would miss it
     let newest = Number.NEGATIVE_INFINITY;
     for (const [held, at] of this.#createdAt) if (at !== null && at > newest && this.#purposeOf(held) === purpose) newest = at;
-    const createdAt = Math.max(this.#clock.now(), newest + 1, notBefore);
+    const now = this.#clock.now();
+    // notBefore only up to NOT_BEFORE_AHEAD_MS past this clock: it comes from rows others may have written.
+    const createdAt = Math.max(now, newest + 1, Math.min(notBefore, now + NOT_BEFORE_AHEAD_MS));
     const wrapped = toBase64URL(seal(this.#master, material, wrapAAD(id, purpose, createdAt), this.#random));
     return { id, purpose, status: "current", createdAt, wrapped, publicKey };
   }
