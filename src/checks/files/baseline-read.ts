@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { Signer } from "../../crypto/signer.ts";
 import { fromBase64URL, toBase64URL } from "../../lib/encoding.ts";
+import { isoOrNull } from "../../lib/calendar.ts";
 import { inertJSON } from "../../lib/terminal.ts";
 import {
   decodeEntry,
@@ -28,6 +29,8 @@ export interface BaselineIntegrity {
   keyId: string | null;
   /** Entry lines skipped (malformed, out of order, duplicate). */
   skippedLines: number;
+  /** When the key that signed it was retired (a rotation), or null: then the signature verifies but is not trusted. */
+  retiredKeyAt: number | null;
 }
 
 /** Most reasons kept for the finding; the rest are counted. */
@@ -59,7 +62,7 @@ export class BaselineReader {
   readonly #digest = createHash("sha256");
   #header: BaselineHeader | null = null;
   #done = false;
-  readonly integrity: BaselineIntegrity = { trusted: false, problems: [], problemCount: 0, keyId: null, skippedLines: 0 };
+  readonly integrity: BaselineIntegrity = { trusted: false, problems: [], problemCount: 0, keyId: null, skippedLines: 0, retiredKeyAt: null };
 
   constructor(source: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, signer: Signer) {
     this.#lines = boundedLines(source, MAX_LINE);
@@ -172,7 +175,8 @@ export class BaselineReader {
     // key is trusted: after a rotation, baselines are created again.
     const retiredAt = this.#signer.keyTimes(trailer.keyId)?.retiredAt ?? null;
     if (retiredAt !== null) {
-      this.#problem(`signed with key ${trailer.keyId}, retired at ${new Date(retiredAt).toISOString()} (the signing key was rotated): create the baseline again with the current key`);
+      this.integrity.retiredKeyAt = retiredAt;
+      this.#problem(`signed with key ${trailer.keyId}, retired at ${isoOrNull(retiredAt) ?? String(retiredAt)} (the signing key was rotated): create the baseline again with the current key`);
     }
   }
 }

@@ -131,6 +131,19 @@ export class FindingCollector {
   /** Records the baseline's verdict: an untrusted baseline is itself a critical finding. */
   setIntegrity(integrity: BaselineIntegrity, baselinePath: string): void {
     if (integrity.trusted) return;
+    if (integrity.retiredKeyAt !== null && integrity.problemCount === 1) {
+      // Intact, but signed with a key since rotated: not evidence of tampering, yet no longer proof of anything (whoever
+      // held the retired key could have signed it). Its own finding, so a routine rotation raises no tamper alarm.
+      this.#tamper = {
+        id: "files.baseline-key-retired",
+        severity: "high",
+        title: "The baseline is signed with a retired signing key: this comparison cannot be trusted",
+        detail: `${baselinePath} ${integrity.problems[0] ?? ""}. The differences below were computed against it anyway; a signing key is rotated when it may have leaked, and whoever held it could have signed this baseline.`,
+        evidence: { baseline: baselinePath, keyId: integrity.keyId, retiredAt: integrity.retiredKeyAt },
+        remediation: "Record a new baseline from a known-good state (check files --baseline) with the current key; keep it where the monitored host cannot write it.",
+      };
+      return;
+    }
     this.#tamper = {
       id: "files.baseline-tampered",
       severity: "critical",
