@@ -1,6 +1,6 @@
 // The durable outbox: enqueue (one row per message, idempotent by key, bulk in multi-row batches) and
 // the claim/lease protocol senders use, on SQLite and PostgreSQL alike.
-import { sql, type Kysely, type Selectable, type SqlBool } from "kysely";
+import { sql, type Kysely, type Selectable, type SelectQueryBuilder, type SqlBool } from "kysely";
 import { newId } from "../crypto/tokens.ts";
 import { BulwarkError } from "../lib/errors.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -22,6 +22,9 @@ export type OutboxStatus = "queued" | "sending" | "sent" | "failed" | "dead";
  * query repeats its condition, which a bound parameter list does not.
  */
 const CLAIMABLE = sql<SqlBool>`"status" in ('queued', 'failed', 'sending')`;
+
+/** The ids of claimable rows, narrowed further by a claim. */
+type DueQuery = SelectQueryBuilder<Schema, "outbox_messages", { id: string }>;
 
 /**
  * Claim order, lower first. `security`: notices of a change made to an account (a password, an address, a factor, a
@@ -275,25 +278,28 @@ export class Outbox {
    * whose sealed body does not open is not handed out: `onSetAside` hears of each (the sender counts and logs it).
    */
   async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
-    // A link left due for LINK_AGING_MS joins the notices, first among them by the time it became due: an account that
-    // can repeat a notice at will (regenerating its recovery codes) must not hold every other user's reset link back
-    // for as long as it keeps at it. On the claim index (priority, next_attempt_at): a no-op costs one index probe.
-    await this.#db.updateTable("outbox_messages").set({ priority: PRIORITY.security })
-      .where("priority", "=", PRIORITY.link).where("status", "in", ["queued", "failed"]).where("next_attempt_at", "<=", this.#clock.now() - LINK_AGING_MS)
-      .execute();
-    // Read after that await: what became due meanwhile (a retry another sender just set) is claimed now, not missed.
     const now = this.#clock.now();
     const until = now + input.leaseMs;
-    let due = this.#db.selectFrom("outbox_messages").select("id")
-      .where(CLAIMABLE).where("next_attempt_at", "<=", now)
-      .orderBy("priority").orderBy("next_attempt_at").limit(input.limit);
-    if (input.belowPriority !== undefined) due = due.where("priority", "<", input.belowPriority);
-    if (this.#database.dialect === "postgres") due = due.forUpdate().skipLocked();
-    const rows = await this.#db.updateTable("outbox_messages")
-      .set({ status: "sending", claimed_by: input.claimer, claimed_until: until, next_attempt_at: until })
-      .where("id", "in", due)
-      .returningAll()
-      .execute();
+    const claimIn = async (limit: number, narrow: (q: DueQuery) => DueQuery): Promise<Selectable<OutboxMessagesTable>[]> => {
+      if (limit <= 0) return [];
+      let due = narrow(this.#db.selectFrom("outbox_messages").select("id").where(CLAIMABLE).where("next_attempt_at", "<=", now))
+        .orderBy("priority").orderBy("next_attempt_at").limit(limit);
+      if (this.#database.dialect === "postgres") due = due.forUpdate().skipLocked();
+      return this.#db.updateTable("outbox_messages")
+        .set({ status: "sending", claimed_by: input.claimer, claimed_until: until, next_attempt_at: until })
+        .where("id", "in", due)
+        .returningAll()
+        .execute();
+    };
+    // A share of each full claim (a quarter) goes to links left due for LINK_AGING_MS, oldest first (a link whose
+    // sender died counts too: its lease ended): an account that can repeat a notice at will (regenerating its recovery
+    // codes) must not hold every other user's reset link back for as long as it keeps at it. The rest is claimed by
+    // priority, so a flood of links anyone can request never pushes a fresh notice out of the claim.
+    const aged = input.belowPriority === undefined
+      ? await claimIn(Math.ceil(input.limit / 4), (q) => q.where("priority", "=", PRIORITY.link).where("next_attempt_at", "<=", now - LINK_AGING_MS))
+      : [];
+    const rest = await claimIn(input.limit - aged.length, (q) => (input.belowPriority === undefined ? q : q.where("priority", "<", input.belowPriority)));
+    const rows = [...aged, ...rest];
     const opened = await Promise.all(rows.map(async (r) => {
       try {
         return await toMessage(r, this.#cipher);
