@@ -59,14 +59,22 @@ export type EmailChangeRequestOutcome = "queued" | "address-taken" | "rate-limit
  *
  * @example
  * mailboxKey("Inbox+7@Victim.example") // "inbox@victim.example"
+ * mailboxKey("b.ob+x@googlemail.com") // "bob@gmail.com"
  */
 export function mailboxKey(address: string): string {
   const key = identifierKey(address);
   const at = key.lastIndexOf("@");
   if (at <= 0) return key;
-  const local = key.slice(0, at);
+  let local = key.slice(0, at);
+  let domain = key.slice(at + 1);
   const plus = local.indexOf("+");
-  return plus > 0 ? `${local.slice(0, plus)}${key.slice(at)}` : key;
+  if (plus > 0) local = local.slice(0, plus);
+  // Gmail ignores dots in the local part and delivers googlemail.com to the same inbox.
+  if (domain === "gmail.com" || domain === "googlemail.com") {
+    domain = "gmail.com";
+    local = local.replaceAll(".", "") || local;
+  }
+  return `${local}@${domain}`;
 }
 
 /** A completed change. */
@@ -91,8 +99,7 @@ export interface EmailChangeService {
    * account's limit) and the old address is told that nothing was sent, and why ("recipient-limited").
    */
   request(user: { id: string; email: string }, newEmail: string, context: EmailChangeMailContext, options?: { sessionId?: string; withheld?: boolean }): Promise<EmailChangeRequestOutcome>;
-  /** Whether the account may still ask for a change this window (a read, for the caller's own counts before request). */
-  withinLimit(userId: string): Promise<boolean>;
+
   /** Checks a presented token without using it up. */
   check(token: unknown): Promise<EmailChangeCheck>;
   /**
@@ -217,11 +224,6 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
       });
     },
     check: (token) => look(token, db),
-    async withinLimit(userId) {
-      const recent = await db.selectFrom("email_change_tokens").select((eb) => eb.fn.countAll<number>().as("n"))
-        .where("user_id", "=", userId).where("created_at", ">", clock.now() - policy.windowMs).executeTakeFirstOrThrow();
-      return Number(recent.n) < policy.maxPerWindow;
-    },
     async confirm(token, options = {}) {
       return database.transaction(async (trx) => {
         // A plain read first, only to learn whose link it is; its verdict is settled by the UPDATE below.

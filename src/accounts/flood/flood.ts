@@ -306,6 +306,23 @@ export class FloodControl {
     });
   }
 
+  /**
+   * Whether `subject`'s window (the policy's ip limit and window) still has room, without counting anything: for a
+   * count taken only once the thing counted has happened (recordFor), so that refused requests spend nothing.
+   */
+  async peekFor(subject: string): Promise<boolean> {
+    const now = this.#clock.now();
+    const { rows } = await this.#database.db.executeQuery<{ at: number | string }>(
+      CompiledQuery.raw(numberedFor(this.#database, IP_WINDOW_SQL), [key(this.#kinds.ip, subject), now - this.policy.ipWindowMs, Math.max(0, this.policy.ipLimit - 1)]),
+    );
+    return rows[0] === undefined;
+  }
+
+  /** Counts one under `subject` in its window, unconditionally (after peekFor said there was room and it happened). */
+  async recordFor(subject: string): Promise<void> {
+    await this.#database.db.executeQuery(CompiledQuery.raw(numberedFor(this.#database, INSERT_EVENT_SQL), ["ip", key(this.#kinds.ip, subject), this.#clock.now(), ""]));
+  }
+
   /** The attempt succeeded: its own failure events go, and so do the account's window and streak (flood_clear_event). */
   async succeeded(ticket: FloodTicket): Promise<void> {
     const k = ticket.keys;

@@ -31,14 +31,16 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
       if (!rate.allowed) return throttledAnswer(reply, rate, "BULWARK_ERR_THROTTLED", "requests that send mail from this address");
       const user = await app.accounts.users.getById(auth.userId);
       if (!user) throw httpAuthErrors.sessionRequired();
-      // One mailbox (sub-addresses folded) gets at most as many of these an hour as one account may ask for, however many
+      // One mailbox (its spellings folded) gets at most as many of these an hour as one account may ask for, however many
       // accounts ask; past it no link goes out, the owner's current address is told why, and the answer is the usual 202
-      // (the count says nothing of whether the address is registered). Only requests the account's own limit lets
-      // through are counted: an account past it mails nothing, and must not spend the mailbox's count for others.
+      // (the count says nothing of whether the address is registered). Counted only once a mail to it was queued: a
+      // request refused (an invalid address, the account's own limit, concurrent ones past it) spends nothing of it.
       const newEmail = request.body.newEmail;
-      const mailbox = (await app.accounts.emailChanges.withinLimit(user.id)) ? await app.accounts.mailRecipients.countRequestFor(mailboxKey(newEmail)) : { allowed: true };
+      const mailbox = mailboxKey(newEmail);
+      const room = await app.accounts.mailRecipients.peekFor(mailbox);
       // The session is checked again inside the request's transaction: a password reset may end it after the read above.
-      const outcome = await app.accounts.emailChanges.request(user, newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, { sessionId: auth.sessionId as string, withheld: !mailbox.allowed });
+      const outcome = await app.accounts.emailChanges.request(user, newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, { sessionId: auth.sessionId as string, withheld: !room });
+      if (outcome === "queued" || outcome === "address-taken") await app.accounts.mailRecipients.recordFor(mailbox);
       if (outcome === "rate-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the account reached");
       if (outcome === "recipient-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the new address reached");
       // The audit log keeps a keyed tag of the address, not the address: it names no other person's mailbox.
