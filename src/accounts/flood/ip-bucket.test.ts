@@ -50,4 +50,12 @@ describe("ipSite", () => {
     assert.equal(ipSite("198.51.100.7:8080"), "198.51.100.7");
     assert.equal(ipSite("not an address"), "not an address");
   });
+
+  test("attack: IPv4 clients behind a NAT64/SIIT translator (64:ff9b::/96) are each the IPv4 address embedded, for flood control too", () => {
+    assert.equal(ipSite("64:ff9b::c000:201"), "192.0.2.1");
+    assert.equal(ipBucket("64:ff9b::cb00:7109"), "203.0.113.9");
+    assert.equal(ipBucket("64:ff9b::203.0.113.9"), "203.0.113.9");
+    assert.notEqual(ipSite("64:ff9b::c000:201"), ipSite("64:ff9b::cb00:7109"));
+    assert.equal(ipBucket("64:ff9b:0:0:1::1"), "64:ff9b::/64", "outside the /96: an ordinary IPv6 client");
+  });
 });

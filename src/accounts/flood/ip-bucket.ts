@@ -67,7 +67,12 @@ function prefixOf(written: string, groups: number): string {
   const address = ip.split("%", 1)[0] as string;
   if (!isIPv6(address)) return written;
   const g = ipv6Groups(address);
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
+  // An IPv4 client as an IPv6 address: mapped (::ffff:a.b.c.d, a dual-stack socket), or translated by a NAT64/SIIT gateway
+  // under the well-known prefix 64:ff9b::/96 (RFC 6052): the IPv4 address it embeds is the client, not the prefix,
+  // which every IPv4 user of the translator shares.
+  const mapped = g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff;
+  const translated = g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0);
+  if (mapped || translated) {
     return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");
   }
   return `${formatIPv6([...g.slice(0, groups), ...Array<number>(8 - groups).fill(0)])}/${groups * 16}`;
