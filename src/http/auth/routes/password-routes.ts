@@ -199,7 +199,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // password is hashed, so parallel completions of one link each queued an argon2id hash (one link bought as many
       // as there were requests, ahead of every login). A second while the first runs gets, before any work, the answer
       // it would have had once the first committed: the refusal of a spent link.
-      if (completing.has(check.tokenId)) throw resetErrors.refused();
+      if (completing.has(check.tokenId)) throw await refusedLink(request, { reason: "in-progress", genuine: { userId: check.userId, tokenId: check.tokenId } });
       completing.add(check.tokenId);
       try {
         return await completeReset(request, reply, check);
