@@ -10,30 +10,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { BUSY_CODE } from "../src/http/auth/password-work.ts";
 import { authFlows, loginFrom } from "./helpers/auth-flows.ts";
-
-/** Makes every dummy verify (an unknown account's login) wait until `open` is called; counts the ones waiting. */
-function latchDummyVerify(fx: AuthFixture): { waiting: () => number; open: () => void; restore: () => void } {
-  const passwords = fx.app.accounts.passwords as { dummyVerify: (password: string) => Promise<false> };
-  const original = passwords.dummyVerify;
-  let waiting = 0;
-  let open!: () => void;
-  const latch = new Promise<void>((resolve) => (open = resolve));
-  passwords.dummyVerify = async (password) => {
-    waiting++;
-    await latch;
-    return original(password);
-  };
-  return { waiting: () => waiting, open, restore: () => (passwords.dummyVerify = original) };
-}
-
-/** Resolves once `condition` holds; rejects after 10 s naming `what`. */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+import { latchDummyVerify, until } from "./helpers/latch.ts";
 
 /** Logins of unknown accounts from `addresses`, the answers collected in the order they come. */
 function crowd(fx: AuthFixture, addresses: string[]): { answered: LightMyRequestResponse[]; all: Promise<LightMyRequestResponse[]> } {
@@ -68,7 +45,7 @@ describe("password-work gate: a crowd of logins cannot queue hashes without boun
 
   it("attack: logins beyond the capacity get 503 with Retry-After at once, before any count, audit or hash; the admitted ones finish and every slot comes back", async () => {
     const auditBefore = await auditRows(fx);
-    const latch = latchDummyVerify(fx);
+    const latch = latchDummyVerify(fx.app);
     try {
       const addresses = Array.from({ length: 7 }, (_, i) => `198.51.100.${i + 1}`);
       const { answered, all } = crowd(fx, addresses);
@@ -88,7 +65,7 @@ describe("password-work gate: a crowd of logins cannot queue hashes without boun
   });
 
   it("attack: one client's parallel logins take at most its share; another client still gets in", async () => {
-    const latch = latchDummyVerify(fx);
+    const latch = latchDummyVerify(fx.app);
     try {
       // Capacity 4: a quarter of it, one request, per client (an IPv6 client by its /64).
       const { answered, all } = crowd(fx, ["2001:db8:7:7::1", "2001:db8:7:7::2", "2001:db8:7:7::3"]);
@@ -141,7 +118,7 @@ describe("password-work gate: every route that checks or hashes a password is be
     const resetToken = await flows.resetToken(owner.email);
     const admin = await flows.userWith(["accounts.write"]);
     const token = await flows.tokenFor(admin, ["accounts.write"]);
-    const latch = latchDummyVerify(fx);
+    const latch = latchDummyVerify(fx.app);
     try {
       const held = crowd(fx, ["198.51.100.200"]);
       await until(() => latch.waiting() === 1, "one login holding the only slot");

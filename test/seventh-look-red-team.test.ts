@@ -25,6 +25,7 @@ import { OutboxSender } from "../src/notify/sender.ts";
 import type { DeliveryOutcome, MailTransport } from "../src/notify/transport.ts";
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { until } from "./helpers/latch.ts";
 
 const MINUTE = 60_000;
 
@@ -249,15 +250,6 @@ function loginAt(fx: AuthFixture, identifier: string, address: string): Promise<
     headers: { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "content-type": "application/json", "user-agent": "Mozilla/5.0" },
     payload: JSON.stringify({ identifier, password: "a guess that is long enough" }),
   });
-}
-
-/** Resolves once `condition` holds; rejects after 10 s naming `what` (a safety net, not an assertion on time). */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe("the password-work gate behind an IPv4-to-IPv6 translator", () => {

@@ -12,13 +12,11 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { AuditLog } from "../src/audit/audit-log.ts";
-import { GENESIS_HASH, checkpointMessage, eventHash } from "../src/audit/chain.ts";
 import { rotateSigningKey, type SigningKeyRotation } from "../src/audit/rotate-signing-key.ts";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { tempDir } from "../src/checks/files/test-helpers.ts";
 import { seal } from "../src/crypto/aead.ts";
 import { Keyring } from "../src/crypto/keyring.ts";
-import type { Signer } from "../src/crypto/signer.ts";
 import { base32 } from "../src/crypto/tokens.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { toBase64URL, utf8 } from "../src/lib/encoding.ts";
@@ -27,6 +25,7 @@ import { openSQLite, type Database } from "../src/store/database.ts";
 import { createKeyStore, keyStoreIn } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { checkpointKeys, forgeCheckpoint, headSeq, rewrite } from "./helpers/audit-tamper.ts";
 
 const EVERY = 10;
 const MINUTE = 60_000;
@@ -67,38 +66,6 @@ async function append(audit: AuditLog, n: number): Promise<void> {
 /** The intruder's own append, linked to the head they left: every honest writer's cached head then collides and is read again. */
 async function intruderAppend(db: Database): Promise<void> {
   await new AuditLog({ database: db, clock: new ManualClock(), random: systemRandom }).append({ type: "t", actor: "a", data: { filler: true } });
-}
-
-async function headSeq(db: Database): Promise<number> {
-  return Number((await db.db.selectFrom("audit_head").select("seq").executeTakeFirstOrThrow()).seq);
-}
-
-async function checkpointKeys(db: Database): Promise<Array<{ seq: number; key: string }>> {
-  return (await db.db.selectFrom("audit_checkpoints").select(["seq", "key_id"]).orderBy("seq").execute()).map((r) => ({ seq: Number(r.seq), key: r.key_id }));
-}
-
-/** What the holder of `key` does: signs the event at `seq` as stored, dated `at`, and stores it as a checkpoint. */
-async function forgeCheckpoint(db: Database, key: Signer, seq: number, at: number): Promise<void> {
-  const row = await db.db.selectFrom("audit_events").select("hash").where("seq", "=", seq).executeTakeFirstOrThrow();
-  const signature = toBase64URL(key.sign(checkpointMessage(seq, row.hash, at)));
-  await db.db.insertInto("audit_checkpoints").values({ seq, hash: row.hash, at, key_id: key.keyId, signature }).execute();
-}
-
-/** Rewrites event #seq's data and re-links every later event and the head, as anyone with the database can. */
-async function rewrite(db: Database, seq: number): Promise<void> {
-  await db.db.updateTable("audit_events").set({ data: JSON.stringify({ rewritten: true }) }).where("seq", "=", seq).execute();
-  const rows = await db.db.selectFrom("audit_events").selectAll().orderBy("seq").execute();
-  let prev = GENESIS_HASH;
-  for (const r of rows) {
-    if (Number(r.seq) >= seq) {
-      const hash = eventHash({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: prev, data: r.data });
-      await db.db.updateTable("audit_events").set({ prev_hash: prev, hash }).where("seq", "=", r.seq).execute();
-      prev = hash;
-    } else {
-      prev = r.hash;
-    }
-  }
-  await db.db.updateTable("audit_head").set({ seq: Number(rows.at(-1)!.seq), hash: prev }).where("id", "=", 1).execute();
 }
 
 forEachDialect("signing-key rotation, red team", (fx) => {

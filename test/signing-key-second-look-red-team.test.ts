@@ -15,13 +15,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
 import { AuditLog } from "../src/audit/audit-log.ts";
-import { checkpointMessage } from "../src/audit/chain.ts";
 import { rotateSigningKey } from "../src/audit/rotate-signing-key.ts";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { tempDir } from "../src/checks/files/test-helpers.ts";
 import { seal } from "../src/crypto/aead.ts";
 import { Keyring, type KeyStore, type TamperedKey } from "../src/crypto/keyring.ts";
-import type { Signer } from "../src/crypto/signer.ts";
 import { base32 } from "../src/crypto/tokens.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { toBase64URL, utf8 } from "../src/lib/encoding.ts";
@@ -31,6 +29,7 @@ import { createKeyStore, keyStoreIn } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { forgeCheckpoint, headSeq } from "./helpers/audit-tamper.ts";
 
 const EVERY = 10;
 const SECOND = 1000;
@@ -69,17 +68,6 @@ async function append(audit: AuditLog, n: number): Promise<void> {
 /** The intruder's own append, linked to the head and hashed like any other (no key is needed), dated `at`. */
 async function intruderAppendAt(db: Database, at: number): Promise<void> {
   await new AuditLog({ database: db, clock: new ManualClock(at), random: systemRandom }).append({ type: "t", actor: "a", data: { filler: true } });
-}
-
-async function headSeq(db: Database): Promise<number> {
-  return Number((await db.db.selectFrom("audit_head").select("seq").executeTakeFirstOrThrow()).seq);
-}
-
-/** What the holder of `key` does: signs the event at `seq` as stored, dated `at`, and stores it as a checkpoint. */
-async function forgeCheckpoint(db: Database, key: Signer, seq: number, at: number): Promise<void> {
-  const row = await db.db.selectFrom("audit_events").select("hash").where("seq", "=", seq).executeTakeFirstOrThrow();
-  const signature = toBase64URL(key.sign(checkpointMessage(seq, row.hash, at)));
-  await db.db.insertInto("audit_checkpoints").values({ seq, hash: row.hash, at, key_id: key.keyId, signature }).execute();
 }
 
 /** A signing key as an install from before v2 wraps stored it (its wrap binds id and purpose only), made current by its row. */

@@ -30,6 +30,7 @@ import { authFixtureOn, authFlows, RESET_LINK, STEP } from "./helpers/auth-flows
 import { authFixture, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { containDeps, createUndoJob } from "../src/contain/index.ts";
+import { latchDummyVerify, until } from "./helpers/latch.ts";
 
 /** An app and server whose log lines (pino JSON) are kept in `lines`. */
 interface LoggedServer {
@@ -72,30 +73,6 @@ function loginAt(server: FastifyInstance, identifier: string, address: string, h
     headers: { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "content-type": "application/json", "user-agent": "Mozilla/5.0", ...headers },
     payload: JSON.stringify({ identifier, password: "a guess that is long enough" }),
   });
-}
-
-/** Makes every dummy verify (an unknown account's login) wait until `open` is called. */
-function latchDummyVerify(app: OpenedApp): { waiting: () => number; open: () => void; restore: () => void } {
-  const passwords = app.accounts.passwords as { dummyVerify: (password: string) => Promise<false> };
-  const original = passwords.dummyVerify;
-  let waiting = 0;
-  let open!: () => void;
-  const latch = new Promise<void>((resolve) => (open = resolve));
-  passwords.dummyVerify = async (password) => {
-    waiting++;
-    await latch;
-    return original(password);
-  };
-  return { waiting: () => waiting, open, restore: () => (passwords.dummyVerify = original) };
-}
-
-/** Resolves once `condition` holds; rejects after 10 s naming `what` (a safety net, not an assertion on time). */
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 function isBusy(res: LightMyRequestResponse): boolean {

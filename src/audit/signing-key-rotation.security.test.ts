@@ -7,17 +7,15 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../test/helpers/dialects.ts";
 import { Keyring } from "../crypto/keyring.ts";
-import type { Signer } from "../crypto/signer.ts";
-import { toBase64URL } from "../lib/encoding.ts";
 import { ManualClock } from "../lib/clock.ts";
 import { systemRandom } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import { createKeyStore, keyStoreIn } from "../store/key-store.ts";
 import { migrate } from "../store/migrator.ts";
 import { AuditLog } from "./audit-log.ts";
-import { GENESIS_HASH, checkpointMessage, eventHash } from "./chain.ts";
 import { rotateSigningKey } from "./rotate-signing-key.ts";
 import { RETIRED_KEY_GRACE_MS } from "./signing-keys.ts";
+import { checkpointKeys, forgeCheckpoint, rewrite } from "../../test/helpers/audit-tamper.ts";
 
 const EVERY = 10;
 const HOUR = 3_600_000;
@@ -34,34 +32,6 @@ async function ready(db: Database) {
 
 async function append(audit: AuditLog, n: number): Promise<void> {
   for (let i = 0; i < n; i++) await audit.append({ type: "t", actor: "a", data: { i } });
-}
-
-async function checkpointKeys(db: Database): Promise<Array<{ seq: number; key: string }>> {
-  return (await db.db.selectFrom("audit_checkpoints").select(["seq", "key_id"]).orderBy("seq").execute()).map((r) => ({ seq: Number(r.seq), key: r.key_id }));
-}
-
-/** What the holder of `key` does: signs the event at `seq` as stored, dated `at`, and stores it as a checkpoint. */
-async function forgeCheckpoint(db: Database, key: Signer, seq: number, at: number): Promise<void> {
-  const row = await db.db.selectFrom("audit_events").select("hash").where("seq", "=", seq).executeTakeFirstOrThrow();
-  const signature = toBase64URL(key.sign(checkpointMessage(seq, row.hash, at)));
-  await db.db.insertInto("audit_checkpoints").values({ seq, hash: row.hash, at, key_id: key.keyId, signature }).execute();
-}
-
-/** Rewrites event #seq's data and re-links every later event and the head, as anyone with the database can. */
-async function rewrite(db: Database, seq: number): Promise<void> {
-  await db.db.updateTable("audit_events").set({ data: JSON.stringify({ rewritten: true }) }).where("seq", "=", seq).execute();
-  const rows = await db.db.selectFrom("audit_events").selectAll().orderBy("seq").execute();
-  let prev = GENESIS_HASH;
-  for (const r of rows) {
-    if (Number(r.seq) >= seq) {
-      const hash = eventHash({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: prev, data: r.data });
-      await db.db.updateTable("audit_events").set({ prev_hash: prev, hash }).where("seq", "=", r.seq).execute();
-      prev = hash;
-    } else {
-      prev = r.hash;
-    }
-  }
-  await db.db.updateTable("audit_head").set({ seq: Number(rows.at(-1)!.seq), hash: prev }).where("id", "=", 1).execute();
 }
 
 forEachDialect("audit signing key rotation under attack", (fx) => {

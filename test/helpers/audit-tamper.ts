@@ -1,0 +1,40 @@
+// What an intruder who can write the database does to the audit log, for the tests that attack it: re-link the chain
+// after an edit, and store a checkpoint signed with a key they hold (a leaked, since-rotated signing key).
+import { checkpointMessage, eventHash, GENESIS_HASH } from "../../src/audit/chain.ts";
+import type { Signer } from "../../src/crypto/signer.ts";
+import { toBase64URL } from "../../src/lib/encoding.ts";
+import type { Database } from "../../src/store/database.ts";
+
+/** The stored checkpoints in position order, with the key that signed each. */
+export async function checkpointKeys(db: Database): Promise<Array<{ seq: number; key: string }>> {
+  return (await db.db.selectFrom("audit_checkpoints").select(["seq", "key_id"]).orderBy("seq").execute()).map((r) => ({ seq: Number(r.seq), key: r.key_id }));
+}
+
+/** The recorded chain head's position. */
+export async function headSeq(db: Database): Promise<number> {
+  return Number((await db.db.selectFrom("audit_head").select("seq").executeTakeFirstOrThrow()).seq);
+}
+
+/** What the holder of `key` does: signs the event at `seq` as stored, dated `at`, and stores it as a checkpoint. */
+export async function forgeCheckpoint(db: Database, key: Signer, seq: number, at: number): Promise<void> {
+  const row = await db.db.selectFrom("audit_events").select("hash").where("seq", "=", seq).executeTakeFirstOrThrow();
+  const signature = toBase64URL(key.sign(checkpointMessage(seq, row.hash, at)));
+  await db.db.insertInto("audit_checkpoints").values({ seq, hash: row.hash, at, key_id: key.keyId, signature }).execute();
+}
+
+/** Rewrites event #seq's data and re-links every later event and the head, as anyone with the database can. */
+export async function rewrite(db: Database, seq: number): Promise<void> {
+  await db.db.updateTable("audit_events").set({ data: JSON.stringify({ rewritten: true }) }).where("seq", "=", seq).execute();
+  const rows = await db.db.selectFrom("audit_events").selectAll().orderBy("seq").execute();
+  let prev = GENESIS_HASH;
+  for (const r of rows) {
+    if (Number(r.seq) >= seq) {
+      const hash = eventHash({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: prev, data: r.data });
+      await db.db.updateTable("audit_events").set({ prev_hash: prev, hash }).where("seq", "=", r.seq).execute();
+      prev = hash;
+    } else {
+      prev = r.hash;
+    }
+  }
+  await db.db.updateTable("audit_head").set({ seq: Number(rows.at(-1)!.seq), hash: prev }).where("id", "=", 1).execute();
+}
