@@ -18,16 +18,18 @@ import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { ipSite } from "../src/accounts/flood/ip-bucket.ts";
 import { BUSY_CODE } from "../src/http/auth/password-work.ts";
-import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { LINK_AGING_MS, PRIORITY } from "../src/notify/outbox.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
 import type { DeliveryOutcome, MailTransport } from "../src/notify/transport.ts";
-import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
+import { authFixtureOn, authFlows, loginFrom } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
-import { until } from "./helpers/latch.ts";
+import { latchDummyVerify, until } from "./helpers/latch.ts";
 
 const MINUTE = 60_000;
+/** A wrong password long enough to be checked. */
+const GUESS = "a guess that is long enough";
 
 /** A transport that accepts everything and records what it sent, in order. */
 function recordingTransport(): MailTransport & { sent: Array<{ kind: string; to: string; text: string }> } {
@@ -243,15 +245,6 @@ forEachDialect("the per-mailbox count of email changes, raced", (dx) => {
 // dd3bfc8: the password-work gate counts a client by its site (ipSite: IPv4 address, IPv6 /48)
 // ---------------------------------------------------------------------------------------------------------------
 
-/** A same-origin JSON login to an unknown account from socket address `address`. */
-function loginAt(fx: AuthFixture, identifier: string, address: string): Promise<LightMyRequestResponse> {
-  return fx.server.inject({
-    method: "POST", url: "/auth/login", remoteAddress: address,
-    headers: { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "content-type": "application/json", "user-agent": "Mozilla/5.0" },
-    payload: JSON.stringify({ identifier, password: "a guess that is long enough" }),
-  });
-}
-
 describe("the password-work gate behind an IPv4-to-IPv6 translator", () => {
   let fx: AuthFixture;
   before(async () => {
@@ -264,28 +257,19 @@ describe("the password-work gate behind an IPv4-to-IPv6 translator", () => {
 
   it("attack: one IPv4 client reaching an IPv6-only server through a NAT64/SIIT translator (64:ff9b::/96, RFC 6052) holds only its own share of the password-work gate: the embedded IPv4 address is the client, for flood control too (ASVS 2.4.1) (was: every IPv4 user of the translator one site)", async () => {
     // Every dummy verify (an unknown account's login) waits until the latch opens: "while the attacker's check runs".
-    const passwords = fx.app.accounts.passwords as { dummyVerify: (password: string) => Promise<false> };
-    const original = passwords.dummyVerify;
-    let waiting = 0;
-    let open!: () => void;
-    const latch = new Promise<void>((resolve) => (open = resolve));
-    passwords.dummyVerify = async (password) => {
-      waiting++;
-      await latch;
-      return original.call(fx.app.accounts.passwords, password);
-    };
+    const { waiting, open, restore } = latchDummyVerify(fx.app);
     try {
       // 192.0.2.1 and 203.0.113.9 as a translator presents them (RFC 6052 §2.2, the /96 well-known prefix).
       const attacker = "64:ff9b::c000:201";
       const victimAddress = "64:ff9b::cb00:7109";
-      const held = loginAt(fx, "nobody-nat64@example.org", attacker);
-      await until(() => waiting === 1, "the attacker's login holding its slot");
+      const held = loginFrom(fx, "nobody-nat64@example.org", GUESS, attacker);
+      await until(() => waiting() === 1, "the attacker's login holding its slot");
       // Another IPv4 user behind the translator, and (the control: the gate is not simply full) a third IPv4 client
       // reaching the server without it. Each is admitted (its check then waits) or answered at once.
       let settled = 0;
-      const victimP = loginAt(fx, "someone-else@example.org", victimAddress).finally(() => settled++);
-      const plainP = loginAt(fx, "someone-plain@example.org", "198.51.100.77").finally(() => settled++);
-      await until(() => waiting - 1 + settled === 2, "both logins admitted or refused");
+      const victimP = loginFrom(fx, "someone-else@example.org", GUESS, victimAddress).finally(() => settled++);
+      const plainP = loginFrom(fx, "someone-plain@example.org", GUESS, "198.51.100.77").finally(() => settled++);
+      await until(() => waiting() - 1 + settled === 2, "both logins admitted or refused");
       open();
       const [victim, plain] = await Promise.all([victimP, plainP]);
       await held;
@@ -297,7 +281,7 @@ describe("the password-work gate behind an IPv4-to-IPv6 translator", () => {
       assert.equal(busy(victim), false, `another IPv4 client behind the translator was refused: ${victim.statusCode} (ipSite gives both "${ipSite(attacker)}")`);
     } finally {
       open();
-      passwords.dummyVerify = original;
+      restore();
     }
   });
 });
