@@ -342,7 +342,9 @@ forEachDialect("outbox volume and budgets (red team)", (fx) => {
     assert.ok([...delivered.values()].every((n) => n === 1), "a message was delivered twice");
     assert.ok(Math.max(...claims) <= 500, `a batch held ${Math.max(...claims)} rows in memory`);
     assert.ok(claims.length >= 21, `${claims.length} claims for 10,001 messages`);
-    assert.equal(order[0], reset.id, "the reset link waited behind the campaign");
+    // First in the first batch; its ten deliveries run at once, so the link is among the first ten sent (which of the
+    // ten reaches the relay first depends on the database's round trips, not on the queue).
+    assert.ok(order.indexOf(reset.id) < 10, `the reset link waited behind the campaign (sent ${order.indexOf(reset.id) + 1}th)`);
     assert.deepEqual(await f.outbox.counts({ campaignId: "cmp_rt" }), { queued: 0, sending: 0, sent: 10_000, failed: 0, dead: 0 });
   });
 

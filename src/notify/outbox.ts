@@ -34,8 +34,8 @@ type DueQuery = SelectQueryBuilder<Schema, "outbox_messages", { id: string }>;
  */
 export const PRIORITY = { security: 0, link: 1, normal: 5, campaign: 10 } as const;
 
-/** How long a link waits due behind notices before it is claimed among them (Outbox.claim). */
-export const LINK_AGING_MS = 60_000;
+/** How long mail other than the notices waits due before a share of each claim goes to it (Outbox.claim). */
+export const AGED_AFTER_MS = 60_000;
 
 export interface NewMessage {
   /** Same key, same message: a second enqueue is a no-op. E.g. `security.password-changed:<event id>:<address>`. */
@@ -171,6 +171,8 @@ export interface OutboxDeps {
 export class Outbox {
   readonly #database: Database;
   readonly #db: Kysely<Schema>;
+  /** Claims made by this process, for the turns of the aged share (claim). */
+  #claims = 0;
   readonly #clock: Clock;
   readonly #random: RandomSource;
   readonly #cipher: LinkCipher | null;
@@ -280,10 +282,10 @@ export class Outbox {
   async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
     const now = this.#clock.now();
     const until = now + input.leaseMs;
-    const claimIn = async (limit: number, narrow: (q: DueQuery) => DueQuery): Promise<Selectable<OutboxMessagesTable>[]> => {
+    const claimIn = async (limit: number, narrow: (q: DueQuery) => DueQuery, oldestFirst = false): Promise<Selectable<OutboxMessagesTable>[]> => {
       if (limit <= 0) return [];
-      let due = narrow(this.#db.selectFrom("outbox_messages").select("id").where(CLAIMABLE).where("next_attempt_at", "<=", now))
-        .orderBy("priority").orderBy("next_attempt_at").limit(limit);
+      const candidates = narrow(this.#db.selectFrom("outbox_messages").select("id").where(CLAIMABLE).where("next_attempt_at", "<=", now));
+      let due = (oldestFirst ? candidates.orderBy("next_attempt_at") : candidates.orderBy("priority").orderBy("next_attempt_at")).limit(limit);
       if (this.#database.dialect === "postgres") due = due.forUpdate().skipLocked();
       return this.#db.updateTable("outbox_messages")
         .set({ status: "sending", claimed_by: input.claimer, claimed_until: until, next_attempt_at: until })
@@ -291,14 +293,22 @@ export class Outbox {
         .returningAll()
         .execute();
     };
-    // A share of each full claim (a quarter) goes to links left due for LINK_AGING_MS, oldest first (a link whose
-    // sender died counts too: its lease ended): an account that can repeat a notice at will (regenerating its recovery
-    // codes) must not hold every other user's reset link back for as long as it keeps at it. The rest is claimed by
-    // priority, so a flood of links anyone can request never pushes a fresh notice out of the claim.
+    // A share of each full claim (a quarter) goes to mail other than the notices left due for AGED_AFTER_MS, oldest
+    // first, whatever its priority (a message whose sender died counts too: its lease ended): an account that can repeat
+    // a notice at will (regenerating its recovery codes) must not hold every other user's reset link back for as long as
+    // it keeps at it, nor a flood of sign-up links a containment's or a campaign's mail. The rest is claimed by priority,
+    // so a flood anyone can cause never pushes a fresh notice out of the claim.
+    // A quarter on average: limit / 4 rounded down, and one more on the last turns of every four claims (the fourth
+    // alone for a one-message batch, so that a sender taking one message at a time does not hand every claim to aged mail).
+    const turn = this.#claims++ % 4;
+    const share = Math.floor(input.limit / 4) + (turn >= 4 - (input.limit % 4) ? 1 : 0);
     const aged = input.belowPriority === undefined
-      ? await claimIn(Math.ceil(input.limit / 4), (q) => q.where("priority", "=", PRIORITY.link).where("next_attempt_at", "<=", now - LINK_AGING_MS))
+      ? await claimIn(share, (q) => q.where("priority", ">", PRIORITY.security).where("next_attempt_at", "<=", now - AGED_AFTER_MS), true)
       : [];
     const rest = await claimIn(input.limit - aged.length, (q) => (input.belowPriority === undefined ? q : q.where("priority", "<", input.belowPriority)));
+    // Claimed as the aged share, a message counts as a notice for the rest of its batch: a sender pulling in more
+    // urgent mail between deliveries (claimUrgent) would otherwise put every new notice ahead of it, for ever.
+    const agedIds = new Set(aged.map((r) => r.id));
     const rows = [...aged, ...rest];
     const opened = await Promise.all(rows.map(async (r) => {
       try {
@@ -322,7 +332,9 @@ export class Outbox {
         return null;
       }
     }));
-    return opened.filter((m): m is OutboxMessage => m !== null).sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt);
+    return opened.filter((m): m is OutboxMessage => m !== null)
+      .map((m) => (agedIds.has(m.id) ? { ...m, priority: PRIORITY.security } : m))
+      .sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt);
   }
 
   /**
