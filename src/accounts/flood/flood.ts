@@ -281,11 +281,11 @@ export class FloodControl {
    * @example
    * const rate = await mailRecipients.countRequestFor(identifierKey(newEmail));
    */
-  async countRequestFor(subject: string): Promise<{ allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
+  async countRequestFor(subject: string): Promise<{ allowed: true; at: number } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
     const k = key(this.#kinds.ip, subject);
     const p = this.policy;
-    const judge = (row: { at: number | string } | undefined, now: number): { allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number } =>
-      row ? { allowed: false, reason: "ip", retryAfterMs: Math.max(1, Number(row.at) + p.ipWindowMs - now) } : { allowed: true };
+    const judge = (row: { at: number | string } | undefined, now: number): { allowed: true; at: number } | { allowed: false; reason: "ip"; retryAfterMs: number } =>
+      row ? { allowed: false, reason: "ip", retryAfterMs: Math.max(1, Number(row.at) + p.ipWindowMs - now) } : { allowed: true, at: now };
     const parameters = (now: number): Array<string | number> => [k, now - p.ipWindowMs, Math.max(0, p.ipLimit - 1)];
     const hot = hotTransaction(this.#database);
     if (hot) {
@@ -307,20 +307,23 @@ export class FloodControl {
   }
 
   /**
-   * Whether `subject`'s window (the policy's ip limit and window) still has room, without counting anything: for a
-   * count taken only once the thing counted has happened (recordFor), so that refused requests spend nothing.
+   * countRequestFor with a way back: counts one under `subject` if its window has room (atomically, as countRequestFor),
+   * and returns a `refund` that takes that one back, for a request that turned out to send nothing (refused further on):
+   * the count is of what happened, and concurrent requests still cannot all see room. Null when the window is full.
    */
-  async peekFor(subject: string): Promise<boolean> {
-    const now = this.#clock.now();
-    const { rows } = await this.#database.db.executeQuery<{ at: number | string }>(
-      CompiledQuery.raw(numberedFor(this.#database, IP_WINDOW_SQL), [key(this.#kinds.ip, subject), now - this.policy.ipWindowMs, Math.max(0, this.policy.ipLimit - 1)]),
-    );
-    return rows[0] === undefined;
-  }
-
-  /** Counts one under `subject` in its window, unconditionally (after peekFor said there was room and it happened). */
-  async recordFor(subject: string): Promise<void> {
-    await this.#database.db.executeQuery(CompiledQuery.raw(numberedFor(this.#database, INSERT_EVENT_SQL), ["ip", key(this.#kinds.ip, subject), this.#clock.now(), ""]));
+  async takeFor(subject: string): Promise<{ refund: () => Promise<void> } | null> {
+    const verdict = await this.countRequestFor(subject);
+    if (!verdict.allowed) return null;
+    const k = key(this.#kinds.ip, subject);
+    const at = verdict.at;
+    return {
+      refund: async () => {
+        const row = this.#database.dialect === "postgres" ? "ctid" : "rowid";
+        await this.#database.db.executeQuery(CompiledQuery.raw(
+          numberedFor(this.#database, `DELETE FROM flood_events WHERE ${row} IN (SELECT ${row} FROM flood_events WHERE scope = 'ip' AND key = $1 AND at = $2 LIMIT 1)`), [k, at],
+        ));
+      },
+    };
   }
 
   /** The attempt succeeded: its own failure events go, and so do the account's window and streak (flood_clear_event). */

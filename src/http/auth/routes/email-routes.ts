@@ -6,7 +6,7 @@ import { clearSessionCookie, endUserSessions } from "../../../accounts/sessions/
 import type { App } from "../../../app/types.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, recordLinkRefusal, requestContext, requireSession, str, throttledAnswer } from "../helpers.ts";
-import { EmailChangeError, mailboxKey, type EmailChanged } from "../../../accounts/email-change/index.ts";
+import { EmailChangeError, mailboxKey, type EmailChanged, type EmailChangeRequestOutcome } from "../../../accounts/email-change/index.ts";
 
 /** The one answer to every accepted change request, whether the address is free, taken, or over the limit. */
 export const EMAIL_CHANGE_ACCEPTED = {
@@ -33,14 +33,18 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
       if (!user) throw httpAuthErrors.sessionRequired();
       // One mailbox (its spellings folded) gets at most as many of these an hour as one account may ask for, however many
       // accounts ask; past it no link goes out, the owner's current address is told why, and the answer is the usual 202
-      // (the count says nothing of whether the address is registered). Counted only once a mail to it was queued: a
-      // request refused (an invalid address, the account's own limit, concurrent ones past it) spends nothing of it.
+      // (the count says nothing of whether the address is registered). Taken first, atomically (concurrent requests cannot
+      // all see room), and given back when no mail to it was queued: a request refused (an invalid address, the account's
+      // own limit, concurrent ones past it) spends nothing of it.
       const newEmail = request.body.newEmail;
-      const mailbox = mailboxKey(newEmail);
-      const room = await app.accounts.mailRecipients.peekFor(mailbox);
-      // The session is checked again inside the request's transaction: a password reset may end it after the read above.
-      const outcome = await app.accounts.emailChanges.request(user, newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, { sessionId: auth.sessionId as string, withheld: !room });
-      if (outcome === "queued" || outcome === "address-taken") await app.accounts.mailRecipients.recordFor(mailbox);
+      const slot = await app.accounts.mailRecipients.takeFor(mailboxKey(newEmail));
+      let outcome: EmailChangeRequestOutcome | null = null;
+      try {
+        // The session is checked again inside the request's transaction: a password reset may end it after the read above.
+        outcome = await app.accounts.emailChanges.request(user, newEmail, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, { sessionId: auth.sessionId as string, withheld: slot === null });
+      } finally {
+        if (slot !== null && outcome !== "queued" && outcome !== "address-taken") await slot.refund();
+      }
       if (outcome === "rate-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the account reached");
       if (outcome === "recipient-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the new address reached");
       // The audit log keeps a keyed tag of the address, not the address: it names no other person's mailbox.
