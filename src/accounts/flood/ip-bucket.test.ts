@@ -56,6 +56,7 @@ describe("ipSite", () => {
     assert.equal(ipBucket("64:ff9b::cb00:7109"), "203.0.113.9");
     assert.equal(ipBucket("64:ff9b::203.0.113.9"), "203.0.113.9");
     assert.notEqual(ipSite("64:ff9b::c000:201"), ipSite("64:ff9b::cb00:7109"));
+    assert.equal(ipSite("64:ff9b:1::c000:201"), "192.0.2.1", "the local-use prefix (RFC 8215) as a /96");
     assert.equal(ipBucket("64:ff9b:0:0:1::1"), "64:ff9b::/64", "outside the /96: an ordinary IPv6 client");
   });
 });

@@ -71,7 +71,8 @@ function prefixOf(written: string, groups: number): string {
   // under the well-known prefix 64:ff9b::/96 (RFC 6052): the IPv4 address it embeds is the client, not the prefix,
   // which every IPv4 user of the translator shares.
   const mapped = g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff;
-  const translated = g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0);
+  // (and RFC 8215's local-use 64:ff9b:1::/48 as the /96 translators use it there, 64:ff9b:1::/96).
+  const translated = g[0] === 0x64 && g[1] === 0xff9b && (g[2] === 0 || g[2] === 1) && g.slice(3, 6).every((x) => x === 0);
   if (mapped || translated) {
     return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");
   }
