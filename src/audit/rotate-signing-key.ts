@@ -9,6 +9,7 @@ import { lockKeyOf, serialiseTransactions } from "../store/database.ts";
 import { addCurrentKeyIn, keyStoreIn } from "../store/key-store.ts";
 import type { Schema } from "../store/schema.ts";
 import { auditErrors } from "./errors.ts";
+import { MAX_EVENT_TIME_MS } from "./event-time.ts";
 import { newerKey, timed } from "./signing-keys.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { keyFingerprint } from "./trusted-keys.ts";
@@ -46,12 +47,14 @@ export async function rotateSigningKey(
   // verify holds checkpoints to, and a host whose clock is behind would otherwise date it before checkpoints the old
   // key signed honestly (a false alarm for ever, the time being bound into the key's wrap).
   // The keyring honours it up to an hour ahead of its clock: the times are rows anyone who can write the database may
-  // have set (an event dated 2100 would otherwise date the retirement, bound for good, in 2100). Read as text, so that
-  // one past what a number holds is ignored rather than failing the rotation that must retire a leaked key.
+  // have set (an event dated 2100 would otherwise date the retirement, bound for good, in 2100).
   const newest = async (table: "audit_events" | "audit_checkpoints"): Promise<number> => {
-    const row = await database.db.selectFrom(table).select(sql<string | null>`CAST(MAX(at) AS TEXT)`.as("at")).executeTakeFirst();
+    // Over the rows a time can be read from (a Date's range; on SQLite this leaves out a value stored as text): one bad
+    // row must not hide every honest time of its table. A fraction is rounded up, never dropped.
+    const row = await database.db.selectFrom(table).select(sql<number | string | null>`MAX(at)`.as("at"))
+      .where("at", ">=", -MAX_EVENT_TIME_MS).where("at", "<=", MAX_EVENT_TIME_MS).executeTakeFirst();
     const at = Number(row?.at ?? Number.NaN);
-    return Number.isSafeInteger(at) ? at : Number.NEGATIVE_INFINITY;
+    return Number.isFinite(at) ? Math.ceil(at) : Number.NEGATIVE_INFINITY;
   };
   const notBefore = Math.max(await newest("audit_events"), await newest("audit_checkpoints")) + 1;
   // Made (and the key table read) before the transaction opens: on SQLite a read outside it would wait for it.

@@ -227,9 +227,8 @@ export class Keyring {
 
   /** Reports (onTamperedKey, once) a key this process holds whose row is gone from the table; changes nothing. */
   #reportMissing(id: string): void {
-    const claim = "row=missing";
-    if (this.#reported.get(id) === claim) return;
-    this.#reported.set(id, claim);
+    if (this.#reported.get(id) === MISSING_CLAIM) return;
+    this.#reported.set(id, MISSING_CLAIM);
     this.#onTamperedKey?.({
       keyId: id, field: "row", stored: "missing", bound: "held",
       message: `key ${id}, which this process holds, is missing from the key table: its row was deleted in the database (to make an older, ` +
@@ -290,6 +289,8 @@ export class Keyring {
     for (const key of stored) {
       this.#unwrap(key);
       if (!this.#addedAt.has(key.id)) this.#addedAt.set(key.id, sequence);
+      // Listed again (restored): a later deletion is a new act, reported anew.
+      if (this.#reported.get(key.id) === MISSING_CLAIM) this.#reported.delete(key.id);
       const purpose = this.#purposeOf(key.id) as KeyPurpose; // as unwrapped, so bound
       if (key.status === "current") {
         if (purpose === "data") data = key.id;
@@ -588,6 +589,9 @@ export class Keyring {
 }
 
 const PENDING = Symbol("pending signing key");
+
+/** The claim #reported keeps for a held key whose row a read did not list. */
+const MISSING_CLAIM = "row=missing";
 
 /** A signing key made by Keyring.prepareSigningKey: stored by the caller, then adopted. */
 export interface PendingSigningKey {

@@ -136,7 +136,8 @@ export class FindingCollector {
       // held the retired key could have signed it). Its own finding, so a routine rotation raises no tamper alarm.
       this.#tamper = {
         id: "files.baseline-key-retired",
-        severity: "high",
+        // Critical like a tampered one: an honest baseline and one the leaked key's holder signed look the same.
+        severity: "critical",
         title: "The baseline is signed with a retired signing key: this comparison cannot be trusted",
         detail: `${baselinePath} ${integrity.problems[0] ?? ""}. The differences below were computed against it anyway; a signing key is rotated when it may have leaked, and whoever held it could have signed this baseline.`,
         evidence: { baseline: baselinePath, keyId: integrity.keyId, retiredAt: integrity.retiredKeyAt },

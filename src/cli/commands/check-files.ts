@@ -127,7 +127,9 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
   const baseline = opts.compare as string;
   const r = await files.compareBaseline({ baseline, paths, signer, concurrency, onProgress, exclude: opts.exclude, oneFileSystem: opts.oneFileSystem });
   bar.done();
-  const trust = r.integrity.trusted ? `signature valid (key ${r.integrity.keyId})` : "NOT TRUSTED (see files.baseline-tampered)";
+  // Names the finding actually raised: a baseline intact but signed with a retired key has its own.
+  const verdict = r.findings.find((f) => f.id.startsWith("files.baseline-"))?.id ?? "files.baseline-tampered";
+  const trust = r.integrity.trusted ? `signature valid (key ${r.integrity.keyId})` : `NOT TRUSTED (see ${verdict})`;
   return finishCheck(ctx, opts, {
     check: "files",
     findings: r.findings,
