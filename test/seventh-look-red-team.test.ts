@@ -257,20 +257,21 @@ describe("the password-work gate behind an IPv4-to-IPv6 translator", () => {
     await fx.close();
   });
 
-  it("attack: one IPv4 client reaching an IPv6-only server through a NAT64/SIIT translator (64:ff9b::/96, RFC 6052) holds only its own share of the password-work gate: the embedded IPv4 address is the client, for flood control too (ASVS 2.4.1) (was: every IPv4 user of the translator one site)", async () => {
+  // The well-known prefix (RFC 6052) and the local-use one as translators use it (RFC 8215, a /96 under 64:ff9b:1::/48).
+  for (const prefix of ["64:ff9b::", "64:ff9b:1::"]) it(`attack: one IPv4 client reaching an IPv6-only server through a NAT64/SIIT translator (${prefix}/96) holds only its own share of the password-work gate: the embedded IPv4 address is the client, for flood control too (ASVS 2.4.1) (was: every IPv4 user of the translator one site)`, async () => {
     // Every dummy verify (an unknown account's login) waits until the latch opens: "while the attacker's check runs".
     const { waiting, open, restore } = latchDummyVerify(fx.app);
     try {
       // 192.0.2.1 and 203.0.113.9 as a translator presents them (RFC 6052 §2.2, the /96 well-known prefix).
-      const attacker = "64:ff9b::c000:201";
-      const victimAddress = "64:ff9b::cb00:7109";
-      const held = loginFrom(fx, "nobody-nat64@example.org", GUESS, attacker);
+      const attacker = `${prefix}c000:201`;
+      const victimAddress = `${prefix}cb00:7109`;
+      const held = loginFrom(fx, `nobody-nat64-${prefix.length}@example.org`, GUESS, attacker);
       await until(() => waiting() === 1, "the attacker's login holding its slot");
       // Another IPv4 user behind the translator, and (the control: the gate is not simply full) a third IPv4 client
       // reaching the server without it. Each is admitted (its check then waits) or answered at once.
       let settled = 0;
-      const victimP = loginFrom(fx, "someone-else@example.org", GUESS, victimAddress).finally(() => settled++);
-      const plainP = loginFrom(fx, "someone-plain@example.org", GUESS, "198.51.100.77").finally(() => settled++);
+      const victimP = loginFrom(fx, `someone-else-${prefix.length}@example.org`, GUESS, victimAddress).finally(() => settled++);
+      const plainP = loginFrom(fx, `someone-plain-${prefix.length}@example.org`, GUESS, "198.51.100.77").finally(() => settled++);
       await until(() => waiting() - 1 + settled === 2, "both logins admitted or refused");
       open();
       const [victim, plain] = await Promise.all([victimP, plainP]);
