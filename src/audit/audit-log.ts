@@ -16,7 +16,7 @@ import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./
 import { auditErrors } from "./errors.ts";
 import { MAX_EVENT_TIME_MS } from "./event-time.ts";
 import { pagesIn, storedPages, tailEvents, toEvent, type AuditEvent, type ReadOptions, type StoredRow } from "./read-events.ts";
-import { checkpointKeyProblem, newerKey, timed } from "./signing-keys.ts";
+import { checkpointKeyProblem, keyOrder } from "./signing-keys.ts";
 import { brokenReport, checkCheckpointSchedule, untimelyProblem, verifyChain, type Checkpoint, type VerifyProblem, type VerifyReport } from "./verify.ts";
 
 export interface AuditInput {
@@ -312,8 +312,9 @@ export class AuditLog {
     if (seq - known < this.#every) return null; // `known` is never above the stored newest: surely not due
     let newest = await this.#readLastCheckpoint(trx);
     if (seq - newest >= this.#every && seq >= this.#retrySigningAt) {
-      signer = await this.#signerFor(trx, signer, seq);
-      if ((await this.#signable(trx, signer, { seq, hash })) === null) {
+      const judged = await this.#signable(trx, signer, { seq, hash });
+      signer = judged.signer;
+      if (judged.problem === null) {
         const at = this.#clock.now();
         const signature = toBase64URL(signer.sign(checkpointMessage(seq, hash, at)));
         await trx.insertInto("audit_checkpoints").values({ seq, hash, at, key_id: signer.keyId, signature }).onConflict((oc) => oc.column("seq").doNothing()).execute();
@@ -334,24 +335,27 @@ export class AuditLog {
    * and link, and the event at `target.seq` must carry `target.hash`. Otherwise the process holding the key is a
    * signing oracle: whoever can write the tables aims the head at a forged hash, waits for a routine checkpoint
    * (an append on the schedule, a server stop, `audit checkpoint`), then swaps the forged rows in. Reads at most
-   * the events since the newest checkpoint (one schedule interval on a healthy log), through `db` (inside the
-   * appending transaction when the schedule signs).
+   * the events since the newest checkpoint (one schedule interval on a healthy log), through `db` (the transaction
+   * that signs). Returns the signer to sign with: `signer`, or the current one read again (through `db`, the key table
+   * first) when the checkpoint below is signed by a key `signer` does not hold or a newer one (another node rotated
+   * moments ago, and this one must not sign with the retired key after the new key signed).
    */
-  async #signable(db: Kysely<Schema>, signer: Signer, target: Head, rotation = false): Promise<VerifyProblem | null> {
+  async #signable(db: Kysely<Schema>, given: Signer, target: Head, rotation = false): Promise<{ signer: Signer; problem: VerifyProblem | null }> {
+    let signer = given;
+    const refused = (problem: string): { signer: Signer; problem: VerifyProblem } => ({ signer, problem: { seq: from, id: null, problem } });
     const base = await db.selectFrom("audit_checkpoints").selectAll().where("seq", "<", target.seq).orderBy("seq", "desc").limit(1).executeTakeFirst();
     const from = base ? Number(base.seq) : 1;
-    const order = base ? this.#keyOrder(signer, base.key_id) : null;
-    if (order === "older") {
-      return { seq: from, id: null, problem: `the checkpoint at event #${from} is signed with ${base?.key_id}, a newer signing key than this process's ${signer.keyId}` };
+    let order = base ? keyOrder(signer, base.key_id) : null;
+    if (base && order === "older" && !rotation && this.#signer) {
+      signer = await this.#currentSigner(this.#signer, db, true);
+      order = keyOrder(signer, base.key_id);
     }
+    if (order === "older") return refused(`the checkpoint at event #${from} is signed with ${base?.key_id}, a newer signing key than this process's ${signer.keyId}`);
     // After a rotation every checkpoint is the new key's (the rotation signs one at once): a retired key's right below
     // means the new key's were deleted, and signing over it would vouch for whatever the retired key signed since.
     if (order === "newer" && !rotation) {
-      return {
-        seq: from, id: null,
-        problem: `the newest checkpoint below, at event #${from}, is signed with the retired signing key ${base?.key_id}, and the current key ${signer.keyId} signed none ` +
-          "after it: its checkpoints were deleted (or it was made current without `audit rotate-signing-key`); refusing to vouch for what the retired key signed",
-      };
+      return refused(`the newest checkpoint below, at event #${from}, is signed with the retired signing key ${base?.key_id}, and the current key ${signer.keyId} signed none ` +
+        "after it: its checkpoints were deleted (or it was made current without `audit rotate-signing-key`); refusing to vouch for what the retired key signed");
     }
     const checkpoints: Checkpoint[] = base ? [{ seq: from, hash: base.hash, at: Number(base.at), keyId: base.key_id, signature: base.signature }] : [];
     const report = await verifyChain(pagesIn(db, from, target.seq), {
@@ -361,10 +365,8 @@ export class AuditLog {
       checkpoints,
       verifySignature: (cp) => signer.verify(cp.keyId, checkpointMessage(cp.seq, cp.hash, cp.at), fromBase64URL(cp.signature)),
     });
-    if (report.ok && base && report.checkpointsChecked !== 1) {
-      return { seq: from, id: null, problem: `the checkpoint at event #${from} is not stored with its event` };
-    }
-    return report.problem;
+    if (report.ok && base && report.checkpointsChecked !== 1) return refused(`the checkpoint at event #${from} is not stored with its event`);
+    return { signer, problem: report.problem };
   }
 
   /**
@@ -382,8 +384,7 @@ export class AuditLog {
       // The head already signed (a rotation's checkpoint, a scheduled one): that checkpoint is the answer.
       const stored = await trx.selectFrom("audit_checkpoints").selectAll().where("seq", "=", head.seq).executeTakeFirst();
       if (stored && stored.hash === head.hash) return { seq: head.seq, hash: stored.hash, at: Number(stored.at), keyId: stored.key_id, signature: stored.signature };
-      const signer = await this.#signerFor(trx, await this.#currentSigner(source, trx), head.seq);
-      return this.#signHead(trx, signer, head, false);
+      return this.#signHead(trx, await this.#currentSigner(source, trx), head, false);
     });
     if (cp !== null) this.#lastCheckpoint = Math.max(this.#lastCheckpoint ?? 0, cp.seq);
     return cp;
@@ -403,40 +404,14 @@ export class AuditLog {
     return { event, checkpoint };
   }
 
-  /** Signs `head` with `signer` and stores the checkpoint through `trx`; throws when it must not be signed (#signable). */
-  async #signHead(trx: Kysely<Schema>, signer: Signer, head: Head, rotation: boolean): Promise<Checkpoint> {
-    const problem = await this.#signable(trx, signer, head, rotation);
+  /** Signs `head` with `given` (or the signer #signable reads again) through `trx`; throws when it must not be signed. */
+  async #signHead(trx: Kysely<Schema>, given: Signer, head: Head, rotation: boolean): Promise<Checkpoint> {
+    const { signer, problem } = await this.#signable(trx, given, head, rotation);
     if (problem !== null) throw auditErrors.unsignable(problem.problem);
     const at = this.#clock.now();
     const signature = toBase64URL(signer.sign(checkpointMessage(head.seq, head.hash, at)));
     await trx.insertInto("audit_checkpoints").values({ seq: head.seq, hash: head.hash, at, key_id: signer.keyId, signature }).onConflict((oc) => oc.column("seq").doNothing()).execute();
     return { seq: head.seq, hash: head.hash, at, keyId: signer.keyId, signature };
-  }
-
-  /**
-   * How the key of a stored checkpoint stands to `signer`'s own: "older" when the checkpoint's key is the newer one
-   * (or one `signer` does not hold), "newer" when `signer`'s is newer, null when they are the same or cannot be
-   * ordered (a key from before creation times were bound).
-   */
-  #keyOrder(signer: Signer, keyId: string): "older" | "newer" | null {
-    if (keyId === signer.keyId) return null;
-    const theirs = timed(signer, keyId);
-    const mine = timed(signer, signer.keyId);
-    if (theirs === null) return "older";
-    if (mine === null) return null;
-    return newerKey(theirs, mine) ? "older" : newerKey(mine, theirs) ? "newer" : null;
-  }
-
-  /**
-   * `signer`, or the current signer read again (through `trx`, the key table first) when the newest checkpoint below
-   * `seq` is signed by a key `signer` does not hold or a newer one: another node rotated the key moments ago, and
-   * this one must not sign with the retired key after the new key signed.
-   */
-  async #signerFor(trx: Kysely<Schema>, signer: Signer, seq: number): Promise<Signer> {
-    if (!this.#signer) return signer;
-    const base = await trx.selectFrom("audit_checkpoints").select("key_id").where("seq", "<", seq).orderBy("seq", "desc").limit(1).executeTakeFirst();
-    if (!base || this.#keyOrder(signer, base.key_id) !== "older") return signer;
-    return this.#currentSigner(this.#signer, trx, true);
   }
 
   async checkpoints(): Promise<Checkpoint[]> {

@@ -10,7 +10,7 @@ import { addCurrentKeyIn, keyStoreIn } from "../store/key-store.ts";
 import type { Schema } from "../store/schema.ts";
 import { auditErrors } from "./errors.ts";
 import { MAX_EVENT_TIME_MS } from "./event-time.ts";
-import { newerKey, timed } from "./signing-keys.ts";
+import { keyOrder } from "./signing-keys.ts";
 import type { AuditLog } from "./audit-log.ts";
 import { keyFingerprint } from "./trusted-keys.ts";
 import type { Checkpoint } from "./verify.ts";
@@ -66,9 +66,8 @@ export async function rotateSigningKey(
     // rotation committed; and a rotation that lost that race stops cleanly instead of storing an older "new" key.
     await serialiseTransactions(database, trx, lockKeyOf("keyring-rotation:signing"));
     const current = await keyring.signer({ reload: true, store: keyStoreIn(trx, database.dialect, "audit rotate-signing-key") });
-    const mine = timed(pending.signer, pending.key.id);
-    const theirs = timed(current, current.keyId);
-    if (mine === null || theirs === null || !newerKey(mine, theirs)) throw auditErrors.rotationRaced(current.keyId);
+    // The new key must be newer than the one current now (the keyring has just read the table through this transaction).
+    if (keyOrder(pending.signer, current.keyId) !== "newer") throw auditErrors.rotationRaced(current.keyId);
     const retired = { keyId: current.keyId, checkpoints: await signedBy(trx, current.keyId) };
     await addCurrentKeyIn(database, trx, pending.key);
     const recorded = await audit.recordSigningKeyRotation(trx, pending.signer, {

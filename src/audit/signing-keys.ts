@@ -38,6 +38,20 @@ export function timed(signer: Pick<Signer, "keyTimes">, keyId: string): Timed | 
   return times === null ? null : { keyId, times };
 }
 
+/**
+ * How the stored key `keyId` stands to `signer`'s own: "older" when `keyId` is the newer one (or one `signer` does not
+ * hold: another node made it since), "newer" when `signer`'s is newer, null when they are the same or cannot be ordered
+ * (two keys from before creation times were bound).
+ */
+export function keyOrder(signer: Pick<Signer, "keyId" | "keyTimes">, keyId: string): "older" | "newer" | null {
+  if (keyId === signer.keyId) return null;
+  const theirs = timed(signer, keyId);
+  const mine = timed(signer, signer.keyId);
+  if (theirs === null) return "older";
+  if (mine === null) return null;
+  return newerKey(theirs, mine) ? "older" : newerKey(mine, theirs) ? "newer" : null;
+}
+
 /** A time for a message; one no Date holds (a row written by hand) as the number it is, never a throw. */
 function iso(ms: number): string {
   return isoOrNull(ms) ?? `${ms} ms`;
