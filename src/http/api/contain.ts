@@ -4,12 +4,12 @@ import { createHash } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { canonicalJSON } from "../../audit/canonical.ts";
 import * as contain from "../../contain/index.ts";
-import { isRequestKeyCollision, type Job, type JobPosition, type RequestKey, type UnreadableJob } from "../../jobs/job-store.ts";
+import { isRequestKeyCollision, type Job, type RequestKey, type UnreadableJob } from "../../jobs/job-store.ts";
 import { isoOrNull } from "../../lib/calendar.ts";
 import { BulwarkError } from "../../lib/errors.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, PAGE_QUERY, parseTime, text, TIME } from "./common.ts";
-import { openCursor, sealCursor } from "./cursor.ts";
+import { openPosition, sealPosition } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { ADMINISTRATIVE } from "../../accounts/roles/index.ts";
 import { assertFresh, callerOf, can, type Caller } from "./guard.ts";
@@ -257,12 +257,7 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     const { limit, cursor } = request.query as { limit: number; cursor?: string };
     // Pages, newest first: cut at the newest `limit`, a job could be pushed out of every responder's reach by
     // starting enough (empty) jobs after it.
-    let after: JobPosition | null = null;
-    if (cursor !== undefined) {
-      const position = await openCursor(app.keyring, "contain-jobs", "", cursor);
-      if (typeof position["c"] !== "number" || typeof position["i"] !== "string") throw apiErrors.badCursor();
-      after = { createdAt: position["c"], id: position["i"] };
-    }
+    const after = cursor === undefined ? null : await openPosition(app.keyring, "contain-jobs", "", cursor);
     // Each row is read on its own: one that cannot be read (its spec is not JSON) is listed as unreadable, and the
     // others as usual. It made the whole listing a 500, for every caller, in the middle of an incident.
     const listed = await deps.jobs.listReadable({ kinds: [contain.CONTAIN_KIND, contain.UNDO_KIND], limit: limit + 1, after });
@@ -272,7 +267,7 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     ].sort((a, b) => b.at - a.at || (a.id < b.id ? -1 : 1));
     const page = entries.slice(0, limit);
     const last = page.at(-1);
-    const nextCursor = entries.length > limit && last ? await sealCursor(app.keyring, "contain-jobs", "", { c: last.at, i: last.id }) : null;
+    const nextCursor = entries.length > limit && last ? await sealPosition(app.keyring, "contain-jobs", "", { createdAt: last.at, id: last.id }) : null;
     return { jobs: page.map((e) => e.view()), nextCursor };
   });
 

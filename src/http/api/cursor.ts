@@ -31,3 +31,21 @@ export async function openCursor(keyring: Keyring, listing: string, filter: stri
   if (!position || typeof position !== "object" || Array.isArray(position)) throw apiErrors.badCursor();
   return position as Record<string, unknown>;
 }
+
+/** A place in a listing ordered newest first, then by id: the last row's creation time and id (tokens, jobs). */
+export interface KeysetPosition {
+  createdAt: number;
+  id: string;
+}
+
+/** Seals a keyset position (see sealCursor). */
+export function sealPosition(keyring: Keyring, listing: string, filter: string, position: KeysetPosition): Promise<string> {
+  return sealCursor(keyring, listing, filter, { c: position.createdAt, i: position.id });
+}
+
+/** Opens a cursor sealed by sealPosition for the same listing and filter; 400 for anything else. */
+export async function openPosition(keyring: Keyring, listing: string, filter: string, cursor: string): Promise<KeysetPosition> {
+  const position = await openCursor(keyring, listing, filter, cursor);
+  if (typeof position["c"] !== "number" || typeof position["i"] !== "string") throw apiErrors.badCursor();
+  return { createdAt: position["c"], id: position["i"] };
+}

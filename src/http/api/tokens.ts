@@ -11,7 +11,7 @@ import { allows, isPermission } from "../../accounts/roles/index.ts";
 import type { App } from "../../app/types.ts";
 import { notifyOwner } from "../auth/helpers.ts";
 import { auditAPI, ID, iso, nullable, PAGE_QUERY, parseTime, SMALL_BODY, text, TIME } from "./common.ts";
-import { openCursor, sealCursor } from "./cursor.ts";
+import { openPosition, sealPosition } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, can, type Caller } from "./guard.ts";
 import type { TokenInfo, TokenPosition } from "../../accounts/tokens/index.ts";
@@ -52,12 +52,7 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
     const query = request.query as { limit: number; cursor?: string };
     // Bound to the caller: a cursor names a place in one user's list, as one caller (a session, or one token) sees it.
     const filter = `user=${caller.userId};token=${caller.tokenId ?? "session"}`;
-    let after: TokenPosition | null = null;
-    if (query.cursor !== undefined) {
-      const position = await openCursor(app.keyring, "tokens", filter, query.cursor);
-      if (typeof position["c"] !== "number" || typeof position["i"] !== "string") throw apiErrors.badCursor();
-      after = { createdAt: position["c"], id: position["i"] };
-    }
+    const after = query.cursor === undefined ? null : await openPosition(app.keyring, "tokens", filter, query.cursor);
     // Revoked and expired tokens stay listed (their last use is evidence), so the list grows with every token made:
     // it pages. A token sees only the tokens it manages; the scan past those it does not is bounded too, and a page
     // may then hold fewer than `limit` with a cursor to go on.
@@ -79,7 +74,7 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
       if (more || rows.length < TOKEN_SCAN_CHUNK) break;
       if (scanned >= MAX_TOKENS_SCANNED) more = true;
     }
-    const nextCursor = more && last !== null ? await sealCursor(app.keyring, "tokens", filter, { c: last.createdAt, i: last.id }) : null;
+    const nextCursor = more && last !== null ? await sealPosition(app.keyring, "tokens", filter, last) : null;
     return { tokens: shown.map(tokenView), nextCursor };
   });
 
