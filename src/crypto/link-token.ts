@@ -24,6 +24,14 @@ export interface GenuineLinkRefusal {
   reason: string;
 }
 
+/**
+ * The account behind a refused link whose secret matched (`used`, `expired`: a genuine link), as `{ genuine }` to spread
+ * into the refusal; `{}` for any other refusal (no secret matched: nothing is known about the presenter's link).
+ */
+export function genuineOf(row: { id: string; user_id: string } | undefined, reason: LinkRefusal): { genuine?: { userId: string; tokenId: string } } {
+  return row && (reason === "used" || reason === "expired") ? { genuine: { userId: row.user_id, tokenId: row.id } } : {};
+}
+
 /** The columns every link-token table has. */
 export interface LinkRow {
   secret_hash: string;

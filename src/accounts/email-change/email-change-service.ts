@@ -16,7 +16,7 @@ import { sessionErrors } from "../sessions/errors.ts";
 import { currentEpoch, GLOBAL_SCOPE, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
 import { emailChangeErrors } from "./errors.ts";
-import type { LinkRefusal } from "../../crypto/link-token.ts";
+import { genuineOf, type LinkRefusal } from "../../crypto/link-token.ts";
 import { checkEmailChangeRow, generateEmailChangeToken, parseEmailChangeToken } from "./token.ts";
 
 /**
@@ -144,11 +144,8 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
     const found = await target.selectFrom("email_change_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
     // The secret before the state: knowing an id must reveal nothing about the row's state.
     const verdict = checkEmailChangeRow(parsed.secret, found, clock.now());
-    if ("reason" in verdict) {
-      // Past the secret check (used, expired): a genuine link, whose refusal the caller may record against its account.
-      const genuine = found && (verdict.reason === "used" || verdict.reason === "expired") ? { genuine: { userId: found.user_id, tokenId: found.id } } : {};
-      return { valid: false, reason: verdict.reason, ...genuine };
-    }
+    // Past the secret check (used, expired): a genuine link, whose refusal the caller may record against its account.
+    if ("reason" in verdict) return { valid: false, reason: verdict.reason, ...genuineOf(found, verdict.reason) };
     const { row } = verdict;
     return { valid: true, tokenId: row.id, userId: row.user_id, newEmail: row.new_email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at), issuedEpoch: Number(row.issued_epoch) };
   }
@@ -189,38 +186,31 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
           .where("user_id", "=", user.id).where("created_at", ">", now - policy.windowMs)
           .executeTakeFirstOrThrow();
         if (Number(recent.n) >= policy.maxPerWindow) return "rate-limited";
-        if (options.withheld) {
-          // Recorded born used, so it counts towards the account's limit; the owner hears that nothing was sent.
-          const fresh = generateEmailChangeToken(random);
-          await trx.insertInto("email_change_tokens").values({
-            id: fresh.id, user_id: user.id, new_email: address, secret_hash: fresh.secretHash, created_at: now,
-            expires_at: now + policy.lifetimeMs, used_at: now, issued_epoch: currentEpoch(),
-          }).execute();
-          if (addressProblem(current.email) === null) {
-            await outbox.enqueue(composeRequestedNotice(current.email, address, { ...context, at: now, withheld: true }, `security.email-change-requested:${fresh.id}`), trx);
-          }
-          return "recipient-limited";
-        }
-        // Both paths below run the same statements (a lookup, a supersede, an insert, two messages), so the
+        // Withheld (the new mailbox's hourly count is spent): nothing goes to the new address and open links stay; the
+        // request is recorded born used, so it counts towards the account's limit, and the old address hears why.
+        const withheld = options.withheld === true;
+        // Otherwise both paths run the same statements (a lookup, a supersede, an insert, two messages), so the
         // time of the answer does not tell whether the address is registered either (ASVS 6.3.8).
-        const owner = await trx.selectFrom("users").select("id").where("email_key", "=", key).executeTakeFirst();
-        await revokeAll(user.id, trx);
+        const owner = withheld ? undefined : await trx.selectFrom("users").select("id").where("email_key", "=", key).executeTakeFirst();
+        if (!withheld) await revokeAll(user.id, trx);
         const fresh = generateEmailChangeToken(random);
         // A taken address gets no link: its row is born used, and counts towards the hourly limit all the same.
         await trx.insertInto("email_change_tokens").values({
           id: fresh.id, user_id: user.id, new_email: address, secret_hash: fresh.secretHash, created_at: now,
-          expires_at: now + policy.lifetimeMs, used_at: owner ? now : null, issued_epoch: currentEpoch(),
+          expires_at: now + policy.lifetimeMs, used_at: owner || withheld ? now : null, issued_epoch: currentEpoch(),
         }).execute();
-        await outbox.enqueue(owner
-          ? composeAttemptMail(address, context, `account.email-change-attempt:${fresh.id}`)
-          : composeConfirmMail(address, fresh.token, context, policy.lifetimeMs, `account.email-change-link:${fresh.id}`), trx);
+        if (!withheld) {
+          await outbox.enqueue(owner
+            ? composeAttemptMail(address, context, `account.email-change-attempt:${fresh.id}`)
+            : composeConfirmMail(address, fresh.token, context, policy.lifetimeMs, `account.email-change-link:${fresh.id}`), trx);
+        }
         // The old address hears of it at once: a hijacker moving the account away is noticed before the link is used.
         // Unless the outbox cannot mail it (the account store accepts more): then moving to a deliverable address is
         // exactly what the owner needs, and must not be refused for the sake of a notice that cannot go out.
         if (addressProblem(current.email) === null) {
-          await outbox.enqueue(composeRequestedNotice(current.email, address, { ...context, at: now }, `security.email-change-requested:${fresh.id}`), trx);
+          await outbox.enqueue(composeRequestedNotice(current.email, address, { ...context, at: now, withheld }, `security.email-change-requested:${fresh.id}`), trx);
         }
-        return owner ? "address-taken" : "queued";
+        return withheld ? "recipient-limited" : owner ? "address-taken" : "queued";
       });
     },
     check: (token) => look(token, db),

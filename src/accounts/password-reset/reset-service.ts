@@ -7,7 +7,7 @@ import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { resetErrors } from "./errors.ts";
-import type { LinkRefusal } from "../../crypto/link-token.ts";
+import { genuineOf, type LinkRefusal } from "../../crypto/link-token.ts";
 import { lockAccountLinks, withAccountLinks } from "./link-lock.ts";
 import { checkResetRow, generateResetToken, parseResetToken } from "./token.ts";
 
@@ -124,11 +124,8 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     const found = await target.selectFrom("password_reset_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
     // The secret before the state: knowing an id (it is in no mail but the owner's) must reveal nothing else.
     const verdict = checkResetRow(parsed.secret, found, clock.now());
-    if ("reason" in verdict) {
-      // Past the secret check (used, expired): a genuine link, whose refusal the caller may record against its account.
-      const genuine = found && (verdict.reason === "used" || verdict.reason === "expired") ? { genuine: { userId: found.user_id, tokenId: found.id } } : {};
-      return { valid: false, reason: verdict.reason, ...genuine };
-    }
+    // Past the secret check (used, expired): a genuine link, whose refusal the caller may record against its account.
+    if ("reason" in verdict) return { valid: false, reason: verdict.reason, ...genuineOf(found, verdict.reason) };
     const { row } = verdict;
     return { valid: true, tokenId: row.id, userId: row.user_id, expiresAt: Number(row.expires_at) };
   }
