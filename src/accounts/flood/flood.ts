@@ -279,7 +279,7 @@ export class FloodControl {
    * policy's ip ones; keep such counters in a namespace of their own).
    *
    * @example
-   * const rate = await mailRecipients.countRequestFor(identifierKey(newEmail));
+   * const rate = await mailRecipients.countRequestFor(mailboxKey(newEmail));
    */
   async countRequestFor(subject: string): Promise<{ allowed: true; at: number } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
     const k = key(this.#kinds.ip, subject);
