@@ -15,10 +15,8 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { authFixture, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
-import { EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
-import { sharedCluster } from "./helpers/dialects.ts";
-import { postgresUnavailable } from "./helpers/postgres.ts";
-import { testMasterKey } from "./helpers/master-key.ts";
+import { authFixtureOn, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
+import { forEachDialect } from "./helpers/dialects.ts";
 import { CHROMIUM, chromiumAvailable, listeningPagesFixture } from "./helpers/page-browser.ts";
 
 const MINUTE = 60_000;
@@ -163,17 +161,12 @@ describe("link pages and email change: red team (SQLite, in process)", () => {
  * confirms the link already in the thief's mailbox. On PostgreSQL (READ COMMITTED) the request's session re-check
  * and the confirmation's supersede meet only under the account's link lock.
  */
-function addressRace(dialect: "sqlite" | "postgres"): void {
+forEachDialect("email change races", (dx) => {
   let fx: AuthFixture;
+  let dialect: "sqlite" | "postgres";
   before(async () => {
-    if (dialect === "sqlite") {
-      fx = await authFixture();
-      return;
-    }
-    clusterStarted = true;
-    const cluster = await sharedCluster();
-    assert.ok(cluster, "PostgreSQL did not start");
-    fx = await authFixture({ BULWARK_DATABASE_URL: await cluster.createDatabase(`link_pages_red_${process.pid}`), BULWARK_MASTER_KEY: testMasterKey(7) });
+    fx = await authFixtureOn(dx, "link-pages-red-team");
+    dialect = fx.app.db.dialect;
   });
   after(async () => {
     await fx?.close();
@@ -213,15 +206,7 @@ function addressRace(dialect: "sqlite" | "postgres"): void {
       }
     }
   });
-}
-
-let clusterStarted = false;
-after(async () => {
-  if (clusterStarted) await (await sharedCluster())?.stop();
 });
-const unavailable = postgresUnavailable();
-describe("email change races [sqlite]", () => addressRace("sqlite"));
-describe("email change races [postgres]", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => addressRace("postgres"));
 
 const available = chromiumAvailable("link-pages-red-team");
 
