@@ -14,6 +14,8 @@ export type SecurityEvent =
   | { type: "password-changed" }
   | { type: "password-reset" }
   | { type: "email-changed"; oldEmail: string; newEmail: string }
+  // An administrator set the address (the way back after a hijack): the old address is not told the new one.
+  | { type: "email-set-by-administrator"; oldEmail: string; newEmail: string }
   | { type: "mfa-factor-added"; factor: MFAFactor }
   | { type: "mfa-factor-removed"; factor: MFAFactor }
   | { type: "recovery-codes-regenerated" }
@@ -64,6 +66,7 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "password-changed": "password-changed",
   "password-reset": "password-reset",
   "email-changed": "email-changed",
+  "email-set-by-administrator": "email-set-by-admin",
   "mfa-factor-added": "mfa-added",
   "mfa-factor-removed": "mfa-removed",
   "recovery-codes-regenerated": "recovery-codes-regenerated",
@@ -93,6 +96,8 @@ interface Template {
    * moved away from (a reset asked for there mails nothing; the account's links go to the new address).
    */
   movedAway?: true;
+  /** Done by an administrator, not by the account: "if this was you" does not fit; the reader asks them, quoting the reference. */
+  byAdministrator?: true;
 }
 
 function template(event: SecurityEvent, recipient: "current" | "old"): Template {
@@ -105,6 +110,16 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
       return recipient === "old"
         ? { subject: "your email address was changed", what: `The email address of your account was changed from ${event.oldEmail} to ${event.newEmail}. This address will no longer receive messages about the account.`, movedAway: true }
         : { subject: "your email address was changed", what: `This is now the email address of your account (it was ${event.oldEmail}).` };
+    case "email-set-by-administrator":
+      return recipient === "old"
+        ? { subject: "your email address was removed from an account", what: "An administrator changed the email address of the account that used this address. This address will no longer receive messages about the account.", byAdministrator: true }
+        : {
+          subject: "an administrator set your email address",
+          what: `An administrator made this the email address of your account (it was ${event.oldEmail}). Every session of the account was signed out, ` +
+            "and links mailed to the old address no longer work. Sign in with your password; if it no longer works (someone else may have changed it), " +
+            "ask for a password reset: its link now comes to this address.",
+          byAdministrator: true,
+        };
     case "mfa-factor-added":
       return { subject: "a sign-in factor was added", what: `${FACTOR_LABEL[event.factor]} was added as a sign-in factor to your account.` };
     case "mfa-factor-removed":
@@ -217,7 +232,7 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
   if (!Number.isFinite(notice.at)) throw notifyErrors.badMessage("at must be a time in ms since the epoch");
   const recipients: Array<{ to: string; role: "current" | "old" }> = [{ to: checkAddress("to", notice.to), role: "current" }];
   let event = notice.event;
-  if (event.type === "email-changed") {
+  if (event.type === "email-changed" || event.type === "email-set-by-administrator") {
     checkAddress("newEmail", event.newEmail);
     if (addressProblem(event.oldEmail) === null) {
       // ASVS 6.3.7: the OLD address is told too — if an attacker changed it, that is where the owner still reads.
@@ -244,8 +259,10 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
         : [
           `When: ${when}${from}.`,
           "",
-          "If this was you, there is nothing to do.",
-          ...(t.movedAway
+          ...(t.byAdministrator
+            ? [`If you did not expect this, contact ${options.supportContact ?? `the administrators of ${appName}`} and quote the reference ${notice.eventId}.`]
+            : ["If this was you, there is nothing to do."]),
+          ...(t.byAdministrator ? [] : t.movedAway
             // A reset asked for from this address would mail nothing (the account no longer has it), and the account's
             // own reset links go to the new address: the way back is a person who can check and restore it.
             ? [

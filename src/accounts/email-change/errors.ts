@@ -17,6 +17,9 @@ export const emailChangeErrors = {
     ),
   /** The address is the account's own already: nothing to change. */
   unchanged: (): EmailChangeError => new EmailChangeError("BULWARK_ERR_EMAIL_UNCHANGED", "input", "newEmail is already this account's address"),
+  /** An address the outbox cannot send to (the account store accepts more): set by an administrator, it would reach nobody. */
+  undeliverable: (why: string): EmailChangeError =>
+    new EmailChangeError("BULWARK_ERR_EMAIL_UNDELIVERABLE", "input", `email cannot receive mail from this server (${why}); give an address the account's owner reads`),
   /** At confirmation, another account holds the address now (it was free when the link was sent). */
   taken: (genuine?: GenuineLinkRefusal): EmailChangeError =>
     Object.assign(new EmailChangeError("BULWARK_ERR_EMAIL_TAKEN", "conflict", "another account uses this email address now; the address was not changed"), genuine ? { genuine } : {}),

@@ -4,3 +4,4 @@ export * from "./email-change-service.ts";
 export * from "./email-change-mail.ts";
 export * from "./token.ts";
 export * from "./errors.ts";
+export * from "./set-by-administrator.ts";

@@ -1,8 +1,10 @@
-// `bulwark users create` (bootstraps the first administrator), `bulwark users unlock` (break-glass) and `bulwark roles …`.
+// `bulwark users create` (bootstraps the first administrator), `bulwark users unlock` (break-glass), `bulwark users
+// set-email` (the way back from a hijack) and `bulwark roles …`.
 import type { User } from "../../accounts/users/user-store.ts";
 import type { App } from "../../app/types.ts";
 import { base32 } from "../../crypto/tokens.ts";
 import { unlockUser } from "../../http/api/user-queries.ts";
+import { forecastSetEmail, setEmailByAdministrator, type AccountFootholds } from "../../accounts/email-change/index.ts";
 import { InputError, RuntimeFailure } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import type { CommandModule } from "../context.ts";
@@ -22,7 +24,7 @@ async function findUser(app: App, identifier: string): Promise<User> {
 
 export default {
   register(program, ctx) {
-    const users = group(program, "users", "user accounts: create, unlock, import, migrate hashes, census");
+    const users = group(program, "users", "user accounts: create, unlock, set an email address, import, migrate hashes, census");
     users
       .command("create")
       .description("create an account; the password is read from stdin, or generated and printed once with --generate-password (then it must be changed at first sign-in)")
@@ -101,6 +103,36 @@ export default {
           // Stored text (a lock reason an API caller or a containment job chose, an address) reaches the terminal inert.
           const email = escapeControls(user.email);
           writeLine(ctx, changed ? `unlocked ${user.id} <${email}> (was: ${escapeControls(user.lockedReason ?? "locked")}); sessions from before the unlock stay ended` : `nothing to do: ${email} is not locked`);
+        }),
+      );
+
+    // The way back from a hijack, after checking out of band who is asking (set-by-administrator.ts).
+    users
+      .command("set-email <identifier> <email>")
+      .description("set an account's email address (email, username or id), ending its sessions and the links mailed to the old address; both addresses are told")
+      .option("--dry-run", "say what would change; change nothing")
+      .option("--json", "print the outcome as JSON")
+      .action(
+        action(ctx, async (identifier: string, email: string, opts: { dryRun?: boolean; json?: boolean }) => {
+          const app = await ctx.app();
+          const user = await findUser(app, identifier);
+          const left = (r: AccountFootholds): string[] => [
+            ...(r.apiTokens > 0 ? [`${r.apiTokens} live API token(s) remain: revoke them with a containment job (revoke-tokens, --ids) if the hijacker may have made them`] : []),
+            ...(r.secondFactors > 0 ? [`${r.secondFactors} second factor(s) remain: if one may be the hijacker's, run a containment job (require-mfa-reenrolment, --ids)`] : []),
+          ];
+          if (opts.dryRun) {
+            const forecast = await forecastSetEmail(app, user.id, email);
+            if (opts.json) return void writeJSON(ctx, { dryRun: true, ...forecast });
+            if (!forecast.changed) return void writeLine(ctx, `dry run: nothing to do: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}`);
+            writeLine(ctx, `dry run: ${user.id} would move from <${escapeControls(forecast.oldEmail)}> to <${escapeControls(forecast.newEmail)}>, ending ${forecast.sessions} session(s) and ${forecast.openLinks} open link(s); both addresses would be told; nothing was changed`);
+            for (const line of left(forecast.remaining)) writeLine(ctx, line);
+            return;
+          }
+          const outcome = await setEmailByAdministrator(app, { userId: user.id, email, actor: cliActor(), via: "cli" });
+          if (opts.json) return void writeJSON(ctx, outcome);
+          if (!outcome.changed) return void writeLine(ctx, `nothing to do: ${escapeControls(outcome.oldEmail)} is already the address of ${user.id}`);
+          writeLine(ctx, `${user.id} now has the address <${escapeControls(outcome.newEmail)}> (was <${escapeControls(outcome.oldEmail)}>): ${outcome.sessionsEnded} session(s) and ${outcome.linksSpent} open link(s) ended; both addresses are told, quoting reference ${outcome.eventId}`);
+          for (const line of left(outcome.remaining)) writeLine(ctx, line);
         }),
       );
 

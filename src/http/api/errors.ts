@@ -27,6 +27,8 @@ export const apiErrors = {
   idempotencyKeyReused: (key: string, jobId: string): APIError =>
     new APIError("BULWARK_ERR_API_IDEMPOTENCY_KEY_REUSED", "conflict", `Idempotency-Key "${key}" already created job ${jobId} for a different request; send a new key for a new request`),
   selfLock: (): APIError => new APIError("BULWARK_ERR_API_SELF_LOCK", "conflict", "you cannot lock your own account"),
+  selfEmail: (): APIError =>
+    new APIError("BULWARK_ERR_API_SELF_EMAIL", "conflict", "change your own address with POST /auth/email/change: its link proves the new mailbox is yours"),
   userNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_USER_NOT_FOUND", "not-found", `no user with id "${id.slice(0, 40)}"`),
   tokenNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_TOKEN_NOT_FOUND", "not-found", `you have no API token with id "${id.slice(0, 40)}"`),
   jobNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_JOB_NOT_FOUND", "not-found", `no containment job with id "${id.slice(0, 40)}"`),

@@ -1,5 +1,5 @@
-// /api/v1/users: list and search (accounts.read), create, lock, unlock, require a password change and end
-// every session of an account (accounts.write). Ids in paths are the random user ids (never sequential).
+// /api/v1/users: list and search (accounts.read), create, lock, unlock, require a password change, end every
+// session of an account and set its email address (accounts.write). Ids in paths are the random user ids (never sequential).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { adminRemovalGuard, holdGrantsTo, isPermission } from "../../accounts/roles/index.ts";
@@ -15,6 +15,8 @@ import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlock
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 import { withPasswordWork } from "../auth/password-work.ts";
 import { identifierKey } from "../../accounts/users/normalise.ts";
+import { forecastSetEmail, setEmailByAdministrator } from "../../accounts/email-change/index.ts";
+import { clientIP } from "../auth/request-info.ts";
 
 const USER_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
 
@@ -183,6 +185,32 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       return set === "required";
     });
     return { changed };
+  });
+
+  // After checking who is asking (out of band), the way back from a hijack: the account's address is set to the owner's,
+  // every session and mailed link ends, both addresses are told (set-by-administrator.ts). A fresh session only (ASVS
+  // 7.5.3: pointing an account at another mailbox takes it over). Not one's own: that goes through POST
+  // /auth/email/change, whose link proves the new mailbox is the caller's. `dryRun` reports and changes nothing.
+  api.post("/users/:id/email", {
+    config: { access: "accounts.write", reauth: "required" },
+    bodyLimit: SMALL_BODY,
+    schema: {
+      params: USER_PARAMS,
+      body: { type: "object", required: ["email"], additionalProperties: false, properties: { email: text(3, 254), dryRun: { type: "boolean" } } },
+    },
+  }, async (request) => {
+    const caller = callerOf(request);
+    const body = request.body as { email: string; dryRun?: boolean };
+    const user = await targetUser(app, (request.params as { id: string }).id);
+    if (user.id === caller.userId) throw apiErrors.selfEmail();
+    await assertOutranks(app, caller, user);
+    if (body.dryRun === true) return { dryRun: true, ...(await forecastSetEmail(app, user.id, body.email)) };
+    const outcome = await setEmailByAdministrator(app, {
+      userId: user.id, email: body.email, actor: caller.userId, via: "api", requestId: request.id,
+      detail: { ip: clientIP(request), auth: caller.via, ...(caller.tokenId ? { tokenId: caller.tokenId } : {}) },
+      within: async (trx) => void await assertOutranksWithin(app, trx, caller, user),
+    });
+    return { user: userView(await targetUser(app, user.id)), ...outcome };
   });
 
   // After checking who is asking (out of band): the owner is locked out by failures that are not theirs. The login's

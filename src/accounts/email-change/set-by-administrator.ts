@@ -1,0 +1,184 @@
+// An administrator sets an account's email address directly: the way back after a hijacker moved the account to a
+// mailbox of theirs (the notice to the old address sends its owner to the administrators, who check who is asking out
+// of band). In one transaction: the address changes, every session ends, the open reset and email-change links die
+// (they went to the hijacker's mailbox), the event is audited, and both addresses are told (ASVS 6.3.7) — the new one
+// what happened and how to sign in, the old one only that it no longer belongs to the account (not where it went).
+// Used by `POST /api/v1/users/:id/email` and `bulwark users set-email`; docs/http-auth.md has the recovery steps.
+import type { Kysely } from "kysely";
+import type { App } from "../../app/types.ts";
+import { addressProblem, notifySecurityEvent } from "../../notify/index.ts";
+import type { Schema } from "../../store/schema.ts";
+import { accountErrors } from "../errors.ts";
+import { lockAccountLinks } from "../password-reset/link-lock.ts";
+import { spendResetLinks } from "../password-reset/reset-service.ts";
+import { endUserSessions } from "../sessions/revocation.ts";
+import { confusableSkeleton } from "../users/confusables.ts";
+import { identifierKey, validateEmail } from "../users/normalise.ts";
+import { collidedKey } from "../users/user-store.ts";
+import { spendEmailChangeLinks } from "./email-change-service.ts";
+import { emailChangeErrors } from "./errors.ts";
+
+/** The audit event of an address set by an administrator. */
+export const EMAIL_SET_EVENT = "user.email-set";
+
+export interface SetEmailRequest {
+  userId: string;
+  email: string;
+  /** Who asks: a user id (the API caller) or the CLI's operator tag. */
+  actor: string;
+  via: "api" | "cli";
+  requestId?: string;
+  /** More for the audit event's data: the API adds the caller's address and how it authenticated. */
+  detail?: Record<string, unknown>;
+  /** Runs first in the change's transaction, after the account's link lock (the API checks the caller outranks the account). */
+  within?: (trx: Kysely<Schema>) => Promise<void>;
+}
+
+/** What is left for the administrator to look at: a hijacker's tokens and factors outlive an address change. */
+export interface AccountFootholds {
+  /** Live API tokens (not revoked, not expired): a password reset does not end them. */
+  apiTokens: number;
+  /** Confirmed TOTP and WebAuthn credentials: a hijacker's own factor keeps the owner out after a reset. */
+  secondFactors: number;
+}
+
+export interface SetEmailOutcome {
+  changed: boolean;
+  userId: string;
+  oldEmail: string;
+  newEmail: string;
+  sessionsEnded: number;
+  /** Unused reset and email-change links that died with the change. */
+  linksSpent: number;
+  /** The audit event, quoted as the reference in both notices; null when nothing changed. */
+  eventId: string | null;
+  remaining: AccountFootholds;
+}
+
+/** The dry run's answer: what a change would do, from a read that changes nothing. */
+export interface SetEmailForecast {
+  changed: boolean;
+  userId: string;
+  oldEmail: string;
+  newEmail: string;
+  sessions: number;
+  openLinks: number;
+  remaining: AccountFootholds;
+}
+
+/** The address as it would be stored, refused with a named reason when it cannot be, or when the outbox could not mail it. */
+function acceptableAddress(email: string): string {
+  const address = validateEmail(email);
+  // The point is to reach the owner again: an address the outbox refuses (the account store accepts more) reaches nobody.
+  const problem = addressProblem(address);
+  if (problem !== null) throw emailChangeErrors.undeliverable(problem);
+  return address;
+}
+
+async function currentAccount(executor: Kysely<Schema>, userId: string): Promise<{ email: string; email_key: string }> {
+  const row = await executor.selectFrom("users").select(["email", "email_key"]).where("id", "=", userId).executeTakeFirst();
+  if (!row) throw accountErrors.notFound(`user ${userId.slice(0, 40)}`);
+  return row;
+}
+
+/** Refuses an address another account holds, or one that reads like it (confusables.ts). */
+async function assertFree(executor: Kysely<Schema>, userId: string, address: string): Promise<void> {
+  const key = identifierKey(address);
+  const holders = await executor.selectFrom("users").select(["email_key"])
+    .where((eb) => eb.or([eb("email_key", "=", key), eb("email_skeleton", "=", confusableSkeleton(address))]))
+    .where("id", "!=", userId).execute();
+  if (holders.some((h) => h.email_key === key)) throw accountErrors.emailTaken();
+  if (holders.length > 0) throw accountErrors.emailConfusable();
+}
+
+async function footholds(executor: Kysely<Schema>, userId: string, now: number): Promise<AccountFootholds> {
+  const count = (n: { n: number | string | bigint } | undefined): number => Number(n?.n ?? 0);
+  const tokens = await executor.selectFrom("api_tokens").select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("user_id", "=", userId).where("revoked_at", "is", null)
+    .where((eb) => eb.or([eb("expires_at", "is", null), eb("expires_at", ">", now)])).executeTakeFirst();
+  const totp = await executor.selectFrom("mfa_totp").select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
+  const keys = await executor.selectFrom("webauthn_credentials").select((eb) => eb.fn.countAll<number>().as("n"))
+    .where("user_id", "=", userId).executeTakeFirst();
+  return { apiTokens: count(tokens), secondFactors: count(totp) + count(keys) };
+}
+
+/**
+ * What setting `email` on `userId` would do, changing nothing: the same refusals as the change itself (an invalid,
+ * undeliverable, taken or look-alike address; no such account), then the sessions and links it would end.
+ */
+export async function forecastSetEmail(app: App, userId: string, email: string): Promise<SetEmailForecast> {
+  const db = app.db.db;
+  const address = acceptableAddress(email);
+  const current = await currentAccount(db, userId);
+  const changed = identifierKey(address) !== current.email_key;
+  if (changed) await assertFree(db, userId, address);
+  const now = app.clock.now();
+  const sessions = await db.selectFrom("sessions").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirst();
+  let openLinks = 0;
+  for (const table of ["password_reset_tokens", "email_change_tokens"] as const) {
+    const open = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as("n"))
+      .where("user_id", "=", userId).where("used_at", "is", null).where("expires_at", ">", now).executeTakeFirst();
+    openLinks += Number(open?.n ?? 0);
+  }
+  return {
+    changed, userId, oldEmail: current.email, newEmail: changed ? address : current.email,
+    sessions: changed ? Number(sessions?.n ?? 0) : 0, openLinks: changed ? openLinks : 0, remaining: await footholds(db, userId, now),
+  };
+}
+
+/**
+ * Sets the account's address to `email` (see the file's head). An address the account has already (compared on its
+ * lookup key) changes nothing and answers `changed: false`: a retried request is harmless. Throws for an invalid or
+ * undeliverable address (400), one another account holds or reads like (409), and an account that does not exist.
+ *
+ * @example
+ * const outcome = await setEmailByAdministrator(app, { userId, email: "owner@example.org", actor: cliActor(), via: "cli" });
+ * // { changed: true, sessionsEnded: 2, linksSpent: 1, eventId: "evt_…", remaining: { apiTokens: 1, secondFactors: 1 } }
+ */
+export async function setEmailByAdministrator(app: App, request: SetEmailRequest): Promise<SetEmailOutcome> {
+  const address = acceptableAddress(request.email);
+  const key = identifierKey(address);
+  return app.db.transaction(async (trx) => {
+    // First, as every transaction that writes the account's links does (link-lock.ts): a reset completing or an
+    // email change confirming at this moment runs wholly before or after this one.
+    await lockAccountLinks(app.db, trx, request.userId);
+    if (request.within) await request.within(trx);
+    const current = await currentAccount(trx, request.userId);
+    const now = app.clock.now();
+    if (key === current.email_key) {
+      return { changed: false, userId: request.userId, oldEmail: current.email, newEmail: current.email, sessionsEnded: 0, linksSpent: 0, eventId: null, remaining: await footholds(trx, request.userId, now) };
+    }
+    await assertFree(trx, request.userId, address);
+    try {
+      // Compare-and-set on the key read above, under the link lock: nothing else moves the address meanwhile.
+      const updated = await trx.updateTable("users")
+        .set({ email: address, email_key: key, email_skeleton: confusableSkeleton(address), email_lookalike: 0, updated_at: now })
+        .where("id", "=", request.userId).where("email_key", "=", current.email_key).executeTakeFirst();
+      if (Number(updated.numUpdatedRows) !== 1) throw accountErrors.notFound(`user ${request.userId.slice(0, 40)}`);
+    } catch (cause) {
+      // Another account took the address, or a look-alike, after the lookup (the unique indexes decide).
+      const collided = collidedKey(cause);
+      if (collided === "email") throw accountErrors.emailTaken();
+      if (collided === "email-skeleton") throw accountErrors.emailConfusable();
+      throw cause;
+    }
+    // Links mailed to the old address would hand the account back to whoever reads it.
+    const linksSpent = await spendResetLinks(trx, request.userId, now) + await spendEmailChangeLinks(trx, request.userId, now);
+    // Every session ends, and the stamp refuses any a racing login creates from before (ASVS 7.4.3).
+    const sessionsEnded = await endUserSessions(trx, request.userId, now);
+    // Keyed tags, not the addresses (as auth.email.change-requested keeps them): the log can match them to a known
+    // address without holding either.
+    const tag = (a: string): string => `id:${app.keyring.identifierTag(a.toLowerCase())}`;
+    const event = await app.audit.appendIn(trx, {
+      type: EMAIL_SET_EVENT, actor: request.actor, subject: request.userId, ...(request.requestId ? { requestId: request.requestId } : {}),
+      data: { ...request.detail, via: request.via, from: tag(current.email), to: tag(address), sessionsEnded, linksSpent },
+    });
+    // In the same commit: the change is never made without its notices queued. The administrator's own address is
+    // left out of them (the old address may be a hijacker's); the event id is the reference both quote.
+    await notifySecurityEvent(app.accounts.outbox, {
+      eventId: event.id, to: address, at: now, event: { type: "email-set-by-administrator", oldEmail: current.email, newEmail: address },
+    }, { appName: app.config.serviceName, executor: trx });
+    return { changed: true, userId: request.userId, oldEmail: current.email, newEmail: address, sessionsEnded, linksSpent, eventId: event.id, remaining: await footholds(trx, request.userId, now) };
+  });
+}
