@@ -20,7 +20,7 @@ describe("ipBucket", () => {
 
   test("writes the prefix in RFC 5952's form: lower case, no leading zeros, the longest run of zero groups as ::", () => {
     assert.equal(ipBucket("2001:db8::1"), "2001:db8::/64");
-    assert.equal(ipBucket("2001:0:0:5::1"), "2001:0:0:5::/64");
+    assert.equal(ipBucket("2a00:0:0:5::1"), "2a00:0:0:5::/64");
     assert.equal(ipBucket("::1"), "::/64");
     assert.equal(ipBucket("fe80::1%eth0"), "fe80::/64", "a zone id names an interface of ours, not the client");
     assert.equal(ipBucket("2001:db8:0:0:1::1"), "2001:db8::/64");
@@ -58,5 +58,20 @@ describe("ipSite", () => {
     assert.notEqual(ipSite("64:ff9b::c000:201"), ipSite("64:ff9b::cb00:7109"));
     assert.equal(ipSite("64:ff9b:1::c000:201"), "192.0.2.1", "the local-use prefix (RFC 8215) as a /96");
     assert.equal(ipBucket("64:ff9b:0:0:1::1"), "64:ff9b::/64", "outside the /96: an ordinary IPv6 client");
+  });
+
+  test("attack: an IPv4 host's own 6to4 and Teredo space is that IPv4 host, for flood control and the gate's sites", () => {
+    // 6to4: 2002:V4::/48 belongs to whoever holds V4 (RFC 3056); every /64 in it is still V4.
+    assert.equal(ipBucket("2002:cb00:7109:1::1"), "203.0.113.9");
+    assert.equal(ipBucket("2002:cb00:7109:ffff:1:2:3:4"), "203.0.113.9");
+    assert.equal(ipSite("2002:cb00:7109::9"), "203.0.113.9");
+    // Teredo: the client's address inverted in the last 32 bits (RFC 4380); the server, flags and port change nothing.
+    const client = "34ff:8ef6"; // ~203.0.113.9
+    assert.equal(ipBucket(`2001:0:4136:e378:8000:63bf:${client}`), "203.0.113.9");
+    assert.equal(ipBucket(`2001:0:c000:201:0:1:${client}`), "203.0.113.9");
+    assert.equal(ipSite(`2001:0:aaaa:bbbb::${client}`), "203.0.113.9");
+    // Neighbours are not folded in: 2001:db8::/32 and 2001:1::/32 are ordinary IPv6 space.
+    assert.equal(ipBucket("2001:db8:0:1::9"), "2001:db8:0:1::/64");
+    assert.equal(ipBucket("2001:1:2:3::9"), "2001:1:2:3::/64");
   });
 });

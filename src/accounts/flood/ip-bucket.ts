@@ -36,12 +36,14 @@ export function withoutPort(ip: string): string {
  * The client `ip` is counted as (after withoutPort: one client's source ports are one client): an IPv4 address as given; an IPv4-mapped IPv6 address (::ffff:a.b.c.d, what a
  * dual-stack socket reports for an IPv4 client, RFC 4291 §2.5.5.2) as that IPv4 address, so one client is not two;
  * any other IPv6 address as its /64 in RFC 5952's spelling (a zone id dropped: it names our interface), so that
- * spellings and interface ids all land on one counter. Text that is no address is kept as it is.
+ * spellings and interface ids all land on one counter. An address under NAT64's prefixes, 6to4 or Teredo counts as
+ * the IPv4 address it carries. Text that is no address is kept as it is.
  *
  * @example
  * ipBucket("2001:DB8:1:2::abcd") // "2001:db8:1:2::/64"
  * ipBucket("::ffff:198.51.100.7") // "198.51.100.7"
  * ipBucket("[2001:db8:1:2::9]:443") // "2001:db8:1:2::/64"
+ * ipBucket("2002:cb00:7109:5::1") // "203.0.113.9" (6to4)
  */
 export function ipBucket(written: string): string {
   return prefixOf(written, 4);
@@ -60,6 +62,11 @@ export function ipSite(written: string): string {
   return prefixOf(written, 3);
 }
 
+/** Two 16-bit groups as the dotted IPv4 address they hold. */
+function dotted(high: number, low: number): string {
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join(".");
+}
+
 /** `written` (an address, maybe with a port) as an IPv4 address, or its IPv6 prefix of `groups` 16-bit groups. */
 function prefixOf(written: string, groups: number): string {
   const ip = withoutPort(written);
@@ -73,8 +80,11 @@ function prefixOf(written: string, groups: number): string {
   const mapped = g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff;
   // (and RFC 8215's local-use 64:ff9b:1::/48 as the /96 translators use it there, 64:ff9b:1::/96).
   const translated = g[0] === 0x64 && g[1] === 0xff9b && (g[2] === 0 || g[2] === 1) && g.slice(3, 6).every((x) => x === 0);
-  if (mapped || translated) {
-    return [g[6]! >> 8, g[6]! & 0xff, g[7]! >> 8, g[7]! & 0xff].join(".");
-  }
+  if (mapped || translated) return dotted(g[6]!, g[7]!);
+  // Tunnels any IPv4 host uses without asking anyone, each giving it IPv6 space of its own: 6to4 (RFC 3056, 2002:V4::/48,
+  // 65,536 /64s) and Teredo (RFC 4380, 2001:0:SERVER:FLAGS:PORT:CLIENT with the client's address in the last 32 bits,
+  // inverted: naming another server gives another /64). Counted as that IPv4 host, or one address is thousands of clients.
+  if (g[0] === 0x2002) return dotted(g[1]!, g[2]!);
+  if (g[0] === 0x2001 && g[1] === 0) return dotted(~g[6]! & 0xffff, ~g[7]! & 0xffff);
   return `${formatIPv6([...g.slice(0, groups), ...Array<number>(8 - groups).fill(0)])}/${groups * 16}`;
 }
