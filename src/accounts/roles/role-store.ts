@@ -61,6 +61,27 @@ export async function holdGrantsTo(database: Database, trx: Kysely<Schema>, user
 }
 
 /**
+ * The permissions `userId` holds, read in transaction `trx` where a change they authorise commits; none when the
+ * account is no longer active and unlocked. On PostgreSQL the role rows read stay locked (FOR SHARE) until `trx`
+ * ends: a revocation or role deletion in flight is waited for and then seen, and one that starts later waits for
+ * `trx`. So a change checked here cannot commit after its actor was demoted and that demotion answered. (The account
+ * row is read, not locked: two help desks locking each other would otherwise each wait for the other's row.) A
+ * transaction that also takes the last-admin lock (adminRemovalGuard) takes it first, as removals do: the other
+ * order waits in a cycle with a revocation, which holds that lock while it deletes the row read here.
+ *
+ * @example
+ * if (!(await permissionsHeldWithin(database, trx, actorId)).has("admin")) throw forbidden();
+ */
+export async function permissionsHeldWithin(database: Pick<Database, "dialect">, trx: Kysely<Schema>, userId: string): Promise<Set<string>> {
+  const account = await trx.selectFrom("users").select(["status", "locked_at"]).where("id", "=", userId).executeTakeFirst();
+  if (!account || account.status !== "active" || account.locked_at !== null) return new Set();
+  const heldQuery = trx.selectFrom("user_roles").innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
+    .select("role_permissions.permission").where("user_roles.user_id", "=", userId);
+  const rows = await (database.dialect === "postgres" ? heldQuery.forShare() : heldQuery).execute();
+  return new Set(rows.map((r) => r.permission));
+}
+
+/**
  * For a change (in transaction `trx`) that may leave no usable admin: takes the removal lock now and returns
  * the check to run after the change, which throws roleErrors.lastAdmin (rolling the transaction back) when
  * no active, unlocked user holds `admin` any more. Role removals and account locks both use it.
@@ -165,14 +186,14 @@ export class RoleStore {
     return options.keepAnAdmin && removesAdmin ? adminRemovalGuard(this.#database, trx) : async () => {};
   }
 
-  /** Grants `role` to `userId`; returns false when the user already held it; throws for a role that does not exist. */
   /**
    * Grants `role`; false when the user held it already. `refuseInitialPassword` (the API's grant route): a role
    * carrying an administrative permission is refused while the account signs in with an initial password, which
    * whoever created the account chose — an accounts.write holder who made the account would otherwise sign in as
    * the administrator it became (ASVS 8.2.2). Asked in the grant's transaction, in turn with changes of the account.
+   * `within` runs in that transaction too, after the locks and before the insert: a throw refuses the grant.
    */
-  async grant(userId: string, role: string, actor: string, options: { refuseInitialPassword?: boolean } = {}): Promise<boolean> {
+  async grant(userId: string, role: string, actor: string, options: { refuseInitialPassword?: boolean; within?: (trx: Kysely<Schema>) => Promise<void> } = {}): Promise<boolean> {
     const carriesAdministrative = (await this.get(role)).permissions.some((p) => ADMINISTRATIVE.has(p));
     return this.#database.transaction(async (trx) => {
       // A change to this account that checked its permissions waits for this grant, or this grant for it.
@@ -182,6 +203,8 @@ export class RoleStore {
       await this.#holdRole(trx, role);
       const exists = await trx.selectFrom("roles").select("name").where("name", "=", role).executeTakeFirst();
       if (!exists) throw roleErrors.unknownRole(role);
+      // The caller's own check where the grant commits (the API: does its actor still hold admin, permissionsHeldWithin).
+      if (options.within) await options.within(trx);
       if (options.refuseInitialPassword === true && carriesAdministrative) {
         const account = await trx.selectFrom("users").select("password_initial_expires_at").where("id", "=", userId).executeTakeFirst();
         if (account !== undefined && account.password_initial_expires_at !== null) throw roleErrors.initialPassword(userId, role);

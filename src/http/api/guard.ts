@@ -1,7 +1,9 @@
 // The /api/v1 access guard: every route declares `config.access` (../auth-context.ts) and this hook enforces
 // it before the body is even parsed. Deny by default: no declaration, no caller, no permission → refused.
 import type { FastifyRequest } from "fastify";
-import { allows, type Permission } from "../../accounts/roles/index.ts";
+import type { Kysely } from "kysely";
+import { allows, permissionsHeldWithin, type Permission } from "../../accounts/roles/index.ts";
+import type { Schema } from "../../store/schema.ts";
 import type { App } from "../../app/types.ts";
 import { gateOf, isFresh } from "../auth/authenticate.ts";
 import { sessionErrors } from "../../accounts/sessions/index.ts";
@@ -33,6 +35,19 @@ const callers = new WeakMap<FastifyRequest, Caller>();
  */
 export function can(caller: Caller, permission: Permission): boolean {
   return allows(caller.held, permission) && (caller.scopes === null || allows(caller.scopes, permission));
+}
+
+/**
+ * The caller as it stands inside transaction `trx`, where its change commits: the permissions its account holds now
+ * (permissionsHeldWithin: on PostgreSQL a demotion or lock in flight is waited for, and a later one waits for `trx`),
+ * its token's scopes as before. The guard read them when the request began; an administrator demoted since then
+ * (a suspect, in a breach) must not finish a privileged change that was waiting on a lock.
+ *
+ * @example
+ * if (!can(await callerWithin(app, trx, caller), "admin")) throw apiErrors.missingPermission("admin");
+ */
+export async function callerWithin(app: App, trx: Kysely<Schema>, caller: Caller): Promise<Caller> {
+  return { ...caller, held: await permissionsHeldWithin(app.db, trx, caller.userId) };
 }
 
 /** The admitted caller of a request; throws 401 when the guard did not admit one (fail closed). */

@@ -7,7 +7,7 @@ import { MAX_DESCRIPTION } from "../../accounts/roles/role-store.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, SMALL_BODY, text } from "./common.ts";
 import { apiErrors } from "./errors.ts";
-import { callerOf } from "./guard.ts";
+import { callerOf, callerWithin, can } from "./guard.ts";
 import { targetUser } from "./users.ts";
 
 const ROLE_NAME = { type: "string", minLength: 1, maxLength: 40, pattern: "^[a-z][a-z0-9_-]*$" } as const;
@@ -58,7 +58,13 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     const { id, role } = request.params as { id: string; role: string };
     const user = await targetUser(app, id);
     // Not to an account still on an initial password someone else chose, for a role with an administrative permission.
-    const changed = await roles.grant(user.id, role, caller.userId, { refuseInitialPassword: true });
+    // And checked again where it commits: a grant waiting on a lock must not outlive its administrator's demotion.
+    const changed = await roles.grant(user.id, role, caller.userId, {
+      refuseInitialPassword: true,
+      within: async (trx) => {
+        if (!can(await callerWithin(app, trx, caller), "admin")) throw apiErrors.missingPermission("admin");
+      },
+    });
     if (changed) await auditAPI(app, request, caller, { type: "api.role.granted", subject: user.id, data: { role } });
     return { changed, roles: await roles.rolesOf(user.id) };
   });

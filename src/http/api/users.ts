@@ -10,7 +10,7 @@ import type { Schema } from "../../store/schema.ts";
 import { auditAPI, ID, PAGE_QUERY, SMALL_BODY, text } from "./common.ts";
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
-import { callerOf, can, type Caller } from "./guard.ts";
+import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
 import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 import { withPasswordWork } from "../auth/password-work.ts";
@@ -47,11 +47,14 @@ export async function assertOutranks(app: App, caller: Caller, target: User, exe
 /**
  * The outranking check again, inside the change's transaction `trx` and after waiting for any grant to the target
  * in progress: without it, a role granted between the first check and the change (an accounts.write caller locking
- * someone an administrator is promoting at that moment) let the change through. Returns what the target holds.
+ * someone an administrator is promoting at that moment) let the change through. The caller is read again there too
+ * (callerWithin): one demoted or locked while the change waited must not finish it. Returns what the target holds.
  */
 async function assertOutranksWithin(app: App, trx: Kysely<Schema>, caller: Caller, target: User): Promise<ReadonlySet<string>> {
   await holdGrantsTo(app.db, trx, target.id);
-  return assertOutranks(app, caller, target, trx);
+  const now = await callerWithin(app, trx, caller);
+  if (!can(now, "accounts.write")) throw apiErrors.missingPermission("accounts.write");
+  return assertOutranks(app, now, target, trx);
 }
 
 /** Registers the user routes on the API plugin. */
@@ -151,11 +154,12 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     if (user.id === caller.userId) throw apiErrors.selfLock();
     const reason = lockReason(request.body);
     const outcome = await app.db.transaction(async (trx) => {
+      // Locking an administrator while another gives up their own role must not leave none usable. The last-admin lock
+      // is taken first, before the caller's role rows are read (permissionsHeldWithin), as every removal takes it.
+      const lastAdminCheck = await adminRemovalGuard(app.db, trx);
       const held = await assertOutranksWithin(app, trx, caller, user);
-      // Locking an administrator while another gives up their own role must not leave none usable.
-      const keepAnAdmin = held.has("admin") ? await adminRemovalGuard(app.db, trx) : async () => {};
       const locked = await lockUser(trx, user.id, reason, app.clock.now());
-      await keepAnAdmin();
+      if (held.has("admin")) await lastAdminCheck();
       // Also when it was locked already: the lock is now this administrator's (a containment undo leaves it alone).
       if (locked) await auditAPI(app, request, caller, { type: "user.locked", subject: user.id, data: { reason: reason ?? (locked === "locked" ? DEFAULT_LOCK_REASON : user.lockedReason), ...(locked === "relocked" ? { relocked: true } : {}) } }, trx);
       return locked;
