@@ -174,6 +174,23 @@ forEachDialect("an administrator sets an account's email address", (dx) => {
     assert.equal(await outboxRows(), queued);
   });
 
+  it("attack: a help desk cannot make an account's password pass as the owner's by moving the address to its own mailbox, resetting there and moving it back: an administrative grant is still refused (ASVS 8.2.2)", async () => {
+    const root = await flows.tokenFor((await fx.user("root-launder@example.org", { roles: ["admin"] })).id, ["admin"]);
+    const hire = (await fx.user("hire-launder@example.org")).id;
+    assert.equal((await api(writer, `/api/v1/users/${hire}/email`, { email: "desk-launder@evil.example" })).statusCode, 200);
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: "desk-launder@evil.example" } })).statusCode, 202);
+    await fx.deliver();
+    const reset = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: lastToken("desk-launder@evil.example", RESET_LINK), newPassword: "amber quilt over frozen rivers 7781" } });
+    assert.equal(reset.statusCode, 200, reset.body);
+    assert.equal((await api(writer, `/api/v1/users/${hire}/email`, { email: "hire-launder@example.org" })).statusCode, 200);
+    const view = await fx.server.inject({ method: "GET", url: `/api/v1/users/${hire}`, headers: { host: HOST, authorization: `Bearer ${root}` } });
+    assert.equal(view.json().user.passwordUnproven, true, "the account shows its password is not proven the owner's");
+    const grant = await api(root, `/api/v1/users/${hire}/roles/admin`, {});
+    assert.equal(grant.statusCode, 409, grant.body);
+    assert.equal(grant.json().error.code, "BULWARK_ERR_ROLE_INITIAL_PASSWORD");
+    assert.deepEqual(await fx.app.accounts.roles.rolesOf(hire), []);
+  });
+
   it("attack: a session cookie that is no longer fresh cannot set an address, even with its CSRF token (ASVS 7.5.3)", async () => {
     const id = await flows.userWith(["accounts.write"]);
     const email = await emailOf(id);

@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { usableAdmins } from "../src/accounts/roles/role-store.ts";
 import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { authFlows } from "./helpers/auth-flows.ts";
+import { authFlows, RESET_LINK } from "./helpers/auth-flows.ts";
 
 let fx: AuthFixture;
 let n = 0;
@@ -53,13 +53,25 @@ describe("red team, second round: /api/v1 users", () => {
     if (promoted) assert.deepEqual((grant.json() as { roles: string[] }).roles, ["admin"]);
     const login = await fx.browser({ newDevice: true }).login("new-hire@example.org", initial);
     assert.ok(!(promoted && login.statusCode === 200), `the account was made an administrator (${grant.statusCode}) and the help desk's password still signs it in (${login.statusCode}: ${login.body})`);
-    // Bulwark's answer: the grant is refused, by name, until the owner has a password of their own.
+    // Bulwark's answer: the grant is refused, by name, until the owner has set a password through a mailed reset link.
     assert.equal(grant.statusCode, 409, grant.body);
     assert.equal(grant.json().error.code, "BULWARK_ERR_ROLE_INITIAL_PASSWORD");
     const owner = fx.browser({ newDevice: true });
     assert.equal((await owner.login("new-hire@example.org", initial)).statusCode, 200);
     const changed = await owner.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: initial, newPassword: "quiet orchard lanterns glow 8812" } });
     assert.equal(changed.statusCode, 200, changed.body);
+    // Changed at the gate, the password is still one whoever knew the initial password chose (the help desk could have
+    // done this change itself, test/roles-tokens-third-look-red-team.test.ts): still refused.
+    const stillRefused = await api("POST", `/api/v1/users/${hire}/roles/admin`, rootToken);
+    assert.equal(stillRefused.statusCode, 409, stillRefused.body);
+    assert.equal(stillRefused.json().error.code, "BULWARK_ERR_ROLE_INITIAL_PASSWORD");
+    // A password set through the reset link mailed to the account's address is the owner's: then the grant goes through.
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: "new-hire@example.org" } })).statusCode, 202);
+    await fx.deliver();
+    const mail = fx.mailTo("new-hire@example.org").findLast((m) => RESET_LINK.test(m.body));
+    assert.ok(mail, "the reset link reached the owner's address");
+    const reset = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: RESET_LINK.exec(mail.body)![1], newPassword: "the owner's own lantern passphrase 3390" } });
+    assert.equal(reset.statusCode, 200, reset.body);
     const again = await api("POST", `/api/v1/users/${hire}/roles/admin`, rootToken);
     assert.equal(again.statusCode, 200, again.body);
     // A role without an administrative permission was never refused.

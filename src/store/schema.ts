@@ -102,6 +102,8 @@ export interface UsersTable {
   seeded: number;
   /** When an administrator-set initial password stops signing in (migration 19); null: not an initial password. */
   password_initial_expires_at: number | null;
+  /** 1 while the password is one whoever created the account knew, or derives from one (migration 24); 0 otherwise. */
+  password_unproven: ColumnType<number, number | undefined, number>;
 }
 
 export interface FloodEventsTable {

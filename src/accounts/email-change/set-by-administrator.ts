@@ -4,7 +4,7 @@
 // (they went to the hijacker's mailbox), the event is audited, and both addresses are told (ASVS 6.3.7) — the new one
 // what happened and how to sign in, the old one only that it no longer belongs to the account (not where it went).
 // Used by `POST /api/v1/users/:id/email` and `bulwark users set-email`; docs/http-auth.md has the recovery steps.
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { App } from "../../app/types.ts";
 import { addressProblem, notifySecurityEvent } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -153,7 +153,9 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
     try {
       // Compare-and-set on the key read above, under the link lock: nothing else moves the address meanwhile.
       const updated = await trx.updateTable("users")
-        .set({ email: address, email_key: key, email_skeleton: confusableSkeleton(address), email_lookalike: 0, updated_at: now })
+        // The password is no longer proven the owner's (migration 24): a reset link mailed to the address held before
+        // proved that address, not this one. No administrative role is granted over the API until a reset to this one.
+        .set({ email: address, email_key: key, email_skeleton: confusableSkeleton(address), email_lookalike: 0, updated_at: now, password_unproven: sql<number>`CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END` })
         .where("id", "=", request.userId).where("email_key", "=", current.email_key).executeTakeFirst();
       if (Number(updated.numUpdatedRows) !== 1) throw accountErrors.notFound(`user ${request.userId.slice(0, 40)}`);
     } catch (cause) {

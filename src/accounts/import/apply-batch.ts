@@ -89,7 +89,7 @@ export async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: Im
         ...(has("display_name") && u.displayName ? { display_name: u.displayName } : {}),
         ...(has("status") && u.status ? { status: u.status } : {}),
         // The replaced password is no longer an administrator's initial one: its expiry goes with it (ASVS 6.4.1).
-        ...(plan.kind === "replace" ? { password_hash: u.passwordHash, password_scheme: u.passwordScheme, password_changed_at: passwordChangedAtAfterChange(now), password_initial_expires_at: null } : {}),
+        ...(plan.kind === "replace" ? { password_hash: u.passwordHash, password_scheme: u.passwordScheme, password_changed_at: passwordChangedAtAfterChange(now), password_initial_expires_at: null, password_unproven: 0 } : {}),
         ...(u.lastLoginAt ? { last_login_at: u.lastLoginAt } : {}),
         ...(u.externalId ? { external_source: u.externalSource ?? null, external_id: u.externalId } : {}),
       })

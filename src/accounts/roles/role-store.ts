@@ -31,8 +31,9 @@ export const roleErrors = {
   badDescription: (why: string): BulwarkError => new BulwarkError("BULWARK_ERR_ROLE_DESCRIPTION", "input", `the role description ${why}`),
   initialPassword: (userId: string, role: string): BulwarkError =>
     new BulwarkError("BULWARK_ERR_ROLE_INITIAL_PASSWORD", "conflict",
-      `user ${userId} still signs in with an initial password that whoever created the account chose; role "${role}" carries an administrative permission, ` +
-        "so the owner must set a password of their own first (sign in and change it, or a password reset)"),
+      `user ${userId} signs in with a password whoever created the account knew (its initial password, or one it was changed to at the first sign-in), ` +
+        `or an administrator set its address since; role "${role}" carries an administrative permission, so the owner must first set a password ` +
+        "through a reset link mailed to the account's address (POST /auth/password/reset/request)"),
   lastAdmin: (): BulwarkError =>
     new BulwarkError("BULWARK_ERR_LAST_ADMIN", "conflict", "this would leave no active, unlocked user holding the admin permission (nobody could grant roles again)"),
 };
@@ -189,7 +190,8 @@ export class RoleStore {
   /**
    * Grants `role`; false when the user held it already. `refuseInitialPassword` (the API's grant route): a role
    * carrying an administrative permission is refused while the account signs in with an initial password, which
-   * whoever created the account chose — an accounts.write holder who made the account would otherwise sign in as
+   * whoever created the account chose, or one changed from it at the gate, until a reset link mailed to the account's
+   * address sets one (passwordUnproven) — an accounts.write holder who made the account would otherwise sign in as
    * the administrator it became (ASVS 8.2.2). Asked in the grant's transaction, in turn with changes of the account.
    * `within` runs in that transaction too, after the locks and before the insert: a throw refuses the grant.
    */
@@ -206,8 +208,9 @@ export class RoleStore {
       // The caller's own check where the grant commits (the API: does its actor still hold admin, permissionsHeldWithin).
       if (options.within) await options.within(trx);
       if (options.refuseInitialPassword === true && carriesAdministrative) {
-        const account = await trx.selectFrom("users").select("password_initial_expires_at").where("id", "=", userId).executeTakeFirst();
-        if (account !== undefined && account.password_initial_expires_at !== null) throw roleErrors.initialPassword(userId, role);
+        const account = await trx.selectFrom("users").select(["password_initial_expires_at", "password_unproven"]).where("id", "=", userId).executeTakeFirst();
+        // Changed at the first-login gate, the password is still one whoever knew the initial one chose (migration 24).
+        if (account !== undefined && (account.password_initial_expires_at !== null || Number(account.password_unproven) === 1)) throw roleErrors.initialPassword(userId, role);
       }
       // Insert-if-absent: of two concurrent grants one inserts (and audits), the other answers "already held".
       const inserted = await trx.insertInto("user_roles").values({ user_id: userId, role, granted_at: this.#clock.now(), granted_by: actor })

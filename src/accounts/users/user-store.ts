@@ -31,6 +31,12 @@ export interface User {
    * for a password of the user's own. Cleared by every change the user makes (swapPasswordHash with `changed`).
    */
   passwordInitialExpiresAt: number | null;
+  /**
+   * The password is one whoever created the account chose, or was changed from one at the first-login gate, or an
+   * administrator set the address since; no reset link mailed to the account's address has set one since (migration
+   * 24). Administrative roles are not granted over the API meanwhile (RoleStore.grant).
+   */
+  passwordUnproven: boolean;
   createdAt: number;
   updatedAt: number;
   lastLoginAt: number | null;
@@ -69,6 +75,7 @@ export function toUser(r: Selectable<UsersTable>): User {
     passwordMustChange: Number(r.password_must_change) === 1,
     passwordInvalidatedAt: r.password_invalidated_at === null ? null : Number(r.password_invalidated_at),
     passwordInitialExpiresAt: r.password_initial_expires_at === null ? null : Number(r.password_initial_expires_at),
+    passwordUnproven: Number(r.password_unproven) === 1,
     createdAt: Number(r.created_at), updatedAt: Number(r.updated_at),
     lastLoginAt: r.last_login_at === null ? null : Number(r.last_login_at), lastLoginIP: r.last_login_ip,
     externalSource: r.external_source, externalId: r.external_id,
@@ -85,9 +92,10 @@ export interface UserStore {
   findByIdentifier(identifier: string): Promise<User | null>;
   /**
    * Replaces the password hash only if it is still `expected`; returns false when it changed meanwhile
-   * (another login rehashed it, the user changed it, a containment job invalidated it).
+   * (another login rehashed it, the user changed it, a containment job invalidated it). `changed`: a new password
+   * (not a rehash); `byLink`: set through a reset link mailed to the account's address, which clears passwordUnproven.
    */
-  swapPasswordHash(id: string, expected: string | null, next: { hash: string; scheme: string; changed: boolean }, db?: Kysely<Schema>): Promise<boolean>;
+  swapPasswordHash(id: string, expected: string | null, next: { hash: string; scheme: string; changed: boolean; byLink?: boolean }, db?: Kysely<Schema>): Promise<boolean>;
   /**
    * True when the user's password is an initial one (passwordInitialExpiresAt) whose time has come, by the store's
    * clock: login then refuses it as it refuses a wrong password.
@@ -151,6 +159,8 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
       created_at: input.createdAt ?? now, updated_at: now, last_login_at: input.lastLoginAt ?? null, last_login_ip: null,
       external_source: input.externalSource ?? null, external_id: input.externalId ?? null, seeded: input.seeded ? 1 : 0,
       password_initial_expires_at: input.passwordHash ? (input.passwordInitialExpiresAt ?? null) : null,
+      // An initial password is known to whoever created the account, and so is any it is changed to at the gate.
+      password_unproven: input.passwordHash && input.passwordInitialExpiresAt != null ? 1 : 0,
     };
   };
   return {
@@ -203,6 +213,9 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
           // A password the user set is theirs: no initial-password expiry applies to it any more (ASVS 6.4.1). A
           // rehash or a wrap (`changed` false) keeps the same password, and so its expiry.
           ...(next.changed ? { password_changed_at: passwordChangedAtAfterChange(now), password_must_change: 0, password_invalidated_at: null, password_initial_expires_at: null } : {}),
+          // Set through a link mailed to the account's address: its owner's, whoever knew the password before.
+          // A change at the gate (`changed` alone) keeps the mark: whoever knew the old password chose the new one.
+          ...(next.changed && next.byLink ? { password_unproven: 0 } : {}),
         })
         .where("id", "=", id);
       q = expected === null ? q.where("password_hash", "is", null) : q.where("password_hash", "=", expected);

@@ -25,6 +25,8 @@ export interface UserView {
   passwordInvalidated: boolean;
   /** When the administrator-set initial password stops signing in (ASVS 6.4.1); null once the owner set their own. */
   initialPasswordExpiresAt: string | null;
+  /** Whoever created the account knew the password, or an administrator set the address since: no administrative role until a reset link sets one. */
+  passwordUnproven: boolean;
   createdAt: string;
   lastLoginAt: string | null;
 }
@@ -36,7 +38,7 @@ export function userView(u: User): UserView {
     locked: u.lockedAt !== null, lockedAt: iso(u.lockedAt), lockedReason: u.lockedReason,
     hasPassword: u.passwordHash !== null, passwordScheme: u.passwordScheme, passwordMustChange: u.passwordMustChange,
     passwordChangedAt: iso(u.passwordChangedAt), passwordInvalidated: u.passwordInvalidatedAt !== null,
-    initialPasswordExpiresAt: iso(u.passwordInitialExpiresAt),
+    initialPasswordExpiresAt: iso(u.passwordInitialExpiresAt), passwordUnproven: u.passwordUnproven,
     createdAt: iso(u.createdAt) as string, lastLoginAt: iso(u.lastLoginAt),
   };
 }

@@ -22,7 +22,8 @@ import { jobEpochs } from "./0020-job-epochs.ts";
 import { identifierKeysFolded } from "./0021-identifier-keys-folded.ts";
 import { jobRequestKeys } from "./0022-job-request-keys.ts";
 import { identifierSkeletons } from "./0023-identifier-skeletons.ts";
+import { passwordUnproven } from "./0024-password-unproven.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven];
 export type { Migration } from "./types.ts";

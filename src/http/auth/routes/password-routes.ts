@@ -268,7 +268,8 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         // leaves the link unspent.
         const current = await trx.selectFrom("users").select(["status", "locked_at"]).where("id", "=", user.id).executeTakeFirst();
         if (!current || current.status !== "active" || current.locked_at !== null) throw resetErrors.refused({ userId: user.id, tokenId: check.tokenId, reason: "account-locked" });
-        const swapped = await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true }, trx);
+        // Through the link mailed to the account's address: the owner's password from here on (passwordUnproven cleared).
+        const swapped = await app.accounts.users.swapPasswordHash(user.id, user.passwordHash, { hash, scheme: app.accounts.passwords.defaultScheme, changed: true, byLink: true }, trx);
         if (!swapped) throw resetErrors.refused({ userId: user.id, tokenId: check.tokenId, reason: "password-changed-meanwhile" });
         // The owner's remedy against a hijacker cancels the hijacker's pending email change in the same commit,
         // not only by comparing times (a change asked for in the same millisecond, or on a node whose clock is ahead).
