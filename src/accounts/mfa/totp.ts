@@ -74,8 +74,9 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
   }
 
   async function prove(userId: string, code: string): Promise<Proven<Exclude<TOTPVerdict, "ok">>> {
-    const row = await db.selectFrom("mfa_totp").select(["secret_ct", "last_step"]).where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
-    if (!row) return { ok: false, refusal: "not-enrolled" };
+    const row = await db.selectFrom("mfa_totp").select(["secret_ct", "last_step", "created_at", "confirmed_at"]).where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
+    if (!row || row.confirmed_at === null) return { ok: false, refusal: "not-enrolled" };
+    const enrolment = { created: Number(row.created_at), confirmed: Number(row.confirmed_at) };
     const attempt = { identifier: floodIdentifier("totp", userId), ip: null };
     // ASVS 6.3.1 / 6.6.3: the check comes before any work, so a throttled guess is not even evaluated; the guess is
     // counted as it starts (FloodControl.begin), so parallel guesses count each other.
@@ -95,7 +96,11 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
             .updateTable("mfa_totp")
             .set({ last_step: step })
             .where("user_id", "=", userId)
-            .where("confirmed_at", "is not", null)
+            // The enrolment the code was checked against, not merely the user's: an app removed and another confirmed
+            // meanwhile (the owner replacing a lost phone) records a step of its own, which the old app's next code passed.
+            // Its times, not its ciphertext: a key rotation re-seals the same secret, and an honest spend must still land.
+            .where("created_at", "=", enrolment.created)
+            .where("confirmed_at", "=", enrolment.confirmed)
             .where((eb) => eb.or([eb("last_step", "is", null), eb("last_step", "<", step)]))
             .executeTakeFirst();
           return Number(result.numUpdatedRows) === 1;
