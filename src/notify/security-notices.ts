@@ -12,7 +12,8 @@ export type MFAFactor = "totp" | "webauthn" | "recovery-codes";
 
 export type SecurityEvent =
   | { type: "password-changed" }
-  | { type: "password-reset" }
+  // With a recovery code beside the link (how many are left): the owner learns a code was spent.
+  | { type: "password-reset"; recoveryCodesLeft?: number }
   | { type: "email-changed"; oldEmail: string; newEmail: string }
   // An administrator set the address (the way back after a hijack): the old address is not told the new one.
   | { type: "email-set-by-administrator"; oldEmail: string; newEmail: string }
@@ -82,6 +83,11 @@ const KINDS: Record<SecurityEvent["type"], string> = {
 // A permission name as the catalogue spells them (accounts.read, admin): nothing else reaches a notice as a scope.
 const SCOPE = /^[a-z]+(\.[a-z]+)*$/;
 
+/** How many recovery codes are left, as a notice says it. */
+function recoveryLeft(left: number): string {
+  return left === 0 ? "no recovery code is left: generate new ones once you are signed in" : `${left} ${left === 1 ? "code is" : "codes are"} left`;
+}
+
 function isoDay(ms: number): string {
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
 }
@@ -105,7 +111,13 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
     case "password-changed":
       return { subject: "your password was changed", what: "The password of your account was changed." };
     case "password-reset":
-      return { subject: "your password was reset", what: "The password of your account was reset using a password reset link. All your sessions were signed out." };
+      return event.recoveryCodesLeft === undefined
+        ? { subject: "your password was reset", what: "The password of your account was reset using a password reset link. All your sessions were signed out." }
+        : {
+          subject: "your password was reset with a recovery code",
+          what: "The password of your account was reset using a password reset link and one of your recovery codes instead of your authenticator app or passkey. " +
+            `All your sessions were signed out. That code no longer works; ${recoveryLeft(event.recoveryCodesLeft)}.`,
+        };
     case "email-changed":
       return recipient === "old"
         ? { subject: "your email address was changed", what: `The email address of your account was changed from ${event.oldEmail} to ${event.newEmail}. This address will no longer receive messages about the account.`, movedAway: true }
@@ -141,7 +153,7 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
       return {
         subject: "a recovery code was used to sign in",
         what: `Someone signed in to your account with your password and one of your recovery codes instead of your authenticator app or passkey. ` +
-          `That code no longer works; ${event.left === 0 ? "no recovery code is left: generate new ones once you are signed in" : `${event.left} ${event.left === 1 ? "code is" : "codes are"} left`}.`,
+          `That code no longer works; ${recoveryLeft(event.left)}.`,
       };
     case "second-factor-refused":
       return {
@@ -221,6 +233,10 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
   if (type === "signed-in-with-recovery-code") {
     const { left } = notice.event as { left: unknown };
     if (!Number.isSafeInteger(left) || (left as number) < 0 || (left as number) > 100) throw notifyErrors.badMessage("left must be a whole number from 0 to 100");
+  }
+  if (type === "password-reset") {
+    const { recoveryCodesLeft: left } = notice.event as { recoveryCodesLeft?: unknown };
+    if (left !== undefined && (!Number.isSafeInteger(left) || (left as number) < 0 || (left as number) > 100)) throw notifyErrors.badMessage("recoveryCodesLeft must be a whole number from 0 to 100");
   }
   if (type === "signed-in-after-failures") {
     const { failures } = notice.event as { failures: unknown };

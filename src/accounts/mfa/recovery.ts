@@ -22,7 +22,8 @@ export interface RecoveryCodes {
   /** Checks a code without using it up: the proof's `spend` does, in the caller's transaction (FactorProof). */
   prove(userId: string, code: string): Promise<Proven<Exclude<RecoveryVerdict, "ok">>>;
   /** Unused codes left. */
-  remaining(userId: string): Promise<number>;
+  /** Unused codes of `userId`, read with `executor` (a caller's transaction) when given. */
+  remaining(userId: string, executor?: Kysely<Schema>): Promise<number>;
 }
 
 /** base32 characters per code: 120 bits / 5 bits per character. */
@@ -106,8 +107,8 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
     },
     verify,
     prove,
-    async remaining(userId) {
-      const row = await db
+    async remaining(userId, executor = db) {
+      const row = await executor
         .selectFrom("mfa_recovery_codes")
         .select((eb) => eb.fn.countAll<number>().as("n"))
         .where("user_id", "=", userId)

@@ -241,11 +241,13 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     // Proven here, spent in the transaction that redeems the link: a completion that loses the race for the link
     // leaves the code unspent.
     let proof: FactorProof | null = null;
+    let factorUsed: string | null = null;
     if (await app.accounts.mfa.hasMfa(user.id)) {
       // A passkey assertion must answer a challenge asked for with this very link.
       const factor = await proveFactor(app, user.id, request.body, { webauthnContext: resetChallengeContext(check.tokenId) });
       if (!factor.ok) return factorRefused(factor.reason);
       proof = factor.proof;
+      factorUsed = factor.factor;
     }
     // A password that must be changed (an initial one, or one containment expired) may not be "reset" to itself:
     // that would lift the flag and the expiry and keep it for good. One verify, for those accounts only, and only
@@ -282,7 +284,14 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         // The factor last, after the sessions rows: a step-up racing with the same code locks its session row and
         // then the code's, so taking them in the same order here cannot deadlock on PostgreSQL.
         if (proof) await spendIn(trx, proof);
-        await auditAndNotify(app, request, { type: "auth.password.reset", userId: user.id, data: { sessionsEnded: count }, notice: { type: "password-reset" } }, trx);
+        // Which factor stood beside the link, and for a recovery code how many are left: the owner's notice says so
+        // (a code spent with the mailbox is the same alarm as one spent with the password, ASVS 6.3.5).
+        const codesLeft = factorUsed === "recovery-code" ? await app.accounts.mfa.recovery.remaining(user.id, trx) : null;
+        await auditAndNotify(app, request, {
+          type: "auth.password.reset", userId: user.id,
+          data: { sessionsEnded: count, ...(factorUsed ? { factor: factorUsed } : {}), ...(codesLeft !== null ? { recoveryCodesLeft: codesLeft } : {}) },
+          notice: { type: "password-reset", ...(codesLeft !== null ? { recoveryCodesLeft: codesLeft } : {}) },
+        }, trx);
         return count;
       });
     } catch (error) {
