@@ -63,7 +63,7 @@ forEachDialect("an administrator sets an account's email address", (dx) => {
     const h = await hijacked(1);
     const res = await api(writer, `/api/v1/users/${h.id}/email`, { email: h.owner });
     assert.equal(res.statusCode, 200, res.body);
-    const body = res.json() as { changed: boolean; sessionsEnded: number; linksSpent: number; eventId: string; user: { email: string }; remaining: { apiTokens: number; secondFactors: number } };
+    const body = res.json() as { changed: boolean; sessionsEnded: number; linksSpent: number; passwordInvalidated: boolean; eventId: string; user: { email: string }; remaining: { apiTokens: number; secondFactors: number } };
     assert.equal(body.changed, true);
     assert.equal(body.user.email, h.owner);
     assert.ok(body.sessionsEnded >= 1, "the thief's session was counted as ended");
@@ -74,9 +74,16 @@ forEachDialect("an administrator sets an account's email address", (dx) => {
     const reset = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: h.resetToken, newPassword: "a thief's brand new passphrase" } });
     assert.equal(reset.statusCode, 400, reset.body);
     assert.equal((await fx.browser().login(h.thiefMail, h.password)).statusCode, 401);
-    assert.equal((await fx.browser().login(h.owner, h.password)).statusCode, 200, "the owner signs in with their own address again");
+    // The password stops working too: the thief may have set it, and knows the owner's address.
+    assert.equal(body.passwordInvalidated, true);
+    assert.equal((await fx.browser().login(h.owner, h.password)).statusCode, 401, "no password from before the restore signs in");
 
     await fx.deliver();
+    // The owner's way back: the reset link the restore mailed to their address.
+    const fresh = "a new lantern for the owner 5512";
+    const back = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: lastToken(h.owner, RESET_LINK), newPassword: fresh } });
+    assert.equal(back.statusCode, 200, back.body);
+    assert.equal((await fx.browser().login(h.owner, fresh)).statusCode, 200, "the owner signs in with their own address and new password");
     const toOwner = fx.mailTo(h.owner).filter((m) => m.subject.includes("an administrator set your email address"));
     assert.equal(toOwner.length, 1);
     assert.match(toOwner[0]!.body, new RegExp(body.eventId));

@@ -128,8 +128,8 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
         : {
           subject: "an administrator set your email address",
           what: `An administrator made this the email address of your account (it was ${event.oldEmail}). Every session of the account was signed out, ` +
-            "and links mailed to the old address no longer work. Sign in with your password; if it no longer works (someone else may have changed it), " +
-            "ask for a password reset: its link now comes to this address.",
+            "links mailed to the old address no longer work, and so does the account's password (whoever held the account may have set it): " +
+            "choose a new one with the link in the separate message sent to this address, or ask for a password reset.",
           byAdministrator: true,
         };
     case "mfa-factor-added":

@@ -1,15 +1,17 @@
 // An administrator sets an account's email address directly: the way back after a hijacker moved the account to a
 // mailbox of theirs (the notice to the old address sends its owner to the administrators, who check who is asking out
-// of band). In one transaction: the address changes, every session ends, the open reset and email-change links die
-// (they went to the hijacker's mailbox), the event is audited, and both addresses are told (ASVS 6.3.7) — the new one
-// what happened and how to sign in, the old one only that it no longer belongs to the account (not where it went).
+// of band). In one transaction: the address changes, the password stops working (the hijacker may have set it, and
+// knows the owner's address), every session ends, the open reset and email-change links die (they went to the
+// hijacker's mailbox), a new reset link goes to the new address, the event is audited, and both addresses are told
+// (ASVS 6.3.7) — the new one what happened, the old one only that it no longer belongs to the account (not where it went).
 // Used by `POST /api/v1/users/:id/email` and `bulwark users set-email`; docs/http-auth.md has the recovery steps.
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import type { App } from "../../app/types.ts";
 import { addressProblem, notifySecurityEvent } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { accountErrors } from "../errors.ts";
 import { lockAccountLinks } from "../password-reset/link-lock.ts";
+import { createResetMailer } from "../password-reset/reset-mail.ts";
 import { spendResetLinks } from "../password-reset/reset-service.ts";
 import { endUserSessions } from "../sessions/revocation.ts";
 import { confusableSkeleton } from "../users/confusables.ts";
@@ -50,6 +52,8 @@ export interface SetEmailOutcome {
   sessionsEnded: number;
   /** Unused reset and email-change links that died with the change. */
   linksSpent: number;
+  /** The password stopped working (an account with one): only the reset link mailed to the new address sets another. */
+  passwordInvalidated: boolean;
   /** The audit event, quoted as the reference in both notices; null when nothing changed. */
   eventId: string | null;
   remaining: AccountFootholds;
@@ -63,6 +67,8 @@ export interface SetEmailForecast {
   newEmail: string;
   sessions: number;
   openLinks: number;
+  /** Whether the change would stop the password working (the account has one). */
+  invalidatesPassword: boolean;
   remaining: AccountFootholds;
 }
 
@@ -75,8 +81,8 @@ function acceptableAddress(email: string): string {
   return address;
 }
 
-async function currentAccount(executor: Kysely<Schema>, userId: string): Promise<{ email: string; email_key: string }> {
-  const row = await executor.selectFrom("users").select(["email", "email_key"]).where("id", "=", userId).executeTakeFirst();
+async function currentAccount(executor: Kysely<Schema>, userId: string): Promise<{ email: string; email_key: string; password_hash: string | null }> {
+  const row = await executor.selectFrom("users").select(["email", "email_key", "password_hash"]).where("id", "=", userId).executeTakeFirst();
   if (!row) throw accountErrors.notFound(`user ${userId.slice(0, 40)}`);
   return row;
 }
@@ -123,7 +129,8 @@ export async function forecastSetEmail(app: App, userId: string, email: string):
   }
   return {
     changed, userId, oldEmail: current.email, newEmail: changed ? address : current.email,
-    sessions: changed ? Number(sessions?.n ?? 0) : 0, openLinks: changed ? openLinks : 0, remaining: await footholds(db, userId, now),
+    sessions: changed ? Number(sessions?.n ?? 0) : 0, openLinks: changed ? openLinks : 0, invalidatesPassword: changed && current.password_hash !== null,
+    remaining: await footholds(db, userId, now),
   };
 }
 
@@ -147,15 +154,23 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
     const current = await currentAccount(trx, request.userId);
     const now = app.clock.now();
     if (key === current.email_key) {
-      return { changed: false, userId: request.userId, oldEmail: current.email, newEmail: current.email, sessionsEnded: 0, linksSpent: 0, eventId: null, remaining: await footholds(trx, request.userId, now) };
+      return {
+        changed: false, userId: request.userId, oldEmail: current.email, newEmail: current.email, sessionsEnded: 0, linksSpent: 0, passwordInvalidated: false,
+        eventId: null, remaining: await footholds(trx, request.userId, now),
+      };
     }
     await assertFree(trx, request.userId, address);
+    const invalidate = current.password_hash !== null;
     try {
       // Compare-and-set on the key read above, under the link lock: nothing else moves the address meanwhile.
       const updated = await trx.updateTable("users")
-        // The password is no longer proven the owner's (migration 24): a reset link mailed to the address held before
-        // proved that address, not this one. No administrative role is granted over the API until a reset to this one.
-        .set({ email: address, email_key: key, email_skeleton: confusableSkeleton(address), email_lookalike: 0, updated_at: now, password_unproven: sql<number>`CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END` })
+        .set({
+          email: address, email_key: key, email_skeleton: confusableSkeleton(address), email_lookalike: 0, updated_at: now,
+          // The password stops working: whoever held the account may have set it, and knows the owner's address (they
+          // signed in with it before the move). Only the reset link queued below, to the new address, sets another.
+          // And it is no longer proven the owner's (migration 24): no administrative role until that reset.
+          ...(invalidate ? { password_invalidated_at: now, password_unproven: 1 } : {}),
+        })
         .where("id", "=", request.userId).where("email_key", "=", current.email_key).executeTakeFirst();
       if (Number(updated.numUpdatedRows) !== 1) throw accountErrors.notFound(`user ${request.userId.slice(0, 40)}`);
     } catch (cause) {
@@ -174,13 +189,19 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
     const tag = (a: string): string => `id:${app.keyring.identifierTag(a.toLowerCase())}`;
     const event = await app.audit.appendIn(trx, {
       type: EMAIL_SET_EVENT, actor: request.actor, subject: request.userId, ...(request.requestId ? { requestId: request.requestId } : {}),
-      data: { ...request.detail, via: request.via, from: tag(current.email), to: tag(address), sessionsEnded, linksSpent },
+      data: { ...request.detail, via: request.via, from: tag(current.email), to: tag(address), sessionsEnded, linksSpent, passwordInvalidated: invalidate },
     });
+    // The owner's way in: a link to the new address (keyed by the event, so it is queued once), as a containment's is.
+    const mailer = createResetMailer({ database: app.db, resets: app.accounts.passwordReset, outbox: app.accounts.outbox, random: app.random });
+    await mailer.issueInTransaction(trx, request.userId, { email: address, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId: event.id });
     // In the same commit: the change is never made without its notices queued. The administrator's own address is
     // left out of them (the old address may be a hijacker's); the event id is the reference both quote.
     await notifySecurityEvent(app.accounts.outbox, {
       eventId: event.id, to: address, at: now, event: { type: "email-set-by-administrator", oldEmail: current.email, newEmail: address },
     }, { appName: app.config.serviceName, executor: trx });
-    return { changed: true, userId: request.userId, oldEmail: current.email, newEmail: address, sessionsEnded, linksSpent, eventId: event.id, remaining: await footholds(trx, request.userId, now) };
+    return {
+      changed: true, userId: request.userId, oldEmail: current.email, newEmail: address, sessionsEnded, linksSpent, passwordInvalidated: invalidate,
+      eventId: event.id, remaining: await footholds(trx, request.userId, now),
+    };
   });
 }

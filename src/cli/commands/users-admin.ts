@@ -109,7 +109,7 @@ export default {
     // The way back from a hijack, after checking out of band who is asking (set-by-administrator.ts).
     users
       .command("set-email <identifier> <email>")
-      .description("set an account's email address (email, username or id), ending its sessions and the links mailed to the old address; both addresses are told")
+      .description("set an account's email address (email, username or id), ending its sessions, its password and the links mailed to the old address; a reset link goes to the new address, and both addresses are told")
       .option("--dry-run", "say what would change; change nothing")
       .option("--json", "print the outcome as JSON")
       .action(
@@ -124,14 +124,14 @@ export default {
             const forecast = await forecastSetEmail(app, user.id, email);
             if (opts.json) return void writeJSON(ctx, { dryRun: true, ...forecast });
             if (!forecast.changed) return void writeLine(ctx, `dry run: nothing to do: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}`);
-            writeLine(ctx, `dry run: ${user.id} would move from <${escapeControls(forecast.oldEmail)}> to <${escapeControls(forecast.newEmail)}>, ending ${forecast.sessions} session(s) and ${forecast.openLinks} open link(s); both addresses would be told; nothing was changed`);
+            writeLine(ctx, `dry run: ${user.id} would move from <${escapeControls(forecast.oldEmail)}> to <${escapeControls(forecast.newEmail)}>, ending ${forecast.sessions} session(s) and ${forecast.openLinks} open link(s)${forecast.invalidatesPassword ? " and its password" : ""}; a reset link would go to the new address and both addresses would be told; nothing was changed`);
             for (const line of left(forecast.remaining)) writeLine(ctx, line);
             return;
           }
           const outcome = await setEmailByAdministrator(app, { userId: user.id, email, actor: cliActor(), via: "cli" });
           if (opts.json) return void writeJSON(ctx, outcome);
           if (!outcome.changed) return void writeLine(ctx, `nothing to do: ${escapeControls(outcome.oldEmail)} is already the address of ${user.id}`);
-          writeLine(ctx, `${user.id} now has the address <${escapeControls(outcome.newEmail)}> (was <${escapeControls(outcome.oldEmail)}>): ${outcome.sessionsEnded} session(s) and ${outcome.linksSpent} open link(s) ended; both addresses are told, quoting reference ${outcome.eventId}`);
+          writeLine(ctx, `${user.id} now has the address <${escapeControls(outcome.newEmail)}> (was <${escapeControls(outcome.oldEmail)}>): ${outcome.sessionsEnded} session(s) and ${outcome.linksSpent} open link(s) ended${outcome.passwordInvalidated ? ", the password no longer works" : ""}; a reset link goes to the new address and both addresses are told, quoting reference ${outcome.eventId}`);
           for (const line of left(outcome.remaining)) writeLine(ctx, line);
         }),
       );
