@@ -2,7 +2,7 @@
 // new address, a notice to the old one, superseding earlier requests, 3 per hour), then confirm once — the
 // token redeemed and the address changed in one transaction. The HTTP layer owns freshness and audit; a request
 // re-checks the requesting session under the account's link lock (it may have ended since the route read it).
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { addressProblem, type Outbox } from "../../notify/index.ts";
@@ -250,7 +250,10 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
         if (owner) throw emailChangeErrors.taken({ userId: found.userId, tokenId: found.tokenId, reason: "address-taken" });
         try {
           // Compare-and-set on the old key: a concurrent change of the same account cannot be overwritten.
-          const changed = await trx.updateTable("users").set({ email: found.newEmail, email_key: key, email_skeleton: skeleton, email_lookalike: 0, updated_at: now })
+          // The password was proven (if at all) by a link to the old address, not to this one (migration 24): an
+          // administrative role waits for a reset link mailed here. Else a help desk that moved an account it created to
+          // its own mailbox, reset there and moved it back through the owner's click would pass for the owner.
+          const changed = await trx.updateTable("users").set({ email: found.newEmail, email_key: key, email_skeleton: skeleton, email_lookalike: 0, updated_at: now, password_unproven: sql<number>`CASE WHEN password_hash IS NULL THEN 0 ELSE 1 END` })
             .where("id", "=", found.userId).where("email_key", "=", user.email_key).executeTakeFirst();
           if (Number(changed.numUpdatedRows) !== 1) throw refused("changed-meanwhile");
         } catch (cause) {
