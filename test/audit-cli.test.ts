@@ -59,7 +59,8 @@ describe("audit verify --file (offline)", () => {
     assert.match(fingerprint, /^sha256:/, "checkpoint --export names its key's fingerprint");
     const r = await bulwark(["audit", "verify", "--file", exportFile, "--checkpoints", cpFile]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /3 checkpoint\(s\) verified/);
+    // Init's first checkpoint, the scheduled ones 1,000 and 2,000 events past it, and the one signed for the export.
+    assert.match(r.stdout, /4 checkpoint\(s\) verified/);
     // A log cut back to a stored checkpoint verifies intact: the times are what shows it ends early.
     assert.match(r.stdout, /newest event #\d+ appended \d{4}-\d\d-\d\dT[\d:.]+Z; newest verified checkpoint #\d+ signed \d{4}-\d\d-\d\dT[\d:.]+Z \(a log ending earlier than you expect was cut back\)/);
     assert.ok(r.stdout.includes(`verified with key ${fingerprint} (taken from the checkpoint file`), r.stdout);
@@ -146,7 +147,7 @@ describe("audit verify --file (offline)", () => {
     const partial = await bulwark(["audit", "verify", "--file", cut, "--checkpoints", cpFile, "--partial"]);
     assert.equal(partial.code, 0, partial.stdout + partial.stderr);
     assert.match(partial.stdout, /events #1501 to #\d+ \(a partial export: its link to #1500 is trusted/);
-    assert.match(partial.stdout, /1 checkpoint\(s\) before event #1501 were NOT checked/);
+    assert.match(partial.stdout, /2 checkpoint\(s\) before event #1501 were NOT checked/);
   });
 
   it("attack: a rewritten export with checkpoints re-signed by another key passes only until the real key is pinned", async () => {
@@ -208,7 +209,8 @@ describe("audit export, tail and verify on an altered row", () => {
   });
 
   it("stored data in another key order, with a hash made to match, gets the same verdict from the database and from an export", async () => {
-    const { dir, env } = await dataDir(5);
+    // Past init's events, which its first checkpoint signs: the rewritten event is one no checkpoint covers yet.
+    const { dir, env } = await dataDir(60);
     const db = new DatabaseSync(join(dir, "bulwark.db"));
     const last = db.prepare("SELECT seq, id, type, actor, subject, at, request_id, prev_hash FROM audit_events ORDER BY seq DESC LIMIT 1").get() as Record<string, string | number>;
     // Rewritten by hand as whoever holds the database could: non-canonical text, its hash and the head made consistent.
@@ -291,7 +293,7 @@ describe("audit rotate-signing-key", () => {
     const planned = JSON.parse(dry.stdout) as { dryRun: boolean; from: { keyId: string; checkpoints: number }; to: null };
     assert.equal(planned.dryRun, true);
     assert.equal(planned.to, null);
-    assert.equal(planned.from.checkpoints, 1);
+    assert.equal(planned.from.checkpoints, 2, "init's first checkpoint and the scheduled one");
     const again = await bulwark(["audit", "rotate-signing-key", "--dry-run", "--json"], { env });
     assert.deepEqual(JSON.parse(again.stdout), planned, "a dry run changed nothing");
 
@@ -303,7 +305,7 @@ describe("audit rotate-signing-key", () => {
     assert.match(done.stderr, /record the new fingerprint apart from the database/);
     const verify = await bulwark(["audit", "verify", "--json"], { env });
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
-    assert.equal((JSON.parse(verify.stdout) as { checkpointsChecked: number }).checkpointsChecked, 2);
+    assert.equal((JSON.parse(verify.stdout) as { checkpointsChecked: number }).checkpointsChecked, 3);
 
     // Exported, the checkpoints carry both keys, and the fingerprint of each is printed to record.
     const cpFile = join(root, `rotated-${counter}.jsonl`);

@@ -191,6 +191,9 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
       }
       if (report.createdMasterKeyFile) await audit.append({ type: "keyring.master-key-created", actor, data: { file: keyFile, masterKeyId: keyring.masterKeyId } });
       await audit.append({ type: "bulwark.init", actor, data: { ...report, dialect: database.dialect } });
+      // The first checkpoint at once: a log with none is taken as young only for its key's first hour (signing-keys.ts),
+      // so a later rewrite of the whole log, its checkpoints deleted, cannot pass for a new store.
+      await audit.checkpoint();
     }
 
     const app: OpenedApp = {

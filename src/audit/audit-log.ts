@@ -16,7 +16,7 @@ import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./
 import { auditErrors } from "./errors.ts";
 import { MAX_EVENT_TIME_MS } from "./event-time.ts";
 import { pagesIn, storedPages, tailEvents, toEvent, type AuditEvent, type ReadOptions, type StoredRow } from "./read-events.ts";
-import { checkpointKeyProblem, keyOrder } from "./signing-keys.ts";
+import { checkpointKeyProblem, firstCheckpointProblem, keyOrder } from "./signing-keys.ts";
 import { brokenReport, checkCheckpointSchedule, untimelyProblem, verifyChain, type Checkpoint, type VerifyProblem, type VerifyReport } from "./verify.ts";
 
 export interface AuditInput {
@@ -340,11 +340,17 @@ export class AuditLog {
    * first) when the checkpoint below is signed by a key `signer` does not hold or a newer one (another node rotated
    * moments ago, and this one must not sign with the retired key after the new key signed).
    */
-  async #signable(db: Kysely<Schema>, given: Signer, target: Head, rotation = false): Promise<{ signer: Signer; problem: VerifyProblem | null }> {
+  async #signable(db: Kysely<Schema>, given: Signer, target: Head, rotation = false, first = false): Promise<{ signer: Signer; problem: VerifyProblem | null }> {
     let signer = given;
     const refused = (problem: string): { signer: Signer; problem: VerifyProblem } => ({ signer, problem: { seq: from, id: null, problem } });
     const base = await db.selectFrom("audit_checkpoints").selectAll().where("seq", "<", target.seq).orderBy("seq", "desc").limit(1).executeTakeFirst();
     const from = base ? Number(base.seq) : 1;
+    // No checkpoint below at all, with a key older than a log may go without one: not signed on routine (a whole
+    // rewrite with the checkpoints deleted would be vouched for); a rotation or an operator's --first may.
+    if (!base && !rotation && !first) {
+      const none = firstCheckpointProblem(signer, this.#clock.now());
+      if (none !== null) return refused(none);
+    }
     let order = base ? keyOrder(signer, base.key_id) : null;
     if (base && order === "older" && !rotation && this.#signer) {
       signer = await this.#currentSigner(this.#signer, db, true);
@@ -371,10 +377,11 @@ export class AuditLog {
 
   /**
    * Signs the current head and stores it as a checkpoint. Returns null on an empty log; throws when the stored chain
-   * does not hold the head (#signable). In a transaction holding the head (appends wait), so that no checkpoint lands
-   * between reading which key signed the newest one and signing this one.
+   * does not hold the head (#signable), and when the log holds no checkpoint yet though its key is over an hour old
+   * (firstCheckpointProblem), unless `first` (an operator's `audit checkpoint --first`). In a transaction holding the
+   * head (appends wait), so that no checkpoint lands between reading which key signed the newest one and signing this one.
    */
-  async checkpoint(): Promise<Checkpoint | null> {
+  async checkpoint(options: { first?: boolean } = {}): Promise<Checkpoint | null> {
     const source = this.#signer;
     if (!source) return null;
     const cp = await this.#database.transaction(async (trx) => {
@@ -384,7 +391,7 @@ export class AuditLog {
       // The head already signed (a rotation's checkpoint, a scheduled one): that checkpoint is the answer.
       const stored = await trx.selectFrom("audit_checkpoints").selectAll().where("seq", "=", head.seq).executeTakeFirst();
       if (stored && stored.hash === head.hash) return { seq: head.seq, hash: stored.hash, at: Number(stored.at), keyId: stored.key_id, signature: stored.signature };
-      return this.#signHead(trx, await this.#currentSigner(source, trx), head, false);
+      return this.#signHead(trx, await this.#currentSigner(source, trx), head, false, options.first === true);
     });
     if (cp !== null) this.#lastCheckpoint = Math.max(this.#lastCheckpoint ?? 0, cp.seq);
     return cp;
@@ -405,8 +412,8 @@ export class AuditLog {
   }
 
   /** Signs `head` with `given` (or the signer #signable reads again) through `trx`; throws when it must not be signed. */
-  async #signHead(trx: Kysely<Schema>, given: Signer, head: Head, rotation: boolean): Promise<Checkpoint> {
-    const { signer, problem } = await this.#signable(trx, given, head, rotation);
+  async #signHead(trx: Kysely<Schema>, given: Signer, head: Head, rotation: boolean, first = false): Promise<Checkpoint> {
+    const { signer, problem } = await this.#signable(trx, given, head, rotation, first);
     if (problem !== null) throw auditErrors.unsignable(problem.problem);
     const at = this.#clock.now();
     const signature = toBase64URL(signer.sign(checkpointMessage(head.seq, head.hash, at)));
@@ -509,6 +516,9 @@ export class AuditLog {
     if (!report.ok || !signer) return report;
     const gap = checkCheckpointSchedule(stored.map((c) => c.seq), report.lastSeq, this.#every);
     if (gap) return { ...report, ok: false, problem: gap };
+    // A log with events and no checkpoint at all is young, or was rewritten whole with its checkpoints deleted.
+    const none = stored.length === 0 && report.events > 0 ? firstCheckpointProblem(signer, this.#clock.now()) : null;
+    if (none !== null) return { ...report, ok: false, problem: { seq: 1, id: null, problem: none } };
     // Which key signed which checkpoint, against the creation times the keyring holds (signing-keys.ts).
     const keys = checkpointKeyProblem(stored, signer);
     return keys ? { ...report, ok: false, problem: keys } : report;

@@ -1,7 +1,7 @@
 // Housekeeping while the server runs: expired sessions, spent or expired reset and email-change links, old
 // flood-control events and stale WebAuthn challenges are deleted on a timer, so the tables a request reads
 // stay the size of what is live; API tokens that expire within a week get their owner's renewal reminder. Each step is
-// one indexed DELETE (or a reading); a failing step is logged and the others run. A pass runs shortly after start and
+// one indexed DELETE (or a reading, or the audit log's checkpoint); a failing step is logged and the others run. A pass runs shortly after start and
 // then every interval, and no step waits for a lock without bound (a row held by a frozen node must not stall the
 // others, the later passes or a shutdown).
 import { sql, type Kysely } from "kysely";
@@ -61,6 +61,13 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
     unrecordedRefusals: () => recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now()),
     // Not a purge: the password checks the gate refused since its last log line (a burst nobody followed is counted).
     passwordWorkRefusals: async () => reportPasswordWorkRefusals(app, app.logger, { force: true }),
+    // Not a purge: the audit log's head signed (when it moved), so a rewrite of the events since the newest
+    // checkpoint has at most one interval to go unnoticed, not up to a whole schedule of events. It refuses, and the step
+    // fails loudly, over a chain the stored rows do not hold (AuditLog.checkpoint). Its own transaction, not the step's.
+    auditCheckpoint: async () => {
+      await app.audit.checkpoint();
+      return 0;
+    },
     webauthnChallenges: async (executor) => {
       const result = await executor.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
       return Number(result.numDeletedRows);

@@ -293,12 +293,13 @@ export default {
       .description("sign the current head now; with --export, write every checkpoint (with public keys) to keep elsewhere")
       .option("--export <file>", "write all checkpoints as JSON lines to this file (refuses to overwrite)")
       .option("--json", "print the new checkpoint as JSON")
+      .option("--first", "sign a log that holds no checkpoint yet though its signing key is over an hour old (a store from a Bulwark that signed none at init); compare the log with an export kept elsewhere first: a log rewritten whole looks the same")
       .action(
-        action(ctx, async (opts: { export?: string; json?: boolean }) => {
+        action(ctx, async (opts: { export?: string; json?: boolean; first?: boolean }) => {
           // Checked before signing: an export that cannot be written must not leave a checkpoint behind.
           if (opts.export !== undefined) checkWritable(opts.export, "--export");
           const app = await ctx.app();
-          const cp = await app.audit.checkpoint();
+          const cp = await app.audit.checkpoint({ first: opts.first === true });
           if (opts.export !== undefined) {
             const { keyFingerprint } = await import("../../audit/index.ts");
             const keys = app.keyring.publicKeys();
