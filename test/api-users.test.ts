@@ -11,6 +11,7 @@ import { floodIdentifier, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY } from "../src/a
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
+import { holdOpen } from "./helpers/held-transaction.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
 
 interface UserBody { id: string; email: string; username: string | null; locked: boolean; hasPassword: boolean; passwordMustChange: boolean; roles?: string[] }
@@ -274,22 +275,14 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
         const target = await fx.user([]);
         const session = await fx.session(target.id);
         // A grant of the admin role in progress, as RoleStore.grant makes one (its lock, its row), not yet committed.
-        let commit = (): void => {};
-        const committing = new Promise<void>((resolve) => (commit = resolve));
-        let inserted = (): void => {};
-        const granted = new Promise<void>((resolve) => (inserted = resolve));
-        const grant = fx.app.db.transaction(async (trx) => {
+        const grant = await holdOpen(fx.app.db, async (trx) => {
           await holdGrantsTo(fx.app.db, trx, target.id);
           await trx.insertInto("user_roles").values({ user_id: target.id, role: "promoted", granted_at: Date.now(), granted_by: "test" }).execute();
-          inserted();
-          await committing;
         });
-        await granted;
         const change = fx.call("POST", `/api/v1/users/${target.id}/${path}`, { token: helpdeskToken });
         // Long enough for the change to pass its first check (the grant is not visible yet) and reach its transaction.
         await sleep(300);
-        commit();
-        await grant;
+        await grant.commit();
         const res = await change;
         assert.equal(res.statusCode, 403, `${path} on an account promoted meanwhile: ${res.body}`);
         assert.equal((res.json() as { error: { code: string } }).error.code, "BULWARK_ERR_API_OUTRANKED");

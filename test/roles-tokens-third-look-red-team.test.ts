@@ -19,6 +19,7 @@ import { holdGrantsTo } from "../src/accounts/roles/index.ts";
 import { authFixture, HOST, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { holdOpen } from "./helpers/held-transaction.ts";
 
 /** A fully signed-in, fresh browser session of `userId` (aal 2, so no MFA gate) on `site`. */
 async function sessionOn(site: AuthFixture, userId: string): Promise<Browser> {
@@ -148,16 +149,7 @@ forEachDialect("red team, third look: a grant in flight when its administrator i
     const csrf = await suspectSession.csrf();
 
     // Another grant to the puppet in progress: its lock held, not yet committed.
-    let release = (): void => {};
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let holding = (): void => {};
-    const held = new Promise<void>((resolve) => (holding = resolve));
-    const blocker = site.app.db.transaction(async (trx) => {
-      await holdGrantsTo(site.app.db, trx, puppet);
-      holding();
-      await released;
-    });
-    await held;
+    const blocker = await holdOpen(site.app.db, (trx) => holdGrantsTo(site.app.db, trx, puppet));
 
     const order: string[] = [];
     // The suspect's grant passes the guard (admin, fresh session) and waits inside RoleStore.grant for the puppet's lock.
@@ -168,8 +160,7 @@ forEachDialect("red team, third look: a grant in flight when its administrator i
     const demote = rootSession.request("DELETE", `/api/v1/users/${suspect}/roles/admin`, { csrf: true }).then((r) => (order.push("demote"), r));
     await Promise.race([demote, sleep(1_000)]);
     const puppetWhenDemoted = order.includes("demote") ? await site.app.accounts.roles.rolesOf(puppet) : null;
-    release();
-    await blocker;
+    await blocker.commit();
     const [granted, demoted] = await Promise.all([grant, demote]);
 
     assert.equal(demoted.statusCode, 200, demoted.body);
@@ -195,22 +186,12 @@ forEachDialect("red team, third look: a grant in flight when its administrator i
     const deskId = await userWith(["accounts.write"]);
     const desk = await tokenFor(deskId, ["accounts.write"]);
     const target = (await site.user("locked-in-flight@example.org")).id;
-    let release = (): void => {};
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let holding = (): void => {};
-    const held = new Promise<void>((resolve) => (holding = resolve));
-    const blocker = site.app.db.transaction(async (trx) => {
-      await holdGrantsTo(site.app.db, trx, target);
-      holding();
-      await released;
-    });
-    await held;
+    const blocker = await holdOpen(site.app.db, (trx) => holdGrantsTo(site.app.db, trx, target));
     const lock = site.server.inject({ method: "POST", url: `/api/v1/users/${target}/lock`, headers: { host: HOST, authorization: `Bearer ${desk}` } });
     await sleep(300);
     // The responder takes the help desk's role while its lock waits.
     for (const role of await site.app.accounts.roles.rolesOf(deskId)) await site.app.accounts.roles.revoke(deskId, role, "responder");
-    release();
-    await blocker;
+    await blocker.commit();
     const res = await lock;
     assert.equal(res.statusCode, 403, res.body);
     assert.equal(code(res), "BULWARK_ERR_API_FORBIDDEN");
