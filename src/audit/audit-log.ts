@@ -345,11 +345,18 @@ export class AuditLog {
     const refused = (problem: string): { signer: Signer; problem: VerifyProblem } => ({ signer, problem: { seq: from, id: null, problem } });
     const base = await db.selectFrom("audit_checkpoints").selectAll().where("seq", "<", target.seq).orderBy("seq", "desc").limit(1).executeTakeFirst();
     const from = base ? Number(base.seq) : 1;
-    // No checkpoint below at all, with a key older than a log may go without one: not signed on routine (a whole
-    // rewrite with the checkpoints deleted would be vouched for); a rotation or an operator's --first may.
-    if (!base && !rotation && !first) {
+    // No checkpoint below at all, in a store whose keys are older than a log may go without one: not signed on routine
+    // nor by a rotation (either would vouch for a whole rewrite with the checkpoints deleted); an operator's --first may.
+    if (!base && !first) {
       const none = firstCheckpointProblem(signer, this.#clock.now());
       if (none !== null) return refused(none);
+    }
+    // A checkpoint this process stored or saw stored, above the newest one below the target now, is gone: deleted (and
+    // the events after the one below perhaps rewritten), or the log cut back under it. Signing would vouch for that.
+    const known = this.#lastCheckpoint ?? 0;
+    if (known > (base ? Number(base.seq) : 0)) {
+      return refused(`the checkpoint at event #${known}, which this process stored or read, is no longer stored below event #${target.seq} ` +
+        `(the newest there is ${base ? `#${Number(base.seq)}` : "none"}): checkpoints were deleted or the log cut back; refusing to vouch for what follows`);
     }
     let order = base ? keyOrder(signer, base.key_id) : null;
     if (base && order === "older" && !rotation && this.#signer) {

@@ -7,9 +7,10 @@
 // - a checkpoint dated after its key was retired (beyond the grace below) is refused;
 // - once checkpoints exist, the current key has signed one (deleting the new key's checkpoints to put forged
 //   ones signed by the old key in their place leaves none);
-// - a log with events holds a checkpoint once its current key is an hour old: `bulwark init` signs one at once,
-//   and a running server signs the head on every maintenance pass and at its stop. A log rewritten whole, its
-//   checkpoints deleted, cannot pass for a young one; nor is it signed by a routine checkpoint (see firstCheckpointProblem).
+// - a log with events holds a checkpoint once the store's keys are an hour old (the oldest key held, not the current
+//   signing key, which a rotation makes new): `bulwark init` signs one at once, a rotation signs one, and a running
+//   server signs the head on every maintenance pass and at its stop. A log rewritten whole, its checkpoints deleted,
+//   cannot pass for a young one; nor is it signed by a routine checkpoint or a rotation (see firstCheckpointProblem).
 import type { Signer, SigningKeyTimes } from "../crypto/signer.ts";
 import { isoOrNull } from "../lib/calendar.ts";
 import type { Checkpoint, VerifyProblem } from "./verify.ts";
@@ -56,26 +57,29 @@ export function keyOrder(signer: Pick<Signer, "keyId" | "keyTimes">, keyId: stri
 }
 
 /**
- * How old (by its bound creation time, on the verifying or signing process's clock) the current signing key may be
- * while a log with events holds no checkpoint at all. Init signs one at once; an hour covers a store opened by an
+ * How old the store's keys (the oldest held, by bound creation time, on the verifying or signing process's clock) may
+ * be while a log with events holds no checkpoint at all. Init signs one at once; an hour covers a store opened by an
  * older Bulwark, which signed none at init, until its server's first maintenance pass.
  */
 export const FIRST_CHECKPOINT_WITHIN_MS = 60 * 60_000;
 
 /**
- * Why a log holding events but no checkpoint cannot be taken as young, or null: its current key (as `signer` knows
- * it) was created more than FIRST_CHECKPOINT_WITHIN_MS before `now`. A key with no bound time (a v1 wrap) gives null.
- * Verify reports it; a routine checkpoint (an append on the schedule, a maintenance pass, a server stop) refuses to sign
- * over such a log, since that would vouch for a log rewritten whole; `bulwark audit checkpoint --first` signs it on an
- * operator's word.
+ * Why a log holding events but no checkpoint cannot be taken as young, or null: the store's oldest key (Signer.keysSince)
+ * was created more than FIRST_CHECKPOINT_WITHIN_MS before `now`, or binds no time (a v1 wrap, older than any that does).
+ * Not the current signing key's age: a rotation makes that new, and rewriting the log just after one must not pass.
+ * Null for a signer that does not say. Verify reports it; routine signing (an append on the schedule, a maintenance pass,
+ * a server stop) and a rotation refuse to sign over such a log, since that would vouch for a log rewritten whole; `bulwark
+ * audit checkpoint --first` signs it on an operator's word.
  */
-export function firstCheckpointProblem(signer: Pick<Signer, "keyId" | "keyTimes">, now: number): string | null {
-  const created = signer.keyTimes(signer.keyId)?.createdAt ?? null;
-  if (created === null || now - created <= FIRST_CHECKPOINT_WITHIN_MS) return null;
-  return `the log holds events but no checkpoint, though its signing key ${signer.keyId} was created ${iso(created)}, more than an hour ago: ` +
-    "init signs one at once and a running server signs the head on every maintenance pass and at its stop, so its checkpoints were deleted " +
-    "(and the log possibly rewritten whole). If this store comes from a Bulwark that signed none at init and never ran a server, compare " +
-    "the log with an export kept elsewhere, then sign it with `bulwark audit checkpoint --first`";
+export function firstCheckpointProblem(signer: Pick<Signer, "keysSince">, now: number): string | null {
+  if (signer.keysSince === undefined) return null;
+  const since = signer.keysSince;
+  if (since !== null && now - since <= FIRST_CHECKPOINT_WITHIN_MS) return null;
+  const when = since === null ? "before key creation times were bound" : iso(since);
+  return `the log holds events but no checkpoint, though this store's keys date from ${when}, more than an hour ago: ` +
+    "init signs one at once, a signing-key rotation signs one, and a running server signs the head on every maintenance pass and at its stop, " +
+    "so its checkpoints were deleted (and the log possibly rewritten whole). If this store comes from a Bulwark that signed none at init and " +
+    "never ran a server, compare the log with an export kept elsewhere, then sign it with `bulwark audit checkpoint --first`";
 }
 
 /** A time for a message; one no Date holds (a row written by hand) as the number it is, never a throw. */

@@ -558,7 +558,18 @@ export class Keyring {
         }
       },
       keyTimes: (id: string): SigningKeyTimes | null => this.#signingTimes(id, pending),
+      keysSince: this.#keysSince(),
     };
+  }
+
+  /** The oldest bound creation time over every key held (Signer.keysSince); null when one binds none. */
+  #keysSince(): number | null {
+    let oldest: number | null = null;
+    for (const at of this.#createdAt.values()) {
+      if (at === null) return null;
+      if (oldest === null || at < oldest) oldest = at;
+    }
+    return oldest;
   }
 
   /**

@@ -10,6 +10,13 @@ export interface Signer {
   verify(keyId: string, data: Uint8Array, signature: Uint8Array): boolean;
   /** When a signing key this keyring holds was created and retired (null: not held). Audit verify holds checkpoints to it. */
   keyTimes(keyId: string): SigningKeyTimes | null;
+  /**
+   * The oldest creation time bound by any key the keyring holds, data and signing keys alike: how long the store has
+   * had keys, which a rotation (a new signing key) does not make younger. Null when a held key binds no time (a v1 wrap,
+   * made before times were bound, so older than any that does). Absent: the signer does not say (audit verify then
+   * does not judge a log without checkpoints by the store's age).
+   */
+  readonly keysSince?: number | null;
 }
 
 /**
