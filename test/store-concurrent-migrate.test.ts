@@ -3,6 +3,7 @@
 // of re-running it. migrate() used to read the pending list once, with no lock: the losers failed with PostgreSQL
 // 23505 / "column already exists", or SQLite "table already exists", and did not start.
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -90,6 +91,15 @@ describe("[sqlite] migrations applied by several processes at once", () => {
       const dataDir = join(root, `processes-${round}`);
       const outs = await Promise.all([run(dataDir), run(dataDir), run(dataDir), run(dataDir)]);
       failures.push(...outs.filter((o) => o !== "ok"));
+      // One first key of each purpose, whoever stored it: a signing key per process left checkpoints signed by keys
+      // retired at once, which the current key could not sign after (each init signs the log's first checkpoint).
+      const db = new DatabaseSync(join(dataDir, "bulwark.db"));
+      try {
+        const keys = db.prepare("SELECT purpose, count(*) AS n FROM keyring_keys GROUP BY purpose ORDER BY purpose").all() as Array<{ purpose: string; n: number }>;
+        assert.deepEqual(keys.map((k) => [k.purpose, Number(k.n)]), [["data", 1], ["signing", 1]], `round ${round}`);
+      } finally {
+        db.close();
+      }
     }
     assert.deepEqual(failures, []);
   });

@@ -33,6 +33,11 @@ export interface KeyStore {
   listKeys(): Promise<StoredKey[]>;
   /** Inserts `key` as current and marks every other key of the same purpose retired, atomically. */
   addCurrentKey(key: StoredKey): Promise<void>;
+  /**
+   * Inserts `key` as current only if no key of its purpose is stored yet, atomically; false when one is (another
+   * process made the store's first key meanwhile). Absent: ensureKeys adds with addCurrentKey.
+   */
+  addFirstKey?(key: StoredKey): Promise<boolean>;
   getMeta(name: string): Promise<string | null>;
   /** Stores `value` under `name` unless a value is already there, and returns the stored one: first writer wins. */
   claimMeta(name: string, value: string): Promise<string>;
@@ -341,9 +346,45 @@ export class Keyring {
   async ensureKeys(): Promise<Array<{ id: string; purpose: KeyPurpose }>> {
     await this.reload(); // another process may have created them since this keyring was opened
     const created: Array<{ id: string; purpose: KeyPurpose }> = [];
-    if (this.#currentData === null) created.push({ id: await this.rotateDataKey(), purpose: "data" });
-    if (this.#currentSigning === null) created.push({ id: await this.rotateSigningKey(), purpose: "signing" });
+    if (this.#currentData === null) {
+      const material = this.#random.bytes(32);
+      const key = await this.#wrap(`dk_${base32(this.#random.bytes(10))}`, "data", material, null);
+      if (await this.#addFirst(key)) {
+        this.#adoptDataKey(key, material);
+        created.push({ id: key.id, purpose: "data" });
+      }
+    }
+    if (this.#currentSigning === null) {
+      const pending = await this.prepareSigningKey();
+      if (await this.#addFirst(pending.key)) {
+        this.adoptSigningKey(pending);
+        created.push({ id: pending.key.id, purpose: "signing" });
+      }
+    }
     return created;
+  }
+
+  /**
+   * Stores `key` as its purpose's first key, unless another process stored one meanwhile (processes starting `init`
+   * on one fresh store at once): then that one is read and used, and false returned. One first key per purpose, not
+   * one per process: a signing key each would leave checkpoints by keys retired at once, which no later one may follow.
+   */
+  async #addFirst(key: StoredKey): Promise<boolean> {
+    if (!this.#store.addFirstKey) {
+      await this.#store.addCurrentKey(key);
+      return true;
+    }
+    if (await this.#store.addFirstKey(key)) return true;
+    await this.#read(this.#store);
+    return false;
+  }
+
+  #adoptDataKey(key: StoredKey, material: Uint8Array): void {
+    this.#dataKeys.set(key.id, material);
+    this.#createdAt.set(key.id, key.createdAt);
+    this.#currentData = key.id;
+    this.#appliedSequence = ++this.#sequence;
+    this.#addedAt.set(key.id, this.#sequence);
   }
 
   /** Adds a new data key and makes it current. Old data keys still decrypt. */
@@ -352,11 +393,7 @@ export class Keyring {
     const material = this.#random.bytes(32);
     const key = await this.#wrap(id, "data", material, null);
     await this.#store.addCurrentKey(key);
-    this.#dataKeys.set(id, material);
-    this.#createdAt.set(id, key.createdAt);
-    this.#currentData = id;
-    this.#appliedSequence = ++this.#sequence;
-    this.#addedAt.set(id, this.#sequence);
+    this.#adoptDataKey(key, material);
     return id;
   }
 

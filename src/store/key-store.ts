@@ -53,6 +53,23 @@ export function createKeyStore(database: Database): KeyStore {
         }
       }
     },
+    async addFirstKey(key: StoredKey): Promise<boolean> {
+      // In turn with rotations of the purpose (the same lock): of processes running init on one fresh store at once,
+      // one stores the first key and the others find it.
+      return database.transaction(async (trx) => {
+        await serialiseTransactions(database, trx, lockKeyOf(`keyring-rotation:${key.purpose}`));
+        const held = await trx.selectFrom("keyring_keys").select("id").where("purpose", "=", key.purpose).where("status", "=", "current").limit(1).executeTakeFirst();
+        if (held) return false;
+        await trx.insertInto("keyring_keys")
+          .values({ id: key.id, purpose: key.purpose, status: "current", created_at: key.createdAt, wrapped: key.wrapped, public_key: key.publicKey })
+          .execute();
+        return true;
+      }).catch((error: unknown) => {
+        // A writer that does not take the lock (a Bulwark from before it) stored one first: the unique index says so.
+        if (isCurrentKeyClash(error)) return false;
+        throw error;
+      });
+    },
     async getMeta(name: string): Promise<string | null> {
       const row = await db.selectFrom("bulwark_meta").select("value").where("name", "=", name).executeTakeFirst();
       return row?.value ?? null;
