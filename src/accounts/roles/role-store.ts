@@ -1,5 +1,5 @@
 // Roles, their permissions and who holds them, on SQLite and PostgreSQL. Every change is audited.
-import type { Kysely } from "kysely";
+import { sql, type Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { BulwarkError } from "../../lib/errors.ts";
@@ -46,6 +46,8 @@ export interface RemovalOptions {
    * at the same moment cannot both succeed. The CLI, run by whoever holds the server, may skip it.
    */
   keepAnAdmin?: boolean;
+  /** Runs in the change's transaction after its locks and before its first write: a throw refuses the change. */
+  within?: (trx: Kysely<Schema>) => Promise<void>;
 }
 
 // Any constant: removals that could take away the last admin are serialised on it (serialiseTransactions).
@@ -65,21 +67,35 @@ export async function holdGrantsTo(database: Database, trx: Kysely<Schema>, user
  * The permissions `userId` holds, read in transaction `trx` where a change they authorise commits; none when the
  * account is no longer active and unlocked. On PostgreSQL the role rows read stay locked (FOR SHARE) until `trx`
  * ends: a revocation or role deletion in flight is waited for and then seen, and one that starts later waits for
- * `trx`. So a change checked here cannot commit after its actor was demoted and that demotion answered. (The account
- * row is read, not locked: two help desks locking each other would otherwise each wait for the other's row.) A
- * transaction that also takes the last-admin lock (adminRemovalGuard) takes it first, as removals do: the other
- * order waits in a cycle with a revocation, which holds that lock while it deletes the row read here.
+ * `trx`. The account is held the same way (holdActing, shared): a lock of it in flight is waited for, and one that
+ * starts later waits (the row itself is read, not locked: two help desks locking each other would each wait for the
+ * other's row). So a change checked here cannot commit after its actor was demoted or locked and that answered. A
+ * transaction that also takes the last-admin lock (adminRemovalGuard) takes it first, as removals and locks do: the
+ * other order waits in a cycle with a revocation, which holds that lock while it deletes the row read here.
  *
  * @example
  * if (!(await permissionsHeldWithin(database, trx, actorId)).has("admin")) throw forbidden();
  */
 export async function permissionsHeldWithin(database: Pick<Database, "dialect">, trx: Kysely<Schema>, userId: string): Promise<Set<string>> {
+  await holdActing(database, trx, userId, "shared");
   const account = await trx.selectFrom("users").select(["status", "locked_at"]).where("id", "=", userId).executeTakeFirst();
   if (!account || account.status !== "active" || account.locked_at !== null) return new Set();
   const heldQuery = trx.selectFrom("user_roles").innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
     .select("role_permissions.permission").where("user_roles.user_id", "=", userId);
   const rows = await (database.dialect === "postgres" ? heldQuery.forShare() : heldQuery).execute();
   return new Set(rows.map((r) => r.permission));
+}
+
+/**
+ * Holds, until `trx` ends, the right of `userId` to act (PostgreSQL advisory lock; nothing on SQLite, whose write
+ * transaction already runs alone): "shared" by every change that checked its actor (permissionsHeldWithin), "exclusive"
+ * by a lock of the account, taken before its UPDATE. So a lock waits for the changes its account has in flight, and a
+ * change that starts after it sees the account locked.
+ */
+export async function holdActing(database: Pick<Database, "dialect">, trx: Kysely<Schema>, userId: string, mode: "shared" | "exclusive"): Promise<void> {
+  if (database.dialect !== "postgres") return;
+  const key = lockKeyOf(`acting:${userId}`);
+  await (mode === "shared" ? sql`SELECT pg_advisory_xact_lock_shared(${key}::int8)` : sql`SELECT pg_advisory_xact_lock(${key}::int8)`).execute(trx);
 }
 
 /**
@@ -166,6 +182,9 @@ export class RoleStore {
     await this.#database.transaction(async (trx) => {
       const guard = await this.#adminGuard(trx, options, role.permissions.includes("admin"));
       await this.#holdRole(trx, name);
+      // The caller's check where the deletion commits, after the role's lock (a grant of the role holds it before it
+      // reads its own actor's roles): the API asks whether its actor still holds admin (permissionsHeldWithin).
+      if (options.within) await options.within(trx);
       await trx.deleteFrom("user_roles").where("role", "=", name).execute();
       await trx.deleteFrom("role_permissions").where("role", "=", name).execute();
       await trx.deleteFrom("roles").where("name", "=", name).execute();
@@ -183,8 +202,14 @@ export class RoleStore {
     await serialiseTransactions(this.#database, trx, lockKeyOf(`role:${role}`));
   }
 
+  /**
+   * The last-admin lock, taken by every removal (revocations and deletions take turns, whatever the role: two of them
+   * re-reading their callers' roles, each holding its own and deleting the other's, would wait in a cycle), and the
+   * check after the change when it may take admin from someone and `keepAnAdmin` asks for it.
+   */
   async #adminGuard(trx: Kysely<Schema>, options: RemovalOptions, removesAdmin: boolean): Promise<() => Promise<void>> {
-    return options.keepAnAdmin && removesAdmin ? adminRemovalGuard(this.#database, trx) : async () => {};
+    const check = await adminRemovalGuard(this.#database, trx);
+    return options.keepAnAdmin && removesAdmin ? check : async () => {};
   }
 
   /**
@@ -232,6 +257,8 @@ export class RoleStore {
     const carriesAdmin = (await this.get(role)).permissions.includes("admin") && options.keepAnAdmin === true;
     return this.#database.transaction(async (trx) => {
       const guard = await this.#adminGuard(trx, options, carriesAdmin);
+      // The caller's check where the revocation commits (the API: does its actor still hold admin), after the lock.
+      if (options.within) await options.within(trx);
       const result = await trx.deleteFrom("user_roles").where("user_id", "=", userId).where("role", "=", role).executeTakeFirst();
       const removed = Number(result.numDeletedRows) > 0;
       if (removed) await guard();

@@ -7,7 +7,9 @@ import { MAX_DESCRIPTION } from "../../accounts/roles/role-store.ts";
 import type { App } from "../../app/types.ts";
 import { auditAPI, ID, SMALL_BODY, text } from "./common.ts";
 import { apiErrors } from "./errors.ts";
-import { callerOf, callerWithin, can } from "./guard.ts";
+import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
+import type { Kysely } from "kysely";
+import type { Schema } from "../../store/schema.ts";
 import { targetUser } from "./users.ts";
 
 const ROLE_NAME = { type: "string", minLength: 1, maxLength: 40, pattern: "^[a-z][a-z0-9_-]*$" } as const;
@@ -15,6 +17,14 @@ const ROLE_NAME = { type: "string", minLength: 1, maxLength: 40, pattern: "^[a-z
 /** Registers the role routes on the API plugin. */
 export function registerRoleRoutes(api: FastifyInstance, app: App): void {
   const roles = app.accounts.roles;
+  /**
+   * The check a role change runs where it commits (RoleStore's `within`): its caller still holds admin, read again with
+   * the role rows held (callerWithin). A suspect administrator demoted or locked while their grant, revocation or
+   * deletion waited on a lock is refused, never served after the demotion answered.
+   */
+  const stillAdmin = (caller: Caller) => async (trx: Kysely<Schema>): Promise<void> => {
+    if (!can(await callerWithin(app, trx, caller), "admin")) throw apiErrors.missingPermission("admin");
+  };
 
   api.get("/roles", { config: { access: "accounts.read" } }, async () => ({ roles: await roles.list() }));
 
@@ -45,8 +55,9 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
   }, async (request, reply) => {
     const caller = callerOf(request);
     const { name } = request.params as { name: string };
-    // Refused, atomically, when it would leave nobody able to grant roles again (lock-out).
-    await roles.delete(name, caller.userId, { keepAnAdmin: true });
+    // Refused, atomically, when it would leave nobody able to grant roles again (lock-out), and when the caller lost
+    // admin while the deletion waited (stillAdmin).
+    await roles.delete(name, caller.userId, { keepAnAdmin: true, within: stillAdmin(caller) });
     await auditAPI(app, request, caller, { type: "api.role.deleted", subject: name });
     return reply.status(204).send();
   });
@@ -59,12 +70,7 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     const user = await targetUser(app, id);
     // Not to an account still on an initial password someone else chose, for a role with an administrative permission.
     // And checked again where it commits: a grant waiting on a lock must not outlive its administrator's demotion.
-    const changed = await roles.grant(user.id, role, caller.userId, {
-      refuseInitialPassword: true,
-      within: async (trx) => {
-        if (!can(await callerWithin(app, trx, caller), "admin")) throw apiErrors.missingPermission("admin");
-      },
-    });
+    const changed = await roles.grant(user.id, role, caller.userId, { refuseInitialPassword: true, within: stillAdmin(caller) });
     if (changed) await auditAPI(app, request, caller, { type: "api.role.granted", subject: user.id, data: { role } });
     return { changed, roles: await roles.rolesOf(user.id) };
   });
@@ -74,7 +80,7 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     const { id, role } = request.params as { id: string; role: string };
     const user = await targetUser(app, id);
     // Removing the last usable administrator would leave nobody able to grant roles again (lock-out).
-    const changed = await roles.revoke(user.id, role, caller.userId, { keepAnAdmin: true });
+    const changed = await roles.revoke(user.id, role, caller.userId, { keepAnAdmin: true, within: stillAdmin(caller) });
     if (changed) await auditAPI(app, request, caller, { type: "api.role.revoked", subject: user.id, data: { role } });
     return { changed, roles: await roles.rolesOf(user.id) };
   });

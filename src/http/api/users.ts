@@ -2,7 +2,7 @@
 // session of an account and set its email address (accounts.write). Ids in paths are the random user ids (never sequential).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
-import { adminRemovalGuard, holdGrantsTo, isPermission } from "../../accounts/roles/index.ts";
+import { adminRemovalGuard, holdActing, holdGrantsTo, isPermission } from "../../accounts/roles/index.ts";
 import { endUserSessions } from "../../accounts/sessions/index.ts";
 import type { User } from "../../accounts/users/user-store.ts";
 import type { App } from "../../app/types.ts";
@@ -158,6 +158,8 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       // is taken first, before the caller's role rows are read (permissionsHeldWithin), as every removal takes it.
       const lastAdminCheck = await adminRemovalGuard(app.db, trx);
       const held = await assertOutranksWithin(app, trx, caller, user);
+      // The account's changes in flight (each holds its right to act, shared) finish first; later ones see it locked.
+      await holdActing(app.db, trx, user.id, "exclusive");
       const locked = await lockUser(trx, user.id, reason, app.clock.now());
       if (held.has("admin")) await lastAdminCheck();
       // Also when it was locked already: the lock is now this administrator's (a containment undo leaves it alone).
