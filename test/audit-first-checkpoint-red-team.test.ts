@@ -15,9 +15,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { openApp, type OpenedApp } from "../src/app/index.ts";
+import type { OpenedApp } from "../src/app/index.ts";
 import { AuditLog } from "../src/audit/audit-log.ts";
-import { eventHash } from "../src/audit/chain.ts";
 import { rotateSigningKey } from "../src/audit/rotate-signing-key.ts";
 import { seal } from "../src/crypto/aead.ts";
 import { Keyring } from "../src/crypto/keyring.ts";
@@ -29,6 +28,7 @@ import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { createKeyStore, keyStoreIn } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
+import { initStore, rewriteFrom, rewriteWhole } from "./helpers/audit-tamper.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
@@ -45,43 +45,16 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-/** A store made by `bulwark init` at the clock's time; `reopen` opens it again, as a server start does. */
-async function store(clock: ManualClock): Promise<{ app: OpenedApp; env: Record<string, string>; reopen: () => Promise<OpenedApp> }> {
-  const env = { BULWARK_DATA_DIR: join(root, `d${++n}`), BULWARK_LOG_LEVEL: "silent" };
-  const app = await openApp({ env, mode: "init", clock });
-  return { app, env, reopen: () => openApp({ env, mode: "open", clock }) };
+/** A store made by init at the clock's time in a fresh directory (initStore). */
+function store(clock: ManualClock): ReturnType<typeof initStore> {
+  return initStore(join(root, `d${++n}`), clock);
 }
 
 async function appendSome(app: { audit: AuditLog }, count: number, tag = "honest"): Promise<void> {
   for (let i = 0; i < count; i++) await app.audit.append({ type: "auth.login.succeeded", actor: `usr_${i}`, subject: `usr_${i}`, data: { tag, i } });
 }
 
-/** The intruder rewrites every event (new data, hashes relinked, the head moved along) and deletes every checkpoint. */
-async function rewriteWhole(db: Database): Promise<void> {
-  const rows = await db.db.selectFrom("audit_events").selectAll().orderBy("seq").execute();
-  let prev = rows[0]!.prev_hash;
-  for (const r of rows) {
-    const data = JSON.stringify({ rewritten: true, seq: Number(r.seq) });
-    const hash = eventHash({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: prev, data });
-    await db.db.updateTable("audit_events").set({ data, prev_hash: prev, hash }).where("seq", "=", r.seq).execute();
-    prev = hash;
-  }
-  await db.db.updateTable("audit_head").set({ hash: prev }).where("id", "=", 1).execute();
-  await db.db.deleteFrom("audit_checkpoints").execute();
-}
 
-/** The intruder rewrites the data of every event from #seq on, relinking the rest and the head. */
-async function rewriteFrom(db: Database, seq: number): Promise<void> {
-  const rows = await db.db.selectFrom("audit_events").selectAll().where("seq", ">=", seq - 1).orderBy("seq").execute();
-  let prev = rows[0]!.hash;
-  for (const r of rows.slice(1)) {
-    const data = JSON.stringify({ rewritten: true, seq: Number(r.seq) });
-    const hash = eventHash({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: prev, data });
-    await db.db.updateTable("audit_events").set({ data, prev_hash: prev, hash }).where("seq", "=", r.seq).execute();
-    prev = hash;
-  }
-  await db.db.updateTable("audit_head").set({ hash: prev }).where("id", "=", 1).execute();
-}
 
 /** Runs one maintenance pass of a server over `app`; returns what the audit checkpoint step reported (-1: failed). */
 async function maintenancePass(app: OpenedApp): Promise<number | undefined> {

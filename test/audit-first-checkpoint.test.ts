@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { openApp, type OpenedApp } from "../src/app/index.ts";
 import { eventHash } from "../src/audit/chain.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
 import { ManualClock } from "../src/lib/clock.ts";
+import { initStore, rewriteWhole } from "./helpers/audit-tamper.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 
 const HOUR = 3_600_000;
@@ -27,27 +27,11 @@ before(() => {
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
-/** A store made by init at the clock's time; `reopen` opens it again, as a server start does. */
-async function store(clock: ManualClock): Promise<{ app: OpenedApp; env: Record<string, string>; reopen: () => Promise<OpenedApp> }> {
-  const env = { BULWARK_DATA_DIR: join(root, `d${++n}`), BULWARK_LOG_LEVEL: "silent" };
-  const app = await openApp({ env, mode: "init", clock });
-  return { app, env, reopen: () => openApp({ env, mode: "open", clock }) };
+/** A store made by init at the clock's time in a fresh directory (initStore). */
+function store(clock: ManualClock): ReturnType<typeof initStore> {
+  return initStore(join(root, `d${++n}`), clock);
 }
 
-/** The intruder rewrites every event (new data, hashes relinked, the head moved along) and deletes every checkpoint. */
-async function rewriteWhole(app: OpenedApp): Promise<void> {
-  const db = app.db.db;
-  const rows = await db.selectFrom("audit_events").selectAll().orderBy("seq").execute();
-  let prev = rows[0]!.prev_hash;
-  for (const r of rows) {
-    const data = JSON.stringify({ rewritten: true, seq: Number(r.seq) });
-    const hash = eventHash({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: prev, data });
-    await db.updateTable("audit_events").set({ data, prev_hash: prev, hash }).where("seq", "=", r.seq).execute();
-    prev = hash;
-  }
-  await db.updateTable("audit_head").set({ hash: prev }).where("id", "=", 1).execute();
-  await db.deleteFrom("audit_checkpoints").execute();
-}
 
 describe("the audit log's first checkpoint", () => {
   it("init signs a checkpoint at once, and the fresh store verifies with it", async () => {
@@ -73,7 +57,7 @@ describe("the audit log's first checkpoint", () => {
     clock.advance(2 * HOUR);
     const later = await reopen();
     try {
-      await rewriteWhole(later);
+      await rewriteWhole(later.db);
       const report = await later.audit.verify();
       assert.equal(report.ok, false);
       assert.match(report.problem?.problem ?? "", /holds events but no checkpoint.*more than an hour ago/);

@@ -1,8 +1,12 @@
 // What an intruder who can write the database does to the audit log, for the tests that attack it: re-link the chain
-// after an edit, and store a checkpoint signed with a key they hold (a leaked, since-rotated signing key).
+// after an edit, rewrite a stretch or the whole log, and store a checkpoint signed with a key they hold (a leaked,
+// since-rotated signing key); and a store made by init, to attack.
 import { checkpointMessage, eventHash, GENESIS_HASH } from "../../src/audit/chain.ts";
 import type { Signer } from "../../src/crypto/signer.ts";
 import { toBase64URL } from "../../src/lib/encoding.ts";
+import { join } from "node:path";
+import { openApp, type OpenedApp } from "../../src/app/index.ts";
+import type { ManualClock } from "../../src/lib/clock.ts";
 import type { Database } from "../../src/store/database.ts";
 
 /** The stored checkpoints in position order, with the key that signed each. */
@@ -37,4 +41,35 @@ export async function rewrite(db: Database, seq: number): Promise<void> {
     }
   }
   await db.db.updateTable("audit_head").set({ seq: Number(rows.at(-1)!.seq), hash: prev }).where("id", "=", 1).execute();
+}
+
+/**
+ * Rewrites the data of every event from #seq on (to `{rewritten: true, seq}`), re-linking them and the head, as anyone
+ * with the database can; the checkpoints are left as they are.
+ */
+export async function rewriteFrom(db: Database, seq: number): Promise<void> {
+  const rows = await db.db.selectFrom("audit_events").selectAll().where("seq", ">=", seq - 1).orderBy("seq").execute();
+  const first = rows[0]!;
+  // From #1 the link before is the first event's own prev_hash (the genesis); else the event before's hash.
+  let prev = Number(first.seq) === seq ? first.prev_hash : first.hash;
+  for (const r of rows.filter((row) => Number(row.seq) >= seq)) {
+    const data = JSON.stringify({ rewritten: true, seq: Number(r.seq) });
+    const hash = eventHash({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: prev, data });
+    await db.db.updateTable("audit_events").set({ data, prev_hash: prev, hash }).where("seq", "=", r.seq).execute();
+    prev = hash;
+  }
+  await db.db.updateTable("audit_head").set({ hash: prev }).where("id", "=", 1).execute();
+}
+
+/** Rewrites every event (rewriteFrom #1) and deletes every checkpoint: a log that passes for one no checkpoint covers yet. */
+export async function rewriteWhole(db: Database): Promise<void> {
+  await rewriteFrom(db, 1);
+  await db.db.deleteFrom("audit_checkpoints").execute();
+}
+
+/** A store made by init in `dir` at the clock's time (SQLite); `reopen` opens it again, as a server start does. */
+export async function initStore(dir: string, clock: ManualClock): Promise<{ app: OpenedApp; env: Record<string, string>; reopen: () => Promise<OpenedApp> }> {
+  const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_LOG_LEVEL: "silent" };
+  const app = await openApp({ env, mode: "init", clock });
+  return { app, env, reopen: () => openApp({ env, mode: "open", clock }) };
 }
