@@ -26,6 +26,7 @@ import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-clien
 import type { Schema } from "../src/store/schema.ts";
 import { authFlows, EMAIL_LINK } from "./helpers/auth-flows.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
+import { holdOpen } from "./helpers/held-transaction.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
 
@@ -77,21 +78,6 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
     }
   }
 
-  /** A transaction of another connection that runs `take` and then stays open until released. */
-  async function holding(take: (trx: Kysely<Schema>) => Promise<unknown>): Promise<{ release: () => Promise<void> }> {
-    let release = (): void => {};
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let took = (): void => {};
-    const taken = new Promise<void>((resolve) => (took = resolve));
-    const done = fx.app.db.transaction(async (trx) => {
-      await take(trx);
-      took();
-      await released;
-    });
-    await Promise.race([taken, done]);
-    return { release: async () => { release(); await done; } };
-  }
-
   const db = (): Kysely<Schema> => fx.app.db.db;
   const holdsAdmin = async (userId: string): Promise<boolean> => (await fx.app.accounts.roles.permissionsOf(userId)).has("admin");
 
@@ -107,7 +93,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
       const role = `responders${made}`;
       await fx.app.accounts.roles.create({ name: role, permissions: ["admin", "accounts.read", "accounts.write"] }, "test");
       const responder = await actor("responder", form === "revokes the responder's role" ? ["admin"] : [role], ["admin"]);
-      const blocker = await holding((trx) => adminRemovalGuard(fx.app.db, trx));
+      const blocker = await holdOpen(fx.app.db, (trx) => adminRemovalGuard(fx.app.db, trx));
       const order: string[] = [];
       let demote: Promise<Response>;
       let revenge: Promise<Response>;
@@ -121,7 +107,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
           : api(suspect.token, "DELETE", `/api/v1/roles/${role}`)).then((r) => (order.push("revenge"), r));
         await until(async () => order.includes("revenge") || (await waiting(["advisory"])) >= 2);
       } finally {
-        await blocker.release();
+        await blocker.commit();
       }
       const [demoted, revenged] = await Promise.all([demote, revenge]);
       assert.equal(demoted.statusCode, 200, demoted.body);
@@ -147,7 +133,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
     const responder = await actor("lock-responder", ["admin"], ["admin"]);
     const puppet = (await fx.user(`puppet-${++made}@example.org`)).id;
     const before = await waiting(["transactionid", "tuple"]);
-    const blocker = await holding((trx) => trx.selectFrom("users").select("id").where("id", "=", puppet).forUpdate().execute());
+    const blocker = await holdOpen(fx.app.db, (trx) => trx.selectFrom("users").select("id").where("id", "=", puppet).forUpdate().execute());
     const order: string[] = [];
     let grant: Promise<Response>;
     let lock: Promise<Response>;
@@ -159,7 +145,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
       lock = api(responder.token, "POST", `/api/v1/users/${suspect.id}/lock`, { reason: "suspected of planting an administrator" }).then((r) => (order.push("lock"), r));
       await until(async () => order.includes("lock") || order.includes("grant") || (await waiting(["transactionid", "tuple", "advisory"])) > before + 1);
     } finally {
-      await blocker.release();
+      await blocker.commit();
     }
     const [granted, locked] = await Promise.all([grant, lock]);
     assert.equal(locked.statusCode, 200, locked.body);
@@ -184,7 +170,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
     const victim = await fx.user(`victim-${++made}@example.org`);
     const attackerMailbox = `desk-drop-${made}@attacker.example`;
     const before = await waiting(["transactionid", "tuple"]);
-    const blocker = await holding((trx) => trx.selectFrom("users").select("id").where("id", "=", victim.id).forNoKeyUpdate().execute());
+    const blocker = await holdOpen(fx.app.db, (trx) => trx.selectFrom("users").select("id").where("id", "=", victim.id).forNoKeyUpdate().execute());
     const order: string[] = [];
     let moved: Promise<Response>;
     let lock: Promise<Response>;
@@ -194,7 +180,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
       lock = api(responder.token, "POST", `/api/v1/users/${desk.id}/lock`, { reason: "help desk account compromised" }).then((r) => (order.push("lock"), r));
       await until(async () => order.includes("lock") || order.includes("set-email") || (await waiting(["transactionid", "tuple", "advisory"])) > before + 1);
     } finally {
-      await blocker.release();
+      await blocker.commit();
     }
     const [set, locked] = await Promise.all([moved, lock]);
     assert.equal(locked.statusCode, 200, locked.body);
