@@ -12,6 +12,9 @@ import { checkRolesExist, describeScope, scopedUserIds, unmatchedIds, validateSc
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
+import { inIds } from "./levers/common.ts";
+import { lockManyAccountsLinks } from "../accounts/password-reset/link-lock.ts";
+import { holdActingOfMany, holdRoleRemovals } from "../accounts/roles/role-store.ts";
 
 export const CONTAIN_KIND = "contain";
 
@@ -310,6 +313,19 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
           });
         }
         const batchCtx = { ...ctx, now: deps.clock.now() };
+        // PostgreSQL: every lock the levers will need, before the batch's first write, in the order single-account
+        // transactions take them: role removals' turn (as an API lock or revocation), the accounts' link locks (as a
+        // set-email, a reset, an email confirmation), the right to act of the users it demotes (as an API lock), then
+        // the account rows in id order. Taken by each lever as it came, a write of one lever before another's lock made
+        // cycles with those transactions and with another job ("deadlock detected": a failed batch, a 500).
+        if (postgres && ids.length > 0) {
+          const demoted = new Set<string>();
+          for (const lever of batched) for (const id of (await lever.demotes?.(trx, ids, batchCtx)) ?? []) demoted.add(id);
+          if (demoted.size > 0) await holdRoleRemovals(deps.database, trx);
+          await lockManyAccountsLinks(deps.database.dialect, trx, ids);
+          await holdActingOfMany(deps.database, trx, [...demoted]);
+          await trx.selectFrom("users").select("id").where(inIds(deps.database.dialect, "id", ids)).orderBy("id").forNoKeyUpdate().execute();
+        }
         for (const lever of batched) {
           const applied = await lever.apply(trx, ids, batchCtx);
           for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;

@@ -189,6 +189,12 @@ export interface UserLever {
   /** Applies the lever to these users. Must be idempotent: re-applying to an already changed user changes nothing. */
   apply(trx: Kysely<Schema>, userIds: string[], ctx: LeverContext): Promise<ApplyResult>;
   /**
+   * Optional: the users among `userIds` whose roles this batch's `apply` takes away. The batch then takes turns with
+   * role removals (the last-admin lock) and waits for those users' own changes in flight (holdActing, exclusive),
+   * before its first write, as an API lock or revocation does: a demoted administrator's request never lands after.
+   */
+  demotes?(trx: Kysely<Schema>, userIds: string[], ctx: LeverContext): Promise<string[]>;
+  /**
    * Optional: the lever's whole work for an --all scope as one step in one transaction, run instead of `apply`
    * batch by batch. For levers that delete most of a table, where batches by user cost several times the work
    * itself (docs/decisions/0005-bulk-containment-on-sqlite.md). Must act on exactly the rows `apply` would over

@@ -99,6 +99,21 @@ export async function holdActing(database: Pick<Database, "dialect">, trx: Kysel
 }
 
 /**
+ * holdActing "exclusive" for many accounts at once, in key order (one statement; PostgreSQL only), for a containment
+ * batch that demotes them: taken in the same order by every batch, so two never wait for each other in a cycle.
+ */
+export async function holdActingOfMany(database: Pick<Database, "dialect">, trx: Kysely<Schema>, userIds: readonly string[]): Promise<void> {
+  if (database.dialect !== "postgres" || userIds.length === 0) return;
+  const keys = [...new Set(userIds.map((id) => lockKeyOf(`acting:${id}`)))].sort((a, b) => a - b);
+  await sql`SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(${keys}::int8[]) AS k ORDER BY 1) AS ordered`.execute(trx);
+}
+
+/** Takes turns, until `trx` ends, with every role removal and API lock (the last-admin lock, without its check). */
+export async function holdRoleRemovals(database: Pick<Database, "dialect">, trx: Kysely<Schema>): Promise<void> {
+  await serialiseTransactions(database, trx, ADMIN_REMOVAL_LOCK);
+}
+
+/**
  * For a change (in transaction `trx`) that may leave no usable admin: takes the removal lock now and returns
  * the check to run after the change, which throws roleErrors.lastAdmin (rolling the transaction back) when
  * no active, unlocked user holds `admin` any more. Role removals and account locks both use it.

@@ -90,6 +90,11 @@ export const demoteInactiveAdmins = {
     const sample = await q.select("users.id").distinct().orderBy("users.id").limit(SAMPLE_SIZE).execute();
     return { counts: { users: Number(row?.users ?? 0), roleGrants: Number(row?.grants ?? 0) }, sample: sample.map((r) => r.id) };
   },
+  async demotes(trx, userIds, ctx) {
+    if (userIds.length === 0) return [];
+    const rows = await inactiveGrants(trx, ctx).where(inIds(ctx.dialect, "users.id", userIds)).select("users.id").distinct().execute();
+    return rows.map((r) => r.id);
+  },
   async apply(trx, userIds, ctx) {
     if (userIds.length === 0) return { counts: { users: 0, roleGrants: 0 }, changes: [] };
     // One DELETE … RETURNING: only grants this statement removed are counted and recorded. A select followed by
