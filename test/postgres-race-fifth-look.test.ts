@@ -13,20 +13,16 @@
 // containment batch now takes every lock its levers need before its first write, in the order single-account
 // transactions take them); their tests say "(was: …)".
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { sql } from "kysely";
 import { holdActing, holdGrantsTo, usableAdmins } from "../src/accounts/roles/index.ts";
 import { lockAccountLinks } from "../src/accounts/password-reset/link-lock.ts";
 import { userScope } from "../src/accounts/sessions/revocation.ts";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
-import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { holdOpen } from "./helpers/held-transaction.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
-import { sharedCluster } from "./helpers/dialects.ts";
-import { testMasterKey } from "./helpers/master-key.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
+import { raceSite } from "./helpers/pg-race.ts";
 
 type Response = LightMyRequestResponse;
 const show = (r: Response): string => `${r.statusCode} ${r.body.slice(0, 200)}`;
@@ -34,45 +30,11 @@ const show = (r: Response): string => `${r.statusCode} ${r.body.slice(0, 200)}`;
 const unavailable = postgresUnavailable();
 
 describe("red team, fifth look: PostgreSQL deadlocks between the API's locks and containment batches", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {
-  let fx: AuthFixture;
+  const site = raceSite("pgrace5", "postgres-race-fifth-look");
+  const { actor, api, waiting, until } = site;
   let made = 0;
-  const { tokenFor } = authFlows(() => fx);
+  const { tokenFor } = authFlows(() => site.fx);
 
-  before(async () => {
-    const cluster = await sharedCluster();
-    assert.ok(cluster, "PostgreSQL did not start");
-    const url = await cluster.createSchema(`pgrace5_${process.pid}`);
-    fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey("postgres-race-fifth-look") });
-    // An administrator never touched here: the last-admin rule is never what refuses a change below.
-    await fx.user("root-pgrace5@example.org", { roles: ["admin"] });
-  });
-  after(async () => {
-    await fx?.close();
-    await (await sharedCluster())?.stop();
-  });
-
-  async function actor(label: string, roles: string[], scopes: string[]): Promise<{ id: string; token: string }> {
-    const id = (await fx.user(`${label}-${++made}@example.org`, { roles })).id;
-    return { id, token: await tokenFor(id, scopes) };
-  }
-
-  function api(token: string, method: "GET" | "POST" | "DELETE", url: string, body?: unknown): Promise<Response> {
-    return fx.server.inject({ method, url, headers: { host: HOST, authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { payload: body as object }) });
-  }
-
-  /** How many lock requests of these kinds PostgreSQL has waiting right now (this cluster serves this file only). */
-  async function waiting(kinds: string[]): Promise<number> {
-    const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND locktype IN (${sql.join(kinds)})`.execute(fx.app.db.db);
-    return Number(rows[0]?.n ?? 0);
-  }
-
-  /** Polls until `done()` holds; gives up quietly after a generous bound (a fix may make a party wait elsewhere). */
-  async function until(done: () => Promise<boolean> | boolean): Promise<void> {
-    for (let i = 0; i < 400; i++) {
-      if (await done()) return;
-      await sleep(25);
-    }
-  }
 
   /** Runs a containment job to its end; resolves with its final status and the error it failed with, if any. */
   async function contain(levers: string[], ids: string[], options: Record<string, unknown> = {}): Promise<{ id: string; run: Promise<{ status: string; error: string | null }> }> {
@@ -82,16 +44,16 @@ describe("red team, fifth look: PostgreSQL deadlocks between the API's locks and
 
   /** A containment job created (its stamps raised) and not started yet: `start` runs it as `contain` does. */
   async function created(levers: string[], ids: string[], options: Record<string, unknown> = {}): Promise<{ id: string; start: () => Promise<{ status: string; error: string | null }> }> {
-    const deps = containDeps(fx.app);
+    const deps = containDeps(site.fx.app);
     const job = await createContainJob(deps, { levers, scope: { ids }, actor: "responder-job", options, batchSize: 100 });
     const start = () => runJob(deps, job.id).then(
       (j) => ({ status: j.status, error: j.error }),
-      async (e: Error) => ({ status: (await fx.app.accounts.jobs.get(job.id)).status, error: `${e.message} ${String((e.cause as Error | undefined)?.message ?? "")}` }),
+      async (e: Error) => ({ status: (await site.fx.app.accounts.jobs.get(job.id)).status, error: `${e.message} ${String((e.cause as Error | undefined)?.message ?? "")}` }),
     );
     return { id: job.id, start };
   }
 
-  const account = (id: string) => fx.app.db.db.selectFrom("users").select(["email", "locked_at", "password_invalidated_at"]).where("id", "=", id).executeTakeFirstOrThrow();
+  const account = (id: string) => site.fx.app.db.db.selectFrom("users").select(["email", "locked_at", "password_invalidated_at"]).where("id", "=", id).executeTakeFirstOrThrow();
 
   // ---- lock-accounts writes the batch's accounts before invalidate-passwords takes their link locks ----
 
@@ -102,10 +64,10 @@ describe("red team, fifth look: PostgreSQL deadlocks between the API's locks and
     // for the link locks. set-email goes link lock → (the API's re-checks) → account row. The pairing the product
     // itself recommends (lock-accounts with invalidate-passwords) meets the administrator's way back from a hijack.
     const responder = await actor("restorer", ["admin"], ["admin"]);
-    const victim = await fx.user(`hijacked-${++made}@example.org`);
+    const victim = await site.fx.user(`hijacked-${++made}@example.org`);
     const restored = `restored-${made}@example.org`;
     // A grant to the victim in flight: set-email, after taking the victim's link lock, waits for it (holdGrantsTo).
-    const grant = await holdOpen(fx.app.db, (trx) => holdGrantsTo(fx.app.db, trx, victim.id));
+    const grant = await holdOpen(site.fx.app.db, (trx) => holdGrantsTo(site.fx.app.db, trx, victim.id));
     let set!: Promise<Response>;
     let job!: Awaited<ReturnType<typeof contain>>;
     let settled = 0;
@@ -137,9 +99,9 @@ describe("red team, fifth look: PostgreSQL deadlocks between the API's locks and
     // Two responders at once, or a retried POST /contain/jobs without an Idempotency-Key (docs/api.md: "Two such jobs
     // hold the same accounts"). The invalidate-passwords job takes the link locks first and then writes the account;
     // the other job writes the account (lock-accounts) and then takes the link locks.
-    const user = await fx.user(`doubly-contained-${++made}@example.org`);
+    const user = await site.fx.user(`doubly-contained-${++made}@example.org`);
     // An owner's reset completing holds the account's link lock for a moment: both jobs queue on it in turn.
-    const reset = await holdOpen(fx.app.db, (trx) => lockAccountLinks(fx.app.db, trx, user.id));
+    const reset = await holdOpen(site.fx.app.db, (trx) => lockAccountLinks(site.fx.app.db, trx, user.id));
     let first!: Awaited<ReturnType<typeof contain>>;
     let second!: Awaited<ReturnType<typeof contain>>;
     let settled = 0;
@@ -169,14 +131,14 @@ describe("red team, fifth look: PostgreSQL deadlocks between the API's locks and
     // (endUserSessions: turn, stamp, DELETE); the batch runs revoke-sessions (DELETE of the victim's sessions) before
     // expire-passwords (UPDATE of the victim's row).
     const responder = await actor("restorer-sessions", ["admin"], ["admin"]);
-    const victim = await fx.user(`hijacked-sessions-${++made}@example.org`);
-    await fx.app.accounts.sessions.createSession(victim.id, { aal: 1 });
+    const victim = await site.fx.user(`hijacked-sessions-${++made}@example.org`);
+    await site.fx.app.accounts.sessions.createSession(victim.id, { aal: 1 });
     const restored = `restored-sessions-${made}@example.org`;
     // The job is recorded first (its stamps raised: the victim's stamp row exists), then runs below.
     const job = await created(["revoke-sessions", "expire-passwords"], [victim.id]);
     // A login ending its rotation holds the victim's stamp row for a moment: set-email, past its UPDATE of the victim,
     // waits there to raise the stamp.
-    const stamp = await holdOpen(fx.app.db, (trx) => trx.selectFrom("revocation_stamps").select("scope").where("scope", "=", userScope(victim.id)).forUpdate().execute());
+    const stamp = await holdOpen(site.fx.app.db, (trx) => trx.selectFrom("revocation_stamps").select("scope").where("scope", "=", userScope(victim.id)).forUpdate().execute());
     let set!: Promise<Response>;
     let run!: Promise<{ status: string; error: string | null }>;
     let settled = 0;
@@ -195,7 +157,7 @@ describe("red team, fifth look: PostgreSQL deadlocks between the API's locks and
     assert.equal(ended.status, "done", `the containment job ended ${ended.status}: ${ended.error ?? ""} (set-email: ${show(answer)})`);
     assert.equal(answer.statusCode, 200, show(answer));
     assert.equal((await account(victim.id)).email, restored);
-    const left = await fx.app.db.db.selectFrom("sessions").select("id").where("user_id", "=", victim.id).execute();
+    const left = await site.fx.app.db.db.selectFrom("sessions").select("id").where("user_id", "=", victim.id).execute();
     assert.deepEqual(left, [], "no session of the victim is left");
   });
 
@@ -207,13 +169,13 @@ describe("red team, fifth look: PostgreSQL deadlocks between the API's locks and
     // then DELETEs the caller's administrative role rows (demote-inactive-admins: no interactive login for N days, as
     // for automation that only uses tokens), which wait for the lock route's FOR SHARE; the lock route's UPDATE waits
     // for the job's row lock.
-    const caller = (await fx.user(`token-admin-${++made}@example.org`, { roles: ["admin"] })).id;
-    const target = (await fx.user(`lock-target-${made}@example.org`)).id;
+    const caller = (await site.fx.user(`token-admin-${++made}@example.org`, { roles: ["admin"] })).id;
+    const target = (await site.fx.user(`lock-target-${made}@example.org`)).id;
     // Two days pass without an interactive login; the automation's token is minted after them.
-    fx.clock.advance(2 * 86_400_000);
+    site.fx.clock.advance(2 * 86_400_000);
     const token = await tokenFor(caller, ["admin"]);
     // A change of the target in flight (its own request, holding its right to act, shared).
-    const inFlight = await holdOpen(fx.app.db, (trx) => holdActing(fx.app.db, trx, target, "shared"));
+    const inFlight = await holdOpen(site.fx.app.db, (trx) => holdActing(site.fx.app.db, trx, target, "shared"));
     let lock!: Promise<Response>;
     let job!: Awaited<ReturnType<typeof contain>>;
     let settled = 0;
@@ -232,7 +194,7 @@ describe("red team, fifth look: PostgreSQL deadlocks between the API's locks and
     assert.ok(answer.statusCode < 500, `the lock answered ${show(answer)} (job: ${ended.status} ${ended.error ?? ""})`);
     assert.equal(ended.status, "done", `the containment job ended ${ended.status}: ${ended.error ?? ""} (lock: ${show(answer)})`);
     assert.notEqual((await account(target)).locked_at, null);
-    assert.equal((await fx.app.accounts.roles.permissionsOf(caller)).has("admin"), false, "the inactive administrator was demoted");
-    assert.ok((await usableAdmins(fx.app.db.db)) >= 1, "an administrator is left usable");
+    assert.equal((await site.fx.app.accounts.roles.permissionsOf(caller)).has("admin"), false, "the inactive administrator was demoted");
+    assert.ok((await usableAdmins(site.fx.app.db.db)) >= 1, "an administrator is left usable");
   });
 });

@@ -16,19 +16,16 @@
 // their actor again, and permissionsHeldWithin read the actor's account row (locked_at) without a lock, so a lock of the
 // actor did not wait for the actor's change in flight (now holdActing: shared by changes, exclusive by the lock route).
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { sql, type Kysely } from "kysely";
+import type { Kysely } from "kysely";
 import { adminRemovalGuard, usableAdmins } from "../src/accounts/roles/index.ts";
 import { EMAIL_SET_EVENT } from "../src/accounts/email-change/index.ts";
-import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import type { Schema } from "../src/store/schema.ts";
 import { authFlows, EMAIL_LINK } from "./helpers/auth-flows.ts";
-import { sharedCluster } from "./helpers/dialects.ts";
 import { holdOpen } from "./helpers/held-transaction.ts";
-import { testMasterKey } from "./helpers/master-key.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
+import { raceSite } from "./helpers/pg-race.ts";
 
 type Response = LightMyRequestResponse;
 const codeOf = (r: Response): string | undefined => (r.json() as { error?: { code?: string } }).error?.code;
@@ -37,49 +34,14 @@ const show = (rs: Response[]): string => rs.map((r) => `${r.statusCode} ${r.body
 const unavailable = postgresUnavailable();
 
 describe("red team, fourth look: PostgreSQL races on the permission re-checks and lock orders", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {
-  let fx: AuthFixture;
+  const site = raceSite("pgrace4", "postgres-race-fourth-look");
+  const { actor, api, waiting, until } = site;
   let made = 0;
-  const { tokenFor, tokenIn } = authFlows(() => fx);
+  const { tokenIn } = authFlows(() => site.fx);
 
-  before(async () => {
-    const cluster = await sharedCluster();
-    assert.ok(cluster, "PostgreSQL did not start");
-    const url = await cluster.createSchema(`pgrace4_${process.pid}`);
-    fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey("postgres-race-fourth-look") });
-    // An administrator never touched here: the last-admin rule is never what refuses a change below.
-    await fx.user("root-pgrace4@example.org", { roles: ["admin"] });
-  });
-  after(async () => {
-    await fx?.close();
-    await (await sharedCluster())?.stop();
-  });
 
-  /** A user holding `roles`, with an API token scoped to `scopes`. */
-  async function actor(label: string, roles: string[], scopes: string[]): Promise<{ id: string; token: string }> {
-    const id = (await fx.user(`${label}-${++made}@example.org`, { roles })).id;
-    return { id, token: await tokenFor(id, scopes) };
-  }
-
-  function api(token: string, method: "GET" | "POST" | "DELETE", url: string, body?: unknown): Promise<Response> {
-    return fx.server.inject({ method, url, headers: { host: HOST, authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { payload: body as object }) });
-  }
-
-  /** How many lock requests of these kinds PostgreSQL has waiting right now (this cluster serves this file only). */
-  async function waiting(kinds: string[]): Promise<number> {
-    const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_locks WHERE NOT granted AND locktype IN (${sql.join(kinds)})`.execute(fx.app.db.db);
-    return Number(rows[0]?.n ?? 0);
-  }
-
-  /** Polls until `done()` holds; gives up quietly after a generous bound (a fix may make a request wait elsewhere). */
-  async function until(done: () => Promise<boolean> | boolean): Promise<void> {
-    for (let i = 0; i < 600; i++) {
-      if (await done()) return;
-      await sleep(25);
-    }
-  }
-
-  const db = (): Kysely<Schema> => fx.app.db.db;
-  const holdsAdmin = async (userId: string): Promise<boolean> => (await fx.app.accounts.roles.permissionsOf(userId)).has("admin");
+  const db = (): Kysely<Schema> => site.fx.app.db.db;
+  const holdsAdmin = async (userId: string): Promise<boolean> => (await site.fx.app.accounts.roles.permissionsOf(userId)).has("admin");
 
   // ---- a removal queued behind the last-admin lock, by an administrator demoted meanwhile ----
 
@@ -90,10 +52,10 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
       // where they commit (callerWithin, fixed today); the removals do not. Any other removal in progress (a lock of an
       // administrator, a revocation elsewhere) holds the last-admin lock for a moment: both requests queue on it.
       const suspect = await actor("suspect", ["admin"], ["admin"]);
-      const role = `responders${made}`;
-      await fx.app.accounts.roles.create({ name: role, permissions: ["admin", "accounts.read", "accounts.write"] }, "test");
+      const role = `responders${++made}`;
+      await site.fx.app.accounts.roles.create({ name: role, permissions: ["admin", "accounts.read", "accounts.write"] }, "test");
       const responder = await actor("responder", form === "revokes the responder's role" ? ["admin"] : [role], ["admin"]);
-      const blocker = await holdOpen(fx.app.db, (trx) => adminRemovalGuard(fx.app.db, trx));
+      const blocker = await holdOpen(site.fx.app.db, (trx) => adminRemovalGuard(site.fx.app.db, trx));
       const order: string[] = [];
       let demote: Promise<Response>;
       let revenge: Promise<Response>;
@@ -131,9 +93,9 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
     // (an email change confirming, which locks the row FOR UPDATE, as it changes a unique key).
     const suspect = await actor("locked-suspect", ["admin"], ["admin"]);
     const responder = await actor("lock-responder", ["admin"], ["admin"]);
-    const puppet = (await fx.user(`puppet-${++made}@example.org`)).id;
+    const puppet = (await site.fx.user(`puppet-${++made}@example.org`)).id;
     const before = await waiting(["transactionid", "tuple"]);
-    const blocker = await holdOpen(fx.app.db, (trx) => trx.selectFrom("users").select("id").where("id", "=", puppet).forUpdate().execute());
+    const blocker = await holdOpen(site.fx.app.db, (trx) => trx.selectFrom("users").select("id").where("id", "=", puppet).forUpdate().execute());
     const order: string[] = [];
     let grant: Promise<Response>;
     let lock: Promise<Response>;
@@ -149,7 +111,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
     }
     const [granted, locked] = await Promise.all([grant, lock]);
     assert.equal(locked.statusCode, 200, locked.body);
-    assert.notEqual((await fx.app.accounts.users.getById(suspect.id))?.lockedAt, null, "the suspect is locked");
+    assert.notEqual((await site.fx.app.accounts.users.getById(suspect.id))?.lockedAt, null, "the suspect is locked");
     assert.ok(granted.statusCode < 500, show([granted]));
     const puppetIsAdmin = await holdsAdmin(puppet);
     // Secure: a grant whose administrator was locked before it committed is refused (403), or the lock waits for it.
@@ -163,14 +125,14 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
     // hijack becomes the hijack. The set-email has passed assertOutranksWithin and waits to write the victim's row,
     // which another transaction is writing (a login updating its sign-in time: FOR NO KEY UPDATE).
     const deskRole = `desk${++made}`;
-    await fx.app.accounts.roles.create({ name: deskRole, permissions: ["accounts.read", "accounts.write"] }, "test");
+    await site.fx.app.accounts.roles.create({ name: deskRole, permissions: ["accounts.read", "accounts.write"] }, "test");
     const desk = await actor("rogue-desk", [deskRole], ["accounts.read", "accounts.write"]);
     const deskToken = desk.token;
     const responder = await actor("desk-responder", ["admin"], ["admin"]);
-    const victim = await fx.user(`victim-${++made}@example.org`);
+    const victim = await site.fx.user(`victim-${++made}@example.org`);
     const attackerMailbox = `desk-drop-${made}@attacker.example`;
     const before = await waiting(["transactionid", "tuple"]);
-    const blocker = await holdOpen(fx.app.db, (trx) => trx.selectFrom("users").select("id").where("id", "=", victim.id).forNoKeyUpdate().execute());
+    const blocker = await holdOpen(site.fx.app.db, (trx) => trx.selectFrom("users").select("id").where("id", "=", victim.id).forNoKeyUpdate().execute());
     const order: string[] = [];
     let moved: Promise<Response>;
     let lock: Promise<Response>;
@@ -185,7 +147,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
     const [set, locked] = await Promise.all([moved, lock]);
     assert.equal(locked.statusCode, 200, locked.body);
     assert.ok(set.statusCode < 500, show([set]));
-    const address = (await fx.app.accounts.users.getById(victim.id))?.email;
+    const address = (await site.fx.app.accounts.users.getById(victim.id))?.email;
     assert.ok(order[0] !== "lock" || address === victim.email,
       `the lock of the help desk answered first (${locked.statusCode}), then its set-email answered ${set.statusCode} and the victim's address is now ${address}`);
     if (order[0] === "lock") assert.equal(set.statusCode, 403, set.body);
@@ -196,7 +158,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
   it("attack: two help desks locking each other at the same moment, round after round: exactly one lock lands (the second sees its caller locked), never both, never a 500 (ASVS 8.3.2)", async () => {
     for (let round = 0; round < 6; round++) {
       const role = `mutual${++made}`;
-      await fx.app.accounts.roles.create({ name: role, permissions: ["accounts.read", "accounts.write"] }, "test");
+      await site.fx.app.accounts.roles.create({ name: role, permissions: ["accounts.read", "accounts.write"] }, "test");
       const a = await actor("mutual-a", [role], ["accounts.read", "accounts.write"]);
       const b = await actor("mutual-b", [role], ["accounts.read", "accounts.write"]);
       const rs = await Promise.all([
@@ -204,7 +166,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
         api(b.token, "POST", `/api/v1/users/${a.id}/lock`, {}),
       ]);
       assert.ok(rs.every((r) => r.statusCode < 500), `round ${round}: ${show(rs)}`);
-      const lockedNow = await Promise.all([a.id, b.id].map(async (id) => (await fx.app.accounts.users.getById(id))?.lockedAt !== null));
+      const lockedNow = await Promise.all([a.id, b.id].map(async (id) => (await site.fx.app.accounts.users.getById(id))?.lockedAt !== null));
       assert.equal(lockedNow.filter(Boolean).length, 1, `round ${round}: ${show(rs)}`);
       assert.deepEqual(rs.map((r) => r.statusCode).sort(), [200, 403], `round ${round}: ${show(rs)}`);
     }
@@ -215,15 +177,15 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
     // FOR SHARE), a revocation (last-admin lock, then the caller's role row, deleted) and a role deletion (role lock,
     // then every holder's row). Before today the lock route took the last-admin lock last, after the caller's role
     // rows: a lock of an administrator and a revocation of the locker's role waited for each other.
-    const db = fx.app.db.db;
+    const db = site.fx.app.db.db;
     for (let round = 0; round < 5; round++) {
       const role = `desk-doomed${++made}`;
-      await fx.app.accounts.roles.create({ name: role, permissions: ["accounts.read", "accounts.write"] }, "test");
+      await site.fx.app.accounts.roles.create({ name: role, permissions: ["accounts.read", "accounts.write"] }, "test");
       const locker = await actor("locker", ["admin"], ["admin"]);
       const target = await actor("locked-admin", ["admin"], ["admin"]);
       const revoker = await actor("revoker", ["admin"], ["admin"]);
       const desk = await actor("doomed-desk", [role], ["accounts.read", "accounts.write"]);
-      const victim = (await fx.user(`desk-victim-${made}@example.org`)).id;
+      const victim = (await site.fx.user(`desk-victim-${made}@example.org`)).id;
       const rs = await Promise.all([
         api(locker.token, "POST", `/api/v1/users/${target.id}/lock`, {}),
         api(revoker.token, "DELETE", `/api/v1/users/${locker.id}/roles/admin`),
@@ -248,22 +210,22 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
   it("attack: a hijacker confirming their pending email change while an administrator sets the owner's address back, raced round after round: never a 500, and once the set-email answered the hijacker's address is gone (the link lock orders them)", async () => {
     const responder = await actor("restorer", ["admin"], ["admin"]);
     for (let round = 0; round < 4; round++) {
-      const owner = await fx.user(`hijacked-${++made}@example.org`);
+      const owner = await site.fx.user(`hijacked-${++made}@example.org`);
       // The hijacker, signed in as the owner, asked to move the account to their mailbox and holds the link.
-      const thief = fx.browser();
-      thief.cookie = (await fx.app.accounts.sessions.createSession(owner.id, { aal: 2 })).token;
+      const thief = site.fx.browser();
+      thief.cookie = (await site.fx.app.accounts.sessions.createSession(owner.id, { aal: 2 })).token;
       const hijack = `thief-${made}@attacker.example`;
       const asked = await thief.request("POST", "/auth/email/change", { csrf: true, body: { newEmail: hijack } });
       assert.equal(asked.statusCode, 202, asked.body);
       const link = await tokenIn(hijack, EMAIL_LINK);
       const restored = `restored-${made}@example.org`;
       const [confirm, set] = await Promise.all([
-        fx.browser().request("POST", "/auth/email/confirm", { body: { token: link } }),
+        site.fx.browser().request("POST", "/auth/email/confirm", { body: { token: link } }),
         api(responder.token, "POST", `/api/v1/users/${owner.id}/email`, { email: restored }),
       ]);
       assert.ok(confirm.statusCode < 500 && set.statusCode < 500, `round ${round}: ${show([confirm, set])}`);
       assert.equal(set.statusCode, 200, set.body);
-      const now = (await fx.app.accounts.users.getById(owner.id))?.email;
+      const now = (await site.fx.app.accounts.users.getById(owner.id))?.email;
       assert.equal(now, restored, `round ${round}: the account ends at ${now} (${show([confirm, set])})`);
       if (confirm.statusCode === 200) {
         // The confirmation committed first: the administrator's change is the later one in the audit chain.
@@ -273,7 +235,7 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
       } else {
         assert.equal(codeOf(confirm), "BULWARK_ERR_EMAIL_CHANGE_TOKEN", confirm.body);
       }
-      fx.clock.advance(60_000);
+      site.fx.clock.advance(60_000);
     }
   });
 });
