@@ -196,7 +196,11 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     ...(unmatched ? { unmatchedIds: unmatched } : {}),
     ...(request.creatorLacks?.length ? { creatorLacks: [...request.creatorLacks] } : {}),
   };
-  const beginners = names.map((n) => findLever(n) as UserLever | GlobalLever).filter((l): l is UserLever & Required<Pick<UserLever, "begin">> => l.kind === "user" && l.begin !== undefined);
+  // Levers that write links begin first: a reset or an email confirmation takes a link row, then the account's session
+  // stamp, and the other levers' begins raise stamps (the other order waited in a cycle with one: PostgreSQL).
+  const beginners = names.map((n) => findLever(n) as UserLever | GlobalLever)
+    .filter((l): l is UserLever & Required<Pick<UserLever, "begin">> => l.kind === "user" && l.begin !== undefined)
+    .sort((a, b) => Number(b.touchesLinks === true) - Number(a.touchesLinks === true));
   const begun: Record<string, number> = {};
   const raise = async (trx: Kysely<Schema>): Promise<void> => {
     // One epoch for the whole job, recorded with it: a resumed job refuses the same rows, and a login after the
@@ -314,15 +318,16 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         }
         const batchCtx = { ...ctx, now: deps.clock.now() };
         // PostgreSQL: every lock the levers will need, before the batch's first write, in the order single-account
-        // transactions take them: role removals' turn (as an API lock or revocation), the accounts' link locks (as a
-        // set-email, a reset, an email confirmation), the right to act of the users it demotes (as an API lock), then
-        // the account rows in id order. Taken by each lever as it came, a write of one lever before another's lock made
+        // transactions take them: role removals' turn (as an API lock or revocation), the accounts' link locks when a
+        // lever writes links (as a set-email, a reset, an email confirmation; only then: one advisory lock per account
+        // counts against the server's lock table), the right to act of the users it demotes (as an API lock), then the
+        // account rows in id order. Taken by each lever as it came, a write of one lever before another's lock made
         // cycles with those transactions and with another job ("deadlock detected": a failed batch, a 500).
         if (postgres && ids.length > 0) {
           const demoted = new Set<string>();
           for (const lever of batched) for (const id of (await lever.demotes?.(trx, ids, batchCtx)) ?? []) demoted.add(id);
           if (demoted.size > 0) await holdRoleRemovals(deps.database, trx);
-          await lockManyAccountsLinks(deps.database.dialect, trx, ids);
+          if (batched.some((l) => l.touchesLinks)) await lockManyAccountsLinks(deps.database.dialect, trx, ids);
           await holdActingOfMany(deps.database, trx, [...demoted]);
           await trx.selectFrom("users").select("id").where(inIds(deps.database.dialect, "id", ids)).orderBy("id").forNoKeyUpdate().execute();
         }

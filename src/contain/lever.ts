@@ -189,6 +189,12 @@ export interface UserLever {
   /** Applies the lever to these users. Must be idempotent: re-applying to an already changed user changes nothing. */
   apply(trx: Kysely<Schema>, userIds: string[], ctx: LeverContext): Promise<ApplyResult>;
   /**
+   * The lever writes the accounts' reset or email-change links (its begin, its apply): a batch takes the accounts' link
+   * locks before its first write, and job creation runs its begin before the other levers' (which raise session
+   * stamps), in the order a reset or an email confirmation takes them (link, link rows, account, stamp).
+   */
+  touchesLinks?: boolean;
+  /**
    * Optional: the users among `userIds` whose roles this batch's `apply` takes away. The batch then takes turns with
    * role removals (the last-admin lock) and waits for those users' own changes in flight (holdActing, exclusive),
    * before its first write, as an API lock or revocation does: a demoted administrator's request never lands after.
