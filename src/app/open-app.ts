@@ -146,7 +146,9 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
       throw storeErrors.schemaDamaged(database.where, `it holds Bulwark tables (${clashing.filter((t) => t !== "bulwark_migrations").slice(0, 4).join(", ")}, …) but no record of the migrations that made them`);
     }
     // At the latest version every table must be there: a dropped one otherwise surfaced as a raw driver error later.
-    if (ours && status.pending.length === 0) assertEveryTable(database, tables);
+    // Listed again, after the versions were read: the list above may predate migrations another process committed
+    // since (processes starting on one fresh store at once), and tables only come with their versions.
+    if (ours && status.pending.length === 0) assertEveryTable(database, await listTables(database));
     if (status.pending.length > 0 && mode === "open") throw storeErrors.pendingMigrations(database.where, status.pending.length);
 
     // 4. The master key: never create one when the database already holds wrapped keys (judged by the table itself,
