@@ -43,8 +43,14 @@ export function excerpt(text: string, max: number = EXCERPT_LENGTH): string {
   return `${escapeControls(text.slice(0, end))}…`;
 }
 
+// DEL, C1 and the bidirectional controls (JSON.stringify escapes C0 itself).
+// eslint-disable-next-line no-control-regex
+const INERT_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+// eslint-disable-next-line no-control-regex
+const INERT_IN_JSON_ALL = new RegExp(INERT_IN_JSON.source, "g");
+
 /**
- * JSON.stringify, with DEL and the C1 controls also written as \u00NN: JSON.stringify escapes only C0, and a
+ * JSON.stringify, with DEL, the C1 controls and the bidirectional controls also written as \uNNNN: JSON.stringify escapes only C0, and a
  * raw U+009B (CSI) or U+009D (OSC) in a file name or log field would reach a terminal that `cat`s the output.
  * The result parses to the same value.
  *
@@ -54,7 +60,7 @@ export function excerpt(text: string, max: number = EXCERPT_LENGTH): string {
 export function inertJSON(value: unknown, space?: number): string {
   const json = JSON.stringify(value, null, space) as string | undefined;
   if (json === undefined) return String(value); // undefined, a function: not JSON
-  // Outside strings JSON has no such characters, so escaping every one keeps the document's meaning.
-  // eslint-disable-next-line no-control-regex
-  return /[\u007f-\u009f]/.test(json) ? json.replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : json;
+  // Outside strings JSON has no such characters, so escaping every one keeps the document's meaning. Bidirectional
+  // controls too: a right-to-left override in a stored address makes the line on screen read as another address.
+  return INERT_IN_JSON.test(json) ? json.replace(INERT_IN_JSON_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : json;
 }
