@@ -14,10 +14,17 @@ import { action, cliActor, collect, group, readPassword, writeJSON, writeLine } 
 
 /**
  * The user an operator named: an id (`usr_…`), else an email or username. An address or username that happens to
- * begin with `usr_` is still found (it was taken for an id, and break-glass unlock answered "no user").
+ * begin with `usr_` is still found (it was taken for an id, and break-glass unlock answered "no user"). Text that is
+ * one account's id and another's username is refused, naming both: a requester whose username spells an
+ * administrator's id would otherwise have the administrator's account changed on their word.
  */
 async function findUser(app: App, identifier: string): Promise<User> {
-  const user = (identifier.startsWith("usr_") ? await app.accounts.users.getById(identifier) : null) ?? (await app.accounts.users.findByIdentifier(identifier));
+  const byId = identifier.startsWith("usr_") ? await app.accounts.users.getById(identifier) : null;
+  const byName = await app.accounts.users.findByIdentifier(identifier);
+  if (byId && byName && byId.id !== byName.id) {
+    throw new InputError("BULWARK_ERR_USAGE", `"${escapeControls(identifier)}" is the id of ${byId.id} <${escapeControls(byId.email)}> and the username of ${byName.id} <${escapeControls(byName.email)}>: name the account by its email address`);
+  }
+  const user = byId ?? byName;
   if (!user) throw new InputError("BULWARK_ERR_USAGE", `no user "${identifier}"`);
   return user;
 }
