@@ -385,19 +385,27 @@ export class AuditLog {
   /**
    * Signs the current head and stores it as a checkpoint. Returns null on an empty log; throws when the stored chain
    * does not hold the head (#signable), and when the log holds no checkpoint yet though its key is over an hour old
-   * (firstCheckpointProblem), unless `first` (an operator's `audit checkpoint --first`). In a transaction holding the
-   * head (appends wait), so that no checkpoint lands between reading which key signed the newest one and signing this one.
+   * (firstCheckpointProblem), unless `first` (an operator's `audit checkpoint --first`, by `actor`): then, when no
+   * checkpoint is stored at all, the event `audit.first-checkpoint` records who vouched for the log, and the checkpoint
+   * covers it. In a transaction holding the head (appends wait), so that no checkpoint lands between reading which key
+   * signed the newest one and signing this one.
    */
-  async checkpoint(options: { first?: boolean } = {}): Promise<Checkpoint | null> {
+  async checkpoint(options: { first?: boolean; actor?: string } = {}): Promise<Checkpoint | null> {
     const source = this.#signer;
     if (!source) return null;
     const cp = await this.#database.transaction(async (trx) => {
       if (this.#database.dialect === "postgres") await trx.selectFrom("audit_head").select("seq").where("id", "=", 1).forUpdate().execute();
-      const head = await this.#readHead(trx);
+      let head = await this.#readHead(trx);
       if (head.seq === 0) return null;
       // The head already signed (a rotation's checkpoint, a scheduled one): that checkpoint is the answer.
       const stored = await trx.selectFrom("audit_checkpoints").selectAll().where("seq", "=", head.seq).executeTakeFirst();
       if (stored && stored.hash === head.hash) return { seq: head.seq, hash: stored.hash, at: Number(stored.at), keyId: stored.key_id, signature: stored.signature };
+      if (options.first === true && !(await trx.selectFrom("audit_checkpoints").select("seq").limit(1).executeTakeFirst())) {
+        // An operator vouches for a log no checkpoint covers: who and when is part of what the checkpoint signs.
+        const { event } = await this.#appendInTransaction(trx, this.#prepare({ type: "audit.first-checkpoint", actor: options.actor ?? "system", data: { events: head.seq } }), null);
+        this.#head = null;
+        head = { seq: event.seq, hash: event.hash };
+      }
       return this.#signHead(trx, await this.#currentSigner(source, trx), head, false, options.first === true);
     });
     if (cp !== null) this.#lastCheckpoint = Math.max(this.#lastCheckpoint ?? 0, cp.seq);

@@ -299,7 +299,7 @@ export default {
           // Checked before signing: an export that cannot be written must not leave a checkpoint behind.
           if (opts.export !== undefined) checkWritable(opts.export, "--export");
           const app = await ctx.app();
-          const cp = await app.audit.checkpoint({ first: opts.first === true });
+          const cp = await app.audit.checkpoint({ first: opts.first === true, actor: cliActor() });
           if (opts.export !== undefined) {
             const { keyFingerprint } = await import("../../audit/index.ts");
             const keys = app.keyring.publicKeys();
