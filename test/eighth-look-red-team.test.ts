@@ -13,27 +13,14 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { authFixture, GOOD_PASSWORD, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { systemRandom } from "../src/lib/random.ts";
-import { AGED_AFTER_MS, PRIORITY, type OutboxMessage } from "../src/notify/outbox.ts";
+import { AGED_AFTER_MS, PRIORITY } from "../src/notify/outbox.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
-import type { DeliveryOutcome, MailTransport } from "../src/notify/transport.ts";
 import { authFixtureOn, authFlows, EMAIL_LINK, loginFrom } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { recordingTransport } from "./helpers/recording-transport.ts";
 
 const MINUTE = 60_000;
 
-/** A transport that accepts everything, records what it sent in order, and lets a test act on each delivery. */
-function recordingTransport(onSend?: (m: OutboxMessage) => Promise<void>): MailTransport & { sent: Array<{ kind: string; to: string }> } {
-  const sent: Array<{ kind: string; to: string }> = [];
-  return {
-    sent,
-    async send(m): Promise<DeliveryOutcome> {
-      sent.push({ kind: m.kind, to: m.to });
-      await onSend?.(m);
-      return { ok: true, providerMessageId: null };
-    },
-    async close() {},
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // b2b8203: a quarter of each full claim goes to links due for AGED_AFTER_MS; the urgent claim between deliveries

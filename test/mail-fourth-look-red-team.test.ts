@@ -15,26 +15,14 @@ import { authFixture, totpCode, type AuthFixture } from "../src/http/auth/test-c
 import { startMaintenance } from "../src/http/maintenance.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
-import type { DeliveryOutcome, MailTransport } from "../src/notify/transport.ts";
 import { authFlows, EMAIL_LINK, STEP } from "./helpers/auth-flows.ts";
+import { recordingTransport } from "./helpers/recording-transport.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 const NEW_PASSWORD = "quiet orchard lanterns under snow";
 
-/** A transport that accepts everything and records what it sent, in order. */
-function recordingTransport(): MailTransport & { sent: Array<{ kind: string; to: string }> } {
-  const sent: Array<{ kind: string; to: string }> = [];
-  return {
-    sent,
-    async send(m): Promise<DeliveryOutcome> {
-      sent.push({ kind: m.kind, to: m.to });
-      return { ok: true, providerMessageId: null };
-    },
-    async close() {},
-  };
-}
 
 /** Outbox rows (any status) of `kind` whose address is `mailbox` once a "+tag" and case are ignored (RFC 5233). */
 async function rowsToMailbox(fx: AuthFixture, mailbox: string, kind: string): Promise<string[]> {

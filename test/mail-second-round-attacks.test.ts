@@ -15,12 +15,12 @@ import { systemRandom } from "../src/lib/random.ts";
 import { Outbox, PRIORITY } from "../src/notify/outbox.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
 import { notifyFixture } from "../src/notify/test-setup.ts";
-import type { DeliveryOutcome, MailTransport } from "../src/notify/transport.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { createKeyStore } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
+import { recordingTransport } from "./helpers/recording-transport.ts";
 
 const HOUR = 3_600_000;
 const RESET_TEXT = "Open this link within 30 minutes to choose a new password; it works once:\n\nhttps://bulwark.test/reset-password#token=prt_aaaaaaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n";
@@ -41,18 +41,6 @@ async function freshDatabase(): Promise<Database> {
   return db;
 }
 
-/** A transport that records what it was asked to send and accepts it. */
-function recordingTransport(): MailTransport & { sent: Array<{ id: string; text: string }> } {
-  const sent: Array<{ id: string; text: string }> = [];
-  return {
-    sent,
-    async send(m): Promise<DeliveryOutcome> {
-      sent.push({ id: m.id, text: m.text });
-      return { ok: true, providerMessageId: null };
-    },
-    async close() {},
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Sealed link bodies on their error paths (ASVS 14.2.7 keeps them sealed; ASVS 16.3.4 / 16.5.x: failures logged

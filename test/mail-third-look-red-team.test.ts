@@ -17,23 +17,12 @@ import { startMaintenance } from "../src/http/maintenance.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
 import { notifyFixture } from "../src/notify/test-setup.ts";
-import { createSMTPTransport, type DeliveryOutcome, type MailTransport } from "../src/notify/transport.ts";
+import { createSMTPTransport } from "../src/notify/transport.ts";
 import { openSQLite } from "../src/store/database.ts";
+import { recordingTransport } from "./helpers/recording-transport.ts";
 
 const DAY = 24 * 3_600_000;
 
-/** A transport that accepts everything and records what it sent, in order. */
-function recordingTransport(): MailTransport & { sent: Array<{ kind: string; to: string; text: string }> } {
-  const sent: Array<{ kind: string; to: string; text: string }> = [];
-  return {
-    sent,
-    async send(m): Promise<DeliveryOutcome> {
-      sent.push({ kind: m.kind, to: m.to, text: m.text });
-      return { ok: true, providerMessageId: null };
-    },
-    async close() {},
-  };
-}
 
 async function signedIn(fx: AuthFixture, email: string): Promise<{ id: string; email: string; password: string; b: Browser }> {
   const user = await fx.user(email);

@@ -22,27 +22,15 @@ import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { AGED_AFTER_MS, PRIORITY } from "../src/notify/outbox.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
-import type { DeliveryOutcome, MailTransport } from "../src/notify/transport.ts";
 import { authFixtureOn, authFlows, loginFrom } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { latchDummyVerify, until } from "./helpers/latch.ts";
+import { recordingTransport } from "./helpers/recording-transport.ts";
 
 const MINUTE = 60_000;
 /** A wrong password long enough to be checked. */
 const GUESS = "a guess that is long enough";
 
-/** A transport that accepts everything and records what it sent, in order. */
-function recordingTransport(): MailTransport & { sent: Array<{ kind: string; to: string; text: string }> } {
-  const sent: Array<{ kind: string; to: string; text: string }> = [];
-  return {
-    sent,
-    async send(m): Promise<DeliveryOutcome> {
-      sent.push({ kind: m.kind, to: m.to, text: m.text });
-      return { ok: true, providerMessageId: null };
-    },
-    async close() {},
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // c20b226: a link due for AGED_AFTER_MS is promoted to the security notices' priority at each claim
