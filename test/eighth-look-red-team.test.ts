@@ -144,28 +144,9 @@ forEachDialect("the per-mailbox bound of email-change mail, under concurrent acc
     const SOCKS = 3 * bound;
     const socks = [];
     for (let i = 0; i < SOCKS; i++) socks.push(await flows.signedIn(`concurrent-sock${i}@attacker.example`));
-    // All at once. The barrier holds each request just after its read of the mailbox's count until every one has read
-    // it: the interleaving of requests that arrive together (PostgreSQL, with a pool of connections, falls into it
-    // unaided in most runs; SQLite in some; the barrier makes every run the same). Only while the method exists: a fix
-    // that takes the count atomically may drop it.
-    const recipients = fx.app.accounts.mailRecipients as unknown as { peekFor?: (subject: string) => Promise<boolean> };
-    const original = recipients.peekFor;
-    let arrived = 0;
-    let allArrived!: () => void;
-    const barrier = new Promise<void>((resolve) => (allArrived = resolve));
-    if (typeof original === "function") recipients.peekFor = async (subject) => {
-      const verdict = await original.call(fx.app.accounts.mailRecipients, subject);
-      if (++arrived === SOCKS) allArrived();
-      await barrier;
-      return verdict;
-    };
-    let answers;
-    try {
-      answers = await Promise.all(socks.map((s) => s.b.request("POST", "/auth/email/change", { csrf: true, body: { newEmail: target } })));
-    } finally {
-      allArrived();
-      if (typeof original === "function") recipients.peekFor = original;
-    }
+    // All at once. (When written, a barrier held each request after its peek at the mailbox's count, a separate read the
+    // fix removed: the slot is now taken atomically first, FloodControl.takeFor, and given back when no mail went out.)
+    const answers = await Promise.all(socks.map((s) => s.b.request("POST", "/auth/email/change", { csrf: true, body: { newEmail: target } })));
     for (const r of answers) assert.equal(r.statusCode, 202, r.body);
     const mailed = await fx.app.db.db.selectFrom("outbox_messages").select("kind")
       .where("to_address", "=", target).where("kind", "in", ["account.email-change-link", "account.email-change-attempt"]).execute();
