@@ -32,6 +32,17 @@ const MINUTE = 60_000;
 const GUESS = "a guess that is long enough";
 
 
+/** The outcomes of `userId`'s email-change requests, oldest first, as the audit log records them. */
+async function changeOutcomes(fx: AuthFixture, userId: string): Promise<string[]> {
+  return (await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", "auth.email.change-requested").where("subject", "=", userId).orderBy("seq").execute())
+    .map((e) => String((JSON.parse(e.data) as { outcome?: unknown }).outcome));
+}
+
+/** Email-change requests `userId` has on record this window (what its own hourly limit counts). */
+async function changeRequests(fx: AuthFixture, userId: string): Promise<number> {
+  return Number((await fx.app.db.db.selectFrom("email_change_tokens").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirstOrThrow()).n);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // c20b226: a link due for AGED_AFTER_MS is promoted to the security notices' priority at each claim
 // ---------------------------------------------------------------------------------------------------------------
@@ -120,13 +131,8 @@ describe("the per-mailbox count of email changes, spent by someone else", () => 
     await fx.close();
   });
   const flows = authFlows(() => fx);
-  /** The outcomes of `userId`'s email-change requests, oldest first, as the audit log records them. */
-  const outcomes = async (userId: string): Promise<string[]> =>
-    (await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", "auth.email.change-requested").where("subject", "=", userId).orderBy("seq").execute())
-      .map((e) => String((JSON.parse(e.data) as { outcome?: unknown }).outcome));
-  /** Email-change requests `userId` has on record this window (what its own hourly limit counts). */
-  const recorded = async (userId: string): Promise<number> =>
-    Number((await fx.app.db.db.selectFrom("email_change_tokens").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirstOrThrow()).n);
+  const outcomes = (userId: string): Promise<string[]> => changeOutcomes(fx, userId);
+  const recorded = (userId: string): Promise<number> => changeRequests(fx, userId);
 
   it("attack: one account cannot block a stranger's move to a new address with requests refused as invalid (400): a mailbox is counted only once a mail to it was queued (ASVS 2.4.1) (was: each refused request spent the mailbox's count)", async () => {
     const limit = fx.app.accounts.emailChanges.policy.maxPerWindow;
@@ -180,11 +186,8 @@ forEachDialect("the per-mailbox count of email changes, raced", (dx) => {
     await fx.close();
   });
   const flows = authFlows(() => fx);
-  const outcomes = async (userId: string): Promise<string[]> =>
-    (await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", "auth.email.change-requested").where("subject", "=", userId).orderBy("seq").execute())
-      .map((e) => String((JSON.parse(e.data) as { outcome?: unknown }).outcome));
-  const recorded = async (userId: string): Promise<number> =>
-    Number((await fx.app.db.db.selectFrom("email_change_tokens").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirstOrThrow()).n);
+  const outcomes = (userId: string): Promise<string[]> => changeOutcomes(fx, userId);
+  const recorded = (userId: string): Promise<number> => changeRequests(fx, userId);
 
   it("attack: one account's concurrent requests spend no more mailbox counts than its own limit lets through, however they are timed: the count is taken after the mail is queued (ASVS 2.4.1) (was: read before the transaction, every concurrent request spent a count)", async () => {
     const limit = fx.app.accounts.emailChanges.policy.maxPerWindow;
