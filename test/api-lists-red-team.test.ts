@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { MAX_LIVE_TOKENS } from "../src/http/api/tokens.ts";
-import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
+import { buryJob, openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { identifierKey } from "../src/accounts/users/normalise.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
@@ -86,18 +86,7 @@ describe("red team: /api/v1 lists and queries", () => {
     // The attacker's real job locks an account; the junk jobs name ids that match nobody (accepted, total 0, finished
     // at once). A responder without audit.read has only this listing to find the job to undo; GET /auth/sessions had
     // the same "newest N, no way to the rest" shape and was fixed with a nextCursor (fifth-look-red-team).
-    const responder = await fx.user(["contain.run"]);
-    const token = await fx.token(responder.id, ["contain.run"]);
-    const victim = await fx.user([]);
-    const real = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { ids: [victim.id] } } });
-    assert.equal(real.statusCode, 202, real.body);
-    const realId = (real.json() as { job: { id: string } }).job.id;
-    await fx.finishedJob(token, realId);
-    assert.notEqual((await fx.app.accounts.users.getById(victim.id))?.lockedAt ?? null, null, "the real job locked the account");
-    for (let i = 0; i <= MAX_PAGE; i++) {
-      const junk = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { ids: [`usr_nobody${i}`] } } });
-      assert.equal(junk.statusCode, 202, junk.body);
-    }
+    const { realId } = await buryJob(fx, MAX_PAGE + 1);
     // Another responder lists the jobs, as widely as the API lets them.
     const other = await fx.user(["contain.run"]);
     const listed = await readAll<{ id: string }>(fx, `/api/v1/contain/jobs?limit=${MAX_PAGE}`, "jobs", { token: await fx.token(other.id, ["contain.run"]) });

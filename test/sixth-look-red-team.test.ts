@@ -23,7 +23,7 @@ import { buildServer } from "../src/http/server.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
 import { BUSY_CODE } from "../src/http/auth/password-work.ts";
 import { HOST, ORIGIN } from "../src/http/auth/test-client.ts";
-import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
+import { buryJob, openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { authFixtureOn, authFlows, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
@@ -253,18 +253,7 @@ describe("red team: the CLI's containment listing", () => {
   it("attack: a contain.run token cannot hide the job it ran from the operator's `bulwark contain list` by starting 100 empty jobs after it: the listing reads every job, a page at a time (was: the 100 newest of each kind, nothing said of the rest)", async () => {
     // The attacker's real job locks an account (the owner is locked out until someone finds and undoes the job); the
     // junk jobs name ids that match nobody (accepted, total 0, done at once).
-    const holder = await fx.user(["contain.run"]);
-    const token = await fx.token(holder.id, ["contain.run"]);
-    const victim = await fx.user([]);
-    const real = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { ids: [victim.id] } } });
-    assert.equal(real.statusCode, 202, real.body);
-    const realId = (real.json() as { job: { id: string } }).job.id;
-    await fx.finishedJob(token, realId);
-    assert.notEqual((await fx.app.accounts.users.getById(victim.id))?.lockedAt ?? null, null, "the real job locked the account");
-    for (let i = 0; i < 100; i++) {
-      const junk = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { ids: [`usr_nobody${i}`] } } });
-      assert.equal(junk.statusCode, 202, junk.body);
-    }
+    const { realId } = await buryJob(fx, 100);
     // The operator, on the server, lists the containment jobs to find the one to undo.
     const listed = await bulwarkInProcess(["contain", "list", "--json"], { BULWARK_DATA_DIR: fx.app.config.dataDir });
     assert.equal(listed.code, 0, listed.stderr);

@@ -101,3 +101,24 @@ export async function openAPIFixture(options: { databaseURL?: string } = {}): Pr
   };
   return fx;
 }
+
+/**
+ * What a contain.run holder does to hide a job from the other responders: runs a real lock-accounts job over one
+ * account (waits for it to finish and checks the account is locked), then starts `junk` jobs over ids that match
+ * nobody (accepted, empty, done at once), all with its own token. Returns the real job's id and that token.
+ */
+export async function buryJob(fx: APIFixture, junk: number): Promise<{ realId: string; token: string }> {
+  const holder = await fx.user(["contain.run"]);
+  const token = await fx.token(holder.id, ["contain.run"]);
+  const victim = await fx.user([]);
+  const real = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { ids: [victim.id] } } });
+  assert.equal(real.statusCode, 202, real.body);
+  const realId = (real.json() as { job: { id: string } }).job.id;
+  await fx.finishedJob(token, realId);
+  assert.notEqual((await fx.app.accounts.users.getById(victim.id))?.lockedAt ?? null, null, "the real job locked the account");
+  for (let i = 0; i < junk; i++) {
+    const res = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { ids: [`usr_nobody${i}`] } } });
+    assert.equal(res.statusCode, 202, res.body);
+  }
+  return { realId, token };
+}
