@@ -11,7 +11,6 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { AuditLog } from "../src/audit/audit-log.ts";
 import { rotateSigningKey, type SigningKeyRotation } from "../src/audit/rotate-signing-key.ts";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { tempDir } from "../src/checks/files/test-helpers.ts";
@@ -21,78 +20,42 @@ import { base32 } from "../src/crypto/tokens.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { toBase64URL, utf8 } from "../src/lib/encoding.ts";
 import { systemRandom } from "../src/lib/random.ts";
-import { openSQLite, type Database } from "../src/store/database.ts";
-import { createKeyStore, keyStoreIn } from "../src/store/key-store.ts";
+import { openSQLite } from "../src/store/database.ts";
+import { createKeyStore } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { appendEvents, auditOver, EVERY, installSigning, intruderAppend, signingNode } from "./helpers/signing-nodes.ts";
 import { checkpointKeys, forgeCheckpoint, headSeq, rewrite } from "./helpers/audit-tamper.ts";
 
-const EVERY = 10;
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-type Node = { keyring: Keyring; audit: AuditLog; clock: ManualClock };
 
-/**
- * One process (a server, a CLI run) over the shared database: its own keyring, audit log and clock. Inside a
- * transaction its signer reads the key table through it, as openApp's does (on SQLite anything else hangs).
- */
-async function node(db: Database, masterKey: Uint8Array, clock: ManualClock): Promise<Node> {
-  const keyring = await Keyring.open({ masterKey, store: createKeyStore(db), clock, random: systemRandom });
-  return { keyring, audit: auditOver(db, keyring, clock), clock };
-}
 
-function auditOver(db: Database, keyring: Keyring, clock: ManualClock): AuditLog {
-  return new AuditLog({
-    database: db, clock, random: systemRandom, checkpointEvery: EVERY,
-    signer: (executor, options) => keyring.signer({ ...options, ...(executor ? { store: keyStoreIn(executor, db.dialect, "test") } : {}) }),
-  });
-}
 
-/** A migrated store with its keys, and the first node on it. */
-async function install(db: Database, clock = new ManualClock(), options: { genesis?: boolean } = {}): Promise<Node & { masterKey: Uint8Array }> {
-  assert.equal((await migrate(db, clock)).error, undefined);
-  const masterKey = systemRandom.bytes(32);
-  const n = await node(db, masterKey, clock);
-  await n.keyring.ensureKeys();
-  // As init does: an event, then the first checkpoint at once (a log with none passes for young only in its key's first
-  // hour). Without `genesis`: a store from a Bulwark that signed none at init.
-  if (options.genesis !== false) {
-    await n.audit.append({ type: "bulwark.init", actor: "test" });
-    assert.ok(await n.audit.checkpoint());
-  }
-  return { ...n, masterKey };
-}
 
-async function append(audit: AuditLog, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await audit.append({ type: "t", actor: "a", data: { i } });
-}
 
-/** The intruder's own append, linked to the head they left: every honest writer's cached head then collides and is read again. */
-async function intruderAppend(db: Database): Promise<void> {
-  await new AuditLog({ database: db, clock: new ManualClock(), random: systemRandom }).append({ type: "t", actor: "a", data: { filler: true } });
-}
 
 forEachDialect("signing-key rotation, red team", (fx) => {
   it("attack: a rotation run from a host whose clock is 5 minutes behind leaves an intact log intact: the new key is dated no earlier than the newest time the log holds (was: verify called it forged, for good)", async () => {
     const db = await fx.fresh();
     // The server: the signing key made at install, a day of events, scheduled checkpoints signed just now.
-    const server = await install(db);
+    const server = await installSigning(db);
     server.clock.advance(DAY);
-    await append(server.audit, 25);
+    await appendEvents(server.audit, 25);
     // The operator runs the rotation from an admin host whose clock is 5 minutes slow (the CLI never compares its
     // clock with anyone's; only servers on PostgreSQL warn about their own skew).
-    const admin = await node(db, server.masterKey, new ManualClock(server.clock.now() - 5 * MINUTE));
+    const admin = await signingNode(db, server.masterKey, new ManualClock(server.clock.now() - 5 * MINUTE));
     const { to } = await rotateSigningKey({ database: db, keyring: admin.keyring, audit: admin.audit }, "cli:ops");
     assert.ok(to);
     server.clock.advance(2_000); // the server notices the rotation
-    await append(server.audit, 15);
+    await appendEvents(server.audit, 15);
     assert.equal((await checkpointKeys(db)).at(-1)?.key, to.keyId, "the server signs with the new key");
     // Nothing was tampered with: every checkpoint the old key signed was signed before the rotation, by position.
     const report = await server.audit.verify();
     assert.equal(report.ok, true, report.problem?.problem);
-    const fresh = await node(db, server.masterKey, new ManualClock(server.clock.now()));
+    const fresh = await signingNode(db, server.masterKey, new ManualClock(server.clock.now()));
     const again = await fresh.audit.verify();
     assert.equal(again.ok, true, again.problem?.problem);
   });
@@ -112,7 +75,7 @@ forEachDialect("signing-key rotation, red team", (fx) => {
     await db.db.insertInto("keyring_keys").values({ id, purpose: "signing", status: "current", created_at: clock.now() - 400 * DAY, wrapped, public_key: spki }).execute();
     await keyring.ensureKeys();
     const audit = auditOver(db, keyring, clock);
-    await append(audit, 12);
+    await appendEvents(audit, 12);
     // An older store with no checkpoint: the operator signs its log once, after checking it (`audit checkpoint --first`).
     assert.ok(await audit.checkpoint({ first: true }));
     const leaked = await keyring.signer();
@@ -121,7 +84,7 @@ forEachDialect("signing-key rotation, red team", (fx) => {
     clock.advance(HOUR);
     const { to } = await rotateSigningKey({ database: db, keyring, audit }, "cli:ana");
     assert.ok(to && to.keyId !== id);
-    await append(audit, 5);
+    await appendEvents(audit, 5);
     // The intruder rewrites an event after the rotation and vouches for it with the leaked v1 key.
     const head = await headSeq(db);
     await rewrite(db, head - 1);
@@ -131,21 +94,21 @@ forEachDialect("signing-key rotation, red team", (fx) => {
     assert.equal(report.ok, false, "a checkpoint the retired v1 key signed after the new key's must be refused");
     // Nor may the honest schedule sign over it with the new key (laundering it).
     const stored = (await checkpointKeys(db)).length;
-    await append(audit, EVERY + 2);
+    await appendEvents(audit, EVERY + 2);
     assert.equal((await checkpointKeys(db)).length, stored, "the new key countersigned the retired v1 key's forgery");
   });
 
   it("attack: deleting the new key's row (and its checkpoints) does not roll a node that holds the new key back to the leaked one: its verify fails, it signs nothing with the leaked key, and the missing row is reported (ASVS 16.4.2, 11.2.2) (was: the node signed with the leaked key and called the rewrite intact)", async () => {
     const db = await fx.fresh();
-    const { keyring, audit, clock } = await install(db);
-    await append(audit, 12);
+    const { keyring, audit, clock } = await installSigning(db);
+    await appendEvents(audit, 12);
     const leaked = await keyring.signer();
     const before = clock.now();
     clock.advance(HOUR);
     // The server rotates (or a node that has noticed the rotation: either holds the new key, its creation time bound).
     const { to } = await rotateSigningKey({ database: db, keyring, audit }, "cli:ana");
     assert.ok(to);
-    await append(audit, 12);
+    await appendEvents(audit, 12);
     // The intruder makes the key table look as if the rotation never happened, then rewrites everything after the
     // old key's last checkpoint (the rotation event included) and signs it with the leaked key.
     await db.db.deleteFrom("keyring_keys").where("id", "=", to.keyId).execute();
@@ -160,7 +123,7 @@ forEachDialect("signing-key rotation, red team", (fx) => {
     // can see, not one to follow.
     const report = await audit.verify();
     assert.equal(report.ok, false, "the node that holds the newer key called a log rewritten under the retired key intact");
-    await append(audit, EVERY + 2);
+    await appendEvents(audit, EVERY + 2);
     // Past the intruder's own forged checkpoint at the head: nothing signed with the leaked key (the node keeps the newer
     // key it holds, and refuses to sign over a retired key's checkpoint that its key has not followed).
     const later = (await checkpointKeys(db)).filter((c) => c.seq > head);
@@ -170,10 +133,10 @@ forEachDialect("signing-key rotation, red team", (fx) => {
 
   it("attack: a rotation racing another one either records the key it really retired, read under the rotation lock, or stops cleanly with nothing changed (was: the event named the key read before the other rotation committed)", async () => {
     const db = await fx.fresh();
-    const a = await install(db);
-    await append(a.audit, 12);
+    const a = await installSigning(db);
+    await appendEvents(a.audit, 12);
     const k0 = (await a.keyring.signer()).keyId;
-    const b = await node(db, a.masterKey, new ManualClock(a.clock.now()));
+    const b = await signingNode(db, a.masterKey, new ManualClock(a.clock.now()));
     // B reads the current key (k0); A's rotation commits before B prepares its key: B's rotation then retires A's key.
     const seen: { first?: SigningKeyRotation } = {};
     const racing = {
@@ -189,28 +152,28 @@ forEachDialect("signing-key rotation, red team", (fx) => {
     assert.ok(k1 && second.to);
     const events = (await a.audit.tail(2)).map((e) => e.data);
     assert.deepEqual(events[0], { from: k0, to: k1, fingerprint: seen.first?.to?.fingerprint });
-    const report = await (await node(db, a.masterKey, new ManualClock(a.clock.now()))).audit.verify();
+    const report = await (await signingNode(db, a.masterKey, new ManualClock(a.clock.now()))).audit.verify();
     assert.equal(report.ok, true, report.problem?.problem);
     assert.equal(events[1]?.["from"], k1, `the second rotation retired ${k1}, but its event says it retired ${String(events[1]?.["from"])}`);
   });
 
   it("attack: a key table edited to mark the retired key current (and the new one retired) does not let the leaked key vouch for a rewrite after the rotation", async () => {
     const db = await fx.fresh();
-    const { keyring, audit, clock, masterKey } = await install(db);
-    await append(audit, 12);
+    const { keyring, audit, clock, masterKey } = await installSigning(db);
+    await appendEvents(audit, 12);
     const leaked = await keyring.signer();
     const before = clock.now();
     clock.advance(HOUR);
     const { to } = await rotateSigningKey({ database: db, keyring, audit }, "cli:ana");
     assert.ok(to);
-    await append(audit, 5);
+    await appendEvents(audit, 5);
     await db.db.updateTable("keyring_keys").set({ status: "retired" }).where("id", "=", to.keyId).execute();
     await db.db.updateTable("keyring_keys").set({ status: "current" }).where("id", "=", leaked.keyId).execute();
     const head = await headSeq(db);
     await rewrite(db, head - 1);
     await forgeCheckpoint(db, leaked, head, before);
     // A process started after the edit (`bulwark audit verify`): the bound creation times decide, not the status.
-    const fresh = await node(db, masterKey, new ManualClock(clock.now()));
+    const fresh = await signingNode(db, masterKey, new ManualClock(clock.now()));
     assert.equal((await fresh.keyring.signer()).keyId, to.keyId);
     const report = await fresh.audit.verify();
     assert.equal(report.ok, false);
@@ -219,10 +182,10 @@ forEachDialect("signing-key rotation, red team", (fx) => {
 
   it("attack: a node that has not seen the rotation, appending only inside containment transactions and then taking its stop checkpoint, never signs with the retired key, and the log verifies", async () => {
     const db = await fx.fresh();
-    const a = await install(db);
+    const a = await installSigning(db);
     // Node B (a containment worker), its key table read before the rotation; its clock does not move, so it stays
     // inside its freshness window and holds the old key as current throughout.
-    const b = await node(db, a.masterKey, new ManualClock(a.clock.now()));
+    const b = await signingNode(db, a.masterKey, new ManualClock(a.clock.now()));
     await db.transaction((trx) => b.audit.appendIn(trx, { type: "contain.batch", data: { n: 0 } }));
     const old = (await b.keyring.signer()).keyId;
     const { to } = await rotateSigningKey({ database: db, keyring: a.keyring, audit: a.audit }, "cli:ana");
@@ -242,10 +205,10 @@ forEachDialect("signing-key rotation, red team", (fx) => {
   it("attack: two rotations started at once from two nodes leave one current key that signed the newest checkpoint, and an intact log", async (t) => {
     const db = await fx.fresh();
     if (db.dialect !== "postgres") return t.skip("concurrent transactions need separate connections (PostgreSQL)");
-    const a = await install(db);
-    await append(a.audit, 12);
-    const b = await node(db, a.masterKey, new ManualClock(a.clock.now()));
-    const c = await node(db, a.masterKey, new ManualClock(a.clock.now()));
+    const a = await installSigning(db);
+    await appendEvents(a.audit, 12);
+    const b = await signingNode(db, a.masterKey, new ManualClock(a.clock.now()));
+    const c = await signingNode(db, a.masterKey, new ManualClock(a.clock.now()));
     const results = await Promise.allSettled([
       rotateSigningKey({ database: db, keyring: b.keyring, audit: b.audit }, "cli:bob"),
       rotateSigningKey({ database: db, keyring: c.keyring, audit: c.audit }, "cli:carol"),
@@ -256,15 +219,15 @@ forEachDialect("signing-key rotation, red team", (fx) => {
     const current = (await a.keyring.signer({ reload: true })).keyId;
     assert.equal((await checkpointKeys(db)).at(-1)?.key, current, "the newest checkpoint is the current key's");
     assert.equal((await db.db.selectFrom("keyring_keys").select("id").where("purpose", "=", "signing").where("status", "=", "current").execute()).length, 1);
-    await append(a.audit, 15);
+    await appendEvents(a.audit, 15);
     const report = await a.audit.verify();
     assert.equal(report.ok, true, report.problem?.problem);
   });
 
   it("attack: on a fresh install with no checkpoint yet, rotating twice in a row and then repair-head leaves a log that verifies", async () => {
     const db = await fx.fresh();
-    const { keyring, audit, clock } = await install(db, new ManualClock(), { genesis: false });
-    await append(audit, 3);
+    const { keyring, audit, clock } = await installSigning(db, { genesis: false });
+    await appendEvents(audit, 3);
     assert.deepEqual(await checkpointKeys(db), [], "no checkpoint yet");
     const first = await rotateSigningKey({ database: db, keyring, audit }, "cli:ana");
     const second = await rotateSigningKey({ database: db, keyring, audit }, "cli:ana"); // the same clock reading: keys a millisecond apart
@@ -277,7 +240,7 @@ forEachDialect("signing-key rotation, red team", (fx) => {
     clock.advance(5_000);
     const repaired = await audit.repairHead("cli:ana");
     assert.equal(repaired.to.seq, Number(rows[0]!.seq));
-    await append(audit, EVERY + 1);
+    await appendEvents(audit, EVERY + 1);
     assert.equal((await checkpointKeys(db)).at(-1)?.key, second.to?.keyId);
     const report = await audit.verify();
     assert.equal(report.ok, true, report.problem?.problem);
@@ -296,8 +259,8 @@ describe("signing-key rotation and file baselines, red team", () => {
     mkdirSync(join(tree, "bin"), { recursive: true });
     writeFileSync(join(tree, "bin/tool"), "original\n", { mode: 0o755 });
     const db = openSQLite(join(dir, "db.sqlite"), { create: true });
-    const { keyring, audit, clock } = await install(db);
-    await append(audit, 3);
+    const { keyring, audit, clock } = await installSigning(db);
+    await appendEvents(audit, 3);
     const leaked = await keyring.signer();
     const honest = join(dir, "honest.jsonl");
     await createBaseline({ paths: [tree], out: honest, signer: leaked, clock });

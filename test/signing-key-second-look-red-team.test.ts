@@ -14,64 +14,33 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
-import { AuditLog } from "../src/audit/audit-log.ts";
 import { rotateSigningKey } from "../src/audit/rotate-signing-key.ts";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { tempDir } from "../src/checks/files/test-helpers.ts";
 import { seal } from "../src/crypto/aead.ts";
-import { Keyring, type KeyStore, type TamperedKey } from "../src/crypto/keyring.ts";
+import { Keyring, type KeyStore } from "../src/crypto/keyring.ts";
 import { base32 } from "../src/crypto/tokens.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { toBase64URL, utf8 } from "../src/lib/encoding.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
-import { createKeyStore, keyStoreIn } from "../src/store/key-store.ts";
+import { createKeyStore } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { appendEvents, EVERY, installSigning, intruderAppend, signingNode } from "./helpers/signing-nodes.ts";
 import { forgeCheckpoint, headSeq } from "./helpers/audit-tamper.ts";
 
-const EVERY = 10;
 const SECOND = 1000;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 /** The last instant a JavaScript Date holds (ECMA-262): a stored time up to it passes verify's "untimely" test. */
 const LAST_DATE_MS = 8.64e15;
 
-type Node = { keyring: Keyring; audit: AuditLog; clock: ManualClock; reports: TamperedKey[] };
 
-/** One process over the shared database: its own keyring (tamper reports collected), audit log and clock. */
-async function node(db: Database, masterKey: Uint8Array, clock: ManualClock, store: KeyStore = createKeyStore(db)): Promise<Node> {
-  const reports: TamperedKey[] = [];
-  const keyring = await Keyring.open({ masterKey, store, clock, random: systemRandom, onTamperedKey: (e) => reports.push(e) });
-  const audit = new AuditLog({
-    database: db, clock, random: systemRandom, checkpointEvery: EVERY,
-    signer: (executor, options) => keyring.signer({ ...options, ...(executor ? { store: keyStoreIn(executor, db.dialect, "test") } : {}) }),
-  });
-  return { keyring, audit, clock, reports };
-}
 
-/** A migrated store with its keys, and the first node on it. */
-async function install(db: Database, store?: (db: Database) => KeyStore): Promise<Node & { masterKey: Uint8Array }> {
-  const clock = new ManualClock();
-  assert.equal((await migrate(db, clock)).error, undefined);
-  const masterKey = systemRandom.bytes(32);
-  const n = await node(db, masterKey, clock, store?.(db));
-  await n.keyring.ensureKeys();
-  // As init does: an event, then the first checkpoint at once (a log with none passes for young only in its keys' first hour).
-  await n.audit.append({ type: "bulwark.init", actor: "test" });
-  assert.ok(await n.audit.checkpoint());
-  return { ...n, masterKey };
-}
 
-async function append(audit: AuditLog, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await audit.append({ type: "t", actor: "a", data: { i } });
-}
 
-/** The intruder's own append, linked to the head and hashed like any other (no key is needed), dated `at`. */
-async function intruderAppendAt(db: Database, at: number): Promise<void> {
-  await new AuditLog({ database: db, clock: new ManualClock(at), random: systemRandom }).append({ type: "t", actor: "a", data: { filler: true } });
-}
 
 /** A signing key as an install from before v2 wraps stored it (its wrap binds id and purpose only), made current by its row. */
 async function insertV1SigningKey(db: Database, masterKey: Uint8Array, rowCreatedAt: number): Promise<string> {
@@ -88,8 +57,8 @@ async function insertV1SigningKey(db: Database, masterKey: Uint8Array, rowCreate
 forEachDialect("signing-key rotation, second look: the times the log holds", (fx) => {
   it("attack: one audit row whose time is past what a bigint holds does not stop `audit rotate-signing-key`: the log's times are read as text and one no number holds is ignored (ASVS 11.1.1, 16.4.2) (was: the rotation failed every time, the leaked key stayed current)", async () => {
     const db = await fx.fresh();
-    const { keyring, audit, clock } = await install(db);
-    await append(audit, 12);
+    const { keyring, audit, clock } = await installSigning(db);
+    await appendEvents(audit, 12);
     const leaked = (await keyring.signer()).keyId;
     // The intruder, who can write the database, edits one event's time to the largest bigint. Verify calls the chain
     // broken (the time is hashed): exactly when the operator rotates the key that may have leaked.
@@ -107,11 +76,11 @@ forEachDialect("signing-key rotation, second look: the times the log holds", (fx
 
   it("attack: an event the intruder appends dated in 2100 does not date the new signing key, or the leaked key's retirement, in 2100: the log's newest time pushes it at most an hour past the rotating host's clock (ASVS 16.4.2) (was: dated 2100, bound into the wrap for good)", async () => {
     const db = await fx.fresh();
-    const { keyring, audit, clock } = await install(db);
-    await append(audit, 12);
+    const { keyring, audit, clock } = await installSigning(db);
+    await appendEvents(audit, 12);
     const leaked = (await keyring.signer()).keyId;
     // A chain-valid event (no key is needed to append one) dated in 2100: verify finds nothing wrong with it.
-    await intruderAppendAt(db, Date.UTC(2100, 0, 1));
+    await intruderAppend(db, Date.UTC(2100, 0, 1));
     assert.equal((await audit.verify()).ok, true, "the planted event passes verify");
     clock.advance(HOUR);
     const { to } = await rotateSigningKey({ database: db, keyring, audit }, "cli:ops");
@@ -145,7 +114,7 @@ forEachDialect("signing-key rotation, second look: keys held and rows read", (fx
         },
       };
     };
-    const { keyring, reports, clock } = await install(db, slow);
+    const { keyring, reports, clock } = await installSigning(db, { store: slow });
     // The server: a request seals a value (its keys are a second old: it reads the table) while the rotate-keys job
     // (contain rotate-keys, run by the same server) makes a new data key.
     clock.advance(2 * SECOND);
@@ -168,7 +137,7 @@ forEachDialect("signing-key rotation, second look: keys held and rows read", (fx
 
   it("attack: deleting the new data key's row (to make a leaked older data key current again) does not make a node that holds the new key seal under the leaked one, and the deletion is reported once, not on every reload", async () => {
     const db = await fx.fresh();
-    const { keyring, clock, reports } = await install(db);
+    const { keyring, clock, reports } = await installSigning(db);
     const leaked = keyring.currentDataKeyId;
     const rotated = await keyring.rotateDataKey(); // contain rotate-keys, after the old data key leaked
     await db.db.deleteFrom("keyring_keys").where("id", "=", rotated).execute();
@@ -187,10 +156,10 @@ forEachDialect("signing-key rotation, second look: keys from before bound creati
     const clock = new ManualClock();
     assert.equal((await migrate(db, clock)).error, undefined);
     const masterKey = systemRandom.bytes(32);
-    const a = await node(db, masterKey, clock);
+    const a = await signingNode(db, masterKey, clock);
     const first = await insertV1SigningKey(db, masterKey, clock.now() - 800 * DAY);
     await a.keyring.ensureKeys(); // a v2 data key; the signing key stays the v1 one
-    await append(a.audit, 12);
+    await appendEvents(a.audit, 12);
     // An older store with no checkpoint: the operator signs its log once, after checking it (`audit checkpoint --first`).
     assert.ok(await a.audit.checkpoint({ first: true }));
     const leaked = await a.keyring.signer();
@@ -198,9 +167,9 @@ forEachDialect("signing-key rotation, second look: keys from before bound creati
     // The old release's own rotation: a second v1 key, current by its row (v1 keys alone go by status).
     const second = await insertV1SigningKey(db, masterKey, clock.now() - 400 * DAY);
     clock.advance(2 * SECOND);
-    await append(a.audit, 10);
+    await appendEvents(a.audit, 10);
     assert.equal((await a.keyring.signer()).keyId, second);
-    const b = await node(db, masterKey, new ManualClock(clock.now())); // a server that will not notice the rotation by the clock
+    const b = await signingNode(db, masterKey, new ManualClock(clock.now())); // a server that will not notice the rotation by the clock
     clock.advance(HOUR);
     const { to, from } = await rotateSigningKey({ database: db, keyring: a.keyring, audit: a.audit }, "cli:ops");
     assert.ok(to);
@@ -208,11 +177,11 @@ forEachDialect("signing-key rotation, second look: keys from before bound creati
     for (let i = 0; i < EVERY + 2; i++) await b.audit.append({ type: "b" });
     const keys = (await db.db.selectFrom("audit_checkpoints").select(["seq", "key_id"]).orderBy("seq").execute()).map((r) => r.key_id);
     assert.equal(keys.at(-1), to.keyId, "the node that never saw the rotation signed with a v1 key after it");
-    const honest = await (await node(db, masterKey, new ManualClock(clock.now()))).audit.verify();
+    const honest = await (await signingNode(db, masterKey, new ManualClock(clock.now()))).audit.verify();
     assert.equal(honest.ok, true, honest.problem?.problem);
     // The older v1 key leaked: its holder vouches for the head, dated before the rotation.
     await forgeCheckpoint(db, leaked, await headSeq(db), clock.now() - DAY);
-    const forged = await (await node(db, masterKey, new ManualClock(clock.now()))).audit.verify();
+    const forged = await (await signingNode(db, masterKey, new ManualClock(clock.now()))).audit.verify();
     assert.equal(forged.ok, false);
     assert.match(forged.problem?.problem ?? "", new RegExp(`signed with signing key ${first}, which was retired before key ${to.keyId}`));
   });
@@ -228,7 +197,7 @@ describe("signing-key rotation, second look: file baselines after a rotation", (
     writeFileSync(join(dir, "tree/bin/tool"), "original\n", { mode: 0o755 });
     const db = openSQLite(join(dir, "db.sqlite"), { create: true });
     try {
-      const { keyring, audit, clock } = await install(db);
+      const { keyring, audit, clock } = await installSigning(db);
       const baseline = join(dir, "tree.jsonl");
       await createBaseline({ paths: [join(dir, "tree")], out: baseline, signer: await keyring.signer(), clock });
       clock.advance(30 * DAY);
@@ -265,7 +234,7 @@ describe("signing-key rotation, second look: a log time at the edge of what a Da
     // The intruder appends one chain-valid event at the edge of the Date range, straight into the database.
     const db = openSQLite(join(env.BULWARK_DATA_DIR, "bulwark.db"), { create: false });
     try {
-      await intruderAppendAt(db, LAST_DATE_MS);
+      await intruderAppend(db, LAST_DATE_MS);
     } finally {
       await db.close();
     }

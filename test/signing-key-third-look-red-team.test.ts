@@ -13,20 +13,15 @@ import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
-import { AuditLog } from "../src/audit/audit-log.ts";
 import { rotateSigningKey } from "../src/audit/rotate-signing-key.ts";
 import { tempDir } from "../src/checks/files/test-helpers.ts";
-import { Keyring, NOT_BEFORE_AHEAD_MS, type TamperedKey } from "../src/crypto/keyring.ts";
+import { NOT_BEFORE_AHEAD_MS } from "../src/crypto/keyring.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { systemRandom } from "../src/lib/random.ts";
-import type { Database } from "../src/store/database.ts";
-import { createKeyStore, keyStoreIn } from "../src/store/key-store.ts";
-import { migrate } from "../src/store/migrator.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { appendEvents, installSigning, intruderAppend, signingNode } from "./helpers/signing-nodes.ts";
 import { checkpointKeys, forgeCheckpoint, headSeq, rewrite } from "./helpers/audit-tamper.ts";
 
-const EVERY = 10;
 const SECOND = 1000;
 const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
@@ -34,46 +29,17 @@ const DAY = 24 * HOUR;
 /** The largest value a bigint column holds: no JavaScript number holds it exactly. */
 const BIGINT_MAX = "9223372036854775807";
 
-type Node = { keyring: Keyring; audit: AuditLog; clock: ManualClock; reports: TamperedKey[] };
 
-/** One process over the shared database: its own keyring (tamper reports collected), audit log and clock. */
-async function node(db: Database, masterKey: Uint8Array, clock: ManualClock): Promise<Node> {
-  const reports: TamperedKey[] = [];
-  const keyring = await Keyring.open({ masterKey, store: createKeyStore(db), clock, random: systemRandom, onTamperedKey: (e) => reports.push(e) });
-  const audit = new AuditLog({
-    database: db, clock, random: systemRandom, checkpointEvery: EVERY,
-    signer: (executor, options) => keyring.signer({ ...options, ...(executor ? { store: keyStoreIn(executor, db.dialect, "test") } : {}) }),
-  });
-  return { keyring, audit, clock, reports };
-}
 
-async function install(db: Database): Promise<Node & { masterKey: Uint8Array }> {
-  const clock = new ManualClock();
-  assert.equal((await migrate(db, clock)).error, undefined);
-  const masterKey = systemRandom.bytes(32);
-  const n = await node(db, masterKey, clock);
-  await n.keyring.ensureKeys();
-  // As init does: an event, then the first checkpoint at once (a log with none passes for young only in its key's first hour).
-  await n.audit.append({ type: "bulwark.init", actor: "test" });
-  assert.ok(await n.audit.checkpoint());
-  return { ...n, masterKey };
-}
 
-async function append(audit: AuditLog, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await audit.append({ type: "t", actor: "a", data: { i } });
-}
 
-/** The intruder's own append, linked to the head and hashed like any other (no key is needed), dated `at`. */
-async function intruderAppendAt(db: Database, at: number): Promise<void> {
-  await new AuditLog({ database: db, clock: new ManualClock(at), random: systemRandom }).append({ type: "t", actor: "a", data: { filler: true } });
-}
 
 forEachDialect("signing-key rotation, third look: the log's newest times", (fx) => {
   it("attack: one planted row whose time no number holds, in each audit table, does not hide the honest times from the rotation: the newest time is taken over the rows a Date can hold (ASVS 16.4.2) (was: the whole table was ignored, and a slow clock dated the retirement before honest checkpoints)", async () => {
     const db = await fx.fresh();
-    const server = await install(db);
+    const server = await installSigning(db);
     server.clock.advance(DAY);
-    await append(server.audit, 25); // checkpoints at #10 and #20, signed with the soon-leaked key at the server's clock
+    await appendEvents(server.audit, 25); // checkpoints at #11 and #21 (init's at #1), signed with the soon-leaked key at the server's clock
     assert.deepEqual((await checkpointKeys(db)).map((c) => c.seq), [1, 11, 21]);
     // The intruder, who can write the database, plants one out-of-range time in each table, below the newest checkpoint
     // (#21) so that the rotation's own chain check, which starts there, does not walk over them.
@@ -83,15 +49,15 @@ forEachDialect("signing-key rotation, third look: the log's newest times", (fx) 
     await db.db.insertInto("audit_checkpoints").values({ seq: 3, hash: three.hash, at: sql<number>`${sql.raw(BIGINT_MAX)}`, key_id: "sk_planted", signature: "AA" }).execute();
     // The operator rotates the key that may have leaked, from an admin host whose clock is 5 minutes slow: the case
     // notBefore exists for (test/signing-key-red-team.test.ts shows it holds without the planted rows).
-    const admin = await node(db, server.masterKey, new ManualClock(server.clock.now() - 5 * MINUTE));
+    const admin = await signingNode(db, server.masterKey, new ManualClock(server.clock.now() - 5 * MINUTE));
     const { to } = await rotateSigningKey({ database: db, keyring: admin.keyring, audit: admin.audit }, "cli:ops");
     assert.ok(to);
     // The operator removes what the intruder planted (restores the row from a backup, deletes the bogus checkpoint).
     await db.db.deleteFrom("audit_checkpoints").where("seq", "=", 3).execute();
     await db.db.updateTable("audit_events").set({ at: Number(original.at) }).where("seq", "=", 5).execute();
     server.clock.advance(2 * SECOND);
-    await append(server.audit, 15);
-    const fresh = await node(db, server.masterKey, new ManualClock(server.clock.now()));
+    await appendEvents(server.audit, 15);
+    const fresh = await signingNode(db, server.masterKey, new ManualClock(server.clock.now()));
     const report = await fresh.audit.verify();
     // Secure: the newest time the rotation honours is the newest a number holds among the rows, not "none" because one
     // row holds something else; the honest checkpoints #10 and #20 then predate the retirement.
@@ -101,40 +67,40 @@ forEachDialect("signing-key rotation, third look: the log's newest times", (fx) 
   it("attack: on SQLite, an event and a checkpoint dated with a fraction of a millisecond are honoured by the rotation, rounded up (was: discarded, with the same false alarm for good)", async (t) => {
     const db = await fx.fresh();
     if (db.dialect !== "sqlite") return t.skip("a bigint column rounds a fractional time on PostgreSQL");
-    const server = await install(db);
+    const server = await installSigning(db);
     server.clock.advance(DAY);
-    await append(server.audit, 25);
+    await appendEvents(server.audit, 25);
     // The intruder holds the signing key that leaked (still current): they append one chain-valid event and vouch for
     // the head with the key, both dated half a millisecond past half an hour ahead. Nothing in the log is false.
     const leaked = await server.keyring.signer();
     const planted = server.clock.now() + 30 * MINUTE + 0.5;
-    await intruderAppendAt(db, planted);
+    await intruderAppend(db, planted);
     await forgeCheckpoint(db, leaked, await headSeq(db), planted);
     const before = await server.audit.verify();
     assert.equal(before.ok, true, `the planted rows are visible: ${before.problem?.problem}`);
-    const admin = await node(db, server.masterKey, new ManualClock(server.clock.now() - 5 * MINUTE));
+    const admin = await signingNode(db, server.masterKey, new ManualClock(server.clock.now() - 5 * MINUTE));
     const { to } = await rotateSigningKey({ database: db, keyring: admin.keyring, audit: admin.audit }, "cli:ops");
     assert.ok(to);
     server.clock.advance(2 * SECOND);
-    await append(server.audit, 15);
-    const fresh = await node(db, server.masterKey, new ManualClock(server.clock.now()));
+    await appendEvents(server.audit, 15);
+    const fresh = await signingNode(db, server.masterKey, new ManualClock(server.clock.now()));
     const report = await fresh.audit.verify();
     assert.equal(report.ok, true, `an untouched log verified before the rotation; after it: ${report.problem?.problem}`);
   });
 
   it("attack: an event planted 59 minutes ahead (inside the hour the keyring honours) dates the retirement at most an hour ahead on each of two rotations, with no drift, and a checkpoint the leaked key signs after the rotation dated inside that window, which the time rule accepts, is refused by the position rule (ASVS 16.4.2, 11.1.1)", async () => {
     const db = await fx.fresh();
-    const { keyring, audit, clock, masterKey } = await install(db);
-    await append(audit, 12);
+    const { keyring, audit, clock, masterKey } = await installSigning(db);
+    await appendEvents(audit, 12);
     const leaked = await keyring.signer();
     for (let round = 1; round <= 2; round++) {
       clock.advance(round === 1 ? HOUR : 10 * MINUTE); // the second rotation inside the first one's planted lead
-      await intruderAppendAt(db, clock.now() + 59 * MINUTE); // chain-valid: verify finds nothing wrong with it
+      await intruderAppend(db, clock.now() + 59 * MINUTE); // chain-valid: verify finds nothing wrong with it
       const { to } = await rotateSigningKey({ database: db, keyring, audit }, "cli:ops");
       assert.ok(to);
       const created = (await keyring.signer()).keyTimes(to.keyId)?.createdAt ?? null;
       assert.ok(created !== null && created <= clock.now() + NOT_BEFORE_AHEAD_MS, `rotation ${round}: the new key is dated ${created} ms, the clock says ${clock.now()}`);
-      await append(audit, 5);
+      await appendEvents(audit, 5);
     }
     const retiredAt = (await keyring.signer()).keyTimes(leaked.keyId)?.retiredAt ?? null;
     assert.ok(retiredAt !== null && retiredAt > clock.now() - 2 * HOUR, "the leaked key's retirement is the first rotation's (plus the planted lead)");
@@ -143,7 +109,7 @@ forEachDialect("signing-key rotation, third look: the log's newest times", (fx) 
     const head = await headSeq(db);
     await rewrite(db, head);
     await forgeCheckpoint(db, leaked, head, retiredAt - MINUTE);
-    const fresh = await node(db, masterKey, new ManualClock(clock.now()));
+    const fresh = await signingNode(db, masterKey, new ManualClock(clock.now()));
     const report = await fresh.audit.verify();
     assert.equal(report.ok, false, "a rewrite vouched for by the leaked key inside the planted window verified");
     assert.match(report.problem?.problem ?? "", new RegExp(`signed with signing key ${leaked.keyId}, which was retired before key sk_\\w+ signed`));
@@ -153,8 +119,8 @@ forEachDialect("signing-key rotation, third look: the log's newest times", (fx) 
 forEachDialect("signing-key rotation, third look: held keys whose rows go", (fx) => {
   it("attack: the new signing key's row deleted, restored, then deleted again is reported each time it goes missing (ASVS 16.3.4) (was: reported once, the second deletion silent)", async () => {
     const db = await fx.fresh();
-    const { keyring, audit, clock, reports } = await install(db);
-    await append(audit, 12);
+    const { keyring, audit, clock, reports } = await installSigning(db);
+    await appendEvents(audit, 12);
     clock.advance(HOUR);
     // The key this process adopted after its own rotation (adoptSigningKey, #addedAt from the local rotation).
     const { to } = await rotateSigningKey({ database: db, keyring, audit }, "cli:ops");
