@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { sql } from "kysely";
+import { rechain } from "../../test/helpers/audit-tamper.ts";
 import { forEachDialect } from "../../test/helpers/dialects.ts";
 import { Keyring } from "../crypto/keyring.ts";
 import { ManualClock } from "../lib/clock.ts";
@@ -11,7 +12,6 @@ import type { Database } from "../store/database.ts";
 import { createKeyStore } from "../store/key-store.ts";
 import { migrate } from "../store/migrator.ts";
 import { AuditLog } from "./audit-log.ts";
-import { GENESIS_HASH, eventHash } from "./chain.ts";
 
 const EVERY = 10;
 
@@ -30,22 +30,6 @@ async function append(audit: AuditLog, n: number): Promise<void> {
 
 async function checkpointSeqs(db: Database): Promise<number[]> {
   return (await db.db.selectFrom("audit_checkpoints").select("seq").orderBy("seq").execute()).map((r) => Number(r.seq));
-}
-
-/** The attacker's tool: recomputes every hash from `from` on (and the head), as anyone with the database can. */
-async function rechain(db: Database, from: number): Promise<void> {
-  const rows = await db.db.selectFrom("audit_events").selectAll().orderBy("seq").execute();
-  let prev = GENESIS_HASH;
-  for (const r of rows) {
-    if (Number(r.seq) >= from) {
-      const hash = eventHash({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: prev, data: r.data });
-      await db.db.updateTable("audit_events").set({ prev_hash: prev, hash }).where("seq", "=", r.seq).execute();
-      prev = hash;
-    } else {
-      prev = r.hash;
-    }
-  }
-  await db.db.updateTable("audit_head").set({ seq: rows.length ? Number(rows.at(-1)!.seq) : 0, hash: prev }).where("id", "=", 1).execute();
 }
 
 forEachDialect("audit log under attack", (fx) => {

@@ -26,13 +26,12 @@ export async function forgeCheckpoint(db: Database, key: Signer, seq: number, at
   await db.db.insertInto("audit_checkpoints").values({ seq, hash: row.hash, at, key_id: key.keyId, signature }).execute();
 }
 
-/** Rewrites event #seq's data and re-links every later event and the head, as anyone with the database can. */
-export async function rewrite(db: Database, seq: number): Promise<void> {
-  await db.db.updateTable("audit_events").set({ data: JSON.stringify({ rewritten: true }) }).where("seq", "=", seq).execute();
+/** Recomputes every hash from event #from on, and the head, as anyone with the database can (no key is needed). */
+export async function rechain(db: Database, from: number): Promise<void> {
   const rows = await db.db.selectFrom("audit_events").selectAll().orderBy("seq").execute();
   let prev = GENESIS_HASH;
   for (const r of rows) {
-    if (Number(r.seq) >= seq) {
+    if (Number(r.seq) >= from) {
       const hash = eventHash({ seq: Number(r.seq), id: r.id, type: r.type, actor: r.actor, subject: r.subject, at: Number(r.at), requestId: r.request_id, prevHash: prev, data: r.data });
       await db.db.updateTable("audit_events").set({ prev_hash: prev, hash }).where("seq", "=", r.seq).execute();
       prev = hash;
@@ -40,7 +39,13 @@ export async function rewrite(db: Database, seq: number): Promise<void> {
       prev = r.hash;
     }
   }
-  await db.db.updateTable("audit_head").set({ seq: Number(rows.at(-1)!.seq), hash: prev }).where("id", "=", 1).execute();
+  await db.db.updateTable("audit_head").set({ seq: rows.length ? Number(rows.at(-1)!.seq) : 0, hash: prev }).where("id", "=", 1).execute();
+}
+
+/** Rewrites event #seq's data and re-links every later event and the head (rechain). */
+export async function rewrite(db: Database, seq: number): Promise<void> {
+  await db.db.updateTable("audit_events").set({ data: JSON.stringify({ rewritten: true }) }).where("seq", "=", seq).execute();
+  await rechain(db, seq);
 }
 
 /**
