@@ -225,6 +225,20 @@ export async function serialiseTransactions(database: Pick<Database, "dialect">,
 }
 
 /**
+ * serialiseTransactions for many keys at once, in key order (one statement: the keys sorted, locked as the ordered
+ * subquery yields them), for a batch over many accounts: every batch takes its keys in the same order, so two never
+ * wait for each other in a cycle. Nothing on SQLite.
+ *
+ * @example
+ * await serialiseTransactionsMany(database, trx, userIds.map((id) => lockKeyOf(`links:${id}`)));
+ */
+export async function serialiseTransactionsMany(database: Pick<Database, "dialect">, trx: Kysely<Schema>, keys: readonly number[]): Promise<void> {
+  if (database.dialect !== "postgres" || keys.length === 0) return;
+  const sorted = [...new Set(keys)].sort((a, b) => a - b);
+  await sql`SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(${sorted}::int8[]) AS k ORDER BY 1) AS ordered`.execute(trx);
+}
+
+/**
  * Creates an empty database file that only its owner may read; false when another process created it first
  * (several `bulwark start` on one fresh data dir).
  */

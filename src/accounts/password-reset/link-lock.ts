@@ -1,7 +1,7 @@
 // The one per-account lock that every transaction writing an account's mailed links (reset, email change) takes
 // first, so that two of them never lock the same rows in opposite orders (PostgreSQL: "deadlock detected", a 500).
-import { sql, type Kysely } from "kysely";
-import { lockKeyOf, serialiseTransactions, type Database, type DialectName } from "../../store/database.ts";
+import type { Kysely } from "kysely";
+import { lockKeyOf, serialiseTransactions, serialiseTransactionsMany, type Database, type DialectName } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 
 /**
@@ -50,7 +50,5 @@ export function withAccountLinks<T>(database: Database, userId: string, executor
  * await lockManyAccountsLinks(database.dialect, trx, batch.map((u) => u.id)); // before the batch's first UPDATE
  */
 export async function lockManyAccountsLinks(dialect: DialectName, trx: Kysely<Schema>, userIds: readonly string[]): Promise<void> {
-  if (dialect !== "postgres" || userIds.length === 0) return;
-  const keys = [...new Set(userIds.map(linkLockKey))].sort((a, b) => a - b);
-  await sql`SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(${keys}::int8[]) AS k ORDER BY 1) AS ordered`.execute(trx);
+  await serialiseTransactionsMany({ dialect }, trx, userIds.map(linkLockKey));
 }

@@ -4,7 +4,7 @@ import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { BulwarkError } from "../../lib/errors.ts";
 import { hasControl } from "../../lib/visible-text.ts";
-import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
+import { lockKeyOf, serialiseTransactions, serialiseTransactionsMany, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { ADMINISTRATIVE, isPermission, type Permission } from "./permissions.ts";
 
@@ -94,8 +94,12 @@ export async function permissionsHeldWithin(database: Pick<Database, "dialect">,
  */
 export async function holdActing(database: Pick<Database, "dialect">, trx: Kysely<Schema>, userId: string, mode: "shared" | "exclusive"): Promise<void> {
   if (database.dialect !== "postgres") return;
-  const key = lockKeyOf(`acting:${userId}`);
+  const key = actingKey(userId);
   await (mode === "shared" ? sql`SELECT pg_advisory_xact_lock_shared(${key}::int8)` : sql`SELECT pg_advisory_xact_lock(${key}::int8)`).execute(trx);
+}
+
+function actingKey(userId: string): number {
+  return lockKeyOf(`acting:${userId}`);
 }
 
 /**
@@ -103,9 +107,7 @@ export async function holdActing(database: Pick<Database, "dialect">, trx: Kysel
  * batch that demotes them: taken in the same order by every batch, so two never wait for each other in a cycle.
  */
 export async function holdActingOfMany(database: Pick<Database, "dialect">, trx: Kysely<Schema>, userIds: readonly string[]): Promise<void> {
-  if (database.dialect !== "postgres" || userIds.length === 0) return;
-  const keys = [...new Set(userIds.map((id) => lockKeyOf(`acting:${id}`)))].sort((a, b) => a - b);
-  await sql`SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest(${keys}::int8[]) AS k ORDER BY 1) AS ordered`.execute(trx);
+  await serialiseTransactionsMany(database, trx, userIds.map(actingKey));
 }
 
 /** Takes turns, until `trx` ends, with every role removal and API lock (the last-admin lock, without its check). */
