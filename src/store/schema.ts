@@ -209,6 +209,8 @@ export interface SessionsTable {
   aal: number;
   /** revocation_counter's value when issued (migration 16); a stamp with a larger not_before_epoch refuses it. */
   issued_epoch: number;
+  /** The second factor that raised it to aal 2 (migration 25, factorRef); null below aal 2, or not known (older rows). */
+  factor: string | null;
 }
 
 export interface RevocationStampsTable {

@@ -8,7 +8,8 @@ import { executorDialect, lockKeyOf, serialiseTransactions, type Database } from
 import type { Schema } from "../../store/schema.ts";
 import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import type { FloodControl } from "../flood/flood.ts";
-import { floodIdentifier, MFA_FLOOD_NAMESPACE } from "./policy.ts";
+import { takeUserSessionsTurn } from "../sessions/revocation.ts";
+import { factorRef, floodIdentifier, MFA_FLOOD_NAMESPACE } from "./policy.ts";
 import { createRecoveryCodes, type RecoveryCodes } from "./recovery.ts";
 import { createTOTPFactor, type TOTPFactor } from "./totp.ts";
 import { createWebAuthnFactor, type WebAuthnFactor, type WebAuthnSettings } from "./webauthn.ts";
@@ -48,7 +49,12 @@ export interface MfaService {
    * removal about to commit there may rely on (the last-factor rule, asked again after the user's turn is taken).
    */
   enrolledIn(executor: Kysely<Schema>, userId: string): Promise<{ totp: boolean; passkeys: string[] }>;
-  /** Deletes every factor of the user (the require-mfa-reenrolment containment lever uses it). */
+  /**
+   * Whether the user still holds `factor` (factorRef), asked with `executor` (a caller's transaction): the app, that
+   * passkey, or — for a recovery code, or a session whose factor is not known (null) — any app or passkey.
+   */
+  holds(userId: string, factor: string | null, executor: Kysely<Schema>): Promise<boolean>;
+  /** Deletes every factor of the user, and lowers their sessions to aal 1 with them, in one transaction. */
   removeAll(userId: string): Promise<void>;
   /**
    * After a factor is removed: when no authenticator app or passkey is left, deletes the user's recovery codes and
@@ -160,9 +166,19 @@ export function createMfaService(deps: MfaDeps): MfaService {
       const result = await db.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId).where("created_at", "<=", at).returning("used_at").execute();
       return result.filter((r) => r.used_at === null).length;
     },
+    async holds(userId, factor, executor) {
+      const enrolled = await enrolledIn(executor, userId);
+      if (factor === factorRef.totp) return enrolled.totp;
+      if (factor !== null && factor.startsWith(factorRef.passkey(""))) return enrolled.passkeys.includes(factor.slice(factorRef.passkey("").length));
+      return enrolled.totp || enrolled.passkeys.length > 0;
+    },
     async removeAll(userId) {
-      // One transaction: a crash never leaves the user with half their factors (for example codes but no app).
+      // One transaction: a crash never leaves the user with half their factors (for example codes but no app), nor a
+      // session still counted as multi-factor with every factor gone. In the user's session turn, as a rotation to
+      // aal 2 takes it: one in flight commits first (and is lowered here) or finds no factor (multiFactorHeld).
       await database.transaction(async (t) => {
+        await takeUserSessionsTurn(database.dialect, t, userId);
+        await t.updateTable("sessions").set({ aal: 1, factor: null }).where("user_id", "=", userId).where("aal", ">", 1).execute();
         await t.deleteFrom("mfa_totp").where("user_id", "=", userId).execute();
         await t.deleteFrom("mfa_recovery_codes").where("user_id", "=", userId).execute();
         await t.deleteFrom("webauthn_credentials").where("user_id", "=", userId).execute();

@@ -96,8 +96,26 @@ export interface FactorRemovalOptions extends FactorChangeOptions {
  * `settle` runs after the commit and clears the factor's failure count.
  */
 export interface FactorProof {
+  /** The factor checked (factorRef): a session the proof steps up records it, and loses aal 2 when it is removed. */
+  readonly factor: string;
   spend(executor: Kysely<Schema>): Promise<boolean>;
   settle(): Promise<void>;
+}
+
+/**
+ * How a session names the second factor that raised it to aal 2 (sessions.factor, migration 25): the authenticator
+ * app (one per user), one passkey by its credential id, or a recovery code (spent: nothing to remove later).
+ */
+export const factorRef = {
+  totp: "totp",
+  recoveryCode: "recovery-code",
+  passkey: (credentialId: string): string => `webauthn:${credentialId}`,
+} as const;
+
+/** The kind of factor a factorRef names, as a session list shows it (no credential id); null for none or not known. */
+export function factorKind(ref: string | null): "totp" | "webauthn" | "recovery-code" | null {
+  if (ref === factorRef.totp || ref === factorRef.recoveryCode) return ref;
+  return ref !== null && ref.startsWith(factorRef.passkey("")) ? "webauthn" : null;
 }
 
 /** What proving a factor gives: a proof to spend, or why there is none. */

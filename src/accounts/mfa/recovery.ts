@@ -7,7 +7,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { executorDialect, lockKeyOf, serialiseTransactions } from "../../store/database.ts";
 import type { FloodControl } from "../flood/flood.ts";
-import { floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, spendNow, type FactorChangeOptions, type Proven } from "./policy.ts";
+import { factorRef, floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, spendNow, type FactorChangeOptions, type Proven } from "./policy.ts";
 import type { MfaRecoveryCodesTable, Schema } from "../../store/schema.ts";
 
 export type RecoveryVerdict = "ok" | "invalid" | "throttled";
@@ -65,6 +65,7 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
     return {
       ok: true,
       proof: {
+        factor: factorRef.recoveryCode,
         async spend(executor) {
           // Single use even under concurrency: only the request that flips used_at from NULL wins (ASVS 6.5.1).
           const result = await executor.updateTable("mfa_recovery_codes").set({ used_at: clock.now() }).where("id", "=", id).where("used_at", "is", null).executeTakeFirst();

@@ -8,7 +8,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { mfaErrors } from "./errors.ts";
-import { floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorChangeOptions, type FactorRemovalOptions, type Proven } from "./policy.ts";
+import { factorRef, floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorChangeOptions, type FactorRemovalOptions, type Proven } from "./policy.ts";
 import type { Schema } from "../../store/schema.ts";
 
 export type TOTPVerdict = "ok" | "invalid" | "replayed" | "throttled" | "not-enrolled";
@@ -90,6 +90,7 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
     return {
       ok: true,
       proof: {
+        factor: factorRef.totp,
         async spend(executor) {
           // Compare-and-set: of two concurrent requests with the same code, only one moves last_step (ASVS 6.5.1).
           const result = await executor

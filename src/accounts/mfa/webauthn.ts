@@ -13,7 +13,7 @@ import { fromBase64URL, toBase64URL, utf8 } from "../../lib/encoding.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { hidesSomething } from "../../lib/visible-text.ts";
 import { mfaErrors } from "./errors.ts";
-import { MAX_CREDENTIAL_ID_BYTES, MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorProof, type FactorRemovalOptions } from "./policy.ts";
+import { factorRef, MAX_CREDENTIAL_ID_BYTES, MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorProof, type FactorRemovalOptions } from "./policy.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 
@@ -242,6 +242,7 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
     }
     const credentialId = row.id;
     return {
+      factor: factorRef.passkey(credentialId),
       async spend(executor) {
         // Clone detection, atomically: the counter must grow unless both are zero (authenticators without a
         // counter). A copy of the authenticator racing the original cannot both pass (WebAuthn §6.1.1).

@@ -27,6 +27,11 @@ export interface Session {
   aal: AAL;
   /** The revocation counter's value when the session (or the one it replaced, keeping its lifetime) was issued. */
   issuedEpoch: number;
+  /**
+   * The second factor that raised it to aal 2 (factorRef in src/accounts/mfa/policy.ts: `totp`, `webauthn:<id>`,
+   * `recovery-code`); null below aal 2, or not known (a session from before migration 25).
+   */
+  factor: string | null;
 }
 
 export interface SessionContext {
@@ -34,6 +39,8 @@ export interface SessionContext {
   userAgent?: string | null;
   /** Defaults to 0 for a pre-login session and 1 for a user's. */
   aal?: AAL;
+  /** With aal 2: the second factor that earned it (Session.factor). */
+  factor?: string | null;
   /**
    * For a session a password verify earned (a login): the password's change time as the verify read it. The
    * session is stored only if the account still has that password (same change time, not invalidated), in the
@@ -48,8 +55,13 @@ export type SessionValidation =
   | { valid: true; session: Session; userId: string | null }
   | { valid: false; reason: SessionRefusal };
 
-export interface RotateOptions extends SessionContext {
-  aal: AAL;
+export interface RotateOptions extends Omit<SessionContext, "aal"> {
+  /**
+   * The new session's assurance. `"kept"`: the old session's, and its factor, as the old row stands when the rotation
+   * deletes it in the user's turn (a password change, a re-authentication without a factor): a removal of the factor
+   * that lowered the row while the request ran is not undone by the aal the request read when it started.
+   */
+  aal: AAL | "kept";
   /** Who logged in. Required when the old session is a pre-login one; otherwise defaults to its user. */
   userId?: string;
   /**
@@ -72,12 +84,13 @@ export interface RotateOptions extends SessionContext {
    */
   within?: (executor: Kysely<Schema>) => Promise<void>;
   /**
-   * With `aal: 2`: whether the user still holds a second factor, asked in the rotation's transaction in the user's
-   * turn, after `within`; false makes the new session aal 1. What a request read of its session when it started
-   * (aal 2) may be stale by then: a removal of the last factor that lowered every session (lowerAssurance, in the
-   * same turn) while a slow password hash ran must not come back as a new aal-2 session with no factor.
+   * With `aal: 2`: whether the user still holds `factor` (the new session's, null when not known: any factor), asked
+   * in the rotation's transaction in the user's turn, after `within`; false makes the new session aal 1. What a
+   * request read of its session when it started (aal 2) may be stale by then: a removal of the factor that lowered
+   * its sessions (lowerAssurance, in the same turn) while a slow password hash ran must not come back as a new aal-2
+   * session resting on no factor.
    */
-  multiFactorHeld?: (executor: Kysely<Schema>) => Promise<boolean>;
+  multiFactorHeld?: (executor: Kysely<Schema>, factor: string | null) => Promise<boolean>;
 }
 
 export interface SessionManager {
@@ -94,11 +107,13 @@ export interface SessionManager {
    */
   list(userId: string, options?: { limit?: number; before?: { lastSeenAt: number; id: string } }): Promise<Session[]>;
   /**
-   * After the user's last second factor is removed: their multi-factor sessions count as password-only (aal 1).
+   * After a second factor of the user is removed: the sessions it stepped up count as password-only (aal 1) — with
+   * `factor` (factorRef), those whose factor it was or is not known, except the session `except` (the one removing
+   * it, just re-authenticated), whose factor becomes not known; without `factor` (the last factor gone), every one.
    * With `executor` (the removal's transaction), in it and in the user's turn, so a rotation in flight either commits
    * first (and its session is lowered here) or waits and sees the factor gone (RotateOptions.multiFactorHeld).
    */
-  lowerAssurance(userId: string, options?: { executor?: Kysely<Schema> }): Promise<number>;
+  lowerAssurance(userId: string, options?: { executor?: Kysely<Schema>; factor?: string; except?: string }): Promise<number>;
   /** Ends one of the user's sessions; false when it was not theirs or did not exist. */
   end(sessionId: string, userId: string): Promise<boolean>;
   /**
@@ -125,6 +140,7 @@ function toSession(r: SessionsTable): Session {
   return {
     id: r.id, userId: r.user_id, createdAt: Number(r.created_at), lastSeenAt: Number(r.last_seen_at), expiresAt: Number(r.expires_at),
     ip: r.ip, userAgent: r.user_agent, aal: aal === 2 ? 2 : aal === 1 ? 1 : 0, issuedEpoch: Number(r.issued_epoch),
+    factor: aal === 2 ? r.factor : null,
   };
 }
 
@@ -145,7 +161,7 @@ function clean(value: string | null | undefined, max: number): string | null {
  */
 export const REPLACED_GRACE_MS = 60_000;
 
-const SESSION_COLUMNS = ["s.id", "s.user_id", "s.secret_hash", "s.created_at", "s.last_seen_at", "s.expires_at", "s.ip", "s.user_agent", "s.aal", "s.issued_epoch"] as const;
+const SESSION_COLUMNS = ["s.id", "s.user_id", "s.secret_hash", "s.created_at", "s.last_seen_at", "s.expires_at", "s.ip", "s.user_agent", "s.aal", "s.issued_epoch", "s.factor"] as const;
 
 /**
  * Builds the session manager.
@@ -159,18 +175,18 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
   const { database, clock, random } = deps;
   const policy = resolveSessionPolicy(deps.policy);
   const db = database.db;
-  // $10: the epoch a rotation keeps (keepLifetime), else null for the revocation counter's last value taken. The cast
+  // $11: the epoch a rotation keeps (keepLifetime), else null for the revocation counter's last value taken. The cast
   // lets PostgreSQL type a parameter that may be null.
-  const ISSUED_EPOCH = `COALESCE(CAST($10 AS BIGINT), ${CURRENT_EPOCH_SQL})`;
+  const ISSUED_EPOCH = `COALESCE(CAST($11 AS BIGINT), ${CURRENT_EPOCH_SQL})`;
   const INSERT_SQL =
-    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal, issued_epoch) " +
-    `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ${ISSUED_EPOCH}) RETURNING issued_epoch`;
+    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal, factor, issued_epoch) " +
+    `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ${ISSUED_EPOCH}) RETURNING issued_epoch`;
   const insertStatement = prepareHot<{ issued_epoch: number | bigint }>(database, INSERT_SQL);
   // The same insert, only while the user's password is still the one a login verified (SessionContext.verifiedPassword).
   const INSERT_IF_PASSWORD_SQL =
-    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal, issued_epoch) " +
-    `SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, ${ISSUED_EPOCH} WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 ` +
-    "AND password_changed_at IS NOT DISTINCT FROM $11 AND password_invalidated_at IS NULL) RETURNING issued_epoch";
+    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal, factor, issued_epoch) " +
+    `SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ${ISSUED_EPOCH} WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 ` +
+    "AND password_changed_at IS NOT DISTINCT FROM $12 AND password_invalidated_at IS NULL) RETURNING issued_epoch";
   const insertIfPasswordStatement = prepareHot<{ issued_epoch: number | bigint }>(database, INSERT_IF_PASSWORD_SQL);
 
   async function insert(target: Kysely<Schema>, userId: string | null, context: SessionContext, lifetime?: { createdAt: number; expiresAt: number; issuedEpoch: number }): Promise<{ token: string; session: Session }> {
@@ -183,10 +199,11 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       id: fresh.id, user_id: userId, secret_hash: fresh.secretHash, created_at: lifetime?.createdAt ?? now, last_seen_at: now,
       expires_at: lifetime?.expiresAt ?? now + policy.absoluteTimeoutMs,
       ip: clean(context.ip, 64), user_agent: clean(context.userAgent, policy.maxUserAgentLength), aal,
+      factor: aal === 2 ? context.factor ?? null : null,
     };
     // A step-up keeps the epoch of the session it replaces, as it keeps its creation time: a stamp raised while
     // it ran refuses the new session as it refused the old one.
-    const values = [row.id, row.user_id, row.secret_hash, row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent, row.aal, lifetime?.issuedEpoch ?? null];
+    const values = [row.id, row.user_id, row.secret_hash, row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent, row.aal, row.factor, lifetime?.issuedEpoch ?? null];
     const verified = context.verifiedPassword;
     let stored: { issued_epoch: number | bigint }[];
     if (verified !== undefined && userId !== null) {
@@ -341,8 +358,18 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     async lowerAssurance(userId, options = {}) {
       const executor = options.executor ?? db;
       if (options.executor !== undefined) await userTurn(executor, userId);
-      const result = await executor.updateTable("sessions").set({ aal: 1 }).where("user_id", "=", userId).where("aal", ">", 1).executeTakeFirst();
-      return Number(result.numUpdatedRows);
+      const { factor, except } = options;
+      let q = executor.updateTable("sessions").set({ aal: 1, factor: null }).where("user_id", "=", userId).where("aal", ">", 1);
+      if (factor !== undefined) {
+        // A session whose factor is not known (from before migration 25) may rest on the one removed.
+        q = q.where((eb) => eb.or([eb("factor", "=", factor), eb("factor", "is", null)]));
+        if (except !== undefined) {
+          q = q.where("id", "!=", except);
+          // It keeps its assurance, resting on no factor it can name now: the next removal of any factor lowers it.
+          await executor.updateTable("sessions").set({ factor: null }).where("id", "=", except).where("user_id", "=", userId).where("factor", "=", factor).execute();
+        }
+      }
+      return Number((await q.executeTakeFirst()).numUpdatedRows);
     },
     async end(sessionId, userId) {
       // Scoped by user: knowing another user's session id does not let anyone end it.
@@ -370,17 +397,23 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       const context: SessionContext = {
         ip: options.ip !== undefined ? options.ip : previous?.ip ?? null,
         userAgent: options.userAgent !== undefined ? options.userAgent : previous?.userAgent ?? null,
-        aal: options.aal,
         ...(options.verifiedPassword !== undefined ? { verifiedPassword: options.verifiedPassword } : {}),
       };
+      // The assurance and factor of the new session: those given, or ("kept") the old session's as its row stands when
+      // deleted below.
+      const given: { aal: AAL; factor: string | null } = options.aal === "kept"
+        ? { aal: previous?.aal === 2 ? 2 : 1, factor: previous?.factor ?? null }
+        : { aal: options.aal, factor: options.aal === 2 ? options.factor ?? null : null };
       return database.transaction(async (t) => {
+        let carried = given;
         await options.first?.(t);
         await userTurn(t, userId);
         if (previous) {
           // Two requests racing to rotate one token: only the one that deletes the row carries it on. A login
           // that loses (its user id given: the password was just proven) still gets a new session of its own.
-          const gone = await t.deleteFrom("sessions").where("id", "=", previous.id).returning("secret_hash").executeTakeFirst();
+          const gone = await t.deleteFrom("sessions").where("id", "=", previous.id).returning(["secret_hash", "aal", "factor"]).executeTakeFirst();
           if (gone) {
+            if (options.aal === "kept") carried = Number(gone.aal) === 2 ? { aal: 2, factor: gone.factor } : { aal: 1, factor: null };
             await t.insertInto("replaced_sessions").values({ id: previous.id, secret_hash: gone.secret_hash, replaced_at: clock.now() })
               .onConflict((oc) => oc.column("id").doNothing()).execute();
           } else if (options.userId === undefined) {
@@ -388,9 +421,10 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
           }
         }
         await options.within?.(t);
-        const held = options.aal !== 2 || options.multiFactorHeld === undefined || (await options.multiFactorHeld(t));
+        const aal = carried.aal;
+        const held = aal !== 2 || options.multiFactorHeld === undefined || (await options.multiFactorHeld(t, carried.factor));
         const lifetime = options.keepLifetime && previous ? { createdAt: previous.createdAt, expiresAt: previous.expiresAt, issuedEpoch: previous.issuedEpoch } : undefined;
-        return insert(t, userId, held ? context : { ...context, aal: 1 }, lifetime);
+        return insert(t, userId, held ? { ...context, aal, factor: carried.factor } : { ...context, aal: 1 }, lifetime);
       });
     },
     async revokeAll(options = {}) {

@@ -69,23 +69,24 @@ export async function spendIn(executor: Kysely<Schema>, proof: FactorProof): Pro
 }
 
 /**
- * The `within` option of a session rotation that spends `proof` with it (nothing without a proof).
+ * The `within` and `factor` options of a session rotation that spends `proof` with it and records its factor on the
+ * new session (nothing without a proof).
  *
  * @example
  * await app.accounts.sessions.rotate(cs.token, { aal: 2, keepLifetime: true, ...spentWithRotation(outcome.proof) });
  */
-export function spentWithRotation(proof: FactorProof | null | undefined): { within?: (executor: Kysely<Schema>) => Promise<void> } {
-  return proof ? { within: (executor) => spendIn(executor, proof) } : {};
+export function spentWithRotation(proof: FactorProof | null | undefined): { within?: (executor: Kysely<Schema>) => Promise<void>; factor?: string } {
+  return proof ? { within: (executor) => spendIn(executor, proof), factor: proof.factor } : {};
 }
 
 /**
- * The `multiFactorHeld` option of a session rotation to aal 2 (RotateOptions): the user's factors as its transaction
- * sees them, in the user's turn. A session read as aal 2 when the request started may have been lowered since (its
- * last factor removed in another tab): the new session is then aal 1.
+ * The `multiFactorHeld` option of a session rotation to aal 2 (RotateOptions): whether the user holds the new
+ * session's factor as its transaction sees it, in the user's turn. The factor may have been removed since it was
+ * checked or since the old session was read (in another tab): the new session is then aal 1.
  *
  * @example
- * await app.accounts.sessions.rotate(cs.token, { aal: cs.session.aal === 2 ? 2 : 1, ...multiFactorHeld(app, user.id) });
+ * await app.accounts.sessions.rotate(cs.token, { aal: "kept", ...multiFactorHeld(app, user.id) });
  */
-export function multiFactorHeld(app: App, userId: string): { multiFactorHeld: (executor: Kysely<Schema>) => Promise<boolean> } {
-  return { multiFactorHeld: (executor) => app.accounts.mfa.hasMfa(userId, executor) };
+export function multiFactorHeld(app: App, userId: string): { multiFactorHeld: (executor: Kysely<Schema>, factor: string | null) => Promise<boolean> } {
+  return { multiFactorHeld: (executor, factor) => app.accounts.mfa.holds(userId, factor, executor) };
 }

@@ -5,7 +5,7 @@
 // reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance } from "fastify";
-import { MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProof, type FactorRemovalOptions } from "../../../accounts/mfa/index.ts";
+import { factorRef, MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProof, type FactorRemovalOptions } from "../../../accounts/mfa/index.ts";
 import type { Session } from "../../../accounts/sessions/index.ts";
 import { takeUserSessionsTurn } from "../../../accounts/sessions/revocation.ts";
 import type { App } from "../../../app/types.ts";
@@ -38,14 +38,15 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
 
   /**
    * Replaces the session with an aal-2 one: a privilege change gets a new id and secret. It keeps the old
-   * session's creation time and expiry: a factor alone never makes a session fresh or longer-lived. Aal 1 instead
-   * when no factor is left by the time it commits (one removed in another tab meanwhile).
+   * session's creation time and expiry: a factor alone never makes a session fresh or longer-lived. The new session
+   * records the factor that earned it (`proof`'s, or `enrolled`: the one just enrolled), whose removal lowers it; aal 1
+   * instead when that factor is gone by the time it commits (removed in another tab meanwhile).
    */
-  async function stepUp(userId: string, cs: CookieSession, reply: Parameters<typeof setSessionCookie>[0], proof?: FactorProof): Promise<Session> {
+  async function stepUp(userId: string, cs: CookieSession, reply: Parameters<typeof setSessionCookie>[0], by: { proof: FactorProof } | { enrolled: string }): Promise<Session> {
     // The factor that earned the step-up is spent in the rotation's transaction: a double submit whose other half
     // rotated first gets "replaced" and leaves its recovery code (or TOTP step) unspent.
     const { token, session } = await app.accounts.sessions.rotate(cs.token, {
-      aal: 2, keepLifetime: true, ...spentWithRotation(proof), ...multiFactorHeld(app, userId),
+      aal: 2, keepLifetime: true, ...("proof" in by ? spentWithRotation(by.proof) : { factor: by.enrolled }), ...multiFactorHeld(app, userId),
     });
     setSessionCookie(reply, token);
     return session;
@@ -62,8 +63,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
 
   /**
    * The options of a factor's removal: all of it commits in the removal's transaction or none of it does (ASVS
-   * 6.3.7): the removal's record and notice and, with the last factor gone, its recovery codes (and their notice) and
-   * the multi-factor standing of the user's sessions. Gates are worked out only below aal 2, so an administrator's
+   * 6.3.7): the removal's record and notice, the multi-factor standing of the sessions the factor stepped up (of every
+   * session, with the last factor gone) and, with the last factor gone, its recovery codes (and their notice). Gates are worked out only below aal 2, so an administrator's
    * session stepped up with the factor just removed would keep the admin API with no factor left; a removal that
    * failed half-way after its commit could not be retried (the factor was gone). The user's session turn is taken
    * first, before the factor's row, as a step-up takes them: rotations and removals of the user then run one after
@@ -87,7 +88,13 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       within: async (trx) => {
         // The codes before the audit event, as a regeneration of them takes its locks (no deadlock on PostgreSQL).
         const unused = await mfa.discardRecoveryCodesIfNoFactor(userId, trx);
-        if (!(await mfa.hasMfa(userId, trx))) await app.accounts.sessions.lowerAssurance(userId, { executor: trx });
+        // A session stepped up with another factor keeps its assurance; one stepped up with this one (perhaps a
+        // hijacker's, with a passkey they registered) does not.
+        const lastGone = !(await mfa.hasMfa(userId, trx));
+        // The session removing it has just re-authenticated (REMOVE asks for a fresh one): it keeps its assurance while
+        // a factor is left, so replacing the factor one signed in with needs no second step-up.
+        const ref = "totp" in factor ? factorRef.totp : factorRef.passkey(factor.passkey);
+        await app.accounts.sessions.lowerAssurance(userId, { executor: trx, ...(lastGone ? {} : { factor: ref, except: requireSession(request).cs.session.id }) });
         await auditAndNotify(app, request, record, trx);
         await reportDiscardedCodes(userId, unused, "no-factor-left", request, trx);
       },
@@ -137,7 +144,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       }
       let session: Session;
       try {
-        session = await stepUp(auth.userId, cs, reply, outcome.proof);
+        session = await stepUp(auth.userId, cs, reply, { proof: outcome.proof });
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay.
@@ -193,7 +200,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       if (!confirmed) throw httpAuthErrors.mfaInvalid();
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // The user just proved the new factor: this session now has two.
-      const session = await stepUp(auth.userId, cs, reply);
+      const session = await stepUp(auth.userId, cs, reply, { enrolled: factorRef.totp });
       return { status: "enrolled", factor: "totp", aal: session.aal, sessionId: session.id };
     },
   );
@@ -245,7 +252,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         within: (trx, id) => auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId: id }, notice: { type: "mfa-factor-added", factor: "webauthn" } }, trx),
       });
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
-      const session = await stepUp(auth.userId, cs, reply);
+      const session = await stepUp(auth.userId, cs, reply, { enrolled: factorRef.passkey(credentialId) });
       return { status: "enrolled", factor: "webauthn", credentialId, aal: session.aal, sessionId: session.id };
     },
   );

@@ -112,12 +112,12 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // email change dated after the password change, or confirm an authenticator app into a session of its own.
       // The account's link lock first, as every transaction that writes its links takes it (no deadlock with a reset).
       // For a user with a second factor, the password alone is not a full authentication: the new session keeps the
-      // old one's lifetime, so it is no fresher than before (POST /auth/reauthenticate asks for the factor). It stays
-      // multi-factor only while a factor is held as it commits: the session read at the start may have been lowered
-      // since, by a removal of the last factor in another tab while the new password was hashed.
+      // old one's lifetime, so it is no fresher than before (POST /auth/reauthenticate asks for the factor). It keeps
+      // the old session's assurance as its row stands when replaced, and only while its factor is held as it commits:
+      // a removal of that factor in another tab while the new password was hashed lowered the old row meanwhile.
       let ended = 0;
       const { token } = await app.accounts.sessions.rotate(cs.token, {
-        aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: hasMfa, ...multiFactorHeld(app, user.id),
+        aal: "kept", keepLifetime: hasMfa, ...multiFactorHeld(app, user.id),
         // The account row changes before the sessions turn is taken, as in every transaction that does both
         // (docs/sessions.md): a lock or an unlock that updated the row and waits for the turn cannot deadlock with it.
         first: async (trx) => {

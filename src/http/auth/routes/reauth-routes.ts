@@ -80,7 +80,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       // factor removed in another tab while the password was checked).
       let rotated: Awaited<ReturnType<typeof app.accounts.sessions.rotate>>;
       try {
-        rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : cs.session.aal === 2 ? 2 : 1, ...spentWithRotation(proof), ...multiFactorHeld(app, user.id) });
+        rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : "kept", ...spentWithRotation(proof), ...multiFactorHeld(app, user.id) });
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay, answered like a wrong factor.

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { API_ACTION, csrfToken } from "../../../accounts/csrf/index.ts";
 import { login } from "../../../accounts/login/index.ts";
+import { factorKind } from "../../../accounts/mfa/index.ts";
 import { clearSessionCookie, knownDevice, readDeviceCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
@@ -141,7 +142,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       return {
         truncated: more,
         nextCursor: more ? `${last.lastSeenAt}.${last.id}` : null,
-        sessions: page.map((s) => ({ id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, ip: s.ip, userAgent: s.userAgent, aal: s.aal, current: s.id === auth.sessionId })),
+        sessions: page.map((s) => ({ id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, ip: s.ip, userAgent: s.userAgent, aal: s.aal, secondFactor: factorKind(s.factor), current: s.id === auth.sessionId })),
       };
     },
   );
@@ -171,7 +172,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
     // (perhaps the hijacker's) dies too; the account's link lock first, as every transaction writing its links takes it.
     let ended = 0;
     const { token } = await app.accounts.sessions.rotate(cs.token, {
-      aal: cs.session.aal === 2 ? 2 : 1, keepLifetime: true, ...multiFactorHeld(app, auth.userId),
+      aal: "kept", keepLifetime: true, ...multiFactorHeld(app, auth.userId),
       first: (trx) => lockAccountLinks(app.db, trx, auth.userId),
       within: async (trx) => {
         ended = await app.accounts.sessions.endAll(auth.userId, { executor: trx });
