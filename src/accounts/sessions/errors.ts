@@ -11,6 +11,11 @@ export type SessionRefusal =
   | "bad-secret"
   | "idle-expired"
   | "absolute-expired"
+  /**
+   * Dated further ahead than the servers' clocks may differ (CLOCK_SKEW_WARN_MS): written by a node whose clock ran
+   * fast, or before this host's clock was stepped back. Its expiry and last-seen dates would keep it alive that long.
+   */
+  | "future-dated"
   | "revoked"
   | "account-disabled"
   | "account-locked";
@@ -24,6 +29,7 @@ const REFUSAL_CODES: Record<SessionRefusal, string> = {
   "bad-secret": "BULWARK_ERR_SESSION_INVALID",
   "idle-expired": "BULWARK_ERR_SESSION_EXPIRED",
   "absolute-expired": "BULWARK_ERR_SESSION_EXPIRED",
+  "future-dated": "BULWARK_ERR_SESSION_EXPIRED",
   revoked: "BULWARK_ERR_SESSION_REVOKED",
   "account-disabled": "BULWARK_ERR_SESSION_REVOKED",
   "account-locked": "BULWARK_ERR_SESSION_REVOKED",

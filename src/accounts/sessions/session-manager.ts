@@ -3,6 +3,7 @@
 import { CompiledQuery, sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
+import { CLOCK_SKEW_WARN_MS } from "../../store/clock-skew.ts";
 import type { Database } from "../../store/database.ts";
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
@@ -131,8 +132,16 @@ export interface SessionManager {
   revokeAll(options?: { before?: number }): Promise<number>;
   /** Refuses every session of one user created before `before` (default: every one that exists now). */
   revokeUser(userId: string, options?: { before?: number }): Promise<number>;
-  /** Deletes rows past their idle or absolute limit, on `executor` when given (maintenance bounds its waits). Returns how many. */
+  /**
+   * Deletes rows past their idle or absolute limit, or dated ahead of this clock (Session refusal "future-dated"), on
+   * `executor` when given (maintenance bounds its waits). Returns how many.
+   */
   purgeExpired(executor?: Kysely<Schema>): Promise<number>;
+}
+
+/** Whether a session carries a creation or last-seen date further ahead of `now` than the servers' clocks may differ. */
+function futureDated(session: Pick<Session, "createdAt" | "lastSeenAt">, now: number): boolean {
+  return session.createdAt > now + CLOCK_SKEW_WARN_MS || session.lastSeenAt > now + CLOCK_SKEW_WARN_MS;
 }
 
 function toSession(r: SessionsTable): Session {
@@ -274,6 +283,14 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       if (row.user_locked_at !== null) return { valid: false, reason: "account-locked" };
     }
     const now = clock.now();
+    // Both limits are judged from dates the issuing node wrote: a session dated ahead of this clock (a node whose clock
+    // ran fast, this host's clock stepped back since) would outlive the absolute limit by that much, and idle out only
+    // once real time caught up with its last-seen date. Ended, as isFresh refuses such a creation time: the user signs
+    // in again on a clock that agrees (ASVS 7.3.1, 7.3.2). Nodes warn of the drift (src/store/clock-skew.ts).
+    if (futureDated(session, now)) {
+      await deleteSession(session.id);
+      return { valid: false, reason: "future-dated" };
+    }
     if (now >= session.expiresAt) {
       await deleteSession(session.id);
       return { valid: false, reason: "absolute-expired" };
@@ -353,7 +370,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         q.execute(),
         readStamps(db, [GLOBAL_SCOPE, userScope(userId)]),
       ]);
-      return rows.map(toSession).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch));
+      return rows.map(toSession).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch) && !futureDated(s, now));
     },
     async lowerAssurance(userId, options = {}) {
       const executor = options.executor ?? db;
@@ -436,9 +453,13 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     async purgeExpired(executor = db) {
       const now = clock.now();
       await executor.deleteFrom("replaced_sessions").where("replaced_at", "<=", now - REPLACED_GRACE_MS).execute();
+      // And the rows dated ahead of this clock (futureDated): one nobody presents before real time passes its dates
+      // would then be judged by them, and outlive both limits by the difference. A pass every maintenance interval
+      // bounds that to the interval, after a clock stepped back or on a node whose clock runs ahead of the others'.
+      const ahead = now + CLOCK_SKEW_WARN_MS;
       const result = await executor
         .deleteFrom("sessions")
-        .where((eb) => eb.or([eb("expires_at", "<=", now), eb("last_seen_at", "<=", now - policy.idleTimeoutMs)]))
+        .where((eb) => eb.or([eb("expires_at", "<=", now), eb("last_seen_at", "<=", now - policy.idleTimeoutMs), eb("created_at", ">", ahead), eb("last_seen_at", ">", ahead)]))
         .executeTakeFirst();
       return Number(result.numDeletedRows);
     },
