@@ -127,6 +127,31 @@ forEachDialect("audit log under attack", (fx) => {
     assert.equal((await reopen().verify()).ok, true);
   });
 
+  it("attack: a checkpoint over a head moved back (to a signed event or not) or a deleted head row is refused, naming the head and the repair; nothing is stored", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    await append(audit, 25);
+    const stored = await checkpointSeqs(db);
+    const headAt = async (seq: number): Promise<void> => {
+      const row = await db.db.selectFrom("audit_events").select("hash").where("seq", "=", seq).executeTakeFirstOrThrow();
+      await db.db.updateTable("audit_head").set({ seq, hash: row.hash }).where("id", "=", 1).execute();
+    };
+    // #20 carries a scheduled checkpoint (which the checkpoint used to hand back as the answer), #23 none.
+    for (const seq of [20, 23]) {
+      await headAt(seq);
+      await assert.rejects(reopen().checkpoint(), (e: Error & { code?: string }) =>
+        e.code === "BULWARK_ERR_AUDIT_HEAD_BEHIND" && new RegExp(`cannot sign a checkpoint: event #${seq + 1} is already stored.*records #${seq}.*repair-head`).test(e.message));
+    }
+    await db.db.deleteFrom("audit_head").execute();
+    await assert.rejects(reopen().checkpoint(), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_AUDIT_HEAD_MISSING" && /cannot sign a checkpoint.*repair-head/.test(e.message));
+    assert.deepEqual(await checkpointSeqs(db), stored, "no checkpoint stored at a head that does not record the log");
+    // Repaired, the head is signed again.
+    const writer = reopen();
+    await writer.repairHead("cli:tester");
+    assert.equal((await writer.checkpoint())?.seq, 26);
+    assert.equal((await reopen().verify()).ok, true);
+  });
+
   it("refuses to move the head over a broken chain", async () => {
     const db = await fx.fresh();
     const { audit, reopen } = await ready(db);

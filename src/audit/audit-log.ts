@@ -47,6 +47,7 @@ export interface AuditLogOptions {
 }
 
 type Head = { seq: number; hash: string };
+type SignableOptions = { rotation?: boolean; first?: boolean; nextEvent?: boolean };
 
 /**
  * The current signer, read through `executor` when given (see AuditLogOptions.signer); `reload`: read the key table
@@ -338,12 +339,15 @@ export class AuditLog {
    * the events since the newest checkpoint (one schedule interval on a healthy log), through `db` (the transaction
    * that signs). Returns the signer to sign with: `signer`, or the current one read again (through `db`, the key table
    * first) when the checkpoint below is signed by a key `signer` does not hold or a newer one (another node rotated
-   * moments ago, and this one must not sign with the retired key after the new key signed).
+   * moments ago, and this one must not sign with the retired key after the new key signed). `rotation`: for a signing-key
+   * rotation (`given` is the new key); `first`: an operator's --first; `nextEvent`: judged for the event to be appended
+   * after `target` (a rotation's dry run, which appends none), so the checkpoint below may be the one at `target`.
    */
-  async #signable(db: Kysely<Schema>, given: Signer, target: Head, rotation = false, first = false): Promise<{ signer: Signer; problem: VerifyProblem | null }> {
+  async #signable(db: Kysely<Schema>, given: Signer, target: Head, options: SignableOptions = {}): Promise<{ signer: Signer; problem: VerifyProblem | null }> {
+    const { rotation = false, first = false, nextEvent = false } = options;
     let signer = given;
     const refused = (problem: string): { signer: Signer; problem: VerifyProblem } => ({ signer, problem: { seq: from, id: null, problem } });
-    const base = await db.selectFrom("audit_checkpoints").selectAll().where("seq", "<", target.seq).orderBy("seq", "desc").limit(1).executeTakeFirst();
+    const base = await db.selectFrom("audit_checkpoints").selectAll().where("seq", nextEvent ? "<=" : "<", target.seq).orderBy("seq", "desc").limit(1).executeTakeFirst();
     const from = base ? Number(base.seq) : 1;
     // No checkpoint below at all, in a store whose keys are older than a log may go without one: not signed on routine
     // nor by a rotation (either would vouch for a whole rewrite with the checkpoints deleted); an operator's --first may.
@@ -394,9 +398,10 @@ export class AuditLog {
     const source = this.#signer;
     if (!source) return null;
     const cp = await this.#database.transaction(async (trx) => {
-      if (this.#database.dialect === "postgres") await trx.selectFrom("audit_head").select("seq").where("id", "=", 1).forUpdate().execute();
-      let head = await this.#readHead(trx);
-      if (head.seq === 0) return null;
+      await this.#lockHead(trx);
+      // A missing head row reads as an empty log elsewhere (#readHead): here, over stored events, it is refused.
+      let head = await this.#recordedHead(trx, "sign a checkpoint");
+      if (head === null || head.seq === 0) return null;
       // The head already signed (a rotation's checkpoint, a scheduled one): that checkpoint is the answer.
       const stored = await trx.selectFrom("audit_checkpoints").selectAll().where("seq", "=", head.seq).executeTakeFirst();
       if (stored && stored.hash === head.hash) return { seq: head.seq, hash: stored.hash, at: Number(stored.at), keyId: stored.key_id, signature: stored.signature };
@@ -410,6 +415,49 @@ export class AuditLog {
     });
     if (cp !== null) this.#lastCheckpoint = Math.max(this.#lastCheckpoint ?? 0, cp.seq);
     return cp;
+  }
+
+  /** Holds the head row until the end of `trx` (PostgreSQL; SQLite's write lock, taken at BEGIN, already does): appends wait. */
+  async #lockHead(trx: Kysely<Schema>): Promise<void> {
+    if (this.#database.dialect === "postgres") await trx.selectFrom("audit_head").select("seq").where("id", "=", 1).forUpdate().execute();
+  }
+
+  /**
+   * The head, read through `trx` (which holds it, #lockHead), when it records the stored log; null when the head row
+   * is missing and no event is stored. #signable checks the events up to the head and none past it, so a head moved
+   * back (the rows after it left in place) was signed as if the log ended there, while verify called the chain broken;
+   * and a missing row over stored events read as an empty log. Both are refused here, naming `doing` (what was asked)
+   * and the repair. With the head held, every committed event past it is one the head does not record.
+   */
+  async #recordedHead(trx: Kysely<Schema>, doing: string): Promise<Head | null> {
+    const row = await this.#headRow(trx);
+    if (row === null) {
+      const stored = await trx.selectFrom("audit_events").select("seq").limit(1).executeTakeFirst();
+      if (stored) throw auditErrors.headMissing({ doing });
+      return null;
+    }
+    const past = await trx.selectFrom("audit_events").select(sql<string>`CAST(MIN(seq) AS TEXT)`.as("seq")).where("seq", ">", row.seq).executeTakeFirst();
+    if (past?.seq != null) throw auditErrors.headBehind(row, { doing, stored: Number(past.seq) });
+    return row;
+  }
+
+  /**
+   * Throws what a signing-key rotation (recordSigningKeyRotation) would meet over the stored log now, and changes
+   * nothing: a head that does not record the log (the rotation's event could not be appended), or a log its checkpoint
+   * must not vouch for (#signable). For `audit rotate-signing-key --dry-run`, which promised rotations the real run then
+   * refused. `signer` stands in for the new key: the current one, read again (key table first).
+   */
+  async checkRotation(signer: Signer): Promise<void> {
+    // In a transaction holding the head, as a checkpoint reads it: an append landing meanwhile is not a head left behind.
+    await this.#database.transaction(async (trx) => {
+      await this.#lockHead(trx);
+      const doing = "rotate the signing key (the rotation appends an event and signs a checkpoint at it)";
+      // No head row: the rotation's append can link to nothing (#nextHead), even on an empty log.
+      const head = await this.#recordedHead(trx, doing);
+      if (head === null) throw auditErrors.headMissing({ doing });
+      const { problem } = await this.#signable(trx, signer, head, { rotation: true, nextEvent: true });
+      if (problem !== null) throw auditErrors.unsignable(problem.problem);
+    });
   }
 
   /**
@@ -428,7 +476,7 @@ export class AuditLog {
 
   /** Signs `head` with `given` (or the signer #signable reads again) through `trx`; throws when it must not be signed. */
   async #signHead(trx: Kysely<Schema>, given: Signer, head: Head, rotation: boolean, first = false): Promise<Checkpoint> {
-    const { signer, problem } = await this.#signable(trx, given, head, rotation, first);
+    const { signer, problem } = await this.#signable(trx, given, head, { rotation, first });
     if (problem !== null) throw auditErrors.unsignable(problem.problem);
     const at = this.#clock.now();
     const signature = toBase64URL(signer.sign(checkpointMessage(head.seq, head.hash, at)));

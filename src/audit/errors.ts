@@ -12,20 +12,22 @@ export const auditErrors = {
     new AuditError("BULWARK_ERR_AUDIT_FIELD", "runtime", `audit data is larger than ${max} bytes`),
   contention: (): AuditError =>
     new AuditError("BULWARK_ERR_AUDIT_CONTENTION", "runtime", "could not append to the audit log: the chain head kept moving"),
-  headBehind: (head: { seq: number }, options?: BulwarkErrorOptions): AuditError =>
+  // `doing`: what was refused ("append to the audit log" unless said), so a checkpoint or a rotation refused for the
+  // head says so rather than claim an append failed. `stored`: the first event past the head, when known.
+  headBehind: (head: { seq: number }, options: BulwarkErrorOptions & { doing?: string; stored?: number } = {}): AuditError =>
     new AuditError(
       "BULWARK_ERR_AUDIT_HEAD_BEHIND",
       "runtime",
-      `cannot append to the audit log: event #${head.seq + 1} is already stored, but the chain head (table audit_head) still records #${head.seq}. ` +
+      `cannot ${options.doing ?? "append to the audit log"}: event #${options.stored ?? head.seq + 1} is already stored, but the chain head (table audit_head) still records #${head.seq}. ` +
         "The head is behind the stored events: it was moved back, or events were inserted without its trigger. " +
         "Run `bulwark audit verify` to see the state of the chain, then `bulwark audit repair-head` to move the head to the newest stored event",
       options,
     ),
-  headMissing: (): AuditError =>
+  headMissing: (options: { doing?: string } = {}): AuditError =>
     new AuditError(
       "BULWARK_ERR_AUDIT_HEAD_MISSING",
       "runtime",
-      "cannot append to the audit log: the chain head row (table audit_head, id 1) is missing. " +
+      `cannot ${options.doing ?? "append to the audit log"}: the chain head row (table audit_head, id 1) is missing. ` +
         "Run `bulwark audit verify` to see the state of the chain, then `bulwark audit repair-head` to recreate it at the newest stored event",
     ),
   headNotBehind: (head: { seq: number }, lastSeq: number): AuditError =>

@@ -25,7 +25,8 @@ export interface SigningKeyRotation {
 }
 
 /**
- * Rotates the signing key; with `dryRun`, says which key would be retired and changes nothing.
+ * Rotates the signing key; with `dryRun`, says which key would be retired and changes nothing, after the checks the real
+ * run would meet (AuditLog.checkRotation), so a dry run that succeeds promises a rotation that can be made.
  *
  * @example
  * const r = await rotateSigningKey({ database, keyring, audit }, "cli:ana");
@@ -41,6 +42,10 @@ export async function rotateSigningKey(
     Number((await db.selectFrom("audit_checkpoints").select((eb) => eb.fn.countAll<number | string>().as("n")).where("key_id", "=", keyId).executeTakeFirstOrThrow()).n);
   if (options.dryRun) {
     const current = await keyring.signer({ reload: true });
+    // The checks the real run meets before it commits (the head it appends its event at, a log its checkpoint may vouch
+    // for), read-only: a dry run that said "would be retired" over a head moved back promised a rotation the real run
+    // then refused. Throws as the real run would.
+    await audit.checkRotation(current);
     return { from: { keyId: current.keyId, checkpoints: await signedBy(database.db, current.keyId) }, to: null, checkpoint: null };
   }
   // The new key is dated no earlier than anything the log holds: its creation time is the old key's retirement, which

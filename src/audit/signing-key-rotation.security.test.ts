@@ -57,6 +57,36 @@ forEachDialect("audit signing key rotation under attack", (fx) => {
     assert.equal(report.checkpointsChecked, 4);
   });
 
+  it("a dry run meets the checks the real rotation meets: a head moved back or a deleted head row fail both, naming the head; an intact log passes both; the dry run changes nothing", async () => {
+    const db = await fx.fresh();
+    const { keyring, audit } = await ready(db);
+    await append(audit, 25);
+    const deps = { database: db, keyring, audit };
+    const rows = async (): Promise<number[]> => [
+      (await db.db.selectFrom("audit_events").select("seq").execute()).length,
+      (await db.db.selectFrom("audit_checkpoints").select("seq").execute()).length,
+      (await db.db.selectFrom("keyring_keys").select("id").execute()).length,
+    ];
+    const before = await rows();
+    const row = await db.db.selectFrom("audit_events").select("hash").where("seq", "=", 22).executeTakeFirstOrThrow();
+    await db.db.updateTable("audit_head").set({ seq: 22, hash: row.hash }).where("id", "=", 1).execute();
+    await assert.rejects(rotateSigningKey(deps, "cli:ana", { dryRun: true }), (e: Error & { code?: string }) =>
+      e.code === "BULWARK_ERR_AUDIT_HEAD_BEHIND" && /cannot rotate the signing key.*event #23 is already stored.*records #22.*repair-head/.test(e.message));
+    await assert.rejects(rotateSigningKey(deps, "cli:ana"), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_AUDIT_HEAD_BEHIND");
+    await db.db.deleteFrom("audit_head").execute();
+    await assert.rejects(rotateSigningKey(deps, "cli:ana", { dryRun: true }), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_AUDIT_HEAD_MISSING" && /repair-head/.test(e.message));
+    await assert.rejects(rotateSigningKey(deps, "cli:ana"), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_AUDIT_HEAD_MISSING");
+    assert.deepEqual(await rows(), before, "neither the dry runs nor the refused rotations stored anything");
+    await audit.repairHead("cli:ana");
+    // A head with a checkpoint stored at it (the rotation's base is then that one): passes the dry run as the real run.
+    await audit.checkpoint();
+    const dry = await rotateSigningKey(deps, "cli:ana", { dryRun: true });
+    assert.equal(dry.to, null);
+    const real = await rotateSigningKey(deps, "cli:ana");
+    assert.equal(real.from.keyId, dry.from.keyId);
+    assert.equal((await audit.verify()).ok, true);
+  });
+
   it("attack: a checkpoint the leaked old key signs after the rotation fails verify, even dated before the rotation (ASVS 16.4.2)", async () => {
     const db = await fx.fresh();
     const { keyring, audit, clock } = await ready(db);

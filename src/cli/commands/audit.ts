@@ -326,7 +326,7 @@ export default {
     audit
       .command("rotate-signing-key")
       .description("make a new signing key current for checkpoints and file baselines (after a leak): the key, an audit event and a checkpoint it signs commit together; from then on verify refuses checkpoints the old key signs")
-      .option("--dry-run", "say which key would be retired; change nothing")
+      .option("--dry-run", "say which key would be retired, after the checks the real run meets (a chain head that records the log, a log its checkpoint may vouch for); change nothing")
       .option("--json", "print the result as JSON")
       .action(
         action(ctx, async (opts: { dryRun?: boolean; json?: boolean }) => {
