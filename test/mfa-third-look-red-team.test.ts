@@ -242,3 +242,35 @@ describe("an enrolment confirmed twice at once (ASVS 6.3.7, 7.2.4)", () => {
     fx.clock.advance(STEP);
   });
 });
+
+describe("an enrolment in flight when the owner's remedy ends its session (ASVS 7.4.3, 6.3.3)", () => {
+  it("attack: a thief's authenticator app confirmed while the owner's password reset ends every session is not enrolled: the owner signs in with the new password and no second-factor gate (was: the app, its record and its mail committed after the reset, and the owner was held at a gate only the thief could pass)", async () => {
+    const victim = await signedIn("confirm-race@example.org");
+    const begun = await victim.b.request("POST", "/auth/mfa/totp", { csrf: true });
+    assert.equal(begun.statusCode, 200, begun.body);
+    const code = totpCode(begun.json().secret as string, fx.clock.now());
+    const csrf = await victim.b.csrf();
+    const token = await resetToken(victim.email);
+    const newPassword = "amber lanterns drift over quiet harbours";
+    // The owner completes the reset in another tab the moment the confirm has passed its session check (the route's
+    // look at whether this is a first enrolment).
+    const mfa = fx.app.accounts.mfa as { hasMfa: (id: string, executor?: unknown) => Promise<boolean> };
+    const original = mfa.hasMfa;
+    let reset: number | null = null;
+    mfa.hasMfa = async (id, executor) => {
+      if (reset === null && id === victim.id) reset = (await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword } })).statusCode;
+      return original.call(mfa, id, executor);
+    };
+    let confirm;
+    try {
+      confirm = await victim.b.request("POST", "/auth/mfa/totp/confirm", { csrf, body: { code } });
+    } finally {
+      mfa.hasMfa = original;
+    }
+    assert.equal(reset, 200);
+    assert.equal(confirm.statusCode, 401, confirm.body);
+    assert.equal((await fx.app.accounts.mfa.factors(victim.id)).totp, false, "no app enrolled by the ended session");
+    const owner = await fx.browser().login(victim.email, newPassword);
+    assert.equal(owner.json().mfaRequired, false, owner.body);
+  });
+});

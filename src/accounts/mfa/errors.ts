@@ -9,6 +9,9 @@ export const mfaErrors = {
   alreadyConfirmed: (): MfaError =>
     new MfaError("BULWARK_ERR_MFA_ALREADY_ENROLLED", "conflict", "an authenticator app is already confirmed; remove it before enrolling another"),
   invalidInput: (what: string, options?: BulwarkErrorOptions): InputError => new InputError("BULWARK_ERR_MFA_INPUT", what, options),
+  /** A registration whose credential public key could never verify an assertion; `why` names what is wrong with it. */
+  unusablePublicKey: (why: string, options?: BulwarkErrorOptions): InputError =>
+    new InputError("BULWARK_ERR_MFA_INPUT", `the registration response was refused: its credential public key ${why}`, options),
   /** Too many wrong codes for this user in the throttle's window: the code was not even looked at. */
   throttled: (): MfaError => new MfaError("BULWARK_ERR_MFA_THROTTLED", "conflict", "too many wrong codes; try again later"),
   credentialNotFound: (): MfaError => new MfaError("BULWARK_ERR_MFA_CREDENTIAL_NOT_FOUND", "not-found", "passkey not found"),

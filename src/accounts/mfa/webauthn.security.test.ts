@@ -1,13 +1,15 @@
 // Attacks on WebAuthn that must fail, on SQLite and PostgreSQL, with real ES256 signatures from a software
 // authenticator: replayed assertions (challenge reused, also raced), a stolen credential row, a cloned
-// authenticator, phishing origins, another RP, another user's challenge or credential, expired challenges.
+// authenticator, phishing origins, another RP, another user's challenge or credential, expired challenges; public keys
+// that can verify nothing, junk transports, and a clone told apart from a forgery.
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { MAX_LIVE_WEBAUTHN_CHALLENGES, resetChallengeContext, sessionChallengeContext, WEBAUTHN_CHALLENGE_TTL_MS } from "./index.ts";
 import { mfaFixture, ORIGIN, type MfaFixture } from "./testing/setup.ts";
-import { FLAG_AT, SoftAuthenticator } from "./testing/soft-authenticator.ts";
+import { encodeCBOR, FLAG_AT, SoftAuthenticator, type CBORValue } from "./testing/soft-authenticator.ts";
+import type { PasskeyRefusal } from "./webauthn.ts";
 
 /** The flow (a session) every challenge in these tests is asked for and answered in. */
 const FLOW = { context: "session:tests" };
@@ -22,6 +24,21 @@ async function withPasskey(f: MfaFixture, email: string, counter = 10): Promise<
   await f.mfa.webauthn.verifyRegistration(user.id, key.register(await f.mfa.webauthn.registrationOptions(user.id, email, REG), ORIGIN), "key", REG);
   return { userId: user.id, key };
 }
+
+/** An authenticator that registers `cose` as its credential public key (what a hostile client can put there). */
+class KeyedAuthenticator extends SoftAuthenticator {
+  readonly #cose: Buffer;
+  constructor(cose: Buffer) {
+    super();
+    this.#cose = cose;
+  }
+  override coseKey(): Buffer {
+    return this.#cose;
+  }
+}
+
+const cose = (entries: Array<[number, CBORValue]>): Buffer => encodeCBOR(new Map<number, CBORValue>(entries));
+const jwkBytes = (value: string | undefined): Uint8Array => new Uint8Array(Buffer.from(value ?? "", "base64url"));
 
 forEachDialect("WebAuthn attacks", (fx) => {
   it("a replayed assertion (challenge reused) is refused", async () => {
@@ -199,5 +216,85 @@ forEachDialect("WebAuthn attacks", (fx) => {
     // Signed in counter order (the software authenticator counts up): the other flow's first, then the newest.
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, otherResponse, other), true, "another flow's challenge was not evicted");
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, newest, flooded), true, "the newest works");
+  });
+
+  it("attack: a registration whose credential public key can verify nothing is refused with what is wrong with the key, and stores nothing; real EdDSA and RS256 keys enrol (ASVS 2.2.3)", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const user = await f.users.create({ email: "keys@example.org" });
+    const p256 = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ format: "jwk" });
+    const [x, y] = [jwkBytes(p256.x), jwkBytes(p256.y)];
+    const ed = jwkBytes(generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" }).x);
+    const rsa = (modulusLength: number, publicExponent = 65537): { n: Uint8Array; e: Uint8Array } => {
+      const jwk = generateKeyPairSync("rsa", { modulusLength, publicExponent }).publicKey.export({ format: "jwk" });
+      return { n: jwkBytes(jwk.n), e: jwkBytes(jwk.e) };
+    };
+    const weak = rsa(1024);
+    const smallExponent = rsa(2048, 3);
+    const strong = rsa(2048);
+    const bogus: Array<[Buffer, RegExp]> = [
+      [cose([[1, 2], [3, -7], [-1, 1], [-3, y]]), /EC2 key without its x coordinate/],
+      [cose([[1, 2], [3, -7], [-1, 1], [-2, x]]), /EC2 key without its y coordinate/],
+      [cose([[1, 2], [3, -7], [-1, 1], [-2, new Uint8Array(32).fill(1)], [-3, new Uint8Array(32).fill(2)]]), /not a point on the P-256 curve/],
+      [cose([[1, 2], [3, -7], [-1, 1], [-2, new Uint8Array(3)], [-3, new Uint8Array(3)]]), /P-256 coordinates of 3 and 3 bytes, not 32/],
+      [cose([[1, 2], [3, -7], [-1, 2], [-2, x], [-3, y]]), /curve is 2, not P-256/],
+      [cose([[3, -7]]), /names ES256 \(-7\) but its key type is missing/],
+      [cose([[1, 2], [3, -8], [-1, 1], [-2, x], [-3, y]]), /names EdDSA \(-8\) but its key type is 2, not OKP/],
+      [cose([[1, 1], [3, -8], [-1, 6], [-2, ed.subarray(1)]]), /Ed25519 key of 31 bytes/],
+      [cose([[1, 3], [3, -257]]), /RSA key without its modulus/],
+      [cose([[1, 3], [3, -257], [-1, weak.n], [-2, weak.e]]), /RSA key of 1024 bits/],
+      [cose([[1, 3], [3, -257], [-1, smallExponent.n], [-2, smallExponent.e]]), /public exponent/],
+    ];
+    for (const [key, message] of bogus) {
+      const options = await f.mfa.webauthn.registrationOptions(user.id, "keys@example.org", REG);
+      await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, new KeyedAuthenticator(key).register(options, ORIGIN), "bogus", REG), { code: "BULWARK_ERR_MFA_INPUT", message }, String(message));
+    }
+    assert.deepEqual(await f.mfa.webauthn.list(user.id), [], "nothing stored");
+    for (const [name, key] of [["ed25519", cose([[1, 1], [3, -8], [-1, 6], [-2, ed]])], ["rsa", cose([[1, 3], [3, -257], [-1, strong.n], [-2, strong.e]])]] as const) {
+      const options = await f.mfa.webauthn.registrationOptions(user.id, "keys@example.org", REG);
+      await f.mfa.webauthn.verifyRegistration(user.id, new KeyedAuthenticator(key).register(options, ORIGIN), name, REG);
+    }
+    assert.deepEqual((await f.mfa.webauthn.list(user.id)).map((p) => p.name), ["ed25519", "rsa"]);
+  });
+
+  it("attack: a registration's transports keep only transport tokens, each once, at most 8; junk stored before is served clean (ASVS 2.2.1)", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const user = await f.users.create({ email: "transports@example.org" });
+    const key = new SoftAuthenticator();
+    const response = key.register(await f.mfa.webauthn.registrationOptions(user.id, "transports@example.org", REG), ORIGIN);
+    const sent = ["usb", "usb", "NFC", "<img src=x>", "\u0000", "a".repeat(33), 7, "hybrid", "internal", "t1", "t2", "t3", "t4", "t5", "t6", "t7"];
+    await f.mfa.webauthn.verifyRegistration(user.id, { ...response, response: { ...response.response, transports: sent as never } }, "key", REG);
+    const row = await f.database.db.selectFrom("webauthn_credentials").select("transports").executeTakeFirstOrThrow();
+    assert.deepEqual(JSON.parse(row.transports), ["usb", "hybrid", "internal", "t1", "t2", "t3", "t4", "t5"]);
+    // A row stored as sent, before the filter: its options carry only the tokens.
+    await f.database.db.updateTable("webauthn_credentials").set({ transports: JSON.stringify(["ble", "<script>", "x".repeat(7000)]) }).execute();
+    const options = await f.mfa.webauthn.authenticationOptions(user.id, FLOW);
+    assert.deepEqual(options.allowCredentials?.map((c) => c.transports), [["ble"]]);
+  });
+
+  it("attack: a clone's genuine signature with a counter behind the stored one is refused and named as a clone; a forgery is refused as invalid, whatever counter it claims (WebAuthn §6.1.1)", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "clone-told@example.org", 10);
+    const prove = async (response: ReturnType<SoftAuthenticator["authenticate"]>): Promise<PasskeyRefusal | "proof"> => {
+      const refusals: PasskeyRefusal[] = [];
+      const proof = await f.mfa.webauthn.proveAuthentication(userId, response, { ...FLOW, onRefusal: (r) => refusals.push(r) });
+      assert.equal(refusals.length, proof ? 0 : 1, "told once, for a refusal only");
+      return proof && (await proof.spend(f.database.db)) ? "proof" : (refusals[0] ?? { reason: "invalid" });
+    };
+    const options = async (): Promise<Parameters<SoftAuthenticator["authenticate"]>[0]> => f.mfa.webauthn.authenticationOptions(userId, FLOW);
+    assert.equal(await prove(key.authenticate(await options(), ORIGIN)), "proof", "the original: 11 stored");
+    const clone = { reason: "counter-regressed", credentialId: key.id };
+    assert.deepEqual(await prove(key.authenticate(await options(), ORIGIN, { counter: 5 })), clone, "behind");
+    assert.deepEqual(await prove(key.authenticate(await options(), ORIGIN, { counter: 11 })), clone, "equal");
+    assert.deepEqual(await prove(key.authenticate(await options(), ORIGIN, { counter: 0 })), clone, "a counter gone back to 0");
+    // Another key's signature under this credential id: not the passkey's, so no clone alarm (the library compares the
+    // counters before the signature; a forgery with a low counter must not pass for a leaked key).
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    for (const counter of [5, 50]) {
+      assert.deepEqual(await prove(key.authenticate(await options(), ORIGIN, { counter, signWith: privateKey })), { reason: "invalid" }, `forged, counter ${counter}`);
+    }
+    assert.deepEqual(await prove({ junk: true } as never), { reason: "invalid" });
+    const row = await f.database.db.selectFrom("webauthn_credentials").select("counter").executeTakeFirstOrThrow();
+    assert.equal(Number(row.counter), 11, "no refusal moved the counter");
+    assert.equal(await prove(key.authenticate(await options(), ORIGIN, { counter: 12 })), "proof", "the original still works");
   });
 });

@@ -8,6 +8,7 @@ import type {
   RegistrationResponseJSON,
 } from "@simplewebauthn/server";
 import type { Kysely } from "kysely";
+import { createPublicKey, type JsonWebKey, type KeyObject } from "node:crypto";
 import type { Clock } from "../../lib/clock.ts";
 import { fromBase64URL, toBase64URL, utf8 } from "../../lib/encoding.ts";
 import type { RandomSource } from "../../lib/random.ts";
@@ -53,15 +54,43 @@ export interface WebAuthnFactor {
   verifyAuthentication(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions): Promise<boolean>;
   /**
    * Checks an assertion (spending its challenge) without recording the signature counter: the proof's `spend`
-   * does, in the caller's transaction (FactorProof). Null when the assertion proves nothing.
+   * does, in the caller's transaction (FactorProof). Null when the assertion proves nothing; `onRefusal` is then
+   * told why (PasskeyRefusal), so the caller can audit a cloned passkey apart from a forgery.
    */
-  proveAuthentication(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions): Promise<FactorProof | null>;
+  proveAuthentication(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions & { onRefusal?: (refusal: PasskeyRefusal) => void }): Promise<FactorProof | null>;
   list(userId: string): Promise<Passkey[]>;
   remove(userId: string, credentialId: string, options?: FactorRemovalOptions): Promise<boolean>;
 }
 
-/** EdDSA, ES256, RS256: what authenticators in the field sign with. Same list offered and accepted. */
+/**
+ * Why an assertion proved nothing. "counter-regressed": a genuine signature by the passkey whose signature counter did
+ * not grow past the stored one, WebAuthn L3 §6.1.1's sign that the authenticator (its private key) has been cloned;
+ * it names the passkey so responders know which one to revoke. "invalid": everything else (a bad signature, an
+ * unknown credential, no live challenge, a malformed response).
+ */
+export type PasskeyRefusal = { reason: "invalid" } | { reason: "counter-regressed"; credentialId: string };
+
+/**
+ * EdDSA, ES256, RS256: what authenticators in the field sign with. Same list offered and accepted; each needs its case
+ * in `whyKeyUnusable` (an algorithm without one is refused at registration: fail closed).
+ */
 const ALGORITHMS = [-8, -7, -257];
+
+/** Smallest RSA modulus accepted: NIST SP 800-131A Rev. 2 disallows shorter ones for signatures. */
+const MIN_RSA_MODULUS_BITS = 2048;
+/** Largest RSA modulus accepted: each sign-in's check costs more with it; authenticators (TPMs, Windows Hello) use 2048. */
+const MAX_RSA_MODULUS_BITS = 8192;
+/** RSA public exponents accepted: odd, 2^16 < e < 2^256 (FIPS 186-5 §A.1.1); a huge one would slow every check. */
+const MIN_RSA_EXPONENT = 2n ** 16n + 1n;
+const MAX_RSA_EXPONENT = 2n ** 256n;
+
+/**
+ * Transports kept per passkey. They are hints (WebAuthn L3 §5.2.1 getTransports) served back in the options of every
+ * later sign-in, re-authentication and reset: only AuthenticatorTransport tokens (§5.8.4: usb, nfc, ble, smart-card,
+ * hybrid, internal, and values yet to be defined, all lower-case words), each once, at most 8 (there are six today).
+ */
+const MAX_TRANSPORTS = 8;
+const TRANSPORT_TOKEN = /^[a-z0-9-]{1,32}$/;
 
 let library: Promise<typeof import("@simplewebauthn/server")> | null = null;
 /**
@@ -147,6 +176,106 @@ function madeInAFrame(response: unknown): boolean {
   return data !== null && (data["crossOrigin"] === true || data["topOrigin"] !== undefined);
 }
 
+/**
+ * The transports of `value` that are transport tokens, each once, at most MAX_TRANSPORTS. Anything else a browser
+ * reported (markup, control characters, kilobytes of text) is dropped rather than refused: the passkey works without
+ * hints. Applied to stored rows too, so one registered before this filter is served clean.
+ */
+function transportTokens(value: unknown): string[] {
+  if (!Array.isArray(value)) return [];
+  const tokens = value.filter((t): t is string => typeof t === "string" && TRANSPORT_TOKEN.test(t));
+  return [...new Set(tokens)].slice(0, MAX_TRANSPORTS);
+}
+
+/** A COSE value as an error message shows it: numbers as they are, anything else by its kind. */
+function shown(value: unknown): string {
+  if (value === undefined) return "missing";
+  return typeof value === "number" ? String(value) : `a ${value instanceof Uint8Array ? "byte string" : typeof value}`;
+}
+
+/**
+ * Why a registration's credential public key (COSE_Key, RFC 9052 §7) could never verify an assertion, or null when it
+ * is a real key of the algorithm it names. The library checks only that `alg` is one offered; a key without its
+ * coordinates, a point off the curve, an RSA key without a modulus or a P-256 key labelled EdDSA passed, and enrolled
+ * a factor no one can ever pass (the account locked behind it, the registering session stepped up on it). Decoded by
+ * the library's CBOR decoder and imported by node:crypto (COSE → JWK, RFC 9053 §7, RFC 8230 §4): a key node:crypto
+ * refuses is one every sign-in would fail to verify.
+ */
+async function whyKeyUnusable(publicKey: Uint8Array<ArrayBuffer>): Promise<string | null> {
+  const { cose, decodeCredentialPublicKey } = await import("@simplewebauthn/server/helpers");
+  const { COSEALG, COSECRV, COSEKEYS, COSEKTY } = cose;
+  let decoded: unknown;
+  try {
+    decoded = decodeCredentialPublicKey(publicKey);
+  } catch {
+    return "is not CBOR";
+  }
+  if (!(decoded instanceof Map)) return "is not a COSE_Key (a CBOR map)";
+  const key = decoded as Map<number, unknown>;
+  const alg = key.get(COSEKEYS.alg);
+  const kty = key.get(COSEKEYS.kty);
+  const bytes = (label: number): Uint8Array | null => {
+    const value = key.get(label);
+    return value instanceof Uint8Array ? value : null;
+  };
+  let jwk: JsonWebKey;
+  let notAKey: string;
+  switch (alg) {
+    case COSEALG.ES256: {
+      if (kty !== COSEKTY.EC2) return `names ES256 (-7) but its key type is ${shown(kty)}, not EC2 (2)`;
+      const crv = key.get(COSEKEYS.crv);
+      if (crv !== COSECRV.P256) return `names ES256 (-7) but its curve is ${shown(crv)}, not P-256 (1)`;
+      const x = bytes(COSEKEYS.x);
+      const y = bytes(COSEKEYS.y);
+      if (x === null || y === null) return `is an EC2 key without its ${x === null ? "x" : "y"} coordinate`;
+      // SEC 1 §2.3.3 / RFC 9053 §7.1.1: each coordinate is the field size, leading zeros kept.
+      if (x.length !== 32 || y.length !== 32) return `has P-256 coordinates of ${x.length} and ${y.length} bytes, not 32 each`;
+      jwk = { kty: "EC", crv: "P-256", x: toBase64URL(x), y: toBase64URL(y) };
+      notAKey = "is not a point on the P-256 curve";
+      break;
+    }
+    case COSEALG.EdDSA: {
+      // Ed25519 only: the curve the EdDSA authenticators in the field use (Ed448 is not offered).
+      if (kty !== COSEKTY.OKP) return `names EdDSA (-8) but its key type is ${shown(kty)}, not OKP (1)`;
+      const crv = key.get(COSEKEYS.crv);
+      if (crv !== COSECRV.ED25519) return `names EdDSA (-8) but its curve is ${shown(crv)}, not Ed25519 (6)`;
+      const x = bytes(COSEKEYS.x);
+      if (x === null) return "is an OKP key without its x (the public key)";
+      if (x.length !== 32) return `is an Ed25519 key of ${x.length} bytes, not 32`;
+      jwk = { kty: "OKP", crv: "Ed25519", x: toBase64URL(x) };
+      notAKey = "is not an Ed25519 public key";
+      break;
+    }
+    case COSEALG.RS256: {
+      if (kty !== COSEKTY.RSA) return `names RS256 (-257) but its key type is ${shown(kty)}, not RSA (3)`;
+      const n = bytes(COSEKEYS.n);
+      const e = bytes(COSEKEYS.e);
+      if (n === null || e === null) return `is an RSA key without its ${n === null ? "modulus (n)" : "public exponent (e)"}`;
+      jwk = { kty: "RSA", n: toBase64URL(n), e: toBase64URL(e) };
+      notAKey = "is not an RSA public key";
+      break;
+    }
+    default:
+      return `names the algorithm ${shown(alg)}, not one offered (EdDSA -8, ES256 -7, RS256 -257)`;
+  }
+  let imported: KeyObject;
+  try {
+    imported = createPublicKey({ key: jwk, format: "jwk" });
+  } catch {
+    return notAKey;
+  }
+  if (imported.asymmetricKeyType === "rsa") {
+    const { modulusLength = 0, publicExponent = 0n } = imported.asymmetricKeyDetails ?? {};
+    if (modulusLength < MIN_RSA_MODULUS_BITS || modulusLength > MAX_RSA_MODULUS_BITS) {
+      return `is an RSA key of ${modulusLength} bits, not ${MIN_RSA_MODULUS_BITS} to ${MAX_RSA_MODULUS_BITS}`;
+    }
+    if (publicExponent < MIN_RSA_EXPONENT || publicExponent >= MAX_RSA_EXPONENT || publicExponent % 2n === 0n) {
+      return "is an RSA key whose public exponent is not odd and between 2^16 and 2^256 (FIPS 186-5)";
+    }
+  }
+  return null;
+}
+
 /** Builds the WebAuthn factor over webauthn_credentials and webauthn_challenges. */
 export function createWebAuthnFactor(deps: { database: Database; clock: Clock; random: RandomSource; settings: WebAuthnSettings }): WebAuthnFactor {
   const { database, clock, random, settings } = deps;
@@ -209,20 +338,31 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
   }
 
   const descriptor = (c: { id: string; transports: string }): { id: string; transports?: string[] } => {
-    const transports = JSON.parse(c.transports) as string[];
+    const transports = transportTokens(JSON.parse(c.transports));
     return transports.length > 0 ? { id: c.id, transports } : { id: c.id };
   };
 
-  async function proveAuthentication(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions): Promise<FactorProof | null> {
+  async function proveAuthentication(
+    userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions & { onRefusal?: (refusal: PasskeyRefusal) => void },
+  ): Promise<FactorProof | null> {
+    const proven = await checkAssertion(userId, response, options);
+    if ("spend" in proven) return proven;
+    options.onRefusal?.(proven);
+    return null;
+  }
+
+  /** The proof an assertion gives (see proveAuthentication), or why it gives none. */
+  async function checkAssertion(userId: string, response: AuthenticationResponseJSON, options: ChallengeOptions): Promise<FactorProof | PasskeyRefusal> {
+    const invalid = { reason: "invalid" } as const;
     // The challenge is spent first, whatever follows: a refused response cannot be retried with it.
     const challenge = await consumeChallenge(userId, "authentication", contextOf(options), response);
-    if (challenge === null) return null;
-    if (madeInAFrame(response)) return null;
+    if (challenge === null) return invalid;
+    if (madeInAFrame(response)) return invalid;
     const id = (response as { id?: unknown }).id;
-    if (typeof id !== "string") return null;
+    if (typeof id !== "string") return invalid;
     // Only the user's own credentials: another account's passkey proves nothing about this one.
     const row = await db.selectFrom("webauthn_credentials").selectAll().where("id", "=", id).where("user_id", "=", userId).executeTakeFirst();
-    if (!row) return null;
+    if (!row) return invalid;
     const stored = Number(row.counter);
     const { verifyAuthenticationResponse } = await webAuthnLibrary();
     let newCounter: number;
@@ -232,14 +372,22 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
         expectedChallenge: challenge,
         expectedOrigin: settings.origins,
         expectedRPID: settings.rpID,
-        credential: { id: row.id, publicKey: new Uint8Array(fromBase64URL(row.public_key)), counter: stored, transports: JSON.parse(row.transports) as string[] },
+        // Counter 0: the library then checks the signature alone. It compares the counters before it checks the
+        // signature, so its refusal cannot tell a clone from a forgery; the counters are compared below, once the
+        // signature is known to be the passkey's.
+        credential: { id: row.id, publicKey: new Uint8Array(fromBase64URL(row.public_key)), counter: 0, transports: transportTokens(JSON.parse(row.transports)) },
         requireUserVerification: false,
       });
-      if (!result.verified) return null;
+      if (!result.verified) return invalid;
       newCounter = result.authenticationInfo.newCounter;
     } catch {
-      return null;
+      return invalid;
     }
+    // Clone detection (WebAuthn L3 §6.1.1, and §7.2's signCount step): a genuine signature whose counter does not grow past the
+    // stored one, unless both are 0 (authenticators without a counter), comes from a copy of the authenticator.
+    // Refused and named, so the record tells responders which passkey's private key has leaked. The spend below
+    // checks the counter again, atomically, against a copy racing the original.
+    if ((newCounter > 0 || stored > 0) && newCounter <= stored) return { reason: "counter-regressed", credentialId: row.id };
     const credentialId = row.id;
     return {
       factor: factorRef.passkey(credentialId),
@@ -314,7 +462,9 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
       const { credential } = verified.registrationInfo;
       const idBytes = fromBase64URL(credential.id).length;
       if (idBytes > MAX_CREDENTIAL_ID_BYTES) throw mfaErrors.invalidInput(`the registration response was refused: its credential id is ${idBytes} bytes, over WebAuthn's ${MAX_CREDENTIAL_ID_BYTES}`);
-      const transports = Array.isArray(credential.transports) ? credential.transports.filter((t) => typeof t === "string").slice(0, 8) : [];
+      const unusable = await whyKeyUnusable(credential.publicKey);
+      if (unusable !== null) throw mfaErrors.unusablePublicKey(unusable);
+      const transports = transportTokens(credential.transports);
       await db.transaction().execute(async (trx) => {
         // Counted again where it is stored, one registration of the account at a time: registrations raced from
         // several sessions each passed the count above.

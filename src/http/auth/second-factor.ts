@@ -21,8 +21,13 @@ export const FACTOR_PROPERTIES = {
 } as const;
 
 export type FactorName = "totp" | "recovery-code" | "webauthn";
-export type FactorRefusal = "none-given" | "invalid" | "replayed" | "throttled" | "not-enrolled";
-export type FactorOutcome = { ok: true; factor: FactorName; proof: FactorProof } | { ok: false; reason: FactorRefusal };
+/**
+ * Why a factor was refused. "counter-regressed": a genuine signature by one of the user's passkeys whose counter did not
+ * grow, the sign of a cloned authenticator (WebAuthn L3 §6.1.1); the outcome then names the passkey (`credentialId`)
+ * for the audit record. The client's answer is the same as for any refused factor: the clone learns nothing.
+ */
+export type FactorRefusal = "none-given" | "invalid" | "replayed" | "throttled" | "not-enrolled" | "counter-regressed";
+export type FactorOutcome = { ok: true; factor: FactorName; proof: FactorProof } | { ok: false; reason: FactorRefusal; credentialId?: string };
 
 /**
  * Checks the one factor given, without using it up. Exactly one must be present. The outcome's proof is spent
@@ -45,12 +50,32 @@ export async function proveFactor(app: App, userId: string, body: FactorBody, op
     return r.ok ? { ok: true, factor: "recovery-code", proof: r.proof } : { ok: false, reason: r.refusal };
   }
   try {
-    const proof = await mfa.webauthn.proveAuthentication(userId, body.webauthn as AuthenticationResponseJSON, { context: options.webauthnContext });
-    return proof ? { ok: true, factor: "webauthn", proof } : { ok: false, reason: "invalid" };
+    // The passkey a refusal named as cloned, if any (the refusal is told through the callback; a plain one is "invalid").
+    const clone: { credentialId?: string } = {};
+    const proof = await mfa.webauthn.proveAuthentication(userId, body.webauthn as AuthenticationResponseJSON, {
+      context: options.webauthnContext,
+      onRefusal: (refusal) => {
+        if (refusal.reason === "counter-regressed") clone.credentialId = refusal.credentialId;
+      },
+    });
+    if (proof) return { ok: true, factor: "webauthn", proof };
+    return clone.credentialId === undefined ? { ok: false, reason: "invalid" } : { ok: false, reason: "counter-regressed", credentialId: clone.credentialId };
   } catch {
     // A malformed assertion is a failed one: the caller answers the same either way.
     return { ok: false, reason: "invalid" };
   }
+}
+
+/**
+ * Whether the audit record of a refused factor is sampled (src/accounts/login/refusal-sampler.ts: a few per window, the
+ * rest counted on the next one kept) rather than always written: a throttled attempt, and the refusals no throttle
+ * bounds — a passkey assertion that proves nothing, a request with no factor — which the holder of a half-signed-in
+ * session or of a reset link can repeat as fast as they are answered (60 junk assertions were 60 rows of the chained
+ * log, which nothing prunes). A wrong TOTP or recovery code is throttled after a few and then sampled as throttled; a
+ * cloned passkey's signal ("counter-regressed") is always written: it is the row responders need.
+ */
+export function refusalSampled(reason: FactorRefusal, body: FactorBody): boolean {
+  return reason === "throttled" || reason === "none-given" || (reason === "invalid" && body.webauthn !== undefined);
 }
 
 /**

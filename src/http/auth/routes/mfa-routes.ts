@@ -6,13 +6,13 @@
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance } from "fastify";
 import { factorRef, MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProof, type FactorRemovalOptions } from "../../../accounts/mfa/index.ts";
-import type { Session } from "../../../accounts/sessions/index.ts";
+import { sessionErrors, type Session } from "../../../accounts/sessions/index.ts";
 import { takeUserSessionsTurn } from "../../../accounts/sessions/revocation.ts";
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, mfaThrottledAnswer, rememberThisDevice, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, refusalSampled, spentWithRotation, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 
@@ -101,6 +101,21 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     };
   }
 
+  /**
+   * In an enrolment's transaction, before its record: the session that asked for it is still live and its account
+   * active and unlocked, in the user's session turn. The route's check of the session came before the slow part (a
+   * registration's verification, a code's check): a password reset or a lock that ended every session meanwhile
+   * (the owner's remedy against the thief holding this cookie) must not leave the thief's factor on the account, where
+   * it would hold the owner at a second-factor gate only the thief can pass. Throws (rolling the enrolment back) the
+   * 401 of a revoked session otherwise.
+   */
+  async function sessionStillLive(trx: Parameters<typeof takeUserSessionsTurn>[1], userId: string, sessionId: string): Promise<void> {
+    await takeUserSessionsTurn(app.db.dialect, trx, userId);
+    const live = await trx.selectFrom("sessions as s").innerJoin("users as u", "u.id", "s.user_id").select("s.id")
+      .where("s.id", "=", sessionId).where("s.user_id", "=", userId).where("u.status", "=", "active").where("u.locked_at", "is", null).executeTakeFirst();
+    if (!live) throw sessionErrors.refused("revoked");
+  }
+
   /** A role that requires MFA keeps its last factor: the user enrols another first. */
   async function refuseLastRequiredFactor(userId: string, f: { totp: boolean; webauthn: number }): Promise<void> {
     if (isLastFactor(f.totp, f.webauthn) && (await mfaEnrolmentDue(app, userId))) throw httpAuthErrors.lastRequiredFactor();
@@ -128,16 +143,16 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       // A passkey assertion must answer a challenge this very session asked for (not another pending session's,
       // nor one asked for with a reset link).
       const outcome = await proveFactor(app, auth.userId, request.body ?? {}, { webauthnContext: sessionChallengeContext(cs.session.id) });
-      const auditFailure = async (reason: string): Promise<void> => {
-        // A throttled one is sampled (refusal-sampler.ts): the session's holder can repeat it as fast as it is answered.
-        const sample = reason === "throttled" ? app.accounts.refusals.take(`mfa-verify:${auth.userId}`, app.clock.now()) : RECORD;
-        if (sample.record) await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason, ...unrecordedCounts(sample) } });
+      const auditFailure = async (reason: FactorRefusal, credentialId?: string): Promise<void> => {
+        // A throttled or an unthrottled one is sampled (refusalSampled): the session's holder can repeat it as fast as it is answered.
+        const sample = refusalSampled(reason, request.body ?? {}) ? app.accounts.refusals.take(`mfa-verify:${auth.userId}`, app.clock.now()) : RECORD;
+        if (sample.record) await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason, ...(credentialId ? { credentialId } : {}), ...unrecordedCounts(sample) } });
         // Only the right password reaches this gate: a refused factor here is a partly successful sign-in, which the
         // owner is told of (ASVS 6.3.5), at most once an hour (suspiciousSignIn).
         await suspiciousSignIn.factorRefused(app, request, auth.userId);
       };
       if (!outcome.ok) {
-        await auditFailure(outcome.reason);
+        await auditFailure(outcome.reason, outcome.credentialId);
         if (outcome.reason === "throttled") return mfaThrottledAnswer(reply);
         // Replayed and wrong codes get the same answer: a replay tells an attacker nothing they can use.
         throw httpAuthErrors.mfaInvalid();
@@ -192,7 +207,12 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const added = { type: "auth.mfa.added", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-added", factor: "totp" } } as const;
       let confirmed: boolean;
       try {
-        confirmed = await mfa.totp.confirm(auth.userId, request.body.code, { within: (trx) => auditAndNotify(app, request, added, trx) });
+        confirmed = await mfa.totp.confirm(auth.userId, request.body.code, {
+          within: async (trx) => {
+            await sessionStillLive(trx, auth.userId, cs.session.id);
+            await auditAndNotify(app, request, added, trx);
+          },
+        });
       } catch (error) {
         if (!(error instanceof MfaError && error.code === "BULWARK_ERR_MFA_THROTTLED")) throw error;
         return mfaThrottledAnswer(reply);
@@ -249,7 +269,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       // The factor, its audit event and the owner's notice commit together (ASVS 6.3.7).
       const { credentialId } = await mfa.webauthn.verifyRegistration(auth.userId, request.body.response, request.body.name ?? "security key", {
         context: sessionChallengeContext(cs.session.id),
-        within: (trx, id) => auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId: id }, notice: { type: "mfa-factor-added", factor: "webauthn" } }, trx),
+        within: async (trx, id) => {
+          await sessionStillLive(trx, auth.userId, cs.session.id);
+          await auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId: id }, notice: { type: "mfa-factor-added", factor: "webauthn" } }, trx);
+        },
       });
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       const session = await stepUp(auth.userId, cs, reply, { enrolled: factorRef.passkey(credentialId) });

@@ -10,7 +10,7 @@ import type { App } from "../../../app/types.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, mfaThrottledAnswer, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spendIn, type FactorBody } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, refusalSampled, spendIn, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { withPasswordWork } from "../password-work.ts";
 
@@ -219,15 +219,15 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     }
     await checkNewPassword(app, request.body.newPassword, user);
     /** A factor refused, or spent first by a concurrent request: audited and answered with the factors to choose from. */
-    const factorRefused = async (reason: string): Promise<unknown> => {
+    const factorRefused = async (reason: FactorRefusal, credentialId?: string): Promise<unknown> => {
       // A wrong factor here is someone holding the link guessing the code: audited like one at /auth/mfa/verify.
       // The first request without a factor is the normal way to learn that one is needed, not a failure.
-      // A throttled one is sampled (refusal-sampler.ts): the link's holder can repeat it for as long as the link lives.
-      const sample = reason === "throttled" ? app.accounts.refusals.take(`reset-factor:${user.id}`, app.clock.now()) : RECORD;
+      // A throttled or an unthrottled one is sampled (refusalSampled): the link's holder can repeat it for as long as the link lives.
+      const sample = refusalSampled(reason, request.body) ? app.accounts.refusals.take(`reset-factor:${user.id}`, app.clock.now()) : RECORD;
       if (reason !== "none-given" && sample.record) {
         await app.audit.append({
           type: "auth.password.reset-factor-failed", actor: "anonymous", subject: user.id, requestId: request.id,
-          data: { ip: requestContext(request).ip, reason, resetId: check.tokenId, ...unrecordedCounts(sample) },
+          data: { ip: requestContext(request).ip, reason, ...(credentialId ? { credentialId } : {}), resetId: check.tokenId, ...unrecordedCounts(sample) },
         });
       }
       if (reason === "throttled") return mfaThrottledAnswer(reply);
@@ -245,7 +245,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     if (await app.accounts.mfa.hasMfa(user.id)) {
       // A passkey assertion must answer a challenge asked for with this very link.
       const factor = await proveFactor(app, user.id, request.body, { webauthnContext: resetChallengeContext(check.tokenId) });
-      if (!factor.ok) return factorRefused(factor.reason);
+      if (!factor.ok) return factorRefused(factor.reason, factor.credentialId);
       proof = factor.proof;
       factorUsed = factor.factor;
     }

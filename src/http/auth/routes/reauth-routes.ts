@@ -65,7 +65,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
         // spent with the rotation below: a request that loses the rotation race leaves the factor unspent.
         const outcome = await proveFactor(app, user.id, request.body, { webauthnContext: sessionChallengeContext(cs.session.id) });
         if (!outcome.ok) {
-          await audit("auth.reauth.failed", { reason: `factor-${outcome.reason}` });
+          await audit("auth.reauth.failed", { reason: `factor-${outcome.reason}`, ...(outcome.credentialId ? { credentialId: outcome.credentialId } : {}) });
           // The right password, a refused factor: told as at the sign-in's step-up (ASVS 6.3.5).
           await suspiciousSignIn.factorRefused(app, request, user.id);
           if (outcome.reason === "throttled") return mfaThrottledAnswer(reply);
