@@ -22,6 +22,8 @@ export const containErrors = {
     new InputError("BULWARK_ERR_CONTAIN_LEVER", `unknown lever "${name.slice(0, 60)}"; known levers: ${known.join(", ")}`),
   unknownRole: (names: readonly string[], known: readonly string[]): InputError =>
     new InputError("BULWARK_ERR_CONTAIN_ROLE", `unknown role${names.length > 1 ? "s" : ""} ${names.map((n) => `"${n.slice(0, 60)}"`).join(", ")}: nothing was done; known roles: ${known.join(", ") || "(none)"}`),
+  unknownScheme: (name: string, known: readonly string[]): InputError =>
+    new InputError("BULWARK_ERR_CONTAIN_SCHEME", `unknown password hash scheme "${name.slice(0, 64)}": nothing was done; known schemes: ${known.join(", ")}`),
   noLever: (known: readonly string[]): InputError => new InputError("BULWARK_ERR_CONTAIN_LEVER", `name at least one lever: ${known.join(", ")}`),
   notContainJob: (id: string): InputError => new InputError("BULWARK_ERR_CONTAIN_JOB", `job ${id} is not a containment job`),
   notUndoable: (id: string, why: string): InputError => new InputError("BULWARK_ERR_CONTAIN_UNDO", `job ${id} cannot be undone: ${why}`),

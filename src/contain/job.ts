@@ -8,7 +8,7 @@ import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { findLever, leverNames, pairingNotes, levers as allLevers, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
-import { checkRolesExist, describeScope, scopedUserIds, unmatchedIds, validateScope, type ScopeSpec, type UnmatchedIds } from "./scope.ts";
+import { checkRolesExist, checkSchemeKnown, describeScope, scopedUserIds, unmatchedIds, validateScope, type ScopeSpec, type UnmatchedIds } from "./scope.ts";
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
@@ -123,7 +123,7 @@ function leverContext(deps: ContainDeps, jobId: string, at: number, epoch: numbe
 
 /**
  * What a dry run and a real run both check before touching anything: the levers, the scope and options, that
- * every role exists, and which --ids entries name nobody.
+ * every role exists, that the scheme is one we know, and which --ids entries name nobody.
  */
 async function checkRequest(deps: ContainDeps, request: ContainRequest): Promise<{ names: string[]; opts: LeverOptions; unmatched: UnmatchedIds | null; batchSize: number }> {
   const names = resolveLevers(request.levers);
@@ -133,6 +133,7 @@ async function checkRequest(deps: ContainDeps, request: ContainRequest): Promise
   const batchSize = Math.trunc(request.batchSize ?? (deps.database.dialect === "postgres" ? DEFAULT_BATCH_SIZE_POSTGRES : DEFAULT_BATCH_SIZE));
   if (!isBatchSize(batchSize)) throw containErrors.badScope(`--batch-size must be between 1 and ${MAX_BATCH_SIZE}`);
   await checkRolesExist(deps.database.db, request.scope);
+  await checkSchemeKnown(deps.database.db, request.scope);
   return { names, opts, batchSize, unmatched: await unmatchedIds(deps.database.db, deps.database.dialect, request.scope) };
 }
 
@@ -169,10 +170,11 @@ export async function dryRunContain(deps: ContainDeps, request: ContainRequest):
   return report;
 }
 
-/** Counts the users in scope (for the confirmation prompt before a large job); refuses unknown roles first. */
+/** Counts the users in scope (for the confirmation prompt before a large job); refuses unknown roles and schemes first. */
 export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<number> {
   const db = deps.database.db;
   await checkRolesExist(db, scope);
+  await checkSchemeKnown(db, scope);
   const row = await db.selectFrom("users").where("id", "in", scopedUserIds(db, deps.database.dialect, scope)).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   return Number(row?.n ?? 0);
 }

@@ -2,6 +2,7 @@
 // is created, into contain_job_users, so a resumed job acts on exactly the same users.
 import { sql, type Expression, type Kysely, type SelectQueryBuilder, type SqlBool } from "kysely";
 import { identifierKey } from "../accounts/users/normalise.ts";
+import { SCHEME_IDS } from "../accounts/passwords/scheme.ts";
 import { WRAP_PREFIX } from "../accounts/passwords/wrap.ts";
 import type { DialectName } from "../store/database.ts";
 import { containErrors } from "./errors.ts";
@@ -75,6 +76,23 @@ export async function checkRolesExist(db: Kysely<Schema>, spec: ScopeSpec): Prom
   if (unknown.length === 0) return;
   const known = (await db.selectFrom("roles").select("name").orderBy("name").execute()).map((r) => r.name);
   throw containErrors.unknownRole(unknown, known);
+}
+
+/**
+ * Refuses a password scheme that is neither one the scheme table knows nor one some account is stored with: a typo
+ * (`--scheme phppas`) would otherwise make a job over nobody that reports success while the phpass accounts it was
+ * meant for stay untouched, as an unknown role would. A stored value the table does not list (an older release's id,
+ * a scheme written by another tool) is still accepted: it names real accounts.
+ */
+export async function checkSchemeKnown(db: Kysely<Schema>, spec: ScopeSpec): Promise<void> {
+  const scheme = spec.scheme;
+  if (scheme === undefined || (SCHEME_IDS as readonly string[]).includes(scheme)) return;
+  const stored = await db.selectFrom("users").select("password_scheme").where("password_scheme", "=", scheme).limit(1).executeTakeFirst();
+  if (stored !== undefined) return;
+  // Listed through the users_password_scheme index; bounded so that a store full of odd values keeps the message short.
+  const others = (await db.selectFrom("users").select("password_scheme").distinct().where("password_scheme", "is not", null).orderBy("password_scheme").limit(50).execute())
+    .map((r) => r.password_scheme as string).filter((s) => !(SCHEME_IDS as readonly string[]).includes(s));
+  throw containErrors.unknownScheme(scheme, [...SCHEME_IDS, ...others]);
 }
 
 /** The --ids entries that name no user: how many, and the first few as written. */

@@ -193,6 +193,10 @@ export class RoleStore {
     return { name: input.name, description, builtin: false, permissions };
   }
 
+  /**
+   * Deletes a role that is not built in, taking it from its holders: one `role.revoked` event per holder (subject: the
+   * user) and a `role.deleted` event naming how many there were, all in the deletion's transaction.
+   */
   async delete(name: string, actor: string, options: RemovalOptions = {}): Promise<void> {
     const role = await this.get(name);
     if (role.builtin) throw roleErrors.builtin(name);
@@ -202,11 +206,16 @@ export class RoleStore {
       // The caller's check where the deletion commits, after the role's lock (a grant of the role holds it before it
       // reads its own actor's roles): the API asks whether its actor still holds admin (permissionsHeldWithin).
       if (options.within) await options.within(trx);
-      await trx.deleteFrom("user_roles").where("role", "=", name).execute();
+      // One DELETE … RETURNING, after the locks a revocation and a grant of the role take (the last-admin lock, the
+      // role's): exactly the grants this deletion ended, none a revocation in flight already took, none missed.
+      const holders = (await trx.deleteFrom("user_roles").where("role", "=", name).returning("user_id").execute()).map((r) => r.user_id).sort();
       await trx.deleteFrom("role_permissions").where("role", "=", name).execute();
       await trx.deleteFrom("roles").where("name", "=", name).execute();
       await guard();
-      await this.#audit.appendIn(trx, { type: "role.deleted", actor, subject: name });
+      // Each holder's trail ends its grant as a revocation would (subject: the user), in the deletion's transaction:
+      // only "role.deleted" left every holder's record showing the grant and never its end (ASVS 16.2.1, 16.3.3).
+      for (const userId of holders) await this.#audit.appendIn(trx, { type: "role.revoked", actor, subject: userId, data: { role: name, roleDeleted: true } });
+      await this.#audit.appendIn(trx, { type: "role.deleted", actor, subject: name, data: { holders: holders.length } });
     });
   }
 

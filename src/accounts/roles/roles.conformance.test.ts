@@ -72,4 +72,33 @@ forEachDialect("roles and permissions", (fx) => {
     await roles.delete("ops", "t");
     await assert.rejects(roles.get("ops"), /no role named/);
   });
+
+  it("deleting a role ends each holder's grant in the holder's own audit trail, in the deletion's transaction (ASVS 16.2.1, 16.3.3)", async () => {
+    // Finding: only `role.deleted` was written, so each holder's trail showed the grant and never its end.
+    const db = await fx.fresh();
+    const clock = new ManualClock();
+    await migrate(db, clock);
+    const audit = new AuditLog({ database: db, clock, random: systemRandom });
+    const roles = new RoleStore({ database: db, clock, audit });
+    const users = createUserStore({ database: db, clock, random: systemRandom });
+    await roles.create({ name: "helpdesk", permissions: ["accounts.write"] }, "t");
+    const holders = [await users.create({ email: "h1@example.org" }), await users.create({ email: "h2@example.org" })];
+    const other = await users.create({ email: "other@example.org" });
+    for (const h of holders) await roles.grant(h.id, "helpdesk", "t");
+    await roles.grant(other.id, "auditor", "t");
+    await roles.delete("helpdesk", "ops");
+    const events = (await audit.tail(3)).map((e) => ({ type: e.type, actor: e.actor, subject: e.subject, data: e.data }));
+    assert.deepEqual(events, [
+      ...holders.map((h) => h.id).sort().map((subject) => ({ type: "role.revoked", actor: "ops", subject, data: { role: "helpdesk", roleDeleted: true } })),
+      { type: "role.deleted", actor: "ops", subject: "helpdesk", data: { holders: 2 } },
+    ]);
+    assert.deepEqual(await roles.rolesOf(other.id), ["auditor"], "another role's holder keeps it");
+    // A deletion refused after its writes (the last admin) leaves neither grants nor events behind.
+    await roles.create({ name: "admins2", permissions: ["admin"] }, "t");
+    await roles.grant(other.id, "admins2", "t");
+    const before = (await audit.tail(1))[0]!.seq;
+    await assert.rejects(roles.delete("admins2", "t", { keepAnAdmin: true }), /leave no active, unlocked user holding the admin permission/);
+    assert.deepEqual(await roles.rolesOf(other.id), ["admins2", "auditor"]);
+    assert.equal((await audit.tail(1))[0]!.seq, before, "no event of the refused deletion");
+  });
 });
