@@ -117,3 +117,34 @@ describe("users create: a role grant that fails after the account exists", () =>
     assert.match(res.stderr, /bulwark roles grant half-made@example\.org ROLE/);
   });
 });
+
+describe("users create: the audit append fails", () => {
+  it("attack: no account is left behind without its user.created event (was: created, unrecorded, its generated password shown nowhere)", async () => {
+    const { AuditLog } = await import("../src/audit/audit-log.ts");
+    const { bulwarkInProcess } = await import("./helpers/cli.ts");
+    const { DatabaseSync } = await import("node:sqlite");
+    const appendIn = AuditLog.prototype.appendIn;
+    // The disk fills up (or the chain's head moved) just as the event is written.
+    AuditLog.prototype.appendIn = async function (this: InstanceType<typeof AuditLog>, db, input) {
+      if (input.type === "user.created") throw new Error("disk I/O error");
+      return appendIn.call(this, db, input);
+    };
+    let res;
+    try {
+      res = await bulwarkInProcess(["users", "create", "--email", "unrecorded@example.org", "--generate-password", "--json"], env());
+    } finally {
+      AuditLog.prototype.appendIn = appendIn;
+    }
+    assert.notEqual(res.code, 0, res.stdout);
+    assert.equal(res.stdout, "", "no account, so no password to show");
+    const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
+    try {
+      assert.equal(db.prepare("SELECT id FROM users WHERE email = 'unrecorded@example.org'").get(), undefined, "the account rolled back with its event");
+    } finally {
+      db.close();
+    }
+    // Nothing half-made is in the way: the same command, run again, creates the account and records it.
+    const again = await bulwark(["users", "create", "--email", "unrecorded@example.org", "--generate-password", "--json"], { env: env() });
+    assert.equal(again.code, 0, again.stderr);
+  });
+});

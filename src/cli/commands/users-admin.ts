@@ -56,11 +56,16 @@ export default {
           // on stdin is the operator's own choice (the bootstrap administrator setting theirs) and stays.
           // It also expires (BULWARK_INITIAL_PASSWORD_HOURS): left unused in a ticket, it does not stay a way in.
           const mustChange = generated !== null;
-          const user = await store.create({
-            email: opts.email, username: opts.username ?? null, passwordHash: hash, passwordScheme: passwords.defaultScheme, passwordMustChange: mustChange,
-            passwordInitialExpiresAt: mustChange ? app.clock.now() + app.config.initialPasswordMs : null,
+          // The account and its event commit together, as POST /api/v1/users does: an append that failed after the
+          // account was written left an account no event recorded, and its generated password shown nowhere.
+          const user = await app.db.transaction(async (trx) => {
+            const created = await store.create({
+              email: opts.email, username: opts.username ?? null, passwordHash: hash, passwordScheme: passwords.defaultScheme, passwordMustChange: mustChange,
+              passwordInitialExpiresAt: mustChange ? app.clock.now() + app.config.initialPasswordMs : null,
+            }, trx);
+            await app.audit.appendIn(trx, { type: "user.created", actor, subject: created.id, data: { via: "cli", roles: opts.role, mustChangePassword: mustChange } });
+            return created;
           });
-          await app.audit.append({ type: "user.created", actor, subject: user.id, data: { via: "cli", roles: opts.role, mustChangePassword: mustChange } });
           // The account exists from here on: a grant that fails (the role deleted meanwhile) must not lose the password
           // generated for it, which is shown nowhere else; the account is printed with the roles it got, and the error follows.
           const granted: string[] = [];
