@@ -14,7 +14,7 @@ import type { Database } from "../../store/database.ts";
 import { migrate } from "../../store/migrator.ts";
 import { createPasswordContext, parseSaltedTemplate } from "../passwords/index.ts";
 import { createUserStore } from "../users/user-store.ts";
-import { ImportRefusedError } from "./errors.ts";
+import { ImportOptionError, ImportRefusedError } from "./errors.ts";
 import { importUsers, type ImportDeps, type ImportOptions, type ImportReport } from "./importer.ts";
 import { checkHeader, parseFieldMap, resolveMap, type Preset } from "./mapping.ts";
 
@@ -33,18 +33,18 @@ async function setup(db: Database): Promise<ImportDeps & { clock: ManualClock }>
   };
 }
 
-type Extra = Partial<Omit<ImportOptions, "rules" | "open">> & { map?: string; preset?: Preset; salted?: string; saltColumn?: string; source?: string };
+type Extra = Partial<Omit<ImportOptions, "rules" | "open">> & { map?: string; preset?: Preset; salted?: string; saltColumn?: string; source?: string; ignore?: string[] };
 
 function run(deps: ImportDeps, text: string, extra: Extra = {}): Promise<ImportReport> {
-  const { map: mapText, preset, salted, saltColumn, source, ...rest } = extra;
+  const { map: mapText, preset, salted, saltColumn, source, ignore, ...rest } = extra;
   const explicit = parseFieldMap(mapText);
   const map = resolveMap({ preset: preset ?? null, map: explicit, saltColumn });
   const format = rest.format ?? "csv";
   return importUsers(deps, {
     format, onConflict: "fail", batchSize: 500, dryRun: false, skipBad: false, actor: "test", file: "test.csv",
-    ...(format === "csv" ? { onHeader: (h: string[]) => checkHeader(h, map, explicit) } : {}),
+    ...(format === "csv" ? { onHeader: (h: string[]) => checkHeader(h, map, explicit, { preset: preset ?? null, ignore: ignore ?? [] }) } : {}),
     ...rest,
-    rules: { map, preset: preset ?? null, source: source ?? preset ?? "test.csv", salted: salted ? parseSaltedTemplate(salted) : null },
+    rules: { map, preset: preset ?? null, source: source ?? preset ?? "test.csv", salted: salted ? parseSaltedTemplate(salted) : null, ...(ignore ? { ignored: ignore } : {}) },
     open: async function* () {
       yield text;
     },
@@ -275,6 +275,30 @@ forEachDialect("users import", (fx) => {
     assert.match(report.bad[1]!.reason, /holds an object or array/);
     assert.equal(report.created, 1);
     assert.equal((await deps.users.findByIdentifier("j1"))?.createdAt, 1600000000_000);
+  });
+
+  it("attack: a column or JSONL key no field reads (an export's \"Status\", \"password\") refuses the file, dry run and real run, unless ignored by name", async () => {
+    // Finding: "Status" (blocked) and "password" were dropped silently: the account came in active, without a hash.
+    const deps = await setup(await fx.fresh());
+    const csv = `email,Status,password\nbanned@example.org,blocked,${md5("hunter2")}\n`;
+    const refused = (e: unknown): boolean => e instanceof ImportOptionError && /columns "Status", "password" that no field reads/.test(e.message) && /--map status=Status/.test(e.message) && /--ignore-columns Status,password/.test(e.message);
+    for (const dryRun of [true, false]) await assert.rejects(run(deps, csv, { dryRun }), refused);
+    // Without the caller's header hook too: the importer checks the columns itself.
+    await assert.rejects(run(deps, csv, { onHeader: () => {} }), refused);
+    const jsonl = `{"email":"j1@example.org"}\n{"email":"j2@example.org","Status":"blocked"}\n{"email":"j3@example.org","password":"x","Status":"0"}\n`;
+    for (const dryRun of [true, false]) {
+      await assert.rejects(run(deps, jsonl, { format: "jsonl", dryRun }), (e: unknown) => e instanceof ImportOptionError && /\(first at line 2\) keys "Status", "password" that no field reads/.test(e.message));
+    }
+    assert.deepEqual(await deps.database.db.selectFrom("users").select("id").execute(), [], "a refused file writes nothing");
+    assert.deepEqual((await auditTypes(deps)).filter((t) => t.startsWith("users.import")), [], "nor records a dry run it refused");
+    // Mapped, the columns are read; ignored by name, they are left out knowingly.
+    const mapped = await run(deps, csv, { map: "status=Status,password_hash=password" });
+    assert.equal(mapped.created, 1);
+    const banned = await deps.users.findByIdentifier("banned@example.org");
+    assert.equal(banned?.status, "disabled");
+    assert.equal(banned?.passwordScheme, "md5");
+    const ignored = await run(deps, jsonl, { format: "jsonl", ignore: ["Status", "password"] });
+    assert.equal(ignored.created, 3);
   });
 
   it("rolls back a whole batch when a conflict appears after validation, keeping earlier batches", async () => {

@@ -13,7 +13,7 @@ import { lockKeyOf, serialiseTransactions } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { applyBatch } from "./apply-batch.ts";
 import { ImportOptionError, ImportRefusedError } from "./errors.ts";
-import { validateRow, type ImportRow } from "./mapping.ts";
+import { checkColumns, resolveIgnored, unreadColumns, unreadColumnsError, validateRow, type ImportRow } from "./mapping.ts";
 import { clash, lookup, renamesUsername, type OnConflict } from "./existing.ts";
 import { planPassword } from "./password-update.ts";
 import { assertSameSettings, fileDigest, interruptedJob, rulesOfResume, settingsOf } from "./resume.ts";
@@ -99,7 +99,21 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     }
     pending = [];
   };
-  for await (const src of readRows(options.open(), { format: options.format, ...(options.onHeader ? { onHeader: options.onHeader } : {}) })) {
+  // A column (JSONL key) no field reads refuses the whole file, dry run and real run alike, whatever hook the caller
+  // gave: checked here as well as by the CLI's checkHeader, so that no caller can import a file with its "Status"
+  // dropped by leaving the hook out. The caller's hook runs first: its messages (no email column, a --map column
+  // missing) name the likelier mistake.
+  const ignored = resolveIgnored({ preset: rules.preset, ignore: rules.ignored });
+  const onHeader = (header: string[]): void => {
+    options.onHeader?.(header);
+    checkColumns(header, rules.map, { preset: rules.preset, ignore: rules.ignored ?? [] });
+  };
+  // JSONL: each line names its own keys. Collected over the whole pass (first line of each, in line order) so that one
+  // refusal names every key to map or ignore, not one per attempt; bounded, since a hostile file may hold a new key on
+  // every line, and the refusal names only the first few anyway.
+  const unreadKeys = new Map<string, number>();
+  const MAX_UNREAD_KEYS = 1000;
+  for await (const src of readRows(options.open(), { format: options.format, onHeader })) {
     report.rows++;
     options.onProgress?.(report.rows, "validate");
     // A row up to the cursor was dealt with by the interrupted run: it is neither reported nor checked against the
@@ -111,6 +125,9 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     if ("error" in src) {
       if (!written) markBad(src.line, src.error);
       continue;
+    }
+    if (src.columns !== undefined && unreadKeys.size < MAX_UNREAD_KEYS) {
+      for (const key of unreadColumns(src.columns, rules.map, ignored)) if (!unreadKeys.has(key)) unreadKeys.set(key, src.line);
     }
     const verdict = validateRow(src.line, src.get, rules, deps.passwords);
     if (verdict.kind === "bad") {
@@ -138,6 +155,10 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
       pending.push(row);
       if (pending.length >= options.batchSize) await check();
     }
+  }
+  if (unreadKeys.size > 0) {
+    const first = unreadKeys.values().next().value;
+    throw unreadColumnsError([...unreadKeys.keys()], rules.map, { has: `the file's lines have (first at line ${first})`, noun: "key" });
   }
   if (pending.length) await check();
   report.skipped += report.skippedRows.length;

@@ -1,7 +1,7 @@
 // Public API of bulk account import (CSV/JSONL, Drupal 7 preset, salted legacy layouts).
 export { importUsers, MAX_BATCH } from "./importer.ts";
 export type { ImportDeps, ImportOptions, ImportReport, OnConflict, RowNote } from "./importer.ts";
-export { checkHeader, IMPORT_FIELDS, parseFieldMap, resolveMap, validateRow } from "./mapping.ts";
+export { checkColumns, checkHeader, IMPORT_FIELDS, parseColumnList, parseFieldMap, resolveIgnored, resolveMap, unreadColumns, validateRow } from "./mapping.ts";
 export type { FieldMap, ImportField, ImportRow, Preset, RowRules, RowVerdict } from "./mapping.ts";
 export { parseCSV, DEFAULT_CSV_LIMITS } from "./csv.ts";
 export type { CsvLimits, CsvRecord } from "./csv.ts";

@@ -1,11 +1,13 @@
 // Field rules of `users import`: a timestamp must name a real moment, or the row is bad with a reason that
 // says which part is wrong. A date that does not exist must never be stored as another one, and the same file
-// must give the same moment on every machine. An empty cell supplies nothing.
+// must give the same moment on every machine. An empty cell supplies nothing. A header column no field reads is
+// refused unless ignored by name.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { systemRandom } from "../../lib/random.ts";
 import { createPasswordContext } from "../passwords/index.ts";
-import { resolveMap, validateRow, type RowRules } from "./mapping.ts";
+import { ImportOptionError } from "./errors.ts";
+import { checkHeader, parseColumnList, parseFieldMap, resolveMap, validateRow, type RowRules } from "./mapping.ts";
 
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 64, timeCost: 1, parallelism: 1 } });
 const rules: RowRules = { map: resolveMap({ preset: null, map: {} }), preset: null, source: "test", salted: null };
@@ -99,5 +101,29 @@ describe("import field rules: an empty cell supplies nothing", () => {
     assert.deepEqual([...blank.supplied], ["email"]);
     const full = rowOf({ email: "ana@example.org", username: "ana", display_name: "Ana", status: "1", created_at: "1700000000", last_login_at: "1700000001", external_id: "7" });
     assert.deepEqual([...full.supplied].sort(), ["created_at", "display_name", "email", "external_id", "last_login_at", "status", "username"]);
+  });
+});
+
+describe("import header rules: every named column is read by a field or ignored by name", () => {
+  const plain = resolveMap({ preset: null, map: {} });
+
+  it("refuses a column no field reads, naming it, the columns that are read, and the two ways out", () => {
+    // Finding: "Status" and "password" were dropped silently (a blocked account came in active, without its hash).
+    assert.throws(() => checkHeader(["email", "Status", "password"], plain, {}), (e: unknown) =>
+      e instanceof ImportOptionError && /the header has columns "Status", "password" that no field reads: nothing was imported/.test(e.message) &&
+      /email, username, display_name, password_hash, status/.test(e.message) && /--map status=Status/.test(e.message) && /--ignore-columns Status,password/.test(e.message));
+    // A column read through --map is read, not unknown; the identity name it replaces is no longer read.
+    const mapped = resolveMap({ preset: null, map: parseFieldMap("status=Status,password_hash=password") });
+    checkHeader(["email", "Status", "password"], mapped, parseFieldMap("status=Status,password_hash=password"));
+    assert.throws(() => checkHeader(["email", "Status", "status"], resolveMap({ preset: null, map: { status: "Status" } }), { status: "Status" }), /the column "status" that no field reads/);
+  });
+
+  it("lets through columns ignored by name, the preset's known extras, the salt column and unnamed columns", () => {
+    checkHeader(["email", "notes", "theme"], plain, {}, { ignore: parseColumnList("notes, theme") });
+    checkHeader(["uid", "name", "pass", "mail", "theme", "signature", "data"], resolveMap({ preset: "drupal7", map: {} }), {}, { preset: "drupal7" });
+    assert.throws(() => checkHeader(["email", "theme"], plain, {}), /the column "theme"/, "the preset's extras only with the preset");
+    checkHeader(["email", "password_hash", "salt"], resolveMap({ preset: null, map: {}, saltColumn: "salt" }), {});
+    checkHeader(["email", "", ""], plain, {});
+    assert.throws(() => parseColumnList("notes,,theme"), /--ignore-columns "notes,,theme" has an empty name/);
   });
 });

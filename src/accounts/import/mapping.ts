@@ -24,6 +24,11 @@ export interface RowRules {
   /** Stored as the external source of every imported account that has an external id. */
   source: string;
   salted: SaltedTemplate | null;
+  /**
+   * Columns (JSONL keys) the file may carry that no field reads (--ignore-columns); the preset's known extras are
+   * added to them wherever they are checked (resolveIgnored). Any other column no field reads refuses the import.
+   */
+  ignored?: readonly string[];
 }
 
 /** A valid row, ready for the user store. */
@@ -45,6 +50,14 @@ export type RowVerdict = { kind: "ok"; row: ImportRow } | { kind: "bad"; line: n
 const DRUPAL7_MAP: FieldMap = {
   external_id: "uid", username: "name", password_hash: "pass", email: "mail", status: "status", created_at: "created", last_login_at: "login",
 };
+
+// The other columns of that table: not account fields Bulwark keeps (theme, signature, profile picture, the address
+// the account registered with, serialised PHP settings), so the preset reads past them by name. `access` is the last
+// page view, not a sign-in: last_login_at comes from `login`.
+const DRUPAL7_IGNORED = ["theme", "signature", "signature_format", "access", "timezone", "language", "picture", "init", "data"];
+
+// Unread columns named in a refusal: enough to see the pattern of a foreign export, few enough to read.
+const UNREAD_SHOWN = 20;
 
 const MAX_DISPLAY_NAME = 256;
 const MAX_EXTERNAL_ID = 128;
@@ -83,14 +96,74 @@ export function resolveMap(options: { preset: Preset | null; map: FieldMap; salt
   return map;
 }
 
-/** Checks a CSV header against the mapping: the email column must exist, and so must --map'ed or salt columns. */
-export function checkHeader(header: readonly string[], map: FieldMap, explicit: FieldMap): void {
+/**
+ * Parses `--ignore-columns theme,notes`: columns the file carries that no field is meant to read.
+ *
+ * @example
+ * parseColumnList("theme, notes") // ["theme", "notes"]
+ */
+export function parseColumnList(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const columns = text.split(",").map((c) => c.trim());
+  if (columns.some((c) => c === "")) throw new ImportOptionError(`--ignore-columns "${text.slice(0, 80)}" has an empty name; give COLUMN,COLUMN`);
+  return columns;
+}
+
+/** The columns a run may leave unread: the preset's known extras, then --ignore-columns. */
+export function resolveIgnored(options: { preset?: Preset | null | undefined; ignore?: readonly string[] | undefined }): string[] {
+  return [...new Set([...(options.preset === "drupal7" ? DRUPAL7_IGNORED : []), ...(options.ignore ?? [])])];
+}
+
+/**
+ * The columns (or JSONL keys) of `columns` that no field reads and that are not ignored. Unnamed CSV columns (a
+ * trailing comma, as spreadsheets write) are not listed: they have no name a field could have been meant by.
+ */
+export function unreadColumns(columns: Iterable<string>, map: FieldMap, ignored: readonly string[] = []): string[] {
+  const read = new Set<string>([...Object.values(map), ...ignored]);
+  return [...new Set(columns)].filter((c) => c !== "" && !read.has(c));
+}
+
+/**
+ * The refusal of a file with columns no field reads, naming them and how to read or leave each one. A column no field
+ * takes was dropped silently before: an export's "Status" (blocked at the source) imported the account active, its
+ * "password" imported it without a hash, and a dry run reported the file as clean (ASVS 2.2.1: input is checked
+ * against what is expected, and refused, not guessed at).
+ */
+export function unreadColumnsError(unread: readonly string[], map: FieldMap, where: { has: string; noun: "column" | "key" }): ImportOptionError {
+  const shown = unread.slice(0, UNREAD_SHOWN).map((c) => JSON.stringify(escapeControls(c.slice(0, 60))));
+  const more = unread.length > UNREAD_SHOWN ? ` and ${unread.length - UNREAD_SHOWN} more` : "";
+  const fields = IMPORT_FIELDS.map((f) => `${f}${map[f] !== undefined && map[f] !== f ? ` (column "${escapeControls(map[f].slice(0, 60))}")` : ""}`).join(", ");
+  // A column spelled like a field but for its case ("Status") is most likely that field: the one suggestion made.
+  const likely = unread.flatMap((c) => IMPORT_FIELDS.filter((f) => f === c.trim().toLowerCase()).map((f) => `${f}=${escapeControls(c.slice(0, 60))}`));
+  const mapHint = likely.length > 0 ? `--map ${likely.slice(0, 3).join(",")}` : "--map FIELD=COLUMN";
+  return new ImportOptionError(
+    `${where.has} ${unread.length > 1 ? `${where.noun}s` : `the ${where.noun}`} ${shown.join(", ")}${more} that no field reads: nothing was imported. ` +
+      `Columns are read by their exact name (case matters): ${fields}${map.salt !== undefined ? `, and the salt column "${escapeControls(map.salt.slice(0, 60))}"` : ""}. ` +
+      `Read a column into a field with ${mapHint}, or leave it out knowingly with --ignore-columns ${unread.slice(0, 3).map((c) => escapeControls(c.slice(0, 60))).join(",")}`,
+  );
+}
+
+/** Refuses a CSV header with a column no field reads and not ignored (the preset's extras, then `ignore`). */
+export function checkColumns(columns: readonly string[], map: FieldMap, options: { preset?: Preset | null; ignore?: readonly string[] } = {}): void {
+  const unread = unreadColumns(columns, map, resolveIgnored(options));
+  if (unread.length > 0) throw unreadColumnsError(unread, map, { has: "the header has", noun: "column" });
+}
+
+/**
+ * Checks a CSV header against the mapping: the email column must exist, and so must --map'ed or salt columns; and every
+ * named column must be read by a field, or be ignored (the preset's extras, --ignore-columns).
+ *
+ * @example
+ * checkHeader(["mail", "pass", "theme"], resolveMap({ preset: "drupal7", map: {} }), {}, { preset: "drupal7" }) // passes
+ */
+export function checkHeader(header: readonly string[], map: FieldMap, explicit: FieldMap, options: { preset?: Preset | null; ignore?: readonly string[] } = {}): void {
   const have = new Set(header);
   if (!have.has(map.email!)) throw new ImportOptionError(`the header has no "${map.email}" column for email (use --map email=COLUMN)`);
   for (const [field, column] of Object.entries(explicit)) {
     if (!have.has(column)) throw new ImportOptionError(`--map ${field}=${column}: the header has no "${column}" column`);
   }
   if (map.salt && !have.has(map.salt)) throw new ImportOptionError(`--salt-column ${map.salt}: the header has no such column`);
+  checkColumns(header, map, options);
 }
 
 const ISO_DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$/;

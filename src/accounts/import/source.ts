@@ -9,7 +9,11 @@ import { encodingProblem } from "./utf8.ts";
 
 export type ImportFormat = "csv" | "jsonl";
 
-export type SourceRow = { line: number; get: (column: string) => string | undefined } | { line: number; error: string };
+/**
+ * A data row, or why it cannot be one. A JSONL row lists its keys (`columns`): a JSONL file has no header, so each
+ * line names its own columns, and a key no field reads must be found per line (importer.ts refuses it).
+ */
+export type SourceRow = { line: number; get: (column: string) => string | undefined; columns?: readonly string[] } | { line: number; error: string };
 
 export interface SourceOptions {
   format: ImportFormat;
@@ -120,6 +124,7 @@ export async function* readRows(chunks: AsyncIterable<string | Uint8Array>, opti
     };
     yield {
       line: l.line,
+      columns: Object.keys(object),
       get: (column) => {
         const v = get(column);
         if (bad !== null) throw new InputError("BULWARK_ERR_IMPORT_ROW", bad);

@@ -31,7 +31,7 @@ function migrateDeps(app: App): import("../../accounts/migrate-hashes/index.ts")
 }
 
 interface ImportFlags {
-  format?: string; map?: string; preset?: string; source?: string; salted?: string; saltColumn?: string;
+  format?: string; map?: string; preset?: string; source?: string; salted?: string; saltColumn?: string; ignoreColumns?: string;
   onConflict?: string; replacePasswords?: boolean; batch?: string; dryRun?: boolean; skipBad?: boolean; json?: boolean;
 }
 
@@ -56,7 +56,9 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
   }
   const explicit = imp.parseFieldMap(opts.map);
   const map = imp.resolveMap({ preset, map: explicit, saltColumn: opts.saltColumn });
-  const rules = { map, preset, source: opts.source ?? preset ?? basename(file), salted: opts.salted !== undefined ? parseSaltedTemplate(opts.salted) : null };
+  // Columns no field reads refuse the import unless named here (or known to the preset): never dropped silently.
+  const ignored = imp.parseColumnList(opts.ignoreColumns);
+  const rules = { map, preset, source: opts.source ?? preset ?? basename(file), salted: opts.salted !== undefined ? parseSaltedTemplate(opts.salted) : null, ignored };
 
   const app = await ctx.app();
   // Every pass reads one private, nameless copy taken now (src/cli/snapshot.ts): what is validated is what is written
@@ -77,7 +79,7 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
       format, rules, onConflict, replacePasswords: Boolean(opts.replacePasswords), batchSize, dryRun: Boolean(opts.dryRun), skipBad: Boolean(opts.skipBad), actor: cliActor(), file: basename(file),
       // Bytes, not a "utf8" stream: that would turn bytes that are not UTF-8 into U+FFFD silently.
       open: () => snapshot.open(),
-      ...(format === "csv" ? { onHeader: (header: string[]) => imp.checkHeader(header, map, explicit) } : {}),
+      ...(format === "csv" ? { onHeader: (header: string[]) => imp.checkHeader(header, map, explicit, { preset, ignore: ignored }) } : {}),
       onProgress: (rows) => bar.update(rows, rows),
     },
   ).finally(() => snapshot.close());
@@ -111,6 +113,7 @@ function registerImport(users: Command, ctx: CliContext): void {
     .option("--source <name>", "external source recorded with legacy ids (default: the preset or the file name)")
     .option("--salted <template>", 'layout of salted legacy digests, e.g. "sha256(salt+password):hex"')
     .option("--salt-column <column>", "the column holding each row's salt (with --salted)")
+    .option("--ignore-columns <columns>", "columns (JSONL keys) the file carries that no field should read, e.g. notes,theme; any other column no field reads refuses the import")
     .option("--on-conflict <mode>", "existing email: skip, update or fail (default fail)")
     .option("--replace-passwords", "with --on-conflict update: replace stored password hashes that differ from the file's (never with a weaker one)")
     .option("--batch <n>", "rows per transaction (default 500)")
