@@ -8,7 +8,8 @@ import { after, before, describe, it } from "node:test";
 import { openApp } from "../src/app/index.ts";
 import { shellActor } from "../src/lib/os-user.ts";
 import type { Database } from "../src/store/database.ts";
-import { containDeps, createContainJob, jobProgress, jobView, resumeJob, resumeUnfinishedJobs, runJob } from "../src/contain/index.ts";
+import { createSessionManager } from "../src/accounts/sessions/session-manager.ts";
+import { containDeps, createContainJob, dryRunContain, jobProgress, jobView, resumeJob, resumeUnfinishedJobs, runJob } from "../src/contain/index.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
@@ -44,6 +45,24 @@ forEachDialect("contain job reporting", (dfx) => {
     assert.deepEqual(seen.at(-1), [7, 7]);
     const progress = jobProgress(done, fx.clock.now());
     assert.deepEqual({ done: progress.done, total: progress.total, etaSeconds: progress.etaSeconds }, { done: 7, total: 7, etaSeconds: 0 });
+  });
+
+  it("a dry run of levers that end the same sessions says so, and bounds the total the job then ends (was: each lever counted them as if alone: 3 + 3 sessions promised, 3 ended)", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await seedUsers(fx, 3);
+    const sessions = createSessionManager({ database: fx.database, clock: fx.clock, random: fx.random });
+    for (const id of ids) await sessions.createSession(id, { aal: 1 });
+    fx.clock.advance(1_000);
+    const request = { levers: ["revoke-sessions", "invalidate-passwords"], scope: { ids }, actor: "t" };
+    const report = await dryRunContain(fx, request);
+    assert.deepEqual([report.levers["revoke-sessions"]?.counts["sessions"], report.levers["invalidate-passwords"]?.counts["sessions"]], [3, 3]);
+    for (const [name, other] of [["revoke-sessions", "invalidate-passwords"], ["invalidate-passwords", "revoke-sessions"]] as const) {
+      const notes = report.levers[name]?.notes ?? [];
+      assert.ok(notes.some((n) => n.includes(`sessions also counted by ${other}`) && n.includes("between 3 and 6")), `${name}: ${JSON.stringify(notes)}`);
+    }
+    const job = await createContainJob(fx, request);
+    await runJob(fx, job.id);
+    assert.equal((await fx.database.db.selectFrom("sessions").select("id").execute()).length, 0, "each session ended once: 3 in all");
   });
 
   // ASVS 16.2.1: each log entry says who did what; a resume is done by whoever resumes, not by the job's creator.

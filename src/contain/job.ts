@@ -145,6 +145,38 @@ export interface DryRunReport {
   levers: Record<string, { counts: Record<string, number>; sample: string[]; notes?: string[] }>;
 }
 
+/** Counts several levers may report of the same rows: each lever's dry run counts them as if it ran alone. */
+const SHARED_COUNTS = ["sessions", "tokens"] as const;
+/** Counts of mails a lever queues in the job, which rotate-keys, running last, re-encrypts with the rest. */
+const QUEUED_MAIL_COUNTS = ["resetEmailsQueued", "noticesQueued"] as const;
+
+/**
+ * Notes on the levers of one dry run whose counts overlap, so the report does not promise more than the job does: a
+ * session (or token) that two levers would end is counted by both, and ended once by the first to reach it; mails the
+ * job's levers queue are encrypted with the current key and re-encrypted by rotate-keys, which runs last, beyond the
+ * values its own count found stored now.
+ */
+function overlapNotes(levers: DryRunReport["levers"]): void {
+  const note = (name: string, text: string): void => {
+    const lever = levers[name];
+    if (lever) lever.notes = [...(lever.notes ?? []), text];
+  };
+  for (const key of SHARED_COUNTS) {
+    const counting = Object.entries(levers).filter(([, r]) => (r.counts[key] ?? 0) > 0);
+    if (counting.length < 2) continue;
+    const most = Math.max(...counting.map(([, r]) => r.counts[key] ?? 0));
+    for (const [name] of counting) {
+      const others = counting.map(([n]) => n).filter((n) => n !== name).join(", ");
+      const sum = counting.reduce((n, [, r]) => n + (r.counts[key] ?? 0), 0);
+      note(name, `${key} also counted by ${others}: each is ended once, by the first lever to reach it (between ${most} and ${sum} in all)`);
+    }
+  }
+  if (levers["rotate-keys"] !== undefined) {
+    const queued = Object.entries(levers).reduce((sum, [name, r]) => (name === "rotate-keys" ? sum : sum + QUEUED_MAIL_COUNTS.reduce((n, k) => n + (r.counts[k] ?? 0), 0)), 0);
+    if (queued > 0) note("rotate-keys", `the ${queued} mails this job's other levers queue are re-encrypted too, beyond encryptedValues (stored now)`);
+  }
+}
+
 /**
  * Reports per lever what a job would change, with a sample; writes nothing but one audit event.
  *
@@ -163,6 +195,7 @@ export async function dryRunContain(deps: ContainDeps, request: ContainRequest):
   const pairing = pairingNotes(names);
   const mfa = report.levers["require-mfa-reenrolment"];
   if (mfa !== undefined && pairing.length > 0) mfa.notes = [...(mfa.notes ?? []), ...pairing];
+  overlapNotes(report.levers);
   await deps.audit.append({
     type: "contain.dry-run", actor: request.actor,
     data: { levers: names, scope: describeScope(request.scope), users: report.users, ...(unmatched ? { unmatchedIds: unmatched.count } : {}), incidentId: request.incidentId ?? null },
