@@ -11,13 +11,17 @@ import { allows, holdsAdministrative } from "./permissions.ts";
 import { RoleStore } from "./role-store.ts";
 
 forEachDialect("roles and permissions", (fx) => {
-  it("grants only what roles hold (deny by default) and lets admin imply every permission", async () => {
+  /** A fresh migrated store of this dialect, with its audit log, role store and user store. */
+  async function openStores() {
     const db = await fx.fresh();
     const clock = new ManualClock();
     await migrate(db, clock);
     const audit = new AuditLog({ database: db, clock, random: systemRandom });
-    const roles = new RoleStore({ database: db, clock, audit });
-    const users = createUserStore({ database: db, clock, random: systemRandom });
+    return { db, clock, audit, roles: new RoleStore({ database: db, clock, audit }), users: createUserStore({ database: db, clock, random: systemRandom }) };
+  }
+
+  it("grants only what roles hold (deny by default) and lets admin imply every permission", async () => {
+    const { roles, users, audit } = await openStores();
     const u = await users.create({ email: "r@example.org" });
     assert.equal(allows(await roles.permissionsOf(u.id), "accounts.read"), false, "a user with no role holds nothing"); // ASVS 8.2.1
     await roles.grant(u.id, "auditor", "test");
@@ -37,13 +41,9 @@ forEachDialect("roles and permissions", (fx) => {
   });
 
   it("concurrent grants of one role and concurrent creations of one name: one wins, the others are told, none errs", async () => {
-    const db = await fx.fresh();
-    const clock = new ManualClock();
-    await migrate(db, clock);
-    const audit = new AuditLog({ database: db, clock, random: systemRandom });
+    const { db, clock, audit, users } = await openStores();
     // Two stores: two servers sharing the database.
     const [a, b] = [new RoleStore({ database: db, clock, audit }), new RoleStore({ database: db, clock, audit })];
-    const users = createUserStore({ database: db, clock, random: systemRandom });
     const u = await users.create({ email: "race@example.org" });
     const grants = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? a : b).grant(u.id, "auditor", "test")));
     assert.equal(grants.filter(Boolean).length, 1, "granted once");
@@ -56,11 +56,7 @@ forEachDialect("roles and permissions", (fx) => {
   });
 
   it("creates and deletes custom roles, refusing bad names, unknown permissions and built-in deletion", async () => {
-    const db = await fx.fresh();
-    const clock = new ManualClock();
-    await migrate(db, clock);
-    const audit = new AuditLog({ database: db, clock, random: systemRandom });
-    const roles = new RoleStore({ database: db, clock, audit });
+    const { roles, audit } = await openStores();
     const ops = await roles.create({ name: "ops", permissions: ["contain.run", "checks.run"] }, "test");
     assert.deepEqual((await roles.get("ops")).permissions, ["checks.run", "contain.run"]);
     assert.equal(ops.builtin, false);
@@ -75,12 +71,7 @@ forEachDialect("roles and permissions", (fx) => {
 
   it("deleting a role ends each holder's grant in the holder's own audit trail, in the deletion's transaction (ASVS 16.2.1, 16.3.3)", async () => {
     // Finding: only `role.deleted` was written, so each holder's trail showed the grant and never its end.
-    const db = await fx.fresh();
-    const clock = new ManualClock();
-    await migrate(db, clock);
-    const audit = new AuditLog({ database: db, clock, random: systemRandom });
-    const roles = new RoleStore({ database: db, clock, audit });
-    const users = createUserStore({ database: db, clock, random: systemRandom });
+    const { roles, users, audit } = await openStores();
     await roles.create({ name: "helpdesk", permissions: ["accounts.write"] }, "t");
     const holders = [await users.create({ email: "h1@example.org" }), await users.create({ email: "h2@example.org" })];
     const other = await users.create({ email: "other@example.org" });
