@@ -166,6 +166,26 @@ describe("bulwark check files", () => {
   });
 });
 
+describe("bulwark check files: byte limits", () => {
+  it("attack: a file past --max-file-bytes is not read and is reported high as not hashed, beside the rest of the scan; a bad limit is exit 2 naming the option (ASVS 2.4.1)", () => {
+    bulwark("init"); // the store the baseline's signing key lives in (already there when the suite above ran first)
+    const tree = join(root, "limits");
+    mkdirSync(tree, { recursive: true });
+    writeFileSync(join(tree, "big.bin"), Buffer.alloc(4096, 1));
+    writeFileSync(join(tree, "small.conf"), "ok\n");
+    const r = bulwark("check", "files", "--baseline", join(root, "limits.baseline"), "--max-file-bytes", "1K", "--json", tree);
+    const listed = findings(r.stdout);
+    const big = listed.find((f) => f.id === "files.too-large-to-hash");
+    assert.ok(big, r.stdout);
+    assert.equal(big.severity, "high");
+    assert.deepEqual(big.evidence.entries?.map((e) => e.path.endsWith("big.bin")), [true]);
+    assert.equal(r.code, 1, r.stderr);
+    const bad = bulwark("check", "files", "--baseline", join(root, "limits2.baseline"), "--max-file-bytes", "lots", tree);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--max-file-bytes/);
+  });
+});
+
 describe("bulwark check downloads", () => {
   const dir = join(root, "release");
   const sha = (s: string): string => createHash("sha256").update(s).digest("hex");

@@ -7,9 +7,11 @@ export const BASELINE_FORMAT = "bulwark-files-baseline";
 /**
  * Version 2 added `mount` to directory entries. Version 1 baselines are still read: their directories have no
  * `mount`, so a file system mounted over one of them since cannot be told from an ordinary directory.
+ * Version 3 added the status "too-large-to-hash" (a file past a byte limit, not hashed): a reader of versions 1 and 2
+ * refuses the file by its version, instead of calling every such line malformed and the baseline tampered.
  */
-export const BASELINE_VERSION = 2;
-const READABLE_VERSIONS: readonly number[] = [1, 2];
+export const BASELINE_VERSION = 3;
+const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
 /** Domain separation: a signature over a baseline digest can never be replayed as another signed object. */
 export const SIGNATURE_CONTEXT = "bulwark files baseline v1\n";
 /** Longest line accepted: PATH_MAX (4096) escaped at up to 6 bytes per byte, plus the other fields. */
@@ -125,7 +127,7 @@ export function decodeHeader(v: unknown): BaselineHeader | string {
   if (!isRecord(v) || v["format"] !== BASELINE_FORMAT) return `the first line does not say "format":"${BASELINE_FORMAT}"`;
   const version = v["version"];
   if (typeof version !== "number" || !READABLE_VERSIONS.includes(version)) {
-    return `unsupported baseline version ${inertJSON(version)}; this Bulwark reads versions ${READABLE_VERSIONS.join(" and ")}`;
+    return `unsupported baseline version ${inertJSON(version)}; this Bulwark reads versions ${READABLE_VERSIONS.slice(0, -1).join(", ")} and ${READABLE_VERSIONS.at(-1)}`;
   }
   if (typeof v["createdAt"] !== "string" || !/^[0-9T:.Z+-]{1,40}$/.test(v["createdAt"])) return "createdAt must be an ISO timestamp";
   const roots = v["roots"];

@@ -27,6 +27,18 @@ export interface ScanTuning {
   concurrency?: number;
   fs?: ScanFS;
   onProgress?: (stats: ScanStats) => void;
+  /** Largest file hashed, in bytes (default 4 GiB); see scan.ts DEFAULT_MAX_FILE_BYTES. */
+  maxFileBytes?: number;
+  /** Bytes one scan may read to hash (default 256 GiB); see scan.ts DEFAULT_MAX_SCAN_BYTES. */
+  maxScanBytes?: number;
+}
+
+/** The byte limits given, and only those (the scan has its defaults for the rest). */
+function limitsOf(tuning: ScanTuning): { maxFileBytes?: number; maxScanBytes?: number } {
+  return {
+    ...(tuning.maxFileBytes === undefined ? {} : { maxFileBytes: tuning.maxFileBytes }),
+    ...(tuning.maxScanBytes === undefined ? {} : { maxScanBytes: tuning.maxScanBytes }),
+  };
 }
 
 export interface CreateBaselineOptions extends ScanTuning {
@@ -67,7 +79,7 @@ export async function createBaseline(options: CreateBaselineOptions): Promise<Cr
   const temp = baselineTempPath(options.out, options.clock.now());
   const own = new Set([options.out, temp, ...(options.publishAs === undefined ? [] : [options.publishAs])].map((p) => resolve(p)));
   const exclude = (p: string): boolean => own.has(p) || excluded.some((x) => isWithin(p, x));
-  const scan = scanTree(roots, { concurrency: options.concurrency, fs: options.fs, onProgress: options.onProgress, exclude, oneFileSystem });
+  const scan = scanTree(roots, { ...limitsOf(options), concurrency: options.concurrency, fs: options.fs, onProgress: options.onProgress, exclude, oneFileSystem });
   const written = await writeBaselineFile(options.out, tapScan(scan, collector), {
     temp,
     roots,
@@ -140,7 +152,15 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     // leftover or planted ".NAME.*.tmp" beside it is compared like any file.
     const baselinePath = resolve(options.baseline);
     const exclude = (p: string): boolean => p === baselinePath || excluded.some((x) => isWithin(p, x));
-    const scan = scanTree(roots, { concurrency: options.concurrency, fs: options.fs, onProgress: options.onProgress, allowMissingRoots: true, exclude, oneFileSystem });
+    const scan = scanTree(roots, {
+      ...limitsOf(options),
+      concurrency: options.concurrency,
+      fs: options.fs,
+      onProgress: options.onProgress,
+      allowMissingRoots: true,
+      exclude,
+      oneFileSystem,
+    });
     // Baseline entries under a path excluded now are out of scope, not "removed".
     const inScope = async function* (entries: AsyncIterable<FileEntry>): AsyncGenerator<FileEntry> {
       for await (const e of entries) if (!excluded.some((x) => isWithin(e.path, x))) yield e;

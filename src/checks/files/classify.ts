@@ -1,7 +1,7 @@
 // How serious a difference is. A changed program in a system binary or library directory is what a
 // rootkit or a trojaned package looks like (Drupal.org had to check its binaries, seed 000).
 import type { Severity } from "../finding.ts";
-import type { DiffEvent } from "./compare.ts";
+import { UNVERIFIED_CONTENT, type DiffEvent } from "./compare.ts";
 import { isExecutableMode, isSetID, isWithin, modeBits, type FileEntry } from "./entry.ts";
 
 /** Directories whose files are run as programs by the system and its administrators. */
@@ -137,14 +137,17 @@ export function classify(event: DiffEvent): Classification {
   // It may still be there, but nothing recorded of it can be checked: rated like a removal, which hides as much.
   if (after.type === "unknown") return { id: "files.changed", severity: "medium", reason: "no longer examinable: what the baseline recorded cannot be verified" };
   if (event.content) {
-    if (isSystemExecutable(before) || isSystemExecutable(after)) return { id: "files.changed", severity: "critical", reason: "system executable changed" };
+    // Content that could not be hashed now (or then) is rated as changed content: that is what it may be, and an
+    // intruder chooses whether a file can be hashed (kept moving while read, padded past the size limit).
+    const unverified = event.changes.includes(UNVERIFIED_CONTENT) ? " (content could not be verified by hash and may differ)" : "";
+    if (isSystemExecutable(before) || isSystemExecutable(after)) return { id: "files.changed", severity: "critical", reason: `system executable changed${unverified}` };
     if ((before.type === "file" && isSetID(before.mode)) || (after.type === "file" && isSetID(after.mode))) {
-      return { id: "files.changed", severity: "critical", reason: "setuid/setgid file changed" };
+      return { id: "files.changed", severity: "critical", reason: `setuid/setgid file changed${unverified}` };
     }
     if (isSystemPath(event.path) && (before.type !== after.type || before.type === "symlink")) {
       return { id: "files.changed", severity: "critical", reason: "link or file type swapped in a system directory" };
     }
-    return { id: "files.changed", severity: "high", reason: "content changed" };
+    return { id: "files.changed", severity: "high", reason: `content changed${unverified}` };
   }
   if (after.type === "file" && gainedSetID(before, after)) return { id: "files.changed", severity: "high", reason: "setuid/setgid bit added" };
   if (after.type === "file" && setIDOwnerChanged(before, after)) return { id: "files.changed", severity: "high", reason: "setuid/setgid file now runs as another owner or group" };

@@ -80,6 +80,28 @@ describe("classify", () => {
     assert.deepEqual(diffEntry(entry("/x"), unknown), { changes: [], content: false });
   });
 
+  it("rates a same-size file not hashed now whose times moved as changed content, never metadata only (ASVS 16.5.3)", () => {
+    // A trojan written at the same size and kept `touch`ed while it is read ends up changed-during-scan, with no hash.
+    const racing = (p: string, mode: string): FileEntry => entry(p, { mode, status: "changed-during-scan", sha256: null, mtime: "2", ctime: "2" });
+    const d = changed(entry("/etc/passwd", { mode: "0644" }), racing("/etc/passwd", "0644"));
+    assert.ok(d.content && d.changes.includes("content not verified"), d.changes.join(", "));
+    assert.equal(classify(d).severity, "high");
+    assert.match(classify(d).reason, /could not be verified/);
+    const so = "/usr/lib/x86_64-linux-gnu/security/pam_unix.so";
+    assert.equal(classify(changed(entry(so, { mode: "0644" }), racing(so, "0644"))).severity, "critical", "a patched 0644 library stays critical");
+    // Unhashed in the baseline, hashed now, and written to since: nothing says the content is the same.
+    assert.equal(classify(changed(entry("/srv/x", { sha256: null, status: "unreadable", error: "EIO" }), entry("/srv/x", { ctime: "2" }))).severity, "high");
+  });
+
+  it("rates a file hashed in the baseline and past a byte limit now as changed content, though nothing moved", () => {
+    const big = entry("/srv/db", { status: "too-large-to-hash", error: "FILE_SIZE_LIMIT", sha256: null });
+    assert.equal(classify(changed(entry("/srv/db"), big)).severity, "high");
+    // Past the limit on both sides with nothing moved: no write since, and the scan itself reports it (high).
+    assert.deepEqual(diffEntry({ ...big }, big), { changes: [], content: false });
+    // Unreadable now (a compare run with fewer rights) with nothing moved: listed as unreadable, not as changed.
+    assert.deepEqual(diffEntry(entry("/srv/db"), entry("/srv/db", { status: "unreadable", error: "EACCES", sha256: null })), { changes: [], content: false });
+  });
+
   it("ignores directory size and times, which move whenever an entry is added", () => {
     const d = entry("/d", { type: "dir", sha256: null });
     assert.deepEqual(diffEntry(d, { ...d, size: 4096, mtime: "9", ctime: "9" }).changes, []);
@@ -202,6 +224,20 @@ describe("compareBaseline on a real tree", () => {
     assert.equal((added?.evidence["entries"] as unknown[]).length, EVIDENCE_LIMIT);
     assert.equal(added?.evidence["omitted"], 1501 - EVIDENCE_LIMIT);
     assert.match(added?.detail ?? "", /and 1496 more/);
+  });
+
+  it("names a file past the byte limit high, in the compare and in the baseline, and calls its lost hash a change", async () => {
+    // Hashed in the baseline, past --max-file-bytes now: not "unchanged".
+    const r = await compareBaseline({ baseline, signer, maxFileBytes: 3 });
+    assert.ok(byId(r.findings, "files.too-large-to-hash", "high").includes("/edit"));
+    assert.ok(byId(r.findings, "files.changed", "high").includes("/edit"));
+    // Recorded past the limit and compared with the same limit, nothing moved: only the scan's own finding remains.
+    const small = join(root, "small.jsonl");
+    const made = await createBaseline({ paths: [tree], out: small, signer, clock, maxFileBytes: 3 });
+    assert.ok(made.findings.some((f) => f.id === "files.too-large-to-hash" && f.severity === "high"));
+    const again = await compareBaseline({ baseline: small, signer, maxFileBytes: 3 });
+    assert.ok(byId(again.findings, "files.too-large-to-hash", "high").includes("/edit"));
+    assert.deepEqual(byId(again.findings, "files.changed", "high"), []);
   });
 
   it("reports special files, symlink loops and unreadable entries found in the scan", async () => {

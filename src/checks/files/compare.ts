@@ -16,11 +16,16 @@ export interface DiffEvent {
   content: boolean;
 }
 
+/** The change noted when a regular file's content could not be compared by hash: its bytes are not verified. */
+export const UNVERIFIED_CONTENT = "content not verified";
+
 /**
  * The fields that differ between two records of one path. Directories ignore size, mtime and
  * ctime: they change whenever an entry is added or removed, which is already reported per entry.
- * A hash is compared only when both sides have one (an unreadable file has none); without one, a regular file
- * whose size changed still counts as changed content.
+ * A hash is compared only when both sides have one. Without one (unreadable, changed during the scan, too large
+ * to hash), a regular file counts as changed content — never as metadata only — when its size, mtime, ctime or
+ * inode moved (a same-size trojan kept `touch`ed while it is read would otherwise pass as a new mtime), or when the
+ * baseline had a hash that the scan now could not check (changed during the scan, too large to hash).
  */
 export function diffEntry(before: FileEntry, after: FileEntry): { changes: string[]; content: boolean } {
   const changes: string[] = [];
@@ -36,8 +41,10 @@ export function diffEntry(before: FileEntry, after: FileEntry): { changes: strin
       changes.push("sha256");
       content = true;
     }
-    // One side could not be hashed (unreadable then or now): a regular file whose size moved has other content.
-    if (before.type === "file" && (before.sha256 === null || after.sha256 === null) && before.size !== after.size) content = true;
+    if (before.type === "file" && (before.sha256 === null || after.sha256 === null) && unverifiedContentMayDiffer(before, after)) {
+      changes.push(UNVERIFIED_CONTENT);
+      content = true;
+    }
     if (before.target !== after.target) {
       changes.push("target");
       content = true;
@@ -57,6 +64,18 @@ export function diffEntry(before: FileEntry, after: FileEntry): { changes: strin
     if (before.ctime !== after.ctime) changes.push("ctime");
   }
   return { changes, content };
+}
+
+/**
+ * One side of a regular file has no hash. Its content may differ when anything a write moves has moved: size,
+ * mtime, ctime (which no user can set back), inode (another file renamed over it). And when the baseline's hash can
+ * no longer be checked because of something an intruder can cause — a file kept moving while it is read, or one past
+ * a byte limit: that must not read as "unchanged". A file unreadable now (EACCES for a compare run with fewer rights
+ * than the baseline had) with nothing moved has not been written since; it is listed as unreadable, not as changed.
+ */
+function unverifiedContentMayDiffer(before: FileEntry, after: FileEntry): boolean {
+  if (before.sha256 !== null && after.sha256 === null && after.status !== "unreadable") return true;
+  return before.size !== after.size || before.mtime !== after.mtime || before.ctime !== after.ctime || before.ino !== after.ino;
 }
 
 async function nextOf<T>(it: AsyncIterator<T>): Promise<T | null> {

@@ -10,9 +10,11 @@ export const ENTRY_TYPES: readonly EntryType[] = ["file", "dir", "symlink", "fif
  * vanished: listed by its directory but gone before it could be examined (never written to a baseline).
  * dir-loop: a directory that is its own ancestor (bind mount), not descended.
  * symlink-loop: a symbolic link whose resolution loops (ELOOP).
+ * too-large-to-hash: a regular file not hashed because reading it would pass a byte limit (error FILE_SIZE_LIMIT:
+ * larger than the per-file limit; SCAN_BYTE_LIMIT: the scan's byte budget is spent), so its content is not verified.
  */
-export type EntryStatus = "ok" | "unreadable" | "changed-during-scan" | "vanished" | "dir-loop" | "symlink-loop";
-export const ENTRY_STATUSES: readonly EntryStatus[] = ["ok", "unreadable", "changed-during-scan", "vanished", "dir-loop", "symlink-loop"];
+export type EntryStatus = "ok" | "unreadable" | "changed-during-scan" | "vanished" | "dir-loop" | "symlink-loop" | "too-large-to-hash";
+export const ENTRY_STATUSES: readonly EntryStatus[] = ["ok", "unreadable", "changed-during-scan", "vanished", "dir-loop", "symlink-loop", "too-large-to-hash"];
 
 export interface FileEntry {
   /** Absolute, normalised path. */

@@ -23,12 +23,14 @@ const SPECIAL = new Set(["fifo", "socket", "block", "char"]);
 const TEXT: Record<string, { title: (n: number) => string; detail: string; remediation: string }> = {
   "files.changed/critical": {
     title: (n) => `${n} system executable(s) or setuid file(s) changed since the baseline`,
-    detail: "Programs in system binary or library directories changed in content. Outside a package upgrade this is how a trojaned binary or rootkit looks.",
+    detail:
+      "Programs in system binary or library directories changed in content, or could not be hashed now while written to since the baseline (each entry's reason says which). Outside a package upgrade this is how a trojaned binary or rootkit looks.",
     remediation: "Check each file against its package (dpkg --verify / rpm -Va); if no upgrade explains it, treat the host as compromised and rebuild it.",
   },
   "files.changed/high": {
     title: (n) => `${n} file(s) changed in content or gained dangerous permissions since the baseline`,
-    detail: "The SHA-256, the link target or the type of these entries differs from the baseline, or they became setuid/setgid, or group/other-writable in a system directory (each entry's reason says which).",
+    detail:
+      "The SHA-256, the link target or the type of these entries differs from the baseline, or their content could not be hashed (changed during the scan, unreadable, too large) while the baseline had a hash or they were written to since, or they became setuid/setgid, or group/other-writable in a system directory (each entry's reason says which).",
     remediation: "Confirm each change was intended (deployment, upgrade, configuration change); then record a new baseline.",
   },
   "files.changed/medium": {
@@ -60,6 +62,13 @@ const TEXT: Record<string, { title: (n: number) => string; detail: string; remed
     title: (n) => `${n} entr(ies) changed or vanished while being scanned`,
     detail: "Size or modification time moved while the file was read, even after retries, so no hash was recorded.",
     remediation: "Scan again when the system is quiet; a file that always changes (a log, a database) belongs outside the baseline.",
+  },
+  "files.too-large-to-hash/high": {
+    title: (n) => `${n} file(s) not hashed: past the per-file size limit or the scan's byte budget`,
+    detail:
+      "Their content is not verified: a change to them would go unseen. A file's size costs its writer nothing (truncate -s 4T makes a sparse file that takes no disk), so an intruder can pad a file past the limit, or plant large ones to make a scan read for hours; both are bounded, and the files left unhashed are named here (error FILE_SIZE_LIMIT: larger than --max-file-bytes; SCAN_BYTE_LIMIT: the scan had read --max-scan-bytes).",
+    remediation:
+      "Compare each file's size with its disk use (ls -ls, du): a sparse file nobody made on purpose is planted; remove it and investigate. A genuine large file is verified by raising --max-file-bytes / --max-scan-bytes (for the baseline and the compare), or left out with --exclude.",
   },
   "files.dir-loop/low": {
     title: (n) => `${n} directory loop(s) found`,
@@ -124,6 +133,8 @@ export class FindingCollector {
     if (entry.status === "unreadable") this.#add("files.unreadable", "low", item);
     else if (entry.status === "changed-during-scan" || entry.status === "vanished") this.#add("files.changed-during-scan", "low", item);
     else if (entry.status === "dir-loop") this.#add("files.dir-loop", "low", item);
+    // High, as a content change is: an intruder decides whether a file passes the limit (padding it costs nothing).
+    else if (entry.status === "too-large-to-hash") this.#add("files.too-large-to-hash", "high", { ...item, size: entry.size });
     else if (entry.status === "symlink-loop") this.#add("files.symlink-loop", "info", { path: entry.path, target: entry.target });
     if (SPECIAL.has(entry.type)) this.#add("files.special", "info", { path: entry.path, type: entry.type });
   }

@@ -193,10 +193,24 @@ export const nodeScanFS: ScanFS = {
 /** Files up to this size are read on the calling thread. */
 const SYNC_READ_LIMIT = 256 * 1024;
 
+/** Why a file was not hashed though it could be read: the errno-like code recorded with "too-large-to-hash". */
+export type ByteLimit = "FILE_SIZE_LIMIT" | "SCAN_BYTE_LIMIT";
+
 export type HashOutcome =
   | { status: "ok"; sha256: string; stat: BigIntStats; bytes: number }
   | { status: "unreadable"; error: string }
-  | { status: "changed-during-scan"; error: string | null };
+  | { status: "changed-during-scan"; error: string | null }
+  | { status: "too-large-to-hash"; error: ByteLimit };
+
+export interface HashLimits {
+  /** Largest file hashed, in bytes (default: no limit). A larger one is not read at all. */
+  maxBytes?: number;
+  /**
+   * Asked before each retry (the file moved while read) for that many more bytes of the scan's budget; false stops
+   * there with SCAN_BYTE_LIMIT. The first read is the caller's to budget (default: every retry allowed).
+   */
+  allowRetry?: (bytes: number) => boolean;
+}
 
 /** How many times a file that moved while being read is hashed again before giving up. */
 const RETRIES = 2;
@@ -228,7 +242,7 @@ function same(a: BigIntStats, b: BigIntStats): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino && a.dev === b.dev;
 }
 
-async function hashOnce(fs: ScanFS, path: string, before: BigIntStats, buffer: Buffer): Promise<HashOutcome | "moved"> {
+async function hashOnce(fs: ScanFS, path: string, before: BigIntStats, buffer: Buffer, maxBytes: number): Promise<HashOutcome | "moved"> {
   let handle: OpenFile;
   try {
     handle = await openForHash(fs, path);
@@ -239,14 +253,20 @@ async function hashOnce(fs: ScanFS, path: string, before: BigIntStats, buffer: B
     const opened = await handle.stat();
     // Replaced between lstat and open (another inode, or no longer a regular file).
     if (!opened.isFile() || opened.ino !== before.ino || opened.dev !== before.dev) return "moved";
+    // Grown past the limit since it was examined (`truncate -s 4T` between lstat and open): not read either.
+    if (opened.size > BigInt(maxBytes)) return { status: "too-large-to-hash", error: "FILE_SIZE_LIMIT" };
     const hash = createHash("sha256");
     let total = 0;
-    const small = opened.size <= BigInt(SYNC_READ_LIMIT);
+    const size = Number(opened.size);
+    const small = size <= SYNC_READ_LIMIT;
     for (;;) {
       const bytesRead = small ? handle.readSync(buffer) : await handle.read(buffer);
       if (bytesRead === 0) break;
       hash.update(buffer.subarray(0, bytesRead));
       total += bytesRead;
+      // More bytes than its size: it is growing while read (or a FUSE file serves bytes without end). Stop at one
+      // buffer past the size, so what is read stays bounded by the size that was budgeted.
+      if (total > size) return "moved";
     }
     const after = await handle.stat();
     if (!same(opened, after) || BigInt(total) !== after.size) return "moved";
@@ -260,15 +280,20 @@ async function hashOnce(fs: ScanFS, path: string, before: BigIntStats, buffer: B
 
 /**
  * Hashes `path` (expected to be the regular file `before` describes), reading through `buffer`.
- * Never throws: I/O errors become "unreadable", a file that keeps moving "changed-during-scan".
+ * Never throws: I/O errors become "unreadable", a file that keeps moving "changed-during-scan", and a file past
+ * `limits.maxBytes` (or a retry the scan's budget no longer covers) "too-large-to-hash". Each attempt reads at most
+ * the file's size plus one buffer, so a file is read at most RETRIES + 1 times its limit.
  *
  * @example
  * const outcome = await hashFile(nodeScanFS, "/usr/bin/ls", await lstat("/usr/bin/ls", { bigint: true }), Buffer.alloc(1 << 20));
  */
-export async function hashFile(fs: ScanFS, path: string, before: BigIntStats, buffer: Buffer): Promise<HashOutcome> {
+export async function hashFile(fs: ScanFS, path: string, before: BigIntStats, buffer: Buffer, limits: HashLimits = {}): Promise<HashOutcome> {
+  const maxBytes = limits.maxBytes ?? Number.MAX_SAFE_INTEGER;
   let expected = before;
   for (let attempt = 0; attempt <= RETRIES; attempt++) {
-    const outcome = await hashOnce(fs, path, expected, buffer);
+    if (expected.size > BigInt(maxBytes)) return { status: "too-large-to-hash", error: "FILE_SIZE_LIMIT" };
+    if (attempt > 0 && limits.allowRetry && !limits.allowRetry(Number(expected.size))) return { status: "too-large-to-hash", error: "SCAN_BYTE_LIMIT" };
+    const outcome = await hashOnce(fs, path, expected, buffer, maxBytes);
     if (outcome !== "moved") return outcome;
     try {
       expected = await fs.lstat(path);

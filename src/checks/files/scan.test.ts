@@ -154,6 +154,37 @@ describe("scanTree", () => {
     assert.equal(stats, 6, "hashed three times (two retries), two fstats each");
   });
 
+  it("does not read a file past the per-file limit, nor past the scan's byte budget, and says which (ASVS 2.4.1)", async () => {
+    // A `truncate -s 4T` sparse file costs its writer no disk and a scan five hours: never opened, named instead.
+    const opened: string[] = [];
+    const fs: ScanFS = { ...nodeScanFS, open: async (p, flags) => (opened.push(p), nodeScanFS.open(p, flags)) };
+    const bySize = await collect([root], { fs, maxFileBytes: 1024 * 1024 });
+    const c = bySize.find((e) => e.path === join(root, "sub/deeper/c"));
+    assert.deepEqual([c?.status, c?.error, c?.sha256, c?.size], ["too-large-to-hash", "FILE_SIZE_LIMIT", null, 3 * 1024 * 1024 + 7]);
+    assert.ok(!opened.includes(join(root, "sub/deeper/c")));
+    assert.equal(bySize.find((e) => e.path === join(root, "a.txt"))?.sha256, sha("alpha\n"));
+    // The budget is taken in path order: a.txt (6 bytes) fits, sub/b-x (2 bytes) no longer does, the empty file does.
+    const byBudget = await collect([root], { maxScanBytes: 7 });
+    const status = (name: string): string | null | undefined => byBudget.find((e) => e.path === join(root, name))?.error;
+    assert.deepEqual([status("a.txt"), status("empty"), status("sub/b-x"), status("sub/deeper/c")], [null, null, "SCAN_BYTE_LIMIT", "SCAN_BYTE_LIMIT"]);
+  });
+
+  it("stops reading a file that serves more bytes than its size (grows while read, or a FUSE file without end)", async () => {
+    let served = 0;
+    const endless: ScanFS = {
+      ...nodeScanFS,
+      open: async (p, flags) => {
+        const handle = await nodeScanFS.open(p, flags);
+        if (!p.endsWith("/a.txt")) return handle;
+        const fill = (b: Buffer): number => (served += b.length, b.length);
+        return { ...handle, read: async (b) => fill(b), readSync: fill };
+      },
+    };
+    const a = (await collect([root], { fs: endless })).find((e) => e.path === join(root, "a.txt"));
+    assert.equal(a?.status, "changed-during-scan");
+    assert.ok(served <= 3 * 1024 * 1024, `read ${served} bytes of a 6-byte file`);
+  });
+
   it("examines and hashes a file whose name is not valid UTF-8, under a name no valid one can have", async () => {
     const odd = Buffer.concat([Buffer.from(`${root}/sub/b`), Buffer.from([0xff, 0x41])]);
     writeFileSync(odd, "hidden");

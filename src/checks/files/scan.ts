@@ -20,7 +20,24 @@ export interface ScanOptions {
   oneFileSystem?: boolean;
   /** Called after each entry with running totals (for a progress bar). */
   onProgress?: (stats: ScanStats) => void;
+  /** Largest file hashed, in bytes (default DEFAULT_MAX_FILE_BYTES); a larger one is "too-large-to-hash". */
+  maxFileBytes?: number;
+  /** Bytes the whole scan may read to hash (default DEFAULT_MAX_SCAN_BYTES); files past it are "too-large-to-hash". */
+  maxScanBytes?: number;
 }
+
+/**
+ * Byte limits of a scan. Hashing runs at about 1 GB/s (one core's SHA-256), and a file's size costs its writer
+ * nothing: `truncate -s 4T` makes a sparse file of 4 TiB of zeros that takes no disk and five hours to read, and a
+ * thousand hard links or reflinked copies of one real file are read a thousand times. A local user who can write
+ * anywhere in a watched tree could so keep every baseline and compare from ending, and hide what they planted
+ * beside it. So one file is read only up to DEFAULT_MAX_FILE_BYTES (about 4 s), a whole scan only up to
+ * DEFAULT_MAX_SCAN_BYTES (about 5 minutes: a system tree holds a few tens of GiB). A file not hashed for either is
+ * recorded as "too-large-to-hash" and reported high, never skipped in silence: a cap alone would let an intruder
+ * pad a trojan past it.
+ */
+export const DEFAULT_MAX_FILE_BYTES = 4 * 1024 ** 3;
+export const DEFAULT_MAX_SCAN_BYTES = 256 * 1024 ** 3;
 
 export interface ScanStats {
   entries: number;
@@ -206,6 +223,15 @@ export async function* scanTree(roots: readonly string[], options: ScanOptions =
   const gate = semaphore(limit);
   const buffers: Buffer[] = [];
   const stats: ScanStats = { entries: 0, bytesHashed: 0 };
+  const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  // Bytes the scan may still read. Taken, by the size lstat gave, when a file is handed to the hasher: that runs in
+  // path order before any await, so in a tree that does not change the same files are hashed on every run.
+  let budget = options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES;
+  const take = (bytes: number): boolean => {
+    if (bytes > budget) return false;
+    budget -= bytes;
+    return true;
+  };
 
   const finish = async (found: Found): Promise<FileEntry> => {
     const entry = found.entry;
@@ -227,10 +253,17 @@ export async function* scanTree(roots: readonly string[], options: ScanOptions =
       return entry;
     }
     if (entry.type !== "file") return entry;
+    const limit = entry.size > maxFileBytes ? "FILE_SIZE_LIMIT" : take(entry.size) ? null : "SCAN_BYTE_LIMIT";
+    if (limit !== null) {
+      entry.status = "too-large-to-hash";
+      entry.error = limit;
+      return entry;
+    }
     await gate.acquire();
     const buffer = buffers.pop() ?? Buffer.allocUnsafe(READ_BUFFER);
     try {
-      const outcome = await hashFile(fs, entry.path, found.stat, buffer);
+      // A retry (the file moved while read) reads it again: that is taken from the budget too.
+      const outcome = await hashFile(fs, entry.path, found.stat, buffer, { maxBytes: maxFileBytes, allowRetry: take });
       if (outcome.status === "ok") {
         const fresh = fromStat(entry.path, outcome.stat);
         fresh.sha256 = outcome.sha256;

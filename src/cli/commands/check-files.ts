@@ -17,6 +17,8 @@ interface FilesOptions extends CheckOptions {
   exclude?: string[];
   oneFileSystem?: boolean;
   force?: boolean;
+  maxFileBytes?: string;
+  maxScanBytes?: string;
 }
 
 function parseConcurrency(value: string | undefined): number | undefined {
@@ -25,6 +27,19 @@ function parseConcurrency(value: string | undefined): number | undefined {
     throw new InputError("BULWARK_ERR_USAGE", `--concurrency must be an integer from 1 to 64, got "${value.slice(0, 20)}"`);
   }
   return Number(value);
+}
+
+const UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** A byte count as given to --max-file-bytes / --max-scan-bytes: digits and an optional K, M, G or T (powers of 1024). */
+function parseBytes(option: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d{1,16})([KMGT]?)$/i.exec(value);
+  const n = m ? Number(m[1]) * (UNITS[(m[2] as string).toUpperCase()] as number) : Number.NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new InputError("BULWARK_ERR_USAGE", `${option} must be a number of bytes, optionally followed by K, M, G or T (e.g. 4G), got "${value.slice(0, 20)}"`);
+  }
+  return n;
 }
 
 /** Paths and times from a baseline are attacker-controlled when it is tampered: quote any with control characters (C1 too). */
@@ -88,6 +103,11 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
   }
   if (opts.force && opts.baseline === undefined) throw new InputError("BULWARK_ERR_USAGE", "--force goes with --baseline OUT: it allows replacing an existing baseline");
   const concurrency = parseConcurrency(opts.concurrency);
+  // Both runs are bounded (a planted 4 TiB sparse file must not stall either); a compare uses its own limits, and the
+  // same ones as the baseline, or files hashed then and not now are reported as not verified.
+  const maxFileBytes = parseBytes("--max-file-bytes", opts.maxFileBytes);
+  const maxScanBytes = parseBytes("--max-scan-bytes", opts.maxScanBytes);
+  const limits = { ...(maxFileBytes === undefined ? {} : { maxFileBytes }), ...(maxScanBytes === undefined ? {} : { maxScanBytes }) };
   const files = await import("../../checks/files/index.ts");
   const app = await ctx.app();
   const signer = await app.keyring.signer();
@@ -111,6 +131,7 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
       signer,
       clock: app.clock,
       concurrency,
+      ...limits,
       onProgress,
       exclude: opts.exclude,
       oneFileSystem: opts.oneFileSystem,
@@ -125,7 +146,7 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
     });
   }
   const baseline = opts.compare as string;
-  const r = await files.compareBaseline({ baseline, paths, signer, concurrency, onProgress, exclude: opts.exclude, oneFileSystem: opts.oneFileSystem });
+  const r = await files.compareBaseline({ baseline, paths, signer, concurrency, ...limits, onProgress, exclude: opts.exclude, oneFileSystem: opts.oneFileSystem });
   bar.done();
   // Names the finding actually raised: a baseline intact but signed with a retired key has its own.
   const verdict = r.findings.find((f) => f.id.startsWith("files.baseline-"))?.id ?? "files.baseline-tampered";
@@ -158,7 +179,9 @@ export default {
         .option("--compare <baseline>", "compare PATHs (default: the baseline's) with this baseline")
         .option("--exclude <path>", "leave this path and everything beneath it out (repeatable; compare defaults to the recorded ones)", collect)
         .option("--one-file-system", "do not enter other mounted file systems (use it when scanning /: keeps /proc and /sys out)")
-        .option("--concurrency <n>", "files hashed at once (1-64, default 4)"),
+        .option("--concurrency <n>", "files hashed at once (1-64, default 4)")
+        .option("--max-file-bytes <n>", "largest file hashed (K, M, G, T suffixes; default 4G); a larger one is reported high as not hashed")
+        .option("--max-scan-bytes <n>", "bytes one run may read to hash (default 256G); files past it are reported high as not hashed"),
     ).action(action(ctx, (paths: string[], opts: FilesOptions) => run(ctx, paths, opts)));
   },
 } satisfies CommandModule;
