@@ -3,8 +3,9 @@
 // ARN or IP range), "always" when every caller of the class satisfies it whatever they do, "maybe"
 // when the caller chooses (aws:SecureTransport, headers, prefixes) or the key is not understood.
 // Allows count unless "never"; Denies narrow access only when "always" (see evaluate.ts).
-import { allOf, anyOf, not, type Caller, type Truth } from "./callers.ts";
+import { allOf, not, type Caller, type Truth } from "./callers.ts";
 import { compileGlob, hasWildcard } from "./glob.ts";
+import { coverOf, familySize, type RangeCover } from "./ip-ranges.ts";
 import type { ConditionClause } from "./policy-parse.ts";
 
 /**
@@ -138,30 +139,27 @@ function canMatchForeign(key: string, value: string): boolean {
   return true;
 }
 
-/** Prefix length of a CIDR written in a policy (a bare address is a /32 or /128), or undefined if malformed. */
-function prefixLength(cidr: string): number | undefined {
-  const slash = cidr.indexOf("/");
-  if (slash < 0) return cidr.includes(":") ? 128 : 32;
-  const n = Number(cidr.slice(slash + 1));
-  return Number.isInteger(n) && n >= 0 && n <= 128 ? n : undefined;
-}
+/**
+ * The widest range, per family, that still pins an arbitrary caller: a /8 (IPv4) or /16 (IPv6), the private blocks
+ * and a company's egress; a /7 or a /15 might hold the caller. A union is measured against the same line: it pins
+ * only while it holds fewer addresses than the narrowest range that does not (so 10/8 with 192.168/16 still pins,
+ * and two /8s are as wide as a /7).
+ */
+const WIDEST_PINNING_PREFIX = { 4: 8, 6: 16 } as const;
 
 /**
- * Truth of "the caller's address, of this family, is in one of these ranges" for an arbitrary caller. A range
- * holds addresses of its own family only (an IPv6 address is in no IPv4 range, 0.0.0.0/0 included). /0 covers
- * the whole family (AWS: 0.0.0.0/0 is public); ranges wider than /8 (IPv4) or /16 (IPv6) might hold the caller,
- * so they are "maybe"; narrower ranges (private, a company's egress) pin the caller. A malformed range is
- * "maybe" for both families.
+ * Truth of "the caller's address, of this family, is in one of these ranges" for an arbitrary caller, judged on the
+ * union of the values: 256 /8s are each narrow and all of IPv4 together. A range holds addresses of its own family
+ * only (an IPv6 address is in no IPv4 range, 0.0.0.0/0 included). A union covering the whole family is "always" (AWS:
+ * 0.0.0.0/0 is public); one at least as wide as a range past the pinning line is "maybe"; a narrower one pins the
+ * caller. A malformed value is "maybe" for both families, since we cannot tell what AWS reads it as.
  */
-function inRanges(values: readonly string[], family: 4 | 6): Truth {
-  return anyOf(values.map((raw): Truth => {
-    const v = raw.trim();
-    const n = prefixLength(v);
-    if (n === undefined) return "maybe";
-    if ((v.includes(":") ? 6 : 4) !== family) return "never";
-    if (n === 0) return "always";
-    return n < (family === 6 ? 16 : 8) ? "maybe" : "never";
-  }));
+function inRanges(cover: RangeCover, family: 4 | 6): Truth {
+  if (cover.covered === familySize(family)) return "always";
+  if (cover.malformed) return "maybe";
+  // The size of a range one bit wider than the widest pinning one: 2^25 addresses for IPv4, 2^113 for IPv6.
+  const notPinning = familySize(family) >> BigInt(WIDEST_PINNING_PREFIX[family] - 1);
+  return cover.covered >= notPinning ? "maybe" : "never";
 }
 
 /**
@@ -185,7 +183,7 @@ interface CompiledClause {
   /** Null: "true" (key absent) or "false" (key present) is among the values. */
   nullAbsent: boolean;
   nullPresent: boolean;
-  /** IpAddress truth for an IPv4 and an IPv6 caller. */
+  /** IpAddress truth for an IPv4 and an IPv6 caller, on the union of the values. */
   ip4: Truth;
   ip6: Truth;
 }
@@ -207,6 +205,11 @@ function fixedMatcher(base: string, fixed: readonly string[]): Pick<CompiledClau
   return { matches: (v) => set.has(v), globCells: 0 };
 }
 
+function ipTruths(values: readonly string[]): Pick<CompiledClause, "ip4" | "ip6"> {
+  const cover = coverOf(values);
+  return { ip4: inRanges(cover[4], 4), ip6: inRanges(cover[6], 6) };
+}
+
 const compiled = new WeakMap<ConditionClause, CompiledClause>();
 
 function compile(clause: ConditionClause): CompiledClause {
@@ -226,8 +229,7 @@ function compile(clause: ConditionClause): CompiledClause {
     bool: new Set(lower),
     nullAbsent: lower.includes("true"),
     nullPresent: lower.includes("false"),
-    ip4: inRanges(values, 4),
-    ip6: inRanges(values, 6),
+    ...ipTruths(values),
   };
   compiled.set(clause, c);
   return c;

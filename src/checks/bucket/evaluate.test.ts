@@ -262,3 +262,34 @@ test("a Deny outside an IP range does not cancel a named account's access (it ma
   const r = run([allow({ Principal: { AWS: OTHER } }), deny({ Condition: { NotIpAddress: { "aws:SourceIp": "198.51.100.0/24" } } })]);
   assert.deepEqual(ids(r.findings), ["bucket.cross-account"]);
 });
+
+// aws:SourceIp is judged on the union of its values: ranges narrow one by one may cover the internet together.
+test("an Allow to \"*\" on aws:SourceIp ranges that are narrow one by one but wide together is public (ASVS 8.2.2)", () => {
+  const everySlash8 = Array.from({ length: 256 }, (_, i) => `${i}.0.0.0/8`);
+  const halves = Array.from({ length: 128 }, (_, i) => `${i * 2}.0.0.0/8`);
+  const v6 = Array.from({ length: 4 }, (_, i) => `${(0x2000 + i).toString(16)}::/16`);
+  for (const values of [everySlash8, halves, ["10.0.0.0/8", "11.0.0.0/8"], ["10.0.0.0/8", "11.0.0.0/9", "11.128.0.0/9"], v6]) {
+    const findings = run([allow({ Condition: { IpAddress: { "aws:SourceIp": values } } })]).findings;
+    assert.deepEqual(ids(findings), ["bucket.anonymous-read"], `${values.slice(0, 3).join(", ")}...`);
+  }
+});
+
+test("aws:SourceIp ranges that overlap are counted once, so a small union stays pinned", () => {
+  // 10/8 listed 300 times, with blocks inside it (and host bits set): still one /8.
+  const values = [...Array.from({ length: 300 }, () => "10.0.0.0/8"), "10.1.0.0/16", "10.2.3.4/8", "172.16.0.0/12", "2001:db8::/32", "2001:db8:1::/48"];
+  assert.deepEqual(ids(run([allow({ Condition: { IpAddress: { "aws:SourceIp": values } } })]).findings), []);
+});
+
+test("a Deny on NotIpAddress over ranges covering all of IPv4 does not cancel a public read (no IPv4 caller is outside them)", () => {
+  const everySlash8 = Array.from({ length: 256 }, (_, i) => `${i}.0.0.0/8`);
+  const r = run([allow({ Sid: "Public" }), deny({ Condition: { NotIpAddress: { "aws:SourceIp": everySlash8 } } })]);
+  // The Deny still applies over IPv6 and through an endpoint, so it is listed as a Deny that might not apply.
+  assert.deepEqual(ids(r.findings), ["bucket.anonymous-read", "bucket.conflicting-statements"]);
+  assert.equal(find(r.findings, "bucket.anonymous-read").severity, "critical");
+});
+
+test("an aws:SourceIp value that is not a CIDR is undecided, never a pin (\"10.0.0.0/\" is not 0.0.0.0/0 nor a /8)", () => {
+  for (const bad of ["10.0.0.0/", "10.0.0.0/33", "10.0.0/8", "fe80::1%eth0/128", "2001:db8::/129", "10.0.0.0/+8"]) {
+    assert.deepEqual(ids(run([allow({ Condition: { IpAddress: { "aws:SourceIp": bad } } })]).findings), ["bucket.anonymous-read"], bad);
+  }
+});
