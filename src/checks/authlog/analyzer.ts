@@ -5,6 +5,7 @@ import { ipv6Prefix64 } from "./address.ts";
 import { ConnectionTracker, detach } from "./connection-tracker.ts";
 import { AuthLogOptionError } from "./errors.ts";
 import { ExpiringTable } from "./expiring-table.ts";
+import { attackBefore, earliestBanOutside, recordAttack, recordBan } from "./file-order.ts";
 import { HeldEvents } from "./held-events.ts";
 import { isPasswordMethod } from "./findings.ts";
 import { afterSyslogdTag, bsdRepeatCount, classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
@@ -25,7 +26,10 @@ export const DEFAULTS = {
 // A full table evicts what has been idle for longer than --find-time and never offended, so a log
 // that opens with 500,000 one-off addresses cannot hide a later attack; only more than that many
 // active inside one window leaves failures untracked, and the findings then say so.
-export const LIMITS: AuthLogLimits = { sources: 500_000, users: 100_000 };
+// Accepted logins are kept (about 300 bytes each) to be judged again at the end, against brute force read after them:
+// files given newest first, or overlapping. A log can forge any number of "Accepted" lines (logger), so they are
+// bounded too; past the bound a login is judged only against what was read before it, and the output says so.
+export const LIMITS: AuthLogLimits = { sources: 500_000, users: 100_000, logins: 20_000 };
 const MAX_NAMES_PER_RECORD = 50;
 const MAX_COMPROMISES = 1_000;
 const MAX_ROOT_LOGINS_KEPT = 1_000;
@@ -59,6 +63,15 @@ function utf8(name: string): string {
   return name;
 }
 
+/** A login a brute force is sometimes only a few stamps' worth behind: a sending host's clock can lag by a second. */
+const CLOCK_SLACK_MS = 1000;
+
+/** An accepted login not suspect when read, and the file (1-based, in the order read) it came from. */
+interface KeptLogin {
+  login: SuccessRecord;
+  file: number;
+}
+
 /** Records one failure time in a ring of the last `n`; true when those n lie within `window`. */
 function pushWindow(ring: Float64Array, count: number, t: number, window: number): boolean {
   const n = ring.length;
@@ -66,6 +79,11 @@ function pushWindow(ring: Float64Array, count: number, t: number, window: number
   if (count + 1 < n) return false;
   const oldest = ring[(count + 1) % n] ?? t;
   return Math.abs(t - oldest) <= window;
+}
+
+/** A copy of an address record as it stands, for a finding's evidence: the live record goes on counting. */
+function snapshotSource(s: SourceRecord): SourceRecord {
+  return { ...s, first: { ...s.first }, last: { ...s.last }, users: new Set(s.users), members: s.members && new Set(s.members) };
 }
 
 /**
@@ -94,6 +112,13 @@ export class AuthLogAnalyzer {
   readonly #users: ExpiringTable<string, UserRecord>;
   readonly #compromises = new Map<string, SuccessRecord>();
   readonly #rootLogins: SuccessRecord[] = [];
+  // Logins that were not suspect when read, judged again in finish() (at most limits.logins).
+  readonly #kept: KeptLogin[] = [];
+  // For logins past that bound: the file of the first, the latest stamp among them, and the earliest ban or attack read
+  // in a later file. An attack read later but stamped before one of them may have been missed.
+  #firstUnkeptFile = 0;
+  #unkeptLatestMs = Number.NEGATIVE_INFINITY;
+  #lateAttackMs = Number.POSITIVE_INFINITY;
   // A Map beats a dictionary-mode object for counters keyed at run time.
   readonly #byKind = new Map<string, number>();
   // Brute force comes in runs from one address: a one-entry cache skips most map lookups.
@@ -109,7 +134,7 @@ export class AuthLogAnalyzer {
   readonly stats = {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
     failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0, untrackedPrefixes: 0,
-    evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0,
+    evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0, loginsNotRejudged: 0, loginsNotRejudgedMatter: false,
     byKind: {} as Record<string, number>,
   };
 
@@ -120,7 +145,9 @@ export class AuthLogAnalyzer {
     this.findTimeMs = options.findTimeMs ?? DEFAULTS.findTimeMs;
     this.maxLineLength = options.maxLineLength ?? DEFAULTS.maxLineLength;
     this.#compromiseWindowMs = options.compromiseWindowMs ?? DEFAULTS.compromiseWindowMs;
-    this.#limits = { sources: options.limits?.sources ?? LIMITS.sources, users: options.limits?.users ?? LIMITS.users };
+    this.#limits = {
+      sources: options.limits?.sources ?? LIMITS.sources, users: options.limits?.users ?? LIMITS.users, logins: options.limits?.logins ?? LIMITS.logins,
+    };
     // Idle means no failure within find time: the record's window holds nothing that could still
     // complete a ban, so a fresh record later counts the same. Offenders and brute-forced users are
     // pinned: a later login from or for them is what the check exists to catch.
@@ -269,7 +296,7 @@ export class AuthLogAnalyzer {
     const rec: SourceRecord = {
       address: key, failures: 0, firstMs: t, lastMs: t, latestMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
       users: new Set(), moreUsers: false, lastUser: null, ring: new Float64Array(this.maxRetry), inWindow: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
-      offenderFile: 0, members, moreMembers: false,
+      offenderFile: 0, bansByFile: null, members, moreMembers: false,
     };
     // Room was made above; a cached record may have been evicted, and the caller replaces the cache.
     table.add(key, rec, t);
@@ -299,6 +326,8 @@ export class AuthLogAnalyzer {
         src.offenderAt = { file: this.#file, line: lineNo };
         src.offenderFile = this.stats.files;
       }
+      src.bansByFile = recordBan(src.bansByFile, t, this.stats.files, this.#file, lineNo);
+      this.#attackRead(t);
     }
   }
 
@@ -337,7 +366,7 @@ export class AuthLogAnalyzer {
         return;
       }
       user = detach(user);
-      rec = { user, failures: 0, ring: new Float64Array(this.maxRetry), count: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0, attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null };
+      rec = { user, failures: 0, ring: new Float64Array(this.maxRetry), count: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0, attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null, attacks: null };
       this.#users.add(user, rec, t);
     }
     this.#lastUserRecord = rec;
@@ -355,6 +384,8 @@ export class AuthLogAnalyzer {
       rec.attackLastMs = t;
       rec.attackLastFile = this.stats.files;
       rec.attackFailures = rec.failures;
+      rec.attacks = recordAttack(rec.attacks, t, this.stats.files, this.#compromiseWindowMs, this.#file, lineNo);
+      this.#attackRead(t);
     }
   }
 
@@ -378,9 +409,37 @@ export class AuthLogAnalyzer {
     // its fruit (an address that failed is suspect whatever the method, see #offenderBefore).
     // "After" as in #offenderBefore: line order within the file, the stamps across files.
     const targeted =
-      rec !== undefined && isPasswordMethod(record.method) && (rec.attackLastFile === this.stats.files || rec.attackLastMs <= t + 1000) && t - rec.attackLastMs <= this.#compromiseWindowMs;
-    if (offender === undefined && !targeted) return;
-    const key = `${address}\u0000${user}`;
+      rec !== undefined && isPasswordMethod(record.method) && (rec.attackLastFile === this.stats.files || rec.attackLastMs <= t + CLOCK_SLACK_MS) && t - rec.attackLastMs <= this.#compromiseWindowMs;
+    if (offender === undefined && !targeted) {
+      this.#keep(record);
+      return;
+    }
+    // A snapshot: the live record goes on counting (its `last` is updated in place) after the login.
+    this.#suspect(record, offender === undefined ? null : snapshotSource(offender), targeted && rec ? { ...rec, sources: new Set(rec.sources) } : null);
+  }
+
+  /**
+   * Keeps a login that was not suspect when read: a file read later (auth.log before auth.log.1, as the shell expands
+   * auth.log*) can hold the brute force that came before it. Bounded: past limits.logins it is counted instead.
+   */
+  #keep(login: SuccessRecord): void {
+    if (this.#kept.length < this.#limits.logins) {
+      this.#kept.push({ login, file: this.stats.files });
+      return;
+    }
+    this.stats.loginsNotRejudged++;
+    if (this.#firstUnkeptFile === 0) this.#firstUnkeptFile = this.stats.files;
+    if (login.timeMs > this.#unkeptLatestMs) this.#unkeptLatestMs = login.timeMs;
+  }
+
+  /** A ban or a brute-force window completed at `t`: noted when it is read in a file after a login that was not kept. */
+  #attackRead(t: number): void {
+    if (this.#firstUnkeptFile > 0 && this.stats.files > this.#firstUnkeptFile && t < this.#lateAttackMs) this.#lateAttackMs = t;
+  }
+
+  /** Records a suspect login: one record per address/user pair, later ones counted as its repeats. */
+  #suspect(record: SuccessRecord, offender: SourceRecord | null, targetedUser: UserRecord | null): void {
+    const key = `${record.address}\u0000${record.user}`;
     const seen = this.#compromises.get(key);
     if (seen) {
       seen.repeats++;
@@ -391,13 +450,41 @@ export class AuthLogAnalyzer {
       this.stats.untrackedCompromises++;
       return;
     }
-    // A snapshot: the live record goes on counting (its `last` is updated in place) after the login.
-    record.offender =
-      offender === undefined
-        ? null
-        : { ...offender, first: { ...offender.first }, last: { ...offender.last }, users: new Set(offender.users), members: offender.members && new Set(offender.members) };
-    record.targetedUser = targeted && rec ? { ...rec, sources: new Set(rec.sources) } : null;
+    record.offender = offender;
+    record.targetedUser = targetedUser;
     this.#compromises.set(key, record);
+  }
+
+  /**
+   * Judges the kept logins again against every file, by the stamps: a ban in another file stamped before the login, or
+   * (for a password login) a brute-force window on its user in another file within the compromise window before it.
+   * Their own file was judged as it was read, in line order. With one file there is nothing new to learn.
+   */
+  #rejudgeKept(): void {
+    if (this.stats.files < 2) return;
+    for (const { login, file } of this.#kept) {
+      const t = login.timeMs;
+      const offender = this.#offenderInOtherFile(login.address, t, file);
+      const rec = isPasswordMethod(login.method) ? this.#users.get(login.user) : undefined;
+      const run = rec?.attacks ? attackBefore(rec.attacks, t, file, this.#compromiseWindowMs, CLOCK_SLACK_MS) : undefined;
+      if (offender === null && run === undefined) continue;
+      // The evidence names the attack that came before the login, not the first one read.
+      const targeted = rec && run ? { ...rec, sources: new Set(rec.sources), attackFirstMs: run.firstMs, attackLastMs: run.lastMs, firstAttackAt: run.firstAt } : null;
+      this.#suspect(login, offender, targeted);
+    }
+    // Judged once: a second finish() must not count them again as repeats.
+    this.#kept.length = 0;
+  }
+
+  /** A snapshot of the address (else its /64) with a ban in a file other than `file` stamped at or before `t`, or null. */
+  #offenderInOtherFile(address: string, t: number, file: number): SourceRecord | null {
+    const candidates = [this.#sources.get(address), address.includes(":") ? this.#prefixes.get(ipv6Prefix64(address)) : undefined];
+    for (const s of candidates) {
+      if (s?.bansByFile == null) continue;
+      const ban = earliestBanOutside(s.bansByFile, file);
+      if (ban !== undefined && ban.ms <= t) return { ...snapshotSource(s), offenderSinceMs: ban.ms, offenderAt: ban.at };
+    }
+    return null;
   }
 
   /**
@@ -407,7 +494,10 @@ export class AuthLogAnalyzer {
    * clock can lag). Across files, which may be given out of order, only the stamps can tell.
    */
   #offenderBefore(address: string, t: number): SourceRecord | undefined {
-    const before = (s: SourceRecord | undefined): s is SourceRecord => s !== undefined && s.bans > 0 && (s.offenderFile === this.stats.files || s.offenderSinceMs <= t);
+    const files = this.stats.files;
+    // A ban read in this file so far lies above the login; one in another file must be stamped before it.
+    const before = (s: SourceRecord | undefined): s is SourceRecord =>
+      s?.bansByFile != null && (s.bansByFile.lastFile === files || (earliestBanOutside(s.bansByFile, files)?.ms ?? Number.POSITIVE_INFINITY) <= t);
     const src = this.#sources.get(address);
     if (before(src)) return src;
     if (!address.includes(":")) return undefined;
@@ -417,6 +507,8 @@ export class AuthLogAnalyzer {
 
   /** Ends the analysis and returns offenders, suspicious logins and counters. */
   finish(): AuthLogResult {
+    this.#rejudgeKept();
+    this.stats.loginsNotRejudgedMatter = this.stats.loginsNotRejudged > 0 && this.#lateAttackMs <= this.#unkeptLatestMs + CLOCK_SLACK_MS;
     const offenders = [...this.#sources.values()].filter((s) => s.bans > 0);
     // A /64 says more than its addresses only when several of them failed: one address's /64 would repeat it.
     for (const p of this.#prefixes.values()) if (p.bans > 0 && ((p.members?.size ?? 0) > 1 || p.moreMembers)) offenders.push(p);

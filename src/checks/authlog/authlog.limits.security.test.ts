@@ -114,11 +114,44 @@ test("offenders are never evicted: a login from an early offender is critical ev
   assert.equal(byId(findings, "authlog.analysis-incomplete")[0]?.evidence["untrackedSourceFailures"], 1);
 });
 
-test("limits default to 500,000 addresses and 100,000 users and refuse nonsense", () => {
-  assert.deepEqual(run([]).limits, { sources: 500_000, users: 100_000 });
-  assert.deepEqual(LIMITS, { sources: 500_000, users: 100_000 });
+test("limits default to 500,000 addresses, 100,000 users and 20,000 kept logins, and refuse nonsense", () => {
+  assert.deepEqual(run([]).limits, { sources: 500_000, users: 100_000, logins: 20_000 });
+  assert.deepEqual(LIMITS, { sources: 500_000, users: 100_000, logins: 20_000 });
   assert.throws(() => new AuthLogAnalyzer({ referenceMs: REF, limits: { sources: 0 } }), AuthLogOptionError);
   assert.throws(() => new AuthLogAnalyzer({ referenceMs: REF, limits: { users: 1.5 } }), AuthLogOptionError);
+  assert.throws(() => new AuthLogAnalyzer({ referenceMs: REF, limits: { logins: -1 } }), AuthLogOptionError);
+});
+
+/** Each [name, lines] as one file, in the order given. */
+function runFiles(list: Array<[string, string[]]>, options: Partial<AuthLogOptions> = {}): AuthLogResult {
+  const a = new AuthLogAnalyzer({ referenceMs: REF, ...options });
+  for (const [name, lines] of list) {
+    a.beginFile(name);
+    lines.forEach((l, i) => a.line(l, i + 1));
+  }
+  return a.finish();
+}
+
+// Forged "Accepted" lines (logger) ahead of the real login, in the newest file read first: the logins kept for the
+// second look are bounded, and when one past the bound may have followed a brute force read later, the run fails.
+test("logins past the kept bound are counted, and an incomplete analysis is reported when a later file's brute force precedes them", () => {
+  const forged = Array.from({ length: 5 }, (_, i) => accepted(T0 + 3600_000 + i * 1000, `192.0.2.${i + 1}`, `u${i}`, "publickey"));
+  const newer = [...forged, accepted(T0 + 7200_000, "198.51.100.7", "deploy")];
+  const older = Array.from({ length: 10 }, (_, k) => failed(T0 + k * 1000, "198.51.100.7", "deploy"));
+  const r = runFiles([["auth.log", newer], ["auth.log.1", older]], { limits: { logins: 5 } });
+  assert.equal(r.stats.loginsNotRejudged, 1);
+  assert.equal(r.stats.loginsNotRejudgedMatter, true);
+  const findings = authLogFindings(r);
+  assert.deepEqual(byId(findings, "authlog.success-after-failures"), [], "the real login was past the bound");
+  const incomplete = byId(findings, "authlog.analysis-incomplete")[0];
+  assert.equal(incomplete?.severity, "high");
+  assert.deepEqual(incomplete?.evidence, { loginsNotRejudged: 1, loginLimit: 5 });
+  assert.match(incomplete?.detail ?? "", /oldest first/);
+  // Oldest first, every login is judged when it is read: the bound does not matter and the compromise is found.
+  const ordered = runFiles([["auth.log.1", older], ["auth.log", newer]], { limits: { logins: 5 } });
+  assert.equal(ordered.stats.loginsNotRejudgedMatter, false);
+  assert.deepEqual(byId(authLogFindings(ordered), "authlog.analysis-incomplete"), []);
+  assert.equal(byId(authLogFindings(ordered), "authlog.success-after-failures").length, 1);
 });
 
 // Output flood: 450,000 offenders made 900,000 findings whose JSON no longer fit in a string.

@@ -75,3 +75,61 @@ test("a method name like 'constructor' or '__proto__' is just an unknown method"
   ]);
   assert.deepEqual(r.stats.byKind, { "failed-other": 2, "accepted-other": 1 });
 });
+
+// Rotated files in the order a shell glob gives them (auth.log auth.log.1: newest first), and files that overlap: a
+// login must be matched against a brute force in any file, by the stamps. ASVS 6.3.5.
+const T0 = Date.UTC(2026, 10, 21, 4);
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+function stamp(ms: number): string {
+  const d = new Date(ms);
+  return `${MONTHS[d.getUTCMonth()]} ${String(d.getUTCDate()).padStart(2, " ")} ${d.toISOString().slice(11, 19)}`;
+}
+let rpid = 5000;
+const fail = (ms: number, ip: string, user: string): string => `${stamp(ms)} web sshd[${++rpid}]: Failed password for ${user} from ${ip} port 4000 ssh2`;
+const accept = (ms: number, ip: string, user: string, method = "password"): string => `${stamp(ms)} web sshd[${++rpid}]: Accepted ${method} for ${user} from ${ip} port 4001 ssh2`;
+
+/** Each [name, lines] as one file, in the order given. */
+function files(list: Array<[string, string[]]>, limits: { logins?: number } = {}): AuthLogResult {
+  const a = new AuthLogAnalyzer({ referenceMs: REF, limits });
+  for (const [name, lines] of list) {
+    a.beginFile(name);
+    lines.forEach((l, i) => a.line(l, i + 1));
+  }
+  return a.finish();
+}
+const compromises = (r: AuthLogResult): string[] => authLogFindings(r).filter((f) => f.id === "authlog.success-after-failures").map((f) => `${f.evidence["user"]}@${f.evidence["address"]}`);
+
+test("a login in auth.log after a brute force in auth.log.1 is a compromise when auth.log is read first", () => {
+  const older = Array.from({ length: 10 }, (_, i) => fail(T0 + i * 1000, "203.0.113.9", "deploy"));
+  const newer = [accept(T0 + 3600_000, "203.0.113.9", "deploy", "publickey")];
+  const r = files([["auth.log", newer], ["auth.log.1", older]]);
+  assert.deepEqual(compromises(r), ["deploy@203.0.113.9"]);
+  const ev = authLogFindings(r).find((f) => f.id === "authlog.success-after-failures")?.evidence as { line: unknown; offender: { offenderSince: string; offenderSinceLine: unknown } };
+  assert.deepEqual(ev.line, { file: "auth.log", line: 1 });
+  // The evidence names the ban that came before the login, in the other file.
+  assert.equal(ev.offender.offenderSince, new Date(T0 + 4000).toISOString());
+  assert.deepEqual(ev.offender.offenderSinceLine, { file: "auth.log.1", line: 5 });
+});
+
+test("a password login for a user a botnet brute-forced in an older file read later is a compromise (no address offends)", () => {
+  const older = Array.from({ length: 40 }, (_, i) => fail(T0 + i * 30_000, `198.51.100.${1 + i}`, "root"));
+  const r = files([["auth.log", [accept(T0 + 3 * 3600_000, "192.0.2.10", "root")]], ["auth.log.1", older]]);
+  assert.deepEqual(compromises(r), ["root@192.0.2.10"]);
+  // A key login from an address that never failed is not the brute force's fruit, in this order either.
+  assert.deepEqual(compromises(files([["auth.log", [accept(T0 + 3 * 3600_000, "192.0.2.10", "root", "publickey")]], ["auth.log.1", older]])), []);
+  // Nor is a password login more than 24 hours after the attack.
+  assert.deepEqual(compromises(files([["auth.log", [accept(T0 + 30 * 3600_000, "192.0.2.10", "root")]], ["auth.log.1", older]])), []);
+});
+
+test("overlapping files: a login late in a long file after a brute force in a short one read after it is a compromise", () => {
+  // The long file starts first, so sorting files by their first stamp would not help either.
+  const long = [accept(T0 - 3600_000, "192.0.2.10", "alice", "publickey"), accept(T0 + 5 * 3600_000, "203.0.113.9", "deploy", "publickey")];
+  const short = Array.from({ length: 10 }, (_, i) => fail(T0 + i * 1000, "203.0.113.9", "deploy"));
+  assert.deepEqual(compromises(files([["host-a.log", long], ["host-b.log", short]])), ["deploy@203.0.113.9"]);
+});
+
+test("a brute force in a file read later but stamped after the login does not make the login suspect", () => {
+  const login = [accept(T0 - 60_000, "203.0.113.9", "deploy")];
+  const later = Array.from({ length: 10 }, (_, i) => fail(T0 + i * 1000, "203.0.113.9", "deploy"));
+  assert.deepEqual(compromises(files([["a.log", login], ["b.log", later]])), []);
+});

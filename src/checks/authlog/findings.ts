@@ -255,22 +255,39 @@ function moreCompromises(rest: SuccessRecord[], untracked: number): Finding {
 
 /**
  * The tables were full of addresses or users active within --find-time (or offending), so failures
- * from new ones went uncounted: an attack among them could be missing, and a clean report must not
- * be read as "no attack". High, so the default --fail-on fails the run.
+ * from new ones went uncounted; or more accepted logins than are kept came before a brute force read
+ * in a later file (files given newest first). An attack, or a login after one, could be missing, and a
+ * clean report must not be read as "no attack". High, so the default --fail-on fails the run.
  */
 function incomplete(result: AuthLogResult): Finding {
   const s = result.stats;
   const window = formatDuration(result.findTimeMs);
+  const untracked = s.untrackedSources + s.untrackedUsers + s.untrackedPrefixes;
+  const logins =
+    `${s.loginsNotRejudged} accepted login(s) past the ${result.limits.logins} kept were judged only against the lines read before them, ` +
+    "and a brute force read later is stamped before some of them: a login after it may be missing from these findings. " +
+    "Give the files oldest first (auth.log.1 auth.log), so that every brute force is read before the logins that follow it.";
+  if (untracked === 0) {
+    return {
+      id: "authlog.analysis-incomplete",
+      severity: "high",
+      title: `Analysis incomplete: ${s.loginsNotRejudged} login(s) could not be matched against a brute force read after them`,
+      detail: logins,
+      evidence: { loginsNotRejudged: s.loginsNotRejudged, loginLimit: result.limits.logins },
+      remediation: "Give the files oldest first, or analyse fewer files at a time.",
+    };
+  }
   return {
     id: "authlog.analysis-incomplete",
     severity: "high",
-    title: `Analysis incomplete: ${s.untrackedSources + s.untrackedUsers + s.untrackedPrefixes} failure(s) could not be tracked; attacks may be missing`,
+    title: `Analysis incomplete: ${untracked} failure(s) could not be tracked; attacks may be missing`,
     detail:
       `More than ${result.limits.sources} addresses or ${result.limits.users} user names were active within ${window} of each other or had become offenders, ` +
       `so ${s.untrackedSources} failure(s) from further addresses and ${s.untrackedUsers} for further user names were not tracked: a brute force, or a login after one, ` +
       `among them may be missing from these findings.` +
       (s.untrackedPrefixes > 0 ? ` ${s.untrackedPrefixes} failure(s) from tracked IPv6 addresses were not counted for their /64, whose table was as full.` : "") +
-      ` (${s.evictedSources} address(es) and ${s.evictedUsers} user name(s) idle for longer than ${window} were forgotten to make room, as intended.)`,
+      ` (${s.evictedSources} address(es) and ${s.evictedUsers} user name(s) idle for longer than ${window} were forgotten to make room, as intended.)` +
+      (s.loginsNotRejudgedMatter ? ` Also: ${logins}` : ""),
     evidence: {
       untrackedSourceFailures: s.untrackedSources,
       untrackedUserFailures: s.untrackedUsers,
@@ -279,6 +296,7 @@ function incomplete(result: AuthLogResult): Finding {
       userLimit: result.limits.users,
       evictedSources: s.evictedSources,
       evictedUsers: s.evictedUsers,
+      ...(s.loginsNotRejudgedMatter ? { loginsNotRejudged: s.loginsNotRejudged, loginLimit: result.limits.logins } : {}),
       offenders: result.offenders.length,
       attackedUsers: result.attackedUsers.length,
     },
@@ -330,11 +348,11 @@ export function authLogFindings(result: AuthLogResult): Finding[] {
   const findings: Finding[] = result.compromises.slice(0, COMPROMISE_FINDINGS).map(compromise);
   const rest = result.compromises.slice(COMPROMISE_FINDINGS);
   if (rest.length + result.stats.untrackedCompromises > 0) findings.push(moreCompromises(rest, result.stats.untrackedCompromises));
-  if (result.stats.untrackedSources + result.stats.untrackedUsers + result.stats.untrackedPrefixes > 0) findings.push(incomplete(result));
+  const s = result.stats;
+  if (s.untrackedSources + s.untrackedUsers + s.untrackedPrefixes > 0 || s.loginsNotRejudgedMatter) findings.push(incomplete(result));
   const byPassword = result.rootLogins.filter((l) => isPasswordMethod(l.method));
   const byKey = result.rootLogins.filter((l) => !isPasswordMethod(l.method));
   // Only a sample of root logins is kept for evidence; the totals come from the counters.
-  const s = result.stats;
   if (s.rootPasswordLogins > 0) findings.push(rootLogin(byPassword, s.rootPasswordLogins, true));
   if (s.rootLogins > s.rootPasswordLogins) findings.push(rootLogin(byKey, s.rootLogins - s.rootPasswordLogins, false));
   if (result.offenders.length > 0) findings.push(bruteForce(result.offenders, result));

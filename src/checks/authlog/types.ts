@@ -26,6 +26,8 @@ export interface AuthLogLimits {
   sources: number;
   /** User names tracked at once; idle ones that were never brute-forced are evicted to make room. */
   users: number;
+  /** Accepted logins kept to be judged again at the end against brute force read later (files out of order). */
+  logins: number;
 }
 
 export interface LineRef {
@@ -63,6 +65,8 @@ export interface SourceRecord {
   offenderAt: LineRef | null;
   /** Which file (1-based, in the order read) `offenderAt` lies in: within one file, line order says what came first. */
   offenderFile: number;
+  /** Where the bans fell file by file (null until the first), to judge logins read in another file. */
+  bansByFile: BanSpan | null;
   /** For an IPv6 /64: the addresses in it that failed (at most 50; `moreMembers` when there were more). Null for an address. */
   members: Set<string> | null;
   moreMembers: boolean;
@@ -84,6 +88,31 @@ export interface UserRecord {
   sources: Set<string>;
   moreSources: boolean;
   firstAttackAt: LineRef | null;
+  /** The brute-force windows this user took, in runs by file (null until the first), to judge logins read in another file. */
+  attacks: AttackRun[] | null;
+}
+
+/**
+ * The earliest ban stamp of an address (or /64) in any file, and the earliest in any other file than that one: enough
+ * to give, for every file, the earliest ban outside it. `lastFile`: the file of the ban read last.
+ */
+export interface BanSpan {
+  earliestMs: number;
+  earliestFile: number;
+  earliestAt: LineRef;
+  /** NaN while every ban lies in `earliestFile`. */
+  otherMs: number;
+  otherFile: number;
+  otherAt: LineRef | null;
+  lastFile: number;
+}
+
+/** Brute-force windows a user took within one file, no two consecutive ones further apart than the compromise window. */
+export interface AttackRun {
+  file: number;
+  firstMs: number;
+  lastMs: number;
+  firstAt: LineRef;
 }
 
 export interface SuccessRecord extends LineRef {
@@ -124,6 +153,13 @@ export interface AuthLogStats {
   evictedUsers: number;
   /** Suspect logins not kept because 1,000 distinct (address, user) pairs were already kept. */
   untrackedCompromises: number;
+  /**
+   * Accepted logins past `limits.logins`, judged only against the lines read before them: a brute force in a file read
+   * later (files given newest first) cannot be matched to them.
+   */
+  loginsNotRejudged: number;
+  /** Some of those may have followed a brute force read later (by the stamps): the report may miss a compromise. */
+  loginsNotRejudgedMatter: boolean;
   byKind: Record<string, number>;
 }
 

@@ -50,7 +50,9 @@ export default {
           "find SSH brute force (fail2ban's sshd filter, aggressive mode), logins after it and root logins in auth logs " +
             "(syslog, rsyslog ISO, journalctl -o short-iso, RFC 5424; plain, gzip or zstd; '-' reads stdin)",
         )
-        .argument("<files...>", "log files in chronological order, e.g. /var/log/auth.log.1 /var/log/auth.log")
+        // Any order: logins are judged again at the end against a brute force in any other file (by the stamps), so
+        // /var/log/auth.log* (newest first, as the shell sorts it) is read right. Oldest first stays best for --year.
+        .argument("<files...>", "log files in any order, e.g. /var/log/auth.log* (--year names the first file's year)")
         .option("--max-retry <n>", "failures that make an address an offender (fail2ban maxretry)", "5")
         .option("--find-time <duration>", "window for --max-retry: seconds, or 90s, 10m, 1h, 1d (fail2ban findtime)", "10m")
         .option("--year <yyyy>", "year of the first syslog time stamp (default: inferred from today)")
@@ -110,6 +112,14 @@ export default {
           `${s.failures} counted failure(s), ${s.successes} accepted login(s), ${result.offenders.length} offender(s) ` +
             `(${result.maxRetry} failures within ${lib.formatDuration(result.findTimeMs)})`,
         ];
+        // Past the bound, a login was judged only against the files read before it: say so, even when nothing read
+        // later was stamped before it (then no finding says it).
+        if (s.loginsNotRejudged > 0 && s.files > 1) {
+          summary.push(
+            `${s.loginsNotRejudged} accepted login(s) past the first ${result.limits.logins} were matched only against the lines read before them; ` +
+              "give the files oldest first to have every brute force read before the logins after it",
+          );
+        }
         const silent = !opts.json && (opts.matches || opts.format === "nft");
         return finishCheck(silent ? quiet(ctx) : ctx, opts, {
           check: "authlog",
