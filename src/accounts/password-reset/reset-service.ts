@@ -27,7 +27,10 @@ export async function spendResetLinks(executor: Kysely<Schema>, userId: string, 
 export interface PasswordResetPolicy {
   /** How long a link works. 30 minutes: long enough to read a mail, short enough to limit a leaked link. */
   lifetimeMs: number;
-  /** At most this many links per account per window: a reset form must not become a mail cannon. */
+  /**
+   * At most this many working links per account, of those made in the window: a reset form must not become a mail
+   * cannon, nor a way to keep the owner's mailbox full of dead links (recentCount counts only live, unused ones).
+   */
   maxPerWindow: number;
   windowMs: number;
 }
@@ -64,7 +67,7 @@ export interface PasswordResetService {
    * Refused (a value, not an error) past `maxPerWindow` links in `windowMs` for the account.
    */
   issue(userId: string, options?: IssueOptions): Promise<IssueResult>;
-  /** How many links the user was issued in the current rate window (what `issue` compares to maxPerWindow). */
+  /** How many links issued to the user in the current rate window still work (what `issue` compares to maxPerWindow). */
   recentCount(userId: string, executor?: Kysely<Schema>): Promise<number>;
   /**
    * Stores the row of a token drawn with `generateResetToken`, with no rate check: for callers that apply
@@ -137,11 +140,18 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
   }
 
   async function recentCount(userId: string, executor: Kysely<Schema> = db): Promise<number> {
+    const now = clock.now();
+    // Only links that still work: a link lives 30 minutes and the window is an hour, so counting every link of the
+    // window let an outsider who asked for three on the hour leave the owner, for the second half of every hour, a
+    // mailbox of dead links and a form that sent nothing. Now a refusal always leaves a working link in the mailbox
+    // whoever spent the budget; the mailbox still gets at most maxPerWindow links per link lifetime.
     const recent = await executor
       .selectFrom("password_reset_tokens")
       .select((eb) => eb.fn.countAll<number>().as("n"))
       .where("user_id", "=", userId)
-      .where("created_at", ">", clock.now() - policy.windowMs)
+      .where("created_at", ">", now - policy.windowMs)
+      .where("expires_at", ">", now)
+      .where("used_at", "is", null)
       .executeTakeFirstOrThrow();
     return Number(recent.n);
   }
@@ -202,7 +212,8 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     async purgeExpired(executor = db) {
       const now = clock.now();
       // Each row by its own expiry, never by the policy's lifetime: a containment link lives 24 hours, not 30
-      // minutes. And rows of the rate window stay even when expired or used: they are what the per-account limit counts.
+      // minutes. And rows of the rate window stay even when expired or used: a replay of one is still told apart from
+      // a guess (a genuine link refused as used or expired).
       const result = await executor
         .deleteFrom("password_reset_tokens")
         .where("expires_at", "<=", now)
