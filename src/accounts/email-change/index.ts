@@ -5,3 +5,4 @@ export * from "./email-change-mail.ts";
 export * from "./token.ts";
 export * from "./errors.ts";
 export * from "./set-by-administrator.ts";
+export * from "./address-tag.ts";

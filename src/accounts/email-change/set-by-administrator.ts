@@ -19,6 +19,7 @@ import { identifierKey, validateEmail } from "../users/normalise.ts";
 import { collidedKey } from "../users/user-store.ts";
 import { spendEmailChangeLinks } from "./email-change-service.ts";
 import { emailChangeErrors } from "./errors.ts";
+import { addressTag } from "./address-tag.ts";
 
 /** The audit event of an address set by an administrator. */
 export const EMAIL_SET_EVENT = "user.email-set";
@@ -186,7 +187,7 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
     const sessionsEnded = await endUserSessions(trx, request.userId, now);
     // Keyed tags, not the addresses (as auth.email.change-requested keeps them): the log can match them to a known
     // address without holding either.
-    const tag = (a: string): string => `id:${app.keyring.identifierTag(a.toLowerCase())}`;
+    const tag = (a: string): string => addressTag(app.keyring, a);
     const event = await app.audit.appendIn(trx, {
       type: EMAIL_SET_EVENT, actor: request.actor, subject: request.userId, ...(request.requestId ? { requestId: request.requestId } : {}),
       data: { ...request.detail, via: request.via, from: tag(current.email), to: tag(address), sessionsEnded, linksSpent, passwordInvalidated: invalidate },

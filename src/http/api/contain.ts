@@ -199,7 +199,7 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     // Checked for dry runs too (a bad header is a mistake worth naming), though a dry run creates nothing to repeat.
     const key = idempotencyKey(request);
     // ASVS 7.5.3: a real job acts on many accounts at once and needs a fresh session; a dry run changes nothing.
-    if (!body.dryRun) assertFresh(app, request);
+    if (!body.dryRun) await assertFresh(app, request);
     const scope = toScope(body.scope);
     contain.resolveLevers(body.levers);
     contain.validateScope(scope);

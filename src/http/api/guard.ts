@@ -5,9 +5,8 @@ import type { Kysely } from "kysely";
 import { allows, permissionsHeldWithin, type Permission } from "../../accounts/roles/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { App } from "../../app/types.ts";
-import { gateOf, isFresh } from "../auth/authenticate.ts";
+import { gateOf, isFresh, refusedNotFresh } from "../auth/authenticate.ts";
 import { sessionErrors } from "../../accounts/sessions/index.ts";
-import { httpAuthErrors } from "../auth/errors.ts";
 import { apiErrors } from "./errors.ts";
 
 /** The caller of an /api/v1 request once the guard has admitted it. */
@@ -62,14 +61,16 @@ export function callerOf(request: FastifyRequest): Caller {
  * rule); token callers pass, since a token is its own credential and has no authentication to repeat. For
  * routes whose sensitivity depends on the body (a real containment job, not a dry run), the handler calls it.
  *
+ * The refusal is recorded against the account (refusedNotFresh).
+ *
  * @example
- * if (!body.dryRun) assertFresh(app, request); // before anything is created
+ * if (!body.dryRun) await assertFresh(app, request); // before anything is created
  */
-export function assertFresh(app: App, request: FastifyRequest): void {
+export async function assertFresh(app: App, request: FastifyRequest): Promise<void> {
   const auth = request.auth ?? null;
   if (auth === null || auth.via === "token") return;
   // A session caller without its cookie state cannot be judged fresh: refused (fail closed).
-  if (!request.cookieSession || !isFresh(app, request.cookieSession.session)) throw httpAuthErrors.reauthRequired();
+  if (!request.cookieSession || !isFresh(app, request.cookieSession.session)) throw await refusedNotFresh(app, request);
 }
 
 /**
@@ -96,7 +97,7 @@ export function accessGuard(app: App): (request: FastifyRequest) => Promise<void
       // ASVS 7.5.3: a highly sensitive operation needs a recent authentication, so a stolen cookie (and the CSRF
       // token it yields) is not enough once the re-authentication window has passed. Checked before CSRF and
       // before the body is read, like the /auth routes.
-      if (request.routeOptions.config.reauth === "required") assertFresh(app, request);
+      if (request.routeOptions.config.reauth === "required") await assertFresh(app, request);
     }
     const caller: Caller = {
       userId: auth.userId, via: auth.via, sessionId: auth.sessionId, tokenId: auth.tokenId, tokenExpiresAt: auth.tokenExpiresAt, held,

@@ -11,6 +11,7 @@ import { httpAuthErrors } from "./errors.ts";
 import { clientIP } from "./request-info.ts";
 import { permissionsOf } from "./permissions.ts";
 import { ALL_PENDING, type Gate } from "./state.ts";
+import { unrecordedCounts } from "../../accounts/login/refusal-sampler.ts";
 import { CLOCK_SKEW_WARN_MS } from "../../store/clock-skew.ts";
 
 const BEARER = /^Bearer\s+(\S{1,512})$/i;
@@ -107,7 +108,7 @@ async function guard(app: App, request: FastifyRequest): Promise<void> {
       if (gate !== "open" && !allowed.includes(gate)) throw httpAuthErrors.gated(gate);
     }
     // A stolen cookie (and the CSRF token it yields) must not be enough to change how the account signs in.
-    if (config.reauth === "required" && !isFresh(app, request.cookieSession.session)) throw httpAuthErrors.reauthRequired();
+    if (config.reauth === "required" && !isFresh(app, request.cookieSession.session)) throw await refusedNotFresh(app, request);
   }
 }
 
@@ -122,6 +123,27 @@ export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean 
   // node whose clock runs ahead: here its window would last that much longer, so it is not fresh. Re-authenticating
   // on this node starts a window on this node's clock.
   return age >= -CLOCK_SKEW_WARN_MS && age < app.config.http.reauthWindowMs;
+}
+
+/**
+ * The 403 for a sensitive change asked with a session that is not fresh, recorded against the account first: a thief
+ * on a stolen cookie past the re-authentication window, trying again and again to move the account to a mailbox of
+ * theirs, left no trace for the owner or a responder (ASVS 16.3.2, 16.3.3). Sampled per account
+ * (src/accounts/login/refusal-sampler.ts): the holder of the cookie can repeat it as fast as it is answered, so a few
+ * events a window carry the count of the rest.
+ */
+export async function refusedNotFresh(app: App, request: FastifyRequest): Promise<Error> {
+  const auth = request.auth;
+  if (auth) {
+    const sample = app.accounts.refusals.take(`reauth-required:${auth.userId}`, app.clock.now());
+    if (sample.record) {
+      await app.audit.append({
+        type: "auth.reauth.required", actor: auth.userId, subject: auth.userId, requestId: request.id,
+        data: { route: `${request.method} ${request.routeOptions.url ?? ""}`, ip: clientIP(request), sessionId: auth.sessionId, ...unrecordedCounts(sample) },
+      });
+    }
+  }
+  return httpAuthErrors.reauthRequired();
 }
 
 /** What the CSRF wall compares a request against; fixed at start-up, so worked out once per server, not per request. */

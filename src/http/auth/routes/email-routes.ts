@@ -6,7 +6,7 @@ import { clearSessionCookie, endUserSessions } from "../../../accounts/sessions/
 import type { App } from "../../../app/types.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { auditAndNotify, recordLinkRefusal, requestContext, requireSession, str, throttledAnswer } from "../helpers.ts";
-import { EmailChangeError, mailboxKey, type EmailChanged, type EmailChangeRequestOutcome } from "../../../accounts/email-change/index.ts";
+import { addressTag, EmailChangeError, mailboxKey, type EmailChanged, type EmailChangeRequestOutcome } from "../../../accounts/email-change/index.ts";
 
 /** The one answer to every accepted change request, whether the address is free, taken, or over the limit. */
 export const EMAIL_CHANGE_ACCEPTED = {
@@ -50,7 +50,7 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
       // The audit log keeps a keyed tag of the address, not the address: it names no other person's mailbox.
       await app.audit.append({
         type: "auth.email.change-requested", actor: user.id, subject: user.id, requestId: request.id,
-        data: { ip: ctx.ip, outcome, newEmail: `id:${app.keyring.identifierTag(request.body.newEmail.trim().toLowerCase())}` },
+        data: { ip: ctx.ip, outcome, newEmail: addressTag(app.keyring, request.body.newEmail) },
       });
       // Same status and body whatever happened (ASVS 6.3.8): the form tells nobody whether an address is registered.
       return reply.status(202).send(EMAIL_CHANGE_ACCEPTED);
@@ -78,7 +78,9 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
             // as the change, with its audit event and the notice to both addresses (ASVS 6.3.7).
             ended = await endUserSessions(trx, change.userId, app.clock.now());
             await auditAndNotify(app, request, {
-              type: "auth.email.changed", userId: change.userId, data: { sessionsEnded: ended },
+              // Both addresses as keyed tags: the reference the old address is told to quote must let an administrator
+              // check a claimant's address against the log (as user.email-set does), without the log holding either.
+              type: "auth.email.changed", userId: change.userId, data: { sessionsEnded: ended, from: addressTag(app.keyring, change.oldEmail), to: addressTag(app.keyring, change.newEmail) },
               notice: { type: "email-changed", oldEmail: change.oldEmail, newEmail: change.newEmail },
             }, trx);
           },
