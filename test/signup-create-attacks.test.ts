@@ -316,3 +316,25 @@ describe("users create (CLI)", () => {
     }
   });
 });
+
+describe("sign-ups for one mailbox under many spellings (ASVS 2.4.1)", () => {
+  it("attack: sign-ups for victim+1@, victim+2@, … and dotted Gmail spellings from many client addresses mail one inbox at most as often as one address may be mailed an hour (was: each spelling a new account and a mail, bounded only per client address)", async () => {
+    const sent = async (email: string, address: string): Promise<number> => (await fx.server.inject({
+      method: "POST", url: "/auth/register", remoteAddress: address, payload: { email },
+      headers: { host: HOST, origin: "https://bulwark.test", "sec-fetch-site": "same-origin", "content-type": "application/json" },
+    })).statusCode;
+    const spellings = [
+      ...Array.from({ length: 8 }, (_, i) => `inbox+${i + 1}@victim-mail.example`),
+      "in.box.owner@gmail.com", "inboxowner@googlemail.com", "i.n.b.o.x.o.w.n.e.r@gmail.com", "inbox.owner+x@gmail.com",
+    ];
+    for (const [i, email] of spellings.entries()) assert.equal(await sent(email, `198.51.100.${i + 1}`), 202, email);
+    await fx.deliver();
+    const toVictim = spellings.slice(0, 8).reduce((n, e) => n + fx.mailTo(e).length, 0);
+    const toGmail = spellings.slice(8).reduce((n, e) => n + fx.mailTo(e).length, 0);
+    // The mailbox budget an email change to an address has (3 an hour), shared by every spelling of that mailbox.
+    assert.ok(toVictim <= 3, `${toVictim} mails reached inbox@victim-mail.example through its + spellings`);
+    assert.ok(toGmail <= 3, `${toGmail} mails reached one Gmail inbox through its dotted spellings`);
+    // Not a silent loss for the owner: one spelling still gets its link.
+    assert.ok(toVictim >= 1 && toGmail >= 1);
+  });
+});

@@ -3,6 +3,8 @@
 // also proves the mailbox), a taken one gets a reset link. So registration cannot enumerate accounts (ASVS 6.3.8).
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../../app/types.ts";
+import { mailboxKey } from "../../../accounts/email-change/index.ts";
+import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { validateEmail } from "../../../accounts/users/normalise.ts";
 import type { User } from "../../../accounts/users/user-store.ts";
 import { InputError, isBulwarkError } from "../../../lib/errors.ts";
@@ -34,6 +36,21 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       // thousands of strangers.
       const rate = await app.accounts.mailRequests.countRequest(ctx.ip);
       if (!rate.allowed) return throttledAnswer(reply, rate, "BULWARK_ERR_THROTTLED", "requests that send mail from this address");
+      // And per mailbox, its spellings folded (inbox+1@, in.box@gmail.com): every spelling was a new account and a mail
+      // to the same inbox, bounded only per client address, so a crowd of addresses could bury one inbox. The budget an
+      // email change to an address has, shared with it; taken before any lookup (a free and a taken address spend it
+      // alike), given back when no mail went out. Past it: the usual 202, no account, no mail.
+      const slot = await app.accounts.mailRecipients.takeFor(mailboxKey(email));
+      if (slot === null) {
+        const sample = app.accounts.refusals.take(`register-mailbox:${mailboxKey(email)}`, app.clock.now());
+        if (sample.record) {
+          await app.audit.append({
+            type: "auth.register.mailbox-limited", actor: "anonymous", subject: `id:${app.keyring.identifierTag(email.toLowerCase())}`, requestId: request.id,
+            data: { ip: ctx.ip, ...unrecordedCounts(sample) },
+          });
+        }
+        return reply.status(202).send(RESET_ACCEPTED);
+      }
       /**
        * The answer to an address that gets no account: the same 202, after the same work as a free one. The account a
        * free address gets costs a transaction with an insert into users and its indexes: this makes the same insert
@@ -47,7 +64,9 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
         }).catch((error: unknown) => {
           if (error !== DECOY_DONE) throw error;
         });
-        await sendResetMail(app, request, owner !== null && owner.status === "active" ? owner : null, "reset");
+        const mailed = owner !== null && owner.status === "active";
+        if (!mailed) await slot.refund();
+        await sendResetMail(app, request, mailed ? owner : null, "reset");
         await app.audit.append({ ...audit, actor: "anonymous", requestId: request.id, data: { ip: ctx.ip } });
         return reply.status(202).send(RESET_ACCEPTED);
       };
@@ -59,7 +78,10 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
         user = await app.db.transaction((trx) => app.accounts.users.create({ email }, trx));
       } catch (error) {
         // A concurrent sign-up for the same address lost the race: same answer as any taken address.
-        if (isBulwarkError(error) && error.code === "BULWARK_ERR_EMAIL_TAKEN") return reply.status(202).send(RESET_ACCEPTED);
+        if (isBulwarkError(error) && error.code === "BULWARK_ERR_EMAIL_TAKEN") {
+          await slot.refund();
+          return reply.status(202).send(RESET_ACCEPTED);
+        }
         // The address reads like a stored account's (the same letters in another script, stored by an administrator or
         // an import): no account, no mail, and the answer and work of a taken address (docs/decisions/0013).
         if (isBulwarkError(error) && error.code === "BULWARK_ERR_EMAIL_CONFUSABLE") {
