@@ -5,7 +5,7 @@ import { createEmailChangeService, DEFAULT_EMAIL_CHANGE_POLICY, type EmailChange
 import { FloodControl } from "../accounts/flood/flood.ts";
 import { createMfaService, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY, type MfaService } from "../accounts/mfa/index.ts";
 import { createOfflineBreachFile, createPasswordPolicy, createRangeBreachChecker, type BreachChecker, type PasswordPolicy, type PasswordPolicyOptions } from "../accounts/password-policy/index.ts";
-import { createPasswordResetService, type PasswordResetService } from "../accounts/password-reset/index.ts";
+import { createPasswordResetService, createResetMailer, type PasswordResetService, type ResetMailer } from "../accounts/password-reset/index.ts";
 import { createPasswordContext, type PasswordContext } from "../accounts/passwords/index.ts";
 import { RoleStore } from "../accounts/roles/role-store.ts";
 import { createSessionManager, type SessionManager } from "../accounts/sessions/index.ts";
@@ -51,6 +51,8 @@ export interface AccountServices {
   outbox: Outbox;
   /** Single-use password reset tokens. */
   passwordReset: PasswordResetService;
+  /** A reset link's token row and its mail in one transaction (the reset form, containment, an administrator's set-email). */
+  resetMailer: ResetMailer;
   /** Email-address changes confirmed by a link to the new address. */
   emailChanges: EmailChangeService;
 }
@@ -89,6 +91,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
   const flood = new FloodControl({ database, clock });
   // Link mails are sealed at rest under the keyring: a copy of the database files holds no working link.
   const outbox = new Outbox({ database, clock, random, linkCipher: keyring });
+  const passwordReset = createPasswordResetService({ database, clock, random });
   const publicURL = new URL(config.http.publicURL);
   return {
     passwords: createPasswordContext({ random, argon2: config.argon2 }),
@@ -111,7 +114,8 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
       webauthn: { rpID: publicURL.hostname, rpName: config.serviceName, origins: [config.http.publicURL, ...config.http.trustedOrigins] },
     }),
     outbox,
-    passwordReset: createPasswordResetService({ database, clock, random }),
+    passwordReset,
+    resetMailer: createResetMailer({ database, resets: passwordReset, outbox, random }),
     emailChanges: createEmailChangeService({ database, clock, random, outbox }),
   };
 }

@@ -12,7 +12,6 @@ import { LEFT_ALONE_EVENT } from "./outranked.ts";
 import { pairingNotes, type ResetNotifier } from "./lever.ts";
 import { RESET_EMAIL_REFUSED } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched, type UnmatchedIds } from "./scope.ts";
-import { createResetMailer } from "../accounts/password-reset/index.ts";
 import { notifySecurityEvent } from "../notify/index.ts";
 import { reversibleLevers, UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
 
@@ -26,7 +25,7 @@ export function containDeps(app: App, notifier: ResetNotifier | null = resetNoti
 
 /** invalidate-passwords' reset links and the other levers' security notices, through the app's reset tokens and outbox. */
 export function resetNotifierFor(app: App): ResetNotifier {
-  const mailer = createResetMailer({ database: app.db, resets: app.accounts.passwordReset, outbox: app.accounts.outbox, random: app.random });
+  const mailer = app.accounts.resetMailer;
   return {
     async enqueueReset(trx, user, jobId) {
       await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId });

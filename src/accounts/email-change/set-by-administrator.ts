@@ -11,7 +11,6 @@ import { addressProblem, notifySecurityEvent } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { accountErrors } from "../errors.ts";
 import { lockAccountLinks } from "../password-reset/link-lock.ts";
-import { createResetMailer } from "../password-reset/reset-mail.ts";
 import { spendResetLinks } from "../password-reset/reset-service.ts";
 import { endUserSessions } from "../sessions/revocation.ts";
 import { confusableSkeleton } from "../users/confusables.ts";
@@ -193,8 +192,7 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
       data: { ...request.detail, via: request.via, from: tag(current.email), to: tag(address), sessionsEnded, linksSpent, passwordInvalidated: invalidate },
     });
     // The owner's way in: a link to the new address (keyed by the event, so it is queued once), as a containment's is.
-    const mailer = createResetMailer({ database: app.db, resets: app.accounts.passwordReset, outbox: app.accounts.outbox, random: app.random });
-    await mailer.issueInTransaction(trx, request.userId, { email: address, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId: event.id });
+    await app.accounts.resetMailer.issueInTransaction(trx, request.userId, { email: address, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId: event.id });
     // In the same commit: the change is never made without its notices queued. The administrator's own address is
     // left out of them (the old address may be a hijacker's); the event id is the reference both quote.
     await notifySecurityEvent(app.accounts.outbox, {

@@ -3,7 +3,7 @@
 // needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { resetChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
-import { createResetMailer, lockAccountLinks, PasswordResetError, resetErrors, type ResetMailer } from "../../../accounts/password-reset/index.ts";
+import { lockAccountLinks, PasswordResetError, resetErrors } from "../../../accounts/password-reset/index.ts";
 import { endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
@@ -36,25 +36,13 @@ export async function checkNewPassword(app: App, password: string, user: Pick<Us
   }
 }
 
-const mailers = new WeakMap<App, ResetMailer>();
-
-/** The app's reset mailer (token row + outbox message in one transaction), built once per app. */
-export function resetMailerOf(app: App): ResetMailer {
-  let mailer = mailers.get(app);
-  if (!mailer) {
-    mailer = createResetMailer({ database: app.db, resets: app.accounts.passwordReset, outbox: app.accounts.outbox, random: app.random });
-    mailers.set(app, mailer);
-  }
-  return mailer;
-}
-
 /**
  * Issues a reset (or "choose your password") link and queues its mail before the answer is sent, so a crash
  * after the 202 never loses it. `null` (no account, or not active) does the same statements on throw-away
  * rows: the answer's timing does not depend on the account (ASVS 6.3.8). The hourly limit applies silently.
  */
 export async function sendResetMail(app: App, request: FastifyRequest, user: User | null, purpose: "reset" | "register"): Promise<void> {
-  const outcome = await resetMailerOf(app).request(user, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, purpose);
+  const outcome = await app.accounts.resetMailer.request(user, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, purpose);
   if (outcome === "rate-limited") request.log.warn({ userId: user?.id }, "password reset mail not sent: hourly limit for the account reached");
   if (outcome === "address-refused") request.log.warn({ userId: user?.id }, "password reset mail not sent: the outbox cannot mail the account's address (fix the address: bulwark users or the API)");
   if (outcome === "not-eligible") request.log.info({ userId: user?.id }, "password reset mail not sent: the account changed its address, was locked or disabled while the request ran");
