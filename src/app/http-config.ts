@@ -20,6 +20,11 @@ export const MFA_POLICIES: readonly MFAPolicy[] = ["all", "administrative", "non
 export interface HTTPAuthConfig {
   /** The origin users reach the service at, e.g. https://bulwark.example.org (no path). */
   publicURL: string;
+  /**
+   * Whether BULWARK_PUBLIC_URL was given (else publicURL is http://localhost:PORT). Commands that mail links from an
+   * operator's shell refuse without it: a shell lacking the server's settings mailed every account a link to localhost.
+   */
+  publicURLGiven: boolean;
   /** Other origins allowed to make unsafe cookie-authenticated requests (a separate console origin). */
   trustedOrigins: string[];
   /** SMTP delivery for the outbox; null when not configured (messages queue, the server says so once). */
@@ -320,6 +325,7 @@ export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAu
   if (session.idleTimeoutMs > session.absoluteTimeoutMs) throw configError("BULWARK_SESSION_IDLE_MINUTES cannot exceed BULWARK_SESSION_ABSOLUTE_MINUTES");
   return {
     publicURL,
+    publicURLGiven: Boolean(env["BULWARK_PUBLIC_URL"]?.trim()),
     trustedOrigins,
     mail: parseMailConfig(env),
     registrationOpen: parseBoolean("BULWARK_REGISTRATION", env["BULWARK_REGISTRATION"], false, "open", "closed"),

@@ -194,6 +194,8 @@ export interface UserLever {
    * stamps), in the order a reset or an email confirmation takes them (link, link rows, account, stamp).
    */
   touchesLinks?: boolean;
+  /** The lever mails links built on the public URL (a reset link): a run from a shell must know the site's address. */
+  mailsLinks?: boolean;
   /**
    * Optional: the users among `userIds` whose roles this batch's `apply` takes away. The batch then takes turns with
    * role removals (the last-admin lock) and waits for those users' own changes in flight (holdActing, exclusive),
@@ -254,6 +256,12 @@ export function leverNames(): string[] {
 
 export function findLever(name: string): Lever | undefined {
   return registry.find((l) => l.name === name);
+}
+
+/** Whether the lever named `name` mails links built on the public URL (UserLever.mailsLinks). */
+export function leverMailsLinks(name: string): boolean {
+  const lever = findLever(name);
+  return lever !== undefined && "mailsLinks" in lever && lever.mailsLinks === true;
 }
 
 /**

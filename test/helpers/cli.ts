@@ -9,6 +9,9 @@ import { fileURLToPath } from "node:url";
 
 export const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 
+/** The BULWARK_PUBLIC_URL CLI runs get unless a test sets it (or sets it undefined): the test HTTP fixture's origin. */
+export const TEST_PUBLIC_URL = "https://bulwark.test";
+
 /**
  * Runs `bulwark ARGS` in this process (runCLI) with `env` set in process.env for the run, `stdin` (empty unless given); a spawned
  * process per case costs the suite about half a second.
@@ -19,8 +22,14 @@ export async function bulwarkInProcess(args: string[], env: NodeJS.ProcessEnv = 
   let [stdout, stderr] = ["", ""];
   out.on("data", (d: Buffer) => (stdout += d.toString()));
   err.on("data", (d: Buffer) => (stderr += d.toString()));
+  // The site's address, as an operator's shell on the server holds it (commands that mail links refuse without it);
+  // a test that wants it unset says BULWARK_PUBLIC_URL: undefined.
+  env = "BULWARK_PUBLIC_URL" in env ? env : { ...env, BULWARK_PUBLIC_URL: TEST_PUBLIC_URL };
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
   try {
     const code = await runCLI(args, { stdout: out, stderr: err, stdin });
     return { code, stdout, stderr };
@@ -64,6 +73,9 @@ export function bulwark(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?
     for (const key of ["BULWARK_DATA_DIR", "BULWARK_DATABASE_URL", "BULWARK_MASTER_KEY", "HOST", "PORT"]) {
       if (!options.env || !(key in options.env)) delete env[key];
     }
+    // The site's address, as an operator's shell on the server holds it; BULWARK_PUBLIC_URL: undefined leaves it unset.
+    if (!options.env || !("BULWARK_PUBLIC_URL" in options.env)) env["BULWARK_PUBLIC_URL"] = TEST_PUBLIC_URL;
+    else if (options.env["BULWARK_PUBLIC_URL"] === undefined) delete env["BULWARK_PUBLIC_URL"];
     const stdin = options.stdin ?? { input: options.input ?? "" };
     const fd = typeof stdin === "object" && "file" in stdin ? openSync(stdin.file, "r") : null;
     const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], {

@@ -13,6 +13,7 @@ import type { UndoDryRunReport } from "../../contain/undo.ts";
 import type { Job, JobPosition, UnreadableJob } from "../../jobs/job-store.ts";
 import { InputError } from "../../lib/errors.ts";
 import { confirmOrRefuse } from "../prompt.ts";
+import { requirePublicURL } from "../public-url.ts";
 
 /**
  * Writes a line of human output with control characters shown as \xNN: ids from an --ids file (a breach feed, a
@@ -158,7 +159,7 @@ function register(program: Command, ctx: CliContext): void {
           options: { ...(inactiveDays !== undefined ? { inactiveDays } : {}), ...(opts.lockReason !== undefined ? { lockReason: opts.lockReason } : {}) },
           ...(batchSize !== undefined ? { batchSize } : {}),
         };
-        contain.resolveLevers(names);
+        const mailing = contain.resolveLevers(names).filter(contain.leverMailsLinks);
         contain.validateScope(scope);
         if (opts.dryRun) {
           const report = await contain.dryRunContain(deps, request);
@@ -170,9 +171,11 @@ function register(program: Command, ctx: CliContext): void {
               say(ctx, `  ${lever}: ${Object.entries(r.counts).map(([k, v]) => `${k} ${v}`).join(", ")}${r.sample.length ? ` (e.g. ${r.sample.join(", ")})` : ""}`);
               for (const note of r.notes ?? []) say(ctx, `    note: ${note}`);
             }
+            if (mailing.length > 0 && !app.config.http.publicURLGiven) say(ctx, `  note: BULWARK_PUBLIC_URL is not set here; the real run of ${mailing.join(", ")} will refuse until it is (its mails' links would point at ${app.config.http.publicURL})`);
           }
           return EXIT.ok;
         }
+        if (mailing.length > 0) requirePublicURL(app, `${mailing.join(", ")} mails links`);
         const count = await contain.countScope(deps, scope);
         if (count > CONFIRM_ABOVE) {
           await confirmOrRefuse(ctx, {
@@ -256,8 +259,11 @@ function register(program: Command, ctx: CliContext): void {
     .action(
       action(ctx, async (id: string, opts: { json?: boolean }) => {
         opts = withParent("resume", opts, ["json"]);
-        const { contain, deps } = await services(ctx);
+        const { app, contain, deps } = await services(ctx);
         const before = await deps.jobs.get(id);
+        contain.registerBuiltinLevers();
+        const mailing = before.kind === contain.CONTAIN_KIND ? contain.storedLevers(id, before.spec as { levers?: unknown }).filter(contain.leverMailsLinks) : [];
+        if (mailing.length > 0) requirePublicURL(app, `the job's ${mailing.join(", ")} mails links`);
         const bar = progress(ctx, "contain", before.total);
         const view = contain.jobView(await contain.resumeJob(deps, id, { actor: cliActor(), onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` }));
         bar.done();

@@ -7,6 +7,7 @@ import { unlockUser } from "../../http/api/user-queries.ts";
 import { forecastSetEmail, setEmailByAdministrator, type AccountFootholds } from "../../accounts/email-change/index.ts";
 import { InputError, RuntimeFailure } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
+import { requirePublicURL } from "../public-url.ts";
 import type { CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { confirmOrRefuse } from "../prompt.ts";
@@ -140,6 +141,7 @@ export default {
             for (const line of left(forecast.remaining)) writeLine(ctx, line);
             return;
           }
+          requirePublicURL(app, "set-email mails the account a reset link at its new address");
           const outcome = await setEmailByAdministrator(app, { userId: user.id, email, actor: cliActor(), via: "cli" });
           if (opts.json) return void writeJSON(ctx, outcome);
           if (!outcome.changed) return void writeLine(ctx, `nothing to do: ${escapeControls(outcome.oldEmail)} is already the address of ${user.id}`);

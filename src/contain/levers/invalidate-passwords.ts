@@ -44,6 +44,7 @@ async function refusedAddresses(scope: ScopeQuery): Promise<{ count: number; nam
 export const invalidatePasswords = {
   kind: "user",
   touchesLinks: true,
+  mailsLinks: true,
   name: "invalidate-passwords",
   description: "Make current passwords stop working and queue a reset email to each user",
   async dryRun(db, scope, ctx) {
