@@ -5,7 +5,7 @@ import pino, { type DestinationStream, type Logger } from "pino";
 import { AuditLog } from "../audit/audit-log.ts";
 import { createCheckRunStore } from "../checks/record.ts";
 import { Keyring } from "../crypto/keyring.ts";
-import { createMasterKeyFile, parseMasterKey, readMasterKeyFile } from "../crypto/master-key.ts";
+import { createMasterKeyFile, findRotatedMasterKey, parseMasterKey, readMasterKeyFile } from "../crypto/master-key.ts";
 import { cryptoErrors } from "../crypto/errors.ts";
 import { systemClock, type Clock } from "../lib/clock.ts";
 import { inertJSON } from "../lib/terminal.ts";
@@ -180,6 +180,9 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
     const keyring = await Keyring.open({
       masterKey, store: createKeyStore(database), clock, random,
       onTamperedKey: (event) => logger.error({ keyId: event.keyId, field: event.field, stored: event.stored, bound: event.bound }, event.message),
+      // A key from the file follows a master key rotation (`keys rotate-master`): the file's new key, or the pending one
+      // of a rotation that committed and stopped before its rename. A key from the environment cannot be re-read.
+      ...(envKey === null ? { findMasterKey: (check: string) => findRotatedMasterKey(keyFile, check, { log: (message) => logger.warn(message) }) } : {}),
     });
     // Inside a caller's transaction the key table is read through it (a rotation made by another node is noticed there too).
     const audit = new AuditLog({ database, clock, random, signer: (executor, options = {}) => keyring.signer({ ...options, ...(executor ? { store: keyStoreIn(executor, database.dialect, "audit checkpoint") } : {}) }) });

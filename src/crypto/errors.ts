@@ -11,6 +11,16 @@ export const cryptoErrors = {
     new KeyringError("BULWARK_ERR_MASTER_KEY_UNREADABLE", "runtime", `cannot read the master key file ${path}: ${reason}`, options),
   masterKeyMismatch: (message: string): KeyringError =>
     new KeyringError("BULWARK_ERR_MASTER_KEY_MISMATCH", "input", message),
+  /**
+   * The store's master key was rotated (`bulwark keys rotate-master`) after this process opened it, and the new key is
+   * not at hand (a key from the environment): the process must be restarted with it. Exit 3: nothing the command was
+   * given is wrong.
+   */
+  masterKeyRotated: (message: string): KeyringError =>
+    new KeyringError("BULWARK_ERR_MASTER_KEY_ROTATED", "runtime", message),
+  /** A master key rotation cannot go on (a pending key file left over, the store changed meanwhile); the message says why. */
+  masterRotationRefused: (message: string, options?: BulwarkErrorOptions): KeyringError =>
+    new KeyringError("BULWARK_ERR_MASTER_ROTATION", "input", message, options),
   masterKeyMissing: (message: string): KeyringError =>
     new KeyringError("BULWARK_ERR_MASTER_KEY_MISSING", "input", message),
   decryptFailed: (message: string, options?: BulwarkErrorOptions): KeyringError =>

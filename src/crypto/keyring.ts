@@ -10,11 +10,21 @@ import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { open, seal } from "./aead.ts";
 import { constantTimeEqualString } from "./constant-time.ts";
-import { cryptoErrors } from "./errors.ts";
+import { cryptoErrors, KeyringError } from "./errors.ts";
 import type { Signer, SigningKeyTimes } from "./signer.ts";
 import { base32, keyedFingerprint } from "./tokens.ts";
 
-export type KeyPurpose = "data" | "signing";
+/**
+ * What a stored key is for. "identifier-tag": the key of identifierTag, stored by the first master key rotation (it was
+ * derived from the master key until then, and the tags already in the audit log and flood-control rows must not change).
+ */
+export type KeyPurpose = "data" | "signing" | "identifier-tag";
+
+/** The purposes of keys the keyring holds and rotates; the tag key is read once, at open. */
+type HeldPurpose = "data" | "signing";
+
+/** The purpose of the stored identifier tag key (see KeyPurpose). */
+export const TAG_KEY_PURPOSE = "identifier-tag";
 
 /** A key as stored: its material is always wrapped under the master key. */
 export interface StoredKey {
@@ -26,6 +36,12 @@ export interface StoredKey {
   wrapped: string;
   /** Signing keys only: SPKI DER, base64url. Public, so checkpoints can be verified without the master key. */
   publicKey: string | null;
+  /**
+   * New keys only, never stored: the check (masterKeyCheck) of the master key that wrapped it. The store compares it
+   * with the recorded check in the transaction that adds the key, so a process still holding a master key rotated
+   * away meanwhile cannot add a key only it can unwrap.
+   */
+  wrappedBy?: string;
 }
 
 /** Where the keyring keeps its keys. Implemented by the store layer for SQLite and PostgreSQL. */
@@ -52,7 +68,10 @@ export interface CipherContext {
 
 const CIPHERTEXT_VERSION = "bwk1";
 const MASTER_CHECK_LABEL = "bulwark master key check v1";
-const MASTER_CHECK_META = "keyring.master_check";
+/** The bulwark_meta row holding the check of the master key every stored key is wrapped under. */
+export const MASTER_CHECK_META = "keyring.master_check";
+/** The HKDF label the identifier tag key was derived with from the master key (before any master key rotation). */
+const TAG_KEY_LABEL = "bulwark identifier tag v1";
 
 /**
  * How long a keyring seals under its current data key without asking the store whether another process has
@@ -86,8 +105,8 @@ export function masterKeyId(masterKey: Uint8Array): string {
  * who can write the database, holding the old key, would have every new secret sealed under it). Rows wrapped
  * before (v1) bind id and purpose only.
  */
-function wrapAAD(id: string, purpose: KeyPurpose, createdAt?: number): Uint8Array {
-  return utf8(createdAt === undefined ? `bulwark-keyring-v1|${id}|${purpose}` : `bulwark-keyring-v2|${id}|${purpose}|${createdAt}`);
+function wrapAAD(id: string, purpose: KeyPurpose, createdAt?: number | null): Uint8Array {
+  return utf8(createdAt === undefined || createdAt === null ? `bulwark-keyring-v1|${id}|${purpose}` : `bulwark-keyring-v2|${id}|${purpose}|${createdAt}`);
 }
 
 function valueAAD(keyId: string, ctx: CipherContext): Uint8Array {
@@ -107,6 +126,14 @@ export interface KeyringOptions {
    * per claim), since only someone who can write the database, not Bulwark, changes a key row.
    */
   onTamperedKey?: (event: TamperedKey) => void;
+  /**
+   * Where to look for the master key the store records when it is not `masterKey`: after `bulwark keys rotate-master`
+   * the key file holds the new key (or, after a crash between the commit and the rename, the pending file does). Given
+   * the recorded check, returns a key or null; the keyring uses it only if its check is the recorded one. Asked at open
+   * on a mismatch, and by a running process that meets a key it cannot unwrap while the recorded check has changed.
+   * Absent (a key from the environment): such a process fails with BULWARK_ERR_MASTER_KEY_ROTATED.
+   */
+  findMasterKey?: (recordedCheck: string) => Uint8Array | null;
 }
 
 /** A key row whose `created_at` or `purpose` differs from what its wrap binds (KeyringOptions.onTamperedKey). */
@@ -129,11 +156,36 @@ export interface ReloadOptions {
   store?: KeyStore;
 }
 
+/** The material of a stored key unwrapped, and the creation time its wrap binds (null: a v1 wrap, which binds none). */
+interface Unwrapped {
+  material: Uint8Array;
+  createdAt: number | null;
+}
+
+/** What Keyring.prepareMasterRotation makes: every stored key wrapped again under the new master key, nothing stored. */
+export interface MasterRotation {
+  /** Each stored key's row as read (`from`) and its new wrap (`to`), for a compare-and-set update. */
+  rewrapped: Array<{ id: string; purpose: KeyPurpose; from: string; to: string }>;
+  /** The identifier tag key to store (wrapped under the new master), when the store holds none yet; else null. */
+  tagKey: StoredKey | null;
+  /** The checks of the master key in force and of the new one (masterKeyCheck). */
+  fromCheck: string;
+  toCheck: string;
+  readonly [NEW_MASTER]: Uint8Array;
+}
+
+const NEW_MASTER = Symbol("new master key");
+
 export class Keyring {
-  readonly #master: Uint8Array;
-  /** The key of identifierTag, derived from the master key (HKDF-SHA256 with its own label): the same on every node. */
-  /** A KeyObject: the login path tags twice per attempt, and raw bytes would be converted on every call (keyedFingerprint). */
+  /** Replaced only by a master key rotation (adoptMaster, or one found through findMasterKey). */
+  #master: Uint8Array;
+  /**
+   * The key of identifierTag: the stored one (purpose "identifier-tag") when a master key rotation stored it, else
+   * derived from the master key (HKDF-SHA256 with its own label): the same on every node, and across rotations.
+   * A KeyObject: the login path tags twice per attempt, and raw bytes would be converted on every call (keyedFingerprint).
+   */
   readonly #tagKey: KeyObject;
+  readonly #findMasterKey: ((recordedCheck: string) => Uint8Array | null) | null;
   readonly #store: KeyStore;
   readonly #clock: Clock;
   readonly #random: RandomSource;
@@ -158,9 +210,10 @@ export class Keyring {
   #sequence = 0;
   #appliedSequence = 0;
 
-  private constructor(options: KeyringOptions) {
-    this.#master = options.masterKey;
-    this.#tagKey = createSecretKey(new Uint8Array(hkdfSync("sha256", options.masterKey, new Uint8Array(0), "bulwark identifier tag v1", 32)));
+  private constructor(options: KeyringOptions, master: Uint8Array, tagKey: Uint8Array) {
+    this.#master = master;
+    this.#tagKey = createSecretKey(tagKey);
+    this.#findMasterKey = options.findMasterKey ?? null;
     this.#store = options.store;
     this.#clock = options.clock;
     this.#random = options.random;
@@ -176,10 +229,10 @@ export class Keyring {
     if (options.masterKey.byteLength !== 32) {
       throw cryptoErrors.masterKeyInvalid(`the master key must be 32 bytes, got ${options.masterKey.byteLength}`);
     }
-    const keyring = new Keyring(options);
     const stored = await options.store.listKeys();
     const check = await options.store.getMeta(MASTER_CHECK_META);
-    const mine = masterKeyCheck(options.masterKey);
+    let master = options.masterKey;
+    const mine = masterKeyCheck(master);
     if (check === null) {
       if (stored.length > 0) {
         throw cryptoErrors.masterKeyMismatch("the database holds keys but no master key check; refusing to guess which master key wrapped them");
@@ -190,17 +243,24 @@ export class Keyring {
     // wrap keys under its own key, leaving a database neither key opened. Now the later one is refused here.
     const recorded = check ?? (await options.store.claimMeta(MASTER_CHECK_META, mine));
     if (!constantTimeEqualString(recorded, mine)) {
-      throw cryptoErrors.masterKeyMismatch(
-        `the database's keys were wrapped by master key ${recorded.slice(0, 16)}, but the master key given is ${mine.slice(0, 16)}; ` +
-          "set BULWARK_MASTER_KEY to the original key or restore the original master.key file",
-      );
+      // A rotation may have committed while the key file still held the old key (a crash before the rename): the
+      // pending key counts, but only if it is the one the store records.
+      const found = options.findMasterKey?.(recorded) ?? null;
+      if (found === null || found.byteLength !== 32 || !constantTimeEqualString(masterKeyCheck(found), recorded)) {
+        throw cryptoErrors.masterKeyMismatch(
+          `the database's keys were wrapped by master key ${recorded.slice(0, 16)}, but the master key given is ${mine.slice(0, 16)}; ` +
+            "set BULWARK_MASTER_KEY to the key in force (the new one, if `bulwark keys rotate-master` ran) or restore that master.key file",
+        );
+      }
+      master = found;
     }
+    const keyring = new Keyring(options, master, tagKeyOf(stored, master));
     keyring.#apply(stored, ++keyring.#sequence);
     return keyring;
   }
 
   /** The purpose a held key was unwrapped (so bound) with, or null for a key not held. */
-  #purposeOf(id: string): KeyPurpose | null {
+  #purposeOf(id: string): HeldPurpose | null {
     return this.#dataKeys.has(id) ? "data" : this.#signingPrivate.has(id) ? "signing" : null;
   }
 
@@ -212,14 +272,7 @@ export class Keyring {
   #unwrap(key: StoredKey): void {
     const held = this.#purposeOf(key.id);
     if (held !== null) return this.#checkHeld(key, held);
-    const wrapped = fromBase64URL(key.wrapped);
-    let material = open(this.#master, wrapped, wrapAAD(key.id, key.purpose, key.createdAt));
-    let createdAt: number | null = key.createdAt;
-    if (material === null) {
-      material = open(this.#master, wrapped, wrapAAD(key.id, key.purpose));
-      createdAt = null;
-    }
-    if (material === null) throw cryptoErrors.decryptFailed(`key ${key.id} does not unwrap under the master key (tampered key row?)`);
+    const { material, createdAt } = unwrapUnder(this.#master, key);
     this.#createdAt.set(key.id, createdAt);
     if (key.purpose === "data") {
       this.#dataKeys.set(key.id, material);
@@ -242,7 +295,7 @@ export class Keyring {
   }
 
   /** Reports (onTamperedKey, once per claim) a held key's row whose purpose or bound creation time was edited; changes nothing. */
-  #checkHeld(key: StoredKey, purpose: KeyPurpose): void {
+  #checkHeld(key: StoredKey, purpose: HeldPurpose): void {
     const bound = this.#createdAt.get(key.id) ?? null;
     let field: TamperedKey["field"];
     let stored: string;
@@ -278,7 +331,35 @@ export class Keyring {
 
   async #read(store: KeyStore): Promise<void> {
     const sequence = ++this.#sequence;
-    this.#apply(await store.listKeys(), sequence);
+    const stored = await store.listKeys();
+    try {
+      this.#apply(stored, sequence);
+    } catch (error) {
+      // A key that does not unwrap: tampered, or wrapped under a master key rotated in since this process opened.
+      if (!(error instanceof KeyringError) || error.code !== "BULWARK_ERR_DECRYPT" || !(await this.#followMaster(store))) throw error;
+      this.#apply(stored, sequence);
+    }
+  }
+
+  /**
+   * After another process rotated the master key: takes the new one from findMasterKey (the key file) and returns true;
+   * false when the store still records this process's key (the failure is something else); throws
+   * BULWARK_ERR_MASTER_KEY_ROTATED when it changed and the new key cannot be had (a key from the environment). The
+   * keys held stay as they are: a master key rotation wraps the same data and signing keys again, never changes them.
+   */
+  async #followMaster(store: KeyStore): Promise<boolean> {
+    const recorded = await store.getMeta(MASTER_CHECK_META);
+    const mine = masterKeyCheck(this.#master);
+    if (recorded === null || constantTimeEqualString(recorded, mine)) return false;
+    const found = this.#findMasterKey?.(recorded) ?? null;
+    if (found === null || found.byteLength !== 32 || !constantTimeEqualString(masterKeyCheck(found), recorded)) {
+      throw cryptoErrors.masterKeyRotated(
+        `the master key was rotated to ${recorded.slice(0, 16)} while this process held ${mine.slice(0, 16)}: it cannot unwrap keys made since; ` +
+          "restart it with the new key (the data dir's master.key, or the BULWARK_MASTER_KEY that `bulwark keys rotate-master` printed)",
+      );
+    }
+    this.#master = found;
+    return true;
   }
 
   /** Takes the key table as read by read number `sequence`: every key's material, and the current keys unless a later read already applied. */
@@ -290,13 +371,15 @@ export class Keyring {
     // (created_at, id) wins, so every process picks the same one.
     let data: string | null = null;
     let signing: string | null = null;
-    const newest: Record<KeyPurpose, { id: string; createdAt: number } | null> = { data: null, signing: null };
+    const newest: Record<HeldPurpose, { id: string; createdAt: number } | null> = { data: null, signing: null };
     for (const key of stored) {
+      // The tag key is read once, at open (tagKeyOf), and never changes; a held key's row edited to say so is still checked.
+      if (key.purpose === TAG_KEY_PURPOSE && this.#purposeOf(key.id) === null) continue;
       this.#unwrap(key);
       if (!this.#addedAt.has(key.id)) this.#addedAt.set(key.id, sequence);
       // Listed again (restored): a later deletion is a new act, reported anew.
       if (this.#reported.get(key.id) === MISSING_CLAIM) this.#reported.delete(key.id);
-      const purpose = this.#purposeOf(key.id) as KeyPurpose; // as unwrapped, so bound
+      const purpose = this.#purposeOf(key.id) as HeldPurpose; // as unwrapped, so bound
       if (key.status === "current") {
         if (purpose === "data") data = key.id;
         else signing = key.id;
@@ -309,7 +392,7 @@ export class Keyring {
       // Missing only if held when this read began: one that began before a rotation here committed cannot list its key.
       if (!listed.has(id) && (this.#addedAt.get(id) ?? 0) < sequence) this.#reportMissing(id);
       if (createdAt === null) continue;
-      const purpose = this.#purposeOf(id) as KeyPurpose;
+      const purpose = this.#purposeOf(id) as HeldPurpose;
       const best = newest[purpose];
       if (best === null || createdAt > best.createdAt || (createdAt === best.createdAt && id > best.id)) newest[purpose] = { id, createdAt };
     }
@@ -445,15 +528,58 @@ export class Keyring {
    * behind). The table is read first for the keys other processes made. Two processes rotating at the very same
    * moment may still pick one time; the greater id, bound too, then decides (#apply), never the status column.
    */
-  async #wrap(id: string, purpose: KeyPurpose, material: Uint8Array, publicKey: string | null, notBefore = Number.NEGATIVE_INFINITY): Promise<StoredKey> {
+  async #wrap(id: string, purpose: HeldPurpose, material: Uint8Array, publicKey: string | null, notBefore = Number.NEGATIVE_INFINITY): Promise<StoredKey> {
     await this.#read(this.#store); // not the shared reload: one that started before another rotation committed would miss it
+    // A new key wrapped under a master key rotated away would be one only this process can unwrap (the store refuses
+    // it too, wrappedBy): the master key in force is looked for first.
+    await this.#followMaster(this.#store);
     let newest = Number.NEGATIVE_INFINITY;
     for (const [held, at] of this.#createdAt) if (at !== null && at > newest && this.#purposeOf(held) === purpose) newest = at;
     const now = this.#clock.now();
     // notBefore only up to NOT_BEFORE_AHEAD_MS past this clock: it comes from rows others may have written.
     const createdAt = Math.max(now, newest + 1, Math.min(notBefore, now + NOT_BEFORE_AHEAD_MS));
     const wrapped = toBase64URL(seal(this.#master, material, wrapAAD(id, purpose, createdAt), this.#random));
-    return { id, purpose, status: "current", createdAt, wrapped, publicKey };
+    return { id, purpose, status: "current", createdAt, wrapped, publicKey, wrappedBy: masterKeyCheck(this.#master) };
+  }
+
+  /**
+   * Wraps every key in `stored` (the key table, read by the caller inside the transaction that will store the result)
+   * again under `newMaster`, binding what each wrap bound before (a v1 wrap stays v1: binding its row's creation time
+   * now would launder an edited one). Stores nothing and changes nothing here: the caller updates the rows and the
+   * master key check in one transaction, then calls adoptMaster. Also makes the identifier tag key a stored key when
+   * none is stored yet, so that tags stay what they were. Throws, naming it, on a key that does not unwrap: it would
+   * be lost for good under the new master key.
+   *
+   * @example
+   * const plan = keyring.prepareMasterRotation(random.bytes(32), await keyStoreIn(trx, dialect, "rotate-master").listKeys());
+   */
+  prepareMasterRotation(newMaster: Uint8Array, stored: StoredKey[]): MasterRotation {
+    if (newMaster.byteLength !== 32) throw cryptoErrors.masterKeyInvalid(`the new master key must be 32 bytes, got ${newMaster.byteLength}`);
+    const fromCheck = masterKeyCheck(this.#master);
+    const toCheck = masterKeyCheck(newMaster);
+    if (constantTimeEqualString(fromCheck, toCheck)) throw cryptoErrors.masterKeyInvalid("the new master key is the one in force");
+    const rewrapped = stored.map((key) => {
+      const { material, createdAt } = unwrapUnder(this.#master, key);
+      const to = toBase64URL(seal(newMaster, material, wrapAAD(key.id, key.purpose, createdAt), this.#random));
+      return { id: key.id, purpose: key.purpose, from: key.wrapped, to };
+    });
+    let tagKey: StoredKey | null = null;
+    if (!stored.some((k) => k.purpose === TAG_KEY_PURPOSE)) {
+      const id = `tk_${base32(this.#random.bytes(10))}`;
+      const createdAt = this.#clock.now();
+      const material = new Uint8Array(this.#tagKey.export());
+      const wrapped = toBase64URL(seal(newMaster, material, wrapAAD(id, TAG_KEY_PURPOSE, createdAt), this.#random));
+      tagKey = { id, purpose: TAG_KEY_PURPOSE, status: "current", createdAt, wrapped, publicKey: null, wrappedBy: toCheck };
+    }
+    return { rewrapped, tagKey, fromCheck, toCheck, [NEW_MASTER]: newMaster };
+  }
+
+  /**
+   * Makes the new master key of a rotation, committed by the caller, this keyring's own: keys it makes from now on are
+   * wrapped under it. The keys held do not change (a master key rotation wraps the same keys again).
+   */
+  adoptMaster(rotation: MasterRotation): void {
+    this.#master = rotation[NEW_MASTER];
   }
 
   /**
@@ -634,6 +760,35 @@ export class Keyring {
     }
     return { createdAt, retiredAt };
   }
+}
+
+/**
+ * Unwraps `key` under `master`: as a v2 wrap (binding its creation time) first, else as a v1 one. Throws
+ * BULWARK_ERR_DECRYPT when neither opens (a tampered row, or a key wrapped under another master key).
+ */
+function unwrapUnder(master: Uint8Array, key: StoredKey): Unwrapped {
+  const wrapped = fromBase64URL(key.wrapped);
+  const v2 = open(master, wrapped, wrapAAD(key.id, key.purpose, key.createdAt));
+  if (v2 !== null) return { material: v2, createdAt: key.createdAt };
+  const v1 = open(master, wrapped, wrapAAD(key.id, key.purpose));
+  if (v1 !== null) return { material: v1, createdAt: null };
+  throw cryptoErrors.decryptFailed(`key ${key.id} does not unwrap under the master key (tampered key row?)`);
+}
+
+/**
+ * The identifier tag key: the stored one when a master key rotation stored it (the oldest, should there be more: the
+ * first rotation stored the key every tag in the store was made with), else derived from the master key as before any
+ * rotation, so stores made before keep their tags.
+ */
+function tagKeyOf(stored: StoredKey[], master: Uint8Array): Uint8Array {
+  let chosen: Unwrapped | null = null;
+  for (const key of stored) {
+    if (key.purpose !== TAG_KEY_PURPOSE) continue;
+    const unwrapped = unwrapUnder(master, key);
+    if (unwrapped.material.byteLength !== 32) throw cryptoErrors.decryptFailed(`identifier tag key ${key.id} is ${unwrapped.material.byteLength} bytes, not 32`);
+    if (chosen === null || (unwrapped.createdAt ?? 0) < (chosen.createdAt ?? 0)) chosen = unwrapped;
+  }
+  return chosen?.material ?? new Uint8Array(hkdfSync("sha256", master, new Uint8Array(0), TAG_KEY_LABEL, 32));
 }
 
 const PENDING = Symbol("pending signing key");

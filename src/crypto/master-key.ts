@@ -1,11 +1,14 @@
 // Loading and creating the master key: from BULWARK_MASTER_KEY (base64, 32 bytes) or a 0600 key file owned by
-// this account in the data dir. An existing key file is never overwritten.
-import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, rmSync, writeSync, type Stats } from "node:fs";
+// this account in the data dir. An existing key file is never overwritten, but for the one rename that ends a master
+// key rotation (`bulwark keys rotate-master`), which replaces it with the pending key file it wrote first.
+import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { fromBase64Strict, toBase64 } from "../lib/encoding.ts";
 import { foreignOwner, thisUser } from "../lib/os-user.ts";
 import type { RandomSource } from "../lib/random.ts";
+import { constantTimeEqualString } from "./constant-time.ts";
 import { cryptoErrors, KeyringError } from "./errors.ts";
+import { masterKeyCheck, masterKeyId } from "./keyring.ts";
 import { base32 } from "./tokens.ts";
 
 /** Parses a base64 master key; the error names the problem but never echoes the value. */
@@ -148,16 +151,124 @@ export function createMasterKeyFile(path: string, random: RandomSource): { key: 
   } finally {
     rmSync(temporary, { force: true });
   }
-  // The file's directory entry too (a new name is durable only once its directory is synced).
+  syncDirectoryOf(path);
+  if (created) return { key, created };
+  // Another process won: its key, checked like any key file (owner, mode, no link).
+  const theirs = readMasterKeyFile(path);
+  if (theirs === null) throw cryptoErrors.masterKeyMissing(`the master key file ${path} appeared and vanished while it was being created; run the command again`);
+  return { key: theirs, created: false };
+}
+
+/** Syncs the directory holding `path`: a new name (a created, renamed or removed file) is durable only once it is. */
+function syncDirectoryOf(path: string): void {
   const dir = openSync(dirname(path), constants.O_RDONLY);
   try {
     fsyncSync(dir);
   } finally {
     closeSync(dir);
   }
-  if (created) return { key, created };
-  // Another process won: its key, checked like any key file (owner, mode, no link).
-  const theirs = readMasterKeyFile(path);
-  if (theirs === null) throw cryptoErrors.masterKeyMissing(`the master key file ${path} appeared and vanished while it was being created; run the command again`);
-  return { key: theirs, created: false };
+}
+
+/** Where a master key rotation keeps the new key until its transaction has committed: beside the key file. */
+export function pendingMasterKeyPath(path: string): string {
+  return `${path}.pending`;
+}
+
+/**
+ * Writes `key` as the pending key file of a rotation (mode 0600, created, never a link followed nor a file replaced),
+ * synced with its directory, before the rotation's transaction commits: once the store records the new key, a power
+ * loss must not leave it only in memory. Refuses when a pending file is already there: one the store's key check does
+ * not match (open would have taken it otherwise) is left by a rotation that did not commit, and is not removed here
+ * unasked, being key material.
+ *
+ * @example
+ * writePendingMasterKey(join(dataDir, "master.key"), random.bytes(32));
+ */
+export function writePendingMasterKey(path: string, key: Uint8Array): string {
+  const pending = pendingMasterKeyPath(path);
+  let fd: number;
+  try {
+    fd = openSync(pending, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw unreadable(pending, error);
+    let which = "";
+    try {
+      const left = readMasterKeyFile(pending);
+      if (left !== null) which = ` (master key ${masterKeyId(left)})`;
+    } catch {
+      // Its name is enough to act on: the message below says what to do with it.
+    }
+    throw cryptoErrors.masterRotationRefused(
+      `a pending master key file ${pending}${which} is already there, left by a rotation that did not commit (the store does not record its key); ` +
+        "move it out of the data dir (keep it until you are sure nothing needs it) and run the command again",
+      { cause: error },
+    );
+  }
+  try {
+    try {
+      writeSync(fd, `${toBase64(key)}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    syncDirectoryOf(pending);
+  } catch (error) {
+    rmSync(pending, { force: true });
+    throw error;
+  }
+  return pending;
+}
+
+/**
+ * Moves the pending key file over the key file `path` (rename: atomic, so the file holds the old key or the new one,
+ * never neither nor half of one; the old key is gone the same instant) and syncs the directory. The pending file is
+ * checked first like any key file (owner, mode, no link).
+ */
+export function installPendingMasterKey(path: string): void {
+  const pending = pendingMasterKeyPath(path);
+  if (readMasterKeyFile(pending) === null) throw cryptoErrors.masterKeyMissing(`the pending master key file ${pending} is gone; nothing to move into place`);
+  renameSync(pending, path);
+  syncDirectoryOf(path);
+}
+
+/** Removes the pending key file of a rotation that did not commit (the store still records the old key). */
+export function discardPendingMasterKey(path: string): void {
+  rmSync(pendingMasterKeyPath(path), { force: true });
+  syncDirectoryOf(path);
+}
+
+/**
+ * KeyringOptions.findMasterKey for a key file: the master key the store records (`recordedCheck`), from the key file
+ * `path` when another process has moved a rotation's key into place since this one read it, else from the pending file
+ * when a rotation committed and stopped before its rename: that file is then moved into place, and `log` told. A
+ * pending file whose key is not the recorded one is never taken (it would wrap new keys under a key the store does not
+ * use); `log` is told it was ignored. Null when neither holds the recorded key.
+ *
+ * @example
+ * Keyring.open({ masterKey, store, clock, random, findMasterKey: (check) => findRotatedMasterKey(keyFile, check, { log: (m) => logger.warn(m) }) });
+ */
+export function findRotatedMasterKey(path: string, recordedCheck: string, options: { log?: (message: string) => void } = {}): Uint8Array | null {
+  const matches = (key: Uint8Array | null): key is Uint8Array => key !== null && constantTimeEqualString(masterKeyCheck(key), recordedCheck);
+  const current = readMasterKeyFile(path);
+  if (matches(current)) return current;
+  const pendingPath = pendingMasterKeyPath(path);
+  const pending = readMasterKeyFile(pendingPath);
+  if (pending === null) return null;
+  if (!matches(pending)) {
+    options.log?.(`ignored ${pendingPath}: its master key ${masterKeyId(pending)} is not the one the store records (${recordedCheck.slice(0, 16)}); it is left by a rotation that did not commit`);
+    return null;
+  }
+  try {
+    installPendingMasterKey(path);
+  } catch (error) {
+    // Another process recovering at the same moment moved it first: the key file now holds it.
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT" && !(error instanceof KeyringError && error.code === "BULWARK_ERR_MASTER_KEY_MISSING")) throw error;
+    const moved = readMasterKeyFile(path);
+    if (!matches(moved)) throw error;
+  }
+  options.log?.(
+    `master key rotation to ${masterKeyId(pending)} had committed but its key file was not moved into place (the process stopped in between): ` +
+      `${pendingPath} is now ${path}; the old key file is gone`,
+  );
+  return pending;
 }

@@ -1,7 +1,9 @@
-// The keyring's storage (KeyStore) over the Bulwark database: keys and meta values.
-import type { KeyPurpose, KeyStore, StoredKey } from "../crypto/keyring.ts";
-import type { Kysely } from "kysely";
-import { lockKeyOf, serialiseTransactions, type Database, type DialectName } from "./database.ts";
+// The keyring's storage (KeyStore) over the Bulwark database: keys and meta values, and the one transaction of a
+// master key rotation (every key wrapped again, the master key check replaced).
+import { cryptoErrors } from "../crypto/errors.ts";
+import { MASTER_CHECK_META, TAG_KEY_PURPOSE, type Keyring, type KeyPurpose, type KeyStore, type StoredKey } from "../crypto/keyring.ts";
+import type { Kysely, Transaction } from "kysely";
+import { lockKeyOf, serialiseTransactions, serialiseTransactionsMany, type Database, type DialectName } from "./database.ts";
 import type { Schema } from "./schema.ts";
 
 /** A unique violation on the one-current-key index (SQLite and PostgreSQL word it differently). */
@@ -17,11 +19,105 @@ function isCurrentKeyClash(error: unknown): boolean {
  */
 export async function addCurrentKeyIn(database: Pick<Database, "dialect">, trx: Kysely<Schema>, key: StoredKey): Promise<void> {
   await serialiseTransactions(database, trx, lockKeyOf(`keyring-rotation:${key.purpose}`));
+  await assertWrappedByRecorded(trx, key);
   await trx.updateTable("keyring_keys").set({ status: "retired" }).where("purpose", "=", key.purpose).where("status", "=", "current").execute();
   await trx
     .insertInto("keyring_keys")
     .values({ id: key.id, purpose: key.purpose, status: "current", created_at: key.createdAt, wrapped: key.wrapped, public_key: key.publicKey })
     .execute();
+}
+
+/**
+ * Refuses a new key wrapped under another master key than the one the store records (StoredKey.wrappedBy), read under
+ * the rotation lock, which a master key rotation takes too: a process that opened before a rotation and made its key
+ * while the rotation committed would otherwise store a key that only the old, perhaps stolen, master key unwraps.
+ */
+async function assertWrappedByRecorded(trx: Kysely<Schema>, key: StoredKey): Promise<void> {
+  if (key.wrappedBy === undefined) return;
+  const row = await trx.selectFrom("bulwark_meta").select("value").where("name", "=", MASTER_CHECK_META).executeTakeFirst();
+  if (row !== undefined && row.value !== key.wrappedBy) {
+    throw cryptoErrors.masterKeyRotated(
+      `key ${key.id} was wrapped under master key ${key.wrappedBy.slice(0, 16)}, but the store's master key is now ${row.value.slice(0, 16)} ` +
+        "(`bulwark keys rotate-master` ran meanwhile); restart this process with the new master key and try again",
+    );
+  }
+}
+
+/** Every lock a key is added under (addCurrentKeyIn, addFirstKey): a master key rotation holds them all. */
+const ROTATION_LOCKS = (["data", "signing", TAG_KEY_PURPOSE] satisfies KeyPurpose[]).map((p) => lockKeyOf(`keyring-rotation:${p}`));
+
+export interface MasterKeyRotation {
+  /** masterKeyId of the key replaced and of the new one (fingerprints, never the keys). */
+  from: string;
+  to: string;
+  /** Keys wrapped again, by purpose (the identifier tag key stored by this rotation not included). */
+  rewrapped: Record<string, number>;
+  /** True when this rotation stored the identifier tag key (the store's first rotation). */
+  tagKeyStored: boolean;
+  /** True for a dry run: everything was checked (each key unwraps), nothing written. */
+  dryRun: boolean;
+}
+
+/**
+ * Moves the store to `newMaster`: every stored key (data, signing, identifier tag; current and retired) is wrapped again
+ * under it and the master key check replaced, in one transaction, so a crash leaves either master key in force, never
+ * a mix. `inTransaction` runs last inside it (the audit event commits with the keys). After the commit the keyring
+ * adopts the new key. With `dryRun`, every key is unwrapped and wrapped again in memory (so a dry run that succeeds
+ * promises a rotation that can be made) and nothing is written. The key file is the caller's (crypto/master-key.ts).
+ *
+ * @example
+ * const r = await rotateMasterKey(database, keyring, random.bytes(32), { inTransaction: (trx, r) => audit.appendIn(trx, …) });
+ */
+export async function rotateMasterKey(
+  database: Database,
+  keyring: Keyring,
+  newMaster: Uint8Array,
+  options: { dryRun?: boolean; inTransaction?: (trx: Transaction<Schema>, rotation: MasterKeyRotation) => Promise<void> } = {},
+): Promise<MasterKeyRotation> {
+  const summarise = (plan: ReturnType<Keyring["prepareMasterRotation"]>, dryRun: boolean): MasterKeyRotation => {
+    const rewrapped: Record<string, number> = { data: 0, signing: 0, [TAG_KEY_PURPOSE]: 0 };
+    for (const key of plan.rewrapped) rewrapped[key.purpose] = (rewrapped[key.purpose] ?? 0) + 1;
+    return { from: plan.fromCheck.slice(0, 16), to: plan.toCheck.slice(0, 16), rewrapped, tagKeyStored: plan.tagKey !== null, dryRun };
+  };
+  if (options.dryRun) return summarise(keyring.prepareMasterRotation(newMaster, await createKeyStore(database).listKeys()), true);
+  const { plan, rotation } = await database.transaction(async (trx) => {
+    // No key is added meanwhile (each addition takes its purpose's lock and then compares its wrap with the check this
+    // transaction replaces; SQLite: the write lock), so every key is read here, and wrapped again.
+    await serialiseTransactionsMany(database, trx, ROTATION_LOCKS);
+    const view = keyStoreIn(trx, database.dialect, "keys rotate-master");
+    const recorded = await view.getMeta(MASTER_CHECK_META);
+    const plan = keyring.prepareMasterRotation(newMaster, await view.listKeys());
+    if (recorded !== plan.fromCheck) {
+      throw cryptoErrors.masterRotationRefused(
+        `the store's master key is ${recorded === null ? "not recorded" : recorded.slice(0, 16)}, not ${plan.fromCheck.slice(0, 16)} held here: another rotation committed meanwhile; nothing was changed`,
+      );
+    }
+    for (const key of plan.rewrapped) {
+      // Compare-and-set: a row changed since it was read (it cannot be, under the locks; a writer of the database by
+      // hand) rolls the whole rotation back rather than overwrite a wrap nobody checked.
+      const done = await trx.updateTable("keyring_keys").set({ wrapped: key.to }).where("id", "=", key.id).where("wrapped", "=", key.from).executeTakeFirst();
+      if (Number(done.numUpdatedRows) !== 1) throw cryptoErrors.masterRotationRefused(`key ${key.id} changed while it was being wrapped again; nothing was changed, run the command again`);
+    }
+    if (plan.tagKey !== null) {
+      const { id, purpose, status, createdAt, wrapped, publicKey } = plan.tagKey;
+      await trx.insertInto("keyring_keys").values({ id, purpose, status, created_at: createdAt, wrapped, public_key: publicKey }).execute();
+    }
+    const replaced = await trx.updateTable("bulwark_meta").set({ value: plan.toCheck }).where("name", "=", MASTER_CHECK_META).where("value", "=", plan.fromCheck).executeTakeFirst();
+    if (Number(replaced.numUpdatedRows) !== 1) throw cryptoErrors.masterRotationRefused("the master key check changed while the keys were being wrapped again; nothing was changed");
+    const rotation = summarise(plan, false);
+    await options.inTransaction?.(trx, rotation);
+    return { plan, rotation };
+  });
+  keyring.adoptMaster(plan);
+  return rotation;
+}
+
+/**
+ * The check (masterKeyCheck) of the master key the store records, or null when none is: after a rotation whose commit
+ * failed in a way that leaves its outcome unknown (the connection lost on COMMIT), this says which key is in force.
+ */
+export async function recordedMasterKeyCheck(database: Database): Promise<string | null> {
+  return createKeyStore(database).getMeta(MASTER_CHECK_META);
 }
 
 export function createKeyStore(database: Database): KeyStore {
@@ -58,6 +154,7 @@ export function createKeyStore(database: Database): KeyStore {
       // one stores the first key and the others find it.
       return database.transaction(async (trx) => {
         await serialiseTransactions(database, trx, lockKeyOf(`keyring-rotation:${key.purpose}`));
+        await assertWrappedByRecorded(trx, key);
         const held = await trx.selectFrom("keyring_keys").select("id").where("purpose", "=", key.purpose).where("status", "=", "current").limit(1).executeTakeFirst();
         if (held) return false;
         await trx.insertInto("keyring_keys")
