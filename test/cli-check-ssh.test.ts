@@ -232,6 +232,27 @@ describe("bulwark check ssh", () => {
     assert.match(plain.stdout, /^  authenticationmethods any$/m);
   });
 
+  test("the human output names the line sshd uses, the Match block it sits in, and the line it ignores", async () => {
+    // Was: only --json had file and line, and the fix said "Set PasswordAuthentication no" to a responder who just
+    // had, below the Include of a drop-in that sshd reads first.
+    mkdirSync(join(dir, "human.d"), { recursive: true });
+    writeFileSync(join(dir, "human.d", "50-cloud-init.conf"), "PasswordAuthentication yes\n");
+    const config = file("human-where.conf", "Include human.d/*.conf\nPermitRootLogin no\nPasswordAuthentication no\nMatch User deploy\n  X11Forwarding yes\n");
+    const run = await bulwark(["check", "ssh", "--config", config, "--include-base", dir]);
+    assert.equal(run.code, 1, run.stderr);
+    const block = (id: string): string => (run.stdout.slice(run.stdout.indexOf(`] ${id}:`)).split("\n[")[0] ?? "");
+    const dropIn = join(dir, "human.d", "50-cloud-init.conf");
+    assert.ok(block("ssh.password-authentication").includes(`Set by ${dropIn}:1.`), run.stdout);
+    assert.ok(block("ssh.password-authentication").includes(`fix: Set PasswordAuthentication no and use public keys. ${config}:3 sets PasswordAuthentication to no, but sshd keeps the first value, from ${dropIn}:1: change or remove that line, or put the setting before the Include at ${config}:1.`), run.stdout);
+    assert.ok(block("ssh.x11-forwarding").includes(`Set by ${config}:5, in the Match block at ${config}:4 (User deploy).`), run.stdout);
+    // The summary lines keep their shape (scripts read them).
+    assert.match(run.stdout, /^  passwordauthentication yes$/m);
+    const json = JSON.parse((await bulwark(["check", "ssh", "--config", config, "--include-base", dir, "--json"])).stdout) as Output;
+    const pw = json.findings.find((f) => f.id === "ssh.password-authentication");
+    assert.deepEqual([pw?.evidence["file"], pw?.evidence["line"], pw?.evidence["includedAt"]], [dropIn, 1, [{ file: config, line: 1 }]]);
+    assert.deepEqual(pw?.evidence["ignoredLines"], [{ option: "passwordauthentication", file: config, line: 3, keyword: "PasswordAuthentication", value: "no", reason: "first-value-wins" }]);
+  });
+
   test("an AuthenticationMethods value sshd refuses exits 2 naming the file and line", async () => {
     const config = file("bad-methods.conf", "PermitRootLogin no\nAuthenticationMethods frobnicate\n");
     const run = await bulwark(["check", "ssh", "--config", config]);

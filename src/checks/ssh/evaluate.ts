@@ -6,16 +6,46 @@ import { authMethodsLineProblem } from "./auth-methods.ts";
 import { SshConfigError } from "./errors.ts";
 import { DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
 import { criterionHolds, type MatchContext } from "./match.ts";
-import type { Directive, MatchBlock, SshConfig } from "./parser.ts";
+import type { ConfigLine, Directive, MatchBlock, SshConfig } from "./parser.ts";
 import { assembleAlgorithmList } from "./values.ts";
 
-/** Where an effective value came from: a file and line (in Match block `block`, named `match`), or the compiled-in default. */
-export type Source = { file: string; line: number; match?: string; block?: number } | { default: true };
+/**
+ * Where an effective value came from: a file and line, or the compiled-in default. A line in a Match block
+ * carries the block (index `block`, criteria `match`, its own Match line at matchFile:matchLine); a line of
+ * an included file carries the Include lines it was read through; `keyword` is as written on the line.
+ */
+export type Source =
+  | { file: string; line: number; keyword?: string; match?: string; block?: number; matchFile?: string; matchLine?: number; includedAt?: readonly ConfigLine[] }
+  | { default: true };
+
+/**
+ * Why sshd does not use a line that sets an option: an earlier line set it first (sshd keeps the first
+ * value), a later one did (FingerprintHash: the last), or a Match block that applies sets it for the connection.
+ */
+export type IgnoredReason = "first-value-wins" | "last-value-wins" | "match-overrides";
+
+/** A line that sets an option, in the part of the file that applies, to another value than the one sshd uses. */
+export interface IgnoredLine {
+  file: string;
+  line: number;
+  /** As written on the line (an alias such as ChallengeResponseAuthentication stays as it is). */
+  keyword: string;
+  /** As sshd -T would print it (algorithm lists unassembled). */
+  value: string;
+  /** The criteria of its Match block, if in one. */
+  match?: string;
+  reason: IgnoredReason;
+}
 
 export interface Evaluation {
   /** Lowercase keyword → value exactly as sshd -T prints it. */
   effective: Record<string, string>;
   sources: Record<string, Source>;
+  /**
+   * Lowercase keyword → the lines sshd ignores for it, in file order; only keywords that have some. The
+   * line an operator added to fix a finding is often one of them (an Include read earlier set it first).
+   */
+  ignored: Record<string, IgnoredLine[]>;
 }
 
 export interface EvaluateOptions {
@@ -113,7 +143,47 @@ export function evaluate(config: SshConfig, options: EvaluateOptions = {}): Eval
       }
       effective[name] = list?.join(",") ?? def;
     } else effective[name] = d.value;
-    sources[name] = d.block >= 0 ? { file: d.file, line: d.line, match: (blocks[d.block] as MatchBlock).label, block: d.block } : { file: d.file, line: d.line };
+    sources[name] = lineSource(config, d);
   }
-  return { effective, sources };
+  return { effective, sources, ignored: ignoredLines(config, { loadActive, connActive, loadTime, connection }) };
+}
+
+/** The Source for a line: where it is, the Match block around it and the Includes it was read through. */
+export function lineSource(config: SshConfig, d: Directive): Source {
+  const blk = d.block >= 0 ? config.blocks[d.block] : undefined;
+  return {
+    file: d.file,
+    line: d.line,
+    keyword: d.keyword,
+    ...(blk !== undefined ? { match: blk.label, block: d.block, matchFile: blk.file, matchLine: blk.line } : {}),
+    ...(d.includedAt !== undefined ? { includedAt: d.includedAt } : {}),
+  };
+}
+
+/**
+ * The lines that set an option in the part of the file that applies (the global part and active blocks) to
+ * another value than the line sshd uses. One pass over the directives, and nothing allocated for an option
+ * set once: this runs for every combination of Match blocks the findings weigh.
+ */
+function ignoredLines(
+  config: SshConfig,
+  pass: { loadActive: readonly boolean[]; connActive: readonly boolean[]; loadTime: ReadonlyMap<string, Directive>; connection: ReadonlyMap<string, Directive> },
+): Record<string, IgnoredLine[]> {
+  const out: Record<string, IgnoredLine[]> = {};
+  for (const d of config.directives) {
+    if (d.value === undefined) continue;
+    const fromMatch = pass.connection.get(d.name);
+    const used = fromMatch ?? pass.loadTime.get(d.name);
+    if (used === undefined || used === d || used.value === d.value) continue;
+    const inConnection = d.block >= 0 && pass.connActive[d.block] === true && keywordScope(d.name) === "all";
+    const atLoad = d.block < 0 || pass.loadActive[d.block] === true;
+    if (!inConnection && !atLoad) continue;
+    const kind = EVALUATED[d.name];
+    // A load-time line loses to a matching block's line whatever their order; lines of the same pass, to the first (or last).
+    const reason: IgnoredReason = fromMatch !== undefined && !inConnection ? "match-overrides" : kind?.type === "choice" && kind.lastWins === true ? "last-value-wins" : "first-value-wins";
+    const ignored: IgnoredLine = { file: d.file, line: d.line, keyword: d.keyword, value: d.value, reason };
+    if (d.block >= 0) ignored.match = (config.blocks[d.block] as MatchBlock).label;
+    (out[d.name] ??= []).push(ignored);
+  }
+  return out;
 }

@@ -141,6 +141,88 @@ describe("ssh findings", () => {
     const findings = checkSshConfig(parse("AuthenticationMethods publickey\nPermitRootLogin no\nMatch Address 10.0.0.0/8\n  AuthenticationMethods password\n"));
     const pw = findings.filter((f) => f.id === "ssh.password-authentication");
     assert.deepEqual(pw.map((f) => [f.severity, f.title]), [["high", "password authentication enabled for Address 10.0.0.0/8"]]);
-    assert.deepEqual(pw[0]?.evidence["authenticationMethods"], { value: "password", file: "/etc/ssh/sshd_config", line: 4, match: "Address 10.0.0.0/8" });
+    assert.deepEqual(pw[0]?.evidence["authenticationMethods"], { value: "password", file: "/etc/ssh/sshd_config", line: 4, match: "Address 10.0.0.0/8", matchFile: "/etc/ssh/sshd_config", matchLine: 3 });
+  });
+
+});
+
+// The line to change, in the finding's own words: the human output shows only title, detail and fix, and
+// a fix that says "Set PasswordAuthentication no" to a responder who just did, in a line sshd ignores, is wrong.
+describe("ssh findings name the line sshd uses and the lines it ignores", () => {
+  const MAIN = "/etc/ssh/sshd_config";
+  const DROP_IN = "/etc/ssh/sshd_config.d/50-cloud-init.conf";
+  const load = (files: Record<string, string>) => parseSshdConfig(files[MAIN] as string, MAIN, { source: memorySource(files) });
+  // Ubuntu's cloud image: the Include comes first, so its drop-in's value is the one sshd keeps.
+  const UBUNTU = { [MAIN]: "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\nPasswordAuthentication no\n", [DROP_IN]: "PasswordAuthentication yes\n" };
+
+  test("attack: a drop-in read through an earlier Include keeps password logins on; the finding names it, the ignored line, and the Include", () => {
+    const f = sshFindings(evaluate(load(UBUNTU))).find((x) => x.id === "ssh.password-authentication");
+    assert.equal(f?.severity, "high");
+    assert.match(f?.detail ?? "", /Set by \/etc\/ssh\/sshd_config\.d\/50-cloud-init\.conf:1\.$/);
+    assert.equal(
+      f?.remediation,
+      `Set PasswordAuthentication no and use public keys. ${MAIN}:3 sets PasswordAuthentication to no, but sshd keeps the first value, from ${DROP_IN}:1: change or remove that line, or put the setting before the Include at ${MAIN}:1.`,
+    );
+    assert.deepEqual(f?.evidence["includedAt"], [{ file: MAIN, line: 1 }]);
+    assert.deepEqual(f?.evidence["ignoredLines"], [{ option: "passwordauthentication", file: MAIN, line: 3, keyword: "PasswordAuthentication", value: "no", reason: "first-value-wins" }]);
+  });
+
+  test("a value set once names its line and says a line added later is ignored; a compiled-in default names none", () => {
+    const f = find("# x\nPasswordAuthentication yes\n", "ssh.password-authentication");
+    assert.match(f?.detail ?? "", /Set by \/etc\/ssh\/sshd_config:2\.$/);
+    assert.match(f?.remediation ?? "", /Change PasswordAuthentication at \/etc\/ssh\/sshd_config:2, the line sshd uses \(it keeps the first value it reads: a second line after it is ignored\)\.$/);
+    assert.equal(f?.evidence["ignoredLines"], undefined);
+    const def = find("", "ssh.password-authentication");
+    assert.equal(def?.detail, "PasswordAuthentication yes lets anyone on the network guess passwords (brute force).");
+    assert.equal(def?.remediation, "Set PasswordAuthentication no and use public keys.");
+  });
+
+  test("a repeated line with the same value is not named as ignored (it changes nothing)", () => {
+    const f = find("PasswordAuthentication yes\nPasswordAuthentication yes\n", "ssh.password-authentication");
+    assert.equal(f?.evidence["ignoredLines"], undefined);
+    assert.doesNotMatch(f?.remediation ?? "", /sshd_config:2/);
+  });
+
+  test("a value from a Match block names the Match line too, and the global line the block overrides", () => {
+    const text = "PermitRootLogin no\nPasswordAuthentication no\nMatch Address 10.0.0.0/8\n  PermitRootLogin yes\n  PasswordAuthentication yes\n";
+    const root = checkSshConfig(parse(text)).find((f) => f.id === "ssh.root-login");
+    assert.match(root?.detail ?? "", /Set by \/etc\/ssh\/sshd_config:4, in the Match block at \/etc\/ssh\/sshd_config:3 \(Address 10\.0\.0\.0\/8\)\.$/);
+    assert.match(root?.remediation ?? "", /\/etc\/ssh\/sshd_config:1 sets PermitRootLogin to no, but the Match block at \/etc\/ssh\/sshd_config:3 \(Address 10\.0\.0\.0\/8\) sets it again for its connections, at \/etc\/ssh\/sshd_config:4: change or remove that line\.$/);
+    // The same for one connection (--match): the evidence carries the Match line.
+    const one = sshFindings(evaluate(parse(text), { match: { user: "root", host: "h", addr: "10.1.2.3" } })).find((f) => f.id === "ssh.root-login");
+    assert.deepEqual([one?.evidence["match"], one?.evidence["matchFile"], one?.evidence["matchLine"]], ["Address 10.0.0.0/8", MAIN, 3]);
+    assert.match(one?.detail ?? "", /in the Match block at \/etc\/ssh\/sshd_config:3/);
+  });
+
+  test("two blocks one connection matches: the later block's line is ignored, the first block's value kept", () => {
+    const text = "PermitRootLogin no\nMatch User root\n  PermitRootLogin yes\nMatch Address 10.0.0.0/8\n  PermitRootLogin no\n";
+    const f = sshFindings(evaluate(parse(text), { match: { user: "root", host: "h", addr: "10.1.2.3" } })).find((x) => x.id === "ssh.root-login");
+    assert.equal(f?.severity, "critical");
+    assert.match(f?.remediation ?? "", /\/etc\/ssh\/sshd_config:5 sets PermitRootLogin to no, but sshd keeps the first value, from \/etc\/ssh\/sshd_config:3, in the Match block at \/etc\/ssh\/sshd_config:2 \(User root\): change or remove that line\./);
+    assert.doesNotMatch(f?.remediation ?? "", /before the Include/);
+  });
+
+  test("an AuthenticationMethods line below the one sshd uses is named in the fix of the finding it would have prevented", () => {
+    const f = find("AuthenticationMethods any\nAuthenticationMethods publickey\n", "ssh.password-authentication");
+    assert.match(f?.remediation ?? "", /\/etc\/ssh\/sshd_config:2 sets AuthenticationMethods to publickey, but sshd keeps the first value, from \/etc\/ssh\/sshd_config:1/);
+    assert.deepEqual((f?.evidence["ignoredLines"] as { option: string }[]).map((l) => l.option), ["authenticationmethods"]);
+  });
+
+  test("weak algorithms name the option and line of each list", () => {
+    const f = find("Ciphers +aes128-cbc\nMACs +hmac-md5\nCiphers aes256-gcm@openssh.com\n", "ssh.weak-algorithms");
+    assert.match(f?.detail ?? "", /Ciphers set by \/etc\/ssh\/sshd_config:1\. MACs set by \/etc\/ssh\/sshd_config:2\.$/);
+    assert.match(f?.remediation ?? "", /\/etc\/ssh\/sshd_config:3 sets Ciphers to aes256-gcm@openssh\.com, but sshd keeps the first value, from \/etc\/ssh\/sshd_config:1/);
+    assert.match(f?.remediation ?? "", /Change MACs at \/etc\/ssh\/sshd_config:2/);
+  });
+
+  test("nested Includes: the Include in the file of the ignored line is the one to put the setting before", () => {
+    const files = {
+      [MAIN]: "Include /etc/ssh/a.conf\nPasswordAuthentication no\n",
+      "/etc/ssh/a.conf": "X11Forwarding no\nInclude /etc/ssh/b.conf\n",
+      "/etc/ssh/b.conf": "PasswordAuthentication yes\n",
+    };
+    const f = sshFindings(evaluate(load(files))).find((x) => x.id === "ssh.password-authentication");
+    assert.deepEqual(f?.evidence["includedAt"], [{ file: MAIN, line: 1 }, { file: "/etc/ssh/a.conf", line: 2 }]);
+    assert.match(f?.remediation ?? "", /or put the setting before the Include at \/etc\/ssh\/sshd_config:1\.$/);
   });
 });

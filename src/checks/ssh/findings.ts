@@ -8,6 +8,7 @@ import { EVALUATED, keywordScope } from "./keywords.ts";
 import { approximateCombinations, blockSpace, combinationCount, combinations, settersOf, type Combination } from "./match-combinations.ts";
 import { describeCriteria } from "./match.ts";
 import type { MatchBlock, SshConfig } from "./parser.ts";
+import { setBy, whereToFix } from "./provenance.ts";
 import { weakAlgorithms, weakNames } from "./weak-algorithms.ts";
 
 /** CIS Distribution Independent Linux benchmark 5.2.x recommends MaxAuthTries 4 or less. */
@@ -130,7 +131,34 @@ const RULES: readonly Rule[] = [
 
 function sourceEvidence(source: Source | undefined): Record<string, unknown> {
   if (source === undefined || "default" in source) return { source: "compiled-in default" };
-  return { file: source.file, line: source.line, ...(source.match !== undefined ? { match: source.match } : {}) };
+  return {
+    file: source.file,
+    line: source.line,
+    ...(source.match !== undefined ? { match: source.match, matchFile: source.matchFile, matchLine: source.matchLine } : {}),
+    ...(source.includedAt !== undefined ? { includedAt: source.includedAt.map((inc) => ({ file: inc.file, line: inc.line })) } : {}),
+  };
+}
+
+/** The lines sshd ignores for these options, each tagged with the option (lowercase, as `keyword` in the evidence). */
+function ignoredEvidence(evaluation: Evaluation, options: readonly string[]): Record<string, unknown> {
+  const lines = options.flatMap((option) => (evaluation.ignored[option] ?? []).map((l) => ({ option, ...l })));
+  return lines.length === 0 ? {} : { ignoredLines: lines };
+}
+
+/** `text` followed by the sentences that are not null. */
+function withSentences(text: string, sentences: readonly (string | null)[]): string {
+  const more = sentences.filter((s): s is string => s !== null);
+  if (more.length === 0) return text;
+  return `${/[.!?]$/.test(text) ? text : `${text}.`} ${more.join(" ")}`;
+}
+
+/**
+ * Where to fix a rule's finding: the line sshd uses for its keyword, and the ignored lines of the options
+ * it depends on (an AuthenticationMethods line below the one sshd uses restricts nothing).
+ */
+function ruleWhereToFix(rule: Rule, evaluation: Evaluation): (string | null)[] {
+  const depends = rule.depends.filter((k) => (evaluation.ignored[k] ?? []).length > 0);
+  return [rule.keyword, ...depends].map((k) => whereToFix(evaluation.sources[k], evaluation.ignored[k]));
 }
 
 /**
@@ -146,23 +174,30 @@ export function sshFindings(evaluation: Evaluation): Finding[] {
     const value = effective[rule.keyword] as string;
     const hit = rule.check(value, effective);
     if (!hit) continue;
-    const evidence: Record<string, unknown> = { keyword: rule.keyword, value, ...sourceEvidence(sources[rule.keyword]) };
+    const evidence: Record<string, unknown> = { keyword: rule.keyword, value, ...sourceEvidence(sources[rule.keyword]), ...ignoredEvidence(evaluation, [rule.keyword, ...rule.depends]) };
     // The restriction that changed the verdict is evidence too.
     if (rule.depends.includes("authenticationmethods") && effective["authenticationmethods"] !== "any") {
       evidence["authenticationMethods"] = { value: effective["authenticationmethods"], ...sourceEvidence(sources["authenticationmethods"]) };
     }
-    out.push({ id: rule.id, ...hit, evidence });
+    // The human output has only title, detail and fix: the line to change must be in them, not only in the evidence.
+    const detail = withSentences(hit.detail, [setBy(sources[rule.keyword])]);
+    const remediation = withSentences(hit.remediation, ruleWhereToFix(rule, evaluation));
+    out.push({ id: rule.id, ...hit, detail, remediation, evidence });
   }
   // ASVS 11.3.2 (approved ciphers and modes), 11.6.2 (approved key exchange).
   const weak = weakAlgorithms(effective);
   if (weak.length > 0) {
+    const keywords = [...new Set(weak.map((w) => w.keyword))];
     out.push({
       id: "ssh.weak-algorithms",
       severity: "medium",
       title: `weak algorithms enabled: ${weak.map((w) => w.name).join(", ")}`,
-      detail: weak.map((w) => `${w.name} (${w.keyword}): ${w.reason}`).join("; "),
-      evidence: { algorithms: weak, sources: Object.fromEntries([...new Set(weak.map((w) => w.keyword))].map((k) => [k, sourceEvidence(sources[k])])) },
-      remediation: "Remove them from Ciphers/MACs/KexAlgorithms/HostKeyAlgorithms (or drop the \"+\" additions) and rely on OpenSSH's defaults.",
+      detail: withSentences(weak.map((w) => `${w.name} (${w.keyword}): ${w.reason}`).join("; "), keywords.map((k) => setBy(sources[k], k))),
+      evidence: { algorithms: weak, sources: Object.fromEntries(keywords.map((k) => [k, sourceEvidence(sources[k])])), ...ignoredEvidence(evaluation, keywords) },
+      remediation: withSentences(
+        "Remove them from Ciphers/MACs/KexAlgorithms/HostKeyAlgorithms (or drop the \"+\" additions) and rely on OpenSSH's defaults.",
+        keywords.map((k) => whereToFix(sources[k], evaluation.ignored[k])),
+      ),
     });
   }
   return out;

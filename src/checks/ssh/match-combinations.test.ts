@@ -40,7 +40,7 @@ describe("Match blocks that one connection matches together", () => {
       { criteria: "User root", file: MAIN, line: 6 },
       { criteria: "Address 203.0.113.0/24", file: MAIN, line: 9 },
     ]);
-    assert.deepEqual(root?.evidence["authenticationMethods"], { value: "password", file: MAIN, line: 10, match: "Address 203.0.113.0/24" });
+    assert.deepEqual(root?.evidence["authenticationMethods"], { value: "password", file: MAIN, line: 10, match: "Address 203.0.113.0/24", matchFile: MAIN, matchLine: 9 });
   });
 
   test("evaluating several assumed blocks takes each option's first value among them in file order, as sshd -T -C does", () => {
@@ -125,7 +125,12 @@ describe("Match blocks that one connection matches together", () => {
         ["ssh.x11-forwarding", "low", "X11 forwarding enabled for Address 10.0.0.0/8", { criteria: "Address 10.0.0.0/8", file: MAIN, line: 5 }],
       ],
     );
-    assert.deepEqual(findings[0]?.evidence, { keyword: "permitrootlogin", value: "yes", file: MAIN, line: 6, match: "Address 10.0.0.0/8", matchBlock: { criteria: "Address 10.0.0.0/8", file: MAIN, line: 5 } });
+    assert.deepEqual(findings[0]?.evidence, {
+      keyword: "permitrootlogin", value: "yes", file: MAIN, line: 6, match: "Address 10.0.0.0/8", matchFile: MAIN, matchLine: 5,
+      // The global line the block overrides for its connections.
+      ignoredLines: [{ option: "permitrootlogin", file: MAIN, line: 1, keyword: "PermitRootLogin", value: "no", reason: "match-overrides" }],
+      matchBlock: { criteria: "Address 10.0.0.0/8", file: MAIN, line: 5 },
+    });
   });
 
   test("a block no connection can match raises nothing (User !root, LocalPort 0)", () => {

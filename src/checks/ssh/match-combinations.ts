@@ -2,7 +2,7 @@
 // keyword's first value from the global part and every matching block in file order, so a finding is
 // decided by which block (or none) gives each option it reads: every such choice whose blocks can
 // hold at once (match-satisfiable.ts) is one combination to evaluate.
-import type { Evaluation, Source } from "./evaluate.ts";
+import { lineSource, type Evaluation, type Source } from "./evaluate.ts";
 import { keywordScope } from "./keywords.ts";
 import { criteriaSatisfiable } from "./match-satisfiable.ts";
 import type { Directive, MatchBlock, SshConfig } from "./parser.ts";
@@ -133,7 +133,9 @@ export function approximateCombinations(config: SshConfig, base: Evaluation, set
     if (i === choices.length) {
       const set = new Set(Object.values(decidedBy).flatMap((b) => (b < 0 ? [] : (space.closure[b] as number[]))));
       if (set.size > 0) {
-        out.push({ combination: { blocks: [...set].sort((a, b) => a - b), decidedBy: { ...decidedBy } }, evaluation: { effective: { ...effective }, sources: { ...sources } } });
+        // Which lines such a connection would ignore is not worked out here: only the global ones, for options no block set.
+        const ignored = Object.fromEntries(Object.entries(base.ignored).filter(([k]) => (decidedBy[k] ?? -1) < 0));
+        out.push({ combination: { blocks: [...set].sort((a, b) => a - b), decidedBy: { ...decidedBy } }, evaluation: { effective: { ...effective }, sources: { ...sources }, ignored } });
       }
       return;
     }
@@ -141,7 +143,7 @@ export function approximateCombinations(config: SshConfig, base: Evaluation, set
     for (const d of options) {
       decidedBy[keyword] = d === undefined ? -1 : d.block;
       effective[keyword] = d?.value ?? (base.effective[keyword] as string);
-      sources[keyword] = d === undefined ? (base.sources[keyword] as Source) : { file: d.file, line: d.line, match: (config.blocks[d.block] as MatchBlock).label, block: d.block };
+      sources[keyword] = d === undefined ? (base.sources[keyword] as Source) : lineSource(config, d);
       pick(i + 1);
     }
   };

@@ -24,6 +24,17 @@ export interface Directive {
   line: number;
   /** Index into SshConfig.blocks, or -1 for the global part. */
   block: number;
+  /**
+   * The Include lines this line was read through, outermost first; absent in the top file. sshd reads an
+   * included file where its Include stands, so a line above that Include comes before every line of the file.
+   */
+  includedAt?: readonly ConfigLine[];
+}
+
+/** A line of the configuration: file as shown, 1-based line number. */
+export interface ConfigLine {
+  file: string;
+  line: number;
 }
 
 export interface MatchBlock {
@@ -203,7 +214,8 @@ function included(state: State, pattern: string): string[] {
 }
 
 /** `path` in the source's spelling, `file` as it is shown. */
-function parseFile(state: State, path: string, file: string, text: string, outerBlock: number, depth: number): void {
+function parseFile(state: State, path: string, file: string, text: string, outerBlock: number, via: readonly ConfigLine[]): void {
+  const depth = via.length;
   const { config } = state;
   if (text.length > state.maxBytes) throw new SshConfigError(file, 0, `file is larger than ${state.maxBytes} bytes`);
   config.files.push(file);
@@ -246,12 +258,13 @@ function parseFile(state: State, path: string, file: string, text: string, outer
     if (lower === "include") {
       if (split.args.length === 0) fail("Include missing filename argument");
       if (depth + 1 > MAX_INCLUDE_DEPTH) fail(`Too many recursive configuration includes (more than ${MAX_INCLUDE_DEPTH})`);
+      const through = [...via, { file, line: lineNo }];
       for (const arg of split.args) {
         // Relative Include paths are relative to /etc/ssh, not to the including file (sshd_config(5)).
         for (const next of included(state, includePattern(state, arg))) {
           if (config.files.length >= state.maxFiles) fail(`more than ${state.maxFiles} configuration files included`);
           const text = state.source.read(next, { directory: "empty" });
-          parseFile(state, next, state.source.decodePath?.(next) ?? next, text, block, depth + 1);
+          parseFile(state, next, state.source.decodePath?.(next) ?? next, text, block, through);
         }
       }
       continue;
@@ -275,7 +288,7 @@ function parseFile(state: State, path: string, file: string, text: string, outer
       const problem = subsystemProblem(split.args, state.subsystems, block < 0 || activeAtLoad(config, block));
       if (problem !== null) refuse(problem);
     }
-    config.directives.push({ keyword: split.keyword, name, args: split.args, value, file, line: lineNo, block });
+    config.directives.push({ keyword: split.keyword, name, args: split.args, value, file, line: lineNo, block, ...(depth > 0 ? { includedAt: via } : {}) });
   }
 }
 
@@ -345,7 +358,7 @@ export function parseSshdConfig(text: string, name: string, options: LoadOptions
     subsystems: new Set(),
     methods: { count: 0 },
   };
-  parseFile(state, topPath, name, text, -1, 0);
+  parseFile(state, topPath, name, text, -1, []);
   checkMethodsSatisfiable(state.config);
   checkAlgorithmsAssemble(state.config);
   return state.config;
