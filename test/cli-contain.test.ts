@@ -173,7 +173,7 @@ describe("contain", () => {
     const job = JSON.parse(r.stdout);
     assert.equal(job.total, 1);
     assert.match(job.notes.join(" "), /1 --ids entries name no user and are left out: usr_doesnotexist/);
-    assert.deepEqual(job.counts["invalidate-passwords"], { users: 1, resetEmailsQueued: 1, resetEmailsRefused: 0, sessions: 0, tokens: 0 });
+    assert.deepEqual(job.counts["invalidate-passwords"], { users: 1, resetEmailsQueued: 1, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0, sessions: 0, tokens: 0 });
     assert.match(job.notes.join(" "), /1 reset emails wait in the outbox: no SMTP is configured/);
     // The link is in the outbox, keyed by job and user, sent by the server once SMTP is configured.
     const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
@@ -190,7 +190,7 @@ describe("contain", () => {
     }
     const again = await bulwark(["contain", "invalidate-passwords", "--ids", file, "--json"], { env: env() });
     assert.equal(again.code, 0, again.stderr);
-    assert.deepEqual(JSON.parse(again.stdout).counts["invalidate-passwords"], { users: 0, resetEmailsQueued: 0, resetEmailsRefused: 0, sessions: 0, tokens: 0 }, "already invalidated: no second mail");
+    assert.deepEqual(JSON.parse(again.stdout).counts["invalidate-passwords"], { users: 0, resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0, sessions: 0, tokens: 0 }, "already invalidated: no second mail");
     const undo = await bulwark(["contain", "undo", job.id], { env: env() });
     assert.equal(undo.code, 2);
     assert.match(undo.stderr, /not reversible|none of its levers/);

@@ -159,7 +159,7 @@ async function crashAndResume(t: TestContext, c: Case): Promise<void> {
   assert.equal(endA["status"], "done");
   assert.deepEqual(endA, endB, "the resumed job ends exactly where the uninterrupted one did");
   const n = c.users;
-  assert.deepEqual(endA["counts"], { "lock-accounts.users": n, "revoke-sessions.users": n, "revoke-sessions.sessions": n, "expire-passwords.users": n });
+  assert.deepEqual(endA["counts"], { "lock-accounts.users": n, "revoke-sessions.users": n, "revoke-sessions.sessions": n, "expire-passwords.users": n, "expire-passwords.noticesQueued": n, "expire-passwords.noticesRefused": 0 });
   const events = await batchEvents(a, job.id);
   assert.deepEqual(events.filter((e) => e.stage !== "users").map((e) => e.stage), c.wholeTableSteps, "each whole-table step committed exactly once");
   const batches = events.filter((e) => e.stage === "users").map((e) => e.batch as number);

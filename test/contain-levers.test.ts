@@ -110,7 +110,7 @@ forEachDialect("contain levers", (dfx) => {
     const before = (await fx.audit.tail(100)).length;
     const report = await dryRunContain(fx, { levers: ["expire-passwords", "lock-accounts", "demote-inactive-admins", "unlink-sso"], scope: { all: true }, actor: "t" });
     assert.equal(report.users, 20);
-    assert.deepEqual(report.levers["expire-passwords"]?.counts, { users: 20 });
+    assert.deepEqual(report.levers["expire-passwords"]?.counts, { users: 20, noticesQueued: 0, noticesRefused: 0 });
     assert.equal(report.levers["expire-passwords"]?.sample.length, 5);
     // Admins u0…u4: last logins 0…4 days ago except u1 (never; created 400 days ago) → only u1 is inactive.
     assert.deepEqual(report.levers["demote-inactive-admins"]?.counts, { users: 1, roleGrants: 1 });
@@ -146,7 +146,7 @@ forEachDialect("contain levers", (dfx) => {
     const view = jobView(done);
     assert.equal(view.status, "done");
     assert.equal(view.done, 25);
-    assert.deepEqual(view.counts["expire-passwords"], { users: 25 });
+    assert.deepEqual(view.counts["expire-passwords"], { users: 25, noticesQueued: 0, noticesRefused: 0 });
     assert.deepEqual(view.counts["lock-accounts"], { users: 25 });
     assert.deepEqual(view.counts["demote-inactive-admins"], { users: 1, roleGrants: 1 });
     assert.equal(view.incidentId, "inc_1");
@@ -291,7 +291,7 @@ forEachDialect("contain levers", (dfx) => {
     const second = await createContainJob(fx, { levers, scope: { ids: ["usr_0000"] }, actor: "incident-2" });
     await runJob(fx, second.id);
     fx.clock.advance(1000);
-    assert.deepEqual(jobView(await runJob(fx, first.id)).counts, { "expire-passwords": { users: 1 }, "lock-accounts": { users: 1 } }, "u0 was already contained: only u1 changed");
+    assert.deepEqual(jobView(await runJob(fx, first.id)).counts, { "expire-passwords": { users: 1, noticesQueued: 0, noticesRefused: 0 }, "lock-accounts": { users: 1 } }, "u0 was already contained: only u1 changed");
     fx.clock.advance(1000);
     // Incident 2 was a false alarm; incident 1 was not.
     const undo = jobView(await runJob(fx, (await createUndoJob(fx, second.id, "incident-2")).id));
@@ -308,13 +308,13 @@ forEachDialect("contain levers", (dfx) => {
     const db = fx.database.db;
     const request = { levers: ["expire-passwords", "demote-inactive-admins"], scope: { ids: ["usr_0000", "usr_0001"] }, actor: "t" };
     const a = await createContainJob(fx, request);
-    assert.deepEqual(jobView(await runJob(fx, a.id)).counts, { "expire-passwords": { users: 2 }, "demote-inactive-admins": { users: 1, roleGrants: 1 } });
+    assert.deepEqual(jobView(await runJob(fx, a.id)).counts, { "expire-passwords": { users: 2, noticesQueued: 0, noticesRefused: 0 }, "demote-inactive-admins": { users: 1, roleGrants: 1 } });
     // After job A, u0's expiry is cleared and u1 is granted admin again; a second incident contains both again.
     await db.updateTable("users").set({ password_must_change: 0 }).where("id", "=", "usr_0000").execute();
     await db.insertInto("user_roles").values({ user_id: "usr_0001", role: "admin", granted_at: NOW + 9, granted_by: "ops" }).execute();
     fx.clock.advance(DAY);
     const b = await createContainJob(fx, request);
-    assert.deepEqual(jobView(await runJob(fx, b.id)).counts, { "expire-passwords": { users: 1 }, "demote-inactive-admins": { users: 1, roleGrants: 1 } }, "u1 was still expired: B changed only u0's flag");
+    assert.deepEqual(jobView(await runJob(fx, b.id)).counts, { "expire-passwords": { users: 1, noticesQueued: 0, noticesRefused: 0 }, "demote-inactive-admins": { users: 1, roleGrants: 1 } }, "u1 was still expired: B changed only u0's flag");
     const undo = jobView(await runJob(fx, (await createUndoJob(fx, a.id, "t")).id));
     assert.deepEqual(undo.counts["expire-passwords"], { restored: 0, skipped: 2 }, "u0 expired again by B, u1 found expired by B");
     assert.deepEqual(undo.counts["demote-inactive-admins"], { restored: 0, skipped: 1 });
@@ -414,7 +414,7 @@ forEachDialect("contain levers", (dfx) => {
     await seedUsers(fx, 12);
     const job = await createContainJob(fx, { levers: ["invalidate-passwords"], scope: { scheme: "md5" }, actor: "t", batchSize: 3 });
     const view = jobView(await runJob(fx, job.id));
-    assert.deepEqual(view.counts["invalidate-passwords"], { users: 4, resetEmailsQueued: 4, resetEmailsRefused: 0, sessions: 0, tokens: 0 });
+    assert.deepEqual(view.counts["invalidate-passwords"], { users: 4, resetEmailsQueued: 4, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0, sessions: 0, tokens: 0 });
     assert.deepEqual(fx.sent.sort(), ["user0@example.org", "user3@example.org", "user6@example.org", "user9@example.org"]);
     assert.equal(Number((await user(fx, "usr_0003")).password_invalidated_at), NOW);
     assert.equal((await user(fx, "usr_0004")).password_invalidated_at, null);
@@ -423,7 +423,7 @@ forEachDialect("contain levers", (dfx) => {
     const bare = await setup(await dfx.fresh(), { mailer: false });
     await seedUsers(bare, 3);
     const v2 = jobView(await runJob(bare, (await createContainJob(bare, { levers: ["invalidate-passwords"], scope: { all: true }, actor: "t" })).id));
-    assert.deepEqual(v2.counts["invalidate-passwords"], { users: 3, resetEmailsQueued: 0, resetEmailsRefused: 0, sessions: 0, tokens: 0 });
+    assert.deepEqual(v2.counts["invalidate-passwords"], { users: 3, resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0, sessions: 0, tokens: 0 });
     assert.match(v2.notes.join(" "), /no mailer is configured/);
   });
 
@@ -473,7 +473,7 @@ forEachDialect("contain levers", (dfx) => {
     const resumed = jobView(await resumeJob(fx, job.id, { actor: "test" }));
     assert.equal(resumed.status, "done");
     assert.equal(resumed.done, 26);
-    assert.deepEqual(resumed.counts["expire-passwords"], { users: 26 });
+    assert.deepEqual(resumed.counts["expire-passwords"], { users: 26, noticesQueued: 0, noticesRefused: 0 });
     assert.equal(Number((await user(fx, "usr_late")).password_must_change), 0);
     await assert.rejects(resumeJob(fx, job.id, { actor: "test" }), /nothing to resume/);
     assert.equal((await fx.audit.verify()).ok, true);

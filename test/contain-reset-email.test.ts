@@ -58,14 +58,14 @@ forEachDialect("contain: reset emails the outbox refuses", (dfx) => {
 
     // The dry run says so beforehand, with the same count names as the real run.
     const dry = (await dryRunContain(fx, request)).levers["invalidate-passwords"];
-    assert.deepEqual(dry?.counts, { users: 7, resetEmailsQueued: 5, resetEmailsRefused: 2, sessions: 0, tokens: 0 });
+    assert.deepEqual(dry?.counts, { users: 7, resetEmailsQueued: 5, resetEmailsRefused: 2, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0, sessions: 0, tokens: 0 });
     for (const id of refusedIds) assert.match(dry?.notes?.join(" ") ?? "", new RegExp(id), "the dry run names each user whose address is refused");
 
     const job = await createContainJob(fx, request);
     const view = jobView(await runJob(fx, job.id));
     assert.equal(view.status, "done");
     assert.equal(view.done, 7);
-    assert.deepEqual(view.counts["invalidate-passwords"], { users: 7, resetEmailsQueued: 5, resetEmailsRefused: 2, sessions: 0, tokens: 0 });
+    assert.deepEqual(view.counts["invalidate-passwords"], { users: 7, resetEmailsQueued: 5, resetEmailsRefused: 2, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0, sessions: 0, tokens: 0 });
     assert.deepEqual(Object.keys(dry?.counts ?? {}).sort(), Object.keys(view.counts["invalidate-passwords"] ?? {}).sort(), "dry run and real run name their counts alike");
     assert.deepEqual(await usersState(fx), [...EMAILS].sort().map((e) => [e, true, true]), "everyone locked and invalidated, after the refused addresses too");
 

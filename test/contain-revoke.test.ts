@@ -307,7 +307,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     assert.equal(wb.stdout.trim(), "done");
     const view = jobView(await a.jobs.get(job.id));
     assert.equal(view.done, 230);
-    assert.deepEqual(view.counts["expire-passwords"], { users: 230 });
+    assert.deepEqual(view.counts["expire-passwords"], { users: 230, noticesQueued: 0, noticesRefused: 0 });
     assert.deepEqual(view.counts["lock-accounts"], { users: 230 });
     const events = (await a.audit.tail(1000)).filter((e) => e.type === "contain.job.batch" && e.subject === job.id);
     const batches = events.map((e) => (e.data as { batch: number }).batch).sort((x, y) => x - y);

@@ -6,13 +6,14 @@ import { epochOfARaiseNow, nextEpoch } from "../accounts/sessions/revocation.ts"
 import { storedBatchSizeProblem, type Job, type RequestKey } from "../jobs/job-store.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
-import { findLever, leverNames, pairingNotes, levers as allLevers, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type UserLever } from "./lever.ts";
+import { findLever, leverNames, pairingNotesByLever, levers as allLevers, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type PairingCounts, type ScopeQuery, type UserLever } from "./lever.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
+import { DEFAULT_EMAIL_CHANGE_WINDOW_DAYS } from "./levers/invalidate-passwords.ts";
 import { checkRolesExist, checkSchemeKnown, describeScope, scopedUserIds, unmatchedIds, validateScope, type ScopeSpec, type UnmatchedIds } from "./scope.ts";
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
-import { inIds } from "./levers/common.ts";
+import { countLiveTokens, inIds } from "./levers/common.ts";
 import { lockManyAccountsLinks } from "../accounts/password-reset/link-lock.ts";
 import { holdActingOfMany, holdRoleRemovals } from "../accounts/roles/role-store.ts";
 
@@ -52,7 +53,7 @@ export function storedBatchSize(jobId: string, spec: { batchSize?: unknown }): n
   return spec.batchSize as number;
 }
 
-export const DEFAULT_OPTIONS: LeverOptions = { inactiveDays: 90, lockReason: "containment" };
+export const DEFAULT_OPTIONS: LeverOptions = { inactiveDays: 90, lockReason: "containment", emailChangedWithinDays: DEFAULT_EMAIL_CHANGE_WINDOW_DAYS };
 
 export interface ContainSpec {
   levers: string[];
@@ -65,6 +66,11 @@ export interface ContainSpec {
   batchSize: number;
   /** False when no mailer was configured: invalidate-passwords then queued no reset email. */
   mailer: boolean;
+  /**
+   * The live API tokens of the scope's accounts when the job was created, recorded when it pulls a password lever
+   * without revoke-tokens: the job leaves them working, and its view says so (pairingNotes).
+   */
+  liveTokens?: number;
   /** --ids entries that named no user when the job was created: reported, since nobody was contained for them. */
   unmatchedIds?: UnmatchedIds;
   /**
@@ -114,6 +120,8 @@ function options(partial: Partial<LeverOptions> | undefined): LeverOptions {
   const o = { ...DEFAULT_OPTIONS, ...partial };
   if (!Number.isInteger(o.inactiveDays) || o.inactiveDays < 1 || o.inactiveDays > 36_500) throw containErrors.badScope("--inactive-days must be a whole number of days between 1 and 36500");
   if (o.lockReason.length === 0 || o.lockReason.length > 200) throw containErrors.badScope("--lock-reason must be 1 to 200 characters");
+  const days = o.emailChangedWithinDays;
+  if (days !== undefined && (!Number.isInteger(days) || days < 0 || days > 36_500)) throw containErrors.badScope("--email-changed-within must be a whole number of days between 0 (no hold) and 36500");
   return o;
 }
 
@@ -192,15 +200,26 @@ export async function dryRunContain(deps: ContainDeps, request: ContainRequest):
   const total = await db.selectFrom("users").where("id", "in", scope).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   const report: DryRunReport = { dryRun: true, users: Number(total?.n ?? 0), ...(unmatched ? { unmatchedIds: unmatched } : {}), levers: {} };
   for (const name of names) report.levers[name] = await (findLever(name) as UserLever | GlobalLever).dryRun(db, scope, ctx);
-  const pairing = pairingNotes(names);
-  const mfa = report.levers["require-mfa-reenrolment"];
-  if (mfa !== undefined && pairing.length > 0) mfa.notes = [...(mfa.notes ?? []), ...pairing];
+  const pairing = pairingNotesByLever(names, await pairingCounts(db, names, scope, ctx.at));
+  for (const [name, notes] of Object.entries(pairing)) {
+    const lever = report.levers[name];
+    if (lever !== undefined) lever.notes = [...(lever.notes ?? []), ...notes];
+  }
   overlapNotes(report.levers);
   await deps.audit.append({
     type: "contain.dry-run", actor: request.actor,
     data: { levers: names, scope: describeScope(request.scope), users: report.users, ...(unmatched ? { unmatchedIds: unmatched.count } : {}), incidentId: request.incidentId ?? null },
   });
   return report;
+}
+
+/**
+ * What the pairing notes quote: the live API tokens of the scope, counted only when a password lever is pulled
+ * without revoke-tokens (the only case a note names them).
+ */
+async function pairingCounts(db: Kysely<Schema>, names: readonly string[], scope: ScopeQuery, at: number): Promise<PairingCounts> {
+  const leavesTokens = (names.includes("invalidate-passwords") || names.includes("expire-passwords")) && !names.includes("revoke-tokens");
+  return leavesTokens ? { liveTokens: await countLiveTokens(db, scope, at) } : {};
 }
 
 /** Counts the users in scope (for the confirmation prompt before a large job); refuses unknown roles and schemes first. */
@@ -250,6 +269,9 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
   if (beginners.length && !keyed) await deps.database.transaction(raise);
   return deps.database.transaction(async (trx) => {
     if (beginners.length && keyed) await raise(trx);
+    // Counted before the job's batches revoke anything: these tokens stay working whatever the batches do.
+    const { liveTokens } = await pairingCounts(trx, names, scopedUserIds(trx, deps.database.dialect, request.scope), spec.at);
+    if (liveTokens !== undefined) spec.liveTokens = liveTokens;
     const job = await deps.jobs.create({ kind: CONTAIN_KIND, spec, total: 0, actor: request.actor, incidentId: request.incidentId ?? null, requestKey: request.requestKey ?? null }, trx);
     const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
     // One INSERT … SELECT: the scope is numbered inside the database, whatever its size. On SQLite in storage
@@ -298,7 +320,8 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   const size = storedBatchSize(job.id, job.spec);
   storedLevers(job.id, job.spec);
   const lacks = storedCreatorLacks(job.id, job.spec);
-  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, job.spec.options, job.spec.scope);
+  // A job stored before an option existed runs with its default (emailChangedWithinDays: the hold on reset links).
+  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope);
   const found = job.spec.levers.map(leverNamed);
   const userLevers = found.filter((l): l is UserLever => l.kind === "user");
   const globalLevers = found.filter((l): l is GlobalLever => l.kind === "global");

@@ -97,6 +97,12 @@ export interface LeverOptions {
   inactiveDays: number;
   /** lock-accounts: the reason recorded on the account. */
   lockReason: string;
+  /**
+   * invalidate-passwords: an account whose address the account itself changed (`auth.email.changed`) this many days
+   * before the job, or since, gets no reset link: the address may be a hijacker's. 0 turns the hold off. Optional
+   * for jobs stored before it existed; a lever reads it through `emailChangeWindowDays`.
+   */
+  emailChangedWithinDays?: number;
 }
 
 export interface LeverContext {
@@ -264,19 +270,54 @@ export function leverMailsLinks(name: string): boolean {
   return lever !== undefined && "mailsLinks" in lever && lever.mailsLinks === true;
 }
 
+/** What `pairingNotes` may quote: counts taken over the job's scope (the dry run's, or at the job's creation). */
+export interface PairingCounts {
+  /** Live API tokens (not revoked, not expired) of the scope's accounts, when no lever of the job ends them. */
+  liveTokens?: number;
+}
+
+/** The levers that take a password away but leave the account's API tokens (the token note names the first pulled). */
+const PASSWORD_LEVERS = ["invalidate-passwords", "expire-passwords"] as const;
+
 /**
- * What a set of levers leaves open that pulling another with it would close, said before and after the job.
- * require-mfa-reenrolment alone lets whoever signs in first with a user's password enrol the next factor: if
- * the passwords may be known too (the same breach), invalidate-passwords puts a reset link in the owner's
- * mailbox first, and lock-accounts keeps everyone out until an administrator lets the owner back.
+ * What a set of levers leaves open that pulling another with it would close, said before and after the job, per
+ * lever the note belongs to.
+ * - require-mfa-reenrolment alone lets whoever signs in first with a user's password enrol the next factor: if the
+ *   passwords may be known too (the same breach), invalidate-passwords puts a reset link in the owner's mailbox
+ *   first, and lock-accounts keeps everyone out until an administrator lets the owner back.
+ * - invalidate-passwords or expire-passwords without revoke-tokens ends what the password opened, but an API token is
+ *   a credential of its own (ASVS 7.4.5): one an intruder minted with the cracked password outlives the reset. Said
+ *   with the number of such tokens, and only when there is one.
+ *
+ * @example
+ * pairingNotesByLever(["invalidate-passwords"], { liveTokens: 3 }); // { "invalidate-passwords": ["... 3 live API tokens ..."] }
+ */
+export function pairingNotesByLever(names: readonly string[], counts: PairingCounts = {}): Record<string, string[]> {
+  const notes: Record<string, string[]> = {};
+  if (names.includes("require-mfa-reenrolment") && !names.includes("invalidate-passwords") && !names.includes("lock-accounts")) {
+    notes["require-mfa-reenrolment"] = [
+      "require-mfa-reenrolment without invalidate-passwords: whoever signs in first with a user's password enrols that user's next factor; " +
+        "if the passwords may be known too, pull invalidate-passwords with it (the owner's mailbox then gets a reset link first)",
+    ];
+  }
+  const password = PASSWORD_LEVERS.find((n) => names.includes(n));
+  const live = counts.liveTokens ?? 0;
+  if (password !== undefined && !names.includes("revoke-tokens") && live > 0) {
+    notes[password] = [
+      `${password} without revoke-tokens: ${live} live API ${live === 1 ? "token of an account in scope stays" : "tokens of accounts in scope stay"} valid (a token is a credential ` +
+        "of its own: one minted with a leaked password outlives the password); to end them, run revoke-tokens over the same scope " +
+        "(`bulwark contain revoke-tokens SCOPE`), or pull it with this job",
+    ];
+  }
+  return notes;
+}
+
+/**
+ * `pairingNotesByLever` as one list, for the job's view.
  *
  * @example
  * pairingNotes(["require-mfa-reenrolment"]); // ["require-mfa-reenrolment without invalidate-passwords: ..."]
  */
-export function pairingNotes(names: readonly string[]): string[] {
-  if (!names.includes("require-mfa-reenrolment") || names.includes("invalidate-passwords") || names.includes("lock-accounts")) return [];
-  return [
-    "require-mfa-reenrolment without invalidate-passwords: whoever signs in first with a user's password enrols that user's next factor; " +
-      "if the passwords may be known too, pull invalidate-passwords with it (the owner's mailbox then gets a reset link first)",
-  ];
+export function pairingNotes(names: readonly string[], counts: PairingCounts = {}): string[] {
+  return Object.values(pairingNotesByLever(names, counts)).flat();
 }

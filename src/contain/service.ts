@@ -10,7 +10,7 @@ import { containErrors, isCorruptJobError } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
 import { LEFT_ALONE_EVENT } from "./outranked.ts";
 import { pairingNotes, type ResetNotifier } from "./lever.ts";
-import { RESET_EMAIL_REFUSED } from "./levers/invalidate-passwords.ts";
+import { emailChangeWindowDays, RESET_EMAIL_REFUSED, RESET_EMAIL_WITHHELD, WITHHELD_NEXT_STEP } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched, type UnmatchedIds } from "./scope.ts";
 import { notifySecurityEvent } from "../notify/index.ts";
 import { reversibleLevers, UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
@@ -316,7 +316,7 @@ function isoTime(ms: number): string {
  * without a sample) is left out of the view rather than thrown on, so one such row does not make every listing of
  * jobs fail; running the job refuses it (containErrors.corruptJob).
  */
-function viewedSpec(spec: Record<string, unknown>): { levers: string[]; scope?: Record<string, unknown>; undoOf?: string; mailer?: unknown; unmatched?: UnmatchedIds } {
+function viewedSpec(spec: Record<string, unknown>): { levers: string[]; scope?: Record<string, unknown>; undoOf?: string; mailer?: unknown; unmatched?: UnmatchedIds; liveTokens?: number; options?: Record<string, unknown> } {
   const levers = Array.isArray(spec["levers"]) ? spec["levers"].filter((l): l is string => typeof l === "string") : [];
   const u = spec["unmatchedIds"];
   const unmatched = isRecord(u) && typeof u["count"] === "number" && Array.isArray(u["sample"]) && u["sample"].every((x) => typeof x === "string")
@@ -326,6 +326,8 @@ function viewedSpec(spec: Record<string, unknown>): { levers: string[]; scope?: 
     ...(isRecord(spec["scope"]) ? { scope: spec["scope"] } : {}),
     ...(typeof spec["undoOf"] === "string" && spec["undoOf"] !== "" ? { undoOf: spec["undoOf"] } : {}),
     ...(unmatched ? { unmatched } : {}),
+    ...(typeof spec["liveTokens"] === "number" && Number.isSafeInteger(spec["liveTokens"]) ? { liveTokens: spec["liveTokens"] } : {}),
+    ...(isRecord(spec["options"]) ? { options: spec["options"] } : {}),
   };
 }
 
@@ -351,13 +353,21 @@ export function jobView(job: Job): JobView {
   if (refused > 0) {
     notes.push(`${refused} reset emails were not queued because the outbox refuses the address (the passwords are invalidated all the same); the ${RESET_EMAIL_REFUSED} audit events name the users: tell them another way`);
   }
+  const withheld = counts["invalidate-passwords"]?.["resetEmailsWithheld"] ?? 0;
+  if (withheld > 0) {
+    const days = emailChangeWindowDays(spec.options ?? {});
+    notes.push(`${withheld} reset emails were held back: the account itself had changed its address within the ${days} days before the job, and the link could reach ` +
+      `whoever moved it (the passwords are invalidated all the same); the ${RESET_EMAIL_WITHHELD} audit events name the users and the change: ${WITHHELD_NEXT_STEP}`);
+  }
+  const disabled = counts["invalidate-passwords"]?.["resetEmailsSkippedDisabled"] ?? 0;
+  if (disabled > 0) notes.push(`${disabled} disabled accounts got no reset email (their passwords are invalidated all the same): if one is enabled again, its owner asks for a reset link on the sign-in page`);
   if (spec.unmatched && spec.unmatched.count > 0) notes.push(describeUnmatched(spec.unmatched));
   const leftAlone = Math.max(0, ...Object.values(counts).map((c) => c["leftAlone"] ?? 0));
   if (job.kind === CONTAIN_KIND && leftAlone > 0) {
     const who = leftAlone === 1 ? "1 user was left alone: it holds" : `${leftAlone} users were left alone: they hold`;
     notes.push(`${who} an administrative permission the job's creator lacks (granted after the job was created); leftAlone and the ${LEFT_ALONE_EVENT} audit events name them: an administrator must contain them`);
   }
-  if (job.kind === CONTAIN_KIND) notes.push(...pairingNotes(levers));
+  if (job.kind === CONTAIN_KIND) notes.push(...pairingNotes(levers, spec.liveTokens !== undefined ? { liveTokens: spec.liveTokens } : {}));
   if (job.status === "cancelled") {
     if (job.kind !== CONTAIN_KIND) notes.push(`cancelled after ${job.done} of ${job.total} records: what it restored stays restored; another undo of ${spec.undoOf ?? "the job"} takes up the rest`);
     else if (reversibleLevers(levers).length > 0) notes.push(`cancelled after ${job.done} of ${job.total} users: what its batches applied stays; undo the job to reverse it`);

@@ -117,3 +117,19 @@ forEachDialect("security notices", (fx) => {
     assert.match(signature, /\bb=[A-Za-z0-9+/= ]{100,}/);
   });
 });
+
+// ASVS 6.3.7: containment's expire-passwords tells each owner at once. The old password works once more, so whoever
+// holds a cracked copy may sign in first and choose the next one: the notice says what to do when that happened.
+it("the password-expired notice says the next sign-in asks for a new password, holds no link, and says what to do if the password is refused", () => {
+  const [message, ...more] = securityMessages({ eventId: "job_1.usr_1", to: "ana@example.org", at: AT, event: { type: "password-expired" } }, options);
+  assert.equal(more.length, 0, "one recipient: the account's address");
+  assert.equal(message!.subject, "Example Cloud: choose a new password at your next sign-in");
+  assert.equal(message!.kind, "security.password-expired");
+  assert.match(message!.text, /the next sign-in with it asks for a new password before anything else/);
+  assert.match(message!.text, /If you did not expect it, ask security@example\.org, quoting the reference job_1\.usr_1/);
+  assert.match(message!.text, /If your password is refused when you sign in, someone else may have signed in first.*"forgot password"/);
+  assert.match(message!.text, /not asked for a new password, the precaution was withdrawn/);
+  assert.doesNotMatch(message!.text, /https?:|If this was you/, "no link to follow, and no \"if this was you\": the administrators did it");
+  const [bare] = securityMessages({ eventId: "job_1.usr_1", to: "ana@example.org", at: AT, event: { type: "password-expired" } }, { appName: "Example Cloud" });
+  assert.match(bare!.text, /ask the administrators of Example Cloud, quoting the reference/, "without a support contact, the administrators");
+});

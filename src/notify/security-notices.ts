@@ -22,6 +22,9 @@ export type SecurityEvent =
   | { type: "recovery-codes-regenerated" }
   // A sign-in through an outside provider (SSO) was removed; the provider's name is left out (it comes from a row).
   | { type: "sign-in-provider-removed" }
+  // The password must be changed at the next sign-in (containment's expire-passwords): whoever signs in first with it
+  // chooses the next one, so the owner is told at once, not at that sign-in.
+  | { type: "password-expired" }
   // The token's name is left out: whoever created it chose it, and it must not speak in a genuine notice.
   | { type: "api-token-created"; scopes: string[]; expiresAt: number | null }
   // ASVS 6.3.5, suspicious authentication: a sign-in completed with a recovery code (how many are left) ...
@@ -72,6 +75,7 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "mfa-factor-removed": "mfa-removed",
   "recovery-codes-regenerated": "recovery-codes-regenerated",
   "sign-in-provider-removed": "sign-in-provider-removed",
+  "password-expired": "password-expired",
   "api-token-created": "api-token-created",
   "signed-in-with-recovery-code": "recovery-code-sign-in",
   "second-factor-refused": "second-factor-refused",
@@ -104,6 +108,11 @@ interface Template {
   movedAway?: true;
   /** Done by an administrator, not by the account: "if this was you" does not fit; the reader asks them, quoting the reference. */
   byAdministrator?: true;
+  /**
+   * A precaution the administrators took that the owner must act on: what to do now, and what to do if it went wrong,
+   * in place of "if this was you". Given the support contact (or the administrators) and the reference to quote.
+   */
+  precaution?: (contact: string, reference: string) => string[];
 }
 
 function template(event: SecurityEvent, recipient: "current" | "old"): Template {
@@ -140,6 +149,20 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
         : { subject: "a sign-in factor was removed", what: `${FACTOR_LABEL[event.factor]} was removed from the sign-in factors of your account.` };
     case "recovery-codes-regenerated":
       return { subject: "your recovery codes were replaced", what: "New recovery codes were generated for your account. The old ones no longer work." };
+    case "password-expired":
+      return {
+        subject: "choose a new password at your next sign-in",
+        what: "As a security precaution, the password of your account must be changed: the next sign-in with it asks for a new password before anything else. " +
+          "Sign in soon and choose a new password that you use nowhere else.",
+        // The danger is someone else signing in first with the old password (it may have leaked) and choosing the new
+        // one: the owner then finds the old password refused, and the reset form (their address) is the way back.
+        precaution: (contact, reference) => [
+          `This message holds no link: sign in the way you usually do. If you did not expect it, ask ${contact}, quoting the reference ${reference}.`,
+          "If your password is refused when you sign in, someone else may have signed in first and chosen a new one: " +
+            `reset it at once with "forgot password" on the sign-in page, and tell ${contact}.`,
+          "If you sign in and are not asked for a new password, the precaution was withdrawn: there is nothing to do.",
+        ],
+      };
     case "sign-in-provider-removed":
       return { subject: "a way to sign in was removed", what: "Signing in to your account through an outside provider (single sign-on) was turned off, and the access to that provider stored with it was deleted. To sign in that way again, connect the provider again." };
     case "api-token-created":
@@ -275,10 +298,11 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
         : [
           `When: ${when}${from}.`,
           "",
-          ...(t.byAdministrator
+          ...(t.precaution ? t.precaution(options.supportContact ?? `the administrators of ${appName}`, notice.eventId) : []),
+          ...(t.precaution ? [] : t.byAdministrator
             ? [`If you did not expect this, contact ${options.supportContact ?? `the administrators of ${appName}`} and quote the reference ${notice.eventId}.`]
             : ["If this was you, there is nothing to do."]),
-          ...(t.byAdministrator ? [] : t.movedAway
+          ...(t.byAdministrator || t.precaution ? [] : t.movedAway
             // A reset asked for from this address would mail nothing (the account no longer has it), and the account's
             // own reset links go to the new address: the way back is a person who can check and restore it.
             ? [

@@ -43,6 +43,7 @@ interface RunOpts {
   scheme?: string;
   inactiveDays?: string;
   lockReason?: string;
+  emailChangedWithin?: string;
   batchSize?: string;
   dryRun?: boolean;
   incident?: string;
@@ -59,6 +60,14 @@ function wholeNumber(text: string | undefined, option: string): number | undefin
   if (text === undefined) return undefined;
   if (!/^\d{1,9}$/.test(text.trim())) throw usage(`${option} must be a whole number; got "${text.slice(0, 20)}"`);
   return Number(text);
+}
+
+/** `--email-changed-within`: whole days, written `30d` or `30`; `0` turns the hold off. */
+function windowDays(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d{1,5})d?$/.exec(text.trim());
+  if (!m) throw usage(`--email-changed-within must be a number of days such as 30d (0 turns the hold off); got "${text.slice(0, 20)}"`);
+  return Number(m[1]);
 }
 
 async function loadScope(opts: RunOpts, now: number): Promise<ScopeSpec> {
@@ -142,6 +151,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--scheme <id>", "stored password hash scheme (e.g. md5, phpass)")
     .option("--inactive-days <n>", "demote-inactive-admins: no login for N days (default 90)")
     .option("--lock-reason <text>", "lock-accounts: the reason recorded (default \"containment\")")
+    .option("--email-changed-within <days>", "invalidate-passwords: no reset email to an account whose address it changed itself within this window, e.g. 30d (default; 0 turns the hold off)")
     .option("--batch-size <n>", "users per batch, 1 to 5000 (default 1000 on SQLite, 5000 on PostgreSQL)")
     .option("--dry-run", "report what would change, with a sample; change nothing")
     .option("--incident <id>", "tie the job to an incident")
@@ -153,10 +163,14 @@ function register(program: Command, ctx: CliContext): void {
         const { app, contain, deps } = await services(ctx);
         const scope = await loadScope(opts, app.clock.now());
         const inactiveDays = wholeNumber(opts.inactiveDays, "--inactive-days");
+        const emailChangedWithinDays = windowDays(opts.emailChangedWithin);
         const batchSize = wholeNumber(opts.batchSize, "--batch-size");
         const request = {
           levers: names, scope, actor: cliActor(), incidentId: opts.incident ?? null,
-          options: { ...(inactiveDays !== undefined ? { inactiveDays } : {}), ...(opts.lockReason !== undefined ? { lockReason: opts.lockReason } : {}) },
+          options: {
+            ...(inactiveDays !== undefined ? { inactiveDays } : {}), ...(opts.lockReason !== undefined ? { lockReason: opts.lockReason } : {}),
+            ...(emailChangedWithinDays !== undefined ? { emailChangedWithinDays } : {}),
+          },
           ...(batchSize !== undefined ? { batchSize } : {}),
         };
         const mailing = contain.resolveLevers(names).filter(contain.leverMailsLinks);

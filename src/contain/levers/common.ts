@@ -92,3 +92,14 @@ export async function countOwnedRows(
   const sample = await q.select(`${table}.user_id`).distinct().orderBy(`${table}.user_id`).limit(SAMPLE_SIZE).execute();
   return { users: Number(row?.users ?? 0), rows: Number(row?.rows ?? 0), sample: sample.map((r) => (r as { user_id: string }).user_id) };
 }
+
+/**
+ * The live API tokens (not revoked, not expired at `at`) of the users of `scope`: what a job without revoke-tokens
+ * leaves working (pairingNotes). One count over the tokens' user index, at any scope size.
+ */
+export async function countLiveTokens(db: Kysely<Schema>, scope: ScopeQuery, at: number): Promise<number> {
+  const row = await db.selectFrom("api_tokens").where("api_tokens.user_id", "in", scope).where("api_tokens.revoked_at", "is", null)
+    .where((eb) => eb.or([eb("api_tokens.expires_at", "is", null), eb("api_tokens.expires_at", ">", at)]))
+    .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

@@ -2,11 +2,16 @@
 // password_invalidated_at) and a reset email is queued per user through the outbox (Drupal.org, SourceLair). What the
 // password opened ends with it: the accounts' sessions up to the batch, API tokens minted since the job began, open
 // reset and email-change links (the latter already when the job is created, so no change can move the reset mail).
-import type { SelectQueryBuilder } from "kysely";
+// The reset link is held back where it could not help the owner: from a disabled account (the link is refused), and
+// from an address the account itself moved to within the exposure window (it may be the intruder's mailbox).
+import type { Kysely, SelectQueryBuilder } from "kysely";
+import { EMAIL_SET_EVENT } from "../../accounts/email-change/set-by-administrator.ts";
 import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.ts";
+import { isoOrNull } from "../../lib/calendar.ts";
 import { addressProblem } from "../../notify/index.ts";
-import type { LeverEvent, ScopeQuery, UserLever } from "../lever.ts";
-import { countUsers, inIds } from "./common.ts";
+import type { DialectName } from "../../store/database.ts";
+import type { LeverEvent, LeverOptions, ScopeQuery, UserLever } from "../lever.ts";
+import { countUsers, DAY_MS, inIds } from "./common.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -14,31 +19,129 @@ import type { Schema } from "../../store/schema.ts";
 /** Appended for each user whose address the outbox refuses: no reset email, so the operator must tell them. */
 export const RESET_EMAIL_REFUSED = "contain.reset-email.refused";
 
-// Users a dry run reads per page while looking for refused addresses: memory stays bounded at any scope size.
+/**
+ * Appended for each user whose reset email is held back because the account itself moved its address within the
+ * window (data: the change's audit event and time): the operator checks with the owner and restores the address.
+ */
+export const RESET_EMAIL_WITHHELD = "contain.reset-email.withheld";
+
+/** The audit event of an address change the account made itself (POST /auth/email/confirm: src/http/auth/routes/email-routes.ts). */
+const EMAIL_CHANGED = "auth.email.changed";
+
+/** What the operator does about a held reset email; said in the dry run and the job's notes. */
+export const WITHHELD_NEXT_STEP =
+  "check each with the owner (not at that address) and restore the address with `bulwark users set-email`, which mails a link to the address it sets; " +
+  "until then lock-accounts keeps the reset form from mailing the account's address";
+
+/**
+ * The default exposure window of the hold, in days: the breaches this comes from went unnoticed for days to weeks
+ * (Drupal.org 2013, Miraheze), and an address the account itself moved in that time may be the intruder's.
+ */
+export const DEFAULT_EMAIL_CHANGE_WINDOW_DAYS = 30;
+
+/** The hold's window in days from the job's options (0: no hold); a stored value of another shape holds for the default. */
+export function emailChangeWindowDays(options: Partial<LeverOptions>): number {
+  const days = options.emailChangedWithinDays;
+  return typeof days === "number" && Number.isInteger(days) && days >= 0 ? days : DEFAULT_EMAIL_CHANGE_WINDOW_DAYS;
+}
+
+/** The earliest address change that holds a reset email back, for a job acting at `at`; null when the hold is off. */
+function holdSince(options: Partial<LeverOptions>, at: number): number | null {
+  const days = emailChangeWindowDays(options);
+  return days === 0 ? null : at - days * DAY_MS;
+}
+
+/** The address change that holds a user's reset email back: its audit event and time. */
+interface HeldChange {
+  eventId: string;
+  at: number;
+}
+
+/**
+ * Of `userIds`, those whose address the account itself changed (`auth.email.changed`, subject the user) at or after
+ * `since`, with no administrator's set-email (`user.email-set`) after that change: an intruder signed in with a
+ * cracked password and moved the account to their mailbox before the breach was noticed, so a reset link mailed to
+ * the current address would hand them the account for good (ASVS 6.4.3). An administrator's set-email is the way
+ * back, not a hijack: the address it set gets the link. No upper bound on time: a change confirmed after the job was
+ * created (a session the job does not end asked for it) holds too. Two reads on the log's (type, at) and (type, seq)
+ * indexes, whatever the log's size; the same statements on both dialects.
+ */
+async function heldByAddressChange(db: Kysely<Schema>, dialect: DialectName, userIds: readonly string[], since: number): Promise<Map<string, HeldChange>> {
+  const held = new Map<string, HeldChange & { seq: number }>();
+  if (userIds.length === 0) return held;
+  const changes = await db.selectFrom("audit_events").select(["id", "subject", "at", "seq"])
+    .where("type", "=", EMAIL_CHANGED).where("at", ">=", since).where(inIds(dialect, "subject", userIds)).orderBy("seq").execute();
+  // The latest change per user: a restore must come after it to release the hold.
+  for (const c of changes) held.set(c.subject, { eventId: c.id, at: Number(c.at), seq: Number(c.seq) });
+  if (held.size === 0) return held;
+  const first = Math.min(...[...held.values()].map((h) => h.seq));
+  const restores = await db.selectFrom("audit_events").select(["subject", "seq"])
+    .where("type", "=", EMAIL_SET_EVENT).where("seq", ">", first).where(inIds(dialect, "subject", [...held.keys()])).execute();
+  for (const r of restores) if (Number(r.seq) > (held.get(r.subject)?.seq ?? Infinity)) held.delete(r.subject);
+  return held;
+}
+
+/** Where a reset email goes, or why it does not: the same decision in the dry run and the real run, in this order. */
+type MailOutcome = { kind: "queue" } | { kind: "disabled" } | { kind: "withheld"; change: HeldChange } | { kind: "refused"; reason: string };
+
+function mailOutcome(user: { id: string; email: string; status: string }, held: ReadonlyMap<string, HeldChange>): MailOutcome {
+  // A disabled account cannot redeem the link (the reset refuses it): "choose a new one to sign in again" would be
+  // untrue, and counting it as queued overstates who can act. Its password is invalidated all the same, so that an
+  // account enabled later does not come back with the cracked password. A locked account is mailed: its link works
+  // once it is unlocked, and a containment lock with a reset is the usual pairing.
+  if (user.status === "disabled") return { kind: "disabled" };
+  const change = held.get(user.id);
+  if (change !== undefined) return { kind: "withheld", change };
+  const problem = addressProblem(user.email);
+  return problem === null ? { kind: "queue" } : { kind: "refused", reason: problem };
+}
+
+// Users a dry run reads per page while deciding each one's reset email: memory stays bounded at any scope size.
 const PAGE = 5000;
-// Refused addresses a dry run names: enough to act on, few enough to read.
+// Users a dry run names per kind of held-back email (refused, withheld): enough to act on, few enough to read.
 const NAMED = 20;
 
 function stillValid<O>(q: SelectQueryBuilder<Schema, "users", O>): SelectQueryBuilder<Schema, "users", O> {
   return q.where("users.password_invalidated_at", "is", null).where("users.password_hash", "is not", null);
 }
 
-/** The users of `scope` whose reset email the outbox would refuse: how many, and the first few with the reason. */
-async function refusedAddresses(scope: ScopeQuery): Promise<{ count: number; named: string[] }> {
-  let count = 0;
-  const named: string[] = [];
+/** A dry run's forecast of the reset emails: the run's counts, and the first users refused and withheld, with why. */
+interface MailForecast {
+  counts: { resetEmailsQueued: number; resetEmailsRefused: number; resetEmailsWithheld: number; resetEmailsSkippedDisabled: number };
+  refused: string[];
+  withheld: string[];
+}
+
+/**
+ * What the run would do with each user's reset email, user by user as `apply` decides (mailOutcome, and the same
+ * address-change read per page as per batch), so the dry run's counts are the run's.
+ */
+async function forecastMail(db: Kysely<Schema>, dialect: DialectName, scope: ScopeQuery, since: number | null): Promise<MailForecast> {
+  const f: MailForecast = { counts: { resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0 }, refused: [], withheld: [] };
   // Keyset pages over the users' primary key: each page reads its own rows only, whatever the scope's size.
   for (let after = ""; ;) {
-    const page = await stillValid(scope.select("users.email")).where("users.id", ">", after).orderBy("users.id").limit(PAGE).execute();
+    const page = await stillValid(scope.select(["users.email", "users.status"])).where("users.id", ">", after).orderBy("users.id").limit(PAGE).execute() as Array<{ id: string; email: string; status: string }>;
+    const held = since === null ? new Map<string, HeldChange>() : await heldByAddressChange(db, dialect, page.map((r) => r.id), since);
     for (const r of page) {
-      const problem = addressProblem(r.email);
-      if (problem === null) continue;
-      count++;
-      if (named.length < NAMED) named.push(`${r.id} (${problem})`);
+      const outcome = mailOutcome(r, held);
+      if (outcome.kind === "queue") f.counts.resetEmailsQueued++;
+      else if (outcome.kind === "disabled") f.counts.resetEmailsSkippedDisabled++;
+      else if (outcome.kind === "withheld") {
+        f.counts.resetEmailsWithheld++;
+        if (f.withheld.length < NAMED) f.withheld.push(`${r.id} (address changed ${isoOrNull(outcome.change.at) ?? outcome.change.at})`);
+      } else {
+        f.counts.resetEmailsRefused++;
+        if (f.refused.length < NAMED) f.refused.push(`${r.id} (${outcome.reason})`);
+      }
     }
-    if (page.length < PAGE) return { count, named };
+    if (page.length < PAGE) return f;
     after = (page[page.length - 1] as { id: string }).id;
   }
+}
+
+/** "a, b and 3 more": the named users, and how many the list leaves out. */
+function named(list: readonly string[], count: number): string {
+  return `${list.join(", ")}${count > list.length ? ` and ${count - list.length} more` : ""}`;
 }
 
 export const invalidatePasswords = {
@@ -54,15 +157,21 @@ export const invalidatePasswords = {
     const open = await db.selectFrom("sessions").where("sessions.user_id", "in", stillValid(scope))
       .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const ended = { sessions: Number(open?.n ?? 0), tokens: 0 };
-    if (!ctx.notifier) return { counts: { users, resetEmailsQueued: 0, resetEmailsRefused: 0, ...ended }, sample };
-    const refused = await refusedAddresses(scope);
-    const counts = { users, resetEmailsQueued: users - refused.count, resetEmailsRefused: refused.count, ...ended };
-    if (refused.count === 0) return { counts, sample };
-    const more = refused.count > refused.named.length ? ` and ${refused.count - refused.named.length} more` : "";
-    return {
-      counts, sample,
-      notes: [`the outbox refuses the address of ${refused.count} users: their passwords will be invalidated but no reset email queued (tell them another way): ${refused.named.join(", ")}${more}`],
-    };
+    const none = { resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0 };
+    if (!ctx.notifier) return { counts: { users, ...none, ...ended }, sample };
+    const days = emailChangeWindowDays(ctx.options);
+    const f = await forecastMail(db, ctx.dialect, scope, holdSince(ctx.options, ctx.at));
+    const { resetEmailsRefused: refused, resetEmailsWithheld: withheld, resetEmailsSkippedDisabled: disabled } = f.counts;
+    const notes: string[] = [];
+    if (withheld > 0) {
+      notes.push(`the address of ${withheld} users was changed by the account itself (${EMAIL_CHANGED}) within the last ${days} days: their passwords will be invalidated ` +
+        `but no reset email sent (it could reach whoever moved the account; --email-changed-within 0 sends it anyway): ${named(f.withheld, withheld)}. ` +
+        `After the run, ${WITHHELD_NEXT_STEP}`);
+    }
+    if (refused > 0) notes.push(`the outbox refuses the address of ${refused} users: their passwords will be invalidated but no reset email queued (tell them another way): ${named(f.refused, refused)}`);
+    if (disabled > 0) notes.push(`${disabled} disabled accounts: their passwords will be invalidated but no reset email sent (a disabled account cannot use the link)`);
+    const counts = { users, ...f.counts, ...ended };
+    return notes.length > 0 ? { counts, sample, notes } : { counts, sample };
   },
   // At the job's creation, before any batch: the scope's open email-change links are spent. A change confirmed while
   // earlier batches ran would move the account to the hijacker's address, and the batch would mail the reset link
@@ -73,7 +182,7 @@ export const invalidatePasswords = {
     return { emailChangeLinksSpent: Number(spent.numUpdatedRows) };
   },
   async apply(trx, userIds, ctx) {
-    const counts = { users: 0, resetEmailsQueued: 0, resetEmailsRefused: 0, sessions: 0, tokens: 0 };
+    const counts = { users: 0, resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0, sessions: 0, tokens: 0 };
     if (userIds.length === 0) return { counts, changes: [] };
     // The batch writes the accounts, then their links: their link locks first, so an email confirmation or a reset
     // of one of them (link lock → token → account) waits instead of deadlocking with it (PostgreSQL).
@@ -84,7 +193,7 @@ export const invalidatePasswords = {
       .where(inIds(ctx.dialect, "id", userIds))
       .where("password_invalidated_at", "is", null)
       .where("password_hash", "is not", null)
-      .returning(["id", "email"])
+      .returning(["id", "email", "status"])
       .execute();
     counts.users = rows.length;
     // Open email change links die too: a hijacker's pending change must not move the address the reset goes to.
@@ -116,17 +225,24 @@ export const invalidatePasswords = {
     const events: LeverEvent[] = [];
     // In the same transaction as the change: the email is queued if and only if the password was invalidated.
     if (ctx.notifier) {
+      const since = holdSince(ctx.options, ctx.at);
+      const held = since === null ? new Map<string, HeldChange>() : await heldByAddressChange(trx, ctx.dialect, rows.map((r) => r.id), since);
       for (const r of rows) {
-        // The outbox's own rule, checked before enqueueing: its refusal thrown here would roll the whole batch
-        // back, and every resume would stop at the same user, so nobody after them would ever be contained.
-        const problem = addressProblem(r.email);
-        if (problem !== null) {
+        // The outbox's own rule is checked before enqueueing (mailOutcome): its refusal thrown here would roll the
+        // whole batch back, and every resume would stop at the same user, so nobody after them would be contained.
+        const outcome = mailOutcome(r, held);
+        if (outcome.kind === "disabled") {
+          counts.resetEmailsSkippedDisabled++;
+        } else if (outcome.kind === "withheld") {
+          counts.resetEmailsWithheld++;
+          events.push({ type: RESET_EMAIL_WITHHELD, subject: r.id, data: { emailChangeEvent: outcome.change.eventId, emailChangedAt: outcome.change.at, withinDays: emailChangeWindowDays(ctx.options) } });
+        } else if (outcome.kind === "refused") {
           counts.resetEmailsRefused++;
-          events.push({ type: RESET_EMAIL_REFUSED, subject: r.id, data: { reason: problem } });
-          continue;
+          events.push({ type: RESET_EMAIL_REFUSED, subject: r.id, data: { reason: outcome.reason } });
+        } else {
+          await ctx.notifier.enqueueReset(trx, { id: r.id, email: r.email }, ctx.jobId);
+          counts.resetEmailsQueued++;
         }
-        await ctx.notifier.enqueueReset(trx, { id: r.id, email: r.email }, ctx.jobId);
-        counts.resetEmailsQueued++;
       }
     }
     return { counts, changes: [], events };

@@ -188,14 +188,14 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
           batchSize: { type: "integer", minimum: 1, maximum: 5000 },
           options: {
             type: "object", additionalProperties: false,
-            properties: { inactiveDays: { type: "integer", minimum: 1, maximum: 36_500 }, lockReason: text(1, 200) },
+            properties: { inactiveDays: { type: "integer", minimum: 1, maximum: 36_500 }, lockReason: text(1, 200), emailChangedWithinDays: { type: "integer", minimum: 0, maximum: 36_500 } },
           },
         },
       },
     },
   }, async (request: FastifyRequest, reply) => {
     const caller = callerOf(request);
-    const body = request.body as { levers: string[]; scope: ScopeBody; dryRun: boolean; incidentId?: string; batchSize?: number; options?: { inactiveDays?: number; lockReason?: string } };
+    const body = request.body as { levers: string[]; scope: ScopeBody; dryRun: boolean; incidentId?: string; batchSize?: number; options?: { inactiveDays?: number; lockReason?: string; emailChangedWithinDays?: number } };
     // Checked for dry runs too (a bad header is a mistake worth naming), though a dry run creates nothing to repeat.
     const key = idempotencyKey(request);
     // ASVS 7.5.3: a real job acts on many accounts at once and needs a fresh session; a dry run changes nothing.
