@@ -119,6 +119,16 @@ export function readMasterKeyFile(path: string): Uint8Array | null {
   return parseMasterKey(text, `the master key file ${path}`);
 }
 
+/** Writes `key` (base64, one line) to the open file `fd`, syncs it to disk and closes it, whatever happens. */
+function writeKeyAndClose(fd: number, key: Uint8Array): void {
+  try {
+    writeSync(fd, `${toBase64(key)}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Creates the key file with mode 0600, or adopts the one another process created first; never overwrites one. The key
  * is written and synced under a private temporary name, then linked into place: link() refuses an existing name, so of
@@ -134,14 +144,9 @@ export function createMasterKeyFile(path: string, random: RandomSource): { key: 
   const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   let created = false;
   try {
-    try {
-      writeSync(fd, `${toBase64(key)}\n`);
-      // On disk before any key is wrapped under it: after a power loss the database may keep keys wrapped by a
-      // master key whose file never reached the disk, and everything sealed under them would be lost for good.
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    // On disk before any key is wrapped under it: after a power loss the database may keep keys wrapped by a
+    // master key whose file never reached the disk, and everything sealed under them would be lost for good.
+    writeKeyAndClose(fd, key);
     try {
       linkSync(temporary, path);
       created = true;
@@ -205,12 +210,7 @@ export function writePendingMasterKey(path: string, key: Uint8Array): string {
     );
   }
   try {
-    try {
-      writeSync(fd, `${toBase64(key)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeKeyAndClose(fd, key);
     syncDirectoryOf(pending);
   } catch (error) {
     rmSync(pending, { force: true });
