@@ -114,6 +114,22 @@ forEachDialect("an administrator sets an account's email address", (dx) => {
     assert.equal(await outboxRows(), queued);
   });
 
+  it("a containment job's hold on an account's reset links is lifted by setting an address, or by confirming the one it has (recorded), and not otherwise", async () => {
+    const h = await hijacked(5);
+    const hold = async (): Promise<number | null> => (await fx.app.db.db.selectFrom("users").select("reset_held_at").where("id", "=", h.id).executeTakeFirstOrThrow()).reset_held_at;
+    const setHold = () => fx.app.db.db.updateTable("users").set({ reset_held_at: fx.clock.now() }).where("id", "=", h.id).execute();
+    await setHold();
+    const current = await emailOf(h.id);
+    const confirmed = await api(writer, `/api/v1/users/${h.id}/email`, { email: current });
+    assert.equal(confirmed.json().changed, false, confirmed.body);
+    assert.equal(await hold(), null, "confirming the address the account has lifts the hold");
+    const lifted = await fx.app.db.db.selectFrom("audit_events").select(["type", "actor"]).where("subject", "=", h.id).where("type", "=", "user.reset-hold-lifted").execute();
+    assert.equal(lifted.length, 1);
+    await setHold();
+    assert.equal((await api(writer, `/api/v1/users/${h.id}/email`, { email: h.owner })).json().changed, true);
+    assert.equal(await hold(), null, "restoring the owner's address lifts it too");
+  });
+
   it("attack: a dry run reports the sessions and links it would end and changes nothing", async () => {
     const h = await hijacked(3);
     const queued = await outboxRows();

@@ -218,6 +218,42 @@ describe("incident replay: Miraheze's runbook and Sentry 2016, with Bulwark as t
     assert.equal(takenBack, false, "the containment's own reset link reached the hijacker's mailbox and signed the hijacker back in");
   });
 
+  // The same hijack, the hold in place: the hijacker, who reads the account's current address, asks the public form for a
+  // link. The form must not undo the hold; the administrator's restore (users set-email) lifts it.
+  it("attack: after containment held an account's reset link back, the hijacker asking the public form for a reset gets no link at the address they set; the administrator's set-email lifts the hold and the owner's reset works (ASVS 6.4.2, 6.4.3) (was: the form mailed the hijacker a link, undoing the hold)", async () => {
+    const ivy = await fx.user("ivy.miraheze@example.org");
+    const hijacker = fx.browser({ newDevice: true });
+    assert.equal((await hijacker.login(ivy.email, ivy.password)).statusCode, 200);
+    assert.equal((await hijacker.request("POST", "/auth/email/change", { csrf: true, body: { newEmail: "ivy@hijack.example" } })).statusCode, 202);
+    await fx.deliver();
+    const confirm = EMAIL_LINK.exec(fx.mailTo("ivy@hijack.example").at(-1)?.body ?? "")?.[1];
+    assert.ok(confirm);
+    assert.equal((await hijacker.request("POST", "/auth/email/confirm", { csrf: true, body: { token: confirm } })).statusCode, 200);
+    const run = await operator(["contain", "invalidate-passwords", "revoke-sessions", "--ids", idsFile(ivy.id), "--yes", "--json"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((JSON.parse(run.stdout) as { counts: Record<string, Record<string, number>> }).counts["invalidate-passwords"]?.["resetEmailsWithheld"], 1);
+
+    const asked = await fx.browser({ newDevice: true }).request("POST", "/auth/password/reset/request", { body: { email: "ivy@hijack.example" } });
+    assert.equal(asked.statusCode, 202, "the form answers as always");
+    await fx.deliver();
+    assert.deepEqual(fx.mailTo("ivy@hijack.example").filter((m) => RESET_LINK.test(m.body)).length, 0, "no reset link reached the hijacker's address");
+
+    // The owner proves themselves to the help desk; the administrator restores the address.
+    const restored = await operator(["users", "set-email", ivy.id, ivy.email, "--json"]);
+    assert.equal(restored.code, 0, restored.stderr);
+    await fx.deliver();
+    const link = RESET_LINK.exec(fx.mailTo(ivy.email).filter((m) => RESET_LINK.test(m.body)).at(-1)?.body ?? "")?.[1];
+    assert.ok(link, "the restore mails the owner a link");
+    const chosen = "pomegranate lantern by the north gate";
+    assert.equal((await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: link, newPassword: chosen } })).statusCode, 200);
+    fx.clock.advance(1_000);
+    assert.equal((await fx.browser().login(ivy.email, chosen)).statusCode, 200);
+    // And the form works for the owner again.
+    assert.equal((await fx.browser({ newDevice: true }).request("POST", "/auth/password/reset/request", { body: { email: ivy.email } })).statusCode, 202);
+    await fx.deliver();
+    assert.ok(fx.mailTo(ivy.email).filter((m) => RESET_LINK.test(m.body)).length >= 2, "the hold is lifted");
+  });
+
   // Miraheze, "Salt (Private Keys)": all servers compromised, all private keys regenerated. Sentry: backups readable by
   // anyone. Bulwark's keys live in the data dir, master.key beside bulwark.db, so a copy of the data dir (a backup, a
   // root shell) holds both. The responder regenerates keys with the one lever there is (`contain rotate-keys`), then

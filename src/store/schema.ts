@@ -104,6 +104,8 @@ export interface UsersTable {
   password_initial_expires_at: number | null;
   /** 1 while the password is one whoever created the account knew, or derives from one (migration 24); 0 otherwise. */
   password_unproven: ColumnType<number, number | undefined, number>;
+  /** When a containment job held the account's reset link back (migration 27): the public form sends none meanwhile. */
+  reset_held_at: number | null;
 }
 
 export interface FloodEventsTable {

@@ -81,8 +81,8 @@ function acceptableAddress(email: string): string {
   return address;
 }
 
-async function currentAccount(executor: Kysely<Schema>, userId: string): Promise<{ email: string; email_key: string; password_hash: string | null }> {
-  const row = await executor.selectFrom("users").select(["email", "email_key", "password_hash"]).where("id", "=", userId).executeTakeFirst();
+async function currentAccount(executor: Kysely<Schema>, userId: string): Promise<{ email: string; email_key: string; password_hash: string | null; reset_held_at: number | null }> {
+  const row = await executor.selectFrom("users").select(["email", "email_key", "password_hash", "reset_held_at"]).where("id", "=", userId).executeTakeFirst();
   if (!row) throw accountErrors.notFound(`user ${userId.slice(0, 40)}`);
   return row;
 }
@@ -154,6 +154,12 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
     const current = await currentAccount(trx, request.userId);
     const now = app.clock.now();
     if (key === current.email_key) {
+      // The administrator confirms the address the account has: a containment job's hold on its reset links (migration
+      // 27) is lifted, recorded; nothing else changes.
+      if (current.reset_held_at !== null) {
+        await trx.updateTable("users").set({ reset_held_at: null }).where("id", "=", request.userId).execute();
+        await app.audit.appendIn(trx, { type: "user.reset-hold-lifted", actor: request.actor, subject: request.userId, ...(request.requestId ? { requestId: request.requestId } : {}), data: { via: request.via } });
+      }
       return {
         changed: false, userId: request.userId, oldEmail: current.email, newEmail: current.email, sessionsEnded: 0, linksSpent: 0, passwordInvalidated: false,
         eventId: null, remaining: await footholds(trx, request.userId, now),
@@ -166,6 +172,8 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
       const updated = await trx.updateTable("users")
         .set({
           email: address, email_key: key, email_skeleton: confusableSkeleton(address), email_lookalike: 0, updated_at: now,
+          // The restore a containment job's hold waits for (migration 27): the form may mail this address again.
+          reset_held_at: null,
           // The password stops working: whoever held the account may have set it, and knows the owner's address (they
           // signed in with it before the move). Only the reset link queued below, to the new address, sets another.
           // And it is no longer proven the owner's (migration 24): no administrative role until that reset.

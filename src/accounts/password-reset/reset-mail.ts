@@ -164,9 +164,12 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
         // the address the account has now. A locked account gets none: it may be in hostile hands, and nothing
         // changes its credentials until an administrator unlocks it. Every path runs this read (the throw-away id
         // finds nothing), so the statements stay the same (ASVS 6.3.8).
-        const current = await trx.selectFrom("users").select(["email", "status", "locked_at"]).where("id", "=", subject).executeTakeFirst();
+        // A containment job's hold (reset_held_at, migration 27) is read in the same statement: an account whose address
+        // was changed by itself during an incident gets no link from the form either, until an administrator restores
+        // the address; the hold's answer is the decoy's, as for a locked account.
+        const current = await trx.selectFrom("users").select(["email", "status", "locked_at", "reset_held_at"]).where("id", "=", subject).executeTakeFirst();
         const recent = await resets.recentCount(subject, trx);
-        const eligible = user !== null && current !== undefined && current.email === user.email && current.status === "active" && current.locked_at === null;
+        const eligible = user !== null && current !== undefined && current.email === user.email && current.status === "active" && current.locked_at === null && current.reset_held_at === null;
         // An address the outbox cannot mail (the account store takes more, e.g. a non-ASCII local part from an
         // import) takes the decoy path too: refusing it with an error would tell that the account exists.
         const refused = user !== null && addressProblem(user.email) !== null;

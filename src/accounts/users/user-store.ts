@@ -161,6 +161,7 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
       password_initial_expires_at: input.passwordHash ? (input.passwordInitialExpiresAt ?? null) : null,
       // An initial password is known to whoever created the account, and so is any it is changed to at the gate.
       password_unproven: input.passwordHash && input.passwordInitialExpiresAt != null ? 1 : 0,
+      reset_held_at: null,
     };
   };
   return {

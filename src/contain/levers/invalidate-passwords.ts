@@ -223,10 +223,13 @@ export const invalidatePasswords = {
       counts.tokens = Number(minted.numUpdatedRows);
     }
     const events: LeverEvent[] = [];
+    const since = holdSince(ctx.options, ctx.at);
+    const held = since === null ? new Map<string, HeldChange>() : await heldByAddressChange(trx, ctx.dialect, rows.map((r) => r.id), since);
+    // The public reset form holds too, until an administrator restores the address (users set-email clears it): the
+    // intruder reads the account's current address and would ask the form for the link held back here.
+    if (held.size > 0) await trx.updateTable("users").set({ reset_held_at: ctx.now }).where(inIds(ctx.dialect, "id", [...held.keys()])).execute();
     // In the same transaction as the change: the email is queued if and only if the password was invalidated.
     if (ctx.notifier) {
-      const since = holdSince(ctx.options, ctx.at);
-      const held = since === null ? new Map<string, HeldChange>() : await heldByAddressChange(trx, ctx.dialect, rows.map((r) => r.id), since);
       for (const r of rows) {
         // The outbox's own rule is checked before enqueueing (mailOutcome): its refusal thrown here would roll the
         // whole batch back, and every resume would stop at the same user, so nobody after them would be contained.
