@@ -2,6 +2,7 @@
 // /auth/password/reset/complete. Reset answers the same whether or not the account exists; completing it
 // needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { addressTag } from "../../../accounts/email-change/index.ts";
 import { resetChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
 import { lockAccountLinks, PasswordResetError, resetErrors } from "../../../accounts/password-reset/index.ts";
 import { endUserSessions } from "../../../accounts/sessions/index.ts";
@@ -144,7 +145,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // administrator unlocks it (as /auth/email/confirm refuses it too). The mailer checks again in its transaction.
       await sendResetMail(app, request, user && user.status === "active" && user.lockedAt === null ? user : null, "reset");
       await app.audit.append({
-        type: "auth.password.reset-requested", actor: "anonymous", subject: user ? user.id : `id:${app.keyring.identifierTag(email.trim().toLowerCase())}`,
+        type: "auth.password.reset-requested", actor: "anonymous", subject: user ? user.id : addressTag(app.keyring, email),
         requestId: request.id, data: { ip: ctx.ip, known: user !== null },
       });
       return reply.status(202).send(RESET_ACCEPTED);

@@ -3,7 +3,7 @@
 // also proves the mailbox), a taken one gets a reset link. So registration cannot enumerate accounts (ASVS 6.3.8).
 import type { FastifyInstance } from "fastify";
 import type { App } from "../../../app/types.ts";
-import { mailboxKey } from "../../../accounts/email-change/index.ts";
+import { addressTag, mailboxKey } from "../../../accounts/email-change/index.ts";
 import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { validateEmail } from "../../../accounts/users/normalise.ts";
 import type { User } from "../../../accounts/users/user-store.ts";
@@ -40,12 +40,13 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       // to the same inbox, bounded only per client address, so a crowd of addresses could bury one inbox. The budget an
       // email change to an address has, shared with it; taken before any lookup (a free and a taken address spend it
       // alike), given back when no mail went out. Past it: the usual 202, no account, no mail.
-      const slot = await app.accounts.mailRecipients.takeFor(mailboxKey(email));
+      const mailbox = mailboxKey(email);
+      const slot = await app.accounts.mailRecipients.takeFor(mailbox);
       if (slot === null) {
-        const sample = app.accounts.refusals.take(`register-mailbox:${mailboxKey(email)}`, app.clock.now());
+        const sample = app.accounts.refusals.take(`register-mailbox:${mailbox}`, app.clock.now());
         if (sample.record) {
           await app.audit.append({
-            type: "auth.register.mailbox-limited", actor: "anonymous", subject: `id:${app.keyring.identifierTag(email.toLowerCase())}`, requestId: request.id,
+            type: "auth.register.mailbox-limited", actor: "anonymous", subject: addressTag(app.keyring, email), requestId: request.id,
             data: { ip: ctx.ip, ...unrecordedCounts(sample) },
           });
         }
@@ -85,7 +86,7 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
         // The address reads like a stored account's (the same letters in another script, stored by an administrator or
         // an import): no account, no mail, and the answer and work of a taken address (docs/decisions/0013).
         if (isBulwarkError(error) && error.code === "BULWARK_ERR_EMAIL_CONFUSABLE") {
-          return noAccount(null, { type: "auth.register.lookalike", subject: `id:${app.keyring.identifierTag(email.toLowerCase())}` });
+          return noAccount(null, { type: "auth.register.lookalike", subject: addressTag(app.keyring, email) });
         }
         throw error;
       }
