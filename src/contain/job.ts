@@ -153,6 +153,12 @@ export interface DryRunReport {
   levers: Record<string, { counts: Record<string, number>; sample: string[]; notes?: string[] }>;
 }
 
+/** Adds `notes` to lever `name`'s report, when the report has that lever. */
+function appendNotes(levers: DryRunReport["levers"], name: string, notes: readonly string[]): void {
+  const lever = levers[name];
+  if (lever !== undefined && notes.length > 0) lever.notes = [...(lever.notes ?? []), ...notes];
+}
+
 /** Counts several levers may report of the same rows: each lever's dry run counts them as if it ran alone. */
 const SHARED_COUNTS = ["sessions", "tokens"] as const;
 /** Counts of mails a lever queues in the job, which rotate-keys, running last, re-encrypts with the rest. */
@@ -165,10 +171,7 @@ const QUEUED_MAIL_COUNTS = ["resetEmailsQueued", "noticesQueued"] as const;
  * values its own count found stored now.
  */
 function overlapNotes(levers: DryRunReport["levers"]): void {
-  const note = (name: string, text: string): void => {
-    const lever = levers[name];
-    if (lever) lever.notes = [...(lever.notes ?? []), text];
-  };
+  const note = (name: string, text: string): void => appendNotes(levers, name, [text]);
   for (const key of SHARED_COUNTS) {
     const counting = Object.entries(levers).filter(([, r]) => (r.counts[key] ?? 0) > 0);
     if (counting.length < 2) continue;
@@ -201,10 +204,7 @@ export async function dryRunContain(deps: ContainDeps, request: ContainRequest):
   const report: DryRunReport = { dryRun: true, users: Number(total?.n ?? 0), ...(unmatched ? { unmatchedIds: unmatched } : {}), levers: {} };
   for (const name of names) report.levers[name] = await (findLever(name) as UserLever | GlobalLever).dryRun(db, scope, ctx);
   const pairing = pairingNotesByLever(names, await pairingCounts(db, names, scope, ctx.at));
-  for (const [name, notes] of Object.entries(pairing)) {
-    const lever = report.levers[name];
-    if (lever !== undefined) lever.notes = [...(lever.notes ?? []), ...notes];
-  }
+  for (const [name, notes] of Object.entries(pairing)) appendNotes(report.levers, name, notes);
   overlapNotes(report.levers);
   await deps.audit.append({
     type: "contain.dry-run", actor: request.actor,
