@@ -93,7 +93,8 @@ forEachDialect("outbox sender", (fx) => {
     const report = await new OutboxSender({ outbox: f.outbox, transport, clock: f.clock, random: systemRandom, logger }, { name: "node-a" }).runOnce();
     assert.equal(report.dead, recipients.length);
     assert.equal(logger.lines.length, recipients.length);
-    const logged = JSON.stringify(logger.lines);
+    // The message ids are random base32 and may spell "kim" or "neil" by chance: judge every field but the id.
+    const logged = JSON.stringify(logger.lines.map((l) => ({ ...l, obj: { ...l.obj, messageId: undefined } })));
     for (const leak of [/mary/i, /hara/i, /a!#/, /\{\|\}/, /kim/i, /lee@/i, /o'neil/i, /neil/i]) assert.doesNotMatch(logged, leak, "the log names a mailbox");
     assert.match(logged, /550 5\.1\.1 <…@example\.org>/i, "the reply stays readable, with its domain");
     assert.match(logged, /…@relay\.example\.net/);
