@@ -160,8 +160,34 @@ function originPolicyOf(app: App): OriginPolicy {
   };
 }
 
+/**
+ * The 403 for a cookie-authenticated request the CSRF wall refused, recorded against the account first: a page on
+ * another site riding the owner's browser (or a thief replaying the cookie without the token) tried to act as them,
+ * and neither the owner nor a responder could see it (ASVS 16.3.3). Sampled per account like the re-authentication
+ * refusals: the page can repeat the request as fast as the browser sends it. A pre-login refusal names no account.
+ */
+async function refusedCrossSite(app: App, request: FastifyRequest, reason: "cross-site" | "token", detail: string): Promise<Error> {
+  const auth = request.auth;
+  if (auth?.via === "session") {
+    const sample = app.accounts.refusals.take(`csrf-refused:${auth.userId}`, app.clock.now());
+    if (sample.record) {
+      const origin = request.headers.origin;
+      await app.audit.append({
+        type: "auth.csrf.refused", actor: auth.userId, subject: auth.userId, requestId: request.id,
+        data: {
+          route: `${request.method} ${request.routeOptions.url ?? ""}`, reason, ip: clientIP(request), sessionId: auth.sessionId,
+          // What the page claimed to be: the foreign site is the lead a responder follows. Bounded, as it is the sender's text.
+          ...(typeof origin === "string" ? { origin: origin.slice(0, 200) } : {}),
+          ...unrecordedCounts(sample),
+        },
+      });
+    }
+  }
+  return csrfErrors.refused(detail);
+}
+
 /** The unsafe-method CSRF wall: Origin / Sec-Fetch-Site first, then the synchronizer token (ASVS 3.5.1, 3.5.3). */
-function enforceCSRF(origins: OriginPolicy, request: FastifyRequest): void {
+async function enforceCSRF(app: App, origins: OriginPolicy, request: FastifyRequest): Promise<void> {
   const auth = request.auth;
   if (auth?.via === "token") return; // exempt: a bearer token is not sent by browsers on their own
   const config = request.routeOptions.config;
@@ -178,11 +204,13 @@ function enforceCSRF(origins: OriginPolicy, request: FastifyRequest): void {
     // being ridden, and there is nothing ambient to steal. Cookie-authenticated ones fail closed.
     cookieAuthenticated: byCookie,
   });
-  if (!verdict.allow) throw csrfErrors.refused(`cross-site request (${verdict.reason})`);
+  if (!verdict.allow) throw await refusedCrossSite(app, request, "cross-site", `cross-site request (${verdict.reason})`);
   if (!byCookie || verdict.reason === "safe-method") return;
   const body = request.body as Record<string, unknown> | undefined;
   const presented = request.headers["x-csrf-token"] ?? (body && typeof body === "object" ? body["_csrf"] : undefined);
-  if (!verifyCSRF(request.cookieSession?.secret ?? "", API_ACTION, presented)) throw csrfErrors.refused("missing or invalid CSRF token (GET /auth/csrf gives one; send it as x-csrf-token or _csrf)");
+  if (!verifyCSRF(request.cookieSession?.secret ?? "", API_ACTION, presented)) {
+    throw await refusedCrossSite(app, request, "token", "missing or invalid CSRF token (GET /auth/csrf gives one; send it as x-csrf-token or _csrf)");
+  }
 }
 
 /**
@@ -204,7 +232,7 @@ export function registerAuthHooks(server: FastifyInstance, app: App): void {
   });
   // preValidation: after the body is parsed (the `_csrf` form field), before any handler or schema runs.
   server.addHook("preValidation", async (request) => {
-    enforceCSRF(origins, request);
+    await enforceCSRF(app, origins, request);
   });
   server.addHook("onSend", async (request, reply, payload) => {
     // ASVS 14.3.2: nothing that depends on who is asking (or sets who is asking) is stored by caches.
