@@ -43,11 +43,14 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       const mailbox = mailboxKey(email);
       const slot = await app.accounts.mailRecipients.takeFor(mailbox);
       if (slot === null) {
-        const sample = app.accounts.refusals.take(`register-mailbox:${mailbox}`, app.clock.now());
+        // Keyed by the mailbox's tag, never the mailbox: the maintenance pass writes this key out as the subject of
+        // `auth.refusals.unrecorded`, and the audit log names addresses only by keyed tags (ASVS 16.2.5).
+        const mailboxTag = addressTag(app.keyring, mailbox);
+        const sample = app.accounts.refusals.take(`register-mailbox:${mailboxTag}`, app.clock.now());
         if (sample.record) {
           await app.audit.append({
             type: "auth.register.mailbox-limited", actor: "anonymous", subject: addressTag(app.keyring, email), requestId: request.id,
-            data: { ip: ctx.ip, ...unrecordedCounts(sample) },
+            data: { ip: ctx.ip, mailbox: mailboxTag, ...unrecordedCounts(sample) },
           });
         }
         return reply.status(202).send(RESET_ACCEPTED);
