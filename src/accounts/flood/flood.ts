@@ -390,9 +390,15 @@ export class FloodControl {
     await this.#apply(this.#clearSteps(this.#keys(attempt)));
   }
 
-  /** After a password reset or an administrator's unlock: clears the consecutive cap for the identifier. */
-  async clearStreak(identifier: string): Promise<void> {
-    await this.#database.db.deleteFrom("flood_streaks").where("key", "=", key(this.#kinds.streak, identifierKey(identifier))).execute();
+  /**
+   * After a password reset or an administrator's unlock: clears the consecutive cap for the identifier. On `executor`
+   * when given: an administrator's clearing commits with its audit event, or not at all (ASVS 16.3.3).
+   *
+   * @example
+   * await database.transaction(async (trx) => { await flood.clearStreak(user.email, trx); await audit.appendIn(trx, event); });
+   */
+  async clearStreak(identifier: string, executor: Kysely<Schema> = this.#database.db): Promise<void> {
+    await executor.deleteFrom("flood_streaks").where("key", "=", key(this.#kinds.streak, identifierKey(identifier))).execute();
   }
 
   /** Deletes window events too old to count under any limit, on `executor` when given. Returns how many were removed. */

@@ -74,6 +74,15 @@ export interface CreateOptions {
   within?: (trx: Kysely<Schema>, info: TokenInfo) => Promise<void>;
 }
 
+export interface RevokeOptions {
+  /**
+   * The caller's transaction to revoke in, so the revocation commits with whatever else it writes there (the API's
+   * audit event: a revocation never stands without its record). Every query runs on it; without it, the
+   * revocation is a transaction of its own. A plain (non-transaction) executor gets a transaction opened on it.
+   */
+  executor?: Kysely<Schema>;
+}
+
 export interface TokenService {
   /** Token text `bwk_<id>_<secret>` (256-bit base32 secret), returned once; only SHA-256 stored. */
   create(userId: string, input: NewToken, options?: CreateOptions): Promise<{ token: string; info: TokenInfo }>;
@@ -96,9 +105,9 @@ export interface TokenService {
   /** The user's live tokens (not revoked, not expired, not refused by a stamp): at most the live cap, read as such. */
   listLive(userId: string): Promise<TokenInfo[]>;
   /** Revokes one of the user's tokens and every token minted from it, directly or not. False when it was not live. */
-  revoke(userId: string, tokenId: string): Promise<boolean>;
+  revoke(userId: string, tokenId: string, options?: RevokeOptions): Promise<boolean>;
   /** Revokes every live token of the user, a mint in flight included (it waits for it); returns how many. */
-  revokeAllForUser(userId: string): Promise<number>;
+  revokeAllForUser(userId: string, options?: RevokeOptions): Promise<number>;
 }
 
 /** last_used_at/ip are written at most this often: a busy script must not turn every read into a write. */
@@ -174,6 +183,12 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
   /** The stamp in force for a user's tokens: the later of the global and the user's, 0 when none. */
   function stampFor(userId: string, executor: Kysely<Schema> = db): Promise<StampInForce> {
     return readStamps(executor, [TOKENS_GLOBAL_SCOPE, tokenUserScope(userId)]);
+  }
+
+  /** Runs `work` in the caller's transaction when it gave one, else in a transaction of its own (RevokeOptions.executor). */
+  function inTransaction<T>(executor: Kysely<Schema> | undefined, work: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+    if (executor === undefined) return database.transaction(work);
+    return executor.isTransaction ? work(executor) : executor.transaction().execute(work);
   }
 
   /** Waits, until `trx` ends, for any other mint or revoke-all of `userId`'s tokens (PostgreSQL; SQLite's write transaction already does). */
@@ -342,9 +357,9 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
       return live.filter((t) => t.revokedAt === null);
     },
 
-    async revoke(userId, tokenId) {
+    async revoke(userId, tokenId, options = {}) {
       const now = clock.now();
-      return database.transaction(async (trx) => {
+      return inTransaction(options.executor, async (trx) => {
         const result = await trx
           .updateTable("api_tokens")
           .set({ revoked_at: now })
@@ -368,8 +383,8 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
       });
     },
 
-    async revokeAllForUser(userId) {
-      return database.transaction(async (trx) => {
+    async revokeAllForUser(userId, options = {}) {
+      return inTransaction(options.executor, async (trx) => {
         // In turn with create (the same per-user lock): on PostgreSQL (READ COMMITTED) the UPDATE cannot see a token
         // whose mint has inserted it and not yet committed, and that token stayed usable after "revoke all" answered
         // (ASVS 7.4.1). In turn, a mint in flight commits first and is revoked here, or starts after this commits.

@@ -1,4 +1,4 @@
-// Helpers shared by the /api/v1 route modules: the audit record of a state change, times, shared schemas.
+// Helpers shared by the /api/v1 route modules: the audit record of a state change and of a refusal, times, shared schemas.
 import type { FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import type { App } from "../../app/types.ts";
@@ -8,10 +8,30 @@ import type { AuditEvent } from "../../audit/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { APIError, apiErrors } from "./errors.ts";
 import type { Caller } from "./guard.ts";
+import { clientIP } from "../auth/request-info.ts";
+import { unrecordedCounts } from "../../accounts/login/refusal-sampler.ts";
+import { isBulwarkError } from "../../lib/errors.ts";
+
+/**
+ * Who acted and from where, as every API event records it (ASVS 16.2.1): how the caller authenticated, the token it
+ * used or the session it rode (the session's public id, never its secret: the one to end if a thief holds the
+ * cookie), and the client address as Fastify resolved it (the trust-proxy setting applies, so a client cannot
+ * write its own). Without the session and the address, a thief riding an administrator's cookie read exactly as
+ * the administrator.
+ */
+export function callerContext(request: FastifyRequest, caller: Pick<Caller, "via" | "tokenId" | "sessionId">): Record<string, unknown> {
+  return {
+    auth: caller.via,
+    ...(caller.tokenId ? { tokenId: caller.tokenId } : {}),
+    ...(caller.via === "session" && caller.sessionId ? { sessionId: caller.sessionId } : {}),
+    ip: clientIP(request),
+  };
+}
 
 /**
  * Appends the audit event of a state change made through the API: the acting user, the request id (so an
- * event can be matched with the server log and the client's x-request-id), and how the caller authenticated.
+ * event can be matched with the server log and the client's x-request-id), and how and from where the caller
+ * authenticated (callerContext; it comes last, so an event's own data cannot overwrite it).
  * Pass `db` to write it in the change's own transaction.
  */
 export async function auditAPI(
@@ -19,9 +39,55 @@ export async function auditAPI(
 ): Promise<AuditEvent> {
   const input = {
     type: event.type, actor: caller.userId, subject: event.subject ?? "", requestId: request.id,
-    data: { ...event.data, auth: caller.via, ...(caller.tokenId ? { tokenId: caller.tokenId } : {}) },
+    data: { ...event.data, ...callerContext(request, caller) },
   };
   return db ? app.audit.appendIn(db, input) : app.audit.append(input);
+}
+
+/**
+ * Refusals recorded besides every 403: the conflicts that stop a change for what it would do to who can act (the last
+ * administrator's role or lock, one's own lock or address, a built-in role, an administrative role for an account on
+ * a password someone else knew). A 409 that only reports the state of things (an address taken, a token limit) is no
+ * attempt on anyone's authority, and is not recorded.
+ */
+const REFUSING_CONFLICTS: ReadonlySet<string> = new Set([
+  "BULWARK_ERR_LAST_ADMIN", "BULWARK_ERR_API_SELF_LOCK", "BULWARK_ERR_API_SELF_EMAIL", "BULWARK_ERR_ROLE_BUILTIN", "BULWARK_ERR_ROLE_INITIAL_PASSWORD",
+]);
+
+/** 403s whose own code already records them, sampled under their own keys (auth.reauth.required, auth.csrf.refused): never twice. */
+const RECORDED_AT_SOURCE: ReadonlySet<string> = new Set(["BULWARK_ERR_REAUTH_REQUIRED", "BULWARK_ERR_CSRF"]);
+
+// A path parameter goes into the event only in the form the routes' schemas accept (ID, role names): the refusal may
+// come from the guard, before validation, and the raw text is the caller's (control characters, any length).
+const PLAIN_PARAM = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Records a refused /api/v1 request of an authenticated caller as `api.refused` (ASVS 16.3.2, 16.3.3): a help desk
+ * granting itself admin, locking an administrator, an administrator removing the last one. Without it, an escalation
+ * or lock-out attempt left no trace while a wrong password did. The event names the caller (user, how it
+ * authenticated, its token or session, its address), the target the path named (`subject`: its `id`, else its
+ * `name`), the route and the refusal's code. Sampled like the other refusals (RefusalSampler, per caller, code and
+ * route): the caller can repeat a refused request as fast as it is answered, so the first of each window is recorded
+ * and carries the count of the rest. Anonymous callers (401) and errors that refuse no one's authority pass unrecorded.
+ *
+ * @example
+ * api.addHook("onError", async (request, _reply, error) => auditRefusal(app, request, error));
+ */
+export async function auditRefusal(app: App, request: FastifyRequest, error: unknown): Promise<void> {
+  const auth = request.auth ?? null;
+  if (auth === null || !isBulwarkError(error) || RECORDED_AT_SOURCE.has(error.code)) return;
+  if (error.kind !== "forbidden" && !(error.kind === "conflict" && REFUSING_CONFLICTS.has(error.code))) return;
+  const route = `${request.method} ${request.routeOptions.url ?? ""}`;
+  const sample = app.accounts.refusals.take(`api-refused:${auth.userId}:${error.code}:${route}`, app.clock.now());
+  if (!sample.record) return;
+  const params: Record<string, string> = {};
+  for (const [name, value] of Object.entries((request.params ?? {}) as Record<string, unknown>)) {
+    if (typeof value === "string" && PLAIN_PARAM.test(value)) params[name] = value;
+  }
+  await app.audit.append({
+    type: "api.refused", actor: auth.userId, subject: params["id"] ?? params["name"] ?? "", requestId: request.id,
+    data: { route, code: error.code, status: error.kind === "forbidden" ? 403 : 409, params, ...callerContext(request, auth), ...unrecordedCounts(sample) },
+  });
 }
 
 /** Epoch milliseconds as an ISO 8601 string (null stays null): the API's one time format on output. */

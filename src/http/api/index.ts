@@ -4,6 +4,7 @@ import type { FastifyInstance, RouteOptions } from "fastify";
 import type { App } from "../../app/types.ts";
 import { containDeps } from "../../contain/index.ts";
 import { registerAuditRoutes } from "./audit-events.ts";
+import { auditRefusal } from "./common.ts";
 import { registerContainRoutes } from "./contain.ts";
 import { accessGuard } from "./guard.ts";
 import { createJobRunner, type JobRunner } from "./job-runner.ts";
@@ -58,6 +59,17 @@ export async function registerApiRoutes(server: FastifyInstance, app: App): Prom
     // preValidation: unknown fields, and any body or query string on a route that declares none, are a 400.
     api.addHook("onRequest", accessGuard(app));
     api.addHook("preValidation", refuseUnknownFields);
+    // A refused request of a signed-in caller (403, or a 409 that guards who can act) is recorded, sampled: one place
+    // for every route and for the guard's own refusals, so no route can forget it (auditRefusal). onError runs before
+    // the error handler answers. A failed append must not turn the refusal into something else (Fastify would drop a
+    // hook's error anyway): the refusal stands, and the failure goes to the server log.
+    api.addHook("onError", async (request, _reply, error) => {
+      try {
+        await auditRefusal(app, request, error);
+      } catch (failure) {
+        request.log.error({ err: failure, refused: (error as { code?: unknown }).code }, "the audit event of a refused request could not be written");
+      }
+    });
     // API responses carry account data: never cached by a browser or proxy (ASVS 14.3.2).
     api.addHook("onSend", async (_request, reply) => {
       reply.header("cache-control", "no-store");

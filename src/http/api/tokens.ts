@@ -138,23 +138,31 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
       const target = await app.accounts.tokens.find(caller.userId, id);
       if (!target || !manages(caller, target)) throw apiErrors.tokenNotFound(id);
     }
-    // revoke() is scoped by user: another user's token id is "not found", never revoked.
-    if (!(await app.accounts.tokens.revoke(caller.userId, id))) throw apiErrors.tokenNotFound(id);
-    await auditAPI(app, request, caller, { type: "api.token.revoked", subject: id });
+    // revoke() is scoped by user: another user's token id is "not found", never revoked. The revocation and its event
+    // commit together (ASVS 16.3.3), as a mint does: a token never stops working without a record of who stopped it.
+    await app.db.transaction(async (trx) => {
+      if (!(await app.accounts.tokens.revoke(caller.userId, id, { executor: trx }))) throw apiErrors.tokenNotFound(id);
+      await auditAPI(app, request, caller, { type: "api.token.revoked", subject: id }, trx);
+    });
     return reply.status(204).send();
   });
 
   api.delete("/tokens", { config: { access: "authenticated" } }, async (request) => {
     const caller = callerOf(request);
-    let revoked: number;
-    if (caller.scopes === null) revoked = await app.accounts.tokens.revokeAllForUser(caller.userId);
-    else {
-      // A token revokes the live tokens it manages (itself included); each revocation also ends what that token minted.
-      const live = (await app.accounts.tokens.listLive(caller.userId)).filter((t) => manages(caller, t));
-      for (const t of live) await app.accounts.tokens.revoke(caller.userId, t.id);
-      revoked = live.length;
-    }
-    await auditAPI(app, request, caller, { type: "api.token.revoked-all", subject: caller.userId, data: { revoked } });
+    // A token revokes the live tokens it manages (itself included); each revocation also ends what that token minted.
+    // Read before the transaction, which may use only its own connection (SQLite has one).
+    const live = caller.scopes === null ? null : (await app.accounts.tokens.listLive(caller.userId)).filter((t) => manages(caller, t));
+    // Every revocation and the event commit together (ASVS 16.3.3): none stands unrecorded, nor half of them.
+    const revoked = await app.db.transaction(async (trx) => {
+      let count: number;
+      if (live === null) count = await app.accounts.tokens.revokeAllForUser(caller.userId, { executor: trx });
+      else {
+        for (const t of live) await app.accounts.tokens.revoke(caller.userId, t.id, { executor: trx });
+        count = live.length;
+      }
+      await auditAPI(app, request, caller, { type: "api.token.revoked-all", subject: caller.userId, data: { revoked: count } }, trx);
+      return count;
+    });
     return { revoked };
   });
 }

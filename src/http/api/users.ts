@@ -7,7 +7,7 @@ import { endUserSessions } from "../../accounts/sessions/index.ts";
 import type { User } from "../../accounts/users/user-store.ts";
 import type { App } from "../../app/types.ts";
 import type { Schema } from "../../store/schema.ts";
-import { auditAPI, ID, PAGE_QUERY, SMALL_BODY, text } from "./common.ts";
+import { auditAPI, callerContext, ID, PAGE_QUERY, SMALL_BODY, text } from "./common.ts";
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
@@ -16,7 +16,6 @@ import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.
 import { withPasswordWork } from "../auth/password-work.ts";
 import { identifierKey } from "../../accounts/users/normalise.ts";
 import { forecastSetEmail, setEmailByAdministrator } from "../../accounts/email-change/index.ts";
-import { clientIP } from "../auth/request-info.ts";
 
 const USER_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
 
@@ -213,7 +212,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     if (body.dryRun === true) return { dryRun: true, ...(await forecastSetEmail(app, user.id, body.email)) };
     const outcome = await setEmailByAdministrator(app, {
       userId: user.id, email: body.email, actor: caller.userId, via: "api", requestId: request.id,
-      detail: { ip: clientIP(request), auth: caller.via, ...(caller.tokenId ? { tokenId: caller.tokenId } : {}) },
+      detail: callerContext(request, caller),
       within: async (trx) => void await assertOutranksWithin(app, trx, caller, user),
     });
     return { user: userView(await targetUser(app, user.id)), ...outcome };
@@ -222,19 +221,27 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   // After checking who is asking (out of band): the owner is locked out by failures that are not theirs. The login's
   // consecutive-failure stop (email and username) and the second factor's throttles lift; the time windows of
   // failures from particular addresses run out by themselves.
+  // The login's stop and its event commit together (ASVS 16.3.3): lifted with no record, brute force against the
+  // account resumed with no trace of who allowed it. The second factor's throttles are lifted after that commit: the
+  // MFA service takes no transaction of ours, and in this order a failure leaves them in place (refused, and the
+  // route answers 500 to retry) rather than lifted unrecorded.
   change("throttles/clear", async (app, request, caller, user) => {
-    for (const identifier of [user.email, ...(user.username ? [user.username] : [])]) await app.accounts.flood.clearStreak(identifier);
+    await app.db.transaction(async (trx) => {
+      for (const identifier of [user.email, ...(user.username ? [user.username] : [])]) await app.accounts.flood.clearStreak(identifier, trx);
+      await auditAPI(app, request, caller, { type: "user.throttles-cleared", subject: user.id }, trx);
+    });
     await app.accounts.mfa.clearThrottle(user.id);
-    await auditAPI(app, request, caller, { type: "user.throttles-cleared", subject: user.id });
     return { cleared: true };
   });
 
   change("sessions/revoke", async (app, request, caller, user) => {
+    // The sessions end only if their event is written: one transaction (ASVS 16.3.3).
     const ended = await app.db.transaction(async (trx) => {
       await assertOutranksWithin(app, trx, caller, user);
-      return endUserSessions(trx, user.id, app.clock.now());
+      const count = await endUserSessions(trx, user.id, app.clock.now());
+      await auditAPI(app, request, caller, { type: "user.sessions-revoked", subject: user.id, data: { ended: count } }, trx);
+      return count;
     });
-    await auditAPI(app, request, caller, { type: "user.sessions-revoked", subject: user.id, data: { ended } });
     return { sessionsEnded: ended };
   });
 }
