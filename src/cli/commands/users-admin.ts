@@ -5,7 +5,7 @@ import type { App } from "../../app/types.ts";
 import { base32 } from "../../crypto/tokens.ts";
 import { unlockUser } from "../../http/api/user-queries.ts";
 import { forecastSetEmail, setEmailByAdministrator, type AccountFootholds } from "../../accounts/email-change/index.ts";
-import { InputError, RuntimeFailure } from "../../lib/errors.ts";
+import { InputError, isBulwarkError, RuntimeFailure } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import { requirePublicURL } from "../public-url.ts";
 import type { CommandModule } from "../context.ts";
@@ -64,7 +64,7 @@ export default {
               email: opts.email, username: opts.username ?? null, passwordHash: hash, passwordScheme: passwords.defaultScheme, passwordMustChange: mustChange,
               passwordInitialExpiresAt: mustChange ? app.clock.now() + app.config.initialPasswordMs : null,
             }, trx);
-            await app.audit.appendIn(trx, { type: "user.created", actor, subject: created.id, data: { via: "cli", roles: opts.role, mustChangePassword: mustChange } });
+            await app.audit.appendIn(trx, { type: "user.created", actor, subject: created.id, data: { via: "cli", rolesRequested: opts.role, mustChangePassword: mustChange } });
             return created;
           });
           // The account exists from here on: a grant that fails (the role deleted meanwhile) must not lose the password
@@ -91,7 +91,18 @@ export default {
           if (failure !== null) {
             const missing = opts.role.filter((r) => !granted.includes(r));
             const why = failure instanceof Error ? failure.message : String(failure);
-            throw new RuntimeFailure("BULWARK_ERR_USER_ROLES_INCOMPLETE", `account ${user.id} was created, but role(s) ${missing.join(", ")} could not be granted (${why}); grant them with \`bulwark roles grant ${user.email} ROLE\``, { cause: failure });
+            // The log says what the account got: user.created names the roles asked for, each grant its role.granted,
+            // and this what was not granted and why (a creation that failed half-way is not read as a success).
+            let unrecorded = "";
+            try {
+              await app.audit.append({
+                type: "user.roles-incomplete", actor, subject: user.id,
+                data: { via: "cli", granted, missing, code: isBulwarkError(failure) ? failure.code : "BULWARK_ERR_INTERNAL" },
+              });
+            } catch (auditFailure) {
+              unrecorded = ` (the audit event saying so could not be written either: ${auditFailure instanceof Error ? auditFailure.message : String(auditFailure)})`;
+            }
+            throw new RuntimeFailure("BULWARK_ERR_USER_ROLES_INCOMPLETE", `account ${user.id} was created, but role(s) ${missing.join(", ")} could not be granted (${why}); grant them with \`bulwark roles grant ${user.email} ROLE\`${unrecorded}`, { cause: failure });
           }
         }),
       );
