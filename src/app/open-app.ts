@@ -72,9 +72,33 @@ function cutForLog(text: unknown): unknown {
   return `${text.slice(0, LOGGED_TEXT)}… (${text.length} characters)`;
 }
 
-/** Fastify's request serializer, with the URL and host bounded (see the logger's `serializers`). */
+// A query parameter's name kept in the log: a plain word. Anything else (a token sent as a bare `?bwk_…`) is "…".
+const PLAIN_QUERY_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
+
+/**
+ * A request URL as the log keeps it: the path, and the query's parameter names with every value replaced by "…".
+ * Bulwark puts no secret in a URL, but clients do: an API token as `?access_token=` (RFC 6750 §2.3), a reset link's
+ * token moved from the fragment into the query. Refused or ignored, the token was still written whole to the log at
+ * the default level (ASVS 16.2.5, 14.2.1). Which value is harmless cannot be told, so none is kept.
+ *
+ * @example
+ * urlForLog("/api/v1/users?access_token=bwk_…&limit=5"); // "/api/v1/users?access_token=…&limit=…"
+ */
+function urlForLog(url: unknown): unknown {
+  if (typeof url !== "string") return url;
+  const q = url.indexOf("?");
+  if (q < 0) return cutForLog(url);
+  const names = url.slice(q + 1).split("&").filter((pair) => pair !== "").map((pair) => {
+    const eq = pair.indexOf("=");
+    const name = eq < 0 ? pair : pair.slice(0, eq);
+    return `${PLAIN_QUERY_NAME.test(name) ? name : "…"}${eq < 0 ? "" : "=…"}`;
+  });
+  return cutForLog(`${url.slice(0, q)}?${names.join("&")}`);
+}
+
+/** Fastify's request serializer, with the URL and host bounded and no query value kept (see the logger's `serializers`). */
 function logRequest(req: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }): Record<string, unknown> {
-  return { method: req.method, url: cutForLog(req.url), host: cutForLog(req.host), remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+  return { method: req.method, url: urlForLog(req.url), host: cutForLog(req.host), remoteAddress: req.ip, remotePort: req.socket?.remotePort };
 }
 
 /** Opens Bulwark as configured. See `mode` for what it may create. */
@@ -94,7 +118,8 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
       // as \u00NN the way inertJSON writes it; the line parses to the same value.
       hooks: { streamWrite: (line) => line.replace(C1, (c) => inertJSON(c).slice(1, -1)) },
       // The request as Fastify logs it ("incoming request"), with what the client chose cut to a bound: a URL may be
-      // as long as a request line (16 KiB), and every byte of it reached the log at the default level.
+      // as long as a request line (16 KiB), and every byte of it reached the log at the default level. Query values
+      // are not kept (urlForLog).
       serializers: { req: logRequest },
     },
     options.logDestination ?? pino.destination(2),
