@@ -56,6 +56,11 @@ export interface SetEmailOutcome {
   passwordInvalidated: boolean;
   /** The audit event, quoted as the reference in both notices; null when nothing changed. */
   eventId: string | null;
+  /**
+   * The address was the account's own and a containment job held its reset links (migration 27): confirming it lifted
+   * the hold, so the public reset form mails it again. Never silent: a "retry" re-opened the form unawares.
+   */
+  resetHoldLifted: boolean;
   remaining: AccountFootholds;
 }
 
@@ -69,6 +74,8 @@ export interface SetEmailForecast {
   openLinks: number;
   /** Whether the change would stop the password working (the account has one). */
   invalidatesPassword: boolean;
+  /** The address is the account's own and its reset links are held: the request would lift the hold (SetEmailOutcome). */
+  liftsResetHold: boolean;
   remaining: AccountFootholds;
 }
 
@@ -130,6 +137,7 @@ export async function forecastSetEmail(app: App, userId: string, email: string):
   return {
     changed, userId, oldEmail: current.email, newEmail: changed ? address : current.email,
     sessions: changed ? Number(sessions?.n ?? 0) : 0, openLinks: changed ? openLinks : 0, invalidatesPassword: changed && current.password_hash !== null,
+    liftsResetHold: !changed && current.reset_held_at !== null,
     remaining: await footholds(db, userId, now),
   };
 }
@@ -155,14 +163,16 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
     const now = app.clock.now();
     if (key === current.email_key) {
       // The administrator confirms the address the account has: a containment job's hold on its reset links (migration
-      // 27) is lifted, recorded; nothing else changes.
-      if (current.reset_held_at !== null) {
+      // 27) is lifted, recorded with who asked and how (the API's caller context), and said in the answer; nothing
+      // else changes.
+      const held = current.reset_held_at !== null;
+      if (held) {
         await trx.updateTable("users").set({ reset_held_at: null }).where("id", "=", request.userId).execute();
-        await app.audit.appendIn(trx, { type: "user.reset-hold-lifted", actor: request.actor, subject: request.userId, ...(request.requestId ? { requestId: request.requestId } : {}), data: { via: request.via } });
+        await app.audit.appendIn(trx, { type: "user.reset-hold-lifted", actor: request.actor, subject: request.userId, ...(request.requestId ? { requestId: request.requestId } : {}), data: { ...request.detail, via: request.via } });
       }
       return {
         changed: false, userId: request.userId, oldEmail: current.email, newEmail: current.email, sessionsEnded: 0, linksSpent: 0, passwordInvalidated: false,
-        eventId: null, remaining: await footholds(trx, request.userId, now),
+        eventId: null, resetHoldLifted: held, remaining: await footholds(trx, request.userId, now),
       };
     }
     await assertFree(trx, request.userId, address);
@@ -208,7 +218,8 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
     }, { appName: app.config.serviceName, executor: trx });
     return {
       changed: true, userId: request.userId, oldEmail: current.email, newEmail: address, sessionsEnded, linksSpent, passwordInvalidated: invalidate,
-      eventId: event.id, remaining: await footholds(trx, request.userId, now),
+      // A hold on the old address's reset links ends with it: the new address is the administrator's choice.
+      eventId: event.id, resetHoldLifted: current.reset_held_at !== null, remaining: await footholds(trx, request.userId, now),
     };
   });
 }

@@ -147,6 +147,7 @@ export default {
           if (opts.dryRun) {
             const forecast = await forecastSetEmail(app, user.id, email);
             if (opts.json) return void writeJSON(ctx, { dryRun: true, ...forecast });
+            if (!forecast.changed && forecast.liftsResetHold) return void writeLine(ctx, `dry run: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}; confirming it would lift the containment hold on its reset links, so the public reset form would mail it again; nothing was changed`);
             if (!forecast.changed) return void writeLine(ctx, `dry run: nothing to do: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}`);
             writeLine(ctx, `dry run: ${user.id} would move from <${escapeControls(forecast.oldEmail)}> to <${escapeControls(forecast.newEmail)}>, ending ${forecast.sessions} session(s) and ${forecast.openLinks} open link(s)${forecast.invalidatesPassword ? " and its password" : ""}; a reset link would go to the new address and both addresses would be told; nothing was changed`);
             for (const line of left(forecast.remaining)) writeLine(ctx, line);
@@ -155,6 +156,7 @@ export default {
           requirePublicURL(app, "set-email mails the account a reset link at its new address");
           const outcome = await setEmailByAdministrator(app, { userId: user.id, email, actor: cliActor(), via: "cli" });
           if (opts.json) return void writeJSON(ctx, outcome);
+          if (!outcome.changed && outcome.resetHoldLifted) return void writeLine(ctx, `${escapeControls(outcome.oldEmail)} is already the address of ${user.id}; the containment hold on its reset links is lifted: the public reset form mails it again`);
           if (!outcome.changed) return void writeLine(ctx, `nothing to do: ${escapeControls(outcome.oldEmail)} is already the address of ${user.id}`);
           writeLine(ctx, `${user.id} now has the address <${escapeControls(outcome.newEmail)}> (was <${escapeControls(outcome.oldEmail)}>): ${outcome.sessionsEnded} session(s) and ${outcome.linksSpent} open link(s) ended${outcome.passwordInvalidated ? ", the password no longer works" : ""}; a reset link goes to the new address and both addresses are told, quoting reference ${outcome.eventId}`);
           for (const line of left(outcome.remaining)) writeLine(ctx, line);
