@@ -67,6 +67,12 @@ function isEmpty(value: unknown): boolean {
   return typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 0;
 }
 
+/** Whether the request carries a body by its framing (RFC 9112 §6.3): a non-zero Content-Length, or any Transfer-Encoding. */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers["content-length"];
+  return request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
 /** Refuses anything but nothing, for a part (body, query string) the route does not declare. */
 function refuseUndeclared(where: string, value: unknown): void {
   if (isEmpty(value)) return;
@@ -80,6 +86,11 @@ function refuseUndeclared(where: string, value: unknown): void {
  */
 export async function refuseUnknownFields(request: FastifyRequest): Promise<void> {
   const schema = request.routeOptions.schema ?? {};
+  // Fastify never reads the body of a GET or HEAD, so `request.body` is empty whatever was sent: a client that put
+  // its filter there ({"q": …}) was answered the whole, unfiltered list. A body is known by its framing headers.
+  if ((request.method === "GET" || request.method === "HEAD") && hasBody(request)) {
+    throw apiErrors.badBody(`a ${request.method} takes no body (it is never read): send filters in the query string`);
+  }
   for (const [where, value, part] of [["body", request.body, schema.body], ["query string", request.query, schema.querystring]] as const) {
     if (part === undefined) {
       refuseUndeclared(where, value);
