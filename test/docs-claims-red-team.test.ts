@@ -2,7 +2,7 @@
 // promise, held against what the code does. The attacker is an operator or auditor who relies on a documented
 // guarantee (an audit field, a "does nothing", a refusal) and is misled when the code does not keep it; the harm is
 // the incident work done on a wrong premise (a hold lifted unnoticed, an action nobody can attribute, a list wider
-// than asked for). Each FINDING names the page and its claim; each test asserts the documented, secure behaviour.
+// than asked for). Each test names the page and its claim; each test asserts the documented, secure behaviour.
 // Runs on SQLite through the real server (openAPIFixture: real tokens, real routes). The three gaps this round found
 // are fixed; the tests now pin the documented behaviour. Claims checked and found true are listed in the round's
 // report, not here.
