@@ -117,6 +117,26 @@ describe("audit completeness over /api/v1 (insider: administrator, help desk)", 
     assert.ok(recorded || stillStopped, "the login stop was lifted and no event records who lifted it");
   });
 
+  it("attack: the second factor's 100-failure stop lifted by throttles/clear commits with user.throttles-cleared: when the event cannot be written the stop stays (ASVS 16.3.3) (was: lifted before its event was written, and kept lifted when the write failed)", async () => {
+    const { FloodControl } = await import("../src/accounts/flood/flood.ts");
+    const { MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY } = await import("../src/accounts/mfa/index.ts");
+    const { floodIdentifier } = await import("../src/accounts/mfa/policy.ts");
+    const desk = await fx.user(["accounts.write"]);
+    const deskToken = await fx.token(desk.id, ["accounts.write"]);
+    const victim = await fx.user([]);
+    // The second factor's counter, as the MFA service keeps it (same store, same namespace).
+    const mfaFlood = new FloodControl({ database: fx.app.db, clock: fx.app.clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+    const attempt = { identifier: floodIdentifier("totp", victim.id), ip: null };
+    for (let i = 0; i < MFA_FLOOD_POLICY.maxConsecutive; i++) await mfaFlood.registerFailure(attempt);
+    assert.equal((await mfaFlood.check(attempt)).allowed, false, "the second factor is stopped");
+    const res = await whileAppendFails(fx, "user.throttles-cleared", () => fx.call("POST", `/api/v1/users/${victim.id}/throttles/clear`, { token: deskToken }));
+    assert.equal(res.statusCode, 500);
+    assert.equal((await mfaFlood.check(attempt)).allowed, false, "the second factor's stop was lifted with no event recording it");
+    const ok = await fx.call("POST", `/api/v1/users/${victim.id}/throttles/clear`, { token: deskToken });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal((await mfaFlood.check(attempt)).allowed, true, "control: the clearing itself lifts the stop");
+  });
+
   it("attack: DELETE /api/v1/tokens/:id and DELETE /api/v1/tokens whose api.token.revoked / revoked-all cannot be written revoke nothing (ASVS 16.3.3) (was: revoked, unrecorded)", async () => {
     const owner = await fx.user(["accounts.read"]);
     const one = await fx.token(owner.id, ["accounts.read"]);

@@ -385,9 +385,14 @@ export class FloodControl {
     await this.#apply(this.#recordSteps(this.#keys(attempt), this.#clock.now()));
   }
 
-  /** After a success: clears the account's window (Drupal's flood_clear_event) and its streak. IP counts stay. */
-  async clearAccount(attempt: Attempt): Promise<void> {
-    await this.#apply(this.#clearSteps(this.#keys(attempt)));
+  /**
+   * After a success: clears the account's window (Drupal's flood_clear_event) and its streak. IP counts stay. On
+   * `executor` when given (an administrator's clearing, committed with its audit event or not at all).
+   */
+  async clearAccount(attempt: Attempt, executor?: Kysely<Schema>): Promise<void> {
+    const steps = this.#clearSteps(this.#keys(attempt));
+    if (executor !== undefined) return this.#runSteps(executor, steps);
+    await this.#apply(steps);
   }
 
   /**

@@ -71,9 +71,10 @@ export interface MfaService {
   discardRecoveryCodesUpTo(userId: string, at: number): Promise<number>;
   /**
    * Lifts the TOTP and recovery-code throttles of a user, including the 100-consecutive-failures stop that
-   * no success can clear (call it after an administrator verified the user, or after a password reset).
+   * no success can clear (call it after an administrator verified the user, or after a password reset). On
+   * `executor` when given, so the lifting commits with the caller's audit event.
    */
-  clearThrottle(userId: string): Promise<void>;
+  clearThrottle(userId: string, executor?: Kysely<Schema>): Promise<void>;
 }
 
 export interface MfaDeps {
@@ -145,10 +146,10 @@ export function createMfaService(deps: MfaDeps): MfaService {
       const [row] = await hasMfaStatement.all([userId]);
       return Number(row?.n ?? 0) > 0;
     },
-    async clearThrottle(userId) {
+    async clearThrottle(userId, executor) {
       for (const factor of ["totp", "recovery"] as const) {
         const attempt = { identifier: floodIdentifier(factor, userId), ip: null };
-        await flood.clearAccount(attempt);
+        await flood.clearAccount(attempt, executor);
       }
     },
     async discardRecoveryCodesIfNoFactor(userId, executor = db) {

@@ -221,16 +221,14 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   // After checking who is asking (out of band): the owner is locked out by failures that are not theirs. The login's
   // consecutive-failure stop (email and username) and the second factor's throttles lift; the time windows of
   // failures from particular addresses run out by themselves.
-  // The login's stop and its event commit together (ASVS 16.3.3): lifted with no record, brute force against the
-  // account resumed with no trace of who allowed it. The second factor's throttles are lifted after that commit: the
-  // MFA service takes no transaction of ours, and in this order a failure leaves them in place (refused, and the
-  // route answers 500 to retry) rather than lifted unrecorded.
+  // The stops and their event commit together (ASVS 16.3.3): lifted with no record, brute force against the account
+  // resumed with no trace of who allowed it.
   change("throttles/clear", async (app, request, caller, user) => {
     await app.db.transaction(async (trx) => {
       for (const identifier of [user.email, ...(user.username ? [user.username] : [])]) await app.accounts.flood.clearStreak(identifier, trx);
+      await app.accounts.mfa.clearThrottle(user.id, trx);
       await auditAPI(app, request, caller, { type: "user.throttles-cleared", subject: user.id }, trx);
     });
-    await app.accounts.mfa.clearThrottle(user.id);
     return { cleared: true };
   });
 
