@@ -159,7 +159,7 @@ function cleanName(name: unknown): string {
   if (typeof name !== "string") throw mfaErrors.invalidInput("the passkey name must be text");
   const trimmed = name.trim();
   if (trimmed.length === 0) throw mfaErrors.invalidInput("the passkey name is empty");
-  if (trimmed.length > MAX_CREDENTIAL_NAME) throw mfaErrors.invalidInput(`the passkey name is longer than ${MAX_CREDENTIAL_NAME} characters`);
+  if ([...trimmed].length > MAX_CREDENTIAL_NAME) throw mfaErrors.invalidInput(`the passkey name is longer than ${MAX_CREDENTIAL_NAME} characters`);
   if (hidesSomething(trimmed)) throw mfaErrors.invalidInput("the passkey name contains control or invisible characters (such as a Hangul filler or a line separator), or an unpaired surrogate");
   return trimmed;
 }

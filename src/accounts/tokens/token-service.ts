@@ -131,7 +131,9 @@ function validateInput(input: NewToken, now: number): { name: string; scopes: st
   if (typeof input.name !== "string") throw tokenErrors.invalidInput("token name must be text");
   const name = input.name.trim();
   if (name.length === 0) throw tokenErrors.invalidInput("token name is empty");
-  if (name.length > MAX_TOKEN_NAME) throw tokenErrors.invalidInput(`token name is longer than ${MAX_TOKEN_NAME} characters`);
+  // Characters as the API's schema counts them (code points): by UTF-16 units, 60 emoji passed the schema's 100 and
+  // were refused here as "longer than 100 characters".
+  if ([...name].length > MAX_TOKEN_NAME) throw tokenErrors.invalidInput(`token name is longer than ${MAX_TOKEN_NAME} characters`);
   // \p{Cs}: a lone UTF-16 surrogate ("\ud800" in JSON) is no character; the database would store U+FFFD while the
   // answer echoed the surrogate, so the name shown later would differ from the one confirmed (as for usernames).
   if (hidesSomething(name)) throw tokenErrors.invalidInput("token name contains control or invisible characters (such as a Hangul filler or a line separator), or an unpaired surrogate");

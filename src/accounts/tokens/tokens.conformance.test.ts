@@ -48,6 +48,10 @@ forEachDialect("API tokens", (fx) => {
     await assert.rejects(tokens.create(user.id, { name: "x", scopes: ["admin"], expiresAt: 1.5 }), { message: /integer milliseconds/ });
     await assert.rejects(tokens.create("usr_nobody", { name: "x", scopes: ["admin"] }), { code: "BULWARK_ERR_TOKEN_USER" });
     assert.deepEqual(await tokens.list(user.id), [], "nothing was stored by refused input");
+    // Characters are counted as the API's schema counts them (code points), not in UTF-16 units.
+    await assert.rejects(tokens.create(user.id, { name: "🔑".repeat(101), scopes: ["admin"] }), { message: /longer than 100/ });
+    const emoji = await tokens.create(user.id, { name: "🔑".repeat(100), scopes: ["admin"] });
+    assert.equal(emoji.info.name, "🔑".repeat(100), "100 characters of two UTF-16 units each are 100 characters");
   });
 
   it("lists a user's tokens newest first without secrets, and only theirs", async () => {
