@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { parseRangeBaseUrl } from "../accounts/password-policy/range-checker.ts";
 import { InputError } from "../lib/errors.ts";
 import { passwordPastHost, redactURL } from "../store/database.ts";
-import { loadHTTPAuthConfig, type HTTPAuthConfig, type MFAPolicy } from "./http-config.ts";
+import { loadHTTPAuthConfig, parseWholeNumber, type HTTPAuthConfig, type MFAPolicy } from "./http-config.ts";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 const LOG_LEVELS: readonly LogLevel[] = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -79,8 +79,8 @@ function intReader(env: NodeJS.ProcessEnv): (name: string, fallback: number, min
   return (name, fallback, min, max, why) => {
     const raw = env[name];
     if (raw === undefined || raw.trim() === "") return fallback;
-    const n = Number(raw.trim());
-    if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be an integer from ${min} to ${max} (${why}), got "${raw.trim().slice(0, 20)}"`);
+    const n = parseWholeNumber(raw);
+    if (n === null || n < min || n > max) throw configError(`${name} must be an integer from ${min} to ${max} (${why}), got "${raw.trim().slice(0, 20)}"`);
     return n;
   };
 }

@@ -166,3 +166,15 @@ describe("BULWARK_MAIL_REQUESTS_PER_HOUR", () => {
     });
   }
 });
+
+describe("whole-number variables", () => {
+  it("refuses hex, binary, exponent and decimal-point forms Number() would take, naming the variable; plain digits (and spaces around them) pass", async () => {
+    const { loadConfig } = await import("./config.ts");
+    for (const raw of ["0x48", "1e2", "0b11", "12.0", "+12", "0o17", "Infinity", "1 2"]) {
+      assert.throws(() => loadHTTPAuthConfig({ BULWARK_SESSION_IDLE_MINUTES: raw }, 8080), { code: "BULWARK_ERR_CONFIG", message: /BULWARK_SESSION_IDLE_MINUTES must be a whole number/ }, raw);
+      assert.throws(() => loadConfig({ BULWARK_PASSWORD_MIN_LENGTH: raw, BULWARK_DATA_DIR: "/nonexistent-bulwark" }), { code: "BULWARK_ERR_CONFIG", message: /BULWARK_PASSWORD_MIN_LENGTH must be an integer/ }, raw);
+    }
+    assert.equal(loadHTTPAuthConfig({ BULWARK_SESSION_IDLE_MINUTES: " 45 " }, 8080).session.idleTimeoutMs, 45 * 60_000);
+    assert.equal(loadConfig({ BULWARK_PASSWORD_MIN_LENGTH: "20", BULWARK_DATA_DIR: "/nonexistent-bulwark" }).passwordMinLength, 20);
+  });
+});

@@ -304,14 +304,27 @@ function hashThreads(env: NodeJS.ProcessEnv): number {
   return Number.isInteger(n) && n >= 1 && n <= 1024 ? n : 4;
 }
 
+/**
+ * The value of a whole-number variable written as plain decimal digits, or null. `Number()` alone took `0x48`, `1e2`,
+ * `0b11` and `12.0`: a typo or a copied hex value became a limit nobody meant, without a word.
+ *
+ * @example
+ * parseWholeNumber("120"); // 120
+ * parseWholeNumber("1e2"); // null
+ */
+export function parseWholeNumber(raw: string): number | null {
+  const text = raw.trim();
+  return /^\d{1,15}$/.test(text) ? Number(text) : null;
+}
+
 /** Reads the HTTP account configuration. */
 export function loadHTTPAuthConfig(env: NodeJS.ProcessEnv, port: number): HTTPAuthConfig {
   /** A whole number from `min` to `max` (in `unit`, named in the error), `fallback` when unset. */
   const wholeNumber = (name: string, fallback: number, min: number, max: number, unit?: string): number => {
     const raw = env[name];
     if (raw === undefined || raw.trim() === "") return fallback;
-    const n = Number(raw.trim());
-    if (!Number.isInteger(n) || n < min || n > max) throw configError(`${name} must be a whole number${unit ? ` of ${unit}` : ""} from ${min} to ${max}, got "${raw.trim().slice(0, 20)}"`);
+    const n = parseWholeNumber(raw);
+    if (n === null || n < min || n > max) throw configError(`${name} must be a whole number${unit ? ` of ${unit}` : ""} from ${min} to ${max}, got "${raw.trim().slice(0, 20)}"`);
     return n;
   };
   const minutes = (name: string, fallback: number, min: number, max: number): number => wholeNumber(name, fallback, min, max, "minutes") * 60_000;
