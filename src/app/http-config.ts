@@ -6,6 +6,7 @@ import { InputError } from "../lib/errors.ts";
 import { ipv6Groups } from "../lib/ipv6.ts";
 import { checkMailConfig, tlsRequired, type MailConfig } from "../notify/config.ts";
 import { addressProblem } from "../notify/validate.ts";
+import { passwordPastHost } from "../store/database.ts";
 
 /**
  * Who must have a second factor before a password login opens a session (BULWARK_REQUIRE_MFA, ASVS 6.3.3):
@@ -245,6 +246,11 @@ export function parseMailConfig(env: NodeJS.ProcessEnv): MailConfig | null {
     throw configError("BULWARK_SMTP_URL is not a valid URL; expected smtp://user:password@host:587 or smtps://host:465");
   }
   if (url.protocol !== "smtp:" && url.protocol !== "smtps:") throw configError(`BULWARK_SMTP_URL must start with smtp:// or smtps://, got "${url.protocol}//…"`);
+  // As for the database URL: an "@" after the host is a password cut short by a "/", "#" or "?" it holds, its rest read
+  // as the query or fragment, which the checks below quoted ("unknown parameter …"). Refused without showing the URL.
+  if (passwordPastHost(url)) {
+    throw configError(`BULWARK_SMTP_URL has an "@" after its host: a password holding "/", "#" or "?" must be percent-encoded (%2F, %23, %3F); the URL is not shown, as it holds part of the password`);
+  }
   const secure = url.protocol === "smtps:";
   const port = url.port === "" ? (secure ? 465 : 587) : Number(url.port);
   const from = env["BULWARK_MAIL_FROM"]?.trim();
