@@ -45,6 +45,23 @@ function parseLogLevel(value: string): string {
 }
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+/**
+ * Commander's error text with the value of an unknown option left out: `--password=SECRET` (or `-pSECRET`) was
+ * refused as "unknown option '--password=SECRET'", the secret written to stderr and whatever collects it (ASVS
+ * 16.2.5); `--password SECRET` never showed it. The option's name is kept, so the mistake is still plain.
+ *
+ * @example
+ * withoutOptionValues("error: unknown option '--password=hunter2'"); // "error: unknown option '--password=…'"
+ */
+function withoutOptionValues(text: string): string {
+  // Greedy to the line's last quote: a value may hold quotes of its own (commander puts any suggestion on the next line).
+  return text.replace(/unknown option '(.*)'/g, (_whole, flag: string) => {
+    const long = flag.startsWith("--");
+    const name = long ? flag.split("=", 1)[0] as string : flag.slice(0, 2);
+    return `unknown option '${name}${name.length < flag.length ? (long ? "=…" : "…") : ""}'`;
+  });
+}
+
 export async function runCLI(argv: string[], options: RunOptions = {}): Promise<ExitCode> {
   const stdout = (options.stdout ?? process.stdout) as CliContext["stdout"];
   const stderr = (options.stderr ?? process.stderr) as CliContext["stderr"];
@@ -91,6 +108,7 @@ export async function runCLI(argv: string[], options: RunOptions = {}): Promise<
     .configureOutput({
       writeOut: (s) => stdout.write(s),
       writeErr: (s) => stderr.write(s),
+      outputError: (s, write) => write(withoutOptionValues(s)),
     });
   for (const mod of await loadCommands()) mod.register(program, ctx);
   guardOptions(program);
