@@ -1,5 +1,5 @@
 // The email outbox: durable, idempotent, lease-based delivery over SMTP, and the security notices of ASVS 6.3.7.
-export { Outbox, PRIORITY, type NewMessage, type OutboxMessage, type OutboxMessageSummary, type SetAsideMessage, type OutboxStatus, type EnqueueResult, type BulkEnqueueResult, type OutboxDeps } from "./outbox.ts";
+export { Outbox, PRIORITY, type NewMessage, type OutboxMessage, type OutboxMessageSummary, type SetAsideMessage, type OutboxStatus, type EnqueueResult, type BulkEnqueueResult, type DeadPosition, type OutboxDeps } from "./outbox.ts";
 export { OutboxSender, type SenderOptions, type SenderDeps, type RunReport } from "./sender.ts";
 export { createSMTPTransport, classifyFailure, messageIdFor, type MailTransport, type DeliveryOutcome, type SendOptions } from "./transport.ts";
 export { DEFAULT_RETRY, retryBudget, retryDelay, type RetryPolicy } from "./backoff.ts";

@@ -229,4 +229,39 @@ forEachDialect("email outbox", (fx) => {
     const claimed = await f.outbox.claim({ claimer: "node-a/clm", limit: 1, leaseMs: 60_000 });
     assert.deepEqual(claimed.map((m) => m.id), [id], "the security notice is claimed before the older campaign");
   });
+
+  it("pages dead message ids by (created_at, id), up to a given last one, and never hands a requeued message out twice", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    // Two per millisecond: the id breaks ties between messages created at the same time.
+    for (let i = 0; i < 7; i++) {
+      await f.outbox.enqueueMany([message(2 * i), message(2 * i + 1)]);
+      f.clock.advance(1);
+    }
+    const claimed = await f.outbox.claim({ claimer: "node-a/clm", limit: 100, leaseMs: 60_000 });
+    for (const m of claimed) assert.ok(await f.outbox.markDead({ id: m.id, claimer: "node-a/clm", error: "550 no such user" }));
+    const order = (await f.outbox.listDead({ limit: 100 })).map((m) => m.id);
+    assert.equal(order.length, 14);
+    const through = await f.outbox.lastDead();
+    assert.equal(through?.id, order.at(-1));
+    assert.equal(await f.outbox.countDead({ through: through! }), 14);
+    // A message that dies after the run began, later in the order, is past `through`.
+    const late = await f.outbox.enqueue(message(100));
+    const [lateClaim] = await f.outbox.claim({ claimer: "node-a/late", limit: 1, leaseMs: 60_000 });
+    assert.equal(lateClaim?.id, late.id);
+    assert.ok(await f.outbox.markDead({ id: late.id, claimer: "node-a/late", error: "550" }));
+    const seen: string[] = [];
+    let page = await f.outbox.deadIds({ through: through!, limit: 3 });
+    while (page.last !== null) {
+      assert.ok(page.ids.length <= 3);
+      seen.push(...page.ids);
+      // Requeued, then dead again at once (a live sender, the same refusal): behind the cursor, not read again.
+      assert.equal(await f.outbox.requeueDead(page.ids), page.ids.length);
+      const again = await f.outbox.claim({ claimer: "node-a/again", limit: 100, leaseMs: 60_000 });
+      for (const m of again) await f.outbox.markDead({ id: m.id, claimer: "node-a/again", error: "550 again" });
+      page = await f.outbox.deadIds({ after: page.last, through: through!, limit: 3 });
+    }
+    assert.deepEqual(seen, order, "every message dead at the start, once each, in order; the late one left out");
+    await assert.rejects(f.outbox.deadIds({ limit: 1001 }), { code: "BULWARK_ERR_MAIL_MESSAGE" });
+  });
 });

@@ -34,6 +34,16 @@ type DueQuery = SelectQueryBuilder<Schema, "outbox_messages", { id: string }>;
  */
 export const PRIORITY = { security: 0, link: 1, normal: 5, campaign: 10 } as const;
 
+/**
+ * Mail the aged share may take: all but the notices. Literal SQL for the same reason as CLAIMABLE: together they are
+ * the condition of the partial index `outbox_messages_aged` (migration 28), which holds this mail in the order the
+ * aged share takes it (next_attempt_at), so a claim reads about as many rows as it takes, however long the queue.
+ */
+const AGED_CANDIDATE = sql<SqlBool>`"priority" > ${sql.lit(PRIORITY.security)}`;
+
+/** Dead mail, as the partial index `outbox_messages_dead` (migration 28) states it: pages of it read in index order. */
+const DEAD = sql<SqlBool>`"status" = 'dead'`;
+
 /** How long mail other than the notices waits due before a share of each claim goes to it (Outbox.claim). */
 export const AGED_AFTER_MS = 60_000;
 
@@ -89,6 +99,12 @@ export interface SetAsideMessage {
   /** The reason recorded as the row's last error. */
   error: string;
   dead: boolean;
+}
+
+/** A dead message's place in the order dead mail is paged in: (created_at, id). */
+export interface DeadPosition {
+  createdAt: number;
+  id: string;
 }
 
 export interface EnqueueResult {
@@ -303,7 +319,7 @@ export class Outbox {
     const turn = this.#claims++ % 4;
     const share = Math.floor(input.limit / 4) + (turn >= 4 - (input.limit % 4) ? 1 : 0);
     const aged = input.belowPriority === undefined
-      ? await claimIn(share, (q) => q.where("priority", ">", PRIORITY.security).where("next_attempt_at", "<=", now - AGED_AFTER_MS), true)
+      ? await claimIn(share, (q) => q.where(AGED_CANDIDATE).where("next_attempt_at", "<=", now - AGED_AFTER_MS), true)
       : [];
     const rest = await claimIn(input.limit - aged.length, (q) => (input.belowPriority === undefined ? q : q.where("priority", "<", input.belowPriority)));
     // Claimed as the aged share, a message counts as a notice for the rest of its batch: a sender pulling in more
@@ -473,15 +489,49 @@ export class Outbox {
   async listDead(options: { limit?: number } = {}): Promise<OutboxMessageSummary[]> {
     const limit = options.limit ?? 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_BATCH) throw notifyErrors.badMessage(`limit must be between 1 and ${MAX_BATCH}`);
-    const rows = await this.#db.selectFrom("outbox_messages").selectAll().where("status", "=", "dead")
+    const rows = await this.#db.selectFrom("outbox_messages").selectAll().where(DEAD)
       .orderBy("created_at").orderBy("id").limit(limit).execute();
     return rows.map(toSummary);
   }
 
-  /** The ids of every dead message (a snapshot for `requeue-dead`: messages that die again later are not in it). */
-  async deadIds(): Promise<string[]> {
-    const rows = await this.#db.selectFrom("outbox_messages").select("id").where("status", "=", "dead").orderBy("created_at").orderBy("id").execute();
-    return rows.map((r) => r.id);
+  /**
+   * One page of dead messages' ids in (created_at, id) order, at most `limit` (1 to 1000, default 1000): those after
+   * `after` and, with `through`, not past it. A keyset on the index `outbox_messages_dead`, so each page reads about
+   * as many rows as it returns however many messages died (a relay refusing a flood of sign-up links). `requeue-dead`
+   * walks these pages up to the last message dead when it started: a message it requeued that dies again sits behind
+   * its cursor and is not requeued twice in one run.
+   *
+   * @example
+   * let page = await outbox.deadIds();
+   * while (page.ids.length > 0) page = await outbox.deadIds({ after: page.last! });
+   */
+  async deadIds(options: { after?: DeadPosition; through?: DeadPosition; limit?: number } = {}): Promise<{ ids: string[]; last: DeadPosition | null }> {
+    const limit = options.limit ?? MAX_BATCH;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_BATCH) throw notifyErrors.badMessage(`limit must be between 1 and ${MAX_BATCH}`);
+    const { after, through } = options;
+    let query = this.#db.selectFrom("outbox_messages").select(["id", "created_at"]).where(DEAD);
+    // The plain bound on created_at beside each OR is what both databases start or stop the index range on; the OR
+    // alone would be a filter, and each page would walk the index from its start.
+    if (after) query = query.where("created_at", ">=", after.createdAt).where((eb) => eb.or([eb("created_at", ">", after.createdAt), eb("id", ">", after.id)]));
+    if (through) query = query.where("created_at", "<=", through.createdAt).where((eb) => eb.or([eb("created_at", "<", through.createdAt), eb("id", "<=", through.id)]));
+    const rows = await query.orderBy("created_at").orderBy("id").limit(limit).execute();
+    const tail = rows.at(-1);
+    return { ids: rows.map((r) => r.id), last: tail ? { createdAt: Number(tail.created_at), id: tail.id } : null };
+  }
+
+  /** How many messages are dead, or, with `through`, dead and not past it: what a `requeue-dead` run covers. */
+  async countDead(options: { through?: DeadPosition } = {}): Promise<number> {
+    const { through } = options;
+    let query = this.#db.selectFrom("outbox_messages").select((eb) => eb.fn.countAll<number>().as("n")).where(DEAD);
+    if (through) query = query.where("created_at", "<=", through.createdAt).where((eb) => eb.or([eb("created_at", "<", through.createdAt), eb("id", "<=", through.id)]));
+    return Number((await query.executeTakeFirstOrThrow()).n);
+  }
+
+  /** Where the last dead message sits in (created_at, id) order, or null when none is dead: the end of a `requeue-dead` run. */
+  async lastDead(): Promise<DeadPosition | null> {
+    const row = await this.#db.selectFrom("outbox_messages").select(["id", "created_at"]).where(DEAD)
+      .orderBy("created_at", "desc").orderBy("id", "desc").limit(1).executeTakeFirst();
+    return row ? { createdAt: Number(row.created_at), id: row.id } : null;
   }
 
   /**

@@ -100,6 +100,74 @@ forEachDialect("outbox sender", (fx) => {
     assert.match(logged, /…@relay\.example\.net/);
   });
 
+  it("attack: a relay's refusal that quotes the link keeps its words but not the link's token, in last_error and in the log (ASVS 16.2.5)", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const token = `prt_${"a".repeat(26)}.${"Zz0_-".repeat(8)}abc`;
+    const { id } = await f.outbox.enqueue(message(1, { kind: "test.link" }));
+    await f.outbox.enqueue(message(2, { kind: "test.link" }));
+    await f.outbox.enqueue(message(3, { kind: "test.link" }));
+    // A content filter quoting the URL; one quoting it percent-encoded; one quoting the bare token, cut short inside
+    // its secret by the transport's 500-character bound.
+    const replies = [
+      `554 5.7.1 Message content rejected: URL https://bulwark.test/auth/reset#token=${token} is listed in a URI blocklist`,
+      `554 5.7.1 rejected https%3A%2F%2Fbulwark.test%2Freset%23token%3D${token}&x=1`,
+      `554 5.7.1 rejected ${"x".repeat(420)} ${token}`.slice(0, 500),
+    ];
+    const transport: MailTransport = {
+      send: async (m): Promise<DeliveryOutcome> => ({ ok: false, permanent: true, error: replies[Number(/\d+/.exec(m.to)![0]) - 1]! }),
+      close: async () => {},
+    };
+    const logger = recordingLogger();
+    const report = await new OutboxSender({ outbox: f.outbox, transport, clock: f.clock, random: systemRandom, logger }, { name: "node-a", concurrency: 1 }).runOnce();
+    assert.equal(report.dead, 3);
+    const stored = (await f.outbox.listDead()).map((m) => m.lastError ?? "");
+    const logged = JSON.stringify(logger.lines);
+    for (const text of [...stored, logged]) {
+      assert.doesNotMatch(text, /prt_a{26}/, "the token's id");
+      assert.doesNotMatch(text, /Zz0_/, "the token's secret");
+    }
+    assert.equal((await f.outbox.get(id)).lastError, "554 5.7.1 Message content rejected: URL https://bulwark.test/auth/reset#token=… is listed in a URI blocklist");
+    assert.match(logged, /is listed in a URI blocklist/, "the reply stays readable");
+  });
+
+  it("a message more urgent mail has kept passing for AGED_AFTER_MS lets no more past it, while a campaign batch claimed long ago still lets fresh notices in (ADR 0004)", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    await f.outbox.enqueueMany(Array.from({ length: 10 }, (_, i) => message(i, { kind: "campaign.notice", campaignId: "cmp_1", priority: PRIORITY.campaign })));
+    const campaign = new Set(await Promise.all(Array.from({ length: 10 }, async (_, i) => (await f.outbox.getByKey(`sender:${i}`))!.id)));
+    const link = (await f.outbox.enqueue(message(100, { kind: "test.link", priority: PRIORITY.link }))).id;
+    f.clock.advance(1);
+    let flooded = 0;
+    const notice = async (): Promise<string> =>
+      (await f.outbox.enqueue(message(1_000 + flooded++, { kind: "security.recovery-codes-regenerated", priority: PRIORITY.security }))).id;
+    const order: string[] = [];
+    let lateNotice = "";
+    const transport: MailTransport = {
+      async send(m): Promise<DeliveryOutcome> {
+        order.push(m.id);
+        f.clock.advance(10_000);
+        // Once the link is out, a notice every delivery for a while (a flood that keeps pace), then one more, well
+        // over a minute after the batch was claimed.
+        if (order.includes(link) && flooded < 12) await notice();
+        else if (order.length === 20) lateNotice = await notice();
+        return { ok: true, providerMessageId: null };
+      },
+      close: async () => {},
+    };
+    await new OutboxSender({ outbox: f.outbox, transport, clock: f.clock, random: systemRandom }, { name: "serve", batchSize: 100, concurrency: 1 }).runOnce();
+    const isNotice = (id: string): boolean => id !== link && !campaign.has(id);
+    assert.equal(order[0], link, "the link, the most urgent of the claim, went first");
+    assert.equal(order.length, 24, "the whole batch, the link, twelve flooded notices and the late one");
+    // Each campaign message let the flood past it for a minute at most (six deliveries of ten seconds), not for as long
+    // as the flood went on (twelve).
+    const firstCampaign = order.findIndex((id) => campaign.has(id));
+    const passedFirst = order.slice(1, firstCampaign).filter(isNotice).length;
+    assert.ok(passedFirst >= 1 && passedFirst <= 7, `${passedFirst} notices went before the first campaign message`);
+    // The late notice, queued when the batch was over three minutes old, went straight after the delivery in flight.
+    assert.equal(order.indexOf(lateNotice), 20, `the late notice was delivery #${order.indexOf(lateNotice)}`);
+  });
+
   it("refuses a batchSize, concurrency, lease, deadline or retry policy that cannot work, naming the option and the value", async (t) => {
     const f = await notifyFixture(await fx.fresh());
     t.after(() => f.close());

@@ -5,7 +5,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from "./backoff.ts";
 import { notifyErrors } from "./errors.ts";
-import type { Outbox, OutboxMessage, SetAsideMessage } from "./outbox.ts";
+import { AGED_AFTER_MS, type Outbox, type OutboxMessage, type SetAsideMessage } from "./outbox.ts";
 import type { DeliveryOutcome, MailTransport } from "./transport.ts";
 import { LOCAL_CHARS } from "./validate.ts";
 
@@ -75,9 +75,25 @@ const MAILBOX = new RegExp(`[${LOCAL_CHARS}]+@([A-Za-z0-9.-]+)`, "g");
  * behind enqueue's checks is hidden; then every other address-shaped text.
  */
 function withoutMailboxes(text: string, recipient: string): string {
+  // Link tokens too: every log line passes here, whatever the text's origin.
+  text = withoutLinkTokens(text);
   // An empty recipient (only a row written behind enqueue's back has one) would match between every character.
   const own = recipient === "" ? text : text.replace(new RegExp(recipient.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"), "gi"), `…@${recipientDomain(recipient)}`);
   return own.replace(MAILBOX, "…@$1");
+}
+
+// A single-use link's token (src/crypto/link-token.ts: `<prefix>_<26 base32>.<43 base64url>`), and whatever follows
+// `token=` in a link (the fragment `#token=…` our mails carry, a query, either percent-encoded). A content filter that
+// refuses a message often quotes the URL it refused ("554 5.7.1 URL https://…/auth/reset#token=… is listed"), and that
+// token is live: whoever reads the log line or `bulwark outbox status` could reset the account's password with it
+// (ASVS 16.2.5). Matched loosely (any prefix, either case) so a relay's rewriting of the link does not slip through;
+// a token cut short at the end of the text (the transport keeps 500 characters) goes too, its secret half a secret still.
+const LINK_TOKEN = /[A-Za-z0-9]+_[A-Za-z2-7]{26}\.(?:[A-Za-z0-9_-]{43,}|[A-Za-z0-9_-]*$)/g;
+const TOKEN_PARAMETER = /((?:#|%23|[?&;])token(?:=|%3D))[^\s"'<>&#]+/gi;
+
+/** A relay's answer with every link token replaced by "…", the rest left readable. */
+function withoutLinkTokens(text: string): string {
+  return text.replace(LINK_TOKEN, "…").replace(TOKEN_PARAMETER, "$1…");
 }
 
 // Bounds on the sender's options, each with its reason. Batches: the ids of a batch are bind parameters of one
@@ -204,16 +220,30 @@ export class OutboxSender {
       });
     };
 
+    // When more urgent mail was first claimed in front of a message of this batch (by id). A message passed over for
+    // AGED_AFTER_MS counts as a notice for the rest of the batch: nothing more is claimed in front of it. Without this
+    // bound one account regenerating its recovery codes as fast as the relay delivers (each a notice) kept another
+    // user's reset link at the head of the batch for as long as it went on, and the batch, never ending, never let the
+    // next claim's aged share run either (ADR 0004). Counted from the first pass, not from the claim: a campaign batch
+    // claimed long ago still lets a fresh reset link in ahead of each of its messages, as the ADR promises.
+    const passedSince = new Map<string, number>();
+    const passedLongEnough = (m: OutboxMessage): boolean => {
+      const since = passedSince.get(m.id);
+      return since !== undefined && clock.now() - since >= AGED_AFTER_MS;
+    };
+
     // Between deliveries: is anything more urgent than the next message of this batch due (a reset link
     // queued while a campaign batch is going out)? A read first; a claim only when there is something.
     const claimUrgent = async (): Promise<void> => {
-      if ((pending[0]?.priority ?? 0) <= 0) return;
+      const head = pending[0];
+      if (!head || head.priority <= 0 || passedLongEnough(head)) return;
       await exclusive(async () => {
         const next = pending[0];
-        if (!next || next.priority <= 0 || !(await outbox.hasDueBelow(next.priority))) return;
+        if (!next || next.priority <= 0 || passedLongEnough(next) || !(await outbox.hasDueBelow(next.priority))) return;
         // Claimed after leaseFrom, so their leases end after leaseEnds too.
         const urgent = await outbox.claim({ claimer, limit: this.#concurrency, leaseMs: this.#leaseMs, belowPriority: next.priority, onSetAside });
         report.claimed += urgent.length;
+        if (urgent.length > 0 && !passedSince.has(next.id)) passedSince.set(next.id, clock.now());
         for (const m of urgent) held.add(m.id);
         // Each is more urgent than everything pending (the head had the lowest priority number).
         pending.unshift(...urgent);
@@ -308,6 +338,9 @@ export class OutboxSender {
     } finally {
       clearTimeout(timer);
     }
+    // Before the error is stored (last_error, which `bulwark outbox status` prints), logged or retried on: a relay's
+    // answer may quote the very link the mail carries. Mailboxes are stripped for the log lines (withoutMailboxes).
+    if (!outcome.ok) outcome = { ...outcome, error: withoutLinkTokens(outcome.error) };
     let recorded: boolean;
     if (!outcome.ok && cut?.aborted) {
       // Cut by this server's own shutdown: not the message's failure. Handed back, due at once for any sender, the

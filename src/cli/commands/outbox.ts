@@ -4,7 +4,7 @@
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
-import type { OutboxMessageSummary } from "../../notify/index.ts";
+import type { DeadPosition, OutboxMessageSummary } from "../../notify/index.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { action, cliActor, group, writeJSON, writeLine } from "../run.ts";
@@ -13,7 +13,7 @@ import { confirmOrRefuse } from "../prompt.ts";
 // Dead messages shown by `status` unless --limit says otherwise; the store allows at most 1000 per read.
 const DEFAULT_LIST = 50;
 const MAX_LIST = 1000;
-// Ids per requeue call and per audit event (the store's bind-parameter bound is 1000).
+// Ids per page read, per requeue call and per audit event (the store's bind-parameter bound is 1000).
 const REQUEUE_CHUNK = 500;
 
 
@@ -102,28 +102,36 @@ function register(program: Command, ctx: CliContext): void {
         const limit = listLimit(opts.limit);
         const app = await ctx.app();
         const { outbox } = app.accounts;
-        // A snapshot: a message that dies again while this runs (a sender is live) is not requeued twice.
-        const ids = await outbox.deadIds();
+        // The run covers the messages dead when it starts, up to the last of them in (created_at, id) order, and reads
+        // their ids a page at a time (a relay that refused a flood of sign-up links leaves 100,000 of them): never
+        // the whole list in memory or in one query. The dry run counts the same range, so the two agree.
+        const through = await outbox.lastDead();
+        const total = through === null ? 0 : await outbox.countDead({ through });
         if (opts.dryRun) {
           const sample = await outbox.listDead({ limit });
-          if (json(opts)) writeJSON(ctx, { dryRun: true, wouldRequeue: ids.length, messages: sample.map(deadView) });
+          if (json(opts)) writeJSON(ctx, { dryRun: true, wouldRequeue: total, messages: sample.map(deadView) });
           else {
-            writeLine(ctx, `dry run: ${ids.length} dead message${ids.length === 1 ? "" : "s"} would be requeued; nothing was changed`);
-            printDead(ctx, sample, ids.length);
+            writeLine(ctx, `dry run: ${total} dead message${total === 1 ? "" : "s"} would be requeued; nothing was changed`);
+            printDead(ctx, sample, total);
           }
           return EXIT.ok;
         }
-        if (ids.length > 0) {
+        if (total > 0) {
           await confirmOrRefuse(ctx, {
-            yes: opts.yes, question: `Requeue ${ids.length} dead messages? Type "yes" to go on: `,
-            noTerminal: () => usage(`requeue-dead would send ${ids.length} dead message${ids.length === 1 ? "" : "s"} again: add --yes (see them first with --dry-run)`),
+            yes: opts.yes, question: `Requeue ${total} dead messages? Type "yes" to go on: `,
+            noTerminal: () => usage(`requeue-dead would send ${total} dead message${total === 1 ? "" : "s"} again: add --yes (see them first with --dry-run)`),
             declined: () => usage("not confirmed: nothing was requeued"),
           });
         }
         const actor = cliActor();
         let requeued = 0;
-        for (let i = 0; i < ids.length; i += REQUEUE_CHUNK) {
-          const chunk = ids.slice(i, i + REQUEUE_CHUNK);
+        // The cursor only moves forward: a message this run requeued that dies again meanwhile (a sender is live) sits
+        // behind it and is not requeued twice. After a crash, a new run finds only the messages still dead.
+        let after: DeadPosition | undefined;
+        while (through !== null) {
+          const page = await outbox.deadIds({ after, through, limit: REQUEUE_CHUNK });
+          if (page.last === null) break;
+          const chunk = page.ids;
           // Which messages an operator chose to send again: ids only, never addresses or content. The audit event
           // commits with the requeue, so no message is sent again unrecorded.
           requeued += await app.db.transaction(async (trx) => {
@@ -131,11 +139,12 @@ function register(program: Command, ctx: CliContext): void {
             await app.audit.appendIn(trx, { type: "outbox.dead-requeued", actor, data: { requested: chunk.length, requeued: n, ids: chunk } });
             return n;
           });
+          after = page.last;
         }
         const mailConfigured = app.config.http.mail !== null;
         if (json(opts)) writeJSON(ctx, { requeued, mailConfigured });
         else {
-          writeLine(ctx, `requeued ${requeued} dead message${requeued === 1 ? "" : "s"}${requeued < ids.length ? ` (${ids.length - requeued} had changed meanwhile and were left alone)` : ""}`);
+          writeLine(ctx, `requeued ${requeued} dead message${requeued === 1 ? "" : "s"}${requeued < total ? ` (${total - requeued} had changed meanwhile and were left alone)` : ""}`);
           if (!mailConfigured && requeued > 0) writeLine(ctx, "note: no SMTP is configured (BULWARK_SMTP_URL, BULWARK_MAIL_FROM): they are queued until it is");
         }
         return EXIT.ok;
