@@ -22,6 +22,17 @@ function escapedSurrogate(object: Record<string, unknown>): string | null {
   return null;
 }
 
+/**
+ * What JSON.parse said, without the line's text. V8 quotes about ten characters around an unexpected token
+ * (`Unexpected token 'e', ..."ord_hash":e10adc3949"... is not valid JSON`): in an export whose hash column lost its
+ * quotes that is the start of an unsalted hash, enough to look the password up, printed by the dry run, its --json
+ * and the refusal on stderr (ASVS 16.2.5). Messages that give a position instead are kept: they quote nothing.
+ */
+function parseFailure(message: string): string {
+  if (/, (\.\.\.)?"/.test(message)) return "a value that is not JSON, such as text without its quotes; the line's text is not shown, as it may hold a password hash";
+  return message.slice(0, 120);
+}
+
 export type JSONLine = { object: Record<string, unknown>; numberText: ReadonlyMap<string, string> } | { error: string };
 
 /**
@@ -36,7 +47,7 @@ export function parseJSONLine(text: string): JSONLine {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    return { error: `is not valid JSON (${(error as Error).message.slice(0, 80)})` };
+    return { error: `is not valid JSON (${parseFailure((error as Error).message)})` };
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) return { error: "is not a JSON object" };
   const { duplicate, topLevelNumbers } = scanJSONKeys(text, { nested: false });

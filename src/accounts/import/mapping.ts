@@ -214,9 +214,22 @@ function parseStatus(text: string): UserStatus {
 export function validateRow(line: number, get: (column: string) => string | undefined, rules: RowRules, passwords: PasswordContext): RowVerdict {
   const { map } = rules;
   const supplied = new Set<ImportField>();
+  // The hash and its salt are read without their refusal quoting them: a hash column that lost its quotes in a JSONL
+  // export holds a number (an MD5 such as 0e462097431906509019562988736854), and "holds the number …" printed it
+  // whole in the dry run, its --json and the refusal on stderr (ASVS 16.2.5). Other columns keep the quote: it helps.
+  const secret = (column: string): string | undefined => {
+    try {
+      return get(column);
+    } catch (error) {
+      if (isBulwarkError(error) && error.code === "BULWARK_ERR_IMPORT_ROW") {
+        throw new InputError("BULWARK_ERR_IMPORT_ROW", `"${column.slice(0, 40)}" holds a number, an object or an array, not text (not shown: it is a password column; quote the value)`);
+      }
+      throw error;
+    }
+  };
   const value = (field: ImportField): string | undefined => {
     const column = map[field];
-    const v = column === undefined ? undefined : get(column);
+    const v = column === undefined ? undefined : field === "password_hash" ? secret(column) : get(column);
     // An empty cell supplies nothing: a file with a status column left blank must not re-activate a disabled
     // account on --on-conflict update (it did: "" read as "active"), nor clear any other field.
     if (v !== undefined && v.trim() !== "") supplied.add(field);
@@ -246,7 +259,7 @@ export function validateRow(line: number, get: (column: string) => string | unde
     let scheme: string | null = null;
     if (hash !== null) {
       if (rules.salted) {
-        const salt = map.salt === undefined ? undefined : get(map.salt);
+        const salt = map.salt === undefined ? undefined : secret(map.salt);
         if (salt === undefined || salt === "") throw new InputError("BULWARK_ERR_IMPORT_ROW", `no salt in column "${map.salt}" for the salted layout`);
         hash = saltedFromTemplate(rules.salted, salt, hash, passwords.limits);
       }
