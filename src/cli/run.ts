@@ -9,7 +9,7 @@ import { canPromptHidden, readHiddenLine } from "./prompt.ts";
 import { EXIT, type ExitCode } from "./exit-codes.ts";
 
 /** Text to print, line by line, each with its control characters escaped (a stack trace, a line of output). */
-function escapedLines(text: string): string {
+export function escapedLines(text: string): string {
   return text.split("\n").map(escapeControls).join("\n");
 }
 
@@ -67,6 +67,17 @@ export function writeJSON(ctx: CliContext, value: unknown): void {
  */
 export function writeLine(ctx: CliContext, line: string = ""): void {
   ctx.stdout.write(`${escapedLines(line)}\n`);
+}
+
+/**
+ * Writes `text` and resolves once the stream has taken it (a file written, a pipe's reader handed it), rejecting when
+ * it cannot: for output that must not be lost, such as a key printed once, written before the change it belongs to
+ * commits.
+ */
+export function writeFlushed(stream: NodeJS.WritableStream, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stream.write(text, (error?: Error | null) => (error ? reject(error) : resolve()));
+  });
 }
 
 /** Writes one line on stderr (a note beside the output: where it went, what the server listens on), escaped as writeLine does. */

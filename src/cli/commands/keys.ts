@@ -6,10 +6,12 @@ import { join } from "node:path";
 import type { CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { confirmOrRefuse } from "../prompt.ts";
-import { action, cliActor, group, writeJSON, writeLine, writeNote } from "../run.ts";
+import { action, cliActor, escapedLines, group, writeFlushed, writeJSON, writeLine, writeNote } from "../run.ts";
 import { InputError } from "../../lib/errors.ts";
 import { toBase64 } from "../../lib/encoding.ts";
 import type { RandomSource } from "../../lib/random.ts";
+import { inertJSON } from "../../lib/terminal.ts";
+import type { MasterKeyRotation } from "../../store/key-store.ts";
 
 /** The audit event of a master key rotation: old and new masterKeyId (fingerprints), never a key. */
 export const MASTER_ROTATED_EVENT = "keys.master-rotated";
@@ -81,10 +83,43 @@ export default {
           });
 
           const newMaster = await newMasterKey(app.random);
+          const next = [
+            ...(fromEnvironment
+              ? ["put the new key in your secret store as BULWARK_MASTER_KEY now, then restart every process with it: one still holding the old key " +
+                  "keeps working with the keys it has, but fails (BULWARK_ERR_MASTER_KEY_ROTATED) on any key made from now on"]
+              : ["servers reading this key file take the new key on their own; restart any node given the old key otherwise (BULWARK_MASTER_KEY, " +
+                  "a copy of the file): it keeps working with the keys it has, but fails (BULWARK_ERR_MASTER_KEY_ROTATED) on any key made from now on"]),
+            "run `bulwark contain rotate-keys --all --yes` too: values sealed before stay under data keys the old master key unwrapped; rotate-keys seals them again under a data key it never saw",
+            "backups made before this rotation still open with the old master key only: keep it with them, or destroy both",
+          ];
+          const report = (rotation: MasterKeyRotation): string => {
+            if (opts.json) {
+              return `${inertJSON({ dryRun: false, from: rotation.from, to: rotation.to, source, rewrapped: rotation.rewrapped, tagKeyStored: rotation.tagKeyStored, event: MASTER_ROTATED_EVENT, next, ...(fromEnvironment ? { newMasterKey: toBase64(newMaster) } : {}) }, 2)}\n`;
+            }
+            return [
+              `master key ${rotation.from} replaced by ${rotation.to}; keys wrapped again: ${Object.entries(rotation.rewrapped).map(([p, n]) => `${p} ${n}`).join(", ")} (${MASTER_ROTATED_EVENT})`,
+              ...(rotation.tagKeyStored ? ["the identifier tag key is now stored under the new master key: tags in the audit log and flood control are unchanged"] : []),
+              fromEnvironment ? `new BULWARK_MASTER_KEY: ${toBase64(newMaster)}` : `${keyFile} now holds the new key (mode 0600); the old key file is gone`,
+              "next:",
+              ...next.map((step) => `  - ${step}`),
+            ].map((line) => `${escapedLines(line)}\n`).join("");
+          };
+          // With BULWARK_MASTER_KEY, stdout is the only place the new key goes: it is handed over inside the rotation's
+          // transaction, and the COMMIT waits until stdout has taken it. Printed after the commit, a full disk under
+          // `> key.txt` or a secret-store client that exited first lost the only copy of the key everything is wrapped
+          // under (a closed pipe even exited 0). Until the hand-over is done the exit code says failure, so an EPIPE
+          // that ends the process at once (main.ts) cannot report success either.
+          let handedOver = false;
+          const handOver = async (rotation: MasterKeyRotation): Promise<void> => {
+            process.exitCode = EXIT.runtime;
+            if (!opts.json) writeNote(ctx, "WARNING: the new master key follows, printed this once and kept nowhere else: without it every secret in the store is lost. Do not paste it into a ticket or a chat.");
+            await writeFlushed(ctx.stdout, report(rotation));
+            handedOver = true;
+          };
           // The key file first, synced (pending beside the old one), then the transaction, then the rename: a crash in
           // between leaves a pending file that the next open takes only if the store records its key (findRotatedMasterKey).
           if (!fromEnvironment) writePendingMasterKey(keyFile, newMaster);
-          let rotation;
+          let rotation: MasterKeyRotation;
           try {
             rotation = await rotateMasterKey(app.db, app.keyring, newMaster, {
               inTransaction: async (trx, r) => {
@@ -92,13 +127,25 @@ export default {
                   type: MASTER_ROTATED_EVENT, actor: cliActor(),
                   data: { from: r.from, to: r.to, source: fromEnvironment ? "environment" : "file", rewrapped: r.rewrapped, tagKeyStored: r.tagKeyStored },
                 });
+                if (fromEnvironment) await handOver(r);
               },
             });
           } catch (error) {
-            if (fromEnvironment) throw error;
+            // A COMMIT whose answer was lost may have committed: ask the store which key it records before saying anything.
+            const recorded = await recordedMasterKeyCheck(app.db).catch(() => undefined);
+            if (fromEnvironment) {
+              if (!handedOver) throw error; // nothing printed, nothing committed: the old key is the key
+              if (recorded === masterKeyCheck(newMaster)) {
+                writeNote(ctx, `bulwark: the rotation committed although the database reported an error (${(error as Error).message}): the key printed above is the master key now`);
+                return EXIT.ok;
+              }
+              writeNote(ctx, recorded === undefined
+                ? "bulwark: the store could not be asked whether the rotation committed: start a process with the key printed above; if it is refused, the old key is still the master key"
+                : "bulwark: the rotation did not commit: the key printed above is NOT in use; the old BULWARK_MASTER_KEY still is");
+              throw error;
+            }
             // The pending file goes only when the store surely does not record its key: a COMMIT whose answer was lost may
             // have committed, and removing the file then would lose the only copy of the key everything is wrapped under.
-            const recorded = await recordedMasterKeyCheck(app.db).catch(() => undefined);
             if (recorded === undefined) {
               writeNote(ctx, `bulwark: the store could not be asked whether the rotation committed; ${keyFile}.pending is left in place: the next start takes it if the store records its key`);
               throw error;
@@ -111,31 +158,9 @@ export default {
             rotation = { from: app.keyring.masterKeyId, to: masterKeyCheck(newMaster).slice(0, 16), rewrapped: {}, tagKeyStored: false, dryRun: false };
             writeNote(ctx, `bulwark: the rotation committed although the database reported an error (${(error as Error).message})`);
           }
-          if (!fromEnvironment) installPendingMasterKey(keyFile);
-
-          const next = [
-            ...(fromEnvironment
-              ? ["put the new key in your secret store as BULWARK_MASTER_KEY now, then restart every process with it: one still holding the old key " +
-                  "keeps working with the keys it has, but fails (BULWARK_ERR_MASTER_KEY_ROTATED) on any key made from now on"]
-              : ["servers reading this key file take the new key on their own; restart any node given the old key otherwise (BULWARK_MASTER_KEY, " +
-                  "a copy of the file): it keeps working with the keys it has, but fails (BULWARK_ERR_MASTER_KEY_ROTATED) on any key made from now on"]),
-            "run `bulwark contain rotate-keys --all --yes` too: values sealed before stay under data keys the old master key unwrapped; rotate-keys seals them again under a data key it never saw",
-            "backups made before this rotation still open with the old master key only: keep it with them, or destroy both",
-          ];
-          if (opts.json) {
-            writeJSON(ctx, { dryRun: false, from: rotation.from, to: rotation.to, source, rewrapped: rotation.rewrapped, tagKeyStored: rotation.tagKeyStored, event: MASTER_ROTATED_EVENT, next, ...(fromEnvironment ? { newMasterKey: toBase64(newMaster) } : {}) });
-            return EXIT.ok;
-          }
-          writeLine(ctx, `master key ${rotation.from} replaced by ${rotation.to}; keys wrapped again: ${Object.entries(rotation.rewrapped).map(([p, n]) => `${p} ${n}`).join(", ")} (${MASTER_ROTATED_EVENT})`);
-          if (rotation.tagKeyStored) writeLine(ctx, "the identifier tag key is now stored under the new master key: tags in the audit log and flood control are unchanged");
-          if (fromEnvironment) {
-            writeNote(ctx, "WARNING: the new master key follows, printed this once and kept nowhere else: without it every secret in the store is lost. Do not paste it into a ticket or a chat.");
-            writeLine(ctx, `new BULWARK_MASTER_KEY: ${toBase64(newMaster)}`);
-          } else {
-            writeLine(ctx, `${keyFile} now holds the new key (mode 0600); the old key file is gone`);
-          }
-          writeLine(ctx, "next:");
-          for (const step of next) writeLine(ctx, `  - ${step}`);
+          if (fromEnvironment) return EXIT.ok; // handed over before the commit
+          installPendingMasterKey(keyFile);
+          ctx.stdout.write(report(rotation));
           return EXIT.ok;
         }),
       );
