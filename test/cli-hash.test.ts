@@ -1,5 +1,8 @@
 // End-to-end: `bulwark hash identify|verify|new` as a user runs them (spawned CLI, no database).
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { describe, test } from "node:test";
 import { bulwark as spawnCLI, type CLIResult } from "./helpers/cli.ts";
@@ -153,5 +156,39 @@ describe("bulwark hash", () => {
     const nul = await bulwark(["verify", MD5_CRYPT], "pass\0word");
     assert.equal(nul.code, 2);
     assert.equal(nul.stderr, (await bulwark(["new"], "pass\0word")).stderr);
+  });
+
+  test("attack: the stored hash can stay out of the process list (ps, /proc/PID/cmdline: CWE-214): --hash-file reads it from one line of a file, or stdin for identify; both forms at once, neither, a second line or an unreadable file are refused, never quoting the file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bulwark-hash-file-"));
+    try {
+      const file = join(dir, "stored");
+      writeFileSync(file, `${MD5_CRYPT}\n`, { mode: 0o600 });
+      const identified = await bulwark(["identify", "--hash-file", file]);
+      assert.equal(identified.code, 0, identified.stderr);
+      assert.equal(identified.stdout, "md5-crypt\n");
+      const fromStdin = await bulwark(["identify", "--hash-file", "-"], `${BCRYPT}\n`);
+      assert.equal(fromStdin.stdout, "bcrypt\n", fromStdin.stderr);
+      assert.equal((await bulwark(["verify", "--hash-file", file], "password\n")).code, 0, "match");
+      assert.equal((await bulwark(["verify", "--hash-file", file], "Password\n")).code, 1, "mismatch");
+      const both = await bulwark(["verify", MD5_CRYPT, "--hash-file", file], "password\n");
+      assert.equal(both.code, 2);
+      assert.match(both.stderr, /either as an argument or with --hash-file/);
+      const neither = await bulwark(["identify"]);
+      assert.equal(neither.code, 2);
+      const stdinForVerify = await bulwark(["verify", "--hash-file", "-"], "password\n");
+      assert.equal(stdinForVerify.code, 2);
+      assert.match(stdinForVerify.stderr, /reads the password on stdin/);
+      const two = join(dir, "two");
+      writeFileSync(two, `${MD5_CRYPT}\n${BCRYPT}\n`);
+      const twoLines = await bulwark(["identify", "--hash-file", two]);
+      assert.equal(twoLines.code, 2);
+      assert.match(twoLines.stderr, /more than one line/);
+      assert.ok(!twoLines.stderr.includes("sO8MPH5T") && !twoLines.stderr.includes("Wr1uKte7"), "the file's hashes are not quoted");
+      const missing = await bulwark(["verify", "--hash-file", join(dir, "absent")], "password\n");
+      assert.equal(missing.code, 2);
+      assert.match(missing.stderr, /cannot be read \(ENOENT\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

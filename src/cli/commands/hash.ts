@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import type { CliContext, CommandModule } from "../context.ts";
 import { InputError } from "../../lib/errors.ts";
 import { EXIT } from "../exit-codes.ts";
-import { action, group, readPassword, writeJSON, writeLine } from "../run.ts";
+import { action, group, readPassword, readStdin, writeJSON, writeLine } from "../run.ts";
 
 // Loaded lazily: argon2/bcrypt native bindings are not needed for the rest of the CLI.
 // New hashes take the configured argon2id parameters (BULWARK_ARGON2_*), as `users create` and the server do.
@@ -18,16 +18,62 @@ async function passwordContext() {
   return createPasswordContext({ random: systemRandom, argon2: loadArgon2Config(process.env) });
 }
 
+// A stored hash is one line: a file holding more (a whole dump) is a mistake to name, not to guess at.
+const MAX_HASH_FILE_BYTES = 4096;
+
+/**
+ * The stored hash to work on: the argument, or the one line of `--hash-file` (`-`: stdin, for `identify` only). On the
+ * command line the hash is in every local account's `ps` and /proc/PID/cmdline for as long as the command runs —
+ * `verify` waits for a password to be typed — and an unsalted hash is as good as its password against a lookup table
+ * (CWE-214, the reason `--database-url` refuses passwords). Exactly one of the two.
+ */
+async function storedHash(ctx: CliContext, argument: string | undefined, file: string | undefined, command: "identify" | "verify"): Promise<string> {
+  const oneOf = (): InputError => new InputError("BULWARK_ERR_USAGE", `give the hash either as an argument or with --hash-file FILE (not both, not neither): hash ${command} --hash-file FILE keeps it out of the process list`);
+  if (argument !== undefined) {
+    if (file !== undefined) throw oneOf();
+    return argument;
+  }
+  if (file === undefined) throw oneOf();
+  let text: string;
+  if (file === "-") {
+    if (command === "verify") throw new InputError("BULWARK_ERR_USAGE", "hash verify reads the password on stdin: give the hash in a file (--hash-file FILE)");
+    text = await readStdin(ctx, { what: "the hash", maxBytes: MAX_HASH_FILE_BYTES, tooLong: () => new InputError("BULWARK_ERR_USAGE", `stdin holds more than ${MAX_HASH_FILE_BYTES} bytes: a stored hash is one line`) });
+  } else {
+    const { open } = await import("node:fs/promises");
+    let handle;
+    try {
+      handle = await open(file, "r");
+    } catch (error) {
+      throw new InputError("BULWARK_ERR_USAGE", `--hash-file ${JSON.stringify(file.slice(0, 200))} cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+    }
+    try {
+      const buffer = Buffer.alloc(MAX_HASH_FILE_BYTES + 1);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+      if (bytesRead > MAX_HASH_FILE_BYTES) throw new InputError("BULWARK_ERR_USAGE", `--hash-file holds more than ${MAX_HASH_FILE_BYTES} bytes: a stored hash is one line`);
+      text = buffer.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      await handle.close();
+    }
+  }
+  // One trailing line end, as an editor or `echo` leaves it; any other line is a second value (never quoted: a hash).
+  const line = text.replace(/\r?\n$/, "");
+  if (/[\r\n]/.test(line)) throw new InputError("BULWARK_ERR_USAGE", "the hash file holds more than one line: give one stored hash");
+  if (line === "") throw new InputError("BULWARK_ERR_USAGE", "the hash file is empty");
+  return line;
+}
+
 function register(program: Command, ctx: CliContext): void {
   const hash = group(program, "hash", "Identify, verify and create password hashes (every supported legacy format).");
 
   hash
     .command("identify")
     .description("Print the scheme id of a stored password hash (exit 2 when unknown, malformed or out of bounds).")
-    .argument("<hash>", "the stored hash (quote it: it contains $)")
+    .argument("[hash]", "the stored hash (quote it: it contains $); other local accounts see arguments in ps: prefer --hash-file")
+    .option("--hash-file <file>", "read the hash from FILE, one line (- for stdin), keeping it out of the process list")
     .option("--json", "print { scheme, params } as JSON")
     .action(
-      action(ctx, async (stored: string, opts: { json?: boolean }) => {
+      action(ctx, async (argument: string | undefined, opts: { json?: boolean; hashFile?: string }) => {
+        const stored = await storedHash(ctx, argument, opts.hashFile, "identify");
         const passwords = await passwordContext();
         if (opts.json) writeJSON(ctx, passwords.describe(stored));
         else writeLine(ctx, passwords.identify(stored));
@@ -38,10 +84,12 @@ function register(program: Command, ctx: CliContext): void {
   hash
     .command("verify")
     .description("Read a password from stdin (one trailing newline stripped; empty is refused) and check it against HASH: exit 0 match, 1 mismatch.")
-    .argument("<hash>", "the stored hash (quote it: it contains $)")
+    .argument("[hash]", "the stored hash (quote it: it contains $); other local accounts see arguments in ps while the password is typed: prefer --hash-file")
+    .option("--hash-file <file>", "read the hash from FILE, one line, keeping it out of the process list")
     .option("--json", "print { match } as JSON")
     .action(
-      action(ctx, async (stored: string, opts: { json?: boolean }) => {
+      action(ctx, async (argument: string | undefined, opts: { json?: boolean; hashFile?: string }) => {
+        const stored = await storedHash(ctx, argument, opts.hashFile, "verify");
         const passwords = await passwordContext();
         // Refuse an unsupported hash before waiting for a password.
         const scheme = passwords.identify(stored);
