@@ -9,9 +9,6 @@
 // This round found seven gaps, all fixed: refused /api/v1 requests and CSRF refusals unrecorded, three changes that
 // stood without their event, API events without the session or address, and a CLI creation claiming a role it lacked.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
 import { parseSessionToken, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
@@ -279,50 +276,4 @@ describe("audit completeness over /auth (a cross-site request riding a signed-in
     assert.ok(counted >= 39, `the refusals left out are counted (${counted})`);
   });
 });
-
-describe("audit completeness from the CLI (insider: an operator with a shell)", () => {
-  let dir: string;
-  const env = (): NodeJS.ProcessEnv => ({ BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1", BULWARK_LOG_LEVEL: "silent" });
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "bulwark-audit-red-"));
-    const { bulwarkInProcess } = await import("./helpers/cli.ts");
-    const init = await bulwarkInProcess(["init"], env());
-    assert.equal(init.code, 0, init.stderr);
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
-  it("attack: `users create --role admin --role auditor` whose auditor grant fails records the roles asked for, the one granted and the one missing (user.roles-incomplete), never a role the account did not get (was: user.created claimed both roles)", async () => {
-    const { RoleStore } = await import("../src/accounts/roles/role-store.ts");
-    const { BulwarkError } = await import("../src/lib/errors.ts");
-    const { bulwarkInProcess } = await import("./helpers/cli.ts");
-    const grant = RoleStore.prototype.grant;
-    // Another operator deletes the role between the command's check and its grant.
-    RoleStore.prototype.grant = async function (this: InstanceType<typeof RoleStore>, userId, role, actor, options) {
-      if (role === "auditor") throw new BulwarkError("BULWARK_ERR_ROLE_UNKNOWN", "not-found", `no role named "${role}"`);
-      return grant.call(this, userId, role, actor, options);
-    };
-    let res;
-    try {
-      res = await bulwarkInProcess(["users", "create", "--email", "half@example.org", "--role", "admin", "--role", "auditor", "--generate-password", "--json"], env());
-    } finally {
-      RoleStore.prototype.grant = grant;
-    }
-    assert.equal(res.code, 3, res.stderr);
-    const id = (JSON.parse(res.stdout) as { id: string }).id;
-    const { DatabaseSync } = await import("node:sqlite");
-    const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
-    let rows: Array<{ type: string; actor: string; data: string }>;
-    try {
-      rows = db.prepare("SELECT type, actor, data FROM audit_events WHERE subject = ? ORDER BY seq").all(id) as typeof rows;
-    } finally {
-      db.close();
-    }
-    assert.deepEqual(rows.map((r) => r.type), ["user.created", "role.granted", "user.roles-incomplete"], "one creation, one grant (admin), the grant that failed");
-    for (const r of rows) assert.match(r.actor, /^cli(:|$)/, "the operator, as the OS names them");
-    assert.deepEqual(JSON.parse(rows[2]!.data), { via: "cli", granted: ["admin"], missing: ["auditor"], code: "BULWARK_ERR_ROLE_UNKNOWN" });
-    // What user.created records is read as what the account got: no role it never held.
-    const claimed = (JSON.parse(rows[0]!.data) as { roles?: string[] }).roles ?? [];
-    const held = rows.filter((r) => r.type === "role.granted").map((r) => (JSON.parse(r.data) as { role: string }).role);
-    assert.deepEqual(claimed.filter((role) => !held.includes(role)), [], `user.created records roles ${JSON.stringify(claimed)}, the account holds ${JSON.stringify(held)}`);
-  });
-});
+// The CLI's half-made creation (a role grant failing after the account exists) is pinned in test/cli-users-admin.test.ts.

@@ -93,7 +93,7 @@ describe("roles", () => {
 });
 
 describe("users create: a role grant that fails after the account exists", () => {
-  it("attack: the generated password is still printed (with the roles granted), and the error names the account and the missing role (was: the account existed with a password shown nowhere)", async () => {
+  it("attack: the generated password is still printed (with the roles granted), the error names the account and the missing role, and the audit log records the roles asked for, granted and missing (user.roles-incomplete), never a role the account lacks (was: the account existed with a password shown nowhere; user.created claimed every role asked for)", async () => {
     const { RoleStore } = await import("../src/accounts/roles/role-store.ts");
     const { bulwarkInProcess } = await import("./helpers/cli.ts");
     const { BulwarkError } = await import("../src/lib/errors.ts");
@@ -115,6 +115,19 @@ describe("users create: a role grant that fails after the account exists", () =>
     assert.match(printed.password ?? "", /^[a-z2-7]{32}$/, "the generated password is not lost");
     assert.match(res.stderr, new RegExp(`account ${printed.id} was created, but role\\(s\\) auditor could not be granted`));
     assert.match(res.stderr, /bulwark roles grant half-made@example\.org ROLE/);
+    // The log says what the account got: the roles asked for, the one granted, the one missing; never a role it lacks.
+    const { DatabaseSync } = await import("node:sqlite");
+    const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
+    let rows: Array<{ type: string; actor: string; data: string }>;
+    try {
+      rows = db.prepare("SELECT type, actor, data FROM audit_events WHERE subject = ? ORDER BY seq").all(printed.id) as typeof rows;
+    } finally {
+      db.close();
+    }
+    assert.deepEqual(rows.map((r) => r.type), ["user.created", "role.granted", "user.roles-incomplete"]);
+    for (const r of rows) assert.match(r.actor, /^cli(:|$)/, "the operator, as the OS names them");
+    assert.deepEqual(JSON.parse(rows[0]!.data), { via: "cli", rolesRequested: ["admin", "auditor"], mustChangePassword: true });
+    assert.deepEqual(JSON.parse(rows[2]!.data), { via: "cli", granted: ["admin"], missing: ["auditor"], code: "BULWARK_ERR_ROLE_UNKNOWN" });
   });
 });
 
