@@ -97,6 +97,10 @@ class NodeSqliteDriver implements Driver {
     await connection.executeQuery(CompiledQuery.raw("commit"));
   }
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    // SQLite ends the transaction itself on some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM): a ROLLBACK then
+    // throws "cannot rollback - no transaction is active", and that error replaced the real one ("database or disk is
+    // full") in what the operator read, and in a failed job's stored error.
+    if (!this.#db.isTransaction) return;
     await connection.executeQuery(CompiledQuery.raw("rollback"));
   }
   async releaseConnection(): Promise<void> {
