@@ -33,6 +33,10 @@ export const storeErrors = {
       `the database at ${where} needs ${pending} migration(s); run \`bulwark init\` (or \`bulwark serve\`) to apply them`),
   unreachable: (where: string, options: BulwarkErrorOptions & { reason: string }): StoreError =>
     new StoreError("BULWARK_ERR_DB_UNREACHABLE", "runtime", `cannot connect to PostgreSQL at ${where}: ${options.reason}; check BULWARK_DATABASE_URL`, options),
+  /** The migrations table exists but could not be read (a lock timeout, a dropped connection): never "damaged". */
+  migrationsUnreadable: (where: string, options: BulwarkErrorOptions): StoreError =>
+    new StoreError("BULWARK_ERR_DB_UNREADABLE", "runtime",
+      `cannot read the list of applied migrations at ${where}: ${(options.cause as Error)?.message ?? "unknown error"}; nothing was changed, try again (another session may hold a lock on bulwark_migrations)`, options),
   migrationFailed: (version: number, name: string, options: BulwarkErrorOptions): StoreError =>
     new StoreError("BULWARK_ERR_MIGRATION", "runtime",
       `migration ${version} (${name}) failed and was rolled back: ${(options.cause as Error)?.message ?? "unknown error"}`, options),

@@ -25,12 +25,24 @@ export interface MigrateOutcome {
   error?: StoreError;
 }
 
-async function appliedVersions(db: Kysely<any>): Promise<number[] | null> {
+/** Whether `error` says the table queried does not exist (SQLite's message; PostgreSQL's undefined_table, 42P01). */
+function isMissingTable(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown };
+  return e.code === "42P01" || (typeof e.message === "string" && /^no such table: /.test(e.message));
+}
+
+/**
+ * The versions recorded, or null when there is no migrations table yet. Only a missing table is null: a lock
+ * timeout or a dropped connection was read as "no table" too, and a store that holds Bulwark tables then looked
+ * damaged ("restore it from a backup", advice that throws away every change since the backup).
+ */
+async function appliedVersions(db: Kysely<any>, where: string): Promise<number[] | null> {
   try {
     const rows = await db.selectFrom("bulwark_migrations").select("version").orderBy("version").execute();
     return rows.map((r) => Number(r.version));
-  } catch {
-    return null; // no migrations table yet
+  } catch (error) {
+    if (isMissingTable(error)) return null;
+    throw storeErrors.migrationsUnreadable(where, { cause: error });
   }
 }
 
@@ -40,7 +52,7 @@ export async function migrationStatus(database: Database, migrations: readonly M
 }
 
 async function statusOn(db: Kysely<any>, where: string, migrations: readonly Migration[]): Promise<MigrationStatus> {
-  const applied = (await appliedVersions(db)) ?? [];
+  const applied = (await appliedVersions(db, where)) ?? [];
   const latest = migrations.at(-1)?.version ?? 0;
   const current = applied.length ? Math.max(...applied) : 0;
   if (current > latest) throw storeErrors.newerSchema(where, current, latest);
