@@ -11,7 +11,7 @@ import { systemClock, type Clock } from "../lib/clock.ts";
 import { inertJSON } from "../lib/terminal.ts";
 import { shellActor } from "../lib/os-user.ts";
 import { systemRandom, type RandomSource } from "../lib/random.ts";
-import { openPostgres, openSQLite, listTables, type Database } from "../store/database.ts";
+import { listTables, lockKeyOf, openPostgres, openSQLite, serialiseTransactions, type Database } from "../store/database.ts";
 import { SCHEMA_TABLES } from "../store/schema.ts";
 import { storeErrors } from "../store/errors.ts";
 import { createKeyStore, keyStoreIn } from "../store/key-store.ts";
@@ -99,6 +99,45 @@ function urlForLog(url: unknown): unknown {
 /** Fastify's request serializer, with the URL and host bounded and no query value kept (see the logger's `serializers`). */
 function logRequest(req: { method?: string; url?: string; host?: string; ip?: string; socket?: { remotePort?: number } }): Record<string, unknown> {
   return { method: req.method, url: urlForLog(req.url), host: cutForLog(req.host), remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+}
+
+const MIGRATED_EVENT = "store.migrated";
+
+/** The versions the log records as applied (`store.migrated`), read through `db`. */
+async function migrationsRecorded(db: Database["db"]): Promise<Set<number>> {
+  const rows = await db.selectFrom("audit_events").select("data").where("type", "=", MIGRATED_EVENT).execute();
+  const versions = new Set<number>();
+  for (const r of rows) {
+    try {
+      versions.add(Number((JSON.parse(r.data) as { version?: unknown }).version));
+    } catch {
+      // An altered row is audit verify's to name (it flags data that is not JSON), not a reason to fail every opening.
+    }
+  }
+  return versions;
+}
+
+/**
+ * One `store.migrated` event for every migration the store records as applied: those this run applied, and any an
+ * earlier run applied and never recorded (`late: true`). The events come after the migrations commit, and a run that
+ * a full disk stopped at its fifth migration threw before recording the four it had applied — nor did any later run
+ * record them (ASVS 16.3.3), as a crash between a commit and its event would leave it too. In one transaction, in turn
+ * with any other process doing the same (two servers starting at once), each version is looked for again there, so
+ * none is recorded twice. Reads ~30 small rows and, usually, writes nothing.
+ */
+async function recordMigrations(database: Database, audit: AuditLog, actor: string, appliedNow: ReadonlySet<number>): Promise<void> {
+  const versions = await database.db.selectFrom("bulwark_migrations").select(["version", "name"]).orderBy("version").execute();
+  const seen = await migrationsRecorded(database.db);
+  if (versions.every((v) => seen.has(Number(v.version)))) return;
+  await database.transaction(async (trx) => {
+    await serialiseTransactions(database, trx, lockKeyOf("bulwark:migrations-recorded"));
+    const recorded = await migrationsRecorded(trx);
+    for (const v of versions) {
+      const version = Number(v.version);
+      if (recorded.has(version)) continue;
+      await audit.appendIn(trx, { type: MIGRATED_EVENT, actor, data: { version, name: v.name, dialect: database.dialect, ...(appliedNow.has(version) ? {} : { late: true }) } });
+    }
+  });
 }
 
 /** Opens Bulwark as configured. See `mode` for what it may create. */
@@ -211,9 +250,9 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
     });
     // Inside a caller's transaction the key table is read through it (a rotation made by another node is noticed there too).
     const audit = new AuditLog({ database, clock, random, signer: (executor, options = {}) => keyring.signer({ ...options, ...(executor ? { store: keyStoreIn(executor, database.dialect, "audit checkpoint") } : {}) }) });
-    for (const m of outcome.results) {
-      if (m.status === "applied") await audit.append({ type: "store.migrated", actor, data: { version: m.version, name: m.name, dialect: database.dialect } });
-    }
+    // Late events only where the store is set up or served (init, start, serve) or migrations were applied now: a
+    // reading command such as `audit verify` on a store under investigation writes nothing to its log.
+    if (mode !== "open" || report.migrationsApplied.length > 0) await recordMigrations(database, audit, actor, new Set(report.migrationsApplied));
     if (mode === "init") {
       for (const key of await keyring.ensureKeys()) {
         report.keysCreated.push(key.id);
