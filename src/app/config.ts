@@ -1,6 +1,6 @@
 // Configuration from environment variables and CLI flags, validated once at start-up. Every error
 // names the variable, what was wrong and what is expected; secrets are never echoed.
-import { statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseRangeBaseUrl } from "../accounts/password-policy/range-checker.ts";
 import { InputError } from "../lib/errors.ts";
@@ -69,6 +69,8 @@ export interface ConfigOverrides {
 // Controls (C0, DEL, C1) and the Unicode line and paragraph separators some mail clients treat as breaks.
 // eslint-disable-next-line no-control-regex
 const SERVICE_NAME_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+// The service name's bound, in characters: it goes into mail subjects (with room for what they say) and authenticator apps.
+const MAX_SERVICE_NAME = 100;
 
 function configError(message: string): InputError {
   return new InputError("BULWARK_ERR_CONFIG", message);
@@ -237,7 +239,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // a delivered row is what stops a key being queued again, and the API-token expiry reminder looks for its own over
   // the week before the expiry (a shorter retention mailed it again after each purge).
   const outboxRetentionMs = int("BULWARK_OUTBOX_RETENTION_DAYS", 30, 14, 3650, "days delivered mail is kept in the outbox; at least 14") * 86_400_000;
-  const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim().slice(0, 100) || "Bulwark";
+  const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim() || "Bulwark";
+  // Refused, not cut: cut at 100 UTF-16 units, a name split an emoji in two, and the lone half that was left made the
+  // authenticator URI throw (every TOTP enrolment a 500) and mail subjects carry U+FFFD.
+  if (!serviceName.isWellFormed()) throw configError("BULWARK_SERVICE_NAME holds half of a UTF-16 surrogate pair, which is not a character; give the name as plain UTF-8 text");
+  if ([...serviceName].length > MAX_SERVICE_NAME) throw configError(`BULWARK_SERVICE_NAME is ${[...serviceName].length} characters long; give at most ${MAX_SERVICE_NAME}`);
   // The name goes into mail subjects and bodies, authenticator apps and pages: a control character or a line
   // separator there would break a header (notify/validate.ts refuses it at enqueue) or rewrite what is shown.
   const control = SERVICE_NAME_CONTROL.exec(serviceName);
@@ -267,7 +273,15 @@ function loadBreachConfig(env: NodeJS.ProcessEnv, int: (name: string, fallback: 
   if (fileText !== "") {
     let stats;
     try {
-      stats = statSync(fileText);
+      // Opened, not only looked at: stat needs no read permission, and a file the service account may not read was
+      // accepted at start-up, then every new password refused as "could not be checked right now". Non-blocking, so
+      // a FIFO named by mistake is refused below as not a regular file instead of hanging the start.
+      const fd = openSync(fileText, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        stats = fstatSync(fd);
+      } finally {
+        closeSync(fd);
+      }
     } catch (cause) {
       throw new InputError("BULWARK_ERR_CONFIG", `BULWARK_BREACH_FILE ${fileText} cannot be read (${(cause as NodeJS.ErrnoException).code ?? "error"})`, { cause });
     }
