@@ -38,6 +38,21 @@ forEachDialect("password census", (fx) => {
     ]);
   });
 
+  it("counts crypt(3) hashes written with an empty salt as unsalted, as glibc writes them ($1$$…, $6$$…, $5$rounds=N$$…)", async () => {
+    const database = await fx.fresh();
+    const clock = new ManualClock();
+    await migrate(database, clock);
+    const users = createUserStore({ database, clock, random: systemRandom });
+    for (const [email, hash] of [
+      ["empty-md5@example.org", `$1$$${"x".repeat(22)}`],
+      ["empty-sha512@example.org", `$6$$${"x".repeat(86)}`],
+      ["empty-sha256@example.org", `$5$rounds=5000$$${"x".repeat(43)}`],
+      ["salted-md5@example.org", "$1$sO8MPH5T$1UaSqeVE6381x6LRWT5vL/"],
+    ] as const) await users.create({ email, passwordHash: hash });
+    const census = await passwordCensus({ database, passwords });
+    assert.deepEqual([census.users, census.weak, census.unsalted], [4, 4, 3]);
+  });
+
   it("counts argon2 below the policy's minimum cost (plain, or a wrap's outer layer) as weak, apart from the fast schemes (ASVS 11.4.2)", async () => {
     const database = await fx.fresh();
     const clock = new ManualClock();

@@ -40,6 +40,9 @@ export interface Census {
 }
 
 const UNSALTED: ReadonlySet<string> = new Set(["md5", "sha1", "sha256", "sha512"]);
+// A crypt(3) hash written with an empty salt (`$1$$…`, `$6$$…`, `$5$rounds=N$$…`): glibc writes and checks it, and it
+// is as unsalted as a bare digest (one precomputation for every account): counted with them.
+const EMPTY_CRYPT_SALT = /^\$[156]\$(?:rounds=\d+\$)?\$/;
 // Bounds memory per read; the table is streamed in id order.
 const PAGE = 1000;
 
@@ -81,7 +84,7 @@ export async function passwordCensus(deps: { database: Database; passwords: Pass
       }
       if (weak) census.weak++;
       if (belowMinimum) census.belowMinimum++;
-      if (weak && UNSALTED.has(scheme)) census.unsalted++;
+      if (weak && (UNSALTED.has(scheme) || EMPTY_CRYPT_SALT.test(r.password_hash))) census.unsalted++;
       const key = `${scheme}\u0000${params}`;
       const g = groups.get(key) ?? { scheme, params, users: 0, weak };
       g.users++;
