@@ -104,7 +104,7 @@ forEachDialect("contain: the incident replays' levers", (dfx) => {
     assert.equal((await fx.audit.verify()).ok, true);
   });
 
-  it("the hold's window is an option: 0 turns it off, a shorter window leaves an older change out; a window that is not a whole number of days from 0 to 36500 is refused", async () => {
+  it("the hold's window is an option: 0 leaves out every change made before the job, a shorter window leaves an older change out; a window that is not a whole number of days from 0 to 36500 is refused", async () => {
     const fx = await setup(await dfx.fresh());
     const ids = await seedContainUsers(fx, NOW, 3);
     await eventAt(fx, NOW - 2 * DAY, "auth.email.changed", ids[1] as string);
@@ -198,7 +198,7 @@ forEachDialect("contain: the incident replays' levers", (dfx) => {
 });
 
 describe("contain --email-changed-within (CLI)", () => {
-  it("holds by default, 0 turns the hold off, and a window that is not a number of days is refused with exit 2 before anything is read", async () => {
+  it("holds by default, 0 leaves out every change made before the job, and a window that is not a number of days is refused with exit 2 before anything is read", async () => {
     const dir = mkdtempSync(join(tmpdir(), "bulwark-contain-window-"));
     try {
       const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1", BULWARK_LOG_LEVEL: "silent" };

@@ -14,6 +14,7 @@ import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
 import { countLiveTokens, inIds } from "./levers/common.ts";
+import { ensureGlobalStamps, holdScopeForRaise } from "./levers/stamps.ts";
 import { lockManyAccountsLinks } from "../accounts/password-reset/link-lock.ts";
 import { holdActingOfMany, holdRoleRemovals } from "../accounts/roles/role-store.ts";
 
@@ -121,7 +122,7 @@ function options(partial: Partial<LeverOptions> | undefined): LeverOptions {
   if (!Number.isInteger(o.inactiveDays) || o.inactiveDays < 1 || o.inactiveDays > 36_500) throw containErrors.badScope("--inactive-days must be a whole number of days between 1 and 36500");
   if (o.lockReason.length === 0 || o.lockReason.length > 200) throw containErrors.badScope("--lock-reason must be 1 to 200 characters");
   const days = o.emailChangedWithinDays;
-  if (days !== undefined && (!Number.isInteger(days) || days < 0 || days > 36_500)) throw containErrors.badScope("--email-changed-within must be a whole number of days between 0 (no hold) and 36500");
+  if (days !== undefined && (!Number.isInteger(days) || days < 0 || days > 36_500)) throw containErrors.badScope("--email-changed-within must be a whole number of days between 0 (only changes made after the job is created hold) and 36500");
   return o;
 }
 
@@ -250,22 +251,39 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     ...(unmatched ? { unmatchedIds: unmatched } : {}),
     ...(request.creatorLacks?.length ? { creatorLacks: [...request.creatorLacks] } : {}),
   };
-  // Levers that write links begin first: a reset or an email confirmation takes a link row, then the account's session
-  // stamp, and the other levers' begins raise stamps (the other order waited in a cycle with one: PostgreSQL).
+  // Levers that write links begin first: a reset or an email confirmation takes a link row, then the account, then its
+  // session stamp, and the other levers' begins lock the accounts and raise stamps (the other order waited in a cycle
+  // with one: PostgreSQL).
   const beginners = names.map((n) => findLever(n) as UserLever | GlobalLever)
     .filter((l): l is UserLever & Required<Pick<UserLever, "begin">> => l.kind === "user" && l.begin !== undefined)
     .sort((a, b) => Number(b.touchesLinks === true) - Number(a.touchesLinks === true));
+  const raisers = beginners.filter((l) => l.touchesLinks !== true);
+  const allUsers = request.scope.all === true;
   const begun: Record<string, number> = {};
   const raise = async (trx: Kysely<Schema>): Promise<void> => {
+    const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
+    const contextAt = (epoch: number): LeverContext => leverContext(deps, "(begin)", spec.at, epoch, opts, request.scope);
+    const record = (lever: UserLever, result: Record<string, number>): void => {
+      for (const [k, v] of Object.entries(result)) begun[`${lever.name}.${k}`] = v;
+    };
+    // Spending links needs the job's time only: they begin before the epoch is taken (LeverContext.epoch is 0 there).
+    for (const lever of beginners) if (lever.touchesLinks === true) record(lever, await lever.begin(trx, scope, contextAt(0)));
+    // The accounts (or, for --all, the global session stamp) are locked before the epoch is taken: a credential a
+    // session of the scope is making meanwhile (a login, an API token, a second factor) either holds the lock first and
+    // commits with a smaller epoch, which the stamps refuse, or waits and then finds its session refused. Taken the
+    // other way round, a token minted while this transaction was open carried the job's own epoch and a later time,
+    // and outlived revoke-tokens (docs/decisions/0018-credentials-wait-for-containment.md).
+    if (raisers.length > 0) await holdScopeForRaise(trx, scope, contextAt(0));
     // One epoch for the whole job, recorded with it: a resumed job refuses the same rows, and a login after the
     // stamps were raised (the owner's, after a reset) is never caught by a later batch.
     spec.epoch = await nextEpoch(trx);
-    const ctx = leverContext(deps, "(begin)", spec.at, spec.epoch, opts, request.scope);
-    const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
-    for (const lever of beginners) for (const [k, v] of Object.entries(await lever.begin(trx, scope, ctx))) begun[`${lever.name}.${k}`] = v;
+    const ctx = contextAt(spec.epoch);
+    for (const lever of raisers) record(lever, await lever.begin(trx, scope, ctx));
     await deps.audit.appendIn(trx, { type: "contain.revocation.raised", actor: request.actor, data: { levers: beginners.map((l) => l.name), scope: spec.scope, at: spec.at, begun, incidentId: request.incidentId ?? null } });
   };
   const keyed = (request.requestKey ?? null) !== null;
+  // Committed before the raise's transaction, whichever holds the raise (ensureGlobalStamps says why).
+  if (raisers.length > 0 && allUsers) await ensureGlobalStamps(deps.database.db, deps.database.dialect, spec.at);
   if (beginners.length && !keyed) await deps.database.transaction(raise);
   return deps.database.transaction(async (trx) => {
     if (beginners.length && keyed) await raise(trx);

@@ -99,7 +99,8 @@ export interface LeverOptions {
   lockReason: string;
   /**
    * invalidate-passwords: an account whose address the account itself changed (`auth.email.changed`) this many days
-   * before the job, or since, gets no reset link: the address may be a hijacker's. 0 turns the hold off. Optional
+   * before the job, or since, gets no reset link: the address may be a hijacker's. 0 holds only a change made after the job
+   * was created (never off: the job cannot mail its link to an address moved during the response). Optional
    * for jobs stored before it existed; a lever reads it through `emailChangeWindowDays`.
    */
   emailChangedWithinDays?: number;
@@ -119,7 +120,8 @@ export interface LeverContext {
   options: LeverOptions;
   /**
    * The job's revocation epoch, taken when its stamps were raised (migration 16): rows issued before it are what
-   * the stamps refuse, whatever clock wrote their times. 0 for a job without stamps or recorded before migration 16.
+   * the stamps refuse, whatever clock wrote their times. 0 for a job without stamps or recorded before migration 16,
+   * and in the begin of a lever that touches links (it runs before the epoch is taken, and raises no stamp).
    */
   epoch: number;
   /** True when the job's scope is --all: revocation then raises the one global stamp instead of one per user. */

@@ -88,6 +88,14 @@ export interface FactorRemovalOptions extends FactorChangeOptions {
 }
 
 /**
+ * An authenticator app's confirmation's options, as a removal's: `first` runs before the pending app's row is marked
+ * confirmed. The route checks there that the session asking is still live, waiting for a containment batch that holds
+ * the account (require-mfa-reenrolment deletes the factors, then the sessions): checked after the row was locked, the
+ * check waited for the batch while the batch's DELETE waited for that row (a deadlock, and a failed batch).
+ */
+export type FactorConfirmOptions = FactorRemovalOptions;
+
+/**
  * A second factor checked but not used up yet. `spend` makes it single-use (a compare-and-set: true only for the
  * one request that wins it) inside the caller's transaction, together with what the factor was for: a step-up's
  * session rotation, a reset's redeemed link. A request that loses that (another request rotated the session or

@@ -8,7 +8,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { mfaErrors } from "./errors.ts";
-import { factorRef, floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorChangeOptions, type FactorRemovalOptions, type Proven } from "./policy.ts";
+import { factorRef, floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorConfirmOptions, type FactorRemovalOptions, type Proven } from "./policy.ts";
 import type { Schema } from "../../store/schema.ts";
 
 export type TOTPVerdict = "ok" | "invalid" | "replayed" | "throttled" | "not-enrolled";
@@ -20,7 +20,7 @@ export interface TOTPFactor {
    * Confirms enrolment with a code from the app; false when the code is wrong. Rate-limited on the same counter as
    * `verify`: throws BULWARK_ERR_MFA_THROTTLED (the code not evaluated) past the limit.
    */
-  confirm(userId: string, code: string, options?: FactorChangeOptions): Promise<boolean>;
+  confirm(userId: string, code: string, options?: FactorConfirmOptions): Promise<boolean>;
   /** Checks a login code: each time step accepted once; attempts rate-limited. */
   verify(userId: string, code: string): Promise<TOTPVerdict>;
   /** Checks a login code without spending its time step: the proof's `spend` does, in the caller's transaction. */
@@ -150,6 +150,7 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       for (let ciphertext = row.secret_ct, attempt = 0; ; attempt++) {
         const expected = ciphertext;
         const confirmed = await db.transaction().execute(async (trx) => {
+          await options.first?.(trx);
           const result = await trx
             .updateTable("mfa_totp")
             .set({ confirmed_at: clock.now(), last_step: Math.max(...steps) })

@@ -5,5 +5,5 @@ export * from "./token.ts";
 export * from "./cookie.ts";
 export * from "./device-cookie.ts";
 export * from "./errors.ts";
-export { endUserSessions, GLOBAL_SCOPE, userScope } from "./revocation.ts";
+export { endUserSessions, GLOBAL_SCOPE, holdSessionForNewCredential, userScope } from "./revocation.ts";
 export type { SessionsTable, RevocationStampsTable } from "./tables.ts";

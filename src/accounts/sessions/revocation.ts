@@ -8,6 +8,7 @@
 import { sql, type Kysely, type OnConflictBuilder, type OnConflictUpdateBuilder, type RawBuilder } from "kysely";
 import { executorDialect, lockKeyOf, type DialectName } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
+import { sessionErrors } from "./errors.ts";
 
 export const GLOBAL_SCOPE = "global";
 
@@ -121,6 +122,21 @@ export async function readStamps(db: Kysely<Schema>, scopes: readonly string[]):
   return stampOf(rows.map((r) => ({ time: r.not_before, epoch: r.not_before_epoch })));
 }
 
+/** How a transaction takes the user's session turn (takeUserSessionsTurn). */
+export interface SessionTurnOptions {
+  /**
+   * The transaction stores a new credential of the account (a session at login or rotation, or, through
+   * holdSessionForNewCredential, a second factor or an API token a session makes): the account's row is locked
+   * FOR SHARE instead of FOR KEY SHARE. A share lock conflicts with the FOR NO KEY UPDATE (and UPDATE) that a
+   * containment batch or job creation holds on the rows of its accounts until it commits, so the new credential waits
+   * for the containment and its next statement sees what it did (a password invalidated, a session stamp raised, a
+   * session deleted). A row lock lives in the tuple, not in the server's lock table: a batch of 5000 accounts costs
+   * no lock slots (docs/decisions/0018-credentials-wait-for-containment.md). Same cost as FOR KEY SHARE for the
+   * transaction taking it.
+   */
+  newCredential?: boolean;
+}
+
 /**
  * Waits, until the end of the transaction `trx`, for every other transaction that creates or ends sessions of
  * `userId` (a login, a rotation, an end of all sessions): the user's session turn. PostgreSQL (READ COMMITTED): a
@@ -129,17 +145,60 @@ export async function readStamps(db: Kysely<Schema>, scopes: readonly string[]):
  * either committed first (its row is deleted) or runs after this one committed (and sees the new password). A no-op
  * on SQLite, where a write transaction holds the database's one write lock. A transaction may take it again.
  *
- * The account's row is share-locked first (FOR KEY SHARE, as the session row's foreign key would lock it): a change
- * of its email or username (FOR UPDATE) that then ends the sessions, such as an email confirmation, and a rotation
- * holding the turn while its session insert waited for that row deadlocked (a 500 for one of them). Taken this way
- * round, whoever holds the turn holds the row too. So a transaction changes the account's row before it takes the
- * turn, never after (as the callers of endUserSessions do).
+ * The account's row is share-locked first (FOR KEY SHARE, as the session row's foreign key would lock it; FOR SHARE
+ * with `newCredential`): a change of its email or username (FOR UPDATE) that then ends the sessions, such as an email
+ * confirmation, and a rotation holding the turn while its session insert waited for that row deadlocked (a 500 for one
+ * of them). Taken this way round, whoever holds the turn holds the row too. So a transaction changes the account's
+ * row before it takes the turn, never after (as the callers of endUserSessions do): with `newCredential` a change
+ * after it would also wait for every other login of the account holding the row FOR SHARE, while they wait for the turn.
  */
-export async function takeUserSessionsTurn(dialect: DialectName, trx: Kysely<Schema>, userId: string): Promise<void> {
+export async function takeUserSessionsTurn(dialect: DialectName, trx: Kysely<Schema>, userId: string, options: SessionTurnOptions = {}): Promise<void> {
   if (dialect !== "postgres") return;
+  const strength = options.newCredential ? sql`FOR SHARE` : sql`FOR KEY SHARE`;
   // The advisory lock of serialiseTransactions (store/database.ts), taken once the row is locked: the aggregate
   // yields its one row only after the subquery locked the account's (none for an account that is gone).
-  await sql`SELECT pg_advisory_xact_lock(${lockKeyOf(`sessions:${userId}`)}) FROM (SELECT count(*) FROM (SELECT 1 FROM users WHERE id = ${userId} FOR KEY SHARE) AS account) AS locked`.execute(trx);
+  await sql`SELECT pg_advisory_xact_lock(${lockKeyOf(`sessions:${userId}`)}) FROM (SELECT count(*) FROM (SELECT 1 FROM users WHERE id = ${userId} ${strength}) AS account) AS locked`.execute(trx);
+}
+
+/**
+ * In the transaction that stores a credential a session makes (an API token it mints, a second factor it enrols):
+ * waits for any containment of the account under way, then reads the session again, and throws the 401 of a refused
+ * session (rolling the credential back) when it is gone, refused by a stamp, or its account disabled or locked.
+ * The route checked the session when the request began; a job's batch (invalidate-passwords, require-mfa-reenrolment)
+ * or its creation (revoke-sessions) may have ended it since without committing yet, and READ COMMITTED does not see
+ * that: the credential would outlive the containment meant to cut its maker off (ASVS 7.4.1, 7.4.3).
+ *
+ * PostgreSQL: the user's session turn with the account's row FOR SHARE (waits for the batch or the job creation that
+ * locked it), then the global session stamp's row FOR SHARE (waits for an --all revoke-sessions raising it; ADR 0018
+ * says why after the credential's own row is written), then the read, in a statement of its own so that it sees what
+ * they committed. SQLite: the read alone (the write lock already ordered everything). Call it after the credential's
+ * row is written and before its audit event.
+ *
+ * @example
+ * await tokens.create(userId, input, { within: async (trx) => { await holdSessionForNewCredential(trx, userId, sessionId); … } });
+ */
+export async function holdSessionForNewCredential(executor: Kysely<Schema>, userId: string, sessionId: string): Promise<void> {
+  const dialect = executorDialect(executor);
+  await takeUserSessionsTurn(dialect, executor, userId, { newCredential: true });
+  if (dialect === "postgres") {
+    // Absent until a first global raise: ensureGlobalStamps (src/contain/levers/stamps.ts) writes it, committed, before
+    // a job raising it takes its epoch, so its absence here means no such raise can refuse this session yet.
+    await sql`SELECT count(*) FROM (SELECT 1 FROM revocation_stamps WHERE scope = ${GLOBAL_SCOPE} FOR SHARE) AS global_stamp`.execute(executor);
+  }
+  const row = await executor
+    .selectFrom("sessions as s")
+    .innerJoin("users as u", "u.id", "s.user_id")
+    .leftJoin("revocation_stamps as us", (join) => join.on("us.scope", "=", userScope(userId)))
+    .leftJoin("revocation_stamps as g", (join) => join.on("g.scope", "=", GLOBAL_SCOPE))
+    .select(["s.created_at", "s.issued_epoch", "u.status", "u.locked_at", "us.not_before as user_stamp", "g.not_before as global_stamp",
+      "us.not_before_epoch as user_epoch", "g.not_before_epoch as global_epoch"])
+    .where("s.id", "=", sessionId).where("s.user_id", "=", userId)
+    .executeTakeFirst();
+  if (!row) throw sessionErrors.refused("revoked");
+  const stamp = stampOf([{ time: row.global_stamp, epoch: row.global_epoch }, { time: row.user_stamp, epoch: row.user_epoch }]);
+  if (refusedBy(stamp, Number(row.created_at), Number(row.issued_epoch))) throw sessionErrors.refused("revoked");
+  if (row.status !== "active") throw sessionErrors.refused("account-disabled");
+  if (row.locked_at !== null) throw sessionErrors.refused("account-locked");
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Database } from "../../store/database.ts";
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
-import { CURRENT_EPOCH_SQL, GLOBAL_SCOPE, raiseStamp, readStamps, refusedBy, revokedBefore, stampOf, takeUserSessionsTurn, userScope } from "./revocation.ts";
+import { CURRENT_EPOCH_SQL, GLOBAL_SCOPE, raiseStamp, readStamps, refusedBy, revokedBefore, stampOf, takeUserSessionsTurn, userScope, type SessionTurnOptions } from "./revocation.ts";
 import type { SessionsTable } from "./tables.ts";
 import { generateSessionToken, parseSessionToken, secretMatches } from "./token.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -235,20 +235,24 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
    * PostgreSQL: makes the transaction wait for any other that creates or ends this user's sessions (endUserSessions
    * takes the same turn). Without it a DELETE of "every other session" (password change, sign out elsewhere) ran
    * while a rotation's new row was not yet committed, could not see it, and the new session outlived the change.
+   * A transaction that stores a session (`newCredential`) also waits for a containment batch holding the account's
+   * row: a login that verified a leaked password just before invalidate-passwords reached the account stored its
+   * session while the batch was open, reading the account as not yet invalidated, and kept it after the job was done.
    * SQLite runs one writer at a time.
    */
-  async function userTurn(t: Kysely<Schema>, userId: string): Promise<void> {
-    await takeUserSessionsTurn(database.dialect, t, userId);
+  async function userTurn(t: Kysely<Schema>, userId: string, options: SessionTurnOptions = {}): Promise<void> {
+    await takeUserSessionsTurn(database.dialect, t, userId, options);
   }
 
   /**
-   * Runs `work` in the user's turn: on PostgreSQL in a transaction that waits for it; on SQLite directly on the
-   * connection (one statement cannot interleave with another writer's, and the login path keeps its single insert).
+   * Runs `work`, which stores a session, in the user's turn: on PostgreSQL in a transaction that waits for it (and for
+   * a containment holding the account's row); on SQLite directly on the connection (one statement cannot interleave
+   * with another writer's, and the login path keeps its single insert).
    */
   function inUserTurn<T>(userId: string, work: (t: Kysely<Schema>) => Promise<T>): Promise<T> {
     if (database.dialect !== "postgres") return work(db);
     return database.transaction(async (t) => {
-      await userTurn(t, userId);
+      await userTurn(t, userId, { newCredential: true });
       return work(t);
     });
   }
@@ -424,7 +428,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       return database.transaction(async (t) => {
         let carried = given;
         await options.first?.(t);
-        await userTurn(t, userId);
+        await userTurn(t, userId, { newCredential: true });
         if (previous) {
           // Two requests racing to rotate one token: only the one that deletes the row carries it on. A login
           // that loses (its user id given: the password was just proven) still gets a new session of its own.

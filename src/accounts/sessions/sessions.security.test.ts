@@ -1,8 +1,9 @@
 // Attacks on sessions that must fail, on SQLite and PostgreSQL: fixation, a stolen database row replayed as
-// a cookie, a tampered secret, an expired session, and sessions meant to be dead after a revocation stamp.
+// a cookie, a tampered secret, an expired session, sessions meant to be dead after a revocation stamp, and credentials
+// stored while a containment holds the account.
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { sql } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { systemRandom } from "../../lib/random.ts";
@@ -10,6 +11,8 @@ import type { Database } from "../../store/database.ts";
 import { migrate } from "../../store/migrator.ts";
 import { MIGRATIONS } from "../../store/migrations/index.ts";
 import { createUserStore, type UserStore } from "../users/user-store.ts";
+import type { Schema } from "../../store/schema.ts";
+import { GLOBAL_SCOPE, holdSessionForNewCredential, raiseStamp, revokedBefore, userScope } from "./revocation.ts";
 import { createSessionManager, REPLACED_GRACE_MS, type SessionManager } from "./session-manager.ts";
 
 const MINUTE = 60_000;
@@ -21,6 +24,36 @@ async function setup(database: Database): Promise<{ clock: ManualClock; users: U
   const outcome = await migrate(database, clock, list);
   if (outcome.error) throw outcome.error;
   return { clock, users: createUserStore({ database, clock, random: systemRandom }), sessions: createSessionManager({ database, clock, random: systemRandom }) };
+}
+
+/** A transaction that runs `work`, then stays open until `release()` (which resolves once it ended; call it in a finally). */
+function holdOpen(database: Database, work: (trx: Kysely<Schema>) => Promise<void>): { inside: Promise<void>; release: () => Promise<void> } {
+  let inside!: () => void;
+  let release!: () => void;
+  const entered = new Promise<void>((r) => (inside = r));
+  const released = new Promise<void>((r) => (release = r));
+  const done = database.transaction(async (trx) => {
+    await work(trx);
+    inside();
+    await released;
+  });
+  return {
+    inside: entered,
+    release: async () => {
+      release();
+      await done;
+    },
+  };
+}
+
+/** True when `p` settles (either way) within `ms`. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([p.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+}
+
+async function count(database: Database, userId: string): Promise<number> {
+  const row = await database.db.selectFrom("sessions").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirstOrThrow();
+  return Number(row.n);
 }
 
 function flip(text: string, at: number): string {
@@ -269,6 +302,76 @@ forEachDialect("session attacks", (fx) => {
     await database.db.updateTable("users").set({ locked_at: 1, locked_reason: "containment" }).where("id", "=", l.id).execute();
     assert.deepEqual(await sessions.validate(sd.token), { valid: false, reason: "account-disabled" });
     assert.deepEqual(await sessions.validate(sl.token), { valid: false, reason: "account-locked" });
+  });
+
+  // A containment batch or job creation takes no session turn (one advisory lock per account of a batch would fill
+  // PostgreSQL's lock table): it locks the account rows, and a transaction storing a credential waits for that lock
+  // (docs/decisions/0018-credentials-wait-for-containment.md). Here the containment's transaction is held open by hand.
+  it("attack: a login whose session is stored while a containment batch holds the account and invalidates its password gets no session (PostgreSQL race; ASVS 7.4.3)", async (t) => {
+    const database = await fx.fresh();
+    if (database.dialect !== "postgres") return t.skip("SQLite runs one writer at a time: the statements cannot interleave");
+    const { users, sessions, clock } = await setup(database);
+    const victim = await users.create({ email: "leaked@example.org" });
+    const batch = holdOpen(database, async (trx) => {
+      await trx.selectFrom("users").select("id").where("id", "=", victim.id).forNoKeyUpdate().execute();
+      await trx.updateTable("users").set({ password_invalidated_at: clock.now() }).where("id", "=", victim.id).execute();
+      await raiseStamp(trx, userScope(victim.id), revokedBefore(clock.now()), clock.now());
+    });
+    let login: Promise<unknown>;
+    try {
+      await batch.inside;
+      clock.advance(5); // dated after the batch's stamp, with its epoch: only the wait refuses it
+      login = sessions.createSession(victim.id, { verifiedPassword: { changedAt: victim.passwordChangedAt } });
+      assert.equal(await settlesWithin(login, 300), false, "the login waits for the batch");
+    } finally {
+      await batch.release();
+    }
+    await assert.rejects(login, { code: "BULWARK_ERR_SESSION_PASSWORD_CHANGED" });
+    assert.equal(await count(database, victim.id), 0, "no session row");
+  });
+
+  it("attack: a credential a session makes while a job's creation raises the account's stamp (or, --all, the global one) waits for it and finds the session refused (PostgreSQL race; ASVS 7.4.1)", async (t) => {
+    const database = await fx.fresh();
+    if (database.dialect !== "postgres") return t.skip("SQLite runs one writer at a time: the statements cannot interleave");
+    const { users, sessions, clock } = await setup(database);
+    // The global stamp's row exists before a raise takes its epoch (ensureGlobalStamps, in the containment module).
+    await raiseStamp(database.db, GLOBAL_SCOPE, 0, clock.now(), 0);
+    for (const scope of ["user", "global"] as const) {
+      const victim = await users.create({ email: `${scope}-mint@example.org` });
+      const held = await sessions.createSession(victim.id);
+      const creation = holdOpen(database, async (trx) => {
+        if (scope === "user") await trx.selectFrom("users").select("id").where("id", "=", victim.id).forNoKeyUpdate().execute();
+        else await trx.selectFrom("revocation_stamps").select("scope").where("scope", "=", GLOBAL_SCOPE).forUpdate().execute();
+        await raiseStamp(trx, scope === "user" ? userScope(victim.id) : GLOBAL_SCOPE, revokedBefore(clock.now()), clock.now());
+      });
+      let mint: Promise<unknown>;
+      try {
+        await creation.inside;
+        mint = database.transaction((trx) => holdSessionForNewCredential(trx, victim.id, held.session.id));
+        assert.equal(await settlesWithin(mint, 300), false, `${scope}: the mint waits for the job's creation`);
+      } finally {
+        await creation.release();
+      }
+      await assert.rejects(mint, { code: "BULWARK_ERR_SESSION_REVOKED" }, scope);
+    }
+  });
+
+  it("a credential a session makes reads the session as it stands in its own transaction: ended, stamped, or its account locked, it is refused; live, it passes", async () => {
+    const database = await fx.fresh();
+    const { users, sessions } = await setup(database);
+    const user = await users.create({ email: "maker@example.org" });
+    const live = await sessions.createSession(user.id);
+    const check = (id: string): Promise<void> => database.transaction((trx) => holdSessionForNewCredential(trx, user.id, id));
+    await check(live.session.id);
+    const ended = await sessions.createSession(user.id);
+    await sessions.end(ended.session.id, user.id);
+    await assert.rejects(check(ended.session.id), { code: "BULWARK_ERR_SESSION_REVOKED" }, "ended");
+    await assert.rejects(database.transaction((trx) => holdSessionForNewCredential(trx, "usr_other", live.session.id)), { code: "BULWARK_ERR_SESSION_REVOKED" }, "another user's");
+    await database.db.updateTable("users").set({ locked_at: 1, locked_reason: "containment" }).where("id", "=", user.id).execute();
+    await assert.rejects(check(live.session.id), { code: "BULWARK_ERR_SESSION_REVOKED" }, "locked");
+    await database.db.updateTable("users").set({ locked_at: null, locked_reason: null }).where("id", "=", user.id).execute();
+    await sessions.revokeUser(user.id);
+    await assert.rejects(check(live.session.id), { code: "BULWARK_ERR_SESSION_REVOKED" }, "stamped");
   });
 
   it("attack: a session rotated while the owner ends every other session does not outlive the ending (PostgreSQL race)", async (t) => {

@@ -66,7 +66,7 @@ function wholeNumber(text: string | undefined, option: string): number | undefin
 function windowDays(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const m = /^(\d{1,5})d?$/.exec(text.trim());
-  if (!m) throw usage(`--email-changed-within must be a number of days such as 30d (0 turns the hold off); got "${text.slice(0, 20)}"`);
+  if (!m) throw usage(`--email-changed-within must be a number of days such as 30d (0 holds only changes made after the job is created); got "${text.slice(0, 20)}"`);
   return Number(m[1]);
 }
 
@@ -151,7 +151,7 @@ function register(program: Command, ctx: CliContext): void {
     .option("--scheme <id>", "stored password hash scheme (e.g. md5, phpass)")
     .option("--inactive-days <n>", "demote-inactive-admins: no login for N days (default 90)")
     .option("--lock-reason <text>", "lock-accounts: the reason recorded (default \"containment\")")
-    .option("--email-changed-within <days>", "invalidate-passwords: no reset email to an account whose address it changed itself within this window, e.g. 30d (default; 0 turns the hold off)")
+    .option("--email-changed-within <days>", "invalidate-passwords: no reset email to an account whose address it changed itself within this window, e.g. 30d (default; 0 holds only changes made after the job is created)")
     .option("--batch-size <n>", "users per batch, 1 to 5000 (default 1000 on SQLite, 5000 on PostgreSQL)")
     .option("--dry-run", "report what would change, with a sample; change nothing")
     .option("--incident <id>", "tie the job to an incident")

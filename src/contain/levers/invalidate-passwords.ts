@@ -39,16 +39,24 @@ export const WITHHELD_NEXT_STEP =
  */
 export const DEFAULT_EMAIL_CHANGE_WINDOW_DAYS = 30;
 
-/** The hold's window in days from the job's options (0: no hold); a stored value of another shape holds for the default. */
+/**
+ * The hold's window in days before the job from the job's options (0: none before it; changes after the job was created
+ * hold whatever the window); a stored value of another shape holds for the default.
+ */
 export function emailChangeWindowDays(options: Partial<LeverOptions>): number {
   const days = options.emailChangedWithinDays;
   return typeof days === "number" && Number.isInteger(days) && days >= 0 ? days : DEFAULT_EMAIL_CHANGE_WINDOW_DAYS;
 }
 
-/** The earliest address change that holds a reset email back, for a job acting at `at`; null when the hold is off. */
-function holdSince(options: Partial<LeverOptions>, at: number): number | null {
-  const days = emailChangeWindowDays(options);
-  return days === 0 ? null : at - days * DAY_MS;
+/**
+ * The earliest address change that holds a reset email back, for a job acting at `at`: the start of the window before
+ * the job (the job's own time with 0 days), and every change from then on holds. 0 narrows the window to the job's own
+ * lifetime, it does not switch the hold off: a change the account confirmed after the job was created (a session the job ends only when its batch comes)
+ * would otherwise move the containment's reset link to the intruder's mailbox (ASVS 6.4.3). A responder sets 0 when
+ * many owners legitimately moved their address before the incident, not to mail whoever moves it during the response.
+ */
+function holdSince(options: Partial<LeverOptions>, at: number): number {
+  return at - emailChangeWindowDays(options) * DAY_MS;
 }
 
 /** The address change that holds a user's reset email back: its audit event and time. */
@@ -116,12 +124,12 @@ interface MailForecast {
  * What the run would do with each user's reset email, user by user as `apply` decides (mailOutcome, and the same
  * address-change read per page as per batch), so the dry run's counts are the run's.
  */
-async function forecastMail(db: Kysely<Schema>, dialect: DialectName, scope: ScopeQuery, since: number | null): Promise<MailForecast> {
+async function forecastMail(db: Kysely<Schema>, dialect: DialectName, scope: ScopeQuery, since: number): Promise<MailForecast> {
   const f: MailForecast = { counts: { resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0 }, refused: [], withheld: [] };
   // Keyset pages over the users' primary key: each page reads its own rows only, whatever the scope's size.
   for (let after = ""; ;) {
     const page = await stillValid(scope.select(["users.email", "users.status"])).where("users.id", ">", after).orderBy("users.id").limit(PAGE).execute() as Array<{ id: string; email: string; status: string }>;
-    const held = since === null ? new Map<string, HeldChange>() : await heldByAddressChange(db, dialect, page.map((r) => r.id), since);
+    const held = await heldByAddressChange(db, dialect, page.map((r) => r.id), since);
     for (const r of page) {
       const outcome = mailOutcome(r, held);
       if (outcome.kind === "queue") f.counts.resetEmailsQueued++;
@@ -165,7 +173,7 @@ export const invalidatePasswords = {
     const notes: string[] = [];
     if (withheld > 0) {
       notes.push(`the address of ${withheld} users was changed by the account itself (${EMAIL_CHANGED}) within the last ${days} days: their passwords will be invalidated ` +
-        `but no reset email sent (it could reach whoever moved the account; --email-changed-within 0 sends it anyway): ${named(f.withheld, withheld)}. ` +
+        `but no reset email sent (it could reach whoever moved the account; --email-changed-within 0 sends it anyway, unless the change comes after the job is created): ${named(f.withheld, withheld)}. ` +
         `After the run, ${WITHHELD_NEXT_STEP}`);
     }
     if (refused > 0) notes.push(`the outbox refuses the address of ${refused} users: their passwords will be invalidated but no reset email queued (tell them another way): ${named(f.refused, refused)}`);
@@ -223,8 +231,7 @@ export const invalidatePasswords = {
       counts.tokens = Number(minted.numUpdatedRows);
     }
     const events: LeverEvent[] = [];
-    const since = holdSince(ctx.options, ctx.at);
-    const held = since === null ? new Map<string, HeldChange>() : await heldByAddressChange(trx, ctx.dialect, rows.map((r) => r.id), since);
+    const held = await heldByAddressChange(trx, ctx.dialect, rows.map((r) => r.id), holdSince(ctx.options, ctx.at));
     // The public reset form holds too, until an administrator restores the address (users set-email clears it): the
     // intruder reads the account's current address and would ask the form for the link held back here.
     if (held.size > 0) await trx.updateTable("users").set({ reset_held_at: ctx.now }).where(inIds(ctx.dialect, "id", [...held.keys()])).execute();

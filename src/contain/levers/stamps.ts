@@ -4,6 +4,7 @@
 import { sql, type Kysely } from "kysely";
 import { GLOBAL_SCOPE, keepLaterStamp, laterStampValue, nextEpoch, raiseStamp, revokedBefore, userScope } from "../../accounts/sessions/revocation.ts";
 import type { LeverContext, ScopeQuery } from "../lever.ts";
+import type { DialectName } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 
 /** Stamp families: browser sessions use "global"/"user:<id>", API tokens "tokens:global"/"tokens:user:<id>". */
@@ -56,6 +57,38 @@ export async function raiseUserStamps(trx: Kysely<Schema>, userIds: readonly str
       .execute();
   }
   return epoch;
+}
+
+/**
+ * Makes sure the global session stamp's row exists, committed, before a job that raises stamps over --all takes its
+ * epoch: not_before 0 and epoch 0, which refuse nothing. PostgreSQL only. A credential a session makes locks that row
+ * FOR SHARE to wait for such a raise (holdSessionForNewCredential), and a row one transaction is inserting is
+ * invisible to another's lock: the very first --all raise of a deployment would go unwaited for. With the row already
+ * committed, not finding it means no raise can have taken its epoch yet (docs/decisions/0018-credentials-wait-for-containment.md).
+ * In a statement of its own, outside the raise's transaction. Idempotent: an existing row is left as it is.
+ */
+export async function ensureGlobalStamps(db: Kysely<Schema>, dialect: DialectName, at: number): Promise<void> {
+  if (dialect !== "postgres") return;
+  await db.insertInto("revocation_stamps").values({ scope: GLOBAL_SCOPE, not_before: 0, updated_at: at, not_before_epoch: 0 })
+    .onConflict((oc) => oc.column("scope").doNothing()).execute();
+}
+
+/**
+ * In a job's first transaction, before it takes its epoch and raises its stamps: locks what a credential being made
+ * by a session of the scope waits for (PostgreSQL; SQLite's write lock already orders them). For a list of users, their
+ * account rows, FOR NO KEY UPDATE in id order as every batch takes them (a login, a token mint or an enrolment takes
+ * the row FOR SHARE); for --all, the global session stamp's row (ensureGlobalStamps wrote it), FOR UPDATE. Taken before
+ * the epoch, so that a credential holding the lock first commits with a smaller epoch than the job's, which its stamps
+ * then refuse, and one that waits for the lock reads the session again once the stamps are committed. Row locks, held
+ * in the tuples: no slot of the server's lock table, whatever the scope's size. The count keeps the ids on the server.
+ */
+export async function holdScopeForRaise(trx: Kysely<Schema>, scope: ScopeQuery, ctx: LeverContext): Promise<void> {
+  if (ctx.dialect !== "postgres") return;
+  if (ctx.allUsers) {
+    await sql`select count(*) from (select 1 from revocation_stamps where scope = ${GLOBAL_SCOPE} for update) as held`.execute(trx);
+    return;
+  }
+  await sql`select count(*) from (select 1 from users where id in (${scope}) order by id for no key update) as held`.execute(trx);
 }
 
 /** How many stamp rows `raiseScopeStamps` would write (dry run): 1 for --all, else the users in scope. */

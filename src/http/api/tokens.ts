@@ -8,6 +8,7 @@
 // parent revokes it.
 import type { FastifyInstance } from "fastify";
 import { allows, isPermission } from "../../accounts/roles/index.ts";
+import { holdSessionForNewCredential } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import { notifyOwner } from "../auth/helpers.ts";
 import { auditAPI, ID, iso, nullable, PAGE_QUERY, parseTime, SMALL_BODY, text, TIME } from "./common.ts";
@@ -114,6 +115,11 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
         // The token, its audit event and the owner's notice commit together: a token is a credential that outlives a
         // password reset, so one must never exist that its owner was not told about (ASVS 6.3.7's spirit).
         within: async (trx, info) => {
+          // A browser session mints: it is read again here, after the token's row is written and after waiting for a
+          // containment holding the account (a batch of invalidate-passwords, the creation of a revoke-sessions job),
+          // so a token never outlives the session a containment ended while it was minted (ASVS 7.4.1, 7.4.5; ADR 0018).
+          // A token minting one needs nothing of the sort: a stamp that refuses the parent refuses its whole chain.
+          if (caller.via === "session" && caller.sessionId !== null) await holdSessionForNewCredential(trx, caller.userId, caller.sessionId);
           const event = await auditAPI(app, request, caller, { type: "api.token.created", subject: info.id, data: { scopes: info.scopes, expiresAt: info.expiresAt, ...(parent ? { parent: parent.id } : {}) } }, trx);
           await notifyOwner(app, request, caller.userId, event.id, { type: "api-token-created", scopes: info.scopes, expiresAt: info.expiresAt }, trx);
         },

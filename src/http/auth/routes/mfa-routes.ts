@@ -5,8 +5,9 @@
 // reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance } from "fastify";
+import type { Kysely } from "kysely";
 import { factorRef, MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProof, type FactorRemovalOptions } from "../../../accounts/mfa/index.ts";
-import { sessionErrors, type Session } from "../../../accounts/sessions/index.ts";
+import { holdSessionForNewCredential, type Session } from "../../../accounts/sessions/index.ts";
 import { takeUserSessionsTurn } from "../../../accounts/sessions/revocation.ts";
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
@@ -15,6 +16,7 @@ import { auditAndNotify, mfaThrottledAnswer, rememberThisDevice, requireSession,
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, refusalSampled, spentWithRotation, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
+import type { Schema } from "../../../store/schema.ts";
 
 /** The factor list: reachable by a fully signed-in user, and by an administrator who must enrol first. */
 const ENROL_READ = { access: "authenticated", allowPending: ["mfa-enrol"] } as const;
@@ -102,18 +104,16 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   }
 
   /**
-   * In an enrolment's transaction, before its record: the session that asked for it is still live and its account
-   * active and unlocked, in the user's session turn. The route's check of the session came before the slow part (a
-   * registration's verification, a code's check): a password reset or a lock that ended every session meanwhile
-   * (the owner's remedy against the thief holding this cookie) must not leave the thief's factor on the account, where
-   * it would hold the owner at a second-factor gate only the thief can pass. Throws (rolling the enrolment back) the
-   * 401 of a revoked session otherwise.
+   * In an enrolment's transaction, before its record: the session that asked for it is still live (not ended, not
+   * refused by a stamp) and its account active and unlocked, in the user's session turn, after waiting for a
+   * containment that holds the account (holdSessionForNewCredential). The route's check of the session came before the
+   * slow part (a registration's verification, a code's check): a password reset or a lock that ended every session
+   * meanwhile (the owner's remedy against the thief holding this cookie), or a require-mfa-reenrolment batch open at that
+   * moment, must not leave the thief's factor on the account, where it would hold the owner at a second-factor gate only
+   * the thief can pass. Throws (rolling the enrolment back) the 401 of a revoked session otherwise.
    */
-  async function sessionStillLive(trx: Parameters<typeof takeUserSessionsTurn>[1], userId: string, sessionId: string): Promise<void> {
-    await takeUserSessionsTurn(app.db.dialect, trx, userId);
-    const live = await trx.selectFrom("sessions as s").innerJoin("users as u", "u.id", "s.user_id").select("s.id")
-      .where("s.id", "=", sessionId).where("s.user_id", "=", userId).where("u.status", "=", "active").where("u.locked_at", "is", null).executeTakeFirst();
-    if (!live) throw sessionErrors.refused("revoked");
+  async function sessionStillLive(trx: Kysely<Schema>, userId: string, sessionId: string): Promise<void> {
+    await holdSessionForNewCredential(trx, userId, sessionId);
   }
 
   /** A role that requires MFA keeps its last factor: the user enrols another first. */
@@ -208,10 +208,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       let confirmed: boolean;
       try {
         confirmed = await mfa.totp.confirm(auth.userId, request.body.code, {
-          within: async (trx) => {
-            await sessionStillLive(trx, auth.userId, cs.session.id);
-            await auditAndNotify(app, request, added, trx);
-          },
+          // Before the pending app's row is marked: a batch deleting it waits for that row (FactorConfirmOptions).
+          first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
+          within: (trx) => auditAndNotify(app, request, added, trx),
         });
       } catch (error) {
         if (!(error instanceof MfaError && error.code === "BULWARK_ERR_MFA_THROTTLED")) throw error;
