@@ -24,10 +24,11 @@ after(async () => {
 async function resetTokenFor(address: string): Promise<string> {
   await fx.deliver();
   const mails = fx.mailTo(address);
-  const last = mails.at(-1);
-  assert.ok(last, `no mail to ${address}`);
-  const m = /https:\/\/bulwark\.test\/reset-password#token=(prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/.exec(last.body);
-  assert.ok(m, `no reset link in: ${last.body}`);
+  assert.ok(mails.length > 0, `no mail to ${address}`);
+  // The newest mail carrying a link: security notices (a first sign-in, say) may arrive around it.
+  const link = /https:\/\/bulwark\.test\/reset-password#token=(prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
+  const m = mails.map((mail) => link.exec(mail.body)).filter((found) => found !== null).at(-1);
+  assert.ok(m, `no reset link in: ${mails.map((mail) => mail.subject).join(", ")}`);
   return m[1] as string;
 }
 
@@ -547,9 +548,9 @@ describe("accounts whose address the outbox cannot mail (the account store accep
     const changed = await b.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: ana.password, newPassword: "a sturdy new passphrase here" } });
     assert.equal(changed.statusCode, 200, changed.body);
     assert.equal((await fx.browser().login(ana.email, "a sturdy new passphrase here")).statusCode, 200);
-    const refused = (await fx.app.audit.tail(20)).filter((e) => e.type === "auth.notice.refused" && e.subject === ana.id);
+    // The first sign-in's notice was refused too (signed-in-from-new-device): the one asked about here is the change's.
+    const refused = (await fx.app.audit.tail(20)).filter((e) => e.type === "auth.notice.refused" && e.subject === ana.id && e.data["notice"] === "password-changed");
     assert.equal(refused.length, 1);
-    assert.equal(refused[0]?.data["notice"], "password-changed");
     assert.match(String(refused[0]?.data["reason"]), /domain/);
   });
 

@@ -133,25 +133,26 @@ describe("sign-in after a run of failures (ASVS 6.3.5)", () => {
     for (let i = 0; i < 5; i++) assert.equal((await loginFrom(owner.email, `guess ${i}`, `198.51.100.9${i}`)).statusCode, 401);
     const ok = await loginFrom(owner.email, owner.password, "198.51.100.99");
     assert.equal(ok.statusCode, 200, ok.body);
-    const refused = (await fx.app.audit.tail(20)).filter((e) => e.type === "auth.notice.refused" && e.subject === owner.id);
+    const refused = (await fx.app.audit.tail(20)).filter((e) => e.type === "auth.notice.refused" && e.subject === owner.id && e.data["notice"] === "signed-in-after-failures");
     assert.equal(refused.length, 1);
-    assert.equal(refused[0]?.data["notice"], "signed-in-after-failures");
   });
 });
 
 describe("sign-in from a new device or browser (ASVS 6.3.5)", () => {
   it("attack: an attacker holding the password cannot flood the owner's mailbox with 'new device' notices: one an hour, like the refused-factor notice (ASVS 6.3.5; was: one per sign-in)", async () => {
     const owner = await fx.user("device-flood@example.org");
-    // The owner's own first sign-in (the first of all is never a notice), from their browser.
+    // The owner's own first sign-in, from their browser (told, as a first sign-in of all from a browser nothing vouches
+    // for is); the attacker's come the next hour.
     assert.equal((await fx.browser({ newDevice: true }).login(owner.email, owner.password)).statusCode, 200);
+    fx.clock.advance(3_600_000);
     // The attacker signs in twelve times within a minute, never keeping the device cookie.
     for (let i = 0; i < 12; i++) {
       assert.equal((await loginFrom(owner.email, owner.password, "198.51.100.110")).statusCode, 200);
       fx.clock.advance(1000);
     }
-    const told = await queued(owner.email, "security.new-device-sign-in");
-    assert.ok(told.length >= 1, "the owner is told of the new device");
-    assert.ok(told.length <= 1, `at most one such notice an hour per account, as for a refused second factor; queued ${told.length} within a minute`);
+    const told = (await queued(owner.email, "security.new-device-sign-in")).length - 1; // the owner's own first sign-in
+    assert.ok(told >= 1, "the owner is told of the new device");
+    assert.ok(told <= 1, `at most one such notice an hour per account, as for a refused second factor; queued ${told} within a minute`);
   });
 });
 

@@ -17,12 +17,22 @@ export interface LoginAttempt {
   ip: string | null;
   userAgent?: string | null;
   requestId?: string;
+  /**
+   * Leave a success's attempt counted, and the account's failure streak in place, until the caller calls the result's
+   * `settle` (after it stored the session and queued the notice the streak calls for). Cleared at once, a store that
+   * failed between the two lost the streak: once it recovered, the guesser signed in with `failuresBefore` 0 and the
+   * owner was never told (ASVS 6.3.5). Never settled, the attempt stays a failure, which is what its answer said.
+   */
+  deferSettle?: boolean;
 }
 
 export type LoginResult =
-  /** `failuresBefore`: failed attempts in a row on the account before this one (ASVS 6.3.5: many make the success suspicious). */
-  | { outcome: "success"; user: User; rehashed: boolean; failuresBefore: number }
-  | { outcome: "must-change-password"; user: User; rehashed: boolean; failuresBefore: number }
+  /**
+   * `failuresBefore`: failed attempts in a row on the account before this one (ASVS 6.3.5: many make the success
+   * suspicious). `settle`: clears the account's window and streak (done already unless `deferSettle` was asked).
+   */
+  | { outcome: "success"; user: User; rehashed: boolean; failuresBefore: number; settle: () => Promise<void> }
+  | { outcome: "must-change-password"; user: User; rehashed: boolean; failuresBefore: number; settle: () => Promise<void> }
   | { outcome: "invalid" }
   /**
    * `reason` "consecutive" is the 100-failure stop, which no wait lifts (only a success elsewhere, a password reset or
@@ -183,7 +193,8 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
       deps.logger.error({ userId: account.id, err: (error as Error).message }, "could not store the rehashed password");
     }
   }
-  await flood.succeeded(verdict.ticket);
+  const settle = (): Promise<void> => flood.succeeded(verdict.ticket);
+  if (attempt.deferSettle !== true) await settle();
   await users.recordLogin(account.id, attempt.ip);
   const mustChange = account.passwordMustChange;
   await audit.append({
@@ -191,5 +202,5 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
     data: { ...context, rehashed, fromScheme: account.passwordScheme, mustChangePassword: mustChange },
   });
   const fresh = { ...account, passwordHash: rehashed ? newHash : account.passwordHash, passwordScheme: rehashed ? passwords.defaultScheme : account.passwordScheme };
-  return { outcome: mustChange ? "must-change-password" : "success", user: fresh, rehashed, failuresBefore: verdict.streak };
+  return { outcome: mustChange ? "must-change-password" : "success", user: fresh, rehashed, failuresBefore: verdict.streak, settle };
 }

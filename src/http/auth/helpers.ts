@@ -131,10 +131,13 @@ export const suspiciousSignIn = {
   },
   /**
    * A sign-in from a browser that never signed in to the account. False when this hour's notice went out already
-   * (for another browser): the caller then does not remember this one, which counts as new again next hour.
+   * (for another browser): the caller then does not remember this one, which counts as new again next hour. The
+   * account's first sign-in of all (`first`) is keyed apart: it happens once, so it cannot flood the owner, and it
+   * must not spend the hour's notice a thief signing in after the owner would otherwise get.
    */
-  async newDevice(app: App, request: FastifyRequest, userId: string): Promise<boolean> {
-    return notifyOwner(app, request, userId, `new-device:${userId}:${Math.floor(app.clock.now() / HOUR)}`, { type: "signed-in-from-new-device" });
+  async newDevice(app: App, request: FastifyRequest, userId: string, options: { first?: boolean } = {}): Promise<boolean> {
+    const key = options.first === true ? `new-device:${userId}:first` : `new-device:${userId}:${Math.floor(app.clock.now() / HOUR)}`;
+    return notifyOwner(app, request, userId, key, { type: "signed-in-from-new-device" });
   },
 };
 

@@ -47,7 +47,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       const ctx = requestContext(request);
       const result = await login(
         { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: request.log, tag: (text) => app.keyring.identifierTag(text), refusals: app.accounts.refusals, now: () => app.clock.now() },
-        { identifier: request.body.identifier, password: request.body.password, ip: ctx.ip, userAgent: ctx.userAgent, requestId: request.id },
+        { identifier: request.body.identifier, password: request.body.password, ip: ctx.ip, userAgent: ctx.userAgent, requestId: request.id, deferSettle: true },
       );
       if (result.outcome === "throttled") return throttledAnswer(reply, result, "BULWARK_ERR_LOGIN_THROTTLED", "failed logins");
       if (result.outcome === "invalid") return reply.status(401).type("application/json; charset=utf-8").send(LOGIN_FAILED_BODY);
@@ -71,15 +71,20 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       const { token, session } = issued;
       // The right password after a run of failures may be a guess that finally worked: the owner is told (ASVS 6.3.5).
       await suspiciousSignIn.afterFailures(app, request, user.id, result.failuresBefore, session.id);
+      // Only now is the streak cleared: the session is stored and the notice it called for queued (LoginAttempt.deferSettle).
+      await result.settle();
       // So is a sign-in from a browser that never signed in to the account since its password last changed (the
-      // known-device cookie, device-cookie.ts), unless it is the account's first sign-in of all. Such a browser is
-      // remembered once the owner was told of it (not when this hour's notice went out already, for another one), and
-      // for an account with a second factor only once that is passed (/auth/mfa/verify). The cookie is renewed on every
-      // login, so a browser in use stays known.
+      // known-device cookie, device-cookie.ts), the account's first sign-in of all included: the owner who chose the
+      // password through a mailed link did it in a browser that link's page remembers, so a first sign-in reaching
+      // here is an imported or administrator-made account's, where a password reused elsewhere (a stuffing wave after a
+      // migration) signed in told to nobody, and the browser was remembered. Such a browser is remembered once the
+      // owner was told of it (not when this hour's notice went out already, for another one), and for an account with
+      // a second factor only once that is passed (/auth/mfa/verify). The cookie is renewed on every login, so a
+      // browser in use stays known.
       const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
       const sent = readDeviceCookie(request.headers.cookie);
       let remember = knownDevice(sent, account, tagger);
-      if (!remember) remember = (user.lastLoginAt === null || (await suspiciousSignIn.newDevice(app, request, user.id))) && !hasMfa;
+      if (!remember) remember = (await suspiciousSignIn.newDevice(app, request, user.id, { first: user.lastLoginAt === null })) && !hasMfa;
       setSessionCookie(reply, token);
       setDeviceCookie(app, reply, sent, remember ? account : null);
       return {
