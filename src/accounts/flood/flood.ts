@@ -4,7 +4,8 @@
 // reset clears. Identifiers are counted whether or not an account exists, so a lockout reveals nothing: the login
 // passes an existing account's email (so its email and username share one count) and an unknown identifier as typed,
 // and for an account the answer to a full window depends on the spelling typed (see Attempt.spelling).
-// An IPv6 client is counted per /64 (ip-bucket.ts). Keys are SHA-256 of the identifier/IP: no raw emails or addresses.
+// An IPv6 client is counted per /64 (ip-bucket.ts), and its site, the /48, has a window of its own (FloodPolicy.siteLimit).
+// Keys are SHA-256 of the identifier/IP: no raw emails or addresses.
 import { hashSecret } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { CompiledQuery, type Kysely } from "kysely";
@@ -12,7 +13,7 @@ import type { Schema } from "../../store/schema.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import { hotTransaction, numberedFor, prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
 import { identifierKey } from "../users/normalise.ts";
-import { ipBucket } from "./ip-bucket.ts";
+import { ipBucket, ipSite } from "./ip-bucket.ts";
 
 export interface FloodPolicy {
   ipLimit: number;
@@ -23,7 +24,21 @@ export interface FloodPolicy {
   perAccountOnly: boolean;
   /** Consecutive failures after which the account is throttled until a success or a reset. */
   maxConsecutive: number;
+  /**
+   * Failed attempts per IPv6 site (its /48, ipSite) per `ipWindowMs`, refused as the per-IP window is (reason "ip").
+   * A /48 is what one site is routed (RFC 6177) and what tunnel brokers hand out for free: 65,536 /64s, each a
+   * client of its own to `ipLimit`. An IPv4 address is its own site and has no second count. Absent: ten clients'
+   * worth, SITE_CLIENTS × ipLimit (optional so that policies written before it, the second factor's, keep theirs).
+   */
+  siteLimit?: number;
 }
+
+/**
+ * The default site limit in clients: an office or a campus behind one /48 fails ten addresses' worth of logins an
+ * hour (500 with the default ipLimit) before its users are refused, while a holder of a /48 gets 500 guesses an hour
+ * instead of 65,536 × 50 = 3.3 million.
+ */
+export const SITE_CLIENTS = 10;
 
 export const DRUPAL_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
   ipLimit: 50,
@@ -32,6 +47,7 @@ export const DRUPAL_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
   accountWindowMs: 6 * 60 * 60 * 1000,
   perAccountOnly: false,
   maxConsecutive: 100,
+  siteLimit: SITE_CLIENTS * 50,
 });
 
 /**
@@ -67,13 +83,15 @@ export interface FloodTicket {
   readonly at: number;
   /** Set once its own events are gone (released, or cleared by a success). */
   settled: boolean;
-  /** The keys it was counted under, computed once (three SHA-256 digests). */
+  /** The keys it was counted under, computed once (three or four SHA-256 digests). */
   readonly keys: Keys;
 }
 
-/** The three keys an attempt is counted under (hex SHA-256; no raw identifier or address is stored), and its spelling. */
+/** The keys an attempt is counted under (hex SHA-256; no raw identifier or address is stored), and its spelling. */
 interface Keys {
   ip: string | null;
+  /** The IPv6 site's (/48); null for IPv4, an address carrying IPv4 (mapped, NAT64, 6to4, Teredo) or no address. */
+  site: string | null;
   account: string;
   streak: string;
   /** The spelling's hash, recorded with the account event (flood_events.via); null when none was given. */
@@ -117,6 +135,10 @@ const CHECK_SQL =
   "(SELECT at FROM flood_events WHERE scope = 'account' AND key = $5 AND at > $6 ORDER BY at DESC LIMIT 1 OFFSET $7) AS account_at, " +
   "(SELECT at FROM flood_events WHERE scope = 'account' AND key = $5 AND via = $8 AND at > $6 ORDER BY at DESC LIMIT 1 OFFSET $7) AS spelling_at, " +
   "(SELECT count(*) FROM (SELECT 1 FROM flood_events WHERE scope = 'account' AND key = $5 AND at > $6 LIMIT 1) AS a) AS account_any";
+// The same for an IPv6 client, with its site's window: $9 site key, $10 site limit − 1, over the IP window ($3). A
+// statement of its own rather than a subquery every attempt runs: an IPv4 login, the benchmarked path, keeps CHECK_SQL.
+const CHECK_SITE_SQL =
+  CHECK_SQL + ", (SELECT at FROM flood_events WHERE scope = 'site' AND key = $9 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $10) AS site_at";
 
 /** The limit-th newest event of one IP key inside its window ($1 key, $2 window start, $3 limit − 1): countRequest. */
 const IP_WINDOW_SQL = "SELECT at FROM flood_events WHERE scope = 'ip' AND key = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
@@ -127,6 +149,8 @@ interface CheckRow {
   account_at: number | string | null;
   spelling_at: number | string | null;
   account_any: number | string;
+  /** Only from CHECK_SITE_SQL. */
+  site_at?: number | string | null;
 }
 
 function key(...parts: string[]): string {
@@ -136,8 +160,9 @@ function key(...parts: string[]): string {
 export class FloodControl {
   readonly #database: Database;
   readonly #clock: Clock;
-  readonly policy: Readonly<FloodPolicy>;
+  readonly policy: Readonly<Required<FloodPolicy>>;
   readonly #checkStatement: HotStatement<CheckRow>;
+  readonly #checkSiteStatement: HotStatement<CheckRow>;
   readonly #deleteOneSQL: string;
 
   /**
@@ -146,19 +171,25 @@ export class FloodControl {
    * typed at one limiter can land on another's counter.
    */
   readonly namespace: string | null;
-  readonly #kinds: { ip: string; account: string; streak: string };
+  readonly #kinds: { ip: string; site: string; account: string; streak: string };
 
   constructor(deps: { database: Database; clock: Clock; policy?: Partial<FloodPolicy>; namespace?: string }) {
     this.#database = deps.database;
     this.#clock = deps.clock;
-    this.policy = { ...DRUPAL_FLOOD_POLICY, ...deps.policy };
+    const policy = { ...DRUPAL_FLOOD_POLICY, ...deps.policy };
+    // A site is ten clients unless told otherwise, whatever the per-client limit (a policy raising ipLimit alone must
+    // not leave the site's limit below one client's).
+    this.policy = { ...policy, siteLimit: deps.policy?.siteLimit ?? SITE_CLIENTS * policy.ipLimit };
     const ns = deps.namespace ?? null;
     if (ns !== null && !/^[a-z][a-z0-9-]{0,31}$/.test(ns)) throw new RangeError(`flood namespace must be a short lower-case name, got ${JSON.stringify(ns)}`);
     this.namespace = ns;
     // Unprefixed for the login: its existing counts keep their keys. A prefixed kind ("mfa:streak") never equals
     // an unprefixed one, and the kind comes first in the hashed text, so the texts can never coincide.
-    this.#kinds = ns === null ? { ip: "ip", account: "account", streak: "streak" } : { ip: `${ns}:ip`, account: `${ns}:account`, streak: `${ns}:streak` };
+    this.#kinds = ns === null
+      ? { ip: "ip", site: "site", account: "account", streak: "streak" }
+      : { ip: `${ns}:ip`, site: `${ns}:site`, account: `${ns}:account`, streak: `${ns}:streak` };
     this.#checkStatement = prepareHot(deps.database, CHECK_SQL);
+    this.#checkSiteStatement = prepareHot(deps.database, CHECK_SITE_SQL);
     this.#deleteOneSQL = deleteOneSQL(deps.database.dialect);
   }
 
@@ -166,9 +197,14 @@ export class FloodControl {
     const id = identifierKey(attempt.identifier);
     // Counted per client, not per spelling: an IPv6 host's whole /64, an IPv4-mapped address as its IPv4 one.
     const ip = attempt.ip ? ipBucket(attempt.ip) : "";
+    // And an IPv6 client's /48 as well: one holder of a /48 is 65,536 /64s. Only a bucket with a colon can be an
+    // IPv6 prefix (an IPv4 bucket is dotted): an IPv4 attempt parses nothing more and has no site key, so it writes
+    // no site row and runs the statement it always ran. Text that is no address is its own site: no key either.
+    const site = attempt.ip && ip.includes(":") ? ipSite(attempt.ip) : ip;
     const kind = this.#kinds;
     return {
       ip: ip ? key(kind.ip, ip) : null,
+      site: site !== ip ? key(kind.site, site) : null,
       account: this.policy.perAccountOnly ? key(kind.account, id) : key(kind.account, id, ip),
       streak: key(kind.streak, id),
       via: attempt.spelling === undefined ? null : key(kind.account, "spelling", identifierKey(attempt.spelling)),
@@ -185,19 +221,21 @@ export class FloodControl {
     return verdict.allowed ? { allowed: true, accountClean: verdict.accountClean } : verdict;
   }
 
-  /** The parameters of CHECK_SQL for keys `k` at `now`. */
-  #checkParameters(k: Keys, now: number): Array<string | number> {
+  /** The statement of the verdict for keys `k` (CHECK_SITE_SQL for an IPv6 client) and its parameters at `now`. */
+  #check(k: Keys, now: number): { text: string; parameters: Array<string | number> } {
     const p = this.policy;
-    return [k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1), k.via ?? ""];
+    const parameters = [k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1), k.via ?? ""];
+    if (k.site === null) return { text: CHECK_SQL, parameters };
+    return { text: CHECK_SITE_SQL, parameters: [...parameters, k.site, Math.max(0, p.siteLimit - 1)] };
   }
 
   /** The verdict for keys `k`: through the compiled statement, or inside `trx` (where it must run on the transaction). */
   async #verdict(k: Keys, trx: Kysely<Schema> | null): Promise<Judged> {
     const now = this.#clock.now();
-    const parameters = this.#checkParameters(k, now);
+    const { text, parameters } = this.#check(k, now);
     const [row] = trx === null
-      ? await this.#checkStatement.all(parameters)
-      : (await trx.executeQuery<CheckRow>(CompiledQuery.raw(numberedFor(this.#database, CHECK_SQL), parameters))).rows;
+      ? await (k.site === null ? this.#checkStatement : this.#checkSiteStatement).all(parameters)
+      : (await trx.executeQuery<CheckRow>(CompiledQuery.raw(numberedFor(this.#database, text), parameters))).rows;
     return this.#judge(k, row, now);
   }
 
@@ -210,6 +248,9 @@ export class FloodControl {
     }
     // The limit-th newest event inside the window, if there is one, is the one whose expiry lifts the limit.
     if (k.ip && row?.ip_at != null) return { allowed: false, reason: "ip", retryAfterMs: Math.max(1, Number(row.ip_at) + p.ipWindowMs - now) };
+    // The site's window is the client's, wider: the same answer ("ip", 429 with Retry-After), so nothing new for a
+    // caller to tell apart, and a /64 learns nothing from it that its own window would not tell it.
+    if (k.site && row?.site_at != null) return { allowed: false, reason: "ip", retryAfterMs: Math.max(1, Number(row.site_at) + p.ipWindowMs - now) };
     if (row?.account_at != null) {
       // With a spelling, its own window decides the answer (and when it lifts); the full account window only
       // keeps the password from being checked (Attempt.spelling).
@@ -238,7 +279,8 @@ export class FloodControl {
     if (hot) {
       return hot((prepare) => {
         const now = this.#clock.now();
-        const verdict = this.#judge(k, prepare(CHECK_SQL).get(...this.#checkParameters(k, now)) as CheckRow | undefined, now);
+        const { text, parameters } = this.#check(k, now);
+        const verdict = this.#judge(k, prepare(text).get(...parameters) as CheckRow | undefined, now);
         if (!verdict.allowed) return verdict;
         for (const [text, parameters] of this.#recordSteps(k, now)) prepare(text).run(...parameters);
         return { allowed: true, ticket: { at: now, settled: false, keys: k }, blind: verdict.blind, streak: verdict.streak };
@@ -246,8 +288,9 @@ export class FloodControl {
     }
     return this.#database.transaction(async (trx) => {
       // Ascending order, whatever the kind of key: two attempts never wait on each other's second lock.
-      // The identifier's streak, the account (or account+IP) window and the IP window: every count this decides on.
-      for (const key of [...new Set([k.streak, k.account, ...(k.ip ? [k.ip] : [])].map(lockKeyOf))].sort((a, b) => a - b)) {
+      // The identifier's streak, the account (or account+IP) window, the IP window and the site's: every count this
+      // decides on (without the site's lock, the /64s of one /48 on several nodes would each see room in it).
+      for (const key of [...new Set([k.streak, k.account, ...(k.ip ? [k.ip] : []), ...(k.site ? [k.site] : [])].map(lockKeyOf))].sort((a, b) => a - b)) {
         await serialiseTransactions(this.#database, trx, key);
       }
       const verdict = await this.#verdict(k, trx);
@@ -329,8 +372,8 @@ export class FloodControl {
   /** The attempt succeeded: its own failure events go, and so do the account's window and streak (flood_clear_event). */
   async succeeded(ticket: FloodTicket): Promise<void> {
     const k = ticket.keys;
-    // The IP keeps the failures of other attempts, but not this one (a success is not a failure from the IP).
-    const own: Step[] = k.ip && !ticket.settled ? [[this.#deleteOneSQL, ["ip", k.ip, ticket.at]]] : [];
+    // The IP and its site keep the failures of other attempts, but not this one (a success is not a failure from them).
+    const own: Step[] = ticket.settled ? [] : this.#ownClientSteps(k, ticket.at);
     await this.#apply([...own, ...this.#clearSteps(k)]);
     ticket.settled = true;
   }
@@ -343,19 +386,28 @@ export class FloodControl {
     if (ticket.settled) return;
     const k = ticket.keys;
     await this.#apply([
-      ...(k.ip ? [[this.#deleteOneSQL, ["ip", k.ip, ticket.at]] as const] : []),
+      ...this.#ownClientSteps(k, ticket.at),
       [this.#deleteOneSQL, ["account", k.account, ticket.at]],
       [UNBUMP_STREAK_SQL, [k.streak]],
     ]);
     ticket.settled = true;
   }
 
-  /** A failure counted against the IP, the account (or account+IP) and the consecutive streak. */
+  /** A failure counted against the IP, its IPv6 site, the account (or account+IP) and the consecutive streak. */
   #recordSteps(k: Keys, at: number): Step[] {
     return [
       [INSERT_EVENT_SQL, ["account", k.account, at, k.via ?? ""]],
       ...(k.ip ? [[INSERT_EVENT_SQL, ["ip", k.ip, at, ""]] as const] : []),
+      ...(k.site ? [[INSERT_EVENT_SQL, ["site", k.site, at, ""]] as const] : []),
       [BUMP_STREAK_SQL, [k.streak, at]],
+    ];
+  }
+
+  /** Takes back the IP's and the site's event of the attempt recorded at `at` (one each, of several in that millisecond). */
+  #ownClientSteps(k: Keys, at: number): Step[] {
+    return [
+      ...(k.ip ? [[this.#deleteOneSQL, ["ip", k.ip, at]] as const] : []),
+      ...(k.site ? [[this.#deleteOneSQL, ["site", k.site, at]] as const] : []),
     ];
   }
 
@@ -380,7 +432,7 @@ export class FloodControl {
     for (const [text, parameters] of steps) await trx.executeQuery(CompiledQuery.raw(numberedFor(this.#database, text), [...parameters]));
   }
 
-  /** Records a failed attempt against the IP, the account (or account+IP) and the consecutive streak. */
+  /** Records a failed attempt against the IP, its IPv6 site, the account (or account+IP) and the consecutive streak. */
   async registerFailure(attempt: Attempt): Promise<void> {
     await this.#apply(this.#recordSteps(this.#keys(attempt), this.#clock.now()));
   }
@@ -406,7 +458,10 @@ export class FloodControl {
     await executor.deleteFrom("flood_streaks").where("key", "=", key(this.#kinds.streak, identifierKey(identifier))).execute();
   }
 
-  /** Deletes window events too old to count under any limit, on `executor` when given. Returns how many were removed. */
+  /**
+   * Deletes window events too old to count under any limit, on `executor` when given. Returns how many were removed.
+   * Site events are counted over the IP window, so the horizon covers them too.
+   */
   async prune(executor: Kysely<Schema> = this.#database.db): Promise<number> {
     const horizon = this.#clock.now() - Math.max(this.policy.ipWindowMs, this.policy.accountWindowMs);
     const result = await executor.deleteFrom("flood_events").where("at", "<=", horizon).executeTakeFirst();

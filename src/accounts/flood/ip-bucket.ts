@@ -52,7 +52,8 @@ export function ipBucket(written: string): string {
 /**
  * The site a client address belongs to: an IPv4 address as itself, an IPv6 one by its /48, what one subscriber or
  * organisation is commonly given (RFC 6177 suggests between a /48 and a /56 per site). For shares of something
- * scarce (the password-work gate): counted by /64, one subscriber with a /56 or a /48 would be 256 or 65,536 clients.
+ * scarce (the password-work gate) and flood control's site window: counted by /64 alone, one subscriber with a /56
+ * or a /48 would be 256 or 65,536 clients.
  *
  * @example
  * ipSite("2001:db8:ab:7::1") // "2001:db8:ab::/48"
