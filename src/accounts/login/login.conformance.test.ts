@@ -216,4 +216,18 @@ forEachDialect("flood control", (fx) => {
     deps.clock.advance(1);
     assert.equal((await mail.countRequest("2001:db8:7:7::1")).allowed, true, "the window lifted");
   });
+
+  it("attack: one holder of an IPv6 /48 rotating /64s past its site's window writes one sampled throttle event a minute, not one per /64 (ASVS 16.3.1; was: each /64 a sampler scope of its own)", async () => {
+    const deps = await setup(await fx.fresh(), { siteLimit: 5 });
+    const { RefusalSampler } = await import("./refusal-sampler.ts");
+    const sampled: LoginDeps = { ...deps, refusals: new RefusalSampler(), now: () => deps.clock.now() };
+    const from = (i: number): string => `2001:db8:77:${(i + 1).toString(16)}::1`;
+    for (let i = 0; i < 5; i++) assert.equal((await login(sampled, { identifier: `spray${i}@example.org`, password: "guess", ip: from(i) })).outcome, "invalid");
+    for (let i = 5; i < 25; i++) {
+      const r = await login(sampled, { identifier: `spray${i}@example.org`, password: "guess", ip: from(i) });
+      assert.equal(r.outcome === "throttled" ? r.reason : r.outcome, "ip", `attempt ${i} from a fresh /64 of the full /48`);
+    }
+    const throttled = (await deps.audit.tail(100)).filter((e) => e.type === "auth.login.throttled");
+    assert.equal(throttled.length, 1, `${throttled.length} throttle events for one /48 in one minute`);
+  });
 });

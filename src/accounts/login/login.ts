@@ -9,7 +9,7 @@ import type { PasswordContext } from "../passwords/index.ts";
 import type { User, UserStore } from "../users/user-store.ts";
 import { MAX_EMAIL } from "../users/normalise.ts";
 import { RECORD, unrecordedCounts, type RefusalSampler } from "./refusal-sampler.ts";
-import { ipBucket } from "../flood/ip-bucket.ts";
+import { ipSite } from "../flood/ip-bucket.ts";
 
 export interface LoginAttempt {
   identifier: string;
@@ -144,7 +144,9 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
     // The address as flood control counts it (an IPv6 client by its /64): one new interface id per request is one client.
     // The identifier by its keyed tag, never as typed (the scope is written in the summary of unrecorded counts).
     const subject = `id:${deps.tag(identifier.toLowerCase())}`;
-    const scope = verdict.reason === "ip" ? `login:ip:${attempt.ip ? ipBucket(attempt.ip) : ""}` : `login:${verdict.reason}:${subject}`;
+    // An IPv6 client by its site (/48): one holder of a /48 rotating /64s was one sampler scope per /64, each with an
+    // event of its own a minute, bounded only by the global budget (a /64's refusals are a share of its site's).
+    const scope = verdict.reason === "ip" ? `login:ip:${attempt.ip ? ipSite(attempt.ip) : ""}` : `login:${verdict.reason}:${subject}`;
     const sample = deps.refusals?.take(scope, (deps.now ?? Date.now)()) ?? RECORD;
     if (sample.record) {
       await audit.append({ ...base, type: "auth.login.throttled", actor: "anonymous", subject, data: { ...context, reason: verdict.reason, ...unrecordedCounts(sample) } });
