@@ -234,7 +234,8 @@ describe("over HTTP: a committed change never answers an error because of its no
     const res = await b.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: user.password, newPassword: "lantern harbour seventeen owls" } });
     assert.equal(res.statusCode, 200, res.body);
     const queued = await fx.app.db.db.selectFrom("outbox_messages").select("kind").where("to_address", "=", LONGEST).execute();
-    assert.deepEqual(queued.map((q) => q.kind), ["security.password-changed"]);
+    // The first sign-in of all, from a browser nothing vouches for, is told too; then the change.
+    assert.deepEqual(queued.map((q) => q.kind).sort(), ["security.new-device-sign-in", "security.password-changed"]);
     const refused = await fx.app.db.db.selectFrom("audit_events").select("type").where("type", "=", "auth.notice.refused").where("subject", "=", user.id).execute();
     assert.equal(refused.length, 0);
   });
