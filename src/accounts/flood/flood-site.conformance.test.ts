@@ -96,4 +96,27 @@ forEachDialect("flood control counts an IPv6 site (/48)", (fx) => {
     clock.advance(7 * HOUR);
     assert.equal(await flood.prune(), 6, "two account, two IP and two site events");
   });
+
+  it("attack: requests that send mail (reset, sign-up, email change) from a fresh /64 each are refused past the site's window; the same /64 keeps its own; IPv4 counts once (was: a /48 was 65,536 clients of the per-address budget)", async () => {
+    const db = await fx.fresh();
+    const { flood, clock } = await setup(db, { ipLimit: 3, siteLimit: 5 });
+    const answers: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await flood.countRequest(inSite(i, "2001:db8:6b"));
+      answers.push(r.allowed ? "ok" : `refused ${r.retryAfterMs}`);
+      clock.advance(1000);
+    }
+    assert.deepEqual(answers, ["ok", "ok", "ok", "ok", "ok", `refused ${HOUR - 5000}`, `refused ${HOUR - 6000}`, `refused ${HOUR - 7000}`]);
+    // A /64 still has its own, smaller window inside a site with room.
+    const other = "2001:db8:7c:1::";
+    const own = [];
+    for (let i = 0; i < 4; i++) own.push((await flood.countRequest(`${other}${i + 1}`)).allowed);
+    assert.deepEqual(own, [true, true, true, false]);
+    // IPv4: one count, no site row.
+    const before = await events(db, "site");
+    assert.equal((await flood.countRequest("198.51.100.9")).allowed, true);
+    assert.equal(await events(db, "site"), before);
+    clock.advance(HOUR);
+    assert.equal((await flood.countRequest(inSite(9, "2001:db8:6b"))).allowed, true, "the site's window lifts after its hour");
+  });
 });

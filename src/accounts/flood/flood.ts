@@ -142,6 +142,8 @@ const CHECK_SITE_SQL =
 
 /** The limit-th newest event of one IP key inside its window ($1 key, $2 window start, $3 limit − 1): countRequest. */
 const IP_WINDOW_SQL = "SELECT at FROM flood_events WHERE scope = 'ip' AND key = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
+/** The same for any scope ($1 scope, $2 key, $3 window start, $4 limit − 1): an IPv6 client's request, and its site's. */
+const SCOPED_WINDOW_SQL = "SELECT at FROM flood_events WHERE scope = $1 AND key = $2 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $4";
 
 interface CheckRow {
   streak: number | string | null;
@@ -313,7 +315,47 @@ export class FloodControl {
    */
   async countRequest(ip: string | null): Promise<{ allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
     if (!ip) return { allowed: true };
-    return this.countRequestFor(ipBucket(ip));
+    const bucket = ipBucket(ip);
+    // An IPv6 client's site (/48) has a window of its own, as for failed logins: one holder of a /48 was 65,536
+    // clients of `ipLimit` mails an hour each (a reset link to every account, three an hour). IPv4: no second count.
+    const site = bucket.includes(":") ? ipSite(ip) : bucket;
+    if (site === bucket) return this.countRequestFor(bucket);
+    return this.#countWindows([
+      { scope: "site", key: key(this.#kinds.site, site), limit: this.policy.siteLimit },
+      { scope: "ip", key: key(this.#kinds.ip, bucket), limit: this.policy.ipLimit },
+    ]);
+  }
+
+  /**
+   * Counts one request under every window of `windows` (each key's limit-th newest event inside ipWindowMs) if every
+   * one has room, in one transaction serialised on their keys; refuses with the soonest a full one lifts otherwise.
+   */
+  async #countWindows(windows: ReadonlyArray<{ scope: string; key: string; limit: number }>): Promise<{ allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
+    const windowMs = this.policy.ipWindowMs;
+    const parameters = (w: { scope: string; key: string; limit: number }, now: number): Array<string | number> => [w.scope, w.key, now - windowMs, Math.max(0, w.limit - 1)];
+    // The limit-th newest event of each window, or undefined where there is room: refused until the last full one lifts.
+    const judge = (found: ReadonlyArray<number | string | undefined>, now: number): { allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number } => {
+      const full = found.filter((at) => at !== undefined).map((at) => Math.max(1, Number(at) + windowMs - now));
+      return full.length === 0 ? { allowed: true } : { allowed: false, reason: "ip", retryAfterMs: Math.max(...full) };
+    };
+    const hot = hotTransaction(this.#database);
+    if (hot) {
+      return hot((prepare) => {
+        const now = this.#clock.now();
+        const verdict = judge(windows.map((w) => (prepare(SCOPED_WINDOW_SQL).get(...parameters(w, now)) as { at: number } | undefined)?.at), now);
+        if (verdict.allowed) for (const w of windows) prepare(INSERT_EVENT_SQL).run(w.scope, w.key, now, "");
+        return verdict;
+      });
+    }
+    return this.#database.transaction(async (trx) => {
+      for (const w of [...windows].sort((a, b) => (a.key < b.key ? -1 : 1))) await serialiseTransactions(this.#database, trx, lockKeyOf(w.key));
+      const now = this.#clock.now();
+      const found: Array<number | string | undefined> = [];
+      for (const w of windows) found.push((await trx.executeQuery<{ at: number | string }>(CompiledQuery.raw(numberedFor(this.#database, SCOPED_WINDOW_SQL), parameters(w, now)))).rows[0]?.at);
+      const verdict = judge(found, now);
+      if (verdict.allowed) await this.#runSteps(trx, windows.map((w) => [INSERT_EVENT_SQL, [w.scope, w.key, now, ""]] as const));
+      return verdict;
+    });
   }
 
   /**
