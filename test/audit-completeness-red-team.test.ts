@@ -272,7 +272,7 @@ describe("audit completeness over /auth (a cross-site request riding a signed-in
     assert.ok(!first.raw.includes(u.b.cookie!.split(".").at(-1)!), "the session secret stays out of the event");
     // The other 40 are not lost: the maintenance pass writes the counts no event carried.
     const { recordUnrecordedRefusals } = await import("../src/accounts/login/refusal-sampler.ts");
-    const counted = await recordUnrecordedRefusals(fx.app.accounts.refusals, fx.app.audit, fx.app.clock.now(), { all: true });
+    const counted = await recordUnrecordedRefusals(fx.app.accounts.callerRefusals, fx.app.audit, fx.app.clock.now(), { all: true });
     assert.ok(counted >= 39, `the refusals left out are counted (${counted})`);
   });
 });

@@ -31,6 +31,12 @@ export interface AccountServices {
   flood: FloodControl;
   /** Which refused (throttled) attempts get an audit event of their own; the rest are counted (refusal-sampler.ts). */
   refusals: RefusalSampler;
+  /**
+   * The same for refusals of a signed-in caller (api.refused, auth.csrf.refused, auth.reauth.required), with a budget
+   * of their own: sharing the anonymous one, a flood of throttled logins in the same minute crowded out a help desk's
+   * escalation attempt, left as a bare count under "others".
+   */
+  callerRefusals: RefusalSampler;
   /** Password-checking requests admitted at a time (BULWARK_PASSWORD_CHECKS_IN_FLIGHT); the rest get 503. */
   passwordWork: PasswordWorkGate;
   /**
@@ -100,6 +106,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     roles: new RoleStore({ database, clock, audit }),
     flood,
     refusals: new RefusalSampler(),
+    callerRefusals: new RefusalSampler(),
     passwordWork: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
     mailRequests: new FloodControl({ database, clock, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
     // As many as one account's own email-change links an hour (DEFAULT_EMAIL_CHANGE_POLICY): per mailbox, whoever asks.

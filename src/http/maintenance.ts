@@ -58,7 +58,7 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
         usable: (id) => app.accounts.tokens.usable(id),
       }),
     // Not a purge: the refused attempts the sampler counted but no audit event carried yet, written as counts.
-    unrecordedRefusals: () => recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now()),
+    unrecordedRefusals: async () => (await recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now())) + (await recordUnrecordedRefusals(app.accounts.callerRefusals, app.audit, app.clock.now())),
     // Not a purge: the password checks the gate refused since its last log line (a burst nobody followed is counted).
     passwordWorkRefusals: async () => reportPasswordWorkRefusals(app, app.logger, { force: true }),
     // Not a purge: the audit log's head signed (when it moved), so a rewrite of the events since the newest

@@ -174,6 +174,7 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
         await runners;
         // The refused attempts counted but not yet written (refusal-sampler.ts): they would die with the process.
         await recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now(), { all: true });
+        await recordUnrecordedRefusals(app.accounts.callerRefusals, app.audit, app.clock.now(), { all: true });
         reportPasswordWorkRefusals(app, app.logger, { force: true });
         await app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } });
         // A log the checkpoint must not vouch for (AuditLog.checkpoint says why) is logged, not a failed stop: the

@@ -35,7 +35,7 @@ describe("auditRefusal", () => {
   // Only what auditRefusal reads: the sampler, the clock and the log (the real flow is test/audit-completeness-red-team.test.ts).
   const setup = () => {
     const appended: Array<{ type: string; actor: string; subject: string; requestId: string; data: Record<string, unknown> }> = [];
-    const app = { accounts: { refusals: new RefusalSampler() }, clock: { now: () => 1_700_000_000_000 }, audit: { append: async (e: (typeof appended)[number]) => void appended.push(e) } } as unknown as App;
+    const app = { accounts: { callerRefusals: new RefusalSampler() }, clock: { now: () => 1_700_000_000_000 }, audit: { append: async (e: (typeof appended)[number]) => void appended.push(e) } } as unknown as App;
     const request = (over: { params?: Record<string, string>; via?: "token" | "session"; anonymous?: boolean } = {}): FastifyRequest => ({
       id: "req-1", method: "POST", ip: "192.0.2.7", routeOptions: { url: "/api/v1/users/:id/lock" }, params: over.params ?? { id: "usr_target" },
       auth: over.anonymous ? null : over.via === "session"

@@ -78,7 +78,7 @@ export async function auditRefusal(app: App, request: FastifyRequest, error: unk
   if (auth === null || !isBulwarkError(error) || RECORDED_AT_SOURCE.has(error.code)) return;
   if (error.kind !== "forbidden" && !(error.kind === "conflict" && REFUSING_CONFLICTS.has(error.code))) return;
   const route = `${request.method} ${request.routeOptions.url ?? ""}`;
-  const sample = app.accounts.refusals.take(`api-refused:${auth.userId}:${error.code}:${route}`, app.clock.now());
+  const sample = app.accounts.callerRefusals.take(`api-refused:${auth.userId}:${error.code}:${route}`, app.clock.now());
   if (!sample.record) return;
   const params: Record<string, string> = {};
   for (const [name, value] of Object.entries((request.params ?? {}) as Record<string, unknown>)) {

@@ -126,6 +126,18 @@ export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean 
 }
 
 /**
+ * Appends a refusal's audit event; a failure to write it is logged, never thrown: the refusal's own answer (a 403)
+ * must stand. Thrown, the append's error replaced it with a 500, as the /api/v1 refusals' hook already avoids.
+ */
+async function recordRefusal(request: FastifyRequest, event: Parameters<App["audit"]["append"]>[0], app: App): Promise<void> {
+  try {
+    await app.audit.append(event);
+  } catch (failure) {
+    request.log.error({ err: failure, refused: event.type }, "the audit event of a refused request could not be written");
+  }
+}
+
+/**
  * The 403 for a sensitive change asked with a session that is not fresh, recorded against the account first: a thief
  * on a stolen cookie past the re-authentication window, trying again and again to move the account to a mailbox of
  * theirs, left no trace for the owner or a responder (ASVS 16.3.2, 16.3.3). Sampled per account
@@ -135,12 +147,12 @@ export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean 
 export async function refusedNotFresh(app: App, request: FastifyRequest): Promise<Error> {
   const auth = request.auth;
   if (auth) {
-    const sample = app.accounts.refusals.take(`reauth-required:${auth.userId}`, app.clock.now());
+    const sample = app.accounts.callerRefusals.take(`reauth-required:${auth.userId}`, app.clock.now());
     if (sample.record) {
-      await app.audit.append({
+      await recordRefusal(request, {
         type: "auth.reauth.required", actor: auth.userId, subject: auth.userId, requestId: request.id,
         data: { route: `${request.method} ${request.routeOptions.url ?? ""}`, ip: clientIP(request), sessionId: auth.sessionId, ...unrecordedCounts(sample) },
-      });
+      }, app);
     }
   }
   return httpAuthErrors.reauthRequired();
@@ -169,10 +181,10 @@ function originPolicyOf(app: App): OriginPolicy {
 async function refusedCrossSite(app: App, request: FastifyRequest, reason: "cross-site" | "token", detail: string): Promise<Error> {
   const auth = request.auth;
   if (auth?.via === "session") {
-    const sample = app.accounts.refusals.take(`csrf-refused:${auth.userId}`, app.clock.now());
+    const sample = app.accounts.callerRefusals.take(`csrf-refused:${auth.userId}`, app.clock.now());
     if (sample.record) {
       const origin = request.headers.origin;
-      await app.audit.append({
+      await recordRefusal(request, {
         type: "auth.csrf.refused", actor: auth.userId, subject: auth.userId, requestId: request.id,
         data: {
           route: `${request.method} ${request.routeOptions.url ?? ""}`, reason, ip: clientIP(request), sessionId: auth.sessionId,
@@ -180,7 +192,7 @@ async function refusedCrossSite(app: App, request: FastifyRequest, reason: "cros
           ...(typeof origin === "string" ? { origin: origin.slice(0, 200) } : {}),
           ...unrecordedCounts(sample),
         },
-      });
+      }, app);
     }
   }
   return csrfErrors.refused(detail);
