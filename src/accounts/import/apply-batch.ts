@@ -6,7 +6,8 @@ import { addressProblem, notifySecurityEvent } from "../../notify/index.ts";
 import { spendEmailChangeLinks } from "../email-change/email-change-service.ts";
 import { lockManyAccountsLinks } from "../password-reset/link-lock.ts";
 import { spendResetLinks } from "../password-reset/reset-service.ts";
-import { endUserSessions } from "../sessions/revocation.ts";
+import { endUserSessions, raiseStamp, revokedBefore } from "../sessions/revocation.ts";
+import { tokenUserScope } from "../tokens/token-service.ts";
 import { collidedKey, passwordChangedAtAfterChange } from "../users/user-store.ts";
 import { ImportRefusedError, isUniqueViolation } from "./errors.ts";
 import { clash, lookup, renamesUsername } from "./existing.ts";
@@ -108,6 +109,10 @@ export async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: Im
       await endUserSessions(trx, existing.id, deps.clock.now());
       accountsSignedOut++;
     }
+    // Disabling ends its API tokens too, for good (a stamp): refused while disabled, a token of someone who left
+    // answered 200 again the day a later import enabled the account (a re-hire, an old export imported again), where
+    // its sessions stayed dead (ASVS 7.4.2). A lock keeps them, on purpose: an unlock gives the owner back their automation.
+    if (has("status") && u.status === "disabled") await raiseStamp(trx, tokenUserScope(existing.id), revokedBefore(deps.clock.now()), deps.clock.now());
     // A new password spends the pending reset and email-change links, as a change through the service does: a link
     // asked for before it (perhaps by whoever held the old password) must not undo it or move the account away.
     if (plan.kind === "replace") {
