@@ -7,6 +7,7 @@ import type { RandomSource } from "../../lib/random.ts";
 import { hidesSomething } from "../../lib/visible-text.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
+import { CLOCK_SKEW_WARN_MS } from "../../store/clock-skew.ts";
 import { isPermission, PERMISSIONS } from "../roles/permissions.ts";
 import { tokenErrors } from "./errors.ts";
 import { chainIsComplete, MAX_TOKEN_ANCESTORS, withChain } from "./token-chain.ts";
@@ -321,13 +322,17 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
       const refused = refusalOf(row, now);
       if (refused !== null) return { valid: false, reason: refused };
       const lastUsed = num(row.last_used_at);
-      if (lastUsed === null || now - lastUsed >= TOUCH_INTERVAL_MS) {
+      // A last use dated ahead of this node's clock (written by a node whose clock runs fast) is rewritten too: read as
+      // "just used", it held off every write from nodes with the right time, and the list kept the fast node's address
+      // and never showed a thief's use (the margin of clock-skew.ts, as isFresh allows).
+      const ahead = now + CLOCK_SKEW_WARN_MS;
+      if (lastUsed === null || now - lastUsed >= TOUCH_INTERVAL_MS || lastUsed > ahead) {
         // Conditional, so concurrent requests write once per interval.
         await db
           .updateTable("api_tokens")
           .set({ last_used_at: now, last_used_ip: cleanIP(ip) })
           .where("id", "=", row.id)
-          .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<=", now - TOUCH_INTERVAL_MS)]))
+          .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<=", now - TOUCH_INTERVAL_MS), eb("last_used_at", ">", ahead)]))
           .execute();
       }
       return { valid: true, tokenId: row.id, userId: row.user_id, scopes: parseScopes(row.scopes), expiresAt: num(row.expires_at) };
