@@ -89,6 +89,11 @@ export interface TokenService {
   create(userId: string, input: NewToken, options?: CreateOptions): Promise<{ token: string; info: TokenInfo }>;
   verify(presented: string, ip?: string | null): Promise<TokenVerification>;
   /**
+   * Whose token `presented` is, when its secret matches a stored token whatever its state (revoked, expired, its
+   * account disabled), else null: for recording a refused genuine token as evidence. Never a reason to accept it.
+   */
+  ownerOf(presented: string): Promise<{ tokenId: string; userId: string } | null>;
+  /**
    * Whether the token `tokenId` would be accepted now if its secret were presented (not revoked, by itself, a stamp or
    * an ancestor; not expired; its account active and unlocked). For the server's own use (renewal reminders), never
    * an answer to a caller: it takes no secret.
@@ -306,6 +311,13 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
         await options.within?.(trx, info);
       });
       return { token: fresh.token, info };
+    },
+
+    async ownerOf(presented) {
+      const parsed = parseAPIToken(presented);
+      if (!parsed) return null;
+      const row = await db.selectFrom("api_tokens").select(["id", "user_id", "secret_hash"]).where("id", "=", parsed.id).executeTakeFirst();
+      return row && apiSecretMatches(parsed.secret, row.secret_hash) ? { tokenId: row.id, userId: row.user_id } : null;
     },
 
     async verify(presented, ip) {

@@ -58,7 +58,22 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
     const m = BEARER.exec(authorization.trim());
     if (!m) throw httpAuthErrors.tokenInvalid();
     const verdict = await app.accounts.tokens.verify(m[1] as string, clientIP(request));
-    if (!verdict.valid) throw httpAuthErrors.tokenInvalid();
+    if (!verdict.valid) {
+      // A genuine token refused (revoked, expired, its account disabled or locked) is recorded against the account,
+      // sampled per token: a thief still using a leaked token after its revocation left no trace of where it was.
+      // Made-up secrets stay unrecorded: they name nothing.
+      const genuine = verdict.reason === "revoked" || verdict.reason === "expired" || verdict.reason === "account-disabled" ? await app.accounts.tokens.ownerOf(m[1] as string) : null;
+      if (genuine) {
+        const sample = app.accounts.callerRefusals.take(`token-refused:${genuine.tokenId}`, app.clock.now());
+        if (sample.record) {
+          await recordRefusal(request, {
+            type: "api.token.refused", actor: "anonymous", subject: genuine.userId, requestId: request.id,
+            data: { tokenId: genuine.tokenId, reason: verdict.reason, ip: clientIP(request), route: `${request.method} ${request.routeOptions.url ?? ""}`, ...unrecordedCounts(sample) },
+          }, app);
+        }
+      }
+      throw httpAuthErrors.tokenInvalid();
+    }
     request.auth = { userId: verdict.userId, via: "token", sessionId: null, tokenId: verdict.tokenId, tokenExpiresAt: verdict.expiresAt, scopes: [...verdict.scopes], aal: 1 };
     return;
   }
