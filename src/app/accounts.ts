@@ -23,6 +23,9 @@ import type { Config } from "./config.ts";
 import { RefusalSampler } from "../accounts/login/refusal-sampler.ts";
 import { PasswordWorkGate } from "../accounts/passwords/work-gate.ts";
 
+/** API tokens one account may mint an hour: above the live-token cap (50, reachable in one hour), far below a loop's. */
+export const TOKEN_MINTS_PER_HOUR = 60;
+
 export interface AccountServices {
   passwords: PasswordContext;
   policy: PasswordPolicy;
@@ -46,6 +49,11 @@ export interface AccountServices {
   mailRecipients: FloodControl;
   /** Public requests that send mail (reset, sign-up), counted per client address: its own counters (namespace "mail"). */
   mailRequests: FloodControl;
+  /**
+   * API tokens minted per account an hour (namespace "mint", TOKEN_MINTS_PER_HOUR): the live-token cap alone let a
+   * leaked token mint and revoke in a loop, each mint a row, an audit event and a notice mailed to the owner.
+   */
+  tokenMints: FloodControl;
   jobs: JobStore;
   /** Browser sessions (cookie `__Host-bulwark-session`). */
   sessions: SessionManager;
@@ -109,6 +117,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     callerRefusals: new RefusalSampler(),
     passwordWork: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
     mailRequests: new FloodControl({ database, clock, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
+    tokenMints: new FloodControl({ database, clock, namespace: "mint", policy: { ipLimit: TOKEN_MINTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
     // As many as one account's own email-change links an hour (DEFAULT_EMAIL_CHANGE_POLICY): per mailbox, whoever asks.
     mailRecipients: new FloodControl({ database, clock, namespace: "mail-to", policy: { ipLimit: DEFAULT_EMAIL_CHANGE_POLICY.maxPerWindow, ipWindowMs: DEFAULT_EMAIL_CHANGE_POLICY.windowMs } }),
     jobs: new JobStore({ database, clock, random }),

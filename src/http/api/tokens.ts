@@ -15,6 +15,7 @@ import { auditAPI, ID, iso, nullable, PAGE_QUERY, parseTime, SMALL_BODY, text, T
 import { openPosition, sealPosition } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, can, type Caller } from "./guard.ts";
+import { TOKEN_MINTS_PER_HOUR } from "../../app/accounts.ts";
 import type { TokenInfo, TokenPosition } from "../../accounts/tokens/index.ts";
 
 // A bound on live tokens per user: each one is a credential to track and revoke (DESIGN.md: every bound an
@@ -104,6 +105,14 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
     const expiresAt = body.expiresAt === undefined || body.expiresAt === null ? null : parseTime(body.expiresAt, "expiresAt");
     if (expiresAt !== null && expiresAt <= app.clock.now()) throw apiErrors.expiryInPast();
     const parent = caller.via === "token" && caller.tokenId !== null ? { id: caller.tokenId, expiresAt: caller.tokenExpiresAt } : undefined;
+    // Mints an hour per account, whatever is revoked meanwhile: a leaked token minting and revoking in a loop stayed
+    // under the live-token cap, each mint a row, an audit event and a notice to the owner (ASVS 2.4.1).
+    const rate = await app.accounts.tokenMints.countRequestFor(caller.userId);
+    if (!rate.allowed) {
+      const seconds = Math.max(1, Math.ceil(rate.retryAfterMs / 1000));
+      return reply.status(429).header("retry-after", String(seconds))
+        .send({ error: { code: "BULWARK_ERR_TOKEN_MINT_RATE", message: `too many API tokens minted for this account in the last hour (${TOKEN_MINTS_PER_HOUR}); try again in ${seconds} seconds`, requestId: request.id } });
+    }
     // The bound is counted and the token inserted in one transaction serialised per user: 100 concurrent mints
     // must not each see 49 live tokens and all insert.
     let created: { token: string; info: TokenInfo };
