@@ -10,11 +10,11 @@
 // stood without their event, API events without the session or address, and a CLI creation claiming a role it lacked.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { sql } from "kysely";
 import { parseSessionToken, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
+import { whileAuditRefuses } from "./helpers/audit-tamper.ts";
 
 interface Row { seq: number; type: string; actor: string; subject: string; requestId: string; data: Record<string, unknown>; raw: string }
 
@@ -29,17 +29,6 @@ async function eventsAfter(db: APIFixture["app"]["db"], seq: number): Promise<Ro
     seq: Number(r.seq), type: r.type, actor: r.actor, subject: r.subject, requestId: r.request_id, data: JSON.parse(r.data) as Record<string, unknown>,
     raw: `${r.type}\n${r.actor}\n${r.subject}\n${r.request_id}\n${r.data}`,
   }));
-}
-
-/** Runs `fn` while the store refuses to append events of `type` (a SQLite trigger), as a failing audit insert would. */
-async function whileAppendFails<T>(fx: APIFixture, type: string, fn: () => Promise<T>): Promise<T> {
-  assert.equal(fx.app.db.dialect, "sqlite", "the trigger below is SQLite's");
-  await sql.raw(`CREATE TRIGGER red_team_audit_down BEFORE INSERT ON audit_events WHEN NEW.type = '${type}' BEGIN SELECT RAISE(ABORT, 'audit store refused the event'); END`).execute(fx.app.db.db);
-  try {
-    return await fn();
-  } finally {
-    await sql.raw("DROP TRIGGER red_team_audit_down").execute(fx.app.db.db);
-  }
 }
 
 describe("audit completeness over /api/v1 (insider: administrator, help desk)", () => {
@@ -90,7 +79,7 @@ describe("audit completeness over /api/v1 (insider: administrator, help desk)", 
     await fx.app.accounts.sessions.createSession(victim.id, { aal: 1 });
     await fx.app.accounts.sessions.createSession(victim.id, { aal: 1 });
     const before = await headOf(fx.app.db);
-    const res = await whileAppendFails(fx, "user.sessions-revoked", () => fx.call("POST", `/api/v1/users/${victim.id}/sessions/revoke`, { token: adminToken }));
+    const res = await whileAuditRefuses(fx.app.db, "user.sessions-revoked", () => fx.call("POST", `/api/v1/users/${victim.id}/sessions/revoke`, { token: adminToken }));
     assert.equal(res.statusCode, 500, "the failed append is reported");
     const events = (await eventsAfter(fx.app.db, before)).filter((e) => e.subject === victim.id);
     const left = await fx.app.db.db.selectFrom("sessions").select("id").where("user_id", "=", victim.id).execute();
@@ -107,7 +96,7 @@ describe("audit completeness over /api/v1 (insider: administrator, help desk)", 
     for (let i = 0; i < flood.policy.maxConsecutive; i++) await flood.registerFailure({ identifier: victim.email, ip: `198.51.100.${i % 50}` });
     assert.equal((await flood.check({ identifier: victim.email, ip: "203.0.113.9" })).allowed, false, "the account is stopped");
     const before = await headOf(fx.app.db);
-    const res = await whileAppendFails(fx, "user.throttles-cleared", () => fx.call("POST", `/api/v1/users/${victim.id}/throttles/clear`, { token: deskToken }));
+    const res = await whileAuditRefuses(fx.app.db, "user.throttles-cleared", () => fx.call("POST", `/api/v1/users/${victim.id}/throttles/clear`, { token: deskToken }));
     assert.equal(res.statusCode, 500);
     const recorded = (await eventsAfter(fx.app.db, before)).some((e) => e.type === "user.throttles-cleared" && e.subject === victim.id);
     const stillStopped = !(await flood.check({ identifier: victim.email, ip: "203.0.113.9" })).allowed;
@@ -126,7 +115,7 @@ describe("audit completeness over /api/v1 (insider: administrator, help desk)", 
     const attempt = { identifier: floodIdentifier("totp", victim.id), ip: null };
     for (let i = 0; i < MFA_FLOOD_POLICY.maxConsecutive; i++) await mfaFlood.registerFailure(attempt);
     assert.equal((await mfaFlood.check(attempt)).allowed, false, "the second factor is stopped");
-    const res = await whileAppendFails(fx, "user.throttles-cleared", () => fx.call("POST", `/api/v1/users/${victim.id}/throttles/clear`, { token: deskToken }));
+    const res = await whileAuditRefuses(fx.app.db, "user.throttles-cleared", () => fx.call("POST", `/api/v1/users/${victim.id}/throttles/clear`, { token: deskToken }));
     assert.equal(res.statusCode, 500);
     assert.equal((await mfaFlood.check(attempt)).allowed, false, "the second factor's stop was lifted with no event recording it");
     const ok = await fx.call("POST", `/api/v1/users/${victim.id}/throttles/clear`, { token: deskToken });
@@ -142,10 +131,10 @@ describe("audit completeness over /api/v1 (insider: administrator, help desk)", 
     const works = async (token: string): Promise<boolean> => (await fx.call("GET", "/api/v1/users?limit=1", { token })).statusCode === 200;
     assert.ok(await works(one), "the token works before");
     const before = await headOf(fx.app.db);
-    const single = await whileAppendFails(fx, "api.token.revoked", () => fx.call("DELETE", `/api/v1/tokens/${(info as { id: string }).id}`, { session }));
+    const single = await whileAuditRefuses(fx.app.db, "api.token.revoked", () => fx.call("DELETE", `/api/v1/tokens/${(info as { id: string }).id}`, { session }));
     assert.equal(single.statusCode, 500, single.body);
     const others = [await fx.token(owner.id, ["accounts.read"]), await fx.token(owner.id, ["accounts.read"])];
-    const all = await whileAppendFails(fx, "api.token.revoked-all", () => fx.call("DELETE", "/api/v1/tokens", { session }));
+    const all = await whileAuditRefuses(fx.app.db, "api.token.revoked-all", () => fx.call("DELETE", "/api/v1/tokens", { session }));
     assert.equal(all.statusCode, 500, all.body);
     const types = (await eventsAfter(fx.app.db, before)).filter((e) => e.actor === owner.id).map((e) => e.type);
     const silent: string[] = [];
@@ -177,14 +166,14 @@ describe("audit completeness over /api/v1 (insider: administrator, help desk)", 
       unchanged: async () => assert.deepEqual(await fx.app.accounts.roles.rolesOf(victim.id), [], "no unrecorded grant"),
     });
     for (const c of cases) {
-      const res = await whileAppendFails(fx, c.type, c.call);
+      const res = await whileAuditRefuses(fx.app.db, c.type, c.call);
       assert.ok(res.statusCode >= 500, `${c.type}: ${res.statusCode} ${res.body.slice(0, 200)}`);
       await c.unchanged();
     }
     // And unlock, on an account locked with its event.
     assert.equal((await fx.call("POST", `/api/v1/users/${victim.id}/lock`, { token: adminToken, body: {} })).statusCode, 200);
     const locked = await state();
-    const res = await whileAppendFails(fx, "user.unlocked", () => fx.call("POST", `/api/v1/users/${victim.id}/unlock`, { token: adminToken }));
+    const res = await whileAuditRefuses(fx.app.db, "user.unlocked", () => fx.call("POST", `/api/v1/users/${victim.id}/unlock`, { token: adminToken }));
     assert.equal(res.statusCode, 500);
     assert.equal(await state(), locked, "still locked: no unrecorded unlock");
     // Each refusal above was the event's: with the log writable, the same calls succeed.

@@ -10,12 +10,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { sql } from "kysely";
 import { RefusalSampler } from "../src/accounts/login/refusal-sampler.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
 import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { loginFrom } from "./helpers/auth-flows.ts";
+import { whileAuditRefuses } from "./helpers/audit-tamper.ts";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -79,16 +79,6 @@ async function withSampler<T>(sampler: RefusalSampler, fn: () => Promise<T>): Pr
   }
 }
 
-/** Runs `fn` while the store refuses to append events of `type` (a SQLite trigger): any failure of the audit insert. */
-async function whileAppendFails<T>(type: string, fn: () => Promise<T>): Promise<T> {
-  await sql.raw(`CREATE TRIGGER red_team_fixes_audit_down BEFORE INSERT ON audit_events WHEN NEW.type = '${type}' BEGIN SELECT RAISE(ABORT, 'audit store refused the event'); END`).execute(fx.app.db.db);
-  try {
-    return await fn();
-  } finally {
-    await sql.raw("DROP TRIGGER red_team_fixes_audit_down").execute(fx.app.db.db);
-  }
-}
-
 describe("the sampled refusal events share one budget with anonymous throttles (ASVS 16.3.2, 16.3.3)", () => {
   it("attack: a botnet's wrong passwords from many addresses in the same minute cannot crowd out a help desk's escalation attempt (api.refused) nor a cross-site ride (auth.csrf.refused): signed-in callers' refusals have a sampler budget of their own (ASVS 16.3.2, 16.3.3) (was: one shared budget, the insider's refusals left as a bare count under \"others\")", async () => {
     // A budget of 3 events a minute stands in for the default 600: reached by 600 throttled keys in one minute (a
@@ -133,7 +123,7 @@ describe("a refusal whose audit event cannot be written (ASVS 16.3.3)", () => {
   it("attack: an escalation attempt whose api.refused append fails is still the 403 it was, and the role is not granted", async () => {
     await withSampler(new RefusalSampler(), async () => {
       const desk = await helpDesk();
-      const res = await whileAppendFails("api.refused", () => selfGrant(desk));
+      const res = await whileAuditRefuses(fx.app.db, "api.refused", () => selfGrant(desk));
       assert.equal(res.statusCode, 403, res.body);
       assert.equal((res.json() as { error: { code: string } }).error.code, "BULWARK_ERR_API_FORBIDDEN");
       assert.equal((await fx.app.accounts.roles.rolesOf(desk.id)).includes("admin"), false);
@@ -144,7 +134,7 @@ describe("a refusal whose audit event cannot be written (ASVS 16.3.3)", () => {
     await withSampler(new RefusalSampler(), async () => {
       const desk = await helpDesk();
       const victim = await fx.user(`victim${++counter}@example.org`);
-      const res = await whileAppendFails("auth.csrf.refused", () => crossSiteLock(desk, victim.id));
+      const res = await whileAuditRefuses(fx.app.db, "auth.csrf.refused", () => crossSiteLock(desk, victim.id));
       // The change itself must not happen whatever the answer.
       assert.equal((await fx.app.accounts.users.getById(victim.id))?.lockedAt, null, "the ride locked the account");
       assert.equal(res.statusCode, 403, `the CSRF refusal became ${res.statusCode}: ${res.body}`);

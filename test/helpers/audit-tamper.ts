@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { openApp, type OpenedApp } from "../../src/app/index.ts";
 import type { ManualClock } from "../../src/lib/clock.ts";
 import type { Database } from "../../src/store/database.ts";
+import { sql } from "kysely";
 
 /** The stored checkpoints in position order, with the key that signed each. */
 export async function checkpointKeys(db: Database): Promise<Array<{ seq: number; key: string }>> {
@@ -77,4 +78,19 @@ export async function initStore(dir: string, clock: ManualClock): Promise<{ app:
   const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_LOG_LEVEL: "silent" };
   const app = await openApp({ env, mode: "init", clock });
   return { app, env, reopen: () => openApp({ env, mode: "open", clock }) };
+}
+
+/**
+ * Runs `fn` while the SQLite store refuses to append audit events of `type` (a trigger that aborts their insert): the
+ * stand-in for any failure of the audit append (a full disk, a head moved behind the log). The trigger goes after.
+ */
+export async function whileAuditRefuses<T>(db: Database, type: string, fn: () => Promise<T>): Promise<T> {
+  if (db.dialect !== "sqlite") throw new Error("whileAuditRefuses installs a SQLite trigger");
+  if (!/^[a-z][a-z0-9.-]*$/.test(type)) throw new Error(`not an event type: ${JSON.stringify(type)}`);
+  await sql.raw(`CREATE TRIGGER audit_refused_for_test BEFORE INSERT ON audit_events WHEN NEW.type = '${type}' BEGIN SELECT RAISE(ABORT, 'audit store refused the event'); END`).execute(db.db);
+  try {
+    return await fn();
+  } finally {
+    await sql.raw("DROP TRIGGER audit_refused_for_test").execute(db.db);
+  }
 }
