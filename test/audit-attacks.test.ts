@@ -285,7 +285,8 @@ describe("red team: what audit events contain (ASVS 16.2.5)", () => {
     assert.ok(codes.codes.length > 0);
     assert.equal((await fx.browser().request("POST", "/auth/password/reset/request", { body: { email: user.email } })).statusCode, 202);
     await fx.deliver();
-    const link = /reset-password#token=(prt_[a-z2-7]{26})\.([A-Za-z0-9_-]{43})/.exec(fx.mailTo(user.email).at(-1)?.body ?? "");
+    // The newest mail carrying a link: the notices (the first sign-in, the factor, the codes) go out around it.
+    const link = fx.mailTo(user.email).map((m) => /reset-password#token=(prt_[a-z2-7]{26})\.([A-Za-z0-9_-]{43})/.exec(m.body)).filter((m) => m !== null).at(-1);
     assert.ok(link, "a reset link was mailed");
     const newPassword = "copper meadow whistles softly";
     const done = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: `${link[1]}.${link[2]}`, newPassword, totp: totpCode(secret, fx.clock.now()) } });

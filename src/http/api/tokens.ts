@@ -107,11 +107,11 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
     const parent = caller.via === "token" && caller.tokenId !== null ? { id: caller.tokenId, expiresAt: caller.tokenExpiresAt } : undefined;
     // Mints an hour per account, whatever is revoked meanwhile: a leaked token minting and revoking in a loop stayed
     // under the live-token cap, each mint a row, an audit event and a notice to the owner (ASVS 2.4.1).
-    const rate = await app.accounts.tokenMints.countRequestFor(caller.userId);
-    if (!rate.allowed) {
-      const seconds = Math.max(1, Math.ceil(rate.retryAfterMs / 1000));
-      return reply.status(429).header("retry-after", String(seconds))
-        .send({ error: { code: "BULWARK_ERR_TOKEN_MINT_RATE", message: `too many API tokens minted for this account in the last hour (${TOKEN_MINTS_PER_HOUR}); try again in ${seconds} seconds`, requestId: request.id } });
+    // A mint that does not happen (the live cap, an error) gives its place back.
+    const slot = await app.accounts.tokenMints.takeFor(caller.userId);
+    if (slot === null) {
+      return reply.status(429).header("retry-after", "3600")
+        .send({ error: { code: "BULWARK_ERR_TOKEN_MINT_RATE", message: `too many API tokens minted for this account in the last hour (${TOKEN_MINTS_PER_HOUR}); try again later`, requestId: request.id } });
     }
     // The bound is counted and the token inserted in one transaction serialised per user: 100 concurrent mints
     // must not each see 49 live tokens and all insert.
@@ -134,6 +134,7 @@ export function registerTokenRoutes(api: FastifyInstance, app: App): void {
         },
       });
     } catch (error) {
+      await slot.refund();
       if ((error as { code?: unknown }).code === "BULWARK_ERR_TOKEN_LIMIT") throw Object.assign(apiErrors.tooManyTokens(MAX_LIVE_TOKENS), { cause: error });
       throw error;
     }
