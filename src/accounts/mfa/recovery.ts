@@ -7,14 +7,18 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { executorDialect, lockKeyOf, serialiseTransactions } from "../../store/database.ts";
 import type { FloodControl } from "../flood/flood.ts";
-import { factorRef, floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, spendNow, type FactorChangeOptions, type Proven } from "./policy.ts";
+import { factorRef, floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, spendNow, type FactorRemovalOptions, type Proven } from "./policy.ts";
 import type { MfaRecoveryCodesTable, Schema } from "../../store/schema.ts";
 
 export type RecoveryVerdict = "ok" | "invalid" | "throttled";
 
 export interface RecoveryCodes {
   /** Fresh single-use codes replacing any old ones. Shown once: only their hashes are kept. */
-  generate(userId: string, options?: FactorChangeOptions): Promise<string[]>;
+  /**
+   * `first` runs at the start of the transaction, before the old codes are touched (the route checks there that the
+   * session asking is still live, waiting for a containment holding the account, in the order a batch takes its locks).
+   */
+  generate(userId: string, options?: FactorRemovalOptions): Promise<string[]>;
   /** Uses a code up; true once per code. Same as `verify(...) === "ok"`. */
   consume(userId: string, code: string): Promise<boolean>;
   /** Like consume, but tells a throttled attempt apart (for a 429 with Retry-After). */
@@ -92,6 +96,7 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
       }
       // Old codes die in the same transaction that creates the new ones: never two live sets, never none.
       await db.transaction().execute(async (trx) => {
+        await options.first?.(trx);
         // One regeneration of a user's codes at a time. On PostgreSQL (READ COMMITTED) a second regeneration's
         // DELETE cannot see the first's set, inserted and not yet committed, and both sets of ten stayed live (two
         // tabs, or the owner and a session thief); in turn, the second deletes the first's committed set. SQLite's

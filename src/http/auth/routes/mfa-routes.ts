@@ -244,12 +244,17 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   });
 
   server.post("/auth/mfa/recovery-codes", { config: ENROL }, async (request) => {
-    const { auth } = requireSession(request);
+    const { auth, cs } = requireSession(request);
     // Codes stand in for a factor; made without one (at the mfa-enrol gate, with the password alone) they would
     // wait, unknown to the owner, and count as a second factor the day one is enrolled.
     if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.recoveryCodesNeedFactor();
     const record = { type: "auth.mfa.recovery-codes-generated", userId: auth.userId, data: { count: RECOVERY_CODE_COUNT }, notice: { type: "recovery-codes-regenerated" } } as const;
-    const codes = await mfa.recovery.generate(auth.userId, { within: (trx) => auditAndNotify(app, request, record, trx) });
+    // The session is read again first, in the account's turn (ADR 0018): codes a thief's session made while
+    // require-mfa-reenrolment's batch was deleting the factors outlived the job that ended the session.
+    const codes = await mfa.recovery.generate(auth.userId, {
+      first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
+      within: (trx) => auditAndNotify(app, request, record, trx),
+    });
     return { codes };
   });
 
