@@ -56,6 +56,27 @@ describe("TOTP enrolment confirmation", () => {
     const confirmed = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
     assert.equal(confirmed.statusCode, 200, confirmed.body);
   });
+
+  it("attack: at the 100-failures stop, which no wait lifts, the 429 promises no Retry-After and says who lifts it (as the password's stop does) (was: Retry-After: 300, retried every five minutes for ever)", async () => {
+    const user = await fx.user("confirm-stop@example.org");
+    const b = fx.browser();
+    assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+    const { secret } = (await b.request("POST", "/auth/mfa/totp", { csrf: true })).json() as { secret: string };
+    const { FloodControl } = await import("../src/accounts/flood/flood.ts");
+    const { MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY } = await import("../src/accounts/mfa/index.ts");
+    const { floodIdentifier } = await import("../src/accounts/mfa/policy.ts");
+    const counter = new FloodControl({ database: fx.app.db, clock: fx.clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+    const userId = (await fx.app.accounts.users.findByIdentifier(user.email))!.id;
+    // A hundred wrong codes in a row (counted as the factor counts them), then the five-minute window passes: only
+    // the stop is left.
+    for (let i = 0; i < MFA_FLOOD_POLICY.maxConsecutive; i++) await counter.registerFailure({ identifier: floodIdentifier("totp", userId), ip: null });
+    fx.clock.advance(6 * 60_000);
+    const stopped = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(stopped.statusCode, 429, stopped.body);
+    assert.equal(stopped.json().error.code, "BULWARK_ERR_MFA_THROTTLED");
+    assert.equal(stopped.headers["retry-after"], undefined, "no wait lifts this stop");
+    assert.match(stopped.json().error.message, /administrator/);
+  });
 });
 
 describe("MFA step-up", () => {

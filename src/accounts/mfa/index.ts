@@ -75,6 +75,11 @@ export interface MfaService {
    * `executor` when given, so the lifting commits with the caller's audit event.
    */
   clearThrottle(userId: string, executor?: Kysely<Schema>): Promise<void>;
+  /**
+   * Whether a factor of the user is at its 100-consecutive-failures stop, which no wait lifts (only clearThrottle):
+   * a throttled answer then promises no time to try again.
+   */
+  stopped(userId: string): Promise<boolean>;
 }
 
 export interface MfaDeps {
@@ -145,6 +150,13 @@ export function createMfaService(deps: MfaDeps): MfaService {
       // Asked on every login: one compiled statement, and no count of recovery codes (they do not decide it).
       const [row] = await hasMfaStatement.all([userId]);
       return Number(row?.n ?? 0) > 0;
+    },
+    async stopped(userId) {
+      for (const factor of ["totp", "recovery"] as const) {
+        const verdict = await flood.check({ identifier: floodIdentifier(factor, userId), ip: null });
+        if (!verdict.allowed && verdict.reason === "consecutive") return true;
+      }
+      return false;
     },
     async clearThrottle(userId, executor) {
       for (const factor of ["totp", "recovery"] as const) {

@@ -200,8 +200,13 @@ export function throttledAnswer(reply: FastifyReply, verdict: { reason: "ip" | "
  * The 429 of a throttled second-factor code (step-up, re-authentication, a reset link, enrolment confirmation): the
  * code was not evaluated. The factor's window is the MFA flood policy's, so the answer names no exact time.
  */
-export function mfaThrottledAnswer(reply: FastifyReply): FastifyReply {
+export async function mfaThrottledAnswer(app: App, reply: FastifyReply, userId: string): Promise<FastifyReply> {
   const { code, message } = mfaErrors.throttled();
+  // The stop after 100 failures in a row does not lift with time, as the password's does not (throttledAnswer): its
+  // answer promises no wait, where "Retry-After: 300" had a client retry every five minutes for ever.
+  if (await app.accounts.mfa.stopped(userId)) {
+    return reply.status(429).send({ error: { code, message: "too many wrong codes in a row: the account's codes stay blocked until an administrator clears the block (POST /api/v1/users/:id/throttles/clear)" } });
+  }
   return reply.status(429).header("retry-after", "300").send({ error: { code, message } });
 }
 

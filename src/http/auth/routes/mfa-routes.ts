@@ -153,7 +153,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       };
       if (!outcome.ok) {
         await auditFailure(outcome.reason, outcome.credentialId);
-        if (outcome.reason === "throttled") return mfaThrottledAnswer(reply);
+        if (outcome.reason === "throttled") return mfaThrottledAnswer(app, reply, auth.userId);
         // Replayed and wrong codes get the same answer: a replay tells an attacker nothing they can use.
         throw httpAuthErrors.mfaInvalid();
       }
@@ -214,7 +214,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         });
       } catch (error) {
         if (!(error instanceof MfaError && error.code === "BULWARK_ERR_MFA_THROTTLED")) throw error;
-        return mfaThrottledAnswer(reply);
+        return mfaThrottledAnswer(app, reply, auth.userId);
       }
       if (!confirmed) throw httpAuthErrors.mfaInvalid();
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);

@@ -219,7 +219,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
           data: { ip: requestContext(request).ip, reason, ...(credentialId ? { credentialId } : {}), resetId: check.tokenId, ...unrecordedCounts(sample) },
         });
       }
-      if (reason === "throttled") return mfaThrottledAnswer(reply);
+      if (reason === "throttled") return mfaThrottledAnswer(app, reply, user.id);
       const factors = await app.accounts.mfa.factors(user.id);
       return reply.status(401).send({
         error: { code: reason === "none-given" ? "BULWARK_ERR_MFA_REQUIRED" : "BULWARK_ERR_MFA_INVALID", message: "this account uses multi-factor authentication: give a code from your authenticator app, a recovery code or a security key" },

@@ -68,7 +68,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
           await audit("auth.reauth.failed", { reason: `factor-${outcome.reason}`, ...(outcome.credentialId ? { credentialId: outcome.credentialId } : {}) });
           // The right password, a refused factor: told as at the sign-in's step-up (ASVS 6.3.5).
           await suspiciousSignIn.factorRefused(app, request, user.id);
-          if (outcome.reason === "throttled") return mfaThrottledAnswer(reply);
+          if (outcome.reason === "throttled") return mfaThrottledAnswer(app, reply, user.id);
           // The same answer as a wrong password: which of the two was wrong is not told.
           throw httpAuthErrors.reauthFailed();
         }
