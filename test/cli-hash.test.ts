@@ -1,5 +1,6 @@
 // End-to-end: `bulwark hash identify|verify|new` as a user runs them (spawned CLI, no database).
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -187,6 +188,12 @@ describe("bulwark hash", () => {
       const missing = await bulwark(["verify", "--hash-file", join(dir, "absent")], "password\n");
       assert.equal(missing.code, 2);
       assert.match(missing.stderr, /cannot be read \(ENOENT\)/);
+      // A named pipe with no writer would hold a plain open() for ever: refused at once, as the checks' inputs are.
+      const fifo = join(dir, "fifo");
+      execFileSync("mkfifo", [fifo]);
+      const piped = await bulwark(["identify", "--hash-file", fifo]);
+      assert.equal(piped.code, 2);
+      assert.match(piped.stderr, /named pipe/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -39,12 +39,15 @@ async function storedHash(ctx: CliContext, argument: string | undefined, file: s
     if (command === "verify") throw new InputError("BULWARK_ERR_USAGE", "hash verify reads the password on stdin: give the hash in a file (--hash-file FILE)");
     text = await readStdin(ctx, { what: "the hash", maxBytes: MAX_HASH_FILE_BYTES, tooLong: () => new InputError("BULWARK_ERR_USAGE", `stdin holds more than ${MAX_HASH_FILE_BYTES} bytes: a stored hash is one line`) });
   } else {
-    const { open } = await import("node:fs/promises");
+    // Opened as the checks open their inputs (src/checks/input-file.ts): a regular file only, without blocking, so a
+    // named pipe given by mistake is refused instead of holding the command for ever.
+    const { openInputHandle } = await import("../../checks/input-file.ts");
     let handle;
     try {
-      handle = await open(file, "r");
+      handle = await openInputHandle(file);
     } catch (error) {
-      throw new InputError("BULWARK_ERR_USAGE", `--hash-file ${JSON.stringify(file.slice(0, 200))} cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"})`);
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      throw new InputError("BULWARK_ERR_USAGE", `--hash-file ${JSON.stringify(file.slice(0, 200))} cannot be read (${reason})`);
     }
     try {
       const buffer = Buffer.alloc(MAX_HASH_FILE_BYTES + 1);
