@@ -140,9 +140,7 @@ const CHECK_SQL =
 const CHECK_SITE_SQL =
   CHECK_SQL + ", (SELECT at FROM flood_events WHERE scope = 'site' AND key = $9 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $10) AS site_at";
 
-/** The limit-th newest event of one IP key inside its window ($1 key, $2 window start, $3 limit − 1): countRequest. */
-const IP_WINDOW_SQL = "SELECT at FROM flood_events WHERE scope = 'ip' AND key = $1 AND at > $2 ORDER BY at DESC LIMIT 1 OFFSET $3";
-/** The same for any scope ($1 scope, $2 key, $3 window start, $4 limit − 1): an IPv6 client's request, and its site's. */
+/** The limit-th newest event of one key of `scope` inside its window ($1 scope, $2 key, $3 window start, $4 limit − 1): countRequest. */
 const SCOPED_WINDOW_SQL = "SELECT at FROM flood_events WHERE scope = $1 AND key = $2 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $4";
 
 interface CheckRow {
@@ -328,15 +326,16 @@ export class FloodControl {
 
   /**
    * Counts one request under every window of `windows` (each key's limit-th newest event inside ipWindowMs) if every
-   * one has room, in one transaction serialised on their keys; refuses with the soonest a full one lifts otherwise.
+   * one has room, in one transaction serialised on their keys (`at`: the time counted); refuses with the time the last
+   * full one lifts otherwise.
    */
-  async #countWindows(windows: ReadonlyArray<{ scope: string; key: string; limit: number }>): Promise<{ allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
+  async #countWindows(windows: ReadonlyArray<{ scope: string; key: string; limit: number }>): Promise<{ allowed: true; at: number } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
     const windowMs = this.policy.ipWindowMs;
     const parameters = (w: { scope: string; key: string; limit: number }, now: number): Array<string | number> => [w.scope, w.key, now - windowMs, Math.max(0, w.limit - 1)];
     // The limit-th newest event of each window, or undefined where there is room: refused until the last full one lifts.
-    const judge = (found: ReadonlyArray<number | string | undefined>, now: number): { allowed: true } | { allowed: false; reason: "ip"; retryAfterMs: number } => {
+    const judge = (found: ReadonlyArray<number | string | undefined>, now: number): { allowed: true; at: number } | { allowed: false; reason: "ip"; retryAfterMs: number } => {
       const full = found.filter((at) => at !== undefined).map((at) => Math.max(1, Number(at) + windowMs - now));
-      return full.length === 0 ? { allowed: true } : { allowed: false, reason: "ip", retryAfterMs: Math.max(...full) };
+      return full.length === 0 ? { allowed: true, at: now } : { allowed: false, reason: "ip", retryAfterMs: Math.max(...full) };
     };
     const hot = hotTransaction(this.#database);
     if (hot) {
@@ -367,28 +366,7 @@ export class FloodControl {
    * const rate = await mailRecipients.countRequestFor(mailboxKey(newEmail));
    */
   async countRequestFor(subject: string): Promise<{ allowed: true; at: number } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
-    const k = key(this.#kinds.ip, subject);
-    const p = this.policy;
-    const judge = (row: { at: number | string } | undefined, now: number): { allowed: true; at: number } | { allowed: false; reason: "ip"; retryAfterMs: number } =>
-      row ? { allowed: false, reason: "ip", retryAfterMs: Math.max(1, Number(row.at) + p.ipWindowMs - now) } : { allowed: true, at: now };
-    const parameters = (now: number): Array<string | number> => [k, now - p.ipWindowMs, Math.max(0, p.ipLimit - 1)];
-    const hot = hotTransaction(this.#database);
-    if (hot) {
-      return hot((prepare) => {
-        const now = this.#clock.now();
-        const verdict = judge(prepare(IP_WINDOW_SQL).get(...parameters(now)) as { at: number } | undefined, now);
-        if (verdict.allowed) prepare(INSERT_EVENT_SQL).run("ip", k, now, "");
-        return verdict;
-      });
-    }
-    return this.#database.transaction(async (trx) => {
-      await serialiseTransactions(this.#database, trx, lockKeyOf(k));
-      const now = this.#clock.now();
-      const { rows } = await trx.executeQuery<{ at: number | string }>(CompiledQuery.raw(numberedFor(this.#database, IP_WINDOW_SQL), parameters(now)));
-      const verdict = judge(rows[0], now);
-      if (verdict.allowed) await this.#runSteps(trx, [[INSERT_EVENT_SQL, ["ip", k, now, ""]]]);
-      return verdict;
-    });
+    return this.#countWindows([{ scope: "ip", key: key(this.#kinds.ip, subject), limit: this.policy.ipLimit }]);
   }
 
   /**
