@@ -61,15 +61,8 @@ export async function registerApiRoutes(server: FastifyInstance, app: App): Prom
     api.addHook("preValidation", refuseUnknownFields);
     // A refused request of a signed-in caller (403, or a 409 that guards who can act) is recorded, sampled: one place
     // for every route and for the guard's own refusals, so no route can forget it (auditRefusal). onError runs before
-    // the error handler answers. A failed append must not turn the refusal into something else (Fastify would drop a
-    // hook's error anyway): the refusal stands, and the failure goes to the server log.
-    api.addHook("onError", async (request, _reply, error) => {
-      try {
-        await auditRefusal(app, request, error);
-      } catch (failure) {
-        request.log.error({ err: failure, refused: (error as { code?: unknown }).code }, "the audit event of a refused request could not be written");
-      }
-    });
+    // the error handler answers; a failed append is logged and the refusal stands (recordRefusal).
+    api.addHook("onError", async (request, _reply, error) => auditRefusal(app, request, error));
     // API responses carry account data: never cached by a browser or proxy (ASVS 14.3.2).
     api.addHook("onSend", async (_request, reply) => {
       reply.header("cache-control", "no-store");

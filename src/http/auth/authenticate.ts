@@ -141,10 +141,11 @@ export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean 
 }
 
 /**
- * Appends a refusal's audit event; a failure to write it is logged, never thrown: the refusal's own answer (a 403)
- * must stand. Thrown, the append's error replaced it with a 500, as the /api/v1 refusals' hook already avoids.
+ * Appends a refusal's audit event; a failure to write it is logged, never thrown: the refusal's own answer (a 401,
+ * a 403) must stand. Thrown, the append's error replaced it with a 500. Every refusal record goes through here
+ * (auth.csrf.refused, auth.reauth.required, api.token.refused, api.refused).
  */
-async function recordRefusal(request: FastifyRequest, event: Parameters<App["audit"]["append"]>[0], app: App): Promise<void> {
+export async function recordRefusal(request: FastifyRequest, event: Parameters<App["audit"]["append"]>[0], app: App): Promise<void> {
   try {
     await app.audit.append(event);
   } catch (failure) {
