@@ -233,3 +233,36 @@ describe("the cookie's format and bounds (device-cookie.ts)", () => {
     assert.equal(res.headers["cache-control"], "no-store", "the response that sets the device cookie is not cached (ASVS 14.3.2)");
   });
 });
+
+describe("what a responder reads of a sign-in in the audit log (ASVS 16.3.1, 6.3.5)", () => {
+  it("attack: a guesser's sign-in after a run of failures, from a new browser, is recorded naming the session it made, the browser as new and the failures before it, so ending that one session locks the guesser out and leaves the owner's (was: the event came before the session, naming neither it nor the browser)", async () => {
+    const victim = await fx.user("responder-reads@example.org");
+    const home = computer();
+    const own = await home.login(victim.email, victim.password);
+    assert.equal(own.statusCode, 200);
+    nextHourPlus(2);
+    const ownTab = home.tab();
+    const again = await ownTab.login(victim.email, victim.password);
+    assert.equal(again.statusCode, 200);
+    const guesser = computer();
+    for (let i = 0; i < 3; i++) assert.equal((await guesser.login(victim.email, `wrong guess ${i} of many`)).statusCode, 401);
+    const tab = guesser.tab();
+    const hit = await tab.login(victim.email, victim.password);
+    assert.equal(hit.statusCode, 200, hit.body);
+
+    const events = (await fx.app.audit.tail(50)).filter((e) => e.type === "auth.login.succeeded" && e.subject === victim.id);
+    assert.deepEqual(
+      events.map((e) => ({ sessionId: e.data["sessionId"], newDevice: e.data["newDevice"], failuresBefore: e.data["failuresBefore"] })),
+      [
+        { sessionId: own.json().sessionId, newDevice: true, failuresBefore: 0 },
+        { sessionId: again.json().sessionId, newDevice: false, failuresBefore: 0 },
+        { sessionId: hit.json().sessionId, newDevice: true, failuresBefore: 3 },
+      ],
+    );
+    // The responder ends the session the event names: the guesser's cookie is refused, the owner's still works.
+    const named = events[2]!.data["sessionId"] as string;
+    await fx.app.accounts.sessions.end(named, victim.id);
+    assert.equal((await tab.request("GET", "/auth/session")).json().authenticated, false, "the guesser's session ended");
+    assert.equal((await ownTab.request("GET", "/auth/session")).json().authenticated, true, "the owner's session stands");
+  });
+});

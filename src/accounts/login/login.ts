@@ -22,17 +22,26 @@ export interface LoginAttempt {
    * `settle` (after it stored the session and queued the notice the streak calls for). Cleared at once, a store that
    * failed between the two lost the streak: once it recovered, the guesser signed in with `failuresBefore` 0 and the
    * owner was never told (ASVS 6.3.5). Never settled, the attempt stays a failure, which is what its answer said.
+   * The success's event (`auth.login.succeeded`) is left to the caller too, to `record` once the session exists: so it
+   * can name the session (a responder ends exactly what the intruder made) and say whether the browser was new.
    */
   deferSettle?: boolean;
 }
+
+/**
+ * Appends a success's `auth.login.succeeded`, with the session the caller made for it: its id, and whether the
+ * browser was new to the account (no known-device cookie for it, docs/http-auth.md). Called once.
+ */
+export type RecordSuccess = (session?: { sessionId: string; newDevice: boolean }) => Promise<void>;
 
 export type LoginResult =
   /**
    * `failuresBefore`: failed attempts in a row on the account before this one (ASVS 6.3.5: many make the success
    * suspicious). `settle`: clears the account's window and streak (done already unless `deferSettle` was asked).
+   * `record`: appends `auth.login.succeeded` with what the caller adds (done already unless `deferSettle` was asked).
    */
-  | { outcome: "success"; user: User; rehashed: boolean; failuresBefore: number; settle: () => Promise<void> }
-  | { outcome: "must-change-password"; user: User; rehashed: boolean; failuresBefore: number; settle: () => Promise<void> }
+  | { outcome: "success"; user: User; rehashed: boolean; failuresBefore: number; settle: () => Promise<void>; record: RecordSuccess }
+  | { outcome: "must-change-password"; user: User; rehashed: boolean; failuresBefore: number; settle: () => Promise<void>; record: RecordSuccess }
   | { outcome: "invalid" }
   /**
    * `reason` "consecutive" is the 100-failure stop, which no wait lifts (only a success elsewhere, a password reset or
@@ -196,13 +205,17 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
     }
   }
   const settle = (): Promise<void> => flood.succeeded(verdict.ticket);
-  if (attempt.deferSettle !== true) await settle();
+  const deferred = attempt.deferSettle === true;
+  if (!deferred) await settle();
   await users.recordLogin(account.id, attempt.ip);
   const mustChange = account.passwordMustChange;
-  await audit.append({
+  // `failuresBefore` goes in the event too: a success after a run of failures is the guess that worked (ASVS 6.3.5),
+  // and a responder reading the log after a stuffing wave looks for exactly those.
+  const record: RecordSuccess = (session) => audit.append({
     ...base, type: "auth.login.succeeded", actor: account.id, subject: account.id,
-    data: { ...context, rehashed, fromScheme: account.passwordScheme, mustChangePassword: mustChange },
-  });
+    data: { ...context, rehashed, fromScheme: account.passwordScheme, mustChangePassword: mustChange, failuresBefore: verdict.streak, ...session },
+  }).then(() => undefined);
+  if (!deferred) await record();
   const fresh = { ...account, passwordHash: rehashed ? newHash : account.passwordHash, passwordScheme: rehashed ? passwords.defaultScheme : account.passwordScheme };
-  return { outcome: mustChange ? "must-change-password" : "success", user: fresh, rehashed, failuresBefore: verdict.streak, settle };
+  return { outcome: mustChange ? "must-change-password" : "success", user: fresh, rehashed, failuresBefore: verdict.streak, settle, record };
 }

@@ -71,8 +71,6 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       const { token, session } = issued;
       // The right password after a run of failures may be a guess that finally worked: the owner is told (ASVS 6.3.5).
       await suspiciousSignIn.afterFailures(app, request, user.id, result.failuresBefore, session.id);
-      // Only now is the streak cleared: the session is stored and the notice it called for queued (LoginAttempt.deferSettle).
-      await result.settle();
       // So is a sign-in from a browser that never signed in to the account since its password last changed (the
       // known-device cookie, device-cookie.ts), the account's first sign-in of all included: the owner who chose the
       // password through a mailed link did it in a browser that link's page remembers, so a first sign-in reaching
@@ -83,8 +81,15 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       // browser in use stays known.
       const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
       const sent = readDeviceCookie(request.headers.cookie);
-      let remember = knownDevice(sent, account, tagger);
-      if (!remember) remember = (await suspiciousSignIn.newDevice(app, request, user.id, { first: user.lastLoginAt === null })) && !hasMfa;
+      const known = knownDevice(sent, account, tagger);
+      const remember = known || ((await suspiciousSignIn.newDevice(app, request, user.id, { first: user.lastLoginAt === null })) && !hasMfa);
+      // The success's event names the session it made and says whether the browser was new, so a responder reading
+      // the log after a wave can end exactly the intruder's sessions (ASVS 16.3.1). Written before the cookie is sent:
+      // a session whose event failed never reaches the browser.
+      await result.record({ sessionId: session.id, newDevice: !known });
+      // Only now is the streak cleared: the session is stored, the notices it called for queued and the success
+      // recorded (LoginAttempt.deferSettle).
+      await result.settle();
       setSessionCookie(reply, token);
       setDeviceCookie(app, reply, sent, remember ? account : null);
       return {
