@@ -27,7 +27,7 @@ describe("HTTP shell", () => {
     const server = await buildServer(app);
     const res = await server.inject({ method: "GET", url: "/healthz" });
     assert.equal(res.statusCode, 200);
-    assert.deepEqual(res.json(), { status: "ok", database: "sqlite" });
+    assert.deepEqual(res.json(), { status: "ok", database: "sqlite", writes: "ok" });
     assert.match(String(res.headers["content-security-policy"]), /frame-ancestors 'none'/);
     assert.doesNotMatch(String(res.headers["content-security-policy"]), /unsafe-inline/);
     assert.equal(res.headers["x-content-type-options"], "nosniff");

@@ -3,13 +3,13 @@
 import { BlockList, isIP } from "node:net";
 import type { Duplex } from "node:stream";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply } from "fastify";
-import { sql } from "kysely";
 import type { App } from "../app/types.ts";
 import { ipBucket } from "../accounts/flood/ip-bucket.ts";
 import { newId } from "../crypto/tokens.ts";
 import { isBulwarkError } from "../lib/errors.ts";
 import { registerApiRoutes } from "./api/index.ts";
 import { formatSchemaErrors } from "./api/strict-fields.ts";
+import { registerHealth } from "./health.ts";
 import { registerAuth } from "./auth/index.ts";
 import { registerPages } from "./pages/pages.ts";
 import { STATUS_BY_KIND, type ErrorBody } from "./errors.ts";
@@ -208,14 +208,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     void reply.status(404).header("cache-control", "no-store").send(body);
   });
 
-  server.get("/healthz", async (_request, reply) => {
-    try {
-      await sql`SELECT 1`.execute(app.db.db);
-      return { status: "ok", database: app.db.dialect };
-    } catch {
-      return reply.status(503).send({ status: "unavailable", database: app.db.dialect });
-    }
-  });
+  registerHealth(server, app);
 
   // Fastify's wording for schema errors, except that a control character is named as such, not by its pattern;
   // for every route (/auth, the pages and /api/v1, whose scope inherits it).
