@@ -40,6 +40,11 @@ export interface AccountServices {
    * escalation attempt, left as a bare count under "others".
    */
   callerRefusals: RefusalSampler;
+  /**
+   * Which requests made with an API token are recorded as `api.token.used`: the first of each hour per token and client
+   * address (src/http/auth/authenticate.ts). A budget of its own, so a busy fleet of scripts never crowds out refusals.
+   */
+  tokenUses: RefusalSampler;
   /** Password-checking requests admitted at a time (BULWARK_PASSWORD_CHECKS_IN_FLIGHT); the rest get 503. */
   passwordWork: PasswordWorkGate;
   /**
@@ -115,6 +120,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     flood,
     refusals: new RefusalSampler(),
     callerRefusals: new RefusalSampler(),
+    tokenUses: new RefusalSampler({ windowMs: 60 * 60_000, budget: 2_000 }),
     passwordWork: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
     mailRequests: new FloodControl({ database, clock, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
     tokenMints: new FloodControl({ database, clock, namespace: "mint", policy: { ipLimit: TOKEN_MINTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),

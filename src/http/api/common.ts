@@ -9,7 +9,7 @@ import type { Schema } from "../../store/schema.ts";
 import { APIError, apiErrors } from "./errors.ts";
 import type { Caller } from "./guard.ts";
 import { clientIP } from "../auth/request-info.ts";
-import { recordRefusal } from "../auth/authenticate.ts";
+import { recordSampled } from "../auth/authenticate.ts";
 import { unrecordedCounts } from "../../accounts/login/refusal-sampler.ts";
 import { isBulwarkError } from "../../lib/errors.ts";
 
@@ -85,7 +85,7 @@ export async function auditRefusal(app: App, request: FastifyRequest, error: unk
   for (const [name, value] of Object.entries((request.params ?? {}) as Record<string, unknown>)) {
     if (typeof value === "string" && PLAIN_PARAM.test(value)) params[name] = value;
   }
-  await recordRefusal(request, {
+  await recordSampled(request, {
     type: "api.refused", actor: auth.userId, subject: params["id"] ?? params["name"] ?? "", requestId: request.id,
     data: { route, code: error.code, status: error.kind === "forbidden" ? 403 : 409, params, ...callerContext(request, auth), ...unrecordedCounts(sample) },
   }, app);

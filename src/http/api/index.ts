@@ -61,7 +61,7 @@ export async function registerApiRoutes(server: FastifyInstance, app: App): Prom
     api.addHook("preValidation", refuseUnknownFields);
     // A refused request of a signed-in caller (403, or a 409 that guards who can act) is recorded, sampled: one place
     // for every route and for the guard's own refusals, so no route can forget it (auditRefusal). onError runs before
-    // the error handler answers; a failed append is logged and the refusal stands (recordRefusal).
+    // the error handler answers; a failed append is logged and the refusal stands (recordSampled).
     api.addHook("onError", async (request, _reply, error) => auditRefusal(app, request, error));
     // API responses carry account data: never cached by a browser or proxy (ASVS 14.3.2).
     api.addHook("onSend", async (_request, reply) => {

@@ -11,6 +11,7 @@ import { httpAuthErrors } from "./errors.ts";
 import { clientIP } from "./request-info.ts";
 import { permissionsOf } from "./permissions.ts";
 import { ALL_PENDING, type Gate } from "./state.ts";
+import { ipSite } from "../../accounts/flood/ip-bucket.ts";
 import { unrecordedCounts } from "../../accounts/login/refusal-sampler.ts";
 import { CLOCK_SKEW_WARN_MS } from "../../store/clock-skew.ts";
 
@@ -66,7 +67,7 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
       if (genuine) {
         const sample = app.accounts.callerRefusals.take(`token-refused:${genuine.tokenId}`, app.clock.now());
         if (sample.record) {
-          await recordRefusal(request, {
+          await recordSampled(request, {
             type: "api.token.refused", actor: "anonymous", subject: genuine.userId, requestId: request.id,
             data: { tokenId: genuine.tokenId, reason: verdict.reason, ip: clientIP(request), route: `${request.method} ${request.routeOptions.url ?? ""}`, ...unrecordedCounts(sample) },
           }, app);
@@ -75,6 +76,19 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
       throw httpAuthErrors.tokenInvalid();
     }
     request.auth = { userId: verdict.userId, via: "token", sessionId: null, tokenId: verdict.tokenId, tokenExpiresAt: verdict.expiresAt, scopes: [...verdict.scopes], aal: 1 };
+    // Its use is recorded too, reads included: the first request of each hour from each address (an IPv6 client by its
+    // /48), so a thief's use of a leaked token from anywhere new is in the log with the route it asked for, while a
+    // script polling all day from one host writes 24 events, not thousands (app.accounts.tokenUses). Only changes
+    // through the API were recorded: a token paging through every account's address or the audit log left only its
+    // last-use time and address, written over a minute later, and a responder could not scope what it read.
+    const ip = clientIP(request);
+    const sample = app.accounts.tokenUses.take(`${verdict.tokenId}:${ip === null ? "" : ipSite(ip)}`, app.clock.now());
+    if (sample.record) {
+      await recordSampled(request, {
+        type: "api.token.used", actor: verdict.userId, subject: verdict.userId, requestId: request.id,
+        data: { tokenId: verdict.tokenId, ip, route: `${request.method} ${request.routeOptions.url ?? ""}`, ...unrecordedCounts(sample) },
+      }, app);
+    }
     return;
   }
   const cookieHeader = request.headers.cookie;
@@ -141,15 +155,16 @@ export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean 
 }
 
 /**
- * Appends a refusal's audit event; a failure to write it is logged, never thrown: the refusal's own answer (a 401,
- * a 403) must stand. Thrown, the append's error replaced it with a 500. Every refusal record goes through here
- * (auth.csrf.refused, auth.reauth.required, api.token.refused, api.refused).
+ * Appends a sampled audit event; a failure to write it is logged, never thrown: a refusal's own answer (a 401, a 403)
+ * must stand (thrown, the append's error replaced it with a 500), and so must a token's request whose use is recorded.
+ * Every refusal record goes through here (auth.csrf.refused, auth.reauth.required, api.token.refused, api.refused), and
+ * api.token.used.
  */
-export async function recordRefusal(request: FastifyRequest, event: Parameters<App["audit"]["append"]>[0], app: App): Promise<void> {
+export async function recordSampled(request: FastifyRequest, event: Parameters<App["audit"]["append"]>[0], app: App): Promise<void> {
   try {
     await app.audit.append(event);
   } catch (failure) {
-    request.log.error({ err: failure, refused: event.type }, "the audit event of a refused request could not be written");
+    request.log.error({ err: failure, event: event.type }, "a sampled audit event could not be written");
   }
 }
 
@@ -165,7 +180,7 @@ export async function refusedNotFresh(app: App, request: FastifyRequest): Promis
   if (auth) {
     const sample = app.accounts.callerRefusals.take(`reauth-required:${auth.userId}`, app.clock.now());
     if (sample.record) {
-      await recordRefusal(request, {
+      await recordSampled(request, {
         type: "auth.reauth.required", actor: auth.userId, subject: auth.userId, requestId: request.id,
         data: { route: `${request.method} ${request.routeOptions.url ?? ""}`, ip: clientIP(request), sessionId: auth.sessionId, ...unrecordedCounts(sample) },
       }, app);
@@ -200,7 +215,7 @@ async function refusedCrossSite(app: App, request: FastifyRequest, reason: "cros
     const sample = app.accounts.callerRefusals.take(`csrf-refused:${auth.userId}`, app.clock.now());
     if (sample.record) {
       const origin = request.headers.origin;
-      await recordRefusal(request, {
+      await recordSampled(request, {
         type: "auth.csrf.refused", actor: auth.userId, subject: auth.userId, requestId: request.id,
         data: {
           route: `${request.method} ${request.routeOptions.url ?? ""}`, reason, ip: clientIP(request), sessionId: auth.sessionId,
