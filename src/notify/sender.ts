@@ -96,6 +96,38 @@ function withoutLinkTokens(text: string): string {
   return text.replace(LINK_TOKEN, "…").replace(TOKEN_PARAMETER, "$1…");
 }
 
+/** The shortest run of a link's secret taken out of a relay's answer: what is left of the secret is ≤ 7 characters a piece. */
+const SECRET_RUN = 8;
+
+/**
+ * A relay's answer about `message` with every run of SECRET_RUN characters of the message's own link secrets taken
+ * out, then withoutLinkTokens. A filter on the undecoded body quotes it as sent: quoted-printable breaks a link every
+ * 76 characters with "=" and a line end, so the secret arrives in pieces no pattern of a token's shape matches, and the
+ * row's idempotency key names the link's id (the other half). The sender knows what it sent, so it looks for that.
+ */
+function withoutSecretsOf(error: string, message: Pick<OutboxMessage, "text" | "html">): string {
+  const runs = new Set<string>();
+  for (const body of [message.text, message.html ?? ""]) {
+    for (const token of body.match(LINK_TOKEN) ?? []) {
+      const secret = token.slice(token.indexOf(".") + 1);
+      for (let i = 0; i + SECRET_RUN <= secret.length; i++) runs.add(secret.slice(i, i + SECRET_RUN));
+    }
+  }
+  if (runs.size > 0) {
+    const cut = new Uint8Array(error.length);
+    for (let i = 0; i + SECRET_RUN <= error.length; i++) {
+      if (runs.has(error.slice(i, i + SECRET_RUN))) cut.fill(1, i, i + SECRET_RUN);
+    }
+    let kept = "";
+    for (let i = 0; i < error.length; i++) {
+      if (cut[i] === 0) kept += error[i];
+      else if (i === 0 || cut[i - 1] === 0) kept += "…";
+    }
+    error = kept;
+  }
+  return withoutLinkTokens(error);
+}
+
 // Bounds on the sender's options, each with its reason. Batches: the ids of a batch are bind parameters of one
 // lease renewal, and the outbox bounds its own batches at 1000. Concurrency: the SMTP pool's maxConnections
 // (config.ts) is at most 100, and deliveries beyond it only queue. Lease and deadline: a lease of more than a
@@ -340,7 +372,7 @@ export class OutboxSender {
     }
     // Before the error is stored (last_error, which `bulwark outbox status` prints), logged or retried on: a relay's
     // answer may quote the very link the mail carries. Mailboxes are stripped for the log lines (withoutMailboxes).
-    if (!outcome.ok) outcome = { ...outcome, error: withoutLinkTokens(outcome.error) };
+    if (!outcome.ok) outcome = { ...outcome, error: withoutSecretsOf(outcome.error, message) };
     let recorded: boolean;
     if (!outcome.ok && cut?.aborted) {
       // Cut by this server's own shutdown: not the message's failure. Handed back, due at once for any sender, the
