@@ -389,6 +389,14 @@ export class FloodControl {
     };
   }
 
+  /**
+   * Empties `subject`'s window of countRequestFor/takeFor, on `executor` when given: an administrator lifting an
+   * account's token-mint rate that a thief's leaked token spent, committed with its audit event or not at all.
+   */
+  async clearFor(subject: string, executor: Kysely<Schema> = this.#database.db): Promise<void> {
+    await executor.deleteFrom("flood_events").where("scope", "=", "ip").where("key", "=", key(this.#kinds.ip, subject)).execute();
+  }
+
   /** The attempt succeeded: its own failure events go, and so do the account's window and streak (flood_clear_event). */
   async succeeded(ticket: FloodTicket): Promise<void> {
     const k = ticket.keys;

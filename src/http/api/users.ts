@@ -227,6 +227,9 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     await app.db.transaction(async (trx) => {
       for (const identifier of [user.email, ...(user.username ? [user.username] : [])]) await app.accounts.flood.clearStreak(identifier, trx);
       await app.accounts.mfa.clearThrottle(user.id, trx);
+      // And the hour's API-token mints: a leaked token minting and revoking spends them, and the owner's replacement
+      // after the leak was refused for the rest of the hour with no lever to lift it.
+      await app.accounts.tokenMints.clearFor(user.id, trx);
       await auditAPI(app, request, caller, { type: "user.throttles-cleared", subject: user.id }, trx);
     });
     return { cleared: true };
