@@ -49,18 +49,44 @@ export function requestContext(request: FastifyRequest): { ip: string | null; us
 }
 
 /**
+ * Who acted and from where, as every /auth event of a signed-in account names it (ASVS 16.2.1): the client address
+ * (`ip`, as Fastify resolved it: the trust-proxy setting applies) and the session the request rode (`sessionId`, its
+ * public id, never its secret), as /api/v1 events do (callerContext). A thief signed in from the owner's own network
+ * and browser build reads exactly as the owner but for the session, and the session is what a responder ends
+ * (ASVS 7.5.2). No `sessionId` for a request without a session, or with another account's (a link opened in a browser
+ * signed in to someone else names nobody's session as the account's).
+ */
+export function actingContext(request: FastifyRequest, userId: string): { ip: string | null; sessionId?: string } {
+  const auth = request.auth;
+  const ip = clientIP(request);
+  return auth && auth.via === "session" && auth.sessionId !== null && auth.userId === userId ? { ip, sessionId: auth.sessionId } : { ip };
+}
+
+/**
+ * Records `auth.session.replaced`: the change `reason` replaced the caller's session (`sessionId`) by a new one
+ * (`newSessionId`, the one now live). For the changes whose own event is written before the new session exists (a
+ * factor's enrolment, a password change: the event and the owner's notice commit with the change, the new session's
+ * id is drawn after it): without this, the session a thief's enrolment stepped up to aal 2 was named by no event, and
+ * a responder could not end it from the log (ASVS 16.2.1, 7.5.2). Call it before the new cookie is set: a session
+ * whose record failed never reaches the browser.
+ */
+export async function recordReplacedSession(app: App, request: FastifyRequest, userId: string, newSessionId: string, data: { reason: string } & Record<string, unknown>): Promise<void> {
+  await app.audit.append({ type: "auth.session.replaced", actor: userId, subject: userId, requestId: request.id, data: { ...data, ...actingContext(request, userId), newSessionId } });
+}
+
+/**
  * Appends an audit event and queues the matching security notice (ASVS 6.3.7) to the account's address.
  * The notice's idempotency key is the audit event id, so a retry never mails twice. With `executor` (the change's
  * own transaction) the event and the notice commit with the change or not at all: a crash or a database error
  * between them can no longer leave a changed password or factor that nobody was told about. An address the outbox
  * cannot mail (the account store accepts more, e.g. a non-ASCII local part from an import) must not turn the change
- * into an error answer: the missed notice is audited and logged instead.
+ * into an error answer: the missed notice is audited and logged instead. The event names the address and the acting
+ * session (actingContext; last, so an event's own data cannot overwrite them).
  */
 export async function auditAndNotify(
   app: App, request: FastifyRequest, input: { type: string; userId: string; data?: Record<string, unknown>; notice?: SecurityEvent }, executor?: Kysely<Schema>,
 ): Promise<void> {
-  const ip = clientIP(request);
-  const entry = { type: input.type, actor: input.userId, subject: input.userId, requestId: request.id, data: { ip, ...input.data } };
+  const entry = { type: input.type, actor: input.userId, subject: input.userId, requestId: request.id, data: { ...input.data, ...actingContext(request, input.userId) } };
   const event = executor ? await app.audit.appendIn(executor, entry) : await app.audit.append(entry);
   if (input.notice) await notifyOwner(app, request, input.userId, event.id, input.notice, executor);
 }

@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { clearSessionCookie, endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, recordLinkRefusal, requestContext, requireSession, str, throttledAnswer } from "../helpers.ts";
+import { actingContext, auditAndNotify, recordLinkRefusal, requestContext, requireSession, str, throttledAnswer } from "../helpers.ts";
 import { addressTag, EmailChangeError, mailboxKey, type EmailChanged, type EmailChangeRequestOutcome } from "../../../accounts/email-change/index.ts";
 
 /** The one answer to every accepted change request, whether the address is free, taken, or over the limit. */
@@ -47,10 +47,11 @@ export function registerEmailRoutes(server: FastifyInstance, app: App): void {
       }
       if (outcome === "rate-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the account reached");
       if (outcome === "recipient-limited") request.log.warn({ userId: user.id }, "email change not sent: hourly limit for the new address reached");
-      // The audit log keeps a keyed tag of the address, not the address: it names no other person's mailbox.
+      // The audit log keeps a keyed tag of the address, not the address: it names no other person's mailbox. It names
+      // the session that asked (actingContext): a thief on the owner's network reads as the owner but for it.
       await app.audit.append({
         type: "auth.email.change-requested", actor: user.id, subject: user.id, requestId: request.id,
-        data: { ip: ctx.ip, outcome, newEmail: addressTag(app.keyring, request.body.newEmail) },
+        data: { outcome, newEmail: addressTag(app.keyring, request.body.newEmail), ...actingContext(request, user.id) },
       });
       // Same status and body whatever happened (ASVS 6.3.8): the form tells nobody whether an address is registered.
       return reply.status(202).send(EMAIL_CHANGE_ACCEPTED);

@@ -12,7 +12,7 @@ import { takeUserSessionsTurn } from "../../../accounts/sessions/revocation.ts";
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, mfaThrottledAnswer, rememberThisDevice, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
+import { actingContext, auditAndNotify, mfaThrottledAnswer, recordReplacedSession, rememberThisDevice, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, refusalSampled, spentWithRotation, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
@@ -42,16 +42,15 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
    * Replaces the session with an aal-2 one: a privilege change gets a new id and secret. It keeps the old
    * session's creation time and expiry: a factor alone never makes a session fresh or longer-lived. The new session
    * records the factor that earned it (`proof`'s, or `enrolled`: the one just enrolled), whose removal lowers it; aal 1
-   * instead when that factor is gone by the time it commits (removed in another tab meanwhile).
+   * instead when that factor is gone by the time it commits (removed in another tab meanwhile). The caller sets the
+   * cookie (setSessionCookie) once an event names the new session: one whose record failed never reaches the browser.
    */
-  async function stepUp(userId: string, cs: CookieSession, reply: Parameters<typeof setSessionCookie>[0], by: { proof: FactorProof } | { enrolled: string }): Promise<Session> {
+  async function stepUp(userId: string, cs: CookieSession, by: { proof: FactorProof } | { enrolled: string }): Promise<{ token: string; session: Session }> {
     // The factor that earned the step-up is spent in the rotation's transaction: a double submit whose other half
     // rotated first gets "replaced" and leaves its recovery code (or TOTP step) unspent.
-    const { token, session } = await app.accounts.sessions.rotate(cs.token, {
+    return app.accounts.sessions.rotate(cs.token, {
       aal: 2, keepLifetime: true, ...("proof" in by ? spentWithRotation(by.proof) : { factor: by.enrolled }), ...multiFactorHeld(app, userId),
     });
-    setSessionCookie(reply, token);
-    return session;
   }
 
   /**
@@ -143,10 +142,14 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       // A passkey assertion must answer a challenge this very session asked for (not another pending session's,
       // nor one asked for with a reset link).
       const outcome = await proveFactor(app, auth.userId, request.body ?? {}, { webauthnContext: sessionChallengeContext(cs.session.id) });
+      // Both records name the address and the session held at the gate (the one the login made): the owner mistyping
+      // a code at home and an intruder passing it with a phished one elsewhere read alike otherwise, and the step-up's
+      // new session is the one a responder must end (ASVS 16.2.1, 7.5.2).
+      const acting = actingContext(request, auth.userId);
       const auditFailure = async (reason: FactorRefusal, credentialId?: string): Promise<void> => {
         // A throttled or an unthrottled one is sampled (refusalSampled): the session's holder can repeat it as fast as it is answered.
         const sample = refusalSampled(reason, request.body ?? {}) ? app.accounts.refusals.take(`mfa-verify:${auth.userId}`, app.clock.now()) : RECORD;
-        if (sample.record) await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason, ...(credentialId ? { credentialId } : {}), ...unrecordedCounts(sample) } });
+        if (sample.record) await app.audit.append({ type: "auth.mfa.failed", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { reason, ...(credentialId ? { credentialId } : {}), ...unrecordedCounts(sample), ...acting } });
         // Only the right password reaches this gate: a refused factor here is a partly successful sign-in, which the
         // owner is told of (ASVS 6.3.5), at most once an hour (suspiciousSignIn).
         await suspiciousSignIn.factorRefused(app, request, auth.userId);
@@ -157,9 +160,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         // Replayed and wrong codes get the same answer: a replay tells an attacker nothing they can use.
         throw httpAuthErrors.mfaInvalid();
       }
+      let token: string;
       let session: Session;
       try {
-        session = await stepUp(auth.userId, cs, reply, { proof: outcome.proof });
+        ({ token, session } = await stepUp(auth.userId, cs, { proof: outcome.proof }));
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay.
@@ -172,7 +176,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       // does not make a browser known to an account with a second factor).
       await rememberThisDevice(app, request, reply, auth.userId);
       if (outcome.factor === "recovery-code") data["recoveryCodesLeft"] = await mfa.recovery.remaining(auth.userId);
-      await app.audit.append({ type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data });
+      await app.audit.append({ type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ...data, ...acting, newSessionId: session.id } });
+      setSessionCookie(reply, token);
       // A recovery code stands in for a lost device, or was taken with the password: the owner is told (ASVS 6.3.5).
       if (outcome.factor === "recovery-code") await suspiciousSignIn.recoveryCodeUsed(app, request, auth.userId, data["recoveryCodesLeft"] as number, session.id);
       return { status: "verified", aal: session.aal, sessionId: session.id, ...(outcome.factor === "recovery-code" ? { recoveryCodesLeft: data["recoveryCodesLeft"] } : {}) };
@@ -218,8 +223,11 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       }
       if (!confirmed) throw httpAuthErrors.mfaInvalid();
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
-      // The user just proved the new factor: this session now has two.
-      const session = await stepUp(auth.userId, cs, reply, { enrolled: factorRef.totp });
+      // The user just proved the new factor: this session now has two. auth.mfa.added named the session that enrolled
+      // it (committed with the factor, before the new one existed); this names the aal-2 session that replaced it.
+      const { token, session } = await stepUp(auth.userId, cs, { enrolled: factorRef.totp });
+      await recordReplacedSession(app, request, auth.userId, session.id, { reason: "mfa-enrolled", factor: "totp" });
+      setSessionCookie(reply, token);
       return { status: "enrolled", factor: "totp", aal: session.aal, sessionId: session.id };
     },
   );
@@ -279,7 +287,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         },
       });
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
-      const session = await stepUp(auth.userId, cs, reply, { enrolled: factorRef.passkey(credentialId) });
+      // As for an authenticator app: the aal-2 session that replaced the enrolling one is named in the log.
+      const { token, session } = await stepUp(auth.userId, cs, { enrolled: factorRef.passkey(credentialId) });
+      await recordReplacedSession(app, request, auth.userId, session.id, { reason: "mfa-enrolled", factor: "webauthn", credentialId });
+      setSessionCookie(reply, token);
       return { status: "enrolled", factor: "webauthn", credentialId, aal: session.aal, sessionId: session.id };
     },
   );

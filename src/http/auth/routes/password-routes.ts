@@ -10,7 +10,7 @@ import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { auditAndNotify, mfaThrottledAnswer, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { actingContext, auditAndNotify, mfaThrottledAnswer, recordReplacedSession, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, refusalSampled, spendIn, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { withPasswordWork } from "../password-work.ts";
@@ -70,9 +70,10 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       if (user.passwordInvalidatedAt !== null) throw httpAuthErrors.passwordInvalidated();
       // Guessing the current password through this form is throttled like a login (ASVS 6.3.1).
       const flooding = { identifier: user.email, ip: ctx.ip };
-      // Failures are audited as at login and reauthentication: this form is where a stolen cookie guesses the password.
+      // Failures are audited as at login and reauthentication: this form is where a stolen cookie guesses the password,
+      // so they name the session that guessed (actingContext), the one to end.
       const audit = (type: string, data: Record<string, unknown>): Promise<unknown> =>
-        app.audit.append({ type, actor: user.id, subject: user.id, requestId: request.id, data: { ip: ctx.ip, ...data } });
+        app.audit.append({ type, actor: user.id, subject: user.id, requestId: request.id, data: { ...data, ...actingContext(request, user.id) } });
       const verdict = await app.accounts.flood.begin(flooding);
       if (!verdict.allowed) {
         await audit("auth.password.change-throttled", { reason: verdict.reason });
@@ -105,7 +106,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // the old session's assurance as its row stands when replaced, and only while its factor is held as it commits:
       // a removal of that factor in another tab while the new password was hashed lowered the old row meanwhile.
       let ended = 0;
-      const { token } = await app.accounts.sessions.rotate(cs.token, {
+      const { token, session } = await app.accounts.sessions.rotate(cs.token, {
         aal: "kept", keepLifetime: hasMfa, ...multiFactorHeld(app, user.id),
         // The account row changes before the sessions turn is taken, as in every transaction that does both
         // (docs/sessions.md): a lock or an unlock that updated the row and waits for the turn cannot deadlock with it.
@@ -123,6 +124,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
           await auditAndNotify(app, request, { type: "auth.password.changed", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-changed" } }, trx);
         },
       });
+      // auth.password.changed named the session that changed it, written before the new one's id was drawn: this names
+      // the one left standing, before its cookie is sent.
+      await recordReplacedSession(app, request, user.id, session.id, { reason: "password-changed" });
       setSessionCookie(reply, token);
       // A new password makes every browser new again (device tags are bound to it) but this one.
       await rememberThisDevice(app, request, reply, user.id);

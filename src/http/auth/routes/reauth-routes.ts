@@ -7,7 +7,7 @@ import { sessionChallengeContext, type FactorProof } from "../../../accounts/mfa
 import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { actingContext, mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { withPasswordWork } from "../password-work.ts";
@@ -25,8 +25,11 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
     withPasswordWork(app, async (request, reply) => {
       const { auth, cs } = requireSession(request);
       const ctx = requestContext(request);
+      // Every record names the address and the session that asked (ASVS 16.2.1): a thief on a stolen cookie guessing the
+      // password here, or passing it, reads as the owner otherwise, and the session is what a responder ends.
+      const acting = actingContext(request, auth.userId);
       const audit = (type: string, data: Record<string, unknown>): Promise<unknown> =>
-        app.audit.append({ type, actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ip: ctx.ip, ...data } });
+        app.audit.append({ type, actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ...data, ...acting } });
       const user = await app.accounts.users.getById(auth.userId);
       if (!user) throw httpAuthErrors.reauthFailed();
       const hasMfa = await app.accounts.mfa.hasMfa(user.id);
@@ -90,8 +93,11 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       await app.accounts.flood.succeeded(verdict.ticket);
       await proof?.settle();
       const { token, session } = rotated;
+      // `sessionId` the session that re-authenticated, `newSessionId` the fresh one that replaced it (the one now live),
+      // as every rotating event names them. Recorded before the cookie is sent: a session whose record failed never
+      // reaches the browser.
+      await audit("auth.reauthenticated", { factor: factor ?? "password", newSessionId: session.id });
       setSessionCookie(reply, token);
-      await audit("auth.reauthenticated", { factor: factor ?? "password", sessionId: session.id });
       // The success clears the run of failures the login shares: what a login would tell, this tells (ASVS 6.3.5).
       await suspiciousSignIn.afterFailures(app, request, user.id, verdict.streak, session.id);
       if (factor === "recovery-code") await suspiciousSignIn.recoveryCodeUsed(app, request, user.id, await app.accounts.mfa.recovery.remaining(user.id), session.id);

@@ -7,7 +7,7 @@ import { clearSessionCookie, knownDevice, readDeviceCookie, readSessionCookie } 
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { ANY_GATE, deviceTagger, requestContext, requireSession, secret, setDeviceCookie, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { actingContext, ANY_GATE, deviceTagger, requestContext, requireSession, secret, setDeviceCookie, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { InputError, isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
@@ -107,7 +107,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
   server.post<{ Body: { next?: string } | undefined }>("/auth/logout", { config: ANY_GATE }, async (request, reply) => {
     const { auth } = requireSession(request);
     await app.accounts.sessions.end(auth.sessionId as string, auth.userId);
-    await app.audit.append({ type: "auth.logout", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { sessionId: auth.sessionId } });
+    await app.audit.append({ type: "auth.logout", actor: auth.userId, subject: auth.userId, requestId: request.id, data: actingContext(request, auth.userId) });
     void reply.header("set-cookie", clearSessionCookie());
     const body = request.body;
     return { status: "signed-out", next: safeNext(body && typeof body === "object" ? body.next : undefined) };
@@ -168,7 +168,13 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       // Ending a session is how an owner throws a hijacker out: an email change the hijacker asked for dies too
       // (links carry no session; the owner asks again if the change was theirs).
       if (request.params.id !== auth.sessionId) await app.accounts.emailChanges.revokeAll(auth.userId);
-      await app.audit.append({ type: "auth.session.ended", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { sessionId: request.params.id } });
+      // Which session ended (`endedSessionId`), and which one ended it from where (`sessionId`, `ip`): the owner throwing
+      // a thief out and a thief throwing the owner out read alike otherwise, and the acting session is the one a
+      // responder ends next (ASVS 16.2.1, 7.5.2).
+      await app.audit.append({
+        type: "auth.session.ended", actor: auth.userId, subject: auth.userId, requestId: request.id,
+        data: { endedSessionId: request.params.id, ...actingContext(request, auth.userId) },
+      });
       if (request.params.id === auth.sessionId) void reply.header("set-cookie", clearSessionCookie());
       return { ended: 1 };
     },
@@ -181,7 +187,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
     // its own in the list, and only a new cookie for this browser throws it out. As above, a pending email change
     // (perhaps the hijacker's) dies too; the account's link lock first, as every transaction writing its links takes it.
     let ended = 0;
-    const { token } = await app.accounts.sessions.rotate(cs.token, {
+    const { token, session } = await app.accounts.sessions.rotate(cs.token, {
       aal: "kept", keepLifetime: true, ...multiFactorHeld(app, auth.userId),
       first: (trx) => lockAccountLinks(app.db, trx, auth.userId),
       within: async (trx) => {
@@ -189,8 +195,14 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
         await app.accounts.emailChanges.revokeAll(auth.userId, trx);
       },
     });
+    // The session that asked (`sessionId`, replaced now) and the one left standing (`newSessionId`): after a thief threw
+    // the owner out, that is the one to end. Recorded before the cookie is sent: a session whose record failed never
+    // reaches the browser.
+    await app.audit.append({
+      type: "auth.session.ended-others", actor: auth.userId, subject: auth.userId, requestId: request.id,
+      data: { ended, ...actingContext(request, auth.userId), newSessionId: session.id },
+    });
     setSessionCookie(reply, token);
-    await app.audit.append({ type: "auth.session.ended-others", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ended } });
     return { ended };
   });
 
