@@ -134,6 +134,9 @@ forEachDialect("red team: audit pages while an event is still uncommitted", (dia
     // Keyset pages over a position a writer takes before it commits (a sequence, say) show N+2 while N+1 is still
     // uncommitted; the collector's cursor moves past N+1 and never returns to it. A containment batch appends its
     // event inside its transaction, so this is the ordinary case. Positions must become visible in order.
+    // The collector's token was used already this hour: its use is recorded (api.token.used, an append that waits for
+    // the held position like any other), so the page below is a read and nothing else.
+    assert.equal((await fx.call("GET", "/api/v1/audit/events?limit=1", { token: reader })).statusCode, 200);
     const marker = await fx.app.audit.append({ type: "redteam.marker", actor: "test" });
     let release: () => void = () => {};
     const gate = new Promise<void>((resolve) => {
