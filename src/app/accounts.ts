@@ -42,7 +42,9 @@ export interface AccountServices {
   callerRefusals: RefusalSampler;
   /**
    * Which requests made with an API token are recorded as `api.token.used`: the first of each hour per token and client
-   * address (src/http/auth/authenticate.ts). A budget of its own, so a busy fleet of scripts never crowds out refusals.
+   * address (src/http/auth/authenticate.ts). Apart from the refusals' samplers, and with no budget across tokens: a
+   * shared one let an account's fleet of tokens, used from many addresses, leave a thief's first use of a leaked token
+   * unrecorded. What bounds the events is what a token's holder pays for them: a request from a distinct address each.
    */
   tokenUses: RefusalSampler;
   /** Password-checking requests admitted at a time (BULWARK_PASSWORD_CHECKS_IN_FLIGHT); the rest get 503. */
@@ -120,7 +122,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     flood,
     refusals: new RefusalSampler(),
     callerRefusals: new RefusalSampler(),
-    tokenUses: new RefusalSampler({ windowMs: 60 * 60_000, budget: 2_000 }),
+    tokenUses: new RefusalSampler({ windowMs: 60 * 60_000, budget: Number.MAX_SAFE_INTEGER, maxKeys: 100_000 }),
     passwordWork: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
     mailRequests: new FloodControl({ database, clock, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
     tokenMints: new FloodControl({ database, clock, namespace: "mint", policy: { ipLimit: TOKEN_MINTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),

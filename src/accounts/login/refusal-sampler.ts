@@ -91,6 +91,17 @@ export class RefusalSampler {
     this.#suppressedElsewhere = 0;
     return { record: true, suppressed, suppressedElsewhere };
   }
+
+  /**
+   * Takes back a `take` that said record, whose event could not be written: the key's next one is recorded (it was
+   * marked recorded for the window, and a store that failed once hid the key for the rest of it), carrying the counts
+   * this one would have, itself included.
+   */
+  giveBack(key: string, verdict: { suppressed: number; suppressedElsewhere: number }): void {
+    this.#keys.set(key, { slot: -1, suppressed: verdict.suppressed + 1 });
+    if (this.#recorded > 0) this.#recorded--;
+    this.#suppressedElsewhere += verdict.suppressedElsewhere;
+  }
 }
 
 /**

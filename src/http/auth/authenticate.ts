@@ -11,7 +11,7 @@ import { httpAuthErrors } from "./errors.ts";
 import { clientIP } from "./request-info.ts";
 import { permissionsOf } from "./permissions.ts";
 import { ALL_PENDING, type Gate } from "./state.ts";
-import { ipSite } from "../../accounts/flood/ip-bucket.ts";
+import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
 import { unrecordedCounts } from "../../accounts/login/refusal-sampler.ts";
 import { CLOCK_SKEW_WARN_MS } from "../../store/clock-skew.ts";
 
@@ -77,17 +77,21 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
     }
     request.auth = { userId: verdict.userId, via: "token", sessionId: null, tokenId: verdict.tokenId, tokenExpiresAt: verdict.expiresAt, scopes: [...verdict.scopes], aal: 1 };
     // Its use is recorded too, reads included: the first request of each hour from each address (an IPv6 client by its
-    // /48), so a thief's use of a leaked token from anywhere new is in the log with the route it asked for, while a
-    // script polling all day from one host writes 24 events, not thousands (app.accounts.tokenUses). Only changes
-    // through the API were recorded: a token paging through every account's address or the audit log left only its
-    // last-use time and address, written over a minute later, and a responder could not scope what it read.
+    // /64, one host's share, as flood control counts it: a /48 is often a provider's, shared by its customers), so a
+    // thief's use of a leaked token from anywhere new is in the log with the route it asked for, while a script polling
+    // all day from one host writes 24 events, not thousands (app.accounts.tokenUses). Only changes through the API were
+    // recorded: a token paging through every account's address or the audit log left only its last-use time and
+    // address, written over a minute later, and a responder could not scope what it read. An event that could not be
+    // written is given back: the address's next request is recorded.
     const ip = clientIP(request);
-    const sample = app.accounts.tokenUses.take(`${verdict.tokenId}:${ip === null ? "" : ipSite(ip)}`, app.clock.now());
+    const key = `${verdict.tokenId}:${ip === null ? "" : ipBucket(ip)}`;
+    const sample = app.accounts.tokenUses.take(key, app.clock.now());
     if (sample.record) {
-      await recordSampled(request, {
+      const written = await recordSampled(request, {
         type: "api.token.used", actor: verdict.userId, subject: verdict.userId, requestId: request.id,
         data: { tokenId: verdict.tokenId, ip, route: `${request.method} ${request.routeOptions.url ?? ""}`, ...unrecordedCounts(sample) },
       }, app);
+      if (!written) app.accounts.tokenUses.giveBack(key, sample);
     }
     return;
   }
@@ -160,11 +164,14 @@ export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean 
  * Every refusal record goes through here (auth.csrf.refused, auth.reauth.required, api.token.refused, api.refused), and
  * api.token.used.
  */
-export async function recordSampled(request: FastifyRequest, event: Parameters<App["audit"]["append"]>[0], app: App): Promise<void> {
+export async function recordSampled(request: FastifyRequest, event: Parameters<App["audit"]["append"]>[0], app: App): Promise<boolean> {
   try {
     await app.audit.append(event);
+    return true;
   } catch (failure) {
-    request.log.error({ err: failure, event: event.type }, "a sampled audit event could not be written");
+    // What the event would have said goes to the log instead: its data holds ids, addresses and routes, no secret.
+    request.log.error({ err: failure, event: event.type, subject: event.subject, data: event.data }, "a sampled audit event could not be written");
+    return false;
   }
 }
 
