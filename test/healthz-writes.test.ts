@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
-import { PROBE_FAILED_MS, PROBE_OK_MS } from "../src/http/health.ts";
+import { BUSY_FAILS_AFTER_MS, PROBE_FAILED_MS, PROBE_OK_MS } from "../src/http/health.ts";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { migrate } from "../src/store/migrator.ts";
@@ -78,6 +78,33 @@ describe("GET /healthz probes writes [sqlite]", () => {
     assert.equal((handle().prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout, before);
     fx.clock.advance(PROBE_OK_MS);
     assert.equal((await health()).body["writes"], "ok");
+  });
+
+  it("attack: a write lock another process holds probe after probe for longer than the server's writes can wait (a backup, a stuck process) is reported unavailable, not busy for ever", async () => {
+    fx.clock.advance(PROBE_OK_MS);
+    const other = new DatabaseSync(fx.app.db.where);
+    other.exec("BEGIN IMMEDIATE");
+    try {
+      assert.equal((await health()).body["writes"], "busy");
+      fx.clock.advance(BUSY_FAILS_AFTER_MS / 2);
+      assert.equal((await health()).body["writes"], "busy", "held for a while: still only busy");
+      fx.clock.advance(BUSY_FAILS_AFTER_MS / 2);
+      assert.deepEqual(await health(), { status: 503, body: { status: "unavailable", database: "sqlite", writes: "blocked" } });
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+    }
+    fx.clock.advance(PROBE_FAILED_MS);
+    assert.deepEqual(await health(), { status: 200, body: { status: "ok", database: "sqlite", writes: "ok" } }, "let go: healthy again");
+    fx.clock.advance(PROBE_OK_MS);
+    const other2 = new DatabaseSync(fx.app.db.where);
+    other2.exec("BEGIN IMMEDIATE");
+    try {
+      assert.equal((await health()).body["writes"], "busy", "a new hold starts its own count");
+    } finally {
+      other2.exec("ROLLBACK");
+      other2.close();
+    }
   });
 });
 

@@ -11,27 +11,60 @@ export const PROBE_OK_MS = 5_000;
 /** How long a failed probe stands: shorter, so a recovered disk is seen soon. */
 export const PROBE_FAILED_MS = 1_000;
 
-type Writes = WriteProbe | "failing";
+/**
+ * A probe not done by then is a failure: a held lock or a commit waiting for a lost synchronous standby made every
+ * health check wait for ever, where a load balancer needs an answer. The probe itself runs on, shared by later callers.
+ */
+export const PROBE_TIMEOUT_MS = 5_000;
+/**
+ * SQLite's write lock held by another process this long, probe after probe, is a failure too: the server's own writes
+ * wait the busy timeout (10 s) and then fail, while "busy" kept the node healthy. A CLI job commits batch by batch and
+ * lets go between them; a lock held this long is a backup, a VACUUM or a stuck process.
+ */
+export const BUSY_FAILS_AFTER_MS = 30_000;
+
+type Writes = WriteProbe | "failing" | "blocked";
 
 export function registerHealth(server: FastifyInstance, app: App): void {
   let last: { at: number; writes: Writes } | null = null;
   let inFlight: Promise<Writes> | null = null;
+  let busySince: number | null = null;
+
+  const attempt = async (): Promise<WriteProbe> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the write probe did not finish within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([probeWrites(app.db, app.clock.now()), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 
   const probe = async (): Promise<Writes> => {
+    const failed = last?.writes === "failing" || last?.writes === "blocked";
     try {
-      const writes = await probeWrites(app.db, app.clock.now());
-      if (last?.writes === "failing") server.log.info("the store accepts writes again");
+      const writes = await attempt();
+      const now = app.clock.now();
+      if (writes === "ok") busySince = null;
+      else busySince ??= now;
+      if (busySince !== null && now - busySince >= BUSY_FAILS_AFTER_MS) {
+        if (!failed) server.log.error({ heldForMs: now - busySince }, "another process has held the database's write lock for too long: logins, resets and audit events wait and then fail");
+        return "blocked";
+      }
+      if (failed) server.log.info("the store accepts writes again");
       return writes;
     } catch (error) {
       // Said once, when it starts failing: the operator needs the engine's reason, the public answer does not.
-      if (last?.writes !== "failing") server.log.error({ err: error }, "the store refuses writes: logins, resets and audit events will fail");
+      if (!failed) server.log.error({ err: error }, "the store refuses writes: logins, resets and audit events will fail");
       return "failing";
     }
   };
 
   const writes = async (): Promise<Writes> => {
     const now = app.clock.now();
-    if (last && now - last.at >= 0 && now - last.at < (last.writes === "failing" ? PROBE_FAILED_MS : PROBE_OK_MS)) return last.writes;
+    if (last && now - last.at >= 0 && now - last.at < (last.writes === "ok" ? PROBE_OK_MS : PROBE_FAILED_MS)) return last.writes;
     inFlight ??= probe().then((result) => {
       last = { at: app.clock.now(), writes: result };
       inFlight = null;
@@ -48,7 +81,7 @@ export function registerHealth(server: FastifyInstance, app: App): void {
       return reply.status(503).send({ status: "unavailable", database });
     }
     const state = await writes();
-    if (state === "failing") return reply.status(503).send({ status: "unavailable", database, writes: "failing" });
+    if (state === "failing" || state === "blocked") return reply.status(503).send({ status: "unavailable", database, writes: state });
     return { status: "ok", database, writes: state };
   });
 }
