@@ -13,6 +13,7 @@ import { apiErrors } from "./errors.ts";
 import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
 import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
+import { notifyOwner } from "../auth/helpers.ts";
 import { withPasswordWork } from "../auth/password-work.ts";
 import { identifierKey } from "../../accounts/users/normalise.ts";
 import { forecastSetEmail, setEmailByAdministrator } from "../../accounts/email-change/index.ts";
@@ -186,7 +187,13 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       await assertOutranksWithin(app, trx, caller, user);
       const set = await requirePasswordChange(trx, user.id, app.clock.now());
       // Audited when it was required already too: the event is what makes the expiry the administrator's.
-      if (set) await auditAPI(app, request, caller, { type: PASSWORD_CHANGE_REQUIRED, subject: user.id, ...(set === "retaken" ? { data: { retaken: true } } : {}) }, trx);
+      if (set) {
+        const event = await auditAPI(app, request, caller, { type: PASSWORD_CHANGE_REQUIRED, subject: user.id, ...(set === "retaken" ? { data: { retaken: true } } : {}) }, trx);
+        // The owner is told now, in the change's transaction, as the expire-passwords lever tells them (ASVS 6.3.7):
+        // whoever holds the password (and a live session held at the change gate) could otherwise choose the next one
+        // before the owner heard of the precaution. Only when it was newly required: a retaken one was told before.
+        if (set === "required") await notifyOwner(app, request, user.id, event.id, { type: "password-expired" }, trx);
+      }
       return set === "required";
     });
     return { changed };
