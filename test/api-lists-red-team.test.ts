@@ -158,13 +158,17 @@ forEachDialect("red team: audit pages while an event is still uncommitted", (dia
     const during = fx.call("GET", url, { token: reader });
     // SQLite's one connection makes the reader wait for the transaction; PostgreSQL answers at once.
     const early = await Promise.race([during, sleep(300).then(() => null)]);
-    if (fx.app.db.dialect === "postgres") {
-      // The race really happened: the reader was answered while the held event was uncommitted and the later append waited.
-      assert.ok(early !== null, "PostgreSQL answered the reader during the hold");
-      assert.equal(laterSettled, false, "the later append waits for the held position");
+    try {
+      if (fx.app.db.dialect === "postgres") {
+        // The race really happened: the reader was answered while the held event was uncommitted and the later append waited.
+        assert.ok(early !== null, "PostgreSQL answered the reader during the hold");
+        assert.equal(laterSettled, false, "the later append waits for the held position");
+      }
+    } finally {
+      // Let go whatever was asserted: a hold never released kept the file's teardown waiting until the runner's timeout.
+      release();
+      await holding;
     }
-    release();
-    await holding;
     const laterEvent = await later;
     const seen = early ?? (await during);
     assert.equal(seen.statusCode, 200, seen.body);
