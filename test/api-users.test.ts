@@ -246,12 +246,32 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       assert.ok((await auditOf(fx, "user.password-change-required")).some((e) => e.subject === target.id));
     });
 
+    it("attack: an intruder's API tokens, and the tokens they minted, do not come back when a help desk unlocks the account after tokens/revoke (ASVS 7.4.1)", async () => {
+      const helpdesk = await fx.user(["accounts.read", "accounts.write"]);
+      const helpdeskToken = await fx.token(helpdesk.id, ["accounts.read", "accounts.write"]);
+      const victim = await fx.user(["accounts.read"]);
+      const intruders = await fx.token(victim.id, ["accounts.read"]);
+      const minted = await fx.call("POST", "/api/v1/tokens", { token: intruders, body: { name: "spare", scopes: ["accounts.read"] } });
+      assert.equal(minted.statusCode, 201, minted.body);
+      const spare = (minted.json() as { token: string }).token;
+      assert.equal((await fx.call("POST", `/api/v1/users/${victim.id}/lock`, { token: helpdeskToken })).statusCode, 200);
+      const revoke = await fx.call("POST", `/api/v1/users/${victim.id}/tokens/revoke`, { token: helpdeskToken, headers: { "x-request-id": "revoke-tokens-1" } });
+      assert.equal(revoke.statusCode, 200, revoke.body);
+      assert.equal((revoke.json() as { tokensRevoked: number }).tokensRevoked, 2);
+      assert.equal((await fx.call("POST", `/api/v1/users/${victim.id}/unlock`, { token: helpdeskToken })).statusCode, 200);
+      for (const t of [intruders, spare]) assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { token: t })).statusCode, 401, "a revoked token stays revoked after the unlock");
+      const event = (await auditOf(fx, "user.tokens-revoked")).find((e) => e.subject === victim.id);
+      assert.equal(event?.request_id, "revoke-tokens-1");
+      assert.equal(event?.actor, helpdesk.id);
+      assert.equal((await fx.call("POST", `/api/v1/users/${victim.id}/tokens/revoke`, { token: helpdeskToken })).json().tokensRevoked, 0, "again: nothing left to revoke");
+    });
+
     it("refuses an accounts.write holder who tries to lock, reset or end the sessions of an administrator (ASVS 8.2.2)", async () => {
       const helpdesk = await fx.user(["accounts.read", "accounts.write"]);
       const helpdeskToken = await fx.token(helpdesk.id, ["accounts.read", "accounts.write"]);
       const plain = await fx.user([]);
       assert.equal((await fx.call("POST", `/api/v1/users/${plain.id}/lock`, { token: helpdeskToken })).statusCode, 200, "an ordinary account can be locked");
-      for (const path of ["lock", "require-password-change", "sessions/revoke"]) {
+      for (const path of ["lock", "require-password-change", "sessions/revoke", "tokens/revoke"]) {
         const res = await fx.call("POST", `/api/v1/users/${admin.id}/${path}`, { token: helpdeskToken });
         assert.equal(res.statusCode, 403, `${path} on an administrator was allowed`);
         assert.equal((res.json() as { error: { code: string } }).error.code, "BULWARK_ERR_API_OUTRANKED");
@@ -271,7 +291,7 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       const helpdesk = await fx.user(["accounts.read", "accounts.write"]);
       const helpdeskToken = await fx.token(helpdesk.id, ["accounts.read", "accounts.write"]);
       await fx.app.accounts.roles.create({ name: "promoted", permissions: ["admin"] }, "test");
-      for (const path of ["lock", "require-password-change", "sessions/revoke"]) {
+      for (const path of ["lock", "require-password-change", "sessions/revoke", "tokens/revoke"]) {
         const target = await fx.user([]);
         const session = await fx.session(target.id);
         // A grant of the admin role in progress, as RoleStore.grant makes one (its lock, its row), not yet committed.

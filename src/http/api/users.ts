@@ -242,6 +242,19 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     return { cleared: true };
   });
 
+  // The account's API tokens, for a help desk taking an account back: a lock only refuses them while it lasts, and
+  // until now only a containment job could revoke another account's tokens, so the intruder's came back with the
+  // unlock. Every token ends, what each minted too; the revocation and its event commit together (ASVS 7.4.1, 16.3.3).
+  change("tokens/revoke", async (app, request, caller, user) => {
+    const revoked = await app.db.transaction(async (trx) => {
+      await assertOutranksWithin(app, trx, caller, user);
+      const count = await app.accounts.tokens.revokeAllForUser(user.id, { executor: trx });
+      await auditAPI(app, request, caller, { type: "user.tokens-revoked", subject: user.id, data: { revoked: count } }, trx);
+      return count;
+    });
+    return { tokensRevoked: revoked };
+  });
+
   change("sessions/revoke", async (app, request, caller, user) => {
     // The sessions end only if their event is written: one transaction (ASVS 16.3.3).
     const ended = await app.db.transaction(async (trx) => {
