@@ -2,6 +2,8 @@
 // audit log — over real HTTP logins end to end, and on both dialects from events appended at chosen times (the hourly
 // counts are one GROUP BY each dialect must run alike; the sign-ins are read in pages).
 import assert from "node:assert/strict";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { checkLogins, DEFAULT_LOGINS_OPTIONS } from "../src/checks/logins/index.ts";
 import { AuditLog } from "../src/audit/audit-log.ts";
@@ -38,7 +40,7 @@ describe("bulwark check logins, over real sign-ins [sqlite]", () => {
     // Twelve quiet hours: two mistyped passwords an hour.
     for (let h = 0; h < 12; h++) {
       fx.clock.set(start + h * HOUR + 60_000);
-      for (let i = 0; i < 2; i++) assert.equal((await login(`typo${h}-${i}@example.org`, "not it at all", "192.0.2.10")).statusCode, 401);
+      for (let i = 0; i < 2; i++) assert.equal((await login(`typo${h}-${i}@example.org`, "not it at all", `192.0.2.${10 + 2 * h + i}`)).statusCode, 401);
     }
     // The wave: 110 leaked pairs tried from five addresses in one hour, six of them on the victim's account (one per
     // address, so no window stops them), then its right password from a sixth address and a browser it never used.
@@ -73,6 +75,17 @@ describe("bulwark check logins, over real sign-ins [sqlite]", () => {
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /\[HIGH\] logins\.failure-wave/);
     assert.ok(human.stdout.includes(`${victim.email} (${victim.id})`) && human.stdout.includes(hit.json().sessionId as string), human.stdout);
+
+    // --ids-out: every reported account, one per line, in a new private file; an existing file is never overwritten.
+    const ids = join(fx.app.config.dataDir, "..", "reported-ids.txt");
+    const withIds = await bulwarkInProcess(["check", "logins", "--since", since, "--until", until, "--fail-on", "none", "--ids-out", ids], { BULWARK_DATA_DIR: fx.app.config.dataDir });
+    assert.equal(withIds.code, 0, withIds.stderr);
+    assert.equal(readFileSync(ids, "utf8"), `${victim.id}\n`);
+    assert.equal(statSync(ids).mode & 0o777, 0o600);
+    const again = await bulwarkInProcess(["check", "logins", "--since", since, "--until", until, "--ids-out", ids], { BULWARK_DATA_DIR: fx.app.config.dataDir });
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(again.stderr, /--ids-out .*exists already/);
+    assert.equal(readFileSync(ids, "utf8"), `${victim.id}\n`, "left as it was");
 
     // The quiet hours alone: nothing to report.
     const quiet = await bulwarkInProcess(["check", "logins", "--since", since, "--until", new Date(wave).toISOString(), "--json"], { BULWARK_DATA_DIR: fx.app.config.dataDir });
@@ -109,10 +122,12 @@ forEachDialect("checkLogins", (dialect) => {
       at(h, 5);
       await failed(`id:quiet${h}`);
     }
-    // Two adjacent hours of 30 failures each: one wave of 60.
+    // Two adjacent hours of 30 failures each, one every two minutes: one wave of 60.
     for (const h of [10, 11]) {
-      at(h, 1);
-      for (let i = 0; i < 30; i++) await failed(`id:w${h}-${i % 12}`);
+      for (let i = 0; i < 30; i++) {
+        at(h, 2 * i);
+        await failed(`id:w${h}-${i % 12}`);
+      }
     }
     at(11, 30);
     await succeeded("usr_guessed", { ip: "203.0.113.5", sessionId: "ses_guessed", newDevice: true, failuresBefore: 7 });
@@ -126,15 +141,19 @@ forEachDialect("checkLogins", (dialect) => {
     assert.equal(report.medianFailedPerHour, 1);
     assert.equal(report.succeeded, 4);
     assert.equal(report.succeededWithoutDetail, 1);
-    assert.deepEqual(report.waves, [{ from: new Date(start + 10 * HOUR).toISOString(), to: new Date(start + 12 * HOUR).toISOString(), failed: 60, accountsTried: 24, succeeded: 3, newDeviceSignIns: 1 }]);
+    // accountsTried sums each 10 minutes' distinct identifiers (an upper bound): 5 a bucket, 12 buckets.
+    assert.deepEqual(report.waves, [{ from: new Date(start + 10 * HOUR).toISOString(), to: new Date(start + 12 * HOUR).toISOString(), failed: 60, accountsTried: 60, unknownShare: 1, succeeded: 3, newDeviceSignIns: 1 }]);
     const byId = Object.fromEntries(report.findings.map((f) => [f.id, f]));
     assert.equal(byId["logins.failure-wave"]!.severity, "high");
     assert.deepEqual((byId["logins.failure-wave"]!.evidence["newDeviceSignInsListed"] as Array<{ sessionId: string }>).map((s) => s.sessionId), ["ses_guessed"]);
     assert.deepEqual((byId["logins.after-failures"]!.evidence["signIns"] as Array<{ sessionId: string }>).map((s) => s.sessionId), ["ses_guessed", "ses_later"]);
 
-    // A threshold above the wave: no wave, and the guessed sign-ins are still reported.
+    // Every failure came from one address, over 34 identifiers: a list being worked through (medium: no sign-in from it).
+    assert.deepEqual(report.sprayingAddresses, [{ ip: "198.51.100.7", failed: 70, accounts: 34, signIns: 0 }]);
+    assert.equal(byId["logins.spraying-address"]!.severity, "medium");
+    // A threshold above the wave: no wave, and the guessed sign-ins and the address are still reported.
     const calm = await checkLogins(database, { since: start, until: start + 14 * HOUR, ...DEFAULT_LOGINS_OPTIONS });
-    assert.deepEqual(calm.findings.map((f) => f.id), ["logins.after-failures"]);
+    assert.deepEqual(calm.findings.map((f) => f.id), ["logins.spraying-address", "logins.after-failures"]);
     await assert.rejects(checkLogins(database, { since: start, until: start, ...DEFAULT_LOGINS_OPTIONS }), /window/);
   });
 });

@@ -1,56 +1,66 @@
 // `bulwark check logins`: Bulwark's own sign-ins read back from its audit log, as `check authlog` reads sshd's. A
-// credential-stuffing wave (a botnet trying a leaked list, seed 001's five hours over SSH, here over HTTP) shows as
-// hours of failed logins far above the usual; what matters is what got through: sign-ins from browsers new to their
-// account during the wave, and sign-ins that came after a run of failures (a guess that worked, ASVS 6.3.5). Each is
-// listed with the session it made (auth.login.succeeded names it), so the responder ends exactly those.
-import { sql } from "kysely";
-import { parseStoredData } from "../../audit/read-events.ts";
+// credential-stuffing campaign (a botnet trying a leaked list: seed 001's five hours over SSH, here over HTTP) shows in
+// two ways, and a stuffer who knows the check shapes its campaign around either one alone: failed logins far above the
+// usual rate (a wave), and addresses that fail on many different accounts (a list being worked through, however slow).
+// What matters is what got through: sign-ins from browsers new to their account during a wave or from such an address,
+// and sign-ins after a run of failures (a guess that worked, ASVS 6.3.5). Each is listed with the session it made
+// (auth.login.succeeded names it), so the responder ends exactly those.
 import type { Database } from "../../store/database.ts";
 import type { Finding } from "../finding.ts";
+import { failedByAddress, failedByBucket, failedBefore, signInPages, type BucketCount } from "./queries.ts";
+import { SignInList, type SignIn } from "./sign-ins.ts";
 
-const HOUR = 3_600_000;
-/** Sign-ins listed per finding; the rest are counted. Enough to act on, bounded for a wave of a million. */
-export const LISTED = 100;
-/** auth.login.succeeded events read per query while scanning the window. */
-const PAGE = 5000;
-/** Waves reported one by one; later ones are counted in the last. */
+export type { SignIn } from "./sign-ins.ts";
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+/** Failures are counted in buckets this long; a wave is judged over any 60 minutes of them, not per clock hour. */
+export const BUCKET_MS = 10 * MINUTE;
+const BUCKETS_PER_HOUR = HOUR / BUCKET_MS;
+/** How far before the window a wave may begin: one that straddles the window's start (a daily run's edge) is seen whole. */
+const LOOK_BACK_MS = HOUR;
+/** Waves reported one by one, the most severe first; the rest are one finding, as severe as the worst of them. */
 const MAX_WAVES = 20;
+/** Spraying addresses listed in the evidence (the most accounts first). */
+const MAX_ADDRESSES = 100;
 
 export interface LoginsCheckOptions {
   /** The window: events at or after `since`, before `until` (epoch ms). */
   since: number;
   until: number;
-  /** An hour is part of a wave with at least this many failed logins... */
+  /** A wave is any 60 minutes with at least this many failed logins... */
   waveMin: number;
-  /** ...and at least this many times the window's median hour (the usual rate; at least 1). */
+  /** ...and at least this many times the usual hour (the median hour of the `baselineDays` before the window). */
   waveFactor: number;
   /** A sign-in after this many failed attempts in a row is reported (the notice to the owner uses the same 5). */
   streak: number;
+  /** An address that failed on at least this many different accounts or unknown identifiers in the window is spraying. */
+  sprayMin: number;
+  /** Days before the window whose median hour is the usual rate (the window itself is what an attacker fills). */
+  baselineDays: number;
   /** Sign-in events read per query (default 5000); tests page with fewer. */
   pageSize?: number;
 }
 
-export const DEFAULT_LOGINS_OPTIONS = { waveMin: 100, waveFactor: 5, streak: 5 } as const;
-
-/** One sign-in as a responder acts on it. */
-export interface SignIn {
-  userId: string;
-  email: string | null;
-  at: string;
-  ip: string | null;
-  sessionId: string | null;
-  newDevice: boolean | null;
-  failuresBefore: number | null;
-}
+export const DEFAULT_LOGINS_OPTIONS = { waveMin: 100, waveFactor: 5, streak: 5, sprayMin: 20, baselineDays: 7 } as const;
 
 export interface Wave {
   from: string;
   to: string;
   failed: number;
-  /** Distinct accounts (or, for unknown identifiers, keyed tags) the failures named, summed over its hours (an upper bound). */
+  /** Distinct accounts (or keyed tags of unknown identifiers) the failures named, summed over its buckets: an upper bound. */
   accountsTried: number;
+  /** The share of its failures on identifiers that name no account: a stuffing list is mostly accounts that do not exist. */
+  unknownShare: number;
   succeeded: number;
   newDeviceSignIns: number;
+}
+
+export interface SprayingAddress {
+  ip: string;
+  failed: number;
+  accounts: number;
+  signIns: number;
 }
 
 export interface LoginsReport {
@@ -59,11 +69,17 @@ export interface LoginsReport {
   failed: number;
   throttled: number;
   succeeded: number;
-  /** The usual failed logins per hour: the median hour of the window. */
+  /** The median hour of the window itself. */
   medianFailedPerHour: number;
+  /** The usual rate a wave is compared with, and where it was read: the days before the window, or the window when the store is younger. */
+  usualFailedPerHour: number;
+  usualFrom: "before-window" | "window";
   waves: Wave[];
+  sprayingAddresses: SprayingAddress[];
   /** Sign-ins whose event predates the session and failure fields (written before 2026-12-05), not judged on them. */
   succeededWithoutDetail: number;
+  /** Every account a reported sign-in belongs to, not only those listed (`--ids-out`). */
+  reportedAccounts: string[];
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -71,15 +87,22 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 /** Checks the options: each bound is a number the operator typed. */
 function checkOptions(o: LoginsCheckOptions): void {
   if (!(Number.isFinite(o.since) && Number.isFinite(o.until) && o.since < o.until)) throw new RangeError("the window must start before it ends");
-  if (!(Number.isInteger(o.waveMin) && o.waveMin >= 1)) throw new RangeError("waveMin must be a whole number of at least 1");
+  for (const [name, value] of [["waveMin", o.waveMin], ["streak", o.streak], ["sprayMin", o.sprayMin], ["baselineDays", o.baselineDays]] as const) {
+    if (!(Number.isInteger(value) && value >= (name === "baselineDays" ? 0 : 1))) throw new RangeError(`${name} must be a whole number of at least ${name === "baselineDays" ? 0 : 1}`);
+  }
   if (!(Number.isFinite(o.waveFactor) && o.waveFactor >= 1)) throw new RangeError("waveFactor must be at least 1");
-  if (!(Number.isInteger(o.streak) && o.streak >= 1)) throw new RangeError("streak must be a whole number of at least 1");
   if (o.pageSize !== undefined && !(Number.isInteger(o.pageSize) && o.pageSize >= 1)) throw new RangeError("pageSize must be a whole number of at least 1");
 }
 
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? 0 : (sorted[Math.floor((sorted.length - 1) / 2)] as number);
+};
+
 /**
- * Reads the window's login events and returns the findings: `logins.failure-wave` per wave (high when a browser new
- * to its account signed in during it), `logins.after-failures` for sign-ins after a run of failures.
+ * Reads the window's login events and returns the findings: `logins.failure-wave` per wave, `logins.spraying-address`
+ * for addresses working through many accounts, `logins.after-failures` for sign-ins after a run of failures. Each is high
+ * when a sign-in got through it (a new browser in a wave or from a spraying address), medium otherwise.
  *
  * @example
  * const report = await checkLogins(app.db, { since: now - 24 * HOUR, until: now, ...DEFAULT_LOGINS_OPTIONS });
@@ -87,143 +110,198 @@ function checkOptions(o: LoginsCheckOptions): void {
 export async function checkLogins(database: Database, options: LoginsCheckOptions): Promise<LoginsReport> {
   checkOptions(options);
   const { since, until } = options;
-  const pageSize = options.pageSize ?? PAGE;
-  const firstHour = Math.floor(since / HOUR);
-  const hours = Math.max(1, Math.ceil(until / HOUR) - firstHour);
+  const from = since - LOOK_BACK_MS;
 
-  // Per hour and type, in the database: a wave of a million failures is a million rows, never read one by one.
-  const { rows } = await sql<{ hour: number | string; type: string; n: number | string; accounts: number | string }>`
-    SELECT at / ${sql.lit(HOUR)} AS hour, type, count(*) AS n, count(DISTINCT subject) AS accounts FROM audit_events
-    WHERE type IN ('auth.login.failed', 'auth.login.throttled', 'auth.login.succeeded') AND at >= ${since} AND at < ${until}
-    GROUP BY at / ${sql.lit(HOUR)}, type`.execute(database.db);
-  const failedByHour = new Map<number, { n: number; accounts: number }>();
+  // Counted in the database, per 10 minutes: a wave of a million failures is one query, never a million rows read.
+  const counts = await failedByBucket(database, from, until, BUCKET_MS);
   let failed = 0;
   let throttled = 0;
   let succeeded = 0;
-  for (const r of rows) {
-    const n = Number(r.n);
-    if (r.type === "auth.login.failed") {
-      failedByHour.set(Number(r.hour), { n, accounts: Number(r.accounts) });
-      failed += n;
-    } else if (r.type === "auth.login.throttled") throttled += n;
-    else succeeded += n;
+  const byBucket = new Map<number, BucketCount>();
+  for (const c of counts) {
+    const inWindow = c.bucket * BUCKET_MS >= since;
+    if (c.type === "auth.login.failed") {
+      byBucket.set(c.bucket, c);
+      if (inWindow) failed += c.n;
+    } else if (inWindow) {
+      if (c.type === "auth.login.throttled") throttled += c.n;
+      else succeeded += c.n;
+    }
   }
-  const counts = Array.from({ length: hours }, (_, i) => failedByHour.get(firstHour + i)?.n ?? 0).sort((a, b) => a - b);
-  const median = counts[Math.floor((counts.length - 1) / 2)] as number;
-  const threshold = Math.max(options.waveMin, options.waveFactor * Math.max(median, 1));
+  const windowHours = Math.max(1, Math.ceil((until - since) / HOUR));
+  const hourOf = (at: number): number => Math.floor((at - since) / HOUR);
+  const perHour = Array.from({ length: windowHours }, () => 0);
+  for (const [bucket, c] of byBucket) if (bucket * BUCKET_MS >= since) perHour[Math.min(windowHours - 1, hourOf(bucket * BUCKET_MS))]! += c.n;
+  const windowMedian = median(perHour);
 
-  // Consecutive wave hours make one wave.
-  const waveHours: Array<{ first: number; last: number }> = [];
-  for (let h = firstHour; h < firstHour + hours; h++) {
-    if ((failedByHour.get(h)?.n ?? 0) < threshold) continue;
-    const open = waveHours.at(-1);
-    if (open && open.last === h - 1) open.last = h;
-    else waveHours.push({ first: h, last: h });
-  }
+  // The usual rate comes from before the window (the window is what a stuffer fills: hours of cheap failures raised
+  // its median above the real wave). A store younger than that falls back on the window's own.
+  const before = options.baselineDays > 0 ? await failedBefore(database, since - options.baselineDays * 24 * HOUR, since) : null;
+  const usual = before !== null && before.hours.length > 0 ? median(before.hours) : windowMedian;
+  const usualFrom = before !== null && before.hours.length > 0 ? "before-window" : "window";
+  const threshold = Math.max(options.waveMin, options.waveFactor * Math.max(usual, 1));
+
+  const waveSpans = findWaves(byBucket, Math.floor(from / BUCKET_MS), Math.ceil(until / BUCKET_MS), threshold)
+    .filter((w) => (w.last + 1) * BUCKET_MS > since);
   const waveOf = (at: number): number => {
-    const h = Math.floor(at / HOUR);
-    return waveHours.findIndex((w) => h >= w.first && h <= w.last);
+    const b = Math.floor(at / BUCKET_MS);
+    return waveSpans.findIndex((w) => b >= w.first && b <= w.last);
   };
 
-  // The sign-ins, read in pages by position (the index on type and seq), judged one by one, kept only when listed.
-  const afterFailures: SignIn[] = [];
-  let afterFailuresCount = 0;
-  const newDuringWave: SignIn[][] = waveHours.map(() => []);
-  const newDuringWaveCount = waveHours.map(() => 0);
-  const succeededDuringWave = waveHours.map(() => 0);
+  // Addresses working through many accounts, whatever their pace: a slow campaign under every rate is still a list.
+  const spraying = await failedByAddress(database, since, until, options.sprayMin);
+  const sprayIPs = new Map(spraying.map((s) => [s.ip, { ...s, signIns: 0 }]));
+
+  const lists = {
+    after: new SignInList(),
+    spray: new SignInList(),
+    waves: waveSpans.map(() => new SignInList()),
+  };
+  const succeededDuringWave = waveSpans.map(() => 0);
+  const reported = new Set<string>();
   let withoutDetail = 0;
-  let after = 0;
-  for (;;) {
-    const page = await database.db.selectFrom("audit_events").select(["seq", "subject", "at", "data"])
-      .where("type", "=", "auth.login.succeeded").where("seq", ">", after).where("at", ">=", since).where("at", "<", until)
-      .orderBy("seq").limit(pageSize).execute();
-    for (const row of page) {
-      const at = Number(row.at);
-      const data = parseStoredData(row.data).data ?? {};
-      const failuresBefore = typeof data["failuresBefore"] === "number" ? data["failuresBefore"] : null;
-      const newDevice = typeof data["newDevice"] === "boolean" ? data["newDevice"] : null;
-      if (failuresBefore === null && newDevice === null) withoutDetail++;
-      const signIn = (): SignIn => ({
-        userId: row.subject, email: null, at: iso(at), ip: typeof data["ip"] === "string" ? data["ip"] : null,
-        sessionId: typeof data["sessionId"] === "string" ? data["sessionId"] : null, newDevice, failuresBefore,
-      });
-      if (failuresBefore !== null && failuresBefore >= options.streak) {
-        afterFailuresCount++;
-        if (afterFailures.length < LISTED) afterFailures.push(signIn());
-      }
-      const w = waveOf(at);
-      if (w >= 0) {
-        succeededDuringWave[w]!++;
-        if (newDevice === true) {
-          newDuringWaveCount[w]!++;
-          if (newDuringWave[w]!.length < LISTED) newDuringWave[w]!.push(signIn());
-        }
+  for await (const signIn of readSignIns(database, from, until, options.pageSize ?? 5000)) {
+    if (signIn.failuresBefore === null && signIn.newDevice === null) withoutDetail++;
+    const spray = signIn.ip !== null ? sprayIPs.get(signIn.ip) : undefined;
+    signIn.fromSprayingAddress = spray !== undefined;
+    const guessed = signIn.failuresBefore !== null && signIn.failuresBefore >= options.streak;
+    const at = Date.parse(signIn.at);
+    if (at >= since && guessed) {
+      lists.after.add(signIn, options.streak);
+      reported.add(signIn.userId);
+    }
+    if (at >= since && spray) {
+      spray.signIns++;
+      lists.spray.add(signIn, options.streak);
+      if (signIn.newDevice === true || guessed) reported.add(signIn.userId);
+    }
+    const w = waveOf(at);
+    if (w >= 0) {
+      succeededDuringWave[w]!++;
+      if (signIn.newDevice === true) {
+        lists.waves[w]!.add(signIn, options.streak);
+        reported.add(signIn.userId);
       }
     }
-    if (page.length < pageSize) break;
-    after = Number(page.at(-1)!.seq);
   }
-  await withEmails(database, [afterFailures, ...newDuringWave].flat());
+  await SignInList.fillEmails(database, [lists.after, lists.spray, ...lists.waves]);
 
-  const waves: Wave[] = waveHours.map((w, i) => {
+  const waves: Wave[] = waveSpans.map((span, i) => {
     let n = 0;
     let accounts = 0;
-    for (let h = w.first; h <= w.last; h++) {
-      n += failedByHour.get(h)?.n ?? 0;
-      accounts += failedByHour.get(h)?.accounts ?? 0;
+    let unknown = 0;
+    for (let b = span.first; b <= span.last; b++) {
+      const c = byBucket.get(b);
+      n += c?.n ?? 0;
+      accounts += c?.accounts ?? 0;
+      unknown += c?.unknown ?? 0;
     }
-    return { from: iso(w.first * HOUR), to: iso((w.last + 1) * HOUR), failed: n, accountsTried: accounts, succeeded: succeededDuringWave[i]!, newDeviceSignIns: newDuringWaveCount[i]! };
+    return {
+      from: iso(span.first * BUCKET_MS), to: iso((span.last + 1) * BUCKET_MS), failed: n, accountsTried: accounts,
+      unknownShare: n === 0 ? 0 : Math.round((unknown / n) * 100) / 100, succeeded: succeededDuringWave[i]!, newDeviceSignIns: lists.waves[i]!.count,
+    };
   });
 
-  const findings: Finding[] = [];
-  waves.slice(0, MAX_WAVES).forEach((wave, i) => {
-    const listed = newDuringWave[i]!;
-    const laterWaves = i === MAX_WAVES - 1 && waves.length > MAX_WAVES ? ` (and ${waves.length - MAX_WAVES} later wave(s) not reported one by one)` : "";
-    findings.push({
-      id: "logins.failure-wave",
-      severity: wave.newDeviceSignIns > 0 ? "high" : "medium",
-      title: `${wave.failed} failed logins from ${wave.from} to ${wave.to}, against a usual ${median} an hour${laterWaves}`,
-      detail:
-        `Failed logins reached at least ${threshold} an hour (${options.waveFactor}× the window's median hour, and at least ${options.waveMin}), ` +
-        `over up to ${wave.accountsTried} account(s) or unknown identifiers. ${wave.succeeded} sign-in(s) succeeded meanwhile, ` +
-        `${wave.newDeviceSignIns} from a browser new to its account${listed.length > 0 ? `: ${describe(listed.slice(0, 10))}${wave.newDeviceSignIns > 10 ? ", …" : ""}` : ""}.`,
-      evidence: { ...wave, threshold, medianFailedPerHour: median, newDeviceSignInsListed: listed },
-      remediation: wave.newDeviceSignIns > 0
-        ? "Ask the owners of the accounts listed whether the sign-in was theirs; end the sessions that were not and make those passwords unusable: " +
-          "list the account ids in a file and run `bulwark contain revoke-sessions invalidate-passwords --ids FILE --dry-run`, then without --dry-run. " +
-          "The addresses the failures came from are in the auth.login.failed events of those hours (`bulwark audit export --since`)."
-        : "Nothing got through from a new browser. Watch whether the wave goes on; flood control already refuses each address past its hourly failures, " +
-          "so a wave this size comes from many addresses: block them upstream if it persists (they are in the auth.login.failed events of those hours).",
-    });
-  });
-  if (afterFailuresCount > 0) {
-    findings.push({
-      id: "logins.after-failures",
-      severity: "high",
-      title: `${afterFailuresCount} sign-in(s) after ${options.streak} or more failed attempts in a row`,
-      detail: `The right password after a run of wrong ones may be a guess that worked (the owner was mailed each time): ${describe(afterFailures.slice(0, 10))}${afterFailuresCount > 10 ? ", …" : ""}.`,
-      evidence: { count: afterFailuresCount, signIns: afterFailures },
-      remediation:
-        "Ask each owner whether the sign-in was theirs; for those that were not, end the session named and make the password unusable " +
-        "(`bulwark contain revoke-sessions invalidate-passwords --ids FILE`), then look at what the session did (`bulwark audit export`, its sessionId).",
-    });
-  }
+  const findings: Finding[] = [
+    ...waveFindings(waves, lists.waves, { threshold, usual, usualFrom, options }),
+    ...sprayFinding([...sprayIPs.values()], lists.spray, options),
+    ...afterFailuresFinding(lists.after, options),
+  ];
   return {
-    findings, window: { since: iso(since), until: iso(until), hours }, failed, throttled, succeeded,
-    medianFailedPerHour: median, waves, succeededWithoutDetail: withoutDetail,
+    findings, window: { since: iso(since), until: iso(until), hours: windowHours }, failed, throttled, succeeded,
+    medianFailedPerHour: windowMedian, usualFailedPerHour: usual, usualFrom, waves,
+    sprayingAddresses: [...sprayIPs.values()].slice(0, MAX_ADDRESSES), succeededWithoutDetail: withoutDetail, reportedAccounts: [...reported],
   };
 }
 
-/** "ana@example.org (usr_…) at … from …, session ses_…" for each sign-in listed. */
-function describe(signIns: readonly SignIn[]): string {
-  return signIns.map((s) => `${s.email ?? "?"} (${s.userId}) at ${s.at} from ${s.ip ?? "?"}${s.sessionId ? `, session ${s.sessionId}` : ""}`).join("; ");
+/**
+ * The waves among the buckets [first, end): a bucket is in a wave when some 60 minutes holding it reach `threshold`
+ * and it carries its part of that rate itself (at least a twelfth: half an even share), so a wave's span is where its
+ * failures are, not the quiet minutes around them. Adjacent wave buckets make one wave.
+ */
+function findWaves(byBucket: Map<number, BucketCount>, first: number, end: number, threshold: number): Array<{ first: number; last: number }> {
+  const n = (b: number): number => byBucket.get(b)?.n ?? 0;
+  const hot = new Set<number>();
+  let sum = 0;
+  for (let b = first; b < end; b++) {
+    sum += n(b) - (b - BUCKETS_PER_HOUR >= first ? n(b - BUCKETS_PER_HOUR) : 0);
+    if (sum < threshold) continue;
+    for (let k = Math.max(first, b - BUCKETS_PER_HOUR + 1); k <= b; k++) if (n(k) * 12 >= threshold) hot.add(k);
+  }
+  const spans: Array<{ first: number; last: number }> = [];
+  for (const b of [...hot].sort((x, y) => x - y)) {
+    const open = spans.at(-1);
+    if (open && open.last === b - 1) open.last = b;
+    else spans.push({ first: b, last: b });
+  }
+  return spans;
 }
 
-/** Fills in the email of each listed sign-in's account (one query; at most a few hundred ids). */
-async function withEmails(database: Database, signIns: SignIn[]): Promise<void> {
-  const ids = [...new Set(signIns.map((s) => s.userId))];
-  if (ids.length === 0) return;
-  const rows = await database.db.selectFrom("users").select(["id", "email"]).where("id", "in", ids).execute();
-  const byId = new Map(rows.map((r) => [r.id, r.email]));
-  for (const s of signIns) s.email = byId.get(s.userId) ?? null;
+async function* readSignIns(database: Database, from: number, until: number, pageSize: number): AsyncGenerator<SignIn> {
+  for await (const page of signInPages(database, from, until, pageSize)) yield* page;
+}
+
+const REMEDY =
+  "Ask the owners of the accounts listed whether the sign-in was theirs; for those that were not, end the session named and make the password unusable: " +
+  "`bulwark check logins --ids-out FILE` writes every reported account's id (not only those listed), then " +
+  "`bulwark contain revoke-sessions invalidate-passwords --ids FILE --dry-run`, and without --dry-run.";
+
+function waveFindings(waves: Wave[], lists: SignInList[], ctx: { threshold: number; usual: number; usualFrom: string; options: LoginsCheckOptions }): Finding[] {
+  // The most severe first (sign-ins got through), then the largest: a stuffer's cheap waves in front of the real one
+  // pushed it past the waves reported one by one.
+  const order = waves.map((_, i) => i).sort((a, b) => (waves[b]!.newDeviceSignIns > 0 ? 1 : 0) - (waves[a]!.newDeviceSignIns > 0 ? 1 : 0) || waves[b]!.failed - waves[a]!.failed || a - b);
+  const findings: Finding[] = [];
+  const one = (indexes: number[], title: string): Finding => {
+    const list = SignInList.merge(indexes.map((i) => lists[i]!));
+    const got = indexes.reduce((n, i) => n + waves[i]!.newDeviceSignIns, 0);
+    const failed = indexes.reduce((n, i) => n + waves[i]!.failed, 0);
+    return {
+      id: "logins.failure-wave",
+      severity: got > 0 ? "high" : "medium",
+      title,
+      detail:
+        `Failed logins reached at least ${ctx.threshold} in 60 minutes (${ctx.options.waveFactor}× the usual ${ctx.usual} an hour, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window`}; ` +
+        `and at least ${ctx.options.waveMin}): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
+      evidence: { waves: indexes.map((i) => waves[i]), threshold: ctx.threshold, usualFailedPerHour: ctx.usual, newDeviceSignInsListed: list },
+      remediation: got > 0 ? REMEDY : "Nothing got through from a new browser. Watch whether it goes on; flood control already refuses each address past its hourly failures, " +
+        "so a wave this size comes from many addresses: block them upstream if it persists (they are in the auth.login.failed events of those hours).",
+    };
+  };
+  for (const i of order.slice(0, MAX_WAVES)) {
+    const w = waves[i]!;
+    findings.push(one([i], `${w.failed} failed logins from ${w.from} to ${w.to}, against a usual ${ctx.usual} an hour (${Math.round(w.unknownShare * 100)}% on accounts that do not exist)`));
+  }
+  const rest = order.slice(MAX_WAVES);
+  if (rest.length > 0) findings.push(one(rest, `${rest.length} more wave(s) of failed logins, summed here`));
+  return findings;
+}
+
+function sprayFinding(addresses: SprayingAddress[], list: SignInList, options: LoginsCheckOptions): Finding[] {
+  if (addresses.length === 0) return [];
+  const signIns = list.items();
+  const got = signIns.filter((s) => s.newDevice === true || (s.failuresBefore ?? 0) >= options.streak).length > 0;
+  return [{
+    id: "logins.spraying-address",
+    severity: got ? "high" : "medium",
+    title: `${addresses.length} address(es) each failed to sign in to ${options.sprayMin} or more different accounts`,
+    detail:
+      `An address working through many accounts is running a list (credential stuffing, password spraying), at whatever pace: ${addresses.slice(0, 5).map((a) => `${a.ip} (${a.accounts} accounts, ${a.failed} failures)`).join("; ")}${addresses.length > 5 ? "; …" : ""}. ` +
+      `${list.count} sign-in(s) came from these addresses${signIns.length > 0 ? `: ${SignInList.describe(signIns.slice(0, 10))}${list.count > 10 ? ", …" : ""}` : ""}. ` +
+      "A shared address (a large NAT, a proxy) fails on many accounts too: its sign-ins from browsers already known to their accounts are the least suspicious.",
+    evidence: { addresses: addresses.slice(0, MAX_ADDRESSES), addressesCount: addresses.length, signIns: signIns, signInsCount: list.count },
+    remediation: got ? REMEDY : "Nothing got through from these addresses; block them upstream if they go on.",
+  }];
+}
+
+function afterFailuresFinding(list: SignInList, options: LoginsCheckOptions): Finding[] {
+  if (list.count === 0) return [];
+  const signIns = list.items();
+  return [{
+    id: "logins.after-failures",
+    severity: "high",
+    title: `${list.count} sign-in(s) after ${options.streak} or more failed attempts in a row`,
+    detail: `The right password after a run of wrong ones may be a guess that worked (the owner was mailed each time): ${SignInList.describe(signIns.slice(0, 10))}${list.count > 10 ? ", …" : ""}.`,
+    evidence: { count: list.count, signIns },
+    remediation: REMEDY,
+  }];
 }

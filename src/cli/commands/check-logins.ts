@@ -1,4 +1,5 @@
 // `bulwark check logins [--since 24h]`: failed-login waves and the sign-ins that got through, from the audit log.
+import { open, rm, type FileHandle } from "node:fs/promises";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
 import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
@@ -12,6 +13,9 @@ interface LoginsOptions extends CheckOptions {
   waveMin?: string;
   waveFactor?: string;
   streak?: string;
+  sprayMin?: string;
+  baselineDays?: string;
+  idsOut?: string;
 }
 
 /** A whole number from `min` to 1,000,000,000 typed for `option`, or the default. */
@@ -22,6 +26,17 @@ function whole(text: string | undefined, option: string, min: number, fallback: 
   return Number(t);
 }
 
+/** Creates `path` for the id list, owner-only, refusing an existing file or link (exit 2 naming it). */
+async function createIdsFile(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, "wx", 0o600);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === "EEXIST" ? "it exists already (choose a new name; it is never overwritten)" : code === "ENOENT" ? "its directory does not exist" : code === "EACCES" ? "permission denied" : String(code ?? (error as Error).message);
+    throw new InputError("BULWARK_ERR_USAGE", `--ids-out ${JSON.stringify(path)}: cannot create it: ${why}`);
+  }
+}
+
 export default {
   register(program: Command, ctx: CliContext): void {
     const check = group(program, "check", "run a security check and print findings");
@@ -29,14 +44,18 @@ export default {
       check
         .command("logins")
         .description(
-          "read this Bulwark's own sign-ins from its audit log: hours of failed logins far above the usual (a credential-stuffing wave), " +
-            "the sign-ins from browsers new to their account during one, and sign-ins after a run of failures; each with the session to end",
+          "read this Bulwark's own sign-ins from its audit log: failed logins far above the usual in any 60 minutes (a credential-stuffing wave), " +
+            "addresses failing on many accounts at any pace (a list being worked through), and the sign-ins that got through either, or came " +
+            "after a run of failures; each with the session to end",
         )
         .option("--since <time>", "the window's start: an age such as 24h, 7d, or an ISO 8601 time (UTC unless it carries an offset)", "24h")
         .option("--until <time>", "the window's end (default: now)")
-        .option("--wave-min <n>", "an hour is part of a wave with at least this many failed logins (default 100)...")
-        .option("--wave-factor <n>", "...and at least this many times the window's median hour (default 5)")
-        .option("--streak <n>", "report a sign-in after at least this many failed attempts in a row on its account (default 5, as the owner's notice)"),
+        .option("--wave-min <n>", "a wave is any 60 minutes with at least this many failed logins (default 100)...")
+        .option("--wave-factor <n>", "...and at least this many times the usual hour (default 5; see --baseline-days)")
+        .option("--streak <n>", "report a sign-in after at least this many failed attempts in a row on its account (default 5, as the owner's notice)")
+        .option("--spray-min <n>", "report an address that failed on at least this many different accounts in the window, and the sign-ins from it (default 20)")
+        .option("--baseline-days <n>", "days before the window whose median hour is the usual rate of failures (default 7; 0: the window's own)")
+        .option("--ids-out <file>", "write the id of every account a reported sign-in belongs to, one per line, for `bulwark contain … --ids` (a new file)"),
     ).action(
       action(ctx, async (opts: LoginsOptions) => {
         const { checkLogins, DEFAULT_LOGINS_OPTIONS } = await import("../../checks/logins/index.ts");
@@ -44,20 +63,43 @@ export default {
         const waveMin = whole(opts.waveMin, "--wave-min", 1, DEFAULT_LOGINS_OPTIONS.waveMin);
         const waveFactor = whole(opts.waveFactor, "--wave-factor", 1, DEFAULT_LOGINS_OPTIONS.waveFactor);
         const streak = whole(opts.streak, "--streak", 1, DEFAULT_LOGINS_OPTIONS.streak);
+        const sprayMin = whole(opts.sprayMin, "--spray-min", 1, DEFAULT_LOGINS_OPTIONS.sprayMin);
+        const baselineDays = whole(opts.baselineDays, "--baseline-days", 0, DEFAULT_LOGINS_OPTIONS.baselineDays);
         const app = await ctx.app();
         const now = app.clock.now();
         const since = parseTime(opts.since, "--since", now);
         const until = opts.until === undefined ? now : parseTime(opts.until, "--until", now);
         if (since >= until) throw new InputError("BULWARK_ERR_USAGE", `--since (${new Date(since).toISOString()}) must be before --until (${new Date(until).toISOString()})`);
-        const r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak });
+        // The id file is created before the log is read (never over an existing file: it may be another run's, or a
+        // link planted where the operator writes), so a refusal costs no scan; it is removed again if the check fails,
+        // so a retry is not refused for it.
+        const idsOut = opts.idsOut === undefined ? null : await createIdsFile(opts.idsOut);
+        let r: Awaited<ReturnType<typeof checkLogins>>;
+        try {
+          r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, baselineDays });
+          if (idsOut !== null) await idsOut.writeFile(r.reportedAccounts.map((id) => `${id}\n`).join(""));
+        } catch (error) {
+          if (idsOut !== null) {
+            await idsOut.close();
+            await rm(opts.idsOut as string, { force: true });
+          }
+          throw error;
+        }
+        await idsOut?.close();
+        const usual = r.usualFrom === "window" ? "the window's own median, the store being younger than the baseline" : `the median hour of the ${baselineDays} days before`;
         const summary = [
-          `${r.window.since} to ${r.window.until}: ${r.failed} failed login(s) (usually ${r.medianFailedPerHour} an hour), ${r.throttled} throttled event(s), ${r.succeeded} sign-in(s); ${r.waves.length} wave(s)`,
+          `${r.window.since} to ${r.window.until}: ${r.failed} failed login(s), usually ${r.usualFailedPerHour} an hour (${usual}), ${r.throttled} throttled event(s), ${r.succeeded} sign-in(s); ${r.waves.length} wave(s), ${r.sprayingAddresses.length} spraying address(es)`,
+          ...(idsOut !== null ? [`${r.reportedAccounts.length} account id(s) written to ${opts.idsOut}`] : []),
           ...(r.succeededWithoutDetail > 0 ? [`${r.succeededWithoutDetail} sign-in(s) were recorded before sign-in events named their session and browser: not judged on them`] : []),
         ];
         return finishCheck(ctx, opts, {
           check: "logins",
           findings: r.findings,
-          extra: { window: r.window, failed: r.failed, throttled: r.throttled, succeeded: r.succeeded, medianFailedPerHour: r.medianFailedPerHour, waves: r.waves, succeededWithoutDetail: r.succeededWithoutDetail },
+          extra: {
+            window: r.window, failed: r.failed, throttled: r.throttled, succeeded: r.succeeded, medianFailedPerHour: r.medianFailedPerHour,
+            usualFailedPerHour: r.usualFailedPerHour, usualFrom: r.usualFrom, waves: r.waves, sprayingAddresses: r.sprayingAddresses,
+            succeededWithoutDetail: r.succeededWithoutDetail, reportedAccounts: r.reportedAccounts.length,
+          },
           summary,
         });
       }),
