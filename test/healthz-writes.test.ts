@@ -12,6 +12,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { probeWrites, WRITE_PROBE_META } from "../src/store/write-probe.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { countProbeWrites } from "./helpers/probe-writes.ts";
 
 describe("GET /healthz probes writes [sqlite]", () => {
   let fx: AuthFixture;
@@ -45,9 +46,8 @@ describe("GET /healthz probes writes [sqlite]", () => {
 
   it("attack: a crowd asking /healthz at once makes one write, and the next only after the probe's interval", async () => {
     fx.clock.advance(PROBE_OK_MS);
-    handle().exec("CREATE TEMP TABLE probe_writes (at TEXT)");
-    handle().exec(`CREATE TEMP TRIGGER count_probe AFTER UPDATE ON main.bulwark_meta WHEN NEW.name = '${WRITE_PROBE_META}' BEGIN INSERT INTO probe_writes VALUES (NEW.value); END`);
-    const count = (): number => (handle().prepare("SELECT count(*) AS n FROM temp.probe_writes").get() as { n: number }).n;
+    const writes = countProbeWrites(handle());
+    const count = writes.count;
     try {
       const answers = await Promise.all(Array.from({ length: 50 }, () => health()));
       assert.ok(answers.every((a) => a.status === 200));
@@ -58,8 +58,7 @@ describe("GET /healthz probes writes [sqlite]", () => {
       await health();
       assert.equal(count(), 2);
     } finally {
-      handle().exec("DROP TRIGGER temp.count_probe");
-      handle().exec("DROP TABLE temp.probe_writes");
+      writes.stop();
     }
   });
 

@@ -13,10 +13,9 @@ import { TOKEN_MINTS_PER_HOUR } from "../src/app/accounts.ts";
 import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
 import { classifyFailure, type DeliveryOutcome, type MailTransport } from "../src/notify/transport.ts";
-import { RESET_LINK } from "./helpers/auth-flows.ts";
+import { authFlows, RESET_LINK } from "./helpers/auth-flows.ts";
 
 let fx: AuthFixture;
-let n = 0;
 
 before(async () => {
   fx = await authFixture();
@@ -25,18 +24,18 @@ after(async () => {
   await fx.close();
 });
 
+const flows = authFlows(() => fx);
+
+/** A user holding these permissions through a role of its own (authFlows.userWith), with its address. */
 async function user(permissions: string[]): Promise<{ id: string; email: string }> {
-  const u = await fx.user(`nf-${++n}@example.org`);
-  if (permissions.length) {
-    await fx.app.accounts.roles.create({ name: `nfr${n}`, permissions }, "test");
-    await fx.app.accounts.roles.grant(u.id, `nfr${n}`, "test");
-  }
-  return { id: u.id, email: u.email };
+  const id = await flows.userWith(permissions);
+  return { id, email: (await fx.app.accounts.users.getById(id))!.email };
 }
 
+/** A real API token of `userId` (authFlows.tokenFor), with its id. */
 async function token(userId: string, scopes: string[]): Promise<{ token: string; id: string }> {
-  const made = await fx.app.accounts.tokens.create(userId, { name: `ci-${++n}`, scopes });
-  return { token: made.token, id: made.info.id };
+  const made = await flows.tokenFor(userId, scopes);
+  return { token: made, id: (await fx.app.accounts.tokens.ownerOf(made))!.tokenId };
 }
 
 function api(method: "GET" | "POST" | "DELETE", url: string, options: { authorization?: string; from?: string; body?: unknown } = {}): Promise<LightMyRequestResponse> {

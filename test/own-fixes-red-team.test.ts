@@ -14,6 +14,7 @@ import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-clien
 import { PROBE_OK_MS } from "../src/http/health.ts";
 import { WRITE_PROBE_META } from "../src/store/write-probe.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
+import { countProbeWrites } from "./helpers/probe-writes.ts";
 
 const HOUR = 60 * 60_000;
 const THIEF_IP = "203.0.113.66";
@@ -164,9 +165,8 @@ describe("GET /healthz's write probe, asked by anyone", () => {
   it("attack: the clock stepping back an hour (an NTP correction) costs one probe, not one write per caller, and the next after a full interval", async () => {
     fx.clock.advance(PROBE_OK_MS);
     assert.equal((await health()).statusCode, 200);
-    handle().exec("CREATE TEMP TABLE probe_writes (at TEXT)");
-    handle().exec(`CREATE TEMP TRIGGER count_probe AFTER UPDATE ON main.bulwark_meta WHEN NEW.name = '${WRITE_PROBE_META}' BEGIN INSERT INTO probe_writes VALUES (NEW.value); END`);
-    const count = (): number => (handle().prepare("SELECT count(*) AS n FROM temp.probe_writes").get() as { n: number }).n;
+    const writes = countProbeWrites(handle());
+    const count = writes.count;
     try {
       fx.clock.advance(-HOUR);
       const answers = await Promise.all(Array.from({ length: 30 }, () => health()));
@@ -180,8 +180,7 @@ describe("GET /healthz's write probe, asked by anyone", () => {
       await health();
       assert.equal(count(), 2);
     } finally {
-      handle().exec("DROP TRIGGER temp.count_probe");
-      handle().exec("DROP TABLE temp.probe_writes");
+      writes.stop();
     }
   });
 
