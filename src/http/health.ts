@@ -13,7 +13,8 @@ export const PROBE_FAILED_MS = 1_000;
 
 /**
  * A probe not done by then is a failure: a held lock or a commit waiting for a lost synchronous standby made every
- * health check wait for ever, where a load balancer needs an answer. The probe itself runs on, shared by later callers.
+ * health check wait for ever, where a load balancer needs an answer. The probe itself runs on, and later callers wait
+ * on it (each for this long again) rather than start another.
  */
 export const PROBE_TIMEOUT_MS = 5_000;
 /**
@@ -29,14 +30,20 @@ export function registerHealth(server: FastifyInstance, app: App): void {
   let last: { at: number; writes: Writes } | null = null;
   let inFlight: Promise<Writes> | null = null;
   let busySince: number | null = null;
+  // The probe still running, timed out or not: later callers wait on it rather than start another, so a stuck store
+  // holds one connection for health checks, never one more per poll (each waited on PostgreSQL's pool).
+  let running: Promise<WriteProbe> | null = null;
 
   const attempt = async (): Promise<WriteProbe> => {
+    running ??= probeWrites(app.db, app.clock.now()).finally(() => {
+      running = null;
+    });
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`the write probe did not finish within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
     });
     try {
-      return await Promise.race([probeWrites(app.db, app.clock.now()), late]);
+      return await Promise.race([running, late]);
     } finally {
       clearTimeout(timer);
     }
@@ -47,8 +54,9 @@ export function registerHealth(server: FastifyInstance, app: App): void {
     try {
       const writes = await attempt();
       const now = app.clock.now();
+      // A clock stepped back (an NTP correction) restarts the count rather than leave it negative for as long.
       if (writes === "ok") busySince = null;
-      else busySince ??= now;
+      else if (busySince === null || now < busySince) busySince = now;
       if (busySince !== null && now - busySince >= BUSY_FAILS_AFTER_MS) {
         if (!failed) server.log.error({ heldForMs: now - busySince }, "another process has held the database's write lock for too long: logins, resets and audit events wait and then fail");
         return "blocked";
