@@ -192,7 +192,8 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
         // The owner is told now, in the change's transaction, as the expire-passwords lever tells them (ASVS 6.3.7):
         // whoever holds the password (and a live session held at the change gate) could otherwise choose the next one
         // before the owner heard of the precaution. Only when it was newly required: a retaken one was told before.
-        if (set === "required") await notifyOwner(app, request, user.id, event.id, { type: "password-expired" }, trx);
+        // Without the help desk's address: after a takeover the intruder may be reading that mailbox.
+        if (set === "required") await notifyOwner(app, request, user.id, event.id, { type: "password-expired" }, trx, { withoutAddress: true });
       }
       return set === "required";
     });

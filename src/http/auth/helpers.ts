@@ -97,8 +97,11 @@ export async function auditAndNotify(
  * address the outbox cannot mail, or any other notice the outbox refuses as input (NotifyInputError), is logged and
  * audited as NOTICE_REFUSED instead: the change it reports stands, so it never becomes an error answer. Returns
  * false when the notice was queued before (its idempotency key was taken) or the account is gone; true otherwise.
+ * `withoutAddress`: the notice does not say where the request came from — for a change an administrator made, whose
+ * network is none of the mailbox's business (after a takeover the intruder may be reading it), as the administrator's
+ * change of address leaves it out (set-by-administrator.ts).
  */
-export async function notifyOwner(app: App, request: FastifyRequest, userId: string, eventId: string, notice: SecurityEvent, executor?: Kysely<Schema>): Promise<boolean> {
+export async function notifyOwner(app: App, request: FastifyRequest, userId: string, eventId: string, notice: SecurityEvent, executor?: Kysely<Schema>, options: { withoutAddress?: boolean } = {}): Promise<boolean> {
   const user = await (executor ?? app.db.db).selectFrom("users").select(["id", "email"]).where("id", "=", userId).executeTakeFirst();
   if (!user) return false;
   const refused = async (recipient: "account" | "previous", reason: string, code?: string): Promise<void> => {
@@ -113,7 +116,7 @@ export async function notifyOwner(app: App, request: FastifyRequest, userId: str
   }
   let queued: boolean;
   try {
-    const results = await notifySecurityEvent(app.accounts.outbox, { eventId, to: user.email, at: app.clock.now(), ip: clientIP(request), event: notice }, { appName: app.config.serviceName, ...(executor ? { executor } : {}) });
+    const results = await notifySecurityEvent(app.accounts.outbox, { eventId, to: user.email, at: app.clock.now(), ip: options.withoutAddress === true ? null : clientIP(request), event: notice }, { appName: app.config.serviceName, ...(executor ? { executor } : {}) });
     queued = results.some((r) => r.created);
   } catch (error) {
     // Bad input to the outbox (its messages name the field, never the address); anything else (the database) is raised.
