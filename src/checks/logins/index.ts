@@ -5,6 +5,7 @@
 // What matters is what got through: sign-ins from browsers new to their account during a wave or from such an address,
 // and sign-ins after a run of failures (a guess that worked, ASVS 6.3.5). Each is listed with the session it made
 // (auth.login.succeeded names it), so the responder ends exactly those.
+import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
 import type { Database } from "../../store/database.ts";
 import type { Finding } from "../finding.ts";
 import { failedByAddress, failedByBucket, failedBefore, signInPages, type BucketCount } from "./queries.ts";
@@ -162,7 +163,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   let withoutDetail = 0;
   for await (const signIn of readSignIns(database, from, until, options.pageSize ?? 5000)) {
     if (signIn.failuresBefore === null && signIn.newDevice === null) withoutDetail++;
-    const spray = signIn.ip !== null ? sprayIPs.get(signIn.ip) : undefined;
+    const spray = signIn.ip !== null ? sprayIPs.get(ipBucket(signIn.ip)) : undefined;
     signIn.fromSprayingAddress = spray !== undefined;
     const guessed = signIn.failuresBefore !== null && signIn.failuresBefore >= options.streak;
     const at = Date.parse(signIn.at);

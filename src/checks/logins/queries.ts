@@ -1,14 +1,17 @@
 // The queries of `check logins`, on both dialects: counts are made in the database (a wave of a million failures is a
 // GROUP BY, not a million rows read), and sign-ins are read in pages by position.
 import { sql } from "kysely";
+import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
 import { parseStoredData } from "../../audit/read-events.ts";
 import type { Database } from "../../store/database.ts";
 import type { SignIn } from "./sign-ins.ts";
 
 const HOUR = 3_600_000;
 const LOGIN_TYPES = sql`('auth.login.failed', 'auth.login.throttled', 'auth.login.succeeded')`;
-/** Spraying addresses kept at most: a botnet of more is still reported, its sign-ins from the rest not marked. */
+/** Spraying clients kept at most: a botnet of more is still reported, its sign-ins from the rest not marked. */
 const MAX_SPRAYING = 10_000;
+/** Address rows read at most (every IPv6 address is read, to be summed by /64): bounded memory for a botnet's million. */
+const MAX_ADDRESS_ROWS = 200_000;
 
 export interface BucketCount {
   bucket: number;
@@ -52,19 +55,32 @@ export async function failedBefore(database: Database, from: number, until: numb
 }
 
 /**
- * Addresses whose failed logins over [since, until) named at least `min` distinct accounts or unknown identifiers, the
- * most first. The address is read from the event's canonical data (`"ip":"…"`); a row whose data is not Bulwark's JSON
- * (altered) names none, and never fails the query.
+ * Clients whose failed logins over [since, until) named at least `min` distinct accounts or unknown identifiers, the
+ * most first: an IPv4 address, or an IPv6 /64 (ipBucket, as flood control counts a client: a stuffer on one host
+ * taking a new address of its /64 every few tries was as many addresses, each under the bar). A /64's count sums its
+ * addresses' (an upper bound: one account tried from two of its addresses counts twice). The address is read from the
+ * event's canonical data (`"ip":"…"`); a row whose data is not Bulwark's JSON (altered) names none, and never fails the
+ * query.
  */
 export async function failedByAddress(database: Database, since: number, until: number, min: number): Promise<Array<{ ip: string; failed: number; accounts: number }>> {
   const ip = database.dialect === "postgres"
     ? sql`substring(data from '"ip":"([^"\\\\]*)"')`
     : sql`CASE WHEN json_valid(data) THEN json_extract(data, '$.ip') END`;
+  // Every IPv6 address is read (its /64 is summed here); an IPv4 one only when it reaches the bar on its own.
   const { rows } = await sql<{ ip: string | null; n: number | string; accounts: number | string }>`
     SELECT ${ip} AS ip, count(*) AS n, count(DISTINCT subject) AS accounts FROM audit_events
     WHERE type = 'auth.login.failed' AND at >= ${since} AND at < ${until}
-    GROUP BY 1 HAVING count(DISTINCT subject) >= ${min} ORDER BY 3 DESC, 1 LIMIT ${sql.lit(MAX_SPRAYING)}`.execute(database.db);
-  return rows.filter((r) => typeof r.ip === "string" && r.ip !== "").map((r) => ({ ip: r.ip as string, failed: Number(r.n), accounts: Number(r.accounts) }));
+    GROUP BY 1 HAVING count(DISTINCT subject) >= ${min} OR ${ip} LIKE '%:%' ORDER BY 3 DESC, 1 LIMIT ${sql.lit(MAX_ADDRESS_ROWS)}`.execute(database.db);
+  const clients = new Map<string, { ip: string; failed: number; accounts: number }>();
+  for (const r of rows) {
+    if (typeof r.ip !== "string" || r.ip === "") continue;
+    const key = ipBucket(r.ip);
+    const c = clients.get(key) ?? { ip: key, failed: 0, accounts: 0 };
+    c.failed += Number(r.n);
+    c.accounts += Number(r.accounts);
+    clients.set(key, c);
+  }
+  return [...clients.values()].filter((c) => c.accounts >= min).sort((a, b) => b.accounts - a.accounts || a.ip.localeCompare(b.ip)).slice(0, MAX_SPRAYING);
 }
 
 /** The sign-ins over [from, until), in pages by position (the index on type and seq), each as a responder reads it. */

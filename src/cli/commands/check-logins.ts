@@ -65,6 +65,10 @@ export default {
         const streak = whole(opts.streak, "--streak", 1, DEFAULT_LOGINS_OPTIONS.streak);
         const sprayMin = whole(opts.sprayMin, "--spray-min", 1, DEFAULT_LOGINS_OPTIONS.sprayMin);
         const baselineDays = whole(opts.baselineDays, "--baseline-days", 0, DEFAULT_LOGINS_OPTIONS.baselineDays);
+        // The window's times are read once here for their shape (a mistyped --since is named before any store is
+        // looked for), and again below against the application's clock.
+        parseTime(opts.since, "--since", Date.now());
+        if (opts.until !== undefined) parseTime(opts.until, "--until", Date.now());
         const app = await ctx.app();
         const now = app.clock.now();
         const since = parseTime(opts.since, "--since", now);
