@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
+import { permissionsHeldWithin } from "../src/accounts/roles/role-store.ts";
 import { containDeps, createContainJob, runJob, type ContainDeps } from "../src/contain/index.ts";
 import type { ResetNotifier } from "../src/contain/lever.ts";
 import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
@@ -251,6 +252,41 @@ describe("containment interleaved with the intruder, in the same instant [postgr
     const token = answer.statusCode === 201 ? (answer.json() as { token: string }).token : null;
     assert.equal(token === null || !(await tokenWorks(token)), true,
       `an API token minted by the intruder's session while the job raised its stamps (${show(answer)}) works after revoke-tokens reported done`);
+  });
+
+  // An administrator's change checks its actor where it commits (permissionsHeldWithin: the right to act held shared,
+  // the account read unlocked), and an API lock of that administrator waits for such changes in flight (holdActing,
+  // exclusive). A lock-accounts batch did not: a grant the suspect administrator had checked before the batch reached
+  // them committed after it, a privileged change by an account already locked.
+  it("attack: lock-accounts: a role grant its administrator had checked the right to make, in flight when the batch locks that administrator, commits before the lock, never after (ASVS 8.3.2, 7.4.1) (was: the batch did not wait for it, and the grant landed after the lock)", async () => {
+    const n = ++made;
+    const suspect = await site.fx.user(`suspect-admin-${n}@example.org`, { roles: ["admin"] });
+    const accomplice = await site.fx.user(`accomplice-${n}@example.org`);
+    let entered = (): void => {};
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    let release = (): void => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    // The grant as the API makes it: its actor checked inside the grant's transaction, then (held here) the insert.
+    const granting = site.fx.app.accounts.roles.grant(accomplice.id, "admin", suspect.id, {
+      within: async (trx) => {
+        if (!(await permissionsHeldWithin(site.fx.app.db, trx, suspect.id)).has("admin")) throw new Error("the suspect may not grant");
+        entered();
+        await Promise.race([gate, sleep(3000)]);
+      },
+    });
+    await inside;
+    const job = await createContainJob(containDeps(site.fx.app), { levers: ["lock-accounts"], scope: { ids: [suspect.id] }, actor: "responder" });
+    const running = runJob(containDeps(site.fx.app), job.id);
+    const batchWaited = !(await within(running, 500));
+    release();
+    await granting;
+    const done = await running;
+    assert.equal(done.status, "done");
+    assert.ok(batchWaited, "the batch waits for the locked administrator's change in flight");
+    const events = await site.fx.app.db.db.selectFrom("audit_events").select(["seq", "type", "subject"])
+      .where((eb) => eb.or([eb.and([eb("type", "=", "role.granted"), eb("subject", "=", accomplice.id)]), eb.and([eb("type", "=", "contain.job.batch"), eb("subject", "=", job.id)])]))
+      .orderBy("seq").execute();
+    assert.deepEqual(events.map((e) => e.type), ["role.granted", "contain.job.batch"], "the grant committed before the lock, not after it");
   });
 });
 

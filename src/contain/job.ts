@@ -396,15 +396,17 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         // PostgreSQL: every lock the levers will need, before the batch's first write, in the order single-account
         // transactions take them: role removals' turn (as an API lock or revocation), the accounts' link locks when a
         // lever writes links (as a set-email, a reset, an email confirmation; only then: one advisory lock per account
-        // counts against the server's lock table), the right to act of the users it demotes (as an API lock), then the
-        // account rows in id order. Taken by each lever as it came, a write of one lever before another's lock made
+        // counts against the server's lock table), the right to act of the users it demotes or locks (as an API lock),
+        // then the account rows in id order. Taken by each lever as it came, a write of one lever before another's lock made
         // cycles with those transactions and with another job ("deadlock detected": a failed batch, a 500).
         if (postgres && ids.length > 0) {
           const demoted = new Set<string>();
           for (const lever of batched) for (const id of (await lever.demotes?.(trx, ids, batchCtx)) ?? []) demoted.add(id);
+          const stopped = new Set(demoted);
+          for (const lever of batched) for (const id of (await lever.stopsActing?.(trx, ids, batchCtx)) ?? []) stopped.add(id);
           if (demoted.size > 0) await holdRoleRemovals(deps.database, trx);
           if (batched.some((l) => l.touchesLinks)) await lockManyAccountsLinks(deps.database.dialect, trx, ids);
-          await holdActingOfMany(deps.database, trx, [...demoted]);
+          await holdActingOfMany(deps.database, trx, [...stopped]);
           await trx.selectFrom("users").select("id").where(inIds(deps.database.dialect, "id", ids)).orderBy("id").forNoKeyUpdate().execute();
         }
         for (const lever of batched) {

@@ -211,6 +211,12 @@ export interface UserLever {
    */
   demotes?(trx: Kysely<Schema>, userIds: string[], ctx: LeverContext): Promise<string[]>;
   /**
+   * Optional: the users among `userIds` whom this batch's `apply` stops from acting without demoting them (it locks
+   * them). The batch waits for their own changes in flight (holdActing, exclusive) before its first write, as an API
+   * lock does: a change a locked administrator had checked its right to make never commits after the lock.
+   */
+  stopsActing?(trx: Kysely<Schema>, userIds: string[], ctx: LeverContext): Promise<string[]>;
+  /**
    * Optional: the lever's whole work for an --all scope as one step in one transaction, run instead of `apply`
    * batch by batch. For levers that delete most of a table, where batches by user cost several times the work
    * itself (docs/decisions/0005-bulk-containment-on-sqlite.md). Must act on exactly the rows `apply` would over

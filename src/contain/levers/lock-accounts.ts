@@ -14,6 +14,18 @@ export const lockAccounts = {
     const { users, sample } = await countUsers(db, scope, (q) => q.where("locked_at", "is", null));
     return { counts: { users }, sample };
   },
+  // Those who can act at all (a permission through a role), not yet locked: their changes in flight finish first. Only
+  // them: a right-to-act lock per account of a 5000-account batch would fill PostgreSQL's lock table.
+  async stopsActing(trx, userIds, ctx) {
+    if (userIds.length === 0) return [];
+    const rows = await trx.selectFrom("user_roles")
+      .innerJoin("role_permissions", "role_permissions.role", "user_roles.role")
+      .innerJoin("users", "users.id", "user_roles.user_id")
+      .select("user_roles.user_id").distinct()
+      .where(inIds(ctx.dialect, "user_roles.user_id", userIds)).where("users.locked_at", "is", null)
+      .execute();
+    return rows.map((r) => r.user_id);
+  },
   async apply(trx, userIds, ctx) {
     if (userIds.length === 0) return { counts: { users: 0 }, changes: [] };
     const before = await trx.selectFrom("users").select(["id", "locked_reason"]).where(inIds(ctx.dialect, "id", userIds)).where("locked_at", "is", null).execute();
