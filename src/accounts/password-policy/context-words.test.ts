@@ -57,6 +57,27 @@ describe("matchContextWords", () => {
     assert.deepEqual(matchContextWords("i write js for a living", contextWords({ username: "j.s." }, 4)), []);
   });
 
+  test("attack: accents do not hide a name, either way round: folded on both sides (ASVS 6.2.11)", () => {
+    const words = contextWords({ extraWords: ["Zoë Ångström", "İLKER YILMAZ", "Søren Łukasz Strauß"] }, 4);
+    assert.deepEqual(matchContextWords("angstrom copper meadow dawn", words), ["site-specific word"]);
+    assert.deepEqual(matchContextWords("ilker copper meadow dawn", words), ["site-specific word"]);
+    assert.deepEqual(matchContextWords("copper-soren-meadow", words), ["site-specific word"]);
+    assert.deepEqual(matchContextWords("lukasz in the meadow", words), ["site-specific word"]);
+    assert.deepEqual(matchContextWords("johann strauss waltz", words), ["site-specific word"]);
+    assert.deepEqual(matchContextWords("a-n-g-s-t-r-o-m at dawn", words), ["site-specific word"]);
+    // The account spelt plainly, the password with accents.
+    assert.deepEqual(matchContextWords("Ångström copper meadow dawn", contextWords({ username: "angstrom" }, 4)), ["username"]);
+    assert.deepEqual(matchContextWords("copper meadow whistles softly", words), []);
+  });
+
+  test("a word folded shorter than the minimum is not matched folded (a Devanagari name without its vowel signs)", () => {
+    // अनिल (Anil) is 4 code points, 3 once its vowel sign ि is dropped: too short to mean anything folded.
+    const words = contextWords({ username: "\u0905\u0928\u093f\u0932" }, 4);
+    assert.deepEqual(words, [{ source: "username", key: "\u0905\u0928\u093f\u0932" }]);
+    assert.deepEqual(matchContextWords("my \u0905\u0928\u0932 is long enough", words), []);
+    assert.deepEqual(matchContextWords("my \u0905\u0928\u093f\u0932 is long enough", words), ["username"]);
+  });
+
   test("a name in a script with combining marks stays whole (not cut at every vowel sign)", () => {
     const words = contextWords({ username: "\u0905\u0928\u093f\u0932_kumar" }, 4); // अनिल (Anil), with the vowel sign ि
     assert.deepEqual(words.map((w) => w.key), ["\u0905\u0928\u093f\u0932_kumar", "\u0905\u0928\u093f\u0932", "kumar"]);

@@ -1,6 +1,6 @@
 // Context-specific words (ASVS 6.2.11, NIST SP 800-63B-4 §3.1.1.2): a password that contains the
 // user's email, username or the service's name is among the first guesses of a targeted attack.
-import { codePointLength, comparisonKey } from "./normalize.ts";
+import { accentFoldedKey, codePointLength, comparisonKey } from "./normalize.ts";
 import type { PolicyContext } from "./types.ts";
 
 /** Which part of the context a word came from; named in the rejection message. */
@@ -8,8 +8,14 @@ export type ContextSource = "email" | "username" | "service name" | "site-specif
 
 export interface ContextWord {
   source: ContextSource;
-  /** Comparison key of the word (NFKC, lower case). */
+  /** Comparison key of the word (comparisonKey: invisible characters dropped, NFKC, lower case). */
   key: string;
+  /**
+   * The key with accents folded away ("ångström" → "angstrom"; the key itself when it has none), absent
+   * when folding leaves it shorter than the minimum word length: a Devanagari name without its vowel
+   * signs may be two letters, which would turn up in unrelated passwords.
+   */
+  folded?: string;
 }
 
 // Longer than any real email (RFC 5321 caps a path at 256) or name: such a value is not worth
@@ -25,7 +31,8 @@ const ALL_SEPARATORS = /[^\p{L}\p{M}\p{N}]+/gu;
 const MIN_BARE_WORD = 4;
 
 /**
- * The rule: the password is refused when, compared case-insensitively after NFKC, it contains
+ * The rule: the password is refused when, compared case-insensitively after NFKC, and again with accents
+ * folded away on both sides ("angstrom" for "Ångström", "ilker" for "İLKER": accentFoldedKey), it contains
  * - the whole email address, its local part (before the last "@"), or a piece of the local part
  *   between separators ("john.smith@x" → "john", "smith"),
  * - the username, or a piece of it between separators,
@@ -49,7 +56,8 @@ export function contextWords(context: PolicyContext, minWordLength: number): Con
     const key = comparisonKey(word).trim();
     if (codePointLength(key) < minWordLength || seen.has(key)) return;
     seen.add(key);
-    words.push({ source, key });
+    const folded = accentFoldedKey(key);
+    words.push(codePointLength(folded) >= minWordLength ? { source, key, folded } : { source, key });
   };
   const addWithPieces = (source: ContextSource, text: string | undefined): void => {
     if (text === undefined || text.length > MAX_VALUE_UNITS) return;
@@ -77,14 +85,25 @@ export function contextWords(context: PolicyContext, minWordLength: number): Con
  */
 export function matchContextWords(password: string, words: readonly ContextWord[]): ContextSource[] {
   const key = comparisonKey(password);
+  // Accents folded on both sides: a guesser tries "angstrom" for "Ångström" first, and a password
+  // "ångström…" holds the name whichever way the account spells it.
+  const folded = accentFoldedKey(key);
   // Also compared with separators dropped on both sides: "j.smith-…" holds the username "jsmith", and
   // "a-l-i-c-e…" holds "alice", as surely as the plain spelling does.
   const bare = key.replace(ALL_SEPARATORS, "");
+  const foldedBare = folded.replace(ALL_SEPARATORS, "");
   const sources: ContextSource[] = [];
   for (const word of words) {
     if (sources.includes(word.source)) continue;
-    const bareWord = word.key.replace(ALL_SEPARATORS, "");
-    if (key.includes(word.key) || (codePointLength(bareWord) >= MIN_BARE_WORD && bare.includes(bareWord))) sources.push(word.source);
+    if (holds(key, bare, word.key) || (word.folded !== undefined && holds(folded, foldedBare, word.folded))) sources.push(word.source);
   }
   return sources;
+}
+
+/** Whether a password key (or its bare form, separators dropped) holds the word. */
+function holds(key: string, bare: string, word: string): boolean {
+  if (key.includes(word)) return true;
+  // A word matched with its separators dropped must still be MIN_BARE_WORD long: "j.s." would be "js".
+  const bareWord = word.replace(ALL_SEPARATORS, "");
+  return codePointLength(bareWord) >= MIN_BARE_WORD && bare.includes(bareWord);
 }

@@ -9,13 +9,13 @@ import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
 import { createCommonPasswordList } from "./common-list.ts";
 import { BreachFileError } from "./errors.ts";
-import { codePointLength } from "./normalize.ts";
+import { codePointLength, countedLength } from "./normalize.ts";
 import { createOfflineBreachFile } from "./offline-file.ts";
 import { createPasswordPolicy } from "./policy.ts";
 import { findSuffixCount } from "./range-response.ts";
 import type { PolicyResult } from "./types.ts";
 
-const CODES = new Set(["too-short", "too-long", "not-text", "common", "context-word", "breached", "breach-check-unavailable"]);
+const CODES = new Set(["too-short", "too-long", "not-text", "common", "repeated", "context-word", "breached", "breach-check-unavailable"]);
 const anyText = (maxLength: number) =>
   fc.oneof(fc.string({ unit: "binary", maxLength }), fc.string({ unit: "grapheme", maxLength }), fc.string({ unit: "binary-ascii", maxLength }));
 
@@ -58,14 +58,35 @@ describe("createPasswordPolicy with random input", () => {
             assert.deepEqual(codes, ["not-text"]);
             return;
           }
-          // The length rules hold exactly, in code points.
-          assert.equal(codes.includes("too-short"), length < 12);
+          // The length rules hold exactly, in code points; invisible ones do not count towards the minimum.
+          assert.equal(codes.includes("too-short"), countedLength(password) < 12);
           assert.equal(codes.includes("too-long"), length > 80);
           // No message repeats a password of any real length.
           if (!result.ok && length >= 8) for (const r of result.reasons) assert.ok(!r.message.includes(password));
         },
       ),
       { numRuns: 500 },
+    );
+  });
+
+  test("any piece shorter than the minimum, said at least twice (the last copy may be cut short), is refused as repeated", async () => {
+    // ASVS 6.2.4, NIST SP 800-63B-4 §3.1.1.2. Any case, invisible characters anywhere between.
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: 11 }),
+        fc.integer({ min: 2, max: 12 }),
+        fc.nat(10),
+        fc.boolean(),
+        async (piece, copies, cut, upper) => {
+          // At most 36 characters, so that with an invisible one after each space it stays under the 80 maximum.
+          const chars = [...piece.repeat(copies)].slice(0, 36);
+          const repeated = chars.slice(0, Math.max(2 * piece.length, chars.length - cut)).join("");
+          const password = (upper ? repeated.toUpperCase() : repeated).replace(/ /g, " \u200B");
+          const result = await policy.check(password);
+          assert.ok(!result.ok && result.reasons.some((r) => r.code === "repeated"), JSON.stringify(password));
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 

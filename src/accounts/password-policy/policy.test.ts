@@ -55,7 +55,8 @@ describe("length", () => {
     // ASVS 6.2.9: at least 64 characters permitted.
     const p = policy();
     assert.deepEqual(await p.check("x".repeat(63) + "!"), { ok: true });
-    assert.deepEqual(await p.check("y".repeat(128)), { ok: true });
+    // Not "y" × 128: one character repeated is refused as a repetition (below).
+    assert.deepEqual(await p.check("y".repeat(127) + "!"), { ok: true });
     assert.deepEqual(codes(await p.check("y".repeat(129))), ["too-long"]);
   });
 
@@ -68,11 +69,11 @@ describe("length", () => {
 
   test("counts length in code points, not UTF-16 units or bytes", async () => {
     // NIST SP 800-63B-4 §3.1.1.2: each Unicode code point counts as one character.
-    const emoji = "🔑".repeat(15); // 30 UTF-16 units, 60 bytes
+    const emoji = "🔑".repeat(14) + "🚪"; // 30 UTF-16 units, 60 bytes
     assert.deepEqual(await policy().check(emoji), { ok: true });
-    assert.deepEqual(codes(await policy().check("🔑".repeat(14))), ["too-short"]);
+    assert.deepEqual(codes(await policy().check("🔑".repeat(13) + "🚪")), ["too-short"]);
     const p = policy({ maxLength: 64 });
-    assert.deepEqual(await p.check("🔑".repeat(64)), { ok: true });
+    assert.deepEqual(await p.check("🔑".repeat(63) + "🚪"), { ok: true });
     assert.deepEqual(codes(await p.check("🔑".repeat(65))), ["too-long"]);
   });
 });
@@ -80,7 +81,7 @@ describe("length", () => {
 describe("composition and exactness", () => {
   test("accepts any composition: only lower case, only digits, spaces, symbols, any script", async () => {
     // ASVS 6.2.5: no rules on character classes.
-    for (const password of ["onlylowercaseletters", "907315846203917", "               x", "¡™£¢∞§¶•ªº–≠œ∑´", "пароль на русском языке", "长长的密码长长的密码长长的密码"]) {
+    for (const password of ["onlylowercaseletters", "907315846203917", "               x", "¡™£¢∞§¶•ªº–≠œ∑´", "пароль на русском языке", "长城脚下的小猫喜欢吃新鲜的鱼干"]) {
       assert.deepEqual(await policy().check(password), { ok: true }, password);
     }
   });
@@ -144,6 +145,65 @@ describe("common passwords", () => {
   });
 });
 
+describe("repetitions", () => {
+  test("attack: a character or a short piece repeated past the minimum is refused, in any case and with a cut-short last copy", async () => {
+    // ASVS 6.2.4, NIST SP 800-63B-4 §3.1.1.2: "repeat the word" is among the first rules a cracker runs.
+    const p = policy();
+    for (const password of ["1".repeat(16), " ".repeat(15), "iloveyou".repeat(2), "password".repeat(3), "qwerty".repeat(3), "abc123".repeat(3), "PasswordPASSWORDpassword", "abcabcabcabcabcab", "🔑".repeat(15)]) {
+      const result = await p.check(password);
+      assert.ok(codes(result).includes("repeated"), password);
+      assert.ok(!result.ok && result.reasons.every((r) => !r.message.includes(password)), "no message holds the password");
+    }
+    assert.match(JSON.stringify(await p.check("qwerty".repeat(3))), /Do not build the password by repeating a short or common piece/);
+  });
+
+  test("attack: a listed password repeated is refused even when it reaches a lowered minimum, as is a listed repetition repeated", async () => {
+    const p = policy({ minLength: 8, commonPasswords: createCommonPasswordList(["iloveyou", "abcdefghabcdefgh"]) });
+    assert.deepEqual(codes(await p.check("iloveyou".repeat(2))), ["repeated"]);
+    assert.deepEqual(codes(await p.check("ILoveYou".repeat(3) + "ILo")), ["repeated"]);
+    // "abcdefgh" is not listed, but "abcdefgh" × 2 is, and "abcdefgh" × 4 is that said twice.
+    assert.deepEqual(codes(await p.check("abcdefgh".repeat(4))), ["repeated"]);
+    // A piece that would pass alone is no weaker said twice.
+    assert.deepEqual(await p.check("zq8#kfp2".repeat(2)), { ok: true });
+  });
+
+  test("accepts a passphrase that merely repeats a word, and one said twice whose piece passes alone", async () => {
+    const p = policy();
+    for (const password of ["copper meadow whistles softly", "a long passphrase of several words", "the cat and the other cat", GOOD + " " + GOOD]) {
+      assert.deepEqual(await p.check(password), { ok: true }, password);
+    }
+  });
+});
+
+describe("invisible characters", () => {
+  test("attack: zero-width and other default-ignorable characters do not count towards the minimum length", async () => {
+    // NIST SP 800-63B-4 §3.1.1.2: "password" and seven U+200B are 8 characters to a guesser.
+    const p = policy({ commonPasswords: createCommonPasswordList([]) });
+    for (const invisible of ["\u200B", "\u2060", "\u00AD", "\uFEFF", "\u200D", "\uFE0F"]) {
+      const result = await p.check("violetkettle" + invisible.repeat(7));
+      assert.deepEqual(codes(result), ["too-short"], JSON.stringify(invisible));
+      assert.match(result.ok ? "" : (result.reasons[0]?.message ?? ""), /has 12, not counting invisible characters/);
+    }
+    assert.deepEqual(codes(await p.check("\u200B".repeat(15))), ["too-short"]);
+  });
+
+  test("attack: an invisible character inside or around a listed password does not hide it from the list", async () => {
+    const p = policy({ minLength: 8 });
+    for (const password of ["pass\u00ADword", "\uFEFFpassword", "pass\u200Bword\u2060", "i\u200Cloveyou"]) {
+      assert.deepEqual(codes(await p.check(password)), ["common"], JSON.stringify(password));
+    }
+  });
+
+  test("accepts emoji sequences and joiners, and checks the password exactly as received, invisible characters included", async () => {
+    // ASVS 6.2.5: any characters; ASVS 6.2.8: nothing is removed from what is looked up and hashed.
+    const seen: string[] = [];
+    const p = policy({ breachCheckers: [fakeChecker({ status: "clean" }, seen)] });
+    const password = "❤\uFE0F family 👨\u200D👩\u200D👧 on the hill";
+    assert.deepEqual(await p.check(password), { ok: true });
+    assert.deepEqual(seen, [password]);
+  });
+});
+
 describe("context words", () => {
   test("rejects passwords containing the email, its local part, the username or the service name", async () => {
     // ASVS 6.2.11: context-specific words.
@@ -152,7 +212,7 @@ describe("context words", () => {
     assert.deepEqual(codes(await p.check("jane.doe@example.org!", context)), ["context-word"]);
     assert.deepEqual(codes(await p.check("my name is JANE and I like tea", context)), ["context-word"]);
     assert.deepEqual(codes(await p.check("xx-jdoe1987-tomato-soup", context)), ["context-word"]);
-    assert.deepEqual(codes(await p.check("acmeacmeacmeacme", context)), ["context-word"]);
+    assert.deepEqual(codes(await p.check("acmeacmeacmeacme", context)), ["repeated", "context-word"]);
     assert.deepEqual(codes(await p.check("portal to another world", context)), ["context-word"]);
     assert.deepEqual(await p.check(GOOD, context), { ok: true });
   });
@@ -166,6 +226,15 @@ describe("context words", () => {
   test("rejects extra site-specific words", async () => {
     const result = await policy().check("I love Widgetron so much", { extraWords: ["widgetron"] });
     assert.deepEqual(codes(result), ["context-word"]);
+  });
+
+  test("attack: the holder's name without its accents, or with them, is still the name (ASVS 6.2.11)", async () => {
+    const p = policy();
+    assert.deepEqual(codes(await p.check("angstrom copper meadow dawn", { extraWords: ["Zoë Ångström"] })), ["context-word"]);
+    assert.deepEqual(codes(await p.check("ilker copper meadow dawn", { extraWords: ["İLKER YILMAZ"] })), ["context-word"]);
+    assert.deepEqual(codes(await p.check("copper yilmaz meadow dawn", { extraWords: ["İlker Yılmaz"] })), ["context-word"]);
+    assert.deepEqual(codes(await p.check("Ångström copper meadow dawn", { username: "angstrom" })), ["context-word"]);
+    assert.deepEqual(codes(await p.check("lukasz copper meadow dawn", { email: "Łukasz.Nowak@example.pl" })), ["context-word"]);
   });
 
   test("ignores context words shorter than the configured minimum", async () => {

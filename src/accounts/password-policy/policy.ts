@@ -4,7 +4,7 @@ import { isPasswordText } from "../passwords/index.ts";
 import { loadBundledCommonPasswords, type CommonPasswordList } from "./common-list.ts";
 import { contextWords, matchContextWords, type ContextSource } from "./context-words.ts";
 import { PasswordPolicyConfigError, PasswordPolicyInputError } from "./errors.ts";
-import { codePointLength } from "./normalize.ts";
+import { characterKeys, codePointLength, countedLength } from "./normalize.ts";
 import type { BreachChecker, PolicyContext, PolicyReason, PolicyResult } from "./types.ts";
 
 export interface PasswordPolicyOptions {
@@ -41,6 +41,7 @@ const MAX_LENGTH_FLOOR = 64;
 // DoS); 1024 code points of at most 4 bytes each always fit, so an accepted password can be hashed.
 const MAX_LENGTH_CEILING = 1024;
 const NOT_TEXT_MESSAGE = "The password holds characters that are not valid text (a NUL character or a broken surrogate pair); type it again.";
+const REPEATED_MESSAGE = "Do not build the password by repeating a short or common piece (\"abcabcabc\", a word twice); a repetition is guessed as fast as the piece.";
 
 /**
  * Creates the policy for new passwords. Composition rules (digits, upper case, symbols) are
@@ -94,11 +95,24 @@ export function createPasswordPolicy(options: PasswordPolicyOptions = {}): Passw
       return reject([{ code: "not-text", message: NOT_TEXT_MESSAGE }]);
     }
     const reasons: PolicyReason[] = [];
-    if (length < minLength) {
-      reasons.push({ code: "too-short", message: `Use at least ${minLength} characters (this one has ${length}).` });
+    // Invisible characters (zero-width space, word joiner, soft hyphen, byte order mark: Unicode's
+    // default-ignorable code points) are kept in the password, which is hashed exactly as received (ASVS
+    // 6.2.8), but they do not count towards the minimum: "password" and seven U+200B are 8 characters
+    // to a guesser, not 15 (NIST SP 800-63B-4 §3.1.1.2). Refusing them outright, as RFC 8265's
+    // OpaqueString does, would refuse what keyboards send: the emoji joiner U+200D and variation selector
+    // U+FE0F ("❤️" is two code points), the zero-width non-joiner of Persian and Indic spellings; ASVS 6.2.5
+    // and NIST ask us to accept any characters. So they stay, and count for nothing.
+    const counted = countedLength(password);
+    if (counted < minLength) {
+      const invisible = counted < length ? ", not counting invisible characters" : "";
+      reasons.push({ code: "too-short", message: `Use at least ${minLength} characters (this one has ${counted}${invisible}).` });
     }
-    if ((await commonList()).has(password)) {
+    const list = await commonList();
+    if (list.has(password)) {
       reasons.push({ code: "common", message: "This is one of the most commonly used passwords; choose another." });
+    }
+    if (isWeakRepetition(characterKeys(password), list, minLength)) {
+      reasons.push({ code: "repeated", message: REPEATED_MESSAGE });
     }
     const sources = matchContextWords(password, contextWords(context, minWordLength));
     if (sources.length > 0) {
@@ -145,6 +159,45 @@ export function createPasswordPolicy(options: PasswordPolicyOptions = {}): Passw
       await commonList();
     },
   } satisfies PasswordPolicy;
+}
+
+/**
+ * A password that is one piece said again and again, compared character by character on their keys
+ * (characterKeys: case, compatibility forms and invisible characters do not break the pattern): "1" × 16,
+ * 15 spaces, "iloveyou" × 2, "password" × 3, "abcabcabc".
+ * Cracking rule sets repeat every word and digit as a matter of course, and the list cannot hold every
+ * repetition count ("1" × 15 is listed, "1" × 16 is not), so the piece is judged instead (NIST SP
+ * 800-63B-4 §3.1.1.2 expected values; ASVS 6.2.4): the repetition is refused when the piece is shorter
+ * than the minimum length, or is, or repeats, a listed password. A repetition of a piece that would
+ * pass on its own (a 15-character passphrase said twice) is accepted: it is no weaker than the piece.
+ */
+function isWeakRepetition(chars: readonly string[], list: CommonPasswordList, minLength: number): boolean {
+  if (chars.length < 2) return false;
+  const period = shortestPeriod(chars);
+  // Not a repetition unless the piece fits at least twice (the last copy may be cut short).
+  if (2 * period > chars.length) return false;
+  if (period < minLength) return true;
+  // A listed password X said k times: X is itself the piece said j times (X fits twice, so by Fine and
+  // Wilf the shortest period divides its length). At most length / (2 × minLength) lookups.
+  for (let j = 1; 2 * j * period <= chars.length; j++) {
+    if (list.has(chars.slice(0, j * period).join(""))) return true;
+  }
+  return false;
+}
+
+/**
+ * The shortest p such that chars[i] = chars[i - p] for every i ≥ p (chars.length when none is shorter),
+ * from the Knuth–Morris–Pratt failure function: linear in the length, whatever the input.
+ */
+function shortestPeriod(chars: readonly string[]): number {
+  // border[i]: length of the longest proper prefix of chars[0..i] that is also a suffix of it.
+  const border = new Array<number>(chars.length).fill(0);
+  for (let i = 1, k = 0; i < chars.length; i++) {
+    while (k > 0 && chars[i] !== chars[k]) k = border[k - 1] ?? 0;
+    if (chars[i] === chars[k]) k++;
+    border[i] = k;
+  }
+  return chars.length - (border[chars.length - 1] ?? 0);
 }
 
 function reject(reasons: PolicyReason[]): PolicyResult {

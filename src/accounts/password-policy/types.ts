@@ -8,6 +8,8 @@ export type PolicyReasonCode =
   /** An unpaired UTF-16 surrogate or a NUL: the hash layer cannot store it exactly as typed. */
   | "not-text"
   | "common"
+  /** One short or listed piece repeated ("1" × 16, "password" × 3): guessed as fast as the piece. */
+  | "repeated"
   | "context-word"
   | "breached"
   | "breach-check-unavailable";
