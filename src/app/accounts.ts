@@ -50,6 +50,11 @@ export interface AccountServices {
   /** Password-checking requests admitted at a time (BULWARK_PASSWORD_CHECKS_IN_FLIGHT); the rest get 503. */
   passwordWork: PasswordWorkGate;
   /**
+   * Breached-password lookups waiting at a time (the same size and per-client share as passwordWork): a request gives
+   * its password-work slot back while its lookup waits on the network (outsidePasswordWork, src/http/auth).
+   */
+  breachLookups: PasswordWorkGate;
+  /**
    * Unsolicited link mails per recipient (its lookup key) per hour, whoever asks (namespace "mail-to"): an email change
    * names any address, and each account could otherwise mail it its own hourly share.
    */
@@ -124,6 +129,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     callerRefusals: new RefusalSampler(),
     tokenUses: new RefusalSampler({ windowMs: 60 * 60_000, budget: Number.MAX_SAFE_INTEGER, maxKeys: 100_000 }),
     passwordWork: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
+    breachLookups: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
     mailRequests: new FloodControl({ database, clock, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
     tokenMints: new FloodControl({ database, clock, namespace: "mint", policy: { ipLimit: TOKEN_MINTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
     // As many as one account's own email-change links an hour (DEFAULT_EMAIL_CHANGE_POLICY): per mailbox, whoever asks.

@@ -21,7 +21,7 @@ export function escapedLines(text: string): string {
 export function reportError(ctx: CliContext, error: unknown): ExitCode {
   if (isBulwarkError(error)) {
     ctx.stderr.write(`bulwark: ${escapeControls(error.message)}\n`);
-    if (error.kind === "runtime") {
+    if (error.kind === "runtime" || error.kind === "unavailable") {
       if (process.env["BULWARK_DEBUG"] && error.cause) ctx.stderr.write(`${escapedLines(String((error.cause as Error).stack ?? error.cause))}\n`);
       return EXIT.runtime;
     }

@@ -10,6 +10,7 @@ export const STATUS_BY_KIND: Record<ErrorKind, number> = {
   unauthorized: 401,
   forbidden: 403,
   runtime: 500,
+  unavailable: 503,
 };
 
 export interface ErrorBody {

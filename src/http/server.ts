@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { App } from "../app/types.ts";
 import { ipBucket } from "../accounts/flood/ip-bucket.ts";
 import { newId } from "../crypto/tokens.ts";
-import { isBulwarkError } from "../lib/errors.ts";
+import { isBulwarkError, Unavailable } from "../lib/errors.ts";
 import { registerApiRoutes } from "./api/index.ts";
 import { formatSchemaErrors } from "./api/strict-fields.ts";
 import { registerHealth } from "./health.ts";
@@ -193,7 +193,11 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
       code = "BULWARK_ERR_INTERNAL";
       message = "internal error";
     }
-    if (status >= 500) {
+    // Unavailable: a dependency's outage, said to the caller as it is, with when to try again (nothing internal in it).
+    if (error instanceof Unavailable) {
+      request.log.warn({ code: error.code }, error.message);
+      void reply.header("retry-after", String(error.retryAfterSeconds)).header("cache-control", "no-store");
+    } else if (status >= 500) {
       request.log.error({ err: error }, "request failed");
       message = "internal error; the request id identifies it in the server log";
       code = status === 500 ? "BULWARK_ERR_INTERNAL" : code;

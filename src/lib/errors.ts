@@ -1,8 +1,11 @@
 // Base error classes: every error Bulwark throws carries a stable code and a kind that decides
 // the CLI exit code and the HTTP status. Domains subclass these in their own errors.ts.
 
-/** What went wrong, in terms of who must act: the caller (input/usage), or the runtime. */
-export type ErrorKind = "usage" | "input" | "not-found" | "conflict" | "unauthorized" | "forbidden" | "runtime";
+/**
+ * What went wrong, in terms of who must act: the caller (input/usage), or the runtime. "unavailable": a service this
+ * one depends on cannot answer now (a lookup's outage, a full work queue); the same request may succeed in a moment.
+ */
+export type ErrorKind = "usage" | "input" | "not-found" | "conflict" | "unauthorized" | "forbidden" | "runtime" | "unavailable";
 
 export interface BulwarkErrorOptions {
   cause?: unknown;
@@ -41,6 +44,18 @@ export class InputError extends BulwarkError {
 export class RuntimeFailure extends BulwarkError {
   constructor(code: string, message: string, options: BulwarkErrorOptions = {}) {
     super(code, "runtime", message, options);
+  }
+}
+
+/**
+ * Something this request needs cannot answer now; the caller may try again after `retryAfterSeconds` (HTTP 503 with
+ * Retry-After, exit 3). The message is meant for the caller: it is sent as it is, unlike a runtime failure's.
+ */
+export class Unavailable extends BulwarkError {
+  readonly retryAfterSeconds: number;
+  constructor(code: string, message: string, retryAfterSeconds: number, options: BulwarkErrorOptions = {}) {
+    super(code, "unavailable", message, options);
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

@@ -14,7 +14,8 @@ import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
 import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 import { notifyOwner } from "../auth/helpers.ts";
-import { withPasswordWork } from "../auth/password-work.ts";
+import { httpAuthErrors } from "../auth/errors.ts";
+import { outsidePasswordWork, withPasswordWork } from "../auth/password-work.ts";
 import { identifierKey } from "../../accounts/users/normalise.ts";
 import { forecastSetEmail, setEmailByAdministrator } from "../../accounts/email-change/index.ts";
 
@@ -108,10 +109,11 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     let passwordHash: string | null = null;
     if (body.password !== undefined) {
       // The same context words as every other new password (the display name too: checkNewPassword, password-routes.ts).
-      const verdict = await app.accounts.policy.check(body.password, {
+      const verdict = await outsidePasswordWork(app, request, () => app.accounts.policy.check(body.password as string, {
         email: body.email, ...(body.username ? { username: body.username } : {}), serviceName: app.config.serviceName,
         ...(body.displayName ? { extraWords: [body.displayName] } : {}),
-      });
+      }));
+      if (!verdict.ok && verdict.reasons.every((r) => r.code === "breach-check-unavailable")) throw httpAuthErrors.breachCheckUnavailable();
       if (!verdict.ok) throw apiErrors.passwordRefused(verdict.reasons.map((r) => r.message));
       passwordHash = await app.accounts.passwords.hash(body.password);
     }

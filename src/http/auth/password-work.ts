@@ -5,6 +5,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from "fastify";
 import { ipSite } from "../../accounts/flood/ip-bucket.ts";
 import type { App } from "../../app/types.ts";
+import { Unavailable } from "../../lib/errors.ts";
 import { clientIP } from "./request-info.ts";
 
 export const BUSY_CODE = "BULWARK_ERR_BUSY";
@@ -20,18 +21,64 @@ export function withPasswordWork<Req extends FastifyRequest, Result>(app: App, h
   const gate = app.accounts.passwordWork;
   return async (request, reply) => {
     const ip = clientIP(request);
-    const release = gate.tryEnter(ip === null ? "" : ipSite(ip));
+    const client = ip === null ? "" : ipSite(ip);
+    const release = gate.tryEnter(client);
     if (release === null) {
       reportPasswordWorkRefusals(app, request.log);
       return reply.status(503).header("retry-after", "1").header("cache-control", "no-store")
-        .send({ error: { code: BUSY_CODE, message: "the server is busy checking other passwords; try again in a second" } });
+        .send({ error: { code: BUSY_CODE, message: BUSY_MESSAGE } });
     }
+    const slot: Slot = { client, release };
+    slots.set(request, slot);
     try {
       return await handler(request, reply);
     } finally {
-      release();
+      slot.release?.();
+      slot.release = null;
+      slots.delete(request);
     }
   };
+}
+
+const BUSY_MESSAGE = "the server is busy checking other passwords; try again in a second";
+
+/** A request's place in the password-work gate: its client key, and the release of the slot it holds (null: none). */
+interface Slot {
+  client: string;
+  release: (() => void) | null;
+}
+const slots = new WeakMap<FastifyRequest, Slot>();
+
+/**
+ * Runs `wait` — a breached-password lookup, which may wait on the network until its timeout — with the request's
+ * password-work slot given back, then takes one again. Requests waiting on a hanging lookup held every slot, so that
+ * logins (which look nothing up) were answered 503 while four link holders waited. The waits have a gate of their own
+ * (app.accounts.breachLookups, the same size and per-client share): past it, or with no slot to be had again after it,
+ * the request is answered 503 like a full gate's. Outside withPasswordWork, `wait` simply runs.
+ *
+ * @example
+ * const verdict = await outsidePasswordWork(app, request, () => app.accounts.policy.check(password, context));
+ */
+export async function outsidePasswordWork<T>(app: App, request: FastifyRequest, wait: () => Promise<T>): Promise<T> {
+  const slot = slots.get(request);
+  if (slot === undefined || slot.release === null) return wait();
+  slot.release();
+  slot.release = null;
+  const lookup = app.accounts.breachLookups.tryEnter(slot.client);
+  if (lookup === null) throw new Unavailable(BUSY_CODE, BUSY_MESSAGE, 1);
+  let result: T;
+  try {
+    result = await wait();
+  } finally {
+    lookup();
+  }
+  const again = app.accounts.passwordWork.tryEnter(slot.client);
+  if (again === null) {
+    reportPasswordWorkRefusals(app, request.log);
+    throw new Unavailable(BUSY_CODE, BUSY_MESSAGE, 1);
+  }
+  slot.release = again;
+  return result;
 }
 
 /**

@@ -13,7 +13,7 @@ import { httpAuthErrors } from "../errors.ts";
 import { actingContext, auditAndNotify, mfaThrottledAnswer, recordReplacedSession, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, refusalSampled, spendIn, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
-import { withPasswordWork } from "../password-work.ts";
+import { outsidePasswordWork, withPasswordWork } from "../password-work.ts";
 
 type ResetCompleteBody = { token: string; newPassword: string } & FactorBody;
 
@@ -26,15 +26,18 @@ function passwordUnchanged(): InputError {
 }
 
 /** Checks a new password against the policy; throws a 400 listing every reason. */
-export async function checkNewPassword(app: App, password: string, user: Pick<User, "email" | "username" | "displayName">): Promise<void> {
-  const verdict = await app.accounts.policy.check(password, {
+export async function checkNewPassword(app: App, password: string, user: Pick<User, "email" | "username" | "displayName">, request?: FastifyRequest): Promise<void> {
+  // Out of the password-work gate while it runs (`request`'s slot): a breached-password lookup may wait on the network
+  // for its timeout, and requests waiting so held every slot while logins, which look nothing up, were answered 503.
+  const check = () => app.accounts.policy.check(password, {
     email: user.email, ...(user.username ? { username: user.username } : {}), serviceName: app.config.serviceName,
     // Refused whole and by its pieces, as the username is ("gibson…" for "William Gibson"): context-words.ts.
     ...(user.displayName ? { extraWords: [user.displayName] } : {}),
   });
-  if (!verdict.ok) {
-    throw new InputError("BULWARK_ERR_PASSWORD_POLICY", `the new password is refused: ${verdict.reasons.map((r) => r.message).join("; ")}`, { details: { reasons: verdict.reasons.map((r) => r.code) } });
-  }
+  const verdict = request ? await outsidePasswordWork(app, request, check) : await check();
+  if (verdict.ok) return;
+  if (verdict.reasons.every((r) => r.code === "breach-check-unavailable")) throw httpAuthErrors.breachCheckUnavailable();
+  throw new InputError("BULWARK_ERR_PASSWORD_POLICY", `the new password is refused: ${verdict.reasons.map((r) => r.message).join("; ")}`, { details: { reasons: verdict.reasons.map((r) => r.code) } });
 }
 
 /**
@@ -91,7 +94,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // The same password again is no change: it would lift a must-change flag and an initial password's expiry
       // (ASVS 6.4.1) while the password stays the one an administrator chose, or that containment expired.
       if (request.body.newPassword === request.body.currentPassword) throw passwordUnchanged();
-      await checkNewPassword(app, request.body.newPassword, user);
+      await checkNewPassword(app, request.body.newPassword, user, request);
       const hash = await app.accounts.passwords.hash(request.body.newPassword);
       const hasMfa = await app.accounts.mfa.hasMfa(user.id);
       // One commit: the new password, the open reset and email-change links spent (a pending email change may be a
@@ -210,7 +213,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     if (!user || user.status !== "active" || user.lockedAt !== null) {
       throw await refusedLink(request, { reason: user ? "account-locked" : "account-gone", genuine: { userId: check.userId, tokenId: check.tokenId } });
     }
-    await checkNewPassword(app, request.body.newPassword, user);
+    await checkNewPassword(app, request.body.newPassword, user, request);
     /** A factor refused, or spent first by a concurrent request: audited and answered with the factors to choose from. */
     const factorRefused = async (reason: FactorRefusal, credentialId?: string): Promise<unknown> => {
       // A wrong factor here is someone holding the link guessing the code: audited like one at /auth/mfa/verify.
