@@ -262,6 +262,8 @@ export interface WebAuthnCredentialsTable {
   created_at: number;
   last_used_at: number | null;
   name: string;
+  /** When the passkey was caught as cloned (migration 29): every assertion with it is refused until it is removed. */
+  suspended_at: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface WebAuthnChallengesTable {

@@ -139,7 +139,7 @@ forEachDialect("MFA service", (fx) => {
     assert.deepEqual(request.allowCredentials?.map((c) => c.id), [key.id]);
     assert.equal(await mfa.webauthn.verifyAuthentication(user.id, key.authenticate(request, ORIGIN), FLOW), true);
     const [listed] = await mfa.webauthn.list(user.id);
-    assert.deepEqual(listed, { id: key.id, name: "YubiKey 5", createdAt: clock.now() - 60_000, lastUsedAt: clock.now() });
+    assert.deepEqual(listed, { id: key.id, name: "YubiKey 5", createdAt: clock.now() - 60_000, lastUsedAt: clock.now(), suspendedAt: null });
     const stored = await database.db.selectFrom("webauthn_credentials").select("counter").executeTakeFirstOrThrow();
     assert.equal(Number(stored.counter), 6, "the new counter is stored");
     assert.deepEqual(await mfa.factors(user.id), { totp: false, webauthn: 1, recoveryCodes: 0 });

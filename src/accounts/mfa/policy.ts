@@ -34,6 +34,13 @@ export const MAX_WEBAUTHN_CREDENTIALS = 20;
  * PostgreSQL's index on the id refuses rows over ~2.7 KB, so an unbounded id was a 500 there and stored on SQLite.
  */
 export const MAX_CREDENTIAL_ID_BYTES = 1023;
+/**
+ * Shortest credential id a registration may store, in bytes: authenticators make ids of at least 16 bytes (WebAuthn
+ * Level 3 §6.1, "Credential ID": 16 bytes with 100 bits of entropy, or a wrapped key, longer still). A shorter one is
+ * made up by the client; an empty one was stored as a factor no one could pass and the owner could not remove
+ * (DELETE /auth/mfa/webauthn/:id has no empty id to name).
+ */
+export const MIN_CREDENTIAL_ID_BYTES = 16;
 
 /**
  * Flood policy for second-factor attempts (TOTP codes and recovery codes), counted per user and per

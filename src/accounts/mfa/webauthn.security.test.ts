@@ -1,7 +1,8 @@
 // Attacks on WebAuthn that must fail, on SQLite and PostgreSQL, with real ES256 signatures from a software
 // authenticator: replayed assertions (challenge reused, also raced), a stolen credential row, a cloned
 // authenticator, phishing origins, another RP, another user's challenge or credential, expired challenges; public keys
-// that can verify nothing, junk transports, and a clone told apart from a forgery.
+// that can verify nothing, credential ids too short to be an authenticator's, junk transports, a clone told apart from
+// a forgery, and a passkey suspended once caught as cloned.
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
 import { it } from "node:test";
@@ -34,6 +35,17 @@ class KeyedAuthenticator extends SoftAuthenticator {
   }
   override coseKey(): Buffer {
     return this.#cose;
+  }
+}
+
+/** An authenticator whose attested credential id is `id` (what a hostile client can put there; the library wants the response's own id non-empty). */
+class IdentifiedAuthenticator extends SoftAuthenticator {
+  constructor(id: Uint8Array) {
+    super();
+    (this as { credentialId: Uint8Array }).credentialId = id;
+  }
+  override register(...[options, origin, o]: Parameters<SoftAuthenticator["register"]>): ReturnType<SoftAuthenticator["register"]> {
+    return super.register(options, origin, { credentialId: this.credentialId.length > 0 ? this.id : "AAAAAAAAAAAAAAAAAAAAAA", ...o });
   }
 }
 
@@ -273,28 +285,78 @@ forEachDialect("WebAuthn attacks", (fx) => {
 
   it("attack: a clone's genuine signature with a counter behind the stored one is refused and named as a clone; a forgery is refused as invalid, whatever counter it claims (WebAuthn §6.1.1)", async () => {
     const f = await mfaFixture(await fx.fresh());
-    const { userId, key } = await withPasskey(f, "clone-told@example.org", 10);
-    const prove = async (response: ReturnType<SoftAuthenticator["authenticate"]>): Promise<PasskeyRefusal | "proof"> => {
+    const prove = async (userId: string, response: ReturnType<SoftAuthenticator["authenticate"]>): Promise<PasskeyRefusal | "proof"> => {
       const refusals: PasskeyRefusal[] = [];
       const proof = await f.mfa.webauthn.proveAuthentication(userId, response, { ...FLOW, onRefusal: (r) => refusals.push(r) });
       assert.equal(refusals.length, proof ? 0 : 1, "told once, for a refusal only");
       return proof && (await proof.spend(f.database.db)) ? "proof" : (refusals[0] ?? { reason: "invalid" });
     };
-    const options = async (): Promise<Parameters<SoftAuthenticator["authenticate"]>[0]> => f.mfa.webauthn.authenticationOptions(userId, FLOW);
-    assert.equal(await prove(key.authenticate(await options(), ORIGIN)), "proof", "the original: 11 stored");
-    const clone = { reason: "counter-regressed", credentialId: key.id };
-    assert.deepEqual(await prove(key.authenticate(await options(), ORIGIN, { counter: 5 })), clone, "behind");
-    assert.deepEqual(await prove(key.authenticate(await options(), ORIGIN, { counter: 11 })), clone, "equal");
-    assert.deepEqual(await prove(key.authenticate(await options(), ORIGIN, { counter: 0 })), clone, "a counter gone back to 0");
+    const options = async (userId: string): Promise<Parameters<SoftAuthenticator["authenticate"]>[0]> => f.mfa.webauthn.authenticationOptions(userId, FLOW);
+    // Each way a counter fails to grow, on a passkey of its own (the first one suspends it).
+    for (const [label, counter] of [["behind", 5], ["equal", 11], ["a counter gone back to 0", 0]] as const) {
+      const { userId, key } = await withPasskey(f, `clone-told-${counter}@example.org`, 10);
+      assert.equal(await prove(userId, key.authenticate(await options(userId), ORIGIN)), "proof", "the original: 11 stored");
+      assert.deepEqual(await prove(userId, key.authenticate(await options(userId), ORIGIN, { counter })), { reason: "counter-regressed", credentialId: key.id }, label);
+    }
     // Another key's signature under this credential id: not the passkey's, so no clone alarm (the library compares the
-    // counters before the signature; a forgery with a low counter must not pass for a leaked key).
+    // counters before the signature; a forgery with a low counter must not pass for a leaked key, nor suspend it).
+    const { userId, key } = await withPasskey(f, "clone-forged@example.org", 10);
+    assert.equal(await prove(userId, key.authenticate(await options(userId), ORIGIN)), "proof", "the original: 11 stored");
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     for (const counter of [5, 50]) {
-      assert.deepEqual(await prove(key.authenticate(await options(), ORIGIN, { counter, signWith: privateKey })), { reason: "invalid" }, `forged, counter ${counter}`);
+      assert.deepEqual(await prove(userId, key.authenticate(await options(userId), ORIGIN, { counter, signWith: privateKey })), { reason: "invalid" }, `forged, counter ${counter}`);
     }
-    assert.deepEqual(await prove({ junk: true } as never), { reason: "invalid" });
-    const row = await f.database.db.selectFrom("webauthn_credentials").select("counter").executeTakeFirstOrThrow();
-    assert.equal(Number(row.counter), 11, "no refusal moved the counter");
-    assert.equal(await prove(key.authenticate(await options(), ORIGIN, { counter: 12 })), "proof", "the original still works");
+    assert.deepEqual(await prove(userId, { junk: true } as never), { reason: "invalid" });
+    const row = await f.database.db.selectFrom("webauthn_credentials").select(["counter", "suspended_at"]).where("user_id", "=", userId).executeTakeFirstOrThrow();
+    assert.deepEqual([Number(row.counter), row.suspended_at], [11, null], "no refusal moved the counter or suspended the passkey");
+    assert.equal(await prove(userId, key.authenticate(await options(userId), ORIGIN, { counter: 12 })), "proof", "the original still works");
+  });
+
+  it("attack: a passkey caught as cloned stays refused whatever counter comes next, the clone's jump or the original's next, without a write; it is listed as suspended and its owner removes it (WebAuthn §6.1.1; ASVS 6.3.3, 6.5.6)", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "clone-suspended@example.org", 10);
+    const refusalOf = async (response: ReturnType<SoftAuthenticator["authenticate"]>): Promise<PasskeyRefusal | "proof"> => {
+      const refusals: PasskeyRefusal[] = [];
+      const proof = await f.mfa.webauthn.proveAuthentication(userId, response, { ...FLOW, onRefusal: (r) => refusals.push(r) });
+      return proof && (await proof.spend(f.database.db)) ? "proof" : (refusals[0] ?? { reason: "invalid" });
+    };
+    const options = (): ReturnType<typeof f.mfa.webauthn.authenticationOptions> => f.mfa.webauthn.authenticationOptions(userId, FLOW);
+    // A proof of the original, made before the clone is caught and spent after (a request in flight).
+    const inFlight = await f.mfa.webauthn.proveAuthentication(userId, key.authenticate(await options(), ORIGIN), FLOW);
+    assert.ok(inFlight);
+    f.clock.advance(1_000);
+    assert.deepEqual(await refusalOf(key.authenticate(await options(), ORIGIN, { counter: 5 })), { reason: "counter-regressed", credentialId: key.id });
+    const caughtAt = f.clock.now();
+    assert.equal(await inFlight.spend(f.database.db), false, "a proof made before the suspension loses its spend");
+    const before = await f.database.db.selectFrom("webauthn_credentials").selectAll().executeTakeFirstOrThrow();
+    assert.equal(Number(before.suspended_at), caughtAt);
+    f.clock.advance(1_000);
+    const suspended = { reason: "credential-suspended", credentialId: key.id };
+    assert.deepEqual(await refusalOf(key.authenticate(await options(), ORIGIN, { counter: 1_000 })), suspended, "the clone's jump");
+    assert.deepEqual(await refusalOf(key.authenticate(await options(), ORIGIN)), suspended, "the original's next");
+    assert.deepEqual(await refusalOf(key.authenticate(await options(), ORIGIN, { counter: 3 })), suspended, "a regression again: still suspended, first time kept");
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    assert.deepEqual(await refusalOf(key.authenticate(await options(), ORIGIN, { counter: 2_000, signWith: privateKey })), { reason: "invalid" }, "a forgery is still told apart");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await options(), ORIGIN, { counter: 3_000 }), FLOW), false);
+    assert.deepEqual(await f.database.db.selectFrom("webauthn_credentials").selectAll().executeTakeFirstOrThrow(), before, "no refusal wrote anything");
+    const [listed] = await f.mfa.webauthn.list(userId);
+    assert.equal(listed?.suspendedAt, caughtAt);
+    assert.equal(await f.mfa.webauthn.remove(userId, key.id), true);
+    assert.deepEqual(await f.mfa.webauthn.list(userId), []);
+  });
+
+  it("attack: a registration whose credential id is shorter than the 16 bytes authenticators make (empty, 15 bytes) is refused and stores nothing; 16 bytes enrol (WebAuthn L3 §6.1; ASVS 6.5.6)", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const user = await f.users.create({ email: "short-credential-id@example.org" });
+    for (const bytes of [0, 1, 15]) {
+      const key = new IdentifiedAuthenticator(new Uint8Array(bytes).fill(7));
+      const response = key.register(await f.mfa.webauthn.registrationOptions(user.id, user.email, REG), ORIGIN);
+      await assert.rejects(f.mfa.webauthn.verifyRegistration(user.id, response, "key", REG), { code: "BULWARK_ERR_MFA_INPUT", message: new RegExp(`credential id is ${bytes} bytes, under the 16`) }, `${bytes} bytes`);
+    }
+    assert.deepEqual(await f.mfa.webauthn.list(user.id), []);
+    const key = new IdentifiedAuthenticator(new Uint8Array(16).fill(9));
+    const response = key.register(await f.mfa.webauthn.registrationOptions(user.id, user.email, REG), ORIGIN);
+    assert.deepEqual(await f.mfa.webauthn.verifyRegistration(user.id, response, "key", REG), { credentialId: key.id });
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(user.id, key.authenticate(await f.mfa.webauthn.authenticationOptions(user.id, FLOW), ORIGIN), FLOW), true);
   });
 });

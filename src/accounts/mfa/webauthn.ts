@@ -1,6 +1,6 @@
 // WebAuthn / passkeys over @simplewebauthn/server: registration and authentication ceremonies whose
 // challenges live on the server (short life, single use, bound to the flow that asked), a signature counter
-// that refuses clones, list, remove.
+// that refuses clones and suspends a passkey caught as one, list, remove.
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
@@ -14,7 +14,7 @@ import { fromBase64URL, toBase64URL, utf8 } from "../../lib/encoding.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { hidesSomething } from "../../lib/visible-text.ts";
 import { mfaErrors } from "./errors.ts";
-import { factorRef, MAX_CREDENTIAL_ID_BYTES, MAX_CREDENTIAL_NAME, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorProof, type FactorRemovalOptions } from "./policy.ts";
+import { factorRef, MAX_CREDENTIAL_ID_BYTES, MAX_CREDENTIAL_NAME, MIN_CREDENTIAL_ID_BYTES, MAX_WEBAUTHN_CREDENTIALS, WEBAUTHN_CHALLENGE_BYTES, WEBAUTHN_CHALLENGE_TTL_MS, type FactorProof, type FactorRemovalOptions } from "./policy.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 
@@ -32,6 +32,8 @@ export interface Passkey {
   name: string;
   createdAt: number;
   lastUsedAt: number | null;
+  /** When the passkey was caught as cloned: it proves nothing from then on, and its owner should remove it. */
+  suspendedAt: number | null;
 }
 
 /**
@@ -65,10 +67,11 @@ export interface WebAuthnFactor {
 /**
  * Why an assertion proved nothing. "counter-regressed": a genuine signature by the passkey whose signature counter did
  * not grow past the stored one, WebAuthn L3 §6.1.1's sign that the authenticator (its private key) has been cloned;
- * it names the passkey so responders know which one to revoke. "invalid": everything else (a bad signature, an
- * unknown credential, no live challenge, a malformed response).
+ * the passkey is suspended from then on. "credential-suspended": a genuine signature by a passkey suspended so (the
+ * clone or the original, no one can tell which). Both name the passkey so responders know which one to revoke.
+ * "invalid": everything else (a bad signature, an unknown credential, no live challenge, a malformed response).
  */
-export type PasskeyRefusal = { reason: "invalid" } | { reason: "counter-regressed"; credentialId: string };
+export type PasskeyRefusal = { reason: "invalid" } | { reason: "counter-regressed" | "credential-suspended"; credentialId: string };
 
 /**
  * EdDSA, ES256, RS256: what authenticators in the field sign with. Same list offered and accepted; each needs its case
@@ -383,12 +386,24 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
     } catch {
       return invalid;
     }
+    const credentialId = row.id;
+    // A passkey caught as cloned proves nothing more, whatever counter it claims next: the copy would otherwise pass by
+    // jumping ahead (and leave the owner's genuine key the one refused). Refused after the signature, so the record
+    // says the suspended key itself is still in use; nothing is updated.
+    if (row.suspended_at !== null) return { reason: "credential-suspended", credentialId };
     // Clone detection (WebAuthn L3 §6.1.1, and §7.2's signCount step): a genuine signature whose counter does not grow past the
     // stored one, unless both are 0 (authenticators without a counter), comes from a copy of the authenticator.
     // Refused and named, so the record tells responders which passkey's private key has leaked. The spend below
     // checks the counter again, atomically, against a copy racing the original.
-    if ((newCounter > 0 || stored > 0) && newCounter <= stored) return { reason: "counter-regressed", credentialId: row.id };
-    const credentialId = row.id;
+    if ((newCounter > 0 || stored > 0) && newCounter <= stored) {
+      // Suspended until its owner removes it: WebAuthn leaves the response to the relying party (§6.1.1), and this one
+      // chooses safety over convenience. Two copies of one key cannot be told apart, so the genuine one is suspended
+      // too; the owner signs in with another factor or a recovery code and registers a new passkey. Written here, not
+      // in the caller's transaction: the refusal commits nothing else, and the suspension must hold whatever follows.
+      await db.updateTable("webauthn_credentials").set({ suspended_at: clock.now() })
+        .where("id", "=", credentialId).where("user_id", "=", userId).where("suspended_at", "is", null).execute();
+      return { reason: "counter-regressed", credentialId };
+    }
     return {
       factor: factorRef.passkey(credentialId),
       async spend(executor) {
@@ -400,6 +415,8 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
           .where("id", "=", credentialId)
           .where("user_id", "=", userId)
           .where((eb) => (newCounter === 0 ? eb("counter", "=", 0) : eb("counter", "<", newCounter)))
+          // Suspended since it was proven (a copy caught by a concurrent request): lost, like a replay.
+          .where("suspended_at", "is", null)
           .executeTakeFirst();
         return Number(result.numUpdatedRows) === 1;
       },
@@ -461,6 +478,7 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
       if (!verified.verified) throw mfaErrors.invalidInput("the registration response was refused: it did not verify");
       const { credential } = verified.registrationInfo;
       const idBytes = fromBase64URL(credential.id).length;
+      if (idBytes < MIN_CREDENTIAL_ID_BYTES) throw mfaErrors.invalidInput(`the registration response was refused: its credential id is ${idBytes} bytes, under the ${MIN_CREDENTIAL_ID_BYTES} every authenticator makes (WebAuthn Level 3 §6.1)`);
       if (idBytes > MAX_CREDENTIAL_ID_BYTES) throw mfaErrors.invalidInput(`the registration response was refused: its credential id is ${idBytes} bytes, over WebAuthn's ${MAX_CREDENTIAL_ID_BYTES}`);
       const unusable = await whyKeyUnusable(credential.publicKey);
       if (unusable !== null) throw mfaErrors.unusablePublicKey(unusable);
@@ -510,8 +528,11 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
     proveAuthentication,
 
     async list(userId) {
-      const rows = await db.selectFrom("webauthn_credentials").select(["id", "name", "created_at", "last_used_at"]).where("user_id", "=", userId).orderBy("created_at").execute();
-      return rows.map((r) => ({ id: r.id, name: r.name, createdAt: Number(r.created_at), lastUsedAt: r.last_used_at === null ? null : Number(r.last_used_at) }));
+      const rows = await db.selectFrom("webauthn_credentials").select(["id", "name", "created_at", "last_used_at", "suspended_at"]).where("user_id", "=", userId).orderBy("created_at").execute();
+      return rows.map((r) => ({
+        id: r.id, name: r.name, createdAt: Number(r.created_at), lastUsedAt: r.last_used_at === null ? null : Number(r.last_used_at),
+        suspendedAt: r.suspended_at === null ? null : Number(r.suspended_at),
+      }));
     },
 
     async remove(userId, credentialId, options = {}) {

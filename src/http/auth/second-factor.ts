@@ -2,7 +2,7 @@
 // for MFA step-up after login and for password reset (a reset link must not bypass MFA, ASVS 6.4.3).
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import type { Kysely } from "kysely";
-import type { FactorProof } from "../../accounts/mfa/index.ts";
+import { factorRef, type FactorProof } from "../../accounts/mfa/index.ts";
 import type { App } from "../../app/types.ts";
 import type { Schema } from "../../store/schema.ts";
 import { str } from "./helpers.ts";
@@ -23,10 +23,11 @@ export const FACTOR_PROPERTIES = {
 export type FactorName = "totp" | "recovery-code" | "webauthn";
 /**
  * Why a factor was refused. "counter-regressed": a genuine signature by one of the user's passkeys whose counter did not
- * grow, the sign of a cloned authenticator (WebAuthn L3 §6.1.1); the outcome then names the passkey (`credentialId`)
- * for the audit record. The client's answer is the same as for any refused factor: the clone learns nothing.
+ * grow, the sign of a cloned authenticator (WebAuthn L3 §6.1.1), which suspends it; "credential-suspended": a genuine
+ * signature by a passkey suspended so. The outcome then names the passkey (`credentialId`) for the audit record. The
+ * client's answer is the same as for any refused factor: the clone learns nothing.
  */
-export type FactorRefusal = "none-given" | "invalid" | "replayed" | "throttled" | "not-enrolled" | "counter-regressed";
+export type FactorRefusal = "none-given" | "invalid" | "replayed" | "throttled" | "not-enrolled" | "counter-regressed" | "credential-suspended";
 export type FactorOutcome = { ok: true; factor: FactorName; proof: FactorProof } | { ok: false; reason: FactorRefusal; credentialId?: string };
 
 /**
@@ -49,33 +50,39 @@ export async function proveFactor(app: App, userId: string, body: FactorBody, op
     const r = await mfa.recovery.prove(userId, body.recoveryCode);
     return r.ok ? { ok: true, factor: "recovery-code", proof: r.proof } : { ok: false, reason: r.refusal };
   }
+  // The passkey a refusal named as cloned or suspended, if any (told through the callback; a plain one is "invalid").
+  const refused: { named?: { reason: "counter-regressed" | "credential-suspended"; credentialId: string } } = {};
   try {
-    // The passkey a refusal named as cloned, if any (the refusal is told through the callback; a plain one is "invalid").
-    const clone: { credentialId?: string } = {};
     const proof = await mfa.webauthn.proveAuthentication(userId, body.webauthn as AuthenticationResponseJSON, {
       context: options.webauthnContext,
       onRefusal: (refusal) => {
-        if (refusal.reason === "counter-regressed") clone.credentialId = refusal.credentialId;
+        if (refusal.reason !== "invalid") refused.named = { reason: refusal.reason, credentialId: refusal.credentialId };
       },
     });
     if (proof) return { ok: true, factor: "webauthn", proof };
-    return clone.credentialId === undefined ? { ok: false, reason: "invalid" } : { ok: false, reason: "counter-regressed", credentialId: clone.credentialId };
   } catch {
     // A malformed assertion is a failed one: the caller answers the same either way.
     return { ok: false, reason: "invalid" };
   }
+  if (refused.named === undefined) return { ok: false, reason: "invalid" };
+  // Just caught as cloned, and so suspended: the sessions it stepped up lose their aal 2 now, as if it were removed.
+  // Whichever of the two keys came first may be the clone (one that jumped its counter ahead steps up, and the owner's
+  // genuine key is the one then refused), so no session its proofs raised is vouched for any more.
+  if (refused.named.reason === "counter-regressed") await app.accounts.sessions.lowerAssurance(userId, { factor: factorRef.passkey(refused.named.credentialId) });
+  return { ok: false, ...refused.named };
 }
 
 /**
  * Whether the audit record of a refused factor is sampled (src/accounts/login/refusal-sampler.ts: a few per window, the
  * rest counted on the next one kept) rather than always written: a throttled attempt, and the refusals no throttle
- * bounds — a passkey assertion that proves nothing, a request with no factor — which the holder of a half-signed-in
- * session or of a reset link can repeat as fast as they are answered (60 junk assertions were 60 rows of the chained
- * log, which nothing prunes). A wrong TOTP or recovery code is throttled after a few and then sampled as throttled; a
- * cloned passkey's signal ("counter-regressed") is always written: it is the row responders need.
+ * bounds — a passkey assertion that proves nothing, a request with no factor, a suspended passkey's assertion — which
+ * the holder of a half-signed-in session, of a reset link or of a cloned key can repeat as fast as they are answered
+ * (60 junk assertions were 60 rows of the chained log, which nothing prunes). A wrong TOTP or recovery code is throttled
+ * after a few and then sampled as throttled; a cloned passkey's signal ("counter-regressed") is always written: it is
+ * the row responders need, and it comes once per passkey (it suspends it).
  */
 export function refusalSampled(reason: FactorRefusal, body: FactorBody): boolean {
-  return reason === "throttled" || reason === "none-given" || (reason === "invalid" && body.webauthn !== undefined);
+  return reason === "throttled" || reason === "none-given" || reason === "credential-suspended" || (reason === "invalid" && body.webauthn !== undefined);
 }
 
 /**

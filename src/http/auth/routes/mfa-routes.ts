@@ -295,6 +295,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     },
   );
 
+  // Each passkey with its `suspendedAt`: set once it was caught as cloned, when it proves nothing more and its owner
+  // should remove it (and register a new one).
   server.get("/auth/mfa/webauthn", { config: { access: "authenticated" } }, async (request) => {
     const { auth } = requireSession(request);
     return { credentials: await mfa.webauthn.list(auth.userId) };
