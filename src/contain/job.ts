@@ -404,7 +404,10 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
           for (const lever of batched) for (const id of (await lever.demotes?.(trx, ids, batchCtx)) ?? []) demoted.add(id);
           const stopped = new Set(demoted);
           for (const lever of batched) for (const id of (await lever.stopsActing?.(trx, ids, batchCtx)) ?? []) stopped.add(id);
-          if (demoted.size > 0) await holdRoleRemovals(deps.database, trx);
+          // Role removals' turn (the last-admin lock) whenever it waits for anyone's right to act, as an API lock takes it
+          // before its acting locks: taken only for demotions, a lock-accounts batch over two administrators held one's
+          // acting lock while an API lock by the other held its own shared, and each waited for the other's (deadlock).
+          if (stopped.size > 0) await holdRoleRemovals(deps.database, trx);
           if (batched.some((l) => l.touchesLinks)) await lockManyAccountsLinks(deps.database.dialect, trx, ids);
           await holdActingOfMany(deps.database, trx, [...stopped]);
           await trx.selectFrom("users").select("id").where(inIds(deps.database.dialect, "id", ids)).orderBy("id").forNoKeyUpdate().execute();
