@@ -172,15 +172,35 @@ export function createPasswordPolicy(options: PasswordPolicyOptions = {}): Passw
  * pass on its own (a 15-character passphrase said twice) is accepted: it is no weaker than the piece.
  */
 function isWeakRepetition(chars: readonly string[], list: CommonPasswordList, minLength: number): boolean {
+  if (isRepeatedPiece(chars, list, minLength)) return true;
+  // Said again with a separator between the copies and none after the last ("iloveyou iloveyou",
+  // "password-password"): the piece is "iloveyou " and its second copy lacks only the separator, so the
+  // period does not fit twice. Judged as if that separator ended it too. At most one try per distinct
+  // separator character (bounded: SEPARATOR_TRIES).
+  const tried = new Set<string>();
+  for (const c of chars) {
+    if (tried.size >= SEPARATOR_TRIES || /[\p{L}\p{N}]/u.test(c) || tried.has(c)) continue;
+    tried.add(c);
+    if (isRepeatedPiece([...chars, c], list, minLength)) return true;
+  }
+  return false;
+}
+
+/** Distinct separator characters tried by isWeakRepetition: each try is linear in the length. */
+const SEPARATOR_TRIES = 4;
+
+function isRepeatedPiece(chars: readonly string[], list: CommonPasswordList, minLength: number): boolean {
   if (chars.length < 2) return false;
   const period = shortestPeriod(chars);
   // Not a repetition unless the piece fits at least twice (the last copy may be cut short).
   if (2 * period > chars.length) return false;
   if (period < minLength) return true;
   // A listed password X said k times: X is itself the piece said j times (X fits twice, so by Fine and
-  // Wilf the shortest period divides its length). At most length / (2 × minLength) lookups.
+  // Wilf the shortest period divides its length). At most length / (2 × minLength) lookups, each also
+  // without the separators around it ("password " said twice is "password" said twice).
   for (let j = 1; 2 * j * period <= chars.length; j++) {
-    if (list.has(chars.slice(0, j * period).join(""))) return true;
+    const piece = chars.slice(0, j * period).join("");
+    if (list.has(piece) || list.has(piece.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, ""))) return true;
   }
   return false;
 }
