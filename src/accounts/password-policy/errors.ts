@@ -1,6 +1,6 @@
 // Errors of the new-password policy: bad configuration, a breach file we cannot use, a bundled
 // list that fails to load. Expected outcomes (a weak password) are PolicyResult values, not these.
-import { InputError, RuntimeFailure, type BulwarkErrorOptions } from "../../lib/errors.ts";
+import { InputError, RuntimeFailure, Unavailable, type BulwarkErrorOptions } from "../../lib/errors.ts";
 
 /**
  * Policy or checker options that would weaken the policy or make no sense (a minimum length below
@@ -53,4 +53,21 @@ export class CommonPasswordListError extends RuntimeFailure {
   constructor(message: string, options: BulwarkErrorOptions = {}) {
     super("BULWARK_ERR_COMMON_PASSWORD_LIST", message, options);
   }
+}
+
+/**
+ * A new password refused only because a fail-closed breached-password lookup could not answer: the server's failure,
+ * not the password's (HTTP 503 with Retry-After, CLI exit 3), never "the password is refused", which had people (and
+ * an operator with a generated password) try again and again. `verdictUnavailable` tells such a verdict.
+ *
+ * @example
+ * if (verdictUnavailable(verdict)) throw breachCheckUnavailable();
+ */
+export function breachCheckUnavailable(): Unavailable {
+  return new Unavailable("BULWARK_ERR_BREACH_CHECK_UNAVAILABLE", "the new password could not be checked against known breaches right now; nothing was changed, try again in a moment", 5);
+}
+
+/** Whether a refusal is only the lookup's outage (every reason `breach-check-unavailable`). */
+export function verdictUnavailable(verdict: { ok: boolean; reasons?: ReadonlyArray<{ code: string }> }): boolean {
+  return !verdict.ok && (verdict.reasons ?? []).length > 0 && (verdict.reasons ?? []).every((r) => r.code === "breach-check-unavailable");
 }

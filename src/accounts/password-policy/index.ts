@@ -1,6 +1,7 @@
 // Public API of the new-password policy: length, common, context-word and breached-password rules,
 // the k-anonymity range checker, the offline sorted-file checker, and their errors.
 export { createPasswordPolicy, DEFAULT_MAX_LENGTH, DEFAULT_MIN_LENGTH } from "./policy.ts";
+export { breachCheckUnavailable, verdictUnavailable } from "./errors.ts";
 export type { PasswordPolicy, PasswordPolicyOptions } from "./policy.ts";
 export type { BreachChecker, BreachVerdict, PolicyContext, PolicyReason, PolicyReasonCode, PolicyResult } from "./types.ts";
 export {

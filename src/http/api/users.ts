@@ -14,7 +14,7 @@ import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
 import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 import { notifyOwner } from "../auth/helpers.ts";
-import { httpAuthErrors } from "../auth/errors.ts";
+import { breachCheckUnavailable, verdictUnavailable } from "../../accounts/password-policy/index.ts";
 import { outsidePasswordWork, withPasswordWork } from "../auth/password-work.ts";
 import { identifierKey } from "../../accounts/users/normalise.ts";
 import { forecastSetEmail, setEmailByAdministrator } from "../../accounts/email-change/index.ts";
@@ -113,7 +113,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
         email: body.email, ...(body.username ? { username: body.username } : {}), serviceName: app.config.serviceName,
         ...(body.displayName ? { extraWords: [body.displayName] } : {}),
       }));
-      if (!verdict.ok && verdict.reasons.every((r) => r.code === "breach-check-unavailable")) throw httpAuthErrors.breachCheckUnavailable();
+      if (verdictUnavailable(verdict)) throw breachCheckUnavailable();
       if (!verdict.ok) throw apiErrors.passwordRefused(verdict.reasons.map((r) => r.message));
       passwordHash = await app.accounts.passwords.hash(body.password);
     }

@@ -1,16 +1,9 @@
 // Errors the HTTP account surface throws, each with a stable code (statuses come from their kind).
-import { BulwarkError, Unavailable } from "../../lib/errors.ts";
+import { BulwarkError } from "../../lib/errors.ts";
 
 export class HTTPAuthError extends BulwarkError {}
 
 export const httpAuthErrors = {
-  /**
-   * A fail-closed breached-password lookup that could not answer (BULWARK_BREACH_ON_FAILURE=closed): it refuses every
-   * password alike, so it is the server's failure, said as such (503, try again), never "your password is refused",
-   * which had people try password after password.
-   */
-  breachCheckUnavailable: (): Unavailable =>
-    new Unavailable("BULWARK_ERR_BREACH_CHECK_UNAVAILABLE", "the new password could not be checked against known breaches right now; nothing was changed, try again in a moment", 5),
   signInRequired: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_AUTH_REQUIRED", "unauthorized", "sign in first: this needs a session or an API token"),
   sessionRequired: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_SESSION_REQUIRED", "unauthorized", "this needs a browser session (sign in at POST /auth/login)"),
   tokenInvalid: (): HTTPAuthError => new HTTPAuthError("BULWARK_ERR_TOKEN_INVALID", "unauthorized", "the API token is invalid, expired or revoked"),

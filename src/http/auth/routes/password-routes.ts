@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { addressTag } from "../../../accounts/email-change/index.ts";
 import { resetChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
+import { breachCheckUnavailable, verdictUnavailable } from "../../../accounts/password-policy/index.ts";
 import { lockAccountLinks, PasswordResetError, resetErrors } from "../../../accounts/password-reset/index.ts";
 import { endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { User } from "../../../accounts/users/index.ts";
@@ -36,7 +37,7 @@ export async function checkNewPassword(app: App, password: string, user: Pick<Us
   });
   const verdict = request ? await outsidePasswordWork(app, request, check) : await check();
   if (verdict.ok) return;
-  if (verdict.reasons.every((r) => r.code === "breach-check-unavailable")) throw httpAuthErrors.breachCheckUnavailable();
+  if (verdictUnavailable(verdict)) throw breachCheckUnavailable();
   throw new InputError("BULWARK_ERR_PASSWORD_POLICY", `the new password is refused: ${verdict.reasons.map((r) => r.message).join("; ")}`, { details: { reasons: verdict.reasons.map((r) => r.code) } });
 }
 
