@@ -13,9 +13,8 @@ import { sql } from "kysely";
 import { canonicalJSON } from "../src/audit/canonical.ts";
 import { checkLogins, DEFAULT_LOGINS_OPTIONS, type LoginsReport } from "../src/checks/logins/index.ts";
 import type { Severity } from "../src/checks/finding.ts";
-import { ManualClock } from "../src/lib/clock.ts";
 import type { Database } from "../src/store/database.ts";
-import { migrate } from "../src/store/migrator.ts";
+import { rawAuditStore, type AuditRow } from "./helpers/audit-rows.ts";
 import { forEachDialect, type DialectFixture } from "./helpers/dialects.ts";
 
 const HOUR = 3_600_000;
@@ -24,27 +23,10 @@ const DAY = 24 * HOUR;
 /** Midnight UTC, 10 December 2026: after sign-in events carried sessionId, newDevice and failuresBefore. */
 const T0 = Date.UTC(2026, 11, 10);
 
-interface Row { type: string; subject: string; at: number; data: Record<string, unknown> }
+type Row = AuditRow;
 
-/** A store with the schema, and an appender of raw audit rows (the check reads, it never verifies the chain). */
-async function store(dialect: DialectFixture): Promise<{ database: Database; insert: (rows: Row[]) => Promise<void> }> {
-  const database = await dialect.fresh();
-  await migrate(database, new ManualClock(T0 - 30 * DAY));
-  let seq = 0;
-  const insert = async (rows: Row[]): Promise<void> => {
-    for (let i = 0; i < rows.length; i += 500) {
-      const values = rows.slice(i, i + 500).map((r) => {
-        seq++;
-        return {
-          seq, id: `evt_rt${seq}`, type: r.type, actor: r.type === "auth.login.succeeded" ? r.subject : "anonymous", subject: r.subject,
-          data: canonicalJSON(r.data), at: r.at, request_id: `req${seq}`, prev_hash: "0".repeat(64), hash: seq.toString(16).padStart(64, "0"),
-        };
-      });
-      await database.db.insertInto("audit_events").values(values).execute();
-    }
-  };
-  return { database, insert };
-}
+/** A migrated store and an appender of raw audit rows (rawAuditStore: the check reads, it never verifies the chain). */
+const store = (dialect: DialectFixture): ReturnType<typeof rawAuditStore> => rawAuditStore(dialect, T0 - 30 * DAY, "rt");
 
 /** `n` failed logins spread evenly over [from, to): unknown identifiers (a stuffing list is mostly accounts that do not exist here) from `addresses`. */
 function failures(n: number, from: number, to: number, options: { addresses?: string[]; tag?: string } = {}): Row[] {

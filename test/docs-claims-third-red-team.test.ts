@@ -19,6 +19,7 @@ import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-clien
 import { PROBE_FAILED_MS, PROBE_OK_MS, PROBE_TIMEOUT_MS } from "../src/http/health.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { WRITE_PROBE_META } from "../src/store/write-probe.ts";
+import { whileAuditRefuses } from "./helpers/audit-tamper.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
@@ -125,21 +126,12 @@ describe("docs/http-auth.md: a new session's event 'is written before the cookie
   after(async () => {
     await fx.close();
   });
-  const handle = (): DatabaseSync => fx.app.db.sqlite as DatabaseSync;
-  const refuse = (type: string): void => handle().exec(`CREATE TEMP TRIGGER refuse_event BEFORE INSERT ON main.audit_events WHEN NEW.type = '${type}' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`);
-  const allow = (): void => handle().exec("DROP TRIGGER IF EXISTS temp.refuse_event");
 
   it("attack: an intruder's right password whose auth.login.succeeded cannot be written gets no session cookie, and the run of failures is not cleared: the unrecorded success counts as the failure it was answered as, on the next sign-in's failuresBefore (ASVS 16.3.1, 6.3.5)", async () => {
     const victim = await fx.user("login-record@example.org");
     const thief = fx.browser({ newDevice: true });
     for (let i = 0; i < 3; i++) assert.equal((await thief.login(victim.email, "wrong guess " + i)).statusCode, 401);
-    refuse("auth.login.succeeded");
-    let res;
-    try {
-      res = await thief.login(victim.email, victim.password);
-    } finally {
-      allow();
-    }
+    const res = await whileAuditRefuses(fx.app.db, "auth.login.succeeded", () => thief.login(victim.email, victim.password));
     assert.equal(res.statusCode, 500, `a sign-in whose record failed is not a success: ${res.body}`);
     assert.deepEqual(sessionCookiesSet(res), [], "no session cookie left with the failed answer");
     assert.equal((await thief.request("GET", "/auth/session")).json().authenticated, false);
@@ -161,13 +153,7 @@ describe("docs/http-auth.md: a new session's event 'is written before the cookie
     ] as const) {
       const s = await flows.signedIn(`rotate-record-${type}@example.org`);
       const csrf = await s.b.csrf();
-      refuse(type);
-      let res;
-      try {
-        res = await s.b.request(method, url, { csrf, ...(withPassword ? { body: { password: s.password } } : {}) });
-      } finally {
-        allow();
-      }
+      const res = await whileAuditRefuses(fx.app.db, type, () => s.b.request(method, url, { csrf, ...(withPassword ? { body: { password: s.password } } : {}) }));
       assert.equal(res.statusCode, 500, `${type}: the record failed, so the request did: ${res.body}`);
       assert.deepEqual(sessionCookiesSet(res), [], `${type}: no new session cookie with the failed answer`);
       const events = (await fx.app.audit.tail(10)).filter((e) => e.type === type && e.subject === s.id);
@@ -185,7 +171,6 @@ describe("docs/api.md: POST /api/v1/users/:id/tokens/revoke, 'Audit user.tokens-
   after(async () => {
     await fx.close();
   });
-  const handle = (): DatabaseSync => fx.app.db.sqlite as DatabaseSync;
   const bearer = (token: string, method: "GET" | "POST", url: string) =>
     fx.server.inject({ method, url, remoteAddress: "192.0.2.40", headers: { host: HOST, authorization: `Bearer ${token}`, ...(method === "POST" ? { "content-type": "application/json" } : {}) }, ...(method === "POST" ? { payload: "{}" } : {}) });
 
@@ -195,13 +180,7 @@ describe("docs/api.md: POST /api/v1/users/:id/tokens/revoke, 'Audit user.tokens-
     const target = await flows.userWith(["accounts.read"]);
     const parent = await fx.app.accounts.tokens.create(target, { name: "intruder", scopes: ["accounts.read"] });
     const child = await fx.app.accounts.tokens.create(target, { name: "minted", scopes: ["accounts.read"], parent: { id: parent.info.id, expiresAt: null } });
-    handle().exec("CREATE TEMP TRIGGER refuse_revoked BEFORE INSERT ON main.audit_events WHEN NEW.type = 'user.tokens-revoked' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END");
-    let failed;
-    try {
-      failed = await bearer(deskToken, "POST", `/api/v1/users/${target}/tokens/revoke`);
-    } finally {
-      handle().exec("DROP TRIGGER temp.refuse_revoked");
-    }
+    const failed = await whileAuditRefuses(fx.app.db, "user.tokens-revoked", () => bearer(deskToken, "POST", `/api/v1/users/${target}/tokens/revoke`));
     assert.equal(failed.statusCode, 500, failed.body);
     assert.equal((await bearer(parent.token, "GET", "/api/v1/users?limit=1")).statusCode, 200, "no revocation stands unrecorded");
     const ok = await bearer(deskToken, "POST", `/api/v1/users/${target}/tokens/revoke`);

@@ -11,15 +11,13 @@ import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
 import type { LightMyRequestResponse } from "fastify";
-import { canonicalJSON } from "../src/audit/canonical.ts";
 import { checkLogins, DEFAULT_LOGINS_OPTIONS } from "../src/checks/logins/index.ts";
 import { BUSY_FAILS_AFTER_MS, PROBE_FAILED_MS, PROBE_OK_MS } from "../src/http/health.ts";
 import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { ManualClock } from "../src/lib/clock.ts";
-import { openPostgres, type Database } from "../src/store/database.ts";
-import { migrate } from "../src/store/migrator.ts";
+import { openPostgres } from "../src/store/database.ts";
 import { WRITE_PROBE_META } from "../src/store/write-probe.ts";
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
+import { rawAuditStore, type AuditRow } from "./helpers/audit-rows.ts";
 import { forEachDialect, type DialectFixture } from "./helpers/dialects.ts";
 import { holdOpen } from "./helpers/held-transaction.ts";
 
@@ -87,27 +85,10 @@ describe("red team, second batch: the help desk and /healthz over HTTP [sqlite]"
   });
 });
 
-interface Row { type: string; subject: string; at: number; data: Record<string, unknown> }
+type Row = AuditRow;
 
-/** A migrated store and an appender of raw audit rows, as the login path writes them (canonical data). */
-async function store(dialect: DialectFixture): Promise<{ database: Database; insert: (rows: Row[]) => Promise<void> }> {
-  const database = await dialect.fresh();
-  await migrate(database, new ManualClock(T0 - 30 * DAY));
-  let seq = 0;
-  const insert = async (rows: Row[]): Promise<void> => {
-    for (let i = 0; i < rows.length; i += 500) {
-      const values = rows.slice(i, i + 500).map((r) => {
-        seq++;
-        return {
-          seq, id: `evt_sb${seq}`, type: r.type, actor: r.type === "auth.login.succeeded" ? r.subject : "anonymous", subject: r.subject,
-          data: canonicalJSON(r.data), at: r.at, request_id: `req${seq}`, prev_hash: "0".repeat(64), hash: seq.toString(16).padStart(64, "0"),
-        };
-      });
-      await database.db.insertInto("audit_events").values(values).execute();
-    }
-  };
-  return { database, insert };
-}
+/** A migrated store and an appender of raw audit rows (rawAuditStore: the check reads, it never verifies the chain). */
+const store = (dialect: DialectFixture): ReturnType<typeof rawAuditStore> => rawAuditStore(dialect, T0 - 30 * DAY, "sb");
 
 const failed = (subject: string, at: number, ip: string | null, userAgent = "python-requests/2.32"): Row =>
   ({ type: "auth.login.failed", subject, at, data: { ip, reason: "unknown-account", userAgent } });

@@ -1,0 +1,42 @@
+// A migrated store whose audit log is written row by row, as the login path would have written its events (canonical
+// data, one row per attempt), without the chain: for the tests of `check logins`, which reads events and never
+// verifies them, so that thousands of attempts cost a few statements.
+import { canonicalJSON } from "../../src/audit/canonical.ts";
+import { ManualClock } from "../../src/lib/clock.ts";
+import type { Database } from "../../src/store/database.ts";
+import { migrate } from "../../src/store/migrator.ts";
+import type { DialectFixture } from "./dialects.ts";
+
+export interface AuditRow {
+  type: string;
+  subject: string;
+  at: number;
+  data: Record<string, unknown>;
+}
+
+/**
+ * A fresh, migrated store of `dialect` (migrated at `migratedAt`) and an appender of raw audit rows, 500 a statement;
+ * ids are `evt_<idPrefix><seq>`.
+ *
+ * @example
+ * const { database, insert } = await rawAuditStore(dialect, T0 - 30 * DAY, "rt");
+ * await insert([{ type: "auth.login.failed", subject: "id:x", at: T0, data: { ip: "192.0.2.1", reason: "unknown-account" } }]);
+ */
+export async function rawAuditStore(dialect: DialectFixture, migratedAt: number, idPrefix: string): Promise<{ database: Database; insert: (rows: AuditRow[]) => Promise<void> }> {
+  const database = await dialect.fresh();
+  await migrate(database, new ManualClock(migratedAt));
+  let seq = 0;
+  const insert = async (rows: AuditRow[]): Promise<void> => {
+    for (let i = 0; i < rows.length; i += 500) {
+      const values = rows.slice(i, i + 500).map((r) => {
+        seq++;
+        return {
+          seq, id: `evt_${idPrefix}${seq}`, type: r.type, actor: r.type === "auth.login.succeeded" ? r.subject : "anonymous", subject: r.subject,
+          data: canonicalJSON(r.data), at: r.at, request_id: `req${seq}`, prev_hash: "0".repeat(64), hash: seq.toString(16).padStart(64, "0"),
+        };
+      });
+      await database.db.insertInto("audit_events").values(values).execute();
+    }
+  };
+  return { database, insert };
+}
