@@ -48,7 +48,7 @@ export interface MfaService {
    * The user's confirmed authenticator app and passkey ids, read with `executor` (a caller's transaction): what a
    * removal about to commit there may rely on (the last-factor rule, asked again after the user's turn is taken).
    */
-  enrolledIn(executor: Kysely<Schema>, userId: string): Promise<{ totp: boolean; passkeys: string[] }>;
+  enrolledIn(executor: Kysely<Schema>, userId: string): Promise<{ totp: boolean; passkeys: string[]; suspended: string[] }>;
   /**
    * Whether the user still holds `factor` (factorRef), asked with `executor` (a caller's transaction): the app, that
    * passkey, or — for a recovery code, or a session whose factor is not known (null) — any app or passkey.
@@ -121,10 +121,10 @@ export function createMfaService(deps: MfaDeps): MfaService {
       "(SELECT count(*) FROM (SELECT 1 FROM webauthn_credentials WHERE user_id = $1 LIMIT 1) AS w) AS n",
   );
 
-  async function enrolledIn(executor: Kysely<Schema>, userId: string): Promise<{ totp: boolean; passkeys: string[] }> {
+  async function enrolledIn(executor: Kysely<Schema>, userId: string): Promise<{ totp: boolean; passkeys: string[]; suspended: string[] }> {
     const app = await executor.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
-    const keys = await executor.selectFrom("webauthn_credentials").select("id").where("user_id", "=", userId).execute();
-    return { totp: app !== undefined, passkeys: keys.map((k) => k.id) };
+    const keys = await executor.selectFrom("webauthn_credentials").select(["id", "suspended_at"]).where("user_id", "=", userId).execute();
+    return { totp: app !== undefined, passkeys: keys.map((k) => k.id), suspended: keys.filter((k) => k.suspended_at !== null).map((k) => k.id) };
   }
 
   async function factors(userId: string): Promise<MfaFactors> {
@@ -182,7 +182,12 @@ export function createMfaService(deps: MfaDeps): MfaService {
     async holds(userId, factor, executor) {
       const enrolled = await enrolledIn(executor, userId);
       if (factor === factorRef.totp) return enrolled.totp;
-      if (factor !== null && factor.startsWith(factorRef.passkey(""))) return enrolled.passkeys.includes(factor.slice(factorRef.passkey("").length));
+      // A suspended passkey (caught as cloned) still counts as a factor of the account (it is never left behind the
+      // password alone), but no longer holds a session up: a rotation committing after the suspension keeps aal 1.
+      if (factor !== null && factor.startsWith(factorRef.passkey(""))) {
+        const id = factor.slice(factorRef.passkey("").length);
+        return enrolled.passkeys.includes(id) && !enrolled.suspended.includes(id);
+      }
       return enrolled.totp || enrolled.passkeys.length > 0;
     },
     async removeAll(userId) {

@@ -68,7 +68,13 @@ export async function proveFactor(app: App, userId: string, body: FactorBody, op
   // Just caught as cloned, and so suspended: the sessions it stepped up lose their aal 2 now, as if it were removed.
   // Whichever of the two keys came first may be the clone (one that jumped its counter ahead steps up, and the owner's
   // genuine key is the one then refused), so no session its proofs raised is vouched for any more.
-  if (refused.named.reason === "counter-regressed") await app.accounts.sessions.lowerAssurance(userId, { factor: factorRef.passkey(refused.named.credentialId) });
+  // In a transaction of its own, in the user's session turn (lowerAssurance with an executor takes it), as a removal
+  // lowers: a rotation in flight that read the passkey as held commits first and is lowered here; one after it finds
+  // the passkey no longer holding (mfa.holds) and keeps aal 1.
+  if (refused.named.reason === "counter-regressed") {
+    const factor = factorRef.passkey(refused.named.credentialId);
+    await app.db.transaction((trx) => app.accounts.sessions.lowerAssurance(userId, { executor: trx, factor }));
+  }
   return { ok: false, ...refused.named };
 }
 
