@@ -24,6 +24,7 @@ import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
+import { twoNodes } from "./helpers/two-nodes.ts";
 import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
 
 const NOW = Date.UTC(2026, 11, 10, 9);
@@ -70,17 +71,7 @@ describe("several nodes on one PostgreSQL database", unavailable ? { skip: `Post
 
   /** Two HTTP nodes (real servers) on one fresh schema, each with its own manual clock starting at the same time. */
   async function twoServers(): Promise<{ a: AuthFixture; b: AuthFixture; close(): Promise<void> }> {
-    const url = await freshSchema();
-    const env = { BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: MASTER };
-    const a = await authFixture(env);
-    const b = await authFixture(env);
-    return {
-      a, b,
-      async close() {
-        await b.close();
-        await a.close();
-      },
-    };
+    return twoNodes(await freshSchema(), MASTER);
   }
 
   function api(node: AuthFixture, method: "GET" | "POST" | "DELETE", url: string, auth: { token?: string; cookie?: string }, body?: unknown): Promise<LightMyRequestResponse> {

@@ -14,10 +14,11 @@ import { after, before, describe, it } from "node:test";
 import { sql } from "kysely";
 import type { AuthenticationResponseJSON } from "../src/accounts/mfa/index.ts";
 import type { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { authFixture, ORIGIN, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { ORIGIN, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { holdOpen } from "./helpers/held-transaction.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
+import { twoNodes } from "./helpers/two-nodes.ts";
 import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
 
 const MASTER = testMasterKey("nodes-this-session");
@@ -39,17 +40,7 @@ describe("red team: this session's features on two nodes of one PostgreSQL datab
 
   /** Two HTTP nodes on one fresh schema. */
   async function twoServers(): Promise<{ a: AuthFixture; b: AuthFixture; close(): Promise<void> }> {
-    const url = await cluster.createSchema(`nodes_ts_${process.pid}_${++schemas}`);
-    const env = { BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: MASTER };
-    const a = await authFixture(env);
-    const b = await authFixture(env);
-    return {
-      a, b,
-      async close() {
-        await b.close();
-        await a.close();
-      },
-    };
+    return twoNodes(await cluster.createSchema(`nodes_ts_${process.pid}_${++schemas}`), MASTER);
   }
 
   /** How many lock requests PostgreSQL has waiting now (the cluster is this file's own). */
