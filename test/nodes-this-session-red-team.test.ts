@@ -5,9 +5,8 @@
 // a cloned passkey raised (second-factor.ts proveFactor), raced by the clone's spend and by the clone's session rotation
 // on the other node. Each race is forced: a transaction held open at a known point (a row locked FOR UPDATE) until the
 // other node's request waits on it, with bounded polls, so a fix that makes one side wait still ends the test. Each test
-// asserts the secure behaviour. Of the round's two findings, the rotation's is fixed ("was: …"); the spend race is a
-// known limit, marked todo (it runs, and says so while it fails). Loopback and temp dirs only; skipped (loudly) when
-// PostgreSQL is not installed.
+// asserts the secure behaviour. The round's two findings are fixed; their tests say what they were ("was: …").
+// Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
@@ -91,7 +90,7 @@ describe("red team: this session's features on two nodes of one PostgreSQL datab
   }
 
   describe("passkey suspension raced across nodes (WebAuthn L3 §6.1.1, migration 29)", () => {
-    it("known limit: a clone that jumps its counter ahead and races the owner's genuine key on the other node stays stepped up with the passkey NOT suspended: the owner's assertion, behind the counter the clone just committed, loses the spend and is recorded as a plain replay (a cloned authenticator goes undetected and keeps aal 2, ASVS 6.3.3, 6.5.6, 7.4.3)", { todo: "a spend lost to a higher or equal counter is recorded as replayed, not treated as a clone: the fix (suspend, lower, record counter-regressed from the three routes that spend) is not made; docs/mfa-and-tokens.md" }, async () => {
+    it("attack: a clone that jumps its counter ahead and races the owner's genuine key on the other node does not keep its step-up: the owner's lost spend finds a higher counter spent, the passkey is suspended and the clone's session lowered (WebAuthn L3 §6.1.1; ASVS 6.3.3) (was: the loser was recorded as a replay, the clone stayed at aal 2 and the passkey usable)", async () => {
       const { a, b, close } = await twoServers();
       try {
         const flows = authFlows(() => a);

@@ -115,6 +115,13 @@ export interface FactorProof {
   readonly factor: string;
   spend(executor: Kysely<Schema>): Promise<boolean>;
   settle(): Promise<void>;
+  /**
+   * A passkey's only, after its spend was lost: whether what won had a counter as high as this proof's or higher — a copy
+   * of the authenticator racing it (WebAuthn L3 §6.1.1), not a replay — in which case the passkey is suspended (in a
+   * statement of its own: the spend's transaction is rolled back). True: the caller lowers the sessions it raised and
+   * records `counter-regressed`.
+   */
+  outrun?(): Promise<boolean>;
 }
 
 /**

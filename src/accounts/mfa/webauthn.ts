@@ -420,6 +420,17 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
           .executeTakeFirst();
         return Number(result.numUpdatedRows) === 1;
       },
+      async outrun() {
+        // Both passed the counter check against the same stored value (two nodes, the same instant); the one that won
+        // left its counter behind. As high as ours or higher: the same signal as a regressed counter, which the
+        // unraced path acts on (a genuine authenticator never signs two assertions with the same counter).
+        if (newCounter === 0) return false;
+        const now = await db.selectFrom("webauthn_credentials").select("counter").where("id", "=", credentialId).where("user_id", "=", userId).executeTakeFirst();
+        if (now === undefined || Number(now.counter) < newCounter) return false;
+        await db.updateTable("webauthn_credentials").set({ suspended_at: clock.now() })
+          .where("id", "=", credentialId).where("user_id", "=", userId).where("suspended_at", "is", null).execute();
+        return true;
+      },
       // Passkeys have no failure counter to clear.
       settle: async () => {},
     };

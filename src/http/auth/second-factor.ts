@@ -71,11 +71,27 @@ export async function proveFactor(app: App, userId: string, body: FactorBody, op
   // In a transaction of its own, in the user's session turn (lowerAssurance with an executor takes it), as a removal
   // lowers: a rotation in flight that read the passkey as held commits first and is lowered here; one after it finds
   // the passkey no longer holding (mfa.holds) and keeps aal 1.
-  if (refused.named.reason === "counter-regressed") {
-    const factor = factorRef.passkey(refused.named.credentialId);
-    await app.db.transaction((trx) => app.accounts.sessions.lowerAssurance(userId, { executor: trx, factor }));
-  }
+  if (refused.named.reason === "counter-regressed") await lowerForSuspended(app, userId, refused.named.credentialId);
   return { ok: false, ...refused.named };
+}
+
+/** Lowers the sessions a passkey just suspended stepped up (see proveFactor). */
+async function lowerForSuspended(app: App, userId: string, credentialId: string): Promise<void> {
+  const factor = factorRef.passkey(credentialId);
+  await app.db.transaction((trx) => app.accounts.sessions.lowerAssurance(userId, { executor: trx, factor }));
+}
+
+/**
+ * Why a proof's spend was lost (FactorSpentElsewhere), for the record: a replay, or — a passkey whose winner had a
+ * counter as high or higher, a copy racing the genuine key on another node — a clone caught, which suspends the passkey
+ * and lowers the sessions it raised, as a regressed counter does (otherwise the clone, ahead, kept its step-up and the
+ * passkey stayed usable until the key was used again).
+ */
+export async function lostSpend(app: App, userId: string, proof: FactorProof | null): Promise<{ reason: "replayed" } | { reason: "counter-regressed"; credentialId: string }> {
+  if (proof?.outrun === undefined || !(await proof.outrun())) return { reason: "replayed" };
+  const credentialId = proof.factor.slice(factorRef.passkey("").length);
+  await lowerForSuspended(app, userId, credentialId);
+  return { reason: "counter-regressed", credentialId };
 }
 
 /**

@@ -13,7 +13,7 @@ import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { actingContext, auditAndNotify, mfaThrottledAnswer, recordReplacedSession, rememberThisDevice, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, refusalSampled, spentWithRotation, type FactorBody, type FactorRefusal } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spentWithRotation, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import type { Schema } from "../../../store/schema.ts";
@@ -166,8 +166,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         ({ token, session } = await stepUp(auth.userId, cs, { proof: outcome.proof }));
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
-        // A concurrent request spent the same code, step or assertion first: a replay.
-        await auditFailure("replayed");
+        // A concurrent request spent the same code, step or assertion first: a replay, or a passkey's copy racing it.
+        const lost = await lostSpend(app, auth.userId, outcome.proof);
+        await auditFailure(lost.reason, "credentialId" in lost ? lost.credentialId : undefined);
         throw httpAuthErrors.mfaInvalid();
       }
       await outcome.proof.settle();

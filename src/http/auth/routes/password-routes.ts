@@ -12,7 +12,7 @@ import type { App } from "../../../app/types.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { actingContext, auditAndNotify, mfaThrottledAnswer, recordReplacedSession, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, refusalSampled, spendIn, type FactorBody, type FactorRefusal } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spendIn, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { outsidePasswordWork, withPasswordWork } from "../password-work.ts";
 
@@ -293,7 +293,10 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       });
     } catch (error) {
       // A concurrent request spent the same code, step or assertion first: a replay; the link stays unused.
-      if (error instanceof FactorSpentElsewhere) return factorRefused("replayed");
+      if (error instanceof FactorSpentElsewhere) {
+        const lost = await lostSpend(app, user.id, proof);
+        return factorRefused(lost.reason, "credentialId" in lost ? lost.credentialId : undefined);
+      }
       // Rolled back: a genuine link refused in the transaction (spent by a racing completion, the account locked or its
       // password changed meanwhile) is recorded now, outside it.
       if (error instanceof PasswordResetError) await recordLinkRefusal(app, request, RESET_REFUSED, error.genuine);

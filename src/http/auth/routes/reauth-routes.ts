@@ -8,7 +8,7 @@ import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { actingContext, mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { withPasswordWork } from "../password-work.ts";
 
@@ -86,8 +86,10 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
         rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : "kept", ...spentWithRotation(proof), ...multiFactorHeld(app, user.id) });
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
-        // A concurrent request spent the same code, step or assertion first: a replay, answered like a wrong factor.
-        await audit("auth.reauth.failed", { reason: "factor-replayed" });
+        // A concurrent request spent the same code, step or assertion first: a replay (or a passkey's copy racing it),
+        // answered like a wrong factor.
+        const lost = await lostSpend(app, user.id, proof);
+        await audit("auth.reauth.failed", { reason: `factor-${lost.reason}`, ...("credentialId" in lost ? { credentialId: lost.credentialId } : {}) });
         throw httpAuthErrors.reauthFailed();
       }
       await app.accounts.flood.succeeded(verdict.ticket);
