@@ -336,6 +336,12 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
     return Number(result.numDeletedRows) === 1 ? challenge : null;
   }
 
+  /** Marks the passkey suspended (a copy of it caught), once: a suspension already made keeps its time. */
+  async function suspend(userId: string, credentialId: string): Promise<void> {
+    await db.updateTable("webauthn_credentials").set({ suspended_at: clock.now() })
+      .where("id", "=", credentialId).where("user_id", "=", userId).where("suspended_at", "is", null).execute();
+  }
+
   async function credentialsOf(userId: string): Promise<Array<{ id: string; transports: string }>> {
     return db.selectFrom("webauthn_credentials").select(["id", "transports"]).where("user_id", "=", userId).orderBy("created_at").execute();
   }
@@ -400,8 +406,7 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
       // chooses safety over convenience. Two copies of one key cannot be told apart, so the genuine one is suspended
       // too; the owner signs in with another factor or a recovery code and registers a new passkey. Written here, not
       // in the caller's transaction: the refusal commits nothing else, and the suspension must hold whatever follows.
-      await db.updateTable("webauthn_credentials").set({ suspended_at: clock.now() })
-        .where("id", "=", credentialId).where("user_id", "=", userId).where("suspended_at", "is", null).execute();
+      await suspend(userId, credentialId);
       return { reason: "counter-regressed", credentialId };
     }
     return {
@@ -427,8 +432,7 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
         if (newCounter === 0) return false;
         const now = await db.selectFrom("webauthn_credentials").select("counter").where("id", "=", credentialId).where("user_id", "=", userId).executeTakeFirst();
         if (now === undefined || Number(now.counter) < newCounter) return false;
-        await db.updateTable("webauthn_credentials").set({ suspended_at: clock.now() })
-          .where("id", "=", credentialId).where("user_id", "=", userId).where("suspended_at", "is", null).execute();
+        await suspend(userId, credentialId);
         return true;
       },
       // Passkeys have no failure counter to clear.
