@@ -194,8 +194,9 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
       message = "internal error";
     }
     // Unavailable: a dependency's outage, said to the caller as it is, with when to try again (nothing internal in it).
+    // Not logged here, once per request: what it reports is logged where it happens (the lookup's outage by its
+    // checker, a full gate by its at-most-once-a-minute report), and a flood of refusals would be a flood of lines.
     if (error instanceof Unavailable) {
-      request.log.warn({ code: error.code }, error.message);
       void reply.header("retry-after", String(error.retryAfterSeconds)).header("cache-control", "no-store");
     } else if (status >= 500) {
       request.log.error({ err: error }, "request failed");

@@ -65,7 +65,10 @@ export async function outsidePasswordWork<T>(app: App, request: FastifyRequest, 
   slot.release();
   slot.release = null;
   const lookup = app.accounts.breachLookups.tryEnter(slot.client);
-  if (lookup === null) throw new Unavailable(BUSY_CODE, BUSY_MESSAGE, 1);
+  if (lookup === null) {
+    reportPasswordWorkRefusals(app, request.log);
+    throw new Unavailable(BUSY_CODE, BUSY_MESSAGE, 1);
+  }
   let result: T;
   try {
     result = await wait();
@@ -82,14 +85,18 @@ export async function outsidePasswordWork<T>(app: App, request: FastifyRequest, 
 }
 
 /**
- * Logs how many password-checking requests the gate refused since the last report: at most once a minute from the
+ * Logs how many password-checking requests the gates refused since the last report: at most once a minute from the
  * refusals themselves, and with `force` (the maintenance pass, the shutdown) whatever the time, so that a burst
  * followed by no further refusal is counted too. Returns the count reported (0 when none).
  */
 export function reportPasswordWorkRefusals(app: App, logger: Pick<FastifyBaseLogger, "warn">, options: { force?: boolean } = {}): number {
-  const gate = app.accounts.passwordWork;
-  const refused = gate.takeReport(app.clock.now(), options);
-  if (refused === null) return 0;
-  logger.warn({ refused, capacity: gate.capacity, perClient: gate.perClient }, `password checks at capacity: ${refused} request(s) answered 503 since the last report`);
-  return refused;
+  let total = 0;
+  // Both gates: the hashing one, and the one breached-password lookups wait under (outsidePasswordWork).
+  for (const [gate, what] of [[app.accounts.passwordWork, "password checks"], [app.accounts.breachLookups, "breached-password lookups"]] as const) {
+    const refused = gate.takeReport(app.clock.now(), options);
+    if (refused === null) continue;
+    logger.warn({ refused, capacity: gate.capacity, perClient: gate.perClient }, `${what} at capacity: ${refused} request(s) answered 503 since the last report`);
+    total += refused;
+  }
+  return total;
 }
