@@ -8,8 +8,8 @@
 import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
 import type { Database } from "../../store/database.ts";
 import type { Finding } from "../finding.ts";
-import { failedByAddress, failedByBucket, failedBefore, signInPages, type BucketCount } from "./queries.ts";
-import { SignInList, type SignIn } from "./sign-ins.ts";
+import { failedByAddress, failedByBucket, failedBefore, signIns, type BucketCount } from "./queries.ts";
+import { SignInList } from "./sign-ins.ts";
 
 export type { SignIn } from "./sign-ins.ts";
 
@@ -154,33 +154,32 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const sprayIPs = new Map(spraying.map((s) => [s.ip, { ...s, signIns: 0 }]));
 
   const lists = {
-    after: new SignInList(),
-    spray: new SignInList(),
-    waves: waveSpans.map(() => new SignInList()),
+    after: new SignInList(options.streak),
+    spray: new SignInList(options.streak),
+    waves: waveSpans.map(() => new SignInList(options.streak)),
   };
   const succeededDuringWave = waveSpans.map(() => 0);
   const reported = new Set<string>();
   let withoutDetail = 0;
-  for await (const signIn of readSignIns(database, from, until, options.pageSize ?? 5000)) {
+  for await (const { at, signIn } of signIns(database, from, until, options.pageSize ?? 5000)) {
     if (signIn.failuresBefore === null && signIn.newDevice === null) withoutDetail++;
     const spray = signIn.ip !== null ? sprayIPs.get(ipBucket(signIn.ip)) : undefined;
     signIn.fromSprayingAddress = spray !== undefined;
     const guessed = signIn.failuresBefore !== null && signIn.failuresBefore >= options.streak;
-    const at = Date.parse(signIn.at);
     if (at >= since && guessed) {
-      lists.after.add(signIn, options.streak);
+      lists.after.add(signIn);
       reported.add(signIn.userId);
     }
     if (at >= since && spray) {
       spray.signIns++;
-      lists.spray.add(signIn, options.streak);
+      lists.spray.add(signIn);
       if (signIn.newDevice === true || guessed) reported.add(signIn.userId);
     }
     const w = waveOf(at);
     if (w >= 0) {
       succeededDuringWave[w]!++;
       if (signIn.newDevice === true) {
-        lists.waves[w]!.add(signIn, options.streak);
+        lists.waves[w]!.add(signIn);
         reported.add(signIn.userId);
       }
     }
@@ -236,10 +235,6 @@ function findWaves(byBucket: Map<number, BucketCount>, first: number, end: numbe
     else spans.push({ first: b, last: b });
   }
   return spans;
-}
-
-async function* readSignIns(database: Database, from: number, until: number, pageSize: number): AsyncGenerator<SignIn> {
-  for await (const page of signInPages(database, from, until, pageSize)) yield* page;
 }
 
 const REMEDY =

@@ -83,25 +83,32 @@ export async function failedByAddress(database: Database, since: number, until: 
   return [...clients.values()].filter((c) => c.accounts >= min).sort((a, b) => b.accounts - a.accounts || a.ip.localeCompare(b.ip)).slice(0, MAX_SPRAYING);
 }
 
-/** The sign-ins over [from, until), in pages by position (the index on type and seq), each as a responder reads it. */
-export async function* signInPages(database: Database, from: number, until: number, pageSize: number): AsyncGenerator<SignIn[]> {
+/**
+ * The sign-ins over [from, until), read in pages by position (the index on type and seq), one by one, each as a
+ * responder reads it, with its time in ms (`at`) for the caller's windows.
+ */
+export async function* signIns(database: Database, from: number, until: number, pageSize: number): AsyncGenerator<{ at: number; signIn: SignIn }> {
   let after = 0;
   for (;;) {
     const page = await database.db.selectFrom("audit_events").select(["seq", "subject", "at", "data"])
       .where("type", "=", "auth.login.succeeded").where("seq", ">", after).where("at", ">=", from).where("at", "<", until)
       .orderBy("seq").limit(pageSize).execute();
-    yield page.map((row) => {
+    for (const row of page) {
       const data = parseStoredData(row.data).data ?? {};
       const failuresBefore = data["failuresBefore"];
-      return {
-        userId: row.subject, email: null, at: new Date(Number(row.at)).toISOString(),
-        ip: typeof data["ip"] === "string" ? data["ip"] : null,
-        sessionId: typeof data["sessionId"] === "string" ? data["sessionId"] : null,
-        newDevice: typeof data["newDevice"] === "boolean" ? data["newDevice"] : null,
-        failuresBefore: typeof failuresBefore === "number" && Number.isFinite(failuresBefore) ? failuresBefore : null,
-        fromSprayingAddress: false,
+      const at = Number(row.at);
+      yield {
+        at,
+        signIn: {
+          userId: row.subject, email: null, at: new Date(at).toISOString(),
+          ip: typeof data["ip"] === "string" ? data["ip"] : null,
+          sessionId: typeof data["sessionId"] === "string" ? data["sessionId"] : null,
+          newDevice: typeof data["newDevice"] === "boolean" ? data["newDevice"] : null,
+          failuresBefore: typeof failuresBefore === "number" && Number.isFinite(failuresBefore) ? failuresBefore : null,
+          fromSprayingAddress: false,
+        },
       };
-    });
+    }
     if (page.length < pageSize) return;
     after = Number(page.at(-1)!.seq);
   }

@@ -30,10 +30,16 @@ function suspicion(s: SignIn, streak: number): number {
 export class SignInList {
   count = 0;
   readonly #byScore: SignIn[][] = Array.from({ length: 8 }, () => []);
+  readonly #streak: number;
 
-  add(signIn: SignIn, streak: number): void {
+  /** `streak`: the failures in a row that make a sign-in a guess that may have worked (suspicion). */
+  constructor(streak: number) {
+    this.#streak = streak;
+  }
+
+  add(signIn: SignIn): void {
     this.count++;
-    const kept = this.#byScore[suspicion(signIn, streak)]!;
+    const kept = this.#byScore[suspicion(signIn, this.#streak)]!;
     if (kept.length < LISTED) kept.push(signIn);
   }
 
