@@ -8,7 +8,7 @@ import type { AuditEvent } from "../../audit/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { APIError, apiErrors } from "./errors.ts";
 import type { Caller } from "./guard.ts";
-import { clientIP } from "../auth/request-info.ts";
+import { clientIP, routeOf } from "../auth/request-info.ts";
 import { recordSampled } from "../auth/authenticate.ts";
 import { unrecordedCounts } from "../../accounts/login/refusal-sampler.ts";
 import { isBulwarkError } from "../../lib/errors.ts";
@@ -78,7 +78,7 @@ export async function auditRefusal(app: App, request: FastifyRequest, error: unk
   const auth = request.auth ?? null;
   if (auth === null || !isBulwarkError(error) || RECORDED_AT_SOURCE.has(error.code)) return;
   if (error.kind !== "forbidden" && !(error.kind === "conflict" && REFUSING_CONFLICTS.has(error.code))) return;
-  const route = `${request.method} ${request.routeOptions.url ?? ""}`;
+  const route = routeOf(request);
   const sample = app.accounts.callerRefusals.take(`api-refused:${auth.userId}:${error.code}:${route}`, app.clock.now());
   if (!sample.record) return;
   const params: Record<string, string> = {};

@@ -8,7 +8,7 @@ import { clearSessionCookie, parseSessionToken, readSessionCookie, SESSION_COOKI
 import type { App } from "../../app/types.ts";
 import type { RequestAuth } from "../auth-context.ts";
 import { httpAuthErrors } from "./errors.ts";
-import { clientIP } from "./request-info.ts";
+import { clientIP, routeOf } from "./request-info.ts";
 import { permissionsOf } from "./permissions.ts";
 import { ALL_PENDING, type Gate } from "./state.ts";
 import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
@@ -69,7 +69,7 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
         if (sample.record) {
           await recordSampled(request, {
             type: "api.token.refused", actor: "anonymous", subject: genuine.userId, requestId: request.id,
-            data: { tokenId: genuine.tokenId, reason: verdict.reason, ip: clientIP(request), route: `${request.method} ${request.routeOptions.url ?? ""}`, ...unrecordedCounts(sample) },
+            data: { tokenId: genuine.tokenId, reason: verdict.reason, ip: clientIP(request), route: routeOf(request), ...unrecordedCounts(sample) },
           }, app);
         }
       }
@@ -89,7 +89,7 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
     if (sample.record) {
       const written = await recordSampled(request, {
         type: "api.token.used", actor: verdict.userId, subject: verdict.userId, requestId: request.id,
-        data: { tokenId: verdict.tokenId, ip, route: `${request.method} ${request.routeOptions.url ?? ""}`, ...unrecordedCounts(sample) },
+        data: { tokenId: verdict.tokenId, ip, route: routeOf(request), ...unrecordedCounts(sample) },
       }, app);
       if (!written) app.accounts.tokenUses.giveBack(key, sample);
     }
@@ -189,7 +189,7 @@ export async function refusedNotFresh(app: App, request: FastifyRequest): Promis
     if (sample.record) {
       await recordSampled(request, {
         type: "auth.reauth.required", actor: auth.userId, subject: auth.userId, requestId: request.id,
-        data: { route: `${request.method} ${request.routeOptions.url ?? ""}`, ip: clientIP(request), sessionId: auth.sessionId, ...unrecordedCounts(sample) },
+        data: { route: routeOf(request), ip: clientIP(request), sessionId: auth.sessionId, ...unrecordedCounts(sample) },
       }, app);
     }
   }
@@ -225,7 +225,7 @@ async function refusedCrossSite(app: App, request: FastifyRequest, reason: "cros
       await recordSampled(request, {
         type: "auth.csrf.refused", actor: auth.userId, subject: auth.userId, requestId: request.id,
         data: {
-          route: `${request.method} ${request.routeOptions.url ?? ""}`, reason, ip: clientIP(request), sessionId: auth.sessionId,
+          route: routeOf(request), reason, ip: clientIP(request), sessionId: auth.sessionId,
           // What the page claimed to be: the foreign site is the lead a responder follows. Bounded, as it is the sender's text.
           ...(typeof origin === "string" ? { origin: origin.slice(0, 200) } : {}),
           ...unrecordedCounts(sample),

@@ -17,3 +17,8 @@ export function userAgent(request: FastifyRequest): string | null {
   const ua = request.headers["user-agent"];
   return typeof ua === "string" ? ua.slice(0, 512) : null;
 }
+
+/** The route a request matched, as audit events name it: its method and route pattern ("POST /api/v1/users/:id/lock"), never the URL with its values. */
+export function routeOf(request: FastifyRequest): string {
+  return `${request.method} ${request.routeOptions.url ?? ""}`;
+}
