@@ -87,7 +87,7 @@ async function lowerForSuspended(app: App, userId: string, credentialId: string)
  * and lowers the sessions it raised, as a regressed counter does (otherwise the clone, ahead, kept its step-up and the
  * passkey stayed usable until the key was used again).
  */
-export async function lostSpend(app: App, userId: string, proof: FactorProof | null): Promise<{ reason: "replayed" } | { reason: "counter-regressed"; credentialId: string }> {
+export async function lostSpend(app: App, userId: string, proof: FactorProof | null): Promise<{ reason: "replayed" | "counter-regressed"; credentialId?: string }> {
   if (proof?.outrun === undefined || !(await proof.outrun())) return { reason: "replayed" };
   const credentialId = proof.factor.slice(factorRef.passkey("").length);
   await lowerForSuspended(app, userId, credentialId);

@@ -168,7 +168,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay, or a passkey's copy racing it.
         const lost = await lostSpend(app, auth.userId, outcome.proof);
-        await auditFailure(lost.reason, "credentialId" in lost ? lost.credentialId : undefined);
+        await auditFailure(lost.reason, lost.credentialId);
         throw httpAuthErrors.mfaInvalid();
       }
       await outcome.proof.settle();

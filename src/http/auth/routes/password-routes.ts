@@ -295,7 +295,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // A concurrent request spent the same code, step or assertion first: a replay; the link stays unused.
       if (error instanceof FactorSpentElsewhere) {
         const lost = await lostSpend(app, user.id, proof);
-        return factorRefused(lost.reason, "credentialId" in lost ? lost.credentialId : undefined);
+        return factorRefused(lost.reason, lost.credentialId);
       }
       // Rolled back: a genuine link refused in the transaction (spent by a racing completion, the account locked or its
       // password changed meanwhile) is recorded now, outside it.

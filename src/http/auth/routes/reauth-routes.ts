@@ -89,7 +89,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
         // A concurrent request spent the same code, step or assertion first: a replay (or a passkey's copy racing it),
         // answered like a wrong factor.
         const lost = await lostSpend(app, user.id, proof);
-        await audit("auth.reauth.failed", { reason: `factor-${lost.reason}`, ...("credentialId" in lost ? { credentialId: lost.credentialId } : {}) });
+        await audit("auth.reauth.failed", { reason: `factor-${lost.reason}`, ...(lost.credentialId ? { credentialId: lost.credentialId } : {}) });
         throw httpAuthErrors.reauthFailed();
       }
       await app.accounts.flood.succeeded(verdict.ticket);
