@@ -341,5 +341,10 @@ forEachDialect("red team: a cloned passkey racing the original", (dialect) => {
     assert.notEqual(row!.suspended_at, null, "the passkey is suspended");
     const aals = [(await a.request("GET", "/auth/session")).json().aal, (await b.request("GET", "/auth/session")).json().aal];
     assert.deepEqual(aals, [1, 1], "the winner's step-up is lowered");
+    // The suspension is recorded once, as caught by the lost race, and its notice queued for the owner.
+    const suspended = await fx.app.db.db.selectFrom("audit_events").select(["id", "data"]).where("type", "=", "auth.mfa.suspended").where("subject", "=", u.id).execute();
+    assert.deepEqual(suspended.map((e) => JSON.parse(e.data).caught), ["outrun"]);
+    const queued = await fx.app.db.db.selectFrom("outbox_messages").select("idempotency_key").where("idempotency_key", "like", `security.passkey-suspended:${suspended[0]!.id}:%`).execute();
+    assert.equal(queued.length, 1);
   });
 });

@@ -127,6 +127,36 @@ describe("red team: passkeys, second look", () => {
     });
   });
 
+  describe("the owner of a passkey caught as cloned (ASVS 6.3.7)", () => {
+    it("attack: a copy of the owner's key caught in use leaves a record naming the suspended passkey and a notice to the owner citing it, telling them to replace the key and change the password; once only, however often the copy tries again (ASVS 6.3.7, 6.3.5) (was: no notice of its own; the only mail, \"second factor refused\", said nothing of a copied key)", async () => {
+      const u = await flows.withPasskey("clone-notice@example.org");
+      u.key.counter = 9;
+      const owner = await flows.pending(u);
+      assert.equal((await stepUp(owner, (o) => u.key.authenticate(o, ORIGIN))).statusCode, 200);
+      await fx.deliver();
+      const before = fx.mailTo(u.email).length;
+      const thief = await flows.pending(u);
+      assert.equal((await stepUp(thief, (o) => u.key.authenticate(o, ORIGIN, { counter: 5 }))).statusCode, 401);
+      // The copy's holder tries on; each try is refused as suspended and must not mail again.
+      for (let i = 0; i < 3; i++) assert.equal((await stepUp(thief, (o) => u.key.authenticate(o, ORIGIN, { counter: 100 + i }))).statusCode, 401);
+      const record = await fx.app.db.db.selectFrom("audit_events").select(["id", "data"]).where("type", "=", "auth.mfa.suspended").where("subject", "=", u.id).execute();
+      assert.equal(record.length, 1, JSON.stringify(record));
+      const data = JSON.parse(record[0]!.data) as Record<string, unknown>;
+      assert.equal(data["factor"], "webauthn");
+      assert.equal(data["credentialId"], b64url(u.key.credentialId));
+      assert.equal(data["caught"], "counter-regressed");
+      await fx.deliver();
+      const notices = fx.mailTo(u.email).slice(before).filter((m) => /passkeys was suspended/.test(m.subject));
+      assert.equal(notices.length, 1, fx.mailTo(u.email).slice(before).map((m) => m.subject).join(" | "));
+      const body = notices[0]!.body;
+      assert.match(body, new RegExp(`reference ${record[0]!.id}`));
+      assert.match(body, /register a new one/);
+      assert.match(body, /change your password/);
+      // The passkey's name came from whoever registered it: it never speaks in the notice.
+      assert.doesNotMatch(body, /\bkey\b.*"/);
+    });
+  });
+
   describe("a clone that came first (WebAuthn L3 §6.1.1)", () => {
     it("attack: a clone that jumps its counter ahead and steps up first loses its aal 2 as soon as the owner's genuine key is refused as regressed: the passkey is suspended and every session it raised lowered (ASVS 6.3.3, 7.4.3)", async () => {
       const u = await flows.withPasskey("clone-first@example.org");

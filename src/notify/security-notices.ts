@@ -19,6 +19,9 @@ export type SecurityEvent =
   | { type: "email-set-by-administrator"; oldEmail: string; newEmail: string }
   | { type: "mfa-factor-added"; factor: MFAFactor }
   | { type: "mfa-factor-removed"; factor: MFAFactor }
+  // A passkey signed with a counter that had not grown (a copy of it is in use) and was suspended; its name is left out
+  // (whoever registered it chose it, perhaps the copy's holder).
+  | { type: "passkey-suspended" }
   | { type: "recovery-codes-regenerated" }
   // A sign-in through an outside provider (SSO) was removed; the provider's name is left out (it comes from a row).
   | { type: "sign-in-provider-removed" }
@@ -73,6 +76,7 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "email-set-by-administrator": "email-set-by-admin",
   "mfa-factor-added": "mfa-added",
   "mfa-factor-removed": "mfa-removed",
+  "passkey-suspended": "passkey-suspended",
   "recovery-codes-regenerated": "recovery-codes-regenerated",
   "sign-in-provider-removed": "sign-in-provider-removed",
   "password-expired": "password-expired",
@@ -147,6 +151,20 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
       return event.factor === "recovery-codes"
         ? { subject: "your recovery codes were removed", what: "The recovery codes of your account were removed: with no authenticator app or passkey left, there is no second factor for them to stand in for." }
         : { subject: "a sign-in factor was removed", what: `${FACTOR_LABEL[event.factor]} was removed from the sign-in factors of your account.` };
+    case "passkey-suspended":
+      return {
+        subject: "one of your passkeys was suspended",
+        what: "One of your passkeys signed with a counter that had not moved on since its last use. A genuine key never does that, so a copy " +
+          "of it is in use somewhere, and either of the two may have been the copy. The passkey was suspended: it no longer confirms a sign-in, " +
+          "and the sessions it had confirmed must confirm again with another factor.",
+        // Not "if this was you": nobody does this on purpose. What to do now, and what to do if it was not a restore.
+        precaution: (contact, reference) => [
+          "Sign in with your authenticator app or a recovery code, remove the suspended passkey (it is marked as suspended in your list of " +
+            "passkeys) and register a new one.",
+          "Unless you copied or restored that key yourself, someone holds a copy of it and may know your password too: change your password, " +
+            `and tell ${contact}, quoting the reference ${reference}.`,
+        ],
+      };
     case "recovery-codes-regenerated":
       return { subject: "your recovery codes were replaced", what: "New recovery codes were generated for your account. The old ones no longer work." };
     case "password-expired":

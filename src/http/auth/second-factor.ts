@@ -1,11 +1,12 @@
 // Checks a second factor presented in a request body — a TOTP code, a recovery code or a WebAuthn assertion —
 // for MFA step-up after login and for password reset (a reset link must not bypass MFA, ASVS 6.4.3).
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
+import type { FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { factorRef, type FactorProof } from "../../accounts/mfa/index.ts";
 import type { App } from "../../app/types.ts";
 import type { Schema } from "../../store/schema.ts";
-import { str } from "./helpers.ts";
+import { auditAndNotify, str } from "./helpers.ts";
 
 export interface FactorBody {
   totp?: string;
@@ -38,7 +39,7 @@ export type FactorOutcome = { ok: true; factor: FactorName; proof: FactorProof }
  * asked for in the same flow (`webauthnContext`: the session's or the reset link's, see webauthn.ts) — all
  * enforced by the MFA service.
  */
-export async function proveFactor(app: App, userId: string, body: FactorBody, options: { webauthnContext: string }): Promise<FactorOutcome> {
+export async function proveFactor(app: App, request: FastifyRequest, userId: string, body: FactorBody, options: { webauthnContext: string }): Promise<FactorOutcome> {
   const mfa = app.accounts.mfa;
   const given = [body.totp, body.recoveryCode, body.webauthn].filter((v) => v !== undefined).length;
   if (given !== 1) return { ok: false, reason: "none-given" };
@@ -71,14 +72,23 @@ export async function proveFactor(app: App, userId: string, body: FactorBody, op
   // In a transaction of its own, in the user's session turn (lowerAssurance with an executor takes it), as a removal
   // lowers: a rotation in flight that read the passkey as held commits first and is lowered here; one after it finds
   // the passkey no longer holding (mfa.holds) and keeps aal 1.
-  if (refused.named.reason === "counter-regressed") await lowerForSuspended(app, userId, refused.named.credentialId);
+  if (refused.named.reason === "counter-regressed") await suspended(app, request, userId, refused.named.credentialId, "counter-regressed");
   return { ok: false, ...refused.named };
 }
 
-/** Lowers the sessions a passkey just suspended stepped up (see proveFactor). */
-async function lowerForSuspended(app: App, userId: string, credentialId: string): Promise<void> {
+/**
+ * What follows a passkey's suspension (see proveFactor and lostSpend): the sessions it stepped up are lowered, and the
+ * suspension is recorded (`auth.mfa.suspended`, naming the passkey and how the copy was caught) and told to the owner
+ * (ASVS 6.3.7: a factor of theirs changed; the "second factor refused" notice, when it comes, says only that the
+ * password is known, not that a key was copied or what to do about it). One transaction, in the user's session turn:
+ * the notice commits with the record it cites.
+ */
+async function suspended(app: App, request: FastifyRequest, userId: string, credentialId: string, caught: "counter-regressed" | "outrun"): Promise<void> {
   const factor = factorRef.passkey(credentialId);
-  await app.db.transaction((trx) => app.accounts.sessions.lowerAssurance(userId, { executor: trx, factor }));
+  await app.db.transaction(async (trx) => {
+    await app.accounts.sessions.lowerAssurance(userId, { executor: trx, factor });
+    await auditAndNotify(app, request, { type: "auth.mfa.suspended", userId, data: { factor: "webauthn", credentialId, caught }, notice: { type: "passkey-suspended" } }, trx);
+  });
 }
 
 /**
@@ -87,10 +97,10 @@ async function lowerForSuspended(app: App, userId: string, credentialId: string)
  * and lowers the sessions it raised, as a regressed counter does (otherwise the clone, ahead, kept its step-up and the
  * passkey stayed usable until the key was used again).
  */
-export async function lostSpend(app: App, userId: string, proof: FactorProof | null): Promise<{ reason: "replayed" | "counter-regressed"; credentialId?: string }> {
+export async function lostSpend(app: App, request: FastifyRequest, userId: string, proof: FactorProof | null): Promise<{ reason: "replayed" | "counter-regressed"; credentialId?: string }> {
   if (proof?.outrun === undefined || !(await proof.outrun())) return { reason: "replayed" };
   const credentialId = proof.factor.slice(factorRef.passkey("").length);
-  await lowerForSuspended(app, userId, credentialId);
+  await suspended(app, request, userId, credentialId, "outrun");
   return { reason: "counter-regressed", credentialId };
 }
 

@@ -141,7 +141,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.mfaNotEnrolled();
       // A passkey assertion must answer a challenge this very session asked for (not another pending session's,
       // nor one asked for with a reset link).
-      const outcome = await proveFactor(app, auth.userId, request.body ?? {}, { webauthnContext: sessionChallengeContext(cs.session.id) });
+      const outcome = await proveFactor(app, request, auth.userId, request.body ?? {}, { webauthnContext: sessionChallengeContext(cs.session.id) });
       // Both records name the address and the session held at the gate (the one the login made): the owner mistyping
       // a code at home and an intruder passing it with a phished one elsewhere read alike otherwise, and the step-up's
       // new session is the one a responder must end (ASVS 16.2.1, 7.5.2).
@@ -167,7 +167,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay, or a passkey's copy racing it.
-        const lost = await lostSpend(app, auth.userId, outcome.proof);
+        const lost = await lostSpend(app, request, auth.userId, outcome.proof);
         await auditFailure(lost.reason, lost.credentialId);
         throw httpAuthErrors.mfaInvalid();
       }

@@ -241,7 +241,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     let factorUsed: string | null = null;
     if (await app.accounts.mfa.hasMfa(user.id)) {
       // A passkey assertion must answer a challenge asked for with this very link.
-      const factor = await proveFactor(app, user.id, request.body, { webauthnContext: resetChallengeContext(check.tokenId) });
+      const factor = await proveFactor(app, request, user.id, request.body, { webauthnContext: resetChallengeContext(check.tokenId) });
       if (!factor.ok) return factorRefused(factor.reason, factor.credentialId);
       proof = factor.proof;
       factorUsed = factor.factor;
@@ -294,7 +294,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     } catch (error) {
       // A concurrent request spent the same code, step or assertion first: a replay; the link stays unused.
       if (error instanceof FactorSpentElsewhere) {
-        const lost = await lostSpend(app, user.id, proof);
+        const lost = await lostSpend(app, request, user.id, proof);
         return factorRefused(lost.reason, lost.credentialId);
       }
       // Rolled back: a genuine link refused in the transaction (spent by a racing completion, the account locked or its

@@ -66,7 +66,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       if (hasMfa) {
         // Only after the password: a wrong password never spends a TOTP step or a recovery code. Proven here,
         // spent with the rotation below: a request that loses the rotation race leaves the factor unspent.
-        const outcome = await proveFactor(app, user.id, request.body, { webauthnContext: sessionChallengeContext(cs.session.id) });
+        const outcome = await proveFactor(app, request, user.id, request.body, { webauthnContext: sessionChallengeContext(cs.session.id) });
         if (!outcome.ok) {
           await audit("auth.reauth.failed", { reason: `factor-${outcome.reason}`, ...(outcome.credentialId ? { credentialId: outcome.credentialId } : {}) });
           // The right password, a refused factor: told as at the sign-in's step-up (ASVS 6.3.5).
@@ -88,7 +88,7 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay (or a passkey's copy racing it),
         // answered like a wrong factor.
-        const lost = await lostSpend(app, user.id, proof);
+        const lost = await lostSpend(app, request, user.id, proof);
         await audit("auth.reauth.failed", { reason: `factor-${lost.reason}`, ...(lost.credentialId ? { credentialId: lost.credentialId } : {}) });
         throw httpAuthErrors.reauthFailed();
       }
