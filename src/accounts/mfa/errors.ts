@@ -14,5 +14,11 @@ export const mfaErrors = {
     new InputError("BULWARK_ERR_MFA_INPUT", `the registration response was refused: its credential public key ${why}`, options),
   /** Too many wrong codes for this user in the throttle's window: the code was not even looked at. */
   throttled: (): MfaError => new MfaError("BULWARK_ERR_MFA_THROTTLED", "conflict", "too many wrong codes; try again later"),
+  /** Every passkey of the account is suspended (a copy caught in use): none is offered for an assertion. */
+  passkeysSuspended: (): MfaError =>
+    new MfaError(
+      "BULWARK_ERR_MFA_PASSKEY_SUSPENDED", "conflict",
+      "every passkey of this account is suspended (a copy of it was caught in use): confirm with another factor or a recovery code, then remove the suspended passkey and register a new one",
+    ),
   credentialNotFound: (): MfaError => new MfaError("BULWARK_ERR_MFA_CREDENTIAL_NOT_FOUND", "not-found", "passkey not found"),
 };

@@ -26,6 +26,13 @@ async function withPasskey(f: MfaFixture, email: string, counter = 10): Promise<
   return { userId: user.id, key };
 }
 
+/** Registers a second passkey for `userId`: assertion options are still given once the first is suspended. */
+async function addSpare(f: MfaFixture, userId: string): Promise<SoftAuthenticator> {
+  const spare = new SoftAuthenticator();
+  await f.mfa.webauthn.verifyRegistration(userId, spare.register(await f.mfa.webauthn.registrationOptions(userId, "spare", REG), ORIGIN), "spare", REG);
+  return spare;
+}
+
 /** An authenticator that registers `cose` as its credential public key (what a hostile client can put there). */
 class KeyedAuthenticator extends SoftAuthenticator {
   readonly #cose: Buffer;
@@ -99,13 +106,15 @@ forEachDialect("WebAuthn attacks", (fx) => {
   it("a cloned authenticator (counter that does not grow) is refused", async () => {
     const f = await mfaFixture(await fx.fresh());
     const { userId, key } = await withPasskey(f, "clone@example.org", 10);
+    await addSpare(f, userId);
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN), FLOW), true);
-    // The clone holds the same private key but its counter lags behind the original's (11 stored now).
+    // The clone holds the same private key but its counter lags behind the original's (11 stored now). Once caught it
+    // is no longer offered, but a hostile client answers the options with it anyway.
     for (const counter of [11, 5]) {
       const cloned = key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN, { counter });
       assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, cloned, FLOW), false, `counter ${counter}`);
     }
-    const row = await f.database.db.selectFrom("webauthn_credentials").select("counter").executeTakeFirstOrThrow();
+    const row = await f.database.db.selectFrom("webauthn_credentials").select("counter").where("id", "=", key.id).executeTakeFirstOrThrow();
     assert.equal(Number(row.counter), 11, "a refused response does not move the counter");
   });
 
@@ -315,6 +324,8 @@ forEachDialect("WebAuthn attacks", (fx) => {
   it("attack: a passkey caught as cloned stays refused whatever counter comes next, the clone's jump or the original's next, without a write; it is listed as suspended and its owner removes it (WebAuthn §6.1.1; ASVS 6.3.3, 6.5.6)", async () => {
     const f = await mfaFixture(await fx.fresh());
     const { userId, key } = await withPasskey(f, "clone-suspended@example.org", 10);
+    // Another passkey of the account keeps the options coming; the clone answers them with the suspended one anyway.
+    await addSpare(f, userId);
     const refusalOf = async (response: ReturnType<SoftAuthenticator["authenticate"]>): Promise<PasskeyRefusal | "proof"> => {
       const refusals: PasskeyRefusal[] = [];
       const proof = await f.mfa.webauthn.proveAuthentication(userId, response, { ...FLOW, onRefusal: (r) => refusals.push(r) });
@@ -328,7 +339,7 @@ forEachDialect("WebAuthn attacks", (fx) => {
     assert.deepEqual(await refusalOf(key.authenticate(await options(), ORIGIN, { counter: 5 })), { reason: "counter-regressed", credentialId: key.id });
     const caughtAt = f.clock.now();
     assert.equal(await inFlight.spend(f.database.db), false, "a proof made before the suspension loses its spend");
-    const before = await f.database.db.selectFrom("webauthn_credentials").selectAll().executeTakeFirstOrThrow();
+    const before = await f.database.db.selectFrom("webauthn_credentials").selectAll().where("id", "=", key.id).executeTakeFirstOrThrow();
     assert.equal(Number(before.suspended_at), caughtAt);
     f.clock.advance(1_000);
     const suspended = { reason: "credential-suspended", credentialId: key.id };
@@ -338,11 +349,31 @@ forEachDialect("WebAuthn attacks", (fx) => {
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     assert.deepEqual(await refusalOf(key.authenticate(await options(), ORIGIN, { counter: 2_000, signWith: privateKey })), { reason: "invalid" }, "a forgery is still told apart");
     assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await options(), ORIGIN, { counter: 3_000 }), FLOW), false);
-    assert.deepEqual(await f.database.db.selectFrom("webauthn_credentials").selectAll().executeTakeFirstOrThrow(), before, "no refusal wrote anything");
+    assert.deepEqual(await f.database.db.selectFrom("webauthn_credentials").selectAll().where("id", "=", key.id).executeTakeFirstOrThrow(), before, "no refusal wrote anything");
     const [listed] = await f.mfa.webauthn.list(userId);
     assert.equal(listed?.suspendedAt, caughtAt);
     assert.equal(await f.mfa.webauthn.remove(userId, key.id), true);
-    assert.deepEqual(await f.mfa.webauthn.list(userId), []);
+    assert.deepEqual((await f.mfa.webauthn.list(userId)).map((p) => p.name), ["spare"]);
+  });
+
+  it("attack: a suspended passkey is no longer offered to the browser, and with every passkey suspended no challenge is issued at all: the error names what happened and the way back (WebAuthn L3 §6.1.1; ASVS 6.3.3) (was: the suspended key was still offered, so the owner was asked to touch a key whose answer would be refused)", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "clone-offered@example.org", 10);
+    const spare = await addSpare(f, userId);
+    const offered = async (): Promise<string[]> => ((await f.mfa.webauthn.authenticationOptions(userId, FLOW)).allowCredentials ?? []).map((c) => c.id);
+    assert.deepEqual((await offered()).sort(), [key.id, spare.id].sort());
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN), FLOW), true);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN, { counter: 5 }), FLOW), false);
+    assert.deepEqual(await offered(), [spare.id], "only the usable passkey is offered");
+    // The spare is caught too (its copy ahead of it): nothing usable is left to offer.
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, spare.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN, { counter: 50 }), FLOW), true);
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, spare.authenticate(await f.mfa.webauthn.authenticationOptions(userId, FLOW), ORIGIN, { counter: 20 }), FLOW), false);
+    const challengesBefore = await f.database.db.selectFrom("webauthn_challenges").select((eb) => eb.fn.countAll<number | string>().as("n")).executeTakeFirstOrThrow();
+    await assert.rejects(f.mfa.webauthn.authenticationOptions(userId, FLOW), { code: "BULWARK_ERR_MFA_PASSKEY_SUSPENDED", message: /every passkey of this account is suspended.*another factor or a recovery code/ });
+    const challengesAfter = await f.database.db.selectFrom("webauthn_challenges").select((eb) => eb.fn.countAll<number | string>().as("n")).executeTakeFirstOrThrow();
+    assert.equal(Number(challengesAfter.n), Number(challengesBefore.n), "no challenge was issued");
+    // They still count as factors of the account until removed (it is never left behind the password alone).
+    assert.equal((await f.mfa.webauthn.list(userId)).length, 2);
   });
 
   it("attack: a registration whose credential id is shorter than the 16 bytes authenticators make (empty, 15 bytes) is refused and stores nothing; 16 bytes enrol (WebAuthn L3 §6.1; ASVS 6.5.6)", async () => {

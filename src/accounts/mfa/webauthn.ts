@@ -342,8 +342,8 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
       .where("id", "=", credentialId).where("user_id", "=", userId).where("suspended_at", "is", null).execute();
   }
 
-  async function credentialsOf(userId: string): Promise<Array<{ id: string; transports: string }>> {
-    return db.selectFrom("webauthn_credentials").select(["id", "transports"]).where("user_id", "=", userId).orderBy("created_at").execute();
+  async function credentialsOf(userId: string): Promise<Array<{ id: string; transports: string; suspended_at: number | null }>> {
+    return db.selectFrom("webauthn_credentials").select(["id", "transports", "suspended_at"]).where("user_id", "=", userId).orderBy("created_at").execute();
   }
 
   const descriptor = (c: { id: string; transports: string }): { id: string; transports?: string[] } => {
@@ -524,11 +524,15 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
       const context = contextOf(options);
       const existing = await credentialsOf(userId);
       if (existing.length === 0) throw mfaErrors.notEnrolled("passkey");
+      // A suspended passkey is not offered: the browser would ask the owner to touch a key whose answer is refused.
+      // (A client that answers with it anyway is still checked, and recorded as credential-suspended.)
+      const usable = existing.filter((c) => c.suspended_at === null);
+      if (usable.length === 0) throw mfaErrors.passkeysSuspended();
       const challenge = await issueChallenge(userId, "authentication", context);
       const { generateAuthenticationOptions } = await webAuthnLibrary();
       return generateAuthenticationOptions({
         rpID: settings.rpID,
-        allowCredentials: existing.map(descriptor),
+        allowCredentials: usable.map(descriptor),
         challenge: new Uint8Array(challenge),
         timeout: WEBAUTHN_CHALLENGE_TTL_MS,
         userVerification: "preferred",
