@@ -125,7 +125,7 @@ describe("red team: passkeys, second look", () => {
       // replaces it (the owner signs in with another factor or a recovery code); the clone's retry is refused.
       // (Its only passkey suspended, the account is given no challenge for one: 409, the way back named.)
       assert.equal(retried.statusCode, 409, `the clone's retry with counter 1000 answered ${retried.statusCode} ${retried.body}; the thief's session is now aal ${thiefAAL}; the owner's genuine key then answered ${ownerNext.statusCode}`);
-      assert.equal(retried.json().error.code, "BULWARK_ERR_MFA_PASSKEY_SUSPENDED");
+      assert.equal((retried.json() as { error: { code: string } }).error.code, "BULWARK_ERR_MFA_PASSKEY_SUSPENDED");
       assert.notEqual(ownerNext.statusCode, 200);
       assert.equal(thiefAAL, 1);
     });
