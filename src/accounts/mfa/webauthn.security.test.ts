@@ -118,6 +118,22 @@ forEachDialect("WebAuthn attacks", (fx) => {
     assert.equal(Number(row.counter), 11, "a refused response does not move the counter");
   });
 
+  it("attack: an assertion whose user handle names another account is refused, though signed by this account's passkey; one naming this account, or none, passes (WebAuthn L3 §7.2 step 6) (was: the user handle was never compared)", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const { userId, key } = await withPasskey(f, "handle@example.org");
+    const other = await f.users.create({ email: "handle-other@example.org" });
+    const withHandle = (handle: string | undefined, response: ReturnType<SoftAuthenticator["authenticate"]>) =>
+      handle === undefined ? response : { ...response, response: { ...response.response, userHandle: handle } };
+    const options = (): ReturnType<typeof f.mfa.webauthn.authenticationOptions> => f.mfa.webauthn.authenticationOptions(userId, FLOW);
+    const b64 = (text: string): string => Buffer.from(text, "utf8").toString("base64url");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, withHandle(b64(other.id), key.authenticate(await options(), ORIGIN)), FLOW), false, "another account's handle");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, withHandle("!!not base64!!", key.authenticate(await options(), ORIGIN)), FLOW), false, "a handle that is no user id");
+    const row = await f.database.db.selectFrom("webauthn_credentials").select("counter").where("user_id", "=", userId).executeTakeFirstOrThrow();
+    assert.equal(Number(row.counter), 10, "the refusals moved nothing");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, withHandle(b64(userId), key.authenticate(await options(), ORIGIN)), FLOW), true, "its own handle");
+    assert.equal(await f.mfa.webauthn.verifyAuthentication(userId, key.authenticate(await options(), ORIGIN), FLOW), true, "no handle");
+  });
+
   it("an assertion made for a phishing origin or another relying party is refused", async () => {
     const f = await mfaFixture(await fx.fresh());
     const { userId, key } = await withPasskey(f, "phish@example.org");

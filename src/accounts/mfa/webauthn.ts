@@ -372,6 +372,11 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
     // Only the user's own credentials: another account's passkey proves nothing about this one.
     const row = await db.selectFrom("webauthn_credentials").selectAll().where("id", "=", id).where("user_id", "=", userId).executeTakeFirst();
     if (!row) return invalid;
+    // WebAuthn L3 §7.2 step 6: a user handle, when the authenticator returns one, must be this account's (the user id
+    // given at registration). Not signed, so it proves nothing by itself; a different one is a response assembled for
+    // another account (or by a client that mixes them up), refused before any work.
+    const userHandle = (response as { response?: { userHandle?: unknown } }).response?.userHandle;
+    if (userHandle !== undefined && userHandle !== null && userHandle !== "" && (typeof userHandle !== "string" || !Buffer.from(userHandle, "base64url").equals(Buffer.from(utf8(userId))))) return invalid;
     const stored = Number(row.counter);
     const { verifyAuthenticationResponse } = await webAuthnLibrary();
     let newCounter: number;
