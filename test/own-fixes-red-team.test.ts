@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { PROBE_OK_MS } from "../src/http/health.ts";
+import { startMaintenance } from "../src/http/maintenance.ts";
 import { WRITE_PROBE_META } from "../src/store/write-probe.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { countProbeWrites } from "./helpers/probe-writes.ts";
@@ -67,6 +68,38 @@ describe("a leaked token's use from a new address is recorded however busy the o
       `no api.token.used names the leaked token ${leaked.info.id} and the thief's address ${THIEF_IP}; the newest events: ` +
         JSON.stringify((await fx.app.audit.tail(3)).map((e) => [e.type, e.data["tokenId"], e.data["ip"], e.data["unrecordedOthers"]])),
     );
+  });
+});
+
+describe("a leaked token's burst that then stops (ASVS 16.3.1, 16.2.1)", () => {
+  let fx: AuthFixture;
+  const flows = authFlows(() => fx);
+  before(async () => {
+    fx = await authFixture();
+  });
+  after(async () => {
+    await fx.close();
+  });
+
+  it("attack: a thief paging through the API with a leaked token for a few minutes and never coming back leaves the whole burst counted, by the maintenance pass once the hour is over, naming the token and its address (ASVS 16.3.1) (was: only its first request was recorded; the other 39 were counted in memory and lost)", async () => {
+    const owner = await flows.userWith(["accounts.read"]);
+    const leaked = await fx.app.accounts.tokens.create(owner, { name: "export-job", scopes: ["accounts.read"] });
+    nextHour(fx);
+    for (let i = 0; i < 40; i++) assert.equal((await withToken(fx, leaked.token, THIEF_IP)).statusCode, 200);
+    assert.equal((await usesOf(fx, leaked.info.id)).length, 1, "one event for the hour's first request");
+    // Within the hour the pass writes nothing yet (the sample is still open); after it, the 39 are written.
+    const maintenance = startMaintenance(fx.app, { intervalMs: 3_600_000, firstPassDelayMs: 3_600_000 });
+    try {
+      await maintenance.runOnce();
+      const unrecorded = async (): Promise<Array<Record<string, unknown>>> =>
+        (await fx.app.audit.tail(50)).filter((e) => e.type === "api.token.uses.unrecorded").map((e) => e.data);
+      assert.deepEqual(await unrecorded(), []);
+      nextHour(fx);
+      await maintenance.runOnce();
+      assert.deepEqual(await unrecorded(), [{ tokenId: leaked.info.id, ip: THIEF_IP, unrecorded: 39 }]);
+    } finally {
+      await maintenance.stop();
+    }
   });
 });
 

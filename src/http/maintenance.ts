@@ -6,7 +6,7 @@
 // others, the later passes or a shutdown).
 import { sql, type Kysely } from "kysely";
 import type { App } from "../app/types.ts";
-import { recordUnrecordedRefusals } from "../accounts/login/refusal-sampler.ts";
+import { recordUnrecordedRefusals, recordUnrecordedTokenUses } from "../accounts/login/refusal-sampler.ts";
 import { reportPasswordWorkRefusals } from "./auth/password-work.ts";
 import { remindExpiringTokens } from "../accounts/tokens/expiry-reminders.ts";
 import { checkClockSkew } from "../store/clock-skew.ts";
@@ -59,6 +59,8 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
       }),
     // Not a purge: the refused attempts the sampler counted but no audit event carried yet, written as counts.
     unrecordedRefusals: async () => (await recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now())) + (await recordUnrecordedRefusals(app.accounts.callerRefusals, app.audit, app.clock.now())),
+    // Likewise the uses of API tokens their hourly sample left out, once their hour has ended.
+    unrecordedTokenUses: async () => recordUnrecordedTokenUses(app.accounts.tokenUses, app.audit, app.clock.now()),
     // Not a purge: the password checks the gate refused since its last log line (a burst nobody followed is counted).
     passwordWorkRefusals: async () => reportPasswordWorkRefusals(app, app.logger, { force: true }),
     // Not a purge: the audit log's head signed (when it moved), so a rewrite of the events since the newest

@@ -12,7 +12,7 @@ import { startCheckpointer, type Checkpointer } from "../store/checkpointer.ts";
 import { jobRunnerOf } from "./api/index.ts";
 import { startMailRunner, type MailRunner } from "./mail-runner.ts";
 import { startMaintenance, type Maintenance } from "./maintenance.ts";
-import { recordUnrecordedRefusals } from "../accounts/login/refusal-sampler.ts";
+import { recordUnrecordedRefusals, recordUnrecordedTokenUses } from "../accounts/login/refusal-sampler.ts";
 import { reportPasswordWorkRefusals } from "./auth/password-work.ts";
 import { buildServer, type ServerOptions } from "./server.ts";
 import { checkClockSkew } from "../store/clock-skew.ts";
@@ -175,6 +175,7 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
         // The refused attempts counted but not yet written (refusal-sampler.ts): they would die with the process.
         await recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now(), { all: true });
         await recordUnrecordedRefusals(app.accounts.callerRefusals, app.audit, app.clock.now(), { all: true });
+        await recordUnrecordedTokenUses(app.accounts.tokenUses, app.audit, app.clock.now(), { all: true });
         reportPasswordWorkRefusals(app, app.logger, { force: true });
         await app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } });
         // A log the checkpoint must not vouch for (AuditLog.checkpoint says why) is logged, not a failed stop: the

@@ -112,11 +112,32 @@ export class RefusalSampler {
  * @example
  * await recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now());
  */
-export async function recordUnrecordedRefusals(sampler: RefusalSampler, audit: AuditLog, now: number, options: { all?: boolean } = {}): Promise<number> {
+export async function recordUnrecordedRefusals(
+  sampler: RefusalSampler, audit: AuditLog, now: number,
+  options: { all?: boolean; type?: string; dataOf?: (key: string) => Record<string, unknown> } = {},
+): Promise<number> {
   const { keys, others } = sampler.drain(now, options);
-  for (const { key, unrecorded } of keys) await audit.append({ type: "auth.refusals.unrecorded", actor: "system", subject: key, data: { unrecorded } });
-  if (others > 0) await audit.append({ type: "auth.refusals.unrecorded", actor: "system", subject: "others", data: { unrecorded: others } });
+  const type = options.type ?? "auth.refusals.unrecorded";
+  for (const { key, unrecorded } of keys) await audit.append({ type, actor: "system", subject: key, data: { ...options.dataOf?.(key), unrecorded } });
+  if (others > 0) await audit.append({ type, actor: "system", subject: "others", data: { unrecorded: others } });
   return keys.reduce((n, k) => n + k.unrecorded, others);
+}
+
+/**
+ * Writes the uses of API tokens the hourly sample left out (app.accounts.tokenUses, see authenticate.ts) as
+ * `api.token.uses.unrecorded` events, one per token and address, naming both: a thief's burst from a new address that
+ * then stops is counted, not only its first request.
+ */
+export async function recordUnrecordedTokenUses(sampler: RefusalSampler, audit: AuditLog, now: number, options: { all?: boolean } = {}): Promise<number> {
+  return recordUnrecordedRefusals(sampler, audit, now, {
+    ...options,
+    type: "api.token.uses.unrecorded",
+    // The key is "<token id>:<address or /64>" (token ids hold no colon; an IPv6 bucket does).
+    dataOf: (key) => {
+      const at = key.indexOf(":");
+      return at < 0 ? {} : { tokenId: key.slice(0, at), ip: key.slice(at + 1) };
+    },
+  });
 }
 
 /** The counts a recorded event carries: how many of its scope, and of others, went unrecorded before it (none when 0). */
