@@ -234,6 +234,63 @@ describe("MFA step-up", () => {
     assert.match(added?.body ?? "", /authenticator app \(TOTP\)/);
   });
 
+  it("attack: replacing the authenticator app (a lost phone) never leaves the account without a factor — the new app waits beside the old one, which keeps signing in until the new one's code swaps them; a stale or password-only session cannot start or finish it; the swap keeps the recovery codes, lowers the sessions the old app stepped up, is audited and mailed (ASVS 6.3.3, 6.3.7, 7.5.1) (was: the only way was remove, then enrol, and in between a password-only login was fully signed in)", async () => {
+    const owner = await enrolTOTP("replace-app@example.org");
+    assert.equal((await owner.b.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).statusCode, 200);
+    // Another session of the owner, stepped up with the old app (the lost phone's holder may have one like it).
+    const other = fx.browser();
+    assert.equal((await other.login("replace-app@example.org", owner.password)).json().mfaRequired, true);
+    assert.equal((await other.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(owner.secret, fx.clock.now()) } })).statusCode, 200);
+    fx.clock.advance(30_000);
+    // Nothing to replace without an app; a half-signed-in session cannot start it either.
+    const bare = await fx.user("replace-none@example.org");
+    const nb = fx.browser();
+    await nb.login(bare.email, bare.password);
+    const none = await nb.request("POST", "/auth/mfa/totp/replace", { csrf: true });
+    assert.equal(none.statusCode, 409, none.body);
+    assert.equal(none.json().error.code, "BULWARK_ERR_MFA_NOT_ENROLLED");
+    const half = fx.browser();
+    await half.login("replace-app@example.org", owner.password);
+    assert.equal((await half.request("POST", "/auth/mfa/totp/replace", { csrf: true })).statusCode, 403);
+    // A stale session must confirm it is the owner first.
+    fx.clock.advance(11 * 60_000);
+    assert.equal((await owner.b.request("POST", "/auth/mfa/totp/replace", { csrf: true })).statusCode, 403);
+    assert.equal((await owner.b.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: owner.password, totp: totpCode(owner.secret, fx.clock.now()) } })).statusCode, 200);
+    fx.clock.advance(30_000);
+    const begun = await owner.b.request("POST", "/auth/mfa/totp/replace", { csrf: true });
+    assert.equal(begun.statusCode, 200, begun.body);
+    const { uri, secret } = begun.json() as { uri: string; secret: string };
+    assert.match(uri, /^otpauth:\/\/totp\//);
+    // Meanwhile the old app still signs in: the password alone is still half a sign-in.
+    const during = fx.browser();
+    assert.equal((await during.login("replace-app@example.org", owner.password)).json().mfaRequired, true);
+    assert.equal((await during.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(owner.secret, fx.clock.now()) } })).statusCode, 200);
+    fx.clock.advance(30_000);
+    const wrong = await owner.b.request("POST", "/auth/mfa/totp/replace/confirm", { csrf: true, body: { code: totpCode(owner.secret, fx.clock.now()) } });
+    assert.equal(wrong.statusCode, 401, "the old app's code does not confirm the new one");
+    const swapped = await owner.b.request("POST", "/auth/mfa/totp/replace/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(swapped.statusCode, 200, swapped.body);
+    assert.equal(swapped.json().status, "replaced");
+    assert.equal((await owner.b.request("GET", "/auth/session")).json().aal, 2, "the session that proved the new app keeps aal 2");
+    assert.equal((await other.request("GET", "/auth/session")).json().aal, 1, "a session the old app stepped up is lowered");
+    assert.deepEqual((await owner.b.request("GET", "/auth/mfa")).json(), { totp: true, webauthn: 0, recoveryCodes: 10 }, "the recovery codes stay: the account was never without a factor");
+    const again = await owner.b.request("POST", "/auth/mfa/totp/replace/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(again.statusCode, 409, "nothing waits any more");
+    fx.clock.advance(30_000);
+    const old = fx.browser();
+    await old.login("replace-app@example.org", owner.password);
+    assert.equal((await old.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(owner.secret, fx.clock.now()) } })).statusCode, 401, "the old app's codes no longer pass");
+    const next = fx.browser();
+    await next.login("replace-app@example.org", owner.password);
+    assert.equal((await next.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
+    const events = await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", "auth.mfa.replaced").where("subject", "=", owner.id).execute();
+    assert.equal(events.length, 1);
+    await fx.deliver();
+    const notice = fx.mailTo("replace-app@example.org").find((m) => /authenticator app was replaced/.test(m.subject));
+    assert.ok(notice, fx.mailTo("replace-app@example.org").map((m) => m.subject).join(" | "));
+    assert.match(notice.body, /no longer work/);
+  });
+
   it("attack: the right password with a refused second factor, again and again, tells the owner once an hour, and a recovery-code sign-in tells the owner how many codes are left (ASVS 6.3.5; was: audited only, never mailed)", async () => {
     const { b: owner, secret, password } = await enrolTOTP("suspicious@example.org");
     const codes = ((await owner.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).json() as { codes: string[] }).codes;

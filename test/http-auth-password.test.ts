@@ -3,13 +3,16 @@
 // MFA — with the mail read from a real in-process SMTP server.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { FloodControl } from "../src/accounts/flood/flood.ts";
+import { floodIdentifier, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY } from "../src/accounts/mfa/index.ts";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
 import { lockUser, unlockUser } from "../src/http/api/user-queries.ts";
 import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
-import { authFixture, GOOD_PASSWORD, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, GOOD_PASSWORD, HOST, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { startMailRunner } from "../src/http/mail-runner.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
+import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { statementsDuring } from "./helpers/statements.ts";
 
 let fx: AuthFixture;
@@ -339,6 +342,75 @@ describe("password reset", () => {
     }
     await fx.deliver();
     assert.equal(fx.mailTo("flood@example.org").length, 3);
+  });
+});
+
+describe("second-factor guesses sent with reset links (a counter of their own, per account)", () => {
+  const { withTOTP, pending, resetToken, userWith, tokenFor } = authFlows(() => fx);
+  const NEW_PASSWORD = "copper meadow whistles softly";
+
+  /** A six-digit code that is not the app's at `at` (nor a neighbouring step's). */
+  function wrongCode(secret: string, at: number): string {
+    const right = new Set([-STEP, 0, STEP].map((d) => totpCode(secret, at + d)));
+    for (let i = 0; ; i++) {
+      const guess = String((Number(totpCode(secret, at)) + 500_000 + i) % 1_000_000).padStart(6, "0");
+      if (!right.has(guess)) return guess;
+    }
+  }
+
+  it("attack: the mailbox holder's guesses leave the owner's sign-in codes alone, yet stay throttled per account: a new link buys no new guess, and the sixth waits even when right (ASVS 6.3.1, 6.4.3)", async () => {
+    const owner = await withTOTP("reset-counter@example.org");
+    const first = await resetToken(owner.email);
+    for (let i = 0; i < MFA_FLOOD_POLICY.accountLimit; i++) {
+      const r = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: first, newPassword: NEW_PASSWORD, totp: wrongCode(owner.secret, fx.clock.now()) } });
+      assert.equal(r.statusCode, 401, r.body);
+    }
+    // A fresh link from the mailbox: the count is the account's, not the link's.
+    const second = await resetToken(owner.email);
+    const right = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: second, newPassword: NEW_PASSWORD, totp: totpCode(owner.secret, fx.clock.now()) } });
+    assert.equal(right.statusCode, 429, right.body);
+    assert.equal(right.json().error.code, "BULWARK_ERR_MFA_THROTTLED");
+    assert.equal(right.headers["retry-after"], "300");
+    assert.equal((await fx.browser().login(owner.email, NEW_PASSWORD)).statusCode, 401, "the password did not change");
+    // Meanwhile the owner signs in with the right code at once: the sign-in counter saw none of those guesses.
+    const p = await pending(owner);
+    const stepUp = await p.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(owner.secret, fx.clock.now()) } });
+    assert.equal(stepUp.statusCode, 200, stepUp.body);
+    // And the window runs out for the link's holder as for anyone: the owner, with the link and the app, resets.
+    fx.clock.advance(5 * 60_000 + STEP);
+    const later = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token: second, newPassword: NEW_PASSWORD, totp: totpCode(owner.secret, fx.clock.now()) } });
+    assert.equal(later.statusCode, 200, later.body);
+    fx.clock.advance(STEP);
+  });
+
+  it("attack: at the reset counter's 100-failure stop only reset links are refused (no Retry-After, an administrator lifts it); the owner's right code and recovery code still sign in (ASVS 6.3.1)", async () => {
+    const owner = await withTOTP("reset-stop@example.org");
+    const made = await owner.b.request("POST", "/auth/mfa/recovery-codes", { csrf: true });
+    assert.equal(made.statusCode, 200, made.body);
+    const codes = made.json().codes as string[];
+    // A hundred wrong codes in a row with reset links, counted as the route counts them; then the window passes.
+    const counter = new FloodControl({ database: fx.app.db, clock: fx.clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+    for (const factor of ["totp", "recovery"] as const) {
+      for (let i = 0; i < MFA_FLOOD_POLICY.maxConsecutive; i++) await counter.registerFailure({ identifier: floodIdentifier(factor, owner.id, "reset"), ip: null });
+    }
+    fx.clock.advance(6 * 60_000);
+    const token = await resetToken(owner.email);
+    const stopped = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: NEW_PASSWORD, totp: totpCode(owner.secret, fx.clock.now()) } });
+    assert.equal(stopped.statusCode, 429, stopped.body);
+    assert.equal(stopped.headers["retry-after"], undefined, "no wait lifts this stop");
+    assert.match(stopped.json().error.message, /reset link.*administrator/);
+    // The sign-in counters are not the reset's: both factors still step the owner up.
+    const viaApp = await (await pending(owner)).request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(owner.secret, fx.clock.now()) } });
+    const viaCode = await (await pending(owner)).request("POST", "/auth/mfa/verify", { csrf: true, body: { recoveryCode: codes[0] } });
+    assert.deepEqual([viaApp.statusCode, viaCode.statusCode], [200, 200], `${viaApp.body} | ${viaCode.body}`);
+    // An administrator's throttles/clear lifts the reset counter's stop too.
+    const admin = await userWith(["accounts.read", "accounts.write"]);
+    const cleared = await fx.server.inject({ method: "POST", url: `/api/v1/users/${owner.id}/throttles/clear`, headers: { host: HOST, authorization: `Bearer ${await tokenFor(admin, ["accounts.read", "accounts.write"])}` } });
+    assert.equal(cleared.statusCode, 200, cleared.body);
+    fx.clock.advance(STEP);
+    const reset = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: NEW_PASSWORD, totp: totpCode(owner.secret, fx.clock.now()) } });
+    assert.equal(reset.statusCode, 200, reset.body);
+    fx.clock.advance(STEP);
   });
 });
 

@@ -214,15 +214,11 @@ describe("gates and throttles of the second factor", () => {
     assert.equal((await fx.browser().login(u.email, "quartz meadow violins at dusk")).statusCode, 401);
   });
 
-  it("attack: second-factor guesses spread over sessions, client addresses and flows (step-up, reset link, re-authentication) share one per-account limit; the sixth waits even when right (ASVS 6.3.1)", async () => {
+  it("attack: second-factor guesses spread over sessions, client addresses and flows (step-up, re-authentication) share one per-account limit; the sixth waits even when right (ASVS 6.3.1). Guesses sent with reset links count apart (their holder may have only the mailbox, test/chained-takeover-red-team.test.ts; test/http-auth-password.test.ts pins their own limit)", async () => {
     const u = await withTOTP("rt-spread@example.org");
-    const token = await resetToken(u.email);
     const guesses: Array<() => Promise<LightMyRequestResponse>> = [];
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < 4; i++) {
       guesses.push(async () => (await pending(u)).request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: wrongCode(u.secret, i) }, headers: { "x-forwarded-for": `203.0.113.${i + 1}` } }));
-    }
-    for (let i = 2; i < 4; i++) {
-      guesses.push(() => fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "obsidian willow parade", totp: wrongCode(u.secret, i) }, headers: { "x-forwarded-for": `198.51.100.${i}` } }));
     }
     guesses.push(() => u.b.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: u.password, totp: wrongCode(u.secret, 4) } }));
     for (const guess of guesses) assert.equal((await guess()).statusCode, 401);
@@ -230,9 +226,6 @@ describe("gates and throttles of the second factor", () => {
     const p = await pending(u);
     const sixth = await p.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: right } });
     assert.equal(sixth.statusCode, 429, sixth.body);
-    const viaLink = await completeReset({ token, newPassword: "obsidian willow parade", totp: right });
-    assert.equal(viaLink.statusCode, 429, viaLink.body);
-    assert.equal((await fx.browser().login(u.email, "obsidian willow parade")).statusCode, 401);
     fx.clock.advance(5 * 60_000 + STEP);
     const later = await p.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(u.secret, fx.clock.now()) } });
     assert.equal(later.statusCode, 200, later.body);

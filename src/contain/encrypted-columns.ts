@@ -21,6 +21,8 @@ const columns: EncryptedColumn[] = [
   { table: "identities", column: "refresh_token_ct", idColumn: "id" },
   // TOTP secrets (src/accounts/mfa/totp.ts), bound to (mfa_totp, secret_ct, user_id).
   { table: "mfa_totp", column: "secret_ct", idColumn: "user_id" },
+  // A replacement app waiting for its first code (migration 30), bound to (mfa_totp, pending_secret_ct, user_id).
+  { table: "mfa_totp", column: "pending_secret_ct", idColumn: "user_id" },
   // Bodies of single-use link mails waiting in the outbox (src/notify/outbox.ts, LinkCipher): the marker then the
   // ciphertext, bound to (outbox_messages, column, id). Delivered ones hold a fixed text instead.
   ...(["body_text", "body_html"] as const).map((column) => ({

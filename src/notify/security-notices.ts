@@ -19,6 +19,8 @@ export type SecurityEvent =
   | { type: "email-set-by-administrator"; oldEmail: string; newEmail: string }
   | { type: "mfa-factor-added"; factor: MFAFactor }
   | { type: "mfa-factor-removed"; factor: MFAFactor }
+  // The authenticator app was swapped for a new one in one step (the old one never removed first).
+  | { type: "mfa-factor-replaced"; factor: "totp" }
   // A passkey signed with a counter that had not grown (a copy of it is in use) and was suspended; its name is left out
   // (whoever registered it chose it, perhaps the copy's holder).
   | { type: "passkey-suspended" }
@@ -76,6 +78,7 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "email-set-by-administrator": "email-set-by-admin",
   "mfa-factor-added": "mfa-added",
   "mfa-factor-removed": "mfa-removed",
+  "mfa-factor-replaced": "mfa-replaced",
   "passkey-suspended": "passkey-suspended",
   "recovery-codes-regenerated": "recovery-codes-regenerated",
   "sign-in-provider-removed": "sign-in-provider-removed",
@@ -151,6 +154,12 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
       return event.factor === "recovery-codes"
         ? { subject: "your recovery codes were removed", what: "The recovery codes of your account were removed: with no authenticator app or passkey left, there is no second factor for them to stand in for." }
         : { subject: "a sign-in factor was removed", what: `${FACTOR_LABEL[event.factor]} was removed from the sign-in factors of your account.` };
+    case "mfa-factor-replaced":
+      return {
+        subject: "your authenticator app was replaced",
+        what: "The authenticator app of your account was replaced by a new one. Codes from the previous app no longer work, and the sessions " +
+          "it had confirmed must confirm again.",
+      };
     case "passkey-suspended":
       return {
         subject: "one of your passkeys was suspended",
@@ -264,6 +273,7 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
     const factor = (notice.event as { factor: string }).factor;
     if (!Object.hasOwn(FACTOR_LABEL, factor)) throw notifyErrors.badMessage(`unknown MFA factor ${JSON.stringify(factor)}`);
   }
+  if (type === "mfa-factor-replaced" && (notice.event as { factor: unknown }).factor !== "totp") throw notifyErrors.badMessage("only an authenticator app (totp) is replaced in one step");
   if (type === "api-token-created") {
     const { scopes, expiresAt } = notice.event as { scopes: unknown; expiresAt: unknown };
     if (!Array.isArray(scopes) || scopes.length === 0 || scopes.length > 16 || !scopes.every((x) => typeof x === "string" && x.length <= 40 && SCOPE.test(x))) {

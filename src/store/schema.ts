@@ -243,6 +243,9 @@ export interface MfaTotpTable {
   created_at: number;
   confirmed_at: number | null;
   last_step: number | null;
+  // Migration 30: a replacement app waiting for its first code (its sealed secret and when it was begun); null: none.
+  pending_secret_ct: ColumnType<string | null, string | null | undefined, string | null>;
+  pending_created_at: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export interface MfaRecoveryCodesTable {

@@ -9,7 +9,7 @@ import type { Schema } from "../../store/schema.ts";
 import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { takeUserSessionsTurn } from "../sessions/revocation.ts";
-import { factorRef, floodIdentifier, MFA_FLOOD_NAMESPACE } from "./policy.ts";
+import { factorRef, floodIdentifier, MFA_FLOOD_NAMESPACE, type FactorCounter } from "./policy.ts";
 import { createRecoveryCodes, type RecoveryCodes } from "./recovery.ts";
 import { createTOTPFactor, type TOTPFactor } from "./totp.ts";
 import { createWebAuthnFactor, type WebAuthnFactor, type WebAuthnSettings } from "./webauthn.ts";
@@ -70,16 +70,16 @@ export interface MfaService {
    */
   discardRecoveryCodesUpTo(userId: string, at: number): Promise<number>;
   /**
-   * Lifts the TOTP and recovery-code throttles of a user, including the 100-consecutive-failures stop that
-   * no success can clear (call it after an administrator verified the user, or after a password reset). On
-   * `executor` when given, so the lifting commits with the caller's audit event.
+   * Lifts the TOTP and recovery-code throttles of a user, on both counters (sign-in and reset, FactorCounter),
+   * including the 100-consecutive-failures stop that no success can clear (call it after an administrator verified
+   * the user, or after a password reset). On `executor` when given, so the lifting commits with the caller's audit event.
    */
   clearThrottle(userId: string, executor?: Kysely<Schema>): Promise<void>;
   /**
-   * Whether a factor of the user is at its 100-consecutive-failures stop, which no wait lifts (only clearThrottle):
-   * a throttled answer then promises no time to try again.
+   * Whether a factor of the user is at its 100-consecutive-failures stop on `options.counter` ("sign-in" by default),
+   * which no wait lifts (only clearThrottle): a throttled answer then promises no time to try again.
    */
-  stopped(userId: string): Promise<boolean>;
+  stopped(userId: string, options?: { counter?: FactorCounter }): Promise<boolean>;
 }
 
 export interface MfaDeps {
@@ -151,17 +151,20 @@ export function createMfaService(deps: MfaDeps): MfaService {
       const [row] = await hasMfaStatement.all([userId]);
       return Number(row?.n ?? 0) > 0;
     },
-    async stopped(userId) {
+    async stopped(userId, options = {}) {
       for (const factor of ["totp", "recovery"] as const) {
-        const verdict = await flood.check({ identifier: floodIdentifier(factor, userId), ip: null });
+        const verdict = await flood.check({ identifier: floodIdentifier(factor, userId, options.counter), ip: null });
         if (!verdict.allowed && verdict.reason === "consecutive") return true;
       }
       return false;
     },
     async clearThrottle(userId, executor) {
-      for (const factor of ["totp", "recovery"] as const) {
-        const attempt = { identifier: floodIdentifier(factor, userId), ip: null };
-        await flood.clearAccount(attempt, executor);
+      // Both counters: the reset link's stop, too, lifts only here (an owner who lost the password needs it back).
+      for (const counter of ["sign-in", "reset"] as const) {
+        for (const factor of ["totp", "recovery"] as const) {
+          const attempt = { identifier: floodIdentifier(factor, userId, counter), ip: null };
+          await flood.clearAccount(attempt, executor);
+        }
       }
     },
     async discardRecoveryCodesIfNoFactor(userId, executor = db) {

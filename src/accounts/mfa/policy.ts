@@ -71,9 +71,26 @@ export const MFA_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
  */
 export const MFA_FLOOD_NAMESPACE = "mfa";
 
-/** The flood identifier of one factor of one user; no IP, so the count is per user whatever the address. */
-export function floodIdentifier(factor: "totp" | "recovery", userId: string): string {
-  return `mfa:${factor}:${userId}`;
+/**
+ * Which count a factor guess goes on. "sign-in": a step-up after the password, a re-authentication, an enrolment's
+ * confirmation (whoever guesses there holds the password or a session). "reset": a guess sent with a password reset
+ * link, whose holder may hold only the mailbox. Apart, so that guesses made with reset links (as many as the mailbox
+ * can ask for) cannot bring the owner's sign-in factors to their 100-failure stop; each is still per user, so asking
+ * for new links buys no new guesses.
+ */
+export type FactorCounter = "sign-in" | "reset";
+
+/** The options of a factor's `prove`: the counter the guess goes on (default "sign-in"). */
+export interface FactorProveOptions {
+  counter?: FactorCounter;
+}
+
+/**
+ * The flood identifier of one factor of one user on one counter ("mfa:totp:<id>", "mfa:reset-totp:<id>"); no IP, so the
+ * count is per user whatever the address.
+ */
+export function floodIdentifier(factor: "totp" | "recovery", userId: string, counter: FactorCounter = "sign-in"): string {
+  return counter === "reset" ? `mfa:reset-${factor}:${userId}` : `mfa:${factor}:${userId}`;
 }
 
 /**

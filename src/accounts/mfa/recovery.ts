@@ -7,7 +7,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { executorDialect, lockKeyOf, serialiseTransactions } from "../../store/database.ts";
 import type { FloodControl } from "../flood/flood.ts";
-import { factorRef, floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, spendNow, type FactorRemovalOptions, type Proven } from "./policy.ts";
+import { factorRef, floodIdentifier, RECOVERY_CODE_BYTES, RECOVERY_CODE_COUNT, spendNow, type FactorProveOptions, type FactorRemovalOptions, type Proven } from "./policy.ts";
 import type { MfaRecoveryCodesTable, Schema } from "../../store/schema.ts";
 
 export type RecoveryVerdict = "ok" | "invalid" | "throttled";
@@ -23,8 +23,12 @@ export interface RecoveryCodes {
   consume(userId: string, code: string): Promise<boolean>;
   /** Like consume, but tells a throttled attempt apart (for a 429 with Retry-After). */
   verify(userId: string, code: string): Promise<RecoveryVerdict>;
-  /** Checks a code without using it up: the proof's `spend` does, in the caller's transaction (FactorProof). */
-  prove(userId: string, code: string): Promise<Proven<Exclude<RecoveryVerdict, "ok">>>;
+  /**
+   * Checks a code without using it up: the proof's `spend` does, in the caller's transaction (FactorProof). The guess
+   * counts on `options.counter` ("sign-in" by default; "reset" for a code sent with a reset link), and the proof's
+   * `settle` clears that counter only.
+   */
+  prove(userId: string, code: string, options?: FactorProveOptions): Promise<Proven<Exclude<RecoveryVerdict, "ok">>>;
   /** Unused codes left. */
   /** Unused codes of `userId`, read with `executor` (a caller's transaction) when given. */
   remaining(userId: string, executor?: Kysely<Schema>): Promise<number>;
@@ -50,8 +54,9 @@ export function normaliseRecoveryCode(code: unknown): string | null {
 export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; random: RandomSource; flood: FloodControl }): RecoveryCodes {
   const { db, clock, random, flood } = deps;
 
-  async function prove(userId: string, code: string): Promise<Proven<Exclude<RecoveryVerdict, "ok">>> {
-    const attempt = { identifier: floodIdentifier("recovery", userId), ip: null };
+  async function prove(userId: string, code: string, options: FactorProveOptions = {}): Promise<Proven<Exclude<RecoveryVerdict, "ok">>> {
+    // A reset link's guesses count apart from the sign-in's (FactorCounter): its holder may have only the mailbox.
+    const attempt = { identifier: floodIdentifier("recovery", userId, options.counter), ip: null };
     // Counted from the start (FloodControl.begin), so parallel guesses count each other.
     const begun = await flood.begin(attempt);
     if (!begun.allowed) return { ok: false, refusal: "throttled" };

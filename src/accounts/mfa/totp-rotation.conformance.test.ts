@@ -12,6 +12,30 @@ import { systemRandom } from "../../lib/random.ts";
 import { mfaFixture, totpCode } from "./testing/setup.ts";
 
 forEachDialect("TOTP secrets under key rotation", (fx) => {
+  it("rotate-keys re-encrypts a replacement app waiting for its first code (mfa_totp.pending_secret_ct, migration 30), and the replacement still goes through with the new app's code", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const user = await f.users.create({ email: "rot-pending@example.org" });
+    const { secret: old } = await f.mfa.totp.begin(user.id, user.email);
+    assert.equal(await f.mfa.totp.confirm(user.id, totpCode(old, f.clock.now())), true);
+    const { secret: replacement } = await f.mfa.totp.beginReplacement(user.id, user.email);
+    const deps: ContainDeps = {
+      database: f.database, clock: f.clock, random: systemRandom, keyring: f.keyring, notifier: null,
+      audit: new AuditLog({ database: f.database, clock: f.clock, random: systemRandom }),
+      jobs: new JobStore({ database: f.database, clock: f.clock, random: systemRandom }),
+    };
+    const job = await createContainJob(deps, { levers: ["rotate-keys"], scope: { all: true }, actor: "test" });
+    assert.equal(jobView(await runJob(deps, job.id)).status, "done");
+    const row = await f.database.db.selectFrom("mfa_totp").select(["secret_ct", "pending_secret_ct"]).executeTakeFirstOrThrow();
+    assert.equal(Keyring.keyIdOf(row.secret_ct), f.keyring.currentDataKeyId);
+    assert.equal(Keyring.keyIdOf(row.pending_secret_ct!), f.keyring.currentDataKeyId, "the waiting secret is under the new key too");
+    f.clock.advance(60_000);
+    assert.equal(await f.mfa.totp.confirmReplacement(user.id, totpCode(replacement, f.clock.now())), true);
+    f.clock.advance(60_000);
+    assert.equal(await f.mfa.totp.verify(user.id, totpCode(replacement, f.clock.now())), "ok");
+    f.clock.advance(60_000);
+    assert.equal(await f.mfa.totp.verify(user.id, totpCode(old, f.clock.now())), "invalid", "the replaced app's codes no longer pass");
+  });
+
   it("rotate-keys re-encrypts every TOTP secret under the new key and codes still verify", async () => {
     const f = await mfaFixture(await fx.fresh());
     const enrolled: Array<{ id: string; secret: string }> = [];

@@ -8,7 +8,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { mfaErrors } from "./errors.ts";
-import { factorRef, floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorConfirmOptions, type FactorRemovalOptions, type Proven } from "./policy.ts";
+import { factorRef, floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorConfirmOptions, type FactorProveOptions, type FactorRemovalOptions, type Proven } from "./policy.ts";
 import type { Schema } from "../../store/schema.ts";
 
 export type TOTPVerdict = "ok" | "invalid" | "replayed" | "throttled" | "not-enrolled";
@@ -21,10 +21,26 @@ export interface TOTPFactor {
    * `verify`: throws BULWARK_ERR_MFA_THROTTLED (the code not evaluated) past the limit.
    */
   confirm(userId: string, code: string, options?: FactorConfirmOptions): Promise<boolean>;
+  /**
+   * Starts replacing the confirmed app: a new secret waits beside it (restarting replaces a waiting one) while the old
+   * app keeps signing in, so the account never stands on its password alone. Throws BULWARK_ERR_MFA_NOT_ENROLLED
+   * without a confirmed app (enrol one with `begin`).
+   */
+  beginReplacement(userId: string, accountName: string): Promise<{ uri: string; secret: string }>;
+  /**
+   * Swaps the waiting replacement in with a code from the new app, in one transaction (`options` as for `confirm`);
+   * false when the code is wrong. Rate-limited on the same counter as `confirm`. Throws BULWARK_ERR_MFA_NOT_ENROLLED
+   * when no replacement waits.
+   */
+  confirmReplacement(userId: string, code: string, options?: FactorConfirmOptions): Promise<boolean>;
   /** Checks a login code: each time step accepted once; attempts rate-limited. */
   verify(userId: string, code: string): Promise<TOTPVerdict>;
-  /** Checks a login code without spending its time step: the proof's `spend` does, in the caller's transaction. */
-  prove(userId: string, code: string): Promise<Proven<Exclude<TOTPVerdict, "ok">>>;
+  /**
+   * Checks a login code without spending its time step: the proof's `spend` does, in the caller's transaction. The
+   * guess counts on `options.counter` ("sign-in" by default; "reset" for a code sent with a reset link), and the
+   * proof's `settle` clears that counter only.
+   */
+  prove(userId: string, code: string, options?: FactorProveOptions): Promise<Proven<Exclude<TOTPVerdict, "ok">>>;
   /**
    * Deletes the user's authenticator app; false when there was none. With `confirmed`, only an app in that state: a
    * cancelled enrolment (false) never deletes an app another request confirmed after the caller looked, and a
@@ -38,8 +54,20 @@ export function totpCipherContext(userId: string): CipherContext {
   return { table: "mfa_totp", column: "secret_ct", row: userId };
 }
 
+/** Where a replacement app's secret waits for its first code (migration 30): sealed for that column, not secret_ct's. */
+function pendingCipherContext(userId: string): CipherContext {
+  return { table: "mfa_totp", column: "pending_secret_ct", row: userId };
+}
+
 /** Longest account label we put in the URI; an authenticator app shows it, so keep it readable. */
 const MAX_ACCOUNT_NAME = 254;
+
+/** The account label an authenticator app shows, checked. */
+function accountLabel(accountName: unknown): string {
+  if (typeof accountName !== "string" || accountName.trim().length === 0) throw mfaErrors.invalidInput("the account name shown in the authenticator app is empty");
+  if (accountName.length > MAX_ACCOUNT_NAME) throw mfaErrors.invalidInput(`the account name is longer than ${MAX_ACCOUNT_NAME} characters`);
+  return accountName.trim();
+}
 
 /** Digits only after removing the spaces people type ("123 456"); anything else is not a code. */
 function normaliseCode(code: unknown): string | null {
@@ -62,6 +90,11 @@ function matchingSteps(secret: Secret, code: string, now: number): number[] {
   return matches;
 }
 
+/** The otpauth:// URI an authenticator app scans. */
+function otpauthURI(issuer: string, label: string, secret: Secret): string {
+  return new TOTP({ issuer, label, secret, algorithm: "SHA1", digits: TOTP_DIGITS, period: TOTP_PERIOD_MS / 1000 }).toString();
+}
+
 /** Builds the TOTP factor over the mfa_totp table. */
 export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; random: RandomSource; keyring: Keyring; flood: FloodControl; issuer: string }): TOTPFactor {
   const { db, clock, random, keyring, flood, issuer } = deps;
@@ -73,11 +106,12 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
     return new Secret({ buffer: new Uint8Array(bytes).buffer });
   }
 
-  async function prove(userId: string, code: string): Promise<Proven<Exclude<TOTPVerdict, "ok">>> {
+  async function prove(userId: string, code: string, options: FactorProveOptions = {}): Promise<Proven<Exclude<TOTPVerdict, "ok">>> {
     const row = await db.selectFrom("mfa_totp").select(["secret_ct", "last_step", "created_at", "confirmed_at"]).where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
     if (!row || row.confirmed_at === null) return { ok: false, refusal: "not-enrolled" };
     const enrolment = { created: Number(row.created_at), confirmed: Number(row.confirmed_at) };
-    const attempt = { identifier: floodIdentifier("totp", userId), ip: null };
+    // A reset link's guesses count apart from the sign-in's (FactorCounter): its holder may have only the mailbox.
+    const attempt = { identifier: floodIdentifier("totp", userId, options.counter), ip: null };
     // ASVS 6.3.1 / 6.6.3: the check comes before any work, so a throttled guess is not even evaluated; the guess is
     // counted as it starts (FloodControl.begin), so parallel guesses count each other.
     const begun = await flood.begin(attempt);
@@ -113,8 +147,7 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
 
   return {
     async begin(userId, accountName) {
-      if (typeof accountName !== "string" || accountName.trim().length === 0) throw mfaErrors.invalidInput("the account name shown in the authenticator app is empty");
-      if (accountName.length > MAX_ACCOUNT_NAME) throw mfaErrors.invalidInput(`the account name is longer than ${MAX_ACCOUNT_NAME} characters`);
+      const label = accountLabel(accountName);
       const secret = new Secret({ buffer: new Uint8Array(random.bytes(TOTP_SECRET_BYTES)).buffer });
       const now = clock.now();
       const secretCt = await keyring.seal(secret.bytes, totpCipherContext(userId));
@@ -128,8 +161,51 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
         )
         .executeTakeFirst();
       if (Number(result.numInsertedOrUpdatedRows ?? 0n) === 0) throw mfaErrors.alreadyConfirmed();
-      const uri = new TOTP({ issuer, label: accountName.trim(), secret, algorithm: "SHA1", digits: TOTP_DIGITS, period: TOTP_PERIOD_MS / 1000 }).toString();
-      return { uri, secret: secret.base32 };
+      return { uri: otpauthURI(issuer, label, secret), secret: secret.base32 };
+    },
+
+    async beginReplacement(userId, accountName) {
+      const label = accountLabel(accountName);
+      const secret = new Secret({ buffer: new Uint8Array(random.bytes(TOTP_SECRET_BYTES)).buffer });
+      const pendingCt = await keyring.seal(secret.bytes, pendingCipherContext(userId));
+      // Beside the confirmed app only: without one there is nothing to replace (and `begin` enrols).
+      const result = await db.updateTable("mfa_totp").set({ pending_secret_ct: pendingCt, pending_created_at: clock.now() })
+        .where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) throw mfaErrors.notEnrolled("authenticator app");
+      return { uri: otpauthURI(issuer, label, secret), secret: secret.base32 };
+    },
+
+    async confirmReplacement(userId, code, options = {}) {
+      const row = await db.selectFrom("mfa_totp").select(["pending_secret_ct", "pending_created_at", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
+      if (!row || row.confirmed_at === null || row.pending_secret_ct === null || row.pending_created_at === null) throw mfaErrors.notEnrolled("authenticator app replacement");
+      // The same counter as every code of this user's app (ASVS 6.3.1), counted as it starts.
+      const begun = await flood.begin({ identifier: floodIdentifier("totp", userId), ip: null });
+      if (!begun.allowed) throw mfaErrors.throttled();
+      const digits = normaliseCode(code);
+      if (digits === null) return false;
+      const bytes = await keyring.unseal(row.pending_secret_ct, pendingCipherContext(userId));
+      const secret = new Secret({ buffer: new Uint8Array(bytes).buffer });
+      const steps = matchingSteps(secret, digits, clock.now());
+      if (steps.length === 0) return false;
+      // Sealed again for secret_ct: a ciphertext is bound to its column, so the waiting one cannot simply move.
+      const sealed = await keyring.seal(secret.bytes, totpCipherContext(userId));
+      const begunAt = Number(row.pending_created_at);
+      const swapped = await db.transaction().execute(async (trx) => {
+        await options.first?.(trx);
+        // The replacement the code was checked against (its time, not its ciphertext: a key rotation re-seals it),
+        // still beside a confirmed app: one restarted, removed with the app, or swapped in by a concurrent request is not
+        // swapped again. The new app's times are its own, so a proof of the old app still in flight loses its spend;
+        // the step that confirmed it counts as used.
+        const result = await trx.updateTable("mfa_totp")
+          .set({ secret_ct: sealed, created_at: begunAt, confirmed_at: clock.now(), last_step: Math.max(...steps), pending_secret_ct: null, pending_created_at: null })
+          .where("user_id", "=", userId).where("confirmed_at", "is not", null).where("pending_created_at", "=", begunAt)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return false;
+        await options.within?.(trx);
+        return true;
+      });
+      if (swapped) await flood.succeeded(begun.ticket);
+      return swapped;
     },
 
     async confirm(userId, code, options = {}) {

@@ -3,7 +3,7 @@
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
-import { factorRef, type FactorProof } from "../../accounts/mfa/index.ts";
+import { factorRef, type FactorCounter, type FactorProof } from "../../accounts/mfa/index.ts";
 import type { App } from "../../app/types.ts";
 import type { Schema } from "../../store/schema.ts";
 import { auditAndNotify, str } from "./helpers.ts";
@@ -37,18 +37,20 @@ export type FactorOutcome = { ok: true; factor: FactorName; proof: FactorProof }
  * link — so a request that loses that race leaves the code usable; call `proof.settle()` after the commit. A TOTP
  * time step is accepted once, a recovery code is used up, a WebAuthn challenge is single-use and must have been
  * asked for in the same flow (`webauthnContext`: the session's or the reset link's, see webauthn.ts) — all
- * enforced by the MFA service.
+ * enforced by the MFA service. A TOTP or recovery-code guess counts on `counter`: "sign-in" (the default: step-up,
+ * re-authentication) or "reset" (a reset link's, whose holder may have only the mailbox: its guesses must not bring
+ * the owner's sign-in factors to their 100-failure stop). A passkey has no such counter: an assertion is not guessed.
  */
-export async function proveFactor(app: App, request: FastifyRequest, userId: string, body: FactorBody, options: { webauthnContext: string }): Promise<FactorOutcome> {
+export async function proveFactor(app: App, request: FastifyRequest, userId: string, body: FactorBody, options: { webauthnContext: string; counter?: FactorCounter }): Promise<FactorOutcome> {
   const mfa = app.accounts.mfa;
   const given = [body.totp, body.recoveryCode, body.webauthn].filter((v) => v !== undefined).length;
   if (given !== 1) return { ok: false, reason: "none-given" };
   if (body.totp !== undefined) {
-    const r = await mfa.totp.prove(userId, body.totp);
+    const r = await mfa.totp.prove(userId, body.totp, { counter: options.counter ?? "sign-in" });
     return r.ok ? { ok: true, factor: "totp", proof: r.proof } : { ok: false, reason: r.refusal };
   }
   if (body.recoveryCode !== undefined) {
-    const r = await mfa.recovery.prove(userId, body.recoveryCode);
+    const r = await mfa.recovery.prove(userId, body.recoveryCode, { counter: options.counter ?? "sign-in" });
     return r.ok ? { ok: true, factor: "recovery-code", proof: r.proof } : { ok: false, reason: r.refusal };
   }
   // The passkey a refusal named as cloned or suspended, if any (told through the callback; a plain one is "invalid").

@@ -233,6 +233,45 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     },
   );
 
+  // Replacing the app (a lost or new phone) without removing it first: the new secret waits beside the confirmed app,
+  // which keeps signing in until the new app's first code swaps them in one transaction. Removing first left the account
+  // with no second factor until the new app was confirmed: a password-only login was then fully signed in and fresh,
+  // and could enrol an app of its own and move the address (test/chained-takeover-red-team.test.ts). Fully signed in and
+  // fresh, as a removal.
+  server.post("/auth/mfa/totp/replace", { config: REMOVE }, async (request) => {
+    const { auth } = requireSession(request);
+    const user = await app.accounts.users.getById(auth.userId);
+    const { uri, secret } = await mfa.totp.beginReplacement(auth.userId, user?.email ?? auth.userId);
+    // Shown once, for the QR code; it is stored encrypted and never returned again.
+    return { uri, secret };
+  });
+
+  server.post<{ Body: { code: string } }>(
+    "/auth/mfa/totp/replace/confirm",
+    { schema: { body: { type: "object", required: ["code"], properties: { code: str(16), _csrf: str(200, 0) } } }, config: REMOVE },
+    async (request, reply) => {
+      const { auth, cs } = requireSession(request);
+      const record = { type: "auth.mfa.replaced", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-replaced", factor: "totp" } } as const;
+      let swapped: boolean;
+      try {
+        swapped = await mfa.totp.confirmReplacement(auth.userId, request.body.code, {
+          first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
+          within: async (trx) => {
+            // The sessions the old app stepped up lose aal 2 (whoever holds the lost phone may have one); this one keeps
+            // its assurance: it has just re-authenticated and proved the new app.
+            await app.accounts.sessions.lowerAssurance(auth.userId, { executor: trx, factor: factorRef.totp, except: cs.session.id });
+            await auditAndNotify(app, request, record, trx);
+          },
+        });
+      } catch (error) {
+        if (!(error instanceof MfaError && error.code === "BULWARK_ERR_MFA_THROTTLED")) throw error;
+        return mfaThrottledAnswer(app, reply, auth.userId);
+      }
+      if (!swapped) throw httpAuthErrors.mfaInvalid();
+      return { status: "replaced", factor: "totp", aal: cs.session.aal, sessionId: cs.session.id };
+    },
+  );
+
   server.delete("/auth/mfa/totp", { config: REMOVE }, async (request) => {
     const { auth } = requireSession(request);
     let factors = await mfa.factors(auth.userId);

@@ -3,7 +3,7 @@
 // needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { addressTag } from "../../../accounts/email-change/index.ts";
-import { resetChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
+import { mfaErrors, resetChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
 import { breachCheckUnavailable, verdictUnavailable } from "../../../accounts/password-policy/index.ts";
 import { lockAccountLinks, PasswordResetError, resetErrors } from "../../../accounts/password-reset/index.ts";
 import { endUserSessions } from "../../../accounts/sessions/index.ts";
@@ -11,7 +11,7 @@ import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { actingContext, auditAndNotify, mfaThrottledAnswer, recordReplacedSession, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { actingContext, auditAndNotify, recordReplacedSession, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spendIn, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { outsidePasswordWork, withPasswordWork } from "../password-work.ts";
@@ -24,6 +24,25 @@ export const RESET_ACCEPTED = { status: "accepted", message: "If an account exis
 /** The 400 for a new password that is the current one. */
 function passwordUnchanged(): InputError {
   return new InputError("BULWARK_ERR_PASSWORD_UNCHANGED", "the new password is the current one: choose a different password");
+}
+
+/**
+ * The 429 for a second factor throttled at a reset link. Its guesses count on the reset counter (FactorCounter), not on
+ * the sign-in's, so this answer speaks of codes sent with reset links only: at the 100-failure stop those stay blocked
+ * until an administrator clears them, while the owner's codes at sign-in still work. Like mfaThrottledAnswer, no
+ * Retry-After at the stop, which no wait lifts.
+ */
+async function resetThrottledAnswer(app: App, reply: FastifyReply, userId: string): Promise<FastifyReply> {
+  const { code, message } = mfaErrors.throttled();
+  if (await app.accounts.mfa.stopped(userId, { counter: "reset" })) {
+    return reply.status(429).send({
+      error: {
+        code,
+        message: "too many wrong codes in a row with reset links: codes sent with a reset link stay blocked until an administrator clears the block (POST /api/v1/users/:id/throttles/clear); codes at sign-in are not affected",
+      },
+    });
+  }
+  return reply.status(429).header("retry-after", "300").send({ error: { code, message } });
 }
 
 /** Checks a new password against the policy; throws a 400 listing every reason. */
@@ -227,7 +246,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
           data: { ip: requestContext(request).ip, reason, ...(credentialId ? { credentialId } : {}), resetId: check.tokenId, ...unrecordedCounts(sample) },
         });
       }
-      if (reason === "throttled") return mfaThrottledAnswer(app, reply, user.id);
+      if (reason === "throttled") return resetThrottledAnswer(app, reply, user.id);
       const factors = await app.accounts.mfa.factors(user.id);
       return reply.status(401).send({
         error: { code: reason === "none-given" ? "BULWARK_ERR_MFA_REQUIRED" : "BULWARK_ERR_MFA_INVALID", message: "this account uses multi-factor authentication: give a code from your authenticator app, a recovery code or a security key" },
@@ -240,8 +259,11 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     let proof: FactorProof | null = null;
     let factorUsed: string | null = null;
     if (await app.accounts.mfa.hasMfa(user.id)) {
-      // A passkey assertion must answer a challenge asked for with this very link.
-      const factor = await proveFactor(app, request, user.id, request.body, { webauthnContext: resetChallengeContext(check.tokenId) });
+      // A passkey assertion must answer a challenge asked for with this very link. Codes count on the reset counter, apart
+      // from the sign-in's (ASVS 6.3.1): whoever holds the link may hold only the mailbox, and a hundred wrong codes sent
+      // with links (as many as the mailbox can ask for) stopped the owner's right codes at every sign-in. Per account,
+      // not per link, so new links buy no new guesses.
+      const factor = await proveFactor(app, request, user.id, request.body, { webauthnContext: resetChallengeContext(check.tokenId), counter: "reset" });
       if (!factor.ok) return factorRefused(factor.reason, factor.credentialId);
       proof = factor.proof;
       factorUsed = factor.factor;
