@@ -215,6 +215,38 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       assert.equal(event?.request_id, "thr-1");
     });
 
+    it("attack: a leaked token cannot end its own owner's sessions nor lift its own account's throttles (403 naming the owner's way, nothing changed); tokens/revoke of one's own ends only the caller's tokens (ASVS 7.5.2, 6.3.1)", async () => {
+      const helpdesk = await fx.user(["accounts.read", "accounts.write"]);
+      const leaked = await fx.token(helpdesk.id, ["accounts.read", "accounts.write"]);
+      const owners = await fx.app.accounts.sessions.createSession(helpdesk.id, { aal: 1 });
+      const mfaFlood = new FloodControl({ database: fx.app.db, clock: fx.app.clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+      const factor = { identifier: floodIdentifier("totp", helpdesk.id), ip: null };
+      for (let i = 0; i < MFA_FLOOD_POLICY.accountLimit; i++) await mfaFlood.registerFailure(factor);
+      const revoke = await fx.call("POST", `/api/v1/users/${helpdesk.id}/sessions/revoke`, { token: leaked });
+      assert.equal(revoke.statusCode, 403, revoke.body);
+      assert.equal(revoke.json().error.code, "BULWARK_ERR_API_SELF_SESSIONS");
+      assert.match(revoke.json().error.message, /DELETE \/auth\/sessions/);
+      assert.equal((await fx.app.accounts.sessions.validate(owners.token)).valid, true, "the owner's session lives");
+      const clear = await fx.call("POST", `/api/v1/users/${helpdesk.id}/throttles/clear`, { token: leaked });
+      assert.equal(clear.statusCode, 403, clear.body);
+      assert.equal(clear.json().error.code, "BULWARK_ERR_API_SELF_THROTTLES");
+      assert.equal((await mfaFlood.check(factor)).allowed, false, "the second factor's throttle stands");
+      assert.equal((await auditOf(fx, "user.sessions-revoked")).some((e) => e.subject === helpdesk.id), false);
+      assert.equal((await auditOf(fx, "user.throttles-cleared")).some((e) => e.subject === helpdesk.id), false);
+      // Refused attempts on the owner are on record (api.refused, as every 403).
+      const refused = (await auditOf(fx, "api.refused")).filter((e) => e.subject === helpdesk.id).map((e) => JSON.parse(e.data).code as string);
+      assert.deepEqual(refused.sort(), ["BULWARK_ERR_API_SELF_SESSIONS", "BULWARK_ERR_API_SELF_THROTTLES"]);
+      // Another account's, as before: the administrator lifts the throttle.
+      assert.equal((await fx.call("POST", `/api/v1/users/${helpdesk.id}/throttles/clear`, { token: adminToken })).statusCode, 200);
+      assert.equal((await mfaFlood.check(factor)).allowed, true);
+      // Its own tokens it may end (DELETE /api/v1/tokens allows as much): the token itself is gone, the session stays.
+      const tokens = await fx.call("POST", `/api/v1/users/${helpdesk.id}/tokens/revoke`, { token: leaked });
+      assert.equal(tokens.statusCode, 200, tokens.body);
+      assert.equal((tokens.json() as { tokensRevoked: number }).tokensRevoked, 1);
+      assert.equal((await fx.call("GET", "/api/v1/users?limit=1", { token: leaked })).statusCode, 401);
+      assert.equal((await fx.app.accounts.sessions.validate(owners.token)).valid, true);
+    });
+
     it("attack: a session held before a lock that did not end it (a containment job's) is not revived by an unlock", async () => {
       const target = await fx.user([]);
       const { token: thiefSession } = await fx.app.accounts.sessions.createSession(target.id, { aal: 1 });

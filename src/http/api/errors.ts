@@ -29,6 +29,12 @@ export const apiErrors = {
   selfLock: (): APIError => new APIError("BULWARK_ERR_API_SELF_LOCK", "conflict", "you cannot lock your own account"),
   selfEmail: (): APIError =>
     new APIError("BULWARK_ERR_API_SELF_EMAIL", "conflict", "change your own address with POST /auth/email/change: its link proves the new mailbox is yours"),
+  // 403, not 409 as the two above: nothing about the account's state stands in the way, the route is simply not the way
+  // for one's own account; and a leaked token trying it is an attempt on the owner worth its api.refused record.
+  selfSessions: (): APIError =>
+    new APIError("BULWARK_ERR_API_SELF_SESSIONS", "forbidden", "end your own sessions with DELETE /auth/sessions (every other one) or DELETE /auth/sessions/:id, which ask you to sign in again first; POST /auth/logout ends this one"),
+  selfThrottles: (): APIError =>
+    new APIError("BULWARK_ERR_API_SELF_THROTTLES", "forbidden", "you cannot clear your own account's throttles: another administrator or help desk lifts them, after checking who is asking"),
   userNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_USER_NOT_FOUND", "not-found", `no user with id "${id.slice(0, 40)}"`),
   tokenNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_TOKEN_NOT_FOUND", "not-found", `you have no API token with id "${id.slice(0, 40)}"`),
   jobNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_JOB_NOT_FOUND", "not-found", `no containment job with id "${id.slice(0, 40)}"`),

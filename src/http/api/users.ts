@@ -1,5 +1,6 @@
 // /api/v1/users: list and search (accounts.read), create, lock, unlock, require a password change, end every
 // session of an account and set its email address (accounts.write). Ids in paths are the random user ids (never sequential).
+// Lock, set-email, sessions/revoke and throttles/clear refuse the caller's own account: each has an owner's way (or none).
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { adminRemovalGuard, holdActing, holdGrantsTo, isPermission } from "../../accounts/roles/index.ts";
@@ -233,7 +234,10 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   // failures from particular addresses run out by themselves.
   // The stops and their event commit together (ASVS 16.3.3): lifted with no record, brute force against the account
   // resumed with no trace of who allowed it.
+  // Not one's own, as lock: a leaked token (with the password from elsewhere) lifted its own second-factor throttle
+  // between guesses, and 100 wrong codes in a row stopped nothing. The owner locked out asks someone else.
   change("throttles/clear", async (app, request, caller, user) => {
+    if (user.id === caller.userId) throw apiErrors.selfThrottles();
     await app.db.transaction(async (trx) => {
       for (const identifier of [user.email, ...(user.username ? [user.username] : [])]) await app.accounts.flood.clearStreak(identifier, trx);
       await app.accounts.mfa.clearThrottle(user.id, trx);
@@ -248,6 +252,8 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   // The account's API tokens, for a help desk taking an account back: a lock only refuses them while it lasts, and
   // until now only a containment job could revoke another account's tokens, so the intruder's came back with the
   // unlock. Every token ends, what each minted too; the revocation and its event commit together (ASVS 7.4.1, 16.3.3).
+  // One's own account is allowed, unlike sessions/revoke: it ends only the caller's own tokens (DELETE /api/v1/tokens
+  // does as much), never the owner's way in, so a leaked token gains nothing by it and the owner may use it to clean up.
   change("tokens/revoke", async (app, request, caller, user) => {
     const revoked = await app.db.transaction(async (trx) => {
       await assertOutranksWithin(app, trx, caller, user);
@@ -258,7 +264,11 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     return { tokensRevoked: revoked };
   });
 
+  // Not one's own, as lock (ASVS 7.5.2): DELETE /auth/sessions asks for a fresh sign-in so that a thief cannot lock the
+  // owner out, and here a leaked token (which outlives a password reset) ended each session the owner signed in with,
+  // before its step-up, for as long as the token lived. One's own sessions end through the /auth routes.
   change("sessions/revoke", async (app, request, caller, user) => {
+    if (user.id === caller.userId) throw apiErrors.selfSessions();
     // The sessions end only if their event is written: one transaction (ASVS 16.3.3).
     const ended = await app.db.transaction(async (trx) => {
       await assertOutranksWithin(app, trx, caller, user);
