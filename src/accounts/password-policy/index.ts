@@ -2,6 +2,7 @@
 // the k-anonymity range checker, the offline sorted-file checker, and their errors.
 export { createPasswordPolicy, DEFAULT_MAX_LENGTH, DEFAULT_MIN_LENGTH } from "./policy.ts";
 export { breachCheckUnavailable, verdictUnavailable } from "./errors.ts";
+export { accountPasswordContext, throwIfRefused } from "./account.ts";
 export type { PasswordPolicy, PasswordPolicyOptions } from "./policy.ts";
 export type { BreachChecker, BreachVerdict, PolicyContext, PolicyReason, PolicyReasonCode, PolicyResult } from "./types.ts";
 export {

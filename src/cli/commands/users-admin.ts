@@ -5,7 +5,7 @@ import type { App } from "../../app/types.ts";
 import { base32 } from "../../crypto/tokens.ts";
 import { unlockUser } from "../../http/api/user-queries.ts";
 import { forecastSetEmail, setEmailByAdministrator, type AccountFootholds } from "../../accounts/email-change/index.ts";
-import { breachCheckUnavailable, verdictUnavailable } from "../../accounts/password-policy/index.ts";
+import { accountPasswordContext, throwIfRefused } from "../../accounts/password-policy/index.ts";
 import { InputError, isBulwarkError, RuntimeFailure } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import { requirePublicURL } from "../public-url.ts";
@@ -48,10 +48,8 @@ export default {
           const { users: store, passwords, policy, roles } = app.accounts;
           const generated = opts.generatePassword || (ctx.stdin as { isTTY?: boolean }).isTTY ? base32(app.random.bytes(20)) : null;
           const password = generated ?? (await readPassword(ctx, { maxBytes: passwords.limits.maxPasswordBytes, ifEmpty: "pipe one in, or use --generate-password" }));
-          const verdict = await policy.check(password, { email: opts.email, ...(opts.username !== undefined ? { username: opts.username } : {}), serviceName: app.config.serviceName });
           // A lookup's outage refuses every password alike: the server's failure (exit 3), not bad input (exit 2).
-          if (verdictUnavailable(verdict)) throw breachCheckUnavailable();
-          if (!verdict.ok) throw new InputError("BULWARK_ERR_PASSWORD_POLICY", `the password is refused: ${verdict.reasons.map((r) => r.message).join("; ")}`);
+          throwIfRefused(await policy.check(password, accountPasswordContext(opts, app.config.serviceName)));
           for (const role of opts.role) await roles.get(role); // unknown role: fail before creating anything
           const hash = await passwords.hash(password);
           const actor = cliActor();

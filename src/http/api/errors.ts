@@ -46,7 +46,6 @@ export const apiErrors = {
   blankField: (where: string, field: string): APIError =>
     new APIError("BULWARK_ERR_VALIDATION", "input", `${where} field ${JSON.stringify(field.slice(0, 40))} is an empty string: give a value, or null (or leave the field out) for none`),
   badTime: (field: string): APIError => new APIError("BULWARK_ERR_API_TIME", "input", `${field} must be an ISO 8601 date/time or epoch milliseconds`),
-  passwordRefused: (reasons: string[]): APIError => new APIError("BULWARK_ERR_PASSWORD_POLICY", "input", `the password is refused: ${reasons.join("; ")}`),
   tooManyTokens: (max: number): APIError => new APIError("BULWARK_ERR_API_TOKEN_LIMIT", "conflict", `you already have ${max} live API tokens; revoke some first`),
   expiryInPast: (): APIError => new APIError("BULWARK_ERR_API_TOKEN_EXPIRY", "input", "expiresAt must be in the future"),
 };

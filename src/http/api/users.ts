@@ -15,7 +15,7 @@ import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
 import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 import { notifyOwner } from "../auth/helpers.ts";
-import { breachCheckUnavailable, verdictUnavailable } from "../../accounts/password-policy/index.ts";
+import { accountPasswordContext, throwIfRefused } from "../../accounts/password-policy/index.ts";
 import { outsidePasswordWork, withPasswordWork } from "../auth/password-work.ts";
 import { identifierKey } from "../../accounts/users/normalise.ts";
 import { forecastSetEmail, setEmailByAdministrator } from "../../accounts/email-change/index.ts";
@@ -109,13 +109,8 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     const body = request.body as { email: string; username?: string; displayName?: string; password?: string };
     let passwordHash: string | null = null;
     if (body.password !== undefined) {
-      // The same context words as every other new password (the display name too: checkNewPassword, password-routes.ts).
-      const verdict = await outsidePasswordWork(app, request, () => app.accounts.policy.check(body.password as string, {
-        email: body.email, ...(body.username ? { username: body.username } : {}), serviceName: app.config.serviceName,
-        ...(body.displayName ? { extraWords: [body.displayName] } : {}),
-      }));
-      if (verdictUnavailable(verdict)) throw breachCheckUnavailable();
-      if (!verdict.ok) throw apiErrors.passwordRefused(verdict.reasons.map((r) => r.message));
+      // The same check and refusal as every other new password (accountPasswordContext, throwIfRefused).
+      throwIfRefused(await outsidePasswordWork(app, request, () => app.accounts.policy.check(body.password as string, accountPasswordContext(body, app.config.serviceName))));
       passwordHash = await app.accounts.passwords.hash(body.password);
     }
     // Without a password the account cannot log in until its owner completes a password reset.

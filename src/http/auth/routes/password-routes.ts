@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { addressTag } from "../../../accounts/email-change/index.ts";
 import { mfaErrors, resetChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
-import { breachCheckUnavailable, verdictUnavailable } from "../../../accounts/password-policy/index.ts";
+import { accountPasswordContext, throwIfRefused } from "../../../accounts/password-policy/index.ts";
 import { lockAccountLinks, PasswordResetError, resetErrors } from "../../../accounts/password-reset/index.ts";
 import { endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { User } from "../../../accounts/users/index.ts";
@@ -49,15 +49,8 @@ async function resetThrottledAnswer(app: App, reply: FastifyReply, userId: strin
 export async function checkNewPassword(app: App, password: string, user: Pick<User, "email" | "username" | "displayName">, request?: FastifyRequest): Promise<void> {
   // Out of the password-work gate while it runs (`request`'s slot): a breached-password lookup may wait on the network
   // for its timeout, and requests waiting so held every slot while logins, which look nothing up, were answered 503.
-  const check = () => app.accounts.policy.check(password, {
-    email: user.email, ...(user.username ? { username: user.username } : {}), serviceName: app.config.serviceName,
-    // Refused whole and by its pieces, as the username is ("gibson…" for "William Gibson"): context-words.ts.
-    ...(user.displayName ? { extraWords: [user.displayName] } : {}),
-  });
-  const verdict = request ? await outsidePasswordWork(app, request, check) : await check();
-  if (verdict.ok) return;
-  if (verdictUnavailable(verdict)) throw breachCheckUnavailable();
-  throw new InputError("BULWARK_ERR_PASSWORD_POLICY", `the new password is refused: ${verdict.reasons.map((r) => r.message).join("; ")}`, { details: { reasons: verdict.reasons.map((r) => r.code) } });
+  const check = () => app.accounts.policy.check(password, accountPasswordContext(user, app.config.serviceName));
+  throwIfRefused(request ? await outsidePasswordWork(app, request, check) : await check());
 }
 
 /**
