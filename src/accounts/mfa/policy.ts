@@ -135,8 +135,9 @@ export interface FactorProof {
   /**
    * A passkey's only, after its spend was lost: whether what won had a counter as high as this proof's or higher — a copy
    * of the authenticator racing it (WebAuthn L3 §6.1.1), not a replay — in which case the passkey is suspended (in a
-   * statement of its own: the spend's transaction is rolled back). True: the caller lowers the sessions it raised and
-   * records `counter-regressed`.
+   * statement of its own: the spend's transaction is rolled back). True: this request made the suspension; the caller
+   * lowers the sessions it raised and records `counter-regressed`. False also when a racing copy suspended it first
+   * (that one recorded it): the loss is then told as a replay, and the owner is mailed once.
    */
   outrun?(): Promise<boolean>;
 }

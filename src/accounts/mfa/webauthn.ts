@@ -336,10 +336,15 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
     return Number(result.numDeletedRows) === 1 ? challenge : null;
   }
 
-  /** Marks the passkey suspended (a copy of it caught), once: a suspension already made keeps its time. */
-  async function suspend(userId: string, credentialId: string): Promise<void> {
-    await db.updateTable("webauthn_credentials").set({ suspended_at: clock.now() })
-      .where("id", "=", credentialId).where("user_id", "=", userId).where("suspended_at", "is", null).execute();
+  /**
+   * Marks the passkey suspended (a copy of it caught), once: a suspension already made keeps its time. True only for
+   * the request that made it: of several racing copies, one records and mails it (the others are refused as
+   * credential-suspended, which mails nothing), so a clone's holder cannot fill the owner's mailbox by racing N logins.
+   */
+  async function suspend(userId: string, credentialId: string): Promise<boolean> {
+    const result = await db.updateTable("webauthn_credentials").set({ suspended_at: clock.now() })
+      .where("id", "=", credentialId).where("user_id", "=", userId).where("suspended_at", "is", null).executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
   }
 
   async function credentialsOf(userId: string): Promise<Array<{ id: string; transports: string; suspended_at: number | null }>> {
@@ -411,8 +416,7 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
       // chooses safety over convenience. Two copies of one key cannot be told apart, so the genuine one is suspended
       // too; the owner signs in with another factor or a recovery code and registers a new passkey. Written here, not
       // in the caller's transaction: the refusal commits nothing else, and the suspension must hold whatever follows.
-      await suspend(userId, credentialId);
-      return { reason: "counter-regressed", credentialId };
+      return { reason: (await suspend(userId, credentialId)) ? "counter-regressed" : "credential-suspended", credentialId };
     }
     return {
       factor: factorRef.passkey(credentialId),
@@ -437,8 +441,8 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
         if (newCounter === 0) return false;
         const now = await db.selectFrom("webauthn_credentials").select("counter").where("id", "=", credentialId).where("user_id", "=", userId).executeTakeFirst();
         if (now === undefined || Number(now.counter) < newCounter) return false;
-        await suspend(userId, credentialId);
-        return true;
+        // Caught by this request only if it made the suspension: a racing copy that made it already recorded it.
+        return suspend(userId, credentialId);
       },
       // Passkeys have no failure counter to clear.
       settle: async () => {},
