@@ -33,6 +33,8 @@ export const apiErrors = {
   // for one's own account; and a leaked token trying it is an attempt on the owner worth its api.refused record.
   selfSessions: (): APIError =>
     new APIError("BULWARK_ERR_API_SELF_SESSIONS", "forbidden", "end your own sessions with DELETE /auth/sessions (every other one) or DELETE /auth/sessions/:id, which ask you to sign in again first; POST /auth/logout ends this one"),
+  selfPasswordChange: (): APIError =>
+    new APIError("BULWARK_ERR_API_SELF_PASSWORD_CHANGE", "forbidden", "change your own password with POST /auth/password/change; another administrator or help desk can require it of you"),
   selfThrottles: (): APIError =>
     new APIError("BULWARK_ERR_API_SELF_THROTTLES", "forbidden", "you cannot clear your own account's throttles: another administrator or help desk lifts them, after checking who is asking"),
   userNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_USER_NOT_FOUND", "not-found", `no user with id "${id.slice(0, 40)}"`),

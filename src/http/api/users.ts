@@ -181,6 +181,9 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   });
 
   change("require-password-change", async (app, request, caller, user) => {
+    // Not one's own account: a leaked token looping it held its owner at the password-change gate after every change,
+    // where DELETE /api/v1/tokens (ending that token) could not be reached (test/session-nineteen-red-team.test.ts).
+    if (user.id === caller.userId) throw apiErrors.selfPasswordChange();
     const changed = await app.db.transaction(async (trx) => {
       await assertOutranksWithin(app, trx, caller, user);
       const set = await requirePasswordChange(trx, user.id, app.clock.now());
