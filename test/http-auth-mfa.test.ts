@@ -291,6 +291,22 @@ describe("MFA step-up", () => {
     assert.match(notice.body, /no longer work/);
   });
 
+  it("attack: guessing the code that confirms a replacement app is throttled on the app's counter: the sixth guess, even right, gets 429 and swaps nothing; after the window the right code swaps (ASVS 6.3.1)", async () => {
+    const owner = await enrolTOTP("replace-guess@example.org");
+    const begun = await owner.b.request("POST", "/auth/mfa/totp/replace", { csrf: true });
+    assert.equal(begun.statusCode, 200, begun.body);
+    const { secret } = begun.json() as { secret: string };
+    const valid = new Set([-1, 0, 1].map((o) => totpCode(secret, fx.clock.now() + o * 30_000)));
+    const wrong = ["000000", "111111", "222222", "333333", "444444", "555555", "666666", "777777"].filter((c) => !valid.has(c));
+    for (const code of wrong.slice(0, 5)) assert.equal((await owner.b.request("POST", "/auth/mfa/totp/replace/confirm", { csrf: true, body: { code } })).statusCode, 401);
+    const throttled = await owner.b.request("POST", "/auth/mfa/totp/replace/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(throttled.statusCode, 429, throttled.body);
+    assert.equal(throttled.json().error.code, "BULWARK_ERR_MFA_THROTTLED");
+    assert.equal((await fx.app.db.db.selectFrom("audit_events").select("id").where("type", "=", "auth.mfa.replaced").where("subject", "=", owner.id).execute()).length, 0, "nothing was swapped");
+    fx.clock.advance(5 * 60_000);
+    assert.equal((await owner.b.request("POST", "/auth/mfa/totp/replace/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
+  });
+
   it("attack: the right password with a refused second factor, again and again, tells the owner once an hour, and a recovery-code sign-in tells the owner how many codes are left (ASVS 6.3.5; was: audited only, never mailed)", async () => {
     const { b: owner, secret, password } = await enrolTOTP("suspicious@example.org");
     const codes = ((await owner.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).json() as { codes: string[] }).codes;

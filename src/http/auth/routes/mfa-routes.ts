@@ -4,7 +4,7 @@
 // is audited and mailed to the user (ASVS 6.3.7). Every change needs a fresh session (ASVS 7.5.1, see
 // reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import type { Kysely } from "kysely";
 import { factorRef, MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProof, type FactorRemovalOptions } from "../../../accounts/mfa/index.ts";
 import { holdSessionForNewCredential, type Session } from "../../../accounts/sessions/index.ts";
@@ -115,6 +115,24 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     await holdSessionForNewCredential(trx, userId, sessionId);
   }
 
+  /**
+   * Checks the code that confirms an authenticator app (its enrolment or its replacement) with `confirm`: true when
+   * the app's counter stopped it and the 429 was sent, a 401 thrown for a wrong code, false when it passed. (A boolean,
+   * not the reply: a Fastify reply is a thenable, so a promise resolved with it waits for the send and loses it.)
+   */
+  async function appCodeRefused(reply: FastifyReply, userId: string, confirm: () => Promise<boolean>): Promise<boolean> {
+    let confirmed: boolean;
+    try {
+      confirmed = await confirm();
+    } catch (error) {
+      if (!(error instanceof MfaError && error.code === "BULWARK_ERR_MFA_THROTTLED")) throw error;
+      await mfaThrottledAnswer(app, reply, userId);
+      return true;
+    }
+    if (!confirmed) throw httpAuthErrors.mfaInvalid();
+    return false;
+  }
+
   /** A role that requires MFA keeps its last factor: the user enrols another first. */
   async function refuseLastRequiredFactor(userId: string, f: { totp: boolean; webauthn: number }): Promise<void> {
     if (isLastFactor(f.totp, f.webauthn) && (await mfaEnrolmentDue(app, userId))) throw httpAuthErrors.lastRequiredFactor();
@@ -211,18 +229,12 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const first = await firstEnrolment(auth.userId);
       // The factor, its audit event and the owner's notice commit together (ASVS 6.3.7).
       const added = { type: "auth.mfa.added", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-added", factor: "totp" } } as const;
-      let confirmed: boolean;
-      try {
-        confirmed = await mfa.totp.confirm(auth.userId, request.body.code, {
-          // Before the pending app's row is marked: a batch deleting it waits for that row (FactorConfirmOptions).
-          first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
-          within: (trx) => auditAndNotify(app, request, added, trx),
-        });
-      } catch (error) {
-        if (!(error instanceof MfaError && error.code === "BULWARK_ERR_MFA_THROTTLED")) throw error;
-        return mfaThrottledAnswer(app, reply, auth.userId);
-      }
-      if (!confirmed) throw httpAuthErrors.mfaInvalid();
+      const throttled = await appCodeRefused(reply, auth.userId, () => mfa.totp.confirm(auth.userId, request.body.code, {
+        // Before the pending app's row is marked: a batch deleting it waits for that row (FactorConfirmOptions).
+        first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
+        within: (trx) => auditAndNotify(app, request, added, trx),
+      }));
+      if (throttled) return reply;
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // The user just proved the new factor: this session now has two. auth.mfa.added named the session that enrolled
       // it (committed with the factor, before the new one existed); this names the aal-2 session that replaced it.
@@ -252,22 +264,16 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
       const record = { type: "auth.mfa.replaced", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-replaced", factor: "totp" } } as const;
-      let swapped: boolean;
-      try {
-        swapped = await mfa.totp.confirmReplacement(auth.userId, request.body.code, {
-          first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
-          within: async (trx) => {
-            // The sessions the old app stepped up lose aal 2 (whoever holds the lost phone may have one); this one keeps
-            // its assurance: it has just re-authenticated and proved the new app.
-            await app.accounts.sessions.lowerAssurance(auth.userId, { executor: trx, factor: factorRef.totp, except: cs.session.id });
-            await auditAndNotify(app, request, record, trx);
-          },
-        });
-      } catch (error) {
-        if (!(error instanceof MfaError && error.code === "BULWARK_ERR_MFA_THROTTLED")) throw error;
-        return mfaThrottledAnswer(app, reply, auth.userId);
-      }
-      if (!swapped) throw httpAuthErrors.mfaInvalid();
+      const throttled = await appCodeRefused(reply, auth.userId, () => mfa.totp.confirmReplacement(auth.userId, request.body.code, {
+        first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
+        within: async (trx) => {
+          // The sessions the old app stepped up lose aal 2 (whoever holds the lost phone may have one); this one keeps
+          // its assurance: it has just re-authenticated and proved the new app.
+          await app.accounts.sessions.lowerAssurance(auth.userId, { executor: trx, factor: factorRef.totp, except: cs.session.id });
+          await auditAndNotify(app, request, record, trx);
+        },
+      }));
+      if (throttled) return reply;
       return { status: "replaced", factor: "totp", aal: cs.session.aal, sessionId: cs.session.id };
     },
   );
