@@ -25,7 +25,7 @@ import { setup } from "../src/accounts/tokens/test-setup.ts";
 import { createUserStore } from "../src/accounts/users/user-store.ts";
 import { loadConfig, openApp } from "../src/app/index.ts";
 import { AuditLog } from "../src/audit/audit-log.ts";
-import { keyedFingerprint } from "../src/crypto/tokens.ts";
+import { keyedDigest, keyedFingerprint } from "../src/crypto/tokens.ts";
 import { requirePasswordChange } from "../src/http/api/user-queries.ts";
 import { LOGIN_FAILED_BODY } from "../src/http/auth/routes/session-routes.ts";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
@@ -34,6 +34,9 @@ import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
+
+/** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
+const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
 
 const root = mkdtempSync(join(tmpdir(), "bulwark-redteam-accounts-"));
 const opened: Database[] = [];
@@ -240,7 +243,7 @@ describe("initial passwords expire (ASVS 6.4.1)", () => {
     const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
     const audit = new AuditLog({ database, clock, random: systemRandom });
     const deps: LoginDeps = {
-      users, passwords, audit, flood: new FloodControl({ database, clock }),
+      users, passwords, audit, flood: new FloodControl({ database, clock, keyOf: floodKeyOf }),
       logger: { warn: () => {}, error: () => {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text),
     };
     const own = await users.create({ email: "own@example.org", passwordHash: await passwords.hash(OWN), passwordScheme: "argon2id" });

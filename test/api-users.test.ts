@@ -197,7 +197,7 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       const flood = fx.app.accounts.flood;
       for (let i = 0; i < flood.policy.maxConsecutive; i++) await flood.registerFailure({ identifier: row.email, ip: `198.51.100.${i % 50}` });
       // The second factor's limiter, as the MFA service builds it, on the same tables.
-      const mfaFlood = new FloodControl({ database: fx.app.db, clock: fx.app.clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+      const mfaFlood = new FloodControl({ database: fx.app.db, clock: fx.app.clock, keyOf: (text) => fx.app.keyring.floodKey(text), policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
       const factor = { identifier: floodIdentifier("totp", target.id), ip: null };
       for (let i = 0; i < MFA_FLOOD_POLICY.maxConsecutive; i++) await mfaFlood.registerFailure(factor);
       assert.equal((await flood.check({ identifier: row.email, ip: "203.0.113.5" })).allowed, false, "the owner is stopped from any address");
@@ -219,7 +219,7 @@ function userSuite(name: string, open: () => Promise<APIFixture>): void {
       const helpdesk = await fx.user(["accounts.read", "accounts.write"]);
       const leaked = await fx.token(helpdesk.id, ["accounts.read", "accounts.write"]);
       const owners = await fx.app.accounts.sessions.createSession(helpdesk.id, { aal: 1 });
-      const mfaFlood = new FloodControl({ database: fx.app.db, clock: fx.app.clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+      const mfaFlood = new FloodControl({ database: fx.app.db, clock: fx.app.clock, keyOf: (text) => fx.app.keyring.floodKey(text), policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
       const factor = { identifier: floodIdentifier("totp", helpdesk.id), ip: null };
       for (let i = 0; i < MFA_FLOOD_POLICY.accountLimit; i++) await mfaFlood.registerFailure(factor);
       const revoke = await fx.call("POST", `/api/v1/users/${helpdesk.id}/sessions/revoke`, { token: leaked });

@@ -111,7 +111,7 @@ describe("audit completeness over /api/v1 (insider: administrator, help desk)", 
     const deskToken = await fx.token(desk.id, ["accounts.write"]);
     const victim = await fx.user([]);
     // The second factor's counter, as the MFA service keeps it (same store, same namespace).
-    const mfaFlood = new FloodControl({ database: fx.app.db, clock: fx.app.clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+    const mfaFlood = new FloodControl({ database: fx.app.db, clock: fx.app.clock, keyOf: (text) => fx.app.keyring.floodKey(text), policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
     const attempt = { identifier: floodIdentifier("totp", victim.id), ip: null };
     for (let i = 0; i < MFA_FLOOD_POLICY.maxConsecutive; i++) await mfaFlood.registerFailure(attempt);
     assert.equal((await mfaFlood.check(attempt)).allowed, false, "the second factor is stopped");

@@ -137,13 +137,55 @@ describe("a browser made 'known' without the owner ever hearing of it (ASVS 6.3.
   });
 });
 
+describe("the key the cookie's tags are made under (ASVS 6.3.5)", () => {
+  /** The audit subject the server wrote for `text` typed as a login name that names no account: `id:<identifierTag>`. */
+  async function tagTypedAsLoginName(text: string): Promise<string> {
+    assert.equal((await fx.browser({ newDevice: true }).login(text, "not the password of anyone")).statusCode, 401);
+    const rows = await fx.app.db.db.selectFrom("audit_events").select(["subject", "seq"]).where("type", "=", "auth.login.failed").orderBy("seq", "desc").limit(1).execute();
+    return /^id:([0-9a-f]{16})$/.exec(String(rows[0]?.subject))?.[1] ?? "";
+  }
+
+  it("attack: the tag the audit log holds for a login name typed as the cookie's text is no device tag: a d2 cookie forged from it is a new browser, told to the owner", async () => {
+    const victim = await fx.user("device-oracle@example.org");
+    assert.equal((await computer().login(victim.email, victim.password)).statusCode, 200);
+    nextHourPlus(1);
+    const stored = await fx.app.accounts.users.getById(victim.id);
+    const deviceId = "oracle".padEnd(22, "o");
+    const text = `known-device:${deviceId}:${victim.id}:${stored?.passwordChangedAt ?? 0}`;
+    const tag = await tagTypedAsLoginName(text);
+    assert.match(tag, /^[0-9a-f]{16}$/, "the log holds a keyed tag of the typed text");
+    assert.notEqual(tag, fx.app.keyring.deviceTag(text), "the device key is not the identifier key");
+    const told = await newDeviceNotices(victim.email);
+    const res = await new Browser(fx.server, { cookie: `d2.${deviceId}.${tag}` }).login(victim.email, victim.password);
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(await newDeviceNotices(victim.email), told + 1, "the owner is told of the forged cookie's browser");
+  });
+
+  it("a d1 cookie, even one the server made before the upgrade (identifierTag), counts as new once: the owner is told, and the browser is remembered under d2 from then on", async () => {
+    const victim = await fx.user("device-upgrade@example.org");
+    assert.equal((await computer().login(victim.email, victim.password)).statusCode, 200);
+    nextHourPlus(1);
+    const stored = await fx.app.accounts.users.getById(victim.id);
+    const deviceId = "upgraded".padEnd(22, "u");
+    const oldTag = fx.app.keyring.identifierTag(`known-device:${deviceId}:${victim.id}:${stored?.passwordChangedAt ?? 0}`);
+    const jar: DeviceJar = { cookie: `d1.${deviceId}.${oldTag}` };
+    const told = await newDeviceNotices(victim.email);
+    assert.equal((await new Browser(fx.server, jar).login(victim.email, victim.password)).statusCode, 200);
+    assert.equal(await newDeviceNotices(victim.email), told + 1, "told once");
+    assert.match(jar.cookie ?? "", /^d2\.[A-Za-z0-9_-]{22}\.[0-9a-f]{16}$/, "re-issued in the new format");
+    nextHourPlus(1);
+    assert.equal((await new Browser(fx.server, jar).login(victim.email, victim.password)).statusCode, 200);
+    assert.equal(await newDeviceNotices(victim.email), told + 1, "and known from then on");
+  });
+});
+
 describe("telling accounts apart through the device cookie (ASVS 6.3.8)", () => {
   it("attack: an unknown account and a wrong password get byte-identical answers and headers whether the request carries a genuine device cookie, a forged one, two, or none", async () => {
     const known = await fx.user("device-enum@example.org");
     const b = computer();
     assert.equal((await b.login(known.email, known.password)).statusCode, 200);
     const genuine = b.jar.cookie as string;
-    const cookies = [undefined, `${DEVICE_COOKIE}=${genuine}`, `${DEVICE_COOKIE}=d1.${"A".repeat(22)}.${"0".repeat(16)}`, `${DEVICE_COOKIE}=${genuine}; ${DEVICE_COOKIE}=d1`];
+    const cookies = [undefined, `${DEVICE_COOKIE}=${genuine}`, `${DEVICE_COOKIE}=d2.${"A".repeat(22)}.${"0".repeat(16)}`, `${DEVICE_COOKIE}=${genuine}; ${DEVICE_COOKIE}=d2`];
     const answers: string[] = [];
     for (const cookie of cookies) {
       for (const identifier of ["device-enum-nobody@example.org", known.email]) {
@@ -160,7 +202,7 @@ describe("telling accounts apart through the device cookie (ASVS 6.3.8)", () => 
 
 describe("the cookie's format and bounds (device-cookie.ts)", () => {
   const acct = (id: string): DeviceAccount => ({ id, passwordChangedAt: null });
-  const tagger = (text: string): string => fx.app.keyring.identifierTag(text);
+  const tagger = (text: string): string => fx.app.keyring.deviceTag(text);
   const id = (c: string): string => "d".repeat(21) + c;
   const valueOf = (setCookie: string): string => (/^__Host-bulwark-device=([^;]*);/.exec(setCookie)?.[1] ?? "");
 
@@ -168,16 +210,16 @@ describe("the cookie's format and bounds (device-cookie.ts)", () => {
     const good = readDeviceCookie(`${DEVICE_COOKIE}=${valueOf(deviceCookieFor(null, acct("usr_a"), tagger, () => id("a")))}`) as DeviceCookie;
     assert.ok(good && knownDevice(good, acct("usr_a"), tagger));
     const tag = good.tags[0] as string;
-    const base = `d1.${good.deviceId}`;
+    const base = `d2.${good.deviceId}`;
     for (const bad of [
-      `${base}.${tag.toUpperCase()}`, `${base}.${tag.slice(0, 15)}`, `${base}.${tag}0`, `D1.${good.deviceId}.${tag}`, `${base}.${tag}.`,
+      `${base}.${tag.toUpperCase()}`, `${base}.${tag.slice(0, 15)}`, `${base}.${tag}0`, `D2.${good.deviceId}.${tag}`, `d1.${good.deviceId}.${tag}`, `${base}.${tag}.`,
       `${base}.${tag}.zzzzzzzzzzzzzzzz`, `${base}.${Array.from({ length: MAX_DEVICE_ACCOUNTS + 1 }, () => tag).join(".")}`,
-      `d1.${good.deviceId}x.${tag}`, `d1.${good.deviceId.slice(1)}.${tag}`, `${base}.${tag}%0d%0aSet-Cookie:x=1`,
+      `d2.${good.deviceId}x.${tag}`, `d2.${good.deviceId.slice(1)}.${tag}`, `${base}.${tag}%0d%0aSet-Cookie:x=1`,
     ]) {
       assert.equal(readDeviceCookie(`${DEVICE_COOKIE}=${bad}`), null, bad);
     }
     // Two different values (one planted through a parent domain by an old browser, say): ambiguous, refused.
-    assert.equal(readDeviceCookie(`${DEVICE_COOKIE}=${base}.${tag}; ${DEVICE_COOKIE}=d1.${id("b")}`), null);
+    assert.equal(readDeviceCookie(`${DEVICE_COOKIE}=${base}.${tag}; ${DEVICE_COOKIE}=d2.${id("b")}`), null);
     // The name is matched exactly: a look-alike without the __Host- prefix's protection is not read.
     assert.equal(readDeviceCookie(`__host-bulwark-device=${base}.${tag}`), null);
     assert.equal(readDeviceCookie(`bulwark-device=${base}.${tag}`), null);
@@ -208,10 +250,10 @@ describe("the cookie's format and bounds (device-cookie.ts)", () => {
   it("attack: whatever Cookie header arrives, the renewed Set-Cookie is one bounded line of the fixed format (no injection, no growth), and a malformed device id is never echoed", () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 600 }), fc.array(fc.constantFrom("0123456789abcdef", "ffffffffffffffff", "0000000000000000"), { maxLength: 14 }), (junk, tags) => {
-        for (const header of [junk, `${DEVICE_COOKIE}=${junk}`, `${DEVICE_COOKIE}=d1.${id("q")}.${tags.join(".")}${junk}`]) {
+        for (const header of [junk, `${DEVICE_COOKIE}=${junk}`, `${DEVICE_COOKIE}=d2.${id("q")}.${tags.join(".")}${junk}`]) {
           const cookie = readDeviceCookie(header);
           const set = deviceCookieFor(cookie, acct("usr_prop"), tagger, () => id("n"));
-          assert.match(set, new RegExp(`^${DEVICE_COOKIE}=d1\\.[A-Za-z0-9_-]{22}(\\.[0-9a-f]{16}){1,${MAX_DEVICE_ACCOUNTS}}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=31536000$`));
+          assert.match(set, new RegExp(`^${DEVICE_COOKIE}=d2\\.[A-Za-z0-9_-]{22}(\\.[0-9a-f]{16}){1,${MAX_DEVICE_ACCOUNTS}}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=31536000$`));
           assert.ok(knownDevice(readDeviceCookie(`${DEVICE_COOKIE}=${valueOf(set)}`), acct("usr_prop"), tagger));
         }
       }),

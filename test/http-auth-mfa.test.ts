@@ -65,7 +65,7 @@ describe("TOTP enrolment confirmation", () => {
     const { FloodControl } = await import("../src/accounts/flood/flood.ts");
     const { MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY } = await import("../src/accounts/mfa/index.ts");
     const { floodIdentifier } = await import("../src/accounts/mfa/policy.ts");
-    const counter = new FloodControl({ database: fx.app.db, clock: fx.clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+    const counter = new FloodControl({ database: fx.app.db, clock: fx.clock, keyOf: (text) => fx.app.keyring.floodKey(text), policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
     const userId = (await fx.app.accounts.users.findByIdentifier(user.email))!.id;
     // A hundred wrong codes in a row (counted as the factor counts them), then the five-minute window passes: only
     // the stop is left.

@@ -389,7 +389,7 @@ describe("second-factor guesses sent with reset links (a counter of their own, p
     assert.equal(made.statusCode, 200, made.body);
     const codes = made.json().codes as string[];
     // A hundred wrong codes in a row with reset links, counted as the route counts them; then the window passes.
-    const counter = new FloodControl({ database: fx.app.db, clock: fx.clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+    const counter = new FloodControl({ database: fx.app.db, clock: fx.clock, keyOf: (text) => fx.app.keyring.floodKey(text), policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
     for (const factor of ["totp", "recovery"] as const) {
       for (let i = 0; i < MFA_FLOOD_POLICY.maxConsecutive; i++) await counter.registerFailure({ identifier: floodIdentifier(factor, owner.id, "reset"), ip: null });
     }

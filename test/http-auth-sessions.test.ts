@@ -30,7 +30,7 @@ describe("POST /auth/login", () => {
     const [setCookie, deviceCookie] = res.headers["set-cookie"] as string[];
     assert.match(setCookie ?? "", new RegExp(`^${SESSION_COOKIE}=ses_[a-z2-7]{26}\\.[A-Za-z0-9_-]{43}; Path=/; Secure; HttpOnly; SameSite=Lax$`));
     // The known-device cookie: the same attributes, kept a year, and nothing in it names the account.
-    assert.match(deviceCookie ?? "", new RegExp(`^${DEVICE_COOKIE}=d1\\.[A-Za-z0-9_-]{22}\\.[0-9a-f]{16}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=31536000$`));
+    assert.match(deviceCookie ?? "", new RegExp(`^${DEVICE_COOKIE}=d2\\.[A-Za-z0-9_-]{22}\\.[0-9a-f]{16}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=31536000$`));
     assert.ok(!(deviceCookie ?? "").includes(ana.id) && !(deviceCookie ?? "").includes("ana"));
     assert.equal(res.headers["cache-control"], "no-store");
     const session = await b.request("GET", "/auth/session");
@@ -126,7 +126,7 @@ describe("POST /auth/login", () => {
     assert.equal((await notices()).length, 3, "a cookie from the attacker's own account");
     const homeCookie = (await home(victim.email, victim.password)).headers["set-cookie"] as string[];
     const homeTag = /\.([0-9a-f]{16});/.exec(homeCookie[1] ?? "")?.[1] ?? "";
-    for (const forged of [`d1.${"A".repeat(22)}.${homeTag}`, `d1.${"B".repeat(22)}.${"0".repeat(16)}`, "d1", `d2.${"A".repeat(22)}.${homeTag}`]) {
+    for (const forged of [`d2.${"A".repeat(22)}.${homeTag}`, `d2.${"B".repeat(22)}.${"0".repeat(16)}`, "d2", `d3.${"A".repeat(22)}.${homeTag}`]) {
       fx.clock.advance(3_600_000);
       const res = await fx.browser({ newDevice: true }).request("POST", "/auth/login", { body: { identifier: victim.email, password: victim.password }, headers: { cookie: `${DEVICE_COOKIE}=${forged}` } });
       assert.equal(res.statusCode, 200, res.body);

@@ -15,7 +15,10 @@ import { createUserStore } from "../src/accounts/users/user-store.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { migrate } from "../src/store/migrator.ts";
-import { keyedFingerprint } from "../src/crypto/tokens.ts";
+import { keyedDigest, keyedFingerprint } from "../src/crypto/tokens.ts";
+
+/** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
+const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
 
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
 // 80 bytes: past bcrypt's 72-byte cut.
@@ -27,7 +30,7 @@ forEachDialect("bcrypt upgrade at login", (fx) => {
     const clock = new ManualClock(Date.UTC(2026, 10, 1));
     await migrate(db, clock);
     const users = createUserStore({ database: db, clock, random: systemRandom });
-    const deps: LoginDeps = { users, passwords, flood: new FloodControl({ database: db, clock }), audit: new AuditLog({ database: db, clock, random: systemRandom }), logger: { warn() {}, error() {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text) };
+    const deps: LoginDeps = { users, passwords, flood: new FloodControl({ database: db, clock, keyOf: floodKeyOf }), audit: new AuditLog({ database: db, clock, random: systemRandom }), logger: { warn() {}, error() {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text) };
     return { deps, users };
   }
 

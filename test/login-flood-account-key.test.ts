@@ -13,7 +13,10 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import type { Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
-import { keyedFingerprint } from "../src/crypto/tokens.ts";
+import { keyedDigest, keyedFingerprint } from "../src/crypto/tokens.ts";
+
+/** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
+const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
 
 // Cheap argon2 parameters: these tests are about counting, not the hash cost.
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
@@ -36,7 +39,7 @@ async function setup(db: Database): Promise<{ deps: LoginDeps; users: UserStore;
   const clock = new ManualClock(Date.UTC(2026, 10, 1));
   await migrate(db, clock);
   const users = createUserStore({ database: db, clock, random: systemRandom });
-  const flood = new FloodControl({ database: db, clock });
+  const flood = new FloodControl({ database: db, clock, keyOf: floodKeyOf });
   const counting = countingChecks(passwords);
   const deps: LoginDeps = { users, passwords: counting.passwords, flood, audit: new AuditLog({ database: db, clock, random: systemRandom }), logger: { warn() {}, error() {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text) };
   await users.create({ email: "Victim@Example.org", username: "victim", passwordHash: await passwords.hash(REAL), passwordScheme: "argon2id" });

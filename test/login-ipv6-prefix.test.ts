@@ -8,11 +8,15 @@ import { FloodControl } from "../src/accounts/flood/index.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import type { Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
+import { keyedDigest } from "../src/crypto/tokens.ts";
+
+/** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
+const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
 
 async function flood(db: Database): Promise<FloodControl> {
   const clock = new ManualClock(Date.UTC(2026, 10, 1));
   await migrate(db, clock);
-  return new FloodControl({ database: db, clock });
+  return new FloodControl({ database: db, clock, keyOf: floodKeyOf });
 }
 
 forEachDialect("flood control keys IPv6 on its /64", (fx) => {

@@ -18,7 +18,10 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom, type RandomSource } from "../src/lib/random.ts";
 import type { Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
-import { keyedFingerprint } from "../src/crypto/tokens.ts";
+import { keyedDigest, keyedFingerprint } from "../src/crypto/tokens.ts";
+
+/** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
+const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
 
 const ARGON2 = { memoryCost: 1024, timeCost: 1, parallelism: 1 };
 const REAL = "the real one, long enough";
@@ -75,7 +78,7 @@ async function setup(db: Database): Promise<{ deps: LoginDeps; users: UserStore;
   const deps: LoginDeps = {
     users, passwords: obs.passwords, audit: new AuditLog({ database: db, clock, random: systemRandom }), logger: { warn() {}, error() {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text),
     // Generous limits: these tests count the work of each attempt, not the throttle.
-    flood: new FloodControl({ database: db, clock, policy: { accountLimit: 1000, ipLimit: 1000 } }),
+    flood: new FloodControl({ database: db, clock, keyOf: floodKeyOf, policy: { accountLimit: 1000, ipLimit: 1000 } }),
   };
   return { deps, users, obs, clock };
 }

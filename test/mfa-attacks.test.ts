@@ -94,7 +94,7 @@ async function boot(path: string, masterKey: Uint8Array, clock: ManualClock): Pr
   if (outcome.error) throw outcome.error;
   const keyring = await Keyring.open({ masterKey, store: createKeyStore(database), clock, random: systemRandom });
   await keyring.ensureKeys();
-  const flood = new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+  const flood = new FloodControl({ database, clock, keyOf: (text) => keyring.floodKey(text), policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
   const mfa = createMfaService({
     database, clock, random: systemRandom, keyring, flood, issuer: "Bulwark Test",
     webauthn: { rpID: RP_ID, rpName: "Bulwark Test", origins: [ORIGIN] },

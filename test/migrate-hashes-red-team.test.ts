@@ -21,13 +21,16 @@ import { login } from "../src/accounts/login/login.ts";
 import { openMigrationJob, runMigration, wrappableCensus, type MigrateDeps } from "../src/accounts/migrate-hashes/index.ts";
 import { createPasswordContext, type PasswordContext } from "../src/accounts/passwords/index.ts";
 import { scopedUserIds } from "../src/contain/index.ts";
-import { keyedFingerprint } from "../src/crypto/tokens.ts";
+import { keyedDigest, keyedFingerprint } from "../src/crypto/tokens.ts";
 import { JobStore, type Job } from "../src/jobs/job-store.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { forEachDialect, type DialectFixture } from "./helpers/dialects.ts";
 import { migrateDepsOn } from "./helpers/migrate-deps.ts";
+
+/** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
+const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
 
 // Cheap argon2id: these tests are about decisions and races, not argon2's cost.
 const cheap = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 64, timeCost: 1, parallelism: 1 } });
@@ -181,7 +184,7 @@ forEachDialect("migrate-hashes red team: what the job's rewrite may change", (fx
     assert.deepEqual(await snapshot(), before, "only the hash and its scheme change");
     // The initial password has expired by now (its expiry was kept).
     deps.clock.advance(60_000);
-    const flood = new FloodControl({ database: deps.database, clock: deps.clock });
+    const flood = new FloodControl({ database: deps.database, clock: deps.clock, keyOf: floodKeyOf });
     const loginDeps = { users: deps.users, passwords: cheap, flood, audit: deps.audit, logger: { warn: () => {}, error: () => {} }, tag: (t: string) => keyedFingerprint(new Uint8Array(32), t) };
     const attempt = (name: string) => login(loginDeps, { identifier: `${name}@example.org`, password: `${name} pw`, ip: "198.51.100.9" });
     for (const name of ["invalidated", "locked", "initial"]) assert.deepEqual(await attempt(name), { outcome: "invalid" }, `${name}: still refused after the wrap`);
@@ -252,7 +255,7 @@ describe("migrate-hashes red team: crafted hashes and incident scope [sqlite]", 
       assert.deepEqual([done.status, done.done], ["done", 0]);
       const stored = new Set((await database.db.selectFrom("users").select("password_hash").execute()).map((r) => r.password_hash));
       assert.deepEqual(stored, new Set(Object.values(crafted)), "the job rewrote none of them");
-      const flood = new FloodControl({ database, clock: deps.clock });
+      const flood = new FloodControl({ database, clock: deps.clock, keyOf: floodKeyOf });
       const loginDeps = { users: deps.users, passwords: cheap, flood, audit: deps.audit, logger: { warn: () => {}, error: () => {} }, tag: (t: string) => keyedFingerprint(new Uint8Array(32), t) };
       for (const what of Object.keys(crafted)) {
         assert.deepEqual(await login(loginDeps, { identifier: emailOf(what), password: "pw", ip: "198.51.100.10" }), { outcome: "invalid" }, what);

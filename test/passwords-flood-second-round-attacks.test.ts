@@ -20,12 +20,15 @@ import { createPasswordPolicy, createRangeBreachChecker } from "../src/accounts/
 import { createPasswordContext, type PasswordContext, type SchemeId } from "../src/accounts/passwords/index.ts";
 import { createUserStore, type UserStore } from "../src/accounts/users/user-store.ts";
 import type { App } from "../src/app/types.ts";
-import { keyedFingerprint } from "../src/crypto/tokens.ts";
+import { keyedDigest, keyedFingerprint } from "../src/crypto/tokens.ts";
 import { checkNewPassword } from "../src/http/auth/routes/password-routes.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom, type RandomSource } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
+
+/** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
+const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
 
 const root = mkdtempSync(join(tmpdir(), "bulwark-redteam-pwflood-"));
 const opened: Database[] = [];
@@ -55,7 +58,7 @@ async function loginSetup(passwords: PasswordContext, policy: Partial<FloodPolic
   const clock = new ManualClock(Date.UTC(2026, 10, 1));
   const db = await freshDb(clock);
   const users = createUserStore({ database: db, clock, random: systemRandom });
-  const flood = new FloodControl({ database: db, clock, policy });
+  const flood = new FloodControl({ database: db, clock, keyOf: floodKeyOf, policy });
   const deps: LoginDeps = {
     users, passwords, flood, audit: new AuditLog({ database: db, clock, random: systemRandom }),
     logger: { warn() {}, error() {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text),
@@ -116,7 +119,7 @@ describe("flood control: addresses, the stop, the clock", () => {
     // Fastify hands such a hop over as it is (request.ip "203.0.113.9:51234"), and ipBucket keeps text that is no
     // address as it is, so each connection of one client lands on its own per-address counter.
     const clock = new ManualClock(Date.UTC(2026, 10, 1));
-    const flood = new FloodControl({ database: await freshDb(clock), clock });
+    const flood = new FloodControl({ database: await freshDb(clock), clock, keyOf: floodKeyOf });
     for (let i = 0; i < 50; i++) await flood.registerFailure({ identifier: `spray${i}@example.org`, ip: `203.0.113.9:${40_000 + i}` });
     const v4 = await flood.check({ identifier: "next@example.org", ip: "203.0.113.9:50001" });
     assert.equal(v4.allowed ? "allowed" : v4.reason, "ip", "one IPv4 client, fifty ports: one address");
@@ -146,7 +149,7 @@ describe("flood control: addresses, the stop, the clock", () => {
 
   it("attack: a clock set back after failures (an NTP step) reopens no window: the failures still count and the wait is never shorter (ASVS 6.3.1)", async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 1, 12));
-    const flood = new FloodControl({ database: await freshDb(clock), clock });
+    const flood = new FloodControl({ database: await freshDb(clock), clock, keyOf: floodKeyOf });
     for (let i = 0; i < 5; i++) await flood.registerFailure({ identifier: "tick@example.org", ip: "198.51.100.40" });
     const before = await flood.check({ identifier: "tick@example.org", ip: "198.51.100.40" });
     assert.ok(!before.allowed && before.reason === "account");

@@ -16,7 +16,6 @@ import { usableAdmins } from "../src/accounts/roles/index.ts";
 import { identifierKey } from "../src/accounts/users/normalise.ts";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { MAX_WEBAUTHN_CREDENTIALS, sessionChallengeContext } from "../src/accounts/mfa/index.ts";
-import { hashSecret } from "../src/crypto/tokens.ts";
 import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
@@ -272,7 +271,8 @@ describe("single-use and counted things raced on PostgreSQL", unavailable ? { sk
     const u = await fx.user("pg-flood@example.org");
     const rs = await Promise.all(Array.from({ length: 12 }, (_, i) => fx.browser().login(u.email, `wrong guess number ${i}`)));
     assert.deepEqual(statuses(rs), [401, 401, 401, 401, 401, 429, 429, 429, 429, 429, 429, 429], bodies(rs));
-    const streakKey = hashSecret(["streak", identifierKey(u.email)].join("\u0000"));
+    // The streak row's key as FloodControl makes it: the keyring's flood key over "streak\0<identifier>".
+    const streakKey = fx.app.keyring.floodKey(["streak", identifierKey(u.email)].join("\u0000"));
     const streak = await fx.app.db.db.selectFrom("flood_streaks").select("failures").where("key", "=", streakKey).executeTakeFirst();
     assert.equal(Number(streak?.failures), 5, "the consecutive-failure streak counts every checked guess");
     // And the right password now waits too: the window is full.

@@ -114,7 +114,10 @@ function breachCheckers(config: Config, logger: Pick<Logger, "warn"> | undefined
 
 export function buildAccounts(deps: { config: Config; database: Database; clock: Clock; random: RandomSource; audit: AuditLog; keyring: Keyring; logger?: Pick<Logger, "warn"> }): AccountServices {
   const { config, database, clock, random, audit, keyring } = deps;
-  const flood = new FloodControl({ database, clock });
+  // Every limiter keys its rows with the keyring's flood key (HMAC-SHA256): the same on every node and across master
+  // key rotations, and a copy of the tables gives no typed text back to a word list (ASVS 14.2.4, 16.2.5).
+  const keyOf = (text: string): string => keyring.floodKey(text);
+  const flood = new FloodControl({ database, clock, keyOf });
   // Link mails are sealed at rest under the keyring: a copy of the database files holds no working link.
   const outbox = new Outbox({ database, clock, random, linkCipher: keyring });
   const passwordReset = createPasswordResetService({ database, clock, random });
@@ -130,16 +133,16 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     tokenUses: new RefusalSampler({ windowMs: 60 * 60_000, budget: Number.MAX_SAFE_INTEGER, maxKeys: 100_000 }),
     passwordWork: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
     breachLookups: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
-    mailRequests: new FloodControl({ database, clock, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
-    tokenMints: new FloodControl({ database, clock, namespace: "mint", policy: { ipLimit: TOKEN_MINTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
+    mailRequests: new FloodControl({ database, clock, keyOf, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
+    tokenMints: new FloodControl({ database, clock, keyOf, namespace: "mint", policy: { ipLimit: TOKEN_MINTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
     // As many as one account's own email-change links an hour (DEFAULT_EMAIL_CHANGE_POLICY): per mailbox, whoever asks.
-    mailRecipients: new FloodControl({ database, clock, namespace: "mail-to", policy: { ipLimit: DEFAULT_EMAIL_CHANGE_POLICY.maxPerWindow, ipWindowMs: DEFAULT_EMAIL_CHANGE_POLICY.windowMs } }),
+    mailRecipients: new FloodControl({ database, clock, keyOf, namespace: "mail-to", policy: { ipLimit: DEFAULT_EMAIL_CHANGE_POLICY.maxPerWindow, ipWindowMs: DEFAULT_EMAIL_CHANGE_POLICY.windowMs } }),
     jobs: new JobStore({ database, clock, random }),
     sessions: createSessionManager({ database, clock, random, policy: config.http.session }),
     tokens: createTokenService({ database, clock, random }),
     mfa: createMfaService({
       // Its own flood counters and limits: code guessing is bounded per user, apart from password guessing.
-      database, clock, random, keyring, flood: new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE }), issuer: config.serviceName,
+      database, clock, random, keyring, flood: new FloodControl({ database, clock, keyOf, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE }), issuer: config.serviceName,
       // WebAuthn binds credentials to the public host name (the RP ID) and checks the page origin.
       webauthn: { rpID: publicURL.hostname, rpName: config.serviceName, origins: [config.http.publicURL, ...config.http.trustedOrigins] },
     }),

@@ -12,11 +12,12 @@ import { open, seal } from "./aead.ts";
 import { constantTimeEqualString } from "./constant-time.ts";
 import { cryptoErrors, KeyringError } from "./errors.ts";
 import type { Signer, SigningKeyTimes } from "./signer.ts";
-import { base32, keyedFingerprint } from "./tokens.ts";
+import { base32, keyedDigest, keyedFingerprint } from "./tokens.ts";
 
 /**
  * What a stored key is for. "identifier-tag": the key of identifierTag, stored by the first master key rotation (it was
- * derived from the master key until then, and the tags already in the audit log and flood-control rows must not change).
+ * derived from the master key until then, and the tags already in the audit log, the known-device cookies and the
+ * flood-control rows, made under it or under its subkeys, must not change).
  */
 export type KeyPurpose = "data" | "signing" | "identifier-tag";
 
@@ -72,6 +73,15 @@ const MASTER_CHECK_LABEL = "bulwark master key check v1";
 export const MASTER_CHECK_META = "keyring.master_check";
 /** The HKDF label the identifier tag key was derived with from the master key (before any master key rotation). */
 const TAG_KEY_LABEL = "bulwark identifier tag v1";
+/**
+ * The HKDF labels of the subkeys derived from the identifier tag key, one per use. identifierTag writes into the audit
+ * log the tag of any text anyone types (a login name, an address asked a reset for): under the same key as the
+ * known-device cookie, a reader of the log typed `known-device:<device id>:<user id>:<time>` and read back a cookie tag
+ * (ASVS 6.3.5). Under a key of its own no text typed anywhere yields one. Flood-control rows are keyed apart too:
+ * they hold the full HMAC (the row key), not 64 bits of it.
+ */
+const DEVICE_TAG_LABEL = "bulwark known-device tag v2";
+const FLOOD_KEY_LABEL = "bulwark flood keys v1";
 
 /**
  * How long a keyring seals under its current data key without asking the store whether another process has
@@ -185,6 +195,12 @@ export class Keyring {
    * A KeyObject: the login path tags twice per attempt, and raw bytes would be converted on every call (keyedFingerprint).
    */
   readonly #tagKey: KeyObject;
+  /**
+   * Subkeys of the tag key (HKDF-SHA256, DEVICE_TAG_LABEL and FLOOD_KEY_LABEL), derived once here: like the tag key
+   * they are the same on every node and across master key rotations (which re-wrap the tag key, never change it).
+   */
+  readonly #deviceKey: KeyObject;
+  readonly #floodKey: KeyObject;
   readonly #findMasterKey: ((recordedCheck: string) => Uint8Array | null) | null;
   readonly #store: KeyStore;
   readonly #clock: Clock;
@@ -213,6 +229,8 @@ export class Keyring {
   private constructor(options: KeyringOptions, master: Uint8Array, tagKey: Uint8Array) {
     this.#master = master;
     this.#tagKey = createSecretKey(tagKey);
+    this.#deviceKey = createSecretKey(subkeyOf(tagKey, DEVICE_TAG_LABEL));
+    this.#floodKey = createSecretKey(subkeyOf(tagKey, FLOOD_KEY_LABEL));
     this.#findMasterKey = options.findMasterKey ?? null;
     this.#store = options.store;
     this.#clock = options.clock;
@@ -693,6 +711,29 @@ export class Keyring {
   }
 
   /**
+   * The known-device cookie's tag of `text` (device-cookie.ts): 64 bits of HMAC-SHA256 under a key of its own, so that
+   * no tag the audit log holds for typed text (identifierTag) is ever a cookie's tag.
+   *
+   * @example
+   * keyring.deviceTag(`known-device:${deviceId}:${user.id}:${user.passwordChangedAt ?? 0}`) // "9f3c…", 16 hex characters
+   */
+  deviceTag(text: string): string {
+    return keyedFingerprint(this.#deviceKey, text);
+  }
+
+  /**
+   * The key a flood-control row is stored under for `text` (FloodControl's `keyOf`): HMAC-SHA256, 64 hex characters
+   * like the plain SHA-256 it replaced, under a key of its own. A plain hash let a copy of the tables be read back
+   * with a word list: people type their password into the login name field (ASVS 14.2.4, 16.2.5).
+   *
+   * @example
+   * new FloodControl({ database, clock, keyOf: (text) => keyring.floodKey(text) })
+   */
+  floodKey(text: string): string {
+    return keyedDigest(this.#floodKey, text);
+  }
+
+  /**
    * The Ed25519 signer over the current signing key (checked against the store as for `seal`; `options.store` reads
    * the key table through a caller's transaction, see ReloadOptions).
    */
@@ -789,6 +830,11 @@ function tagKeyOf(stored: StoredKey[], master: Uint8Array): Uint8Array {
     if (chosen === null || (unwrapped.createdAt ?? 0) < (chosen.createdAt ?? 0)) chosen = unwrapped;
   }
   return chosen?.material ?? new Uint8Array(hkdfSync("sha256", master, new Uint8Array(0), TAG_KEY_LABEL, 32));
+}
+
+/** A 32-byte subkey of the tag key for one use (`label`: its HKDF info), node:crypto's HKDF-SHA256 without a salt. */
+function subkeyOf(tagKey: Uint8Array, label: string): Uint8Array {
+  return new Uint8Array(hkdfSync("sha256", tagKey, new Uint8Array(0), label, 32));
 }
 
 const PENDING = Symbol("pending signing key");

@@ -74,5 +74,13 @@ export function fingerprint(secret: string): string {
  * one on every call, which cost more than the HMAC itself (~15 µs against ~2 µs for a short text on Node 24).
  */
 export function keyedFingerprint(key: Uint8Array | KeyObject, text: string): string {
-  return createHmac("sha256", key).update(text, "utf8").digest("hex").slice(0, 16);
+  return keyedDigest(key, text).slice(0, 16);
+}
+
+/**
+ * HMAC-SHA256 of `text` under `key`, all 64 hex characters: for keys stored and looked up (flood-control rows,
+ * Keyring.floodKey), where a truncated tag would let unrelated texts share a row. Give a key used often as a KeyObject.
+ */
+export function keyedDigest(key: Uint8Array | KeyObject, text: string): string {
+  return createHmac("sha256", key).update(text, "utf8").digest("hex");
 }

@@ -8,13 +8,17 @@ import { ManualClock } from "../../lib/clock.ts";
 import type { Database } from "../../store/database.ts";
 import { migrate } from "../../store/migrator.ts";
 import { DRUPAL_FLOOD_POLICY, FloodControl, SITE_CLIENTS, type FloodPolicy } from "./flood.ts";
+import { keyedDigest } from "../../crypto/tokens.ts";
+
+/** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
+const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
 
 const HOUR = 3_600_000;
 
 async function setup(db: Database, policy: Partial<FloodPolicy> = {}): Promise<{ flood: FloodControl; clock: ManualClock }> {
   const clock = new ManualClock(Date.UTC(2026, 10, 1));
   await migrate(db, clock);
-  return { flood: new FloodControl({ database: db, clock, policy }), clock };
+  return { flood: new FloodControl({ database: db, clock, keyOf: floodKeyOf, policy }), clock };
 }
 
 /** How many flood events of `scope` the database holds. */

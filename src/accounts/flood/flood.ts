@@ -5,7 +5,8 @@
 // passes an existing account's email (so its email and username share one count) and an unknown identifier as typed,
 // and for an account the answer to a full window depends on the spelling typed (see Attempt.spelling).
 // An IPv6 client is counted per /64 (ip-bucket.ts), and its site, the /48, has a window of its own (FloodPolicy.siteLimit).
-// Keys are SHA-256 of the identifier/IP: no raw emails or addresses.
+// Keys are HMAC-SHA256 of the identifier/IP under a server key (Keyring.floodKey): no raw emails or addresses, and
+// nothing a word list reverses from a copy of the tables (a password typed into the login name field).
 import { hashSecret } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { CompiledQuery, type Kysely } from "kysely";
@@ -83,11 +84,11 @@ export interface FloodTicket {
   readonly at: number;
   /** Set once its own events are gone (released, or cleared by a success). */
   settled: boolean;
-  /** The keys it was counted under, computed once (three or four SHA-256 digests). */
+  /** The keys it was counted under, computed once (three to five HMACs). */
   readonly keys: Keys;
 }
 
-/** The keys an attempt is counted under (hex SHA-256; no raw identifier or address is stored), and its spelling. */
+/** The keys an attempt is counted under (hex HMAC-SHA256, keyOf; no raw identifier or address is stored), and its spelling. */
 interface Keys {
   ip: string | null;
   /** The IPv6 site's (/48); null for IPv4, an address carrying IPv4 (mapped, NAT64, 6to4, Teredo) or no address. */
@@ -153,9 +154,14 @@ interface CheckRow {
   site_at?: number | string | null;
 }
 
-function key(...parts: string[]): string {
-  return hashSecret(parts.join("\u0000"));
-}
+/**
+ * Makes a row key from the text it stands for (FloodControl's `keyOf`): Keyring.floodKey in the app, HMAC-SHA256 under
+ * a key of its own. It must be 64 lower-case hex characters (the columns' format since the first migration) and keyed.
+ */
+export type FloodKeyer = (text: string) => string;
+
+/** What the constructor asks keyOf for, to refuse a keyer that is no keyed 64-hex digest. */
+const KEYER_PROBE = "bulwark flood keyer probe";
 
 export class FloodControl {
   readonly #database: Database;
@@ -164,6 +170,7 @@ export class FloodControl {
   readonly #checkStatement: HotStatement<CheckRow>;
   readonly #checkSiteStatement: HotStatement<CheckRow>;
   readonly #deleteOneSQL: string;
+  readonly #keyOf: FloodKeyer;
 
   /**
    * Keeps this limiter's counts apart from every other one sharing the tables (the login's has none, the second
@@ -173,7 +180,17 @@ export class FloodControl {
   readonly namespace: string | null;
   readonly #kinds: { ip: string; site: string; account: string; streak: string };
 
-  constructor(deps: { database: Database; clock: Clock; policy?: Partial<FloodPolicy>; namespace?: string }) {
+  /**
+   * `keyOf` keys every row (FloodKeyer), and is required: the rows were plain SHA-256 of the text typed, and a copy of
+   * the tables gave back, through a word list, a password typed as a login name (ASVS 14.2.4, 16.2.5). Every limiter
+   * sharing the tables must use the same one (the app's keyring), or they count apart.
+   */
+  constructor(deps: { database: Database; clock: Clock; keyOf: FloodKeyer; policy?: Partial<FloodPolicy>; namespace?: string }) {
+    const probe = deps.keyOf(KEYER_PROBE);
+    if (!/^[0-9a-f]{64}$/.test(probe)) throw new TypeError(`flood keyOf must return 64 lower-case hex characters (HMAC-SHA256, Keyring.floodKey), got ${JSON.stringify(probe.slice(0, 80))}`);
+    // A plain digest would store the text typed in a form a word list reverses: refused, so no limiter runs unkeyed.
+    if (probe === hashSecret(KEYER_PROBE)) throw new TypeError("flood keyOf is plain SHA-256, which a word list reverses from the tables: give it a keyed digest (Keyring.floodKey)");
+    this.#keyOf = deps.keyOf;
     this.#database = deps.database;
     this.#clock = deps.clock;
     const policy = { ...DRUPAL_FLOOD_POLICY, ...deps.policy };
@@ -193,6 +210,11 @@ export class FloodControl {
     this.#deleteOneSQL = deleteOneSQL(deps.database.dialect);
   }
 
+  /** The row key of `parts` (joined with NUL, which no identifier or address holds). */
+  #key(...parts: string[]): string {
+    return this.#keyOf(parts.join("\u0000"));
+  }
+
   #keys(attempt: Attempt): Keys {
     const id = identifierKey(attempt.identifier);
     // Counted per client, not per spelling: an IPv6 host's whole /64, an IPv4-mapped address as its IPv4 one.
@@ -203,11 +225,11 @@ export class FloodControl {
     const site = attempt.ip && ip.includes(":") ? ipSite(attempt.ip) : ip;
     const kind = this.#kinds;
     return {
-      ip: ip ? key(kind.ip, ip) : null,
-      site: site !== ip ? key(kind.site, site) : null,
-      account: this.policy.perAccountOnly ? key(kind.account, id) : key(kind.account, id, ip),
-      streak: key(kind.streak, id),
-      via: attempt.spelling === undefined ? null : key(kind.account, "spelling", identifierKey(attempt.spelling)),
+      ip: ip ? this.#key(kind.ip, ip) : null,
+      site: site !== ip ? this.#key(kind.site, site) : null,
+      account: this.policy.perAccountOnly ? this.#key(kind.account, id) : this.#key(kind.account, id, ip),
+      streak: this.#key(kind.streak, id),
+      via: attempt.spelling === undefined ? null : this.#key(kind.account, "spelling", identifierKey(attempt.spelling)),
     };
   }
 
@@ -319,8 +341,8 @@ export class FloodControl {
     const site = bucket.includes(":") ? ipSite(ip) : bucket;
     if (site === bucket) return this.countRequestFor(bucket);
     return this.#countWindows([
-      { scope: "site", key: key(this.#kinds.site, site), limit: this.policy.siteLimit },
-      { scope: "ip", key: key(this.#kinds.ip, bucket), limit: this.policy.ipLimit },
+      { scope: "site", key: this.#key(this.#kinds.site, site), limit: this.policy.siteLimit },
+      { scope: "ip", key: this.#key(this.#kinds.ip, bucket), limit: this.policy.ipLimit },
     ]);
   }
 
@@ -366,7 +388,7 @@ export class FloodControl {
    * const rate = await mailRecipients.countRequestFor(mailboxKey(newEmail));
    */
   async countRequestFor(subject: string): Promise<{ allowed: true; at: number } | { allowed: false; reason: "ip"; retryAfterMs: number }> {
-    return this.#countWindows([{ scope: "ip", key: key(this.#kinds.ip, subject), limit: this.policy.ipLimit }]);
+    return this.#countWindows([{ scope: "ip", key: this.#key(this.#kinds.ip, subject), limit: this.policy.ipLimit }]);
   }
 
   /**
@@ -377,7 +399,7 @@ export class FloodControl {
   async takeFor(subject: string): Promise<{ refund: () => Promise<void> } | null> {
     const verdict = await this.countRequestFor(subject);
     if (!verdict.allowed) return null;
-    const k = key(this.#kinds.ip, subject);
+    const k = this.#key(this.#kinds.ip, subject);
     const at = verdict.at;
     return {
       refund: async () => {
@@ -394,7 +416,7 @@ export class FloodControl {
    * account's token-mint rate that a thief's leaked token spent, committed with its audit event or not at all.
    */
   async clearFor(subject: string, executor: Kysely<Schema> = this.#database.db): Promise<void> {
-    await executor.deleteFrom("flood_events").where("scope", "=", "ip").where("key", "=", key(this.#kinds.ip, subject)).execute();
+    await executor.deleteFrom("flood_events").where("scope", "=", "ip").where("key", "=", this.#key(this.#kinds.ip, subject)).execute();
   }
 
   /** The attempt succeeded: its own failure events go, and so do the account's window and streak (flood_clear_event). */
@@ -483,7 +505,7 @@ export class FloodControl {
    * await database.transaction(async (trx) => { await flood.clearStreak(user.email, trx); await audit.appendIn(trx, event); });
    */
   async clearStreak(identifier: string, executor: Kysely<Schema> = this.#database.db): Promise<void> {
-    await executor.deleteFrom("flood_streaks").where("key", "=", key(this.#kinds.streak, identifierKey(identifier))).execute();
+    await executor.deleteFrom("flood_streaks").where("key", "=", this.#key(this.#kinds.streak, identifierKey(identifier))).execute();
   }
 
   /**

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { AuditLog } from "../../audit/audit-log.ts";
-import { keyedFingerprint } from "../../crypto/tokens.ts";
+import { keyedDigest, keyedFingerprint } from "../../crypto/tokens.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { systemRandom } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
@@ -14,6 +14,9 @@ import { FloodControl, type FloodPolicy } from "../flood/flood.ts";
 import { createPasswordContext } from "../passwords/index.ts";
 import { createUserStore, type UserStore } from "../users/user-store.ts";
 import { login, type LoginDeps } from "./login.ts";
+
+/** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
+const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
 
 const HOUR = 3_600_000;
 // Cheap argon2 parameters: these tests are about the login flow, not the hash cost.
@@ -27,7 +30,7 @@ async function setup(db: Database, policy: Partial<FloodPolicy> = {}): Promise<L
   await migrate(db, clock);
   const users = createUserStore({ database: db, clock, random: systemRandom });
   const audit = new AuditLog({ database: db, clock, random: systemRandom });
-  const flood = new FloodControl({ database: db, clock, policy });
+  const flood = new FloodControl({ database: db, clock, keyOf: floodKeyOf, policy });
   return { users, passwords, flood, audit, logger: silent, tag: (text) => keyedFingerprint(TAG_KEY, text), clock };
 }
 
@@ -171,6 +174,28 @@ forEachDialect("flood control", (fx) => {
     assert.ok((await deps.flood.prune()) >= 8);
   });
 
+  it("attack: a password typed as the login name is stored under keyed digests only: a word list hashed without the server's key matches no row, and a limiter built unkeyed is refused (ASVS 14.2.4, 16.2.5)", async () => {
+    const db = await fx.fresh();
+    const deps = await setup(db);
+    const typed = "Marmalade Summer 2013!";
+    assert.equal((await login(deps, { identifier: typed, password: typed, ip: "203.0.113.70" })).outcome, "invalid");
+    const events = await db.db.selectFrom("flood_events").select(["key", "via"]).execute();
+    const streaks = await db.db.selectFrom("flood_streaks").select("key").execute();
+    const stored = new Set([...events.flatMap((r) => [r.key, r.via]), ...streaks.map((r) => r.key)].filter((k) => k !== ""));
+    assert.ok(stored.size >= 3, "the failure was counted (account, IP, streak)");
+    for (const k of stored) assert.match(k, /^[0-9a-f]{64}$/, "the columns keep their format: 64 hex characters");
+    const id = typed.toLowerCase();
+    const plain = [`streak\u0000${id}`, `account\u0000${id}\u0000203.0.113.70`, `ip\u0000203.0.113.70`].map((t) => createHash("sha256").update(t).digest("hex"));
+    assert.deepEqual(plain.filter((h) => stored.has(h)), [], "no row is the plain SHA-256 of its text");
+    assert.ok(stored.has(floodKeyOf(`streak\u0000${id}`)), "the streak is the keyed digest of its text");
+    // A limiter with another key counts apart: the rows mean nothing without the key they were made under.
+    const other = new FloodControl({ database: db, clock: deps.clock, keyOf: (text) => keyedDigest(new Uint8Array(32).fill(1), text), policy: { maxConsecutive: 1 } });
+    assert.equal((await other.check({ identifier: typed, ip: null })).allowed, true, "another key's limiter sees none of the streak");
+    // Secure by default: a keyer that is plain SHA-256, or not a 64-hex digest, is refused at construction.
+    assert.throws(() => new FloodControl({ database: db, clock: deps.clock, keyOf: (text) => createHash("sha256").update(text).digest("hex") }), /plain SHA-256/);
+    assert.throws(() => new FloodControl({ database: db, clock: deps.clock, keyOf: (text) => text }), /64 lower-case hex/);
+  });
+
   it("attack: forty guesses sent at once get five verifies, not forty — parallel attempts count each other (ASVS 6.3.1)", async () => {
     const deps = await setup(await fx.fresh());
     await deps.users.create({ email: "p@example.org", passwordHash: await passwords.hash("the real one"), passwordScheme: "argon2id" });
@@ -200,7 +225,7 @@ forEachDialect("flood control", (fx) => {
   it("attack: requests that send mail, sent at once from one address, are counted exactly — per /64, apart from the login's counts, lifted after the window (ASVS 2.4.1)", async () => {
     const db = await fx.fresh();
     const deps = await setup(db);
-    const mail = new FloodControl({ database: db, clock: deps.clock, namespace: "mail", policy: { ipLimit: 3, ipWindowMs: HOUR } });
+    const mail = new FloodControl({ database: db, clock: deps.clock, keyOf: floodKeyOf, namespace: "mail", policy: { ipLimit: 3, ipWindowMs: HOUR } });
     const burst = await Promise.all(Array.from({ length: 12 }, () => mail.countRequest("2001:db8:7:7::1")));
     assert.equal(burst.filter((r) => r.allowed).length, 3, "three of twelve parallel requests pass");
     const refused = burst.find((r) => !r.allowed);

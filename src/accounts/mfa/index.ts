@@ -99,7 +99,7 @@ export interface MfaDeps {
  *
  * @example
  * const mfa = createMfaService({ database, clock, random, keyring, issuer: "Bulwark",
- *   flood: new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE }),
+ *   flood: new FloodControl({ database, clock, keyOf: (text) => keyring.floodKey(text), policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE }),
  *   webauthn: { rpID: "bulwark.example.org", rpName: "Bulwark", origins: ["https://bulwark.example.org"] } });
  * const { uri } = await mfa.totp.begin(user.id, user.email); // show as a QR code
  * await mfa.totp.confirm(user.id, "123456");                 // true once the app's code matches

@@ -133,7 +133,7 @@ forEachDialect("TOTP and recovery-code attacks", (fx) => {
     // The login and the second factor share the flood tables; a user id is no secret (accounts.read lists it).
     const f = await mfaFixture(await fx.fresh());
     const { userId, secret } = await enrolled(f, "victim@example.org");
-    const login = new FloodControl({ database: f.database, clock: f.clock });
+    const login = new FloodControl({ database: f.database, clock: f.clock, keyOf: (text) => f.keyring.floodKey(text) });
     for (const factor of ["totp", "recovery"] as const) {
       for (let i = 0; i < MFA_FLOOD_POLICY.maxConsecutive; i++) {
         await login.registerFailure({ identifier: floodIdentifier(factor, userId), ip: `198.51.100.${i % 20}` });
@@ -149,12 +149,12 @@ forEachDialect("TOTP and recovery-code attacks", (fx) => {
 
   it("refuses to build the MFA service over a limiter without the MFA namespace", async () => {
     const f = await mfaFixture(await fx.fresh());
-    const shared = new FloodControl({ database: f.database, clock: f.clock, policy: MFA_FLOOD_POLICY });
+    const shared = new FloodControl({ database: f.database, clock: f.clock, keyOf: (text) => f.keyring.floodKey(text), policy: MFA_FLOOD_POLICY });
     assert.throws(
       () => createMfaService({ database: f.database, clock: f.clock, random: systemRandom, keyring: f.keyring, flood: shared, issuer: "t", webauthn: { rpID: RP_ID, rpName: "t", origins: [ORIGIN] } }),
       /needs a FloodControl with namespace "mfa"/,
     );
-    assert.throws(() => new FloodControl({ database: f.database, clock: f.clock, namespace: "MFA:x" }), /short lower-case name/);
+    assert.throws(() => new FloodControl({ database: f.database, clock: f.clock, keyOf: (text) => f.keyring.floodKey(text), namespace: "MFA:x" }), /short lower-case name/);
   });
 
   it("another user's throttle does not lock this user, and the throttle is per user, not per address", async () => {

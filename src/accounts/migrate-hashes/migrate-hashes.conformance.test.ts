@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { AuditLog } from "../../audit/audit-log.ts";
-import { keyedFingerprint } from "../../crypto/tokens.ts";
+import { keyedDigest, keyedFingerprint } from "../../crypto/tokens.ts";
 import { JobStore } from "../../jobs/job-store.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { systemRandom } from "../../lib/random.ts";
@@ -17,6 +17,9 @@ import { hashArgon2id } from "../passwords/argon2.ts";
 import { createPasswordContext, type PasswordContext } from "../passwords/index.ts";
 import { createUserStore } from "../users/user-store.ts";
 import { JOB_KIND, openMigrationJob, resumeMigrationJob, runMigration, wrappableCensus, type MigrateDeps } from "./migrate-hashes.ts";
+
+/** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
+const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
 
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 1024, timeCost: 1, parallelism: 1 } });
 const md5 = (s: string): string => createHash("md5").update(s).digest("hex");
@@ -91,7 +94,7 @@ forEachDialect("migrate-hashes job", (fx) => {
     const deps = await setup(await fx.fresh());
     const { job } = await openMigrationJob(deps, { actor: "test", batch: 50 });
     await runMigration(deps, job, { actor: "test" });
-    const flood = new FloodControl({ database: deps.database, clock: deps.clock });
+    const flood = new FloodControl({ database: deps.database, clock: deps.clock, keyOf: floodKeyOf });
     const loginDeps = { users: deps.users, passwords, flood, audit: deps.audit, logger: { warn: () => {}, error: () => {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text) };
     let wrappedSeen = 0;
     for (const [id, hash] of await hashes(deps)) {
@@ -145,7 +148,7 @@ forEachDialect("migrate-hashes job", (fx) => {
     const after = await hashes(deps);
     assert.equal(after.get(argonUser.id), tinyArgon, "not rewritten by the job");
     assert.ok([...after.values()].includes(tinyWrap), "nor is the cheap wrap re-wrapped");
-    const flood = new FloodControl({ database: deps.database, clock: deps.clock });
+    const flood = new FloodControl({ database: deps.database, clock: deps.clock, keyOf: floodKeyOf });
     const loginDeps = { users: deps.users, passwords, flood, audit: deps.audit, logger: { warn: () => {}, error: () => {} }, tag: (text: string) => keyedFingerprint(new Uint8Array(32), text) };
     const result = await login(loginDeps, { identifier: "tiny-argon@example.org", password: "cheap and old", ip: "198.51.100.8" });
     assert.equal(result.outcome === "success" && result.rehashed, true, "the owner's login lifts it");

@@ -1,11 +1,11 @@
 // The known-device cookie, `__Host-bulwark-device`: how a login tells a browser that signed in to the account before
 // from one that never did, so the owner can be told of a sign-in from a new device or browser (ASVS 6.3.5). It holds
 // no state the server keeps: a random device id, and for each account signed in from it (at most MAX_ACCOUNTS, the
-// latest first) a tag keyed by the server's key over the device id and the account's key — its id and when its
-// password last changed (DeviceAccount), so a password change or reset makes every browser new again but the one
-// that made it. Only the server can make a
-// tag; one from another browser proves nothing here (the device id differs); a tag names no account to whoever
-// reads the cookie. Copying a victim's cookie needs their browser, and then only spares the attacker a notice.
+// latest first) a tag keyed by the server's device key (Keyring.deviceTag) over the device id and the account's key —
+// its id and when its password last changed (DeviceAccount), so a password change or reset makes every browser new
+// again but the one that made it. Only the server can make a tag; one from another browser proves nothing here (the
+// device id differs); a tag names no account to whoever reads the cookie. Copying a victim's cookie needs their
+// browser, and then only spares the attacker a notice.
 // Same attributes as the session cookie (Secure, HttpOnly, SameSite=Lax, Path=/, no Domain), kept for a year.
 import { parseCookieHeader } from "./cookie.ts";
 
@@ -13,7 +13,10 @@ export const DEVICE_COOKIE = "__Host-bulwark-device";
 /** Accounts one browser is remembered for: a family computer, an administrator's second account, a shared desk. */
 export const MAX_DEVICE_ACCOUNTS = 10;
 const MAX_AGE_SECONDS = 365 * 86_400;
-const VERSION = "d1";
+// d2: tags under the device key of their own (Keyring.deviceTag). d1 tags were Keyring.identifierTag's, the key the audit
+// log tags any typed text with, so a reader of the log could have one made for a device id of its choosing; a d1
+// cookie is read as none, and each browser counts as new once (one notice) after the upgrade.
+const VERSION = "d2";
 const DEVICE_ID = /^[A-Za-z0-9_-]{22}$/;
 const TAG = /^[0-9a-f]{16}$/;
 
@@ -23,7 +26,10 @@ export interface DeviceCookie {
   tags: string[];
 }
 
-/** The server's keyed tag of `text` (Keyring.identifierTag): 16 hex characters. */
+/**
+ * The server's keyed tag of `text` (Keyring.deviceTag): 16 hex characters, under a key used for nothing else. Never
+ * Keyring.identifierTag: the audit log holds that tag of any text anyone types, a device tag included.
+ */
 export type DeviceTagger = (text: string) => string;
 
 /** What a tag is bound to: the account, and its password's last change (null: never changed). */

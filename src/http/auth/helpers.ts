@@ -170,9 +170,11 @@ export const suspiciousSignIn = {
   },
 };
 
-/** The server's keyed tag for known-device cookies (device-cookie.ts): the keyring's identifier tag. */
+/** The server's keyed tag for known-device cookies (device-cookie.ts): the keyring's device tag. */
 export function deviceTagger(app: App): (text: string) => string {
-  return (text) => app.keyring.identifierTag(text);
+  // Its own key, not identifierTag's: the audit log holds identifierTag of any text typed as a login name or a reset
+  // address, so a reader of the log could have typed a cookie's text and read its tag back (ASVS 6.3.5).
+  return (text) => app.keyring.deviceTag(text);
 }
 
 /**

@@ -29,7 +29,8 @@ import { resetHeld } from "./0027-reset-held.ts";
 import { outboxAgedAndDead } from "./0028-outbox-aged-and-dead.ts";
 import { passkeySuspended } from "./0029-passkey-suspended.ts";
 import { totpReplacement } from "./0030-totp-replacement.ts";
+import { floodKeysKeyed } from "./0031-flood-keys-keyed.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven, sessionFactor, auditEventsByType, resetHeld, outboxAgedAndDead, passkeySuspended, totpReplacement];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven, sessionFactor, auditEventsByType, resetHeld, outboxAgedAndDead, passkeySuspended, totpReplacement, floodKeysKeyed];
 export type { Migration } from "./types.ts";

@@ -32,7 +32,7 @@ export async function mfaFixture(database: Database, options: { random?: RandomS
   if (outcome.error) throw outcome.error;
   const keyring = await Keyring.open({ masterKey: systemRandom.bytes(32), store: createKeyStore(database), clock, random: systemRandom });
   await keyring.ensureKeys();
-  const flood = new FloodControl({ database, clock, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
+  const flood = new FloodControl({ database, clock, keyOf: (text) => keyring.floodKey(text), policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE });
   const mfa = createMfaService({
     database, clock, random: options.random ?? systemRandom, keyring, flood, issuer: "Bulwark Test",
     webauthn: { rpID: RP_ID, rpName: "Bulwark Test", origins: [ORIGIN] },
