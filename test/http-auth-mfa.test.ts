@@ -6,6 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { MAX_LIVE_WEBAUTHN_CHALLENGES } from "../src/accounts/mfa/index.ts";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { startMaintenance } from "../src/http/maintenance.ts";
 
 let fx: AuthFixture;
 before(async () => {
@@ -289,6 +290,40 @@ describe("MFA step-up", () => {
     const notice = fx.mailTo("replace-app@example.org").find((m) => /authenticator app was replaced/.test(m.subject));
     assert.ok(notice, fx.mailTo("replace-app@example.org").map((m) => m.subject).join(" | "));
     assert.match(notice.body, /no longer work/);
+  });
+
+  it("attack: a replacement of the app begun and left (its seed kept by whoever began it) is recorded naming the session, mailed and listed while it waits; no other session can confirm it, it expires after 30 minutes, and the maintenance pass drops its seed (ASVS 6.3.7, 7.5.1)", async () => {
+    const owner = await enrolTOTP("replace-left@example.org");
+    const sessionId = (await owner.b.request("GET", "/auth/session")).json().sessionId as string;
+    const begun = await owner.b.request("POST", "/auth/mfa/totp/replace", { csrf: true });
+    assert.equal(begun.statusCode, 200, begun.body);
+    const { secret, expiresAt } = begun.json() as { secret: string; expiresAt: number };
+    assert.equal(expiresAt, fx.clock.now() + 30 * 60_000);
+    const listed = (await owner.b.request("GET", "/auth/mfa")).json() as { totpReplacement?: { startedAt: number; expiresAt: number } };
+    assert.deepEqual(listed.totpReplacement, { startedAt: fx.clock.now(), expiresAt });
+    const [record] = await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", "auth.mfa.replacement-begun").where("subject", "=", owner.id).execute();
+    assert.equal(JSON.parse(record!.data).sessionId, sessionId);
+    await fx.deliver();
+    assert.ok(fx.mailTo("replace-left@example.org").some((m) => /replacement of your authenticator app was started/.test(m.subject)));
+    // Another fresh, fully signed-in session of the owner cannot confirm a replacement it did not begin.
+    const other = fx.browser();
+    await other.login("replace-left@example.org", owner.password);
+    assert.equal((await other.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(owner.secret, fx.clock.now()) } })).statusCode, 200);
+    const elsewhere = await other.request("POST", "/auth/mfa/totp/replace/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(elsewhere.statusCode, 409, elsewhere.body);
+    // Past its 30 minutes it is no longer listed, and the maintenance pass drops the sealed seed.
+    fx.clock.advance(15 * 60_000);
+    assert.equal((await other.request("GET", "/auth/session")).statusCode, 200);
+    fx.clock.advance(15 * 60_000);
+    assert.equal(((await other.request("GET", "/auth/mfa")).json() as Record<string, unknown>)["totpReplacement"], undefined);
+    const maintenance = startMaintenance(fx.app, { intervalMs: 3_600_000, firstPassDelayMs: 3_600_000 });
+    try {
+      assert.equal((await maintenance.runOnce())["totpReplacements"], 1);
+    } finally {
+      await maintenance.stop();
+    }
+    const row = await fx.app.db.db.selectFrom("mfa_totp").select(["pending_secret_ct", "pending_session_id"]).where("user_id", "=", owner.id).executeTakeFirstOrThrow();
+    assert.deepEqual({ ...row }, { pending_secret_ct: null, pending_session_id: null });
   });
 
   it("attack: guessing the code that confirms a replacement app is throttled on the app's counter: the sixth guess, even right, gets 429 and swaps nothing; after the window the right code swaps (ASVS 6.3.1)", async () => {

@@ -133,10 +133,11 @@ forEachDialect("replacing the authenticator app, raced (totp.confirmReplacement)
     assert.equal(inFlight.ok, true);
     f.clock.advance(1_000);
     // (a) The owner's replacement is restarted (another tab, or a thief's fresh cookie) after the first one's code was read.
-    const { secret: first } = await f.mfa.totp.beginReplacement(user.id, user.email);
+    const { secret: first } = await f.mfa.totp.beginReplacement(user.id, user.email, { sessionId: "tab" });
     f.clock.advance(1_000);
     let ran = false;
     const restarted = await f.mfa.totp.confirmReplacement(user.id, codeAt(first, f.clock.now()), {
+      sessionId: "tab",
       first: async (trx) => {
         // What a concurrent beginReplacement commits: a new pending secret, begun later.
         const sealed = await f.keyring.seal(Buffer.from("0123456789abcdefghij"), { table: "mfa_totp", column: "pending_secret_ct", row: user.id });
@@ -149,9 +150,10 @@ forEachDialect("replacing the authenticator app, raced (totp.confirmReplacement)
     f.clock.advance(STEP);
     assert.equal(await f.mfa.totp.verify(user.id, codeAt(first, f.clock.now())), "invalid", "the first replacement's secret is not the app");
     // (b) The app removed (DELETE /auth/mfa/totp in another tab) while the new app's code was checked: nothing comes back.
-    const { secret: third } = await f.mfa.totp.beginReplacement(user.id, user.email);
+    const { secret: third } = await f.mfa.totp.beginReplacement(user.id, user.email, { sessionId: "tab" });
     f.clock.advance(1_000);
     const removed = await f.mfa.totp.confirmReplacement(user.id, codeAt(third, f.clock.now()), {
+      sessionId: "tab",
       first: async (trx) => void (await trx.deleteFrom("mfa_totp").where("user_id", "=", user.id).execute()),
     });
     assert.equal(removed, false);
@@ -164,13 +166,13 @@ forEachDialect("replacing the authenticator app, raced (totp.confirmReplacement)
     const againInFlight = await f.mfa.totp.prove(user.id, codeAt(again, f.clock.now()));
     assert.equal(againInFlight.ok, true);
     f.clock.advance(1_000);
-    const { secret: fresh } = await f.mfa.totp.beginReplacement(user.id, user.email);
+    const { secret: fresh } = await f.mfa.totp.beginReplacement(user.id, user.email, { sessionId: "tab" });
     f.clock.advance(STEP);
-    assert.equal(await f.mfa.totp.confirmReplacement(user.id, codeAt(fresh, f.clock.now())), true);
+    assert.equal(await f.mfa.totp.confirmReplacement(user.id, codeAt(fresh, f.clock.now()), { sessionId: "tab" }), true);
     if (!againInFlight.ok || !inFlight.ok) throw new Error("unreachable");
     assert.equal(await againInFlight.proof.spend(f.database.db), false, "the replaced app's code, proven before the swap, spent after it");
     assert.equal(await inFlight.proof.spend(f.database.db), false, "a code of an app removed long ago spent");
-    await assert.rejects(f.mfa.totp.confirmReplacement(user.id, codeAt(fresh, f.clock.now())), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
+    await assert.rejects(f.mfa.totp.confirmReplacement(user.id, codeAt(fresh, f.clock.now()), { sessionId: "tab" }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
     f.clock.advance(STEP);
     assert.equal(await f.mfa.totp.verify(user.id, codeAt(fresh, f.clock.now())), "ok");
   });

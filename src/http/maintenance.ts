@@ -70,6 +70,8 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
       await app.audit.checkpoint();
       return 0;
     },
+    // Replacements of an authenticator app left unconfirmed past their 30 minutes: their sealed seeds go.
+    totpReplacements: (executor) => app.accounts.mfa.totp.purgeExpiredReplacements(executor),
     webauthnChallenges: async (executor) => {
       const result = await executor.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
       return Number(result.numDeletedRows);

@@ -133,3 +133,33 @@ it("the password-expired notice says the next sign-in asks for a new password, h
   const [bare] = securityMessages({ eventId: "job_1.usr_1", to: "ana@example.org", at: AT, event: { type: "password-expired" } }, { appName: "Example Cloud" });
   assert.match(bare!.text, /ask the administrators of Example Cloud, quoting the reference/, "without a support contact, the administrators");
 });
+
+// ASVS 8.2.2, 6.3.7's spirit: an administrative role granted from the account (perhaps by whoever sat at its unlocked
+// computer) is told with what to do, since no change to the account itself takes the role back.
+it("the administrative-role notices name the role and the other account by id only, say how to take the role back, and quote the reference", () => {
+  const [given, ...more] = securityMessages({ eventId: "evt_g", to: "ana@example.org", at: AT, ip: "203.0.113.7", event: { type: "administrative-role-given", role: "admin", permissions: ["admin"], grantee: "usr_mate1" } }, options);
+  assert.equal(more.length, 0, "one recipient: the acting account's address");
+  assert.equal(given!.subject, "Example Cloud: your account gave another account an administrator's role");
+  assert.equal(given!.kind, "security.admin-role-given");
+  assert.match(given!.text, /granted the role admin to another account, the one with the id usr_mate1\. The role carries administrative permissions \(admin\)/);
+  assert.match(given!.text, /does not take it away/);
+  assert.match(given!.text, /take the role back at once \(DELETE \/api\/v1\/users\/usr_mate1\/roles\/admin\), change your password, sign out your other sessions and revoke your API tokens/);
+  assert.match(given!.text, /tell security@example\.org, quoting the reference evt_g/);
+  assert.match(given!.text, /If this was you, there is nothing to do\./);
+  assert.doesNotMatch(given!.text, /reset your password now/, "not the generic advice: a reset leaves the role in place");
+  const [received] = securityMessages({ eventId: "evt_g", to: "mate@example.org", at: AT, event: { type: "administrative-role-received", role: "admin", permissions: ["admin"] } }, options);
+  assert.equal(received!.subject, "Example Cloud: your account was given an administrator's role");
+  assert.match(received!.text, /An administrator gave your account the role admin, which carries administrative permissions \(admin\)/);
+  assert.match(received!.text, /contact security@example\.org and quote the reference evt_g/);
+});
+
+it("attack: a role name, a permission or an account id that is not an identifier never reaches an administrative-role notice", () => {
+  const base = { role: "admin", permissions: ["admin"], grantee: "usr_1" };
+  for (const bad of [
+    { role: "Call 0800 555 0100" }, { role: "admin\r\nBcc: x@y.z" }, { role: "" }, { role: "a".repeat(41) },
+    { permissions: [] }, { permissions: ["visit evil.example"] }, { grantee: "see https://evil.example" }, { grantee: "usr@evil.example" }, { grantee: "" },
+  ]) {
+    assert.throws(() => securityMessages({ eventId: "e", to: "ana@example.org", at: AT, event: { type: "administrative-role-given", ...base, ...bad } as SecurityEvent }, options), { code: "BULWARK_ERR_MAIL_MESSAGE" }, JSON.stringify(bad));
+  }
+  assert.throws(() => securityMessages({ eventId: "e", to: "ana@example.org", at: AT, event: { type: "administrative-role-received", role: "our support line 0800", permissions: ["admin"] } }, options), { code: "BULWARK_ERR_MAIL_MESSAGE" });
+});

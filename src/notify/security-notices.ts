@@ -1,5 +1,5 @@
 // Security notifications (ASVS 6.3.7): the user is told when their password, email address, MFA factors
-// or recovery codes change; and of suspicious sign-ins (ASVS 6.3.5): a recovery code used, the right password
+// or recovery codes change, and when their account gives (or is given) an administrative role; and of suspicious sign-ins (ASVS 6.3.5): a recovery code used, the right password
 // with a refused second factor, a success after a run of failures, a sign-in from a new device or browser. Small plain-text templates; the only variable parts are validated values.
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
@@ -19,6 +19,8 @@ export type SecurityEvent =
   | { type: "email-set-by-administrator"; oldEmail: string; newEmail: string }
   | { type: "mfa-factor-added"; factor: MFAFactor }
   | { type: "mfa-factor-removed"; factor: MFAFactor }
+  // A replacement of the authenticator app was begun (it takes effect only when confirmed, before `expiresAt`).
+  | { type: "mfa-replacement-begun"; expiresAt: number }
   // The authenticator app was swapped for a new one in one step (the old one never removed first).
   | { type: "mfa-factor-replaced"; factor: "totp" }
   // A passkey signed with a counter that had not grown (a copy of it is in use) and was suspended; its name is left out
@@ -41,7 +43,15 @@ export type SecurityEvent =
   // ... and a sign-in from a device or browser that never signed in to the account before.
   | { type: "signed-in-from-new-device" }
   // ASVS 6.4.5: an API token expires soon; renew it before (the token's name is left out, as above).
-  | { type: "api-token-expiring"; expiresAt: number };
+  | { type: "api-token-expiring"; expiresAt: number }
+  // The account granted a role carrying administrative permissions to another account (ASVS 8.2.2, 6.3.7's spirit): an
+  // intruder at an administrator's unlocked computer makes a confederate an administrator in one request, and nothing of
+  // the owner's own cleanup (password, sessions, tokens) takes that role away. The role is named (role names are
+  // identifiers: a lower-case letter, then letters, digits, _ or -); the other account by its id only, never its
+  // address (whoever created it chose that text, and it must not speak in a genuine notice).
+  | { type: "administrative-role-given"; role: string; permissions: string[]; grantee: string }
+  // ... and the account given the role is told too: a genuine account suddenly made an administrator should know.
+  | { type: "administrative-role-received"; role: string; permissions: string[] };
 
 export interface SecurityNotice {
   /** The id of the event that caused it (e.g. the audit event id): makes re-enqueueing idempotent. */
@@ -79,6 +89,7 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "mfa-factor-added": "mfa-added",
   "mfa-factor-removed": "mfa-removed",
   "mfa-factor-replaced": "mfa-replaced",
+  "mfa-replacement-begun": "mfa-replacement-begun",
   "passkey-suspended": "passkey-suspended",
   "recovery-codes-regenerated": "recovery-codes-regenerated",
   "sign-in-provider-removed": "sign-in-provider-removed",
@@ -89,10 +100,16 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "signed-in-after-failures": "sign-in-after-failures",
   "api-token-expiring": "api-token-expiring",
   "signed-in-from-new-device": "new-device-sign-in",
+  "administrative-role-given": "admin-role-given",
+  "administrative-role-received": "admin-role-received",
 };
 
 // A permission name as the catalogue spells them (accounts.read, admin): nothing else reaches a notice as a scope.
 const SCOPE = /^[a-z]+(\.[a-z]+)*$/;
+// A role name as the role store accepts them (role-store.ts) and an account id as the API's paths do: identifiers, so
+// neither can carry a sentence, a link or a phone number into a genuine notice.
+const ROLE_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
+const ACCOUNT_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** How many recovery codes are left, as a notice says it. */
 function recoveryLeft(left: number): string {
@@ -154,6 +171,13 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
       return event.factor === "recovery-codes"
         ? { subject: "your recovery codes were removed", what: "The recovery codes of your account were removed: with no authenticator app or passkey left, there is no second factor for them to stand in for." }
         : { subject: "a sign-in factor was removed", what: `${FACTOR_LABEL[event.factor]} was removed from the sign-in factors of your account.` };
+    case "mfa-replacement-begun":
+      return {
+        subject: "a replacement of your authenticator app was started",
+        what: "Someone signed in to your account started replacing its authenticator app. Nothing has changed yet: your current app " +
+          `keeps working, and the new one takes its place only if it is confirmed from the same session before ${isoDay(event.expiresAt)}. ` +
+          "Changing your password cancels it.",
+      };
     case "mfa-factor-replaced":
       return {
         subject: "your authenticator app was replaced",
@@ -229,6 +253,29 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
           "Your tokens, with their expiry, are listed at GET /api/v1/tokens.",
         reminder: true,
       };
+    case "administrative-role-given":
+      return {
+        subject: "your account gave another account an administrator's role",
+        what: `Your account granted the role ${event.role} to another account, the one with the id ${event.grantee}. The role carries ` +
+          `administrative permissions (${event.permissions.join(", ")}): that account can now change other accounts with them. ` +
+          "The role stays with it whatever you do to your own account: changing your password, signing out everywhere or " +
+          "revoking your API tokens does not take it away.",
+        // Not the generic "reset your password": the grant outlives every change to this account, so the advice starts
+        // with taking the role back, and sends the reader to the other administrators (what else was done as them).
+        precaution: (contact, reference) => [
+          "If this was you, there is nothing to do.",
+          `If it was not you, someone acted as you with an administrator's rights: take the role back at once (DELETE /api/v1/users/${event.grantee}/roles/${event.role}), ` +
+            "change your password, sign out your other sessions and revoke your API tokens, " +
+            `then tell ${contact}, quoting the reference ${reference}: they can check in the audit log what else was done from your account.`,
+        ],
+      };
+    case "administrative-role-received":
+      return {
+        subject: "your account was given an administrator's role",
+        what: `An administrator gave your account the role ${event.role}, which carries administrative permissions (${event.permissions.join(", ")}). ` +
+          "Whoever signs in to your account can now use them: keep your password and second factor to yourself.",
+        byAdministrator: true,
+      };
   }
 }
 
@@ -273,6 +320,7 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
     const factor = (notice.event as { factor: string }).factor;
     if (!Object.hasOwn(FACTOR_LABEL, factor)) throw notifyErrors.badMessage(`unknown MFA factor ${JSON.stringify(factor)}`);
   }
+  if (type === "mfa-replacement-begun" && !Number.isFinite((notice.event as { expiresAt: unknown }).expiresAt)) throw notifyErrors.badMessage("expiresAt must be a time in ms since the epoch");
   if (type === "mfa-factor-replaced" && (notice.event as { factor: unknown }).factor !== "totp") throw notifyErrors.badMessage("only an authenticator app (totp) is replaced in one step");
   if (type === "api-token-created") {
     const { scopes, expiresAt } = notice.event as { scopes: unknown; expiresAt: unknown };
@@ -292,6 +340,14 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
   if (type === "signed-in-after-failures") {
     const { failures } = notice.event as { failures: unknown };
     if (!Number.isSafeInteger(failures) || (failures as number) < 1 || (failures as number) > 1_000_000) throw notifyErrors.badMessage("failures must be a whole number from 1 to 1000000");
+  }
+  if (type === "administrative-role-given" || type === "administrative-role-received") {
+    const { role, permissions, grantee } = notice.event as { role: unknown; permissions: unknown; grantee?: unknown };
+    if (typeof role !== "string" || !ROLE_NAME.test(role)) throw notifyErrors.badMessage("role must be a role name: a lower-case letter, then up to 39 letters, digits, _ or -");
+    if (!Array.isArray(permissions) || permissions.length === 0 || permissions.length > 16 || !permissions.every((x) => typeof x === "string" && x.length <= 40 && SCOPE.test(x))) {
+      throw notifyErrors.badMessage(`${type} needs 1 to 16 permission names`);
+    }
+    if (type === "administrative-role-given" && (typeof grantee !== "string" || !ACCOUNT_ID.test(grantee))) throw notifyErrors.badMessage("grantee must be an account id (1 to 64 letters, digits, _ or -)");
   }
   if (type === "api-token-expiring" && !Number.isFinite((notice.event as { expiresAt: unknown }).expiresAt)) {
     throw notifyErrors.badMessage("expiresAt must be a time in ms since the epoch");

@@ -246,6 +246,8 @@ export interface MfaTotpTable {
   // Migration 30: a replacement app waiting for its first code (its sealed secret and when it was begun); null: none.
   pending_secret_ct: ColumnType<string | null, string | null | undefined, string | null>;
   pending_created_at: ColumnType<number | null, number | null | undefined, number | null>;
+  // Migration 32: the session that began it, the only one that may confirm it.
+  pending_session_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface MfaRecoveryCodesTable {

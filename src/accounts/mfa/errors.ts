@@ -14,6 +14,12 @@ export const mfaErrors = {
     new InputError("BULWARK_ERR_MFA_INPUT", `the registration response was refused: its credential public key ${why}`, options),
   /** Too many wrong codes for this user in the throttle's window: the code was not even looked at. */
   throttled: (): MfaError => new MfaError("BULWARK_ERR_MFA_THROTTLED", "conflict", "too many wrong codes; try again later"),
+  /** No replacement of the authenticator app waits for this session (none begun in it, expired, or dropped). */
+  noReplacement: (): MfaError =>
+    new MfaError(
+      "BULWARK_ERR_MFA_NOT_ENROLLED", "conflict",
+      "no replacement of the authenticator app waits for this session (none was begun in it, it is older than 30 minutes, or a password change or the app's removal dropped it): begin again",
+    ),
   /** Every passkey of the account is suspended (a copy caught in use): none is offered for an assertion. */
   passkeysSuspended: (): MfaError =>
     new MfaError(

@@ -17,7 +17,7 @@ import { createWebAuthnFactor, type WebAuthnFactor, type WebAuthnSettings } from
 export { MfaError, mfaErrors } from "./errors.ts";
 export * from "./policy.ts";
 export { normaliseRecoveryCode, type RecoveryCodes, type RecoveryVerdict } from "./recovery.ts";
-export { totpCipherContext, type TOTPFactor, type TOTPVerdict } from "./totp.ts";
+export { TOTP_REPLACEMENT_TTL_MS, totpCipherContext, type ReplacementOptions, type TOTPFactor, type TOTPVerdict } from "./totp.ts";
 export { MAX_LIVE_WEBAUTHN_CHALLENGES, resetChallengeContext, sessionChallengeContext, type ChallengeOptions, type Passkey, type WebAuthnFactor, type WebAuthnSettings } from "./webauthn.ts";
 export type {
   AuthenticationResponseJSON,
@@ -31,6 +31,8 @@ export interface MfaFactors {
   totp: boolean;
   webauthn: number;
   recoveryCodes: number;
+  /** Present while a replacement of the app waits for its first code (POST /auth/mfa/totp/replace): when it began and expires. */
+  totpReplacement?: { startedAt: number; expiresAt: number };
 }
 
 export interface MfaService {
@@ -128,12 +130,14 @@ export function createMfaService(deps: MfaDeps): MfaService {
   }
 
   async function factors(userId: string): Promise<MfaFactors> {
-    const [app, keys, codes] = await Promise.all([
+    const [app, keys, codes, replacement] = await Promise.all([
       db.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst(),
       db.selectFrom("webauthn_credentials").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirstOrThrow(),
       recovery.remaining(userId),
+      totp.pendingReplacement(userId),
     ]);
-    return { totp: app !== undefined, webauthn: Number(keys.n), recoveryCodes: codes };
+    // The waiting replacement is shown where the owner looks at factors: one begun by someone else is seen, not only mailed.
+    return { totp: app !== undefined, webauthn: Number(keys.n), recoveryCodes: codes, ...(replacement ? { totpReplacement: replacement } : {}) };
   }
 
   return {

@@ -6,6 +6,7 @@ import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { hashSecret } from "../../crypto/tokens.ts";
 import { sessionChallengeContext, totpCipherContext } from "./index.ts";
 import { base32Decode, mfaFixture, ORIGIN, RP_ID, scriptedRandom, totpCode } from "./testing/setup.ts";
+import { TOTP_REPLACEMENT_TTL_MS } from "./totp.ts";
 import { SoftAuthenticator } from "./testing/soft-authenticator.ts";
 
 /** The flow (a session) every challenge in these tests is asked for and answered in. */
@@ -17,6 +18,24 @@ const REG = { context: sessionChallengeContext("ses_enrolment") };
 const STEP = 30_000;
 
 forEachDialect("MFA service", (fx) => {
+  it("TOTP replacement: confirmed only by the session that began it and within 30 minutes; a password change's cancel drops it", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const user = await f.users.create({ email: "replace-ttl@example.org" });
+    const { secret: old } = await f.mfa.totp.begin(user.id, user.email);
+    assert.equal(await f.mfa.totp.confirm(user.id, totpCode(old, f.clock.now())), true);
+    const late = await f.mfa.totp.beginReplacement(user.id, user.email, { sessionId: "s1" });
+    await assert.rejects(f.mfa.totp.confirmReplacement(user.id, totpCode(late.secret, f.clock.now()), { sessionId: "s2" }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED", message: /waits for this session/ });
+    f.clock.advance(TOTP_REPLACEMENT_TTL_MS);
+    await assert.rejects(f.mfa.totp.confirmReplacement(user.id, totpCode(late.secret, f.clock.now()), { sessionId: "s1" }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" }, "past its lifetime");
+    assert.equal(await f.mfa.totp.pendingReplacement(user.id), null);
+    const again = await f.mfa.totp.beginReplacement(user.id, user.email, { sessionId: "s1" });
+    assert.deepEqual(await f.mfa.totp.pendingReplacement(user.id), { startedAt: f.clock.now(), expiresAt: again.expiresAt });
+    assert.equal(await f.mfa.totp.cancelReplacement(user.id), true);
+    await assert.rejects(f.mfa.totp.confirmReplacement(user.id, totpCode(again.secret, f.clock.now()), { sessionId: "s1" }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
+    f.clock.advance(60_000);
+    assert.equal(await f.mfa.totp.verify(user.id, totpCode(old, f.clock.now())), "ok", "the app stands throughout");
+  });
+
   it("TOTP: RFC 6238 Appendix B SHA-1 known answers are accepted at their times", async () => {
     // The RFC's 20-byte ASCII secret, fed through the service's random source. Expected values are the
     // last six digits of the RFC's 8-digit codes (RFC 4226 truncation is modulo 10^digits).

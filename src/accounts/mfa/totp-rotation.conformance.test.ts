@@ -17,7 +17,7 @@ forEachDialect("TOTP secrets under key rotation", (fx) => {
     const user = await f.users.create({ email: "rot-pending@example.org" });
     const { secret: old } = await f.mfa.totp.begin(user.id, user.email);
     assert.equal(await f.mfa.totp.confirm(user.id, totpCode(old, f.clock.now())), true);
-    const { secret: replacement } = await f.mfa.totp.beginReplacement(user.id, user.email);
+    const { secret: replacement } = await f.mfa.totp.beginReplacement(user.id, user.email, { sessionId: "tab" });
     const deps: ContainDeps = {
       database: f.database, clock: f.clock, random: systemRandom, keyring: f.keyring, notifier: null,
       audit: new AuditLog({ database: f.database, clock: f.clock, random: systemRandom }),
@@ -29,7 +29,7 @@ forEachDialect("TOTP secrets under key rotation", (fx) => {
     assert.equal(Keyring.keyIdOf(row.secret_ct), f.keyring.currentDataKeyId);
     assert.equal(Keyring.keyIdOf(row.pending_secret_ct!), f.keyring.currentDataKeyId, "the waiting secret is under the new key too");
     f.clock.advance(60_000);
-    assert.equal(await f.mfa.totp.confirmReplacement(user.id, totpCode(replacement, f.clock.now())), true);
+    assert.equal(await f.mfa.totp.confirmReplacement(user.id, totpCode(replacement, f.clock.now()), { sessionId: "tab" }), true);
     f.clock.advance(60_000);
     assert.equal(await f.mfa.totp.verify(user.id, totpCode(replacement, f.clock.now())), "ok");
     f.clock.advance(60_000);

@@ -26,13 +26,19 @@ export interface TOTPFactor {
    * app keeps signing in, so the account never stands on its password alone. Throws BULWARK_ERR_MFA_NOT_ENROLLED
    * without a confirmed app (enrol one with `begin`).
    */
-  beginReplacement(userId: string, accountName: string): Promise<{ uri: string; secret: string }>;
+  beginReplacement(userId: string, accountName: string, options: ReplacementOptions): Promise<{ uri: string; secret: string; expiresAt: number }>;
   /**
    * Swaps the waiting replacement in with a code from the new app, in one transaction (`options` as for `confirm`);
    * false when the code is wrong. Rate-limited on the same counter as `confirm`. Throws BULWARK_ERR_MFA_NOT_ENROLLED
    * when no replacement waits.
    */
-  confirmReplacement(userId: string, code: string, options?: FactorConfirmOptions): Promise<boolean>;
+  confirmReplacement(userId: string, code: string, options: FactorConfirmOptions & { sessionId: string }): Promise<boolean>;
+  /** Drops the user's waiting replacement, in `executor` when given (a password change or reset); true when one waited. */
+  cancelReplacement(userId: string, executor?: Kysely<Schema>): Promise<boolean>;
+  /** The user's waiting replacement, if one is still live: when it was begun and when it expires. */
+  pendingReplacement(userId: string): Promise<{ startedAt: number; expiresAt: number } | null>;
+  /** Drops every replacement past its lifetime (the maintenance pass); returns how many. */
+  purgeExpiredReplacements(executor?: Kysely<Schema>): Promise<number>;
   /** Checks a login code: each time step accepted once; attempts rate-limited. */
   verify(userId: string, code: string): Promise<TOTPVerdict>;
   /**
@@ -47,6 +53,22 @@ export interface TOTPFactor {
    * removal (true) never deletes an enrolment begun anew meanwhile.
    */
   remove(userId: string, options?: FactorRemovalOptions & { confirmed?: boolean }): Promise<boolean>;
+}
+
+/**
+ * How long a replacement app waits for its first code, as an email-change link does: begun by someone at the owner's
+ * unlocked computer who kept the seed, it must not wait for a later chance.
+ */
+export const TOTP_REPLACEMENT_TTL_MS = 30 * 60_000;
+
+/**
+ * A replacement's beginning: the session beginning it (the only one that may confirm it, migration 32), and what
+ * commits with it (`within`: its record and the owner's notice) after `first` (the session checked again).
+ */
+export interface ReplacementOptions extends Omit<FactorConfirmOptions, "within"> {
+  sessionId: string;
+  /** Given the replacement's expiry, for its record and notice. */
+  within?: (trx: Kysely<Schema>, expiresAt: number) => Promise<void>;
 }
 
 /** Where a user's TOTP secret lives: the associated data that a copied ciphertext cannot satisfy. */
@@ -164,26 +186,36 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       return { uri: otpauthURI(issuer, label, secret), secret: secret.base32 };
     },
 
-    async beginReplacement(userId, accountName) {
+    async beginReplacement(userId, accountName, options) {
       const label = accountLabel(accountName);
       const secret = new Secret({ buffer: new Uint8Array(random.bytes(TOTP_SECRET_BYTES)).buffer });
       const pendingCt = await keyring.seal(secret.bytes, pendingCipherContext(userId));
-      // Beside the confirmed app only: without one there is nothing to replace (and `begin` enrols).
-      const result = await db.updateTable("mfa_totp").set({ pending_secret_ct: pendingCt, pending_created_at: clock.now() })
-        .where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) throw mfaErrors.notEnrolled("authenticator app");
-      return { uri: otpauthURI(issuer, label, secret), secret: secret.base32 };
+      const now = clock.now();
+      const expiresAt = now + TOTP_REPLACEMENT_TTL_MS;
+      await db.transaction().execute(async (trx) => {
+        await options.first?.(trx);
+        // Beside the confirmed app only: without one there is nothing to replace (and `begin` enrols).
+        const result = await trx.updateTable("mfa_totp").set({ pending_secret_ct: pendingCt, pending_created_at: now, pending_session_id: options.sessionId })
+          .where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) throw mfaErrors.notEnrolled("authenticator app");
+        await options.within?.(trx, expiresAt);
+      });
+      return { uri: otpauthURI(issuer, label, secret), secret: secret.base32, expiresAt };
     },
 
-    async confirmReplacement(userId, code, options = {}) {
-      const row = await db.selectFrom("mfa_totp").select(["pending_secret_ct", "pending_created_at", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
-      if (!row || row.confirmed_at === null || row.pending_secret_ct === null || row.pending_created_at === null) throw mfaErrors.notEnrolled("authenticator app replacement");
+    async confirmReplacement(userId, code, options) {
+      const row = await db.selectFrom("mfa_totp").select(["pending_secret_ct", "pending_created_at", "pending_session_id", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
+      // Only the session that began it, within its lifetime: one begun elsewhere (an intruder's, kept for later) or long
+      // ago is no replacement of this session's.
+      const live = row && row.confirmed_at !== null && row.pending_secret_ct !== null && row.pending_created_at !== null &&
+        row.pending_session_id === options.sessionId && clock.now() - Number(row.pending_created_at) < TOTP_REPLACEMENT_TTL_MS;
+      if (!live) throw mfaErrors.noReplacement();
       // The same counter as every code of this user's app (ASVS 6.3.1), counted as it starts.
       const begun = await flood.begin({ identifier: floodIdentifier("totp", userId), ip: null });
       if (!begun.allowed) throw mfaErrors.throttled();
       const digits = normaliseCode(code);
       if (digits === null) return false;
-      const bytes = await keyring.unseal(row.pending_secret_ct, pendingCipherContext(userId));
+      const bytes = await keyring.unseal(row.pending_secret_ct as string, pendingCipherContext(userId));
       const secret = new Secret({ buffer: new Uint8Array(bytes).buffer });
       const steps = matchingSteps(secret, digits, clock.now());
       if (steps.length === 0) return false;
@@ -197,8 +229,8 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
         // swapped again. The new app's times are its own, so a proof of the old app still in flight loses its spend;
         // the step that confirmed it counts as used.
         const result = await trx.updateTable("mfa_totp")
-          .set({ secret_ct: sealed, created_at: begunAt, confirmed_at: clock.now(), last_step: Math.max(...steps), pending_secret_ct: null, pending_created_at: null })
-          .where("user_id", "=", userId).where("confirmed_at", "is not", null).where("pending_created_at", "=", begunAt)
+          .set({ secret_ct: sealed, created_at: begunAt, confirmed_at: clock.now(), last_step: Math.max(...steps), pending_secret_ct: null, pending_created_at: null, pending_session_id: null })
+          .where("user_id", "=", userId).where("confirmed_at", "is not", null).where("pending_created_at", "=", begunAt).where("pending_session_id", "=", options.sessionId)
           .executeTakeFirst();
         if (Number(result.numUpdatedRows) !== 1) return false;
         await options.within?.(trx);
@@ -206,6 +238,26 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       });
       if (swapped) await flood.succeeded(begun.ticket);
       return swapped;
+    },
+
+    async cancelReplacement(userId, executor = db) {
+      const result = await executor.updateTable("mfa_totp").set({ pending_secret_ct: null, pending_created_at: null, pending_session_id: null })
+        .where("user_id", "=", userId).where("pending_created_at", "is not", null).executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
+
+    async pendingReplacement(userId) {
+      const row = await db.selectFrom("mfa_totp").select(["pending_created_at", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
+      if (!row || row.confirmed_at === null || row.pending_created_at === null) return null;
+      const startedAt = Number(row.pending_created_at);
+      const expiresAt = startedAt + TOTP_REPLACEMENT_TTL_MS;
+      return clock.now() < expiresAt ? { startedAt, expiresAt } : null;
+    },
+
+    async purgeExpiredReplacements(executor = db) {
+      const result = await executor.updateTable("mfa_totp").set({ pending_secret_ct: null, pending_created_at: null, pending_session_id: null })
+        .where("pending_created_at", "<=", clock.now() - TOTP_REPLACEMENT_TTL_MS).executeTakeFirst();
+      return Number(result.numUpdatedRows);
     },
 
     async confirm(userId, code, options = {}) {

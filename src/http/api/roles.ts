@@ -2,15 +2,45 @@
 // need admin: a grant is a privilege change, and anyone who could grant roles could grant themselves admin,
 // so accounts.write (which an operator may hand to a help desk) is deliberately not enough. Every change also
 // needs a fresh browser session (ASVS 7.5.3): a stolen cookie must not be able to grant its holder admin.
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { ADMINISTRATIVE, type Permission } from "../../accounts/roles/permissions.ts";
 import { MAX_DESCRIPTION } from "../../accounts/roles/role-store.ts";
 import type { App } from "../../app/types.ts";
+import { notifyOwner } from "../auth/helpers.ts";
 import { auditAPI, ID, SMALL_BODY, text } from "./common.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
 import type { Kysely } from "kysely";
 import type { Schema } from "../../store/schema.ts";
 import { targetUser } from "./users.ts";
+
+/** The administrative permissions (the MFA policy's: permissions.ts) that `role` carries, read in `trx`; sorted. */
+async function administrativeOf(trx: Kysely<Schema>, role: string): Promise<Permission[]> {
+  const rows = await trx.selectFrom("role_permissions").select("permission").where("role", "=", role).execute();
+  return rows.map((r) => r.permission as Permission).filter((p) => ADMINISTRATIVE.has(p)).sort();
+}
+
+/**
+ * Records a grant made through the API (`api.role.granted`, in `trx`) and, for a role carrying an administrative
+ * permission (`administrative` not empty), queues its notices with the event's id as the reference to quote
+ * (ASVS 8.2.2, 6.3.7's spirit): to the acting account's owner, and to the account given the role. Whoever sits at an
+ * administrator's unlocked computer (or holds its token) makes a confederate an administrator in one request, and the
+ * owner's own cleanup (re-authenticate, sign out everywhere, change the password, revoke tokens) never touches that
+ * role: only a notice sends the owner to it. Not every grant: a read-only role gives nothing to act with, and mailing
+ * each one (a help desk given accounts.read by the dozen) would teach administrators to skip the ones that matter.
+ * A notice the outbox refuses (NotifyInputError) is audited by notifyOwner and the grant stands.
+ */
+async function recordGrant(app: App, request: FastifyRequest, caller: Caller, trx: Kysely<Schema>, grant: { userId: string; role: string; administrative: Permission[] }): Promise<void> {
+  const { userId, role, administrative } = grant;
+  const event = await auditAPI(app, request, caller, { type: "api.role.granted", subject: userId, data: { role } }, trx);
+  if (administrative.length === 0) return;
+  // One's own account: the caller holds admin already (stillAdmin), and is told by the grantee's notice below.
+  if (userId !== caller.userId) {
+    await notifyOwner(app, request, caller.userId, event.id, { type: "administrative-role-given", role, permissions: administrative, grantee: userId }, trx);
+  }
+  // Without the administrator's address: their network is none of the grantee's mailbox's business.
+  await notifyOwner(app, request, userId, event.id, { type: "administrative-role-received", role, permissions: administrative }, trx, { withoutAddress: true });
+}
 
 const ROLE_NAME = { type: "string", minLength: 1, maxLength: 40, pattern: "^[a-z][a-z0-9_-]*$" } as const;
 
@@ -68,10 +98,29 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     const caller = callerOf(request);
     const { id, role } = request.params as { id: string; role: string };
     const user = await targetUser(app, id);
+    let administrative: Permission[] = [];
+    let recorded = false;
     // Not to an account still on an initial password someone else chose, for a role with an administrative permission.
     // And checked again where it commits: a grant waiting on a lock must not outlive its administrator's demotion.
-    const changed = await roles.grant(user.id, role, caller.userId, { refuseInitialPassword: true, within: stillAdmin(caller) });
-    if (changed) await auditAPI(app, request, caller, { type: "api.role.granted", subject: user.id, data: { role } });
+    const changed = await roles.grant(user.id, role, caller.userId, {
+      refuseInitialPassword: true,
+      within: async (trx) => {
+        await stillAdmin(caller)(trx);
+        // An administrative grant, its event and its notices commit together (recordGrant): a grant nobody was told of
+        // must never stand. `within` runs before the insert, with the grants to this account serialised (holdGrantsTo),
+        // so a role not held now is inserted by this grant. Other grants keep their event after the commit (the
+        // store's role.granted, then api.role.granted), as before: they mail nobody, so nothing must commit with them.
+        administrative = await administrativeOf(trx, role);
+        if (administrative.length === 0) return;
+        const held = await trx.selectFrom("user_roles").select("role").where("user_id", "=", user.id).where("role", "=", role).executeTakeFirst();
+        if (held) return;
+        await recordGrant(app, request, caller, trx, { userId: user.id, role, administrative });
+        recorded = true;
+      },
+    });
+    // Not recorded in the grant's transaction: a role without an administrative permission, or one held when `within`
+    // looked and revoked before the insert (a revocation does not wait for grants): recorded, and told, now.
+    if (changed && !recorded) await app.db.transaction((trx) => recordGrant(app, request, caller, trx, { userId: user.id, role, administrative }));
     return { changed, roles: await roles.rolesOf(user.id) };
   });
 

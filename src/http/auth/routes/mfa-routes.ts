@@ -250,12 +250,19 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   // with no second factor until the new app was confirmed: a password-only login was then fully signed in and fresh,
   // and could enrol an app of its own and move the address (test/chained-takeover-red-team.test.ts). Fully signed in and
   // fresh, as a removal.
+  // Only the session that began it confirms it, within 30 minutes; a password change or reset drops it. Its beginning is
+  // recorded naming the session and mailed, and GET /auth/mfa shows it while it waits: one begun by someone at the
+  // owner's unlocked computer, who kept the seed, is seen and dies with that session.
   server.post("/auth/mfa/totp/replace", { config: REMOVE }, async (request) => {
-    const { auth } = requireSession(request);
+    const { auth, cs } = requireSession(request);
     const user = await app.accounts.users.getById(auth.userId);
-    const { uri, secret } = await mfa.totp.beginReplacement(auth.userId, user?.email ?? auth.userId);
+    const { uri, secret, expiresAt } = await mfa.totp.beginReplacement(auth.userId, user?.email ?? auth.userId, {
+      sessionId: cs.session.id,
+      first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
+      within: (trx, until) => auditAndNotify(app, request, { type: "auth.mfa.replacement-begun", userId: auth.userId, data: { factor: "totp", expiresAt: until }, notice: { type: "mfa-replacement-begun", expiresAt: until } }, trx),
+    });
     // Shown once, for the QR code; it is stored encrypted and never returned again.
-    return { uri, secret };
+    return { uri, secret, expiresAt };
   });
 
   server.post<{ Body: { code: string } }>(
@@ -265,6 +272,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const { auth, cs } = requireSession(request);
       const record = { type: "auth.mfa.replaced", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-replaced", factor: "totp" } } as const;
       const throttled = await appCodeRefused(reply, auth.userId, () => mfa.totp.confirmReplacement(auth.userId, request.body.code, {
+        sessionId: cs.session.id,
         first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
         within: async (trx) => {
           // The sessions the old app stepped up lose aal 2 (whoever holds the lost phone may have one); this one keeps
