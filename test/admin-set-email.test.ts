@@ -144,6 +144,32 @@ forEachDialect("an administrator sets an account's email address", (dx) => {
     assert.equal(await outboxRows(), queued);
   });
 
+  it("attack: moving an account whose old address the outbox cannot mail (jörg@…, from an import) is never silent: the dry run and the answer say the old address is not told and why, and the change records it (ASVS 6.3.7, 16.3.1)", async () => {
+    // ASVS 16.3.1: the owner hears nothing at that address, so whoever reviews the move must see it left them untold.
+    const owner = await fx.user("jörg-moved@example.org");
+    const drop = "jorg-moved-drop@example.net";
+    const dry = (await api(writer, `/api/v1/users/${owner.id}/email`, { email: drop, dryRun: true })).json() as { notifiesOldAddress: boolean; oldAddressRefused: string | null };
+    assert.equal(dry.notifiesOldAddress, false);
+    assert.match(String(dry.oldAddressRefused), /plain address set/);
+    const res = await api(writer, `/api/v1/users/${owner.id}/email`, { email: drop });
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json() as { changed: boolean; eventId: string; oldAddressNotified: boolean; oldAddressRefused: string | null };
+    assert.deepEqual([body.changed, body.oldAddressNotified], [true, false]);
+    assert.match(String(body.oldAddressRefused), /plain address set/);
+    const events = await fx.app.db.db.selectFrom("audit_events").select(["type", "actor", "data"]).where("subject", "=", owner.id).orderBy("seq").execute();
+    const set = events.find((e) => e.type === "user.email-set");
+    assert.equal((JSON.parse(set!.data) as Record<string, unknown>)["oldAddressNotified"], false);
+    const refused = events.find((e) => e.type === "user.email-set.notice.refused");
+    assert.ok(refused, `a refusal is recorded (events: ${events.map((e) => e.type).join(", ")})`);
+    const data = JSON.parse(refused.data) as Record<string, unknown>;
+    assert.deepEqual([data["event"], data["recipient"]], [body.eventId, "previous"]);
+    assert.equal(refused.actor, set!.actor, "named with the caller who moved the account");
+    // An account whose address the outbox can mail is told, and says so.
+    const told = await fx.user("told-moved@example.org");
+    const moved = (await api(writer, `/api/v1/users/${told.id}/email`, { email: "told-moved-new@example.org" })).json() as { oldAddressNotified: boolean; oldAddressRefused: string | null };
+    assert.deepEqual([moved.oldAddressNotified, moved.oldAddressRefused], [true, null]);
+  });
+
   it("attack: a holder of accounts.write cannot point an administrator's account at their own mailbox (ASVS 8.2.2)", async () => {
     const boss = await fx.user("boss@example.org", { roles: ["admin"] });
     const queued = await outboxRows();

@@ -179,6 +179,130 @@ forEachDialect("contain cancel", (dfx) => {
   });
 });
 
+// A job posted through the API runs on its creator's authority: fired while it waits or runs, the creator's job stops
+// at its next batch until an administrator takes it over (a person's resume) or cancels it (ASVS 8.3.2, 8.2.2).
+forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
+  const CREATOR_LOST = "BULWARK_ERR_CONTAIN_CREATOR_LOST";
+
+  /** Thirty users, and a help desk (usr_0030) holding accounts.write and contain.run through role `desk`. */
+  async function withDesk(): Promise<{ fx: ContainFixture; desk: string; users: string[] }> {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    const users = await seedContainUsers(fx, NOW, 31);
+    const desk = users.pop() as string;
+    await fx.roles.create({ name: "desk", permissions: ["accounts.read", "accounts.write", "contain.run"] }, "test");
+    await fx.roles.grant(desk, "desk", "test");
+    return { fx, desk, users };
+  }
+  const deskJob = (desk: string, users: string[]): ContainRequest => ({
+    levers: ["lock-accounts"], scope: { ids: users }, actor: desk, creatorUser: desk, creatorLacks: ["admin", "inventory.manage"], batchSize: 10,
+  });
+
+  const firings: Array<[string, (fx: ContainFixture, desk: string) => Promise<unknown>, RegExp]> = [
+    ["its role removed", (fx, desk) => fx.roles.revoke(desk, "desk", "admin"), /no longer holds contain\.run, accounts\.write/],
+    ["locked", (fx, desk) => fx.database.db.updateTable("users").set({ locked_at: NOW, locked_reason: "dismissed" }).where("id", "=", desk).execute(), /is locked/],
+    ["disabled", (fx, desk) => fx.database.db.updateTable("users").set({ status: "disabled" }).where("id", "=", desk).execute(), /is disabled, not active/],
+    ["deleted", async (fx, desk) => {
+      await fx.database.db.deleteFrom("user_roles").where("user_id", "=", desk).execute();
+      await fx.database.db.deleteFrom("users").where("id", "=", desk).execute();
+    }, /no longer exists/],
+  ];
+  for (const [how, fire, why] of firings) {
+    it(`attack: a help desk's job runs no batch after its creator is ${how.replace("its role removed", "demoted")}: it fails naming the creator and why, and the server's own resume does not lift that`, async () => {
+      const { fx, desk, users } = await withDesk();
+      const job = await createContainJob(fx, deskJob(desk, users));
+      await runJob(fx, job.id, { stopAfterBatches: 1 });
+      assert.equal(await lockedCount(fx), 10);
+      await fire(fx, desk);
+      const scopeLocked = async (): Promise<number> => (await lockedCount(fx)) - (how === "locked" ? 1 : 0);
+      const error = await runJob(fx, job.id).then(() => null, (e: unknown) => e);
+      assert.ok(error instanceof BulwarkError && error.code === CREATOR_LOST, String(error));
+      assert.match(error.message, new RegExp(`its creator, user ${desk}, ${why.source}`));
+      assert.match(error.message, /bulwark contain resume/);
+      assert.equal(await scopeLocked(), 10, "no batch after the firing");
+      const failed = await fx.jobs.get(job.id);
+      assert.equal(failed.status, "failed");
+      assert.match(String(failed.error), why);
+      // Server start: the system resumes it, and it stops again without a batch.
+      assert.equal(await codeOf(resumeJob(fx, job.id, { actor: "system" })), CREATOR_LOST);
+      assert.equal(await scopeLocked(), 10);
+      assert.equal((await auditTypes(fx, job.id)).filter((e) => e.type === "contain.job.failed").length, 2);
+      await fx.database.close();
+    });
+  }
+
+  it("an operator's resume takes over a job whose creator was fired: the rest runs, and the spec and the resumed event say from whom and why; a creator who still stands keeps theirs", async () => {
+    const { fx, desk, users } = await withDesk();
+    const job = await createContainJob(fx, deskJob(desk, users));
+    await runJob(fx, job.id, { stopAfterBatches: 1 });
+    // Resumed while the creator stands: nothing is taken over, the batches still check the creator.
+    await resumeJob(fx, job.id, { actor: "cli:alice", stopAfterBatches: 1 });
+    assert.equal((await fx.jobs.get<Record<string, unknown>>(job.id)).spec["creatorUser"], desk);
+    assert.equal(await lockedCount(fx), 20);
+    await fx.roles.revoke(desk, "desk", "admin");
+    assert.equal(await codeOf(runJob(fx, job.id)), CREATOR_LOST);
+    const done = await resumeJob(fx, job.id, { actor: "cli:bob" });
+    assert.equal(done.status, "done");
+    assert.equal(await lockedCount(fx), 30);
+    assert.equal(done.spec["creatorUser"], undefined);
+    assert.equal(done.spec["takenOverBy"], "cli:bob");
+    assert.ok(jobView(done).notes.some((n) => n.startsWith("taken over by cli:bob")), jobView(done).notes.join(" | "));
+    const resumed = (await auditTypes(fx, job.id)).filter((e) => e.type === "contain.job.resumed").map((e) => ({ actor: e.actor, data: JSON.parse(e.data) as Record<string, unknown> }));
+    assert.equal(resumed.length, 2);
+    assert.equal(resumed[0]?.data["tookOverFrom"], undefined);
+    assert.deepEqual([resumed[1]?.actor, resumed[1]?.data["tookOverFrom"], resumed[1]?.data["creatorLost"]], ["cli:bob", desk, "no longer holds contain.run, accounts.write"]);
+    await fx.database.close();
+  });
+
+  it("a job stopped that way can be cancelled, and an undo posted by a help desk fired since stops the same way", async () => {
+    const { fx, desk, users } = await withDesk();
+    // An administrator's job from the shell; the help desk posts its undo.
+    const job = await createContainJob(fx, { levers: ["lock-accounts"], scope: { ids: users }, actor: "cli:alice", batchSize: 10 });
+    await runJob(fx, job.id);
+    const undo = await createUndoJob(fx, job.id, desk, { creatorLacks: ["admin", "inventory.manage"], creatorUser: desk });
+    await runJob(fx, undo.id, { stopAfterBatches: 1 });
+    const unlocked = 30 - (await lockedCount(fx));
+    assert.ok(unlocked > 0 && unlocked < 30, `one step of the undo ran (${unlocked} unlocked)`);
+    await fx.database.db.updateTable("users").set({ locked_at: NOW, locked_reason: "dismissed" }).where("id", "=", desk).execute();
+    assert.equal(await codeOf(runJob(fx, undo.id)), CREATOR_LOST);
+    assert.equal(await lockedCount(fx), 30 - unlocked + 1, "no step after the firing (the desk's own lock aside)");
+    const outcome = await cancelJob(fx, undo.id, { actor: "cli:alice" });
+    assert.equal(outcome.was, "failed");
+    await fx.database.close();
+  });
+
+  it("an administrator's job that locks its own creator goes on (the caller's own account is in an {all: true} lock); a lock an administrator sets on the creator after that stops it, as does a demotion", async () => {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    const users = await seedContainUsers(fx, NOW, 30);
+    const admin = users[0] as string;
+    await fx.roles.grant(admin, "admin", "test");
+    const request: ContainRequest = { levers: ["lock-accounts"], scope: { all: true }, actor: admin, creatorUser: admin, batchSize: 10 };
+    const job = await createContainJob(fx, request);
+    assert.equal((await runJob(fx, job.id)).status, "done", "its first batch locked the creator; the others ran");
+    assert.equal(await lockedCount(fx), 30);
+
+    // Another job of theirs, after the accounts were unlocked: its first batch locks its creator again.
+    await fx.database.db.updateTable("users").set({ locked_at: null, locked_reason: null }).execute();
+    const second = await createContainJob(fx, { ...request, levers: ["expire-passwords", "lock-accounts"] });
+    await runJob(fx, second.id, { stopAfterBatches: 1 });
+    assert.equal(await lockedCount(fx), 10);
+    // Another administrator locks the creator again (lockUser's "relocked": a lock of their own, at their time).
+    fx.clock.advance(60_000);
+    await fx.database.db.updateTable("users").set({ locked_at: fx.clock.now(), locked_reason: "dismissed" }).where("id", "=", admin).execute();
+    assert.equal(await codeOf(runJob(fx, second.id)), CREATOR_LOST);
+
+    // An administrator demoted to a responder stops their jobs too: they no longer hold what the job acts with.
+    await fx.database.db.updateTable("users").set({ locked_at: null, locked_reason: null }).where("id", "=", admin).execute();
+    await fx.roles.create({ name: "responder-desk", permissions: ["contain.run", "accounts.write"] }, "test");
+    await fx.roles.grant(admin, "responder-desk", "test");
+    await fx.roles.grant(users[1] as string, "admin", "test");
+    await fx.roles.revoke(admin, "admin", "test");
+    const error = await runJob(fx, second.id).then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof BulwarkError && error.code === CREATOR_LOST, String(error));
+    assert.match(error.message, /no longer holds admin, inventory\.manage/);
+    await fx.database.close();
+  });
+});
+
 describe("POST /api/v1/contain/jobs/:id/cancel", () => {
   const MINUTE = 60_000;
   let fx: AuthFixture;

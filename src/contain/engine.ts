@@ -10,7 +10,7 @@ import { epochNow, type Job, type JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
-import { containErrors, failureReason, isCorruptJobError } from "./errors.ts";
+import { containErrors, failureReason, isCorruptJobError, isCreatorLostError } from "./errors.ts";
 import type { ResetNotifier } from "./lever.ts";
 import type { Schema } from "../store/schema.ts";
 
@@ -158,16 +158,18 @@ class CursorMoved extends Error {}
 
 /**
  * Records a failure of job `job` — the job `failed` with the reason, and a `contain.job.failed` event — and returns
- * the error to throw: the job's own coded error when its stored state was refused (resuming cannot help), otherwise
- * one saying it can be resumed. Best effort: when the database is what failed, the thrown error still tells the
- * caller. Only a job still under way is marked failed: another worker may have finished it meanwhile (this one lost
- * a deadlock, say), and a done job must not read as failed, in the table or in the audit log.
+ * the error to throw: the job's own coded error when its stored state was refused (resuming cannot help) or its
+ * creator no longer stands behind it (src/contain/creator.ts), otherwise one saying it can be resumed. Best effort:
+ * when the database is what failed, the thrown error still tells the caller. Only a job still under way is marked
+ * failed: another worker may have finished it meanwhile (this one lost a deadlock, say), and a done job must not read
+ * as failed, in the table or in the audit log.
  */
 export async function recordFailure(deps: Pick<ContainDeps, "jobs" | "audit">, job: Pick<Job<unknown>, "id" | "kind" | "actor">, stage: string | null, error: unknown, worker = ""): Promise<Error> {
   const reason = failureReason(error);
   const marked = await deps.jobs.markFailed(job.id, reason).catch(() => true);
   if (marked) await deps.audit.append({ type: "contain.job.failed", actor: job.actor, subject: job.id, data: { kind: job.kind, stage, error: reason, worker } }).catch(() => {});
-  return isCorruptJobError(error) ? error : containErrors.failed(job.id, { cause: error });
+  // Both say what must happen before it can go on (a repair; an administrator taking it over): not "resume it".
+  return isCorruptJobError(error) || isCreatorLostError(error) ? error : containErrors.failed(job.id, { cause: error });
 }
 
 type Outcome = "ran" | "moved" | "busy" | "advanced";

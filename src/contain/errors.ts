@@ -14,6 +14,17 @@ export function isCorruptJobError(error: unknown): error is BulwarkError {
   return error instanceof BulwarkError && error.code === CORRUPT_JOB;
 }
 
+// The code of a job stopped because its creator no longer stands behind it (containErrors.creatorLost).
+const CREATOR_LOST = "BULWARK_ERR_CONTAIN_CREATOR_LOST";
+
+/**
+ * True for the error of a job its creator no longer stands behind: recorded on the job as it is, never wrapped in
+ * containErrors.failed, whose "it can be resumed" would hide that a plain resume stops it again.
+ */
+export function isCreatorLostError(error: unknown): error is BulwarkError {
+  return error instanceof BulwarkError && error.code === CREATOR_LOST;
+}
+
 export const containErrors = {
   noScope: (): InputError =>
     new InputError("BULWARK_ERR_CONTAIN_NO_SCOPE", "no scope given: name the users to act on (--all, --role, --ids, --created-before/after, --last-login-before/after, --active-within, --active-between, --scheme); --all is never implied"),
@@ -45,6 +56,14 @@ export const containErrors = {
    */
   unreadableJob: (id: string, options: { cause: Error }): BulwarkError =>
     new BulwarkError("BULWARK_ERR_CONTAIN_JOB_UNREADABLE", "conflict", `containment job ${id} exists, but its stored record cannot be read (${failureReason(options.cause)})`, options),
+  /**
+   * The job was created through the API by `creator`, who no longer holds what it held then, or may no longer act
+   * (src/contain/creator.ts): no further batch runs on their authority. What earlier batches applied stays.
+   */
+  creatorLost: (id: string, creator: string, why: string): BulwarkError =>
+    new BulwarkError(CREATOR_LOST, "forbidden",
+      `containment job ${id} stopped: its creator, user ${creator.slice(0, 64)}, ${why}, and no further batch runs on their authority (what earlier batches applied stays). ` +
+      `An administrator may take it over with \`bulwark contain resume ${id}\` (the rest runs on the administrator's authority) or cancel it`),
   failed: (id: string, options: { cause: unknown }): BulwarkError =>
     new BulwarkError("BULWARK_ERR_CONTAIN_FAILED", "runtime", `containment job ${id} failed (${failureReason(options.cause)}); it can be resumed with \`bulwark contain resume ${id}\``, options),
 };

@@ -13,6 +13,7 @@ import { checkRolesExist, checkSchemeKnown, describeScope, scopedUserIds, unmatc
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
+import { creatorCheck, creatorMustHold, ownLockOf, storedCreatorUser } from "./creator.ts";
 import { countLiveTokens, inIds } from "./levers/common.ts";
 import { ensureGlobalStamps, holdScopeForRaise } from "./levers/stamps.ts";
 import { lockManyAccountsLinks } from "../accounts/password-reset/link-lock.ts";
@@ -80,6 +81,15 @@ export interface ContainSpec {
    * CLI, and for jobs recorded before it existed: those act on every user of their scope, as before.
    */
   creatorLacks?: string[];
+  /**
+   * The user id of the API caller who created the job, on whose authority its batches run: each one checks again, in
+   * its transaction, that they may still act and hold contain.run and every administrative permission they held then
+   * (src/contain/creator.ts), or the job stops, failed. Absent for a job created by the CLI, for jobs recorded before
+   * it existed, and once an operator took the job over (resumeJob: `takenOverBy`).
+   */
+  creatorUser?: string;
+  /** Who took the job over from a creator who no longer stood behind it (resumeJob), answering for its remaining batches. */
+  takenOverBy?: string;
 }
 
 export interface ContainRequest {
@@ -94,6 +104,8 @@ export interface ContainRequest {
    * empty, so that batches run later never act on a user who holds one by then. The CLI passes none.
    */
   creatorLacks?: readonly string[];
+  /** The API caller creating the job (its user id): every batch checks again that they stand behind it (ContainSpec). The CLI passes none. */
+  creatorUser?: string;
   /** The Idempotency-Key of the API request (JobStore.create): a second job with the same key is refused by the database. */
   requestKey?: RequestKey | null;
 }
@@ -250,6 +262,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     levers: names, scope: describeScope(request.scope), options: opts, at: deps.clock.now(), batchSize, mailer: deps.notifier !== null,
     ...(unmatched ? { unmatchedIds: unmatched } : {}),
     ...(request.creatorLacks?.length ? { creatorLacks: [...request.creatorLacks] } : {}),
+    ...(request.creatorUser !== undefined ? { creatorUser: request.creatorUser } : {}),
   };
   // Levers that write links begin first: a reset or an email confirmation takes a link row, then the account, then its
   // session stamp, and the other levers' begins lock the accounts and raise stamps (the other order waited in a cycle
@@ -306,6 +319,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
         levers: names, scope: spec.scope, users: total, ...(unmatched ? { unmatchedIds: unmatched.count } : {}),
         incidentId: request.incidentId ?? null, options: { ...opts }, mailer: spec.mailer, begun,
         ...(spec.creatorLacks ? { creatorLacks: spec.creatorLacks } : {}),
+        ...(spec.creatorUser !== undefined ? { runsOnAuthorityOf: spec.creatorUser } : {}),
       },
     });
     return { ...job, total };
@@ -338,6 +352,9 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   const size = storedBatchSize(job.id, job.spec);
   storedLevers(job.id, job.spec);
   const lacks = storedCreatorLacks(job.id, job.spec);
+  // The creator's standing, read again by every step and batch in its own transaction (src/contain/creator.ts): a job
+  // posted by a help desk that is fired while it waits or runs stops there, failed, naming why (ASVS 8.3.2).
+  const creatorStands = creatorCheck(deps.database, job.id, storedCreatorUser(job.id, job.spec), creatorMustHold(lacks), { lockedByOwnJob: ownLockOf(job.id) });
   // A job stored before an option existed runs with its default (emailChangedWithinDays: the hold on reset links).
   const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope);
   const found = job.spec.levers.map(leverNamed);
@@ -353,6 +370,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
     stages.push({
       name: `${lever.name} (all users at once)`,
       async step(trx): Promise<StepResult> {
+        await creatorStands(trx);
         const r = await (lever.applyAll as NonNullable<UserLever["applyAll"]>)(trx, { ...ctx, now: deps.clock.now() });
         const counts: Record<string, number> = {};
         for (const [k, v] of Object.entries(r)) counts[`${lever.name}.${k}`] = v;
@@ -399,16 +417,20 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         // counts against the server's lock table), the right to act of the users it demotes or locks (as an API lock),
         // then the account rows in id order. Taken by each lever as it came, a write of one lever before another's lock made
         // cycles with those transactions and with another job ("deadlock detected": a failed batch, a 500).
+        const stopped = new Set<string>();
         if (postgres && ids.length > 0) {
-          const demoted = new Set<string>();
-          for (const lever of batched) for (const id of (await lever.demotes?.(trx, ids, batchCtx)) ?? []) demoted.add(id);
-          const stopped = new Set(demoted);
+          for (const lever of batched) for (const id of (await lever.demotes?.(trx, ids, batchCtx)) ?? []) stopped.add(id);
           for (const lever of batched) for (const id of (await lever.stopsActing?.(trx, ids, batchCtx)) ?? []) stopped.add(id);
           // Role removals' turn (the last-admin lock) whenever it waits for anyone's right to act, as an API lock takes it
           // before its acting locks: taken only for demotions, a lock-accounts batch over two administrators held one's
           // acting lock while an API lock by the other held its own shared, and each waited for the other's (deadlock).
           if (stopped.size > 0) await holdRoleRemovals(deps.database, trx);
           if (batched.some((l) => l.touchesLinks)) await lockManyAccountsLinks(deps.database.dialect, trx, ids);
+        }
+        // The creator, where an API change reads its caller: after the last-admin lock and the link locks, before the
+        // targets' acting locks (users.ts lock, set-email). Before the batch's first write, on both dialects.
+        await creatorStands(trx);
+        if (postgres && ids.length > 0) {
           await holdActingOfMany(deps.database, trx, [...stopped]);
           await trx.selectFrom("users").select("id").where(inIds(deps.database.dialect, "id", ids)).orderBy("id").forNoKeyUpdate().execute();
         }
@@ -433,8 +455,15 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
     const completesScope = userLevers.length === 0 && i === globalLevers.length - 1;
     stages.push({
       name: lever.name,
-      ...(lever.prepare ? { prepare: () => (lever.prepare as NonNullable<GlobalLever["prepare"]>)(ctx) } : {}),
+      // The preparation (rotate-keys makes a data key) runs outside any transaction: the creator is read first in one.
+      ...(lever.prepare ? {
+        prepare: async () => {
+          await deps.database.transaction(creatorStands);
+          return (lever.prepare as NonNullable<GlobalLever["prepare"]>)(ctx);
+        },
+      } : {}),
       async step(trx, position): Promise<StepResult> {
+        await creatorStands(trx);
         const r = await lever.step(trx, position, ctx);
         const counts: Record<string, number> = {};
         for (const [k, v] of Object.entries(r.counts)) counts[`${lever.name}.${k}`] = v;

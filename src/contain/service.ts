@@ -1,6 +1,8 @@
 // Running, resuming and describing containment jobs; the entry points the CLI, the HTTP API and server
 // start-up use (the server lists `resumableJobs` and starts them all in its job runner).
+import type { Kysely } from "kysely";
 import type { App } from "../app/types.ts";
+import type { Schema } from "../store/schema.ts";
 import type { Job, JobStatus, UnreadableJob } from "../jobs/job-store.ts";
 import { epochNow, jobErrors, RESUMABLE_STATUSES, storedObject } from "../jobs/job-store.ts";
 import { isoOrNull } from "../lib/calendar.ts";
@@ -8,7 +10,8 @@ import { BulwarkError } from "../lib/errors.ts";
 import { recordFailure, runStages, TERMINAL, type ContainDeps, type RunOptions, type Stage } from "./engine.ts";
 import { containErrors, isCorruptJobError } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
-import { LEFT_ALONE_EVENT } from "./outranked.ts";
+import { LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
+import { creatorMustHold, creatorShortfall, storedCreatorUser, SYSTEM_ACTOR } from "./creator.ts";
 import { pairingNotes, type ResetNotifier } from "./lever.ts";
 import { emailChangeWindowDays, RESET_EMAIL_REFUSED, RESET_EMAIL_WITHHELD, WITHHELD_NEXT_STEP } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched, type UnmatchedIds } from "./scope.ts";
@@ -73,6 +76,12 @@ export interface ResumeOptions extends RunOptions {
 /**
  * Resumes a job that stopped (killed, crashed, failed); refuses one that is already finished.
  *
+ * A job created through the API runs on its creator's authority (src/contain/creator.ts). When that creator no longer
+ * stands behind it (demoted, locked, disabled, deleted), a resume by a person — the CLI's operator, who holds the
+ * server — takes the job over: its remaining batches run on the operator's authority, recorded in the job's spec
+ * (`takenOverBy`) and in the `contain.job.resumed` event (`tookOverFrom`, and why) in one commit. The server's own
+ * resume at start (actor "system") never does: the job stops again, naming why, until someone decides.
+ *
  * @example
  * await resumeJob(deps, "job_…", { actor: cliActor(), worker: `cli:${process.pid}` });
  */
@@ -81,11 +90,45 @@ export async function resumeJob(deps: ContainDeps, jobId: string, options: Resum
   const job = await deps.jobs.get(jobId);
   if (job.kind !== CONTAIN_KIND && job.kind !== UNDO_KIND) throw containErrors.notContainJob(jobId);
   if (job.status === "done" || job.status === "cancelled") throw jobErrors.finished(jobId, job.status);
-  await deps.audit.append({
-    type: "contain.job.resumed", actor, subject: jobId,
-    data: { status: job.status, done: job.done, total: job.total, createdBy: job.actor, worker: run.worker ?? "" },
+  await deps.database.transaction(async (trx) => {
+    const takeover = actor === SYSTEM_ACTOR ? null : await takeOver(deps, trx, jobId, actor);
+    await deps.audit.appendIn(trx, {
+      type: "contain.job.resumed", actor, subject: jobId,
+      data: { status: job.status, done: job.done, total: job.total, createdBy: job.actor, worker: run.worker ?? "", ...(takeover ?? {}) },
+    });
   });
   return runJob(deps, jobId, run);
+}
+
+/**
+ * In `trx`, under the job row's lock: when job `jobId` runs on the authority of a creator who no longer stands behind
+ * it, moves it to `actor` (the spec loses `creatorUser` and gains `takenOverBy`) and returns what the resumed event
+ * records; null when there is nothing to take over (no user creator, or one who still stands: their job stays theirs).
+ * A spec that cannot be read is left to runJob, which fails the job naming it.
+ */
+async function takeOver(deps: ContainDeps, trx: Kysely<Schema>, jobId: string, actor: string): Promise<{ tookOverFrom: string; creatorLost: string } | null> {
+  let q = trx.selectFrom("jobs").select(["spec"]).where("id", "=", jobId);
+  if (deps.database.dialect === "postgres") q = q.forUpdate();
+  const row = await q.executeTakeFirst();
+  if (!row) return null;
+  let spec: Record<string, unknown>;
+  let creator: string | null;
+  let lacks: string[];
+  try {
+    spec = storedObject(jobId, "spec", row.spec);
+    creator = storedCreatorUser(jobId, spec);
+    lacks = storedCreatorLacks(jobId, spec);
+  } catch (error) {
+    if (error instanceof BulwarkError) return null;
+    throw error;
+  }
+  if (creator === null) return null;
+  const why = await creatorShortfall(deps.database, trx, creator, creatorMustHold(lacks));
+  if (why === null) return null;
+  const moved: Record<string, unknown> = { ...spec, takenOverBy: actor };
+  delete moved["creatorUser"];
+  await trx.updateTable("jobs").set({ spec: JSON.stringify(moved) }).where("id", "=", jobId).execute();
+  return { tookOverFrom: creator, creatorLost: why };
 }
 
 /** What `cancelJob` did: the job, the status it had when it was cancelled, and how far it had got. */
@@ -236,7 +279,7 @@ export function resumeUnfinishedJobs(deps: ContainDeps, options: { logger?: Resu
       logger?.info({ jobId: job.id, kind: job.kind, status: job.status, done: job.done, total: job.total }, "contain: resuming unfinished job");
       try {
         // The server resumes on its own: the system is the actor, as of every server-start event.
-        const ended = await resumeJob(deps, job.id, { actor: "system", ...(options.worker !== undefined ? { worker: options.worker } : {}) });
+        const ended = await resumeJob(deps, job.id, { actor: SYSTEM_ACTOR, ...(options.worker !== undefined ? { worker: options.worker } : {}) });
         outcomes.push({ id: job.id, status: ended.status });
         logger?.info({ jobId: job.id, status: ended.status, done: ended.done, total: ended.total }, "contain: resumed job finished");
       } catch (error) {
@@ -368,6 +411,12 @@ export function jobView(job: Job): JobView {
     notes.push(`${who} an administrative permission the job's creator lacks (granted after the job was created); leftAlone and the ${LEFT_ALONE_EVENT} audit events name them: an administrator must contain them`);
   }
   if (job.kind === CONTAIN_KIND) notes.push(...pairingNotes(levers, spec.liveTokens !== undefined ? { liveTokens: spec.liveTokens } : {}));
+  // Who answers for the batches after a takeover (resumeJob): the job's creator no longer stood behind it. Shown as
+  // stored (bounded, control characters dropped): the view must not be where an altered row speaks.
+  const takenOverBy = job.spec["takenOverBy"];
+  if (typeof takenOverBy === "string") {
+    notes.push(`taken over by ${takenOverBy.replace(/[\u0000-\u001f\u007f-\u009f]/g, "").slice(0, 80)} once its creator no longer stood behind it: its later batches ran on that operator's authority (contain.job.resumed says why)`);
+  }
   if (job.status === "cancelled") {
     if (job.kind !== CONTAIN_KIND) notes.push(`cancelled after ${job.done} of ${job.total} records: what it restored stays restored; another undo of ${spec.undoOf ?? "the job"} takes up the rest`);
     else if (reversibleLevers(levers).length > 0) notes.push(`cancelled after ${job.done} of ${job.total} users: what its batches applied stays; undo the job to reverse it`);

@@ -15,6 +15,7 @@ import { findLever, type ChangeRecord, type LeverContext, type UserLever } from 
 import { inIds, SAMPLE_SIZE, valuesQuery } from "./levers/common.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, rolesCarrying, storedCreatorLacks } from "./outranked.ts";
+import { creatorCheck, creatorMustHold, storedCreatorUser } from "./creator.ts";
 
 export const UNDO_KIND = "contain-undo";
 
@@ -28,6 +29,13 @@ export interface UndoSpec {
    * created by an administrator or the CLI, and for undo jobs recorded before it existed.
    */
   creatorLacks?: string[];
+  /**
+   * The API caller who created the undo: every step checks again that they still stand behind it, as a containment
+   * job's batches do (ContainSpec.creatorUser, src/contain/creator.ts). Absent for the CLI's undo and once taken over.
+   */
+  creatorUser?: string;
+  /** Who took the undo over from a creator who no longer stood behind it (resumeJob). */
+  takenOverBy?: string;
 }
 
 /** A stored spec's JSON, or null when the row cannot be read (jobErrors.unreadable). */
@@ -70,16 +78,18 @@ async function undoable(deps: ContainDeps, jobId: string): Promise<{ original: J
 
 /**
  * Creates the undo job of a finished containment job (nothing is restored until it runs). `creatorLacks`: the
- * administrative permissions the requester lacks (the API's outranking rule), recorded when not empty.
+ * administrative permissions the requester lacks (the API's outranking rule), recorded when not empty; `creatorUser`:
+ * the API caller, whose standing every step reads again.
  *
  * @example
  * const undo = await createUndoJob(deps, "job_…", "cli"); await runJob(deps, undo.id);
  */
-export async function createUndoJob(deps: ContainDeps, jobId: string, actor: string, options: { creatorLacks?: readonly string[] } = {}): Promise<Job<UndoSpec>> {
+export async function createUndoJob(deps: ContainDeps, jobId: string, actor: string, options: { creatorLacks?: readonly string[]; creatorUser?: string } = {}): Promise<Job<UndoSpec>> {
   const { original, levers } = await undoable(deps, jobId);
   const spec: UndoSpec = {
     undoOf: jobId, levers, batchSize: original.spec.batchSize,
     ...(options.creatorLacks?.length ? { creatorLacks: [...options.creatorLacks] } : {}),
+    ...(options.creatorUser !== undefined ? { creatorUser: options.creatorUser } : {}),
   };
   return deps.database.transaction(async (trx) => {
     // One undo at a time per job: a second would only race the first over the same records (restoring rows the
@@ -238,12 +248,15 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
   const batchSize = storedBatchSize(job.id, job.spec);
   storedLevers(job.id, job.spec);
   const lacks = storedCreatorLacks(job.id, job.spec);
+  // An undo unlocks and hands roles back: one posted by a help desk fired since stops too (src/contain/creator.ts).
+  const creatorStands = creatorCheck(deps.database, job.id, storedCreatorUser(job.id, job.spec), creatorMustHold(lacks));
   const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
   return job.spec.levers.map((name): Stage => {
     const lever = leverNamed(name) as UserLever;
     return {
       name: `undo ${name}`,
       async step(trx, position): Promise<StepResult> {
+        await creatorStands(trx);
         const [afterSeq, afterEntity] = parsePosition(position);
         const rows = await trx.selectFrom("contain_changes").selectAll()
           .where("job_id", "=", job.spec.undoOf).where("lever", "=", name)

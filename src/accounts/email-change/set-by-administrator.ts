@@ -4,6 +4,8 @@
 // knows the owner's address), every session ends, the open reset and email-change links die (they went to the
 // hijacker's mailbox), a new reset link goes to the new address, the event is audited, and both addresses are told
 // (ASVS 6.3.7) — the new one what happened, the old one only that it no longer belongs to the account (not where it went).
+// An old address the outbox cannot mail (the account store takes more, e.g. from an import) is not told: the answer,
+// the dry run and the event say so, and EMAIL_SET_NOTICE_REFUSED records it in the change's commit (ASVS 16.3.1).
 // Used by `POST /api/v1/users/:id/email` and `bulwark users set-email`; docs/http-auth.md has the recovery steps.
 import type { Kysely } from "kysely";
 import type { App } from "../../app/types.ts";
@@ -22,6 +24,12 @@ import { addressTag } from "./address-tag.ts";
 
 /** The audit event of an address set by an administrator. */
 export const EMAIL_SET_EVENT = "user.email-set";
+
+/**
+ * The audit event of an address change whose notice could not reach the old address (the outbox refuses it): the
+ * owner heard nothing of the move, so whoever reviews the changes must see which owners to reach another way.
+ */
+export const EMAIL_SET_NOTICE_REFUSED = "user.email-set.notice.refused";
 
 export interface SetEmailRequest {
   userId: string;
@@ -61,6 +69,10 @@ export interface SetEmailOutcome {
    * the hold, so the public reset form mails it again. Never silent: a "retry" re-opened the form unawares.
    */
   resetHoldLifted: boolean;
+  /** The old address was told of the change (its notice queued); false when nothing changed, or the outbox refuses it. */
+  oldAddressNotified: boolean;
+  /** Why the outbox refused the old address (it cannot mail it), when it did: its owner must be reached another way. */
+  oldAddressRefused: string | null;
   remaining: AccountFootholds;
 }
 
@@ -76,6 +88,10 @@ export interface SetEmailForecast {
   invalidatesPassword: boolean;
   /** The address is the account's own and its reset links are held: the request would lift the hold (SetEmailOutcome). */
   liftsResetHold: boolean;
+  /** The change would tell the old address (SetEmailOutcome.oldAddressNotified). */
+  notifiesOldAddress: boolean;
+  /** Why the outbox would refuse the old address, when it would: the change would tell its owner nothing. */
+  oldAddressRefused: string | null;
   remaining: AccountFootholds;
 }
 
@@ -134,10 +150,12 @@ export async function forecastSetEmail(app: App, userId: string, email: string):
       .where("user_id", "=", userId).where("used_at", "is", null).where("expires_at", ">", now).executeTakeFirst();
     openLinks += Number(open?.n ?? 0);
   }
+  const refused = changed ? addressProblem(current.email) : null;
   return {
     changed, userId, oldEmail: current.email, newEmail: changed ? address : current.email,
     sessions: changed ? Number(sessions?.n ?? 0) : 0, openLinks: changed ? openLinks : 0, invalidatesPassword: changed && current.password_hash !== null,
     liftsResetHold: !changed && current.reset_held_at !== null,
+    notifiesOldAddress: changed && refused === null, oldAddressRefused: refused,
     remaining: await footholds(db, userId, now),
   };
 }
@@ -172,7 +190,7 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
       }
       return {
         changed: false, userId: request.userId, oldEmail: current.email, newEmail: current.email, sessionsEnded: 0, linksSpent: 0, passwordInvalidated: false,
-        eventId: null, resetHoldLifted: held, remaining: await footholds(trx, request.userId, now),
+        eventId: null, resetHoldLifted: held, oldAddressNotified: false, oldAddressRefused: null, remaining: await footholds(trx, request.userId, now),
       };
     }
     await assertFree(trx, request.userId, address);
@@ -205,10 +223,26 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
     // Keyed tags, not the addresses (as auth.email.change-requested keeps them): the log can match them to a known
     // address without holding either.
     const tag = (a: string): string => addressTag(app.keyring, a);
+    // The notice below leaves out an old address the outbox cannot mail (securityMessages): its owner hears nothing of
+    // the move, which the event, its own record and the answer say — else a help desk moving such an account to a
+    // mailbox of its own left no sign that the owner was never told (ASVS 6.3.7, 16.3.1).
+    const refused = addressProblem(current.email);
+    const requestId = request.requestId ? { requestId: request.requestId } : {};
     const event = await app.audit.appendIn(trx, {
-      type: EMAIL_SET_EVENT, actor: request.actor, subject: request.userId, ...(request.requestId ? { requestId: request.requestId } : {}),
-      data: { ...request.detail, via: request.via, from: tag(current.email), to: tag(address), sessionsEnded, linksSpent, passwordInvalidated: invalidate },
+      type: EMAIL_SET_EVENT, actor: request.actor, subject: request.userId, ...requestId,
+      data: {
+        ...request.detail, via: request.via, from: tag(current.email), to: tag(address), sessionsEnded, linksSpent, passwordInvalidated: invalidate,
+        oldAddressNotified: refused === null, ...(refused !== null ? { oldAddressRefused: refused } : {}),
+      },
     });
+    if (refused !== null) {
+      // As a refused security notice is recorded elsewhere (auth.notice.refused, contain.notice.refused), with the
+      // change's actor: the record of who moved the account names the owners it left untold.
+      await app.audit.appendIn(trx, {
+        type: EMAIL_SET_NOTICE_REFUSED, actor: request.actor, subject: request.userId, ...requestId,
+        data: { notice: "email-set-by-administrator", recipient: "previous", event: event.id, reason: refused },
+      });
+    }
     // The owner's way in: a link to the new address (keyed by the event, so it is queued once), as a containment's is.
     await app.accounts.resetMailer.issueInTransaction(trx, request.userId, { email: address, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId: event.id });
     // In the same commit: the change is never made without its notices queued. The administrator's own address is
@@ -219,7 +253,8 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
     return {
       changed: true, userId: request.userId, oldEmail: current.email, newEmail: address, sessionsEnded, linksSpent, passwordInvalidated: invalidate,
       // A hold on the old address's reset links ends with it: the new address is the administrator's choice.
-      eventId: event.id, resetHoldLifted: current.reset_held_at !== null, remaining: await footholds(trx, request.userId, now),
+      eventId: event.id, resetHoldLifted: current.reset_held_at !== null, oldAddressNotified: refused === null, oldAddressRefused: refused,
+      remaining: await footholds(trx, request.userId, now),
     };
   });
 }

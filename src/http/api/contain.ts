@@ -142,6 +142,23 @@ async function assertScopeOutranked(deps: contain.ContainDeps, lacking: readonly
 }
 
 /**
+ * The rule that guards a cancel and an undo: the caller must hold every administrative permission the job's creator
+ * held, or contain.run alone could stop — or reverse — an administrator's containment of another account (a help
+ * desk undoing the lock, the forced password change and the demotion an administrator put on its confederate). A job
+ * whose spec cannot be read is taken to have been created by an administrator. `action` names the refused request.
+ */
+function assertHoldsWhatCreatorHeld(lacking: readonly string[], job: { id: string; spec: Record<string, unknown> | null }, action: "cancel" | "undo"): void {
+  let creatorLacked: string[] = [];
+  try {
+    creatorLacked = job.spec === null ? [] : contain.storedCreatorLacks(job.id, job.spec);
+  } catch (error) {
+    if (!(error instanceof BulwarkError)) throw error;
+  }
+  const held = lacking.find((p) => !creatorLacked.includes(p));
+  if (held !== undefined) throw apiErrors.outrankedJob(job.id, held, action);
+}
+
+/**
  * The same rule for an undo: it may not change accounts that now hold an administrative permission the caller
  * lacks (unlocking a locked administrator, say), nor hand back a role carrying one (the re-grants of
  * demote-inactive-admins). Otherwise contain.run alone could undo an administrator's containment of another
@@ -207,6 +224,8 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     await assertScopeOutranked(deps, lacking, scope);
     const containRequest: contain.ContainRequest = {
       levers: body.levers, scope, actor: caller.userId, incidentId: body.incidentId ?? null, options: body.options ?? {}, creatorLacks: lacking,
+      // The job runs on the caller's authority: each batch checks again that they still hold it (src/contain/creator.ts).
+      creatorUser: caller.userId,
       ...(body.batchSize !== undefined ? { batchSize: body.batchSize } : {}),
     };
     if (body.dryRun) {
@@ -296,19 +315,8 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     const lacking = lackedBy(caller);
     const outcome = await contain.cancelJob(deps, id, {
       actor: caller.userId,
-      check: (job) => {
-        // Outranking: the caller must hold every administrative permission the job's creator held, or contain.run
-        // alone could stop an administrator's containment of another administrator. A job whose spec cannot be read
-        // is taken to have been created by an administrator.
-        let creatorLacked: string[] = [];
-        try {
-          creatorLacked = job.spec === null ? [] : contain.storedCreatorLacks(job.id, job.spec);
-        } catch (error) {
-          if (!(error instanceof BulwarkError)) throw error;
-        }
-        const held = lacking.find((p) => !creatorLacked.includes(p));
-        if (held !== undefined) throw apiErrors.outrankedJob(job.id, held);
-      },
+      // Outranking, under the job row's lock: contain.run alone must not stop an administrator's containment.
+      check: (job) => assertHoldsWhatCreatorHeld(lacking, job, "cancel"),
     }).catch((error: unknown) => {
       // Not found, or not a containment job: the same 404 as the other job routes.
       if (error instanceof BulwarkError && (error.code === "BULWARK_ERR_JOB_NOT_FOUND" || error.code === "BULWARK_ERR_CONTAIN_JOB")) throw Object.assign(apiErrors.jobNotFound(id), { cause: error });
@@ -328,8 +336,12 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     const caller = callerOf(request);
     const original = await containJob(deps, (request.params as { id: string }).id);
     const lacking = lackedBy(caller);
+    // Cancel's rule first: undoing a job reverses it, which is more than stopping it (ASVS 8.2.2). Then the accounts
+    // it would change, as they are now.
+    assertHoldsWhatCreatorHeld(lacking, original, "undo");
     await assertUndoOutranked(deps, lacking, original.id);
-    const undo = await contain.createUndoJob(deps, original.id, caller.userId, { creatorLacks: lacking });
+    // The undo runs on the caller's authority, checked again at each step (src/contain/creator.ts).
+    const undo = await contain.createUndoJob(deps, original.id, caller.userId, { creatorLacks: lacking, creatorUser: caller.userId });
     await auditAPI(app, request, caller, { type: "api.contain.undo.created", subject: undo.id, data: { undoOf: original.id, changes: undo.total } });
     const view = progressView(app, await deps.jobs.get(undo.id));
     runner.start(undo.id);

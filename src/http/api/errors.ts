@@ -21,8 +21,8 @@ export const apiErrors = {
     new APIError("BULWARK_ERR_API_TOKEN_SCOPE_TOO_WIDE", "forbidden", `cannot grant scope "${scope}" to a token: you (or the token you are using) do not hold it`),
   outranked: (userId: string, permission: string): APIError =>
     new APIError("BULWARK_ERR_API_OUTRANKED", "forbidden", `user ${userId} holds "${permission}", which you do not; you cannot change that account`),
-  outrankedJob: (jobId: string, permission: string): APIError =>
-    new APIError("BULWARK_ERR_API_OUTRANKED", "forbidden", `job ${jobId} was created by a caller holding "${permission}", which you do not; you cannot cancel it`),
+  outrankedJob: (jobId: string, permission: string, action: "cancel" | "undo" = "cancel"): APIError =>
+    new APIError("BULWARK_ERR_API_OUTRANKED", "forbidden", `job ${jobId} was created by a caller holding "${permission}", which you do not; you cannot ${action} it`),
   badIdempotencyKey: (why: string): APIError => new APIError("BULWARK_ERR_API_IDEMPOTENCY_KEY", "input", `the Idempotency-Key header is not usable: ${why}`),
   idempotencyKeyReused: (key: string, jobId: string): APIError =>
     new APIError("BULWARK_ERR_API_IDEMPOTENCY_KEY_REUSED", "conflict", `Idempotency-Key "${key}" already created job ${jobId} for a different request; send a new key for a new request`),
