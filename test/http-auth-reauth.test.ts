@@ -190,6 +190,25 @@ describe("re-authentication before sensitive changes", () => {
     assert.ok((await fx.app.audit.tail(20)).some((e) => e.type === "auth.reauthenticated" && e.data["factor"] === "totp"));
   });
 
+  it("a replacement of the authenticator app begun before the session went stale goes on after re-authentication: the fresh session that replaced it confirms it, and the stale one's copy cannot (ASVS 7.5.1) (was: re-authenticating gave the session a new id and the replacement was lost)", async () => {
+    const owner = await ownerWithFactors("reauth-replace@example.org");
+    const begun = await owner.laptop.request("POST", "/auth/mfa/totp/replace", { csrf: true });
+    // The laptop's session signed in over a minute ago: still fresh, so the replacement begins.
+    assert.equal(begun.statusCode, 200, begun.body);
+    const secret = begun.json().secret as string;
+    const copy = fx.browser();
+    copy.cookie = owner.laptop.cookie;
+    fx.clock.advance(11 * MINUTE);
+    const stale = await owner.laptop.request("POST", "/auth/mfa/totp/replace/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(stale.statusCode, 403, "a stale session confirms nothing");
+    const reauth = await owner.laptop.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: owner.password, totp: totpCode(owner.secret, fx.clock.now()) } });
+    assert.equal(reauth.statusCode, 200, reauth.body);
+    fx.clock.advance(30_000);
+    assert.equal((await copy.request("GET", "/auth/csrf")).statusCode, 401, "the replaced session's copy is dead: it gets no token to confirm with");
+    const confirmed = await owner.laptop.request("POST", "/auth/mfa/totp/replace/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(confirmed.statusCode, 200, confirmed.body);
+  });
+
   it("re-authenticates with a passkey (assertion options from /auth/reauthenticate/webauthn/options)", async () => {
     const owner = await ownerWithFactors("passkey-reauth@example.org");
     fx.clock.advance(11 * MINUTE);

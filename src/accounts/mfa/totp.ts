@@ -33,6 +33,11 @@ export interface TOTPFactor {
    * when no replacement waits.
    */
   confirmReplacement(userId: string, code: string, options: FactorConfirmOptions & { sessionId: string }): Promise<boolean>;
+  /**
+   * Hands the waiting replacement begun in session `from` to session `to`, which replaced it (a re-authentication): the
+   * same browser goes on with it. Nothing when none waits for `from`.
+   */
+  followSession(userId: string, from: string, to: string): Promise<void>;
   /** Drops the user's waiting replacement, in `executor` when given (a password change or reset); true when one waited. */
   cancelReplacement(userId: string, executor?: Kysely<Schema>): Promise<boolean>;
   /** The user's waiting replacement, if one is still live: when it was begun and when it expires. */
@@ -238,6 +243,10 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       });
       if (swapped) await flood.succeeded(begun.ticket);
       return swapped;
+    },
+
+    async followSession(userId, from, to) {
+      await db.updateTable("mfa_totp").set({ pending_session_id: to }).where("user_id", "=", userId).where("pending_session_id", "=", from).execute();
     },
 
     async cancelReplacement(userId, executor = db) {
