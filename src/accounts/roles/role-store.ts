@@ -246,7 +246,10 @@ export class RoleStore {
    * the administrator it became (ASVS 8.2.2). Asked in the grant's transaction, in turn with changes of the account.
    * `within` runs in that transaction too, after the locks and before the insert: a throw refuses the grant.
    */
-  async grant(userId: string, role: string, actor: string, options: { refuseInitialPassword?: boolean; within?: (trx: Kysely<Schema>) => Promise<void> } = {}): Promise<boolean> {
+  async grant(
+    userId: string, role: string, actor: string,
+    options: { refuseInitialPassword?: boolean; within?: (trx: Kysely<Schema>) => Promise<void>; granted?: (trx: Kysely<Schema>) => Promise<void> } = {},
+  ): Promise<boolean> {
     const carriesAdministrative = (await this.get(role)).permissions.some((p) => ADMINISTRATIVE.has(p));
     return this.#database.transaction(async (trx) => {
       // A change to this account that checked its permissions waits for this grant, or this grant for it.
@@ -268,6 +271,9 @@ export class RoleStore {
         .onConflict((oc) => oc.columns(["user_id", "role"]).doNothing()).executeTakeFirst();
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) return false;
       await this.#audit.appendIn(trx, { type: "role.granted", actor, subject: userId, data: { role } });
+      // What the caller records of a grant that happened (the API's event and notices), in the same commit, after the
+      // row and its event: only a grant that inserted, and the locks in the order every writer of this row takes them.
+      if (options.granted) await options.granted(trx);
       return true;
     });
   }

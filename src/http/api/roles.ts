@@ -98,29 +98,16 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     const caller = callerOf(request);
     const { id, role } = request.params as { id: string; role: string };
     const user = await targetUser(app, id);
-    let administrative: Permission[] = [];
-    let recorded = false;
     // Not to an account still on an initial password someone else chose, for a role with an administrative permission.
     // And checked again where it commits: a grant waiting on a lock must not outlive its administrator's demotion.
+    // A grant, its event and (administrative) its notices commit together, after the row is inserted and only if this
+    // grant inserted it (recordGrant in `granted`): a grant nobody was told of never stands, and one that changed
+    // nothing (another grant, or an undo handing the role back, won the row) is neither recorded nor mailed as made.
     const changed = await roles.grant(user.id, role, caller.userId, {
       refuseInitialPassword: true,
-      within: async (trx) => {
-        await stillAdmin(caller)(trx);
-        // An administrative grant, its event and its notices commit together (recordGrant): a grant nobody was told of
-        // must never stand. `within` runs before the insert, with the grants to this account serialised (holdGrantsTo),
-        // so a role not held now is inserted by this grant. Other grants keep their event after the commit (the
-        // store's role.granted, then api.role.granted), as before: they mail nobody, so nothing must commit with them.
-        administrative = await administrativeOf(trx, role);
-        if (administrative.length === 0) return;
-        const held = await trx.selectFrom("user_roles").select("role").where("user_id", "=", user.id).where("role", "=", role).executeTakeFirst();
-        if (held) return;
-        await recordGrant(app, request, caller, trx, { userId: user.id, role, administrative });
-        recorded = true;
-      },
+      within: stillAdmin(caller),
+      granted: async (trx) => recordGrant(app, request, caller, trx, { userId: user.id, role, administrative: await administrativeOf(trx, role) }),
     });
-    // Not recorded in the grant's transaction: a role without an administrative permission, or one held when `within`
-    // looked and revoked before the insert (a revocation does not wait for grants): recorded, and told, now.
-    if (changed && !recorded) await app.db.transaction((trx) => recordGrant(app, request, caller, trx, { userId: user.id, role, administrative }));
     return { changed, roles: await roles.rolesOf(user.id) };
   });
 
