@@ -4,6 +4,8 @@
 // commit with the grant and its api.role.granted event, whose id they quote. SQLite and PostgreSQL.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { containDeps, createContainJob, createUndoJob, runJob } from "../src/contain/index.ts";
+import { resetNotifierFor } from "../src/contain/service.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { whileAuditRefuses } from "./helpers/audit-tamper.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
@@ -103,6 +105,34 @@ function suite(name: string, open: () => Promise<APIFixture>): void {
       const refused = await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", "auth.notice.refused").where("subject", "=", lan.id).execute();
       assert.equal(refused.length, 1);
       assert.match(String(refused[0]!.data), /administrative-role-received/);
+    });
+
+    // ASVS 8.2.2, 6.3.7: an undo of demote-inactive-admins hands administrative roles back; it is told as a grant is.
+    it("an undo made from the shell that hands an administrative role back records the grant (role.granted, actor: the job's) and tells the account that holds it again; no account asked for it, so no \"given\" notice; queued again, nothing is queued twice", async () => {
+      const deps = containDeps(fx.app);
+      const dormant = await fx.user(["admin"]);
+      const [role] = await fx.app.accounts.roles.rolesOf(dormant.id) as [string];
+      const old = fx.app.clock.now() - 200 * 86_400_000;
+      await fx.app.db.db.updateTable("users").set({ created_at: old, last_login_at: old }).where("id", "=", dormant.id).execute();
+      const hygiene = await createContainJob(deps, { levers: ["demote-inactive-admins"], scope: { ids: [dormant.id] }, actor: "cli:ops", options: { inactiveDays: 90 } });
+      assert.equal((await runJob(deps, hygiene.id)).status, "done");
+      assert.deepEqual(await fx.app.accounts.roles.rolesOf(dormant.id), [], "control: demoted");
+      const before = (await roleNotices(fx)).length;
+      const undo = await createUndoJob(deps, hygiene.id, "cli:ops");
+      const ran = await runJob(deps, undo.id);
+      assert.equal(ran.status, "done");
+      assert.deepEqual(await fx.app.accounts.roles.rolesOf(dormant.id), [role]);
+      assert.equal(ran.counts["demote-inactive-admins.noticesQueued"], 1);
+      const mails = (await roleNotices(fx)).slice(before);
+      assert.deepEqual(mails.map((m) => [m.to, m.kind]), [[dormant.email, "security.admin-role-received"]]);
+      assert.match(mails[0]!.text, new RegExp(`quote the reference ${undo.id}\\.${dormant.id}\\.${role}\\b`), "the reference names the undo job");
+      const granted = await fx.app.db.db.selectFrom("audit_events").select(["actor", "data"]).where("type", "=", "role.granted").where("subject", "=", dormant.id).orderBy("seq", "desc").execute();
+      assert.equal(granted[0]?.actor, "cli:ops");
+      assert.deepEqual(JSON.parse(granted[0]!.data) as unknown, { role, undoOf: hygiene.id, jobId: undo.id, lever: "demote-inactive-admins" });
+      // A batch resumed after a crash queues its notice again: keyed by job, user and role, it is queued once.
+      const notifier = resetNotifierFor(fx.app);
+      await fx.app.db.transaction((trx) => notifier.enqueueNotice!(trx, dormant, undo.id, { type: "administrative-role-received", role, permissions: ["admin"] }));
+      assert.equal((await roleNotices(fx)).length, before + 1);
     });
 
     if (name.includes("sqlite")) {

@@ -253,6 +253,36 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
     await fx.database.close();
   });
 
+  it("a job recorded before creatorUser existed (its API creator only in the job's actor) stops the same way once that creator is demoted, and an operator's resume takes it over; a job whose actor names no account (the CLI's, a test's) runs on (was: never re-checked; cancelled by hand)", async () => {
+    const { fx, desk, users } = await withDesk();
+    // As the API wrote it before 17019cd: the caller's id as the job's actor, no creatorUser in the spec.
+    const legacy = { ...deskJob(desk, users) };
+    delete legacy.creatorUser;
+    const job = await createContainJob(fx, legacy);
+    assert.equal((await fx.jobs.get<Record<string, unknown>>(job.id)).spec["creatorUser"], undefined, "control: the spec names no creator");
+    // Jobs whose actor is no account: the same scope, never stopped by the desk's firing.
+    const byShell = await createContainJob(fx, { levers: ["expire-passwords"], scope: { ids: users }, actor: "cli:alice", batchSize: 10 });
+    const byTest = await createContainJob(fx, { levers: ["expire-passwords"], scope: { ids: users }, actor: "test", batchSize: 10 });
+    await runJob(fx, job.id, { stopAfterBatches: 1 });
+    assert.equal(await lockedCount(fx), 10);
+    await fx.roles.revoke(desk, "desk", "admin");
+    const error = await runJob(fx, job.id).then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof BulwarkError && error.code === CREATOR_LOST, String(error));
+    assert.match(error.message, new RegExp(`its creator, user ${desk}, no longer holds contain\\.run, accounts\\.write`));
+    assert.equal(await lockedCount(fx), 10, "no batch after the demotion");
+    assert.equal(await codeOf(resumeJob(fx, job.id, { actor: "system" })), CREATOR_LOST, "the server's own resume does not lift it");
+    assert.equal((await runJob(fx, byShell.id)).status, "done");
+    assert.equal((await runJob(fx, byTest.id)).status, "done");
+    // A person's resume takes it over, as a newer job's: its actor is not read again once the spec says who took it.
+    const done = await resumeJob(fx, job.id, { actor: "cli:bob" });
+    assert.equal(done.status, "done");
+    assert.equal(done.spec["takenOverBy"], "cli:bob");
+    assert.equal(await lockedCount(fx), 30);
+    const resumed = (await auditTypes(fx, job.id)).filter((e) => e.type === "contain.job.resumed").map((e) => JSON.parse(e.data) as Record<string, unknown>);
+    assert.deepEqual(resumed.map((d) => d["tookOverFrom"]), [undefined, desk]);
+    await fx.database.close();
+  });
+
   it("a job stopped that way can be cancelled, and an undo posted by a help desk fired since stops the same way", async () => {
     const { fx, desk, users } = await withDesk();
     // An administrator's job from the shell; the help desk posts its undo.

@@ -342,6 +342,37 @@ describe("MFA step-up", () => {
     assert.equal((await owner.b.request("POST", "/auth/mfa/totp/replace/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
   });
 
+  it("attack: a session cannot mail the owner without limit by making recovery codes again and again: the sixth set within the hour gets 429 with Retry-After, makes no codes and mails nothing; the last set made still works, another account keeps its own budget, and after the hour it is allowed again (ASVS 2.4.1, 6.3.7)", async () => {
+    const owner = await enrolTOTP("codes-flood@example.org");
+    const other = await enrolTOTP("codes-flood-other@example.org");
+    const notices = async (email: string): Promise<number> =>
+      (await fx.app.db.db.selectFrom("outbox_messages").select("id").where("to_address", "=", email).where("kind", "=", "security.recovery-codes-regenerated").execute()).length;
+    let last: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const made = await owner.b.request("POST", "/auth/mfa/recovery-codes", { csrf: true });
+      assert.equal(made.statusCode, 200, `set ${i + 1} is within the budget: ${made.body}`);
+      last = (made.json() as { codes: string[] }).codes;
+    }
+    const refused = await owner.b.request("POST", "/auth/mfa/recovery-codes", { csrf: true });
+    assert.equal(refused.statusCode, 429, refused.body);
+    assert.equal(refused.headers["retry-after"], "3600");
+    assert.equal(refused.json().error.code, "BULWARK_ERR_RECOVERY_CODES_RATE");
+    assert.match(refused.json().error.message, /too many sets of recovery codes .* in the last hour \(5\)/);
+    assert.equal(await notices("codes-flood@example.org"), 5, "one notice per set made, none for the refused one");
+    // The refused request replaced nothing: the fifth set is the one that works.
+    assert.ok(await fx.app.accounts.mfa.recovery.consume(owner.id, last[0] as string), "the last set made still works");
+    // Per account: another account's sets are counted apart.
+    assert.equal((await other.b.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).statusCode, 200);
+    // After the hour (signed in again: the session has expired meanwhile), a set is allowed again.
+    fx.clock.advance(60 * 60_000 + 1);
+    const b = fx.browser();
+    assert.equal((await b.login("codes-flood@example.org", owner.password)).statusCode, 200);
+    assert.equal((await b.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: totpCode(owner.secret, fx.clock.now()) } })).statusCode, 200);
+    const again = await b.request("POST", "/auth/mfa/recovery-codes", { csrf: true });
+    assert.equal(again.statusCode, 200, again.body);
+    assert.equal(await notices("codes-flood@example.org"), 6);
+  });
+
   it("attack: the right password with a refused second factor, again and again, tells the owner once an hour, and a recovery-code sign-in tells the owner how many codes are left (ASVS 6.3.5; was: audited only, never mailed)", async () => {
     const { b: owner, secret, password } = await enrolTOTP("suspicious@example.org");
     const codes = ((await owner.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).json() as { codes: string[] }).codes;

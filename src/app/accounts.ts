@@ -26,6 +26,14 @@ import { PasswordWorkGate } from "../accounts/passwords/work-gate.ts";
 /** API tokens one account may mint an hour: above the live-token cap (50, reachable in one hour), far below a loop's. */
 export const TOKEN_MINTS_PER_HOUR = 60;
 
+/**
+ * Authenticator-app replacements one account may begin an hour, and sets of recovery codes it may make: each one mails
+ * the owner a notice (ASVS 6.3.7), so without a bound a session — an intruder's at the owner's unlocked computer — could
+ * fill the owner's mailbox and bury the notices that matter (ASVS 2.4.1). Five covers a lost QR code or a misprint.
+ */
+export const APP_REPLACEMENTS_PER_HOUR = 5;
+export const RECOVERY_CODE_SETS_PER_HOUR = 5;
+
 export interface AccountServices {
   passwords: PasswordContext;
   policy: PasswordPolicy;
@@ -66,6 +74,10 @@ export interface AccountServices {
    * leaked token mint and revoke in a loop, each mint a row, an audit event and a notice mailed to the owner.
    */
   tokenMints: FloodControl;
+  /** Authenticator-app replacements begun per account an hour (namespace "mfa-replace", APP_REPLACEMENTS_PER_HOUR). */
+  appReplacements: FloodControl;
+  /** Recovery-code sets made per account an hour (namespace "recovery-codes", RECOVERY_CODE_SETS_PER_HOUR). */
+  recoveryCodeSets: FloodControl;
   jobs: JobStore;
   /** Browser sessions (cookie `__Host-bulwark-session`). */
   sessions: SessionManager;
@@ -135,6 +147,9 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     breachLookups: new PasswordWorkGate({ capacity: config.http.passwordChecksInFlight }),
     mailRequests: new FloodControl({ database, clock, keyOf, namespace: "mail", policy: { ipLimit: config.http.mailRequestsPerHour, ipWindowMs: 60 * 60_000 } }),
     tokenMints: new FloodControl({ database, clock, keyOf, namespace: "mint", policy: { ipLimit: TOKEN_MINTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
+    // Each begin or set mails the owner: counted per account as they start (takeFor), apart from every other limiter.
+    appReplacements: new FloodControl({ database, clock, keyOf, namespace: "mfa-replace", policy: { ipLimit: APP_REPLACEMENTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
+    recoveryCodeSets: new FloodControl({ database, clock, keyOf, namespace: "recovery-codes", policy: { ipLimit: RECOVERY_CODE_SETS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
     // As many as one account's own email-change links an hour (DEFAULT_EMAIL_CHANGE_POLICY): per mailbox, whoever asks.
     mailRecipients: new FloodControl({ database, clock, keyOf, namespace: "mail-to", policy: { ipLimit: DEFAULT_EMAIL_CHANGE_POLICY.maxPerWindow, ipWindowMs: DEFAULT_EMAIL_CHANGE_POLICY.windowMs } }),
     jobs: new JobStore({ database, clock, random }),

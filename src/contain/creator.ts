@@ -4,6 +4,7 @@
 // deleted — stops the job until an administrator takes it over or cancels it (ASVS 8.3.2, 8.2.2).
 import type { Kysely } from "kysely";
 import { ADMINISTRATIVE, allows, permissionsHeldWithin, type Permission } from "../accounts/roles/index.ts";
+import { storedObject } from "../jobs/job-store.ts";
 import type { Database } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 import { containErrors } from "./errors.ts";
@@ -31,6 +32,25 @@ export function storedCreatorUser(jobId: string, spec: { creatorUser?: unknown }
   if (creator === undefined) return null;
   if (typeof creator !== "string" || !USER_ID.test(creator)) throw containErrors.corruptJob(jobId, "its stored spec's creatorUser is not a user id");
   return creator;
+}
+
+/**
+ * The creator of a job recorded before `creatorUser` existed (17019cd): the API wrote its caller's user id as the job's
+ * actor (`jobs.actor`), so an actor that names an account is taken as the creator, read in `trx`, and such a job stops
+ * when its creator is fired as a newer one does (it used to run on; the docs said to cancel it by hand). The CLI's
+ * actor ("cli:NAME"), the system's and any other text name no account: null, as before. Only when the spec names no
+ * creator and no one who took the job over (resumeJob's `takenOverBy`): a job moved to an operator is theirs, and
+ * reading its old actor again would stop it at once.
+ *
+ * @example
+ * await legacyCreatorWithin(trx, {}, "usr_…") // "usr_…" while that account exists; null for "cli:alice"
+ */
+export async function legacyCreatorWithin(trx: Kysely<Schema>, spec: { creatorUser?: unknown; takenOverBy?: unknown }, actor: string): Promise<string | null> {
+  if (spec.creatorUser !== undefined || spec.takenOverBy !== undefined) return null;
+  if (!USER_ID.test(actor)) return null;
+  // Accounts are disabled, never deleted (their rows hold the audit's subjects): a user id here stays found.
+  const user = await trx.selectFrom("users").select("id").where("id", "=", actor).executeTakeFirst();
+  return user?.id ?? null;
 }
 
 /**
@@ -109,13 +129,24 @@ async function rolePermissions(database: Pick<Database, "dialect">, trx: Kysely<
 
 /**
  * The check each batch (and each step) of a job runs first, in its transaction: throws containErrors.creatorLost when
- * the job's creator no longer stands behind it, which fails the job (nothing of the batch is applied); nothing for a
- * job without a user creator. `lockedByOwnJob`: a containment job's own lock of its creator does not count (above).
+ * the job's creator no longer stands behind it, which fails the job (nothing of the batch is applied); returns the
+ * creator it checked, null for a job without a user creator. `creator`: the spec's (storedCreatorUser); when it names
+ * none, the job row's actor is read once, in the first batch's transaction (legacyCreatorWithin: a job recorded before
+ * `creatorUser` existed). `lockedByOwnJob`: a containment job's own lock of its creator does not count (above).
  */
-export function creatorCheck(database: Pick<Database, "dialect">, jobId: string, creator: string | null, needed: readonly Permission[], options: { lockedByOwnJob?: OwnLockTest } = {}): (trx: Kysely<Schema>) => Promise<void> {
+export function creatorCheck(database: Pick<Database, "dialect">, jobId: string, creator: string | null, needed: readonly Permission[], options: { lockedByOwnJob?: OwnLockTest } = {}): (trx: Kysely<Schema>) => Promise<string | null> {
+  // Found once per run: a job's actor and spec do not change while it runs (a takeover builds the stages again), and
+  // an account id, once found, stays an account's.
+  let found: { creator: string | null } | undefined = creator === null ? undefined : { creator };
   return async (trx) => {
-    if (creator === null) return;
-    const why = await creatorShortfall(database, trx, creator, needed, options);
-    if (why !== null) throw containErrors.creatorLost(jobId, creator, why);
+    if (found === undefined) {
+      const row = await trx.selectFrom("jobs").select(["spec", "actor"]).where("id", "=", jobId).executeTakeFirst();
+      found = { creator: row ? await legacyCreatorWithin(trx, storedObject(jobId, "spec", row.spec), row.actor) : null };
+    }
+    const who = found.creator;
+    if (who === null) return null;
+    const why = await creatorShortfall(database, trx, who, needed, options);
+    if (why !== null) throw containErrors.creatorLost(jobId, who, why);
+    return who;
   };
 }

@@ -138,6 +138,11 @@ export interface UndoContext extends LeverContext {
    * log from this time on.
    */
   undoOf: { jobId: string; at: number };
+  /**
+   * The account whose request made the undo (its creator, src/contain/creator.ts), null for the CLI's and once an
+   * operator took it over: told of each administrative role the undo hands back, as the acting account of a grant is.
+   */
+  undoneBy: string | null;
 }
 
 /** One row's change, recorded as the job applies it, so undo can restore exactly it (reversible levers). */
@@ -178,6 +183,10 @@ export interface UndoResult {
   restored: ChangeRecord[];
   /** Changed since the job (current value ≠ the recorded after-value): left alone and reported. */
   skipped: ChangeRecord[];
+  /** What the step must record of what it restored (a role handed back: its grant), appended under the undo's actor. */
+  events?: LeverEvent[];
+  /** Counts beside restored and skipped (noticesQueued, noticesRefused), keyed "lever.outcome" by the step. */
+  counts?: Record<string, number>;
 }
 
 export type ScopeQuery = SelectQueryBuilder<Schema, "users", { id: string }>;

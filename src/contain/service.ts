@@ -11,11 +11,11 @@ import { recordFailure, runStages, TERMINAL, type ContainDeps, type RunOptions, 
 import { containErrors, isCorruptJobError } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
 import { LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
-import { creatorMustHold, creatorShortfall, storedCreatorUser, SYSTEM_ACTOR } from "./creator.ts";
+import { creatorMustHold, creatorShortfall, legacyCreatorWithin, storedCreatorUser, SYSTEM_ACTOR } from "./creator.ts";
 import { pairingNotes, type ResetNotifier } from "./lever.ts";
 import { emailChangeWindowDays, RESET_EMAIL_REFUSED, RESET_EMAIL_WITHHELD, WITHHELD_NEXT_STEP } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched, type UnmatchedIds } from "./scope.ts";
-import { notifySecurityEvent } from "../notify/index.ts";
+import { notifySecurityEvent, type SecurityEvent } from "../notify/index.ts";
 import { reversibleLevers, UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
 
 /**
@@ -34,12 +34,29 @@ export function resetNotifierFor(app: App): ResetNotifier {
       await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId });
     },
     async enqueueNotice(trx, user, jobId, event) {
-      // Keyed by job, user and notice (the kind is in the key; a factor too, as one job removes several): a batch that
-      // is resumed, or a lever run again, queues nothing twice.
-      const factor = event.type === "mfa-factor-removed" ? `.${event.factor}` : "";
-      await notifySecurityEvent(app.accounts.outbox, { eventId: `${jobId}.${user.id}${factor}`, to: user.email, at: app.clock.now(), event }, { appName: app.config.serviceName, executor: trx });
+      await notifySecurityEvent(app.accounts.outbox, { eventId: noticeEventId(jobId, user.id, event), to: user.email, at: app.clock.now(), event }, { appName: app.config.serviceName, executor: trx });
     },
   };
+}
+
+/**
+ * The event id of a containment notice: its reference in the mail, and with the kind and the recipient its outbox key.
+ * Keyed by job, user and notice (the kind is in the key; a factor too, as one job removes several; a role, as one undo
+ * hands several back): a batch that is resumed, or a lever run again, queues nothing twice. An undo's notice to the
+ * account that asked for it names the account given the role back, not the recipient (its address is in the key
+ * already): `job.usr.role` stays within the outbox's 128 characters.
+ */
+function noticeEventId(jobId: string, userId: string, event: SecurityEvent): string {
+  switch (event.type) {
+    case "mfa-factor-removed":
+      return `${jobId}.${userId}.${event.factor}`;
+    case "administrative-role-received":
+      return `${jobId}.${userId}.${event.role}`;
+    case "administrative-role-given":
+      return `${jobId}.${event.grantee}.${event.role}`;
+    default:
+      return `${jobId}.${userId}`;
+  }
 }
 
 /**
@@ -107,7 +124,7 @@ export async function resumeJob(deps: ContainDeps, jobId: string, options: Resum
  * A spec that cannot be read is left to runJob, which fails the job naming it.
  */
 async function takeOver(deps: ContainDeps, trx: Kysely<Schema>, jobId: string, actor: string): Promise<{ tookOverFrom: string; creatorLost: string } | null> {
-  let q = trx.selectFrom("jobs").select(["spec"]).where("id", "=", jobId);
+  let q = trx.selectFrom("jobs").select(["spec", "actor"]).where("id", "=", jobId);
   if (deps.database.dialect === "postgres") q = q.forUpdate();
   const row = await q.executeTakeFirst();
   if (!row) return null;
@@ -122,6 +139,8 @@ async function takeOver(deps: ContainDeps, trx: Kysely<Schema>, jobId: string, a
     if (error instanceof BulwarkError) return null;
     throw error;
   }
+  // A job recorded before `creatorUser` existed: its actor, when that names an account (as its batches read it).
+  creator ??= await legacyCreatorWithin(trx, spec, row.actor);
   if (creator === null) return null;
   const why = await creatorShortfall(deps.database, trx, creator, creatorMustHold(lacks));
   if (why === null) return null;

@@ -11,7 +11,7 @@ import type { AuditInput } from "../audit/audit-log.ts";
 import type { ContainDeps, Stage, StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS, leverNamed, storedBatchSize, storedLevers } from "./job.ts";
-import { findLever, type ChangeRecord, type LeverContext, type UserLever } from "./lever.ts";
+import { findLever, type ChangeRecord, type LeverContext, type LeverEvent, type UserLever } from "./lever.ts";
 import { inIds, SAMPLE_SIZE, valuesQuery } from "./levers/common.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, rolesCarrying, storedCreatorLacks } from "./outranked.ts";
@@ -219,8 +219,10 @@ interface LeftAlone {
  * reports what the undo does.
  */
 async function undoRecords(
-  trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: UserLever, rows: readonly ContainChangesTable[], ctx: LeverContext, creatorLacks: readonly string[] = [],
-): Promise<{ restored: ChangeRecord[]; skipped: ChangeRecord[]; leftAlone: LeftAlone }> {
+  trx: Kysely<Schema>, dialect: DialectName, undoOf: string, lever: UserLever, rows: readonly ContainChangesTable[], ctx: LeverContext,
+  options: { creatorLacks?: readonly string[]; undoneBy?: string | null } = {},
+): Promise<{ restored: ChangeRecord[]; skipped: ChangeRecord[]; leftAlone: LeftAlone; events: LeverEvent[]; counts: Record<string, number> }> {
+  const creatorLacks = options.creatorLacks ?? [];
   const changes: ChangeRecord[] = rows.map((r) => ({ userId: r.user_id, entity: r.entity, before: JSON.parse(r.before) as Record<string, unknown>, after: r.after === null ? null : (JSON.parse(r.after) as Record<string, unknown>) }));
   const users = [...new Set(changes.map((c) => c.userId))];
   const { covered, byUnreadable, unreadableJobs } = await coveredByOtherJobs(trx, dialect, undoOf, lever.name, users);
@@ -234,12 +236,12 @@ async function undoRecords(
   const leftAlone: LeftAlone = { outranking, regrants, byUnreadable, unreadableJobs };
   const held = (c: ChangeRecord): boolean => covered.has(c.userId) || outranking.has(c.userId) || carrying.has(c.entity);
   const candidates = changes.filter((c) => !held(c));
-  if (candidates.length === 0) return { restored: [], skipped: changes, leftAlone };
+  if (candidates.length === 0) return { restored: [], skipped: changes, leftAlone, events: [], counts: {} };
   // The job's action time (spec.at, fixed before its row was written): the lever looks for later decisions from then on.
   const original = await trx.selectFrom("jobs").select(["spec", "created_at"]).where("id", "=", undoOf).executeTakeFirstOrThrow();
   const at = (storedObject(undoOf, "spec", original.spec) as Partial<ContainSpec>).at ?? Number(original.created_at);
-  const result = await (lever.undo as NonNullable<UserLever["undo"]>)(trx, candidates, { ...ctx, undoOf: { jobId: undoOf, at } });
-  return { restored: result.restored, skipped: [...result.skipped, ...changes.filter(held)], leftAlone };
+  const result = await (lever.undo as NonNullable<UserLever["undo"]>)(trx, candidates, { ...ctx, undoOf: { jobId: undoOf, at }, undoneBy: options.undoneBy ?? null });
+  return { restored: result.restored, skipped: [...result.skipped, ...changes.filter(held)], leftAlone, events: result.events ?? [], counts: result.counts ?? {} };
 }
 
 /** One stage per reversible lever, walking its recorded changes by (seq, entity): the order they were written. */
@@ -250,13 +252,17 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
   const lacks = storedCreatorLacks(job.id, job.spec);
   // An undo unlocks and hands roles back: one posted by a help desk fired since stops too (src/contain/creator.ts).
   const creatorStands = creatorCheck(deps.database, job.id, storedCreatorUser(job.id, job.spec), creatorMustHold(lacks));
-  const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
+  // The job's notifier: a role handed back is told as a grant is (demote-inactive-admins), keyed by this undo job.
+  const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: deps.notifier };
+  // Who the events a lever asks for name as their actor: the creator checked (an API caller), else whoever took the
+  // undo over, else the job's own actor (the CLI's operator, as every event of the job names it).
+  const takenOverBy = typeof job.spec.takenOverBy === "string" ? job.spec.takenOverBy : null;
   return job.spec.levers.map((name): Stage => {
     const lever = leverNamed(name) as UserLever;
     return {
       name: `undo ${name}`,
       async step(trx, position): Promise<StepResult> {
-        await creatorStands(trx);
+        const creator = await creatorStands(trx);
         const [afterSeq, afterEntity] = parsePosition(position);
         const rows = await trx.selectFrom("contain_changes").selectAll()
           .where("job_id", "=", job.spec.undoOf).where("lever", "=", name)
@@ -265,9 +271,11 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
         if (rows.length === 0) return { counts: {}, processed: 0, next: null };
         // Rows an earlier undo already handled are not touched again.
         const open = rows.filter((r) => r.undo_status === null);
-        const { restored, skipped, leftAlone } = await undoRecords(trx, deps.database.dialect, job.spec.undoOf, lever, open, ctx, lacks);
+        const { restored, skipped, leftAlone, events, counts } = await undoRecords(trx, deps.database.dialect, job.spec.undoOf, lever, open, ctx, { creatorLacks: lacks, undoneBy: creator });
         // The engine locked the job row before this step: appending here keeps its lock order (job row, then audit head).
         for (const event of leftAloneEvents(job, name, lacks, leftAlone)) await deps.audit.appendIn(trx, event);
+        const actor = creator ?? takenOverBy ?? job.actor;
+        for (const e of events) await deps.audit.appendIn(trx, { type: e.type, actor, subject: e.subject, data: { ...e.data, jobId: job.id, lever: name } });
         // Each record's verdict, written for the whole batch in one statement.
         const seqOf = new Map(open.map((r) => [changeKey(r.user_id, r.entity), Number(r.seq)]));
         const verdicts = [...restored.map((c) => [c, "restored"] as const), ...skipped.map((c) => [c, "skipped"] as const)]
@@ -280,7 +288,7 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
         }
         const last = rows[rows.length - 1] as { seq: number; entity: string };
         return {
-          counts: { [`${name}.restored`]: restored.length, [`${name}.skipped`]: skipped.length },
+          counts: { [`${name}.restored`]: restored.length, [`${name}.skipped`]: skipped.length, ...Object.fromEntries(Object.entries(counts).map(([k, v]) => [`${name}.${k}`, v])) },
           processed: open.length,
           next: JSON.stringify([Number(last.seq), last.entity]),
         };

@@ -1,9 +1,11 @@
 // demote-inactive-admins: users holding a role with an administrative permission and no login for N days
 // (never logged in: counted from account creation) lose those roles — Drupal.org's lesson (seed 000). Reversible,
-// except for grants an administrator decided about after the job (decidedSince).
+// except for grants an administrator decided about after the job (decidedSince); a role handed back is recorded and
+// told as a grant is (tellHandedBack).
 import type { Kysely } from "kysely";
 import { ADMINISTRATIVE } from "../../accounts/roles/permissions.ts";
-import type { ChangeRecord, LeverContext, UserLever } from "../lever.ts";
+import type { SecurityEvent } from "../../notify/index.ts";
+import { queueNotices, type ChangeRecord, type LeverContext, type LeverEvent, type NoticeDue, type UndoContext, type UserLever } from "../lever.ts";
 import type { DialectName } from "../../store/database.ts";
 import { DAY_MS, inIds, SAMPLE_SIZE } from "./common.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -80,6 +82,50 @@ function roleOf(data: string): string | null {
   }
 }
 
+/**
+ * Records and tells, in the undo step's transaction, the grants an undo handed back (ASVS 8.2.2, 6.3.7's spirit). An
+ * undo makes an account an administrator again as surely as POST /api/v1/users/:id/roles/:role does, and an intruder
+ * holding an administrator's token (or session) would otherwise undo the hygiene job that demoted a dormant
+ * administrator whose password it holds, instead of granting, with nobody told.
+ *
+ * Each grant gets the store's `role.granted` event (subject: the user, `data.role`), not the API's `api.role.granted`:
+ * `role.granted` is what every path that grants writes (RoleStore for the API and the CLI, this) and what a responder
+ * filtering on grants reads — and what `decidedSince` above reads, so a later job's undo sees this grant as a decision.
+ * A role carrying an administrative permission is told as an API grant is (src/http/api/roles.ts `recordGrant`, same
+ * templates): "given" to the account whose request made the undo (not for its own role: its "received" tells it),
+ * "received" to the account that holds the role again. Through the job's notifier, keyed by undo job, user and role:
+ * the step commits its restores, events and notices together, and a resumed step queues nothing twice. A CLI-made undo
+ * has no acting account: only "received" is queued (the events name the job's actor).
+ */
+async function tellHandedBack(trx: Kysely<Schema>, restored: readonly ChangeRecord[], ctx: UndoContext): Promise<{ events: LeverEvent[]; queued: number; refused: number }> {
+  if (restored.length === 0) return { events: [], queued: 0, refused: 0 };
+  const events: LeverEvent[] = restored.map((c) => ({ type: "role.granted", subject: c.userId, data: { role: c.entity, undoOf: ctx.undoOf.jobId } }));
+  const roles = [...new Set(restored.map((c) => c.entity))];
+  const rows = await trx.selectFrom("role_permissions").select(["role", "permission"]).where("role", "in", roles).where("permission", "in", [...ADMINISTRATIVE]).execute();
+  const administrative = new Map<string, string[]>();
+  for (const r of rows) administrative.set(r.role, [...(administrative.get(r.role) ?? []), r.permission]);
+  for (const list of administrative.values()) list.sort();
+  const handed = restored.filter((c) => administrative.has(c.entity));
+  if (handed.length === 0) return { events, queued: 0, refused: 0 };
+  const ids = [...new Set([...handed.map((c) => c.userId), ...(ctx.undoneBy !== null ? [ctx.undoneBy] : [])])];
+  const emailOf = new Map((await trx.selectFrom("users").select(["id", "email"]).where(inIds(ctx.dialect, "id", ids)).execute()).map((u) => [u.id, u.email]));
+  const due = new Map<string, NoticeDue>();
+  const owe = (userId: string, event: SecurityEvent): void => {
+    const email = emailOf.get(userId);
+    if (email === undefined) return; // the undo restored only existing users; the acting account may be gone: nobody to tell
+    const entry = due.get(userId) ?? { id: userId, email, events: [] };
+    entry.events.push(event);
+    due.set(userId, entry);
+  };
+  for (const c of handed) {
+    const permissions = administrative.get(c.entity) as string[];
+    if (ctx.undoneBy !== null && ctx.undoneBy !== c.userId) owe(ctx.undoneBy, { type: "administrative-role-given", role: c.entity, permissions, grantee: c.userId });
+    owe(c.userId, { type: "administrative-role-received", role: c.entity, permissions });
+  }
+  const told = await queueNotices(trx, ctx, [...due.values()]);
+  return { events: [...events, ...told.events], queued: told.queued, refused: told.refused };
+}
+
 export const demoteInactiveAdmins = {
   kind: "user",
   name: "demote-inactive-admins",
@@ -129,9 +175,19 @@ export const demoteInactiveAdmins = {
         skipped.push(c);
         continue;
       }
-      await trx.insertInto("user_roles").values({ user_id: c.userId, role: c.entity, granted_at: c.before["granted_at"] as number, granted_by: c.before["granted_by"] as string }).execute();
+      // Insert-if-absent: a grant of the same role that committed after the look above (an administrator on another
+      // node) holds it now; the undo then hands nothing back (and tells nothing), rather than fail the batch on the key.
+      const inserted = await trx.insertInto("user_roles").values({ user_id: c.userId, role: c.entity, granted_at: c.before["granted_at"] as number, granted_by: c.before["granted_by"] as string })
+        .onConflict((oc) => oc.columns(["user_id", "role"]).doNothing()).executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) {
+        skipped.push(c);
+        continue;
+      }
       restored.push(c);
     }
-    return { restored, skipped };
+    const told = await tellHandedBack(trx, restored, ctx);
+    // Counted when there is something to count: an undo that told nobody (no administrative role, no notifier) reads as before.
+    const counts = Object.fromEntries(Object.entries({ noticesQueued: told.queued, noticesRefused: told.refused }).filter(([, n]) => n > 0));
+    return { restored, skipped, events: told.events, counts };
   },
 } satisfies UserLever;

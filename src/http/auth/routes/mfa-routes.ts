@@ -48,9 +48,12 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   async function stepUp(userId: string, cs: CookieSession, by: { proof: FactorProof } | { enrolled: string }): Promise<{ token: string; session: Session }> {
     // The factor that earned the step-up is spent in the rotation's transaction: a double submit whose other half
     // rotated first gets "replaced" and leaves its recovery code (or TOTP step) unspent.
-    return app.accounts.sessions.rotate(cs.token, {
+    const rotated = await app.accounts.sessions.rotate(cs.token, {
       aal: 2, keepLifetime: true, ...("proof" in by ? spentWithRotation(by.proof) : { factor: by.enrolled }), ...multiFactorHeld(app, userId),
     });
+    // A replacement of the authenticator app this session began (then registered a passkey, say) goes on in the new one.
+    await mfa.totp.followSession(userId, cs.session.id, rotated.session.id);
+    return rotated;
   }
 
   /**
@@ -253,16 +256,31 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   // Only the session that began it confirms it, within 30 minutes; a password change or reset drops it. Its beginning is
   // recorded naming the session and mailed, and GET /auth/mfa shows it while it waits: one begun by someone at the
   // owner's unlocked computer, who kept the seed, is seen and dies with that session.
-  server.post("/auth/mfa/totp/replace", { config: REMOVE }, async (request) => {
+  server.post("/auth/mfa/totp/replace", { config: REMOVE }, async (request, reply) => {
     const { auth, cs } = requireSession(request);
-    const user = await app.accounts.users.getById(auth.userId);
-    const { uri, secret, expiresAt } = await mfa.totp.beginReplacement(auth.userId, user?.email ?? auth.userId, {
-      sessionId: cs.session.id,
-      first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
-      within: (trx, until) => auditAndNotify(app, request, { type: "auth.mfa.replacement-begun", userId: auth.userId, data: { factor: "totp", expiresAt: until }, notice: { type: "mfa-replacement-begun", expiresAt: until } }, trx),
-    });
-    // Shown once, for the QR code; it is stored encrypted and never returned again.
-    return { uri, secret, expiresAt };
+    // Each begin mails the owner: a few an hour per account (APP_REPLACEMENTS_PER_HOUR), or a session — an intruder's
+    // at the owner's unlocked computer — begins again and again and buries the owner's mailbox under notices, the one
+    // about its own replacement among them (ASVS 2.4.1, 6.3.7). Counted as it starts; a begin that fails gives it back.
+    const slot = await app.accounts.appReplacements.takeFor(auth.userId);
+    if (slot === null) {
+      return reply.status(429).header("retry-after", "3600").send({ error: {
+        code: "BULWARK_ERR_MFA_REPLACE_RATE",
+        message: `too many replacements of the authenticator app begun for this account in the last hour (${app.accounts.appReplacements.policy.ipLimit}); the last one begun can still be confirmed, or try again later`,
+      } });
+    }
+    try {
+      const user = await app.accounts.users.getById(auth.userId);
+      const { uri, secret, expiresAt } = await mfa.totp.beginReplacement(auth.userId, user?.email ?? auth.userId, {
+        sessionId: cs.session.id,
+        first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
+        within: (trx, until) => auditAndNotify(app, request, { type: "auth.mfa.replacement-begun", userId: auth.userId, data: { factor: "totp", expiresAt: until }, notice: { type: "mfa-replacement-begun", expiresAt: until } }, trx),
+      });
+      // Shown once, for the QR code; it is stored encrypted and never returned again.
+      return { uri, secret, expiresAt };
+    } catch (error) {
+      await slot.refund();
+      throw error;
+    }
   });
 
   server.post<{ Body: { code: string } }>(
@@ -305,19 +323,33 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     return { status: "removed", factor: "totp" };
   });
 
-  server.post("/auth/mfa/recovery-codes", { config: ENROL }, async (request) => {
+  server.post("/auth/mfa/recovery-codes", { config: ENROL }, async (request, reply) => {
     const { auth, cs } = requireSession(request);
     // Codes stand in for a factor; made without one (at the mfa-enrol gate, with the password alone) they would
     // wait, unknown to the owner, and count as a second factor the day one is enrolled.
     if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.recoveryCodesNeedFactor();
+    // Each set mails the owner, as a replacement's begin does: a few an hour per account (RECOVERY_CODE_SETS_PER_HOUR),
+    // so a session cannot bury the owner's mailbox (ASVS 2.4.1, 6.3.7). Counted as it starts; a set not made gives it back.
+    const slot = await app.accounts.recoveryCodeSets.takeFor(auth.userId);
+    if (slot === null) {
+      return reply.status(429).header("retry-after", "3600").send({ error: {
+        code: "BULWARK_ERR_RECOVERY_CODES_RATE",
+        message: `too many sets of recovery codes made for this account in the last hour (${app.accounts.recoveryCodeSets.policy.ipLimit}); the last set made is the one that works, or try again later`,
+      } });
+    }
     const record = { type: "auth.mfa.recovery-codes-generated", userId: auth.userId, data: { count: RECOVERY_CODE_COUNT }, notice: { type: "recovery-codes-regenerated" } } as const;
     // The session is read again first, in the account's turn (ADR 0018): codes a thief's session made while
     // require-mfa-reenrolment's batch was deleting the factors outlived the job that ended the session.
-    const codes = await mfa.recovery.generate(auth.userId, {
-      first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
-      within: (trx) => auditAndNotify(app, request, record, trx),
-    });
-    return { codes };
+    try {
+      const codes = await mfa.recovery.generate(auth.userId, {
+        first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
+        within: (trx) => auditAndNotify(app, request, record, trx),
+      });
+      return { codes };
+    } catch (error) {
+      await slot.refund();
+      throw error;
+    }
   });
 
   server.post("/auth/mfa/webauthn/register/options", { config: ENROL }, async (request) => {
