@@ -7,7 +7,7 @@ export class MfaError extends BulwarkError {}
 export const mfaErrors = {
   notEnrolled: (what: string): MfaError => new MfaError("BULWARK_ERR_MFA_NOT_ENROLLED", "conflict", `no ${what} is enrolled for this account`),
   alreadyConfirmed: (): MfaError =>
-    new MfaError("BULWARK_ERR_MFA_ALREADY_ENROLLED", "conflict", "an authenticator app is already confirmed; remove it before enrolling another"),
+    new MfaError("BULWARK_ERR_MFA_ALREADY_ENROLLED", "conflict", "an authenticator app is already confirmed; to move to a new one, replace it with POST /auth/mfa/totp/replace (the current app keeps working until the new one is confirmed)"),
   invalidInput: (what: string, options?: BulwarkErrorOptions): InputError => new InputError("BULWARK_ERR_MFA_INPUT", what, options),
   /** A registration whose credential public key could never verify an assertion; `why` names what is wrong with it. */
   unusablePublicKey: (why: string, options?: BulwarkErrorOptions): InputError =>

@@ -145,12 +145,17 @@ export default {
             ...(r.apiTokens > 0 ? [`${r.apiTokens} live API token(s) remain: revoke them with a containment job (revoke-tokens, --ids) if the hijacker may have made them`] : []),
             ...(r.secondFactors > 0 ? [`${r.secondFactors} second factor(s) remain: if one may be the hijacker's, run a containment job (require-mfa-reenrolment, --ids)`] : []),
           ];
+          // Who is told: both addresses, or the new one only when the outbox cannot mail the old (an imported address):
+          // the operator must then reach the owner another way, and is told so rather than "both are told".
+          const told = (oldToo: boolean, refused: string | null, verb: "are" | "would be"): string => oldToo
+            ? `both addresses ${verb} told`
+            : `only the new address ${verb === "are" ? "is" : "would be"} told: the old one cannot be mailed (${escapeControls(refused ?? "refused by the outbox")}), so reach the owner another way`;
           if (opts.dryRun) {
             const forecast = await forecastSetEmail(app, user.id, email);
             if (opts.json) return void writeJSON(ctx, { dryRun: true, ...forecast });
             if (!forecast.changed && forecast.liftsResetHold) return void writeLine(ctx, `dry run: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}; confirming it would lift the containment hold on its reset links, so the public reset form would mail it again; nothing was changed`);
             if (!forecast.changed) return void writeLine(ctx, `dry run: nothing to do: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}`);
-            writeLine(ctx, `dry run: ${user.id} would move from <${escapeControls(forecast.oldEmail)}> to <${escapeControls(forecast.newEmail)}>, ending ${forecast.sessions} session(s) and ${forecast.openLinks} open link(s)${forecast.invalidatesPassword ? " and its password" : ""}; a reset link would go to the new address and both addresses would be told; nothing was changed`);
+            writeLine(ctx, `dry run: ${user.id} would move from <${escapeControls(forecast.oldEmail)}> to <${escapeControls(forecast.newEmail)}>, ending ${forecast.sessions} session(s) and ${forecast.openLinks} open link(s)${forecast.invalidatesPassword ? " and its password" : ""}; a reset link would go to the new address and ${told(forecast.notifiesOldAddress, forecast.oldAddressRefused, "would be")}; nothing was changed`);
             for (const line of left(forecast.remaining)) writeLine(ctx, line);
             return;
           }
@@ -159,7 +164,7 @@ export default {
           if (opts.json) return void writeJSON(ctx, outcome);
           if (!outcome.changed && outcome.resetHoldLifted) return void writeLine(ctx, `${escapeControls(outcome.oldEmail)} is already the address of ${user.id}; the containment hold on its reset links is lifted: the public reset form mails it again`);
           if (!outcome.changed) return void writeLine(ctx, `nothing to do: ${escapeControls(outcome.oldEmail)} is already the address of ${user.id}`);
-          writeLine(ctx, `${user.id} now has the address <${escapeControls(outcome.newEmail)}> (was <${escapeControls(outcome.oldEmail)}>): ${outcome.sessionsEnded} session(s) and ${outcome.linksSpent} open link(s) ended${outcome.passwordInvalidated ? ", the password no longer works" : ""}; a reset link goes to the new address and both addresses are told, quoting reference ${outcome.eventId}`);
+          writeLine(ctx, `${user.id} now has the address <${escapeControls(outcome.newEmail)}> (was <${escapeControls(outcome.oldEmail)}>): ${outcome.sessionsEnded} session(s) and ${outcome.linksSpent} open link(s) ended${outcome.passwordInvalidated ? ", the password no longer works" : ""}; a reset link goes to the new address and ${told(outcome.oldAddressNotified, outcome.oldAddressRefused, "are")}, quoting reference ${outcome.eventId}`);
           for (const line of left(outcome.remaining)) writeLine(ctx, line);
         }),
       );
