@@ -10,6 +10,7 @@ import { endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
 import { InputError } from "../../../lib/errors.ts";
+import { isFresh, refusedNotFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { actingContext, auditAndNotify, recordReplacedSession, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spendIn, type FactorBody, type FactorRefusal } from "../second-factor.ts";
@@ -84,6 +85,13 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // link mailed to the owner may set a new one. Otherwise whoever holds a session and the leaked password
       // would lift the invalidation and kill the owner's reset link.
       if (user.passwordInvalidatedAt !== null) throw httpAuthErrors.passwordInvalidated();
+      // For an account with a second factor the current password is half an authentication: a session past the
+      // re-authentication window re-authenticates with the factor first (ASVS 7.5.1), as for every other sensitive
+      // change. A thief holding a stale copy of the cookie and the password otherwise changed it in a loop, each change
+      // voiding the owner's reset links and keeping its own session alive, so the owner could neither sign in nor reset
+      // (test/chained-takeover-second-red-team.test.ts). Refused before the password is looked at (no oracle either).
+      // Not at the password-change gate of a login (an expired or initial password): that session was just signed in.
+      if (!user.passwordMustChange && !isFresh(app, cs.session) && (await app.accounts.mfa.hasMfa(user.id))) throw await refusedNotFresh(app, request);
       // Guessing the current password through this form is throttled like a login (ASVS 6.3.1).
       const flooding = { identifier: user.email, ip: ctx.ip };
       // Failures are audited as at login and reauthentication: this form is where a stolen cookie guesses the password,
