@@ -193,7 +193,7 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
         // Not "if this was you": nobody does this on purpose. What to do now, and what to do if it was not a restore.
         precaution: (contact, reference) => [
           "Sign in with your authenticator app or a recovery code, remove the suspended passkey (it is marked as suspended in your list of " +
-            "passkeys) and register a new one.",
+            `passkeys) and register a new one. If you have neither, ask ${contact} to restore your account's sign-in, quoting the reference ${reference}.`,
           "Unless you copied or restored that key yourself, someone holds a copy of it and may know your password too: change your password, " +
             `and tell ${contact}, quoting the reference ${reference}.`,
         ],
