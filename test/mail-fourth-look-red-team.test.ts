@@ -71,7 +71,9 @@ describe("security notices caused at will, ahead of everyone's links", () => {
       }
       for (let i = 0; i < 5; i++) {
         const r = await mallory.b.request("POST", "/auth/mfa/recovery-codes", { csrf: true });
-        assert.equal(r.statusCode, 200, r.body);
+        // Past the account's budget (5 sets an hour) the flood is refused, not queued: that bounds it as well.
+        if (r.statusCode === 429) assert.equal(r.json().error.code, "BULWARK_ERR_RECOVERY_CODES_RATE");
+        else assert.equal(r.statusCode, 200, r.body);
       }
       await sender.runOnce();
       if (transport.sent.some((m) => m.to === owner.email && m.kind === "account.password-reset-link")) deliveredInRound = round;

@@ -98,7 +98,7 @@ forEachDialect("MFA service", (fx) => {
     assert.notEqual(first.secret, second.secret);
     assert.equal(await mfa.totp.confirm(user.id, totpCode(first.secret, clock.now())), false, "the abandoned secret is dead");
     assert.equal(await mfa.totp.confirm(user.id, totpCode(second.secret, clock.now())), true);
-    await assert.rejects(mfa.totp.begin(user.id, user.email), { code: "BULWARK_ERR_MFA_ALREADY_ENROLLED", message: /remove it before/ });
+    await assert.rejects(mfa.totp.begin(user.id, user.email), { code: "BULWARK_ERR_MFA_ALREADY_ENROLLED", message: /replace it with POST \/auth\/mfa\/totp\/replace/ });
     clock.advance(STEP);
     assert.equal(await mfa.totp.verify(user.id, totpCode(second.secret, clock.now())), "ok", "the confirmed app still works after the refused begin");
     await assert.rejects(mfa.totp.begin(user.id, "  "), { code: "BULWARK_ERR_MFA_INPUT" });
