@@ -12,7 +12,9 @@ import {
   cancelJob, containDeps, createContainJob, createUndoJob, jobView, resumableJobs, resumeJob, runJob, type ContainRequest,
 } from "../src/contain/index.ts";
 import { BulwarkError } from "../src/lib/errors.ts";
+import { currentEpoch } from "../src/accounts/sessions/revocation.ts";
 import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { parseAPIToken } from "../src/accounts/tokens/index.ts";
 import { bulwark } from "./helpers/cli.ts";
 import { codeOf, openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
@@ -331,6 +333,124 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
     assert.match(error.message, /no longer holds admin, inventory\.manage/);
     await fx.database.close();
   });
+
+  /** An API token row of `userId`, issued now (as the token library writes it). */
+  async function tokenOf(fx: ContainFixture, userId: string, id: string): Promise<string> {
+    await fx.database.db.insertInto("api_tokens").values({
+      id, user_id: userId, name: "incident tool", secret_hash: "0".repeat(64), scopes: "[]", created_at: fx.clock.now(), expires_at: null,
+      last_used_at: null, last_used_ip: null, revoked_at: null, issued_epoch: currentEpoch(),
+    }).execute();
+    return id;
+  }
+  const TOKEN_REVOKED = /no longer stands behind it: the API token it was posted with was revoked/;
+
+  it("attack: a job posted with an API token stops once that token is revoked, by its row or by a later token stamp (the team rotating a leaked token), not when it merely expires; its view names the token, and an operator's resume takes it over (ASVS 7.4.1, 8.3.2)", async () => {
+    const { fx, desk, users } = await withDesk();
+    const token = await tokenOf(fx, desk, "tok_deskincidenttool0000000000");
+    fx.clock.advance(1000);
+    const job = await createContainJob(fx, { ...deskJob(desk, users), creatorToken: token });
+    assert.equal(jobView(await fx.jobs.get(job.id)).creatorToken, token, "the view names the token the job was posted with");
+    await runJob(fx, job.id, { stopAfterBatches: 1 });
+    // A short-lived token running out under a long job is normal: the job goes on.
+    await fx.database.db.updateTable("api_tokens").set({ expires_at: fx.clock.now() - 1 }).where("id", "=", token).execute();
+    await runJob(fx, job.id, { stopAfterBatches: 1 });
+    assert.equal(await lockedCount(fx), 20, "control: an expired token does not stop the job");
+    // The team rotates the credential (its row marked revoked; the colleague keeps their roles): the job stops.
+    fx.clock.advance(60_000);
+    await fx.database.db.updateTable("api_tokens").set({ revoked_at: fx.clock.now() }).where("id", "=", token).execute();
+    const error = await runJob(fx, job.id).then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof BulwarkError && error.code === CREATOR_LOST, String(error));
+    assert.match(error.message, new RegExp(`its creator, user ${desk}, ${TOKEN_REVOKED.source} \\(${token}\\)`));
+    assert.equal(await lockedCount(fx), 20, "no batch after the revocation");
+    assert.equal(await codeOf(resumeJob(fx, job.id, { actor: "system" })), CREATOR_LOST, "the server's own resume does not lift it");
+    // A person's resume takes it over; the batches after it name the operator, as the takeover does (ASVS 16.2.1).
+    const done = await resumeJob(fx, job.id, { actor: "cli:bob" });
+    assert.equal(done.status, "done");
+    assert.equal(await lockedCount(fx), 30);
+    const trail = (await auditTypes(fx, job.id)).map((e) => ({ ...e, data: JSON.parse(e.data) as Record<string, unknown> }));
+    const takeover = trail.findIndex((e) => e.type === "contain.job.resumed" && e.data["tookOverFrom"] === desk);
+    assert.ok(takeover > 0 && TOKEN_REVOKED.test(String(trail[takeover]?.data["creatorLost"])), JSON.stringify(trail[takeover]));
+    assert.deepEqual(trail.slice(takeover + 1).map((e) => `${e.type} by ${e.actor}`), ["contain.job.batch by cli:bob", "contain.job.completed by cli:bob"]);
+    assert.ok(trail.slice(0, takeover).filter((e) => e.type === "contain.job.batch").every((e) => e.actor === desk), "batches before the takeover stay the creator's");
+
+    // A token stamp alone (a revoke-tokens job over the creator, its rows not marked yet) stops a job as well.
+    fx.clock.advance(60_000);
+    const second = await tokenOf(fx, desk, "tok_deskincidenttool1111111111");
+    await fx.database.db.updateTable("users").set({ locked_at: null, locked_reason: null }).execute();
+    fx.clock.advance(1000);
+    const again = await createContainJob(fx, { ...deskJob(desk, users), creatorToken: second });
+    await runJob(fx, again.id, { stopAfterBatches: 1 });
+    fx.clock.advance(60_000);
+    await createContainJob(fx, { levers: ["revoke-tokens"], scope: { ids: [desk] }, actor: "cli:bob" });
+    assert.equal((await fx.database.db.selectFrom("api_tokens").select("revoked_at").where("id", "=", second).executeTakeFirstOrThrow()).revoked_at, null, "control: only the stamp is raised");
+    assert.match(await runJob(fx, again.id).then((j) => j.status, (e: unknown) => String(e)), TOKEN_REVOKED);
+    assert.equal(await lockedCount(fx), 10);
+    await fx.database.close();
+  });
+
+  it("a job whose own revoke-tokens revokes the token it was posted with goes on (its creator among its scope, as its own lock does); another job posted with that token stops, and so does an undo posted with a token revoked since", async () => {
+    const { fx, desk, users } = await withDesk();
+    const token = await tokenOf(fx, desk, "tok_deskincidenttool2222222222");
+    fx.clock.advance(1000);
+    // The creator is last in the scope: its token is refused by the job's own stamp from the start, and its row is
+    // marked revoked by the last batch.
+    const own = await createContainJob(fx, { levers: ["revoke-tokens", "lock-accounts"], scope: { ids: users }, actor: desk, creatorUser: desk, creatorLacks: ["admin", "inventory.manage"], creatorToken: token, batchSize: 10 });
+    const mine = await createContainJob(fx, { levers: ["revoke-tokens"], scope: { ids: [...users, desk] }, actor: desk, creatorUser: desk, creatorLacks: ["admin", "inventory.manage"], creatorToken: token, batchSize: 10 });
+    const finished = await runJob(fx, mine.id);
+    assert.equal(finished.status, "done", "its own revocation does not stop it");
+    const row = await fx.database.db.selectFrom("api_tokens").select("revoked_at").where("id", "=", token).executeTakeFirstOrThrow();
+    assert.equal(Number(row.revoked_at), (finished.spec as { at: number }).at, "control: the job's own batch revoked the token");
+    // The older job pulls revoke-tokens too, but that revocation is the later job's, not its own: it stops.
+    assert.match(await runJob(fx, own.id).then((j) => j.status, (e: unknown) => String(e)), TOKEN_REVOKED);
+    assert.equal(await lockedCount(fx), 0);
+
+    // An undo posted with a token: revoking that token stops it too.
+    const shell = await createContainJob(fx, { levers: ["lock-accounts"], scope: { ids: users }, actor: "cli:alice", batchSize: 10 });
+    await runJob(fx, shell.id);
+    // A new token, issued after the job's revocation (one issued in its millisecond would be refused by its stamp).
+    fx.clock.advance(60_000);
+    const fresh = await tokenOf(fx, desk, "tok_deskincidenttool3333333333");
+    const undo = await createUndoJob(fx, shell.id, desk, { creatorLacks: ["admin", "inventory.manage"], creatorUser: desk, creatorToken: fresh });
+    await runJob(fx, undo.id, { stopAfterBatches: 1 });
+    const unlocked = 30 - (await lockedCount(fx));
+    fx.clock.advance(60_000);
+    await fx.database.db.updateTable("api_tokens").set({ revoked_at: fx.clock.now() }).where("id", "=", fresh).execute();
+    assert.match(await runJob(fx, undo.id).then((j) => j.status, (e: unknown) => String(e)), TOKEN_REVOKED);
+    assert.equal(30 - (await lockedCount(fx)), unlocked, "no undo step after the revocation");
+    await fx.database.close();
+  });
+
+  it("attack: an administrator's job that locked its own creator stops once a later lock-accounts job holds that creator (the shell's lock over an account locked already changes nothing); a later job pulling other levers does not stop it, and neither job's undo lifts the creator's lock (ASVS 8.3.2)", async () => {
+    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
+    const users = await seedContainUsers(fx, NOW, 30);
+    const admin = users[0] as string;
+    await fx.roles.grant(admin, "admin", "test");
+    const intruder = await createContainJob(fx, { levers: ["lock-accounts"], scope: { ids: users }, actor: admin, creatorUser: admin, batchSize: 10 });
+    await runJob(fx, intruder.id, { stopAfterBatches: 1 });
+    assert.notEqual((await fx.database.db.selectFrom("users").select("locked_at").where("id", "=", admin).executeTakeFirstOrThrow()).locked_at, null, "control: its first batch locked its creator");
+    // A later job over the creator that does not lock: the exception stands.
+    fx.clock.advance(60_000);
+    assert.equal((await runJob(fx, (await createContainJob(fx, { levers: ["expire-passwords"], scope: { ids: [admin] }, actor: "cli:bob" })).id)).status, "done");
+    await runJob(fx, intruder.id, { stopAfterBatches: 1 });
+    assert.equal(await lockedCount(fx), 20);
+    // The team locks the creator from the shell: nothing changes on the row, the job stops all the same.
+    fx.clock.advance(60_000);
+    const team = await createContainJob(fx, { levers: ["lock-accounts"], scope: { ids: [admin] }, actor: "cli:bob", options: { lockReason: "compromised" } });
+    assert.deepEqual((await runJob(fx, team.id)).counts, { "lock-accounts.users": 0 }, "control: the account was locked already");
+    const error = await runJob(fx, intruder.id).then(() => null, (e: unknown) => e);
+    assert.ok(error instanceof BulwarkError && error.code === CREATOR_LOST, String(error));
+    assert.match(error.message, new RegExp(`its creator, user ${admin}, is locked`));
+    assert.equal(await lockedCount(fx), 20, "no batch after the team's lock");
+    // Neither undo lifts the lock: the intruder's job's undo finds the creator held by the team's later job, and the
+    // team's job recorded nothing for an account it found locked.
+    await cancelJob(fx, intruder.id, { actor: "cli:bob" });
+    const undone = await runJob(fx, (await createUndoJob(fx, intruder.id, "cli:bob")).id);
+    assert.deepEqual(undone.counts, { "lock-accounts.restored": 19, "lock-accounts.skipped": 1 });
+    assert.equal((await runJob(fx, (await createUndoJob(fx, team.id, "cli:bob")).id)).status, "done");
+    assert.equal(await lockedCount(fx), 1);
+    assert.notEqual((await fx.database.db.selectFrom("users").select("locked_at").where("id", "=", admin).executeTakeFirstOrThrow()).locked_at, null);
+    await fx.database.close();
+  });
 });
 
 describe("POST /api/v1/contain/jobs/:id/cancel", () => {
@@ -410,6 +530,23 @@ describe("POST /api/v1/contain/jobs/:id/cancel", () => {
     assert.equal(again.statusCode, 409, again.body);
     assert.equal(again.json().error.code, "BULWARK_ERR_CONTAIN_NOT_CANCELLABLE");
     assert.equal((await cancel("job_doesnotexist", adminToken)).statusCode, 404);
+  });
+
+  it("a job posted with an API token records the token and its view names it, so revoking that token stops the job; one posted from a browser session records none (a session ends by expiry as often as by revocation)", async () => {
+    const post = (payload: object, headers: Record<string, string>) => fx.server.inject({ method: "POST", url: "/api/v1/contain/jobs", headers, payload });
+    const body = { levers: ["expire-passwords"], scope: { ids: ["member2@example.org"] } };
+    const byToken = await post(body, { authorization: `Bearer ${adminToken}` });
+    assert.equal(byToken.statusCode, 202, byToken.body);
+    const tokenId = parseAPIToken(adminToken)?.id;
+    assert.ok(tokenId !== undefined);
+    const viewed = byToken.json() as { job: { id: string; creatorToken?: string } };
+    assert.equal(viewed.job.creatorToken, tokenId);
+    assert.equal((await fx.app.accounts.jobs.get<Record<string, unknown>>(viewed.job.id)).spec["creatorToken"], tokenId);
+    const bySession = await owner.request("POST", "/api/v1/contain/jobs", { csrf: ownerCsrf, body });
+    assert.equal(bySession.statusCode, 202, bySession.body);
+    const sessionJob = bySession.json() as { job: { id: string; creatorToken?: string } };
+    assert.equal(sessionJob.job.creatorToken, undefined);
+    assert.equal((await fx.app.accounts.jobs.get<Record<string, unknown>>(sessionJob.job.id)).spec["creatorToken"], undefined);
   });
 
   it("attack: a stale stolen cookie with a valid CSRF token cannot cancel a job (ASVS 7.5.3); the fresh owner can", async () => {

@@ -4,6 +4,9 @@
 // deleted — stops the job until an administrator takes it over or cancels it (ASVS 8.3.2, 8.2.2).
 import type { Kysely } from "kysely";
 import { ADMINISTRATIVE, allows, permissionsHeldWithin, type Permission } from "../accounts/roles/index.ts";
+import { readStamps, refusedBy, revokedBefore } from "../accounts/sessions/revocation.ts";
+import { TOKENS_GLOBAL_SCOPE, tokenUserScope } from "../accounts/tokens/index.ts";
+import { BulwarkError } from "../lib/errors.ts";
 import { storedObject } from "../jobs/job-store.ts";
 import type { Database } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
@@ -32,6 +35,50 @@ export function storedCreatorUser(jobId: string, spec: { creatorUser?: unknown }
   if (creator === undefined) return null;
   if (typeof creator !== "string" || !USER_ID.test(creator)) throw containErrors.corruptJob(jobId, "its stored spec's creatorUser is not a user id");
   return creator;
+}
+
+/**
+ * The API token a job was posted with (`creatorToken`, its id), from its stored spec: null for a job posted from a
+ * browser session, by the CLI, or recorded before the field existed. Anything other than a token id fails closed, as
+ * storedCreatorUser does: a row altered to `"creatorToken": 0` must not read as "no token to check".
+ */
+export function storedCreatorToken(jobId: string, spec: { creatorToken?: unknown }): string | null {
+  const token = spec.creatorToken;
+  if (token === undefined) return null;
+  if (typeof token !== "string" || !USER_ID.test(token)) throw containErrors.corruptJob(jobId, "its stored spec's creatorToken is not a token id");
+  return token;
+}
+
+/**
+ * The token check of a job's batches (CreatorCheckOptions.token), from its stored spec: the token it was posted with
+ * (storedCreatorToken) and, when the job pulls revoke-tokens, its own revocation (its action time `at` and `epoch`),
+ * which does not stop it. Null when it was posted with no token. An undo pulls no revoke-tokens: every revocation counts.
+ *
+ * @example
+ * creatorTokenOf(job.id, job.spec) // { id: "tok_…", own: null }
+ */
+export function creatorTokenOf(jobId: string, spec: { creatorToken?: unknown; levers?: unknown; at?: unknown; epoch?: unknown }): { id: string; own: OwnRevocation | null } | null {
+  const id = storedCreatorToken(jobId, spec);
+  if (id === null) return null;
+  const revokes = Array.isArray(spec.levers) && spec.levers.includes("revoke-tokens") && typeof spec.at === "number";
+  return { id, own: revokes ? { at: spec.at as number, epoch: typeof spec.epoch === "number" ? spec.epoch : 0 } : null };
+}
+
+/**
+ * Who a job's events name as their actor now: whoever took it over (resumeJob's `takenOverBy`), else the job's own
+ * actor (its creator, the CLI's operator, the system). After a takeover the remaining batches run on the operator's
+ * authority, and the audit trail must file them under the operator, not under the account that was fired — often the
+ * intruder's (ASVS 16.2.1). One helper for every event a job writes (batches, completion, preparation, lever events,
+ * left-alone, failure), so none is left naming the fired creator. A `takenOverBy` that is not text (an altered row)
+ * is not believed: the job's own actor stands.
+ *
+ * @example
+ * actingActor({ actor: "usr_…", spec: { takenOverBy: "cli:bob" } }) // "cli:bob"
+ */
+export function actingActor(job: { actor: string; spec?: unknown }): string {
+  const spec = job.spec;
+  const taken = typeof spec === "object" && spec !== null ? (spec as { takenOverBy?: unknown }).takenOverBy : undefined;
+  return typeof taken === "string" && taken !== "" ? taken.slice(0, 200) : job.actor;
 }
 
 /**
@@ -70,8 +117,10 @@ export function creatorMustHold(creatorLacks: readonly string[]): Permission[] {
  *
  * `lockedByOwnJob`: a lock this very job set on its creator does not stop it. An administrator's lock-accounts over
  * `{all: true}` locks the caller's own account with the rest (docs/api.md: deliberate, in a breach); stopping there
- * would leave the other batches undone. Only while the lock is exactly the one the job recorded (as its undo checks): an administrator
- * locking the creator again sets a lock of their own (user-queries.ts lockUser, "relocked"), and that one counts.
+ * would leave the other batches undone. Only while the lock is exactly the one the job recorded (as its undo checks)
+ * and no later decision locks the creator too: an administrator locking the creator again over the API sets a lock of
+ * their own (user-queries.ts lockUser, "relocked"), and a later containment job pulling lock-accounts over them
+ * (ownLockOf) withdraws the exception; either one counts.
  *
  * @example
  * await creatorShortfall(database, trx, "usr_…", ["contain.run"]) // "is locked" — or null
@@ -96,11 +145,21 @@ export type OwnLockTest = (trx: Kysely<Schema>, userId: string, account: { locke
 
 /**
  * The OwnLockTest of containment job `jobId`: its lock-accounts record for the user, not undone, whose `after` is the
- * account's lock now (as its undo compares). The record has no index by user (a scan of the lever's records): found
- * once, it is kept for the job's later batches — a record never changes while its job runs (an undo waits for the end).
+ * account's lock now (as its undo compares), and no later containment job pulling lock-accounts holds the user in its
+ * recorded scope (laterLockingJob). The record has no index by user (a scan of the lever's records): found once, it is
+ * kept for the job's later batches — a record never changes while its job runs (an undo waits for the end).
+ *
+ * Why the later job counts: the shell's only lock is `bulwark contain lock-accounts`, and over an account locked
+ * already it changes nothing (lock-accounts leaves a lock's time and reason as they are: they say who locked it and
+ * why, and each job's undo lifts only the lock it set). So when the team locks an intruder's account that the
+ * intruder's own job had locked, the lock stays exactly the one the job recorded, and the exception alone kept the
+ * job running on the caught account's authority. The later job's scope is the team's decision, whatever its batches
+ * found: the job stops (failed, "is locked") until an administrator takes it over or cancels it. The rule errs
+ * towards stopping: a later lock-accounts job that holds the creator only in passing (an `--all` run) stops it too.
  */
 export function ownLockOf(jobId: string): OwnLockTest {
   let found: { at: number; reason: unknown } | null = null;
+  const scopes = new Map<string, boolean>();
   return async (trx, userId, account) => {
     if (found === null) {
       const rows = await trx.selectFrom("contain_changes").select("after")
@@ -116,8 +175,82 @@ export function ownLockOf(jobId: string): OwnLockTest {
         if (typeof at === "number") found = { at, reason };
       }
     }
-    return found !== null && found.at === Number(account.locked_at) && found.reason === account.locked_reason;
+    if (found === null || found.at !== Number(account.locked_at) || found.reason !== account.locked_reason) return false;
+    return (await laterLockingJob(trx, jobId, userId, scopes)) === null;
   };
+}
+
+// The kind of a containment job (job.ts's CONTAIN_KIND; job.ts imports this module, so it is not imported back).
+const CONTAIN_KIND = "contain";
+
+/**
+ * The id of a containment job created after `jobId` that pulls lock-accounts and whose recorded scope holds `userId`,
+ * or null. "After" by the database's counter (created_epoch, docs/decisions/0010-job-order-by-epoch.md), by time for a
+ * job from before it, as the undo decides (undo.ts coveredByOtherJobs). A job cancelled before it committed anything
+ * decided nothing; one whose spec cannot be read is taken to pull every lever (its recorded scope, a table of its own,
+ * still says whom it holds). `known` keeps each job's answer for the run: a job's recorded scope is written with it and
+ * never changes. Containment jobs are few, so listing them is cheap; a scope is read only for a job not seen before.
+ */
+async function laterLockingJob(trx: Kysely<Schema>, jobId: string, userId: string, known: Map<string, boolean>): Promise<string | null> {
+  const self = await trx.selectFrom("jobs").select(["created_at", "created_epoch"]).where("id", "=", jobId).executeTakeFirst();
+  if (!self) return null;
+  const sinceEpoch = Number(self.created_epoch);
+  const since = Number(self.created_at);
+  const later = await trx.selectFrom("jobs").select(["id", "status", "cursor", "spec"])
+    .where("kind", "=", CONTAIN_KIND).where("id", "!=", jobId)
+    .where((eb) => (sinceEpoch > 0 ? eb("created_epoch", ">", sinceEpoch) : eb.or([eb("created_epoch", ">", 0), eb("created_at", ">=", since)])))
+    .orderBy("created_at").execute();
+  for (const job of later) {
+    if (job.status === "cancelled" && job.cursor === null) continue;
+    let spec: Record<string, unknown> | null;
+    try {
+      spec = storedObject(job.id, "spec", job.spec);
+    } catch (error) {
+      if (!(error instanceof BulwarkError)) throw error;
+      spec = null;
+    }
+    const levers = spec?.["levers"];
+    if (spec !== null && !(Array.isArray(levers) && levers.includes("lock-accounts"))) continue;
+    let holds = known.get(job.id);
+    if (holds === undefined) {
+      // An --all job holds every user that existed when it was created, and the creator existed before this job.
+      const scope = spec?.["scope"];
+      const all = typeof scope === "object" && scope !== null && (scope as { all?: unknown }).all === true;
+      holds = all || (await trx.selectFrom("contain_job_users").select("seq").where("job_id", "=", job.id).where("user_id", "=", userId).limit(1).executeTakeFirst()) !== undefined;
+      known.set(job.id, holds);
+    }
+    if (holds) return job.id;
+  }
+  return null;
+}
+
+/**
+ * A revocation of the creator's token made by the job itself (revoke-tokens over its own creator, as lock-accounts may
+ * lock them): the lever marks token rows revoked at the job's time (`at`) and raises token stamps to revokedBefore(at)
+ * with the job's epoch. Null for a job that does not pull revoke-tokens.
+ */
+export interface OwnRevocation {
+  at: number;
+  epoch: number;
+}
+
+/**
+ * Whether API token `tokenId` has been revoked, read in `trx`: its row marked revoked (by itself or with the token it
+ * was minted from), or refused by a token stamp (the user's, or the global one of a revoke-tokens `--all` run, whose
+ * batches mark the rows later), or gone. A revocation the job made itself (`own`) does not count, as its own lock of
+ * its creator does not: the same time on the row, no stamp beyond its own. An expiry does not count either: a long job
+ * outliving the short-lived token it was posted with is normal, and stopping it there would make responders post
+ * containment with long-lived tokens.
+ */
+export async function tokenRevokedWithin(trx: Kysely<Schema>, tokenId: string, own: OwnRevocation | null): Promise<boolean> {
+  const row = await trx.selectFrom("api_tokens").select(["user_id", "created_at", "issued_epoch", "revoked_at"]).where("id", "=", tokenId).executeTakeFirst();
+  // Token rows keep their history (revoked, never deleted): one that is gone was removed by hand. Fails closed.
+  if (!row) return true;
+  if (row.revoked_at !== null && !(own !== null && Number(row.revoked_at) === own.at)) return true;
+  const stamp = await readStamps(trx, [TOKENS_GLOBAL_SCOPE, tokenUserScope(row.user_id)]);
+  if (!refusedBy(stamp, Number(row.created_at), Number(row.issued_epoch))) return false;
+  // Refused by a stamp: only this job's own raise (its time and epoch, no later) is excused.
+  return own === null || stamp.time > revokedBefore(own.at) || stamp.epoch > own.epoch;
 }
 
 /** The permissions the account's roles carry, whatever its state; on PostgreSQL the rows stay FOR SHARE, as in permissionsHeldWithin. */
@@ -127,14 +260,43 @@ async function rolePermissions(database: Pick<Database, "dialect">, trx: Kysely<
   return new Set((await (database.dialect === "postgres" ? query.forShare() : query).execute()).map((r) => r.permission));
 }
 
+/** What a job's batches check of its creator besides their account: the token it was posted with (finding: ASVS 7.4.1). */
+export interface CreatorCheckOptions {
+  /** A containment job's own lock of its creator does not count (above). */
+  lockedByOwnJob?: OwnLockTest;
+  /** The API token the job was posted with (storedCreatorToken), and the job's own revocation of it, if any. */
+  token?: { id: string; own: OwnRevocation | null } | null;
+}
+
+// Why a job stops when the token it was posted with is revoked (containErrors.creatorLost quotes it after the creator).
+const TOKEN_REVOKED = "no longer stands behind it: the API token it was posted with was revoked";
+
+/**
+ * Why `creator` no longer stands behind the job, read in `trx`, or null: their account (creatorShortfall), then the API
+ * token the job was posted with. A team that rotates a leaked token and keeps its colleague (the Sentry response)
+ * revokes the credential, not the account: the job the token posted must stop with it (ASVS 8.3.2, 7.4.1). Used by
+ * every batch (creatorCheck) and by a takeover (service.ts), so a person's resume takes over exactly the jobs that stop.
+ */
+export async function creatorStanding(database: Pick<Database, "dialect">, trx: Kysely<Schema>, creator: string, needed: readonly Permission[], options: CreatorCheckOptions = {}): Promise<string | null> {
+  const why = await creatorShortfall(database, trx, creator, needed, options);
+  if (why !== null) return why;
+  // Read without a row lock: a revocation committing while this batch runs is seen by the next one. A FOR SHARE here,
+  // taken before the batch locks its accounts, would wait in a cycle with a revoke-tokens batch holding those accounts.
+  const token = options.token ?? null;
+  if (token !== null && (await tokenRevokedWithin(trx, token.id, token.own))) return `${TOKEN_REVOKED} (${token.id})`;
+  return null;
+}
+
 /**
  * The check each batch (and each step) of a job runs first, in its transaction: throws containErrors.creatorLost when
- * the job's creator no longer stands behind it, which fails the job (nothing of the batch is applied); returns the
- * creator it checked, null for a job without a user creator. `creator`: the spec's (storedCreatorUser); when it names
- * none, the job row's actor is read once, in the first batch's transaction (legacyCreatorWithin: a job recorded before
- * `creatorUser` existed). `lockedByOwnJob`: a containment job's own lock of its creator does not count (above).
+ * the job's creator no longer stands behind it (creatorStanding), which fails the job (nothing of the batch is
+ * applied); returns the creator it checked, null for a job without a user creator. `creator`: the spec's
+ * (storedCreatorUser); when it names none, the job row's actor is read once, in the first batch's transaction
+ * (legacyCreatorWithin: a job recorded before `creatorUser` existed). `lockedByOwnJob`: a containment job's own lock
+ * of its creator does not count (above); `token`: the token it was posted with, checked only while a creator is (a job
+ * taken over runs on the operator's authority, not the token's).
  */
-export function creatorCheck(database: Pick<Database, "dialect">, jobId: string, creator: string | null, needed: readonly Permission[], options: { lockedByOwnJob?: OwnLockTest } = {}): (trx: Kysely<Schema>) => Promise<string | null> {
+export function creatorCheck(database: Pick<Database, "dialect">, jobId: string, creator: string | null, needed: readonly Permission[], options: CreatorCheckOptions = {}): (trx: Kysely<Schema>) => Promise<string | null> {
   // Found once per run: a job's actor and spec do not change while it runs (a takeover builds the stages again), and
   // an account id, once found, stays an account's.
   let found: { creator: string | null } | undefined = creator === null ? undefined : { creator };
@@ -145,7 +307,7 @@ export function creatorCheck(database: Pick<Database, "dialect">, jobId: string,
     }
     const who = found.creator;
     if (who === null) return null;
-    const why = await creatorShortfall(database, trx, who, needed, options);
+    const why = await creatorStanding(database, trx, who, needed, options);
     if (why !== null) throw containErrors.creatorLost(jobId, who, why);
     return who;
   };

@@ -10,6 +10,7 @@ import { epochNow, type Job, type JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
+import { actingActor } from "./creator.ts";
 import { containErrors, failureReason, isCorruptJobError, isCreatorLostError } from "./errors.ts";
 import type { ResetNotifier } from "./lever.ts";
 import type { Schema } from "../store/schema.ts";
@@ -162,12 +163,13 @@ class CursorMoved extends Error {}
  * creator no longer stands behind it (src/contain/creator.ts), otherwise one saying it can be resumed. Best effort:
  * when the database is what failed, the thrown error still tells the caller. Only a job still under way is marked
  * failed: another worker may have finished it meanwhile (this one lost a deadlock, say), and a done job must not read
- * as failed, in the table or in the audit log.
+ * as failed, in the table or in the audit log. The event names the job's acting actor (actingActor): after a takeover,
+ * the operator answering for it.
  */
-export async function recordFailure(deps: Pick<ContainDeps, "jobs" | "audit">, job: Pick<Job<unknown>, "id" | "kind" | "actor">, stage: string | null, error: unknown, worker = ""): Promise<Error> {
+export async function recordFailure(deps: Pick<ContainDeps, "jobs" | "audit">, job: Pick<Job<unknown>, "id" | "kind" | "actor" | "spec">, stage: string | null, error: unknown, worker = ""): Promise<Error> {
   const reason = failureReason(error);
   const marked = await deps.jobs.markFailed(job.id, reason).catch(() => true);
-  if (marked) await deps.audit.append({ type: "contain.job.failed", actor: job.actor, subject: job.id, data: { kind: job.kind, stage, error: reason, worker } }).catch(() => {});
+  if (marked) await deps.audit.append({ type: "contain.job.failed", actor: actingActor(job), subject: job.id, data: { kind: job.kind, stage, error: reason, worker } }).catch(() => {});
   // Both say what must happen before it can go on (a repair; an administrator taking it over): not "resume it".
   return isCorruptJobError(error) || isCreatorLostError(error) ? error : containErrors.failed(job.id, { cause: error });
 }
@@ -215,7 +217,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     }).where("id", "=", jobId).where("status", "not in", [...ENDED]).executeTakeFirst();
     if (Number(result.numUpdatedRows) !== 1) throw new CursorMoved();
     if (finished) {
-      await audit.appendIn(trx, { type: "contain.job.completed", actor: job.actor, subject: jobId, data: { kind: job.kind, done: locked.done + processed, counts } });
+      await audit.appendIn(trx, { type: "contain.job.completed", actor: actingActor(job), subject: jobId, data: { kind: job.kind, done: locked.done + processed, counts } });
     }
   }
 
@@ -259,7 +261,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     const merged = markDone(claimsOf(current.p, stage), batch);
     const next: Cursor = merged.w >= stage.batches ? { s: s + 1, p: null } : { s, p: JSON.stringify(merged) };
     for (const event of result.events ?? []) await audit.appendIn(trx, event);
-    await audit.appendIn(trx, { type: "contain.job.batch", actor: job.actor, subject: jobId, data: { stage: stage.name, batch, ...result.audit, processed: result.processed, counts: result.counts, worker } });
+    await audit.appendIn(trx, { type: "contain.job.batch", actor: actingActor(job), subject: jobId, data: { stage: stage.name, batch, ...result.audit, processed: result.processed, counts: result.counts, worker } });
     await commit(trx, locked, job, next, result.processed, result.counts);
     return "ran";
   }
@@ -269,7 +271,7 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     // What this worker's preparation made (`prepared`: set only when it ran), named even though the job moved on
     // without it, or the key in use could be one no audit event names.
     const namePrepared = async (why: Record<string, unknown>): Promise<void> => {
-      if (stage?.prepare && prepared !== null) await audit.appendIn(trx, { type: "contain.job.prepared", actor: job.actor, subject: jobId, data: { stage: stage.name, ...prepared, worker, ...why } });
+      if (stage?.prepare && prepared !== null) await audit.appendIn(trx, { type: "contain.job.prepared", actor: actingActor(job), subject: jobId, data: { stage: stage.name, ...prepared, worker, ...why } });
     };
     if (locked.cursor !== job.cursor) {
       // Another worker (a second node that picked the same job up) recorded this stage's preparation first, while this
@@ -290,14 +292,14 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     }
     if (stage.prepare && cursor.p === null && !cursor.r) {
       // The prepare is recorded (and audited, with what it made); steps follow.
-      await audit.appendIn(trx, { type: "contain.job.prepared", actor: job.actor, subject: jobId, data: { stage: stage.name, ...(prepared ?? {}), worker } });
+      await audit.appendIn(trx, { type: "contain.job.prepared", actor: actingActor(job), subject: jobId, data: { stage: stage.name, ...(prepared ?? {}), worker } });
       await commit(trx, locked, job, { s: cursor.s, p: null, r: 1 }, 0, {});
       return "advanced";
     }
     const result = await stage.step(trx, cursor.p);
     const next: Cursor = result.next === null ? { s: cursor.s + 1, p: null } : { s: cursor.s, p: result.next, ...(cursor.r ? { r: 1 as const } : {}) };
     if (result.processed > 0 || Object.keys(result.counts).length > 0) {
-      await audit.appendIn(trx, { type: "contain.job.batch", actor: job.actor, subject: jobId, data: { stage: stage.name, from: cursor.p, to: result.next, processed: result.processed, counts: result.counts, worker } });
+      await audit.appendIn(trx, { type: "contain.job.batch", actor: actingActor(job), subject: jobId, data: { stage: stage.name, from: cursor.p, to: result.next, processed: result.processed, counts: result.counts, worker } });
     }
     await commit(trx, locked, job, next, result.processed, result.counts);
     return "ran";

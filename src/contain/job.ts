@@ -13,7 +13,7 @@ import { checkRolesExist, checkSchemeKnown, describeScope, scopedUserIds, unmatc
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
-import { creatorCheck, creatorMustHold, ownLockOf, storedCreatorUser } from "./creator.ts";
+import { actingActor, creatorCheck, creatorMustHold, creatorTokenOf, ownLockOf, storedCreatorUser } from "./creator.ts";
 import { countLiveTokens, inIds } from "./levers/common.ts";
 import { ensureGlobalStamps, holdScopeForRaise } from "./levers/stamps.ts";
 import { lockManyAccountsLinks } from "../accounts/password-reset/link-lock.ts";
@@ -88,6 +88,12 @@ export interface ContainSpec {
    * it existed, and once an operator took the job over (resumeJob: `takenOverBy`).
    */
   creatorUser?: string;
+  /**
+   * The id of the API token the job was posted with, when its creator called with one: every batch checks too that it
+   * has not been revoked since (src/contain/creator.ts), so a team that rotates a leaked token stops what it started.
+   * Absent for a job posted from a browser session, by the CLI, and for jobs recorded before it existed.
+   */
+  creatorToken?: string;
   /** Who took the job over from a creator who no longer stood behind it (resumeJob), answering for its remaining batches. */
   takenOverBy?: string;
 }
@@ -106,6 +112,8 @@ export interface ContainRequest {
   creatorLacks?: readonly string[];
   /** The API caller creating the job (its user id): every batch checks again that they stand behind it (ContainSpec). The CLI passes none. */
   creatorUser?: string;
+  /** The id of the API token the creator called with (ContainSpec.creatorToken); none for a session or the CLI. */
+  creatorToken?: string;
   /** The Idempotency-Key of the API request (JobStore.create): a second job with the same key is refused by the database. */
   requestKey?: RequestKey | null;
 }
@@ -263,6 +271,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     ...(unmatched ? { unmatchedIds: unmatched } : {}),
     ...(request.creatorLacks?.length ? { creatorLacks: [...request.creatorLacks] } : {}),
     ...(request.creatorUser !== undefined ? { creatorUser: request.creatorUser } : {}),
+    ...(request.creatorUser !== undefined && request.creatorToken !== undefined ? { creatorToken: request.creatorToken } : {}),
   };
   // Levers that write links begin first: a reset or an email confirmation takes a link row, then the account, then its
   // session stamp, and the other levers' begins lock the accounts and raise stamps (the other order waited in a cycle
@@ -320,6 +329,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
         incidentId: request.incidentId ?? null, options: { ...opts }, mailer: spec.mailer, begun,
         ...(spec.creatorLacks ? { creatorLacks: spec.creatorLacks } : {}),
         ...(spec.creatorUser !== undefined ? { runsOnAuthorityOf: spec.creatorUser } : {}),
+        ...(spec.creatorToken !== undefined ? { postedWithToken: spec.creatorToken } : {}),
       },
     });
     return { ...job, total };
@@ -354,7 +364,12 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   const lacks = storedCreatorLacks(job.id, job.spec);
   // The creator's standing, read again by every step and batch in its own transaction (src/contain/creator.ts): a job
   // posted by a help desk that is fired while it waits or runs stops there, failed, naming why (ASVS 8.3.2).
-  const creatorStands = creatorCheck(deps.database, job.id, storedCreatorUser(job.id, job.spec), creatorMustHold(lacks), { lockedByOwnJob: ownLockOf(job.id) });
+  // The token it was posted with too: revoking a leaked token stops its job, unless the job's own revoke-tokens did it.
+  const creatorStands = creatorCheck(deps.database, job.id, storedCreatorUser(job.id, job.spec), creatorMustHold(lacks), {
+    lockedByOwnJob: ownLockOf(job.id), token: creatorTokenOf(job.id, job.spec),
+  });
+  // Who the batches' events name: the operator once the job was taken over (the stages are built again then).
+  const actor = actingActor(job);
   // A job stored before an option existed runs with its default (emailChangedWithinDays: the hold on reset links).
   const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope);
   const found = job.spec.levers.map(leverNamed);
@@ -406,7 +421,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         const events: AuditInput[] = [];
         if (outranking.size > 0) {
           events.push({
-            type: LEFT_ALONE_EVENT, actor: job.actor, subject: job.id,
+            type: LEFT_ALONE_EVENT, actor, subject: job.id,
             data: { reason: "outranks-creator", batch, creatorLacks: lacks, levers: batched.map((l) => l.name), users: [...outranking].map(([userId, holds]) => ({ userId, holds })) },
           });
         }
@@ -439,7 +454,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
           for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;
           if (outranking.size > 0) counts[`${lever.name}.leftAlone`] = outranking.size;
           if (lever.undo && applied.changes.length) await recordChanges(trx, deps.database.dialect, job.id, lever.name, applied.changes, seqOf);
-          for (const e of applied.events ?? []) events.push({ type: e.type, actor: job.actor, subject: e.subject, data: { ...e.data, jobId: job.id, lever: lever.name } });
+          for (const e of applied.events ?? []) events.push({ type: e.type, actor, subject: e.subject, data: { ...e.data, jobId: job.id, lever: lever.name } });
         }
         // Appended by the engine after it locks the job row, as every batch does: appending here, before that lock,
         // took the audit head first and deadlocked against a worker holding the job row (PostgreSQL).

@@ -11,7 +11,7 @@ import { recordFailure, runStages, TERMINAL, type ContainDeps, type RunOptions, 
 import { containErrors, isCorruptJobError } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
 import { LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
-import { creatorMustHold, creatorShortfall, legacyCreatorWithin, storedCreatorUser, SYSTEM_ACTOR } from "./creator.ts";
+import { creatorMustHold, creatorStanding, creatorTokenOf, legacyCreatorWithin, storedCreatorUser, SYSTEM_ACTOR } from "./creator.ts";
 import { pairingNotes, type ResetNotifier } from "./lever.ts";
 import { emailChangeWindowDays, RESET_EMAIL_REFUSED, RESET_EMAIL_WITHHELD, WITHHELD_NEXT_STEP } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched, type UnmatchedIds } from "./scope.ts";
@@ -131,10 +131,12 @@ async function takeOver(deps: ContainDeps, trx: Kysely<Schema>, jobId: string, a
   let spec: Record<string, unknown>;
   let creator: string | null;
   let lacks: string[];
+  let token: ReturnType<typeof creatorTokenOf>;
   try {
     spec = storedObject(jobId, "spec", row.spec);
     creator = storedCreatorUser(jobId, spec);
     lacks = storedCreatorLacks(jobId, spec);
+    token = creatorTokenOf(jobId, spec);
   } catch (error) {
     if (error instanceof BulwarkError) return null;
     throw error;
@@ -142,7 +144,9 @@ async function takeOver(deps: ContainDeps, trx: Kysely<Schema>, jobId: string, a
   // A job recorded before `creatorUser` existed: its actor, when that names an account (as its batches read it).
   creator ??= await legacyCreatorWithin(trx, spec, row.actor);
   if (creator === null) return null;
-  const why = await creatorShortfall(deps.database, trx, creator, creatorMustHold(lacks));
+  // What the batches check (creatorStanding): the account, and the API token the job was posted with. A job stopped
+  // because that token was revoked is taken over like one whose creator was fired: a person decides it goes on.
+  const why = await creatorStanding(deps.database, trx, creator, creatorMustHold(lacks), { token });
   if (why === null) return null;
   const moved: Record<string, unknown> = { ...spec, takenOverBy: actor };
   delete moved["creatorUser"];
@@ -329,6 +333,11 @@ export interface JobView {
   finishedAt: string | null;
   error: string | null;
   notes: string[];
+  /**
+   * The id of the API token the job was posted with (ContainSpec.creatorToken): revoking that token stops the job, so
+   * a responder rotating a leaked token sees which jobs it started. Absent for a job posted from a session or the CLI.
+   */
+  creatorToken?: string;
 }
 
 /** The public shape of a job (CLI --json, HTTP API). */
@@ -372,13 +381,16 @@ function isoTime(ms: number): string {
   return isoOrNull(ms) ?? `invalid time (${String(ms).slice(0, 40)})`;
 }
 
+// A token id as the token library writes it (tok_ and base32), bounded: anything else in a stored spec is not shown.
+const TOKEN_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 /**
  * The parts of a stored spec a view shows, each checked for its shape. The spec is read back from a database an
  * operator, a restore or an attacker may have changed: a part of another shape (levers not a list, unmatchedIds
  * without a sample) is left out of the view rather than thrown on, so one such row does not make every listing of
  * jobs fail; running the job refuses it (containErrors.corruptJob).
  */
-function viewedSpec(spec: Record<string, unknown>): { levers: string[]; scope?: Record<string, unknown>; undoOf?: string; mailer?: unknown; unmatched?: UnmatchedIds; liveTokens?: number; options?: Record<string, unknown> } {
+function viewedSpec(spec: Record<string, unknown>): { levers: string[]; scope?: Record<string, unknown>; undoOf?: string; mailer?: unknown; unmatched?: UnmatchedIds; liveTokens?: number; options?: Record<string, unknown>; creatorToken?: string } {
   const levers = Array.isArray(spec["levers"]) ? spec["levers"].filter((l): l is string => typeof l === "string") : [];
   const u = spec["unmatchedIds"];
   const unmatched = isRecord(u) && typeof u["count"] === "number" && Array.isArray(u["sample"]) && u["sample"].every((x) => typeof x === "string")
@@ -390,6 +402,7 @@ function viewedSpec(spec: Record<string, unknown>): { levers: string[]; scope?: 
     ...(unmatched ? { unmatched } : {}),
     ...(typeof spec["liveTokens"] === "number" && Number.isSafeInteger(spec["liveTokens"]) ? { liveTokens: spec["liveTokens"] } : {}),
     ...(isRecord(spec["options"]) ? { options: spec["options"] } : {}),
+    ...(typeof spec["creatorToken"] === "string" && TOKEN_ID.test(spec["creatorToken"]) ? { creatorToken: spec["creatorToken"] } : {}),
   };
 }
 
@@ -446,5 +459,6 @@ export function jobView(job: Job): JobView {
     ...(spec.scope ? { scope: spec.scope } : {}), ...(spec.undoOf ? { undoOf: spec.undoOf } : {}),
     incidentId: job.incidentId, createdAt: isoTime(job.createdAt),
     finishedAt: job.finishedAt === null ? null : isoTime(job.finishedAt), error: job.error, notes,
+    ...(spec.creatorToken !== undefined ? { creatorToken: spec.creatorToken } : {}),
   };
 }

@@ -15,7 +15,7 @@ import { findLever, type ChangeRecord, type LeverContext, type LeverEvent, type 
 import { inIds, SAMPLE_SIZE, valuesQuery } from "./levers/common.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, rolesCarrying, storedCreatorLacks } from "./outranked.ts";
-import { creatorCheck, creatorMustHold, storedCreatorUser } from "./creator.ts";
+import { actingActor, creatorCheck, creatorMustHold, creatorTokenOf, storedCreatorUser } from "./creator.ts";
 
 export const UNDO_KIND = "contain-undo";
 
@@ -34,6 +34,8 @@ export interface UndoSpec {
    * job's batches do (ContainSpec.creatorUser, src/contain/creator.ts). Absent for the CLI's undo and once taken over.
    */
   creatorUser?: string;
+  /** The API token the undo was posted with (ContainSpec.creatorToken): revoking it stops the undo too. */
+  creatorToken?: string;
   /** Who took the undo over from a creator who no longer stood behind it (resumeJob). */
   takenOverBy?: string;
 }
@@ -79,17 +81,19 @@ async function undoable(deps: ContainDeps, jobId: string): Promise<{ original: J
 /**
  * Creates the undo job of a finished containment job (nothing is restored until it runs). `creatorLacks`: the
  * administrative permissions the requester lacks (the API's outranking rule), recorded when not empty; `creatorUser`:
- * the API caller, whose standing every step reads again.
+ * the API caller, whose standing every step reads again; `creatorToken`: the API token it called with, whose
+ * revocation stops the undo as it stops a containment job.
  *
  * @example
  * const undo = await createUndoJob(deps, "job_…", "cli"); await runJob(deps, undo.id);
  */
-export async function createUndoJob(deps: ContainDeps, jobId: string, actor: string, options: { creatorLacks?: readonly string[]; creatorUser?: string } = {}): Promise<Job<UndoSpec>> {
+export async function createUndoJob(deps: ContainDeps, jobId: string, actor: string, options: { creatorLacks?: readonly string[]; creatorUser?: string; creatorToken?: string } = {}): Promise<Job<UndoSpec>> {
   const { original, levers } = await undoable(deps, jobId);
   const spec: UndoSpec = {
     undoOf: jobId, levers, batchSize: original.spec.batchSize,
     ...(options.creatorLacks?.length ? { creatorLacks: [...options.creatorLacks] } : {}),
     ...(options.creatorUser !== undefined ? { creatorUser: options.creatorUser } : {}),
+    ...(options.creatorUser !== undefined && options.creatorToken !== undefined ? { creatorToken: options.creatorToken } : {}),
   };
   return deps.database.transaction(async (trx) => {
     // One undo at a time per job: a second would only race the first over the same records (restoring rows the
@@ -251,12 +255,13 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
   storedLevers(job.id, job.spec);
   const lacks = storedCreatorLacks(job.id, job.spec);
   // An undo unlocks and hands roles back: one posted by a help desk fired since stops too (src/contain/creator.ts).
-  const creatorStands = creatorCheck(deps.database, job.id, storedCreatorUser(job.id, job.spec), creatorMustHold(lacks));
+  // And the API token it was posted with: an undo pulls no revoke-tokens, so any revocation of it stops the undo.
+  const creatorStands = creatorCheck(deps.database, job.id, storedCreatorUser(job.id, job.spec), creatorMustHold(lacks), { token: creatorTokenOf(job.id, job.spec) });
   // The job's notifier: a role handed back is told as a grant is (demote-inactive-admins), keyed by this undo job.
   const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: deps.notifier };
   // Who the events a lever asks for name as their actor: the creator checked (an API caller), else whoever took the
-  // undo over, else the job's own actor (the CLI's operator, as every event of the job names it).
-  const takenOverBy = typeof job.spec.takenOverBy === "string" ? job.spec.takenOverBy : null;
+  // undo over, else the job's own actor (the CLI's operator): actingActor, as every event of the job names it.
+  const acting = actingActor(job);
   return job.spec.levers.map((name): Stage => {
     const lever = leverNamed(name) as UserLever;
     return {
@@ -274,7 +279,7 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
         const { restored, skipped, leftAlone, events, counts } = await undoRecords(trx, deps.database.dialect, job.spec.undoOf, lever, open, ctx, { creatorLacks: lacks, undoneBy: creator });
         // The engine locked the job row before this step: appending here keeps its lock order (job row, then audit head).
         for (const event of leftAloneEvents(job, name, lacks, leftAlone)) await deps.audit.appendIn(trx, event);
-        const actor = creator ?? takenOverBy ?? job.actor;
+        const actor = creator ?? acting;
         for (const e of events) await deps.audit.appendIn(trx, { type: e.type, actor, subject: e.subject, data: { ...e.data, jobId: job.id, lever: name } });
         // Each record's verdict, written for the whole batch in one statement.
         const seqOf = new Map(open.map((r) => [changeKey(r.user_id, r.entity), Number(r.seq)]));
@@ -300,7 +305,7 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
 /** The audit events of the users an undo step left alone besides changed rows: one per reason, none when there is none. */
 function leftAloneEvents(job: Job<UndoSpec>, lever: string, lacks: readonly string[], leftAlone: LeftAlone): AuditInput[] {
   const events: AuditInput[] = [];
-  const base = { actor: job.actor, subject: job.id, type: LEFT_ALONE_EVENT };
+  const base = { actor: actingActor(job), subject: job.id, type: LEFT_ALONE_EVENT };
   if (leftAlone.outranking.size > 0 || leftAlone.regrants.length > 0) {
     events.push({
       ...base,

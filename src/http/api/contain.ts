@@ -146,11 +146,16 @@ async function assertScopeOutranked(deps: contain.ContainDeps, lacking: readonly
  * held, or contain.run alone could stop — or reverse — an administrator's containment of another account (a help
  * desk undoing the lock, the forced password change and the demotion an administrator put on its confederate). A job
  * whose spec cannot be read is taken to have been created by an administrator. `action` names the refused request.
+ *
+ * A job taken over (`takenOverBy`: an operator's `bulwark contain resume` once its creator no longer stood behind it)
+ * runs on that operator's authority, the server's: it is held as a shell-made job is, and only an administrator may
+ * cancel or undo it. Read by the fired creator's `creatorLacks` (kept in the spec for the batches' outranking rule), a
+ * help desk's takeover could be undone by another help desk, reversing the team's decision (ASVS 8.2.2).
  */
 function assertHoldsWhatCreatorHeld(lacking: readonly string[], job: { id: string; spec: Record<string, unknown> | null }, action: "cancel" | "undo"): void {
   let creatorLacked: string[] = [];
   try {
-    creatorLacked = job.spec === null ? [] : contain.storedCreatorLacks(job.id, job.spec);
+    creatorLacked = job.spec === null || job.spec["takenOverBy"] !== undefined ? [] : contain.storedCreatorLacks(job.id, job.spec);
   } catch (error) {
     if (!(error instanceof BulwarkError)) throw error;
   }
@@ -224,8 +229,10 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     await assertScopeOutranked(deps, lacking, scope);
     const containRequest: contain.ContainRequest = {
       levers: body.levers, scope, actor: caller.userId, incidentId: body.incidentId ?? null, options: body.options ?? {}, creatorLacks: lacking,
-      // The job runs on the caller's authority: each batch checks again that they still hold it (src/contain/creator.ts).
+      // The job runs on the caller's authority: each batch checks again that they still hold it (src/contain/creator.ts),
+      // and, when they call with an API token, that the token has not been revoked since (a leaked token rotated).
       creatorUser: caller.userId,
+      ...(caller.via === "token" && caller.tokenId !== null ? { creatorToken: caller.tokenId } : {}),
       ...(body.batchSize !== undefined ? { batchSize: body.batchSize } : {}),
     };
     if (body.dryRun) {
@@ -341,7 +348,10 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     assertHoldsWhatCreatorHeld(lacking, original, "undo");
     await assertUndoOutranked(deps, lacking, original.id);
     // The undo runs on the caller's authority, checked again at each step (src/contain/creator.ts).
-    const undo = await contain.createUndoJob(deps, original.id, caller.userId, { creatorLacks: lacking, creatorUser: caller.userId });
+    const undo = await contain.createUndoJob(deps, original.id, caller.userId, {
+      creatorLacks: lacking, creatorUser: caller.userId,
+      ...(caller.via === "token" && caller.tokenId !== null ? { creatorToken: caller.tokenId } : {}),
+    });
     await auditAPI(app, request, caller, { type: "api.contain.undo.created", subject: undo.id, data: { undoOf: original.id, changes: undo.total } });
     const view = progressView(app, await deps.jobs.get(undo.id));
     runner.start(undo.id);
