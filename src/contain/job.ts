@@ -13,7 +13,8 @@ import { checkRolesExist, checkSchemeKnown, describeScope, scopedUserIds, unmatc
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
-import { actingActor, creatorCheck, creatorMustHold, creatorTokenOf, ownLockOf, storedCreatorUser } from "./creator.ts";
+import { actingActor, creatorCheck, creatorMustHold, creatorTokenOf, storedCreatorUser } from "./creator.ts";
+import { ownLockOf } from "./creator-own-lock.ts";
 import { countLiveTokens, inIds } from "./levers/common.ts";
 import { ensureGlobalStamps, holdScopeForRaise } from "./levers/stamps.ts";
 import { lockManyAccountsLinks } from "../accounts/password-reset/link-lock.ts";
