@@ -2,8 +2,7 @@
 // administrator's lock-accounts over `{all: true}` locks the caller's own account with the rest, which must not stop
 // the job; a lock the team sets on that account later must.
 import type { Kysely } from "kysely";
-import { BulwarkError } from "../lib/errors.ts";
-import { storedObject } from "../jobs/job-store.ts";
+import { storedObjectOrNull } from "../jobs/job-store.ts";
 import type { Schema } from "../store/schema.ts";
 
 /** Whether the account's lock (as read now) is the one a job set on it and recorded. */
@@ -68,13 +67,7 @@ async function laterLockingJob(trx: Kysely<Schema>, jobId: string, userId: strin
     .orderBy("created_at").execute();
   for (const job of later) {
     if (job.status === "cancelled" && job.cursor === null) continue;
-    let spec: Record<string, unknown> | null;
-    try {
-      spec = storedObject(job.id, "spec", job.spec);
-    } catch (error) {
-      if (!(error instanceof BulwarkError)) throw error;
-      spec = null;
-    }
+    const spec = storedObjectOrNull(job.id, "spec", job.spec);
     const levers = spec?.["levers"];
     if (spec !== null && !(Array.isArray(levers) && levers.includes("lock-accounts"))) continue;
     let holds = known.get(job.id);

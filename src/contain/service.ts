@@ -4,7 +4,7 @@ import type { Kysely } from "kysely";
 import type { App } from "../app/types.ts";
 import type { Schema } from "../store/schema.ts";
 import type { Job, JobStatus, UnreadableJob } from "../jobs/job-store.ts";
-import { epochNow, jobErrors, RESUMABLE_STATUSES, storedObject } from "../jobs/job-store.ts";
+import { epochNow, jobErrors, RESUMABLE_STATUSES, storedObject, storedObjectOrNull } from "../jobs/job-store.ts";
 import { isoOrNull } from "../lib/calendar.ts";
 import { BulwarkError } from "../lib/errors.ts";
 import { recordFailure, runStages, TERMINAL, type ContainDeps, type RunOptions, type Stage } from "./engine.ts";
@@ -203,13 +203,7 @@ export async function cancelJob(deps: ContainDeps, jobId: string, options: Cance
     if (row.kind !== CONTAIN_KIND && row.kind !== UNDO_KIND) throw containErrors.notContainJob(jobId);
     const was = row.status as JobStatus;
     if (!RESUMABLE_STATUSES.includes(was)) throw containErrors.notCancellable(jobId, row.status);
-    let spec: Record<string, unknown> | null;
-    try {
-      spec = storedObject(row.id, "spec", row.spec);
-    } catch (error) {
-      if (!(error instanceof BulwarkError)) throw error;
-      spec = null;
-    }
+    const spec = storedObjectOrNull(row.id, "spec", row.spec);
     options.check?.({ id: row.id, kind: row.kind, actor: row.actor, spec });
     const now = deps.clock.now();
     await trx.updateTable("jobs").set({ status: "cancelled", updated_at: now, finished_at: now, finished_epoch: epochNow() })

@@ -77,6 +77,22 @@ export function storedObject(id: string, column: string, text: string): Record<s
   return value as Record<string, unknown>;
 }
 
+/**
+ * storedObject, or null when the stored text is no JSON object: for a reader that must go on past a row someone
+ * altered (cancelling it, or weighing what it decided) rather than stop at it. Any other error is thrown.
+ *
+ * @example
+ * const spec = storedObjectOrNull(row.id, "spec", row.spec); // null: unreadable
+ */
+export function storedObjectOrNull(id: string, column: string, text: string): Record<string, unknown> | null {
+  try {
+    return storedObject(id, column, text);
+  } catch (error) {
+    if (error instanceof BulwarkError && error.code === "BULWARK_ERR_JOB_UNREADABLE") return null;
+    throw error;
+  }
+}
+
 /** A job row that could not be read (jobErrors.unreadable): reported by `listReadable`, and left as it is. */
 export interface UnreadableJob {
   id: string;
