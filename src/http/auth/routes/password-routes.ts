@@ -90,8 +90,10 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // change. A thief holding a stale copy of the cookie and the password otherwise changed it in a loop, each change
       // voiding the owner's reset links and keeping its own session alive, so the owner could neither sign in nor reset
       // (test/chained-takeover-second-red-team.test.ts). Refused before the password is looked at (no oracle either).
-      // Not at the password-change gate of a login (an expired or initial password): that session was just signed in.
-      if (!user.passwordMustChange && !isFresh(app, cs.session) && (await app.accounts.mfa.hasMfa(user.id))) throw await refusedNotFresh(app, request);
+      // No exemption for an account that must change its password: the flag is the account's, not the session's, and a
+      // help desk's require-password-change (or expire-passwords) leaves every session standing, a thief's stale copy
+      // with them (test/last-hour-red-team.test.ts). The login that meets the gate has just signed in: it is fresh.
+      if (!isFresh(app, cs.session) && (await app.accounts.mfa.hasMfa(user.id))) throw await refusedNotFresh(app, request);
       // Guessing the current password through this form is throttled like a login (ASVS 6.3.1).
       const flooding = { identifier: user.email, ip: ctx.ip };
       // Failures are audited as at login and reauthentication: this form is where a stolen cookie guesses the password,
