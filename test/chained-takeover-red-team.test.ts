@@ -20,19 +20,14 @@
 // The manual clock is moved a second after anything that ends every session: a stamp refuses sessions created in its
 // own millisecond, which a real clock would have left.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { authFixture, HOST, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { HOST, ORIGIN, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const { withTOTP, pending, resetToken, tokenFor } = authFlows(() => fx);
 const MINUTE = 60_000;

@@ -18,18 +18,13 @@
 // stepping up a stale half-signed-in cookie (stale, so it enrols no passkey of its own that would outlive the clone's
 // detection, as a fresh one could). ASVS 5.0 ids. Temp dirs and loopback only.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { ORIGIN, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const flows = authFlows(() => fx);
 const MINUTE = 60_000;

@@ -11,15 +11,16 @@
 // cookie forged from a tag the server wrote for typed text, and flood-control keys a word list could match.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { after, before, it } from "node:test";
+import { it } from "node:test";
 import { DEVICE_COOKIE } from "../src/accounts/sessions/index.ts";
 import { openMigrationJob, runMigration } from "../src/accounts/migrate-hashes/index.ts";
 import { JobStore } from "../src/jobs/job-store.ts";
 import { OutboxSender, type DeliveryOutcome, type MailTransport, type OutboxMessage } from "../src/notify/index.ts";
 import { SCHEMA_TABLES } from "../src/store/schema.ts";
-import { Browser, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { Browser } from "../src/http/auth/test-client.ts";
 import { authFixtureOn, authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 3_600_000;
 const NEW_DEVICE = "security.new-device-sign-in";
@@ -30,14 +31,8 @@ const md5 = (text: string): string => createHash("md5").update(text, "utf8").dig
 type Dump = Record<string, Array<Record<string, unknown>>>;
 
 forEachDialect("red team: a leaked copy of the database", (dx) => {
-  let fx: AuthFixture;
+  const fx = sharedFixture(() => authFixtureOn(dx, "database-dump-red-team"));
   const flows = authFlows(() => fx);
-  before(async () => {
-    fx = await authFixtureOn(dx, "database-dump-red-team");
-  });
-  after(async () => {
-    await fx?.close();
-  });
 
   /** Every row of every table the migrations make: what a backup or an injected `SELECT *` hands the attacker. */
   async function dump(): Promise<Dump> {

@@ -25,6 +25,7 @@ import { jobRunnerOf } from "../src/http/api/index.ts";
 import { authFixture, HOST, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -123,14 +124,8 @@ describe("red team, fourth docs round: README's `bulwark users set-email` on an 
 });
 
 describe("red team, fourth docs round: docs/audit-log.md on a leaked token's requests", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx?.close();
-  });
 
   const withToken = (token: string, address: string): Promise<LightMyRequestResponse> =>
     fx.server.inject({ method: "GET", url: "/api/v1/users?limit=5", remoteAddress: address, headers: { host: HOST, authorization: `Bearer ${token}` } });

@@ -25,6 +25,7 @@ import { bulwarkInProcess } from "./helpers/cli.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** The session cookie lines of a response's Set-Cookie that carry a value (not the clearing of one). */
 function sessionCookiesSet(res: { headers: Record<string, unknown> }): string[] {
@@ -34,13 +35,7 @@ function sessionCookiesSet(res: { headers: Record<string, unknown> }): string[] 
 }
 
 describe("README / docs/asvs.md: GET /healthz probes a write 'at most once every 5 seconds however often it is asked' [sqlite]", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const handle = (): DatabaseSync => fx.app.db.sqlite as DatabaseSync;
 
   it("attack: forty anonymous callers in four seconds make a store that refuses writes (a full disk) attempt the probe's write at most once a second, as README and docs/asvs.md now say (was: they promised once every 5 s, the bound of a store that writes; a failed probe stands 1 s, so a recovered disk is seen soon)", async () => {
@@ -118,14 +113,8 @@ describe("README: /healthz answers 503 for 'a probe not done within 5 seconds', 
 });
 
 describe("docs/http-auth.md: a new session's event 'is written before the cookie is sent: a session whose record failed never reaches the browser' [sqlite]", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
 
   it("attack: an intruder's right password whose auth.login.succeeded cannot be written gets no session cookie, and the run of failures is not cleared: the unrecorded success counts as the failure it was answered as, on the next sign-in's failuresBefore (ASVS 16.3.1, 6.3.5)", async () => {
     const victim = await fx.user("login-record@example.org");
@@ -163,14 +152,8 @@ describe("docs/http-auth.md: a new session's event 'is written before the cookie
 });
 
 describe("docs/api.md: POST /api/v1/users/:id/tokens/revoke, 'Audit user.tokens-revoked, in the same transaction' [sqlite]", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
   const bearer = (token: string, method: "GET" | "POST", url: string) =>
     fx.server.inject({ method, url, remoteAddress: "192.0.2.40", headers: { host: HOST, authorization: `Bearer ${token}`, ...(method === "POST" ? { "content-type": "application/json" } : {}) }, ...(method === "POST" ? { payload: "{}" } : {}) });
 

@@ -8,18 +8,13 @@
 // refused. Found and fixed (its test says what was, "was: …"): the must-change flag exempted a stale stolen session.
 // Held: the budgets give back the slot of a refused begin, a stale session cannot spend them, and the owner keeps a way back.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const flows = authFlows(() => fx);
 const MINUTE = 60_000;

@@ -8,14 +8,15 @@
 // chosen socket addresses, a manual clock. The round's three findings are fixed; their tests say what they were ("was: …").
 import assert from "node:assert/strict";
 import type { DatabaseSync } from "node:sqlite";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { PROBE_OK_MS } from "../src/http/health.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
 import { WRITE_PROBE_META } from "../src/store/write-probe.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { countProbeWrites } from "./helpers/probe-writes.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 60 * 60_000;
 const THIEF_IP = "203.0.113.66";
@@ -36,14 +37,8 @@ function nextHour(fx: AuthFixture): void {
 }
 
 describe("a leaked token's use from a new address is recorded however busy the other tokens are (ASVS 16.3.1, 16.2.1)", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
 
   it("attack: one account's 50 tokens used from 40 addresses each in an hour cannot spend another token's record: a thief's first use of a leaked token from its own address is still recorded (ASVS 16.3.1, 16.2.1) (was: 2,000 events an hour per node, shared by every token, and the thief's use only counted)", async () => {
     // The crowd: a fleet of scripts, or the thief's own account (a help desk or CI robot holds the live-token cap, 50).
@@ -93,14 +88,8 @@ describe("a leaked token's use from a new address is recorded however busy the o
 });
 
 describe("the thief on the owner's /48 (ASVS 16.3.1, 16.2.1)", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
 
   it("attack: a thief using a leaked token from another /64 of the /48 its owner's script polls from is recorded with its own address at its first request (ASVS 16.3.1, 16.2.1) (was: one record per token and /48 an hour, so only the owner's address was ever named)", async () => {
     const owner = await flows.userWith(["accounts.read"]);
@@ -137,14 +126,8 @@ describe("the thief on the owner's /48 (ASVS 16.3.1, 16.2.1)", () => {
 });
 
 describe("a token's use while the audit store hiccups (ASVS 16.3.1, 16.5.2)", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
   const handle = (): DatabaseSync => fx.app.db.sqlite as DatabaseSync;
 
   it("attack: a thief's first request from a new address that meets a failed audit append is answered (no 500), logged with the token and address, and its next request is recorded once the store recovers (ASVS 16.3.1, 16.5.2) (was: the hour's record was spent on the failed write, and the later reads went unrecorded)", async () => {
@@ -173,13 +156,7 @@ describe("a token's use while the audit store hiccups (ASVS 16.3.1, 16.5.2)", ()
 });
 
 describe("GET /healthz's write probe, asked by anyone", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const handle = (): DatabaseSync => fx.app.db.sqlite as DatabaseSync;
   const health = async (): Promise<LightMyRequestResponse> => fx.server.inject({ method: "GET", url: "/healthz", remoteAddress: "192.0.2.1" });
   const probeValue = (): string | undefined => (handle().prepare("SELECT value FROM bulwark_meta WHERE name = ?").get(WRITE_PROBE_META) as { value: string } | undefined)?.value;

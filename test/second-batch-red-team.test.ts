@@ -8,18 +8,19 @@
 // say what they were ("was: …"); the other "attack: …" tests pin defences that held.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { sql } from "kysely";
 import type { LightMyRequestResponse } from "fastify";
 import { checkLogins, DEFAULT_LOGINS_OPTIONS } from "../src/checks/logins/index.ts";
 import { BUSY_FAILS_AFTER_MS, PROBE_FAILED_MS, PROBE_OK_MS } from "../src/http/health.ts";
-import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { HOST } from "../src/http/auth/test-client.ts";
 import { openPostgres } from "../src/store/database.ts";
 import { WRITE_PROBE_META } from "../src/store/write-probe.ts";
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
 import { rawAuditStore, type AuditRow } from "./helpers/audit-rows.ts";
 import { forEachDialect, type DialectFixture } from "./helpers/dialects.ts";
 import { holdOpen } from "./helpers/held-transaction.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -28,13 +29,7 @@ const DAY = 24 * HOUR;
 const T0 = Date.UTC(2026, 11, 10);
 
 describe("red team, second batch: the help desk and /healthz over HTTP [sqlite]", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const { userWith, tokenFor } = authFlows(() => fx);
 
   it("attack: the help desk's require-password-change notice does not say where the help desk asked from: in a take-back the mailbox may be the intruder's (ASVS 6.3.7) (was: 'from the IP address' of the help desk's network, as for the owner's own changes)", async () => {
@@ -133,13 +128,7 @@ forEachDialect("red team, second batch: check logins' spraying addresses", (dial
 });
 
 forEachDialect("red team, second batch: tokens revoked while one is minted, and /healthz on a stuck lock", (dialect) => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixtureOn(dialect, "second-batch-red-team");
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture(() => authFixtureOn(dialect, "second-batch-red-team"));
 
   it("attack: a thief's mint in flight (inserted, not yet committed) while a help desk revokes every token of the account does not survive the revocation (ASVS 7.4.1)", async () => {
     const owner = await fx.user("mint-race@example.org");

@@ -13,22 +13,17 @@
 // which sessions the swap lowers, a thief's pending replacement after the owner's reset, reset-link recovery-code guesses
 // on their own counter with a passkey reset unaffected, and the /64 parsed out of a token-use summary's key.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { authFixture, HOST, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { HOST, ORIGIN, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { mfaFixture, totpCode as codeAt } from "../src/accounts/mfa/testing/setup.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const flows = authFlows(() => fx);
 

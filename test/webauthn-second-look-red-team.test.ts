@@ -15,11 +15,12 @@
 // ASVS 5.0 ids. Temp dirs and loopback only.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from "../src/accounts/mfa/index.ts";
 import { encodeCBOR, FLAG_AT, FLAG_UP, SoftAuthenticator, type CBORValue } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { authFixture, ORIGIN, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { ORIGIN, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** The fixture's relying party: the host of BULWARK_PUBLIC_URL. */
 const RP = "bulwark.test";
@@ -74,13 +75,7 @@ async function stepUp(gate: Browser, build: (options: RequestOptions) => Authent
 }
 
 describe("red team: passkeys, second look", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx?.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
 
   describe("a passkey the owner cannot take back (ASVS 6.5.6, 6.3.3)", () => {
