@@ -829,12 +829,15 @@ function tagKeyOf(stored: StoredKey[], master: Uint8Array): Uint8Array {
     if (unwrapped.material.byteLength !== 32) throw cryptoErrors.decryptFailed(`identifier tag key ${key.id} is ${unwrapped.material.byteLength} bytes, not 32`);
     if (chosen === null || (unwrapped.createdAt ?? 0) < (chosen.createdAt ?? 0)) chosen = unwrapped;
   }
-  return chosen?.material ?? new Uint8Array(hkdfSync("sha256", master, new Uint8Array(0), TAG_KEY_LABEL, 32));
+  return chosen?.material ?? subkeyOf(master, TAG_KEY_LABEL);
 }
 
-/** A 32-byte subkey of the tag key for one use (`label`: its HKDF info), node:crypto's HKDF-SHA256 without a salt. */
-function subkeyOf(tagKey: Uint8Array, label: string): Uint8Array {
-  return new Uint8Array(hkdfSync("sha256", tagKey, new Uint8Array(0), label, 32));
+/**
+ * A 32-byte subkey of `key` for one use (`label`: its HKDF info), node:crypto's HKDF-SHA256 without a salt: the tag key
+ * of the master key (when no stored one is kept), the device and flood keys of the tag key.
+ */
+function subkeyOf(key: Uint8Array, label: string): Uint8Array {
+  return new Uint8Array(hkdfSync("sha256", key, new Uint8Array(0), label, 32));
 }
 
 const PENDING = Symbol("pending signing key");
