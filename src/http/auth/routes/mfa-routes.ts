@@ -17,6 +17,7 @@ import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, pr
 import type { CookieSession } from "../state.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import type { Schema } from "../../../store/schema.ts";
+import type { FloodControl } from "../../../accounts/flood/flood.ts";
 
 /** The factor list: reachable by a fully signed-in user, and by an administrator who must enrol first. */
 const ENROL_READ = { access: "authenticated", allowPending: ["mfa-enrol"] } as const;
@@ -134,6 +135,22 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     }
     if (!confirmed) throw httpAuthErrors.mfaInvalid();
     return false;
+  }
+
+  /**
+   * Runs `work` on one of the account's slots of `budget`, an hourly budget per account for a request that mails the
+   * owner each time; the slot is given back when `work` fails. Past the budget it sends the 429 `refused` names (with
+   * the budget's size) and Retry-After, and resolves once it is sent: the route returns what this returns.
+   */
+  async function onHourlyBudget<T>(reply: FastifyReply, budget: FloodControl, userId: string, refused: (limit: number) => { code: string; message: string }, work: () => Promise<T>): Promise<T | FastifyReply> {
+    const slot = await budget.takeFor(userId);
+    if (slot === null) return reply.status(429).header("retry-after", "3600").send({ error: refused(budget.policy.ipLimit) });
+    try {
+      return await work();
+    } catch (error) {
+      await slot.refund();
+      throw error;
+    }
   }
 
   /** A role that requires MFA keeps its last factor: the user enrols another first. */
@@ -261,14 +278,11 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     // Each begin mails the owner: a few an hour per account (APP_REPLACEMENTS_PER_HOUR), or a session — an intruder's
     // at the owner's unlocked computer — begins again and again and buries the owner's mailbox under notices, the one
     // about its own replacement among them (ASVS 2.4.1, 6.3.7). Counted as it starts; a begin that fails gives it back.
-    const slot = await app.accounts.appReplacements.takeFor(auth.userId);
-    if (slot === null) {
-      return reply.status(429).header("retry-after", "3600").send({ error: {
-        code: "BULWARK_ERR_MFA_REPLACE_RATE",
-        message: `too many replacements of the authenticator app begun for this account in the last hour (${app.accounts.appReplacements.policy.ipLimit}); the last one begun can still be confirmed, or try again later`,
-      } });
-    }
-    try {
+    const refused = (limit: number) => ({
+      code: "BULWARK_ERR_MFA_REPLACE_RATE",
+      message: `too many replacements of the authenticator app begun for this account in the last hour (${limit}); the last one begun can still be confirmed, or try again later`,
+    });
+    return onHourlyBudget(reply, app.accounts.appReplacements, auth.userId, refused, async () => {
       const user = await app.accounts.users.getById(auth.userId);
       const { uri, secret, expiresAt } = await mfa.totp.beginReplacement(auth.userId, user?.email ?? auth.userId, {
         sessionId: cs.session.id,
@@ -277,10 +291,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       });
       // Shown once, for the QR code; it is stored encrypted and never returned again.
       return { uri, secret, expiresAt };
-    } catch (error) {
-      await slot.refund();
-      throw error;
-    }
+    });
   });
 
   server.post<{ Body: { code: string } }>(
@@ -330,26 +341,20 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     if (!(await mfa.hasMfa(auth.userId))) throw httpAuthErrors.recoveryCodesNeedFactor();
     // Each set mails the owner, as a replacement's begin does: a few an hour per account (RECOVERY_CODE_SETS_PER_HOUR),
     // so a session cannot bury the owner's mailbox (ASVS 2.4.1, 6.3.7). Counted as it starts; a set not made gives it back.
-    const slot = await app.accounts.recoveryCodeSets.takeFor(auth.userId);
-    if (slot === null) {
-      return reply.status(429).header("retry-after", "3600").send({ error: {
-        code: "BULWARK_ERR_RECOVERY_CODES_RATE",
-        message: `too many sets of recovery codes made for this account in the last hour (${app.accounts.recoveryCodeSets.policy.ipLimit}); the last set made is the one that works, or try again later`,
-      } });
-    }
+    const refused = (limit: number) => ({
+      code: "BULWARK_ERR_RECOVERY_CODES_RATE",
+      message: `too many sets of recovery codes made for this account in the last hour (${limit}); the last set made is the one that works, or try again later`,
+    });
     const record = { type: "auth.mfa.recovery-codes-generated", userId: auth.userId, data: { count: RECOVERY_CODE_COUNT }, notice: { type: "recovery-codes-regenerated" } } as const;
     // The session is read again first, in the account's turn (ADR 0018): codes a thief's session made while
     // require-mfa-reenrolment's batch was deleting the factors outlived the job that ended the session.
-    try {
+    return onHourlyBudget(reply, app.accounts.recoveryCodeSets, auth.userId, refused, async () => {
       const codes = await mfa.recovery.generate(auth.userId, {
         first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
         within: (trx) => auditAndNotify(app, request, record, trx),
       });
       return { codes };
-    } catch (error) {
-      await slot.refund();
-      throw error;
-    }
+    });
   });
 
   server.post("/auth/mfa/webauthn/register/options", { config: ENROL }, async (request) => {
