@@ -49,12 +49,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
   async function stepUp(userId: string, cs: CookieSession, by: { proof: FactorProof } | { enrolled: string }): Promise<{ token: string; session: Session }> {
     // The factor that earned the step-up is spent in the rotation's transaction: a double submit whose other half
     // rotated first gets "replaced" and leaves its recovery code (or TOTP step) unspent.
-    const rotated = await app.accounts.sessions.rotate(cs.token, {
+    return app.accounts.sessions.rotate(cs.token, {
       aal: 2, keepLifetime: true, ...("proof" in by ? spentWithRotation(by.proof) : { factor: by.enrolled }), ...multiFactorHeld(app, userId),
     });
-    // A replacement of the authenticator app this session began (then registered a passkey, say) goes on in the new one.
-    await mfa.totp.followSession(userId, cs.session.id, rotated.session.id);
-    return rotated;
   }
 
   /**
@@ -380,6 +377,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // As for an authenticator app: the aal-2 session that replaced the enrolling one is named in the log.
       const { token, session } = await stepUp(auth.userId, cs, { enrolled: factorRef.passkey(credentialId) });
+      // A replacement of the authenticator app this session began goes on in the new one. Only here among the step-ups:
+      // a second-factor step or a first app's confirmation starts below aal 2 or with no app, where none can be waiting,
+      // and a sign-in's step need not write for it.
+      await mfa.totp.followSession(auth.userId, cs.session.id, session.id);
       await recordReplacedSession(app, request, auth.userId, session.id, { reason: "mfa-enrolled", factor: "webauthn", credentialId });
       setSessionCookie(reply, token);
       return { status: "enrolled", factor: "webauthn", credentialId, aal: session.aal, sessionId: session.id };
