@@ -28,12 +28,13 @@ import { AuditLog } from "../src/audit/audit-log.ts";
 import { keyedDigest, keyedFingerprint } from "../src/crypto/tokens.ts";
 import { requirePasswordChange } from "../src/http/api/user-queries.ts";
 import { LOGIN_FAILED_BODY } from "../src/http/auth/routes/session-routes.ts";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** Flood-control rows' keys under a fixed test key (the app keys them with Keyring.floodKey). */
 const floodKeyOf = (text: string): string => keyedDigest(new Uint8Array(32).fill(0x5f), text);
@@ -174,15 +175,11 @@ describe("initial passwords expire (ASVS 6.4.1)", () => {
   const HOUR = 3_600_000;
   const INITIAL = "the administrator picked this one";
   const OWN = "a quiet harbour full of kites";
-  let fx: AuthFixture;
+  const fx = sharedFixture(() => authFixture({ BULWARK_INITIAL_PASSWORD_HOURS: "24" }));
   let token: string;
   before(async () => {
-    fx = await authFixture({ BULWARK_INITIAL_PASSWORD_HOURS: "24" });
     const admin = await fx.user("provisioner@example.org", { roles: ["admin"] });
     ({ token } = await fx.app.accounts.tokens.create(admin.id, { name: "provisioning", scopes: ["accounts.write", "accounts.read"] }));
-  });
-  after(async () => {
-    await fx.close();
   });
 
   /** POST /api/v1/users with an initial password; the user as the API shows it. */

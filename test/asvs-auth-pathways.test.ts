@@ -5,18 +5,13 @@
 // browser-session controls (MFA step-up, freshness, current password) to change how an account signs in.
 // ASVS 8.2.3 (read side): no response exposes a password hash, a TOTP secret or a token secret.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { PERMISSIONS } from "../src/accounts/roles/index.ts";
-import { authFixture, GOOD_PASSWORD, HOST, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { GOOD_PASSWORD, HOST, totpCode } from "../src/http/auth/test-client.ts";
 import { routesFromTree } from "./helpers/routes.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 /** "METHOD /path" of every route in Fastify's router (HEAD twins left out). */
 function routedPaths(tree: string): string[] {

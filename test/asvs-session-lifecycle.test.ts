@@ -4,18 +4,13 @@
 // 6.4.4 a lost authenticator is replaced only after proof at the enrolment level (password + a second factor):
 // the password alone, at any route, neither removes nor adds a factor.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { describe, it } from "node:test";
+import { totpCode, type Browser } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 /** A user with a confirmed authenticator app (through the library) and ten recovery codes. */
 async function userWithTOTP(email: string): Promise<{ id: string; email: string; password: string; secret: string; codes: string[] }> {

@@ -12,7 +12,7 @@ import { AuditLog } from "../src/audit/audit-log.ts";
 import { GENESIS_HASH, eventHash, type ChainFields } from "../src/audit/chain.ts";
 import { Keyring } from "../src/crypto/keyring.ts";
 import { fingerprint } from "../src/crypto/tokens.ts";
-import { authFixture, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { totpCode } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import type { Database } from "../src/store/database.ts";
@@ -20,6 +20,7 @@ import { createKeyStore } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { bulwark, bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const EVERY = 10;
 
@@ -259,13 +260,7 @@ describe("red team: the whole table replaced, checked with `bulwark audit verify
 });
 
 describe("red team: what audit events contain (ASVS 16.2.5)", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx?.close();
-  });
+  const fx = sharedFixture();
 
   async function logText(): Promise<string> {
     const rows = await fx.app.db.db.selectFrom("audit_events").selectAll().execute();

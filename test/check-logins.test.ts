@@ -4,28 +4,22 @@
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { checkLogins, DEFAULT_LOGINS_OPTIONS } from "../src/checks/logins/index.ts";
 import { AuditLog } from "../src/audit/audit-log.ts";
 import { Keyring } from "../src/crypto/keyring.ts";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { createKeyStore } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 3_600_000;
 
 describe("bulwark check logins, over real sign-ins [sqlite]", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
 
   const login = (identifier: string, password: string, address: string) =>
     fx.server.inject({ method: "POST", url: "/auth/login", remoteAddress: address, headers: { host: "bulwark.test", origin: "https://bulwark.test", "content-type": "application/json" }, payload: JSON.stringify({ identifier, password }) });

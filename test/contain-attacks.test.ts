@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { containDeps, createContainJob, dryRunContain, resumeJob, runJob, type ResetNotifier } from "../src/contain/index.ts";
 import { resetNotifierFor } from "../src/contain/service.ts";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { bulwarkInProcess, initSite, type CLISite } from "./helpers/cli.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 3_600_000;
 // C0 but newline, DEL and C1: what must never reach the operator's terminal from input the CLI reads.
@@ -19,13 +19,7 @@ const CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
 interface JobBody { id: string; status: string; total: number; done: number; counts: Record<string, Record<string, number>> }
 
 describe("containment through the account core (real app, real HTTP)", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
 
   // invalidate-passwords spends the reset links issued before it, as it spends email-change links: a link in a queued
   // mail (clear text in outbox_messages, in any dump) must not set a password after the containment.

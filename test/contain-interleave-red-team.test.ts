@@ -15,7 +15,7 @@
 // and reset links, and the deadlock orders; not repeated here.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { permissionsHeldWithin } from "../src/accounts/roles/role-store.ts";
 import { containDeps, createContainJob, runJob, type ContainDeps } from "../src/contain/index.ts";
@@ -24,6 +24,7 @@ import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/ht
 import { authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
 import { raceSite } from "./helpers/pg-race.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 type Response = LightMyRequestResponse;
 const show = (r: Response | null | undefined): string => (r ? `${r.statusCode} ${r.body.slice(0, 200)}` : "no answer");
@@ -291,14 +292,8 @@ describe("containment interleaved with the intruder, in the same instant [postgr
 });
 
 describe("containment interleaved with the intruder, between creation and batch [sqlite]", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   let made = 0;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
 
   /** The links of `kind` queued for `address`, read through the outbox (bodies are sealed at rest). */
   async function linksTo(address: string, kind: string, link: RegExp): Promise<string[]> {

@@ -8,22 +8,17 @@
 // loopback only. Earlier rounds (test/contain-attacks, contain-cancel*, api-contain-*) covered cancel, idempotency,
 // scope input, the outranking rule and pre-job reset links of accounts that have a password; not repeated here.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
-import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { authFixture, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const CONTAINMENT_LINK_KIND = "account.containment-reset-link";
 
 describe("containment levers against the intruder they contain", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   let made = 0;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
 
   /** A user holding audit.read (an operator an intruder would want: enough to mint an API token with). */
   async function operator(label: string): Promise<{ id: string; email: string; password: string }> {

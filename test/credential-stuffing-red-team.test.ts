@@ -12,13 +12,14 @@
 // Not a test: nothing gives an operator a global signal of a distributed wave (no rate of failed logins, no metric, no
 // check over the audit log); no document promises one. SQLite in temp dirs, injected requests only, cheap argon2.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { RefusalSampler } from "../src/accounts/login/refusal-sampler.ts";
 import { DEVICE_COOKIE, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
 import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -28,14 +29,8 @@ const BOT_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KH
 /** A leaked password that is right here (reused by its owner), long enough for the policy. */
 const LEAKED = "summer holidays in lisbon 2019";
 
-let fx: AuthFixture;
+const fx = sharedFixture();
 const flows = authFlows(() => fx);
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
 
 /** One bot's cookie jar: the known-device cookie and the session cookie its answers set. */
 interface Jar {

@@ -4,22 +4,17 @@
 // cookie, and telling accounts apart through it (ASVS 6.3.8). Notices are read from the outbox table (what is queued
 // is what will be sent). Tests named "FINDING:" assert the secure behaviour and fail on today's code.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import fc from "fast-check";
 import { DEVICE_COOKIE, deviceCookieFor, knownDevice, MAX_DEVICE_ACCOUNTS, readDeviceCookie, type DeviceAccount, type DeviceCookie } from "../src/accounts/sessions/device-cookie.ts";
-import { authFixture, Browser, GOOD_PASSWORD, totpCode, type AuthFixture, type DeviceJar } from "../src/http/auth/test-client.ts";
+import { Browser, GOOD_PASSWORD, totpCode, type DeviceJar } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const NEW_DEVICE = "security.new-device-sign-in";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 /** How many new-device notices are queued to `address`. */
 async function newDeviceNotices(address: string): Promise<number> {

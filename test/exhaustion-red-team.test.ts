@@ -20,9 +20,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { openApp, type OpenedApp } from "../src/app/index.ts";
-import { authFixture, GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { runServer, type RunningServer } from "../src/http/run-server.ts";
 import { authFlows, loginFrom } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const tally = (list: LightMyRequestResponse[]): Record<number, number> =>
@@ -40,13 +41,7 @@ function countCalls(fx: AuthFixture, names: string[]): { calls: number } {
 }
 
 describe("argon2 work, rows and sessions an attacker can queue", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx?.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
 
   it("attack: one password-reset link completed by 40 parallel requests queues at most a few argon2id hashes: a second completion of a link while one runs is refused before any work (ASVS 2.4.1, 6.3.1) (was: 40 hashes, one password set and 39 refused after hashing; 2000 such requests would queue ~2000 hashes ahead of every login)", async () => {

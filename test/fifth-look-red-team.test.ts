@@ -7,7 +7,7 @@
 // only, cheap argon2 as in every HTTP test.
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { openApp, type OpenedApp } from "../src/app/index.ts";
 import { authFixture, GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
@@ -16,6 +16,7 @@ import { runServer, type RunningServer } from "../src/http/run-server.ts";
 import { authFlows, STEP, loginFrom } from "./helpers/auth-flows.ts";
 import { CHEAP_ARGON2, scratchRoot } from "./helpers/scratch.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -41,13 +42,7 @@ async function holdConnections(running: RunningServer, port: number, n: number, 
 }
 
 describe("audit rows and the session list (authFixture)", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx?.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
 
   it("attack: an IPv6 client whose /64 is throttled writes one audit row per window, however it changes its interface id: the sampler counts the client as flood control does, by /64 (ASVS 2.4.1, 16.3.1) (was: one row per refused login)", async () => {

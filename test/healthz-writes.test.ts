@@ -4,24 +4,18 @@
 // few seconds however many ask (the route is public), and on SQLite it never waits for another process's lock.
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { sql } from "kysely";
 import { BUSY_FAILS_AFTER_MS, PROBE_FAILED_MS, PROBE_OK_MS } from "../src/http/health.ts";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { probeWrites, WRITE_PROBE_META } from "../src/store/write-probe.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { countProbeWrites } from "./helpers/probe-writes.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 describe("GET /healthz probes writes [sqlite]", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const health = async (): Promise<{ status: number; body: Record<string, unknown> }> => {
     const res = await fx.server.inject({ method: "GET", url: "/healthz" });
     return { status: res.statusCode, body: res.json() };

@@ -2,21 +2,16 @@
 // a forged, tampered, expired, superseded or reused link, an address taken meanwhile, enumeration through the
 // form — and the notices both addresses get (ASVS 6.3.7, 7.5.1), read from a real in-process SMTP server.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
 import { EMAIL_CHANGE_ACCEPTED } from "../src/http/auth/routes/email-routes.ts";
-import { authFixture, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { type Browser } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 const LINK = /https:\/\/bulwark\.test\/confirm-email#token=(ect_[a-z2-7]{26}\.[A-Za-z0-9_-]{43})/;
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 /** A user signed in (fresh) in one browser. */
 async function signedIn(email: string): Promise<{ id: string; email: string; password: string; b: Browser }> {

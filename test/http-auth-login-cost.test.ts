@@ -3,17 +3,11 @@
 // (so parallel guesses count each other); nothing else needs a transaction — not even a brand-new session — and
 // no check is weakened: a login after failures still clears them, and a throttled account stays throttled.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { describe, it } from "node:test";
 import { statementsDuring } from "./helpers/statements.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 describe("login cost", () => {
   it("a clean login: two short flood-control transactions around the verify, no other; at most 17 statements", async () => {

@@ -2,19 +2,14 @@
 // recovery code, reaching other routes before the second factor, an administrator skipping enrolment.
 // Factor changes are mailed to the user; the test reads them from a real SMTP server.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { MAX_LIVE_WEBAUTHN_CHALLENGES } from "../src/accounts/mfa/index.ts";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { ORIGIN, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 /** Signs in and enrols TOTP; returns the browser (now aal 2) and the secret. */
 async function enrolTOTP(email: string): Promise<{ b: Browser; secret: string; password: string; id: string }> {

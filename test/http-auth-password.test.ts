@@ -2,26 +2,21 @@
 // reset and registration (same status, same body), a reused or forged reset link, a reset that would bypass
 // MFA — with the mail read from a real in-process SMTP server.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { FloodControl } from "../src/accounts/flood/flood.ts";
 import { floodIdentifier, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY } from "../src/accounts/mfa/index.ts";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
 import { lockUser, unlockUser } from "../src/http/api/user-queries.ts";
 import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
-import { authFixture, GOOD_PASSWORD, HOST, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { GOOD_PASSWORD, HOST, ORIGIN, totpCode } from "../src/http/auth/test-client.ts";
 import { startMailRunner } from "../src/http/mail-runner.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { statementsDuring } from "./helpers/statements.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 /** The token in the newest reset mail to `address`. */
 async function resetTokenFor(address: string): Promise<string> {

@@ -3,19 +3,14 @@
 // factor, add a passkey or a TOTP, regenerate recovery codes, or end the owner's other sessions; and it cannot
 // be refreshed without the password and the second factor. The owner re-authenticates and goes on.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { loadHTTPAuthConfig } from "../src/app/http-config.ts";
-import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { ORIGIN, totpCode, type Browser } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 /** A user with TOTP, a passkey and recovery codes, signed in twice (laptop and phone); returns both browsers. */
 async function ownerWithFactors(email: string): Promise<{ laptop: Browser; phone: Browser; secret: string; password: string; key: SoftAuthenticator; credentialId: string; codes: string[] }> {

@@ -2,18 +2,12 @@
 // and its mail is committed before the 202 leaves (durable: a crash after the answer loses nothing). Timing
 // itself is compared in bench/http.ts, never in a test; here the statements are counted instead.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { statementsDuring } from "./helpers/statements.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const isWrite = (s: string): boolean => /^(insert|update|delete)\b/.test(s);
 

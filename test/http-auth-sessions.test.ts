@@ -2,20 +2,15 @@
 // sessions row used as a cookie, cross-site POSTs, missing or foreign CSRF tokens, login enumeration, open
 // redirects — plus the normal flows they protect.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { DEVICE_COOKIE, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { REPLACED_GRACE_MS } from "../src/accounts/sessions/session-manager.ts";
 import fc from "fast-check";
 import { safeNext } from "../src/http/auth/index.ts";
-import { authFixture, Browser, GOOD_PASSWORD, type AuthFixture, type DeviceJar } from "../src/http/auth/test-client.ts";
+import { Browser, GOOD_PASSWORD, type DeviceJar } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 describe("POST /auth/login", () => {
   it("signs in with JSON and with a form, setting a __Host- cookie that is not cached (ASVS 7.2.1, 14.3.2)", async () => {

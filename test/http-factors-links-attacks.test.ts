@@ -4,20 +4,15 @@
 // tried in another, races across flows, guesses spread over sessions and routes, links opened in another
 // user's browser, a poisoned Host header, header injection through addresses. ASVS 5.0 ids in the names.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { authFixture, ORIGIN, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture({ BULWARK_REGISTRATION: "open" });
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture(() => authFixture({ BULWARK_REGISTRATION: "open" }));
 
 const { signedIn, withTOTP, pending, tokenIn, resetToken } = authFlows(() => fx);
 

@@ -2,18 +2,13 @@
 // attacks it stops: a script making this server mail strangers, or a mailbox, from one address (ASVS 2.4.1), and
 // the limit itself telling a known address from an unknown one (ASVS 6.3.8).
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, HOST, ORIGIN } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const LIMIT = 3;
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture({ BULWARK_MAIL_REQUESTS_PER_HOUR: String(LIMIT), BULWARK_REGISTRATION: "open" });
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture(() => authFixture({ BULWARK_MAIL_REQUESTS_PER_HOUR: String(LIMIT), BULWARK_REGISTRATION: "open" }));
 
 /** A pre-login POST from `remoteAddress`, as a same-origin page sends it. */
 function post(url: string, body: Record<string, string>, remoteAddress: string): Promise<LightMyRequestResponse> {

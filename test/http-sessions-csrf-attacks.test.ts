@@ -6,19 +6,14 @@
 // ASVS ids: V3 (3.3.x cookies, 3.4.x headers, 3.5.x CSRF, 3.7.2 redirects) is ASVS 5.0's web frontend chapter;
 // 1.5.2, 7.2.x, 7.4.1 and 14.3.2 are in shared/asvs.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
-import { authFixture, HOST, ORIGIN, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { HOST, ORIGIN, type Browser } from "../src/http/auth/test-client.ts";
 import { buildServer } from "../src/http/server.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const SAME_ORIGIN = { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin" } as const;
 let n = 0;

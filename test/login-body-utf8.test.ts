@@ -3,18 +3,13 @@
 // by U+FFFD, which would make different byte strings one password (docs/password-hashes.md). Valid UTF-8 —
 // accents, CJK, emoji, raw or percent-encoded — still reaches the login unchanged, in JSON and in forms.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import fc from "fast-check";
 import { parseFormBody } from "../src/http/auth/form-body.ts";
-import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { HOST, ORIGIN } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const FORM = "application/x-www-form-urlencoded";
 const post = (url: string, payload: Buffer | string, type: string) =>

@@ -2,16 +2,11 @@
 // email's streak) lifts it for the username as well — an owner who signs in by username is not left locked out
 // (docs/password-policy.md: "cleared only by a success or a password reset"; ASVS 6.3.1).
 import assert from "node:assert/strict";
-import { after, before, it } from "node:test";
-import { authFixture, GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { it } from "node:test";
+import { GOOD_PASSWORD, HOST, ORIGIN } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 /** A JSON login from `address` (the socket's remote address: no proxy is trusted in the fixture). */
 const loginFrom = (identifier: string, password: string, address: string) =>

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Keyring } from "../src/crypto/keyring.ts";
-import { authFixture, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { Outbox, PRIORITY } from "../src/notify/outbox.ts";
@@ -21,6 +21,7 @@ import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { recordingTransport } from "./helpers/recording-transport.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 3_600_000;
 const RESET_TEXT = "Open this link within 30 minutes to choose a new password; it works once:\n\nhttps://bulwark.test/reset-password#token=prt_aaaaaaaaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n";
@@ -183,13 +184,7 @@ describe("headers built from a stored row", () => {
 // ---------------------------------------------------------------------------------------------------------
 
 describe("email-change requests racing the owner", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx?.close();
-  });
+  const fx = sharedFixture();
 
   async function signedIn(email: string, browser: Browser = fx.browser({ newDevice: true })): Promise<Browser> {
     const user = await fx.app.accounts.users.findByIdentifier(email);

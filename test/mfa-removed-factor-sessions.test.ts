@@ -7,17 +7,12 @@
 // sessions, so the attacker kept aal 2 for as long as the owner had another factor. ASVS 6.3.3, 7.4.3 (sessions end or
 // lose what a changed factor gave them).
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { describe, it } from "node:test";
+import { ORIGIN, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const { withPasskey, pending } = authFlows(() => fx);
 

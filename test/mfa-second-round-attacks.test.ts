@@ -5,18 +5,13 @@
 // whatever roles the user is granted later (ASVS 6.3.3). Also: a role granted while a session is live, a change
 // that half fails, and the exact edges of a passkey challenge's life.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { WEBAUTHN_CHALLENGE_TTL_MS } from "../src/accounts/mfa/index.ts";
-import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { ORIGIN, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const { signedIn, withTOTP, withPasskey, pending } = authFlows(() => fx);
 

@@ -9,18 +9,13 @@
 // Races are made deterministic by running the owner's requests inside the server's factor check (betweenCheckAndSpend),
 // as mfa-second-round-attacks does inside the password hash: the interleaving is real, only its timing is forced.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { authFixture, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { ORIGIN, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const { signedIn, withTOTP, pending, resetToken } = authFlows(() => fx);
 

@@ -7,22 +7,16 @@
 // of the round are fixed; their tests say what they were ("was: …").
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { TOKEN_MINTS_PER_HOUR } from "../src/app/accounts.ts";
-import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, HOST } from "../src/http/auth/test-client.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
 import { classifyFailure, type DeliveryOutcome, type MailTransport } from "../src/notify/transport.ts";
 import { authFlows, RESET_LINK } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
-
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 const flows = authFlows(() => fx);
 

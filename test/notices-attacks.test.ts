@@ -5,23 +5,18 @@
 // outbox table (what is queued is what will be sent), so nothing here waits for SMTP.
 // Tests named "FINDING:" assert the secure behaviour and fail on today's code.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { remindExpiringTokens } from "../src/accounts/tokens/expiry-reminders.ts";
 import { tokenUserScope } from "../src/accounts/tokens/index.ts";
 import { raiseStamp, revokedBefore } from "../src/accounts/sessions/revocation.ts";
-import { authFixture, HOST, ORIGIN, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { HOST, ORIGIN, totpCode, type Browser } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 /** The kinds of every message queued to `address`, oldest first. */
 async function queuedKinds(address: string): Promise<string[]> {

@@ -13,25 +13,20 @@
 // auth.login.succeeded (pinned in device-cookie-attacks). SQLite in a temp dir, injected requests from chosen socket
 // addresses, cheap argon2. The round's four findings are fixed; their tests say what they were ("was: …").
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { DEVICE_COOKIE, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
-import { authFixture, HOST, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { HOST, ORIGIN, totpCode } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** The owner's browser and, in the shared-network tests, the intruder's too (stuffing kits send a browser's). */
 const UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
 const OWNER_IP = "198.51.100.7";
 const INTRUDER_IP = "203.0.113.66";
 
-let fx: AuthFixture;
+const fx = sharedFixture();
 const flows = authFlows(() => fx);
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
 
 /** A browser on its own computer at socket address `address`: keeps its session and known-device cookies. */
 class Client {

@@ -8,28 +8,23 @@
 // and a page on another site riding a signed-in browser while the audit store fails.
 // SQLite in temp dirs, a manual clock, injected requests only, cheap argon2. ASVS 5.0 ids in the names.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { RefusalSampler } from "../src/accounts/login/refusal-sampler.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { startMaintenance } from "../src/http/maintenance.ts";
-import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { HOST } from "../src/http/auth/test-client.ts";
 import { loginFrom } from "./helpers/auth-flows.ts";
 import { whileAuditRefuses } from "./helpers/audit-tamper.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
 interface Row { seq: number; type: string; actor: string; subject: string; data: Record<string, unknown> }
 
-let fx: AuthFixture;
+const fx = sharedFixture();
 let counter = 0;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
 
 async function auditHead(): Promise<number> {
   return Number((await fx.app.db.db.selectFrom("audit_head").select("seq").executeTakeFirstOrThrow()).seq);

@@ -7,27 +7,22 @@
 // Each test is an attack that must fail.
 // ASVS ids: 7.3.1, 7.5.2, 14.3.2 (shared/asvs); 3.3.x cookies, 3.5.x CSRF, 3.7.2 redirects (ASVS 5.0 chapter V3).
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { InjectOptions, LightMyRequestResponse } from "fastify";
 import { sql } from "kysely";
 import { csrfToken, API_ACTION } from "../src/accounts/csrf/index.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { safeNext } from "../src/http/auth/safe-redirect.ts";
-import { authFixture, HOST, ORIGIN, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { HOST, ORIGIN, type Browser } from "../src/http/auth/test-client.ts";
 import { routesFromTree } from "./helpers/routes.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 const SAME_ORIGIN = { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin" } as const;
 /** A well-formed session token that names no row. */
 const DEAD = `ses_${"a".repeat(26)}.${"A".repeat(43)}`;
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 
 let n = 0;
 async function signedIn(tag: string): Promise<{ b: Browser; id: string; email: string; password: string }> {

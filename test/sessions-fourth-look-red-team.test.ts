@@ -16,10 +16,10 @@
 // tests say "(was: …)". Real session manager on SQLite and PostgreSQL (forEachDialect), and the real
 // HTTP app (authFixture: SQLite, manual clock). Temp dirs and loopback only. ASVS 5.0 ids in the names.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { createSessionManager, type SessionManager } from "../src/accounts/sessions/session-manager.ts";
-import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { authFixture, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import type { Database } from "../src/store/database.ts";
@@ -29,6 +29,7 @@ import { startMaintenance } from "../src/http/maintenance.ts";
 import type { LightMyRequestResponse } from "fastify";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -92,13 +93,7 @@ forEachDialect("a session dated by a clock that runs ahead", (dfx) => {
   });
 });
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 const { signedIn, withTOTP } = authFlows(() => fx);
 
 /** What GET /auth/session says of a client's session. */

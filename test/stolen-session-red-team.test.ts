@@ -14,21 +14,16 @@
 // app and HTTP (authFixture: SQLite, outbox, manual clock); the one interleaving that needs a precise instant is
 // forced by wrapping the session manager's rotate (a scheduling, not a fake: every request still runs the real routes). Temp dirs and loopback only. ASVS 5.0 ids in the names.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { SessionManager } from "../src/accounts/sessions/index.ts";
-import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { authFixture, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 const NEW_PASSWORD = "amber lanterns over quiet harbours";
 
-let fx: AuthFixture;
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
+const fx = sharedFixture();
 const { signedIn } = authFlows(() => fx);
 
 /** A copy of `victim`'s session cookie in another client: what malware or a shared computer hands the thief. */

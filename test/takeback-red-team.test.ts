@@ -8,20 +8,14 @@
 // steps are pinned elsewhere: stolen-session-, contain-levers-, contain-interleave-, admin-set-email- red-team files,
 // mfa-*.test.ts). The round's one finding is fixed; its test says what it was ("was: …").
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { authFixture, HOST, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { HOST, totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
+const fx = sharedFixture();
 let n = 0;
-
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
 
 const { withTOTP, userWith, tokenFor, tokenIn } = authFlows(() => fx);
 

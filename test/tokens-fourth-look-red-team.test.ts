@@ -8,24 +8,18 @@
 // correct code. The round's four findings are fixed (tokens ended by a disabling import, genuine refused tokens recorded,
 // a mint rate, a last use dated ahead rewritten); the tests pin the fixes.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { importUsers, type ImportDeps } from "../src/accounts/import/importer.ts";
 import { checkHeader, resolveMap } from "../src/accounts/import/mapping.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { createTokenService } from "../src/accounts/tokens/index.ts";
 import { ManualClock } from "../src/lib/clock.ts";
-import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, HOST, ORIGIN } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
-let fx: AuthFixture;
+const fx = sharedFixture();
 let n = 0;
-
-before(async () => {
-  fx = await authFixture();
-});
-after(async () => {
-  await fx.close();
-});
 
 /** A user holding these permissions through a fresh role of its own. */
 async function user(permissions: string[]): Promise<{ id: string; email: string }> {

@@ -8,6 +8,10 @@ import { authFixture, type AuthFixture } from "../../src/http/auth/test-client.t
  * returns a stand-in that forwards every property to the open fixture (methods bound to it). Read before the suite's
  * before() ran (at module load, say), it throws: the fixture does not exist yet.
  *
+ * Call it inside a describe() when another before() of the same suite reads the fixture: at a file's top level
+ * node:test starts each before() as it is registered, without waiting for the one before it, so a second top-level
+ * before() would read the fixture while it is still opening. Tests (top level or not) always wait for it.
+ *
  * @example
  * describe("…", () => {
  *   const fx = sharedFixture();
