@@ -24,8 +24,8 @@ import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { twoNodes } from "./helpers/two-nodes.ts";
-import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
+import { twoNodeCluster } from "./helpers/two-nodes.ts";
+import { postgresUnavailable } from "./helpers/postgres.ts";
 
 const NOW = Date.UTC(2026, 11, 10, 9);
 const HOUR = 3_600_000;
@@ -35,27 +35,21 @@ const MASTER = testMasterKey("multi-node");
 const unavailable = postgresUnavailable();
 
 describe("several nodes on one PostgreSQL database", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {
-  let cluster: PgCluster;
+  const { freshSchema, twoServers } = twoNodeCluster("multinode", MASTER);
   let root: string;
-  let schemas = 0;
-
-  before(async () => {
-    const started = await startPostgres();
-    assert.ok(started, "PostgreSQL did not start");
-    cluster = started;
+  let pairs = 0;
+  before(() => {
     root = mkdtempSync(join(tmpdir(), "bulwark-multi-node-"));
   });
-  after(async () => {
-    await cluster?.stop();
+  after(() => {
     if (root) rmSync(root, { recursive: true, force: true });
   });
-
-  const freshSchema = (): Promise<string> => cluster.createSchema(`multinode_${process.pid}_${++schemas}`);
 
   /** Two library nodes (no HTTP) on one fresh schema: `a` initialised it, `b` joined; each has its own clock. */
   async function twoApps(): Promise<{ a: OpenedApp; b: OpenedApp; clockA: ManualClock; clockB: ManualClock; close(): Promise<void> }> {
     const url = await freshSchema();
-    const env = (name: string): Record<string, string> => ({ ...QUIET, BULWARK_DATA_DIR: join(root, `${name}-${schemas}`), BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: MASTER });
+    const n = ++pairs;
+    const env = (name: string): Record<string, string> => ({ ...QUIET, BULWARK_DATA_DIR: join(root, `${name}-${n}`), BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: MASTER });
     const clockA = new ManualClock(NOW);
     const clockB = new ManualClock(NOW);
     const a = await openApp({ env: env("a"), mode: "init", clock: clockA, actor: "server:a" });
@@ -67,11 +61,6 @@ describe("several nodes on one PostgreSQL database", unavailable ? { skip: `Post
         await a.close();
       },
     };
-  }
-
-  /** Two HTTP nodes (real servers) on one fresh schema, each with its own manual clock starting at the same time. */
-  async function twoServers(): Promise<{ a: AuthFixture; b: AuthFixture; close(): Promise<void> }> {
-    return twoNodes(await freshSchema(), MASTER);
   }
 
   function api(node: AuthFixture, method: "GET" | "POST" | "DELETE", url: string, auth: { token?: string; cookie?: string }, body?: unknown): Promise<LightMyRequestResponse> {

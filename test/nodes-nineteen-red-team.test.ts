@@ -16,7 +16,7 @@
 // polls. Each test asserts the secure behaviour; the one finding is fixed (its test says what was, "was: …"). Loopback and temp dirs only; skipped (loudly)
 // when PostgreSQL is not installed.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LightMyRequestResponse } from "fastify";
 import { sql } from "kysely";
@@ -26,37 +26,16 @@ import { rotateMasterKey } from "../src/store/key-store.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { holdOpen } from "./helpers/held-transaction.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
-import { twoNodes } from "./helpers/two-nodes.ts";
+import { postgresUnavailable } from "./helpers/postgres.ts";
+import { twoNodeCluster } from "./helpers/two-nodes.ts";
 
 const MASTER = testMasterKey("nodes-nineteen");
 const unavailable = postgresUnavailable();
 type Res = LightMyRequestResponse;
 
 describe("red team nineteen: this session's new code on two nodes of one PostgreSQL schema", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {
-  let cluster: PgCluster;
-  let schemas = 0;
-  before(async () => {
-    const started = await startPostgres();
-    assert.ok(started, "PostgreSQL did not start");
-    cluster = started;
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-
-  /** Two HTTP nodes on one fresh schema, and a way to move both clocks at once. */
-  async function twoServers(): Promise<{ a: AuthFixture; b: AuthFixture; url: string; advance(ms: number): void; close(): Promise<void> }> {
-    const url = await cluster.createSchema(`nodes_nt_${process.pid}_${++schemas}`);
-    const nodes = await twoNodes(url, MASTER);
-    // Both clocks to the later of the two, then on by `ms` (helpers such as withTOTP move node A's only).
-    const advance = (ms: number): void => {
-      const now = Math.max(nodes.a.clock.now(), nodes.b.clock.now()) + ms;
-      nodes.a.clock.set(now);
-      nodes.b.clock.set(now);
-    };
-    return { ...nodes, url, advance };
-  }
+  /** Two HTTP nodes on one fresh schema; `advance` moves both clocks (helpers such as withTOTP move node A's only). */
+  const { twoServers } = twoNodeCluster("nodes_nt", MASTER);
 
   /** How many lock requests PostgreSQL has waiting now (the cluster is this file's own). */
   async function waiting(fx: AuthFixture): Promise<number> {

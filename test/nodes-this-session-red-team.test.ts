@@ -9,7 +9,7 @@
 // Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { sql } from "kysely";
 import type { AuthenticationResponseJSON } from "../src/accounts/mfa/index.ts";
 import type { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
@@ -17,8 +17,8 @@ import { ORIGIN, type AuthFixture, type Browser } from "../src/http/auth/test-cl
 import { authFlows } from "./helpers/auth-flows.ts";
 import { holdOpen } from "./helpers/held-transaction.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { twoNodes } from "./helpers/two-nodes.ts";
-import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
+import { twoNodeCluster } from "./helpers/two-nodes.ts";
+import { postgresUnavailable } from "./helpers/postgres.ts";
 
 const MASTER = testMasterKey("nodes-this-session");
 const unavailable = postgresUnavailable();
@@ -26,21 +26,8 @@ const unavailable = postgresUnavailable();
 type RequestOptions = Parameters<SoftAuthenticator["authenticate"]>[0];
 
 describe("red team: this session's features on two nodes of one PostgreSQL database", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {
-  let cluster: PgCluster;
-  let schemas = 0;
-  before(async () => {
-    const started = await startPostgres();
-    assert.ok(started, "PostgreSQL did not start");
-    cluster = started;
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-
   /** Two HTTP nodes on one fresh schema. */
-  async function twoServers(): Promise<{ a: AuthFixture; b: AuthFixture; close(): Promise<void> }> {
-    return twoNodes(await cluster.createSchema(`nodes_ts_${process.pid}_${++schemas}`), MASTER);
-  }
+  const { twoServers } = twoNodeCluster("nodes_ts", MASTER);
 
   /** How many lock requests PostgreSQL has waiting now (the cluster is this file's own). */
   async function waiting(fx: AuthFixture): Promise<number> {
