@@ -196,10 +196,15 @@ export class Keyring {
    */
   readonly #tagKey: KeyObject;
   /**
-   * Subkeys of the tag key (HKDF-SHA256, DEVICE_TAG_LABEL and FLOOD_KEY_LABEL), derived once here: like the tag key
-   * they are the same on every node and across master key rotations (which re-wrap the tag key, never change it).
+   * The known-device cookie's key (deviceKeyOf): derived from the master key in force, so the same on every node and
+   * replaced by a master key rotation — a copied master key must not keep forging cookies the live service trusts.
    */
-  readonly #deviceKey: KeyObject;
+  #deviceKey: KeyObject;
+  /**
+   * A subkey of the tag key (HKDF-SHA256, FLOOD_KEY_LABEL), derived once here: like the tag key it is the same on every
+   * node and across master key rotations (which re-wrap the tag key, never change it), so a flood window or a
+   * 100-failure stop outlives a rotation.
+   */
   readonly #floodKey: KeyObject;
   readonly #findMasterKey: ((recordedCheck: string) => Uint8Array | null) | null;
   readonly #store: KeyStore;
@@ -229,7 +234,7 @@ export class Keyring {
   private constructor(options: KeyringOptions, master: Uint8Array, tagKey: Uint8Array) {
     this.#master = master;
     this.#tagKey = createSecretKey(tagKey);
-    this.#deviceKey = createSecretKey(subkeyOf(tagKey, DEVICE_TAG_LABEL));
+    this.#deviceKey = deviceKeyOf(master);
     this.#floodKey = createSecretKey(subkeyOf(tagKey, FLOOD_KEY_LABEL));
     this.#findMasterKey = options.findMasterKey ?? null;
     this.#store = options.store;
@@ -377,6 +382,7 @@ export class Keyring {
       );
     }
     this.#master = found;
+    this.#deviceKey = deviceKeyOf(found);
     return true;
   }
 
@@ -427,6 +433,16 @@ export class Keyring {
   #stale(): boolean {
     const age = this.#clock.now() - this.#checkedAt;
     return age >= KEY_FRESHNESS_MS || age < 0; // a clock set back counts as stale
+  }
+
+  /**
+   * Reads the key table again when it was last read KEY_FRESHNESS_MS ago or more (as `seal` and `signer` do first), so
+   * that the synchronous methods after it use the keys in force: a master key rotated by another process is followed
+   * here (#followMaster), and with it the device key (deviceKeyOf). The login awaits it before it reads a known-device
+   * cookie: after a rotation an idle server's first sign-in would otherwise check the cookie under the old key.
+   */
+  async fresh(): Promise<void> {
+    if (this.#stale()) await this.reload();
   }
 
   /** For the synchronous methods, which cannot wait: starts a shared reload; its failure waits for the next. */
@@ -598,6 +614,7 @@ export class Keyring {
    */
   adoptMaster(rotation: MasterRotation): void {
     this.#master = rotation[NEW_MASTER];
+    this.#deviceKey = deviceKeyOf(rotation[NEW_MASTER]);
   }
 
   /**
@@ -833,8 +850,18 @@ function tagKeyOf(stored: StoredKey[], master: Uint8Array): Uint8Array {
 }
 
 /**
+ * The known-device key of `master`: HKDF-SHA256 (DEVICE_TAG_LABEL) of the tag key `master` derives (TAG_KEY_LABEL) —
+ * not of the stored tag key a rotation keeps. Before any rotation the two are the same key, so a store never rotated
+ * keeps its browsers' cookies; each rotation gives a new device key, and every browser counts as new once after it
+ * (one new-device notice each, ADR 0011): the copied old master key forges no cookie the live service recognises.
+ */
+function deviceKeyOf(master: Uint8Array): KeyObject {
+  return createSecretKey(subkeyOf(subkeyOf(master, TAG_KEY_LABEL), DEVICE_TAG_LABEL));
+}
+
+/**
  * A 32-byte subkey of `key` for one use (`label`: its HKDF info), node:crypto's HKDF-SHA256 without a salt: the tag key
- * of the master key (when no stored one is kept), the device and flood keys of the tag key.
+ * of the master key (when no stored one is kept), the device key (deviceKeyOf), the flood key of the tag key.
  */
 function subkeyOf(key: Uint8Array, label: string): Uint8Array {
   return new Uint8Array(hkdfSync("sha256", key, new Uint8Array(0), label, 32));

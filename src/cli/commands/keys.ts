@@ -90,6 +90,10 @@ export default {
               : ["servers reading this key file take the new key on their own; restart any node given the old key otherwise (BULWARK_MASTER_KEY, " +
                   "a copy of the file): it keeps working with the keys it has, but fails (BULWARK_ERR_MASTER_KEY_ROTATED) on any key made from now on"]),
             "run `bulwark contain rotate-keys --all --yes` too: values sealed before stay under data keys the old master key unwrapped; rotate-keys seals them again under a data key it never saw",
+            "run `bulwark audit rotate-signing-key`: the audit signing key in force was wrapped under the old master key, and a copy of it would vouch for a rewritten log; the new one is made under the new master key",
+            "if a copy of the database may have gone with the old key (a backup, root on the server), what was sealed in it stays usable after re-sealing — " +
+              "TOTP seeds, connected accounts' tokens — and its password hashes can be cracked: " +
+              "`bulwark contain require-mfa-reenrolment unlink-sso invalidate-passwords --all --yes` (docs/containment.md, 'When the master key may be copied too')",
             "backups made before this rotation still open with the old master key only: keep it with them, or destroy both",
           ];
           const report = (rotation: MasterKeyRotation): string => {

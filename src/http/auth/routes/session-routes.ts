@@ -81,6 +81,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       // browser in use stays known.
       const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
       const sent = readDeviceCookie(request.headers.cookie);
+      await app.keyring.fresh(); // the device key in force: a master key rotation replaces it (deviceKeyOf)
       const known = knownDevice(sent, account, tagger);
       const remember = known || ((await suspiciousSignIn.newDevice(app, request, user.id, { first: user.lastLoginAt === null })) && !hasMfa);
       // The success's event names the session it made and says whether the browser was new, so a responder reading
