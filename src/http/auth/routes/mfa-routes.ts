@@ -4,7 +4,7 @@
 // is audited and mailed to the user (ASVS 6.3.7). Every change needs a fresh session (ASVS 7.5.1, see
 // reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { factorRef, MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProof, type FactorRemovalOptions } from "../../../accounts/mfa/index.ts";
 import { holdSessionForNewCredential, type Session } from "../../../accounts/sessions/index.ts";
@@ -12,7 +12,7 @@ import { takeUserSessionsTurn } from "../../../accounts/sessions/revocation.ts";
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { actingContext, auditAndNotify, mfaThrottledAnswer, recordReplacedSession, rememberThisDevice, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
+import { actingContext, auditAndNotify, mfaThrottledAnswer, recordReplacedSession, rememberThisDevice, requestContext, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spentWithRotation, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
@@ -45,12 +45,15 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
    * records the factor that earned it (`proof`'s, or `enrolled`: the one just enrolled), whose removal lowers it; aal 1
    * instead when that factor is gone by the time it commits (removed in another tab meanwhile). The caller sets the
    * cookie (setSessionCookie) once an event names the new session: one whose record failed never reaches the browser.
+   * The new session records the address and browser of `request`, the one that made it, not the old session's: a thief
+   * stepping a copied cookie up is listed as the thief (ASVS 7.5.2, 16.2.1).
    */
-  async function stepUp(userId: string, cs: CookieSession, by: { proof: FactorProof } | { enrolled: string }): Promise<{ token: string; session: Session }> {
+  async function stepUp(request: FastifyRequest, userId: string, cs: CookieSession, by: { proof: FactorProof } | { enrolled: string }): Promise<{ token: string; session: Session }> {
     // The factor that earned the step-up is spent in the rotation's transaction: a double submit whose other half
     // rotated first gets "replaced" and leaves its recovery code (or TOTP step) unspent.
+    const { ip, userAgent } = requestContext(request);
     return app.accounts.sessions.rotate(cs.token, {
-      aal: 2, keepLifetime: true, ...("proof" in by ? spentWithRotation(by.proof) : { factor: by.enrolled }), ...multiFactorHeld(app, userId),
+      aal: 2, keepLifetime: true, ip, userAgent, ...("proof" in by ? spentWithRotation(by.proof) : { factor: by.enrolled }), ...multiFactorHeld(app, userId),
     });
   }
 
@@ -198,7 +201,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       let token: string;
       let session: Session;
       try {
-        ({ token, session } = await stepUp(auth.userId, cs, { proof: outcome.proof }));
+        ({ token, session } = await stepUp(request, auth.userId, cs, { proof: outcome.proof }));
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay, or a passkey's copy racing it.
@@ -255,7 +258,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // The user just proved the new factor: this session now has two. auth.mfa.added named the session that enrolled
       // it (committed with the factor, before the new one existed); this names the aal-2 session that replaced it.
-      const { token, session } = await stepUp(auth.userId, cs, { enrolled: factorRef.totp });
+      const { token, session } = await stepUp(request, auth.userId, cs, { enrolled: factorRef.totp });
       await recordReplacedSession(app, request, auth.userId, session.id, { reason: "mfa-enrolled", factor: "totp" });
       setSessionCookie(reply, token);
       return { status: "enrolled", factor: "totp", aal: session.aal, sessionId: session.id };
@@ -376,7 +379,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       });
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // As for an authenticator app: the aal-2 session that replaced the enrolling one is named in the log.
-      const { token, session } = await stepUp(auth.userId, cs, { enrolled: factorRef.passkey(credentialId) });
+      const { token, session } = await stepUp(request, auth.userId, cs, { enrolled: factorRef.passkey(credentialId) });
       // A replacement of the authenticator app this session began goes on in the new one. Only here among the step-ups:
       // a second-factor step or a first app's confirmation starts below aal 2 or with no app, where none can be waiting,
       // and a sign-in's step need not write for it.

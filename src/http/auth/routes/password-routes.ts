@@ -131,9 +131,11 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // old one's lifetime, so it is no fresher than before (POST /auth/reauthenticate asks for the factor). It keeps
       // the old session's assurance as its row stands when replaced, and only while its factor is held as it commits:
       // a removal of that factor in another tab while the new password was hashed lowered the old row meanwhile.
+      // The new session records this request's address and browser, not the old one's: after a thief's change on a
+      // copied cookie, the one session left is listed as the thief's, not as the owner's (ASVS 7.5.2, 16.2.1).
       let ended = 0;
       const { token, session } = await app.accounts.sessions.rotate(cs.token, {
-        aal: "kept", keepLifetime: hasMfa, ...multiFactorHeld(app, user.id),
+        aal: "kept", keepLifetime: hasMfa, ip: ctx.ip, userAgent: ctx.userAgent, ...multiFactorHeld(app, user.id),
         // The account row changes before the sessions turn is taken, as in every transaction that does both
         // (docs/sessions.md): a lock or an unlock that updated the row and waits for the turn cannot deadlock with it.
         first: async (trx) => {

@@ -80,10 +80,12 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       }
       // A new session proves the new authentication: new id and secret, created now (ASVS 7.2.4). Multi-factor only
       // while a factor is held as it commits: the session read at the start may have been lowered since (the last
-      // factor removed in another tab while the password was checked).
+      // factor removed in another tab while the password was checked). It records this request's address and browser,
+      // not the replaced session's: the session a thief on a copied cookie re-authenticated into is listed as the thief's,
+      // not as the owner's (ASVS 7.5.2, 16.2.1).
       let rotated: Awaited<ReturnType<typeof app.accounts.sessions.rotate>>;
       try {
-        rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : "kept", ...spentWithRotation(proof), ...multiFactorHeld(app, user.id) });
+        rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : "kept", ip: ctx.ip, userAgent: ctx.userAgent, ...spentWithRotation(proof), ...multiFactorHeld(app, user.id) });
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay (or a passkey's copy racing it),

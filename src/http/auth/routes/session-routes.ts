@@ -187,9 +187,12 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
     // assurance while a factor is held) in one commit: a thief riding a copy of this very cookie has no session of
     // its own in the list, and only a new cookie for this browser throws it out. As above, a pending email change
     // (perhaps the hijacker's) dies too; the account's link lock first, as every transaction writing its links takes it.
+    // The session left standing records this request's address and browser, not the replaced one's: after a thief on a
+    // copy of this cookie threw the owner out, the list shows the thief's (ASVS 7.5.2, 16.2.1).
     let ended = 0;
+    const ctx = requestContext(request);
     const { token, session } = await app.accounts.sessions.rotate(cs.token, {
-      aal: "kept", keepLifetime: true, ...multiFactorHeld(app, auth.userId),
+      aal: "kept", keepLifetime: true, ip: ctx.ip, userAgent: ctx.userAgent, ...multiFactorHeld(app, auth.userId),
       first: (trx) => lockAccountLinks(app.db, trx, auth.userId),
       within: async (trx) => {
         ended = await app.accounts.sessions.endAll(auth.userId, { executor: trx });
