@@ -248,7 +248,7 @@ export class RoleStore {
    */
   async grant(
     userId: string, role: string, actor: string,
-    options: { refuseInitialPassword?: boolean; within?: (trx: Kysely<Schema>) => Promise<void>; granted?: (trx: Kysely<Schema>) => Promise<void> } = {},
+    options: { refuseInitialPassword?: boolean; within?: (trx: Kysely<Schema>) => Promise<void>; granted?: (trx: Kysely<Schema>, event: { id: string }) => Promise<void> } = {},
   ): Promise<boolean> {
     const carriesAdministrative = (await this.get(role)).permissions.some((p) => ADMINISTRATIVE.has(p));
     return this.#database.transaction(async (trx) => {
@@ -270,10 +270,11 @@ export class RoleStore {
       const inserted = await trx.insertInto("user_roles").values({ user_id: userId, role, granted_at: this.#clock.now(), granted_by: actor })
         .onConflict((oc) => oc.columns(["user_id", "role"]).doNothing()).executeTakeFirst();
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) return false;
-      await this.#audit.appendIn(trx, { type: "role.granted", actor, subject: userId, data: { role } });
-      // What the caller records of a grant that happened (the API's event and notices), in the same commit, after the
-      // row and its event: only a grant that inserted, and the locks in the order every writer of this row takes them.
-      if (options.granted) await options.granted(trx);
+      const event = await this.#audit.appendIn(trx, { type: "role.granted", actor, subject: userId, data: { role } });
+      // What the caller records of a grant that happened (the API's event and notices, the CLI's notice citing this
+      // event), in the same commit, after the row and its event: only a grant that inserted, and the locks in the order
+      // every writer of this row takes them.
+      if (options.granted) await options.granted(trx, event);
       return true;
     });
   }

@@ -1,6 +1,9 @@
 // `bulwark users create` (bootstraps the first administrator), `bulwark users unlock` (break-glass), `bulwark users
 // set-email` (the way back from a hijack) and `bulwark roles …`.
 import type { User } from "../../accounts/users/user-store.ts";
+import type { Kysely } from "kysely";
+import { GRANT_NOTICE_REFUSED, tellGrantee } from "../../accounts/roles/grant-notice.ts";
+import type { Schema } from "../../store/schema.ts";
 import type { App } from "../../app/types.ts";
 import { base32 } from "../../crypto/tokens.ts";
 import { unlockUser } from "../../http/api/user-queries.ts";
@@ -29,6 +32,30 @@ async function findUser(app: App, identifier: string): Promise<User> {
   const user = byId ?? byName;
   if (!user) throw new InputError("BULWARK_ERR_USAGE", `no user "${identifier}"`);
   return user;
+}
+
+/** What a grant's notice came to (tellGrantee), per role granted with an administrative permission. */
+interface GrantTold {
+  role: string;
+  outcome: "queued" | "refused";
+}
+
+/**
+ * The `granted` hook of a CLI grant: tells the account given an administrative role, in the grant's transaction
+ * (src/accounts/roles/grant-notice.ts; the API tells the acting account too, the CLI has none), and notes the outcome.
+ */
+function tellingGrantee(app: App, told: GrantTold[], grant: { userId: string; role: string; actor: string }): (trx: Kysely<Schema>, event: { id: string }) => Promise<void> {
+  return async (trx, event) => {
+    const outcome = await tellGrantee(trx, { audit: app.audit, outbox: app.accounts.outbox, clock: app.clock, appName: app.config.serviceName }, { ...grant, eventId: event.id });
+    if (outcome !== "not administrative") told.push({ role: grant.role, outcome });
+  };
+}
+
+/** The lines that say who was told of the grants in `told`. */
+function grantNoticeLines(told: GrantTold[]): string[] {
+  return told.map(({ role, outcome }) => outcome === "queued"
+    ? `${role} is administrative: the account's owner is told by mail (sent once mail is configured)`
+    : `${role} is administrative, but the account's address cannot be mailed (${GRANT_NOTICE_REFUSED} records why): tell its owner another way`);
 }
 
 export default {
@@ -71,10 +98,11 @@ export default {
           // The account exists from here on: a grant that fails (the role deleted meanwhile) must not lose the password
           // generated for it, which is shown nowhere else; the account is printed with the roles it got, and the error follows.
           const granted: string[] = [];
+          const told: GrantTold[] = [];
           let failure: unknown = null;
           for (const role of opts.role) {
             try {
-              await roles.grant(user.id, role, actor);
+              await roles.grant(user.id, role, actor, { granted: tellingGrantee(app, told, { userId: user.id, role, actor }) });
               granted.push(role);
             } catch (error) {
               failure = error;
@@ -86,6 +114,7 @@ export default {
             writeJSON(ctx, { id: user.id, email: user.email, username: user.username, roles: granted, mustChangePassword: mustChange, ...(generated ? { password: generated, passwordExpiresAt: expires } : {}) });
           } else {
             writeLine(ctx, `created ${user.id} <${user.email}>${granted.length ? ` with role(s) ${granted.join(", ")}` : ""}`);
+            for (const line of grantNoticeLines(told)) writeLine(ctx, line);
             if (generated) writeLine(ctx, `password (shown once; it must be changed at first sign-in): ${generated}`);
             if (expires !== null) writeLine(ctx, `the password stops working at ${expires} unless changed before (BULWARK_INITIAL_PASSWORD_HOURS)`);
           }
@@ -227,9 +256,13 @@ export default {
           action(ctx, async (identifier: string, role: string) => {
             const app = await ctx.app();
             const user = await findUser(app, identifier);
-            const changed = verb === "grant" ? await app.accounts.roles.grant(user.id, role, cliActor()) : await app.accounts.roles.revoke(user.id, role, cliActor());
+            const told: GrantTold[] = [];
+            const changed = verb === "grant"
+              ? await app.accounts.roles.grant(user.id, role, cliActor(), { granted: tellingGrantee(app, told, { userId: user.id, role, actor: cliActor() }) })
+              : await app.accounts.roles.revoke(user.id, role, cliActor());
             const email = escapeControls(user.email);
             writeLine(ctx, changed ? `${verb === "grant" ? "granted" : "revoked"} ${role} ${verb === "grant" ? "to" : "from"} ${email}` : `nothing to do: ${email} ${verb === "grant" ? "already holds" : "does not hold"} ${role}`);
+            for (const line of grantNoticeLines(told)) writeLine(ctx, line);
             return EXIT.ok;
           }),
         );

@@ -3,7 +3,8 @@
 // so accounts.write (which an operator may hand to a help desk) is deliberately not enough. Every change also
 // needs a fresh browser session (ASVS 7.5.3): a stolen cookie must not be able to grant its holder admin.
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { ADMINISTRATIVE, type Permission } from "../../accounts/roles/permissions.ts";
+import { administrativeOf } from "../../accounts/roles/grant-notice.ts";
+import type { Permission } from "../../accounts/roles/permissions.ts";
 import { MAX_DESCRIPTION } from "../../accounts/roles/role-store.ts";
 import type { App } from "../../app/types.ts";
 import { notifyOwner } from "../auth/helpers.ts";
@@ -13,12 +14,6 @@ import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
 import type { Kysely } from "kysely";
 import type { Schema } from "../../store/schema.ts";
 import { targetUser } from "./users.ts";
-
-/** The administrative permissions (the MFA policy's: permissions.ts) that `role` carries, read in `trx`; sorted. */
-async function administrativeOf(trx: Kysely<Schema>, role: string): Promise<Permission[]> {
-  const rows = await trx.selectFrom("role_permissions").select("permission").where("role", "=", role).execute();
-  return rows.map((r) => r.permission as Permission).filter((p) => ADMINISTRATIVE.has(p)).sort();
-}
 
 /**
  * Records a grant made through the API (`api.role.granted`, in `trx`) and, for a role carrying an administrative
