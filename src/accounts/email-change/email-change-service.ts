@@ -1,7 +1,8 @@
 // Email-address changes over Kysely (SQLite and PostgreSQL alike): request (a single-use, 30-minute link to the
 // new address, a notice to the old one, superseding earlier requests, 3 per hour), then confirm once — the
 // token redeemed and the address changed in one transaction. The HTTP layer owns freshness and audit; a request
-// re-checks the requesting session under the account's link lock (it may have ended since the route read it).
+// re-checks the requesting session under the account's link lock (it may have ended since the route read it), and
+// waits for a revocation in flight before its link can commit.
 import { sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
@@ -13,7 +14,7 @@ import { identifierKey, validateEmail } from "../users/normalise.ts";
 import { confusableSkeleton } from "../users/confusables.ts";
 import { collidedKey } from "../users/user-store.ts";
 import { sessionErrors } from "../sessions/errors.ts";
-import { currentEpoch, GLOBAL_SCOPE, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
+import { currentEpoch, GLOBAL_SCOPE, holdSessionForNewCredential, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
 import { emailChangeErrors } from "./errors.ts";
 import { genuineOf, type LinkRefusal } from "../../crypto/link-token.ts";
@@ -94,7 +95,8 @@ export interface EmailChangeService {
    * account's own. The old address is the one the account has when the transaction runs, not `user.email`.
    * With `sessionId` (the route passes the requesting session), throws BULWARK_ERR_SESSION_REVOKED, nothing
    * written, when that session no longer stands: ended or revoked (a password reset or change, an end of sessions)
-   * after the caller read it, or its account disabled or locked. With `withheld` (the new mailbox had too many such
+   * after the caller read it, or its account disabled or locked; an end of sessions or a containment still in flight
+   * is waited for, then refuses it too. With `withheld` (the new mailbox had too many such
    * requests this hour), no link or note goes to the new address: the request is recorded (it counts towards the
    * account's limit) and the old address is told that nothing was sent, and why ("recipient-limited").
    */
@@ -199,6 +201,15 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
           id: fresh.id, user_id: user.id, new_email: address, secret_hash: fresh.secretHash, created_at: now,
           expires_at: now + policy.lifetimeMs, used_at: owner || withheld ? now : null, issued_epoch: currentEpoch(),
         }).execute();
+        // The read above sees only what has committed (PostgreSQL, READ COMMITTED). An end of the account's sessions
+        // (a help desk's sessions/revoke) or a revoke-sessions job being created may have raised the user's stamp, and
+        // deleted the session, without committing yet; the link would then carry the revocation's own epoch (a sequence,
+        // not transactional) and a later time, and no stamp would refuse it at confirmation (ASVS 7.4.1). So the link
+        // waits for them as a minted token does: the user's session turn (an end of sessions), the account's row FOR
+        // SHARE (a job's creation), the global stamp's row (an --all job), then the session read again, refused with
+        // the 401 of a revoked session (rolling the link and its mails back). After the link's row is written, as ADR
+        // 0018 asks; the link lock, taken first, comes before the turn as in a reset or a confirmation.
+        if (options.sessionId !== undefined) await holdSessionForNewCredential(trx, user.id, options.sessionId);
         if (!withheld) {
           await outbox.enqueue(owner
             ? composeAttemptMail(address, context, `account.email-change-attempt:${fresh.id}`)

@@ -180,11 +180,7 @@ export async function takeUserSessionsTurn(dialect: DialectName, trx: Kysely<Sch
 export async function holdSessionForNewCredential(executor: Kysely<Schema>, userId: string, sessionId: string): Promise<void> {
   const dialect = executorDialect(executor);
   await takeUserSessionsTurn(dialect, executor, userId, { newCredential: true });
-  if (dialect === "postgres") {
-    // Absent until a first global raise: ensureGlobalStamps (src/contain/levers/stamps.ts) writes it, committed, before
-    // a job raising it takes its epoch, so its absence here means no such raise can refuse this session yet.
-    await sql`SELECT count(*) FROM (SELECT 1 FROM revocation_stamps WHERE scope = ${GLOBAL_SCOPE} FOR SHARE) AS global_stamp`.execute(executor);
-  }
+  await holdGlobalStamp(executor);
   const row = await executor
     .selectFrom("sessions as s")
     .innerJoin("users as u", "u.id", "s.user_id")
@@ -199,6 +195,21 @@ export async function holdSessionForNewCredential(executor: Kysely<Schema>, user
   if (refusedBy(stamp, Number(row.created_at), Number(row.issued_epoch))) throw sessionErrors.refused("revoked");
   if (row.status !== "active") throw sessionErrors.refused("account-disabled");
   if (row.locked_at !== null) throw sessionErrors.refused("account-locked");
+}
+
+/**
+ * PostgreSQL: locks the global session stamp's row FOR SHARE until the end of `executor`'s transaction, so that an
+ * --all revoke-sessions job raising it (holdScopeForRaise holds it FOR UPDATE from before its epoch to its commit) is
+ * waited for, and the transaction's next statement sees the stamp it raised. A no-op on SQLite (one writer at a time).
+ * Call it after the new credential's row is written, then read the stamps in a statement of their own: the row is
+ * absent until a first global raise, and only a credential whose epoch was read before this lock found it absent is
+ * sure to be older than such a raise (docs/decisions/0018-credentials-wait-for-containment.md, "--all").
+ */
+export async function holdGlobalStamp(executor: Kysely<Schema>): Promise<void> {
+  if (executorDialect(executor) !== "postgres") return;
+  // Absent until a first global raise: ensureGlobalStamps (src/contain/levers/stamps.ts) writes it, committed, before
+  // a job raising it takes its epoch, so its absence here means no such raise can refuse the credential yet.
+  await sql`SELECT count(*) FROM (SELECT 1 FROM revocation_stamps WHERE scope = ${GLOBAL_SCOPE} FOR SHARE) AS global_stamp`.execute(executor);
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Database } from "../../store/database.ts";
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
-import { CURRENT_EPOCH_SQL, GLOBAL_SCOPE, raiseStamp, readStamps, refusedBy, revokedBefore, stampOf, takeUserSessionsTurn, userScope, type SessionTurnOptions } from "./revocation.ts";
+import { CURRENT_EPOCH_SQL, GLOBAL_SCOPE, holdGlobalStamp, raiseStamp, readStamps, refusedBy, revokedBefore, stampOf, takeUserSessionsTurn, userScope, type SessionTurnOptions } from "./revocation.ts";
 import type { SessionsTable } from "./tables.ts";
 import { generateSessionToken, parseSessionToken, secretMatches } from "./token.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -257,6 +257,22 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     });
   }
 
+  /**
+   * In a rotation's transaction, after the user's turn and once the new session is written: throws "revoked" when the
+   * stamps now in force refuse `previous`, the session it replaces (whose creation time and epoch never change, and
+   * whose row the rotation's DELETE just won). The old token was validated before the transaction; a revoke-sessions
+   * job created meanwhile only raises stamps (its batch deletes rows issued before its epoch, later), so the DELETE
+   * still found the row and the new session, created now with the job's epoch, escaped both stamp and batch
+   * (ASVS 7.4.1, 7.2.4). For a list of users the job holds the account's row until it commits, and the turn waited for
+   * it; for --all it holds the global stamp's row, waited for here (holdGlobalStamp: after the insert, ADR 0018 says
+   * why). The stamps are then read in a statement of their own, so that they include what the job committed.
+   */
+  async function refuseIfRevokedSince(t: Kysely<Schema>, userId: string, previous: Session): Promise<void> {
+    await holdGlobalStamp(t);
+    const stamps = await readStamps(t, [GLOBAL_SCOPE, userScope(userId)]);
+    if (refusedBy(stamps, previous.createdAt, previous.issuedEpoch)) throw sessionErrors.refused("revoked");
+  }
+
   async function deleteSession(id: string): Promise<void> {
     await db.deleteFrom("sessions").where("id", "=", id).execute();
   }
@@ -445,7 +461,10 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         const aal = carried.aal;
         const held = aal !== 2 || options.multiFactorHeld === undefined || (await options.multiFactorHeld(t, carried.factor));
         const lifetime = options.keepLifetime && previous ? { createdAt: previous.createdAt, expiresAt: previous.expiresAt, issuedEpoch: previous.issuedEpoch } : undefined;
-        return insert(t, userId, held ? { ...context, aal, factor: carried.factor } : { ...context, aal: 1 }, lifetime);
+        const issued = await insert(t, userId, held ? { ...context, aal, factor: carried.factor } : { ...context, aal: 1 }, lifetime);
+        // A login (its user id given) stands on the password it just proved, not on the session it replaces.
+        if (previous && options.userId === undefined) await refuseIfRevokedSince(t, userId, previous);
+        return issued;
       });
     },
     async revokeAll(options = {}) {
