@@ -107,6 +107,16 @@ describe("headers red team: a session copied by a thief and replaced from its ow
     assert.deepEqual({ ip: mine.ip, userAgent: mine.userAgent }, { ip: THIEF_IP, userAgent: THIEF_UA },
       "the one session left, made by the thief's request, names the thief's address and browser (today: the owner's)");
   });
+
+  it("attack: a thief signing everyone else out on a copied cookie keeps a session the list shows with the thief's address and browser, not the owner's (ASVS 7.5.2, 16.2.1) (was: the replaced session's, so the owner's own address)", async () => {
+    const { thief } = await ownerAndThief("hdr-signout-others@example.org");
+    const ended = await thief.send("DELETE", "/auth/sessions", { csrf: true });
+    assert.equal(ended.statusCode, 200, ended.body);
+    const sessions = await sessionsSeenBy(thief);
+    assert.equal(sessions.length, 1, "the owner's browser is out: only the thief's session remains");
+    const [mine] = sessions as [Listed];
+    assert.deepEqual({ ip: mine.ip, userAgent: mine.userAgent }, { ip: THIEF_IP, userAgent: THIEF_UA });
+  });
 });
 
 describe("headers red team: behind a trusted proxy (BULWARK_TRUST_PROXY=127.0.0.1)", () => {
