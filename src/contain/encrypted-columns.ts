@@ -24,7 +24,9 @@ const columns: EncryptedColumn[] = [
   // A replacement app waiting for its first code (migration 30), bound to (mfa_totp, pending_secret_ct, user_id).
   { table: "mfa_totp", column: "pending_secret_ct", idColumn: "user_id" },
   // Bodies of single-use link mails waiting in the outbox (src/notify/outbox.ts, LinkCipher): the marker then the
-  // ciphertext, bound to (outbox_messages, column, id). Delivered ones hold a fixed text instead.
+  // ciphertext, bound to (outbox_messages, column, id). Delivered ones hold a fixed text instead. What the body was
+  // sealed for (recipient, kind, subject: ADR 0020) heads the sealed plaintext, not the context, so a re-encryption
+  // under this same (table, column, id) keeps it as long as it re-seals the bytes it opened unchanged.
   ...(["body_text", "body_html"] as const).map((column) => ({
     table: "outbox_messages", column, idColumn: "id", marker: SEALED_BODY_MARKER, onlyRows: { column: "kind", values: SINGLE_USE_LINK_KINDS },
   })),

@@ -21,7 +21,8 @@ export function carriesSingleUseLink(kind: string): boolean {
 
 /**
  * Marks a sealed body in `outbox_messages.body_text`/`body_html`; the rest is the keyring's ciphertext, bound to
- * (outbox_messages, column, message id). Key rotation re-encrypts these too (src/contain/encrypted-columns.ts).
+ * (outbox_messages, column, message id), whose plaintext begins with the recipient, kind and subject it was sealed
+ * for (outbox.ts sealedFor, ADR 0020). Key rotation re-encrypts these too (src/contain/encrypted-columns.ts).
  */
 export const SEALED_BODY_MARKER = "sealed:";
 

@@ -13,7 +13,7 @@ import { composeAttemptMail, composeConfirmMail, composeRequestedNotice } from "
 import { composeResetMail, type ResetReason } from "../accounts/password-reset/reset-mail.ts";
 import { systemRandom } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
-import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
+import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SEALED_BODY_MARKER, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
 import { PRIORITY, type NewMessage } from "./outbox.ts";
 import { securityMessages } from "./security-notices.ts";
 import { OutboxSender } from "./sender.ts";
@@ -109,6 +109,55 @@ forEachDialect("outbox single-use links at rest", (fx) => {
     const dead = await rawBodies(database, id);
     assert.equal(dead.status, "dead");
     assert.match((await database.db.selectFrom("outbox_messages").select("last_error").where("id", "=", id).executeTakeFirstOrThrow()).last_error ?? "", /sealed body cannot be opened/);
+  });
+
+  // ADR 0020: the keyring binds a sealed body to (outbox_messages, column, id) only; what the body was sealed for (its
+  // recipient, kind and subject) is sealed with it, so an intruder who can write the database but not read the key
+  // cannot send the owner's link elsewhere, nor under another pretext (ASVS 11.3.3, 6.4.3).
+  it("attack: a sealed link mail whose recipient, kind or subject was changed in the database is never sent: it goes dead naming the column, and nothing of it reaches anyone", async (t) => {
+    const database = await fx.fresh();
+    const f = await notifyFixture(database);
+    t.after(() => f.close());
+    const [link] = linkMails();
+    const changes = [
+      { column: "to_address", set: { to_address: "thief@evil.example" } },
+      { column: "kind", set: { kind: "account.email-change-link" } },
+      { column: "subject", set: { subject: "Your account was locked: sign in again" } },
+    ] as const;
+    const ids: string[] = [];
+    for (const change of changes) {
+      // With an HTML body too: each body is sealed with what it is for.
+      const { id } = await f.outbox.enqueue({ ...(link as NewMessage), html: "<p>reset</p>", idempotencyKey: `link:${change.column}`, priority: PRIORITY.security });
+      await database.db.updateTable("outbox_messages").set(change.set).where("id", "=", id).execute();
+      ids.push(id);
+    }
+    const other = await f.outbox.enqueue(plainMails()[0] as NewMessage);
+    const report = await sender(f, await f.transport()).drain();
+    assert.equal(report.dead, changes.length);
+    assert.deepEqual(f.server.accepted.map((m) => m.envelopeTo), [[(plainMails()[0] as NewMessage).to]], "only the other message went out");
+    assert.equal((await f.outbox.get(other.id)).status, "sent");
+    for (const [i, change] of changes.entries()) {
+      const row = await database.db.selectFrom("outbox_messages").select(["status", "last_error"]).where("id", "=", ids[i] as string).executeTakeFirstOrThrow();
+      assert.equal(row.status, "dead", change.column);
+      assert.match(row.last_error ?? "", new RegExp(`its ${change.column} changed since its body_(text|html) was sealed`), change.column);
+      assert.doesNotMatch(row.last_error ?? "", /@/, "no address in the recorded reason");
+    }
+  });
+
+  it("a link body sealed before its recipient was bound (ADR 0020) is not sent: it goes dead saying why, since a changed recipient could not be told", async (t) => {
+    const database = await fx.fresh();
+    const f = await notifyFixture(database);
+    t.after(() => f.close());
+    const link = linkMails()[0] as NewMessage;
+    const { id } = await f.outbox.enqueue({ ...link, html: undefined, priority: PRIORITY.security });
+    // Sealed the way the outbox sealed before ADR 0020: the body alone, under the same (table, column, id).
+    const legacy = `${SEALED_BODY_MARKER}${await f.keyring.seal(link.text, { table: "outbox_messages", column: "body_text", row: id })}`;
+    await database.db.updateTable("outbox_messages").set({ body_text: legacy }).where("id", "=", id).execute();
+    assert.equal((await sender(f, await f.transport()).drain()).dead, 1);
+    assert.equal(f.server.accepted.length, 0);
+    const row = await database.db.selectFrom("outbox_messages").select(["status", "last_error"]).where("id", "=", id).executeTakeFirstOrThrow();
+    assert.equal(row.status, "dead");
+    assert.match(row.last_error ?? "", /sealed before the recipient was bound to it/);
   });
 
   it("a link mail that failed keeps its body: a retry, and a dead message requeued by an operator, still send the link", async (t) => {

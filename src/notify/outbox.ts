@@ -154,6 +154,53 @@ function bodyContext(id: string, column: "body_text" | "body_html"): CipherConte
   return { table: "outbox_messages", column, row: id };
 }
 
+/**
+ * Heads the plaintext of every body sealed since ADR 0020: what the body was sealed for, the row's recipient, kind and
+ * subject, as one JSON line. The keyring binds a ciphertext to (outbox_messages, column, id) only, none of which says
+ * where the mail goes: an intruder who can write the database but not read the key set `to_address` to their own
+ * mailbox, and the sender opened the seal and delivered the owner's working reset link there (ASVS 11.3.3, 6.4.3). A
+ * changed kind or subject re-purposes the same link. Inside the sealed bytes, the AEAD tag covers the binding as it
+ * would associated data, and rotate-keys, which opens and re-seals every registered column under (table, column, id),
+ * carries it over untouched.
+ */
+const SEALED_FOR = "bulwark-outbox-sealed-for-v1\n";
+
+type SealedFor = Pick<OutboxMessagesTable, "to_address" | "kind" | "subject">;
+
+/** The plaintext sealed for `row`'s `body`: the binding line, then the body. */
+function sealedFor(row: SealedFor, body: string): string {
+  return `${SEALED_FOR}${JSON.stringify({ to: row.to_address, kind: row.kind, subject: row.subject })}\n${body}`;
+}
+
+/**
+ * The body of a plaintext opened from `r`'s `column`, when the row still has the recipient, kind and subject it was sealed
+ * for. Otherwise a BULWARK_ERR_MAIL_MESSAGE, which the claim records as dead (NEVER_OPENS), as it does any altered sealed
+ * row. The error names the columns that changed, never their values (an address, the intruder's or the owner's).
+ */
+function openedFor(r: Selectable<OutboxMessagesTable>, column: "body_text" | "body_html", plain: string): string {
+  // Sealed before the binding: nothing in it says who it was for, so a changed recipient cannot be told from the real
+  // one, and nothing can add the binding later (migrations run without the key). Refused, never delivered: the owner
+  // asks for a new link (ADR 0020).
+  if (!plain.startsWith(SEALED_FOR)) {
+    throw notifyErrors.badMessage(`message ${r.id}: its sealed ${column} was sealed before the recipient was bound to it, so a changed recipient cannot be told; its owner can ask for a new link`);
+  }
+  const end = plain.indexOf("\n", SEALED_FOR.length);
+  let sealed: unknown = null;
+  try {
+    sealed = end < 0 ? null : JSON.parse(plain.slice(SEALED_FOR.length, end));
+  } catch {
+    // Only a sealing bug could write this (the keyring authenticated these bytes): refused below all the same.
+  }
+  if (typeof sealed !== "object" || sealed === null) throw notifyErrors.badMessage(`message ${r.id}: what its sealed ${column} was sealed for does not parse`);
+  const was = sealed as Record<string, unknown>;
+  const changed = ([["to_address", was.to, r.to_address], ["kind", was.kind, r.kind], ["subject", was.subject, r.subject]] as const)
+    .filter(([, then, now]) => then !== now).map(([name]) => name);
+  if (changed.length > 0) {
+    throw notifyErrors.badMessage(`message ${r.id}: its ${changed.join(", ")} changed since its ${column} was sealed (an altered row): it is not sent`);
+  }
+  return plain.slice(end + 1);
+}
+
 function toSummary(r: Selectable<OutboxMessagesTable>): OutboxMessageSummary {
   const num = (v: number | null): number | null => (v === null ? null : Number(v));
   return {
@@ -168,7 +215,7 @@ async function toMessage(r: Selectable<OutboxMessagesTable>, cipher: LinkCipher 
   const open = async (body: string, column: "body_text" | "body_html"): Promise<string> => {
     if (!body.startsWith(SEALED_BODY_MARKER) || !carriesSingleUseLink(r.kind)) return body;
     if (!cipher) throw notifyErrors.badMessage(`message ${r.id} holds a sealed body, and this outbox has no keyring to open it`);
-    return cipher.unsealString(body.slice(SEALED_BODY_MARKER.length), bodyContext(r.id, column));
+    return openedFor(r, column, await cipher.unsealString(body.slice(SEALED_BODY_MARKER.length), bodyContext(r.id, column)));
   };
   return { ...toSummary(r), text: await open(r.body_text, "body_text"), html: r.body_html === null ? null : await open(r.body_html, "body_html") };
 }
@@ -234,8 +281,9 @@ export class Outbox {
     const cipher = carriesSingleUseLink(row.kind) ? this.#cipher : null;
     if (!cipher) return;
     const options = executor ? { store: keyStoreIn(executor, this.#database.dialect, "outbox enqueue") } : {};
-    row.body_text = SEALED_BODY_MARKER + (await cipher.seal(row.body_text, bodyContext(row.id, "body_text"), options));
-    if (row.body_html !== null) row.body_html = SEALED_BODY_MARKER + (await cipher.seal(row.body_html, bodyContext(row.id, "body_html"), options));
+    // Each body with what it is sealed for (sealedFor): a row whose recipient, kind or subject is changed later does not open.
+    row.body_text = SEALED_BODY_MARKER + (await cipher.seal(sealedFor(row, row.body_text), bodyContext(row.id, "body_text"), options));
+    if (row.body_html !== null) row.body_html = SEALED_BODY_MARKER + (await cipher.seal(sealedFor(row, row.body_html), bodyContext(row.id, "body_html"), options));
   }
 
   /**
