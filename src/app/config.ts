@@ -36,6 +36,13 @@ export interface Config {
    * (BULWARK_OUTBOX_RETENTION_DAYS, default 30; ASVS 14.2.7). Queued, failed and dead mail is kept.
    */
   outboxRetentionMs: number;
+  /**
+   * How far this node's clock may be from the database server's before the node stops serving, in ms
+   * (BULWARK_MAX_CLOCK_SKEW_SECONDS, default 30; PostgreSQL only). Lifetimes, windows and limits are decided on each
+   * node's clock: beyond this a node refuses to start and its /healthz answers 503 (src/store/clock-skew.ts). 0: never
+   * refused, only warned about.
+   */
+  maxClockSkewMs: number;
   /** Breached-password lookups for new passwords (ASVS 6.2.12); none unless configured. */
   breach: BreachConfig;
   /** Name of the service, for password context-word checks and emails. */
@@ -239,6 +246,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // a delivered row is what stops a key being queued again, and the API-token expiry reminder looks for its own over
   // the week before the expiry (a shorter retention mailed it again after each purge).
   const outboxRetentionMs = int("BULWARK_OUTBOX_RETENTION_DAYS", 30, 14, 3650, "days delivered mail is kept in the outbox; at least 14") * 86_400_000;
+  // Nodes on one PostgreSQL decide session and link lifetimes, flood windows and hourly budgets on their own clocks: a
+  // node minutes off gave a 30-minute link 50 and an attacker alternating nodes twice the guesses (test/clock-skew-red-
+  // team.test.ts). NTP keeps hosts within milliseconds; 30 s is far beyond a healthy host and well inside every window.
+  // 0: never refuse, only warn (a deployment that decides otherwise, or tests whose clock is simulated).
+  const maxClockSkewMs = int("BULWARK_MAX_CLOCK_SKEW_SECONDS", 30, 0, 3600, "seconds this node's clock may be from the database server's; 0 only warns") * 1000;
   const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim() || "Bulwark";
   // Refused, not cut: cut at 100 UTF-16 units, a name split an emoji in two, and the lone half that was left made the
   // authenticator URI throw (every TOTP enrolment a 500) and mail subjects carry U+FFFD.
@@ -252,7 +264,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   }
   const breach = loadBreachConfig(env, int);
   const http = loadHTTPAuthConfig(env, port);
-  return { dataDir, databaseURL, databaseTransport, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, outboxRetentionMs, breach, serviceName, http, requireMFA: http.requireMFA };
+  return { dataDir, databaseURL, databaseTransport, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, outboxRetentionMs, maxClockSkewMs, breach, serviceName, http, requireMFA: http.requireMFA };
 }
 
 function loadBreachConfig(env: NodeJS.ProcessEnv, int: (name: string, fallback: number, min: number, max: number, why: string) => number): BreachConfig {

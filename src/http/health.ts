@@ -4,6 +4,7 @@
 import type { FastifyInstance } from "fastify";
 import { sql } from "kysely";
 import type { App } from "../app/types.ts";
+import { clockSkewFromDatabase, clockSkewMessage, skewBeyond } from "../store/clock-skew.ts";
 import { probeWrites, type WriteProbe } from "../store/write-probe.ts";
 
 /** How long a committed probe stands for the next callers. */
@@ -81,6 +82,29 @@ export function registerHealth(server: FastifyInstance, app: App): void {
     return inFlight;
   };
 
+  // PostgreSQL: this node's clock against the database server's, read at most once per PROBE_OK_MS like the write
+  // probe. Beyond BULWARK_MAX_CLOCK_SKEW_SECONDS the node answers 503 so that a load balancer stops sending it clients:
+  // its lifetimes, flood windows and hourly limits would be off by as much (a client alternating nodes got twice the
+  // guesses and 50-minute links). A failed reading is not a verdict: the store's own checks above answer for it.
+  let clockRead: { at: number; skewed: boolean } | null = null;
+  const clockSkewed = async (): Promise<boolean> => {
+    if (app.db.dialect !== "postgres" || app.config.maxClockSkewMs === 0) return false;
+    const now = app.clock.now();
+    if (clockRead && now - clockRead.at >= 0 && now - clockRead.at < PROBE_OK_MS) return clockRead.skewed;
+    let skew: number | null = null;
+    try {
+      skew = await clockSkewFromDatabase(app.db, app.clock);
+    } catch {
+      skew = null;
+    }
+    const skewed = skewBeyond(skew, app.config.maxClockSkewMs);
+    // Said once, when it starts (maintenance's reading says it again every pass).
+    if (skewed && clockRead?.skewed !== true) server.log.error({ clockSkewMs: skew }, clockSkewMessage(skew, app.config.maxClockSkewMs));
+    if (!skewed && clockRead?.skewed === true) server.log.info("this node's clock is back within BULWARK_MAX_CLOCK_SKEW_SECONDS of the database server's");
+    clockRead = { at: app.clock.now(), skewed };
+    return skewed;
+  };
+
   server.get("/healthz", async (_request, reply) => {
     const database = app.db.dialect;
     try {
@@ -90,6 +114,7 @@ export function registerHealth(server: FastifyInstance, app: App): void {
     }
     const state = await writes();
     if (state === "failing" || state === "blocked") return reply.status(503).send({ status: "unavailable", database, writes: state });
+    if (await clockSkewed()) return reply.status(503).send({ status: "unavailable", database, writes: state, clock: "skewed" });
     return { status: "ok", database, writes: state };
   });
 }

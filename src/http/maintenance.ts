@@ -48,7 +48,7 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
     sentMail: (executor) => app.accounts.outbox.purgeSent(app.clock.now() - app.config.outboxRetentionMs, { executor }),
     // Not a purge: a reading, repeated so that a clock that drifts while the server runs is noticed (returns 0).
     clockSkew: async () => {
-      await checkClockSkew(app.db, app.clock, app.logger);
+      await checkClockSkew(app.db, app.clock, app.logger, app.config.maxClockSkewMs);
       return 0;
     },
     // Not a purge either: renewal reminders for API tokens that expire within a week (ASVS 6.4.5), each queued once.

@@ -15,7 +15,7 @@ import { startMaintenance, type Maintenance } from "./maintenance.ts";
 import { recordUnrecordedRefusals, recordUnrecordedTokenUses } from "../accounts/login/refusal-sampler.ts";
 import { reportPasswordWorkRefusals } from "./auth/password-work.ts";
 import { buildServer, type ServerOptions } from "./server.ts";
-import { checkClockSkew } from "../store/clock-skew.ts";
+import { checkClockSkew, clockSkewError, skewBeyond } from "../store/clock-skew.ts";
 
 /** How long a stopping server waits for its open connections before cutting them (ms). */
 export const SHUTDOWN_GRACE_MS = 5_000;
@@ -145,8 +145,10 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
     startedMail = await startMailRunner(app, options.mailIdleMs === undefined ? {} : { idleMs: options.mailIdleMs });
     await resumeContainment(app, server);
     maintenance = startMaintenance(app, options.maintenanceIntervalMs === undefined ? {} : { intervalMs: options.maintenanceIntervalMs });
-    // Nodes sharing a PostgreSQL: a clock far from the database server's is named now, not after a confused incident.
-    await checkClockSkew(app.db, app.clock, app.logger);
+    // Nodes sharing a PostgreSQL: a clock far from the database server's is named now, not after a confused incident;
+    // beyond BULWARK_MAX_CLOCK_SKEW_SECONDS the node does not serve at all (its lifetimes and windows would be off).
+    const skew = await checkClockSkew(app.db, app.clock, app.logger, app.config.maxClockSkewMs);
+    if (skewBeyond(skew, app.config.maxClockSkewMs)) throw clockSkewError(skew, app.config.maxClockSkewMs);
   } catch (error) {
     // Never keep serving half-started (it answered /healthz 503 with no sender, and the log had a start with no stop).
     await startedMail?.stop().catch(() => {});

@@ -6,6 +6,7 @@
 import { sql } from "kysely";
 import type { Logger } from "pino";
 import type { Clock } from "../lib/clock.ts";
+import { RuntimeFailure } from "../lib/errors.ts";
 import type { Database } from "./database.ts";
 
 /** Beyond this difference a node warns (NTP keeps hosts within milliseconds; a round trip is well under this). */
@@ -28,12 +29,30 @@ export async function clockSkewFromDatabase(database: Database, clock: Clock): P
   return Math.round((sent + received) / 2 - theirs);
 }
 
+/** True when `skew` (clockSkewFromDatabase) is beyond `limitMs` (config.maxClockSkewMs; 0: no limit): the node must not serve. */
+export function skewBeyond(skew: number | null, limitMs: number): skew is number {
+  return skew !== null && limitMs > 0 && Math.abs(skew) > limitMs;
+}
+
+/** What a node whose clock is beyond the limit says, at start (the error) and in its log while it runs. */
+export function clockSkewMessage(skew: number, limitMs: number): string {
+  const seconds = (Math.abs(skew) / 1000).toFixed(1);
+  return `this node's clock is ${seconds} s ${skew > 0 ? "ahead of" : "behind"} the database server's, beyond BULWARK_MAX_CLOCK_SKEW_SECONDS ` +
+    `(${limitMs / 1000} s): session and link lifetimes, flood windows and hourly limits decided here would be off by as much, and a ` +
+    "client alternating nodes would get more guesses and longer-lived links; synchronise the clocks (NTP) and start it again";
+}
+
+/** The start's refusal (exit 3): a runtime failure naming the difference and the setting. */
+export function clockSkewError(skew: number, limitMs: number): RuntimeFailure {
+  return new RuntimeFailure("BULWARK_ERR_CLOCK_SKEW", clockSkewMessage(skew, limitMs));
+}
+
 /**
  * Logs a warning when this process's clock and the database server's differ by more than CLOCK_SKEW_WARN_MS, naming
- * the difference and what it affects. Returns the difference (null on SQLite). Never throws: a failed reading is
- * logged and the caller goes on.
+ * the difference and what it affects (an error when beyond `limitMs`, the node's limit). Returns the difference (null
+ * on SQLite). Never throws: a failed reading is logged and the caller goes on.
  */
-export async function checkClockSkew(database: Database, clock: Clock, logger: Logger): Promise<number | null> {
+export async function checkClockSkew(database: Database, clock: Clock, logger: Logger, limitMs?: number): Promise<number | null> {
   let skew: number | null;
   try {
     skew = await clockSkewFromDatabase(database, clock);
@@ -41,7 +60,9 @@ export async function checkClockSkew(database: Database, clock: Clock, logger: L
     logger.warn({ err: error }, "could not compare this node's clock with the database server's");
     return null;
   }
-  if (skew !== null && Math.abs(skew) > CLOCK_SKEW_WARN_MS) {
+  if (limitMs !== undefined && skewBeyond(skew, limitMs)) {
+    logger.error({ clockSkewMs: skew }, `${clockSkewMessage(skew, limitMs)} (GET /healthz answers 503 until it is)`);
+  } else if (skew !== null && Math.abs(skew) > CLOCK_SKEW_WARN_MS) {
     const seconds = (Math.abs(skew) / 1000).toFixed(1);
     logger.warn(
       { clockSkewMs: skew },

@@ -53,6 +53,9 @@ export async function authFixture(env: Record<string, string> = {}): Promise<Aut
       // Likewise the password-work gate's per-client share (a quarter of this): tests that race a dozen logins from one
       // address test flood control, not the gate. Its own tests set their own (test/password-work-gate).
       BULWARK_PASSWORD_CHECKS_IN_FLIGHT: "4096",
+      // The manual clock starts on a fixed day, far from a PostgreSQL server's own clock: a node that far off would
+      // refuse to serve. Tests of that limit set their own (test/clock-skew-limit.test.ts).
+      BULWARK_MAX_CLOCK_SKEW_SECONDS: "0",
       BULWARK_PUBLIC_URL: ORIGIN, BULWARK_SMTP_URL: `smtp://127.0.0.1:${smtp.port}?requireTLS=false`, BULWARK_MAIL_FROM: "security@bulwark.test",
       ...env,
     },
