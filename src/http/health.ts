@@ -99,7 +99,7 @@ export function registerHealth(server: FastifyInstance, app: App): void {
     }
     const skewed = skewBeyond(skew, app.config.maxClockSkewMs);
     // Said once, when it starts (maintenance's reading says it again every pass).
-    if (skewed && clockRead?.skewed !== true) server.log.error({ clockSkewMs: skew }, clockSkewMessage(skew, app.config.maxClockSkewMs));
+    if (skewed && skew !== null && clockRead?.skewed !== true) server.log.error({ clockSkewMs: skew }, clockSkewMessage(skew, app.config.maxClockSkewMs));
     if (!skewed && clockRead?.skewed === true) server.log.info("this node's clock is back within BULWARK_MAX_CLOCK_SKEW_SECONDS of the database server's");
     clockRead = { at: app.clock.now(), skewed };
     return skewed;
