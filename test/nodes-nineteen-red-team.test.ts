@@ -17,17 +17,15 @@
 // when PostgreSQL is not installed.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { LightMyRequestResponse } from "fastify";
-import { sql } from "kysely";
 import { containDeps, createContainJob, createUndoJob, runJob } from "../src/contain/index.ts";
 import { authFixture, Browser, HOST, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { rotateMasterKey } from "../src/store/key-store.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
-import { holdOpen } from "./helpers/held-transaction.ts";
+import { holdOpen, until, waitingLocks } from "./helpers/held-transaction.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
-import { twoNodeCluster } from "./helpers/two-nodes.ts";
+import { on, twoNodeCluster } from "./helpers/two-nodes.ts";
 
 const MASTER = testMasterKey("nodes-nineteen");
 const unavailable = postgresUnavailable();
@@ -36,27 +34,6 @@ type Res = LightMyRequestResponse;
 describe("red team nineteen: this session's new code on two nodes of one PostgreSQL schema", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {
   /** Two HTTP nodes on one fresh schema; `advance` moves both clocks (helpers such as withTOTP move node A's only). */
   const { twoServers } = twoNodeCluster("nodes_nt", MASTER);
-
-  /** How many lock requests PostgreSQL has waiting now (the cluster is this file's own). */
-  async function waiting(fx: AuthFixture): Promise<number> {
-    const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_locks WHERE NOT granted`.execute(fx.app.db.db);
-    return Number(rows[0]?.n ?? 0);
-  }
-
-  /** Polls until `done()` holds; gives up quietly after about 10 s (a fix may make a party wait elsewhere). */
-  async function until(done: () => Promise<boolean>): Promise<void> {
-    for (let i = 0; i < 400; i++) {
-      if (await done()) return;
-      await sleep(25);
-    }
-  }
-
-  /** The same session (its cookie) sent to `fx`'s node, as a load balancer would send the next request. */
-  function on(fx: AuthFixture, from: Browser): Browser {
-    const moved = new Browser(fx.server);
-    moved.cookie = from.cookie;
-    return moved;
-  }
 
   /** The assurance level of `b`'s session, or "signed out" when its cookie no longer signs anyone in. */
   async function aalOf(b: Browser): Promise<unknown> {
@@ -290,11 +267,11 @@ describe("red team nineteen: this session's new code on two nodes of one Postgre
         let granted: Res | undefined;
         let undone = "";
         try {
-          const base = await waiting(a);
+          const base = await waitingLocks(a);
           const undoing = runJob(deps, undo.id, { worker: "server:b" }).then((j) => `${j.status}`, (e: unknown) => `failed: ${(e as Error).message}`);
-          await until(async () => (await waiting(a)) >= base + 1);
+          await until(async () => (await waitingLocks(a)) >= base + 1, 10_000);
           const granting = grant(a, token, deputy.id, "admin");
-          await until(async () => (await waiting(a)) >= base + 2);
+          await until(async () => (await waitingLocks(a)) >= base + 2, 10_000);
           await held.commit();
           [granted, undone] = await Promise.all([granting, undoing]);
         } finally {

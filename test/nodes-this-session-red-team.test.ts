@@ -8,14 +8,13 @@
 // asserts the secure behaviour. The round's two findings are fixed; their tests say what they were ("was: …").
 // Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { describe, it } from "node:test";
 import { sql } from "kysely";
 import type { AuthenticationResponseJSON } from "../src/accounts/mfa/index.ts";
 import type { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { ORIGIN, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
-import { holdOpen } from "./helpers/held-transaction.ts";
+import { holdOpen, until, waitingLocks } from "./helpers/held-transaction.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { twoNodeCluster } from "./helpers/two-nodes.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
@@ -28,20 +27,6 @@ type RequestOptions = Parameters<SoftAuthenticator["authenticate"]>[0];
 describe("red team: this session's features on two nodes of one PostgreSQL database", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {
   /** Two HTTP nodes on one fresh schema. */
   const { twoServers } = twoNodeCluster("nodes_ts", MASTER);
-
-  /** How many lock requests PostgreSQL has waiting now (the cluster is this file's own). */
-  async function waiting(fx: AuthFixture): Promise<number> {
-    const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_locks WHERE NOT granted`.execute(fx.app.db.db);
-    return Number(rows[0]?.n ?? 0);
-  }
-
-  /** Polls until `done()` holds; gives up quietly after about 10 s (a fix may make a party wait elsewhere). */
-  async function until(done: () => Promise<boolean>): Promise<void> {
-    for (let i = 0; i < 400; i++) {
-      if (await done()) return;
-      await sleep(25);
-    }
-  }
 
   /** A password-only login on `fx`'s node: held at the second-factor gate. */
   async function gateOn(fx: AuthFixture, u: { email: string; password: string }): Promise<Browser> {
@@ -104,11 +89,11 @@ describe("red team: this session's features on two nodes of one PostgreSQL datab
         let cloneRes: Awaited<ReturnType<Browser["request"]>> | undefined;
         let ownerRes: Awaited<ReturnType<Browser["request"]>> | undefined;
         try {
-          const base = await waiting(a);
+          const base = await waitingLocks(a);
           const clone = verify(thief, pt.csrf, cloneAssertion);
-          await until(async () => (await waiting(a)) >= base + 1);
+          await until(async () => (await waitingLocks(a)) >= base + 1, 10_000);
           const genuine = verify(owner, po.csrf, ownerAssertion);
-          await until(async () => (await waiting(a)) >= base + 2);
+          await until(async () => (await waitingLocks(a)) >= base + 2, 10_000);
           await held.commit();
           [cloneRes, ownerRes] = await Promise.all([clone, genuine]);
         } finally {
@@ -151,15 +136,15 @@ describe("red team: this session's features on two nodes of one PostgreSQL datab
         let signOut: Awaited<ReturnType<Browser["request"]>> | undefined;
         let caught: Awaited<ReturnType<Browser["request"]>> | undefined;
         try {
-          const base = await waiting(a);
+          const base = await waitingLocks(a);
           // Node B: the thief's "sign out everywhere else" has replaced its own session row (deleted, uncommitted) and
           // waits ending the other sessions.
           const out = thief.request("DELETE", "/auth/sessions", { csrf: thiefCSRF });
-          await until(async () => (await waiting(a)) >= base + 1);
+          await until(async () => (await waitingLocks(a)) >= base + 1, 10_000);
           // Node A: the owner's genuine key (counter 11, behind 500) is caught: the passkey is suspended and the
           // sessions it raised are to be lowered.
           const genuine = verify(owner, po.csrf, u.key.authenticate(po.options, ORIGIN, { counter: 11 }));
-          await until(async () => (await waiting(a)) >= base + 2);
+          await until(async () => (await waitingLocks(a)) >= base + 2, 10_000);
           await held.commit();
           [signOut, caught] = await Promise.all([out, genuine]);
         } finally {

@@ -7,9 +7,7 @@
 // request runs, with bounded waits. Loopback and temp dirs only; PostgreSQL parts skipped (loudly) when not installed.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { LightMyRequestResponse } from "fastify";
-import { sql } from "kysely";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
@@ -23,6 +21,7 @@ import { authFlows } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
+import { heldAt } from "./helpers/held-transaction.ts";
 import { twoNodeCluster } from "./helpers/two-nodes.ts";
 
 type Res = LightMyRequestResponse;
@@ -34,52 +33,6 @@ const unavailable = postgresUnavailable();
 async function signedIn(b: Browser): Promise<boolean> {
   const r = await b.request("GET", "/auth/session");
   return r.statusCode === 200 && (r.json() as { authenticated?: boolean }).authenticated === true;
-}
-
-/** Polls `done` every 20 ms for at most `ms`; true once it held. */
-async function until(done: () => Promise<boolean>, ms = 3000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await done()) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(20);
-  }
-}
-
-/** How many lock requests PostgreSQL has waiting now (the cluster is this file's own). */
-async function waiting(fx: AuthFixture): Promise<number> {
-  const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_locks WHERE NOT granted`.execute(fx.app.db.db);
-  return Number(rows[0]?.n ?? 0);
-}
-
-/**
- * Runs `revoke` on node A with its transaction held open at the audit append of `type` while `during` runs, until the
- * request waits on a lock or has answered (at most 3 s). Returns what `revoke` returned, the request, and whether it was
- * seen waiting rather than answering while the revocation was open.
- */
-async function heldAt<T>(a: AuthFixture, type: string, during: () => Promise<Res>, revoke: () => Promise<T>): Promise<{ revoked: T; request: Promise<Res>; waited: boolean }> {
-  const audit = a.app.audit;
-  const appendIn = audit.appendIn.bind(audit);
-  let request: Promise<Res> | undefined;
-  let waited = false;
-  audit.appendIn = async (executor, input) => {
-    if (input.type === type && request === undefined) {
-      const started = during();
-      request = started;
-      let answered = false;
-      void started.finally(() => (answered = true)).catch(() => undefined);
-      await until(async () => answered || (await waiting(a)) > 0);
-      waited = !answered;
-    }
-    return appendIn(executor, input);
-  };
-  try {
-    const revoked = await revoke();
-    assert.ok(request, `the revocation reached its ${type} record`);
-    return { revoked, request, waited };
-  } finally {
-    audit.appendIn = appendIn;
-  }
 }
 
 describe("requests in flight wait for a revocation of their session, then are refused (two PostgreSQL nodes)", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {

@@ -15,16 +15,15 @@
 // for a revocation of their session in flight (email-change-service.ts request(), session-manager.ts rotate()).
 // Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { sql } from "kysely";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
 import { Browser, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { authFlows, EMAIL_LINK } from "./helpers/auth-flows.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
-import { twoNodes } from "./helpers/two-nodes.ts";
+import { heldAt, until } from "./helpers/held-transaction.ts";
+import { postgresUnavailable } from "./helpers/postgres.ts";
+import { on, twoNodeCluster } from "./helpers/two-nodes.ts";
 
 type Res = LightMyRequestResponse;
 const show = (r: Res | null | undefined): string => (r ? `${r.statusCode} ${r.body.slice(0, 200)}` : "no answer");
@@ -35,29 +34,6 @@ const unavailable = postgresUnavailable();
 async function signedIn(b: Browser): Promise<boolean> {
   const r = await b.request("GET", "/auth/session");
   return r.statusCode === 200 && (r.json() as { authenticated?: boolean }).authenticated === true;
-}
-
-/** The same session (its cookie) sent to `fx`'s node, as a load balancer sends the next request. */
-function on(fx: AuthFixture, from: Browser): Browser {
-  const moved = new Browser(fx.server);
-  moved.cookie = from.cookie;
-  return moved;
-}
-
-/** Polls `done` every 20 ms for at most `ms`; true once it held (never hangs: a fix may make a party wait). */
-async function until(done: () => Promise<boolean>, ms = 3000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await done()) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(20);
-  }
-}
-
-/** How many lock requests PostgreSQL has waiting now (the cluster is this file's own). */
-async function waiting(fx: AuthFixture): Promise<number> {
-  const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_locks WHERE NOT granted`.execute(fx.app.db.db);
-  return Number(rows[0]?.n ?? 0);
 }
 
 async function eventsOf(fx: AuthFixture, type: string, subject: string): Promise<number> {
@@ -71,54 +47,8 @@ async function noticesTo(fx: AuthFixture, address: string, kind: string): Promis
 const statuses = (rs: Res[]): number[] => rs.map((r) => r.statusCode).sort((x, y) => x - y);
 
 describe("the race attacker on two nodes of one PostgreSQL database", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {
-  let cluster: PgCluster;
-  let schemas = 0;
+  const { twoServers } = twoNodeCluster("race_rt", MASTER);
   let made = 0;
-  before(async () => {
-    const started = await startPostgres();
-    assert.ok(started, "PostgreSQL did not start");
-    cluster = started;
-  });
-  after(async () => {
-    await cluster?.stop();
-  });
-
-  /** Two HTTP nodes on one fresh schema, and a way to move both clocks at once. */
-  async function twoServers(): Promise<{ a: AuthFixture; b: AuthFixture; advance(ms: number): void; close(): Promise<void> }> {
-    const url = await cluster.createSchema(`race_rt_${process.pid}_${++schemas}`);
-    const nodes = await twoNodes(url, MASTER);
-    const advance = (ms: number): void => {
-      const now = Math.max(nodes.a.clock.now(), nodes.b.clock.now()) + ms;
-      nodes.a.clock.set(now);
-      nodes.b.clock.set(now);
-    };
-    return { ...nodes, advance };
-  }
-
-  /**
-   * Runs `revoke` on node A with its transaction held open at the audit append of `type` (after it has raised the stamp
-   * and, where it does, deleted the rows; before it commits) while `during` runs, bounded by `settled`; restores the
-   * append afterwards. Returns what `revoke` returned and the promise `during` started.
-   */
-  async function heldAt<T>(a: AuthFixture, type: string, during: () => Promise<Res>, settled: (request: Promise<Res>) => Promise<unknown>, revoke: () => Promise<T>): Promise<{ revoked: T; request: Promise<Res> }> {
-    const audit = a.app.audit;
-    const appendIn = audit.appendIn.bind(audit);
-    let request: Promise<Res> | undefined;
-    audit.appendIn = async (executor, input) => {
-      if (input.type === type && request === undefined) {
-        request = during();
-        await settled(request);
-      }
-      return appendIn(executor, input);
-    };
-    try {
-      const revoked = await revoke();
-      assert.ok(request, `the revocation reached its ${type} record`);
-      return { revoked, request };
-    } finally {
-      audit.appendIn = appendIn;
-    }
-  }
 
   describe("a session revoked while a request on it is in flight (ASVS 7.4.1)", () => {
     // POST /auth/email/change checks the requesting session again inside its transaction, under the account's link lock
@@ -145,8 +75,8 @@ describe("the race attacker on two nodes of one PostgreSQL database", unavailabl
             advance(5); // the request runs a few milliseconds after the revocation's time
             return thief.request("POST", "/auth/email/change", { csrf: true, body: { newEmail: thiefMailbox } });
           },
-          (change) => Promise.race([change.catch(() => undefined), until(async () => (await links()) > 0)]),
-          () => a.server.inject({ method: "POST", url: `/api/v1/users/${victim.id}/sessions/revoke`, headers: { host: HOST, authorization: `Bearer ${helpdeskToken}` } }));
+          () => a.server.inject({ method: "POST", url: `/api/v1/users/${victim.id}/sessions/revoke`, headers: { host: HOST, authorization: `Bearer ${helpdeskToken}` } }),
+          (change) => Promise.race([change.catch(() => undefined), until(async () => (await links()) > 0)]));
         assert.equal(revoked.statusCode, 200, revoked.body);
         const change = await request;
         assert.equal(await signedIn(thief), false, "the thief's session is over");
@@ -176,8 +106,8 @@ describe("the race attacker on two nodes of one PostgreSQL database", unavailabl
             advance(5);
             return thief.request("POST", "/auth/email/change", { csrf: true, body: { newEmail: thiefMailbox } });
           },
-          (change) => Promise.race([change.catch(() => undefined), until(async () => (await links()) > 0)]),
-          () => createContainJob(containDeps(a.app), { levers: ["revoke-sessions"], scope: { ids: [victim.id] }, actor: "responder" }));
+          () => createContainJob(containDeps(a.app), { levers: ["revoke-sessions"], scope: { ids: [victim.id] }, actor: "responder" }),
+          (change) => Promise.race([change.catch(() => undefined), until(async () => (await links()) > 0)]));
         const change = await request;
         const done = await runJob(containDeps(a.app), job.id);
         assert.equal(done.status, "done");
@@ -206,21 +136,15 @@ describe("the race attacker on two nodes of one PostgreSQL database", unavailabl
         const victim = await a.user(`reauth-race-${n}@example.org`);
         const thief = b.browser({ newDevice: true });
         assert.equal((await thief.login(victim.email, victim.password)).statusCode, 200);
-        let blocked = false;
-        const { revoked: job, request } = await heldAt(a, "contain.revocation.raised",
+        // Held until the re-authentication waits on the job's lock (its rotation reached the user's turn), or has answered.
+        const { revoked: job, request, waited } = await heldAt(a, "contain.revocation.raised",
           () => {
             advance(5);
             return thief.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: victim.password } });
           },
-          // Until the re-authentication waits on the job's lock (its rotation reached the user's turn), or has answered.
-          async (reauth) => {
-            let answered = false;
-            void reauth.finally(() => (answered = true));
-            blocked = await until(async () => answered || (await waiting(a)) > 0);
-          },
           () => createContainJob(containDeps(a.app), { levers: ["revoke-sessions"], scope: { ids: [victim.id] }, actor: "responder" }));
         const reauth = await request;
-        assert.ok(blocked, "the re-authentication was in flight while the job's stamps were raised");
+        assert.ok(waited, "the re-authentication was in flight while the job's stamps were raised");
         const done = await runJob(containDeps(a.app), job.id);
         assert.equal(done.status, "done");
         const rows = await a.app.db.db.selectFrom("sessions").select("id").where("user_id", "=", victim.id).execute();

@@ -2,7 +2,7 @@
 // database, for the tests that race a request on one node against another on the other.
 import assert from "node:assert/strict";
 import { after, before } from "node:test";
-import { authFixture, type AuthFixture } from "../../src/http/auth/test-client.ts";
+import { authFixture, Browser, type AuthFixture } from "../../src/http/auth/test-client.ts";
 import { startPostgres, type PgCluster } from "./postgres.ts";
 
 export interface TwoNodes {
@@ -77,4 +77,11 @@ export function twoNodeCluster(prefix: string, masterKey: string): {
       return { ...nodes, url, advance };
     },
   };
+}
+
+/** The same session (its cookie) sent to `fx`'s node, as a load balancer sends the next request. */
+export function on(fx: AuthFixture, from: Browser): Browser {
+  const moved = new Browser(fx.server);
+  moved.cookie = from.cookie;
+  return moved;
 }
