@@ -134,6 +134,25 @@ test("--matches names the file when several are given", () => {
   assert.equal(out[600], `${sourcelair}:1\t198.18.0.7\tfailed-password`);
 });
 
+test("attack: with several files, --matches refuses a file name holding a tab, a newline or an escape before printing anything; alone, or with --json, the file is read (ASVS 16.4.1)", async () => {
+  // A collected log named to forge a LINE<TAB>IP<TAB>KIND line of its own (blocking 192.0.2.1, which failed nowhere).
+  const planted = join(dir, "web2.log:1\t192.0.2.1\tfailed-password\n\u001b]52;c;eA\u0007x.log");
+  writeFileSync(planted, "Jan 14 04:00:02 srv sshd[101]: Failed password for root from 198.51.100.8 port 5001 ssh2\n");
+  const env = { BULWARK_LOG_LEVEL: "silent", BULWARK_DATA_DIR: join(dir, "data") };
+  const refused = await bulwarkInProcess(["check", "authlog", sourcelair, planted, "--year", "2014", "--matches", "--fail-on", "none"], env);
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.equal(refused.stdout, "", "nothing streamed before the refusal");
+  assert.match(refused.stderr, /--matches: the file name ".*web2\.log:1\\x09192\.0\.2\.1\\x09failed-password\\x0a\\x1b\]52;c;eA\\x07x\.log" has control or bidirectional characters/);
+  // Alone, the name is not printed; with --json it is a JSON string (inertJSON escapes it).
+  const alone = await bulwarkInProcess(["check", "authlog", planted, "--year", "2014", "--matches", "--fail-on", "none"], env);
+  assert.equal(alone.code, 0, alone.stderr);
+  assert.equal(alone.stdout, "1\t198.51.100.8\tfailed-password\n");
+  const json = await bulwarkInProcess(["check", "authlog", sourcelair, planted, "--year", "2014", "--json", "--matches", "--fail-on", "none"], env);
+  assert.equal(json.code, 0, json.stderr);
+  const report = JSON.parse(json.stdout) as { matches: Array<{ file: string; address: string }> };
+  assert.deepEqual(report.matches.filter((m) => m.file === planted).map((m) => m.address), ["198.51.100.8"]);
+});
+
 test("--record stores the run in an initialised Bulwark", () => {
   const init = bulwark(["init"]);
   assert.equal(init.code, 0, init.stderr);

@@ -221,4 +221,19 @@ describe("the command line itself", () => {
     assert.equal(o.code, 2);
     assert.match(o.stderr, /unknown option/);
   });
+
+  it("attack: commander's own error lines show controls from argv as \\xNN (a planted file name a glob hands over), newlines included; its suggestion stays on its own line (ASVS 16.4.1)", async () => {
+    const option = await bulwark(["init", "--x\u001b]52;c;eA\u0007\nbulwark: all good\u001b[2K"]);
+    assert.equal(option.code, 2);
+    assert.equal(option.stderr.split("\n")[0], "error: unknown option '--x\\x1b]52;c;eA\\x07\\x0abulwark: all good\\x1b[2K'");
+    const command = await bulwark(["in\u009bit"]);
+    assert.equal(command.code, 2);
+    assert.match(command.stderr, /^error: unknown command 'in\\x9bit'\n/);
+    const argument = await bulwark(["--log-level", "lou\u202ed", "init"]);
+    assert.equal(argument.code, 2);
+    assert.match(argument.stderr, /argument 'lou\\u202ed' is invalid/);
+    const typo = await bulwark(["--data-dri", "x", "init"]);
+    assert.equal(typo.code, 2);
+    assert.match(typo.stderr, /^error: unknown option '--data-dri'\n\(Did you mean --data-dir\?\)\n/);
+  });
 });

@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import type { OpenedApp } from "../app/index.ts";
 import { isBulwarkError } from "../lib/errors.ts";
+import { escapeControls } from "../lib/terminal.ts";
 import type { CliContext, CommandModule, OpenOptions } from "./context.ts";
 import { EXIT, type ExitCode } from "./exit-codes.ts";
 import { guardOptions } from "./option-guards.ts";
@@ -44,7 +45,6 @@ function parseLogLevel(value: string): string {
   return level;
 }
 
-/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 /**
  * Commander's error text with the value of an unknown option left out: `--password=SECRET` (or `-pSECRET`) was
  * refused as "unknown option '--password=SECRET'", the secret written to stderr and whatever collects it (ASVS
@@ -62,6 +62,25 @@ function withoutOptionValues(text: string): string {
   });
 }
 
+/**
+ * Commander's error text with its control characters written as \xNN, as reportError writes every other error: an
+ * unknown option or command is quoted from argv, and argv is often a shell glob over a directory others can name
+ * files in (`bulwark users import *.csv`), so a planted "--\x1b]52;c;…" would set the operator's clipboard or erase
+ * the line. Newlines are escaped too (a planted name cannot forge a second line), but for the line break ending the
+ * text and the one before commander's own "(Did you mean …?)", which names only our options.
+ *
+ * @example
+ * inertCommanderError("error: unknown option '--\u001b[2K'\n"); // "error: unknown option '--\\x1b[2K'\n"
+ */
+function inertCommanderError(text: string): string {
+  const body = text.endsWith("\n") ? text.slice(0, -1) : text;
+  // Anchored at the end: the suggestion follows the quoted input, so a look-alike inside the input is escaped.
+  const suggestion = /\n\(Did you mean [^\n]*\?\)$/.exec(body);
+  const quoted = suggestion ? body.slice(0, suggestion.index) : body;
+  return `${escapeControls(quoted)}${suggestion ? suggestion[0] : ""}${body.length < text.length ? "\n" : ""}`;
+}
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function runCLI(argv: string[], options: RunOptions = {}): Promise<ExitCode> {
   const stdout = (options.stdout ?? process.stdout) as CliContext["stdout"];
   const stderr = (options.stderr ?? process.stderr) as CliContext["stderr"];
@@ -108,7 +127,8 @@ export async function runCLI(argv: string[], options: RunOptions = {}): Promise<
     .configureOutput({
       writeOut: (s) => stdout.write(s),
       writeErr: (s) => stderr.write(s),
-      outputError: (s, write) => write(withoutOptionValues(s)),
+      // Escaped first, so an option value after a planted newline is still on the line withoutOptionValues cuts.
+      outputError: (s, write) => write(withoutOptionValues(inertCommanderError(s))),
     });
   for (const mod of await loadCommands()) mod.register(program, ctx);
   guardOptions(program);

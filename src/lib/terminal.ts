@@ -43,19 +43,23 @@ export function excerpt(text: string, max: number = EXCERPT_LENGTH): string {
   return `${escapeControls(text.slice(0, end))}…`;
 }
 
-// DEL, C1 and the bidirectional controls (JSON.stringify escapes C0 itself).
+// DEL, C1, the bidirectional controls (JSON.stringify escapes C0 itself), and the line and paragraph separators
+// U+2028/U+2029: a reader that splits lines the Unicode way (Python's str.splitlines, some SIEM shippers) would cut
+// a JSON-lines event holding one into fragments that are not JSON, and drop it.
 // eslint-disable-next-line no-control-regex
-const INERT_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+const INERT_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]/;
 // eslint-disable-next-line no-control-regex
 const INERT_IN_JSON_ALL = new RegExp(INERT_IN_JSON.source, "g");
 
 /**
- * JSON.stringify, with DEL, the C1 controls and the bidirectional controls also written as \uNNNN: JSON.stringify escapes only C0, and a
- * raw U+009B (CSI) or U+009D (OSC) in a file name or log field would reach a terminal that `cat`s the output.
- * The result parses to the same value.
+ * JSON.stringify, with DEL, the C1 controls, the bidirectional controls and U+2028/U+2029 also written as \uNNNN:
+ * JSON.stringify escapes only C0, and a raw U+009B (CSI) or U+009D (OSC) in a file name or log field would reach a
+ * terminal that `cat`s the output, a raw U+2028 would end the line for a Unicode line reader. The result parses to
+ * the same value.
  *
  * @example
  * inertJSON("x\u009b2J") // "\"x\\u009b2J\""
+ * inertJSON("a\u2028b") // "\"a\\u2028b\""
  */
 export function inertJSON(value: unknown, space?: number): string {
   const json = JSON.stringify(value, null, space) as string | undefined;

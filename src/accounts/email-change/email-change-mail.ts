@@ -1,7 +1,7 @@
 // The three mails of an email change: the confirmation link (to the new address), the "someone tried to use
 // this address" note (to a new address that already has an account: no link), and the security notice to
 // the old address that a change was requested (so a hijacker is noticed before the change completes).
-import { PRIORITY, type NewMessage } from "../../notify/index.ts";
+import { addressProblem, PRIORITY, type NewMessage } from "../../notify/index.ts";
 
 export interface EmailChangeMailContext {
   /** BULWARK_PUBLIC_URL: the link is built from configuration, never from a request's Host (link poisoning). */
@@ -45,13 +45,19 @@ export function composeAttemptMail(to: string, context: EmailChangeMailContext, 
   return { idempotencyKey: key, to, subject: `${name}: someone tried to use your email address`, text, kind: "account.email-change-attempt", priority: PRIORITY.link };
 }
 
-/** The security notice to the current (old) address when a change is requested (ASVS 6.3.7). */
+/**
+ * The security notice to the current (old) address when a change is requested (ASVS 6.3.7). The new address is quoted
+ * only when the outbox would mail it: the account store takes more ("x+https://evil.example/…@evil.test"), and this
+ * genuine notice must not carry a requester's text, a link for the owner to click, as its own. request() refuses such
+ * an address first; this is the second guard, as the email-changed notice has one (security-notices.ts).
+ */
 export function composeRequestedNotice(to: string, newEmail: string, context: EmailChangeMailContext & { at: number; withheld?: boolean }, key: string): NewMessage {
   const name = context.serviceName;
   const when = new Date(context.at).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
+  const shown = addressProblem(newEmail) === null ? newEmail : "an address this server cannot send mail to";
   const text = [
     "Hello,", "",
-    `Someone signed in to your ${name} account asked to change its email address to ${newEmail}.`,
+    `Someone signed in to your ${name} account asked to change its email address to ${shown}.`,
     `When: ${when}.`,
     ...(context.withheld
       // The mailbox's own hourly count (whoever spent it): the owner is told, rather than left waiting for a link.

@@ -6,7 +6,7 @@
 import { sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
-import { addressProblem, type Outbox } from "../../notify/index.ts";
+import { addressProblem, checkAddress, type Outbox } from "../../notify/index.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { lockAccountLinks, withAccountLinks } from "../password-reset/link-lock.ts";
@@ -98,7 +98,8 @@ export interface EmailChangeService {
    * after the caller read it, or its account disabled or locked; an end of sessions or a containment still in flight
    * is waited for, then refuses it too. With `withheld` (the new mailbox had too many such
    * requests this hour), no link or note goes to the new address: the request is recorded (it counts towards the
-   * account's limit) and the old address is told that nothing was sent, and why ("recipient-limited").
+   * account's limit) and the old address is told that nothing was sent, and why ("recipient-limited"). An address
+   * the outbox would not mail (addressProblem) throws BULWARK_ERR_MAIL_ADDRESS first, withheld or not.
    */
   request(user: { id: string; email: string }, newEmail: string, context: EmailChangeMailContext, options?: { sessionId?: string; withheld?: boolean }): Promise<EmailChangeRequestOutcome>;
 
@@ -161,6 +162,11 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
     policy,
     async request(user, newEmail, context, options = {}) {
       const address = validateEmail(newEmail);
+      // Refused before anything else, whatever the address's mailbox count or owner: the account store accepts more than
+      // the outbox will mail ("x+https://evil.example/…@evil.test"). A free address was refused anyway (its link could not
+      // be queued), but a withheld request queued no mail to it and quoted it verbatim in the owner's genuine notice: a
+      // hijacker's link in a signed security mail. The same 400 BULWARK_ERR_MAIL_ADDRESS as the free case always gave.
+      checkAddress("newEmail", address);
       const key = identifierKey(address);
       if (key === identifierKey(user.email)) throw emailChangeErrors.unchanged();
       return database.transaction(async (trx): Promise<EmailChangeRequestOutcome> => {

@@ -14,6 +14,7 @@ import { MIGRATIONS } from "../../store/migrations/index.ts";
 import { createSessionManager, endUserSessions } from "../sessions/index.ts";
 import { identifierKey } from "../users/normalise.ts";
 import { createUserStore, type UserStore } from "../users/user-store.ts";
+import { composeRequestedNotice } from "./email-change-mail.ts";
 import { createEmailChangeService, type EmailChangeService } from "./email-change-service.ts";
 
 const CONTEXT = { publicURL: "https://bulwark.test", serviceName: "Bulwark" };
@@ -85,6 +86,18 @@ forEachDialect("email change", (fx) => {
     await assert.rejects(s.changes.request(s.ana, " ANA@example.org", CONTEXT), { code: "BULWARK_ERR_EMAIL_UNCHANGED" });
     await assert.rejects(s.changes.request(s.ana, "ana at example", CONTEXT), { code: "BULWARK_ERR_EMAIL_INVALID" });
     assert.equal((await messages(s.database)).length, 0);
+  });
+
+  it("attack: an address the outbox would not mail is refused before anything is written, withheld or not, so no notice quotes it (ASVS 2.2.2)", async () => {
+    const s = await setup(await fx.fresh());
+    // The account store's syntax takes it; the outbox's plain-address rule does not (the "/" and "?" of a URL, a bare host).
+    for (const address of ["x+https://evil.example/keep?case=7731@evil.test", "ops@lan"]) {
+      for (const withheld of [false, true]) {
+        await assert.rejects(s.changes.request(s.ana, address, CONTEXT, { withheld }), { code: "BULWARK_ERR_MAIL_ADDRESS", message: /^newEmail is not an acceptable email address: / });
+      }
+    }
+    assert.equal((await messages(s.database)).length, 0, "no link, no note, no notice");
+    assert.equal((await s.database.db.selectFrom("email_change_tokens").selectAll().execute()).length, 0, "no request recorded");
   });
 
   it("limits requests per account per hour; the limit lifts when the window passes", async () => {
@@ -208,4 +221,13 @@ forEachDialect("email change", (fx) => {
     for (const junk of [undefined, 42, "", "x".repeat(5000), `${token}\n`]) assert.equal((await s.changes.check(junk)).valid, false);
     assert.equal((await s.changes.check(token)).valid, true);
   });
+});
+
+it("the requested-change notice names an address the outbox would not mail without quoting it (a second guard behind request())", () => {
+  const lure = "x+https://evil.example/keep?case=7731@evil.test";
+  const notice = composeRequestedNotice("ana@example.org", lure, { ...CONTEXT, at: Date.UTC(2026, 10, 4, 9), withheld: true }, "k");
+  assert.doesNotMatch(notice.text, /evil\.example/);
+  assert.match(notice.text, /change its email address to an address this server cannot send mail to\./);
+  const plain = composeRequestedNotice("ana@example.org", "new@example.org", { ...CONTEXT, at: Date.UTC(2026, 10, 4, 9) }, "k");
+  assert.match(plain.text, /change its email address to new@example\.org\./);
 });

@@ -104,6 +104,32 @@ describe("import field rules: an empty cell supplies nothing", () => {
   });
 });
 
+describe("import field rules: display_name", () => {
+  function verdictFor(displayName: string): ReturnType<typeof validateRow> {
+    const record: Record<string, string> = { email: "ana@example.org", display_name: displayName };
+    return validateRow(2, (column) => record[column], rules, passwords);
+  }
+
+  // ASVS 2.2.2: the same rule as POST /api/v1/users (NO_CONTROL), so the import is no side door around it.
+  it("attack: a display name holding a bidirectional override, an isolate or a control makes the row bad, naming the column and escaping the text", () => {
+    for (const name of ["Ana \u202eexe.gpj", "Ana \u2066x\u2069", "Ana\u0007", "Ana \u009b2J", "Ana \ud800"]) {
+      const verdict = verdictFor(name);
+      assert.equal(verdict.kind, "bad", `${JSON.stringify(name)} was accepted: ${JSON.stringify(verdict)}`);
+      if (verdict.kind !== "bad") continue;
+      assert.match(verdict.reason, /^display_name ".*" has control or bidirectional characters$/);
+      assert.doesNotMatch(verdict.reason, /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/, "the reason is printed: its text escaped");
+    }
+  });
+
+  it("keeps names the API keeps: accents, right-to-left script with its direction marks, emoji", () => {
+    for (const name of ["Zoë Ångström", "\u05d3\u05e0\u05d4\u200f", "Ana \ud83d\ude00"]) {
+      const verdict = verdictFor(name);
+      assert.equal(verdict.kind, "ok", `${JSON.stringify(name)} was refused: ${JSON.stringify(verdict)}`);
+      if (verdict.kind === "ok") assert.equal(verdict.row.user.displayName, name);
+    }
+  });
+});
+
 describe("import header rules: every named column is read by a field or ignored by name", () => {
   const plain = resolveMap({ preset: null, map: {} });
 

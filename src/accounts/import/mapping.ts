@@ -1,8 +1,9 @@
 // Turns one source row (CSV columns by header name, or JSONL keys) into a validated account, or a
 // reason why it is a bad row. Column mappings, the Drupal 7 preset, and the field value rules live here.
-import { escapeControls } from "../../lib/terminal.ts";
+import { escapeControls, excerpt } from "../../lib/terminal.ts";
 import { impossibleDate } from "../../lib/calendar.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
+import { hasControl } from "../../lib/visible-text.ts";
 import type { PasswordContext, SaltedTemplate } from "../passwords/index.ts";
 import { saltedFromTemplate } from "../passwords/index.ts";
 import { identifierKey, validateEmail, validateUsername } from "../users/normalise.ts";
@@ -247,8 +248,14 @@ export function validateRow(line: number, get: (column: string) => string | unde
     const usernameText = value("username")?.trim();
     const username = usernameText ? validateUsername(usernameText) : null;
     const displayName = value("display_name")?.trim() || null;
-    if (displayName !== null && (displayName.length > MAX_DISPLAY_NAME || /\p{Cc}/u.test(displayName))) {
-      throw new InputError("BULWARK_ERR_IMPORT_ROW", `display_name is longer than ${MAX_DISPLAY_NAME} characters or has control characters`);
+    if (displayName !== null && displayName.length > MAX_DISPLAY_NAME) {
+      throw new InputError("BULWARK_ERR_IMPORT_ROW", `display_name is longer than ${MAX_DISPLAY_NAME} characters`);
+    }
+    // The API's rule for the same field (NO_CONTROL, hasControl): controls, unpaired surrogates, and the bidirectional
+    // overrides and isolates, so "Ana \u202eexe.gpj" (shown as "Ana jpg.exe" on an administrator's screen) is refused
+    // at this door as at POST /api/v1/users. \p{Cc} alone let the overrides through.
+    if (displayName !== null && hasControl(displayName)) {
+      throw new InputError("BULWARK_ERR_IMPORT_ROW", `display_name "${excerpt(displayName)}" has control or bidirectional characters`);
     }
     const statusText = value("status")?.trim() ?? "";
     // "active" is the default of a new account only; supplied (non-empty) is what an update may change.

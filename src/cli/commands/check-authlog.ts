@@ -5,6 +5,7 @@ import { Writable } from "node:stream";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
 import { systemClock } from "../../lib/clock.ts";
+import { escapeControls } from "../../lib/terminal.ts";
 import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { action, collect, group } from "../run.ts";
@@ -33,6 +34,23 @@ function utcOffset(value: string | undefined): number | undefined {
   const m = /^([+-])(\d{2}):?(\d{2})$/.exec(value);
   if (!m || Number(m[2]) > 14 || Number(m[3]) > 59) throw new InputError("BULWARK_ERR_USAGE", `--utc-offset must look like +01:00 or -0500, got "${value}"`);
   return (m[1] === "-" ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3]));
+}
+
+/**
+ * Refuses a file name holding a control or bidirectional character (escapeControls would change it) for the lines of
+ * `--matches` with several files, FILE:LINE<TAB>IP<TAB>KIND: scripts cut them at tabs (`cut -f2 | xargs block-address`),
+ * and the files are often a glob over a directory others name files in (logs collected from several hosts). A log
+ * named "x:1<TAB>192.0.2.1<TAB>failed-password<LF>…" forged a line blocking an address that failed nowhere, and an
+ * OSC sequence in a name reached the terminal. An escaped name (\x09) would still keep three fields, but could not be
+ * told from a name holding those four characters; such a name is worth a look anyway, so the run stops and says which.
+ */
+function namedPlainly(file: string): void {
+  if (escapeControls(file) === file) return;
+  throw new InputError(
+    "BULWARK_ERR_USAGE",
+    `--matches: the file name "${escapeControls(file)}" has control or bidirectional characters (shown escaped), which would ` +
+      "break or forge the tab-separated lines that name it; rename the file, give it alone, or use --json --matches",
+  );
 }
 
 /** A context whose stdout swallows output: findings are still recorded and decide the exit code. */
@@ -68,6 +86,8 @@ export default {
         // Built (and checked) before any file is read: a typo should not cost a pass over a large log.
         const ignore = new lib.IgnoreList(opts.ignore ?? []);
         const several = files.length > 1;
+        // Before any file is read, so nothing is streamed first: the lines --matches prints name the file.
+        if (opts.matches && !opts.json && several) files.forEach(namedPlainly);
         // --json --matches holds them in memory until the document is written: at most JSON_MATCHES, the rest counted
         // (the plain --matches streams every one).
         const matches: Array<Record<string, unknown>> = [];
@@ -92,6 +112,8 @@ export default {
                   else matches.push({ file: m.file, line: m.line, address: m.address, kind: m.kind, user: m.user === null ? null : lib.printable(m.user) });
                 }
               : (m) => {
+                  // Every field is plain text: the file name was checked above (namedPlainly), the address is a
+                  // validated IP or host name (scanAddress) and the kind one of ours.
                   pending += `${several ? `${m.file}:` : ""}${m.line}\t${m.address}\t${m.kind}\n`;
                   if (pending.length > 65_536) flush();
                 },
