@@ -153,6 +153,23 @@ describe("the server log on an operator's terminal (`bulwark serve` logs to stdo
       await app.close();
     }
   });
+
+  it("attack: a logged value carrying U+2028 or a right-to-left override (a JSON body's field quoted by an error, say) is written escaped, so a shipper that splits lines the Unicode way keeps the line whole and a terminal shows it in order (ASVS 16.4.1; was: only C1 escaped)", async () => {
+    const lines: string[] = [];
+    const app = await freshApp({ BULWARK_LOG_LEVEL: "info" }, lines);
+    try {
+      const from = lines.length;
+      app.logger.info({ field: "fraud review\u2028{\"forged\":true}\u2029 \u202eexe.gpj" }, "a value from a request");
+      await new Promise((resolve) => setImmediate(resolve));
+      const logged = lines.slice(from).filter((l) => l.includes("a value from a request"));
+      assert.equal(logged.length, 1, "the line was written");
+      const [line] = logged as [string];
+      assert.doesNotMatch(line, /[\u2028\u2029\u202a-\u202e]/, "raw separators or bidi controls in a log line");
+      assert.equal((JSON.parse(line) as { field: string }).field, "fraud review\u2028{\"forged\":true}\u2029 \u202eexe.gpj", "the value parses back exactly");
+    } finally {
+      await app.close();
+    }
+  });
 });
 
 describe("where the server listens", () => {

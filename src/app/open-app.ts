@@ -8,7 +8,7 @@ import { Keyring } from "../crypto/keyring.ts";
 import { createMasterKeyFile, findRotatedMasterKey, parseMasterKey, readMasterKeyFile } from "../crypto/master-key.ts";
 import { cryptoErrors } from "../crypto/errors.ts";
 import { systemClock, type Clock } from "../lib/clock.ts";
-import { inertJSON } from "../lib/terminal.ts";
+import { inertJSONText } from "../lib/terminal.ts";
 import { shellActor } from "../lib/os-user.ts";
 import { systemRandom, type RandomSource } from "../lib/random.ts";
 import { listTables, lockKeyOf, openPostgres, openSQLite, serialiseTransactions, type Database } from "../store/database.ts";
@@ -20,10 +20,6 @@ import { loadConfig, type Config, type ConfigOverrides } from "./config.ts";
 import { assertPrivateDataDir, assertWritable, createDataDir, dataDirExists } from "./data-dir.ts";
 import type { App } from "./types.ts";
 import { buildAccounts } from "./accounts.ts";
-
-// DEL and the C1 controls: outside strings a JSON line has none, so escaping every one keeps its meaning.
-// eslint-disable-next-line no-control-regex
-const C1 = /[\u007f-\u009f]/g;
 
 export const SQLITE_FILE = "bulwark.db";
 export const MASTER_KEY_FILE = "master.key";
@@ -153,9 +149,10 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
     {
       level: config.logLevel, base: { service: "bulwark" }, redact: { paths: ["err.rawPacket", "error.rawPacket"], remove: true },
       // JSON escapes C0 only: a C1 control from a request (a Host header, a URL, a user agent) would reach the
-      // operator's terminal raw, and U+009B / U+009D are CSI / OSC to an 8-bit one (ASVS 16.4.1). Each is written
-      // as \u00NN the way inertJSON writes it; the line parses to the same value.
-      hooks: { streamWrite: (line) => line.replace(C1, (c) => inertJSON(c).slice(1, -1)) },
+      // operator's terminal raw, and U+009B / U+009D are CSI / OSC to an 8-bit one (ASVS 16.4.1); a bidirectional
+      // control reorders the line on screen, and U+2028 ends it for a shipper that splits lines the Unicode way. Each
+      // is written as \uNNNN the way inertJSON writes it; the line parses to the same value.
+      hooks: { streamWrite: (line) => inertJSONText(line) },
       // The request as Fastify logs it ("incoming request"), with what the client chose cut to a bound: a URL may be
       // as long as a request line (16 KiB), and every byte of it reached the log at the default level. Query values
       // are not kept (urlForLog).

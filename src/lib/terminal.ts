@@ -64,7 +64,14 @@ const INERT_IN_JSON_ALL = new RegExp(INERT_IN_JSON.source, "g");
 export function inertJSON(value: unknown, space?: number): string {
   const json = JSON.stringify(value, null, space) as string | undefined;
   if (json === undefined) return String(value); // undefined, a function: not JSON
-  // Outside strings JSON has no such characters, so escaping every one keeps the document's meaning. Bidirectional
-  // controls too: a right-to-left override in a stored address makes the line on screen read as another address.
+  return inertJSONText(json);
+}
+
+/**
+ * `json` (text JSON.stringify wrote, a log line say) with the characters inertJSON escapes written as \uNNNN. Outside
+ * strings JSON has no such characters, so escaping every one keeps the document's meaning. Bidirectional controls
+ * too: a right-to-left override in a stored address makes the line on screen read as another address.
+ */
+export function inertJSONText(json: string): string {
   return INERT_IN_JSON.test(json) ? json.replace(INERT_IN_JSON_ALL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : json;
 }
