@@ -304,7 +304,7 @@ export default {
             const { keyFingerprint } = await import("../../audit/index.ts");
             const keys = app.keyring.publicKeys();
             const checkpoints = await app.audit.checkpoints();
-            const lines = checkpoints.map((c) => JSON.stringify({ ...c, publicKey: keys[c.keyId] }));
+            const lines = checkpoints.map((c) => inertJSON({ ...c, publicKey: keys[c.keyId] }));
             const { writeFileSync } = await import("node:fs");
             try {
               writeFileSync(opts.export, lines.map((l) => `${l}\n`).join(""), { flag: "wx", mode: 0o600 });
