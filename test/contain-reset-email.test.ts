@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { sql } from "kysely";
 import { lockAccountLinks } from "../src/accounts/password-reset/link-lock.ts";
+import { currentEpoch } from "../src/accounts/sessions/revocation.ts";
 import { createResetMailer } from "../src/accounts/password-reset/reset-mail.ts";
 import { createPasswordResetService } from "../src/accounts/password-reset/reset-service.ts";
 import { createUserStore } from "../src/accounts/users/user-store.ts";
@@ -25,7 +26,7 @@ const NOW = Date.UTC(2026, 10, 20);
 const REFUSED = ["jörg@example.org", "ops@intranet"];
 const EMAILS = ["a@example.org", "b@example.org", REFUSED[0] as string, "c@example.org", "d@example.org", REFUSED[1] as string, "e@example.org"];
 
-async function setup(database: Database, notifier?: (real: ResetNotifier) => ResetNotifier): Promise<ContainDeps & { ids: Map<string, string> }> {
+async function setup(database: Database, notifier?: (real: ResetNotifier) => ResetNotifier): Promise<ContainDeps & { ids: Map<string, string>; clock: ManualClock }> {
   const clock = new ManualClock(NOW);
   const outcome = await migrate(database, clock, MIGRATIONS);
   assert.equal(outcome.error, undefined);
@@ -79,6 +80,43 @@ forEachDialect("contain: reset emails the outbox refuses", (dfx) => {
     }
     assert.match(view.notes.join(" "), /2 reset emails were not queued.*contain\.reset-email\.refused/);
     assert.equal((await fx.audit.verify()).ok, true);
+  });
+
+  it("attack: an address change and an API token made after the job was created, on a clock 5 minutes behind the job's, are judged by the database's order: the change holds the reset email (--email-changed-within 0) and the token is revoked; a token from before the job stays (ASVS 6.4.3, 7.4.1)", async () => {
+    const fx = await setup(await dfx.fresh());
+    const [a, b] = ["a@example.org", "b@example.org"].map((e) => fx.ids.get(e) as string) as [string, string];
+    const token = (id: string, userId: string) => fx.database.db.insertInto("api_tokens").values({
+      id, user_id: userId, name: id, secret_hash: `hash-${id}`, scopes: "[]", created_at: fx.clock.now(), expires_at: null,
+      last_used_at: null, last_used_ip: null, revoked_at: null, issued_epoch: currentEpoch(),
+    }).execute();
+    await token("tok_before", b);
+    fx.clock.advance(60_000);
+    const job = await createContainJob(fx, { levers: ["invalidate-passwords"], scope: { ids: [a, b] }, options: { emailChangedWithinDays: 0 }, actor: "t" });
+    // What a node whose clock runs 5 minutes behind writes while the job waits for its batch: dates before the job.
+    fx.clock.set(NOW - 5 * 60_000);
+    await fx.database.db.updateTable("users").set({ email: "a-moved@evil.example" }).where("id", "=", a).execute();
+    await fx.audit.append({ type: "auth.email.changed", actor: a, subject: a, data: { from: "a@example.org", to: "a-moved@evil.example" } });
+    await token("tok_after", b);
+    fx.clock.set(NOW + 2 * 60_000);
+    const view = jobView(await runJob(fx, job.id));
+    assert.deepEqual(view.counts["invalidate-passwords"], { users: 2, resetEmailsQueued: 1, resetEmailsRefused: 0, resetEmailsWithheld: 1, resetEmailsSkippedDisabled: 0, sessions: 0, tokens: 1 });
+    const mails = await fx.database.db.selectFrom("outbox_messages").select("to_address").where("kind", "=", "account.containment-reset-link").execute();
+    assert.deepEqual(mails.map((m) => m.to_address), ["b@example.org"], "no reset link to the address moved after the job was created");
+    const withheld = (await fx.audit.tail(50)).filter((e) => e.type === "contain.reset-email.withheld");
+    assert.deepEqual(withheld.map((e) => e.subject), [a]);
+    const tokens = await fx.database.db.selectFrom("api_tokens").select(["id", "revoked_at"]).orderBy("id").execute();
+    assert.deepEqual(tokens.map((t) => [t.id, t.revoked_at !== null]), [["tok_after", true], ["tok_before", false]], "the token minted after the job is revoked; the older one is revoke-tokens' to judge");
+  });
+
+  it("attack: a job whose stored creation seq is not an audit seq is refused as corrupt, not run by times alone", async () => {
+    const fx = await setup(await dfx.fresh());
+    const job = await createContainJob(fx, { levers: ["invalidate-passwords"], scope: { ids: [fx.ids.get("a@example.org") as string] }, actor: "t" });
+    const stored = await fx.database.db.selectFrom("jobs").select("spec").where("id", "=", job.id).executeTakeFirstOrThrow();
+    const spec = JSON.parse(stored.spec) as Record<string, unknown>;
+    assert.equal(typeof spec["createdSeq"], "number", "the job records its place in the audit log");
+    await fx.database.db.updateTable("jobs").set({ spec: JSON.stringify({ ...spec, createdSeq: "later" }) }).where("id", "=", job.id).execute();
+    await assert.rejects(runJob(fx, job.id), { code: "BULWARK_ERR_CONTAIN_JOB_CORRUPT" });
+    assert.deepEqual((await usersState(fx)).filter(([, , invalid]) => invalid), [], "nothing applied");
   });
 
   it("any other notifier failure still fails the batch: every lever of it rolls back, and the failure is recorded and audited", async () => {

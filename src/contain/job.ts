@@ -66,6 +66,11 @@ export interface ContainSpec {
   at: number;
   /** The revocation epoch its stamps were raised with (migration 16); absent when it raised none, or before. */
   epoch?: number;
+  /**
+   * The audit seq of its `contain.revocation.raised` event (LeverContext.createdSeq): what came after the job's
+   * creation in the log's order. Absent when its levers have no begin, and for jobs recorded before it existed.
+   */
+  createdSeq?: number;
   batchSize: number;
   /** False when no mailer was configured: invalidate-passwords then queued no reset email. */
   mailer: boolean;
@@ -147,8 +152,23 @@ function options(partial: Partial<LeverOptions> | undefined): LeverOptions {
   return o;
 }
 
-function leverContext(deps: ContainDeps, jobId: string, at: number, epoch: number, opts: LeverOptions, scope: { all?: unknown }): LeverContext {
-  return { jobId, dialect: deps.database.dialect, at, now: at, epoch, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier };
+function leverContext(deps: ContainDeps, jobId: string, at: number, epoch: number, opts: LeverOptions, scope: { all?: unknown }, createdSeq?: number): LeverContext {
+  return {
+    jobId, dialect: deps.database.dialect, at, now: at, epoch, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier,
+    ...(createdSeq !== undefined ? { createdSeq } : {}),
+  };
+}
+
+/**
+ * The stored spec's creation seq (ContainSpec.createdSeq), undefined for a job recorded without one. Anything but a
+ * whole non-negative number fails closed with the job's coded error, as the batch size does: a value that compares as
+ * no number would silently release the address changes made after the job from invalidate-passwords' hold.
+ */
+export function storedCreatedSeq(jobId: string, spec: { createdSeq?: unknown }): number | undefined {
+  const seq = spec.createdSeq;
+  if (seq === undefined) return undefined;
+  if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) throw containErrors.corruptJob(jobId, "its stored spec's createdSeq is not an audit seq");
+  return seq;
 }
 
 /**
@@ -302,7 +322,10 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     spec.epoch = await nextEpoch(trx);
     const ctx = contextAt(spec.epoch);
     for (const lever of raisers) record(lever, await lever.begin(trx, scope, ctx));
-    await deps.audit.appendIn(trx, { type: "contain.revocation.raised", actor: request.actor, data: { levers: beginners.map((l) => l.name), scope: spec.scope, at: spec.at, begun, incidentId: request.incidentId ?? null } });
+    const raised = await deps.audit.appendIn(trx, { type: "contain.revocation.raised", actor: request.actor, data: { levers: beginners.map((l) => l.name), scope: spec.scope, at: spec.at, begun, incidentId: request.incidentId ?? null } });
+    // Its place in the log, recorded with the job: an address change appended after it was confirmed after the job's
+    // links were spent, whatever time the confirming node's clock gave it (invalidate-passwords holds its reset mail).
+    spec.createdSeq = raised.seq;
   };
   const keyed = (request.requestKey ?? null) !== null;
   // Committed before the raise's transaction, whichever holds the raise (ensureGlobalStamps says why).
@@ -372,7 +395,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   // Who the batches' events name: the operator once the job was taken over (the stages are built again then).
   const actor = actingActor(job);
   // A job stored before an option existed runs with its default (emailChangedWithinDays: the hold on reset links).
-  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope);
+  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope, storedCreatedSeq(job.id, job.spec));
   const found = job.spec.levers.map(leverNamed);
   const userLevers = found.filter((l): l is UserLever => l.kind === "user");
   const globalLevers = found.filter((l): l is GlobalLever => l.kind === "global");

@@ -120,10 +120,19 @@ export interface LeverContext {
   options: LeverOptions;
   /**
    * The job's revocation epoch, taken when its stamps were raised (migration 16): rows issued before it are what
-   * the stamps refuse, whatever clock wrote their times. 0 for a job without stamps or recorded before migration 16,
-   * and in the begin of a lever that touches links (it runs before the epoch is taken, and raises no stamp).
+   * the stamps refuse, whatever clock wrote their times, and rows issued from it on came after the job's creation
+   * (invalidate-passwords' tokens minted since). Every job whose levers have a begin takes one. 0 for a job without
+   * one or recorded before migration 16, and in the begin of a lever that touches links (it runs before the epoch is
+   * taken, and raises no stamp).
    */
   epoch: number;
+  /**
+   * The audit log's seq of the job's creation (`contain.revocation.raised`, appended in the transaction of the levers'
+   * begins, after invalidate-passwords spent the links): an event with a larger seq came after the job was created,
+   * whatever time the node that appended it gave it. Absent in a dry run, for a job whose levers have no begin, and for
+   * jobs recorded before it existed: a lever then decides "after the job" by times, as before.
+   */
+  createdSeq?: number;
   /** True when the job's scope is --all: revocation then raises the one global stamp instead of one per user. */
   allUsers: boolean;
   keyring: Keyring | null;

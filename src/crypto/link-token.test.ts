@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { systemRandom } from "../lib/random.ts";
-import { linkTokenKind } from "./link-token.ts";
+import { CLOCK_SKEW_WARN_MS } from "../store/clock-skew.ts";
+import { LINK_CLOCK_SKEW_MS, linkTokenKind } from "./link-token.ts";
 
 describe("link tokens", () => {
   const reset = linkTokenKind("prt");
@@ -15,7 +16,7 @@ describe("link tokens", () => {
     assert.equal(t.token.length, reset.maxLength);
     assert.deepEqual(reset.parse(t.token), { id: t.id, secret: t.secret });
     assert.notEqual(t.secretHash, t.secret);
-    const row = { secret_hash: t.secretHash, used_at: null, expires_at: 2_000 };
+    const row = { secret_hash: t.secretHash, used_at: null, created_at: 0, expires_at: 2_000 };
     assert.deepEqual(reset.check(t.secret, row, 1_000), { row }, "the issued secret matches its stored hash");
   });
 
@@ -26,19 +27,35 @@ describe("link tokens", () => {
     assert.equal(reset.parse(t.token.toUpperCase()), null);
     for (const junk of [null, 42, "", ".", "prt_.x", "a".repeat(10_000)]) assert.equal(reset.parse(junk), null);
     const flipped = `${t.secret.slice(0, -1)}${t.secret.endsWith("A") ? "B" : "A"}`;
-    assert.deepEqual(reset.check(flipped, { secret_hash: t.secretHash, used_at: null, expires_at: 2_000 }, 1_000), { reason: "bad-secret" });
+    assert.deepEqual(reset.check(flipped, { secret_hash: t.secretHash, used_at: null, created_at: 0, expires_at: 2_000 }, 1_000), { reason: "bad-secret" });
     assert.throws(() => linkTokenKind("p_t"), /three lowercase letters/);
   });
 
   it("attack: a wrong secret learns nothing of the row's state — it is refused as bad-secret whether used, expired or live", () => {
     const t = reset.generate(systemRandom);
     const wrong = `${t.secret.slice(0, -1)}${t.secret.endsWith("A") ? "B" : "A"}`;
-    const live = { id: t.id, secret_hash: t.secretHash, used_at: null, expires_at: 2_000 };
+    const live = { id: t.id, secret_hash: t.secretHash, used_at: null, created_at: 0, expires_at: 2_000 };
     const used = { ...live, used_at: 500 };
     for (const row of [live, used, { ...live, expires_at: 900 }, { ...used, expires_at: 900 }]) assert.deepEqual(reset.check(wrong, row, 1_000), { reason: "bad-secret" });
     assert.deepEqual(reset.check(t.secret, undefined, 1_000), { reason: "unknown" });
     assert.deepEqual(reset.check(t.secret, used, 1_000), { reason: "used" });
     assert.deepEqual(reset.check(t.secret, { ...live, expires_at: 1_000 }, 1_000), { reason: "expired" }, "expired at its expiry instant");
     assert.deepEqual(reset.check(t.secret, live, 1_000), { row: live });
+  });
+
+  it("attack: a link dated further ahead of the judging clock than the servers' clocks may differ is refused as future-dated, as a session is (a node 20 minutes fast would make a 30-minute link live 50; ASVS 6.4.1)", () => {
+    const t = reset.generate(systemRandom);
+    const now = 10 * 60_000;
+    const issuedAhead = { id: t.id, secret_hash: t.secretHash, used_at: null, created_at: now + 20 * 60_000, expires_at: now + 50 * 60_000 };
+    assert.deepEqual(reset.check(t.secret, issuedAhead, now), { reason: "future-dated" });
+    assert.deepEqual(reset.check(t.secret, { ...issuedAhead, created_at: now + LINK_CLOCK_SKEW_MS + 1 }, now), { reason: "future-dated" }, "just past the tolerated skew");
+    const withinSkew = { ...issuedAhead, created_at: now + LINK_CLOCK_SKEW_MS };
+    assert.deepEqual(reset.check(t.secret, withinSkew, now), { row: withinSkew }, "clocks a little apart (within the skew a node warns beyond) still work");
+    assert.deepEqual(reset.check(`${t.secret.slice(0, -1)}${t.secret.endsWith("A") ? "B" : "A"}`, issuedAhead, now), { reason: "bad-secret" }, "the secret is judged first");
+    assert.deepEqual(email.check(t.secret, issuedAhead, now), { reason: "future-dated" }, "every link kind (reset and sign-up links share the reset kind)");
+  });
+
+  it("tolerates exactly the clock skew beyond which a node warns and a session is future-dated (crypto cannot import it: the two are checked here)", () => {
+    assert.equal(LINK_CLOCK_SKEW_MS, CLOCK_SKEW_WARN_MS);
   });
 });

@@ -9,8 +9,12 @@ export interface LinkToken {
   secret: string;
 }
 
-/** Why a presented link token is refused. */
-export type LinkRefusal = "malformed" | "unknown" | "bad-secret" | "expired" | "used";
+/**
+ * Why a presented link token is refused. "future-dated": created further ahead of the judging clock than the servers'
+ * clocks may differ (a node whose clock ran fast issued it), refused as sessions are: its expiry, from the same clock,
+ * would keep it working that much longer. The client's answer is the one every refusal gets.
+ */
+export type LinkRefusal = "malformed" | "unknown" | "bad-secret" | "expired" | "future-dated" | "used";
 
 /**
  * A refusal of a link whose secret matched: a genuine link of the account, refused for `reason` (used, expired, the
@@ -25,19 +29,28 @@ export interface GenuineLinkRefusal {
 }
 
 /**
- * The account behind a refused link whose secret matched (`used`, `expired`: a genuine link), as `{ genuine }` to spread
+ * The account behind a refused link whose secret matched (`used`, `expired`, `future-dated`: a genuine link), as `{ genuine }` to spread
  * into the refusal; `{}` for any other refusal (no secret matched: nothing is known about the presenter's link).
  */
 export function genuineOf(row: { id: string; user_id: string } | undefined, reason: LinkRefusal): { genuine?: { userId: string; tokenId: string } } {
-  return row && (reason === "used" || reason === "expired") ? { genuine: { userId: row.user_id, tokenId: row.id } } : {};
+  return row && (reason === "used" || reason === "expired" || reason === "future-dated") ? { genuine: { userId: row.user_id, tokenId: row.id } } : {};
 }
 
 /** The columns every link-token table has. */
 export interface LinkRow {
   secret_hash: string;
   used_at: number | string | null;
+  created_at: number | string;
   expires_at: number | string;
 }
+
+/**
+ * How far ahead of the judging clock a row's `created_at` may be before the link is refused as "future-dated": the
+ * most the servers' clocks may differ, CLOCK_SKEW_WARN_MS of src/store/clock-skew.ts (beyond it a node warns, and
+ * a session is refused as future-dated). Repeated here because crypto imports lib only (docs/ARCHITECTURE.md);
+ * src/crypto/link-token.test.ts checks that the two agree.
+ */
+export const LINK_CLOCK_SKEW_MS = 2_000;
 
 export interface LinkTokenKind {
   /** Longest well-formed token; anything longer is refused before any lookup. */
@@ -47,8 +60,8 @@ export interface LinkTokenKind {
   /** Splits a presented token; null when it is not exactly the shape issued (no lookups for junk). */
   parse(token: unknown): LinkToken | null;
   /**
-   * Judges the row a parsed token found: missing, then the secret, and only then the row's state, so knowing
-   * an id reveals nothing about whether its link was used or has expired.
+   * Judges the row a parsed token found: missing, then the secret, and only then the row's state (used, dated ahead
+   * of `now`, expired), so knowing an id reveals nothing about whether its link was used or has expired.
    */
   check<R extends LinkRow>(secret: string, row: R | undefined, now: number): { row: R } | { reason: LinkRefusal };
 }
@@ -82,6 +95,10 @@ export function linkTokenKind(prefix: string): LinkTokenKind {
       if (!row) return { reason: "unknown" };
       if (!matches(secret, row.secret_hash)) return { reason: "bad-secret" };
       if (row.used_at !== null) return { reason: "used" };
+      // Both dates come from the issuing node's clock: one running fast (or this host's clock stepped back since) dates
+      // the link ahead, and judged by the expiry alone the 30-minute link would work that much longer here. Refused as
+      // sessions are (their "future-dated"), and the services' maintenance spends such rows nobody presented (ASVS 6.4.1).
+      if (Number(row.created_at) > now + LINK_CLOCK_SKEW_MS) return { reason: "future-dated" };
       if (now >= Number(row.expires_at)) return { reason: "expired" };
       return { row };
     },

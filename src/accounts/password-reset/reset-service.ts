@@ -7,7 +7,7 @@ import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { resetErrors } from "./errors.ts";
-import { genuineOf, type LinkRefusal } from "../../crypto/link-token.ts";
+import { genuineOf, LINK_CLOCK_SKEW_MS, type LinkRefusal } from "../../crypto/link-token.ts";
 import { lockAccountLinks, withAccountLinks } from "./link-lock.ts";
 import { checkResetRow, generateResetToken, parseResetToken } from "./token.ts";
 
@@ -45,7 +45,7 @@ export type ResetRefusal = LinkRefusal;
 
 export type ResetCheck =
   | { valid: true; tokenId: string; userId: string; expiresAt: number }
-  /** `genuine`: the secret matched (a used or expired link of this account), with whose it is. */
+  /** `genuine`: the secret matched (a used, future-dated or expired link of this account), with whose it is. */
   | { valid: false; reason: ResetRefusal; genuine?: { userId: string; tokenId: string } };
 
 export type IssueResult = { issued: true; token: string; expiresAt: number } | { issued: false; reason: "rate-limited" };
@@ -90,10 +90,11 @@ export interface PasswordResetService {
    */
   revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number>;
   /**
-   * Deletes the tokens past their own expiry that are also older than the rate window (used or not). Returns how
-   * many. A 24-hour containment link lives its 24 hours; a row of the window stays, as the hourly limit counts it.
+   * Deletes the tokens past their own expiry that are also older than the rate window (used or not), and spends the
+   * unused ones dated ahead of this clock (the check's "future-dated"), on `executor` when given (maintenance bounds its
+   * waits). Returns how many. A 24-hour containment link lives its 24 hours; a row of the window stays, as the hourly
+   * limit counts it.
    */
-  /** Deletes links past their own expiry and the rate window, on `executor` when given (maintenance bounds its waits). */
   purgeExpired(executor?: Kysely<Schema>): Promise<number>;
 }
 
@@ -127,7 +128,7 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     const found = await target.selectFrom("password_reset_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
     // The secret before the state: knowing an id (it is in no mail but the owner's) must reveal nothing else.
     const verdict = checkResetRow(parsed.secret, found, clock.now());
-    // Past the secret check (used, expired): a genuine link, whose refusal the caller may record against its account.
+    // Past the secret check (used, dated ahead, expired): a genuine link, whose refusal the caller may record against its account.
     if ("reason" in verdict) return { valid: false, reason: verdict.reason, ...genuineOf(found, verdict.reason) };
     const { row } = verdict;
     return { valid: true, tokenId: row.id, userId: row.user_id, expiresAt: Number(row.expires_at) };
@@ -211,6 +212,17 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     revokeAll,
     async purgeExpired(executor = db) {
       const now = clock.now();
+      // A link dated ahead of this clock (issued by a node whose clock runs fast, or before this host's clock was
+      // stepped back) is refused here as "future-dated", but once real time passes its date every node would judge it
+      // by an expiry that much too late: the 30-minute link lived 50 on a node 20 minutes fast. Spent now, as sessions
+      // dated ahead are deleted, so a pass every maintenance interval bounds the stretch to the interval. Spent, not
+      // deleted: the row still counts towards the hourly limit, and its replay is still told apart from a guess.
+      const spent = await executor
+        .updateTable("password_reset_tokens")
+        .set({ used_at: now })
+        .where("used_at", "is", null)
+        .where("created_at", ">", now + LINK_CLOCK_SKEW_MS)
+        .executeTakeFirst();
       // Each row by its own expiry, never by the policy's lifetime: a containment link lives 24 hours, not 30
       // minutes. And rows of the rate window stay even when expired or used: a replay of one is still told apart from
       // a guess (a genuine link refused as used or expired).
@@ -219,7 +231,7 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
         .where("expires_at", "<=", now)
         .where("created_at", "<=", now - policy.windowMs)
         .executeTakeFirst();
-      return Number(result.numDeletedRows);
+      return Number(spent.numUpdatedRows) + Number(result.numDeletedRows);
     },
   } satisfies PasswordResetService;
 }

@@ -4,13 +4,13 @@
 // reset and email-change links (the latter already when the job is created, so no change can move the reset mail).
 // The reset link is held back where it could not help the owner: from a disabled account (the link is refused), and
 // from an address the account itself moved to within the exposure window (it may be the intruder's mailbox).
-import type { Kysely, SelectQueryBuilder } from "kysely";
+import { sql, type Kysely, type RawBuilder, type SelectQueryBuilder } from "kysely";
 import { EMAIL_SET_EVENT } from "../../accounts/email-change/set-by-administrator.ts";
 import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.ts";
 import { isoOrNull } from "../../lib/calendar.ts";
 import { addressProblem } from "../../notify/index.ts";
 import type { DialectName } from "../../store/database.ts";
-import type { LeverEvent, LeverOptions, ScopeQuery, UserLever } from "../lever.ts";
+import type { LeverContext, LeverEvent, LeverOptions, ScopeQuery, UserLever } from "../lever.ts";
 import { countUsers, DAY_MS, inIds } from "./common.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
@@ -49,14 +49,27 @@ export function emailChangeWindowDays(options: Partial<LeverOptions>): number {
 }
 
 /**
- * The earliest address change that holds a reset email back, for a job acting at `at`: the start of the window before
- * the job (the job's own time with 0 days), and every change from then on holds. 0 narrows the window to the job's own
- * lifetime, it does not switch the hold off: a change the account confirmed after the job was created (a session the job ends only when its batch comes)
+ * Which address changes hold a reset email back, for a job acting at `at`: every change from the start of the window
+ * before the job (the job's own time with 0 days), and every change the audit log orders after the job's creation
+ * (`afterSeq`), whatever time it carries. 0 narrows the window to the job's own lifetime, it does not switch the hold
+ * off: a change the account confirmed after the job was created (a session the job ends only when its batch comes)
  * would otherwise move the containment's reset link to the intruder's mailbox (ASVS 6.4.3). A responder sets 0 when
  * many owners legitimately moved their address before the incident, not to mail whoever moves it during the response.
  */
-function holdSince(options: Partial<LeverOptions>, at: number): number {
-  return at - emailChangeWindowDays(options) * DAY_MS;
+interface HoldRule {
+  /** The earliest time of a change before the job that holds (the window, by the confirming node's clock). */
+  since: number;
+  /**
+   * The audit seq of the job's creation (LeverContext.createdSeq): a change after it came after the job, and holds even
+   * when the node that confirmed it dated it before the job (its clock behind the creating node's). Null in a dry run
+   * (no job yet: every change is before it) and for a job recorded before the seq was: times alone decide there.
+   */
+  afterSeq: number | null;
+}
+
+/** The hold of a job (or of a dry run, which has no creation seq) from its context. */
+function holdRule(ctx: Pick<LeverContext, "options" | "at" | "createdSeq">): HoldRule {
+  return { since: ctx.at - emailChangeWindowDays(ctx.options) * DAY_MS, afterSeq: ctx.createdSeq ?? null };
 }
 
 /** The address change that holds a user's reset email back: its audit event and time. */
@@ -66,27 +79,46 @@ interface HeldChange {
 }
 
 /**
- * Of `userIds`, those whose address the account itself changed (`auth.email.changed`, subject the user) at or after
- * `since`, with no administrator's set-email (`user.email-set`) after that change: an intruder signed in with a
- * cracked password and moved the account to their mailbox before the breach was noticed, so a reset link mailed to
- * the current address would hand them the account for good (ASVS 6.4.3). An administrator's set-email is the way
- * back, not a hijack: the address it set gets the link. No upper bound on time: a change confirmed after the job was
- * created (a session the job does not end asked for it) holds too. Two reads on the log's (type, at) and (type, seq)
- * indexes, whatever the log's size; the same statements on both dialects.
+ * Of `userIds`, those whose address the account itself changed (`auth.email.changed`, subject the user) within the
+ * hold's window or after the job's creation (`rule`), with no administrator's set-email (`user.email-set`) after that
+ * change: an intruder signed in with a cracked password and moved the account to their mailbox before the breach was
+ * noticed, so a reset link mailed to the current address would hand them the account for good (ASVS 6.4.3). An
+ * administrator's set-email is the way back, not a hijack: the address it set gets the link. No upper bound on time: a
+ * change confirmed after the job was created (a session the job does not end asked for it) holds too, found by its
+ * position in the log, since its time comes from whichever node confirmed it. Reads on the log's (type, at) and
+ * (type, seq) indexes, whatever the log's size; the same statements on both dialects.
  */
-async function heldByAddressChange(db: Kysely<Schema>, dialect: DialectName, userIds: readonly string[], since: number): Promise<Map<string, HeldChange>> {
+async function heldByAddressChange(db: Kysely<Schema>, dialect: DialectName, userIds: readonly string[], rule: HoldRule): Promise<Map<string, HeldChange>> {
   const held = new Map<string, HeldChange & { seq: number }>();
   if (userIds.length === 0) return held;
-  const changes = await db.selectFrom("audit_events").select(["id", "subject", "at", "seq"])
-    .where("type", "=", EMAIL_CHANGED).where("at", ">=", since).where(inIds(dialect, "subject", userIds)).orderBy("seq").execute();
+  // Two reads rather than one OR, so that each keeps to its index on both dialects; a change both find counts once
+  // (the later overwrites the earlier below, in seq order).
+  const read = (from: { at: number } | { seq: number }) => {
+    const q = db.selectFrom("audit_events").select(["id", "subject", "at", "seq"]).where("type", "=", EMAIL_CHANGED).where(inIds(dialect, "subject", userIds));
+    return ("at" in from ? q.where("at", ">=", from.at) : q.where("seq", ">", from.seq)).execute();
+  };
+  const found = [...await read({ at: rule.since }), ...(rule.afterSeq === null ? [] : await read({ seq: rule.afterSeq }))]
+    .sort((x, y) => Number(x.seq) - Number(y.seq));
   // The latest change per user: a restore must come after it to release the hold.
-  for (const c of changes) held.set(c.subject, { eventId: c.id, at: Number(c.at), seq: Number(c.seq) });
+  for (const c of found) held.set(c.subject, { eventId: c.id, at: Number(c.at), seq: Number(c.seq) });
   if (held.size === 0) return held;
   const first = Math.min(...[...held.values()].map((h) => h.seq));
   const restores = await db.selectFrom("audit_events").select(["subject", "seq"])
     .where("type", "=", EMAIL_SET_EVENT).where("seq", ">", first).where(inIds(dialect, "subject", [...held.keys()])).execute();
   for (const r of restores) if (Number(r.seq) > (held.get(r.subject)?.seq ?? Infinity)) held.delete(r.subject);
   return held;
+}
+
+/**
+ * The API tokens minted since the job was created, as SQL for a WHERE clause on api_tokens: issued at or after the
+ * job's epoch (database order, docs/decisions/0009-revocation-epochs.md), whatever time the minting node's clock gave
+ * them — a node five minutes behind dates a token minted after the job five minutes before it. The time test stays
+ * beside it, as a stamp's does: a mint that read the counter just before the job took its epoch, on a node with the
+ * right time, is still caught. A job recorded before migration 16 has no epoch (0) and works by time alone.
+ */
+function mintedSinceJob(ctx: Pick<LeverContext, "at" | "epoch">): RawBuilder<boolean> {
+  if (ctx.epoch <= 0) return sql<boolean>`(created_at >= ${ctx.at})`;
+  return sql<boolean>`(issued_epoch >= ${ctx.epoch} or created_at >= ${ctx.at})`;
 }
 
 /** Where a reset email goes, or why it does not: the same decision in the dry run and the real run, in this order. */
@@ -124,12 +156,12 @@ interface MailForecast {
  * What the run would do with each user's reset email, user by user as `apply` decides (mailOutcome, and the same
  * address-change read per page as per batch), so the dry run's counts are the run's.
  */
-async function forecastMail(db: Kysely<Schema>, dialect: DialectName, scope: ScopeQuery, since: number): Promise<MailForecast> {
+async function forecastMail(db: Kysely<Schema>, dialect: DialectName, scope: ScopeQuery, rule: HoldRule): Promise<MailForecast> {
   const f: MailForecast = { counts: { resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0 }, refused: [], withheld: [] };
   // Keyset pages over the users' primary key: each page reads its own rows only, whatever the scope's size.
   for (let after = ""; ;) {
     const page = await stillValid(scope.select(["users.email", "users.status"])).where("users.id", ">", after).orderBy("users.id").limit(PAGE).execute() as Array<{ id: string; email: string; status: string }>;
-    const held = await heldByAddressChange(db, dialect, page.map((r) => r.id), since);
+    const held = await heldByAddressChange(db, dialect, page.map((r) => r.id), rule);
     for (const r of page) {
       const outcome = mailOutcome(r, held);
       if (outcome.kind === "queue") f.counts.resetEmailsQueued++;
@@ -168,7 +200,7 @@ export const invalidatePasswords = {
     const none = { resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0 };
     if (!ctx.notifier) return { counts: { users, ...none, ...ended }, sample };
     const days = emailChangeWindowDays(ctx.options);
-    const f = await forecastMail(db, ctx.dialect, scope, holdSince(ctx.options, ctx.at));
+    const f = await forecastMail(db, ctx.dialect, scope, holdRule(ctx));
     const { resetEmailsRefused: refused, resetEmailsWithheld: withheld, resetEmailsSkippedDisabled: disabled } = f.counts;
     const notes: string[] = [];
     if (withheld > 0) {
@@ -227,11 +259,11 @@ export const invalidatePasswords = {
       // And an API token minted after the job was created, before the batch reached the account: made by a session
       // the password no longer vouches for. Tokens from before the job are the revoke-tokens lever's to judge.
       const minted = await trx.updateTable("api_tokens").set({ revoked_at: ctx.now })
-        .where(inIds(ctx.dialect, "user_id", ids)).where("revoked_at", "is", null).where("created_at", ">=", ctx.at).executeTakeFirst();
+        .where(inIds(ctx.dialect, "user_id", ids)).where("revoked_at", "is", null).where(mintedSinceJob(ctx)).executeTakeFirst();
       counts.tokens = Number(minted.numUpdatedRows);
     }
     const events: LeverEvent[] = [];
-    const held = await heldByAddressChange(trx, ctx.dialect, rows.map((r) => r.id), holdSince(ctx.options, ctx.at));
+    const held = await heldByAddressChange(trx, ctx.dialect, rows.map((r) => r.id), holdRule(ctx));
     // The public reset form holds too, until an administrator restores the address (users set-email clears it): the
     // intruder reads the account's current address and would ask the form for the link held back here.
     if (held.size > 0) await trx.updateTable("users").set({ reset_held_at: ctx.now }).where(inIds(ctx.dialect, "id", [...held.keys()])).execute();
