@@ -306,4 +306,66 @@ forEachDialect("audit log under attack", (fx) => {
     assert.deepEqual([Number(last.seq), last.type], [13, "audit.head-repaired"]);
     assert.equal((await reopen().verify()).ok, true);
   });
+
+  // What a running process committed after its newest checkpoint, cut away or rewritten under it, passes every check
+  // against stored rows (the chain links, the head matches); only the process remembers. ASVS 16.4.2.
+  it("attack: events committed inside the process's transactions, then cut back to the checkpoint, make its next checkpoint refuse (the maintenance pass, with no append in between), naming the position and hash", async () => {
+    const db = await fx.fresh();
+    const { audit } = await ready(db);
+    await append(audit, 5);
+    assert.equal((await audit.checkpoint())?.seq, 5);
+    // Each in its own transaction, as every audited API change: #6 is known committed once #7's transaction reads it back.
+    const inTransaction: Array<{ seq: number; hash: string }> = [];
+    for (const subject of ["usr_a", "usr_b"]) {
+      const event = await db.transaction((trx) => audit.appendIn(trx, { type: "user.locked", actor: "usr_admin", subject }));
+      inTransaction.push({ seq: event.seq, hash: event.hash });
+    }
+    const fifth = await db.db.selectFrom("audit_events").select("hash").where("seq", "=", 5).executeTakeFirstOrThrow();
+    await db.db.deleteFrom("audit_events").where("seq", ">", 5).execute();
+    await db.db.updateTable("audit_head").set({ seq: 5, hash: fifth.hash }).where("id", "=", 1).execute();
+    // The head is at a stored checkpoint, which checkpoint() used to hand back as its answer.
+    await assert.rejects(audit.checkpoint(), (e: Error & { code?: string; details?: Record<string, unknown> }) =>
+      e.code === "BULWARK_ERR_AUDIT_COMMITTED_ALTERED" && /cannot sign a checkpoint: event #6 .*which this process appended or signed and saw committed, is no longer stored \(the chain head records #5\)/.test(e.message) &&
+      e.details?.committedHash === inTransaction[0]!.hash);
+    await assert.rejects(db.transaction((trx) => audit.appendIn(trx, { type: "t" })), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_AUDIT_COMMITTED_ALTERED");
+    assert.deepEqual(await checkpointSeqs(db), [5], "nothing signed over the cut");
+  });
+
+  it("attack: events the process committed, rewritten and re-linked with one event added past them, are never vouched for: its appends go on (linking above what it committed), and every checkpoint after, scheduled or asked, is refused", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    await append(audit, 5);
+    assert.equal((await audit.checkpoint())?.seq, 5);
+    await append(audit, 3);
+    await db.db.updateTable("audit_events").set({ actor: "usr_innocent" }).where("seq", ">", 5).execute();
+    await rechain(db, 6);
+    // The intruder's own event past them: the process's cached head collides, and it reads the intruder's head.
+    await reopen().append({ type: "t", actor: "a" });
+    await append(audit, EVERY + 2);
+    assert.deepEqual(await checkpointSeqs(db), [5], "the scheduled checkpoint was signed over the rewrite");
+    await assert.rejects(audit.checkpoint(), (e: Error & { code?: string }) =>
+      e.code === "BULWARK_ERR_AUDIT_COMMITTED_ALTERED" && /event #8 .*which this process appended or signed .*now has hash [0-9a-f]{64} at #8/.test(e.message));
+    assert.deepEqual(await checkpointSeqs(db), [5]);
+  });
+
+  it("what other writers do is never taken for tampering: another process's appends and checkpoints in between, and the process's own transactions rolled back, leave its checkpoints signed", async () => {
+    const db = await fx.fresh();
+    const { audit, reopen } = await ready(db);
+    const other = reopen();
+    await append(audit, 3);
+    assert.ok(await audit.checkpoint());
+    for (let round = 0; round < 3; round++) {
+      await append(other, 4);
+      await db.transaction((trx) => audit.appendIn(trx, { type: "t", data: { round } }));
+      await assert.rejects(db.transaction(async (trx) => {
+        await audit.appendIn(trx, { type: "rolled-back" });
+        throw new Error("abort");
+      }), /abort/);
+      await append(audit, 2);
+      await db.transaction((trx) => other.appendIn(trx, { type: "t" }));
+      assert.ok(await other.checkpoint());
+      assert.ok(await audit.checkpoint(), `round ${round}`);
+    }
+    assert.equal((await reopen().verify()).ok, true);
+  });
 });

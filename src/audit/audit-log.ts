@@ -13,7 +13,7 @@ import type { Schema } from "../store/schema.ts";
 import { numberedFor } from "../store/sqlite-dialect-prepared.ts";
 import { canonicalValue } from "./canonical.ts";
 import { GENESIS_HASH, checkpointMessage, eventHash, type ChainFields } from "./chain.ts";
-import { auditErrors } from "./errors.ts";
+import { auditErrors, type AuditError } from "./errors.ts";
 import { MAX_EVENT_TIME_MS } from "./event-time.ts";
 import { pagesIn, storedPages, tailEvents, toEvent, type AuditEvent, type ReadOptions, type StoredRow } from "./read-events.ts";
 import { checkpointKeyProblem, firstCheckpointProblem, keyOrder } from "./signing-keys.ts";
@@ -48,6 +48,8 @@ export interface AuditLogOptions {
 
 type Head = { seq: number; hash: string };
 type SignableOptions = { rotation?: boolean; first?: boolean; nextEvent?: boolean };
+/** #signable's verdict: the signer to sign with, and why not (`error`: the refusal to throw, when it has a code of its own). */
+type Signable = { signer: Signer; problem: VerifyProblem | null; error?: AuditError };
 
 /**
  * The current signer, read through `executor` when given (see AuditLogOptions.signer); `reload`: read the key table
@@ -114,6 +116,15 @@ export class AuditLog {
   // ever; so an append inside a caller's transaction fetches it through that transaction (#transactionSigner).
   #signerCache: Signer | null = null;
   #signerFetchedAt = -Infinity;
+  // The newest event this process knows committed: its own append outside a transaction, a checkpoint it signed, or an
+  // append in a caller's transaction once seen stored (#settle). Each was linked or signed only over a log that still
+  // held the one before (#alteredProblem), so its hash vouches for all of them: a log that no longer holds it was cut
+  // back or rewritten by a writer of the tables, and signing it would vouch for the erasure (ASVS 16.4.2). Kept in
+  // memory only: a restart (as after a restore from backup) forgets it.
+  #committed: Head | null = null;
+  // The newest event appended in a caller's transaction. Nothing tells this class when that transaction commits, so the
+  // event becomes a fact only when read back stored through another executor (#settle).
+  #pending: { trx: WeakRef<Kysely<Schema>>; head: Head } | null = null;
 
   constructor(options: AuditLogOptions) {
     this.#database = options.database;
@@ -202,6 +213,68 @@ export class AuditLog {
     return row;
   }
 
+  /** Remembers `head` as committed by this process (#committed), when it is newer than what it knew. */
+  #remember(head: Head): void {
+    if (this.#committed === null || head.seq > this.#committed.seq) this.#committed = { seq: head.seq, hash: head.hash };
+  }
+
+  /**
+   * Settles the event appended in a caller's transaction (#pending), read through `db`, another executor: on SQLite the
+   * connection is that transaction's until it ends, and on PostgreSQL another connection sees only committed rows. Stored
+   * with its hash, it committed; another hash at its position, it rolled back (or was rewritten before this look: no
+   * worse than never knowing it). Not stored yet: still open, or rolled back with nothing appended since; asked again
+   * later. `head`, just read through `db`, spares the read when it is that event (a server's next request, mostly).
+   * Returns the event when it settled as committed (at or below `head`).
+   */
+  async #settle(db: Kysely<Schema>, head: Head): Promise<Head | null> {
+    const pending = this.#pending;
+    if (pending === null || pending.trx.deref() === db) return null;
+    let stored: string | null = null;
+    if (head.seq === pending.head.seq && head.hash === pending.head.hash) stored = head.hash;
+    else if (head.seq >= pending.head.seq) stored = (await db.selectFrom("audit_events").select("hash").where("seq", "=", pending.head.seq).executeTakeFirst())?.hash ?? "";
+    if (stored === null) return null;
+    if (this.#pending === pending) this.#pending = null;
+    if (stored !== pending.head.hash) return null;
+    this.#remember(pending.head);
+    return pending.head;
+  }
+
+  /**
+   * Whether the log with head `head` (read through `db`) still holds `known`, the newest event this process knew committed
+   * (#committed) before it read `head`: null when it does, else the error naming why not. The head below it with the event
+   * gone (the log cut back), or another hash at its position (rewritten and re-linked), pass every check against stored
+   * rows, since the chain links and ends at its head; signing that head, or linking to it, would put Bulwark's key behind
+   * the erasure. Other nodes only ever move the head past this process's events, so they never meet this. `known` is
+   * taken before the head is read: this process's own append committing in between (on PostgreSQL, on another
+   * connection) is then not mistaken for a head moved back. Free when `head` is `known` (one process's appends in a
+   * row); otherwise one read by position.
+   */
+  async #alteredProblem(db: Kysely<Schema>, head: Head, known: Head | null, doing: string): Promise<AuditError | null> {
+    // An event just seen stored at or below `head` is held to in place of an older fact: its hash covers that one.
+    const settled = await this.#settle(db, head);
+    if (settled !== null && (known === null || settled.seq > known.seq)) known = settled;
+    if (known === null || (head.seq === known.seq && head.hash === known.hash)) return null;
+    const row = await db.selectFrom("audit_events").select("hash").where("seq", "=", known.seq).executeTakeFirst();
+    if (row === undefined || row.hash !== known.hash) return auditErrors.committedAltered(known, { hash: row?.hash ?? null, head }, { doing });
+    if (head.seq > known.seq) return null;
+    // Stored as committed, but the head row does not record it: moved back over it (or deleted), which has its own
+    // error and repair, or forged at its very position.
+    if (head.seq === known.seq) return auditErrors.committedAltered(known, { hash: head.hash, head }, { doing });
+    return (await this.#recordedHead(db, doing).then(() => null, (error: AuditError) => error)) ?? auditErrors.headBehind(head, { doing, stored: known.seq });
+  }
+
+  /**
+   * The check before an append links to `head`: throws when the new event would take a position at or below one this
+   * process committed (the log cut back or replaced under it). Returns whether the head holds what it committed, so the
+   * new event may become a fact in turn; one linked over a rewrite below the head is appended (the service goes on),
+   * but never vouches for it: #committed stays where the rewrite is seen, and every checkpoint is refused.
+   */
+  async #linkable(db: Kysely<Schema>, head: Head, known: Head | null): Promise<boolean> {
+    const altered = await this.#alteredProblem(db, head, known, "append to the audit log");
+    if (altered !== null && known !== null && head.seq <= known.seq) throw altered;
+    return altered === null;
+  }
+
   /**
    * Appends one event and returns it. Safe under concurrent appends from other processes.
    *
@@ -220,9 +293,11 @@ export class AuditLog {
       // the caller's transaction when the one at hand is older: a process that appended only inside transactions
       // (a containment worker) went on signing with a key another node had retired, for as long as it ran. Without
       // one (no signing key yet) the checkpoint is left due, and the next append outside a transaction takes it.
-      const { event } = await this.#appendInTransaction(db, prepared, await this.#transactionSigner(db));
-      // The event may roll back: never cache it, and drop the cached head, which it makes stale.
+      const { event, linked } = await this.#appendInTransaction(db, prepared, await this.#transactionSigner(db));
+      // The event may roll back: never cache it, and drop the cached head, which it makes stale. Known committed only
+      // once read back from elsewhere.
       this.#head = null;
+      if (linked) this.#pending = { trx: new WeakRef(db), head: { seq: event.seq, hash: event.hash } };
       return event;
     }
     return this.#appendAutocommit(prepared);
@@ -248,8 +323,13 @@ export class AuditLog {
 
   async #appendAutocommit(prepared: Prepared): Promise<AuditEvent> {
     const db = this.#database.db;
-    // The cached head (if any) is tried first.
+    // The cached head (if any) is tried first: this process's own last event, so linking to it needs no check. A head
+    // read from the database is checked against what this process committed before anything links to it.
+    let fresh = this.#head === null;
+    let known = this.#committed;
     let head = this.#head ?? (await this.#readHead(db));
+    // The cached head becomes a fact only when it is the one this process knew (not one linked over a rewrite, below).
+    let linked = known === null || (head.seq === known.seq && head.hash === known.hash);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       // Kept fresh: a key rotated out elsewhere signs nothing here past SIGNER_REFRESH_MS.
       const signer = this.#freshSigner() ?? (this.#signer ? await this.#appendSigner(this.#signer) : null);
@@ -258,13 +338,15 @@ export class AuditLog {
         if (head.seq + 1 - this.#lastCheckpoint >= this.#every) {
           // This append is due a checkpoint: event and checkpoint go in one transaction, so no crash or error can
           // store the one without the other (verify holds stored checkpoints to this schedule).
-          const { event, newestCheckpoint } = await this.#database.transaction((trx) => this.#appendInTransaction(trx, prepared, signer));
+          const { event, newestCheckpoint, linked } = await this.#database.transaction((trx) => this.#appendInTransaction(trx, prepared, signer));
           // Committed: both are facts now.
           this.#head = { seq: event.seq, hash: event.hash };
+          if (linked) this.#remember(this.#head);
           if (newestCheckpoint !== null) this.#lastCheckpoint = Math.max(this.#lastCheckpoint, newestCheckpoint);
           return event;
         }
       }
+      if (fresh) linked = await this.#linkable(db, head, known);
       const fields: ChainFields = { ...prepared.base, seq: head.seq + 1, at: this.#clock.now(), prevHash: head.hash };
       const hash = eventHash(fields);
       const values = [fields.seq, fields.id, fields.type, fields.actor, fields.subject, fields.data, fields.at, fields.requestId, fields.prevHash, hash];
@@ -275,27 +357,34 @@ export class AuditLog {
         : (await db.executeQuery(CompiledQuery.raw(this.#insertPlainSQL, values))).numAffectedRows === 1n;
       if (inserted) {
         this.#head = { seq: fields.seq, hash };
+        if (linked) this.#remember(this.#head);
         return { ...fields, data: prepared.value, hash };
       }
       // Another writer moved the head (or our cached head is stale): read it again.
+      known = this.#committed;
       head = await this.#nextHead(db, head);
+      fresh = true;
       if (attempt > 10) await new Promise((r) => setTimeout(r, Math.min(50, attempt)));
     }
     throw auditErrors.contention();
   }
 
-  async #appendInTransaction(trx: Kysely<Schema>, prepared: Prepared, signer: Signer | null): Promise<{ event: AuditEvent; newestCheckpoint: number | null }> {
-    // In a transaction the head is read inside it.
+  /** `linked`: the event was linked over a log holding what this process committed (#linkable), so it may become a fact. */
+  async #appendInTransaction(trx: Kysely<Schema>, prepared: Prepared, signer: Signer | null): Promise<{ event: AuditEvent; newestCheckpoint: number | null; linked: boolean }> {
+    // In a transaction the head is read inside it. What this process knew committed is taken before each read (#alteredProblem).
+    let known = this.#committed;
     let head = await this.#readHead(trx);
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const linked = await this.#linkable(trx, head, known);
       const fields: ChainFields = { ...prepared.base, seq: head.seq + 1, at: this.#clock.now(), prevHash: head.hash };
       const hash = eventHash(fields);
       const values = [fields.seq, fields.id, fields.type, fields.actor, fields.subject, fields.data, fields.at, fields.requestId, fields.prevHash, hash];
       const inserted = (await trx.executeQuery(CompiledQuery.raw(this.#insertSQL, [...values, head.seq, head.hash]))).numAffectedRows === 1n;
       if (inserted) {
         const newestCheckpoint = signer ? await this.#scheduledCheckpoint(trx, signer, fields.seq, hash) : null;
-        return { event: { ...fields, data: prepared.value, hash }, newestCheckpoint };
+        return { event: { ...fields, data: prepared.value, hash }, newestCheckpoint, linked };
       }
+      known = this.#committed;
       head = await this.#nextHead(trx, head);
       if (attempt > 10) await new Promise((r) => setTimeout(r, Math.min(50, attempt)));
     }
@@ -343,10 +432,10 @@ export class AuditLog {
    * rotation (`given` is the new key); `first`: an operator's --first; `nextEvent`: judged for the event to be appended
    * after `target` (a rotation's dry run, which appends none), so the checkpoint below may be the one at `target`.
    */
-  async #signable(db: Kysely<Schema>, given: Signer, target: Head, options: SignableOptions = {}): Promise<{ signer: Signer; problem: VerifyProblem | null }> {
+  async #signable(db: Kysely<Schema>, given: Signer, target: Head, options: SignableOptions = {}): Promise<Signable> {
     const { rotation = false, first = false, nextEvent = false } = options;
     let signer = given;
-    const refused = (problem: string): { signer: Signer; problem: VerifyProblem } => ({ signer, problem: { seq: from, id: null, problem } });
+    const refused = (problem: string): Signable => ({ signer, problem: { seq: from, id: null, problem } });
     const base = await db.selectFrom("audit_checkpoints").selectAll().where("seq", nextEvent ? "<=" : "<", target.seq).orderBy("seq", "desc").limit(1).executeTakeFirst();
     const from = base ? Number(base.seq) : 1;
     // No checkpoint below at all, in a store whose keys are older than a log may go without one: not signed on routine
@@ -362,6 +451,12 @@ export class AuditLog {
       return refused(`the checkpoint at event #${known}, which this process stored or read, is no longer stored below event #${target.seq} ` +
         `(the newest there is ${base ? `#${Number(base.seq)}` : "none"}): checkpoints were deleted or the log cut back; refusing to vouch for what follows`);
     }
+    // Likewise an event this process committed after the newest checkpoint: cut away, or rewritten with the chain
+    // re-linked, though everything below re-hashes and links.
+    // `target` is held (the head locked, or the event this transaction just appended): none of this process's appends
+    // can commit past it meanwhile, so what it knows now is what it knew when `target` was read.
+    const altered = await this.#alteredProblem(db, target, this.#committed, "sign a checkpoint");
+    if (altered) return { ...refused(altered.message), error: altered };
     let order = base ? keyOrder(signer, base.key_id) : null;
     if (base && order === "older" && !rotation && this.#signer) {
       signer = await this.#currentSigner(this.#signer, db, true);
@@ -398,10 +493,15 @@ export class AuditLog {
     const source = this.#signer;
     if (!source) return null;
     const cp = await this.#database.transaction(async (trx) => {
+      const known = this.#committed;
       await this.#lockHead(trx);
       // A missing head row reads as an empty log elsewhere (#readHead): here, over stored events, it is refused.
       let head = await this.#recordedHead(trx, "sign a checkpoint");
       if (head === null || head.seq === 0) return null;
+      // Before the answer below, which may be a checkpoint already stored: a log cut back to one, under this process
+      // that committed events past it, is refused here (and logged by whoever asked: a maintenance pass, a stop).
+      const altered = await this.#alteredProblem(trx, head, known, "sign a checkpoint");
+      if (altered) throw altered;
       // The head already signed (a rotation's checkpoint, a scheduled one): that checkpoint is the answer.
       const stored = await trx.selectFrom("audit_checkpoints").selectAll().where("seq", "=", head.seq).executeTakeFirst();
       if (stored && stored.hash === head.hash) return { seq: head.seq, hash: stored.hash, at: Number(stored.at), keyId: stored.key_id, signature: stored.signature };
@@ -413,7 +513,11 @@ export class AuditLog {
       }
       return this.#signHead(trx, await this.#currentSigner(source, trx), head, false, options.first === true);
     });
-    if (cp !== null) this.#lastCheckpoint = Math.max(this.#lastCheckpoint ?? 0, cp.seq);
+    if (cp !== null) {
+      this.#lastCheckpoint = Math.max(this.#lastCheckpoint ?? 0, cp.seq);
+      // Signed (or found signed) over a log that held what this process committed: the signed event is one of its facts.
+      this.#remember(cp);
+    }
     return cp;
   }
 
@@ -455,8 +559,8 @@ export class AuditLog {
       // No head row: the rotation's append can link to nothing (#nextHead), even on an empty log.
       const head = await this.#recordedHead(trx, doing);
       if (head === null) throw auditErrors.headMissing({ doing });
-      const { problem } = await this.#signable(trx, signer, head, { rotation: true, nextEvent: true });
-      if (problem !== null) throw auditErrors.unsignable(problem.problem);
+      const { problem, error } = await this.#signable(trx, signer, head, { rotation: true, nextEvent: true });
+      if (problem !== null) throw error ?? auditErrors.unsignable(problem.problem);
     });
   }
 
@@ -467,8 +571,9 @@ export class AuditLog {
    * with (signing-keys.ts). No scheduled checkpoint is taken with the old key at this event.
    */
   async recordSigningKeyRotation(trx: Kysely<Schema>, signer: Signer, input: AuditInput): Promise<{ event: AuditEvent; checkpoint: Checkpoint }> {
-    const { event } = await this.#appendInTransaction(trx, this.#prepare(input), null);
+    const { event, linked } = await this.#appendInTransaction(trx, this.#prepare(input), null);
     this.#head = null;
+    if (linked) this.#pending = { trx: new WeakRef(trx), head: { seq: event.seq, hash: event.hash } };
     const checkpoint = await this.#signHead(trx, signer, { seq: event.seq, hash: event.hash }, true);
     this.#inTransaction.set(trx, event.seq);
     return { event, checkpoint };
@@ -476,8 +581,8 @@ export class AuditLog {
 
   /** Signs `head` with `given` (or the signer #signable reads again) through `trx`; throws when it must not be signed. */
   async #signHead(trx: Kysely<Schema>, given: Signer, head: Head, rotation: boolean, first = false): Promise<Checkpoint> {
-    const { signer, problem } = await this.#signable(trx, given, head, { rotation, first });
-    if (problem !== null) throw auditErrors.unsignable(problem.problem);
+    const { signer, problem, error } = await this.#signable(trx, given, head, { rotation, first });
+    if (problem !== null) throw error ?? auditErrors.unsignable(problem.problem);
     const at = this.#clock.now();
     const signature = toBase64URL(signer.sign(checkpointMessage(head.seq, head.hash, at)));
     await trx.insertInto("audit_checkpoints").values({ seq: head.seq, hash: head.hash, at, key_id: signer.keyId, signature }).onConflict((oc) => oc.column("seq").doNothing()).execute();

@@ -38,6 +38,22 @@ export const auditErrors = {
         ? `the chain head records #${head.seq}, the newest stored event: there is nothing to repair`
         : `the chain head records #${head.seq}, but the log ends at #${lastSeq}: the newest events were deleted, and the head is the evidence; it is not moved back`,
     ),
+  // `known`: an event this process appended (or signed) and saw committed; `found`: the hash the log has at its position
+  // now (the stored event's, or the head row's; null: no event there), and the head as read. Only a writer of the tables
+  // gets here: the process keeps no such fact past a rollback, and a restore from backup restarts it.
+  committedAltered: (known: { seq: number; hash: string }, found: { hash: string | null; head: { seq: number } }, options: { doing?: string } = {}): AuditError =>
+    new AuditError(
+      "BULWARK_ERR_AUDIT_COMMITTED_ALTERED",
+      "runtime",
+      `cannot ${options.doing ?? "append to the audit log"}: event #${known.seq} (hash ${known.hash}), which this process appended or signed and saw committed, ` +
+        (found.hash === null
+          ? `is no longer stored (the chain head records #${found.head.seq}): it was deleted${found.head.seq < known.seq ? ` with every event after #${found.head.seq}, and the head moved back` : ""}. `
+          : `is not what the log holds: it now has hash ${found.hash} at #${known.seq} (the chain head records #${found.head.seq}), so that event, or one before it, was rewritten and the chain re-linked. `) +
+        "Someone with write access to the database altered the audit log, and this process refuses to sign a checkpoint over it or link an event to it. " +
+        "Keep the database as found, compare it with an export or exported checkpoints kept elsewhere (`bulwark audit verify --checkpoints FILE`), " +
+        "and restore the log before restarting the server: a restarted process no longer knows what it committed, and its next checkpoint would sign the log as it is",
+      { details: { committedSeq: known.seq, committedHash: known.hash, storedHash: found.hash, headSeq: found.head.seq } },
+    ),
   badExportLine: (why: string): AuditError => new AuditError("BULWARK_ERR_AUDIT_EXPORT_LINE", "input", `not a line audit export writes: ${why}`),
   unsignable: (problem: string): AuditError =>
     new AuditError("BULWARK_ERR_AUDIT_UNSIGNABLE", "runtime", `refusing to sign a checkpoint over what the stored log holds: ${problem}; run \`bulwark audit verify\``),
