@@ -86,11 +86,19 @@ export function registerHealth(server: FastifyInstance, app: App): void {
   // probe. Beyond BULWARK_MAX_CLOCK_SKEW_SECONDS the node answers 503 so that a load balancer stops sending it clients:
   // its lifetimes, flood windows and hourly limits would be off by as much (a client alternating nodes got twice the
   // guesses and 50-minute links). A failed reading is not a verdict: the store's own checks above answer for it.
+  // A crowd of callers after the reading went stale shares one reading in flight, as the write probe does.
   let clockRead: { at: number; skewed: boolean } | null = null;
-  const clockSkewed = async (): Promise<boolean> => {
-    if (app.db.dialect !== "postgres" || app.config.maxClockSkewMs === 0) return false;
+  let clockReading: Promise<boolean> | null = null;
+  const clockSkewed = (): Promise<boolean> => {
+    if (app.db.dialect !== "postgres" || app.config.maxClockSkewMs === 0) return Promise.resolve(false);
     const now = app.clock.now();
-    if (clockRead && now - clockRead.at >= 0 && now - clockRead.at < PROBE_OK_MS) return clockRead.skewed;
+    if (clockRead && now - clockRead.at >= 0 && now - clockRead.at < PROBE_OK_MS) return Promise.resolve(clockRead.skewed);
+    clockReading ??= readClock().finally(() => {
+      clockReading = null;
+    });
+    return clockReading;
+  };
+  const readClock = async (): Promise<boolean> => {
     let skew: number | null = null;
     try {
       skew = await clockSkewFromDatabase(app.db, app.clock);
