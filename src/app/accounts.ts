@@ -18,6 +18,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { Outbox } from "../notify/outbox.ts";
 import type { Logger } from "pino";
+import { datedAheadToleranceFor } from "../store/clock-skew.ts";
 import type { Database } from "../store/database.ts";
 import type { Config } from "./config.ts";
 import { RefusalSampler } from "../accounts/login/refusal-sampler.ts";
@@ -132,7 +133,10 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
   const flood = new FloodControl({ database, clock, keyOf });
   // Link mails are sealed at rest under the keyring: a copy of the database files holds no working link.
   const outbox = new Outbox({ database, clock, random, linkCipher: keyring });
-  const passwordReset = createPasswordResetService({ database, clock, random });
+  // One tolerance for sessions and links dated ahead of a node's clock: the skew a node may have and still serve
+  // (src/store/clock-skew.ts), so nodes the product lets serve never refuse, nor purge, each other's genuine ones.
+  const datedAheadToleranceMs = datedAheadToleranceFor(config.maxClockSkewMs);
+  const passwordReset = createPasswordResetService({ database, clock, random, policy: { datedAheadToleranceMs } });
   const publicURL = new URL(config.http.publicURL);
   return {
     passwords: createPasswordContext({ random, argon2: config.argon2 }),
@@ -153,7 +157,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     // As many as one account's own email-change links an hour (DEFAULT_EMAIL_CHANGE_POLICY): per mailbox, whoever asks.
     mailRecipients: new FloodControl({ database, clock, keyOf, namespace: "mail-to", policy: { ipLimit: DEFAULT_EMAIL_CHANGE_POLICY.maxPerWindow, ipWindowMs: DEFAULT_EMAIL_CHANGE_POLICY.windowMs } }),
     jobs: new JobStore({ database, clock, random }),
-    sessions: createSessionManager({ database, clock, random, policy: config.http.session }),
+    sessions: createSessionManager({ database, clock, random, policy: { ...config.http.session, datedAheadToleranceMs } }),
     tokens: createTokenService({ database, clock, random }),
     mfa: createMfaService({
       // Its own flood counters and limits: code guessing is bounded per user, apart from password guessing.
@@ -164,6 +168,6 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     outbox,
     passwordReset,
     resetMailer: createResetMailer({ database, resets: passwordReset, outbox, random }),
-    emailChanges: createEmailChangeService({ database, clock, random, outbox }),
+    emailChanges: createEmailChangeService({ database, clock, random, outbox, policy: { datedAheadToleranceMs } }),
   };
 }

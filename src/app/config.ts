@@ -4,6 +4,7 @@ import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseRangeBaseUrl } from "../accounts/password-policy/range-checker.ts";
 import { InputError } from "../lib/errors.ts";
+import { DEFAULT_MAX_CLOCK_SKEW_MS } from "../store/clock-skew.ts";
 import { passwordPastHost, redactURL } from "../store/database.ts";
 import { loadHTTPAuthConfig, parseWholeNumber, type HTTPAuthConfig, type MFAPolicy } from "./http-config.ts";
 
@@ -250,7 +251,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // node minutes off gave a 30-minute link 50 and an attacker alternating nodes twice the guesses (test/clock-skew-red-
   // team.test.ts). NTP keeps hosts within milliseconds; 30 s is far beyond a healthy host and well inside every window.
   // 0: never refuse, only warn (a deployment that decides otherwise, or tests whose clock is simulated).
-  const maxClockSkewMs = int("BULWARK_MAX_CLOCK_SKEW_SECONDS", 30, 0, 3600, "seconds this node's clock may be from the database server's; 0 only warns") * 1000;
+  const maxClockSkewMs = int("BULWARK_MAX_CLOCK_SKEW_SECONDS", DEFAULT_MAX_CLOCK_SKEW_MS / 1000, 0, 3600, "seconds this node's clock may be from the database server's; 0 only warns") * 1000;
   const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim() || "Bulwark";
   // Refused, not cut: cut at 100 UTF-16 units, a name split an emoji in two, and the lone half that was left made the
   // authenticator URI throw (every TOTP enrolment a 500) and mail subjects carry U+FFFD.

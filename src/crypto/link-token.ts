@@ -44,14 +44,6 @@ export interface LinkRow {
   expires_at: number | string;
 }
 
-/**
- * How far ahead of the judging clock a row's `created_at` may be before the link is refused as "future-dated": the
- * most the servers' clocks may differ, CLOCK_SKEW_WARN_MS of src/store/clock-skew.ts (beyond it a node warns, and
- * a session is refused as future-dated). Repeated here because crypto imports lib only (docs/ARCHITECTURE.md);
- * src/crypto/link-token.test.ts checks that the two agree.
- */
-export const LINK_CLOCK_SKEW_MS = 2_000;
-
 export interface LinkTokenKind {
   /** Longest well-formed token; anything longer is refused before any lookup. */
   readonly maxLength: number;
@@ -60,10 +52,12 @@ export interface LinkTokenKind {
   /** Splits a presented token; null when it is not exactly the shape issued (no lookups for junk). */
   parse(token: unknown): LinkToken | null;
   /**
-   * Judges the row a parsed token found: missing, then the secret, and only then the row's state (used, dated ahead
-   * of `now`, expired), so knowing an id reveals nothing about whether its link was used or has expired.
+   * Judges the row a parsed token found: missing, then the secret, and only then the row's state (used, dated more
+   * than `aheadToleranceMs` ahead of `now`, expired), so knowing an id reveals nothing about whether its link was used
+   * or has expired. `aheadToleranceMs` is the skew the servers' clocks may have (datedAheadToleranceFor in
+   * src/store/clock-skew.ts, which crypto may not import: docs/ARCHITECTURE.md), passed by each kind's service.
    */
-  check<R extends LinkRow>(secret: string, row: R | undefined, now: number): { row: R } | { reason: LinkRefusal };
+  check<R extends LinkRow>(secret: string, row: R | undefined, now: number, aheadToleranceMs: number): { row: R } | { reason: LinkRefusal };
 }
 
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{43}$/;
@@ -91,14 +85,20 @@ export function linkTokenKind(prefix: string): LinkTokenKind {
       const secret = token.slice(dot + 1);
       return idPattern.test(id) && SECRET_PATTERN.test(secret) ? { id, secret } : null;
     },
-    check(secret, row, now) {
+    check(secret, row, now, aheadToleranceMs) {
+      // A tolerance that is not a count of milliseconds (undefined from a caller in plain JavaScript, NaN) would make
+      // the comparison below false for every row: no link ever refused as dated ahead. Refused instead.
+      if (!Number.isSafeInteger(aheadToleranceMs) || aheadToleranceMs < 0) {
+        throw new RangeError(`a link's tolerance for dates ahead must be a whole number of milliseconds, 0 or more, got ${String(aheadToleranceMs)}`);
+      }
       if (!row) return { reason: "unknown" };
       if (!matches(secret, row.secret_hash)) return { reason: "bad-secret" };
       if (row.used_at !== null) return { reason: "used" };
       // Both dates come from the issuing node's clock: one running fast (or this host's clock stepped back since) dates
       // the link ahead, and judged by the expiry alone the 30-minute link would work that much longer here. Refused as
       // sessions are (their "future-dated"), and the services' maintenance spends such rows nobody presented (ASVS 6.4.1).
-      if (Number(row.created_at) > now + LINK_CLOCK_SKEW_MS) return { reason: "future-dated" };
+      // Beyond the tolerance only: within it the issuing node is one the product lets serve, and its genuine links work.
+      if (Number(row.created_at) > now + aheadToleranceMs) return { reason: "future-dated" };
       if (now >= Number(row.expires_at)) return { reason: "expired" };
       return { row };
     },

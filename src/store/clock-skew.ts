@@ -9,8 +9,36 @@ import type { Clock } from "../lib/clock.ts";
 import { RuntimeFailure } from "../lib/errors.ts";
 import type { Database } from "./database.ts";
 
-/** Beyond this difference a node warns (NTP keeps hosts within milliseconds; a round trip is well under this). */
+/**
+ * Beyond this difference a node warns (NTP keeps hosts within milliseconds; a round trip is well under this). A
+ * warning only: what a node refuses as dated ahead is datedAheadToleranceFor's, the skew it may have and still serve.
+ */
 export const CLOCK_SKEW_WARN_MS = 2_000;
+
+/** BULWARK_MAX_CLOCK_SKEW_SECONDS's default (src/app/config.ts), in milliseconds. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 30_000;
+
+/** The tolerance for dates ahead under the default limit (datedAheadToleranceFor): the services' policies' default. */
+export const DEFAULT_DATED_AHEAD_TOLERANCE_MS = 2 * DEFAULT_MAX_CLOCK_SKEW_MS;
+
+/**
+ * How far ahead of the judging node's clock a session's or a link's dates may be before it is refused as
+ * "future-dated" (and purged by maintenance): twice the skew a node may have from the database server and still serve
+ * (config.maxClockSkewMs), since two nodes each within it, on either side, are up to twice it apart. Narrower, two
+ * nodes both healthy by that limit refused each other's genuine sessions and links, and each one's maintenance spent
+ * the other's for good (test/session-twenty-red-team.test.ts). With the limit off (0: only warn) no node is refused
+ * for its skew, yet a row dated an hour ahead must still not stretch its lifetime by an hour: the default limit's
+ * tolerance then (60 s), far beyond healthy hosts and well inside every window.
+ *
+ * @example
+ * datedAheadToleranceFor(config.maxClockSkewMs) // 60_000 with the default, and with 0
+ */
+export function datedAheadToleranceFor(maxClockSkewMs: number): number {
+  if (!Number.isSafeInteger(maxClockSkewMs) || maxClockSkewMs < 0) {
+    throw new RangeError(`the maximum clock skew must be a whole number of milliseconds, 0 or more, got ${String(maxClockSkewMs)}`);
+  }
+  return 2 * (maxClockSkewMs > 0 ? maxClockSkewMs : DEFAULT_MAX_CLOCK_SKEW_MS);
+}
 
 /**
  * This process's clock minus the database server's, in milliseconds (positive: ours runs ahead), read at the

@@ -17,7 +17,8 @@ import { sessionErrors } from "../sessions/errors.ts";
 import { currentEpoch, GLOBAL_SCOPE, holdSessionForNewCredential, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
 import { composeAttemptMail, composeConfirmMail, composeRequestedNotice, type EmailChangeMailContext } from "./email-change-mail.ts";
 import { emailChangeErrors } from "./errors.ts";
-import { genuineOf, LINK_CLOCK_SKEW_MS, type LinkRefusal } from "../../crypto/link-token.ts";
+import { genuineOf, type LinkRefusal } from "../../crypto/link-token.ts";
+import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../../store/clock-skew.ts";
 import { checkEmailChangeRow, generateEmailChangeToken, parseEmailChangeToken } from "./token.ts";
 
 /**
@@ -39,9 +40,14 @@ export interface EmailChangePolicy {
   /** At most this many requests per account per window: the form must not become a mail cannon. */
   maxPerWindow: number;
   windowMs: number;
+  /**
+   * A link created more than this ahead of the judging node's clock is refused as "future-dated" and spent by
+   * purgeExpired: the skew a node may have and still serve, as for reset links (PasswordResetPolicy).
+   */
+  datedAheadToleranceMs: number;
 }
 
-export const DEFAULT_EMAIL_CHANGE_POLICY: Readonly<EmailChangePolicy> = Object.freeze({ lifetimeMs: 30 * 60_000, maxPerWindow: 3, windowMs: 60 * 60_000 });
+export const DEFAULT_EMAIL_CHANGE_POLICY: Readonly<EmailChangePolicy> = Object.freeze({ lifetimeMs: 30 * 60_000, maxPerWindow: 3, windowMs: 60 * 60_000, datedAheadToleranceMs: DEFAULT_DATED_AHEAD_TOLERANCE_MS });
 
 export type EmailChangeRefusal = LinkRefusal;
 
@@ -120,8 +126,11 @@ export interface EmailChangeService {
    * itself, before its first write.
    */
   revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number>;
-  /** Deletes the rows past their own expiry that are also older than the rate window (used or not). Returns how many. */
-  /** Deletes links past their own expiry and the rate window, on `executor` when given (maintenance bounds its waits). */
+  /**
+   * Deletes the rows past their own expiry that are also older than the rate window (used or not), and spends the
+   * unused ones dated more than policy.datedAheadToleranceMs ahead of this clock (the check's "future-dated"), on
+   * `executor` when given (maintenance bounds its waits). Returns how many.
+   */
   purgeExpired(executor?: Kysely<Schema>): Promise<number>;
 }
 
@@ -146,7 +155,7 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
     if (!parsed) return { valid: false, reason: "malformed" };
     const found = await target.selectFrom("email_change_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
     // The secret before the state: knowing an id must reveal nothing about the row's state.
-    const verdict = checkEmailChangeRow(parsed.secret, found, clock.now());
+    const verdict = checkEmailChangeRow(parsed.secret, found, clock.now(), policy.datedAheadToleranceMs);
     // Past the secret check (used, expired): a genuine link, whose refusal the caller may record against its account.
     if ("reason" in verdict) return { valid: false, reason: verdict.reason, ...genuineOf(found, verdict.reason) };
     const { row } = verdict;
@@ -290,8 +299,9 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
       // A link dated ahead of this clock (a node whose clock runs fast issued it) is refused as "future-dated", but
       // once real time passes its date it would be judged by an expiry that much too late: spent now, as sessions dated
       // ahead are deleted, so a pass every maintenance interval bounds the stretch (the password reset's purge says more).
+      // By the check's own tolerance, so the genuine links of a node the product lets serve are not spent for good.
       const spent = await executor.updateTable("email_change_tokens").set({ used_at: now })
-        .where("used_at", "is", null).where("created_at", ">", now + LINK_CLOCK_SKEW_MS).executeTakeFirst();
+        .where("used_at", "is", null).where("created_at", ">", now + policy.datedAheadToleranceMs).executeTakeFirst();
       // Each row by its own expiry, not by the lifetime set now (a link mailed under a longer setting lives its
       // time), and rows of the rate window stay even when expired or used: they are what the per-account limit counts.
       const result = await executor.deleteFrom("email_change_tokens").where("expires_at", "<=", now).where("created_at", "<=", now - policy.windowMs).executeTakeFirst();

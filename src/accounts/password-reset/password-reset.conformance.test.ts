@@ -1,7 +1,7 @@
 // Password reset tokens on SQLite and PostgreSQL: issue, check, redeem once, expiry, supersession, rate limit,
 // purging, and the attacks that must fail (a copied row, a tampered secret, a second redeem, races).
 import assert from "node:assert/strict";
-import { it } from "node:test";
+import { describe, it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { hashSecret } from "../../crypto/tokens.ts";
 import { ManualClock } from "../../lib/clock.ts";
@@ -12,6 +12,7 @@ import { MIGRATIONS } from "../../store/migrations/index.ts";
 import { createUserStore, type UserStore } from "../users/user-store.ts";
 import { createPasswordResetService, type PasswordResetPolicy, type PasswordResetService } from "./reset-service.ts";
 import { generateResetToken } from "./token.ts";
+import { authFixture } from "../../http/auth/test-client.ts";
 
 const MINUTE = 60_000;
 
@@ -129,6 +130,31 @@ forEachDialect("password reset tokens", (fx) => {
     assert.equal(await resets.purgeExpired(), 2, "both gone once past their expiry and the window");
   });
 
+  it("a link issued by a node whose clock is 10 s ahead (inside the skew a node may have and still serve) works on the node with the right time and outlives its maintenance pass; one dated further ahead than the tolerance is refused as future-dated and spent (ASVS 6.4.1)", async () => {
+    const database = await fx.fresh();
+    const { clock, resets, userId } = await setup(database);
+    const nodeAhead = (ms: number) => createPasswordResetService({ database, clock: new ManualClock(clock.now() + ms), random: systemRandom });
+    const genuine = await nodeAhead(10_000).issue(userId);
+    assert.ok(genuine.issued);
+    assert.equal((await resets.check(genuine.token)).valid, true, "a healthy node's genuine link works here");
+    assert.equal(await resets.purgeExpired(), 0, "and maintenance here leaves it alone");
+    assert.equal((await resets.check(genuine.token)).valid, true);
+    // The tolerance is the policy's (the app passes its node's skew limit): a 5 s limit makes that node one not to serve.
+    const strict = createPasswordResetService({ database, clock, random: systemRandom, policy: { datedAheadToleranceMs: 5_000 } });
+    assert.deepEqual(await strict.check(genuine.token), { valid: false, reason: "future-dated", genuine: { userId, tokenId: genuine.token.split(".")[0] } });
+    // Beyond the default 60 s (twice the 30 s a node may be off): refused, and spent by the pass so that it never lives
+    // on once real time passes its date.
+    const ahead = await nodeAhead(61_000).issue(userId);
+    assert.ok(ahead.issued);
+    const tokenId = ahead.token.split(".")[0];
+    assert.deepEqual(await resets.check(ahead.token), { valid: false, reason: "future-dated", genuine: { userId, tokenId } });
+    assert.equal(await resets.purgeExpired(), 1, "only the link beyond the tolerance is spent");
+    clock.advance(60_000);
+    assert.deepEqual(await resets.check(ahead.token), { valid: false, reason: "used", genuine: { userId, tokenId } }, "spent for good");
+    assert.equal((await resets.check(genuine.token)).valid, true, "the healthy node's link still works a minute later");
+    assert.throws(() => createPasswordResetService({ database, clock, random: systemRandom, policy: { datedAheadToleranceMs: 0 } }), { code: "BULWARK_ERR_RESET_POLICY" });
+  });
+
   it("attack: a copied database row, a tampered secret and junk are all refused", async () => {
     const database = await fx.fresh();
     const { resets, userId } = await setup(database);
@@ -167,5 +193,19 @@ forEachDialect("password reset tokens", (fx) => {
     assert.ok(issued.issued);
     assert.equal(await resets.revokeAll(userId), 1);
     assert.deepEqual(await resets.check(issued.token), { valid: false, reason: "used", genuine: { userId, tokenId: issued.token.split(".")[0] } });
+  });
+});
+
+describe("the tolerance for links and sessions dated ahead, as an app wires it", () => {
+  it("is twice BULWARK_MAX_CLOCK_SKEW_SECONDS (two nodes each within it, on either side, are up to twice it apart) for reset links, email-change links and sessions alike, and 60 s when that limit is 0 (only warn)", async () => {
+    for (const [seconds, expected] of [["10", 20_000], ["0", 60_000]] as const) {
+      const fx = await authFixture({ BULWARK_MAX_CLOCK_SKEW_SECONDS: seconds });
+      try {
+        const { passwordReset, emailChanges, sessions } = fx.app.accounts;
+        assert.deepEqual([passwordReset.policy.datedAheadToleranceMs, emailChanges.policy.datedAheadToleranceMs, sessions.policy.datedAheadToleranceMs], [expected, expected, expected], `BULWARK_MAX_CLOCK_SKEW_SECONDS=${seconds}`);
+      } finally {
+        await fx.close();
+      }
+    }
   });
 });

@@ -7,7 +7,8 @@ import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { resetErrors } from "./errors.ts";
-import { genuineOf, LINK_CLOCK_SKEW_MS, type LinkRefusal } from "../../crypto/link-token.ts";
+import { genuineOf, type LinkRefusal } from "../../crypto/link-token.ts";
+import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../../store/clock-skew.ts";
 import { lockAccountLinks, withAccountLinks } from "./link-lock.ts";
 import { checkResetRow, generateResetToken, parseResetToken } from "./token.ts";
 
@@ -33,12 +34,19 @@ export interface PasswordResetPolicy {
    */
   maxPerWindow: number;
   windowMs: number;
+  /**
+   * A link created more than this ahead of the judging node's clock is refused as "future-dated", and spent by
+   * purgeExpired: the skew a node may have and still serve (datedAheadToleranceFor(config.maxClockSkewMs), wired in
+   * src/app/accounts.ts), so a genuine link from a node the product lets serve works on every other.
+   */
+  datedAheadToleranceMs: number;
 }
 
 export const DEFAULT_RESET_POLICY: Readonly<PasswordResetPolicy> = Object.freeze({
   lifetimeMs: 30 * 60_000,
   maxPerWindow: 3,
   windowMs: 60 * 60_000,
+  datedAheadToleranceMs: DEFAULT_DATED_AHEAD_TOLERANCE_MS,
 });
 
 export type ResetRefusal = LinkRefusal;
@@ -91,7 +99,7 @@ export interface PasswordResetService {
   revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number>;
   /**
    * Deletes the tokens past their own expiry that are also older than the rate window (used or not), and spends the
-   * unused ones dated ahead of this clock (the check's "future-dated"), on `executor` when given (maintenance bounds its
+   * unused ones dated more than policy.datedAheadToleranceMs ahead of this clock (the check's "future-dated"), on `executor` when given (maintenance bounds its
    * waits). Returns how many. A 24-hour containment link lives its 24 hours; a row of the window stays, as the hourly
    * limit counts it.
    */
@@ -127,7 +135,7 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
     if (!parsed) return { valid: false, reason: "malformed" };
     const found = await target.selectFrom("password_reset_tokens").selectAll().where("id", "=", parsed.id).executeTakeFirst();
     // The secret before the state: knowing an id (it is in no mail but the owner's) must reveal nothing else.
-    const verdict = checkResetRow(parsed.secret, found, clock.now());
+    const verdict = checkResetRow(parsed.secret, found, clock.now(), policy.datedAheadToleranceMs);
     // Past the secret check (used, dated ahead, expired): a genuine link, whose refusal the caller may record against its account.
     if ("reason" in verdict) return { valid: false, reason: verdict.reason, ...genuineOf(found, verdict.reason) };
     const { row } = verdict;
@@ -216,12 +224,13 @@ export function createPasswordResetService(deps: { database: Database; clock: Cl
       // stepped back) is refused here as "future-dated", but once real time passes its date every node would judge it
       // by an expiry that much too late: the 30-minute link lived 50 on a node 20 minutes fast. Spent now, as sessions
       // dated ahead are deleted, so a pass every maintenance interval bounds the stretch to the interval. Spent, not
-      // deleted: the row still counts towards the hourly limit, and its replay is still told apart from a guess.
+      // deleted: the row still counts towards the hourly limit, and its replay is still told apart from a guess. By the
+      // check's own tolerance: a narrower one spent for good the genuine links of a node the product lets serve.
       const spent = await executor
         .updateTable("password_reset_tokens")
         .set({ used_at: now })
         .where("used_at", "is", null)
-        .where("created_at", ">", now + LINK_CLOCK_SKEW_MS)
+        .where("created_at", ">", now + policy.datedAheadToleranceMs)
         .executeTakeFirst();
       // Each row by its own expiry, never by the policy's lifetime: a containment link lives 24 hours, not 30
       // minutes. And rows of the rate window stay even when expired or used: a replay of one is still told apart from

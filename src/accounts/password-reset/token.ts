@@ -20,7 +20,10 @@ export function parseResetToken(token: unknown): ResetToken | null {
   return kind.parse(token);
 }
 
-/** Judges the row a parsed token found (missing, secret, then used and expiry): the row, or why not. */
-export function checkResetRow<R extends LinkRow>(secret: string, row: R | undefined, now: number): { row: R } | { reason: LinkRefusal } {
-  return kind.check(secret, row, now);
+/**
+ * Judges the row a parsed token found (missing, secret, then used, dated more than `aheadToleranceMs` ahead of `now`,
+ * and expiry): the row, or why not. `aheadToleranceMs`: the service's policy, the skew a node may have and still serve.
+ */
+export function checkResetRow<R extends LinkRow>(secret: string, row: R | undefined, now: number, aheadToleranceMs: number): { row: R } | { reason: LinkRefusal } {
+  return kind.check(secret, row, now, aheadToleranceMs);
 }

@@ -12,7 +12,7 @@ export type SessionRefusal =
   | "idle-expired"
   | "absolute-expired"
   /**
-   * Dated further ahead than the servers' clocks may differ (CLOCK_SKEW_WARN_MS): written by a node whose clock ran
+   * Dated further ahead than two serving nodes' clocks may differ (policy.datedAheadToleranceMs): written by a node whose clock ran
    * fast, or before this host's clock was stepped back. Its expiry and last-seen dates would keep it alive that long.
    */
   | "future-dated"

@@ -1,5 +1,6 @@
 // Session lifetime policy. Defaults follow NIST SP 800-63B §4.2.3 (AAL2): re-authentication at least every
 // 12 hours and after 30 minutes of inactivity (ASVS 7.3.1, 7.3.2); both are configurable.
+import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../../store/clock-skew.ts";
 import { sessionErrors } from "./errors.ts";
 
 export interface SessionPolicy {
@@ -14,6 +15,13 @@ export interface SessionPolicy {
   touchIntervalMs: number;
   /** Longer User-Agent headers are cut: the value is untrusted and only shown in the session list. */
   maxUserAgentLength: number;
+  /**
+   * A session whose creation or last-seen date is more than this ahead of the judging node's clock is ended as
+   * "future-dated" (and deleted by purgeExpired), and a creation time that far ahead is not fresh (isFresh): the skew a
+   * node may have and still serve (datedAheadToleranceFor(config.maxClockSkewMs), src/store/clock-skew.ts), so two
+   * nodes the product lets serve keep each other's sessions.
+   */
+  datedAheadToleranceMs: number;
 }
 
 const MINUTE = 60_000;
@@ -23,6 +31,7 @@ export const DEFAULT_SESSION_POLICY: Readonly<SessionPolicy> = Object.freeze({
   absoluteTimeoutMs: 12 * 60 * MINUTE,
   touchIntervalMs: MINUTE,
   maxUserAgentLength: 512,
+  datedAheadToleranceMs: DEFAULT_DATED_AHEAD_TOLERANCE_MS,
 });
 
 /**

@@ -3,7 +3,6 @@
 import { CompiledQuery, sql, type Kysely } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
-import { CLOCK_SKEW_WARN_MS } from "../../store/clock-skew.ts";
 import type { Database } from "../../store/database.ts";
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
@@ -139,9 +138,12 @@ export interface SessionManager {
   purgeExpired(executor?: Kysely<Schema>): Promise<number>;
 }
 
-/** Whether a session carries a creation or last-seen date further ahead of `now` than the servers' clocks may differ. */
-function futureDated(session: Pick<Session, "createdAt" | "lastSeenAt">, now: number): boolean {
-  return session.createdAt > now + CLOCK_SKEW_WARN_MS || session.lastSeenAt > now + CLOCK_SKEW_WARN_MS;
+/**
+ * Whether a session carries a creation or last-seen date more than `toleranceMs` (policy.datedAheadToleranceMs: the
+ * skew a node may have and still serve) ahead of `now`.
+ */
+function futureDated(session: Pick<Session, "createdAt" | "lastSeenAt">, now: number, toleranceMs: number): boolean {
+  return session.createdAt > now + toleranceMs || session.lastSeenAt > now + toleranceMs;
 }
 
 function toSession(r: SessionsTable): Session {
@@ -306,8 +308,9 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     // Both limits are judged from dates the issuing node wrote: a session dated ahead of this clock (a node whose clock
     // ran fast, this host's clock stepped back since) would outlive the absolute limit by that much, and idle out only
     // once real time caught up with its last-seen date. Ended, as isFresh refuses such a creation time: the user signs
-    // in again on a clock that agrees (ASVS 7.3.1, 7.3.2). Nodes warn of the drift (src/store/clock-skew.ts).
-    if (futureDated(session, now)) {
+    // in again on a clock that agrees (ASVS 7.3.1, 7.3.2). Only beyond the skew a node may have and still serve
+    // (policy.datedAheadToleranceMs): within it the issuing node is a healthy one, and its sessions stand everywhere.
+    if (futureDated(session, now, policy.datedAheadToleranceMs)) {
       await deleteSession(session.id);
       return { valid: false, reason: "future-dated" };
     }
@@ -390,7 +393,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         q.execute(),
         readStamps(db, [GLOBAL_SCOPE, userScope(userId)]),
       ]);
-      return rows.map(toSession).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch) && !futureDated(s, now));
+      return rows.map(toSession).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch) && !futureDated(s, now, policy.datedAheadToleranceMs));
     },
     async lowerAssurance(userId, options = {}) {
       const executor = options.executor ?? db;
@@ -478,8 +481,9 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       await executor.deleteFrom("replaced_sessions").where("replaced_at", "<=", now - REPLACED_GRACE_MS).execute();
       // And the rows dated ahead of this clock (futureDated): one nobody presents before real time passes its dates
       // would then be judged by them, and outlive both limits by the difference. A pass every maintenance interval
-      // bounds that to the interval, after a clock stepped back or on a node whose clock runs ahead of the others'.
-      const ahead = now + CLOCK_SKEW_WARN_MS;
+      // bounds that to the interval, after a clock stepped back or on a node whose clock runs ahead of the others'. By
+      // validate's own tolerance: a narrower one deleted the sessions of a node the product lets serve.
+      const ahead = now + policy.datedAheadToleranceMs;
       const result = await executor
         .deleteFrom("sessions")
         .where((eb) => eb.or([eb("expires_at", "<=", now), eb("last_seen_at", "<=", now - policy.idleTimeoutMs), eb("created_at", ">", ahead), eb("last_seen_at", ">", ahead)]))

@@ -336,7 +336,8 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
       const lastUsed = num(row.last_used_at);
       // A last use dated ahead of this node's clock (written by a node whose clock runs fast) is rewritten too: read as
       // "just used", it held off every write from nodes with the right time, and the list kept the fast node's address
-      // and never showed a thief's use (the margin of clock-skew.ts, as isFresh allows).
+      // and never showed a thief's use (past the warning's margin, CLOCK_SKEW_WARN_MS: a rewrite of a time refuses
+      // nothing, so it need not wait for the dated-ahead tolerance).
       const ahead = now + CLOCK_SKEW_WARN_MS;
       if (lastUsed === null || now - lastUsed >= TOUCH_INTERVAL_MS || lastUsed > ahead) {
         // Conditional, so concurrent requests write once per interval.

@@ -13,7 +13,6 @@ import { permissionsOf } from "./permissions.ts";
 import { ALL_PENDING, type Gate } from "./state.ts";
 import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
 import { unrecordedCounts } from "../../accounts/login/refusal-sampler.ts";
-import { CLOCK_SKEW_WARN_MS } from "../../store/clock-skew.ts";
 
 const BEARER = /^Bearer\s+(\S{1,512})$/i;
 
@@ -152,10 +151,14 @@ async function guard(app: App, request: FastifyRequest): Promise<void> {
  */
 export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean {
   const age = app.clock.now() - session.createdAt;
-  // A creation time further ahead than the servers' clocks may differ (src/store/clock-skew.ts) was written by a
-  // node whose clock runs ahead: here its window would last that much longer, so it is not fresh. Re-authenticating
-  // on this node starts a window on this node's clock.
-  return age >= -CLOCK_SKEW_WARN_MS && age < app.config.http.reauthWindowMs;
+  // A creation time further ahead than the servers' clocks may differ was written by a node whose clock runs ahead:
+  // here its window would last that much longer, so it is not fresh. Re-authenticating on this node starts a window on
+  // this node's clock. The bound is the sessions' own (policy.datedAheadToleranceMs, the skew a node may have and still
+  // serve), not the 2 s beyond which a node only warns: validate keeps a session dated up to it ahead, and a narrower
+  // bound here sent its owner round a re-authentication loop between two healthy nodes, each re-authentication on the
+  // faster one not fresh on the other. What it gives is at most that tolerance on a window of minutes, as every
+  // lifetime decided on a healthy node already is.
+  return age >= -app.accounts.sessions.policy.datedAheadToleranceMs && age < app.config.http.reauthWindowMs;
 }
 
 /**
