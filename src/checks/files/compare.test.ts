@@ -75,6 +75,47 @@ describe("classify", () => {
     assert.equal(classify({ kind: "removed", path: "/x", before: entry("/x"), after: null, changes: [], content: true }).severity, "medium");
   });
 
+  // ASVS 16.5.3. Was: a new webshell, .htaccess or cron job was "new entry", low, below the default --fail-on high.
+  it("rates new server-side scripts, web server configuration, executable files and persistence files high; plain files stay low", () => {
+    const added = (e: FileEntry): DiffEvent => ({ kind: "added", path: e.path, before: null, after: e, changes: [], content: true });
+    const rate = (path: string, mode = "0644", type: FileEntry["type"] = "file"): string => {
+      const c = classify(added(entry(path, { mode, type })));
+      return `${c.severity}: ${c.reason}`;
+    };
+    for (const path of ["/srv/www/up/x.php", "/srv/www/a.PHTML", "/srv/www/a.php5", "/srv/www/s.phar", "/opt/tomcat/webapps/ROOT/c.jsp", "/inetpub/wwwroot/c.aspx", "/srv/www/cgi-bin/x.cgi"]) {
+      assert.match(rate(path), /^high: new server-side script/, path);
+    }
+    for (const path of ["/srv/www/up/.htaccess", "/srv/www/.user.ini", "/inetpub/wwwroot/Web.config"]) assert.match(rate(path), /^high: new web server configuration/, path);
+    // A .py or .pl runs through CGI only when executable: rated by its execute bit.
+    assert.match(rate("/srv/www/cgi-bin/x.py", "0755"), /^high: new executable file/);
+    assert.match(rate("/var/tmp/.x/kworker", "0700"), /^high: new executable file/);
+    assert.match(rate("/srv/app/lib/util.py"), /^low/);
+    assert.match(rate("/srv/www/logo.png"), /^low/);
+    assert.match(rate("/srv/www/php"), /^low/, "a name without the extension is not a script");
+    for (const path of ["/etc/cron.daily/x", "/etc/crontab", "/var/spool/cron/crontabs/www-data", "/etc/profile.d/z.sh", "/home/u/.bashrc", "/home/u/.config/systemd/user/x.service", "/etc/pam.d/sshd2", "/etc/ssh/sshd_config.d/99.conf", "/home/u/.ssh/authorized_keys2", "/etc/rc.local", "/etc/rc3.d/S99x"]) {
+      assert.match(rate(path), /^high: new entry in a persistence location: /, path);
+    }
+    // `systemctl enable` is a new link in a .wants directory.
+    assert.match(rate("/etc/systemd/system/multi-user.target.wants/x.service", "0777", "symlink"), /^high: new entry in a persistence location: a systemd unit/);
+    // A new directory is rated by what it holds; text shown at login runs nothing.
+    assert.match(rate("/etc/cron.d/sub", "0755", "dir"), /^low/);
+    assert.match(rate("/etc/motd"), /^low/);
+    assert.match(rate("/etc/motd.d/x"), /^low/);
+  });
+
+  it("rates a script in a persistence location switched on by chmod +x, or opened to others, like a new one", () => {
+    const motd = "/etc/update-motd.d/50-landscape";
+    const on = classify(changed(entry(motd, { mode: "0644" }), entry(motd, { mode: "0755", ctime: "2" })));
+    assert.deepEqual([on.severity, on.reason], ["high", "execute permission added in a persistence location: run as root by pam_motd at every login (T1037)"]);
+    assert.equal(classify(changed(entry("/srv/www/up/a.jpg", { mode: "0644" }), entry("/srv/www/up/a.jpg", { mode: "0755", ctime: "2" }))).severity, "high");
+    const tab = "/var/spool/cron/crontabs/root";
+    assert.match(classify(changed(entry(tab, { mode: "0600" }), entry(tab, { mode: "0666", ctime: "2" }))).reason, /^group\/other write permission added in a persistence location/);
+    const edited = classify(changed(entry("/etc/sudoers.d/90-x", { mode: "0440" }), entry("/etc/sudoers.d/90-x", { mode: "0440", sha256: "b".repeat(64) })));
+    assert.deepEqual([edited.severity, edited.reason], ["high", "content changed in a persistence location: grants root through sudo (T1548.003)"]);
+    // Metadata only, with no new execute or write bit: still medium.
+    assert.equal(classify(changed(entry(motd, { mode: "0755" }), entry(motd, { mode: "0755", mtime: "2" }))).severity, "medium");
+  });
+
   it("does not invent changes for an entry that could not be examined", () => {
     const unknown = entry("/x", { type: "unknown", status: "unreadable", error: "EIO", mode: "0000", sha256: null });
     assert.deepEqual(diffEntry(entry("/x"), unknown), { changes: [], content: false });

@@ -30,7 +30,7 @@ const TEXT: Record<string, { title: (n: number) => string; detail: string; remed
   "files.changed/high": {
     title: (n) => `${n} file(s) changed in content or gained dangerous permissions since the baseline`,
     detail:
-      "The SHA-256, the link target or the type of these entries differs from the baseline, or their content could not be hashed (changed during the scan, unreadable, too large) while the baseline had a hash or they were written to since, or they became setuid/setgid, or group/other-writable in a system directory (each entry's reason says which).",
+      "The SHA-256, the link target or the type of these entries differs from the baseline, or their content could not be hashed (changed during the scan, unreadable, too large) while the baseline had a hash or they were written to since, or they became setuid/setgid or executable, or group/other-writable in a system directory or a persistence location (each entry's reason says which).",
     remediation: "Confirm each change was intended (deployment, upgrade, configuration change); then record a new baseline.",
   },
   "files.changed/medium": {
@@ -39,8 +39,9 @@ const TEXT: Record<string, { title: (n: number) => string; detail: string; remed
     remediation: "Confirm the permission and ownership changes were intended; then record a new baseline.",
   },
   "files.added/high": {
-    title: (n) => `${n} new executable(s) or setuid file(s) since the baseline`,
-    detail: "New programs in system directories, or new setuid/setgid files, are how attackers keep access.",
+    title: (n) => `${n} new executable(s), setuid file(s), server-side script(s) or persistence file(s) since the baseline`,
+    detail:
+      "New programs, setuid/setgid files, web scripts (a PHP webshell) and web server configuration (.htaccess), and new files where the system runs them or lets a login in (cron, sudoers.d, systemd units, update-motd.d, authorized_keys: each entry's reason says which) are how attackers keep access.",
     remediation: "Find which package or deployment installed each one; remove anything unexplained and investigate the host.",
   },
   "files.added/low": {

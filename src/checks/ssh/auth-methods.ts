@@ -89,3 +89,22 @@ export function methodAllowed(value: string, method: string): boolean {
   if (value === "any") return true;
   return value.split(" ").some((list) => list.split(",").some((m) => methodName(m) === method));
 }
+
+/** Methods that prove no more than knowing a password: a list made of them alone is a password login. */
+const PASSWORD_ONLY: ReadonlySet<string> = new Set(["none", "password", "keyboard-interactive"]);
+
+/**
+ * Whether `method` can complete a login with no other kind of factor under the printed AuthenticationMethods
+ * value: "any", or a list naming it whose other methods prove no more than a password. Under
+ * "publickey,keyboard-interactive" its prompt comes only after a key.
+ *
+ * @example
+ * methodWithoutOtherFactor("publickey,keyboard-interactive:pam", "keyboard-interactive"); // false
+ */
+export function methodWithoutOtherFactor(value: string, method: string): boolean {
+  if (value === "any") return true;
+  return value.split(" ").some((list) => {
+    const names = list.split(",").map(methodName);
+    return names.includes(method) && names.every((m) => PASSWORD_ONLY.has(m));
+  });
+}

@@ -215,6 +215,29 @@ describe("sshd -T spellings found by the differential test", () => {
     assert.equal(at("FingerprintHash md5\nMatch All\n  FingerprintHash sha256\n")["fingerprinthash"], "SHA256");
     assert.equal(at("PermitRootLogin no\nPermitRootLogin yes\n")["permitrootlogin"], "no", "others keep the first value");
   });
+  test("key sources print as sshd -T prints them: every AuthorizedKeysFile entry with \"~\" expanded, a command as written", () => {
+    assert.equal(at("AuthorizedKeysFile .ssh/authorized_keys ~/k ~ /etc/k/%u\n")["authorizedkeysfile"], ".ssh/authorized_keys /home/op/k /home/op/ /etc/k/%u");
+    assert.equal(at("AuthorizedKeysFile # none yet\nAuthorizedKeysFile /etc/k\n")["authorizedkeysfile"], "/etc/k", "a line of only a comment sets nothing");
+    assert.equal(at("AuthorizedKeysCommand /usr/bin/keys %u  # planted\nAuthorizedKeysCommandUser u\n")["authorizedkeyscommand"], "/usr/bin/keys %u  # planted");
+    assert.equal(at("TrustedUserCAKeys ca.pub\n")["trustedusercakeys"], "/srv/cfg/ca.pub");
+    assert.equal(at("AuthorizedPrincipalsFile NONE\n")["authorizedprincipalsfile"], "none");
+    assert.equal(at("AuthorizedPrincipalsFile ~/p\n")["authorizedprincipalsfile"], "/home/op/p");
+    assert.throws(() => at("AuthorizedKeysCommand \"/usr/bin/keys\"\n"), /line 1: AuthorizedKeysCommand must be an absolute path/);
+    assert.throws(() => at("AuthorizedKeysFile a \"\"\n"), /line 1: keyword AuthorizedKeysFile empty argument/);
+    assert.throws(() => at("AuthorizedKeysCommandUser \"\"\n"), /line 1: missing AuthorizedKeysCommandUser argument/);
+  });
+  test("a keys or principals command without its user at load is refused as sshd refuses to start; in a Match block it is not", () => {
+    assert.throws(() => at("PermitRootLogin no\nAuthorizedKeysCommand /usr/bin/keys\n"), /line 2: AuthorizedKeysCommand set without AuthorizedKeysCommandUser/);
+    assert.throws(() => at("Match All\n  AuthorizedPrincipalsCommand /usr/bin/p\n"), /line 2: AuthorizedPrincipalsCommand set without AuthorizedPrincipalsCommandUser/);
+    assert.doesNotThrow(() => at("AuthorizedKeysCommand none\n"));
+    assert.doesNotThrow(() => at("Match User bob\n  AuthorizedKeysCommand /usr/bin/keys\n"));
+  });
+  test("AuthorizedPrincipalsCommand lines count only until an AuthorizedKeysCommand line, the last before it winning (sshd 9.2's guard)", () => {
+    const text = "AuthorizedPrincipalsCommand /a\nAuthorizedPrincipalsCommand /b\nAuthorizedKeysCommand /k\nAuthorizedPrincipalsCommand /c\nAuthorizedKeysCommandUser u\nAuthorizedPrincipalsCommandUser u\n";
+    assert.equal(at(text)["authorizedprincipalscommand"], "/b");
+    const ignored = evaluate(parseSshdConfig(text, MAIN, { source: memorySource({ [MAIN]: text }) })).ignored["authorizedprincipalscommand"];
+    assert.deepEqual(ignored?.map((l) => [l.line, l.reason]), [[1, "last-value-wins"], [4, "first-value-wins"]]);
+  });
   test("a Subsystem name defined twice at load, or one without a command, is refused as sshd refuses it", () => {
     assert.throws(() => at("Subsystem sftp /usr/lib/openssh/sftp-server\nSubsystem sftp /x\n"), /line 2: Subsystem 'sftp' already defined/);
     assert.throws(() => at("Subsystem sftp /a\nMatch All\n  Subsystem sftp /b\n"), /line 3: Subsystem 'sftp' already defined/);

@@ -4,7 +4,7 @@
 // parse_server_match_config + copy_set_server_options), for keywords allowed in Match.
 import { authMethodsLineProblem } from "./auth-methods.ts";
 import { SshConfigError } from "./errors.ts";
-import { DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
+import { DEFAULTS, EVALUATED, keywordScope, lineSetsOption, SET_WHILE_UNSET } from "./keywords.ts";
 import { criterionHolds, type MatchContext } from "./match.ts";
 import type { ConfigLine, Directive, MatchBlock, SshConfig } from "./parser.ts";
 import { assembleAlgorithmList } from "./values.ts";
@@ -116,10 +116,8 @@ export function evaluate(config: SshConfig, options: EvaluateOptions = {}): Eval
   }
   for (const d of config.directives) {
     if (d.value === undefined) continue;
-    const kind = EVALUATED[d.name];
-    const lastWins = kind?.type === "choice" && kind.lastWins === true;
-    if ((d.block < 0 || loadActive[d.block]) && (lastWins || !loadTime.has(d.name))) loadTime.set(d.name, d);
-    if (d.block >= 0 && connActive[d.block] && !connection.has(d.name) && keywordScope(d.name) === "all") {
+    if ((d.block < 0 || loadActive[d.block]) && lineSetsOption(d.name, loadTime)) loadTime.set(d.name, d);
+    if (d.block >= 0 && connActive[d.block] && keywordScope(d.name) === "all" && lineSetsOption(d.name, connection)) {
       connection.set(d.name, d);
     }
   }
@@ -142,6 +140,9 @@ export function evaluate(config: SshConfig, options: EvaluateOptions = {}): Eval
         throw new SshConfigError(d.file, d.line, `assemble_algorithms: ${name}: invalid argument`);
       }
       effective[name] = list?.join(",") ?? def;
+    } else if (kind?.type === "userfile" && connection.get(name) !== d && d.value.toLowerCase() === "none") {
+      // fill_default_server_options() clears "none" in any case at load; the Match pass copies its value as written.
+      effective[name] = "none";
     } else effective[name] = d.value;
     sources[name] = lineSource(config, d);
   }
@@ -158,6 +159,11 @@ export function lineSource(config: SshConfig, d: Directive): Source {
     ...(blk !== undefined ? { match: blk.label, block: d.block, matchFile: blk.file, matchLine: blk.line } : {}),
     ...(d.includedAt !== undefined ? { includedAt: d.includedAt } : {}),
   };
+}
+
+/** Whether line `a` comes after line `b` in the order sshd reads them (the parser's directive order). */
+function comesAfter(config: SshConfig, a: Directive, b: Directive): boolean {
+  return config.directives.indexOf(a) > config.directives.indexOf(b);
 }
 
 /**
@@ -179,8 +185,11 @@ function ignoredLines(
     const atLoad = d.block < 0 || pass.loadActive[d.block] === true;
     if (!inConnection && !atLoad) continue;
     const kind = EVALUATED[d.name];
-    // A load-time line loses to a matching block's line whatever their order; lines of the same pass, to the first (or last).
-    const reason: IgnoredReason = fromMatch !== undefined && !inConnection ? "match-overrides" : kind?.type === "choice" && kind.lastWins === true ? "last-value-wins" : "first-value-wins";
+    // A load-time line loses to a matching block's line whatever their order; lines of the same pass, to the first
+    // (or last: FingerprintHash, and a SET_WHILE_UNSET option whose later line sshd used).
+    const later = SET_WHILE_UNSET[d.name] !== undefined && comesAfter(config, used, d);
+    const reason: IgnoredReason =
+      fromMatch !== undefined && !inConnection ? "match-overrides" : (kind?.type === "choice" && kind.lastWins === true) || later ? "last-value-wins" : "first-value-wins";
     const ignored: IgnoredLine = { file: d.file, line: d.line, keyword: d.keyword, value: d.value, reason };
     if (d.block >= 0) ignored.match = (config.blocks[d.block] as MatchBlock).label;
     (out[d.name] ??= []).push(ignored);

@@ -28,7 +28,8 @@ describe("ssh findings", () => {
   test("reports empty passwords, keyboard-interactive, MaxAuthTries and X11 forwarding", () => {
     const text = "PermitEmptyPasswords yes\nKbdInteractiveAuthentication yes\nUsePAM yes\nMaxAuthTries 10\nX11Forwarding yes\n";
     assert.equal(find(text, "ssh.empty-passwords")?.severity, "critical");
-    assert.equal(find(text, "ssh.kbd-interactive")?.severity, "medium");
+    // Password prompts through PAM: high since the red-team round (was medium, below ssh.password-authentication).
+    assert.equal(find(text, "ssh.kbd-interactive")?.severity, "high");
     assert.equal(find(text, "ssh.max-auth-tries")?.severity, "low");
     assert.equal(find(text, "ssh.x11-forwarding")?.severity, "low");
     assert.equal(find("MaxAuthTries 3\n", "ssh.max-auth-tries"), undefined);
@@ -137,6 +138,75 @@ describe("ssh findings", () => {
     assert.equal(find(text, "ssh.password-authentication"), undefined);
     assert.equal(find("AuthenticationMethods publickey,password publickey\n", "ssh.password-authentication")?.severity, "high");
   });
+  // ASVS 6.3.1. The stock PAM stack for sshd prompts for the account password: a password login by another name.
+  test("attack: KbdInteractiveAuthentication yes with UsePAM yes is high like PasswordAuthentication yes; a key first makes it medium, no PAM low", () => {
+    const pam = find("PasswordAuthentication no\nKbdInteractiveAuthentication yes\nUsePAM yes\n", "ssh.kbd-interactive");
+    assert.equal(pam?.severity, "high");
+    assert.match(pam?.detail ?? "", /false positive.*AuthenticationMethods publickey,keyboard-interactive/);
+    assert.equal(find("UsePAM yes\nAuthenticationMethods keyboard-interactive publickey\n", "ssh.kbd-interactive")?.severity, "high");
+    assert.equal(find("UsePAM yes\nAuthenticationMethods password,keyboard-interactive:pam\n", "ssh.kbd-interactive")?.severity, "high", "two passwords are still passwords");
+    assert.equal(find("UsePAM yes\nAuthenticationMethods publickey,keyboard-interactive\n", "ssh.kbd-interactive")?.severity, "medium");
+    // Without PAM this build has no keyboard-interactive device: nothing can log in that way.
+    assert.equal(find("UsePAM no\nKbdInteractiveAuthentication yes\n", "ssh.kbd-interactive")?.severity, "low");
+    // A Match block turning it on is named, high.
+    const block = checkSshConfig(parse("UsePAM yes\nKbdInteractiveAuthentication no\nPasswordAuthentication no\nMatch Address 10.0.0.0/8\n  KbdInteractiveAuthentication yes\n"));
+    assert.deepEqual(block.filter((f) => f.id === "ssh.kbd-interactive").map((f) => [f.severity, f.title]), [["high", "keyboard-interactive authentication enabled: password prompts through PAM for Address 10.0.0.0/8"]]);
+  });
+
+  // MITRE ATT&CK T1098.004: a way back in that emptying ~/.ssh/authorized_keys does not close.
+  test("attack: key sources beside the users' own files are named with value and line: AuthorizedKeysFile, AuthorizedKeysCommand, TrustedUserCAKeys, principals", () => {
+    const text = [
+      "AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/.cache/%u",
+      "AuthorizedKeysCommand /usr/local/libexec/ssh-keys %u",
+      "AuthorizedKeysCommandUser root",
+      "TrustedUserCAKeys /etc/ssh/.ca.pub",
+      "AuthorizedPrincipalsFile /etc/ssh/principals/%u",
+      "AuthorizedPrincipalsCommandUser nobody",
+      "",
+    ].join("\n");
+    // sshd 9.2 reads AuthorizedPrincipalsCommand only before any AuthorizedKeysCommand line (keywords.ts SET_WHILE_UNSET).
+    const principals = `AuthorizedPrincipalsCommand /usr/local/bin/principals %u\n${text}`;
+    const got = (id: string): [string, string, unknown, unknown] | undefined => {
+      const f = find(text, id);
+      return f && [f.severity, f.title, f.evidence["value"], f.evidence["line"]];
+    };
+    assert.deepEqual(got("ssh.authorized-keys-file"), ["medium", "keys also accepted from /etc/ssh/.cache/%u", ".ssh/authorized_keys /etc/ssh/.cache/%u", 1]);
+    assert.deepEqual(got("ssh.authorized-keys-command"), ["medium", "keys also accepted from the output of /usr/local/libexec/ssh-keys %u, run as root", "/usr/local/libexec/ssh-keys %u", 2]);
+    assert.match(find(text, "ssh.authorized-keys-command")?.detail ?? "", /runs as root.*Set by \/etc\/ssh\/sshd_config:2\.$/);
+    assert.deepEqual(got("ssh.trusted-user-ca-keys"), ["medium", "certificates signed by the CA keys in /etc/ssh/.ca.pub are accepted", "/etc/ssh/.ca.pub", 4]);
+    assert.deepEqual(got("ssh.authorized-principals-file")?.slice(0, 2), ["low", "certificate principals mapped to users by /etc/ssh/principals/%u"]);
+    assert.equal(find(text, "ssh.authorized-principals-command"), undefined);
+    const command = find(principals, "ssh.authorized-principals-command");
+    assert.deepEqual([command?.severity, command?.title, command?.evidence["line"]], ["low", "certificate principals mapped to users by the output of /usr/local/bin/principals %u, run as nobody", 1]);
+  });
+
+  test("the users' own key files, \"none\", or no public key logins at all raise no key-source finding", () => {
+    const ids = ["ssh.authorized-keys-file", "ssh.authorized-keys-command", "ssh.trusted-user-ca-keys", "ssh.authorized-principals-file", "ssh.authorized-principals-command"];
+    const none = (text: string): void => {
+      for (const id of ids) assert.equal(find(text, id), undefined, `${id} for ${JSON.stringify(text)}`);
+    };
+    none("");
+    none("AuthorizedKeysFile .ssh/authorized_keys\n");
+    none("AuthorizedKeysFile none\nAuthorizedKeysCommand none\nTrustedUserCAKeys none\n");
+    none("PubkeyAuthentication no\nAuthorizedKeysFile /etc/k/%u\nTrustedUserCAKeys /etc/ca\n");
+    none("AuthenticationMethods password\nAuthorizedKeysFile /etc/k/%u\n");
+    // Principals are read only for a certificate from a trusted CA.
+    none("AuthorizedPrincipalsFile /etc/p/%u\nAuthorizedPrincipalsCommand /bin/p\nAuthorizedPrincipalsCommandUser nobody\n");
+    assert.deepEqual(find("AuthorizedKeysFile none /etc/k/%u\n", "ssh.authorized-keys-file")?.title, "keys also accepted from /etc/k/%u");
+  });
+
+  test("a key source set in a Match block is named for that block; another file for another block is named too", () => {
+    const findings = checkSshConfig(parse("AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/central/%u\nMatch User root\n  AuthorizedKeysFile /var/lib/.k\nMatch User bob\n  AuthorizedKeysFile /etc/ssh/central/%u\n"));
+    assert.deepEqual(
+      findings.filter((f) => f.id === "ssh.authorized-keys-file").map((f) => f.title),
+      ["keys also accepted from /etc/ssh/central/%u", "keys also accepted from /var/lib/.k for User root"],
+    );
+    const command = checkSshConfig(parse("Match Address 203.0.113.0/24\n  AuthorizedKeysCommand /tmp/.k\n  AuthorizedKeysCommandUser root\n")).filter((f) => f.id === "ssh.authorized-keys-command");
+    assert.deepEqual(command.map((f) => [f.title, f.evidence["matchBlock"]]), [
+      ["keys also accepted from the output of /tmp/.k, run as root for Address 203.0.113.0/24", { criteria: "Address 203.0.113.0/24", file: "/etc/ssh/sshd_config", line: 1 }],
+    ]);
+  });
+
   test("a Match block that lifts the method restriction is named, though PasswordAuthentication is set globally", () => {
     const findings = checkSshConfig(parse("AuthenticationMethods publickey\nPermitRootLogin no\nMatch Address 10.0.0.0/8\n  AuthenticationMethods password\n"));
     const pw = findings.filter((f) => f.id === "ssh.password-authentication");

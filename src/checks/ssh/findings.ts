@@ -2,8 +2,9 @@
 // hold only for connections matching one or several Match blocks — blocks CIS-style scanners such as
 // Wazuh's policy ignore.
 import { SEVERITIES, type Finding, type Severity } from "../finding.ts";
-import { methodAllowed } from "./auth-methods.ts";
+import { methodAllowed, methodWithoutOtherFactor } from "./auth-methods.ts";
 import { evaluate, type Evaluation, type Source } from "./evaluate.ts";
+import { KEY_SOURCE_RULES } from "./key-sources.ts";
 import { EVALUATED, keywordScope } from "./keywords.ts";
 import { approximateCombinations, blockSpace, combinationCount, combinations, settersOf, type Combination } from "./match-combinations.ts";
 import { describeCriteria } from "./match.ts";
@@ -14,7 +15,8 @@ import { weakAlgorithms, weakNames } from "./weak-algorithms.ts";
 /** CIS Distribution Independent Linux benchmark 5.2.x recommends MaxAuthTries 4 or less. */
 export const MAX_AUTH_TRIES_LIMIT = 4;
 
-interface Rule {
+/** A finding over the effective options; the rules for key sources are in key-sources.ts. */
+export interface Rule {
   id: string;
   keyword: string;
   /** Other options the verdict depends on: their sources are evidence too, and a Match block setting one can cause the finding. */
@@ -99,10 +101,39 @@ const RULES: readonly Rule[] = [
     check: (v) => v === "yes" ? { severity: "critical", title: "empty passwords accepted", detail: "PermitEmptyPasswords yes lets accounts without a password log in.", remediation: "Set PermitEmptyPasswords no." } : null,
   },
   {
+    // ASVS 6.3.1. With UsePAM yes, keyboard-interactive is PAM's conversation, and the stock /etc/pam.d/sshd
+    // (@include common-auth: pam_unix) prompts "Password:" and checks the account password: passwords are
+    // guessed, and stolen ones used, as with PasswordAuthentication yes (sshd_config(5), UsePAM: "PAM
+    // keyboard-interactive authentication usually serves an equivalent role to password authentication").
+    // With UsePAM no this build has no keyboard-interactive device: BSD auth exists on OpenBSD only, and
+    // auth2-chall.c kbdint_alloc() removes the PAM device when use_pam is off, so no one logs in that way.
     id: "ssh.kbd-interactive",
     keyword: "kbdinteractiveauthentication",
     depends: ["usepam", "authenticationmethods"],
-    check: (v, e) => v === "yes" && methodAllowed(e["authenticationmethods"] ?? "any", "keyboard-interactive") ? { severity: e["usepam"] === "yes" ? "medium" : "low", title: "keyboard-interactive authentication enabled", detail: `KbdInteractiveAuthentication yes${e["usepam"] === "yes" ? " with UsePAM yes usually means password prompts through PAM, even with PasswordAuthentication no" : ""}.`, remediation: "Set KbdInteractiveAuthentication no unless a PAM second factor needs it." } : null,
+    check(v, e) {
+      const methods = e["authenticationmethods"] ?? "any";
+      if (v !== "yes" || !methodAllowed(methods, "keyboard-interactive")) return null;
+      const title = "keyboard-interactive authentication enabled";
+      if (e["usepam"] !== "yes") {
+        return { severity: "low", title, detail: "KbdInteractiveAuthentication yes, but with UsePAM no this sshd has no keyboard-interactive device, so no one can log in that way; it prompts for passwords as soon as UsePAM is turned on.", remediation: "Set KbdInteractiveAuthentication no." };
+      }
+      if (methodWithoutOtherFactor(methods, "keyboard-interactive")) {
+        return {
+          severity: "high",
+          title: `${title}: password prompts through PAM`,
+          detail:
+            "KbdInteractiveAuthentication yes with UsePAM yes: sshd hands the login to PAM, whose stock stack for sshd (@include common-auth: pam_unix) prompts \"Password:\" and checks the account password, so passwords can be guessed and stolen ones used as with PasswordAuthentication yes, even with PasswordAuthentication no. " +
+            "If /etc/pam.d/sshd asks only for a second factor (a one-time code, no pam_unix), this is a false positive; the check has no list of accepted findings, so say it in sshd_config: AuthenticationMethods publickey,keyboard-interactive asks for the code only after a key, and this finding is then medium.",
+          remediation: "Set KbdInteractiveAuthentication no, or require a key first: AuthenticationMethods publickey,keyboard-interactive.",
+        };
+      }
+      return {
+        severity: "medium",
+        title: `${title} after another method`,
+        detail: `KbdInteractiveAuthentication yes with UsePAM yes, and AuthenticationMethods ${methods} asks for it only after another method: PAM's prompt is a second step, a second factor if /etc/pam.d/sshd asks for a one-time code, only the account password again with the stock stack (pam_unix).`,
+        remediation: "Check that /etc/pam.d/sshd asks for a second factor and not only the password; otherwise set KbdInteractiveAuthentication no.",
+      };
+    },
   },
   {
     // ASVS 6.3.1: fewer attempts per connection slow down brute force.
@@ -117,6 +148,7 @@ const RULES: readonly Rule[] = [
     depends: [],
     check: (v) => v === "yes" ? { severity: "low", title: "X11 forwarding enabled", detail: "X11Forwarding yes exposes the client's X display to the server side (CIS).", remediation: "Set X11Forwarding no unless users need it." } : null,
   },
+  ...KEY_SOURCE_RULES,
   weakKeyList(
     "ssh.weak-pubkey-algorithms", "pubkeyacceptedalgorithms", "PubkeyAcceptedAlgorithms", "key", ["pubkeyauthentication", "authenticationmethods"],
     (e) => e["pubkeyauthentication"] === "yes" && methodAllowed(e["authenticationmethods"] ?? "any", "publickey"), "public key",
@@ -125,7 +157,7 @@ const RULES: readonly Rule[] = [
     "ssh.weak-hostbased-algorithms", "hostbasedacceptedalgorithms", "HostbasedAcceptedAlgorithms", "key", ["hostbasedauthentication", "authenticationmethods"],
     (e) => e["hostbasedauthentication"] === "yes" && methodAllowed(e["authenticationmethods"] ?? "any", "hostbased"), "host-based",
   ),
-  // Consulted only where certificates are trusted (TrustedUserCAKeys, host certificates), which the check does not read: low.
+  // Consulted only where certificates are trusted (TrustedUserCAKeys, reported on its own, or host certificates): low.
   weakKeyList("ssh.weak-ca-algorithms", "casignaturealgorithms", "CASignatureAlgorithms", "casig", [], () => true, "certificate authority signature"),
 ];
 

@@ -73,6 +73,21 @@ export type ValueKind =
   | { type: "path" }
   /** A file sshd reads at start-up: "none", or a path made absolute against the working directory. */
   | { type: "file" }
+  /**
+   * A file sshd opens per connection, relative to the user's home unless absolute: "~" expanded for the user
+   * sshd runs as, nothing else (tilde_expand_filename). A "none" in any case prints as "none" at load time
+   * (fill_default_server_options CLEAR_ON_NONE); one from a Match block is printed as written.
+   */
+  | { type: "userfile" }
+  /** AuthorizedKeysFile: one or more user files ("~" expanded each), printed joined by spaces, "none" as written. */
+  | { type: "userfiles" }
+  /**
+   * AuthorizedKeysCommand and AuthorizedPrincipalsCommand: the rest of the line exactly as written (quotes,
+   * a trailing "# comment" and all), which must start with "/" or be "none" in any case (servconf.c parse_command).
+   */
+  | { type: "command" }
+  /** A user name, as written ("none" included: sshd runs the command as a user called so). */
+  | { type: "user" }
   /** AuthenticationMethods: "any", or one or more comma-separated method lists (auth-methods.ts). */
   | { type: "authmethods" };
 
@@ -144,7 +159,38 @@ export const EVALUATED: Readonly<Record<string, ValueKind>> = {
   casignaturealgorithms: { type: "algorithms", family: "casig" },
   // Which methods a login may use at all: "publickey" alone makes PasswordAuthentication moot.
   authenticationmethods: { type: "authmethods" },
+  // Where sshd finds the keys and certificate authorities it accepts, beside ~/.ssh/authorized_keys: a second
+  // source planted there survives the users' own files being emptied (MITRE ATT&CK T1098.004).
+  authorizedkeysfile: { type: "userfiles" },
+  authorizedkeyscommand: { type: "command" },
+  authorizedkeyscommanduser: { type: "user" },
+  trustedusercakeys: { type: "file" },
+  authorizedprincipalsfile: { type: "userfile" },
+  authorizedprincipalscommand: { type: "command" },
+  authorizedprincipalscommanduser: { type: "user" },
 };
+
+/**
+ * Options sshd sets from a line only while another option is still unset in the same pass, whatever
+ * their own value. servconf.c (9.2) parse_command guards AuthorizedPrincipalsCommand with
+ * `options->authorized_keys_command == NULL`, AuthorizedKeysCommand's own field: so each such line
+ * replaces the one before it until an AuthorizedKeysCommand line has been read, and none after one
+ * counts (checked against sshd -T 9.2p1).
+ */
+export const SET_WHILE_UNSET: Readonly<Record<string, string>> = {
+  authorizedprincipalscommand: "authorizedkeyscommand",
+};
+
+/**
+ * Whether a line for `name`, active in a pass over the file, sets the option, given what the pass has set so
+ * far: the first line wins (sshd's "still unset" guard), FingerprintHash's last line, or SET_WHILE_UNSET.
+ */
+export function lineSetsOption(name: string, setSoFar: ReadonlyMap<string, unknown>): boolean {
+  const guard = SET_WHILE_UNSET[name];
+  if (guard !== undefined) return !setSoFar.has(guard);
+  const kind = EVALUATED[name];
+  return (kind?.type === "choice" && kind.lastWins === true) || !setSoFar.has(name);
+}
 
 /** KEX_DEFAULT_PK_ALG of the build: the default HostKeyAlgorithms, PubkeyAcceptedAlgorithms and HostbasedAcceptedAlgorithms. */
 const DEFAULT_KEY_ALGORITHMS =
@@ -234,6 +280,13 @@ export const DEFAULTS: Readonly<Record<string, string>> = {
     "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,sk-ssh-ed25519@openssh.com," +
     "sk-ecdsa-sha2-nistp256@openssh.com,rsa-sha2-512,rsa-sha2-256",
   authenticationmethods: "any",
+  authorizedkeysfile: ".ssh/authorized_keys .ssh/authorized_keys2",
+  authorizedkeyscommand: "none",
+  authorizedkeyscommanduser: "none",
+  trustedusercakeys: "none",
+  authorizedprincipalsfile: "none",
+  authorizedprincipalscommand: "none",
+  authorizedprincipalscommanduser: "none",
 };
 
 /** Every algorithm the build supports, in `ssh -Q cipher|mac|kex` order: what `+`, `-` and `^` lists may name. */

@@ -6,7 +6,7 @@ import { posix } from "node:path";
 import { authMethodsLineProblem, authMethodsSatisfiable, type MethodsState } from "./auth-methods.ts";
 import { excerpt, EXCERPT_LENGTH } from "../../lib/terminal.ts";
 import { SshConfigError, SshConfigUnreadableError } from "./errors.ts";
-import { ALIASES, DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
+import { ALIASES, DEFAULTS, EVALUATED, keywordScope, lineSetsOption } from "./keywords.ts";
 import { fileSystemSource, GLOB_DIRECTORY_BUDGET, MAX_FILE_BYTES } from "./file-system-source.ts";
 import { configLines, quoteExcerpt, splitLine } from "./lexer.ts";
 import { describeCriteria, parseCriteria, type Criterion } from "./match.ts";
@@ -277,7 +277,7 @@ function parseFile(state: State, path: string, file: string, text: string, outer
     const kind = EVALUATED[name];
     let value: string | undefined;
     if (kind !== undefined) {
-      const parsed = parseValue(split.keyword, kind, split.args, state.paths);
+      const parsed = parseValue(split.keyword, kind, split.args, { paths: state.paths, text: split.rest });
       if ("error" in parsed) refuse(parsed.error);
       else value = parsed.value;
     } else if (name === "port") {
@@ -308,6 +308,29 @@ function checkMethodsSatisfiable(config: SshConfig): void {
   const enabled = (keyword: string): boolean => (loadTimeDirective(config, keyword)?.value ?? DEFAULTS[keyword]) === "yes";
   if (!authMethodsSatisfiable(methods.value, enabled)) {
     throw new SshConfigError(methods.file, methods.line, "AuthenticationMethods cannot be satisfied by enabled authentication methods");
+  }
+}
+
+/** The lines sshd's load pass uses, by option (the global part and "Match All" blocks; see lineSetsOption). */
+function loadTimeDirectives(config: SshConfig): Map<string, Directive> {
+  const used = new Map<string, Directive>();
+  for (const d of config.directives) {
+    if (d.value !== undefined && (d.block < 0 || activeAtLoad(config, d.block)) && lineSetsOption(d.name, used)) used.set(d.name, d);
+  }
+  return used;
+}
+
+/**
+ * sshd's start-up check (sshd.c) that a command run to look up keys or principals has a user to run it as:
+ * "AuthorizedKeysCommand set without AuthorizedKeysCommandUser" stops sshd. Only the values at load count (a
+ * command in a Match block without a user is skipped at login). sshd names no line; we name the command's.
+ */
+function checkCommandUsers(config: SshConfig): void {
+  const used = loadTimeDirectives(config);
+  for (const [command, keyword] of [["authorizedkeyscommand", "AuthorizedKeysCommand"], ["authorizedprincipalscommand", "AuthorizedPrincipalsCommand"]] as const) {
+    const d = used.get(command);
+    if (d?.value === undefined || d.value.toLowerCase() === "none" || used.has(`${command}user`)) continue;
+    throw new SshConfigError(d.file, d.line, `${keyword} set without ${keyword}User`);
   }
 }
 
@@ -360,6 +383,7 @@ export function parseSshdConfig(text: string, name: string, options: LoadOptions
   };
   parseFile(state, topPath, name, text, -1, []);
   checkMethodsSatisfiable(state.config);
+  checkCommandUsers(state.config);
   checkAlgorithmsAssemble(state.config);
   return state.config;
 }

@@ -40,6 +40,16 @@ function valuesFor(kind: ValueKind): string[] {
       return ["none", "/etc/issue.net", '"/etc/my banner"', "%h/jail", "'/srv/q'", "NONE"];
     case "file":
       return ["none", "NONE", "/etc/issue.net", '"/etc/my banner"', "rel/banner", "~/banner", "~", "./x"];
+    case "userfile":
+      return ["none", "NONE", ".ssh/principals", "/etc/ssh/principals/%u", "~/p", "~", '"/etc/my p"', '""'];
+    case "userfiles":
+      // A lone "# x" is read and sets nothing; an empty argument is refused.
+      return [".ssh/authorized_keys", ".ssh/authorized_keys /etc/ssh/keys/%u", "none", "NONE /etc/k", "~/k ~", '"/etc/a b" c', 'a ""', "# x"];
+    case "command":
+      // The rest of the line as written; it must start with "/" (a quote before it does not) or be "none".
+      return ["none", "NONE", "none", "/usr/local/bin/keys %u %f", "/usr/bin/keys", "keys", '"/usr/bin/k"', "/x\ty  z"];
+    case "user":
+      return ["nobody", "root", "NONE", '"a b"', '""', "# x"];
     case "authmethods":
       // Valid lists in several shapes, lists sshd refuses at load (a disabled method), and bad spellings.
       return [

@@ -57,24 +57,55 @@ export interface PathContext {
  */
 export function derelativise(path: string, ctx: PathContext): string {
   if (path.toLowerCase() === "none") return "none";
-  let expanded = path;
-  if (path.startsWith("~")) {
-    const slash = path.indexOf("/");
-    if (slash > 1) return path;
-    const sep = ctx.home.endsWith("/") ? "" : "/";
-    expanded = `${ctx.home}${sep}${slash < 0 ? path.slice(1) : path.slice(slash + 1)}`;
-  }
+  const expanded = tildeExpand(path, ctx);
+  // "~user/x" left as written stays so (not made relative to the working directory).
+  if (expanded.startsWith("~")) return expanded;
   return expanded.startsWith("/") ? expanded : `${ctx.cwd}/${expanded}`;
 }
 
 /**
+ * A path as misc.c tilde_expand_filename() leaves it: "~" and "~/x" are the home directory of the user running
+ * sshd ("~" alone gets a trailing slash); "~user…" needs the password database and is kept as written (sshd
+ * itself stops when that user does not exist); anything else is unchanged.
+ *
+ * @example
+ * tildeExpand("~/keys", { cwd: "/", home: "/root" }); // "/root/keys"
+ */
+export function tildeExpand(path: string, ctx: PathContext): string {
+  if (!path.startsWith("~")) return path;
+  const slash = path.indexOf("/");
+  if (slash > 1 || (slash < 0 && path.length > 1)) return path;
+  const sep = ctx.home.endsWith("/") ? "" : "/";
+  return `${ctx.home}${sep}${slash < 0 ? "" : path.slice(slash + 1)}`;
+}
+
+export interface ParseValueOptions {
+  /** Where relative and "~" paths resolve; default cwd "/", home "/root". */
+  paths?: PathContext;
+  /** The arguments exactly as written on the line (what sshd stores for a command); default the arguments joined by spaces. */
+  text?: string;
+}
+
+/**
  * Checks one option's arguments and returns the text sshd -T prints (for algorithm lists: the raw
- * list, assembled later), or an error message worded like sshd's.
+ * list, assembled later), or an error message worded like sshd's. The value is undefined for a line
+ * sshd reads without setting anything ("AuthorizedKeysFile # old", whose only argument is a comment).
  *
  * @example
  * parseValue("PermitRootLogin", { type: "choice", words: {...} }, ["prohibit-password"]); // { value: "without-password" }
  */
-export function parseValue(keyword: string, kind: ValueKind, args: readonly string[], paths: PathContext = { cwd: "/", home: "/root" }): { value: string } | { error: string } {
+export function parseValue(keyword: string, kind: ValueKind, args: readonly string[], options: ParseValueOptions = {}): { value: string | undefined } | { error: string } {
+  const paths = options.paths ?? { cwd: "/", home: "/root" };
+  if (kind.type === "command") {
+    // servconf.c parse_command stores the rest of the line itself, not its arguments.
+    const text = options.text ?? args.join(" ");
+    return text.startsWith("/") || text.toLowerCase() === "none" ? { value: text } : { error: `${keyword} must be an absolute path` };
+  }
+  if (kind.type === "userfiles") {
+    if (args.includes("")) return { error: `keyword ${keyword} empty argument` };
+    // Each file is "~"-expanded and the list kept as written, "none" included (sshd skips a "none" entry when it reads keys).
+    return { value: args.length === 0 ? undefined : args.map((a) => tildeExpand(a, paths)).join(" ") };
+  }
   if (kind.type === "authmethods") {
     // The one option we evaluate that takes several arguments. Checked here as a line on its own;
     // the parser repeats the check with what earlier lines stored (auth-methods.ts).
@@ -82,6 +113,7 @@ export function parseValue(keyword: string, kind: ValueKind, args: readonly stri
     return problem === null ? { value: args.join(" ") } : { error: problem };
   }
   const arg = args[0];
+  if (kind.type === "user" && (arg === undefined || arg === "")) return { error: `missing ${keyword} argument.` };
   if (arg === undefined || (arg === "" && kind.type !== "algorithms")) return { error: `${keyword} missing argument.` };
   if (args.length > 1) return { error: `keyword ${keyword} extra arguments at end of line` };
   switch (kind.type) {
@@ -111,6 +143,11 @@ export function parseValue(keyword: string, kind: ValueKind, args: readonly stri
       return { value: arg.toLowerCase() === "none" ? "none" : arg };
     case "file":
       return { value: derelativise(arg, paths) };
+    case "userfile":
+      // Kept as written otherwise: a "none" from a Match block prints as written (evaluate.ts clears it at load only).
+      return { value: tildeExpand(arg, paths) };
+    case "user":
+      return { value: arg };
     case "algorithms": {
       const body = arg.startsWith("+") || arg.startsWith("^") ? arg.slice(1) : arg;
       // "-" lists may use wildcards; every other list must name algorithms this build supports.
