@@ -11,10 +11,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { parseSessionToken, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { whileAuditRefuses } from "./helpers/audit-tamper.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 interface Row { seq: number; type: string; actor: string; subject: string; requestId: string; data: Record<string, unknown>; raw: string }
 
@@ -223,14 +223,8 @@ describe("audit completeness over /api/v1 (insider: administrator, help desk)", 
 });
 
 describe("audit completeness over /auth (a cross-site request riding a signed-in session)", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx?.close();
-  });
 
   it("attack: a cross-site request (foreign Origin) riding a fresh session to end the owner's other sessions is refused and recorded against the account as auth.csrf.refused (ASVS 16.3.3) (was: refused with no trace)", async () => {
     const u = await flows.signedIn("csrf-target@example.org");

@@ -13,11 +13,12 @@ import {
 } from "../src/contain/index.ts";
 import { BulwarkError } from "../src/lib/errors.ts";
 import { currentEpoch } from "../src/accounts/sessions/revocation.ts";
-import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { parseAPIToken } from "../src/accounts/tokens/index.ts";
 import { bulwark } from "./helpers/cli.ts";
 import { codeOf, openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const NOW = Date.UTC(2026, 11, 3, 12);
 
@@ -455,7 +456,7 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
 
 describe("POST /api/v1/contain/jobs/:id/cancel", () => {
   const MINUTE = 60_000;
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   let adminToken: string;
   let responderToken: string;
   let auditorToken: string;
@@ -464,7 +465,6 @@ describe("POST /api/v1/contain/jobs/:id/cancel", () => {
   let ownerCsrf: string;
 
   before(async () => {
-    fx = await authFixture();
     await fx.app.accounts.roles.create({ name: "contain-only", permissions: ["contain.run"] }, "test");
     const admin = await fx.user("admin@example.org", { roles: ["admin"] });
     const responder = await fx.user("responder@example.org", { roles: ["contain-only"] });
@@ -480,9 +480,6 @@ describe("POST /api/v1/contain/jobs/:id/cancel", () => {
     const secret = begin.json().secret as string;
     assert.equal((await owner.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
     ownerCsrf = await owner.csrf();
-  });
-  after(async () => {
-    await fx.close();
   });
 
   /** A containment job left pending (created, not run), as if its worker were still queued. */

@@ -22,7 +22,7 @@ import { recordUnrecordedTokenUses } from "../src/accounts/login/refusal-sampler
 import { openApp } from "../src/app/index.ts";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
 import { jobRunnerOf } from "../src/http/api/index.ts";
-import { authFixture, HOST, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, HOST, totpCode } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
@@ -33,15 +33,9 @@ const DOCS = new URL("../docs/", import.meta.url);
 const doc = (name: string): string => readFileSync(new URL(name, DOCS), "utf8");
 
 describe("red team, fourth docs round: the authenticator app's replacement and its error texts (docs/mfa-and-tokens.md, docs/http-auth.md)", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
   let n = 0;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx?.close();
-  });
 
   it("attack: an owner who asks POST /auth/mfa/totp for a new app while one is confirmed is pointed at the one-step replacement, not told to remove the app first (docs/mfa-and-tokens.md) (was: \"remove it before enrolling another\", the path that leaves the account without a factor)", async () => {
     const o = await flows.withTOTP(`steer-${++n}@example.org`);
@@ -150,15 +144,11 @@ describe("red team, fourth docs round: docs/audit-log.md on a leaked token's req
 });
 
 describe("red team, fourth docs round: undo over HTTP holds cancel's rule for a job made from the shell (docs/api.md, docs/containment.md)", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
   before(async () => {
-    fx = await authFixture();
     // Jobs are run by hand, so the undo is asked of a job that has ended, as an operator's would have.
     await jobRunnerOf(fx.server)?.stop();
-  });
-  after(async () => {
-    await fx?.close();
   });
 
   const post = (url: string, bearer: string): Promise<LightMyRequestResponse> =>

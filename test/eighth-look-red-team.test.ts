@@ -18,6 +18,7 @@ import { OutboxSender } from "../src/notify/sender.ts";
 import { authFixtureOn, authFlows, EMAIL_LINK, loginFrom } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { recordingTransport } from "./helpers/recording-transport.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 
@@ -27,13 +28,7 @@ const MINUTE = 60_000;
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("the outbox's aged-link share, against a notice stream and a link flood", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
   const drainAll = (name: string): Promise<unknown> =>
     new OutboxSender({ outbox: fx.app.accounts.outbox, transport: recordingTransport(), clock: fx.clock, random: systemRandom }, { name }).drain();

@@ -7,10 +7,11 @@
 // a step-up or "sign out everywhere else") recorded the replaced session's address and browser, not the request's.
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { authFixture, GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const OWNER_IP = "192.0.2.10";
 const OWNER_UA = "Mozilla/5.0 (Owner's laptop) Firefox/140.0";
@@ -62,13 +63,7 @@ async function sessionsSeenBy(c: Client): Promise<Listed[]> {
 }
 
 describe("headers red team: a session copied by a thief and replaced from its own address", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
 
   /** The owner signs in from home; the thief holds a copy of that cookie (and, as an infostealer's haul has, the password). */
   async function ownerAndThief(email: string): Promise<{ owner: Client; thief: Client; ownerSessionId: string }> {
@@ -129,13 +124,7 @@ describe("headers red team: behind a trusted proxy (BULWARK_TRUST_PROXY=127.0.0.
     forwarded: `for=${INNOCENT};proto=https;host=evil.test`, "x-real-ip": INNOCENT, "true-client-ip": INNOCENT, "cf-connecting-ip": INNOCENT,
     "x-forwarded-host": "evil.test", "x-forwarded-proto": "http",
   });
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture({ BULWARK_TRUST_PROXY: "127.0.0.1", BULWARK_MAIL_REQUESTS_PER_HOUR: "3", BULWARK_REGISTRATION: "open" });
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture(() => authFixture({ BULWARK_TRUST_PROXY: "127.0.0.1", BULWARK_MAIL_REQUESTS_PER_HOUR: "3", BULWARK_REGISTRATION: "open" }));
 
   it("attack: the client's own Forwarded, X-Real-IP, True-Client-IP, CF-Connecting-IP and hops written before the proxy's reach none of the evidence — the login event, the session list and the new-device notice all name the hop the proxy appended (ASVS 16.2.1, 16.3.1, 6.3.5)", async () => {
     const u = await fx.user("hdr-proxy-evidence@example.org");

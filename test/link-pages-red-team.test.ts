@@ -14,10 +14,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
-import { authFixture, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { authFixtureOn, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { CHROMIUM, chromiumAvailable, listeningPagesFixture } from "./helpers/page-browser.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 const NEW_PASSWORD = "quiet orchard lanterns under snow";
@@ -50,13 +51,7 @@ function flows(fx: () => AuthFixture) {
 }
 
 describe("link pages and email change: red team (SQLite, in process)", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx?.close();
-  });
+  const fx = sharedFixture();
   const { signedIn, tokenTo, requestChange, confirm, emailOf } = flows(() => fx);
 
   it("attack: the owner whose account a thief moved to the thief's mailbox is not sent after a remedy that cannot reach them: the notice to the old address names a person to contact and the event's reference, not a password reset (ASVS 6.3.7, 6.4.3) (was: 'reset your password now', which from that address mailed nothing while the account's reset went to the thief)", async () => {

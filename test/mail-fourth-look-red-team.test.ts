@@ -17,6 +17,7 @@ import { systemRandom } from "../src/lib/random.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
 import { authFlows, EMAIL_LINK, STEP } from "./helpers/auth-flows.ts";
 import { recordingTransport } from "./helpers/recording-transport.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -36,13 +37,7 @@ async function rowsToMailbox(fx: AuthFixture, mailbox: string, kind: string): Pr
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("security notices caused at will, ahead of everyone's links", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
 
   it("attack: one ordinary account regenerating its own recovery codes, each a priority-0 notice, cannot hold back other users' reset links: a link due for a minute joins the notices, first by when it became due (ASVS 2.4.1, 6.3.7) (was: held back for as long as the flood went on)", async () => {
@@ -216,13 +211,7 @@ describe("delivered mail deleted while its key is still looked for", () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("refused genuine links and the audit log", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
   const eventsOf = (subject: string): Promise<Array<{ type: string; data: string }>> =>
     fx.app.db.db.selectFrom("audit_events").select(["type", "data"]).where("subject", "=", subject).orderBy("seq").execute();

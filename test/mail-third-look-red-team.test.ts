@@ -20,6 +20,7 @@ import { notifyFixture } from "../src/notify/test-setup.ts";
 import { createSMTPTransport } from "../src/notify/transport.ts";
 import { openSQLite } from "../src/store/database.ts";
 import { recordingTransport } from "./helpers/recording-transport.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const DAY = 24 * 3_600_000;
 
@@ -88,13 +89,7 @@ describe("an anonymous flood queued ahead of a security notice", () => {
 
 describe("the email-change form as a way to mail strangers", () => {
   const LIMIT = 3;
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture({ BULWARK_MAIL_REQUESTS_PER_HOUR: String(LIMIT), BULWARK_REGISTRATION: "open" });
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture(() => authFixture({ BULWARK_MAIL_REQUESTS_PER_HOUR: String(LIMIT), BULWARK_REGISTRATION: "open" }));
 
   it("attack: a client whose hourly budget of mail-sending requests is spent cannot go on mailing addresses of its choosing through POST /auth/email/change: 429 (ASVS 2.4.1) (was: 202 and a link mailed for each)", async () => {
     // Every injected request comes from 127.0.0.1: one client. Its budget goes on sign-ups (its own throw-away accounts).
@@ -151,13 +146,7 @@ describe("one stranger's mailbox named by many accounts", () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("what the outbox keeps after delivery", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture({ BULWARK_REGISTRATION: "open" });
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture(() => authFixture({ BULWARK_REGISTRATION: "open" }));
 
   it("attack: delivered mail does not stay for ever: past BULWARK_OUTBOX_RETENTION_DAYS the maintenance pass deletes it, recipient and text (ASVS 14.2.7) (was: every row kept a year later, each anonymous sign-up growing the table for good)", async () => {
     const owner = await signedIn(fx, "retained@example.org");

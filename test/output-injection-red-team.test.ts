@@ -17,11 +17,11 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { DEFAULT_EMAIL_CHANGE_POLICY } from "../src/accounts/email-change/index.ts";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { scratchRoot } from "./helpers/scratch.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const { root, fresh } = scratchRoot("bulwark-output-injection-redteam-");
 const QUIET = { BULWARK_LOG_LEVEL: "silent", BULWARK_DATABASE_URL: "", BULWARK_MASTER_KEY: "" };
@@ -187,13 +187,7 @@ describe("stored text an administrator reads back, and a SIEM ingests", () => {
 });
 
 describe("a genuine security notice", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
 
   it("attack: a hijacker cannot put a link of their choosing into the genuine \"a change of your email address was requested\" notice: an address the outbox would never mail is refused with 400 BULWARK_ERR_MAIL_ADDRESS whatever the mailbox's hourly count, and the notice never quotes one (ASVS 6.3.7, 2.2.2, CWE-74) (was: quoted verbatim once the mailbox's count was spent)", async () => {

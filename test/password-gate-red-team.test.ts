@@ -17,6 +17,7 @@ import { BUSY_CODE } from "../src/http/auth/password-work.ts";
 import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { authFlows, loginFrom } from "./helpers/auth-flows.ts";
 import { latchDummyVerify, until } from "./helpers/latch.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const GUESS = "a guess that is long enough";
 
@@ -136,16 +137,12 @@ function loginHead(length: number): string {
 }
 
 describe("red team: a client that tries to make the gate leak a slot (capacity 1)", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture(() => authFixture({ BULWARK_PASSWORD_CHECKS_IN_FLIGHT: "1", BULWARK_REQUIRE_MFA: "none" }));
   let port: number;
   const flows = authFlows(() => fx);
   before(async () => {
-    fx = await authFixture({ BULWARK_PASSWORD_CHECKS_IN_FLIGHT: "1", BULWARK_REQUIRE_MFA: "none" });
     await fx.server.listen({ host: "127.0.0.1", port: 0 });
     port = (fx.server.server.address() as AddressInfo).port;
-  });
-  after(async () => {
-    await fx.close();
   });
 
   it("attack: a client that hangs up while its login hashes does not keep the slot: the hash ends, the slot comes back, the next login is admitted", async () => {

@@ -5,12 +5,13 @@
 // bounded number of password-checking requests at a time, a share of them per client, and answers the rest 503 at
 // once, before any lookup, count or hash. To hold requests inside the gate, the tests make the hash wait on a latch.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { BUSY_CODE } from "../src/http/auth/password-work.ts";
 import { authFlows, loginFrom } from "./helpers/auth-flows.ts";
 import { latchDummyVerify, until } from "./helpers/latch.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** Logins of unknown accounts from `addresses`, the answers collected in the order they come. */
 function crowd(fx: AuthFixture, addresses: string[]): { answered: LightMyRequestResponse[]; all: Promise<LightMyRequestResponse[]> } {
@@ -35,13 +36,7 @@ function assertBusy(res: LightMyRequestResponse, what: string): void {
 }
 
 describe("password-work gate: a crowd of logins cannot queue hashes without bound", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture({ BULWARK_PASSWORD_CHECKS_IN_FLIGHT: "4", BULWARK_REQUIRE_MFA: "none" });
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture(() => authFixture({ BULWARK_PASSWORD_CHECKS_IN_FLIGHT: "4", BULWARK_REQUIRE_MFA: "none" }));
 
   it("attack: logins beyond the capacity get 503 with Retry-After at once, before any count, audit or hash; the admitted ones finish and every slot comes back", async () => {
     const auditBefore = await auditRows(fx);
@@ -103,14 +98,8 @@ describe("password-work gate: a crowd of logins cannot queue hashes without boun
 });
 
 describe("password-work gate: every route that checks or hashes a password is behind it, and only those", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture(() => authFixture({ BULWARK_PASSWORD_CHECKS_IN_FLIGHT: "1", BULWARK_REQUIRE_MFA: "none" }));
   const flows = authFlows(() => fx);
-  before(async () => {
-    fx = await authFixture({ BULWARK_PASSWORD_CHECKS_IN_FLIGHT: "1", BULWARK_REQUIRE_MFA: "none" });
-  });
-  after(async () => {
-    await fx.close();
-  });
 
   it("attack: with the gate held, password change, reset completion, re-authentication and user creation answer 503; the session check and the CSRF token still answer", async () => {
     const owner = await flows.signedIn("owner@example.org");

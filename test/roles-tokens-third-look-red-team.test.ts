@@ -20,6 +20,7 @@ import { authFixture, HOST, totpCode, type AuthFixture, type Browser } from "../
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { holdOpen } from "./helpers/held-transaction.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** A fully signed-in, fresh browser session of `userId` (aal 2, so no MFA gate) on `site`. */
 async function sessionOn(site: AuthFixture, userId: string): Promise<Browser> {
@@ -33,18 +34,14 @@ function code(res: LightMyRequestResponse): string | undefined {
 }
 
 describe("red team, third look: roles and tokens", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   let rootToken: string;
   const { userWith, tokenFor } = authFlows(() => fx);
 
   before(async () => {
-    fx = await authFixture();
     // An administrator never demoted or locked here, so the last-admin rule never gets in a test's way.
     const root = (await fx.user("root-third@example.org", { roles: ["admin"] })).id;
     rootToken = await tokenFor(root, ["admin"]);
-  });
-  after(async () => {
-    await fx.close();
   });
 
   function api(method: "GET" | "POST" | "DELETE", url: string, bearer: string, body?: unknown): Promise<LightMyRequestResponse> {

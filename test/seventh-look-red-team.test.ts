@@ -26,6 +26,7 @@ import { authFixtureOn, authFlows, loginFrom } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { latchDummyVerify, until } from "./helpers/latch.ts";
 import { recordingTransport } from "./helpers/recording-transport.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 /** A wrong password long enough to be checked. */
@@ -123,13 +124,7 @@ describe("an anonymous sign-up flood left to age in the queue", () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("the per-mailbox count of email changes, spent by someone else", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
   const outcomes = (userId: string): Promise<string[]> => changeOutcomes(fx, userId);
   const recorded = (userId: string): Promise<number> => changeRequests(fx, userId);
@@ -265,13 +260,7 @@ describe("the password-work gate behind an IPv4-to-IPv6 translator", () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe("refused uses of genuine reset links and the audit log", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
   const refusals = async (subject: string): Promise<Array<{ reason?: string; link?: string; unrecordedBefore?: number }>> =>
     (await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", "auth.password.reset-refused").where("subject", "=", subject).orderBy("seq").execute())

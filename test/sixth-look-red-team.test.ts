@@ -31,6 +31,7 @@ import { authFixture, totpCode, type AuthFixture } from "../src/http/auth/test-c
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { containDeps, createUndoJob } from "../src/contain/index.ts";
 import { latchDummyVerify, until } from "./helpers/latch.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** An app and server whose log lines (pino JSON) are kept in `lines`. */
 interface LoggedServer {
@@ -140,14 +141,8 @@ describe("red team: the password-work gate", () => {
 });
 
 describe("red team: every password hash a request causes runs inside the gate", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture(() => authFixture({ BULWARK_REGISTRATION: "open", BULWARK_REQUIRE_MFA: "none" }));
   const flows = authFlows(() => fx);
-  before(async () => {
-    fx = await authFixture({ BULWARK_REGISTRATION: "open", BULWARK_REQUIRE_MFA: "none" });
-  });
-  after(async () => {
-    await fx.close();
-  });
 
   it("attack: no route — login of a known, unknown or MFA account, the second factor, sign-up through its mailed link, reset, re-authentication, password and email change, token minting, session revocation, user creation by the API — hashes or verifies a password outside a gate slot", async () => {
     // Accounts and credentials are made first (the fixture hashes their passwords itself, outside any request).

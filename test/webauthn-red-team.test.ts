@@ -16,9 +16,10 @@ import { createHash, generateKeyPairSync } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { RegistrationResponseJSON } from "../src/accounts/mfa/index.ts";
 import { encodeCBOR, FLAG_AT, FLAG_UP, SoftAuthenticator, type CBORValue } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { authFixture, HOST, ORIGIN, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { HOST, ORIGIN, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** The fixture's relying party: the host of BULWARK_PUBLIC_URL. */
 const RP = "bulwark.test";
@@ -87,13 +88,7 @@ async function register(b: Browser, build: (challenge: string) => unknown, name:
 }
 
 describe("red team: WebAuthn over HTTP", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx?.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
 
   /**
