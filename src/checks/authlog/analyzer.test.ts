@@ -3,8 +3,9 @@ import { test } from "node:test";
 import { AuthLogAnalyzer } from "./analyzer.ts";
 import { AuthLogOptionError } from "./errors.ts";
 import { authLogFindings } from "./findings.ts";
-import type { AuthLogOptions, AuthLogResult } from "./types.ts";
+import type { AuthLogOptions, AuthLogResult, SprayState } from "./types.ts";
 import { analyzeLines } from "./test-helpers.ts";
+import { pushName } from "./slow-rules.ts";
 
 const REF = Date.UTC(2026, 10, 22, 12);
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -252,4 +253,41 @@ test("a repeated line keeps sshd's prefixes inside the brackets and bounds a for
   assert.equal(r.stats.byKind["max-auth-attempts"], 2);
   assert.equal(r.stats.byKind["failed-password"], 1000, "counts above 1000 are read as 1000");
   assert.equal(r.stats.failures, 1002, "a line without its closing bracket is not unwrapped");
+});
+
+// The slow rules' thresholds (docs/checks.md, authlog): options checked like --max-retry.
+test("rejects a spray min under 2, a guess min of 0, thresholds over 1000 and a compromise window under a second", () => {
+  for (const bad of [{ sprayMin: 1 }, { sprayMin: 1001 }, { sprayMin: 2.5 }, { guessMin: 0 }, { guessMin: 1001 }, { compromiseWindowMs: 10 }, { compromiseWindowMs: Number.NaN }]) {
+    assert.throws(() => new AuthLogAnalyzer({ referenceMs: REF, ...bad }), AuthLogOptionError, JSON.stringify(bad));
+  }
+  assert.deepEqual([run([]).sprayMin, run([]).guessMin, run([]).compromiseWindowMs], [20, 20, 86_400_000]);
+});
+
+test("honours custom slow thresholds: 5 names, or 5 failures on one user, one every 15 minutes", () => {
+  const names = [0, 1, 2, 3, 4].map((i) => failed(T0 + i * 900_000, "203.0.113.9", `user${i}`));
+  const login = accepted(T0 + 5 * 900_000, "203.0.113.9", "user2");
+  const slow = (r: AuthLogResult): string[] => authLogFindings(r).filter((f) => f.id === "authlog.success-after-slow-failures").map((f) => f.severity);
+  assert.deepEqual(slow(run([...names, login])), []);
+  assert.deepEqual(slow(run([...names, login], { sprayMin: 5 })), ["high"]);
+  const guesses = [0, 1, 2, 3, 4].map((i) => failed(T0 + i * 900_000, `198.51.100.${i + 1}`, "deploy"));
+  const owner = accepted(T0 + 5 * 900_000, "192.0.2.200", "deploy");
+  assert.deepEqual(slow(run([...guesses, owner])), []);
+  assert.deepEqual(slow(run([...guesses, owner], { guessMin: 5 })), ["high"]);
+  // The window is the compromise window: 5 names within 30 minutes, not within an hour.
+  assert.deepEqual(slow(run([...names, login], { sprayMin: 5, compromiseWindowMs: 1_800_000 })), []);
+});
+
+test("pushName keeps the most recently tried names: a name tried again is not counted twice, and the least recent one makes room", () => {
+  const s: SprayState = { names: [], times: [], oldest: 0, marks: null };
+  const DAY = 86_400_000;
+  assert.equal(pushName(s, "a", 1000, 3, DAY), false);
+  assert.equal(pushName(s, "b", 2000, 3, DAY), false);
+  assert.equal(pushName(s, "a", 3000, 3, DAY), false, "a again: still two names");
+  assert.equal(pushName(s, "c", 4000, 3, DAY), true);
+  // d replaces b (the least recently tried, at 2000), not a (tried again at 3000).
+  assert.equal(pushName(s, "d", 5000, 3, DAY), true);
+  assert.deepEqual([...s.names].sort(), ["a", "c", "d"]);
+  // Three names within the window ending now, however many were tried: a day later only the latest counts.
+  assert.equal(pushName(s, "e", 5000 + DAY + 1, 3, DAY), false);
+  assert.ok(s.names.length <= 3);
 });

@@ -1,6 +1,7 @@
 // The auth-log analysis: feeds lines through the syslog splitter, the sshd matcher and the
 // connection tracker, and keeps per-address and per-user sliding windows (fail2ban's maxretry
-// within findtime) to name offenders, brute-forced users, and logins that followed them.
+// within findtime) to name offenders, brute-forced users, and logins that followed them; and, over
+// the compromise window, the slow rules (spraying, guessing) that catch the same attacks paced under it.
 import { ipv6Prefix64 } from "./address.ts";
 import { ConnectionTracker, detach } from "./connection-tracker.ts";
 import { AuthLogOptionError } from "./errors.ts";
@@ -8,10 +9,11 @@ import { ExpiringTable } from "./expiring-table.ts";
 import { attackBefore, earliestBanOutside, recordAttack, recordBan } from "./file-order.ts";
 import { HeldEvents } from "./held-events.ts";
 import { isPasswordMethod } from "./findings.ts";
+import { markSlow, pushName, slowRunBefore } from "./slow-rules.ts";
 import { afterSyslogdTag, bsdRepeatCount, classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
 import { splitLine, type SshdLine } from "./syslog-line.ts";
 import { emptyStamp, YearResolver } from "./timestamp.ts";
-import type { AuthLogLimits, AuthLogOptions, AuthLogResult, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
+import type { AttackRun, AuthLogLimits, AuthLogOptions, AuthLogResult, SlowEvidence, SlowMarks, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 
 export const DEFAULTS = {
   maxRetry: 5,
@@ -20,12 +22,19 @@ export const DEFAULTS = {
   // (user names are cut at 100 bytes), so only junk or an attack on the parser is that long.
   maxLineLength: 8192,
   compromiseWindowMs: 24 * 3_600_000,
+  // The slow rules, at any pace within the compromise window. 20 names from one address, as `check logins
+  // --spray-min`: no one mistypes their way through 20 accounts. 20 failures on one account, above `check logins
+  // --streak` (5): sshd on the internet takes a steady trickle of guesses at common account names, and at 5 every
+  // password login of those accounts would be reported; a guessing campaign needs far more than 20 tries.
+  sprayMin: 20,
+  guessMin: 20,
 } as const;
 
 // Memory bounds against logs built to exhaust us (a botnet of IPv6 addresses, random user names).
 // A full table evicts what has been idle for longer than --find-time and never offended, so a log
 // that opens with 500,000 one-off addresses cannot hide a later attack; only more than that many
-// active inside one window leaves failures untracked, and the findings then say so.
+// active inside one window leaves failures untracked, and the findings then say so. (An address that tried two
+// names, or a user with two failures, counts as active for the compromise window: the slow rules' window.)
 // Accepted logins are kept (about 300 bytes each) to be judged again at the end, against brute force read after them:
 // files given newest first, or overlapping. A log can forge any number of "Accepted" lines (logger), so they are
 // bounded too; past the bound a login is judged only against what was read before it, and the output says so.
@@ -35,7 +44,7 @@ const MAX_COMPROMISES = 1_000;
 const MAX_ROOT_LOGINS_KEPT = 1_000;
 
 function validate(options: AuthLogOptions): void {
-  const { maxRetry, findTimeMs, year, maxLineLength } = options;
+  const { maxRetry, findTimeMs, year, maxLineLength, compromiseWindowMs, sprayMin, guessMin } = options;
   if (maxRetry !== undefined && (!Number.isInteger(maxRetry) || maxRetry < 1 || maxRetry > 1000)) {
     throw new AuthLogOptionError(`max retry must be an integer from 1 to 1000, got ${maxRetry}`);
   }
@@ -47,6 +56,17 @@ function validate(options: AuthLogOptions): void {
   }
   if (maxLineLength !== undefined && (!Number.isInteger(maxLineLength) || maxLineLength < 256 || maxLineLength > 1 << 20)) {
     throw new AuthLogOptionError(`max line length must be from 256 to 1048576 bytes, got ${maxLineLength}`);
+  }
+  if (compromiseWindowMs !== undefined && (!Number.isFinite(compromiseWindowMs) || compromiseWindowMs < 1000 || compromiseWindowMs > 366 * 86_400_000)) {
+    throw new AuthLogOptionError(`compromise window must be between 1 second and 366 days, got ${compromiseWindowMs} ms`);
+  }
+  // Bounded like max retry: each address that tries two names keeps up to sprayMin of them, each user a ring of
+  // guessMin times. One name is no spray.
+  if (sprayMin !== undefined && (!Number.isInteger(sprayMin) || sprayMin < 2 || sprayMin > 1000)) {
+    throw new AuthLogOptionError(`spray min must be an integer from 2 to 1000, got ${sprayMin}`);
+  }
+  if (guessMin !== undefined && (!Number.isInteger(guessMin) || guessMin < 1 || guessMin > 1000)) {
+    throw new AuthLogOptionError(`guess min must be an integer from 1 to 1000, got ${guessMin}`);
   }
   for (const [name, value] of Object.entries(options.limits ?? {})) {
     if (value !== undefined && (!Number.isInteger(value) || value < 1 || value > 10_000_000)) {
@@ -63,13 +83,20 @@ function utf8(name: string): string {
   return name;
 }
 
+/** One suspect record per address/user pair. */
+const pairKey = (r: SuccessRecord): string => `${r.address}\u0000${r.user}`;
+
 /** A login a brute force is sometimes only a few stamps' worth behind: a sending host's clock can lag by a second. */
 const CLOCK_SLACK_MS = 1000;
 
-/** An accepted login not suspect when read, and the file (1-based, in the order read) it came from. */
+/**
+ * An accepted login not suspect by the brute-force rules when read, and the file (1-based, in the order read) it came
+ * from. `counted`: suspect by the slow rules when read, so already recorded (or counted) as such.
+ */
 interface KeptLogin {
   login: SuccessRecord;
   file: number;
+  counted: boolean;
 }
 
 /** Records one failure time in a ring of the last `n`; true when those n lie within `window`. */
@@ -83,7 +110,17 @@ function pushWindow(ring: Float64Array, count: number, t: number, window: number
 
 /** A copy of an address record as it stands, for a finding's evidence: the live record goes on counting. */
 function snapshotSource(s: SourceRecord): SourceRecord {
-  return { ...s, first: { ...s.first }, last: { ...s.last }, users: new Set(s.users), members: s.members && new Set(s.members) };
+  return { ...s, first: { ...s.first }, last: { ...s.last }, users: new Set(s.users), members: s.members && new Set(s.members), spray: null };
+}
+
+/** Likewise for a user record (its ring and runs are not evidence). */
+function snapshotUser(u: UserRecord): UserRecord {
+  return { ...u, sources: new Set(u.sources), guessed: null };
+}
+
+/** A slow rule's evidence: the record as it stands and a copy of the run of marks before the login. */
+function slowEvidence<R>(record: R, run: AttackRun | undefined): SlowEvidence<R> | null {
+  return run === undefined ? null : { record, run: { ...run } };
 }
 
 /**
@@ -101,6 +138,8 @@ export class AuthLogAnalyzer {
   readonly maxLineLength: number;
   readonly #options: AuthLogOptions;
   readonly #compromiseWindowMs: number;
+  readonly #sprayMin: number;
+  readonly #guessMin: number;
   readonly #scratch: SshdLine = { stamp: emptyStamp(), hostStart: 0, hostEnd: 0, connection: "", messageAt: 0 };
   // The host field of the previous line: consecutive lines mostly share it, so no slice is made for them.
   #host = "";
@@ -134,7 +173,7 @@ export class AuthLogAnalyzer {
   readonly stats = {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
     failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0, untrackedPrefixes: 0,
-    evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0, loginsNotRejudged: 0, loginsNotRejudgedMatter: false,
+    evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0, untrackedSlowCompromises: 0, loginsNotRejudged: 0, loginsNotRejudgedMatter: false,
     byKind: {} as Record<string, number>,
   };
 
@@ -145,21 +184,30 @@ export class AuthLogAnalyzer {
     this.findTimeMs = options.findTimeMs ?? DEFAULTS.findTimeMs;
     this.maxLineLength = options.maxLineLength ?? DEFAULTS.maxLineLength;
     this.#compromiseWindowMs = options.compromiseWindowMs ?? DEFAULTS.compromiseWindowMs;
+    this.#sprayMin = options.sprayMin ?? DEFAULTS.sprayMin;
+    this.#guessMin = options.guessMin ?? DEFAULTS.guessMin;
     this.#limits = {
       sources: options.limits?.sources ?? LIMITS.sources, users: options.limits?.users ?? LIMITS.users, logins: options.limits?.logins ?? LIMITS.logins,
     };
     // Idle means no failure within find time: the record's window holds nothing that could still
     // complete a ban, so a fresh record later counts the same. Offenders and brute-forced users are
-    // pinned: a later login from or for them is what the check exists to catch.
-    this.#sources = new ExpiringTable({
-      capacity: this.#limits.sources, windowMs: this.findTimeMs, lastSeen: (s) => s.latestMs, pinned: (s) => s.bans > 0,
-    });
+    // pinned: a later login from or for them is what the check exists to catch. So are sprayers and slowly guessed
+    // users, for the same reason.
+    // The slow rules count over the compromise window, so an address that failed on two names, or a user that took
+    // two failures, stays that much longer after its last failure: forgotten after --find-time, a slow campaign
+    // paced under it would start afresh with every try. One-off addresses, most of a log, still go after --find-time;
+    // only more records than the limit active in one compromise window leave failures untracked (and say so).
+    const slowHold = Math.max(0, this.#compromiseWindowMs - this.findTimeMs);
+    const sourceSeen = (s: SourceRecord): number => (s.spray === null ? s.latestMs : s.latestMs + slowHold);
+    const sourcePinned = (s: SourceRecord): boolean => s.bans > 0 || (s.spray !== null && s.spray.marks !== null);
+    this.#sources = new ExpiringTable({ capacity: this.#limits.sources, windowMs: this.findTimeMs, lastSeen: sourceSeen, pinned: sourcePinned });
     // As many /64s as addresses: each active /64 holds at least one active address.
-    this.#prefixes = new ExpiringTable({
-      capacity: this.#limits.sources, windowMs: this.findTimeMs, lastSeen: (s) => s.latestMs, pinned: (s) => s.bans > 0,
-    });
+    this.#prefixes = new ExpiringTable({ capacity: this.#limits.sources, windowMs: this.findTimeMs, lastSeen: sourceSeen, pinned: sourcePinned });
     this.#users = new ExpiringTable({
-      capacity: this.#limits.users, windowMs: this.findTimeMs, lastSeen: (u) => u.latestMs, pinned: (u) => !Number.isNaN(u.attackFirstMs),
+      capacity: this.#limits.users,
+      windowMs: this.findTimeMs,
+      lastSeen: (u) => (u.guessCount > 1 ? u.latestMs + slowHold : u.latestMs),
+      pinned: (u) => !Number.isNaN(u.attackFirstMs) || u.guessed !== null,
     });
     this.#years = this.#resolver();
   }
@@ -281,12 +329,15 @@ export class AuthLogAnalyzer {
       if (src === undefined) this.stats.untrackedSources++;
     }
     this.#lastSource = src;
+    // Host names (UseDNS) never hold a colon.
+    const v6 = address.includes(":");
     if (src !== undefined) {
       address = src.address;
       this.#count(src, user, t, lineNo);
+      // A single IPv6 address is left to its /64, which sees every name any of its addresses tried.
+      if (user !== null && !v6) this.#sprayCount(src, user, t, lineNo);
     }
-    // Host names (UseDNS) never hold a colon.
-    if (address.includes(":")) this.#prefixFailure(address, user, t, lineNo, src !== undefined);
+    if (v6) this.#prefixFailure(address, user, t, lineNo, src !== undefined);
     if (user !== null && !event.invalidUser) this.#userFailure(user, address, t, lineNo);
   }
 
@@ -296,7 +347,7 @@ export class AuthLogAnalyzer {
     const rec: SourceRecord = {
       address: key, failures: 0, firstMs: t, lastMs: t, latestMs: t, first: { file: this.#file, line: lineNo }, last: { file: this.#file, line: lineNo },
       users: new Set(), moreUsers: false, lastUser: null, ring: new Float64Array(this.maxRetry), inWindow: 0, bans: 0, offenderSinceMs: Number.NaN, offenderAt: null,
-      offenderFile: 0, bansByFile: null, members, moreMembers: false,
+      offenderFile: 0, bansByFile: null, members, moreMembers: false, firstName: null, firstNameMs: Number.NaN, spray: null,
     };
     // Room was made above; a cached record may have been evicted, and the caller replaces the cache.
     table.add(key, rec, t);
@@ -332,6 +383,27 @@ export class AuthLogAnalyzer {
   }
 
   /**
+   * The slow-spraying rule: `sprayMin` different names (invalid ones too, as `check logins` counts unknown identifiers)
+   * failed from `src` within the compromise window, at any pace. Most addresses try one name: the list is made at the
+   * second, so they cost no more than before and are still forgotten after --find-time.
+   */
+  #sprayCount(src: SourceRecord, user: string, t: number, lineNo: number): void {
+    let s = src.spray;
+    if (s === null) {
+      if (src.firstName === null || src.firstName === user) {
+        src.firstName ??= detach(user);
+        if (!(t < src.firstNameMs)) src.firstNameMs = t;
+        return;
+      }
+      s = src.spray = { names: [src.firstName], times: [src.firstNameMs], oldest: 0, marks: null };
+    }
+    if (pushName(s, user, t, this.#sprayMin, this.#compromiseWindowMs)) {
+      s.marks = markSlow(s.marks, t, this.stats.files, this.#compromiseWindowMs, this.#file, lineNo);
+      this.#attackRead(t);
+    }
+  }
+
+  /**
    * Charges the /64 of an IPv6 `address` (detached) too: an attacker who gives each connection another address of
    * its /64 (RFC 7421) stays under the threshold address by address. The login flood control keys IPv6 on the /64
    * for the same reason (docs/password-policy.md).
@@ -350,6 +422,7 @@ export class AuthLogAnalyzer {
     }
     this.#lastPrefix = p;
     this.#count(p, user, t, lineNo);
+    if (user !== null) this.#sprayCount(p, user, t, lineNo);
     const members = p.members;
     if (members !== null && !p.moreMembers && !members.has(address)) {
       if (members.size < MAX_NAMES_PER_RECORD) members.add(address);
@@ -366,7 +439,10 @@ export class AuthLogAnalyzer {
         return;
       }
       user = detach(user);
-      rec = { user, failures: 0, ring: new Float64Array(this.maxRetry), count: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0, attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null, attacks: null };
+      rec = {
+        user, failures: 0, ring: new Float64Array(this.maxRetry), count: 0, latestMs: t, attackFirstMs: Number.NaN, attackLastMs: Number.NaN, attackLastFile: 0,
+        attackFailures: 0, sources: new Set(), moreSources: false, firstAttackAt: null, attacks: null, guessRing: new Float64Array(this.#guessMin), guessCount: 0, guessed: null,
+      };
       this.#users.add(user, rec, t);
     }
     this.#lastUserRecord = rec;
@@ -387,6 +463,11 @@ export class AuthLogAnalyzer {
       rec.attacks = recordAttack(rec.attacks, t, this.stats.files, this.#compromiseWindowMs, this.#file, lineNo);
       this.#attackRead(t);
     }
+    // The slow-guessing rule: guessMin failures within the compromise window, from anywhere, at any pace.
+    if (pushWindow(rec.guessRing, rec.guessCount++, t, this.#compromiseWindowMs)) {
+      rec.guessed = markSlow(rec.guessed, t, this.stats.files, this.#compromiseWindowMs, this.#file, lineNo);
+      this.#attackRead(t);
+    }
   }
 
   #success(event: SshdEvent, t: number, lineNo: number): void {
@@ -395,7 +476,7 @@ export class AuthLogAnalyzer {
     const address = detach(event.address ?? "");
     const record: SuccessRecord = {
       file: this.#file, line: lineNo, timeMs: t, address, user, method: detach(utf8(event.method ?? "unknown")),
-      offender: null, targetedUser: null, repeats: 0,
+      offender: null, targetedUser: null, sprayer: null, guessedUser: null, repeats: 0,
     };
     if (user === "root") {
       this.stats.rootLogins++;
@@ -411,20 +492,43 @@ export class AuthLogAnalyzer {
     const targeted =
       rec !== undefined && isPasswordMethod(record.method) && (rec.attackLastFile === this.stats.files || rec.attackLastMs <= t + CLOCK_SLACK_MS) && t - rec.attackLastMs <= this.#compromiseWindowMs;
     if (offender === undefined && !targeted) {
-      this.#keep(record);
+      // Suspect by the slow rules only, it is still kept: a brute force in a file read later makes it critical.
+      const counted = this.#slowSuspect(record, rec, (marks) => slowRunBefore(marks, t, this.stats.files, this.#compromiseWindowMs, CLOCK_SLACK_MS));
+      this.#keep({ login: record, file: this.stats.files, counted });
       return;
     }
     // A snapshot: the live record goes on counting (its `last` is updated in place) after the login.
-    this.#suspect(record, offender === undefined ? null : snapshotSource(offender), targeted && rec ? { ...rec, sources: new Set(rec.sources) } : null);
+    this.#suspect(record, offender === undefined ? null : snapshotSource(offender), targeted && rec ? snapshotUser(rec) : null);
   }
 
   /**
-   * Keeps a login that was not suspect when read: a file read later (auth.log before auth.log.1, as the shell expands
-   * auth.log*) can hold the brute force that came before it. Bounded: past limits.logins it is counted instead.
+   * The slow rules, for a password login not suspect by the brute-force ones: from an address (else its IPv6 /64) that
+   * had failed on sprayMin names, or by a user who had taken guessMin failures, within the compromise window before it
+   * (`before` finds the run of marks that came before the login). A key login is left alone: a slow campaign wins by
+   * guessing a password, and an address shared by many (a NAT, a bastion) fails on many names while its users log in
+   * with their keys. "Before" as for a ban: line order in one file, the stamps across files.
    */
-  #keep(login: SuccessRecord): void {
+  #slowSuspect(login: SuccessRecord, user: UserRecord | undefined, before: (marks: SlowMarks | null) => AttackRun | undefined): boolean {
+    if (!isPasswordMethod(login.method)) return false;
+    const src = login.address.includes(":") ? this.#prefixes.get(ipv6Prefix64(login.address)) : this.#sources.get(login.address);
+    const sprayer = src?.spray ? slowEvidence(src, before(src.spray.marks)) : null;
+    const guessed = user ? slowEvidence(user, before(user.guessed)) : null;
+    if (sprayer === null && guessed === null) return false;
+    login.sprayer = sprayer && { ...sprayer, record: snapshotSource(sprayer.record) };
+    login.guessedUser = guessed && { ...guessed, record: snapshotUser(guessed.record) };
+    this.#suspect(login, null, null);
+    return true;
+  }
+
+  /**
+   * Keeps a login that was not suspect by the brute-force rules when read: a file read later (auth.log before
+   * auth.log.1, as the shell expands auth.log*) can hold the brute force that came before it. Bounded: past
+   * limits.logins it is counted instead.
+   */
+  #keep(kept: KeptLogin): void {
+    const login = kept.login;
     if (this.#kept.length < this.#limits.logins) {
-      this.#kept.push({ login, file: this.stats.files });
+      this.#kept.push(kept);
       return;
     }
     this.stats.loginsNotRejudged++;
@@ -432,45 +536,80 @@ export class AuthLogAnalyzer {
     if (login.timeMs > this.#unkeptLatestMs) this.#unkeptLatestMs = login.timeMs;
   }
 
-  /** A ban or a brute-force window completed at `t`: noted when it is read in a file after a login that was not kept. */
+  /** A ban, a brute-force window or a slow rule's mark at `t`: noted when it is read in a file after a login that was not kept. */
   #attackRead(t: number): void {
     if (this.#firstUnkeptFile > 0 && this.stats.files > this.#firstUnkeptFile && t < this.#lateAttackMs) this.#lateAttackMs = t;
   }
 
-  /** Records a suspect login: one record per address/user pair, later ones counted as its repeats. */
+  /**
+   * Records a suspect login: one record per address/user pair, later ones counted as its repeats. A login suspect by
+   * the brute-force rules (`offender`, `targetedUser`) raises a pair first suspect by the slow rules only: it is the
+   * graver finding.
+   */
   #suspect(record: SuccessRecord, offender: SourceRecord | null, targetedUser: UserRecord | null): void {
-    const key = `${record.address}\u0000${record.user}`;
-    const seen = this.#compromises.get(key);
+    const seen = this.#compromises.get(pairKey(record));
+    const bruteForce = offender !== null || targetedUser !== null;
     if (seen) {
       seen.repeats++;
+      this.#raise(seen, offender, targetedUser);
       return;
     }
     if (this.#compromises.size >= MAX_COMPROMISES) {
-      // Not kept, but counted: the findings say how many more suspect logins there were.
-      this.stats.untrackedCompromises++;
+      // Not kept, but counted: the findings say how many more suspect logins there were, at the severity of each rule.
+      if (bruteForce) this.stats.untrackedCompromises++;
+      else this.stats.untrackedSlowCompromises++;
       return;
     }
     record.offender = offender;
     record.targetedUser = targetedUser;
-    this.#compromises.set(key, record);
+    this.#compromises.set(pairKey(record), record);
+  }
+
+  /** Gives a pair suspect by the slow rules only the brute force found before one of its logins. */
+  #raise(seen: SuccessRecord, offender: SourceRecord | null, targetedUser: UserRecord | null): void {
+    if (seen.offender !== null || seen.targetedUser !== null) return;
+    seen.offender = offender;
+    seen.targetedUser = targetedUser;
+  }
+
+  /**
+   * A login already recorded as suspect by the slow rules when read, found suspect by the brute-force ones at the
+   * second look: its pair is raised, and it is not counted a second time.
+   */
+  #raiseCounted(login: SuccessRecord, offender: SourceRecord | null, targetedUser: UserRecord | null): void {
+    const seen = this.#compromises.get(pairKey(login));
+    if (seen !== undefined) {
+      this.#raise(seen, offender, targetedUser);
+      return;
+    }
+    // Counted only (the pairs were full): it moves to the count of the graver rule.
+    this.stats.untrackedSlowCompromises--;
+    this.stats.untrackedCompromises++;
   }
 
   /**
    * Judges the kept logins again against every file, by the stamps: a ban in another file stamped before the login, or
-   * (for a password login) a brute-force window on its user in another file within the compromise window before it.
-   * Their own file was judged as it was read, in line order. With one file there is nothing new to learn.
+   * (for a password login) a brute-force window on its user in another file within the compromise window before it;
+   * else the slow rules' marks likewise. Their own file was judged as it was read, in line order. With one file there
+   * is nothing new to learn.
    */
   #rejudgeKept(): void {
     if (this.stats.files < 2) return;
-    for (const { login, file } of this.#kept) {
+    const window = this.#compromiseWindowMs;
+    for (const { login, file, counted } of this.#kept) {
       const t = login.timeMs;
       const offender = this.#offenderInOtherFile(login.address, t, file);
       const rec = isPasswordMethod(login.method) ? this.#users.get(login.user) : undefined;
-      const run = rec?.attacks ? attackBefore(rec.attacks, t, file, this.#compromiseWindowMs, CLOCK_SLACK_MS) : undefined;
-      if (offender === null && run === undefined) continue;
+      const run = rec?.attacks ? attackBefore(rec.attacks, t, file, window, CLOCK_SLACK_MS) : undefined;
+      if (offender === null && run === undefined) {
+        // Suspect by the slow rules when read, it stays so, with that evidence; else their marks in other files decide.
+        if (!counted) this.#slowSuspect(login, this.#users.get(login.user), (marks) => (marks === null ? undefined : attackBefore(marks.runs, t, file, window, CLOCK_SLACK_MS)));
+        continue;
+      }
       // The evidence names the attack that came before the login, not the first one read.
-      const targeted = rec && run ? { ...rec, sources: new Set(rec.sources), attackFirstMs: run.firstMs, attackLastMs: run.lastMs, firstAttackAt: run.firstAt } : null;
-      this.#suspect(login, offender, targeted);
+      const targeted = rec && run ? { ...snapshotUser(rec), attackFirstMs: run.firstMs, attackLastMs: run.lastMs, firstAttackAt: run.firstAt } : null;
+      if (counted) this.#raiseCounted(login, offender, targeted);
+      else this.#suspect(login, offender, targeted);
     }
     // Judged once: a second finish() must not count them again as repeats.
     this.#kept.length = 0;
@@ -521,6 +660,9 @@ export class AuthLogAnalyzer {
       stats: this.stats,
       maxRetry: this.maxRetry,
       findTimeMs: this.findTimeMs,
+      sprayMin: this.#sprayMin,
+      guessMin: this.#guessMin,
+      compromiseWindowMs: this.#compromiseWindowMs,
       limits: { ...this.#limits },
       offenders,
       attackedUsers,

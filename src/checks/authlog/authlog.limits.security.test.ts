@@ -184,3 +184,51 @@ test("suspect logins past the first 20 are grouped, and those past the 1,000 kep
   assert.match(group?.title ?? "", /1030 more login\(s\) after a brute force/);
   assert.deepEqual([group?.evidence["count"], (group?.evidence["logins"] as unknown[]).length, group?.evidence["omitted"]], [1030, EVIDENCE_LIMIT, 930]);
 });
+
+// The slow rules count over the compromise window (24 h), longer than --find-time: a record forgotten after
+// --find-time would let a campaign paced under it start afresh with every try. ASVS 6.3.1, 16.3.1.
+test("a slow sprayer is not forgotten after --find-time while one-off addresses fill the table around it", () => {
+  // A table of 50; a new one-off address every 20 s (30 per --find-time), and the sprayer trying a new name every
+  // 15 minutes: idle longer than --find-time between its tries, and the table evicting all the while.
+  const lines: string[] = [];
+  for (let s = 0; s < 20 * 900; s += 20) {
+    lines.push(failed(T0 + s * 1000, v6(s / 20), "invalid user x"));
+    if (s % 900 === 0) lines.push(failed(T0 + s * 1000 + 1, "203.0.113.9", `user${s / 900}`));
+  }
+  lines.push(accepted(T0 + 20 * 900_000, "203.0.113.9", "user7"));
+  const r = run(lines, { limits: { sources: 50 } });
+  const slow = byId(authLogFindings(r), "authlog.success-after-slow-failures");
+  assert.equal(slow.length, 1);
+  assert.equal((slow[0]?.evidence["sprayer"] as { failures: number }).failures, 20, "one record saw every name");
+  assert.equal(r.stats.untrackedSources, 0);
+  assert.ok(r.stats.evictedSources > 500, "the one-off addresses still made room");
+});
+
+test("a table full of addresses that tried two names within 24 hours leaves new ones untracked, and says so", () => {
+  // Held for the slow-spraying rule, they cannot be forgotten an hour later: the analysis is incomplete, not quietly
+  // blind to a sprayer that arrives then.
+  const lines: string[] = [];
+  for (let i = 0; i < 10; i++) lines.push(failed(T0 + i * 1000, `203.0.113.${i + 1}`, "invalid user a"), failed(T0 + i * 1000 + 1, `203.0.113.${i + 1}`, "invalid user b"));
+  lines.push(failed(T0 + 3600_000, "198.51.100.20", "invalid user c"));
+  const r = run(lines, { limits: { sources: 10 } });
+  assert.equal(r.stats.untrackedSources, 1);
+  assert.equal(byId(authLogFindings(r), "authlog.analysis-incomplete")[0]?.severity, "high");
+  // One name each, they go after --find-time as before.
+  const single = run(lines.filter((_, k) => k % 2 === 0 || k === lines.length - 1), { limits: { sources: 10 } });
+  assert.deepEqual([single.stats.untrackedSources, single.stats.evictedSources], [0, 10]);
+});
+
+test("slow-suspect logins past the first 20 are grouped as high, and those past the 1,000 kept pairs are still counted", () => {
+  // An address sprays 20 names one every 15 minutes, then logs in by password as 1,030 different users.
+  const lines = Array.from({ length: 20 }, (_, i) => failed(T0 + i * 900_000, "203.0.113.9", `user${i}`));
+  for (let i = 0; i < 1030; i++) lines.push(accepted(T0 + 20 * 900_000 + i * 1000, "203.0.113.9", `victim${i}`));
+  const r = run(lines);
+  assert.deepEqual([r.stats.untrackedSlowCompromises, r.stats.untrackedCompromises], [30, 0]);
+  const slow = byId(authLogFindings(r), "authlog.success-after-slow-failures");
+  assert.equal(slow.length, COMPROMISE_FINDINGS + 1);
+  assert.ok(slow.every((f) => f.severity === "high"));
+  const group = slow[COMPROMISE_FINDINGS];
+  assert.match(group?.title ?? "", /1010 more password login\(s\) after slow spraying or guessing/);
+  assert.deepEqual([group?.evidence["count"], (group?.evidence["logins"] as unknown[]).length, group?.evidence["omitted"]], [1010, EVIDENCE_LIMIT, 910]);
+  assert.deepEqual(byId(authLogFindings(r), "authlog.success-after-failures"), []);
+});

@@ -6,6 +6,7 @@ import { AuthLogAnalyzer } from "./analyzer.ts";
 import type { AuthLogResult } from "./types.ts";
 import { authLogFindings } from "./findings.ts";
 import { analyzeLines } from "./test-helpers.ts";
+import type { Finding } from "../finding.ts";
 
 const REF = Date.UTC(2026, 10, 22);
 
@@ -132,4 +133,92 @@ test("a brute force in a file read later but stamped after the login does not ma
   const login = [accept(T0 - 60_000, "203.0.113.9", "deploy")];
   const later = Array.from({ length: 10 }, (_, i) => fail(T0 + i * 1000, "203.0.113.9", "deploy"));
   assert.deepEqual(compromises(files([["a.log", login], ["b.log", later]])), []);
+});
+
+// Campaigns paced under --find-time, so that fail2ban's window (5 failures within 10 minutes) never fills for an address
+// or a user: a list of accounts worked through from one address, or one account guessed from many. `check logins` judges
+// the same shapes at any pace; here a password login after them is authlog.success-after-slow-failures. ASVS 6.3.1, 16.3.1.
+const slowFindings = (r: AuthLogResult): Finding[] => authLogFindings(r).filter((f) => f.id === "authlog.success-after-slow-failures");
+const QUARTER = 15 * 60_000;
+/** One failure every 15 minutes from 18:00 the day before T0, for each name of `names`, from `from(i)`. */
+const paced = (n: number, from: (i: number) => string, user: (i: number) => string, start = T0 - 10 * 3600_000): string[] =>
+  Array.from({ length: n }, (_, i) => fail(start + i * QUARTER, from(i), user(i)));
+
+test("a password login from an address that failed on 20 user names, one every 15 minutes, is high; 19 names or a key login are not", () => {
+  const spray = (n: number): string[] => paced(n, () => "203.0.113.9", (i) => `user${i}`);
+  const after = T0 - 10 * 3600_000 + 20 * QUARTER;
+  const r = run([...spray(20), accept(after, "203.0.113.9", "user7")]);
+  assert.deepEqual(authLogFindings(r).map((f) => `${f.id}/${f.severity}`), ["authlog.success-after-slow-failures/high"], "never banned: only the login is reported");
+  const ev = slowFindings(r)[0]?.evidence as { user: string; sprayer: { source: string; failures: number; firstReachedLine: unknown }; guessedUser: unknown };
+  assert.equal(ev.user, "user7");
+  assert.deepEqual([ev.sprayer.source, ev.sprayer.failures, ev.guessedUser], ["203.0.113.9", 20, null]);
+  assert.deepEqual(ev.sprayer.firstReachedLine, { file: "auth.log", line: 20 });
+  assert.equal(slowFindings(run([...spray(20), accept(after, "203.0.113.9", "user7", "keyboard-interactive/pam")])).length, 1);
+  assert.deepEqual(slowFindings(run([...spray(19), accept(after, "203.0.113.9", "user7")])), []);
+  // A slow campaign wins by guessing a password; a key login from a shared address (a NAT, a bastion) is left alone.
+  assert.deepEqual(slowFindings(run([...spray(20), accept(after, "203.0.113.9", "user7", "publickey")])), []);
+});
+
+test("names spread over more than 24 hours, or a login more than 24 hours after the spraying, are not suspect", () => {
+  const start = T0 - 48 * 3600_000;
+  // One name every 80 minutes: any 20 of them span 25 h 20 min.
+  const spread = Array.from({ length: 30 }, (_, i) => fail(start + i * 80 * 60_000, "203.0.113.9", `user${i}`));
+  assert.deepEqual(slowFindings(run([...spread, accept(start + 30 * 80 * 60_000, "203.0.113.9", "user7")])), []);
+  const spray = paced(20, () => "203.0.113.9", (i) => `user${i}`, start);
+  const lastMark = start + 19 * QUARTER;
+  assert.equal(slowFindings(run([...spray, accept(lastMark + 23 * 3600_000, "203.0.113.9", "user7")])).length, 1);
+  assert.deepEqual(slowFindings(run([...spray, accept(lastMark + 25 * 3600_000, "203.0.113.9", "user7")])), []);
+});
+
+test("a botnet guessing one user's password from a new address every 15 minutes, then a password login from elsewhere, is high; the owner's key login is not", () => {
+  const guesses = (n: number): string[] => paced(n, (i) => `198.51.100.${i + 1}`, () => "deploy");
+  const after = T0 - 10 * 3600_000 + 20 * QUARTER;
+  const r = run([...guesses(20), accept(after, "192.0.2.200", "deploy")]);
+  const f = slowFindings(r);
+  assert.equal(f.length, 1);
+  assert.equal(f[0]?.severity, "high");
+  assert.match(f[0]?.title ?? "", /deploy logged in by password from 192\.0\.2\.200 after slow password guessing/);
+  const ev = f[0]?.evidence as { sprayer: unknown; guessedUser: { failures: number; sources: string[] } };
+  assert.deepEqual([ev.sprayer, ev.guessedUser.failures, ev.guessedUser.sources.length], [null, 20, 20]);
+  assert.deepEqual(slowFindings(run([...guesses(19), accept(after, "192.0.2.200", "deploy")])), []);
+  assert.deepEqual(slowFindings(run([...guesses(20), accept(after, "192.0.2.200", "deploy", "publickey")])), []);
+  // Invalid user names are charged to no user (no account to guess): they never make a user "guessed".
+  const invalid = paced(20, (i) => `198.51.100.${i + 1}`, () => "invalid user deploy");
+  assert.deepEqual(slowFindings(run([...invalid, accept(after, "192.0.2.200", "deploy")])), []);
+});
+
+test("an IPv6 client spraying from a new address of its /64 for every name is one sprayer: a login from another address in it is suspect", () => {
+  const spray = paced(20, (i) => `2001:db8:1:2::${(i + 1).toString(16)}`, (i) => `user${i}`);
+  const f = slowFindings(run([...spray, accept(T0 - 10 * 3600_000 + 20 * QUARTER, "2001:db8:1:2:aaaa::77", "user3")]));
+  assert.equal(f.length, 1);
+  assert.equal((f[0]?.evidence["sprayer"] as { source: string }).source, "2001:db8:1:2::/64");
+  assert.match(f[0]?.detail ?? "", /lies in the IPv6 \/64 2001:db8:1:2::\/64/);
+});
+
+test("the same spray at fail2ban's pace stays one critical success-after-failures, not also a slow finding", () => {
+  const fast = Array.from({ length: 20 }, (_, i) => fail(T0 + i * 10_000, "203.0.113.9", `user${i}`));
+  const findings = authLogFindings(run([...fast, accept(T0 + 300_000, "203.0.113.9", "user7"), accept(T0 + 400_000, "203.0.113.9", "user7")]));
+  const critical = findings.filter((f) => f.id === "authlog.success-after-failures");
+  assert.deepEqual(critical.map((f) => [f.severity, f.evidence["laterLogins"]]), [["critical", 1]]);
+  assert.deepEqual(slowFindings(run(fast)), []);
+  assert.equal(findings.filter((f) => f.id === "authlog.success-after-slow-failures").length, 0);
+});
+
+test("files in any order: a slow spray in auth.log.1 read after the login makes it suspect, and a brute force read later raises a slow-suspect login to critical, counted once", () => {
+  const start = T0 - 10 * 3600_000;
+  const spray = paced(20, () => "203.0.113.9", (i) => `user${i}`, start);
+  const login = accept(start + 20 * QUARTER, "203.0.113.9", "user7");
+  assert.equal(slowFindings(files([["auth.log", [login]], ["auth.log.1", spray]])).length, 1);
+  // Stamped after the login, a spray in the other file does not make it suspect.
+  assert.deepEqual(slowFindings(files([["auth.log", [accept(start - 60_000, "203.0.113.9", "user7")]], ["auth.log.1", spray]])), []);
+  // Slowly guessed when read (suspect, high), then the file read next shows its address banned before it: one
+  // critical finding for the pair, whose second login is its only repeat.
+  const guessed = paced(20, (i) => `198.51.100.${i + 1}`, () => "deploy", start);
+  const newer = [...guessed, accept(start + 20 * QUARTER, "192.0.2.200", "deploy"), accept(start + 21 * QUARTER, "192.0.2.200", "deploy")];
+  const older = Array.from({ length: 5 }, (_, i) => fail(start - 3600_000 + i * 1000, "192.0.2.200", "invalid user x"));
+  const r = files([["auth.log", newer], ["auth.log.1", older]]);
+  assert.deepEqual(slowFindings(r), []);
+  const critical = authLogFindings(r).filter((f) => f.id === "authlog.success-after-failures");
+  assert.deepEqual(critical.map((f) => [f.evidence["address"], f.evidence["laterLogins"]]), [["192.0.2.200", 1]]);
+  assert.match(critical[0]?.detail ?? "", /had already failed 5 times.*password guessing/);
 });

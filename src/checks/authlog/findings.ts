@@ -1,13 +1,14 @@
 // Turns the analysis into Findings (ids are a public contract): authlog.success-after-failures
-// (compromise suspected, the first 20 one by one), authlog.analysis-incomplete, authlog.root-login,
-// and one authlog.brute-force and one authlog.user-brute-force grouping every offender and attacked
-// user. Output stays bounded however many addresses a log holds.
+// (compromise suspected, the first 20 one by one), authlog.success-after-slow-failures (likewise, for
+// attacks paced under --find-time), authlog.analysis-incomplete, authlog.root-login, and one
+// authlog.brute-force and one authlog.user-brute-force grouping every offender and attacked user.
+// Output stays bounded however many addresses a log holds.
 import { isoOrNull as iso } from "../../lib/calendar.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import type { Finding } from "../finding.ts";
 import { addressFamily, ipv6Prefix64 } from "./address.ts";
 import { NFT_NETS_SET } from "./nft.ts";
-import type { AuthLogResult, LineRef, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
+import type { AuthLogResult, LineRef, SlowEvidence, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 
 /**
  * Log text is attacker-controlled: control characters would reach a terminal as escapes, so they
@@ -186,7 +187,7 @@ const COMPROMISE_REMEDIATION =
   "Treat the host as compromised: isolate it, open an incident, rotate every secret stored on it (SSH keys, " +
   "tokens, OAuth secrets), check authorized_keys, cron and running processes, and rebuild from a trusted image.";
 
-function compromise(r: SuccessRecord): Finding {
+function compromise(r: SuccessRecord, result: AuthLogResult): Finding {
   const reasons: string[] = [];
   const o = r.offender;
   if (o) {
@@ -197,6 +198,8 @@ function compromise(r: SuccessRecord): Finding {
     const u = r.targetedUser;
     reasons.push(`${printable(r.user)} was brute-forced from ${iso(u.attackFirstMs)} to ${iso(u.attackLastMs)} (${u.attackFailures} failures from ${u.sources.size}${u.moreSources ? "+" : ""} addresses)`);
   }
+  // A pair first suspect by the slow rules, raised by a brute force found at the second look: both are said.
+  reasons.push(...slowReasons(r, result));
   // The method is the token sshd logged after "Accepted": anyone who can write to syslog (logger)
   // chooses it, so it is escaped like the user name.
   const method = printable(r.method);
@@ -206,12 +209,7 @@ function compromise(r: SuccessRecord): Finding {
     title: `Compromise suspected: ${printable(r.user)} logged in from ${r.address} after a brute force`,
     detail: `Accepted ${method} for ${printable(r.user)} from ${r.address} at ${iso(r.timeMs)} (${where(r)}); ${reasons.join("; ")}.` + (r.repeats > 0 ? ` ${r.repeats} more login(s) followed.` : ""),
     evidence: {
-      address: r.address,
-      user: printable(r.user),
-      method,
-      at: iso(r.timeMs),
-      line: { file: r.file, line: r.line },
-      laterLogins: r.repeats,
+      ...loginEvidence(r),
       offender: r.offender ? offenderEvidence(r.offender) : null,
       targetedUser: r.targetedUser
         ? {
@@ -225,6 +223,126 @@ function compromise(r: SuccessRecord): Finding {
         : null,
     },
     remediation: COMPROMISE_REMEDIATION,
+  };
+}
+
+/** The compromise window as a reader says it: "24 hours" rather than "1d". */
+function windowText(ms: number): string {
+  return ms % 3_600_000 === 0 ? `${ms / 3_600_000} hour${ms === 3_600_000 ? "" : "s"}` : formatDuration(ms);
+}
+
+/** Why a login is suspect by the slow rules, one sentence part per rule met. */
+function slowReasons(r: SuccessRecord, result: AuthLogResult): string[] {
+  const within = windowText(result.compromiseWindowMs);
+  const reasons: string[] = [];
+  const sp = r.sprayer;
+  if (sp) {
+    const o = sp.record;
+    const who = o.members === null ? r.address : `${r.address} lies in the IPv6 /64 ${o.address}, which`;
+    const names = [...o.users].slice(0, DETAIL_NAMES).map(printable).join(", ") + (o.users.size > DETAIL_NAMES || o.moreUsers ? ", ..." : "");
+    reasons.push(
+      `${who} had failed on ${result.sprayMin} or more different user names within ${within} (first at ${iso(sp.run.firstMs)}, ${where(sp.run.firstAt)}; ` +
+        `last at ${iso(sp.run.lastMs)}), ${o.failures} failures in all${names === "" ? "" : ` (${names})`}: password spraying`,
+    );
+  }
+  const g = r.guessedUser;
+  if (g) {
+    const u = g.record;
+    reasons.push(
+      `${printable(r.user)} had taken ${result.guessMin} or more failed logins within ${within} (first at ${iso(g.run.firstMs)}, ${where(g.run.firstAt)}; ` +
+        `last at ${iso(g.run.lastMs)}), ${u.failures} in all from ${u.sources.size}${u.moreSources ? "+" : ""} address(es): password guessing`,
+    );
+  }
+  return reasons;
+}
+
+function sprayerEvidence(e: SlowEvidence<SourceRecord>): Record<string, unknown> {
+  const o = e.record;
+  return {
+    source: o.address,
+    family: addressFamily(o.address),
+    failures: o.failures,
+    users: [...o.users].map(printable),
+    usersTruncated: o.moreUsers,
+    firstReached: iso(e.run.firstMs),
+    firstReachedLine: e.run.firstAt,
+    lastReached: iso(e.run.lastMs),
+    ...(o.members === null ? {} : { addresses: [...o.members], addressesTruncated: o.moreMembers }),
+  };
+}
+
+function guessedEvidence(e: SlowEvidence<UserRecord>): Record<string, unknown> {
+  const u = e.record;
+  return {
+    failures: u.failures,
+    firstReached: iso(e.run.firstMs),
+    firstReachedLine: e.run.firstAt,
+    lastReached: iso(e.run.lastMs),
+    sources: [...u.sources],
+    sourcesTruncated: u.moreSources,
+  };
+}
+
+const SLOW_REMEDIATION =
+  "Ask the account's owner whether the login was theirs; if not, treat the host as compromised: isolate it, rotate " +
+  "every secret stored on it, check authorized_keys, cron and running processes, and rebuild from a trusted image. " +
+  "Either way turn PasswordAuthentication off in favour of keys: a campaign paced under every ban keeps trying.";
+
+/** What every compromise finding says of the login it reports: where from, as whom, how, when, and where it was read. */
+function loginEvidence(r: SuccessRecord) {
+  return { address: r.address, user: printable(r.user), method: printable(r.method), at: iso(r.timeMs), line: { file: r.file, line: r.line }, laterLogins: r.repeats };
+}
+
+/**
+ * A password login after an attack paced under --find-time, which fail2ban (and the brute-force rules) never see: from
+ * an address that worked through many user names (spraying), or by a user who took many failures from anywhere
+ * (guessing), within the compromise window. High, not critical: a NAT shared by many, or an owner's own login during a
+ * background trickle of guesses at a common name, can meet them too; `check logins` rates the same shapes high.
+ */
+function slowCompromise(r: SuccessRecord, result: AuthLogResult): Finding {
+  const method = printable(r.method);
+  const what = r.sprayer && r.guessedUser ? "password spraying and guessing" : r.sprayer ? "password spraying" : "password guessing";
+  return {
+    id: "authlog.success-after-slow-failures",
+    severity: "high",
+    title: `Compromise suspected: ${printable(r.user)} logged in by password from ${r.address} after slow ${what}`,
+    detail:
+      `Accepted ${method} for ${printable(r.user)} from ${r.address} at ${iso(r.timeMs)} (${where(r)}); ${slowReasons(r, result).join("; ")}.` +
+      (r.repeats > 0 ? ` ${r.repeats} more login(s) followed.` : ""),
+    evidence: {
+      ...loginEvidence(r),
+      sprayer: r.sprayer ? sprayerEvidence(r.sprayer) : null,
+      guessedUser: r.guessedUser ? guessedEvidence(r.guessedUser) : null,
+      sprayMin: result.sprayMin,
+      guessMin: result.guessMin,
+      windowSeconds: result.compromiseWindowMs / 1000,
+    },
+    remediation: SLOW_REMEDIATION,
+  };
+}
+
+/** The slow-rule logins past the first COMPROMISE_FINDINGS, in one finding of the same id and severity. */
+function moreSlowCompromises(rest: SuccessRecord[], untracked: number, result: AuthLogResult): Finding {
+  const count = rest.length + untracked;
+  const listed = rest.slice(0, EVIDENCE_LIMIT);
+  const shown = listed.slice(0, DETAIL_NAMES).map((r) => `${printable(r.user)} from ${r.address} at ${iso(r.timeMs)} (${where(r)})`);
+  return {
+    id: "authlog.success-after-slow-failures",
+    severity: "high",
+    title: `Compromise suspected: ${count} more password login(s) after slow spraying or guessing`,
+    detail:
+      `Beyond the ${COMPROMISE_FINDINGS} reported one by one, ${count} more password logins came from an address that had failed on ${result.sprayMin} or more ` +
+      `user names, or for a user who had taken ${result.guessMin} or more failures, within ${windowText(result.compromiseWindowMs)}` +
+      (shown.length > 0 ? `: ${shown.join("; ")}${more(count, shown.length)}.` : ".") +
+      (untracked > 0 ? ` ${untracked} of them were counted but not kept (1,000 address/user pairs were).` : ""),
+    evidence: {
+      count,
+      logins: listed.map((r) => ({
+        ...loginEvidence(r), spraying: r.sprayer !== null, guessing: r.guessedUser !== null,
+      })),
+      omitted: count - listed.length,
+    },
+    remediation: SLOW_REMEDIATION,
   };
 }
 
@@ -246,7 +364,7 @@ function moreCompromises(rest: SuccessRecord[], untracked: number): Finding {
       (untracked > 0 ? ` ${untracked} of them were counted but not kept (1,000 address/user pairs were).` : ""),
     evidence: {
       count,
-      logins: listed.map((r) => ({ address: r.address, user: printable(r.user), method: printable(r.method), at: iso(r.timeMs), line: { file: r.file, line: r.line }, laterLogins: r.repeats })),
+      logins: listed.map(loginEvidence),
       omitted: count - listed.length,
     },
     remediation: COMPROMISE_REMEDIATION,
@@ -345,9 +463,14 @@ export function isPasswordMethod(method: string): boolean {
  * const findings = authLogFindings(analyzer.finish());
  */
 export function authLogFindings(result: AuthLogResult): Finding[] {
-  const findings: Finding[] = result.compromises.slice(0, COMPROMISE_FINDINGS).map(compromise);
-  const rest = result.compromises.slice(COMPROMISE_FINDINGS);
+  const bruteForced = result.compromises.filter((r) => r.offender !== null || r.targetedUser !== null);
+  const slow = result.compromises.filter((r) => r.offender === null && r.targetedUser === null);
+  const findings: Finding[] = bruteForced.slice(0, COMPROMISE_FINDINGS).map((r) => compromise(r, result));
+  const rest = bruteForced.slice(COMPROMISE_FINDINGS);
   if (rest.length + result.stats.untrackedCompromises > 0) findings.push(moreCompromises(rest, result.stats.untrackedCompromises));
+  findings.push(...slow.slice(0, COMPROMISE_FINDINGS).map((r) => slowCompromise(r, result)));
+  const slowRest = slow.slice(COMPROMISE_FINDINGS);
+  if (slowRest.length + result.stats.untrackedSlowCompromises > 0) findings.push(moreSlowCompromises(slowRest, result.stats.untrackedSlowCompromises, result));
   const s = result.stats;
   if (s.untrackedSources + s.untrackedUsers + s.untrackedPrefixes > 0 || s.loginsNotRejudgedMatter) findings.push(incomplete(result));
   const byPassword = result.rootLogins.filter((l) => isPasswordMethod(l.method));

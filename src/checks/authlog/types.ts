@@ -13,8 +13,18 @@ export interface AuthLogOptions {
   utcOffsetMinutes?: number | undefined;
   /** Longer lines are counted as overlong and skipped (default 8192 bytes). */
   maxLineLength?: number | undefined;
-  /** How long after a brute force on a user a login by that user is suspect (default 24 h). */
+  /** How long after a brute force on a user a login by that user is suspect (default 24 h); also the slow rules' window. */
   compromiseWindowMs?: number | undefined;
+  /**
+   * Different user names an address (an IPv6 /64) failed on within the compromise window that make a password login
+   * from it suspect at any pace: slow password spraying (default 20, as `check logins --spray-min`).
+   */
+  sprayMin?: number | undefined;
+  /**
+   * Failures on one user within the compromise window that make a password login by that user suspect at any pace:
+   * slow guessing, spread over addresses (default 20).
+   */
+  guessMin?: number | undefined;
   /** Called for every counted failure, in order (`--matches`). */
   onFailure?: ((match: FailureMatch) => void) | undefined;
   /** Memory bounds (defaults: 500,000 addresses, 100,000 users); smaller ones let tests reach them. */
@@ -70,6 +80,32 @@ export interface SourceRecord {
   /** For an IPv6 /64: the addresses in it that failed (at most 50; `moreMembers` when there were more). Null for an address. */
   members: Set<string> | null;
   moreMembers: boolean;
+  /** The first user name that failed from here and its latest failure, until a second name makes `spray`. */
+  firstName: string | null;
+  firstNameMs: number;
+  /** Slow-spraying state, made at the second user name (null for a single IPv6 address: its /64 holds it). */
+  spray: SprayState | null;
+}
+
+/** The user names an address (or IPv6 /64) failed on most recently, for the slow-spraying rule. */
+export interface SprayState {
+  /** At most `sprayMin` distinct names, least recently tried first, and the latest failure of each. */
+  names: string[];
+  times: number[];
+  /** The index of the oldest of those times. */
+  oldest: number;
+  /** Where it had failed on `sprayMin` names within the compromise window (null until then). */
+  marks: SlowMarks | null;
+}
+
+/**
+ * Where a slow rule (spraying from an address, guessing on a user) was met: the latest time and its file, for the
+ * logins read after it, and runs by file (as a user's brute-force windows) for logins read in another file.
+ */
+export interface SlowMarks {
+  lastMs: number;
+  lastFile: number;
+  runs: AttackRun[];
 }
 
 export interface UserRecord {
@@ -90,6 +126,11 @@ export interface UserRecord {
   firstAttackAt: LineRef | null;
   /** The brute-force windows this user took, in runs by file (null until the first), to judge logins read in another file. */
   attacks: AttackRun[] | null;
+  /** The times of its last `guessMin` failures (the slow-guessing rule's sliding window), and how many were pushed. */
+  guessRing: Float64Array;
+  guessCount: number;
+  /** Where it had taken `guessMin` failures within the compromise window (null until then). */
+  guessed: SlowMarks | null;
 }
 
 /**
@@ -124,8 +165,18 @@ export interface SuccessRecord extends LineRef {
   offender: SourceRecord | null;
   /** The user had been brute-forced within the compromise window (snapshot at login time). */
   targetedUser: UserRecord | null;
+  /** A password login from an address (or /64) that had failed on `sprayMin` user names within the compromise window. */
+  sprayer: SlowEvidence<SourceRecord> | null;
+  /** A password login by a user who had taken `guessMin` failures within the compromise window. */
+  guessedUser: SlowEvidence<UserRecord> | null;
   /** Further logins with the same address and user after this one. */
   repeats: number;
+}
+
+/** A snapshot of the record a slow rule was met on, and the run of marks that came before the login. */
+export interface SlowEvidence<R> {
+  record: R;
+  run: AttackRun;
 }
 
 export interface AuthLogStats {
@@ -153,6 +204,8 @@ export interface AuthLogStats {
   evictedUsers: number;
   /** Suspect logins not kept because 1,000 distinct (address, user) pairs were already kept. */
   untrackedCompromises: number;
+  /** Likewise for logins suspect by the slow rules only (reported high, not critical): counted apart. */
+  untrackedSlowCompromises: number;
   /**
    * Accepted logins past `limits.logins`, judged only against the lines read before them: a brute force in a file read
    * later (files given newest first) cannot be matched to them.
@@ -167,6 +220,10 @@ export interface AuthLogResult {
   stats: AuthLogStats;
   maxRetry: number;
   findTimeMs: number;
+  /** The slow rules' thresholds and window. */
+  sprayMin: number;
+  guessMin: number;
+  compromiseWindowMs: number;
   limits: AuthLogLimits;
   /**
    * Addresses that reached maxRetry within findTimeMs, and IPv6 /64s that did so from more than one address (an
@@ -175,6 +232,7 @@ export interface AuthLogResult {
   offenders: SourceRecord[];
   /** Existing users whose failures reached maxRetry within findTimeMs, from any number of addresses. */
   attackedUsers: UserRecord[];
+  /** Suspect logins: by the brute-force rules (`offender`, `targetedUser`), else by the slow rules only. */
   compromises: SuccessRecord[];
   rootLogins: SuccessRecord[];
 }

@@ -16,6 +16,8 @@ export const JSON_MATCHES = 100_000;
 interface AuthlogOptions extends CheckOptions {
   maxRetry?: string;
   findTime?: string;
+  sprayMin?: string;
+  guessMin?: string;
   year?: string;
   utcOffset?: string;
   matches?: boolean;
@@ -73,6 +75,9 @@ export default {
         .argument("<files...>", "log files in any order, e.g. /var/log/auth.log* (--year names the first file's year)")
         .option("--max-retry <n>", "failures that make an address an offender (fail2ban maxretry)", "5")
         .option("--find-time <duration>", "window for --max-retry: seconds, or 90s, 10m, 1h, 1d (fail2ban findtime)", "10m")
+        // The slow rules, for attacks paced under --find-time (as `check logins --spray-min` judges a list at any pace).
+        .option("--spray-min <n>", "a password login from an address that failed on this many different user names within 24 hours is suspect, at any pace", "20")
+        .option("--guess-min <n>", "a password login by a user who took this many failures within 24 hours is suspect, at any pace", "20")
         .option("--year <yyyy>", "year of the first syslog time stamp (default: inferred from today)")
         .option("--utc-offset <+hh:mm>", "time zone of syslog stamps that carry none (default +00:00)")
         .option("--matches", "print one line per counted failure: LINE<TAB>IP<TAB>KIND (FILE:LINE with several files)")
@@ -102,6 +107,8 @@ export default {
           referenceMs: systemClock.now(),
           maxRetry: integer("--max-retry", opts.maxRetry),
           findTimeMs: lib.parseDuration(opts.findTime ?? "10m"),
+          sprayMin: integer("--spray-min", opts.sprayMin),
+          guessMin: integer("--guess-min", opts.guessMin),
           year: integer("--year", opts.year),
           utcOffsetMinutes: utcOffset(opts.utcOffset),
           onFailure: !opts.matches
@@ -151,6 +158,8 @@ export default {
             stats: s,
             maxRetry: result.maxRetry,
             findTimeSeconds: result.findTimeMs / 1000,
+            sprayMin: result.sprayMin,
+            guessMin: result.guessMin,
             offenders,
             ...(opts.matches ? { matches, matchesOmitted } : {}),
           },

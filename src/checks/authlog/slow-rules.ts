@@ -1,0 +1,79 @@
+// The slow rules' bookkeeping: an address working through many user names, and a user taking many failures, within
+// the compromise window (24 h) at any pace. fail2ban's window (maxretry within findtime) sees neither when each try
+// waits out --find-time; `check logins` judges the same two shapes (logins.spraying-address, logins.after-failures).
+import { detach } from "./connection-tracker.ts";
+import { attackBefore, recordAttack } from "./file-order.ts";
+import type { AttackRun, SlowMarks, SprayState } from "./types.ts";
+
+/**
+ * Records a failure naming `user` at `t`: its latest failure moves to t, and a new name past `n` takes the place of
+ * the name whose latest failure is oldest (the least recently tried). Keeping the `n` most recently tried names is
+ * enough to tell whether `n` different names failed within a window ending now, and bounds what an address costs
+ * whatever the number of names it tries. True when the `n` names held all failed within `windowMs` before `t`.
+ *
+ * @example
+ * const s: SprayState = { names: [], times: [], oldest: 0, marks: null };
+ * pushName(s, "alice", t, 20, 86_400_000); // false until 20 names failed within 24 hours
+ */
+export function pushName(s: SprayState, user: string, t: number, n: number, windowMs: number): boolean {
+  // This runs for most failures: the names stay where they are (no order to keep, no strings moved), and the oldest
+  // is looked for again only when it was the one that changed.
+  const { names, times } = s;
+  const i = names.indexOf(user);
+  if (i >= 0) {
+    // The latest failure (a maximum: lines are not always in order, a lagging host, DST).
+    if (t > (times[i] as number)) times[i] = t;
+    if (i === s.oldest) s.oldest = oldest(times);
+  } else if (names.length < n) {
+    // Copied out of the chunk it was sliced from, as every kept name is (see detach).
+    names.push(detach(user));
+    times.push(t);
+    if (t < (times[s.oldest] as number)) s.oldest = times.length - 1;
+  } else {
+    names[s.oldest] = detach(user);
+    times[s.oldest] = t;
+    s.oldest = oldest(times);
+  }
+  return names.length >= n && t - (times[s.oldest] as number) <= windowMs;
+}
+
+/** The index of the smallest time. */
+function oldest(times: readonly number[]): number {
+  let j = 0;
+  for (let k = 1; k < times.length; k++) if ((times[k] as number) < (times[j] as number)) j = k;
+  return j;
+}
+
+/**
+ * Records that a slow rule was met at `t` in file `file` (1-based, in the order read), at line `line` of `name`.
+ *
+ * @example
+ * rec.guessed = markSlow(rec.guessed, t, 1, DEFAULTS.compromiseWindowMs, "auth.log", 300);
+ */
+export function markSlow(marks: SlowMarks | null, t: number, file: number, windowMs: number, name: string, line: number): SlowMarks {
+  // A campaign marks every failure once it is past the threshold: the common case, later in the same run, is cheap.
+  const run = marks?.runs[marks.runs.length - 1];
+  if (marks && run && run.file === file && t >= run.lastMs && t <= run.lastMs + windowMs) {
+    run.lastMs = t;
+    marks.lastMs = t;
+    marks.lastFile = file;
+    return marks;
+  }
+  const m = marks ?? { lastMs: t, lastFile: file, runs: [] };
+  m.lastMs = t;
+  m.lastFile = file;
+  m.runs = recordAttack(m.runs, t, file, windowMs, name, line);
+  return m;
+}
+
+/**
+ * The run of marks that makes a login at `t`, read in file `file`, suspect: a mark read above it in its own file (line
+ * order decides there, as for a ban) no more than `windowMs` before it, else one in another file stamped within
+ * `windowMs` before it (`slackMs` forgives a lagging clock). The second look at the end takes only the latter
+ * (`attackBefore` on the runs): the login's own file was judged as it was read.
+ */
+export function slowRunBefore(marks: SlowMarks | null, t: number, file: number, windowMs: number, slackMs: number): AttackRun | undefined {
+  if (marks === null) return undefined;
+  if (marks.lastFile === file && t - marks.lastMs <= windowMs) return marks.runs[marks.runs.length - 1];
+  return attackBefore(marks.runs, t, file, windowMs, slackMs);
+}
