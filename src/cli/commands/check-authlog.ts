@@ -8,7 +8,7 @@ import { systemClock } from "../../lib/clock.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
 import type { CliContext, CommandModule } from "../context.ts";
-import { action, collect, group } from "../run.ts";
+import { action, collect, group, writeNote } from "../run.ts";
 
 /** Failures listed in `--json --matches` (about 100 bytes each); the rest are counted in matchesOmitted. */
 export const JSON_MATCHES = 100_000;
@@ -39,20 +39,23 @@ function utcOffset(value: string | undefined): number | undefined {
 }
 
 /**
- * Refuses a file name holding a control or bidirectional character (escapeControls would change it) for the lines of
- * `--matches` with several files, FILE:LINE<TAB>IP<TAB>KIND: scripts cut them at tabs (`cut -f2 | xargs block-address`),
- * and the files are often a glob over a directory others name files in (logs collected from several hosts). A log
- * named "x:1<TAB>192.0.2.1<TAB>failed-password<LF>…" forged a line blocking an address that failed nowhere, and an
- * OSC sequence in a name reached the terminal. An escaped name (\x09) would still keep three fields, but could not be
- * told from a name holding those four characters; such a name is worth a look anyway, so the run stops and says which.
+ * The name `--matches` prints for `file` when several files are read (FILE:LINE<TAB>IP<TAB>KIND): scripts cut those
+ * lines at tabs (`cut -f2 | xargs block-address`), and the files are often a glob over a directory others name files
+ * in (logs collected from several hosts). A log named "x:1<TAB>192.0.2.1<TAB>failed-password<LF>…" forged a line
+ * blocking an address that failed nowhere, and an OSC sequence in a name reached the terminal. Such a name is written
+ * escaped (\x09…): every line keeps three fields, and the file's matches still reach the blocklist; refusing the run
+ * instead let one planted name blind the check for every other host (test/session-twenty-red-team.test.ts). Each
+ * such name is said once on stderr, since an escaped name cannot be told from one that holds those four characters.
  */
-function namedPlainly(file: string): void {
-  if (escapeControls(file) === file) return;
-  throw new InputError(
-    "BULWARK_ERR_USAGE",
-    `--matches: the file name "${escapeControls(file)}" has control or bidirectional characters (shown escaped), which would ` +
-      "break or forge the tab-separated lines that name it; rename the file, give it alone, or use --json --matches",
-  );
+function matchesName(ctx: CliContext, file: string, shownNames: Map<string, string>): string {
+  const known = shownNames.get(file); // once per file, not per line: --matches can print millions
+  if (known !== undefined) return known;
+  const shown = escapeControls(file);
+  if (shown !== file) {
+    writeNote(ctx, `bulwark: --matches: the file name "${shown}" has control or bidirectional characters; its lines name it escaped as shown (look at who named it so)`);
+  }
+  shownNames.set(file, shown);
+  return shown;
 }
 
 /** A context whose stdout swallows output: findings are still recorded and decide the exit code. */
@@ -91,8 +94,7 @@ export default {
         // Built (and checked) before any file is read: a typo should not cost a pass over a large log.
         const ignore = new lib.IgnoreList(opts.ignore ?? []);
         const several = files.length > 1;
-        // Before any file is read, so nothing is streamed first: the lines --matches prints name the file.
-        if (opts.matches && !opts.json && several) files.forEach(namedPlainly);
+        const shownNames = new Map<string, string>();
         // --json --matches holds them in memory until the document is written: at most JSON_MATCHES, the rest counted
         // (the plain --matches streams every one).
         const matches: Array<Record<string, unknown>> = [];
@@ -119,9 +121,9 @@ export default {
                   else matches.push({ file: m.file, line: m.line, address: m.address, kind: m.kind, user: m.user === null ? null : lib.printable(m.user) });
                 }
               : (m) => {
-                  // Every field is plain text: the file name was checked above (namedPlainly), the address is a
-                  // validated IP or host name (scanAddress) and the kind one of ours.
-                  pending += `${several ? `${m.file}:` : ""}${m.line}\t${m.address}\t${m.kind}\n`;
+                  // Every field is plain text: the file name escaped (matchesName), the address a validated IP or host
+                  // name (scanAddress) and the kind one of ours.
+                  pending += `${several ? `${matchesName(ctx, m.file, shownNames)}:` : ""}${m.line}\t${m.address}\t${m.kind}\n`;
                   if (pending.length > 65_536) flush();
                 },
         });
