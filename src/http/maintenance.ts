@@ -9,7 +9,7 @@ import type { App } from "../app/types.ts";
 import { recordUnrecordedRefusals, recordUnrecordedTokenUses } from "../accounts/login/refusal-sampler.ts";
 import { reportPasswordWorkRefusals } from "./auth/password-work.ts";
 import { remindExpiringTokens } from "../accounts/tokens/expiry-reminders.ts";
-import { checkClockSkew } from "../store/clock-skew.ts";
+import { checkClockSkew, skewBeyond } from "../store/clock-skew.ts";
 import type { Schema } from "../store/schema.ts";
 
 export interface Maintenance {
@@ -21,6 +21,18 @@ export interface Maintenance {
 
 /** Every 15 minutes by default: often enough that nothing piles up, rare enough to cost nothing. */
 export const MAINTENANCE_INTERVAL_MS = 15 * 60_000;
+
+/**
+ * The steps that judge stored rows by this node's clock (expiry, windows, "past its time"). A node whose clock is beyond
+ * BULWARK_MAX_CLOCK_SKEW_SECONDS from the database server's is drained (/healthz 503) but keeps running, and its pass
+ * ran them all the same: every session and link the healthy nodes had just made looked dated ahead to a node minutes
+ * behind, and was deleted or spent for good (test/docs-claims-fifth-red-team.test.ts); a node ahead would cut flood
+ * windows short and expire rows early. While its reading is beyond the limit these are skipped, said at error level.
+ */
+export const CLOCK_JUDGED_STEPS: ReadonlySet<string> = new Set([
+  "sessions", "passwordResetLinks", "emailChangeLinks", "floodEvents", "sentMail", "tokenExpiryReminders", "unrecordedRefusals",
+  "unrecordedTokenUses", "totpReplacements", "webauthnChallenges",
+]);
 
 /**
  * The first pass, this long after start (at most one interval), plus up to as much again at random so that nodes
@@ -40,17 +52,20 @@ export const STEP_LOCK_TIMEOUT_MS = 2_000;
 export const STEP_STATEMENT_TIMEOUT_MS = 5 * 60_000;
 
 export function startMaintenance(app: App, options: { intervalMs?: number; firstPassDelayMs?: number } = {}): Maintenance {
+  // Whether this pass's clock reading found this node beyond BULWARK_MAX_CLOCK_SKEW_SECONDS (clockSkew, the first step).
+  let skewed = false;
   const steps: Record<string, (executor: Kysely<Schema>) => Promise<number>> = {
+    // Not a purge: a reading, repeated so that a clock that drifts while the server runs is noticed (returns 0). First:
+    // beyond the limit the steps that judge rows by this node's clock are skipped (CLOCK_JUDGED_STEPS).
+    clockSkew: async () => {
+      skewed = skewBeyond(await checkClockSkew(app.db, app.clock, app.logger, app.config.maxClockSkewMs), app.config.maxClockSkewMs);
+      return 0;
+    },
     sessions: (executor) => app.accounts.sessions.purgeExpired(executor),
     passwordResetLinks: (executor) => app.accounts.passwordReset.purgeExpired(executor),
     emailChangeLinks: (executor) => app.accounts.emailChanges.purgeExpired(executor),
     floodEvents: (executor) => app.accounts.flood.prune(executor),
     sentMail: (executor) => app.accounts.outbox.purgeSent(app.clock.now() - app.config.outboxRetentionMs, { executor }),
-    // Not a purge: a reading, repeated so that a clock that drifts while the server runs is noticed (returns 0).
-    clockSkew: async () => {
-      await checkClockSkew(app.db, app.clock, app.logger, app.config.maxClockSkewMs);
-      return 0;
-    },
     // Not a purge either: renewal reminders for API tokens that expire within a week (ASVS 6.4.5), each queued once.
     tokenExpiryReminders: (executor) =>
       remindExpiringTokens({
@@ -91,14 +106,22 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
   const runOnce = (): Promise<Record<string, number>> => {
     running ??= (async () => {
       const removed: Record<string, number> = {};
+      const skipped: string[] = [];
       for (const [name, step] of Object.entries(steps)) {
         if (stopped) break;
+        if (skewed && CLOCK_JUDGED_STEPS.has(name)) {
+          skipped.push(name);
+          continue;
+        }
         try {
           removed[name] = await bounded(step);
         } catch (error) {
           removed[name] = -1;
           app.logger.error({ err: error, step: name }, "maintenance step failed; the next run tries again");
         }
+      }
+      if (skipped.length > 0) {
+        app.logger.error({ skipped }, "maintenance: this node's clock is beyond BULWARK_MAX_CLOCK_SKEW_SECONDS from the database server's; the steps that judge rows by it were skipped, so that it expires nothing the other nodes made");
       }
       if (Object.values(removed).some((n) => n !== 0)) app.logger.info({ removed }, "maintenance: expired rows removed, reminders queued");
       return removed;
