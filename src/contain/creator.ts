@@ -59,9 +59,49 @@ export function storedCreatorToken(jobId: string, spec: { creatorToken?: unknown
  */
 export function creatorTokenOf(jobId: string, spec: { creatorToken?: unknown; levers?: unknown; at?: unknown; epoch?: unknown }): { id: string; own: OwnRevocation | null } | null {
   const id = storedCreatorToken(jobId, spec);
-  if (id === null) return null;
+  return id === null ? null : tokenCheckOf(id, spec);
+}
+
+/** The token check for token `id` of a job with `spec`: its own revocation excused when it pulls revoke-tokens. */
+function tokenCheckOf(id: string, spec: { levers?: unknown; at?: unknown; epoch?: unknown }): { id: string; own: OwnRevocation | null } {
   const revokes = Array.isArray(spec.levers) && spec.levers.includes("revoke-tokens") && typeof spec.at === "number";
   return { id, own: revokes ? { at: spec.at as number, epoch: typeof spec.epoch === "number" ? spec.epoch : 0 } : null };
+}
+
+// The events the API route appends for a job it created (src/http/api/contain.ts, auditAPI): subject the job, and
+// callerContext's `auth` and `tokenId` in its data. The same shape since the first API (803d605), for jobs and undos.
+const API_CREATED_EVENTS = ["api.contain.job.created", "api.contain.undo.created"];
+
+/**
+ * The token check of a job posted over the API before `creatorToken` existed (92a6a00), read in `trx`: the route
+ * recorded the token only in its own audit event (API_CREATED_EVENTS, subject the job), so when that event says
+ * `auth: "token"` its `tokenId` is the token the job was posted with, and the job stops once that token is revoked,
+ * as a newer one does (it used to run to its end: the rotated leaked token was never read). Null when the spec
+ * records a token or a takeover (resumeJob's `takenOverBy`: the operator answers for it now, not the token), and
+ * when no such event says "token" (a session, the CLI, or a process that died before appending it). An event that
+ * says "token" with no token id fails closed with the job's coded error: it must not read as "no token to check".
+ * One lookup on the log's (type, seq) index among the API's job events, which are few: its callers read it once per
+ * run (the event never changes).
+ *
+ * @example
+ * await legacyCreatorTokenWithin(trx, "job_…", {}) // { id: "tok_…", own: null } for a job posted with that token
+ */
+export async function legacyCreatorTokenWithin(trx: Kysely<Schema>, jobId: string, spec: { creatorToken?: unknown; takenOverBy?: unknown; levers?: unknown; at?: unknown; epoch?: unknown }): Promise<{ id: string; own: OwnRevocation | null } | null> {
+  if (spec.creatorToken !== undefined || spec.takenOverBy !== undefined) return null;
+  // The first one: the route appends it right after the job commits, and no other code writes these types.
+  const event = await trx.selectFrom("audit_events").select(["type", "data"]).where("type", "in", API_CREATED_EVENTS)
+    .where("subject", "=", jobId).orderBy("seq").limit(1).executeTakeFirst();
+  if (!event) return null;
+  let data: unknown;
+  try {
+    data = JSON.parse(event.data);
+  } catch (error) {
+    throw containErrors.corruptJob(jobId, `its ${event.type} audit event's data is not JSON`, { cause: error });
+  }
+  const { auth, tokenId } = (typeof data === "object" && data !== null ? data : {}) as { auth?: unknown; tokenId?: unknown };
+  if (auth !== "token") return null;
+  if (typeof tokenId !== "string" || !USER_ID.test(tokenId)) throw containErrors.corruptJob(jobId, `its ${event.type} audit event says it was posted with an API token but names no token id`);
+  return tokenCheckOf(tokenId, spec);
 }
 
 /**
@@ -210,20 +250,25 @@ export async function creatorStanding(database: Pick<Database, "dialect">, trx: 
  * (storedCreatorUser); when it names none, the job row's actor is read once, in the first batch's transaction
  * (legacyCreatorWithin: a job recorded before `creatorUser` existed). `lockedByOwnJob`: a containment job's own lock
  * of its creator does not count (above); `token`: the token it was posted with, checked only while a creator is (a job
- * taken over runs on the operator's authority, not the token's).
+ * taken over runs on the operator's authority, not the token's); when the spec names none, the job's API event is read
+ * once too, in the same transaction (legacyCreatorTokenWithin: a job posted before `creatorToken` existed).
  */
 export function creatorCheck(database: Pick<Database, "dialect">, jobId: string, creator: string | null, needed: readonly Permission[], options: CreatorCheckOptions = {}): (trx: Kysely<Schema>) => Promise<string | null> {
-  // Found once per run: a job's actor and spec do not change while it runs (a takeover builds the stages again), and
-  // an account id, once found, stays an account's.
-  let found: { creator: string | null } | undefined = creator === null ? undefined : { creator };
+  // Found once per run: a job's actor, spec and API event do not change while it runs (a takeover builds the stages
+  // again), and an account id, once found, stays an account's.
+  const token = options.token ?? null;
+  let found: { creator: string | null; token: CreatorCheckOptions["token"] } | undefined = creator !== null && token !== null ? { creator, token } : undefined;
   return async (trx) => {
     if (found === undefined) {
+      // A job recorded before `creatorUser` or `creatorToken` existed: its row's actor, its API event's token.
       const row = await trx.selectFrom("jobs").select(["spec", "actor"]).where("id", "=", jobId).executeTakeFirst();
-      found = { creator: row ? await legacyCreatorWithin(trx, storedObject(jobId, "spec", row.spec), row.actor) : null };
+      const spec = row ? storedObject(jobId, "spec", row.spec) : null;
+      const who = creator ?? (row && spec ? await legacyCreatorWithin(trx, spec, row.actor) : null);
+      found = { creator: who, token: token ?? (who !== null && spec !== null ? await legacyCreatorTokenWithin(trx, jobId, spec) : null) };
     }
     const who = found.creator;
     if (who === null) return null;
-    const why = await creatorStanding(database, trx, who, needed, options);
+    const why = await creatorStanding(database, trx, who, needed, { ...options, token: found.token });
     if (why !== null) throw containErrors.creatorLost(jobId, who, why);
     return who;
   };

@@ -152,11 +152,9 @@ function options(partial: Partial<LeverOptions> | undefined): LeverOptions {
   return o;
 }
 
-function leverContext(deps: ContainDeps, jobId: string, at: number, epoch: number, opts: LeverOptions, scope: { all?: unknown }, createdSeq?: number): LeverContext {
-  return {
-    jobId, dialect: deps.database.dialect, at, now: at, epoch, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier,
-    ...(createdSeq !== undefined ? { createdSeq } : {}),
-  };
+// Without createdSeq: a job's stages add it in their transaction (creationSeqOf); a dry run and the begins have none.
+function leverContext(deps: ContainDeps, jobId: string, at: number, epoch: number, opts: LeverOptions, scope: { all?: unknown }): LeverContext {
+  return { jobId, dialect: deps.database.dialect, at, now: at, epoch, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier };
 }
 
 /**
@@ -169,6 +167,34 @@ export function storedCreatedSeq(jobId: string, spec: { createdSeq?: unknown }):
   if (seq === undefined) return undefined;
   if (typeof seq !== "number" || !Number.isSafeInteger(seq) || seq < 0) throw containErrors.corruptJob(jobId, "its stored spec's createdSeq is not an audit seq");
   return seq;
+}
+
+// The event of a job's creation, appended in the transaction that writes its row (every version since 175379f).
+const JOB_CREATED_EVENT = "contain.job.created";
+
+/**
+ * The job's creation seq (LeverContext.createdSeq), read once per run in its first transaction: the spec's
+ * (storedCreatedSeq), else the seq of the job's own `contain.job.created` event (subject: the job). A job recorded
+ * before b2a2c1c has no createdSeq, but that event, appended in its creation's transaction after its begin spent the
+ * email-change links, orders it in the log all the same: a change whose event comes later was confirmed after the
+ * job was created, whatever time the confirming node's clock gave it. Without it, an old job decided by times
+ * alone, and with --email-changed-within 0 a node a few seconds behind dated an intruder's change during the job
+ * before it, and the containment's reset link went to the intruder's address (ASVS 6.4.3). Only with no such event
+ * (a row written by hand) do times alone decide. One lookup on the log's (type, seq) index among the jobs' creation
+ * events; the event never changes, so the run keeps it.
+ */
+function creationSeqOf(jobId: string, spec: { createdSeq?: unknown }): (trx: Kysely<Schema>) => Promise<number | undefined> {
+  const stored = storedCreatedSeq(jobId, spec);
+  let found: { seq: number | undefined } | undefined = stored === undefined ? undefined : { seq: stored };
+  return async (trx) => {
+    if (found === undefined) {
+      // The first one: it commits with the job's row, so no event about the job can come before it.
+      const event = await trx.selectFrom("audit_events").select("seq").where("type", "=", JOB_CREATED_EVENT).where("subject", "=", jobId)
+        .orderBy("seq").limit(1).executeTakeFirst();
+      found = { seq: event === undefined ? undefined : Number(event.seq) };
+    }
+    return found.seq;
+  };
 }
 
 /**
@@ -347,7 +373,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     const total = Number(row?.n ?? 0);
     await trx.updateTable("jobs").set({ total }).where("id", "=", job.id).execute();
     await deps.audit.appendIn(trx, {
-      type: "contain.job.created", actor: request.actor, subject: job.id,
+      type: JOB_CREATED_EVENT, actor: request.actor, subject: job.id,
       data: {
         levers: names, scope: spec.scope, users: total, ...(unmatched ? { unmatchedIds: unmatched.count } : {}),
         incidentId: request.incidentId ?? null, options: { ...opts }, mailer: spec.mailer, begun,
@@ -395,7 +421,13 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   // Who the batches' events name: the operator once the job was taken over (the stages are built again then).
   const actor = actingActor(job);
   // A job stored before an option existed runs with its default (emailChangedWithinDays: the hold on reset links).
-  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope, storedCreatedSeq(job.id, job.spec));
+  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope);
+  // The levers' context in a step's transaction: with the job's creation seq, read there once for an old job.
+  const createdSeqIn = creationSeqOf(job.id, job.spec);
+  const contextIn = async (trx: Kysely<Schema>): Promise<LeverContext> => {
+    const createdSeq = await createdSeqIn(trx);
+    return createdSeq === undefined ? ctx : { ...ctx, createdSeq };
+  };
   const found = job.spec.levers.map(leverNamed);
   const userLevers = found.filter((l): l is UserLever => l.kind === "user");
   const globalLevers = found.filter((l): l is GlobalLever => l.kind === "global");
@@ -410,7 +442,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
       name: `${lever.name} (all users at once)`,
       async step(trx): Promise<StepResult> {
         await creatorStands(trx);
-        const r = await (lever.applyAll as NonNullable<UserLever["applyAll"]>)(trx, { ...ctx, now: deps.clock.now() });
+        const r = await (lever.applyAll as NonNullable<UserLever["applyAll"]>)(trx, { ...(await contextIn(trx)), now: deps.clock.now() });
         const counts: Record<string, number> = {};
         for (const [k, v] of Object.entries(r)) counts[`${lever.name}.${k}`] = v;
         // With no lever left for the batches, this step has handled every user of the scope.
@@ -449,7 +481,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
             data: { reason: "outranks-creator", batch, creatorLacks: lacks, levers: batched.map((l) => l.name), users: [...outranking].map(([userId, holds]) => ({ userId, holds })) },
           });
         }
-        const batchCtx = { ...ctx, now: deps.clock.now() };
+        const batchCtx = { ...(await contextIn(trx)), now: deps.clock.now() };
         // PostgreSQL: every lock the levers will need, before the batch's first write, in the order single-account
         // transactions take them: role removals' turn (as an API lock or revocation), the accounts' link locks when a
         // lever writes links (as a set-email, a reset, an email confirmation; only then: one advisory lock per account
@@ -497,13 +529,16 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
       // The preparation (rotate-keys makes a data key) runs outside any transaction: the creator is read first in one.
       ...(lever.prepare ? {
         prepare: async () => {
-          await deps.database.transaction(creatorStands);
-          return (lever.prepare as NonNullable<GlobalLever["prepare"]>)(ctx);
+          const prepared = await deps.database.transaction(async (trx) => {
+            await creatorStands(trx);
+            return contextIn(trx);
+          });
+          return (lever.prepare as NonNullable<GlobalLever["prepare"]>)(prepared);
         },
       } : {}),
       async step(trx, position): Promise<StepResult> {
         await creatorStands(trx);
-        const r = await lever.step(trx, position, ctx);
+        const r = await lever.step(trx, position, await contextIn(trx));
         const counts: Record<string, number> = {};
         for (const [k, v] of Object.entries(r.counts)) counts[`${lever.name}.${k}`] = v;
         return { counts, processed: completesScope && r.next === null ? job.total : 0, next: r.next };

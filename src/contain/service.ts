@@ -11,7 +11,7 @@ import { recordFailure, runStages, TERMINAL, type ContainDeps, type RunOptions, 
 import { containErrors, isCorruptJobError } from "./errors.ts";
 import { CONTAIN_KIND, containStages, type ContainSpec } from "./job.ts";
 import { LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
-import { creatorMustHold, creatorStanding, creatorTokenOf, legacyCreatorWithin, storedCreatorUser, SYSTEM_ACTOR } from "./creator.ts";
+import { creatorMustHold, creatorStanding, creatorTokenOf, legacyCreatorTokenWithin, legacyCreatorWithin, storedCreatorUser, SYSTEM_ACTOR } from "./creator.ts";
 import { pairingNotes, type ResetNotifier } from "./lever.ts";
 import { emailChangeWindowDays, RESET_EMAIL_REFUSED, RESET_EMAIL_WITHHELD, WITHHELD_NEXT_STEP } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched, type UnmatchedIds } from "./scope.ts";
@@ -144,6 +144,14 @@ async function takeOver(deps: ContainDeps, trx: Kysely<Schema>, jobId: string, a
   // A job recorded before `creatorUser` existed: its actor, when that names an account (as its batches read it).
   creator ??= await legacyCreatorWithin(trx, spec, row.actor);
   if (creator === null) return null;
+  // One posted before `creatorToken` existed: the token its API event names (as its batches read it), so that a
+  // person's resume takes over the job its revoked token stopped instead of failing on it again.
+  try {
+    token ??= await legacyCreatorTokenWithin(trx, jobId, spec);
+  } catch (error) {
+    if (error instanceof BulwarkError) return null;
+    throw error;
+  }
   // What the batches check (creatorStanding): the account, and the API token the job was posted with. A job stopped
   // because that token was revoked is taken over like one whose creator was fired: a person decides it goes on.
   const why = await creatorStanding(deps.database, trx, creator, creatorMustHold(lacks), { token });

@@ -31,7 +31,8 @@ import { passkeySuspended } from "./0029-passkey-suspended.ts";
 import { totpReplacement } from "./0030-totp-replacement.ts";
 import { floodKeysKeyed } from "./0031-flood-keys-keyed.ts";
 import { totpReplacementSession } from "./0032-totp-replacement-session.ts";
+import { unboundLinkMailsDead } from "./0033-unbound-link-mails-dead.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven, sessionFactor, auditEventsByType, resetHeld, outboxAgedAndDead, passkeySuspended, totpReplacement, floodKeysKeyed, totpReplacementSession];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven, sessionFactor, auditEventsByType, resetHeld, outboxAgedAndDead, passkeySuspended, totpReplacement, floodKeysKeyed, totpReplacementSession, unboundLinkMailsDead];
 export type { Migration } from "./types.ts";
