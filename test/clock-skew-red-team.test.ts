@@ -17,9 +17,9 @@ import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
 import { Browser, HOST, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { startMaintenance } from "../src/http/maintenance.ts";
 import { EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
+import { maintenancePass } from "./helpers/node-work.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
 import { twoNodeCluster } from "./helpers/two-nodes.ts";
 
@@ -64,18 +64,6 @@ describe("red team: nodes whose clocks differ, on one PostgreSQL database", unav
 
   function apiGet(fx: AuthFixture, url: string, token: string): Promise<LightMyRequestResponse> {
     return fx.server.inject({ method: "GET", url, headers: { host: HOST, authorization: `Bearer ${token}` } });
-  }
-
-  /** One maintenance pass on each node, as a running server makes every 15 minutes. */
-  async function maintenancePass(nodes: AuthFixture[]): Promise<void> {
-    for (const n of nodes) {
-      const m = startMaintenance(n.app, { intervalMs: HOUR, firstPassDelayMs: HOUR });
-      try {
-        await m.runOnce();
-      } finally {
-        await m.stop();
-      }
-    }
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -173,7 +161,7 @@ describe("red team: nodes whose clocks differ, on one PostgreSQL database", unav
       // maintenance every 15 minutes meanwhile, as they do in production.
       for (const step of [15, 15, 10]) {
         tick([a, b], step * MINUTE);
-        await maintenancePass([a, b]);
+        await maintenancePass(a, b);
       }
       const done = await b.browser({ newDevice: true }).request("POST", "/auth/password/reset/complete", { body: { token: link, newPassword: "forty minutes of patience" } });
       assert.notEqual(done.statusCode, 200, `a 30-minute reset link is refused 40 minutes after it was issued (answered ${done.statusCode})`);
@@ -197,7 +185,7 @@ describe("red team: nodes whose clocks differ, on one PostgreSQL database", unav
       assert.ok(link, "the change link is queued for the new address");
       for (const step of [15, 15, 10]) {
         tick([a, b], step * MINUTE);
-        await maintenancePass([a, b]);
+        await maintenancePass(a, b);
       }
       const confirmed = await b.browser({ newDevice: true }).request("POST", "/auth/email/confirm", { body: { token: link } });
       assert.notEqual(confirmed.statusCode, 200, `a 30-minute email-change link is refused 40 minutes after it was issued (answered ${confirmed.statusCode})`);
@@ -231,7 +219,7 @@ describe("red team: nodes whose clocks differ, on one PostgreSQL database", unav
       const replacement = (begun.json() as { secret: string }).secret;
       for (const step of [15, 15, 5]) {
         tick([a, b], step * MINUTE);
-        await maintenancePass([a, b]);
+        await maintenancePass(a, b);
       }
       // 35 minutes on: the session re-authenticates on the node with the right time (password and the old app's code).
       const c = on(b, held);

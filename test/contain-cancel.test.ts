@@ -16,7 +16,7 @@ import { currentEpoch } from "../src/accounts/sessions/revocation.ts";
 import { totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { parseAPIToken } from "../src/accounts/tokens/index.ts";
 import { bulwark } from "./helpers/cli.ts";
-import { codeOf, openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
+import { codeOf, openContainFixture, seedContainUsers, withHelpDesk, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
@@ -187,15 +187,6 @@ forEachDialect("contain cancel", (dfx) => {
 forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
   const CREATOR_LOST = "BULWARK_ERR_CONTAIN_CREATOR_LOST";
 
-  /** Thirty users, and a help desk (usr_0030) holding accounts.write and contain.run through role `desk`. */
-  async function withDesk(): Promise<{ fx: ContainFixture; desk: string; users: string[] }> {
-    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
-    const users = await seedContainUsers(fx, NOW, 31);
-    const desk = users.pop() as string;
-    await fx.roles.create({ name: "desk", permissions: ["accounts.read", "accounts.write", "contain.run"] }, "test");
-    await fx.roles.grant(desk, "desk", "test");
-    return { fx, desk, users };
-  }
   const deskJob = (desk: string, users: string[]): ContainRequest => ({
     levers: ["lock-accounts"], scope: { ids: users }, actor: desk, creatorUser: desk, creatorLacks: ["admin", "inventory.manage"], batchSize: 10,
   });
@@ -211,7 +202,7 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
   ];
   for (const [how, fire, why] of firings) {
     it(`attack: a help desk's job runs no batch after its creator is ${how.replace("its role removed", "demoted")}: it fails naming the creator and why, and the server's own resume does not lift that`, async () => {
-      const { fx, desk, users } = await withDesk();
+      const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
       const job = await createContainJob(fx, deskJob(desk, users));
       await runJob(fx, job.id, { stopAfterBatches: 1 });
       assert.equal(await lockedCount(fx), 10);
@@ -234,7 +225,7 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
   }
 
   it("an operator's resume takes over a job whose creator was fired: the rest runs, and the spec and the resumed event say from whom and why; a creator who still stands keeps theirs", async () => {
-    const { fx, desk, users } = await withDesk();
+    const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
     const job = await createContainJob(fx, deskJob(desk, users));
     await runJob(fx, job.id, { stopAfterBatches: 1 });
     // Resumed while the creator stands: nothing is taken over, the batches still check the creator.
@@ -257,7 +248,7 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
   });
 
   it("a job recorded before creatorUser existed (its API creator only in the job's actor) stops the same way once that creator is demoted, and an operator's resume takes it over; a job whose actor names no account (the CLI's, a test's) runs on (was: never re-checked; cancelled by hand)", async () => {
-    const { fx, desk, users } = await withDesk();
+    const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
     // As the API wrote it before 17019cd: the caller's id as the job's actor, no creatorUser in the spec.
     const legacy = { ...deskJob(desk, users) };
     delete legacy.creatorUser;
@@ -287,7 +278,7 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
   });
 
   it("a job stopped that way can be cancelled, and an undo posted by a help desk fired since stops the same way", async () => {
-    const { fx, desk, users } = await withDesk();
+    const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
     // An administrator's job from the shell; the help desk posts its undo.
     const job = await createContainJob(fx, { levers: ["lock-accounts"], scope: { ids: users }, actor: "cli:alice", batchSize: 10 });
     await runJob(fx, job.id);
@@ -346,7 +337,7 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
   const TOKEN_REVOKED = /no longer stands behind it: the API token it was posted with was revoked/;
 
   it("attack: a job posted with an API token stops once that token is revoked, by its row or by a later token stamp (the team rotating a leaked token), not when it merely expires; its view names the token, and an operator's resume takes it over (ASVS 7.4.1, 8.3.2)", async () => {
-    const { fx, desk, users } = await withDesk();
+    const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
     const token = await tokenOf(fx, desk, "tok_deskincidenttool0000000000");
     fx.clock.advance(1000);
     const job = await createContainJob(fx, { ...deskJob(desk, users), creatorToken: token });
@@ -390,7 +381,7 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
   });
 
   it("a job whose own revoke-tokens revokes the token it was posted with goes on (its creator among its scope, as its own lock does); another job posted with that token stops, and so does an undo posted with a token revoked since", async () => {
-    const { fx, desk, users } = await withDesk();
+    const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
     const token = await tokenOf(fx, desk, "tok_deskincidenttool2222222222");
     fx.clock.advance(1000);
     // The creator is last in the scope: its token is refused by the job's own stamp from the start, and its row is

@@ -13,38 +13,17 @@
 // skipped (loudly) when it is not installed.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { startMaintenance } from "../src/http/maintenance.ts";
+import { authFixture } from "../src/http/auth/test-client.ts";
 import { RESET_LINK } from "./helpers/auth-flows.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
+import { maintenancePass, queuedResetLinks } from "./helpers/node-work.ts";
 import { twoNodeCluster } from "./helpers/two-nodes.ts";
 
 const MASTER = testMasterKey("docs-claims-fifth-red-team");
 const unavailable = postgresUnavailable();
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
-
-/** One maintenance pass of `fx`'s node, as its server makes every 15 minutes. */
-async function maintenancePass(fx: AuthFixture): Promise<Record<string, number>> {
-  const m = startMaintenance(fx.app, { intervalMs: HOUR, firstPassDelayMs: HOUR });
-  try {
-    return await m.runOnce();
-  } finally {
-    await m.stop();
-  }
-}
-
-/** The reset-link tokens queued for `address` (opened through `fx`'s keyring). */
-async function queuedResetLinks(fx: AuthFixture, address: string): Promise<string[]> {
-  const rows = await fx.app.db.db.selectFrom("outbox_messages").select("id").where("kind", "=", "account.password-reset-link").where("to_address", "=", address).execute();
-  const tokens: string[] = [];
-  for (const r of rows) {
-    const token = RESET_LINK.exec((await fx.app.accounts.outbox.get(r.id)).text)?.[1];
-    if (token !== undefined) tokens.push(token);
-  }
-  return tokens;
-}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // docs/sessions.md and README: BULWARK_MAX_CLOCK_SKEW_SECONDS and what a node beyond it still does

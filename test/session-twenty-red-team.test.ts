@@ -19,13 +19,13 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { authFixture, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
-import { startMaintenance } from "../src/http/maintenance.ts";
-import { authFixtureOn, RESET_LINK } from "./helpers/auth-flows.ts";
+import { authFixtureOn } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
 import { scratchRoot } from "./helpers/scratch.ts";
+import { maintenancePass, queuedResetLinks } from "./helpers/node-work.ts";
 import { twoNodeCluster } from "./helpers/two-nodes.ts";
 
 const MASTER = testMasterKey("session-twenty-red-team");
@@ -34,27 +34,6 @@ const QUIET = { BULWARK_LOG_LEVEL: "silent", BULWARK_DATABASE_URL: "", BULWARK_M
 const unavailable = postgresUnavailable();
 const SECOND = 1_000;
 const HOUR = 3_600_000;
-
-/** One maintenance pass of `fx`'s node, as its server makes every 15 minutes. */
-async function maintenancePass(fx: AuthFixture): Promise<void> {
-  const m = startMaintenance(fx.app, { intervalMs: HOUR, firstPassDelayMs: HOUR });
-  try {
-    await m.runOnce();
-  } finally {
-    await m.stop();
-  }
-}
-
-/** The reset-link tokens queued for `address` (read from the outbox through `fx`'s keyring). */
-async function queuedResetLinks(fx: AuthFixture, address: string): Promise<string[]> {
-  const rows = await fx.app.db.db.selectFrom("outbox_messages").select("id").where("kind", "=", "account.password-reset-link").where("to_address", "=", address).execute();
-  const tokens: string[] = [];
-  for (const r of rows) {
-    const token = RESET_LINK.exec((await fx.app.accounts.outbox.get(r.id)).text)?.[1];
-    if (token !== undefined) tokens.push(token);
-  }
-  return tokens;
-}
 
 describe("session twenty red team: two nodes whose clocks are inside BULWARK_MAX_CLOCK_SKEW_SECONDS", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {
   const { twoServers } = twoNodeCluster("s20_skew", MASTER);

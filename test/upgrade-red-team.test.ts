@@ -16,7 +16,7 @@ import { containDeps, createContainJob, runJob, type ContainRequest } from "../s
 import { totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { BulwarkError } from "../src/lib/errors.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
-import { codeOf, openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
+import { codeOf, withHelpDesk, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
@@ -35,16 +35,6 @@ async function lockedCount(fx: ContainFixture): Promise<number> {
 // ---------------------------------------------------------------------------------------------------------------------
 
 forEachDialect("upgrade red team: a containment job posted before the upgrade", (dfx) => {
-  /** Thirty users, and a help desk holding accounts.write and contain.run through role `desk`. */
-  async function withDesk(): Promise<{ fx: ContainFixture; desk: string; users: string[] }> {
-    const fx = await openContainFixture(await dfx.fresh(), { now: NOW });
-    const users = await seedContainUsers(fx, NOW, 31);
-    const desk = users.pop() as string;
-    await fx.roles.create({ name: "desk", permissions: ["accounts.read", "accounts.write", "contain.run"] }, "test");
-    await fx.roles.grant(desk, "desk", "test");
-    return { fx, desk, users };
-  }
-
   /** An API token row of `userId`, issued now, as the token library writes it. */
   async function tokenOf(fx: ContainFixture, userId: string, id: string): Promise<string> {
     await fx.database.db.insertInto("api_tokens").values({
@@ -61,7 +51,7 @@ forEachDialect("upgrade red team: a containment job posted before the upgrade", 
   // posted with is revoked (docs/containment.md: "the Sentry response to a leaked incident-tool token is to rotate the
   // credential and keep the colleague"); for this job they find no token to check. The help desk keeps their role.
   it("attack: a containment job an intruder posted with a leaked API token before the upgrade stops at its next batch once the team revokes that token: a spec that predates creatorToken takes the token its api.contain.job.created event names (ASVS 7.4.1, 8.3.2) (was: it ran to its end)", async () => {
-    const { fx, desk, users } = await withDesk();
+    const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
     const token = await tokenOf(fx, desk, "tok_leakedincidenttool00000000");
     fx.clock.advance(1000);
     // As the API wrote it between 17019cd and 92a6a00: creatorUser and creatorLacks, no creatorToken.

@@ -77,3 +77,16 @@ export async function codeOf(promise: Promise<unknown>): Promise<string> {
   }
   return "(no error)";
 }
+
+/**
+ * A contain fixture on `database` with thirty users and a help desk (the thirty-first, usr_0030) holding
+ * accounts.read, accounts.write and contain.run through role `desk`: the caller of the creator-rule tests.
+ */
+export async function withHelpDesk(database: Database, now: number): Promise<{ fx: ContainFixture; desk: string; users: string[] }> {
+  const fx = await openContainFixture(database, { now });
+  const users = await seedContainUsers(fx, now, 31);
+  const desk = users.pop() as string;
+  await fx.roles.create({ name: "desk", permissions: ["accounts.read", "accounts.write", "contain.run"] }, "test");
+  await fx.roles.grant(desk, "desk", "test");
+  return { fx, desk, users };
+}
