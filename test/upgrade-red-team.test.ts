@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { currentEpoch } from "../src/accounts/sessions/revocation.ts";
-import { containDeps, createContainJob, runJob, type ContainRequest } from "../src/contain/index.ts";
+import { containDeps, createContainJob, resumeJob, runJob, type ContainRequest } from "../src/contain/index.ts";
 import { totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { BulwarkError } from "../src/lib/errors.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
@@ -73,6 +73,34 @@ forEachDialect("upgrade red team: a containment job posted before the upgrade", 
     const outcome = await runJob(fx, job.id).then((j) => j.status, (e: unknown) => (e instanceof BulwarkError ? e.code : String(e)));
     assert.equal(outcome, CREATOR_LOST, "the job posted with the revoked token stops, as a job posted after the upgrade does");
     assert.equal(await lockedCount(fx), 10, "no batch after the token's revocation");
+  });
+
+  /** A job as the API wrote it before 92a6a00 (no creatorToken), with its api.contain.job.created event's `data`. */
+  async function legacyTokenJob(fx: ContainFixture, desk: string, users: string[], eventData: Record<string, unknown>): Promise<string> {
+    const job = await createContainJob(fx, { levers: ["lock-accounts"], scope: { ids: users }, actor: desk, creatorUser: desk, creatorLacks: ["admin", "inventory.manage"], batchSize: 10 });
+    await fx.audit.append({ type: "api.contain.job.created", actor: desk, subject: job.id, requestId: "req-legacy", data: { levers: ["lock-accounts"], users: job.total, incidentId: null, ...eventData } });
+    return job.id;
+  }
+
+  it("an old job stopped for its revoked token is taken over by a person's resume, which runs it to its end on the operator's authority and records whom it took it from", async () => {
+    const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
+    const token = await tokenOf(fx, desk, "tok_leakedincidenttool00000001");
+    const jobId = await legacyTokenJob(fx, desk, users, { auth: "token", tokenId: token, ip: "203.0.113.9" });
+    await runJob(fx, jobId, { stopAfterBatches: 1 });
+    await fx.database.db.updateTable("api_tokens").set({ revoked_at: fx.clock.now() }).where("id", "=", token).execute();
+    assert.equal(await codeOf(runJob(fx, jobId)), CREATOR_LOST);
+    const done = await resumeJob(fx, jobId, { actor: "cli:responder", worker: "test" });
+    assert.equal(done.status, "done");
+    assert.equal(await lockedCount(fx), 30, "every account in scope locked once taken over");
+    const resumed = (await fx.audit.tail(50)).find((e) => e.type === "contain.job.resumed" && e.subject === jobId && e.actor === "cli:responder");
+    assert.equal(resumed?.data["tookOverFrom"], desk, "the resumed event names whom the job was taken from");
+  });
+
+  it("attack: an old job whose api.contain.job.created event was edited to say it was posted with a token but name none fails as corrupt, never runs as if no token stood behind it", async () => {
+    const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
+    const jobId = await legacyTokenJob(fx, desk, users, { auth: "token", tokenId: null, ip: "203.0.113.9" });
+    assert.equal(await codeOf(runJob(fx, jobId)), "BULWARK_ERR_CONTAIN_JOB_CORRUPT");
+    assert.equal(await lockedCount(fx), 0, "nothing done on a job whose record cannot be trusted");
   });
 });
 
