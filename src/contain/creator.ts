@@ -73,6 +73,19 @@ function tokenCheckOf(id: string, spec: { levers?: unknown; at?: unknown; epoch?
 const API_CREATED_EVENTS = ["api.contain.job.created", "api.contain.undo.created"];
 
 /**
+ * The first audit event of one of `types` whose subject is job `jobId`, read through `trx`: the job's own record of its
+ * creation (written in, or right after, the transaction that wrote its row), which older jobs' specs lack a field of.
+ *
+ * @example
+ * await firstJobEvent(trx, "job_…", ["contain.job.created"]) // { seq: 42, type: "contain.job.created", data: "{…}" }
+ */
+export async function firstJobEvent(trx: Kysely<Schema>, jobId: string, types: readonly string[]): Promise<{ seq: number; type: string; data: string } | undefined> {
+  const event = await trx.selectFrom("audit_events").select(["seq", "type", "data"]).where("type", "in", [...types]).where("subject", "=", jobId)
+    .orderBy("seq").limit(1).executeTakeFirst();
+  return event === undefined ? undefined : { seq: Number(event.seq), type: event.type, data: event.data };
+}
+
+/**
  * The token check of a job posted over the API before `creatorToken` existed (92a6a00), read in `trx`: the route
  * recorded the token only in its own audit event (API_CREATED_EVENTS, subject the job), so when that event says
  * `auth: "token"` its `tokenId` is the token the job was posted with, and the job stops once that token is revoked,
@@ -89,8 +102,7 @@ const API_CREATED_EVENTS = ["api.contain.job.created", "api.contain.undo.created
 export async function legacyCreatorTokenWithin(trx: Kysely<Schema>, jobId: string, spec: { creatorToken?: unknown; takenOverBy?: unknown; levers?: unknown; at?: unknown; epoch?: unknown }): Promise<{ id: string; own: OwnRevocation | null } | null> {
   if (spec.creatorToken !== undefined || spec.takenOverBy !== undefined) return null;
   // The first one: the route appends it right after the job commits, and no other code writes these types.
-  const event = await trx.selectFrom("audit_events").select(["type", "data"]).where("type", "in", API_CREATED_EVENTS)
-    .where("subject", "=", jobId).orderBy("seq").limit(1).executeTakeFirst();
+  const event = await firstJobEvent(trx, jobId, API_CREATED_EVENTS);
   if (!event) return null;
   let data: unknown;
   try {

@@ -13,7 +13,7 @@ import { checkRolesExist, checkSchemeKnown, describeScope, scopedUserIds, unmatc
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.ts";
-import { actingActor, creatorCheck, creatorMustHold, creatorTokenOf, storedCreatorUser } from "./creator.ts";
+import { actingActor, creatorCheck, creatorMustHold, creatorTokenOf, firstJobEvent, storedCreatorUser } from "./creator.ts";
 import { ownLockOf } from "./creator-own-lock.ts";
 import { countLiveTokens, inIds } from "./levers/common.ts";
 import { ensureGlobalStamps, holdScopeForRaise } from "./levers/stamps.ts";
@@ -189,9 +189,7 @@ function creationSeqOf(jobId: string, spec: { createdSeq?: unknown }): (trx: Kys
   return async (trx) => {
     if (found === undefined) {
       // The first one: it commits with the job's row, so no event about the job can come before it.
-      const event = await trx.selectFrom("audit_events").select("seq").where("type", "=", JOB_CREATED_EVENT).where("subject", "=", jobId)
-        .orderBy("seq").limit(1).executeTakeFirst();
-      found = { seq: event === undefined ? undefined : Number(event.seq) };
+      found = { seq: (await firstJobEvent(trx, jobId, [JOB_CREATED_EVENT]))?.seq };
     }
     return found.seq;
   };
