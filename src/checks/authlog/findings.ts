@@ -43,10 +43,7 @@ export function formatDuration(ms: number): string {
 function offenderEvidence(s: SourceRecord): Record<string, unknown> {
   return {
     address: s.address,
-    family: addressFamily(s.address),
-    failures: s.failures,
-    users: [...s.users].map(printable),
-    usersTruncated: s.moreUsers,
+    ...sourceCounts(s),
     firstSeen: iso(s.firstMs),
     lastSeen: iso(s.lastMs),
     firstLine: s.first,
@@ -54,9 +51,18 @@ function offenderEvidence(s: SourceRecord): Record<string, unknown> {
     offenderSince: iso(s.offenderSinceMs),
     offenderSinceLine: s.offenderAt,
     bans: s.bans,
-    // An IPv6 /64: the addresses in it that failed.
-    ...(s.members === null ? {} : { addresses: [...s.members], addressesTruncated: s.moreMembers }),
+    ...prefixMembers(s),
   };
+}
+
+/** What every finding about an address (or an IPv6 /64) says of its failures: its family, count and the names tried. */
+function sourceCounts(s: SourceRecord): { family: number; failures: number; users: string[]; usersTruncated: boolean } {
+  return { family: addressFamily(s.address), failures: s.failures, users: [...s.users].map(printable), usersTruncated: s.moreUsers };
+}
+
+/** An IPv6 /64: the addresses in it that failed (nothing for a single address). */
+function prefixMembers(s: SourceRecord): { addresses?: string[]; addressesTruncated?: boolean } {
+  return s.members === null ? {} : { addresses: [...s.members], addressesTruncated: s.moreMembers };
 }
 
 /** "203.0.113.9", or for a /64 "12 addresses in the IPv6 /64 2001:db8:1:2::/64". */
@@ -260,14 +266,11 @@ function sprayerEvidence(e: SlowEvidence<SourceRecord>): Record<string, unknown>
   const o = e.record;
   return {
     source: o.address,
-    family: addressFamily(o.address),
-    failures: o.failures,
-    users: [...o.users].map(printable),
-    usersTruncated: o.moreUsers,
+    ...sourceCounts(o),
     firstReached: iso(e.run.firstMs),
     firstReachedLine: e.run.firstAt,
     lastReached: iso(e.run.lastMs),
-    ...(o.members === null ? {} : { addresses: [...o.members], addressesTruncated: o.moreMembers }),
+    ...prefixMembers(o),
   };
 }
 
