@@ -12,11 +12,10 @@ import {
   cancelJob, containDeps, createContainJob, createUndoJob, jobView, resumableJobs, resumeJob, runJob, type ContainRequest,
 } from "../src/contain/index.ts";
 import { BulwarkError } from "../src/lib/errors.ts";
-import { currentEpoch } from "../src/accounts/sessions/revocation.ts";
 import { totpCode, type Browser } from "../src/http/auth/test-client.ts";
 import { parseAPIToken } from "../src/accounts/tokens/index.ts";
 import { bulwark } from "./helpers/cli.ts";
-import { codeOf, openContainFixture, seedContainUsers, withHelpDesk, type ContainFixture } from "./helpers/contain-fixture.ts";
+import { apiTokenRow, codeOf, type ContainFixture, openContainFixture, seedContainUsers, withHelpDesk } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
@@ -326,19 +325,11 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
     await fx.database.close();
   });
 
-  /** An API token row of `userId`, issued now (as the token library writes it). */
-  async function tokenOf(fx: ContainFixture, userId: string, id: string): Promise<string> {
-    await fx.database.db.insertInto("api_tokens").values({
-      id, user_id: userId, name: "incident tool", secret_hash: "0".repeat(64), scopes: "[]", created_at: fx.clock.now(), expires_at: null,
-      last_used_at: null, last_used_ip: null, revoked_at: null, issued_epoch: currentEpoch(),
-    }).execute();
-    return id;
-  }
   const TOKEN_REVOKED = /no longer stands behind it: the API token it was posted with was revoked/;
 
   it("attack: a job posted with an API token stops once that token is revoked, by its row or by a later token stamp (the team rotating a leaked token), not when it merely expires; its view names the token, and an operator's resume takes it over (ASVS 7.4.1, 8.3.2)", async () => {
     const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
-    const token = await tokenOf(fx, desk, "tok_deskincidenttool0000000000");
+    const token = await apiTokenRow(fx, desk, "tok_deskincidenttool0000000000");
     fx.clock.advance(1000);
     const job = await createContainJob(fx, { ...deskJob(desk, users), creatorToken: token });
     assert.equal(jobView(await fx.jobs.get(job.id)).creatorToken, token, "the view names the token the job was posted with");
@@ -367,7 +358,7 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
 
     // A token stamp alone (a revoke-tokens job over the creator, its rows not marked yet) stops a job as well.
     fx.clock.advance(60_000);
-    const second = await tokenOf(fx, desk, "tok_deskincidenttool1111111111");
+    const second = await apiTokenRow(fx, desk, "tok_deskincidenttool1111111111");
     await fx.database.db.updateTable("users").set({ locked_at: null, locked_reason: null }).execute();
     fx.clock.advance(1000);
     const again = await createContainJob(fx, { ...deskJob(desk, users), creatorToken: second });
@@ -382,7 +373,7 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
 
   it("a job whose own revoke-tokens revokes the token it was posted with goes on (its creator among its scope, as its own lock does); another job posted with that token stops, and so does an undo posted with a token revoked since", async () => {
     const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
-    const token = await tokenOf(fx, desk, "tok_deskincidenttool2222222222");
+    const token = await apiTokenRow(fx, desk, "tok_deskincidenttool2222222222");
     fx.clock.advance(1000);
     // The creator is last in the scope: its token is refused by the job's own stamp from the start, and its row is
     // marked revoked by the last batch.
@@ -401,7 +392,7 @@ forEachDialect("contain: a job stops when its API creator is fired", (dfx) => {
     await runJob(fx, shell.id);
     // A new token, issued after the job's revocation (one issued in its millisecond would be refused by its stamp).
     fx.clock.advance(60_000);
-    const fresh = await tokenOf(fx, desk, "tok_deskincidenttool3333333333");
+    const fresh = await apiTokenRow(fx, desk, "tok_deskincidenttool3333333333");
     const undo = await createUndoJob(fx, shell.id, desk, { creatorLacks: ["admin", "inventory.manage"], creatorUser: desk, creatorToken: fresh });
     await runJob(fx, undo.id, { stopAfterBatches: 1 });
     const unlocked = 30 - (await lockedCount(fx));

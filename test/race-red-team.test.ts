@@ -36,6 +36,16 @@ async function signedIn(b: Browser): Promise<boolean> {
   return r.statusCode === 200 && (r.json() as { authenticated?: boolean }).authenticated === true;
 }
 
+/**
+ * The thief opens its mailbox and follows the confirmation link `change` (its email-change request) sent there, if one
+ * was; the account's address afterwards (read on node `a`), and the confirmation's answer (null: no link to follow).
+ */
+async function thiefConfirms(a: AuthFixture, b: AuthFixture, mailbox: string, change: Res, userId: string): Promise<{ email: string | undefined; confirmed: Res | null }> {
+  const link = change.statusCode === 202 ? await authFlows(() => b).tokenIn(mailbox, EMAIL_LINK).catch(() => null) : null;
+  const confirmed = link === null ? null : await b.browser({ newDevice: true }).request("POST", "/auth/email/confirm", { body: { token: link } });
+  return { email: (await a.app.accounts.users.getById(userId))?.email, confirmed };
+}
+
 async function eventsOf(fx: AuthFixture, type: string, subject: string): Promise<number> {
   return (await fx.app.db.db.selectFrom("audit_events").select("seq").where("type", "=", type).where("subject", "=", subject).execute()).length;
 }
@@ -82,11 +92,9 @@ describe("the race attacker on two nodes of one PostgreSQL database", unavailabl
         assert.equal(await signedIn(thief), false, "the thief's session is over");
         // After the revocation answered: the thief opens its mail and confirms.
         advance(60_000);
-        const link = change.statusCode === 202 ? await authFlows(() => b).tokenIn(thiefMailbox, EMAIL_LINK).catch(() => null) : null;
-        const confirmed = link === null ? null : await b.browser({ newDevice: true }).request("POST", "/auth/email/confirm", { body: { token: link } });
-        const account = await a.app.accounts.users.getById(victim.id);
-        assert.equal(account?.email, victim.email,
-          `the email change the revoked session asked for (${show(change)}) was confirmed after the help desk ended its sessions (${show(confirmed)}): the account now answers to ${account?.email}`);
+        const { email, confirmed } = await thiefConfirms(a, b, thiefMailbox, change, victim.id);
+        assert.equal(email, victim.email,
+          `the email change the revoked session asked for (${show(change)}) was confirmed after the help desk ended its sessions (${show(confirmed)}): the account now answers to ${email}`);
       } finally {
         await close();
       }
@@ -113,11 +121,9 @@ describe("the race attacker on two nodes of one PostgreSQL database", unavailabl
         assert.equal(done.status, "done");
         assert.equal(await signedIn(thief), false, "the thief's session is over");
         advance(60_000);
-        const link = change.statusCode === 202 ? await authFlows(() => b).tokenIn(thiefMailbox, EMAIL_LINK).catch(() => null) : null;
-        const confirmed = link === null ? null : await b.browser({ newDevice: true }).request("POST", "/auth/email/confirm", { body: { token: link } });
-        const account = await a.app.accounts.users.getById(victim.id);
-        assert.equal(account?.email, victim.email,
-          `the email change the revoked session asked for (${show(change)}) was confirmed after revoke-sessions reported done (${show(confirmed)}): the account now answers to ${account?.email}`);
+        const { email, confirmed } = await thiefConfirms(a, b, thiefMailbox, change, victim.id);
+        assert.equal(email, victim.email,
+          `the email change the revoked session asked for (${show(change)}) was confirmed after revoke-sessions reported done (${show(confirmed)}): the account now answers to ${email}`);
       } finally {
         await close();
       }

@@ -11,12 +11,11 @@
 // creationSeqOf); the others pin defences that hold. Loopback and temp dirs only.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { currentEpoch } from "../src/accounts/sessions/revocation.ts";
 import { containDeps, createContainJob, resumeJob, runJob, type ContainRequest } from "../src/contain/index.ts";
 import { totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { BulwarkError } from "../src/lib/errors.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK, STEP } from "./helpers/auth-flows.ts";
-import { codeOf, withHelpDesk, type ContainFixture } from "./helpers/contain-fixture.ts";
+import { apiTokenRow, codeOf, type ContainFixture, withHelpDesk } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
@@ -35,15 +34,6 @@ async function lockedCount(fx: ContainFixture): Promise<number> {
 // ---------------------------------------------------------------------------------------------------------------------
 
 forEachDialect("upgrade red team: a containment job posted before the upgrade", (dfx) => {
-  /** An API token row of `userId`, issued now, as the token library writes it. */
-  async function tokenOf(fx: ContainFixture, userId: string, id: string): Promise<string> {
-    await fx.database.db.insertInto("api_tokens").values({
-      id, user_id: userId, name: "incident tool", secret_hash: "0".repeat(64), scopes: "[]", created_at: fx.clock.now(), expires_at: null,
-      last_used_at: null, last_used_ip: null, revoked_at: null, issued_epoch: currentEpoch(),
-    }).execute();
-    return id;
-  }
-
   // A job posted over the API with a leaked token before 92a6a00 recorded `creatorUser` and `creatorLacks` (17019cd) but
   // no `creatorToken`: the POST route (git show 92a6a00^:src/http/api/contain.ts) built the request without it, and
   // recorded the token only in its own audit event, `api.contain.job.created` (subject: the job; data: levers, users,
@@ -52,7 +42,7 @@ forEachDialect("upgrade red team: a containment job posted before the upgrade", 
   // credential and keep the colleague"); for this job they find no token to check. The help desk keeps their role.
   it("attack: a containment job an intruder posted with a leaked API token before the upgrade stops at its next batch once the team revokes that token: a spec that predates creatorToken takes the token its api.contain.job.created event names (ASVS 7.4.1, 8.3.2) (was: it ran to its end)", async () => {
     const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
-    const token = await tokenOf(fx, desk, "tok_leakedincidenttool00000000");
+    const token = await apiTokenRow(fx, desk, "tok_leakedincidenttool00000000");
     fx.clock.advance(1000);
     // As the API wrote it between 17019cd and 92a6a00: creatorUser and creatorLacks, no creatorToken.
     const legacy: ContainRequest = { levers: ["lock-accounts"], scope: { ids: users }, actor: desk, creatorUser: desk, creatorLacks: ["admin", "inventory.manage"], batchSize: 10 };
@@ -84,7 +74,7 @@ forEachDialect("upgrade red team: a containment job posted before the upgrade", 
 
   it("an old job stopped for its revoked token is taken over by a person's resume, which runs it to its end on the operator's authority and records whom it took it from", async () => {
     const { fx, desk, users } = await withHelpDesk(await dfx.fresh(), NOW);
-    const token = await tokenOf(fx, desk, "tok_leakedincidenttool00000001");
+    const token = await apiTokenRow(fx, desk, "tok_leakedincidenttool00000001");
     const jobId = await legacyTokenJob(fx, desk, users, { auth: "token", tokenId: token, ip: "203.0.113.9" });
     await runJob(fx, jobId, { stopAfterBatches: 1 });
     await fx.database.db.updateTable("api_tokens").set({ revoked_at: fx.clock.now() }).where("id", "=", token).execute();

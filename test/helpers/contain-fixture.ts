@@ -2,6 +2,7 @@
 // keyring with its keys, a manual clock, the audit log, the job store and the role store (whose grants and revokes
 // are audited, as the undo of demote-inactive-admins reads them).
 import assert from "node:assert/strict";
+import { currentEpoch } from "../../src/accounts/sessions/revocation.ts";
 import { RoleStore } from "../../src/accounts/roles/role-store.ts";
 import { AuditLog } from "../../src/audit/audit-log.ts";
 import type { ContainDeps, ResetNotifier } from "../../src/contain/index.ts";
@@ -89,4 +90,13 @@ export async function withHelpDesk(database: Database, now: number): Promise<{ f
   await fx.roles.create({ name: "desk", permissions: ["accounts.read", "accounts.write", "contain.run"] }, "test");
   await fx.roles.grant(desk, "desk", "test");
   return { fx, desk, users };
+}
+
+/** An API token row `id` of `userId`, issued now, as the token library writes it (its secret matches nothing). */
+export async function apiTokenRow(fx: ContainFixture, userId: string, id: string): Promise<string> {
+  await fx.database.db.insertInto("api_tokens").values({
+    id, user_id: userId, name: "incident tool", secret_hash: "0".repeat(64), scopes: "[]", created_at: fx.clock.now(), expires_at: null,
+    last_used_at: null, last_used_ip: null, revoked_at: null, issued_epoch: currentEpoch(),
+  }).execute();
+  return id;
 }
