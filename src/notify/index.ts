@@ -4,7 +4,7 @@ export { OutboxSender, type SenderOptions, type SenderDeps, type RunReport } fro
 export { createSMTPTransport, classifyFailure, messageIdFor, type MailTransport, type DeliveryOutcome, type SendOptions } from "./transport.ts";
 export { DEFAULT_RETRY, retryBudget, retryDelay, type RetryPolicy } from "./backoff.ts";
 export { checkMailConfig, isLoopbackHost, tlsRequired, type MailConfig, type SMTPConfig, type DKIMConfig } from "./config.ts";
-export { notifySecurityEvent, securityNoticeKey, securityMessages, type SecurityEvent, type SecurityNotice, type NoticeOptions, type MFAFactor } from "./security-notices.ts";
+export { notifySecurityEvent, queueSecurityNotice, securityNoticeKey, securityMessages, type SecurityEvent, type SecurityNotice, type NoticeOptions, type MFAFactor } from "./security-notices.ts";
 export { addressProblem, checkAddress, checkSubject } from "./validate.ts";
 export { carriesSingleUseLink, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
 export { NotifyInputError, notifyErrors } from "./errors.ts";

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import type { Kysely } from "kysely";
-import { notifyErrors } from "./errors.ts";
+import { NotifyInputError, notifyErrors } from "./errors.ts";
 import { PRIORITY, type EnqueueResult, type NewMessage, type Outbox } from "./outbox.ts";
 import { addressProblem, checkAddress, checkSubject, checkToken } from "./validate.ts";
 
@@ -421,4 +421,30 @@ export async function notifySecurityEvent(outbox: Outbox, notice: SecurityNotice
   const results: EnqueueResult[] = [];
   for (const message of securityMessages(notice, options)) results.push(await outbox.enqueue(message, options.executor));
   return results;
+}
+
+/**
+ * notifySecurityEvent for a change that stands whether or not its owner can be told: an address the outbox cannot
+ * mail (addressProblem), or any notice it refuses as input (NotifyInputError; its message names the field, never the
+ * address), goes to `refused` (the caller audits it, in the change's transaction) instead of failing the change.
+ * Anything else (the database) is raised. "taken" when the notice was queued before (its idempotency key).
+ *
+ * @example
+ * await queueSecurityNotice(outbox, notice, { appName, executor: trx }, (reason) => audit.appendIn(trx, { type: "…notice.refused", … }));
+ */
+export async function queueSecurityNotice(
+  outbox: Outbox, notice: SecurityNotice, options: NoticeOptions, refused: (reason: string, code?: string) => Promise<void>,
+): Promise<"queued" | "taken" | "refused"> {
+  const problem = addressProblem(notice.to);
+  if (problem !== null) {
+    await refused(problem);
+    return "refused";
+  }
+  try {
+    return (await notifySecurityEvent(outbox, notice, options)).some((r) => r.created) ? "queued" : "taken";
+  } catch (error) {
+    if (!(error instanceof NotifyInputError)) throw error;
+    await refused(error.message, error.code);
+    return "refused";
+  }
 }

@@ -6,7 +6,7 @@
 import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/index.ts";
 import type { Clock } from "../../lib/clock.ts";
-import { addressProblem, NotifyInputError, notifySecurityEvent, type Outbox } from "../../notify/index.ts";
+import { queueSecurityNotice, type Outbox } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { ADMINISTRATIVE, type Permission } from "./permissions.ts";
 
@@ -42,21 +42,13 @@ export async function tellGrantee(
   const permissions = await administrativeOf(trx, grant.role);
   if (permissions.length === 0) return "not administrative";
   const user = await trx.selectFrom("users").select("email").where("id", "=", grant.userId).executeTakeFirstOrThrow();
-  const refused = async (reason: string): Promise<"refused"> => {
-    await deps.audit.appendIn(trx, { type: GRANT_NOTICE_REFUSED, actor: grant.actor, subject: grant.userId, data: { role: grant.role, event: grant.eventId, reason } });
-    return "refused";
-  };
-  const problem = addressProblem(user.email);
-  if (problem !== null) return refused(problem);
-  try {
-    await notifySecurityEvent(
-      deps.outbox,
-      { eventId: grant.eventId, to: user.email, at: deps.clock.now(), ip: null, event: { type: "administrative-role-received", role: grant.role, permissions } },
-      { appName: deps.appName, executor: trx },
-    );
-  } catch (error) {
-    if (!(error instanceof NotifyInputError)) throw error;
-    return refused(error.message);
-  }
-  return "queued";
+  const told = await queueSecurityNotice(
+    deps.outbox,
+    { eventId: grant.eventId, to: user.email, at: deps.clock.now(), ip: null, event: { type: "administrative-role-received", role: grant.role, permissions } },
+    { appName: deps.appName, executor: trx },
+    async (reason) => {
+      await deps.audit.appendIn(trx, { type: GRANT_NOTICE_REFUSED, actor: grant.actor, subject: grant.userId, data: { role: grant.role, event: grant.eventId, reason } });
+    },
+  );
+  return told === "refused" ? "refused" : "queued";
 }

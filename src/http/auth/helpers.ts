@@ -4,7 +4,7 @@ import type { Kysely } from "kysely";
 import { mfaErrors } from "../../accounts/mfa/index.ts";
 import { deviceCookieFor, readDeviceCookie, SESSION_COOKIE, sessionCookie, sessionErrors, type DeviceAccount, type DeviceCookie } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
-import { addressProblem, notifySecurityEvent, NotifyInputError, type SecurityEvent } from "../../notify/index.ts";
+import { addressProblem, queueSecurityNotice, type SecurityEvent } from "../../notify/index.ts";
 import { NO_CONTROL } from "../api/common.ts";
 import type { RequestAuth } from "../auth-context.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -109,21 +109,14 @@ export async function notifyOwner(app: App, request: FastifyRequest, userId: str
     const entry = { type: NOTICE_REFUSED, actor: "system", subject: user.id, requestId: request.id, data: { notice: notice.type, recipient, event: eventId, reason } };
     await (executor ? app.audit.appendIn(executor, entry) : app.audit.append(entry));
   };
-  const problem = addressProblem(user.email);
-  if (problem !== null) {
-    await refused("account", problem);
-    return true;
-  }
-  let queued: boolean;
-  try {
-    const results = await notifySecurityEvent(app.accounts.outbox, { eventId, to: user.email, at: app.clock.now(), ip: options.withoutAddress === true ? null : clientIP(request), event: notice }, { appName: app.config.serviceName, ...(executor ? { executor } : {}) });
-    queued = results.some((r) => r.created);
-  } catch (error) {
-    // Bad input to the outbox (its messages name the field, never the address); anything else (the database) is raised.
-    if (!(error instanceof NotifyInputError)) throw error;
-    await refused("account", error.message, error.code);
-    return true;
-  }
+  const told = await queueSecurityNotice(
+    app.accounts.outbox,
+    { eventId, to: user.email, at: app.clock.now(), ip: options.withoutAddress === true ? null : clientIP(request), event: notice },
+    { appName: app.config.serviceName, ...(executor ? { executor } : {}) },
+    (reason, code) => refused("account", reason, code),
+  );
+  if (told === "refused") return true;
+  const queued = told === "queued";
   // An email change also tells the old address, unless the outbox cannot mail it (the notice then leaves it out).
   const previous = notice.type === "email-changed" ? addressProblem(notice.oldEmail) : null;
   if (previous !== null) await refused("previous", previous);
