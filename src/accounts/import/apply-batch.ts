@@ -1,6 +1,7 @@
 // One batch of a real import, in its transaction: each row inserted or updated as validated (re-checked against the
 // accounts as they are now), an update's sessions, links and notice handled with it, and the batch's audit event.
-import type { Kysely } from "kysely";
+import type { Kysely, RawBuilder } from "kysely";
+import { sql } from "kysely";
 import type { Schema } from "../../store/schema.ts";
 import { addressProblem, notifySecurityEvent } from "../../notify/index.ts";
 import { spendEmailChangeLinks } from "../email-change/email-change-service.ts";
@@ -21,6 +22,17 @@ export interface BatchResult {
   skipped: number;
   passwordsReplaced: PasswordNote[];
   passwordsKept: number;
+}
+
+/**
+ * The last login an update keeps: the later of the stored one and the file's. The export's is the old site's, and a
+ * sign-in to Bulwark since is newer: rewinding it (2013 over yesterday's) had demote-inactive-admins demote an active
+ * administrator and dropped them from --last-login-after scopes (ASVS 2.2.3). Compared in the statement, not against
+ * the batch's lookup, so a login committed meanwhile is kept too; CASE instead of max()/GREATEST(): the same SQL on
+ * SQLite and PostgreSQL (as laterStampValue in sessions/revocation.ts). A stored NULL (never signed in) takes the file's.
+ */
+function laterLogin(offered: number): RawBuilder<number> {
+  return sql<number>`CASE WHEN last_login_at IS NULL OR last_login_at < ${offered} THEN ${offered} ELSE last_login_at END`;
 }
 
 export async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: ImportRow[], options: ImportOptions, batch: { index: number; jobId: string }): Promise<BatchResult> {
@@ -73,7 +85,8 @@ export async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: Im
     }
     // An update touches only what the file supplied and is not empty. It never touches containment
     // state (password_invalidated_at, locked_at, password_must_change: a re-import must not undo an
-    // incident response) and replaces a password only as planned (password-update.ts).
+    // incident response), replaces a password only as planned (password-update.ts), and never moves
+    // the last login backwards (laterLogin).
     const plan = planPassword(row, existing.passwordHash, { replacePasswords: options.replacePasswords === true }, deps.passwords);
     // The stored hash changed since validation (migrate-hashes wrapped it, a login rehashed it).
     if (plan.kind === "refuse") refuse(row.line, plan.reason);
@@ -91,7 +104,7 @@ export async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: Im
         ...(has("status") && u.status ? { status: u.status } : {}),
         // The replaced password is no longer an administrator's initial one: its expiry goes with it (ASVS 6.4.1).
         ...(plan.kind === "replace" ? { password_hash: u.passwordHash, password_scheme: u.passwordScheme, password_changed_at: passwordChangedAtAfterChange(now), password_initial_expires_at: null, password_unproven: 0 } : {}),
-        ...(u.lastLoginAt ? { last_login_at: u.lastLoginAt } : {}),
+        ...(u.lastLoginAt ? { last_login_at: laterLogin(u.lastLoginAt) } : {}),
         ...(u.externalId ? { external_source: u.externalSource ?? null, external_id: u.externalId } : {}),
       })
       .where("id", "=", existing.id);

@@ -182,6 +182,26 @@ forEachDialect("users import", (fx) => {
     assert.equal((await deps.users.findByIdentifier("new@example.org"))?.displayName, "New", "an empty value does not clear a field");
   });
 
+  it("an update keeps the later last login: the file's when it is newer or none is stored, the stored one when the file's is older (ASVS 2.2.3)", async () => {
+    const deps = await setup(await fx.fresh());
+    const now = deps.clock.now();
+    const recent = await deps.users.create({ email: "recent@example.org" });
+    const stale = await deps.users.create({ email: "stale@example.org" });
+    const never = await deps.users.create({ email: "never@example.org" });
+    // recent@ signed in to Bulwark yesterday, stale@ in 2015; never@ has not signed in.
+    await deps.database.db.updateTable("users").set({ last_login_at: now - 86_400_000 }).where("id", "=", recent.id).execute();
+    await deps.database.db.updateTable("users").set({ last_login_at: Date.UTC(2015, 0, 1) }).where("id", "=", stale.id).execute();
+    const fileLogin = Date.UTC(2020, 0, 1);
+    const csv = `email,display_name,last_login_at\n${["recent", "stale", "never"].map((n) => `${n}@example.org,${n},${fileLogin / 1000}`).join("\n")}\n`;
+    const dry = await run(deps, csv, { onConflict: "update", dryRun: true });
+    const report = await run(deps, csv, { onConflict: "update" });
+    assert.deepEqual([dry.updated, report.updated], [3, 3], "every row is an update, in the dry run as in the run");
+    assert.equal((await deps.users.getById(recent.id))?.lastLoginAt, now - 86_400_000, "a sign-in recorded by Bulwark is not rewound to the export's");
+    assert.equal((await deps.users.getById(stale.id))?.lastLoginAt, fileLogin, "a newer login in the file moves it forward");
+    assert.equal((await deps.users.getById(never.id))?.lastLoginAt, fileLogin);
+    assert.equal((await deps.users.getById(recent.id))?.displayName, "recent", "the rest of the row is still applied");
+  });
+
   it("attack: a re-import with --on-conflict update neither restores a wrapped MD5 nor undoes containment", async () => {
     // Finding: after migrate-hashes wrapped an MD5 and containment invalidated it, re-importing the same
     // row (only display_name changed) put back the raw MD5 and cleared password_invalidated_at.

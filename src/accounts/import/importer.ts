@@ -1,9 +1,10 @@
 // Bulk import of accounts: a validation pass over the whole file (every bad row with its line and
 // reason, duplicates in the file, conflicts with existing accounts), then, for a real run, a second
 // pass that writes in batches, one transaction per batch, with the batch's audit event inside it.
-// An update never undoes containment and never replaces a stored password unless told to, and then
-// never with a weaker hash (password-update.ts). An update that disables an account or replaces its
-// password ends the account's sessions, in the batch's transaction (`endUserSessions` in sessions/revocation.ts).
+// An update never undoes containment, never moves a last login backwards, and never replaces a stored
+// password unless told to, and then never with a weaker hash (password-update.ts). An update that disables an
+// account or replaces its password ends the account's sessions, in the batch's transaction (`endUserSessions`
+// in sessions/revocation.ts).
 // A real run is a job keyed by the file's SHA-256: each batch advances the job's cursor (the last line it
 // wrote) in its own transaction, so running the same import again after a crash resumes after that line
 // instead of meeting its own rows as conflicts (it still reads them, so a later duplicate of one is refused).
@@ -54,6 +55,9 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   const rules = rulesOfResume(options.rules, interrupted);
   const settings = settingsOf(options);
   assertSameSettings(settings, interrupted);
+  // One clock reading judges the times of every row of this run (a time after it is a bad row, mapping.ts), in both
+  // passes: the write pass must meet the rows the validation pass let through, even if the clock is stepped between them.
+  const now = deps.clock.now();
   const report: ImportReport = {
     dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], passwordsReplaced: [], passwordsKept: 0, batches: 0,
     jobId: null, resumedAfterLine: null, alreadyImported: 0,
@@ -129,7 +133,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     if (src.columns !== undefined && unreadKeys.size < MAX_UNREAD_KEYS) {
       for (const key of unreadColumns(src.columns, rules.map, ignored)) if (!unreadKeys.has(key)) unreadKeys.set(key, src.line);
     }
-    const verdict = validateRow(src.line, src.get, rules, deps.passwords);
+    const verdict = validateRow(src.line, src.get, rules, deps.passwords, now);
     if (verdict.kind === "bad") {
       if (!written) markBad(verdict.line, verdict.reason);
     } else if (verdict.kind === "skip") {
@@ -223,7 +227,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     for await (const src of readRows(options.open(), { format: options.format })) {
       options.onProgress?.(++read, "write");
       if (src.line <= doneThrough || "error" in src || badLines.has(src.line)) continue;
-      const verdict = validateRow(src.line, src.get, rules, deps.passwords);
+      const verdict = validateRow(src.line, src.get, rules, deps.passwords, now);
       if (verdict.kind !== "ok") continue;
       batch.push(verdict.row);
       if (batch.length >= options.batchSize) await flush();

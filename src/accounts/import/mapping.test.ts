@@ -11,10 +11,12 @@ import { checkHeader, parseColumnList, parseFieldMap, resolveMap, validateRow, t
 
 const passwords = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 64, timeCost: 1, parallelism: 1 } });
 const rules: RowRules = { map: resolveMap({ preset: null, map: {} }), preset: null, source: "test", salted: null };
+// The import's clock: a time after it (beyond the skew tolerance) is a bad row.
+const NOW = Date.UTC(2026, 11, 1, 9);
 
 function withCreatedAt(createdAt: string): ReturnType<typeof validateRow> {
   const record: Record<string, string> = { email: "ana@example.org", created_at: createdAt };
-  return validateRow(2, (column) => record[column], rules, passwords);
+  return validateRow(2, (column) => record[column], rules, passwords, NOW);
 }
 
 function createdAtOf(text: string): number | undefined {
@@ -77,9 +79,34 @@ describe("import field rules: timestamps", () => {
   });
 });
 
+describe("import field rules: times in the future", () => {
+  const verdictOf = (record: Record<string, string>): ReturnType<typeof validateRow> => validateRow(5, (column) => record[column], rules, passwords, NOW);
+
+  it("refuses a created_at or last_login_at after the import's clock as a bad row naming the field, never clamping it (ASVS 2.2.3)", () => {
+    const year2100 = String(Date.UTC(2100, 0, 1) / 1000);
+    for (const field of ["created_at", "last_login_at"]) {
+      for (const text of [year2100, "2100-01-01", new Date(NOW + 3_600_000).toISOString()]) {
+        const verdict = verdictOf({ email: "ana@example.org", [field]: text });
+        assert.equal(verdict.kind, "bad", `${field}=${text} was accepted: ${JSON.stringify(verdict)}`);
+        assert.match(verdict.kind === "bad" ? verdict.reason : "", new RegExp(`^${field} ".*" .*is in the future`), `${field}=${text}`);
+        assert.equal(verdict.line, 5);
+      }
+    }
+  });
+
+  it("accepts times up to the import's clock, and a minute ahead of it (the clock skew tolerated between hosts)", () => {
+    for (const at of [NOW - 86_400_000, NOW, NOW + 59_000]) {
+      const verdict = verdictOf({ email: "ana@example.org", created_at: new Date(at).toISOString(), last_login_at: new Date(at).toISOString() });
+      assert.equal(verdict.kind, "ok", JSON.stringify(verdict));
+      assert.equal(verdict.kind === "ok" ? verdict.row.user.lastLoginAt : null, at);
+    }
+    assert.equal(verdictOf({ email: "ana@example.org", last_login_at: new Date(NOW + 61_000).toISOString() }).kind, "bad", "past the tolerance");
+  });
+});
+
 describe("import field rules: an empty cell supplies nothing", () => {
   function rowOf(record: Record<string, string>): Extract<ReturnType<typeof validateRow>, { kind: "ok" }>["row"] {
-    const verdict = validateRow(2, (column) => record[column], rules, passwords);
+    const verdict = validateRow(2, (column) => record[column], rules, passwords, NOW);
     assert.equal(verdict.kind, "ok", JSON.stringify(verdict));
     if (verdict.kind !== "ok") throw new Error("unreachable");
     return verdict.row;
@@ -107,7 +134,7 @@ describe("import field rules: an empty cell supplies nothing", () => {
 describe("import field rules: display_name", () => {
   function verdictFor(displayName: string): ReturnType<typeof validateRow> {
     const record: Record<string, string> = { email: "ana@example.org", display_name: displayName };
-    return validateRow(2, (column) => record[column], rules, passwords);
+    return validateRow(2, (column) => record[column], rules, passwords, NOW);
   }
 
   // ASVS 2.2.2: the same rule as POST /api/v1/users (NO_CONTROL), so the import is no side door around it.

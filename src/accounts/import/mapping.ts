@@ -4,6 +4,7 @@ import { escapeControls, excerpt } from "../../lib/terminal.ts";
 import { impossibleDate } from "../../lib/calendar.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
 import { hasControl } from "../../lib/visible-text.ts";
+import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../../store/clock-skew.ts";
 import type { PasswordContext, SaltedTemplate } from "../passwords/index.ts";
 import { saltedFromTemplate } from "../passwords/index.ts";
 import { identifierKey, validateEmail, validateUsername } from "../users/normalise.ts";
@@ -64,6 +65,10 @@ const MAX_DISPLAY_NAME = 256;
 const MAX_EXTERNAL_ID = 128;
 // Timestamps outside 1970..9999 are typos or hostile values, never real sign-ups.
 const MAX_TIME_MS = Date.UTC(9999, 11, 31);
+// How far ahead of the import's clock a sign-up or sign-in may be dated: the skew the product allows between hosts
+// elsewhere (sessions, links: clock-skew.ts), since the legacy site's clock wrote these times, not ours. Anything later
+// is a time no sign-in has had yet: a last login in 2100 kept an administrator out of demote-inactive-admins forever.
+const AHEAD_TOLERANCE_MS = DEFAULT_DATED_AHEAD_TOLERANCE_MS;
 
 /**
  * Parses `--map email=mail,username=name`. Throws ImportOptionError naming an unknown field.
@@ -183,7 +188,11 @@ function parseISODate(text: string, match: RegExpExecArray, field: string): numb
   return ms;
 }
 
-function parseTime(text: string, field: string, preset: Preset | null): number | null {
+/**
+ * A created_at or last_login_at cell as epoch milliseconds, or null for "never" (empty, 0). Refuses (a bad row) a time
+ * before 1970, past year 9999, or later than `now` (the import's clock) plus AHEAD_TOLERANCE_MS.
+ */
+function parseTime(text: string, field: string, preset: Preset | null, now: number): number | null {
   if (text === "" || text === "0") return null; // Drupal writes 0 for "never logged in"
   let ms: number;
   const iso = preset === null ? ISO_DATE.exec(text) : null;
@@ -191,6 +200,10 @@ function parseTime(text: string, field: string, preset: Preset | null): number |
   else if (iso !== null) ms = parseISODate(text, iso, field);
   else throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is neither unix seconds nor an ISO-8601 date`);
   if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TIME_MS) throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is out of range`);
+  // Refused, never clamped to now: nothing is guessed, and a future time is a tampered or broken row (ASVS 2.2.3).
+  if (ms > now + AHEAD_TOLERANCE_MS) {
+    throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" (${new Date(ms).toISOString()}) is in the future, after this import's clock (${new Date(now).toISOString()})`);
+  }
   return ms;
 }
 
@@ -207,12 +220,13 @@ function parseStatus(text: string): UserStatus {
 
 /**
  * Validates one row. The password hash is identified and bounds-checked by the password context, so
- * an unsupported or hostile hash (cost 31 bcrypt, 64 GiB argon2) is a bad row, never a stored one.
+ * an unsupported or hostile hash (cost 31 bcrypt, 64 GiB argon2) is a bad row, never a stored one. `now` is the
+ * import's clock (read once per run, so both passes judge a row alike): a created_at or last_login_at after it is bad.
  *
  * @example
- * validateRow(7, (name) => record[name], rules, passwords) // { kind: "ok", row } | { kind: "bad", line: 7, reason }
+ * validateRow(7, (name) => record[name], rules, passwords, clock.now()) // { kind: "ok", row } | { kind: "bad", line: 7, reason }
  */
-export function validateRow(line: number, get: (column: string) => string | undefined, rules: RowRules, passwords: PasswordContext): RowVerdict {
+export function validateRow(line: number, get: (column: string) => string | undefined, rules: RowRules, passwords: PasswordContext, now: number): RowVerdict {
   const { map } = rules;
   const supplied = new Set<ImportField>();
   // The hash and its salt are read without their refusal quoting them: a hash column that lost its quotes in a JSONL
@@ -260,8 +274,8 @@ export function validateRow(line: number, get: (column: string) => string | unde
     const statusText = value("status")?.trim() ?? "";
     // "active" is the default of a new account only; supplied (non-empty) is what an update may change.
     const status = statusText === "" ? "active" : parseStatus(statusText);
-    const createdAt = parseTime(value("created_at")?.trim() ?? "", "created_at", rules.preset);
-    const lastLoginAt = parseTime(value("last_login_at")?.trim() ?? "", "last_login_at", rules.preset);
+    const createdAt = parseTime(value("created_at")?.trim() ?? "", "created_at", rules.preset, now);
+    const lastLoginAt = parseTime(value("last_login_at")?.trim() ?? "", "last_login_at", rules.preset, now);
     let hash = value("password_hash")?.trim() || null;
     let scheme: string | null = null;
     if (hash !== null) {
