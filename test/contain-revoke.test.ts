@@ -16,7 +16,7 @@ import type { Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import {
-  createContainJob, dryRunContain, jobView, resumeUnfinishedJobs, runJob, type ContainDeps,
+  createContainJob, dryRunContain, jobView, resumeJob, resumeUnfinishedJobs, runJob, type ContainDeps,
 } from "../src/contain/index.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
@@ -228,11 +228,56 @@ forEachDialect("contain revocation levers", (dfx) => {
     const live = await Promise.all(ids.map((id) => sm.createSession(id, { aal: 2 })));
     fx.clock.advance(5);
     const dry = await dryRunContain(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" });
-    assert.deepEqual(dry.levers["require-mfa-reenrolment"]?.counts, { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2, noticesQueued: 0, noticesRefused: 0 }, "the dry run counts what the run then reports");
+    assert.deepEqual(dry.levers["require-mfa-reenrolment"]?.counts, { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2, resetLinksSpent: 0, emailChangeLinksSpent: 0, noticesQueued: 0, noticesRefused: 0 }, "the dry run counts what the run then reports");
     const view = jobView(await runJob(fx, (await createContainJob(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" })).id));
-    assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2, noticesQueued: 0, noticesRefused: 0 });
+    assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 2, totp: 1, recoveryCodes: 3, webauthn: 1, sessions: 2, resetLinksSpent: 0, emailChangeLinksSpent: 0, noticesQueued: 0, noticesRefused: 0 });
     for (const t of ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const) assert.equal((await db.selectFrom(t).select("user_id").execute()).length, 0, t);
     assert.deepEqual(await Promise.all(live.map(async (s) => (await sm.validate(s.token)).valid)), [false, false, true, true]);
+  });
+
+  it("attack: require-mfa-reenrolment spends the open reset and email-change links of the users whose factors it deletes, counted alike by the dry run, the run and its batch's audit event, and once across a crashed batch and its resume (ASVS 6.4.3, 7.4.3)", async () => {
+    const fx = await setup(await dfx.fresh());
+    const ids = await users(fx, 3);
+    const [holder, other, bystander] = ids as [string, string, string];
+    const db = fx.database.db;
+    for (const id of [holder, other]) await db.insertInto("mfa_totp").values({ user_id: id, secret_ct: "ct", created_at: NOW, confirmed_at: NOW, last_step: null }).execute();
+    // Links a mailbox thief asked for while the factors stood (harmless then: the reset asked for the factor), one
+    // already used, and a link of an account without a factor, which the lever has no reason to touch.
+    const reset = (id: string, userId: string, usedAt: number | null) =>
+      db.insertInto("password_reset_tokens").values({ id, user_id: userId, secret_hash: "h", created_at: NOW - 1000, expires_at: NOW + 30 * 60_000, used_at: usedAt }).execute();
+    await reset("prt_kept1", holder, null);
+    await reset("prt_kept2", holder, null);
+    await reset("prt_used", holder, NOW - 500);
+    await reset("prt_other", other, null);
+    await reset("prt_bystander", bystander, null);
+    await db.insertInto("email_change_tokens").values({ id: "ect_1", user_id: holder, new_email: "thief@example.net", secret_hash: "h", created_at: NOW - 1000, expires_at: NOW + HOUR, used_at: null, issued_epoch: currentEpoch() }).execute();
+    const dry = await dryRunContain(fx, { levers: ["require-mfa-reenrolment"], scope: { all: true }, actor: "t" });
+    const expected = { users: 2, totp: 2, recoveryCodes: 0, webauthn: 0, sessions: 0, resetLinksSpent: 3, emailChangeLinksSpent: 1, noticesQueued: 0, noticesRefused: 0 };
+    assert.deepEqual(dry.levers["require-mfa-reenrolment"]?.counts, expected, "the dry run counts what the run then reports");
+    // The second user's batch fails once (its notice cannot be queued) and rolls back; the resume runs it again.
+    let failOn: string | null = other;
+    const notifier = {
+      enqueueReset: async () => undefined,
+      enqueueNotice: async (_trx: unknown, user: { id: string }) => {
+        if (user.id === failOn) {
+          failOn = null;
+          throw new Error("relay dropped the connection");
+        }
+      },
+    };
+    const deps = { ...fx, notifier };
+    const job = await createContainJob(deps, { levers: ["require-mfa-reenrolment"], scope: { ids: [holder, other, bystander] }, actor: "t", batchSize: 1 });
+    await assert.rejects(runJob(deps, job.id), /relay dropped the connection/);
+    const view = jobView(await resumeJob(deps, job.id, { actor: "t" }));
+    assert.deepEqual(view.counts["require-mfa-reenrolment"], { ...expected, noticesQueued: 2 }, "each link counted once, the crashed batch's spend rolled back with it");
+    const open = await db.selectFrom("password_reset_tokens").select("id").where("used_at", "is", null).orderBy("id").execute();
+    assert.deepEqual(open.map((r) => r.id), ["prt_bystander"], "only the link of the account without a factor stays open");
+    assert.equal((await db.selectFrom("password_reset_tokens").select("used_at").where("id", "=", "prt_used").executeTakeFirstOrThrow()).used_at, NOW - 500, "a used link keeps its time");
+    assert.notEqual((await db.selectFrom("email_change_tokens").select("used_at").where("id", "=", "ect_1").executeTakeFirstOrThrow()).used_at, null);
+    // The batch's audit event names the links it spent, so the record says what ended for whom.
+    const batches = await db.selectFrom("audit_events").select("data").where("type", "=", "contain.job.batch").where("subject", "=", job.id).orderBy("seq").execute();
+    const spent = batches.map((b) => (JSON.parse(b.data) as { counts: Record<string, number> }).counts);
+    assert.deepEqual(spent.map((c) => [c["require-mfa-reenrolment.resetLinksSpent"], c["require-mfa-reenrolment.emailChangeLinksSpent"]]), [[2, 1], [1, 0], [0, 0]]);
   });
 
   it("attack: a session or token issued in the job's own millisecond, just before it, is refused and removed like any older one", async () => {
@@ -270,7 +315,7 @@ forEachDialect("contain revocation levers", (dfx) => {
     const attacker = await sm.createSession(victim, { aal: 2 });
     fx.clock.advance(5000);
     const view = jobView(await runJob(fx, job.id));
-    assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 1, totp: 1, recoveryCodes: 0, webauthn: 0, sessions: 2, noticesQueued: 0, noticesRefused: 0 });
+    assert.deepEqual(view.counts["require-mfa-reenrolment"], { users: 1, totp: 1, recoveryCodes: 0, webauthn: 0, sessions: 2, resetLinksSpent: 0, emailChangeLinksSpent: 0, noticesQueued: 0, noticesRefused: 0 });
     assert.equal((await sm.validate(attacker.token)).valid, false, "the session opened with the deleted factor is refused");
     assert.equal((await sm.validate(older.token)).valid, false);
     assert.equal((await db.selectFrom("sessions").select("id").where("user_id", "=", victim).execute()).length, 0);

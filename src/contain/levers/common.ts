@@ -1,5 +1,5 @@
-// Helpers the levers share: a sample of ids for dry runs, a batch of ids as one condition, and a batch of rows as
-// one derived table.
+// Helpers the levers share: a sample of ids for dry runs, a batch of ids as one condition, a batch of rows as one
+// derived table, and the spend of an account's open links.
 import { sql, type Expression, type Kysely, type RawBuilder, type SqlBool } from "kysely";
 import type { DialectName } from "../../store/database.ts";
 import type { ScopeQuery } from "../lever.ts";
@@ -91,6 +91,45 @@ export async function countOwnedRows(
   const row = await q.select((eb) => [eb.fn.count<number>(`${table}.user_id`).distinct().as("users"), eb.fn.countAll<number>().as("rows")]).executeTakeFirst();
   const sample = await q.select(`${table}.user_id`).distinct().orderBy(`${table}.user_id`).limit(SAMPLE_SIZE).execute();
   return { users: Number(row?.users ?? 0), rows: Number(row?.rows ?? 0), sample: sample.map((r) => (r as { user_id: string }).user_id) };
+}
+
+/** How many links a spend of `spendOpenLinks` ended, per kind. */
+export interface LinksSpent {
+  resetLinks: number;
+  emailChangeLinks: number;
+}
+
+/**
+ * Spends every open (unused) password-reset and email-change link of `userIds` at `now`, in the caller's batch
+ * transaction, and says how many of each: what invalidate-passwords and require-mfa-reenrolment end with the credential
+ * they take away. A link was asked for under the old credentials (a reset link is a sign-up link too, for a taken
+ * address: the same row), and whoever kept one would use it after the containment. The caller takes the accounts' link
+ * locks before the batch's first write (the lever's `touchesLinks`). One statement per kind, whatever the batch's size.
+ *
+ * @example
+ * const spent = await spendOpenLinks(trx, ctx.dialect, ids, ctx.now); // { resetLinks: 1, emailChangeLinks: 0 }
+ */
+export async function spendOpenLinks(trx: Kysely<Schema>, dialect: DialectName, userIds: readonly string[], now: number): Promise<LinksSpent> {
+  if (userIds.length === 0) return { resetLinks: 0, emailChangeLinks: 0 };
+  const email = await trx.updateTable("email_change_tokens").set({ used_at: now })
+    .where(inIds(dialect, "user_id", userIds)).where("used_at", "is", null).executeTakeFirst();
+  const reset = await trx.updateTable("password_reset_tokens").set({ used_at: now })
+    .where(inIds(dialect, "user_id", userIds)).where("used_at", "is", null).executeTakeFirst();
+  return { resetLinks: Number(reset.numUpdatedRows), emailChangeLinks: Number(email.numUpdatedRows) };
+}
+
+/**
+ * The open links of the users `owners` selects, as `spendOpenLinks` would spend them now (the same condition): a dry
+ * run's forecast. Two counts over the link tables' user indexes, at any scope size.
+ */
+export async function countOpenLinks(db: Kysely<Schema>, owners: ScopeQuery): Promise<LinksSpent> {
+  const [reset, email] = await Promise.all([
+    db.selectFrom("password_reset_tokens").where("password_reset_tokens.user_id", "in", owners).where("password_reset_tokens.used_at", "is", null)
+      .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst(),
+    db.selectFrom("email_change_tokens").where("email_change_tokens.user_id", "in", owners).where("email_change_tokens.used_at", "is", null)
+      .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst(),
+  ]);
+  return { resetLinks: Number(reset?.n ?? 0), emailChangeLinks: Number(email?.n ?? 0) };
 }
 
 /**

@@ -11,7 +11,7 @@ import { isoOrNull } from "../../lib/calendar.ts";
 import { addressProblem } from "../../notify/index.ts";
 import type { DialectName } from "../../store/database.ts";
 import type { LeverContext, LeverEvent, LeverOptions, ScopeQuery, UserLever } from "../lever.ts";
-import { countUsers, DAY_MS, inIds } from "./common.ts";
+import { countUsers, DAY_MS, inIds, spendOpenLinks } from "./common.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -242,13 +242,7 @@ export const invalidatePasswords = {
     // the job's own links are queued below, which are the only ones that then work.
     // An account with no password has its links spent too: a reset link held for it would set the first password.
     const passwordless = (await trx.selectFrom("users").select("id").where(inIds(ctx.dialect, "id", userIds)).where("password_hash", "is", null).execute()).map((r) => r.id);
-    const spend = [...rows.map((r) => r.id), ...passwordless];
-    if (spend.length > 0) {
-      await trx.updateTable("email_change_tokens").set({ used_at: ctx.now })
-        .where(inIds(ctx.dialect, "user_id", spend)).where("used_at", "is", null).execute();
-      await trx.updateTable("password_reset_tokens").set({ used_at: ctx.now })
-        .where(inIds(ctx.dialect, "user_id", spend)).where("used_at", "is", null).execute();
-    }
+    await spendOpenLinks(trx, ctx.dialect, [...rows.map((r) => r.id), ...passwordless], ctx.now);
     if (rows.length > 0) {
       const ids = rows.map((r) => r.id);
       // Every session of these accounts was opened with the password now invalidated, or an older one: they end with

@@ -2,11 +2,15 @@
 // credentials) and ends their sessions, so the next login has to enrol again — for when the factors
 // themselves may have leaked (an encrypted TOTP column with its key, say). The session stamp is raised in the
 // same transaction as the deletion: a session opened with a factor that is now gone dies with it, and a
-// stolen session cannot enrol the attacker's own factor in the gap (ASVS 7.4.3).
+// stolen session cannot enrol the attacker's own factor in the gap (ASVS 7.4.3). Their open reset and email-change links
+// go too, for the same gap: a reset link a mailbox thief asked for while the factor stood would need no factor after.
 // Not reversible: restoring a factor that may be in an attacker's hands would defeat the lever.
-import { forecastNotices, queueNotices, type NoticeDue, type UserLever } from "../lever.ts";
+import type { Kysely } from "kysely";
+import { forecastNotices, queueNotices, type LeverContext, type NoticeDue, type UserLever } from "../lever.ts";
 import type { MFAFactor } from "../../notify/index.ts";
-import { countOwnedRows, inIds } from "./common.ts";
+import type { Schema } from "../../store/schema.ts";
+import { containmentResetKey } from "../../accounts/password-reset/reset-mail.ts";
+import { countOpenLinks, countOwnedRows, inIds, spendOpenLinks } from "./common.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
 
@@ -17,10 +21,24 @@ const NOTICE_ORDER = ["mfa_totp", "webauthn_credentials", "mfa_recovery_codes"] 
 // Users a dry run reads per page while looking for refused addresses: memory stays bounded at any scope size.
 const PAGE = 5000;
 
+/**
+ * Of `userIds`, those whose reset link this job queued (invalidate-passwords, earlier in the same batch: it runs first):
+ * that lever spent their open links just before, under the same link locks, so the one left is the job's own link to
+ * the owner's mailbox — the way back it promises, which this lever must not take away. Read by the mail's outbox key.
+ */
+async function mailedByThisJob(trx: Kysely<Schema>, ctx: LeverContext, userIds: readonly string[]): Promise<Set<string>> {
+  const ownerOf = new Map(userIds.map((id) => [containmentResetKey(ctx.jobId, id), id]));
+  const rows = await trx.selectFrom("outbox_messages").select("idempotency_key").where(inIds(ctx.dialect, "idempotency_key", [...ownerOf.keys()])).execute();
+  return new Set(rows.flatMap((r) => ownerOf.get(r.idempotency_key) ?? []));
+}
+
 export const requireMfaReenrolment = {
   kind: "user",
+  // It spends the accounts' links: the batch takes their link locks before its first write, so a reset completed at the
+  // same moment either commits first (and needed the factor) or waits and finds its link spent.
+  touchesLinks: true,
   name: "require-mfa-reenrolment",
-  description: "Delete TOTP secrets, recovery codes and WebAuthn credentials and end the sessions of their users",
+  description: "Delete TOTP secrets, recovery codes and WebAuthn credentials and end the sessions and open links of their users",
   async dryRun(db, scope, ctx) {
     const [totp, codes, webauthn] = await Promise.all(FACTOR_TABLES.map((t) => countOwnedRows(db, t, scope)));
     const holders = db.selectFrom("users").where("users.id", "in", scope)
@@ -28,6 +46,9 @@ export const requireMfaReenrolment = {
     const users = await holders.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     // The sessions the run would end: every session of a user who holds a factor (the same count the run reports).
     const sessions = await countOwnedRows(db, "sessions", holders.select("users.id"));
+    // The links the run would spend: every open one of those users (as if the lever ran alone: with invalidate-passwords
+    // in the job, that lever spends them first and this one reports only what is left).
+    const links = await countOpenLinks(db, holders.select("users.id"));
     const sample = [...new Set([...(totp?.sample ?? []), ...(webauthn?.sample ?? []), ...(codes?.sample ?? [])])].sort().slice(0, 5);
     // One notice per kind of factor a user loses (ASVS 6.3.7), as the run queues them.
     const notices = await forecastNotices(ctx, PAGE, async (after) => {
@@ -35,11 +56,12 @@ export const requireMfaReenrolment = {
         .where("users.id", ">", after).orderBy("users.id").limit(PAGE).execute();
       return rows.map((r) => ({ id: r.id, email: r.email, notices: FACTOR_TABLES.filter((t) => Boolean((r as Record<string, unknown>)[t])).length }));
     });
-    const counts = { users: Number(users?.n ?? 0), totp: totp?.rows ?? 0, recoveryCodes: codes?.rows ?? 0, webauthn: webauthn?.rows ?? 0, sessions: sessions.rows, ...notices.counts };
+    const counts = { users: Number(users?.n ?? 0), totp: totp?.rows ?? 0, recoveryCodes: codes?.rows ?? 0, webauthn: webauthn?.rows ?? 0, sessions: sessions.rows,
+      resetLinksSpent: links.resetLinks, emailChangeLinksSpent: links.emailChangeLinks, ...notices.counts };
     return notices.notes.length > 0 ? { counts, sample, notes: notices.notes } : { counts, sample };
   },
   async apply(trx, userIds, ctx) {
-    const counts = { users: 0, totp: 0, recoveryCodes: 0, webauthn: 0, sessions: 0, noticesQueued: 0, noticesRefused: 0 };
+    const counts = { users: 0, totp: 0, recoveryCodes: 0, webauthn: 0, sessions: 0, resetLinksSpent: 0, emailChangeLinksSpent: 0, noticesQueued: 0, noticesRefused: 0 };
     if (userIds.length === 0) return { counts, changes: [] };
     const affected = new Set<string>();
     const totp = await trx.deleteFrom("mfa_totp").where(inIds(ctx.dialect, "user_id", userIds)).returning("user_id").execute();
@@ -51,6 +73,15 @@ export const requireMfaReenrolment = {
       const ids = [...affected];
       // A half-done enrolment (an open WebAuthn challenge) must not complete against the old state either.
       await trx.deleteFrom("webauthn_challenges").where(inIds(ctx.dialect, "user_id", ids)).execute();
+      // Nor a link asked for while the factor stood: that reset asked for the factor, now it would ask for none, and
+      // whoever read the mail (a stolen or forwarded mailbox) would set the password and enrol a factor of their own.
+      // Up to the batch, as the sessions. Email-change links too, as invalidate-passwords and set-email spend them (the
+      // stamp raised below refuses them already). Only the users whose factors this batch deleted: a re-run deletes
+      // none, so it spends and counts nothing twice.
+      const mailed = await mailedByThisJob(trx, ctx, ids);
+      const spent = await spendOpenLinks(trx, ctx.dialect, ids.filter((id) => !mailed.has(id)), ctx.now);
+      counts.resetLinksSpent = spent.resetLinks;
+      counts.emailChangeLinksSpent = spent.emailChangeLinks;
       // At the batch's time, not the job's: a session opened with the old factor after the job was created (the
       // attacker's, while earlier batches ran) dies with the factor too.
       const epoch = await raiseUserStamps(trx, ids, ctx.now, "sessions");
