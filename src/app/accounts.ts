@@ -162,8 +162,12 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     mfa: createMfaService({
       // Its own flood counters and limits: code guessing is bounded per user, apart from password guessing.
       database, clock, random, keyring, flood: new FloodControl({ database, clock, keyOf, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE }), issuer: config.serviceName,
-      // WebAuthn binds credentials to the public host name (the RP ID) and checks the page origin.
-      webauthn: { rpID: publicURL.hostname, rpName: config.serviceName, origins: [config.http.publicURL, ...config.http.trustedOrigins] },
+      // WebAuthn binds credentials to the public host name (the RP ID) and checks the page origin: the public URL's
+      // only, for registration and assertion alike. Not BULWARK_TRUSTED_ORIGINS: those may post a form with a cookie
+      // (CSRF), and a page on one under the RP ID (a marketing subdomain, one taken over) would otherwise run a passkey
+      // ceremony for the account and pass the second factor for a relay that holds only the password (ASVS 6.3.3,
+      // test/phishing-relay-red-team.test.ts).
+      webauthn: { rpID: publicURL.hostname, rpName: config.serviceName, origins: [config.http.publicURL] },
     }),
     outbox,
     passwordReset,
