@@ -213,6 +213,11 @@ export interface SessionsTable {
   issued_epoch: number;
   /** The second factor that raised it to aal 2 (migration 25, factorRef); null below aal 2, or not known (older rows). */
   factor: string | null;
+  /**
+   * 1 when the login that made it found its browser known, or (an account with a second factor) queued the new-device
+   * notice for it (migration 34, Session.deviceTold); 0 otherwise.
+   */
+  device_told: ColumnType<number, number | undefined, number>;
 }
 
 export interface RevocationStampsTable {

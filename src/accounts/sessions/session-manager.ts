@@ -1,6 +1,6 @@
 // Sessions over Kysely (SQLite and PostgreSQL alike): create, validate on every request, list, end, rotate on
 // login and privilege change, and revoke by stamp. Only a hash of each secret is stored (ASVS 7.2.3, 7.4.1).
-import { CompiledQuery, sql, type Kysely } from "kysely";
+import { CompiledQuery, sql, type Kysely, type Selectable } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
@@ -32,6 +32,14 @@ export interface Session {
    * `recovery-code`); null below aal 2, or not known (a session from before migration 25).
    */
   factor: string | null;
+  /**
+   * Whether the owner knows this session's browser: the login that made it found the browser known to the account
+   * (the known-device cookie) or, for an account with a second factor, queued the new-device notice for it (migration
+   * 34). The second-factor step remembers the browser only then (an account without one has its browser remembered
+   * by the login itself). False for every session a login did not make (a step-up's, a re-authentication's), and for
+   * one from before migration 34.
+   */
+  deviceTold: boolean;
 }
 
 export interface SessionContext {
@@ -48,6 +56,8 @@ export interface SessionContext {
    * runs then ends every session, including the one this login would have added after it.
    */
   verifiedPassword?: { changedAt: number | null };
+  /** For a user's session a login made: the owner knows its browser (Session.deviceTold). Default false. */
+  deviceTold?: boolean;
 }
 
 export type SessionValidation =
@@ -114,6 +124,11 @@ export interface SessionManager {
    * first (and its session is lowered here) or waits and sees the factor gone (RotateOptions.multiFactorHeld).
    */
   lowerAssurance(userId: string, options?: { executor?: Kysely<Schema>; factor?: string; except?: string }): Promise<number>;
+  /**
+   * Records that the owner was told of the browser of session `sessionId` (Session.deviceTold), once the login that
+   * made it queued the new-device notice; false when no such session exists any more.
+   */
+  markDeviceTold(sessionId: string): Promise<boolean>;
   /** Ends one of the user's sessions; false when it was not theirs or did not exist. */
   end(sessionId: string, userId: string): Promise<boolean>;
   /**
@@ -146,12 +161,12 @@ function futureDated(session: Pick<Session, "createdAt" | "lastSeenAt">, now: nu
   return session.createdAt > now + toleranceMs || session.lastSeenAt > now + toleranceMs;
 }
 
-function toSession(r: SessionsTable): Session {
+function toSession(r: Selectable<SessionsTable>): Session {
   const aal = Number(r.aal);
   return {
     id: r.id, userId: r.user_id, createdAt: Number(r.created_at), lastSeenAt: Number(r.last_seen_at), expiresAt: Number(r.expires_at),
     ip: r.ip, userAgent: r.user_agent, aal: aal === 2 ? 2 : aal === 1 ? 1 : 0, issuedEpoch: Number(r.issued_epoch),
-    factor: aal === 2 ? r.factor : null,
+    factor: aal === 2 ? r.factor : null, deviceTold: Number(r.device_told) === 1,
   };
 }
 
@@ -172,7 +187,7 @@ function clean(value: string | null | undefined, max: number): string | null {
  */
 export const REPLACED_GRACE_MS = 60_000;
 
-const SESSION_COLUMNS = ["s.id", "s.user_id", "s.secret_hash", "s.created_at", "s.last_seen_at", "s.expires_at", "s.ip", "s.user_agent", "s.aal", "s.issued_epoch", "s.factor"] as const;
+const SESSION_COLUMNS = ["s.id", "s.user_id", "s.secret_hash", "s.created_at", "s.last_seen_at", "s.expires_at", "s.ip", "s.user_agent", "s.aal", "s.issued_epoch", "s.factor", "s.device_told"] as const;
 
 /**
  * Builds the session manager.
@@ -186,18 +201,18 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
   const { database, clock, random } = deps;
   const policy = resolveSessionPolicy(deps.policy);
   const db = database.db;
-  // $11: the epoch a rotation keeps (keepLifetime), else null for the revocation counter's last value taken. The cast
+  // $12: the epoch a rotation keeps (keepLifetime), else null for the revocation counter's last value taken. The cast
   // lets PostgreSQL type a parameter that may be null.
-  const ISSUED_EPOCH = `COALESCE(CAST($11 AS BIGINT), ${CURRENT_EPOCH_SQL})`;
+  const ISSUED_EPOCH = `COALESCE(CAST($12 AS BIGINT), ${CURRENT_EPOCH_SQL})`;
   const INSERT_SQL =
-    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal, factor, issued_epoch) " +
-    `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ${ISSUED_EPOCH}) RETURNING issued_epoch`;
+    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal, factor, device_told, issued_epoch) " +
+    `VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ${ISSUED_EPOCH}) RETURNING issued_epoch`;
   const insertStatement = prepareHot<{ issued_epoch: number | bigint }>(database, INSERT_SQL);
   // The same insert, only while the user's password is still the one a login verified (SessionContext.verifiedPassword).
   const INSERT_IF_PASSWORD_SQL =
-    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal, factor, issued_epoch) " +
-    `SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ${ISSUED_EPOCH} WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 ` +
-    "AND password_changed_at IS NOT DISTINCT FROM $12 AND password_invalidated_at IS NULL) RETURNING issued_epoch";
+    "INSERT INTO sessions (id, user_id, secret_hash, created_at, last_seen_at, expires_at, ip, user_agent, aal, factor, device_told, issued_epoch) " +
+    `SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ${ISSUED_EPOCH} WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 ` +
+    "AND password_changed_at IS NOT DISTINCT FROM $13 AND password_invalidated_at IS NULL) RETURNING issued_epoch";
   const insertIfPasswordStatement = prepareHot<{ issued_epoch: number | bigint }>(database, INSERT_IF_PASSWORD_SQL);
 
   async function insert(target: Kysely<Schema>, userId: string | null, context: SessionContext, lifetime?: { createdAt: number; expiresAt: number; issuedEpoch: number }): Promise<{ token: string; session: Session }> {
@@ -211,10 +226,12 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       expires_at: lifetime?.expiresAt ?? now + policy.absoluteTimeoutMs,
       ip: clean(context.ip, 64), user_agent: clean(context.userAgent, policy.maxUserAgentLength), aal,
       factor: aal === 2 ? context.factor ?? null : null,
+      // A pre-login session has no account whose owner could know its browser.
+      device_told: userId !== null && context.deviceTold === true ? 1 : 0,
     };
     // A step-up keeps the epoch of the session it replaces, as it keeps its creation time: a stamp raised while
     // it ran refuses the new session as it refused the old one.
-    const values = [row.id, row.user_id, row.secret_hash, row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent, row.aal, row.factor, lifetime?.issuedEpoch ?? null];
+    const values = [row.id, row.user_id, row.secret_hash, row.created_at, row.last_seen_at, row.expires_at, row.ip, row.user_agent, row.aal, row.factor, row.device_told, lifetime?.issuedEpoch ?? null];
     const verified = context.verifiedPassword;
     let stored: { issued_epoch: number | bigint }[];
     if (verified !== undefined && userId !== null) {
@@ -229,7 +246,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         ? await insertStatement.all(values)
         : (await target.executeQuery<{ issued_epoch: number | bigint }>(CompiledQuery.raw(numberedFor(database, INSERT_SQL), values))).rows;
     }
-    const issued: SessionsTable = { ...row, issued_epoch: Number(stored[0]?.issued_epoch) };
+    const issued: Selectable<SessionsTable> = { ...row, issued_epoch: Number(stored[0]?.issued_epoch) };
     return { token: fresh.token, session: toSession(issued) };
   }
 
@@ -411,6 +428,10 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       }
       return Number((await q.executeTakeFirst()).numUpdatedRows);
     },
+    async markDeviceTold(sessionId) {
+      const result = await db.updateTable("sessions").set({ device_told: 1 }).where("id", "=", sessionId).where("user_id", "is not", null).executeTakeFirst();
+      return Number(result.numUpdatedRows) > 0;
+    },
     async end(sessionId, userId) {
       // Scoped by user: knowing another user's session id does not let anyone end it.
       const result = await db.deleteFrom("sessions").where("id", "=", sessionId).where("user_id", "=", userId).executeTakeFirst();
@@ -438,6 +459,9 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         ip: options.ip !== undefined ? options.ip : previous?.ip ?? null,
         userAgent: options.userAgent !== undefined ? options.userAgent : previous?.userAgent ?? null,
         ...(options.verifiedPassword !== undefined ? { verifiedPassword: options.verifiedPassword } : {}),
+        // Never carried from the old session: only a login says what the owner was told of (a step-up's new session,
+        // and a login rotating away another account's or a pre-login session, start from what they are given).
+        ...(options.deviceTold !== undefined ? { deviceTold: options.deviceTold } : {}),
       };
       // The assurance and factor of the new session: those given, or ("kept") the old session's as its row stands when
       // deleted below.

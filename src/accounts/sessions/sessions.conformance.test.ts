@@ -170,5 +170,35 @@ forEachDialect("session manager", (fx) => {
     await assert.rejects(sessions.rotate(null, { aal: 1 }), { code: "BULWARK_ERR_SESSION_USER_REQUIRED" });
     await assert.rejects(sessions.createSession(null, { aal: 2 }), { code: "BULWARK_ERR_SESSION_POLICY" });
   });
+
+  it("records whether the owner knows a login's browser (deviceTold), written at creation or marked after, never carried by a rotation", async () => {
+    // What the second-factor step reads to decide whether to remember the browser (POST /auth/mfa/verify, ASVS 6.3.5).
+    const { users, sessions } = await setup(await fx.fresh());
+    const user = await users.create({ email: "told@example.org" });
+    const read = async (token: string): Promise<boolean | undefined> => {
+      const check = await sessions.validate(token);
+      return check.valid ? check.session.deviceTold : undefined;
+    };
+    const plain = await sessions.createSession(user.id, { aal: 1 });
+    assert.equal(plain.session.deviceTold, false, "not told unless the login says so");
+    assert.equal(await read(plain.token), false);
+    const known = await sessions.createSession(user.id, { aal: 1, deviceTold: true });
+    assert.equal(known.session.deviceTold, true);
+    assert.equal(await read(known.token), true);
+    // The login's new-device notice went out after the session was stored: marked on the row.
+    assert.equal(await sessions.markDeviceTold(plain.session.id), true);
+    assert.equal(await read(plain.token), true);
+    assert.equal(await sessions.markDeviceTold("ses_none"), false, "no such session");
+    // A login rotating a presented cookie says it again; a step-up's session starts not told (it is never read there).
+    const login = await sessions.rotate(known.token, { userId: user.id, aal: 1, deviceTold: true });
+    assert.equal(await read(login.token), true);
+    const stepped = await sessions.rotate(login.token, { aal: 2 });
+    assert.equal(stepped.session.deviceTold, false);
+    assert.equal(await read(stepped.token), false);
+    // A pre-login session has no owner to have been told.
+    const anonymous = await sessions.createSession(null, { deviceTold: true });
+    assert.equal(anonymous.session.deviceTold, false);
+    assert.equal(await sessions.markDeviceTold(anonymous.session.id), false);
+  });
 });
 

@@ -13,6 +13,8 @@ import { migrate, migrationStatus } from "../migrator.ts";
 import { MIGRATIONS } from "./index.ts";
 
 const BEFORE = MIGRATIONS.filter((m) => m.version < 33);
+// Up to this release only: later migrations (34 on) are not this test's, and would be listed as applied with it.
+const THROUGH = MIGRATIONS.filter((m) => m.version <= 33);
 const NOW = Date.UTC(2026, 11, 10, 12);
 const REASON = "sealed before the recipient was bound to it (ADR 0020): ask for a new link";
 // What the previous release stored: the marker, then a keyring ciphertext (never opened here: a migration has no key).
@@ -48,7 +50,7 @@ forEachDialect("migration 33 (unbound link mails dead)", (fx) => {
     }
     const before = new Map((await database.db.selectFrom("outbox_messages").selectAll().execute()).map((r) => [r.idempotency_key, r]));
 
-    assert.deepEqual((await migrate(database, clock)).results.map((r) => [r.version, r.status]), [[33, "applied"]]);
+    assert.deepEqual((await migrate(database, clock, THROUGH)).results.map((r) => [r.version, r.status]), [[33, "applied"]]);
     const after = new Map((await database.db.selectFrom("outbox_messages").selectAll().execute()).map((r) => [r.idempotency_key, r]));
     const killed = ["reset-queued", "containment-retrying", "email-queued", "registration-queued"];
     for (const name of killed) {

@@ -211,9 +211,13 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       }
       await outcome.proof.settle();
       const data: Record<string, unknown> = { factor: outcome.factor };
-      // The whole sign-in is done: this browser is now known for the account (the login left it out: a password alone
-      // does not make a browser known to an account with a second factor).
-      await rememberThisDevice(app, request, reply, auth.userId);
+      // The whole sign-in is done: this browser becomes known to the account (the login left it out: a password alone
+      // does not make a browser known to an account with a second factor) — only if the owner was told of it: known at
+      // the password step, or named by that login's new-device notice (Session.deviceTold, written by the login to the
+      // session held at this gate, which no request can set). A browser whose login found the hour's notice spent (a
+      // relay that spent it on a throwaway sign-in first) stays new, and is told of at its next login. No notice here:
+      // the login decided whether one went out.
+      if (cs.session.deviceTold) await rememberThisDevice(app, request, reply, auth.userId);
       if (outcome.factor === "recovery-code") data["recoveryCodesLeft"] = await mfa.recovery.remaining(auth.userId);
       await app.audit.append({ type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ...data, ...acting, newSessionId: session.id } });
       setSessionCookie(reply, token);

@@ -57,9 +57,15 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       // A new id and secret on every login: a cookie planted before login is never promoted (ASVS 7.2.4).
       // Without a presented cookie there is nothing to replace: a plain insert, no transaction around it.
       const presented = readSessionCookie(request.headers.cookie);
+      // Whether this browser signed in to the account before (the known-device cookie, device-cookie.ts): two HMACs, no
+      // statement. The session records it (Session.deviceTold), for the second-factor step to read.
+      const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
+      const sent = readDeviceCookie(request.headers.cookie);
+      await app.keyring.fresh(); // the device key in force: a master key rotation replaces it (deviceKeyOf)
+      const known = knownDevice(sent, account, tagger);
       // Stored only if the password is still the one just verified: a reset or change that committed during the
       // verify ended every session, and must not be outlived by this one.
-      const context = { aal: 1, ip: ctx.ip, userAgent: ctx.userAgent, verifiedPassword: { changedAt: user.passwordChangedAt } } as const;
+      const context = { aal: 1, ip: ctx.ip, userAgent: ctx.userAgent, verifiedPassword: { changedAt: user.passwordChangedAt }, deviceTold: known } as const;
       let issued: Awaited<ReturnType<typeof app.accounts.sessions.createSession>>;
       try {
         issued = presented === null ? await app.accounts.sessions.createSession(user.id, context) : await app.accounts.sessions.rotate(presented, { userId: user.id, ...context });
@@ -77,13 +83,16 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       // here is an imported or administrator-made account's, where a password reused elsewhere (a stuffing wave after a
       // migration) signed in told to nobody, and the browser was remembered. Such a browser is remembered once the
       // owner was told of it (not when this hour's notice went out already, for another one), and for an account with
-      // a second factor only once that is passed (/auth/mfa/verify). The cookie is renewed on every login, so a
-      // browser in use stays known.
-      const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
-      const sent = readDeviceCookie(request.headers.cookie);
-      await app.keyring.fresh(); // the device key in force: a master key rotation replaces it (deviceKeyOf)
-      const known = knownDevice(sent, account, tagger);
-      const remember = known || ((await suspiciousSignIn.newDevice(app, request, user.id, { first: user.lastLoginAt === null })) && !hasMfa);
+      // a second factor only once that is passed (/auth/mfa/verify) — both, not either. The cookie is renewed on every
+      // login, so a browser in use stays known.
+      const told = known || (await suspiciousSignIn.newDevice(app, request, user.id, { first: user.lastLoginAt === null }));
+      // The second-factor step remembers this browser only if the owner was told of it here: the session held at the
+      // gate carries that, server-side, from this login. Without it a relay spent the hour's one notice on a throwaway
+      // sign-in, then passed the victim's relayed code in its real browser and had that browser remembered, told to no
+      // one (test/phishing-relay-red-team.test.ts). A known browser's session says so from its creation; a notice just
+      // queued is written to it here, the one extra statement of a new browser's login to an account with a factor.
+      if (hasMfa && told && !known) await app.accounts.sessions.markDeviceTold(session.id);
+      const remember = told && !hasMfa;
       // The success's event names the session it made and says whether the browser was new, so a responder reading
       // the log after a wave can end exactly the intruder's sessions (ASVS 16.3.1). Written before the cookie is sent:
       // a session whose event failed never reaches the browser.
