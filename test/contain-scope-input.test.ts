@@ -15,6 +15,7 @@ import type { Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { countScope, createContainJob, dryRunContain, parseIdsFile, type ContainDeps } from "../src/contain/index.ts";
+import { validateScope } from "../src/contain/scope.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect, sharedCluster } from "./helpers/dialects.ts";
@@ -76,6 +77,13 @@ describe("contain --ids file with a NUL", () => {
     const file = "# breached accounts\n\nusr_a\nusr_\u0000b\n";
     assert.throws(() => parseIdsFile(file), { code: "BULWARK_ERR_CONTAIN_SCOPE", message: /--ids file line 4 contains a NUL character/ });
     assert.deepEqual(parseIdsFile("# ok\nusr_a\r\njörg@example.org\n"), ["usr_a", "jörg@example.org"]);
+  });
+
+  it("attack: a `#` line that could be an address is an entry, not a comment — sign-up takes `#mallory@attacker.example`, which was silently left out of the containment it was listed for; a comment says something or holds no `@` (ASVS 2.2.3)", () => {
+    const file = "# breached, from the abuse desk: ana@example.org\n#no-address-here\n#mallory@attacker.example\n  #eve@attacker.example  \nusr_a\n";
+    assert.deepEqual(parseIdsFile(file), ["#mallory@attacker.example", "#eve@attacker.example", "usr_a"]);
+    // Nothing left but comments is still its own mistake.
+    assert.throws(() => validateScope({ ids: parseIdsFile("# a@b.example only a note\n#note\n") }), { code: "BULWARK_ERR_CONTAIN_SCOPE", message: /lists no user ids or emails/ });
   });
 
   let dir: string;

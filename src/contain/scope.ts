@@ -141,16 +141,28 @@ function notInUsers(dialect: DialectName, column: "id" | "email_key", values: re
 }
 
 /**
- * Parses an --ids file: one user id or email per line; blank lines and # comments ignored.
+ * Whether an --ids line (trimmed) is a comment: it starts with `#` and cannot be an address. `#` is legal in an
+ * address's local part, and sign-up takes `#mallory@attacker.example`: read as a comment, that account was silently
+ * left out of the containment the operator listed it for, the dry run and the job reporting nothing unmatched
+ * (test/poison-data-red-team.test.ts). A line with an `@` and no space could be an address, so it is an entry (matched,
+ * or named as unmatched); a comment says something (`# breached`, `#from the abuse desk: …`) or holds no `@`.
+ */
+function isIdsComment(line: string): boolean {
+  return line.startsWith("#") && (!line.includes("@") || /\s/.test(line));
+}
+
+/**
+ * Parses an --ids file: one user id or email per line; blank lines and # comments ignored (isIdsComment: a `#` line
+ * that could be an address is an entry).
  *
  * @example
- * parseIdsFile("usr_abc\n# breached\nana@example.org\n") // ["usr_abc", "ana@example.org"]
+ * parseIdsFile("usr_abc\n# breached\nana@example.org\n#mallory@x.example\n") // ["usr_abc", "ana@example.org", "#mallory@x.example"]
  */
 export function parseIdsFile(text: string): string[] {
   const out: string[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
-    if (line === "" || line.startsWith("#")) return;
+    if (line === "" || isIdsComment(line)) return;
     if (line.length > 320) throw containErrors.badScope(`--ids file has a line longer than 320 characters (not a user id or email): "${line.slice(0, 40)}…"`);
     // Named by its line in the file (comments and blank lines counted), where the operator will look for it.
     const why = idsEntryProblem(line);

@@ -141,7 +141,7 @@ function register(program: Command, ctx: CliContext): void {
     .argument("[levers...]", `one or more of: ${BUILTIN}`)
     .option("--all", "every user (never implied)")
     .option("--role <name>", "users holding this role (repeatable: any of them)", collect, [])
-    .option("--ids <file>", "users listed in FILE, one user id or email per line")
+    .option("--ids <file>", "users listed in FILE, one user id or email per line (# starts a comment, unless the line could be an address: an @ and no space)")
     .option("--created-before <time>", "accounts created before (ISO date/time, UTC when written without an offset; or an age such as 30d)")
     .option("--created-after <time>", "accounts created at or after")
     .option("--last-login-before <time>", "last login before")
