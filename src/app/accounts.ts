@@ -35,6 +35,17 @@ export const TOKEN_MINTS_PER_HOUR = 60;
 export const APP_REPLACEMENTS_PER_HOUR = 5;
 export const RECOVERY_CODE_SETS_PER_HOUR = 5;
 
+/**
+ * Second factors one account may enrol an hour, passkeys and authenticator apps together: each enrolment mails the
+ * owner "a sign-in factor was added", and the 20-passkey cap bounds only what is live, so a session adding and removing
+ * a passkey (or removing and enrolling the app again) in a loop buried the notice that mattered among dozens (ASVS
+ * 2.4.1, 6.3.7; test/notice-suppression-red-team.test.ts). Ten covers an owner registering a handful of keys and an
+ * app in one sitting, with a few ceremonies to spare. Removals have no budget: each removes a factor that is there, so
+ * an hour's removals are bounded by the live factors and this budget's enrolments, and removing one is the owner's
+ * remedy (a lost key, a thief's passkey), which no budget may hold back.
+ */
+export const FACTOR_ENROLMENTS_PER_HOUR = 10;
+
 export interface AccountServices {
   passwords: PasswordContext;
   policy: PasswordPolicy;
@@ -79,6 +90,8 @@ export interface AccountServices {
   appReplacements: FloodControl;
   /** Recovery-code sets made per account an hour (namespace "recovery-codes", RECOVERY_CODE_SETS_PER_HOUR). */
   recoveryCodeSets: FloodControl;
+  /** Second factors enrolled per account an hour, passkeys and apps together (namespace "mfa-enrol", FACTOR_ENROLMENTS_PER_HOUR). */
+  factorEnrolments: FloodControl;
   jobs: JobStore;
   /** Browser sessions (cookie `__Host-bulwark-session`). */
   sessions: SessionManager;
@@ -154,6 +167,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     // Each begin or set mails the owner: counted per account as they start (takeFor), apart from every other limiter.
     appReplacements: new FloodControl({ database, clock, keyOf, namespace: "mfa-replace", policy: { ipLimit: APP_REPLACEMENTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
     recoveryCodeSets: new FloodControl({ database, clock, keyOf, namespace: "recovery-codes", policy: { ipLimit: RECOVERY_CODE_SETS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
+    factorEnrolments: new FloodControl({ database, clock, keyOf, namespace: "mfa-enrol", policy: { ipLimit: FACTOR_ENROLMENTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
     // As many as one account's own email-change links an hour (DEFAULT_EMAIL_CHANGE_POLICY): per mailbox, whoever asks.
     mailRecipients: new FloodControl({ database, clock, keyOf, namespace: "mail-to", policy: { ipLimit: DEFAULT_EMAIL_CHANGE_POLICY.maxPerWindow, ipWindowMs: DEFAULT_EMAIL_CHANGE_POLICY.windowMs } }),
     jobs: new JobStore({ database, clock, random }),

@@ -264,4 +264,31 @@ forEachDialect("email outbox", (fx) => {
     assert.deepEqual(seen, order, "every message dead at the start, once each, in order; the late one left out");
     await assert.rejects(f.outbox.deadIds({ limit: 1001 }), { code: "BULWARK_ERR_MAIL_MESSAGE" });
   });
+
+  it("queueOrRevise queues a gathering notice, rewrites it in place while no sender has taken it (keeping its first due time), leaves it once taken or under another recipient, and refuses link kinds", async (t) => {
+    const db = await fx.fresh();
+    const f = await notifyFixture(db);
+    t.after(() => f.close());
+    const due = f.clock.now() + 60_000;
+    const first = message(1, { kind: "security.digest", subject: "S1", text: "one\n", notBefore: due });
+    const created = await f.outbox.queueOrRevise(first);
+    assert.equal(created.outcome, "created");
+    // A later writer's due time does not move the first one's: the hour it gathers ends when it ends.
+    assert.deepEqual(await f.outbox.queueOrRevise({ ...first, subject: "S2", text: "two\n", notBefore: due + HOUR }), { id: created.id, outcome: "revised" });
+    const revised = await f.outbox.get(created.id);
+    assert.deepEqual([revised.subject, revised.text, revised.nextAttemptAt], ["S2", "two\n", due]);
+    await db.transaction(async (trx) => assert.equal((await f.outbox.queueOrRevise({ ...first, text: "three\n" }, trx)).outcome, "revised"));
+    assert.equal((await f.outbox.get(created.id)).text, "three\n");
+    // The same key for another mailbox rewrites nothing (a key is never a way to redirect a notice).
+    assert.equal((await f.outbox.queueOrRevise({ ...first, to: "other@example.org", text: "x\n" })).outcome, "kept");
+    assert.equal((await f.outbox.get(created.id)).to, first.to);
+    assert.equal((await sender(f, await f.transport()).runOnce()).claimed, 0, "not due before its time");
+    f.clock.advance(61_000);
+    assert.equal((await sender(f, await f.transport()).runOnce()).sent, 1);
+    assert.match(f.server.accepted[0]!.raw, /three/);
+    // Sent: a late writer is told so and changes nothing.
+    assert.deepEqual(await f.outbox.queueOrRevise({ ...first, text: "four\n" }), { id: created.id, outcome: "kept" });
+    assert.equal((await f.outbox.get(created.id)).text, "three\n");
+    await assert.rejects(f.outbox.queueOrRevise(message(2, { kind: "account.password-reset-link" })), { code: "BULWARK_ERR_MAIL_MESSAGE" });
+  });
 });

@@ -305,6 +305,33 @@ export class Outbox {
   }
 
   /**
+   * Queues `message`, or, when one is queued under its idempotency key (same recipient and kind) and no sender has taken
+   * it yet (queued, never claimed, no attempt), puts this one's subject and bodies in its place: for a notice that
+   * gathers what happens until it is due (`notBefore`), as the hour's follow-up of sign-ins from new browsers does
+   * (src/http/auth/helpers.ts). The due time stays the first one's. "kept" when a sender took it already or it was
+   * sent: it is left as it was, and what the new text added is the caller's to tell otherwise. Not for mail carrying a
+   * single-use link: its bodies are sealed for their row (ADR 0020), and a link is never rewritten (refused).
+   *
+   * @example
+   * await outbox.queueOrRevise({ idempotencyKey: "digest:usr_1:493912", to, subject, text: allSoFar, kind: "security.digest", notBefore: hourEnd }, trx);
+   */
+  async queueOrRevise(message: NewMessage, executor?: Kysely<Schema>): Promise<{ id: string; outcome: "created" | "revised" | "kept" }> {
+    if (carriesSingleUseLink(message.kind)) throw notifyErrors.badMessage(`${message.kind} carries a single-use link: a queued one is never rewritten`);
+    const db = executor ?? this.#db;
+    const row = this.#row(message, this.#clock.now());
+    // One statement: of two writers racing, each either inserts or rewrites a row no sender holds; never half of each.
+    const written = await db.insertInto("outbox_messages").values(row)
+      .onConflict((oc) => oc.column("idempotency_key")
+        .doUpdateSet({ subject: row.subject, body_text: row.body_text, body_html: row.body_html })
+        .where("outbox_messages.status", "=", "queued").where("outbox_messages.attempts", "=", 0).where("outbox_messages.claimed_by", "is", null)
+        .where("outbox_messages.to_address", "=", row.to_address).where("outbox_messages.kind", "=", row.kind))
+      .returning("id").executeTakeFirst();
+    if (written) return { id: written.id, outcome: written.id === row.id ? "created" : "revised" };
+    const existing = await db.selectFrom("outbox_messages").select("id").where("idempotency_key", "=", message.idempotencyKey).executeTakeFirstOrThrow();
+    return { id: existing.id, outcome: "kept" };
+  }
+
+  /**
    * Adds many messages, one multi-row INSERT per batch, skipping keys already present. Every message is
    * validated before the first row is written. Each batch commits on its own: after a crash, enqueue
    * the same list again and only the missing rows are added.

@@ -52,6 +52,25 @@ forEachDialect("security notices", (fx) => {
     assert.match(plain!.text, /from the IP address 2001:db8::7/);
   });
 
+  it("attack: a new-device follow-up names each gathered sign-in by time, plain address and a fixed browser label — never a User-Agent's text or a zone id — counts the rest, and refuses a list past its bound (ASVS 6.3.5)", () => {
+    const hour = Date.UTC(2026, 11, 5, 16);
+    const lure = "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 CALL 0800-555-0100 secure-evil.example";
+    const signIns = [
+      { at: hour + 60_000, ip: "203.0.113.7", userAgent: lure },
+      { at: hour + 120_000, ip: "fe80::1%visit-evil.example", userAgent: null },
+    ];
+    const [message] = securityMessages({ eventId: "evt_f", to: "ana@example.org", at: hour + 120_000, event: { type: "new-device-follow-up", hour, signIns, more: 3 } }, options);
+    assert.match(message!.text, /2026-12-05 16:01:00 UTC from the IP address 203\.0\.113\.7, a browser calling itself Chrome on Linux/);
+    assert.match(message!.text, /2026-12-05 16:02:00 UTC from an address not shown, a browser or program that did not say which/);
+    assert.match(message!.text, /and 3 more such sign-ins in that hour/);
+    assert.match(message!.text, /When: 2026-12-05 16:00 to 17:00 UTC\./);
+    assert.doesNotMatch(message!.text, /evil|0800|fe80/);
+    assert.equal(message!.kind, "security.new-device-follow-up");
+    const eleven = Array.from({ length: 11 }, (_, i) => ({ at: hour + i, ip: null, userAgent: null }));
+    assert.throws(() => securityMessages({ eventId: "evt_g", to: "ana@example.org", at: hour, event: { type: "new-device-follow-up", hour, signIns: eleven, more: 0 } }, options), { code: "BULWARK_ERR_MAIL_MESSAGE" });
+    assert.throws(() => securityMessages({ eventId: "evt_h", to: "ana@example.org", at: hour, event: { type: "new-device-follow-up", hour: hour + 1, signIns: eleven.slice(0, 1), more: 0 } }, options), { code: "BULWARK_ERR_MAIL_MESSAGE" });
+  });
+
   // ASVS 6.3.7
   it("sends one notice per event and recipient even when the event is reported twice", async (t) => {
     const f = await notifyFixture(await fx.fresh());

@@ -7,6 +7,7 @@ import type { Kysely } from "kysely";
 import { NotifyInputError, notifyErrors } from "./errors.ts";
 import { PRIORITY, type EnqueueResult, type NewMessage, type Outbox } from "./outbox.ts";
 import { addressProblem, checkAddress, checkSubject, checkToken } from "./validate.ts";
+import { browserLabel } from "./browser-label.ts";
 
 export type MFAFactor = "totp" | "webauthn" | "recovery-codes";
 
@@ -40,8 +41,12 @@ export type SecurityEvent =
   | { type: "second-factor-refused" }
   // ... a sign-in after a run of failed attempts (how many) ...
   | { type: "signed-in-after-failures"; failures: number }
-  // ... and a sign-in from a device or browser that never signed in to the account before.
+  // ... and a sign-in from a device or browser that never signed in to the account before ...
   | { type: "signed-in-from-new-device" }
+  // ... and, once after the clock hour starting at `hour`, the sign-ins from new browsers that hour's notice had gone out
+  // without (for another browser): the first NEW_DEVICE_FOLLOW_UP_NAMED named (when, the address, the browser as a label
+  // from a fixed list, never the User-Agent's text), `more` counted.
+  | { type: "new-device-follow-up"; hour: number; signIns: NewDeviceSignIn[]; more: number }
   // ASVS 6.4.5: an API token expires soon; renew it before (the token's name is left out, as above).
   | { type: "api-token-expiring"; expiresAt: number }
   // The account granted a role carrying administrative permissions to another account (ASVS 8.2.2, 6.3.7's spirit): an
@@ -52,6 +57,19 @@ export type SecurityEvent =
   | { type: "administrative-role-given"; role: string; permissions: string[]; grantee: string }
   // ... and the account given the role is told too: a genuine account suddenly made an administrator should know.
   | { type: "administrative-role-received"; role: string; permissions: string[] };
+
+/** A sign-in a new-device follow-up names: when, from where, and the User-Agent it sent (only ever shown as a fixed label). */
+export interface NewDeviceSignIn {
+  at: number;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/**
+ * The most sign-ins a new-device follow-up names, one line each; the rest are counted ("and 3 more"). Bounded so the
+ * notice stays short to read whatever a password holder does; the count is exact, and GET /auth/sessions lists each.
+ */
+export const NEW_DEVICE_FOLLOW_UP_NAMED = 10;
 
 export interface SecurityNotice {
   /** The id of the event that caused it (e.g. the audit event id): makes re-enqueueing idempotent. */
@@ -72,6 +90,12 @@ export interface NoticeOptions {
   supportContact?: string;
   /** A transaction to enqueue in, so the notice commits with the change it reports. */
   executor?: Kysely<any>;
+  /**
+   * For a notice that gathers what happens until it is sent (the new-device follow-up): not sent before this time, and
+   * each later call puts its text in place of the queued one while no sender has taken it (Outbox.queueOrRevise),
+   * where a notice is otherwise left as first queued.
+   */
+  gatherUntil?: number;
 }
 
 // Fixed labels: the factor name in a mail never comes from user input.
@@ -100,6 +124,7 @@ const KINDS: Record<SecurityEvent["type"], string> = {
   "signed-in-after-failures": "sign-in-after-failures",
   "api-token-expiring": "api-token-expiring",
   "signed-in-from-new-device": "new-device-sign-in",
+  "new-device-follow-up": "new-device-follow-up",
   "administrative-role-given": "admin-role-given",
   "administrative-role-received": "admin-role-received",
 };
@@ -120,6 +145,22 @@ function isoDay(ms: number): string {
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
 }
 
+/**
+ * " from the IP address …", or nothing. A plain address only: Node's isIP accepts an IPv6 zone id
+ * ("fe80::1%anything-at-all"), and behind a proxy the client writes X-Forwarded-For — free text in a genuine security
+ * notice would be a phishing lure.
+ */
+function fromAddress(ip: string | null | undefined): string {
+  return ip && isIP(ip) && !ip.includes("%") ? ` from the IP address ${ip}` : "";
+}
+
+/** The clock hour starting at `hour`, as a follow-up names it ("2026-12-05 16:00 to 17:00 UTC"). */
+function clockHour(hour: number): string {
+  const start = new Date(hour).toISOString();
+  const end = new Date(hour + 3_600_000).toISOString();
+  return `${start.slice(0, 10)} ${start.slice(11, 16)} to ${end.slice(11, 16)} UTC`;
+}
+
 interface Template {
   subject: string;
   what: string;
@@ -132,6 +173,8 @@ interface Template {
   movedAway?: true;
   /** Done by an administrator, not by the account: "if this was you" does not fit; the reader asks them, quoting the reference. */
   byAdministrator?: true;
+  /** What the "When:" line says in place of the notice's time and address (a follow-up names several of each). */
+  when?: string;
   /**
    * A precaution the administrators took that the owner must act on: what to do now, and what to do if it went wrong,
    * in place of "if this was you". Given the support contact (or the administrators) and the reference to quote.
@@ -243,8 +286,21 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
     case "signed-in-from-new-device":
       return {
         subject: "a sign-in from a new device or browser",
-        what: "Someone signed in to your account with your password from a device or browser that had not signed in to it before.",
+        what: "Someone signed in to your account with your password from a device or browser that had not signed in to it before. " +
+          "(One such notice is sent at once per hour; sign-ins from other new devices in the same hour follow in one message after the hour.)",
       };
+    case "new-device-follow-up": {
+      const lines = event.signIns.map((x) => `- ${isoDay(x.at)}${fromAddress(x.ip) || " from an address not shown"}, ${browserLabel(x.userAgent)}`);
+      return {
+        subject: "more sign-ins from new devices or browsers",
+        what: "More sign-ins to your account with your password came from devices or browsers that had not signed in to it before, " +
+          "in the same clock hour as the one your previous notice of a new device told of (one is told at once each hour; the others " +
+          "of the hour are gathered here):\n" + lines.join("\n") +
+          (event.more > 0 ? `\n- and ${event.more} more such ${event.more === 1 ? "sign-in" : "sign-ins"} in that hour.` : "") +
+          "\nYour account's list of signed-in sessions shows each with its address and browser, and ends any you do not recognise.",
+        when: clockHour(event.hour),
+      };
+    }
     case "api-token-expiring":
       return {
         subject: "an API token expires soon",
@@ -349,6 +405,16 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
     }
     if (type === "administrative-role-given" && (typeof grantee !== "string" || !ACCOUNT_ID.test(grantee))) throw notifyErrors.badMessage("grantee must be an account id (1 to 64 letters, digits, _ or -)");
   }
+  if (type === "new-device-follow-up") {
+    const { hour, signIns, more } = notice.event as { hour: unknown; signIns: unknown; more: unknown };
+    if (!Number.isSafeInteger(hour) || (hour as number) % 3_600_000 !== 0) throw notifyErrors.badMessage("hour must be the start of a clock hour in ms since the epoch");
+    if (!Array.isArray(signIns) || signIns.length === 0 || signIns.length > NEW_DEVICE_FOLLOW_UP_NAMED) throw notifyErrors.badMessage(`new-device-follow-up names 1 to ${NEW_DEVICE_FOLLOW_UP_NAMED} sign-ins`);
+    for (const x of signIns as Array<Record<string, unknown>>) {
+      const ok = typeof x === "object" && x !== null && Number.isFinite(x["at"]) && (x["ip"] === null || typeof x["ip"] === "string") && (x["userAgent"] === null || typeof x["userAgent"] === "string");
+      if (!ok) throw notifyErrors.badMessage("each sign-in of a new-device follow-up needs at (ms since the epoch), ip and userAgent (strings or null)");
+    }
+    if (!Number.isSafeInteger(more) || (more as number) < 0) throw notifyErrors.badMessage("more must be a whole number, 0 or more");
+  }
   if (type === "api-token-expiring" && !Number.isFinite((notice.event as { expiresAt: unknown }).expiresAt)) {
     throw notifyErrors.badMessage("expiresAt must be a time in ms since the epoch");
   }
@@ -367,9 +433,7 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
     }
   }
   const when = isoDay(notice.at);
-  // A plain address only: Node's isIP accepts an IPv6 zone id ("fe80::1%anything-at-all"), and behind a proxy the
-  // client writes X-Forwarded-For — free text in a genuine security notice would be a phishing lure.
-  const from = notice.ip && isIP(notice.ip) && !notice.ip.includes("%") ? ` from the IP address ${notice.ip}` : "";
+  const from = fromAddress(notice.ip);
   const kind = `security.${KINDS[type]}`;
   return recipients.map(({ to, role }) => {
     const t = template(event, role);
@@ -380,7 +444,7 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
       ...(t.reminder
         ? ["", ...(options.supportContact ? [`Questions: ${options.supportContact}.`, ""] : [])]
         : [
-          `When: ${when}${from}.`,
+          `When: ${t.when ?? `${when}${from}`}.`,
           "",
           ...(t.precaution ? t.precaution(options.supportContact ?? `the administrators of ${appName}`, notice.eventId) : []),
           ...(t.precaution ? [] : t.byAdministrator
@@ -419,7 +483,15 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
  */
 export async function notifySecurityEvent(outbox: Outbox, notice: SecurityNotice, options: NoticeOptions): Promise<EnqueueResult[]> {
   const results: EnqueueResult[] = [];
-  for (const message of securityMessages(notice, options)) results.push(await outbox.enqueue(message, options.executor));
+  for (const message of securityMessages(notice, options)) {
+    if (options.gatherUntil === undefined) {
+      results.push(await outbox.enqueue(message, options.executor));
+      continue;
+    }
+    // A gathering notice counts as queued when its text reaches the mail that will go: new, or rewritten in place.
+    const { id, outcome } = await outbox.queueOrRevise({ ...message, notBefore: options.gatherUntil }, options.executor);
+    results.push({ id, created: outcome !== "kept" });
+  }
   return results;
 }
 

@@ -5,6 +5,9 @@ import { mfaErrors } from "../../accounts/mfa/index.ts";
 import { deviceCookieFor, readDeviceCookie, SESSION_COOKIE, sessionCookie, sessionErrors, type DeviceAccount, type DeviceCookie } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import { addressProblem, queueSecurityNotice, type SecurityEvent } from "../../notify/index.ts";
+import { NEW_DEVICE_FOLLOW_UP_NAMED, type NewDeviceSignIn } from "../../notify/security-notices.ts";
+import { datedAheadToleranceFor } from "../../store/clock-skew.ts";
+import { lockKeyOf, serialiseTransactions } from "../../store/database.ts";
 import { NO_CONTROL } from "../api/common.ts";
 import type { RequestAuth } from "../auth-context.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -99,9 +102,11 @@ export async function auditAndNotify(
  * false when the notice was queued before (its idempotency key was taken) or the account is gone; true otherwise.
  * `withoutAddress`: the notice does not say where the request came from — for a change an administrator made, whose
  * network is none of the mailbox's business (after a takeover the intruder may be reading it), as the administrator's
- * change of address leaves it out (set-by-administrator.ts).
+ * change of address leaves it out (set-by-administrator.ts). `gatherUntil`: a notice that gathers events until then
+ * (NoticeOptions.gatherUntil); true when this call's text is the one queued (new, or rewritten in place), false when a
+ * sender had taken it already.
  */
-export async function notifyOwner(app: App, request: FastifyRequest, userId: string, eventId: string, notice: SecurityEvent, executor?: Kysely<Schema>, options: { withoutAddress?: boolean } = {}): Promise<boolean> {
+export async function notifyOwner(app: App, request: FastifyRequest, userId: string, eventId: string, notice: SecurityEvent, executor?: Kysely<Schema>, options: { withoutAddress?: boolean; gatherUntil?: number } = {}): Promise<boolean> {
   const user = await (executor ?? app.db.db).selectFrom("users").select(["id", "email"]).where("id", "=", userId).executeTakeFirst();
   if (!user) return false;
   const refused = async (recipient: "account" | "previous", reason: string, code?: string): Promise<void> => {
@@ -112,7 +117,7 @@ export async function notifyOwner(app: App, request: FastifyRequest, userId: str
   const told = await queueSecurityNotice(
     app.accounts.outbox,
     { eventId, to: user.email, at: app.clock.now(), ip: options.withoutAddress === true ? null : clientIP(request), event: notice },
-    { appName: app.config.serviceName, ...(executor ? { executor } : {}) },
+    { appName: app.config.serviceName, ...(executor ? { executor } : {}), ...(options.gatherUntil === undefined ? {} : { gatherUntil: options.gatherUntil }) },
     (reason, code) => refused("account", reason, code),
   );
   if (told === "refused") return true;
@@ -153,15 +158,60 @@ export const suspiciousSignIn = {
   },
   /**
    * A sign-in from a browser that never signed in to the account. False when this hour's notice went out already
-   * (for another browser): the caller then does not remember this one, which counts as new again next hour. The
-   * account's first sign-in of all (`first`) is keyed apart: it happens once, so it cannot flood the owner, and it
+   * (for another browser): the sign-in then goes into the hour's follow-up (newDeviceFollowUp), and the caller does not
+   * remember this browser — the owner was not told of it at the time — so it counts as new again at its next login.
+   * The account's first sign-in of all (`first`) is keyed apart: it happens once, so it cannot flood the owner, and it
    * must not spend the hour's notice a thief signing in after the owner would otherwise get.
    */
   async newDevice(app: App, request: FastifyRequest, userId: string, options: { first?: boolean } = {}): Promise<boolean> {
     const key = options.first === true ? `new-device:${userId}:first` : `new-device:${userId}:${Math.floor(app.clock.now() / HOUR)}`;
-    return notifyOwner(app, request, userId, key, { type: "signed-in-from-new-device" });
+    const told = await notifyOwner(app, request, userId, key, { type: "signed-in-from-new-device" });
+    if (!told) await newDeviceFollowUp(app, request, userId);
+    return told;
   },
 };
+
+/**
+ * The audit event of a sign-in from a new browser made after the hour's new-device notice had gone out (for another
+ * browser): what the hour's follow-up notice is written from. Its request id is the login's (auth.login.succeeded, which
+ * names the session).
+ */
+export const NEW_DEVICE_LEFT_OUT = "auth.login.new-device-left-out";
+
+/**
+ * Records a sign-in from a new browser that the hour's notice left out, and writes the hour's one follow-up notice
+ * (`new-device:<user>:<hour>:more`, security.new-device-follow-up) anew from the hour's records: the first
+ * NEW_DEVICE_FOLLOW_UP_NAMED named (time, address, browser), the rest counted. With one notice an hour and nothing
+ * else, a throwaway sign-in from an address the attacker picked spent it, and the real browser signing in minutes later
+ * was named to the owner never (test/notice-suppression-red-team.test.ts). The follow-up is not sent before the hour
+ * ends (and the skew two nodes may have between them, datedAheadToleranceFor), and until a sender takes it each left-out
+ * sign-in rewrites it in place (Outbox.queueOrRevise): it gathers every one of the hour, so a second throwaway cannot
+ * spend it either, and the owner gets at most two such notices an hour. Written from the records, not appended to:
+ * nothing of the mail's text is parsed back. One writer per account at a time, so of two sign-ins racing the later
+ * writes a text that names both.
+ */
+async function newDeviceFollowUp(app: App, request: FastifyRequest, userId: string): Promise<void> {
+  const { ip, userAgent } = requestContext(request);
+  const kept = await app.db.transaction(async (trx) => {
+    await serialiseTransactions(app.db, trx, lockKeyOf(`new-device-follow-up:${userId}`));
+    const left = await app.audit.appendIn(trx, { type: NEW_DEVICE_LEFT_OUT, actor: userId, subject: userId, requestId: request.id, data: { ip, userAgent } });
+    // The hour of the record, not of the notice's look: a login straddling the hour's end goes into the next hour's.
+    const hour = Math.floor(left.at / HOUR) * HOUR;
+    const ofHour = trx.selectFrom("audit_events").where("type", "=", NEW_DEVICE_LEFT_OUT).where("subject", "=", userId).where("at", ">=", hour).where("at", "<", hour + HOUR);
+    const named = await ofHour.select(["at", "data"]).orderBy("seq").limit(NEW_DEVICE_FOLLOW_UP_NAMED).execute();
+    const { n } = await ofHour.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+    const signIns = named.map((r): NewDeviceSignIn => {
+      const data = JSON.parse(r.data) as Record<string, unknown>;
+      return { at: Number(r.at), ip: typeof data["ip"] === "string" ? data["ip"] : null, userAgent: typeof data["userAgent"] === "string" ? data["userAgent"] : null };
+    });
+    const gatherUntil = hour + HOUR + datedAheadToleranceFor(app.config.maxClockSkewMs);
+    const event = { type: "new-device-follow-up", hour, signIns, more: Number(n) - signIns.length } as const;
+    return !(await notifyOwner(app, request, userId, `new-device:${userId}:${hour}:more`, event, trx, { gatherUntil }));
+  });
+  // Only a node whose clock is further behind than the deployment allows can find the follow-up sent already: the
+  // record stays in the audit log for a responder.
+  if (kept) request.log.warn({ userId, notice: "new-device-follow-up" }, "a sign-in from a new browser came after its hour's follow-up notice was sent: recorded, not mailed");
+}
 
 /** The server's keyed tag for known-device cookies (device-cookie.ts): the keyring's device tag. */
 export function deviceTagger(app: App): (text: string) => string {

@@ -1,8 +1,9 @@
 // The MFA routes: step-up (POST /auth/mfa/verify and WebAuthn assertion options), enrolment (TOTP begin,
 // confirm, remove; WebAuthn register options, verify, list, delete; recovery codes), and the factor list.
 // A successful step-up or enrolment replaces the session with an aal-2 one (ASVS 7.2.4); every factor change
-// is audited and mailed to the user (ASVS 6.3.7). Every change needs a fresh session (ASVS 7.5.1, see
-// reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
+// is audited and mailed to the user (ASVS 6.3.7), and the ones a session could repeat at will have an hourly budget per
+// account (enrolments, app replacements, recovery-code sets: ASVS 2.4.1). Every change needs a fresh session (ASVS
+// 7.5.1, see reauth-routes.ts): a stolen cookie cannot add, remove or replace a factor.
 import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
@@ -144,13 +145,36 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
    */
   async function onHourlyBudget<T>(reply: FastifyReply, budget: FloodControl, userId: string, refused: (limit: number) => { code: string; message: string }, work: () => Promise<T>): Promise<T | FastifyReply> {
     const slot = await budget.takeFor(userId);
-    if (slot === null) return reply.status(429).header("retry-after", "3600").send({ error: refused(budget.policy.ipLimit) });
+    if (slot === null) return budgetSpent(reply, budget, refused);
     try {
       return await work();
     } catch (error) {
       await slot.refund();
       throw error;
     }
+  }
+
+  /** The 429 of an hourly budget per account that is spent (onHourlyBudget, takeEnrolment): `refused` with its size, and Retry-After. */
+  function budgetSpent(reply: FastifyReply, budget: FloodControl, refused: (limit: number) => { code: string; message: string }): FastifyReply {
+    return reply.status(429).header("retry-after", "3600").send({ error: refused(budget.policy.ipLimit) });
+  }
+
+  /**
+   * Takes one of the account's factor enrolments of the hour (FACTOR_ENROLMENTS_PER_HOUR, passkeys and apps together),
+   * before the enrolment checks, writes or mails anything: each one mails the owner "a sign-in factor was added", and
+   * the live cap (20 passkeys, one app) let a session add and remove in a loop, burying the notice that mattered among
+   * dozens (ASVS 2.4.1, 6.3.7; test/notice-suppression-red-team.test.ts). Null once the 429 is sent: the route returns
+   * the reply. The caller gives the place back (`refund`) when no factor was enrolled (a wrong code, a refused response).
+   */
+  async function takeEnrolment(reply: FastifyReply, userId: string): Promise<{ refund: () => Promise<void> } | null> {
+    const slot = await app.accounts.factorEnrolments.takeFor(userId);
+    if (slot === null) {
+      budgetSpent(reply, app.accounts.factorEnrolments, (limit) => ({
+        code: "BULWARK_ERR_MFA_ENROL_RATE",
+        message: `too many second factors (passkeys and authenticator apps) enrolled for this account in the last hour (${limit}); try again later`,
+      }));
+    }
+    return slot;
   }
 
   /** A role that requires MFA keeps its last factor: the user enrols another first. */
@@ -250,15 +274,29 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     { schema: { body: { type: "object", required: ["code"], properties: { code: str(16), _csrf: str(200, 0) } } }, config: ENROL },
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
+      // Removing the app and enrolling it again mails two notices and spends no replacement: counted here, as a passkey's
+      // registration is (takeEnrolment); the code is not looked at past the budget.
+      const slot = await takeEnrolment(reply, auth.userId);
+      if (slot === null) return reply;
       const first = await firstEnrolment(auth.userId);
       // The factor, its audit event and the owner's notice commit together (ASVS 6.3.7).
       const added = { type: "auth.mfa.added", userId: auth.userId, data: { factor: "totp" }, notice: { type: "mfa-factor-added", factor: "totp" } } as const;
-      const throttled = await appCodeRefused(reply, auth.userId, () => mfa.totp.confirm(auth.userId, request.body.code, {
-        // Before the pending app's row is marked: a batch deleting it waits for that row (FactorConfirmOptions).
-        first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
-        within: (trx) => auditAndNotify(app, request, added, trx),
-      }));
-      if (throttled) return reply;
+      let throttled: boolean;
+      try {
+        throttled = await appCodeRefused(reply, auth.userId, () => mfa.totp.confirm(auth.userId, request.body.code, {
+          // Before the pending app's row is marked: a batch deleting it waits for that row (FactorConfirmOptions).
+          first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
+          within: (trx) => auditAndNotify(app, request, added, trx),
+        }));
+      } catch (error) {
+        // A wrong code, a session ended meanwhile: nothing enrolled, nothing mailed.
+        await slot.refund();
+        throw error;
+      }
+      if (throttled) {
+        await slot.refund();
+        return reply;
+      }
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // The user just proved the new factor: this session now has two. auth.mfa.added named the session that enrolled
       // it (committed with the factor, before the new one existed); this names the aal-2 session that replaced it.
@@ -372,15 +410,25 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     { schema: { body: { type: "object", required: ["response"], properties: { response: { type: "object" }, name: str(64), _csrf: str(200, 0) } } }, config: ENROL },
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
+      // Before the response is verified (its challenge spent) or anything written: past the hour's enrolments, 429.
+      const slot = await takeEnrolment(reply, auth.userId);
+      if (slot === null) return reply;
       const first = await firstEnrolment(auth.userId);
       // The factor, its audit event and the owner's notice commit together (ASVS 6.3.7).
-      const { credentialId } = await mfa.webauthn.verifyRegistration(auth.userId, request.body.response, request.body.name ?? "security key", {
-        context: sessionChallengeContext(cs.session.id),
-        within: async (trx, id) => {
-          await sessionStillLive(trx, auth.userId, cs.session.id);
-          await auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId: id }, notice: { type: "mfa-factor-added", factor: "webauthn" } }, trx);
-        },
-      });
+      let credentialId: string;
+      try {
+        ({ credentialId } = await mfa.webauthn.verifyRegistration(auth.userId, request.body.response, request.body.name ?? "security key", {
+          context: sessionChallengeContext(cs.session.id),
+          within: async (trx, id) => {
+            await sessionStillLive(trx, auth.userId, cs.session.id);
+            await auditAndNotify(app, request, { type: "auth.mfa.added", userId: auth.userId, data: { factor: "webauthn", credentialId: id }, notice: { type: "mfa-factor-added", factor: "webauthn" } }, trx);
+          },
+        }));
+      } catch (error) {
+        // A refused response (a challenge not this session's, the cap, a bad attestation): no passkey, no notice.
+        await slot.refund();
+        throw error;
+      }
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // As for an authenticator app: the aal-2 session that replaced the enrolling one is named in the log.
       const { token, session } = await stepUp(request, auth.userId, cs, { enrolled: factorRef.passkey(credentialId) });
