@@ -165,6 +165,36 @@ forEachDialect("check logins, red team", (dialect) => {
     assert.equal(worst(report), "high", "a new browser got in during a wave: the cron's --fail-on high must fire");
   });
 
+  it("attack: 200,000 failures from as many IPv6 addresses, one account each, push a /64 rotating through 25 of its addresses past the address rows read: the report says the analysis was incomplete, high, rather than nothing (ASVS 16.3.1)", async () => {
+    const { database, insert } = await store(dialect);
+    await insert(quiet(T0, T0 + DAY));
+    // One statement per dialect: 2001:db8:G:H::1, each its own /64 and sorting before the rotating one (2001:db8:ffff:…)
+    // among rows of one account each, so the cap on rows read cuts the rotating /64's.
+    const n = 200_000;
+    const ip = "'2001:db8:' || (i / 10000) || ':' || (i % 10000) || '::1'";
+    const data = sql.raw(`'{"ip":"' || ${ip} || '","reason":"unknown-account","userAgent":"x"}'`);
+    if (database.dialect === "sqlite") {
+      await sql`WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < ${n})
+        INSERT INTO audit_events (seq, id, type, actor, subject, data, at, request_id, prev_hash, hash)
+        SELECT 2000000 + i, 'evt_v6' || i, 'auth.login.failed', 'anonymous', 'id:v6-' || i, ${data}, ${T0} + (i * 400), '', '', '' FROM g`.execute(database.db);
+    } else {
+      // As in the million test below: the head-advancing trigger is switched off for the bulk insert.
+      await sql`ALTER TABLE audit_events DISABLE TRIGGER audit_events_advance_head`.execute(database.db);
+      await sql`INSERT INTO audit_events (seq, id, type, actor, subject, data, at, request_id, prev_hash, hash)
+        SELECT 2000000 + i, 'evt_v6' || i, 'auth.login.failed', 'anonymous', 'id:v6-' || i, ${data}, ${T0}::bigint + (i * 400)::bigint, '', '', '' FROM generate_series(1, ${n}) AS i`.execute(database.db);
+      await sql`ALTER TABLE audit_events ENABLE TRIGGER audit_events_advance_head`.execute(database.db);
+    }
+    const rotating: Row[] = [];
+    for (let i = 0; i < 25; i++) rotating.push(...failures(1, T0 + 9 * HOUR + i * 2 * MINUTE, T0 + 9 * HOUR + (i * 2 + 1) * MINUTE, { addresses: [`2001:db8:ffff:1::${(0xa0 + i).toString(16)}`], tag: `rot${i}` }));
+    await insert(rotating);
+    const report = await cron(database, T0 + DAY);
+    assert.equal(report.failed, n + 25 + 48);
+    assert.ok(!report.sprayingAddresses.some((a) => a.ip === "2001:db8:ffff:1::/64"), "the rotating /64's rows were past the cap (this test's premise)");
+    const incomplete = report.findings.find((f) => f.id === "logins.analysis-incomplete");
+    assert.equal(incomplete?.severity, "high", `a spraying client may have been left unread and the report did not say so: ${output(report)}`);
+    assert.deepEqual([incomplete.evidence["addressRowsCut"], incomplete.evidence["addressRowsRead"]], [true, 200_000]);
+  });
+
   it("attack: a million failures in the window are counted in the database (not read row by row: the heap does not grow with the wave; no timing is asserted, the benchmark's business), and sign-in rows with hostile data shapes neither break the check nor pass for a streak", async () => {
     const { database, insert } = await store(dialect);
     await insert(quiet(T0, T0 + DAY));

@@ -8,7 +8,7 @@
 import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
 import type { Database } from "../../store/database.ts";
 import type { Finding } from "../finding.ts";
-import { failedByAddress, failedByBucket, failedBefore, signIns, type BucketCount } from "./queries.ts";
+import { failedByAddress, failedByBucket, failedBefore, signIns, type BucketCount, type SprayingClients } from "./queries.ts";
 import { SignInList } from "./sign-ins.ts";
 
 export type { SignIn } from "./sign-ins.ts";
@@ -103,7 +103,8 @@ const median = (values: number[]): number => {
 /**
  * Reads the window's login events and returns the findings: `logins.failure-wave` per wave, `logins.spraying-address`
  * for addresses working through many accounts, `logins.after-failures` for sign-ins after a run of failures. Each is high
- * when a sign-in got through it (a new browser in a wave or from a spraying address), medium otherwise.
+ * when a sign-in got through it (a new browser in a wave or from a spraying address), medium otherwise; and
+ * `logins.analysis-incomplete` (high) when the spraying rule's bounds left addresses unread.
  *
  * @example
  * const report = await checkLogins(app.db, { since: now - 24 * HOUR, until: now, ...DEFAULT_LOGINS_OPTIONS });
@@ -151,7 +152,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
 
   // Addresses working through many accounts, whatever their pace: a slow campaign under every rate is still a list.
   const spraying = await failedByAddress(database, since, until, options.sprayMin);
-  const sprayIPs = new Map(spraying.map((s) => [s.ip, { ...s, signIns: 0 }]));
+  const sprayIPs = new Map(spraying.clients.map((s) => [s.ip, { ...s, signIns: 0 }]));
 
   const lists = {
     after: new SignInList(options.streak),
@@ -204,8 +205,9 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
 
   const findings: Finding[] = [
     ...waveFindings(waves, lists.waves, { threshold, usual, usualFrom, options }),
-    ...sprayFinding([...sprayIPs.values()], lists.spray, options),
+    ...sprayFinding([...sprayIPs.values()], spraying.total, lists.spray, options),
     ...afterFailuresFinding(lists.after, options),
+    ...incompleteFinding(spraying, options),
   ];
   return {
     findings, window: { since: iso(since), until: iso(until), hours: windowHours }, failed, throttled, succeeded,
@@ -272,20 +274,44 @@ function waveFindings(waves: Wave[], lists: SignInList[], ctx: { threshold: numb
   return findings;
 }
 
-function sprayFinding(addresses: SprayingAddress[], list: SignInList, options: LoginsCheckOptions): Finding[] {
+/** `total`: every client at or above the bar, `addresses` being the MAX_SPRAYING with the most accounts. */
+function sprayFinding(addresses: SprayingAddress[], total: number, list: SignInList, options: LoginsCheckOptions): Finding[] {
   if (addresses.length === 0) return [];
   const signIns = list.items();
   const got = signIns.filter((s) => s.newDevice === true || (s.failuresBefore ?? 0) >= options.streak).length > 0;
   return [{
     id: "logins.spraying-address",
     severity: got ? "high" : "medium",
-    title: `${addresses.length} address(es) each failed to sign in to ${options.sprayMin} or more different accounts`,
+    title: `${total} address(es) each failed to sign in to ${options.sprayMin} or more different accounts`,
     detail:
       `An address working through many accounts is running a list (credential stuffing, password spraying), at whatever pace: ${addresses.slice(0, 5).map((a) => `${a.ip} (${a.accounts} accounts, ${a.failed} failures)`).join("; ")}${addresses.length > 5 ? "; …" : ""}. ` +
       `${list.count} sign-in(s) came from these addresses${signIns.length > 0 ? `: ${SignInList.describe(signIns.slice(0, 10))}${list.count > 10 ? ", …" : ""}` : ""}. ` +
       "A shared address (a large NAT, a proxy) fails on many accounts too: its sign-ins from browsers already known to their accounts are the least suspicious.",
-    evidence: { addresses: addresses.slice(0, MAX_ADDRESSES), addressesCount: addresses.length, signIns: signIns, signInsCount: list.count },
+    evidence: { addresses: addresses.slice(0, MAX_ADDRESSES), addressesCount: total, signIns: signIns, signInsCount: list.count },
     remediation: got ? REMEDY : "Nothing got through from these addresses; block them upstream if they go on.",
+  }];
+}
+
+/**
+ * The spraying rule read less than the window held: more address rows than it reads (a client made of those left out,
+ * a /64 rotating one account per address, may be missing), or more spraying clients than it keeps (sign-ins from the
+ * rest are not marked). High, as `authlog.analysis-incomplete`: a report without a spraying address must not be read as
+ * "no list was worked through", and the default --fail-on high fails the run.
+ */
+function incompleteFinding(spraying: SprayingClients, options: LoginsCheckOptions): Finding[] {
+  const clientsCut = spraying.total > spraying.clients.length;
+  if (!spraying.rowsCut && !clientsCut) return [];
+  const why = [
+    ...(spraying.rowsCut ? [`more than ${spraying.rowsRead} addresses failed to sign in in the window, and those past them with the fewest accounts were not read: a client made of them (an IPv6 host taking a new address of its /64 for every try) may be missing from the spraying addresses`] : []),
+    ...(clientsCut ? [`${spraying.total} clients failed on ${options.sprayMin} or more accounts and only the ${spraying.clients.length} with the most are kept: sign-ins from the others are not marked as from a spraying address`] : []),
+  ];
+  return [{
+    id: "logins.analysis-incomplete",
+    severity: "high",
+    title: "Analysis incomplete: spraying addresses, or the sign-ins from them, may be missing",
+    detail: `The spraying-address rule read less than the window held: ${why.join("; and ")}. Waves and sign-ins after failures were judged in full.`,
+    evidence: { addressRowsCut: spraying.rowsCut, addressRowsRead: spraying.rowsRead, sprayingClients: spraying.total, sprayingClientsKept: spraying.clients.length },
+    remediation: "Run the check again over shorter windows (--since, --until), each reading fewer addresses, with --spray-min lowered in proportion: a slow list is spread over them.",
   }];
 }
 
