@@ -136,10 +136,9 @@ describe("the containment job runner across restarts and a second server [sqlite
     assert.equal(atPause.status, "running", "a job paused by a graceful shutdown stays running, for the next start to resume; it is not failed");
 
     const c = await serve(t, serveEnv(dataDir));
-    for (let i = 0; (await read()).status !== "done"; i++) {
-      assert.ok(i < 2400, "the third start finishes the job within 60 s");
-      await sleep(25);
-    }
+    // Until done, the job moves on at least every 60 s (a bound on a stall, not on speed: a loaded machine takes
+    // longer over the rest of the batches, and a fixed total time failed there once).
+    while ((await read()).status !== "done") await progressPast((await read()).done);
     await stopLikeASupervisor(c);
 
     const end = await read();
