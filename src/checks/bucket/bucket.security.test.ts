@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import type { Finding } from "../finding.ts";
-import { parseBucketACL } from "./acl-parse.ts";
+import { parseBucketACL, parsePublicAccessBlock } from "./acl-parse.ts";
 import { checkBucket } from "./check.ts";
 import { parseBucketPolicy } from "./policy-parse.ts";
 
@@ -148,4 +148,68 @@ test("thousands of named accounts: every one is judged (the index agrees with a 
   assert.match(lines.join("\n"), /… and 2950 more named accounts or users \(--json lists every one\)/);
   const detail = r.findings.map((f) => f.detail).join("\n");
   assert.ok(detail.length < 5000, `finding text stays short: ${detail.length} characters`);
+});
+
+// AWS IAM User Guide, "The confused deputy problem": a service acts for whichever customer's resource asks it, so a
+// grant to a service principal is any account's unless aws:SourceArn / SourceAccount / SourceOrgID fix whose.
+const oac = (condition?: Record<string, unknown>) => ({
+  Sid: "CloudFront", Effect: "Allow", Principal: { Service: "cloudfront.amazonaws.com" }, Action: "s3:GetObject", Resource: "arn:aws:s3:::backups/*",
+  ...(condition ? { Condition: condition } : {}),
+});
+const allBlocks = { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true };
+
+test("attack: a service grant with no source pin, or pinned only by a wildcard, is read access for any AWS account (ASVS 8.2.2)", () => {
+  for (const condition of [undefined, { ArnLike: { "aws:SourceArn": "arn:aws:cloudfront::*:distribution/*" } }, { StringLike: { "aws:SourceAccount": "*" } }]) {
+    const r = review([oac(condition)]);
+    assert.deepEqual(ids(r.findings), ["bucket.any-aws-account-read"], JSON.stringify(condition));
+    const f = r.findings.find((x) => x.id === "bucket.any-aws-account-read")!;
+    assert.equal(f.severity, "critical");
+    assert.deepEqual(f.evidence["throughServices"], ['"CloudFront" (#0)']);
+    assert.match(f.detail, /AWS service principal without a fixed aws:SourceArn/);
+  }
+  // Unsigned callers are no service: the anonymous class stays closed.
+  assert.equal(review([oac()]).access.anonymous.read.allowed, false);
+});
+
+test("a service grant pinned to the owner's own distribution or account is not exposure; one pinned to another account is a grant to review", () => {
+  assert.deepEqual(ids(review([oac({ StringEquals: { "AWS:SourceArn": "arn:aws:cloudfront::111122223333:distribution/E2EXAMPLE" } })]).findings), []);
+  assert.deepEqual(ids(review([oac({ StringEquals: { "aws:SourceAccount": "111122223333" } })]).findings), []);
+  const foreign = review([oac({ StringEquals: { "aws:SourceAccount": "999988887777" } })]);
+  assert.deepEqual(ids(foreign.findings), ["bucket.pinned-grant"]);
+  assert.equal(foreign.findings.find((f) => f.id === "bucket.pinned-grant")!.severity, "medium");
+});
+
+test("attack: RestrictPublicBuckets does not hide a service grant: AWS lets service principals through it, and does not call the policy public", () => {
+  const pab = parsePublicAccessBlock(JSON.stringify(allBlocks), "pab.json");
+  const run = (statements: object[]) => checkBucket({ policy: parseBucketPolicy(JSON.stringify({ Statement: statements }), "p.json"), publicAccessBlock: pab, ownerAccount: "111122223333", bucket: "backups" });
+  assert.deepEqual(ids(run([oac()]).findings), ["bucket.any-aws-account-read"]);
+  const gated = { ...publicRead, Sid: "ServicesOnly", Condition: { Bool: { "aws:PrincipalIsAWSService": "true" } } };
+  assert.deepEqual(ids(run([gated]).findings), ["bucket.any-aws-account-read"]);
+  // Not public in AWS's sense, so RestrictPublicBuckets leaves a named partner's grant in place too.
+  const partner = { Sid: "Partner", Effect: "Allow", Principal: { AWS: "444455556666" }, Action: "s3:GetObject", Resource: "arn:aws:s3:::backups/*" };
+  const both = run([oac(), partner]);
+  assert.equal(both.access.restrictPublicBucketsApplied, false);
+  assert.equal(both.access.named.find((n) => n.caller.kind === "account" && n.caller.account === "444455556666")?.read.allowed, true);
+  // BoolIfExists holds for unsigned callers (no key): that grant is public, and RestrictPublicBuckets drops it.
+  const ifExists = run([{ ...gated, Condition: { BoolIfExists: { "aws:PrincipalIsAWSService": "true" } } }]);
+  assert.equal(ifExists.access.restrictPublicBucketsApplied, true);
+  assert.deepEqual(ids(ifExists.findings), []);
+  // A public policy is restricted: the "*" read goes, the service grant stays.
+  const restricted = run([publicRead, oac()]);
+  assert.equal(restricted.access.restrictPublicBucketsApplied, true);
+  assert.deepEqual(restricted.access.anyAccount.read.grantedBy, ['"CloudFront" (#1)']);
+});
+
+test("attack: a Deny on Bool aws:PrincipalIsAWSService=false does not certainly stop any account: its service requests carry true", () => {
+  const r = review([publicRead, denyAll({ Bool: { "aws:PrincipalIsAWSService": "false" } })]);
+  assert.equal(r.access.anyAccount.read.allowed, true);
+});
+
+test("Service entries: the principal index agrees with a scan", async () => {
+  const { inSet, inSetScan } = await import("./principals.ts");
+  const set = { everyone: false, aws: ["111122223333"], canonicalUser: [], service: ["cloudfront.amazonaws.com"], federated: [] };
+  for (const caller of [{ kind: "anonymous" }, { kind: "any-account" }, { kind: "account", account: "111122223333" }, { kind: "canonical", id: "c1" }] as const) {
+    assert.equal(inSet(set as never, caller as never), inSetScan(set as never, caller as never), JSON.stringify(caller));
+  }
+  assert.equal(inSet(set as never, { kind: "any-account" } as never), "maybe");
 });

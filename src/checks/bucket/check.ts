@@ -35,6 +35,7 @@ export function checkBucket(inputs: BucketInputs): BucketCheckResult {
     restrictPublicBucketsApplied: access.restrictPublicBucketsApplied,
     ignoredPublicGrants: access.ignoredPublicGrants,
     cancelledAllows: access.cancelledAllows,
+    pinnedGrants: access.pinnedGrants.map((g) => g.statement),
   };
   return { findings, access, summary };
 }
@@ -56,5 +57,6 @@ export function summaryLines(access: BucketAccess): string[] {
   if (access.restrictPublicBucketsApplied) lines.push("RestrictPublicBuckets: the public policy grants nothing outside the owner account");
   if (access.ignoredPublicGrants.length > 0) lines.push(`IgnorePublicAcls: ignored ${access.ignoredPublicGrants.join("; ")}`);
   if (access.cancelledAllows.length > 0) lines.push(`Allows cancelled for outside callers by explicit Denies: ${access.cancelledAllows.join("; ")}`);
+  if (access.pinnedGrants.length > 0) lines.push(`Open to outside callers at a pin only (address, endpoint, organisation...): ${access.pinnedGrants.map((g) => g.statement).join("; ")}`);
   return lines;
 }

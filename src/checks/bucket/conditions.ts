@@ -21,6 +21,7 @@ const ABSENT: Situation = { s: "absent" };
 const FOREIGN: Situation = { s: "foreign" };
 const CHOSEN: Situation = { s: "chosen" };
 const NOT_A_SERVICE: Situation = { s: "value", value: "false" };
+const A_SERVICE: Situation = { s: "value", value: "true" };
 
 /**
  * aws:SourceIp for an outside caller: an IPv4 address; an IPv6 address (S3's dual-stack endpoint), which no
@@ -43,8 +44,10 @@ export const TRANSPORT_KEYS: ReadonlySet<string> = new Set(["aws:securetransport
 
 function situations(key: string, caller: Caller): readonly Situation[] {
   // AWS puts aws:PrincipalIsAWSService in every request signed with AWS credentials ("false" unless a service
-  // principal calls); an unsigned request has no such key.
-  if (key === "aws:principalisawsservice") return caller.kind === "anonymous" ? [ABSENT] : [NOT_A_SERVICE];
+  // principal calls); an unsigned request has no such key. Any account may also reach the bucket through a
+  // service acting for a resource of its own (its CloudFront distribution, its replication role...), and that
+  // request carries "true": a grant gated on the key alone is open to every account (see principals.ts).
+  if (key === "aws:principalisawsservice") return caller.kind === "anonymous" ? [ABSENT] : caller.kind === "any-account" ? [NOT_A_SERVICE, A_SERVICE] : [NOT_A_SERVICE];
   // A named account may well sit inside the VPC, endpoint, organisation or IP range a condition
   // names (they are often the partner's own), so for it only its account id is known.
   if (caller.kind === "account") return key === "aws:principalaccount" ? [{ s: "value", value: caller.account }] : [CHOSEN];
@@ -349,6 +352,22 @@ export function evaluateConditions(clauses: readonly ConditionClause[], caller: 
   if (own === "always") return rest;
   if (own === "never") return { truth: "never", undecidedKeys: rest.undecidedKeys };
   return { truth: "maybe", undecidedKeys: sc.accountUndecided! };
+}
+
+/**
+ * True when some clause holds for no caller that is not an AWS service (`Bool aws:PrincipalIsAWSService true`):
+ * the statement can reach another account only through a service acting for it. Unsigned requests lack the key,
+ * so `BoolIfExists ... true` lets them in and is not such a clause.
+ *
+ * @example
+ * requiresAWSService([{ operator: "Bool", key: "aws:principalisawsservice", values: ["true"] }]); // true
+ */
+export function requiresAWSService(clauses: readonly ConditionClause[]): boolean {
+  return clauses.some((c) => {
+    if (c.key !== "aws:principalisawsservice") return false;
+    const cc = compile(c);
+    return clauseFor(cc, NOT_A_SERVICE, {}) === "never" && clauseFor(cc, ABSENT, {}) === "never";
+  });
 }
 
 /**

@@ -98,19 +98,22 @@ test("a Deny naming one foreign account does not narrow access for the rest of t
   assert.deepEqual(ids(findings), ["bucket.anonymous-read"]);
 });
 
-for (const [name, condition] of [
-  ["a fixed aws:SourceVpce", { StringEquals: { "aws:SourceVpce": "vpce-1a2b3c4d" } }],
-  ["a fixed aws:SourceVpc", { StringEquals: { "aws:SourceVpc": "vpc-111bbb22" } }],
-  ["a fixed aws:PrincipalOrgID", { StringEquals: { "aws:PrincipalOrgID": "o-abc123def4" } }],
-  ["a fixed aws:SourceAccount", { StringEquals: { "aws:SourceAccount": OWNER } }],
-  ["a fixed aws:SourceArn", { ArnLike: { "aws:SourceArn": `arn:aws:cloudfront::${OWNER}:distribution/E1ABC` } }],
-  ["a fixed aws:SourceOwner", { StringEquals: { "aws:SourceOwner": OWNER } }],
-  ["a fixed aws:userid", { StringEquals: { "aws:userid": "AIDAEXAMPLEUSERID" } }],
-  ["a private aws:SourceIp range", { IpAddress: { "aws:SourceIp": ["10.0.0.0/8", "192.168.0.0/16"] } }],
-  ["a specific aws:SourceIp range", { IpAddress: { "aws:SourceIp": "203.0.113.0/24" } }],
+// Not public, but a pin the check cannot attribute (whose endpoint, organisation, address or user id is it?) is
+// reported for review as bucket.pinned-grant; one naming the owner's own account or resource is not.
+const PINNED = ["bucket.pinned-grant"];
+for (const [name, condition, expected] of [
+  ["a fixed aws:SourceVpce", { StringEquals: { "aws:SourceVpce": "vpce-1a2b3c4d" } }, PINNED],
+  ["a fixed aws:SourceVpc", { StringEquals: { "aws:SourceVpc": "vpc-111bbb22" } }, PINNED],
+  ["a fixed aws:PrincipalOrgID", { StringEquals: { "aws:PrincipalOrgID": "o-abc123def4" } }, PINNED],
+  ["the owner's aws:SourceAccount", { StringEquals: { "aws:SourceAccount": OWNER } }, []],
+  ["an aws:SourceArn of the owner's", { ArnLike: { "aws:SourceArn": `arn:aws:cloudfront::${OWNER}:distribution/E1ABC` } }, []],
+  ["the owner's aws:SourceOwner", { StringEquals: { "aws:SourceOwner": OWNER } }, []],
+  ["a fixed aws:userid", { StringEquals: { "aws:userid": "AIDAEXAMPLEUSERID" } }, PINNED],
+  ["a private aws:SourceIp range", { IpAddress: { "aws:SourceIp": ["10.0.0.0/8", "192.168.0.0/16"] } }, PINNED],
+  ["a specific aws:SourceIp range", { IpAddress: { "aws:SourceIp": "203.0.113.0/24" } }, PINNED],
 ] as const) {
   test(`an Allow to "*" pinned by ${name} is not public`, () => {
-    assert.deepEqual(ids(run([allow({ Condition: condition })]).findings), []);
+    assert.deepEqual(ids(run([allow({ Condition: condition })]).findings), expected);
   });
 }
 
@@ -131,7 +134,8 @@ for (const [name, condition] of [
 test("an aws:userid role pattern AROLEID:* pins the caller to one role's sessions: no account-wide exposure", () => {
   // The part before ":" is the role's unique id, assigned by AWS; a foreign caller's aws:userid
   // starts with its own user, role or account id. Anonymous callers have aws:userid "anonymous".
-  assert.deepEqual(ids(run([allow({ Condition: { StringLike: { "aws:userid": "AROAEXAMPLEROLE:*" } } })]).findings), []);
+  // Whose role that is the check cannot tell, so the grant is reported for review (medium), not as exposure.
+  assert.deepEqual(ids(run([allow({ Condition: { StringLike: { "aws:userid": "AROAEXAMPLEROLE:*" } } })]).findings), PINNED);
 });
 
 test("an aws:userid pattern with a wildcard before the ':' can match any account's callers", () => {
@@ -263,6 +267,50 @@ test("a Deny outside an IP range does not cancel a named account's access (it ma
   assert.deepEqual(ids(r.findings), ["bucket.cross-account"]);
 });
 
+test("a pinned grant to \"*\" names the statement, the callers it would reach and the pin (key and values), at medium", () => {
+  const r = run([allow({ Sid: "Office", Condition: { IpAddress: { "aws:SourceIp": "198.51.100.7/32" } } })]);
+  const f = find(r.findings, "bucket.pinned-grant");
+  assert.equal(f.severity, "medium");
+  assert.match(f.detail, /"Office" \(#0\) lets anyone \(unsigned requests included\) read \(s3:GetObject\) when IpAddress aws:sourceip 198\.51\.100\.7\/32/);
+  assert.deepEqual(f.evidence["grants"], [{
+    statement: '"Office" (#0)', callers: ["anonymous", "any-account"], read: ["s3:GetObject"], write: [],
+    pins: [{ operator: "IpAddress", key: "aws:sourceip", values: ["198.51.100.7/32"] }],
+  }]);
+});
+
+test("an organisation pin reaches any AWS account but not unsigned callers, who have no organisation", () => {
+  const f = find(run([allow({ Sid: "Org", Condition: { StringEquals: { "aws:PrincipalOrgID": "o-abc123def4" } } })]).findings, "bucket.pinned-grant");
+  assert.deepEqual((f.evidence["grants"] as { callers: string[] }[])[0]?.callers, ["any-account"]);
+  assert.match(f.detail, /"Org" \(#0\) lets any AWS account read/);
+});
+
+test("a grant pinned to the owner's own account or VPC endpoint is not a pinned grant: its principal is the owner, or the pin is", () => {
+  const own = { Condition: { StringEquals: { "aws:SourceVpce": "vpce-own" } } };
+  assert.deepEqual(ids(run([allow({ Principal: { AWS: `arn:aws:iam::${OWNER}:root` }, ...own })]).findings), []);
+  assert.deepEqual(ids(run([allow({ Condition: { StringEquals: { "aws:PrincipalAccount": OWNER, "aws:SourceVpce": "vpce-own" } } })]).findings), []);
+  assert.deepEqual(ids(run([allow({ Condition: { ArnLike: { "aws:PrincipalArn": `arn:aws:iam::${OWNER}:role/app` } } })]).findings), []);
+  assert.deepEqual(ids(run([allow({ Condition: { StringEquals: { "aws:PrincipalOrgID": "${aws:ResourceOrgID}" } } })]).findings), []);
+});
+
+test("a pinned grant that a certain Deny cancels is not reported; a Deny that restates the pin does not cancel it", () => {
+  const pinnedRead = allow({ Sid: "Endpoint", Condition: { StringEquals: { "aws:SourceVpce": "vpce-1a2b3c4d" } } });
+  assert.deepEqual(ids(run([pinnedRead, deny({ NotPrincipal: { AWS: `arn:aws:iam::${OWNER}:root` }, Principal: undefined })]).findings), []);
+  // The caller at vpce-1a2b3c4d is on this Deny's other side: it keeps the access.
+  assert.deepEqual(ids(run([pinnedRead, deny({ Condition: { StringNotEquals: { "aws:SourceVpce": "vpce-1a2b3c4d" } } })]).findings), PINNED);
+});
+
+test("a grant to \"*\" pinned to a named account (aws:PrincipalAccount) or an aws:PrincipalArn of another account is reported, once", () => {
+  assert.deepEqual(ids(run([allow({ Condition: { StringEquals: { "aws:PrincipalAccount": OTHER } } })]).findings), ["bucket.cross-account"]);
+  assert.deepEqual(ids(run([allow({ Condition: { ArnLike: { "aws:PrincipalArn": `arn:aws:iam::${OTHER}:role/x` } } })]).findings), PINNED);
+});
+
+test("RestrictPublicBuckets on a public policy drops a pinned grant with the rest", () => {
+  const pab = { PublicAccessBlockConfiguration: { RestrictPublicBuckets: true, IgnorePublicAcls: true, BlockPublicAcls: true, BlockPublicPolicy: true } };
+  const statements = [allow({}), allow({ Action: "s3:PutObject", Condition: { IpAddress: { "aws:SourceIp": "198.51.100.7/32" } } })];
+  assert.deepEqual(ids(run(statements, { pab }).findings), []);
+  assert.deepEqual(ids(run(statements).findings), ["bucket.anonymous-read", "bucket.pinned-grant"]);
+});
+
 // aws:SourceIp is judged on the union of its values: ranges narrow one by one may cover the internet together.
 test("an Allow to \"*\" on aws:SourceIp ranges that are narrow one by one but wide together is public (ASVS 8.2.2)", () => {
   const everySlash8 = Array.from({ length: 256 }, (_, i) => `${i}.0.0.0/8`);
@@ -277,7 +325,7 @@ test("an Allow to \"*\" on aws:SourceIp ranges that are narrow one by one but wi
 test("aws:SourceIp ranges that overlap are counted once, so a small union stays pinned", () => {
   // 10/8 listed 300 times, with blocks inside it (and host bits set): still one /8.
   const values = [...Array.from({ length: 300 }, () => "10.0.0.0/8"), "10.1.0.0/16", "10.2.3.4/8", "172.16.0.0/12", "2001:db8::/32", "2001:db8:1::/48"];
-  assert.deepEqual(ids(run([allow({ Condition: { IpAddress: { "aws:SourceIp": values } } })]).findings), []);
+  assert.deepEqual(ids(run([allow({ Condition: { IpAddress: { "aws:SourceIp": values } } })]).findings), PINNED);
 });
 
 test("a Deny on NotIpAddress over ranges covering all of IPv4 does not cancel a public read (no IPv4 caller is outside them)", () => {

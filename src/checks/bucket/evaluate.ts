@@ -10,9 +10,11 @@ import { ALL_USERS_URI, AUTHENTICATED_USERS_URI, type ACLGrant, type BucketACL, 
 import type { Caller } from "./callers.ts";
 import { BucketInputError } from "./errors.ts";
 import { createPatternReasoner, type PatternReasoner } from "./glob.ts";
+import { hasPinKey, unattributedPins, type Pin } from "./pins.ts";
 import type { BucketPolicy, PolicyStatement } from "./policy-parse.ts";
+import { reachesOthersOnlyAsService } from "./principals.ts";
 import { allowRegions, bucketTarget, denyCovers, resourcesOverlap } from "./resources.ts";
-import { createVerdicts, type CallerVerdicts } from "./verdicts.ts";
+import { createVerdicts, type CallerVerdicts, type DenyVerdict } from "./verdicts.ts";
 
 export interface BucketInputs {
   policy?: BucketPolicy | undefined;
@@ -56,6 +58,20 @@ export interface BucketAccess {
   ignoredPublicGrants: string[];
   /** Allow statements that reached some outside caller but were cancelled for all of them by Denies. */
   cancelledAllows: string[];
+  /** Allows kept from anonymous callers or any account only by pins the check cannot attribute (pins.ts). */
+  pinnedGrants: PinnedGrant[];
+}
+
+/** An Allow that anonymous callers or any account would get but for its pins, and what it would give them. */
+export interface PinnedGrant {
+  statement: string;
+  /** The outside classes it would reach at the pin. */
+  callers: ("anonymous" | "any-account")[];
+  /** Actions it would give there, after the Denies that still certainly apply. */
+  read: string[];
+  write: string[];
+  /** The conditions that alone keep those callers out. */
+  pins: Pin[];
 }
 
 /**
@@ -171,12 +187,13 @@ function evaluateGroup(ctx: Ctx, caller: Caller, group: ActionGroup, memo: Calle
   const target = group.level === "bucket" ? ctx.bucketArn : ctx.objectArn;
   // A region is keyed by where it came from (statement and position, or the whole target) for the deny cache.
   const sources: { label: string; regions: { arn: string; key: string }[]; statement?: string }[] = [];
-  if (!ctx.dropPolicy) {
-    for (const st of group.allows) {
-      if (!memo.allowApplies(st)) continue;
-      const regions = regionsFor(ctx, st, group.level, target);
-      if (regions.length > 0) sources.push({ label: st.label, regions: regions.map((arn, i) => ({ arn, key: `${st.index}/${i}` })), statement: st.label });
-    }
+  for (const st of group.allows) {
+    // RestrictPublicBuckets still lets AWS service principals in: a grant reaching other accounts only through a
+    // service (its own CloudFront distribution) survives it.
+    if (ctx.dropPolicy && !(caller.kind === "any-account" && reachesOthersOnlyAsService(st))) continue;
+    if (!memo.allowApplies(st)) continue;
+    const regions = regionsFor(ctx, st, group.level, target);
+    if (regions.length > 0) sources.push({ label: st.label, regions: regions.map((arn, i) => ({ arn, key: `${st.index}/${i}` })), statement: st.label });
   }
   for (const label of aclGrantsFor(ctx, caller, group)) sources.push({ label, regions: [{ arn: target, key: "target" }] });
 
@@ -289,9 +306,12 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
   const base = { inputs, statements, patterns, plan, verdicts, bucketArn: target.bucketArn, objectArn: target.objectArn, candidates: new Set<string>(), survivors: new Set<string>() };
   // First pass: is the policy public (anonymous or any account gets something through it)?
   const policyOnly: Ctx = { ...base, dropPolicy: false, useACL: false, candidates: new Set(), survivors: new Set(), shapes: new Map() };
+  // AWS does not call a grant public that reaches other accounts only through a service (a Service principal, or
+  // "*" on aws:PrincipalIsAWSService): counting it would drop named accounts' grants that AWS keeps.
+  const throughServices = new Set(statements.filter(reachesOthersOnlyAsService).map((st) => st.label));
   const policyPublic = [{ kind: "anonymous" } as const, { kind: "any-account" } as const].some((c) => {
     const a = evaluateCaller(policyOnly, c);
-    return a.read.allowed || a.write.allowed;
+    return [...a.read.grantedBy, ...a.write.grantedBy].some((label) => !throughServices.has(label));
   });
   // RestrictPublicBuckets: with a public policy, only the owner account and AWS services get
   // anything through the policy, named cross-account grants included (S3 API reference).
@@ -304,6 +324,9 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
     ? (inputs.acl?.grants ?? []).filter((g) => g.type === "Group" && (g.grantee === ALL_USERS_URI || g.grantee === AUTHENTICATED_USERS_URI)).map((g) => g.label)
     : [];
   const cancelledAllows = restrict ? [] : [...ctx.candidates].filter((s) => !ctx.survivors.has(s));
+  // Statements already reported as exposure (to outsiders in general, or to a named account) are not repeated.
+  const reported = new Set<string>();
+  for (const a of [anonymous, anyAccount, ...named]) for (const g of [...a.read.grantedBy, ...a.write.grantedBy]) reported.add(g);
   return {
     bucket: target.name,
     bucketInferred: target.inferred,
@@ -314,5 +337,39 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
     restrictPublicBucketsApplied: restrict,
     ignoredPublicGrants,
     cancelledAllows,
+    pinnedGrants: pinnedGrants(ctx, reported),
   };
+}
+
+/**
+ * Allows that reach anonymous callers or any account but for pins the check cannot attribute (pins.ts), with what
+ * each would give a caller standing at its pin: the Allow applies, alone (no ACL, no other statement), and a Deny
+ * removes access only if it certainly applies and names no pin key itself ("Deny unless aws:SourceVpce = E" only
+ * restates the Allow's pin, and the caller at E is on its other side). RestrictPublicBuckets, when applied, drops
+ * them as it drops every grant outside the owner account.
+ */
+function pinnedGrants(ctx: Ctx, reported: ReadonlySet<string>): PinnedGrant[] {
+  const byStatement = new Map<PolicyStatement, PinnedGrant>();
+  const solo: Ctx = { ...ctx, useACL: false, candidates: new Set(), survivors: new Set(), shapes: new Map() };
+  for (const caller of [{ kind: "anonymous" }, { kind: "any-account" }] as const) {
+    const memo = ctx.verdicts(caller);
+    const deny = (st: PolicyStatement): DenyVerdict => {
+      const d = memo.deny(st);
+      return d.cond.truth === "always" && hasPinKey(st) ? { principal: d.principal, cond: { truth: "maybe", undecidedKeys: d.cond.undecidedKeys } } : d;
+    };
+    for (const st of ctx.statements) {
+      if (reported.has(st.label)) continue;
+      const pins = unattributedPins(st, caller, ctx.inputs.ownerAccount, { charge: ctx.patterns.charge });
+      if (!pins) continue;
+      const access = evaluateCaller({ ...solo, verdicts: () => ({ allowApplies: (s) => s === st, deny, shape: undefined }) }, caller);
+      if (!access.read.allowed && !access.write.allowed) continue;
+      let grant = byStatement.get(st);
+      if (!grant) byStatement.set(st, (grant = { statement: st.label, callers: [], read: [], write: [], pins: [] }));
+      grant.callers.push(caller.kind);
+      for (const a of access.read.actions) if (!grant.read.includes(a)) grant.read.push(a);
+      for (const a of access.write.actions) if (!grant.write.includes(a)) grant.write.push(a);
+      for (const p of pins) if (!grant.pins.some((q) => q.key === p.key && q.operator === p.operator)) grant.pins.push(p);
+    }
+  }
+  return [...byStatement.values()];
 }

@@ -5,9 +5,10 @@ import { actionCovered, type AccessClass } from "./actions.ts";
 import type { PublicAccessBlock } from "./acl-parse.ts";
 import { describeCaller, type Caller } from "./callers.ts";
 import { evaluateConditions, TRANSPORT_KEYS } from "./conditions.ts";
-import type { BucketAccess, BucketInputs, CallerAccess, ClassAccess } from "./evaluate.ts";
+import type { BucketAccess, BucketInputs, CallerAccess, ClassAccess, PinnedGrant } from "./evaluate.ts";
+import type { Pin } from "./pins.ts";
 import type { PolicyStatement } from "./policy-parse.ts";
-import { principalCovers } from "./principals.ts";
+import { principalCovers, reachesOthersOnlyAsService } from "./principals.ts";
 
 // Severities. Writes are critical everywhere: tampering, deletion and ransom need no knowledge of
 // the content. Reads by anonymous callers or by any AWS account are critical too: an AWS account is
@@ -28,19 +29,37 @@ function evidenceOf(cls: ClassAccess): Record<string, unknown> {
   };
 }
 
-function exposure(who: "anonymous" | "any-aws-account", cls: AccessClass, access: ClassAccess, bucket: string): Finding {
+/**
+ * Why a grant through an AWS service is any account's: the statements among `grantedBy` that reach other accounts
+ * only through a service, with the sentence that says so (AWS does not call them public, so the reader needs it).
+ */
+function throughServices(grantedBy: readonly string[], inputs: BucketInputs): { statements: string[]; text: string } {
+  const statements = (inputs.policy?.statements ?? []).filter((st) => grantedBy.includes(st.label) && reachesOthersOnlyAsService(st)).map((st) => st.label);
+  if (statements.length === 0) return { statements, text: "" };
+  return {
+    statements,
+    text: ` ${listed(statements, "; ")} grant${statements.length === 1 ? "s" : ""} to an AWS service principal without a fixed aws:SourceArn, ` +
+      "aws:SourceAccount or aws:SourceOrgID naming the owner's own resource or account: a service acts for whichever account asks it " +
+      "(any account can point a CloudFront distribution of its own at this bucket), so this is open to every account although AWS does not call it public.",
+  };
+}
+
+function exposure(who: "anonymous" | "any-aws-account", cls: AccessClass, access: ClassAccess, bucket: string, inputs: BucketInputs): Finding {
   const whom = who === "anonymous" ? "Anyone on the internet, without credentials," : "Any AWS account (accounts are free to create)";
   const verb = cls === "read" ? "read or list objects in" : "write, delete or re-permission objects in, or reconfigure,";
+  const services = who === "any-aws-account" ? throughServices(access.grantedBy, inputs) : { statements: [], text: "" };
   return {
     id: `bucket.${who}-${cls}`,
     severity: EXPOSURE[who][cls],
     title: `${who === "anonymous" ? "Anonymous" : "Any AWS account"} ${cls} access to ${bucket}`,
     detail: `${whom} can ${verb} ${bucket} (${access.actions.join(", ")}), granted by ${access.grantedBy.join("; ")}.` +
       (access.narrowedBy.length > 0 ? ` Denies that narrow it but leave this open: ${access.narrowedBy.join("; ")}.` : "") +
-      (access.uncertainDenies.length > 0 ? ` Denies not counted (the caller can avoid them, or their conditions are not understood): ${access.uncertainDenies.map((u) => u.statement).join("; ")}.` : ""),
-    evidence: { bucket, class: cls, caller: who, ...evidenceOf(access) },
+      (access.uncertainDenies.length > 0 ? ` Denies not counted (the caller can avoid them, or their conditions are not understood): ${access.uncertainDenies.map((u) => u.statement).join("; ")}.` : "") +
+      services.text,
+    evidence: { bucket, class: cls, caller: who, ...evidenceOf(access), ...(services.statements.length > 0 ? { throughServices: services.statements } : {}) },
     remediation: "Remove the public grant (policy statement or ACL grant); turn on all four Block Public Access settings; " +
-      "add a Deny whose condition every outsider meets (e.g. StringNotEquals aws:PrincipalAccount = your account).",
+      "add a Deny whose condition every outsider meets (e.g. StringNotEquals aws:PrincipalAccount = your account)." +
+      (services.statements.length > 0 ? ' For a service grant, add the condition its documentation gives, e.g. {"StringEquals": {"AWS:SourceArn": "arn:aws:cloudfront::OWNER:distribution/ID"}}.' : ""),
   };
 }
 
@@ -99,6 +118,31 @@ function crossAccount(access: BucketAccess, inputs: BucketInputs, bucket: string
     });
   }
   return findings;
+}
+
+/** How a finding shows a pin: `IpAddress aws:sourceip 198.51.100.7/32`. */
+function describePin(p: Pin): string {
+  return `${p.operator} ${p.key} ${listed(p.values, ", ")}`;
+}
+
+// Medium, as bucket.cross-account: access someone gave to callers outside the owner account, to be reviewed. The
+// check cannot tell whose address, endpoint or organisation a pin names (the owner's office, or an intruder's /32
+// or an EC2 address in 3.0.0.0/8 that any account can rent), so it neither calls it public nor stays silent.
+function pinned(access: BucketAccess, bucket: string): Finding[] {
+  const grants = access.pinnedGrants;
+  if (grants.length === 0) return [];
+  const whom = (g: PinnedGrant): string => (g.callers.includes("anonymous") ? "anyone (unsigned requests included)" : "any AWS account");
+  const what = (g: PinnedGrant): string => [g.read.length > 0 ? `read (${g.read.join(", ")})` : "", g.write.length > 0 ? `write (${g.write.join(", ")})` : ""].filter(Boolean).join(" and ");
+  return [{
+    id: "bucket.pinned-grant",
+    severity: "medium",
+    title: `${bucket} is open to callers outside the owner account at an address, network or organisation the check cannot attribute`,
+    detail: listed(grants.map((g) => `${g.statement} lets ${whom(g)} ${what(g)} when ${g.pins.map(describePin).join(" and ")}`), ". ") +
+      ". Whoever holds that address, VPC endpoint, organisation or source resource has this access; the check cannot tell whether it is yours.",
+    evidence: { bucket, grants },
+    remediation: "Confirm that each pinned address, VPC, endpoint, organisation or source is your own; prefer naming your account as the principal " +
+      "(or aws:PrincipalAccount = your account) beside the network condition, so the grant does not rest on the pin alone.",
+  }];
 }
 
 function conflicts(access: BucketAccess, inputs: BucketInputs, bucket: string): Finding[] {
@@ -163,10 +207,10 @@ export function bucketFindings(access: BucketAccess, inputs: BucketInputs): Find
   const findings: Finding[] = [];
   for (const cls of ["read", "write"] as const) {
     const w = widest(access, cls);
-    if (w === "anonymous") findings.push(exposure("anonymous", cls, access.anonymous[cls], bucket));
-    if (w === "any-aws-account") findings.push(exposure("any-aws-account", cls, access.anyAccount[cls], bucket));
+    if (w === "anonymous") findings.push(exposure("anonymous", cls, access.anonymous[cls], bucket, inputs));
+    if (w === "any-aws-account") findings.push(exposure("any-aws-account", cls, access.anyAccount[cls], bucket, inputs));
   }
-  findings.push(...crossAccount(access, inputs, bucket), ...conflicts(access, inputs, bucket));
+  findings.push(...crossAccount(access, inputs, bucket), ...pinned(access, bucket), ...conflicts(access, inputs, bucket));
   if (inputs.policy && !inputs.policy.statements.some(enforcesTLS)) {
     findings.push({
       id: "bucket.no-secure-transport",

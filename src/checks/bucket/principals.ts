@@ -1,5 +1,6 @@
 // Does a statement's Principal / NotPrincipal cover a caller class? Three-valued, like conditions.
 import { anyOf, arnAccount, isAccountId, not, type Caller, type Truth } from "./callers.ts";
+import { requiresAWSService } from "./conditions.ts";
 import { hasWildcard } from "./glob.ts";
 import type { PolicyStatement, PrincipalSet } from "./policy-parse.ts";
 
@@ -89,8 +90,22 @@ export function inSet(set: PrincipalSet, caller: Caller): Truth {
   if (ix.wildcard) truths.push(caller.kind === "anonymous" ? "never" : "maybe");
   if (caller.kind === "account") truths.push(ix.accounts.get(caller.account) ?? "never");
   if (caller.kind === "canonical") truths.push(ix.canonical.has(caller.id) ? "always" : "never");
-  // Service and Federated principals are AWS services and identity providers, not our caller classes.
+  truths.push(serviceEntries(set, caller));
+  // Federated principals are identity providers' users, not one of our caller classes (README, "Not covered").
   return anyOf(truths);
+}
+
+/**
+ * What a set's Service entries say of a caller. An AWS service acts for whichever customer's resource asks it to:
+ * anyone can make a CloudFront distribution whose origin access control signs as cloudfront.amazonaws.com, so a
+ * grant to a service reaches any AWS account (IAM User Guide, "The confused deputy problem"). Only a fixed
+ * aws:SourceArn, aws:SourceAccount or aws:SourceOrgID ties it to one account's resources, and that is the
+ * conditions' part to judge: for any account those keys are absent or its own ("never" when fixed, "maybe" when
+ * wildcarded), so an unpinned grant stays open. "maybe", not "always": most of an account's requests are not
+ * made by a service. Services sign their requests, so an unsigned caller is never one.
+ */
+function serviceEntries(set: PrincipalSet, caller: Caller): Truth {
+  return set.service.length > 0 && caller.kind === "any-account" ? "maybe" : "never";
 }
 
 /** The definition inSet implements: every entry judged on its own (kept for the tests that compare the two). */
@@ -98,6 +113,7 @@ export function inSetScan(set: PrincipalSet, caller: Caller): Truth {
   if (set.everyone) return "always";
   const truths: Truth[] = set.aws.map((e) => awsEntry(e, caller));
   if (caller.kind === "canonical") truths.push(...set.canonicalUser.map((id): Truth => (id === caller.id ? "always" : "never")));
+  truths.push(...set.service.map((): Truth => (caller.kind === "any-account" ? "maybe" : "never")));
   return anyOf(truths);
 }
 
@@ -111,4 +127,28 @@ export function inSetScan(set: PrincipalSet, caller: Caller): Truth {
 export function principalCovers(statement: PolicyStatement, caller: Caller): Truth {
   const member = inSet(statement.principals, caller);
   return statement.notPrincipal ? not(member) : member;
+}
+
+const ANY_ACCOUNT: Caller = { kind: "any-account" };
+const serviceOnly = new WeakMap<PolicyStatement, boolean>();
+
+/**
+ * Whether an Allow reaches other accounts only through an AWS service acting for them: its principal takes in
+ * any account only by a Service entry, or a condition requires aws:PrincipalIsAWSService. AWS does not call such a
+ * policy public, and RestrictPublicBuckets still lets service principals in (S3 User Guide, "Blocking public
+ * access"), so the evaluator keeps these grants where it drops the public ones; the finding says why they are
+ * exposure all the same.
+ *
+ * @example
+ * reachesOthersOnlyAsService(statement); // true for {"Principal": {"Service": "cloudfront.amazonaws.com"}}
+ */
+export function reachesOthersOnlyAsService(st: PolicyStatement): boolean {
+  let only = serviceOnly.get(st);
+  if (only === undefined) {
+    const withoutServices = { ...st.principals, service: [] };
+    only = st.effect === "Allow" && !st.notPrincipal &&
+      ((st.principals.service.length > 0 && inSet(withoutServices, ANY_ACCOUNT) === "never") || requiresAWSService(st.conditions));
+    serviceOnly.set(st, only);
+  }
+  return only;
 }
