@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
 import { EMAIL_CHANGE_ACCEPTED } from "../src/http/auth/routes/email-routes.ts";
-import { type Browser } from "../src/http/auth/test-client.ts";
+import { authFixture, HOST, ORIGIN, type Browser } from "../src/http/auth/test-client.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
@@ -310,5 +310,51 @@ describe("POST /auth/email/confirm", () => {
     const res = await confirm(token);
     assert.equal(res.statusCode, 400);
     assert.equal(await emailOf(ana.id), "hijacked@example.org");
+  });
+});
+
+describe("one mailbox's two hourly budgets: sign-ups apart from email changes (ASVS 2.4.1)", () => {
+  // Sign-up open: the other way an outsider makes this server mail a mailbox.
+  const open = sharedFixture(() => authFixture({ BULWARK_REGISTRATION: "open" }));
+
+  it("attack: a crowd of clients signing up spellings of a mailbox, and accounts asking to move to it, mail it at most 3 + 3 times an hour; the sign-ups spend none of the changes' budget", async () => {
+    const spelling = (tag: string): string => `crowd-box+${tag}@example.net`;
+    const toMailbox = async (tags: string[]): Promise<number> => {
+      await open.deliver();
+      return tags.reduce((n, tag) => n + open.mailTo(spelling(tag)).length, 0);
+    };
+    // Five sign-ups first, each from its own client address: the sign-up budget (3) is spent, the rest get the usual 202.
+    const signUpTags = ["s1", "s2", "s3", "s4", "s5"];
+    for (const [i, tag] of signUpTags.entries()) {
+      const res = await open.server.inject({
+        method: "POST", url: "/auth/register", remoteAddress: `198.51.100.${i + 1}`, payload: { email: spelling(tag) },
+        headers: { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "content-type": "application/json" },
+      });
+      assert.equal(res.statusCode, 202, res.body);
+    }
+    assert.equal(await toMailbox(signUpTags), 3, "sign-ups mail one mailbox 3 times an hour, however many clients ask");
+    const limited = await open.app.db.db.selectFrom("audit_events").select("type").where("type", "=", "auth.register.mailbox-limited").execute();
+    assert.ok(limited.length >= 1, "a limited sign-up is still audited");
+    // Then five accounts, each freshly signed in, ask to move to other spellings of it: 3 links go out, as if no sign-up
+    // had named it, and the rest are withheld (the owner's current address told why).
+    const changeTags = ["c1", "c2", "c3", "c4", "c5"];
+    const asked: string[] = [];
+    for (const tag of changeTags) {
+      const user = await open.user(`crowd-mover-${tag}@example.org`);
+      const b = open.browser();
+      assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+      const res = await b.request("POST", "/auth/email/change", { csrf: true, body: { newEmail: spelling(tag) } });
+      assert.equal(res.statusCode, 202, res.body);
+      asked.push(user.id);
+    }
+    assert.equal(await toMailbox(changeTags), 3, "email changes have their own 3 an hour per mailbox");
+    const rows = await open.app.db.db.selectFrom("audit_events").select(["subject", "data"]).where("type", "=", "auth.email.change-requested").execute();
+    const outcomes = asked.map((id) => {
+      const data = rows.find((r) => r.subject === id)?.data;
+      return ((typeof data === "string" ? JSON.parse(data) : data) as { outcome?: string } | undefined)?.outcome;
+    });
+    assert.deepEqual(outcomes, ["queued", "queued", "queued", "recipient-limited", "recipient-limited"]);
+    // The bound the documentation gives (docs/http-auth.md): at most 6 such mails an hour to one mailbox, all told.
+    assert.equal(await toMailbox([...signUpTags, ...changeTags]), 6);
   });
 });

@@ -331,7 +331,7 @@ describe("sign-ups for one mailbox under many spellings (ASVS 2.4.1)", () => {
     await fx.deliver();
     const toVictim = spellings.slice(0, 8).reduce((n, e) => n + fx.mailTo(e).length, 0);
     const toGmail = spellings.slice(8).reduce((n, e) => n + fx.mailTo(e).length, 0);
-    // The mailbox budget an email change to an address has (3 an hour), shared by every spelling of that mailbox.
+    // The sign-ups' own per-mailbox budget (3 an hour, apart from the email changes'), shared by every spelling of that mailbox.
     assert.ok(toVictim <= 3, `${toVictim} mails reached inbox@victim-mail.example through its + spellings`);
     assert.ok(toGmail <= 3, `${toGmail} mails reached one Gmail inbox through its dotted spellings`);
     // Not a silent loss for the owner: one spelling still gets its link.

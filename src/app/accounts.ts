@@ -46,6 +46,13 @@ export const RECOVERY_CODE_SETS_PER_HOUR = 5;
  */
 export const FACTOR_ENROLMENTS_PER_HOUR = 10;
 
+/**
+ * Sign-up mails one mailbox (its spellings folded, mailboxKey) may get an hour, however many clients ask: each sign-up
+ * mails an address the caller chose, so a crowd of client addresses could otherwise bury one inbox (ASVS 2.4.1). As
+ * many as an email change's per-mailbox budget, and apart from it (signupRecipients below).
+ */
+export const SIGN_UPS_PER_MAILBOX_PER_HOUR = 3;
+
 export interface AccountServices {
   passwords: PasswordContext;
   policy: PasswordPolicy;
@@ -75,10 +82,17 @@ export interface AccountServices {
    */
   breachLookups: PasswordWorkGate;
   /**
-   * Unsolicited link mails per recipient (its lookup key) per hour, whoever asks (namespace "mail-to"): an email change
-   * names any address, and each account could otherwise mail it its own hourly share.
+   * Email-change link mails per recipient (its lookup key) per hour, whoever asks (namespace "mail-to"): an email change
+   * names any address, and each account could otherwise mail it its own hourly share. Spent by email changes only.
    */
   mailRecipients: FloodControl;
+  /**
+   * Sign-up mails per recipient (its lookup key) per hour, whoever asks (namespace "signup-to",
+   * SIGN_UPS_PER_MAILBOX_PER_HOUR). Apart from mailRecipients: sharing it, three anonymous sign-ups an hour for
+   * sub-addresses of a mailbox withheld, hour after hour, the link of its owner's own email change to it
+   * (test/lockout-red-team.test.ts). So one mailbox gets at most the two budgets together (6 an hour) of these mails.
+   */
+  signupRecipients: FloodControl;
   /** Public requests that send mail (reset, sign-up), counted per client address: its own counters (namespace "mail"). */
   mailRequests: FloodControl;
   /**
@@ -170,6 +184,8 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     factorEnrolments: new FloodControl({ database, clock, keyOf, namespace: "mfa-enrol", policy: { ipLimit: FACTOR_ENROLMENTS_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
     // As many as one account's own email-change links an hour (DEFAULT_EMAIL_CHANGE_POLICY): per mailbox, whoever asks.
     mailRecipients: new FloodControl({ database, clock, keyOf, namespace: "mail-to", policy: { ipLimit: DEFAULT_EMAIL_CHANGE_POLICY.maxPerWindow, ipWindowMs: DEFAULT_EMAIL_CHANGE_POLICY.windowMs } }),
+    // Sign-ups per mailbox in counters of their own: anonymous requests cannot spend what an owner's change needs.
+    signupRecipients: new FloodControl({ database, clock, keyOf, namespace: "signup-to", policy: { ipLimit: SIGN_UPS_PER_MAILBOX_PER_HOUR, ipWindowMs: 60 * 60_000 } }),
     jobs: new JobStore({ database, clock, random }),
     sessions: createSessionManager({ database, clock, random, policy: { ...config.http.session, datedAheadToleranceMs } }),
     tokens: createTokenService({ database, clock, random }),

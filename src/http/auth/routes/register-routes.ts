@@ -37,11 +37,12 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       const rate = await app.accounts.mailRequests.countRequest(ctx.ip);
       if (!rate.allowed) return throttledAnswer(reply, rate, "BULWARK_ERR_THROTTLED", "requests that send mail from this address");
       // And per mailbox, its spellings folded (inbox+1@, in.box@gmail.com): every spelling was a new account and a mail
-      // to the same inbox, bounded only per client address, so a crowd of addresses could bury one inbox. The budget an
-      // email change to an address has, shared with it; taken before any lookup (a free and a taken address spend it
-      // alike), given back when no mail went out. Past it: the usual 202, no account, no mail.
+      // to the same inbox, bounded only per client address, so a crowd of addresses could bury one inbox. Sign-ups have
+      // a per-mailbox budget of their own (signupRecipients), not the email changes': shared, three anonymous sign-ups
+      // an hour withheld the owner's own change to that mailbox for good. Taken before any lookup (a free and a taken
+      // address spend it alike), given back when no mail went out. Past it: the usual 202, no account, no mail.
       const mailbox = mailboxKey(email);
-      const slot = await app.accounts.mailRecipients.takeFor(mailbox);
+      const slot = await app.accounts.signupRecipients.takeFor(mailbox);
       if (slot === null) {
         // Keyed by the mailbox's tag, never the mailbox: the maintenance pass writes this key out as the subject of
         // `auth.refusals.unrecorded`, and the audit log names addresses only by keyed tags (ASVS 16.2.5).
