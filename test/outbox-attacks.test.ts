@@ -422,10 +422,10 @@ forEachDialect("two sender processes (red team)", (fx) => {
     assert.equal(rb.code, 0, rb.out);
     const bSent = (JSON.parse(rb.out) as { sent: number }).sent;
     assert.ok(bSent > 0, "sender B delivered alongside A");
-    // A's claims are abandoned; once their lease (5 minutes) has passed, any sender takes them over.
+    // A's claims are abandoned; once their lease (15 minutes, sender.ts DEFAULT_LEASE) has passed, any sender takes them over.
     const held = await database.db.selectFrom("outbox_messages").select("id").where("status", "=", "sending").execute();
     assert.ok(held.length > 0, "A died holding claimed messages");
-    f.clock.advance(5 * MINUTE + 1);
+    f.clock.advance(15 * MINUTE + 1);
     const transport = await createSMTPTransport({ smtp: { host: "127.0.0.1", port: server.port, secure: false, requireTLS: false }, from: FROM });
     t.after(() => transport.close());
     await sender(f, transport).drain();

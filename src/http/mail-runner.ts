@@ -7,7 +7,11 @@ import { createSMTPTransport, isLoopbackHost, OutboxSender, tlsRequired, type Ma
 export interface MailRunner {
   /** False when mail is not configured (nothing runs). */
   readonly running: boolean;
-  /** Starts no new delivery, hands unstarted ones back, cuts those in flight past STOP_GRACE_MS, closes the SMTP pool. Safe to call twice. */
+  /**
+   * Starts no new delivery or claim, hands unstarted ones back, cuts those in flight past STOP_GRACE_MS (handed back,
+   * their attempt not counted), closes the SMTP pool. Ends about STOP_GRACE_MS after the call, plus the writes that
+   * hand the cut deliveries back, whatever the deadline of a delivery in flight. Safe to call twice.
+   */
   stop(): Promise<void>;
 }
 
@@ -19,7 +23,7 @@ export interface MailRunner {
 export const STOP_GRACE_MS = 3_000;
 
 export interface MailRunnerOptions {
-  /** Wait between polls of an empty queue, in ms (default 2000). */
+  /** Wait between polls of an empty queue, in ms (default 2000); also while a slow delivery holds a slot. */
   idleMs?: number;
 }
 
@@ -53,46 +57,29 @@ export async function startMailRunner(app: App, options: MailRunnerOptions = {})
     { outbox: app.accounts.outbox, transport, clock: app.clock, random: app.random, logger: app.logger },
     { name: `${hostname()}/${process.pid}`, concurrency: mail.smtp.maxConnections ?? 5 },
   );
-  const idleMs = options.idleMs ?? 2000;
-  let stopping = false;
-  // Stopping: no new delivery starts and the batch's unstarted messages are handed back at once; past the grace,
-  // deliveries still in flight are cut (a relay that answers slowly must not hold a shutdown past its supervisor's kill).
+  // Stopping: no new delivery starts and the batches' unstarted messages are handed back at once; past the grace,
+  // deliveries still in flight are cut (a relay that answers slowly must not hold a shutdown past its supervisor's kill:
+  // a delivery may wait 11 minutes for its relay's final reply, RFC 5321 §4.5.3.2.6). Cut deliveries are handed back
+  // due at once, their attempt not counted, for this or another node to send again (under the same Message-ID).
   const stop = new AbortController();
   const cut = new AbortController();
-  let timer: NodeJS.Timeout | null = null;
-  let wake: (() => void) | null = null;
-  const loop = (async () => {
-    while (!stopping) {
-      let claimed = 0;
-      try {
-        const report = await sender.runOnce({ stop: stop.signal, cut: cut.signal });
-        claimed = report.claimed;
-        logReport(app, report);
-      } catch (error) {
-        // A database hiccup must not kill the loop; the next poll tries again.
-        app.logger.error({ err: error }, "outbox sender run failed");
-      }
-      if (stopping) break;
-      if (claimed === 0) {
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          timer = setTimeout(resolve, idleMs);
-        });
-        timer = null;
-        wake = null;
-      }
-    }
-  })();
+  // sender.run claims the next batch as soon as a delivery slot is free, not once the slowest delivery of the last
+  // batch has ended: a relay taking its 10 minutes over one message holds that slot, not a reset link queued meanwhile.
+  const loop = sender.run({
+    stop: stop.signal,
+    cut: cut.signal,
+    ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
+    onReport: (report) => logReport(app, report),
+    // A database hiccup must not kill the loop; the next poll tries again.
+    onError: (error) => app.logger.error({ err: error }, "outbox sender run failed"),
+  });
   app.logger.info({ smtpHost: mail.smtp.host, smtpPort: mail.smtp.port }, "outbox sender started");
   let stopped: Promise<void> | null = null;
   return {
     running: true,
     stop() {
       stopped ??= (async () => {
-        stopping = true;
         stop.abort();
-        if (timer) clearTimeout(timer);
-        (wake as (() => void) | null)?.();
         const grace = setTimeout(() => cut.abort(new Error("the server is stopping")), STOP_GRACE_MS);
         await loop;
         clearTimeout(grace);

@@ -168,6 +168,37 @@ forEachDialect("outbox sender", (fx) => {
     assert.equal(order.indexOf(lateNotice), 20, `the late notice was delivery #${order.indexOf(lateNotice)}`);
   });
 
+  it("warns at once when the connection to the relay fails before it answers: TLS failures, handshakes cut off and an unreachable relay each say so; a slow relay and a reply do not warn (ASVS 16.3.4)", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    // The errors transport.ts classifyFailure writes for what nodemailer reports (`<code> <command> [<reply code>] <text>`).
+    const cases: Array<[string, RegExp | null]> = [
+      ["ESOCKET CONN Client network socket disconnected before secure TLS connection was established", /^TLS to the mail relay failed/],
+      ["ETIMEDOUT CONN TLS handshake timed out", /^TLS to the mail relay failed/],
+      ["ETLS STARTTLS Error initiating TLS - unable to verify the first certificate", /^TLS to the mail relay failed/],
+      // A reset answering the ClientHello reads like any reset: warned about, naming TLS as a possible cause.
+      ["ESOCKET CONN read ECONNRESET", /^the connection to the mail relay was cut .*TLS/],
+      ["ECONNECTION CONN Connection closed unexpectedly", /^the connection to the mail relay was cut/],
+      // A relay that is down is not an interception: told apart, still warned about.
+      ["ESOCKET CONN connect ECONNREFUSED 127.0.0.1:587", /^the mail relay could not be reached/],
+      ["ETIMEDOUT CONN Connection timeout", /^the mail relay could not be reached/],
+      ["EDNS CONN getaddrinfo ENOTFOUND smtp.example.org", /^the mail relay could not be reached/],
+      // A relay silent for socketTimeout once the session was up, a relay's own reply: retried, not warned about.
+      ["ETIMEDOUT CONN Timeout", null],
+      ["ECONNECTION CONN 421 421 4.3.2 Service shutting down", null],
+      ["EENVELOPE RCPT TO 451 451 4.3.0 try again later", null],
+    ];
+    for (const [i, [error, warning]] of cases.entries()) {
+      await f.outbox.enqueue(message(i));
+      const transport: MailTransport = { send: async (): Promise<DeliveryOutcome> => ({ ok: false, permanent: false, error }), close: async () => {} };
+      const logger = recordingLogger();
+      const report = await new OutboxSender({ outbox: f.outbox, transport, clock: f.clock, random: systemRandom, logger }, { name: "node-a" }).runOnce();
+      assert.equal(report.retried, 1, error);
+      if (warning === null) assert.deepEqual(logger.lines, [], error);
+      else assert.ok(logger.lines.length === 1 && warning.test(logger.lines[0]!.msg), `${error}: ${JSON.stringify(logger.lines)}`);
+    }
+  });
+
   it("refuses a batchSize, concurrency, lease, deadline or retry policy that cannot work, naming the option and the value", async (t) => {
     const f = await notifyFixture(await fx.fresh());
     t.after(() => f.close());

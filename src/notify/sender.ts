@@ -7,7 +7,7 @@ import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from "./backoff.ts";
 import { notifyErrors } from "./errors.ts";
 import { AGED_AFTER_MS, type Outbox, type OutboxMessage, type SetAsideMessage } from "./outbox.ts";
 import type { DeliveryOutcome, MailTransport } from "./transport.ts";
-import { LOCAL_CHARS } from "./validate.ts";
+import { connectionWarning, recipientDomain, withoutMailboxes, withoutSecretsOf } from "./delivery-errors.ts";
 
 export interface SenderOptions {
   /** Names this sender in claims (host/process), for operators reading the table. */
@@ -21,14 +21,19 @@ export interface SenderOptions {
   /** Deliveries in flight at once (match the SMTP pool's maxConnections): an integer from 1 to 100; default 5. */
   concurrency?: number;
   /**
-   * How long a claim lasts, in ms (default 5 minutes). It is renewed between deliveries, and each delivery
+   * How long a claim lasts, in ms (default 15 minutes). It is renewed between deliveries, and each delivery
    * has a deadline a quarter of the lease before the lease ends: the transport aborts the SMTP transaction
    * there, so a sender never completes a delivery on a claim another sender may have taken over (a
    * tarpitting server cannot stretch one delivery past the lease). Clocks of the nodes sharing a queue must
-   * agree to well within that quarter. At most a day.
+   * agree to well within that quarter. A lease whose three quarters hold the whole deliveryTimeoutMs (the
+   * defaults: 11¼ minutes for 11) is renewed before a delivery would start with less than its deadline, so
+   * every delivery gets all of it; a shorter one is renewed at half-life. At most a day.
    */
   leaseMs?: number;
-  /** The longest one delivery may take (connect, TLS, every reply, the data), in ms; default 2 minutes, at most a day. */
+  /**
+   * The longest one delivery may take (connect, TLS, every reply, the data), in ms; default 11 minutes: the 10
+   * RFC 5321 §4.5.3.2.6 gives a relay to answer the end of the data, and one for the rest. At most a day.
+   */
   deliveryTimeoutMs?: number;
   /** Default DEFAULT_RETRY. maxAttempts 1 to 1000; delays whole ms, base ≤ max ≤ 7 days. */
   retry?: RetryPolicy;
@@ -57,75 +62,28 @@ export interface RunReport {
   lostClaims: number;
 }
 
-const DEFAULT_LEASE = 5 * 60_000;
-const DEFAULT_DELIVERY_TIMEOUT = 2 * 60_000;
+// RFC 5321 §4.5.3.2.6: a client waits 10 minutes for the reply to the end of the data, since the relay may be
+// scanning or handing the message on before it queues it, and a client that gives up sooner makes the relay deliver
+// one more copy per retry (it had accepted the first). With 2 minutes, a relay answering in 61 s got every attempt of
+// a notice or reset link, up to DEFAULT_RETRY's 31, and the row ended dead though it was delivered. The deadline is
+// those 10 minutes and one for connecting, TLS, the commands and the data (the transport's socketTimeout lets any one
+// silence last the 10 minutes). The lease holds it with its quarter of margin: 15 × ¾ = 11¼ minutes, so renewing it 15
+// s after a renewal keeps every delivery's whole deadline (ensureLease); a crashed sender's mail waits 15 minutes.
+const DEFAULT_DELIVERY_TIMEOUT = 11 * 60_000;
+const DEFAULT_LEASE = 15 * 60_000;
 
-/** `ana@example.org` → `example.org`: logs say where mail went wrong, not to whom. */
-function recipientDomain(address: string): string {
-  return address.slice(address.lastIndexOf("@") + 1).toLowerCase();
-}
-
-// Anything shaped like local@domain, the local part drawn from every character the address check allows
-// (an apostrophe included: o'hara@…), so no part of a mailbox survives.
-const MAILBOX = new RegExp(`[${LOCAL_CHARS}]+@([A-Za-z0-9.-]+)`, "g");
-
-/**
- * A server's reply often quotes the recipient ("550 5.1.1 <ana@example.org>: unknown user"): keep the domain.
- * The message's own recipient goes first, verbatim and in any case, so even an address written into the row
- * behind enqueue's checks is hidden; then every other address-shaped text.
- */
-function withoutMailboxes(text: string, recipient: string): string {
-  // Link tokens too: every log line passes here, whatever the text's origin.
-  text = withoutLinkTokens(text);
-  // An empty recipient (only a row written behind enqueue's back has one) would match between every character.
-  const own = recipient === "" ? text : text.replace(new RegExp(recipient.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"), "gi"), `…@${recipientDomain(recipient)}`);
-  return own.replace(MAILBOX, "…@$1");
-}
-
-// A single-use link's token (src/crypto/link-token.ts: `<prefix>_<26 base32>.<43 base64url>`), and whatever follows
-// `token=` in a link (the fragment `#token=…` our mails carry, a query, either percent-encoded). A content filter that
-// refuses a message often quotes the URL it refused ("554 5.7.1 URL https://…/auth/reset#token=… is listed"), and that
-// token is live: whoever reads the log line or `bulwark outbox status` could reset the account's password with it
-// (ASVS 16.2.5). Matched loosely (any prefix, either case) so a relay's rewriting of the link does not slip through;
-// a token cut short at the end of the text (the transport keeps 500 characters) goes too, its secret half a secret still.
-const LINK_TOKEN = /[A-Za-z0-9]+_[A-Za-z2-7]{26}\.(?:[A-Za-z0-9_-]{43,}|[A-Za-z0-9_-]*$)/g;
-const TOKEN_PARAMETER = /((?:#|%23|[?&;])token(?:=|%3D))[^\s"'<>&#]+/gi;
-
-/** A relay's answer with every link token replaced by "…", the rest left readable. */
-function withoutLinkTokens(text: string): string {
-  return text.replace(LINK_TOKEN, "…").replace(TOKEN_PARAMETER, "$1…");
-}
-
-/** The shortest run of a link's secret taken out of a relay's answer: what is left of the secret is ≤ 7 characters a piece. */
-const SECRET_RUN = 8;
-
-/**
- * A relay's answer about `message` with every run of SECRET_RUN characters of the message's own link secrets taken
- * out, then withoutLinkTokens. A filter on the undecoded body quotes it as sent: quoted-printable breaks a link every
- * 76 characters with "=" and a line end, so the secret arrives in pieces no pattern of a token's shape matches, and the
- * row's idempotency key names the link's id (the other half). The sender knows what it sent, so it looks for that.
- */
-function withoutSecretsOf(error: string, message: Pick<OutboxMessage, "text" | "html">): string {
-  const runs = new Set<string>();
-  for (const body of [message.text, message.html ?? ""]) {
-    for (const token of body.match(LINK_TOKEN) ?? []) {
-      const secret = token.slice(token.indexOf(".") + 1);
-      for (let i = 0; i + SECRET_RUN <= secret.length; i++) runs.add(secret.slice(i, i + SECRET_RUN));
-    }
-  }
-  if (runs.size > 0) {
-    const cut = new Uint8Array(error.length);
-    for (let i = 0; i + SECRET_RUN <= error.length; i++) {
-      if (runs.has(error.slice(i, i + SECRET_RUN))) cut.fill(1, i, i + SECRET_RUN);
-    }
-    let kept = "";
-    for (let i = 0; i < error.length; i++) {
-      if (cut[i] === 0) kept += error[i];
-      else if (i === 0 || cut[i - 1] === 0) kept += "…";
-    }
-    error = kept;
-  }
-  return withoutLinkTokens(error);
+/** Resolves after `ms`, or at once when `signal` is aborted; leaves no timer or listener behind. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 // Bounds on the sender's options, each with its reason. Batches: the ids of a batch are bind parameters of one
@@ -155,17 +113,10 @@ function checkRetry(retry: RetryPolicy): RetryPolicy {
   return { maxAttempts, baseDelayMs, maxDelayMs };
 }
 
-/**
- * A delivery failure that says TLS to the relay could not be set up: a certificate that does not verify (wrong
- * name, unknown issuer, self-signed), or no STARTTLS where it is required. An interception on the path to the
- * relay looks exactly like this, so it is logged at once rather than only retried until the message goes dead.
- */
-const TLS_FAILURE = /certificate|altnames|self[- ]signed|unable to verify|ERR_TLS|ETLS|CERT_|SSL routines|wrong version number|STARTTLS/i;
-
 const DEAD_LOG = "outbox message is dead and will not be retried; `bulwark outbox status` lists it, `bulwark outbox requeue-dead` sends it again";
 
 export class OutboxSender {
-  /** Runs whose TLS failure was logged already: once per run, however many messages it touches. */
+  /** Runs whose TLS or connection failure was logged already: once per run, however many messages it touches. */
   readonly #tlsWarned = new WeakSet<RunReport>();
   readonly #deps: SenderDeps;
   readonly #name: string;
@@ -173,7 +124,19 @@ export class OutboxSender {
   readonly #concurrency: number;
   readonly #leaseMs: number;
   readonly #deliveryTimeoutMs: number;
+  /** Deliveries end this long before their lease does: room to record the outcome, and for clock skew. */
+  readonly #margin: number;
+  /** A batch's lease is renewed between deliveries once less than this is left of it (ensureLease in runOnce). */
+  readonly #renewBelow: number;
   readonly #retry: RetryPolicy;
+  /**
+   * Deliveries in flight (or about to start) over every run of this sender. `run` lets runs overlap (the next batch is
+   * claimed while a delivery of the last one still waits for its relay's reply), so the concurrency bound is kept here,
+   * for the sender, rather than per run.
+   */
+  #busy = 0;
+  /** Woken whenever a delivery slot is given back. */
+  readonly #slotWaiters = new Set<() => void>();
 
   constructor(deps: SenderDeps, options: SenderOptions) {
     this.#deps = deps;
@@ -185,6 +148,95 @@ export class OutboxSender {
     this.#leaseMs = boundedInteger("leaseMs", options.leaseMs ?? DEFAULT_LEASE, 1, MAX_LEASE_MS);
     this.#deliveryTimeoutMs = boundedInteger("deliveryTimeoutMs", options.deliveryTimeoutMs ?? DEFAULT_DELIVERY_TIMEOUT, 1, MAX_LEASE_MS);
     this.#retry = checkRetry(options.retry ?? DEFAULT_RETRY);
+    this.#margin = Math.ceil(this.#leaseMs / 4);
+    // At half-life; and sooner, before a delivery would start with less than its whole deadline left before the margin
+    // (a reset link's delivery started late in a lease was cut at what was left of it, under the RFC's 10 minutes), when
+    // a fresh lease holds the deadline at all. When it does not, renewing before every delivery would buy seconds with a
+    // write each, and half-life it stays.
+    this.#renewBelow = this.#leaseMs - this.#margin > this.#deliveryTimeoutMs
+      ? Math.max(this.#leaseMs / 2, this.#margin + this.#deliveryTimeoutMs)
+      : this.#leaseMs / 2;
+  }
+
+  /** Takes a delivery slot of this sender, waiting for one while all are taken; false (nothing taken) once `stop` is aborted. */
+  async #takeSlot(stop?: AbortSignal): Promise<boolean> {
+    for (;;) {
+      if (stop?.aborted) return false;
+      // Checked and taken with no await between: two waiters woken together cannot both take the last slot.
+      if (this.#busy < this.#concurrency) {
+        this.#busy++;
+        return true;
+      }
+      await this.#slotGivenBack(stop);
+    }
+  }
+
+  #giveSlot(): void {
+    this.#busy--;
+    for (const wake of [...this.#slotWaiters]) wake();
+  }
+
+  /** Resolves when a slot is given back or `stop` is aborted, whichever comes first. */
+  #slotGivenBack(stop?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        this.#slotWaiters.delete(wake);
+        stop?.removeEventListener("abort", wake);
+        resolve();
+      };
+      this.#slotWaiters.add(wake);
+      stop?.addEventListener("abort", wake, { once: true });
+    });
+  }
+
+  /**
+   * Delivers due mail until `stop` is aborted: `bulwark serve`'s loop (src/http/mail-runner.ts). Each batch is a
+   * runOnce. A batch with nothing left to start no longer holds the next claim back until its slowest delivery ends:
+   * as soon as a delivery slot is free, the next batch is claimed and its mail goes out in the free slots, while the
+   * slow delivery keeps waiting for its relay (up to its 11-minute deadline, RFC 5321 §4.5.3.2.6). A reset link queued
+   * meanwhile waits for a free slot, not for that relay. Deliveries in flight over all batches stay within
+   * `concurrency`, each batch keeps its own claim and lease, and an empty queue is polled every `idleMs` (default
+   * 2000). `stop` starts no further delivery or claim and hands back every batch's unstarted mail; `cut` aborts the
+   * deliveries in flight, handed back with their attempt taken back (see runOnce). Resolves once `stop` is aborted and
+   * every batch has ended, so a caller that cuts after a grace waits about that grace and the writes recording the
+   * cut deliveries. `onReport` hears each batch's report when it ends, `onError` each batch that failed (a database
+   * error; the loop goes on).
+   *
+   * @example
+   * const stop = new AbortController();
+   * const done = sender.run({ stop: stop.signal, onReport: (r) => log(r) });
+   * // … on shutdown:
+   * stop.abort();
+   * await done;
+   */
+  async run(options: { stop: AbortSignal; cut?: AbortSignal; idleMs?: number; onReport?: (report: RunReport) => void; onError?: (error: unknown) => void }): Promise<void> {
+    const { stop, cut } = options;
+    const idleMs = options.idleMs ?? 2000;
+    const batches = new Set<Promise<void>>();
+    while (!stop.aborted) {
+      let claimed = 0;
+      let allStarted!: () => void;
+      const startedAll = new Promise<void>((resolve) => (allStarted = resolve));
+      const batch: Promise<void> = this.runOnce({ stop, ...(cut ? { cut } : {}), onAllStarted: (report) => {
+        claimed = report.claimed;
+        allStarted();
+      } })
+        .then((report) => options.onReport?.(report), (error: unknown) => options.onError?.(error))
+        .finally(() => {
+          batches.delete(batch);
+          allStarted();
+        });
+      batches.add(batch);
+      await startedAll;
+      if (claimed === 0) {
+        // Nothing was due (or the claim failed): poll again later. A batch still delivering goes on meanwhile.
+        await pause(idleMs, stop);
+        continue;
+      }
+      // Something was claimed, so more may be due: claim again as soon as a delivery slot is free.
+      while (this.#busy >= this.#concurrency && !stop.aborted) await this.#slotGivenBack(stop);
+    }
+    await Promise.all(batches);
   }
 
   /**
@@ -192,15 +244,33 @@ export class OutboxSender {
    * is aborted no further delivery starts, and the messages of the batch not yet started are handed back (due at once
    * for any sender, no attempt counted) instead of waiting out their lease; once `cut` is aborted, deliveries in flight
    * are aborted too and handed back the same way, their attempt taken back (the cut is the server's doing).
+   * `onAllStarted` is called once, with the report so far, when nothing of the batch is left to start (deliveries may
+   * still be in flight; at the latest when runOnce returns): `run` claims the next batch then. Deliveries take slots of
+   * the sender, shared with any other batch it is delivering, `concurrency` in all.
    *
    * @example
    * const report = await sender.runOnce();
    */
-  async runOnce(options: { stop?: AbortSignal; cut?: AbortSignal } = {}): Promise<RunReport> {
+  async runOnce(options: { stop?: AbortSignal; cut?: AbortSignal; onAllStarted?: (report: RunReport) => void } = {}): Promise<RunReport> {
+    const report: RunReport = { claimed: 0, sent: 0, retried: 0, dead: 0, released: 0, lostClaims: 0 };
+    let toldAllStarted = false;
+    const allStarted = (): void => {
+      if (toldAllStarted) return;
+      toldAllStarted = true;
+      options.onAllStarted?.(report);
+    };
+    try {
+      return await this.#batch(report, allStarted, options);
+    } finally {
+      allStarted();
+    }
+  }
+
+  /** runOnce's batch: claims, delivers within the sender's slots, calls `allStarted` once nothing is left to start. */
+  async #batch(report: RunReport, allStarted: () => void, options: { stop?: AbortSignal; cut?: AbortSignal }): Promise<RunReport> {
     const { outbox, clock } = this.#deps;
     // A fresh claim token per batch, so even this sender's own stale claims are told apart from its new ones.
     const claimer = `${this.#name}/${newId("clm", this.#deps.random)}`;
-    const report: RunReport = { claimed: 0, sent: 0, retried: 0, dead: 0, released: 0, lostClaims: 0 };
     // Read before the claim: every held message's lease in the table ends at leaseEnds or later.
     let leaseFrom = clock.now();
     // What the claim itself settled (a sealed body that did not open) is counted and logged like any outcome.
@@ -220,13 +290,14 @@ export class OutboxSender {
         "a sealed link mail could not be opened for now (the key table could not be read?); it waits for a retry",
       );
     };
+    // A stop that came before the claim claims nothing (run may start a batch just as the server stops).
+    if (options.stop?.aborted) return report;
     const batch = await outbox.claim({ claimer, limit: this.#batchSize, leaseMs: this.#leaseMs, onSetAside });
     report.claimed = batch.length;
     if (batch.length === 0) return report;
 
     let leaseEnds = leaseFrom + this.#leaseMs;
-    // Deliveries end this long before the lease does: room to record the outcome, and for clock skew.
-    const margin = Math.ceil(this.#leaseMs / 4);
+    const margin = this.#margin;
     let held = new Set(batch.map((m) => m.id));
     // Kept in claim order: priority first. Urgent messages claimed mid-batch go to the front.
     const pending = [...batch];
@@ -239,12 +310,12 @@ export class OutboxSender {
       return run;
     };
 
-    // Renew at half-life for the messages in flight or not yet started; a message whose claim was lost is dropped,
+    // Renew (see #renewBelow) for the messages in flight or not yet started; a message whose claim was lost is dropped,
     // never delivered: someone else owns it now.
     const ensureLease = async (): Promise<void> => {
-      if (clock.now() < leaseEnds - this.#leaseMs / 2) return;
+      if (leaseEnds - clock.now() > this.#renewBelow) return;
       await exclusive(async () => {
-        if (clock.now() < leaseEnds - this.#leaseMs / 2) return; // another worker just renewed
+        if (leaseEnds - clock.now() > this.#renewBelow) return; // another worker just renewed
         const ids = [...inFlight, ...pending.map((m) => m.id)];
         leaseFrom = clock.now();
         held = await outbox.renew({ claimer, ids, leaseMs: this.#leaseMs });
@@ -266,52 +337,73 @@ export class OutboxSender {
 
     // Between deliveries: is anything more urgent than the next message of this batch due (a reset link
     // queued while a campaign batch is going out)? A read first; a claim only when there is something.
+    // While one worker claims urgent mail, another that finds nothing pending must not say all is started: the claim
+    // may put mail in front any moment.
+    let claimingUrgent = false;
     const claimUrgent = async (): Promise<void> => {
       const head = pending[0];
       if (!head || head.priority <= 0 || passedLongEnough(head)) return;
       await exclusive(async () => {
         const next = pending[0];
-        if (!next || next.priority <= 0 || passedLongEnough(next) || !(await outbox.hasDueBelow(next.priority))) return;
-        // Claimed after leaseFrom, so their leases end after leaseEnds too.
-        const urgent = await outbox.claim({ claimer, limit: this.#concurrency, leaseMs: this.#leaseMs, belowPriority: next.priority, onSetAside });
-        report.claimed += urgent.length;
-        if (urgent.length > 0 && !passedSince.has(next.id)) passedSince.set(next.id, clock.now());
-        for (const m of urgent) held.add(m.id);
-        // Each is more urgent than everything pending (the head had the lowest priority number).
-        pending.unshift(...urgent);
+        if (!next || next.priority <= 0 || passedLongEnough(next)) return;
+        claimingUrgent = true;
+        try {
+          if (!(await outbox.hasDueBelow(next.priority))) return;
+          // Claimed after leaseFrom, so their leases end after leaseEnds too.
+          const urgent = await outbox.claim({ claimer, limit: this.#concurrency, leaseMs: this.#leaseMs, belowPriority: next.priority, onSetAside });
+          report.claimed += urgent.length;
+          if (urgent.length > 0 && !passedSince.has(next.id)) passedSince.set(next.id, clock.now());
+          for (const m of urgent) held.add(m.id);
+          // Each is more urgent than everything pending (the head had the lowest priority number).
+          pending.unshift(...urgent);
+        } finally {
+          claimingUrgent = false;
+        }
       });
     };
 
     const worker = async (): Promise<void> => {
       for (;;) {
-        if (options.stop?.aborted) return;
-        await ensureLease();
-        await claimUrgent();
-        // Checked again after those reads: a stop that came while they waited starts no delivery either.
-        if (options.stop?.aborted) return;
-        const message = pending.shift();
-        if (!message) return;
-        const budget = Math.min(this.#deliveryTimeoutMs, leaseEnds - margin - clock.now());
-        if (!held.has(message.id) || budget <= 0) {
-          report.released++;
-          continue;
-        }
-        inFlight.add(message.id);
+        // A slot of the sender first (another batch's deliveries may hold some: see run), so neither a renewal nor a
+        // budget is read long before the delivery they are for starts.
+        if (!(await this.#takeSlot(options.stop))) return;
         try {
-          await this.#deliver(message, claimer, report, budget, options.cut);
+          await ensureLease();
+          await claimUrgent();
+          // Checked again after those reads: a stop that came while they waited starts no delivery either.
+          if (options.stop?.aborted) return;
+          const message = pending.shift();
+          // The batch's last message is starting (or none was left): run may claim the next batch for the free slots.
+          if (pending.length === 0 && !claimingUrgent) allStarted();
+          if (!message) return;
+          const budget = Math.min(this.#deliveryTimeoutMs, leaseEnds - margin - clock.now());
+          if (!held.has(message.id) || budget <= 0) {
+            report.released++;
+            continue;
+          }
+          inFlight.add(message.id);
+          try {
+            await this.#deliver(message, claimer, report, budget, options.cut);
+          } finally {
+            inFlight.delete(message.id);
+          }
         } finally {
-          inFlight.delete(message.id);
+          this.#giveSlot();
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.#concurrency, batch.length) }, worker));
+    // Every worker settled before the batch ends, a failed one (a database error) included: none goes on delivering
+    // after runOnce has returned (run's stop waits for its batches, and the SMTP pool closes after that).
+    const workers = await Promise.allSettled(Array.from({ length: Math.min(this.#concurrency, batch.length) }, worker));
     if (pending.length > 0) report.released += await outbox.release({ claimer, ids: pending.map((m) => m.id) });
+    const failed = workers.find((w): w is PromiseRejectedResult => w.status === "rejected");
+    if (failed) throw failed.reason;
     return report;
   }
 
   /**
-   * Runs batches until nothing is due (or `maxBatches` ran). For tests, one-shot CLI runs and drills;
-   * a server calls runOnce on a timer instead.
+   * Runs batches one after the other until nothing is due (or `maxBatches` ran). For tests, one-shot CLI runs and
+   * drills; a server calls `run` instead.
    */
   async drain(options: { maxBatches?: number } = {}): Promise<RunReport> {
     const total: RunReport = { claimed: 0, sent: 0, retried: 0, dead: 0, released: 0, lostClaims: 0 };
@@ -388,11 +480,12 @@ export class OutboxSender {
       const nextAttemptAt = clock.now() + retryDelay(message.attempts, this.#retry, random);
       recorded = await outbox.markRetry({ id: message.id, claimer, error: outcome.error, nextAttemptAt });
       if (recorded) report.retried++;
-      if (TLS_FAILURE.test(outcome.error) && !this.#tlsWarned.has(report)) {
+      const warning = connectionWarning(outcome.error);
+      if (warning !== null && !this.#tlsWarned.has(report)) {
         this.#tlsWarned.add(report);
         logger?.warn(
           { messageId: message.id, kind: message.kind, recipientDomain: recipientDomain(message.to), lastError: withoutMailboxes(outcome.error, message.to).slice(0, 500) },
-          "TLS to the mail relay failed (its certificate does not verify, or it offers no TLS): messages wait for a retry; check the relay's host name and certificate in BULWARK_SMTP_URL, and whether something sits between this server and the relay",
+          warning,
         );
       }
     }

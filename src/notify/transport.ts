@@ -112,7 +112,11 @@ export function transportOptions(config: MailConfig): Record<string, unknown> & 
     maxConnections: smtp.maxConnections ?? 5,
     connectionTimeout: 30_000,
     greetingTimeout: 30_000,
-    socketTimeout: smtp.socketTimeoutMs ?? 60_000,
+    // RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the end of the data (a relay may scan or hand the message on
+    // before it answers). Giving up sooner on a relay that has the message makes it deliver one copy per retry; with
+    // 60 s, a 250 after 61 s meant every attempt's copy and a row recorded dead. The sender's deadline (11 minutes,
+    // sender.ts) bounds the whole delivery, so a relay slow at every step cannot stretch it past the lease.
+    socketTimeout: smtp.socketTimeoutMs ?? 600_000,
     ...(config.dkim ? { dkim: { domainName: config.dkim.domainName, keySelector: config.dkim.keySelector, privateKey: config.dkim.privateKey } } : {}),
   };
 }
