@@ -79,6 +79,21 @@ describe("POST /auth/password/change", () => {
     assert.deepEqual((await eventsOf("auth.password.change-throttled", user.id)).map((e) => e["reason"]), ["account"]);
   });
 
+  it("attack: an outsider's 100 failures at the address do not keep the owner's known browser from changing the password; the same session in a browser the account does not know stays stopped (NIST SP 800-63B §5.2.2, ASVS 6.3.1)", async () => {
+    const ana = await fx.user("change-stopped@example.org");
+    const known = fx.browser({ newDevice: true });
+    assert.equal((await known.login(ana.email, ana.password)).statusCode, 200);
+    const copy = fx.browser({ newDevice: true });
+    copy.cookie = known.cookie;
+    for (let i = 0; i < 100; i++) await fx.app.accounts.flood.registerFailure({ identifier: ana.email, ip: `198.18.80.${i}` });
+    const body = { currentPassword: ana.password, newPassword: "quiet orchard lanterns hum" };
+    const stopped = await copy.request("POST", "/auth/password/change", { csrf: true, body });
+    assert.equal(stopped.statusCode, 429);
+    assert.equal(stopped.headers["retry-after"], undefined);
+    const changed = await known.request("POST", "/auth/password/change", { csrf: true, body });
+    assert.equal(changed.statusCode, 200, changed.body);
+  });
+
   it("attack: a password invalidated by containment is not accepted as the current password, so the owner's reset link stays the way back", async () => {
     const ana = await fx.user("invalidated-change@example.org");
     const thief = fx.browser();

@@ -257,6 +257,30 @@ describe("re-authentication before sensitive changes", () => {
     fx.clock.advance(30_000);
   });
 
+  it("attack: an outsider's 100 failures at the address stop no re-authentication of a browser the account knows, nor of a full-assurance session (a window of its own each); a password-only session in a browser the account does not know stays stopped (NIST SP 800-63B §5.2.2, ASVS 6.3.1, 7.5.3)", async () => {
+    const owner = await ownerWithFactors("reauth-stopped@example.org");
+    const plain = await fx.user("reauth-stopped-plain@example.org");
+    const known = fx.browser({ newDevice: true });
+    assert.equal((await known.login(plain.email, plain.password)).statusCode, 200);
+    // Copies of the sessions' cookies in browsers without the known-device cookie: the session is live, the browser new.
+    const fullSession = fx.browser({ newDevice: true });
+    fullSession.cookie = owner.laptop.cookie;
+    const passwordSession = fx.browser({ newDevice: true });
+    passwordSession.cookie = known.cookie;
+    fx.clock.advance(11 * MINUTE);
+    for (const email of ["reauth-stopped@example.org", plain.email]) {
+      for (let i = 0; i < 100; i++) await fx.app.accounts.flood.registerFailure({ identifier: email, ip: `198.18.70.${i}` });
+    }
+    const stopped = await passwordSession.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: plain.password } });
+    assert.equal(stopped.statusCode, 429, "a password-only session in a new browser is what a stuffed password makes: still stopped");
+    assert.equal(stopped.headers["retry-after"], undefined);
+    const fromKnown = await known.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: plain.password } });
+    assert.equal(fromKnown.statusCode, 200, fromKnown.body);
+    const full = await fullSession.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: owner.password, totp: totpCode(owner.secret, fx.clock.now()) } });
+    assert.equal(full.statusCode, 200, full.body);
+    assert.equal(full.json().aal, 2);
+  });
+
   it("the window is configured by BULWARK_REAUTH_MINUTES, with a clear error for a bad value", () => {
     assert.equal(loadHTTPAuthConfig({}, 8080).reauthWindowMs, 10 * MINUTE);
     assert.equal(loadHTTPAuthConfig({ BULWARK_REAUTH_MINUTES: "3" }, 8080).reauthWindowMs, 3 * MINUTE);

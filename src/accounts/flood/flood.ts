@@ -7,6 +7,10 @@
 // An IPv6 client is counted per /64 (ip-bucket.ts), and its site, the /48, has a window of its own (FloodPolicy.siteLimit).
 // Keys are HMAC-SHA256 of the identifier/IP under a server key (Keyring.floodKey): no raw emails or addresses, and
 // nothing a word list reverses from a copy of the tables (a password typed into the login name field).
+// An attempt from where the owner signed in before (a browser holding a valid known-device cookie, a live aal-2
+// session: Attempt.known) is held by a small window of its own instead of the account-wide stop (and window, when
+// counted per account only), so failures sent from elsewhere cannot lock the owner out (NIST SP 800-63B §5.2.2; OWASP's
+// device cookies).
 import { hashSecret } from "../../crypto/tokens.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { CompiledQuery, type Kysely } from "kysely";
@@ -32,6 +36,19 @@ export interface FloodPolicy {
    * worth, SITE_CLIENTS × ipLimit (optional so that policies written before it, the second factor's, keep theirs).
    */
   siteLimit?: number;
+  /**
+   * Failed attempts per `accountWindowMs` of one known browser or session (Attempt.known), refused past it with reason
+   * "known" (429 with Retry-After). Such an attempt is not held by the account's 100-failure stop (nor a per-account-only
+   * window), which anyone naming the account fills; this window only the browser itself fills. Absent: KNOWN_LIMIT.
+   */
+  knownLimit?: number;
+  /**
+   * Consecutive failures after which a known attempt is stopped too (reason "consecutive"). An attempt refused by the
+   * stop counts nothing, so an outsider's failures end at `maxConsecutive`: only known browsers and sessions (the
+   * owner's typos, or a thief holding one of their cookies) take the streak past it. A stolen cookie so gets a bounded
+   * number of guesses however long it waits. Absent: twice `maxConsecutive`.
+   */
+  knownMaxConsecutive?: number;
 }
 
 /**
@@ -40,6 +57,13 @@ export interface FloodPolicy {
  * instead of 65,536 × 50 = 3.3 million.
  */
 export const SITE_CLIENTS = 10;
+
+/**
+ * The default window of one known browser or session (FloodPolicy.knownLimit): twice an account+IP window's five, since
+ * it is the owner's only window once the account is stopped (a mistyped password on a new keyboard layout, a caps-lock
+ * run), and still ten guesses per six hours for a thief holding a copy of the cookie.
+ */
+export const KNOWN_LIMIT = 10;
 
 export const DRUPAL_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
   ipLimit: 50,
@@ -56,7 +80,14 @@ export const DRUPAL_FLOOD_POLICY: Readonly<FloodPolicy> = Object.freeze({
  * when a window ("ip", "account") lifts; the "consecutive" stop lifts with no wait (only a success, clearStreak), so
  * its value — the account window, kept for callers that need a number — is no promise and not for a Retry-After.
  */
-export type FloodVerdict = { allowed: true; accountClean: boolean } | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
+export type FloodVerdict = { allowed: true; accountClean: boolean } | { allowed: false; reason: FloodReason; retryAfterMs: number };
+
+/**
+ * Why an attempt was refused: a client's window ("ip", its IPv6 site's included), the account's ("account"), the
+ * account's consecutive stop ("consecutive", no wait lifts it), or a known browser's or session's own window ("known",
+ * FloodPolicy.knownLimit: it lifts after `retryAfterMs` like any window).
+ */
+export type FloodReason = "ip" | "account" | "consecutive" | "known";
 
 /** The verdict as #judge works it out: an allowed attempt also says whether it is blind (see FloodBegin). */
 type Judged = { allowed: true; accountClean: boolean; blind: boolean; streak: number } | Extract<FloodVerdict, { allowed: false }>;
@@ -72,6 +103,18 @@ export interface Attempt {
    * and an email whose 429s come together would otherwise be one account.
    */
   spelling?: string;
+  /**
+   * Set when the attempt comes from where the account's owner authenticated before: a browser whose known-device cookie
+   * is valid for the account, or a live full-assurance session of it (the caller decides and passes the text that names
+   * it: a device id, a session id; keyed like every row, never stored as given). Such an attempt is counted as any other
+   * (the account's window and streak), but it is not refused by the account's 100-failure stop, nor by a window per
+   * account alone (perAccountOnly) — failures anyone can send naming the account, from anywhere —; only by the client's
+   * windows, the account+IP window (filled only from the browser's own address), its own window (FloodPolicy.knownLimit,
+   * which follows it across addresses) and the stop at knownMaxConsecutive. NIST SP 800-63B §5.2.2 allows exactly this, so the limit on guesses does not become
+   * an outsider's way to lock the owner out; OWASP calls it device cookies. Never set for an identifier that names no
+   * account: nothing can prove a browser known to it, so the answers for unknown identifiers stay as they were.
+   */
+  known?: string;
 }
 
 /**
@@ -97,6 +140,8 @@ interface Keys {
   streak: string;
   /** The spelling's hash, recorded with the account event (flood_events.via); null when none was given. */
   via: string | null;
+  /** The known browser's or session's own window (Attempt.known), under the identifier; null when not known. */
+  known: string | null;
 }
 
 /** One statement of a unit of work (SQL text with `$N` parameters, and its parameters). */
@@ -110,6 +155,10 @@ const BUMP_STREAK_SQL =
 const UNBUMP_STREAK_SQL = "UPDATE flood_streaks SET failures = failures - 1 WHERE key = $1 AND failures > 0";
 const CLEAR_ACCOUNT_SQL = "DELETE FROM flood_events WHERE scope = 'account' AND key = $1";
 const CLEAR_STREAK_SQL = "DELETE FROM flood_streaks WHERE key = $1";
+// A known attempt's own event goes in with the account's, and its window is cleared with the account's, each in one
+// statement: a returning user's login (the common one, and the benchmarked one) runs as many statements as before.
+const INSERT_ACCOUNT_KNOWN_SQL = "INSERT INTO flood_events (scope, key, at, via) VALUES ('account', $1, $2, $3), ('known', $4, $2, '')";
+const CLEAR_ACCOUNT_KNOWN_SQL = "DELETE FROM flood_events WHERE (scope = 'account' AND key = $1) OR (scope = 'known' AND key = $2)";
 /** Deletes one event of several that may share the millisecond (a ticket's own): by the row's physical id. */
 function deleteOneSQL(dialect: Database["dialect"]): string {
   const row = dialect === "postgres" ? "ctid" : "rowid";
@@ -123,7 +172,7 @@ function deleteOneSQL(dialect: Database["dialect"]): string {
 export type FloodBegin =
   /** `streak`: the identifier's consecutive failures before this attempt (a success after many is worth telling the owner of). */
   | { allowed: true; ticket: FloodTicket; blind: boolean; streak: number }
-  | { allowed: false; reason: "ip" | "account" | "consecutive"; retryAfterMs: number };
+  | { allowed: false; reason: FloodReason; retryAfterMs: number };
 
 
 // The whole verdict in one read. $1 streak key; $2–$4 IP key, window start, limit − 1; $5–$7 the same for the
@@ -140,6 +189,13 @@ const CHECK_SQL =
 // statement of its own rather than a subquery every attempt runs: an IPv4 login, the benchmarked path, keeps CHECK_SQL.
 const CHECK_SITE_SQL =
   CHECK_SQL + ", (SELECT at FROM flood_events WHERE scope = 'site' AND key = $9 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $10) AS site_at";
+/** A known attempt's own window (Attempt.known) over the account window ($6), its key and limit − 1 as $key and $limit. */
+const knownWindow = (key: number, limit: number): string =>
+  `, (SELECT at FROM flood_events WHERE scope = 'known' AND key = $${key} AND at > $6 ORDER BY at DESC LIMIT 1 OFFSET $${limit}) AS known_at`;
+// The same again with a known browser's or session's window: statements of their own, so that the plain login (no
+// known-device cookie, every guess an outsider sends) keeps the statement it always ran.
+const CHECK_KNOWN_SQL = CHECK_SQL + knownWindow(9, 10);
+const CHECK_SITE_KNOWN_SQL = CHECK_SITE_SQL + knownWindow(11, 12);
 
 /** The limit-th newest event of one key of `scope` inside its window ($1 scope, $2 key, $3 window start, $4 limit − 1): countRequest. */
 const SCOPED_WINDOW_SQL = "SELECT at FROM flood_events WHERE scope = $1 AND key = $2 AND at > $3 ORDER BY at DESC LIMIT 1 OFFSET $4";
@@ -152,6 +208,8 @@ interface CheckRow {
   account_any: number | string;
   /** Only from CHECK_SITE_SQL. */
   site_at?: number | string | null;
+  /** Only from the CHECK_*KNOWN_SQL statements. */
+  known_at?: number | string | null;
 }
 
 /**
@@ -167,8 +225,8 @@ export class FloodControl {
   readonly #database: Database;
   readonly #clock: Clock;
   readonly policy: Readonly<Required<FloodPolicy>>;
-  readonly #checkStatement: HotStatement<CheckRow>;
-  readonly #checkSiteStatement: HotStatement<CheckRow>;
+  /** The verdict's statements compiled once, by text (CHECK_SQL and its site and known variants). */
+  readonly #checkStatements: ReadonlyMap<string, HotStatement<CheckRow>>;
   readonly #deleteOneSQL: string;
   readonly #keyOf: FloodKeyer;
 
@@ -178,7 +236,7 @@ export class FloodControl {
    * typed at one limiter can land on another's counter.
    */
   readonly namespace: string | null;
-  readonly #kinds: { ip: string; site: string; account: string; streak: string };
+  readonly #kinds: { ip: string; site: string; account: string; streak: string; known: string };
 
   /**
    * `keyOf` keys every row (FloodKeyer), and is required: the rows were plain SHA-256 of the text typed, and a copy of
@@ -196,17 +254,22 @@ export class FloodControl {
     const policy = { ...DRUPAL_FLOOD_POLICY, ...deps.policy };
     // A site is ten clients unless told otherwise, whatever the per-client limit (a policy raising ipLimit alone must
     // not leave the site's limit below one client's).
-    this.policy = { ...policy, siteLimit: deps.policy?.siteLimit ?? SITE_CLIENTS * policy.ipLimit };
+    this.policy = {
+      ...policy,
+      siteLimit: deps.policy?.siteLimit ?? SITE_CLIENTS * policy.ipLimit,
+      knownLimit: deps.policy?.knownLimit ?? KNOWN_LIMIT,
+      // Above the account's own stop, whatever it is configured to: below it, a known browser would be stopped first.
+      knownMaxConsecutive: deps.policy?.knownMaxConsecutive ?? 2 * policy.maxConsecutive,
+    };
     const ns = deps.namespace ?? null;
     if (ns !== null && !/^[a-z][a-z0-9-]{0,31}$/.test(ns)) throw new RangeError(`flood namespace must be a short lower-case name, got ${JSON.stringify(ns)}`);
     this.namespace = ns;
     // Unprefixed for the login: its existing counts keep their keys. A prefixed kind ("mfa:streak") never equals
     // an unprefixed one, and the kind comes first in the hashed text, so the texts can never coincide.
     this.#kinds = ns === null
-      ? { ip: "ip", site: "site", account: "account", streak: "streak" }
-      : { ip: `${ns}:ip`, site: `${ns}:site`, account: `${ns}:account`, streak: `${ns}:streak` };
-    this.#checkStatement = prepareHot(deps.database, CHECK_SQL);
-    this.#checkSiteStatement = prepareHot(deps.database, CHECK_SITE_SQL);
+      ? { ip: "ip", site: "site", account: "account", streak: "streak", known: "known" }
+      : { ip: `${ns}:ip`, site: `${ns}:site`, account: `${ns}:account`, streak: `${ns}:streak`, known: `${ns}:known` };
+    this.#checkStatements = new Map([CHECK_SQL, CHECK_SITE_SQL, CHECK_KNOWN_SQL, CHECK_SITE_KNOWN_SQL].map((text) => [text, prepareHot<CheckRow>(deps.database, text)]));
     this.#deleteOneSQL = deleteOneSQL(deps.database.dialect);
   }
 
@@ -230,6 +293,9 @@ export class FloodControl {
       account: this.policy.perAccountOnly ? this.#key(kind.account, id) : this.#key(kind.account, id, ip),
       streak: this.#key(kind.streak, id),
       via: attempt.spelling === undefined ? null : this.#key(kind.account, "spelling", identifierKey(attempt.spelling)),
+      // Under the identifier too: a browser known to two accounts has a window in each, and one account's failures
+      // spend nothing of the other's.
+      known: attempt.known === undefined ? null : this.#key(kind.known, id, attempt.known),
     };
   }
 
@@ -243,12 +309,14 @@ export class FloodControl {
     return verdict.allowed ? { allowed: true, accountClean: verdict.accountClean } : verdict;
   }
 
-  /** The statement of the verdict for keys `k` (CHECK_SITE_SQL for an IPv6 client) and its parameters at `now`. */
+  /** The statement of the verdict for keys `k` (CHECK_SITE_SQL for an IPv6 client, a *KNOWN_SQL one for a known attempt) and its parameters at `now`. */
   #check(k: Keys, now: number): { text: string; parameters: Array<string | number> } {
     const p = this.policy;
-    const parameters = [k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1), k.via ?? ""];
-    if (k.site === null) return { text: CHECK_SQL, parameters };
-    return { text: CHECK_SITE_SQL, parameters: [...parameters, k.site, Math.max(0, p.siteLimit - 1)] };
+    const parameters: Array<string | number> = [k.streak, k.ip ?? "", now - p.ipWindowMs, Math.max(0, p.ipLimit - 1), k.account, now - p.accountWindowMs, Math.max(0, p.accountLimit - 1), k.via ?? ""];
+    if (k.site !== null) parameters.push(k.site, Math.max(0, p.siteLimit - 1));
+    if (k.known !== null) parameters.push(k.known, Math.max(0, p.knownLimit - 1));
+    const text = k.site === null ? (k.known === null ? CHECK_SQL : CHECK_KNOWN_SQL) : (k.known === null ? CHECK_SITE_SQL : CHECK_SITE_KNOWN_SQL);
+    return { text, parameters };
   }
 
   /** The verdict for keys `k`: through the compiled statement, or inside `trx` (where it must run on the transaction). */
@@ -256,7 +324,7 @@ export class FloodControl {
     const now = this.#clock.now();
     const { text, parameters } = this.#check(k, now);
     const [row] = trx === null
-      ? await (k.site === null ? this.#checkStatement : this.#checkSiteStatement).all(parameters)
+      ? await (this.#checkStatements.get(text) as HotStatement<CheckRow>).all(parameters)
       : (await trx.executeQuery<CheckRow>(CompiledQuery.raw(numberedFor(this.#database, text), parameters))).rows;
     return this.#judge(k, row, now);
   }
@@ -264,7 +332,9 @@ export class FloodControl {
   #judge(k: Keys, row: CheckRow | undefined, now: number): Judged {
     const p = this.policy;
     const streak = row?.streak ?? null;
-    if (streak !== null && Number(streak) >= p.maxConsecutive) {
+    // A known browser or session is held by a stop of its own, further on (Attempt.known): the account's is anyone's.
+    const known = k.known !== null;
+    if (streak !== null && Number(streak) >= (known ? p.knownMaxConsecutive : p.maxConsecutive)) {
       // No time heals this: a success elsewhere (another IP within limits is impossible too) or a reset does.
       return { allowed: false, reason: "consecutive", retryAfterMs: p.accountWindowMs };
     }
@@ -273,6 +343,14 @@ export class FloodControl {
     // The site's window is the client's, wider: the same answer ("ip", 429 with Retry-After), so nothing new for a
     // caller to tell apart, and a /64 learns nothing from it that its own window would not tell it.
     if (k.site && row?.site_at != null) return { allowed: false, reason: "ip", retryAfterMs: Math.max(1, Number(row.site_at) + p.ipWindowMs - now) };
+    if (known) {
+      // Its own window, past which it waits (told as a wait, never as the stop): it follows the browser from address to
+      // address, where the account+IP window below does not, so a copied cookie gets no more guesses from a botnet.
+      if (row?.known_at != null) return { allowed: false, reason: "known", retryAfterMs: Math.max(1, Number(row.known_at) + p.accountWindowMs - now) };
+      // A window per account alone (perAccountOnly) is filled by anyone naming the account, from anywhere: not for it.
+      // Per account and IP (the default) it stays: only someone at the browser's own address fills that one.
+      if (p.perAccountOnly) return { allowed: true, accountClean: streak === null && !Number(row?.account_any ?? 0), blind: false, streak: Number(streak ?? 0) };
+    }
     if (row?.account_at != null) {
       // With a spelling, its own window decides the answer (and when it lifts); the full account window only
       // keeps the password from being checked (Attempt.spelling).
@@ -312,7 +390,7 @@ export class FloodControl {
       // Ascending order, whatever the kind of key: two attempts never wait on each other's second lock.
       // The identifier's streak, the account (or account+IP) window, the IP window and the site's: every count this
       // decides on (without the site's lock, the /64s of one /48 on several nodes would each see room in it).
-      for (const key of [...new Set([k.streak, k.account, ...(k.ip ? [k.ip] : []), ...(k.site ? [k.site] : [])].map(lockKeyOf))].sort((a, b) => a - b)) {
+      for (const key of [...new Set([k.streak, k.account, ...(k.ip ? [k.ip] : []), ...(k.site ? [k.site] : []), ...(k.known ? [k.known] : [])].map(lockKeyOf))].sort((a, b) => a - b)) {
         await serialiseTransactions(this.#database, trx, key);
       }
       const verdict = await this.#verdict(k, trx);
@@ -438,15 +516,19 @@ export class FloodControl {
     await this.#apply([
       ...this.#ownClientSteps(k, ticket.at),
       [this.#deleteOneSQL, ["account", k.account, ticket.at]],
+      ...(k.known ? [[this.#deleteOneSQL, ["known", k.known, ticket.at]] as const] : []),
       [UNBUMP_STREAK_SQL, [k.streak]],
     ]);
     ticket.settled = true;
   }
 
-  /** A failure counted against the IP, its IPv6 site, the account (or account+IP) and the consecutive streak. */
+  /**
+   * A failure counted against the IP, its IPv6 site, the account (or account+IP), the consecutive streak and, for a
+   * known attempt, its own window: a known browser's failures count for the account as any others do.
+   */
   #recordSteps(k: Keys, at: number): Step[] {
     return [
-      [INSERT_EVENT_SQL, ["account", k.account, at, k.via ?? ""]],
+      k.known === null ? [INSERT_EVENT_SQL, ["account", k.account, at, k.via ?? ""]] : [INSERT_ACCOUNT_KNOWN_SQL, [k.account, at, k.via ?? "", k.known]],
       ...(k.ip ? [[INSERT_EVENT_SQL, ["ip", k.ip, at, ""]] as const] : []),
       ...(k.site ? [[INSERT_EVENT_SQL, ["site", k.site, at, ""]] as const] : []),
       [BUMP_STREAK_SQL, [k.streak, at]],
@@ -461,9 +543,12 @@ export class FloodControl {
     ];
   }
 
-  /** The account's window and the identifier's streak, cleared. */
+  /**
+   * The account's window and the identifier's streak, cleared; for a known attempt its own window too (the success's
+   * own event with it, which was no failure), in the account's statement.
+   */
   #clearSteps(k: Keys): Step[] {
-    return [[CLEAR_ACCOUNT_SQL, [k.account]], [CLEAR_STREAK_SQL, [k.streak]]];
+    return [k.known === null ? [CLEAR_ACCOUNT_SQL, [k.account]] : [CLEAR_ACCOUNT_KNOWN_SQL, [k.account, k.known]], [CLEAR_STREAK_SQL, [k.streak]]];
   }
 
   /**

@@ -150,6 +150,73 @@ forEachDialect("flood control", (fx) => {
     assert.equal((await deps.flood.check({ identifier: "target@example.org", ip: "10.200.0.1" })).allowed, true);
   });
 
+  it("attack: an outsider's 100 failures from 20 addresses stop the account for every browser but the owner's known one, which has a window of its own — 10 per 6 hours, then a wait, never the stop —; its failures count in the streak and its success clears it (NIST SP 800-63B §5.2.2, ASVS 6.3.1)", async () => {
+    const deps = await setup(await fx.fresh());
+    const owner = await deps.users.create({ email: "known@example.org", passwordHash: await passwords.hash("owner password"), passwordScheme: "argon2id" });
+    // The browser's cookie is valid for this account only (session-routes asks knownDevice): the text naming it, or null.
+    const mine = (account: { id: string }): string | null => (account.id === owner.id ? "device:owner-laptop:0" : null);
+    for (let i = 0; i < 100; i++) assert.equal((await login(deps, { identifier: "known@example.org", password: `outsider ${i}`, ip: `198.18.${Math.floor(i / 5)}.1` })).outcome, "invalid");
+    const stranger = await login(deps, { identifier: "known@example.org", password: "owner password", ip: "203.0.113.7" });
+    assert.equal(stranger.outcome === "throttled" ? stranger.reason : stranger.outcome, "consecutive", "a browser without the cookie stays stopped");
+    // The owner's browser mistypes ten times from two addresses (the window follows the browser, not the address)...
+    for (let i = 0; i < 10; i++) {
+      const typo = await login(deps, { identifier: "known@example.org", password: `typo ${i}`, ip: i < 5 ? "203.0.113.7" : "2001:db8:5:5::1", knownBrowser: mine });
+      assert.equal(typo.outcome, "invalid", `typo ${i} is checked`);
+    }
+    // ...and then waits, told when it may try again: the right password too, from a third address.
+    const waits = await login(deps, { identifier: "known@example.org", password: "owner password", ip: "192.0.2.77", knownBrowser: mine });
+    assert.equal(waits.outcome === "throttled" ? waits.reason : waits.outcome, "known");
+    const wait = waits.outcome === "throttled" ? waits.retryAfterMs : 0;
+    assert.ok(wait > 5 * HOUR && wait <= 6 * HOUR, `a wait of ${wait} ms`);
+    deps.clock.advance(wait);
+    const back = await login(deps, { identifier: "known@example.org", password: "owner password", ip: "192.0.2.77", knownBrowser: mine });
+    assert.equal(back.outcome, "success");
+    assert.equal(back.outcome === "success" && back.failuresBefore, 110, "the known browser's failures counted in the streak");
+    assert.equal((await login(deps, { identifier: "known@example.org", password: "owner password", ip: "203.0.113.8" })).outcome, "success", "its success cleared the stop for every browser");
+  });
+
+  it("attack: a known browser is stopped too once known attempts alone have taken the streak to twice the cap; an unknown identifier is never anyone's known browser, whatever the caller says (ASVS 6.3.1, 6.3.8)", async () => {
+    const deps = await setup(await fx.fresh(), { maxConsecutive: 3, knownLimit: 50 });
+    await deps.users.create({ email: "copied@example.org", passwordHash: await passwords.hash("owner password"), passwordScheme: "argon2id" });
+    const anyone = (): string => "device:copied-cookie:0";
+    for (let i = 0; i < 3; i++) await login(deps, { identifier: "copied@example.org", password: `outsider ${i}`, ip: `198.18.1.${i}` });
+    assert.equal((await login(deps, { identifier: "copied@example.org", password: "x", ip: "198.18.2.1" })).outcome, "throttled", "the outsider's failures end at the cap");
+    // Past the cap only known attempts count: a thief with a copy of the cookie gets three more, not a guess a window for ever.
+    for (let i = 0; i < 3; i++) assert.equal((await login(deps, { identifier: "copied@example.org", password: `thief ${i}`, ip: `198.18.3.${i}`, knownBrowser: anyone })).outcome, "invalid");
+    const stopped = await login(deps, { identifier: "copied@example.org", password: "owner password", ip: "198.18.4.1", knownBrowser: anyone });
+    assert.equal(stopped.outcome === "throttled" ? stopped.reason : stopped.outcome, "consecutive");
+    // A name no account has: the caller's cookie cannot be valid for it, and it is stopped as it always was.
+    for (let i = 0; i < 3; i++) await deps.flood.registerFailure({ identifier: "ghost@example.org", ip: `198.18.5.${i}` });
+    const ghost = await login(deps, { identifier: "ghost@example.org", password: "owner password", ip: "198.18.6.1", knownBrowser: anyone });
+    assert.equal(ghost.outcome === "throttled" ? ghost.reason : ghost.outcome, "consecutive");
+  });
+
+  it("counts a known browser per account+IP as any other by default, and only by its own window when configured per account (an outsider fills that one from anywhere)", async () => {
+    const deps = await setup(await fx.fresh());
+    await deps.users.create({ email: "nat@example.org", passwordHash: await passwords.hash("owner password"), passwordScheme: "argon2id" });
+    const mine = (): string => "device:nat-laptop:0";
+    for (let i = 0; i < 5; i++) await login(deps, { identifier: "nat@example.org", password: `neighbour ${i}`, ip: "203.0.113.60" });
+    const sameAddress = await login(deps, { identifier: "nat@example.org", password: "owner password", ip: "203.0.113.60", knownBrowser: mine });
+    assert.equal(sameAddress.outcome === "throttled" ? sameAddress.reason : sameAddress.outcome, "account", "the address's window holds the known browser too");
+    const perAccount = await setup(await fx.fresh(), { perAccountOnly: true });
+    await perAccount.users.create({ email: "nat@example.org", passwordHash: await passwords.hash("owner password"), passwordScheme: "argon2id" });
+    for (let i = 0; i < 5; i++) await login(perAccount, { identifier: "nat@example.org", password: `outsider ${i}`, ip: `198.18.7.${i}` });
+    assert.equal((await login(perAccount, { identifier: "nat@example.org", password: "owner password", ip: "203.0.113.61" })).outcome, "throttled");
+    assert.equal((await login(perAccount, { identifier: "nat@example.org", password: "owner password", ip: "203.0.113.61", knownBrowser: mine })).outcome, "success");
+  });
+
+  it("a known attempt taken back (a right password whose second factor is still due) leaves its own window as it was; a counted one fills it", async () => {
+    const deps = await setup(await fx.fresh(), { knownLimit: 1 });
+    const attempt = { identifier: "held@example.org", ip: "203.0.113.90", known: "session:s1" };
+    const first = await deps.flood.begin(attempt);
+    assert.ok(first.allowed);
+    await deps.flood.release(first.ticket);
+    assert.equal((await deps.flood.begin(attempt)).allowed, true, "the released attempt is not counted");
+    const third = await deps.flood.begin({ ...attempt, ip: "203.0.113.91" });
+    assert.equal(third.allowed ? "allowed" : third.reason, "known", "the counted one filled the window, from any address");
+    assert.equal((await deps.flood.begin({ ...attempt, known: "session:s2" })).allowed, true, "another session has a window of its own");
+  });
+
   it("throttles unknown identifiers exactly like real ones (lockout reveals nothing)", async () => {
     const deps = await setup(await fx.fresh());
     await deps.users.create({ email: "real@example.org", passwordHash: await passwords.hash("pw real one"), passwordScheme: "argon2id" });

@@ -1,10 +1,11 @@
 // The login core: look up, throttle (counted against the account, whatever identifier names it, answered by the
 // spelling typed), verify (with a dummy verify of the default scheme for unknown accounts and on top of cheaper
 // stored hashes, so both cost the same), rehash to the default scheme only for an account that may sign in, refuse
-// an expired initial password like a wrong one, audit every outcome (never the password).
+// an expired initial password like a wrong one, audit every outcome (never the password). A browser known to the
+// account is throttled by a window of its own rather than the account's 100-failure stop (LoginAttempt.knownBrowser).
 import type { Logger } from "pino";
 import type { AuditLog } from "../../audit/audit-log.ts";
-import type { FloodControl } from "../flood/flood.ts";
+import type { FloodControl, FloodReason } from "../flood/flood.ts";
 import type { PasswordContext } from "../passwords/index.ts";
 import type { User, UserStore } from "../users/user-store.ts";
 import { MAX_EMAIL } from "../users/normalise.ts";
@@ -26,7 +27,20 @@ export interface LoginAttempt {
    * can name the session (a responder ends exactly what the intruder made) and say whether the browser was new.
    */
   deferSettle?: boolean;
+  /**
+   * Whether the browser making the attempt signed in to `account` before (its known-device cookie is valid for the
+   * account as stored: session-routes' knownDevice): the text naming the browser when it did (its device id), null
+   * otherwise. Asked after the lookup and before flood control decides, since the cookie is bound to the account's id
+   * and password change time: a known browser is held by a window of its own instead of the account's 100-failure
+   * stop, which anyone naming the account fills (Attempt.known, NIST SP 800-63B §5.2.2). Asked for an identifier that
+   * names no account too, with an account that cannot exist (NO_ACCOUNT), so that both do the same work (ASVS 6.3.8);
+   * the answer is then ignored. Synchronous: two HMACs, no statement.
+   */
+  knownBrowser?: (account: { id: string; passwordChangedAt: number | null }) => string | null;
 }
+
+/** What knownBrowser is asked about for an identifier that names no account: no account has an empty id. */
+const NO_ACCOUNT = Object.freeze({ id: "", passwordChangedAt: null });
 
 /**
  * Appends a success's `auth.login.succeeded`, with the session the caller made for it: its id, and whether the
@@ -46,9 +60,10 @@ export type LoginResult =
   /**
    * `reason` "consecutive" is the 100-failure stop, which no wait lifts (only a success elsewhere, a password reset or
    * an administrator): `retryAfterMs` is then no promise and should not be sent as Retry-After. Unknown identifiers
-   * get it exactly like known ones, so it reveals nothing.
+   * get it exactly like known ones, so it reveals nothing. "known" is a known browser's own window (knownBrowser): a
+   * wait, like "ip" and "account".
    */
-  | { outcome: "throttled"; retryAfterMs: number; reason: "ip" | "account" | "consecutive" };
+  | { outcome: "throttled"; retryAfterMs: number; reason: FloodReason };
 
 export interface LoginDeps {
   users: UserStore;
@@ -144,9 +159,13 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   // no verify, and the account read tells it nothing it returns.
   const tooLong = attempt.identifier.length > MAX_EMAIL;
   const user = tooLong ? null : await users.findByIdentifier(identifier);
+  // A browser known to the account is not held by the account's stop (knownBrowser). Asked whatever the lookup found,
+  // so an unknown identifier costs the same; only an account's answer is used (no browser is known to no account).
+  const browser = attempt.knownBrowser?.(user ?? NO_ACCOUNT) ?? null;
+  const known = user && browser !== null ? { known: browser } : {};
   // The spelling typed goes along: a 429 from the account's shared window would otherwise come for a username and an
   // email together exactly when they name one account (flood.ts, Attempt.spelling).
-  const verdict = await flood.begin({ identifier: user ? user.email : identifier, ip: attempt.ip, ...(user ? { spelling: identifier } : {}) });
+  const verdict = await flood.begin({ identifier: user ? user.email : identifier, ip: attempt.ip, ...(user ? { spelling: identifier } : {}), ...known });
   if (!verdict.allowed) {
     // Sampled by what is throttled (the client address, or the account): a client whose window is full can repeat
     // this as fast as the server answers, each event a row of the audit log; the ones left out are counted on the next.

@@ -2,7 +2,8 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { mfaErrors } from "../../accounts/mfa/index.ts";
-import { deviceCookieFor, readDeviceCookie, SESSION_COOKIE, sessionCookie, sessionErrors, type DeviceAccount, type DeviceCookie } from "../../accounts/sessions/index.ts";
+import { deviceCookieFor, knownDevice, readDeviceCookie, SESSION_COOKIE, sessionCookie, sessionErrors, type DeviceAccount, type DeviceCookie } from "../../accounts/sessions/index.ts";
+import type { FloodReason } from "../../accounts/flood/index.ts";
 import type { App } from "../../app/types.ts";
 import { addressProblem, queueSecurityNotice, type SecurityEvent } from "../../notify/index.ts";
 import { NEW_DEVICE_FOLLOW_UP_NAMED, type NewDeviceSignIn } from "../../notify/security-notices.ts";
@@ -236,6 +237,30 @@ export async function rememberThisDevice(app: App, request: FastifyRequest, repl
   if (user) setDeviceCookie(app, reply, readDeviceCookie(request.headers.cookie), { id: user.id, passwordChangedAt: user.passwordChangedAt });
 }
 
+/**
+ * What names a browser known to `account` for flood control (Attempt.known): its device id, with the password change
+ * its cookie's tag is bound to (a new password, a new window), when the cookie `sent` is valid for the account; null
+ * otherwise. Not the tag itself: flood control keys this text under its own key, and no tag is stored anywhere.
+ */
+export function knownBrowserOf(sent: DeviceCookie | null, account: DeviceAccount, tagger: (text: string) => string): string | null {
+  return sent !== null && knownDevice(sent, account, tagger) ? `device:${sent.deviceId}:${account.passwordChangedAt ?? 0}` : null;
+}
+
+/**
+ * For a route a live session of the account calls with its password (re-authentication, password change): where flood
+ * control may hold the attempt apart from the account's 100-failure stop (Attempt.known), or null. A browser known to
+ * the account (knownBrowserOf); otherwise a session at full assurance (aal 2), which passed the password and a second
+ * factor: failures others send naming the account never touched it, and its own window dies with the session, so a
+ * thief on a copy of its cookie still gets ten guesses a window, and none once the streak reaches the stop for known
+ * attempts (FloodPolicy.knownMaxConsecutive). A session of the password alone in a browser the account does not know
+ * stays under the stop: that is the sign-in a guesser with a stuffed password makes, and it proves nothing a guess
+ * would not.
+ */
+export async function knownHolder(app: App, request: FastifyRequest, account: DeviceAccount, session: { id: string; aal: number }): Promise<string | null> {
+  await app.keyring.fresh(); // the device key in force (Keyring.fresh)
+  return knownBrowserOf(readDeviceCookie(request.headers.cookie), account, deviceTagger(app)) ?? (session.aal >= 2 ? `session:${session.id}` : null);
+}
+
 /** The audit event of a security notice that could not be queued because the outbox refuses it (the account's address, or other input). */
 export const NOTICE_REFUSED = "auth.notice.refused";
 
@@ -260,14 +285,17 @@ export function secret(maxLength: number): { type: "string"; minLength: number; 
  * The 429 of a throttled password guess (login, password change, re-authentication). A window runs out, so its answer
  * says when (`Retry-After`). The stop after 100 consecutive failures does not lift with time — only a password reset
  * or an administrator clears it — so its answer promises no wait (ASVS 6.3.1). Either answer is the same for a known
- * and an unknown identifier: it tells which stop, never whether the account exists.
+ * and an unknown identifier: it tells which stop, never whether the account exists. A known browser's (or session's)
+ * own window ("known", flood.ts) is a window like the others: told to wait, never that the account is blocked, which
+ * for that browser it is not. Only a browser holding a valid cookie for the account, or its session, ever gets it.
  */
-export function throttledAnswer(reply: FastifyReply, verdict: { reason: "ip" | "account" | "consecutive"; retryAfterMs: number }, code: string, what: string): FastifyReply {
+export function throttledAnswer(reply: FastifyReply, verdict: { reason: FloodReason; retryAfterMs: number }, code: string, what: string): FastifyReply {
   if (verdict.reason === "consecutive") {
     return reply.status(429).send({ error: { code, message: `too many ${what} in a row: this account stays blocked until its password is reset by mail or an administrator clears the block` } });
   }
   const seconds = Math.max(1, Math.ceil(verdict.retryAfterMs / 1000));
-  return reply.status(429).header("retry-after", String(seconds)).send({ error: { code, message: `too many ${what}; try again in ${seconds} seconds` } });
+  const from = verdict.reason === "known" ? " from this browser" : "";
+  return reply.status(429).header("retry-after", String(seconds)).send({ error: { code, message: `too many ${what}${from}; try again in ${seconds} seconds` } });
 }
 
 /**

@@ -12,7 +12,7 @@ import type { App } from "../../../app/types.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { isFresh, refusedNotFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { actingContext, auditAndNotify, recordReplacedSession, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { actingContext, auditAndNotify, knownHolder, recordReplacedSession, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spendIn, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { outsidePasswordWork, withPasswordWork } from "../password-work.ts";
@@ -94,8 +94,11 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // help desk's require-password-change (or expire-passwords) leaves every session standing, a thief's stale copy
       // with them (test/last-hour-red-team.test.ts). The login that meets the gate has just signed in: it is fresh.
       if (!isFresh(app, cs.session) && (await app.accounts.mfa.hasMfa(user.id))) throw await refusedNotFresh(app, request);
-      // Guessing the current password through this form is throttled like a login (ASVS 6.3.1).
-      const flooding = { identifier: user.email, ip: ctx.ip };
+      // Guessing the current password through this form is throttled like a login (ASVS 6.3.1); from a browser known to
+      // the account or a full-assurance session, by a window of its own rather than the account's stop (knownHolder),
+      // which an outsider fills by naming the account anywhere.
+      const holder = await knownHolder(app, request, user, cs.session);
+      const flooding = { identifier: user.email, ip: ctx.ip, ...(holder === null ? {} : { known: holder }) };
       // Failures are audited as at login and reauthentication: this form is where a stolen cookie guesses the password,
       // so they name the session that guessed (actingContext), the one to end.
       const audit = (type: string, data: Record<string, unknown>): Promise<unknown> =>

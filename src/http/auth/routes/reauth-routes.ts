@@ -7,7 +7,7 @@ import { sessionChallengeContext, type FactorProof } from "../../../accounts/mfa
 import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { actingContext, mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { actingContext, knownHolder, mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { withPasswordWork } from "../password-work.ts";
@@ -41,8 +41,12 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
           factors: await app.accounts.mfa.factors(user.id),
         });
       }
-      // Guessing the password through this route is throttled like a login, on the same counters (ASVS 6.3.1).
-      const flooding = { identifier: user.email, ip: ctx.ip };
+      // Guessing the password through this route is throttled like a login, on the same counters (ASVS 6.3.1). A browser
+      // known to the account, or a session at full assurance, is held by a window of its own rather than by the
+      // account's 100-failure stop (knownHolder): an outsider's guesses at the address, which never touched this
+      // session, kept the on-call administrator from re-authenticating to start containment (test/lockout-red-team.test.ts).
+      const holder = await knownHolder(app, request, user, cs.session);
+      const flooding = { identifier: user.email, ip: ctx.ip, ...(holder === null ? {} : { known: holder }) };
       // Counted as it starts (FloodControl.begin): parallel guesses count each other.
       const verdict = await app.accounts.flood.begin(flooding);
       if (!verdict.allowed) {

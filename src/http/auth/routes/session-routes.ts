@@ -7,7 +7,7 @@ import { clearSessionCookie, knownDevice, readDeviceCookie, readSessionCookie } 
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { actingContext, ANY_GATE, deviceTagger, requestContext, requireSession, secret, setDeviceCookie, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
+import { actingContext, ANY_GATE, deviceTagger, knownBrowserOf, requestContext, requireSession, secret, setDeviceCookie, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { InputError, isBulwarkError } from "../../../lib/errors.ts";
 import { safeNext } from "../safe-redirect.ts";
 import { ALL_PENDING } from "../state.ts";
@@ -45,9 +45,18 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
     { schema: { body: loginBody }, config: { access: "public", csrf: "pre-login" } },
     withPasswordWork(app, async (request, reply) => {
       const ctx = requestContext(request);
+      // The known-device cookie is read before the login decides: a browser that signed in to the account before is not
+      // held by the account's 100-failure stop, which an outsider naming the account fills from anywhere, but by a
+      // window of its own (LoginAttempt.knownBrowser, docs/password-policy.md). The device key in force first
+      // (deviceKeyOf: a master key rotation replaces it), for every attempt alike, known identifier or not.
+      const sent = readDeviceCookie(request.headers.cookie);
+      await app.keyring.fresh();
       const result = await login(
         { users: app.accounts.users, passwords: app.accounts.passwords, flood: app.accounts.flood, audit: app.audit, logger: request.log, tag: (text) => app.keyring.identifierTag(text), refusals: app.accounts.refusals, now: () => app.clock.now() },
-        { identifier: request.body.identifier, password: request.body.password, ip: ctx.ip, userAgent: ctx.userAgent, requestId: request.id, deferSettle: true },
+        {
+          identifier: request.body.identifier, password: request.body.password, ip: ctx.ip, userAgent: ctx.userAgent, requestId: request.id, deferSettle: true,
+          knownBrowser: (account) => knownBrowserOf(sent, account, tagger),
+        },
       );
       if (result.outcome === "throttled") return throttledAnswer(reply, result, "BULWARK_ERR_LOGIN_THROTTLED", "failed logins");
       if (result.outcome === "invalid") return reply.status(401).type("application/json; charset=utf-8").send(LOGIN_FAILED_BODY);
@@ -58,10 +67,9 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       // Without a presented cookie there is nothing to replace: a plain insert, no transaction around it.
       const presented = readSessionCookie(request.headers.cookie);
       // Whether this browser signed in to the account before (the known-device cookie, device-cookie.ts): two HMACs, no
-      // statement. The session records it (Session.deviceTold), for the second-factor step to read.
+      // statement. The session records it (Session.deviceTold), for the second-factor step to read. Asked again of the
+      // account as the login returns it (under the key made fresh above).
       const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
-      const sent = readDeviceCookie(request.headers.cookie);
-      await app.keyring.fresh(); // the device key in force: a master key rotation replaces it (deviceKeyOf)
       const known = knownDevice(sent, account, tagger);
       // Stored only if the password is still the one just verified: a reset or change that committed during the
       // verify ended every session, and must not be outlived by this one.
