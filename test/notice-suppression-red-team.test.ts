@@ -22,11 +22,10 @@
 // queued is what will be sent). ASVS 5.0 ids.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { LightMyRequestResponse } from "fastify";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { DEVICE_COOKIE, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
-import { authFixture, HOST, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, ORIGIN, totpCode } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { AddressedBrowser, nextHourPlus } from "./helpers/addressed-browser.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
@@ -41,41 +40,6 @@ const HOURLY_NOTICE_BUDGET = 5;
 const THROWAWAY_IP = "203.0.113.7";
 /** Where the attacker's real browser sends from. */
 const REAL_IP = "198.51.100.66";
-const UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36";
-
-/** One browser on one computer, sending from socket address `address`: its own session and known-device cookies. */
-class Client {
-  cookie: string | null = null;
-  device: string | null = null;
-  readonly #fx: () => AuthFixture;
-  readonly address: string;
-  constructor(fx: () => AuthFixture, address: string) {
-    this.#fx = fx;
-    this.address = address;
-  }
-
-  async request(method: "GET" | "POST" | "DELETE", url: string, options: { body?: unknown; csrf?: boolean } = {}): Promise<LightMyRequestResponse> {
-    const headers: Record<string, string> = { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "user-agent": UA };
-    const cookies = [...(this.cookie ? [`${SESSION_COOKIE}=${this.cookie}`] : []), ...(this.device ? [`${DEVICE_COOKIE}=${this.device}`] : [])];
-    if (cookies.length > 0) headers["cookie"] = cookies.join("; ");
-    if (options.csrf) headers["x-csrf-token"] = (await this.request("GET", "/auth/csrf")).json().token as string;
-    if (options.body !== undefined) headers["content-type"] = "application/json";
-    const res = await this.#fx().server.inject({ method, url, headers, remoteAddress: this.address, ...(options.body === undefined ? {} : { payload: JSON.stringify(options.body) }) });
-    const set = res.headers["set-cookie"];
-    for (const line of Array.isArray(set) ? set : set ? [set] : []) {
-      const s = new RegExp(`^${SESSION_COOKIE}=([^;]*)`).exec(line);
-      if (s) this.cookie = s[1] ? (s[1] as string) : null;
-      const d = new RegExp(`^${DEVICE_COOKIE}=([^;]*)`).exec(line);
-      if (d) this.device = d[1] ? (d[1] as string) : null;
-    }
-    return res;
-  }
-
-  login(identifier: string, password: string): Promise<LightMyRequestResponse> {
-    return this.request("POST", "/auth/login", { body: { identifier, password } });
-  }
-}
-
 describe("red team: spending, coalescing and burying the owner's security notices (ASVS 6.3.5, 6.3.7, 2.4.1)", () => {
   // Sign-ups open: one attack spends the victim's per-mailbox budget with them.
   const fx = sharedFixture(() => authFixture({ BULWARK_REGISTRATION: "open" }));
@@ -83,11 +47,6 @@ describe("red team: spending, coalescing and burying the owner's security notice
   let made = 0;
   const unique = (label: string): string => `${label}-${++made}-${Date.now()}@example.org`;
 
-  /** Moves the manual clock to the start of the next clock hour plus `minutes`. */
-  function nextHourPlus(minutes: number): void {
-    const now = fx.clock.now();
-    fx.clock.advance(HOUR - (now % HOUR) + minutes * MINUTE);
-  }
 
   /** The messages queued to `address`, oldest first, with their kind and text (security notices are never sealed). */
   async function queuedTo(address: string): Promise<Array<{ id: string; kind: string; text: string; createdAt: number }>> {
@@ -182,15 +141,15 @@ describe("red team: spending, coalescing and burying the owner's security notice
   it("attack: a throwaway sign-in that spends the hour's new-device notice does not hide the real browser signing in minutes later — the hour's one follow-up names it, day after day (ASVS 6.3.5; docs/http-auth.md) (was: the real browser was never named to the owner, not that hour, not the next, not the next day)", async () => {
     const owner = await fx.user(unique("named"));
     // The owner's own first sign-in of all, from home (keyed apart, told).
-    const home = new Client(() => fx, "192.0.2.10");
+    const home = new AddressedBrowser(() => fx, "192.0.2.10");
     assert.equal((await home.login(owner.email, owner.password)).statusCode, 200);
-    const real = new Client(() => fx, REAL_IP);
+    const real = new AddressedBrowser(() => fx, REAL_IP);
     const realSessions: string[] = [];
     for (let day = 0; day < 2; day++) {
       if (day > 0) fx.clock.advance(DAY);
-      nextHourPlus(1);
+      nextHourPlus(fx, 1);
       // A throwaway sign-in from the address the attacker wants the notice to name; it goes no further.
-      const throwaway = new Client(() => fx, THROWAWAY_IP);
+      const throwaway = new AddressedBrowser(() => fx, THROWAWAY_IP);
       assert.equal((await throwaway.login(owner.email, owner.password)).statusCode, 200);
       // Two minutes later the real browser signs in: the hour's notice is spent, so nothing is queued for it.
       fx.clock.advance(2 * MINUTE);
@@ -226,11 +185,11 @@ describe("red team: spending, coalescing and burying the owner's security notice
     // Anonymous, from many addresses: six reset requests for the owner's address (three working links an hour) and
     // five sign-ups of its sub-addresses (three a mailbox an hour, spellings folded).
     for (let i = 0; i < 6; i++) {
-      const r = await new Client(() => fx, `192.0.2.${100 + i}`).request("POST", "/auth/password/reset/request", { body: { email: owner.email } });
+      const r = await new AddressedBrowser(() => fx, `192.0.2.${100 + i}`).request("POST", "/auth/password/reset/request", { body: { email: owner.email } });
       assert.equal(r.statusCode, 202, r.body);
     }
     for (let i = 0; i < 5; i++) {
-      const r = await new Client(() => fx, `192.0.2.${120 + i}`).request("POST", "/auth/register", { body: { email: `${local}+s${i}@${domain}` } });
+      const r = await new AddressedBrowser(() => fx, `192.0.2.${120 + i}`).request("POST", "/auth/register", { body: { email: `${local}+s${i}@${domain}` } });
       assert.equal(r.statusCode, 202, r.body);
     }
     const links = (await fx.app.db.db.selectFrom("outbox_messages").select(["kind", "to_address"]).execute())
@@ -255,15 +214,15 @@ describe("red team: spending, coalescing and burying the owner's security notice
     const owner = await flows.withTOTP(unique("own-keys"));
     const codes = (await owner.b.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).json().codes as string[];
     assert.ok(codes.length > 0, "control: the owner holds recovery codes");
-    nextHourPlus(5);
+    nextHourPlus(fx, 5);
     const hourStart = fx.clock.now() - 5 * MINUTE;
     // The throwaway: the password, then a wrong code — the hour's new-device and refused-factor notices, both naming it.
-    const throwaway = new Client(() => fx, THROWAWAY_IP);
+    const throwaway = new AddressedBrowser(() => fx, THROWAWAY_IP);
     assert.equal((await throwaway.login(owner.email, owner.password)).json().mfaRequired, true);
     assert.equal((await throwaway.request("POST", "/auth/mfa/verify", { csrf: true, body: { totp: wrongCode(owner.secret) } })).statusCode, 401);
     // The real browser, minutes later: the password and a phished recovery code, then a passkey and a move of the address.
     fx.clock.advance(2 * MINUTE);
-    const real = new Client(() => fx, REAL_IP);
+    const real = new AddressedBrowser(() => fx, REAL_IP);
     assert.equal((await real.login(owner.email, owner.password)).json().mfaRequired, true);
     const stepped = await real.request("POST", "/auth/mfa/verify", { csrf: true, body: { recoveryCode: codes[0] } });
     assert.equal(stepped.statusCode, 200, stepped.body);

@@ -17,10 +17,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
-import { DEVICE_COOKIE, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
-import { authFixture, HOST, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, totpCode } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { AddressedBrowser, nextHourPlus } from "./helpers/addressed-browser.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 3_600_000;
@@ -29,48 +28,6 @@ const DAY = 24 * HOUR;
 const RP = "bulwark.test";
 const NEW_DEVICE_SUBJECT = /a sign-in from a new device or browser/;
 const RELAY_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/126.0 Safari/537.36";
-
-/**
- * One browser of the relay, sending from socket address `address`: it keeps its own session and known-device cookies
- * and, having rewritten them, sends the Origin and Sec-Fetch-Site of the real site (what a reverse proxy forwards).
- */
-class RelayBrowser {
-  cookie: string | null = null;
-  device: string | null = null;
-  readonly #fx: () => AuthFixture;
-  readonly address: string;
-  constructor(fx: () => AuthFixture, address: string) {
-    this.#fx = fx;
-    this.address = address;
-  }
-
-  async request(method: "GET" | "POST" | "DELETE", url: string, options: { body?: unknown; csrf?: boolean } = {}): Promise<LightMyRequestResponse> {
-    const headers: Record<string, string> = { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "user-agent": RELAY_UA };
-    const cookies = [...(this.cookie ? [`${SESSION_COOKIE}=${this.cookie}`] : []), ...(this.device ? [`${DEVICE_COOKIE}=${this.device}`] : [])];
-    if (cookies.length > 0) headers["cookie"] = cookies.join("; ");
-    if (options.csrf) headers["x-csrf-token"] = (await this.request("GET", "/auth/csrf")).json().token as string;
-    if (options.body !== undefined) headers["content-type"] = "application/json";
-    const res = await this.#fx().server.inject({ method, url, headers, remoteAddress: this.address, ...(options.body === undefined ? {} : { payload: JSON.stringify(options.body) }) });
-    const set = res.headers["set-cookie"];
-    for (const line of Array.isArray(set) ? set : set ? [set] : []) {
-      const s = new RegExp(`^${SESSION_COOKIE}=([^;]*)`).exec(line);
-      if (s) this.cookie = s[1] ? (s[1] as string) : null;
-      const d = new RegExp(`^${DEVICE_COOKIE}=([^;]*)`).exec(line);
-      if (d) this.device = d[1] ? (d[1] as string) : null;
-    }
-    return res;
-  }
-
-  login(identifier: string, password: string): Promise<LightMyRequestResponse> {
-    return this.request("POST", "/auth/login", { body: { identifier, password } });
-  }
-}
-
-/** Moves the manual clock of `fx` to the start of the next clock hour plus `minutes`. */
-function nextHourPlus(fx: AuthFixture, minutes: number): void {
-  const now = fx.clock.now();
-  fx.clock.advance(HOUR - (now % HOUR) + minutes * 60_000);
-}
 
 describe("red team: a phishing relay and the known-device cookie (ASVS 6.3.5)", () => {
   const fx = sharedFixture();
@@ -96,14 +53,14 @@ describe("red team: a phishing relay and the known-device cookie (ASVS 6.3.5)", 
     // The victim types the password into the look-alike page. Before relaying it, the relay signs in once with it from
     // a throwaway browser at one address: the hour's one new-device notice goes out, naming that address; that browser
     // is held at the second-factor gate and goes no further.
-    const throwaway = new RelayBrowser(() => fx, "203.0.113.10");
+    const throwaway = new AddressedBrowser(() => fx, "203.0.113.10", RELAY_UA);
     const held = await throwaway.login(owner.email, owner.password);
     assert.equal(held.statusCode, 200, held.body);
     assert.equal(held.json().mfaRequired, true);
     const toldFirst = await newDeviceNotices(owner.email);
     // Then the relay's real browser, at another address, carries the victim's sign-in: the password, then the code the
     // victim types a moment later.
-    const relay = new RelayBrowser(() => fx, "198.51.100.200");
+    const relay = new AddressedBrowser(() => fx, "198.51.100.200", RELAY_UA);
     const relayed = await relay.login(owner.email, owner.password);
     assert.equal(relayed.statusCode, 200, relayed.body);
     assert.equal(relayed.json().mfaRequired, true);
@@ -140,10 +97,10 @@ describe("red team: a phishing relay and the known-device cookie (ASVS 6.3.5)", 
     await fx.deliver();
     const mailed = fx.mailTo(owner.email).length;
     // Two sessions held at the gate (one for the relay to keep, one to give the victim's page a plausible answer).
-    const keep = new RelayBrowser(() => fx, "203.0.113.30");
-    const decoy = new RelayBrowser(() => fx, "203.0.113.31");
+    const keep = new AddressedBrowser(() => fx, "203.0.113.30", RELAY_UA);
+    const decoy = new AddressedBrowser(() => fx, "203.0.113.31", RELAY_UA);
     for (const b of [keep, decoy]) assert.equal((await b.login(owner.email, owner.password)).json().mfaRequired, true);
-    const held = new Map<RelayBrowser, string>();
+    const held = new Map<AddressedBrowser, string>();
     for (const b of [keep, decoy]) held.set(b, (await b.request("GET", "/auth/session")).json().sessionId as string);
     const mark = Number((await fx.app.db.db.selectFrom("audit_events").select((eb) => eb.fn.max("seq").as("seq")).executeTakeFirst())?.seq ?? 0);
     const code = totpCode(owner.secret, fx.clock.now());
@@ -162,7 +119,7 @@ describe("red team: a phishing relay and the known-device cookie (ASVS 6.3.5)", 
     assert.equal((await lost.request("GET", "/auth/sessions")).statusCode, 403, "the losing session stays at the gate");
     assert.equal((await won.request("GET", "/auth/sessions")).statusCode, 200);
     // A recovery code the victim types: the relay's first use passes, a second anywhere does not.
-    const third = new RelayBrowser(() => fx, "203.0.113.32");
+    const third = new AddressedBrowser(() => fx, "203.0.113.32", RELAY_UA);
     assert.equal((await third.login(owner.email, owner.password)).json().mfaRequired, true);
     assert.equal((await third.request("POST", "/auth/mfa/verify", { csrf: true, body: { recoveryCode: recovery } })).statusCode, 200);
     assert.equal((await lost.request("POST", "/auth/mfa/verify", { csrf: true, body: { recoveryCode: recovery } })).statusCode, 401, "a recovery code works once");
@@ -183,7 +140,7 @@ describe("red team: a relay page on an origin the operator trusts for form posts
 
   it("attack: a passkey assertion made on a page of a BULWARK_TRUSTED_ORIGINS origin under the RP ID is refused at the second-factor gate: a CSRF setting makes no origin a WebAuthn origin (ASVS 6.3.3; WebAuthn L3 §7.2 step 9, the origin check) (was: it passed the gate for a relay holding only the password)", async () => {
     const owner = await flows.withPasskey(`trusted-origin-${Date.now()}@example.org`);
-    const relay = new RelayBrowser(() => fx, "203.0.113.20");
+    const relay = new AddressedBrowser(() => fx, "203.0.113.20", RELAY_UA);
     const held = await relay.login(owner.email, owner.password);
     assert.equal(held.json().mfaRequired, true, held.body);
     // Control: a page on another subdomain under the RP ID, not listed, is refused on this very server (the sibling rule

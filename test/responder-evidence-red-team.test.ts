@@ -15,9 +15,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
-import { DEVICE_COOKIE, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
-import { HOST, ORIGIN, totpCode } from "../src/http/auth/test-client.ts";
+import { HOST, totpCode } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { AddressedBrowser } from "./helpers/addressed-browser.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** The owner's browser and, in the shared-network tests, the intruder's too (stuffing kits send a browser's). */
@@ -28,36 +28,13 @@ const INTRUDER_IP = "203.0.113.66";
 const fx = sharedFixture();
 const flows = authFlows(() => fx);
 
-/** A browser on its own computer at socket address `address`: keeps its session and known-device cookies. */
-class Client {
-  cookie: string | null = null;
-  device: string | null = null;
-  readonly address: string;
-  readonly ua: string;
+/** A browser on its own computer at socket address `address` (AddressedBrowser) whose sign-ins must succeed. */
+class Client extends AddressedBrowser {
   constructor(address: string, ua: string = UA) {
-    this.address = address;
-    this.ua = ua;
+    super(() => fx, address, ua);
   }
 
-  async request(method: "GET" | "POST" | "DELETE", url: string, options: { body?: unknown; csrf?: boolean; headers?: Record<string, string> } = {}): Promise<LightMyRequestResponse> {
-    const headers: Record<string, string> = { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "user-agent": this.ua };
-    const cookies = [...(this.cookie ? [`${SESSION_COOKIE}=${this.cookie}`] : []), ...(this.device ? [`${DEVICE_COOKIE}=${this.device}`] : [])];
-    if (cookies.length > 0) headers["cookie"] = cookies.join("; ");
-    if (options.csrf) headers["x-csrf-token"] = (await this.request("GET", "/auth/csrf")).json().token as string;
-    if (options.body !== undefined) headers["content-type"] = "application/json";
-    Object.assign(headers, options.headers ?? {});
-    const res = await fx.server.inject({ method, url, headers, remoteAddress: this.address, ...(options.body === undefined ? {} : { payload: JSON.stringify(options.body) }) });
-    const set = res.headers["set-cookie"];
-    for (const line of Array.isArray(set) ? set : set ? [set] : []) {
-      const s = new RegExp(`^${SESSION_COOKIE}=([^;]*)`).exec(line);
-      if (s) this.cookie = s[1] ? (s[1] as string) : null;
-      const d = new RegExp(`^${DEVICE_COOKIE}=([^;]*)`).exec(line);
-      if (d) this.device = d[1] ? (d[1] as string) : null;
-    }
-    return res;
-  }
-
-  async login(identifier: string, password: string): Promise<LightMyRequestResponse> {
+  override async login(identifier: string, password: string): Promise<LightMyRequestResponse> {
     const res = await this.request("POST", "/auth/login", { body: { identifier, password } });
     assert.equal(res.statusCode, 200, res.body);
     return res;
