@@ -131,7 +131,7 @@ describe("stored hash formats", () => {
 /** An import row carrying `hash`, as validateRow makes it. */
 function rowWith(hash: string, ctx: PasswordContext): ImportRow {
   return {
-    line: 2, emailKey: "ana@example.org", usernameKey: null, emailSkeleton: "ana@example.org", usernameSkeleton: null, supplied: new Set(["email", "password_hash"]),
+    line: 2, emailKey: "ana@example.org", usernameKey: null, emailSkeleton: "ana@example.org", usernameSkeleton: null, supplied: new Set(["email", "password_hash"]), clamped: false,
     user: { email: "ana@example.org", username: null, displayName: null, status: "active", passwordHash: hash, passwordScheme: ctx.identify(hash), lastLoginAt: null, externalSource: null, externalId: null },
   };
 }

@@ -59,7 +59,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   // passes: the write pass must meet the rows the validation pass let through, even if the clock is stepped between them.
   const now = deps.clock.now();
   const report: ImportReport = {
-    dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], passwordsReplaced: [], passwordsKept: 0, batches: 0,
+    dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], passwordsReplaced: [], passwordsKept: 0, timesClamped: 0, batches: 0,
     jobId: null, resumedAfterLine: null, alreadyImported: 0,
   };
   // Every row up to this line was written by the interrupted run (its batches committed in line order).
@@ -145,6 +145,9 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
         if (!written) markBad(row.line, `duplicate of line ${dup} (same email, username or external id)`);
         continue;
       }
+      // Dated ahead of this import's clock by a legacy host's clock or time zone, and stored as this import's time: said in
+      // the report (the dry run's too), so an operator who expected none looks at the export's clock.
+      if (!written && row.clamped) report.timesClamped++;
       // Two rows that read alike (confusables.ts) would be two accounts no one can tell apart: the later one is refused
       // if it writes an identifier (a new account, a renamed username), judged in check() once the stored accounts are
       // known. Two rows that only update the accounts of a pair stored before the rule (disable both) are fine.

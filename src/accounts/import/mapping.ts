@@ -4,7 +4,6 @@ import { escapeControls, excerpt } from "../../lib/terminal.ts";
 import { impossibleDate } from "../../lib/calendar.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
 import { hasControl } from "../../lib/visible-text.ts";
-import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../../store/clock-skew.ts";
 import type { PasswordContext, SaltedTemplate } from "../passwords/index.ts";
 import { saltedFromTemplate } from "../passwords/index.ts";
 import { identifierKey, validateEmail, validateUsername } from "../users/normalise.ts";
@@ -44,6 +43,8 @@ export interface ImportRow {
   user: NewUser & { passwordHash: string | null; passwordScheme: string | null };
   /** Fields the file supplied with a value that is not empty or blank (an update touches only these). */
   supplied: Set<ImportField>;
+  /** A created_at or last_login_at dated ahead of the import's clock (within a day) was stored as the import's time. */
+  clamped: boolean;
 }
 
 export type RowVerdict = { kind: "ok"; row: ImportRow } | { kind: "bad"; line: number; reason: string } | { kind: "skip"; line: number; reason: string };
@@ -65,10 +66,14 @@ const MAX_DISPLAY_NAME = 256;
 const MAX_EXTERNAL_ID = 128;
 // Timestamps outside 1970..9999 are typos or hostile values, never real sign-ups.
 const MAX_TIME_MS = Date.UTC(9999, 11, 31);
-// How far ahead of the import's clock a sign-up or sign-in may be dated: the skew the product allows between hosts
-// elsewhere (sessions, links: clock-skew.ts), since the legacy site's clock wrote these times, not ours. Anything later
-// is a time no sign-in has had yet: a last login in 2100 kept an administrator out of demote-inactive-admins forever.
-const AHEAD_TOLERANCE_MS = DEFAULT_DATED_AHEAD_TOLERANCE_MS;
+// How far ahead of the import's clock a sign-up or sign-in may be dated and still be a genuine row: the legacy host's
+// clock wrote these times, not ours, and a host without NTP runs minutes fast; a local-time export read as UTC (the
+// documented reading) is up to 14 hours ahead east of Greenwich. A day covers both. Such a time is stored as the import's
+// own (clamped: no stored time lies ahead of the clock that stored it, so demote-inactive-admins counts from no later than
+// the import) and counted in the report; refusing it refused a genuine export whole for the host's five minutes of
+// drift. Anything later is a time no sign-in has had yet: a last login in 2100 kept an administrator out of
+// demote-inactive-admins forever, and is refused.
+const FOREIGN_CLOCK_AHEAD_MS = 24 * 3_600_000;
 
 /**
  * Parses `--map email=mail,username=name`. Throws ImportOptionError naming an unknown field.
@@ -189,22 +194,23 @@ function parseISODate(text: string, match: RegExpExecArray, field: string): numb
 }
 
 /**
- * A created_at or last_login_at cell as epoch milliseconds, or null for "never" (empty, 0). Refuses (a bad row) a time
- * before 1970, past year 9999, or later than `now` (the import's clock) plus AHEAD_TOLERANCE_MS.
+ * A created_at or last_login_at cell as epoch milliseconds, or null for "never" (empty, 0), and whether it was dated
+ * ahead of `now` (the import's clock) and so stored as `now`. Refuses (a bad row) a time before 1970, past year 9999, or
+ * later than `now` plus FOREIGN_CLOCK_AHEAD_MS.
  */
-function parseTime(text: string, field: string, preset: Preset | null, now: number): number | null {
-  if (text === "" || text === "0") return null; // Drupal writes 0 for "never logged in"
+function parseTime(text: string, field: string, preset: Preset | null, now: number): { ms: number | null; clamped: boolean } {
+  if (text === "" || text === "0") return { ms: null, clamped: false }; // Drupal writes 0 for "never logged in"
   let ms: number;
   const iso = preset === null ? ISO_DATE.exec(text) : null;
   if (/^[0-9]{1,12}$/.test(text)) ms = Number(text) * 1000; // unix seconds (Drupal, most SQL exports)
   else if (iso !== null) ms = parseISODate(text, iso, field);
   else throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is neither unix seconds nor an ISO-8601 date`);
   if (!Number.isFinite(ms) || ms < 0 || ms > MAX_TIME_MS) throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" is out of range`);
-  // Refused, never clamped to now: nothing is guessed, and a future time is a tampered or broken row (ASVS 2.2.3).
-  if (ms > now + AHEAD_TOLERANCE_MS) {
-    throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" (${new Date(ms).toISOString()}) is in the future, after this import's clock (${new Date(now).toISOString()})`);
+  // A tampered or broken row: no sign-in has had that time yet, and no clock or time zone explains it (ASVS 2.2.3).
+  if (ms > now + FOREIGN_CLOCK_AHEAD_MS) {
+    throw new InputError("BULWARK_ERR_IMPORT_ROW", `${field} "${text.slice(0, 40)}" (${new Date(ms).toISOString()}) is in the future, more than a day after this import's clock (${new Date(now).toISOString()})`);
   }
-  return ms;
+  return ms > now ? { ms: now, clamped: true } : { ms, clamped: false };
 }
 
 function parseStatus(text: string): UserStatus {
@@ -221,7 +227,7 @@ function parseStatus(text: string): UserStatus {
 /**
  * Validates one row. The password hash is identified and bounds-checked by the password context, so
  * an unsupported or hostile hash (cost 31 bcrypt, 64 GiB argon2) is a bad row, never a stored one. `now` is the
- * import's clock (read once per run, so both passes judge a row alike): a created_at or last_login_at after it is bad.
+ * import's clock (read once per run, so both passes judge a row alike): a created_at or last_login_at after it is stored as it (within a day) or bad.
  *
  * @example
  * validateRow(7, (name) => record[name], rules, passwords, clock.now()) // { kind: "ok", row } | { kind: "bad", line: 7, reason }
@@ -274,8 +280,10 @@ export function validateRow(line: number, get: (column: string) => string | unde
     const statusText = value("status")?.trim() ?? "";
     // "active" is the default of a new account only; supplied (non-empty) is what an update may change.
     const status = statusText === "" ? "active" : parseStatus(statusText);
-    const createdAt = parseTime(value("created_at")?.trim() ?? "", "created_at", rules.preset, now);
-    const lastLoginAt = parseTime(value("last_login_at")?.trim() ?? "", "last_login_at", rules.preset, now);
+    const created = parseTime(value("created_at")?.trim() ?? "", "created_at", rules.preset, now);
+    const lastLogin = parseTime(value("last_login_at")?.trim() ?? "", "last_login_at", rules.preset, now);
+    const createdAt = created.ms;
+    const lastLoginAt = lastLogin.ms;
     let hash = value("password_hash")?.trim() || null;
     let scheme: string | null = null;
     if (hash !== null) {
@@ -295,6 +303,7 @@ export function validateRow(line: number, get: (column: string) => string | unde
         emailSkeleton: confusableSkeleton(email),
         usernameSkeleton: username ? confusableSkeleton(username) : null,
         supplied,
+        clamped: created.clamped || lastLogin.clamped,
         user: {
           email, username, displayName, status, passwordHash: hash, passwordScheme: scheme,
           ...(createdAt !== null ? { createdAt } : {}), lastLoginAt,

@@ -105,6 +105,11 @@ export interface ImportReport {
   passwordsReplaced: PasswordNote[];
   /** Updated accounts whose stored hash differs from the file's and was left alone (no replacePasswords). */
   passwordsKept: number;
+  /**
+   * Rows whose created_at or last_login_at was dated ahead of the import's clock (by less than a day: a legacy host's
+   * clock running fast, a local-time export read as UTC) and is stored as the import's time.
+   */
+  timesClamped: number;
   batches: number;
   /** The import job (real runs); set on a dry run too when it would resume one. */
   jobId: string | null;

@@ -97,6 +97,7 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
     for (const s of report.skippedRows) writeLine(ctx, `  line ${s.line}: skipped, ${escapeControls(s.reason)}`);
     const replaced = report.dryRun ? "would be replaced" : "replaced";
     for (const p of report.passwordsReplaced) writeLine(ctx, `  line ${p.line}: password hash ${replaced} (${p.from ?? "no password"} -> ${p.to})`);
+    if (report.timesClamped > 0) writeLine(ctx, `  ${report.timesClamped} row(s) dated a sign-up or sign-in ahead of this import's clock (the legacy host's clock or time zone) ${report.dryRun ? "would be" : "were"} stored at this import's time`);
     if (report.passwordsKept > 0) writeLine(ctx, `  ${report.passwordsKept} stored password hash(es) differ from the file's and ${report.dryRun ? "would be" : "were"} kept (--replace-passwords replaces them)`);
   }
   // A dry run is a check: bad rows mean the file does not hold (exit 1).
