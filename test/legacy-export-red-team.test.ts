@@ -12,8 +12,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { it } from "node:test";
 import { FloodControl } from "../src/accounts/flood/flood.ts";
-import { importUsers, type ImportDeps, type ImportOptions, type ImportReport } from "../src/accounts/import/importer.ts";
-import { checkHeader, resolveMap } from "../src/accounts/import/mapping.ts";
+import type { ImportDeps } from "../src/accounts/import/importer.ts";
 import { login, type LoginDeps } from "../src/accounts/login/login.ts";
 import { openMigrationJob, runMigration } from "../src/accounts/migrate-hashes/migrate-hashes.ts";
 import { createPasswordContext } from "../src/accounts/passwords/index.ts";
@@ -24,6 +23,7 @@ import { systemRandom } from "../src/lib/random.ts";
 import type { Database } from "../src/store/database.ts";
 import { openContainFixture, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { importDrupal } from "./helpers/import-drupal.ts";
 
 registerBuiltinLevers();
 
@@ -60,18 +60,6 @@ async function setup(database: Database): Promise<Fixture> {
   return { ...fx, deps, users, loginDeps };
 }
 
-/** Imports a Drupal 7 `users` export (CSV, the preset's columns) as `bulwark users import --preset drupal7` does. */
-function importDrupal(deps: ImportDeps, csv: string, extra: Partial<Omit<ImportOptions, "rules" | "open">> = {}): Promise<ImportReport> {
-  const map = resolveMap({ preset: "drupal7", map: {} });
-  return importUsers(deps, {
-    format: "csv", onConflict: "fail", batchSize: 500, dryRun: false, skipBad: false, actor: "cli:ops", file: "users.csv",
-    onHeader: (h: string[]) => checkHeader(h, map, {}, { preset: "drupal7" }), ...extra,
-    rules: { map, preset: "drupal7", source: "drupal7", salted: null },
-    open: async function* () {
-      yield csv;
-    },
-  });
-}
 
 const HEADER = "uid,name,pass,mail,status,created,login\n";
 /** Unix seconds of a UTC date, as Drupal stores `created` and `login`. */

@@ -202,46 +202,31 @@ describe("TLS to the relay cut off by an attacker on the path", () => {
   // link back until each is dead (24 to 48 hours), with no warning but the mail runner's info-level batch counts.
   it("attack: an attacker who cuts off every TLS handshake to the relay (a reset or a close after its '220 ready to start TLS', or at an smtps ClientHello) is warned about at once, while the mail waits for a retry (ASVS 16.3.4) (was: nothing logged but batch counts until the mail went dead a day or two later)", async (t) => {
     const results: string[] = [];
-    const cases: Array<{ what: string; url: (port: number) => string; script: (socket: Socket) => void; clear: string[] }> = [
-      {
-        what: "STARTTLS, handshake reset",
-        url: (port) => `smtp://mailer:S3cret@127.0.0.1:${port}?requireTLS=true`,
-        clear: [],
-        script(socket) {
-          let upgrading = false;
-          socket.write("220 relay.example.org ESMTP\r\n");
-          readLines(socket, (line) => {
-            this.clear.push(line);
-            const command = line.slice(0, 8).toUpperCase();
-            if (command.startsWith("EHLO")) socket.write("250-relay.example.org\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n");
-            else if (command === "STARTTLS") {
-              upgrading = true;
-              socket.write("220 2.0.0 Ready to start TLS\r\n");
-              // The ClientHello: answered with a TCP reset, as an interceptor that refuses TLS does.
-              socket.once("data", () => socket.resetAndDestroy());
-            } else socket.write("250 ok\r\n");
-          }, () => upgrading);
-        },
+    type Case = { what: string; url: (port: number) => string; script: (socket: Socket) => void; clear: string[] };
+    /** A relay that offers STARTTLS, answers it "220", then cuts the ClientHello with `cut`; what it read in clear goes to `clear`. */
+    const starttlsCut = (what: string, cut: (socket: Socket) => void): Case => ({
+      what,
+      url: (port) => `smtp://mailer:S3cret@127.0.0.1:${port}?requireTLS=true`,
+      clear: [],
+      script(socket) {
+        let upgrading = false;
+        socket.write("220 relay.example.org ESMTP\r\n");
+        readLines(socket, (line) => {
+          this.clear.push(line);
+          const command = line.slice(0, 8).toUpperCase();
+          if (command.startsWith("EHLO")) socket.write("250-relay.example.org\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n");
+          else if (command === "STARTTLS") {
+            upgrading = true;
+            socket.write("220 2.0.0 Ready to start TLS\r\n");
+            socket.once("data", () => cut(socket));
+          } else socket.write("250 ok\r\n");
+        }, () => upgrading);
       },
-      {
-        what: "STARTTLS, handshake closed",
-        url: (port) => `smtp://mailer:S3cret@127.0.0.1:${port}?requireTLS=true`,
-        clear: [],
-        script(socket) {
-          let upgrading = false;
-          socket.write("220 relay.example.org ESMTP\r\n");
-          readLines(socket, (line) => {
-            this.clear.push(line);
-            const command = line.slice(0, 8).toUpperCase();
-            if (command.startsWith("EHLO")) socket.write("250-relay.example.org\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n");
-            else if (command === "STARTTLS") {
-              upgrading = true;
-              socket.write("220 2.0.0 Ready to start TLS\r\n");
-              socket.once("data", () => socket.destroy());
-            } else socket.write("250 ok\r\n");
-          }, () => upgrading);
-        },
-      },
+    });
+    const cases: Case[] = [
+      // The ClientHello answered with a TCP reset, as an interceptor that refuses TLS does; or the connection closed.
+      starttlsCut("STARTTLS, handshake reset", (socket) => socket.resetAndDestroy()),
+      starttlsCut("STARTTLS, handshake closed", (socket) => socket.destroy()),
       {
         what: "smtps, handshake reset",
         url: (port) => `smtps://mailer:S3cret@127.0.0.1:${port}`,

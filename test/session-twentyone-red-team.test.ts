@@ -10,21 +10,20 @@
 // stored as the import's own, counted in the report); the other "attack: …" tests pin defences that hold.
 import assert from "node:assert/strict";
 import { describe, it, test } from "node:test";
-import type { LightMyRequestResponse } from "fastify";
-import { importUsers, type ImportDeps, type ImportOptions, type ImportReport } from "../src/accounts/import/importer.ts";
-import { checkHeader, resolveMap } from "../src/accounts/import/mapping.ts";
+import type { ImportDeps, ImportReport } from "../src/accounts/import/importer.ts";
 import { createPasswordContext } from "../src/accounts/passwords/index.ts";
-import { DEVICE_COOKIE, SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { createUserStore } from "../src/accounts/users/user-store.ts";
 import { checkBucket, type BucketCheckResult } from "../src/checks/bucket/check.ts";
 import { parseBucketPolicy } from "../src/checks/bucket/policy-parse.ts";
 import { dryRunContain, registerBuiltinLevers } from "../src/contain/index.ts";
 import { parseIdsFile, scopedUserIds } from "../src/contain/scope.ts";
-import { authFixture, HOST, ORIGIN, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, totpCode } from "../src/http/auth/test-client.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { openContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { importDrupal } from "./helpers/import-drupal.ts";
+import { AddressedBrowser } from "./helpers/addressed-browser.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 registerBuiltinLevers();
@@ -42,18 +41,6 @@ const D7 = "$S$5NmmasABBCxG9XpSemMLfPLsbsGtorG5xj7BerZNxxn8CqtDSlkB";
 const HEADER = "uid,name,pass,mail,status,created,login\n";
 const unix = (ms: number): number => Math.floor(ms / 1000);
 
-/** `bulwark users import --preset drupal7 users.csv`, as the CLI runs it (no --skip-bad). */
-function importDrupal(deps: ImportDeps, csv: string, extra: Partial<Omit<ImportOptions, "rules" | "open">> = {}): Promise<ImportReport> {
-  const map = resolveMap({ preset: "drupal7", map: {} });
-  return importUsers(deps, {
-    format: "csv", onConflict: "fail", batchSize: 500, dryRun: false, skipBad: false, actor: "cli:ops", file: "users.csv",
-    onHeader: (h: string[]) => checkHeader(h, map, {}, { preset: "drupal7" }), ...extra,
-    rules: { map, preset: "drupal7", source: "drupal7", salted: null },
-    open: async function* () {
-      yield csv;
-    },
-  });
-}
 
 forEachDialect("red team, session 21: users import and a legacy host's clock", (dfx) => {
   // The cut-over of a real migration: the Drupal site is exported at 09:00 (real time) and the file imported two minutes
@@ -199,37 +186,6 @@ forEachDialect("red team, session 21: --ids comments an operator writes", (dfx) 
 // device_told (03114fc) and the hour's follow-up (b2d9b1a): an owner's ordinary week
 // ---------------------------------------------------------------------------------------------------------------------
 
-/** One browser on its own computer: its own address, User-Agent, session and known-device cookies. */
-class Computer {
-  cookie: string | null = null;
-  device: string | null = null;
-  readonly fx: () => AuthFixture;
-  readonly address: string;
-  readonly userAgent: string;
-  constructor(fx: () => AuthFixture, address: string, userAgent: string) {
-    this.fx = fx;
-    this.address = address;
-    this.userAgent = userAgent;
-  }
-
-  async request(method: "GET" | "POST" | "DELETE", url: string, options: { body?: unknown; csrf?: boolean } = {}): Promise<LightMyRequestResponse> {
-    const headers: Record<string, string> = { host: HOST, origin: ORIGIN, "sec-fetch-site": "same-origin", "user-agent": this.userAgent };
-    const cookies = [...(this.cookie ? [`${SESSION_COOKIE}=${this.cookie}`] : []), ...(this.device ? [`${DEVICE_COOKIE}=${this.device}`] : [])];
-    if (cookies.length > 0) headers["cookie"] = cookies.join("; ");
-    if (options.csrf) headers["x-csrf-token"] = (await this.request("GET", "/auth/csrf")).json().token as string;
-    if (options.body !== undefined) headers["content-type"] = "application/json";
-    const res = await this.fx().server.inject({ method, url, headers, remoteAddress: this.address, ...(options.body === undefined ? {} : { payload: JSON.stringify(options.body) }) });
-    const set = res.headers["set-cookie"];
-    for (const line of Array.isArray(set) ? set : set ? [set] : []) {
-      const s = new RegExp(`^${SESSION_COOKIE}=([^;]*)`).exec(line);
-      if (s) this.cookie = s[1] ? (s[1] as string) : null;
-      const d = new RegExp(`^${DEVICE_COOKIE}=([^;]*)`).exec(line);
-      if (d) this.device = d[1] ? (d[1] as string) : null;
-    }
-    return res;
-  }
-}
-
 describe("red team, session 21: an owner with an authenticator app and two devices, over a week", () => {
   const fx = sharedFixture(() => authFixture());
   const flows = authFlows(() => fx);
@@ -242,8 +198,8 @@ describe("red team, session 21: an owner with an authenticator app and two devic
   // the very notice the fixes protect).
   it("attack: the owner's own two browsers, both new in the same hour, are each told of at most twice and then remembered — a week of daily sign-ins with the factor mails no new-device notice after the second day (ASVS 6.3.5, 6.3.7: notices the owner learns to ignore protect nobody)", async () => {
     const owner = await flows.withTOTP(`week-${Date.now()}@example.org`);
-    const laptop = new Computer(() => fx, "192.0.2.21", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36");
-    const phone = new Computer(() => fx, "198.51.100.22", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1");
+    const laptop = new AddressedBrowser(() => fx, "192.0.2.21", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36");
+    const phone = new AddressedBrowser(() => fx, "198.51.100.22", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1");
     const noticesOf = async (): Promise<Array<{ kind: string; at: number; text: string }>> =>
       (await fx.app.db.db.selectFrom("outbox_messages").select(["kind", "created_at", "body_text", "to_address"]).execute())
         .filter((r) => r.to_address === owner.email && (r.kind === "security.new-device-sign-in" || r.kind === "security.new-device-follow-up"))
