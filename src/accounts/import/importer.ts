@@ -173,7 +173,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   report.bad.sort((a, b) => a.line - b.line);
   const summary = (): Record<string, unknown> => ({
     source: rules.source, file: options.file, sha256, rows: report.rows, created: report.created, updated: report.updated, skipped: report.skipped, failed: report.failed, onConflict: options.onConflict,
-    replacePasswords, passwordsReplaced: report.passwordsReplaced.length, passwordsKept: report.passwordsKept,
+    replacePasswords, passwordsReplaced: report.passwordsReplaced.length, passwordsKept: report.passwordsKept, timesClamped: report.timesClamped,
     ...(report.resumedAfterLine !== null ? { jobId: report.jobId, resumedAfterLine: report.resumedAfterLine, alreadyImported: report.alreadyImported } : {}),
   });
 
