@@ -4,7 +4,8 @@
 // browser that passed the factor, so a relay that spent the hour's one notice on a throwaway sign-in, then passed the
 // victim's relayed code in its real browser, had that browser remembered with no notice ever naming it
 // (test/phishing-relay-red-team.test.ts). Existing rows are left 0, "not told": a sign-in held at the second-factor
-// gate across the upgrade is not remembered at its step, and counts as new (one notice) at its next login.
+// gate across the upgrade is not remembered at its step, and counts as new at its next login (its notice, or, in the
+// hour its own notice went out, the hour's follow-up: up to two more notices for the owner, once).
 import type { Migration } from "./types.ts";
 
 export const sessionDeviceTold: Migration = {
