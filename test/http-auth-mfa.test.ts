@@ -618,3 +618,46 @@ describe("administrators must enrol MFA", () => {
     assert.equal(fresh.json().codes.length, 10);
   });
 });
+
+describe("refusals of the hourly budgets are recorded, sampled", () => {
+  /** The `auth.mfa.budget-refused` events about `userId`, oldest first, with their data parsed. */
+  async function budgetRefusals(userId: string): Promise<Array<Record<string, unknown>>> {
+    const rows = await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", "auth.mfa.budget-refused").where("subject", "=", userId).orderBy("seq").execute();
+    return rows.map((r) => JSON.parse(r.data) as Record<string, unknown>);
+  }
+
+  it("attack: a session looping app replacements and recovery-code sets past their hourly budgets is recorded (auth.mfa.budget-refused: the budget, the code, the address and the session), once a minute per account and budget, the next one kept counting those left out, the rest written by the maintenance pass (ASVS 16.3.3, 16.3.1, 2.4.1)", async () => {
+    const owner = await enrolTOTP("budget-refused@example.org");
+    const sessionId = (await owner.b.request("GET", "/auth/session")).json().sessionId as string;
+    for (let i = 0; i < 5; i++) assert.equal((await owner.b.request("POST", "/auth/mfa/totp/replace", { csrf: true })).statusCode, 200, `replacement ${i + 1}`);
+    for (let i = 0; i < 5; i++) assert.equal((await owner.b.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).statusCode, 200, `set ${i + 1}`);
+    assert.deepEqual(await budgetRefusals(owner.id), [], "nothing refused yet");
+    for (let i = 0; i < 4; i++) {
+      const replace = await owner.b.request("POST", "/auth/mfa/totp/replace", { csrf: true });
+      assert.equal(replace.json().error.code, "BULWARK_ERR_MFA_REPLACE_RATE");
+      const codes = await owner.b.request("POST", "/auth/mfa/recovery-codes", { csrf: true });
+      assert.equal(codes.json().error.code, "BULWARK_ERR_RECOVERY_CODES_RATE");
+    }
+    const first = await budgetRefusals(owner.id);
+    assert.deepEqual(first.map((e) => [e["budget"], e["code"], e["limit"]]), [["app-replacement", "BULWARK_ERR_MFA_REPLACE_RATE", 5], ["recovery-codes", "BULWARK_ERR_RECOVERY_CODES_RATE", 5]],
+      "one row per budget for four refusals of each in a minute");
+    for (const e of first) {
+      assert.equal(e["sessionId"], sessionId, "it names the session that asked");
+      assert.equal(typeof e["ip"], "string", "and its address");
+    }
+    // A minute on: the next refusal is kept with the count of those left out.
+    fx.clock.advance(60_000);
+    assert.equal((await owner.b.request("POST", "/auth/mfa/recovery-codes", { csrf: true })).statusCode, 429);
+    const next = (await budgetRefusals(owner.id)).slice(2);
+    assert.deepEqual(next.map((e) => [e["budget"], e["unrecordedBefore"]]), [["recovery-codes", 3]]);
+    // The replacements' three left out, whose sender stopped, are written once their minute is over.
+    const maintenance = startMaintenance(fx.app, { intervalMs: 3_600_000, firstPassDelayMs: 3_600_000 });
+    try {
+      await maintenance.runOnce();
+    } finally {
+      await maintenance.stop();
+    }
+    const unrecorded = await fx.app.db.db.selectFrom("audit_events").select("data").where("type", "=", "auth.refusals.unrecorded").where("subject", "=", `mfa-budget:app-replacement:${owner.id}`).execute();
+    assert.deepEqual(unrecorded.map((r) => JSON.parse(r.data).unrecorded), [3]);
+  });
+});

@@ -79,6 +79,39 @@ describe("POST /auth/password/change", () => {
     assert.deepEqual((await eventsOf("auth.password.change-throttled", user.id)).map((e) => e["reason"]), ["account"]);
   });
 
+  it("attack: a stolen session hammering the form past its window cannot grow the audit log one row per refusal: auth.password.change-throttled is sampled per account (the first of each minute, naming the session; the next one kept counts those left out; the maintenance pass writes the rest as auth.refusals.unrecorded) (ASVS 16.3.1, 2.4.1)", async () => {
+    const ana = await fx.user("change-sampled@example.org");
+    const thief = fx.browser();
+    await thief.login(ana.email, ana.password);
+    const user = (await fx.app.accounts.users.findByIdentifier(ana.email))!;
+    const sessionId = (await thief.request("GET", "/auth/session")).json().sessionId as string;
+    const change = async (i: number): Promise<number> =>
+      (await thief.request("POST", "/auth/password/change", { csrf: true, body: { currentPassword: `sampled guess ${i}`, newPassword: "a thief chose this passphrase" } })).statusCode;
+    for (let i = 0; i < 5; i++) assert.equal(await change(i), 401);
+    for (let i = 5; i < 25; i++) assert.equal(await change(i), 429, "past the account's window");
+    let rows = await eventsOf("auth.password.change-throttled", user.id);
+    assert.equal(rows.length, 1, "twenty refusals in one minute: one row");
+    assert.equal(rows[0]?.["reason"], "account");
+    assert.equal(rows[0]?.["sessionId"], sessionId, "it names the session that guessed");
+    assert.equal(typeof rows[0]?.["ip"], "string");
+    // A minute on, the next one is kept and says how many the sample left out.
+    fx.clock.advance(60_000);
+    assert.equal(await change(25), 429);
+    for (let i = 26; i < 29; i++) assert.equal(await change(i), 429);
+    rows = await eventsOf("auth.password.change-throttled", user.id);
+    assert.equal(rows.length, 2);
+    assert.equal(rows[1]?.["unrecordedBefore"], 19);
+    // The three after it, whose sender never came back, are counted by the maintenance pass once their minute is over.
+    fx.clock.advance(60_000);
+    const maintenance = startMaintenance(fx.app, { intervalMs: 24 * 60 * 60_000, firstPassDelayMs: 24 * 60 * 60_000 });
+    try {
+      await maintenance.runOnce();
+    } finally {
+      await maintenance.stop();
+    }
+    assert.deepEqual((await eventsOf("auth.refusals.unrecorded", `password-change:${user.id}`)).map((e) => e["unrecorded"]), [3]);
+  });
+
   it("attack: an outsider's 100 failures at the address do not keep the owner's known browser from changing the password; the same session in a browser the account does not know stays stopped (NIST SP 800-63B §5.2.2, ASVS 6.3.1)", async () => {
     const ana = await fx.user("change-stopped@example.org");
     const known = fx.browser({ newDevice: true });

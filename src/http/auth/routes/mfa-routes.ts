@@ -138,14 +138,22 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     return false;
   }
 
+  /** The hourly budgets per account of these routes, by the name their refusals' records give them. */
+  const budgets = {
+    enrolment: app.accounts.factorEnrolments,
+    "app-replacement": app.accounts.appReplacements,
+    "recovery-codes": app.accounts.recoveryCodeSets,
+  } as const satisfies Record<string, FloodControl>;
+  type BudgetName = keyof typeof budgets;
+
   /**
    * Runs `work` on one of the account's slots of `budget`, an hourly budget per account for a request that mails the
-   * owner each time; the slot is given back when `work` fails. Past the budget it sends the 429 `refused` names (with
-   * the budget's size) and Retry-After, and resolves once it is sent: the route returns what this returns.
+   * owner each time; the slot is given back when `work` fails. Past the budget it records and sends the 429 `refused`
+   * names (budgetSpent), and resolves once it is sent: the route returns what this returns.
    */
-  async function onHourlyBudget<T>(reply: FastifyReply, budget: FloodControl, userId: string, refused: (limit: number) => { code: string; message: string }, work: () => Promise<T>): Promise<T | FastifyReply> {
-    const slot = await budget.takeFor(userId);
-    if (slot === null) return budgetSpent(reply, budget, refused);
+  async function onHourlyBudget<T>(request: FastifyRequest, reply: FastifyReply, budget: BudgetName, userId: string, refused: (limit: number) => { code: string; message: string }, work: () => Promise<T>): Promise<T | FastifyReply> {
+    const slot = await budgets[budget].takeFor(userId);
+    if (slot === null) return budgetSpent(request, reply, budget, userId, refused);
     try {
       return await work();
     } catch (error) {
@@ -154,9 +162,26 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     }
   }
 
-  /** The 429 of an hourly budget per account that is spent (onHourlyBudget, takeEnrolment): `refused` with its size, and Retry-After. */
-  function budgetSpent(reply: FastifyReply, budget: FloodControl, refused: (limit: number) => { code: string; message: string }): FastifyReply {
-    return reply.status(429).header("retry-after", "3600").send({ error: refused(budget.policy.ipLimit) });
+  /**
+   * The 429 of an hourly budget per account that is spent (onHourlyBudget, takeEnrolment): `refused` with its size, and
+   * Retry-After. Recorded first as `auth.mfa.budget-refused`, naming the account, the budget, the code, the address and
+   * the session (actingContext): an intruder at the owner's unlocked computer looping enrolments past the budget left
+   * ten auth.mfa.added and no sign it went on trying (ASVS 16.3.3). Sampled (refusal-sampler.ts) per account and budget,
+   * as a throttled re-authentication is: the session's holder can repeat the refusal as fast as it is answered, so
+   * the first of each minute is kept, the next one kept says how many were left out, and the maintenance pass writes
+   * the rest as auth.refusals.unrecorded (ASVS 16.3.1).
+   */
+  async function budgetSpent(request: FastifyRequest, reply: FastifyReply, budget: BudgetName, userId: string, refused: (limit: number) => { code: string; message: string }): Promise<FastifyReply> {
+    const limit = budgets[budget].policy.ipLimit;
+    const error = refused(limit);
+    const sample = app.accounts.refusals.take(`mfa-budget:${budget}:${userId}`, app.clock.now());
+    if (sample.record) {
+      await app.audit.append({
+        type: "auth.mfa.budget-refused", actor: userId, subject: userId, requestId: request.id,
+        data: { budget, code: error.code, limit, ...unrecordedCounts(sample), ...actingContext(request, userId) },
+      });
+    }
+    return reply.status(429).header("retry-after", "3600").send({ error });
   }
 
   /**
@@ -166,10 +191,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
    * dozens (ASVS 2.4.1, 6.3.7; test/notice-suppression-red-team.test.ts). Null once the 429 is sent: the route returns
    * the reply. The caller gives the place back (`refund`) when no factor was enrolled (a wrong code, a refused response).
    */
-  async function takeEnrolment(reply: FastifyReply, userId: string): Promise<{ refund: () => Promise<void> } | null> {
-    const slot = await app.accounts.factorEnrolments.takeFor(userId);
+  async function takeEnrolment(request: FastifyRequest, reply: FastifyReply, userId: string): Promise<{ refund: () => Promise<void> } | null> {
+    const slot = await budgets.enrolment.takeFor(userId);
     if (slot === null) {
-      budgetSpent(reply, app.accounts.factorEnrolments, (limit) => ({
+      await budgetSpent(request, reply, "enrolment", userId, (limit) => ({
         code: "BULWARK_ERR_MFA_ENROL_RATE",
         message: `too many second factors (passkeys and authenticator apps) enrolled for this account in the last hour (${limit}); try again later`,
       }));
@@ -276,7 +301,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const { auth, cs } = requireSession(request);
       // Removing the app and enrolling it again mails two notices and spends no replacement: counted here, as a passkey's
       // registration is (takeEnrolment); the code is not looked at past the budget.
-      const slot = await takeEnrolment(reply, auth.userId);
+      const slot = await takeEnrolment(request, reply, auth.userId);
       if (slot === null) return reply;
       const first = await firstEnrolment(auth.userId);
       // The factor, its audit event and the owner's notice commit together (ASVS 6.3.7).
@@ -324,7 +349,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       code: "BULWARK_ERR_MFA_REPLACE_RATE",
       message: `too many replacements of the authenticator app begun for this account in the last hour (${limit}); the last one begun can still be confirmed, or try again later`,
     });
-    return onHourlyBudget(reply, app.accounts.appReplacements, auth.userId, refused, async () => {
+    return onHourlyBudget(request, reply, "app-replacement", auth.userId, refused, async () => {
       const user = await app.accounts.users.getById(auth.userId);
       const { uri, secret, expiresAt } = await mfa.totp.beginReplacement(auth.userId, user?.email ?? auth.userId, {
         sessionId: cs.session.id,
@@ -390,7 +415,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     const record = { type: "auth.mfa.recovery-codes-generated", userId: auth.userId, data: { count: RECOVERY_CODE_COUNT }, notice: { type: "recovery-codes-regenerated" } } as const;
     // The session is read again first, in the account's turn (ADR 0018): codes a thief's session made while
     // require-mfa-reenrolment's batch was deleting the factors outlived the job that ended the session.
-    return onHourlyBudget(reply, app.accounts.recoveryCodeSets, auth.userId, refused, async () => {
+    return onHourlyBudget(request, reply, "recovery-codes", auth.userId, refused, async () => {
       const codes = await mfa.recovery.generate(auth.userId, {
         first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
         within: (trx) => auditAndNotify(app, request, record, trx),
@@ -411,7 +436,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     async (request, reply) => {
       const { auth, cs } = requireSession(request);
       // Before the response is verified (its challenge spent) or anything written: past the hour's enrolments, 429.
-      const slot = await takeEnrolment(reply, auth.userId);
+      const slot = await takeEnrolment(request, reply, auth.userId);
       if (slot === null) return reply;
       const first = await firstEnrolment(auth.userId);
       // The factor, its audit event and the owner's notice commit together (ASVS 6.3.7).

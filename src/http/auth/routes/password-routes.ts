@@ -105,7 +105,13 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         app.audit.append({ type, actor: user.id, subject: user.id, requestId: request.id, data: { ...data, ...actingContext(request, user.id) } });
       const verdict = await app.accounts.flood.begin(flooding);
       if (!verdict.allowed) {
-        await audit("auth.password.change-throttled", { reason: verdict.reason });
+        // Sampled (refusal-sampler.ts), as at re-authentication, whatever window refused it: past its window the session's
+        // holder can repeat the refusal as fast as it is answered, and one row each grew the hash-chained log, which
+        // nothing prunes, without bound (30 refusals in a minute: 30 rows). The first of each minute per account is
+        // kept, the next one kept says how many were left out, and the maintenance pass writes the rest as
+        // auth.refusals.unrecorded (ASVS 16.3.1). A key of its own: the re-authentication's refusals do not hide these.
+        const sample = app.accounts.refusals.take(`password-change:${user.id}`, app.clock.now());
+        if (sample.record) await audit("auth.password.change-throttled", { reason: verdict.reason, ...unrecordedCounts(sample) });
         return throttledAnswer(reply, verdict, "BULWARK_ERR_THROTTLED", "wrong passwords");
       }
       // Counted as it started (a wrong one stays counted); the right one takes it back and clears the streak.
