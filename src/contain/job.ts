@@ -16,6 +16,7 @@ import { holdersAmong, LEFT_ALONE_EVENT, storedCreatorLacks } from "./outranked.
 import { actingActor, creatorCheck, creatorMustHold, creatorTokenOf, firstJobEvent, storedCreatorUser } from "./creator.ts";
 import { ownLockOf } from "./creator-own-lock.ts";
 import { countLiveTokens, inIds } from "./levers/common.ts";
+import { requireMfaReenrolment, spendLinksLeftOpen } from "./levers/require-mfa-reenrolment.ts";
 import { ensureGlobalStamps, holdScopeForRaise } from "./levers/stamps.ts";
 import { lockManyAccountsLinks } from "../accounts/password-reset/link-lock.ts";
 import { holdActingOfMany, holdRoleRemovals } from "../accounts/roles/role-store.ts";
@@ -543,5 +544,24 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
       },
     });
   });
+  if (batched.some((l) => l.name === requireMfaReenrolment.name)) {
+    // Last, after every batch (and appended after the stages a job of the previous release was built with, so its
+    // stored cursor names the same stages): the links its earlier batches left open (spendLinksLeftOpen), which a
+    // batch of the previous release never spent. A job whose batches all ran on this code finds none and records nothing.
+    stages.push({
+      name: `${requireMfaReenrolment.name} (links left open by earlier batches)`,
+      async step(trx, position): Promise<StepResult> {
+        await creatorStands(trx);
+        const from = position === null ? null : Number(position);
+        if (from !== null && !Number.isSafeInteger(from)) throw containErrors.corruptJob(job.id, `its stored cursor's position in the links check is not an audit seq (${String(position).slice(0, 80)})`);
+        const r = await spendLinksLeftOpen(trx, { ...(await contextIn(trx)), now: deps.clock.now() }, from);
+        const name = requireMfaReenrolment.name;
+        const total = r.resetLinks + r.emailChangeLinks;
+        // Counted with the batches' own, and apart (linksLeftOpenSpent), so the job's view tells they were left open.
+        const counts = total === 0 ? {} : { [`${name}.resetLinksSpent`]: r.resetLinks, [`${name}.emailChangeLinksSpent`]: r.emailChangeLinks, [`${name}.linksLeftOpenSpent`]: total };
+        return { counts, processed: 0, next: r.next === null ? null : String(r.next) };
+      },
+    });
+  }
   return stages;
 }

@@ -438,6 +438,10 @@ export function jobView(job: Job): JobView {
   }
   const disabled = counts["invalidate-passwords"]?.["resetEmailsSkippedDisabled"] ?? 0;
   if (disabled > 0) notes.push(`${disabled} disabled accounts got no reset email (their passwords are invalidated all the same): if one is enabled again, its owner asks for a reset link on the sign-in page`);
+  const leftOpen = counts["require-mfa-reenrolment"]?.["linksLeftOpenSpent"] ?? 0;
+  if (leftOpen > 0) {
+    notes.push(`${leftOpen} reset or email-change links that earlier batches had left open (batches run by the previous release, which removed factors and kept links) were spent by the job's closing check: a link kept from before would have reset a password with no factor`);
+  }
   if (spec.unmatched && spec.unmatched.count > 0) notes.push(describeUnmatched(spec.unmatched));
   const leftAlone = Math.max(0, ...Object.values(counts).map((c) => c["leftAlone"] ?? 0));
   if (job.kind === CONTAIN_KIND && leftAlone > 0) {

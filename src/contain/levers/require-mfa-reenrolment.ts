@@ -10,7 +10,8 @@ import { forecastNotices, queueNotices, type LeverContext, type NoticeDue, type 
 import type { MFAFactor } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { containmentResetKey } from "../../accounts/password-reset/reset-mail.ts";
-import { countOpenLinks, countOwnedRows, inIds, spendOpenLinks } from "./common.ts";
+import { countOpenLinks, countOwnedRows, inIds, spendOpenLinks, type LinksSpent } from "./common.ts";
+import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
 
@@ -30,6 +31,85 @@ async function mailedByThisJob(trx: Kysely<Schema>, ctx: LeverContext, userIds: 
   const ownerOf = new Map(userIds.map((id) => [containmentResetKey(ctx.jobId, id), id]));
   const rows = await trx.selectFrom("outbox_messages").select("idempotency_key").where(inIds(ctx.dialect, "idempotency_key", [...ownerOf.keys()])).execute();
   return new Set(rows.flatMap((r) => ownerOf.get(r.idempotency_key) ?? []));
+}
+
+// The batch events the job's closing check reads per step (up to this many batches' users, 5000 each at most).
+const EVENTS_PER_STEP = 10;
+const LEVER = "require-mfa-reenrolment";
+
+/**
+ * The job's closing check, in steps after its last batch: spends the links that its earlier batches left open.
+ * The previous release (d935f11 and earlier) deleted the factors and left the links alone, and a job it half ran is
+ * finished by this code, whose batches spend only their own users' links: a reset link a mailbox
+ * thief asked for while the app stood then resets a password with no factor asked, and the thief enrols its own (ASVS
+ * 6.4.3, 7.4.3). Nothing on a batch tells which release ran it (a batch of this code that found no link counts 0
+ * spent), so every batch of the job is looked at, through its `contain.job.batch` event (its users' seq range and its
+ * time): a link of one of its users that is still open and unexpired, asked at or before the batch's time, of an
+ * account that holds no factor now. A batch of this code spent such links itself, so this finds nothing there; a link
+ * asked after the batch is the owner's (or the first sign-in's, as any after the lever) and stays. The job's own reset
+ * link (invalidate-passwords in the same job) stays too, as in a batch. Idempotent: a spent link is not open, so a
+ * crashed step and its resume count it once. `position` is the seq of the last event read (null: from the job's
+ * creation); the next one, or null when every batch event was read.
+ */
+export async function spendLinksLeftOpen(trx: Kysely<Schema>, ctx: LeverContext, position: number | null): Promise<LinksSpent & { next: number | null }> {
+  const spent = { resetLinks: 0, emailChangeLinks: 0 };
+  const events = await trx.selectFrom("audit_events").select(["seq", "data", "at"]).where("type", "=", "contain.job.batch").where("subject", "=", ctx.jobId)
+    .where("seq", ">", position ?? ctx.createdSeq ?? 0).orderBy("seq").limit(EVENTS_PER_STEP).execute();
+  for (const event of events) {
+    const range = batchRange(event.data);
+    if (range === null) continue;
+    const more = await spendLinksOfBatch(trx, ctx, range, Number(event.at));
+    spent.resetLinks += more.resetLinks;
+    spent.emailChangeLinks += more.emailChangeLinks;
+  }
+  const last = events.at(-1);
+  return { ...spent, next: events.length === EVENTS_PER_STEP && last !== undefined ? Number(last.seq) : null };
+}
+
+/**
+ * The users' seq range of a users-stage batch event in which this lever removed factors, else null: a batch that
+ * removed none (its users held no factor, or a re-run) left no link needing a factor. A count the event lacks (a hand
+ * edit) is taken as "removed some": looking costs a query, skipping could leave a link.
+ */
+function batchRange(data: string): { from: number; to: number } | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (typeof parsed !== "object" || parsed === null) return null;
+  const { stage, from, to, counts } = parsed as Record<string, unknown>;
+  if (stage !== "users" || !Number.isSafeInteger(from) || !Number.isSafeInteger(to)) return null;
+  const removed = typeof counts === "object" && counts !== null ? (counts as Record<string, unknown>)[`${LEVER}.users`] : undefined;
+  if (typeof removed === "number" && removed <= 0) return null;
+  return { from: from as number, to: to as number };
+}
+
+/** Spends the open links of one batch's users, asked by `batchAt` and unexpired, of the accounts with no factor now. */
+async function spendLinksOfBatch(trx: Kysely<Schema>, ctx: LeverContext, range: { from: number; to: number }, batchAt: number): Promise<LinksSpent> {
+  const users = await trx.selectFrom("contain_job_users").select("contain_job_users.user_id").where("contain_job_users.job_id", "=", ctx.jobId)
+    .where("contain_job_users.seq", ">=", range.from).where("contain_job_users.seq", "<=", range.to)
+    .where((eb) => eb.and(FACTOR_TABLES.map((t) => eb.not(eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "contain_job_users.user_id"))))))
+    .execute();
+  const ids = users.map((u) => u.user_id);
+  if (ids.length === 0) return { resetLinks: 0, emailChangeLinks: 0 };
+  // Asked by the batch's time and still usable: an expired link opens nothing, whoever kept it.
+  const reset = await trx.selectFrom("password_reset_tokens").select(["id", "user_id"]).where(inIds(ctx.dialect, "user_id", ids)).where("used_at", "is", null)
+    .where("created_at", "<=", batchAt).where("expires_at", ">", ctx.now).execute();
+  const email = await trx.selectFrom("email_change_tokens").select(["id", "user_id"]).where(inIds(ctx.dialect, "user_id", ids)).where("used_at", "is", null)
+    .where("created_at", "<=", batchAt).where("expires_at", ">", ctx.now).execute();
+  const mailed = await mailedByThisJob(trx, ctx, [...new Set([...reset, ...email].map((l) => l.user_id))]);
+  const resetIds = reset.filter((l) => !mailed.has(l.user_id)).map((l) => l.id);
+  const emailIds = email.filter((l) => !mailed.has(l.user_id)).map((l) => l.id);
+  if (resetIds.length + emailIds.length === 0) return { resetLinks: 0, emailChangeLinks: 0 };
+  // The accounts' link locks before the first write, as a batch takes them: a reset completed at the same moment either
+  // commits first or waits and finds its link spent. Email-change links first, then reset links, as spendOpenLinks.
+  const owners = [...new Set([...reset, ...email].filter((l) => !mailed.has(l.user_id)).map((l) => l.user_id))];
+  await lockManyAccountsLinks(ctx.dialect, trx, owners);
+  const spentEmail = await trx.updateTable("email_change_tokens").set({ used_at: ctx.now }).where(inIds(ctx.dialect, "id", emailIds)).where("used_at", "is", null).executeTakeFirst();
+  const spentReset = await trx.updateTable("password_reset_tokens").set({ used_at: ctx.now }).where(inIds(ctx.dialect, "id", resetIds)).where("used_at", "is", null).executeTakeFirst();
+  return { resetLinks: Number(spentReset.numUpdatedRows), emailChangeLinks: Number(spentEmail.numUpdatedRows) };
 }
 
 export const requireMfaReenrolment = {
