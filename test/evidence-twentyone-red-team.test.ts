@@ -33,30 +33,20 @@ import { authFlows } from "./helpers/auth-flows.ts";
 import { openContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { importDrupal } from "./helpers/import-drupal.ts";
+import { auditHead as head, eventsSince as since, type AuditEventRow } from "./helpers/audit-events.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const OWNER_IP = "198.51.100.21";
 
-interface Row { seq: number; type: string; actor: string; subject: string; data: Record<string, unknown>; raw: string }
-
 describe("red team twenty-one, evidence: a copy of the owner's known browser guessing the password (352975f, Attempt.known)", () => {
   const fx = sharedFixture();
   let made = 0;
   const unique = (label: string): string => `${label}-${++made}@example.org`;
 
-  async function auditHead(): Promise<number> {
-    const row = await fx.app.db.db.selectFrom("audit_events").select((eb) => eb.fn.max("seq").as("seq")).executeTakeFirst();
-    return Number(row?.seq ?? 0);
-  }
-
-  async function eventsSince(mark: number, types?: string[]): Promise<Row[]> {
-    let q = fx.app.db.db.selectFrom("audit_events").select(["seq", "type", "actor", "subject", "data"]).where("seq", ">", mark);
-    if (types) q = q.where("type", "in", types);
-    const rows = await q.orderBy("seq").execute();
-    return rows.map((r) => ({ seq: Number(r.seq), type: r.type, actor: r.actor, subject: r.subject, data: JSON.parse(r.data) as Record<string, unknown>, raw: r.data }));
-  }
+  const auditHead = (): Promise<number> => head(fx.app.db.db);
+  const eventsSince = (mark: number, types?: string[]): Promise<AuditEventRow[]> => since(fx.app.db.db, mark, types);
 
   /** The owner signs in from home once: the browser now holds a session and a known-device cookie for the account. */
   async function ownerAtHome(label: string): Promise<{ id: string; email: string; password: string; home: AddressedBrowser }> {

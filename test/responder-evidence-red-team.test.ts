@@ -18,6 +18,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { HOST, totpCode } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { AddressedBrowser } from "./helpers/addressed-browser.ts";
+import { auditHead as head, eventsSince as since, type AuditEventRow } from "./helpers/audit-events.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** The owner's browser and, in the shared-network tests, the intruder's too (stuffing kits send a browser's). */
@@ -49,21 +50,12 @@ class Client extends AddressedBrowser {
   }
 }
 
-interface Row { seq: number; type: string; actor: string; subject: string; data: Record<string, unknown>; raw: string }
+type Row = AuditEventRow;
 
 /** The audit log's newest position (events after it belong to the test). */
-async function auditHead(): Promise<number> {
-  const row = await fx.app.db.db.selectFrom("audit_events").select((eb) => eb.fn.max("seq").as("seq")).executeTakeFirst();
-  return Number(row?.seq ?? 0);
-}
-
+const auditHead = (): Promise<number> => head(fx.app.db.db);
 /** Events after position `mark`, oldest first, optionally of the given types only. */
-async function eventsSince(mark: number, types?: string[]): Promise<Row[]> {
-  let q = fx.app.db.db.selectFrom("audit_events").select(["seq", "type", "actor", "subject", "data"]).where("seq", ">", mark);
-  if (types) q = q.where("type", "in", types);
-  const rows = await q.orderBy("seq").execute();
-  return rows.map((r) => ({ seq: Number(r.seq), type: r.type, actor: r.actor, subject: r.subject, data: JSON.parse(r.data) as Record<string, unknown>, raw: r.data }));
-}
+const eventsSince = (mark: number, types?: string[]): Promise<Row[]> => since(fx.app.db.db, mark, types);
 
 /** The one event of `type` in `rows`. */
 function only(rows: Row[], type: string): Row {
