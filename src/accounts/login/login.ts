@@ -53,9 +53,11 @@ export type LoginResult =
    * `failuresBefore`: failed attempts in a row on the account before this one (ASVS 6.3.5: many make the success
    * suspicious). `settle`: clears the account's window and streak (done already unless `deferSettle` was asked).
    * `record`: appends `auth.login.succeeded` with what the caller adds (done already unless `deferSettle` was asked).
+   * `knownBrowser`: whether `LoginAttempt.knownBrowser` named the browser known to the account (the caller need not ask
+   * its cookie again: the account's password change time is the one it was asked with).
    */
-  | { outcome: "success"; user: User; rehashed: boolean; failuresBefore: number; settle: () => Promise<void>; record: RecordSuccess }
-  | { outcome: "must-change-password"; user: User; rehashed: boolean; failuresBefore: number; settle: () => Promise<void>; record: RecordSuccess }
+  | { outcome: "success"; user: User; rehashed: boolean; failuresBefore: number; knownBrowser: boolean; settle: () => Promise<void>; record: RecordSuccess }
+  | { outcome: "must-change-password"; user: User; rehashed: boolean; failuresBefore: number; knownBrowser: boolean; settle: () => Promise<void>; record: RecordSuccess }
   | { outcome: "invalid" }
   /**
    * `reason` "consecutive" is the 100-failure stop, which no wait lifts (only a success elsewhere, a password reset or
@@ -236,5 +238,5 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
   }).then(() => undefined);
   if (!deferred) await record();
   const fresh = { ...account, passwordHash: rehashed ? newHash : account.passwordHash, passwordScheme: rehashed ? passwords.defaultScheme : account.passwordScheme };
-  return { outcome: mustChange ? "must-change-password" : "success", user: fresh, rehashed, failuresBefore: verdict.streak, settle, record };
+  return { outcome: mustChange ? "must-change-password" : "success", user: fresh, rehashed, failuresBefore: verdict.streak, knownBrowser: browser !== null, settle, record };
 }

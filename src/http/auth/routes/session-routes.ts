@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { API_ACTION, csrfToken } from "../../../accounts/csrf/index.ts";
 import { login } from "../../../accounts/login/index.ts";
 import { factorKind } from "../../../accounts/mfa/index.ts";
-import { clearSessionCookie, knownDevice, readDeviceCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
+import { clearSessionCookie, readDeviceCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
@@ -66,11 +66,11 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       // A new id and secret on every login: a cookie planted before login is never promoted (ASVS 7.2.4).
       // Without a presented cookie there is nothing to replace: a plain insert, no transaction around it.
       const presented = readSessionCookie(request.headers.cookie);
-      // Whether this browser signed in to the account before (the known-device cookie, device-cookie.ts): two HMACs, no
-      // statement. The session records it (Session.deviceTold), for the second-factor step to read. Asked again of the
-      // account as the login returns it (under the key made fresh above).
+      // Whether this browser signed in to the account before (the known-device cookie, device-cookie.ts), as the login
+      // found it for flood control (knownBrowserOf, under the key made fresh above). The session records it
+      // (Session.deviceTold), for the second-factor step to read.
       const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
-      const known = knownDevice(sent, account, tagger);
+      const known = result.knownBrowser;
       // Stored only if the password is still the one just verified: a reset or change that committed during the
       // verify ended every session, and must not be outlived by this one.
       const context = { aal: 1, ip: ctx.ip, userAgent: ctx.userAgent, verifiedPassword: { changedAt: user.passwordChangedAt }, deviceTold: known } as const;
