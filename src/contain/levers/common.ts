@@ -105,17 +105,36 @@ export interface LinksSpent {
  * they take away. A link was asked for under the old credentials (a reset link is a sign-up link too, for a taken
  * address: the same row), and whoever kept one would use it after the containment. The caller takes the accounts' link
  * locks before the batch's first write (the lever's `touchesLinks`). One statement per kind, whatever the batch's size.
+ * `only` narrows it to the links asked at or before `askedBy` that are still unexpired at `now` (a job's closing check:
+ * the links an earlier batch left).
  *
  * @example
  * const spent = await spendOpenLinks(trx, ctx.dialect, ids, ctx.now); // { resetLinks: 1, emailChangeLinks: 0 }
  */
-export async function spendOpenLinks(trx: Kysely<Schema>, dialect: DialectName, userIds: readonly string[], now: number): Promise<LinksSpent> {
+export async function spendOpenLinks(trx: Kysely<Schema>, dialect: DialectName, userIds: readonly string[], now: number, only?: { askedBy: number }): Promise<LinksSpent> {
   if (userIds.length === 0) return { resetLinks: 0, emailChangeLinks: 0 };
-  const email = await trx.updateTable("email_change_tokens").set({ used_at: now })
-    .where(inIds(dialect, "user_id", userIds)).where("used_at", "is", null).executeTakeFirst();
-  const reset = await trx.updateTable("password_reset_tokens").set({ used_at: now })
-    .where(inIds(dialect, "user_id", userIds)).where("used_at", "is", null).executeTakeFirst();
+  const open = openLinkOf(dialect, userIds, now, only);
+  const email = await trx.updateTable("email_change_tokens").set({ used_at: now }).where(open).executeTakeFirst();
+  const reset = await trx.updateTable("password_reset_tokens").set({ used_at: now }).where(open).executeTakeFirst();
   return { resetLinks: Number(reset.numUpdatedRows), emailChangeLinks: Number(email.numUpdatedRows) };
+}
+
+/**
+ * The users of `userIds` holding a link spendOpenLinks would spend with the same arguments: for a caller that locks
+ * their accounts first, or leaves some of them out.
+ */
+export async function openLinkOwners(trx: Kysely<Schema>, dialect: DialectName, userIds: readonly string[], now: number, only?: { askedBy: number }): Promise<string[]> {
+  if (userIds.length === 0) return [];
+  const open = openLinkOf(dialect, userIds, now, only);
+  const email = await trx.selectFrom("email_change_tokens").select("user_id").where(open).execute();
+  const reset = await trx.selectFrom("password_reset_tokens").select("user_id").where(open).execute();
+  return [...new Set([...email, ...reset].map((r) => r.user_id))];
+}
+
+/** An open link of `userIds`, on either link table (the same columns); `only` as in spendOpenLinks. */
+function openLinkOf(dialect: DialectName, userIds: readonly string[], now: number, only?: { askedBy: number }): Expression<SqlBool> {
+  const open = sql<SqlBool>`${inIds(dialect, "user_id", userIds)} and used_at is null`;
+  return only === undefined ? open : sql<SqlBool>`${open} and created_at <= ${only.askedBy} and expires_at > ${now}`;
 }
 
 /**

@@ -10,7 +10,7 @@ import { forecastNotices, queueNotices, type LeverContext, type NoticeDue, type 
 import type { MFAFactor } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { containmentResetKey } from "../../accounts/password-reset/reset-mail.ts";
-import { countOpenLinks, countOwnedRows, inIds, spendOpenLinks, type LinksSpent } from "./common.ts";
+import { countOpenLinks, countOwnedRows, inIds, openLinkOwners, spendOpenLinks, type LinksSpent } from "./common.ts";
 import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
@@ -92,24 +92,16 @@ async function spendLinksOfBatch(trx: Kysely<Schema>, ctx: LeverContext, range: 
     .where("contain_job_users.seq", ">=", range.from).where("contain_job_users.seq", "<=", range.to)
     .where((eb) => eb.and(FACTOR_TABLES.map((t) => eb.not(eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "contain_job_users.user_id"))))))
     .execute();
-  const ids = users.map((u) => u.user_id);
-  if (ids.length === 0) return { resetLinks: 0, emailChangeLinks: 0 };
   // Asked by the batch's time and still usable: an expired link opens nothing, whoever kept it.
-  const reset = await trx.selectFrom("password_reset_tokens").select(["id", "user_id"]).where(inIds(ctx.dialect, "user_id", ids)).where("used_at", "is", null)
-    .where("created_at", "<=", batchAt).where("expires_at", ">", ctx.now).execute();
-  const email = await trx.selectFrom("email_change_tokens").select(["id", "user_id"]).where(inIds(ctx.dialect, "user_id", ids)).where("used_at", "is", null)
-    .where("created_at", "<=", batchAt).where("expires_at", ">", ctx.now).execute();
-  const mailed = await mailedByThisJob(trx, ctx, [...new Set([...reset, ...email].map((l) => l.user_id))]);
-  const resetIds = reset.filter((l) => !mailed.has(l.user_id)).map((l) => l.id);
-  const emailIds = email.filter((l) => !mailed.has(l.user_id)).map((l) => l.id);
-  if (resetIds.length + emailIds.length === 0) return { resetLinks: 0, emailChangeLinks: 0 };
+  const only = { askedBy: batchAt };
+  const holders = await openLinkOwners(trx, ctx.dialect, users.map((u) => u.user_id), ctx.now, only);
+  const mailed = await mailedByThisJob(trx, ctx, holders);
+  const owners = holders.filter((id) => !mailed.has(id));
+  if (owners.length === 0) return { resetLinks: 0, emailChangeLinks: 0 };
   // The accounts' link locks before the first write, as a batch takes them: a reset completed at the same moment either
-  // commits first or waits and finds its link spent. Email-change links first, then reset links, as spendOpenLinks.
-  const owners = [...new Set([...reset, ...email].filter((l) => !mailed.has(l.user_id)).map((l) => l.user_id))];
+  // commits first or waits and finds its link spent.
   await lockManyAccountsLinks(ctx.dialect, trx, owners);
-  const spentEmail = await trx.updateTable("email_change_tokens").set({ used_at: ctx.now }).where(inIds(ctx.dialect, "id", emailIds)).where("used_at", "is", null).executeTakeFirst();
-  const spentReset = await trx.updateTable("password_reset_tokens").set({ used_at: ctx.now }).where(inIds(ctx.dialect, "id", resetIds)).where("used_at", "is", null).executeTakeFirst();
-  return { resetLinks: Number(spentReset.numUpdatedRows), emailChangeLinks: Number(spentEmail.numUpdatedRows) };
+  return spendOpenLinks(trx, ctx.dialect, owners, ctx.now, only);
 }
 
 export const requireMfaReenrolment = {
