@@ -19,6 +19,7 @@ import { lockKeyOf, serialiseTransactions, type Database } from "../../store/dat
 import { hotTransaction, numberedFor, prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
 import { identifierKey } from "../users/normalise.ts";
 import { ipBucket, ipSite } from "./ip-bucket.ts";
+import { deleteOneEvent, deleteOneSQL } from "./delete-one.ts";
 
 export interface FloodPolicy {
   ipLimit: number;
@@ -159,24 +160,6 @@ const CLEAR_STREAK_SQL = "DELETE FROM flood_streaks WHERE key = $1";
 // statement: a returning user's login (the common one, and the benchmarked one) runs as many statements as before.
 const INSERT_ACCOUNT_KNOWN_SQL = "INSERT INTO flood_events (scope, key, at, via) VALUES ('account', $1, $2, $3), ('known', $4, $2, '')";
 const CLEAR_ACCOUNT_KNOWN_SQL = "DELETE FROM flood_events WHERE (scope = 'account' AND key = $1) OR (scope = 'known' AND key = $2)";
-/** Deletes one event of several that may share the millisecond (a ticket's own): by the row's physical id. */
-function deleteOneSQL(dialect: Database["dialect"]): string {
-  return deleteOneWhere(dialect, "scope = $1 AND key = $2 AND at = $3");
-}
-
-/**
- * Deletes one event matching `where` (its rows are all alike: one key, one millisecond), by the row's physical id. On
- * PostgreSQL the row is picked FOR UPDATE SKIP LOCKED: two deletes of two events that share the millisecond (two
- * refunds of slots taken at once, on two nodes) otherwise both picked the same row, the second then deleting nothing,
- * and a slot stayed spent by a request that sent nothing (test/race-twentyone-red-team.test.ts). Skipping a locked row
- * takes another of the same key and time, which is as good. SQLite runs one writer at a time.
- */
-function deleteOneWhere(dialect: Database["dialect"], where: string): string {
-  const row = dialect === "postgres" ? "ctid" : "rowid";
-  const lock = dialect === "postgres" ? " FOR UPDATE SKIP LOCKED" : "";
-  return `DELETE FROM flood_events WHERE ${row} = (SELECT ${row} FROM flood_events WHERE ${where} LIMIT 1${lock})`;
-}
-
 /**
  * `blind`: the account's window is full but the spelling's is not (Attempt.spelling). The attempt is counted like
  * any other; the caller answers it as a failure without checking the password, at the cost of a check.
@@ -493,7 +476,7 @@ export class FloodControl {
     const at = verdict.at;
     return {
       refund: async () => {
-        await this.#database.db.executeQuery(CompiledQuery.raw(numberedFor(this.#database, deleteOneWhere(this.#database.dialect, "scope = 'ip' AND key = $1 AND at = $2")), [k, at]));
+        await deleteOneEvent(this.#database, this.#database.db, ["ip", k, at]);
       },
     };
   }
@@ -573,7 +556,11 @@ export class FloodControl {
   }
 
   async #runSteps(trx: Kysely<Schema>, steps: Step[]): Promise<void> {
-    for (const [text, parameters] of steps) await trx.executeQuery(CompiledQuery.raw(numberedFor(this.#database, text), [...parameters]));
+    for (const [text, parameters] of steps) {
+      // One event of an attempt taken back: exactly one, whatever deletes of the same key run beside it.
+      if (text === this.#deleteOneSQL) await deleteOneEvent(this.#database, trx, parameters);
+      else await trx.executeQuery(CompiledQuery.raw(numberedFor(this.#database, text), [...parameters]));
+    }
   }
 
   /** Records a failed attempt against the IP, its IPv6 site, the account (or account+IP) and the consecutive streak. */
