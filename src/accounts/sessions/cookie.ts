@@ -44,8 +44,24 @@ export function clearSessionCookie(): string {
 }
 
 /**
+ * `text` without the spaces and tabs around it: the only whitespace RFC 6265 lets a Cookie header put around a name or
+ * a value. `String.prototype.trim` also strips the no-break space (byte 0xA0, which Node reads as U+00A0) and other
+ * Unicode spaces, so a cookie a sibling subdomain set as "\u00a0__Host-bulwark-session" — no prefix for the browser,
+ * so no prefix rules — was read as the session cookie: it swapped the victim into the attacker's session, or made the
+ * real one ambiguous and cleared it (test/cookie-jar-red-team.test.ts).
+ */
+function withoutOWS(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text[start] === " " || text[start] === "\t")) start++;
+  while (end > start && (text[end - 1] === " " || text[end - 1] === "\t")) end--;
+  return text.slice(start, end);
+}
+
+/**
  * Parses a Cookie request header into name → values, tolerating junk: pairs without '=', empty names,
- * stray spaces and quotes are skipped or trimmed, never an exception. Values are not percent-decoded.
+ * stray spaces and quotes are skipped or trimmed (spaces and tabs only: withoutOWS), never an exception. Values are
+ * not percent-decoded.
  *
  * @example
  * parseCookieHeader("a=1; b=\"2\"; junk") // Map { "a" => ["1"], "b" => ["2"] }
@@ -63,9 +79,9 @@ export function parseCookieHeader(header: string | undefined | null): Map<string
     pairs++;
     const eq = part.indexOf("=");
     if (eq < 0) continue;
-    const name = part.slice(0, eq).trim();
+    const name = withoutOWS(part.slice(0, eq));
     if (name.length === 0) continue;
-    let value = part.slice(eq + 1).trim();
+    let value = withoutOWS(part.slice(eq + 1));
     if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
     const list = cookies.get(name);
     if (list) list.push(value);
