@@ -13,6 +13,7 @@ import { registerHealth } from "./health.ts";
 import { registerAuth } from "./auth/index.ts";
 import { registerPages } from "./pages/pages.ts";
 import { STATUS_BY_KIND, type ErrorBody } from "./errors.ts";
+import { framingRefusal } from "./framing.ts";
 import { applySecurityHeaders, HSTS, SECURITY_HEADERS } from "./security-headers.ts";
 
 export interface ServerOptions {
@@ -164,6 +165,13 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     if (closing) {
       const body: ErrorBody = { error: { code: "BULWARK_ERR_SHUTTING_DOWN", message: "the server is shutting down; try again in a moment", requestId: request.id } };
       return reply.status(503).header("cache-control", "no-store").header("retry-after", "5").send(body);
+    }
+    // A body in a coding not applied here, or with two media types, is refused before anything reads it (framing.ts).
+    const refused = framingRefusal(request.raw);
+    if (refused !== null) {
+      const body: ErrorBody = { error: { code: refused.code, message: refused.message, requestId: request.id } };
+      // The connection goes too: what follows a body read one way here and another in front is not worth parsing.
+      return reply.status(refused.status).headers({ ...refused.headers, "cache-control": "no-store", connection: "close" }).send(body);
     }
   });
   // Callback style: no promise per answer on the hot path.
