@@ -1,8 +1,10 @@
 // Runs the outbox sender inside `bulwark serve` when SMTP is configured: a loop that delivers due messages
 // and sleeps when the queue is empty. Without SMTP, messages stay queued and the server says so once.
 import { hostname } from "node:os";
+import { addressTag } from "../accounts/email-change/address-tag.ts";
 import type { App } from "../app/types.ts";
 import { createSMTPTransport, isLoopbackHost, OutboxSender, tlsRequired, type MailTransport, type RunReport } from "../notify/index.ts";
+import type { NoticeDeliveryAudit } from "../notify/delivery-audit.ts";
 
 export interface MailRunner {
   /** False when mail is not configured (nothing runs). */
@@ -36,6 +38,20 @@ function logReport(app: App, report: RunReport): void {
 }
 
 /**
+ * The sender's audit of security notices delivered or given up (notify.security-notice.sent / .dead): events appended
+ * in the transaction that records the outcome, naming the recipient by the keyed tag other events name addresses by.
+ *
+ * @example
+ * new OutboxSender({ outbox: app.accounts.outbox, transport, clock: app.clock, random: app.random, audit: noticeDeliveryAudit(app) }, { name: "n" });
+ */
+export function noticeDeliveryAudit(app: Pick<App, "audit" | "keyring">): NoticeDeliveryAudit {
+  return {
+    appendIn: (trx, event) => app.audit.appendIn(trx, event),
+    recipientTag: (address) => addressTag(app.keyring, address),
+  };
+}
+
+/**
  * Starts delivering the outbox when `app.config.http.mail` is set.
  *
  * @example
@@ -54,7 +70,7 @@ export async function startMailRunner(app: App, options: MailRunnerOptions = {})
   }
   const transport: MailTransport = await createSMTPTransport(mail);
   const sender = new OutboxSender(
-    { outbox: app.accounts.outbox, transport, clock: app.clock, random: app.random, logger: app.logger },
+    { outbox: app.accounts.outbox, transport, clock: app.clock, random: app.random, logger: app.logger, audit: noticeDeliveryAudit(app) },
     { name: `${hostname()}/${process.pid}`, concurrency: mail.smtp.maxConnections ?? 5 },
   );
   // Stopping: no new delivery starts and the batches' unstarted messages are handed back at once; past the grace,

@@ -252,6 +252,20 @@ export class Outbox {
     return this.#database.dialect;
   }
 
+  /**
+   * Runs `work` in one transaction of the outbox's database (on SQLite it takes the write lock at BEGIN): for a caller
+   * that records an outcome (markSent, markDead) together with something else, as the sender does a security notice's
+   * audit event. Both commit, or neither.
+   *
+   * @example
+   * await outbox.transaction(async (trx) => {
+   *   if (await outbox.markSent(input, trx)) await audit.appendIn(trx, event);
+   * });
+   */
+  transaction<T>(work: (trx: Kysely<Schema>) => Promise<T>): Promise<T> {
+    return this.#database.transaction(work);
+  }
+
   /** Validates one message (header injection refused here) and builds its row, with its bodies not sealed yet (#seal). */
   #row(message: NewMessage, now: number): OutboxMessagesTable {
     checkToken("idempotencyKey", message.idempotencyKey);
@@ -494,10 +508,12 @@ export class Outbox {
    * whose kind carries a single-use link (SINGLE_USE_LINK_KINDS) has its bodies replaced by a fixed text in the
    * same statement: the link is the secret its service stores only hashed, and once delivered the row must not
    * keep it for a read of the database (ASVS 14.2.7). Decided by the row's own kind, not by the caller; only on
-   * `sent`, never on a retry or `dead`, which must still be able to send it.
+   * `sent`, never on a retry or `dead`, which must still be able to send it. With `executor` (a transaction, see
+   * `transaction`) the outcome commits with whatever else the caller records there: the sender's audit event of a
+   * security notice's delivery.
    */
-  async markSent(input: { id: string; claimer: string; providerMessageId: string | null }): Promise<boolean> {
-    const result = await this.#db.updateTable("outbox_messages")
+  async markSent(input: { id: string; claimer: string; providerMessageId: string | null }, executor?: Kysely<Schema>): Promise<boolean> {
+    const result = await (executor ?? this.#db).updateTable("outbox_messages")
       .set((eb) => ({
         status: "sent", sent_at: this.#clock.now(), provider_message_id: input.providerMessageId, claimed_by: null, claimed_until: null, last_error: null,
         body_text: eb.case().when("kind", "in", [...SINGLE_USE_LINK_KINDS]).then(DELIVERED_LINK_TEXT).else(eb.ref("body_text")).end(),
@@ -533,9 +549,12 @@ export class Outbox {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  /** Gives up on a message (permanent rejection, or out of attempts). It stays in the table for review. */
-  async markDead(input: { id: string; claimer: string; error: string }): Promise<boolean> {
-    const result = await this.#db.updateTable("outbox_messages")
+  /**
+   * Gives up on a message (permanent rejection, or out of attempts). It stays in the table for review. With `executor`
+   * (a transaction, as for markSent) the outcome commits with whatever else the caller records there.
+   */
+  async markDead(input: { id: string; claimer: string; error: string }, executor?: Kysely<Schema>): Promise<boolean> {
+    const result = await (executor ?? this.#db).updateTable("outbox_messages")
       .set({ status: "dead", last_error: input.error.slice(0, MAX_ERROR), claimed_by: null, claimed_until: null })
       .where("id", "=", input.id).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
       .executeTakeFirst();

@@ -1,5 +1,7 @@
 // The outbox sender: claims due messages under a lease, delivers them, and records the outcome — sent,
-// retry later (backoff with jitter), or dead. Several senders, on one node or many, share one queue.
+// retry later (backoff with jitter), or dead. Several senders, on one node or many, share one queue. Whether a
+// security notice reached its relay is audited with the outcome, in one transaction.
+import type { Kysely } from "kysely";
 import { newId } from "../crypto/tokens.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
@@ -8,6 +10,8 @@ import { notifyErrors } from "./errors.ts";
 import { AGED_AFTER_MS, type Outbox, type OutboxMessage, type SetAsideMessage } from "./outbox.ts";
 import type { DeliveryOutcome, MailTransport } from "./transport.ts";
 import { connectionWarning, recipientDomain, withoutMailboxes, withoutSecretsOf } from "./delivery-errors.ts";
+import { deliveryEvent, isSecurityNotice, type NoticeDeliveryAudit } from "./delivery-audit.ts";
+import type { Schema } from "../store/schema.ts";
 
 export interface SenderOptions {
   /** Names this sender in claims (host/process), for operators reading the table. */
@@ -46,6 +50,11 @@ export interface SenderDeps {
   random: RandomSource;
   /** Told about every message that goes dead and every claim lost. Never given a full recipient address. */
   logger?: { warn(obj: object, msg: string): void };
+  /**
+   * Records in the audit log whether each security notice reached its relay (delivery-audit.ts). The server
+   * wires it (src/http/mail-runner.ts); without it nothing is audited and outcomes are recorded as before.
+   */
+  audit?: NoticeDeliveryAudit;
 }
 
 export interface RunReport {
@@ -275,6 +284,8 @@ export class OutboxSender {
     let leaseFrom = clock.now();
     // What the claim itself settled (a sealed body that did not open) is counted and logged like any outcome.
     let unopenedWarned = false;
+    // Not audited (#recorded): the claim sets aside only mail with a sealed body, the link kinds (SINGLE_USE_LINK_KINDS),
+    // never a security notice, whose body the outbox stores and hands out as it is.
     const onSetAside = (m: SetAsideMessage): void => {
       if (m.dead) {
         report.dead++;
@@ -425,11 +436,40 @@ export class OutboxSender {
     );
   }
 
+  /**
+   * Records `sent` or `dead` through `mark` (fenced by the claim: false when it was lost). A security notice, when the
+   * sender has an audit dependency, gets its event (#deliveryEvent) in the same transaction: a crash or a failure
+   * between the two cannot leave the notice recorded with no event, nor an event for an outcome that was not
+   * recorded. A lost claim appends nothing (the sender that took the row over records its own outcome). An audit
+   * append that fails rolls the outcome back and is raised, as a failed markSent is: the row stays claimed, and once
+   * its lease ends it is delivered again (the owner may get the notice twice, under the same Message-ID) and recorded
+   * then, never lost without a trace.
+   */
+  async #recorded(message: OutboxMessage, attempt: number, mark: (executor?: Kysely<Schema>) => Promise<boolean>, outcome: { providerMessageId: string | null } | { error: string }): Promise<boolean> {
+    const { audit, outbox, logger } = this.#deps;
+    if (audit === undefined || !isSecurityNotice(message.kind)) return mark();
+    // Built before the transaction: nothing but the two writes holds the write lock.
+    const event = deliveryEvent(audit, message, attempt, outcome);
+    try {
+      return await outbox.transaction(async (trx) => {
+        if (!(await mark(trx))) return false;
+        await audit.appendIn(trx, event);
+        return true;
+      });
+    } catch (error) {
+      logger?.warn(
+        { messageId: message.id, kind: message.kind, outcome: "error" in outcome ? "dead" : "sent" },
+        "a security notice's delivery could not be recorded with its audit event; it stays claimed and is delivered again once its lease ends",
+      );
+      throw error;
+    }
+  }
+
   /** Delivers within `budgetMs` (the transport aborts past it) and records the outcome under the claim. */
   async #deliver(message: OutboxMessage, claimer: string, report: RunReport, budgetMs: number, cut?: AbortSignal): Promise<void> {
     const { outbox, transport, clock, random, logger } = this.#deps;
-    const dead = async (error: string): Promise<boolean> => {
-      const recorded = await outbox.markDead({ id: message.id, claimer, error });
+    const dead = async (error: string, attempt: number): Promise<boolean> => {
+      const recorded = await this.#recorded(message, attempt, (executor) => outbox.markDead({ id: message.id, claimer, error }, executor), { error });
       if (recorded) {
         report.dead++;
         this.#loggedDead(message, error);
@@ -446,7 +486,7 @@ export class OutboxSender {
       return;
     }
     if (attempt > this.#retry.maxAttempts) {
-      if (!(await dead(`given up after ${attempt - 1} attempts, the last cut off by a sender that died mid-delivery (its lease expired)`))) report.lostClaims++;
+      if (!(await dead(`given up after ${attempt - 1} attempts, the last cut off by a sender that died mid-delivery (its lease expired)`, attempt))) report.lostClaims++;
       return;
     }
     message = { ...message, attempts: attempt };
@@ -472,10 +512,11 @@ export class OutboxSender {
       recorded = (await outbox.release({ claimer, ids: [message.id], uncountAttempt: true })) === 1;
       if (recorded) report.released++;
     } else if (outcome.ok) {
-      recorded = await outbox.markSent({ id: message.id, claimer, providerMessageId: outcome.providerMessageId });
+      const sent = { id: message.id, claimer, providerMessageId: outcome.providerMessageId };
+      recorded = await this.#recorded(message, message.attempts, (executor) => outbox.markSent(sent, executor), { providerMessageId: outcome.providerMessageId });
       if (recorded) report.sent++;
     } else if (outcome.permanent || message.attempts >= this.#retry.maxAttempts) {
-      recorded = await dead(outcome.error);
+      recorded = await dead(outcome.error, message.attempts);
     } else {
       const nextAttemptAt = clock.now() + retryDelay(message.attempts, this.#retry, random);
       recorded = await outbox.markRetry({ id: message.id, claimer, error: outcome.error, nextAttemptAt });
