@@ -42,6 +42,20 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
 
   const db = (): Kysely<Schema> => site.fx.app.db.db;
   const holdsAdmin = async (userId: string): Promise<boolean> => (await site.fx.app.accounts.roles.permissionsOf(userId)).has("admin");
+  /**
+   * Whether the change recorded by event `change` committed before the lock recorded by `lock`, read from the audit log:
+   * each is appended in its change's transaction, under the log's head lock held to the commit, so the order of their
+   * positions is the order of the commits. The answers' order is not: a change that committed first may answer after
+   * a lock that waited for it (its handler still reads the account back), which is no attack.
+   */
+  const committedBefore = async (change: { type: string; subject: string }, lock: { type: string; subject: string }): Promise<boolean> => {
+    const seqOf = async (e: { type: string; subject: string }): Promise<number | null> => {
+      const row = await db().selectFrom("audit_events").select("seq").where("type", "=", e.type).where("subject", "=", e.subject).orderBy("seq", "desc").executeTakeFirst();
+      return row ? Number(row.seq) : null;
+    };
+    const [c, l] = await Promise.all([seqOf(change), seqOf(lock)]);
+    return c !== null && l !== null && c < l;
+  };
 
   // ---- a removal queued behind the last-admin lock, by an administrator demoted meanwhile ----
 
@@ -114,10 +128,12 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
     assert.notEqual((await site.fx.app.accounts.users.getById(suspect.id))?.lockedAt, null, "the suspect is locked");
     assert.ok(granted.statusCode < 500, show([granted]));
     const puppetIsAdmin = await holdsAdmin(puppet);
-    // Secure: a grant whose administrator was locked before it committed is refused (403), or the lock waits for it.
-    assert.ok(order[0] !== "lock" || !puppetIsAdmin,
-      `the lock of the suspect answered first (${locked.statusCode}), then the locked suspect's grant answered ${granted.statusCode} ${granted.body} and the puppet holds admin`);
-    if (order[0] === "lock") assert.equal(granted.statusCode, 403, granted.body);
+    // Secure: a grant whose administrator was locked before it committed is refused (403), or the lock waits for it (the
+    // grant then commits first, whichever answers first: committedBefore).
+    const grantFirst = puppetIsAdmin && (await committedBefore({ type: "role.granted", subject: puppet }, { type: "user.locked", subject: suspect.id }));
+    assert.ok(!puppetIsAdmin || grantFirst,
+      `the lock of the suspect committed first (answers: ${order.join(", ")}), then the locked suspect's grant answered ${granted.statusCode} ${granted.body} and the puppet holds admin`);
+    if (!grantFirst) assert.equal(granted.statusCode, 403, granted.body);
   });
 
   it("attack: a help desk locked while its set-email waits on the victim's account row cannot point the victim's account at its mailbox after the lock answered (ASVS 8.3.2, 7.5.3) (was: the set-email landed after the lock answered)", async () => {
@@ -148,9 +164,11 @@ describe("red team, fourth look: PostgreSQL races on the permission re-checks an
     assert.equal(locked.statusCode, 200, locked.body);
     assert.ok(set.statusCode < 500, show([set]));
     const address = (await site.fx.app.accounts.users.getById(victim.id))?.email;
-    assert.ok(order[0] !== "lock" || address === victim.email,
-      `the lock of the help desk answered first (${locked.statusCode}), then its set-email answered ${set.statusCode} and the victim's address is now ${address}`);
-    if (order[0] === "lock") assert.equal(set.statusCode, 403, set.body);
+    // The set-email may land only if it committed before the lock (which then waited for it), whichever answered first.
+    const moveFirst = address !== victim.email && (await committedBefore({ type: EMAIL_SET_EVENT, subject: victim.id }, { type: "user.locked", subject: desk.id }));
+    assert.ok(address === victim.email || moveFirst,
+      `the lock of the help desk committed first (answers: ${order.join(", ")}), then its set-email answered ${set.statusCode} and the victim's address is now ${address}`);
+    if (!moveFirst) assert.equal(set.statusCode, 403, set.body);
   });
 
   // ---- defences that hold ----
