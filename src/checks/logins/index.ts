@@ -3,15 +3,18 @@
 // two ways, and a stuffer who knows the check shapes its campaign around either one alone: failed logins far above the
 // usual rate (a wave), and addresses that fail on many different accounts (a list being worked through, however slow).
 // What matters is what got through: sign-ins from browsers new to their account during a wave or from such an address,
-// and sign-ins after a run of failures (a guess that worked, ASVS 6.3.5). Each is listed with the session it made
+// and sign-ins after a run of failures (a guess that worked, ASVS 6.3.5). The opposite shape of a spraying address, one
+// account guessed slowly from many addresses, is guessed.ts. Each is listed with the session it made
 // (auth.login.succeeded names it), so the responder ends exactly those.
 import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
 import type { Database } from "../../store/database.ts";
 import type { Finding } from "../finding.ts";
-import { failedByAddress, failedByBucket, failedBefore, signIns, type BucketCount, type SprayingClients } from "./queries.ts";
-import { SignInList } from "./sign-ins.ts";
+import { GuessedAccounts, type GuessedAccount } from "./guessed.ts";
+import { failedByAddress, failedByBucket, failedBefore, MAX_GUESSED, signIns, type BucketCount, type SprayingClients } from "./queries.ts";
+import { REMEDY, SignInList } from "./sign-ins.ts";
 
 export type { SignIn } from "./sign-ins.ts";
+export type { GuessedAccount } from "./guessed.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -37,13 +40,15 @@ export interface LoginsCheckOptions {
   streak: number;
   /** An address that failed on at least this many different accounts or unknown identifiers in the window is spraying. */
   sprayMin: number;
+  /** An account that took at least this many failed logins in the window, at any pace, from any addresses, is being guessed. */
+  guessMin: number;
   /** Days before the window whose median hour is the usual rate (the window itself is what an attacker fills). */
   baselineDays: number;
   /** Sign-in events read per query (default 5000); tests page with fewer. */
   pageSize?: number;
 }
 
-export const DEFAULT_LOGINS_OPTIONS = { waveMin: 100, waveFactor: 5, streak: 5, sprayMin: 20, baselineDays: 7 } as const;
+export const DEFAULT_LOGINS_OPTIONS = { waveMin: 100, waveFactor: 5, streak: 5, sprayMin: 20, guessMin: 20, baselineDays: 7 } as const;
 
 export interface Wave {
   from: string;
@@ -77,6 +82,8 @@ export interface LoginsReport {
   usualFrom: "before-window" | "window";
   waves: Wave[];
   sprayingAddresses: SprayingAddress[];
+  /** Accounts at or above `guessMin` failures, the most severe first (at most 100; the findings count the rest). */
+  guessedAccounts: GuessedAccount[];
   /** Sign-ins whose event predates the session and failure fields (written before 2026-12-05), not judged on them. */
   succeededWithoutDetail: number;
   /** Every account a reported sign-in belongs to, not only those listed (`--ids-out`). */
@@ -88,7 +95,7 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 /** Checks the options: each bound is a number the operator typed. */
 function checkOptions(o: LoginsCheckOptions): void {
   if (!(Number.isFinite(o.since) && Number.isFinite(o.until) && o.since < o.until)) throw new RangeError("the window must start before it ends");
-  for (const [name, value] of [["waveMin", o.waveMin], ["streak", o.streak], ["sprayMin", o.sprayMin], ["baselineDays", o.baselineDays]] as const) {
+  for (const [name, value] of [["waveMin", o.waveMin], ["streak", o.streak], ["sprayMin", o.sprayMin], ["guessMin", o.guessMin], ["baselineDays", o.baselineDays]] as const) {
     if (!(Number.isInteger(value) && value >= (name === "baselineDays" ? 0 : 1))) throw new RangeError(`${name} must be a whole number of at least ${name === "baselineDays" ? 0 : 1}`);
   }
   if (!(Number.isFinite(o.waveFactor) && o.waveFactor >= 1)) throw new RangeError("waveFactor must be at least 1");
@@ -102,9 +109,10 @@ const median = (values: number[]): number => {
 
 /**
  * Reads the window's login events and returns the findings: `logins.failure-wave` per wave, `logins.spraying-address`
- * for addresses working through many accounts, `logins.after-failures` for sign-ins after a run of failures. Each is high
- * when a sign-in got through it (a new browser in a wave or from a spraying address), medium otherwise; and
- * `logins.analysis-incomplete` (high) when the spraying rule's bounds left addresses unread.
+ * for addresses working through many accounts, `logins.guessed-account` for accounts guessed from any number of
+ * addresses at any pace, `logins.after-failures` for sign-ins after a run of failures. Each is high when a sign-in got
+ * through it (a new browser in a wave, to a guessed account or from a spraying address), medium otherwise; and
+ * `logins.analysis-incomplete` (high) when a rule's bounds left addresses or sign-ins unjudged.
  *
  * @example
  * const report = await checkLogins(app.db, { since: now - 24 * HOUR, until: now, ...DEFAULT_LOGINS_OPTIONS });
@@ -153,6 +161,8 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // Addresses working through many accounts, whatever their pace: a slow campaign under every rate is still a list.
   const spraying = await failedByAddress(database, since, until, options.sprayMin);
   const sprayIPs = new Map(spraying.clients.map((s) => [s.ip, { ...s, signIns: 0 }]));
+  // Accounts failing at least guessMin times, whatever the pace and the addresses: one account guessed by a botnet.
+  const guessing = await GuessedAccounts.read(database, { since, until, guessMin: options.guessMin, streak: options.streak });
 
   const lists = {
     after: new SignInList(options.streak),
@@ -171,6 +181,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
       lists.after.add(signIn);
       reported.add(signIn.userId);
     }
+    if (at >= since && guessing.signedIn(at, signIn)) reported.add(signIn.userId);
     if (at >= since && spray) {
       spray.signIns++;
       lists.spray.add(signIn);
@@ -185,7 +196,9 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
       }
     }
   }
-  await SignInList.fillEmails(database, [lists.after, lists.spray, ...lists.waves]);
+  for (const id of await guessing.finish(database)) reported.add(id);
+  await SignInList.fillEmails(database, [lists.after, lists.spray, ...lists.waves, ...guessing.lists()]);
+  const guessedReport = await guessing.report(database);
 
   const waves: Wave[] = waveSpans.map((span, i) => {
     let n = 0;
@@ -206,13 +219,14 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const findings: Finding[] = [
     ...waveFindings(waves, lists.waves, { threshold, usual, usualFrom, options }),
     ...sprayFinding([...sprayIPs.values()], spraying.total, lists.spray, options),
+    ...guessedReport.findings,
     ...afterFailuresFinding(lists.after, options),
-    ...incompleteFinding(spraying, options),
+    ...incompleteFinding(spraying, guessing, options),
   ];
   return {
     findings, window: { since: iso(since), until: iso(until), hours: windowHours }, failed, throttled, succeeded,
     medianFailedPerHour: windowMedian, usualFailedPerHour: usual, usualFrom, waves,
-    sprayingAddresses: [...sprayIPs.values()].slice(0, MAX_ADDRESSES), succeededWithoutDetail: withoutDetail, reportedAccounts: [...reported],
+    sprayingAddresses: [...sprayIPs.values()].slice(0, MAX_ADDRESSES), guessedAccounts: guessedReport.accounts, succeededWithoutDetail: withoutDetail, reportedAccounts: [...reported],
   };
 }
 
@@ -238,11 +252,6 @@ function findWaves(byBucket: Map<number, BucketCount>, first: number, end: numbe
   }
   return spans;
 }
-
-const REMEDY =
-  "Ask the owners of the accounts listed whether the sign-in was theirs; for those that were not, end the session named and make the password unusable: " +
-  "`bulwark check logins --ids-out FILE` writes every reported account's id (not only those listed), then " +
-  "`bulwark contain revoke-sessions invalidate-passwords --ids FILE --dry-run`, and without --dry-run.";
 
 function waveFindings(waves: Wave[], lists: SignInList[], ctx: { threshold: number; usual: number; usualFrom: string; options: LoginsCheckOptions }): Finding[] {
   // The most severe first (sign-ins got through), then the largest: a stuffer's cheap waves in front of the real one
@@ -293,25 +302,32 @@ function sprayFinding(addresses: SprayingAddress[], total: number, list: SignInL
 }
 
 /**
- * The spraying rule read less than the window held: more address rows than it reads (a client made of those left out,
- * a /64 rotating one account per address, may be missing), or more spraying clients than it keeps (sign-ins from the
- * rest are not marked). High, as `authlog.analysis-incomplete`: a report without a spraying address must not be read as
- * "no list was worked through", and the default --fail-on high fails the run.
+ * A rule read less than the window held. The spraying rule: more address rows than it reads (a client made of those
+ * left out, a /64 rotating one account per address, may be missing), or more spraying clients than it keeps (sign-ins
+ * from the rest are not marked). The guessed-account rule: more sign-ins to accounts past the MAX_GUESSED it keeps than
+ * it holds to judge them (a guess that worked may be missing; accounts past the cut without a sign-in are only counted,
+ * which its own finding says). High, as `authlog.analysis-incomplete`: a report without a spraying address or a guessed
+ * account must not be read as "none", and the default --fail-on high fails the run.
  */
-function incompleteFinding(spraying: SprayingClients, options: LoginsCheckOptions): Finding[] {
+function incompleteFinding(spraying: SprayingClients, guessed: GuessedAccounts, options: LoginsCheckOptions): Finding[] {
   const clientsCut = spraying.total > spraying.clients.length;
-  if (!spraying.rowsCut && !clientsCut) return [];
+  if (!spraying.rowsCut && !clientsCut && !guessed.candidatesCut) return [];
   const why = [
     ...(spraying.rowsCut ? [`more than ${spraying.rowsRead} addresses failed to sign in in the window, and those past them with the fewest accounts were not read: a client made of them (an IPv6 host taking a new address of its /64 for every try) may be missing from the spraying addresses`] : []),
     ...(clientsCut ? [`${spraying.total} clients failed on ${options.sprayMin} or more accounts and only the ${spraying.clients.length} with the most are kept: sign-ins from the others are not marked as from a spraying address`] : []),
+    ...(guessed.candidatesCut ? [`${guessed.total} accounts took ${options.guessMin} or more failed logins and only the ${MAX_GUESSED} with the most are kept; the sign-ins to the others were more than are held to judge them: a browser new to one of them after its failures may be missing`] : []),
   ];
+  const rules = [...(spraying.rowsCut || clientsCut ? ["spraying addresses"] : []), ...(guessed.candidatesCut ? ["guessed accounts"] : [])].join(" and ");
   return [{
     id: "logins.analysis-incomplete",
     severity: "high",
-    title: "Analysis incomplete: spraying addresses, or the sign-ins from them, may be missing",
-    detail: `The spraying-address rule read less than the window held: ${why.join("; and ")}. Waves and sign-ins after failures were judged in full.`,
-    evidence: { addressRowsCut: spraying.rowsCut, addressRowsRead: spraying.rowsRead, sprayingClients: spraying.total, sprayingClientsKept: spraying.clients.length },
-    remediation: "Run the check again over shorter windows (--since, --until), each reading fewer addresses, with --spray-min lowered in proportion: a slow list is spread over them.",
+    title: `Analysis incomplete: ${rules}, or the sign-ins ${guessed.candidatesCut ? "to or from" : "from"} them, may be missing`,
+    detail: `The ${rules} rule${rules.includes(" and ") ? "s" : ""} read less than the window held: ${why.join("; and ")}. Waves and sign-ins after failures were judged in full.`,
+    evidence: {
+      addressRowsCut: spraying.rowsCut, addressRowsRead: spraying.rowsRead, sprayingClients: spraying.total, sprayingClientsKept: spraying.clients.length,
+      guessedAccounts: guessed.total, guessedAccountsKept: guessed.total - guessed.notRead, guessedSignInsCut: guessed.candidatesCut,
+    },
+    remediation: "Run the check again over shorter windows (--since, --until), each reading fewer addresses and accounts, with --spray-min and --guess-min lowered in proportion: a slow campaign is spread over them.",
   }];
 }
 

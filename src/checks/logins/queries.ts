@@ -1,7 +1,7 @@
 // The queries of `check logins`, on both dialects: counts are made in the database (a wave of a million failures is a
 // GROUP BY, not a million rows read), and sign-ins are read in pages by position.
 import { isIPv4 } from "node:net";
-import { sql } from "kysely";
+import { sql, type RawBuilder } from "kysely";
 import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
 import { parseStoredData } from "../../audit/read-events.ts";
 import type { Database } from "../../store/database.ts";
@@ -70,6 +70,27 @@ export async function failedBefore(database: Database, from: number, until: numb
   return { hours };
 }
 
+/**
+ * The address an event's data names, as SQL: read from its canonical data (`"ip":"…"`, the first such key: canonical
+ * JSON sorts keys and escapes the quotes inside strings, so a user agent cannot forge one); NULL for a row whose data is
+ * not Bulwark's JSON (altered), which never fails the query.
+ */
+function ipOf(database: Database): RawBuilder<unknown> {
+  return database.dialect === "postgres"
+    ? sql`substring(data from '"ip":"([^"\\\\]*)"')`
+    : sql`CASE WHEN json_valid(data) THEN json_extract(data, '$.ip') END`;
+}
+
+/**
+ * `values` as a subquery of one column for `x IN (…)`, passed as one JSON parameter: both dialects cap a statement's
+ * parameters. On PostgreSQL the DISTINCT is what makes it a hash join: without it the planner, guessing 100 elements,
+ * joined 10,000 accounts to 30,000 failures by nested loop, re-reading the JSON text for each row (44 s against 25 ms).
+ */
+function listOf(database: Database, values: readonly string[]): RawBuilder<unknown> {
+  const json = JSON.stringify(values);
+  return database.dialect === "postgres" ? sql`SELECT DISTINCT value FROM json_array_elements_text(${json}::json) AS l(value)` : sql`SELECT value FROM json_each(${json})`;
+}
+
 /** The spraying clients of a window, and whether a bound left any out (the report says so: an absence then proves nothing). */
 export interface SprayingClients {
   /** The clients at or above the bar, the most accounts first, at most MAX_SPRAYING. */
@@ -93,9 +114,7 @@ export interface SprayingClients {
  * never fails the query.
  */
 export async function failedByAddress(database: Database, since: number, until: number, min: number): Promise<SprayingClients> {
-  const ip = database.dialect === "postgres"
-    ? sql`substring(data from '"ip":"([^"\\\\]*)"')`
-    : sql`CASE WHEN json_valid(data) THEN json_extract(data, '$.ip') END`;
+  const ip = ipOf(database);
   const failedInWindow = sql`type = 'auth.login.failed' AND at >= ${since} AND at < ${until}`;
   // Every address written with a colon is read (an IPv6 address, summed by /64; or another spelling of an IPv4 client);
   // a plain IPv4 address only when it reaches the bar on its own, or a botnet's million would be a million rows. One
@@ -118,8 +137,7 @@ export async function failedByAddress(database: Database, since: number, until: 
     if (isIPv4(client) && !plainRead.has(client)) spelledOtherwise.add(client);
   }
   if (spelledOtherwise.size > 0) {
-    const json = JSON.stringify([...spelledOtherwise]);
-    const list = database.dialect === "postgres" ? sql`SELECT json_array_elements_text(${json}::json)` : sql`SELECT value FROM json_each(${json})`;
+    const list = listOf(database, [...spelledOtherwise]);
     const plain = await sql<AddressRow>`
       SELECT ${ip} AS ip, count(*) AS n, count(DISTINCT subject) AS accounts FROM audit_events
       WHERE ${failedInWindow} AND ${ip} IN (${list}) GROUP BY 1`.execute(database.db);
@@ -168,4 +186,103 @@ export async function* signIns(database: Database, from: number, until: number, 
     if (page.length < pageSize) return;
     after = Number(page.at(-1)!.seq);
   }
+}
+
+/**
+ * Accounts kept at most by the guessed-account rule, the most failures first: bounded memory for a botnet naming every
+ * account of a large site. Past it the rest are counted, the report says the analysis was incomplete, and the accounts
+ * a new browser signed in to are read on their own (see GuessedAccounts.finish).
+ */
+export const MAX_GUESSED = 10_000;
+/**
+ * Distinct addresses read per listed account to count its clients (100 accounts listed: at most 200,000 rows). An
+ * account guessed from more has its clients counted from these, a lower bound (`clientsComplete` false).
+ */
+const ADDRESSES_PER_ACCOUNT = 2_000;
+
+/** One account's failed logins in the window, as the database counts them. */
+export interface AccountFailures {
+  userId: string;
+  failed: number;
+  firstAt: number;
+  lastAt: number;
+}
+
+/** The accounts of a window at or above the bar, and whether the bound cut the list. */
+export interface AccountsFailed {
+  /** The most failures first, at most MAX_GUESSED. */
+  accounts: AccountFailures[];
+  /** How many accounts reached the bar: more than `accounts` holds when `cut`. */
+  total: number;
+  cut: boolean;
+}
+
+/**
+ * Accounts whose failed logins over [since, until) number at least `min`, at any pace and from any number of
+ * addresses (one GROUP BY, however many failures): the subjects that are accounts, not the keyed tags of identifiers
+ * that name none (`id:…`: nothing can be taken over there). `only`: these accounts alone (a JSON parameter).
+ */
+export async function failedByAccount(database: Database, since: number, until: number, min: number, options: { only?: readonly string[] } = {}): Promise<AccountsFailed> {
+  const only = options.only === undefined ? sql`` : sql`AND subject IN (${listOf(database, options.only)})`;
+  const where = sql`type = 'auth.login.failed' AND at >= ${since} AND at < ${until} AND subject NOT LIKE 'id:%' ${only}`;
+  // One more row than the cap is asked for, so that a cut is known rather than guessed.
+  // No address is read here (a million failures on accounts would be a million JSON texts parsed): the clients of the
+  // accounts listed are counted apart, clientsByAccount.
+  const { rows } = await sql<{ subject: string; n: number | string; first_at: number | string; last_at: number | string }>`
+    SELECT subject, count(*) AS n, min(at) AS first_at, max(at) AS last_at
+    FROM audit_events WHERE ${where} GROUP BY subject HAVING count(*) >= ${min} ORDER BY 2 DESC, 1 LIMIT ${sql.lit(MAX_GUESSED + 1)}`.execute(database.db);
+  const cut = rows.length > MAX_GUESSED;
+  let total = Math.min(rows.length, MAX_GUESSED);
+  if (cut) {
+    const counted = await sql<{ n: number | string }>`
+      SELECT count(*) AS n FROM (SELECT subject FROM audit_events WHERE ${where} GROUP BY subject HAVING count(*) >= ${min}) AS reached`.execute(database.db);
+    total = Number(counted.rows[0]?.n ?? total);
+  }
+  const accounts = rows.slice(0, MAX_GUESSED).map((r) => ({
+    userId: r.subject, failed: Number(r.n), firstAt: Number(r.first_at), lastAt: Number(r.last_at),
+  }));
+  return { accounts, total, cut };
+}
+
+/** The addresses an account failed from, and the clients they are. */
+export interface AccountClients {
+  /** Distinct clients, as flood control counts them. */
+  clients: number;
+  /** Distinct addresses as written (an IPv6 host rotating through its /64 is many of them). */
+  addresses: number;
+  /** False past ADDRESSES_PER_ACCOUNT addresses: both counts are then lower bounds. */
+  complete: boolean;
+}
+
+/**
+ * The distinct clients each of `userIds` failed to sign in from over [since, until), counted as flood control counts
+ * a client (ipBucket: an IPv6 /64 is one, an IPv4 address is one whatever its spelling), from at most
+ * ADDRESSES_PER_ACCOUNT of its addresses (lower bounds past them: `complete` false). A failure naming no address is
+ * no client.
+ */
+export async function clientsByAccount(database: Database, since: number, until: number, userIds: readonly string[]): Promise<Map<string, AccountClients>> {
+  const result = new Map<string, AccountClients>();
+  if (userIds.length === 0) return result;
+  const { rows } = await sql<{ subject: string; ip: unknown }>`
+    SELECT subject, ip FROM (
+      SELECT subject, ip, row_number() OVER (PARTITION BY subject ORDER BY ip) AS k FROM (
+        SELECT subject, ${ipOf(database)} AS ip FROM audit_events
+        WHERE type = 'auth.login.failed' AND at >= ${since} AND at < ${until} AND subject IN (${listOf(database, userIds)})
+        GROUP BY 1, 2) AS pairs) AS ranked
+    WHERE k <= ${sql.lit(ADDRESSES_PER_ACCOUNT + 1)}`.execute(database.db);
+  const seen = new Map<string, { rows: number; addresses: number; clients: Set<string> }>();
+  for (const r of rows) {
+    const s = seen.get(r.subject) ?? { rows: 0, addresses: 0, clients: new Set<string>() };
+    seen.set(r.subject, s);
+    // The row past the cap only tells that there are more.
+    if (++s.rows > ADDRESSES_PER_ACCOUNT) continue;
+    if (typeof r.ip !== "string" || r.ip === "") continue;
+    s.addresses++;
+    s.clients.add(ipBucket(r.ip));
+  }
+  for (const id of userIds) {
+    const s = seen.get(id);
+    result.set(id, { clients: s?.clients.size ?? 0, addresses: s?.addresses ?? 0, complete: (s?.rows ?? 0) <= ADDRESSES_PER_ACCOUNT });
+  }
+  return result;
 }

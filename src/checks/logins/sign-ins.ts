@@ -5,6 +5,22 @@ import type { Database } from "../../store/database.ts";
 /** Sign-ins listed per finding; the rest are counted (and every account is in `--ids-out`). */
 export const LISTED = 100;
 
+/** What a responder does about a sign-in that may not have been its owner's (every rule's sign-ins alike). */
+export const REMEDY =
+  "Ask the owners of the accounts listed whether the sign-in was theirs; for those that were not, end the session named and make the password unusable: " +
+  "`bulwark check logins --ids-out FILE` writes every reported account's id (not only those listed), then " +
+  "`bulwark contain revoke-sessions invalidate-passwords --ids FILE --dry-run`, and without --dry-run.";
+
+/** The email of each of `ids` that names an account (500 a query). */
+export async function emailsOf(database: Database, ids: readonly string[]): Promise<Map<string, string>> {
+  const emails = new Map<string, string>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await database.db.selectFrom("users").select(["id", "email"]).where("id", "in", ids.slice(i, i + 500)).execute();
+    for (const r of rows) emails.set(r.id, r.email);
+  }
+  return emails;
+}
+
 /** One sign-in as a responder acts on it. */
 export interface SignIn {
   userId: string;
@@ -61,11 +77,7 @@ export class SignInList {
   /** Fills in the email of every kept sign-in's account (one query; at most a few thousand ids). */
   static async fillEmails(database: Database, lists: readonly SignInList[]): Promise<void> {
     const kept = lists.flatMap((l) => l.#byScore.flat());
-    const ids = [...new Set(kept.map((s) => s.userId))];
-    for (let i = 0; i < ids.length; i += 500) {
-      const rows = await database.db.selectFrom("users").select(["id", "email"]).where("id", "in", ids.slice(i, i + 500)).execute();
-      const byId = new Map(rows.map((r) => [r.id, r.email]));
-      for (const s of kept) if (byId.has(s.userId)) s.email = byId.get(s.userId) ?? null;
-    }
+    const byId = await emailsOf(database, [...new Set(kept.map((s) => s.userId))]);
+    for (const s of kept) if (byId.has(s.userId)) s.email = byId.get(s.userId) ?? null;
   }
 }

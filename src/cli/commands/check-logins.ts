@@ -14,6 +14,7 @@ interface LoginsOptions extends CheckOptions {
   waveFactor?: string;
   streak?: string;
   sprayMin?: string;
+  guessMin?: string;
   baselineDays?: string;
   idsOut?: string;
 }
@@ -45,8 +46,8 @@ export default {
         .command("logins")
         .description(
           "read this Bulwark's own sign-ins from its audit log: failed logins far above the usual in any 60 minutes (a credential-stuffing wave), " +
-            "addresses failing on many accounts at any pace (a list being worked through), and the sign-ins that got through either, or came " +
-            "after a run of failures; each with the session to end",
+            "addresses failing on many accounts at any pace (a list being worked through), accounts failing from any number of addresses at " +
+            "any pace (one password guessed by a botnet), and the sign-ins that got through any of them, or came after a run of failures; each with the session to end",
         )
         .option("--since <time>", "the window's start: an age such as 24h, 7d, or an ISO 8601 time (UTC unless it carries an offset)", "24h")
         .option("--until <time>", "the window's end (default: now)")
@@ -54,6 +55,7 @@ export default {
         .option("--wave-factor <n>", "...and at least this many times the usual hour (default 5; see --baseline-days)")
         .option("--streak <n>", "report a sign-in after at least this many failed attempts in a row on its account (default 5, as the owner's notice)")
         .option("--spray-min <n>", "report an address that failed on at least this many different accounts in the window, and the sign-ins from it (default 20)")
+        .option("--guess-min <n>", "report an account that took at least this many failed logins in the window, at any pace, from any addresses, and the sign-ins from browsers new to it after them (default 20)")
         .option("--baseline-days <n>", "days before the window whose median hour is the usual rate of failures (default 7; 0: the window's own)")
         .option("--ids-out <file>", "write the id of every account a reported sign-in belongs to, one per line, for `bulwark contain … --ids` (a new file)"),
     ).action(
@@ -64,6 +66,7 @@ export default {
         const waveFactor = whole(opts.waveFactor, "--wave-factor", 1, DEFAULT_LOGINS_OPTIONS.waveFactor);
         const streak = whole(opts.streak, "--streak", 1, DEFAULT_LOGINS_OPTIONS.streak);
         const sprayMin = whole(opts.sprayMin, "--spray-min", 1, DEFAULT_LOGINS_OPTIONS.sprayMin);
+        const guessMin = whole(opts.guessMin, "--guess-min", 1, DEFAULT_LOGINS_OPTIONS.guessMin);
         const baselineDays = whole(opts.baselineDays, "--baseline-days", 0, DEFAULT_LOGINS_OPTIONS.baselineDays);
         // The window's times are read once here for their shape (a mistyped --since is named before any store is
         // looked for), and again below against the application's clock.
@@ -80,7 +83,7 @@ export default {
         const idsOut = opts.idsOut === undefined ? null : await createIdsFile(opts.idsOut);
         let r: Awaited<ReturnType<typeof checkLogins>>;
         try {
-          r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, baselineDays });
+          r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, guessMin, baselineDays });
           if (idsOut !== null) await idsOut.writeFile(r.reportedAccounts.map((id) => `${id}\n`).join(""));
         } catch (error) {
           if (idsOut !== null) {
@@ -92,7 +95,7 @@ export default {
         await idsOut?.close();
         const usual = r.usualFrom === "window" ? "the window's own median, the store being younger than the baseline" : `the median hour of the ${baselineDays} days before`;
         const summary = [
-          `${r.window.since} to ${r.window.until}: ${r.failed} failed login(s), usually ${r.usualFailedPerHour} an hour (${usual}), ${r.throttled} throttled event(s), ${r.succeeded} sign-in(s); ${r.waves.length} wave(s), ${r.sprayingAddresses.length} spraying address(es)`,
+          `${r.window.since} to ${r.window.until}: ${r.failed} failed login(s), usually ${r.usualFailedPerHour} an hour (${usual}), ${r.throttled} throttled event(s), ${r.succeeded} sign-in(s); ${r.waves.length} wave(s), ${r.sprayingAddresses.length} spraying address(es), ${r.guessedAccounts.length} guessed account(s)`,
           ...(idsOut !== null ? [`${r.reportedAccounts.length} account id(s) written to ${opts.idsOut}`] : []),
           ...(r.succeededWithoutDetail > 0 ? [`${r.succeededWithoutDetail} sign-in(s) were recorded before sign-in events named their session and browser: not judged on them`] : []),
         ];
@@ -101,7 +104,7 @@ export default {
           findings: r.findings,
           extra: {
             window: r.window, failed: r.failed, throttled: r.throttled, succeeded: r.succeeded, medianFailedPerHour: r.medianFailedPerHour,
-            usualFailedPerHour: r.usualFailedPerHour, usualFrom: r.usualFrom, waves: r.waves, sprayingAddresses: r.sprayingAddresses,
+            usualFailedPerHour: r.usualFailedPerHour, usualFrom: r.usualFrom, waves: r.waves, sprayingAddresses: r.sprayingAddresses, guessedAccounts: r.guessedAccounts,
             succeededWithoutDetail: r.succeededWithoutDetail, reportedAccounts: r.reportedAccounts.length,
           },
           summary,
