@@ -97,7 +97,7 @@ describe("HTTP shell", () => {
     const missing = await server.inject({ method: "GET", url: "/nope?x=1" });
     assert.equal(missing.statusCode, 404);
     assert.equal(missing.json().error.code, "BULWARK_ERR_NOT_FOUND");
-    assert.equal(missing.headers["cache-control"], "no-store", "a 404 echoes the path: no cache keeps it");
+    assert.equal(missing.headers["cache-control"], "no-store", "a 404 is no page to keep: no cache keeps it");
     const apiMissing = await server.inject({ method: "GET", url: "/api/v1/no-such-thing" });
     assert.equal(apiMissing.statusCode, 404);
     assert.equal(apiMissing.headers["cache-control"], "no-store", "docs/api.md: every /api/v1 answer carries no-store, an anonymous 404 too");

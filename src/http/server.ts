@@ -7,6 +7,7 @@ import type { App } from "../app/types.ts";
 import { ipBucket } from "../accounts/flood/ip-bucket.ts";
 import { newId } from "../crypto/tokens.ts";
 import { isBulwarkError, Unavailable } from "../lib/errors.ts";
+import { inertJSONText } from "../lib/terminal.ts";
 import { registerApiRoutes } from "./api/index.ts";
 import { formatSchemaErrors } from "./api/strict-fields.ts";
 import { registerHealth } from "./health.ts";
@@ -37,6 +38,17 @@ export const IDLE_SOCKET_MS = 60_000;
 
 /** How long a request may take to arrive, headers and body (ms). */
 export const REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * What the answer to a URL Fastify cannot route says, by its error code: fixed words, never the path (Fastify's own
+ * message quotes it). A link to the genuine origin at a path that is a sentence ("/Your_account_is_locked._Call_…")
+ * would otherwise have Bulwark say the attacker's words back (content spoofing); the request id names the request, and
+ * the server log has its URL.
+ */
+const FRAMEWORK_ERROR_MESSAGE: Readonly<Record<string, string>> = {
+  FST_ERR_BAD_URL: "the request's path could not be decoded",
+  FST_ERR_MAX_PARAM_LENGTH: "a parameter in the request's path is too long",
+};
 
 const CLIENT_ERROR_STATUS: Readonly<Record<string, [number, string]>> = {
   HPE_HEADER_OVERFLOW: [431, "Request Header Fields Too Large"],
@@ -113,6 +125,19 @@ function boundConnections(server: FastifyInstance, trust: boolean | string[]): v
   });
 }
 
+/**
+ * A JSON answer's text with DEL, the C1 controls, the bidirectional controls and U+2028/U+2029 written as \uNNNN
+ * (inertJSONText; it parses back to the same strings). JSON.stringify escapes only C0, so stored text a client chose
+ * (a User-Agent holding U+009B "2J", an 8-bit CSI) reached a responder's terminal raw through curl (CWE-150, ASVS
+ * 16.4.1). Done on the serialized text, in onSend, rather than by setReplySerializer: that serializer would take the
+ * place of a route's response schema (fast-json-stringify and the fields it leaves out), and a route may send JSON it
+ * wrote itself. Cheap on every answer: a header read, then one regex test, and a replace only when it matches.
+ */
+function inertJSONReply(reply: FastifyReply, payload: string): string {
+  const type = reply.getHeader("content-type");
+  return typeof type === "string" && type.includes("json") ? inertJSONText(payload) : payload;
+}
+
 /** Builds the HTTP server over an opened app. The caller listens and closes it. */
 export async function buildServer(app: App, options: ServerOptions = {}): Promise<FastifyInstance> {
   // pino's Logger and Fastify's base logger type differ only in generics; the instance is compatible.
@@ -146,7 +171,8 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     frameworkErrors: (error, request, reply) => {
       reply.header("x-request-id", request.id);
       applySecurityHeaders(request, reply, hsts);
-      const body: ErrorBody = { error: { code: `BULWARK_ERR_HTTP_${(error.code ?? "BAD_REQUEST").replace(/^FST_ERR_/, "")}`, message: error.message, requestId: request.id } };
+      const message = FRAMEWORK_ERROR_MESSAGE[error.code] ?? "the request's path could not be read";
+      const body: ErrorBody = { error: { code: `BULWARK_ERR_HTTP_${(error.code ?? "BAD_REQUEST").replace(/^FST_ERR_/, "")}`, message, requestId: request.id } };
       void (reply as unknown as FastifyReply).header("cache-control", "no-store").status(400).send(body);
     },
   });
@@ -177,7 +203,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   // Callback style: no promise per answer on the hot path.
   server.addHook("onSend", (_request, reply, payload, done) => {
     if (closing) reply.header("connection", "close");
-    done(null, payload);
+    done(null, typeof payload === "string" ? inertJSONReply(reply, payload) : payload);
   });
 
   server.setErrorHandler((error: FastifyError, request, reply) => {
@@ -216,8 +242,10 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   });
 
   server.setNotFoundHandler((request, reply) => {
-    const body: ErrorBody = { error: { code: "BULWARK_ERR_NOT_FOUND", message: `no route ${request.method} ${request.url.split("?")[0]}`, requestId: request.id } };
-    // No route ran its hooks, so nothing else marks this answer: it echoes the requested path, and no cache keeps it.
+    // Fixed words, never the path: a link to the genuine origin at a path that is a sentence would have Bulwark say
+    // it (content spoofing, ASVS 1.2.1). The request id names the request; the server log has its method and URL.
+    const body: ErrorBody = { error: { code: "BULWARK_ERR_NOT_FOUND", message: "no route matches the request's method and path", requestId: request.id } };
+    // No route ran its hooks, so nothing else marks this answer: no cache keeps it.
     void reply.status(404).header("cache-control", "no-store").send(body);
   });
 

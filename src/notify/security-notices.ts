@@ -1,6 +1,6 @@
 // Security notifications (ASVS 6.3.7): the user is told when their password, email address, MFA factors
 // or recovery codes change, and when their account gives (or is given) an administrative role; and of suspicious sign-ins (ASVS 6.3.5): a recovery code used, the right password
-// with a refused second factor, a success after a run of failures, a sign-in from a new device or browser. Small plain-text templates; the only variable parts are validated values.
+// with a refused second factor, a success after a run of failures, a sign-in from a new device or browser. Small plain-text templates; the only variable parts are validated values (an address as noticeAddress names it).
 import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import type { Kysely } from "kysely";
@@ -8,6 +8,7 @@ import { NotifyInputError, notifyErrors } from "./errors.ts";
 import { PRIORITY, type EnqueueResult, type NewMessage, type Outbox } from "./outbox.ts";
 import { addressProblem, checkAddress, checkSubject, checkToken } from "./validate.ts";
 import { browserLabel } from "./browser-label.ts";
+import { noticeAddress } from "./notice-address.ts";
 
 export type MFAFactor = "totp" | "webauthn" | "recovery-codes";
 
@@ -196,14 +197,14 @@ function template(event: SecurityEvent, recipient: "current" | "old"): Template 
         };
     case "email-changed":
       return recipient === "old"
-        ? { subject: "your email address was changed", what: `The email address of your account was changed from ${event.oldEmail} to ${event.newEmail}. This address will no longer receive messages about the account.`, movedAway: true }
-        : { subject: "your email address was changed", what: `This is now the email address of your account (it was ${event.oldEmail}).` };
+        ? { subject: "your email address was changed", what: `The email address of your account was changed from ${noticeAddress(event.oldEmail)} to ${noticeAddress(event.newEmail)}. This address will no longer receive messages about the account.`, movedAway: true }
+        : { subject: "your email address was changed", what: `This is now the email address of your account (it was ${noticeAddress(event.oldEmail)}).` };
     case "email-set-by-administrator":
       return recipient === "old"
         ? { subject: "your email address was removed from an account", what: "An administrator changed the email address of the account that used this address. This address will no longer receive messages about the account.", byAdministrator: true }
         : {
           subject: "an administrator set your email address",
-          what: `An administrator made this the email address of your account (it was ${event.oldEmail}). Every session of the account was signed out, ` +
+          what: `An administrator made this the email address of your account (it was ${noticeAddress(event.oldEmail)}). Every session of the account was signed out, ` +
             "links mailed to the old address no longer work, and so does the account's password (whoever held the account may have set it): " +
             "choose a new one with the link in the separate message sent to this address, or ask for a password reset.",
           byAdministrator: true,
@@ -420,17 +421,13 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
   }
   if (!Number.isFinite(notice.at)) throw notifyErrors.badMessage("at must be a time in ms since the epoch");
   const recipients: Array<{ to: string; role: "current" | "old" }> = [{ to: checkAddress("to", notice.to), role: "current" }];
-  let event = notice.event;
+  const event = notice.event;
   if (event.type === "email-changed" || event.type === "email-set-by-administrator") {
     checkAddress("newEmail", event.newEmail);
-    if (addressProblem(event.oldEmail) === null) {
-      // ASVS 6.3.7: the OLD address is told too — if an attacker changed it, that is where the owner still reads.
-      if (event.oldEmail.toLowerCase() !== notice.to.toLowerCase()) recipients.push({ to: event.oldEmail, role: "old" });
-    } else {
-      // An old address this server cannot mail (the account store accepts more, e.g. from an import): it cannot be
-      // told, and its text is not put in the new address's notice either (plain ASCII only reaches a mail body).
-      event = { ...event, oldEmail: "an address this server cannot send mail to" };
-    }
+    // ASVS 6.3.7: the OLD address is told too — if an attacker changed it, that is where the owner still reads. One
+    // this server cannot mail (the account store accepts more, e.g. from an import) cannot be told, and the new
+    // address's notice does not quote its text either (noticeAddress names it by a fixed phrase).
+    if (addressProblem(event.oldEmail) === null && event.oldEmail.toLowerCase() !== notice.to.toLowerCase()) recipients.push({ to: event.oldEmail, role: "old" });
   }
   const when = isoDay(notice.at);
   const from = fromAddress(notice.ip);

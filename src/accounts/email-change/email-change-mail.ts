@@ -1,7 +1,8 @@
 // The three mails of an email change: the confirmation link (to the new address), the "someone tried to use
 // this address" note (to a new address that already has an account: no link), and the security notice to
 // the old address that a change was requested (so a hijacker is noticed before the change completes).
-import { addressProblem, PRIORITY, type NewMessage } from "../../notify/index.ts";
+import { PRIORITY, type NewMessage } from "../../notify/index.ts";
+import { noticeAddress } from "../../notify/notice-address.ts";
 
 export interface EmailChangeMailContext {
   /** BULWARK_PUBLIC_URL: the link is built from configuration, never from a request's Host (link poisoning). */
@@ -46,15 +47,17 @@ export function composeAttemptMail(to: string, context: EmailChangeMailContext, 
 }
 
 /**
- * The security notice to the current (old) address when a change is requested (ASVS 6.3.7). The new address is quoted
- * only when the outbox would mail it: the account store takes more ("x+https://evil.example/…@evil.test"), and this
- * genuine notice must not carry a requester's text, a link for the owner to click, as its own. request() refuses such
- * an address first; this is the second guard, as the email-changed notice has one (security-notices.ts).
+ * The security notice to the current (old) address when a change is requested (ASVS 6.3.7). The new address is named
+ * as every notice names one (noticeAddress): in full only when its local part is plain, else by its domain ("an address
+ * at evil.test"), and by a fixed phrase when the outbox would not mail it. A requester types it, and a local part may
+ * spell a link ("www.bulwark-help.example/keep-account?case=7731@…", which the outbox mails): this genuine notice must
+ * not carry it, a link for the owner to click, as its own. request() refuses an unmailable address first; this is the
+ * second guard.
  */
 export function composeRequestedNotice(to: string, newEmail: string, context: EmailChangeMailContext & { at: number; withheld?: boolean }, key: string): NewMessage {
   const name = context.serviceName;
   const when = new Date(context.at).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
-  const shown = addressProblem(newEmail) === null ? newEmail : "an address this server cannot send mail to";
+  const shown = noticeAddress(newEmail);
   const text = [
     "Hello,", "",
     `Someone signed in to your ${name} account asked to change its email address to ${shown}.`,
