@@ -63,7 +63,26 @@ function reversible(names: string[]): string[] {
   });
 }
 
-/** The finished containment job and its reversible levers; throws when it cannot be undone. */
+/**
+ * Refuses an undo of `jobId` while another undo of it is running or failed (it can be resumed at any time, and would
+ * then race a second one over the same records: restoring rows the other then reports as left alone, re-granting a
+ * role twice). Read one by one: an undo row whose spec cannot be read is no rival — no worker can run it until it is
+ * repaired — and it must not keep every other job from being undone (it made every undo fail).
+ */
+async function refuseRivalUndo(executor: Kysely<Schema>, jobId: string): Promise<void> {
+  const running = await executor.selectFrom("jobs").select(["id", "spec", "status"]).where("kind", "=", UNDO_KIND).where("status", "in", [...RESUMABLE_STATUSES]).execute();
+  const rival = running.find((j) => readableSpec(j.id, j.spec)?.["undoOf"] === jobId);
+  if (rival) {
+    const state = rival.status === "failed" ? "failed part-way" : "is still running";
+    throw containErrors.notUndoable(jobId, `undo job ${rival.id} ${state} (resume it with \`bulwark contain resume ${rival.id}\`)`);
+  }
+}
+
+/**
+ * The finished containment job and its reversible levers; throws when it cannot be undone, a rival undo of it
+ * included (refuseRivalUndo): the dry run and the confirmation's plan refuse what createUndoJob refuses, in the same
+ * words (a dry run forecast the restores of an undo the real command then refused).
+ */
 async function undoable(deps: ContainDeps, jobId: string): Promise<{ original: Job<ContainSpec>; levers: string[] }> {
   const original = await deps.jobs.get<ContainSpec>(jobId);
   if (original.kind !== CONTAIN_KIND) throw containErrors.notContainJob(jobId);
@@ -75,6 +94,7 @@ async function undoable(deps: ContainDeps, jobId: string): Promise<{ original: J
   storedBatchSize(jobId, original.spec);
   const levers = reversible(storedLevers(jobId, original.spec));
   if (levers.length === 0) throw containErrors.notUndoable(jobId, `none of its levers (${original.spec.levers.join(", ")}) is reversible; only expire-passwords, lock-accounts and demote-inactive-admins are`);
+  await refuseRivalUndo(deps.database.db, jobId);
   return { original, levers };
 }
 
@@ -96,21 +116,12 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
     ...(options.creatorUser !== undefined && options.creatorToken !== undefined ? { creatorToken: options.creatorToken } : {}),
   };
   return deps.database.transaction(async (trx) => {
-    // One undo at a time per job: a second would only race the first over the same records (restoring rows the
-    // other then reports as left alone, re-granting a role twice). The check and the insert must be one step:
-    // on PostgreSQL (READ COMMITTED) two requests arriving together both read "no undo running" and both insert,
-    // so they are serialised per job here — the second waits, then reads the first's committed job and is refused.
-    // On SQLite the transaction's write lock, taken at BEGIN, already serialises them.
+    // One undo at a time per job (refuseRivalUndo, which undoable ran already): the check that decides is this one,
+    // with the insert in one step. On PostgreSQL (READ COMMITTED) two requests arriving together both read "no undo
+    // running" and both insert, so they are serialised per job here — the second waits, then reads the first's
+    // committed job and is refused. On SQLite the transaction's write lock, taken at BEGIN, already serialises them.
     await serialiseTransactions(deps.database, trx, lockKeyOf(`contain-undo:${jobId}`));
-    // A failed undo counts too: it can be resumed at any time, and would then race a second one just the same.
-    // Read one by one: an undo row whose spec cannot be read is no rival — no worker can run it until it is repaired —
-    // and it must not keep every other job from being undone (it made every undo fail).
-    const running = await trx.selectFrom("jobs").select(["id", "spec", "status"]).where("kind", "=", UNDO_KIND).where("status", "in", [...RESUMABLE_STATUSES]).execute();
-    const rival = running.find((j) => readableSpec(j.id, j.spec)?.["undoOf"] === jobId);
-    if (rival) {
-      const state = rival.status === "failed" ? "failed part-way" : "is still running";
-      throw containErrors.notUndoable(jobId, `undo job ${rival.id} ${state} (resume it with \`bulwark contain resume ${rival.id}\`)`);
-    }
+    await refuseRivalUndo(trx, jobId);
     const row = await trx.selectFrom("contain_changes").where("job_id", "=", jobId).where("lever", "in", levers).where("undo_status", "is", null)
       .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const total = Number(row?.n ?? 0);

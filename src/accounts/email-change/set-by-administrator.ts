@@ -31,6 +31,12 @@ export const EMAIL_SET_EVENT = "user.email-set";
  */
 export const EMAIL_SET_NOTICE_REFUSED = "user.email-set.notice.refused";
 
+/**
+ * The audit event of a containment job's hold on an account's reset links (users.reset_held_at) lifted by a set-email:
+ * confirming the address the account has, or setting another (data.event: that change's user.email-set).
+ */
+export const RESET_HOLD_LIFTED_EVENT = "user.reset-hold-lifted";
+
 export interface SetEmailRequest {
   userId: string;
   email: string;
@@ -58,15 +64,16 @@ export interface SetEmailOutcome {
   oldEmail: string;
   newEmail: string;
   sessionsEnded: number;
-  /** Unused reset and email-change links that died with the change. */
+  /** Unused reset and email-change links (expired ones too) that the change spent: SetEmailForecast.openLinks forecasts it. */
   linksSpent: number;
   /** The password stopped working (an account with one): only the reset link mailed to the new address sets another. */
   passwordInvalidated: boolean;
   /** The audit event, quoted as the reference in both notices; null when nothing changed. */
   eventId: string | null;
   /**
-   * The address was the account's own and a containment job held its reset links (migration 27): confirming it lifted
-   * the hold, so the public reset form mails it again. Never silent: a "retry" re-opened the form unawares.
+   * A containment job held the account's reset links (migration 27) and the request lifted the hold: confirming the
+   * address the account has, so the public reset form mails it again, or setting another (the hold was on the old one).
+   * Never silent: a "retry" re-opened the form unawares. Audited as RESET_HOLD_LIFTED_EVENT either way.
    */
   resetHoldLifted: boolean;
   /** The old address was told of the change (its notice queued); false when nothing changed, or the outbox refuses it. */
@@ -83,10 +90,11 @@ export interface SetEmailForecast {
   oldEmail: string;
   newEmail: string;
   sessions: number;
+  /** The unused reset and email-change links the change would spend, expired ones too (SetEmailOutcome.linksSpent). */
   openLinks: number;
   /** Whether the change would stop the password working (the account has one). */
   invalidatesPassword: boolean;
-  /** The address is the account's own and its reset links are held: the request would lift the hold (SetEmailOutcome). */
+  /** The account's reset links are held: the request would lift the hold, with the address changed or not (SetEmailOutcome.resetHoldLifted). */
   liftsResetHold: boolean;
   /** The change would tell the old address (SetEmailOutcome.oldAddressNotified). */
   notifiesOldAddress: boolean;
@@ -133,6 +141,19 @@ async function footholds(executor: Kysely<Schema>, userId: string, now: number):
 }
 
 /**
+ * The links a change spends (spendResetLinks, spendEmailChangeLinks: every unused one, expired or not), counted as the
+ * change counts them: a dry run that left out an expired link forecast fewer than the change then reported ending.
+ */
+async function unusedLinks(executor: Kysely<Schema>, userId: string): Promise<number> {
+  let n = 0;
+  for (const table of ["password_reset_tokens", "email_change_tokens"] as const) {
+    const row = await executor.selectFrom(table).select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).where("used_at", "is", null).executeTakeFirst();
+    n += Number(row?.n ?? 0);
+  }
+  return n;
+}
+
+/**
  * What setting `email` on `userId` would do, changing nothing: the same refusals as the change itself (an invalid,
  * undeliverable, taken or look-alike address; no such account), then the sessions and links it would end.
  */
@@ -144,20 +165,23 @@ export async function forecastSetEmail(app: App, userId: string, email: string):
   if (changed) await assertFree(db, userId, address);
   const now = app.clock.now();
   const sessions = await db.selectFrom("sessions").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirst();
-  let openLinks = 0;
-  for (const table of ["password_reset_tokens", "email_change_tokens"] as const) {
-    const open = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as("n"))
-      .where("user_id", "=", userId).where("used_at", "is", null).where("expires_at", ">", now).executeTakeFirst();
-    openLinks += Number(open?.n ?? 0);
-  }
   const refused = changed ? addressProblem(current.email) : null;
   return {
     changed, userId, oldEmail: current.email, newEmail: changed ? address : current.email,
-    sessions: changed ? Number(sessions?.n ?? 0) : 0, openLinks: changed ? openLinks : 0, invalidatesPassword: changed && current.password_hash !== null,
-    liftsResetHold: !changed && current.reset_held_at !== null,
+    sessions: changed ? Number(sessions?.n ?? 0) : 0, openLinks: changed ? await unusedLinks(db, userId) : 0, invalidatesPassword: changed && current.password_hash !== null,
+    // Whenever a hold stands: confirming the address lifts it, and so does a change (setEmailByAdministrator).
+    liftsResetHold: current.reset_held_at !== null,
     notifiesOldAddress: changed && refused === null, oldAddressRefused: refused,
     remaining: await footholds(db, userId, now),
   };
+}
+
+/** The audit event of a containment hold on the account's reset links lifted by `request`, in its transaction. */
+async function recordHoldLifted(app: App, trx: Kysely<Schema>, request: SetEmailRequest, data: Record<string, unknown>): Promise<void> {
+  await app.audit.appendIn(trx, {
+    type: RESET_HOLD_LIFTED_EVENT, actor: request.actor, subject: request.userId, ...(request.requestId ? { requestId: request.requestId } : {}),
+    data: { ...request.detail, via: request.via, ...data },
+  });
 }
 
 /**
@@ -186,7 +210,7 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
       const held = current.reset_held_at !== null;
       if (held) {
         await trx.updateTable("users").set({ reset_held_at: null }).where("id", "=", request.userId).execute();
-        await app.audit.appendIn(trx, { type: "user.reset-hold-lifted", actor: request.actor, subject: request.userId, ...(request.requestId ? { requestId: request.requestId } : {}), data: { ...request.detail, via: request.via } });
+        await recordHoldLifted(app, trx, request, {});
       }
       return {
         changed: false, userId: request.userId, oldEmail: current.email, newEmail: current.email, sessionsEnded: 0, linksSpent: 0, passwordInvalidated: false,
@@ -243,6 +267,9 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
         data: { notice: "email-set-by-administrator", recipient: "previous", event: event.id, reason: refused },
       });
     }
+    // The hold the update above cleared is recorded as a confirmation's is, naming the change that lifted it: only the
+    // answer said so, and the log showed no lift of a hold the docs say is always recorded (ASVS 16.3.3).
+    if (current.reset_held_at !== null) await recordHoldLifted(app, trx, request, { event: event.id });
     // The owner's way in: a link to the new address (keyed by the event, so it is queued once), as a containment's is.
     await app.accounts.resetMailer.issueInTransaction(trx, request.userId, { email: address, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId: event.id });
     // In the same commit: the change is never made without its notices queued. The administrator's own address is

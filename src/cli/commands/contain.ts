@@ -13,7 +13,7 @@ import type { UndoDryRunReport } from "../../contain/undo.ts";
 import type { Job, JobPosition, UnreadableJob } from "../../jobs/job-store.ts";
 import { InputError } from "../../lib/errors.ts";
 import { confirmOrRefuse } from "../prompt.ts";
-import { requirePublicURL } from "../public-url.ts";
+import { publicURLRefusal, realRunRefused, requirePublicURL } from "../public-url.ts";
 
 /**
  * Writes a line of human output with control characters shown as \xNN: ids from an --ids file (a breach feed, a
@@ -175,9 +175,12 @@ function register(program: Command, ctx: CliContext): void {
         };
         const mailing = contain.resolveLevers(names).filter(contain.leverMailsLinks);
         contain.validateScope(scope);
+        // The real run's refusal from a shell without BULWARK_PUBLIC_URL: thrown by the run, reported by the dry run
+        // (a note, and realRunRefused in --json: a script reading the report used to be told the job could run).
+        const refusal = mailing.length > 0 ? publicURLRefusal(app, `${mailing.join(", ")} mails links`) : null;
         if (opts.dryRun) {
           const report = await contain.dryRunContain(deps, request);
-          if (opts.json) writeJSON(ctx, report);
+          if (opts.json) writeJSON(ctx, { ...report, ...realRunRefused(refusal) });
           else {
             say(ctx, `dry run: ${report.users} users in scope; nothing was changed`);
             if (report.unmatchedIds && report.unmatchedIds.count > 0) say(ctx, `  note: ${contain.describeUnmatched(report.unmatchedIds)}`);
@@ -185,11 +188,11 @@ function register(program: Command, ctx: CliContext): void {
               say(ctx, `  ${lever}: ${Object.entries(r.counts).map(([k, v]) => `${k} ${v}`).join(", ")}${r.sample.length ? ` (e.g. ${r.sample.join(", ")})` : ""}`);
               for (const note of r.notes ?? []) say(ctx, `    note: ${note}`);
             }
-            if (mailing.length > 0 && !app.config.http.publicURLGiven) say(ctx, `  note: BULWARK_PUBLIC_URL is not set here; the real run of ${mailing.join(", ")} will refuse until it is (its mails' links would point at ${app.config.http.publicURL})`);
+            if (refusal !== null) say(ctx, `  note: BULWARK_PUBLIC_URL is not set here; the real run of ${mailing.join(", ")} will refuse until it is (its mails' links would point at ${app.config.http.publicURL})`);
           }
           return EXIT.ok;
         }
-        if (mailing.length > 0) requirePublicURL(app, `${mailing.join(", ")} mails links`);
+        if (refusal !== null) throw refusal;
         const count = await contain.countScope(deps, scope);
         if (count > CONFIRM_ABOVE) {
           await confirmOrRefuse(ctx, {

@@ -3,6 +3,7 @@
 import type { User } from "../../accounts/users/user-store.ts";
 import type { Kysely } from "kysely";
 import { GRANT_NOTICE_REFUSED, tellGrantee } from "../../accounts/roles/grant-notice.ts";
+import { roleErrors } from "../../accounts/roles/role-store.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { App } from "../../app/types.ts";
 import { base32 } from "../../crypto/tokens.ts";
@@ -11,7 +12,7 @@ import { forecastSetEmail, setEmailByAdministrator, type AccountFootholds } from
 import { accountPasswordContext, throwIfRefused } from "../../accounts/password-policy/index.ts";
 import { InputError, isBulwarkError, RuntimeFailure } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
-import { requirePublicURL } from "../public-url.ts";
+import { publicURLRefusal, realRunRefused } from "../public-url.ts";
 import type { CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { confirmOrRefuse } from "../prompt.ts";
@@ -179,21 +180,27 @@ export default {
           const told = (oldToo: boolean, refused: string | null, verb: "are" | "would be"): string => oldToo
             ? `both addresses ${verb} told`
             : `only the new address ${verb === "are" ? "is" : "would be"} told: the old one cannot be mailed (${escapeControls(refused ?? "refused by the outbox")}), so reach the owner another way`;
+          // The real run's refusal from a shell without BULWARK_PUBLIC_URL (whatever the address): thrown by the run,
+          // reported by the dry run, which forecast a reset link the run then refused to mail.
+          const refusal = publicURLRefusal(app, "set-email mails the account a reset link at its new address");
           if (opts.dryRun) {
             const forecast = await forecastSetEmail(app, user.id, email);
-            if (opts.json) return void writeJSON(ctx, { dryRun: true, ...forecast });
-            if (!forecast.changed && forecast.liftsResetHold) return void writeLine(ctx, `dry run: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}; confirming it would lift the containment hold on its reset links, so the public reset form would mail it again; nothing was changed`);
-            if (!forecast.changed) return void writeLine(ctx, `dry run: nothing to do: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}`);
-            writeLine(ctx, `dry run: ${user.id} would move from <${escapeControls(forecast.oldEmail)}> to <${escapeControls(forecast.newEmail)}>, ending ${forecast.sessions} session(s) and ${forecast.openLinks} open link(s)${forecast.invalidatesPassword ? " and its password" : ""}; a reset link would go to the new address and ${told(forecast.notifiesOldAddress, forecast.oldAddressRefused, "would be")}; nothing was changed`);
-            for (const line of left(forecast.remaining)) writeLine(ctx, line);
+            if (opts.json) return void writeJSON(ctx, { dryRun: true, ...forecast, ...realRunRefused(refusal) });
+            if (!forecast.changed && forecast.liftsResetHold) writeLine(ctx, `dry run: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}; confirming it would lift the containment hold on its reset links, so the public reset form would mail it again; nothing was changed`);
+            else if (!forecast.changed) writeLine(ctx, `dry run: nothing to do: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}`);
+            else {
+              writeLine(ctx, `dry run: ${user.id} would move from <${escapeControls(forecast.oldEmail)}> to <${escapeControls(forecast.newEmail)}>, ending ${forecast.sessions} session(s) and ${forecast.openLinks} open link(s)${forecast.invalidatesPassword ? " and its password" : ""}; a reset link would go to the new address and ${told(forecast.notifiesOldAddress, forecast.oldAddressRefused, "would be")}${forecast.liftsResetHold ? "; the containment hold on its reset links would be lifted" : ""}; nothing was changed`);
+              for (const line of left(forecast.remaining)) writeLine(ctx, line);
+            }
+            if (refusal !== null) writeLine(ctx, `note: BULWARK_PUBLIC_URL is not set here; the real run will refuse until it is (a reset link it mails would point at ${app.config.http.publicURL})`);
             return;
           }
-          requirePublicURL(app, "set-email mails the account a reset link at its new address");
+          if (refusal !== null) throw refusal;
           const outcome = await setEmailByAdministrator(app, { userId: user.id, email, actor: cliActor(), via: "cli" });
           if (opts.json) return void writeJSON(ctx, outcome);
           if (!outcome.changed && outcome.resetHoldLifted) return void writeLine(ctx, `${escapeControls(outcome.oldEmail)} is already the address of ${user.id}; the containment hold on its reset links is lifted: the public reset form mails it again`);
           if (!outcome.changed) return void writeLine(ctx, `nothing to do: ${escapeControls(outcome.oldEmail)} is already the address of ${user.id}`);
-          writeLine(ctx, `${user.id} now has the address <${escapeControls(outcome.newEmail)}> (was <${escapeControls(outcome.oldEmail)}>): ${outcome.sessionsEnded} session(s) and ${outcome.linksSpent} open link(s) ended${outcome.passwordInvalidated ? ", the password no longer works" : ""}; a reset link goes to the new address and ${told(outcome.oldAddressNotified, outcome.oldAddressRefused, "are")}, quoting reference ${outcome.eventId}`);
+          writeLine(ctx, `${user.id} now has the address <${escapeControls(outcome.newEmail)}> (was <${escapeControls(outcome.oldEmail)}>): ${outcome.sessionsEnded} session(s) and ${outcome.linksSpent} open link(s) ended${outcome.passwordInvalidated ? ", the password no longer works" : ""}; a reset link goes to the new address and ${told(outcome.oldAddressNotified, outcome.oldAddressRefused, "are")}${outcome.resetHoldLifted ? "; the containment hold on its reset links is lifted" : ""}, quoting reference ${outcome.eventId}`);
           for (const line of left(outcome.remaining)) writeLine(ctx, line);
         }),
       );
@@ -230,6 +237,9 @@ export default {
         action(ctx, async (name: string, opts: { dryRun?: boolean; yes?: boolean }) => {
           const store = (await ctx.app()).accounts.roles;
           const role = await store.get(name);
+          // Refused before the dry run as RoleStore.delete refuses it (same error, exit 2): a dry run that told how many
+          // holders a built-in role "would" lose vouched for a deletion the real run never makes.
+          if (role.builtin) throw roleErrors.builtin(role.name);
           const holders = await store.holders(role.name);
           const who = `${holders} user${holders === 1 ? "" : "s"}`;
           if (opts.dryRun) {

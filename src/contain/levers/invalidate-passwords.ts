@@ -4,7 +4,7 @@
 // reset and email-change links (the latter already when the job is created, so no change can move the reset mail).
 // The reset link is held back where it could not help the owner: from a disabled account (the link is refused), and
 // from an address the account itself moved to within the exposure window (it may be the intruder's mailbox).
-import { sql, type Kysely, type RawBuilder, type SelectQueryBuilder } from "kysely";
+import { sql, type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SelectQueryBuilder, type SqlBool } from "kysely";
 import { EMAIL_SET_EVENT } from "../../accounts/email-change/set-by-administrator.ts";
 import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.ts";
 import { isoOrNull } from "../../lib/calendar.ts";
@@ -179,6 +179,14 @@ async function forecastMail(db: Kysely<Schema>, dialect: DialectName, scope: Sco
   }
 }
 
+/**
+ * The email-change links `begin` spends when the job is created: every unused one of the scope's accounts. The dry run
+ * counts the same rows (emailChangeLinksSpent, as the job's begun count names them): it said nothing of them.
+ */
+function unusedEmailChangeLinks(scope: ScopeQuery): (eb: ExpressionBuilder<Schema, "email_change_tokens">) => Expression<SqlBool> {
+  return (eb: ExpressionBuilder<Schema, "email_change_tokens">) => eb.and([eb("user_id", "in", scope), eb("used_at", "is", null)]);
+}
+
 /** "a, b and 3 more": the named users, and how many the list leaves out. */
 function named(list: readonly string[], count: number): string {
   return `${list.join(", ")}${count > list.length ? ` and ${count - list.length} more` : ""}`;
@@ -196,7 +204,11 @@ export const invalidatePasswords = {
     // the job is created are revoked by the run, and none exists yet.
     const open = await db.selectFrom("sessions").where("sessions.user_id", "in", stillValid(scope))
       .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
-    const ended = { sessions: Number(open?.n ?? 0), tokens: 0 };
+    // And the email-change links begin spends at the job's creation, under the name the job's begun record gives them;
+    // present when there are any (as require-mfa-reenrolment's linksLeftOpenSpent): no batch count of the job matches it.
+    const links = await db.selectFrom("email_change_tokens").where(unusedEmailChangeLinks(scope)).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    const linksSpent = Number(links?.n ?? 0);
+    const ended = { sessions: Number(open?.n ?? 0), tokens: 0, ...(linksSpent > 0 ? { emailChangeLinksSpent: linksSpent } : {}) };
     const none = { resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0 };
     if (!ctx.notifier) return { counts: { users, ...none, ...ended }, sample };
     const days = emailChangeWindowDays(ctx.options);
@@ -217,8 +229,7 @@ export const invalidatePasswords = {
   // earlier batches ran would move the account to the hijacker's address, and the batch would mail the reset link
   // there (email-change confirm also refuses an account once its password is invalidated, which is later).
   async begin(trx, scope, ctx) {
-    const spent = await trx.updateTable("email_change_tokens").set({ used_at: ctx.at })
-      .where("user_id", "in", scope).where("used_at", "is", null).executeTakeFirst();
+    const spent = await trx.updateTable("email_change_tokens").set({ used_at: ctx.at }).where(unusedEmailChangeLinks(scope)).executeTakeFirst();
     return { emailChangeLinksSpent: Number(spent.numUpdatedRows) };
   },
   async apply(trx, userIds, ctx) {
