@@ -41,8 +41,16 @@ export const apiErrors = {
   tokenNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_TOKEN_NOT_FOUND", "not-found", `you have no API token with id "${id.slice(0, 40)}"`),
   jobNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_JOB_NOT_FOUND", "not-found", `no containment job with id "${id.slice(0, 40)}"`),
   badCursor: (): APIError => new APIError("BULWARK_ERR_API_CURSOR", "input", "cursor is not one this server issued for this listing (tampered, truncated or from another query)"),
-  unknownFields: (where: string, fields: string[]): APIError =>
-    new APIError("BULWARK_ERR_API_UNKNOWN_FIELD", "input", `${where} has field(s) this route does not accept: ${fields.slice(0, 5).map((f) => JSON.stringify(f.slice(0, 40))).join(", ")}`),
+  /**
+   * Names the undeclared fields as the caller spelled them only to an API token (`fields`, a script's author reading
+   * its own mistake); to anyone else (`fields` null: a browser session, which a link in a phishing mail can lead to
+   * `/api/v1/tokens?Your_account_is_locked._Call_…=1`) it lists the fields the route does accept: the genuine origin
+   * never says the link's words (content spoofing, test/new-code-twentytwo-red-team.test.ts).
+   */
+  unknownFields: (where: string, fields: string[] | null, accepted: readonly string[] = []): APIError =>
+    new APIError("BULWARK_ERR_API_UNKNOWN_FIELD", "input", fields === null
+      ? `${where} has field(s) this route does not accept; it accepts ${accepted.length === 0 ? "none" : accepted.slice(0, 20).join(", ")}`
+      : `${where} has field(s) this route does not accept: ${fields.slice(0, 5).map((f) => JSON.stringify(f.slice(0, 40))).join(", ")}`),
   badBody: (message: string): APIError => new APIError("BULWARK_ERR_VALIDATION", "input", message),
   // A blank string is not "none": Fastify's validator would coerce it to null (a token that never expires).
   blankField: (where: string, field: string): APIError =>

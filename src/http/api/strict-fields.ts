@@ -73,11 +73,17 @@ function hasBody(request: FastifyRequest): boolean {
   return request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }
 
-/** Refuses anything but nothing, for a part (body, query string) the route does not declare. */
-function refuseUndeclared(where: string, value: unknown): void {
+/** Refuses anything but nothing, for a part (body, query string) the route does not declare; `named` as in refuseUnknownFields. */
+function refuseUndeclared(where: string, value: unknown, named: boolean): void {
   if (isEmpty(value)) return;
-  if (typeof value === "object" && value !== null && !Array.isArray(value)) throw apiErrors.unknownFields(where, Object.keys(value));
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) throw apiErrors.unknownFields(where, named ? Object.keys(value) : null);
   throw apiErrors.badBody(`this route takes no ${where}`);
+}
+
+/** The top-level fields a part's schema declares, for an answer that lists them instead of the caller's. */
+function declaredFields(part: unknown): string[] {
+  const properties = (part as { properties?: Record<string, unknown> } | null)?.properties;
+  return properties ? Object.keys(properties).filter((name) => name !== "_csrf") : [];
 }
 
 /**
@@ -91,14 +97,16 @@ export async function refuseUnknownFields(request: FastifyRequest): Promise<void
   if ((request.method === "GET" || request.method === "HEAD") && hasBody(request)) {
     throw apiErrors.badBody(`a ${request.method} takes no body (it is never read): send filters in the query string`);
   }
+  // The caller's own spelling of a field it should not have sent is named to an API token only (apiErrors.unknownFields).
+  const named = request.auth?.via === "token";
   for (const [where, value, part] of [["body", request.body, schema.body], ["query string", request.query, schema.querystring]] as const) {
     if (part === undefined) {
-      refuseUndeclared(where, value);
+      refuseUndeclared(where, value, named);
       continue;
     }
     const found: Findings = { unknown: [], blank: [], notBoolean: [], strictBooleans: where === "body" };
     inspect(value, part, "", found);
-    if (found.unknown.length) throw apiErrors.unknownFields(where, found.unknown);
+    if (found.unknown.length) throw apiErrors.unknownFields(where, named ? found.unknown : null, declaredFields(part));
     if (found.blank.length) throw apiErrors.blankField(where, found.blank[0] as string);
     const wrong = found.notBoolean[0];
     if (wrong) throw apiErrors.badBody(`${where} field ${JSON.stringify(wrong.field.slice(0, 40))} must be true or false (a JSON boolean), not ${wrong.value.slice(0, 20)}; leave it out for its default`);
