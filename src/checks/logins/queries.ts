@@ -72,8 +72,9 @@ export async function failedBefore(database: Database, from: number, until: numb
 
 /**
  * The address an event's data names, as SQL: read from its canonical data (`"ip":"…"`, the first such key: canonical
- * JSON sorts keys and escapes the quotes inside strings, so a user agent cannot forge one); NULL for a row whose data is
- * not Bulwark's JSON (altered), which never fails the query.
+ * JSON sorts keys and escapes the quotes inside strings, so a user agent cannot forge one). A row whose data is not
+ * Bulwark's JSON (altered) never fails the query: SQLite reads NULL from it; PostgreSQL's pattern may still find an
+ * `"ip":"…"` in text cut short (only a writer of the database makes such a row, and the chain's verify names it).
  */
 function ipOf(database: Database): RawBuilder<unknown> {
   return database.dialect === "postgres"
