@@ -15,6 +15,7 @@ import { rawAuditStore, type AuditRow } from "./helpers/audit-rows.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
+import { loginFrom } from "./helpers/checks.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -28,8 +29,7 @@ const sessionsOf = (finding: Finding | undefined): unknown[] => ((finding?.evide
 describe("check logins --guess-min, over real sign-ins [sqlite]", () => {
   const fx = sharedFixture();
 
-  const login = (identifier: string, password: string, address: string) =>
-    fx.server.inject({ method: "POST", url: "/auth/login", remoteAddress: address, headers: { host: "bulwark.test", origin: "https://bulwark.test", "content-type": "application/json" }, payload: JSON.stringify({ identifier, password }) });
+  const login = (identifier: string, password: string, address: string) => loginFrom(fx, identifier, password, address);
 
   it("attack: a botnet guesses one account slowly (30 failures from 30 addresses over 20 hours, the owner signing in from a known browser three times in between), then signs in from a new browser: reported high, naming the account and the session to end, and --ids-out holds the account; logins.after-failures alone does not name it (ASVS 6.3.1, 6.3.5, 16.3.1)", async () => {
     const owner = await fx.user("slowly-guessed@example.org");

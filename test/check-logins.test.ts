@@ -15,14 +15,14 @@ import { migrate } from "../src/store/migrator.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
+import { loginFrom } from "./helpers/checks.ts";
 
 const HOUR = 3_600_000;
 
 describe("bulwark check logins, over real sign-ins [sqlite]", () => {
   const fx = sharedFixture();
 
-  const login = (identifier: string, password: string, address: string) =>
-    fx.server.inject({ method: "POST", url: "/auth/login", remoteAddress: address, headers: { host: "bulwark.test", origin: "https://bulwark.test", "content-type": "application/json" }, payload: JSON.stringify({ identifier, password }) });
+  const login = (identifier: string, password: string, address: string) => loginFrom(fx, identifier, password, address);
 
   it("attack: a stuffing wave that guessed one account's password from a new browser is reported high, naming that account and the session to end; the owner's own sign-in from a known browser is not listed (ASVS 6.3.5, 16.3.1)", async () => {
     const victim = await fx.user("stuffed@example.org");

@@ -4,6 +4,8 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { verifyDownloads, type VerifyDownloadsOptions, type VerifyDownloadsResult } from "../../src/checks/downloads/index.ts";
 import { nodeScanFS } from "../../src/checks/files/hash-file.ts";
+import type { LightMyRequestResponse } from "fastify";
+import type { AuthFixture } from "../../src/http/auth/test-client.ts";
 
 /**
  * The addresses inside the `elements = { … }` blocks of the nft output: what `nft -f` would block.
@@ -50,4 +52,14 @@ export async function verifyWatchingOpens(input: VerifyDownloadsOptions, onOpen:
   } finally {
     nodeScanFS.open = open;
   }
+}
+
+/**
+ * A sign-in attempt from the client address `address`, same-origin, as JSON: the audit events `check logins` reads.
+ *
+ * @example
+ * await loginFrom(fx, "ana@example.org", "wrong", "203.0.113.9") // 401, one auth.login.failed from that address
+ */
+export function loginFrom(fx: AuthFixture, identifier: string, password: string, address: string): Promise<LightMyRequestResponse> {
+  return fx.server.inject({ method: "POST", url: "/auth/login", remoteAddress: address, headers: { host: "bulwark.test", origin: "https://bulwark.test", "content-type": "application/json" }, payload: JSON.stringify({ identifier, password }) });
 }
