@@ -109,13 +109,13 @@ describe("/api/v1/contain/jobs", () => {
     assert.equal((await fx.app.accounts.jobs.list({ kind: "contain" })).length, 1, "no job was created by a refused request");
   });
 
-  it("refuses a day that does not exist with 400 naming the field and the value (was: 2026-02-30 rolled over to March 2)", async () => {
+  it("refuses a day that does not exist with 400 naming the field and why, never the value (was: 2026-02-30 rolled over to March 2)", async () => {
     for (const [value, why] of [["2026-02-30", "February 2026 has 28 days"], ["2026-04-31T12:00:00Z", "April 2026 has 30 days"], ["2026-13-01", "there is no month 13"]] as const) {
       const res = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { createdBefore: value, ids: [responder.id] }, dryRun: true } });
       assert.equal(res.statusCode, 400, `${value} answered ${res.statusCode}: ${res.body}`);
       const error = (res.json() as { error: { code: string; message: string } }).error;
       assert.equal(error.code, "BULWARK_ERR_API_TIME");
-      assert.equal(error.message, `scope.createdBefore: "${value}" is not a date: ${why}`);
+      assert.equal(error.message, `scope.createdBefore is not a date: ${why}`);
     }
     const leap = await fx.call("POST", "/api/v1/contain/jobs", { token, body: { levers: ["lock-accounts"], scope: { createdBefore: "2028-02-29", ids: [responder.id] }, dryRun: true } });
     assert.equal(leap.statusCode, 200, leap.body);

@@ -100,7 +100,9 @@ export function iso(ms: number | null): string | null {
 export function parseTime(value: string | number, field: string): number {
   if (typeof value === "string") {
     const why = impossibleDate(value.trim());
-    if (why !== null) throw new APIError("BULWARK_ERR_API_TIME", "input", `${field}: "${value.slice(0, 40)}" is not a date: ${why}`);
+    // The field and the reason, not the value: a link's query (`?since=2026-02-30 Account locked. Call …`) would have
+    // the genuine origin say the rest of it (content spoofing, test/fixes-twentytwo-red-team.test.ts).
+    if (why !== null) throw new APIError("BULWARK_ERR_API_TIME", "input", `${field} is not a date: ${why}`);
   }
   // Only ISO 8601 (a date, or a date and time with an offset) or epoch milliseconds: Date.parse alone would read
   // "-1" or "1 2" as days in 2001.

@@ -37,9 +37,12 @@ export const apiErrors = {
     new APIError("BULWARK_ERR_API_SELF_PASSWORD_CHANGE", "forbidden", "change your own password with POST /auth/password/change; another administrator or help desk can require it of you"),
   selfThrottles: (): APIError =>
     new APIError("BULWARK_ERR_API_SELF_THROTTLES", "forbidden", "you cannot clear your own account's throttles: another administrator or help desk lifts them, after checking who is asking"),
-  userNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_USER_NOT_FOUND", "not-found", `no user with id "${id.slice(0, 40)}"`),
-  tokenNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_TOKEN_NOT_FOUND", "not-found", `you have no API token with id "${id.slice(0, 40)}"`),
-  jobNotFound: (id: string): APIError => new APIError("BULWARK_ERR_API_JOB_NOT_FOUND", "not-found", `no containment job with id "${id.slice(0, 40)}"`),
+  // Fixed words, never the id asked for: an id is any 64 letters, digits, "_" and "-", so a link in a phishing mail to
+  // /api/v1/users/Your_account_is_locked_Call_… had the genuine origin say the sentence to a signed-in administrator
+  // (content spoofing, test/fixes-twentytwo-red-team.test.ts). The caller has the id it sent; the request id names the request.
+  userNotFound: (_id: string): APIError => new APIError("BULWARK_ERR_API_USER_NOT_FOUND", "not-found", "no user with that id"),
+  tokenNotFound: (_id: string): APIError => new APIError("BULWARK_ERR_API_TOKEN_NOT_FOUND", "not-found", "you have no API token with that id"),
+  jobNotFound: (_id: string): APIError => new APIError("BULWARK_ERR_API_JOB_NOT_FOUND", "not-found", "no containment job with that id"),
   badCursor: (): APIError => new APIError("BULWARK_ERR_API_CURSOR", "input", "cursor is not one this server issued for this listing (tampered, truncated or from another query)"),
   /**
    * Names the undeclared fields as the caller spelled them only to an API token (`fields`, a script's author reading
