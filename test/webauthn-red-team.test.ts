@@ -336,9 +336,13 @@ forEachDialect("red team: a cloned passkey racing the original", (dialect) => {
     assert.notEqual(row!.suspended_at, null, "the passkey is suspended");
     const aals = [(await a.request("GET", "/auth/session")).json().aal, (await b.request("GET", "/auth/session")).json().aal];
     assert.deepEqual(aals, [1, 1], "the winner's step-up is lowered");
-    // The suspension is recorded once, as caught by the lost race, and its notice queued for the owner.
+    // The suspension is recorded once, and its notice queued for the owner. How it was caught depends on the interleaving
+    // the two requests got: both read the old counter and the loser's spend found it taken ("outrun"), or the winner
+    // committed before the loser read it, which then saw its counter not above the stored one ("counter-regressed"; a
+    // loaded PostgreSQL run took this path once). Either is the clone caught; the rest above holds the same.
     const suspended = await fx.app.db.db.selectFrom("audit_events").select(["id", "data"]).where("type", "=", "auth.mfa.suspended").where("subject", "=", u.id).execute();
-    assert.deepEqual(suspended.map((e) => JSON.parse(e.data).caught), ["outrun"]);
+    assert.equal(suspended.length, 1, "the suspension is recorded once");
+    assert.ok(["outrun", "counter-regressed"].includes(JSON.parse(suspended[0]!.data).caught), suspended[0]!.data);
     const queued = await fx.app.db.db.selectFrom("outbox_messages").select("idempotency_key").where("idempotency_key", "like", `security.passkey-suspended:${suspended[0]!.id}:%`).execute();
     assert.equal(queued.length, 1);
   });
