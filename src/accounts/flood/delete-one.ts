@@ -26,6 +26,12 @@ export function deleteOneSQL(dialect: Database["dialect"]): string {
 
 const ANY_LEFT_SQL = `SELECT 1 AS one FROM flood_events WHERE ${WHERE} LIMIT 1`;
 
+/** deleteOneEvent's two statements as each dialect's driver numbers them, written once rather than on every call. */
+const STATEMENTS: Readonly<Record<Database["dialect"], { remove: string; anyLeft: string }>> = {
+  sqlite: { remove: numberedFor({ dialect: "sqlite" }, deleteOneSQL("sqlite")), anyLeft: numberedFor({ dialect: "sqlite" }, ANY_LEFT_SQL) },
+  postgres: { remove: deleteOneSQL("postgres"), anyLeft: ANY_LEFT_SQL },
+};
+
 /**
  * Runs deleteOneSQL for (`scope`, `key`, `at`) on `executor` (a transaction's or the pool's) and, on PostgreSQL, makes
  * sure it deleted one. A statement sees the rows committed when it began; skipping the rows other deletes hold, it
@@ -36,11 +42,12 @@ const ANY_LEFT_SQL = `SELECT 1 AS one FROM flood_events WHERE ${WHERE} LIMIT 1`;
  * None left: another took it back already (an administrator's clearing, a success's), and there is nothing to do.
  */
 export async function deleteOneEvent(database: Database, executor: Kysely<Schema>, parameters: ReadonlyArray<string | number>): Promise<void> {
-  const remove = CompiledQuery.raw(numberedFor(database, deleteOneSQL(database.dialect)), [...parameters]);
+  const statements = STATEMENTS[database.dialect];
+  const remove = CompiledQuery.raw(statements.remove, [...parameters]);
   for (let attempt = 1; ; attempt++) {
     const deleted = await executor.executeQuery(remove);
     if (database.dialect !== "postgres" || Number(deleted.numAffectedRows ?? 0n) > 0 || attempt === ATTEMPTS) return;
-    const left = await executor.executeQuery(CompiledQuery.raw(numberedFor(database, ANY_LEFT_SQL), [...parameters]));
+    const left = await executor.executeQuery(CompiledQuery.raw(statements.anyLeft, [...parameters]));
     if (left.rows.length === 0) return;
     // The rows left are held by deletes still running; theirs commit in a moment.
     await sleep(Math.min(attempt, 10));
