@@ -24,13 +24,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
-import { HOST } from "../src/http/auth/test-client.ts";
+import { CROSS_SITE_NAVIGATION as NAVIGATION } from "../src/http/auth/test-client.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** What would show that the answer said the attacker's words: any run of them. */
 const SAID = /account[ _]is[ _]locked|account[ _]locked|Call[ _]\+?1-?555/i;
-/** A top-level navigation from another site: what a browser sends for a link in a mail (SameSite=Lax cookies go along). */
-const NAVIGATION = { host: HOST, "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document" } as const;
 const show = (r: LightMyRequestResponse): string => `${r.statusCode} ${r.body.slice(0, 240)}`;
 
 describe("fixes twenty-two, second look: the attacker's sentence said back through a link to /api/v1", () => {

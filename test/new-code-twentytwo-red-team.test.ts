@@ -54,7 +54,7 @@ import type { FastifyInstance, LightMyRequestResponse } from "fastify";
 import { canonicalJSON } from "../src/audit/canonical.ts";
 import { checkLogins, DEFAULT_LOGINS_OPTIONS, type SignIn } from "../src/checks/logins/index.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
-import { HOST, ORIGIN } from "../src/http/auth/test-client.ts";
+import { CROSS_SITE_NAVIGATION as NAVIGATION, HOST, ORIGIN } from "../src/http/auth/test-client.ts";
 import { rawAuditStore, type AuditRow } from "./helpers/audit-rows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
@@ -65,8 +65,6 @@ const HOUR = 60 * MINUTE;
 const LURES = ["Your Bulwark account is locked. Call +1-555-0100", "Your_Bulwark_account_is_locked._Call_+1-555-0100"] as const;
 /** What would show that the answer said the attacker's words: any run of them, in either spelling. */
 const SAID = /account[ _]is[ _]locked|Call[ _]\+?1-555/i;
-/** A top-level navigation from another site: what a browser sends for a link in a mail or a page (SameSite=Lax cookies go along). */
-const NAVIGATION = { host: HOST, "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document" } as const;
 const show = (r: LightMyRequestResponse): string => `${r.statusCode} ${r.body.slice(0, 240)}`;
 
 describe("new code twenty-two: the attacker's sentence said back by the genuine origin, through a link's query or a cross-site form", () => {

@@ -15,6 +15,11 @@ import { buildServer } from "../server.ts";
 
 export const ORIGIN = "https://bulwark.test";
 export const HOST = "bulwark.test";
+/**
+ * The headers of a top-level navigation from another site: what a browser sends when a link in a mail or on another
+ * page is followed (SameSite=Lax cookies go along). For attacks that have the genuine origin answer such a link.
+ */
+export const CROSS_SITE_NAVIGATION = { host: HOST, "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate", "sec-fetch-dest": "document" } as const;
 /** Meets the default policy (15+ characters, not common, no context words). */
 export const GOOD_PASSWORD = "violet kettle drums at dawn";
 
