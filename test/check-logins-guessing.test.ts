@@ -248,6 +248,61 @@ forEachDialect("check logins, guessed accounts", (dialect) => {
     assert.equal(report.reportedAccounts.length, 10_000, "the 10,000 held were judged");
   });
 
+  it("attack: a campaign split between two daily runs (15 guesses on the day before, 15 in the window, the bar at 20) is judged whole in the second run: the account is reported with 30 failures, 15 of them in the window, and its new browser's sign-in high (was: 15 in each window, under the bar in both) (ASVS 6.3.1, 16.3.1)", async () => {
+    const { database, insert } = await rawAuditStore(dialect, T0 - 30 * DAY, "gs");
+    const rows: AuditRow[] = [];
+    for (let i = 0; i < 15; i++) rows.push(failed("usr_split", T0 - 20 * HOUR + i * HOUR, `198.51.100.${i + 1}`));
+    for (let i = 0; i < 15; i++) rows.push(failed("usr_split", T0 + HOUR + i * HOUR, `198.51.100.${i + 101}`));
+    rows.push(signedIn("usr_split", T0 + 17 * HOUR, "203.0.113.40", true, 1));
+    await insert(rows);
+    const previous = await checkLogins(database, { since: T0 - DAY, until: T0, ...DEFAULT_LOGINS_OPTIONS, pageSize: 50 });
+    assert.deepEqual(previous.guessedAccounts, [], "the day before alone is under the bar (this test's premise)");
+    const report = await day(database);
+    assert.deepEqual(report.guessedAccounts.map((a) => [a.userId, a.failed, a.failedInWindow, a.clients, a.newDeviceSignIns, a.firstFailure]),
+      [["usr_split", 30, 15, 30, 1, new Date(T0 - 20 * HOUR).toISOString()]], `the split campaign was not judged whole: ${JSON.stringify(report.guessedAccounts)}`);
+    const [finding] = guessedFindings(report.findings);
+    assert.equal(finding?.severity, "high");
+    assert.deepEqual(sessionsOf(finding), [`ses_usr_split_${T0 + 17 * HOUR}`]);
+    assert.match(finding?.detail ?? "", /15 of them in the window and the rest in the 24 hours before it/);
+    assert.deepEqual(report.reportedAccounts, ["usr_split"]);
+  });
+
+  it("attack: the guess that worked came the evening before the window, after 15 failures, and the guessing went on in it (15 more): the second run reports the account high with that sign-in, which the first run could not judge (was: sign-ins before the window were not read for it)", async () => {
+    const { database, insert } = await rawAuditStore(dialect, T0 - 30 * DAY, "ge");
+    const rows: AuditRow[] = [];
+    for (let i = 0; i < 15; i++) rows.push(failed("usr_evening", T0 - 16 * HOUR + i * HOUR, `198.51.100.${i + 1}`));
+    rows.push(signedIn("usr_evening", T0 - 30 * MINUTE, "203.0.113.41", true, 0));
+    rows.push(signedIn("usr_evening", T0 - 20 * HOUR, "192.0.2.41", true, 0), signedIn("usr_evening", T0 - 10 * HOUR, "192.0.2.41", false, 0));
+    for (let i = 0; i < 15; i++) rows.push(failed("usr_evening", T0 + HOUR + i * HOUR, `198.51.100.${i + 101}`));
+    rows.sort((a, b) => a.at - b.at);
+    await insert(rows);
+    const report = await day(database);
+    const [finding, ...others] = guessedFindings(report.findings);
+    assert.equal(others.length, 0);
+    assert.equal(finding?.severity, "high", `the new browser's sign-in after the first failures was not judged: ${JSON.stringify(report.guessedAccounts)}`);
+    assert.deepEqual(sessionsOf(finding), [`ses_usr_evening_${T0 - 30 * MINUTE}`], "the owner's new phone before the guessing began is not listed");
+    assert.deepEqual(report.guessedAccounts.map((a) => [a.failed, a.failedInWindow, a.newDeviceSignIns, a.knownBrowserSignIns]), [[30, 15, 1, 1]]);
+    assert.deepEqual(report.reportedAccounts, ["usr_evening"]);
+  });
+
+  it("the look-back has edges: an account guessed 25 times the day before and not since is the run before's to report; failures more than 24 hours before the window do not count; a spraying address split 12 + 12 accounts over the two days is reported, one seen only the day before is not (was: the split sprayer was under the bar in both runs)", async () => {
+    const { database, insert } = await rawAuditStore(dialect, T0 - 30 * DAY, "gl");
+    const rows: AuditRow[] = [];
+    for (let i = 0; i < 25; i++) rows.push(failed("usr_yesterday", T0 - 20 * HOUR + i * 30 * MINUTE, `198.51.100.${i + 1}`));
+    rows.push(signedIn("usr_yesterday", T0 + 2 * HOUR, "203.0.113.42", true, 0));
+    for (let i = 0; i < 15; i++) rows.push(failed("usr_old", T0 - 30 * HOUR + i * MINUTE, `198.51.100.${i + 51}`));
+    for (let i = 0; i < 15; i++) rows.push(failed("usr_old", T0 + 3 * HOUR + i * HOUR, `198.51.100.${i + 151}`));
+    for (let i = 0; i < 12; i++) rows.push(failed(`id:spraytaga${i}`, T0 - 6 * HOUR + i * MINUTE, "192.0.2.90"));
+    for (let i = 0; i < 12; i++) rows.push(failed(`id:spraytagb${i}`, T0 + 6 * HOUR + i * MINUTE, "192.0.2.90"));
+    for (let i = 0; i < 30; i++) rows.push(failed(`id:spraytagc${i}`, T0 - 6 * HOUR + i * MINUTE, "192.0.2.91"));
+    rows.sort((a, b) => a.at - b.at);
+    await insert(rows);
+    const report = await day(database);
+    assert.deepEqual(report.guessedAccounts, [], `an account with nothing in the window, or under the bar within the day before and the window: ${JSON.stringify(report.guessedAccounts)}`);
+    assert.deepEqual(report.sprayingAddresses.map((a) => [a.ip, a.accounts, a.failed]), [["192.0.2.90", 24, 24]], "the split sprayer whole, the one that stopped before the window not");
+    assert.deepEqual(report.reportedAccounts, []);
+  });
+
   it("an account guessed from 2,500 addresses has its clients counted from 2,000 of them, and says it is a lower bound", async () => {
     const { database, insert } = await rawAuditStore(dialect, T0 - 30 * DAY, "gw");
     await insert(Array.from({ length: 2_500 }, (_, i) => failed("usr_wide", T0 + HOUR + i * 20_000, `100.64.${Math.floor(i / 250)}.${(i % 250) + 1}`)));

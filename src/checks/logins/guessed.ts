@@ -4,7 +4,7 @@
 // `logins.after-failures` (failures in a row before a sign-in) misses the guess that worked after the owner signed in.
 import type { Database } from "../../store/database.ts";
 import type { Finding, Severity } from "../finding.ts";
-import { clientsByAccount, failedByAccount, MAX_GUESSED, type AccountFailures } from "./queries.ts";
+import { clientsByAccount, failedByAccount, MAX_GUESSED, type AccountFailures, type SlowRange } from "./queries.ts";
 import { emailsOf, REMEDY, SignInList, type SignIn } from "./sign-ins.ts";
 
 /** Accounts reported one by one, the most severe first; the rest are one finding, as severe as the worst of them. */
@@ -21,7 +21,10 @@ const MAX_CANDIDATE_SIGN_INS = 100_000;
 export interface GuessedAccount {
   userId: string;
   email: string | null;
+  /** Failed logins in the window and the day before it (SlowRange): a campaign split between two runs' windows is counted whole. */
   failed: number;
+  /** Those in the window. */
+  failedInWindow: number;
   /** Distinct clients as flood control counts them (an IPv6 /64 is one; an IPv4 address is one whatever its spelling). */
   clients: number;
   /** False when the account failed from more addresses than are read to count them: `clients` and `addresses` are then lower bounds. */
@@ -42,10 +45,8 @@ interface Tracked {
   known: number;
 }
 
-/** What the rule is run with: the window, the bar, and the streak that ranks sign-ins (SignInList). */
-export interface GuessOptions {
-  since: number;
-  until: number;
+/** What the rule is run with: the window and the day before it, the bar, and the streak that ranks sign-ins (SignInList). */
+export interface GuessOptions extends SlowRange {
   guessMin: number;
   streak: number;
 }
@@ -57,8 +58,8 @@ const iso = (ms: number): string => new Date(ms).toISOString();
  * the window's sign-ins are scanned (`signedIn` is told each), finished after.
  *
  * @example
- * const guessed = await GuessedAccounts.read(database, { since, until, guessMin: 20, streak: 5 });
- * for await (const { at, signIn } of signIns(database, since, until, 5000)) guessed.signedIn(at, signIn);
+ * const guessed = await GuessedAccounts.read(database, { from: since - DAY, since, until, guessMin: 20, streak: 5 });
+ * for await (const { at, signIn } of signIns(database, guessed.signInsFrom, until, 5000)) guessed.signedIn(at, signIn);
  * await guessed.finish(database);
  */
 export class GuessedAccounts {
@@ -88,12 +89,25 @@ export class GuessedAccounts {
   }
 
   static async read(database: Database, options: GuessOptions): Promise<GuessedAccounts> {
-    const { accounts, total, cut } = await failedByAccount(database, options.since, options.until, options.guessMin);
+    const { accounts, total, cut } = await failedByAccount(database, options, options.guessMin);
     return new GuessedAccounts(accounts, total, cut, options);
   }
 
   /**
-   * A sign-in of the window (at or after `since`). True when it makes its account reported: from a browser new to an
+   * Where the sign-ins this rule judges begin: the first failure of an account it tracks (a guess that worked the day
+   * before the window, in a campaign the run before saw only half of), or the range's start when the list was cut (an
+   * account past it is judged from its own first failure, read in finish); the window's start when no guessing began
+   * before it.
+   */
+  get signInsFrom(): number {
+    if (this.cut) return this.#options.from;
+    let first = this.#options.since;
+    for (const t of this.#accounts.values()) first = Math.min(first, t.row.firstAt);
+    return first;
+  }
+
+  /**
+   * A sign-in at or after `signInsFrom`. True when it makes its account reported: from a browser new to an
    * account being guessed, at or after the first of its failures (before it, nothing had been guessed yet).
    */
   signedIn(at: number, signIn: SignIn): boolean {
@@ -136,8 +150,7 @@ export class GuessedAccounts {
    */
   async finish(database: Database): Promise<string[]> {
     if (this.#candidates.size === 0) return [];
-    const { since, until, guessMin } = this.#options;
-    const { accounts } = await failedByAccount(database, since, until, guessMin, { only: [...this.#candidates.keys()] });
+    const { accounts } = await failedByAccount(database, this.#options, this.#options.guessMin, { only: [...this.#candidates.keys()] });
     const reported: string[] = [];
     for (const row of accounts) {
       const known = (this.#knownPast.get(row.userId) ?? []).filter((at) => at >= row.firstAt).length;
@@ -174,11 +187,11 @@ export class GuessedAccounts {
     const order = [...this.#accounts.values()].sort((a, b) =>
       (got(b) > 0 ? 1 : 0) - (got(a) > 0 ? 1 : 0) || b.row.failed - a.row.failed || (a.row.userId < b.row.userId ? -1 : a.row.userId > b.row.userId ? 1 : 0));
     const listedIds = order.slice(0, MAX_LISTED).map((t) => t.row.userId);
-    const { since, until } = this.#options;
-    const clients = await clientsByAccount(database, since, until, listedIds);
+    const { from, until } = this.#options;
+    const clients = await clientsByAccount(database, from, until, listedIds);
     const emails = await emailsOf(database, listedIds);
     const accounts: GuessedAccount[] = order.slice(0, MAX_LISTED).map((t) => ({
-      userId: t.row.userId, email: emails.get(t.row.userId) ?? null, failed: t.row.failed,
+      userId: t.row.userId, email: emails.get(t.row.userId) ?? null, failed: t.row.failed, failedInWindow: t.row.failedInWindow,
       clients: clients.get(t.row.userId)?.clients ?? 0, clientsComplete: clients.get(t.row.userId)?.complete ?? false,
       addresses: clients.get(t.row.userId)?.addresses ?? 0, firstFailure: iso(t.row.firstAt), lastFailure: iso(t.row.lastAt), newDeviceSignIns: got(t), knownBrowserSignIns: t.known,
     }));
@@ -203,7 +216,8 @@ export class GuessedAccounts {
         : `${name}: ${account.failed} failed logins from ${from}`,
       detail:
         `The account ${name} (${account.userId}) took ${account.failed} failed logins (--guess-min ${guessMin}) from ${from} (${account.addresses}${account.clientsComplete ? "" : " or more"} address(es) as written; ` +
-        `an IPv6 /64 is one client, an IPv4 address one whatever its spelling, as flood control counts them) between ${account.firstFailure} and ${account.lastFailure}: ` +
+        `an IPv6 /64 is one client, an IPv4 address one whatever its spelling, as flood control counts them) between ${account.firstFailure} and ${account.lastFailure}` +
+        `${account.failedInWindow < account.failed ? `, ${account.failedInWindow} of them in the window and the rest in the 24 hours before it` : ""}: ` +
         "someone guessing its password at a pace and from enough addresses that no limit stops them (flood control stops an account only at 100 failures in a row, and each sign-in of its owner starts that count again). " +
         (count > 0
           ? `${count} sign-in(s) from a browser new to it came after the first of them, a guess that may have worked: ${SignInList.describe(signIns.slice(0, 10))}${count > 10 ? ", …" : ""}.`

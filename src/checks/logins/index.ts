@@ -23,6 +23,12 @@ export const BUCKET_MS = 10 * MINUTE;
 const BUCKETS_PER_HOUR = HOUR / BUCKET_MS;
 /** How far before the window a wave may begin: one that straddles the window's start (a daily run's edge) is seen whole. */
 const LOOK_BACK_MS = HOUR;
+/**
+ * How far before the window the slow rules (spraying addresses, guessed accounts) count failures, for a client or an
+ * account that failed in the window too: a campaign split between two daily runs (15 guesses in each, the bar at 20)
+ * is judged whole, over any 24 hours, as `check authlog` judges them.
+ */
+const SLOW_LOOK_BACK_MS = 24 * HOUR;
 /** Waves reported one by one, the most severe first; the rest are one finding, as severe as the worst of them. */
 const MAX_WAVES = 20;
 /** Spraying addresses listed in the evidence (the most accounts first). */
@@ -38,9 +44,9 @@ export interface LoginsCheckOptions {
   waveFactor: number;
   /** A sign-in after this many failed attempts in a row is reported (the notice to the owner uses the same 5). */
   streak: number;
-  /** An address that failed on at least this many different accounts or unknown identifiers in the window is spraying. */
+  /** An address that failed on at least this many different accounts or unknown identifiers in the window (and the day before it, SLOW_LOOK_BACK_MS) is spraying. */
   sprayMin: number;
-  /** An account that took at least this many failed logins in the window, at any pace, from any addresses, is being guessed. */
+  /** An account that took at least this many failed logins in the window (and the day before it), at any pace, from any addresses, is being guessed. */
   guessMin: number;
   /** Days before the window whose median hour is the usual rate (the window itself is what an attacker fills). */
   baselineDays: number;
@@ -159,10 +165,11 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   };
 
   // Addresses working through many accounts, whatever their pace: a slow campaign under every rate is still a list.
-  const spraying = await failedByAddress(database, since, until, options.sprayMin);
+  const slow = { from: since - SLOW_LOOK_BACK_MS, since, until };
+  const spraying = await failedByAddress(database, slow, options.sprayMin);
   const sprayIPs = new Map(spraying.clients.map((s) => [s.ip, { ...s, signIns: 0 }]));
   // Accounts failing at least guessMin times, whatever the pace and the addresses: one account guessed by a botnet.
-  const guessing = await GuessedAccounts.read(database, { since, until, guessMin: options.guessMin, streak: options.streak });
+  const guessing = await GuessedAccounts.read(database, { ...slow, guessMin: options.guessMin, streak: options.streak });
 
   const lists = {
     after: new SignInList(options.streak),
@@ -172,8 +179,9 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const succeededDuringWave = waveSpans.map(() => 0);
   const reported = new Set<string>();
   let withoutDetail = 0;
-  for await (const { at, signIn } of signIns(database, from, until, options.pageSize ?? 5000)) {
-    if (signIn.failuresBefore === null && signIn.newDevice === null) withoutDetail++;
+  // From an hour back for the waves, or from further for a guessed account whose guessing began the day before.
+  for await (const { at, signIn } of signIns(database, Math.min(from, guessing.signInsFrom), until, options.pageSize ?? 5000)) {
+    if (at >= from && signIn.failuresBefore === null && signIn.newDevice === null) withoutDetail++;
     const spray = signIn.ip !== null ? sprayIPs.get(ipBucket(signIn.ip)) : undefined;
     signIn.fromSprayingAddress = spray !== undefined;
     const guessed = signIn.failuresBefore !== null && signIn.failuresBefore >= options.streak;
@@ -181,7 +189,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
       lists.after.add(signIn);
       reported.add(signIn.userId);
     }
-    if (at >= since && guessing.signedIn(at, signIn)) reported.add(signIn.userId);
+    if (guessing.signedIn(at, signIn)) reported.add(signIn.userId);
     if (at >= since && spray) {
       spray.signIns++;
       lists.spray.add(signIn);

@@ -27,6 +27,19 @@ interface AddressRow {
   ip: string | null;
   n: number | string;
   accounts: number | string;
+  last_at: number | string;
+}
+
+/**
+ * Where the slow rules (spraying, guessing) count failures: from `from`, a day before the window, to its end `until`,
+ * for clients and accounts with a failure at or after the window's start `since`. A campaign split between two daily
+ * runs' windows (15 guesses in each, the bar at 20) is then judged whole in the second, as `check authlog` judges any
+ * 24 hours; one that stopped before the window was the run before's to judge.
+ */
+export interface SlowRange {
+  from: number;
+  since: number;
+  until: number;
 }
 
 export interface BucketCount {
@@ -105,24 +118,26 @@ export interface SprayingClients {
 }
 
 /**
- * Clients whose failed logins over [since, until) named at least `min` distinct accounts or unknown identifiers, the
- * most first: an IPv4 address, or an IPv6 /64 (ipBucket, as flood control counts a client: a stuffer on one host
- * taking a new address of its /64 every few tries was as many addresses, each under the bar). An IPv4 client is one
+ * Clients whose failed logins over [from, until) named at least `min` distinct accounts or unknown identifiers (one of
+ * those failures at or after `since`, SlowRange), the most first: an IPv4 address, or an IPv6 /64 (ipBucket, as flood
+ * control counts a client: a stuffer on one host taking a new address of its /64 every few tries was as many
+ * addresses, each under the bar). An IPv4 client is one
  * whatever its spelling (ipBucket again: ::ffff:a.b.c.d from a node listening on "::", its own 6to4 or Teredo
  * address), so a stuffer splitting its list between spellings is not two clients each under the bar. A client's count
  * sums its addresses' and spellings' (an upper bound: one account tried from two of them counts twice). The address is
  * read from the event's canonical data (`"ip":"…"`); a row whose data is not Bulwark's JSON (altered) names none, and
  * never fails the query.
  */
-export async function failedByAddress(database: Database, since: number, until: number, min: number): Promise<SprayingClients> {
+export async function failedByAddress(database: Database, range: SlowRange, min: number): Promise<SprayingClients> {
   const ip = ipOf(database);
-  const failedInWindow = sql`type = 'auth.login.failed' AND at >= ${since} AND at < ${until}`;
+  const failedInRange = sql`type = 'auth.login.failed' AND at >= ${range.from} AND at < ${range.until}`;
   // Every address written with a colon is read (an IPv6 address, summed by /64; or another spelling of an IPv4 client);
   // a plain IPv4 address only when it reaches the bar on its own, or a botnet's million would be a million rows. One
   // more row than the cap is asked for, so that a cut is known rather than guessed.
   const { rows } = await sql<AddressRow>`
-    SELECT ${ip} AS ip, count(*) AS n, count(DISTINCT subject) AS accounts FROM audit_events WHERE ${failedInWindow}
-    GROUP BY 1 HAVING count(DISTINCT subject) >= ${min} OR ${ip} LIKE '%:%' ORDER BY 3 DESC, 1 LIMIT ${sql.lit(MAX_ADDRESS_ROWS + 1)}`.execute(database.db);
+    SELECT ${ip} AS ip, count(*) AS n, count(DISTINCT subject) AS accounts, max(at) AS last_at FROM audit_events WHERE ${failedInRange}
+    GROUP BY 1 HAVING (count(DISTINCT subject) >= ${min} AND max(at) >= ${range.since}) OR ${ip} LIKE '%:%'
+    ORDER BY 3 DESC, 1 LIMIT ${sql.lit(MAX_ADDRESS_ROWS + 1)}`.execute(database.db);
   const rowsCut = rows.length > MAX_ADDRESS_ROWS;
   const read = rows.slice(0, MAX_ADDRESS_ROWS);
   // The plain half of an IPv4 client seen under another spelling: 15 accounts as 203.0.113.9 and 15 as
@@ -140,21 +155,23 @@ export async function failedByAddress(database: Database, since: number, until: 
   if (spelledOtherwise.size > 0) {
     const list = listOf(database, [...spelledOtherwise]);
     const plain = await sql<AddressRow>`
-      SELECT ${ip} AS ip, count(*) AS n, count(DISTINCT subject) AS accounts FROM audit_events
-      WHERE ${failedInWindow} AND ${ip} IN (${list}) GROUP BY 1`.execute(database.db);
+      SELECT ${ip} AS ip, count(*) AS n, count(DISTINCT subject) AS accounts, max(at) AS last_at FROM audit_events
+      WHERE ${failedInRange} AND ${ip} IN (${list}) GROUP BY 1`.execute(database.db);
     // A loop, not push(...rows): up to 200,000 arguments would overflow the stack.
     for (const r of plain.rows) read.push(r);
   }
-  const clients = new Map<string, { ip: string; failed: number; accounts: number }>();
+  const clients = new Map<string, { ip: string; failed: number; accounts: number; lastAt: number }>();
   for (const r of read) {
     if (typeof r.ip !== "string" || r.ip === "") continue;
     const key = ipBucket(r.ip);
-    const c = clients.get(key) ?? { ip: key, failed: 0, accounts: 0 };
+    const c = clients.get(key) ?? { ip: key, failed: 0, accounts: 0, lastAt: 0 };
     c.failed += Number(r.n);
     c.accounts += Number(r.accounts);
+    c.lastAt = Math.max(c.lastAt, Number(r.last_at));
     clients.set(key, c);
   }
-  const spraying = [...clients.values()].filter((c) => c.accounts >= min).sort((a, b) => b.accounts - a.accounts || a.ip.localeCompare(b.ip));
+  const spraying = [...clients.values()].filter((c) => c.accounts >= min && c.lastAt >= range.since)
+    .sort((a, b) => b.accounts - a.accounts || a.ip.localeCompare(b.ip)).map(({ ip, failed, accounts }) => ({ ip, failed, accounts }));
   return { clients: spraying.slice(0, MAX_SPRAYING), total: spraying.length, rowsCut, rowsRead: Math.min(rows.length, MAX_ADDRESS_ROWS) };
 }
 
@@ -204,7 +221,10 @@ const ADDRESSES_PER_ACCOUNT = 2_000;
 /** One account's failed logins in the window, as the database counts them. */
 export interface AccountFailures {
   userId: string;
+  /** Over the slow rules' range (SlowRange: the window and the day before it). */
   failed: number;
+  /** Those at or after the window's start. */
+  failedInWindow: number;
   firstAt: number;
   lastAt: number;
 }
@@ -219,28 +239,29 @@ export interface AccountsFailed {
 }
 
 /**
- * Accounts whose failed logins over [since, until) number at least `min`, at any pace and from any number of
- * addresses (one GROUP BY, however many failures): the subjects that are accounts, not the keyed tags of identifiers
+ * Accounts whose failed logins over [from, until) number at least `min`, one of them at or after `since` (SlowRange),
+ * at any pace and from any number of addresses (one GROUP BY, however many failures): the subjects that are accounts, not the keyed tags of identifiers
  * that name none (`id:…`: nothing can be taken over there). `only`: these accounts alone (a JSON parameter).
  */
-export async function failedByAccount(database: Database, since: number, until: number, min: number, options: { only?: readonly string[] } = {}): Promise<AccountsFailed> {
+export async function failedByAccount(database: Database, range: SlowRange, min: number, options: { only?: readonly string[] } = {}): Promise<AccountsFailed> {
   const only = options.only === undefined ? sql`` : sql`AND subject IN (${listOf(database, options.only)})`;
-  const where = sql`type = 'auth.login.failed' AND at >= ${since} AND at < ${until} AND subject NOT LIKE 'id:%' ${only}`;
+  const where = sql`type = 'auth.login.failed' AND at >= ${range.from} AND at < ${range.until} AND subject NOT LIKE 'id:%' ${only}`;
+  const reached = sql`count(*) >= ${min} AND max(at) >= ${range.since}`;
   // One more row than the cap is asked for, so that a cut is known rather than guessed.
   // No address is read here (a million failures on accounts would be a million JSON texts parsed): the clients of the
   // accounts listed are counted apart, clientsByAccount.
-  const { rows } = await sql<{ subject: string; n: number | string; first_at: number | string; last_at: number | string }>`
-    SELECT subject, count(*) AS n, min(at) AS first_at, max(at) AS last_at
-    FROM audit_events WHERE ${where} GROUP BY subject HAVING count(*) >= ${min} ORDER BY 2 DESC, 1 LIMIT ${sql.lit(MAX_GUESSED + 1)}`.execute(database.db);
+  const { rows } = await sql<{ subject: string; n: number | string; in_window: number | string; first_at: number | string; last_at: number | string }>`
+    SELECT subject, count(*) AS n, sum(CASE WHEN at >= ${range.since} THEN 1 ELSE 0 END) AS in_window, min(at) AS first_at, max(at) AS last_at
+    FROM audit_events WHERE ${where} GROUP BY subject HAVING ${reached} ORDER BY 2 DESC, 1 LIMIT ${sql.lit(MAX_GUESSED + 1)}`.execute(database.db);
   const cut = rows.length > MAX_GUESSED;
   let total = Math.min(rows.length, MAX_GUESSED);
   if (cut) {
     const counted = await sql<{ n: number | string }>`
-      SELECT count(*) AS n FROM (SELECT subject FROM audit_events WHERE ${where} GROUP BY subject HAVING count(*) >= ${min}) AS reached`.execute(database.db);
+      SELECT count(*) AS n FROM (SELECT subject FROM audit_events WHERE ${where} GROUP BY subject HAVING ${reached}) AS reached`.execute(database.db);
     total = Number(counted.rows[0]?.n ?? total);
   }
   const accounts = rows.slice(0, MAX_GUESSED).map((r) => ({
-    userId: r.subject, failed: Number(r.n), firstAt: Number(r.first_at), lastAt: Number(r.last_at),
+    userId: r.subject, failed: Number(r.n), failedInWindow: Number(r.in_window), firstAt: Number(r.first_at), lastAt: Number(r.last_at),
   }));
   return { accounts, total, cut };
 }
@@ -256,19 +277,19 @@ export interface AccountClients {
 }
 
 /**
- * The distinct clients each of `userIds` failed to sign in from over [since, until), counted as flood control counts
+ * The distinct clients each of `userIds` failed to sign in from over [from, until), counted as flood control counts
  * a client (ipBucket: an IPv6 /64 is one, an IPv4 address is one whatever its spelling), from at most
  * ADDRESSES_PER_ACCOUNT of its addresses (lower bounds past them: `complete` false). A failure naming no address is
  * no client.
  */
-export async function clientsByAccount(database: Database, since: number, until: number, userIds: readonly string[]): Promise<Map<string, AccountClients>> {
+export async function clientsByAccount(database: Database, from: number, until: number, userIds: readonly string[]): Promise<Map<string, AccountClients>> {
   const result = new Map<string, AccountClients>();
   if (userIds.length === 0) return result;
   const { rows } = await sql<{ subject: string; ip: unknown }>`
     SELECT subject, ip FROM (
       SELECT subject, ip, row_number() OVER (PARTITION BY subject ORDER BY ip) AS k FROM (
         SELECT subject, ${ipOf(database)} AS ip FROM audit_events
-        WHERE type = 'auth.login.failed' AND at >= ${since} AND at < ${until} AND subject IN (${listOf(database, userIds)})
+        WHERE type = 'auth.login.failed' AND at >= ${from} AND at < ${until} AND subject IN (${listOf(database, userIds)})
         GROUP BY 1, 2) AS pairs) AS ranked
     WHERE k <= ${sql.lit(ADDRESSES_PER_ACCOUNT + 1)}`.execute(database.db);
   const seen = new Map<string, { rows: number; addresses: number; clients: Set<string> }>();
