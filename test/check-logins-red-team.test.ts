@@ -7,6 +7,7 @@
 // built here by inserting rows directly (as the HTTP login path would have written them: canonical data, one row per
 // attempt), so thousands of attempts, and a million for the scale test, cost a few SQL statements; every test runs
 // on SQLite and PostgreSQL alike. The round's seven findings are fixed; their tests say what they were ("was: …").
+// Found later (fixed since: an IPv6 site, its /48, is a spraying client at ten times the bar): a /48 rotating its /64s.
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { sql } from "kysely";
@@ -132,6 +133,33 @@ forEachDialect("check logins, red team", (dialect) => {
     assert.equal(report.failed, 48 + 900);
     for (let i = 0; i < 3; i++) assert.ok(output(report).includes(`ses_usr_p${i}`), `the sign-in from ${addresses[i]}, which had just failed on 300 accounts, is not reported: ${output(report)}`);
     assert.equal(worst(report), "high");
+  });
+
+  it("attack: a holder of an IPv6 /48 sprays 400 accounts over 10 hours from 400 of its /64s, one account each, then signs in from another /64 of the site with a new browser — the site is a spraying address, high, naming the sign-in (ASVS 16.3.1) (was: 400 clients each under --spray-min, no finding)", async () => {
+    const { database, insert } = await store(dialect);
+    const rows = quiet(T0, T0 + DAY);
+    const nets = Array.from({ length: 400 }, (_, i) => `2001:db8:48:${(0x100 + i).toString(16)}::1`);
+    rows.push(...failures(400, T0 + 6 * HOUR, T0 + 16 * HOUR, { addresses: nets, tag: "site" }));
+    await insert(rows);
+    await insert([stuffed("usr_site", T0 + 17 * HOUR, "2001:db8:48:ffff::7")]);
+    const report = await cron(database, T0 + DAY);
+    assert.deepEqual(report.waves, [], "40 an hour: no wave (this test's premise)");
+    const v6 = report.sprayingAddresses.filter((a) => a.ip.includes(":"));
+    assert.deepEqual(v6.map((a) => [a.ip, a.accounts, a.signIns]), [["2001:db8:48::/48", 400, 1]], `the /48 rotating its /64s is not a spraying client: ${output(report)}`);
+    assert.ok(output(report).includes("ses_usr_site"), output(report));
+    assert.equal(worst(report), "high");
+    assert.deepEqual(report.reportedAccounts, ["usr_site"]);
+  });
+
+  it("a campus behind one /48 whose 60 /64s each mistype one account is not spraying: a site's bar is ten times a client's (200 accounts at --spray-min 20), and one /64 of a site is judged as a client", async () => {
+    const { database, insert } = await store(dialect);
+    const rows = quiet(T0, T0 + DAY);
+    rows.push(...failures(60, T0 + 6 * HOUR, T0 + 16 * HOUR, { addresses: Array.from({ length: 60 }, (_, i) => `2001:db8:ca:${i + 1}::1`), tag: "campus" }));
+    // 250 accounts from one /64 of another site: that /64 is the spraying client, not its site as well.
+    rows.push(...failures(250, T0 + 6 * HOUR, T0 + 16 * HOUR, { addresses: ["2001:db8:cb:1::1", "2001:db8:cb:1::2"], tag: "one64" }));
+    await insert(rows);
+    const report = await cron(database, T0 + DAY);
+    assert.deepEqual(report.sprayingAddresses.filter((a) => a.ip.includes(":")).map((a) => [a.ip, a.accounts]), [["2001:db8:cb:1::/64", 250]], output(report));
   });
 
   it("attack: 100 sign-ins to accounts the attacker registered, from fresh browsers at the start of its wave, do not push the victims out of the list: sign-ins from addresses that failed on many accounts are listed first, and --ids-out writes every reported account (ASVS 16.3.1) (was: the first 100 by position, all decoys)", async () => {

@@ -6,7 +6,7 @@
 // and sign-ins after a run of failures (a guess that worked, ASVS 6.3.5). The opposite shape of a spraying address, one
 // account guessed slowly from many addresses, is guessed.ts. Each is listed with the session it made
 // (auth.login.succeeded names it), so the responder ends exactly those.
-import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
+import { ipBucket, ipSite } from "../../accounts/flood/ip-bucket.ts";
 import type { Database } from "../../store/database.ts";
 import type { Finding } from "../finding.ts";
 import { GuessedAccounts, type GuessedAccount } from "./guessed.ts";
@@ -182,7 +182,8 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // From an hour back for the waves, or from further for a guessed account whose guessing began the day before.
   for await (const { at, signIn } of signIns(database, Math.min(from, guessing.signInsFrom), until, options.pageSize ?? 5000)) {
     if (at >= from && signIn.failuresBefore === null && signIn.newDevice === null) withoutDetail++;
-    const spray = signIn.ip !== null ? sprayIPs.get(ipBucket(signIn.ip)) : undefined;
+    // A spraying client's, or a spraying IPv6 site's (its /48, when no /64 of it is spraying on its own).
+    const spray = signIn.ip !== null ? (sprayIPs.get(ipBucket(signIn.ip)) ?? sprayIPs.get(ipSite(signIn.ip))) : undefined;
     signIn.fromSprayingAddress = spray !== undefined;
     const guessed = signIn.failuresBefore !== null && signIn.failuresBefore >= options.streak;
     if (at >= since && guessed) {
