@@ -114,6 +114,17 @@ const median = (values: number[]): number => {
 };
 
 /**
+ * The (lower) median of `hours` hours: `counts` for those with failures, zero for the rest. Sized by the hours that
+ * hold failures, not by the window: a window of millennia (`--since 999999w`) is no array of a hundred million hours.
+ */
+const medianOfHours = (counts: Iterable<number>, hours: number): number => {
+  const sorted = [...counts].sort((a, b) => a - b);
+  const zeros = hours - sorted.length;
+  const k = Math.floor((hours - 1) / 2);
+  return k < zeros ? 0 : (sorted[k - zeros] ?? 0);
+};
+
+/**
  * Reads the window's login events and returns the findings: `logins.failure-wave` per wave, `logins.spraying-address`
  * for addresses working through many accounts, `logins.guessed-account` for accounts guessed from any number of
  * addresses at any pace, `logins.after-failures` for sign-ins after a run of failures. Each is high when a sign-in got
@@ -146,9 +157,13 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   }
   const windowHours = Math.max(1, Math.ceil((until - since) / HOUR));
   const hourOf = (at: number): number => Math.floor((at - since) / HOUR);
-  const perHour = Array.from({ length: windowHours }, () => 0);
-  for (const [bucket, c] of byBucket) if (bucket * BUCKET_MS >= since) perHour[Math.min(windowHours - 1, hourOf(bucket * BUCKET_MS))]! += c.n;
-  const windowMedian = median(perHour);
+  const perHour = new Map<number, number>();
+  for (const [bucket, c] of byBucket) {
+    if (bucket * BUCKET_MS < since) continue;
+    const hour = Math.min(windowHours - 1, hourOf(bucket * BUCKET_MS));
+    perHour.set(hour, (perHour.get(hour) ?? 0) + c.n);
+  }
+  const windowMedian = medianOfHours(perHour.values(), windowHours);
 
   // The usual rate comes from before the window (the window is what a stuffer fills: hours of cheap failures raised
   // its median above the real wave). A store younger than that falls back on the window's own.
@@ -242,16 +257,22 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
 /**
  * The waves among the buckets [first, end): a bucket is in a wave when some 60 minutes holding it reach `threshold`
  * and it carries its part of that rate itself (at least a twelfth: half an even share), so a wave's span is where its
- * failures are, not the quiet minutes around them. Adjacent wave buckets make one wave.
+ * failures are, not the quiet minutes around them. Adjacent wave buckets make one wave. Only the buckets holding
+ * failures are walked (the 60 minutes ending at an empty bucket hold no more than those ending at the last full one
+ * before it), so the work is the log's, not the window's.
  */
 function findWaves(byBucket: Map<number, BucketCount>, first: number, end: number, threshold: number): Array<{ first: number; last: number }> {
   const n = (b: number): number => byBucket.get(b)?.n ?? 0;
+  const keys = [...byBucket.keys()].filter((b) => b >= first && b < end).sort((x, y) => x - y);
   const hot = new Set<number>();
   let sum = 0;
-  for (let b = first; b < end; b++) {
-    sum += n(b) - (b - BUCKETS_PER_HOUR >= first ? n(b - BUCKETS_PER_HOUR) : 0);
+  // keys[start..j]: the buckets of the 60 minutes ending at keys[j].
+  for (let j = 0, start = 0; j < keys.length; j++) {
+    const b = keys[j]!;
+    sum += n(b);
+    while (keys[start]! <= b - BUCKETS_PER_HOUR) sum -= n(keys[start++]!);
     if (sum < threshold) continue;
-    for (let k = Math.max(first, b - BUCKETS_PER_HOUR + 1); k <= b; k++) if (n(k) * 12 >= threshold) hot.add(k);
+    for (let k = start; k <= j; k++) if (n(keys[k]!) * 12 >= threshold) hot.add(keys[k]!);
   }
   const spans: Array<{ first: number; last: number }> = [];
   for (const b of [...hot].sort((x, y) => x - y)) {
