@@ -98,6 +98,42 @@ forEachDialect("master key rotation", (fx) => {
     await assert.rejects(old.unseal(sealedAfter, CTX), (e: { code?: string; message?: string }) => e.code === "BULWARK_ERR_MASTER_KEY_ROTATED" && /restart/.test(e.message ?? ""));
   });
 
+  it("attack: a rotation by another process is followed at the next read of the key table, not only when a key made since fails to unwrap — the device key with it, so a known-device tag the copied master computes is no longer one the process takes (ASVS 13.3.4) (was: a running server kept the old master's device key until a new key appeared)", async () => {
+    const { db, store, ring, masterKey } = await freshRing();
+    const newMaster = systemRandom.bytes(32);
+    const reads = new ManualClock(Date.now());
+    const running = await Keyring.open({ masterKey, store, clock: reads, random: systemRandom, findMasterKey: (check) => (check === masterKeyCheck(newMaster) ? newMaster : null) });
+    const text = "known-device:devA:usr_x:0";
+    const copiedTag = running.deviceTag(text);
+    await rotateMasterKey(db, ring, newMaster);
+    reads.advance(2_000);
+    await running.fresh();
+    const opened = await Keyring.open({ masterKey: newMaster, store, clock: new ManualClock(Date.now()), random: systemRandom });
+    assert.equal(running.masterKeyId, masterKeyId(newMaster), "the running process follows the rotation the store records");
+    assert.notEqual(running.deviceTag(text), copiedTag, "a tag under the copied master's device key still matched");
+    assert.equal(running.deviceTag(text), opened.deviceTag(text), "every process on the new master agrees on the device key");
+  });
+
+  it("attack: a process given the old master key in the environment, after a rotation it cannot follow, knows no browser: its device tags match neither the old master's nor the new one's, while what it holds keeps working until a key made since (ASVS 13.3.4)", async () => {
+    const { db, store, ring, masterKey } = await freshRing();
+    const reads = new ManualClock(Date.now());
+    const running = await Keyring.open({ masterKey, store, clock: reads, random: systemRandom });
+    const text = "known-device:devA:usr_x:0";
+    const copiedTag = running.deviceTag(text);
+    const newMaster = systemRandom.bytes(32);
+    await rotateMasterKey(db, ring, newMaster);
+    reads.advance(2_000);
+    await running.fresh();
+    const opened = await Keyring.open({ masterKey: newMaster, store, clock: new ManualClock(Date.now()), random: systemRandom });
+    assert.notEqual(running.deviceTag(text), copiedTag);
+    assert.notEqual(running.deviceTag(text), opened.deviceTag(text));
+    const tag = running.deviceTag(text);
+    reads.advance(2_000);
+    await running.fresh();
+    assert.equal(running.deviceTag(text), tag, "one random device key, not a new one at every read (cookies it set meanwhile stay its own)");
+    assert.equal(await opened.unsealString(await running.seal("still sealing", CTX), CTX), "still sealing");
+  });
+
   it("attack: the store refuses a key wrapped under a master key other than the recorded one (a rotation committing while it was made)", async () => {
     const { store } = await freshRing();
     const key = { id: "dk_aaaaaaaaaaaaaaaa", purpose: "data" as const, status: "current" as const, createdAt: Date.now() + 10, wrapped: "w", publicKey: null, wrappedBy: "0".repeat(64) };

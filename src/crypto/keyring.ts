@@ -200,6 +200,8 @@ export class Keyring {
    * replaced by a master key rotation — a copied master key must not keep forging cookies the live service trusts.
    */
   #deviceKey: KeyObject;
+  /** True once the master key was rotated to one this process cannot have (#checkMaster): the device key is a random one since. */
+  #deviceKeyOrphaned = false;
   /**
    * A subkey of the tag key (HKDF-SHA256, FLOOD_KEY_LABEL), derived once here: like the tag key it is the same on every
    * node and across master key rotations (which re-wrap the tag key, never change it), so a flood window or a
@@ -355,6 +357,7 @@ export class Keyring {
   async #read(store: KeyStore): Promise<void> {
     const sequence = ++this.#sequence;
     const stored = await store.listKeys();
+    await this.#checkMaster(store);
     try {
       this.#apply(stored, sequence);
     } catch (error) {
@@ -384,6 +387,26 @@ export class Keyring {
     this.#master = found;
     this.#deviceKey = deviceKeyOf(found);
     return true;
+  }
+
+  /**
+   * Follows a master key another process rotated as soon as the store records it (#followMaster), not only when a key
+   * made since fails to unwrap: a rotation wraps the keys held here again without changing them, so nothing else tells
+   * of it, while the device key (deviceKeyOf) does change — a server still deriving it from the old master took cookies
+   * the copied key forges, and the attacker's own browser from before the response, as known. A process that cannot
+   * have the new key (BULWARK_MASTER_KEY) keeps the keys it holds and still fails on the first key made since, as
+   * before; meanwhile it knows no browser: its device key becomes a random one of its own, so every sign-in is a new
+   * browser's and told to its owner until the process is restarted with the new key.
+   */
+  async #checkMaster(store: KeyStore): Promise<void> {
+    try {
+      await this.#followMaster(store);
+    } catch (error) {
+      if (!(error instanceof KeyringError) || error.code !== "BULWARK_ERR_MASTER_KEY_ROTATED") throw error;
+      if (this.#deviceKeyOrphaned) return;
+      this.#deviceKeyOrphaned = true;
+      this.#deviceKey = deviceKeyOf(this.#random.bytes(32));
+    }
   }
 
   /** Takes the key table as read by read number `sequence`: every key's material, and the current keys unless a later read already applied. */
