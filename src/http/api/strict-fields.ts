@@ -4,10 +4,10 @@
 // false, and fail closed for the rest: a route that declares no body schema accepts no body (`{}` aside), a
 // route that declares no querystring schema accepts no query string. Otherwise `{"dryRun": true}` sent to an
 // undo, or `{"id": …}` sent to DELETE /tokens, would be ignored and the real, wider action would run.
-// Also here: the refusal of a blank string in a nullable field and of anything but true or false in a boolean
-// body field, and the boot-time check that every string field refuses control characters.
+// Also here: the refusal of a blank string in a nullable field and of a value of another JSON type in a boolean or
+// number body field, and the boot-time check that every string field refuses control characters.
 import type { FastifyRequest, FastifySchemaValidationError, RouteOptions } from "fastify";
-import { NO_CONTROL } from "./common.ts";
+import { NO_CONTROL, TIME } from "./common.ts";
 import { apiErrors } from "./errors.ts";
 
 interface ObjectSchema {
@@ -15,6 +15,7 @@ interface ObjectSchema {
   properties?: Record<string, unknown>;
   additionalProperties?: boolean;
   anyOf?: unknown[];
+  const?: unknown;
 }
 
 /** True for a schema built by nullable() (or an older `anyOf` with a `null` type). */
@@ -26,22 +27,53 @@ function acceptsNull(schema: unknown): boolean {
   });
 }
 
-/** True for a schema of type boolean (and nothing else): `{ type: "boolean" }`. */
-function isBoolean(schema: unknown): boolean {
-  return typeof schema === "object" && schema !== null && (schema as ObjectSchema).type === "boolean";
+/** The JSON types a field's schema admits: its `type`, and those of its `anyOf` branches (nullable(), TIME); integer is "number". */
+function admittedTypes(schema: unknown, out: Set<string> = new Set()): Set<string> {
+  if (!schema || typeof schema !== "object") return out;
+  const s = schema as ObjectSchema;
+  if (Object.hasOwn(s, "const") && s.const === null) out.add("null");
+  for (const type of Array.isArray(s.type) ? s.type : s.type === undefined ? [] : [s.type]) out.add(type === "integer" ? "number" : type);
+  if (Array.isArray(s.anyOf)) for (const branch of s.anyOf) admittedTypes(branch, out);
+  return out;
+}
+
+/** The JSON type of a parsed body value, in the words of a schema's `type`. */
+function jsonType(value: unknown): string {
+  if (value === null) return "null";
+  return Array.isArray(value) ? "array" : typeof value;
+}
+
+/** What a boolean or number field takes, for the refusal: "true or false (a JSON boolean)", "text, a JSON number or null". */
+function describeTypes(types: Set<string>): string {
+  if (types.size === 1 && types.has("boolean")) return "true or false (a JSON boolean)";
+  const words = [...types].map((type) => type === "string" ? "text" : type === "null" ? "null" : `a JSON ${type}`);
+  return words.length > 1 ? `${words.slice(0, -1).join(", ")} or ${words.at(-1)}` : words.join("");
 }
 
 interface Findings {
   unknown: string[];
   blank: string[];
-  /** Boolean fields holding something else, with what it was (JSON). */
-  notBoolean: Array<{ field: string; value: string }>;
+  /** Boolean, number or time fields holding a value of another JSON type: what it was (JSON), what the field takes. */
+  mistyped: Array<{ field: string; value: string; expected: string; time: boolean }>;
   /**
-   * Whether a boolean field must hold true or false. Fastify's validator coerces types: `"dryRun": null`, `0`,
-   * `""` or `"false"` became false, and a client that meant "no real run" (None, a nil pointer) started one. Only
-   * for a JSON body: a query string carries every value as text, and "true" is how it says true.
+   * Whether a field declared boolean or number (integer) must hold a value of a JSON type its schema names. Fastify's
+   * validator coerces types: `"dryRun": null`, `0`, `""` or `"false"` became false, and a client that meant "no real
+   * run" (None, a nil pointer) started one; `"emailChangedWithinDays": null` or `false` became 0 days (no hold on
+   * reset links), `true` became 1 (`"inactiveDays": true`: one day, not 90), `"10"` and `[10]` became 10. Only for a
+   * JSON body: a query string carries every value as text, and "true" or "50" is how it says true or 50.
    */
-  strictBooleans: boolean;
+  strictTypes: boolean;
+}
+
+/** True for a time field (TIME, or nullable(TIME)): a value of the wrong type is a bad time there, as parseTime says of bad text. */
+function isTime(schema: unknown): boolean {
+  return schema === TIME || ((schema as ObjectSchema).anyOf?.includes(TIME) ?? false);
+}
+
+/** True when a field declared boolean or number holds a value of a JSON type its schema does not name. */
+function isMistyped(value: unknown, schema: unknown): boolean {
+  const types = admittedTypes(schema);
+  return (types.has("boolean") || types.has("number")) && !types.has(jsonType(value));
 }
 
 // Nesting is bounded by the schemas themselves (a field not in `properties` is never descended into).
@@ -55,8 +87,8 @@ function inspect(value: unknown, schema: unknown, path: string, out: Findings): 
       if (s.additionalProperties === false) out.unknown.push(path + key);
     } else if (child === "" && acceptsNull(sub)) {
       out.blank.push(path + key);
-    } else if (out.strictBooleans && isBoolean(sub) && typeof child !== "boolean") {
-      out.notBoolean.push({ field: path + key, value: JSON.stringify(child) ?? String(child) });
+    } else if (out.strictTypes && isMistyped(child, sub)) {
+      out.mistyped.push({ field: path + key, value: JSON.stringify(child) ?? String(child), expected: describeTypes(admittedTypes(sub)), time: isTime(sub) });
     } else inspect(child, sub, `${path}${key}.`, out);
   }
 }
@@ -88,7 +120,9 @@ function declaredFields(part: unknown): string[] {
 
 /**
  * preValidation hook: 400 naming the undeclared fields of the body or query string, a blank nullable field, or a
- * body field declared boolean that holds anything else (null, 0, "false"), before the validator coerces it.
+ * body field declared boolean or number that holds a value of another JSON type (null, 0 or "false" for a boolean;
+ * null, true, "10" or [10] for a number; null where not nullable, a boolean or [1] for a time), before the
+ * validator coerces it. A time field's refusal is the one a bad time gets (BULWARK_ERR_API_TIME).
  */
 export async function refuseUnknownFields(request: FastifyRequest): Promise<void> {
   const schema = request.routeOptions.schema ?? {};
@@ -104,12 +138,13 @@ export async function refuseUnknownFields(request: FastifyRequest): Promise<void
       refuseUndeclared(where, value, named);
       continue;
     }
-    const found: Findings = { unknown: [], blank: [], notBoolean: [], strictBooleans: where === "body" };
+    const found: Findings = { unknown: [], blank: [], mistyped: [], strictTypes: where === "body" };
     inspect(value, part, "", found);
     if (found.unknown.length) throw apiErrors.unknownFields(where, named ? found.unknown : null, declaredFields(part));
     if (found.blank.length) throw apiErrors.blankField(where, found.blank[0] as string);
-    const wrong = found.notBoolean[0];
-    if (wrong) throw apiErrors.badBody(`${where} field ${JSON.stringify(wrong.field.slice(0, 40))} must be true or false (a JSON boolean), not ${wrong.value.slice(0, 20)}; leave it out for its default`);
+    const wrong = found.mistyped[0];
+    if (wrong?.time) throw apiErrors.badTime(wrong.field.slice(0, 40));
+    if (wrong) throw apiErrors.badBody(`${where} field ${JSON.stringify(wrong.field.slice(0, 40))} must be ${wrong.expected}, not ${wrong.value.slice(0, 20)}; leave it out for its default`);
   }
 }
 
