@@ -202,6 +202,6 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     outbox,
     passwordReset,
     resetMailer: createResetMailer({ database, resets: passwordReset, outbox, random }),
-    emailChanges: createEmailChangeService({ database, clock, random, outbox, policy: { datedAheadToleranceMs } }),
+    emailChanges: createEmailChangeService({ database, clock, random, outbox, audit, policy: { datedAheadToleranceMs } }),
   };
 }

@@ -2,8 +2,10 @@
 // new address, a notice to the old one, superseding earlier requests, 3 per hour), then confirm once — the
 // token redeemed and the address changed in one transaction. The HTTP layer owns freshness and audit; a request
 // re-checks the requesting session under the account's link lock (it may have ended since the route read it), and
-// waits for a revocation in flight before its link can commit.
+// waits for a revocation in flight before its link can commit. An address held only by an unfinished sign-up is taken
+// at confirmation, that sign-up deleted and recorded in the same transaction (sign-up-shell.ts).
 import { sql, type Kysely } from "kysely";
+import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { addressProblem, checkAddress, type Outbox } from "../../notify/index.ts";
@@ -12,6 +14,7 @@ import type { Schema } from "../../store/schema.ts";
 import { lockAccountLinks, withAccountLinks } from "../password-reset/link-lock.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
 import { confusableSkeleton } from "../users/confusables.ts";
+import { addressHolders, removeUnfinishedSignUp } from "./sign-up-shell.ts";
 import { collidedKey } from "../users/user-store.ts";
 import { sessionErrors } from "../sessions/errors.ts";
 import { currentEpoch, GLOBAL_SCOPE, holdSessionForNewCredential, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
@@ -89,6 +92,8 @@ export interface EmailChanged {
   userId: string;
   oldEmail: string;
   newEmail: string;
+  /** The unfinished sign-up that held the new address and was deleted for it (sign-up-shell.ts), when one did. */
+  signUpRemoved?: string;
 }
 
 export interface EmailChangeService {
@@ -117,7 +122,9 @@ export interface EmailChangeService {
    * which holds the account's link lock (`lockAccountLinks`) from before its first write.
    * Throws `refused` for a bad, expired or used link, for an account no longer active or locked, and for a link older than
    * the account's last password change or session revocation; `taken` (nothing changes) when another account
-   * took the address meanwhile.
+   * took the address meanwhile. An address held only by an unfinished sign-up (sign-up-shell.ts) is not taken: the link
+   * proved the mailbox that sign-up only named, and the sign-up is deleted and recorded in the transaction (with the
+   * service's `audit`; without one it counts as taken).
    */
   confirm(token: unknown, options?: { within?: (trx: Kysely<Schema>, change: EmailChanged) => Promise<void> }): Promise<EmailChanged>;
   /**
@@ -142,8 +149,12 @@ export interface EmailChangeService {
  * await changes.request(user, "new@example.org", { publicURL, serviceName }); // mails queued
  * const changed = await changes.confirm(tokenFromTheLink);                  // { userId, oldEmail, newEmail }
  */
-export function createEmailChangeService(deps: { database: Database; clock: Clock; random: RandomSource; outbox: Outbox; policy?: Partial<EmailChangePolicy> }): EmailChangeService {
-  const { database, clock, random, outbox } = deps;
+export function createEmailChangeService(deps: {
+  database: Database; clock: Clock; random: RandomSource; outbox: Outbox; policy?: Partial<EmailChangePolicy>;
+  /** Records an unfinished sign-up deleted at confirmation; without it such a sign-up keeps the address (taken). */
+  audit?: Pick<AuditLog, "appendIn">;
+}): EmailChangeService {
+  const { database, clock, random, outbox, audit } = deps;
   const policy = Object.freeze({ ...DEFAULT_EMAIL_CHANGE_POLICY, ...deps.policy });
   for (const [name, value] of Object.entries(policy)) {
     if (!Number.isSafeInteger(value) || value <= 0) throw new TypeError(`email change policy: ${name} must be a positive whole number, got ${String(value)}`);
@@ -271,9 +282,17 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
         // Another account's address, or one that reads like it (the same letters in another script, confusables.ts):
         // either would show two accounts under one address.
         const skeleton = confusableSkeleton(found.newEmail);
-        const owner = await trx.selectFrom("users").select("id")
-          .where((eb) => eb.or([eb("email_key", "=", key), eb("email_skeleton", "=", skeleton)])).where("id", "!=", found.userId).executeTakeFirst();
-        if (owner) throw emailChangeErrors.taken({ userId: found.userId, tokenId: found.tokenId, reason: "address-taken" });
+        const taken = (): Error => emailChangeErrors.taken({ userId: found.userId, tokenId: found.tokenId, reason: "address-taken" });
+        const holders = await addressHolders(trx, found.userId, found.newEmail);
+        if (!holders.free) throw taken();
+        // Unless only an unfinished sign-up holds it (an outsider's, started after the link was mailed): this link proved
+        // the mailbox, which that sign-up only named. It goes before the update the unique index would refuse; one
+        // finished meanwhile (a password now) is a real account and keeps the address. (At most one: sign-up takes plain
+        // ASCII addresses only, whose skeleton is their lookup key.)
+        for (const signUp of holders.signUps) {
+          const removed = audit !== undefined && await removeUnfinishedSignUp(database, trx, audit, signUp, { actor: found.userId, for: found.userId, via: "email-confirm", detail: { link: found.tokenId } });
+          if (!removed) throw taken();
+        }
         try {
           // Compare-and-set on the old key: a concurrent change of the same account cannot be overwritten.
           // The password was proven (if at all) by a link to the old address, not to this one (migration 24): an
@@ -285,10 +304,10 @@ export function createEmailChangeService(deps: { database: Database; clock: Cloc
         } catch (cause) {
           // Another account took the address, or a look-alike, between the lookup and the update (the unique indexes decide).
           const collided = collidedKey(cause);
-          if (collided === "email" || collided === "email-skeleton") throw emailChangeErrors.taken({ userId: found.userId, tokenId: found.tokenId, reason: "address-taken" });
+          if (collided === "email" || collided === "email-skeleton") throw taken();
           throw cause;
         }
-        const change: EmailChanged = { userId: found.userId, oldEmail: user.email, newEmail: found.newEmail };
+        const change: EmailChanged = { userId: found.userId, oldEmail: user.email, newEmail: found.newEmail, ...(holders.signUps[0] ? { signUpRemoved: holders.signUps[0] } : {}) };
         if (options.within) await options.within(trx, change);
         return change;
       });

@@ -6,3 +6,4 @@ export * from "./token.ts";
 export * from "./errors.ts";
 export * from "./set-by-administrator.ts";
 export * from "./address-tag.ts";
+export * from "./sign-up-shell.ts";

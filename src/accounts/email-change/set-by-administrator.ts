@@ -4,6 +4,8 @@
 // knows the owner's address), every session ends, the open reset and email-change links die (they went to the
 // hijacker's mailbox), a new reset link goes to the new address, the event is audited, and both addresses are told
 // (ASVS 6.3.7) — the new one what happened, the old one only that it no longer belongs to the account (not where it went).
+// An address held only by an unfinished sign-up (sign-up-shell.ts: anyone may start one, a hijacker for the address the
+// account left) is given all the same: that sign-up is deleted in the transaction, and recorded.
 // An old address the outbox cannot mail (the account store takes more, e.g. from an import) is not told: the answer,
 // the dry run and the event say so, and EMAIL_SET_NOTICE_REFUSED records it in the change's commit (ASVS 16.3.1).
 // Used by `POST /api/v1/users/:id/email` and `bulwark users set-email`; docs/http-auth.md has the recovery steps.
@@ -21,6 +23,7 @@ import { collidedKey } from "../users/user-store.ts";
 import { spendEmailChangeLinks } from "./email-change-service.ts";
 import { emailChangeErrors } from "./errors.ts";
 import { addressTag } from "./address-tag.ts";
+import { addressHolders, removeUnfinishedSignUp } from "./sign-up-shell.ts";
 
 /** The audit event of an address set by an administrator. */
 export const EMAIL_SET_EVENT = "user.email-set";
@@ -80,6 +83,11 @@ export interface SetEmailOutcome {
   oldAddressNotified: boolean;
   /** Why the outbox refused the old address (it cannot mail it), when it did: its owner must be reached another way. */
   oldAddressRefused: string | null;
+  /**
+   * The unfinished sign-up that held the new address (made by POST /auth/register, its link never followed) and was
+   * deleted for it, audited as SIGN_UP_REMOVED_EVENT (sign-up-shell.ts); null when none did.
+   */
+  signUpRemoved: string | null;
   remaining: AccountFootholds;
 }
 
@@ -100,6 +108,8 @@ export interface SetEmailForecast {
   notifiesOldAddress: boolean;
   /** Why the outbox would refuse the old address, when it would: the change would tell its owner nothing. */
   oldAddressRefused: string | null;
+  /** The unfinished sign-up holding the new address that the change would delete (SetEmailOutcome.signUpRemoved). */
+  removesSignUp: string | null;
   remaining: AccountFootholds;
 }
 
@@ -118,14 +128,14 @@ async function currentAccount(executor: Kysely<Schema>, userId: string): Promise
   return row;
 }
 
-/** Refuses an address another account holds, or one that reads like it (confusables.ts). */
-async function assertFree(executor: Kysely<Schema>, userId: string, address: string): Promise<void> {
-  const key = identifierKey(address);
-  const holders = await executor.selectFrom("users").select(["email_key"])
-    .where((eb) => eb.or([eb("email_key", "=", key), eb("email_skeleton", "=", confusableSkeleton(address))]))
-    .where("id", "!=", userId).execute();
-  if (holders.some((h) => h.email_key === key)) throw accountErrors.emailTaken();
-  if (holders.length > 0) throw accountErrors.emailConfusable();
+/**
+ * Refuses an address another account holds, or one that reads like it (confusables.ts), unless only unfinished
+ * sign-ups hold it (sign-up-shell.ts): returns those, which the change removes.
+ */
+async function assertFree(executor: Kysely<Schema>, userId: string, address: string): Promise<string[]> {
+  const holders = await addressHolders(executor, userId, address);
+  if (!holders.free) throw holders.reason === "taken" ? accountErrors.emailTaken() : accountErrors.emailConfusable();
+  return holders.signUps;
 }
 
 async function footholds(executor: Kysely<Schema>, userId: string, now: number): Promise<AccountFootholds> {
@@ -162,7 +172,7 @@ export async function forecastSetEmail(app: App, userId: string, email: string):
   const address = acceptableAddress(email);
   const current = await currentAccount(db, userId);
   const changed = identifierKey(address) !== current.email_key;
-  if (changed) await assertFree(db, userId, address);
+  const signUps = changed ? await assertFree(db, userId, address) : [];
   const now = app.clock.now();
   const sessions = await db.selectFrom("sessions").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirst();
   const refused = changed ? addressProblem(current.email) : null;
@@ -171,7 +181,7 @@ export async function forecastSetEmail(app: App, userId: string, email: string):
     sessions: changed ? Number(sessions?.n ?? 0) : 0, openLinks: changed ? await unusedLinks(db, userId) : 0, invalidatesPassword: changed && current.password_hash !== null,
     // Whenever a hold stands: confirming the address lifts it, and so does a change (setEmailByAdministrator).
     liftsResetHold: current.reset_held_at !== null,
-    notifiesOldAddress: changed && refused === null, oldAddressRefused: refused,
+    notifiesOldAddress: changed && refused === null, oldAddressRefused: refused, removesSignUp: signUps[0] ?? null,
     remaining: await footholds(db, userId, now),
   };
 }
@@ -214,10 +224,19 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
       }
       return {
         changed: false, userId: request.userId, oldEmail: current.email, newEmail: current.email, sessionsEnded: 0, linksSpent: 0, passwordInvalidated: false,
-        eventId: null, resetHoldLifted: held, oldAddressNotified: false, oldAddressRefused: null, remaining: await footholds(trx, request.userId, now),
+        eventId: null, resetHoldLifted: held, oldAddressNotified: false, oldAddressRefused: null, signUpRemoved: null, remaining: await footholds(trx, request.userId, now),
       };
     }
-    await assertFree(trx, request.userId, address);
+    // An address held only by an unfinished sign-up (an outsider's, a hijacker's: anyone may start one for any address)
+    // is the administrator's to give: the sign-up goes, recorded, before the update the unique index would refuse.
+    const requestId = request.requestId ? { requestId: request.requestId } : {};
+    // (At most one: a sign-up takes only plain ASCII addresses, whose skeleton is their lookup key.)
+    const signUps = await assertFree(trx, request.userId, address);
+    for (const signUp of signUps) {
+      const removal = { actor: request.actor, for: request.userId, via: request.via, ...requestId, ...(request.detail ? { detail: request.detail } : {}) };
+      // Finished by its link meanwhile: a password now, a real account, which keeps the address.
+      if (!(await removeUnfinishedSignUp(app.db, trx, app.audit, signUp, removal))) throw accountErrors.emailTaken();
+    }
     const invalidate = current.password_hash !== null;
     try {
       // Compare-and-set on the key read above, under the link lock: nothing else moves the address meanwhile.
@@ -251,12 +270,12 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
     // the move, which the event, its own record and the answer say — else a help desk moving such an account to a
     // mailbox of its own left no sign that the owner was never told (ASVS 6.3.7, 16.3.1).
     const refused = addressProblem(current.email);
-    const requestId = request.requestId ? { requestId: request.requestId } : {};
     const event = await app.audit.appendIn(trx, {
       type: EMAIL_SET_EVENT, actor: request.actor, subject: request.userId, ...requestId,
       data: {
         ...request.detail, via: request.via, from: tag(current.email), to: tag(address), sessionsEnded, linksSpent, passwordInvalidated: invalidate,
         oldAddressNotified: refused === null, ...(refused !== null ? { oldAddressRefused: refused } : {}),
+        ...(signUps.length > 0 ? { signUpRemoved: signUps[0] } : {}),
       },
     });
     if (refused !== null) {
@@ -281,7 +300,7 @@ export async function setEmailByAdministrator(app: App, request: SetEmailRequest
       changed: true, userId: request.userId, oldEmail: current.email, newEmail: address, sessionsEnded, linksSpent, passwordInvalidated: invalidate,
       // A hold on the old address's reset links ends with it: the new address is the administrator's choice.
       eventId: event.id, resetHoldLifted: current.reset_held_at !== null, oldAddressNotified: refused === null, oldAddressRefused: refused,
-      remaining: await footholds(trx, request.userId, now),
+      signUpRemoved: signUps[0] ?? null, remaining: await footholds(trx, request.userId, now),
     };
   });
 }

@@ -1,0 +1,119 @@
+// An unfinished sign-up holds no address against a proven owner. POST /auth/register makes an account for a free address
+// at once, with no password, and only the link it mails finishes it; anyone may start one for any address, so a hijacker
+// who moved an account away could hold the address it left for ever, and the administrator's set-email back to it, or
+// the owner's own confirmed email change to it, was refused as "taken" (test/half-done-red-team.test.ts). An address held
+// only by such accounts is taken by a change that proves its owner (a confirmed link to it, an administrator's decision):
+// the sign-up is deleted in the change's transaction, its link with it, and recorded (SIGN_UP_REMOVED_EVENT).
+import type { Kysely } from "kysely";
+import type { AuditLog } from "../../audit/audit-log.ts";
+import type { Database } from "../../store/database.ts";
+import type { Schema } from "../../store/schema.ts";
+import { lockAccountLinks } from "../password-reset/link-lock.ts";
+import { confusableSkeleton } from "../users/confusables.ts";
+import { identifierKey } from "../users/normalise.ts";
+
+/** The audit event of an unfinished sign-up deleted for the address a change gave another account. */
+export const SIGN_UP_REMOVED_EVENT = "user.sign-up-removed";
+
+/**
+ * How far from the account's creation its `user.created` event may be written: the sign-up appends it right after the
+ * account's commit, by the same node's clock. Only bounds the read (the events of one type are indexed by time); an
+ * event outside it leaves the account counted as a real one, which is the safe side.
+ */
+const CREATED_EVENT_SLACK_MS = 60 * 60_000;
+
+/** Who else holds an address: refused, or held only by unfinished sign-ups the change may remove. */
+export type AddressHolders = { free: true; signUps: string[] } | { free: false; reason: "taken" | "confusable" };
+
+/**
+ * Whether account `id` is an unfinished sign-up, as `executor` sees it: made by POST /auth/register (its `user.created`
+ * event, actor anonymous, `via: register`; an administrator's account without a password is someone's invitation), no
+ * password ever set, never signed in, untouched since (active, not locked, no containment's mark, no username, display
+ * name or external identity) and holding nothing: no session, factor, recovery code, API token, role, linked identity or
+ * email-change link. A sign-up whose link was followed has a password: a real account, which keeps its address.
+ */
+export async function isUnfinishedSignUp(executor: Kysely<Schema>, id: string): Promise<boolean> {
+  const row = await executor.selectFrom("users").select("created_at").where("id", "=", id)
+    .where("password_hash", "is", null).where("password_changed_at", "is", null).where("password_invalidated_at", "is", null)
+    .where("last_login_at", "is", null).where("status", "=", "active").where("locked_at", "is", null).where("reset_held_at", "is", null)
+    .where("username", "is", null).where("display_name", "is", null).where("external_source", "is", null).where("external_id", "is", null)
+    .where("seeded", "=", 0)
+    .where((eb) => eb.not(eb.or([
+      eb.exists(eb.selectFrom("sessions").select("sessions.id").whereRef("sessions.user_id", "=", "users.id")),
+      eb.exists(eb.selectFrom("mfa_totp").select("mfa_totp.user_id").whereRef("mfa_totp.user_id", "=", "users.id")),
+      eb.exists(eb.selectFrom("mfa_recovery_codes").select("mfa_recovery_codes.user_id").whereRef("mfa_recovery_codes.user_id", "=", "users.id")),
+      eb.exists(eb.selectFrom("webauthn_credentials").select("webauthn_credentials.user_id").whereRef("webauthn_credentials.user_id", "=", "users.id")),
+      eb.exists(eb.selectFrom("api_tokens").select("api_tokens.id").whereRef("api_tokens.user_id", "=", "users.id")),
+      eb.exists(eb.selectFrom("user_roles").select("user_roles.user_id").whereRef("user_roles.user_id", "=", "users.id")),
+      eb.exists(eb.selectFrom("identities").select("identities.id").whereRef("identities.user_id", "=", "users.id")),
+      eb.exists(eb.selectFrom("email_change_tokens").select("email_change_tokens.id").whereRef("email_change_tokens.user_id", "=", "users.id")),
+    ])))
+    .executeTakeFirst();
+  if (!row) return false;
+  const createdAt = Number(row.created_at);
+  const events = await executor.selectFrom("audit_events").select("data")
+    .where("type", "=", "user.created").where("at", ">=", createdAt - CREATED_EVENT_SLACK_MS).where("at", "<=", createdAt + CREATED_EVENT_SLACK_MS)
+    .where("subject", "=", id).where("actor", "=", "anonymous").execute();
+  return events.some((e) => {
+    try {
+      return (JSON.parse(e.data) as { via?: unknown }).via === "register";
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The accounts other than `userId` that hold `address` (its lookup key) or a look-alike of it (confusables.ts): refused
+ * as the account store refuses them ("taken" before "confusable"), unless every one is an unfinished sign-up.
+ *
+ * @example
+ * const holders = await addressHolders(trx, userId, "owner@example.org");
+ * if (!holders.free) throw accountErrors.emailTaken();
+ */
+export async function addressHolders(executor: Kysely<Schema>, userId: string, address: string): Promise<AddressHolders> {
+  const key = identifierKey(address);
+  const holders = await executor.selectFrom("users").select(["id", "email_key"])
+    .where((eb) => eb.or([eb("email_key", "=", key), eb("email_skeleton", "=", confusableSkeleton(address))]))
+    .where("id", "!=", userId).execute();
+  const signUps: string[] = [];
+  const others: { email_key: string }[] = [];
+  for (const holder of holders) {
+    if (await isUnfinishedSignUp(executor, holder.id)) signUps.push(holder.id);
+    else others.push(holder);
+  }
+  if (others.some((h) => h.email_key === key)) return { free: false, reason: "taken" };
+  if (others.length > 0) return { free: false, reason: "confusable" };
+  return { free: true, signUps };
+}
+
+/** Why an unfinished sign-up is removed: the account that takes its address, and how. */
+export interface SignUpRemoval {
+  /** Recorded as the event's actor: the administrator (user id or CLI tag), or the account whose link confirmed. */
+  actor: string;
+  /** The account that takes the address. */
+  for: string;
+  /** An administrator's set-email ("api", "cli", as user.email-set says), or the owner's confirmed email change. */
+  via: "api" | "cli" | "email-confirm";
+  requestId?: string;
+  /** More for the event's data (the API caller's context, the confirmed link's id). */
+  detail?: Record<string, unknown>;
+}
+
+/**
+ * Deletes the unfinished sign-up `id` in `trx` (its sign-up link and every row of it go too, by the foreign keys) and
+ * appends SIGN_UP_REMOVED_EVENT there; returns false, deleting nothing, when it is no longer one. Under its link lock,
+ * which its link's completion takes first: a sign-up finished at this moment either committed before (a password now:
+ * kept, and the caller refuses the address) or finds its link gone.
+ */
+export async function removeUnfinishedSignUp(database: Database, trx: Kysely<Schema>, audit: Pick<AuditLog, "appendIn">, id: string, removal: SignUpRemoval): Promise<boolean> {
+  await lockAccountLinks(database, trx, id);
+  if (!(await isUnfinishedSignUp(trx, id))) return false;
+  const deleted = await trx.deleteFrom("users").where("id", "=", id).where("password_hash", "is", null).executeTakeFirst();
+  if (Number(deleted.numDeletedRows) !== 1) return false;
+  await audit.appendIn(trx, {
+    type: SIGN_UP_REMOVED_EVENT, actor: removal.actor, subject: id, ...(removal.requestId ? { requestId: removal.requestId } : {}),
+    data: { ...removal.detail, via: removal.via, for: removal.for },
+  });
+  return true;
+}
