@@ -36,6 +36,7 @@ describe("TOTP enrolment confirmation", () => {
     const b = fx.browser();
     assert.equal((await b.login(user.email, user.password)).statusCode, 200);
     const { secret } = (await b.request("POST", "/auth/mfa/totp", { csrf: true })).json() as { secret: string };
+    const begunAt = fx.clock.now();
     const valid = new Set([-1, 0, 1].map((o) => totpCode(secret, fx.clock.now() + o * 30_000)));
     const wrong = ["000000", "111111", "222222", "333333", "444444", "555555", "666666", "777777"].filter((c) => !valid.has(c));
     for (const code of wrong.slice(0, 5)) {
@@ -47,7 +48,7 @@ describe("TOTP enrolment confirmation", () => {
     assert.equal(throttled.statusCode, 429, throttled.body);
     assert.equal(throttled.headers["retry-after"], "300");
     assert.equal(throttled.json().error.code, "BULWARK_ERR_MFA_THROTTLED");
-    assert.deepEqual((await b.request("GET", "/auth/mfa")).json(), { totp: false, webauthn: 0, recoveryCodes: 0 }, "nothing was enrolled");
+    assert.deepEqual((await b.request("GET", "/auth/mfa")).json(), { totp: false, webauthn: 0, recoveryCodes: 0, totpEnrolment: { startedAt: begunAt, expiresAt: begunAt + 30 * 60_000 } }, "nothing was enrolled; the enrolment still waits");
     fx.clock.advance(5 * 60_000);
     const confirmed = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
     assert.equal(confirmed.statusCode, 200, confirmed.body);
@@ -321,6 +322,52 @@ describe("MFA step-up", () => {
     assert.deepEqual({ ...row }, { pending_secret_ct: null, pending_session_id: null });
   });
 
+  it("attack: a first app's enrolment begun and left (its seed kept by whoever began it) is listed while it waits; no other session of the owner confirms it, the session that began it does after a re-authentication (handed on), and past 30 minutes none does and the maintenance pass deletes it (ASVS 2.3.1, 7.4.3, 7.5.1)", async () => {
+    const user = await fx.user("enrol-left@example.org");
+    const b = fx.browser();
+    assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+    const begun = await b.request("POST", "/auth/mfa/totp", { csrf: true });
+    assert.equal(begun.statusCode, 200, begun.body);
+    const secret = begun.json().secret as string;
+    const begunAt = fx.clock.now();
+    const listed = (await b.request("GET", "/auth/mfa")).json() as { totpEnrolment?: { startedAt: number; expiresAt: number } };
+    assert.deepEqual(listed.totpEnrolment, { startedAt: begunAt, expiresAt: begunAt + 30 * 60_000 });
+    // Another fresh, fully signed-in session of the owner (the intruder back at the computer) cannot confirm it.
+    const other = fx.browser();
+    assert.equal((await other.login(user.email, user.password)).statusCode, 200);
+    const elsewhere = await other.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(elsewhere.statusCode, 409, elsewhere.body);
+    assert.match(elsewhere.body, /no enrolment of an authenticator app waits for this session/);
+    // The session that began it re-authenticates (a new session): the enrolment goes on in it.
+    fx.clock.advance(11 * 60_000);
+    assert.equal((await b.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: user.password } })).statusCode, 200);
+    const confirmed = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
+    assert.equal(confirmed.statusCode, 200, confirmed.body);
+    assert.deepEqual((await b.request("GET", "/auth/mfa")).json(), { totp: true, webauthn: 0, recoveryCodes: 0 });
+    fx.clock.advance(30_000);
+
+    // Another account's, left past its 30 minutes (the session that began it kept alive and fresh): nobody confirms it.
+    const late = await fx.user("enrol-expired@example.org");
+    const c = fx.browser();
+    assert.equal((await c.login(late.email, late.password)).statusCode, 200);
+    const stale = (await c.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
+    fx.clock.advance(15 * 60_000);
+    assert.equal((await c.request("GET", "/auth/session")).statusCode, 200);
+    fx.clock.advance(15 * 60_000);
+    assert.equal((await c.request("POST", "/auth/reauthenticate", { csrf: true, body: { password: late.password } })).statusCode, 200);
+    assert.equal(((await c.request("GET", "/auth/mfa")).json() as Record<string, unknown>)["totpEnrolment"], undefined);
+    const expired = await c.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(stale, fx.clock.now()) } });
+    assert.equal(expired.statusCode, 409, expired.body);
+    const maintenance = startMaintenance(fx.app, { intervalMs: 3_600_000, firstPassDelayMs: 3_600_000 });
+    try {
+      assert.ok((await maintenance.runOnce())["totpEnrolments"]! >= 1);
+    } finally {
+      await maintenance.stop();
+    }
+    assert.equal(await fx.app.db.db.selectFrom("mfa_totp").select("user_id").where("user_id", "=", late.id).executeTakeFirst(), undefined, "the sealed seed is gone");
+    assert.equal(await fx.app.db.db.selectFrom("mfa_totp").select("user_id").where("user_id", "=", user.id).where("confirmed_at", "is not", null).executeTakeFirst() !== undefined, true, "a confirmed app is never purged");
+  });
+
   it("attack: guessing the code that confirms a replacement app is throttled on the app's counter: the sixth guess, even right, gets 429 and swaps nothing; after the window the right code swaps (ASVS 6.3.1)", async () => {
     const owner = await enrolTOTP("replace-guess@example.org");
     const begun = await owner.b.request("POST", "/auth/mfa/totp/replace", { csrf: true });
@@ -418,6 +465,7 @@ describe("MFA step-up", () => {
     const b = fx.browser();
     assert.equal((await b.login(user.email, user.password)).statusCode, 200);
     const { secret } = (await b.request("POST", "/auth/mfa/totp", { csrf: true })).json() as { secret: string };
+    const begunAt = fx.clock.now();
     const outbox = fx.app.accounts.outbox;
     const events = async (type: string): Promise<number> =>
       (await fx.app.db.db.selectFrom("audit_events").select("id").where("type", "=", type).where("subject", "=", user.id).execute()).length;
@@ -427,7 +475,7 @@ describe("MFA step-up", () => {
     try {
       const confirm = await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } });
       assert.equal(confirm.statusCode, 500, confirm.body);
-      assert.deepEqual((await b.request("GET", "/auth/mfa")).json(), { totp: false, webauthn: 0, recoveryCodes: 0 }, "no factor the owner was not told about");
+      assert.deepEqual((await b.request("GET", "/auth/mfa")).json(), { totp: false, webauthn: 0, recoveryCodes: 0, totpEnrolment: { startedAt: begunAt, expiresAt: begunAt + 30 * 60_000 } }, "no factor the owner was not told about (the enrolment still waits)");
       assert.equal(await events("auth.mfa.added"), 0);
     } finally {
       delete (outbox as { enqueue?: unknown }).enqueue;

@@ -31,7 +31,7 @@ export const MAINTENANCE_INTERVAL_MS = 15 * 60_000;
  */
 export const CLOCK_JUDGED_STEPS: ReadonlySet<string> = new Set([
   "sessions", "passwordResetLinks", "emailChangeLinks", "floodEvents", "sentMail", "tokenExpiryReminders", "unrecordedRefusals",
-  "unrecordedTokenUses", "totpReplacements", "webauthnChallenges",
+  "unrecordedTokenUses", "totpReplacements", "totpEnrolments", "webauthnChallenges",
 ]);
 
 /**
@@ -87,6 +87,8 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
     },
     // Replacements of an authenticator app left unconfirmed past their 30 minutes: their sealed seeds go.
     totpReplacements: (executor) => app.accounts.mfa.totp.purgeExpiredReplacements(executor),
+    // And first enrolments of one left unconfirmed past theirs (the rows, which are no factor).
+    totpEnrolments: (executor) => app.accounts.mfa.totp.purgeExpiredEnrolments(executor),
     webauthnChallenges: async (executor) => {
       const result = await executor.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
       return Number(result.numDeletedRows);

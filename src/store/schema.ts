@@ -253,6 +253,9 @@ export interface MfaTotpTable {
   pending_created_at: ColumnType<number | null, number | null | undefined, number | null>;
   // Migration 32: the session that began it, the only one that may confirm it.
   pending_session_id: ColumnType<string | null, string | null | undefined, string | null>;
+  // Migration 35: the session that began the app's enrolment while not confirmed, the only one that may confirm it; null
+  // once confirmed (and on enrolments begun before it, or by a caller outside any session).
+  enrolment_session_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface MfaRecoveryCodesTable {

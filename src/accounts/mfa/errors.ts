@@ -20,6 +20,12 @@ export const mfaErrors = {
       "BULWARK_ERR_MFA_NOT_ENROLLED", "conflict",
       "no replacement of the authenticator app waits for this session (none was begun in it, it is older than 30 minutes, or a password change or the app's removal dropped it): begin again",
     ),
+  /** No enrolment of an authenticator app waits for this session (none begun in it, expired, restarted or dropped). */
+  noEnrolment: (): MfaError =>
+    new MfaError(
+      "BULWARK_ERR_MFA_NOT_ENROLLED", "conflict",
+      "no enrolment of an authenticator app waits for this session (none was begun in it, it is older than 30 minutes, it was begun again elsewhere, or a password change, a reset or signing out everywhere dropped it): begin again",
+    ),
   /** Every passkey of the account is suspended (a copy caught in use): none is offered for an assertion. */
   passkeysSuspended: (): MfaError =>
     new MfaError(

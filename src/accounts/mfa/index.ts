@@ -17,7 +17,7 @@ import { createWebAuthnFactor, type WebAuthnFactor, type WebAuthnSettings } from
 export { MfaError, mfaErrors } from "./errors.ts";
 export * from "./policy.ts";
 export { normaliseRecoveryCode, type RecoveryCodes, type RecoveryVerdict } from "./recovery.ts";
-export { TOTP_REPLACEMENT_TTL_MS, totpCipherContext, type ReplacementOptions, type TOTPFactor, type TOTPVerdict } from "./totp.ts";
+export { TOTP_ENROLMENT_TTL_MS, TOTP_REPLACEMENT_TTL_MS, totpCipherContext, type ReplacementOptions, type TOTPFactor, type TOTPVerdict } from "./totp.ts";
 export { MAX_LIVE_WEBAUTHN_CHALLENGES, resetChallengeContext, sessionChallengeContext, type ChallengeOptions, type Passkey, type WebAuthnFactor, type WebAuthnSettings } from "./webauthn.ts";
 export type {
   AuthenticationResponseJSON,
@@ -33,6 +33,8 @@ export interface MfaFactors {
   recoveryCodes: number;
   /** Present while a replacement of the app waits for its first code (POST /auth/mfa/totp/replace): when it began and expires. */
   totpReplacement?: { startedAt: number; expiresAt: number };
+  /** Present while a first app's enrolment waits for its first code (POST /auth/mfa/totp): when it began and expires. */
+  totpEnrolment?: { startedAt: number; expiresAt: number };
 }
 
 export interface MfaService {
@@ -130,14 +132,19 @@ export function createMfaService(deps: MfaDeps): MfaService {
   }
 
   async function factors(userId: string): Promise<MfaFactors> {
-    const [app, keys, codes, replacement] = await Promise.all([
+    const [app, keys, codes, replacement, enrolment] = await Promise.all([
       db.selectFrom("mfa_totp").select("user_id").where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst(),
       db.selectFrom("webauthn_credentials").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", userId).executeTakeFirstOrThrow(),
       recovery.remaining(userId),
       totp.pendingReplacement(userId),
+      totp.pendingEnrolment(userId),
     ]);
-    // The waiting replacement is shown where the owner looks at factors: one begun by someone else is seen, not only mailed.
-    return { totp: app !== undefined, webauthn: Number(keys.n), recoveryCodes: codes, ...(replacement ? { totpReplacement: replacement } : {}) };
+    // A waiting replacement or enrolment is shown where the owner looks at factors: one begun by someone else is seen,
+    // while its session stands (after that no session can confirm it, and it is not shown).
+    return {
+      totp: app !== undefined, webauthn: Number(keys.n), recoveryCodes: codes,
+      ...(replacement ? { totpReplacement: replacement } : {}), ...(enrolment ? { totpEnrolment: enrolment } : {}),
+    };
   }
 
   return {

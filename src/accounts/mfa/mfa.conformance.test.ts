@@ -4,9 +4,11 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
 import { hashSecret } from "../../crypto/tokens.ts";
+import { systemRandom } from "../../lib/random.ts";
+import { createSessionManager } from "../sessions/index.ts";
 import { sessionChallengeContext, totpCipherContext } from "./index.ts";
 import { base32Decode, mfaFixture, ORIGIN, RP_ID, scriptedRandom, totpCode } from "./testing/setup.ts";
-import { TOTP_REPLACEMENT_TTL_MS } from "./totp.ts";
+import { TOTP_ENROLMENT_TTL_MS, TOTP_REPLACEMENT_TTL_MS } from "./totp.ts";
 import { SoftAuthenticator } from "./testing/soft-authenticator.ts";
 
 /** The flow (a session) every challenge in these tests is asked for and answered in. */
@@ -18,22 +20,73 @@ const REG = { context: sessionChallengeContext("ses_enrolment") };
 const STEP = 30_000;
 
 forEachDialect("MFA service", (fx) => {
-  it("TOTP replacement: confirmed only by the session that began it and within 30 minutes; a password change's cancel drops it", async () => {
+  it("TOTP replacement: confirmed only by the session that began it and within 30 minutes, listed while that session stands; a password change's cancel drops it", async () => {
     const f = await mfaFixture(await fx.fresh());
+    const sessions = createSessionManager({ database: f.database, clock: f.clock, random: systemRandom });
     const user = await f.users.create({ email: "replace-ttl@example.org" });
     const { secret: old } = await f.mfa.totp.begin(user.id, user.email);
     assert.equal(await f.mfa.totp.confirm(user.id, totpCode(old, f.clock.now())), true);
-    const late = await f.mfa.totp.beginReplacement(user.id, user.email, { sessionId: "s1" });
+    const s1 = (await sessions.createSession(user.id, { aal: 2 })).session.id;
+    const late = await f.mfa.totp.beginReplacement(user.id, user.email, { sessionId: s1 });
     await assert.rejects(f.mfa.totp.confirmReplacement(user.id, totpCode(late.secret, f.clock.now()), { sessionId: "s2" }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED", message: /waits for this session/ });
     f.clock.advance(TOTP_REPLACEMENT_TTL_MS);
-    await assert.rejects(f.mfa.totp.confirmReplacement(user.id, totpCode(late.secret, f.clock.now()), { sessionId: "s1" }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" }, "past its lifetime");
+    await assert.rejects(f.mfa.totp.confirmReplacement(user.id, totpCode(late.secret, f.clock.now()), { sessionId: s1 }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" }, "past its lifetime");
     assert.equal(await f.mfa.totp.pendingReplacement(user.id), null);
-    const again = await f.mfa.totp.beginReplacement(user.id, user.email, { sessionId: "s1" });
+    const s3 = (await sessions.createSession(user.id, { aal: 2 })).session.id;
+    const again = await f.mfa.totp.beginReplacement(user.id, user.email, { sessionId: s3 });
     assert.deepEqual(await f.mfa.totp.pendingReplacement(user.id), { startedAt: f.clock.now(), expiresAt: again.expiresAt });
-    assert.equal(await f.mfa.totp.cancelReplacement(user.id), true);
-    await assert.rejects(f.mfa.totp.confirmReplacement(user.id, totpCode(again.secret, f.clock.now()), { sessionId: "s1" }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
+    // Its session ended (by any path: here its row deleted): no session can confirm it, and it is not listed.
+    assert.equal(await sessions.end(s3, user.id), true);
+    assert.equal(await f.mfa.totp.pendingReplacement(user.id), null, "not listed once its session is gone");
+    assert.equal(await f.mfa.totp.cancelUnconfirmed(user.id), true);
+    await assert.rejects(f.mfa.totp.confirmReplacement(user.id, totpCode(again.secret, f.clock.now()), { sessionId: s3 }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
     f.clock.advance(60_000);
     assert.equal(await f.mfa.totp.verify(user.id, totpCode(old, f.clock.now())), "ok", "the app stands throughout");
+  });
+
+  it("TOTP enrolment: confirmed only by the session that began it (or handed it on) and within 30 minutes, listed while that session stands; cancelUnconfirmed and the maintenance purge drop it (ASVS 2.3.1, 7.4.3)", async () => {
+    const f = await mfaFixture(await fx.fresh());
+    const sessions = createSessionManager({ database: f.database, clock: f.clock, random: systemRandom });
+    const user = await f.users.create({ email: "enrol-ttl@example.org" });
+    const s1 = (await sessions.createSession(user.id, { aal: 1 })).session.id;
+    const s2 = (await sessions.createSession(user.id, { aal: 1 })).session.id;
+    const first = await f.mfa.totp.begin(user.id, user.email, { sessionId: s1 });
+    assert.deepEqual(await f.mfa.totp.pendingEnrolment(user.id), { startedAt: f.clock.now(), expiresAt: f.clock.now() + TOTP_ENROLMENT_TTL_MS });
+    assert.deepEqual((await f.mfa.factors(user.id)).totpEnrolment, { startedAt: f.clock.now(), expiresAt: f.clock.now() + TOTP_ENROLMENT_TTL_MS }, "listed with the factors");
+    // Another session, and a caller outside any session, confirm nothing; no guess is spent on the app's counter.
+    await assert.rejects(f.mfa.totp.confirm(user.id, totpCode(first.secret, f.clock.now()), { sessionId: s2 }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED", message: /waits for this session/ });
+    await assert.rejects(f.mfa.totp.confirm(user.id, totpCode(first.secret, f.clock.now())), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
+    // Past its lifetime: the session that began it confirms nothing either, it is not listed, and the purge deletes it.
+    f.clock.advance(TOTP_ENROLMENT_TTL_MS);
+    await assert.rejects(f.mfa.totp.confirm(user.id, totpCode(first.secret, f.clock.now()), { sessionId: s1 }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" }, "past its lifetime");
+    assert.equal(await f.mfa.totp.pendingEnrolment(user.id), null);
+    assert.equal(await f.mfa.totp.purgeExpiredEnrolments(), 1);
+    await assert.rejects(f.mfa.totp.confirm(user.id, totpCode(first.secret, f.clock.now()), { sessionId: s1 }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
+    // Begun again, its session ended (a stamp, as a containment raises it first): not listed, nothing confirmed.
+    const stamped = (await sessions.createSession(user.id, { aal: 1 })).session.id;
+    const second = await f.mfa.totp.begin(user.id, user.email, { sessionId: stamped });
+    f.clock.advance(1_000);
+    await sessions.revokeUser(user.id);
+    assert.equal(await f.mfa.totp.pendingEnrolment(user.id), null, "not listed once its session is refused");
+    // Dropped by cancelUnconfirmed (a password change, a reset, signing out everywhere).
+    assert.equal(await f.mfa.totp.cancelUnconfirmed(user.id), true);
+    await assert.rejects(f.mfa.totp.confirm(user.id, totpCode(second.secret, f.clock.now()), { sessionId: stamped }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
+    assert.equal(await f.mfa.totp.cancelUnconfirmed(user.id), false, "nothing waits any more");
+    // Handed on to the session that replaced its own (a re-authentication), which confirms it; the row keeps no session.
+    const s4 = (await sessions.createSession(user.id, { aal: 1 })).session.id;
+    const s5 = (await sessions.createSession(user.id, { aal: 1 })).session.id;
+    const third = await f.mfa.totp.begin(user.id, user.email, { sessionId: s4 });
+    await f.mfa.totp.followSession(user.id, s4, s5);
+    await assert.rejects(f.mfa.totp.confirm(user.id, totpCode(third.secret, f.clock.now()), { sessionId: s4 }), { code: "BULWARK_ERR_MFA_NOT_ENROLLED" });
+    assert.equal(await f.mfa.totp.confirm(user.id, totpCode(third.secret, f.clock.now()), { sessionId: s5 }), true);
+    const row = await f.database.db.selectFrom("mfa_totp").select("enrolment_session_id").where("user_id", "=", user.id).executeTakeFirstOrThrow();
+    assert.equal(row.enrolment_session_id, null);
+    assert.equal(await f.mfa.totp.pendingEnrolment(user.id), null, "a confirmed app is no enrolment");
+    assert.equal(await f.mfa.totp.cancelUnconfirmed(user.id), false, "a confirmed app is never dropped as unconfirmed");
+    assert.equal(await f.mfa.totp.purgeExpiredEnrolments(), 0);
+    f.clock.advance(TOTP_ENROLMENT_TTL_MS);
+    assert.equal(await f.mfa.totp.purgeExpiredEnrolments(), 0, "nor purged, however old");
+    assert.deepEqual(await f.mfa.factors(user.id), { totp: true, webauthn: 0, recoveryCodes: 0 });
   });
 
   it("TOTP: RFC 6238 Appendix B SHA-1 known answers are accepted at their times", async () => {

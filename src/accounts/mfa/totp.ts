@@ -1,5 +1,6 @@
 // TOTP second factor (RFC 6238: HMAC-SHA-1, 6 digits, 30 s, ±1 step, server clock): enrol, confirm, verify
-// with each time step accepted once, remove. Secrets are sealed by the keyring and bound to their row.
+// with each time step accepted once, replace, remove. Secrets are sealed by the keyring and bound to their row; an app
+// waiting for its first code (an enrolment, a replacement) belongs to the session that began it, for 30 minutes.
 import type { Kysely } from "kysely";
 import { HOTP, Secret, TOTP } from "otpauth";
 import { constantTimeEqual, constantTimeEqualString } from "../../crypto/constant-time.ts";
@@ -7,6 +8,7 @@ import type { CipherContext, Keyring } from "../../crypto/keyring.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
+import { GLOBAL_SCOPE, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
 import { mfaErrors } from "./errors.ts";
 import { factorRef, floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorConfirmOptions, type FactorProveOptions, type FactorRemovalOptions, type Proven } from "./policy.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -14,13 +16,19 @@ import type { Schema } from "../../store/schema.ts";
 export type TOTPVerdict = "ok" | "invalid" | "replayed" | "throttled" | "not-enrolled";
 
 export interface TOTPFactor {
-  /** Starts (or restarts) enrolment: a new secret, stored encrypted and unconfirmed. */
-  begin(userId: string, accountName: string): Promise<{ uri: string; secret: string }>;
   /**
-   * Confirms enrolment with a code from the app; false when the code is wrong. Rate-limited on the same counter as
-   * `verify`: throws BULWARK_ERR_MFA_THROTTLED (the code not evaluated) past the limit.
+   * Starts (or restarts) enrolment: a new secret, stored encrypted and unconfirmed, for `options.sessionId`, the
+   * session beginning it (migration 35; none for a caller outside any session), until TOTP_ENROLMENT_TTL_MS has passed.
+   * Restarting replaces an unconfirmed secret, whichever session began it.
    */
-  confirm(userId: string, code: string, options?: FactorConfirmOptions): Promise<boolean>;
+  begin(userId: string, accountName: string, options?: { sessionId?: string }): Promise<{ uri: string; secret: string }>;
+  /**
+   * Confirms enrolment with a code from the app; false when the code is wrong. Only the session that began it
+   * (`options.sessionId`, absent for an enrolment begun without one), within its lifetime: throws
+   * BULWARK_ERR_MFA_NOT_ENROLLED otherwise. Rate-limited on the same counter as `verify`: throws
+   * BULWARK_ERR_MFA_THROTTLED (the code not evaluated) past the limit.
+   */
+  confirm(userId: string, code: string, options?: FactorConfirmOptions & { sessionId?: string }): Promise<boolean>;
   /**
    * Starts replacing the confirmed app: a new secret waits beside it (restarting replaces a waiting one) while the old
    * app keeps signing in, so the account never stands on its password alone. Throws BULWARK_ERR_MFA_NOT_ENROLLED
@@ -34,16 +42,26 @@ export interface TOTPFactor {
    */
   confirmReplacement(userId: string, code: string, options: FactorConfirmOptions & { sessionId: string }): Promise<boolean>;
   /**
-   * Hands the waiting replacement begun in session `from` to session `to`, which replaced it (a re-authentication): the
-   * same browser goes on with it. Nothing when none waits for `from`.
+   * Hands the waiting enrolment or replacement begun in session `from` to session `to`, which replaced it (a
+   * re-authentication): the same browser goes on with it. Nothing when none waits for `from`.
    */
   followSession(userId: string, from: string, to: string): Promise<void>;
-  /** Drops the user's waiting replacement, in `executor` when given (a password change or reset); true when one waited. */
-  cancelReplacement(userId: string, executor?: Kysely<Schema>): Promise<boolean>;
-  /** The user's waiting replacement, if one is still live: when it was begun and when it expires. */
+  /**
+   * Drops what of the user's app waits for a first code, in `executor` when given (a password change or reset, signing
+   * out everywhere): a replacement, and an enrolment not confirmed (its row). True when one waited.
+   */
+  cancelUnconfirmed(userId: string, executor?: Kysely<Schema>): Promise<boolean>;
+  /**
+   * The user's waiting replacement, if one is still live (within its lifetime, and the session that began it neither
+   * ended nor refused by a revocation stamp): when it was begun and when it expires.
+   */
   pendingReplacement(userId: string): Promise<{ startedAt: number; expiresAt: number } | null>;
+  /** The user's enrolment not confirmed yet, if one is still live as `pendingReplacement` says: when it began and expires. */
+  pendingEnrolment(userId: string): Promise<{ startedAt: number; expiresAt: number } | null>;
   /** Drops every replacement past its lifetime (the maintenance pass); returns how many. */
   purgeExpiredReplacements(executor?: Kysely<Schema>): Promise<number>;
+  /** Deletes every enrolment not confirmed within its lifetime (the maintenance pass); returns how many. */
+  purgeExpiredEnrolments(executor?: Kysely<Schema>): Promise<number>;
   /** Checks a login code: each time step accepted once; attempts rate-limited. */
   verify(userId: string, code: string): Promise<TOTPVerdict>;
   /**
@@ -65,6 +83,12 @@ export interface TOTPFactor {
  * unlocked computer who kept the seed, it must not wait for a later chance.
  */
 export const TOTP_REPLACEMENT_TTL_MS = 30 * 60_000;
+
+/**
+ * How long a first app's enrolment waits for its first code: as long as a replacement, for the same story (an intruder
+ * at the owner's unlocked computer who begins one and keeps the seed; test/half-done-red-team.test.ts).
+ */
+export const TOTP_ENROLMENT_TTL_MS = TOTP_REPLACEMENT_TTL_MS;
 
 /**
  * A replacement's beginning: the session beginning it (the only one that may confirm it, migration 32), and what
@@ -133,6 +157,19 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
     return new Secret({ buffer: new Uint8Array(bytes).buffer });
   }
 
+  /**
+   * Whether session `sessionId` of `userId` still stands: its row there, not past its absolute expiry, not refused by
+   * the user's or the global revocation stamp. What waits for a session is judged by this when read, so every end of
+   * the user's sessions (an email confirmation, a lock, a containment, an import), whether or not it cancels it, leaves
+   * nothing listed that no session can confirm.
+   */
+  async function sessionStands(userId: string, sessionId: string | null): Promise<boolean> {
+    if (sessionId === null) return false;
+    const row = await db.selectFrom("sessions").select(["created_at", "issued_epoch", "expires_at"]).where("id", "=", sessionId).where("user_id", "=", userId).executeTakeFirst();
+    if (!row || clock.now() >= Number(row.expires_at)) return false;
+    return !refusedBy(await readStamps(db, [GLOBAL_SCOPE, userScope(userId)]), Number(row.created_at), Number(row.issued_epoch));
+  }
+
   async function prove(userId: string, code: string, options: FactorProveOptions = {}): Promise<Proven<Exclude<TOTPVerdict, "ok">>> {
     const row = await db.selectFrom("mfa_totp").select(["secret_ct", "last_step", "created_at", "confirmed_at"]).where("user_id", "=", userId).where("confirmed_at", "is not", null).executeTakeFirst();
     if (!row || row.confirmed_at === null) return { ok: false, refusal: "not-enrolled" };
@@ -173,18 +210,21 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
   }
 
   return {
-    async begin(userId, accountName) {
+    async begin(userId, accountName, options = {}) {
       const label = accountLabel(accountName);
       const secret = new Secret({ buffer: new Uint8Array(random.bytes(TOTP_SECRET_BYTES)).buffer });
       const now = clock.now();
       const secretCt = await keyring.seal(secret.bytes, totpCipherContext(userId));
+      // The session beginning it, the only one that confirms it (migration 35): one begun by someone at the owner's
+      // unlocked computer, who kept the seed, dies with that session, not waiting for the owner's next one.
+      const session = options.sessionId ?? null;
       // One statement: insert, or replace an unconfirmed secret. A confirmed one is never overwritten, so a
       // hijacked session cannot silently swap the user's authenticator (remove it first, which is audited).
       const result = await db
         .insertInto("mfa_totp")
-        .values({ user_id: userId, secret_ct: secretCt, created_at: now, confirmed_at: null, last_step: null })
+        .values({ user_id: userId, secret_ct: secretCt, created_at: now, confirmed_at: null, last_step: null, enrolment_session_id: session })
         .onConflict((oc) =>
-          oc.column("user_id").doUpdateSet({ secret_ct: secretCt, created_at: now, last_step: null }).where("mfa_totp.confirmed_at", "is", null),
+          oc.column("user_id").doUpdateSet({ secret_ct: secretCt, created_at: now, last_step: null, enrolment_session_id: session }).where("mfa_totp.confirmed_at", "is", null),
         )
         .executeTakeFirst();
       if (Number(result.numInsertedOrUpdatedRows ?? 0n) === 0) throw mfaErrors.alreadyConfirmed();
@@ -247,20 +287,31 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
 
     async followSession(userId, from, to) {
       await db.updateTable("mfa_totp").set({ pending_session_id: to }).where("user_id", "=", userId).where("pending_session_id", "=", from).execute();
+      await db.updateTable("mfa_totp").set({ enrolment_session_id: to }).where("user_id", "=", userId).where("enrolment_session_id", "=", from).where("confirmed_at", "is", null).execute();
     },
 
-    async cancelReplacement(userId, executor = db) {
-      const result = await executor.updateTable("mfa_totp").set({ pending_secret_ct: null, pending_created_at: null, pending_session_id: null })
+    async cancelUnconfirmed(userId, executor = db) {
+      const replacement = await executor.updateTable("mfa_totp").set({ pending_secret_ct: null, pending_created_at: null, pending_session_id: null })
         .where("user_id", "=", userId).where("pending_created_at", "is not", null).executeTakeFirst();
-      return Number(result.numUpdatedRows) > 0;
+      const enrolment = await executor.deleteFrom("mfa_totp").where("user_id", "=", userId).where("confirmed_at", "is", null).executeTakeFirst();
+      return Number(replacement.numUpdatedRows) + Number(enrolment.numDeletedRows) > 0;
     },
 
     async pendingReplacement(userId) {
-      const row = await db.selectFrom("mfa_totp").select(["pending_created_at", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
+      const row = await db.selectFrom("mfa_totp").select(["pending_created_at", "pending_session_id", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
       if (!row || row.confirmed_at === null || row.pending_created_at === null) return null;
       const startedAt = Number(row.pending_created_at);
       const expiresAt = startedAt + TOTP_REPLACEMENT_TTL_MS;
-      return clock.now() < expiresAt ? { startedAt, expiresAt } : null;
+      // Not listed once its session is gone, whatever ended it: no session can confirm it then.
+      return clock.now() < expiresAt && (await sessionStands(userId, row.pending_session_id)) ? { startedAt, expiresAt } : null;
+    },
+
+    async pendingEnrolment(userId) {
+      const row = await db.selectFrom("mfa_totp").select(["created_at", "enrolment_session_id"]).where("user_id", "=", userId).where("confirmed_at", "is", null).executeTakeFirst();
+      if (!row) return null;
+      const startedAt = Number(row.created_at);
+      const expiresAt = startedAt + TOTP_ENROLMENT_TTL_MS;
+      return clock.now() < expiresAt && (await sessionStands(userId, row.enrolment_session_id)) ? { startedAt, expiresAt } : null;
     },
 
     async purgeExpiredReplacements(executor = db) {
@@ -269,10 +320,18 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
       return Number(result.numUpdatedRows);
     },
 
+    async purgeExpiredEnrolments(executor = db) {
+      const result = await executor.deleteFrom("mfa_totp").where("confirmed_at", "is", null).where("created_at", "<=", clock.now() - TOTP_ENROLMENT_TTL_MS).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+
     async confirm(userId, code, options = {}) {
-      const row = await db.selectFrom("mfa_totp").select(["secret_ct", "confirmed_at"]).where("user_id", "=", userId).executeTakeFirst();
+      const row = await db.selectFrom("mfa_totp").select(["secret_ct", "created_at", "confirmed_at", "enrolment_session_id"]).where("user_id", "=", userId).executeTakeFirst();
       if (!row) throw mfaErrors.notEnrolled("authenticator app enrolment");
       if (row.confirmed_at !== null) throw mfaErrors.alreadyConfirmed();
+      // Only the session that began it, within its lifetime, as a replacement: one begun elsewhere (an intruder's at the
+      // owner's unlocked computer, kept for later) or long ago enrols nothing. Before the counter: no guess is spent.
+      if (row.enrolment_session_id !== (options.sessionId ?? null) || clock.now() - Number(row.created_at) >= TOTP_ENROLMENT_TTL_MS) throw mfaErrors.noEnrolment();
       // Throttled as a login code is, on the same counter (ASVS 6.3.1): guessing the code that confirms an enrolment
       // is guessing a TOTP code of this user. Counted as it starts, so parallel guesses count each other.
       const begun = await flood.begin({ identifier: floodIdentifier("totp", userId), ip: null });
@@ -290,7 +349,7 @@ export function createTOTPFactor(deps: { db: Kysely<Schema>; clock: Clock; rando
           await options.first?.(trx);
           const result = await trx
             .updateTable("mfa_totp")
-            .set({ confirmed_at: clock.now(), last_step: Math.max(...steps) })
+            .set({ confirmed_at: clock.now(), last_step: Math.max(...steps), enrolment_session_id: null })
             .where("user_id", "=", userId)
             .where("confirmed_at", "is", null)
             .where("secret_ct", "=", expected)

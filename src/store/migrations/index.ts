@@ -33,7 +33,8 @@ import { floodKeysKeyed } from "./0031-flood-keys-keyed.ts";
 import { totpReplacementSession } from "./0032-totp-replacement-session.ts";
 import { unboundLinkMailsDead } from "./0033-unbound-link-mails-dead.ts";
 import { sessionDeviceTold } from "./0034-session-device-told.ts";
+import { totpEnrolmentSession } from "./0035-totp-enrolment-session.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven, sessionFactor, auditEventsByType, resetHeld, outboxAgedAndDead, passkeySuspended, totpReplacement, floodKeysKeyed, totpReplacementSession, unboundLinkMailsDead, sessionDeviceTold];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven, sessionFactor, auditEventsByType, resetHeld, outboxAgedAndDead, passkeySuspended, totpReplacement, floodKeysKeyed, totpReplacementSession, unboundLinkMailsDead, sessionDeviceTold, totpEnrolmentSession];
 export type { Migration } from "./types.ts";

@@ -286,10 +286,14 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
     return mfa.factors(auth.userId);
   });
 
+  // A first app: its seed waits for the first code in this session only, for 30 minutes, listed by GET /auth/mfa while
+  // it waits; a password change or reset and signing out everywhere else drop it, as they drop a replacement. One begun
+  // by someone at the owner's unlocked computer, who kept the seed, used to wait unseen through all of those for one
+  // request from the owner's next fresh session (test/half-done-red-team.test.ts).
   server.post("/auth/mfa/totp", { config: ENROL }, async (request) => {
-    const { auth } = requireSession(request);
+    const { auth, cs } = requireSession(request);
     const user = await app.accounts.users.getById(auth.userId);
-    const { uri, secret } = await mfa.totp.begin(auth.userId, user?.email ?? auth.userId);
+    const { uri, secret } = await mfa.totp.begin(auth.userId, user?.email ?? auth.userId, { sessionId: cs.session.id });
     // Shown once, for the QR code; it is stored encrypted and never returned again.
     return { uri, secret };
   });
@@ -309,6 +313,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       let throttled: boolean;
       try {
         throttled = await appCodeRefused(reply, auth.userId, () => mfa.totp.confirm(auth.userId, request.body.code, {
+          sessionId: cs.session.id,
           // Before the pending app's row is marked: a batch deleting it waits for that row (FactorConfirmOptions).
           first: (trx) => sessionStillLive(trx, auth.userId, cs.session.id),
           within: (trx) => auditAndNotify(app, request, added, trx),
@@ -457,9 +462,9 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // As for an authenticator app: the aal-2 session that replaced the enrolling one is named in the log.
       const { token, session } = await stepUp(request, auth.userId, cs, { enrolled: factorRef.passkey(credentialId) });
-      // A replacement of the authenticator app this session began goes on in the new one. Only here among the step-ups:
-      // a second-factor step or a first app's confirmation starts below aal 2 or with no app, where none can be waiting,
-      // and a sign-in's step need not write for it.
+      // A replacement or an enrolment of the authenticator app this session began goes on in the new one. Only here among
+      // the step-ups: a second-factor step starts at the gate, where none can have been begun, a first app's confirmation
+      // ends its enrolment and starts with no app to replace, and a sign-in's step need not write for it.
       await mfa.totp.followSession(auth.userId, cs.session.id, session.id);
       await recordReplacedSession(app, request, auth.userId, session.id, { reason: "mfa-enrolled", factor: "webauthn", credentialId });
       setSessionCookie(reply, token);

@@ -158,9 +158,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
           await app.accounts.emailChanges.revokeAll(user.id, trx);
           // This session's row is gone already (the rotation took it): every other one ends here.
           ended = await app.accounts.sessions.endAll(user.id, { executor: trx });
-          // A replacement of the authenticator app begun in a session that ended (by someone who kept its seed) goes too.
-          // After the sessions, as a confirmation takes them: the user's session turn, then the app's row.
-          await app.accounts.mfa.totp.cancelReplacement(user.id, trx);
+          // A replacement or an enrolment of the authenticator app begun in a session that ended (by someone who kept its
+          // seed) goes too. After the sessions, as a confirmation takes them: the user's session turn, then the app's row.
+          await app.accounts.mfa.totp.cancelUnconfirmed(user.id, trx);
           await auditAndNotify(app, request, { type: "auth.password.changed", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-changed" } }, trx);
         },
       });
@@ -317,9 +317,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
         // snapshot would escape it, but not the stamp, which refuses every session created up to now. In the same
         // commit as the new password, with the audit event and the owner's notice (ASVS 6.3.7).
         const count = await endUserSessions(trx, user.id, app.clock.now());
-        // So does a waiting replacement of the authenticator app, whose session just ended (after the sessions, as a
-        // confirmation takes them: the user's session turn, then the app's row).
-        await app.accounts.mfa.totp.cancelReplacement(user.id, trx);
+        // So does a waiting replacement or enrolment of the authenticator app, whose session just ended (after the
+        // sessions, as a confirmation takes them: the user's session turn, then the app's row).
+        await app.accounts.mfa.totp.cancelUnconfirmed(user.id, trx);
         // The factor last, after the sessions rows: a step-up racing with the same code locks its session row and
         // then the code's, so taking them in the same order here cannot deadlock on PostgreSQL.
         if (proof) await spendIn(trx, proof);

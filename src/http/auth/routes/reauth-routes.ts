@@ -101,8 +101,8 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       await app.accounts.flood.succeeded(verdict.ticket);
       await proof?.settle();
       const { token, session } = rotated;
-      // A replacement of the authenticator app this session began goes on in the session that replaced it: its
-      // confirmation needs a fresh session, and re-authenticating is how a session becomes fresh again.
+      // A replacement or an enrolment of the authenticator app this session began goes on in the session that replaced
+      // it: its confirmation needs a fresh session, and re-authenticating is how a session becomes fresh again.
       await app.accounts.mfa.totp.followSession(user.id, cs.session.id, session.id);
       // `sessionId` the session that re-authenticated, `newSessionId` the fresh one that replaced it (the one now live),
       // as every rotating event names them. Recorded before the cookie is sent: a session whose record failed never

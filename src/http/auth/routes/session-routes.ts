@@ -214,9 +214,10 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       within: async (trx) => {
         ended = await app.accounts.sessions.endAll(auth.userId, { executor: trx });
         await app.accounts.emailChanges.revokeAll(auth.userId, trx);
-        // And a waiting replacement of the authenticator app: begun in this session, it may be a thief's on a copy of
-        // this cookie, who kept its seed (after the sessions, as a confirmation takes them: the turn, then the app's row).
-        await app.accounts.mfa.totp.cancelReplacement(auth.userId, trx);
+        // And a waiting replacement or enrolment of the authenticator app: begun in this session, it may be a thief's on a
+        // copy of this cookie, who kept its seed (after the sessions, as a confirmation takes them: the turn, then the
+        // app's row).
+        await app.accounts.mfa.totp.cancelUnconfirmed(auth.userId, trx);
       },
     });
     // The session that asked (`sessionId`, replaced now) and the one left standing (`newSessionId`): after a thief threw
