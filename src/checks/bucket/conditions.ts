@@ -39,6 +39,16 @@ const SOURCE_KEYS = new Set(["aws:sourceaccount", "aws:sourcearn", "aws:sourceow
 /** Network keys: absent over the internet, the caller's own VPC/endpoint otherwise. */
 const NETWORK_KEYS = new Set(["aws:sourcevpc", "aws:sourcevpce", "aws:vpcsourceip", "aws:sourcevpcarn"]);
 
+/**
+ * Keys of a resource the request uses, which AWS lists among the fixed values that keep a bucket policy non-public
+ * ("The meaning of 'public'"): the KMS key a write asks S3 to encrypt with, and the access point a request comes
+ * through (its ARN, its account). Absent when the request uses none; the caller's own otherwise (any account can
+ * make a key or an access point on this bucket). Read any other way, AWS's recommended delegation to access points
+ * (`{"AWS": "*"}` with a fixed s3:DataAccessPointAccount) would look public and RestrictPublicBuckets would be
+ * applied to a policy AWS does not restrict, dropping grants AWS serves.
+ */
+const FIXED_RESOURCE_KEYS = new Set(["s3:x-amz-server-side-encryption-aws-kms-key-id", "s3:dataaccesspointarn", "s3:dataaccesspointaccount"]);
+
 /** Transport keys the caller controls; a Deny on them alone never narrows exposure (the caller just complies). */
 export const TRANSPORT_KEYS: ReadonlySet<string> = new Set(["aws:securetransport", "s3:tlsversion", "s3:signatureversion", "s3:authtype"]);
 
@@ -53,8 +63,10 @@ function situations(key: string, caller: Caller): readonly Situation[] {
   if (caller.kind === "account") return key === "aws:principalaccount" ? [{ s: "value", value: caller.account }] : [CHOSEN];
   if (caller.kind === "canonical") return [CHOSEN];
   if (key === "aws:sourceip") return SOURCE_IP;
-  // A fixed KMS key id on writes is one of AWS's "non-public" pins (The meaning of "public").
-  if (key === "s3:x-amz-server-side-encryption-aws-kms-key-id") return [ABSENT, FOREIGN];
+  // A fixed KMS key id on writes, and a fixed access point, are among AWS's "non-public" pins (The meaning of
+  // "public"). Access points take no unsigned requests, but an access point ARN of any account must still read as
+  // public for anonymous callers too (it is, to AWS), so no class is told apart here.
+  if (FIXED_RESOURCE_KEYS.has(key)) return [ABSENT, FOREIGN];
   // The caller may go through their own VPC endpoint or their own service resource, or not.
   if (NETWORK_KEYS.has(key) || SOURCE_KEYS.has(key)) return [ABSENT, FOREIGN];
   switch (caller.kind) {
@@ -143,12 +155,13 @@ function canMatchForeign(key: string, value: string): boolean {
 }
 
 /**
- * The widest range, per family, that still pins an arbitrary caller: a /8 (IPv4) or /16 (IPv6), the private blocks
- * and a company's egress; a /7 or a /15 might hold the caller. A union is measured against the same line: it pins
- * only while it holds fewer addresses than the narrowest range that does not (so 10/8 with 192.168/16 still pins,
- * and two /8s are as wide as a /7).
+ * The widest range, per family, that still pins an arbitrary caller: a /8 (IPv4) or /32 (IPv6), AWS's own line
+ * ("The meaning of 'public'": aws:SourceIp values broader than /8 for IPv4 and /32 for IPv6 are public); a /7 or a
+ * /31 might hold the caller (a /31 of IPv6 is 2^97 addresses, an ISP's or a cloud's whole allocation). A union is
+ * measured against the same line: it pins only while it holds fewer addresses than the narrowest range that does
+ * not (so 10/8 with 192.168/16 still pins, and two /8s are as wide as a /7).
  */
-const WIDEST_PINNING_PREFIX = { 4: 8, 6: 16 } as const;
+const WIDEST_PINNING_PREFIX = { 4: 8, 6: 32 } as const;
 
 /**
  * Truth of "the caller's address, of this family, is in one of these ranges" for an arbitrary caller, judged on the
@@ -160,7 +173,7 @@ const WIDEST_PINNING_PREFIX = { 4: 8, 6: 16 } as const;
 function inRanges(cover: RangeCover, family: 4 | 6): Truth {
   if (cover.covered === familySize(family)) return "always";
   if (cover.malformed) return "maybe";
-  // The size of a range one bit wider than the widest pinning one: 2^25 addresses for IPv4, 2^113 for IPv6.
+  // The size of a range one bit wider than the widest pinning one: 2^25 addresses for IPv4, 2^97 for IPv6.
   const notPinning = familySize(family) >> BigInt(WIDEST_PINNING_PREFIX[family] - 1);
   return cover.covered >= notPinning ? "maybe" : "never";
 }

@@ -144,14 +144,18 @@ test("an aws:userid pattern with a wildcard before the ':' can match any account
   }
 });
 
-test("AWS's 'restrict to one role' Deny (StringNotLike aws:userId role:* and the account) cancels an Allow to everyone", () => {
+test("AWS's 'restrict to one role' Deny (StringNotLike aws:userId role:* and the account) cancels an Allow to everyone but that role, which is reported as a pinned grant (was: no finding, though the check cannot tell whose role AROAEXAMPLEID is)", () => {
   // False alarm: the Deny was not credited, leaving critical any-aws-account read and a conflict.
   const statements = [
     allow({ Sid: "PublicGet" }),
     deny({ Sid: "OnlyTheRole", Resource: [B, `${B}/*`], Condition: { StringNotLike: { "aws:userId": ["AROAEXAMPLEID:*", OWNER] } } }),
   ];
-  const { findings } = run(statements);
-  assert.deepEqual(ids(findings), []);
+  const r = run(statements);
+  assert.equal(r.access.anonymous.read.allowed, false);
+  assert.equal(r.access.anyAccount.read.allowed, false);
+  // The role's sessions keep the read; a role id does not say which account it is in (it may be an intruder's).
+  assert.deepEqual(ids(r.findings), ["bucket.pinned-grant"]);
+  assert.deepEqual(r.access.pinnedGrants.map((g) => [g.statement, g.callers, g.pins.map((p) => p.deny)]), [['"PublicGet" (#0)', ["any-account"], ['"OnlyTheRole" (#1)']]]);
   // A Deny whose exception wildcards the role id might spare a foreign caller: it is not credited.
   const loose = run([allow({}), deny({ Condition: { StringNotLike: { "aws:userId": ["AROA*:*", OWNER] } } })]).findings;
   assert.deepEqual(ids(loose), ["bucket.any-aws-account-read", "bucket.conflicting-statements"]);
@@ -161,8 +165,14 @@ test("a principal-tag condition keeps anonymous callers out but not other accoun
   assert.deepEqual(ids(run([allow({ Condition: { StringEquals: { "aws:PrincipalTag/team": "ops" } } })]).findings), ["bucket.any-aws-account-read"]);
 });
 
-test("a Deny that every outsider meets (StringNotEquals aws:SourceVpce) removes public access", () => {
-  assert.deepEqual(ids(run([allow({}), deny({ Condition: { StringNotEquals: { "aws:SourceVpce": "vpce-1a2b3c4d" } } })]).findings), []);
+test("a Deny that every outsider but those at one VPC endpoint meets (StringNotEquals aws:SourceVpce) removes public access, and the grant left at the endpoint is a pinned grant (was: no finding, as if the endpoint were surely the owner's)", () => {
+  const r = run([allow({ Sid: "Public" }), deny({ Sid: "OnlyFromThere", Condition: { StringNotEquals: { "aws:SourceVpce": "vpce-1a2b3c4d" } } })]);
+  assert.equal(r.access.anonymous.read.allowed, false);
+  assert.equal(r.access.anyAccount.read.allowed, false);
+  assert.deepEqual(ids(r.findings), ["bucket.pinned-grant"]);
+  assert.equal(find(r.findings, "bucket.pinned-grant").severity, "medium");
+  assert.deepEqual(r.access.pinnedGrants[0]?.pins, [{ operator: "StringNotEquals", key: "aws:sourcevpce", values: ["vpce-1a2b3c4d"], deny: '"OnlyFromThere" (#1)' }]);
+  assert.deepEqual(r.summary["cancelledAllows"], []);
 });
 
 test("aws:PrincipalAccount pinned to a foreign account with Principal \"*\" is cross-account, not public", () => {
@@ -340,4 +350,62 @@ test("an aws:SourceIp value that is not a CIDR is undecided, never a pin (\"10.0
   for (const bad of ["10.0.0.0/", "10.0.0.0/33", "10.0.0/8", "fe80::1%eth0/128", "2001:db8::/129", "10.0.0.0/+8"]) {
     assert.deepEqual(ids(run([allow({ Condition: { IpAddress: { "aws:SourceIp": bad } } })]).findings), ["bucket.anonymous-read"], bad);
   }
+});
+
+// A pin written as a Deny's exception ("Allow *; Deny unless at E") is the grant "Allow * if at E" (pins.ts denyPins).
+test("a Deny's exception at a pin is reported like the Allow-side pin; one for the owner's own account or resources keeps the Allow cancelled", () => {
+  const org = run([allow({ Sid: "Public" }), deny({ Sid: "OrgOnly", Condition: { StringNotEquals: { "aws:PrincipalOrgID": "o-abcdef1234" } } })]);
+  assert.deepEqual(ids(org.findings), ["bucket.pinned-grant"]);
+  // An unsigned caller has no organisation: only signed callers stand at that pin.
+  assert.deepEqual(org.access.pinnedGrants.map((g) => g.callers), [["any-account"]]);
+  assert.match(find(org.findings, "bucket.pinned-grant").detail, /"OrgOnly" \(#1\) does not apply \(its StringNotEquals aws:principalorgid o-abcdef1234 fails\)/);
+  for (const condition of [
+    { StringNotEquals: { "aws:PrincipalAccount": OWNER } },
+    { StringNotLike: { "aws:PrincipalArn": `arn:aws:iam::${OWNER}:*` } },
+    { StringNotEquals: { "aws:SourceAccount": "${aws:ResourceAccount}" } },
+  ]) {
+    const r = run([allow({ Sid: "Public" }), deny({ Condition: condition })]);
+    assert.deepEqual(ids(r.findings), [], JSON.stringify(condition));
+    assert.deepEqual(r.summary["cancelledAllows"], ['"Public" (#0)'], JSON.stringify(condition));
+  }
+  // An Allow pinned to an endpoint and fenced to the owner account by a Deny reaches no outsider.
+  const fenced = run([allow({ Condition: { StringEquals: { "aws:SourceVpce": "vpce-1a2b3c4d" } } }), deny({ Condition: { StringNotEquals: { "aws:PrincipalAccount": OWNER } } })]);
+  assert.deepEqual(ids(fenced.findings), []);
+});
+
+test("a Deny's exception by aws:PrincipalArn or aws:SourceArn names that account, which keeps the access: cross-account", () => {
+  for (const condition of [
+    { ArnNotLike: { "aws:PrincipalArn": `arn:aws:iam::${OTHER}:role/*` } },
+    { StringNotEquals: { "aws:SourceArn": `arn:aws:cloudfront::${OTHER}:distribution/E1` } },
+    { StringNotEquals: { "aws:SourceAccount": OTHER } },
+  ]) {
+    const r = run([allow({ Sid: "Public" }), deny({ Condition: condition })]);
+    assert.deepEqual(ids(r.findings), ["bucket.cross-account"], JSON.stringify(condition));
+    assert.match(find(r.findings, "bucket.cross-account").detail, new RegExp(`account ${OTHER} can read`));
+  }
+});
+
+test("s3:DataAccessPointAccount and s3:DataAccessPointArn with a fixed account pin the caller: the owner's own is quiet, another account's is a pinned grant", () => {
+  for (const condition of [
+    { StringEquals: { "s3:DataAccessPointAccount": OWNER } },
+    { ArnLike: { "s3:DataAccessPointArn": `arn:aws:s3:us-east-1:${OWNER}:accesspoint/*` } },
+  ]) assert.deepEqual(ids(run([allow({ Condition: condition })]).findings), [], JSON.stringify(condition));
+  const foreign = run([allow({ Condition: { StringEquals: { "s3:DataAccessPointAccount": OTHER } } })]);
+  assert.deepEqual(ids(foreign.findings), ["bucket.pinned-grant"]);
+  assert.deepEqual(foreign.access.pinnedGrants.map((g) => g.callers), [["any-account"]]);
+});
+
+test("a fixed KMS key of another account on writes is a pinned grant; the owner's own key is quiet", () => {
+  const put = (account: string) => allow({ Action: "s3:PutObject", Condition: { StringEquals: { "s3:x-amz-server-side-encryption-aws-kms-key-id": `arn:aws:kms:us-east-1:${account}:key/1234abcd-12ab-34cd-56ef-1234567890ab` } } });
+  assert.deepEqual(ids(run([put(OWNER)]).findings), []);
+  const r = run([put(OTHER)]);
+  assert.deepEqual(ids(r.findings), ["bucket.pinned-grant"]);
+  assert.deepEqual(r.access.pinnedGrants[0]?.write, ["s3:PutObject"]);
+});
+
+test("an IPv6 aws:SourceIp range pins up to a /32, AWS's line; a /31 is public", () => {
+  assert.deepEqual(ids(run([allow({ Condition: { IpAddress: { "aws:SourceIp": "2001:db8::/32" } } })]).findings), PINNED);
+  const wide = run([allow({ Condition: { IpAddress: { "aws:SourceIp": "2001:db8::/31" } } })]);
+  assert.deepEqual(ids(wide.findings), ["bucket.anonymous-read"]);
+  assert.equal(find(wide.findings, "bucket.anonymous-read").severity, "critical");
 });

@@ -7,12 +7,13 @@
 // we cannot decide never hides exposure; it is reported as uncertain instead.
 import { ACL_ACTIONS, MAX_UNLISTED_ACTIONS, actionCovered, actionsToEvaluate, type AccessClass, type S3Action } from "./actions.ts";
 import { ALL_USERS_URI, AUTHENTICATED_USERS_URI, type ACLGrant, type BucketACL, type PublicAccessBlock } from "./acl-parse.ts";
-import type { Caller } from "./callers.ts";
+import { arnAccount, isAccountId, type Caller } from "./callers.ts";
 import { BucketInputError } from "./errors.ts";
 import { createPatternReasoner, type PatternReasoner } from "./glob.ts";
-import { hasPinKey, unattributedPins, type Pin } from "./pins.ts";
+import { denyPins, unattributedPins, type Pin } from "./pins.ts";
 import type { BucketPolicy, PolicyStatement } from "./policy-parse.ts";
 import { reachesOthersOnlyAsService } from "./principals.ts";
+import { mayBeNonPublicToAWS } from "./public-policy.ts";
 import { allowRegions, bucketTarget, denyCovers, resourcesOverlap } from "./resources.ts";
 import { createVerdicts, type CallerVerdicts, type DenyVerdict } from "./verdicts.ts";
 
@@ -52,7 +53,10 @@ export interface BucketAccess {
   anyAccount: CallerAccess;
   /** Specific accounts and canonical users named by the policy or ACL (the owner excluded). */
   named: CallerAccess[];
-  /** The policy gives anonymous callers or any account some access (S3's "public policy"). */
+  /**
+   * The policy is public as AWS certainly means it (S3's "public policy", public-policy.ts): it gives anonymous callers
+   * or any account some access through a statement AWS cannot read as kept to fixed values, nor as a service grant.
+   */
   policyPublic: boolean;
   restrictPublicBucketsApplied: boolean;
   ignoredPublicGrants: string[];
@@ -259,6 +263,10 @@ function evaluateCaller(ctx: Ctx, caller: Caller): CallerAccess {
   return result;
 }
 
+/** Condition keys whose values are account ids, and ARNs whose account field names an account, of the caller or its source. */
+const CONDITION_ACCOUNT_KEYS: ReadonlySet<string> = new Set(["aws:principalaccount", "aws:sourceaccount"]);
+const CONDITION_ARN_KEYS: ReadonlySet<string> = new Set(["aws:principalarn", "aws:sourcearn"]);
+
 /** Specific accounts and canonical users the inputs name, other than the owner. */
 function namedCallers(inputs: BucketInputs, statements: PolicyStatement[]): Caller[] {
   const accounts = new Set<string>();
@@ -271,8 +279,18 @@ function namedCallers(inputs: BucketInputs, statements: PolicyStatement[]): Call
       if (m?.[1]) accounts.add(m[1]);
     }
     for (const id of st.principals.canonicalUser) canon.add(id);
+    // And every account a condition names the caller or its source by: a Deny "unless aws:PrincipalArn is in
+    // account X" leaves X the access that everyone else lost, as a NotPrincipal X would. For a named account these
+    // keys other than aws:PrincipalAccount are its own to hold (conditions.ts), so createVerdicts need not file the
+    // statement under it: the account named nowhere gets the same verdict.
     for (const c of st.conditions) {
-      if (c.key === "aws:principalaccount") for (const v of c.values) if (/^\d{12}$/.test(v)) accounts.add(v);
+      if (CONDITION_ACCOUNT_KEYS.has(c.key)) for (const v of c.values) if (isAccountId(v)) accounts.add(v);
+      if (CONDITION_ARN_KEYS.has(c.key)) {
+        for (const v of c.values) {
+          const account = arnAccount(v);
+          if (account !== undefined && isAccountId(account)) accounts.add(account);
+        }
+      }
     }
   }
   for (const g of inputs.acl?.grants ?? []) {
@@ -306,12 +324,13 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
   const base = { inputs, statements, patterns, plan, verdicts, bucketArn: target.bucketArn, objectArn: target.objectArn, candidates: new Set<string>(), survivors: new Set<string>() };
   // First pass: is the policy public (anonymous or any account gets something through it)?
   const policyOnly: Ctx = { ...base, dropPolicy: false, useACL: false, candidates: new Set(), survivors: new Set(), shapes: new Map() };
-  // AWS does not call a grant public that reaches other accounts only through a service (a Service principal, or
-  // "*" on aws:PrincipalIsAWSService): counting it would drop named accounts' grants that AWS keeps.
-  const throughServices = new Set(statements.filter(reachesOthersOnlyAsService).map((st) => st.label));
+  // Public only if AWS certainly calls it so: not a grant that reaches other accounts only through a service (a
+  // Service principal, or "*" on aws:PrincipalIsAWSService), nor one kept to fixed values of a key AWS lists
+  // (public-policy.ts). Counting either would apply RestrictPublicBuckets and drop named accounts' grants AWS keeps.
+  const notPublic = new Set(statements.filter((st) => reachesOthersOnlyAsService(st) || mayBeNonPublicToAWS(st)).map((st) => st.label));
   const policyPublic = [{ kind: "anonymous" } as const, { kind: "any-account" } as const].some((c) => {
     const a = evaluateCaller(policyOnly, c);
-    return [...a.read.grantedBy, ...a.write.grantedBy].some((label) => !throughServices.has(label));
+    return [...a.read.grantedBy, ...a.write.grantedBy].some((label) => !notPublic.has(label));
   });
   // RestrictPublicBuckets: with a public policy, only the owner account and AWS services get
   // anything through the policy, named cross-account grants included (S3 API reference).
@@ -323,10 +342,12 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
   const ignoredPublicGrants = inputs.publicAccessBlock?.IgnorePublicAcls
     ? (inputs.acl?.grants ?? []).filter((g) => g.type === "Group" && (g.grantee === ALL_USERS_URI || g.grantee === AUTHENTICATED_USERS_URI)).map((g) => g.label)
     : [];
-  const cancelledAllows = restrict ? [] : [...ctx.candidates].filter((s) => !ctx.survivors.has(s));
   // Statements already reported as exposure (to outsiders in general, or to a named account) are not repeated.
   const reported = new Set<string>();
   for (const a of [anonymous, anyAccount, ...named]) for (const g of [...a.read.grantedBy, ...a.write.grantedBy]) reported.add(g);
+  const pinned = pinnedGrants(ctx, reported);
+  // An Allow that a Deny cancels for callers in general but not at the Deny's exception is a pinned grant, not cancelled.
+  const cancelledAllows = restrict ? [] : [...ctx.candidates].filter((s) => !ctx.survivors.has(s) && !pinned.some((g) => g.statement === s));
   return {
     bucket: target.name,
     bucketInferred: target.inferred,
@@ -337,38 +358,52 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
     restrictPublicBucketsApplied: restrict,
     ignoredPublicGrants,
     cancelledAllows,
-    pinnedGrants: pinnedGrants(ctx, reported),
+    pinnedGrants: pinned,
   };
 }
 
 /**
  * Allows that reach anonymous callers or any account but for pins the check cannot attribute (pins.ts), with what
- * each would give a caller standing at its pin: the Allow applies, alone (no ACL, no other statement), and a Deny
- * removes access only if it certainly applies and names no pin key itself ("Deny unless aws:SourceVpce = E" only
- * restates the Allow's pin, and the caller at E is on its other side). RestrictPublicBuckets, when applied, drops
- * them as it drops every grant outside the owner account.
+ * each would give a caller standing at its pins: the Allow applies, alone (no ACL, no other statement), and a Deny
+ * removes access only if it certainly applies and has no exception at a pin (denyPins). The pins are the Allow's own
+ * ("Allow * if aws:SourceVpce = E") and those of the Denies it escapes there: "Allow *; Deny unless aws:SourceVpce
+ * = E" cancels the Allow for callers in general but not at E, which is the same grant written the other way round;
+ * a Deny's exception for the owner's own account or resources keeps it cancelled. RestrictPublicBuckets, when
+ * applied, drops them as it drops every grant outside the owner account.
  */
 function pinnedGrants(ctx: Ctx, reported: ReadonlySet<string>): PinnedGrant[] {
   const byStatement = new Map<PolicyStatement, PinnedGrant>();
   const solo: Ctx = { ...ctx, useACL: false, candidates: new Set(), survivors: new Set(), shapes: new Map() };
+  const owner = ctx.inputs.ownerAccount;
   for (const caller of [{ kind: "anonymous" }, { kind: "any-account" }] as const) {
     const memo = ctx.verdicts(caller);
+    // Denies counted as uncertain at a pin, with their exceptions, by label.
+    const escaped = new Map<string, Pin[]>();
     const deny = (st: PolicyStatement): DenyVerdict => {
       const d = memo.deny(st);
-      return d.cond.truth === "always" && hasPinKey(st) ? { principal: d.principal, cond: { truth: "maybe", undecidedKeys: d.cond.undecidedKeys } } : d;
+      if (d.cond.truth !== "always") return d;
+      const pins = denyPins(st, caller, owner);
+      if (!pins) return d;
+      escaped.set(st.label, pins);
+      return { principal: d.principal, cond: { truth: "maybe", undecidedKeys: d.cond.undecidedKeys } };
     };
     for (const st of ctx.statements) {
-      if (reported.has(st.label)) continue;
-      const pins = unattributedPins(st, caller, ctx.inputs.ownerAccount, { charge: ctx.patterns.charge });
-      if (!pins) continue;
+      if (st.effect !== "Allow" || reported.has(st.label)) continue;
+      const own = unattributedPins(st, caller, owner, { charge: ctx.patterns.charge });
+      // Without pins of its own, an Allow that reaches the caller and is not reported was cancelled by Denies (or
+      // reaches nothing here): it is a pinned grant only if a Deny's exception lets the caller keep it.
+      if (!own && !memo.allowApplies(st)) continue;
       const access = evaluateCaller({ ...solo, verdicts: () => ({ allowApplies: (s) => s === st, deny, shape: undefined }) }, caller);
       if (!access.read.allowed && !access.write.allowed) continue;
+      const pins = [...(own ?? [])];
+      for (const u of [...access.read.uncertainDenies, ...access.write.uncertainDenies]) pins.push(...(escaped.get(u.statement) ?? []));
+      if (pins.length === 0) continue;
       let grant = byStatement.get(st);
       if (!grant) byStatement.set(st, (grant = { statement: st.label, callers: [], read: [], write: [], pins: [] }));
       grant.callers.push(caller.kind);
       for (const a of access.read.actions) if (!grant.read.includes(a)) grant.read.push(a);
       for (const a of access.write.actions) if (!grant.write.includes(a)) grant.write.push(a);
-      for (const p of pins) if (!grant.pins.some((q) => q.key === p.key && q.operator === p.operator)) grant.pins.push(p);
+      for (const p of pins) if (!grant.pins.some((q) => q.key === p.key && q.operator === p.operator && q.deny === p.deny)) grant.pins.push(p);
     }
   }
   return [...byStatement.values()];

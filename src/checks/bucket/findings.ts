@@ -120,9 +120,13 @@ function crossAccount(access: BucketAccess, inputs: BucketInputs, bucket: string
   return findings;
 }
 
-/** How a finding shows a pin: `IpAddress aws:sourceip 198.51.100.7/32`. */
+/**
+ * How a finding shows a pin: `IpAddress aws:sourceip 198.51.100.7/32`; a Deny's exception as
+ * `"OnlyFromThere" (#1) does not apply (its StringNotEquals aws:sourcevpce vpce-1a2b fails)`.
+ */
 function describePin(p: Pin): string {
-  return `${p.operator} ${p.key} ${listed(p.values, ", ")}`;
+  const clause = `${p.operator} ${p.key} ${listed(p.values, ", ")}`;
+  return p.deny === undefined ? clause : `${p.deny} does not apply (its ${clause} fails)`;
 }
 
 // Medium, as bucket.cross-account: access someone gave to callers outside the owner account, to be reviewed. The
@@ -138,9 +142,9 @@ function pinned(access: BucketAccess, bucket: string): Finding[] {
     severity: "medium",
     title: `${bucket} is open to callers outside the owner account at an address, network or organisation the check cannot attribute`,
     detail: listed(grants.map((g) => `${g.statement} lets ${whom(g)} ${what(g)} when ${g.pins.map(describePin).join(" and ")}`), ". ") +
-      ". Whoever holds that address, VPC endpoint, organisation or source resource has this access; the check cannot tell whether it is yours.",
+      ". Whoever holds that address, VPC endpoint, organisation, source resource, access point or KMS key has this access; the check cannot tell whether it is yours.",
     evidence: { bucket, grants },
-    remediation: "Confirm that each pinned address, VPC, endpoint, organisation or source is your own; prefer naming your account as the principal " +
+    remediation: "Confirm that each pinned address, VPC, endpoint, organisation, source, access point or key is your own; prefer naming your account as the principal " +
       "(or aws:PrincipalAccount = your account) beside the network condition, so the grant does not rest on the pin alone.",
   }];
 }

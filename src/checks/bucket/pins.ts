@@ -1,5 +1,6 @@
 // Pins the check cannot attribute: an Allow that would be open to anonymous callers or any AWS account but for a
-// fixed source address, VPC, endpoint, organisation, source resource or principal id. The evaluator is right that
+// fixed source address, VPC, endpoint, organisation, source resource, access point, KMS key or principal id, on the
+// Allow itself or as the exception of a Deny ("Deny unless aws:SourceVpce = E"). The evaluator is right that
 // "callers in general" do not meet such a condition (S3's "meaning of public" agrees), but it cannot tell whose
 // address, endpoint or organisation it is: an intruder's own /32 is as good a pin as the owner's office. Such a
 // grant is reported for review (bucket.pinned-grant), as a grant to a named foreign account is.
@@ -23,11 +24,14 @@ const PIN_KEYS: ReadonlySet<string> = new Set([
   "aws:sourceaccount", "aws:sourcearn", "aws:sourceowner", "aws:sourceorgid", "aws:sourceorgpaths",
   // The calling principal itself.
   "aws:principalaccount", "aws:principalarn", "aws:userid",
+  // A resource the request must use: the access point it comes through, the KMS key a write asks for (any principal
+  // the key's own policy admits can name another account's key by its ARN). Both need a signed request.
+  "s3:dataaccesspointaccount", "s3:dataaccesspointarn", "s3:x-amz-server-side-encryption-aws-kms-key-id",
 ]);
 
 /** Keys whose value is an account id, and keys whose value is an ARN (its account field names the account). */
-const ACCOUNT_KEYS: ReadonlySet<string> = new Set(["aws:sourceaccount", "aws:sourceowner", "aws:principalaccount"]);
-const ARN_KEYS: ReadonlySet<string> = new Set(["aws:sourcearn", "aws:principalarn"]);
+const ACCOUNT_KEYS: ReadonlySet<string> = new Set(["aws:sourceaccount", "aws:sourceowner", "aws:principalaccount", "s3:dataaccesspointaccount"]);
+const ARN_KEYS: ReadonlySet<string> = new Set(["aws:sourcearn", "aws:principalarn", "s3:dataaccesspointarn", "s3:x-amz-server-side-encryption-aws-kms-key-id"]);
 
 /** The owner's own variables: `${aws:ResourceAccount}` and its organisation are the bucket owner's values. */
 const OWNER_VARIABLE = /\$\{aws:resource(?:account|orgid|orgpaths)\}/i;
@@ -37,6 +41,8 @@ export interface Pin {
   operator: string;
   key: string;
   values: string[];
+  /** For the exception of a Deny: the Deny's label (the pin is where its clause is false, so it does not apply). */
+  deny?: string;
 }
 
 /**
@@ -54,9 +60,21 @@ function ownersOwn(c: ConditionClause, owner: string | undefined): boolean {
   });
 }
 
-/** Whether a statement has a condition on one of the pin keys (whatever its operator). */
-export function hasPinKey(st: PolicyStatement): boolean {
-  return st.conditions.some((c) => PIN_KEYS.has(c.key));
+/**
+ * The exceptions by which a Deny spares callers of a class: its conditions on pin keys (for an unsigned caller, the
+ * network ones only), other than those naming the owner's own account or resources; undefined when it has none. A
+ * Deny applies only where every condition holds, so "Deny unless aws:SourceVpce = E" (StringNotEquals) leaves
+ * whoever stands at E with what an Allow gives them: "Allow *; Deny unless at E" is the grant "Allow * if at E".
+ * "Deny unless aws:PrincipalAccount = owner" is the owner's own fence, not a pin.
+ *
+ * @example
+ * denyPins(deny, { kind: "any-account" }, "111122223333"); // [{ operator: "StringNotEquals", key: "aws:sourcevpce", values: ["vpce-1a2b"], deny: '"OnlyFromThere" (#1)' }]
+ */
+export function denyPins(st: PolicyStatement, caller: Caller, owner: string | undefined): Pin[] | undefined {
+  if (st.effect !== "Deny") return undefined;
+  const keys = caller.kind === "anonymous" ? NETWORK_PIN_KEYS : PIN_KEYS;
+  const pins = st.conditions.filter((c) => keys.has(c.key) && !ownersOwn(c, owner));
+  return pins.length === 0 ? undefined : pins.map((c) => ({ operator: c.operator, key: c.key, values: c.values, deny: st.label }));
 }
 
 /**
