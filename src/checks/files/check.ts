@@ -107,9 +107,30 @@ export interface CompareBaselineResult {
   findings: Finding[];
 }
 
+/** Recorded roots named in a refusal; the rest are counted (a header may list 4,096). */
+const ROOTS_NAMED = 5;
+
+/**
+ * Refuses PATHs the baseline did not record: outside every root, or under a recorded exclusion. Compared with nothing,
+ * each file there would be "added" (low for a plain file): a genuine, signed baseline of another tree swapped in would
+ * pass a trojaned script as new and the run would exit 0. The header is read before the trailer verifies it, so an
+ * edited one may be refused here rather than reported tampered: either way the run fails.
+ */
+function refuseUnrecorded(roots: readonly string[], header: BaselineHeader, baseline: string): void {
+  const recorded = (p: string): boolean => header.roots.some((r) => isWithin(p, r)) && !header.exclude.some((x) => isWithin(p, x));
+  const unrecorded = roots.filter((p) => !recorded(p));
+  if (unrecorded.length === 0) return;
+  const named = header.roots.slice(0, ROOTS_NAMED).join(", ") + (header.roots.length > ROOTS_NAMED ? ` and ${header.roots.length - ROOTS_NAMED} more` : "");
+  const excluding = header.exclude.length > 0 ? ` (excluding ${header.exclude.slice(0, ROOTS_NAMED).join(", ")}${header.exclude.length > ROOTS_NAMED ? ` and ${header.exclude.length - ROOTS_NAMED} more` : ""})` : "";
+  throw filesErrors.badRoot(
+    `cannot compare ${unrecorded.join(", ")} with the baseline ${baseline}: it did not record ${unrecorded.length === 1 ? "that path" : "those paths"}, only ${named}${excluding}; give PATHs it covers, or the baseline of that tree`,
+  );
+}
+
 /**
  * Compares the current state of the paths with a baseline. A tampered baseline does not stop the
- * compare: it adds the critical `files.baseline-tampered` finding.
+ * compare: it adds the critical `files.baseline-tampered` finding. PATHs the baseline did not record are refused
+ * (BULWARK_ERR_FILES_PATH), before any scan.
  *
  * @example
  * const r = await compareBaseline({ baseline: "usr-bin.baseline", signer });
@@ -144,6 +165,7 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
       throw error;
     }
     const roots = normaliseRoots(options.paths && options.paths.length > 0 ? options.paths : header.roots);
+    refuseUnrecorded(roots, header, options.baseline);
     // Exclusions and -xdev default to the recorded ones, so the same tree is compared.
     const excluded = normaliseRoots(options.exclude ?? header.exclude);
     const oneFileSystem = options.oneFileSystem ?? header.oneFileSystem;

@@ -1,7 +1,7 @@
 // How serious a difference is. A changed program in a system binary or library directory is what a
 // rootkit or a trojaned package looks like (Drupal.org had to check its binaries, seed 000).
 import type { Severity } from "../finding.ts";
-import { UNVERIFIED_CONTENT, type DiffEvent } from "./compare.ts";
+import { UNVERIFIED_CONTENT, UNVERIFIED_ENTRIES, type DiffEvent } from "./compare.ts";
 import { isExecutableMode, isSetID, isWithin, modeBits, type FileEntry } from "./entry.ts";
 
 /** Directories whose files are run as programs by the system and its administrators. */
@@ -60,7 +60,10 @@ export const PERSISTENCE_LOCATIONS: readonly { at: string | RegExp; why: string 
   { at: "/etc/profile.d", why: "run by login shells (T1546.004)" },
   { at: "/etc/bash.bashrc", why: "run by interactive bash shells (T1546.004)" },
   { at: "/etc/zsh", why: "run by zsh shells (T1546.004)" },
-  { at: /\/\.(?:bashrc|bash_profile|bash_login|bash_logout|profile|zshrc|zshenv|zprofile|zlogin)$/, why: "a shell start-up file, run at every login (T1546.004)" },
+  // .bash_aliases too: the stock .bashrc of Debian and Ubuntu (/etc/skel, copied into every new home) sources it.
+  { at: /\/\.(?:bashrc|bash_aliases|bash_profile|bash_login|bash_logout|profile|zshrc|zshenv|zprofile|zlogin)$/, why: "a shell start-up file, run at every login (T1546.004)" },
+  // sshd(8) runs ~/.ssh/rc through the user's shell at every SSH login (PermitUserRC defaults to yes); no execute bit needed.
+  { at: /\/\.ssh\/rc$/, why: "run by sshd through the user's shell at every SSH login (T1037)" },
   // pam_motd runs each executable script there as root at every SSH and console login.
   { at: "/etc/update-motd.d", why: "run as root by pam_motd at every login (T1037)" },
   // T1037.004: SysV init scripts, their runlevel links, and rc.local run at boot.
@@ -79,6 +82,17 @@ export const PERSISTENCE_LOCATIONS: readonly { at: string | RegExp; why: string 
   { at: "/etc/modules", why: "kernel modules loaded at boot (T1547.006)" },
   { at: "/etc/modules-load.d", why: "kernel modules loaded at boot (T1547.006)" },
   { at: "/etc/modprobe.d", why: "kernel module options and install commands (T1547.006)" },
+  // T1546.017: a rule's RUN+= runs as root when a device event matches it (a USB stick, `udevadm trigger`, every boot).
+  ...["/etc/udev/rules.d", "/lib/udev/rules.d", "/usr/lib/udev/rules.d"].map((at) => ({ at, why: "a udev rule, whose RUN+= runs as root on a device event (T1546.017)" })),
+  // T1546.016: APT::Update::Pre-Invoke and DPkg::Post-Invoke run a command as root at every apt run (unattended-upgrades runs apt daily).
+  { at: "/etc/apt/apt.conf", why: "an APT hook, run as root at every apt run (T1546.016)" },
+  { at: "/etc/apt/apt.conf.d", why: "an APT hook, run as root at every apt run (T1546.016)" },
+  // logrotate runs prerotate and postrotate scripts as root, daily (from cron or a systemd timer).
+  { at: "/etc/logrotate.conf", why: "a logrotate script, run as root every day (T1053)" },
+  { at: "/etc/logrotate.d", why: "a logrotate script, run as root every day (T1053)" },
+  // T1546.018: the `import` lines of a .pth file at the top of site-packages, and sitecustomize/usercustomize, run at every
+  // start of that Python (unattended-upgrades' and every root cron job's included). Matched anywhere, virtualenvs too.
+  { at: /\/(?:site|dist)-packages\/(?:[^/]+\.pth|(?:site|user)customize\.py)$/, why: "a Python start-up hook, run at every start of that Python (T1546.018)" },
 ];
 
 /** Why `path` is a persistence location, or null when it is not one (PERSISTENCE_LOCATIONS). */
@@ -132,34 +146,73 @@ function setIDOwnerChanged(before: FileEntry, after: FileEntry): boolean {
 }
 
 /**
- * A file or directory under WRITE_PROTECTED_DIRS that its group may write, handed to another group (chgrp, mode
- * kept): that whole group may now replace what root runs or reads, as after chmod g+w (unless anyone could already).
+ * Directories that hold a home's start-up files and keys: /home, a home (/root, /home/NAME), its .config and
+ * .config/systemd, and any .ssh. Whoever may write one may rename a .bashrc, .ssh or .config of their own over the one
+ * there, or add a missing .bash_aliases (a sticky bit does not stop that), as surely as if the files were theirs.
+ */
+const HOME_DIRS = /^\/(?:root|home(?:\/[^/]+)?)(?:\/\.config(?:\/systemd)?)?$|\/\.ssh$/;
+
+/**
+ * Why who may write `entry` matters as for a persistence file: a persistence location (PERSISTENCE_LOCATIONS), or a
+ * directory of HOME_DIRS; null otherwise.
+ */
+function persistenceWriters(entry: FileEntry): string | null {
+  const reason = persistenceReason(entry.path);
+  if (reason !== null || entry.type !== "dir" || !HOME_DIRS.test(entry.path)) return reason;
+  return "a home directory (or its .ssh or .config): whoever may write it may put a shell start-up file or key of their own there (T1546.004, T1098.004)";
+}
+
+/** A file that stayed a file, or a directory that stayed one, that others could not write (if they could, that was reported when it became so). */
+function wasClosedToOthers(before: FileEntry, after: FileEntry): boolean {
+  return (after.type === "file" || after.type === "dir") && before.type === after.type && (modeBits(before.mode) & 0o002) === 0;
+}
+
+/**
+ * Handed to another group while its group may write it (chgrp, mode kept): that whole group may now replace it, as
+ * after chmod g+w. Rated under WRITE_PROTECTED_DIRS and in persistence locations.
  */
 function writableGroupChanged(before: FileEntry, after: FileEntry): boolean {
-  if ((after.type !== "file" && after.type !== "dir") || before.type !== after.type) return false;
-  if ((modeBits(before.mode) & 0o002) !== 0 || (modeBits(after.mode) & 0o020) === 0) return false;
-  return before.gid !== after.gid && WRITE_PROTECTED_DIRS.some((d) => isWithin(after.path, d));
+  return wasClosedToOthers(before, after) && (modeBits(after.mode) & 0o020) !== 0 && before.gid !== after.gid;
 }
 
-/**
- * A file or directory under WRITE_PROTECTED_DIRS taken from root by another owner, who may now rewrite it (unless
- * anyone could already: that was reported when it became so).
- */
+/** Taken from root by another owner, who may now rewrite it. Rated under WRITE_PROTECTED_DIRS. */
 function leftRoot(before: FileEntry, after: FileEntry): boolean {
-  if ((after.type !== "file" && after.type !== "dir") || before.type !== after.type) return false;
-  if ((modeBits(before.mode) & 0o002) !== 0) return false;
-  return before.uid === 0 && after.uid !== 0 && WRITE_PROTECTED_DIRS.some((d) => isWithin(after.path, d));
+  return wasClosedToOthers(before, after) && before.uid === 0 && after.uid !== 0;
 }
 
 /**
- * A file or directory in a persistence location newly writable by its group or by others (outside
- * WRITE_PROTECTED_DIRS: root's or a user's crontab, authorized_keys, a shell start-up file): whoever may
- * write it may add their own job or key.
+ * Handed to an owner other than root (root's .bashrc to uid 1000, alice's to bob), who may now rewrite it whatever its
+ * mode (an owner may chmod): bash checks no owner of the file it sources. Rated in persistence locations.
+ */
+function ownerChangedToUser(before: FileEntry, after: FileEntry): boolean {
+  return wasClosedToOthers(before, after) && before.uid !== after.uid && after.uid !== 0;
+}
+
+/**
+ * A file or directory in a persistence location (or a directory of HOME_DIRS) newly writable by its group or by
+ * others (outside WRITE_PROTECTED_DIRS: root's or a user's crontab, authorized_keys, a shell start-up file, a home):
+ * whoever may write it may add their own job or key.
  */
 function gainedSharedWriteInPersistence(before: FileEntry, after: FileEntry): boolean {
   if ((after.type !== "file" && after.type !== "dir") || before.type !== after.type) return false;
-  if (persistenceReason(after.path) === null) return false;
+  if (persistenceWriters(after) === null) return false;
   return (modeBits(after.mode) & 0o022 & ~modeBits(before.mode)) !== 0;
+}
+
+/**
+ * A block or character device node outside /dev. It is opened by its mode wherever it lies: a node of the root disk
+ * or of /dev/mem, mode 0666, in a web root lets the web shell and every local user read /etc/shadow and rewrite any
+ * file — root for everyone, as a setuid shell is. Its device numbers are not recorded, so a replaced node is
+ * seen by its inode.
+ */
+function isStrayDevice(entry: FileEntry): boolean {
+  return (entry.type === "block" || entry.type === "char") && !isWithin(entry.path, "/dev");
+}
+
+/** A device node outside /dev replaced (new inode), handed to an owner other than root or to another group, or newly open to group or others. */
+function strayDeviceOpened(before: FileEntry, after: FileEntry): boolean {
+  if (!isStrayDevice(after) || before.type !== after.type) return false;
+  return before.ino !== after.ino || (before.uid !== after.uid && after.uid !== 0) || (before.gid !== after.gid && (modeBits(after.mode) & 0o060) !== 0) || (modeBits(after.mode) & 0o066 & ~modeBits(before.mode)) !== 0;
 }
 
 /** A regular file that had no execute bit and has one now. */
@@ -195,15 +248,19 @@ function gainedSharedWrite(before: FileEntry, after: FileEntry): boolean {
 
 /**
  * Severity of one difference. changed: content of a system executable, a setuid/setgid file, or a
- * link or type swap in a system directory → critical; other content → high; metadata only → medium,
+ * link or type swap in a system directory, or an entry swapped for a device node outside /dev → critical; other
+ * content, and a directory not listable (then or now) whose mtime, ctime or inode moved → high; metadata only → medium,
  * except a newly set setuid/setgid bit → high (chmod u+s on a shell is a backdoor without a new byte)
  * and group/other write newly allowed under WRITE_PROTECTED_DIRS → high (0666 on /etc/passwd is one too), and so
  * are a setuid/setgid file's new owner or group, a system file or directory taken from root or (group-writable)
  * handed to another group, a program whose ctime moved with no recorded cause (a file capability), and a directory
- * that became a mount point, and a file that gained an execute bit, or group/other write in a persistence location.
- * added: a new system executable, setuid/setgid file or link in a system directory, any entry but a directory in a
- * persistence location (PERSISTENCE_LOCATIONS), a server-side script or web server configuration (SERVER_SCRIPT,
- * SERVER_CONFIG), or any file with an execute bit → high, otherwise low. removed, or no longer examinable → medium.
+ * that became a mount point, and a file that gained an execute bit, and in a persistence location (or a home
+ * directory, HOME_DIRS) group/other write, an owner other than root, or (group-writable) another group, and a device
+ * node outside /dev replaced, re-owned or opened to group or others.
+ * added: a new system executable, setuid/setgid file or link in a system directory, a device node outside /dev, any
+ * entry but a directory in a persistence location (PERSISTENCE_LOCATIONS), a server-side script or web server
+ * configuration (SERVER_SCRIPT, SERVER_CONFIG), or any file with an execute bit → high, otherwise low. removed, or no
+ * longer examinable → medium.
  *
  * @example
  * classify({ kind: "changed", path: "/usr/bin/ls", before, after, changes: ["sha256"], content: true }).severity; // "critical"
@@ -217,6 +274,7 @@ export function classify(event: DiffEvent): Classification {
     if (after.type === "unknown" && isSystemPath(after.path)) return { id: "files.added", severity: "high", reason: "new unexaminable entry in a system directory" };
     // A link named like a program, first in root's PATH (/usr/local/bin/sudo), runs what it points at.
     if (after.type === "symlink" && isSystemPath(after.path)) return { id: "files.added", severity: "high", reason: "new link in a system directory" };
+    if (isStrayDevice(after)) return { id: "files.added", severity: "high", reason: "new device node outside /dev (raw access to a disk or memory for whoever its mode lets open it)" };
     // A cron job, a sudoers drop-in, a key in authorized_keys, a unit or its enabling link: a way back in that
     // survives the intruder's session, as a new .so under /lib would (directories are rated by what they hold).
     const persistence = after.type === "dir" ? null : persistenceReason(after.path);
@@ -244,15 +302,25 @@ export function classify(event: DiffEvent): Classification {
     if (isSystemPath(event.path) && (before.type !== after.type || before.type === "symlink")) {
       return { id: "files.changed", severity: "critical", reason: "link or file type swapped in a system directory" };
     }
+    // As a setuid file changed: whoever its mode lets open it reads and writes the disk or memory behind it.
+    if (before.type !== after.type && isStrayDevice(after)) return { id: "files.changed", severity: "critical", reason: `swapped for a device node outside /dev (${before.type}→${after.type})` };
     const persistence = persistenceReason(event.path);
     if (persistence !== null) return { id: "files.changed", severity: "high", reason: `content changed in a persistence location: ${persistence}${unverified}` };
     return { id: "files.changed", severity: "high", reason: `content changed${unverified}` };
   }
+  // A directory the scan could not list (then or now) whose mtime, ctime or inode moved: entries were added, removed or
+  // renamed in it, and none of them could be examined — a setuid shell planted there is not named.
+  if (event.changes.includes(UNVERIFIED_ENTRIES)) {
+    const persistence = persistenceWriters(after);
+    const where = persistence === null ? "" : ` in a persistence location: ${persistence}`;
+    return { id: "files.changed", severity: "high", reason: `directory not listable and changed since: entries added or removed in it are not verified${where}` };
+  }
+  if (strayDeviceOpened(before, after)) return { id: "files.changed", severity: "high", reason: "device node outside /dev replaced, re-owned or opened to group or others" };
   if (after.type === "file" && gainedSetID(before, after)) return { id: "files.changed", severity: "high", reason: "setuid/setgid bit added" };
   if (after.type === "file" && setIDOwnerChanged(before, after)) return { id: "files.changed", severity: "high", reason: "setuid/setgid file now runs as another owner or group" };
   if (gainedSharedWrite(before, after)) return { id: "files.changed", severity: "high", reason: "group/other write permission added in a system directory" };
   if (gainedSharedWriteInPersistence(before, after)) {
-    return { id: "files.changed", severity: "high", reason: `group/other write permission added in a persistence location: ${persistenceReason(after.path)}` };
+    return { id: "files.changed", severity: "high", reason: `group/other write permission added in a persistence location: ${persistenceWriters(after)}` };
   }
   // chmod +x is how a disabled update-motd.d or cron.daily script is switched on (run-parts runs executable files
   // only), and how an uploaded file becomes a CGI program: rated as a new executable file is.
@@ -260,8 +328,17 @@ export function classify(event: DiffEvent): Classification {
     const persistence = persistenceReason(after.path);
     return { id: "files.changed", severity: "high", reason: persistence === null ? "execute permission added" : `execute permission added in a persistence location: ${persistence}` };
   }
-  if (leftRoot(before, after)) return { id: "files.changed", severity: "high", reason: "owner changed from root in a system directory" };
-  if (writableGroupChanged(before, after)) return { id: "files.changed", severity: "high", reason: "group-writable entry handed to another group in a system directory" };
+  const inSystem = WRITE_PROTECTED_DIRS.some((d) => isWithin(after.path, d));
+  if (inSystem && leftRoot(before, after)) return { id: "files.changed", severity: "high", reason: "owner changed from root in a system directory" };
+  if (inSystem && writableGroupChanged(before, after)) return { id: "files.changed", severity: "high", reason: "group-writable entry handed to another group in a system directory" };
+  // Handing root's .bashrc to uid 1000 grants that account what chmod o+w on it would, with no mode bit changed.
+  const persistence = persistenceWriters(after);
+  if (persistence !== null && ownerChangedToUser(before, after)) {
+    return { id: "files.changed", severity: "high", reason: `owner changed to a user other than root in a persistence location: ${persistence}` };
+  }
+  if (persistence !== null && writableGroupChanged(before, after)) {
+    return { id: "files.changed", severity: "high", reason: `group-writable entry handed to another group in a persistence location: ${persistence}` };
+  }
   if (hiddenChangeOfProgram(event, after)) {
     return { id: "files.changed", severity: "high", reason: "ctime of a program changed with no recorded cause: an unrecorded attribute (a file capability, an ACL) or its links" };
   }

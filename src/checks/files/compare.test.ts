@@ -1,5 +1,5 @@
 // Compare: added, removed, content and metadata changes on a real tree, their severities, scope by
-// PATH, and bounded evidence for thousands of changes.
+// PATH (a PATH the baseline did not record is refused), and bounded evidence for thousands of changes.
 import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -148,6 +148,80 @@ describe("classify", () => {
     assert.deepEqual(diffEntry(d, { ...d, size: 4096, mtime: "9", ctime: "9" }).changes, []);
     assert.deepEqual(diffEntry(d, { ...d, mode: "0777" }).changes, ["mode 0755→0777"]);
   });
+
+  // ASVS 16.5.3. Was: a directory the scan could not list was one low "unreadable" whatever was planted in it.
+  it("compares the times and inode of a directory not listable on either side, and rates a move high as entries not verified", () => {
+    const d = entry("/var/spool/cron/crontabs", { type: "dir", mode: "1730", sha256: null });
+    const denied = { ...d, status: "unreadable" as const, error: "EACCES" };
+    for (const [before, after] of [[denied, denied], [denied, d], [d, denied]] as const) {
+      assert.deepEqual(diffEntry(before, { ...after }).changes, [], "nothing moved: nothing to report");
+      const moved = changed(before, { ...after, mtime: "9", ctime: "9" });
+      assert.deepEqual(moved.changes, ["mtime", "ctime", "entries not verified"]);
+      assert.deepEqual([classify(moved).severity, classify(moved).reason], ["high", "directory not listable and changed since: entries added or removed in it are not verified in a persistence location: a user's crontab or at job, run on a schedule (T1053.003, T1053.002)"]);
+    }
+    assert.deepEqual(diffEntry(denied, { ...denied, ino: "8" }).changes, ["inode", "entries not verified"], "replaced by another directory");
+    assert.equal(classify(changed(entry("/srv/d", { type: "dir", sha256: null, status: "unreadable" }), entry("/srv/d", { type: "dir", sha256: null, status: "unreadable", mtime: "9" }))).severity, "high");
+  });
+
+  // ASVS 16.5.3. Was: a raw-disk node planted in a web root was a low "new entry" (and an info special file).
+  it("rates a device node outside /dev high when added, critical when swapped in, high when replaced or opened up", () => {
+    const added = (e: FileEntry): DiffEvent => ({ kind: "added", path: e.path, before: null, after: e, changes: [], content: true });
+    const node = (path: string, over: Partial<FileEntry> = {}): FileEntry => entry(path, { type: "block", mode: "0660", gid: 6, size: 0, sha256: null, ...over });
+    const planted = classify(added(node("/srv/www/up/.cache", { mode: "0666" })));
+    assert.deepEqual([planted.severity, planted.reason], ["high", "new device node outside /dev (raw access to a disk or memory for whoever its mode lets open it)"]);
+    assert.equal(classify(added(node("/srv/chroot/dev/mem", { type: "char", mode: "0600" }))).severity, "high", "a chroot's /dev is not /dev");
+    assert.equal(classify(added(node("/dev/sdb"))).severity, "low", "new disks appear under /dev");
+    const swapped = classify(changed(entry("/srv/www/logo.png", { mode: "0644" }), node("/srv/www/logo.png", { mode: "0666" })));
+    assert.deepEqual([swapped.severity, swapped.reason], ["critical", "swapped for a device node outside /dev (file→block)"]);
+    const chrootNull = node("/srv/chroot/dev/null", { type: "char", mode: "0600", gid: 0 });
+    for (const over of [{ mode: "0666" }, { ino: "8" }, { uid: 1000 }, { mode: "0660", gid: 1000 }]) {
+      assert.equal(classify(changed(chrootNull, { ...chrootNull, ...over, ctime: "2" })).severity, "high", JSON.stringify(over));
+    }
+    assert.equal(classify(changed(chrootNull, { ...chrootNull, mode: "0400", ctime: "2" })).severity, "medium", "access taken away");
+    assert.equal(classify(changed(node("/dev/sda"), node("/dev/sda", { mode: "0666", ctime: "2" }))).severity, "medium", "/dev is out of this rule");
+  });
+
+  // ASVS 16.5.3. Was: handing root's .bashrc to uid 1000, or /root made 0777, was medium "metadata changed".
+  it("rates a persistence file or a home directory handed to another user or writable group, or opened to others, high", () => {
+    const rate = (before: FileEntry, over: Partial<FileEntry>): string => {
+      const c = classify(changed(before, { ...before, ...over, ctime: "2" }));
+      return `${c.severity}: ${c.reason}`;
+    };
+    assert.match(rate(entry("/root/.bashrc", { mode: "0644" }), { uid: 1000, gid: 1000 }), /^high: owner changed to a user other than root in a persistence location: a shell start-up file/);
+    assert.match(rate(entry("/home/alice/.profile", { mode: "0644", uid: 1000, gid: 1000 }), { uid: 1001 }), /^high: owner changed to a user other than root/);
+    assert.match(rate(entry("/var/spool/cron/crontabs/alice", { mode: "0620", uid: 1000, gid: 102 }), { gid: 1000 }), /^high: group-writable entry handed to another group in a persistence location/);
+    assert.match(rate(entry("/home/alice", { type: "dir", mode: "0750", uid: 1000, gid: 1000, sha256: null }), { uid: 1001 }), /^high: owner changed to a user other than root in a persistence location: a home directory/);
+    for (const path of ["/home", "/root/.config", "/home/alice/.config/systemd", "/srv/git/.ssh"]) {
+      assert.match(rate(entry(path, { type: "dir", mode: "0755", sha256: null }), { mode: "0775" }), /^high: group\/other write permission added in a persistence location: a home directory/, path);
+    }
+    // To root, a group that may not write, or outside homes and persistence locations: medium, as documented.
+    assert.equal(rate(entry("/home/alice/.bashrc", { mode: "0644", uid: 1000 }), { uid: 0 }).split(":")[0], "medium");
+    assert.equal(rate(entry("/root/.bashrc", { mode: "0644" }), { gid: 1000 }).split(":")[0], "medium");
+    assert.equal(rate(entry("/srv/www", { type: "dir", mode: "0755", sha256: null }), { mode: "0777" }).split(":")[0], "medium");
+    assert.equal(rate(entry("/home/alice/public_html", { type: "dir", mode: "0755", sha256: null }), { uid: 33 }).split(":")[0], "medium");
+    assert.equal(rate(entry("/tmp", { type: "dir", mode: "1777", sha256: null }), { mode: "0777" }).split(":")[0], "medium");
+  });
+
+  it("rates new files where the system or a login runs them without an execute bit high (ASVS 16.5.3)", () => {
+    const added = (path: string): string => {
+      const c = classify({ kind: "added", path, before: null, after: entry(path, { mode: "0644" }), changes: [], content: true });
+      return `${c.severity}: ${c.reason}`;
+    };
+    const cases: Array<[string, string]> = [
+      ["/root/.ssh/rc", "T1037"],
+      ["/home/alice/.bash_aliases", "T1546.004"],
+      ["/usr/lib/udev/rules.d/99-x.rules", "T1546.017"],
+      ["/etc/apt/apt.conf", "T1546.016"],
+      ["/etc/logrotate.conf", "T1053"],
+      ["/usr/local/lib/python3.12/dist-packages/zz.pth", "T1546.018"],
+      ["/srv/app/venv/lib/python3.12/site-packages/sitecustomize.py", "T1546.018"],
+    ];
+    for (const [path, technique] of cases) assert.match(added(path), new RegExp(`^high: new entry in a persistence location: .*\\(${technique.replace(".", "\\.")}\\)$`), path);
+    // Only a .pth at the top of site-packages is read at start-up; a module is not a hook.
+    assert.match(added("/usr/lib/python3/dist-packages/pkg/zz.pth"), /^low/);
+    assert.match(added("/usr/lib/python3/dist-packages/requests/api.py"), /^low/);
+    assert.match(added("/home/alice/.ssh/rc.bak"), /^low/);
+  });
 });
 
 describe("compareBaseline on a real tree", () => {
@@ -215,6 +289,26 @@ describe("compareBaseline on a real tree", () => {
     assert.deepEqual(r.roots, [join(tree, "sub")]);
     assert.deepEqual(byId(r.findings, "files.changed", "high"), ["/sub/inner"]);
     assert.equal(r.findings.length, 1);
+  });
+
+  // ASVS 16.5.3. Was: every baseline entry was out of scope and every file "added" (low): the genuine baseline of another
+  // tree swapped in passed a trojaned script as new, exit 0.
+  it("refuses a PATH the baseline did not record (outside its roots, above one, or under a recorded exclusion) before scanning", async () => {
+    for (const path of [join(root, "elsewhere"), root, "/"]) {
+      await assert.rejects(compareBaseline({ baseline, signer, paths: [path] }), (error: Error & { code?: string }) => {
+        assert.equal(error.code, "BULWARK_ERR_FILES_PATH");
+        assert.equal(error.message, `cannot compare ${path} with the baseline ${baseline}: it did not record that path, only ${tree}; give PATHs it covers, or the baseline of that tree`);
+        return true;
+      });
+    }
+    const b2 = join(root, "excl.jsonl");
+    await createBaseline({ paths: [tree], out: b2, signer, clock, exclude: [join(tree, "sub")] });
+    await assert.rejects(compareBaseline({ baseline: b2, signer, paths: [join(tree, "sub", "inner"), join(tree, "keep")] }), {
+      code: "BULWARK_ERR_FILES_PATH",
+      message: `cannot compare ${join(tree, "sub", "inner")} with the baseline ${b2}: it did not record that path, only ${tree} (excluding ${join(tree, "sub")}); give PATHs it covers, or the baseline of that tree`,
+    });
+    // A PATH inside a recorded root, the root itself, and several: compared as before.
+    assert.deepEqual((await compareBaseline({ baseline, signer, paths: [tree, join(tree, "keep")] })).findings, []);
   });
 
   it("reports a whole recorded root that disappeared as removed", async () => {

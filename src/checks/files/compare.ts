@@ -20,8 +20,16 @@ export interface DiffEvent {
 export const UNVERIFIED_CONTENT = "content not verified";
 
 /**
+ * The change noted when a directory that could not be listed (in the baseline, now, or both) moved: its entries were
+ * not compared one by one, so what was added or removed in it is not verified.
+ */
+export const UNVERIFIED_ENTRIES = "entries not verified";
+
+/**
  * The fields that differ between two records of one path. Directories ignore size, mtime and
- * ctime: they change whenever an entry is added or removed, which is already reported per entry.
+ * ctime: they change whenever an entry is added or removed, which is already reported per entry —
+ * except for a directory unreadable (not listable) on either side, whose entries are not: there a moved mtime, ctime
+ * or inode (which a new entry, a removal or a rename leaves) is noted as UNVERIFIED_ENTRIES.
  * A hash is compared only when both sides have one. Without one (unreadable, changed during the scan, too large
  * to hash), a regular file counts as changed content — never as metadata only — when its size, mtime, ctime or
  * inode moved (a same-size trojan kept `touch`ed while it is read would otherwise pass as a new mtime), or when the
@@ -62,6 +70,11 @@ export function diffEntry(before: FileEntry, after: FileEntry): { changes: strin
     if (before.size !== after.size) changes.push(`size ${before.size}→${after.size}`);
     if (before.mtime !== after.mtime) changes.push("mtime");
     if (before.ctime !== after.ctime) changes.push("ctime");
+  } else if (before.status === "unreadable" || after.status === "unreadable") {
+    // Its times are the one trace of what was done inside (ctime: no user can set it back after a `touch -r`).
+    if (before.mtime !== after.mtime) changes.push("mtime");
+    if (before.ctime !== after.ctime) changes.push("ctime");
+    if (before.mtime !== after.mtime || before.ctime !== after.ctime || before.ino !== after.ino) changes.push(UNVERIFIED_ENTRIES);
   }
   return { changes, content };
 }

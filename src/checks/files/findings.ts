@@ -22,15 +22,15 @@ const SPECIAL = new Set(["fifo", "socket", "block", "char"]);
 
 const TEXT: Record<string, { title: (n: number) => string; detail: string; remediation: string }> = {
   "files.changed/critical": {
-    title: (n) => `${n} system executable(s) or setuid file(s) changed since the baseline`,
+    title: (n) => `${n} system executable(s), setuid file(s) or device node(s) changed since the baseline`,
     detail:
-      "Programs in system binary or library directories changed in content, or could not be hashed now while written to since the baseline (each entry's reason says which). Outside a package upgrade this is how a trojaned binary or rootkit looks.",
+      "Programs in system binary or library directories or setuid files changed in content, or could not be hashed now while written to since the baseline, or an entry outside /dev was swapped for a device node (each entry's reason says which). Outside a package upgrade this is how a trojaned binary or rootkit looks.",
     remediation: "Check each file against its package (dpkg --verify / rpm -Va); if no upgrade explains it, treat the host as compromised and rebuild it.",
   },
   "files.changed/high": {
     title: (n) => `${n} file(s) changed in content or gained dangerous permissions since the baseline`,
     detail:
-      "The SHA-256, the link target or the type of these entries differs from the baseline, or their content could not be hashed (changed during the scan, unreadable, too large) while the baseline had a hash or they were written to since, or they became setuid/setgid or executable, or group/other-writable in a system directory or a persistence location (each entry's reason says which).",
+      "The SHA-256, the link target or the type of these entries differs from the baseline, or their content could not be hashed (changed during the scan, unreadable, too large) while the baseline had a hash or they were written to since, or a directory that could not be listed was written to since (what it holds now is not verified), or they became setuid/setgid or executable, or writable by another user or group in a system directory, a persistence location or a home directory, or a device node outside /dev was replaced or opened up (each entry's reason says which).",
     remediation: "Confirm each change was intended (deployment, upgrade, configuration change); then record a new baseline.",
   },
   "files.changed/medium": {
@@ -39,9 +39,9 @@ const TEXT: Record<string, { title: (n: number) => string; detail: string; remed
     remediation: "Confirm the permission and ownership changes were intended; then record a new baseline.",
   },
   "files.added/high": {
-    title: (n) => `${n} new executable(s), setuid file(s), server-side script(s) or persistence file(s) since the baseline`,
+    title: (n) => `${n} new executable(s), setuid file(s), device node(s), server-side script(s) or persistence file(s) since the baseline`,
     detail:
-      "New programs, setuid/setgid files, web scripts (a PHP webshell) and web server configuration (.htaccess), and new files where the system runs them or lets a login in (cron, sudoers.d, systemd units, update-motd.d, authorized_keys: each entry's reason says which) are how attackers keep access.",
+      "New programs, setuid/setgid files, device nodes outside /dev (raw access to a disk or memory), web scripts (a PHP webshell) and web server configuration (.htaccess), and new files where the system runs them or lets a login in (cron, sudoers.d, systemd units, udev rules, APT hooks, update-motd.d, authorized_keys, ~/.ssh/rc: each entry's reason says which) are how attackers keep access.",
     remediation: "Find which package or deployment installed each one; remove anything unexplained and investigate the host.",
   },
   "files.added/low": {
@@ -83,7 +83,7 @@ const TEXT: Record<string, { title: (n: number) => string; detail: string; remed
   },
   "files.special/info": {
     title: (n) => `${n} special file(s) found (FIFO, socket or device)`,
-    detail: "Special files are recorded by metadata only; a device node outside /dev can give raw access to a disk.",
+    detail: "Special files are recorded by metadata only; a device node outside /dev can give raw access to a disk (a new one is also files.added, high).",
     remediation: "Confirm each special file outside /dev and /run is expected.",
   },
 };
