@@ -24,7 +24,7 @@ import { diffEntry, type DiffEvent } from "../src/checks/files/compare.ts";
 import type { FileEntry } from "../src/checks/files/entry.ts";
 import type { ScanFS } from "../src/checks/files/hash-file.ts";
 import { nodeScanFS } from "../src/checks/files/scan.ts";
-import { tempDir, testSigner } from "../src/checks/files/test-helpers.ts";
+import { ratingsOf, tempDir, testSigner } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { nftElements, setcapAvailable } from "./helpers/checks.ts";
 
@@ -241,10 +241,7 @@ function entry(path: string, over: Partial<FileEntry> = {}): FileEntry {
 }
 const changed = (before: FileEntry, after: FileEntry): DiffEvent => ({ kind: "changed", path: after.path, before, after, ...diffEntry(before, after) });
 
-/** "id/severity" of every finding whose evidence lists `path`. */
-function ratings(findings: readonly Finding[], path: string): string[] {
-  return findings.filter((f) => ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path)).map((f) => `${f.id}/${f.severity}`);
-}
+const ratings = ratingsOf;
 const highFor = (findings: readonly Finding[], path: string): boolean => ratings(findings, path).some((r) => r.endsWith("/high") || r.endsWith("/critical"));
 
 /** A ScanFS whose lstat answers `override(path, stat)` instead, for the paths it returns a value for. */

@@ -13,7 +13,7 @@ import { after, describe, test } from "node:test";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import type { OpenFile, ScanFS } from "../src/checks/files/hash-file.ts";
 import { nodeScanFS } from "../src/checks/files/scan.ts";
-import { tempDir, testSigner } from "../src/checks/files/test-helpers.ts";
+import { ratingsOf, tempDir, testSigner } from "../src/checks/files/test-helpers.ts";
 import type { Finding } from "../src/checks/finding.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { bulwark, bulwarkInProcess } from "./helpers/cli.ts";
@@ -169,12 +169,7 @@ describe("authlog: a brute force and its login in two rotated files", () => {
 const clock = new ManualClock(Date.UTC(2026, 0, 1));
 const signer = testSigner();
 
-/** "id/severity" of every finding whose evidence lists `path`. */
-function ratings(findings: readonly Finding[], path: string): string[] {
-  return findings
-    .filter((f) => ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path))
-    .map((f) => `${f.id}/${f.severity}`);
-}
+const ratings = ratingsOf;
 
 describe("files: content an intruder keeps from being hashed", () => {
   // An intruder edits a file in place at the same size (a uid 1000 → 0000 in a passwd-like file; patched bytes in a

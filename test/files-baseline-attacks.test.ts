@@ -15,7 +15,7 @@ import { diffEntry, type DiffEvent } from "../src/checks/files/compare.ts";
 import type { FileEntry } from "../src/checks/files/entry.ts";
 import type { ScanFS } from "../src/checks/files/hash-file.ts";
 import { nodeScanFS, scanTree } from "../src/checks/files/scan.ts";
-import { tempDir, testSigner } from "../src/checks/files/test-helpers.ts";
+import { ratingsOf, tempDir, testSigner, treeSandbox } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { escapeControls } from "../src/lib/terminal.ts";
 import { setcapAvailable } from "./helpers/checks.ts";
@@ -30,19 +30,12 @@ after(() => {
 
 /** A fresh temp dir holding `tree/` (returned) and room for a baseline beside it. */
 function sandbox(): { root: string; tree: string; baseline: string } {
-  const root = tempDir("bulwark-redteam-files-");
-  dirs.push(root);
-  const tree = join(root, "tree");
-  mkdirSync(tree);
-  return { root, tree, baseline: join(root, "b.jsonl") };
+  const box = treeSandbox("bulwark-redteam-files-");
+  dirs.push(box.root);
+  return box;
 }
 
-/** "id/severity" of every finding whose evidence lists `path`. */
-function ratings(findings: readonly Finding[], path: string): string[] {
-  return findings
-    .filter((f) => ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path))
-    .map((f) => `${f.id}/${f.severity}`);
-}
+const ratings = ratingsOf;
 
 /** True when some finding at high or critical lists a path for which `match` is true. */
 function highFor(findings: readonly Finding[], match: (path: string) => boolean): boolean {

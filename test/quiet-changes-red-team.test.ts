@@ -54,7 +54,7 @@ import { diffEntry } from "../src/checks/files/compare.ts";
 import type { FileEntry } from "../src/checks/files/entry.ts";
 import type { ScanFS } from "../src/checks/files/hash-file.ts";
 import { nodeScanFS } from "../src/checks/files/scan.ts";
-import { tempDir, testSigner } from "../src/checks/files/test-helpers.ts";
+import { ratingsOf, tempDir, testSigner, treeSandbox } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 
 const signer = testSigner();
@@ -66,19 +66,12 @@ after(() => {
 
 /** A fresh temp dir holding `tree/` (returned) and room for baselines beside it. */
 function sandbox(): { root: string; tree: string; baseline: string } {
-  const root = tempDir("bulwark-quiet-changes-");
-  dirs.push(root);
-  const tree = join(root, "tree");
-  mkdirSync(tree);
-  return { root, tree, baseline: join(root, "b.jsonl") };
+  const box = treeSandbox("bulwark-quiet-changes-");
+  dirs.push(box.root);
+  return box;
 }
 
-/** "id/severity" of every finding whose evidence lists `path`. */
-function ratings(findings: readonly Finding[], path: string): string[] {
-  return findings
-    .filter((f) => ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path))
-    .map((f) => `${f.id}/${f.severity}`);
-}
+const ratings = ratingsOf;
 
 const atLeastHigh = (rated: readonly string[]): boolean => rated.some((r) => r.endsWith("/high") || r.endsWith("/critical"));
 const failsDefaultRun = (findings: readonly Finding[]): boolean => findings.some((f) => f.severity === "high" || f.severity === "critical");

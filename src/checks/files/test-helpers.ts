@@ -1,9 +1,10 @@
 // Helpers for the files and downloads tests: an Ed25519 Signer like the keyring's, and temp dirs.
 import { generateKeyPairSync, sign, verify } from "node:crypto";
-import { mkdtempSync, realpathSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Signer } from "../../crypto/signer.ts";
+import type { Finding } from "../finding.ts";
 
 /** A Signer holding one fresh Ed25519 key under `keyId`; verifies only that key, as a keyring would. */
 export function testSigner(keyId: string = "sk_test"): Signer {
@@ -27,4 +28,22 @@ export function testSigner(keyId: string = "sk_test"): Signer {
 /** A new temporary directory, with symlinks resolved so recorded paths match what tests expect. */
 export function tempDir(prefix: string): string {
   return realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+}
+
+/**
+ * A new temporary directory (tempDir) holding an empty `tree/` to scan, with room beside it for a baseline
+ * (`baseline`, not created). The caller removes `root`.
+ */
+export function treeSandbox(prefix: string): { root: string; tree: string; baseline: string } {
+  const root = tempDir(prefix);
+  const tree = join(root, "tree");
+  mkdirSync(tree);
+  return { root, tree, baseline: join(root, "b.jsonl") };
+}
+
+/** "id/severity" of every finding whose evidence lists the entry `path`: how a compare rated it. */
+export function ratingsOf(findings: readonly Finding[], path: string): string[] {
+  return findings
+    .filter((f) => ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path))
+    .map((f) => `${f.id}/${f.severity}`);
 }
