@@ -241,6 +241,7 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
     const keyring = await Keyring.open({
       masterKey, store: createKeyStore(database), clock, random,
       onTamperedKey: (event) => logger.error({ keyId: event.keyId, field: event.field, stored: event.stored, bound: event.bound }, event.message),
+      onMasterKeyChange: (event) => logger.warn({ masterKeyId: event.masterKeyId, state: event.state }, event.message),
       // A key from the file follows a master key rotation (`keys rotate-master`): the file's new key, or the pending one
       // of a rotation that committed and stopped before its rename. A key from the environment cannot be re-read.
       ...(envKey === null ? { findMasterKey: (check: string) => findRotatedMasterKey(keyFile, check, { log: (message) => logger.warn(message) }) } : {}),

@@ -144,6 +144,21 @@ export interface KeyringOptions {
    * Absent (a key from the environment): such a process fails with BULWARK_ERR_MASTER_KEY_ROTATED.
    */
   findMasterKey?: (recordedCheck: string) => Uint8Array | null;
+  /**
+   * Hears when a running process's master key in force changes under it (#checkMaster): it followed a rotation the
+   * store records ("followed"), it cannot follow one and knows no browser until restarted ("orphaned"), or the store
+   * records its own key again and its device key is back ("restored"). The caller logs it: an operator should learn
+   * that every sign-in is now a new browser's, and a database writer's edited check is seen.
+   */
+  onMasterKeyChange?: (event: MasterKeyChange) => void;
+}
+
+/** A change of the master key in force in a running process (KeyringOptions.onMasterKeyChange). */
+export interface MasterKeyChange {
+  state: "followed" | "orphaned" | "restored";
+  /** The fingerprint (masterKeyId) of the key held now. */
+  masterKeyId: string;
+  message: string;
 }
 
 /** A key row whose `created_at` or `purpose` differs from what its wrap binds (KeyringOptions.onTamperedKey). */
@@ -200,8 +215,9 @@ export class Keyring {
    * replaced by a master key rotation — a copied master key must not keep forging cookies the live service trusts.
    */
   #deviceKey: KeyObject;
-  /** True once the master key was rotated to one this process cannot have (#checkMaster): the device key is a random one since. */
+  /** True while the store records a master key this process cannot have (#checkMaster): the device key is a random one. */
   #deviceKeyOrphaned = false;
+  readonly #onMasterKeyChange: ((event: MasterKeyChange) => void) | null;
   /**
    * A subkey of the tag key (HKDF-SHA256, FLOOD_KEY_LABEL), derived once here: like the tag key it is the same on every
    * node and across master key rotations (which re-wrap the tag key, never change it), so a flood window or a
@@ -243,6 +259,7 @@ export class Keyring {
     this.#clock = options.clock;
     this.#random = options.random;
     this.#onTamperedKey = options.onTamperedKey ?? null;
+    this.#onMasterKeyChange = options.onMasterKeyChange ?? null;
     this.#checkedAt = options.clock.now();
   }
 
@@ -395,18 +412,34 @@ export class Keyring {
    * of it, while the device key (deviceKeyOf) does change — a server still deriving it from the old master took cookies
    * the copied key forges, and the attacker's own browser from before the response, as known. A process that cannot
    * have the new key (BULWARK_MASTER_KEY) keeps the keys it holds and still fails on the first key made since, as
-   * before; meanwhile it knows no browser: its device key becomes a random one of its own, so every sign-in is a new
-   * browser's and told to its owner until the process is restarted with the new key.
+   * before; meanwhile it knows no browser: its device key is a random one of its own, so every sign-in is a new
+   * browser's and told to its owner. Decided afresh at every read, never a one-way switch: once the store records the
+   * key held again (a forged check put back, a rotation rolled back) the device key is that key's again, and a process
+   * that followed a rotation (its key file copied over) is judged by the new key from then on.
    */
   async #checkMaster(store: KeyStore): Promise<void> {
+    let followed: boolean;
     try {
-      await this.#followMaster(store);
+      followed = await this.#followMaster(store);
     } catch (error) {
       if (!(error instanceof KeyringError) || error.code !== "BULWARK_ERR_MASTER_KEY_ROTATED") throw error;
       if (this.#deviceKeyOrphaned) return;
       this.#deviceKeyOrphaned = true;
       this.#deviceKey = deviceKeyOf(this.#random.bytes(32));
+      return this.#told("orphaned", `${error.message}; until then no browser is known: every sign-in is a new browser's, told to its owner`);
     }
+    if (followed) {
+      this.#deviceKeyOrphaned = false;
+      return this.#told("followed", `followed the master key rotation the store records: now ${this.masterKeyId}; every browser counts as new once`);
+    }
+    if (!this.#deviceKeyOrphaned) return;
+    this.#deviceKeyOrphaned = false;
+    this.#deviceKey = deviceKeyOf(this.#master);
+    this.#told("restored", `the store records this process's master key ${this.masterKeyId} again (a rotation rolled back, or its check edited and put back): browsers known under it are known again`);
+  }
+
+  #told(state: MasterKeyChange["state"], message: string): void {
+    this.#onMasterKeyChange?.({ state, masterKeyId: this.masterKeyId, message });
   }
 
   /** Takes the key table as read by read number `sequence`: every key's material, and the current keys unless a later read already applied. */

@@ -171,7 +171,7 @@ export async function failedByAddress(database: Database, range: SlowRange, min:
     c.lastAt = Math.max(c.lastAt, Number(r.last_at));
     clients.set(key, c);
   }
-  for (const site of sprayingSites(read, min)) clients.set(site.ip, site);
+  for (const site of sprayingSites(read, min, clients)) clients.set(site.ip, site);
   const spraying = [...clients.values()].filter((c) => c.accounts >= min && c.lastAt >= range.since)
     .sort((a, b) => b.accounts - a.accounts || a.ip.localeCompare(b.ip)).map(({ ip, failed, accounts }) => ({ ip, failed, accounts }));
   return { clients: spraying.slice(0, MAX_SPRAYING), total: spraying.length, rowsCut, rowsRead: Math.min(rows.length, MAX_ADDRESS_ROWS) };
@@ -181,15 +181,16 @@ export async function failedByAddress(database: Database, range: SlowRange, min:
  * The IPv6 sites (/48, ipSite) among `rows` that failed on at least SITE_CLIENTS times `min` accounts over two or more
  * of their /64s, as flood control keeps a window for a site: one holder of a /48 taking a new /64 for every few
  * accounts was 65,536 clients, each under the bar. The bar is higher than a client's because a campus or an office
- * behind one /48 fails on many accounts too; a site whose failures came from one /64 is that /64, judged as a client.
- * A site's count sums its addresses' (an upper bound, as a client's).
+ * behind one /48 fails on many accounts too. A /64 that reaches the bar on its own is that client, judged as one, and
+ * left out of its site's count: one compromised host on a campus is not the campus (its staff's sign-ins from their
+ * own /64s are not a sprayer's). A site's count sums its other addresses' (an upper bound, as a client's).
  */
-function sprayingSites(rows: readonly AddressRow[], min: number): Array<{ ip: string; failed: number; accounts: number; lastAt: number }> {
+function sprayingSites(rows: readonly AddressRow[], min: number, clients: ReadonlyMap<string, { accounts: number }>): Array<{ ip: string; failed: number; accounts: number; lastAt: number }> {
   const sites = new Map<string, { ip: string; failed: number; accounts: number; lastAt: number; nets: Set<string> }>();
   for (const r of rows) {
     if (typeof r.ip !== "string" || r.ip === "") continue;
     const site = ipSite(r.ip);
-    if (!site.endsWith("/48")) continue;
+    if (!site.endsWith("/48") || (clients.get(ipBucket(r.ip))?.accounts ?? 0) >= min) continue;
     const s = sites.get(site) ?? { ip: site, failed: 0, accounts: 0, lastAt: 0, nets: new Set<string>() };
     s.failed += Number(r.n);
     s.accounts += Number(r.accounts);
