@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { childEnvironment } from "../../lib/child-env.ts";
 import type { Finding } from "../finding.ts";
-import type { MatchContext } from "./match.ts";
+import { localPort, type MatchContext } from "./match.ts";
 import type { SshConfig } from "./parser.ts";
 
 const CANDIDATES = ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"];
@@ -60,7 +60,7 @@ export function connectionSpec(ctx: MatchContext): string {
  */
 export function sshdTestContext(config: SshConfig, match: MatchContext | undefined): MatchContext | undefined {
   if (match?.lport !== undefined) return match;
-  const named = new Set(config.blocks.flatMap((b) => b.criteria.filter((c) => c.attribute === "localport").map((c) => Number(c.value))));
+  const named = new Set(config.blocks.flatMap((b) => b.criteria.filter((c) => c.attribute === "localport").map(localPort)));
   if (named.size === 0) return match;
   let port = 65535;
   while (named.has(port)) port--;

@@ -8,6 +8,7 @@ import { parseCriteria, parseMatchSpec, type MatchContext } from "./match.ts";
 import { memorySource } from "./memory-source.ts";
 import { parseSshdConfig } from "./parser.ts";
 import { addressMatchList, matchPatternList } from "./patterns.ts";
+import { parseServices } from "./services.ts";
 import { assembleAlgorithms, parseTime } from "./values.ts";
 
 const MAIN = "/etc/ssh/sshd_config";
@@ -209,6 +210,18 @@ describe("sshd -T spellings found by the differential test", () => {
     assert.throws(() => at("Port 0\n"), /line 1: Badly formatted port number/);
     assert.throws(() => at("Port 22 23\n"), /line 1: keyword Port extra arguments/);
     assert.doesNotThrow(() => at("Port +2222\n"));
+  });
+  test("ports by service name are read as sshd's a2port() reads them (strtonum, then getservbyname): Port ssh, Match LocalPort ssh", () => {
+    // Checked with sshd -T -C lport=22 (OpenSSH 9.2p1): "Port ssh" listens on 22, "Port SSH" and "Port -0" are refused,
+    // "Match LocalPort ssh" and 'Match LocalPort " 22"' apply to port 22, "Match LocalPort -0" to none.
+    const services = parseServices("ssh\t\t22/tcp\t\t# SSH Remote Login Protocol\n");
+    const load = (text: string) => parseSshdConfig(text, MAIN, { services });
+    assert.doesNotThrow(() => load("Port ssh\n"));
+    assert.throws(() => load("Port SSH\n"), /line 1: Badly formatted port number/);
+    assert.throws(() => load("Port -0\n"), /line 1: Badly formatted port number/);
+    assert.throws(() => load("Match LocalPort http\n"), /Invalid LocalPort 'http'/);
+    const root = (text: string): string | undefined => evaluate(load(`${text}\n  PermitRootLogin yes\n`), { match: { user: "u", lport: 22 } }).effective["permitrootlogin"];
+    assert.deepEqual([root("Match LocalPort ssh"), root('Match LocalPort " 22"'), root("Match LocalPort -0")], ["yes", "yes", "without-password"]);
   });
   test("FingerprintHash is the one keyword whose last value wins, as in sshd", () => {
     assert.equal(at("FingerprintHash sha256\nFingerprintHash md5\n")["fingerprinthash"], "MD5");

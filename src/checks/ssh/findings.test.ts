@@ -207,6 +207,56 @@ describe("ssh findings", () => {
     ]);
   });
 
+  // Round "sshd shapes": printed "none" that sshd does not take as none (checked on loopback with sshd -ddd, 9.2p1).
+  test("attack: TrustedUserCAKeys none in a Match block is the CA file /none, AuthorizedPrincipalsFile none there ~/none; at load both are no file", () => {
+    const scan = (text: string) => checkSshConfig(parse(text));
+    assert.equal(scan("TrustedUserCAKeys none\nAuthorizedPrincipalsFile none\n").find((f) => f.id === "ssh.trusted-user-ca-keys"), undefined);
+    const block = scan("Match User root\n  TrustedUserCAKeys NONE\n  AuthorizedPrincipalsFile None\n");
+    assert.deepEqual(
+      block.filter((f) => f.id.startsWith("ssh.trusted") || f.id.startsWith("ssh.authorized-principals")).map((f) => [f.id, f.severity, f.title]),
+      [
+        ["ssh.trusted-user-ca-keys", "medium", "certificates signed by the CA keys in /none are accepted for User root"],
+        ["ssh.authorized-principals-file", "low", "certificate principals mapped to users by ~/None for User root"],
+      ],
+    );
+    // "Match All" is applied in the pass for each connection too: the global evaluation already has it.
+    assert.match(find("Match All\n  TrustedUserCAKeys none\n", "ssh.trusted-user-ca-keys")?.detail ?? "", /set in a Match block.*\/none/);
+  });
+
+  test("attack: AuthorizedKeysCommandUser none names the account called none (the command is reported); an unset user stays no user", () => {
+    const f = find("AuthorizedKeysCommand /usr/local/bin/k %u\nAuthorizedKeysCommandUser none\n", "ssh.authorized-keys-command");
+    assert.equal(f?.title, "keys also accepted from the output of /usr/local/bin/k %u, run as none");
+    assert.match(f?.detail ?? "", /account called none/);
+    const principals = find("TrustedUserCAKeys /etc/ssh/ca.pub\nAuthorizedPrincipalsCommand /bin/p %u\nAuthorizedPrincipalsCommandUser none\n", "ssh.authorized-principals-command");
+    assert.equal(principals?.severity, "low");
+    // A command in a Match block without a user: sshd skips it at login ("No user for AuthorizedKeysCommand specified").
+    assert.equal(checkSshConfig(parse("Match User root\n  AuthorizedKeysCommand /tmp/.k\n")).find((f) => f.id === "ssh.authorized-keys-command"), undefined);
+    assert.match(checkSshConfig(parse("Match User root\n  AuthorizedKeysCommand /tmp/.k\n  AuthorizedKeysCommandUser none\n")).find((f) => f.id === "ssh.authorized-keys-command")?.title ?? "", /run as none for User root/);
+  });
+
+  test("attack: HostbasedAuthentication yes is medium, high where the users' own ~/.shosts count (IgnoreRhosts no or shosts-only); nothing where no method list allows it", () => {
+    assert.equal(find("", "ssh.hostbased-authentication"), undefined);
+    assert.equal(find("HostbasedAuthentication yes\n", "ssh.hostbased-authentication")?.severity, "medium");
+    assert.equal(find("HostbasedAuthentication yes\nIgnoreRhosts no\n", "ssh.hostbased-authentication")?.severity, "high");
+    assert.equal(find("HostbasedAuthentication yes\nIgnoreRhosts shosts-only\n", "ssh.hostbased-authentication")?.title, "host-based authentication enabled, with the users' own ~/.shosts");
+    assert.equal(find("HostbasedAuthentication yes\nIgnoreRhosts no\nAuthenticationMethods publickey\n", "ssh.hostbased-authentication"), undefined);
+    assert.equal(find("HostbasedAuthentication yes\nAuthenticationMethods publickey,hostbased\n", "ssh.hostbased-authentication")?.severity, "medium");
+    const block = checkSshConfig(parse("Match Address 192.0.2.0/24\n  HostbasedAuthentication yes\n  IgnoreRhosts no\n")).filter((f) => f.id === "ssh.hostbased-authentication");
+    assert.deepEqual(block.map((f) => [f.severity, f.title]), [["high", "host-based authentication enabled, with the users' own ~/.shosts or ~/.rhosts for Address 192.0.2.0/24"]]);
+  });
+
+  test("past the work budget a block naming another key file, command or weak algorithm is still reported; one repeating the global line is not", () => {
+    const text =
+      "AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/keys/%u\nMatch User bob\n  AuthorizedKeysFile /etc/ssh/keys/%u\n" +
+      "Match User root\n  AuthorizedKeysFile /var/tmp/.k\nMatch User legacy\n  PubkeyAcceptedAlgorithms +ssh-rsa\n" +
+      "Match User none\n  TrustedUserCAKeys none\n";
+    const findings = checkSshConfig(parse(text), { combinationBudget: 0 });
+    const named = (id: string) => findings.filter((f) => f.id === id).map((f) => [f.title, f.evidence["combinationChecked"]]);
+    assert.deepEqual(named("ssh.authorized-keys-file"), [["keys also accepted from /etc/ssh/keys/%u", undefined], ["keys also accepted from /var/tmp/.k for User root", false]]);
+    assert.deepEqual(named("ssh.weak-pubkey-algorithms"), [["weak public key algorithms accepted: ssh-rsa for User legacy", false]]);
+    assert.deepEqual(named("ssh.trusted-user-ca-keys"), [["certificates signed by the CA keys in /none are accepted for User none", false]]);
+  });
+
   test("a Match block that lifts the method restriction is named, though PasswordAuthentication is set globally", () => {
     const findings = checkSshConfig(parse("AuthenticationMethods publickey\nPermitRootLogin no\nMatch Address 10.0.0.0/8\n  AuthenticationMethods password\n"));
     const pw = findings.filter((f) => f.id === "ssh.password-authentication");

@@ -21,7 +21,11 @@ export interface Rule {
   keyword: string;
   /** Other options the verdict depends on: their sources are evidence too, and a Match block setting one can cause the finding. */
   depends: readonly string[];
-  check(value: string, effective: Readonly<Record<string, string>>): { severity: Severity; title: string; detail: string; remediation: string } | null;
+  /**
+   * The verdict for the printed value and the other effective options; `sources` says where each value came from,
+   * for the options whose printed "none" means one thing from the compiled-in default and another from a line.
+   */
+  check(value: string, effective: Readonly<Record<string, string>>, sources: Readonly<Record<string, Source>>): { severity: Severity; title: string; detail: string; remediation: string } | null;
   /**
    * Whether an earlier finding of this rule already says what a later one for more Match blocks says, when
    * it is as severe (default: yes). A list rule says no when the later one names an algorithm the earlier did not.
@@ -204,7 +208,7 @@ export function sshFindings(evaluation: Evaluation): Finding[] {
   const out: Finding[] = [];
   for (const rule of RULES) {
     const value = effective[rule.keyword] as string;
-    const hit = rule.check(value, effective);
+    const hit = rule.check(value, effective, sources);
     if (!hit) continue;
     const evidence: Record<string, unknown> = { keyword: rule.keyword, value, ...sourceEvidence(sources[rule.keyword]), ...ignoredEvidence(evaluation, [rule.keyword, ...rule.depends]) };
     // The restriction that changed the verdict is evidence too.
@@ -344,9 +348,7 @@ export function checkSshConfig(config: SshConfig, options: CheckSshOptions = {})
           combination,
           approximate: true,
           finding: () => {
-            // Only a verdict worse than any reported so far is worth a finding whose blocks were not checked.
-            const hit = rule.check(evaluation.effective[rule.keyword] as string, evaluation.effective);
-            if (hit === null || (reported.get(rule.id) ?? []).some((r) => rank(r.severity) <= rank(hit.severity))) return undefined;
+            if (rule.check(evaluation.effective[rule.keyword] as string, evaluation.effective, evaluation.sources) === null) return undefined;
             return sshFindings(evaluation).find((f) => f.id === rule.id);
           },
         });
@@ -358,8 +360,11 @@ export function checkSshConfig(config: SshConfig, options: CheckSshOptions = {})
       if (f === undefined) continue;
       const blocks = new Set(combination.blocks);
       const earlier = reported.get(f.id) ?? [];
+      // A finding whose blocks were not checked (approximate) is worth reporting only when no finding so far, for
+      // whatever blocks, is as severe and says as much: a block naming another key file or command than the global
+      // line is reported, one repeating it is not.
       const covered = (r: { severity: Severity; blocks: ReadonlySet<number>; finding: Finding }): boolean =>
-        rank(r.severity) <= rank(f.severity) && [...r.blocks].every((b) => blocks.has(b)) && (rule.covers?.(r.finding, f) ?? true);
+        rank(r.severity) <= rank(f.severity) && (approximate || [...r.blocks].every((b) => blocks.has(b))) && (rule.covers?.(r.finding, f) ?? true);
       if (earlier.some(covered)) continue;
       reported.set(f.id, earlier);
       earlier.push({ severity: f.severity, blocks, finding: f });

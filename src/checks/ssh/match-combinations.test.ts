@@ -171,4 +171,16 @@ describe("criteriaSatisfiable", () => {
     assert.equal(criteriaSatisfiable([c("group", "wheel"), c("group", "*,!wheel")]), false);
     assert.equal(criteriaSatisfiable([c("all", "")]), true);
   });
+  test("a pattern list sshd gives up on (an entry of 1,023 characters or more) matches no connection", () => {
+    for (const attribute of ["user", "group", "host", "rdomain"] as const) {
+      assert.equal(criteriaSatisfiable([c(attribute, `root,!${"x".repeat(1100)}`)]), false, attribute);
+    }
+    assert.deepEqual(scan(`PermitRootLogin no\nMatch User root,!${"x".repeat(1100)}\n  PermitRootLogin yes\n`).filter((f) => f.id === "ssh.root-login"), []);
+  });
+  test("LocalPorts compare by number: a service name and its port are one port (a2port: getservbyname)", () => {
+    const services = (name: string): number | null => (name === "ssh" ? 22 : null);
+    const text = "PermitRootLogin no\nAuthenticationMethods publickey\nMatch LocalPort ssh\n  PermitRootLogin yes\nMatch LocalPort 22\n  AuthenticationMethods password\n";
+    assert.ok(titles(checkSshConfig(parseSshdConfig(text, MAIN, { services })), "ssh.root-login").includes("critical root login allowed for LocalPort ssh and LocalPort 22"));
+    assert.equal(criteriaSatisfiable([{ attribute: "localport", value: "ssh", port: 22 }, c("localport", "2222")]), false);
+  });
 });

@@ -3,9 +3,10 @@
 // decided by which block (or none) gives each option it reads: every such choice whose blocks can
 // hold at once (match-satisfiable.ts) is one combination to evaluate.
 import { lineSource, type Evaluation, type Source } from "./evaluate.ts";
-import { keywordScope } from "./keywords.ts";
+import { DEFAULTS, EVALUATED, keywordScope } from "./keywords.ts";
 import { criteriaSatisfiable } from "./match-satisfiable.ts";
 import type { Directive, MatchBlock, SshConfig } from "./parser.ts";
+import { assembleAlgorithms } from "./values.ts";
 
 export interface Combination {
   /** Blocks assumed to match, with the blocks their Include sits in, in file order. */
@@ -109,19 +110,32 @@ export function combinations(space: BlockSpace, setters: ReadonlyMap<string, rea
 }
 
 /**
+ * What sshd -T prints for `keyword` when a matching block's line sets it to `value`: an algorithm list assembled
+ * against the compiled-in defaults ("+ssh-rsa" is the defaults and ssh-rsa, whatever the global line says, as
+ * evaluate() assembles it), anything else as the line gives it.
+ */
+function blockValue(keyword: string, value: string): string {
+  const kind = EVALUATED[keyword];
+  return kind?.type === "algorithms" ? assembleAlgorithms(value, DEFAULTS[keyword] as string, kind.family) : value;
+}
+
+/**
  * The over-approximation when the choices cost too much to evaluate: each option may take any value
  * a block sets, independently of the others (the first block setting each distinct value stands
  * for it), on top of the global evaluation `base`. The worst value a connection could get is never
  * missed; whether the blocks can hold together is not checked. At most the product of distinct
- * values per option: PermitRootLogin has four, yes/no options two.
+ * values per option: PermitRootLogin has four, yes/no options two. A block's "none" is kept even when
+ * the connection already prints "none": set in a Match block it names the CA file /none or the account
+ * "none" (key-sources.ts), which the compiled-in default does not.
  */
 export function approximateCombinations(config: SshConfig, base: Evaluation, setters: ReadonlyMap<string, readonly number[]>, space: BlockSpace): { combination: Combination; evaluation: Evaluation }[] {
   const choices = [...setters].map(([keyword, blocks]) => {
     const setting = new Set(blocks);
-    const byValue = new Map<string, Directive>();
+    const byValue = new Map<string, { value: string; directive: Directive }>();
     for (const d of config.directives) {
       if (d.name !== keyword || d.value === undefined || !setting.delete(d.block)) continue; // a block's first line only
-      if (d.value !== base.effective[keyword] && !byValue.has(d.value)) byValue.set(d.value, d);
+      const value = blockValue(keyword, d.value);
+      if ((value !== base.effective[keyword] || value.toLowerCase() === "none") && !byValue.has(value)) byValue.set(value, { value, directive: d });
     }
     return { keyword, options: [undefined, ...byValue.values()] };
   });
@@ -139,11 +153,11 @@ export function approximateCombinations(config: SshConfig, base: Evaluation, set
       }
       return;
     }
-    const { keyword, options } = choices[i] as { keyword: string; options: (Directive | undefined)[] };
-    for (const d of options) {
-      decidedBy[keyword] = d === undefined ? -1 : d.block;
-      effective[keyword] = d?.value ?? (base.effective[keyword] as string);
-      sources[keyword] = d === undefined ? (base.sources[keyword] as Source) : lineSource(config, d);
+    const { keyword, options } = choices[i] as { keyword: string; options: ({ value: string; directive: Directive } | undefined)[] };
+    for (const option of options) {
+      decidedBy[keyword] = option === undefined ? -1 : option.directive.block;
+      effective[keyword] = option?.value ?? (base.effective[keyword] as string);
+      sources[keyword] = option === undefined ? (base.sources[keyword] as Source) : lineSource(config, option.directive);
       pick(i + 1);
     }
   };

@@ -2,8 +2,8 @@
 // conservatively: "no" only when that is certain (User root with User alice, disjoint networks, two
 // LocalPorts), "yes" when unsure — dropping a combination a real connection can reach would hide a
 // finding, keeping an impossible one only costs a false alarm.
-import { criterionPort, type Attribute, type Criterion } from "./match.ts";
-import { matchPatternList, parseCidr, type Cidr } from "./patterns.ts";
+import { localPort, type Attribute, type Criterion } from "./match.ts";
+import { matchPatternList, parseCidr, patternListTooLong, type Cidr } from "./patterns.ts";
 
 /**
  * Patterns (list entries) one decision looks at, at most: the witness search below is quadratic, and
@@ -12,6 +12,9 @@ import { matchPatternList, parseCidr, type Cidr } from "./patterns.ts";
 const MAX_ENTRIES = 1_000;
 /** Choices of one wildcard pattern per list tried, at most, before answering "yes". */
 const MAX_CHOICES = 10_000;
+
+/** Attributes sshd matches with match_pattern_list() (Group through ga_match_pattern_list, per group). */
+const PATTERN_LISTS: ReadonlySet<Attribute> = new Set(["user", "group", "host", "rdomain"]);
 
 const wild = (pattern: string): boolean => pattern.includes("*") || pattern.includes("?");
 
@@ -164,6 +167,8 @@ export function criteriaSatisfiable(criteria: readonly Criterion[]): boolean {
   let entries = 0;
   for (const c of criteria) {
     if (c.attribute === "all") continue;
+    // match_pattern_list() answers 0 for a list with an entry of 1,023 characters or more: such a criterion never holds.
+    if (PATTERN_LISTS.has(c.attribute) && patternListTooLong(c.value)) return false;
     byAttribute.set(c.attribute, [...(byAttribute.get(c.attribute) ?? []), c.value]);
     entries += c.value.split(",").length;
   }
@@ -186,7 +191,7 @@ export function criteriaSatisfiable(criteria: readonly Criterion[]): boolean {
         break;
       case "localport": {
         // One port per connection; "LocalPort 0" never matches (sshd compares with the real port).
-        const ports = new Set(lists.map(criterionPort));
+        const ports = new Set(criteria.filter((c) => c.attribute === "localport").map(localPort));
         if (ports.size > 1 || ports.has(0)) return false;
         break;
       }

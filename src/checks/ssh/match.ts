@@ -4,6 +4,7 @@
 import { SshMatchSpecError } from "./errors.ts";
 import { strdelim } from "./lexer.ts";
 import { addressMatchList, matchPatternList } from "./patterns.ts";
+import type { ServiceLookup } from "./services.ts";
 
 /** The connection a configuration is evaluated for (sshd -T -C user=..,host=..,addr=..). */
 export interface MatchContext {
@@ -23,6 +24,13 @@ export interface Criterion {
   attribute: Attribute;
   /** As written, e.g. "10.0.0.0/8,!10.9.0.0/16"; empty for "all". */
   value: string;
+  /** LocalPort: the port the value names, a number or a service name (criterionPort); see localPort(). */
+  port?: number;
+}
+
+export interface ParseCriteriaOptions {
+  /** How a LocalPort given by service name resolves (sshd's getservbyname); default: no names known. */
+  services?: ServiceLookup;
 }
 
 const ATTRIBUTES = new Set<string>(["user", "group", "host", "address", "localaddress", "localport", "rdomain"]);
@@ -33,7 +41,7 @@ const ATTRIBUTES = new Set<string>(["user", "group", "host", "address", "localad
  * @example
  * parseCriteria("User alice Address 10.0.0.0/8"); // [{attribute:"user",value:"alice"},{attribute:"address",value:"10.0.0.0/8"}]
  */
-export function parseCriteria(rest: string): Criterion[] | string {
+export function parseCriteria(rest: string, options: ParseCriteriaOptions = {}): Criterion[] | string {
   const out: Criterion[] = [];
   let pos = 0;
   for (;;) {
@@ -54,19 +62,34 @@ export function parseCriteria(rest: string): Criterion[] | string {
     if (name === "address" || name === "localaddress") {
       if (addressMatchList(null, value.token) !== 0) return `Invalid Match ${name === "address" ? "address" : "localaddress"} argument '${value.token}'`;
     }
-    if (name === "localport" && criterionPort(value.token) === null) return `Invalid LocalPort '${value.token}' on Match line`;
-    out.push({ attribute: name as Attribute, value: value.token });
+    if (name === "localport") {
+      const port = criterionPort(value.token, options.services);
+      if (port === null) return `Invalid LocalPort '${value.token}' on Match line`;
+      out.push({ attribute: "localport", value: value.token, port });
+    } else {
+      out.push({ attribute: name as Attribute, value: value.token });
+    }
     pos = value.next;
   }
   if (out.length === 0) return "One or more attributes required for Match";
   return out;
 }
 
-/** A Match LocalPort value as sshd's a2port() reads it: strtonum 0-65535 (0 is accepted, and never matches). */
-export function criterionPort(text: string): number | null {
-  if (!/^\+?\d{1,20}$/.test(text)) return null;
-  const n = Number(text);
-  return n <= 65535 ? n : null;
+/**
+ * A port as sshd's a2port() reads it: strtonum 0-65535, which takes leading blanks and a sign as strtoll does
+ * ("-0" is 0; a LocalPort 0 never matches, a Port 0 is refused), else a service name getservbyname(name, "tcp")
+ * knows ("ssh" is 22 in /etc/services; names compare exactly, "SSH" is unknown).
+ */
+export function criterionPort(text: string, services?: ServiceLookup): number | null {
+  const m = /^[ \t\n\v\f\r]*([+-]?)(\d{1,20})$/.exec(text);
+  const n = m === null ? NaN : Number(m[2]);
+  if (n <= 65535 && (m?.[1] !== "-" || n === 0)) return n;
+  return services?.(text) ?? null;
+}
+
+/** The port a LocalPort criterion names: as parsed (a service name resolved), else its digits. */
+export function localPort(c: Criterion): number | null {
+  return c.port ?? criterionPort(c.value);
 }
 
 function parsePort(text: string): number | null {
@@ -91,7 +114,8 @@ export function criterionHolds(c: Criterion, ctx: MatchContext | undefined): boo
     case "localaddress":
       return ctx.laddr !== undefined && addressMatchList(ctx.laddr, c.value) === 1;
     case "localport":
-      return ctx.lport !== undefined && ctx.lport === criterionPort(c.value);
+      // Compared by number: "LocalPort ssh" and "LocalPort 22" are one port.
+      return ctx.lport !== undefined && ctx.lport === localPort(c);
     case "rdomain":
       return ctx.rdomain !== undefined && matchPatternList(ctx.rdomain, c.value, false) === 1;
   }

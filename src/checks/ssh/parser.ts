@@ -9,7 +9,8 @@ import { SshConfigError, SshConfigUnreadableError } from "./errors.ts";
 import { ALIASES, DEFAULTS, EVALUATED, keywordScope, lineSetsOption } from "./keywords.ts";
 import { fileSystemSource, GLOB_DIRECTORY_BUDGET, MAX_FILE_BYTES } from "./file-system-source.ts";
 import { configLines, quoteExcerpt, splitLine } from "./lexer.ts";
-import { describeCriteria, parseCriteria, type Criterion } from "./match.ts";
+import { criterionPort, describeCriteria, parseCriteria, type Criterion } from "./match.ts";
+import { systemServices, type ServiceLookup } from "./services.ts";
 import { assembleAlgorithmList, parseValue, type PathContext } from "./values.ts";
 
 export interface Directive {
@@ -95,6 +96,8 @@ export interface LoadOptions {
   cwd?: string;
   /** Home of the user sshd runs as, for "~" in file options: default that of the current user. */
   home?: string;
+  /** Ports by service name, for "Port ssh" and "Match LocalPort ssh" (sshd's getservbyname): default /etc/services. */
+  services?: ServiceLookup;
 }
 
 /** sshd's SERVCONF_MAX_DEPTH: deeper Include chains are refused (also stops include loops). */
@@ -103,11 +106,12 @@ const DEFAULT_MAX_BYTES = MAX_FILE_BYTES;
 const DEFAULT_MAX_LINE = 16_384;
 const DEFAULT_MAX_FILES = 256;
 
-/** sshd's check of a Port line (servconf.c sPort, a2port: strtonum 1-65535), worded as sshd words it. */
-function portProblem(args: readonly string[]): string | null {
+/** sshd's check of a Port line (servconf.c sPort, a2port: strtonum, else a service name; 0 refused), worded as sshd words it. */
+function portProblem(args: readonly string[], services: ServiceLookup): string | null {
   const arg = args[0];
   if (arg === undefined || arg === "") return "missing port number.";
-  if (!/^\+?\d{1,20}$/.test(arg) || Number(arg) < 1 || Number(arg) > 65535) return "Badly formatted port number.";
+  const port = criterionPort(arg, services);
+  if (port === null || port < 1) return "Badly formatted port number.";
   if (args.length > 1) return "keyword Port extra arguments at end of line";
   return null;
 }
@@ -147,6 +151,7 @@ interface State {
   maxLine: number;
   maxFiles: number;
   paths: PathContext;
+  services: ServiceLookup;
   config: SshConfig;
   /** Subsystem names defined so far by lines active at load. */
   subsystems: Set<string>;
@@ -247,7 +252,7 @@ function parseFile(state: State, path: string, file: string, text: string, outer
       fail(`Directive '${excerpt(split.keyword)}' is not allowed within a Match block`);
     }
     if (lower === "match") {
-      const criteria = parseCriteria(split.rest);
+      const criteria = parseCriteria(split.rest, { services: state.services });
       if (typeof criteria === "string") refuse(`Bad Match condition: ${criteria}`);
       const crit = criteria as Criterion[];
       const parentLabel = outerBlock >= 0 ? `${(config.blocks[outerBlock] as MatchBlock).label} and ` : "";
@@ -282,7 +287,7 @@ function parseFile(state: State, path: string, file: string, text: string, outer
       else value = parsed.value;
     } else if (name === "port") {
       // Port is not evaluated (sshd listens on every Port line, no first-wins), but a bad one stops sshd.
-      const problem = portProblem(split.args);
+      const problem = portProblem(split.args, state.services);
       if (problem !== null) fail(problem);
     } else if (name === "subsystem") {
       const problem = subsystemProblem(split.args, state.subsystems, block < 0 || activeAtLoad(config, block));
@@ -377,6 +382,7 @@ export function parseSshdConfig(text: string, name: string, options: LoadOptions
     maxLine: options.maxLineLength ?? DEFAULT_MAX_LINE,
     maxFiles: options.maxFiles ?? DEFAULT_MAX_FILES,
     paths: { cwd, home: options.home ?? userInfo().homedir },
+    services: options.services ?? systemServices(),
     config: { directives: [], blocks: [], files: [] },
     subsystems: new Set(),
     methods: { count: 0 },

@@ -15,8 +15,24 @@ export function matchPattern(s: string, pattern: string): boolean {
 }
 
 /**
+ * The longest pattern (after its "!") match_pattern_list() takes: it copies each into a 1,024-byte buffer and
+ * gives up on the whole list, answering 0, at an entry of 1,023 characters or more.
+ */
+export const MAX_LIST_PATTERN = 1_022;
+
+/**
+ * Whether match_pattern_list() gives up on `list` (an entry past MAX_LIST_PATTERN) before answering 1: it can
+ * never match, so a "Match User root,!<1,100 characters>" block applies to no one.
+ */
+export function patternListTooLong(list: string): boolean {
+  return list.split(",").some((raw) => (raw.startsWith("!") ? raw.length - 1 : raw.length) > MAX_LIST_PATTERN);
+}
+
+/**
  * match_pattern_list(): 1 when a positive pattern matches and no negated one does, -1 when a negated
- * pattern matches, 0 otherwise. So "!root" alone never matches anybody: "*,!root" is needed.
+ * pattern matches, 0 otherwise. So "!root" alone never matches anybody: "*,!root" is needed. Entries are
+ * read in order, and one longer than MAX_LIST_PATTERN makes the answer 0 unless a negated entry before it
+ * matched (match.c: "If subpattern too long, return failure").
  *
  * @example
  * matchPatternList("alice", "*,!root", false); // 1
@@ -27,6 +43,7 @@ export function matchPatternList(s: string, list: string, lowercase: boolean): 1
   for (const raw of list.split(",")) {
     const negated = raw.startsWith("!");
     let pattern = negated ? raw.slice(1) : raw;
+    if (pattern.length > MAX_LIST_PATTERN) return 0;
     if (lowercase) pattern = pattern.toLowerCase();
     if (matchPattern(subject, pattern)) {
       if (negated) return -1;
