@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, linkSync, lstatSync, mkdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import type { Finding } from "../src/checks/finding.ts";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { classify } from "../src/checks/files/classify.ts";
@@ -15,25 +15,14 @@ import { diffEntry, type DiffEvent } from "../src/checks/files/compare.ts";
 import type { FileEntry } from "../src/checks/files/entry.ts";
 import type { ScanFS } from "../src/checks/files/hash-file.ts";
 import { nodeScanFS, scanTree } from "../src/checks/files/scan.ts";
-import { ratingsOf, tempDir, testSigner, treeSandbox } from "../src/checks/files/test-helpers.ts";
+import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { escapeControls } from "../src/lib/terminal.ts";
 import { setcapAvailable } from "./helpers/checks.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
-const dirs: string[] = [];
-// `rm -rf` rather than rmSync: it removes trees deeper than PATH_MAX (openat), which some tests build.
-after(() => {
-  for (const d of dirs) execFileSync("rm", ["-rf", d]);
-});
-
-/** A fresh temp dir holding `tree/` (returned) and room for a baseline beside it. */
-function sandbox(): { root: string; tree: string; baseline: string } {
-  const box = treeSandbox("bulwark-redteam-files-");
-  dirs.push(box.root);
-  return box;
-}
+const sandbox = treeSandboxes("bulwark-redteam-files-");
 
 const ratings = ratingsOf;
 

@@ -50,8 +50,9 @@ import { rawAuditStore, type AuditRow } from "./helpers/audit-rows.ts";
 import type { LightMyRequestResponse } from "fastify";
 import { authFixture, HOST, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { systemRandom } from "../src/lib/random.ts";
-import { authFixtureOn, authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
+import { authFixtureOn, authFlows, EMAIL_LINK } from "./helpers/auth-flows.ts";
 import { forEachDialect, type DialectFixture } from "./helpers/dialects.ts";
+import { prng } from "../src/dev/seed.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -198,14 +199,7 @@ forEachDialect("an unfinished sign-up taken at the moment its link is followed",
   const complete = (token: string): Promise<LightMyRequestResponse> =>
     fx.browser({ newDevice: true }).request("POST", "/auth/password/reset/complete", { body: { token, newPassword: NEW_PASSWORD } });
 
-  /** An outsider's sign-up for `address`, never finished: the account it made, and the link mailed for it. */
-  async function signUp(address: string): Promise<{ id: string; link: string }> {
-    const asked = await fx.browser({ newDevice: true }).request("POST", "/auth/register", { body: { email: address } });
-    assert.equal(asked.statusCode, 202, asked.body);
-    const holder = await fx.app.accounts.users.findByIdentifier(address);
-    assert.ok(holder && holder.passwordHash === null, "control: the sign-up made an account with no password");
-    return { id: holder.id, link: await flows.tokenIn(address, RESET_LINK) };
-  }
+  const signUp = (address: string): Promise<{ id: string; link: string }> => flows.unfinishedSignUp(address);
 
   /** The one consistent end of a race between a change taking `address` for `taker` and the sign-up `squat` finished by its link. */
   async function oneWinner(label: string, change: LightMyRequestResponse, finished: LightMyRequestResponse, taker: string, squat: string, address: string): Promise<string> {
@@ -257,17 +251,6 @@ forEachDialect("an unfinished sign-up taken at the moment its link is followed",
   });
 });
 
-/** A small deterministic generator (mulberry32): the same "random" campaigns on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /**
  * The window's median hour and its waves as `check logins` computed them before 84a0b83: one array slot per hour of the

@@ -46,7 +46,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { appendFileSync, chmodSync, chownSync, copyFileSync, lstatSync, mkdirSync, renameSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import type { Finding } from "../src/checks/finding.ts";
 import { compareBaseline, createBaseline } from "../src/checks/files/check.ts";
 import { classify } from "../src/checks/files/classify.ts";
@@ -54,22 +54,12 @@ import { diffEntry } from "../src/checks/files/compare.ts";
 import type { FileEntry } from "../src/checks/files/entry.ts";
 import type { ScanFS } from "../src/checks/files/hash-file.ts";
 import { nodeScanFS } from "../src/checks/files/scan.ts";
-import { ratingsOf, tempDir, testSigner, treeSandbox } from "../src/checks/files/test-helpers.ts";
+import { ratingsOf, testSigner, treeSandboxes } from "../src/checks/files/test-helpers.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 
 const signer = testSigner();
 const clock = new ManualClock();
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) execFileSync("rm", ["-rf", d]);
-});
-
-/** A fresh temp dir holding `tree/` (returned) and room for baselines beside it. */
-function sandbox(): { root: string; tree: string; baseline: string } {
-  const box = treeSandbox("bulwark-quiet-changes-");
-  dirs.push(box.root);
-  return box;
-}
+const sandbox = treeSandboxes("bulwark-quiet-changes-");
 
 const ratings = ratingsOf;
 

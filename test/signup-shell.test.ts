@@ -10,7 +10,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { createEmailChangeService, SIGN_UP_REMOVED_EVENT } from "../src/accounts/email-change/index.ts";
 import { HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { auditHead, eventsSince } from "./helpers/audit-events.ts";
-import { authFixtureOn, authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
+import { authFixtureOn, authFlows, EMAIL_LINK } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const NEW_PASSWORD = "amber lanterns drift over quiet harbours";
@@ -33,14 +33,7 @@ forEachDialect("an unfinished sign-up holds no address against its proven owner"
   const setEmail = (id: string, body: Record<string, unknown>): Promise<LightMyRequestResponse> =>
     fx.server.inject({ method: "POST", url: `/api/v1/users/${id}/email`, headers: { host: HOST, authorization: `Bearer ${writer}`, "content-type": "application/json" }, payload: JSON.stringify(body) });
 
-  /** An outsider's sign-up for `address`, never finished: the account it made, and the link mailed for it. */
-  async function signUp(address: string): Promise<{ id: string; link: string }> {
-    const asked = await fx.browser({ newDevice: true }).request("POST", "/auth/register", { body: { email: address } });
-    assert.equal(asked.statusCode, 202, asked.body);
-    const holder = await fx.app.accounts.users.findByIdentifier(address);
-    assert.ok(holder && holder.passwordHash === null, "control: the sign-up made an account with no password");
-    return { id: holder.id, link: await flows.tokenIn(address, RESET_LINK) };
-  }
+  const signUp = (address: string): Promise<{ id: string; link: string }> => flows.unfinishedSignUp(address);
 
   /** An account with a password at `address`, moved away from it (as a hijacker moves one): `address` is free again. */
   async function movedAway(address: string): Promise<{ id: string }> {

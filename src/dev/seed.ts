@@ -81,8 +81,8 @@ type Row = Array<string | number | null>;
 /** Inserts rows with multi-row statements inside the caller's transaction. */
 type Inserter = (table: string, columns: readonly string[], rows: Row[]) => Promise<void>;
 
-/** A small deterministic generator for the shape of the data (not for secrets): mulberry32. */
-function prng(seed: number): () => number {
+/** A small deterministic generator for the shape of the data (not for secrets): mulberry32. Tests use it for reproducible "random" inputs. */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

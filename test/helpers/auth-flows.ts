@@ -96,7 +96,19 @@ export function authFlows(fx: () => AuthFixture) {
     return tokenIn(address, RESET_LINK);
   }
 
-  return { signedIn, withTOTP, withPasskey, pending, tokenIn, resetToken, userWith, tokenFor };
+  /**
+   * An outsider's sign-up for `address` (registration open), never finished: the account it made (no password) and the
+   * token of the link mailed for it.
+   */
+  async function unfinishedSignUp(address: string): Promise<{ id: string; link: string }> {
+    const asked = await fx().browser({ newDevice: true }).request("POST", "/auth/register", { body: { email: address } });
+    assert.equal(asked.statusCode, 202, asked.body);
+    const holder = await fx().app.accounts.users.findByIdentifier(address);
+    assert.ok(holder && holder.passwordHash === null, "control: the sign-up made an account with no password");
+    return { id: holder.id, link: await tokenIn(address, RESET_LINK) };
+  }
+
+  return { signedIn, withTOTP, withPasskey, pending, tokenIn, resetToken, userWith, tokenFor, unfinishedSignUp };
 }
 
 /**

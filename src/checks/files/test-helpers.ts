@@ -1,8 +1,10 @@
 // Helpers for the files and downloads tests: an Ed25519 Signer like the keyring's, and temp dirs.
+import { execFileSync } from "node:child_process";
 import { generateKeyPairSync, sign, verify } from "node:crypto";
 import { mkdirSync, mkdtempSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after } from "node:test";
 import type { Signer } from "../../crypto/signer.ts";
 import type { Finding } from "../finding.ts";
 
@@ -46,4 +48,25 @@ export function ratingsOf(findings: readonly Finding[], path: string): string[] 
   return findings
     .filter((f) => ((f.evidence["entries"] as Array<{ path: string }> | undefined) ?? []).some((e) => e.path === path))
     .map((f) => `${f.id}/${f.severity}`);
+}
+
+/**
+ * A maker of tree sandboxes (treeSandbox) under `prefix`, every one removed after the calling test file's tests, with
+ * `rm -rf` rather than rmSync: it removes trees deeper than PATH_MAX (openat), which some tests build. Call it at the
+ * top of a test file.
+ *
+ * @example
+ * const sandbox = treeSandboxes("bulwark-files-");
+ * const { tree, baseline } = sandbox();
+ */
+export function treeSandboxes(prefix: string): () => { root: string; tree: string; baseline: string } {
+  const roots: string[] = [];
+  after(() => {
+    for (const root of roots) execFileSync("rm", ["-rf", root]);
+  });
+  return () => {
+    const box = treeSandbox(prefix);
+    roots.push(box.root);
+    return box;
+  };
 }
