@@ -7,6 +7,7 @@ import type { Signer } from "../../crypto/signer.ts";
 import type { Clock } from "../../lib/clock.ts";
 import { toBase64URL } from "../../lib/encoding.ts";
 import { isBulwarkError } from "../../lib/errors.ts";
+import { writeAll } from "../../lib/write-all.ts";
 import { BASELINE_FORMAT, BASELINE_VERSION, encodeEntry, signedMessage, type BaselineHeader, type BaselineTrailer } from "./baseline-format.ts";
 import type { FileEntry } from "./entry.ts";
 import { filesErrors } from "./errors.ts";
@@ -92,7 +93,8 @@ const FLUSH_AT = 256 * 1024;
 
 /**
  * Writes a baseline to `path` atomically: into a new temporary file beside it, synced, then renamed,
- * so a crash or a failed scan never leaves a half-written baseline where a good one was.
+ * so a crash, a failed scan or a full disk never leaves a half-written baseline where a good one was: a write
+ * that fails (BULWARK_ERR_FILES_IO, naming `path`) removes the temporary file and leaves `path` as it was.
  *
  * @example
  * await writeBaselineFile("/var/lib/bulwark/usr.baseline", scanTree(["/usr"]), { roots: ["/usr"], signer, clock });
@@ -114,7 +116,8 @@ export async function writeBaselineFile(path: string, entries: AsyncIterable<Fil
     const text = pending.join("");
     pending = [];
     pendingBytes = 0;
-    await fh.write(text);
+    // Every byte, or an error: a short write on a full disk raised none, and the baseline was published cut short.
+    await writeAll(fh, Buffer.from(text, "utf8"));
   };
   const sink: BaselineSink = {
     write: async (text) => {

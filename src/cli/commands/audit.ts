@@ -1,10 +1,13 @@
 // `bulwark audit verify|export|tail|checkpoint|repair-head`: read and prove the hash-chained audit log.
-import { accessSync, constants, createReadStream, createWriteStream, existsSync, linkSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { accessSync, constants, createReadStream, existsSync, linkSync, renameSync, statSync, unlinkSync } from "node:fs";
+import { open, rm, type FileHandle } from "node:fs/promises";
+import { once } from "node:events";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import type { AuditEvent, Checkpoint, TrustedKey, VerifyReport } from "../../audit/index.ts";
 import { isoOrNull } from "../../lib/calendar.ts";
-import { InputError, isBulwarkError } from "../../lib/errors.ts";
+import { InputError, isBulwarkError, RuntimeFailure } from "../../lib/errors.ts";
 import { escapeControls, inertJSON } from "../../lib/terminal.ts";
+import { writeAll } from "../../lib/write-all.ts";
 import { boundedLines } from "../../checks/files/line-reader.ts";
 import { scanJSONKeys } from "../../lib/json-keys.ts";
 import type { CliContext, CommandModule } from "../context.ts";
@@ -136,31 +139,58 @@ function exportLine(e: AuditEvent): string {
   return `${inertJSON(e.rawData === undefined ? e : { ...e, data: null })}\n`;
 }
 
+/** Export lines are gathered into writes of about this many bytes (one write per line was a system call per event). */
+const WRITE_CHUNK = 256 * 1024;
+
 /**
- * Writes an export to a temporary file beside `path` and moves it into place only once it is complete, so a
- * failure halfway never leaves a partial file that looks like a whole export. Refuses to overwrite `path`.
+ * Writes `lines` to a temporary file beside `path`, synced, and links it into place only once it is complete, so a
+ * failure halfway (reading the store, a full disk) never leaves a partial file that looks like a whole export, nor
+ * the temporary file: a retry is not refused for either. Refuses to overwrite `path`. `option` names it in messages.
  */
-async function writeComplete(path: string, write: (out: NodeJS.WritableStream) => Promise<void>): Promise<void> {
+async function writeComplete(path: string, option: string, lines: AsyncIterable<string> | Iterable<string>): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
-  const out = createWriteStream(temp, { flags: "wx", mode: 0o600 });
-  await new Promise<void>((resolve, reject) => out.once("open", () => resolve()).once("error", (cause) => {
-    reject(new InputError("BULWARK_ERR_USAGE", `--output ${path}: cannot create a file in ${dirname(path)} (${(cause as NodeJS.ErrnoException).code ?? cause.message})`, { cause }));
-  }));
+  let handle: FileHandle;
   try {
-    await write(out);
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    // wx: never through a link, a FIFO or a file planted at the temporary name.
+    handle = await open(temp, "wx", 0o600);
+  } catch (cause) {
+    throw new InputError("BULWARK_ERR_USAGE", `${option} ${path}: cannot create a file in ${dirname(path)} (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
+  }
+  const written = async (io: Promise<void>): Promise<void> => {
+    try {
+      await io;
+    } catch (cause) {
+      // A full disk, a quota, a file size limit: exit 3 naming the file (it hung on a 'drain' that never came, exit 13).
+      throw new RuntimeFailure("BULWARK_ERR_OUTPUT_WRITE", `${option} ${path}: cannot write it (${(cause as Error).message}); it was not created`, { cause });
+    }
+  };
+  try {
+    let chunk: string[] = [];
+    let size = 0;
+    for await (const line of lines) {
+      chunk.push(line);
+      size += line.length;
+      if (size < WRITE_CHUNK) continue;
+      await written(writeAll(handle, Buffer.from(chunk.join(""), "utf8")));
+      chunk = [];
+      size = 0;
+    }
+    await written(writeAll(handle, Buffer.from(chunk.join(""), "utf8")));
+    // On disk before it has its name: after a power loss the name must not hold an empty or partial file.
+    await written(handle.sync());
+    await written(handle.close());
     try {
       // link() fails when `path` exists, where rename() would silently replace it.
       linkSync(temp, path);
       unlinkSync(temp);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === "EEXIST") throw new InputError("BULWARK_ERR_USAGE", `--output ${path} already exists; refusing to overwrite it`);
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") throw new InputError("BULWARK_ERR_USAGE", `${option} ${path} already exists; refusing to overwrite it`);
       if (existsSync(path)) throw error;
       renameSync(temp, path); // a file system without hard links
     }
   } catch (error) {
-    out.destroy();
-    if (existsSync(temp)) unlinkSync(temp);
+    await handle.close().catch(() => {});
+    await rm(temp, { force: true });
     throw error;
   }
 }
@@ -235,15 +265,18 @@ export default {
           const sinceAt = opts.since !== undefined ? parseTime(opts.since, "--since", app.clock.now()) : undefined;
           let n = 0;
           const altered: number[] = [];
-          const write = async (out: NodeJS.WritableStream): Promise<void> => {
+          const lines = async function* (): AsyncGenerator<string> {
             for await (const e of app.audit.events(sinceAt === undefined ? {} : { sinceAt })) {
               if (e.rawData !== undefined) altered.push(e.seq);
-              if (!out.write(exportLine(e))) await new Promise<void>((r) => out.once("drain", () => r()));
+              yield exportLine(e);
               n++;
             }
           };
-          if (opts.output !== undefined) await writeComplete(opts.output, write);
-          else await write(ctx.stdout);
+          if (opts.output !== undefined) await writeComplete(opts.output, "--output", lines());
+          else {
+            // once() rejects on 'error': waiting on 'drain' alone hung on a stream that failed instead.
+            for await (const line of lines()) if (!ctx.stdout.write(line)) await once(ctx.stdout, "drain");
+          }
           if (altered.length > 0) {
             ctx.stderr.write(`bulwark: warning: ${altered.length} event(s) hold stored data that is not a JSON object, or not in canonical form (an altered row; first #${altered[0]}): ` +
               "exported verbatim as rawData with data null; run `bulwark audit verify`\n");
@@ -304,15 +337,10 @@ export default {
             const { keyFingerprint } = await import("../../audit/index.ts");
             const keys = app.keyring.publicKeys();
             const checkpoints = await app.audit.checkpoints();
-            const lines = checkpoints.map((c) => inertJSON({ ...c, publicKey: keys[c.keyId] }));
-            const { writeFileSync } = await import("node:fs");
-            try {
-              writeFileSync(opts.export, lines.map((l) => `${l}\n`).join(""), { flag: "wx", mode: 0o600 });
-            } catch (cause) {
-              // A file that appeared since the check above; anything else (a full disk) is a runtime failure.
-              if ((cause as NodeJS.ErrnoException).code === "EEXIST") throw new InputError("BULWARK_ERR_USAGE", `--export ${opts.export} already exists; refusing to overwrite it`, { cause });
-              throw cause;
-            }
+            const lines = checkpoints.map((c) => `${inertJSON({ ...c, publicKey: keys[c.keyId] })}\n`);
+            // Complete or nothing: written in place, a full disk left fewer checkpoints in whole lines, which verify
+            // accepted as intact and a retry was refused for. The checkpoint signed above stays in the store either way.
+            await writeComplete(opts.export, "--export", lines);
             // Record these fingerprints apart from the file: `audit verify --public-key sha256:…` then trusts only them.
             for (const id of new Set(checkpoints.map((c) => c.keyId))) {
               if (keys[id]) writeNote(ctx, `signing key ${id}: ${keyFingerprint(keys[id])}`);
