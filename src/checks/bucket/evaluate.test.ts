@@ -175,6 +175,20 @@ test("a Deny that every outsider but those at one VPC endpoint meets (StringNotE
   assert.deepEqual(r.summary["cancelledAllows"], []);
 });
 
+test("a Deny of many exception clauses that several Allows escape is described once: its clause count and first clauses in the text, its clauses once in the evidence", () => {
+  const exceptions = { StringNotEquals: { "aws:SourceVpce": "vpce-1", "aws:SourceVpc": "vpc-2", "aws:PrincipalOrgID": "o-3", "aws:SourceOrgID": "o-4" } };
+  const r = run([allow({ Sid: "A" }), allow({ Sid: "B", Action: "s3:PutObject" }), deny({ Sid: "Fence", Condition: exceptions })]);
+  // Each Allow keeps every exception (the network ones for unsigned callers, all four for any account), listed once.
+  assert.deepEqual(r.access.pinnedGrants.map((g) => [g.statement, g.callers, g.pins.map((p) => p.key)]), [
+    ['"A" (#0)', ["anonymous", "any-account"], ["aws:sourcevpce", "aws:sourcevpc", "aws:principalorgid", "aws:sourceorgid"]],
+    ['"B" (#1)', ["anonymous", "any-account"], ["aws:sourcevpce", "aws:sourcevpc", "aws:principalorgid", "aws:sourceorgid"]],
+  ]);
+  const f = find(r.findings, "bucket.pinned-grant");
+  assert.match(f.detail, /"A" \(#0\) lets anyone \(unsigned requests included\) read \(s3:GetObject\) when "Fence" \(#2\) does not apply \(one of its 4 exception clauses fails: StringNotEquals aws:sourcevpce vpce-1; StringNotEquals aws:sourcevpc vpc-2; StringNotEquals aws:principalorgid o-3; … and 1 more \(see the evidence\)\)\. "B" \(#1\) lets anyone \(unsigned requests included\) write \(s3:PutObject\) when "Fence" \(#2\) does not apply\. /);
+  assert.deepEqual((f.evidence["grants"] as { denies: string[] }[]).map((g) => g.denies), [['"Fence" (#2)'], ['"Fence" (#2)']]);
+  assert.deepEqual((f.evidence["denyExceptions"] as { deny: string; pins: { key: string }[] }[]).map((d) => [d.deny, d.pins.length]), [['"Fence" (#2)', 4]]);
+});
+
 test("aws:PrincipalAccount pinned to a foreign account with Principal \"*\" is cross-account, not public", () => {
   const { findings } = run([allow({ Condition: { StringEquals: { "aws:PrincipalAccount": OTHER } } })]);
   assert.deepEqual(ids(findings), ["bucket.cross-account"]);

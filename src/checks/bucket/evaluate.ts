@@ -243,15 +243,20 @@ function evaluateCaller(ctx: Ctx, caller: Caller): CallerAccess {
   if (shared) return { caller, ...shared };
   const result: CallerAccess = { caller, read: emptyClass(), write: emptyClass() };
   const verdicts = new Map<ActionGroup, ActionVerdict>();
+  // A group's verdict is the same for each of its actions: merged into a class once (a group may hold dozens of
+  // actions, and a verdict hundreds of Denies, each merged by a linear scan).
+  const merged = { read: new Set<ActionVerdict>(), write: new Set<ActionVerdict>() };
   for (const { action, group } of ctx.plan.actions) {
     let v = verdicts.get(group);
     if (!v) verdicts.set(group, (v = evaluateGroup(ctx, caller, group, memo)));
     const cls: ClassAccess = result[action.class satisfies AccessClass];
+    // An action AWS added since our list is judged at both levels: named once.
+    if (v.granted.length > 0 && !cls.actions.includes(action.name)) cls.actions.push(action.name);
+    if (merged[action.class].has(v)) continue;
+    merged[action.class].add(v);
     for (const d of v.narrowedBy) if (!cls.narrowedBy.includes(d)) cls.narrowedBy.push(d);
     if (v.granted.length === 0) continue;
     cls.allowed = true;
-    // An action AWS added since our list is judged at both levels: named once.
-    if (!cls.actions.includes(action.name)) cls.actions.push(action.name);
     cls.viaACL ||= v.viaACL;
     cls.viaPolicy ||= v.viaPolicy;
     for (const g of v.granted) if (!cls.grantedBy.includes(g)) cls.grantedBy.push(g);
@@ -372,20 +377,31 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
  * applied, drops them as it drops every grant outside the owner account.
  */
 function pinnedGrants(ctx: Ctx, reported: ReadonlySet<string>): PinnedGrant[] {
-  const byStatement = new Map<PolicyStatement, PinnedGrant>();
+  // Per Allow: its own pins as a set (pins.ts makes one object per clause, so a pin met through both caller classes
+  // is one), and the Denies it escapes, each with one list of exceptions. An unsigned caller's exceptions of a Deny
+  // are among any account's (denyPins), so the longer list holds both: no merge clause by clause, which with a
+  // linear scan per clause was quadratic in the clauses of the Denies an Allow escapes.
+  const byStatement = new Map<PolicyStatement, { grant: PinnedGrant; own: Set<Pin>; escapes: Map<string, Pin[]> }>();
   const solo: Ctx = { ...ctx, useACL: false, candidates: new Set(), survivors: new Set(), shapes: new Map() };
   const owner = ctx.inputs.ownerAccount;
   for (const caller of [{ kind: "anonymous" }, { kind: "any-account" }] as const) {
     const memo = ctx.verdicts(caller);
-    // Denies counted as uncertain at a pin, with their exceptions, by label.
+    // Each Deny's verdict at a pin, worked out once per caller class: it is asked for every Allow, action group and
+    // region, and denyPins reads every clause. Denies counted as uncertain there have their exceptions by label.
+    const atPin = new Map<PolicyStatement, DenyVerdict>();
     const escaped = new Map<string, Pin[]>();
     const deny = (st: PolicyStatement): DenyVerdict => {
-      const d = memo.deny(st);
-      if (d.cond.truth !== "always") return d;
-      const pins = denyPins(st, caller, owner);
-      if (!pins) return d;
-      escaped.set(st.label, pins);
-      return { principal: d.principal, cond: { truth: "maybe", undecidedKeys: d.cond.undecidedKeys } };
+      let v = atPin.get(st);
+      if (!v) {
+        v = memo.deny(st);
+        const pins = v.cond.truth === "always" ? denyPins(st, caller, owner) : undefined;
+        if (pins) {
+          escaped.set(st.label, pins);
+          v = { principal: v.principal, cond: { truth: "maybe", undecidedKeys: v.cond.undecidedKeys } };
+        }
+        atPin.set(st, v);
+      }
+      return v;
     };
     for (const st of ctx.statements) {
       if (st.effect !== "Allow" || reported.has(st.label)) continue;
@@ -395,16 +411,20 @@ function pinnedGrants(ctx: Ctx, reported: ReadonlySet<string>): PinnedGrant[] {
       if (!own && !memo.allowApplies(st)) continue;
       const access = evaluateCaller({ ...solo, verdicts: () => ({ allowApplies: (s) => s === st, deny, shape: undefined }) }, caller);
       if (!access.read.allowed && !access.write.allowed) continue;
-      const pins = [...(own ?? [])];
-      for (const u of [...access.read.uncertainDenies, ...access.write.uncertainDenies]) pins.push(...(escaped.get(u.statement) ?? []));
-      if (pins.length === 0) continue;
-      let grant = byStatement.get(st);
-      if (!grant) byStatement.set(st, (grant = { statement: st.label, callers: [], read: [], write: [], pins: [] }));
+      const escapes = [...new Set([...access.read.uncertainDenies, ...access.write.uncertainDenies].map((u) => u.statement))].filter((label) => escaped.has(label));
+      if (!own && escapes.length === 0) continue;
+      let found = byStatement.get(st);
+      if (!found) byStatement.set(st, (found = { grant: { statement: st.label, callers: [], read: [], write: [], pins: [] }, own: new Set(), escapes: new Map() }));
+      const { grant } = found;
       grant.callers.push(caller.kind);
       for (const a of access.read.actions) if (!grant.read.includes(a)) grant.read.push(a);
       for (const a of access.write.actions) if (!grant.write.includes(a)) grant.write.push(a);
-      for (const p of pins) if (!grant.pins.some((q) => q.key === p.key && q.operator === p.operator && q.deny === p.deny)) grant.pins.push(p);
+      for (const p of own ?? []) found.own.add(p);
+      for (const label of escapes) {
+        const pins = escaped.get(label) ?? [];
+        if (pins.length > (found.escapes.get(label)?.length ?? 0)) found.escapes.set(label, pins);
+      }
     }
   }
-  return [...byStatement.values()];
+  return [...byStatement.values()].map(({ grant, own, escapes }) => ({ ...grant, pins: [...own, ...[...escapes.values()].flat()] }));
 }

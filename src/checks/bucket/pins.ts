@@ -46,6 +46,19 @@ export interface Pin {
 }
 
 /**
+ * Each clause's pin, made once: the same clause met again (through both caller classes, or by every Allow that escapes
+ * its Deny) is the same object, so a grant's pins are de-duplicated by identity (evaluate.ts pinnedGrants).
+ */
+const pinsOf = new WeakMap<ConditionClause, Pin>();
+function pinOf(c: ConditionClause, deny?: string): Pin {
+  const made = pinsOf.get(c);
+  if (made && made.deny === deny) return made;
+  const pin: Pin = deny === undefined ? { operator: c.operator, key: c.key, values: c.values } : { operator: c.operator, key: c.key, values: c.values, deny };
+  pinsOf.set(c, pin);
+  return pin;
+}
+
+/**
  * Whether a clause pins the caller to the bucket owner's own account: its account id, a resource of its account,
  * or the owner's variables. The owner's CloudFront distribution (aws:SourceArn) or its own account as the source
  * of a service's request is the documented way to close a service grant, not a grant to review.
@@ -65,7 +78,8 @@ function ownersOwn(c: ConditionClause, owner: string | undefined): boolean {
  * network ones only), other than those naming the owner's own account or resources; undefined when it has none. A
  * Deny applies only where every condition holds, so "Deny unless aws:SourceVpce = E" (StringNotEquals) leaves
  * whoever stands at E with what an Allow gives them: "Allow *; Deny unless at E" is the grant "Allow * if at E".
- * "Deny unless aws:PrincipalAccount = owner" is the owner's own fence, not a pin.
+ * "Deny unless aws:PrincipalAccount = owner" is the owner's own fence, not a pin. An unsigned caller's exceptions are
+ * among any account's, in the same order (evaluate.ts pinnedGrants keeps the longer list for an Allow both reach).
  *
  * @example
  * denyPins(deny, { kind: "any-account" }, "111122223333"); // [{ operator: "StringNotEquals", key: "aws:sourcevpce", values: ["vpce-1a2b"], deny: '"OnlyFromThere" (#1)' }]
@@ -74,7 +88,7 @@ export function denyPins(st: PolicyStatement, caller: Caller, owner: string | un
   if (st.effect !== "Deny") return undefined;
   const keys = caller.kind === "anonymous" ? NETWORK_PIN_KEYS : PIN_KEYS;
   const pins = st.conditions.filter((c) => keys.has(c.key) && !ownersOwn(c, owner));
-  return pins.length === 0 ? undefined : pins.map((c) => ({ operator: c.operator, key: c.key, values: c.values, deny: st.label }));
+  return pins.length === 0 ? undefined : pins.map((c) => pinOf(c, st.label));
 }
 
 /**
@@ -93,5 +107,5 @@ export function unattributedPins(st: PolicyStatement, caller: Caller, owner: str
   if (ruling.length === 0) return undefined;
   const keys = caller.kind === "anonymous" ? NETWORK_PIN_KEYS : PIN_KEYS;
   if (!ruling.every((c) => keys.has(c.key) && !ownersOwn(c, owner))) return undefined;
-  return ruling.map((c) => ({ operator: c.operator, key: c.key, values: c.values }));
+  return ruling.map((c) => pinOf(c));
 }

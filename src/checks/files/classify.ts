@@ -51,10 +51,29 @@ export const PERSISTENCE_LOCATIONS: readonly { at: string | RegExp; why: string 
   { at: "/etc/sudoers", why: "grants root through sudo (T1548.003)" },
   { at: "/etc/sudoers.d", why: "grants root through sudo (T1548.003)" },
   // T1543.002: a unit there (or its enabling link in a .wants directory) is started by systemd, as root for system units.
-  ...["/etc/systemd/system", "/etc/systemd/user", "/lib/systemd/system", "/lib/systemd/user", "/usr/lib/systemd/system", "/usr/lib/systemd/user", "/usr/local/lib/systemd/system"].map(
-    (at) => ({ at, why: "a systemd unit, started at boot or login (T1543.002)" }),
-  ),
-  { at: /^\/(?:root|home\/[^/]+)\/\.config\/systemd\/user(?:\/|$)/, why: "a user's systemd unit, started at login (T1543.002)" },
+  // Every directory of the unit search paths that survives a reboot (systemd.unit(5); systemd 252's path-lookup): the
+  // system's, with its .control (systemctl set-property) and .attached (portablectl) directories, and the user
+  // manager's for every user — $XDG_CONFIG_DIRS (/etc/xdg) and $XDG_DATA_DIRS (/usr/local/share, /usr/share) included.
+  ...[
+    "/etc/systemd/system",
+    "/etc/systemd/system.control",
+    "/etc/systemd/system.attached",
+    "/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/etc/systemd/user",
+    "/etc/xdg/systemd/user",
+    "/lib/systemd/user",
+    "/usr/lib/systemd/user",
+    "/usr/local/lib/systemd/user",
+    "/usr/share/systemd/user",
+    "/usr/local/share/systemd/user",
+  ].map((at) => ({ at, why: "a systemd unit, started at boot or login (T1543.002)" })),
+  // The user's own: $XDG_CONFIG_HOME/systemd/user(.control) and $XDG_DATA_HOME/systemd/user, each with its own .wants.
+  {
+    at: /^\/(?:root|home\/[^/]+)\/(?:\.config\/systemd\/user(?:\.control)?|\.local\/share\/systemd\/user)(?:\/|$)/,
+    why: "a user's systemd unit, started at login (T1543.002)",
+  },
   // T1546.004: shells read these at every login or interactive start.
   { at: "/etc/profile", why: "run by login shells (T1546.004)" },
   { at: "/etc/profile.d", why: "run by login shells (T1546.004)" },
@@ -83,7 +102,11 @@ export const PERSISTENCE_LOCATIONS: readonly { at: string | RegExp; why: string 
   { at: "/etc/modules-load.d", why: "kernel modules loaded at boot (T1547.006)" },
   { at: "/etc/modprobe.d", why: "kernel module options and install commands (T1547.006)" },
   // T1546.017: a rule's RUN+= runs as root when a device event matches it (a USB stick, `udevadm trigger`, every boot).
-  ...["/etc/udev/rules.d", "/lib/udev/rules.d", "/usr/lib/udev/rules.d"].map((at) => ({ at, why: "a udev rule, whose RUN+= runs as root on a device event (T1546.017)" })),
+  // udev(7) reads /usr/local/lib/udev/rules.d beside /usr/lib/udev/rules.d.
+  ...["/etc/udev/rules.d", "/lib/udev/rules.d", "/usr/lib/udev/rules.d", "/usr/local/lib/udev/rules.d"].map((at) => ({
+    at,
+    why: "a udev rule, whose RUN+= runs as root on a device event (T1546.017)",
+  })),
   // T1546.016: APT::Update::Pre-Invoke and DPkg::Post-Invoke run a command as root at every apt run (unattended-upgrades runs apt daily).
   { at: "/etc/apt/apt.conf", why: "an APT hook, run as root at every apt run (T1546.016)" },
   { at: "/etc/apt/apt.conf.d", why: "an APT hook, run as root at every apt run (T1546.016)" },
@@ -93,6 +116,13 @@ export const PERSISTENCE_LOCATIONS: readonly { at: string | RegExp; why: string 
   // T1546.018: the `import` lines of a .pth file at the top of site-packages, and sitecustomize/usercustomize, run at every
   // start of that Python (unattended-upgrades' and every root cron job's included). Matched anywhere, virtualenvs too.
   { at: /\/(?:site|dist)-packages\/(?:[^/]+\.pth|(?:site|user)customize\.py)$/, why: "a Python start-up hook, run at every start of that Python (T1546.018)" },
+  // site.py imports sitecustomize and usercustomize from any sys.path entry, the standard library directory and its
+  // lib-dynload first (lib64 on Fedora; a "t" for free-threaded builds): a Python that has none there (pyenv's, a source
+  // build's /usr/local/lib/python3.N, the official Docker images') runs the one planted there.
+  { at: /\/lib(?:64)?\/python\d+\.\d+t?\/(?:lib-dynload\/)?(?:site|user)customize\.py$/, why: "a Python start-up hook, run at every start of that Python (T1546.018)" },
+  // The standard library's zip (lib/python311.zip), first in sys.path and absent unless made: a module in it (sitecustomize,
+  // or any standard one not frozen in) shadows the standard library's own at every start.
+  { at: /\/lib(?:64)?\/python\d{2,}t?\.zip$/, why: "a Python standard library archive, imported before the standard library at every start (T1546.018)" },
 ];
 
 /** Why `path` is a persistence location, or null when it is not one (PERSISTENCE_LOCATIONS). */
@@ -147,10 +177,11 @@ function setIDOwnerChanged(before: FileEntry, after: FileEntry): boolean {
 
 /**
  * Directories that hold a home's start-up files and keys: /home, a home (/root, /home/NAME), its .config and
- * .config/systemd, and any .ssh. Whoever may write one may rename a .bashrc, .ssh or .config of their own over the one
- * there, or add a missing .bash_aliases (a sticky bit does not stop that), as surely as if the files were theirs.
+ * .config/systemd, its .local, .local/share and .local/share/systemd (above its other user unit directory), and any
+ * .ssh. Whoever may write one may rename a .bashrc, .ssh, .config or .local of their own over the one there, or add a
+ * missing .bash_aliases (a sticky bit does not stop that), as surely as if the files were theirs.
  */
-const HOME_DIRS = /^\/(?:root|home(?:\/[^/]+)?)(?:\/\.config(?:\/systemd)?)?$|\/\.ssh$/;
+const HOME_DIRS = /^\/(?:root|home(?:\/[^/]+)?)(?:\/\.config(?:\/systemd)?|\/\.local(?:\/share(?:\/systemd)?)?)?$|\/\.ssh$/;
 
 /**
  * Why who may write `entry` matters as for a persistence file: a persistence location (PERSISTENCE_LOCATIONS), or a
@@ -159,7 +190,7 @@ const HOME_DIRS = /^\/(?:root|home(?:\/[^/]+)?)(?:\/\.config(?:\/systemd)?)?$|\/
 function persistenceWriters(entry: FileEntry): string | null {
   const reason = persistenceReason(entry.path);
   if (reason !== null || entry.type !== "dir" || !HOME_DIRS.test(entry.path)) return reason;
-  return "a home directory (or its .ssh or .config): whoever may write it may put a shell start-up file or key of their own there (T1546.004, T1098.004)";
+  return "a home directory (or its .ssh, .config or .local): whoever may write it may put a shell start-up file or key of their own there (T1546.004, T1098.004)";
 }
 
 /** A file that stayed a file, or a directory that stayed one, that others could not write (if they could, that was reported when it became so). */

@@ -191,7 +191,7 @@ describe("classify", () => {
     assert.match(rate(entry("/home/alice/.profile", { mode: "0644", uid: 1000, gid: 1000 }), { uid: 1001 }), /^high: owner changed to a user other than root/);
     assert.match(rate(entry("/var/spool/cron/crontabs/alice", { mode: "0620", uid: 1000, gid: 102 }), { gid: 1000 }), /^high: group-writable entry handed to another group in a persistence location/);
     assert.match(rate(entry("/home/alice", { type: "dir", mode: "0750", uid: 1000, gid: 1000, sha256: null }), { uid: 1001 }), /^high: owner changed to a user other than root in a persistence location: a home directory/);
-    for (const path of ["/home", "/root/.config", "/home/alice/.config/systemd", "/srv/git/.ssh"]) {
+    for (const path of ["/home", "/root/.config", "/home/alice/.config/systemd", "/home/alice/.local", "/home/alice/.local/share/systemd", "/srv/git/.ssh"]) {
       assert.match(rate(entry(path, { type: "dir", mode: "0755", sha256: null }), { mode: "0775" }), /^high: group\/other write permission added in a persistence location: a home directory/, path);
     }
     // To root, a group that may not write, or outside homes and persistence locations: medium, as documented.
@@ -217,8 +217,29 @@ describe("classify", () => {
       ["/srv/app/venv/lib/python3.12/site-packages/sitecustomize.py", "T1546.018"],
     ];
     for (const [path, technique] of cases) assert.match(added(path), new RegExp(`^high: new entry in a persistence location: .*\\(${technique.replace(".", "\\.")}\\)$`), path);
+    // Siblings of those (ASVS 16.5.3): every directory of systemd's unit search paths that survives a reboot, udev's
+    // /usr/local rules, and a sitecustomize or usercustomize in any sys.path entry, the standard library's zip included.
+    const siblings: Array<[string, string]> = [
+      ["/usr/local/lib/udev/rules.d/99-x.rules", "T1546.017"],
+      ["/etc/systemd/system.control/x.service.d/50-x.conf", "T1543.002"],
+      ["/etc/systemd/system.attached/x.service", "T1543.002"],
+      ["/etc/xdg/systemd/user/x.service", "T1543.002"],
+      ["/usr/local/lib/systemd/user/x.service", "T1543.002"],
+      ["/usr/share/systemd/user/default.target.wants/x.service", "T1543.002"],
+      ["/usr/local/share/systemd/user/x.service", "T1543.002"],
+      ["/root/.config/systemd/user.control/x.service", "T1543.002"],
+      ["/home/alice/.local/share/systemd/user/default.target.wants/x.service", "T1543.002"],
+      ["/usr/local/lib/python3.12/sitecustomize.py", "T1546.018"],
+      ["/usr/lib64/python3.12/usercustomize.py", "T1546.018"],
+      ["/opt/python/lib/python3.13t/lib-dynload/sitecustomize.py", "T1546.018"],
+      ["/usr/local/lib/python312.zip", "T1546.018"],
+    ];
+    for (const [path, technique] of siblings) assert.match(added(path), new RegExp(`^high: new entry in a persistence location: .*\\(${technique.replace(".", "\\.")}\\)$`), path);
     // Only a .pth at the top of site-packages is read at start-up; a module is not a hook.
     assert.match(added("/usr/lib/python3/dist-packages/pkg/zz.pth"), /^low/);
+    assert.match(added("/usr/local/lib/python3.12/json/sitecustomize.py"), /^low/, "a module of a package, not a sys.path entry's");
+    assert.match(added("/usr/local/lib/python3.12/zz.pth"), /^low/, "no .pth is read from the standard library directory");
+    assert.match(added("/home/alice/.local/share/systemd/timers/x.service"), /^low/);
     assert.match(added("/usr/lib/python3/dist-packages/requests/api.py"), /^low/);
     assert.match(added("/home/alice/.ssh/rc.bak"), /^low/);
   });

@@ -65,6 +65,21 @@ describe("values", () => {
     assert.equal(parseTime("1m30s"), 90);
     assert.equal(parseTime("2h"), 7200);
     assert.equal(parseTime("soon"), null);
+    // Checked with sshd -T (OpenSSH 9.2p1): each part is read by strtol, blanks, sign and leading zeros included.
+    assert.equal(parseTime("+120"), 120);
+    assert.equal(parseTime("1m+5"), 65);
+    assert.equal(parseTime(`${"0".repeat(80)}1m${"0".repeat(80)}5s`), 65);
+    assert.equal(parseTime("1m-5"), null);
+    assert.equal(parseTime("2147483648"), null);
+    assert.equal(parseTime("35791395m"), null);
+  });
+  test("reads a long run of digits followed by a bad character in one pass", () => {
+    // A pattern such as /^(\d+[smhdw]?)+$/ backtracks exponentially here: 30 digits took 50 s, "LoginGraceTime" with 40 would take days.
+    const started = performance.now();
+    assert.equal(parseTime(`${"1".repeat(30)}x`), null);
+    assert.ok(performance.now() - started < 1_000, "30 digits");
+    assert.equal(parseTime(`${"1".repeat(16_000)}x`), null);
+    assert.ok(performance.now() - started < 1_000, "a line's worth of digits");
   });
   test("assembles +, - and ^ algorithm lists against the defaults", () => {
     assert.equal(assembleAlgorithms("+aes128-cbc", "aes128-ctr", "cipher"), "aes128-ctr,aes128-cbc");
@@ -202,6 +217,7 @@ describe("sshd -T spellings found by the differential test", () => {
   test("integers accept leading blanks and a sign as strtonum does, and refuse negatives", () => {
     assert.equal(at('MaxAuthTries " +3"\n')["maxauthtries"], "3");
     assert.equal(at("MaxAuthTries -0\n")["maxauthtries"], "0");
+    assert.equal(at(`MaxAuthTries ${"0".repeat(30)}3\n`)["maxauthtries"], "3", "strtoll takes any number of leading zeros");
     assert.throws(() => at("MaxAuthTries -1\n"), /line 1: MaxAuthTries integer value invalid/);
     assert.throws(() => at("MaxAuthTries 0x10\n"), /line 1: MaxAuthTries integer value invalid/);
   });
@@ -210,6 +226,8 @@ describe("sshd -T spellings found by the differential test", () => {
     assert.throws(() => at("Port 0\n"), /line 1: Badly formatted port number/);
     assert.throws(() => at("Port 22 23\n"), /line 1: keyword Port extra arguments/);
     assert.doesNotThrow(() => at("Port +2222\n"));
+    assert.doesNotThrow(() => at(`Port ${"0".repeat(30)}22\n`), "strtoll takes any number of leading zeros");
+    assert.throws(() => at("Port 99999999999999999999999\n"), /line 1: Badly formatted port number/);
   });
   test("ports by service name are read as sshd's a2port() reads them (strtonum, then getservbyname): Port ssh, Match LocalPort ssh", () => {
     // Checked with sshd -T -C lport=22 (OpenSSH 9.2p1): "Port ssh" listens on 22, "Port SSH" and "Port -0" are refused,

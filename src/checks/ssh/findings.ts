@@ -31,6 +31,13 @@ export interface Rule {
    * it is as severe (default: yes). A list rule says no when the later one names an algorithm the earlier did not.
    */
   covers?(earlier: Finding, later: Finding): boolean;
+  /**
+   * What covers() compares, one string each (the key files, the command, the CA file, the weak algorithms): covers()
+   * holds only when the earlier finding has every key of the later one, depends on the later one through its keys
+   * alone, and holds for a finding and itself. So checkSshConfig asks covers() only of the findings that share the
+   * rarest key of the later one (thousands of blocks that each name their own key file are not compared pairwise).
+   */
+  coverKeys?(f: Finding): readonly string[];
 }
 
 /**
@@ -74,6 +81,7 @@ function weakKeyList(
       const before = new Set(weakNames(String(earlier.evidence["value"]), family).map((w) => w.name));
       return weakNames(String(later.evidence["value"]), family).every((w) => before.has(w.name));
     },
+    coverKeys: (f) => weakNames(String(f.evidence["value"]), family).map((w) => w.name),
   };
 }
 
@@ -255,6 +263,15 @@ export interface CheckSshOptions {
 /** Other combinations with the same verdict listed in a finding's evidence, at most (the title gives their count). */
 const MAX_LISTED_COMBINATIONS = 20;
 
+/** A finding checkSshConfig reported, with the Match blocks it needs (none for a global one). */
+interface Reported {
+  severity: Severity;
+  blocks: ReadonlySet<number>;
+  finding: Finding;
+  /** rule.coverKeys of the finding. */
+  keys: ReadonlySet<string>;
+}
+
 /** "User root and Address 203.0.113.0/24": the criteria of the blocks, in file order ("Match All" adds nothing). */
 function combinationName(config: SshConfig, blocks: readonly number[]): string {
   return blocks
@@ -293,9 +310,6 @@ export function checkSshConfig(config: SshConfig, options: CheckSshOptions = {})
   const base = sshFindings(global);
   const out = [...base];
   const rank = (s: Severity): number => SEVERITIES.indexOf(s);
-  // What was reported per id, with the blocks it needs: a finding for more blocks that is no more severe adds nothing.
-  const reported = new Map<string, { severity: Severity; blocks: ReadonlySet<number>; finding: Finding }[]>();
-  for (const f of base) reported.set(f.id, [{ severity: f.severity, blocks: new Set<number>(), finding: f }]);
   const combined = new Map<string, { finding: Finding; others: string[] }>();
   const space = blockSpace(config);
   const evaluations = new Map<string, { evaluation: Evaluation; findings: Finding[] }>();
@@ -318,6 +332,22 @@ export function checkSshConfig(config: SshConfig, options: CheckSshOptions = {})
     // Options a Match block can set (UsePAM, Ciphers, MACs, KexAlgorithms, HostKeyAlgorithms are global-only and never vary).
     const inputs = [rule.keyword, ...rule.depends].filter((k) => keywordScope(k) === "all");
     const setters = settersOf(config, space, inputs);
+    // What was reported for this rule, with the blocks it needs: a finding for more blocks that is no more severe adds
+    // nothing. Indexed by what covers() compares (rule.coverKeys): only a finding holding each key of a later one can
+    // cover it. `weighed`: the over-approximated findings already weighed, by severity and keys, which alone decide
+    // their verdict; one not covered then was reported and covers the next.
+    const reported: Reported[] = [];
+    const byKey = new Map<string, Reported[]>();
+    const weighed = new Set<string>();
+    const remember = (r: Reported): void => {
+      reported.push(r);
+      for (const key of r.keys) {
+        const list = byKey.get(key);
+        if (list === undefined) byKey.set(key, [r]);
+        else list.push(r);
+      }
+    };
+    for (const f of base) if (f.id === rule.id) remember({ severity: f.severity, blocks: new Set<number>(), finding: f, keys: new Set(rule.coverKeys?.(f)) });
     const exact = combinationCount(setters) * evaluationCost <= budget;
     // Findings are computed lazily, in order: whether one is new depends on those reported before it.
     const candidates: { combination: Combination; approximate: boolean; finding: () => Finding | undefined }[] = [];
@@ -359,15 +389,20 @@ export function checkSshConfig(config: SshConfig, options: CheckSshOptions = {})
       const f = deciding.length === 0 ? undefined : finding();
       if (f === undefined) continue;
       const blocks = new Set(combination.blocks);
-      const earlier = reported.get(f.id) ?? [];
+      const keys = [...new Set(rule.coverKeys?.(f))];
+      const weighing = approximate ? `${f.severity}\0${[...keys].sort().join("\0")}` : undefined;
+      if (weighing !== undefined) {
+        if (weighed.has(weighing)) continue;
+        weighed.add(weighing);
+      }
       // A finding whose blocks were not checked (approximate) is worth reporting only when no finding so far, for
       // whatever blocks, is as severe and says as much: a block naming another key file or command than the global
       // line is reported, one repeating it is not.
-      const covered = (r: { severity: Severity; blocks: ReadonlySet<number>; finding: Finding }): boolean =>
-        rank(r.severity) <= rank(f.severity) && (approximate || [...r.blocks].every((b) => blocks.has(b))) && (rule.covers?.(r.finding, f) ?? true);
+      const covered = (r: Reported): boolean =>
+        rank(r.severity) <= rank(f.severity) && (approximate || [...r.blocks].every((b) => blocks.has(b))) && keys.every((k) => r.keys.has(k)) && (rule.covers?.(r.finding, f) ?? true);
+      const earlier = keys.length === 0 ? reported : keys.map((k) => byKey.get(k) ?? []).reduce((a, b) => (b.length < a.length ? b : a));
       if (earlier.some(covered)) continue;
-      reported.set(f.id, earlier);
-      earlier.push({ severity: f.severity, blocks, finding: f });
+      remember({ severity: f.severity, blocks, finding: f, keys: new Set(keys) });
       const name = combinationName(config, combination.blocks);
       // The same verdict from many combinations of several blocks (each user block with each network
       // block) is one finding that lists them, not hundreds.

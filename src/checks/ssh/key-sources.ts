@@ -97,6 +97,7 @@ export const KEY_SOURCE_RULES: readonly Rule[] = [
       };
     },
     covers: (earlier, later) => extraKeyFiles(String(later.evidence["value"])).every((f) => extraKeyFiles(String(earlier.evidence["value"])).includes(f)),
+    coverKeys: (f) => extraKeyFiles(String(f.evidence["value"])),
   },
   {
     id: "ssh.authorized-keys-command",
@@ -118,6 +119,7 @@ export const KEY_SOURCE_RULES: readonly Rule[] = [
       };
     },
     covers: (earlier, later) => earlier.evidence["value"] === later.evidence["value"],
+    coverKeys: (f) => [String(f.evidence["value"])],
   },
   {
     id: "ssh.trusted-user-ca-keys",
@@ -140,6 +142,7 @@ export const KEY_SOURCE_RULES: readonly Rule[] = [
       };
     },
     covers: (earlier, later) => earlier.evidence["value"] === later.evidence["value"],
+    coverKeys: (f) => [String(f.evidence["value"])],
   },
   // Principals only matter for a certificate from a CA in TrustedUserCAKeys (auth2-pubkey.c user_cert_trusted_ca
   // checks the CA first), which is reported medium on its own: low, and nothing while no CA is trusted.
@@ -159,6 +162,7 @@ export const KEY_SOURCE_RULES: readonly Rule[] = [
       };
     },
     covers: (earlier, later) => earlier.evidence["value"] === later.evidence["value"],
+    coverKeys: (f) => [String(f.evidence["value"])],
   },
   {
     id: "ssh.authorized-principals-command",
@@ -176,6 +180,7 @@ export const KEY_SOURCE_RULES: readonly Rule[] = [
       };
     },
     covers: (earlier, later) => earlier.evidence["value"] === later.evidence["value"],
+    coverKeys: (f) => [String(f.evidence["value"])],
   },
   // Host-based logins trust a client host instead of anything of the user's (sshd_config(5), auth-rhosts.c): one
   // listed in /etc/hosts.equiv or /etc/ssh/shosts.equiv, which sshd ignores for root, or, unless IgnoreRhosts yes,

@@ -3,6 +3,7 @@
 // field is unknown does not hold, "All" stands alone.
 import { SshMatchSpecError } from "./errors.ts";
 import { strdelim } from "./lexer.ts";
+import { strtonum } from "./numbers.ts";
 import { addressMatchList, matchPatternList } from "./patterns.ts";
 import type { ServiceLookup } from "./services.ts";
 
@@ -76,15 +77,13 @@ export function parseCriteria(rest: string, options: ParseCriteriaOptions = {}):
 }
 
 /**
- * A port as sshd's a2port() reads it: strtonum 0-65535, which takes leading blanks and a sign as strtoll does
- * ("-0" is 0; a LocalPort 0 never matches, a Port 0 is refused), else a service name getservbyname(name, "tcp")
- * knows ("ssh" is 22 in /etc/services; names compare exactly, "SSH" is unknown).
+ * A port as sshd's a2port() reads it: strtonum 0-65535, which takes leading blanks, a sign and any number of leading
+ * zeros as strtoll does ("-0" is 0, "000…022" is 22; a LocalPort 0 never matches, a Port 0 is refused), else (a
+ * number out of range too) a service name getservbyname(name, "tcp") knows ("ssh" is 22 in /etc/services; names
+ * compare exactly, "SSH" is unknown).
  */
 export function criterionPort(text: string, services?: ServiceLookup): number | null {
-  const m = /^[ \t\n\v\f\r]*([+-]?)(\d{1,20})$/.exec(text);
-  const n = m === null ? NaN : Number(m[2]);
-  if (n <= 65535 && (m?.[1] !== "-" || n === 0)) return n;
-  return services?.(text) ?? null;
+  return strtonum(text, 0, 65535) ?? services?.(text) ?? null;
 }
 
 /** The port a LocalPort criterion names: as parsed (a service name resolved), else its digits. */

@@ -31,9 +31,9 @@ function valuesFor(kind: ValueKind): string[] {
       return [...words, ...words.map((w) => w.toUpperCase()), "maybe"];
     }
     case "int":
-      return ["0", "3", "10", "+5", "007", "2147483647", "2147483648", "-1", "-0", "x", "3 4", '" 5"', "0x10"];
+      return ["0", "3", "10", "+5", "007", "2147483647", "2147483648", "-1", "-0", "x", "3 4", '" 5"', "0x10", `${"0".repeat(30)}3`];
     case "time":
-      return ["0", "30", "1m", "2h30m", "1M", "1w2d", "10x", "99999999999", "-5"];
+      return ["0", "30", "1m", "2h30m", "1M", "1w2d", "10x", "99999999999", "-5", "+30", "1m+5", '" 30"', `${"0".repeat(70)}1m`];
     case "loglevel":
       return ["info", "DEBUG", "debug1", "debug2", "verbose", "QUIET", "silent", "fatal", "bogus", "constructor"];
     case "path":
@@ -84,7 +84,7 @@ const OPTIONS: Array<[string, string[]]> = [
   ["SKeyAuthentication", ["yes", "no"]],
   ["KeepAlive", ["yes", "no"]],
   ["GSSAPICleanupCreds", ["yes", "no"]],
-  ["Port", ["22", "2222", "0", "+22", "65536", "x", "22 23"]],
+  ["Port", ["22", "2222", "0", "+22", "65536", "x", "22 23", `${"0".repeat(30)}22`]],
   ["Protocol", ["2"]],
   ["AllowUsers", ["alice bob", "root@10.0.0.0/8"]],
   ["ForceCommand", ["/bin/true", "internal-sftp -d /x"]],
@@ -107,7 +107,7 @@ const CRITERIA: Array<[string, string[]]> = [
   ["Host", ["*.example.org", "A.EXAMPLE.ORG", "h", "!h,*"]],
   ["Address", ["10.0.0.0/8", "10.0.0.0/8,!10.9.0.0/16", "192.0.2.*", "2001:db8::/32", "10.0.0.1/8", "!10.1.2.3,*", "::1"]],
   ["LocalAddress", ["192.0.2.10", "192.0.2.0/24", "!192.0.2.10,*"]],
-  ["LocalPort", ["22", "2222", "0", "x"]],
+  ["LocalPort", ["22", "2222", "0", "x", `${"0".repeat(30)}2222`]],
   ["RDomain", ["rd1", "*"]],
 ];
 const criterion = fc.tuple(fc.constantFrom(...CRITERIA), fc.nat(), fc.constantFrom("as-is", "lower", "upper"), fc.constantFrom(" ", "=")).map(([[a, vs], i, kase, sep]) => {

@@ -3,6 +3,7 @@
 // defaults (OpenSSH kex.c kex_assemble_names).
 import { authMethodsLineProblem } from "./auth-methods.ts";
 import { KEY_SHORT_NAMES, SUPPORTED, type AlgorithmFamily, type ValueKind } from "./keywords.ts";
+import { strtoll, strtonum } from "./numbers.ts";
 import { matchPattern, matchPatternList } from "./patterns.ts";
 
 const INT_MAX = 2_147_483_647;
@@ -26,16 +27,28 @@ function keyNameValid(name: string): boolean {
   return SUPPORTED.key.some((algorithm) => matchPattern(algorithm, pattern));
 }
 
-/** A time as sshd's convtime(): "90", "1m30s", "2h" → seconds; null when invalid. */
+const TIME_UNITS: Readonly<Record<string, number>> = { s: 1, S: 1, m: 60, M: 60, h: 3600, H: 3600, d: 86_400, D: 86_400, w: 604_800, W: 604_800 };
+
+/**
+ * A time as sshd's convtime() (misc.c): "90", "1m30s", "2h" → seconds; null when invalid. Each part is read by
+ * strtol, so it may start with blanks and a sign ("1m+5" is 65, "-0" is 0) and have any number of leading zeros;
+ * a negative part, or a total past INT_MAX, is refused. One pass over the text (a pattern such as (\d+[smhdw]?)+
+ * backtracks exponentially on a long run of digits followed by a bad character).
+ */
 export function parseTime(text: string): number | null {
-  if (!/^(\d+[sSmMhHdDwW]?)+$/.test(text) || text.length > 64) return null;
-  const unit: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
+  if (text === "") return null;
   let total = 0;
-  for (const m of text.matchAll(/(\d+)([sSmMhHdDwW]?)/g)) {
-    const secs = Number(m[1]) * (unit[(m[2] ?? "").toLowerCase()] ?? 1);
-    total += secs;
+  let pos = 0;
+  while (pos < text.length) {
+    const part = strtoll(text, pos);
+    if (part === null || part.value < 0) return null;
+    const unit = text[part.end];
+    const multiplier = unit === undefined ? 1 : Object.hasOwn(TIME_UNITS, unit) ? (TIME_UNITS[unit] as number) : null;
+    if (multiplier === null || part.value > Math.floor(INT_MAX / multiplier)) return null;
+    total += part.value * multiplier;
     // convtime refuses anything past INT_MAX rather than wrapping.
-    if (!Number.isSafeInteger(secs) || total > INT_MAX) return null;
+    if (total > INT_MAX) return null;
+    pos = unit === undefined ? part.end : part.end + 1;
   }
   return total;
 }
@@ -125,10 +138,9 @@ export function parseValue(keyword: string, kind: ValueKind, args: readonly stri
     }
     case "int":
     {
-      // atoi_err() is strtonum(0, INT_MAX): leading whitespace and a sign are accepted, as by strtoll.
-      const m = /^[ \t\n\v\f\r]*([+-]?)(\d{1,20})$/.exec(arg);
-      const n = m === null ? NaN : Number(m[2]) * (m[1] === "-" ? -1 : 1);
-      return Number.isInteger(n) && n >= 0 && n <= INT_MAX ? { value: String(n === 0 ? 0 : n) } : { error: `${keyword} integer value invalid.` };
+      // atoi_err() is strtonum(0, INT_MAX): leading whitespace, a sign and any number of leading zeros are accepted, as by strtoll.
+      const n = strtonum(arg, 0, INT_MAX);
+      return n !== null ? { value: String(n) } : { error: `${keyword} integer value invalid.` };
     }
     case "time": {
       const secs = parseTime(arg);
