@@ -51,8 +51,7 @@
 //     940 KB file of 20,000 such blocks took 110 s (0.2 s before b5f93ef, which then dropped them unreported).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { lstatSync, mkdirSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import type { Finding } from "../src/checks/finding.ts";
@@ -69,14 +68,11 @@ import {
   SshConfigError,
   checkSshConfig,
   evaluate,
-  findSshd,
   parseSshdConfig,
-  runSshdTest,
   sshFindings,
-  type MatchContext,
-  type SshdResult,
 } from "../src/checks/ssh/index.ts";
 import { ManualClock } from "../src/lib/clock.ts";
+import { sshdGroundTruth } from "./helpers/sshd-premise.ts";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // check bucket: a Deny's exceptions
@@ -275,28 +271,7 @@ describe("check files: persistence next to the places f51e05c listed", () => {
 // ---------------------------------------------------------------------------------------------------------------------
 
 const CONFIG = "/etc/ssh/sshd_config";
-const SSHD = findSshd();
-const sshdUsable = SSHD !== null && existsSync("/run/sshd");
-const sshRoot = mkdtempSync(join(tmpdir(), "bulwark-checks-fixes-23-ssh-"));
-after(() => rmSync(sshRoot, { recursive: true, force: true }));
-let sshdCases = 0;
-
-/** What the installed sshd -T makes of `text` (for `match`), or null when sshd is not usable here. */
-async function sshdOn(text: string, match?: MatchContext): Promise<SshdResult | null> {
-  if (!sshdUsable) return null;
-  const dir = join(sshRoot, `case${sshdCases++}`);
-  mkdirSync(dir);
-  writeFileSync(join(dir, "sshd_config"), text);
-  return runSshdTest(SSHD as string, join(dir, "sshd_config"), match);
-}
-
-/** Re-checks a premise with sshd -T where it is installed: sshd accepts `text` and prints `key` as `holds` says. */
-async function premise(text: string, key: string, holds: (value: string) => boolean, match?: MatchContext): Promise<void> {
-  const r = await sshdOn(text, match);
-  if (r === null) return;
-  assert.ok(r.ok, `premise: sshd -T accepts this file (${r.ok ? "" : r.message})`);
-  assert.ok(holds(r.values[key] ?? ""), `premise: sshd -T prints ${key} ${r.values[key]}`);
-}
+const { premise } = sshdGroundTruth("bulwark-checks-fixes-23-ssh-");
 
 /** The scan Bulwark makes of `text` (no --match; no service names known), or the input error it stops with. */
 function scan(text: string): Finding[] | SshConfigError {

@@ -42,27 +42,20 @@
 // the file and win) are not read: the check evaluates a file, as its documentation says.
 // Temp dirs only; sshd is run only as `sshd -T` (no daemon, no network) and only to re-check a premise.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import type { Finding } from "../src/checks/finding.ts";
 import {
   SshConfigError,
   checkSshConfig,
   evaluate,
-  findSshd,
   parseSshdConfig,
-  runSshdTest,
   sshFindings,
-  type MatchContext,
-  type SshdResult,
 } from "../src/checks/ssh/index.ts";
+import { sshdGroundTruth } from "./helpers/sshd-premise.ts";
 
-const root = mkdtempSync(join(tmpdir(), "bulwark-sshd-shapes-"));
-after(() => rmSync(root, { recursive: true, force: true }));
-const SSHD = findSshd();
-const sshdUsable = SSHD !== null && existsSync("/run/sshd");
+const { sshdOn, premise } = sshdGroundTruth("bulwark-sshd-shapes-");
 const CONFIG = "/etc/ssh/sshd_config";
 
 /** The scan Bulwark makes of `text` (no --match), or the input error it stops with. */
@@ -83,23 +76,6 @@ function findings(text: string): Finding[] {
 
 const titles = (fs: readonly Finding[]): string => fs.map((f) => `${f.id} ${f.severity}: ${f.title.slice(0, 140)}`).join("\n  ") || "(none)";
 
-let cases = 0;
-/** What the installed sshd -T makes of `text` (for `match`), or null when sshd is not installed here. */
-async function sshdOn(text: string, match?: MatchContext): Promise<SshdResult | null> {
-  if (!sshdUsable) return null;
-  const dir = join(root, `case${cases++}`);
-  mkdirSync(dir);
-  writeFileSync(join(dir, "sshd_config"), text);
-  return runSshdTest(SSHD as string, join(dir, "sshd_config"), match);
-}
-
-/** Re-checks the premise with sshd -T where it is installed: sshd accepts `text` and prints `key` as `holds` says. */
-async function premise(text: string, key: string, holds: (value: string) => boolean, match?: MatchContext): Promise<void> {
-  const r = await sshdOn(text, match);
-  if (r === null) return;
-  assert.ok(r.ok, `premise: sshd -T accepts this file (${r.ok ? "" : r.message})`);
-  assert.ok(holds(r.values[key] ?? ""), `premise: sshd -T prints ${key} ${r.values[key]}`);
-}
 
 /** A generated block list: one harmless line per user block, as a provisioning tool might write them. */
 function decoys(count: number): string {
