@@ -8,12 +8,14 @@ import { AuthLogOptionError } from "./errors.ts";
 import { ExpiringTable } from "./expiring-table.ts";
 import { attackBefore, earliestBanOutside, recordAttack, recordBan } from "./file-order.ts";
 import { HeldEvents } from "./held-events.ts";
+import { journalLine } from "./journal-json.ts";
 import { isPasswordMethod } from "./findings.ts";
 import { markSlow, pushName, slowRunBefore } from "./slow-rules.ts";
 import { afterSyslogdTag, bsdRepeatCount, classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
 import { splitLine, type SshdLine } from "./syslog-line.ts";
 import { emptyStamp, YearResolver } from "./timestamp.ts";
-import type { AttackRun, AuthLogLimits, AuthLogOptions, AuthLogResult, SlowEvidence, SlowMarks, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
+import type { AttackRun, AuthLogLimits, AuthLogOptions, AuthLogResult, SlowEvidence, SlowMarks, SourceRecord, SuccessRecord, UnreadFile, UserRecord } from "./types.ts";
+import { mostlyUnread, UNREAD_FILES_KEPT } from "./unread-files.ts";
 
 export const DEFAULTS = {
   maxRetry: 5,
@@ -170,10 +172,14 @@ export class AuthLogAnalyzer {
   #lastUserRecord: UserRecord | undefined;
   #years: YearResolver;
   #file = "";
+  // The counters when the current file began, to tell at its end whether it was read at all (#endFile).
+  #fileStart = { lines: 0, blank: 0, unread: 0 };
+  #fileOpen = false;
+  readonly #unreadFiles: UnreadFile[] = [];
   readonly stats = {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
     failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0, untrackedPrefixes: 0,
-    evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0, untrackedSlowCompromises: 0, loginsNotRejudged: 0, loginsNotRejudgedMatter: false,
+    evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0, untrackedSlowCompromises: 0, loginsNotRejudged: 0, loginsNotRejudgedMatter: false, unreadFiles: 0,
     byKind: {} as Record<string, number>,
   };
 
@@ -223,10 +229,30 @@ export class AuthLogAnalyzer {
    * files given oldest first), so a given year is not re-applied to a file that crossed New Year.
    */
   beginFile(name: string): void {
+    this.#endFile();
     this.stats.files++;
     this.#file = name;
+    const s = this.stats;
+    this.#fileStart = { lines: s.lines, blank: s.blank, unread: s.malformed + s.overlong };
+    this.#fileOpen = true;
     if (this.#options.year === undefined && this.stats.files > 1) this.#years = this.#resolver();
     this.#held.clear();
+  }
+
+  /**
+   * Notes the current file as not read when most of its lines were in no format the check knows: its attacks were
+   * never looked at, and the findings say so (authlog.log-not-read) rather than pass it as clean.
+   */
+  #endFile(): void {
+    if (!this.#fileOpen) return;
+    this.#fileOpen = false;
+    const s = this.stats;
+    const start = this.#fileStart;
+    const lines = s.lines - start.lines;
+    const unread = s.malformed + s.overlong - start.unread;
+    if (!mostlyUnread(lines, s.blank - start.blank, unread)) return;
+    s.unreadFiles++;
+    if (this.#unreadFiles.length < UNREAD_FILES_KEPT) this.#unreadFiles.push({ file: this.#file, lines, unread });
   }
 
   /** A line longer than `maxLineLength`: counted, never parsed. */
@@ -247,6 +273,9 @@ export class AuthLogAnalyzer {
       stats.overlong++;
       return;
     }
+    // journalctl -o json: the entry is read as the short-unix line journalctl would print for it.
+    const first = text.charCodeAt(0);
+    if (first === 123 /* { */ || first === 30 /* RS, json-seq */) text = journalLine(text) ?? text;
     const parsed = this.#scratch;
     const shape = splitLine(text, parsed);
     if (shape === "malformed") {
@@ -646,6 +675,7 @@ export class AuthLogAnalyzer {
 
   /** Ends the analysis and returns offenders, suspicious logins and counters. */
   finish(): AuthLogResult {
+    this.#endFile();
     this.#rejudgeKept();
     this.stats.loginsNotRejudgedMatter = this.stats.loginsNotRejudged > 0 && this.#lateAttackMs <= this.#unkeptLatestMs + CLOCK_SLACK_MS;
     const offenders = [...this.#sources.values()].filter((s) => s.bans > 0);
@@ -668,6 +698,7 @@ export class AuthLogAnalyzer {
       attackedUsers,
       compromises: [...this.#compromises.values()],
       rootLogins: this.#rootLogins,
+      unreadFiles: this.#unreadFiles,
     };
   }
 }

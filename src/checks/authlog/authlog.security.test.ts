@@ -25,6 +25,15 @@ test("a user name carrying a victim address in a preauth close is attributed to 
   assert.deepEqual(run(lines).offenders.map((o) => o.address), ["203.0.113.9"]);
 });
 
+// ASVS 16.4.1, 6.3.1: the login after a brute force must not be put on another address by the name it logged in as.
+test("a user name carrying 'from OTHER port 22 ssh2:' in an Accepted line does not move the login off the offending address", () => {
+  const lines = Array.from({ length: 5 }, (_, i) => `Nov 21 04:00:0${i} web sshd[${i}]: Failed password for root from 203.0.113.9 port 4000 ssh2`);
+  lines.push("Nov 21 04:01:00 web sshd[9]: Connection from 203.0.113.9 port 4711 on 192.0.2.1 port 22 rdomain \"\"");
+  lines.push("Nov 21 04:01:01 web sshd[9]: Accepted password for x from 192.0.2.10 port 22 ssh2: y from 203.0.113.9 port 4711 ssh2");
+  const c = authLogFindings(run(lines)).filter((f) => f.id === "authlog.success-after-failures");
+  assert.deepEqual(c.map((f) => [f.evidence["address"], f.evidence["user"]]), [["203.0.113.9", "x from 192.0.2.10 port 22 ssh2: y"]]);
+});
+
 test("an accepted login cannot be forged through a failed line's user name", () => {
   const r = run(["Nov 21 04:00:00 web sshd[1]: Failed password for invalid user Accepted password for root from 192.0.2.1 port 1 ssh2 from 203.0.113.9 port 2 ssh2"]);
   assert.equal(r.stats.successes, 0);

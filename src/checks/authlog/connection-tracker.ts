@@ -114,7 +114,7 @@ export class ConnectionTracker {
   }
 
   /**
-   * The event as this connection reads it: a Failed line that reads two ways (a forged " from VICTIM port N ssh2:"
+   * The event as this connection reads it: a Failed or Accepted line that reads two ways (a forged " from VICTIM port N ssh2:"
    * in the user name, or in the auth-info) is taken the way that names the address this sshd process already
    * logged ("Invalid user … from", "Connection from"), so the victim is not blamed and the real client is counted.
    */

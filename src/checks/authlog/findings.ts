@@ -1,6 +1,6 @@
 // Turns the analysis into Findings (ids are a public contract): authlog.success-after-failures
 // (compromise suspected, the first 20 one by one), authlog.success-after-slow-failures (likewise, for
-// attacks paced under --find-time), authlog.analysis-incomplete, authlog.root-login, and one
+// attacks paced under --find-time), authlog.analysis-incomplete, authlog.log-not-read, authlog.root-login, and one
 // authlog.brute-force and one authlog.user-brute-force grouping every offender and attacked user.
 // Output stays bounded however many addresses a log holds.
 import { isoOrNull as iso } from "../../lib/calendar.ts";
@@ -9,6 +9,7 @@ import type { Finding } from "../finding.ts";
 import { addressFamily, ipv6Prefix64 } from "./address.ts";
 import { NFT_NETS_SET } from "./nft.ts";
 import type { AuthLogResult, LineRef, SlowEvidence, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
+import { notReadFinding } from "./unread-files.ts";
 
 /**
  * Log text is attacker-controlled: control characters would reach a terminal as escapes, so they
@@ -476,6 +477,7 @@ export function authLogFindings(result: AuthLogResult): Finding[] {
   if (slowRest.length + result.stats.untrackedSlowCompromises > 0) findings.push(moreSlowCompromises(slowRest, result.stats.untrackedSlowCompromises, result));
   const s = result.stats;
   if (s.untrackedSources + s.untrackedUsers + s.untrackedPrefixes > 0 || s.loginsNotRejudgedMatter) findings.push(incomplete(result));
+  if (s.unreadFiles > 0) findings.push(notReadFinding(result));
   const byPassword = result.rootLogins.filter((l) => isPasswordMethod(l.method));
   const byKey = result.rootLogins.filter((l) => !isPasswordMethod(l.method));
   // Only a sample of root logins is kept for evidence; the totals come from the counters.

@@ -22,9 +22,9 @@ export interface SshdEvent {
   /** The user name does not exist on the host (sshd said "invalid user"). */
   invalidUser: boolean;
   /**
-   * A Failed line that reads two ways: the client may have written " from HOST port N ssh2:" into its user name, or
-   * into the text after the ssh tag (auth-info). `address`/`user` take the first reading (fail2ban's); this is the
-   * other. The connection tracker takes it when the same sshd process already named this address.
+   * A Failed or Accepted line that reads two ways: the client may have written " from HOST port N ssh2:" into its
+   * user name, or into the text after the ssh tag (auth-info). `address`/`user` take the first reading (fail2ban's);
+   * this is the other. The connection tracker takes it when the same sshd process already named this address.
    */
   otherReading?: { address: string; user: string };
 }

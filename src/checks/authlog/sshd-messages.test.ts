@@ -47,6 +47,26 @@ test("takes the sshd-chosen address, not one inside an attacker-chosen user name
   assert.equal(pick("Connection closed by invalid user x 6.6.6.6 port 22 203.0.113.9 port 4711 [preauth]")?.["address"], "203.0.113.9");
 });
 
+// ASVS 6.3.1, 16.3.1: a directory account (SSSD, winbind) can hold a space; the one word after " for " dropped the login.
+test("reads an Accepted line whose user name holds spaces, and the address sshd wrote after it", () => {
+  assert.deepEqual(pick("Accepted password for john smith from 203.0.113.9 port 41100 ssh2"), {
+    kind: "accepted-password", effect: "gained", forget: true, address: "203.0.113.9", user: "john smith",
+  });
+  assert.equal(pick("Accepted publickey for CORP\\jane doe from 2001:db8::5 port 1 ssh2: ED25519 SHA256:abc")?.["user"], "CORP\\jane doe");
+  // ssh 'x from 192.0.2.10 port 22 ssh2'@host: the address inside the name is not followed by sshd's end of line.
+  assert.deepEqual(pick("Accepted password for x from 192.0.2.10 port 22 ssh2 from 203.0.113.9 port 4711 ssh2"), {
+    kind: "accepted-password", effect: "gained", forget: true, address: "203.0.113.9", user: "x from 192.0.2.10 port 22 ssh2",
+  });
+  assert.equal(pick("Accepted password for  from 203.0.113.9 port 1 ssh2"), null, "no user name");
+  assert.equal(pick("Accepted password for root from 203.0.113.9 port 1 ssh2 and more"), null, "not sshd's format");
+});
+
+test("an Accepted line that reads two ways carries the other reading, as a Failed line does", () => {
+  const e = classifySshdMessage("Accepted password for x from 192.0.2.10 port 22 ssh2: y from 203.0.113.9 port 4711 ssh2");
+  assert.equal(e?.address, "192.0.2.10");
+  assert.deepEqual(e?.otherReading, { address: "203.0.113.9", user: "x from 192.0.2.10 port 22 ssh2: y" });
+});
+
 test("does not take a fake address that is not a valid IP", () => {
   assert.equal(pick("Failed password for root from 999.1.1.1 port 22 ssh2"), null);
   assert.equal(pick("Failed password for root from 1:2:3:4:5:6:7:8:9 port 22 ssh2"), null);

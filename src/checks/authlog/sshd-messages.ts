@@ -43,6 +43,23 @@ function failedTail(s: string, i: number): boolean {
   return j === s.length || s.startsWith(": ", j);
 }
 
+/**
+ * "USER from HOST…" at `userStart`, as sshd writes it in Failed and Accepted lines ("%s for %s%.100s from %.200s port %d
+ * ssh2%s%s": the user name as the client sent it, spaces and all, and an auth-info after it). The leftmost "from HOST"
+ * that sshd's own format can end with: a user name such as "x from 6.6.6.6 port 1 ssh2" is then followed by the real
+ * " from …" and is not taken. `other` is the rightmost such reading when it names another address: a user name holding
+ * " from VICTIM port 22 ssh2: ", or an auth-info holding " from HOST port N ssh2", makes the line read two ways (the
+ * connection tracker picks the one its sshd process already logged).
+ */
+function userFrom(m: string, userStart: number): { address: string; user: string; other: { address: string; user: string } | null } | null {
+  const f = findFrom(m, userStart, failedTail, "first");
+  if (!f) return null;
+  // Only a line with a second " from " can read two ways: the common line pays one indexOf, not a second scan.
+  const last = m.indexOf(" from ", f.at + 6) < 0 ? null : findFrom(m, f.at + 1, failedTail, "last");
+  const other = last && last.at !== f.at && last.address !== f.address ? { address: last.address, user: m.slice(userStart, last.at) } : null;
+  return { address: f.address, user: m.slice(userStart, Math.max(userStart, f.at)), other };
+}
+
 function failed(m: string): SshdEvent | null {
   const sp = m.indexOf(" ", 7);
   if (sp < 8 || !m.startsWith(" for ", sp)) return null;
@@ -50,34 +67,33 @@ function failed(m: string): SshdEvent | null {
   let userStart = sp + 5;
   const invalid = m.startsWith("invalid user ", userStart);
   if (invalid) userStart += 13;
-  // Leftmost "from HOST" that sshd's own format can end with: a user name such as
-  // "x from 6.6.6.6 port 1 ssh2" is then followed by the real " from …" and is not taken.
-  const f = findFrom(m, userStart, failedTail, "first");
+  const f = userFrom(m, userStart);
   if (!f) return null;
   const kind = failedKind(method);
   // A failed public key of an existing user is normal (clients offer several keys): like
   // fail2ban (publickey=nofail) it counts only if the connection then fails or changes user.
   const effect: Effect = method === "publickey" && !invalid ? "nofail" : "fail";
-  const e = ev(kind, effect, false, f.address, m.slice(userStart, Math.max(userStart, f.at)));
+  const e = ev(kind, effect, false, f.address, f.user);
   e.method = method;
   e.invalidUser = invalid;
-  // Only a line with a second " from " can read two ways: the common line pays one indexOf, not a second scan.
-  const last = m.indexOf(" from ", f.at + 6) < 0 ? null : findFrom(m, f.at + 1, failedTail, "last");
-  if (last && last.at !== f.at && last.address !== f.address) e.otherReading = { address: last.address, user: m.slice(userStart, last.at) };
+  if (f.other) e.otherReading = f.other;
   return e;
 }
 
+/**
+ * "Accepted METHOD for USER from HOST port N ssh2[: INFO]". The user name is read as in failed(): a directory account
+ * (SSSD, winbind) can hold a space ("john smith"), and taking one word after " for " dropped the login altogether.
+ */
 function accepted(m: string): SshdEvent | null {
   const sp = m.indexOf(" ", 9);
   if (sp < 10 || !m.startsWith(" for ", sp)) return null;
   const method = m.slice(9, sp);
-  const userEnd = m.indexOf(" ", sp + 5);
-  if (userEnd <= sp + 5 || !m.startsWith(" from ", userEnd)) return null;
-  const a = scanAddress(m, userEnd + 6);
-  if (!a || (a.end < m.length && m.charCodeAt(a.end) !== 32)) return null;
+  const f = userFrom(m, sp + 5);
+  if (!f || f.user === "") return null;
   const kind = method.startsWith("keyboard-interactive") ? "accepted-keyboard-interactive" : method === "password" || method === "publickey" ? `accepted-${method}` : "accepted-other";
-  const e = ev(kind, "gained", true, a.address, m.slice(sp + 5, userEnd));
+  const e = ev(kind, "gained", true, f.address, f.user);
   e.method = method;
+  if (f.other) e.otherReading = f.other;
   return e;
 }
 

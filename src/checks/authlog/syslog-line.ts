@@ -1,6 +1,7 @@
 // Splits a syslog line into time stamp, connection key (host and sshd PID) and message, for the
-// formats auth logs come in: BSD syslog, rsyslog's RFC 3339 file format, `journalctl -o
-// short-iso`, and RFC 5424. Lines of other programs are recognised cheaply and skipped.
+// formats auth logs come in: BSD syslog (with FreeBSD syslogd -v/-vv's "<4.6>"/"<auth.info>" before the host, or
+// BusyBox syslogd's "auth.info" after it), rsyslog's RFC 3339 file format, journalctl's short formats, and RFC 5424.
+// Lines of other programs are recognised cheaply and skipped.
 import { parseStamp, type ParsedStamp } from "./timestamp.ts";
 
 export type LineShape = "sshd" | "other" | "malformed";
@@ -75,6 +76,46 @@ function skipSpaces(s: string, i: number): number {
   return i;
 }
 
+function tokenEnd(s: string, i: number): number {
+  while (i < s.length && s.charCodeAt(i) !== 32 && s.charCodeAt(i) !== 9) i++;
+  return i;
+}
+
+// syslog's facility and level names (<syslog.h> facilitynames and prioritynames, FreeBSD's "console" and "ntp" too).
+const FACILITIES = [
+  "auth", "authpriv", "console", "cron", "daemon", "ftp", "kern", "lpr", "mail", "mark", "news", "ntp", "security", "syslog", "user", "uucp",
+  "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+const LEVELS = ["alert", "crit", "debug", "emerg", "err", "error", "info", "none", "notice", "panic", "warn", "warning"];
+
+/** Whether s[i, end) is exactly one of `names`, or with `digits` a number of one to three digits. Allocates nothing. */
+function nameOrNumber(s: string, i: number, end: number, names: readonly string[], digits: boolean): boolean {
+  if (digits && end > i && end - i <= 3) {
+    let j = i;
+    while (j < end && s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57) j++;
+    if (j === end) return true;
+  }
+  return names.some((n) => n.length === end - i && s.startsWith(n, i));
+}
+
+/**
+ * Whether s[i, end) is "FACILITY.LEVEL" ("auth.info"), with `digits` also in numbers ("4.6"): the facility and
+ * priority some syslog daemons write into each line.
+ */
+function facilityLevel(s: string, i: number, end: number, digits: boolean): boolean {
+  const dot = s.indexOf(".", i);
+  return dot > i && dot < end - 1 && nameOrNumber(s, i, dot, FACILITIES, digits) && nameOrNumber(s, dot + 1, end, LEVELS, digits);
+}
+
+/**
+ * Index of the host after FreeBSD syslogd's "<4.6> " (-v) or "<auth.info> " (-vv) at i, which it writes between the
+ * stamp and the host (fail2ban's sshd prefregex skips it); `i` when there is none.
+ */
+function afterPriority(s: string, i: number): number {
+  const end = tokenEnd(s, i);
+  return s.charCodeAt(end - 1) === 62 /* > */ && facilityLevel(s, i + 1, end - 1, true) ? skipSpaces(s, end) : i;
+}
+
 /** RFC 5424 after the time stamp: HOST APP PROCID MSGID SD MSG. */
 function rfc5424(s: string, i: number, out: SshdLine): LineShape {
   const fields: number[] = [];
@@ -127,17 +168,31 @@ export function splitLine(line: string, out: SshdLine): LineShape {
   const hint = line.indexOf("sshd", out.stamp.end);
   let i = skipSpaces(line, out.stamp.end);
   if (i === out.stamp.end && i < line.length) return "malformed";
+  if (line.charCodeAt(0) === 60) {
+    hostField(line, i, out);
+    return hint < 0 ? "other" : rfc5424(line, i, out);
+  }
+  if (line.charCodeAt(i) === 60) i = afterPriority(line, i);
   hostField(line, i, out);
-  if (line.charCodeAt(0) === 60) return hint < 0 ? "other" : rfc5424(line, i, out);
   if (hint < 0) return "other";
   const hostAt = i;
   let end = sshdProgram(line, i);
   if (end < 0) {
     // The first token is the host name; the program follows it.
-    while (i < line.length && line.charCodeAt(i) !== 32) i++;
-    i = skipSpaces(line, i);
+    i = skipSpaces(line, tokenEnd(line, i));
     end = sshdProgram(line, i);
-    if (end < 0) return "other";
+    if (end < 0) {
+      // BusyBox syslogd (Alpine's /var/log/messages) writes "HOST auth.info sshd[N]: …" unless started with -S.
+      const word = tokenEnd(line, i);
+      if (!facilityLevel(line, i, word, false)) return "other";
+      const programAt = skipSpaces(line, word);
+      end = sshdProgram(line, programAt);
+      if (end < 0) return "other";
+      // Without the level: sshd logs one connection at several ("error: PAM: …" at auth.err), and it is one connection.
+      out.connection = `${line.slice(hostAt, out.hostEnd)} ${line.slice(programAt, end)}`;
+      out.messageAt = skipSpaces(line, end);
+      return "sshd";
+    }
   }
   out.connection = line.slice(hostAt, end);
   out.messageAt = skipSpaces(line, end);

@@ -41,8 +41,35 @@ test("parses the RFC 5424 header time stamp", () => {
   assert.deepEqual(resolveAll(["<38>1 2019-07-08T17:40:16.954167-04:00 host sshd 57915 - - msg"], { referenceMs: 0 }), ["2019-07-08T21:40:16.954Z"]);
 });
 
+// ASVS 16.2.4: journald-only hosts export with journalctl; these two were every line malformed, a clean run.
+test("parses journalctl -o short-full stamps (weekday, zone abbreviation or number)", () => {
+  assert.deepEqual(
+    resolveAll(["Sat 2026-12-05 10:00:00 UTC web sshd[5]: x", "Sat 2026-12-05 13:00:00 +03 web sshd[5]: x", "Sat 2026-12-05 05:30:00.5 -0430 web x", "Sat 2026-12-05 11:00:00 CET web x"], {
+      referenceMs: 0,
+      utcOffsetMinutes: 60,
+    }),
+    // CET says no offset: read in --utc-offset's zone, as a BSD stamp is.
+    ["2026-12-05T10:00:00.000Z", "2026-12-05T10:00:00.000Z", "2026-12-05T10:00:00.500Z", "2026-12-05T10:00:00.000Z"],
+  );
+  const s = emptyStamp();
+  assert.ok(parseStamp("Sat 2026-12-05 10:00:00 UTC web sshd[5]: x", s));
+  assert.equal(s.end, 27);
+});
+
+test("parses journalctl -o short-unix stamps (seconds and six digits of microseconds)", () => {
+  assert.deepEqual(resolveAll(["1796464800.000123 web sshd[5]: x", "0.000000 x", "951782400.999999 x", "253402300799.000000 x"], { referenceMs: 0 }), [
+    "2026-12-05T10:00:00.000Z",
+    "1970-01-01T00:00:00.000Z",
+    "2000-02-29T00:00:00.999Z",
+    "9999-12-31T23:59:59.000Z",
+  ]);
+  for (const line of ["1796464800 web x", "1796464800.123 web x", "1796464800.0001234 web x", "253402300800.000000 x", "1234567890123.000000 x"]) {
+    assert.equal(parseStamp(line, emptyStamp()), false, line);
+  }
+});
+
 test("rejects lines that do not start with a time stamp", () => {
-  for (const line of ["", "srv sshd[1]: x", "Foo 12 10:00:00 x", "Jan 32 10:00:00 x", "Jan 12 25:00:00 x", "2026-13-01T00:00:00Z x", "<999999>1 x", "Jan 1210:00:00"]) {
+  for (const line of ["", "srv sshd[1]: x", "Foo 12 10:00:00 x", "Sat 10:00:00 x", "Sat 2026-12-05 10:00:00", "Sat 2026-12-05 10:00:00 UTCX1 x", "Sun 2026-12-05T10:00:00Z x", "Jan 32 10:00:00 x", "Jan 12 25:00:00 x", "2026-13-01T00:00:00Z x", "<999999>1 x", "Jan 1210:00:00"]) {
     assert.equal(parseStamp(line, emptyStamp()), false, JSON.stringify(line));
   }
 });

@@ -1,5 +1,6 @@
 // Time stamps of auth-log lines: BSD syslog "Mon DD HH:MM:SS" (no year, no zone), ISO 8601 /
-// RFC 3339 as rsyslog and `journalctl -o short-iso` write them, and the RFC 5424 header.
+// RFC 3339 as rsyslog and `journalctl -o short-iso` write them, the RFC 5424 header, and journalctl's -o short-full
+// ("Sat 2026-12-05 10:00:00 UTC") and -o short-unix ("1796464800.000123").
 // Hand-written scanners over char codes: no regex, no allocation on the hot path. The missing year of BSD stamps is
 // inferred in year-resolver.ts.
 
@@ -117,9 +118,88 @@ function iso(s: string, start: number, out: ParsedStamp): boolean {
   return true;
 }
 
+// journalctl -o short-full writes the weekday first ("Sat 2026-12-05 10:00:00 UTC").
+const WEEKDAYS: ReadonlySet<number> = new Set(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].map((d) => monthKey(d, 0)));
+
+/**
+ * journalctl -o short-full: "Sat 2026-12-05 10:00:00 CET", the zone as strftime's %Z. An abbreviation does not say its
+ * offset (IST is three zones): UTC and GMT are read as such, a numeric one ("+03", tzdata's name for zones without an
+ * abbreviation) as its offset, any other leaves the stamp zone-less (read in --utc-offset's zone, as BSD stamps are).
+ */
+function shortFull(s: string, out: ParsedStamp): boolean {
+  if (!WEEKDAYS.has(monthKey(s, 0)) || s.charCodeAt(3) !== 32 || !iso(s, 4, out) || out.offsetMinutes !== null) return false;
+  let i = out.end;
+  if (s.charCodeAt(i) !== 32) return false;
+  const start = ++i;
+  const sign = s.charCodeAt(i);
+  if (sign === 43 || sign === 45) {
+    const oh = two(s, i + 1);
+    if (oh < 0 || oh > 23) return false;
+    i += 3;
+    const colon = s.charCodeAt(i) === 58 ? 1 : 0;
+    const om = two(s, i + colon);
+    if (om >= 0) {
+      if (om > 59) return false;
+      i += 2 + colon;
+    }
+    out.offsetMinutes = (sign === 45 ? -1 : 1) * (oh * 60 + Math.max(om, 0));
+  } else {
+    // Abbreviations are letters, at most six of them ("ChST").
+    while (i - start <= 6 && ((s.charCodeAt(i) | 32) >= 97 && (s.charCodeAt(i) | 32) <= 122)) i++;
+    if (i === start || i - start > 6) return false;
+    if ((i - start === 3 && (s.startsWith("UTC", start) || s.startsWith("GMT", start))) || (i - start === 1 && s.charCodeAt(start) === 90)) out.offsetMinutes = 0;
+  }
+  if (i < s.length && s.charCodeAt(i) !== 32) return false;
+  out.end = i;
+  return true;
+}
+
+/** Days since 1970-01-01 to a UTC calendar date (Hinnant's civil_from_days), without a Date. */
+function civil(days: number, out: ParsedStamp): void {
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  out.year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  out.month = month - 1;
+  out.day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+}
+
+/** The last second of 9999: dates stay within the years --year accepts, as inferred ones do. */
+const MAX_UNIX_SECONDS = 253_402_300_799;
+
+/**
+ * journalctl -o short-unix: "1796464800.000123 host …", seconds since the epoch and always six digits of microseconds
+ * (the six digits are what tell it from a line that merely starts with a number).
+ */
+function unix(s: string, out: ParsedStamp): boolean {
+  let i = 0;
+  let seconds = 0;
+  while (i < 12 && digit(s, i) >= 0) seconds = seconds * 10 + digit(s, i++);
+  if (i === 0 || s.charCodeAt(i) !== 46 || seconds > MAX_UNIX_SECONDS) return false;
+  let micros = 0;
+  for (let k = 1; k <= 6; k++) {
+    const d = digit(s, i + k);
+    if (d < 0) return false;
+    micros = micros * 10 + d;
+  }
+  i += 7;
+  if (i < s.length && s.charCodeAt(i) !== 32) return false;
+  const days = Math.floor(seconds / 86_400);
+  civil(days, out);
+  out.msOfDay = (seconds - days * 86_400) * 1000 + Math.floor(micros / 1000);
+  out.offsetMinutes = 0;
+  out.end = i;
+  return true;
+}
+
 /**
  * Parses the time stamp a syslog line starts with, into `out`. Returns false when the line does
- * not start with a known stamp. RFC 5424 lines ("<PRI>1 2026-…") are recognised by their header.
+ * not start with a known stamp. RFC 5424 lines ("<PRI>1 2026-…") are recognised by their header, journalctl's
+ * short-full by its weekday, short-unix by its six digits of microseconds.
  *
  * @example
  * const out = emptyStamp();
@@ -127,8 +207,8 @@ function iso(s: string, start: number, out: ParsedStamp): boolean {
  */
 export function parseStamp(s: string, out: ParsedStamp): boolean {
   const c = s.charCodeAt(0);
-  if (c >= 65 && c <= 90) return bsd(s, out);
-  if (c >= 48 && c <= 57) return iso(s, 0, out);
+  if (c >= 65 && c <= 90) return bsd(s, out) || shortFull(s, out);
+  if (c >= 48 && c <= 57) return iso(s, 0, out) || unix(s, out);
   if (c === 60 /* < */) {
     // RFC 5424: "<PRI>VERSION SP TIMESTAMP"; PRI is at most 3 digits, VERSION is 1 (or 2 digits).
     const close = s.indexOf(">", 1);

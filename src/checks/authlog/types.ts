@@ -213,6 +213,8 @@ export interface AuthLogStats {
   loginsNotRejudged: number;
   /** Some of those may have followed a brute force read later (by the stamps): the report may miss a compromise. */
   loginsNotRejudgedMatter: boolean;
+  /** Files most of whose non-blank lines were malformed or overlong: not read (authlog.log-not-read). */
+  unreadFiles: number;
   byKind: Record<string, number>;
 }
 
@@ -235,4 +237,14 @@ export interface AuthLogResult {
   /** Suspect logins: by the brute-force rules (`offender`, `targetedUser`), else by the slow rules only. */
   compromises: SuccessRecord[];
   rootLogins: SuccessRecord[];
+  /** The first 100 files that were not read (`stats.unreadFiles` counts them all). */
+  unreadFiles: UnreadFile[];
+}
+
+/** A file most of whose lines were in no format the check reads. */
+export interface UnreadFile {
+  file: string;
+  /** Its lines, and how many of them were malformed or overlong. */
+  lines: number;
+  unread: number;
 }

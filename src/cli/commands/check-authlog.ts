@@ -71,7 +71,7 @@ export default {
         .command("authlog")
         .description(
           "find SSH brute force (fail2ban's sshd filter, aggressive mode), logins after it and root logins in auth logs " +
-            "(syslog, rsyslog ISO, journalctl -o short-iso, RFC 5424; plain, gzip or zstd; '-' reads stdin)",
+            "(syslog with or without facility/priority, rsyslog ISO, RFC 5424, journalctl -o short-iso, short-full, short-unix or json; plain, gzip or zstd; '-' reads stdin)",
         )
         // Any order: logins are judged again at the end against a brute force in any other file (by the stamps), so
         // /var/log/auth.log* (newest first, as the shell sorts it) is read right. Oldest first stays best for --year.
