@@ -8,13 +8,14 @@ import { AuthLogOptionError } from "./errors.ts";
 import { ExpiringTable } from "./expiring-table.ts";
 import { attackBefore, earliestBanOutside, recordAttack, recordBan } from "./file-order.ts";
 import { HeldEvents } from "./held-events.ts";
-import { journalLine } from "./journal-json.ts";
+import { journalEntry } from "./journal-json.ts";
+import { addRootLogin, rootLoginSample } from "./root-logins.ts";
 import { isPasswordMethod } from "./findings.ts";
 import { markSlow, pushName, slowRunBefore } from "./slow-rules.ts";
 import { afterSyslogdTag, bsdRepeatCount, classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
 import { splitLine, type SshdLine } from "./syslog-line.ts";
 import { emptyStamp, YearResolver } from "./timestamp.ts";
-import type { AttackRun, AuthLogLimits, AuthLogOptions, AuthLogResult, SlowEvidence, SlowMarks, SourceRecord, SuccessRecord, UnreadFile, UserRecord } from "./types.ts";
+import type { AttackRun, AuthLogLimits, AuthLogOptions, AuthLogResult, SlowEvidence, SlowMarks, SourceRecord, SuccessRecord, UnreadFile, UntrustedWriter, UserRecord } from "./types.ts";
 import { mostlyUnread, UNREAD_FILES_KEPT } from "./unread-files.ts";
 
 export const DEFAULTS = {
@@ -43,7 +44,8 @@ export const DEFAULTS = {
 export const LIMITS: AuthLogLimits = { sources: 500_000, users: 100_000, logins: 20_000 };
 const MAX_NAMES_PER_RECORD = 50;
 const MAX_COMPROMISES = 1_000;
-const MAX_ROOT_LOGINS_KEPT = 1_000;
+// Writers of untrusted journal entries named in authlog.untrusted-entries; later ones are counted only.
+const MAX_UNTRUSTED_WRITERS = 20;
 
 function validate(options: AuthLogOptions): void {
   const { maxRetry, findTimeMs, year, maxLineLength, compromiseWindowMs, sprayMin, guessMin } = options;
@@ -152,7 +154,8 @@ export class AuthLogAnalyzer {
   readonly #prefixes: ExpiringTable<string, SourceRecord>;
   readonly #users: ExpiringTable<string, UserRecord>;
   readonly #compromises = new Map<string, SuccessRecord>();
-  readonly #rootLogins: SuccessRecord[] = [];
+  readonly #rootLogins = { password: rootLoginSample(), key: rootLoginSample() };
+  readonly #untrustedWriters = new Map<string, UntrustedWriter>();
   // Logins that were not suspect when read, judged again in finish() (at most limits.logins).
   readonly #kept: KeptLogin[] = [];
   // For logins past that bound: the file of the first, the latest stamp among them, and the earliest ban or attack read
@@ -180,6 +183,7 @@ export class AuthLogAnalyzer {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
     failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0, untrackedPrefixes: 0,
     evictedSources: 0, evictedUsers: 0, untrackedCompromises: 0, untrackedSlowCompromises: 0, loginsNotRejudged: 0, loginsNotRejudgedMatter: false, unreadFiles: 0,
+    untrustedEntries: 0, untrustedFailures: 0, untrustedLogins: 0,
     byKind: {} as Record<string, number>,
   };
 
@@ -273,9 +277,17 @@ export class AuthLogAnalyzer {
       stats.overlong++;
       return;
     }
-    // journalctl -o json: the entry is read as the short-unix line journalctl would print for it.
+    // journalctl -o json: the entry is read as the short-unix line journalctl would print for it, and journald's record of
+    // its writer says whether sshd wrote it (a syslog line says nothing of that: anyone can `logger -t sshd`).
     const first = text.charCodeAt(0);
-    if (first === 123 /* { */ || first === 30 /* RS, json-seq */) text = journalLine(text) ?? text;
+    let untrusted: string | null = null;
+    if (first === 123 /* { */ || first === 30 /* RS, json-seq */) {
+      const entry = journalEntry(text);
+      if (entry !== null) {
+        text = entry.line;
+        untrusted = entry.untrustedWriter;
+      }
+    }
     const parsed = this.#scratch;
     const shape = splitLine(text, parsed);
     if (shape === "malformed") {
@@ -303,19 +315,53 @@ export class AuthLogAnalyzer {
       this.#held.forget(host);
       return;
     }
+    if (untrusted !== null) {
+      this.#untrustedEntry(parsed.connection, classified, untrusted, t, lineNo, repeated === null ? 1 : repeated.count);
+      this.#held.forget(host);
+      return;
+    }
     const event = this.#connections.resolve(parsed.connection, classified, t);
-    this.#apply(parsed.connection, event, t, lineNo, repeated === null ? 1 : repeated.count);
+    this.#apply(parsed.connection, event, t, lineNo, repeated === null ? 1 : repeated.count, null);
     this.#held.hold(host, parsed.connection, event);
   }
 
-  /** Counts `event` of `connection` `times` times, logged at `t` on line `lineNo`. */
-  #apply(connection: string, event: SshdEvent, t: number, lineNo: number, times: number): void {
+  /**
+   * A journal entry that claims to be sshd's but that journald says `writer` wrote: followed as a connection of its own
+   * (keyed apart, so it can neither join nor end a real sshd connection), its failures not counted, its logins counted
+   * as any: a forged login is a false alarm, while a real one written some way this check does not vouch for (sshd
+   * under another unit, in a container) must not go unreported.
+   */
+  #untrustedEntry(connection: string, classified: SshdEvent, writer: string, t: number, lineNo: number, times: number): void {
+    this.stats.untrustedEntries++;
+    let w = this.#untrustedWriters.get(writer);
+    if (w === undefined && this.#untrustedWriters.size < MAX_UNTRUSTED_WRITERS) {
+      w = { writer: detach(writer), entries: 0 };
+      this.#untrustedWriters.set(w.writer, w);
+    }
+    if (w !== undefined) w.entries++;
+    const key = `untrusted ${connection}`;
+    const event = this.#connections.resolve(key, classified, t);
+    this.#apply(key, event, t, lineNo, times, writer);
+  }
+
+  /**
+   * Counts `event` of `connection` `times` times, logged at `t` on line `lineNo`; the failures of an entry journald says
+   * `untrustedWriter` wrote (null: sshd, or nothing says otherwise) are not.
+   */
+  #apply(connection: string, event: SshdEvent, t: number, lineNo: number, times: number, untrustedWriter: string | null): void {
+    const untrusted = untrustedWriter !== null;
     for (let n = times; n > 0; n--) {
       this.stats.events++;
       this.#byKind.set(event.kind, (this.#byKind.get(event.kind) ?? 0) + 1);
       const charged = this.#connections.apply(connection, event, t);
-      if (charged !== null) this.#failure(charged, event, t, lineNo);
-      if (event.effect === "gained" && event.address !== null && event.user) this.#success(event, t, lineNo);
+      if (charged !== null) {
+        if (untrusted) this.stats.untrustedFailures++;
+        else this.#failure(charged, event, t, lineNo);
+      }
+      if (event.effect === "gained" && event.address !== null && event.user) {
+        if (untrusted) this.stats.untrustedLogins++;
+        this.#success(event, t, lineNo);
+      }
     }
   }
 
@@ -333,7 +379,7 @@ export class AuthLogAnalyzer {
       return;
     }
     const held = this.#held.get(key);
-    if (held !== undefined) this.#apply(held.connection, held.event, t, lineNo, count);
+    if (held !== undefined) this.#apply(held.connection, held.event, t, lineNo, count, null);
   }
 
   #hostOf(text: string, parsed: SshdLine): string {
@@ -509,8 +555,10 @@ export class AuthLogAnalyzer {
     };
     if (user === "root") {
       this.stats.rootLogins++;
-      if (isPasswordMethod(record.method)) this.stats.rootPasswordLogins++;
-      if (this.#rootLogins.length < MAX_ROOT_LOGINS_KEPT) this.#rootLogins.push(record);
+      const byPassword = isPasswordMethod(record.method);
+      if (byPassword) this.stats.rootPasswordLogins++;
+      // Apart: a flood of forged key logins must not crowd out a password login (the graver finding), nor the reverse.
+      addRootLogin(byPassword ? this.#rootLogins.password : this.#rootLogins.key, record);
     }
     const offender = this.#offenderBefore(address, t);
     const rec = this.#users.get(user);
@@ -698,6 +746,7 @@ export class AuthLogAnalyzer {
       attackedUsers,
       compromises: [...this.#compromises.values()],
       rootLogins: this.#rootLogins,
+      untrustedWriters: [...this.#untrustedWriters.values()],
       unreadFiles: this.#unreadFiles,
     };
   }

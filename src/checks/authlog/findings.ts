@@ -1,14 +1,15 @@
 // Turns the analysis into Findings (ids are a public contract): authlog.success-after-failures
 // (compromise suspected, the first 20 one by one), authlog.success-after-slow-failures (likewise, for
 // attacks paced under --find-time), authlog.analysis-incomplete, authlog.log-not-read, authlog.root-login, and one
-// authlog.brute-force and one authlog.user-brute-force grouping every offender and attacked user.
+// authlog.brute-force and one authlog.user-brute-force grouping every offender and attacked user, and
+// authlog.untrusted-entries (journal entries that claim to be sshd's, written by another process).
 // Output stays bounded however many addresses a log holds.
 import { isoOrNull as iso } from "../../lib/calendar.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import type { Finding } from "../finding.ts";
 import { addressFamily, ipv6Prefix64 } from "./address.ts";
 import { NFT_NETS_SET } from "./nft.ts";
-import type { AuthLogResult, LineRef, SlowEvidence, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
+import type { AuthLogResult, LineRef, RootLoginSample, SlowEvidence, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 import { notReadFinding } from "./unread-files.ts";
 
 /**
@@ -428,30 +429,83 @@ function incomplete(result: AuthLogResult): Finding {
   };
 }
 
-function rootLogin(logins: SuccessRecord[], total: number, byPassword: boolean): Finding {
-  const addresses = [...new Set(logins.map((l) => l.address))];
+/** The first `n` of `items`, with `last` among them (in place of the n-th) when it is not already. */
+function withLast<T>(items: readonly T[], last: T, n: number): T[] {
+  const listed = items.slice(0, n);
+  if (!listed.includes(last)) listed[Math.min(listed.length, n - 1)] = last;
+  return listed;
+}
+
+/**
+ * Root logins of one kind. First and last come from every login, the addresses and lines from those kept (the first
+ * from each address, and the earliest and the latest): a log that forges a thousand root logins before the intruder's
+ * own still names the intruder's, the latest, with its address, line and time.
+ */
+function rootLogin(s: RootLoginSample, byPassword: boolean): Finding {
+  const earliest = s.earliest as SuccessRecord;
+  const latest = s.latest as SuccessRecord;
+  const addresses = [...s.byAddress.keys()];
+  const distinct = addresses.length + (s.byAddress.has(latest.address) ? 0 : 1);
+  const kept = [...new Set([earliest, ...s.byAddress.values(), latest])];
+  const lines = withLast(kept, latest, 50);
   // Forged lines can carry any number of made-up methods: escaped, and bounded like the addresses.
-  const methods = [...new Set(logins.map((l) => printable(l.method)))];
-  const first = logins[0];
-  const last = logins[logins.length - 1];
+  const methods = [...s.methods].map(printable);
+  const named = withLast(addresses, latest.address, 10);
   return {
     id: "authlog.root-login",
     severity: byPassword ? "high" : "medium",
-    title: byPassword ? `root logged in over SSH with a password (${total} login(s))` : `root logged in over SSH (${total} login(s))`,
-    detail: `Accepted ${methods.slice(0, 10).join("/")}${methods.length > 10 ? "/..." : ""} for root from ${addresses.slice(0, 10).join(", ")}${addresses.length > 10 ? ", ..." : ""}, first at ${iso(first?.timeMs ?? Number.NaN)} (${where(first ?? null)}), last at ${iso(last?.timeMs ?? Number.NaN)}.`,
+    title: byPassword ? `root logged in over SSH with a password (${s.count} login(s))` : `root logged in over SSH (${s.count} login(s))`,
+    detail:
+      `Accepted ${methods.slice(0, 10).join("/")}${methods.length > 10 || s.moreMethods ? "/..." : ""} for root from ${named.join(", ")}` +
+      `${distinct > named.length || s.moreAddresses ? ", ..." : ""}, first at ${iso(earliest.timeMs)} (${where(earliest)}), ` +
+      `last at ${iso(latest.timeMs)} (${where(latest)}).`,
     evidence: {
-      logins: total,
+      logins: s.count,
       methods: methods.slice(0, 50),
-      methodsTruncated: methods.length > 50,
-      addresses: addresses.slice(0, 50),
-      addressesTruncated: addresses.length > 50,
-      first: iso(first?.timeMs ?? Number.NaN),
-      last: iso(last?.timeMs ?? Number.NaN),
-      lines: logins.slice(0, 50).map((l) => ({ file: l.file, line: l.line })),
+      methodsTruncated: s.moreMethods,
+      addresses: withLast(addresses, latest.address, 50),
+      addressesTruncated: distinct > 50 || s.moreAddresses,
+      first: iso(earliest.timeMs),
+      last: iso(latest.timeMs),
+      lines: lines.map((l) => ({ file: l.file, line: l.line })),
+      omitted: s.count - lines.length,
     },
     remediation: byPassword
       ? "Set PermitRootLogin no (or prohibit-password) and PasswordAuthentication no; log in as a named user and use sudo."
       : "Set PermitRootLogin no and log in as a named user with sudo, so actions are attributable.",
+  };
+}
+
+/**
+ * Journal entries that claim to be sshd's (SYSLOG_IDENTIFIER, the writer's word) but that journald says another process
+ * wrote: a local user forging failures to have an address blocked or a login blamed (`logger -t sshd`, `systemd-cat -t
+ * sshd`). Their failures were not counted; their logins were. Raised when one of them was either: a session's own lines
+ * (sshd as the logged-in user: "Received disconnect") are counted in the stats only.
+ */
+function untrustedEntries(result: AuthLogResult): Finding {
+  const s = result.stats;
+  const writers = result.untrustedWriters.map((w) => ({ writer: printable(w.writer), entries: w.entries }));
+  const named = writers.slice(0, DETAIL_NAMES).map((w) => `${w.writer} (${w.entries})`);
+  return {
+    id: "authlog.untrusted-entries",
+    severity: "medium",
+    title: `${s.untrustedEntries} journal entries claim to be sshd's but were not written by sshd`,
+    detail:
+      `${s.untrustedEntries} entries name sshd as their program, but journald recorded another writer (or sshd not running as root): ${named.join("; ")}` +
+      `${writers.length > named.length ? "; ..." : ""}. ${s.untrustedFailures} failure(s) among them were not counted ` +
+      "(no ban, no brute force, not in --format nft)" +
+      (s.untrustedLogins > 0 ? `; ${s.untrustedLogins} login(s) among them are reported all the same, in case sshd wrote them some other way.` : "."),
+    evidence: {
+      entries: s.untrustedEntries,
+      failures: s.untrustedFailures,
+      logins: s.untrustedLogins,
+      writers,
+      // Writers past the first 20 are counted in `entries` only.
+      writersTruncated: s.untrustedEntries > writers.reduce((n, w) => n + w.entries, 0),
+    },
+    remediation:
+      "Find out who wrote them: a local account writing sshd's messages into the journal is forging evidence (a compromised " +
+      "service's user, by the unit). sshd's own entries come from an OpenSSH binary, or ssh.service, running as root.",
   };
 }
 
@@ -478,12 +532,11 @@ export function authLogFindings(result: AuthLogResult): Finding[] {
   const s = result.stats;
   if (s.untrackedSources + s.untrackedUsers + s.untrackedPrefixes > 0 || s.loginsNotRejudgedMatter) findings.push(incomplete(result));
   if (s.unreadFiles > 0) findings.push(notReadFinding(result));
-  const byPassword = result.rootLogins.filter((l) => isPasswordMethod(l.method));
-  const byKey = result.rootLogins.filter((l) => !isPasswordMethod(l.method));
   // Only a sample of root logins is kept for evidence; the totals come from the counters.
-  if (s.rootPasswordLogins > 0) findings.push(rootLogin(byPassword, s.rootPasswordLogins, true));
-  if (s.rootLogins > s.rootPasswordLogins) findings.push(rootLogin(byKey, s.rootLogins - s.rootPasswordLogins, false));
+  if (result.rootLogins.password.count > 0) findings.push(rootLogin(result.rootLogins.password, true));
+  if (result.rootLogins.key.count > 0) findings.push(rootLogin(result.rootLogins.key, false));
   if (result.offenders.length > 0) findings.push(bruteForce(result.offenders, result));
   if (result.attackedUsers.length > 0) findings.push(userBruteForce(result.attackedUsers, result));
+  if (s.untrustedFailures + s.untrustedLogins > 0) findings.push(untrustedEntries(result));
   return findings;
 }

@@ -215,6 +215,15 @@ export interface AuthLogStats {
   loginsNotRejudgedMatter: boolean;
   /** Files most of whose non-blank lines were malformed or overlong: not read (authlog.log-not-read). */
   unreadFiles: number;
+  /**
+   * Journal entries that claim to be sshd's (and hold an sshd message) but that journald says another process wrote, or
+   * sshd not as root (authlog.untrusted-entries): their failures are not counted, their logins are.
+   */
+  untrustedEntries: number;
+  /** Failures among them, not counted (no ban, no brute force, no --format nft). */
+  untrustedFailures: number;
+  /** Accepted logins among them, reported all the same: a forged login is a false alarm, a missed one is not. */
+  untrustedLogins: number;
   byKind: Record<string, number>;
 }
 
@@ -236,9 +245,34 @@ export interface AuthLogResult {
   attackedUsers: UserRecord[];
   /** Suspect logins: by the brute-force rules (`offender`, `targetedUser`), else by the slow rules only. */
   compromises: SuccessRecord[];
-  rootLogins: SuccessRecord[];
+  /** Root logins by password or keyboard-interactive, and by any other method (keys), counted and sampled apart. */
+  rootLogins: { password: RootLoginSample; key: RootLoginSample };
+  /** Who wrote journal entries that claim to be sshd but are not sshd's, with how many each (the first 20 writers). */
+  untrustedWriters: UntrustedWriter[];
   /** The first 100 files that were not read (`stats.unreadFiles` counts them all). */
   unreadFiles: UnreadFile[];
+}
+
+/**
+ * Root logins of one kind (by password, or not): the count, and the logins kept as evidence, bounded however many a log
+ * forges: the earliest and the latest by stamp, and the first from each of up to 1,000 addresses.
+ */
+export interface RootLoginSample {
+  count: number;
+  earliest: SuccessRecord | null;
+  latest: SuccessRecord | null;
+  /** The first login from each address, in the order read. */
+  byAddress: Map<string, SuccessRecord>;
+  /** Logins came from further addresses once `byAddress` was full: counted only. */
+  moreAddresses: boolean;
+  methods: Set<string>;
+  moreMethods: boolean;
+}
+
+/** A writer of journal entries that claimed to be sshd, as journald recorded it ("uid 33, exe /usr/bin/logger, …"). */
+export interface UntrustedWriter {
+  writer: string;
+  entries: number;
 }
 
 /** A file most of whose lines were in no format the check reads. */
