@@ -37,46 +37,25 @@
 //   then a high finding that names no address, line or time ("Accepted  for root from , first at null"); 1,000 forged
 //   root password logins from 127.0.0.1 make it name 127.0.0.1 alone, addressesTruncated false.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { authLogFindings } from "../src/checks/authlog/findings.ts";
 import { IgnoreList } from "../src/checks/authlog/ignore-list.ts";
 import { renderNft } from "../src/checks/authlog/nft.ts";
-import { analyzeLines } from "../src/checks/authlog/test-helpers.ts";
-import type { AuthLogResult } from "../src/checks/authlog/types.ts";
-import type { Finding } from "../src/checks/finding.ts";
 import { nftElements } from "./helpers/checks.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
+import { analyze, bsd, compromises, ids, QUIET, REF, T0, tempDirs } from "./helpers/authlog-night.ts";
 
-// The night after: the log is read on 6 December, the attack ran on 5 December from 10:00 UTC.
-const REF = Date.UTC(2026, 11, 6);
-const T0 = Date.UTC(2026, 11, 5, 10);
+// The night after: the log is read on 6 December (REF), the attack ran on 5 December from 10:00 UTC (T0).
+const sandbox = tempDirs("bulwark-forged-lines-");
+
 const ADMIN = "192.0.2.10";
 const ATTACKER = "203.0.113.9";
 const INTRUDER = "203.0.113.66";
-const QUIET = { BULWARK_LOG_LEVEL: "silent", BULWARK_DATABASE_URL: "", BULWARK_MASTER_KEY: "" };
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function sandbox(): string {
-  const d = mkdtempSync(join(tmpdir(), "bulwark-forged-lines-"));
-  dirs.push(d);
-  return d;
-}
 
-const analyze = (lines: readonly string[]): AuthLogResult => analyzeLines(lines, { referenceMs: REF, utcOffsetMinutes: 0 });
-const ids = (findings: readonly Finding[]): string => findings.map((f) => `${f.id}/${f.severity}`).join(", ") || "no findings";
-const compromises = (findings: readonly Finding[]): Finding[] => findings.filter((f) => f.id === "authlog.success-after-failures");
 
-/** BSD syslog stamp (UTC, space-padded day) `s` seconds after T0, as rsyslog writes it for sshd and for logger alike. */
-function bsd(s: number): string {
-  const d = new Date(T0 + s * 1000);
-  return `Dec ${String(d.getUTCDate()).padStart(2, " ")} ${d.toISOString().slice(11, 19)}`;
-}
 
 // ---------------------------------------------------------------------------------------------------------------------
 // journalctl -o json entries: what journald stores for each writer
