@@ -403,6 +403,8 @@ export class Keyring {
     }
     this.#master = found;
     this.#deviceKey = deviceKeyOf(found);
+    this.#deviceKeyOrphaned = false;
+    this.#told("followed", `followed the master key rotation the store records: now ${this.masterKeyId}; every browser counts as new once`);
     return true;
   }
 
@@ -418,19 +420,14 @@ export class Keyring {
    * that followed a rotation (its key file copied over) is judged by the new key from then on.
    */
   async #checkMaster(store: KeyStore): Promise<void> {
-    let followed: boolean;
     try {
-      followed = await this.#followMaster(store);
+      if (await this.#followMaster(store)) return;
     } catch (error) {
       if (!(error instanceof KeyringError) || error.code !== "BULWARK_ERR_MASTER_KEY_ROTATED") throw error;
       if (this.#deviceKeyOrphaned) return;
       this.#deviceKeyOrphaned = true;
       this.#deviceKey = deviceKeyOf(this.#random.bytes(32));
       return this.#told("orphaned", `${error.message}; until then no browser is known: every sign-in is a new browser's, told to its owner`);
-    }
-    if (followed) {
-      this.#deviceKeyOrphaned = false;
-      return this.#told("followed", `followed the master key rotation the store records: now ${this.masterKeyId}; every browser counts as new once`);
     }
     if (!this.#deviceKeyOrphaned) return;
     this.#deviceKeyOrphaned = false;
