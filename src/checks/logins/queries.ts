@@ -161,17 +161,11 @@ export async function failedByAddress(database: Database, range: SlowRange, min:
     // A loop, not push(...rows): up to 200,000 arguments would overflow the stack.
     for (const r of plain.rows) read.push(r);
   }
-  const clients = new Map<string, { ip: string; failed: number; accounts: number; lastAt: number }>();
-  for (const r of read) {
-    if (typeof r.ip !== "string" || r.ip === "") continue;
-    const key = ipBucket(r.ip);
-    const c = clients.get(key) ?? { ip: key, failed: 0, accounts: 0, lastAt: 0 };
-    c.failed += Number(r.n);
-    c.accounts += Number(r.accounts);
-    c.lastAt = Math.max(c.lastAt, Number(r.last_at));
-    clients.set(key, c);
-  }
-  for (const site of sprayingSites(read, min, clients)) clients.set(site.ip, site);
+  // Each address as its client, parsed once for the clients and their sites.
+  const keyed = read.flatMap((r) => (typeof r.ip === "string" && r.ip !== "" ? [{ r, ip: r.ip, client: ipBucket(r.ip) }] : []));
+  const clients = new Map<string, Tally>();
+  for (const { r, client } of keyed) tally(clients, client, r);
+  for (const site of sprayingSites(keyed, min, clients)) clients.set(site.ip, site);
   const spraying = [...clients.values()].filter((c) => c.accounts >= min && c.lastAt >= range.since)
     .sort((a, b) => b.accounts - a.accounts || a.ip.localeCompare(b.ip)).map(({ ip, failed, accounts }) => ({ ip, failed, accounts }));
   return { clients: spraying.slice(0, MAX_SPRAYING), total: spraying.length, rowsCut, rowsRead: Math.min(rows.length, MAX_ADDRESS_ROWS) };
@@ -185,20 +179,34 @@ export async function failedByAddress(database: Database, range: SlowRange, min:
  * left out of its site's count: one compromised host on a campus is not the campus (its staff's sign-ins from their
  * own /64s are not a sprayer's). A site's count sums its other addresses' (an upper bound, as a client's).
  */
-function sprayingSites(rows: readonly AddressRow[], min: number, clients: ReadonlyMap<string, { accounts: number }>): Array<{ ip: string; failed: number; accounts: number; lastAt: number }> {
-  const sites = new Map<string, { ip: string; failed: number; accounts: number; lastAt: number; nets: Set<string> }>();
-  for (const r of rows) {
-    if (typeof r.ip !== "string" || r.ip === "") continue;
-    const site = ipSite(r.ip);
-    if (!site.endsWith("/48") || (clients.get(ipBucket(r.ip))?.accounts ?? 0) >= min) continue;
-    const s = sites.get(site) ?? { ip: site, failed: 0, accounts: 0, lastAt: 0, nets: new Set<string>() };
-    s.failed += Number(r.n);
-    s.accounts += Number(r.accounts);
-    s.lastAt = Math.max(s.lastAt, Number(r.last_at));
-    s.nets.add(ipBucket(r.ip));
-    sites.set(site, s);
+function sprayingSites(rows: ReadonlyArray<{ r: AddressRow; ip: string; client: string }>, min: number, clients: ReadonlyMap<string, Tally>): Tally[] {
+  const sites = new Map<string, Tally>();
+  const nets = new Map<string, Set<string>>();
+  for (const { r, ip, client } of rows) {
+    const site = ipSite(ip);
+    if (!site.endsWith("/48") || (clients.get(client)?.accounts ?? 0) >= min) continue;
+    tally(sites, site, r);
+    const seen = nets.get(site) ?? new Set<string>();
+    nets.set(site, seen.add(client));
   }
-  return [...sites.values()].filter((s) => s.nets.size >= 2 && s.accounts >= SITE_CLIENTS * min).map(({ ip, failed, accounts, lastAt }) => ({ ip, failed, accounts, lastAt }));
+  return [...sites.values()].filter((s) => (nets.get(s.ip)?.size ?? 0) >= 2 && s.accounts >= SITE_CLIENTS * min);
+}
+
+/** A client's or a site's sums over its address rows. */
+interface Tally {
+  ip: string;
+  failed: number;
+  accounts: number;
+  lastAt: number;
+}
+
+/** Adds address row `r` to the tally of `key` in `into`. */
+function tally(into: Map<string, Tally>, key: string, r: AddressRow): void {
+  const t = into.get(key) ?? { ip: key, failed: 0, accounts: 0, lastAt: 0 };
+  t.failed += Number(r.n);
+  t.accounts += Number(r.accounts);
+  t.lastAt = Math.max(t.lastAt, Number(r.last_at));
+  into.set(key, t);
 }
 
 /**
