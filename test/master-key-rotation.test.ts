@@ -134,6 +134,32 @@ forEachDialect("master key rotation", (fx) => {
     assert.equal(await opened.unsealString(await running.seal("still sealing", CTX), CTX), "still sealing");
   });
 
+  it("attack: a rotation committing between a running process's read of the key list and its read of the master check: the read follows it and the key made just before opens (was: a DECRYPT error on that read)", async () => {
+    const { db, store, ring, masterKey } = await freshRing();
+    const newMaster = systemRandom.bytes(32);
+    let between: (() => Promise<unknown>) | null = null;
+    const racing: KeyStore = {
+      ...store,
+      listKeys: async () => {
+        const listed = await store.listKeys();
+        const step = between;
+        between = null;
+        if (step !== null) await step();
+        return listed;
+      },
+    };
+    const reads = new ManualClock(Date.now());
+    const running = await Keyring.open({ masterKey, store: racing, clock: reads, random: systemRandom, findMasterKey: (check) => (check === masterKeyCheck(newMaster) ? newMaster : null) });
+    await ring.rotateDataKey(); // a key the running process has not read yet, wrapped under the master before the rotation
+    const sealed = await ring.seal("made just before", CTX);
+    between = () => rotateMasterKey(db, ring, newMaster);
+    reads.advance(2_000);
+    await running.fresh();
+    assert.equal(between, null, "the rotation ran between the two reads");
+    assert.equal(running.masterKeyId, masterKeyId(newMaster));
+    assert.equal(await running.unsealString(sealed, CTX), "made just before");
+  });
+
   it("attack: the store refuses a key wrapped under a master key other than the recorded one (a rotation committing while it was made)", async () => {
     const { store } = await freshRing();
     const key = { id: "dk_aaaaaaaaaaaaaaaa", purpose: "data" as const, status: "current" as const, createdAt: Date.now() + 10, wrapped: "w", publicKey: null, wrappedBy: "0".repeat(64) };

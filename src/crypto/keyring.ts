@@ -373,14 +373,18 @@ export class Keyring {
 
   async #read(store: KeyStore): Promise<void> {
     const sequence = ++this.#sequence;
+    const master = this.#master;
     const stored = await store.listKeys();
     await this.#checkMaster(store);
     try {
       this.#apply(stored, sequence);
     } catch (error) {
       // A key that does not unwrap: tampered, or wrapped under a master key rotated in since this process opened.
-      if (!(error instanceof KeyringError) || error.code !== "BULWARK_ERR_DECRYPT" || !(await this.#followMaster(store))) throw error;
-      this.#apply(stored, sequence);
+      if (!(error instanceof KeyringError) || error.code !== "BULWARK_ERR_DECRYPT") throw error;
+      if (this.#master === master && !(await this.#followMaster(store))) throw error;
+      // A master key followed since the list was read (by this read, or by one beside it): a rotation may have
+      // committed in between, so the list can hold keys wrapped under the key before. The list is read again.
+      this.#apply(await store.listKeys(), sequence);
     }
   }
 
