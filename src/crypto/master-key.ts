@@ -1,10 +1,11 @@
 // Loading and creating the master key: from BULWARK_MASTER_KEY (base64, 32 bytes) or a 0600 key file owned by
 // this account in the data dir. An existing key file is never overwritten, but for the one rename that ends a master
 // key rotation (`bulwark keys rotate-master`), which replaces it with the pending key file it wrote first.
-import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, openSync, readFileSync, renameSync, rmSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { fromBase64Strict, toBase64 } from "../lib/encoding.ts";
 import { foreignOwner, thisUser } from "../lib/os-user.ts";
+import { writeAllSync } from "../lib/write-all.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { constantTimeEqualString } from "./constant-time.ts";
 import { cryptoErrors, KeyringError } from "./errors.ts";
@@ -119,10 +120,10 @@ export function readMasterKeyFile(path: string): Uint8Array | null {
   return parseMasterKey(text, `the master key file ${path}`);
 }
 
-/** Writes `key` (base64, one line) to the open file `fd`, syncs it to disk and closes it, whatever happens. */
+/** Writes `key` (base64, one line) to the open file `fd`, every byte (writeAllSync), syncs it to disk and closes it, whatever happens. */
 function writeKeyAndClose(fd: number, key: Uint8Array): void {
   try {
-    writeSync(fd, `${toBase64(key)}\n`);
+    writeAllSync(fd, Buffer.from(`${toBase64(key)}\n`, "latin1")); // a short write would leave a key cut short to be linked into place
     fsyncSync(fd);
   } finally {
     closeSync(fd);

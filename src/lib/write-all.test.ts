@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import type { FileHandle } from "node:fs/promises";
 import { it } from "node:test";
-import { writeAll } from "./write-all.ts";
+import { writeAll, writeAllSync } from "./write-all.ts";
 
 /** A file taking at most `perWrite` bytes a call, and `room` in all; then it fails like a full disk, or takes none. */
 function smallFile(perWrite: number, room: number, full: "error" | "zero"): { handle: FileHandle; bytes: () => Buffer } {
@@ -41,4 +41,29 @@ it("writes nothing for empty data", async () => {
   const file = smallFile(0, 0, "zero");
   await writeAll(file.handle, Buffer.alloc(0));
   assert.equal(file.bytes().length, 0);
+});
+
+/** writeSync's shape over smallFile's rules, for writeAllSync. */
+function smallFd(perWrite: number, room: number, full: "error" | "zero"): { write: (fd: number, data: Uint8Array, offset: number, length: number) => number; bytes: () => Buffer } {
+  const kept: Buffer[] = [];
+  let used = 0;
+  return {
+    write: (_fd, data, offset, length) => {
+      const n = Math.min(perWrite, length, room - used);
+      if (n === 0 && full === "error") throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+      kept.push(Buffer.from(data.subarray(offset, offset + n)));
+      used += n;
+      return n;
+    },
+    bytes: () => Buffer.concat(kept),
+  };
+}
+
+it("writeAllSync: continues after short writes (the master key's line, three bytes at a time), and a full disk or no progress is an error", () => {
+  const line = Buffer.from("q9Wm0c3rJb0pW8xkYQ1mYb6d2ZB3cY2Xk1wV0uT9sR8=\n");
+  const file = smallFd(3, 100, "error");
+  writeAllSync(7, line, file.write);
+  assert.deepEqual(file.bytes(), line);
+  assert.throws(() => writeAllSync(7, line, smallFd(1024, 10, "error").write), { code: "ENOSPC" });
+  assert.throws(() => writeAllSync(7, line, smallFd(1024, 10, "zero").write), /short write: 10 of 45 bytes written, then none/);
 });

@@ -84,7 +84,10 @@ export default {
         let r: Awaited<ReturnType<typeof checkLogins>>;
         try {
           r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, guessMin, baselineDays });
-          if (idsOut !== null) await idsOut.writeFile(r.reportedAccounts.map((id) => `${id}\n`).join(""));
+          if (idsOut !== null) {
+            await idsOut.writeFile(r.reportedAccounts.map((id) => `${id}\n`).join(""));
+            await idsOut.sync(); // on disk before the run reports it written: the list a containment's --ids then reads
+          }
         } catch (error) {
           if (idsOut !== null) {
             await idsOut.close();
