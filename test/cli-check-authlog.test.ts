@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { gzipSync } from "node:zlib";
@@ -84,6 +84,21 @@ test("--ignore keeps an address or range out of the nft set (a comment says so);
   const bad = bulwark(["check", "authlog", sourcelair, "--format", "nft", "--ignore", "198.18.1.0/33"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--ignore/);
+});
+
+// ASVS 16.4.1: a local user's `logger -t 'sshd[1]'` lines naming the server's own public address must not make the
+// nft set cut the host off from itself (fail2ban's ignoreself). Uses this host's first non-loopback IPv4 address.
+test("attack: forged failures from this host's own address leave it out of the nft set, named in a comment (was: only loopback was)", (t) => {
+  const own = Object.entries(networkInterfaces()).flatMap(([name, infos]) => (infos ?? []).filter((i) => !i.internal && i.family === "IPv4").map((i) => ({ name, address: i.address })))[0];
+  if (own === undefined) return t.skip("this host has no non-loopback IPv4 address");
+  const forged = Array.from({ length: 12 }, (_, i) => `Mar 14 10:00:${String(i).padStart(2, "0")} web sshd[${5000 + i}]: Failed password for root from ${own.address} port ${40000 + i} ssh2`);
+  const file = join(dir, "auth-own.log");
+  writeFileSync(file, `${[...lines, ...forged].join("\n")}\n`);
+  const r = bulwark(["check", "authlog", file, "--format", "nft", "--fail-on", "none"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.split("\n").includes(`# not blocked (this host's own address (${own.name})): ${own.address}`), r.stdout);
+  assert.ok(!r.stdout.split("\n").some((l) => l.trim().replace(/,$/, "") === own.address), "the host's own address is an element of the set");
+  assert.match(r.stdout, /elements = \{\n {6}198\.18\.0\.7,/, "the botnet is still blocked");
 });
 
 test("reads gzip files and stdin ('-')", () => {

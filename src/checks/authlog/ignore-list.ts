@@ -1,6 +1,7 @@
-// Addresses kept out of the --format nft blocklist: loopback always, and what --ignore names. A line anyone can
+// Addresses kept out of the --format nft blocklist: loopback and the host's own addresses always, and what --ignore names. A line anyone can
 // write (`logger -t 'sshd[1]'`, a forged packet to a central syslog) must not get the host cut off from itself.
 import { BlockList, isIP } from "node:net";
+import type { NetworkInterfaceInfo } from "node:os";
 import { AuthLogOptionError } from "./errors.ts";
 
 /**
@@ -13,6 +14,22 @@ const LOOPBACK: ReadonlyArray<readonly [string, number, "ipv4" | "ipv6"]> = [
 ];
 
 const LOOPBACK_REASON = "loopback, this host itself";
+
+/**
+ * The addresses of this host's own interfaces, as os.networkInterfaces() lists them (loopback aside: always kept out).
+ * A local user forging sshd's failures from the server's public address would otherwise have the nft set cut the host
+ * off from itself (its own monitoring, a reverse proxy, a jump through its public address).
+ *
+ * @example
+ * new IgnoreList(opts.ignore, hostAddresses(networkInterfaces()));
+ */
+export function hostAddresses(interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>): Array<{ address: string; name: string }> {
+  const found: Array<{ address: string; name: string }> = [];
+  for (const [name, infos] of Object.entries(interfaces)) {
+    for (const info of infos ?? []) if (!info.internal && isIP(info.address) !== 0) found.push({ address: info.address, name });
+  }
+  return found;
+}
 
 interface Rule {
   list: BlockList;
@@ -52,9 +69,16 @@ function parseEntry(entry: string): Rule {
 export class IgnoreList {
   readonly #rules: Rule[];
 
-  /** Throws AuthLogOptionError for an entry that is neither an address nor a CIDR range. */
-  constructor(entries: readonly string[] = []) {
-    this.#rules = [...LOOPBACK.map(([a, p, f]) => rule(a, p, f, LOOPBACK_REASON)), ...entries.map(parseEntry)];
+  /**
+   * Throws AuthLogOptionError for an entry that is neither an address nor a CIDR range. `own` are this host's
+   * addresses (hostAddresses), each kept out as loopback is.
+   */
+  constructor(entries: readonly string[] = [], own: ReadonlyArray<{ address: string; name: string }> = []) {
+    this.#rules = [
+      ...LOOPBACK.map(([a, p, f]) => rule(a, p, f, LOOPBACK_REASON)),
+      ...own.map(({ address, name }) => (isIP(address) === 4 ? rule(address, 32, "ipv4", `this host's own address (${name})`) : rule(address, 128, "ipv6", `this host's own address (${name})`))),
+      ...entries.map(parseEntry),
+    ];
   }
 
   /**

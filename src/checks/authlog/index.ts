@@ -4,7 +4,7 @@ export { AuthLogAnalyzer, DEFAULTS as AUTHLOG_DEFAULTS, LIMITS as AUTHLOG_LIMITS
 export { analyzeFile, analyzeStream, feedChunks, decompressed } from "./reader.ts";
 export { authLogFindings, printable, formatDuration } from "./findings.ts";
 export { renderNft, type NftOptions } from "./nft.ts";
-export { IgnoreList } from "./ignore-list.ts";
+export { hostAddresses, IgnoreList } from "./ignore-list.ts";
 export { parseDuration } from "./duration.ts";
 export { classifySshdMessage, messageStart, type SshdEvent, type Effect } from "./sshd-messages.ts";
 export { splitLine, type SshdLine, type LineShape } from "./syslog-line.ts";

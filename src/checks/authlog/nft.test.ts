@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { AuthLogOptionError } from "./errors.ts";
-import { IgnoreList } from "./ignore-list.ts";
+import { hostAddresses, IgnoreList } from "./ignore-list.ts";
 import { renderNft } from "./nft.ts";
 
 test("renders IPv4 and IPv6 offenders in separate sets and lists host names as comments", () => {
@@ -32,6 +32,27 @@ test("keeps loopback and --ignore'd addresses out of the sets, listing each as a
     assert.ok(text.split("\n").includes(line), line);
   }
   assert.doesNotMatch(renderNft(["127.0.0.1"]), /elements/, "loopback is left out without any --ignore");
+});
+
+// ASVS 16.4.1: a local user's forged lines naming the server's public address must not have it block itself (as
+// fail2ban's ignoreself); a /64 holding one of its addresses is left out too.
+test("attack: forged failures from this host's own interface addresses keep them (and a /64 holding one) out of the sets (was: only loopback was kept out)", () => {
+  const own = hostAddresses({
+    lo: [{ address: "127.0.0.1", netmask: "255.0.0.0", family: "IPv4", mac: "00:00:00:00:00:00", internal: true, cidr: "127.0.0.1/8" }],
+    eth0: [
+      { address: "192.0.2.2", netmask: "255.255.255.0", family: "IPv4", mac: "02:fc:00:00:00:01", internal: false, cidr: "192.0.2.2/24" },
+      { address: "2001:db8:5:6::2", netmask: "ffff:ffff:ffff:ffff::", family: "IPv6", mac: "02:fc:00:00:00:01", internal: false, cidr: "2001:db8:5:6::2/64", scopeid: 0 },
+    ],
+  });
+  assert.deepEqual(own, [{ address: "192.0.2.2", name: "eth0" }, { address: "2001:db8:5:6::2", name: "eth0" }]);
+  const text = renderNft(["192.0.2.2", "192.0.2.3", "2001:db8:5:6::2", "2001:db8:5:6::/64", "2001:db8:5:7::/64"], { ignore: new IgnoreList([], own) });
+  const lines = text.split("\n");
+  for (const line of ["# not blocked (this host's own address (eth0)): 192.0.2.2", "# not blocked (this host's own address (eth0)): 2001:db8:5:6::2", "# not blocked (this host's own address (eth0)): 2001:db8:5:6::/64"]) {
+    assert.ok(lines.includes(line), `missing: ${line}\n${text}`);
+  }
+  assert.match(text, /elements = \{\n {6}192\.0\.2\.3\n {4}\}/, "a neighbour on the same /24 is still blocked");
+  assert.match(text, /2001:db8:5:7::\/64/);
+  assert.doesNotMatch(text, /^ +(192\.0\.2\.2|2001:db8:5:6::2),?$/m);
 });
 
 test("--ignore takes IPv4 and IPv6 addresses and CIDR ranges, and refuses anything else", () => {

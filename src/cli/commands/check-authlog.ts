@@ -1,6 +1,7 @@
 // `bulwark check authlog FILE...`: SSH brute force, logins that followed it and root logins, from
 // syslog or journal auth logs (plain, gzip or zstd). --matches lists every counted failure; --format nft
-// prints the offenders as nftables sets, leaving out loopback and --ignore'd addresses.
+// prints the offenders as nftables sets, leaving out loopback, the host's own addresses and --ignore'd ones.
+import { networkInterfaces } from "node:os";
 import { Writable } from "node:stream";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
@@ -85,14 +86,14 @@ export default {
         .option("--utc-offset <+hh:mm>", "time zone of syslog stamps that carry none (default +00:00)")
         .option("--matches", "print one line per counted failure: LINE<TAB>IP<TAB>KIND (FILE:LINE with several files)")
         .option("--format <format>", "print the offenders in another format: nft (nftables sets for nft -f)")
-        .option("--ignore <addr|cidr>", "never put this address or range into the --format nft sets (repeatable; loopback never is)", collect),
+        .option("--ignore <addr|cidr>", "never put this address or range into the --format nft sets (repeatable; loopback and this host's own addresses never are)", collect),
     ).action(
       action(ctx, async (files: string[], opts: AuthlogOptions) => {
         if (opts.format !== undefined && opts.format !== "nft") throw new InputError("BULWARK_ERR_USAGE", `--format must be "nft", got "${opts.format}"`);
         if (opts.format === "nft" && (opts.json || opts.matches)) throw new InputError("BULWARK_ERR_USAGE", "--format nft cannot be combined with --json or --matches");
         const lib = await import("../../checks/authlog/index.ts");
         // Built (and checked) before any file is read: a typo should not cost a pass over a large log.
-        const ignore = new lib.IgnoreList(opts.ignore ?? []);
+        const ignore = new lib.IgnoreList(opts.ignore ?? [], lib.hostAddresses(networkInterfaces()));
         const several = files.length > 1;
         const shownNames = new Map<string, string>();
         // --json --matches holds them in memory until the document is written: at most JSON_MATCHES, the rest counted
