@@ -18,16 +18,10 @@ interface ObjectSchema {
   const?: unknown;
 }
 
-/** True for a schema built by nullable() (or an older `anyOf` with a `null` type). */
-function acceptsNull(schema: unknown): boolean {
-  const s = schema as ObjectSchema;
-  return Array.isArray(s.anyOf) && s.anyOf.some((b) => {
-    const branch = b as { const?: unknown; type?: unknown };
-    return (Object.hasOwn(branch, "const") && branch.const === null) || branch.type === "null";
-  });
-}
-
-/** The JSON types a field's schema admits: its `type`, and those of its `anyOf` branches (nullable(), TIME); integer is "number". */
+/**
+ * The JSON types a field's schema admits: its `type`, and those of its `anyOf` branches (nullable(), TIME); integer is
+ * "number"; "null" for a field built by nullable() (a `const: null` branch) or with a `null` type.
+ */
 function admittedTypes(schema: unknown, out: Set<string> = new Set()): Set<string> {
   if (!schema || typeof schema !== "object") return out;
   const s = schema as ObjectSchema;
@@ -85,7 +79,7 @@ function inspect(value: unknown, schema: unknown, path: string, out: Findings): 
     const sub = Object.hasOwn(s.properties, key) ? s.properties[key] : undefined;
     if (sub === undefined) {
       if (s.additionalProperties === false) out.unknown.push(path + key);
-    } else if (child === "" && acceptsNull(sub)) {
+    } else if (child === "" && admittedTypes(sub).has("null")) {
       out.blank.push(path + key);
     } else if (out.strictTypes && isMistyped(child, sub)) {
       out.mistyped.push({ field: path + key, value: JSON.stringify(child) ?? String(child), expected: describeTypes(admittedTypes(sub)), time: isTime(sub) });
