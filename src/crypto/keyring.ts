@@ -205,6 +205,12 @@ export class Keyring {
   /** Replaced only by a master key rotation (adoptMaster, or one found through findMasterKey). */
   #master: Uint8Array;
   /**
+   * This process's own master key rotation while its transaction is open (beginMasterRotation, until adoptMaster or
+   * abandonMasterRotation): the new key's check and the key. A read through that transaction sees the new check and
+   * the keys wrapped under it before anything is committed; it takes the new key from here, never from the key files.
+   */
+  #rotating: { toCheck: string; master: Uint8Array } | null = null;
+  /**
    * The key of identifierTag: the stored one (purpose "identifier-tag") when a master key rotation stored it, else
    * derived from the master key (HKDF-SHA256 with its own label): the same on every node, and across rotations.
    * A KeyObject: the login path tags twice per attempt, and raw bytes would be converted on every call (keyedFingerprint).
@@ -314,7 +320,7 @@ export class Keyring {
   #unwrap(key: StoredKey): void {
     const held = this.#purposeOf(key.id);
     if (held !== null) return this.#checkHeld(key, held);
-    const { material, createdAt } = unwrapUnder(this.#master, key);
+    const { material, createdAt } = this.#unwrapStored(key);
     this.#createdAt.set(key.id, createdAt);
     if (key.purpose === "data") {
       this.#dataKeys.set(key.id, material);
@@ -322,6 +328,19 @@ export class Keyring {
       const priv = createPrivateKey({ key: Buffer.from(material), format: "der", type: "pkcs8" });
       this.#signingPrivate.set(key.id, priv);
       this.#signingPublic.set(key.id, createPublicKey(priv));
+    }
+  }
+
+  /**
+   * unwrapUnder the master key held; while this process's own rotation is open (#rotating), a row read through its
+   * transaction is wrapped under the new key already, so that key (in memory) is tried too. No other process has it.
+   */
+  #unwrapStored(key: StoredKey): Unwrapped {
+    try {
+      return unwrapUnder(this.#master, key);
+    } catch (error) {
+      if (this.#rotating === null) throw error;
+      return unwrapUnder(this.#rotating.master, key);
     }
   }
 
@@ -390,7 +409,8 @@ export class Keyring {
 
   /**
    * After another process rotated the master key: takes the new one from findMasterKey (the key file) and returns true;
-   * false when the store still records this process's key (the failure is something else); throws
+   * false when the store still records this process's key (the failure is something else), or the key of this
+   * process's own rotation, read through its transaction before the COMMIT (#rotating); throws
    * BULWARK_ERR_MASTER_KEY_ROTATED when it changed and the new key cannot be had (a key from the environment). The
    * keys held stay as they are: a master key rotation wraps the same data and signing keys again, never changes them.
    */
@@ -398,6 +418,10 @@ export class Keyring {
     const recorded = await store.getMeta(MASTER_CHECK_META);
     const mine = masterKeyCheck(this.#master);
     if (recorded === null || constantTimeEqualString(recorded, mine)) return false;
+    // This process's own rotation, seen through its uncommitted transaction (its audit event fetching the signer):
+    // nothing to follow, and the key files are not asked. findMasterKey would move the pending file over master.key
+    // before the COMMIT, and a COMMIT that then failed (a full disk) would leave the store's key in no file at all.
+    if (this.#rotating !== null && constantTimeEqualString(recorded, this.#rotating.toCheck)) return false;
     const found = this.#findMasterKey?.(recorded) ?? null;
     if (found === null || found.byteLength !== 32 || !constantTimeEqualString(masterKeyCheck(found), recorded)) {
       throw cryptoErrors.masterKeyRotated(
@@ -510,6 +534,11 @@ export class Keyring {
   /** The master key's fingerprint, for messages and `bulwark status`. */
   get masterKeyId(): string {
     return masterKeyId(this.#master);
+  }
+
+  /** The check (masterKeyCheck) of the master key held: public, like the one the store records, which it must equal. */
+  get masterCheck(): string {
+    return masterKeyCheck(this.#master);
   }
 
   get currentDataKeyId(): string | null {
@@ -637,9 +666,10 @@ export class Keyring {
    * Wraps every key in `stored` (the key table, read by the caller inside the transaction that will store the result)
    * again under `newMaster`, binding what each wrap bound before (a v1 wrap stays v1: binding its row's creation time
    * now would launder an edited one). Stores nothing and changes nothing here: the caller updates the rows and the
-   * master key check in one transaction, then calls adoptMaster. Also makes the identifier tag key a stored key when
-   * none is stored yet, so that tags stay what they were. Throws, naming it, on a key that does not unwrap: it would
-   * be lost for good under the new master key.
+   * master key check in one transaction (beginMasterRotation once this is made), then calls adoptMaster, or
+   * abandonMasterRotation when it rolled back. Also makes the identifier tag key a stored key when none is stored yet,
+   * so that tags stay what they were. Throws, naming it, on a key that does not unwrap: it would be lost for good under
+   * the new master key.
    *
    * @example
    * const plan = keyring.prepareMasterRotation(random.bytes(32), await keyStoreIn(trx, dialect, "rotate-master").listKeys());
@@ -666,12 +696,28 @@ export class Keyring {
   }
 
   /**
+   * Marks this keyring as rotating to `rotation`'s key, from inside the transaction that stores it until adoptMaster
+   * (committed) or abandonMasterRotation (rolled back). A read through that transaction (its audit event's signer, a
+   * second after the keyring's last read) meets the new check and keys wrapped under the new key: it unwraps them with
+   * the key held here and follows nothing (#followMaster). The master key held does not change until adoptMaster.
+   */
+  beginMasterRotation(rotation: MasterRotation): void {
+    this.#rotating = { toCheck: rotation.toCheck, master: rotation[NEW_MASTER] };
+  }
+
+  /** Ends the mark of beginMasterRotation for a rotation that did not commit: its key is forgotten, the master held stays. */
+  abandonMasterRotation(rotation: MasterRotation): void {
+    if (this.#rotating !== null && constantTimeEqualString(this.#rotating.toCheck, rotation.toCheck)) this.#rotating = null;
+  }
+
+  /**
    * Makes the new master key of a rotation, committed by the caller, this keyring's own: keys it makes from now on are
    * wrapped under it. The keys held do not change (a master key rotation wraps the same keys again).
    */
   adoptMaster(rotation: MasterRotation): void {
     this.#master = rotation[NEW_MASTER];
     this.#deviceKey = deviceKeyOf(rotation[NEW_MASTER]);
+    this.#rotating = null;
   }
 
   /**

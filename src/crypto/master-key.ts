@@ -221,14 +221,27 @@ export function writePendingMasterKey(path: string, key: Uint8Array): string {
 }
 
 /**
- * Moves the pending key file over the key file `path` (rename: atomic, so the file holds the old key or the new one,
- * never neither nor half of one; the old key is gone the same instant) and syncs the directory. The pending file is
- * checked first like any key file (owner, mode, no link).
+ * Moves the pending key file, which must hold `key`, over the key file `path` (rename: atomic, so the file holds the
+ * old key or the new one, never neither nor half of one; the old key is gone the same instant) and syncs the
+ * directory. The pending file is checked first like any key file (owner, mode, no link). Done already when the
+ * pending file is gone and the key file holds `key`: a process that met the rotation's check in the store moved it
+ * into place first (findRotatedMasterKey), between the COMMIT and this rename.
  */
-export function installPendingMasterKey(path: string): void {
+export function installPendingMasterKey(path: string, key: Uint8Array): void {
   const pending = pendingMasterKeyPath(path);
-  if (readMasterKeyFile(pending) === null) throw cryptoErrors.masterKeyMissing(`the pending master key file ${pending} is gone; nothing to move into place`);
-  renameSync(pending, path);
+  const holds = (found: Uint8Array | null): boolean => found !== null && constantTimeEqualString(masterKeyCheck(found), masterKeyCheck(key));
+  try {
+    const found = readMasterKeyFile(pending);
+    if (found === null) throw cryptoErrors.masterKeyMissing(`the pending master key file ${pending} is gone; nothing to move into place`);
+    if (!holds(found)) {
+      throw cryptoErrors.masterKeyInvalid(`the pending master key file ${pending} holds master key ${masterKeyId(found)}, not ${masterKeyId(key)}; it is left in place, and ${path} unchanged`);
+    }
+    renameSync(pending, path);
+  } catch (error) {
+    // Gone before the read or between it and the rename: moved into place by another process, if the key file says so.
+    const gone = (error as NodeJS.ErrnoException).code === "ENOENT" || (error instanceof KeyringError && error.code === "BULWARK_ERR_MASTER_KEY_MISSING");
+    if (!gone || !holds(readMasterKeyFile(path))) throw error;
+  }
   syncDirectoryOf(path);
 }
 
@@ -259,16 +272,10 @@ export function findRotatedMasterKey(path: string, recordedCheck: string, option
     options.log?.(`ignored ${pendingPath}: its master key ${masterKeyId(pending)} is not the one the store records (${recordedCheck.slice(0, 16)}); it is left by a rotation that did not commit`);
     return null;
   }
-  try {
-    installPendingMasterKey(path);
-  } catch (error) {
-    // Another process recovering at the same moment moved it first: the key file now holds it.
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT" && !(error instanceof KeyringError && error.code === "BULWARK_ERR_MASTER_KEY_MISSING")) throw error;
-    const moved = readMasterKeyFile(path);
-    if (!matches(moved)) throw error;
-  }
+  installPendingMasterKey(path, pending); // done already if another process recovering at the same moment moved it first
   options.log?.(
-    `master key rotation to ${masterKeyId(pending)} had committed but its key file was not moved into place (the process stopped in between): ` +
+    `master key rotation to ${masterKeyId(pending)} had committed but its key file was not moved into place (the process stopped in between, ` +
+      "or had not got to it yet): " +
       `${pendingPath} is now ${path}; the old key file is gone`,
   );
   return pending;

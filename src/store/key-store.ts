@@ -1,7 +1,7 @@
 // The keyring's storage (KeyStore) over the Bulwark database: keys and meta values, and the one transaction of a
 // master key rotation (every key wrapped again, the master key check replaced).
 import { cryptoErrors } from "../crypto/errors.ts";
-import { MASTER_CHECK_META, TAG_KEY_PURPOSE, type Keyring, type KeyPurpose, type KeyStore, type StoredKey } from "../crypto/keyring.ts";
+import { MASTER_CHECK_META, TAG_KEY_PURPOSE, type Keyring, type KeyPurpose, type KeyStore, type MasterRotation, type StoredKey } from "../crypto/keyring.ts";
 import type { Kysely, Transaction } from "kysely";
 import { lockKeyOf, serialiseTransactions, serialiseTransactionsMany, type Database, type DialectName } from "./database.ts";
 import type { Schema } from "./schema.ts";
@@ -61,9 +61,12 @@ export interface MasterKeyRotation {
 /**
  * Moves the store to `newMaster`: every stored key (data, signing, identifier tag; current and retired) is wrapped again
  * under it and the master key check replaced, in one transaction, so a crash leaves either master key in force, never
- * a mix. `inTransaction` runs last inside it (the audit event commits with the keys). After the commit the keyring
- * adopts the new key. With `dryRun`, every key is unwrapped and wrapped again in memory (so a dry run that succeeds
- * promises a rotation that can be made) and nothing is written. The key file is the caller's (crypto/master-key.ts).
+ * a mix. Refused first, before any key is unwrapped, when the store records another master key than the keyring's
+ * (another rotation committed meanwhile). `inTransaction` runs last inside it (the audit event commits with the keys);
+ * a read of the key table through it unwraps with the new key in memory and touches no key file
+ * (Keyring.beginMasterRotation). After the commit the keyring adopts the new key. With `dryRun`, every key is
+ * unwrapped and wrapped again in memory (so a dry run that succeeds promises a rotation that can be made) and nothing
+ * is written. The key file is the caller's (crypto/master-key.ts).
  *
  * @example
  * const r = await rotateMasterKey(database, keyring, random.bytes(32), { inTransaction: (trx, r) => audit.appendIn(trx, …) });
@@ -80,18 +83,27 @@ export async function rotateMasterKey(
     return { from: plan.fromCheck.slice(0, 16), to: plan.toCheck.slice(0, 16), rewrapped, tagKeyStored: plan.tagKey !== null, dryRun };
   };
   if (options.dryRun) return summarise(keyring.prepareMasterRotation(newMaster, await createKeyStore(database).listKeys()), true);
+  let begun: MasterRotation | null = null;
   const { plan, rotation } = await database.transaction(async (trx) => {
     // No key is added meanwhile (each addition takes its purpose's lock and then compares its wrap with the check this
     // transaction replaces; SQLite: the write lock), so every key is read here, and wrapped again.
     await serialiseTransactionsMany(database, trx, ROTATION_LOCKS);
     const view = keyStoreIn(trx, database.dialect, "keys rotate-master");
+    // Compared before any key is unwrapped: after another rotation committed, every key is wrapped under its key, and
+    // preparing first failed on the first key with "does not unwrap (tampered key row?)", sending a responder after a
+    // tampering that never happened.
     const recorded = await view.getMeta(MASTER_CHECK_META);
-    const plan = keyring.prepareMasterRotation(newMaster, await view.listKeys());
-    if (recorded !== plan.fromCheck) {
+    const held = keyring.masterCheck;
+    if (recorded !== held) {
       throw cryptoErrors.masterRotationRefused(
-        `the store's master key is ${recorded === null ? "not recorded" : recorded.slice(0, 16)}, not ${plan.fromCheck.slice(0, 16)} held here: another rotation committed meanwhile; nothing was changed`,
+        `the store's master key is ${recorded === null ? "not recorded" : recorded.slice(0, 16)}, not ${held.slice(0, 16)} held here: another rotation committed meanwhile; nothing was changed`,
       );
     }
+    const plan = keyring.prepareMasterRotation(newMaster, await view.listKeys());
+    // From here a read through this transaction (the audit event's signer, in inTransaction) sees the new check: the
+    // keyring takes the new key from the plan, never from the key files, whose rename waits for the COMMIT (the caller's).
+    keyring.beginMasterRotation(plan);
+    begun = plan;
     for (const key of plan.rewrapped) {
       // Compare-and-set: a row changed since it was read (it cannot be, under the locks; a writer of the database by
       // hand) rolls the whole rotation back rather than overwrite a wrap nobody checked.
@@ -107,6 +119,9 @@ export async function rotateMasterKey(
     const rotation = summarise(plan, false);
     await options.inTransaction?.(trx, rotation);
     return { plan, rotation };
+  }).catch((error: unknown) => {
+    if (begun !== null) keyring.abandonMasterRotation(begun); // rolled back: the master key held stays in force
+    throw error;
   });
   keyring.adoptMaster(plan);
   return rotation;

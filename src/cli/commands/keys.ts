@@ -158,12 +158,13 @@ export default {
               discardPendingMasterKey(keyFile);
               throw error;
             }
-            // Committed after all: the keyring adopts the key and the file is moved into place below.
+            // Committed after all: the file is moved into place below.
             rotation = { from: app.keyring.masterKeyId, to: masterKeyCheck(newMaster).slice(0, 16), rewrapped: {}, tagKeyStored: false, dryRun: false };
             writeNote(ctx, `bulwark: the rotation committed although the database reported an error (${(error as Error).message})`);
           }
           if (fromEnvironment) return EXIT.ok; // handed over before the commit
-          installPendingMasterKey(keyFile);
+          // Done already when a server reading the key table since the COMMIT moved the pending file into place itself.
+          installPendingMasterKey(keyFile, newMaster);
           ctx.stdout.write(report(rotation));
           return EXIT.ok;
         }),
