@@ -285,22 +285,29 @@ forEachDialect("check logins, guessed accounts", (dialect) => {
     assert.deepEqual(report.reportedAccounts, ["usr_evening"]);
   });
 
-  it("the look-back has edges: an account guessed 25 times the day before and not since is the run before's to report; failures more than 24 hours before the window do not count; a spraying address split 12 + 12 accounts over the two days is reported, one seen only the day before is not (was: the split sprayer was under the bar in both runs)", async () => {
+  it("the look-back has edges: an account guessed 25 times the day before and not since is the run before's to report, unless a browser new to it signs in in the window (the guess that worked, after the daily edge: the run before never saw it); failures more than 24 hours before the window do not count; a spraying address split 12 + 12 accounts over the two days is reported, one seen only the day before is not, nor a sign-in from it by a browser its account knew (was: the split sprayer was under the bar in both runs; the account guessed the day before and got into from a new browser in the window was reported by neither run)", async () => {
     const { database, insert } = await rawAuditStore(dialect, T0 - 30 * DAY, "gl");
     const rows: AuditRow[] = [];
     for (let i = 0; i < 25; i++) rows.push(failed("usr_yesterday", T0 - 20 * HOUR + i * 30 * MINUTE, `198.51.100.${i + 1}`));
     rows.push(signedIn("usr_yesterday", T0 + 2 * HOUR, "203.0.113.42", true, 0));
+    // Guessed as often the day before; in the window only its owner's known browser, and a new one before the window (the run before's).
+    for (let i = 0; i < 25; i++) rows.push(failed("usr_held", T0 - 20 * HOUR + i * 30 * MINUTE, `198.51.100.${i + 101}`));
+    rows.push(signedIn("usr_held", T0 - 2 * HOUR, "203.0.113.43", true, 0), signedIn("usr_held", T0 + 3 * HOUR, "192.0.2.43", false, 0));
     for (let i = 0; i < 15; i++) rows.push(failed("usr_old", T0 - 30 * HOUR + i * MINUTE, `198.51.100.${i + 51}`));
     for (let i = 0; i < 15; i++) rows.push(failed("usr_old", T0 + 3 * HOUR + i * HOUR, `198.51.100.${i + 151}`));
     for (let i = 0; i < 12; i++) rows.push(failed(`id:spraytaga${i}`, T0 - 6 * HOUR + i * MINUTE, "192.0.2.90"));
     for (let i = 0; i < 12; i++) rows.push(failed(`id:spraytagb${i}`, T0 + 6 * HOUR + i * MINUTE, "192.0.2.90"));
     for (let i = 0; i < 30; i++) rows.push(failed(`id:spraytagc${i}`, T0 - 6 * HOUR + i * MINUTE, "192.0.2.91"));
+    // From the address that stopped before the window, only a browser its account knew signs in (a shared NAT's user).
+    rows.push(signedIn("usr_nat", T0 + 4 * HOUR, "192.0.2.91", false, 0));
     rows.sort((a, b) => a.at - b.at);
     await insert(rows);
     const report = await day(database);
-    assert.deepEqual(report.guessedAccounts, [], `an account with nothing in the window, or under the bar within the day before and the window: ${JSON.stringify(report.guessedAccounts)}`);
+    assert.deepEqual(report.guessedAccounts.map((a) => [a.userId, a.failed, a.failedInWindow, a.newDeviceSignIns]), [["usr_yesterday", 25, 0, 1]],
+      `only the account a new browser got into in the window; not one under the bar within the day before and the window, nor one only its owner signed in to since: ${JSON.stringify(report.guessedAccounts)}`);
+    assert.deepEqual(guessedFindings(report.findings).map((f) => f.severity), ["high"]);
     assert.deepEqual(report.sprayingAddresses.map((a) => [a.ip, a.accounts, a.failed]), [["192.0.2.90", 24, 24]], "the split sprayer whole, the one that stopped before the window not");
-    assert.deepEqual(report.reportedAccounts, []);
+    assert.deepEqual(report.reportedAccounts, ["usr_yesterday"]);
   });
 
   it("an account guessed from 2,500 addresses has its clients counted from 2,000 of them, and says it is a lower bound", async () => {

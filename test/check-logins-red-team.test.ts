@@ -82,6 +82,23 @@ forEachDialect("check logins, red team", (dialect) => {
     assert.ok(both.includes("ses_usr_before") && both.includes("ses_usr_after"), "the sessions it won are named by one run or the other");
   });
 
+  it("attack: a burst that ends at the cron's edge (00:00), whose last sign-in from a new browser is stamped 20 s before the edge by a node whose clock is behind and written after the run before read the log, is reported by the run after with that sign-in, high; without such a late sign-in the run after leaves the ended wave to the run before (ASVS 16.3.1)", async () => {
+    const { database, insert } = await store(dialect);
+    const edge = T0 + DAY;
+    await insert([...quiet(edge - DAY, edge + DAY), ...failures(190, edge - 40 * MINUTE, edge, { addresses: ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5"] })]);
+    await insert([stuffed("usr_early", edge - 30 * MINUTE, "198.51.100.1")]);
+    const yesterday = await cron(database, edge);
+    assert.ok(output(yesterday).includes("ses_usr_early") && worst(yesterday) === "high", `premise: the run before reports the wave: ${output(yesterday)}`);
+    const alone = await cron(database, edge + DAY);
+    assert.equal(alone.waves.length, 0, `an ended wave with nothing written late is the run before's: ${JSON.stringify(alone.waves)}`);
+    await insert([stuffed("usr_late", edge - 20_000, "198.51.100.2")]);
+    const today = await cron(database, edge + DAY);
+    const wave = today.findings.find((f) => f.id === "logins.failure-wave");
+    assert.equal(wave?.severity, "high", output(today));
+    assert.deepEqual((wave.evidence["newDeviceSignInsListed"] as Array<{ sessionId: string }>).map((s) => s.sessionId), ["ses_usr_late"], "the sign-in judged again, not the one the run before saw");
+    assert.deepEqual(today.reportedAccounts, ["usr_late"]);
+  });
+
   it("attack: cheap failures at 120 an hour for 13 of the window's hours do not raise the usual rate: it is read from the week before the window, so the real wave (590 in one hour) is reported high with its sessions (was: the window's own median, 120, which the attacker filled)", async () => {
     const { database, insert } = await store(dialect);
     const end = T0 + 7 * DAY;

@@ -37,6 +37,8 @@ export interface GuessedAccount {
   newDeviceSignIns: number;
   /** Sign-ins from browsers it already knew over the same time: its owner's, as a rule. */
   knownBrowserSignIns: number;
+  /** When the account itself changed its email address after a listed sign-in from a new browser (SignIn.emailChangedAt): `email` may then be the intruder's. */
+  emailChangedAt: string | null;
 }
 
 interface Tracked {
@@ -194,6 +196,7 @@ export class GuessedAccounts {
       userId: t.row.userId, email: emails.get(t.row.userId) ?? null, failed: t.row.failed, failedInWindow: t.row.failedInWindow,
       clients: clients.get(t.row.userId)?.clients ?? 0, clientsComplete: clients.get(t.row.userId)?.complete ?? false,
       addresses: clients.get(t.row.userId)?.addresses ?? 0, firstFailure: iso(t.row.firstAt), lastFailure: iso(t.row.lastAt), newDeviceSignIns: got(t), knownBrowserSignIns: t.known,
+      emailChangedAt: t.list?.items().find((s) => s.emailChangedAt !== null)?.emailChangedAt ?? null,
     }));
     const findings = order.slice(0, MAX_FINDINGS).map((t, i) => this.#one(t, accounts[i]!));
     const rest = order.slice(MAX_FINDINGS);
@@ -206,29 +209,31 @@ export class GuessedAccounts {
     const signIns = t.list?.items() ?? [];
     const count = t.list?.count ?? 0;
     const { userId, email, ...facts } = account;
-    const name = email ?? userId;
+    // After a takeover the account's address is the intruder's: the account is named by its id, the address as moved.
+    const name = account.emailChangedAt === null ? (email ?? userId) : `${userId} (now ${email ?? "?"})`;
     const from = `${account.clients}${account.clientsComplete ? "" : " or more"} client(s)`;
     return {
       id: "logins.guessed-account",
       severity: count > 0 ? "high" : "medium",
       title: count > 0
-        ? `${name}: ${account.failed} failed logins from ${from}, then ${count} sign-in(s) from a browser new to it`
+        ? `${name}: ${account.failed} failed logins from ${from}, then ${count} sign-in(s) from a browser new to it${account.emailChangedAt === null ? "" : `, then the account changed its email address (${account.emailChangedAt})`}`
         : `${name}: ${account.failed} failed logins from ${from}`,
       detail:
-        `The account ${name} (${account.userId}) took ${account.failed} failed logins (--guess-min ${guessMin}) from ${from} (${account.addresses}${account.clientsComplete ? "" : " or more"} address(es) as written; ` +
+        `The account ${email ?? userId} (${account.userId}) took ${account.failed} failed logins (--guess-min ${guessMin}) from ${from} (${account.addresses}${account.clientsComplete ? "" : " or more"} address(es) as written; ` +
         `an IPv6 /64 is one client, an IPv4 address one whatever its spelling, as flood control counts them) between ${account.firstFailure} and ${account.lastFailure}` +
         `${account.failedInWindow < account.failed ? `, ${account.failedInWindow} of them in the window and the rest in the 24 hours before it` : ""}: ` +
         "someone guessing its password at a pace and from enough addresses that no limit stops them (flood control stops an account only at 100 failures in a row, and each sign-in of its owner starts that count again). " +
         (count > 0
           ? `${count} sign-in(s) from a browser new to it came after the first of them, a guess that may have worked: ${SignInList.describe(signIns.slice(0, 10))}${count > 10 ? ", …" : ""}.`
           : `No browser new to it signed in after the first of them${account.knownBrowserSignIns > 0 ? ` (${account.knownBrowserSignIns} sign-in(s) from browsers it already knew: its owner's, as a rule)` : ""}.`),
-      evidence: { account: { userId, email }, ...facts, guessMin, signIns, signInsCount: count },
+      evidence: { account: { userId, email }, ...facts, guessMin, signIns, signInsCount: count, ...SignInList.others(t.list ? [t.list] : [], signIns) },
       remediation: count > 0 ? REMEDY : HELD,
     };
   }
 
   #summary(rest: Tracked[], listed: GuessedAccount[]): Finding {
-    const list = SignInList.merge(rest.flatMap((t) => (t.list ? [t.list] : [])));
+    const lists = rest.flatMap((t) => (t.list ? [t.list] : []));
+    const list = SignInList.merge(lists);
     const count = rest.reduce((n, t) => n + (t.list?.count ?? 0), 0);
     const failed = rest.reduce((n, t) => n + t.row.failed, 0);
     const severity: Severity = count > 0 ? "high" : "medium";
@@ -238,7 +243,7 @@ export class GuessedAccounts {
       severity,
       title: `${rest.length + notRead} more account(s) each took ${this.#options.guessMin} or more failed logins, summed here`,
       detail:
-        `${rest.length} more account(s) were each guessed at (${failed} failed logins in all)${listed.length > 0 ? `: ${listed.slice(0, 5).map((a) => `${a.email ?? "?"} (${a.userId}, ${a.failed} failures)`).join("; ")}${rest.length > 5 ? "; …" : ""}` : ""}. ` +
+        `${rest.length} more account(s) were each guessed at (${failed} failed logins in all)${listed.length > 0 ? `: ${listed.slice(0, 5).map((a) => `${a.email ?? "?"} (${a.userId}, ${a.failed} failures${a.emailChangedAt === null ? "" : `; its email address changed after the sign-in, ${a.emailChangedAt}`})`).join("; ")}${rest.length > 5 ? "; …" : ""}` : ""}. ` +
         `${count} sign-in(s) from a browser new to its account came after the account's first failure${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${count > 10 ? ", …" : ""}` : ""}.` +
         (notRead > 0
           ? ` ${notRead} more account(s) reached the bar past the ${MAX_GUESSED} with the most failures and are counted only: ` +
@@ -246,7 +251,7 @@ export class GuessedAccounts {
               ? "the sign-ins from new browsers to such accounts were more than are kept to judge them (logins.analysis-incomplete)."
               : "no browser new to one of them signed in during the window (those a new browser signed in to were read and judged).")
           : ""),
-      evidence: { accounts: listed, accountsCount: rest.length, accountsCountedOnly: notRead, failed, guessMin: this.#options.guessMin, signIns: list, signInsCount: count },
+      evidence: { accounts: listed, accountsCount: rest.length, accountsCountedOnly: notRead, failed, guessMin: this.#options.guessMin, signIns: list, signInsCount: count, ...SignInList.others(lists, list) },
       remediation: count > 0 ? REMEDY : HELD,
     };
   }

@@ -7,6 +7,7 @@
 // account guessed slowly from many addresses, is guessed.ts. Each is listed with the session it made
 // (auth.login.succeeded names it), so the responder ends exactly those.
 import { ipBucket, ipSite } from "../../accounts/flood/ip-bucket.ts";
+import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../../store/clock-skew.ts";
 import type { Database } from "../../store/database.ts";
 import type { Finding } from "../finding.ts";
 import { GuessedAccounts, type GuessedAccount } from "./guessed.ts";
@@ -29,6 +30,11 @@ const LOOK_BACK_MS = HOUR;
  * is judged whole, over any 24 hours, as `check authlog` judges them.
  */
 const SLOW_LOOK_BACK_MS = 24 * HOUR;
+/**
+ * LoginsCheckOptions.lateWriteMs's default: twice BULWARK_MAX_CLOCK_SKEW_SECONDS's default (60 s), as far as a node's
+ * stamps may lag the clock of the node running the check (each within the limit, on either side of the database's).
+ */
+const DEFAULT_LATE_WRITE_MS = DEFAULT_DATED_AHEAD_TOLERANCE_MS;
 /** Waves reported one by one, the most severe first; the rest are one finding, as severe as the worst of them. */
 const MAX_WAVES = 20;
 /** Spraying addresses listed in the evidence (the most accounts first). */
@@ -52,6 +58,12 @@ export interface LoginsCheckOptions {
   baselineDays: number;
   /** Sign-in events read per query (default 5000); tests page with fewer. */
   pageSize?: number;
+  /**
+   * How long before the window the sign-ins (and the failures that make a client or an account count) are judged again,
+   * default DEFAULT_LATE_WRITE_MS: the run before may have read the log before they were written (stamped by a node
+   * whose clock is behind, committed after that run's read; a cron started a few seconds late). Some are reported twice.
+   */
+  lateWriteMs?: number;
 }
 
 export const DEFAULT_LOGINS_OPTIONS = { waveMin: 100, waveFactor: 5, streak: 5, sprayMin: 20, guessMin: 20, baselineDays: 7 } as const;
@@ -106,6 +118,7 @@ function checkOptions(o: LoginsCheckOptions): void {
   }
   if (!(Number.isFinite(o.waveFactor) && o.waveFactor >= 1)) throw new RangeError("waveFactor must be at least 1");
   if (o.pageSize !== undefined && !(Number.isInteger(o.pageSize) && o.pageSize >= 1)) throw new RangeError("pageSize must be a whole number of at least 1");
+  if (o.lateWriteMs !== undefined && !(Number.isInteger(o.lateWriteMs) && o.lateWriteMs >= 0 && o.lateWriteMs <= SLOW_LOOK_BACK_MS)) throw new RangeError("lateWriteMs must be a whole number from 0 to a day");
 }
 
 const median = (values: number[]): number => {
@@ -137,7 +150,11 @@ const medianOfHours = (counts: Iterable<number>, hours: number): number => {
 export async function checkLogins(database: Database, options: LoginsCheckOptions): Promise<LoginsReport> {
   checkOptions(options);
   const { since, until } = options;
-  const from = since - LOOK_BACK_MS;
+  // Sign-ins from here on are this run's to judge, not only those in the window: one stamped in the last seconds of the
+  // run before's window may have been written after that run read the log (a node whose clock is behind, within
+  // BULWARK_MAX_CLOCK_SKEW_SECONDS). No run can tell which it saw, so those are judged again (some reported twice).
+  const judgedFrom = since - (options.lateWriteMs ?? DEFAULT_LATE_WRITE_MS);
+  const from = judgedFrom - LOOK_BACK_MS;
 
   // Counted in the database, per 10 minutes: a wave of a million failures is one query, never a million rows read.
   const counts = await failedByBucket(database, from, until, BUCKET_MS);
@@ -172,17 +189,23 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   const usualFrom = before !== null && before.hours.length > 0 ? "before-window" : "window";
   const threshold = Math.max(options.waveMin, options.waveFactor * Math.max(usual, 1));
 
+  // A wave that ended before the window (after judgedFrom) is the run before's, judged again only for a sign-in during
+  // it written late (below): kept when one was.
   const waveSpans = findWaves(byBucket, Math.floor(from / BUCKET_MS), Math.ceil(until / BUCKET_MS), threshold)
-    .filter((w) => (w.last + 1) * BUCKET_MS > since);
+    .filter((w) => (w.last + 1) * BUCKET_MS > judgedFrom);
+  const waveEnded = waveSpans.map((w) => (w.last + 1) * BUCKET_MS <= since);
   const waveOf = (at: number): number => {
     const b = Math.floor(at / BUCKET_MS);
     return waveSpans.findIndex((w) => b >= w.first && b <= w.last);
   };
 
   // Addresses working through many accounts, whatever their pace: a slow campaign under every rate is still a list.
-  const slow = { from: since - SLOW_LOOK_BACK_MS, since, until };
+  const slow = { from: since - SLOW_LOOK_BACK_MS, since, until, judgedFrom };
   const spraying = await failedByAddress(database, slow, options.sprayMin);
-  const sprayIPs = new Map(spraying.clients.map((s) => [s.ip, { ...s, signIns: 0 }]));
+  const sprayIPs = new Map(spraying.clients.map((s) => [s.ip, { ip: s.ip, failed: s.failed, accounts: s.accounts, signIns: 0 }]));
+  // Clients whose failures all came before judgedFrom: the run before reported them; a sign-in from one since (the first
+  // pair of its list that worked, after the daily edge) is still a sprayer's, the rest of their sign-ins are not judged.
+  const earlier = new Set(spraying.clients.flatMap((s) => (s.recent ? [] : [s.ip])));
   // Accounts failing at least guessMin times, whatever the pace and the addresses: one account guessed by a botnet.
   const guessing = await GuessedAccounts.read(database, { ...slow, guessMin: options.guessMin, streak: options.streak });
 
@@ -197,22 +220,23 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   // From an hour back for the waves, or from further for a guessed account whose guessing began the day before.
   for await (const { at, signIn } of signIns(database, Math.min(from, guessing.signInsFrom), until, options.pageSize ?? 5000)) {
     if (at >= from && signIn.failuresBefore === null && signIn.newDevice === null) withoutDetail++;
-    // A spraying client's, or a spraying IPv6 site's (its /48, when no /64 of it is spraying on its own).
-    const spray = signIn.ip !== null ? (sprayIPs.get(ipBucket(signIn.ip)) ?? sprayIPs.get(ipSite(signIn.ip))) : undefined;
-    signIn.fromSprayingAddress = spray !== undefined;
     const guessed = signIn.failuresBefore !== null && signIn.failuresBefore >= options.streak;
-    if (at >= since && guessed) {
+    // A spraying client's, or a spraying IPv6 site's (its /48, when no /64 of it is spraying on its own).
+    const client = signIn.ip !== null ? (sprayIPs.get(ipBucket(signIn.ip)) ?? sprayIPs.get(ipSite(signIn.ip))) : undefined;
+    const spray = client !== undefined && (!earlier.has(client.ip) || (at >= judgedFrom && (signIn.newDevice === true || guessed))) ? client : undefined;
+    signIn.fromSprayingAddress = spray !== undefined;
+    if (at >= judgedFrom && guessed) {
       lists.after.add(signIn);
       reported.add(signIn.userId);
     }
     if (guessing.signedIn(at, signIn)) reported.add(signIn.userId);
-    if (at >= since && spray) {
+    if (at >= judgedFrom && spray) {
       spray.signIns++;
       lists.spray.add(signIn);
       if (signIn.newDevice === true || guessed) reported.add(signIn.userId);
     }
     const w = waveOf(at);
-    if (w >= 0) {
+    if (w >= 0 && (at >= judgedFrom || !waveEnded[w])) {
       succeededDuringWave[w]!++;
       if (signIn.newDevice === true) {
         lists.waves[w]!.add(signIn);
@@ -224,7 +248,8 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   await SignInList.fillEmails(database, [lists.after, lists.spray, ...lists.waves, ...guessing.lists()]);
   const guessedReport = await guessing.report(database);
 
-  const waves: Wave[] = waveSpans.map((span, i) => {
+  const keptWaves = waveSpans.flatMap((span, i) => (!waveEnded[i] || lists.waves[i]!.count > 0 ? [{ span, list: lists.waves[i]!, succeeded: succeededDuringWave[i]! }] : []));
+  const waves: Wave[] = keptWaves.map(({ span, list, succeeded }) => {
     let n = 0;
     let accounts = 0;
     let unknown = 0;
@@ -236,13 +261,16 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
     }
     return {
       from: iso(span.first * BUCKET_MS), to: iso((span.last + 1) * BUCKET_MS), failed: n, accountsTried: accounts,
-      unknownShare: n === 0 ? 0 : Math.round((unknown / n) * 100) / 100, succeeded: succeededDuringWave[i]!, newDeviceSignIns: lists.waves[i]!.count,
+      unknownShare: n === 0 ? 0 : Math.round((unknown / n) * 100) / 100, succeeded, newDeviceSignIns: list.count,
     };
   });
 
+  // The spraying addresses reported: those that failed since judgedFrom, and the earlier ones something got in from.
+  const addresses = [...sprayIPs.values()].filter((a) => !earlier.has(a.ip) || a.signIns > 0).sort((a, b) => b.accounts - a.accounts || a.ip.localeCompare(b.ip));
+  const earlierListed = addresses.filter((a) => earlier.has(a.ip)).length;
   const findings: Finding[] = [
-    ...waveFindings(waves, lists.waves, { threshold, usual, usualFrom, options }),
-    ...sprayFinding([...sprayIPs.values()], spraying.total, lists.spray, options),
+    ...waveFindings(waves, keptWaves.map((k) => k.list), { threshold, usual, usualFrom, options }),
+    ...sprayFinding(addresses, spraying.recent + earlierListed, lists.spray, options, earlierListed),
     ...guessedReport.findings,
     ...afterFailuresFinding(lists.after, options),
     ...incompleteFinding(spraying, guessing, options),
@@ -250,7 +278,7 @@ export async function checkLogins(database: Database, options: LoginsCheckOption
   return {
     findings, window: { since: iso(since), until: iso(until), hours: windowHours }, failed, throttled, succeeded,
     medianFailedPerHour: windowMedian, usualFailedPerHour: usual, usualFrom, waves,
-    sprayingAddresses: [...sprayIPs.values()].slice(0, MAX_ADDRESSES), guessedAccounts: guessedReport.accounts, succeededWithoutDetail: withoutDetail, reportedAccounts: [...reported],
+    sprayingAddresses: addresses.slice(0, MAX_ADDRESSES), guessedAccounts: guessedReport.accounts, succeededWithoutDetail: withoutDetail, reportedAccounts: [...reported],
   };
 }
 
@@ -299,7 +327,7 @@ function waveFindings(waves: Wave[], lists: SignInList[], ctx: { threshold: numb
       detail:
         `Failed logins reached at least ${ctx.threshold} in 60 minutes (${ctx.options.waveFactor}× the usual ${ctx.usual} an hour, read from ${ctx.usualFrom === "window" ? "the window itself, the store being younger" : `the ${ctx.options.baselineDays} days before the window`}; ` +
         `and at least ${ctx.options.waveMin}): ${failed} failure(s), ${got} sign-in(s) from a browser new to its account meanwhile${list.length > 0 ? `: ${SignInList.describe(list.slice(0, 10))}${got > 10 ? ", …" : ""}` : ""}.`,
-      evidence: { waves: indexes.map((i) => waves[i]), threshold: ctx.threshold, usualFailedPerHour: ctx.usual, newDeviceSignInsListed: list },
+      evidence: { waves: indexes.map((i) => waves[i]), threshold: ctx.threshold, usualFailedPerHour: ctx.usual, newDeviceSignInsListed: list, ...SignInList.others(indexes.map((i) => lists[i]!), list) },
       remediation: got > 0 ? REMEDY : "Nothing got through from a new browser. Watch whether it goes on; flood control already refuses each address past its hourly failures, " +
         "so a wave this size comes from many addresses: block them upstream if it persists (they are in the auth.login.failed events of those hours).",
     };
@@ -313,8 +341,11 @@ function waveFindings(waves: Wave[], lists: SignInList[], ctx: { threshold: numb
   return findings;
 }
 
-/** `total`: every client at or above the bar, `addresses` being the MAX_SPRAYING with the most accounts. */
-function sprayFinding(addresses: SprayingAddress[], total: number, list: SignInList, options: LoginsCheckOptions): Finding[] {
+/**
+ * `total`: every client at or above the bar reported, `addresses` being those kept (MAX_SPRAYING); `earlier`: how many
+ * of them failed only before the window, reported for the sign-ins from them since.
+ */
+function sprayFinding(addresses: SprayingAddress[], total: number, list: SignInList, options: LoginsCheckOptions, earlier: number): Finding[] {
   if (addresses.length === 0) return [];
   const signIns = list.items();
   const got = signIns.filter((s) => s.newDevice === true || (s.failuresBefore ?? 0) >= options.streak).length > 0;
@@ -324,9 +355,10 @@ function sprayFinding(addresses: SprayingAddress[], total: number, list: SignInL
     title: `${total} address(es) each failed to sign in to ${options.sprayMin} or more different accounts`,
     detail:
       `An address working through many accounts is running a list (credential stuffing, password spraying), at whatever pace: ${addresses.slice(0, 5).map((a) => `${a.ip} (${a.accounts} accounts, ${a.failed} failures)`).join("; ")}${addresses.length > 5 ? "; …" : ""}. ` +
+      `${earlier > 0 ? `${earlier} of them failed only in the 24 hours before the window (the run before reported them) and are here for the sign-ins from them since. ` : ""}` +
       `${list.count} sign-in(s) came from these addresses${signIns.length > 0 ? `: ${SignInList.describe(signIns.slice(0, 10))}${list.count > 10 ? ", …" : ""}` : ""}. ` +
       "A shared address (a large NAT, a proxy) fails on many accounts too: its sign-ins from browsers already known to their accounts are the least suspicious.",
-    evidence: { addresses: addresses.slice(0, MAX_ADDRESSES), addressesCount: total, signIns: signIns, signInsCount: list.count },
+    evidence: { addresses: addresses.slice(0, MAX_ADDRESSES), addressesCount: total, signIns: signIns, signInsCount: list.count, ...SignInList.others([list], signIns) },
     remediation: got ? REMEDY : "Nothing got through from these addresses; block them upstream if they go on.",
   }];
 }
@@ -343,8 +375,8 @@ function incompleteFinding(spraying: SprayingClients, guessed: GuessedAccounts, 
   const clientsCut = spraying.total > spraying.clients.length;
   if (!spraying.rowsCut && !clientsCut && !guessed.candidatesCut) return [];
   const why = [
-    ...(spraying.rowsCut ? [`more than ${spraying.rowsRead} addresses failed to sign in in the window, and those past them with the fewest accounts were not read: a client made of them (an IPv6 host taking a new address of its /64 for every try) may be missing from the spraying addresses`] : []),
-    ...(clientsCut ? [`${spraying.total} clients failed on ${options.sprayMin} or more accounts and only the ${spraying.clients.length} with the most are kept: sign-ins from the others are not marked as from a spraying address`] : []),
+    ...(spraying.rowsCut ? [`more than ${spraying.rowsRead} addresses failed to sign in in the window and the day before it, and those past them (only the day before first, then the fewest accounts) were not read: a client made of them (an IPv6 host taking a new address of its /64 for every try) may be missing from the spraying addresses`] : []),
+    ...(clientsCut ? [`${spraying.total} clients failed on ${options.sprayMin} or more accounts in the window and the day before it and only ${spraying.clients.length} are kept (those that failed in the window first, the most accounts first): sign-ins from the others are not marked as from a spraying address`] : []),
     ...(guessed.candidatesCut ? [`${guessed.total} accounts took ${options.guessMin} or more failed logins and only the ${MAX_GUESSED} with the most are kept; the sign-ins to the others were more than are held to judge them: a browser new to one of them after its failures may be missing`] : []),
   ];
   const rules = [...(spraying.rowsCut || clientsCut ? ["spraying addresses"] : []), ...(guessed.candidatesCut ? ["guessed accounts"] : [])].join(" and ");
@@ -369,7 +401,7 @@ function afterFailuresFinding(list: SignInList, options: LoginsCheckOptions): Fi
     severity: "high",
     title: `${list.count} sign-in(s) after ${options.streak} or more failed attempts in a row`,
     detail: `The right password after a run of wrong ones may be a guess that worked (the owner was mailed each time): ${SignInList.describe(signIns.slice(0, 10))}${list.count > 10 ? ", …" : ""}.`,
-    evidence: { count: list.count, signIns },
+    evidence: { count: list.count, signIns, ...SignInList.others([list], signIns) },
     remediation: REMEDY,
   }];
 }

@@ -33,14 +33,19 @@ interface AddressRow {
 
 /**
  * Where the slow rules (spraying, guessing) count failures: from `from`, a day before the window, to its end `until`,
- * for clients and accounts with a failure at or after the window's start `since`. A campaign split between two daily
+ * for clients and accounts with a failure at or after `judgedFrom` (the window's start `since`, less the time an event
+ * may be written after its stamp), or with something that got in since then (a sign-in from a browser new to its account;
+ * from a client, the caller also counts one after a run of failures). A campaign split between two daily
  * runs' windows (15 guesses in each, the bar at 20) is then judged whole in the second, as `check authlog` judges any
- * 24 hours; one that stopped before the window was the run before's to judge.
+ * 24 hours; one that stopped before the window was the run before's to judge, unless something got in after it (its
+ * first sign-in after the daily edge, which the run before never saw).
  */
 export interface SlowRange {
   from: number;
   since: number;
   until: number;
+  /** Where this run's judging begins (`since` when absent): LoginsCheckOptions.lateWriteMs before `since`. */
+  judgedFrom?: number;
 }
 
 export interface BucketCount {
@@ -97,6 +102,17 @@ function ipOf(database: Database): RawBuilder<unknown> {
 }
 
 /**
+ * Whether an event's data says the browser was new to the account (`"newDevice":true`), as SQL, read as ipOf reads the
+ * address (canonical JSON escapes the quotes inside strings: a user agent cannot forge it); false for a row whose data
+ * is not Bulwark's JSON on SQLite.
+ */
+function newDeviceOf(database: Database): RawBuilder<unknown> {
+  return database.dialect === "postgres"
+    ? sql`position('"newDevice":true' in data) > 0`
+    : sql`coalesce(CASE WHEN json_valid(data) THEN json_extract(data, '$.newDevice') END, 0) = 1`;
+}
+
+/**
  * `values` as a subquery of one column for `x IN (…)`, passed as one JSON parameter: both dialects cap a statement's
  * parameters. On PostgreSQL the DISTINCT is what makes it a hash join: without it the planner, guessing 100 elements,
  * joined 10,000 accounts to 30,000 failures by nested loop, re-reading the JSON text for each row (44 s against 25 ms).
@@ -108,19 +124,25 @@ function listOf(database: Database, values: readonly string[]): RawBuilder<unkno
 
 /** The spraying clients of a window, and whether a bound left any out (the report says so: an absence then proves nothing). */
 export interface SprayingClients {
-  /** The clients at or above the bar, the most accounts first, at most MAX_SPRAYING. */
-  clients: Array<{ ip: string; failed: number; accounts: number }>;
+  /**
+   * The clients at or above the bar, at most MAX_SPRAYING: those with a failure at or after `judgedFrom` first
+   * (`recent`), then those whose failures all came before it (a sign-in from one in the window is still from a
+   * sprayer); each part the most accounts first.
+   */
+  clients: Array<{ ip: string; failed: number; accounts: number; recent: boolean }>;
   /** How many clients reached the bar: more than `clients` holds when past MAX_SPRAYING. */
   total: number;
-  /** More address rows than MAX_ADDRESS_ROWS qualified; those with the fewest accounts were not read. */
+  /** How many of them are `recent`. */
+  recent: number;
+  /** More address rows than MAX_ADDRESS_ROWS qualified; those not recent, then those with the fewest accounts, were not read. */
   rowsCut: boolean;
   /** Address rows the first query read (MAX_ADDRESS_ROWS when cut), for the report. */
   rowsRead: number;
 }
 
 /**
- * Clients whose failed logins over [from, until) named at least `min` distinct accounts or unknown identifiers (one of
- * those failures at or after `since`, SlowRange), the most first: an IPv4 address, or an IPv6 /64 (ipBucket, as flood
+ * Clients whose failed logins over [from, until) named at least `min` distinct accounts or unknown identifiers (SlowRange;
+ * whether one of those failures is recent is the caller's to weigh), the most first: an IPv4 address, or an IPv6 /64 (ipBucket, as flood
  * control counts a client: a stuffer on one host taking a new address of its /64 every few tries was as many
  * addresses, each under the bar). An IPv4 client is one
  * whatever its spelling (ipBucket again: ::ffff:a.b.c.d from a node listening on "::", its own 6to4 or Teredo
@@ -131,14 +153,16 @@ export interface SprayingClients {
  */
 export async function failedByAddress(database: Database, range: SlowRange, min: number): Promise<SprayingClients> {
   const ip = ipOf(database);
+  const judgedFrom = range.judgedFrom ?? range.since;
   const failedInRange = sql`type = 'auth.login.failed' AND at >= ${range.from} AND at < ${range.until}`;
   // Every address written with a colon is read (an IPv6 address, summed by /64; or another spelling of an IPv4 client);
   // a plain IPv4 address only when it reaches the bar on its own, or a botnet's million would be a million rows. One
-  // more row than the cap is asked for, so that a cut is known rather than guessed.
+  // more row than the cap is asked for, so that a cut is known rather than guessed. The addresses that failed since
+  // `judgedFrom` come first: a cut leaves out those only the day before saw first (the run before judged them).
   const { rows } = await sql<AddressRow>`
     SELECT ${ip} AS ip, count(*) AS n, count(DISTINCT subject) AS accounts, max(at) AS last_at FROM audit_events WHERE ${failedInRange}
-    GROUP BY 1 HAVING (count(DISTINCT subject) >= ${min} AND max(at) >= ${range.since}) OR ${ip} LIKE '%:%'
-    ORDER BY 3 DESC, 1 LIMIT ${sql.lit(MAX_ADDRESS_ROWS + 1)}`.execute(database.db);
+    GROUP BY 1 HAVING count(DISTINCT subject) >= ${min} OR ${ip} LIKE '%:%'
+    ORDER BY CASE WHEN max(at) >= ${judgedFrom} THEN 0 ELSE 1 END, 3 DESC, 1 LIMIT ${sql.lit(MAX_ADDRESS_ROWS + 1)}`.execute(database.db);
   const rowsCut = rows.length > MAX_ADDRESS_ROWS;
   const read = rows.slice(0, MAX_ADDRESS_ROWS);
   // The plain half of an IPv4 client seen under another spelling: 15 accounts as 203.0.113.9 and 15 as
@@ -166,9 +190,11 @@ export async function failedByAddress(database: Database, range: SlowRange, min:
   const clients = new Map<string, Tally>();
   for (const { r, client } of keyed) tally(clients, client, r);
   for (const site of sprayingSites(keyed, min, clients)) clients.set(site.ip, site);
-  const spraying = [...clients.values()].filter((c) => c.accounts >= min && c.lastAt >= range.since)
-    .sort((a, b) => b.accounts - a.accounts || a.ip.localeCompare(b.ip)).map(({ ip, failed, accounts }) => ({ ip, failed, accounts }));
-  return { clients: spraying.slice(0, MAX_SPRAYING), total: spraying.length, rowsCut, rowsRead: Math.min(rows.length, MAX_ADDRESS_ROWS) };
+  const spraying = [...clients.values()].filter((c) => c.accounts >= min)
+    .map(({ ip, failed, accounts, lastAt }) => ({ ip, failed, accounts, recent: lastAt >= judgedFrom }))
+    .sort((a, b) => Number(b.recent) - Number(a.recent) || b.accounts - a.accounts || a.ip.localeCompare(b.ip));
+  const recent = spraying.filter((c) => c.recent).length;
+  return { clients: spraying.slice(0, MAX_SPRAYING), total: spraying.length, recent, rowsCut, rowsRead: Math.min(rows.length, MAX_ADDRESS_ROWS) };
 }
 
 /**
@@ -231,7 +257,7 @@ export async function* signIns(database: Database, from: number, until: number, 
           sessionId: typeof data["sessionId"] === "string" ? data["sessionId"] : null,
           newDevice: typeof data["newDevice"] === "boolean" ? data["newDevice"] : null,
           failuresBefore: typeof failuresBefore === "number" && Number.isFinite(failuresBefore) ? failuresBefore : null,
-          fromSprayingAddress: false,
+          fromSprayingAddress: false, emailChangedAt: null, emailChangeEvent: null,
         },
       };
     }
@@ -273,14 +299,18 @@ export interface AccountsFailed {
 }
 
 /**
- * Accounts whose failed logins over [from, until) number at least `min`, one of them at or after `since` (SlowRange),
- * at any pace and from any number of addresses (one GROUP BY, however many failures): the subjects that are accounts, not the keyed tags of identifiers
- * that name none (`id:…`: nothing can be taken over there). `only`: these accounts alone (a JSON parameter).
+ * Accounts whose failed logins over [from, until) number at least `min`, one of them at or after `judgedFrom`, or with a
+ * sign-in from a browser new to it since then (SlowRange: guessed the day before, then got into in the window, which
+ * the run before never saw), at any pace and from any number of addresses (one GROUP BY, however many failures): the
+ * subjects that are accounts, not the keyed tags of identifiers that name none (`id:…`: nothing can be taken over
+ * there). `only`: these accounts alone (a JSON parameter).
  */
 export async function failedByAccount(database: Database, range: SlowRange, min: number, options: { only?: readonly string[] } = {}): Promise<AccountsFailed> {
   const only = options.only === undefined ? sql`` : sql`AND subject IN (${listOf(database, options.only)})`;
   const where = sql`type = 'auth.login.failed' AND at >= ${range.from} AND at < ${range.until} AND subject NOT LIKE 'id:%' ${only}`;
-  const reached = sql`count(*) >= ${min} AND max(at) >= ${range.since}`;
+  const judgedFrom = range.judgedFrom ?? range.since;
+  const gotIn = sql`SELECT subject FROM audit_events WHERE type = 'auth.login.succeeded' AND at >= ${judgedFrom} AND at < ${range.until} AND ${newDeviceOf(database)}`;
+  const reached = sql`count(*) >= ${min} AND (max(at) >= ${judgedFrom} OR subject IN (${gotIn}))`;
   // One more row than the cap is asked for, so that a cut is known rather than guessed.
   // No address is read here (a million failures on accounts would be a million JSON texts parsed): the clients of the
   // accounts listed are counted apart, clientsByAccount.

@@ -61,6 +61,7 @@ export default {
     ).action(
       action(ctx, async (opts: LoginsOptions) => {
         const { checkLogins, DEFAULT_LOGINS_OPTIONS } = await import("../../checks/logins/index.ts");
+        const { datedAheadToleranceFor } = await import("../../store/clock-skew.ts");
         // Checked before the store is opened: a typo costs nothing.
         const waveMin = whole(opts.waveMin, "--wave-min", 1, DEFAULT_LOGINS_OPTIONS.waveMin);
         const waveFactor = whole(opts.waveFactor, "--wave-factor", 1, DEFAULT_LOGINS_OPTIONS.waveFactor);
@@ -83,7 +84,10 @@ export default {
         const idsOut = opts.idsOut === undefined ? null : await createIdsFile(opts.idsOut);
         let r: Awaited<ReturnType<typeof checkLogins>>;
         try {
-          r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, guessMin, baselineDays });
+          // Twice the clock skew a node may have and still serve (60 s by default) before the window is judged again: a
+          // sign-in stamped there by a node whose clock is behind may have been written after the run before read the log.
+          const lateWriteMs = datedAheadToleranceFor(app.config.maxClockSkewMs);
+          r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, guessMin, baselineDays, lateWriteMs });
           if (idsOut !== null) {
             await idsOut.writeFile(r.reportedAccounts.map((id) => `${id}\n`).join(""));
             await idsOut.sync(); // on disk before the run reports it written: the list a containment's --ids then reads
