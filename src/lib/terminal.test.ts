@@ -19,3 +19,14 @@ it("attack: inertJSON writes U+2028 and U+2029 escaped, so a reader splitting li
   assert.equal(/[\u2028\u2029]/.test(json), false);
   assert.deepEqual(JSON.parse(json), value);
 });
+
+it("attack: default-ignorable characters (zero-width space, soft hyphen, BOM, word joiner, tag characters) are shown as \\uNNNN, so a twin never reads as the genuine name", () => {
+  // "setup.exe" + U+200B, "set" + U+00AD + "up.exe", … all read "setup.exe" on a terminal.
+  assert.equal(escapeControls("setup.exe\u200b set\u00adup.exe \ufeffsetup.exe setup\u2060.exe"), "setup.exe\\u200b set\\u00adup.exe \\ufeffsetup.exe setup\\u2060.exe");
+  // A character past U+FFFF (a tag character, invisible) is written as its two surrogates, as JSON writes it.
+  assert.equal(escapeControls("a\u{e0041}b"), "a\\udb40\\udc41b");
+  const value = { name: "setup.exe\u200b", tag: "x\u{e0041}", joined: "\u{1f469}\u200d\u{1f4bb}" };
+  const json = inertJSON(value);
+  assert.equal(json, "{\"name\":\"setup.exe\\u200b\",\"tag\":\"x\\udb40\\udc41\",\"joined\":\"\u{1f469}\\u200d\u{1f4bb}\"}");
+  assert.deepEqual(JSON.parse(json), value);
+});

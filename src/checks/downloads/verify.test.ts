@@ -95,6 +95,19 @@ describe("verifyDownloads", () => {
     });
   });
 
+  it("does not read a listed file past maxFileBytes: it is too-large-to-hash (high), not verified, and the rest is verified", async () => {
+    const sub = join(dir, "limit");
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, "small.txt"), "alpha\n");
+    writeFileSync(join(sub, "big.iso"), "x".repeat(2048));
+    const sums = join(dir, "limit.sums");
+    writeFileSync(sums, `${ALPHA}  small.txt\n${ALPHA}  big.iso\n`);
+    const r = await verifyDownloads({ sums, dir: sub, maxFileBytes: 1024 });
+    assert.deepEqual(r.okNames, ["small.txt"]);
+    assert.deepEqual(r.findings.map((f) => `${f.id}/${f.severity}`), ["downloads.too-large-to-hash/high"]);
+    assert.match(r.findings[0]?.detail ?? "", /"big\.iso" \(line 2\): larger than the limit of 1 KiB/);
+  });
+
   describe("ignoreMissing (sha256sum -c --ignore-missing)", () => {
     const sha = (text: string): string => createHash("sha256").update(text).digest("hex");
     let rel: string;

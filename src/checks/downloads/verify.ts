@@ -2,19 +2,36 @@
 // project downloads were untouched, seed 000). A name that points outside the directory is refused
 // as a finding and never opened: a hostile sums file must not make us read /etc/shadow.
 import type { ReadStream } from "node:fs";
-import { lstat, readlink, realpath, stat } from "node:fs/promises";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { stat, type FileHandle } from "node:fs/promises";
+import { dirname, join, relative, resolve } from "node:path";
 import { InputError } from "../../lib/errors.ts";
 import { inertJSON } from "../../lib/terminal.ts";
 import type { Finding, Severity } from "../finding.ts";
-import { openInputFile } from "../input-file.ts";
+import { openInputHandle } from "../input-file.ts";
 import { isWithin } from "../files/entry.ts";
 import { hashFile } from "../files/hash-file.ts";
 import { nodeScanFS } from "../files/scan.ts";
+import { lookalikeFinder } from "./lookalike.ts";
+import { bytesUnder, danglingLink, realDirOf, realpathExact, stillInside, type RealDir } from "./real-path.ts";
 import { parseSums, unsafeNameReason } from "./sums-parse.ts";
 
 /** Items listed per finding; the rest are counted. */
 const EVIDENCE_LIMIT = 100;
+
+/**
+ * Largest checksum file read, in bytes (64 MiB). A release's SHA256SUMS is a few KiB, a whole distribution's a few
+ * MiB; a list swapped for a `truncate -s 15T` sparse file (no disk used) would otherwise be read for hours, in
+ * bounded memory but without end. Refused before reading when the open file says it is larger; a pipe, or a file
+ * growing while read, is cut off at the same count.
+ */
+export const MAX_SUMS_BYTES = 64 * 1024 ** 2;
+
+/**
+ * Largest listed file hashed by default, in bytes (64 GiB): a DVD or Blu-ray image or a virtual machine disk fits,
+ * a planted `truncate -s 15T` sparse artifact (about two hours of reading at 2 GB/s, no disk used) does not. A larger
+ * file is not read at all, and reported (high) as not verified.
+ */
+export const DEFAULT_MAX_ARTIFACT_BYTES = 64 * 1024 ** 3;
 
 export interface VerifyDownloadsOptions {
   /** Path of the checksum file (SHA256SUMS). */
@@ -27,6 +44,8 @@ export interface VerifyDownloadsOptions {
    * the listed files exists, they are reported anyway, as sha256sum fails with "no file was verified".
    */
   ignoreMissing?: boolean;
+  /** Largest listed file hashed, in bytes (default DEFAULT_MAX_ARTIFACT_BYTES); a larger one is downloads.too-large-to-hash. */
+  maxFileBytes?: number;
 }
 
 export interface VerifyDownloadsResult {
@@ -53,6 +72,12 @@ const TEXT: Record<string, { severity: Severity; title: (n: number) => string; d
     detail: "The content differs from what the publisher listed: a corrupted download, or a tampered artifact.",
     remediation: "Do not install or publish these files; download them again from the origin and compare; if they still differ, treat the mirror or the build as compromised.",
   },
+  "downloads.lookalike-name": {
+    severity: "high",
+    title: (n) => `${n} listed file(s) are absent, but a file whose name looks the same is present (not verified)`,
+    detail: "The directory holds a name that differs from the listed one only in Unicode normalisation (NFC \"caf\\u00e9\" against NFD \"cafe\\u0301\", the same on screen) or letter case. That is the file a user downloaded and will install, and it was not verified (sha256sum --ignore-missing skips it as absent too).",
+    remediation: "Do not install the look-alike: download the artifact again under its listed name and verify it, or hash the present file and compare it with the listed digest. A mirror that renamed it may have tampered with it.",
+  },
   "downloads.missing": {
     severity: "high",
     title: (n) => `${n} listed file(s) are missing or not regular files`,
@@ -64,6 +89,12 @@ const TEXT: Record<string, { severity: Severity; title: (n: number) => string; d
     title: (n) => `${n} listed file(s) could not be read`,
     detail: "They exist but could not be hashed, so they were not verified.",
     remediation: "Fix the permissions or the I/O error listed, then verify again. A file that changed while being read, or whose path changed, is being written to: find out by what before trusting it.",
+  },
+  "downloads.too-large-to-hash": {
+    severity: "high",
+    title: (n) => `${n} listed file(s) are larger than the per-file limit (not verified)`,
+    detail: "A file's size costs its writer nothing (truncate -s 15T makes a sparse file that takes no disk and hours to read), so a listed file past --max-file-bytes (default 64 GiB) is not read at all: it was not verified.",
+    remediation: "Compare each file's size with its disk use (ls -ls, du): a sparse artifact nobody made on purpose is planted, treat the mirror as compromised. A genuine larger artifact is verified by raising --max-file-bytes.",
   },
   "downloads.path-traversal": {
     severity: "high",
@@ -101,9 +132,11 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
     throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `the checksum file ${options.sums} is read from a descriptor or device, so there is no directory beside it to look the listed files up in: name the download directory with --dir`);
   }
   const dir = resolve(options.dir ?? dirname(options.sums));
-  let realDir: string;
+  // Every real path is taken as bytes and kept as text that stands for exactly those bytes (nameFromBytes): realpath()
+  // as a string writes U+FFFD for a byte that is not UTF-8, and the verifier then opened another file, a twin named so.
+  let base: RealDir;
   try {
-    realDir = await realpath(dir);
+    base = await realDirOf(dir);
   } catch (error) {
     throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `cannot use the directory ${dir}: ${(error as Error).message}`, { cause: error });
   }
@@ -112,13 +145,28 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
   if (sumsStats?.isDirectory()) {
     throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `the checksum file ${options.sums} is a directory; give the checksum file itself, e.g. ${join(options.sums, "SHA256SUMS")} (the files it lists are looked up beside it, or in --dir)`);
   }
+  const realDir = base.text;
   // Only a regular file, or a pipe passed on purpose (<(…)): a FIFO or a device swapped in must not hang the check.
-  let stream: ReadStream;
+  let handle: FileHandle;
+  let size: number;
   try {
-    stream = await openInputFile(options.sums);
+    handle = await openInputHandle(options.sums);
   } catch (error) {
     throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `cannot read the checksum file ${options.sums}: ${(error as Error).message}`, { cause: error });
   }
+  try {
+    // The size of the file opened (fstat), not of whatever the name leads to by now.
+    size = (await handle.stat()).size;
+  } catch (error) {
+    await handle.close();
+    throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `cannot read the checksum file ${options.sums}: ${(error as Error).message}`, { cause: error });
+  }
+  if (size > MAX_SUMS_BYTES) {
+    await handle.close();
+    throw sumsTooLarge(options.sums, size);
+  }
+  const stream = handle.createReadStream();
+  const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
 
   const groups = new Map<string, Group>();
   const add = (id: string, item: Record<string, unknown>): void => {
@@ -127,8 +175,13 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
     g.count++;
     if (g.items.length < EVIDENCE_LIMIT) g.items.push(item);
   };
-  // The same file listed twice is hashed once.
+  // The same file listed twice is hashed once. Keyed on the real path's text, which stands for its exact bytes.
   const hashes = new Map<string, Hashed>();
+  // Every listed path, and the absent names that have a look-alike present (with the path the listed name would have
+  // through it), judged once every listed name is known: a look-alike that is listed itself is verified on its own line.
+  const listed = new Set<string>();
+  const lookalikes: Array<{ item: Record<string, unknown>; path: string; present: string }> = [];
+  const finder = lookalikeFinder();
   const buffer = Buffer.allocUnsafe(1 << 20);
   let entries = 0;
   let ok = 0;
@@ -146,7 +199,7 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
   };
 
   try {
-    for await (const parsed of parseSums(stream)) {
+    for await (const parsed of parseSums(bounded(stream, options.sums))) {
       if (parsed.kind === "skip") continue;
       if (parsed.kind === "malformed") {
         add("downloads.malformed-line", { line: parsed.line, reason: parsed.reason });
@@ -164,9 +217,10 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
         add("downloads.path-traversal", { ...item, reason: unsafe ?? "resolves outside the directory" });
         continue;
       }
+      listed.add(target);
       let real: string;
       try {
-        real = await realpath(target);
+        real = await realpathExact(base, target);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         // A name that exists as a link to nothing (yet) is not absent: once its target appears (a copy with cp -a or
@@ -174,7 +228,16 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
         const dangling = code === "ENOENT" ? await danglingLink(target, realDir) : null;
         if (dangling === "outside") add("downloads.path-traversal", { ...item, reason: "a symbolic link leads outside the directory (to a path that does not exist yet)" });
         else if (dangling === "inside") add("downloads.missing", { ...item, reason: "a symbolic link to a file that does not exist" });
-        else missing(item, code);
+        else if (dangling !== null) {
+          // Absent: is the same name in another normalisation or case there instead (the user's download)?
+          // (For "café/lib.so" with no "café": a directory "cafe\u0301" is the look-alike.)
+          const [present] = await finder.find(dangling.dir, bytesUnder(base, dangling.dir), dangling.part);
+          if (present === undefined) missing(item, code);
+          else {
+            const rest = relative(join(dangling.dir, dangling.part), target);
+            lookalikes.push({ item, path: join(dangling.dir, present, rest), present: relative(realDir, join(dangling.dir, present)) });
+          }
+        } else missing(item, code);
         continue;
       }
       // A symlink inside the directory may still lead out of it.
@@ -184,15 +247,16 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
       }
       let result = hashes.get(real);
       if (!result) {
-        result = await hashOne(real, buffer);
+        result = await hashOne(real, buffer, maxFileBytes);
         // A directory on the way swapped for a link after the check above: O_NOFOLLOW guards the last component
         // only, so the file opened may lie outside. Where the name leads now must be inside, and be the file read.
-        if ("sha256" in result && !(await stillInside(target, realDir, result))) result = { error: "a path component was swapped while being read (it led outside the directory)" };
+        if ("sha256" in result && !(await stillInside(base, target, result))) result = { error: "a path component was swapped while being read (it led outside the directory)" };
         hashes.set(real, result);
       }
       if ("error" in result) {
         if (result.error === "ENOENT") missing(item, "ENOENT");
         else if (result.error === "not a regular file") add("downloads.missing", { ...item, reason: result.error });
+        else if (result.error === "FILE_SIZE_LIMIT") add("downloads.too-large-to-hash", { ...item, reason: `larger than the limit of ${sizeText(maxFileBytes)} (--max-file-bytes), not read` });
         else add("downloads.unreadable", { ...item, error: result.error });
         continue;
       }
@@ -217,6 +281,11 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
     throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `no SHA-256 checksum lines found in ${options.sums} (expected "HASH  name" or "SHA256 (name) = HASH")`);
   }
 
+  for (const { item, path, present } of lookalikes) {
+    if (listed.has(path)) missing(item, "ENOENT");
+    else add("downloads.lookalike-name", { ...item, present, reason: "absent; the look-alike present instead is" });
+  }
+
   // sha256sum --ignore-missing: "no file was verified" is still a failure (often the wrong --dir).
   let missingIgnored = absentCount;
   if (absentCount > 0 && read === 0) {
@@ -236,57 +305,54 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
   return { dir: realDir, entries, ok, okNames, missingIgnored, findings };
 }
 
-/** The first few items for the human one-line detail; names are JSON-quoted (C1 included) so control characters stay inert. */
+/**
+ * The first few items for the human one-line detail; names are JSON-quoted (C1 and default-ignorable characters
+ * included) so control characters stay inert. A look-alike and the listed name it stands for are both written in
+ * ASCII, every other character as \uNNNN: on screen the two are otherwise the same.
+ */
 function describe(g: Group): string {
   const shown = g.items.slice(0, 5).map((i) => {
     const why = i["error"] ?? i["reason"];
     if (typeof i["name"] !== "string") return `line ${String(i["line"])}: ${String(why)}`;
-    return `${inertJSON(i["name"])} (line ${String(i["line"])})${why === undefined ? "" : `: ${inertJSON(String(why)).slice(1, -1)}`}`;
+    const present = typeof i["present"] === "string" ? i["present"] : null;
+    const name = present === null ? inertJSON(i["name"]) : asciiJSON(i["name"]);
+    return `${name} (line ${String(i["line"])})${why === undefined ? "" : `: ${inertJSON(String(why)).slice(1, -1)}`}${present === null ? "" : ` ${asciiJSON(present)}`}`;
   });
   return `${shown.join("; ")}${g.count > shown.length ? `; and ${g.count - shown.length} more` : ""}.`;
+}
+
+/** `text` JSON-quoted with every character outside printable ASCII as \uNNNN. */
+function asciiJSON(text: string): string {
+  return JSON.stringify(text).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** A byte count as an operator writes it: "64 GiB", "300 MiB", or bytes when not a whole number of those. */
+function sizeText(n: number): string {
+  for (const [unit, size] of [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) if (n >= size && n % size === 0) return `${n / size} ${unit}`;
+  return `${n} bytes`;
+}
+
+/** The error for a checksum file past MAX_SUMS_BYTES: `size` from fstat before reading, or null when found while reading. */
+function sumsTooLarge(sums: string, size: number | null): InputError {
+  const what = size === null ? "holds more than" : `is ${size} bytes, more than`;
+  return new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `the checksum file ${sums} ${what} the ${sizeText(MAX_SUMS_BYTES)} a checksum file may be (a release's is a few KiB): refused, ${size === null ? "read no further" : "not read"}`);
+}
+
+/** The chunks of the checksum file, ending in an InputError once more than MAX_SUMS_BYTES came (a pipe, a file growing). */
+async function* bounded(stream: ReadStream, sums: string): AsyncGenerator<Buffer> {
+  let total = 0;
+  for await (const chunk of stream) {
+    total += (chunk as Buffer).length;
+    if (total > MAX_SUMS_BYTES) throw sumsTooLarge(sums, null);
+    yield chunk as Buffer;
+  }
 }
 
 /** A listed file's digest, with the device and inode of the file read; or why it has none. */
 type Hashed = { sha256: string; dev: bigint; ino: bigint } | { error: string };
 
-/** Whether `target` still leads to a file inside `realDir`, and to the very file that was read (device and inode). */
-/**
- * Whether `target` (inside `realDir`, not resolvable) passes through a symbolic link on its way: "outside" when the
- * first such link points out of the directory, "inside" when it points within it, null when no component is a link
- * (the name is simply absent).
- */
-async function danglingLink(target: string, realDir: string, depth = 0): Promise<"outside" | "inside" | null> {
-  const parts = relative(realDir, target).split(sep).filter((p) => p !== "");
-  let at = realDir;
-  for (const [i, part] of parts.entries()) {
-    at = join(at, part);
-    const info = await lstat(at).catch(() => null);
-    if (info === null) return null;
-    if (info.isSymbolicLink()) {
-      const to = await readlink(at).catch(() => null);
-      // A chain longer than the kernel follows (40 links), or a link that cannot be read, is judged the worst way.
-      if (to === null || depth >= 40) return "outside";
-      const next = resolve(dirname(at), to, ...parts.slice(i + 1));
-      if (!isWithin(next, realDir)) return "outside";
-      // A link inside may lead to another link, and that one out.
-      return (await danglingLink(next, realDir, depth + 1)) ?? "inside";
-    }
-  }
-  return null;
-}
-
-async function stillInside(target: string, realDir: string, read: { dev: bigint; ino: bigint }): Promise<boolean> {
-  try {
-    const now = await realpath(target);
-    if (!isWithin(now, realDir)) return false;
-    const s = await stat(now, { bigint: true });
-    return s.dev === read.dev && s.ino === read.ino;
-  } catch {
-    return false;
-  }
-}
-
-async function hashOne(path: string, buffer: Buffer): Promise<Hashed> {
+/** The digest of the regular file at `path` (text standing for its bytes), read only if at most `maxBytes` long. */
+async function hashOne(path: string, buffer: Buffer, maxBytes: number): Promise<Hashed> {
   let before;
   try {
     before = await nodeScanFS.lstat(path);
@@ -294,7 +360,9 @@ async function hashOne(path: string, buffer: Buffer): Promise<Hashed> {
     return { error: (error as NodeJS.ErrnoException).code ?? "EUNKNOWN" };
   }
   if (!before.isFile()) return { error: "not a regular file" };
-  const outcome = await hashFile(nodeScanFS, path, before, buffer);
+  // hashFile compares the size with the limit before opening, and again on the open descriptor (fstat) before reading.
+  const outcome = await hashFile(nodeScanFS, path, before, buffer, { maxBytes });
   if (outcome.status === "ok") return { sha256: outcome.sha256, dev: outcome.stat.dev, ino: outcome.stat.ino };
+  if (outcome.status === "too-large-to-hash") return { error: "FILE_SIZE_LIMIT" };
   return { error: outcome.status === "unreadable" ? outcome.error : "changed while being read" };
 }
