@@ -8,6 +8,25 @@ import type { CliContext } from "./context.ts";
 import { EXIT, type ExitCode } from "./exit-codes.ts";
 import { writeJSON, writeLine } from "./run.ts";
 
+const UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/**
+ * A byte count as given to --max-file-bytes / --max-scan-bytes (check files, check downloads): digits and an optional
+ * K, M, G or T (powers of 1024); undefined when the option was not given. Exit 2 naming the option otherwise.
+ *
+ * @example
+ * parseBytes("--max-file-bytes", "4G"); // 4294967296
+ */
+export function parseBytes(option: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d{1,16})([KMGT]?)$/i.exec(value);
+  const n = m ? Number(m[1]) * (UNITS[(m[2] as string).toUpperCase()] as number) : Number.NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new InputError("BULWARK_ERR_USAGE", `${option} must be a number of bytes, optionally followed by K, M, G or T (e.g. 4G), got "${value.slice(0, 20)}"`);
+  }
+  return n;
+}
+
 export interface CheckOptions {
   json?: boolean;
   failOn?: string;

@@ -29,13 +29,13 @@ export type { ImportDeps, ImportNotices, ImportOptions, ImportReport, ImportSett
 export const MAX_SOURCE_LENGTH = 200;
 
 /**
- * Refuses a source name that is empty, over MAX_SOURCE_LENGTH, or holds a control or bidirectional character: it is
+ * Refuses a source name that is empty, over MAX_SOURCE_LENGTH, or holds a control, bidirectional or invisible (default-ignorable) character: it is
  * stored on every linked account and printed to operators, and the CLI takes it from the file's name by default, so
  * a name planted in a shared directory would otherwise carry terminal escape codes into the database and onto screens.
  */
 function assertSourceName(source: string): void {
   const problem = source.trim() === "" ? "is empty" : source.length > MAX_SOURCE_LENGTH ? `is over ${MAX_SOURCE_LENGTH} characters`
-    : escapeControls(source) !== source ? "holds control or bidirectional characters" : null;
+    : escapeControls(source) !== source ? "holds control, bidirectional or invisible characters" : null;
   if (problem !== null) {
     throw new ImportOptionError(`the external source name ${JSON.stringify(escapeControls(source.slice(0, 80)))} ${problem} (it comes from --source, the preset or the file's name): give --source NAME`);
   }

@@ -262,8 +262,8 @@ export function validateRow(line: number, get: (column: string) => string | unde
     if (rules.preset === "drupal7" && externalId === "0") return { kind: "skip", line, reason: "uid 0 is Drupal's anonymous user" };
     if (externalId !== null && externalId.length > MAX_EXTERNAL_ID) throw new InputError("BULWARK_ERR_IMPORT_ROW", `external id is longer than ${MAX_EXTERNAL_ID} characters`);
     // A NUL is text SQLite stores and PostgreSQL refuses (the whole import failed there, dry run included, with a
-    // raw database error); no legacy id needs a control or bidirectional character, and the id is shown to operators.
-    if (externalId !== null && escapeControls(externalId) !== externalId) throw new InputError("BULWARK_ERR_IMPORT_ROW", `external id "${escapeControls(externalId.slice(0, 40))}" has control or bidirectional characters`);
+    // raw database error); no legacy id needs a control, bidirectional or invisible character, and the id is shown to operators.
+    if (externalId !== null && escapeControls(externalId) !== externalId) throw new InputError("BULWARK_ERR_IMPORT_ROW", `external id "${escapeControls(externalId.slice(0, 40))}" has control, bidirectional or invisible characters`);
     const email = validateEmail(value("email") ?? "");
     const usernameText = value("username")?.trim();
     const username = usernameText ? validateUsername(usernameText) : null;

@@ -53,7 +53,7 @@ function matchesName(ctx: CliContext, file: string, shownNames: Map<string, stri
   if (known !== undefined) return known;
   const shown = escapeControls(file);
   if (shown !== file) {
-    writeNote(ctx, `bulwark: --matches: the file name "${shown}" has control or bidirectional characters; its lines name it escaped as shown (look at who named it so)`);
+    writeNote(ctx, `bulwark: --matches: the file name "${shown}" has control, bidirectional or invisible characters; its lines name it escaped as shown (look at who named it so)`);
   }
   shownNames.set(file, shown);
   return shown;

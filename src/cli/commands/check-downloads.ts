@@ -1,7 +1,6 @@
 // `bulwark check downloads SHA256SUMS [--dir D]`: verify release artifacts against published checksums.
 import type { Command } from "commander";
-import { InputError } from "../../lib/errors.ts";
-import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
+import { addCheckOptions, finishCheck, parseBytes, type CheckOptions } from "../check-common.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { action, group } from "../run.ts";
 
@@ -9,22 +8,6 @@ interface DownloadsOptions extends CheckOptions {
   dir?: string;
   ignoreMissing?: boolean;
   maxFileBytes?: string;
-}
-
-const UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
-
-/**
- * --max-file-bytes as `check files` reads it: digits and an optional K, M, G or T (powers of 1024). (The same rule
- * and wording as check-files.ts's parseBytes; one shared copy in check-common.ts would be better.)
- */
-function parseBytes(option: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const m = /^(\d{1,16})([KMGT]?)$/i.exec(value);
-  const n = m ? Number(m[1]) * (UNITS[(m[2] as string).toUpperCase()] as number) : Number.NaN;
-  if (!Number.isSafeInteger(n)) {
-    throw new InputError("BULWARK_ERR_USAGE", `${option} must be a number of bytes, optionally followed by K, M, G or T (e.g. 4G), got "${value.slice(0, 20)}"`);
-  }
-  return n;
 }
 
 export default {

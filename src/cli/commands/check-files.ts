@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
 import { inertJSON } from "../../lib/terminal.ts";
-import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
+import { addCheckOptions, finishCheck, parseBytes, type CheckOptions } from "../check-common.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import type { ExitCode } from "../exit-codes.ts";
 import { action, collect, group, progress } from "../run.ts";
@@ -27,19 +27,6 @@ function parseConcurrency(value: string | undefined): number | undefined {
     throw new InputError("BULWARK_ERR_USAGE", `--concurrency must be an integer from 1 to 64, got "${value.slice(0, 20)}"`);
   }
   return Number(value);
-}
-
-const UNITS: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
-
-/** A byte count as given to --max-file-bytes / --max-scan-bytes: digits and an optional K, M, G or T (powers of 1024). */
-function parseBytes(option: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const m = /^(\d{1,16})([KMGT]?)$/i.exec(value);
-  const n = m ? Number(m[1]) * (UNITS[(m[2] as string).toUpperCase()] as number) : Number.NaN;
-  if (!Number.isSafeInteger(n)) {
-    throw new InputError("BULWARK_ERR_USAGE", `${option} must be a number of bytes, optionally followed by K, M, G or T (e.g. 4G), got "${value.slice(0, 20)}"`);
-  }
-  return n;
 }
 
 /** Paths and times from a baseline are attacker-controlled when it is tampered: quote any with control characters (C1 too). */
