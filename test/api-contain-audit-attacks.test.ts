@@ -13,6 +13,7 @@ import { openApp, type OpenedApp } from "../src/app/index.ts";
 import { jobRunnerOf } from "../src/http/api/index.ts";
 import { runServer, type RunningServer } from "../src/http/run-server.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 
 interface JobBody { id: string; kind: string; status: string; total: number; done: number; error: string | null; leftAlone?: { rows: unknown[] } }
 
@@ -178,6 +179,7 @@ describe("red team: containment jobs across a server restart", () => {
     await app.accounts.roles.create({ name: "interns", permissions: [] }, "test");
     const responder = await app.accounts.users.create({ email: `responder${++n}@example.org` });
     await app.accounts.roles.grant(responder.id, "responders", "test");
+    await ensureSecondFactor(app, responder.id); // the MFA policy holds an administrative token whose owner has no factor
     const interns: string[] = [];
     for (let i = 0; i < count; i++) {
       const u = await app.accounts.users.create({ email: `intern${++n}@example.org` });

@@ -13,6 +13,7 @@ import { openApp } from "../src/app/index.ts";
 import { authFixture, Browser, GOOD_PASSWORD, ORIGIN } from "../src/http/auth/test-client.ts";
 import { buildServer } from "../src/http/server.ts";
 import { bulwark } from "./helpers/cli.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 
 const NEW_PASSWORD = "a quiet harbour full of kites";
 
@@ -85,6 +86,7 @@ describe("initial passwords must be changed at first sign-in (ASVS 6.4.1)", () =
     const fx = await authFixture();
     try {
       const admin = await fx.user("admin@example.org", { roles: ["admin"] });
+      await ensureSecondFactor(fx.app, admin.id); // the MFA policy holds an administrator's token while it has no factor
       const { token } = await fx.app.accounts.tokens.create(admin.id, { name: "provisioning", scopes: ["accounts.write"] });
       const res = await fx.server.inject({
         method: "POST", url: "/api/v1/users", headers: { authorization: `Bearer ${token}` },

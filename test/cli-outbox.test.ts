@@ -43,6 +43,7 @@ describe("outbox status", () => {
     assert.deepEqual(status.dead.map((m: { id: string }) => m.id).sort(), deadIds);
     assert.equal(status.dead[0].lastError, "550 5.7.1 relay refused");
     assert.equal(status.dead[0].kind, "security.password-changed");
+    assert.equal(status.lastSentAt, null);
     assert.equal(status.mailConfigured, false);
 
     const human = await bulwark(["outbox", "status"], { env: env() });
@@ -50,7 +51,9 @@ describe("outbox status", () => {
     assert.match(human.stdout, /1 queued, .*2 dead/);
     assert.match(human.stdout, /oldest message not yet sent: queued 2h \d+m ago/);
     for (const id of deadIds) assert.match(human.stdout, new RegExp(id));
-    assert.match(human.stdout, /no SMTP is configured/);
+    // Judged from the store (nothing sent since the oldest unsent message was queued), not from this shell's environment.
+    assert.match(human.stdout, /no delivery on record/);
+    assert.match(human.stdout, /note: nothing was delivered since the oldest message not yet sent was queued; `bulwark serve` sends only with BULWARK_SMTP_URL/);
   });
 
   it("refuses a --limit outside 1 to 1000 with exit 2", async () => {

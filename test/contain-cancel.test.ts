@@ -17,6 +17,7 @@ import { parseAPIToken } from "../src/accounts/tokens/index.ts";
 import { bulwark } from "./helpers/cli.ts";
 import { apiTokenRow, codeOf, type ContainFixture, openContainFixture, seedContainUsers, withHelpDesk } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const NOW = Date.UTC(2026, 11, 3, 12);
@@ -450,6 +451,7 @@ describe("POST /api/v1/contain/jobs/:id/cancel", () => {
     await fx.app.accounts.roles.create({ name: "contain-only", permissions: ["contain.run"] }, "test");
     const admin = await fx.user("admin@example.org", { roles: ["admin"] });
     const responder = await fx.user("responder@example.org", { roles: ["contain-only"] });
+    await ensureSecondFactor(fx.app, responder.id); // the MFA policy holds a contain.run holder's token while it has no factor
     const auditor = await fx.user("auditor@example.org", { roles: ["auditor"] });
     for (let i = 0; i < 4; i++) await fx.user(`member${i}@example.org`);
     adminToken = (await fx.app.accounts.tokens.create(admin.id, { name: "a", scopes: ["admin"] })).token;

@@ -22,6 +22,7 @@ import { systemRandom } from "../src/lib/random.ts";
 import { createKeyStore, rotateMasterKey } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 
 const DAY = 86_400_000;
 
@@ -34,6 +35,7 @@ before(async () => {
   // Containment jobs are driven by hand (runJob) so each step happens at a known moment.
   await jobRunnerOf(fx.server)?.stop();
   const a = await fx.user(`second-admin-${++n}@example.org`, { roles: ["admin"] });
+  await ensureSecondFactor(fx.app, a.id); // the MFA policy holds an administrator's token while it has no factor
   admin = { id: a.id, email: a.email, token: (await fx.app.accounts.tokens.create(a.id, { name: "desk", scopes: ["admin"] })).token };
 });
 after(async () => {

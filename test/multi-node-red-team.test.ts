@@ -26,6 +26,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { twoNodeCluster } from "./helpers/two-nodes.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 
 const NOW = Date.UTC(2026, 11, 10, 9);
 const HOUR = 3_600_000;
@@ -192,12 +193,14 @@ describe("several nodes on one PostgreSQL database", unavailable ? { skip: `Post
     try {
       const app = a.app;
       const rootUser = await a.user("root@example.org", { roles: ["admin"] });
+      await ensureSecondFactor(app, rootUser.id); // the MFA policy holds an administrator's token while the account has no factor
       const rootToken = (await app.accounts.tokens.create(rootUser.id, { name: "root", scopes: ["admin"] })).token;
       await app.accounts.roles.create({ name: "ops-admin", permissions: ["admin"] }, "test");
       await app.accounts.roles.create({ name: "reader", permissions: ["accounts.read"] }, "test");
 
       // 1. A demoted administrator: token and browser session both served by B first, then refused by B.
       const demoted = await a.user("demoted@example.org", { roles: ["ops-admin"] });
+      await ensureSecondFactor(app, demoted.id);
       const demotedToken = (await app.accounts.tokens.create(demoted.id, { name: "d", scopes: ["admin"] })).token;
       const demotedSession = (await b.app.accounts.sessions.createSession(demoted.id, { aal: 2 })).token;
       assert.equal((await api(b, "GET", "/api/v1/roles", { token: demotedToken })).statusCode, 200);

@@ -43,6 +43,7 @@ import { bulwark, bulwarkInProcess, initSite, type CLISite } from "./helpers/cli
 import type { LightMyRequestResponse } from "fastify";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { assertConfigRefuses } from "./helpers/config-refusal.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 
 describe("red team, numbers: the operator's shell", () => {
   let root: string;
@@ -136,6 +137,7 @@ describe("red team, numbers: /api/v1", () => {
   before(async () => {
     fx = await authFixture();
     const admin = await fx.user("numbers-admin@example.org", { roles: ["admin"] });
+    await ensureSecondFactor(fx.app, admin.id); // the MFA policy holds an administrator's token while the account has no factor
     token = await mint(admin.id, ["admin"]);
   });
   after(async () => {

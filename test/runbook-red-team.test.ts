@@ -21,6 +21,7 @@ import { jobRunnerOf } from "../src/http/api/index.ts";
 import { authFixture, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,6 +43,7 @@ before(async () => {
   await jobRunnerOf(fx.server)?.stop();
   scratch = mkdtempSync(join(tmpdir(), "bulwark-runbook-"));
   const bob = await fx.user("bob-team@example.org", { roles: ["admin"] });
+  await ensureSecondFactor(fx.app, bob.id); // the MFA policy holds an administrator's token while the account has no factor
   team = { id: bob.id, token: (await fx.app.accounts.tokens.create(bob.id, { name: "bob", scopes: ["admin"] })).token };
 });
 after(async () => {

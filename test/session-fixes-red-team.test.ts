@@ -16,6 +16,7 @@ import { startMaintenance } from "../src/http/maintenance.ts";
 import { HOST } from "../src/http/auth/test-client.ts";
 import { loginFrom } from "./helpers/auth-flows.ts";
 import { whileAuditRefuses } from "./helpers/audit-tamper.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 const HOUR = 3_600_000;
@@ -41,6 +42,7 @@ async function helpDesk(): Promise<{ id: string; token: string; cookie: string; 
   const user = await fx.app.accounts.users.create({ email: `desk${n}@example.org` });
   await fx.app.accounts.roles.create({ name: `desk${n}`, permissions: ["accounts.read", "accounts.write"] }, "test");
   await fx.app.accounts.roles.grant(user.id, `desk${n}`, "test");
+  await ensureSecondFactor(fx.app, user.id); // accounts.write is administrative: without a factor the MFA policy holds the token
   const token = (await fx.app.accounts.tokens.create(user.id, { name: `desk token ${n}`, scopes: ["accounts.read", "accounts.write"] })).token;
   const { token: sessionToken } = await fx.app.accounts.sessions.createSession(user.id, { aal: 2 });
   const cookie = `${SESSION_COOKIE}=${sessionToken}`;

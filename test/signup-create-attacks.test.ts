@@ -16,6 +16,7 @@ import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { openApp } from "../src/app/index.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 import { LOGIN_FAILED_BODY } from "../src/http/auth/routes/session-routes.ts";
 import { authFixture, GOOD_PASSWORD, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 
@@ -31,6 +32,7 @@ let token: string;
 before(async () => {
   fx = await authFixture({ BULWARK_REGISTRATION: "open", BULWARK_INITIAL_PASSWORD_HOURS: "24" });
   const admin = await fx.user("provisioner@example.org", { roles: ["admin"] });
+  await ensureSecondFactor(fx.app, admin.id); // an administrator without a factor: the MFA policy would hold the token
   ({ token } = await fx.app.accounts.tokens.create(admin.id, { name: "provisioning", scopes: ["accounts.write", "accounts.read"] }));
 });
 after(async () => {

@@ -31,6 +31,7 @@ import { authFixture, totpCode, type AuthFixture } from "../src/http/auth/test-c
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { containDeps, createUndoJob } from "../src/contain/index.ts";
 import { latchDummyVerify, until } from "./helpers/latch.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 /** An app and server whose log lines (pino JSON) are kept in `lines`. */
@@ -329,6 +330,7 @@ forEachDialect("red team: keyset pages of tokens and jobs made in one millisecon
     const holder = await fx.user("paged-jobs@example.org");
     await fx.app.accounts.roles.create({ name: "paged-jobs", permissions: ["contain.run"] }, "test");
     await fx.app.accounts.roles.grant(holder.id, "paged-jobs", "test");
+    await ensureSecondFactor(fx.app, holder.id); // contain.run is administrative: without a factor the MFA policy holds the token
     const token = (await fx.app.accounts.tokens.create(holder.id, { name: "responder", scopes: ["contain.run"] })).token;
     const post = async (i: string): Promise<string> => {
       const res = await fx.server.inject({

@@ -10,6 +10,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { PERMISSIONS } from "../src/accounts/roles/index.ts";
 import { MAX_LIVE_TOKENS } from "../src/http/api/tokens.ts";
 import { authFixture, HOST, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 
 let fx: AuthFixture;
 let n = 0;
@@ -19,6 +20,7 @@ let rootId: string;
 before(async () => {
   fx = await authFixture();
   rootId = await user(["admin"]);
+  await ensureSecondFactor(fx.app, rootId); // an administrator without a factor: the MFA policy would hold its tokens
 });
 after(async () => {
   await fx.close();
@@ -93,6 +95,7 @@ describe("red team, second round: API tokens and roles", () => {
   it("attack: a user holding every permission but `admin` is no administrator: an admin-scoped token of theirs cannot create or grant roles, mint an admin token or act on an administrator (ASVS 8.2.1, 8.2.2, 8.3.3)", async () => {
     // The boundary of "admin implies everything": the reverse (everything implies admin) must never hold.
     const almost = await user(PERMISSIONS.filter((p) => p !== "admin"));
+    await ensureSecondFactor(fx.app, almost); // administrative permissions: without a factor the MFA policy would hold the token
     const wide = await token(almost, ["admin"]);
     const target = await user([]);
     const attempts: Array<[method: "POST" | "DELETE", url: string, body?: unknown]> = [

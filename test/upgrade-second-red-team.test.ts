@@ -20,6 +20,7 @@ import { jobRunnerOf } from "../src/http/api/index.ts";
 import { authFixture, HOST, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { authFlows, STEP } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 import { recordingTransport } from "./helpers/recording-transport.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
@@ -48,6 +49,7 @@ describe("upgrade, second look: a require-mfa-reenrolment job half run by the pr
     // Jobs are driven by hand (runJob): the batches the previous release ran, then the resume after the upgrade.
     await jobRunnerOf(fx.server)?.stop();
     const admin = await fx.user("responder@example.org", { roles: ["admin"] });
+    await ensureSecondFactor(fx.app, admin.id); // an administrator without a factor: the MFA policy would hold the token
     adminToken = (await fx.app.accounts.tokens.create(admin.id, { name: "responder", scopes: ["admin"] })).token;
   });
   after(async () => {

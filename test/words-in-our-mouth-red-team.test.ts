@@ -43,6 +43,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { authFlows, EMAIL_LINK } from "./helpers/auth-flows.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 type Res = LightMyRequestResponse;
@@ -98,6 +99,7 @@ describe("a genuine security notice", () => {
       // notice of that, the one that sends them to "the link in the separate message sent to this address", names the
       // address the account had.
       const admin = await fx.user("link-admin@example.org", { roles: ["admin"] });
+      await ensureSecondFactor(fx.app, admin.id); // an administrator without a factor: the MFA policy would hold the token
       const adminToken = (await fx.app.accounts.tokens.create(admin.id, { name: "restore", scopes: ["admin"] })).token;
       const restored = await fx.server.inject({
         method: "POST", url: `/api/v1/users/${owner.id}/email`,
@@ -150,6 +152,7 @@ describe("a genuine security notice", () => {
     // An administrator (an API token) describes a role in words of its own and grants it: the owner is told of an
     // administrator's role by its name and permissions only.
     const admin = await fx.user("lure-admin@example.org", { roles: ["admin"] });
+    await ensureSecondFactor(fx.app, admin.id); // an administrator without a factor: the MFA policy would hold the token
     const adminToken = (await fx.app.accounts.tokens.create(admin.id, { name: "admin-ci", scopes: ["admin"] })).token;
     const api = (method: "POST", url: string, body?: unknown): Promise<Res> =>
       fx.server.inject({ method, url, headers: { host: HOST, authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { "content-type": "application/json" }) }, ...(body === undefined ? {} : { payload: JSON.stringify(body) }) });
@@ -175,6 +178,7 @@ describe("a genuine security notice", () => {
     const desk = await fx.user("help-desk@example.org");
     await fx.app.accounts.roles.create({ name: "desk", permissions: ["accounts.write"] }, "test");
     await fx.app.accounts.roles.grant(desk.id, "desk", "test");
+    await ensureSecondFactor(fx.app, desk.id); // accounts.write is administrative: without a factor the MFA policy would hold the token
     const deskToken = (await fx.app.accounts.tokens.create(desk.id, { name: "desk", scopes: ["accounts.write"] })).token;
     const reason = "Bulwark security: call 555-0100 to unlock";
     const locked = await fx.server.inject({

@@ -159,7 +159,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
   const keyOf = (text: string): string => keyring.floodKey(text);
   const flood = new FloodControl({ database, clock, keyOf });
   // Link mails are sealed at rest under the keyring: a copy of the database files holds no working link.
-  const outbox = new Outbox({ database, clock, random, linkCipher: keyring });
+  const outbox = new Outbox({ database, clock, random, linkCipher: keyring, publicURL: config.http.publicURL });
   // One tolerance for sessions and links dated ahead of a node's clock: the skew a node may have and still serve
   // (src/store/clock-skew.ts), so nodes the product lets serve never refuse, nor purge, each other's genuine ones.
   const datedAheadToleranceMs = datedAheadToleranceFor(config.maxClockSkewMs);
@@ -168,7 +168,8 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
   return {
     passwords: createPasswordContext({ random, argon2: config.argon2 }),
     policy: createPasswordPolicy({ minLength: config.passwordMinLength, ...breachCheckers(config, deps.logger) }),
-    users: createUserStore({ database, clock, random }),
+    // The initial-password lifetime in force bounds those already handed out too (UserStore.initialPasswordExpiresAt).
+    users: createUserStore({ database, clock, random, initialPasswordMs: config.initialPasswordMs }),
     roles: new RoleStore({ database, clock, audit }),
     flood,
     refusals: new RefusalSampler(),

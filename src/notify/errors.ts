@@ -13,5 +13,8 @@ export const notifyErrors = {
     new NotifyInputError("BULWARK_ERR_MAIL_MESSAGE", `the message is not acceptable: ${why}`, options),
   badConfig: (why: string, options?: BulwarkErrorOptions): NotifyInputError =>
     new NotifyInputError("BULWARK_ERR_MAIL_CONFIG", `mail configuration: ${why}`, options),
+  /** A link mail whose link is not on BULWARK_PUBLIC_URL as configured now (outbox.ts, withLinkOrigin): never sent. */
+  staleLink: (why: string, options?: BulwarkErrorOptions): NotifyInputError =>
+    new NotifyInputError("BULWARK_ERR_MAIL_LINK_ORIGIN", `the message's link is not sent: ${why}`, options),
   notFound: (id: string): BulwarkError => new BulwarkError("BULWARK_ERR_MAIL_NOT_FOUND", "not-found", `no outbox message with id "${id}"`),
 };

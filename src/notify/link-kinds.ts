@@ -26,6 +26,15 @@ export function carriesSingleUseLink(kind: string): boolean {
  */
 export const SEALED_BODY_MARKER = "sealed:";
 
+/**
+ * Stands for BULWARK_PUBLIC_URL in the stored body of a link mail: the outbox puts it in place of the configured origin
+ * when it queues the mail, and the origin configured when the mail is sent back in its place (outbox.ts,
+ * withoutLinkOrigin, withLinkOrigin). A mail queued while the relay was down goes out after a restart that corrected
+ * the URL on the corrected origin, never on the one the operator left: a typo domain someone else can register, a
+ * host since decommissioned, whose holder would read the token from the page the link opens (ASVS 13.2.4).
+ */
+export const PUBLIC_URL_SLOT = "{bulwark-public-url}";
+
 /** The text body of a sent link mail: fixed, so it says why the content is gone and holds nothing to redeem. */
 export const DELIVERED_LINK_TEXT = "The content of this message was removed after delivery because it held a single-use link.";
 

@@ -165,7 +165,8 @@ forEachDialect("outbox single-use links at rest", (fx) => {
     const f = await notifyFixture(database);
     t.after(() => f.close());
     const mail = linkMails()[0] as NewMessage;
-    const { id } = await f.outbox.enqueue({ ...mail, priority: PRIORITY.security });
+    // A link living two days: requeued within its lifetime (a lapsed one dies at its claim, outbox.conformance.test.ts).
+    const { id } = await f.outbox.enqueue({ ...mail, priority: PRIORITY.security, linkLifetimeMs: 2 * 24 * 3_600_000 });
     const failing = (permanent: boolean): MailTransport => ({ send: async (): Promise<DeliveryOutcome> => ({ ok: false, permanent, error: "451 try later" }), close: async () => {} });
     assert.equal((await sender(f, failing(false)).runOnce()).retried, 1);
     assert.equal((await f.outbox.get(id)).text, mail.text, "waiting for a retry");

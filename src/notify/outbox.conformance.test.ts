@@ -291,4 +291,36 @@ forEachDialect("email outbox", (fx) => {
     assert.equal((await f.outbox.get(created.id)).text, "three\n");
     await assert.rejects(f.outbox.queueOrRevise(message(2, { kind: "account.password-reset-link" })), { code: "BULWARK_ERR_MAIL_MESSAGE" });
   });
+
+  it("a claim records dead, unsent and with the reason, mail no longer good to send (a lapsed link, an address its account left or an account gone), sends the rest, and requeued mail goes behind mail queued the usual way (test/dead-mail-red-team.test.ts)", async (t) => {
+    const database = await fx.fresh();
+    const f = await notifyFixture(database);
+    t.after(() => f.close());
+    const now = f.clock.now();
+    await database.db.insertInto("users").values({
+      id: "usr_ana", email: "Ana@example.org", email_key: "ana@example.org", status: "active", password_must_change: 0, created_at: now, updated_at: now, seeded: 0,
+    } as never).execute();
+    const lapsing = await f.outbox.enqueue(message(1, { linkLifetimeMs: 60_000 }));
+    const fresh = await f.outbox.enqueue(message(2, { linkLifetimeMs: HOUR, accountId: "usr_ana", to: "ana@example.org" }));
+    const left = await f.outbox.enqueue(message(3, { accountId: "usr_ana", priority: PRIORITY.security }));
+    const gone = await f.outbox.enqueue(message(4, { accountId: "usr_gone" }));
+    const plain = await f.outbox.enqueue(message(5));
+    f.clock.advance(60_000);
+    const setAside: string[] = [];
+    const claimed = await f.outbox.claim({ claimer: "a", limit: 10, leaseMs: 60_000, onSetAside: (m) => setAside.push(`${m.id}:${m.dead}`) });
+    assert.deepEqual(claimed.map((m) => m.id).sort(), [fresh.id, plain.id].sort(), "the account's address compared in any case; mail without an account or a link goes");
+    assert.deepEqual(setAside.sort(), [`${lapsing.id}:true`, `${left.id}:true`, `${gone.id}:true`].sort());
+    assert.match((await f.outbox.get(lapsing.id)).lastError ?? "", /link stopped working at .*its owner can ask for a new one/);
+    for (const id of [left.id, gone.id]) assert.match((await f.outbox.get(id)).lastError ?? "", /no longer has this address/);
+    // Requeued, a dead notice goes behind a campaign message queued after it, and stays there when requeued again.
+    await database.db.updateTable("outbox_messages").set({ status: "dead" }).where("id", "in", [fresh.id, plain.id]).execute();
+    await database.db.updateTable("users").set({ email: "ana@example.org" }).execute();
+    await database.db.updateTable("outbox_messages").set({ to_address: "ana@example.org" }).where("id", "=", left.id).execute();
+    assert.equal(await f.outbox.requeueDead([left.id]), 1);
+    const campaign = await f.outbox.enqueue(message(6, { priority: PRIORITY.campaign }));
+    const next = await f.outbox.claim({ claimer: "b", limit: 1, leaseMs: 60_000, belowPriority: 100 });
+    assert.deepEqual(next.map((m) => m.id), [campaign.id]);
+    assert.equal((await f.outbox.get(left.id)).priority, PRIORITY.security + 20);
+    assert.deepEqual((await f.outbox.claim({ claimer: "b", limit: 1, leaseMs: 60_000, belowPriority: 100 })).map((m) => m.id), [left.id], "its address is the account's again");
+  });
 });

@@ -1,6 +1,6 @@
 // The durable outbox: enqueue (one row per message, idempotent by key, bulk in multi-row batches) and
 // the claim/lease protocol senders use, on SQLite and PostgreSQL alike.
-import { sql, type Kysely, type Selectable, type SelectQueryBuilder, type SqlBool } from "kysely";
+import { sql, type Insertable, type Kysely, type Selectable, type SelectQueryBuilder, type SqlBool } from "kysely";
 import { newId } from "../crypto/tokens.ts";
 import { BulwarkError } from "../lib/errors.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -9,7 +9,7 @@ import type { Database } from "../store/database.ts";
 import { keyStoreIn } from "../store/key-store.ts";
 import { notifyErrors } from "./errors.ts";
 import type { CipherContext, KeyStore } from "../crypto/keyring.ts";
-import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, SEALED_BODY_MARKER, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
+import { carriesSingleUseLink, DELIVERED_LINK_HTML, DELIVERED_LINK_TEXT, PUBLIC_URL_SLOT, SEALED_BODY_MARKER, SINGLE_USE_LINK_KINDS } from "./link-kinds.ts";
 import type { OutboxMessagesTable } from "./tables.ts";
 import { checkAddress, checkBody, checkSubject, checkToken } from "./validate.ts";
 import type { Schema } from "../store/schema.ts";
@@ -33,6 +33,14 @@ type DueQuery = SelectQueryBuilder<Schema, "outbox_messages", { id: string }>;
  * beside them. `normal`: the rest (a containment's reset links to every user in scope); `campaign`: bulk.
  */
 export const PRIORITY = { security: 0, link: 1, normal: 5, campaign: 10 } as const;
+
+/**
+ * What requeueDead adds to a dead message's priority (once: one at REQUEUED_BEHIND or more keeps it): mail that died
+ * and is sent again goes behind all mail queued the usual way, in its own order, taken before it only by the aged share
+ * of each claim (Outbox.claim). A relay that refused a flood of sign-up links leaves it all dead; requeued at its own
+ * priority and due at once, it went out before a reset link asked for a second later.
+ */
+export const REQUEUED_BEHIND = 20;
 
 /**
  * Mail the aged share may take: all but the notices. Literal SQL for the same reason as CLAIMABLE: together they are
@@ -61,6 +69,18 @@ export interface NewMessage {
   priority?: number;
   /** Do not send before this time (ms since epoch). */
   notBefore?: number;
+  /**
+   * For mail carrying a single-use link: how long the link works from now (the lifetime its service stores). The claim
+   * records the message dead, not sent, once that time has passed: a link mail that died and was requeued days later
+   * would otherwise go out saying "open this link within 30 minutes" with a link the store refuses.
+   */
+  linkLifetimeMs?: number;
+  /**
+   * The account whose current address `to` is: sent only while the account still has it (the claim records it dead
+   * otherwise, and when the account is gone). Left out for mail meant for an address as such: the notices of an address
+   * change (to the address left and to the one set), a confirmation link to the one it moves to, a campaign.
+   */
+  accountId?: string | null;
 }
 
 export interface OutboxMessage {
@@ -88,8 +108,9 @@ export interface OutboxMessage {
 export type OutboxMessageSummary = Omit<OutboxMessage, "text" | "html">;
 
 /**
- * A message claim() took but did not hand out, because its sealed body did not open: `dead` when it never can
- * (recorded dead), else put back for a retry shortly (the key table could not be read, say).
+ * A message claim() took but did not hand out, because its sealed body did not open or its link is not on
+ * BULWARK_PUBLIC_URL as configured now: `dead` when it never can be sent (recorded dead), else put back for a retry
+ * shortly (the key table could not be read, say).
  */
 export interface SetAsideMessage {
   id: string;
@@ -201,6 +222,53 @@ function openedFor(r: Selectable<OutboxMessagesTable>, column: "body_text" | "bo
   return plain.slice(end + 1);
 }
 
+/** The body of a link mail as stored: each link on `publicURL` (the composers build them on it) with PUBLIC_URL_SLOT for its origin. */
+function withoutLinkOrigin(body: string, publicURL: string): string {
+  return body.replaceAll(`${publicURL}/`, `${PUBLIC_URL_SLOT}/`);
+}
+
+/** The origin of every http(s) URL in a text, up to the first character that ends a host and port. */
+const URL_ORIGIN = /https?:\/\/[^\s/?#"'<>]*/gi;
+
+/**
+ * The body of link mail `id` as it is sent: PUBLIC_URL_SLOT replaced by BULWARK_PUBLIC_URL as configured now. A URL
+ * on any other origin left in it (a row queued before links were stored without their origin, or by a process with
+ * another public URL) is refused with BULWARK_ERR_MAIL_LINK_ORIGIN, which the claim records as dead: the operator no
+ * longer sends users there, and whoever holds that origin now would read the token from the page the link opens
+ * (ASVS 13.2.4). Without `publicURL` (an outbox of tests of other behaviour) a body is handed out as stored.
+ */
+function withLinkOrigin(id: string, body: string, publicURL: string | null): string {
+  if (publicURL === null) {
+    if (body.includes(PUBLIC_URL_SLOT)) throw notifyErrors.staleLink(`message ${id}: its links take BULWARK_PUBLIC_URL when it is sent, and this outbox has none`);
+    return body;
+  }
+  const sent = body.replaceAll(PUBLIC_URL_SLOT, publicURL);
+  for (const [origin] of sent.matchAll(URL_ORIGIN)) {
+    if (origin !== publicURL) {
+      throw notifyErrors.staleLink(`message ${id}: it holds a link to ${origin.slice(0, 100)}, not to BULWARK_PUBLIC_URL as configured now (${publicURL}), and a link to an origin the operator no longer configures is not sent; its owner can ask for a new link`);
+    }
+  }
+  return sent;
+}
+
+/**
+ * Why a claimed message is no longer good to send, or null when it is: its link stopped working (not_after), or the
+ * account it is about (account_id) has another address now, or is gone (`addresses`: each claimed account's address
+ * now). Mail that died and was requeued days later (requeue-dead) would otherwise go out with a link the store refuses,
+ * still saying how long it works, or to a mailbox the account left, which its email-changed notice told would no longer
+ * receive messages about it: whoever holds it now. Addresses compared in any case (the outbox's are ASCII, checkAddress).
+ */
+function stillGood(r: Selectable<OutboxMessagesTable>, now: number, addresses: ReadonlyMap<string, string>): string | null {
+  // Undefined, not null, on a store before migration 36 (a row of the previous release's, which has neither).
+  if (r.not_after != null && Number(r.not_after) <= now) {
+    return `its link stopped working at ${new Date(Number(r.not_after)).toISOString()}, before it could be sent: not sent; its owner can ask for a new one`;
+  }
+  if (r.account_id != null && addresses.get(r.account_id)?.toLowerCase() !== r.to_address.toLowerCase()) {
+    return "the account it is about no longer has this address (or no longer exists): not sent to the address it left";
+  }
+  return null;
+}
+
 function toSummary(r: Selectable<OutboxMessagesTable>): OutboxMessageSummary {
   const num = (v: number | null): number | null => (v === null ? null : Number(v));
   return {
@@ -211,11 +279,12 @@ function toSummary(r: Selectable<OutboxMessagesTable>): OutboxMessageSummary {
   };
 }
 
-async function toMessage(r: Selectable<OutboxMessagesTable>, cipher: LinkCipher | null): Promise<OutboxMessage> {
+async function toMessage(r: Selectable<OutboxMessagesTable>, cipher: LinkCipher | null, publicURL: string | null): Promise<OutboxMessage> {
   const open = async (body: string, column: "body_text" | "body_html"): Promise<string> => {
-    if (!body.startsWith(SEALED_BODY_MARKER) || !carriesSingleUseLink(r.kind)) return body;
+    if (!carriesSingleUseLink(r.kind)) return body;
+    if (!body.startsWith(SEALED_BODY_MARKER)) return withLinkOrigin(r.id, body, publicURL);
     if (!cipher) throw notifyErrors.badMessage(`message ${r.id} holds a sealed body, and this outbox has no keyring to open it`);
-    return openedFor(r, column, await cipher.unsealString(body.slice(SEALED_BODY_MARKER.length), bodyContext(r.id, column)));
+    return withLinkOrigin(r.id, openedFor(r, column, await cipher.unsealString(body.slice(SEALED_BODY_MARKER.length), bodyContext(r.id, column))), publicURL);
   };
   return { ...toSummary(r), text: await open(r.body_text, "body_text"), html: r.body_html === null ? null : await open(r.body_html, "body_html") };
 }
@@ -229,6 +298,12 @@ export interface OutboxDeps {
    * without one, link bodies are stored in clear (tests of other behaviour).
    */
   linkCipher?: LinkCipher;
+  /**
+   * BULWARK_PUBLIC_URL (an origin, as the configuration holds it). Link mails are stored with PUBLIC_URL_SLOT for it and
+   * sent with the one configured when they go out, never with another origin (withLinkOrigin). The server and the CLI
+   * pass it (src/app/accounts.ts); without it, link bodies are stored and sent as composed (tests of other behaviour).
+   */
+  publicURL?: string;
 }
 
 export class Outbox {
@@ -239,6 +314,7 @@ export class Outbox {
   readonly #clock: Clock;
   readonly #random: RandomSource;
   readonly #cipher: LinkCipher | null;
+  readonly #publicURL: string | null;
 
   constructor(deps: OutboxDeps) {
     this.#database = deps.database;
@@ -246,6 +322,11 @@ export class Outbox {
     this.#clock = deps.clock;
     this.#random = deps.random;
     this.#cipher = deps.linkCipher ?? null;
+    // An origin exactly as URL spells it: a trailing slash or a path would match no link, and every link mail would die.
+    if (deps.publicURL !== undefined && URL.parse(deps.publicURL)?.origin !== deps.publicURL) {
+      throw notifyErrors.badConfig(`the outbox's publicURL must be an origin (scheme, host, optional port), got ${JSON.stringify(deps.publicURL.slice(0, 100))}`);
+    }
+    this.#publicURL = deps.publicURL ?? null;
   }
 
   get dialect(): Database["dialect"] {
@@ -266,8 +347,18 @@ export class Outbox {
     return this.#database.transaction(work);
   }
 
+  /**
+   * The id of the account whose address is `address` now (compared as stillGood compares), or null when none is (or
+   * more than one): for a notice queued by a caller that named the address only (SecurityNotice.accountId).
+   */
+  async accountAt(address: string, executor?: Kysely<Schema>): Promise<string | null> {
+    const rows = await (executor ?? this.#db).selectFrom("users").select("id")
+      .where(sql<SqlBool>`lower("email") = lower(${address})`).limit(2).execute();
+    return rows.length === 1 ? rows[0]!.id : null;
+  }
+
   /** Validates one message (header injection refused here) and builds its row, with its bodies not sealed yet (#seal). */
-  #row(message: NewMessage, now: number): OutboxMessagesTable {
+  #row(message: NewMessage, now: number): Insertable<OutboxMessagesTable> & SealedFor & { id: string; body_text: string; body_html: string | null } {
     checkToken("idempotencyKey", message.idempotencyKey);
     checkToken("kind", message.kind, 100);
     checkAddress("to", message.to);
@@ -277,12 +368,20 @@ export class Outbox {
     if (message.campaignId != null) checkToken("campaignId", message.campaignId, 100);
     const priority = message.priority ?? PRIORITY.normal;
     if (!Number.isInteger(priority) || priority < 0 || priority > 100) throw notifyErrors.badMessage("priority must be an integer between 0 and 100");
+    const lifetime = message.linkLifetimeMs;
+    if (lifetime !== undefined && (!Number.isSafeInteger(lifetime) || lifetime <= 0)) throw notifyErrors.badMessage("linkLifetimeMs must be a whole number of ms above 0");
+    if (message.accountId != null) checkToken("accountId", message.accountId, 100);
     const id = newId("msg", this.#random);
+    // A link's origin is the one configured when the mail is sent, not now (withLinkOrigin).
+    const publicURL = carriesSingleUseLink(message.kind) ? this.#publicURL : null;
+    const stored = (body: string): string => (publicURL === null ? body : withoutLinkOrigin(body, publicURL));
     return {
       id, idempotency_key: message.idempotencyKey, to_address: message.to, subject: message.subject,
-      body_text: message.text, body_html: message.html ?? null, kind: message.kind, priority, status: "queued", attempts: 0,
+      body_text: stored(message.text), body_html: message.html === undefined ? null : stored(message.html), kind: message.kind, priority, status: "queued", attempts: 0,
       next_attempt_at: Math.max(now, message.notBefore ?? now), last_error: null, created_at: now, sent_at: null,
       claimed_by: null, claimed_until: null, provider_message_id: null, campaign_id: message.campaignId ?? null,
+      // Written only when set (migration 36's columns): a row without them is as every row was before.
+      ...(lifetime === undefined ? {} : { not_after: now + lifetime }), ...(message.accountId == null ? {} : { account_id: message.accountId }),
     };
   }
 
@@ -291,7 +390,7 @@ export class Outbox {
    * keyring reads the key table first when its view may be stale: through `executor` when one is given (the
    * caller's transaction), else through its own store.
    */
-  async #seal(row: OutboxMessagesTable, executor: Kysely<Schema> | undefined): Promise<void> {
+  async #seal(row: SealedFor & { id: string; body_text: string; body_html: string | null }, executor: Kysely<Schema> | undefined): Promise<void> {
     const cipher = carriesSingleUseLink(row.kind) ? this.#cipher : null;
     if (!cipher) return;
     const options = executor ? { store: keyStoreIn(executor, this.#database.dialect, "outbox enqueue") } : {};
@@ -382,7 +481,9 @@ export class Outbox {
    * disjoint batches without waiting on each other; on SQLite the one UPDATE … RETURNING runs under the
    * database write lock. A claim is not an attempt: the sender counts one when it starts delivering a message
    * (startAttempt), so the rest of a batch whose sender died never loses any of its budget. A claimed message
-   * whose sealed body does not open is not handed out: `onSetAside` hears of each (the sender counts and logs it).
+   * whose sealed body does not open, whose link is on an origin no longer configured (withLinkOrigin), or that is no
+   * longer good to send (stillGood: its link lapsed, its account left the address) is not handed out: `onSetAside`
+   * hears of each (the sender counts and logs it).
    */
   async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
     const now = this.#clock.now();
@@ -415,20 +516,36 @@ export class Outbox {
     // urgent mail between deliveries (claimUrgent) would otherwise put every new notice ahead of it, for ever.
     const agedIds = new Set(aged.map((r) => r.id));
     const rows = [...aged, ...rest];
+    // The address each account the claimed mail is about has now: one read per claim (none without such mail), not one
+    // per message; at most `limit` ids.
+    const accountIds = [...new Set(rows.map((r) => r.account_id).filter((a): a is string => a != null))];
+    const addresses = new Map(accountIds.length === 0 ? [] : (await this.#db.selectFrom("users").select(["id", "email"]).where("id", "in", accountIds).execute()).map((u) => [u.id, u.email] as const));
     const opened = await Promise.all(rows.map(async (r) => {
+      // No longer good to send, whatever the relay says: dead at once, with the reason (stillGood).
+      const lapsed = stillGood(r, now, addresses);
+      if (lapsed !== null) {
+        if (await this.markDead({ id: r.id, claimer: input.claimer, error: lapsed })) {
+          input.onSetAside?.({ id: r.id, kind: r.kind, to: r.to_address, attempts: Number(r.attempts), error: lapsed, dead: true });
+        }
+        return null;
+      }
       try {
-        return await toMessage(r, this.#cipher);
+        return await toMessage(r, this.#cipher, this.#publicURL);
       } catch (error) {
         // A sealed body that never opens (an altered row, or a database under another master key) can never be
         // sent: it goes dead at once, for `bulwark outbox status` to show, instead of failing the whole batch on
         // every lease. Any other failure (the key table, read again for a key another node created, could not be
         // read) is not the message's: it waits for a retry, never losing a reset link to a database hiccup. Not an
-        // attempt either. Nothing of the body is recorded.
+        // attempt either. Nothing of the body is recorded. A link on an origin no longer configured is never sent
+        // either (withLinkOrigin): dead, its error naming that origin (no secret) and what the owner can do.
         const reason = String((error as Error)?.message ?? error).replace(/[\r\n]+/g, " ").slice(0, 200);
-        const dead = error instanceof BulwarkError && NEVER_OPENS.has(error.code);
-        const why = dead
-          ? `its sealed body cannot be opened (${reason}): an altered row, or a database opened with another master key`
-          : `its sealed body could not be opened for now (${reason}); tried again shortly`;
+        const stale = error instanceof BulwarkError && error.code === "BULWARK_ERR_MAIL_LINK_ORIGIN";
+        const dead = stale || (error instanceof BulwarkError && NEVER_OPENS.has(error.code));
+        const why = stale
+          ? String((error as Error).message).replace(/[\r\n]+/g, " ").slice(0, 400)
+          : dead
+            ? `its sealed body cannot be opened (${reason}): an altered row, or a database opened with another master key`
+            : `its sealed body could not be opened for now (${reason}); tried again shortly`;
         const recorded = dead
           ? await this.markDead({ id: r.id, claimer: input.claimer, error: why })
           : await this.markRetry({ id: r.id, claimer: input.claimer, error: why, nextAttemptAt: now + UNOPENED_RETRY_MS });
@@ -562,14 +679,17 @@ export class Outbox {
   }
 
   /**
-   * Puts dead messages back in the queue (an operator fixed the cause), with a fresh attempt budget. At most
-   * 1000 ids per call (bind parameters); messages no longer dead are left alone.
+   * Puts dead messages back in the queue (an operator fixed the cause), with a fresh attempt budget, behind the mail
+   * queued the usual way (REQUEUED_BEHIND). At most 1000 ids per call (bind parameters); messages no longer dead are left
+   * alone. A requeued message no longer good to send (a lapsed link, an address its account left) dies again at its
+   * claim, with the reason, unsent.
    */
   async requeueDead(ids: readonly string[], executor?: Kysely<Schema>): Promise<number> {
     if (ids.length === 0) return 0;
     if (ids.length > MAX_BATCH) throw notifyErrors.badMessage(`requeue at most ${MAX_BATCH} messages per call`);
+    const behind = sql<number>`CASE WHEN "priority" < ${sql.lit(REQUEUED_BEHIND)} THEN "priority" + ${sql.lit(REQUEUED_BEHIND)} ELSE "priority" END`;
     const result = await (executor ?? this.#db).updateTable("outbox_messages")
-      .set({ status: "queued", attempts: 0, next_attempt_at: this.#clock.now(), last_error: null })
+      .set({ status: "queued", attempts: 0, next_attempt_at: this.#clock.now(), last_error: null, priority: behind })
       .where("id", "in", [...ids]).where("status", "=", "dead")
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
@@ -641,12 +761,12 @@ export class Outbox {
   async get(id: string): Promise<OutboxMessage> {
     const row = await this.#db.selectFrom("outbox_messages").selectAll().where("id", "=", id).executeTakeFirst();
     if (!row) throw notifyErrors.notFound(id);
-    return toMessage(row, this.#cipher);
+    return toMessage(row, this.#cipher, this.#publicURL);
   }
 
   async getByKey(idempotencyKey: string): Promise<OutboxMessage | null> {
     const row = await this.#db.selectFrom("outbox_messages").selectAll().where("idempotency_key", "=", idempotencyKey).executeTakeFirst();
-    return row ? toMessage(row, this.#cipher) : null;
+    return row ? toMessage(row, this.#cipher, this.#publicURL) : null;
   }
 
   /** How many messages are in each status, overall or for one campaign (progress of a campaign). */

@@ -9,6 +9,7 @@ import { PRIORITY, type EnqueueResult, type NewMessage, type Outbox } from "./ou
 import { addressProblem, checkAddress, checkSubject, checkToken } from "./validate.ts";
 import { browserLabel } from "./browser-label.ts";
 import { noticeAddress } from "./notice-address.ts";
+import type { Schema } from "../store/schema.ts";
 
 export type MFAFactor = "totp" | "webauthn" | "recovery-codes";
 
@@ -82,6 +83,12 @@ export interface SecurityNotice {
   /** Where the request came from, shown when it is a well-formed IP address. */
   ip?: string | null;
   event: SecurityEvent;
+  /**
+   * The account's id: its notice to `to` is sent only while the account still has that address (NewMessage.accountId).
+   * notifySecurityEvent looks it up by `to` when left out. The notices of an address change never carry it: they are
+   * meant for the addresses as such, the one left and the one set.
+   */
+  accountId?: string;
 }
 
 export interface NoticeOptions {
@@ -432,6 +439,7 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
   const when = isoDay(notice.at);
   const from = fromAddress(notice.ip);
   const kind = `security.${KINDS[type]}`;
+  const changesAddress = type === "email-changed" || type === "email-set-by-administrator";
   return recipients.map(({ to, role }) => {
     const t = template(event, role);
     const lines = [
@@ -468,6 +476,9 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
       text: lines.join("\n"),
       kind,
       priority: PRIORITY.security,
+      // A notice of an address change is meant for each address as such, the one set as much as the one left (a second
+      // change may follow before it goes, and its address is told of both); any other, for the account's address now.
+      ...(role === "current" && !changesAddress && notice.accountId !== undefined ? { accountId: notice.accountId } : {}),
     };
   });
 }
@@ -480,7 +491,8 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
  */
 export async function notifySecurityEvent(outbox: Outbox, notice: SecurityNotice, options: NoticeOptions): Promise<EnqueueResult[]> {
   const results: EnqueueResult[] = [];
-  for (const message of securityMessages(notice, options)) {
+  const accountId = notice.accountId ?? (await outbox.accountAt(notice.to, options.executor as Kysely<Schema> | undefined)) ?? undefined;
+  for (const message of securityMessages({ ...notice, ...(accountId === undefined ? {} : { accountId }) }, options)) {
     if (options.gatherUntil === undefined) {
       results.push(await outbox.enqueue(message, options.executor));
       continue;

@@ -282,10 +282,11 @@ export class OutboxSender {
     const claimer = `${this.#name}/${newId("clm", this.#deps.random)}`;
     // Read before the claim: every held message's lease in the table ends at leaseEnds or later.
     let leaseFrom = clock.now();
-    // What the claim itself settled (a sealed body that did not open) is counted and logged like any outcome.
+    // What the claim itself settled (a sealed body that did not open, a link to an origin no longer configured) is
+    // counted and logged like any outcome.
     let unopenedWarned = false;
-    // Not audited (#recorded): the claim sets aside only mail with a sealed body, the link kinds (SINGLE_USE_LINK_KINDS),
-    // never a security notice, whose body the outbox stores and hands out as it is.
+    // Not audited (#recorded): the claim sets aside only link mail (SINGLE_USE_LINK_KINDS), never a security notice,
+    // whose body the outbox stores and hands out as it is.
     const onSetAside = (m: SetAsideMessage): void => {
       if (m.dead) {
         report.dead++;

@@ -196,6 +196,10 @@ export interface OutboxMessagesTable {
   claimed_until: number | null;
   provider_message_id: string | null;
   campaign_id: string | null;
+  /** Migration 36: when the message's single-use link stops working (not sent after it), null for mail without one. */
+  not_after: number | null;
+  /** Migration 36: the account whose current address the message is for (not sent once it has another), else null. */
+  account_id: string | null;
 }
 
 // Migration 4: sessions and revocation stamps.

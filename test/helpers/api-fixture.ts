@@ -11,6 +11,7 @@ import { openApp, type OpenedApp } from "../../src/app/index.ts";
 import { SESSION_COOKIE } from "../../src/accounts/sessions/index.ts";
 import { buildServer } from "../../src/http/server.ts";
 import { testMasterKey } from "./master-key.ts";
+import { ensureSecondFactor } from "./second-factor.ts";
 
 export interface APIFixture {
   app: OpenedApp;
@@ -61,9 +62,11 @@ export async function openAPIFixture(options: { databaseURL?: string } = {}): Pr
       return { id: user.id, email: user.email };
     },
     async token(userId, scopes) {
+      await ensureSecondFactor(app, userId);
       return (await app.accounts.tokens.create(userId, { name: `t${++counter}`, scopes })).token;
     },
     async session(userId, opts = {}) {
+      if ((opts.aal ?? 2) === 2) await ensureSecondFactor(app, userId);
       const { token } = await app.accounts.sessions.createSession(userId, { aal: opts.aal ?? 2 });
       const cookie = `${SESSION_COOKIE}=${token}`;
       const res = await server.inject({ method: "GET", url: "/auth/csrf", headers: { cookie } });

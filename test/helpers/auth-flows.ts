@@ -6,6 +6,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { authFixture, HOST, ORIGIN, totpCode, type AuthFixture, type Browser } from "../../src/http/auth/test-client.ts";
 import type { DialectFixture } from "./dialects.ts";
 import { testMasterKey } from "./master-key.ts";
+import { ensureSecondFactor } from "./second-factor.ts";
 
 /** One TOTP time step. */
 export const STEP = 30_000;
@@ -40,6 +41,7 @@ export function authFlows(fx: () => AuthFixture) {
 
   /** A real API token of `userId` with `scopes`, expiring at `expiresAt` when given. */
   async function tokenFor(userId: string, scopes: string[], expiresAt?: number): Promise<string> {
+    await ensureSecondFactor(fx().app, userId);
     return (await fx().app.accounts.tokens.create(userId, { name: `t${++made}`, scopes, ...(expiresAt === undefined ? {} : { expiresAt }) })).token;
   }
 

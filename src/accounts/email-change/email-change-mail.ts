@@ -29,7 +29,7 @@ export function composeConfirmMail(to: string, token: string, context: EmailChan
     emailChangeLink(context.publicURL, token), "",
     "If you did not ask for this, ignore this message: nothing changes unless the link is opened.", "",
   ].join("\n");
-  return { idempotencyKey: key, to, subject: `${name}: confirm your new email address`, text, kind: "account.email-change-link", priority: PRIORITY.link };
+  return { idempotencyKey: key, to, subject: `${name}: confirm your new email address`, text, kind: "account.email-change-link", priority: PRIORITY.link, linkLifetimeMs: lifetimeMs };
 }
 
 /**

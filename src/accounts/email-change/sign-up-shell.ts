@@ -3,7 +3,8 @@
 // who moved an account away could hold the address it left for ever, and the administrator's set-email back to it, or
 // the owner's own confirmed email change to it, was refused as "taken" (test/half-done-red-team.test.ts). An address held
 // only by such accounts is taken by a change that proves its owner (a confirmed link to it, an administrator's decision):
-// the sign-up is deleted in the change's transaction, its link with it, and recorded (SIGN_UP_REMOVED_EVENT).
+// the sign-up is deleted in the change's transaction, its link with it, and recorded (SIGN_UP_REMOVED_EVENT). While
+// registration is closed, nothing finishes one: its link is refused, a reset request mails none (password-routes.ts).
 import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Database } from "../../store/database.ts";
@@ -33,7 +34,24 @@ export type AddressHolders = { free: true; signUps: string[] } | { free: false; 
  * email-change link. A sign-up whose link was followed has a password: a real account, which keeps its address.
  */
 export async function isUnfinishedSignUp(executor: Kysely<Schema>, id: string): Promise<boolean> {
-  const row = await executor.selectFrom("users").select("created_at").where("id", "=", id)
+  const row = await untouchedRow(executor, id);
+  return row !== undefined && (await madeBySignUp(executor, id, Number(row.created_at)));
+}
+
+/**
+ * isUnfinishedSignUp with the same two reads whatever the answer, for a public request whose work must not single out
+ * an address held by an unfinished sign-up among other accounts and unknown addresses (ASVS 6.3.8): `id` may be a
+ * throw-away one, and without an untouched row the event read still runs, over a window no event of it is in.
+ */
+export async function isUnfinishedSignUpEvenly(executor: Kysely<Schema>, id: string): Promise<boolean> {
+  const row = await untouchedRow(executor, id);
+  const made = await madeBySignUp(executor, id, row === undefined ? 0 : Number(row.created_at));
+  return row !== undefined && made;
+}
+
+/** The row of account `id` when it is untouched as an unfinished sign-up is (isUnfinishedSignUp), else undefined. */
+function untouchedRow(executor: Kysely<Schema>, id: string): Promise<{ created_at: number } | undefined> {
+  return executor.selectFrom("users").select("created_at").where("id", "=", id)
     .where("password_hash", "is", null).where("password_changed_at", "is", null).where("password_invalidated_at", "is", null)
     .where("last_login_at", "is", null).where("status", "=", "active").where("locked_at", "is", null).where("reset_held_at", "is", null)
     .where("username", "is", null).where("display_name", "is", null).where("external_source", "is", null).where("external_id", "is", null)
@@ -49,8 +67,10 @@ export async function isUnfinishedSignUp(executor: Kysely<Schema>, id: string): 
       eb.exists(eb.selectFrom("email_change_tokens").select("email_change_tokens.id").whereRef("email_change_tokens.user_id", "=", "users.id")),
     ])))
     .executeTakeFirst();
-  if (!row) return false;
-  const createdAt = Number(row.created_at);
+}
+
+/** Whether account `id`, created at `createdAt`, was made by POST /auth/register: its `user.created` event says so. */
+async function madeBySignUp(executor: Kysely<Schema>, id: string, createdAt: number): Promise<boolean> {
   const events = await executor.selectFrom("audit_events").select("data")
     .where("type", "=", "user.created").where("at", ">=", createdAt - CREATED_EVENT_SLACK_MS).where("at", "<=", createdAt + CREATED_EVENT_SLACK_MS)
     .where("subject", "=", id).where("actor", "=", "anonymous").execute();

@@ -26,7 +26,10 @@ export const CONTAINMENT_LINK_LIFETIME_MS = 24 * 60 * 60_000;
 export interface ResetMailContext {
   /** The account's address (the mail goes here and nowhere else). */
   email: string;
-  /** BULWARK_PUBLIC_URL: the link is built from configuration, never from a request's Host (link poisoning). */
+  /**
+   * BULWARK_PUBLIC_URL: the link is built from configuration, never from a request's Host (link poisoning). The outbox
+   * stores it without this origin and sends it on the one configured when the mail goes out (src/notify/outbox.ts).
+   */
   publicURL: string;
   serviceName: string;
 }
@@ -115,7 +118,8 @@ export function composeResetMail(token: string, context: ResetMailContext, reaso
   // A containment run mails every user in scope at once: behind one user's own reset request, not ahead of it. A
   // request's link (anyone can ask for one, for any address) waits behind the notices of real changes.
   const priority = reason === "containment" ? PRIORITY.normal : PRIORITY.link;
-  return { to: context.email, subject: subject[reason], text, kind: kind[reason], priority };
+  // Its link's lifetime goes with it: the outbox does not send it once the link has stopped working (a requeue days on).
+  return { to: context.email, subject: subject[reason], text, kind: kind[reason], priority, linkLifetimeMs: lifetimeMs };
 }
 
 /** An address no message is ever sent to: the throw-away rows of the even request path use it. */
@@ -140,7 +144,8 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
     const key = options.reason === "containment" ? containmentResetKey(options.jobId, userId) : `account.${options.reason}:${fresh.id}`;
     // The message first: when its key already exists (a batch that committed before a crash, run again),
     // no second token is stored either — the one in the queued mail stays the user's link.
-    const message = await outbox.enqueue({ idempotencyKey: key, ...composeResetMail(fresh.token, options, options.reason, lifetimeMs) }, trx);
+    // For the account's address now: not sent once the account has moved to another (NewMessage.accountId).
+    const message = await outbox.enqueue({ idempotencyKey: key, ...composeResetMail(fresh.token, options, options.reason, lifetimeMs), accountId: userId }, trx);
     if (!message.created) return { queued: false, reason: "already-queued", messageId: message.id };
     const { expiresAt } = await resets.store(fresh, userId, { executor, lifetimeMs });
     return { queued: true, messageId: message.id, tokenId: fresh.id, expiresAt };
@@ -180,7 +185,7 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
         const fresh = generateResetToken(random);
         const key = `decoy:${fresh.id}`;
         const mail = composeResetMail(fresh.token, { ...context, email: DECOY_ADDRESS }, reason, resets.policy.lifetimeMs);
-        await outbox.enqueue({ ...mail, idempotencyKey: key }, trx);
+        await outbox.enqueue({ ...mail, idempotencyKey: key, accountId: subject }, trx);
         await trx.deleteFrom("outbox_messages").where("idempotency_key", "=", key).execute();
         if (!user) return "no-account";
         return !eligible ? "not-eligible" : refused ? "address-refused" : "rate-limited";

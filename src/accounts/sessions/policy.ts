@@ -6,7 +6,10 @@ import { sessionErrors } from "./errors.ts";
 export interface SessionPolicy {
   /** A session unused for this long is refused. */
   idleTimeoutMs: number;
-  /** A session older than this is refused however active it is; fixed when the session is created. */
+  /**
+   * A session older than this is refused however active it is. Judged from its creation time by the value in force,
+   * and never later than the expiry written when it was issued: a lifetime shortened since reaches every session out.
+   */
   absoluteTimeoutMs: number;
   /**
    * last_seen_at is written at most once per this interval, not on every request. Idle time is measured

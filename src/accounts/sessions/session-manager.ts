@@ -161,10 +161,18 @@ function futureDated(session: Pick<Session, "createdAt" | "lastSeenAt">, now: nu
   return session.createdAt > now + toleranceMs || session.lastSeenAt > now + toleranceMs;
 }
 
-function toSession(r: Selectable<SessionsTable>): Session {
+/**
+ * The row as a Session under the absolute lifetime in force (`absoluteTimeoutMs`): its expiry is the earlier of the one
+ * written when it was issued and its creation time plus that lifetime. A lifetime shortened since (a restart with a
+ * lower BULWARK_SESSION_ABSOLUTE_MINUTES, after a breach) then reaches the sessions already out, and expiresAt, which
+ * GET /auth/session and the session list show, does not promise the old end (ASVS 7.3.2, 7.1.1). A lengthened one
+ * gives none of them more time.
+ */
+function toSession(r: Selectable<SessionsTable>, absoluteTimeoutMs: number): Session {
   const aal = Number(r.aal);
+  const createdAt = Number(r.created_at);
   return {
-    id: r.id, userId: r.user_id, createdAt: Number(r.created_at), lastSeenAt: Number(r.last_seen_at), expiresAt: Number(r.expires_at),
+    id: r.id, userId: r.user_id, createdAt, lastSeenAt: Number(r.last_seen_at), expiresAt: Math.min(Number(r.expires_at), createdAt + absoluteTimeoutMs),
     ip: r.ip, userAgent: r.user_agent, aal: aal === 2 ? 2 : aal === 1 ? 1 : 0, issuedEpoch: Number(r.issued_epoch),
     factor: aal === 2 ? r.factor : null, deviceTold: Number(r.device_told) === 1,
   };
@@ -247,7 +255,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         : (await target.executeQuery<{ issued_epoch: number | bigint }>(CompiledQuery.raw(numberedFor(database, INSERT_SQL), values))).rows;
     }
     const issued: Selectable<SessionsTable> = { ...row, issued_epoch: Number(stored[0]?.issued_epoch) };
-    return { token: fresh.token, session: toSession(issued) };
+    return { token: fresh.token, session: toSession(issued, policy.absoluteTimeoutMs) };
   }
 
   /**
@@ -313,7 +321,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     if (!row) return { valid: false, reason: await replacedOrUnknown(parsed.id, parsed.secret) };
     // The secret is checked first: whoever knows only an id learns nothing else about the session.
     if (!secretMatches(parsed.secret, row.secret_hash)) return { valid: false, reason: "bad-secret" };
-    const session = toSession(row);
+    const session = toSession(row, policy.absoluteTimeoutMs);
     const stamp = stampOf([{ time: row.global_stamp, epoch: row.global_epoch }, { time: row.user_stamp, epoch: row.user_epoch }]);
     if (refusedBy(stamp, session.createdAt, session.issuedEpoch)) return { valid: false, reason: "revoked" };
     if (session.userId !== null) {
@@ -331,6 +339,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       await deleteSession(session.id);
       return { valid: false, reason: "future-dated" };
     }
+    // expiresAt is already bounded by the absolute lifetime in force (toSession), not only the one it was issued under.
     if (now >= session.expiresAt) {
       await deleteSession(session.id);
       return { valid: false, reason: "absolute-expired" };
@@ -398,6 +407,8 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         .select(SESSION_COLUMNS)
         .where("s.user_id", "=", userId)
         .where("s.expires_at", ">", now)
+        // The absolute lifetime in force, as validate judges it (toSession): one shortened since the row was written.
+        .where("s.created_at", ">", now - policy.absoluteTimeoutMs)
         .where("s.last_seen_at", ">", now - policy.idleTimeoutMs)
         .orderBy("s.last_seen_at", "desc")
         .orderBy("s.id", "desc");
@@ -410,7 +421,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         q.execute(),
         readStamps(db, [GLOBAL_SCOPE, userScope(userId)]),
       ]);
-      return rows.map(toSession).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch) && !futureDated(s, now, policy.datedAheadToleranceMs));
+      return rows.map((r) => toSession(r, policy.absoluteTimeoutMs)).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch) && !futureDated(s, now, policy.datedAheadToleranceMs));
     },
     async lowerAssurance(userId, options = {}) {
       const executor = options.executor ?? db;
@@ -506,11 +517,15 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       // And the rows dated ahead of this clock (futureDated): one nobody presents before real time passes its dates
       // would then be judged by them, and outlive both limits by the difference. A pass every maintenance interval
       // bounds that to the interval, after a clock stepped back or on a node whose clock runs ahead of the others'. By
-      // validate's own tolerance: a narrower one deleted the sessions of a node the product lets serve.
+      // validate's own tolerance: a narrower one deleted the sessions of a node the product lets serve. The absolute
+      // limit is the earlier of the stored expiry and the creation time plus the lifetime in force (toSession).
       const ahead = now + policy.datedAheadToleranceMs;
       const result = await executor
         .deleteFrom("sessions")
-        .where((eb) => eb.or([eb("expires_at", "<=", now), eb("last_seen_at", "<=", now - policy.idleTimeoutMs), eb("created_at", ">", ahead), eb("last_seen_at", ">", ahead)]))
+        .where((eb) => eb.or([
+          eb("expires_at", "<=", now), eb("created_at", "<=", now - policy.absoluteTimeoutMs), eb("last_seen_at", "<=", now - policy.idleTimeoutMs),
+          eb("created_at", ">", ahead), eb("last_seen_at", ">", ahead),
+        ]))
         .executeTakeFirst();
       return Number(result.numDeletedRows);
     },

@@ -87,6 +87,33 @@ forEachDialect("session manager", (fx) => {
     assert.throws(() => resolveSessionPolicy({ touchIntervalMs: 30 * MINUTE }), { code: "BULWARK_ERR_SESSION_POLICY" });
   });
 
+  it("a shortened absolute lifetime reaches sessions issued under the longer one: validate, list, purge and expiresAt (ASVS 7.3.2)", async () => {
+    // As after a restart with a lower BULWARK_SESSION_ABSOLUTE_MINUTES: the rows keep the expiry written under 12 hours.
+    const database = await fx.fresh();
+    const { users, sessions: before, clock } = await setup(database);
+    const user = await users.create({ email: "shortened@example.org" });
+    const kept = await before.createSession(user.id);
+    const swept = await before.createSession(user.id);
+    const after = createSessionManager({ database, clock, random: systemRandom, policy: { absoluteTimeoutMs: HOUR } });
+    clock.advance(25 * MINUTE);
+    const inside = await after.validate(kept.token);
+    assert.equal(inside.valid && inside.session.expiresAt, kept.session.createdAt + HOUR, "expiresAt is the earlier end");
+    assert.equal((await after.validate(swept.token)).valid, true, "busy too: only the absolute limit can end it");
+    assert.deepEqual((await after.list(user.id)).map((s) => s.expiresAt), [kept.session.createdAt + HOUR, swept.session.createdAt + HOUR], "listed with the earlier end");
+    clock.advance(25 * MINUTE);
+    assert.equal((await after.validate(kept.token)).valid, true);
+    assert.equal((await after.validate(swept.token)).valid, true);
+    clock.advance(10 * MINUTE);
+    assert.deepEqual(await after.list(user.id), [], "not listed past the hour");
+    assert.deepEqual(await after.validate(kept.token), { valid: false, reason: "absolute-expired" });
+    assert.equal(await after.purgeExpired(), 1, "the one nobody presented is purged");
+    // A lengthened lifetime gives none of them more time than they were issued with.
+    const longer = await before.createSession(user.id);
+    const lengthened = createSessionManager({ database, clock, random: systemRandom, policy: { absoluteTimeoutMs: 24 * HOUR } });
+    const seen = await lengthened.validate(longer.token);
+    assert.equal(seen.valid && seen.session.expiresAt, longer.session.createdAt + 12 * HOUR);
+  });
+
   it("lists a user's live sessions, newest activity first, and nobody else's", async () => {
     // ASVS 7.5.2: users can view their active sessions.
     const { users, sessions, clock } = await setup(await fx.fresh());

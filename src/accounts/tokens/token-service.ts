@@ -47,7 +47,15 @@ type TokenQuery = SelectQueryBuilder<Schema, "api_tokens", Selectable<Schema["ap
 export type TokenRefusal = "malformed" | "unknown" | "mismatch" | "expired" | "revoked" | "account-disabled";
 
 export type TokenVerification =
-  | { valid: true; tokenId: string; userId: string; scopes: string[]; expiresAt: number | null }
+  | {
+    valid: true; tokenId: string; userId: string; scopes: string[]; expiresAt: number | null;
+    /**
+     * Whether the owner holds a second factor now (a confirmed authenticator app or a passkey: MfaService.hasMfa's
+     * rule), read in verify's one query. The token is not refused for it here: whether the MFA policy in force
+     * requires one of this owner is the HTTP layer's decision (docs/http-auth.md, "API tokens and the MFA policy").
+     */
+    ownerHasMFA: boolean;
+  }
   | { valid: false; reason: TokenRefusal };
 
 export interface NewToken {
@@ -182,7 +190,7 @@ const num = (v: number | null): number | null => (v === null ? null : Number(v))
  * @example
  * const tokens = createTokenService({ database, clock: systemClock, random: systemRandom });
  * const { token } = await tokens.create(user.id, { name: "backup script", scopes: ["audit.read"] });
- * await tokens.verify(token, "192.0.2.1"); // { valid: true, tokenId, userId, scopes }
+ * await tokens.verify(token, "192.0.2.1"); // { valid: true, tokenId, userId, scopes, expiresAt, ownerHasMFA }
  */
 export function createTokenService(deps: { database: Database; clock: Clock; random: RandomSource }): TokenService {
   const { database, clock, random } = deps;
@@ -204,7 +212,10 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
     return serialiseTransactions(database, trx, lockKeyOf(`api-tokens:${userId}`));
   }
 
-  /** The token's row with its account's state, both stamps and a summary of its chain (verify's one query). */
+  /**
+   * The token's row with its account's state (the owner's second factor included), both stamps and a summary of its
+   * chain (verify's one query).
+   */
   function tokenRow(id: string) {
     return withChain(db, id)
       .selectFrom("api_tokens as t")
@@ -228,6 +239,13 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
         "us.not_before_epoch as user_epoch", "g.not_before_epoch as global_epoch", "t.issued_epoch",
         "ch.links", "ch.with_parent", "ch.revoked", "ch.oldest", "ch.oldest_epoch", "ch.soonest_expiry",
       ])
+      // The owner's second factor, as MfaService.hasMfa counts one (a confirmed app or any passkey; recovery codes are
+      // no factor): two indexed lookups in this query, so the MFA policy's check of a token (src/http/auth/authenticate.ts,
+      // tokenHeldForMFA) costs the token path no extra query.
+      .select((eb) => eb.or([
+        eb.exists(eb.selectFrom("mfa_totp as f").select("f.user_id").whereRef("f.user_id", "=", "t.user_id").where("f.confirmed_at", "is not", null)),
+        eb.exists(eb.selectFrom("webauthn_credentials as k").select("k.id").whereRef("k.user_id", "=", "t.user_id")),
+      ]).as("owner_has_mfa"))
       .where("t.id", "=", id)
       .executeTakeFirst();
   }
@@ -348,7 +366,9 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
           .where((eb) => eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<=", now - TOUCH_INTERVAL_MS), eb("last_used_at", ">", ahead)]))
           .execute();
       }
-      return { valid: true, tokenId: row.id, userId: row.user_id, scopes: parseScopes(row.scopes), expiresAt: num(row.expires_at) };
+      // SQLite answers 0/1, PostgreSQL a boolean.
+      const ownerHasMFA = row.owner_has_mfa === true || Number(row.owner_has_mfa) === 1;
+      return { valid: true, tokenId: row.id, userId: row.user_id, scopes: parseScopes(row.scopes), expiresAt: num(row.expires_at), ownerHasMFA };
     },
 
     async usable(tokenId) {

@@ -23,7 +23,32 @@ forEachDialect("API tokens", (fx) => {
     assert.equal(row.id, info.id);
     assert.match(row.secret_hash, /^[0-9a-f]{64}$/);
     assert.ok(!token.includes(row.secret_hash) && !row.secret_hash.includes(token.slice(-52)), "the secret itself is not stored");
-    assert.deepEqual(await tokens.verify(token, "192.0.2.10"), { valid: true, tokenId: info.id, userId: user.id, scopes: ["audit.read", "checks.run"], expiresAt: null });
+    assert.deepEqual(await tokens.verify(token, "192.0.2.10"), { valid: true, tokenId: info.id, userId: user.id, scopes: ["audit.read", "checks.run"], expiresAt: null, ownerHasMFA: false });
+  });
+
+  it("says whether the owner holds a second factor now: a confirmed app or a passkey, not an unconfirmed app nor recovery codes alone", async () => {
+    const database = await fx.fresh();
+    const { clock, users, tokens } = await setup(database);
+    const user = await users.create({ email: "factors@example.org" });
+    const { token } = await tokens.create(user.id, { name: "ci", scopes: ["accounts.read"] });
+    const now = clock.now();
+    const ownerHasMFA = async (): Promise<boolean> => {
+      const verdict = await tokens.verify(token);
+      assert.ok(verdict.valid);
+      return verdict.ownerHasMFA;
+    };
+    const db = database.db;
+    await db.insertInto("mfa_recovery_codes").values({ id: "rc_1", user_id: user.id, code_hash: "0".repeat(64), created_at: now, used_at: null }).execute();
+    await db.insertInto("mfa_totp").values({ user_id: user.id, secret_ct: "sealed", created_at: now, confirmed_at: null, last_step: null }).execute();
+    assert.equal(await ownerHasMFA(), false, "an app waiting for its first code and recovery codes are no factor");
+    await db.updateTable("mfa_totp").set({ confirmed_at: now }).where("user_id", "=", user.id).execute();
+    assert.equal(await ownerHasMFA(), true, "a confirmed app");
+    await db.deleteFrom("mfa_totp").where("user_id", "=", user.id).execute();
+    await db.insertInto("webauthn_credentials").values({ id: "cred-1", user_id: user.id, public_key: "pk", counter: 0, transports: "[]", created_at: now, last_used_at: null, name: "key" }).execute();
+    assert.equal(await ownerHasMFA(), true, "a passkey");
+    const other = await users.create({ email: "other@example.org" });
+    const theirs = await tokens.verify((await tokens.create(other.id, { name: "ci", scopes: ["accounts.read"] })).token);
+    assert.ok(theirs.valid && !theirs.ownerHasMFA, "another account's factors count for nobody else");
   });
 
   it("two tokens never share an id or a secret", async () => {

@@ -28,7 +28,9 @@ export interface User {
   passwordInvalidatedAt: number | null;
   /**
    * When the password, an initial one an administrator set or had generated, stops signing in (ASVS 6.4.1); null
-   * for a password of the user's own. Cleared by every change the user makes (swapPasswordHash with `changed`).
+   * for a password of the user's own. Cleared by every change the user makes (swapPasswordHash with `changed`). As the
+   * store reads it: the earlier of the time written at creation and the lifetime in force after the password was set
+   * (UserStore.initialPasswordExpiresAt).
    */
   passwordInitialExpiresAt: number | null;
   /**
@@ -97,10 +99,18 @@ export interface UserStore {
    */
   swapPasswordHash(id: string, expected: string | null, next: { hash: string; scheme: string; changed: boolean; byLink?: boolean }, db?: Kysely<Schema>): Promise<boolean>;
   /**
-   * True when the user's password is an initial one (passwordInitialExpiresAt) whose time has come, by the store's
+   * When the user's initial password stops signing in (null: not an initial one): the earlier of the time written when
+   * it was set (users.password_initial_expires_at) and the time it was set (password_changed_at) plus the lifetime in
+   * force (`initialPasswordMs`). A lifetime shortened since (a restart with a lower BULWARK_INITIAL_PASSWORD_HOURS)
+   * then reaches the initial passwords already handed out, and what the API shows does not promise the old end
+   * (ASVS 6.4.1). For rows read outside the store (toUser); the store's own reads carry it already.
+   */
+  initialPasswordExpiresAt(user: Pick<User, "passwordInitialExpiresAt" | "passwordChangedAt">): number | null;
+  /**
+   * True when the user's password is an initial one whose time (initialPasswordExpiresAt) has come, by the store's
    * clock: login then refuses it as it refuses a wrong password.
    */
-  initialPasswordExpired(user: Pick<User, "passwordInitialExpiresAt">): boolean;
+  initialPasswordExpired(user: Pick<User, "passwordInitialExpiresAt" | "passwordChangedAt">): boolean;
   recordLogin(id: string, ip: string | null): Promise<void>;
   count(): Promise<number>;
 }
@@ -140,8 +150,24 @@ export function collidedKey(cause: unknown): "email" | "username" | "email-skele
   return null;
 }
 
-export function createUserStore(deps: { database: Database; clock: Clock; random: RandomSource }): UserStore {
+/**
+ * Builds the account store. `initialPasswordMs` is the initial-password lifetime in force (config.initialPasswordMs,
+ * BULWARK_INITIAL_PASSWORD_HOURS); without it, an initial password expires at the time written when it was set.
+ */
+export function createUserStore(deps: { database: Database; clock: Clock; random: RandomSource; initialPasswordMs?: number }): UserStore {
   const { database, clock, random } = deps;
+  const lifetime = deps.initialPasswordMs;
+  const initialPasswordExpiresAt = (user: Pick<User, "passwordInitialExpiresAt" | "passwordChangedAt">): number | null => {
+    const written = user.passwordInitialExpiresAt;
+    // The change time is the initial password's setting time: creation writes both, and every change clears the expiry.
+    if (written === null || lifetime === undefined || user.passwordChangedAt === null) return written;
+    return Math.min(written, user.passwordChangedAt + lifetime);
+  };
+  // Every account the store returns carries the expiry in force.
+  const read = (r: Selectable<UsersTable>): User => {
+    const user = toUser(r);
+    return { ...user, passwordInitialExpiresAt: initialPasswordExpiresAt(user) };
+  };
   // The login path's statements, compiled once (every login runs a lookup and, on success, the write).
   const byEmail = prepareHot<Selectable<UsersTable>>(database, "SELECT * FROM users WHERE email_key = $1");
   const byEmailOrUsername = prepareHot<Selectable<UsersTable>>(database, "SELECT * FROM users WHERE username_key = $1 OR email_key = $1");
@@ -193,17 +219,17 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
         if (collided === "username-skeleton") throw accountErrors.usernameConfusable();
         throw cause;
       }
-      return toUser(row);
+      return read(row);
     },
     async getById(id) {
       const row = await database.db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
-      return row ? toUser(row) : null;
+      return row ? read(row) : null;
     },
     async findByIdentifier(identifier) {
       const key = identifierKey(identifier);
       // An address can only be an email; anything else may be either (usernames never contain "@").
       const [row] = await (key.includes("@") ? byEmail : byEmailOrUsername).all([key]);
-      return row ? toUser(row) : null;
+      return row ? read(row) : null;
     },
     async swapPasswordHash(id, expected, next, db = database.db) {
       const now = clock.now();
@@ -223,8 +249,10 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
       const result = await q.executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
+    initialPasswordExpiresAt,
     initialPasswordExpired(user) {
-      return user.passwordInitialExpiresAt !== null && clock.now() >= user.passwordInitialExpiresAt;
+      const expiresAt = initialPasswordExpiresAt(user);
+      return expiresAt !== null && clock.now() >= expiresAt;
     },
     async recordLogin(id, ip) {
       const now = clock.now();

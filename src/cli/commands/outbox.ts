@@ -2,12 +2,13 @@
 // email outbox owes, which messages are dead (given up after 5xx replies or ~24 h of failures), and putting
 // them back once the cause is fixed. Exit codes: 0 done, 2 bad usage or not confirmed, 3 failure.
 import type { Command } from "commander";
+import type { App } from "../../app/index.ts";
 import { InputError } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import type { DeadPosition, OutboxMessageSummary } from "../../notify/index.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
-import { action, cliActor, group, writeJSON, writeLine } from "../run.ts";
+import { action, cliActor, group, writeJSON, writeLine, writeNote } from "../run.ts";
 import { confirmOrRefuse } from "../prompt.ts";
 
 // Dead messages shown by `status` unless --limit says otherwise; the store allows at most 1000 per read.
@@ -35,6 +36,29 @@ function age(ms: number): string {
   const parts = [days ? `${days}d` : "", hours ? `${hours}h` : "", `${minutes % 60}m`].filter(Boolean);
   return parts.join(" ");
 }
+
+/**
+ * When the server last delivered a message, as the store records it (sent rows are kept BULWARK_OUTBOX_RETENTION_DAYS),
+ * or null when none is on record. What these commands tell the operator about delivery comes from here, never from this
+ * shell's environment: the server sends with the SMTP settings of its own, which an operator's shell rarely holds (the
+ * relay's password stays with the server), and a shell without them was told "nothing is being sent" while the server
+ * delivered at once.
+ */
+async function lastSentAt(app: App): Promise<number | null> {
+  const row = await app.db.db.selectFrom("outbox_messages").select((eb) => eb.fn.max("sent_at").as("last"))
+    .where("status", "=", "sent").executeTakeFirst();
+  return row?.last === null || row?.last === undefined ? null : Number(row.last);
+}
+
+/** "last delivery: 2026-12-06T03:00:00.000Z (5m ago)", or that none is on record. */
+function lastDelivery(last: number | null, now: number): string {
+  return last === null
+    ? "no delivery on record (delivered mail is kept BULWARK_OUTBOX_RETENTION_DAYS days)"
+    : `last delivery: ${new Date(last).toISOString()} (${age(now - last)} ago)`;
+}
+
+// What only the server's environment decides, said as such: this shell's settings are no evidence either way.
+const SERVER_SMTP = "`bulwark serve` sends only with BULWARK_SMTP_URL and BULWARK_MAIL_FROM in its own environment";
 
 function deadView(m: OutboxMessageSummary): Record<string, unknown> {
   return { id: m.id, kind: m.kind, to: m.to, campaignId: m.campaignId, attempts: m.attempts, createdAt: new Date(m.createdAt).toISOString(), lastError: m.lastError };
@@ -67,21 +91,24 @@ function register(program: Command, ctx: CliContext): void {
         const app = await ctx.app();
         const { outbox } = app.accounts;
         const now = app.clock.now();
-        const [counts, oldest, dead] = await Promise.all([outbox.counts(), outbox.oldestPending(), outbox.listDead({ limit })]);
-        const mailConfigured = app.config.http.mail !== null;
+        const [counts, oldest, dead, last] = await Promise.all([outbox.counts(), outbox.oldestPending(), outbox.listDead({ limit }), lastSentAt(app)]);
         if (json(opts)) {
           writeJSON(ctx, {
             counts,
             oldestPendingAt: oldest === null ? null : new Date(oldest).toISOString(),
             oldestPendingAgeSeconds: oldest === null ? null : Math.max(0, Math.round((now - oldest) / 1000)),
-            mailConfigured,
+            lastSentAt: last === null ? null : new Date(last).toISOString(),
+            // This shell's own environment, not the server's (kept for scripts that read it): lastSentAt says what the server did.
+            mailConfigured: app.config.http.mail !== null,
             dead: dead.map(deadView),
           });
           return EXIT.ok;
         }
         writeLine(ctx, `outbox: ${counts.queued} queued, ${counts.failed} waiting for a retry, ${counts.sending} being sent, ${counts.sent} sent, ${counts.dead} dead`);
         writeLine(ctx, oldest === null ? "nothing is waiting to be sent" : `oldest message not yet sent: queued ${age(now - oldest)} ago (${new Date(oldest).toISOString()})`);
-        if (!mailConfigured) writeLine(ctx, "note: no SMTP is configured (BULWARK_SMTP_URL, BULWARK_MAIL_FROM): nothing is being sent");
+        writeLine(ctx, lastDelivery(last, now));
+        // A fact of the store, not a guess: mail owed since before the last delivery (or with none on record).
+        if (oldest !== null && (last === null || last < oldest)) writeLine(ctx, `note: nothing was delivered since the oldest message not yet sent was queued; ${SERVER_SMTP}`);
         if (counts.dead > 0) {
           writeLine(ctx, `dead messages (not retried; \`bulwark outbox requeue-dead\` sends them again once the cause is fixed):`);
           printDead(ctx, dead, counts.dead);
@@ -128,24 +155,33 @@ function register(program: Command, ctx: CliContext): void {
         // The cursor only moves forward: a message this run requeued that dies again meanwhile (a sender is live) sits
         // behind it and is not requeued twice. After a crash, a new run finds only the messages still dead.
         let after: DeadPosition | undefined;
-        while (through !== null) {
-          const page = await outbox.deadIds({ after, through, limit: REQUEUE_CHUNK });
-          if (page.last === null) break;
-          const chunk = page.ids;
-          // Which messages an operator chose to send again: ids only, never addresses or content. The audit event
-          // commits with the requeue, so no message is sent again unrecorded.
-          requeued += await app.db.transaction(async (trx) => {
-            const n = await outbox.requeueDead(chunk, trx);
-            await app.audit.appendIn(trx, { type: "outbox.dead-requeued", actor, data: { requested: chunk.length, requeued: n, ids: chunk } });
-            return n;
-          });
-          after = page.last;
+        try {
+          while (through !== null) {
+            const page = await outbox.deadIds({ after, through, limit: REQUEUE_CHUNK });
+            if (page.last === null) break;
+            const chunk = page.ids;
+            // Which messages an operator chose to send again: ids only, never addresses or content. The audit event
+            // commits with the requeue, so no message is sent again unrecorded.
+            requeued += await app.db.transaction(async (trx) => {
+              const n = await outbox.requeueDead(chunk, trx);
+              await app.audit.appendIn(trx, { type: "outbox.dead-requeued", actor, data: { requested: chunk.length, requeued: n, ids: chunk } });
+              return n;
+            });
+            after = page.last;
+          }
+        } catch (error) {
+          // The pages before the failure committed (each with its audit event) and their mail is queued again: the operator
+          // who reads only the error would not know it, and might decide not to send the dead mail after all.
+          writeNote(ctx, requeued === 0
+            ? "requeue-dead: nothing was requeued before the failure below"
+            : `requeue-dead: requeued ${requeued} of ${total} dead messages before the failure below (audited, and back in the queue to be sent); run it again for the rest`);
+          throw error;
         }
-        const mailConfigured = app.config.http.mail !== null;
-        if (json(opts)) writeJSON(ctx, { requeued, mailConfigured });
+        const last = await lastSentAt(app);
+        if (json(opts)) writeJSON(ctx, { requeued, lastSentAt: last === null ? null : new Date(last).toISOString(), mailConfigured: app.config.http.mail !== null });
         else {
           writeLine(ctx, `requeued ${requeued} dead message${requeued === 1 ? "" : "s"}${requeued < total ? ` (${total - requeued} had changed meanwhile and were left alone)` : ""}`);
-          if (!mailConfigured && requeued > 0) writeLine(ctx, "note: no SMTP is configured (BULWARK_SMTP_URL, BULWARK_MAIL_FROM): they are queued until it is");
+          if (requeued > 0) writeLine(ctx, `note: the server's sender sends them as it reaches them; ${lastDelivery(last, app.clock.now())}; ${SERVER_SMTP}`);
         }
         return EXIT.ok;
       }),

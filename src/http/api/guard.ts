@@ -5,7 +5,8 @@ import type { Kysely } from "kysely";
 import { allows, permissionsHeldWithin, type Permission } from "../../accounts/roles/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { App } from "../../app/types.ts";
-import { gateOf, isFresh, refusedNotFresh } from "../auth/authenticate.ts";
+import { gateOf, isFresh, refusedNotFresh, tokenHeldForMFA } from "../auth/authenticate.ts";
+import { tokenErrors } from "../../accounts/tokens/index.ts";
 import { sessionErrors } from "../../accounts/sessions/index.ts";
 import { apiErrors } from "./errors.ts";
 
@@ -98,6 +99,11 @@ export function accessGuard(app: App): (request: FastifyRequest) => Promise<void
       // token it yields) is not enough once the re-authentication window has passed. Checked before CSRF and
       // before the body is read, like the /auth routes.
       if (request.routeOptions.config.reauth === "required") await assertFresh(app, request);
+    } else if (await tokenHeldForMFA(app, request, { held })) {
+      // A token is held like its owner's session: while the MFA policy in force requires a factor of the owner and
+      // they hold none, it acts for nobody (ASVS 6.3.3). Judged from the permissions read above and the owner's factors
+      // verify read: no extra query.
+      throw tokenErrors.ownerMFARequired();
     }
     const caller: Caller = {
       userId: auth.userId, via: auth.via, sessionId: auth.sessionId, tokenId: auth.tokenId, tokenExpiresAt: auth.tokenExpiresAt, held,

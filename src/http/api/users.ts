@@ -79,7 +79,8 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     const page = rows.slice(0, query.limit);
     const last = page[page.length - 1];
     const nextCursor = rows.length > query.limit && last ? await sealCursor(app.keyring, "users", filter, { after: last.id }) : null;
-    return { users: page.map(userView), nextCursor };
+    // The initial-password expiry in force (the store's reads carry it; listUsers reads the rows itself).
+    return { users: page.map((u) => userView({ ...u, passwordInitialExpiresAt: app.accounts.users.initialPasswordExpiresAt(u) })), nextCursor };
   });
 
   api.get("/users/:id", { config: { access: "accounts.read" }, schema: { params: USER_PARAMS } }, async (request) => {

@@ -7,6 +7,7 @@ import { allows, holdsAdministrative, isPermission } from "../../accounts/roles/
 import { clearSessionCookie, parseSessionToken, readSessionCookie, SESSION_COOKIE, sessionErrors, type Session } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
 import type { RequestAuth } from "../auth-context.ts";
+import { tokenErrors } from "../../accounts/tokens/index.ts";
 import { httpAuthErrors } from "./errors.ts";
 import { clientIP, routeOf } from "./request-info.ts";
 import { permissionsOf } from "./permissions.ts";
@@ -19,13 +20,35 @@ const BEARER = /^Bearer\s+(\S{1,512})$/i;
 /**
  * Whether a user who has no second factor must enrol one before the session opens, under the BULWARK_REQUIRE_MFA
  * policy (ASVS 6.3.3): everyone with `all`, holders of an administrative permission with `administrative`,
- * nobody with `none`. Reads the user's permissions only under `administrative`.
+ * nobody with `none`. Reads the user's permissions only under `administrative`, and not when the caller passes
+ * those it already read (`held`).
  */
-export async function mfaEnrolmentDue(app: App, userId: string): Promise<boolean> {
+export async function mfaEnrolmentDue(app: App, userId: string, options: { held?: ReadonlySet<string> } = {}): Promise<boolean> {
   const policy = app.config.requireMFA;
   if (policy === "all") return true;
   if (policy === "none") return false;
-  return holdsAdministrative(await permissionsOf(app.db, userId));
+  return holdsAdministrative(options.held ?? (await permissionsOf(app.db, userId)));
+}
+
+/** Requests made with an API token whose owner held no second factor when it was verified (tokens.verify's ownerHasMFA). */
+const tokenOwnersWithoutMFA = new WeakSet<FastifyRequest>();
+
+/**
+ * Whether a token caller is held by the MFA policy in force: its owner is due to enrol a factor (mfaEnrolmentDue,
+ * judged now, not when the token was minted) and holds none. A token is minted from a fully signed-in session, so
+ * under the policy of that day; one an administrator without a factor minted under BULWARK_REQUIRE_MFA=none (or
+ * before being given an administrative role, or left after containment removed the factors) kept the whole admin API
+ * once the policy was raised, while the same account's session was held at enrolment (ASVS 6.3.3, 8.2.1). Refused
+ * until the owner enrols a factor or the token is revoked. Costs no query when the owner has a factor (verify read it)
+ * or the policy is `none`, nor under `administrative` when the caller passes the permissions it read (`held`).
+ *
+ * @example
+ * if (await tokenHeldForMFA(app, request, { held })) throw tokenErrors.ownerMFARequired();
+ */
+export async function tokenHeldForMFA(app: App, request: FastifyRequest, options: { held?: ReadonlySet<string> } = {}): Promise<boolean> {
+  const auth = request.auth;
+  if (!auth || auth.via !== "token" || !tokenOwnersWithoutMFA.has(request)) return false;
+  return mfaEnrolmentDue(app, auth.userId, options);
 }
 
 /** Computes (once per request) where a session stands: MFA due, MFA enrolment due, password change due, or open. */
@@ -75,6 +98,7 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
       throw httpAuthErrors.tokenInvalid();
     }
     request.auth = { userId: verdict.userId, via: "token", sessionId: null, tokenId: verdict.tokenId, tokenExpiresAt: verdict.expiresAt, scopes: [...verdict.scopes], aal: 1 };
+    if (!verdict.ownerHasMFA) tokenOwnersWithoutMFA.add(request);
     // Its use is recorded too, reads included: the first request of each hour from each address (an IPv6 client by its
     // /64, one host's share, as flood control counts it: a /48 is often a provider's, shared by its customers), so a
     // thief's use of a leaked token from anywhere new is in the log with the route it asked for, while a script polling
@@ -123,13 +147,16 @@ async function guard(app: App, request: FastifyRequest): Promise<void> {
   } else {
     const auth = request.auth;
     if (!auth) throw request.sessionReplaced ? sessionErrors.refused("replaced") : httpAuthErrors.signInRequired();
+    let held: ReadonlySet<string> | undefined;
     if (access !== "authenticated") {
       if (!isPermission(access)) throw httpAuthErrors.forbidden(String(access));
-      const held = await permissionsOf(app.db, auth.userId);
+      held = await permissionsOf(app.db, auth.userId);
       if (!allows(held, access)) throw httpAuthErrors.forbidden(access);
       // A token never exceeds its scopes (nor its user's roles, checked above).
       if (auth.via === "token" && !allows(new Set(auth.scopes ?? []), access)) throw httpAuthErrors.forbidden(access);
     }
+    // A token whose owner the MFA policy now holds at enrolment is held too (tokenHeldForMFA).
+    if (await tokenHeldForMFA(app, request, held === undefined ? {} : { held })) throw tokenErrors.ownerMFARequired();
   }
   // A half-finished login reaches only the routes that list its gate (public routes stay reachable).
   if (request.cookieSession && access !== undefined && access !== "public") {

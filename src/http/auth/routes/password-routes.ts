@@ -2,13 +2,14 @@
 // /auth/password/reset/complete. Reset answers the same whether or not the account exists; completing it
 // needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { addressTag } from "../../../accounts/email-change/index.ts";
+import { addressTag, isUnfinishedSignUpEvenly } from "../../../accounts/email-change/index.ts";
 import { mfaErrors, resetChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
 import { accountPasswordContext, throwIfRefused } from "../../../accounts/password-policy/index.ts";
 import { lockAccountLinks, PasswordResetError, resetErrors } from "../../../accounts/password-reset/index.ts";
 import { endUserSessions } from "../../../accounts/sessions/index.ts";
 import type { User } from "../../../accounts/users/index.ts";
 import type { App } from "../../../app/types.ts";
+import { newId } from "../../../crypto/tokens.ts";
 import { InputError } from "../../../lib/errors.ts";
 import { isFresh, refusedNotFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
@@ -70,6 +71,18 @@ export async function sendResetMail(app: App, request: FastifyRequest, user: Use
 const RESET_REFUSED = "auth.password.reset-refused";
 
 export function registerPasswordRoutes(server: FastifyInstance, app: App): void {
+  /**
+   * Whether account `userId` (a throw-away id for none) is a sign-up that registration, closed now, leaves unfinished
+   * (sign-up-shell.ts: made by POST /auth/register while it was open, its link never followed). Nothing finishes such a
+   * sign-up while registration is closed: the operator closed it, and the link mailed before, or a new one asked for by
+   * "forgot password", set a password on a password-less account like any other and let the outsider in
+   * (test/tightened-config-red-team.test.ts). Judged at each request by the configuration in force: once registration
+   * is open again, they can be finished. The same two reads for every account and for none (ASVS 6.3.8); none while
+   * registration is open.
+   */
+  const closedSignUp = async (userId: string | null): Promise<boolean> =>
+    !app.config.http.registrationOpen && (await isUnfinishedSignUpEvenly(app.db.db, userId ?? newId("usr", app.random)));
+
   server.post<{ Body: { currentPassword: string; newPassword: string } }>(
     "/auth/password/change",
     {
@@ -184,13 +197,16 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       if (!rate.allowed) return throttledAnswer(reply, rate, "BULWARK_ERR_THROTTLED", "requests that send mail from this address");
       const email = request.body.email;
       const user = email.length > 254 ? null : await app.accounts.users.findByIdentifier(email);
+      // An unfinished sign-up while registration is closed gets no link either: its completion would be refused.
+      const signUp = await closedSignUp(user?.id ?? null);
+      if (signUp) request.log.info({ userId: user?.id }, "password reset mail not sent: an unfinished sign-up, and registration is closed");
       // Only active, unlocked accounts get a link; the answer, and the work done before it, are the same in every
       // case. A lock means the account may be in hostile hands: nothing changes its credentials until an
       // administrator unlocks it (as /auth/email/confirm refuses it too). The mailer checks again in its transaction.
-      await sendResetMail(app, request, user && user.status === "active" && user.lockedAt === null ? user : null, "reset");
+      await sendResetMail(app, request, user && user.status === "active" && user.lockedAt === null && !signUp ? user : null, "reset");
       await app.audit.append({
         type: "auth.password.reset-requested", actor: "anonymous", subject: user ? user.id : addressTag(app.keyring, email),
-        requestId: request.id, data: { ip: ctx.ip, known: user !== null },
+        requestId: request.id, data: { ip: ctx.ip, known: user !== null, ...(signUp ? { unfinishedSignUp: true } : {}) },
       });
       return reply.status(202).send(RESET_ACCEPTED);
     },
@@ -202,6 +218,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     async (request) => {
       const check = await app.accounts.passwordReset.check(request.body.token);
       if (!check.valid) throw await refusedLink(request, check);
+      if (await closedSignUp(check.userId)) throw await refusedLink(request, { reason: "registration-closed", genuine: { userId: check.userId, tokenId: check.tokenId } });
       // Bound to this reset link (its id, not its secret): the challenge passes no login's or other link's gate.
       return app.accounts.mfa.webauthn.authenticationOptions(check.userId, { context: resetChallengeContext(check.tokenId) });
     },
@@ -250,6 +267,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     if (!user || user.status !== "active" || user.lockedAt !== null) {
       throw await refusedLink(request, { reason: user ? "account-locked" : "account-gone", genuine: { userId: check.userId, tokenId: check.tokenId } });
     }
+    // A sign-up left unfinished when registration was closed is not finished through its link (closedSignUp): the
+    // refusal of an invalid link, before the password is looked at; the link is not spent (registration may reopen).
+    if (await closedSignUp(user.id)) throw await refusedLink(request, { reason: "registration-closed", genuine: { userId: check.userId, tokenId: check.tokenId } });
     await checkNewPassword(app, request.body.newPassword, user, request);
     /** A factor refused, or spent first by a concurrent request: audited and answered with the factors to choose from. */
     const factorRefused = async (reason: FactorRefusal, credentialId?: string): Promise<unknown> => {
