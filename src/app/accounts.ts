@@ -193,6 +193,8 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
     mfa: createMfaService({
       // Its own flood counters and limits: code guessing is bounded per user, apart from password guessing.
       database, clock, random, keyring, flood: new FloodControl({ database, clock, keyOf, policy: MFA_FLOOD_POLICY, namespace: MFA_FLOOD_NAMESPACE }), issuer: config.serviceName,
+      // The session lifetimes in force: a waiting enrolment stands only while its session does.
+      session: config.http.session,
       // WebAuthn binds credentials to the public host name (the RP ID) and checks the page origin: the public URL's
       // only, for registration and assertion alike. Not BULWARK_TRUSTED_ORIGINS: those may post a form with a cookie
       // (CSRF), and a page on one under the RP ID (a marketing subdomain, one taken over) would otherwise run a passkey

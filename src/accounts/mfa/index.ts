@@ -8,6 +8,7 @@ import { executorDialect, lockKeyOf, serialiseTransactions, type Database } from
 import type { Schema } from "../../store/schema.ts";
 import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import type { FloodControl } from "../flood/flood.ts";
+import { resolveSessionPolicy, type SessionPolicy } from "../sessions/policy.ts";
 import { takeUserSessionsTurn } from "../sessions/revocation.ts";
 import { factorRef, floodIdentifier, MFA_FLOOD_NAMESPACE, type FactorCounter } from "./policy.ts";
 import { createRecoveryCodes, type RecoveryCodes } from "./recovery.ts";
@@ -96,6 +97,11 @@ export interface MfaDeps {
   /** Shown in authenticator apps (config.serviceName). */
   issuer: string;
   webauthn: WebAuthnSettings;
+  /**
+   * The session lifetimes in force (the session manager's; defaults otherwise): a waiting enrolment belongs to a
+   * session only while that session stands by them.
+   */
+  session?: Partial<SessionPolicy>;
 }
 
 /**
@@ -115,7 +121,7 @@ export function createMfaService(deps: MfaDeps): MfaService {
     throw new Error(`the MFA service needs a FloodControl with namespace "${MFA_FLOOD_NAMESPACE}" (got ${JSON.stringify(flood.namespace)}): otherwise failed logins can reach its counters`);
   }
   const db = database.db;
-  const totp = createTOTPFactor({ db, clock, random, keyring, flood, issuer });
+  const totp = createTOTPFactor({ db, clock, random, keyring, flood, issuer, sessionLimits: resolveSessionPolicy(deps.session) });
   const recovery = createRecoveryCodes({ db, clock, random, flood });
   const webauthn = createWebAuthnFactor({ database, clock, random, settings: deps.webauthn });
 
