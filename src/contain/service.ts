@@ -34,7 +34,7 @@ export function resetNotifierFor(app: App): ResetNotifier {
       await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId });
     },
     async enqueueNotice(trx, user, jobId, event) {
-      await notifySecurityEvent(app.accounts.outbox, { eventId: noticeEventId(jobId, user.id, event), to: user.email, at: app.clock.now(), event }, { appName: app.config.serviceName, executor: trx });
+      await notifySecurityEvent(app.accounts.outbox, { eventId: noticeEventId(jobId, user.id, event), to: user.email, accountId: user.id, at: app.clock.now(), event }, { appName: app.config.serviceName, executor: trx });
     },
   };
 }

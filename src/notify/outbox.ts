@@ -347,16 +347,6 @@ export class Outbox {
     return this.#database.transaction(work);
   }
 
-  /**
-   * The id of the account whose address is `address` now (compared as stillGood compares), or null when none is (or
-   * more than one): for a notice queued by a caller that named the address only (SecurityNotice.accountId).
-   */
-  async accountAt(address: string, executor?: Kysely<Schema>): Promise<string | null> {
-    const rows = await (executor ?? this.#db).selectFrom("users").select("id")
-      .where(sql<SqlBool>`lower("email") = lower(${address})`).limit(2).execute();
-    return rows.length === 1 ? rows[0]!.id : null;
-  }
-
   /** Validates one message (header injection refused here) and builds its row, with its bodies not sealed yet (#seal). */
   #row(message: NewMessage, now: number): Insertable<OutboxMessagesTable> & SealedFor & { id: string; body_text: string; body_html: string | null } {
     checkToken("idempotencyKey", message.idempotencyKey);

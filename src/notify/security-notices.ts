@@ -9,7 +9,6 @@ import { PRIORITY, type EnqueueResult, type NewMessage, type Outbox } from "./ou
 import { addressProblem, checkAddress, checkSubject, checkToken } from "./validate.ts";
 import { browserLabel } from "./browser-label.ts";
 import { noticeAddress } from "./notice-address.ts";
-import type { Schema } from "../store/schema.ts";
 
 export type MFAFactor = "totp" | "webauthn" | "recovery-codes";
 
@@ -85,8 +84,9 @@ export interface SecurityNotice {
   event: SecurityEvent;
   /**
    * The account's id: its notice to `to` is sent only while the account still has that address (NewMessage.accountId).
-   * notifySecurityEvent looks it up by `to` when left out. The notices of an address change never carry it: they are
-   * meant for the addresses as such, the one left and the one set.
+   * Every caller about an account passes it (a lookup by `to` here cost a scan of the users table per notice: a
+   * containment's 200,000 notices never finished). Left out, the notice is sent to `to` as composed. The notices of an
+   * address change never carry it: they are meant for the addresses as such, the one left and the one set.
    */
   accountId?: string;
 }
@@ -491,8 +491,7 @@ export function securityMessages(notice: SecurityNotice, options: Omit<NoticeOpt
  */
 export async function notifySecurityEvent(outbox: Outbox, notice: SecurityNotice, options: NoticeOptions): Promise<EnqueueResult[]> {
   const results: EnqueueResult[] = [];
-  const accountId = notice.accountId ?? (await outbox.accountAt(notice.to, options.executor as Kysely<Schema> | undefined)) ?? undefined;
-  for (const message of securityMessages({ ...notice, ...(accountId === undefined ? {} : { accountId }) }, options)) {
+  for (const message of securityMessages(notice, options)) {
     if (options.gatherUntil === undefined) {
       results.push(await outbox.enqueue(message, options.executor));
       continue;

@@ -144,7 +144,7 @@ export async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: Im
         noticesRefused++;
         await deps.audit.appendIn(trx, { type: IMPORT_NOTICE_REFUSED, actor: options.actor, subject: existing.id, data: { notice: "password-changed", line: row.line, job: batch.jobId, reason: problem } });
       } else {
-        const notice = { eventId: `${batch.jobId}.${row.line}.${existing.id}`, to: owner.email, at: now, event: { type: "password-changed" as const } };
+        const notice = { eventId: `${batch.jobId}.${row.line}.${existing.id}`, to: owner.email, accountId: existing.id, at: now, event: { type: "password-changed" as const } };
         await notifySecurityEvent(deps.notices.outbox, notice, { appName: deps.notices.appName, executor: trx });
         noticesQueued++;
       }

@@ -44,7 +44,7 @@ export async function tellGrantee(
   const user = await trx.selectFrom("users").select("email").where("id", "=", grant.userId).executeTakeFirstOrThrow();
   const told = await queueSecurityNotice(
     deps.outbox,
-    { eventId: grant.eventId, to: user.email, at: deps.clock.now(), ip: null, event: { type: "administrative-role-received", role: grant.role, permissions } },
+    { eventId: grant.eventId, to: user.email, accountId: grant.userId, at: deps.clock.now(), ip: null, event: { type: "administrative-role-received", role: grant.role, permissions } },
     { appName: deps.appName, executor: trx },
     async (reason) => {
       await deps.audit.appendIn(trx, { type: GRANT_NOTICE_REFUSED, actor: grant.actor, subject: grant.userId, data: { role: grant.role, event: grant.eventId, reason } });

@@ -39,7 +39,7 @@ export async function remindExpiringTokens(deps: TokenReminderDeps, leadMs: numb
   let after: { expiresAt: number; id: string } | null = null;
   for (;;) {
     let query = deps.db.selectFrom("api_tokens").innerJoin("users", "users.id", "api_tokens.user_id")
-      .select(["api_tokens.id as id", "api_tokens.expires_at as expiresAt", "users.email as email"])
+      .select(["api_tokens.id as id", "api_tokens.expires_at as expiresAt", "users.email as email", "users.id as userId"])
       .where("api_tokens.revoked_at", "is", null)
       .where("api_tokens.expires_at", ">", deps.now)
       .where("api_tokens.expires_at", "<=", deps.now + leadMs)
@@ -72,7 +72,7 @@ export async function remindExpiringTokens(deps: TokenReminderDeps, leadMs: numb
         continue;
       }
       try {
-        const results = await notifySecurityEvent(deps.outbox, { eventId, to: row.email, at: deps.now, event: { type: "api-token-expiring", expiresAt } }, { appName: deps.appName });
+        const results = await notifySecurityEvent(deps.outbox, { eventId, to: row.email, accountId: row.userId, at: deps.now, event: { type: "api-token-expiring", expiresAt } }, { appName: deps.appName });
         queued += results.filter((r) => r.created).length;
       } catch (error) {
         if (!(error instanceof NotifyInputError)) throw error;

@@ -117,7 +117,7 @@ export async function notifyOwner(app: App, request: FastifyRequest, userId: str
   };
   const told = await queueSecurityNotice(
     app.accounts.outbox,
-    { eventId, to: user.email, at: app.clock.now(), ip: options.withoutAddress === true ? null : clientIP(request), event: notice },
+    { eventId, to: user.email, accountId: user.id, at: app.clock.now(), ip: options.withoutAddress === true ? null : clientIP(request), event: notice },
     { appName: app.config.serviceName, ...(executor ? { executor } : {}), ...(options.gatherUntil === undefined ? {} : { gatherUntil: options.gatherUntil }) },
     (reason, code) => refused("account", reason, code),
   );
