@@ -88,14 +88,16 @@ describe("a leaked help-desk token turned on its own owner", () => {
   it("attack: a leaked help-desk token cannot force its own owner into password changes in a loop — require-password-change refuses the caller's own account (403), so the owner reaches DELETE /api/v1/tokens (ASVS 7.5.2, 6.3.7) (was: allowed, and every session of the owner was held at the change gate while the thief's script ran)", async () => {
     await fx.app.accounts.roles.create({ name: "helpdesk-rpc", permissions: ["accounts.read", "accounts.write"] }, "test");
     const owner = await fx.user("desk-rpc@example.org", { roles: ["helpdesk-rpc"] });
-    const leaked = await flows.tokenFor(owner.id, ["accounts.read", "accounts.write"]);
-    // The owner learns of the leak and signs in to end the token; the thief's script re-requires a password change in a loop.
+    // An administrative permission: the owner has an authenticator app (BULWARK_REQUIRE_MFA; a token of an owner without
+    // one is held), enrolled in the session that will try to end the token, which is then aal 2.
     const b = fx.browser();
     assert.equal((await b.login(owner.email, owner.password)).statusCode, 200);
-    // An administrative permission: the owner has an authenticator app (BULWARK_REQUIRE_MFA), this session is aal 2.
     const secret = (await b.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
     assert.equal((await b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } })).statusCode, 200);
     fx.clock.advance(STEP);
+    // The owner's token leaks; the owner learns of it and, signed in, tries to end it while the thief's script
+    // re-requires a password change in a loop.
+    const leaked = await flows.tokenFor(owner.id, ["accounts.read", "accounts.write"]);
     // Each round: the script flags the owner's password; the owner tries to end the token, is held at the change gate,
     // changes the password (the only way on), and tries again.
     let password = owner.password;
