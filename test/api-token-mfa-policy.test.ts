@@ -55,12 +55,17 @@ describe("API tokens under BULWARK_REQUIRE_MFA (ASVS 6.3.3)", () => {
       const sessions = await bearer(fx, token, "GET", "/auth/sessions");
       assert.equal(sessions.statusCode, 403, sessions.body);
       assert.equal(codeOf(sessions), HELD);
+      // GET /auth/session (public) tells the script why: held at enrolment, as the owner's session would be.
+      const session = await bearer(fx, token, "GET", "/auth/session");
+      assert.equal(session.statusCode, 200, session.body);
+      assert.equal((session.json() as { mfaEnrolmentRequired?: boolean }).mfaEnrolmentRequired, true, session.body);
       const refused = await eventsSince(fx.app.db.db, mark, ["api.refused"]);
       assert.ok(refused.some((e) => e.actor === admin.id && e.data["code"] === HELD && e.data["auth"] === "token"), `the refusals are recorded against the account: ${JSON.stringify(refused.map((e) => e.data))}`);
 
       await enrolTOTP(fx, admin);
       const after = await bearer(fx, token, "GET", "/api/v1/users");
       assert.equal(after.statusCode, 200, `with a factor enrolled the token is served again: ${after.body}`);
+      assert.equal((((await bearer(fx, token, "GET", "/auth/session")).json()) as { mfaEnrolmentRequired?: boolean }).mfaEnrolmentRequired, false);
     } finally {
       await fx.close();
     }

@@ -5,7 +5,7 @@ import { login } from "../../../accounts/login/index.ts";
 import { factorKind } from "../../../accounts/mfa/index.ts";
 import { clearSessionCookie, readDeviceCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
-import { gateOf, mfaEnrolmentDue } from "../authenticate.ts";
+import { gateOf, mfaEnrolmentDue, tokenHeldForMFA } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { actingContext, ANY_GATE, deviceTagger, knownBrowserOf, requestContext, requireSession, secret, setDeviceCookie, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
 import { InputError, isBulwarkError } from "../../../lib/errors.ts";
@@ -136,7 +136,9 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
     // A poll that raced a login or step-up: not signed in with the cookie it sent, but the browser holds the new
     // one by now, so the page asks again instead of showing the sign-in form.
     if (!auth) return request.sessionReplaced ? { authenticated: false, sessionReplaced: true } : { authenticated: false };
-    if (auth.via === "token") return { authenticated: true, via: "token", userId: auth.userId, tokenId: auth.tokenId, scopes: auth.scopes };
+    // A token the MFA policy holds (its owner has no factor) says so, as a session held at enrolment does: it is
+    // refused everywhere else until the owner enrols one (tokenHeldForMFA).
+    if (auth.via === "token") return { authenticated: true, via: "token", userId: auth.userId, tokenId: auth.tokenId, scopes: auth.scopes, mfaEnrolmentRequired: await tokenHeldForMFA(app, request) };
     const { cs } = requireSession(request);
     const gate = await gateOf(app, request);
     const s = cs.session;
