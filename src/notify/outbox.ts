@@ -748,6 +748,17 @@ export class Outbox {
     return row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest);
   }
 
+  /**
+   * When a message was last delivered, as the store records it (sent rows are kept BULWARK_OUTBOX_RETENTION_DAYS), or
+   * null when none is on record: what `outbox status` and `requeue-dead` tell the operator about delivery, never this
+   * shell's environment (the server sends with SMTP settings of its own, which an operator's shell rarely holds).
+   */
+  async lastSentAt(): Promise<number | null> {
+    const row = await this.#db.selectFrom("outbox_messages").select((eb) => eb.fn.max("sent_at").as("last"))
+      .where("status", "=", "sent").executeTakeFirst();
+    return row?.last === null || row?.last === undefined ? null : Number(row.last);
+  }
+
   async get(id: string): Promise<OutboxMessage> {
     const row = await this.#db.selectFrom("outbox_messages").selectAll().where("id", "=", id).executeTakeFirst();
     if (!row) throw notifyErrors.notFound(id);

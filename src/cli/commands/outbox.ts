@@ -2,7 +2,6 @@
 // email outbox owes, which messages are dead (given up after 5xx replies or ~24 h of failures), and putting
 // them back once the cause is fixed. Exit codes: 0 done, 2 bad usage or not confirmed, 3 failure.
 import type { Command } from "commander";
-import type { App } from "../../app/index.ts";
 import { InputError } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import type { DeadPosition, OutboxMessageSummary } from "../../notify/index.ts";
@@ -35,19 +34,6 @@ function age(ms: number): string {
   const hours = Math.floor((minutes % 1440) / 60);
   const parts = [days ? `${days}d` : "", hours ? `${hours}h` : "", `${minutes % 60}m`].filter(Boolean);
   return parts.join(" ");
-}
-
-/**
- * When the server last delivered a message, as the store records it (sent rows are kept BULWARK_OUTBOX_RETENTION_DAYS),
- * or null when none is on record. What these commands tell the operator about delivery comes from here, never from this
- * shell's environment: the server sends with the SMTP settings of its own, which an operator's shell rarely holds (the
- * relay's password stays with the server), and a shell without them was told "nothing is being sent" while the server
- * delivered at once.
- */
-async function lastSentAt(app: App): Promise<number | null> {
-  const row = await app.db.db.selectFrom("outbox_messages").select((eb) => eb.fn.max("sent_at").as("last"))
-    .where("status", "=", "sent").executeTakeFirst();
-  return row?.last === null || row?.last === undefined ? null : Number(row.last);
 }
 
 /** "last delivery: 2026-12-06T03:00:00.000Z (5m ago)", or that none is on record. */
@@ -91,7 +77,7 @@ function register(program: Command, ctx: CliContext): void {
         const app = await ctx.app();
         const { outbox } = app.accounts;
         const now = app.clock.now();
-        const [counts, oldest, dead, last] = await Promise.all([outbox.counts(), outbox.oldestPending(), outbox.listDead({ limit }), lastSentAt(app)]);
+        const [counts, oldest, dead, last] = await Promise.all([outbox.counts(), outbox.oldestPending(), outbox.listDead({ limit }), outbox.lastSentAt()]);
         if (json(opts)) {
           writeJSON(ctx, {
             counts,
@@ -177,7 +163,8 @@ function register(program: Command, ctx: CliContext): void {
             : `requeue-dead: requeued ${requeued} of ${total} dead messages before the failure below (audited, and back in the queue to be sent); run it again for the rest`);
           throw error;
         }
-        const last = await lastSentAt(app);
+        // From the store, never this shell's environment: the server sends with SMTP settings of its own (lastSentAt).
+        const last = await app.accounts.outbox.lastSentAt();
         if (json(opts)) writeJSON(ctx, { requeued, lastSentAt: last === null ? null : new Date(last).toISOString(), mailConfigured: app.config.http.mail !== null });
         else {
           writeLine(ctx, `requeued ${requeued} dead message${requeued === 1 ? "" : "s"}${requeued < total ? ` (${total - requeued} had changed meanwhile and were left alone)` : ""}`);
