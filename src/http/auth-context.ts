@@ -18,6 +18,8 @@ export interface RequestAuth {
   scopes: readonly string[] | null;
   /** Authenticator assurance of the session: 1 password, 2 multi-factor. Tokens count as 1. */
   aal: 1 | 2;
+  /** via = token: whether the token's owner held a second factor when it was verified (tokens.verify's ownerHasMFA). */
+  ownerHasMFA?: boolean;
 }
 
 /**

@@ -30,9 +30,6 @@ export async function mfaEnrolmentDue(app: App, userId: string, options: { held?
   return holdsAdministrative(options.held ?? (await permissionsOf(app.db, userId)));
 }
 
-/** Requests made with an API token whose owner held no second factor when it was verified (tokens.verify's ownerHasMFA). */
-const tokenOwnersWithoutMFA = new WeakSet<FastifyRequest>();
-
 /**
  * Whether a token caller is held by the MFA policy in force: its owner is due to enrol a factor (mfaEnrolmentDue,
  * judged now, not when the token was minted) and holds none. A token is minted from a fully signed-in session, so
@@ -47,7 +44,7 @@ const tokenOwnersWithoutMFA = new WeakSet<FastifyRequest>();
  */
 export async function tokenHeldForMFA(app: App, request: FastifyRequest, options: { held?: ReadonlySet<string> } = {}): Promise<boolean> {
   const auth = request.auth;
-  if (!auth || auth.via !== "token" || !tokenOwnersWithoutMFA.has(request)) return false;
+  if (!auth || auth.via !== "token" || auth.ownerHasMFA !== false) return false;
   return mfaEnrolmentDue(app, auth.userId, options);
 }
 
@@ -97,8 +94,7 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
       }
       throw httpAuthErrors.tokenInvalid();
     }
-    request.auth = { userId: verdict.userId, via: "token", sessionId: null, tokenId: verdict.tokenId, tokenExpiresAt: verdict.expiresAt, scopes: [...verdict.scopes], aal: 1 };
-    if (!verdict.ownerHasMFA) tokenOwnersWithoutMFA.add(request);
+    request.auth = { userId: verdict.userId, via: "token", sessionId: null, tokenId: verdict.tokenId, tokenExpiresAt: verdict.expiresAt, scopes: [...verdict.scopes], aal: 1, ownerHasMFA: verdict.ownerHasMFA };
     // Its use is recorded too, reads included: the first request of each hour from each address (an IPv6 client by its
     // /64, one host's share, as flood control counts it: a /48 is often a provider's, shared by its customers), so a
     // thief's use of a leaked token from anywhere new is in the log with the route it asked for, while a script polling
