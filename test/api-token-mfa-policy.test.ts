@@ -95,6 +95,26 @@ describe("API tokens under BULWARK_REQUIRE_MFA (ASVS 6.3.3)", () => {
     }
   });
 
+  it("a passkey suspended as cloned still counts as the owner's factor until it is removed, as at sign-in: the token is served, then held once the passkey is gone", async () => {
+    const fx = await authFixture();
+    try {
+      const admin = await fx.user("token-admin-cloned@example.org", { roles: ["admin"] });
+      const now = fx.clock.now();
+      // The account's only factor, suspended when a copy of it was caught (src/accounts/mfa/webauthn.ts).
+      await fx.app.db.db.insertInto("webauthn_credentials").values({ id: "cred-cloned", user_id: admin.id, public_key: "pk", counter: 7, transports: "[]", created_at: now, last_used_at: now, name: "key", suspended_at: now }).execute();
+      const { token } = await fx.app.accounts.tokens.create(admin.id, { name: "ci", scopes: ["admin"] });
+      // Sign-in still asks this account for a second factor: a suspension never leaves it behind the password alone.
+      assert.equal(await fx.app.accounts.mfa.hasMfa(admin.id), true);
+      assert.equal((await bearer(fx, token, "GET", "/api/v1/users")).statusCode, 200, "held as the sign-in is: by the factor it still counts");
+      await fx.app.db.db.deleteFrom("webauthn_credentials").where("id", "=", "cred-cloned").execute();
+      const held = await bearer(fx, token, "GET", "/api/v1/users");
+      assert.equal(held.statusCode, 403, held.body);
+      assert.equal(codeOf(held), HELD);
+    } finally {
+      await fx.close();
+    }
+  });
+
   it("under all, a plain user's token with no factor is held too, and served once the owner enrols one", async () => {
     const fx = await authFixture({ BULWARK_REQUIRE_MFA: "all" });
     try {
