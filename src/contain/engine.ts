@@ -6,6 +6,8 @@
 import type { Kysely } from "kysely";
 import type { AuditInput, AuditLog } from "../audit/audit-log.ts";
 import type { Keyring } from "../crypto/keyring.ts";
+import { DEFAULT_SESSION_POLICY } from "../accounts/sessions/policy.ts";
+import type { SessionLimits } from "../accounts/sessions/open-rule.ts";
 import { epochNow, type Job, type JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
@@ -24,6 +26,16 @@ export interface ContainDeps {
   keyring: Keyring | null;
   /** Queues reset emails for invalidate-passwords; null until the outbox is wired (then 0 are queued, and the job says so). */
   notifier: ResetNotifier | null;
+  /**
+   * The session policy in force (the app's: app.accounts.sessions.policy, from BULWARK_SESSION_*): which sessions the
+   * levers count as open. Absent, the defaults the app runs with when those are unset (sessionPolicyOf).
+   */
+  sessionPolicy?: SessionLimits;
+}
+
+/** The session policy the levers judge open sessions by: the one in force, or the app's defaults. */
+export function sessionPolicyOf(deps: Pick<ContainDeps, "sessionPolicy">): SessionLimits {
+  return deps.sessionPolicy ?? DEFAULT_SESSION_POLICY;
 }
 
 export interface StepResult {

@@ -4,7 +4,7 @@ import { sql, type Kysely } from "kysely";
 import type { AuditInput } from "../audit/audit-log.ts";
 import { epochOfARaiseNow, nextEpoch } from "../accounts/sessions/revocation.ts";
 import { storedBatchSizeProblem, type Job, type RequestKey } from "../jobs/job-store.ts";
-import type { ContainDeps, Stage, StepResult } from "./engine.ts";
+import { sessionPolicyOf, type ContainDeps, type Stage, type StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { findLever, leverNames, pairingNotesByLever, levers as allLevers, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type PairingCounts, type ScopeQuery, type UserLever } from "./lever.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
@@ -155,7 +155,8 @@ function options(partial: Partial<LeverOptions> | undefined): LeverOptions {
 
 // Without createdSeq: a job's stages add it in their transaction (creationSeqOf); a dry run and the begins have none.
 function leverContext(deps: ContainDeps, jobId: string, at: number, epoch: number, opts: LeverOptions, scope: { all?: unknown }): LeverContext {
-  return { jobId, dialect: deps.database.dialect, at, now: at, epoch, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier };
+  return { jobId, dialect: deps.database.dialect, at, now: at, epoch, options: opts, allUsers: scope.all === true, keyring: deps.keyring, notifier: deps.notifier,
+    sessionPolicy: sessionPolicyOf(deps) };
 }
 
 /**

@@ -2,6 +2,7 @@
 // in registry order, batch by batch, inside one transaction per batch. docs/containment.md: how to add one.
 import type { Kysely, SelectQueryBuilder } from "kysely";
 import type { Keyring } from "../crypto/keyring.ts";
+import type { SessionLimits } from "../accounts/sessions/open-rule.ts";
 import { addressProblem, type SecurityEvent } from "../notify/index.ts";
 import type { DialectName } from "../store/database.ts";
 import type { Schema } from "../store/schema.ts";
@@ -137,6 +138,11 @@ export interface LeverContext {
   allUsers: boolean;
   keyring: Keyring | null;
   notifier: ResetNotifier | null;
+  /**
+   * The session policy in force (ContainDeps.sessionPolicy): which sessions are open (openSessionSQL), so that what a
+   * lever counts as ended, dry or real, is what sessions.list and validate find open, not every stored row.
+   */
+  sessionPolicy: SessionLimits;
 }
 
 /** What an undo runs with: the lever context, and the job being undone. */

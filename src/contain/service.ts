@@ -23,7 +23,7 @@ import { reversibleLevers, UNDO_KIND, undoStages, type UndoSpec } from "./undo.t
  * outbox inside the batch's transaction; without SMTP the messages wait there until mail is configured.
  */
 export function containDeps(app: App, notifier: ResetNotifier | null = resetNotifierFor(app)): ContainDeps {
-  return { database: app.db, clock: app.clock, random: app.random, audit: app.audit, jobs: app.accounts.jobs, keyring: app.keyring, notifier };
+  return { database: app.db, clock: app.clock, random: app.random, audit: app.audit, jobs: app.accounts.jobs, keyring: app.keyring, notifier, sessionPolicy: app.accounts.sessions.policy };
 }
 
 /** invalidate-passwords' reset links and the other levers' security notices, through the app's reset tokens and outbox. */

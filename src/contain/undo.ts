@@ -8,7 +8,7 @@ import { BulwarkError } from "../lib/errors.ts";
 import { lockKeyOf, serialiseTransactions, type DialectName } from "../store/database.ts";
 import type { ContainChangesTable, Schema } from "../store/schema.ts";
 import type { AuditInput } from "../audit/audit-log.ts";
-import type { ContainDeps, Stage, StepResult } from "./engine.ts";
+import { sessionPolicyOf, type ContainDeps, type Stage, type StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS, leverNamed, storedBatchSize, storedLevers } from "./job.ts";
 import { findLever, type ChangeRecord, type LeverContext, type LeverEvent, type UserLever } from "./lever.ts";
@@ -269,7 +269,7 @@ export function undoStages(deps: ContainDeps, job: Job<UndoSpec>): Stage[] {
   // And the API token it was posted with: an undo pulls no revoke-tokens, so any revocation of it stops the undo.
   const creatorStands = creatorCheck(deps.database, job.id, storedCreatorUser(job.id, job.spec), creatorMustHold(lacks), { token: creatorTokenOf(job.id, job.spec) });
   // The job's notifier: a role handed back is told as a grant is (demote-inactive-admins), keyed by this undo job.
-  const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: deps.notifier };
+  const ctx = { jobId: job.id, dialect: deps.database.dialect, at: job.createdAt, now: job.createdAt, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: deps.notifier, sessionPolicy: sessionPolicyOf(deps) };
   // Who the events a lever asks for name as their actor: the creator checked (an API caller), else whoever took the
   // undo over, else the job's own actor (the CLI's operator): actingActor, as every event of the job names it.
   const acting = actingActor(job);
@@ -418,7 +418,7 @@ export async function dryRunUndo(deps: ContainDeps, jobId: string, actor: string
   const limit = options.limit ?? 1000;
   const { original, levers } = await undoable(deps, jobId);
   const now = deps.clock.now();
-  const ctx = { jobId: "(dry-run)", dialect: deps.database.dialect, at: now, now, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null };
+  const ctx = { jobId: "(dry-run)", dialect: deps.database.dialect, at: now, now, epoch: 0, options: DEFAULT_OPTIONS, allUsers: false, keyring: deps.keyring, notifier: null, sessionPolicy: sessionPolicyOf(deps) };
   const report: UndoDryRunReport = { dryRun: true, undoOf: jobId, levers, changes: 0, counts: {}, sample: [], leftAlone: [], leftAloneMore: false };
   for (const name of levers) {
     const lever = leverNamed(name) as UserLever;

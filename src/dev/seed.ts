@@ -197,7 +197,9 @@ export async function seedUsers(deps: SeedDeps, options: SeedOptions): Promise<S
         const bytes = random.bytes(48 * sessionsPerUser);
         for (let k = 0; k < sessionsPerUser; k++) {
           const created = now - Math.floor(rand() * 11 * HOUR);
-          const seen = created + Math.floor((now - created) * rand());
+          // Last seen within the default idle timeout (30 minutes), so they are live by the rule validate and
+          // containment's counts judge by (src/accounts/sessions/open-rule.ts), not idle-expired rows.
+          const seen = Math.max(created, now - Math.floor(rand() * 25 * 60_000));
           sessions.push([`ses_${base32(bytes.subarray(48 * k, 48 * k + 16))}`, userId, hex(bytes, 48 * k + 16), created, seen, created + SESSION_LIFE,
             `203.0.113.${Math.floor(rand() * 254) + 1}`, AGENTS[Math.floor(rand() * AGENTS.length)] as string, 1]);
         }

@@ -1,6 +1,7 @@
 // Public API of the sessions module: tokens, the session manager, revocation stamps and the cookie.
 export * from "./session-manager.ts";
 export * from "./policy.ts";
+export * from "./open-rule.ts";
 export * from "./token.ts";
 export * from "./cookie.ts";
 export * from "./device-cookie.ts";

@@ -6,6 +6,7 @@ import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
+import { absoluteEnd, openSessionSQL, sessionClosedBy } from "./open-rule.ts";
 import { resolveSessionPolicy, type SessionPolicy } from "./policy.ts";
 import { CURRENT_EPOCH_SQL, GLOBAL_SCOPE, holdGlobalStamp, raiseStamp, readStamps, refusedBy, revokedBefore, stampOf, takeUserSessionsTurn, userScope, type SessionTurnOptions } from "./revocation.ts";
 import type { SessionsTable } from "./tables.ts";
@@ -154,25 +155,16 @@ export interface SessionManager {
 }
 
 /**
- * Whether a session carries a creation or last-seen date more than `toleranceMs` (policy.datedAheadToleranceMs: the
- * skew a node may have and still serve) ahead of `now`.
- */
-function futureDated(session: Pick<Session, "createdAt" | "lastSeenAt">, now: number, toleranceMs: number): boolean {
-  return session.createdAt > now + toleranceMs || session.lastSeenAt > now + toleranceMs;
-}
-
-/**
- * The row as a Session under the absolute lifetime in force (`absoluteTimeoutMs`): its expiry is the earlier of the one
- * written when it was issued and its creation time plus that lifetime. A lifetime shortened since (a restart with a
- * lower BULWARK_SESSION_ABSOLUTE_MINUTES, after a breach) then reaches the sessions already out, and expiresAt, which
- * GET /auth/session and the session list show, does not promise the old end (ASVS 7.3.2, 7.1.1). A lengthened one
- * gives none of them more time.
+ * The row as a Session under the absolute lifetime in force (`absoluteTimeoutMs`): its expiry is absoluteEnd (the
+ * earlier of the one written when it was issued and its creation time plus that lifetime, src/accounts/sessions/
+ * open-rule.ts), so expiresAt, which GET /auth/session and the session list show, does not promise the old end of a
+ * lifetime shortened since (ASVS 7.3.2, 7.1.1).
  */
 function toSession(r: Selectable<SessionsTable>, absoluteTimeoutMs: number): Session {
   const aal = Number(r.aal);
   const createdAt = Number(r.created_at);
   return {
-    id: r.id, userId: r.user_id, createdAt, lastSeenAt: Number(r.last_seen_at), expiresAt: Math.min(Number(r.expires_at), createdAt + absoluteTimeoutMs),
+    id: r.id, userId: r.user_id, createdAt, lastSeenAt: Number(r.last_seen_at), expiresAt: absoluteEnd({ createdAt, expiresAt: Number(r.expires_at) }, { absoluteTimeoutMs }),
     ip: r.ip, userAgent: r.user_agent, aal: aal === 2 ? 2 : aal === 1 ? 1 : 0, issuedEpoch: Number(r.issued_epoch),
     factor: aal === 2 ? r.factor : null, deviceTold: Number(r.device_told) === 1,
   };
@@ -335,18 +327,12 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     // once real time caught up with its last-seen date. Ended, as isFresh refuses such a creation time: the user signs
     // in again on a clock that agrees (ASVS 7.3.1, 7.3.2). Only beyond the skew a node may have and still serve
     // (policy.datedAheadToleranceMs): within it the issuing node is a healthy one, and its sessions stand everywhere.
-    if (futureDated(session, now, policy.datedAheadToleranceMs)) {
+    // Then the absolute lifetime in force (not only the one it was issued under) and the idle timeout: the one rule
+    // (sessionClosedBy) that the session list and containment's counts judge by too (openSessionSQL).
+    const closed = sessionClosedBy(session, now, policy);
+    if (closed !== null) {
       await deleteSession(session.id);
-      return { valid: false, reason: "future-dated" };
-    }
-    // expiresAt is already bounded by the absolute lifetime in force (toSession), not only the one it was issued under.
-    if (now >= session.expiresAt) {
-      await deleteSession(session.id);
-      return { valid: false, reason: "absolute-expired" };
-    }
-    if (now - session.lastSeenAt >= policy.idleTimeoutMs) {
-      await deleteSession(session.id);
-      return { valid: false, reason: "idle-expired" };
+      return { valid: false, reason: closed };
     }
     if (withTouch && now - session.lastSeenAt >= policy.touchIntervalMs) {
       await touch(session.id);
@@ -406,10 +392,8 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         .selectFrom("sessions as s")
         .select(SESSION_COLUMNS)
         .where("s.user_id", "=", userId)
-        .where("s.expires_at", ">", now)
-        // The absolute lifetime in force, as validate judges it (toSession): one shortened since the row was written.
-        .where("s.created_at", ">", now - policy.absoluteTimeoutMs)
-        .where("s.last_seen_at", ">", now - policy.idleTimeoutMs)
+        // Open as validate judges it (sessionClosedBy): stored expiry, the lifetime and idle timeout in force, dated ahead.
+        .where(openSessionSQL(now, policy, { table: "s" }))
         .orderBy("s.last_seen_at", "desc")
         .orderBy("s.id", "desc");
       const before = options.before;
@@ -421,7 +405,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         q.execute(),
         readStamps(db, [GLOBAL_SCOPE, userScope(userId)]),
       ]);
-      return rows.map((r) => toSession(r, policy.absoluteTimeoutMs)).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch) && !futureDated(s, now, policy.datedAheadToleranceMs));
+      return rows.map((r) => toSession(r, policy.absoluteTimeoutMs)).filter((s) => !refusedBy(stamps, s.createdAt, s.issuedEpoch));
     },
     async lowerAssurance(userId, options = {}) {
       const executor = options.executor ?? db;
@@ -514,18 +498,14 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     async purgeExpired(executor = db) {
       const now = clock.now();
       await executor.deleteFrom("replaced_sessions").where("replaced_at", "<=", now - REPLACED_GRACE_MS).execute();
-      // And the rows dated ahead of this clock (futureDated): one nobody presents before real time passes its dates
+      // And the rows dated ahead of this clock ("future-dated"): one nobody presents before real time passes its dates
       // would then be judged by them, and outlive both limits by the difference. A pass every maintenance interval
       // bounds that to the interval, after a clock stepped back or on a node whose clock runs ahead of the others'. By
-      // validate's own tolerance: a narrower one deleted the sessions of a node the product lets serve. The absolute
-      // limit is the earlier of the stored expiry and the creation time plus the lifetime in force (toSession).
-      const ahead = now + policy.datedAheadToleranceMs;
+      // validate's own tolerance: a narrower one deleted the sessions of a node the product lets serve. Exactly the rows
+      // the one rule finds not open (openSessionSQL): past the stored expiry, the lifetime or the idle timeout in force.
       const result = await executor
         .deleteFrom("sessions")
-        .where((eb) => eb.or([
-          eb("expires_at", "<=", now), eb("created_at", "<=", now - policy.absoluteTimeoutMs), eb("last_seen_at", "<=", now - policy.idleTimeoutMs),
-          eb("created_at", ">", ahead), eb("last_seen_at", ">", ahead),
-        ]))
+        .where((eb) => eb.not(openSessionSQL(now, policy)))
         .executeTakeFirst();
       return Number(result.numDeletedRows);
     },

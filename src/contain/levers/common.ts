@@ -5,6 +5,7 @@ import type { DialectName } from "../../store/database.ts";
 import type { ScopeQuery } from "../lever.ts";
 import type { Schema } from "../../store/schema.ts";
 import { issuedBefore } from "../../accounts/sessions/revocation.ts";
+import { openSessionSQL, type SessionLimits } from "../../accounts/sessions/open-rule.ts";
 
 /** How many ids a dry run shows: enough to recognise the scope, few enough to read. */
 export const SAMPLE_SIZE = 5;
@@ -76,21 +77,52 @@ export function partitionRestored<C extends { userId: string }>(changes: readonl
 export type UserRowTable = "sessions" | "api_tokens" | "mfa_totp" | "mfa_recovery_codes" | "webauthn_credentials" | "identities";
 
 /**
+ * The moment and the session policy (LeverContext.sessionPolicy, the one in force) by which a lever judges which
+ * sessions are open: what it counts as ended, dry or real.
+ */
+export interface OpenAt {
+  now: number;
+  limits: SessionLimits;
+}
+
+/**
  * Counts the rows of `table` belonging to users of `scope` (optionally narrowed, e.g. tokens not yet
- * revoked), the distinct users holding them, and samples a few of those users.
+ * revoked), the distinct users holding them, and samples a few of those users. With `open` (sessions only), only
+ * the sessions open then by the one rule sessions.list and validate judge by (openSessionSQL): one over by its stored
+ * expiry, or by the lifetime or idle timeout in force, is no session a containment ends.
  */
 export async function countOwnedRows(
   db: Kysely<Schema>,
   table: UserRowTable,
   scope: ScopeQuery,
-  options: { unrevoked?: boolean; before?: number; epoch?: number } = {},
+  options: { unrevoked?: boolean; before?: number; epoch?: number; open?: OpenAt } = {},
 ): Promise<{ users: number; rows: number; sample: string[] }> {
   let q = db.selectFrom(table).where(`${table}.user_id`, "in", scope);
   if (options.unrevoked) q = q.where("revoked_at" as never, "is", null);
   if (options.before !== undefined) q = q.where(issuedBefore(options.before, options.epoch ?? 0));
+  if (options.open !== undefined) q = q.where(openSessionSQL(options.open.now, options.open.limits, { table }));
   const row = await q.select((eb) => [eb.fn.count<number>(`${table}.user_id`).distinct().as("users"), eb.fn.countAll<number>().as("rows")]).executeTakeFirst();
   const sample = await q.select(`${table}.user_id`).distinct().orderBy(`${table}.user_id`).limit(SAMPLE_SIZE).execute();
   return { users: Number(row?.users ?? 0), rows: Number(row?.rows ?? 0), sample: sample.map((r) => (r as { user_id: string }).user_id) };
+}
+
+/**
+ * Deletes the sessions of `userIds` that a stamp of `before` and `epoch` refuses (issuedBefore), in the caller's batch
+ * transaction, and says how many of them were open at `open.now`, and of how many users: what the lever ended, as its
+ * dry run counted it (countOwnedRows with `open`). The rows already over go too: they are dead, and would only wait
+ * for maintenance's purge.
+ *
+ * @example
+ * const ended = await endSessions(trx, ctx.dialect, ids, { before: revokedBefore(ctx.now), epoch }, { now: ctx.now, limits: ctx.sessionPolicy });
+ */
+export async function endSessions(
+  trx: Kysely<Schema>, dialect: DialectName, userIds: readonly string[], refused: { before: number; epoch: number }, open: OpenAt,
+): Promise<{ users: number; sessions: number }> {
+  if (userIds.length === 0) return { users: 0, sessions: 0 };
+  const rows = await trx.deleteFrom("sessions").where(inIds(dialect, "user_id", userIds)).where(issuedBefore(refused.before, refused.epoch))
+    .returning(["user_id", sql<number>`case when ${openSessionSQL(open.now, open.limits)} then 1 else 0 end`.as("open")]).execute();
+  const ended = rows.filter((r) => Number(r.open) === 1);
+  return { users: new Set(ended.map((r) => r.user_id)).size, sessions: ended.length };
 }
 
 /** How many links a spend of `spendOpenLinks` ended, per kind. */

@@ -11,8 +11,9 @@ import { isoOrNull } from "../../lib/calendar.ts";
 import { addressProblem } from "../../notify/index.ts";
 import type { DialectName } from "../../store/database.ts";
 import type { LeverContext, LeverEvent, LeverOptions, ScopeQuery, UserLever } from "../lever.ts";
-import { countUsers, DAY_MS, inIds, spendOpenLinks } from "./common.ts";
-import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
+import { countUsers, DAY_MS, endSessions, inIds, spendOpenLinks } from "./common.ts";
+import { openSessionSQL } from "../../accounts/sessions/open-rule.ts";
+import { revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
 import type { Schema } from "../../store/schema.ts";
 
@@ -202,7 +203,8 @@ export const invalidatePasswords = {
     const { users, sample } = await countUsers(db, scope, stillValid);
     // The sessions the run ends with the passwords (those opened before it reaches each user); tokens minted after
     // the job is created are revoked by the run, and none exists yet.
-    const open = await db.selectFrom("sessions").where("sessions.user_id", "in", stillValid(scope))
+    // Open ones only, by the session policy in force (openSessionSQL), as the run counts them.
+    const open = await db.selectFrom("sessions").where("sessions.user_id", "in", stillValid(scope)).where(openSessionSQL(ctx.now, ctx.sessionPolicy, { table: "sessions" }))
       .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     // And the email-change links begin spends at the job's creation, under the name the job's begun record gives them;
     // present when there are any (as require-mfa-reenrolment's linksLeftOpenSpent): no batch count of the job matches it.
@@ -259,8 +261,7 @@ export const invalidatePasswords = {
       // Every session of these accounts was opened with the password now invalidated, or an older one: they end with
       // it, up to this batch's time — also one the leaked password opened while earlier batches ran (ASVS 7.4.1).
       const epoch = await raiseUserStamps(trx, ids, ctx.now, "sessions");
-      const ended = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", ids)).where(issuedBefore(revokedBefore(ctx.now), epoch)).executeTakeFirst();
-      counts.sessions = Number(ended.numDeletedRows);
+      counts.sessions = (await endSessions(trx, ctx.dialect, ids, { before: revokedBefore(ctx.now), epoch }, { now: ctx.now, limits: ctx.sessionPolicy })).sessions;
       // And an API token minted after the job was created, before the batch reached the account: made by a session
       // the password no longer vouches for. Tokens from before the job are the revoke-tokens lever's to judge.
       const minted = await trx.updateTable("api_tokens").set({ revoked_at: ctx.now })

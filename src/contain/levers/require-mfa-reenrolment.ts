@@ -10,9 +10,9 @@ import { forecastNotices, queueNotices, type LeverContext, type NoticeDue, type 
 import type { MFAFactor } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { containmentResetKey } from "../../accounts/password-reset/reset-mail.ts";
-import { countOpenLinks, countOwnedRows, inIds, openLinkOwners, spendOpenLinks, type LinksSpent } from "./common.ts";
+import { countOpenLinks, countOwnedRows, endSessions, inIds, openLinkOwners, spendOpenLinks, type LinksSpent } from "./common.ts";
 import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.ts";
-import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
+import { revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
 
 const FACTOR_TABLES = ["mfa_totp", "mfa_recovery_codes", "webauthn_credentials"] as const;
@@ -116,8 +116,9 @@ export const requireMfaReenrolment = {
     const holders = db.selectFrom("users").where("users.id", "in", scope)
       .where((eb) => eb.or(FACTOR_TABLES.map((t) => eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "users.id")))));
     const users = await holders.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
-    // The sessions the run would end: every session of a user who holds a factor (the same count the run reports).
-    const sessions = await countOwnedRows(db, "sessions", holders.select("users.id"));
+    // The sessions the run would end: every open session of a user who holds a factor, by the session policy in force
+    // (the same count the run reports).
+    const sessions = await countOwnedRows(db, "sessions", holders.select("users.id"), { open: { now: ctx.now, limits: ctx.sessionPolicy } });
     // The links the run would spend: every open one of those users (as if the lever ran alone: with invalidate-passwords
     // in the job, that lever spends them first and this one reports only what is left).
     const links = await countOpenLinks(db, holders.select("users.id"));
@@ -157,8 +158,7 @@ export const requireMfaReenrolment = {
       // At the batch's time, not the job's: a session opened with the old factor after the job was created (the
       // attacker's, while earlier batches ran) dies with the factor too.
       const epoch = await raiseUserStamps(trx, ids, ctx.now, "sessions");
-      const ended = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", ids)).where(issuedBefore(revokedBefore(ctx.now), epoch)).executeTakeFirst();
-      counts.sessions = Number(ended.numDeletedRows);
+      counts.sessions = (await endSessions(trx, ctx.dialect, ids, { before: revokedBefore(ctx.now), epoch }, { now: ctx.now, limits: ctx.sessionPolicy })).sessions;
     }
     counts.users = affected.size;
     counts.totp = totp.length;

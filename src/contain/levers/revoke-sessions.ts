@@ -6,7 +6,8 @@
 import { sql } from "kysely";
 import { bulkDeleteSQLite } from "../../store/sqlite-bulk-delete.ts";
 import type { UserLever } from "../lever.ts";
-import { countOwnedRows, inIds } from "./common.ts";
+import { countOwnedRows, endSessions } from "./common.ts";
+import { openSessionSQL } from "../../accounts/sessions/open-rule.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
 
@@ -15,21 +16,24 @@ export const revokeSessions = {
   name: "revoke-sessions",
   description: "End every session in scope at once (revocation stamp), then delete the session rows",
   async dryRun(db, scope, ctx) {
-    const { users, rows, sample } = await countOwnedRows(db, "sessions", scope, { before: revokedBefore(ctx.at), epoch: ctx.epoch });
+    // The sessions open when the stamps would be raised (the job's creation), by the session policy in force.
+    const { users, rows, sample } = await countOwnedRows(db, "sessions", scope, { before: revokedBefore(ctx.at), epoch: ctx.epoch, open: { now: ctx.at, limits: ctx.sessionPolicy } });
     return { counts: { users, sessions: rows, stamps: await stampsToWrite(db, scope, ctx) }, sample };
   },
   async begin(trx, scope, ctx) {
     return { stamps: await raiseScopeStamps(trx, scope, ctx, "sessions") };
   },
   async apply(trx, userIds, ctx) {
-    if (userIds.length === 0) return { counts: { users: 0, sessions: 0 }, changes: [] };
     // Exactly the sessions the stamp refuses: a login after the job started (once the user reset a password,
-    // say) is left alone. Idempotent: a re-run finds the rows already gone.
-    const rows = await trx.deleteFrom("sessions").where(inIds(ctx.dialect, "user_id", userIds)).where(issuedBefore(revokedBefore(ctx.at), ctx.epoch)).returning("user_id").execute();
-    return { counts: { users: new Set(rows.map((r) => r.user_id)).size, sessions: rows.length }, changes: [] };
+    // say) is left alone. Idempotent: a re-run finds the rows already gone. Counted are those the stamp ended, open
+    // when it was raised (the job's time), as the dry run counted them; the rows already over go with them.
+    const counts = await endSessions(trx, ctx.dialect, userIds, { before: revokedBefore(ctx.at), epoch: ctx.epoch }, { now: ctx.at, limits: ctx.sessionPolicy });
+    return { counts, changes: [] };
   },
   async applyAll(trx, ctx) {
     const refused = issuedBefore(revokedBefore(ctx.at), ctx.epoch);
+    // Counted, as in apply: the sessions open at the job's time by the session policy in force (1 or 0 per row).
+    const open = sql<number>`case when ${openSessionSQL(ctx.at, ctx.sessionPolicy)} then 1 else 0 end`;
     // Every user's sessions created up to the job's millisecond: for an --all scope the same rows the batches
     // would delete (a session older than the job belongs to a user who existed when the scope was recorded).
     // Pre-login sessions (no user) are not in any scope and stay. docs/decisions/0005-bulk-containment-on-sqlite.md.
@@ -37,15 +41,15 @@ export const revokeSessions = {
       // One DELETE, the statement an operator would type: it reads the table in storage order, where deleting
       // by user reads it at random; it takes row locks only, so no session check ever waits for it.
       const { rows } = await sql<{ sessions: string; users: string }>`
-        with gone as (delete from sessions where user_id is not null and ${refused} returning user_id)
-        select count(*) as sessions, count(distinct user_id) as users from gone`.execute(trx);
+        with gone as (delete from sessions where user_id is not null and ${refused} returning user_id, ${open} as open)
+        select coalesce(sum(open), 0) as sessions, count(distinct case when open = 1 then user_id end) as users from gone`.execute(trx);
       return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0) };
     }
-    // SQLite: the users are counted from the (user_id, created_at) index, then the table is rebuilt around the
-    // rows that stay.
-    const row = await trx.selectFrom("sessions").where("user_id", "is not", null).where(refused)
-      .select((eb) => eb.fn.count<number>("user_id").distinct().as("users")).executeTakeFirst();
-    const { deleted } = await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and ${refused}`);
-    return { users: Number(row?.users ?? 0), sessions: deleted };
+    // SQLite: the open sessions and their users are counted first, then the table is rebuilt around the rows that stay.
+    const { rows } = await sql<{ sessions: number | null; users: number }>`
+      select sum(${open}) as sessions, count(distinct case when ${open} = 1 then user_id end) as users
+      from sessions where user_id is not null and ${refused}`.execute(trx);
+    await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and ${refused}`);
+    return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0) };
   },
 } satisfies UserLever;
