@@ -16,6 +16,8 @@ import { REMEDY, SignInList } from "./sign-ins.ts";
 
 export type { SignIn } from "./sign-ins.ts";
 export type { GuessedAccount } from "./guessed.ts";
+export { LoginsStateError, LoginsStateWriteError } from "./errors.ts";
+export { checkWindowState, LONG_WINDOW_MS, readWindowState, writeWindowState } from "./window-state.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

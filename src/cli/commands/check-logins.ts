@@ -1,15 +1,16 @@
-// `bulwark check logins [--since 24h]`: failed-login waves and the sign-ins that got through, from the audit log.
+// `bulwark check logins [--since 24h] [--state FILE]`: failed-login waves and the sign-ins that got through, from the audit log.
 import { open, rm, type FileHandle } from "node:fs/promises";
 import type { Command } from "commander";
-import { InputError } from "../../lib/errors.ts";
+import { InputError, RuntimeFailure } from "../../lib/errors.ts";
 import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
 import type { CliContext, CommandModule } from "../context.ts";
-import { action, group } from "../run.ts";
+import { action, group, writeFlushed } from "../run.ts";
 import { parseTime } from "../time.ts";
 
 interface LoginsOptions extends CheckOptions {
-  since: string;
+  since?: string;
   until?: string;
+  state?: string;
   waveMin?: string;
   waveFactor?: string;
   streak?: string;
@@ -49,8 +50,10 @@ export default {
             "addresses failing on many accounts at any pace (a list being worked through), accounts failing from any number of addresses at " +
             "any pace (one password guessed by a botnet), and the sign-ins that got through any of them, or came after a run of failures; each with the session to end",
         )
-        .option("--since <time>", "the window's start: an age such as 24h, 7d, or an ISO 8601 time (UTC unless it carries an offset)", "24h")
+        .option("--since <time>", "the window's start: an age such as 24h, 7d, or an ISO 8601 time (UTC unless it carries an offset); default 24h. With --state, only while FILE does not exist yet")
         .option("--until <time>", "the window's end (default: now)")
+        .option("--state <file>", "start the window where the last run with this FILE ended, however late this one starts (for cron: no sign-in falls between two runs), " +
+          "and record this run's end in it once the report is written; a new file the first time (the window is then --since's). Refused (exit 2) unless a regular file only you can write")
         .option("--wave-min <n>", "a wave is any 60 minutes with at least this many failed logins (default 100)...")
         .option("--wave-factor <n>", "...and at least this many times the usual hour (default 5; see --baseline-days)")
         .option("--streak <n>", "report a sign-in after at least this many failed attempts in a row on its account (default 5, as the owner's notice)")
@@ -60,7 +63,7 @@ export default {
         .option("--ids-out <file>", "write the id of every account a reported sign-in belongs to, one per line, for `bulwark contain … --ids` (a new file)"),
     ).action(
       action(ctx, async (opts: LoginsOptions) => {
-        const { checkLogins, DEFAULT_LOGINS_OPTIONS } = await import("../../checks/logins/index.ts");
+        const { checkLogins, checkWindowState, DEFAULT_LOGINS_OPTIONS, LONG_WINDOW_MS, readWindowState, writeWindowState } = await import("../../checks/logins/index.ts");
         const { datedAheadToleranceFor } = await import("../../store/clock-skew.ts");
         // Checked before the store is opened: a typo costs nothing.
         const waveMin = whole(opts.waveMin, "--wave-min", 1, DEFAULT_LOGINS_OPTIONS.waveMin);
@@ -71,12 +74,24 @@ export default {
         const baselineDays = whole(opts.baselineDays, "--baseline-days", 0, DEFAULT_LOGINS_OPTIONS.baselineDays);
         // The window's times are read once here for their shape (a mistyped --since is named before any store is
         // looked for), and again below against the application's clock.
-        parseTime(opts.since, "--since", Date.now());
+        const sinceText = opts.since ?? "24h";
+        parseTime(sinceText, "--since", Date.now());
         if (opts.until !== undefined) parseTime(opts.until, "--until", Date.now());
+        // The state file too (where the last run ended; null: none yet), refused whole and left untouched if it is not
+        // one this user wrote (src/checks/logins/window-state.ts).
+        const lastEnd = opts.state === undefined ? null : await readWindowState(opts.state);
         const app = await ctx.app();
         const now = app.clock.now();
-        const since = parseTime(opts.since, "--since", now);
+        // A sign-in stamped late by a node whose clock is behind is judged again in the next run (twice the clock skew a
+        // node may have and still serve, 60 s by default); a state file dated ahead by more than that is refused.
+        const lateWriteMs = datedAheadToleranceFor(app.config.maxClockSkewMs);
+        if (opts.state !== undefined && lastEnd !== null) checkWindowState(opts.state, lastEnd, { now, aheadToleranceMs: lateWriteMs });
         const until = opts.until === undefined ? now : parseTime(opts.until, "--until", now);
+        // With a state, the window starts where the last run ended: --since is for the first run only.
+        const since = lastEnd ?? parseTime(sinceText, "--since", now);
+        if (lastEnd !== null && lastEnd >= until) {
+          throw new InputError("BULWARK_ERR_USAGE", `--state ${JSON.stringify(opts.state)}: the last run ended at ${new Date(lastEnd).toISOString()}, not before this run's end (${new Date(until).toISOString()}): nothing to judge (an earlier --until, or the clock set back); the file is left as it was`);
+        }
         if (since >= until) throw new InputError("BULWARK_ERR_USAGE", `--since (${new Date(since).toISOString()}) must be before --until (${new Date(until).toISOString()})`);
         // The id file is created before the log is read (never over an existing file: it may be another run's, or a
         // link planted where the operator writes), so a refusal costs no scan; it is removed again if the check fails,
@@ -84,9 +99,6 @@ export default {
         const idsOut = opts.idsOut === undefined ? null : await createIdsFile(opts.idsOut);
         let r: Awaited<ReturnType<typeof checkLogins>>;
         try {
-          // Twice the clock skew a node may have and still serve (60 s by default) before the window is judged again: a
-          // sign-in stamped there by a node whose clock is behind may have been written after the run before read the log.
-          const lateWriteMs = datedAheadToleranceFor(app.config.maxClockSkewMs);
           r = await checkLogins(app.db, { since, until, waveMin, waveFactor, streak, sprayMin, guessMin, baselineDays, lateWriteMs });
           if (idsOut !== null) {
             await idsOut.writeFile(r.reportedAccounts.map((id) => `${id}\n`).join(""));
@@ -100,22 +112,44 @@ export default {
           throw error;
         }
         await idsOut?.close();
+        const longWindow = lastEnd !== null && until - since > LONG_WINDOW_MS;
+        const sinceIgnored = lastEnd !== null && opts.since !== undefined;
+        const stateLines = opts.state === undefined ? [] : [
+          lastEnd === null
+            ? `${opts.state} does not exist yet: the window is --since's; it records this run's end once the report is written`
+            : `the window starts where the last run with ${opts.state} ended${sinceIgnored ? ` (--since ${opts.since} is ignored: it sets the first window only)` : ""}`,
+          ...(longWindow ? [`the window is ${Math.round(((until - since) / 86_400_000) * 10) / 10} days long: runs were missed or failed since ${new Date(since).toISOString()}; it is judged whole, and the spraying and guessed-account rules count failures over all of it`] : []),
+        ];
         const usual = r.usualFrom === "window" ? "the window's own median, the store being younger than the baseline" : `the median hour of the ${baselineDays} days before`;
         const summary = [
           `${r.window.since} to ${r.window.until}: ${r.failed} failed login(s), usually ${r.usualFailedPerHour} an hour (${usual}), ${r.throttled} throttled event(s), ${r.succeeded} sign-in(s); ${r.waves.length} wave(s), ${r.sprayingAddresses.length} spraying address(es), ${r.guessedAccounts.length} guessed account(s)`,
+          ...stateLines,
           ...(idsOut !== null ? [`${r.reportedAccounts.length} account id(s) written to ${opts.idsOut}`] : []),
           ...(r.succeededWithoutDetail > 0 ? [`${r.succeededWithoutDetail} sign-in(s) were recorded before sign-in events named their session and browser: not judged on them`] : []),
         ];
-        return finishCheck(ctx, opts, {
+        const code = await finishCheck(ctx, opts, {
           check: "logins",
           findings: r.findings,
           extra: {
             window: r.window, failed: r.failed, throttled: r.throttled, succeeded: r.succeeded, medianFailedPerHour: r.medianFailedPerHour,
             usualFailedPerHour: r.usualFailedPerHour, usualFrom: r.usualFrom, waves: r.waves, sprayingAddresses: r.sprayingAddresses, guessedAccounts: r.guessedAccounts,
             succeededWithoutDetail: r.succeededWithoutDetail, reportedAccounts: r.reportedAccounts.length,
+            ...(opts.state === undefined ? {} : { state: { file: opts.state, lastEnd: lastEnd === null ? null : new Date(lastEnd).toISOString(), sinceIgnored, longWindow } }),
           },
           summary,
         });
+        if (opts.state !== undefined) {
+          // Only once the report has been taken by standard output (the --ids-out list is on disk already): a run that
+          // dies before then leaves the old state, and the next run judges this window again, rather than past it.
+          try {
+            await writeFlushed(ctx.stdout, "");
+          } catch (cause) {
+            throw new RuntimeFailure("BULWARK_ERR_OUTPUT_WRITE", `cannot write the report (${(cause as Error).message}); --state ${JSON.stringify(opts.state)} is left as it was: the next run judges this window again`, { cause });
+          }
+          // Never past the time the log was read: an --until ahead of it covered sign-ins not yet made.
+          await writeWindowState(opts.state, Math.min(until, now));
+        }
+        return code;
       }),
     );
   },
