@@ -5,13 +5,15 @@
 // only by such accounts is taken by a change that proves its owner (a confirmed link to it, an administrator's decision):
 // the sign-up is deleted in the change's transaction, its link with it, and recorded (SIGN_UP_REMOVED_EVENT). While
 // registration is closed, nothing finishes one: its link is refused, a reset request mails none (password-routes.ts).
+// An administrator's new account for such an address takes it the same way (createOverSignUps).
 import type { Kysely } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
+import { accountErrors } from "../errors.ts";
 import { lockAccountLinks } from "../password-reset/link-lock.ts";
 import { confusableSkeleton } from "../users/confusables.ts";
-import { identifierKey } from "../users/normalise.ts";
+import { identifierKey, validateEmail } from "../users/normalise.ts";
 
 /** The audit event of an unfinished sign-up deleted for the address a change gave another account. */
 export const SIGN_UP_REMOVED_EVENT = "user.sign-up-removed";
@@ -84,18 +86,20 @@ async function madeBySignUp(executor: Kysely<Schema>, id: string, createdAt: num
 }
 
 /**
- * The accounts other than `userId` that hold `address` (its lookup key) or a look-alike of it (confusables.ts): refused
- * as the account store refuses them ("taken" before "confusable"), unless every one is an unfinished sign-up.
+ * The accounts other than `userId` (null: an account not yet made) that hold `address` (its lookup key) or a look-alike
+ * of it (confusables.ts): refused as the account store refuses them ("taken" before "confusable"), unless every one is
+ * an unfinished sign-up.
  *
  * @example
  * const holders = await addressHolders(trx, userId, "owner@example.org");
  * if (!holders.free) throw accountErrors.emailTaken();
  */
-export async function addressHolders(executor: Kysely<Schema>, userId: string, address: string): Promise<AddressHolders> {
+export async function addressHolders(executor: Kysely<Schema>, userId: string | null, address: string): Promise<AddressHolders> {
   const key = identifierKey(address);
-  const holders = await executor.selectFrom("users").select(["id", "email_key"])
-    .where((eb) => eb.or([eb("email_key", "=", key), eb("email_skeleton", "=", confusableSkeleton(address))]))
-    .where("id", "!=", userId).execute();
+  let query = executor.selectFrom("users").select(["id", "email_key"])
+    .where((eb) => eb.or([eb("email_key", "=", key), eb("email_skeleton", "=", confusableSkeleton(address))]));
+  if (userId !== null) query = query.where("id", "!=", userId);
+  const holders = await query.execute();
   const signUps: string[] = [];
   const others: { email_key: string }[] = [];
   for (const holder of holders) {
@@ -113,7 +117,7 @@ export interface SignUpRemoval {
   actor: string;
   /** The account that takes the address. */
   for: string;
-  /** An administrator's set-email ("api", "cli", as user.email-set says), or the owner's confirmed email change. */
+  /** An administrator's set-email or new account ("api", "cli", as their events say), or the owner's confirmed change. */
   via: "api" | "cli" | "email-confirm";
   requestId?: string;
   /** More for the event's data (the API caller's context, the confirmed link's id). */
@@ -127,13 +131,55 @@ export interface SignUpRemoval {
  * kept, and the caller refuses the address) or finds its link gone.
  */
 export async function removeUnfinishedSignUp(database: Database, trx: Kysely<Schema>, audit: Pick<AuditLog, "appendIn">, id: string, removal: SignUpRemoval): Promise<boolean> {
+  if (!(await deleteUnfinishedSignUp(database, trx, id))) return false;
+  await recordSignUpRemoved(trx, audit, id, removal);
+  return true;
+}
+
+/** removeUnfinishedSignUp without its event, for a change that learns `for` only after the delete (createOverSignUps). */
+async function deleteUnfinishedSignUp(database: Database, trx: Kysely<Schema>, id: string): Promise<boolean> {
   await lockAccountLinks(database, trx, id);
   if (!(await isUnfinishedSignUp(trx, id))) return false;
   const deleted = await trx.deleteFrom("users").where("id", "=", id).where("password_hash", "is", null).executeTakeFirst();
-  if (Number(deleted.numDeletedRows) !== 1) return false;
+  return Number(deleted.numDeletedRows) === 1;
+}
+
+async function recordSignUpRemoved(trx: Kysely<Schema>, audit: Pick<AuditLog, "appendIn">, id: string, removal: SignUpRemoval): Promise<void> {
   await audit.appendIn(trx, {
     type: SIGN_UP_REMOVED_EVENT, actor: removal.actor, subject: id, ...(removal.requestId ? { requestId: removal.requestId } : {}),
     data: { ...removal.detail, via: removal.via, for: removal.for },
   });
-  return true;
+}
+
+/** Who creates an account over an unfinished sign-up: an administrator, through the API or the CLI (no `for` yet). */
+export type CreationRemoval = Omit<SignUpRemoval, "for" | "via"> & { via: "api" | "cli" };
+
+/**
+ * Runs `create` (an administrator's new account for `email`, written in `trx`; given the sign-up removed for it) after
+ * deleting the unfinished sign-ups that alone hold the address (addressHolders), each under its link lock and checked
+ * again there as set-email does, then records each removal (SIGN_UP_REMOVED_EVENT, `for`: the new account). An outsider who knew the address was about
+ * to get an account signed it up and never finished, and the administrator's create was refused as taken. An address a
+ * real account holds (a password, an invitation) is left to `create`, which refuses it as before; so is a sign-up
+ * finished meanwhile (a password now). Throws what `create` throws; nothing is deleted then (one transaction).
+ *
+ * @example
+ * const { created, signUpRemoved } = await createOverSignUps(app.db, trx, app.audit, email, { actor, via: "cli" }, () => users.create({ email }, trx));
+ * // { created: { id: "usr_…", … }, signUpRemoved: "usr_…" } (null when no sign-up held the address)
+ */
+export async function createOverSignUps<T extends { id: string }>(
+  database: Database, trx: Kysely<Schema>, audit: Pick<AuditLog, "appendIn">, email: string, removal: CreationRemoval, create: (signUpRemoved: string | null) => Promise<T>,
+): Promise<{ created: T; signUpRemoved: string | null }> {
+  // Validated as the store validates it (an invalid address is refused with the store's own error, before any read).
+  const holders = await addressHolders(trx, null, validateEmail(email));
+  const removed: string[] = [];
+  // (At most one: a sign-up takes only plain ASCII addresses, whose skeleton is their lookup key.)
+  for (const signUp of holders.free ? holders.signUps : []) {
+    // Finished by its link meanwhile: a password now, a real account, which keeps the address.
+    if (!(await deleteUnfinishedSignUp(database, trx, signUp))) throw accountErrors.emailTaken();
+    removed.push(signUp);
+  }
+  // Told the sign-up it replaces, for its own user.created event (as user.email-set names it).
+  const created = await create(removed[0] ?? null);
+  for (const signUp of removed) await recordSignUpRemoved(trx, audit, signUp, { ...removal, for: created.id });
+  return { created, signUpRemoved: removed[0] ?? null };
 }

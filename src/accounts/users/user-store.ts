@@ -1,4 +1,4 @@
-// The account store over Kysely (SQLite and PostgreSQL alike): create, find, change a password hash with
+// The account store over Kysely (SQLite and PostgreSQL alike): create, find, list a page, change a password hash with
 // compare-and-set (so a concurrent change is never overwritten), record logins.
 import { sql, type Kysely, type RawBuilder, type Selectable } from "kysely";
 import { newId } from "../../crypto/tokens.ts";
@@ -84,12 +84,26 @@ export function toUser(r: Selectable<UsersTable>): User {
   };
 }
 
+/** Which page of accounts UserStore.page reads. */
+export interface UserPageQuery {
+  /** Only accounts whose email or username starts with this (compared on the lookup keys); null: every account. */
+  q: string | null;
+  /** The last id of the page before (ids are random, so the order reveals nothing); null: the first page. */
+  after: string | null;
+  limit: number;
+}
+
 export interface UserStore {
   /** Creates an account with a random id. Throws a conflict error when the email or username is taken. */
   create(input: NewUser, db?: Kysely<Schema>): Promise<User>;
   /** Builds the row for `create` without writing it (bulk import validates rows this way). */
   prepare(input: NewUser): Selectable<UsersTable>;
   getById(id: string): Promise<User | null>;
+  /**
+   * One page of accounts in id order, each with the initial-password expiry in force as every read of the store
+   * carries it; `more` when another page follows.
+   */
+  page(query: UserPageQuery): Promise<{ users: User[]; more: boolean }>;
   /** Finds an account by email or username (case-insensitive). */
   findByIdentifier(identifier: string): Promise<User | null>;
   /**
@@ -103,7 +117,7 @@ export interface UserStore {
    * it was set (users.password_initial_expires_at) and the time it was set (password_changed_at) plus the lifetime in
    * force (`initialPasswordMs`). A lifetime shortened since (a restart with a lower BULWARK_INITIAL_PASSWORD_HOURS)
    * then reaches the initial passwords already handed out, and what the API shows does not promise the old end
-   * (ASVS 6.4.1). For rows read outside the store (toUser); the store's own reads carry it already.
+   * (ASVS 6.4.1). For rows read outside the store (toUser); the store's own reads (page too) carry it already.
    */
   initialPasswordExpiresAt(user: Pick<User, "passwordInitialExpiresAt" | "passwordChangedAt">): number | null;
   /**
@@ -123,6 +137,11 @@ export interface UserStore {
  */
 export function passwordChangedAtAfterChange(now: number): RawBuilder<number> {
   return sql<number>`case when password_changed_at >= ${now} then password_changed_at + 1 else ${now} end`;
+}
+
+// LIKE treats % and _ as wildcards: a search text is matched literally, as a prefix.
+function likePrefix(text: string): string {
+  return `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 /** How node:sqlite's message of a unique violation begins; the table.column names follow, comma-separated. */
@@ -224,6 +243,19 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
     async getById(id) {
       const row = await database.db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
       return row ? read(row) : null;
+    },
+    async page(query) {
+      let select = database.db.selectFrom("users").selectAll().orderBy("id").limit(query.limit + 1);
+      if (query.after !== null) select = select.where("id", ">", query.after);
+      if (query.q !== null) {
+        const pattern = likePrefix(identifierKey(query.q));
+        select = select.where((eb) => eb.or([
+          sql<boolean>`${eb.ref("email_key")} like ${pattern} escape '\\'`,
+          sql<boolean>`${eb.ref("username_key")} like ${pattern} escape '\\'`,
+        ]));
+      }
+      const rows = await select.execute();
+      return { users: rows.slice(0, query.limit).map(read), more: rows.length > query.limit };
     },
     async findByIdentifier(identifier) {
       const key = identifierKey(identifier);

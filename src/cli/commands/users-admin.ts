@@ -8,7 +8,7 @@ import type { Schema } from "../../store/schema.ts";
 import type { App } from "../../app/types.ts";
 import { base32 } from "../../crypto/tokens.ts";
 import { unlockUser } from "../../http/api/user-queries.ts";
-import { forecastSetEmail, setEmailByAdministrator, type AccountFootholds } from "../../accounts/email-change/index.ts";
+import { createOverSignUps, forecastSetEmail, setEmailByAdministrator, type AccountFootholds } from "../../accounts/email-change/index.ts";
 import { accountPasswordContext, throwIfRefused } from "../../accounts/password-policy/index.ts";
 import { InputError, isBulwarkError, RuntimeFailure } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
@@ -88,14 +88,16 @@ export default {
           const mustChange = generated !== null;
           // The account and its event commit together, as POST /api/v1/users does: an append that failed after the
           // account was written left an account no event recorded, and its generated password shown nowhere.
-          const user = await app.db.transaction(async (trx) => {
+          // An address held only by an unfinished sign-up (an outsider's squat: anyone may start one) is the operator's to
+          // give: the sign-up is deleted in the same transaction and recorded (sign-up-shell.ts), as set-email does.
+          const { created: user, signUpRemoved } = await app.db.transaction((trx) => createOverSignUps(app.db, trx, app.audit, opts.email, { actor, via: "cli" }, async (signUpRemoved) => {
             const created = await store.create({
               email: opts.email, username: opts.username ?? null, passwordHash: hash, passwordScheme: passwords.defaultScheme, passwordMustChange: mustChange,
               passwordInitialExpiresAt: mustChange ? app.clock.now() + app.config.initialPasswordMs : null,
             }, trx);
-            await app.audit.appendIn(trx, { type: "user.created", actor, subject: created.id, data: { via: "cli", rolesRequested: opts.role, mustChangePassword: mustChange } });
+            await app.audit.appendIn(trx, { type: "user.created", actor, subject: created.id, data: { via: "cli", rolesRequested: opts.role, mustChangePassword: mustChange, ...(signUpRemoved !== null ? { signUpRemoved } : {}) } });
             return created;
-          });
+          }));
           // The account exists from here on: a grant that fails (the role deleted meanwhile) must not lose the password
           // generated for it, which is shown nowhere else; the account is printed with the roles it got, and the error follows.
           const granted: string[] = [];
@@ -112,9 +114,10 @@ export default {
           }
           const expires = user.passwordInitialExpiresAt === null ? null : new Date(user.passwordInitialExpiresAt).toISOString();
           if (opts.json) {
-            writeJSON(ctx, { id: user.id, email: user.email, username: user.username, roles: granted, mustChangePassword: mustChange, ...(generated ? { password: generated, passwordExpiresAt: expires } : {}) });
+            writeJSON(ctx, { id: user.id, email: user.email, username: user.username, roles: granted, mustChangePassword: mustChange, signUpRemoved, ...(generated ? { password: generated, passwordExpiresAt: expires } : {}) });
           } else {
             writeLine(ctx, `created ${user.id} <${user.email}>${granted.length ? ` with role(s) ${granted.join(", ")}` : ""}`);
+            if (signUpRemoved !== null) writeLine(ctx, `the unfinished sign-up ${signUpRemoved} holding the address was deleted`);
             for (const line of grantNoticeLines(told)) writeLine(ctx, line);
             if (generated) writeLine(ctx, `password (shown once; it must be changed at first sign-in): ${generated}`);
             if (expires !== null) writeLine(ctx, `the password stops working at ${expires} unless changed before (BULWARK_INITIAL_PASSWORD_HOURS)`);

@@ -1,10 +1,9 @@
-// The account queries /api/v1 needs that the user store does not offer: a paged, prefix-searchable list and
-// the administrative state changes (lock, unlock, require a password change), each a single conditional
-// UPDATE so concurrent calls never double-apply, with its audit event in the same transaction.
-import { sql, type Kysely } from "kysely";
+// The account queries /api/v1 needs that the user store does not offer: the administrative state changes (lock,
+// unlock, require a password change), each a single conditional UPDATE so concurrent calls never double-apply, with
+// its audit event in the same transaction; and the API's view of an account. (The paged list is UserStore.page.)
+import type { Kysely } from "kysely";
 import { raiseStamp, revokedBefore, userScope } from "../../accounts/sessions/revocation.ts";
-import { identifierKey } from "../../accounts/users/normalise.ts";
-import { toUser, type User } from "../../accounts/users/user-store.ts";
+import type { User } from "../../accounts/users/user-store.ts";
 import type { Schema } from "../../store/schema.ts";
 import { iso } from "./common.ts";
 
@@ -41,29 +40,6 @@ export function userView(u: User): UserView {
     initialPasswordExpiresAt: iso(u.passwordInitialExpiresAt), passwordUnproven: u.passwordUnproven,
     createdAt: iso(u.createdAt) as string, lastLoginAt: iso(u.lastLoginAt),
   };
-}
-
-// LIKE treats % and _ as wildcards: a search text is matched literally, as a prefix.
-function likePrefix(text: string): string {
-  return `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}
-
-/**
- * One page of accounts in id order (ids are random, so the order reveals nothing), optionally only those whose
- * email or username starts with `q` (compared on the normalised lookup keys). Returns one row more than
- * `limit` when there is a next page.
- */
-export async function listUsers(db: Kysely<Schema>, options: { q: string | null; after: string | null; limit: number }): Promise<User[]> {
-  let query = db.selectFrom("users").selectAll().orderBy("id").limit(options.limit + 1);
-  if (options.after !== null) query = query.where("id", ">", options.after);
-  if (options.q !== null) {
-    const pattern = likePrefix(identifierKey(options.q));
-    query = query.where((eb) => eb.or([
-      sql<boolean>`${eb.ref("email_key")} like ${pattern} escape '\\'`,
-      sql<boolean>`${eb.ref("username_key")} like ${pattern} escape '\\'`,
-    ]));
-  }
-  return (await query.execute()).map(toUser);
 }
 
 /**

@@ -12,13 +12,13 @@ import { auditAPI, callerContext, ID, PAGE_QUERY, SMALL_BODY, text } from "./com
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
-import { DEFAULT_LOCK_REASON, listUsers, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
+import { DEFAULT_LOCK_REASON, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 import { notifyOwner } from "../auth/helpers.ts";
 import { accountPasswordContext, throwIfRefused } from "../../accounts/password-policy/index.ts";
 import { outsidePasswordWork, withPasswordWork } from "../auth/password-work.ts";
 import { identifierKey } from "../../accounts/users/normalise.ts";
-import { forecastSetEmail, setEmailByAdministrator } from "../../accounts/email-change/index.ts";
+import { createOverSignUps, forecastSetEmail, setEmailByAdministrator } from "../../accounts/email-change/index.ts";
 
 const USER_PARAMS = { type: "object", required: ["id"], additionalProperties: false, properties: { id: ID } } as const;
 
@@ -75,12 +75,11 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     const filter = `q=${q ?? ""}`;
     const after = query.cursor === undefined ? null : (await openCursor(app.keyring, "users", filter, query.cursor))["after"];
     if (after !== null && typeof after !== "string") throw apiErrors.badCursor();
-    const rows = await listUsers(app.db.db, { q, after, limit: query.limit });
-    const page = rows.slice(0, query.limit);
-    const last = page[page.length - 1];
-    const nextCursor = rows.length > query.limit && last ? await sealCursor(app.keyring, "users", filter, { after: last.id }) : null;
-    // The initial-password expiry in force (the store's reads carry it; listUsers reads the rows itself).
-    return { users: page.map((u) => userView({ ...u, passwordInitialExpiresAt: app.accounts.users.initialPasswordExpiresAt(u) })), nextCursor };
+    // The store's page: each account with the initial-password expiry in force, as its other reads carry it.
+    const page = await app.accounts.users.page({ q, after, limit: query.limit });
+    const last = page.users[page.users.length - 1];
+    const nextCursor = page.more && last ? await sealCursor(app.keyring, "users", filter, { after: last.id }) : null;
+    return { users: page.users.map(userView), nextCursor };
   });
 
   api.get("/users/:id", { config: { access: "accounts.read" }, schema: { params: USER_PARAMS } }, async (request) => {
@@ -115,7 +114,10 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       passwordHash = await app.accounts.passwords.hash(body.password);
     }
     // Without a password the account cannot log in until its owner completes a password reset.
-    const user = await app.db.transaction(async (trx) => {
+    // An address held only by an unfinished sign-up (anyone may start one: an outsider squatting the address of someone
+    // about to join) is the administrator's to give: the sign-up goes in this transaction, recorded (sign-up-shell.ts).
+    const removal = { actor: caller.userId, via: "api" as const, requestId: request.id, detail: callerContext(request, caller) };
+    const { created: user, signUpRemoved } = await app.db.transaction((trx) => createOverSignUps(app.db, trx, app.audit, body.email, removal, async (signUpRemoved) => {
       const created = await app.accounts.users.create({
         email: body.email, username: body.username ?? null, displayName: body.displayName ?? null,
         passwordHash, passwordScheme: passwordHash === null ? null : app.accounts.passwords.defaultScheme,
@@ -125,10 +127,10 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
         passwordMustChange: passwordHash !== null,
         passwordInitialExpiresAt: passwordHash === null ? null : app.clock.now() + app.config.initialPasswordMs,
       }, trx);
-      await auditAPI(app, request, caller, { type: "user.created", subject: created.id, data: { via: "api", withPassword: passwordHash !== null, mustChangePassword: passwordHash !== null } }, trx);
+      await auditAPI(app, request, caller, { type: "user.created", subject: created.id, data: { via: "api", withPassword: passwordHash !== null, mustChangePassword: passwordHash !== null, ...(signUpRemoved !== null ? { signUpRemoved } : {}) } }, trx);
       return created;
-    });
-    return reply.status(201).header("location", `/api/v1/users/${user.id}`).send({ user: { ...userView(user), roles: [] } });
+    }));
+    return reply.status(201).header("location", `/api/v1/users/${user.id}`).send({ user: { ...userView(user), roles: [] }, signUpRemoved });
   }));
 
   /** A change to one account, already checked once for outranking; a change with a transaction checks again within it. */
