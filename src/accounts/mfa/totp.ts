@@ -9,7 +9,7 @@ import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { FloodControl } from "../flood/flood.ts";
 import { GLOBAL_SCOPE, readStamps, refusedBy, userScope } from "../sessions/revocation.ts";
-import type { SessionPolicy } from "../sessions/policy.ts";
+import { sessionClosedBy, type SessionLimits } from "../sessions/open-rule.ts";
 import { mfaErrors } from "./errors.ts";
 import { factorRef, floodIdentifier, spendNow, TOTP_DIGITS, TOTP_PERIOD_MS, TOTP_SECRET_BYTES, TOTP_WINDOW, type FactorConfirmOptions, type FactorProveOptions, type FactorRemovalOptions, type Proven } from "./policy.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -151,7 +151,7 @@ function otpauthURI(issuer: string, label: string, secret: Secret): string {
 export function createTOTPFactor(deps: {
   db: Kysely<Schema>; clock: Clock; random: RandomSource; keyring: Keyring; flood: FloodControl; issuer: string;
   /** The session lifetimes in force (sessionStands judges a session by them, as the session manager does). */
-  sessionLimits: Pick<SessionPolicy, "idleTimeoutMs" | "absoluteTimeoutMs">;
+  sessionLimits: SessionLimits;
 }): TOTPFactor {
   const { db, clock, random, keyring, flood, issuer } = deps;
 
@@ -172,11 +172,11 @@ export function createTOTPFactor(deps: {
     if (sessionId === null) return false;
     const row = await db.selectFrom("sessions").select(["created_at", "issued_epoch", "expires_at", "last_seen_at"]).where("id", "=", sessionId).where("user_id", "=", userId).executeTakeFirst();
     if (!row) return false;
-    // Ended as the session manager judges it: its stored expiry, or the lifetimes in force (one shortened since the
-    // row was written reaches it too), so an enrolment is never listed for a session no request can present.
-    const now = clock.now();
-    const { idleTimeoutMs, absoluteTimeoutMs } = deps.sessionLimits;
-    if (now >= Number(row.expires_at) || now >= Number(row.created_at) + absoluteTimeoutMs || now >= Number(row.last_seen_at) + idleTimeoutMs) return false;
+    // Ended as the session manager judges it (sessionClosedBy: its stored expiry, the lifetimes in force, one shortened
+    // since the row was written included, and dates ahead of the clock), so an enrolment is never listed for a session
+    // no request can present.
+    const dates = { createdAt: Number(row.created_at), lastSeenAt: Number(row.last_seen_at), expiresAt: Number(row.expires_at) };
+    if (sessionClosedBy(dates, clock.now(), deps.sessionLimits) !== null) return false;
     return !refusedBy(await readStamps(db, [GLOBAL_SCOPE, userScope(userId)]), Number(row.created_at), Number(row.issued_epoch));
   }
 
