@@ -1,14 +1,16 @@
 // Housekeeping while the server runs: expired sessions, spent or expired reset and email-change links, old
 // flood-control events and stale WebAuthn challenges are deleted on a timer, so the tables a request reads
-// stay the size of what is live; API tokens that expire within a week get their owner's renewal reminder. Each step is
-// one indexed DELETE (or a reading, or the audit log's checkpoint); a failing step is logged and the others run. A pass runs shortly after start and
+// stay the size of what is live; API tokens that expire within a week get their owner's renewal reminder, and sign-ups
+// abandoned past BULWARK_SIGNUP_ABANDONED_HOURS are deleted. Each step is one indexed DELETE (or a reading, the audit
+// log's checkpoint, or bounded batches); a failing step is logged and the others run. A pass runs shortly after start and
 // then every interval, and no step waits for a lock without bound (a row held by a frozen node must not stall the
 // others, the later passes or a shutdown).
-import { sql, type Kysely } from "kysely";
+import { sql, type Kysely, type Transaction } from "kysely";
 import type { App } from "../app/types.ts";
 import { recordUnrecordedRefusals, recordUnrecordedTokenUses } from "../accounts/login/refusal-sampler.ts";
 import { reportPasswordWorkRefusals } from "./auth/password-work.ts";
 import { remindExpiringTokens } from "../accounts/tokens/expiry-reminders.ts";
+import { removeAbandonedSignUps } from "../accounts/email-change/sign-up-shell.ts";
 import { checkClockSkew, skewBeyond } from "../store/clock-skew.ts";
 import type { Schema } from "../store/schema.ts";
 
@@ -31,8 +33,11 @@ export const MAINTENANCE_INTERVAL_MS = 15 * 60_000;
  */
 export const CLOCK_JUDGED_STEPS: ReadonlySet<string> = new Set([
   "sessions", "passwordResetLinks", "emailChangeLinks", "floodEvents", "sentMail", "tokenExpiryReminders", "unrecordedRefusals",
-  "unrecordedTokenUses", "totpReplacements", "totpEnrolments", "webauthnChallenges",
+  "unrecordedTokenUses", "totpReplacements", "totpEnrolments", "webauthnChallenges", "abandonedSignUps",
 ]);
+
+/** The steps that run their own transactions, one a batch (each with the waits of `bounded`), not one for the step. */
+const OWN_TRANSACTION_STEPS: ReadonlySet<string> = new Set(["abandonedSignUps"]);
 
 /**
  * The first pass, this long after start (at most one interval), plus up to as much again at random so that nodes
@@ -93,15 +98,25 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
       const result = await executor.deleteFrom("webauthn_challenges").where("expires_at", "<=", app.clock.now()).executeTakeFirst();
       return Number(result.numDeletedRows);
     },
+    // Unfinished sign-ups older than BULWARK_SIGNUP_ABANDONED_HOURS whose links are all dead (0: off), a bounded number
+    // a pass, each batch its own transaction: each sign-up's link lock is held only while its batch runs.
+    abandonedSignUps: async () => app.config.signUpAbandonedMs === 0 ? 0
+      : removeAbandonedSignUps(app.db, app.audit, { now: app.clock.now(), olderThanMs: app.config.signUpAbandonedMs, transaction: boundedTransaction }),
   };
-  /** Runs a step with its waits bounded: on PostgreSQL in a transaction whose lock and statement timeouts are set. */
-  const bounded = (step: (executor: Kysely<Schema>) => Promise<number>): Promise<number> => {
-    if (app.db.dialect !== "postgres") return step(app.db.db);
+  /** A transaction whose waits are bounded: on PostgreSQL its lock and statement timeouts are set. */
+  function boundedTransaction<T>(work: (trx: Transaction<Schema>) => Promise<T>): Promise<T> {
     return app.db.transaction(async (trx) => {
-      await sql.raw(`SET LOCAL lock_timeout = ${STEP_LOCK_TIMEOUT_MS}`).execute(trx);
-      await sql.raw(`SET LOCAL statement_timeout = ${STEP_STATEMENT_TIMEOUT_MS}`).execute(trx);
-      return step(trx);
+      if (app.db.dialect === "postgres") {
+        await sql.raw(`SET LOCAL lock_timeout = ${STEP_LOCK_TIMEOUT_MS}`).execute(trx);
+        await sql.raw(`SET LOCAL statement_timeout = ${STEP_STATEMENT_TIMEOUT_MS}`).execute(trx);
+      }
+      return work(trx);
     });
+  }
+  /** Runs a step with its waits bounded: on PostgreSQL in a transaction whose lock and statement timeouts are set. */
+  const bounded = (name: string, step: (executor: Kysely<Schema>) => Promise<number>): Promise<number> => {
+    if (app.db.dialect !== "postgres" || OWN_TRANSACTION_STEPS.has(name)) return step(app.db.db);
+    return boundedTransaction(step);
   };
   let running: Promise<Record<string, number>> | null = null;
   let stopped = false;
@@ -116,7 +131,7 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
           continue;
         }
         try {
-          removed[name] = await bounded(step);
+          removed[name] = await bounded(name, step);
         } catch (error) {
           removed[name] = -1;
           app.logger.error({ err: error, step: name }, "maintenance step failed; the next run tries again");
@@ -125,7 +140,7 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
       if (skipped.length > 0) {
         app.logger.error({ skipped }, "maintenance: this node's clock is beyond BULWARK_MAX_CLOCK_SKEW_SECONDS from the database server's; the steps that judge rows by it were skipped, so that it expires nothing the other nodes made");
       }
-      if (Object.values(removed).some((n) => n !== 0)) app.logger.info({ removed }, "maintenance: expired rows removed, reminders queued");
+      if (Object.values(removed).some((n) => n !== 0)) app.logger.info({ removed }, "maintenance: expired rows and abandoned sign-ups removed, reminders queued");
       return removed;
     })().finally(() => {
       running = null;

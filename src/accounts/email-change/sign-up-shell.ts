@@ -5,8 +5,9 @@
 // only by such accounts is taken by a change that proves its owner (a confirmed link to it, an administrator's decision):
 // the sign-up is deleted in the change's transaction, its link with it, and recorded (SIGN_UP_REMOVED_EVENT). While
 // registration is closed, nothing finishes one: its link is refused, a reset request mails none (password-routes.ts).
-// An administrator's new account for such an address takes it the same way (createOverSignUps).
-import type { Kysely } from "kysely";
+// An administrator's new account for such an address takes it the same way (createOverSignUps), and the maintenance pass
+// deletes one left unfinished past BULWARK_SIGNUP_ABANDONED_HOURS whose links are all dead (removeAbandonedSignUps).
+import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool, type Transaction } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -53,12 +54,17 @@ export async function isUnfinishedSignUpEvenly(executor: Kysely<Schema>, id: str
 
 /** The row of account `id` when it is untouched as an unfinished sign-up is (isUnfinishedSignUp), else undefined. */
 function untouchedRow(executor: Kysely<Schema>, id: string): Promise<{ created_at: number } | undefined> {
-  return executor.selectFrom("users").select("created_at").where("id", "=", id)
-    .where("password_hash", "is", null).where("password_changed_at", "is", null).where("password_invalidated_at", "is", null)
-    .where("last_login_at", "is", null).where("status", "=", "active").where("locked_at", "is", null).where("reset_held_at", "is", null)
-    .where("username", "is", null).where("display_name", "is", null).where("external_source", "is", null).where("external_id", "is", null)
-    .where("seeded", "=", 0)
-    .where((eb) => eb.not(eb.or([
+  return executor.selectFrom("users").select("created_at").where("id", "=", id).where(untouched).executeTakeFirst();
+}
+
+/** The condition on a `users` row of untouchedRow: no password ever, never signed in, untouched, holding nothing. */
+function untouched(eb: ExpressionBuilder<Schema, "users">): Expression<SqlBool> {
+  return eb.and([
+    eb("users.password_hash", "is", null), eb("users.password_changed_at", "is", null), eb("users.password_invalidated_at", "is", null),
+    eb("users.last_login_at", "is", null), eb("users.status", "=", "active"), eb("users.locked_at", "is", null), eb("users.reset_held_at", "is", null),
+    eb("users.username", "is", null), eb("users.display_name", "is", null), eb("users.external_source", "is", null), eb("users.external_id", "is", null),
+    eb("users.seeded", "=", 0),
+    eb.not(eb.or([
       eb.exists(eb.selectFrom("sessions").select("sessions.id").whereRef("sessions.user_id", "=", "users.id")),
       eb.exists(eb.selectFrom("mfa_totp").select("mfa_totp.user_id").whereRef("mfa_totp.user_id", "=", "users.id")),
       eb.exists(eb.selectFrom("mfa_recovery_codes").select("mfa_recovery_codes.user_id").whereRef("mfa_recovery_codes.user_id", "=", "users.id")),
@@ -67,8 +73,8 @@ function untouchedRow(executor: Kysely<Schema>, id: string): Promise<{ created_a
       eb.exists(eb.selectFrom("user_roles").select("user_roles.user_id").whereRef("user_roles.user_id", "=", "users.id")),
       eb.exists(eb.selectFrom("identities").select("identities.id").whereRef("identities.user_id", "=", "users.id")),
       eb.exists(eb.selectFrom("email_change_tokens").select("email_change_tokens.id").whereRef("email_change_tokens.user_id", "=", "users.id")),
-    ])))
-    .executeTakeFirst();
+    ])),
+  ]);
 }
 
 /** Whether account `id`, created at `createdAt`, was made by POST /auth/register: its `user.created` event says so. */
@@ -113,12 +119,15 @@ export async function addressHolders(executor: Kysely<Schema>, userId: string | 
 
 /** Why an unfinished sign-up is removed: the account that takes its address, and how. */
 export interface SignUpRemoval {
-  /** Recorded as the event's actor: the administrator (user id or CLI tag), or the account whose link confirmed. */
+  /** Recorded as the event's actor: the administrator (user id or CLI tag), the account whose link confirmed, or "system". */
   actor: string;
-  /** The account that takes the address. */
-  for: string;
-  /** An administrator's set-email or new account ("api", "cli", as their events say), or the owner's confirmed change. */
-  via: "api" | "cli" | "email-confirm";
+  /** The account that takes the address; null for a sign-up the maintenance pass removed as abandoned. */
+  for: string | null;
+  /**
+   * An administrator's set-email or new account ("api", "cli", as their events say), the owner's confirmed change, or the
+   * maintenance pass (removeAbandonedSignUps).
+   */
+  via: "api" | "cli" | "email-confirm" | "maintenance";
   requestId?: string;
   /** More for the event's data (the API caller's context, the confirmed link's id). */
   detail?: Record<string, unknown>;
@@ -182,4 +191,96 @@ export async function createOverSignUps<T extends { id: string }>(
   const created = await create(removed[0] ?? null);
   for (const signUp of removed) await recordSignUpRemoved(trx, audit, signUp, { ...removal, for: created.id });
   return { created, signUpRemoved: removed[0] ?? null };
+}
+
+/** How many abandoned sign-ups one transaction deletes, and how many such batches one maintenance pass runs. */
+export const ABANDONED_SIGN_UP_BATCH = 100;
+export const ABANDONED_SIGN_UP_MAX_BATCHES = 10;
+
+/** What removeAbandonedSignUps deletes, and how much of it at once. */
+export interface AbandonedSignUpPurge {
+  now: number;
+  /** Deleted only once the account is older than this (BULWARK_SIGNUP_ABANDONED_HOURS); must be positive. */
+  olderThanMs: number;
+  /** Sign-ups per transaction (ABANDONED_SIGN_UP_BATCH) and transactions per call (ABANDONED_SIGN_UP_MAX_BATCHES). */
+  batch?: number;
+  maxBatches?: number;
+  /** Runs one batch's transaction (the maintenance pass bounds its waits); `database.transaction` by default. */
+  transaction?: <T>(work: (trx: Transaction<Schema>) => Promise<T>) => Promise<T>;
+}
+
+/**
+ * Deletes the unfinished sign-ups (isUnfinishedSignUp) made more than `olderThanMs` before `now` none of whose reset
+ * links still works, oldest first, at most `batch` a transaction and `maxBatches` transactions a call (the next call
+ * goes on); returns how many. Anyone may start a sign-up and only its link finishes one, so those never finished
+ * piled up for ever, each in every user list, count and containment scope. Time-based and local, never triggered
+ * by a request: no public form decides what is deleted. Each is checked again under its link lock, which a link's
+ * completion takes first (a sign-up finished at this moment has a password, and stays), and recorded as
+ * SIGN_UP_REMOVED_EVENT (actor "system", `via: maintenance`, `for`: null, its age in whole hours).
+ *
+ * @example
+ * await removeAbandonedSignUps(app.db, app.audit, { now: clock.now(), olderThanMs: 168 * 3_600_000 }) // 3
+ */
+export async function removeAbandonedSignUps(database: Database, audit: Pick<AuditLog, "appendIn">, options: AbandonedSignUpPurge): Promise<number> {
+  const { now, olderThanMs } = options;
+  const batch = options.batch ?? ABANDONED_SIGN_UP_BATCH;
+  const transaction = options.transaction ?? ((work) => database.transaction(work));
+  if (!(olderThanMs > 0)) throw new RangeError(`olderThanMs must be positive, got ${olderThanMs}`);
+  let removed = 0;
+  // Where the previous batch ended (oldest first): a candidate kept at its check is not read again in this call.
+  let after: { createdAt: number; id: string } | null = null;
+  for (let i = 0; i < (options.maxBatches ?? ABANDONED_SIGN_UP_MAX_BATCHES); i++) {
+    const from = after;
+    const { seen, deleted, last } = await transaction(async (trx) => {
+      let query = trx.selectFrom("users").select(["id", "created_at"]).where("created_at", "<=", now - olderThanMs).where(untouched)
+        .where((eb) => eb.not(eb.exists(liveResetLinks(eb, now))))
+        .where((eb) => eb.exists(signUpEvents(eb)));
+      if (from !== null) query = query.where((eb) => eb.or([eb("created_at", ">", from.createdAt), eb.and([eb("created_at", "=", from.createdAt), eb("id", ">", from.id)])]));
+      const candidates = await query.orderBy("created_at").orderBy("id").limit(batch).execute();
+      let deleted = 0;
+      for (const candidate of candidates) {
+        if (!(await deleteAbandonedSignUp(database, trx, candidate.id, options))) continue;
+        const ageHours = Math.floor((now - Number(candidate.created_at)) / 3_600_000);
+        await recordSignUpRemoved(trx, audit, candidate.id, { actor: "system", for: null, via: "maintenance", detail: { ageHours } });
+        deleted++;
+      }
+      const last = candidates.at(-1);
+      return { seen: candidates.length, deleted, last: last === undefined ? null : { createdAt: Number(last.created_at), id: last.id } };
+    });
+    after = last;
+    removed += deleted;
+    if (seen < batch) break;
+  }
+  return removed;
+}
+
+/** deleteUnfinishedSignUp for an abandoned one: also still older than the bound, and with no reset link that works. */
+async function deleteAbandonedSignUp(database: Database, trx: Kysely<Schema>, id: string, options: AbandonedSignUpPurge): Promise<boolean> {
+  await lockAccountLinks(database, trx, id);
+  if (!(await isUnfinishedSignUp(trx, id))) return false;
+  // A link asked for through "forgot password" lives on past the account's age (30 minutes, a containment link 24
+  // hours): its owner may be finishing the sign-up right now. Kept until it is used or expired.
+  const live = await trx.selectFrom("password_reset_tokens").select("id").where("user_id", "=", id).where("used_at", "is", null).where("expires_at", ">", options.now).executeTakeFirst();
+  if (live !== undefined) return false;
+  const deleted = await trx.deleteFrom("users").where("id", "=", id).where("password_hash", "is", null)
+    .where("created_at", "<=", options.now - options.olderThanMs).executeTakeFirst();
+  return Number(deleted.numDeletedRows) === 1;
+}
+
+/** The reset links of the `users` row that still work at `now` (neither used nor expired). */
+function liveResetLinks(eb: ExpressionBuilder<Schema, "users">, now: number) {
+  return eb.selectFrom("password_reset_tokens").select("password_reset_tokens.id").whereRef("password_reset_tokens.user_id", "=", "users.id")
+    .where("password_reset_tokens.used_at", "is", null).where("password_reset_tokens.expires_at", ">", now);
+}
+
+/**
+ * The `user.created` events of POST /auth/register for the `users` row, in madeBySignUp's window: narrows the candidates
+ * so that old invitations are not read again and again; madeBySignUp, under the lock, decides.
+ */
+function signUpEvents(eb: ExpressionBuilder<Schema, "users">) {
+  return eb.selectFrom("audit_events").select("audit_events.seq")
+    .where("audit_events.type", "=", "user.created").where("audit_events.actor", "=", "anonymous").whereRef("audit_events.subject", "=", "users.id")
+    .where("audit_events.at", ">=", sql<number>`users.created_at - ${CREATED_EVENT_SLACK_MS}`)
+    .where("audit_events.at", "<=", sql<number>`users.created_at + ${CREATED_EVENT_SLACK_MS}`)
+    .where("audit_events.data", "like", '%"via":"register"%');
 }
