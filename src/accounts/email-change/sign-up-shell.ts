@@ -94,7 +94,9 @@ async function madeBySignUp(executor: Kysely<Schema>, id: string, createdAt: num
 /**
  * The accounts other than `userId` (null: an account not yet made) that hold `address` (its lookup key) or a look-alike
  * of it (confusables.ts): refused as the account store refuses them ("taken" before "confusable"), unless every one is
- * an unfinished sign-up.
+ * an unfinished sign-up of the address itself. A sign-up that only looks like it (`scope@` under `ѕсоре@`) is another
+ * address's: its owner's sign-up in progress is not removed for it, and the look-alike is refused as confusable, as it
+ * is beside any other account (docs/decisions/0013-confusable-skeletons.md).
  *
  * @example
  * const holders = await addressHolders(trx, userId, "owner@example.org");
@@ -109,7 +111,7 @@ export async function addressHolders(executor: Kysely<Schema>, userId: string | 
   const signUps: string[] = [];
   const others: { email_key: string }[] = [];
   for (const holder of holders) {
-    if (await isUnfinishedSignUp(executor, holder.id)) signUps.push(holder.id);
+    if (holder.email_key === key && (await isUnfinishedSignUp(executor, holder.id))) signUps.push(holder.id);
     else others.push(holder);
   }
   if (others.some((h) => h.email_key === key)) return { free: false, reason: "taken" };
