@@ -52,6 +52,21 @@ const AGED_CANDIDATE = sql<SqlBool>`"priority" > ${sql.lit(PRIORITY.security)}`;
 /** Dead mail, as the partial index `outbox_messages_dead` (migration 28) states it: pages of it read in index order. */
 const DEAD = sql<SqlBool>`"status" = 'dead'`;
 
+/**
+ * The link mail whose newer copy for the same account replaces older link mails (stillGood): a containment run spends
+ * every open link of the account's reset table (reset, sign-up and containment links alike: spendOpenLinks) in the
+ * transaction that queues the account's containment link. Its services' other link mails replace none: a reset or
+ * sign-up request stores one more link beside the open ones, each working until one is used (reset-service.ts), and an
+ * email-change link, though a new request spends the older ones, goes to an address as such, with no account_id.
+ */
+const REPLACING_KIND = "account.containment-reset-link";
+
+/** The link mails a newer REPLACING_KIND mail of the same account replaces: their links sit in the table it spends. */
+const REPLACED_KINDS: ReadonlySet<string> = new Set(["account.password-reset-link", "account.registration-link", REPLACING_KIND]);
+
+/** Mail about an account, as the partial index `outbox_messages_by_account` (migration 37) states it. */
+const ABOUT_AN_ACCOUNT = sql<SqlBool>`"account_id" is not null`;
+
 /** How long mail other than the notices waits due before a share of each claim goes to it (Outbox.claim). */
 export const AGED_AFTER_MS = 60_000;
 
@@ -254,17 +269,23 @@ function withLinkOrigin(id: string, body: string, publicURL: string | null): str
 /**
  * Why a claimed message is no longer good to send, or null when it is: its link stopped working (not_after), or the
  * account it is about (account_id) has another address now, or is gone (`addresses`: each claimed account's address
- * now). Mail that died and was requeued days later (requeue-dead) would otherwise go out with a link the store refuses,
- * still saying how long it works, or to a mailbox the account left, which its email-changed notice told would no longer
- * receive messages about it: whoever holds it now. Addresses compared in any case (the outbox's are ASCII, checkAddress).
+ * now), or a newer link mail of the account replaced its link (`replacedAt`: when each claimed link mail's account was
+ * last sent a REPLACING_KIND mail, queued under any status). Mail that died and was requeued days later (requeue-dead), or
+ * waited out a relay's outage, would otherwise go out with a link the store refuses, still saying how long it works, or
+ * to a mailbox the account left, which its email-changed notice told would no longer receive messages about it: whoever
+ * holds it now. Addresses compared in any case (the outbox's are ASCII, checkAddress).
  */
-function stillGood(r: Selectable<OutboxMessagesTable>, now: number, addresses: ReadonlyMap<string, string>): string | null {
+function stillGood(r: Selectable<OutboxMessagesTable>, now: number, addresses: ReadonlyMap<string, string>, replacedAt: ReadonlyMap<string, number>): string | null {
   // Undefined, not null, on a store before migration 36 (a row of the previous release's, which has neither).
   if (r.not_after != null && Number(r.not_after) <= now) {
     return `its link stopped working at ${new Date(Number(r.not_after)).toISOString()}, before it could be sent: not sent; its owner can ask for a new one`;
   }
   if (r.account_id != null && addresses.get(r.account_id)?.toLowerCase() !== r.to_address.toLowerCase()) {
     return "the account it is about no longer has this address (or no longer exists): not sent to the address it left";
+  }
+  // Strictly newer: two queued in the same millisecond both go (a live link is never withheld on a tie).
+  if (r.account_id != null && REPLACED_KINDS.has(r.kind) && (replacedAt.get(r.account_id) ?? -Infinity) > Number(r.created_at)) {
+    return "a newer link mail for its account replaced it (its link was spent when the newer one was issued): not sent; the newer mail carries the link that works";
   }
   return null;
 }
@@ -472,7 +493,7 @@ export class Outbox {
    * database write lock. A claim is not an attempt: the sender counts one when it starts delivering a message
    * (startAttempt), so the rest of a batch whose sender died never loses any of its budget. A claimed message
    * whose sealed body does not open, whose link is on an origin no longer configured (withLinkOrigin), or that is no
-   * longer good to send (stillGood: its link lapsed, its account left the address) is not handed out: `onSetAside`
+   * longer good to send (stillGood: its link lapsed or was replaced, its account left the address) is not handed out: `onSetAside`
    * hears of each (the sender counts and logs it).
    */
   async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
@@ -510,9 +531,10 @@ export class Outbox {
     // per message; at most `limit` ids.
     const accountIds = [...new Set(rows.map((r) => r.account_id).filter((a): a is string => a != null))];
     const addresses = new Map(accountIds.length === 0 ? [] : (await this.#db.selectFrom("users").select(["id", "email"]).where("id", "in", accountIds).execute()).map((u) => [u.id, u.email] as const));
+    const replacedAt = await this.#replacedAt(rows);
     const opened = await Promise.all(rows.map(async (r) => {
       // No longer good to send, whatever the relay says: dead at once, with the reason (stillGood).
-      const lapsed = stillGood(r, now, addresses);
+      const lapsed = stillGood(r, now, addresses, replacedAt);
       if (lapsed !== null) {
         if (await this.markDead({ id: r.id, claimer: input.claimer, error: lapsed })) {
           input.onSetAside?.({ id: r.id, kind: r.kind, to: r.to_address, attempts: Number(r.attempts), error: lapsed, dead: true });
@@ -547,6 +569,20 @@ export class Outbox {
     return opened.filter((m): m is OutboxMessage => m !== null)
       .map((m) => (agedIds.has(m.id) ? { ...m, priority: PRIORITY.security } : m))
       .sort((a, b) => a.priority - b.priority || a.createdAt - b.createdAt);
+  }
+
+  /**
+   * When each account of the claimed link mails a newer mail could replace (REPLACED_KINDS) was last queued a
+   * REPLACING_KIND mail, under any status: one read per claim, none when the batch holds no such mail (a campaign's),
+   * a range of the index `outbox_messages_by_account` (migration 37) per account, at most `limit` accounts.
+   */
+  async #replacedAt(rows: readonly Selectable<OutboxMessagesTable>[]): Promise<Map<string, number>> {
+    const accounts = [...new Set(rows.flatMap((r) => (r.account_id != null && REPLACED_KINDS.has(r.kind) ? [r.account_id] : [])))];
+    if (accounts.length === 0) return new Map();
+    const newest = await this.#db.selectFrom("outbox_messages").select(["account_id", (eb) => eb.fn.max("created_at").as("newest")])
+      .where(ABOUT_AN_ACCOUNT).where("account_id", "in", accounts).where("kind", "=", REPLACING_KIND)
+      .groupBy("account_id").execute();
+    return new Map(newest.flatMap((n) => (n.account_id == null || n.newest == null ? [] : [[n.account_id, Number(n.newest)] as const])));
   }
 
   /**
@@ -671,8 +707,8 @@ export class Outbox {
   /**
    * Puts dead messages back in the queue (an operator fixed the cause), with a fresh attempt budget, behind the mail
    * queued the usual way (REQUEUED_BEHIND). At most 1000 ids per call (bind parameters); messages no longer dead are left
-   * alone. A requeued message no longer good to send (a lapsed link, an address its account left) dies again at its
-   * claim, with the reason, unsent.
+   * alone. A requeued message no longer good to send (a lapsed link, a link a newer mail of its account replaced, an
+   * address its account left) dies again at its claim, with the reason, unsent.
    */
   async requeueDead(ids: readonly string[], executor?: Kysely<Schema>): Promise<number> {
     if (ids.length === 0) return 0;

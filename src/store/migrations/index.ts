@@ -35,7 +35,8 @@ import { unboundLinkMailsDead } from "./0033-unbound-link-mails-dead.ts";
 import { sessionDeviceTold } from "./0034-session-device-told.ts";
 import { totpEnrolmentSession } from "./0035-totp-enrolment-session.ts";
 import { outboxMailStillGood } from "./0036-outbox-mail-still-good.ts";
+import { outboxLinkReplaced } from "./0037-outbox-link-replaced.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven, sessionFactor, auditEventsByType, resetHeld, outboxAgedAndDead, passkeySuspended, totpReplacement, floodKeysKeyed, totpReplacementSession, unboundLinkMailsDead, sessionDeviceTold, totpEnrolmentSession, outboxMailStillGood];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven, sessionFactor, auditEventsByType, resetHeld, outboxAgedAndDead, passkeySuspended, totpReplacement, floodKeysKeyed, totpReplacementSession, unboundLinkMailsDead, sessionDeviceTold, totpEnrolmentSession, outboxMailStillGood, outboxLinkReplaced];
 export type { Migration } from "./types.ts";
