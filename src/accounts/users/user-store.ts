@@ -84,12 +84,21 @@ export function toUser(r: Selectable<UsersTable>): User {
   };
 }
 
+/**
+ * Where a page of UserStore.page ends: the last account's id, and whether it was an exact match of the search (those
+ * are listed first, so the next page goes on among them before the rest).
+ */
+export interface UserPagePosition {
+  id: string;
+  exact: boolean;
+}
+
 /** Which page of accounts UserStore.page reads. */
 export interface UserPageQuery {
   /** Only accounts whose email or username starts with this (compared on the lookup keys); null: every account. */
   q: string | null;
-  /** The last id of the page before (ids are random, so the order reveals nothing); null: the first page. */
-  after: string | null;
+  /** Where the page before ended (ids are random, so the order reveals nothing); null: the first page. */
+  after: UserPagePosition | null;
   limit: number;
 }
 
@@ -101,9 +110,10 @@ export interface UserStore {
   getById(id: string): Promise<User | null>;
   /**
    * One page of accounts in id order, each with the initial-password expiry in force as every read of the store
-   * carries it; `more` when another page follows.
+   * carries it; `next`, where the page ended, when another page follows. A search lists the exact matches of its
+   * lookup key (the account findByIdentifier finds) first, then the other prefix matches in id order.
    */
-  page(query: UserPageQuery): Promise<{ users: User[]; more: boolean }>;
+  page(query: UserPageQuery): Promise<{ users: User[]; next: UserPagePosition | null }>;
   /** Finds an account by email or username (case-insensitive). */
   findByIdentifier(identifier: string): Promise<User | null>;
   /**
@@ -245,17 +255,39 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
       return row ? read(row) : null;
     },
     async page(query) {
-      let select = database.db.selectFrom("users").selectAll().orderBy("id").limit(query.limit + 1);
-      if (query.after !== null) select = select.where("id", ">", query.after);
-      if (query.q !== null) {
-        const pattern = likePrefix(identifierKey(query.q));
-        select = select.where((eb) => eb.or([
-          sql<boolean>`${eb.ref("email_key")} like ${pattern} escape '\\'`,
-          sql<boolean>`${eb.ref("username_key")} like ${pattern} escape '\\'`,
-        ]));
+      const { after, limit } = query;
+      const key = query.q === null ? null : identifierKey(query.q);
+      // The exact match first: in id order alone, an outsider's `<victim's address>.<their domain>` accounts were
+      // listed ahead of the victim's, and an administrator searching the full address acted on the first row. Read
+      // through the unique keys; the prefix pages then leave them out, so none is listed twice or lost across pages.
+      const exact: Array<Selectable<UsersTable>> = [];
+      if (key !== null && (after === null || after.exact)) {
+        let select = database.db.selectFrom("users").selectAll().orderBy("id").limit(limit + 1)
+          .where((eb) => eb.or([eb("email_key", "=", key), eb("username_key", "=", key)]));
+        if (after !== null) select = select.where("id", ">", after.id);
+        exact.push(...await select.execute());
       }
-      const rows = await select.execute();
-      return { users: rows.slice(0, query.limit).map(read), more: rows.length > query.limit };
+      const rest: Array<Selectable<UsersTable>> = [];
+      if (exact.length <= limit) {
+        let select = database.db.selectFrom("users").selectAll().orderBy("id").limit(limit + 1 - exact.length);
+        if (after !== null && !after.exact) select = select.where("id", ">", after.id);
+        if (key !== null) {
+          const pattern = likePrefix(key);
+          select = select
+            .where((eb) => eb.or([
+              sql<boolean>`${eb.ref("email_key")} like ${pattern} escape '\\'`,
+              sql<boolean>`${eb.ref("username_key")} like ${pattern} escape '\\'`,
+            ]))
+            .where("email_key", "<>", key)
+            .where((eb) => eb.or([eb("username_key", "is", null), eb("username_key", "<>", key)]));
+        }
+        rest.push(...await select.execute());
+      }
+      const rows = [...exact, ...rest];
+      const users = rows.slice(0, limit).map(read);
+      const last = users[users.length - 1];
+      const next = rows.length > limit && last ? { id: last.id, exact: users.length <= exact.length } : null;
+      return { users, next };
     },
     async findByIdentifier(identifier) {
       const key = identifierKey(identifier);

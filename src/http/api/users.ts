@@ -73,12 +73,14 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     if (q !== null && identifierKey(q) === "") throw apiErrors.badBody("q must hold more than white space (leave it out to list every account)");
     // The cursor is bound to the search text: a cursor from one search cannot page through another.
     const filter = `q=${q ?? ""}`;
-    const after = query.cursor === undefined ? null : (await openCursor(app.keyring, "users", filter, query.cursor))["after"];
-    if (after !== null && typeof after !== "string") throw apiErrors.badCursor();
+    const position = query.cursor === undefined ? null : await openCursor(app.keyring, "users", filter, query.cursor);
+    // `exact`: the page before ended among the search's exact matches, which are listed first (UserStore.page).
+    if (position !== null && (typeof position["after"] !== "string" || (position["exact"] !== undefined && position["exact"] !== 1))) throw apiErrors.badCursor();
+    const after = position === null ? null : { id: position["after"] as string, exact: position["exact"] === 1 };
     // The store's page: each account with the initial-password expiry in force, as its other reads carry it.
     const page = await app.accounts.users.page({ q, after, limit: query.limit });
-    const last = page.users[page.users.length - 1];
-    const nextCursor = page.more && last ? await sealCursor(app.keyring, "users", filter, { after: last.id }) : null;
+    const next = page.next;
+    const nextCursor = next === null ? null : await sealCursor(app.keyring, "users", filter, { after: next.id, ...(next.exact ? { exact: 1 } : {}) });
     return { users: page.users.map(userView), nextCursor };
   });
 
