@@ -33,6 +33,8 @@ const DOCUMENTED_PUBLIC = new Set([
   "POST /auth/password/reset/complete",
   "POST /auth/register",
   "POST /auth/email/confirm",
+  // Which account a confirmation link moves (its masked current address), for the page before its button; spends nothing.
+  "POST /confirm-email/account",
   // The pages the mailed links open, and their script and stylesheet: static, they act only through the
   // public routes above (docs/http-auth.md § The link pages).
   "GET /reset-password",

@@ -1,7 +1,8 @@
 // The three mails of an email change: the confirmation link (to the new address), the "someone tried to use
 // this address" note (to a new address that already has an account: no link), and the security notice to
 // the old address that a change was requested (so a hijacker is noticed before the change completes).
-import { PRIORITY, type NewMessage } from "../../notify/index.ts";
+import { domainToASCII } from "node:url";
+import { addressProblem, PRIORITY, type NewMessage } from "../../notify/index.ts";
 import { noticeAddress } from "../../notify/notice-address.ts";
 
 export interface EmailChangeMailContext {
@@ -19,12 +20,54 @@ function minutes(ms: number): string {
   return `${Math.round(ms / 60_000)} minutes`;
 }
 
-/** The mail carrying the link, to the new address. */
-export function composeConfirmMail(to: string, token: string, context: EmailChangeMailContext, lifetimeMs: number, key: string): NewMessage {
+/**
+ * How the confirmation mail, and the page its link opens, name the account a link moves (ASVS 6.3.7): its current
+ * address with the local part cut to its first letters or digits (one, two from four characters on) and "***", enough
+ * for the owner to recognise their own, not enough to harvest, and the domain in full, so that an account at a
+ * look-alike domain shows as one. A domain that is not a plain host name is shown in its ASCII form ("xn--…": a
+ * look-alike in another script shows as what it is); an address with neither (a bare host, or a "domain" that spells a
+ * link) is named by the phrase noticeAddress uses.
+ *
+ * @example
+ * maskedAddress("jane.doe@corp.example") // "ja***@corp.example"
+ * maskedAddress("jd@corp.example")       // "j***@corp.example"
+ * maskedAddress("jane@соrp.example")     // "ja***@xn--rp-emcl.example" (Cyrillic "со")
+ */
+export function maskedAddress(address: string): string {
+  const at = address.lastIndexOf("@");
+  const local = at > 0 ? address.slice(0, at) : "";
+  const raw = at > 0 ? address.slice(at + 1) : "";
+  const plain = (domain: string): boolean => domain !== "" && addressProblem(`x@${domain}`) === null;
+  // Letters, digits, marks, dots and hyphens only: domainToASCII would cut "evil.example/keep?x=1" down to a host.
+  const domain = plain(raw) ? raw : /^[\p{L}\p{N}\p{M}.-]+$/u.test(raw) ? domainToASCII(raw) : "";
+  if (!plain(domain)) return "an address this server cannot send mail to";
+  // Only letters and digits are shown: a local part may hold characters that would read as something else.
+  const shown = /^[A-Za-z0-9]{0,2}/.exec(local.slice(0, local.length >= 4 ? 2 : 1))?.[0] ?? "";
+  return `${shown}***@${domain}`;
+}
+
+/**
+ * The mail carrying the link, to the new address. It names the account the link moves (`account`: that account's
+ * current address, shown by maskedAddress), and tells a reader whose account it is not to leave the link alone: an
+ * outsider may ask to move their own account to an address an employee announced, and a link that read like the
+ * employee's own would give the outsider's account that address (test/squatters-red-team.test.ts). `sharedWith`: another
+ * account's link to the same mailbox still works (its request came first), said so that the two are not mistaken for
+ * each other.
+ */
+export function composeConfirmMail(to: string, token: string, context: EmailChangeMailContext & { account?: string; sharedWith?: boolean }, lifetimeMs: number, key: string): NewMessage {
   const name = context.serviceName;
+  const account = context.account === undefined ? [] : [
+    `Someone asked to make this the email address of the ${name} account that now uses ${maskedAddress(context.account)}`,
+    "(part of that address is hidden here; its domain is shown in full).", "",
+    "If this is not your account, do not open the link: it would give this address to someone else's account.", "",
+  ];
   const text = [
     "Hello,", "",
-    `Someone (hopefully you) asked to make this the email address of their ${name} account.`,
+    ...(account.length > 0 ? account : [`Someone (hopefully you) asked to make this the email address of their ${name} account.`]),
+    ...(context.sharedWith === true
+      ? ["Another account also asked, a little earlier, to move to this address, and the link sent for it still works.",
+        "Each link moves a different account: open only the one that names yours.", ""]
+      : []),
     `Open this link within ${minutes(lifetimeMs)} to confirm; it works once:`, "",
     emailChangeLink(context.publicURL, token), "",
     "If you did not ask for this, ignore this message: nothing changes unless the link is opened.", "",

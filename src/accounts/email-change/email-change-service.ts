@@ -221,6 +221,12 @@ export function createEmailChangeService(deps: {
         // time of the answer does not tell whether the address is registered either (ASVS 6.3.8).
         const owner = withheld ? undefined : await trx.selectFrom("users").select("id").where("email_key", "=", key).executeTakeFirst();
         if (!withheld) await revokeAll(user.id, trx);
+        // Another account's link to the same mailbox (its spellings folded) that still works: the new mail says so, so the
+        // mailbox's owner does not take one for the other (an outsider racing an employee's announced move, ASVS 6.3.7).
+        // Open rows only, at most a link lifetime of requests; read on both paths, as the statements must not differ.
+        const open = withheld ? [] : await trx.selectFrom("email_change_tokens").select("new_email")
+          .where("user_id", "!=", user.id).where("used_at", "is", null).where("expires_at", ">", now).execute();
+        const sharedWith = open.some((row) => mailboxKey(row.new_email) === mailboxKey(address));
         const fresh = generateEmailChangeToken(random);
         // A taken address gets no link: its row is born used, and counts towards the hourly limit all the same.
         await trx.insertInto("email_change_tokens").values({
@@ -239,7 +245,7 @@ export function createEmailChangeService(deps: {
         if (!withheld) {
           await outbox.enqueue(owner
             ? composeAttemptMail(address, context, `account.email-change-attempt:${fresh.id}`)
-            : composeConfirmMail(address, fresh.token, context, policy.lifetimeMs, `account.email-change-link:${fresh.id}`), trx);
+            : composeConfirmMail(address, fresh.token, { ...context, account: current.email, sharedWith }, policy.lifetimeMs, `account.email-change-link:${fresh.id}`), trx);
         }
         // The old address hears of it at once: a hijacker moving the account away is noticed before the link is used.
         // Unless the outbox cannot mail it (the account store accepts more): then moving to a deliverable address is

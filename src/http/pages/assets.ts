@@ -16,7 +16,6 @@ export const PAGES_JS = `"use strict";
     return;
   }
   var token = match[1];
-  form.hidden = false;
 
   // The link's token is the whole authority: no cookie goes with it (a signed-in browser's session would make
   // the server ask for a CSRF token this page does not have) and none is taken from the answer.
@@ -67,6 +66,21 @@ export const PAGES_JS = `"use strict";
       }
       say(errorOf(r).message || "The address could not be confirmed (" + r.status + "). Ask for a new link and try again.", "error");
     });
+  }
+
+  // The confirmation form shows once the page knows which account the link moves (as the mail names it): a reader whose
+  // account it is not is told so before the button. A link the server refuses shows its message and no form.
+  if (kind === "confirm-email") {
+    post("/confirm-email/account", { token: token }).then(function (r) {
+      if (r.status === 200 && r.data && typeof r.data.account === "string") {
+        document.getElementById("account").textContent = r.data.account;
+        form.hidden = false;
+        return;
+      }
+      say(errorOf(r).message || "This link could not be checked (" + r.status + "). Ask for a new link and try again.", "error");
+    }, function () { say("The server could not be reached. Check your connection and try again.", "error"); });
+  } else {
+    form.hidden = false;
   }
 
   form.addEventListener("submit", function (event) {

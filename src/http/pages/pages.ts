@@ -3,9 +3,12 @@
 // under the same CSP as every response (no inline script or style, ASVS 3.4.3). The token travels in the URL
 // fragment, which browsers never send to a server: the script reads it, removes it from the address bar and
 // history, and POSTs it to the JSON routes (/auth/password/reset/complete, /auth/email/confirm), so the page
-// itself carries nothing secret. Confirmation waits for a click: mail scanners that open links run no form.
+// itself carries nothing secret. Confirmation waits for a click: mail scanners that open links run no form. Before it,
+// the confirmation page names the account the link moves, as its mail does (POST /confirm-email/account).
 import type { FastifyInstance } from "fastify";
+import { emailChangeErrors, maskedAddress } from "../../accounts/email-change/index.ts";
 import type { App } from "../../app/types.ts";
+import { recordLinkRefusal, str } from "../auth/helpers.ts";
 import { PAGES_CSS, PAGES_JS } from "./assets.ts";
 
 /** Escapes text for an HTML text node or a double-quoted attribute. */
@@ -59,7 +62,10 @@ function resetPage(app: App): string {
 
 function confirmPage(app: App): string {
   return page("Confirm your new email address", app.config.serviceName, "confirm-email", `<form id="confirm-email" method="post" hidden>
-<p>Confirm that this is your new email address for your account. Security notices will go to it from now on.</p>
+<p>This link makes this email address the address of the account that now uses <strong id="account"></strong>
+(part of that address is hidden here; its domain is shown in full).</p>
+<p><strong>If this is not your account, do not confirm:</strong> it would give this address to someone else's account.</p>
+<p>If it is yours, security notices will go to this address from now on.</p>
 <button type="submit">Confirm new address</button>
 </form>`);
 }
@@ -73,6 +79,23 @@ export function registerPages(server: FastifyInstance, app: App): void {
   const noStore = { "cache-control": "no-store", "content-type": HTML };
   server.get("/reset-password", { config: { access: "public" } }, async (_request, reply) => reply.headers(noStore).send(reset));
   server.get("/confirm-email", { config: { access: "public" } }, async (_request, reply) => reply.headers(noStore).send(confirm));
+  // The account a confirmation link moves, for the page to show before the click (ASVS 6.3.7): no more than its mail
+  // says (maskedAddress of the account's current address), to whoever holds the link, and nothing for any other token.
+  // It spends nothing; a refused genuine link is recorded as the confirmation's refusal is (the page then stops there).
+  server.post<{ Body: { token: string } }>(
+    "/confirm-email/account",
+    { schema: { body: { type: "object", required: ["token"], properties: { token: str(200) } } }, config: { access: "public", csrf: "pre-login" } },
+    async (request, reply) => {
+      const check = await app.accounts.emailChanges.check(request.body.token);
+      if (!check.valid) {
+        await recordLinkRefusal(app, request, "auth.email.confirm-refused", check.genuine && { ...check.genuine, reason: check.reason });
+        throw emailChangeErrors.refused();
+      }
+      const user = await app.accounts.users.getById(check.userId);
+      if (user === null) throw emailChangeErrors.refused();
+      return reply.headers({ "cache-control": "no-store" }).send({ account: maskedAddress(user.email) });
+    },
+  );
   const asset = { "cache-control": "public, max-age=3600" };
   server.get("/assets/bulwark-pages.js", { config: { access: "public" } }, async (_request, reply) =>
     reply.headers({ ...asset, "content-type": "text/javascript; charset=utf-8" }).send(PAGES_JS));
