@@ -5,7 +5,8 @@
 // only by such accounts is taken by a change that proves its owner (a confirmed link to it, an administrator's decision):
 // the sign-up is deleted in the change's transaction, its link with it, and recorded (SIGN_UP_REMOVED_EVENT). While
 // registration is closed, nothing finishes one: its link is refused, a reset request mails none (password-routes.ts).
-// An administrator's new account for such an address takes it the same way (createOverSignUps), and the maintenance pass
+// An administrator's new account for such an address takes it the same way (createOverSignUps), and so does an imported
+// row (import/apply-batch.ts, through removeUnfinishedSignUp), and the maintenance pass
 // deletes one left unfinished past BULWARK_SIGNUP_ABANDONED_HOURS whose links are all dead (removeAbandonedSignUps).
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool, type Transaction } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
@@ -126,10 +127,10 @@ export interface SignUpRemoval {
   /** The account that takes the address; null for a sign-up the maintenance pass removed as abandoned. */
   for: string | null;
   /**
-   * An administrator's set-email or new account ("api", "cli", as their events say), the owner's confirmed change, or the
-   * maintenance pass (removeAbandonedSignUps).
+   * An administrator's set-email or new account ("api", "cli", as their events say), the owner's confirmed change, the
+   * maintenance pass (removeAbandonedSignUps), or a row of `bulwark users import` whose new account takes the address.
    */
-  via: "api" | "cli" | "email-confirm" | "maintenance";
+  via: "api" | "cli" | "email-confirm" | "maintenance" | "import";
   requestId?: string;
   /** More for the event's data (the API caller's context, the confirmed link's id). */
   detail?: Record<string, unknown>;

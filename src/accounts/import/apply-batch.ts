@@ -1,27 +1,32 @@
 // One batch of a real import, in its transaction: each row inserted or updated as validated (re-checked against the
-// accounts as they are now), an update's sessions, links and notice handled with it, and the batch's audit event.
+// accounts as they are now), an update's sessions, links and notice handled with it, an unfinished sign-up holding a
+// new row's address removed for it (sign-up-shell.ts), and the batch's audit event.
 import type { Kysely, RawBuilder } from "kysely";
 import { sql } from "kysely";
 import type { Schema } from "../../store/schema.ts";
 import { addressProblem, notifySecurityEvent } from "../../notify/index.ts";
 import { spendEmailChangeLinks } from "../email-change/email-change-service.ts";
-import { lockManyAccountsLinks } from "../password-reset/link-lock.ts";
+import { removeUnfinishedSignUp } from "../email-change/sign-up-shell.ts";
+import { lockAccountLinks, lockManyAccountsLinks } from "../password-reset/link-lock.ts";
 import { spendResetLinks } from "../password-reset/reset-service.ts";
 import { endUserSessions, raiseStamp, revokedBefore } from "../sessions/revocation.ts";
 import { tokenUserScope } from "../tokens/token-service.ts";
 import { collidedKey, passwordChangedAtAfterChange } from "../users/user-store.ts";
 import { ImportRefusedError, isUniqueViolation } from "./errors.ts";
-import { clash, lookup, renamesUsername } from "./existing.ts";
+import { clash, EXISTS, holderNow, lookup, renamesUsername } from "./existing.ts";
 import type { ImportRow } from "./mapping.ts";
 import { planPassword, type PasswordNote } from "./password-update.ts";
-import { IMPORT_NOTICE_REFUSED, type ImportDeps, type ImportOptions } from "./types.ts";
+import { IMPORT_NOTICE_REFUSED, type ImportDeps, type ImportOptions, type RowNote, type SignUpRemoved } from "./types.ts";
 
 export interface BatchResult {
   created: number;
   updated: number;
   skipped: number;
+  skippedRows: RowNote[];
   passwordsReplaced: PasswordNote[];
   passwordsKept: number;
+  passwordsNotSet: number;
+  signUpsRemoved: SignUpRemoved[];
 }
 
 /**
@@ -39,13 +44,17 @@ export async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: Im
   const { index } = batch;
   const found = await lookup(trx, rows);
   // The accounts this batch may update write their links last (a replaced password spends them): their link locks
-  // come first, so a reset or email confirmation of one of them (link lock → token → account) cannot deadlock it.
-  if (options.onConflict === "update") await lockManyAccountsLinks(deps.database.dialect, trx, [...found.byEmail.values()].map((e) => e.id));
+  // come first, so a reset or email confirmation of one of them (link lock → token → account) cannot deadlock it. So
+  // do the unfinished sign-ups it may remove (their links go with them), whatever --on-conflict says.
+  const updates = options.onConflict === "update" ? [...found.byEmail.values()].map((e) => e.id) : [];
+  await lockManyAccountsLinks(deps.database.dialect, trx, [...updates, ...[...found.signUps.values()].map((e) => e.id)]);
   let created = 0;
   let updated = 0;
-  let skipped = 0;
+  const skippedRows: RowNote[] = [];
   const passwordsReplaced: PasswordNote[] = [];
   let passwordsKept = 0;
+  let passwordsNotSet = 0;
+  const signUpsRemoved: SignUpRemoved[] = [];
   const refuse = (line: number, why: string, cause?: unknown): never => {
     throw new ImportRefusedError(`line ${line}: ${why}; batch ${index} was rolled back, earlier batches stay imported`, cause === undefined ? {} : { cause });
   };
@@ -73,14 +82,36 @@ export async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: Im
     // Accounts may have changed since validation (another import, a sign-up): re-check inside the transaction.
     const why = clash(row, found, options.onConflict);
     if (why) refuse(row.line, why);
-    const existing = found.byEmail.get(row.emailKey);
+    let existing = found.byEmail.get(row.emailKey);
+    const squat = existing ? undefined : found.signUps.get(row.emailKey);
     if (!existing) {
-      await write(row.line, () => trx.insertInto("users").values(deps.users.prepare(row.user)).execute());
-      created++;
-      continue;
+      const values = deps.users.prepare(row.user);
+      // The address is held only by an unfinished sign-up of it: deleted here (its link with it), checked again under
+      // its link lock, and recorded for the account that takes the address, as `users create` does (createOverSignUps).
+      // In this batch's transaction, with the cursor: a resumed import never meets it twice.
+      const removed = squat !== undefined && (await removeUnfinishedSignUp(deps.database, trx, deps.audit, squat.id, {
+        actor: options.actor, for: values.id, via: "import", detail: { line: row.line, job: batch.jobId, source: options.rules.source },
+      }));
+      if (removed) signUpsRemoved.push({ line: row.line, id: squat.id });
+      if (squat === undefined || removed) {
+        await write(row.line, () => trx.insertInto("users").values(values).execute());
+        created++;
+        continue;
+      }
+      // Finished through its link meanwhile (or gone): the row meets the address's holder as it is now, as any stored
+      // account (its link lock is this batch's already, unless another account took the address meanwhile).
+      existing = await holderNow(trx, found, row);
+      if (existing) await lockAccountLinks(deps.database, trx, existing.id);
+      const again = clash(row, found, options.onConflict);
+      if (again) refuse(row.line, again);
+      if (!existing) {
+        await write(row.line, () => trx.insertInto("users").values(values).execute());
+        created++;
+        continue;
+      }
     }
     if (options.onConflict === "skip") {
-      skipped++;
+      skippedRows.push({ line: row.line, reason: `${EXISTS} (--on-conflict skip)` });
       continue;
     }
     // An update touches only what the file supplied and is not empty. It never touches containment
@@ -151,14 +182,16 @@ export async function applyBatch(deps: ImportDeps, trx: Kysely<Schema>, rows: Im
     }
     if (plan.kind === "replace") passwordsReplaced.push(plan.note);
     if (plan.kind === "keep") passwordsKept++;
+    if (plan.kind === "not-set") passwordsNotSet++;
     updated++;
   }
   const first = rows[0]?.line ?? 0;
   const last = rows[rows.length - 1]?.line ?? 0;
   await deps.audit.appendIn(trx, {
     type: "users.import.batch", actor: options.actor,
-    data: { source: options.rules.source, file: options.file, batch: index, lines: `${first}-${last}`, created, updated, skipped, passwordsReplaced: passwordsReplaced.length, accountsSignedOut,
+    data: { source: options.rules.source, file: options.file, batch: index, lines: `${first}-${last}`, created, updated, skipped: skippedRows.length, passwordsReplaced: passwordsReplaced.length, accountsSignedOut,
+      signUpsRemoved: signUpsRemoved.length,
       ...(deps.notices ? { noticesQueued, noticesRefused } : {}) },
   });
-  return { created, updated, skipped, passwordsReplaced, passwordsKept };
+  return { created, updated, skipped: skippedRows.length, skippedRows, passwordsReplaced, passwordsKept, passwordsNotSet, signUpsRemoved };
 }

@@ -8,6 +8,8 @@
 // A real run is a job keyed by the file's SHA-256: each batch advances the job's cursor (the last line it
 // wrote) in its own transaction, so running the same import again after a crash resumes after that line
 // instead of meeting its own rows as conflicts (it still reads them, so a later duplicate of one is refused).
+// An address held only by an unfinished sign-up of it (anyone may start one) is free: the row's account replaces the
+// sign-up, in the batch's transaction, under every --on-conflict (apply-batch.ts), and the report names each.
 import type { Kysely } from "kysely";
 import { escapeControls } from "../../lib/terminal.ts";
 import { lockKeyOf, serialiseTransactions } from "../../store/database.ts";
@@ -15,15 +17,15 @@ import type { Schema } from "../../store/schema.ts";
 import { applyBatch } from "./apply-batch.ts";
 import { ImportOptionError, ImportRefusedError } from "./errors.ts";
 import { checkColumns, resolveIgnored, unreadColumns, unreadColumnsError, validateRow, type ImportRow } from "./mapping.ts";
-import { clash, lookup, renamesUsername, type OnConflict } from "./existing.ts";
+import { clash, EXISTS, lookup, renamesUsername, type OnConflict } from "./existing.ts";
 import { planPassword } from "./password-update.ts";
 import { assertSameSettings, fileDigest, interruptedJob, rulesOfResume, settingsOf } from "./resume.ts";
 import { readRows } from "./source.ts";
-import { IMPORT_JOB_KIND, type ImportDeps, type ImportOptions, type ImportReport, type ImportSpec } from "./types.ts";
+import { IMPORT_JOB_KIND, type ImportDeps, type ImportOptions, type ImportReport, type ImportSpec, type RowNote } from "./types.ts";
 
 export type { OnConflict };
 export { IMPORT_JOB_KIND, IMPORT_NOTICE_REFUSED, MAX_BATCH } from "./types.ts";
-export type { ImportDeps, ImportNotices, ImportOptions, ImportReport, ImportSettings, ImportSpec, RowNote } from "./types.ts";
+export type { ImportDeps, ImportNotices, ImportOptions, ImportReport, ImportSettings, ImportSpec, RowNote, SignUpRemoved } from "./types.ts";
 
 /** The longest external source name (it is stored on every linked account and named in audit events). */
 export const MAX_SOURCE_LENGTH = 200;
@@ -59,7 +61,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   // passes: the write pass must meet the rows the validation pass let through, even if the clock is stepped between them.
   const now = deps.clock.now();
   const report: ImportReport = {
-    dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], passwordsReplaced: [], passwordsKept: 0, timesClamped: 0, batches: 0,
+    dryRun: options.dryRun, source: rules.source, rows: 0, created: 0, updated: 0, skipped: 0, failed: 0, bad: [], skippedRows: [], passwordsReplaced: [], passwordsKept: 0, passwordsNotSet: 0, signUpsRemoved: [], timesClamped: 0, batches: 0,
     jobId: null, resumedAfterLine: null, alreadyImported: 0,
   };
   // Every row up to this line was written by the interrupted run (its batches committed in line order).
@@ -74,6 +76,8 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   const seenUsernameSkeleton = new Map<string, number>();
   // Rows that read like an earlier row, by line: refused in check() if they write an identifier.
   const alikeOf = new Map<number, number>();
+  // Rows the reading itself skips (the preset's anonymous uid 0): skipped by the write pass too, which names the rest.
+  const skippedAtRead: RowNote[] = [];
   const markBad = (line: number, reason: string): void => {
     badLines.add(line);
     report.bad.push({ line, reason });
@@ -89,8 +93,12 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
       const writesIdentifier = !existing || renamesUsername(row, existing, options.onConflict);
       const why = clash(row, found, options.onConflict) ?? (alike !== undefined && writesIdentifier ? `reads like line ${alike} (its email or username in the same letters of another script)` : null);
       if (why) markBad(row.line, why);
-      else if (!existing) report.created++;
-      else if (options.onConflict === "update") {
+      else if (!existing) {
+        report.created++;
+        // Held by an unfinished sign-up of this address: the write pass removes it for the row's account.
+        const squat = found.signUps.get(row.emailKey);
+        if (squat) report.signUpsRemoved.push({ line: row.line, id: squat.id });
+      } else if (options.onConflict === "update") {
         const plan = planPassword(row, existing.passwordHash, { replacePasswords }, deps.passwords);
         if (plan.kind === "refuse") {
           markBad(row.line, plan.reason);
@@ -98,8 +106,9 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
         }
         if (plan.kind === "replace") report.passwordsReplaced.push(plan.note);
         if (plan.kind === "keep") report.passwordsKept++;
+        if (plan.kind === "not-set") report.passwordsNotSet++;
         report.updated++;
-      } else report.skipped++;
+      } else report.skippedRows.push({ line: row.line, reason: `${EXISTS} (--on-conflict skip)` });
     }
     pending = [];
   };
@@ -137,7 +146,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     if (verdict.kind === "bad") {
       if (!written) markBad(verdict.line, verdict.reason);
     } else if (verdict.kind === "skip") {
-      if (!written) report.skippedRows.push({ line: verdict.line, reason: verdict.reason });
+      if (!written) skippedAtRead.push({ line: verdict.line, reason: verdict.reason });
     } else {
       const { row } = verdict;
       const dup = seenEmail.get(row.emailKey) ?? (row.usernameKey ? seenUsername.get(row.usernameKey) : undefined) ?? (row.user.externalId ? seenExternal.get(row.user.externalId) : undefined);
@@ -168,12 +177,15 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     throw unreadColumnsError([...unreadKeys.keys()], rules.map, { has: `the file's lines have (first at line ${first})`, noun: "key" });
   }
   if (pending.length) await check();
-  report.skipped += report.skippedRows.length;
+  const byLine = (a: { line: number }, b: { line: number }): number => a.line - b.line;
+  report.skippedRows = [...skippedAtRead, ...report.skippedRows].sort(byLine);
+  report.skipped = report.skippedRows.length;
   report.failed = report.bad.length;
   report.bad.sort((a, b) => a.line - b.line);
   const summary = (): Record<string, unknown> => ({
     source: rules.source, file: options.file, sha256, rows: report.rows, created: report.created, updated: report.updated, skipped: report.skipped, failed: report.failed, onConflict: options.onConflict,
-    replacePasswords, passwordsReplaced: report.passwordsReplaced.length, passwordsKept: report.passwordsKept, timesClamped: report.timesClamped,
+    replacePasswords, passwordsReplaced: report.passwordsReplaced.length, passwordsKept: report.passwordsKept, passwordsNotSet: report.passwordsNotSet,
+    signUpsRemoved: report.signUpsRemoved.length, timesClamped: report.timesClamped,
     ...(report.resumedAfterLine !== null ? { jobId: report.jobId, resumedAfterLine: report.resumedAfterLine, alreadyImported: report.alreadyImported } : {}),
   });
 
@@ -187,7 +199,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   }
 
   // Pass 2: write. Counts are recomputed from what each committed batch actually did.
-  Object.assign(report, { created: 0, updated: 0, skipped: report.skippedRows.length, passwordsReplaced: [], passwordsKept: 0 });
+  Object.assign(report, { created: 0, updated: 0, skipped: skippedAtRead.length, skippedRows: [...skippedAtRead], passwordsReplaced: [], passwordsKept: 0, passwordsNotSet: 0, signUpsRemoved: [] });
   const job = interrupted ?? (await deps.jobs.create<ImportSpec>({ kind: IMPORT_JOB_KIND, spec: { sha256, file: options.file, source: rules.source, settings }, total: report.rows, actor: options.actor }));
   report.jobId = job.id;
   if (interrupted) {
@@ -221,9 +233,12 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     cursor = next;
     report.created += done.created;
     report.updated += done.updated;
-    report.skipped += done.skipped;
+    report.skipped += done.skippedRows.length;
+    report.skippedRows.push(...done.skippedRows);
     report.passwordsReplaced.push(...done.passwordsReplaced);
     report.passwordsKept += done.passwordsKept;
+    report.passwordsNotSet += done.passwordsNotSet;
+    report.signUpsRemoved.push(...done.signUpsRemoved);
     report.batches++;
   };
   try {
@@ -242,6 +257,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     if (!rival) await deps.jobs.markFailed(job.id, String((error as Error).message).slice(0, 500));
     throw error;
   }
+  report.skippedRows.sort(byLine);
   await deps.jobs.finishIfUnfinished(job.id, "done");
   await deps.audit.append({ type: "users.import.completed", actor: options.actor, subject: job.id, data: { ...summary(), batches: report.batches } });
   return report;

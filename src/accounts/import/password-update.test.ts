@@ -31,3 +31,10 @@ it("replaces a slow hash by the same scheme at equal or higher cost, or by one m
   // Tiers still decide across them: a fast digest never replaces a slow hash.
   assert.equal(plan("5f4dcc3b5aa765d61d8327deb882cf99", BCRYPT_4).kind, "refuse");
 });
+
+it("an account holding no password is not reported as keeping one: without replacePasswords the file's is not set, with it it is", () => {
+  const unset = planPassword(row(BCRYPT_12), null, { replacePasswords: false }, passwords);
+  assert.deepEqual(unset, { kind: "not-set" });
+  assert.deepEqual(planPassword(row(BCRYPT_12), BCRYPT_13, { replacePasswords: false }, passwords), { kind: "keep" });
+  assert.deepEqual(planPassword(row(BCRYPT_12), null, { replacePasswords: true }, passwords), { kind: "replace", note: { line: 7, from: null, to: "bcrypt" } });
+});

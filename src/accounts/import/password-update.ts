@@ -18,6 +18,7 @@ export type PasswordPlan =
   | { kind: "none" } // the row supplies no hash
   | { kind: "same" } // the stored hash is the file's
   | { kind: "keep" } // it differs, and replacePasswords was not given
+  | { kind: "not-set" } // the account holds no password, and replacePasswords was not given: none is set, none "kept"
   | { kind: "replace"; note: PasswordNote }
   | { kind: "refuse"; reason: string };
 
@@ -94,7 +95,10 @@ export function planPassword(row: ImportRow, stored: string | null, options: { r
   const next = row.user.passwordHash;
   if (next === null) return { kind: "none" };
   if (next === stored) return { kind: "same" };
-  if (!options.replacePasswords) return { kind: "keep" };
+  // An account without a password (an invitation, one signed in through another factor) is not given the file's
+  // without replacePasswords, the one switch that writes passwords on stored accounts; nor is it reported as a password
+  // kept, which told the operator the account had one.
+  if (!options.replacePasswords) return stored === null ? { kind: "not-set" } : { kind: "keep" };
   const incoming = assess(next, passwords);
   // No stored password is the weakest of all: anything may replace it.
   const current = stored === null ? { scheme: null, strength: -1 } : assess(stored, passwords);

@@ -89,6 +89,13 @@ export interface RowNote {
   reason: string;
 }
 
+/** An unfinished sign-up an import removed for a row's account (its `user.sign-up-removed` event names the account). */
+export interface SignUpRemoved {
+  line: number;
+  /** The sign-up's account id. */
+  id: string;
+}
+
 export interface ImportReport {
   dryRun: boolean;
   source: string;
@@ -105,6 +112,13 @@ export interface ImportReport {
   passwordsReplaced: PasswordNote[];
   /** Updated accounts whose stored hash differs from the file's and was left alone (no replacePasswords). */
   passwordsKept: number;
+  /** Updated accounts holding no password whose row supplies one, not set (no replacePasswords): none was "kept". */
+  passwordsNotSet: number;
+  /**
+   * Unfinished sign-ups (POST /auth/register, never finished) that held a row's address, removed (on a dry run: to be
+   * removed) for the row's new account, by line: the sign-up's id.
+   */
+  signUpsRemoved: SignUpRemoved[];
   /**
    * Rows whose created_at or last_login_at was dated ahead of the import's clock (by less than a day: a legacy host's
    * clock running fast, a local-time export read as UTC) and is stored as the import's time.

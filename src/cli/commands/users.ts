@@ -95,10 +95,13 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
     // The reasons quote the file's cells: control characters are shown as \xNN, never sent to the terminal.
     for (const b of report.bad) writeLine(ctx, `  line ${b.line}: ${escapeControls(b.reason)}`);
     for (const s of report.skippedRows) writeLine(ctx, `  line ${s.line}: skipped, ${escapeControls(s.reason)}`);
+    // An address an anonymous POST /auth/register held and never finished: the row's account takes it (ASVS 6.3.7).
+    for (const r of report.signUpsRemoved) writeLine(ctx, `  line ${r.line}: the unfinished sign-up ${r.id} holding the address ${report.dryRun ? "would be" : "was"} deleted for the row's account`);
     const replaced = report.dryRun ? "would be replaced" : "replaced";
     for (const p of report.passwordsReplaced) writeLine(ctx, `  line ${p.line}: password hash ${replaced} (${p.from ?? "no password"} -> ${p.to})`);
     if (report.timesClamped > 0) writeLine(ctx, `  ${report.timesClamped} row(s) dated a sign-up or sign-in ahead of this import's clock (the legacy host's clock or time zone) ${report.dryRun ? "would be" : "were"} stored at this import's time`);
     if (report.passwordsKept > 0) writeLine(ctx, `  ${report.passwordsKept} stored password hash(es) differ from the file's and ${report.dryRun ? "would be" : "were"} kept (--replace-passwords replaces them)`);
+    if (report.passwordsNotSet > 0) writeLine(ctx, `  ${report.passwordsNotSet} updated account(s) hold no password; the file's ${report.dryRun ? "would not be" : "was not"} set (--replace-passwords sets it)`);
   }
   // A dry run is a check: bad rows mean the file does not hold (exit 1).
   return report.dryRun && report.bad.length > 0 ? EXIT.fails : EXIT.ok;
