@@ -41,8 +41,9 @@ export function maskedAddress(address: string): string {
   // Letters, digits, marks, dots and hyphens only: domainToASCII would cut "evil.example/keep?x=1" down to a host.
   const domain = plain(raw) ? raw : /^[\p{L}\p{N}\p{M}.-]+$/u.test(raw) ? domainToASCII(raw) : "";
   if (!plain(domain)) return "an address this server cannot send mail to";
-  // Only letters and digits are shown: a local part may hold characters that would read as something else.
-  const shown = /^[A-Za-z0-9]{0,2}/.exec(local.slice(0, local.length >= 4 ? 2 : 1))?.[0] ?? "";
+  // Only letters and digits are shown: a local part may hold characters that would read as something else. Always
+  // fewer than it has: two of four or more, one of three or two, none of one (`***@…` hides all of `q@…`).
+  const shown = /^[A-Za-z0-9]{0,2}/.exec(local.slice(0, local.length >= 4 ? 2 : local.length >= 2 ? 1 : 0))?.[0] ?? "";
   return `${shown}***@${domain}`;
 }
 

@@ -52,7 +52,10 @@ export interface EmailChangePolicy {
 
 export const DEFAULT_EMAIL_CHANGE_POLICY: Readonly<EmailChangePolicy> = Object.freeze({ lifetimeMs: 30 * 60_000, maxPerWindow: 3, windowMs: 60 * 60_000, datedAheadToleranceMs: DEFAULT_DATED_AHEAD_TOLERANCE_MS });
 
-export type EmailChangeRefusal = LinkRefusal;
+/** Why a genuine, unspent link no longer confirms: the account's state since it was asked for (confirm, check). */
+export type EmailChangeAccountRefusal = "account-locked" | "account-disabled" | "password-invalidated" | "password-changed-since" | "sessions-revoked-since";
+
+export type EmailChangeRefusal = LinkRefusal | EmailChangeAccountRefusal;
 
 export type EmailChangeCheck =
   | { valid: true; tokenId: string; userId: string; newEmail: string; createdAt: number; expiresAt: number; issuedEpoch: number }
@@ -114,7 +117,11 @@ export interface EmailChangeService {
    */
   request(user: { id: string; email: string }, newEmail: string, context: EmailChangeMailContext, options?: { sessionId?: string; withheld?: boolean }): Promise<EmailChangeRequestOutcome>;
 
-  /** Checks a presented token without using it up. */
+  /**
+   * Checks a presented token without using it up, as confirm would judge it before the address itself: the link, then
+   * its account's state (locked, disabled, its password invalidated or changed since, its sessions revoked since), so
+   * a page never offers to confirm a link confirm would refuse.
+   */
   check(token: unknown): Promise<EmailChangeCheck>;
   /**
    * Confirms a change: redeems the token (exactly one caller wins, even concurrently; the user's other open
@@ -171,6 +178,21 @@ export function createEmailChangeService(deps: {
     if ("reason" in verdict) return { valid: false, reason: verdict.reason, ...genuineOf(found, verdict.reason) };
     const { row } = verdict;
     return { valid: true, tokenId: row.id, userId: row.user_id, newEmail: row.new_email, createdAt: Number(row.created_at), expiresAt: Number(row.expires_at), issuedEpoch: Number(row.issued_epoch) };
+  }
+
+  /**
+   * Why the account of a valid link `found` no longer lets it confirm, or null: disabled or locked; its password
+   * invalidated by containment (the owner's way back is the reset link mailed to the current address: moving the address
+   * now would hand a hijacker the account and cancel the owner's link); changed, or its sessions revoked, after the link
+   * was asked for (the owner's remedy against a hijacker must cancel the hijacker's change too).
+   */
+  async function accountRefusal(target: Kysely<Schema>, found: { userId: string; createdAt: number; issuedEpoch: number }): Promise<EmailChangeAccountRefusal | null> {
+    const user = await target.selectFrom("users").select(["status", "locked_at", "password_changed_at", "password_invalidated_at"]).where("id", "=", found.userId).executeTakeFirst();
+    if (!user || user.status !== "active" || user.locked_at !== null) return user?.locked_at != null ? "account-locked" : "account-disabled";
+    if (user.password_invalidated_at !== null) return "password-invalidated";
+    if (user.password_changed_at !== null && Number(user.password_changed_at) > found.createdAt) return "password-changed-since";
+    const stamps = await readStamps(target, [GLOBAL_SCOPE, userScope(found.userId)]);
+    return refusedBy(stamps, found.createdAt, found.issuedEpoch) ? "sessions-revoked-since" : null;
   }
 
   function revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number> {
@@ -256,7 +278,12 @@ export function createEmailChangeService(deps: {
         return withheld ? "recipient-limited" : owner ? "address-taken" : "queued";
       });
     },
-    check: (token) => look(token, db),
+    async check(token) {
+      const found = await look(token, db);
+      if (!found.valid) return found;
+      const reason = await accountRefusal(db, found);
+      return reason === null ? found : { valid: false, reason, genuine: { userId: found.userId, tokenId: found.tokenId } };
+    },
     async confirm(token, options = {}) {
       return database.transaction(async (trx) => {
         // A plain read first, only to learn whose link it is; its verdict is settled by the UPDATE below.
@@ -274,16 +301,11 @@ export function createEmailChangeService(deps: {
           .executeTakeFirst();
         if (Number(used.numUpdatedRows) !== 1) throw refused("used");
         await revokeAll(found.userId, trx);
-        const user = await trx.selectFrom("users").select(["email", "email_key", "status", "locked_at", "password_changed_at", "password_invalidated_at"]).where("id", "=", found.userId).executeTakeFirst();
-        if (!user || user.status !== "active" || user.locked_at !== null) throw refused(user?.locked_at !== null ? "account-locked" : "account-disabled");
-        // A password invalidated by containment: the owner's way back is the reset link mailed to the current
-        // address. Moving the address now would hand the hijacker the account (and cancel the owner's link).
-        if (user.password_invalidated_at !== null) throw refused("password-invalidated");
-        // A link asked for before the owner changed the password or had the sessions revoked dies with them:
-        // the owner's remedy against a hijacker (reset the password) must also cancel the hijacker's change.
-        if (user.password_changed_at !== null && Number(user.password_changed_at) > found.createdAt) throw refused("password-changed-since");
-        const stamps = await readStamps(trx, [GLOBAL_SCOPE, userScope(found.userId)]);
-        if (refusedBy(stamps, found.createdAt, found.issuedEpoch)) throw refused("sessions-revoked-since");
+        // The account's state, as check judges it for the page (accountRefusal).
+        const standing = await accountRefusal(trx, found);
+        if (standing !== null) throw refused(standing);
+        const user = await trx.selectFrom("users").select(["email", "email_key"]).where("id", "=", found.userId).executeTakeFirst();
+        if (!user) throw refused("account-disabled");
         const key = identifierKey(found.newEmail);
         // Another account's address, or one that reads like it (the same letters in another script, confusables.ts):
         // either would show two accounts under one address.

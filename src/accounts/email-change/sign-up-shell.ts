@@ -65,6 +65,9 @@ function untouched(eb: ExpressionBuilder<Schema, "users">): Expression<SqlBool> 
     eb("users.last_login_at", "is", null), eb("users.status", "=", "active"), eb("users.locked_at", "is", null), eb("users.reset_held_at", "is", null),
     eb("users.username", "is", null), eb("users.display_name", "is", null), eb("users.external_source", "is", null), eb("users.external_id", "is", null),
     eb("users.seeded", "=", 0),
+    // Never written since it was made: an administrator's set-email (or lock, or any change) makes the account theirs to
+    // keep, as an invitation is, not a sign-up to take over or delete as abandoned.
+    eb("users.updated_at", "=", eb.ref("users.created_at")),
     eb.not(eb.or([
       eb.exists(eb.selectFrom("sessions").select("sessions.id").whereRef("sessions.user_id", "=", "users.id")),
       eb.exists(eb.selectFrom("mfa_totp").select("mfa_totp.user_id").whereRef("mfa_totp.user_id", "=", "users.id")),
