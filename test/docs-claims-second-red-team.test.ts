@@ -189,6 +189,8 @@ describe("docs/audit-log.md: `bulwark audit repair-head` moves the head only if 
     assert.equal(init.code, 0, init.stderr);
     const app = await openApp({ env: { ...env, BULWARK_LOG_LEVEL: "silent" }, mode: "open" });
     const have = (await app.audit.tail(1))[0]?.seq ?? 0;
+    // init writes an event per migration: the site must start below n, or the events placed past it collide.
+    assert.ok(have < n, `init wrote ${have} events, not fewer than the ${n} this site needs: raise n`);
     for (let i = have; i < n; i++) await app.audit.append({ type: "demo.event", actor: `usr_${i % 5}`, subject: `s${i}`, data: { i } });
     await app.close();
     const db = new DatabaseSync(join(dir, "bulwark.db"));
@@ -207,12 +209,12 @@ describe("docs/audit-log.md: `bulwark audit repair-head` moves the head only if 
 
   it("attack: an intruder who drops the head trigger and appends forged, correctly linked events past the head cannot get repair-head to adopt them; nor can one who altered an event below the newest (ASVS 16.4.2)", async () => {
     // 1. Forged events inserted with the trigger dropped: every hash recomputed, so the chain itself links.
-    const forged = await siteWithHeadBehind(40, 40);
+    const forged = await siteWithHeadBehind(100, 100);
     const db = new DatabaseSync(join(forged.dir, "bulwark.db"));
     db.exec("DROP TRIGGER audit_events_advance_head");
-    const last = db.prepare("SELECT * FROM audit_events WHERE seq = 40").get() as Record<string, unknown>;
+    const last = db.prepare("SELECT * FROM audit_events WHERE seq = 100").get() as Record<string, unknown>;
     let prev = String(last["hash"]);
-    for (let seq = 41; seq <= 43; seq++) {
+    for (let seq = 101; seq <= 103; seq++) {
       const row = { seq, id: `evt_forged${seq}`, type: "user.roles-granted", actor: "system", subject: "usr_intruder", data: JSON.stringify({ role: "admin" }), at: Number(last["at"]) + seq, requestId: "" };
       const hash = eventHash({ ...row, prevHash: prev });
       db.prepare("INSERT INTO audit_events (seq, id, type, actor, subject, data, at, request_id, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -223,16 +225,16 @@ describe("docs/audit-log.md: `bulwark audit repair-head` moves the head only if 
     const refusedForged = await bulwark(["audit", "repair-head"], { env: forged.env });
     assert.notEqual(refusedForged.code, 0, `repair-head refuses while the head trigger is missing: ${refusedForged.stdout}`);
     assert.match(refusedForged.stderr, /trigger/i, "and says why");
-    assert.equal(headOf(forged.dir), 40, "the head stays where it was");
+    assert.equal(headOf(forged.dir), 100, "the head stays where it was");
 
     // 2. An event below the newest altered, the head moved back to before it.
-    const altered = await siteWithHeadBehind(40, 30);
+    const altered = await siteWithHeadBehind(100, 90);
     const edit = new DatabaseSync(join(altered.dir, "bulwark.db"));
-    edit.exec("UPDATE audit_events SET actor = 'usr_someone_else' WHERE seq = 35");
+    edit.exec("UPDATE audit_events SET actor = 'usr_someone_else' WHERE seq = 95");
     edit.close();
     const refusedAltered = await bulwark(["audit", "repair-head"], { env: altered.env });
     assert.notEqual(refusedAltered.code, 0, `repair-head moves no head over a broken chain: ${refusedAltered.stdout}`);
-    assert.match(refusedAltered.stderr, /broken chain|#35/);
-    assert.equal(headOf(altered.dir), 30);
+    assert.match(refusedAltered.stderr, /broken chain|#95/);
+    assert.equal(headOf(altered.dir), 90);
   });
 });
