@@ -21,6 +21,7 @@ import type { Logger } from "pino";
 import { datedAheadToleranceFor } from "../store/clock-skew.ts";
 import type { Database } from "../store/database.ts";
 import type { Config } from "./config.ts";
+import { linkStatesIn } from "./link-states.ts";
 import { RefusalSampler } from "../accounts/login/refusal-sampler.ts";
 import { PasswordWorkGate } from "../accounts/passwords/work-gate.ts";
 
@@ -158,11 +159,12 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
   // key rotations, and a copy of the tables gives no typed text back to a word list (ASVS 14.2.4, 16.2.5).
   const keyOf = (text: string): string => keyring.floodKey(text);
   const flood = new FloodControl({ database, clock, keyOf });
-  // Link mails are sealed at rest under the keyring: a copy of the database files holds no working link.
-  const outbox = new Outbox({ database, clock, random, linkCipher: keyring, publicURL: config.http.publicURL });
   // One tolerance for sessions and links dated ahead of a node's clock: the skew a node may have and still serve
   // (src/store/clock-skew.ts), so nodes the product lets serve never refuse, nor purge, each other's genuine ones.
   const datedAheadToleranceMs = datedAheadToleranceFor(config.maxClockSkewMs);
+  // Link mails are sealed at rest under the keyring: a copy of the database files holds no working link. And sent only
+  // while their link still works, as its service judges it (linkStatesIn).
+  const outbox = new Outbox({ database, clock, random, linkCipher: keyring, publicURL: config.http.publicURL, linkStates: linkStatesIn(database.db, clock, datedAheadToleranceMs) });
   const passwordReset = createPasswordResetService({ database, clock, random, policy: { datedAheadToleranceMs } });
   const publicURL = new URL(config.http.publicURL);
   return {

@@ -58,6 +58,9 @@ const DEAD = sql<SqlBool>`"status" = 'dead'`;
  * transaction that queues the account's containment link. Its services' other link mails replace none: a reset or
  * sign-up request stores one more link beside the open ones, each working until one is used (reset-service.ts), and an
  * email-change link, though a new request spends the older ones, goes to an address as such, with no account_id.
+ * Mail queued since migration 38 names its link (link_id), and the claim asks the link stores whether it is still open,
+ * which covers this and every other way a link is spent; this rule stays for rows queued before (no link_id) and for
+ * an outbox without linkStates.
  */
 const REPLACING_KIND = "account.containment-reset-link";
 
@@ -96,6 +99,13 @@ export interface NewMessage {
    * change (to the address left and to the one set), a confirmation link to the one it moves to, a campaign.
    */
   accountId?: string | null;
+  /**
+   * For mail carrying a single-use link: the id of the link's row in its store (a reset token's, an email-change
+   * token's). The claim asks the stores whether that link still works (OutboxDeps.linkStates) and records the message
+   * dead, not sent, once it does not: used, spent (by the use of another link of the account, a password change, an
+   * address change, a containment, a newer request) or withdrawn, though its lifetime has not passed.
+   */
+  linkId?: string;
 }
 
 export interface OutboxMessage {
@@ -267,15 +277,37 @@ function withLinkOrigin(id: string, body: string, publicURL: string | null): str
 }
 
 /**
+ * Whether the link a queued mail carries (NewMessage.linkId) still works, as its store judges it now, whatever the
+ * mail's own lifetime says: `used` (redeemed, or spent: by the use of another link of its account, a password change, an
+ * address change, a containment, a newer email-change request), `expired`, `refused` (the store would refuse it as
+ * things stand: dated ahead of this server's clock). A link its
+ * store no longer holds (purged, or never committed) is left out of the answer.
+ */
+export type LinkState = "open" | "used" | "expired" | "refused";
+
+/** Answers, for the ids of the links a claim took mail for, each link's state (LinkState); ids it no longer holds are left out. */
+export type LinkStates = (ids: readonly string[]) => Promise<ReadonlyMap<string, LinkState>>;
+
+/** Why a link mail whose link is not open is not sent, in words (stillGood): never the link, which is a secret. */
+const CLOSED_LINK: Record<Exclude<LinkState, "open"> | "gone", string> = {
+  used: "its link was used or withdrawn before it could be sent (used, or spent by the use of another link of the account, a password change, an address change, a containment or a newer request): not sent; the link that works, if any, is in another mail",
+  gone: "its link was used or withdrawn before it could be sent (its store no longer holds it): not sent; its owner can ask for a new one",
+  expired: "its link expired before it could be sent: not sent; its owner can ask for a new one",
+  refused: "its link would be refused as things stand (it is dated ahead of this server's clock): not sent; its owner can ask for a new one",
+};
+
+/**
  * Why a claimed message is no longer good to send, or null when it is: its link stopped working (not_after), or the
  * account it is about (account_id) has another address now, or is gone (`addresses`: each claimed account's address
  * now), or a newer link mail of the account replaced its link (`replacedAt`: when each claimed link mail's account was
- * last sent a REPLACING_KIND mail, queued under any status). Mail that died and was requeued days later (requeue-dead), or
+ * last sent a REPLACING_KIND mail, queued under any status), or its link (link_id) is no longer open (`links`: the
+ * state of each claimed link as its store answered, null when this outbox cannot ask: a row queued before migration 38
+ * or an outbox without linkStates is judged by the rest alone). Mail that died and was requeued days later (requeue-dead), or
  * waited out a relay's outage, would otherwise go out with a link the store refuses, still saying how long it works, or
  * to a mailbox the account left, which its email-changed notice told would no longer receive messages about it: whoever
  * holds it now. Addresses compared in any case (the outbox's are ASCII, checkAddress).
  */
-function stillGood(r: Selectable<OutboxMessagesTable>, now: number, addresses: ReadonlyMap<string, string>, replacedAt: ReadonlyMap<string, number>): string | null {
+function stillGood(r: Selectable<OutboxMessagesTable>, now: number, addresses: ReadonlyMap<string, string>, replacedAt: ReadonlyMap<string, number>, links: ReadonlyMap<string, LinkState> | null): string | null {
   // Undefined, not null, on a store before migration 36 (a row of the previous release's, which has neither).
   if (r.not_after != null && Number(r.not_after) <= now) {
     return `its link stopped working at ${new Date(Number(r.not_after)).toISOString()}, before it could be sent: not sent; its owner can ask for a new one`;
@@ -286,6 +318,10 @@ function stillGood(r: Selectable<OutboxMessagesTable>, now: number, addresses: R
   // Strictly newer: two queued in the same millisecond both go (a live link is never withheld on a tie).
   if (r.account_id != null && REPLACED_KINDS.has(r.kind) && (replacedAt.get(r.account_id) ?? -Infinity) > Number(r.created_at)) {
     return "a newer link mail for its account replaced it (its link was spent when the newer one was issued): not sent; the newer mail carries the link that works";
+  }
+  if (links !== null && r.link_id != null && carriesSingleUseLink(r.kind)) {
+    const state = links.get(r.link_id) ?? "gone";
+    if (state !== "open") return CLOSED_LINK[state];
   }
   return null;
 }
@@ -325,6 +361,12 @@ export interface OutboxDeps {
    * pass it (src/app/accounts.ts); without it, link bodies are stored and sent as composed (tests of other behaviour).
    */
   publicURL?: string;
+  /**
+   * Asks the link stores whether the links of claimed mail still work (LinkStates): once per claim, only when it took
+   * mail with a link id. The server and the CLI pass the accounts' (src/app/accounts.ts); without it, link mail is
+   * judged by its lifetime, address and replacement alone (tests of other behaviour).
+   */
+  linkStates?: LinkStates;
 }
 
 export class Outbox {
@@ -336,6 +378,7 @@ export class Outbox {
   readonly #random: RandomSource;
   readonly #cipher: LinkCipher | null;
   readonly #publicURL: string | null;
+  readonly #linkStates: LinkStates | null;
 
   constructor(deps: OutboxDeps) {
     this.#database = deps.database;
@@ -348,6 +391,7 @@ export class Outbox {
       throw notifyErrors.badConfig(`the outbox's publicURL must be an origin (scheme, host, optional port), got ${JSON.stringify(deps.publicURL.slice(0, 100))}`);
     }
     this.#publicURL = deps.publicURL ?? null;
+    this.#linkStates = deps.linkStates ?? null;
   }
 
   get dialect(): Database["dialect"] {
@@ -382,6 +426,10 @@ export class Outbox {
     const lifetime = message.linkLifetimeMs;
     if (lifetime !== undefined && (!Number.isSafeInteger(lifetime) || lifetime <= 0)) throw notifyErrors.badMessage("linkLifetimeMs must be a whole number of ms above 0");
     if (message.accountId != null) checkToken("accountId", message.accountId, 100);
+    if (message.linkId !== undefined) {
+      checkToken("linkId", message.linkId, 100);
+      if (!carriesSingleUseLink(message.kind)) throw notifyErrors.badMessage(`linkId is for mail carrying a single-use link (SINGLE_USE_LINK_KINDS), and ${message.kind} carries none`);
+    }
     const id = newId("msg", this.#random);
     // A link's origin is the one configured when the mail is sent, not now (withLinkOrigin).
     const publicURL = carriesSingleUseLink(message.kind) ? this.#publicURL : null;
@@ -393,6 +441,8 @@ export class Outbox {
       claimed_by: null, claimed_until: null, provider_message_id: null, campaign_id: message.campaignId ?? null,
       // Written only when set (migration 36's columns): a row without them is as every row was before.
       ...(lifetime === undefined ? {} : { not_after: now + lifetime }), ...(message.accountId == null ? {} : { account_id: message.accountId }),
+      // Migration 38's column, likewise.
+      ...(message.linkId === undefined ? {} : { link_id: message.linkId }),
     };
   }
 
@@ -493,7 +543,7 @@ export class Outbox {
    * database write lock. A claim is not an attempt: the sender counts one when it starts delivering a message
    * (startAttempt), so the rest of a batch whose sender died never loses any of its budget. A claimed message
    * whose sealed body does not open, whose link is on an origin no longer configured (withLinkOrigin), or that is no
-   * longer good to send (stillGood: its link lapsed or was replaced, its account left the address) is not handed out: `onSetAside`
+   * longer good to send (stillGood: its link lapsed, was replaced, used or withdrawn, its account left the address) is not handed out: `onSetAside`
    * hears of each (the sender counts and logs it).
    */
   async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
@@ -532,9 +582,10 @@ export class Outbox {
     const accountIds = [...new Set(rows.map((r) => r.account_id).filter((a): a is string => a != null))];
     const addresses = new Map(accountIds.length === 0 ? [] : (await this.#db.selectFrom("users").select(["id", "email"]).where("id", "in", accountIds).execute()).map((u) => [u.id, u.email] as const));
     const replacedAt = await this.#replacedAt(rows);
+    const links = await this.#linksOf(rows);
     const opened = await Promise.all(rows.map(async (r) => {
       // No longer good to send, whatever the relay says: dead at once, with the reason (stillGood).
-      const lapsed = stillGood(r, now, addresses, replacedAt);
+      const lapsed = stillGood(r, now, addresses, replacedAt, links);
       if (lapsed !== null) {
         if (await this.markDead({ id: r.id, claimer: input.claimer, error: lapsed })) {
           input.onSetAside?.({ id: r.id, kind: r.kind, to: r.to_address, attempts: Number(r.attempts), error: lapsed, dead: true });
@@ -583,6 +634,16 @@ export class Outbox {
       .where(ABOUT_AN_ACCOUNT).where("account_id", "in", accounts).where("kind", "=", REPLACING_KIND)
       .groupBy("account_id").execute();
     return new Map(newest.flatMap((n) => (n.account_id == null || n.newest == null ? [] : [[n.account_id, Number(n.newest)] as const])));
+  }
+
+  /**
+   * The state of each link the claimed link mails carry (link_id), asked of the stores once per claim: null when this
+   * outbox has no linkStates, an empty map (and no question) when the batch holds no such mail (a campaign's).
+   */
+  async #linksOf(rows: readonly Selectable<OutboxMessagesTable>[]): Promise<ReadonlyMap<string, LinkState> | null> {
+    if (this.#linkStates === null) return null;
+    const ids = [...new Set(rows.flatMap((r) => (r.link_id != null && carriesSingleUseLink(r.kind) ? [r.link_id] : [])))];
+    return ids.length === 0 ? new Map() : this.#linkStates(ids);
   }
 
   /**
@@ -707,8 +768,8 @@ export class Outbox {
   /**
    * Puts dead messages back in the queue (an operator fixed the cause), with a fresh attempt budget, behind the mail
    * queued the usual way (REQUEUED_BEHIND). At most 1000 ids per call (bind parameters); messages no longer dead are left
-   * alone. A requeued message no longer good to send (a lapsed link, a link a newer mail of its account replaced, an
-   * address its account left) dies again at its claim, with the reason, unsent.
+   * alone. A requeued message no longer good to send (a lapsed link, a link a newer mail of its account replaced, a link
+   * used or withdrawn since, an address its account left) dies again at its claim, with the reason, unsent.
    */
   async requeueDead(ids: readonly string[], executor?: Kysely<Schema>): Promise<number> {
     if (ids.length === 0) return 0;

@@ -200,6 +200,8 @@ export interface OutboxMessagesTable {
   not_after: number | null;
   /** Migration 36: the account whose current address the message is for (not sent once it has another), else null. */
   account_id: string | null;
+  /** Migration 38: the id of the link row the message carries (not sent once that link is closed), else null. */
+  link_id: string | null;
 }
 
 // Migration 4: sessions and revocation stamps.

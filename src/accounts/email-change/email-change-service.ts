@@ -267,7 +267,8 @@ export function createEmailChangeService(deps: {
         if (!withheld) {
           await outbox.enqueue(owner
             ? composeAttemptMail(address, context, `account.email-change-attempt:${fresh.id}`)
-            : composeConfirmMail(address, fresh.token, { ...context, account: current.email, sharedWith }, policy.lifetimeMs, `account.email-change-link:${fresh.id}`), trx);
+            // Not sent once its link is used or superseded (NewMessage.linkId: the row inserted above).
+            : { ...composeConfirmMail(address, fresh.token, { ...context, account: current.email, sharedWith }, policy.lifetimeMs, `account.email-change-link:${fresh.id}`), linkId: fresh.id }, trx);
         }
         // The old address hears of it at once: a hijacker moving the account away is noticed before the link is used.
         // Unless the outbox cannot mail it (the account store accepts more): then moving to a deliverable address is

@@ -144,8 +144,9 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
     const key = options.reason === "containment" ? containmentResetKey(options.jobId, userId) : `account.${options.reason}:${fresh.id}`;
     // The message first: when its key already exists (a batch that committed before a crash, run again),
     // no second token is stored either — the one in the queued mail stays the user's link.
-    // For the account's address now: not sent once the account has moved to another (NewMessage.accountId).
-    const message = await outbox.enqueue({ idempotencyKey: key, ...composeResetMail(fresh.token, options, options.reason, lifetimeMs), accountId: userId }, trx);
+    // For the account's address now: not sent once the account has moved to another (NewMessage.accountId), nor once its
+    // link is used or spent (NewMessage.linkId: the token row stored below).
+    const message = await outbox.enqueue({ idempotencyKey: key, ...composeResetMail(fresh.token, options, options.reason, lifetimeMs), accountId: userId, linkId: fresh.id }, trx);
     if (!message.created) return { queued: false, reason: "already-queued", messageId: message.id };
     const { expiresAt } = await resets.store(fresh, userId, { executor, lifetimeMs });
     return { queued: true, messageId: message.id, tokenId: fresh.id, expiresAt };
@@ -185,7 +186,7 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
         const fresh = generateResetToken(random);
         const key = `decoy:${fresh.id}`;
         const mail = composeResetMail(fresh.token, { ...context, email: DECOY_ADDRESS }, reason, resets.policy.lifetimeMs);
-        await outbox.enqueue({ ...mail, idempotencyKey: key, accountId: subject }, trx);
+        await outbox.enqueue({ ...mail, idempotencyKey: key, accountId: subject, linkId: fresh.id }, trx);
         await trx.deleteFrom("outbox_messages").where("idempotency_key", "=", key).execute();
         if (!user) return "no-account";
         return !eligible ? "not-eligible" : refused ? "address-refused" : "rate-limited";

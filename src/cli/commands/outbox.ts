@@ -171,7 +171,7 @@ function register(program: Command, ctx: CliContext): void {
           if (requeued > 0) {
             writeLine(ctx, `note: the server's sender sends them as it reaches them; ${lastDelivery(last, app.clock.now())}; ${SERVER_SMTP}`);
             // Said, not counted here: whether a message is still good to send is the claim's to judge, when it is sent.
-            writeLine(ctx, "note: mail no longer good to send (a link that stopped working or that a newer link mail of its account replaced, an address its account left) dies again when the sender reaches it, unsent, the reason in `bulwark outbox status`");
+            writeLine(ctx, "note: mail no longer good to send (a link that stopped working, was used or withdrawn, or that a newer link mail of its account replaced, an address its account left) dies again when the sender reaches it, unsent, the reason in `bulwark outbox status`");
           }
         }
         return EXIT.ok;

@@ -1,0 +1,57 @@
+// What the outbox asks before it sends a link mail (OutboxDeps.linkStates): whether the link the mail carries still
+// works, judged as the link's own service judges a presented token's row (reset-service.ts and email-change-service.ts
+// `look`, checkResetRow / checkEmailChangeRow: missing, used, dated ahead, expired), without the secret, which only the
+// mail holds. Every way a link is spent early (its use or a sibling's, a password change or reset, an address change, a
+// containment, a newer email-change request) marks its row used. The account's state an email-change confirmation also
+// reads (locked, disabled, a revocation stamp: the service's accountRefusal) is not judged here: a lock is undone, and
+// what ends a link for good spends it. Wired here because the outbox (src/notify) may not import the accounts modules
+// (docs/ARCHITECTURE.md).
+import type { Kysely } from "kysely";
+import type { Clock } from "../lib/clock.ts";
+import type { LinkState, LinkStates } from "../notify/outbox.ts";
+import type { Schema } from "../store/schema.ts";
+
+/** The id prefixes of the link stores (src/accounts/password-reset/token.ts, src/accounts/email-change/token.ts). */
+const RESET_LINK = "prt_";
+const EMAIL_CHANGE_LINK = "ect_";
+
+interface LinkRowState {
+  used_at: number | string | null;
+  created_at: number | string;
+  expires_at: number | string;
+}
+
+/** A link row's own state, in the order linkTokenKind.check judges it (the secret aside). */
+function rowState(row: LinkRowState, now: number, aheadToleranceMs: number): LinkState {
+  if (row.used_at !== null) return "used";
+  if (Number(row.created_at) > now + aheadToleranceMs) return "refused";
+  if (now >= Number(row.expires_at)) return "expired";
+  return "open";
+}
+
+/**
+ * The outbox's linkStates over `db`: one read by primary key of each store the ids name (none for a store none of them
+ * is in); an id of no store here is left out, so its mail dies as a link no store holds (a new link kind must be added
+ * here). `aheadToleranceMs`: the services' own (datedAheadToleranceFor), so a link they would refuse as dated ahead is
+ * not sent either.
+ *
+ * @example
+ * const outbox = new Outbox({ database, clock, random, linkStates: linkStatesIn(database.db, clock, datedAheadToleranceMs) });
+ */
+export function linkStatesIn(db: Kysely<Schema>, clock: Clock, aheadToleranceMs: number): LinkStates {
+  return async (ids) => {
+    const now = clock.now();
+    const states = new Map<string, LinkState>();
+    const resets = ids.filter((id) => id.startsWith(RESET_LINK));
+    if (resets.length > 0) {
+      const rows = await db.selectFrom("password_reset_tokens").select(["id", "used_at", "created_at", "expires_at"]).where("id", "in", resets).execute();
+      for (const row of rows) states.set(row.id, rowState(row, now, aheadToleranceMs));
+    }
+    const changes = ids.filter((id) => id.startsWith(EMAIL_CHANGE_LINK));
+    if (changes.length > 0) {
+      const rows = await db.selectFrom("email_change_tokens").select(["id", "used_at", "created_at", "expires_at"]).where("id", "in", changes).execute();
+      for (const row of rows) states.set(row.id, rowState(row, now, aheadToleranceMs));
+    }
+    return states;
+  };
+}
