@@ -239,7 +239,7 @@ export async function removeAbandonedSignUps(database: Database, audit: Pick<Aud
     const from = after;
     const { seen, deleted, last } = await transaction(async (trx) => {
       let query = trx.selectFrom("users").select(["id", "created_at"]).where("created_at", "<=", now - olderThanMs).where(untouched)
-        .where((eb) => eb.not(eb.exists(liveResetLinks(eb, now))))
+        .where((eb) => eb.not(eb.exists(liveResetLinks(eb, now, olderThanMs))))
         .where((eb) => eb.exists(signUpEvents(eb)));
       if (from !== null) query = query.where((eb) => eb.or([eb("created_at", ">", from.createdAt), eb.and([eb("created_at", "=", from.createdAt), eb("id", ">", from.id)])]));
       const candidates = await query.orderBy("created_at").orderBy("id").limit(batch).execute();
@@ -264,19 +264,26 @@ export async function removeAbandonedSignUps(database: Database, audit: Pick<Aud
 async function deleteAbandonedSignUp(database: Database, trx: Kysely<Schema>, id: string, options: AbandonedSignUpPurge): Promise<boolean> {
   await lockAccountLinks(database, trx, id);
   if (!(await isUnfinishedSignUp(trx, id))) return false;
-  // A link asked for through "forgot password" lives on past the account's age (30 minutes, a containment link 24
-  // hours): its owner may be finishing the sign-up right now. Kept until it is used or expired.
-  const live = await trx.selectFrom("password_reset_tokens").select("id").where("user_id", "=", id).where("used_at", "is", null).where("expires_at", ">", options.now).executeTakeFirst();
+  // A link asked for through "forgot password" before the sign-up reached its age lives on past it (30 minutes): its
+  // owner may be finishing the sign-up right now. Kept until it is used or expired. Not one asked for later: anyone may
+  // ask for a link to any address, and an outsider asking every 25 minutes kept their squat for ever; the owner who
+  // comes back after that signs up again.
+  const live = await trx.selectFrom("users").select("users.id").where("users.id", "=", id)
+    .where((eb) => eb.exists(liveResetLinks(eb, options.now, options.olderThanMs))).executeTakeFirst();
   if (live !== undefined) return false;
   const deleted = await trx.deleteFrom("users").where("id", "=", id).where("password_hash", "is", null)
     .where("created_at", "<=", options.now - options.olderThanMs).executeTakeFirst();
   return Number(deleted.numDeletedRows) === 1;
 }
 
-/** The reset links of the `users` row that still work at `now` (neither used nor expired). */
-function liveResetLinks(eb: ExpressionBuilder<Schema, "users">, now: number) {
+/**
+ * The reset links of the `users` row that still work at `now` (neither used nor expired) and were asked for before the
+ * account was `olderThanMs` old: a later one (anyone may ask for one) does not keep an abandoned sign-up.
+ */
+function liveResetLinks(eb: ExpressionBuilder<Schema, "users">, now: number, olderThanMs: number) {
   return eb.selectFrom("password_reset_tokens").select("password_reset_tokens.id").whereRef("password_reset_tokens.user_id", "=", "users.id")
-    .where("password_reset_tokens.used_at", "is", null).where("password_reset_tokens.expires_at", ">", now);
+    .where("password_reset_tokens.used_at", "is", null).where("password_reset_tokens.expires_at", ">", now)
+    .where("password_reset_tokens.created_at", "<=", sql<number>`users.created_at + ${olderThanMs}`);
 }
 
 /**
