@@ -14,7 +14,7 @@ import { lockAccountLinks } from "../src/accounts/password-reset/link-lock.ts";
 import { HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { auditHead, eventsSince } from "./helpers/audit-events.ts";
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
-import { bulwarkInProcess } from "./helpers/cli.ts";
+import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 
@@ -43,14 +43,9 @@ forEachDialect("an administrator's new account over an unfinished sign-up", (dx)
   /** `bulwark users create …` in this process, on the fixture's database. */
   const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
     const url = dx.lastTarget().databaseURL;
-    const env: NodeJS.ProcessEnv = {
-      BULWARK_DATA_DIR: fx.app.config.dataDir, BULWARK_LOG_LEVEL: "silent", BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1",
-      BULWARK_MAX_CLOCK_SKEW_SECONDS: "0", BULWARK_BREACH_RANGE_URL: "", BULWARK_BREACH_FILE: "",
-      ...(url ? { BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey(LABEL) } : { BULWARK_DATABASE_URL: "", BULWARK_MASTER_KEY: "" }),
-    };
     const stdin = new PassThrough();
     stdin.end(CLI_PASSWORD);
-    return bulwarkInProcess(["users", "create", ...args], env, stdin);
+    return bulwarkInProcess(["users", "create", ...args], fixtureCliEnv(fx.app.config.dataDir, url ? { url, masterKey: testMasterKey(LABEL) } : null), stdin);
   };
 
   /** The squatter's link, followed after the administrator created the account: it must finish nothing. */

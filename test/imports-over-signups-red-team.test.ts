@@ -19,7 +19,7 @@
 // new one for the address at any time while registration is open.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -27,7 +27,7 @@ import { isUnfinishedSignUp, removeAbandonedSignUps, SIGN_UP_REMOVED_EVENT } fro
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { auditHead, eventsSince } from "./helpers/audit-events.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
-import { bulwarkInProcess } from "./helpers/cli.ts";
+import { importCSVOnFixture } from "./helpers/cli.ts";
 
 const LEGACY_PASSWORD = "copper kettle on the windowsill 1987";
 const LEGACY_HASH = createHash("md5").update(LEGACY_PASSWORD).digest("hex");
@@ -59,22 +59,8 @@ describe("red team: imports over sign-ups", () => {
     if (files) rmSync(files, { recursive: true, force: true });
   });
 
-  async function importFile(csv: string, args: string[] = []): Promise<{ code: number; report: ImportJSON | null; stderr: string; file: string }> {
-    const file = join(files, `legacy-${++n}.csv`);
-    writeFileSync(file, csv);
-    const env: NodeJS.ProcessEnv = {
-      BULWARK_DATA_DIR: fx.app.config.dataDir, BULWARK_DATABASE_URL: "", BULWARK_MASTER_KEY: "", BULWARK_LOG_LEVEL: "silent",
-      BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1", BULWARK_MAX_CLOCK_SKEW_SECONDS: "0", BULWARK_BREACH_RANGE_URL: "", BULWARK_BREACH_FILE: "",
-    };
-    const r = await bulwarkInProcess(["users", "import", file, "--json", ...args], env);
-    let report: ImportJSON | null = null;
-    try {
-      report = JSON.parse(r.stdout) as ImportJSON;
-    } catch {
-      report = null;
-    }
-    return { code: r.code, report, stderr: r.stderr, file };
-  }
+  const importFile = (csv: string, args: string[] = []): Promise<{ code: number; report: ImportJSON | null; stderr: string; file: string }> =>
+    importCSVOnFixture<ImportJSON>(fx.app.config.dataDir, files, csv, args);
 
   const row = async (id: string) => fx.app.db.db.selectFrom("users").select(["created_at", "updated_at", "password_hash"]).where("id", "=", id).executeTakeFirst();
   const exists = async (id: string): Promise<boolean> => (await fx.app.accounts.users.getById(id)) !== null;

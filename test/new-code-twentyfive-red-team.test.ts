@@ -35,7 +35,7 @@ import { HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { auditHead, eventsSince } from "./helpers/audit-events.ts";
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
-import { bulwarkInProcess } from "./helpers/cli.ts";
+import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect, type DialectFixture } from "./helpers/dialects.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
@@ -65,14 +65,9 @@ forEachDialect("new code twenty-five: an administrator's create over an unfinish
   /** `bulwark users create …` in this process, on the fixture's database. */
   const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
     const url = dx.lastTarget().databaseURL;
-    const env: NodeJS.ProcessEnv = {
-      BULWARK_DATA_DIR: fx.app.config.dataDir, BULWARK_LOG_LEVEL: "silent", BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1",
-      BULWARK_MAX_CLOCK_SKEW_SECONDS: "0", BULWARK_BREACH_RANGE_URL: "", BULWARK_BREACH_FILE: "",
-      ...(url ? { BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey(LABEL) } : { BULWARK_DATABASE_URL: "", BULWARK_MASTER_KEY: "" }),
-    };
     const stdin = new PassThrough();
     stdin.end(CLI_PASSWORD);
-    return bulwarkInProcess(["users", "create", ...args], env, stdin);
+    return bulwarkInProcess(["users", "create", ...args], fixtureCliEnv(fx.app.config.dataDir, url ? { url, masterKey: testMasterKey(LABEL) } : null), stdin);
   };
 
   it("attack: an administrator creates a look-alike of a signed-up address (`ѕсоре@…` in Cyrillic over the sign-up of `scope@…`) — the plain address's sign-up is not deleted, and the look-alike is refused as confusable as account creation refuses it (ASVS 1.1.1, 6.3.7) (was: the sign-up deleted and the look-alike created)", async () => {

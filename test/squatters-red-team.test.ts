@@ -35,7 +35,7 @@
 //   to the same mailbox still works; the page asks POST /confirm-email/account and shows the same before the click.)
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -46,7 +46,7 @@ import { authFixture, Browser, GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } f
 import { buildServer } from "../src/http/server.ts";
 import { auditHead, eventsSince } from "./helpers/audit-events.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
-import { bulwarkInProcess } from "./helpers/cli.ts";
+import { importCSVOnFixture } from "./helpers/cli.ts";
 
 /** The victims' password on the legacy system, and its hash as the export carries it (a bare MD5 digest). */
 const LEGACY_PASSWORD = "copper kettle on the windowsill 1987";
@@ -78,22 +78,8 @@ describe("red team: squatters", () => {
   });
 
   /** `bulwark users import FILE ARGS… --json` in this process, as the operator runs it on the fixture's database. */
-  async function importFile(csv: string, args: string[] = []): Promise<{ code: number; report: ImportJSON | null; stderr: string }> {
-    const file = join(files, `legacy-${++n}.csv`);
-    writeFileSync(file, csv);
-    const env: NodeJS.ProcessEnv = {
-      BULWARK_DATA_DIR: fx.app.config.dataDir, BULWARK_DATABASE_URL: "", BULWARK_MASTER_KEY: "", BULWARK_LOG_LEVEL: "silent",
-      BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1", BULWARK_MAX_CLOCK_SKEW_SECONDS: "0", BULWARK_BREACH_RANGE_URL: "", BULWARK_BREACH_FILE: "",
-    };
-    const r = await bulwarkInProcess(["users", "import", file, "--json", ...args], env);
-    let report: ImportJSON | null = null;
-    try {
-      report = JSON.parse(r.stdout) as ImportJSON;
-    } catch {
-      report = null;
-    }
-    return { code: r.code, report, stderr: r.stderr };
-  }
+  const importFile = (csv: string, args: string[] = []): Promise<{ code: number; report: ImportJSON | null; stderr: string; file: string }> =>
+    importCSVOnFixture<ImportJSON>(fx.app.config.dataDir, files, csv, args);
 
   /** Whether `address` signs in (or reaches a later gate) with `password` through POST /auth/login. */
   async function signsIn(address: string, password: string): Promise<number> {

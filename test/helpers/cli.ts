@@ -13,6 +13,42 @@ export const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.u
 export const TEST_PUBLIC_URL = "https://bulwark.test";
 
 /**
+ * The environment for the CLI run in this process on a test fixture's store: its data dir, or (`postgres`) its
+ * PostgreSQL URL and master key; cheap password hashing, no clock-skew tolerance, no breach lookups, logs silent.
+ *
+ * @example
+ * await bulwarkInProcess(["users", "create", "--email", a], fixtureCliEnv(fx.app.config.dataDir), stdin);
+ */
+export function fixtureCliEnv(dataDir: string, postgres?: { url: string; masterKey: string } | null): NodeJS.ProcessEnv {
+  return {
+    BULWARK_DATA_DIR: dataDir, BULWARK_LOG_LEVEL: "silent", BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1",
+    BULWARK_MAX_CLOCK_SKEW_SECONDS: "0", BULWARK_BREACH_RANGE_URL: "", BULWARK_BREACH_FILE: "",
+    ...(postgres ? { BULWARK_DATABASE_URL: postgres.url, BULWARK_MASTER_KEY: postgres.masterKey } : { BULWARK_DATABASE_URL: "", BULWARK_MASTER_KEY: "" }),
+  };
+}
+
+/**
+ * `bulwark users import FILE ARGS… --json` in this process on a fixture's store (fixtureCliEnv), `csv` written to a new
+ * file in `dir` first; `report` is the parsed --json answer, null when stdout held none (a refusal).
+ *
+ * @example
+ * const { code, report } = await importCSVOnFixture<ImportJSON>(fx.app.config.dataDir, files, "email\nana@example.org\n", ["--dry-run"]);
+ */
+export async function importCSVOnFixture<T>(dataDir: string, dir: string, csv: string, args: string[] = []): Promise<{ code: number; report: T | null; stderr: string; file: string }> {
+  const file = join(dir, `legacy-${++importedFiles}.csv`);
+  writeFileSync(file, csv);
+  const r = await bulwarkInProcess(["users", "import", file, "--json", ...args], fixtureCliEnv(dataDir));
+  let report: T | null = null;
+  try {
+    report = JSON.parse(r.stdout) as T;
+  } catch {
+    report = null;
+  }
+  return { code: r.code, report, stderr: r.stderr, file };
+}
+let importedFiles = 0;
+
+/**
  * Runs `bulwark ARGS` in this process (runCLI) with `env` set in process.env for the run, `stdin` (empty unless given); a spawned
  * process per case costs the suite about half a second.
  */
