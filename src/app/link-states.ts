@@ -2,14 +2,16 @@
 // works, judged as the link's own service judges a presented token's row (reset-service.ts and email-change-service.ts
 // `look`, checkResetRow / checkEmailChangeRow: missing, used, dated ahead, expired), without the secret, which only the
 // mail holds. Every way a link is spent early (its use or a sibling's, a password change or reset, an address change, a
-// containment, a newer email-change request) marks its row used. The account's state an email-change confirmation also
-// reads (locked, disabled, a revocation stamp: the service's accountRefusal) is not judged here: a lock is undone, and
-// what ends a link for good spends it. Wired here because the outbox (src/notify) may not import the accounts modules
+// containment, a newer email-change request) marks its row used. An email-change link is also ended for good, without a
+// write to its row, by the account's revocation stamp raised after it was asked for (a help desk's sign-out, a lock and
+// its unlock, a containment's revoke-sessions: the service's accountRefusal, "sessions-revoked-since"): judged here too.
+// The rest of the account's state (a lock in force, a disabled account) is not: a lock is undone. Wired here because the outbox (src/notify) may not import the accounts modules
 // (docs/ARCHITECTURE.md).
 import type { Kysely } from "kysely";
 import type { Clock } from "../lib/clock.ts";
 import type { LinkState, LinkStates } from "../notify/outbox.ts";
 import type { Schema } from "../store/schema.ts";
+import { GLOBAL_SCOPE, refusedBy, stampOf, userScope } from "../accounts/sessions/revocation.ts";
 
 /** The id prefixes of the link stores (src/accounts/password-reset/token.ts, src/accounts/email-change/token.ts). */
 const RESET_LINK = "prt_";
@@ -49,8 +51,16 @@ export function linkStatesIn(db: Kysely<Schema>, clock: Clock, aheadToleranceMs:
     }
     const changes = ids.filter((id) => id.startsWith(EMAIL_CHANGE_LINK));
     if (changes.length > 0) {
-      const rows = await db.selectFrom("email_change_tokens").select(["id", "used_at", "created_at", "expires_at"]).where("id", "in", changes).execute();
-      for (const row of rows) states.set(row.id, rowState(row, now, aheadToleranceMs));
+      const rows = await db.selectFrom("email_change_tokens").select(["id", "user_id", "used_at", "created_at", "expires_at", "issued_epoch"]).where("id", "in", changes).execute();
+      // The global stamp and each account's, in one read, for the links still open by their rows.
+      const open = rows.filter((row) => rowState(row, now, aheadToleranceMs) === "open");
+      const scopes = [GLOBAL_SCOPE, ...new Set(open.map((row) => userScope(row.user_id)))];
+      const stamps = open.length === 0 ? [] : await db.selectFrom("revocation_stamps").select(["scope", "not_before", "not_before_epoch"]).where("scope", "in", scopes).execute();
+      const stampFor = (userId: string) => stampOf(stamps.filter((st) => st.scope === GLOBAL_SCOPE || st.scope === userScope(userId)).map((st) => ({ time: st.not_before, epoch: st.not_before_epoch })));
+      for (const row of rows) {
+        const state = rowState(row, now, aheadToleranceMs);
+        states.set(row.id, state === "open" && refusedBy(stampFor(row.user_id), Number(row.created_at), Number(row.issued_epoch)) ? "revoked" : state);
+      }
     }
     return states;
   };
