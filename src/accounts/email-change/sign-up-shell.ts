@@ -43,6 +43,21 @@ export async function isUnfinishedSignUp(executor: Kysely<Schema>, id: string): 
 }
 
 /**
+ * Which of the accounts `ids` are unfinished sign-ups (isUnfinishedSignUp), in one read: for the administrator's user
+ * list and reads (`unfinishedSignUp`), which showed an outsider's squat exactly as an invitation, though the two are
+ * handled apart (a create takes a sign-up's address, the maintenance pass deletes it, a lock or set-email keeps it).
+ *
+ * @example
+ * const squats = await unfinishedSignUpsAmong(db, page.map((u) => u.id)); // Set { "usr_…" }
+ */
+export async function unfinishedSignUpsAmong(executor: Kysely<Schema>, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await executor.selectFrom("users").select("id").where("id", "in", [...ids]).where(untouched)
+    .where((eb) => eb.exists(signUpEvents(eb))).execute();
+  return new Set(rows.map((r) => r.id));
+}
+
+/**
  * isUnfinishedSignUp with the same two reads whatever the answer, for a public request whose work must not single out
  * an address held by an unfinished sign-up among other accounts and unknown addresses (ASVS 6.3.8): `id` may be a
  * throw-away one, and without an untouched row the event read still runs, over a window no event of it is in.

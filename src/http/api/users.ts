@@ -12,7 +12,7 @@ import { auditAPI, callerContext, ID, PAGE_QUERY, SMALL_BODY, text } from "./com
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
-import { DEFAULT_LOCK_REASON, lockUser, requirePasswordChange, unlockUser, userView } from "./user-queries.ts";
+import { DEFAULT_LOCK_REASON, lockUser, requirePasswordChange, unlockUser, userViews } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 import { notifyOwner } from "../auth/helpers.ts";
 import { accountPasswordContext, throwIfRefused } from "../../accounts/password-policy/index.ts";
@@ -81,12 +81,13 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
     const page = await app.accounts.users.page({ q, after, limit: query.limit });
     const next = page.next;
     const nextCursor = next === null ? null : await sealCursor(app.keyring, "users", filter, { after: next.id, ...(next.exact ? { exact: 1 } : {}) });
-    return { users: page.users.map(userView), nextCursor };
+    return { users: await userViews(app.db.db, page.users), nextCursor };
   });
 
   api.get("/users/:id", { config: { access: "accounts.read" }, schema: { params: USER_PARAMS } }, async (request) => {
     const user = await targetUser(app, (request.params as { id: string }).id);
-    return { user: { ...userView(user), roles: await app.accounts.roles.rolesOf(user.id) } };
+    const [view] = await userViews(app.db.db, [user]);
+    return { user: { ...view, roles: await app.accounts.roles.rolesOf(user.id) } };
   });
 
   api.post("/users", {
@@ -132,7 +133,8 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       await auditAPI(app, request, caller, { type: "user.created", subject: created.id, data: { via: "api", withPassword: passwordHash !== null, mustChangePassword: passwordHash !== null, ...(signUpRemoved !== null ? { signUpRemoved } : {}) } }, trx);
       return created;
     }));
-    return reply.status(201).header("location", `/api/v1/users/${user.id}`).send({ user: { ...userView(user), roles: [] }, signUpRemoved });
+    const [view] = await userViews(app.db.db, [user]);
+    return reply.status(201).header("location", `/api/v1/users/${user.id}`).send({ user: { ...view, roles: [] }, signUpRemoved });
   }));
 
   /** A change to one account, already checked once for outranking; a change with a transaction checks again within it. */
@@ -149,7 +151,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       await assertOutranks(app, caller, user);
       const result = await change(app, request, caller, user);
       const fresh = await targetUser(app, user.id);
-      return { user: userView(fresh), ...result };
+      return { user: (await userViews(app.db.db, [fresh]))[0], ...result };
     });
   };
 
@@ -229,7 +231,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       detail: callerContext(request, caller),
       within: async (trx) => void await assertOutranksWithin(app, trx, caller, user),
     });
-    return { user: userView(await targetUser(app, user.id)), ...outcome };
+    return { user: (await userViews(app.db.db, [await targetUser(app, user.id)]))[0], ...outcome };
   });
 
   // After checking who is asking (out of band): the owner is locked out by failures that are not theirs. The login's
