@@ -10,10 +10,10 @@ import { after, before, describe, it } from "node:test";
 import { removeAbandonedSignUps, SIGN_UP_REMOVED_EVENT } from "../src/accounts/email-change/sign-up-shell.ts";
 import { loadConfig } from "../src/app/config.ts";
 import { authFixture, GOOD_PASSWORD, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { startMaintenance } from "../src/http/maintenance.ts";
 import { auditHead, eventsSince } from "./helpers/audit-events.ts";
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
+import { maintenancePass } from "./helpers/maintenance-pass.ts";
 
 const HOUR = 60 * 60_000;
 const WEEK = 168 * HOUR;
@@ -33,16 +33,7 @@ forEachDialect("abandoned sign-ups are deleted by the maintenance pass", (dx) =>
   });
 
   /** One maintenance pass now, as the running server's timer makes it; no step may fail. */
-  async function pass(): Promise<Record<string, number>> {
-    const maintenance = startMaintenance(fx.app, { intervalMs: 24 * WEEK, firstPassDelayMs: 24 * WEEK });
-    try {
-      const removed = await maintenance.runOnce();
-      assert.ok(Object.values(removed).every((r) => r >= 0), `no step failed: ${JSON.stringify(removed)}`);
-      return removed;
-    } finally {
-      await maintenance.stop();
-    }
-  }
+  const pass = (): Promise<Record<string, number>> => maintenancePass(fx.app);
   const exists = async (id: string): Promise<boolean> => (await fx.app.accounts.users.getById(id)) !== null;
   const address = (what: string): string => `${what}-${++n}@example.org`;
 
@@ -173,12 +164,7 @@ describe("BULWARK_SIGNUP_ABANDONED_HOURS=0", () => {
   it("deletes no sign-up, however old", async () => {
     const kept = await authFlows(() => fx).unfinishedSignUp("kept-when-off@example.org");
     fx.clock.advance(52 * WEEK);
-    const maintenance = startMaintenance(fx.app, { intervalMs: 24 * WEEK, firstPassDelayMs: 24 * WEEK });
-    try {
-      assert.equal((await maintenance.runOnce())["abandonedSignUps"], 0);
-    } finally {
-      await maintenance.stop();
-    }
+    assert.equal((await maintenancePass(fx.app))["abandonedSignUps"], 0);
     assert.ok(await fx.app.accounts.users.getById(kept.id));
   });
 });

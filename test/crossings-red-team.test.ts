@@ -28,16 +28,14 @@ import type { LightMyRequestResponse } from "fastify";
 import { isUnfinishedSignUp, SIGN_UP_REMOVED_EVENT } from "../src/accounts/email-change/sign-up-shell.ts";
 import { containDeps, createContainJob, createUndoJob, dryRunContain, runJob } from "../src/contain/index.ts";
 import { authFixture, GOOD_PASSWORD, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { startMaintenance } from "../src/http/maintenance.ts";
 import { auditHead, eventsSince } from "./helpers/audit-events.ts";
 import { authFlows, RESET_LINK } from "./helpers/auth-flows.ts";
 import { importCSVOnFixture } from "./helpers/cli.ts";
+import { maintenancePass } from "./helpers/maintenance-pass.ts";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const WEEK = 168 * HOUR;
-// Long enough that the maintenance timer never fires during a test, short enough for setTimeout.
-const NEVER_MS = 10 * 24 * HOUR;
 
 interface OutboxRow {
   id: string;
@@ -104,16 +102,7 @@ describe("red team: crossings", () => {
   }
 
   /** One maintenance pass now, as the running server's timer makes it; no step may fail. */
-  async function pass(): Promise<Record<string, number>> {
-    const maintenance = startMaintenance(fx.app, { intervalMs: NEVER_MS, firstPassDelayMs: NEVER_MS });
-    try {
-      const removed = await maintenance.runOnce();
-      assert.ok(Object.values(removed).every((r) => r >= 0), `no step failed: ${JSON.stringify(removed)}`);
-      return removed;
-    } finally {
-      await maintenance.stop();
-    }
-  }
+  const pass = (): Promise<Record<string, number>> => maintenancePass(fx.app);
 
   const exists = async (id: string): Promise<boolean> => (await fx.app.accounts.users.getById(id)) !== null;
 

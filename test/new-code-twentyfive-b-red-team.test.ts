@@ -35,8 +35,8 @@ import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { maskedAddress } from "../src/accounts/email-change/email-change-mail.ts";
 import { authFixture, GOOD_PASSWORD, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { startMaintenance } from "../src/http/maintenance.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
+import { maintenancePass } from "./helpers/maintenance-pass.ts";
 
 const HOUR = 60 * 60_000;
 const WEEK = 168 * HOUR;
@@ -61,14 +61,7 @@ describe("red team: new code twenty-five, second batch", () => {
   });
 
   /** One maintenance pass now, as the running server's timer makes it. */
-  async function pass(): Promise<Record<string, number>> {
-    const maintenance = startMaintenance(fx.app, { intervalMs: 24 * HOUR, firstPassDelayMs: 24 * HOUR });
-    try {
-      return await maintenance.runOnce();
-    } finally {
-      await maintenance.stop();
-    }
-  }
+  const pass = (): Promise<Record<string, number>> => maintenancePass(fx.app);
 
   /** A user signed in who asks to move to `to`; the token of the confirmation link mailed there. */
   async function changeLink(from: string, to: string): Promise<{ user: Awaited<ReturnType<typeof flows.signedIn>>; token: string; body: string }> {
