@@ -38,7 +38,6 @@ import { authFixtureOn, authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth
 import { forEachDialect } from "./helpers/dialects.ts";
 import { maintenancePass } from "./helpers/maintenance-pass.ts";
 
-
 forEachDialect("red team: mail whose link closed", (dx) => {
   let fx: AuthFixture;
   const flows = authFlows(() => fx);
