@@ -42,7 +42,7 @@ import { after, before, describe, it } from "node:test";
 import type { FastifyInstance } from "fastify";
 import { SIGN_UP_REMOVED_EVENT } from "../src/accounts/email-change/index.ts";
 import { openApp, type OpenedApp } from "../src/app/index.ts";
-import { authFixture, Browser, GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, Browser, HOST, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { buildServer } from "../src/http/server.ts";
 import { auditHead, eventsSince } from "./helpers/audit-events.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
