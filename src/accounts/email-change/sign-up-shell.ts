@@ -166,11 +166,17 @@ export async function removeUnfinishedSignUp(database: Database, trx: Kysely<Sch
   return true;
 }
 
-/** removeUnfinishedSignUp without its event, for a change that learns `for` only after the delete (createOverSignUps). */
-async function deleteUnfinishedSignUp(database: Database, trx: Kysely<Schema>, id: string): Promise<boolean> {
+/**
+ * removeUnfinishedSignUp without its event, for a change that learns `for` only after the delete (createOverSignUps):
+ * under the link lock, checked again, and deleted only while `also` holds of the row too (the maintenance pass's age
+ * and live-link conditions, removeAbandonedSignUps).
+ */
+async function deleteUnfinishedSignUp(database: Database, trx: Kysely<Schema>, id: string, also?: (eb: ExpressionBuilder<Schema, "users">) => Expression<SqlBool>): Promise<boolean> {
   await lockAccountLinks(database, trx, id);
   if (!(await isUnfinishedSignUp(trx, id))) return false;
-  const deleted = await trx.deleteFrom("users").where("id", "=", id).where("password_hash", "is", null).executeTakeFirst();
+  let query = trx.deleteFrom("users").where("id", "=", id).where("password_hash", "is", null);
+  if (also !== undefined) query = query.where(also);
+  const deleted = await query.executeTakeFirst();
   return Number(deleted.numDeletedRows) === 1;
 }
 
@@ -253,14 +259,14 @@ export async function removeAbandonedSignUps(database: Database, audit: Pick<Aud
   for (let i = 0; i < (options.maxBatches ?? ABANDONED_SIGN_UP_MAX_BATCHES); i++) {
     const from = after;
     const { seen, deleted, last } = await transaction(async (trx) => {
-      let query = trx.selectFrom("users").select(["id", "created_at"]).where("created_at", "<=", now - olderThanMs).where(untouched)
-        .where((eb) => eb.not(eb.exists(liveResetLinks(eb, now, olderThanMs))))
+      let query = trx.selectFrom("users").select(["id", "created_at"]).where(untouched)
+        .where((eb) => abandoned(eb, now, olderThanMs))
         .where((eb) => eb.exists(signUpEvents(eb)));
       if (from !== null) query = query.where((eb) => eb.or([eb("created_at", ">", from.createdAt), eb.and([eb("created_at", "=", from.createdAt), eb("id", ">", from.id)])]));
       const candidates = await query.orderBy("created_at").orderBy("id").limit(batch).execute();
       let deleted = 0;
       for (const candidate of candidates) {
-        if (!(await deleteAbandonedSignUp(database, trx, candidate.id, options))) continue;
+        if (!(await deleteUnfinishedSignUp(database, trx, candidate.id, (eb) => abandoned(eb, now, olderThanMs)))) continue;
         const ageHours = Math.floor((now - Number(candidate.created_at)) / 3_600_000);
         await recordSignUpRemoved(trx, audit, candidate.id, { actor: "system", for: null, via: "maintenance", detail: { ageHours } });
         deleted++;
@@ -275,20 +281,16 @@ export async function removeAbandonedSignUps(database: Database, audit: Pick<Aud
   return removed;
 }
 
-/** deleteUnfinishedSignUp for an abandoned one: also still older than the bound, and with no reset link that works. */
-async function deleteAbandonedSignUp(database: Database, trx: Kysely<Schema>, id: string, options: AbandonedSignUpPurge): Promise<boolean> {
-  await lockAccountLinks(database, trx, id);
-  if (!(await isUnfinishedSignUp(trx, id))) return false;
-  // A link asked for through "forgot password" before the sign-up reached its age lives on past it (30 minutes): its
-  // owner may be finishing the sign-up right now. Kept until it is used or expired. Not one asked for later: anyone may
-  // ask for a link to any address, and an outsider asking every 25 minutes kept their squat for ever; the owner who
-  // comes back after that signs up again.
-  const live = await trx.selectFrom("users").select("users.id").where("users.id", "=", id)
-    .where((eb) => eb.exists(liveResetLinks(eb, options.now, options.olderThanMs))).executeTakeFirst();
-  if (live !== undefined) return false;
-  const deleted = await trx.deleteFrom("users").where("id", "=", id).where("password_hash", "is", null)
-    .where("created_at", "<=", options.now - options.olderThanMs).executeTakeFirst();
-  return Number(deleted.numDeletedRows) === 1;
+/**
+ * The condition, beside untouched, of a sign-up the maintenance pass deletes: made more than `olderThanMs` before `now`,
+ * and no reset link asked for before that age still works (liveResetLinks). A link asked for through "forgot password"
+ * before the sign-up reached its age lives on past it (30 minutes): its owner may be finishing the sign-up right now.
+ * Not one asked for later: anyone may ask for a link to any address, and an outsider asking every 25 minutes kept their
+ * squat for ever; the owner who comes back after that signs up again. Judged when the candidates are read and again,
+ * under the link lock, by the DELETE itself (deleteUnfinishedSignUp).
+ */
+function abandoned(eb: ExpressionBuilder<Schema, "users">, now: number, olderThanMs: number): Expression<SqlBool> {
+  return eb.and([eb("users.created_at", "<=", now - olderThanMs), eb.not(eb.exists(liveResetLinks(eb, now, olderThanMs)))]);
 }
 
 /**
