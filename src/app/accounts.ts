@@ -170,7 +170,7 @@ export function buildAccounts(deps: { config: Config; database: Database; clock:
   return {
     passwords: createPasswordContext({ random, argon2: config.argon2 }),
     policy: createPasswordPolicy({ minLength: config.passwordMinLength, ...breachCheckers(config, deps.logger) }),
-    // The initial-password lifetime in force bounds those already handed out too (UserStore.initialPasswordExpiresAt).
+    // The initial-password lifetime in force bounds those already handed out too (createUserStore).
     users: createUserStore({ database, clock, random, initialPasswordMs: config.initialPasswordMs }),
     roles: new RoleStore({ database, clock, audit }),
     flood,

@@ -99,7 +99,7 @@ function unusable(user: User): Failure | null {
  * Why the account may not sign in even with the right password: disabled, locked, or holding an initial password
  * (generated or set by an administrator) past its expiry (ASVS 6.4.1: it must not become a lasting way in, say
  * after sitting in a ticket for weeks) — under the lifetime in force, not only the one it was issued under
- * (UserStore.initialPasswordExpiresAt). The password is still verified, so the audit can tell a right one from a
+ * (the store reads it so, createUserStore). The password is still verified, so the audit can tell a right one from a
  * wrong one, and the answer is a wrong password's.
  */
 function refusal(users: UserStore, user: User): Failure | null {

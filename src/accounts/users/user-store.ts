@@ -30,7 +30,7 @@ export interface User {
    * When the password, an initial one an administrator set or had generated, stops signing in (ASVS 6.4.1); null
    * for a password of the user's own. Cleared by every change the user makes (swapPasswordHash with `changed`). As the
    * store reads it: the earlier of the time written at creation and the lifetime in force after the password was set
-   * (UserStore.initialPasswordExpiresAt).
+   * (createUserStore's initialPasswordExpiresAt).
    */
   passwordInitialExpiresAt: number | null;
   /**
@@ -123,16 +123,8 @@ export interface UserStore {
    */
   swapPasswordHash(id: string, expected: string | null, next: { hash: string; scheme: string; changed: boolean; byLink?: boolean }, db?: Kysely<Schema>): Promise<boolean>;
   /**
-   * When the user's initial password stops signing in (null: not an initial one): the earlier of the time written when
-   * it was set (users.password_initial_expires_at) and the time it was set (password_changed_at) plus the lifetime in
-   * force (`initialPasswordMs`). A lifetime shortened since (a restart with a lower BULWARK_INITIAL_PASSWORD_HOURS)
-   * then reaches the initial passwords already handed out, and what the API shows does not promise the old end
-   * (ASVS 6.4.1). For rows read outside the store (toUser); the store's own reads (page too) carry it already.
-   */
-  initialPasswordExpiresAt(user: Pick<User, "passwordInitialExpiresAt" | "passwordChangedAt">): number | null;
-  /**
-   * True when the user's password is an initial one whose time (initialPasswordExpiresAt) has come, by the store's
-   * clock: login then refuses it as it refuses a wrong password.
+   * True when the user's password is an initial one whose time (User.passwordInitialExpiresAt, as the store reads it:
+   * under the lifetime in force) has come, by the store's clock: login then refuses it as it refuses a wrong password.
    */
   initialPasswordExpired(user: Pick<User, "passwordInitialExpiresAt" | "passwordChangedAt">): boolean;
   recordLogin(id: string, ip: string | null): Promise<void>;
@@ -186,6 +178,10 @@ export function collidedKey(cause: unknown): "email" | "username" | "email-skele
 export function createUserStore(deps: { database: Database; clock: Clock; random: RandomSource; initialPasswordMs?: number }): UserStore {
   const { database, clock, random } = deps;
   const lifetime = deps.initialPasswordMs;
+  // When the initial password stops signing in (null: not an initial one): the earlier of the time written when it was
+  // set (users.password_initial_expires_at) and the time it was set (password_changed_at) plus the lifetime in force. A
+  // lifetime shortened since (a restart with a lower BULWARK_INITIAL_PASSWORD_HOURS) then reaches the initial passwords
+  // already handed out, and what the API shows does not promise the old end (ASVS 6.4.1).
   const initialPasswordExpiresAt = (user: Pick<User, "passwordInitialExpiresAt" | "passwordChangedAt">): number | null => {
     const written = user.passwordInitialExpiresAt;
     // The change time is the initial password's setting time: creation writes both, and every change clears the expiry.
@@ -313,7 +309,6 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
       const result = await q.executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
-    initialPasswordExpiresAt,
     initialPasswordExpired(user) {
       const expiresAt = initialPasswordExpiresAt(user);
       return expiresAt !== null && clock.now() >= expiresAt;
