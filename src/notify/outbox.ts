@@ -298,6 +298,16 @@ const CLOSED_LINK: Record<Exclude<LinkState, "open"> | "gone", string> = {
 };
 
 /**
+ * Whether the created_at replacement rule (REPLACED_KINDS) judges `r`: only mail whose link cannot be asked of its store
+ * (queued before migration 38, without link_id, or claimed by an outbox without linkStates). The order of two rows'
+ * created_at is the order of two nodes' clocks, which may differ within the skew the product allows: a reset link asked
+ * for seconds after a containment link on a slower node still works (test/closed-links-red-team.test.ts).
+ */
+function judgedByReplacement(r: Selectable<OutboxMessagesTable>, canAskLinks: boolean): r is Selectable<OutboxMessagesTable> & { account_id: string } {
+  return r.account_id != null && REPLACED_KINDS.has(r.kind) && (!canAskLinks || r.link_id == null);
+}
+
+/**
  * Why a claimed message is no longer good to send, or null when it is: its link stopped working (not_after), or the
  * account it is about (account_id) has another address now, or is gone (`addresses`: each claimed account's address
  * now), or a newer link mail of the account replaced its link (`replacedAt`: when each claimed link mail's account was
@@ -316,11 +326,8 @@ function stillGood(r: Selectable<OutboxMessagesTable>, now: number, addresses: R
   if (r.account_id != null && addresses.get(r.account_id)?.toLowerCase() !== r.to_address.toLowerCase()) {
     return "the account it is about no longer has this address (or no longer exists): not sent to the address it left";
   }
-  // Strictly newer: two queued in the same millisecond both go (a live link is never withheld on a tie). Only for mail
-  // whose link cannot be asked of its store (queued before migration 38, or no linkStates): the order of two rows'
-  // created_at is the order of two nodes' clocks, which may differ within the skew the product allows, and a reset link
-  // asked for seconds after a containment link on a slower node still works (test/closed-links-red-team.test.ts).
-  if ((links === null || r.link_id == null) && r.account_id != null && REPLACED_KINDS.has(r.kind) && (replacedAt.get(r.account_id) ?? -Infinity) > Number(r.created_at)) {
+  // Strictly newer: two queued in the same millisecond both go (a live link is never withheld on a tie).
+  if (judgedByReplacement(r, links !== null) && (replacedAt.get(r.account_id) ?? -Infinity) > Number(r.created_at)) {
     return "a newer link mail for its account replaced it (its link was spent when the newer one was issued): not sent; the newer mail carries the link that works";
   }
   if (links !== null && r.link_id != null && carriesSingleUseLink(r.kind)) {
@@ -632,9 +639,8 @@ export class Outbox {
    * a range of the index `outbox_messages_by_account` (migration 37) per account, at most `limit` accounts.
    */
   async #replacedAt(rows: readonly Selectable<OutboxMessagesTable>[]): Promise<Map<string, number>> {
-    // Only the mail stillGood judges by this rule: its link cannot be asked of the store.
-    const judged = (r: Selectable<OutboxMessagesTable>): boolean => this.#linkStates === null || r.link_id == null;
-    const accounts = [...new Set(rows.flatMap((r) => (r.account_id != null && REPLACED_KINDS.has(r.kind) && judged(r) ? [r.account_id] : [])))];
+    // Only the mail stillGood judges by this rule.
+    const accounts = [...new Set(rows.flatMap((r) => (judgedByReplacement(r, this.#linkStates !== null) ? [r.account_id] : [])))];
     if (accounts.length === 0) return new Map();
     const newest = await this.#db.selectFrom("outbox_messages").select(["account_id", (eb) => eb.fn.max("created_at").as("newest")])
       .where(ABOUT_AN_ACCOUNT).where("account_id", "in", accounts).where("kind", "=", REPLACING_KIND)

@@ -181,7 +181,7 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
   report.skippedRows = [...skippedAtRead, ...report.skippedRows].sort(byLine);
   report.skipped = report.skippedRows.length;
   report.failed = report.bad.length;
-  report.bad.sort((a, b) => a.line - b.line);
+  report.bad.sort(byLine);
   const summary = (): Record<string, unknown> => ({
     source: rules.source, file: options.file, sha256, rows: report.rows, created: report.created, updated: report.updated, skipped: report.skipped, failed: report.failed, onConflict: options.onConflict,
     replacePasswords, passwordsReplaced: report.passwordsReplaced.length, passwordsKept: report.passwordsKept, passwordsNotSet: report.passwordsNotSet,
