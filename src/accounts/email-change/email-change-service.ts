@@ -4,13 +4,13 @@
 // re-checks the requesting session under the account's link lock (it may have ended since the route read it), and
 // waits for a revocation in flight before its link can commit. An address held only by an unfinished sign-up is taken
 // at confirmation, that sign-up deleted and recorded in the same transaction (sign-up-shell.ts).
-import { sql, type Kysely } from "kysely";
+import { sql, type Kysely, type Selectable } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import { addressProblem, checkAddress, type Outbox } from "../../notify/index.ts";
 import type { Database } from "../../store/database.ts";
-import type { Schema } from "../../store/schema.ts";
+import type { Schema, UsersTable } from "../../store/schema.ts";
 import { lockAccountLinks, withAccountLinks } from "../password-reset/link-lock.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
 import { confusableSkeleton } from "../users/confusables.ts";
@@ -56,6 +56,9 @@ export const DEFAULT_EMAIL_CHANGE_POLICY: Readonly<EmailChangePolicy> = Object.f
 export type EmailChangeAccountRefusal = "account-locked" | "account-disabled" | "password-invalidated" | "password-changed-since" | "sessions-revoked-since";
 
 export type EmailChangeRefusal = LinkRefusal | EmailChangeAccountRefusal;
+
+/** The columns of a link's account that confirm and check read (accountRefusal). */
+type LinkAccount = Pick<Selectable<UsersTable>, "email" | "email_key" | "status" | "locked_at" | "password_changed_at" | "password_invalidated_at">;
 
 export type EmailChangeCheck =
   | { valid: true; tokenId: string; userId: string; newEmail: string; createdAt: number; expiresAt: number; issuedEpoch: number }
@@ -184,15 +187,20 @@ export function createEmailChangeService(deps: {
    * Why the account of a valid link `found` no longer lets it confirm, or null: disabled or locked; its password
    * invalidated by containment (the owner's way back is the reset link mailed to the current address: moving the address
    * now would hand a hijacker the account and cancel the owner's link); changed, or its sessions revoked, after the link
-   * was asked for (the owner's remedy against a hijacker must cancel the hijacker's change too).
+   * was asked for (the owner's remedy against a hijacker must cancel the hijacker's change too). `user`: its row
+   * (linkAccount), undefined when it is gone.
    */
-  async function accountRefusal(target: Kysely<Schema>, found: { userId: string; createdAt: number; issuedEpoch: number }): Promise<EmailChangeAccountRefusal | null> {
-    const user = await target.selectFrom("users").select(["status", "locked_at", "password_changed_at", "password_invalidated_at"]).where("id", "=", found.userId).executeTakeFirst();
+  async function accountRefusal(target: Kysely<Schema>, found: { userId: string; createdAt: number; issuedEpoch: number }, user: LinkAccount | undefined): Promise<EmailChangeAccountRefusal | null> {
     if (!user || user.status !== "active" || user.locked_at !== null) return user?.locked_at != null ? "account-locked" : "account-disabled";
     if (user.password_invalidated_at !== null) return "password-invalidated";
     if (user.password_changed_at !== null && Number(user.password_changed_at) > found.createdAt) return "password-changed-since";
     const stamps = await readStamps(target, [GLOBAL_SCOPE, userScope(found.userId)]);
     return refusedBy(stamps, found.createdAt, found.issuedEpoch) ? "sessions-revoked-since" : null;
+  }
+
+  /** The account of a link as accountRefusal judges it, with its address (confirm moves it). */
+  function linkAccount(target: Kysely<Schema>, userId: string): Promise<LinkAccount | undefined> {
+    return target.selectFrom("users").select(["email", "email_key", "status", "locked_at", "password_changed_at", "password_invalidated_at"]).where("id", "=", userId).executeTakeFirst();
   }
 
   function revokeAll(userId: string, executor?: Kysely<Schema>): Promise<number> {
@@ -282,7 +290,7 @@ export function createEmailChangeService(deps: {
     async check(token) {
       const found = await look(token, db);
       if (!found.valid) return found;
-      const reason = await accountRefusal(db, found);
+      const reason = await accountRefusal(db, found, await linkAccount(db, found.userId));
       return reason === null ? found : { valid: false, reason, genuine: { userId: found.userId, tokenId: found.tokenId } };
     },
     async confirm(token, options = {}) {
@@ -302,11 +310,10 @@ export function createEmailChangeService(deps: {
           .executeTakeFirst();
         if (Number(used.numUpdatedRows) !== 1) throw refused("used");
         await revokeAll(found.userId, trx);
-        // The account's state, as check judges it for the page (accountRefusal).
-        const standing = await accountRefusal(trx, found);
-        if (standing !== null) throw refused(standing);
-        const user = await trx.selectFrom("users").select(["email", "email_key"]).where("id", "=", found.userId).executeTakeFirst();
-        if (!user) throw refused("account-disabled");
+        // The account's state, as check judges it for the page (accountRefusal), from the one read of its row.
+        const user = await linkAccount(trx, found.userId);
+        const standing = await accountRefusal(trx, found, user);
+        if (standing !== null || !user) throw refused(standing ?? "account-disabled");
         const key = identifierKey(found.newEmail);
         // Another account's address, or one that reads like it (the same letters in another script, confusables.ts):
         // either would show two accounts under one address.
