@@ -5,9 +5,10 @@
 // containment, a newer email-change request) marks its row used. An email-change link is also ended for good, without a
 // write to its row, by the account's revocation stamp raised after it was asked for (a help desk's sign-out, a lock and
 // its unlock, a containment's revoke-sessions: the service's accountRefusal, "sessions-revoked-since"): judged here too.
-// The rest of the account's state (a lock in force, a disabled account) is not: a lock is undone. Wired here because the outbox (src/notify) may not import the accounts modules
-// (docs/ARCHITECTURE.md).
+// The rest of the account's state (a lock in force, a disabled account) is not: a lock is undone. Wired here because
+// the outbox (src/notify) may not import the accounts modules (docs/ARCHITECTURE.md).
 import type { Kysely } from "kysely";
+import { linkRowRefusal, type LinkRow } from "../crypto/link-token.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { LinkState, LinkStates } from "../notify/outbox.ts";
 import type { Schema } from "../store/schema.ts";
@@ -17,18 +18,10 @@ import { GLOBAL_SCOPE, refusedBy, stampOf, userScope } from "../accounts/session
 const RESET_LINK = "prt_";
 const EMAIL_CHANGE_LINK = "ect_";
 
-interface LinkRowState {
-  used_at: number | string | null;
-  created_at: number | string;
-  expires_at: number | string;
-}
-
-/** A link row's own state, in the order linkTokenKind.check judges it (the secret aside). */
-function rowState(row: LinkRowState, now: number, aheadToleranceMs: number): LinkState {
-  if (row.used_at !== null) return "used";
-  if (Number(row.created_at) > now + aheadToleranceMs) return "refused";
-  if (now >= Number(row.expires_at)) return "expired";
-  return "open";
+/** A link row's own state, as the link's check judges it after the secret (linkRowRefusal). */
+function rowState(row: Omit<LinkRow, "secret_hash">, now: number, aheadToleranceMs: number): LinkState {
+  const refusal = linkRowRefusal(row, now, aheadToleranceMs);
+  return refusal === null ? "open" : refusal === "future-dated" ? "refused" : refusal;
 }
 
 /**
@@ -52,14 +45,14 @@ export function linkStatesIn(db: Kysely<Schema>, clock: Clock, aheadToleranceMs:
     const changes = ids.filter((id) => id.startsWith(EMAIL_CHANGE_LINK));
     if (changes.length > 0) {
       const rows = await db.selectFrom("email_change_tokens").select(["id", "user_id", "used_at", "created_at", "expires_at", "issued_epoch"]).where("id", "in", changes).execute();
+      for (const row of rows) states.set(row.id, rowState(row, now, aheadToleranceMs));
       // The global stamp and each account's, in one read, for the links still open by their rows.
-      const open = rows.filter((row) => rowState(row, now, aheadToleranceMs) === "open");
+      const open = rows.filter((row) => states.get(row.id) === "open");
       const scopes = [GLOBAL_SCOPE, ...new Set(open.map((row) => userScope(row.user_id)))];
       const stamps = open.length === 0 ? [] : await db.selectFrom("revocation_stamps").select(["scope", "not_before", "not_before_epoch"]).where("scope", "in", scopes).execute();
       const stampFor = (userId: string) => stampOf(stamps.filter((st) => st.scope === GLOBAL_SCOPE || st.scope === userScope(userId)).map((st) => ({ time: st.not_before, epoch: st.not_before_epoch })));
-      for (const row of rows) {
-        const state = rowState(row, now, aheadToleranceMs);
-        states.set(row.id, state === "open" && refusedBy(stampFor(row.user_id), Number(row.created_at), Number(row.issued_epoch)) ? "revoked" : state);
+      for (const row of open) {
+        if (refusedBy(stampFor(row.user_id), Number(row.created_at), Number(row.issued_epoch))) states.set(row.id, "revoked");
       }
     }
     return states;

@@ -44,6 +44,21 @@ export interface LinkRow {
   expires_at: number | string;
 }
 
+/**
+ * Why a link row no longer works by its state, whatever secret is presented, or null while it does: used, dated more
+ * than `aheadToleranceMs` ahead of `now` (both dates come from the issuing node's clock: one running fast, or this host's
+ * clock stepped back since, dates the link ahead, and judged by the expiry alone the 30-minute link would work that much
+ * longer here; refused as sessions are, their "future-dated", and the services' maintenance spends such rows nobody
+ * presented, ASVS 6.4.1; beyond the tolerance only: within it the issuing node is one the product lets serve), or
+ * expired. LinkTokenKind.check judges it after the secret; the outbox asks it of a queued mail's link (src/app/link-states.ts).
+ */
+export function linkRowRefusal(row: Omit<LinkRow, "secret_hash">, now: number, aheadToleranceMs: number): "used" | "future-dated" | "expired" | null {
+  if (row.used_at !== null) return "used";
+  if (Number(row.created_at) > now + aheadToleranceMs) return "future-dated";
+  if (now >= Number(row.expires_at)) return "expired";
+  return null;
+}
+
 export interface LinkTokenKind {
   /** Longest well-formed token; anything longer is refused before any lookup. */
   readonly maxLength: number;
@@ -93,14 +108,8 @@ export function linkTokenKind(prefix: string): LinkTokenKind {
       }
       if (!row) return { reason: "unknown" };
       if (!matches(secret, row.secret_hash)) return { reason: "bad-secret" };
-      if (row.used_at !== null) return { reason: "used" };
-      // Both dates come from the issuing node's clock: one running fast (or this host's clock stepped back since) dates
-      // the link ahead, and judged by the expiry alone the 30-minute link would work that much longer here. Refused as
-      // sessions are (their "future-dated"), and the services' maintenance spends such rows nobody presented (ASVS 6.4.1).
-      // Beyond the tolerance only: within it the issuing node is one the product lets serve, and its genuine links work.
-      if (Number(row.created_at) > now + aheadToleranceMs) return { reason: "future-dated" };
-      if (now >= Number(row.expires_at)) return { reason: "expired" };
-      return { row };
+      const refusal = linkRowRefusal(row, now, aheadToleranceMs);
+      return refusal === null ? { row } : { reason: refusal };
     },
   };
 }
