@@ -5,22 +5,18 @@
 // creating transaction, recorded as user.sign-up-removed. Written as attacks that must fail, on SQLite and PostgreSQL:
 // a finished sign-up and an invitation keep their address; the squatter's link finishes nothing (ASVS 6.3.7, 6.4.1).
 import assert from "node:assert/strict";
-import { PassThrough } from "node:stream";
 import { after, before, it } from "node:test";
-import type { LightMyRequestResponse } from "fastify";
 import { sql } from "kysely";
 import { SIGN_UP_REMOVED_EVENT } from "../src/accounts/email-change/index.ts";
 import { lockAccountLinks } from "../src/accounts/password-reset/link-lock.ts";
-import { HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import type { AuthFixture } from "../src/http/auth/test-client.ts";
 import { auditHead, eventsSince } from "./helpers/audit-events.ts";
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
-import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
+import { adminCreates } from "./helpers/admin-create.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
-import { testMasterKey } from "./helpers/master-key.ts";
 
 const LABEL = "admin-create-over-signup";
 const NEW_PASSWORD = "amber lanterns drift over quiet harbours";
-const CLI_PASSWORD = "a long and unusual passphrase 42\n";
 
 forEachDialect("an administrator's new account over an unfinished sign-up", (dx) => {
   let fx: AuthFixture;
@@ -37,16 +33,8 @@ forEachDialect("an administrator's new account over an unfinished sign-up", (dx)
     await fx?.close();
   });
 
-  const create = (body: Record<string, unknown>): Promise<LightMyRequestResponse> =>
-    fx.server.inject({ method: "POST", url: "/api/v1/users", headers: { host: HOST, authorization: `Bearer ${writer}`, "content-type": "application/json" }, payload: JSON.stringify(body) });
-
-  /** `bulwark users create …` in this process, on the fixture's database. */
-  const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-    const url = dx.lastTarget().databaseURL;
-    const stdin = new PassThrough();
-    stdin.end(CLI_PASSWORD);
-    return bulwarkInProcess(["users", "create", ...args], fixtureCliEnv(fx.app.config.dataDir, url ? { url, masterKey: testMasterKey(LABEL) } : null), stdin);
-  };
+  // An administrator's create, through the API (the writer's token) and `bulwark users create`.
+  const { api: create, cli } = adminCreates(() => fx, dx, LABEL, () => writer);
 
   /** The squatter's link, followed after the administrator created the account: it must finish nothing. */
   async function assertLinkDead(link: string, address: string, ownerId: string): Promise<void> {

@@ -25,9 +25,7 @@
 // BULWARK_ERR_EMAIL_CONFUSABLE, docs/decisions/0013-confusable-skeletons.md): addressHolders counts a sign-up that only
 // reads like the address as one that holds it.
 import assert from "node:assert/strict";
-import { PassThrough } from "node:stream";
 import { after, before, it } from "node:test";
-import type { LightMyRequestResponse } from "fastify";
 import { SIGN_UP_REMOVED_EVENT } from "../src/accounts/email-change/index.ts";
 import { createSessionManager, type SessionManager } from "../src/accounts/sessions/session-manager.ts";
 import { createContainJob, dryRunContain, jobView, runJob, type ContainDeps } from "../src/contain/index.ts";
@@ -35,13 +33,11 @@ import { HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { auditHead, eventsSince } from "./helpers/audit-events.ts";
 import { authFixtureOn, authFlows } from "./helpers/auth-flows.ts";
-import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
+import { adminCreates } from "./helpers/admin-create.ts";
 import { openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect, type DialectFixture } from "./helpers/dialects.ts";
-import { testMasterKey } from "./helpers/master-key.ts";
 
 const LABEL = "new-code-twentyfive-red-team";
-const CLI_PASSWORD = "a long and unusual passphrase 42\n";
 /** "scope" written wholly in Cyrillic (ѕ с о р е): one script, so no mixed-script rule refuses it; it reads as "scope". */
 const CYRILLIC_SCOPE = "\u0455\u0441\u043E\u0440\u0435";
 
@@ -59,16 +55,8 @@ forEachDialect("new code twenty-five: an administrator's create over an unfinish
     await fx?.close();
   });
 
-  const create = (body: Record<string, unknown>): Promise<LightMyRequestResponse> =>
-    fx.server.inject({ method: "POST", url: "/api/v1/users", headers: { host: HOST, authorization: `Bearer ${writer}`, "content-type": "application/json" }, payload: JSON.stringify(body) });
-
-  /** `bulwark users create …` in this process, on the fixture's database. */
-  const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-    const url = dx.lastTarget().databaseURL;
-    const stdin = new PassThrough();
-    stdin.end(CLI_PASSWORD);
-    return bulwarkInProcess(["users", "create", ...args], fixtureCliEnv(fx.app.config.dataDir, url ? { url, masterKey: testMasterKey(LABEL) } : null), stdin);
-  };
+  // An administrator's create, through the API (the writer's token) and `bulwark users create`.
+  const { api: create, cli } = adminCreates(() => fx, dx, LABEL, () => writer);
 
   it("attack: an administrator creates a look-alike of a signed-up address (`ѕсоре@…` in Cyrillic over the sign-up of `scope@…`) — the plain address's sign-up is not deleted, and the look-alike is refused as confusable as account creation refuses it (ASVS 1.1.1, 6.3.7) (was: the sign-up deleted and the look-alike created)", async () => {
     const problems: string[] = [];
