@@ -257,7 +257,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // team.test.ts). NTP keeps hosts within milliseconds; 30 s is far beyond a healthy host and well inside every window.
   // 0: never refuse, only warn (a deployment that decides otherwise, or tests whose clock is simulated).
   const maxClockSkewMs = int("BULWARK_MAX_CLOCK_SKEW_SECONDS", DEFAULT_MAX_CLOCK_SKEW_MS / 1000, 0, 3600, "seconds this node's clock may be from the database server's; 0 only warns") * 1000;
-  const signUpAbandonedMs = parseSignUpAbandonedHours(env["BULWARK_SIGNUP_ABANDONED_HOURS"]) * 3_600_000;
+  // At least a day: a sign-up's owner has its 30-minute link, and a new one from "forgot password" asked for before that
+  // age works until it expires; a week is far past any of them. At most a year. 0 or "off": never deleted.
+  const abandonedRaw = env["BULWARK_SIGNUP_ABANDONED_HOURS"]?.trim() ?? "";
+  const abandonedOff = abandonedRaw.toLowerCase() === "off" || (abandonedRaw !== "" && parseWholeNumber(abandonedRaw) === 0);
+  const signUpAbandonedMs = abandonedOff ? 0 : int("BULWARK_SIGNUP_ABANDONED_HOURS", 168, 24, 8760, `hours after which an unfinished sign-up is deleted; 0 or "off" never deletes`) * 3_600_000;
   const serviceName = (env["BULWARK_SERVICE_NAME"] ?? "Bulwark").trim() || "Bulwark";
   // Refused, not cut: cut at 100 UTF-16 units, a name split an emoji in two, and the lone half that was left made the
   // authenticator URI throw (every TOTP enrolment a 500) and mail subjects carry U+FFFD.
@@ -272,26 +276,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   const breach = loadBreachConfig(env, int);
   const http = loadHTTPAuthConfig(env, port);
   return { dataDir, databaseURL, databaseTransport, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, outboxRetentionMs, maxClockSkewMs, signUpAbandonedMs, breach, serviceName, http, requireMFA: http.requireMFA };
-}
-
-/** The bounds of BULWARK_SIGNUP_ABANDONED_HOURS besides 0 ("off"): a day, a year. */
-const MIN_SIGNUP_ABANDONED_HOURS = 24;
-const MAX_SIGNUP_ABANDONED_HOURS = 8760;
-
-/**
- * BULWARK_SIGNUP_ABANDONED_HOURS: 168 (a week) when unset or blank; 0 or "off" turns the deletion off. At least a day:
- * its owner has the 30-minute link, then new ones from "forgot password" (a sign-up whose link still works is kept
- * whatever its age), and may come back a day later; a week is far past any of them. At most a year.
- */
-function parseSignUpAbandonedHours(raw: string | undefined): number {
-  if (raw === undefined || raw.trim() === "") return 168;
-  if (raw.trim().toLowerCase() === "off") return 0;
-  const n = parseWholeNumber(raw);
-  if (n === 0) return 0;
-  if (n === null || n < MIN_SIGNUP_ABANDONED_HOURS || n > MAX_SIGNUP_ABANDONED_HOURS) {
-    throw configError(`BULWARK_SIGNUP_ABANDONED_HOURS must be 0 or "off" (never delete), or an integer from ${MIN_SIGNUP_ABANDONED_HOURS} to ${MAX_SIGNUP_ABANDONED_HOURS} (hours after which an unfinished sign-up is deleted), got "${raw.trim().slice(0, 20)}"`);
-  }
-  return n;
 }
 
 function loadBreachConfig(env: NodeJS.ProcessEnv, int: (name: string, fallback: number, min: number, max: number, why: string) => number): BreachConfig {
