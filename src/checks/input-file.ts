@@ -7,8 +7,8 @@ import { open, type FileHandle } from "node:fs/promises";
 /** Paths an operator uses to hand a check a pipe on purpose: process substitution `<(…)`, a here-document, stdin. */
 const OPERATOR_PIPE = /^\/(?:dev|proc\/self)\/fd\/\d+$|^\/dev\/stdin$/;
 
-/** What a path that is not a regular file is, in words. */
-function kindOf(st: Stats): string {
+/** What a path that is not a regular file is, in words ("a named pipe (FIFO)"). */
+export function kindOf(st: Stats): string {
   return st.isDirectory() ? "a directory" : st.isFIFO() ? "a named pipe (FIFO)" : st.isCharacterDevice() ? "a character device" : st.isBlockDevice() ? "a block device" : st.isSocket() ? "a socket" : "not a regular file";
 }
 

@@ -7,6 +7,7 @@ import { access, lstat, open, rename, rm, stat, type FileHandle } from "node:fs/
 import { basename, dirname, join, resolve } from "node:path";
 import { foreignOwner, writableBy } from "../../lib/os-user.ts";
 import { writeAll } from "../../lib/write-all.ts";
+import { kindOf } from "../input-file.ts";
 import { LoginsStateError, LoginsStateWriteError } from "./errors.ts";
 
 /** The `format` member of every state file this writes; another value is not ours (or a later version's). */
@@ -22,11 +23,6 @@ const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
  * failures over all of it, not over any 48 hours.
  */
 export const LONG_WINDOW_MS = 7 * 24 * 3_600_000;
-
-/** What a path that is not a regular file is, in words. */
-function kindOf(st: Stats): string {
-  return st.isDirectory() ? "a directory" : st.isFIFO() ? "a named pipe (FIFO)" : st.isCharacterDevice() ? "a character device" : st.isBlockDevice() ? "a block device" : st.isSocket() ? "a socket" : "not a regular file";
-}
 
 const mode = (st: Stats): string => (st.mode & 0o7777).toString(8).padStart(3, "0");
 
