@@ -263,6 +263,30 @@ describe("users import: Drupal 7 preset", () => {
   });
 });
 
+describe("users import: a large report stays readable", () => {
+  it("lists the first 20 skipped rows by line and counts the rest; --json lists every one", async () => {
+    // Was: one line per skipped row, so re-importing a large file under --on-conflict skip printed a line per account.
+    const s = await site();
+    const rows = Array.from({ length: 45 }, (_, i) => `user${i}@example.org`);
+    const file = s.file("many.csv", `email\n${rows.join("\n")}\n`);
+    assert.equal((await inProcess(s, ["users", "import", file])).code, 0);
+    const again = await inProcess(s, ["users", "import", file, "--on-conflict", "skip"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /created 0, updated 0, skipped 45, failed 0/);
+    const listed = again.stdout.split("\n").filter((l) => /^ {2}line \d+: skipped, /.test(l));
+    assert.deepEqual(listed.map((l) => Number(/line (\d+)/.exec(l)![1])), Array.from({ length: 20 }, (_, i) => i + 2), "the first 20 by line");
+    assert.match(again.stdout, /\n {2}… and 25 more skipped rows \(--json lists every one\)\n/);
+    const json = await inProcess(s, ["users", "import", file, "--on-conflict", "skip", "--json"]);
+    assert.equal(JSON.parse(json.stdout).skippedRows.length, 45);
+    // Bad rows are listed the same way, on a dry run of a file whose 30 rows are all bad.
+    const bad = s.file("bad.csv", `email\n${Array.from({ length: 30 }, (_, i) => `not-an-address-${i}`).join("\n")}\n`);
+    const dry = await inProcess(s, ["users", "import", bad, "--dry-run"]);
+    assert.equal(dry.code, 1);
+    assert.equal(dry.stdout.split("\n").filter((l) => /^ {2}line \d+: /.test(l)).length, 20);
+    assert.match(dry.stdout, /… and 10 more bad rows \(--json lists every one\)/);
+  });
+});
+
 describe("users import: an update after migrate-hashes and containment", () => {
   it("attack: re-importing a row with --on-conflict update neither restores its MD5 nor lifts containment", async () => {
     // Finding: migrate-hashes wrapped the MD5, `contain invalidate-passwords` ran, and re-importing the

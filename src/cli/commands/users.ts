@@ -93,18 +93,30 @@ async function runImport(ctx: CliContext, file: string, opts: ImportFlags): Prom
       writeLine(ctx, `  ${report.dryRun ? "would resume" : "resumed"} the interrupted import of this file (job ${report.jobId}): its ${report.alreadyImported} rows up to line ${report.resumedAfterLine} were already written`);
     }
     // The reasons quote the file's cells: control characters are shown as \xNN, never sent to the terminal.
-    for (const b of report.bad) writeLine(ctx, `  line ${b.line}: ${escapeControls(b.reason)}`);
-    for (const s of report.skippedRows) writeLine(ctx, `  line ${s.line}: skipped, ${escapeControls(s.reason)}`);
+    listRows(ctx, report.bad, "bad rows", (b) => `line ${b.line}: ${escapeControls(b.reason)}`);
+    listRows(ctx, report.skippedRows, "skipped rows", (s) => `line ${s.line}: skipped, ${escapeControls(s.reason)}`);
     // An address an anonymous POST /auth/register held and never finished: the row's account takes it (ASVS 6.3.7).
-    for (const r of report.signUpsRemoved) writeLine(ctx, `  line ${r.line}: the unfinished sign-up ${r.id} holding the address ${report.dryRun ? "would be" : "was"} deleted for the row's account`);
+    listRows(ctx, report.signUpsRemoved, "unfinished sign-ups removed", (r) => `line ${r.line}: the unfinished sign-up ${r.id} holding the address ${report.dryRun ? "would be" : "was"} deleted for the row's account`);
     const replaced = report.dryRun ? "would be replaced" : "replaced";
-    for (const p of report.passwordsReplaced) writeLine(ctx, `  line ${p.line}: password hash ${replaced} (${p.from ?? "no password"} -> ${p.to})`);
+    listRows(ctx, report.passwordsReplaced, "password hashes replaced", (p) => `line ${p.line}: password hash ${replaced} (${p.from ?? "no password"} -> ${p.to})`);
     if (report.timesClamped > 0) writeLine(ctx, `  ${report.timesClamped} row(s) dated a sign-up or sign-in ahead of this import's clock (the legacy host's clock or time zone) ${report.dryRun ? "would be" : "were"} stored at this import's time`);
     if (report.passwordsKept > 0) writeLine(ctx, `  ${report.passwordsKept} stored password hash(es) differ from the file's and ${report.dryRun ? "would be" : "were"} kept (--replace-passwords replaces them)`);
     if (report.passwordsNotSet > 0) writeLine(ctx, `  ${report.passwordsNotSet} updated account(s) hold no password; the file's ${report.dryRun ? "would not be" : "was not"} set (--replace-passwords sets it)`);
   }
   // A dry run is a check: bad rows mean the file does not hold (exit 1).
   return report.dryRun && report.bad.length > 0 ? EXIT.fails : EXIT.ok;
+}
+
+/** Rows of one kind the human report lists by line before it says how many more there are (`--json` lists every one). */
+export const LISTED_ROWS = 20;
+
+/**
+ * One line per row of `rows` up to LISTED_ROWS, then one line counting the rest: a re-import of a million-row file under
+ * `--on-conflict skip` names its first skipped rows and the count, not a million lines.
+ */
+function listRows<T>(ctx: CliContext, rows: readonly T[], what: string, line: (row: T) => string): void {
+  for (const row of rows.slice(0, LISTED_ROWS)) writeLine(ctx, `  ${line(row)}`);
+  if (rows.length > LISTED_ROWS) writeLine(ctx, `  … and ${rows.length - LISTED_ROWS} more ${what} (--json lists every one)`);
 }
 
 function registerImport(users: Command, ctx: CliContext): void {
