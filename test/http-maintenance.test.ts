@@ -97,3 +97,27 @@ describe("maintenance", () => {
     assert.deepEqual(checked, []);
   });
 });
+
+describe("maintenance timers", () => {
+  it("refuses an interval or first-pass delay Node's timers cannot keep, instead of passing every millisecond", () => {
+    // Was: a delay above 2^31 − 1 ms (~24.8 days) was clamped by Node to 1 ms with a TimeoutOverflowWarning, so the
+    // test helper's "never" first pass (up to 40 days) ran at once, a second pass beside the test's own.
+    assert.throws(() => startMaintenance(app, { intervalMs: 30 * 24 * HOUR }), /maintenance: the interval \(2592000000 ms\) must be over 0 and at most 2147483647 ms/);
+    assert.throws(() => startMaintenance(app, { intervalMs: 20 * 24 * HOUR, firstPassDelayMs: 20 * 24 * HOUR }), /first pass's delay \(1728000000 ms\) at most half/);
+    assert.throws(() => startMaintenance(app, { intervalMs: 0 }), RangeError);
+  });
+
+  it("the test helper's one pass sets no timer Node clamps to 1 ms", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const { maintenancePass } = await import("./helpers/maintenance-pass.ts");
+      await maintenancePass(app);
+      await new Promise((r) => setTimeout(r, 20)); // warnings are emitted on a later tick
+    } finally {
+      process.off("warning", onWarning);
+    }
+    assert.deepEqual(warnings.filter((n) => n === "TimeoutOverflowWarning"), []);
+  });
+});

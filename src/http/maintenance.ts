@@ -56,7 +56,17 @@ export const FIRST_PASS_DELAY_MS = 500;
 export const STEP_LOCK_TIMEOUT_MS = 2_000;
 export const STEP_STATEMENT_TIMEOUT_MS = 5 * 60_000;
 
+/** The longest delay Node's timers keep (2^31 − 1 ms, ~24.8 days): a longer one fires after 1 ms instead, with a warning. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function startMaintenance(app: App, options: { intervalMs?: number; firstPassDelayMs?: number } = {}): Maintenance {
+  // The first pass comes between one and two first delays after the start: both bounds must fit a timer, or the pass
+  // would run every millisecond (setInterval) or at once (setTimeout).
+  const intervalMs = options.intervalMs ?? MAINTENANCE_INTERVAL_MS;
+  const firstDelay = Math.min(intervalMs, options.firstPassDelayMs ?? FIRST_PASS_DELAY_MS);
+  if (!(intervalMs > 0 && intervalMs <= MAX_TIMER_MS) || !(firstDelay > 0 && 2 * firstDelay <= MAX_TIMER_MS)) {
+    throw new RangeError(`maintenance: the interval (${intervalMs} ms) must be over 0 and at most ${MAX_TIMER_MS} ms, and the first pass's delay (${firstDelay} ms) at most half of that`);
+  }
   // Whether this pass's clock reading found this node beyond BULWARK_MAX_CLOCK_SKEW_SECONDS (clockSkew, the first step).
   let skewed = false;
   const steps: Record<string, (executor: Kysely<Schema>) => Promise<number>> = {
@@ -147,8 +157,6 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
     });
     return running;
   };
-  const intervalMs = options.intervalMs ?? MAINTENANCE_INTERVAL_MS;
-  const firstDelay = Math.min(intervalMs, options.firstPassDelayMs ?? FIRST_PASS_DELAY_MS);
   const first = setTimeout(() => void runOnce(), firstDelay + Math.floor(Math.random() * firstDelay));
   first.unref();
   const timer = setInterval(() => void runOnce(), intervalMs);
