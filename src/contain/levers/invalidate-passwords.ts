@@ -11,8 +11,7 @@ import { isoOrNull } from "../../lib/calendar.ts";
 import { addressProblem } from "../../notify/index.ts";
 import type { DialectName } from "../../store/database.ts";
 import type { LeverContext, LeverEvent, LeverOptions, ScopeQuery, UserLever } from "../lever.ts";
-import { countUsers, DAY_MS, endSessions, inIds, spendOpenLinks } from "./common.ts";
-import { openSessionSQL } from "../../accounts/sessions/open-rule.ts";
+import { countOwnedRows, countUsers, DAY_MS, endSessions, inIds, spendOpenLinks } from "./common.ts";
 import { revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -203,14 +202,13 @@ export const invalidatePasswords = {
     const { users, sample } = await countUsers(db, scope, stillValid);
     // The sessions the run ends with the passwords (those opened before it reaches each user); tokens minted after
     // the job is created are revoked by the run, and none exists yet.
-    // Open ones only, by the session policy in force (openSessionSQL), as the run counts them.
-    const open = await db.selectFrom("sessions").where("sessions.user_id", "in", stillValid(scope)).where(openSessionSQL(ctx.now, ctx.sessionPolicy, { table: "sessions" }))
-      .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    // Open ones only, by the session policy in force, as the run counts them (endSessions).
+    const open = await countOwnedRows(db, "sessions", stillValid(scope), { open: { now: ctx.now, limits: ctx.sessionPolicy } });
     // And the email-change links begin spends at the job's creation, under the name the job's begun record gives them;
     // present when there are any (as require-mfa-reenrolment's linksLeftOpenSpent): no batch count of the job matches it.
     const links = await db.selectFrom("email_change_tokens").where(unusedEmailChangeLinks(scope)).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const linksSpent = Number(links?.n ?? 0);
-    const ended = { sessions: Number(open?.n ?? 0), tokens: 0, ...(linksSpent > 0 ? { emailChangeLinksSpent: linksSpent } : {}) };
+    const ended = { sessions: open.rows, tokens: 0, ...(linksSpent > 0 ? { emailChangeLinksSpent: linksSpent } : {}) };
     const none = { resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0 };
     if (!ctx.notifier) return { counts: { users, ...none, ...ended }, sample };
     const days = emailChangeWindowDays(ctx.options);
