@@ -4,15 +4,20 @@
 // mail holds. Every way a link is spent early (its use or a sibling's, a password change or reset, an address change, a
 // containment, a newer email-change request) marks its row used. An email-change link is also ended for good, without a
 // write to its row, by the account's revocation stamp raised after it was asked for (a help desk's sign-out, a lock and
-// its unlock, a containment's revoke-sessions: the service's accountRefusal, "sessions-revoked-since"): judged here too.
-// The rest of the account's state (a lock in force, a disabled account) is not: a lock is undone. Wired here because
-// the outbox (src/notify) may not import the accounts modules (docs/ARCHITECTURE.md).
+// its unlock, a containment's revoke-sessions: the service's accountRefusal, "sessions-revoked-since"): judged here too,
+// and so is the address it moves to, taken meanwhile by another account (an administrator's create, an import, another
+// account's confirmed change): confirm refuses it as taken, unless only an unfinished sign-up holds it, which confirm
+// takes over (addressHolders; sign-up-shell.ts). The rest of accountRefusal needs no read here: disabling (an import)
+// ends the account's sessions, raising the stamp; a password invalidated or changed spends the links. A lock in force
+// is not judged for itself, as a lock is undone (its lock and unlock raise the stamp, above). Wired here because the
+// outbox (src/notify) may not import the accounts modules (docs/ARCHITECTURE.md).
 import type { Kysely } from "kysely";
 import { linkRowRefusal, type LinkRow } from "../crypto/link-token.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { LinkState, LinkStates } from "../notify/outbox.ts";
 import type { Schema } from "../store/schema.ts";
 import { GLOBAL_SCOPE, refusedBy, stampOf, userScope } from "../accounts/sessions/revocation.ts";
+import { addressHoldersOfMany } from "../accounts/email-change/sign-up-shell.ts";
 
 /** The id prefixes of the link stores (src/accounts/password-reset/token.ts, src/accounts/email-change/token.ts). */
 const RESET_LINK = "prt_";
@@ -44,7 +49,7 @@ export function linkStatesIn(db: Kysely<Schema>, clock: Clock, aheadToleranceMs:
     }
     const changes = ids.filter((id) => id.startsWith(EMAIL_CHANGE_LINK));
     if (changes.length > 0) {
-      const rows = await db.selectFrom("email_change_tokens").select(["id", "user_id", "used_at", "created_at", "expires_at", "issued_epoch"]).where("id", "in", changes).execute();
+      const rows = await db.selectFrom("email_change_tokens").select(["id", "user_id", "new_email", "used_at", "created_at", "expires_at", "issued_epoch"]).where("id", "in", changes).execute();
       for (const row of rows) states.set(row.id, rowState(row, now, aheadToleranceMs));
       // The global stamp and each account's, in one read, for the links still open by their rows.
       const open = rows.filter((row) => states.get(row.id) === "open");
@@ -54,6 +59,12 @@ export function linkStatesIn(db: Kysely<Schema>, clock: Clock, aheadToleranceMs:
       for (const row of open) {
         if (refusedBy(stampFor(row.user_id), Number(row.created_at), Number(row.issued_epoch))) states.set(row.id, "revoked");
       }
+      // The addresses of those still open, as confirm judges them (at most two reads of the accounts for the batch).
+      const unrefused = open.filter((row) => states.get(row.id) === "open");
+      const holders = await addressHoldersOfMany(db, unrefused.map((row) => ({ userId: row.user_id, address: row.new_email })));
+      unrefused.forEach((row, i) => {
+        if (!holders[i]!.free) states.set(row.id, "taken");
+      });
     }
     return states;
   };

@@ -280,10 +280,11 @@ function withLinkOrigin(id: string, body: string, publicURL: string | null): str
  * Whether the link a queued mail carries (NewMessage.linkId) still works, as its store judges it now, whatever the
  * mail's own lifetime says: `used` (redeemed, or spent: by the use of another link of its account, a password change, an
  * address change, a containment, a newer email-change request), `expired`, `refused` (the store would refuse it as
- * things stand: dated ahead of this server's clock). A link its
+ * things stand: dated ahead of this server's clock), `revoked` (ended for good by its account's sessions ended since),
+ * `taken` (an email-change link to an address another account holds now: its confirmation would be refused). A link its
  * store no longer holds (purged, or never committed) is left out of the answer.
  */
-export type LinkState = "open" | "used" | "expired" | "refused" | "revoked";
+export type LinkState = "open" | "used" | "expired" | "refused" | "revoked" | "taken";
 
 /** Answers, for the ids of the links a claim took mail for, each link's state (LinkState); ids it no longer holds are left out. */
 export type LinkStates = (ids: readonly string[]) => Promise<ReadonlyMap<string, LinkState>>;
@@ -295,6 +296,7 @@ const CLOSED_LINK: Record<Exclude<LinkState, "open"> | "gone", string> = {
   expired: "its link expired before it could be sent: not sent; its owner can ask for a new one",
   refused: "its link would be refused as things stand (it is dated ahead of this server's clock): not sent; its owner can ask for a new one",
   revoked: "its link was withdrawn when the account's sessions were ended after it was asked for (a sign-out of every session, a lock, a containment): not sent; its owner can ask for a new one",
+  taken: "the address it would move the account to is another account's now (or one that reads like it), taken since the link was asked for: not sent, as its confirmation would be refused; its owner can ask to move to another address",
 };
 
 /**

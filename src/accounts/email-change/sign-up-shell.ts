@@ -127,15 +127,45 @@ export async function addressHolders(executor: Kysely<Schema>, userId: string | 
     .where((eb) => eb.or([eb("email_key", "=", key), eb("email_skeleton", "=", confusableSkeleton(address))]));
   if (userId !== null) query = query.where("id", "!=", userId);
   const holders = await query.execute();
-  const signUps: string[] = [];
-  const others: { email_key: string }[] = [];
+  const signUps = new Set<string>();
   for (const holder of holders) {
-    if (holder.email_key === key && (await isUnfinishedSignUp(executor, holder.id))) signUps.push(holder.id);
-    else others.push(holder);
+    if (holder.email_key === key && (await isUnfinishedSignUp(executor, holder.id))) signUps.add(holder.id);
   }
+  return judgeHolders(key, holders, signUps);
+}
+
+/**
+ * addressHolders for several addresses at once, each beside its own account (`userId`), in two reads whatever their
+ * number: the accounts holding any of them or a look-alike, then which of those holding one exactly are unfinished
+ * sign-ups (unfinishedSignUpsAmong, the same predicate in one read; only when one does). For the outbox's
+ * claim (src/app/link-states.ts), which must not send an email-change link confirm would refuse as taken. In the order
+ * of `wanted`.
+ *
+ * @example
+ * const [held] = await addressHoldersOfMany(db, [{ userId, address: "new@example.org" }]); // { free: false, reason: "taken" }
+ */
+export async function addressHoldersOfMany(executor: Kysely<Schema>, wanted: readonly { userId: string | null; address: string }[]): Promise<AddressHolders[]> {
+  if (wanted.length === 0) return [];
+  const asked = wanted.map((w) => ({ userId: w.userId, key: identifierKey(w.address), skeleton: confusableSkeleton(w.address) }));
+  const rows = await executor.selectFrom("users").select(["id", "email_key", "email_skeleton"])
+    .where((eb) => eb.or([eb("email_key", "in", [...new Set(asked.map((a) => a.key))]), eb("email_skeleton", "in", [...new Set(asked.map((a) => a.skeleton))])]))
+    .execute();
+  const holdersOf = asked.map((a) => rows.filter((r) => r.id !== a.userId && (r.email_key === a.key || r.email_skeleton === a.skeleton)));
+  const exact = new Set(asked.flatMap((a, i) => holdersOf[i]!.filter((r) => r.email_key === a.key).map((r) => r.id)));
+  const signUps = await unfinishedSignUpsAmong(executor, [...exact]);
+  return asked.map((a, i) => judgeHolders(a.key, holdersOf[i]!, signUps));
+}
+
+/**
+ * The verdict on the accounts holding an address of lookup key `key` or a look-alike (addressHolders): "taken" before
+ * "confusable", free when every one holds the address itself and is an unfinished sign-up (`signUps`).
+ */
+function judgeHolders(key: string, holders: readonly { id: string; email_key: string }[], signUps: ReadonlySet<string>): AddressHolders {
+  const removable = holders.filter((h) => h.email_key === key && signUps.has(h.id));
+  const others = holders.filter((h) => !removable.includes(h));
   if (others.some((h) => h.email_key === key)) return { free: false, reason: "taken" };
   if (others.length > 0) return { free: false, reason: "confusable" };
-  return { free: true, signUps };
+  return { free: true, signUps: removable.map((h) => h.id) };
 }
 
 /** Why an unfinished sign-up is removed: the account that takes its address, and how. */
