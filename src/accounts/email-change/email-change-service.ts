@@ -65,6 +65,9 @@ export type EmailChangeCheck =
   /** `genuine`: the secret matched (a used or expired link of this account), with whose it is. */
   | { valid: false; reason: EmailChangeRefusal; genuine?: { userId: string; tokenId: string } };
 
+/** check's verdict: a link confirm would take also carries its account's current address (the page names it). */
+export type EmailChangeLinkCheck = (Extract<EmailChangeCheck, { valid: true }> & { accountEmail: string }) | Extract<EmailChangeCheck, { valid: false }>;
+
 /** What a request did, for logs and audit only: the HTTP answer is the same for all three. */
 export type EmailChangeRequestOutcome = "queued" | "address-taken" | "rate-limited" | "recipient-limited";
 
@@ -123,9 +126,10 @@ export interface EmailChangeService {
   /**
    * Checks a presented token without using it up, as confirm would judge it before the address itself: the link, then
    * its account's state (locked, disabled, its password invalidated or changed since, its sessions revoked since), so
-   * a page never offers to confirm a link confirm would refuse.
+   * a page never offers to confirm a link confirm would refuse. A valid answer carries the account's current address
+   * (`accountEmail`), from the same read.
    */
-  check(token: unknown): Promise<EmailChangeCheck>;
+  check(token: unknown): Promise<EmailChangeLinkCheck>;
   /**
    * Confirms a change: redeems the token (exactly one caller wins, even concurrently; the user's other open
    * links die with it) and changes the address, in one transaction with `within` (the caller's extra writes),
@@ -290,8 +294,9 @@ export function createEmailChangeService(deps: {
     async check(token) {
       const found = await look(token, db);
       if (!found.valid) return found;
-      const reason = await accountRefusal(db, found, await linkAccount(db, found.userId));
-      return reason === null ? found : { valid: false, reason, genuine: { userId: found.userId, tokenId: found.tokenId } };
+      const user = await linkAccount(db, found.userId);
+      const reason = await accountRefusal(db, found, user);
+      return reason === null && user ? { ...found, accountEmail: user.email } : { valid: false, reason: reason ?? "account-disabled", genuine: { userId: found.userId, tokenId: found.tokenId } };
     },
     async confirm(token, options = {}) {
       return database.transaction(async (trx) => {

@@ -91,9 +91,7 @@ export function registerPages(server: FastifyInstance, app: App): void {
         await recordLinkRefusal(app, request, "auth.email.confirm-refused", check.genuine && { ...check.genuine, reason: check.reason });
         throw emailChangeErrors.refused();
       }
-      const user = await app.accounts.users.getById(check.userId);
-      if (user === null) throw emailChangeErrors.refused();
-      return reply.headers({ "cache-control": "no-store" }).send({ account: maskedAddress(user.email) });
+      return reply.headers({ "cache-control": "no-store" }).send({ account: maskedAddress(check.accountEmail) });
     },
   );
   const asset = { "cache-control": "public, max-age=3600" };
