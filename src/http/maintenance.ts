@@ -11,7 +11,7 @@ import { recordUnrecordedRefusals, recordUnrecordedTokenUses } from "../accounts
 import { reportPasswordWorkRefusals } from "./auth/password-work.ts";
 import { remindExpiringTokens } from "../accounts/tokens/expiry-reminders.ts";
 import { removeAbandonedSignUps } from "../accounts/email-change/sign-up-shell.ts";
-import { checkClockSkew, skewBeyond } from "../store/clock-skew.ts";
+import { checkClockSkew, datedAheadToleranceFor, skewBeyond } from "../store/clock-skew.ts";
 import type { Schema } from "../store/schema.ts";
 
 export interface Maintenance {
@@ -111,7 +111,11 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
     // Unfinished sign-ups older than BULWARK_SIGNUP_ABANDONED_HOURS whose links are all dead (0: off), a bounded number
     // a pass, each batch its own transaction: each sign-up's link lock is held only while its batch runs.
     abandonedSignUps: async () => app.config.signUpAbandonedMs === 0 ? 0
-      : removeAbandonedSignUps(app.db, app.audit, { now: app.clock.now(), olderThanMs: app.config.signUpAbandonedMs, transaction: boundedTransaction }),
+      : removeAbandonedSignUps(app.db, app.audit, {
+        now: app.clock.now(), olderThanMs: app.config.signUpAbandonedMs, transaction: boundedTransaction,
+        // A reset link another node dated, up to the skew two serving nodes may have, still counts as asked before the age.
+        aheadToleranceMs: datedAheadToleranceFor(app.config.maxClockSkewMs),
+      }),
   };
   /** A transaction whose waits are bounded: on PostgreSQL its lock and statement timeouts are set. */
   function boundedTransaction<T>(work: (trx: Transaction<Schema>) => Promise<T>): Promise<T> {

@@ -10,6 +10,7 @@
 // deletes one left unfinished past BULWARK_SIGNUP_ABANDONED_HOURS whose links are all dead (removeAbandonedSignUps).
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type SqlBool, type Transaction } from "kysely";
 import type { AuditLog } from "../../audit/audit-log.ts";
+import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../../store/clock-skew.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { accountErrors } from "../errors.ts";
@@ -198,13 +199,20 @@ export async function removeUnfinishedSignUp(database: Database, trx: Kysely<Sch
 
 /**
  * removeUnfinishedSignUp without its event, for a change that learns `for` only after the delete (createOverSignUps):
- * under the link lock, checked again, and deleted only while `also` holds of the row too (the maintenance pass's age
- * and live-link conditions, removeAbandonedSignUps).
+ * under the link lock and the account's row lock, checked again, and deleted only while the row is still untouched and
+ * `also` holds of it too (the maintenance pass's age and live-link conditions, removeAbandonedSignUps).
  */
 async function deleteUnfinishedSignUp(database: Database, trx: Kysely<Schema>, id: string, also?: (eb: ExpressionBuilder<Schema, "users">) => Expression<SqlBool>): Promise<boolean> {
   await lockAccountLinks(database, trx, id);
+  // The row too, before the check reads it (PostgreSQL; SQLite runs one write transaction at a time): a change that makes
+  // the account someone's to keep without the link lock (an administrator's lock, a role grant, whose foreign key holds
+  // the row FOR KEY SHARE) and commits meanwhile was read as it had been, and the DELETE, waiting for the row, then
+  // deleted the locked account or the granted role with it (test/not-a-sign-up-red-team.test.ts). Now such a change
+  // either commits first, and the check (a new snapshot) sees it, or waits for this transaction. Link lock, then row:
+  // the order of every path that takes both (a link's completion, set-email, containment's batches).
+  if (database.dialect === "postgres") await trx.selectFrom("users").select("id").where("id", "=", id).forUpdate().execute();
   if (!(await isUnfinishedSignUp(trx, id))) return false;
-  let query = trx.deleteFrom("users").where("id", "=", id).where("password_hash", "is", null);
+  let query = trx.deleteFrom("users").where("id", "=", id).where(untouched);
   if (also !== undefined) query = query.where(also);
   const deleted = await query.executeTakeFirst();
   return Number(deleted.numDeletedRows) === 1;
@@ -259,6 +267,12 @@ export interface AbandonedSignUpPurge {
   now: number;
   /** Deleted only once the account is older than this (BULWARK_SIGNUP_ABANDONED_HOURS); must be positive. */
   olderThanMs: number;
+  /**
+   * How far a reset link's date, written by another node's clock, may be past the age and still count as asked for
+   * before it (liveResetLinks): the services' dated-ahead tolerance, datedAheadToleranceFor(config.maxClockSkewMs);
+   * DEFAULT_DATED_AHEAD_TOLERANCE_MS by default. 0 or more.
+   */
+  aheadToleranceMs?: number;
   /** Sign-ups per transaction (ABANDONED_SIGN_UP_BATCH) and transactions per call (ABANDONED_SIGN_UP_MAX_BATCHES). */
   batch?: number;
   maxBatches?: number;
@@ -276,13 +290,16 @@ export interface AbandonedSignUpPurge {
  * SIGN_UP_REMOVED_EVENT (actor "system", `via: maintenance`, `for`: null, its age in whole hours).
  *
  * @example
- * await removeAbandonedSignUps(app.db, app.audit, { now: clock.now(), olderThanMs: 168 * 3_600_000 }) // 3
+ * await removeAbandonedSignUps(app.db, app.audit, { now: clock.now(), olderThanMs: 168 * 3_600_000, aheadToleranceMs: 60_000 }) // 3
  */
 export async function removeAbandonedSignUps(database: Database, audit: Pick<AuditLog, "appendIn">, options: AbandonedSignUpPurge): Promise<number> {
   const { now, olderThanMs } = options;
+  const aheadToleranceMs = options.aheadToleranceMs ?? DEFAULT_DATED_AHEAD_TOLERANCE_MS;
   const batch = options.batch ?? ABANDONED_SIGN_UP_BATCH;
   const transaction = options.transaction ?? ((work) => database.transaction(work));
   if (!(olderThanMs > 0)) throw new RangeError(`olderThanMs must be positive, got ${olderThanMs}`);
+  if (!(aheadToleranceMs >= 0)) throw new RangeError(`aheadToleranceMs must be 0 or more, got ${aheadToleranceMs}`);
+  const isAbandoned = (eb: ExpressionBuilder<Schema, "users">): Expression<SqlBool> => abandoned(eb, now, olderThanMs, aheadToleranceMs);
   let removed = 0;
   // Where the previous batch ended (oldest first): a candidate kept at its check is not read again in this call.
   let after: { createdAt: number; id: string } | null = null;
@@ -290,19 +307,23 @@ export async function removeAbandonedSignUps(database: Database, audit: Pick<Aud
     const from = after;
     const { seen, deleted, last } = await transaction(async (trx) => {
       let query = trx.selectFrom("users").select(["id", "created_at"]).where(untouched)
-        .where((eb) => abandoned(eb, now, olderThanMs))
+        .where(isAbandoned)
         .where((eb) => eb.exists(signUpEvents(eb)));
       if (from !== null) query = query.where((eb) => eb.or([eb("created_at", ">", from.createdAt), eb.and([eb("created_at", "=", from.createdAt), eb("id", ">", from.id)])]));
       const candidates = await query.orderBy("created_at").orderBy("id").limit(batch).execute();
-      let deleted = 0;
+      const deleted: typeof candidates = [];
       for (const candidate of candidates) {
-        if (!(await deleteUnfinishedSignUp(database, trx, candidate.id, (eb) => abandoned(eb, now, olderThanMs)))) continue;
-        const ageHours = Math.floor((now - Number(candidate.created_at)) / 3_600_000);
-        await recordSignUpRemoved(trx, audit, candidate.id, { actor: "system", for: null, via: "maintenance", detail: { ageHours } });
-        deleted++;
+        if (await deleteUnfinishedSignUp(database, trx, candidate.id, isAbandoned)) deleted.push(candidate);
+      }
+      // Recorded once every row is deleted: an append holds the log's head until the commit, and a change that wrote a
+      // later candidate's row and waits for the head to record it (an administrator's lock) would wait for this
+      // transaction while it waited for that row ("deadlock detected").
+      for (const { id, created_at } of deleted) {
+        const ageHours = Math.floor((now - Number(created_at)) / 3_600_000);
+        await recordSignUpRemoved(trx, audit, id, { actor: "system", for: null, via: "maintenance", detail: { ageHours } });
       }
       const last = candidates.at(-1);
-      return { seen: candidates.length, deleted, last: last === undefined ? null : { createdAt: Number(last.created_at), id: last.id } };
+      return { seen: candidates.length, deleted: deleted.length, last: last === undefined ? null : { createdAt: Number(last.created_at), id: last.id } };
     });
     after = last;
     removed += deleted;
@@ -319,18 +340,22 @@ export async function removeAbandonedSignUps(database: Database, audit: Pick<Aud
  * squat for ever; the owner who comes back after that signs up again. Judged when the candidates are read and again,
  * under the link lock, by the DELETE itself (deleteUnfinishedSignUp).
  */
-function abandoned(eb: ExpressionBuilder<Schema, "users">, now: number, olderThanMs: number): Expression<SqlBool> {
-  return eb.and([eb("users.created_at", "<=", now - olderThanMs), eb.not(eb.exists(liveResetLinks(eb, now, olderThanMs)))]);
+function abandoned(eb: ExpressionBuilder<Schema, "users">, now: number, olderThanMs: number, aheadToleranceMs: number): Expression<SqlBool> {
+  return eb.and([eb("users.created_at", "<=", now - olderThanMs), eb.not(eb.exists(liveResetLinks(eb, now, olderThanMs + aheadToleranceMs)))]);
 }
 
 /**
  * The reset links of the `users` row that still work at `now` (neither used nor expired) and were asked for before the
- * account was `olderThanMs` old: a later one (anyone may ask for one) does not keep an abandoned sign-up.
+ * account was `keptForMs` old: a later one (anyone may ask for one) does not keep an abandoned sign-up. `keptForMs` is
+ * the age plus the dated-ahead tolerance: the link's date is its node's clock, the account's another's, and two nodes
+ * may be that far apart (datedAheadToleranceFor); the owner's link asked 30 s before the age on a node 50 s ahead lost
+ * its sign-up (test/nodes-twentysix-red-team.test.ts). So an outsider's link asked within that tolerance after the age
+ * keeps the squat too, only until that link expires (30 minutes).
  */
-function liveResetLinks(eb: ExpressionBuilder<Schema, "users">, now: number, olderThanMs: number) {
+function liveResetLinks(eb: ExpressionBuilder<Schema, "users">, now: number, keptForMs: number) {
   return eb.selectFrom("password_reset_tokens").select("password_reset_tokens.id").whereRef("password_reset_tokens.user_id", "=", "users.id")
     .where("password_reset_tokens.used_at", "is", null).where("password_reset_tokens.expires_at", ">", now)
-    .where("password_reset_tokens.created_at", "<=", sql<number>`users.created_at + ${olderThanMs}`);
+    .where("password_reset_tokens.created_at", "<=", sql<number>`users.created_at + ${keptForMs}`);
 }
 
 /**
