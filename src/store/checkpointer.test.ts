@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, describe, it } from "node:test";
+import pino from "pino";
 import { DEFAULT_AUTOCHECKPOINT_PAGES, startCheckpointer } from "./checkpointer.ts";
 import { openSQLite, type Database } from "./database.ts";
 
@@ -100,7 +101,7 @@ describe("WAL checkpointer", () => {
     const garbage = join(dir, "not-a-database");
     writeFileSync(garbage, "this is not SQLite ".repeat(300));
     const warnings: string[] = [];
-    const logger = { warn: (o: { err: string }) => void warnings.push(o.err), error: () => {} };
+    const logger = { info: () => {}, warn: (o: { err: string }) => void warnings.push(o.err), error: () => {} };
     const checkpointer = startCheckpointer({ ...database, where: garbage }, { intervalMs: 60_000, logger })!;
     try {
       const first = await checkpointer.runOnce();
@@ -110,6 +111,68 @@ describe("WAL checkpointer", () => {
       assert.equal(warnings.length, 1, "the same error is logged once, not at every interval");
       assert.equal(threshold(database), 4000, "the server's own checkpoint at the backstop still bounds the WAL");
     } finally {
+      await checkpointer.stop();
+      await database.close();
+    }
+  });
+
+  it("warns once when a reader pins the WAL past the backstop, and says once when it is back (ASVS 16.3.4)", async () => {
+    const { database, path } = fresh();
+    const lines: Array<{ level: number; msg: string; walPages?: number }> = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const checkpointer = startCheckpointer(database, { intervalMs: 60_000, backstopPages: 1000, logger })!;
+    const reader = new DatabaseSync(path);
+    try {
+      write(database, 0, 10);
+      reader.exec("BEGIN");
+      reader.prepare("SELECT count(*) FROM notes").get();
+      write(database, 10, 200);
+      assert.equal((await checkpointer.runOnce()).partialInARow, 1);
+      assert.equal(lines.length, 0, "one partial run under the backstop is ordinary");
+      write(database, 210, 200);
+      const pinned = await checkpointer.runOnce();
+      assert.ok(pinned.walPages > 1000, `the WAL is past the backstop: ${pinned.walPages} pages`);
+      for (let i = 0; i < 3; i++) await checkpointer.runOnce();
+      assert.equal(lines.length, 1, JSON.stringify(lines));
+      assert.equal(lines[0]!.level, 40);
+      assert.match(lines[0]!.msg, /long read transaction in another process/);
+      assert.equal(lines[0]!.walPages, pinned.walPages);
+      reader.exec("COMMIT");
+      assert.equal((await checkpointer.runOnce()).partialInARow, 0, "the reader let go: the run copies every page");
+      write(database, 410, 1); // the next commit restarts the WAL
+      await checkpointer.runOnce();
+      await checkpointer.runOnce();
+      assert.deepEqual(lines.map((l) => l.level), [40, 30], "recovery is said once, at info");
+    } finally {
+      reader.close();
+      await checkpointer.stop();
+      await database.close();
+    }
+  });
+
+  it("warns when runs stay partial for ~30 s in a row though the WAL is under the backstop", async () => {
+    const { database, path } = fresh();
+    const warnings: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) });
+    // At a 10 s interval, 30 s are 3 runs.
+    const checkpointer = startCheckpointer(database, { intervalMs: 10_000, logger })!;
+    const reader = new DatabaseSync(path);
+    try {
+      write(database, 0, 10);
+      reader.exec("BEGIN");
+      reader.prepare("SELECT count(*) FROM notes").get();
+      for (let i = 0; i < 2; i++) {
+        write(database, 10 + i, 1);
+        await checkpointer.runOnce();
+      }
+      assert.equal(warnings.length, 0, "two partial runs are not yet 30 s");
+      write(database, 20, 1);
+      assert.equal((await checkpointer.runOnce()).partialInARow, 3);
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0]!, /WAL checkpoints are blocked/);
+    } finally {
+      reader.exec("COMMIT");
+      reader.close();
       await checkpointer.stop();
       await database.close();
     }

@@ -8,21 +8,31 @@
 // in a worker thread, so the server's connection normally never checkpoints. The server's auto-checkpoint
 // stays on with a higher threshold as the backstop: if the worker falls behind, stops or dies, the WAL is
 // still bounded and nothing is lost (a checkpoint only moves committed pages; SQLite recovers the WAL on
-// the next open either way).
+// the next open either way). No checkpoint, ours or SQLite's, can copy pages a reader's snapshot may still
+// need: a long read transaction in another process (a backup, `sqlite3`, a long `bulwark` command) lets the
+// WAL grow past the backstop for as long as it lasts. The checkpointer cannot end it, so it says so: one
+// warning when the WAL is pinned, one info line when it is not any more.
 import { resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
-import type { Database } from "./database.ts";
+import { WAL_LIMIT_PAGES, type Database } from "./database.ts";
 
 /** SQLite's default auto-checkpoint threshold (pages), restored when the checkpointer stops. */
 export const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
+/**
+ * How long runs may stay partial, in a row, before the WAL counts as pinned though still under the backstop
+ * (60 runs at the default interval): a request's own read transaction makes a run or two partial, never 30 s of them.
+ */
+const PINNED_AFTER_MS = 30_000;
+/** Partial runs in a row that count as pinned whatever the interval: one or two happen under a normal load. */
+const PINNED_AFTER_RUNS_AT_LEAST = 3;
 
 export interface CheckpointerOptions {
   /** How often the worker checkpoints (default 500 ms): at most two fsyncs per interval, off the event loop. */
   intervalMs?: number;
   /** The server connection's auto-checkpoint threshold while the worker runs (default 4000 pages, ~16 MiB). */
   backstopPages?: number;
-  logger?: Pick<Logger, "warn" | "error">;
+  logger?: Pick<Logger, "info" | "warn" | "error">;
 }
 
 export interface CheckpointStats {
@@ -33,6 +43,9 @@ export interface CheckpointStats {
   pagesCopied: number;
   /** Checkpoints that could not copy everything because a reader or writer held the newest pages. */
   partial: number;
+  /** Pages in the WAL at the last run (the checkpoint's `log` column), and how many runs in a row up to it were partial. */
+  walPages: number;
+  partialInARow: number;
   /** The last error the worker met, if any (it keeps trying; the backstop covers meanwhile). */
   lastError: string | null;
   running: boolean;
@@ -54,7 +67,7 @@ const { parentPort, workerData } = require("node:worker_threads");
 const { DatabaseSync } = require("node:sqlite");
 const { lstatSync } = require("node:fs");
 const { pathToFileURL } = require("node:url");
-const stats = { runs: 0, copying: 0, pagesCopied: 0, partial: 0, lastError: null };
+const stats = { runs: 0, copying: 0, pagesCopied: 0, partial: 0, walPages: 0, partialInARow: 0, lastError: null };
 let db = null, stmt = null, done = 0;
 // Opens the served database, never a new one. Opening is lazy and repeated after any error, and a plain path would
 // create a missing file: with the database moved away, an empty one readable by others (the umask's mode) would
@@ -87,7 +100,10 @@ function run() {
     // by a writer since the last run starts counting from zero again.
     const before = row.checkpointed >= done && row.log >= done ? done : 0;
     if (row.checkpointed > before) { stats.copying++; stats.pagesCopied += row.checkpointed - before; }
-    if (row.busy || row.checkpointed < row.log) stats.partial++;
+    const partial = row.busy || row.checkpointed < row.log;
+    if (partial) stats.partial++;
+    stats.partialInARow = partial ? stats.partialInARow + 1 : 0;
+    stats.walPages = row.log;
     done = row.checkpointed;
     stats.lastError = null;
   } catch (error) {
@@ -121,12 +137,37 @@ export function startCheckpointer(database: Database, options: CheckpointerOptio
   const handle = database.sqlite;
   if (!handle) return null;
   const intervalMs = Math.max(10, Math.trunc(options.intervalMs ?? 500));
-  const backstop = Math.max(DEFAULT_AUTOCHECKPOINT_PAGES, Math.trunc(options.backstopPages ?? 4000));
+  const backstop = Math.max(DEFAULT_AUTOCHECKPOINT_PAGES, Math.trunc(options.backstopPages ?? WAL_LIMIT_PAGES));
+  const pinnedAfterRuns = Math.max(PINNED_AFTER_RUNS_AT_LEAST, Math.ceil(PINNED_AFTER_MS / intervalMs));
   const setThreshold = (pages: number): void => {
     if (handle.isOpen) handle.exec(`PRAGMA wal_autocheckpoint = ${pages}`);
   };
-  let stats: CheckpointStats = { runs: 0, copying: 0, pagesCopied: 0, partial: 0, lastError: null, running: true };
+  // A WAL frame is a page and a 24-byte header.
+  const frameBytes = Number((handle.prepare("PRAGMA page_size").get() as { page_size: number }).page_size) + 24;
+  const walMiB = (pages: number): number => Math.round((pages * frameBytes) / 2 ** 20);
+  let stats: CheckpointStats = { runs: 0, copying: 0, pagesCopied: 0, partial: 0, walPages: 0, partialInARow: 0, lastError: null, running: true };
   let reportedError: string | null = null;
+  let reportedPinned = false;
+  // Pinned: runs cannot copy everything, and either the WAL is past the backstop (the bound ADR 0006 promises does
+  // not hold) or they have not for PINNED_AFTER_MS. A WAL past the backstop that runs copy whole (one large
+  // transaction) is not pinned: the next commit restarts it. Recovered: a run copied everything and the WAL is back
+  // within the backstop. Each is logged once, not at every run.
+  const reportPinning = (): void => {
+    const pinned = stats.partialInARow > 0 && (stats.walPages > backstop || stats.partialInARow >= pinnedAfterRuns);
+    const fields = { walPages: stats.walPages, walMiB: walMiB(stats.walPages), backstopPages: backstop, partialInARow: stats.partialInARow };
+    if (pinned && !reportedPinned) {
+      reportedPinned = true;
+      options.logger?.warn(
+        fields,
+        `WAL checkpoints are blocked: ${stats.partialInARow} in a row could not copy every page, and the WAL holds ${stats.walPages} pages (~${fields.walMiB} MiB; ` +
+          `backstop ${backstop}). Likely a long read transaction in another process on the database (a backup, sqlite3, a long bulwark command): ` +
+          "the WAL grows until it ends",
+      );
+    } else if (reportedPinned && stats.partialInARow === 0 && stats.walPages <= backstop) {
+      reportedPinned = false;
+      options.logger?.info(fields, "WAL checkpoints copy every page again: the WAL is back within the backstop");
+    }
+  };
   // Absolute, so the worker opens the same file whatever its working directory.
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { path: resolve(database.where), intervalMs } });
   // A server with nothing else to do may exit: the checkpointer never keeps the process alive.
@@ -152,6 +193,7 @@ export function startCheckpointer(database: Database, options: CheckpointerOptio
       options.logger?.warn({ err: stats.lastError }, "WAL checkpoint failed; retrying at the next interval");
     }
     reportedError = stats.lastError;
+    if (stats.lastError === null) reportPinning();
     if (m.type === "ran" && m.id !== undefined) {
       waiting.get(m.id)?.(stats);
       waiting.delete(m.id);

@@ -186,6 +186,12 @@ function openFailure(path: string, error: unknown): Error {
   return storeErrors.cannotOpen(path, whyCannotOpen(path, error), { cause: error });
 }
 
+/**
+ * The WAL's bound in pages (~16 MiB at 4 KiB pages): the running server's auto-checkpoint backstop (checkpointer.ts)
+ * and, in bytes, every connection's journal_size_limit.
+ */
+export const WAL_LIMIT_PAGES = 4000;
+
 export interface OpenSQLiteOptions {
   /** When false, a missing file is an error ("run bulwark init") instead of being created. */
   create: boolean;
@@ -286,6 +292,11 @@ export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
     // 64 MiB of page cache (the default is 2 MiB): bulk jobs over random-id indexes revisit the same pages
     // batch after batch. Allocated as pages are used, so a small database costs nothing.
     handle.exec("PRAGMA cache_size = -65536");
+    // A WAL a long reader let grow (a backup's snapshot: no checkpoint copies past it, ADR 0006) is cut back to this
+    // size when a commit next restarts it; without a limit SQLite reuses the file but keeps its peak size until the
+    // last connection closes. Set here because the connection that commits first after a restart is the one that truncates.
+    const pageSize = Number((handle.prepare("PRAGMA page_size").get() as { page_size: number }).page_size);
+    handle.exec(`PRAGMA journal_size_limit = ${WAL_LIMIT_PAGES * pageSize}`);
     // Reading the schema proves the file is a usable database before anything is written.
     handle.prepare("SELECT count(*) FROM sqlite_master").get();
   } catch (error) {
