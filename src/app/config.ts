@@ -273,6 +273,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   if (control !== null) {
     throw configError(`BULWARK_SERVICE_NAME contains the control character U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}; give the name as plain text on one line (any script, no control characters)`);
   }
+  // A link mail goes out only when every http(s):// address in it is on BULWARK_PUBLIC_URL (notify/outbox.ts
+  // withLinkOrigin): a name holding one, which the mails quote, made every reset and sign-up link mail dead at send.
+  if (serviceName.includes("://")) {
+    throw configError(`BULWARK_SERVICE_NAME holds a web address ("://"), got ${JSON.stringify(serviceName.slice(0, 80))}: link mails quote the name, and one naming an address other than BULWARK_PUBLIC_URL is not sent; give the name alone, e.g. "Example"`);
+  }
   const breach = loadBreachConfig(env, int);
   const http = loadHTTPAuthConfig(env, port);
   return { dataDir, databaseURL, databaseTransport, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, outboxRetentionMs, maxClockSkewMs, signUpAbandonedMs, breach, serviceName, http, requireMFA: http.requireMFA };

@@ -133,6 +133,23 @@ describe("BULWARK_PUBLIC_URL and BULWARK_TRUSTED_ORIGINS: https, except on this 
     assert.equal(load({}).publicURL, "http://localhost:3000", "the default is loopback");
     assert.deepEqual(load({ BULWARK_TRUSTED_ORIGINS: "http://127.0.0.1:5173, https://console.example.org" }).trustedOrigins, ["http://127.0.0.1:5173", "https://console.example.org"]);
   });
+
+  it("accepts a host in one script, written in it or in punycode, combining marks included; an IP address written another way is the same address", () => {
+    for (const [url, origin] of [
+      ["https://bücher.example/", "https://xn--bcher-kva.example"], ["https://xn--bcher-kva.example", "https://xn--bcher-kva.example"],
+      ["https://пример.рф", "https://xn--e1afmkfd.xn--p1ai"], ["https://हिन्दी.example", "https://xn--j2bd4cyah0f.example"],
+      ["http://127.1:3000", "http://127.0.0.1:3000"], ["http://[0:0::1]:3000", "http://[::1]:3000"],
+    ]) {
+      assert.equal(load({ BULWARK_PUBLIC_URL: url! }).publicURL, origin, url);
+    }
+  });
+
+  it("attack: refuses a host the parser would read otherwise than written (a percent-encoded dot, an empty userinfo, a mixed-script label in punycode), and a trusted origin alike", () => {
+    for (const url of ["https://bulwark%2eexample.org", "https://@bulwark.example.org", "https://xn--ccounts-1fg.example.org", "https://bulwark.example\uFF0Eorg"]) {
+      assert.throws(() => load({ BULWARK_PUBLIC_URL: url }), configError("BULWARK_PUBLIC_URL"), url);
+    }
+    assert.throws(() => load({ BULWARK_TRUSTED_ORIGINS: "https://console.example.org\u200b" }), configError("BULWARK_TRUSTED_ORIGINS", /U\+200B/));
+  });
 });
 
 describe("BULWARK_PASSWORD_CHECKS_IN_FLIGHT", () => {

@@ -2,8 +2,11 @@
 // (SMTP for the outbox sender), self-registration, session lifetimes and the MFA policy. Read from
 // environment variables once at start-up; every error names the variable. SMTP credentials are never echoed.
 import { isIP } from "node:net";
+import { domainToUnicode } from "node:url";
+import { mixedScriptProblem } from "../accounts/users/normalise.ts";
 import { InputError } from "../lib/errors.ts";
 import { ipv6Groups } from "../lib/ipv6.ts";
+import { identifierHidesSomething } from "../lib/visible-text.ts";
 import { checkMailConfig, tlsRequired, type MailConfig } from "../notify/config.ts";
 import { addressProblem } from "../notify/validate.ts";
 import { passwordPastHost } from "../store/database.ts";
@@ -171,14 +174,68 @@ function isLoopbackHost(hostname: string): boolean {
   return hostname === "localhost" || hostname === "[::1]" || (isIP(hostname) === 4 && hostname.startsWith("127."));
 }
 
+/** `c` as its code point, U+XXXX. */
+function codePointOf(c: string): string {
+  return `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/** The host of an origin as written: after the scheme and its slashes, before a port, a path, a query or a fragment. */
+function hostAsWritten(given: string): string {
+  const rest = given.replace(/^[a-z][a-z0-9+.-]*:[\\/]*/i, "");
+  const authority = rest.slice(0, rest.search(/[\\/?#]|$/));
+  if (authority.startsWith("[")) return authority.slice(0, authority.indexOf("]") + 1);
+  const colon = authority.lastIndexOf(":");
+  return colon < 0 ? authority : authority.slice(0, colon);
+}
+
+// What the URL parser takes for the full stop between labels besides "." (UTS #46 §2.3): the ideographic, full-width
+// and half-width ideographic full stops.
+const OTHER_FULL_STOPS = /[\u3002\uFF0E\uFF61]/u;
+
+/**
+ * Why the host of a parsed origin is not plainly the one written (`written`, the text before parsing), or null.
+ * The parser maps and drops characters (a U+3002 becomes ".", a "%2e" is decoded, full-width letters become ASCII):
+ * `https://bulwark.example.org。evil.test` named a host under evil.test. So every ASCII label must come out as
+ * written, and as many labels as were written; none may be empty (a trailing dot, `a..b`: another name for cookies
+ * and the passkey RP ID); and no label may mix Latin, Cyrillic and Greek letters, as account names may not (a
+ * Cyrillic а in "accounts" was punycoded into a homograph someone else can register). IP addresses are compared by
+ * value (127.1 is 127.0.0.1), not here.
+ */
+function hostProblem(written: string, hostname: string): string | null {
+  const stop = OTHER_FULL_STOPS.exec(written);
+  if (stop !== null) return `holds ${codePointOf(stop[0])}, which the URL parser reads as a full stop ("${hostname.slice(0, 80)}"); write the host with "." only`;
+  const labels = hostname.split(".");
+  const writtenLabels = written.toLowerCase().split(".");
+  if (labels.length !== writtenLabels.length || writtenLabels.some((w, i) => /^[\x21-\x7e]*$/.test(w) && w !== labels[i])) {
+    return `is written ${JSON.stringify(written.slice(0, 80))} but the URL parser reads it as "${hostname.slice(0, 80)}"; write the host as it is meant`;
+  }
+  if (labels.includes("")) return `"${hostname.slice(0, 80)}" has an empty label (a trailing dot or two dots in a row), which names another origin than the site's; write the host without it`;
+  for (const label of domainToUnicode(hostname).split(".")) {
+    const mixed = mixedScriptProblem(label.normalize("NFC"));
+    if (mixed !== null) return `${mixed} (it would become "${hostname.slice(0, 80)}", a homograph of the name it reads as)`;
+  }
+  return null;
+}
+
 /**
  * Parses one origin given in `variable` (BULWARK_PUBLIC_URL, or an entry of BULWARK_TRUSTED_ORIGINS). http:// is
  * accepted only for loopback: anywhere else reset and email-change links, whose token the page then posts back,
- * would cross the network in clear text, and HSTS (sent only for an https public URL) would never be sent.
+ * would cross the network in clear text, and HSTS (sent only for an https public URL) would never be sent. The
+ * origin must be the text written: the URL parser drops tabs and line breaks anywhere and zero-width characters in a
+ * host, and maps other characters, so a value pasted with one named another host (ASVS 13.2.4).
  */
 function parseOrigin(variable: string, raw: string): string {
   const given = raw.trim();
   const shown = JSON.stringify(given.slice(0, 80));
+  // Controls, spaces, formatting and bidirectional characters, default-ignorables: what identifierHidesSomething finds
+  // in a character alone. Combining marks are not among them: they belong to the letter before them (a Hindi host).
+  const hidden = [...given].findIndex((c) => !/\p{M}/u.test(c) && identifierHidesSomething(c));
+  if (hidden >= 0) {
+    throw configError(
+      `${variable} contains the character ${codePointOf([...given][hidden]!)} at position ${hidden + 1} (a control, space, formatting or invisible character), which the URL ` +
+        `parser drops or rewrites, so the origin would not be the one written; give it as plain text on one line, e.g. https://bulwark.example.org`,
+    );
+  }
   let url: URL;
   try {
     url = new URL(given);
@@ -190,6 +247,11 @@ function parseOrigin(variable: string, raw: string): string {
   if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash || url.username || url.password) {
     throw configError(`${variable} must be an origin only (scheme, host, optional port), without path, query or credentials`);
   }
+  if (isIP(url.hostname) === 0 && !url.hostname.startsWith("[")) {
+    const problem = hostProblem(hostAsWritten(given), url.hostname);
+    if (problem !== null) throw configError(`${variable}'s host ${problem}`);
+  }
+  if (url.port === "0") throw configError(`${variable} names port 0, on which no server is reached; give the port the site is reached at, or none (443 for https://)`);
   if (url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
     throw configError(
       `${variable} must use https:// for a host other than this machine, got ${shown}: over http:// reset links would travel in clear text and HSTS ` +

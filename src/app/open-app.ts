@@ -71,25 +71,37 @@ function cutForLog(text: unknown): unknown {
 // A query parameter's name kept in the log: a plain word. Anything else (a token sent as a bare `?bwk_…`) is "…".
 const PLAIN_QUERY_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 
+// Where the path ends for the log: the query, a fragment, or a "#" percent-encoded, as mail gateways and clients do to a
+// link's fragment (`/reset-password%23token=prt_…`): the token that follows stayed in the path, and in the log.
+const PATH_END = /[?#]|%23/i;
+// A token left in the path some other way (a path segment, a "?" sent as %3F): a link token `<prefix>_<id>.<secret>`
+// (crypto/link-token.ts: 26 base32 characters of id, the secret base64url) or an API token `bwk_…`
+// (accounts/tokens/token-format.ts). Their own patterns are anchored and private; these match the same shapes anywhere.
+const TOKEN_SHAPED = /[a-z]{3}_[a-z2-7]{26}(?:\.|%2e)[\w-]*|bwk_[\w-]*/gi;
+
 /**
  * A request URL as the log keeps it: the path, and the query's parameter names with every value replaced by "…".
  * Bulwark puts no secret in a URL, but clients do: an API token as `?access_token=` (RFC 6750 §2.3), a reset link's
- * token moved from the fragment into the query. Refused or ignored, the token was still written whole to the log at
- * the default level (ASVS 16.2.5, 14.2.1). Which value is harmless cannot be told, so none is kept.
+ * token moved from the fragment into the query, or kept in the path after a "#" encoded as `%23`. Refused or ignored,
+ * the token was still written whole to the log at the default level (ASVS 16.2.5, 14.2.1). Which value is harmless
+ * cannot be told, so none is kept: what follows a fragment is "…", and so is anything in the path shaped like a token.
  *
  * @example
  * urlForLog("/api/v1/users?access_token=bwk_…&limit=5"); // "/api/v1/users?access_token=…&limit=…"
+ * urlForLog("/reset-password%23token=prt_…"); // "/reset-password%23…"
  */
 function urlForLog(url: unknown): unknown {
   if (typeof url !== "string") return url;
-  const q = url.indexOf("?");
-  if (q < 0) return cutForLog(url);
-  const names = url.slice(q + 1).split("&").filter((pair) => pair !== "").map((pair) => {
+  const end = PATH_END.exec(url);
+  const path = (end === null ? url : url.slice(0, end.index)).replace(TOKEN_SHAPED, "…");
+  if (end === null) return cutForLog(path);
+  if (end[0] !== "?") return cutForLog(`${path}${end[0]}…`);
+  const names = url.slice(end.index + 1).split("&").filter((pair) => pair !== "").map((pair) => {
     const eq = pair.indexOf("=");
     const name = eq < 0 ? pair : pair.slice(0, eq);
     return `${PLAIN_QUERY_NAME.test(name) ? name : "…"}${eq < 0 ? "" : "=…"}`;
   });
-  return cutForLog(`${url.slice(0, q)}?${names.join("&")}`);
+  return cutForLog(`${path}?${names.join("&")}`);
 }
 
 /** Fastify's request serializer, with the URL and host bounded and no query value kept (see the logger's `serializers`). */

@@ -30,9 +30,10 @@ const GREEK = /\p{Script=Greek}/u;
  * Why `part` (a username, an address's local part or one label of its domain) is refused for mixing Latin, Cyrillic
  * and Greek letters, whose look-alikes (Cyrillic а, і, ѕ, о; Greek ο, ν) read as the Latin ones: "аdmin" with a
  * Cyrillic а passes for "admin" (UTS #39 §5.2 restriction levels: one of these scripts per identifier). Null when
- * it keeps to one of them; other scripts (Han with kana, say) are not judged here.
+ * it keeps to one of them; other scripts (Han with kana, say) are not judged here. BULWARK_PUBLIC_URL's host labels are
+ * held to it too (app/http-config.ts).
  */
-function mixedScriptProblem(part: string): string | null {
+export function mixedScriptProblem(part: string): string | null {
   const scripts = [[LATIN, "Latin"], [CYRILLIC, "Cyrillic"], [GREEK, "Greek"]] as const;
   const found = scripts.filter(([re]) => re.test(part)).map(([, name]) => name);
   if (found.length < 2) return null;
