@@ -31,8 +31,8 @@ forEachDialect("password census", (fx) => {
     assert.equal(census.weakShare, 6 / 9);
     assert.deepEqual(census.schemes, [
       { scheme: "md5", params: "", users: 5, weak: true },
-      { scheme: "argon2id", params: "m=1024,t=1,p=1", users: 1, weak: false },
-      { scheme: "bulwark-wrapped", params: "inner=phpass(log2=8),m=1024,t=1,p=1", users: 1, weak: false },
+      { scheme: "argon2id", params: "m=1024,t=1,p=1", argon2Version: 19, users: 1, weak: false },
+      { scheme: "bulwark-wrapped", params: "inner=phpass(log2=8),m=1024,t=1,p=1", argon2Version: 19, users: 1, weak: false },
       { scheme: "phpass", params: "log2=8", users: 1, weak: true },
       { scheme: "unsupported", params: "", users: 1, weak: false },
     ]);
@@ -71,6 +71,24 @@ forEachDialect("password census", (fx) => {
     ]);
   });
 
+  it("counts argon2 1.0 (or an omitted version) and argon2i at the policy's m and t as weak, in groups apart from argon2id 1.3 with the same parameters (ASVS 11.4.2)", async () => {
+    const database = await fx.fresh();
+    const clock = new ManualClock();
+    await migrate(database, clock);
+    const users = createUserStore({ database, clock, random: systemRandom });
+    const phc = (head: string): string => `${head}m=1024,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWY`;
+    // The 1.0 rows are read first: the group's flag once came from the first row of a scheme and m,t,p.
+    for (const [email, head] of [["v16@example.org", "$argon2id$v=16$"], ["omitted@example.org", "$argon2id$"], ["v19@example.org", "$argon2id$v=19$"], ["argon2i@example.org", "$argon2i$v=19$"]] as const) {
+      await users.create({ email, passwordHash: phc(head) });
+    }
+    const census = await passwordCensus({ database, passwords });
+    assert.deepEqual([census.weak, census.belowMinimum], [3, 3]);
+    assert.deepEqual(census.schemes, [
+      { scheme: "argon2id", params: "m=1024,t=1,p=1", argon2Version: 16, users: 2, weak: true },
+      { scheme: "argon2i", params: "m=1024,t=1,p=1", argon2Version: 19, users: 1, weak: true },
+      { scheme: "argon2id", params: "m=1024,t=1,p=1", argon2Version: 19, users: 1, weak: false },
+    ]);
+  });
   it("reports an empty account base without dividing by zero", async () => {
     const database = await fx.fresh();
     await migrate(database, new ManualClock());

@@ -8,6 +8,12 @@ import { belowMinimumCost } from "./minimum-cost.ts";
 export interface CensusRow {
   scheme: SchemeId | "unsupported";
   params: string;
+  /**
+   * On rows whose hashes run argon2 (argon2id, argon2i, a wrapped hash's outer layer): its version, PHC `v=` (19 is
+   * 1.3; 16 is 1.0, also when omitted). Not in `params` (the description `hash identify` prints), yet a 1.0 hash is
+   * weak where a 1.3 one with the same m, t, p is not: rows of the two versions are two groups.
+   */
+  argon2Version?: 16 | 19;
   users: number;
   /**
    * A fast legacy scheme (wrap-migration lifts it), or a slow one below its minimum cost (minimum-cost.ts: argon2 —
@@ -70,23 +76,27 @@ export async function passwordCensus(deps: { database: Database; passwords: Pass
       }
       let scheme: CensusRow["scheme"];
       let params: string;
+      let argon2Version: CensusRow["argon2Version"];
       let weak = false;
       let belowMinimum = false;
       try {
         ({ scheme, params } = deps.passwords.describe(r.password_hash));
+        argon2Version = deps.passwords.table.find(r.password_hash).argon2Params?.(r.password_hash).version;
         belowMinimum = belowMinimumCost(deps.passwords, r.password_hash);
         weak = belowMinimum || deps.passwords.isWrappable(r.password_hash);
       } catch {
         // A stored hash the policy refuses (imported before a limit was lowered): counted, never verified.
         scheme = "unsupported";
         params = "";
+        argon2Version = undefined;
         census.unsupported++;
       }
       if (weak) census.weak++;
       if (belowMinimum) census.belowMinimum++;
       if (weak && (UNSALTED.has(scheme) || EMPTY_CRYPT_SALT.test(r.password_hash))) census.unsalted++;
-      const key = `${scheme}\u0000${params}`;
-      const g = groups.get(key) ?? { scheme, params, users: 0, weak };
+      // The key holds all that `weak` depends on (scheme, parameters, argon2 version): a group's flag is each member's.
+      const key = `${scheme}\u0000${params}\u0000${argon2Version ?? ""}`;
+      const g = groups.get(key) ?? { scheme, params, ...(argon2Version === undefined ? {} : { argon2Version }), users: 0, weak };
       g.users++;
       groups.set(key, g);
     }
@@ -94,6 +104,6 @@ export async function passwordCensus(deps: { database: Database; passwords: Pass
   }
   const withPassword = census.users - census.withoutPassword;
   census.weakShare = withPassword === 0 ? 0 : census.weak / withPassword;
-  census.schemes = [...groups.values()].sort((a, b) => b.users - a.users || a.scheme.localeCompare(b.scheme) || a.params.localeCompare(b.params));
+  census.schemes = [...groups.values()].sort((a, b) => b.users - a.users || a.scheme.localeCompare(b.scheme) || a.params.localeCompare(b.params) || (b.argon2Version ?? 0) - (a.argon2Version ?? 0));
   return census;
 }

@@ -51,4 +51,11 @@ describe("minimum cost of slow schemes (ASVS 11.4.2)", () => {
     const cheap = createPasswordContext({ random: systemRandom, argon2: { memoryCost: 64, timeCost: 1, parallelism: 1 } });
     assert.equal(belowMinimumCost(passwords, await cheap.hash("a fine passphrase")), true);
   });
+  it("counts argon2i and argon2 version 0x10 (also an omitted version) at the policy's m and t as below, as needsRehash does; argon2id 1.3 and a wrap's outer argon2id at it not", () => {
+    const phc = (head: string): string => `${head}m=1024,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWY`;
+    const hashes = ["$argon2i$v=19$", "$argon2i$v=16$", "$argon2id$v=16$", "$argon2id$", "$argon2id$v=19$", "$bulwark-wrap$v=1$md5$$argon2id$v=19$"].map(phc);
+    assert.deepEqual(hashes.map((h) => belowMinimumCost(passwords, h)), [true, true, true, true, false, false]);
+    assert.deepEqual(hashes.map((h) => passwords.belowMinimumCost(h)), [true, true, true, true, false, false]);
+    assert.deepEqual(hashes.slice(0, 5).map((h) => passwords.needsRehash(h)), [true, true, true, true, false]);
+  });
 });

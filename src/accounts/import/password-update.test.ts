@@ -1,5 +1,6 @@
 // --replace-passwords never downgrades a stored hash. Between two slow hashes below the policy it compared only
-// tiers, so bcrypt cost 12 was replaced by bcrypt cost 4, or by scrypt with N=2 (found in review).
+// tiers, so bcrypt cost 12 was replaced by bcrypt cost 4, or by scrypt with N=2 (found in review); two wrapped hashes
+// only by their outer argon2id, and argon2 1.3 by 1.0 at the same m, t (red-team round "cost census").
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { systemRandom } from "../../lib/random.ts";
@@ -37,4 +38,29 @@ it("an account holding no password is not reported as keeping one: without repla
   assert.deepEqual(unset, { kind: "not-set" });
   assert.deepEqual(planPassword(row(BCRYPT_12), BCRYPT_13, { replacePasswords: false }, passwords), { kind: "keep" });
   assert.deepEqual(planPassword(row(BCRYPT_12), null, { replacePasswords: true }, passwords), { kind: "replace", note: { line: 7, from: null, to: "bcrypt" } });
+});
+
+it("attack: a wrapped hash is not replaced by one whose inner legacy hash is weaker, though its outer argon2id is the same (ASVS 11.4.2)", () => {
+  const outer = "m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWY";
+  const wrapped = (inner: string, settings: string, m = "m=19456,t=2,p=1"): string => `$bulwark-wrap$v=1$${inner}$${settings}$argon2id$v=19$${outer.replace("m=19456,t=2,p=1", m)}`;
+  const sha = (rounds: number): string => wrapped("sha512-crypt", `$6$rounds=${rounds}$saltsalt`);
+  const md5 = plan(wrapped("md5", ""), sha(1_000_000));
+  assert.equal(md5.kind, "refuse");
+  assert.match(md5.kind === "refuse" ? md5.reason : "", /its inner hash: a different scheme below the current policy \(md5\)/);
+  const fewer = plan(sha(5000), sha(1_000_000));
+  assert.equal(fewer.kind, "refuse");
+  assert.match(fewer.kind === "refuse" ? fewer.reason : "", /its inner hash: its parameters \(rounds=5000\) are weaker/);
+  assert.equal(plan(wrapped("sha512-crypt", "$6$rounds=1000000$saltsalt", "m=64,t=1,p=1"), sha(1_000_000)).kind, "refuse", "a cheaper outer layer");
+  // The same inner scheme at no lower cost, under an outer layer no cheaper, replaces.
+  assert.equal(plan(sha(1_000_000), sha(500_000)).kind, "replace");
+  assert.equal(plan(wrapped("md5", "").replace("YWJj", "YWJk"), wrapped("md5", "")).kind, "replace");
+});
+
+it("attack: an argon2 1.3 hash below the policy is not replaced by a 1.0 one at the same parameters (ASVS 11.4.2)", () => {
+  const phc = (v: string): string => `$argon2id$${v}m=1024,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWY`;
+  const older = plan(phc("v=16$"), phc("v=19$"));
+  assert.equal(older.kind, "refuse");
+  assert.match(older.kind === "refuse" ? older.reason : "", /argon2 version \(v=16\) is weaker than the stored hash's \(v=19\)/);
+  assert.equal(plan(phc(""), phc("v=19$")).kind, "refuse", "an omitted version is 1.0");
+  assert.equal(plan(phc("v=19$"), phc("v=16$")).kind, "replace");
 });

@@ -40,7 +40,7 @@ const STRENGTH_NAMES = ["a fast digest", "a slow hash below the current policy",
 
 /**
  * The work one guess costs under a slow hash's parameters, comparable only within one scheme: 2^cost (bcrypt),
- * 2^log2 (phpass), N·r·p (scrypt), m·t·p (argon2, and a wrapped hash's outer argon2id), rounds. Null when the
+ * 2^log2 (phpass), N·r·p (scrypt), m·t (argon2, and a wrapped hash's outer argon2id), rounds. Null when the
  * parameters say nothing this can compare.
  */
 function workOf(params: string): number | null {
@@ -61,20 +61,42 @@ function workOf(params: string): number | null {
   return null;
 }
 
+// A wrapped hash's description (wrap.ts): the inner scheme, its parameters as its own description gives them (the
+// greedy group ends at the last "),m=": a salted-digest template holds parentheses), and the outer argon2id's.
+const WRAPPED_PARAMS = /^inner=([a-z0-9-]+)(?:\((.*)\))?,(m=[0-9]+,t=[0-9]+,p=[0-9]+)$/;
+
 /**
  * Between two slow hashes below the policy, whether `next` costs a guesser at least what `stored` does: only the same
  * scheme at equal or higher parameters (bcrypt 12 → bcrypt 4, or → scrypt N=2, was replaced as "no weaker").
  * Different schemes have no common measure here, so such a replacement is refused; a hash meeting the policy may
- * always replace one below it.
+ * always replace one below it. Two wrapped hashes are compared layer by layer: a guess costs the inner legacy
+ * derivation and the outer argon2id, and the outer m·t alone let a wrapped unsalted MD5 replace a wrapped 10^6-round
+ * sha512-crypt.
  */
 function noWeaker(next: string, stored: string, passwords: PasswordContext): string | null {
   let a;
   let b;
+  let versions;
   try {
     [a, b] = [passwords.describe(next), passwords.describe(stored)];
+    // argon2's version is not in its description: 1.0 (later passes overwrite memory) is weaker than 1.3 at any m, t.
+    versions = [next, stored].map((h) => passwords.table.find(h).argon2Params?.(h).version);
   } catch {
     return "its parameters cannot be read";
   }
+  if (a.scheme === b.scheme && versions[0] !== undefined && versions[1] !== undefined && versions[0] < versions[1]) {
+    return `its argon2 version (v=${versions[0]}) is weaker than the stored hash's (v=${versions[1]})`;
+  }
+  if (a.scheme !== b.scheme || a.scheme !== "bulwark-wrapped") return noWeakerDescribed(a, b);
+  const [wa, wb] = [WRAPPED_PARAMS.exec(a.params), WRAPPED_PARAMS.exec(b.params)];
+  if (wa === null || wb === null) return `the parameters of ${a.scheme} hashes (${a.params}; stored ${b.params}) cannot be compared`;
+  // The inner hashes by the rules of unwrapped ones (same scheme at no lower parameters), then the outer argon2id.
+  const inner = noWeakerDescribed({ scheme: wa[1]!, params: wa[2] ?? "" }, { scheme: wb[1]!, params: wb[2] ?? "" });
+  if (inner !== null) return `its inner hash: ${inner}`;
+  return noWeakerDescribed({ scheme: a.scheme, params: wa[3]! }, { scheme: b.scheme, params: wb[3]! });
+}
+
+function noWeakerDescribed(a: { scheme: string; params: string }, b: { scheme: string; params: string }): string | null {
   if (a.scheme !== b.scheme) return `a different scheme below the current policy (${a.scheme}) cannot be shown to cost a guesser as much as the stored ${b.scheme}`;
   const [wa, wb] = [workOf(a.params), workOf(b.params)];
   // The same scheme with the same parameters (two unsalted digests, say) costs a guesser the same.

@@ -17,9 +17,13 @@ export interface Argon2Params {
   parallelism: number;
 }
 
-export interface ParsedArgon2 extends Argon2Params {
+/** The argon2 a verify runs: its parameters, variant and version (PHC `v=`: 19 is 1.3; 16 is 1.0, also when omitted). */
+export interface Argon2Work extends Argon2Params {
   variant: "argon2id" | "argon2i";
   version: 16 | 19;
+}
+
+export interface ParsedArgon2 extends Argon2Work {
   /** Lengths in bytes of the salt and the tag (checked canonical; never decoded: nothing here needs the bytes). */
   saltBytes: number;
   hashBytes: number;
@@ -79,23 +83,25 @@ export async function hashArgon2id(password: string | Uint8Array, params: Argon2
   return argon2Hash(password, { ...params, algorithm: ARGON2ID, outputLen: 32, salt });
 }
 
-/**
- * True when argon2 work of these parameters costs less memory or fewer passes than the policy minimum: the cost
- * half of argon2BelowPolicy, also asked of a wrapped hash's outer layer (the census calls such a hash weak).
- */
+/** True when argon2 work of these parameters costs less memory or fewer passes than the policy minimum. */
 export function argon2CostBelowPolicy(p: Pick<Argon2Params, "memoryCost" | "timeCost">, policy: RehashPolicy): boolean {
   return p.memoryCost < policy.minimum.memoryCost || p.timeCost < policy.minimum.timeCost;
 }
 
-/** True when an argon2id hash is weaker than the policy minimum (or an old version/variant). */
+/**
+ * True when argon2 work is cheaper to attack than the policy's: another variant than argon2id (argon2i with few
+ * passes falls to time-memory tradeoffs), version 0x10 (later passes overwrite memory, the weakness 0x13 fixed by
+ * XOR-ing), or less memory or fewer passes than the minimum. The judgement of argon2BelowPolicy that is about the work
+ * a guess costs; also asked of a wrapped hash's outer layer (PasswordContext.belowMinimumCost: the census and
+ * migrate-hashes call such a hash below its minimum, ASVS 11.4.2).
+ */
+export function argon2WorkBelowPolicy(p: Pick<Argon2Work, "variant" | "version" | "memoryCost" | "timeCost">, policy: RehashPolicy): boolean {
+  return p.variant !== "argon2id" || p.version !== 19 || argon2CostBelowPolicy(p, policy);
+}
+
+/** True when an argon2id hash is weaker than the policy minimum (or an old version/variant, or a short salt or tag). */
 export function argon2BelowPolicy(p: ParsedArgon2, policy: RehashPolicy): boolean {
-  return (
-    p.variant !== "argon2id" ||
-    p.version !== 19 ||
-    argon2CostBelowPolicy(p, policy) ||
-    p.saltBytes < 16 ||
-    p.hashBytes < 32
-  );
+  return argon2WorkBelowPolicy(p, policy) || p.saltBytes < 16 || p.hashBytes < 32;
 }
 
 function argon2Scheme(variant: "argon2id" | "argon2i", limits: HashLimits): PasswordScheme {
@@ -117,9 +123,9 @@ function argon2Scheme(variant: "argon2id" | "argon2i", limits: HashLimits): Pass
       const p = parse(hash);
       return policy.defaultScheme !== variant || argon2BelowPolicy(p, policy);
     },
-    argon2Params(hash: string): Argon2Params {
-      const { memoryCost, timeCost, parallelism } = parse(hash);
-      return { memoryCost, timeCost, parallelism };
+    argon2Params(hash: string): Argon2Work {
+      const { variant, version, memoryCost, timeCost, parallelism } = parse(hash);
+      return { variant, version, memoryCost, timeCost, parallelism };
     },
     describe(hash: string): HashDescription {
       const p = parse(hash);

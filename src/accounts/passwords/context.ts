@@ -2,7 +2,7 @@
 // default scheme (argon2id, OWASP parameters), minimum parameters, verify-and-rehash, dummy verify.
 import type { RandomSource } from "../../lib/random.ts";
 import { encodeB64NoPad } from "./encoding.ts";
-import { argon2CostBelowPolicy, hashArgon2id, verifyArgon2, type Argon2Params } from "./argon2.ts";
+import { argon2WorkBelowPolicy, hashArgon2id, verifyArgon2, type Argon2Params } from "./argon2.ts";
 import { InvalidPasswordPolicyError, PasswordNotTextError, PasswordTooLongError, UnsupportedHashError } from "./errors.ts";
 import { checkBound, resolveLimits, type HashLimits } from "./limits.ts";
 import type { HashDescription, PasswordScheme, RehashPolicy, SchemeId } from "./scheme.ts";
@@ -72,11 +72,12 @@ export interface PasswordContext {
   describe(hash: string): HashDescription;
   isWrappable(hash: string): boolean;
   /**
-   * True when the argon2 a verify of `hash` runs — argon2id, argon2i, or the outer layer of a wrapped hash — costs
-   * less memory or fewer passes than the policy minimum: the threshold below which needsRehash upgrades an argon2id
-   * at login (ASVS 11.4.2). Such a hash cracks far faster than the policy intends, yet no job can lift it without
-   * the password (wrap-migration only wraps fast legacy schemes); the owner's next login rehashes it. False for
-   * every other scheme and for a hash the policy refuses. Never throws, never hashes.
+   * True when the argon2 a verify of `hash` runs — argon2id, argon2i, or the outer layer of a wrapped hash — is not
+   * argon2id, is version 0x10 (also when the version is omitted), or costs less memory or fewer passes than the
+   * policy minimum: what makes needsRehash upgrade an argon2 hash at login (ASVS 11.4.2), short salts and tags
+   * apart. Such a hash cracks far faster than the policy intends, yet no job can lift it without the password
+   * (wrap-migration only wraps fast legacy schemes); the owner's next login rehashes it. False for every other
+   * scheme and for a hash the policy refuses. Never throws, never hashes.
    */
   belowMinimumCost(hash: string): boolean;
   /** argon2id over a fast legacy hash's result; idempotent (see wrap.ts). */
@@ -167,10 +168,13 @@ export function createPasswordContext(options: PasswordContextOptions): Password
     }
   };
 
+  // needsRehash's judgement of the argon2 a verify runs (variant, version, memory, passes), so that what login upgrades
+  // as below the policy the census and migrate-hashes count so too: an argon2i or a 0x10 hash at the policy's m and t
+  // was counted strong. (A short salt or tag, which needsRehash also upgrades, costs a guesser no less work.)
   const belowMinimumCost = (stored: string): boolean => {
     try {
       const work = table.find(stored).argon2Params?.(stored);
-      return work !== undefined && argon2CostBelowPolicy(work, policy);
+      return work !== undefined && argon2WorkBelowPolicy(work, policy);
     } catch (error) {
       if (error instanceof UnsupportedHashError) return false;
       throw error;

@@ -1,7 +1,7 @@
 // The contract every password-hash family implements, and a builder for the "fast" legacy
 // families whose verify is "recompute the legacy result from the settings, compare".
 import { constantTimeEqualString } from "../../crypto/constant-time.ts";
-import type { Argon2Params } from "./argon2.ts";
+import type { Argon2Work } from "./argon2.ts";
 import type { HashLimits } from "./limits.ts";
 
 /** Scheme ids: part of the CLI contract (`bulwark hash identify`) and of the census. */
@@ -82,10 +82,11 @@ export interface PasswordScheme {
    */
   readonly readsPasswordBytes?: number;
   /**
-   * The argon2 parameters a verify of `hash` runs, for schemes that run argon2 (argon2id, argon2i, and the outer
-   * layer of a wrapped hash): what the context compares with a dummy verify's work. Throws UnsupportedHashError.
+   * The argon2 a verify of `hash` runs (parameters, variant, version), for schemes that run argon2 (argon2id, argon2i,
+   * and the outer layer of a wrapped hash): what the context compares with a dummy verify's work and with the policy's
+   * minimum (belowMinimumCost). Throws UnsupportedHashError.
    */
-  argon2Params?(hash: string): Argon2Params;
+  argon2Params?(hash: string): Argon2Work;
 }
 
 /** What a family supplies to become a fast, wrappable PasswordScheme. */

@@ -3,7 +3,7 @@
 //   $bulwark-wrap$v=1$<inner scheme id>$<legacy settings>$argon2id$v=19$m=…,t=…,p=…$<salt>$<hash>
 // <legacy settings> is the legacy hash minus its digest (may be empty, may contain "$"); the
 // argon2id input is the UTF-8 legacy result (crypt checksum, or lower-case hex of the digest).
-import { hashArgon2id, parseArgon2, verifyArgon2, type Argon2Params } from "./argon2.ts";
+import { hashArgon2id, parseArgon2, verifyArgon2, type Argon2Params, type Argon2Work } from "./argon2.ts";
 import { UnsupportedHashError } from "./errors.ts";
 import type { HashLimits } from "./limits.ts";
 import type { HashDescription, PasswordScheme, RehashPolicy, SchemeId } from "./scheme.ts";
@@ -46,10 +46,10 @@ export function wrappedScheme(lookup: (id: SchemeId) => PasswordScheme | undefin
     parse,
     // The inner scheme's bound: a wrapped sha512-crypt still runs its rounds × length loop.
     maxPasswordBytes: (hash: string): number => parse(hash).inner.wrap!.maxPasswordBytes ?? limits.maxPasswordBytes,
-    // The outer argon2id: what a verify runs besides the inner legacy derivation.
-    argon2Params(hash: string): Argon2Params {
-      const { memoryCost, timeCost, parallelism } = parseArgon2(parse(hash).phc, limits);
-      return { memoryCost, timeCost, parallelism };
+    // The outer argon2id (1.3, by SHAPE): what a verify runs besides the inner legacy derivation.
+    argon2Params(hash: string): Argon2Work {
+      const { variant, version, memoryCost, timeCost, parallelism } = parseArgon2(parse(hash).phc, limits);
+      return { variant, version, memoryCost, timeCost, parallelism };
     },
     async verify(password: string, hash: string): Promise<boolean> {
       const w = parse(hash);

@@ -244,7 +244,7 @@ function registerCensus(users: Command, ctx: CliContext): void {
         const census = await passwordCensus({ database: app.db, passwords: app.accounts.passwords });
         if (opts.json) return void writeJSON(ctx, census);
         writeLine(ctx, `${"scheme".padEnd(22)} ${"users".padStart(8)}  parameters`);
-        for (const row of census.schemes) writeLine(ctx, `${row.scheme.padEnd(22)} ${String(row.users).padStart(8)}  ${row.params}${row.weak ? "  (weak)" : ""}`);
+        for (const row of census.schemes) writeLine(ctx, `${row.scheme.padEnd(22)} ${String(row.users).padStart(8)}  ${row.params}${row.argon2Version === 16 ? " (argon2 1.0)" : ""}${row.weak ? "  (weak)" : ""}`);
         writeLine(ctx, `${"(no password)".padEnd(22)} ${String(census.withoutPassword).padStart(8)}`);
         writeLine(ctx, `${census.users} user(s); ${census.weak} on weak schemes (${(census.weakShare * 100).toFixed(1)}% of those with a password), ${census.unsalted} unsalted`);
         // migrate-hashes lifts the fast schemes; these only a sign-in lifts, so the operator is told not to wait for the job.
