@@ -90,6 +90,25 @@ describe("roles", () => {
     assert.equal((await bulwark(["roles", "delete", "admin"], { env: env() })).code, 2);
     assert.equal((await bulwark(["roles", "grant", "nobody@example.org", "ops"], { env: env() })).code, 2);
   });
+
+  it("create, grant, revoke and delete print their outcome as JSON with --json, as the README says data commands do", async () => {
+    // Was: only `roles list` took --json; a script granting roles had to parse English.
+    const json = async (args: string[]): Promise<Record<string, unknown>> => {
+      const r = await bulwark([...args, "--json"], { env: env() });
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      return JSON.parse(r.stdout) as Record<string, unknown>;
+    };
+    const created = await json(["roles", "create", "auditors2", "--permission", "audit.read"]);
+    assert.deepEqual([created["name"], created["permissions"]], ["auditors2", ["audit.read"]]);
+    const user = JSON.parse((await bulwark(["users", "create", "--email", "json-roles@example.org", "--generate-password", "--json"], { env: env() })).stdout) as { id: string };
+    assert.deepEqual(await json(["roles", "grant", "json-roles@example.org", "auditors2"]), { userId: user.id, role: "auditors2", changed: true, ownerNotice: null });
+    assert.deepEqual(await json(["roles", "grant", "json-roles@example.org", "auditors2"]), { userId: user.id, role: "auditors2", changed: false, ownerNotice: null });
+    assert.deepEqual(await json(["roles", "delete", "auditors2", "--dry-run"]), { role: "auditors2", holders: 1, dryRun: true, deleted: false });
+    assert.deepEqual(await json(["roles", "revoke", "json-roles@example.org", "auditors2"]), { userId: user.id, role: "auditors2", changed: true });
+    assert.deepEqual(await json(["roles", "delete", "auditors2"]), { role: "auditors2", holders: 0, dryRun: false, deleted: true });
+    // An administrative grant says whether its owner is told.
+    assert.equal((await json(["roles", "grant", "json-roles@example.org", "admin"]))["ownerNotice"], "queued");
+  });
 });
 
 describe("users create: a role grant that fails after the account exists", () => {

@@ -225,9 +225,11 @@ export default {
       .description("create a role")
       .requiredOption("--permission <permission>", "a permission (repeatable): accounts.read, accounts.write, contain.run, incidents.manage, checks.run, inventory.manage, audit.read, admin", collect, [])
       .option("--description <text>", "what the role is for")
+      .option("--json", "print the role as JSON")
       .action(
-        action(ctx, async (name: string, opts: { permission: string[]; description?: string }) => {
+        action(ctx, async (name: string, opts: { permission: string[]; description?: string; json?: boolean }) => {
           const role = await (await ctx.app()).accounts.roles.create({ name, permissions: opts.permission, ...(opts.description !== undefined ? { description: opts.description } : {}) }, cliActor());
+          if (opts.json) return void writeJSON(ctx, role);
           writeLine(ctx, `created role ${role.name}: ${role.permissions.join(", ")}`);
         }),
       );
@@ -236,8 +238,9 @@ export default {
       .description("delete a role, taking it from every user who holds it (built-in roles cannot be deleted)")
       .option("--dry-run", "say how many users hold the role; change nothing")
       .option("--yes", "do not ask before taking the role from the users who hold it")
+      .option("--json", "print the outcome as JSON: role, holders, dryRun, deleted")
       .action(
-        action(ctx, async (name: string, opts: { dryRun?: boolean; yes?: boolean }) => {
+        action(ctx, async (name: string, opts: { dryRun?: boolean; yes?: boolean; json?: boolean }) => {
           const store = (await ctx.app()).accounts.roles;
           const role = await store.get(name);
           // Refused before the dry run as RoleStore.delete refuses it (same error, exit 2): a dry run that told how many
@@ -246,7 +249,8 @@ export default {
           const holders = await store.holders(role.name);
           const who = `${holders} user${holders === 1 ? "" : "s"}`;
           if (opts.dryRun) {
-            writeLine(ctx, `dry run: deleting role ${role.name} would take it from ${who}; nothing was changed`);
+            if (opts.json) writeJSON(ctx, { role: role.name, holders, dryRun: true, deleted: false });
+            else writeLine(ctx, `dry run: deleting role ${role.name} would take it from ${who}; nothing was changed`);
             return EXIT.ok;
           }
           if (holders > 0) {
@@ -257,7 +261,8 @@ export default {
             });
           }
           await store.delete(role.name, cliActor());
-          writeLine(ctx, `deleted role ${role.name}${holders > 0 ? ` (taken from ${who})` : ""}`);
+          if (opts.json) writeJSON(ctx, { role: role.name, holders, dryRun: false, deleted: true });
+          else writeLine(ctx, `deleted role ${role.name}${holders > 0 ? ` (taken from ${who})` : ""}`);
           return EXIT.ok;
         }),
       );
@@ -265,14 +270,19 @@ export default {
       roles
         .command(`${verb} <identifier> <role>`)
         .description(`${verb} a role ${verb === "grant" ? "to" : "from"} a user (email, username or id)`)
+        .option("--json", "print the outcome as JSON: userId, role, changed, and the owner's notice of an administrative grant")
         .action(
-          action(ctx, async (identifier: string, role: string) => {
+          action(ctx, async (identifier: string, role: string, opts: { json?: boolean }) => {
             const app = await ctx.app();
             const user = await findUser(app, identifier);
             const told: GrantTold[] = [];
             const changed = verb === "grant"
               ? await app.accounts.roles.grant(user.id, role, cliActor(), { granted: tellingGrantee(app, told, { userId: user.id, role, actor: cliActor() }) })
               : await app.accounts.roles.revoke(user.id, role, cliActor());
+            if (opts.json) {
+              writeJSON(ctx, { userId: user.id, role, changed, ...(verb === "grant" ? { ownerNotice: told[0]?.outcome ?? null } : {}) });
+              return EXIT.ok;
+            }
             const email = escapeControls(user.email);
             writeLine(ctx, changed ? `${verb === "grant" ? "granted" : "revoked"} ${role} ${verb === "grant" ? "to" : "from"} ${email}` : `nothing to do: ${email} ${verb === "grant" ? "already holds" : "does not hold"} ${role}`);
             for (const line of grantNoticeLines(told)) writeLine(ctx, line);
