@@ -246,7 +246,10 @@ function registerCensus(users: Command, ctx: CliContext): void {
         writeLine(ctx, `${"scheme".padEnd(22)} ${"users".padStart(8)}  parameters`);
         for (const row of census.schemes) writeLine(ctx, `${row.scheme.padEnd(22)} ${String(row.users).padStart(8)}  ${row.params}${row.argon2Version === 16 ? " (argon2 1.0)" : ""}${row.weak ? "  (weak)" : ""}`);
         writeLine(ctx, `${"(no password)".padEnd(22)} ${String(census.withoutPassword).padStart(8)}`);
-        writeLine(ctx, `${census.users} user(s); ${census.weak} on weak schemes (${(census.weakShare * 100).toFixed(1)}% of those with a password), ${census.unsalted} unsalted`);
+        writeLine(ctx, `${census.users} user(s); ${census.weak} on weak schemes (${(census.weakShare * 100).toFixed(1)}% of those with a password), ${census.unsalted} unsalted or on a shared salt (one precomputation for all of them)`);
+        // Counts only: a salt is never printed. Slow hashes on a shared salt are not "weak" by their cost, yet a cracker
+        // tests each group with one computation per guess.
+        if (census.sharedSalt > 0) writeLine(ctx, `${census.sharedSalt} user(s) share their salt with another user of the same scheme and cost (${census.sharedSaltGroups} group(s), the largest of ${census.largestSharedSaltGroup}): one computation per guess tests a whole group; the fast ones among them are counted unsalted above, the slow ones keep their salt until a sign-in rehashes them (bcrypt, scrypt, argon2 below the policy) or a new password replaces them (a reset; the invalidate-passwords lever)`);
         // migrate-hashes lifts the fast schemes; these only a sign-in lifts, so the operator is told not to wait for the job.
         if (census.belowMinimum > 0) writeLine(ctx, `of the weak, ${belowMinimumNote(census.belowMinimum)}`);
       }),
