@@ -1,5 +1,6 @@
 // The Fastify shell: request ids, structured logs, security headers, body limits, an error handler that
 // maps error codes to statuses and hides internals, and /healthz. Routes of each domain plug in here.
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { BlockList, isIP } from "node:net";
 import type { Duplex } from "node:stream";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError, type FastifyReply } from "fastify";
@@ -25,6 +26,12 @@ export interface ServerOptions {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** A request's id: the client's own when it is short and plain (it ends up in logs), else a new one. */
+function requestIdOf(app: App, headers: IncomingHttpHeaders): string {
+  const given = headers["x-request-id"];
+  return typeof given === "string" && REQUEST_ID.test(given) ? given : newId("req", app.random);
+}
 
 /**
  * Open connections the server holds at once, and from one client address (a trusted reverse proxy excepted: every
@@ -55,6 +62,20 @@ const CLIENT_ERROR_STATUS: Readonly<Record<string, [number, string]>> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, "Request Timeout"],
 };
 
+/**
+ * The headers and error body of an answer written outside Fastify's pipeline, where no hook adds ours: the security
+ * headers, a request id, no-store, and the connection closed (what follows a request refused this early is not parsed).
+ */
+function answerOutsidePipeline(error: ErrorBody["error"] & { requestId: string }, hsts: boolean): { headers: Record<string, string>; body: string } {
+  const body = JSON.stringify({ error } satisfies ErrorBody);
+  const headers: Record<string, string> = {
+    ...SECURITY_HEADERS, ...(hsts ? { "strict-transport-security": HSTS } : {}),
+    "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(body)), "cache-control": "no-store",
+    "x-request-id": error.requestId, connection: "close",
+  };
+  return { headers, body };
+}
+
 /** Answers a request Node could not parse: our security headers and error body, then the connection is closed. */
 function answerClientError(app: App, error: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Duplex, hsts: boolean): void {
   const code = typeof error.code === "string" ? error.code : "UNKNOWN";
@@ -65,15 +86,26 @@ function answerClientError(app: App, error: NodeJS.ErrnoException & { bytesParse
     return;
   }
   const [status, reason] = CLIENT_ERROR_STATUS[code] ?? [400, "Bad Request"];
-  const requestId = newId("req", app.random);
-  const body = JSON.stringify({ error: { code: `BULWARK_ERR_HTTP_${code.replace(/^HPE_|^ERR_/, "")}`, message: `the request could not be read (${reason.toLowerCase()})`, requestId } } satisfies ErrorBody);
-  const headers: Record<string, string> = {
-    ...SECURITY_HEADERS, ...(hsts ? { "strict-transport-security": HSTS } : {}),
-    "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(body)), "cache-control": "no-store",
-    "x-request-id": requestId, connection: "close",
-  };
+  const { headers, body } = answerOutsidePipeline({
+    code: `BULWARK_ERR_HTTP_${code.replace(/^HPE_|^ERR_/, "")}`, message: `the request could not be read (${reason.toLowerCase()})`, requestId: newId("req", app.random),
+  }, hsts);
   const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join("");
   socket.end(`HTTP/1.1 ${status} ${reason}\r\n${head}\r\n${body}`);
+}
+
+/**
+ * Answers a request whose Expect header asks for anything but 100-continue (Node's 'checkExpectation' event, which
+ * takes the place of 'request': Fastify never sees it): 417 with our headers and body (RFC 9110 §10.1.1), and the
+ * connection closed, so its body, unread, is never parsed as a request of its own. Without the listener Node wrote a
+ * bare 417: no security headers, no request id, no no-store though the request carried a session cookie.
+ */
+function answerExpectation(app: App, request: IncomingMessage, response: ServerResponse, hsts: boolean): void {
+  const requestId = requestIdOf(app, request.headers);
+  app.logger.debug({ requestId }, "a request's Expect header was refused");
+  const { headers, body } = answerOutsidePipeline({
+    code: "BULWARK_ERR_HTTP_EXPECTATION_FAILED", message: "the request's Expect header asks for something other than 100-continue", requestId,
+  }, hsts);
+  response.writeHead(417, headers).end(body);
 }
 
 /**
@@ -147,10 +179,10 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     trustProxy: options.trustProxy ?? app.config.http.trustProxy,
     // A client-supplied request id is kept only when it is short and plain (it ends up in logs).
-    genReqId: (req) => {
-      const given = req.headers["x-request-id"];
-      return typeof given === "string" && REQUEST_ID.test(given) ? given : newId("req", app.random);
-    },
+    genReqId: (req) => requestIdOf(app, req.headers),
+    // An HTTP/1.1 request without Host is refused by the onRequest hook below, with our headers and body: Node's own
+    // refusal (requireHostHeader) was a bare 400, written before any hook ran.
+    http: { requireHostHeader: false },
     logController: new LogController({ requestIdLogLabel: "requestId" }),
     // A request must arrive whole within this time: a client trickling its body one byte at a time would otherwise
     // hold its connection, and a graceful shutdown, for ever (Fastify's default is no limit). Bodies are ≤ 1 MiB.
@@ -178,6 +210,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   });
   const hsts = new URL(app.config.http.publicURL).protocol === "https:";
   boundConnections(server, options.trustProxy ?? app.config.http.trustProxy);
+  server.server.on("checkExpectation", (request: IncomingMessage, response: ServerResponse) => answerExpectation(app, request, response, hsts));
 
   // Set when the server begins to close: a request that still arrives is answered 503, and every answer from then
   // on closes its connection, so a keep-alive client does not hold the shutdown until its idle timeout.
@@ -191,6 +224,12 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     if (closing) {
       const body: ErrorBody = { error: { code: "BULWARK_ERR_SHUTTING_DOWN", message: "the server is shutting down; try again in a moment", requestId: request.id } };
       return reply.status(503).header("cache-control", "no-store").header("retry-after", "5").send(body);
+    }
+    // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host (HTTP/1.0 needs none). Refused before
+    // anything reads the request, and the connection closed, as Node's own refusal (turned off above) closed it.
+    if (request.headers.host === undefined && request.raw.httpVersionMajor === 1 && request.raw.httpVersionMinor >= 1) {
+      const body: ErrorBody = { error: { code: "BULWARK_ERR_HTTP_HOST_REQUIRED", message: "an HTTP/1.1 request must name its host in a Host header", requestId: request.id } };
+      return reply.status(400).headers({ "cache-control": "no-store", connection: "close" }).send(body);
     }
     // A body in a coding not applied here, or with two media types, is refused before anything reads it (framing.ts).
     const refused = framingRefusal(request.raw);

@@ -76,7 +76,9 @@ export async function assertFresh(app: App, request: FastifyRequest): Promise<vo
 
 /**
  * Builds the onRequest hook that enforces `config.access` on every route of the API plugin.
- * Runs after the global authentication hook has set `request.auth` (a session with CSRF checked, or a token).
+ * Runs after the global hooks have set `request.auth` (a token, or a session whose request passed the cross-site half
+ * of the CSRF wall: a ride from another site is refused and recorded as one before this guard can refuse it as the
+ * victim's own attempt); the CSRF token is checked later, once the body is parsed.
  */
 export function accessGuard(app: App): (request: FastifyRequest) => Promise<void> {
   return async function guard(request) {
@@ -96,8 +98,8 @@ export function accessGuard(app: App): (request: FastifyRequest) => Promise<void
       const gate = await gateOf(app, request);
       if (gate !== "open") throw apiErrors.gated(gate);
       // ASVS 7.5.3: a highly sensitive operation needs a recent authentication, so a stolen cookie (and the CSRF
-      // token it yields) is not enough once the re-authentication window has passed. Checked before CSRF and
-      // before the body is read, like the /auth routes.
+      // token it yields) is not enough once the re-authentication window has passed. Checked after the cross-site
+      // check and before the CSRF token and the body are read, like the /auth routes.
       if (request.routeOptions.config.reauth === "required") await assertFresh(app, request);
     } else if (await tokenHeldForMFA(app, request, { held })) {
       // A token is held like its owner's session: while the MFA policy in force requires a factor of the owner and

@@ -1,8 +1,9 @@
-// The global hooks of the account surface, in order: authenticate (cookie or bearer token → request.auth),
-// hold half-finished logins at their gate, enforce each route's declared access, refuse cross-site and
-// token-less unsafe requests (CSRF), and mark responses that depend on the caller `Cache-Control: no-store`.
+// The global hooks of the account surface, in order: authenticate (cookie or bearer token → request.auth), refuse
+// cross-site unsafe requests (CSRF, Origin / Sec-Fetch-Site), hold half-finished logins at their gate, enforce each
+// route's declared access, refuse token-less unsafe requests (CSRF, once the body is parsed), and mark responses that
+// depend on the caller `Cache-Control: no-store`.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { API_ACTION, crossSiteVerdict, csrfErrors, verifyCSRF } from "../../accounts/csrf/index.ts";
+import { API_ACTION, crossSiteVerdict, csrfErrors, verifyCSRF, type CrossSiteVerdict } from "../../accounts/csrf/index.ts";
 import { allows, holdsAdministrative, isPermission } from "../../accounts/roles/index.ts";
 import { clearSessionCookie, parseSessionToken, readSessionCookie, SESSION_COOKIE, sessionErrors, type Session } from "../../accounts/sessions/index.ts";
 import type { App } from "../../app/types.ts";
@@ -262,14 +263,17 @@ async function refusedCrossSite(app: App, request: FastifyRequest, reason: "cros
   return csrfErrors.refused(detail);
 }
 
-/** The unsafe-method CSRF wall: Origin / Sec-Fetch-Site first, then the synchronizer token (ASVS 3.5.1, 3.5.3). */
-async function enforceCSRF(app: App, origins: OriginPolicy, request: FastifyRequest): Promise<void> {
+/**
+ * Where an unsafe request stands against the Origin / Sec-Fetch-Site half of the CSRF wall (ASVS 3.5.1); null when
+ * the wall does not apply: a bearer token (exempt: browsers do not send one on their own), or a request without a
+ * session on a route that is not a pre-login form. Reads headers only, never the body.
+ */
+function crossSiteOf(origins: OriginPolicy, request: FastifyRequest): CrossSiteVerdict | null {
   const auth = request.auth;
-  if (auth?.via === "token") return; // exempt: a bearer token is not sent by browsers on their own
-  const config = request.routeOptions.config;
+  if (auth?.via === "token") return null;
   const byCookie = auth?.via === "session";
-  if (!byCookie && config.csrf !== "pre-login") return;
-  const verdict = crossSiteVerdict({
+  if (!byCookie && request.routeOptions.config.csrf !== "pre-login") return null;
+  return crossSiteVerdict({
     method: request.method,
     origin: request.headers.origin,
     secFetchSite: request.headers["sec-fetch-site"] as string | undefined,
@@ -280,8 +284,31 @@ async function enforceCSRF(app: App, origins: OriginPolicy, request: FastifyRequ
     // being ridden, and there is nothing ambient to steal. Cookie-authenticated ones fail closed.
     cookieAuthenticated: byCookie,
   });
+}
+
+/**
+ * The first half of the CSRF wall, in onRequest right after authentication: a request another site sent through the
+ * owner's browser is refused as that, before the gate, the access guards (/auth's and /api/v1's), the freshness check
+ * and the body parser answer it. Judged later, a sibling page's ride of an ordinary user's session to grant a role was
+ * recorded as the user's own escalation attempt (api.refused), a ride of a stale session as a thief's
+ * (auth.reauth.required), and a multipart or oversized body was refused (415, 413) with no trace at all
+ * (test/http-edges-red-team.test.ts).
+ */
+async function refuseCrossSite(app: App, origins: OriginPolicy, request: FastifyRequest): Promise<void> {
+  const verdict = crossSiteOf(origins, request);
+  if (verdict !== null && !verdict.allow) throw await refusedCrossSite(app, request, "cross-site", `cross-site request (${verdict.reason})`);
+}
+
+/**
+ * The second half, in preValidation (a form sends its token in the parsed body's `_csrf`): a cookie-authenticated unsafe
+ * request carries a synchronizer token for its session (ASVS 3.5.1, 3.5.3). The origin is judged again, so this hook
+ * alone still holds the whole wall; refuseCrossSite has already refused what it would.
+ */
+async function enforceCSRFToken(app: App, origins: OriginPolicy, request: FastifyRequest): Promise<void> {
+  const verdict = crossSiteOf(origins, request);
+  if (verdict === null) return;
   if (!verdict.allow) throw await refusedCrossSite(app, request, "cross-site", `cross-site request (${verdict.reason})`);
-  if (!byCookie || verdict.reason === "safe-method") return;
+  if (request.auth?.via !== "session" || verdict.reason === "safe-method") return;
   const body = request.body as Record<string, unknown> | undefined;
   const presented = request.headers["x-csrf-token"] ?? (body && typeof body === "object" ? body["_csrf"] : undefined);
   if (!verifyCSRF(request.cookieSession?.secret ?? "", API_ACTION, presented)) {
@@ -304,11 +331,14 @@ export function registerAuthHooks(server: FastifyInstance, app: App): void {
   server.decorateRequest("sessionReplaced", false);
   server.addHook("onRequest", async (request, reply) => {
     await authenticate(app, request, reply);
+    // Before anything refuses the request on its caller's behalf (the guards below and /api/v1's, which run after
+    // these global hooks) and before the body is read: a cross-site ride is refused and recorded as one.
+    await refuseCrossSite(app, origins, request);
     await guard(app, request);
   });
   // preValidation: after the body is parsed (the `_csrf` form field), before any handler or schema runs.
   server.addHook("preValidation", async (request) => {
-    await enforceCSRF(app, origins, request);
+    await enforceCSRFToken(app, origins, request);
   });
   server.addHook("onSend", async (request, reply, payload) => {
     // ASVS 14.3.2: nothing that depends on who is asking (or sets who is asking) is stored by caches.
