@@ -10,9 +10,11 @@
 // - a log with events holds a checkpoint once the store's keys are an hour old (the oldest key held, not the current
 //   signing key, which a rotation makes new): `bulwark init` signs one at once, a rotation signs one, and a running
 //   server signs the head on every maintenance pass and at its stop. A log rewritten whole, its checkpoints deleted,
-//   cannot pass for a young one; nor is it signed by a routine checkpoint or a rotation (see firstCheckpointProblem).
+//   cannot pass for a young one, nor can one whose keys are dated ahead of the clock (made while it ran ahead); nor is
+//   it signed by a routine checkpoint or a rotation (see firstCheckpointProblem).
 import type { Signer, SigningKeyTimes } from "../crypto/signer.ts";
 import { isoOrNull } from "../lib/calendar.ts";
+import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../store/clock-skew.ts";
 import type { Checkpoint, VerifyProblem } from "./verify.ts";
 
 /**
@@ -65,21 +67,42 @@ export const FIRST_CHECKPOINT_WITHIN_MS = 60 * 60_000;
 
 /**
  * Why a log holding events but no checkpoint cannot be taken as young, or null: the store's oldest key (Signer.keysSince)
- * was created more than FIRST_CHECKPOINT_WITHIN_MS before `now`, or binds no time (a v1 wrap, older than any that does).
+ * was created more than FIRST_CHECKPOINT_WITHIN_MS before `now`, or binds no time (a v1 wrap, older than any that does),
+ * or is dated ahead of `now` by more than `aheadToleranceMs` (the skew two nodes may have and still serve,
+ * DEFAULT_DATED_AHEAD_TOLERANCE_MS by default: datedAheadToleranceFor in src/store/clock-skew.ts). Keys made while the
+ * host's clock ran ahead, judged once it was corrected, have no age to go by: taken as young, a log whose checkpoints
+ * were deleted verified for as long as the clock had been ahead (test/clock-jumps-red-team.test.ts).
  * Not the current signing key's age: a rotation makes that new, and rewriting the log just after one must not pass.
  * Null for a signer that does not say. Verify reports it; routine signing (an append on the schedule, a maintenance pass,
  * a server stop) and a rotation refuse to sign over such a log, since that would vouch for a log rewritten whole; `bulwark
  * audit checkpoint --first` signs it on an operator's word.
  */
-export function firstCheckpointProblem(signer: Pick<Signer, "keysSince">, now: number): string | null {
+export function firstCheckpointProblem(signer: Pick<Signer, "keysSince">, now: number, options: { aheadToleranceMs?: number } = {}): string | null {
   if (signer.keysSince === undefined) return null;
   const since = signer.keysSince;
-  if (since !== null && now - since <= FIRST_CHECKPOINT_WITHIN_MS) return null;
+  const aheadToleranceMs = options.aheadToleranceMs ?? DEFAULT_DATED_AHEAD_TOLERANCE_MS;
+  if (since !== null && now - since >= -aheadToleranceMs && now - since <= FIRST_CHECKPOINT_WITHIN_MS) return null;
+  const unsigned = "init signs one at once, a signing-key rotation signs one, and a running server signs the head on every maintenance pass and at its stop, " +
+    "so its checkpoints were deleted (and the log possibly rewritten whole)";
+  const compare = "If this store comes from a Bulwark that signed none at init and never ran a server, compare the log with an export kept elsewhere, " +
+    "then sign it with `bulwark audit checkpoint --first`";
+  if (since !== null && since > now) {
+    return `the log holds events but no checkpoint, and this store's keys, the signing keys among them, are dated ahead of this clock (${iso(since)}, ` +
+      `${duration(since - now)} ahead of ${iso(now)}): they were made while a clock ran ahead, so the store's age cannot be told from them, ` +
+      `and a store with events holds a checkpoint from its start: ${unsigned}. ${compare}`;
+  }
   const when = since === null ? "before key creation times were bound" : iso(since);
-  return `the log holds events but no checkpoint, though this store's keys date from ${when}, more than an hour ago: ` +
-    "init signs one at once, a signing-key rotation signs one, and a running server signs the head on every maintenance pass and at its stop, " +
-    "so its checkpoints were deleted (and the log possibly rewritten whole). If this store comes from a Bulwark that signed none at init and " +
-    "never ran a server, compare the log with an export kept elsewhere, then sign it with `bulwark audit checkpoint --first`";
+  return `the log holds events but no checkpoint, though this store's keys date from ${when}, more than an hour ago: ${unsigned}. ${compare}`;
+}
+
+/** A difference of times for a message, in the largest whole unit that fits (seconds, minutes, hours or days). */
+function duration(ms: number): string {
+  const units: Array<[number, string]> = [[86_400_000, "day"], [3_600_000, "hour"], [60_000, "minute"], [1000, "second"]];
+  for (const [size, name] of units) {
+    const n = Math.floor(ms / size);
+    if (n >= 1) return `${n} ${name}${n === 1 ? "" : "s"}`;
+  }
+  return `${Math.round(ms)} ms`;
 }
 
 /** A time for a message; one no Date holds (a row written by hand) as the number it is, never a throw. */

@@ -4,14 +4,16 @@
 // abandoned past BULWARK_SIGNUP_ABANDONED_HOURS are deleted. Each step is one indexed DELETE (or a reading, the audit
 // log's checkpoint, or bounded batches); a failing step is logged and the others run. A pass runs shortly after start and
 // then every interval, and no step waits for a lock without bound (a row held by a frozen node must not stall the
-// others, the later passes or a shutdown).
+// others, the later passes or a shutdown). The steps that judge rows by this node's clock are skipped in a pass that finds
+// the clock beyond the skew limit from the database server's, or stepped since the last pass (a jump).
 import { sql, type Kysely, type Transaction } from "kysely";
 import type { App } from "../app/types.ts";
+import type { Clock } from "../lib/clock.ts";
 import { recordUnrecordedRefusals, recordUnrecordedTokenUses } from "../accounts/login/refusal-sampler.ts";
 import { reportPasswordWorkRefusals } from "./auth/password-work.ts";
 import { remindExpiringTokens } from "../accounts/tokens/expiry-reminders.ts";
 import { removeAbandonedSignUps } from "../accounts/email-change/sign-up-shell.ts";
-import { checkClockSkew, datedAheadToleranceFor, skewBeyond } from "../store/clock-skew.ts";
+import { checkClockSkew, datedAheadToleranceFor, DEFAULT_MAX_CLOCK_SKEW_MS, skewBeyond } from "../store/clock-skew.ts";
 import type { Schema } from "../store/schema.ts";
 
 export interface Maintenance {
@@ -30,6 +32,9 @@ export const MAINTENANCE_INTERVAL_MS = 15 * 60_000;
  * ran them all the same: every session and link the healthy nodes had just made looked dated ahead to a node minutes
  * behind, and was deleted or spent for good (test/docs-claims-fifth-red-team.test.ts); a node ahead would cut flood
  * windows short and expire rows early. While its reading is beyond the limit these are skipped, said at error level.
+ * Likewise in a pass that finds this node's own clock stepped since the last one (clockJump): on SQLite there is no
+ * database clock to compare with, and a forward jump of days lasting one pass deleted live sign-ups, sessions and links
+ * for good (test/clock-jumps-red-team.test.ts).
  */
 export const CLOCK_JUDGED_STEPS: ReadonlySet<string> = new Set([
   "sessions", "passwordResetLinks", "emailChangeLinks", "floodEvents", "sentMail", "tokenExpiryReminders", "unrecordedRefusals",
@@ -56,6 +61,38 @@ export const FIRST_PASS_DELAY_MS = 500;
 export const STEP_LOCK_TIMEOUT_MS = 2_000;
 export const STEP_STATEMENT_TIMEOUT_MS = 5 * 60_000;
 
+/** A reading of a clock: its wall time and its elapsed (monotonic) time, taken together. */
+type ClockReading = { wall: number; elapsed: number };
+
+/** `clock`'s reading, or null when it keeps no elapsed time (nothing to judge a jump by) or cannot be read. */
+function readClock(clock: Clock): ClockReading | null {
+  if (clock.elapsed === undefined) return null;
+  try {
+    const elapsed = clock.elapsed();
+    const wall = clock.now();
+    return Number.isFinite(elapsed) && Number.isFinite(wall) ? { wall, elapsed } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * How far `clock`'s wall time moved beyond the time that elapsed since `since` (positive: stepped forward), when that is
+ * more than `marginMs`; else (or with no reading to compare) null. Between passes a synchronised clock and the monotonic
+ * one part by NTP's slewing only (at most 0.5 ms a second: under half a second an interval), far inside the margin.
+ * A host suspended and resumed counts as a jump forward (a monotonic clock does not count the suspend): one pass is
+ * skipped, and the next judges from the time the clock then shows.
+ *
+ * @example
+ * clockJump({ wall: t, elapsed: e }, clock, 30_000) // 691_200_000 once the clock was stepped 8 days ahead
+ */
+export function clockJump(since: ClockReading | null, clock: Clock, marginMs: number): number | null {
+  const now = readClock(clock);
+  if (since === null || now === null) return null;
+  const jump = (now.wall - since.wall) - (now.elapsed - since.elapsed);
+  return Math.abs(jump) > marginMs ? Math.round(jump) : null;
+}
+
 /** The longest delay Node's timers keep (2^31 − 1 ms, ~24.8 days): a longer one fires after 1 ms instead, with a warning. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -69,6 +106,11 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
   }
   // Whether this pass's clock reading found this node beyond BULWARK_MAX_CLOCK_SKEW_SECONDS (clockSkew, the first step).
   let skewed = false;
+  // This node's own clock, read at the start and after every pass: a pass whose wall time moved away from the time that
+  // elapsed by more than the skew a node may have (the default limit's when the limit is off: a step is no skew to
+  // tolerate, and skipping one pass loses nothing) finds the clock stepped, and judges no row by it (CLOCK_JUDGED_STEPS).
+  const jumpMarginMs = app.config.maxClockSkewMs > 0 ? app.config.maxClockSkewMs : DEFAULT_MAX_CLOCK_SKEW_MS;
+  let lastReading = readClock(app.clock);
   const steps: Record<string, (executor: Kysely<Schema>) => Promise<number>> = {
     // Not a purge: a reading, repeated so that a clock that drifts while the server runs is noticed (returns 0). First:
     // beyond the limit the steps that judge rows by this node's clock are skipped (CLOCK_JUDGED_STEPS).
@@ -138,11 +180,16 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
     running ??= (async () => {
       const removed: Record<string, number> = {};
       const skipped: string[] = [];
+      // Read before each step that judges rows by the clock, so a step during the pass is caught too.
+      let jumped: number | null = null;
       for (const [name, step] of Object.entries(steps)) {
         if (stopped) break;
-        if (skewed && CLOCK_JUDGED_STEPS.has(name)) {
-          skipped.push(name);
-          continue;
+        if (CLOCK_JUDGED_STEPS.has(name)) {
+          jumped ??= clockJump(lastReading, app.clock, jumpMarginMs);
+          if (skewed || jumped !== null) {
+            skipped.push(name);
+            continue;
+          }
         }
         try {
           removed[name] = await bounded(name, step);
@@ -151,12 +198,21 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
           app.logger.error({ err: error, step: name }, "maintenance step failed; the next run tries again");
         }
       }
-      if (skipped.length > 0) {
+      if (skipped.length > 0 && jumped !== null) {
+        const seconds = (Math.abs(jumped) / 1000).toFixed(1);
+        app.logger.error({ skipped, clockJumpMs: jumped },
+          `maintenance: this node's clock jumped ${seconds} s ${jumped > 0 ? "forward" : "back"} since the last pass (or the start: its wall time moved that much more ` +
+          "or less than the time that elapsed: stepped by NTP or by hand, or the host was suspended); the steps that judge rows by it were skipped this pass, " +
+          "so that a clock wrong for a moment deletes nothing live; the next pass judges by the time the clock then shows (check the host's time synchronisation)");
+      }
+      if (skipped.length > 0 && skewed) {
         app.logger.error({ skipped }, "maintenance: this node's clock is beyond BULWARK_MAX_CLOCK_SKEW_SECONDS from the database server's; the steps that judge rows by it were skipped, so that it expires nothing the other nodes made");
       }
       if (Object.values(removed).some((n) => n !== 0)) app.logger.info({ removed }, "maintenance: expired rows and abandoned sign-ups removed, reminders queued");
       return removed;
     })().finally(() => {
+      // The next pass judges from here: a jump is skipped once, then the clock is believed.
+      lastReading = readClock(app.clock);
       running = null;
     });
     return running;
