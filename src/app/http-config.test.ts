@@ -150,6 +150,20 @@ describe("BULWARK_PUBLIC_URL and BULWARK_TRUSTED_ORIGINS: https, except on this 
     }
     assert.throws(() => load({ BULWARK_TRUSTED_ORIGINS: "https://console.example.org\u200b" }), configError("BULWARK_TRUSTED_ORIGINS", /U\+200B/));
   });
+
+  it("accepts a ZWNJ or ZWJ the parser keeps in a label (RFC 5892 CONTEXTJ: Persian, after a virama); refuses one it refuses or one outside the host, naming it", () => {
+    assert.equal(load({ BULWARK_PUBLIC_URL: "https://\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645.example" }).publicURL, "https://xn--mgbn2ecje63gr19l.example");
+    assert.equal(load({ BULWARK_PUBLIC_URL: "https://\u0915\u094D\u200D\u0937.example" }).publicURL, "https://xn--11b2ezcw70k.example");
+    for (const [url, at] of [
+      ["https://exa\u200Cmple.org", 12], ["https://\u200Cexample.org", 9], ["https://example.org\u200D", 20], ["https://\u0915\u200D\u0937.example", 10],
+      ["https://\u0915\u094D\u200D\u0937.example:44\u200D3", 24], ["https://us\u200Der@\u0915.example", 11], ["https://\u0915.example/\u200D", 19],
+    ] as const) {
+      assert.throws(() => load({ BULWARK_PUBLIC_URL: url }), configError("BULWARK_PUBLIC_URL", new RegExp(`joiner U\\+200[CD] at position ${at} `)), url);
+    }
+    // Another invisible character beside a kept joiner is still refused: U+200B, and U+00AD, which the parser drops.
+    assert.throws(() => load({ BULWARK_PUBLIC_URL: "https://\u0915\u094D\u200D\u0937\u200B.example" }), configError("BULWARK_PUBLIC_URL", /U\+200B/));
+    assert.throws(() => load({ BULWARK_PUBLIC_URL: "https://\u0915\u094D\u200D\u0937\u00AD.example" }), configError("BULWARK_PUBLIC_URL", /U\+00AD/));
+  });
 });
 
 describe("BULWARK_PASSWORD_CHECKS_IN_FLIGHT", () => {

@@ -218,6 +218,31 @@ function hostProblem(written: string, hostname: string): string | null {
 }
 
 /**
+ * Whether chars[i] is a ZERO WIDTH NON-JOINER or JOINER (U+200C, U+200D) in the host that the URL parser keeps: the host
+ * parses, and differs from the one parsed without this joiner. IDNA2008 allows them in a label where they change how
+ * it is written (RFC 5892 CONTEXTJ: after a virama, between joining letters; Persian "می‌خواهم"), and the parser keeps
+ * them there, in the A-label: the origin is the text written, the host the site holds. Where IDNA2008 does not allow
+ * one (`exa\u200Cmple.org`) the parser refuses the URL, and a joiner it would drop instead (transitional UTS #46
+ * processing maps both to nothing) leaves the host unchanged: both stay refused as hidden characters.
+ */
+function joinerKept(chars: readonly string[], i: number): boolean {
+  if (chars[i] !== "\u200C" && chars[i] !== "\u200D") return false;
+  const given = chars.join("");
+  const host = hostAsWritten(given);
+  const start = given.indexOf(host);
+  const at = chars.slice(0, i).join("").length;
+  // In the host as written only: in a port, a userinfo or a path it is no part of a label.
+  if (host === "" || at < start || at >= start + host.length) return false;
+  // The host alone, so that another character refused elsewhere (in a port, say) is the one named, not this joiner.
+  const cut = at - start;
+  try {
+    return new URL(`https://${host}`).hostname !== new URL(`https://${host.slice(0, cut)}${host.slice(cut + 1)}`).hostname;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Parses one origin given in `variable` (BULWARK_PUBLIC_URL, or an entry of BULWARK_TRUSTED_ORIGINS). http:// is
  * accepted only for loopback: anywhere else reset and email-change links, whose token the page then posts back,
  * would cross the network in clear text, and HSTS (sent only for an https public URL) would never be sent. The
@@ -228,11 +253,19 @@ function parseOrigin(variable: string, raw: string): string {
   const given = raw.trim();
   const shown = JSON.stringify(given.slice(0, 80));
   // Controls, spaces, formatting and bidirectional characters, default-ignorables: what identifierHidesSomething finds
-  // in a character alone. Combining marks are not among them: they belong to the letter before them (a Hindi host).
-  const hidden = [...given].findIndex((c) => !/\p{M}/u.test(c) && identifierHidesSomething(c));
+  // in a character alone. Combining marks are not among them: they belong to the letter before them (a Hindi host);
+  // nor is a joiner the parser keeps in the host (joinerKept).
+  const chars = [...given];
+  const hidden = chars.findIndex((c, i) => !/\p{M}/u.test(c) && identifierHidesSomething(c) && !joinerKept(chars, i));
+  if (hidden >= 0 && /[\u200C\u200D]/u.test(chars[hidden]!)) {
+    throw configError(
+      `${variable} contains the joiner ${codePointOf(chars[hidden]!)} at position ${hidden + 1} where no host label keeps one (IDNA2008 allows it only ` +
+        `after a virama or between joining letters, RFC 5892), so the URL parser refuses or drops it; remove it, e.g. https://bulwark.example.org`,
+    );
+  }
   if (hidden >= 0) {
     throw configError(
-      `${variable} contains the character ${codePointOf([...given][hidden]!)} at position ${hidden + 1} (a control, space, formatting or invisible character), which the URL ` +
+      `${variable} contains the character ${codePointOf(chars[hidden]!)} at position ${hidden + 1} (a control, space, formatting or invisible character), which the URL ` +
         `parser drops or rewrites, so the origin would not be the one written; give it as plain text on one line, e.g. https://bulwark.example.org`,
     );
   }

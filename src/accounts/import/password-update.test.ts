@@ -1,6 +1,7 @@
 // --replace-passwords never downgrades a stored hash. Between two slow hashes below the policy it compared only
 // tiers, so bcrypt cost 12 was replaced by bcrypt cost 4, or by scrypt with N=2 (found in review); two wrapped hashes
-// only by their outer argon2id, and argon2 1.3 by 1.0 at the same m, t (red-team round "cost census").
+// only by their outer argon2id, and argon2 1.3 by 1.0 at the same m, t (red-team round "cost census"); a salted
+// crypt(3) hash by the same scheme and cost with an empty salt, which the census counts unsalted ("new code twenty-six").
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { systemRandom } from "../../lib/random.ts";
@@ -63,4 +64,19 @@ it("attack: an argon2 1.3 hash below the policy is not replaced by a 1.0 one at 
   assert.match(older.kind === "refuse" ? older.reason : "", /argon2 version \(v=16\) is weaker than the stored hash's \(v=19\)/);
   assert.equal(plan(phc(""), phc("v=19$")).kind, "refuse", "an omitted version is 1.0");
   assert.equal(plan(phc("v=19$"), phc("v=16$")).kind, "replace");
+});
+
+it("attack: a salted crypt(3) hash is not replaced by the same scheme and cost with an empty salt, wrapped or not; the other way round replaces (ASVS 11.4.2)", () => {
+  const unsalted = plan(`$1$$${"x".repeat(22)}`, "$1$sO8MPH5T$1UaSqeVE6381x6LRWT5vL/");
+  assert.equal(unsalted.kind, "refuse");
+  assert.match(unsalted.kind === "refuse" ? unsalted.reason : "", /it has no salt and the stored hash has one/);
+  assert.equal(plan(`$6$rounds=5000$$${"x".repeat(86)}`, `$6$saltsalt$${"y".repeat(86)}`).kind, "refuse", "rounds=5000 written out, salt dropped");
+  assert.equal(plan(`$1$$${"x".repeat(22)}`, `$1$$${"y".repeat(22)}`).kind, "replace", "both unsalted: no loss");
+  assert.equal(plan("$1$sO8MPH5T$1UaSqeVE6381x6LRWT5vL/", `$1$$${"x".repeat(22)}`).kind, "replace", "a salt gained");
+  const outer = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWY";
+  const wrapped = (settings: string): string => `$bulwark-wrap$v=1$sha512-crypt$${settings}${outer}`;
+  const inner = plan(wrapped("$6$rounds=5000$"), wrapped("$6$rounds=5000$saltsalt"));
+  assert.equal(inner.kind, "refuse");
+  assert.match(inner.kind === "refuse" ? inner.reason : "", /its inner hash: it has no salt and the stored hash has one/);
+  assert.equal(plan(wrapped("$6$rounds=5000$saltsalt"), wrapped("$6$rounds=5000$")).kind, "replace");
 });

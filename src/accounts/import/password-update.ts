@@ -3,7 +3,7 @@
 // With replacePasswords it replaces a differing hash, but never with a weaker one: that would hand a
 // stolen database's attacker a GPU-crackable hash again (ASVS 11.4.2). Containment state is not
 // touched here or anywhere in the importer.
-import type { PasswordContext } from "../passwords/index.ts";
+import { saltKey, WRAP_PREFIX, type PasswordContext } from "../passwords/index.ts";
 import type { ImportRow } from "./mapping.ts";
 
 /** A password hash replaced by an update, for the report: schemes only, never a hash. */
@@ -87,13 +87,47 @@ function noWeaker(next: string, stored: string, passwords: PasswordContext): str
   if (a.scheme === b.scheme && versions[0] !== undefined && versions[1] !== undefined && versions[0] < versions[1]) {
     return `its argon2 version (v=${versions[0]}) is weaker than the stored hash's (v=${versions[1]})`;
   }
-  if (a.scheme !== b.scheme || a.scheme !== "bulwark-wrapped") return noWeakerDescribed(a, b);
+  if (a.scheme !== b.scheme || a.scheme !== "bulwark-wrapped") {
+    const why = noWeakerDescribed(a, b);
+    if (why !== null) return why;
+    // The parameters a description gives carry no salt: `$1$$…` (md5-crypt, "") and `$6$$…` (sha512-crypt, rounds=5000)
+    // described like their salted forms, and an empty salt puts the hash in one lookup table with every other one of
+    // its scheme, as `users census` counts it (unsalted). saltKey is the census's reader, so the two cannot disagree.
+    let unsalted;
+    try {
+      unsalted = [next, stored].map((h) => saltKey(h, passwords.table) === null);
+    } catch {
+      return "its salt cannot be read";
+    }
+    return unsalted[0] && !unsalted[1] ? UNSALTED_REPLACEMENT : null;
+  }
   const [wa, wb] = [WRAPPED_PARAMS.exec(a.params), WRAPPED_PARAMS.exec(b.params)];
   if (wa === null || wb === null) return `the parameters of ${a.scheme} hashes (${a.params}; stored ${b.params}) cannot be compared`;
-  // The inner hashes by the rules of unwrapped ones (same scheme at no lower parameters), then the outer argon2id.
-  const inner = noWeakerDescribed({ scheme: wa[1]!, params: wa[2] ?? "" }, { scheme: wb[1]!, params: wb[2] ?? "" });
+  // The inner hashes by the rules of unwrapped ones (same scheme at no lower parameters, a salt kept), then the outer
+  // argon2id. The inner salt counts too: rows wrapped with one outer salt (made elsewhere, imported) share a
+  // computation per guess exactly when their inner salts are alike, empty ones included.
+  const inner = noWeakerDescribed({ scheme: wa[1]!, params: wa[2] ?? "" }, { scheme: wb[1]!, params: wb[2] ?? "" })
+    ?? (innerUnsalted(next) && !innerUnsalted(stored) ? UNSALTED_REPLACEMENT : null);
   if (inner !== null) return `its inner hash: ${inner}`;
   return noWeakerDescribed({ scheme: a.scheme, params: wa[3]! }, { scheme: b.scheme, params: wb[3]! });
+}
+
+const UNSALTED_REPLACEMENT = "it has no salt and the stored hash has one (one precomputation would test it with every unsalted hash of its scheme; `users census` counts it unsalted)";
+
+// crypt(3) schemes, whose settings end in their salt: `$1$`, `$6$` or `$5$rounds=N$` is the empty one.
+const CRYPT_SCHEMES: ReadonlySet<string> = new Set(["md5-crypt", "sha256-crypt", "sha512-crypt"]);
+
+/**
+ * Whether a parsed wrapped hash's inner legacy settings carry no salt, by saltKey's rule (a bare digest's empty
+ * settings, a crypt(3) salt left empty). saltKey itself cannot be asked: it reads a whole legacy hash, and a wrapped one
+ * keeps only the settings in clear (`$bulwark-wrap$v=1$<inner id>$<settings>$argon2id$…`, wrap.ts; no argon2id field
+ * holds "$argon2id$", so the last one starts the outer layer).
+ */
+function innerUnsalted(wrapped: string): boolean {
+  const rest = wrapped.slice(WRAP_PREFIX.length);
+  const id = rest.slice(0, rest.indexOf("$"));
+  const settings = rest.slice(id.length + 1, rest.lastIndexOf("$argon2id$"));
+  return settings === "" || (CRYPT_SCHEMES.has(id) && settings.endsWith("$"));
 }
 
 function noWeakerDescribed(a: { scheme: string; params: string }, b: { scheme: string; params: string }): string | null {
