@@ -323,4 +323,28 @@ forEachDialect("email outbox", (fx) => {
     assert.equal((await f.outbox.get(left.id)).priority, PRIORITY.security + 20);
     assert.deepEqual((await f.outbox.claim({ claimer: "b", limit: 1, leaseMs: 60_000, belowPriority: 100 })).map((m) => m.id), [left.id], "its address is the account's again");
   });
+
+  it("after a step back of the clock, dueAtOnceAhead makes due the mail queued due at once and dated ahead, and moves no retry, gathering notice or lease; it counts mail waiting beyond the longest wait (test/clock-jumps-b-red-team.test.ts)", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const queuedAt = f.clock.now();
+    const leased = await f.outbox.enqueue(message(1));
+    assert.equal((await f.outbox.claim({ claimer: "other-node/clm_1", limit: 1, leaseMs: 15 * 60_000 })).length, 1);
+    const retried = await f.outbox.enqueue(message(2));
+    assert.equal((await f.outbox.claim({ claimer: "a/clm_2", limit: 1, leaseMs: 60_000 })).length, 1);
+    assert.equal(await f.outbox.markRetry({ id: retried.id, claimer: "a/clm_2", error: "421 later", nextAttemptAt: queuedAt + 10 * 60_000 }), true);
+    const gathering = await f.outbox.enqueue(message(3, { notBefore: queuedAt + 30 * 60_000 }));
+    const atOnce = await f.outbox.enqueue(message(4));
+    f.clock.jump(-HOUR);
+    const now = f.clock.now();
+    assert.deepEqual(await f.outbox.dueAtOnceAhead({ longestWaitMs: 2 * HOUR }), { madeDue: 1, beyondLongestWait: 0, latest: null });
+    assert.equal((await f.outbox.get(atOnce.id)).nextAttemptAt, now, "due at once when queued: due now");
+    assert.equal((await f.outbox.get(retried.id)).nextAttemptAt, queuedAt + 10 * 60_000, "a retry keeps its backoff");
+    assert.equal((await f.outbox.get(gathering.id)).nextAttemptAt, queuedAt + 30 * 60_000, "a gathering notice keeps its due time");
+    assert.equal((await f.outbox.get(leased.id)).claimedUntil, queuedAt + 15 * 60_000, "another node's lease is its own");
+    assert.deepEqual((await f.outbox.claim({ claimer: "b/clm_3", limit: 10, leaseMs: 60_000 })).map((m) => m.id), [atOnce.id]);
+    // Three hours further back: the retry and the gathering notice now wait beyond the 2 hours (queued and failed mail only).
+    f.clock.jump(-3 * HOUR);
+    assert.deepEqual(await f.outbox.dueAtOnceAhead({ longestWaitMs: 2 * HOUR }), { madeDue: 0, beyondLongestWait: 2, latest: queuedAt + 30 * 60_000 });
+  });
 });

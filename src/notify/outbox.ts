@@ -557,14 +557,18 @@ export class Outbox {
    * (startAttempt), so the rest of a batch whose sender died never loses any of its budget. A claimed message
    * whose sealed body does not open, whose link is on an origin no longer configured (withLinkOrigin), or that is no
    * longer good to send (stillGood: its link lapsed, was replaced, used or withdrawn, its account left the address) is not handed out: `onSetAside`
-   * hears of each (the sender counts and logs it).
+   * hears of each (the sender counts and logs it). `notIn`: ids the caller is delivering itself (at most 1000), never
+   * claimed whatever their lease says: a sender's own delivery in flight is live however its clock was stepped.
    */
-  async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
+  async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; notIn?: readonly string[]; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
     const now = this.#clock.now();
     const until = now + input.leaseMs;
+    const notIn = input.notIn ?? [];
+    if (notIn.length > MAX_BATCH) throw notifyErrors.badMessage(`a claim leaves out at most ${MAX_BATCH} ids`);
     const claimIn = async (limit: number, narrow: (q: DueQuery) => DueQuery, oldestFirst = false): Promise<Selectable<OutboxMessagesTable>[]> => {
       if (limit <= 0) return [];
-      const candidates = narrow(this.#db.selectFrom("outbox_messages").select("id").where(CLAIMABLE).where("next_attempt_at", "<=", now));
+      let candidates = narrow(this.#db.selectFrom("outbox_messages").select("id").where(CLAIMABLE).where("next_attempt_at", "<=", now));
+      if (notIn.length > 0) candidates = candidates.where("id", "not in", [...notIn]);
       let due = (oldestFirst ? candidates.orderBy("next_attempt_at") : candidates.orderBy("priority").orderBy("next_attempt_at")).limit(limit);
       if (this.#database.dialect === "postgres") due = due.forUpdate().skipLocked();
       return this.#db.updateTable("outbox_messages")
@@ -705,17 +709,57 @@ export class Outbox {
     return row ? Number(row.attempts) : null;
   }
 
-  /** Extends the lease on the given messages still held by `claimer`; returns the ids it still holds. */
-  async renew(input: { claimer: string; ids: readonly string[]; leaseMs: number }): Promise<Set<string>> {
+  /**
+   * Extends the lease on the given messages still held by `claimer` to now + `leaseMs`; returns the ids it still holds.
+   * A lease past its end by the clock is not renewed, unless `stepped`: the caller's clock was stepped, and it judged
+   * its lease live by the time that elapsed (Clock.elapsed) instead; the row is still its own while its claim token is
+   * (nobody took it over), and the new end is set by the clock as it reads now, back as well as forward.
+   */
+  async renew(input: { claimer: string; ids: readonly string[]; leaseMs: number; stepped?: boolean }): Promise<Set<string>> {
     if (input.ids.length === 0) return new Set();
     const now = this.#clock.now();
     const until = now + input.leaseMs;
-    const rows = await this.#db.updateTable("outbox_messages")
+    let query = this.#db.updateTable("outbox_messages")
       .set({ claimed_until: until, next_attempt_at: until })
-      .where("id", "in", [...input.ids]).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
-      .where("claimed_until", ">", now)
-      .returning("id").execute();
+      .where("id", "in", [...input.ids]).where("claimed_by", "=", input.claimer).where("status", "=", "sending");
+    if (input.stepped !== true) query = query.where("claimed_until", ">", now);
+    const rows = await query.returning("id").execute();
     return new Set(rows.map((r) => r.id));
+  }
+
+  /**
+   * After this node's clock was stepped back (or at a sender's start, for a step while it was down): makes due now the
+   * mail that was due at once when it was queued (`queued`, its due time not after its queue time) and is dated ahead of
+   * the clock now, in batches of 1000 ids, one UPDATE each, at most 100. Such mail meant to wait nothing: its due time is
+   * ahead only because the clock that dated it (this node's before the step, or another node's ahead of this one) reads
+   * ahead of this one, and `next_attempt_at <= now` would hold it for the whole step (an hour's step back, an hour's
+   * wait for a reset link and a password-changed notice). Nothing else is moved: a retry's backoff, a gathering notice's
+   * `notBefore`, another sender's lease were meant to wait, and whose clock dated them is not recorded, so moving them
+   * back by the step could send them early (a lease held by another node: twice). Returns how many were made due, and
+   * how much mail still waits further ahead than `longestWaitMs` (the longest wait the outbox schedules) and until when:
+   * for the sender to say so.
+   */
+  async dueAtOnceAhead(input: { longestWaitMs: number }): Promise<{ madeDue: number; beyondLongestWait: number; latest: number | null }> {
+    const now = this.#clock.now();
+    const dueAtQueueing = sql<SqlBool>`"next_attempt_at" <= "created_at"`;
+    let madeDue = 0;
+    for (let i = 0; i < 100; i++) {
+      const ids = this.#db.selectFrom("outbox_messages").select("id").where(CLAIMABLE).where("status", "=", "queued")
+        .where("next_attempt_at", ">", now).where(dueAtQueueing).limit(MAX_BATCH);
+      const result = await this.#db.updateTable("outbox_messages").set({ next_attempt_at: now })
+        .where("id", "in", ids)
+        // Again on the row itself: a sender on another node may have claimed it meanwhile.
+        .where("status", "=", "queued").where("next_attempt_at", ">", now).where(dueAtQueueing)
+        .executeTakeFirst();
+      const n = Number(result.numUpdatedRows);
+      madeDue += n;
+      if (n < MAX_BATCH) break;
+    }
+    const beyond = await this.#db.selectFrom("outbox_messages")
+      .select((eb) => [eb.fn.countAll<number>().as("n"), eb.fn.max("next_attempt_at").as("latest")])
+      .where(CLAIMABLE).where("status", "in", ["queued", "failed"]).where("next_attempt_at", ">", now + input.longestWaitMs)
+      .executeTakeFirstOrThrow();
+    return { madeDue, beyondLongestWait: Number(beyond.n), latest: beyond.latest == null ? null : Number(beyond.latest) };
   }
 
   // Every transition below is fenced by the claim: it applies only while the row is still `sending`

@@ -333,4 +333,33 @@ forEachDialect("outbox sender", (fx) => {
     const after = started.indexOf(resetId) - startedBeforeCommit;
     assert.ok(started.includes(resetId) && after <= 1, `${after} campaign deliveries were started after the reset mail was queued and before it`);
   });
+
+  it("never claims a message it is delivering itself, though its clock (one with no elapsed time to judge a step by) was stepped past the lease meanwhile (test/clock-jumps-b-red-team.test.ts)", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const { id } = await f.outbox.enqueue(message(1));
+    const sent: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let started!: () => void;
+    const startedOnce = new Promise<void>((resolve) => (started = resolve));
+    const slow: MailTransport = {
+      async send(m): Promise<DeliveryOutcome> {
+        sent.push(m.id);
+        started();
+        await held;
+        return { ok: true, providerMessageId: null };
+      },
+      close: async () => {},
+    };
+    const wallOnly = { now: () => f.clock.now() };
+    const sender = new OutboxSender({ outbox: f.outbox, transport: slow, clock: wallOnly, random: systemRandom }, { name: "node-a" });
+    const first = sender.runOnce();
+    await startedOnce;
+    f.clock.jump(20 * 60_000);
+    assert.equal((await sender.runOnce()).claimed, 0, "its own delivery in flight is left out of its claim");
+    release();
+    assert.deepEqual(await first, { claimed: 1, sent: 1, retried: 0, dead: 0, released: 0, lostClaims: 0 });
+    assert.deepEqual(sent, [id]);
+  });
 });

@@ -48,7 +48,10 @@ export interface SenderDeps {
   transport: MailTransport;
   clock: Clock;
   random: RandomSource;
-  /** Told about every message that goes dead and every claim lost. Never given a full recipient address. */
+  /**
+   * Told about every message that goes dead, every claim lost, and every step of the clock with the mail it held
+   * (#judgeClock). Never given a full recipient address.
+   */
   logger?: { warn(obj: object, msg: string): void };
   /**
    * Records in the audit log whether each security notice reached its relay (delivery-audit.ts). The server
@@ -80,6 +83,32 @@ export interface RunReport {
 // s after a renewal keeps every delivery's whole deadline (ensureLease); a crashed sender's mail waits 15 minutes.
 const DEFAULT_DELIVERY_TIMEOUT = 11 * 60_000;
 const DEFAULT_LEASE = 15 * 60_000;
+
+/**
+ * How far this node's wall time may move apart from the time that elapsed (Clock.elapsed) between two readings of the
+ * sender before it counts as a step of the clock (#judgeClock): NTP slews a clock by at most 0.5 ms a second, well
+ * under a second between readings taken at every claim and delivery; 30 s is the skew nodes are allowed by default
+ * (BULWARK_MAX_CLOCK_SKEW_SECONDS). A smaller step forward stays inside a lease's quarter of margin.
+ */
+const CLOCK_STEP_MS = 30_000;
+
+/**
+ * The longest wait the outbox schedules but a retry's backoff and a lease (the sender's own policy): a notice gathering
+ * the hour's sign-ins from new browsers is due at the end of its hour plus the dated-ahead tolerance (src/http/auth/
+ * helpers.ts), under 2 hours for any skew limit under half an hour. Mail due further ahead was dated by a clock ahead of
+ * this one: the sender says so (#judgeClock).
+ */
+const GATHERING_WAIT_MS = 2 * 3_600_000;
+
+/** A reading of a clock: its wall time and its elapsed (monotonic) time, taken together; null without `elapsed`. */
+type ClockReading = { wall: number; elapsed: number };
+
+function readClock(clock: Clock): ClockReading | null {
+  if (clock.elapsed === undefined) return null;
+  const elapsed = clock.elapsed();
+  const wall = clock.now();
+  return Number.isFinite(elapsed) && Number.isFinite(wall) ? { wall, elapsed } : null;
+}
 
 /** Resolves after `ms`, or at once when `signal` is aborted; leaves no timer or listener behind. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
@@ -146,6 +175,22 @@ export class OutboxSender {
   #busy = 0;
   /** Woken whenever a delivery slot is given back. */
   readonly #slotWaiters = new Set<() => void>();
+  /**
+   * Ids of the messages this sender's batches are delivering: left out of every claim it makes (Outbox.claim's
+   * `notIn`). Its clock stepped past a lease while the relay still had the message, the sender's next claim took its own
+   * live lease and delivered the mail a second time. In memory, not by claim name: after a restart the process holds
+   * nothing, and its predecessor's mail is free once its leases end, as ADR 0004 has it (`host/pid` names repeat).
+   */
+  readonly #delivering = new Set<string>();
+  /** Each batch still holding mail: renews all its leases at the time the clock reads now, after a step (#judgeClock). */
+  readonly #leaseKeepers = new Set<() => Promise<void>>();
+  /** The clock as the sender last read it (#judgeClock), to tell a step of the wall time from time that passed. */
+  #reading: ClockReading | null;
+  /** Whether mail dated ahead was looked for since the sender was built (at its first claim: a step while it was down). */
+  #aheadLookedFor = false;
+  /** Judgements of the clock take turns: a step is acted on once, and every claim waits until it has been. */
+  #clockTurn: Promise<void> = Promise.resolve();
+  readonly #longestWaitMs: number;
 
   constructor(deps: SenderDeps, options: SenderOptions) {
     this.#deps = deps;
@@ -165,6 +210,59 @@ export class OutboxSender {
     this.#renewBelow = this.#leaseMs - this.#margin > this.#deliveryTimeoutMs
       ? Math.max(this.#leaseMs / 2, this.#margin + this.#deliveryTimeoutMs)
       : this.#leaseMs / 2;
+    this.#longestWaitMs = Math.max(this.#retry.maxDelayMs, this.#leaseMs, GATHERING_WAIT_MS);
+    this.#reading = readClock(deps.clock);
+  }
+
+  /**
+   * Before a claim or a lease renewal: has this node's clock been stepped since the sender last read it (its wall time
+   * moved more than CLOCK_STEP_MS apart from the time that elapsed: NTP stepping it, `date -s`, a host resumed)? Then
+   * every batch renews its leases at the time the clock reads now, where they are live by the time that elapsed, and it
+   * is logged. After a step back, and once at the sender's first claim, the mail queued due at once and dated ahead of
+   * the clock is made due now (Outbox.dueAtOnceAhead), and mail due further ahead than the longest wait the outbox
+   * schedules is logged: it is held until then. A clock without `elapsed` is believed. Other nodes' leases are theirs to
+   * keep: they are judged by the rule on the nodes' clocks (ADR 0004).
+   */
+  #judgeClock(): Promise<void> {
+    const run = this.#clockTurn.then(() => this.#actOnStep());
+    this.#clockTurn = run.catch(() => {});
+    return run;
+  }
+
+  async #actOnStep(): Promise<void> {
+    const { clock, outbox, logger } = this.#deps;
+    const last = this.#reading;
+    const now = readClock(clock);
+    const step = last === null || now === null ? 0 : (now.wall - last.wall) - (now.elapsed - last.elapsed);
+    const stepped = Math.abs(step) > CLOCK_STEP_MS;
+    this.#reading = now;
+    try {
+      if (stepped) {
+        const seconds = (Math.abs(step) / 1000).toFixed(1);
+        logger?.warn({ clockStepMs: Math.round(step), sender: this.#name },
+          `outbox: this node's clock was stepped ${seconds} s ${step > 0 ? "forward" : "back"} (its wall time moved that much more or less than the time that ` +
+          "elapsed: NTP, by hand, or a host resumed); the sender renews the leases of the mail it holds at the time the clock reads now" +
+          (step < 0 ? ", and mail queued due at once but dated ahead of the clock is made due now" : ""));
+        await Promise.all([...this.#leaseKeepers].map((renew) => renew()));
+      }
+      if (step < -CLOCK_STEP_MS || !this.#aheadLookedFor) {
+        const ahead = await outbox.dueAtOnceAhead({ longestWaitMs: this.#longestWaitMs });
+        this.#aheadLookedFor = true;
+        if (ahead.madeDue > 0) {
+          logger?.warn({ madeDue: ahead.madeDue, sender: this.#name },
+            "outbox: mail queued due at once was dated ahead of this node's clock (a step back of the clock, here or on the node that queued it); it is due now");
+        }
+        if (ahead.beyondLongestWait > 0) {
+          logger?.warn({ held: ahead.beyondLongestWait, until: new Date(ahead.latest ?? 0).toISOString(), longestWaitMs: this.#longestWaitMs, sender: this.#name },
+            "outbox: mail waits further ahead than the longest wait the outbox schedules (a retry's backoff, a lease, a gathering notice): dated by a clock " +
+            "ahead of this one (stepped back since?); it is held until then");
+        }
+      }
+    } catch (error) {
+      // Judged again at the next claim.
+      this.#reading = last;
+      throw error;
+    }
   }
 
   /** Takes a delivery slot of this sender, waiting for one while all are taken; false (nothing taken) once `stop` is aborted. */
@@ -280,8 +378,13 @@ export class OutboxSender {
     const { outbox, clock } = this.#deps;
     // A fresh claim token per batch, so even this sender's own stale claims are told apart from its new ones.
     const claimer = `${this.#name}/${newId("clm", this.#deps.random)}`;
-    // Read before the claim: every held message's lease in the table ends at leaseEnds or later.
+    // A step of the clock since the last claim or renewal is acted on first: the leases of the mail in flight renewed,
+    // mail dated ahead made due (#judgeClock).
+    await this.#judgeClock();
+    // Read before the claim: every held message's lease in the table ends at leaseEnds or later. With the time that
+    // elapsed, to judge the lease by after a step.
     let leaseFrom = clock.now();
+    let leaseFromElapsed = clock.elapsed?.() ?? null;
     // What the claim itself settled (a sealed body that did not open, a link to an origin no longer configured) is
     // counted and logged like any outcome.
     let unopenedWarned = false;
@@ -304,7 +407,7 @@ export class OutboxSender {
     };
     // A stop that came before the claim claims nothing (run may start a batch just as the server stops).
     if (options.stop?.aborted) return report;
-    const batch = await outbox.claim({ claimer, limit: this.#batchSize, leaseMs: this.#leaseMs, onSetAside });
+    const batch = await outbox.claim({ claimer, limit: this.#batchSize, leaseMs: this.#leaseMs, notIn: [...this.#delivering], onSetAside });
     report.claimed = batch.length;
     if (batch.length === 0) return report;
 
@@ -324,16 +427,30 @@ export class OutboxSender {
 
     // Renew (see #renewBelow) for the messages in flight or not yet started; a message whose claim was lost is dropped,
     // never delivered: someone else owns it now.
+    const renew = async (stepped: boolean): Promise<void> => {
+      const ids = [...inFlight, ...pending.map((m) => m.id)];
+      leaseFrom = clock.now();
+      leaseFromElapsed = clock.elapsed?.() ?? null;
+      held = await outbox.renew({ claimer, ids, leaseMs: this.#leaseMs, stepped });
+      leaseEnds = leaseFrom + this.#leaseMs;
+    };
     const ensureLease = async (): Promise<void> => {
+      // A step of the clock first: it renews this lease too, when it is live (#judgeClock).
+      await this.#judgeClock();
       if (leaseEnds - clock.now() > this.#renewBelow) return;
       await exclusive(async () => {
         if (leaseEnds - clock.now() > this.#renewBelow) return; // another worker just renewed
-        const ids = [...inFlight, ...pending.map((m) => m.id)];
-        leaseFrom = clock.now();
-        held = await outbox.renew({ claimer, ids, leaseMs: this.#leaseMs });
-        leaseEnds = leaseFrom + this.#leaseMs;
+        await renew(false);
       });
     };
+    // After a step of the clock (#judgeClock): the lease is judged by the time that elapsed since it was taken, and when
+    // it is live so, renewed at the time the clock reads now, whatever its end in the table says (a step forward past it,
+    // or back, which would leave it ahead by the step). A lease over in elapsed time too is left to ensureLease.
+    const renewAfterStep = (): Promise<void> => exclusive(async () => {
+      const elapsed = clock.elapsed?.();
+      if (elapsed === undefined || leaseFromElapsed === null || elapsed - leaseFromElapsed >= this.#leaseMs) return;
+      await renew(true);
+    });
 
     // When more urgent mail was first claimed in front of a message of this batch (by id). A message passed over for
     // AGED_AFTER_MS counts as a notice for the rest of the batch: nothing more is claimed in front of it. Without this
@@ -362,7 +479,7 @@ export class OutboxSender {
         try {
           if (!(await outbox.hasDueBelow(next.priority))) return;
           // Claimed after leaseFrom, so their leases end after leaseEnds too.
-          const urgent = await outbox.claim({ claimer, limit: this.#concurrency, leaseMs: this.#leaseMs, belowPriority: next.priority, onSetAside });
+          const urgent = await outbox.claim({ claimer, limit: this.#concurrency, leaseMs: this.#leaseMs, belowPriority: next.priority, notIn: [...this.#delivering], onSetAside });
           report.claimed += urgent.length;
           if (urgent.length > 0 && !passedSince.has(next.id)) passedSince.set(next.id, clock.now());
           for (const m of urgent) held.add(m.id);
@@ -394,10 +511,12 @@ export class OutboxSender {
             continue;
           }
           inFlight.add(message.id);
+          this.#delivering.add(message.id);
           try {
             await this.#deliver(message, claimer, report, budget, options.cut);
           } finally {
             inFlight.delete(message.id);
+            this.#delivering.delete(message.id);
           }
         } finally {
           this.#giveSlot();
@@ -406,11 +525,16 @@ export class OutboxSender {
     };
     // Every worker settled before the batch ends, a failed one (a database error) included: none goes on delivering
     // after runOnce has returned (run's stop waits for its batches, and the SMTP pool closes after that).
-    const workers = await Promise.allSettled(Array.from({ length: Math.min(this.#concurrency, batch.length) }, worker));
-    if (pending.length > 0) report.released += await outbox.release({ claimer, ids: pending.map((m) => m.id) });
-    const failed = workers.find((w): w is PromiseRejectedResult => w.status === "rejected");
-    if (failed) throw failed.reason;
-    return report;
+    this.#leaseKeepers.add(renewAfterStep);
+    try {
+      const workers = await Promise.allSettled(Array.from({ length: Math.min(this.#concurrency, batch.length) }, worker));
+      if (pending.length > 0) report.released += await outbox.release({ claimer, ids: pending.map((m) => m.id) });
+      const failed = workers.find((w): w is PromiseRejectedResult => w.status === "rejected");
+      if (failed) throw failed.reason;
+      return report;
+    } finally {
+      this.#leaseKeepers.delete(renewAfterStep);
+    }
   }
 
   /**
