@@ -3,7 +3,7 @@
 // With replacePasswords it replaces a differing hash, but never with a weaker one: that would hand a
 // stolen database's attacker a GPU-crackable hash again (ASVS 11.4.2). Containment state is not
 // touched here or anywhere in the importer.
-import { saltKey, WRAP_PREFIX, type PasswordContext } from "../passwords/index.ts";
+import { saltKey, settingsSaltKey, WRAP_PREFIX, type PasswordContext } from "../passwords/index.ts";
 import type { ImportRow } from "./mapping.ts";
 
 /** A password hash replaced by an update, for the report: schemes only, never a hash. */
@@ -114,20 +114,15 @@ function noWeaker(next: string, stored: string, passwords: PasswordContext): str
 
 const UNSALTED_REPLACEMENT = "it has no salt and the stored hash has one (one precomputation would test it with every unsalted hash of its scheme; `users census` counts it unsalted)";
 
-// crypt(3) schemes, whose settings end in their salt: `$1$`, `$6$` or `$5$rounds=N$` is the empty one.
-const CRYPT_SCHEMES: ReadonlySet<string> = new Set(["md5-crypt", "sha256-crypt", "sha512-crypt"]);
-
 /**
- * Whether a parsed wrapped hash's inner legacy settings carry no salt, by saltKey's rule (a bare digest's empty
- * settings, a crypt(3) salt left empty). saltKey itself cannot be asked: it reads a whole legacy hash, and a wrapped one
- * keeps only the settings in clear (`$bulwark-wrap$v=1$<inner id>$<settings>$argon2id$…`, wrap.ts; no argon2id field
- * holds "$argon2id$", so the last one starts the outer layer).
+ * Whether a parsed wrapped hash's inner legacy settings carry no salt, by the census's rule (settingsSaltKey). The
+ * settings are what the hash keeps in clear (`$bulwark-wrap$v=1$<inner id>$<settings>$argon2id$…`, wrap.ts; no argon2id
+ * field holds "$argon2id$", so the last one starts the outer layer).
  */
 function innerUnsalted(wrapped: string): boolean {
   const rest = wrapped.slice(WRAP_PREFIX.length);
   const id = rest.slice(0, rest.indexOf("$"));
-  const settings = rest.slice(id.length + 1, rest.lastIndexOf("$argon2id$"));
-  return settings === "" || (CRYPT_SCHEMES.has(id) && settings.endsWith("$"));
+  return settingsSaltKey(id, rest.slice(id.length + 1, rest.lastIndexOf("$argon2id$"))) === null;
 }
 
 function noWeakerDescribed(a: { scheme: string; params: string }, b: { scheme: string; params: string }): string | null {

@@ -8,7 +8,7 @@ export { SCHEME_IDS } from "./scheme.ts";
 export type { HashDescription, LegacyParts, LegacyWrap, PasswordScheme, RehashPolicy, SchemeId } from "./scheme.ts";
 export { isWrappable, wrapLegacyHash, WRAP_PREFIX } from "./wrap.ts";
 export type { WrapOptions } from "./wrap.ts";
-export { saltKey } from "./salt.ts";
+export { saltKey, settingsSaltKey } from "./salt.ts";
 export { formatSaltedTemplate, parseSaltedTemplate, saltedFromTemplate } from "./salted.ts";
 export type { SaltedLayout, SaltedTemplate } from "./salted.ts";
 export { DEFAULT_HASH_LIMITS, resolveLimits } from "./limits.ts";

@@ -52,12 +52,23 @@ export function saltKey(hash: string, table: SchemeTable): string | null {
       break;
   }
   if (!scheme.wrap) throw new Error(`saltKey: no salt reader for the ${scheme.id} scheme`);
-  const { settings } = scheme.wrap.split(hash);
+  return settingsSaltKey(scheme.id, scheme.wrap.split(hash).settings);
+}
+
+/**
+ * saltKey of a fast (wrappable) scheme's hash from its settings alone (the hash minus its digest, as the scheme's
+ * `wrap.split` gives them and a wrapped hash keeps its inner layer's): null when they hold no salt (a bare digest's
+ * empty settings, an empty crypt(3) salt).
+ *
+ * @example
+ * settingsSaltKey("md5-crypt", "$1$") // null
+ */
+export function settingsSaltKey(schemeId: string, settings: string): string | null {
   const sha = SHA_CRYPT_SETTINGS.exec(settings);
-  if (scheme.id === "md5-crypt") return settings === "$1$" ? null : `${scheme.id}${settings}`;
-  if (sha !== null && (scheme.id === "sha256-crypt" || scheme.id === "sha512-crypt")) {
-    return sha[3] === "" ? null : `${scheme.id}$${sha[2] === undefined ? SHA_CRYPT_DEFAULT_ROUNDS : Number(sha[2])}$${sha[3]}`;
+  if (schemeId === "md5-crypt") return settings === "$1$" ? null : `${schemeId}${settings}`;
+  if (sha !== null && (schemeId === "sha256-crypt" || schemeId === "sha512-crypt")) {
+    return sha[3] === "" ? null : `${schemeId}$${sha[2] === undefined ? SHA_CRYPT_DEFAULT_ROUNDS : Number(sha[2])}$${sha[3]}`;
   }
   // Bare digests have empty settings: no salt at all.
-  return settings === "" ? null : `${scheme.id}$${settings}`;
+  return settings === "" ? null : `${schemeId}$${settings}`;
 }
