@@ -16,7 +16,7 @@
 // event is stored once and the chain verifies.
 // Found (fixed since: (1) the worker reports the WAL's size and each run's partial state, and the checkpointer logs
 // one warning naming a long read transaction in another process when runs stay blocked past the backstop or for
-// ~30 s, and one info line when the WAL is back within it; (2) openSQLite sets journal_size_limit to the backstop,
+// ~30 s, and one info line as soon as a run copies every page again; (2) openSQLite sets journal_size_limit to the backstop,
 // so the commit that restarts the WAL truncates the -wal file): (1) a long-lived reader makes the WAL grow far past
 // the documented 4,000-page backstop (2.5x here, without limit in general) while the checkpointer counts its runs as
 // "partial" and tells nobody: no log line, /healthz "ok"; (2) once the reader lets go and every page is copied, the

@@ -177,11 +177,11 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
   let running: Promise<Record<string, number>> | null = null;
   let stopped = false;
   const runOnce = (): Promise<Record<string, number>> => {
+    // The jump this pass found (read before each step that judges rows by the clock, so a step during the pass is caught too).
+    let jumped: number | null = null;
     running ??= (async () => {
       const removed: Record<string, number> = {};
       const skipped: string[] = [];
-      // Read before each step that judges rows by the clock, so a step during the pass is caught too.
-      let jumped: number | null = null;
       for (const [name, step] of Object.entries(steps)) {
         if (stopped) break;
         if (CLOCK_JUDGED_STEPS.has(name)) {
@@ -211,8 +211,11 @@ export function startMaintenance(app: App, options: { intervalMs?: number; first
       if (Object.values(removed).some((n) => n !== 0)) app.logger.info({ removed }, "maintenance: expired rows and abandoned sign-ups removed, reminders queued");
       return removed;
     })().finally(() => {
-      // The next pass judges from here: a jump is skipped once, then the clock is believed.
-      lastReading = readClock(app.clock);
+      // The next pass judges from here: a jump is skipped once, then the clock is believed. Not a jump this pass did not
+      // see: one that landed after its last check (during its last clock-judged step, or a later step) was taken into
+      // this reading, and the next pass judged rows by the stepped clock and never said so (a minute-old sign-up deleted
+      // as abandoned, test/new-code-twentysix-b-red-team.test.ts). The old reading is kept: the next pass finds the jump.
+      if (jumped !== null || clockJump(lastReading, app.clock, jumpMarginMs) === null) lastReading = readClock(app.clock);
       running = null;
     });
     return running;

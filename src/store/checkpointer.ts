@@ -24,7 +24,11 @@ export const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
  * (60 runs at the default interval): a request's own read transaction makes a run or two partial, never 30 s of them.
  */
 const PINNED_AFTER_MS = 30_000;
-/** Partial runs in a row that count as pinned whatever the interval: one or two happen under a normal load. */
+/**
+ * Partial runs in a row that count as pinned whatever the interval, the WAL past the backstop or not: one or two happen
+ * under a normal load. Past the backstop too: one big commit (an import batch, a containment batch) while a request's
+ * short read was open leaves the WAL past it and one run partial, and was warned about as a long read at once.
+ */
 const PINNED_AFTER_RUNS_AT_LEAST = 3;
 
 export interface CheckpointerOptions {
@@ -148,12 +152,13 @@ export function startCheckpointer(database: Database, options: CheckpointerOptio
   let stats: CheckpointStats = { runs: 0, copying: 0, pagesCopied: 0, partial: 0, walPages: 0, partialInARow: 0, lastError: null, running: true };
   let reportedError: string | null = null;
   let reportedPinned = false;
-  // Pinned: runs cannot copy everything, and either the WAL is past the backstop (the bound ADR 0006 promises does
-  // not hold) or they have not for PINNED_AFTER_MS. A WAL past the backstop that runs copy whole (one large
-  // transaction) is not pinned: the next commit restarts it. Recovered: a run copied everything and the WAL is back
-  // within the backstop. Each is logged once, not at every run.
+  // Pinned: runs cannot copy everything, PINNED_AFTER_RUNS_AT_LEAST of them in a row with the WAL past the backstop
+  // (the bound ADR 0006 promises does not hold), or for PINNED_AFTER_MS. A WAL past the backstop that runs copy whole
+  // (one large transaction) is not pinned: the next commit restarts it; nor is one that a single run left partial (a
+  // request's read open while that transaction committed). Recovered: a run copied everything (the reader let go; the
+  // next commit restarts the WAL). Each is logged once, not at every run.
   const reportPinning = (): void => {
-    const pinned = stats.partialInARow > 0 && (stats.walPages > backstop || stats.partialInARow >= pinnedAfterRuns);
+    const pinned = stats.partialInARow >= PINNED_AFTER_RUNS_AT_LEAST && (stats.walPages > backstop || stats.partialInARow >= pinnedAfterRuns);
     const fields = { walPages: stats.walPages, walMiB: walMiB(stats.walPages), backstopPages: backstop, partialInARow: stats.partialInARow };
     if (pinned && !reportedPinned) {
       reportedPinned = true;
@@ -163,9 +168,10 @@ export function startCheckpointer(database: Database, options: CheckpointerOptio
           `backstop ${backstop}). Likely a long read transaction in another process on the database (a backup, sqlite3, a long bulwark command): ` +
           "the WAL grows until it ends",
       );
-    } else if (reportedPinned && stats.partialInARow === 0 && stats.walPages <= backstop) {
+    } else if (reportedPinned && stats.partialInARow === 0) {
+      // At once: waiting for the WAL to be back within the backstop too waited for a later commit to restart it.
       reportedPinned = false;
-      options.logger?.info(fields, "WAL checkpoints copy every page again: the WAL is back within the backstop");
+      options.logger?.info(fields, "WAL checkpoints copy every page again: the WAL restarts at the next commit, back within the backstop");
     }
   };
   // Absolute, so the worker opens the same file whatever its working directory.

@@ -14,7 +14,7 @@ import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../../store/clock-skew.ts";
 import type { Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
 import { accountErrors } from "../errors.ts";
-import { lockAccountLinks } from "../password-reset/link-lock.ts";
+import { lockAccountLinks, lockManyAccountsLinks } from "../password-reset/link-lock.ts";
 import { confusableSkeleton } from "../users/confusables.ts";
 import { identifierKey, validateEmail } from "../users/normalise.ts";
 
@@ -311,6 +311,7 @@ export async function removeAbandonedSignUps(database: Database, audit: Pick<Aud
         .where((eb) => eb.exists(signUpEvents(eb)));
       if (from !== null) query = query.where((eb) => eb.or([eb("created_at", ">", from.createdAt), eb.and([eb("created_at", "=", from.createdAt), eb("id", ">", from.id)])]));
       const candidates = await query.orderBy("created_at").orderBy("id").limit(batch).execute();
+      await lockCandidates(database, trx, candidates.map((c) => c.id));
       const deleted: typeof candidates = [];
       for (const candidate of candidates) {
         if (await deleteUnfinishedSignUp(database, trx, candidate.id, isAbandoned)) deleted.push(candidate);
@@ -330,6 +331,20 @@ export async function removeAbandonedSignUps(database: Database, audit: Pick<Aud
     if (seen < batch) break;
   }
   return removed;
+}
+
+/**
+ * PostgreSQL: the locks deleteUnfinishedSignUp takes for each of `ids`, taken for all of them before the first delete, in
+ * the order a containment batch takes them (src/contain/job.ts): the link locks in key order (lockManyAccountsLinks),
+ * then the rows in id order. Taken candidate by candidate (oldest first), the purge held one sign-up's row while it waited
+ * for another's, held by a request's foreign key (FOR KEY SHARE), and a lock-accounts batch over both, holding that one
+ * FOR NO KEY UPDATE in id order, waited for the first: "deadlock detected", the job failed
+ * (test/new-code-twentysix-b-red-team.test.ts). deleteUnfinishedSignUp then finds its locks held. Nothing on SQLite.
+ */
+async function lockCandidates(database: Database, trx: Kysely<Schema>, ids: readonly string[]): Promise<void> {
+  if (database.dialect !== "postgres" || ids.length === 0) return;
+  await lockManyAccountsLinks(database.dialect, trx, ids);
+  await trx.selectFrom("users").select("id").where("id", "in", [...ids]).orderBy("id").forUpdate().execute();
 }
 
 /**
