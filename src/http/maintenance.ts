@@ -8,7 +8,7 @@
 // the clock beyond the skew limit from the database server's, or stepped since the last pass (a jump).
 import { sql, type Kysely, type Transaction } from "kysely";
 import type { App } from "../app/types.ts";
-import type { Clock } from "../lib/clock.ts";
+import { clockStep, readClock, type Clock, type ClockReading } from "../lib/clock.ts";
 import { recordUnrecordedRefusals, recordUnrecordedTokenUses } from "../accounts/login/refusal-sampler.ts";
 import { reportPasswordWorkRefusals } from "./auth/password-work.ts";
 import { remindExpiringTokens } from "../accounts/tokens/expiry-reminders.ts";
@@ -61,21 +61,6 @@ export const FIRST_PASS_DELAY_MS = 500;
 export const STEP_LOCK_TIMEOUT_MS = 2_000;
 export const STEP_STATEMENT_TIMEOUT_MS = 5 * 60_000;
 
-/** A reading of a clock: its wall time and its elapsed (monotonic) time, taken together. */
-type ClockReading = { wall: number; elapsed: number };
-
-/** `clock`'s reading, or null when it keeps no elapsed time (nothing to judge a jump by) or cannot be read. */
-function readClock(clock: Clock): ClockReading | null {
-  if (clock.elapsed === undefined) return null;
-  try {
-    const elapsed = clock.elapsed();
-    const wall = clock.now();
-    return Number.isFinite(elapsed) && Number.isFinite(wall) ? { wall, elapsed } : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * How far `clock`'s wall time moved beyond the time that elapsed since `since` (positive: stepped forward), when that is
  * more than `marginMs`; else (or with no reading to compare) null. Between passes a synchronised clock and the monotonic
@@ -87,9 +72,7 @@ function readClock(clock: Clock): ClockReading | null {
  * clockJump({ wall: t, elapsed: e }, clock, 30_000) // 691_200_000 once the clock was stepped 8 days ahead
  */
 export function clockJump(since: ClockReading | null, clock: Clock, marginMs: number): number | null {
-  const now = readClock(clock);
-  if (since === null || now === null) return null;
-  const jump = (now.wall - since.wall) - (now.elapsed - since.elapsed);
+  const jump = clockStep(since, readClock(clock));
   return Math.abs(jump) > marginMs ? Math.round(jump) : null;
 }
 

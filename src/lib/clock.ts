@@ -16,6 +16,35 @@ export interface Clock {
 /** The host's clock; `elapsed` is the process's monotonic clock (performance.now(), which a wall-clock step leaves alone). */
 export const systemClock: Clock = { now: () => Date.now(), elapsed: () => performance.now() };
 
+/** A reading of a clock: its wall time and its elapsed (monotonic) time, taken together. */
+export interface ClockReading {
+  wall: number;
+  elapsed: number;
+}
+
+/** `clock`'s reading, or null when it keeps no elapsed time (nothing to judge a step by) or cannot be read. */
+export function readClock(clock: Clock): ClockReading | null {
+  if (clock.elapsed === undefined) return null;
+  try {
+    const elapsed = clock.elapsed();
+    const wall = clock.now();
+    return Number.isFinite(elapsed) && Number.isFinite(wall) ? { wall, elapsed } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * How far the wall time moved beyond the time that elapsed between two readings (positive: the clock was stepped
+ * forward; 0 without both readings). NTP's slewing parts the two by at most 0.5 ms a second; a step shows whole.
+ *
+ * @example
+ * clockStep({ wall: 0, elapsed: 0 }, { wall: 8 * 86_400_000 + 60_000, elapsed: 60_000 }) // 691_200_000
+ */
+export function clockStep(since: ClockReading | null, now: ClockReading | null): number {
+  return since === null || now === null ? 0 : (now.wall - since.wall) - (now.elapsed - since.elapsed);
+}
+
 /**
  * A clock for tests: starts at `start` and moves only when told. `advance` and `set` move time as it passes (its
  * `elapsed` moves with it, even backwards, so a test that winds time back sees no jump); `jump` steps the wall clock

@@ -3,7 +3,7 @@
 // security notice reached its relay is audited with the outcome, in one transaction.
 import type { Kysely } from "kysely";
 import { newId } from "../crypto/tokens.ts";
-import type { Clock } from "../lib/clock.ts";
+import { clockStep, readClock, type Clock, type ClockReading } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import { DEFAULT_RETRY, retryDelay, type RetryPolicy } from "./backoff.ts";
 import { notifyErrors } from "./errors.ts";
@@ -99,16 +99,6 @@ const CLOCK_STEP_MS = 30_000;
  * this one: the sender says so (#judgeClock).
  */
 const GATHERING_WAIT_MS = 2 * 3_600_000;
-
-/** A reading of a clock: its wall time and its elapsed (monotonic) time, taken together; null without `elapsed`. */
-type ClockReading = { wall: number; elapsed: number };
-
-function readClock(clock: Clock): ClockReading | null {
-  if (clock.elapsed === undefined) return null;
-  const elapsed = clock.elapsed();
-  const wall = clock.now();
-  return Number.isFinite(elapsed) && Number.isFinite(wall) ? { wall, elapsed } : null;
-}
 
 /** Resolves after `ms`, or at once when `signal` is aborted; leaves no timer or listener behind. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
@@ -233,7 +223,7 @@ export class OutboxSender {
     const { clock, outbox, logger } = this.#deps;
     const last = this.#reading;
     const now = readClock(clock);
-    const step = last === null || now === null ? 0 : (now.wall - last.wall) - (now.elapsed - last.elapsed);
+    const step = clockStep(last, now);
     const stepped = Math.abs(step) > CLOCK_STEP_MS;
     this.#reading = now;
     try {
