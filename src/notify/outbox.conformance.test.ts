@@ -337,7 +337,8 @@ forEachDialect("email outbox", (fx) => {
     const atOnce = await f.outbox.enqueue(message(4));
     f.clock.jump(-HOUR);
     const now = f.clock.now();
-    assert.deepEqual(await f.outbox.dueAtOnceAhead({ longestWaitMs: 2 * HOUR }), { madeDue: 1, beyondLongestWait: 0, latest: null });
+    assert.deepEqual(await f.outbox.dueAtOnceAhead({ longestWaitMs: 2 * HOUR }),
+      { madeDue: 1, left: 0, heldAhead: 2, heldUntil: queuedAt + 30 * 60_000, beyondLongestWait: 0, latest: null }, "the retry and the gathering notice are counted as held");
     assert.equal((await f.outbox.get(atOnce.id)).nextAttemptAt, now, "due at once when queued: due now");
     assert.equal((await f.outbox.get(retried.id)).nextAttemptAt, queuedAt + 10 * 60_000, "a retry keeps its backoff");
     assert.equal((await f.outbox.get(gathering.id)).nextAttemptAt, queuedAt + 30 * 60_000, "a gathering notice keeps its due time");
@@ -345,6 +346,34 @@ forEachDialect("email outbox", (fx) => {
     assert.deepEqual((await f.outbox.claim({ claimer: "b/clm_3", limit: 10, leaseMs: 60_000 })).map((m) => m.id), [atOnce.id]);
     // Three hours further back: the retry and the gathering notice now wait beyond the 2 hours (queued and failed mail only).
     f.clock.jump(-3 * HOUR);
-    assert.deepEqual(await f.outbox.dueAtOnceAhead({ longestWaitMs: 2 * HOUR }), { madeDue: 0, beyondLongestWait: 2, latest: queuedAt + 30 * 60_000 });
+    assert.deepEqual(await f.outbox.dueAtOnceAhead({ longestWaitMs: 2 * HOUR }),
+      { madeDue: 0, left: 0, heldAhead: 2, heldUntil: queuedAt + 30 * 60_000, beyondLongestWait: 2, latest: queuedAt + 30 * 60_000 });
+  });
+
+  it("mail handed back at a stop with no attempt (release) and mail requeued (requeueDead) are due at their queue time, so dueAtOnceAhead frees them after a step back; mail handed back after a failed attempt keeps a retry's due time (test/outbox-twentysix-red-team.test.ts)", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const queuedAt = f.clock.now();
+    const unstarted = await f.outbox.enqueue(message(1));
+    const retried = await f.outbox.enqueue(message(2));
+    const dead = await f.outbox.enqueue(message(3));
+    f.clock.advance(5 * 60_000);
+    assert.equal((await f.outbox.claim({ claimer: "a/clm_1", limit: 10, leaseMs: 60_000 })).length, 3);
+    assert.equal(await f.outbox.startAttempt({ id: retried.id, claimer: "a/clm_1" }), 1);
+    assert.equal(await f.outbox.markRetry({ id: retried.id, claimer: "a/clm_1", error: "421 later", nextAttemptAt: f.clock.now() }), true);
+    assert.equal(await f.outbox.markDead({ id: dead.id, claimer: "a/clm_1", error: "550 no" }), true);
+    assert.equal((await f.outbox.claim({ claimer: "a/clm_2", limit: 10, leaseMs: 60_000, notIn: [unstarted.id] })).length, 1);
+    assert.equal(await f.outbox.startAttempt({ id: retried.id, claimer: "a/clm_2" }), 2);
+    // The stop: the unstarted message handed back as it is, the cut delivery of the retried one with its attempt taken back.
+    assert.equal(await f.outbox.release({ claimer: "a/clm_1", ids: [unstarted.id] }), 1);
+    assert.equal(await f.outbox.release({ claimer: "a/clm_2", ids: [retried.id], uncountAttempt: true }), 1);
+    assert.equal(await f.outbox.requeueDead([dead.id]), 1);
+    const rows = await Promise.all([unstarted.id, retried.id, dead.id].map((id) => f.outbox.get(id)));
+    assert.deepEqual(rows.map((r) => [r.status, r.attempts, r.nextAttemptAt]),
+      [["queued", 0, queuedAt], ["failed", 1, f.clock.now()], ["queued", 0, queuedAt]]);
+    f.clock.jump(-HOUR);
+    const ahead = await f.outbox.dueAtOnceAhead({ longestWaitMs: 2 * HOUR });
+    assert.deepEqual([ahead.madeDue, ahead.heldAhead, ahead.heldUntil], [2, 1, queuedAt + 5 * 60_000], "the retry is held, and counted");
+    assert.deepEqual((await f.outbox.claim({ claimer: "b/clm_3", limit: 10, leaseMs: 60_000 })).map((m) => m.id).sort(), [unstarted.id, dead.id].sort());
   });
 });

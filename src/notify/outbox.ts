@@ -1,6 +1,6 @@
 // The durable outbox: enqueue (one row per message, idempotent by key, bulk in multi-row batches) and
 // the claim/lease protocol senders use, on SQLite and PostgreSQL alike.
-import { sql, type Insertable, type Kysely, type Selectable, type SelectQueryBuilder, type SqlBool } from "kysely";
+import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type SqlBool } from "kysely";
 import { newId } from "../crypto/tokens.ts";
 import { BulwarkError } from "../lib/errors.ts";
 import type { Clock } from "../lib/clock.ts";
@@ -22,6 +22,18 @@ export type OutboxStatus = "queued" | "sending" | "sent" | "failed" | "dead";
  * query repeats its condition, which a bound parameter list does not.
  */
 const CLAIMABLE = sql<SqlBool>`"status" in ('queued', 'failed', 'sending')`;
+
+/** Claimable mail no sender holds: queued, or waiting for a retry (a claim with `takeOver: false`, dueAtOnceAhead's count). */
+const WAITING = sql<SqlBool>`"status" in ('queued', 'failed')`;
+
+/**
+ * A due time for mail handed back or requeued (Outbox.release, Outbox.requeueDead): its queue time, or `now` when that is
+ * earlier. Due at once as dueAtOnceAhead defines it (`next_attempt_at <= created_at`, no column of its own), so after a
+ * step of the clock back it is freed like mail just queued; dated `now` (after its queue time), it was held for the step.
+ */
+function dueAtOnce(now: number): RawBuilder<number> {
+  return sql<number>`CASE WHEN "created_at" < ${now} THEN "created_at" ELSE ${now} END`;
+}
 
 /** The ids of claimable rows, narrowed further by a claim. */
 type DueQuery = SelectQueryBuilder<Schema, "outbox_messages", { id: string }>;
@@ -559,8 +571,10 @@ export class Outbox {
    * longer good to send (stillGood: its link lapsed, was replaced, used or withdrawn, its account left the address) is not handed out: `onSetAside`
    * hears of each (the sender counts and logs it). `notIn`: ids the caller is delivering itself (at most 1000), never
    * claimed whatever their lease says: a sender's own delivery in flight is live however its clock was stepped.
+   * `takeOver: false`: no `sending` row is taken over, whatever its lease says (only queued and failed mail is claimed):
+   * for a sender whose clock was just stepped forward, by which another process's live lease may look over (OutboxSender).
    */
-  async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; notIn?: readonly string[]; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
+  async claim(input: { claimer: string; limit: number; leaseMs: number; belowPriority?: number; notIn?: readonly string[]; takeOver?: boolean; onSetAside?: (message: SetAsideMessage) => void }): Promise<OutboxMessage[]> {
     const now = this.#clock.now();
     const until = now + input.leaseMs;
     const notIn = input.notIn ?? [];
@@ -569,6 +583,7 @@ export class Outbox {
       if (limit <= 0) return [];
       let candidates = narrow(this.#db.selectFrom("outbox_messages").select("id").where(CLAIMABLE).where("next_attempt_at", "<=", now));
       if (notIn.length > 0) candidates = candidates.where("id", "not in", [...notIn]);
+      if (input.takeOver === false) candidates = candidates.where(WAITING);
       let due = (oldestFirst ? candidates.orderBy("next_attempt_at") : candidates.orderBy("priority").orderBy("next_attempt_at")).limit(limit);
       if (this.#database.dialect === "postgres") due = due.forUpdate().skipLocked();
       return this.#db.updateTable("outbox_messages")
@@ -729,23 +744,27 @@ export class Outbox {
 
   /**
    * After this node's clock was stepped back (or at a sender's start, for a step while it was down): makes due now the
-   * mail that was due at once when it was queued (`queued`, its due time not after its queue time) and is dated ahead of
-   * the clock now, in batches of 1000 ids, one UPDATE each, at most 100. Such mail meant to wait nothing: its due time is
-   * ahead only because the clock that dated it (this node's before the step, or another node's ahead of this one) reads
-   * ahead of this one, and `next_attempt_at <= now` would hold it for the whole step (an hour's step back, an hour's
-   * wait for a reset link and a password-changed notice). Nothing else is moved: a retry's backoff, a gathering notice's
-   * `notBefore`, another sender's lease were meant to wait, and whose clock dated them is not recorded, so moving them
-   * back by the step could send them early (a lease held by another node: twice). Returns how many were made due, and
-   * how much mail still waits further ahead than `longestWaitMs` (the longest wait the outbox schedules) and until when:
-   * for the sender to say so.
+   * mail that was due at once when it was queued (`queued`, its due time not after its queue time: enqueued without
+   * `notBefore`, handed back by a stopping sender, requeued) and is dated ahead of the clock now, in batches of 1000 ids,
+   * one UPDATE each, at most 100 a call, in claim order (priority, then due time: the index `outbox_messages_due`), so a
+   * notice queued behind a campaign is freed first. Such mail meant to wait nothing: its due time is ahead only because
+   * the clock that dated it (this node's before the step, or another node's ahead of this one) reads ahead of this one,
+   * and `next_attempt_at <= now` would hold it for the whole step (an hour's step back, an hour's wait for a reset link
+   * and a password-changed notice). Nothing else is moved: a retry's backoff, a gathering notice's `notBefore`, another
+   * sender's lease were meant to wait, and whose clock dated them is not recorded, so moving them back by the step could
+   * send them early (a lease held by another node: twice). Returns how many were made due; when the 100 batches were
+   * all full, how many such messages are `left` (0 otherwise: the caller calls again until it is); how much queued and
+   * failed mail still waits ahead of the clock (`heldAhead`, until `heldUntil`); and how much of it waits further ahead
+   * than `longestWaitMs` (the longest wait the outbox schedules) and until when: for the sender to say so.
    */
-  async dueAtOnceAhead(input: { longestWaitMs: number }): Promise<{ madeDue: number; beyondLongestWait: number; latest: number | null }> {
+  async dueAtOnceAhead(input: { longestWaitMs: number }): Promise<{ madeDue: number; left: number; heldAhead: number; heldUntil: number | null; beyondLongestWait: number; latest: number | null }> {
     const now = this.#clock.now();
     const dueAtQueueing = sql<SqlBool>`"next_attempt_at" <= "created_at"`;
     let madeDue = 0;
+    let full = false;
     for (let i = 0; i < 100; i++) {
       const ids = this.#db.selectFrom("outbox_messages").select("id").where(CLAIMABLE).where("status", "=", "queued")
-        .where("next_attempt_at", ">", now).where(dueAtQueueing).limit(MAX_BATCH);
+        .where("next_attempt_at", ">", now).where(dueAtQueueing).orderBy("priority").orderBy("next_attempt_at").limit(MAX_BATCH);
       const result = await this.#db.updateTable("outbox_messages").set({ next_attempt_at: now })
         .where("id", "in", ids)
         // Again on the row itself: a sender on another node may have claimed it meanwhile.
@@ -753,13 +772,22 @@ export class Outbox {
         .executeTakeFirst();
       const n = Number(result.numUpdatedRows);
       madeDue += n;
-      if (n < MAX_BATCH) break;
+      full = n === MAX_BATCH;
+      if (!full) break;
     }
-    const beyond = await this.#db.selectFrom("outbox_messages")
+    const left = !full ? 0 : Number((await this.#db.selectFrom("outbox_messages").select((eb) => eb.fn.countAll<number>().as("n"))
+      .where(CLAIMABLE).where("status", "=", "queued").where("next_attempt_at", ">", now).where(dueAtQueueing)
+      .executeTakeFirstOrThrow()).n);
+    const ahead = (after: number) => this.#db.selectFrom("outbox_messages")
       .select((eb) => [eb.fn.countAll<number>().as("n"), eb.fn.max("next_attempt_at").as("latest")])
-      .where(CLAIMABLE).where("status", "in", ["queued", "failed"]).where("next_attempt_at", ">", now + input.longestWaitMs)
+      .where(CLAIMABLE).where(WAITING).where("next_attempt_at", ">", after)
       .executeTakeFirstOrThrow();
-    return { madeDue, beyondLongestWait: Number(beyond.n), latest: beyond.latest == null ? null : Number(beyond.latest) };
+    const held = await ahead(now);
+    const beyond = Number(held.n) === 0 ? { n: 0, latest: null } : await ahead(now + input.longestWaitMs);
+    return {
+      madeDue, left, heldAhead: Number(held.n), heldUntil: held.latest == null ? null : Number(held.latest),
+      beyondLongestWait: Number(beyond.n), latest: beyond.latest == null ? null : Number(beyond.latest),
+    };
   }
 
   // Every transition below is fenced by the claim: it applies only while the row is still `sending`
@@ -790,13 +818,20 @@ export class Outbox {
   /**
    * Hands back messages `claimer` holds (a sender that is stopping): due again at once, for any sender. Those not
    * started count no attempt; with `uncountAttempt`, the attempt started on them (a delivery the stopping server cut)
-   * is taken back. Returns how many were handed back.
+   * is taken back. Mail left with no attempt is `queued` again and due at its queue time, or now if that is earlier
+   * (dueAtOnce): due at once by dueAtOnceAhead's rule, so a step of the clock back while the server was down does not
+   * hold it. Mail an earlier attempt counts against (`failed`: it was retried before) is due now, as a retry: a step
+   * back holds it the step, as any retry, and the sender says so (OutboxSender). Returns how many were handed back.
    */
   async release(input: { claimer: string; ids: readonly string[]; uncountAttempt?: boolean }): Promise<number> {
     if (input.ids.length === 0) return 0;
+    const now = this.#clock.now();
     const attempts = input.uncountAttempt ? sql<number>`CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END` : sql<number>`attempts`;
     const result = await this.#db.updateTable("outbox_messages")
-      .set({ status: sql<OutboxStatus>`CASE WHEN ${attempts} = 0 THEN 'queued' ELSE 'failed' END`, attempts, next_attempt_at: this.#clock.now(), claimed_by: null, claimed_until: null })
+      .set({
+        status: sql<OutboxStatus>`CASE WHEN ${attempts} = 0 THEN 'queued' ELSE 'failed' END`, attempts,
+        next_attempt_at: sql<number>`CASE WHEN ${attempts} = 0 THEN ${dueAtOnce(now)} ELSE ${now} END`, claimed_by: null, claimed_until: null,
+      })
       .where("id", "in", [...input.ids]).where("claimed_by", "=", input.claimer).where("status", "=", "sending")
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
@@ -825,8 +860,8 @@ export class Outbox {
 
   /**
    * Puts dead messages back in the queue (an operator fixed the cause), with a fresh attempt budget, behind the mail
-   * queued the usual way (REQUEUED_BEHIND). At most 1000 ids per call (bind parameters); messages no longer dead are left
-   * alone. A requeued message no longer good to send (a lapsed link, a link a newer mail of its account replaced, a link
+   * queued the usual way (REQUEUED_BEHIND), due at once (dueAtOnce: a step of the clock back does not hold it). At most
+   * 1000 ids per call (bind parameters); messages no longer dead are left alone. A requeued message no longer good to send (a lapsed link, a link a newer mail of its account replaced, a link
    * used or withdrawn since, an address its account left) dies again at its claim, with the reason, unsent.
    */
   async requeueDead(ids: readonly string[], executor?: Kysely<Schema>): Promise<number> {
@@ -834,7 +869,7 @@ export class Outbox {
     if (ids.length > MAX_BATCH) throw notifyErrors.badMessage(`requeue at most ${MAX_BATCH} messages per call`);
     const behind = sql<number>`CASE WHEN "priority" < ${sql.lit(REQUEUED_BEHIND)} THEN "priority" + ${sql.lit(REQUEUED_BEHIND)} ELSE "priority" END`;
     const result = await (executor ?? this.#db).updateTable("outbox_messages")
-      .set({ status: "queued", attempts: 0, next_attempt_at: this.#clock.now(), last_error: null, priority: behind })
+      .set({ status: "queued", attempts: 0, next_attempt_at: dueAtOnce(this.#clock.now()), last_error: null, priority: behind })
       .where("id", "in", [...ids]).where("status", "=", "dead")
       .executeTakeFirst();
     return Number(result.numUpdatedRows);

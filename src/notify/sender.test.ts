@@ -362,4 +362,24 @@ forEachDialect("outbox sender", (fx) => {
     assert.deepEqual(await first, { claimed: 1, sent: 1, retried: 0, dead: 0, released: 0, lostClaims: 0 });
     assert.deepEqual(sent, [id]);
   });
+
+  it("after its clock is stepped forward, takes over no lease until one lease of elapsed time has passed, claiming queued mail meanwhile; a crashed sender's mail is taken over then (test/outbox-twentysix-red-team.test.ts)", async (t) => {
+    const f = await notifyFixture(await fx.fresh());
+    t.after(() => f.close());
+    const crashed = await f.outbox.enqueue(message(1));
+    // A sender that died holding it: its lease (15 minutes) runs from now.
+    assert.equal((await f.outbox.claim({ claimer: "host/1/clm_dead", limit: 1, leaseMs: 15 * 60_000 })).length, 1);
+    const sent: string[] = [];
+    const recording: MailTransport = { send: async (m): Promise<DeliveryOutcome> => (sent.push(m.id), { ok: true, providerMessageId: null }), close: async () => {} };
+    const logger = recordingLogger();
+    const sender = new OutboxSender({ outbox: f.outbox, transport: recording, clock: f.clock, random: systemRandom, logger }, { name: "host/2" });
+    f.clock.jump(20 * 60_000);
+    const fresh = await f.outbox.enqueue(message(2));
+    assert.deepEqual({ claimed: (await sender.runOnce()).claimed, sent }, { claimed: 1, sent: [fresh.id] }, "queued mail is claimed; the lease that looks over is not taken");
+    assert.ok(logger.lines.some((l) => l.obj.clockStepMs === 20 * 60_000 && /takes over no other sender's lease/.test(l.msg)), JSON.stringify(logger.lines));
+    f.clock.advance(15 * 60_000 - 1);
+    assert.equal((await sender.runOnce()).claimed, 0, "not before a whole lease has elapsed since the step");
+    f.clock.advance(1);
+    assert.deepEqual({ claimed: (await sender.runOnce()).claimed, sent }, { claimed: 1, sent: [fresh.id, crashed.id] }, "the crashed sender's mail is taken over once its lease is over in elapsed time");
+  });
 });

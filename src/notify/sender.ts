@@ -176,8 +176,17 @@ export class OutboxSender {
   readonly #leaseKeepers = new Set<() => Promise<void>>();
   /** The clock as the sender last read it (#judgeClock), to tell a step of the wall time from time that passed. */
   #reading: ClockReading | null;
-  /** Whether mail dated ahead was looked for since the sender was built (at its first claim: a step while it was down). */
-  #aheadLookedFor = false;
+  /**
+   * Whether mail dated ahead is looked for at the next claim (Outbox.dueAtOnceAhead): at the first (a step while the
+   * sender was down), after a step back, and again while the last look freed as much as it may at once (mail was left).
+   */
+  #lookAhead = true;
+  /**
+   * Until when, in elapsed time (Clock.elapsed), the sender takes over no lease (Outbox.claim's `takeOver: false`), or
+   * null: one lease after it saw its clock stepped forward. Other processes on this host saw the same step, their
+   * deliveries in flight hold leases that look over by the new wall time, and only the elapsed time can show them over.
+   */
+  #noTakeOverUntil: number | null = null;
   /** Judgements of the clock take turns: a step is acted on once, and every claim waits until it has been. */
   #clockTurn: Promise<void> = Promise.resolve();
   readonly #longestWaitMs: number;
@@ -208,10 +217,12 @@ export class OutboxSender {
    * Before a claim or a lease renewal: has this node's clock been stepped since the sender last read it (its wall time
    * moved more than CLOCK_STEP_MS apart from the time that elapsed: NTP stepping it, `date -s`, a host resumed)? Then
    * every batch renews its leases at the time the clock reads now, where they are live by the time that elapsed, and it
-   * is logged. After a step back, and once at the sender's first claim, the mail queued due at once and dated ahead of
-   * the clock is made due now (Outbox.dueAtOnceAhead), and mail due further ahead than the longest wait the outbox
-   * schedules is logged: it is held until then. A clock without `elapsed` is believed. Other nodes' leases are theirs to
-   * keep: they are judged by the rule on the nodes' clocks (ADR 0004).
+   * is logged. After a step forward, for one lease of elapsed time, its claims take over no lease (#mayTakeOver): the
+   * leases of other processes on this host (the same clock, the same step) look over by the wall time and are not. After
+   * a step back, and once at the sender's first claim, the mail queued due at once and dated ahead of the clock is made
+   * due now (Outbox.dueAtOnceAhead; at the next claims again while some was left), and, when a step back was seen or
+   * such mail was found, the queued and failed mail still waiting ahead is logged, with its count and until when. A clock without `elapsed` is believed. Other nodes' leases
+   * are theirs to keep: they are judged by the rule on the nodes' clocks (ADR 0004).
    */
   #judgeClock(): Promise<void> {
     const run = this.#clockTurn.then(() => this.#actOnStep());
@@ -232,15 +243,32 @@ export class OutboxSender {
         logger?.warn({ clockStepMs: Math.round(step), sender: this.#name },
           `outbox: this node's clock was stepped ${seconds} s ${step > 0 ? "forward" : "back"} (its wall time moved that much more or less than the time that ` +
           "elapsed: NTP, by hand, or a host resumed); the sender renews the leases of the mail it holds at the time the clock reads now" +
-          (step < 0 ? ", and mail queued due at once but dated ahead of the clock is made due now" : ""));
+          (step < 0
+            ? ", and mail queued due at once but dated ahead of the clock is made due now"
+            : `, and takes over no other sender's lease for ${Math.round(this.#leaseMs / 1000)} s (the mail other processes on this host deliver looks over by the new time)`));
+        // now is not null: a step is measured between two readings.
+        if (step > 0 && now !== null) this.#noTakeOverUntil = now.elapsed + this.#leaseMs;
         await Promise.all([...this.#leaseKeepers].map((renew) => renew()));
       }
-      if (step < -CLOCK_STEP_MS || !this.#aheadLookedFor) {
+      if (step < -CLOCK_STEP_MS || this.#lookAhead) {
         const ahead = await outbox.dueAtOnceAhead({ longestWaitMs: this.#longestWaitMs });
-        this.#aheadLookedFor = true;
+        this.#lookAhead = ahead.left > 0;
         if (ahead.madeDue > 0) {
           logger?.warn({ madeDue: ahead.madeDue, sender: this.#name },
             "outbox: mail queued due at once was dated ahead of this node's clock (a step back of the clock, here or on the node that queued it); it is due now");
+        }
+        if (ahead.left > 0) {
+          logger?.warn({ left: ahead.left, sender: this.#name },
+            `outbox: ${ahead.left} more messages queued due at once are still dated ahead of this node's clock (at most 100,000 are made due at a time, ` +
+            "most urgent first); the sender makes them due at its next claims");
+          return;
+        }
+        // Said when the clock is known to have read ahead (a step back seen, or mail freed: dated by a clock ahead of
+        // this one), not at every start: a retry in its backoff is no news then.
+        if (ahead.heldAhead > 0 && (step < -CLOCK_STEP_MS || ahead.madeDue > 0)) {
+          logger?.warn({ held: ahead.heldAhead, until: new Date(ahead.heldUntil ?? 0).toISOString(), sender: this.#name },
+            "outbox: queued and failed mail waits ahead of this node's clock (a retry's backoff, a gathering notice, mail handed back after a failed " +
+            "attempt); it is held until its due time, and after a step of the clock back, the step longer");
         }
         if (ahead.beyondLongestWait > 0) {
           logger?.warn({ held: ahead.beyondLongestWait, until: new Date(ahead.latest ?? 0).toISOString(), longestWaitMs: this.#longestWaitMs, sender: this.#name },
@@ -253,6 +281,19 @@ export class OutboxSender {
       this.#reading = last;
       throw error;
     }
+  }
+
+  /**
+   * Whether a claim may take over leases that look over (`sending` rows): not until one lease of elapsed time has
+   * passed since the sender saw its clock stepped forward (#noTakeOverUntil), when a lease taken before the step is over
+   * by the time that really passed. Queued and failed mail is claimed meanwhile; a crashed sender's mail waits that long.
+   */
+  #mayTakeOver(): boolean {
+    if (this.#noTakeOverUntil === null) return true;
+    const now = readClock(this.#deps.clock);
+    if (now !== null && now.elapsed < this.#noTakeOverUntil) return false;
+    this.#noTakeOverUntil = null;
+    return true;
   }
 
   /** Takes a delivery slot of this sender, waiting for one while all are taken; false (nothing taken) once `stop` is aborted. */
@@ -397,7 +438,7 @@ export class OutboxSender {
     };
     // A stop that came before the claim claims nothing (run may start a batch just as the server stops).
     if (options.stop?.aborted) return report;
-    const batch = await outbox.claim({ claimer, limit: this.#batchSize, leaseMs: this.#leaseMs, notIn: [...this.#delivering], onSetAside });
+    const batch = await outbox.claim({ claimer, limit: this.#batchSize, leaseMs: this.#leaseMs, notIn: [...this.#delivering], takeOver: this.#mayTakeOver(), onSetAside });
     report.claimed = batch.length;
     if (batch.length === 0) return report;
 
@@ -469,7 +510,7 @@ export class OutboxSender {
         try {
           if (!(await outbox.hasDueBelow(next.priority))) return;
           // Claimed after leaseFrom, so their leases end after leaseEnds too.
-          const urgent = await outbox.claim({ claimer, limit: this.#concurrency, leaseMs: this.#leaseMs, belowPriority: next.priority, notIn: [...this.#delivering], onSetAside });
+          const urgent = await outbox.claim({ claimer, limit: this.#concurrency, leaseMs: this.#leaseMs, belowPriority: next.priority, notIn: [...this.#delivering], takeOver: this.#mayTakeOver(), onSetAside });
           report.claimed += urgent.length;
           if (urgent.length > 0 && !passedSince.has(next.id)) passedSince.set(next.id, clock.now());
           for (const m of urgent) held.add(m.id);
