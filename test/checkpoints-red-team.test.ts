@@ -24,7 +24,6 @@
 // until a restart.
 // Temp dirs and loopback only.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -34,7 +33,7 @@ import { openApp, type OpenedApp } from "../src/app/index.ts";
 import { runServer } from "../src/http/run-server.ts";
 import { buildServer } from "../src/http/server.ts";
 import { DEFAULT_AUTOCHECKPOINT_PAGES, startCheckpointer, type Checkpointer } from "../src/store/checkpointer.ts";
-import { bulwarkInProcess, fixtureCliEnv, MAIN } from "./helpers/cli.ts";
+import { bulwarkInProcess, fixtureCliEnv, serveProcess } from "./helpers/cli.ts";
 import { CHEAP_ARGON2, scratchRoot, within } from "./helpers/scratch.ts";
 
 const { dataDir } = scratchRoot("bulwark-checkpoints-rt-");
@@ -227,19 +226,7 @@ describe("SIGTERM while a large checkpoint is due [sqlite, a real server process
     await app.close();
     const path = join(dir, "bulwark.db");
     const env: NodeJS.ProcessEnv = { ...process.env, ...siteEnv(dir, { BULWARK_LOG_LEVEL: "warn" }) };
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, "serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-    t.after(() => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    });
-    await new Promise<void>((resolve, reject) => {
-      child.stderr!.on("data", (d: Buffer) => {
-        stderr += d.toString();
-        if (stderr.includes("is listening on")) resolve();
-      });
-      void exited.then(({ code, signal }) => reject(new Error(`bulwark serve exited before listening (code ${code}, signal ${signal}): ${stderr}`)));
-    });
+    const { child, exited, stderr } = await serveProcess(t, env);
     const reader = pinningReader(path);
     const writer = new DatabaseSync(path);
     writer.exec("PRAGMA busy_timeout = 10000");
@@ -258,7 +245,7 @@ describe("SIGTERM while a large checkpoint is due [sqlite, a real server process
     child.kill("SIGTERM");
     const ended = await within(exited, SUPERVISOR_GRACE_MS);
     assert.notEqual(ended, "timeout", `the server did not stop within ${SUPERVISOR_GRACE_MS} ms of SIGTERM`);
-    assert.deepEqual(ended, { code: 0, signal: null }, stderr);
+    assert.deepEqual(ended, { code: 0, signal: null }, stderr());
     assert.ok(performance.now() - started < SUPERVISOR_GRACE_MS);
     assert.equal(existsSync(`${path}-wal`), false, "the last connection checkpointed everything and removed the WAL");
     assert.equal(integrity(path), "ok");

@@ -14,7 +14,6 @@
 // relay, no frozen row, a longer life — so each failed for the reason it names).
 // Temp dirs, loopback, and a private PostgreSQL cluster on a Unix socket only.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { after, describe, it, type TestContext } from "node:test";
 import pg from "pg";
@@ -26,7 +25,7 @@ import { ManualClock, type Clock } from "../src/lib/clock.ts";
 import { openPostgres, type Database } from "../src/store/database.ts";
 import { PRIORITY } from "../src/notify/outbox.ts";
 import { startTarpitSMTPServer } from "../src/notify/tarpit-smtp-server.ts";
-import { bulwarkInProcess, MAIN } from "./helpers/cli.ts";
+import { bulwarkInProcess, serveProcess as serve, type ServedProcess as Served } from "./helpers/cli.ts";
 import { sharedCluster } from "./helpers/dialects.ts";
 import { postgresUnavailable } from "./helpers/postgres.ts";
 import { testDir, within } from "./helpers/scratch.ts";
@@ -47,30 +46,6 @@ function serveEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.P
   const env: NodeJS.ProcessEnv = { ...process.env, ...BASE_ENV, BULWARK_DATA_DIR: dataDir, ...extra };
   for (const key of Object.keys(env)) if (key.startsWith("BULWARK_") && !(key in BASE_ENV) && key !== "BULWARK_DATA_DIR" && !(key in extra)) delete env[key];
   return env;
-}
-
-interface Served {
-  child: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr: () => string;
-}
-
-/** Starts `bulwark serve` as a deployment does and resolves once it listens. */
-async function serve(t: TestContext, env: NodeJS.ProcessEnv): Promise<Served> {
-  const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, "serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stderr!.on("data", (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes("is listening on")) resolve();
-    });
-    void exited.then(({ code, signal }) => reject(new Error(`bulwark serve exited before listening (code ${code}, signal ${signal}): ${stderr}`)));
-  });
-  return { child, exited, stderr: () => stderr };
 }
 
 /** SIGTERM, then what a supervisor does: SIGKILL once its grace is over. Returns how the process ended. */

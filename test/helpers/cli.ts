@@ -1,6 +1,7 @@
 // Runs the `bulwark` CLI in a child process with the pinned Node, as a user would, or in this process (cheaper) for
 // what happens before and around a command's work: option checks, refusals, output.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import type { TestContext } from "node:test";
 import { PassThrough, type Readable } from "node:stream";
 import { closeSync, openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -169,4 +170,35 @@ export async function initSite(dir: string): Promise<CLISite> {
       }
     },
   };
+}
+
+/** A spawned `bulwark serve` (serveProcess): the child, when it exits, and what it has written to stderr so far. */
+export interface ServedProcess {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr: () => string;
+}
+
+/**
+ * Starts `bulwark serve` as a deployment does (a process of its own, `env` only) and resolves once it listens; the
+ * child is killed when the test ends if it is still running. Rejects, with its stderr, when it exits first.
+ *
+ * @example
+ * const served = await serveProcess(t, env); served.child.kill("SIGTERM"); await served.exited;
+ */
+export async function serveProcess(t: TestContext, env: NodeJS.ProcessEnv): Promise<ServedProcess> {
+  const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, "serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("exit", (code, signal) => resolve({ code, signal })));
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stderr!.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes("is listening on")) resolve();
+    });
+    void exited.then(({ code, signal }) => reject(new Error(`bulwark serve exited before listening (code ${code}, signal ${signal}): ${stderr}`)));
+  });
+  return { child, exited, stderr: () => stderr };
 }
