@@ -192,7 +192,11 @@ describe("red team: the purge's row lock against a containment batch (PostgreSQL
 });
 
 describe("red team: the checkpointer's pinned warning under normal load (SQLite)", () => {
-  it("attack: a bulk change commits one transaction bigger than the backstop (a 10k-user import batch, `contain` over a big scope), then ordinary traffic goes on — a second server's request reading while one login writes makes one checkpoint run partial; no \"WAL checkpoints are blocked\" warning is logged for that (the WAL restarts under a reader that came after the full copy) (ASVS 16.3.4: no false alarm)", async () => {
+  /**
+   * A database of large notes rows with its checkpointer running (runs only when asked: runOnce), the warnings and info
+   * lines it logs, and another server's connection on the same file (the docs allow two) to hold short reads.
+   */
+  function notesStore() {
     const dir = mkdtempSync(join(tmpdir(), "bulwark-ncb26-"));
     const path = join(dir, "bulwark.db");
     const database = openSQLite(path, { create: true });
@@ -201,9 +205,19 @@ describe("red team: the checkpointer's pinned warning under normal load (SQLite)
     const infos: string[] = [];
     const logger = { warn: (_: unknown, msg?: string) => void warnings.push(String(msg)), info: (_: unknown, msg?: string) => void infos.push(String(msg)), error: () => {} };
     const checkpointer = startCheckpointer(database, { intervalMs: 60_000, logger: logger as never })!;
-    // Another server on the same file (the docs allow two) serving a request: a short read transaction.
     const otherServer = new DatabaseSync(path);
     const insert = database.sqlite!.prepare("INSERT INTO notes (id, body) VALUES (?, ?)");
+    const close = async (): Promise<void> => {
+      otherServer.close();
+      await checkpointer.stop();
+      await database.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
+    return { database, checkpointer, otherServer, insert, warnings, infos, close };
+  }
+
+  it("attack: a bulk change commits one transaction bigger than the backstop (a 10k-user import batch, `contain` over a big scope), then ordinary traffic goes on — a second server's request reading while one login writes makes one checkpoint run partial; no \"WAL checkpoints are blocked\" warning is logged for that (the WAL restarts under a reader that came after the full copy) (ASVS 16.3.4: no false alarm)", async () => {
+    const { database, checkpointer, otherServer, insert, warnings, infos, close } = notesStore();
     let id = 0;
     try {
       for (let round = 0; round < 2; round++) {
@@ -228,24 +242,12 @@ describe("red team: the checkpointer's pinned warning under normal load (SQLite)
         `"WAL checkpoints are blocked … likely a long read transaction" warnings (and ${infos.length} recovery lines): reportPinning counts one partial run as ` +
         "pinned whenever the WAL's frame count (left past the backstop by one big commit, which the WAL cannot restart under a reader) is over the backstop");
     } finally {
-      otherServer.close();
-      await checkpointer.stop();
-      await database.close();
-      rmSync(dir, { recursive: true, force: true });
+      await close();
     }
   });
 
   it("attack: a bulk change commits one transaction bigger than the backstop while a second server's request has a short read transaction open (it ends right after the next checkpoint run) — one partial run is no \"WAL checkpoints are blocked\" warning (ASVS 16.3.4: no false alarm) (was: warned at once, the WAL being over the backstop; the recovery line waited for a later commit)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "bulwark-ncb26-"));
-    const path = join(dir, "bulwark.db");
-    const database = openSQLite(path, { create: true });
-    database.sqlite!.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
-    const warnings: string[] = [];
-    const infos: string[] = [];
-    const logger = { warn: (_: unknown, msg?: string) => void warnings.push(String(msg)), info: (_: unknown, msg?: string) => void infos.push(String(msg)), error: () => {} };
-    const checkpointer = startCheckpointer(database, { intervalMs: 60_000, logger: logger as never })!;
-    const otherServer = new DatabaseSync(path);
-    const insert = database.sqlite!.prepare("INSERT INTO notes (id, body) VALUES (?, ?)");
+    const { database, checkpointer, otherServer, insert, warnings, infos, close } = notesStore();
     let id = 0;
     try {
       for (let round = 0; round < 2; round++) {
@@ -268,10 +270,7 @@ describe("red team: the checkpointer's pinned warning under normal load (SQLite)
         "run after each copied every page: reportPinning (src/store/checkpointer.ts) counts a single partial run as pinned whenever the WAL's frame count " +
         "is over the backstop, which one big commit makes it until a later commit restarts the WAL (and the recovery line waits for that restart too)");
     } finally {
-      otherServer.close();
-      await checkpointer.stop();
-      await database.close();
-      rmSync(dir, { recursive: true, force: true });
+      await close();
     }
   });
 });
