@@ -4,6 +4,7 @@ import { closeSync, constants, fstatSync, openSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseRangeBaseUrl } from "../accounts/password-policy/range-checker.ts";
 import { InputError } from "../lib/errors.ts";
+import { codePointOf } from "../lib/visible-text.ts";
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from "../store/clock-skew.ts";
 import { passwordPastHost, redactURL } from "../store/database.ts";
 import { loadHTTPAuthConfig, parseWholeNumber, type HTTPAuthConfig, type MFAPolicy } from "./http-config.ts";
@@ -271,7 +272,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // separator there would break a header (notify/validate.ts refuses it at enqueue) or rewrite what is shown.
   const control = SERVICE_NAME_CONTROL.exec(serviceName);
   if (control !== null) {
-    throw configError(`BULWARK_SERVICE_NAME contains the control character U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0")}; give the name as plain text on one line (any script, no control characters)`);
+    throw configError(`BULWARK_SERVICE_NAME contains the control character ${codePointOf(control[0])}; give the name as plain text on one line (any script, no control characters)`);
   }
   // A link mail goes out only when every http(s):// address in it is on BULWARK_PUBLIC_URL (notify/outbox.ts
   // withLinkOrigin): a name holding one, which the mails quote, made every reset and sign-up link mail dead at send.

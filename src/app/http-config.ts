@@ -6,7 +6,7 @@ import { domainToUnicode } from "node:url";
 import { mixedScriptProblem } from "../accounts/users/normalise.ts";
 import { InputError } from "../lib/errors.ts";
 import { ipv6Groups } from "../lib/ipv6.ts";
-import { identifierHidesSomething } from "../lib/visible-text.ts";
+import { codePointOf, identifierHidesSomething } from "../lib/visible-text.ts";
 import { checkMailConfig, tlsRequired, type MailConfig } from "../notify/config.ts";
 import { addressProblem } from "../notify/validate.ts";
 import { passwordPastHost } from "../store/database.ts";
@@ -172,11 +172,6 @@ const LOCAL_ONLY = "localhost, 127.0.0.0/8 or [::1]";
  */
 function isLoopbackHost(hostname: string): boolean {
   return hostname === "localhost" || hostname === "[::1]" || (isIP(hostname) === 4 && hostname.startsWith("127."));
-}
-
-/** `c` as its code point, U+XXXX. */
-function codePointOf(c: string): string {
-  return `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
 }
 
 /** The host of an origin as written: after the scheme and its slashes, before a port, a path, a query or a fragment. */

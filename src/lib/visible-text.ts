@@ -48,3 +48,14 @@ const HIDDEN_IN_IDENTIFIER = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\u2800]|\p{Default_
 export function identifierHidesSomething(text: string): boolean {
   return HIDDEN_IN_IDENTIFIER.test(text) || !VISIBLE.test(text);
 }
+
+/**
+ * How an error message names the character `c`: its code point as U+XXXX (at least four hex digits), which shows it
+ * whatever it looks like, or whether it shows at all.
+ *
+ * @example
+ * codePointOf("\u200B") // "U+200B"
+ */
+export function codePointOf(c: string): string {
+  return `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+}

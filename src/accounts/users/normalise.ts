@@ -2,7 +2,7 @@
 // the address as given. Lengths are bounded (RFC 5321 §4.5.3.1: 254 characters is the usable maximum); a new
 // identifier that only looks like another (invisible or compatibility characters, mixed Latin, Cyrillic and Greek
 // letters) is refused.
-import { identifierHidesSomething } from "../../lib/visible-text.ts";
+import { codePointOf, identifierHidesSomething } from "../../lib/visible-text.ts";
 import { accountErrors } from "../errors.ts";
 
 export const MAX_EMAIL = 254;
@@ -51,7 +51,7 @@ function compatibilityProblem(text: string): string | null {
   const plain = text.normalize("NFKC");
   if (plain === text) return null;
   const odd = [...new Set([...text].filter((c) => c.normalize("NFKC") !== c))].slice(0, 3);
-  const shown = odd.map((c) => `"${c}" (U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")})`).join(", ");
+  const shown = odd.map((c) => `"${c}" (${codePointOf(c)})`).join(", ");
   return `contains ${shown || "compatibility characters"}: a full-width, ligature or other compatibility form that reads as another character, so the identifier could pass for someone else's; write it plainly as "${plain.slice(0, 80)}"`;
 }
 
