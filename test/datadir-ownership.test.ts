@@ -99,7 +99,7 @@ describe("symbolic links where the data dir's files belong", () => {
     const elsewhere = join(root, "db-elsewhere.db");
     renameSync(join(dir, "bulwark.db"), elsewhere);
     symlinkSync(elsewhere, join(dir, "bulwark.db"));
-    await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_OPEN", join(dir, "bulwark.db"), /symbolic link/));
+    await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_UNTRUSTED", join(dir, "bulwark.db"), /symbolic link/));
   });
 
   for (const side of ["-wal", "-shm"]) {
@@ -108,7 +108,7 @@ describe("symbolic links where the data dir's files belong", () => {
       const target = join(root, `victim${side}.conf`);
       writeFileSync(target, "IMPORTANT CONTENT\n");
       symlinkSync(target, join(dir, `bulwark.db${side}`));
-      await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_OPEN", join(dir, `bulwark.db${side}`), /symbolic link/));
+      await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_UNTRUSTED", join(dir, `bulwark.db${side}`), /symbolic link/));
       assert.equal(readFileSync(target, "utf8"), "IMPORTANT CONTENT\n");
     });
   }
@@ -121,7 +121,7 @@ describe("database files others could write", () => {
       const path = join(dir, name);
       if (!existsSync(path)) closeSync(openSync(path, "w", 0o600)); // an empty side file is what SQLite leaves after a crash
       chmodSync(path, 0o666);
-      await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_OPEN", path, /mode 666/, /chmod 600/));
+      await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_UNTRUSTED", path, /mode 666/, /chmod 600/));
     });
   }
 
@@ -142,7 +142,7 @@ describe("database files every account may read (ASVS 13.3.2: least privilege on
       const db = join(dir, "bulwark.db");
       chmodSync(db, mode);
       const before = readFileSync(db);
-      await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_OPEN", db, new RegExp(`mode ${mode.toString(8)}`), /every account/, /chmod 600/));
+      await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_UNTRUSTED", db, new RegExp(`mode ${mode.toString(8)}`), /every account/, /chmod 600/));
       assert.deepEqual(readFileSync(db), before, "nothing was written");
       assert.equal(statSync(db).mode & 0o777, mode, "the refusal does not change the mode behind the operator's back");
     });
@@ -153,7 +153,7 @@ describe("database files every account may read (ASVS 13.3.2: least privilege on
     const wal = join(dir, "bulwark.db-wal");
     if (!existsSync(wal)) closeSync(openSync(wal, "w", 0o600));
     chmodSync(wal, 0o644);
-    await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_OPEN", wal, /mode 644/, /chmod 600/));
+    await assert.rejects(open(dir, "open"), refusal("BULWARK_ERR_DB_UNTRUSTED", wal, /mode 644/, /chmod 600/));
   });
 
   it("accepts a bulwark.db its group may read (0640, a backup account) and keeps that mode", async () => {
@@ -223,7 +223,7 @@ describe("files owned by another account", { skip: NEEDS_ROOT }, () => {
       const path = join(dir, name);
       if (!existsSync(path)) closeSync(openSync(path, "w", 0o600));
       chownSync(path, NOBODY, NOBODY);
-      await assert.rejects(open(dir, "open", { BULWARK_MASTER_KEY: readFileSync(join(dir, "master.key"), "utf8").trim() }), refusal("BULWARK_ERR_DB_OPEN", path, new RegExp(`uid ${NOBODY}`), /chown/));
+      await assert.rejects(open(dir, "open", { BULWARK_MASTER_KEY: readFileSync(join(dir, "master.key"), "utf8").trim() }), refusal("BULWARK_ERR_DB_UNTRUSTED", path, new RegExp(`uid ${NOBODY}`), /chown/));
     });
   }
 
@@ -234,7 +234,7 @@ describe("files owned by another account", { skip: NEEDS_ROOT }, () => {
     closeSync(openSync(db, "w", 0o666));
     chmodSync(db, 0o666);
     chownSync(db, NOBODY, NOBODY);
-    await assert.rejects(open(dir, "init"), refusal("BULWARK_ERR_DB_OPEN", db, new RegExp(`uid ${NOBODY}`)));
+    await assert.rejects(open(dir, "init"), refusal("BULWARK_ERR_DB_UNTRUSTED", db, new RegExp(`uid ${NOBODY}`)));
     assert.equal(statSync(db).size, 0, "nothing was written into it");
   });
 });

@@ -1,5 +1,5 @@
 // End-to-end: a bad environment is named, with the exit code of the contract (DESIGN.md), never "internal error":
-// a directory where a file belongs is bad input (2); a data dir this user may not read or write is a runtime failure
+// a directory where a file belongs is bad input (2), as is a database file others may read (not private); a data dir this user may not read or write is a runtime failure
 // of the environment (3), and a healthy database there is never called corrupt. `serve` with a bad
 // BULWARK_MAIL_FROM refuses to start (2) instead of listening half-dead.
 //
@@ -152,6 +152,25 @@ describe("a data dir made by another account: runtime failure of the environment
     assert.doesNotMatch(r.stderr, /corrupt|move it aside/);
     assertNamed(r);
   });
+});
+
+describe("a database file that is not private: bad input, exit 2, as a data dir or key file refused", () => {
+  for (const name of ["bulwark.db", "bulwark.db-wal"]) {
+    it(`${name} every account may read exits 2, naming the file and the chmod (was: exit 3, BULWARK_ERR_DB_OPEN, a runtime failure)`, async () => {
+      const dir = dataDir(`open-${name}`);
+      const path = join(dir, name);
+      writeFileSync(path, "", { flag: "a" }); // an empty side file is what SQLite leaves after a crash
+      chmodSync(path, 0o644);
+      const before = readFileSync(join(dir, "bulwark.db"));
+      const r = await run(["roles", "list"], { BULWARK_DATA_DIR: dir });
+      assert.equal(r.code, 2, r.stderr);
+      assert.ok(r.stderr.includes(path), r.stderr);
+      assert.match(r.stderr, /mode 644/);
+      assert.match(r.stderr, /chmod 600/);
+      assert.deepEqual(readFileSync(join(dir, "bulwark.db")), before, "the refused database was left as it was");
+      assertNamed(r);
+    });
+  }
 });
 
 describe("serve with a bad BULWARK_MAIL_FROM", () => {

@@ -213,6 +213,6 @@ describe("SQLite side files besides -wal and -shm (ASVS 13.3.2)", () => {
       assert.notEqual(row.password_hash, "$attacker$chosen-hash", "the planted journal rewrote Ana's password hash");
     }
     assert.ok(refused, "a journal every account may write was not refused, as bulwark.db-wal is");
-    assert.equal(refused.code, "BULWARK_ERR_DB_OPEN", refused.message);
+    assert.equal(refused.code, "BULWARK_ERR_DB_UNTRUSTED", refused.message);
   });
 });

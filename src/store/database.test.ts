@@ -125,7 +125,7 @@ describe("openSQLite: another process creates the file between our look and our 
       chmodSync(path, 0o644);
     };
     assert.throws(() => withRacingCreator(path, planted, () => openSQLite(path, { create: true })), (error: Raised) => {
-      assert.equal(error.code, "BULWARK_ERR_DB_OPEN");
+      assert.equal(error.code, "BULWARK_ERR_DB_UNTRUSTED");
       assert.ok(error.message.includes(path), error.message);
       assert.match(error.message, /chmod 600/);
       return true;

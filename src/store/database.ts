@@ -93,7 +93,7 @@ function databaseFileExists(path: string): boolean {
   if (stats.isDirectory()) throw storeErrors.notAFile(path, "a directory");
   if (!stats.isFile() && !stats.isSymbolicLink()) throw storeErrors.notAFile(path, "not a regular file");
   const untrusted = untrustedFileReason(path, stats);
-  if (untrusted !== null) throw storeErrors.cannotOpen(path, untrusted);
+  if (untrusted !== null) throw storeErrors.untrusted(path, untrusted);
   return true;
 }
 
@@ -112,7 +112,7 @@ function assertSideFilesTrusted(path: string): void {
       continue; // absent (the usual case), or unreachable: SQLite's own error is explained by whyCannotOpen
     }
     const untrusted = untrustedFileReason(side, stats) ?? (stats.isFile() ? readableByOthersReason(side, stats.mode) : null);
-    if (untrusted !== null) throw storeErrors.cannotOpen(path, untrusted);
+    if (untrusted !== null) throw storeErrors.untrusted(path, untrusted);
   }
 }
 
@@ -269,7 +269,7 @@ function assertExistingFileUsable(path: string): void {
   const tighten = stats.size === 0 && (stats.mode & 0o077) !== 0 && stats.uid === process.geteuid?.();
   if (tighten) chmodSync(path, 0o600);
   const tooOpen = readableByOthersReason(path, tighten ? 0o600 : stats.mode);
-  if (tooOpen !== null) throw storeErrors.cannotOpen(path, tooOpen);
+  if (tooOpen !== null) throw storeErrors.untrusted(path, tooOpen);
 }
 
 /** Opens (or creates) the SQLite database at `path` in WAL mode with foreign keys and a busy timeout. */

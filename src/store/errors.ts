@@ -17,6 +17,13 @@ export const storeErrors = {
    */
   cannotOpen: (path: string, reason: string, options?: BulwarkErrorOptions): StoreError =>
     new StoreError("BULWARK_ERR_DB_OPEN", "runtime", `cannot open the database ${path}: ${reason}`, options),
+  /**
+   * The database or a side file is not private to this process: a link, another account's, writable by group or
+   * others, or readable by every account. Bad input, exit 2, as a data dir or key file refused for the same reasons:
+   * the operator fixes it with the chown/chmod `reason` names, trying again changes nothing.
+   */
+  untrusted: (path: string, reason: string): StoreError =>
+    new StoreError("BULWARK_ERR_DB_UNTRUSTED", "input", `refusing the database ${path}: ${reason}`),
   foreignDatabase: (where: string, tables: string[]): StoreError =>
     new StoreError("BULWARK_ERR_DB_FOREIGN", "input",
       `${where} holds tables Bulwark did not create (${tables.slice(0, 5).join(", ")}${tables.length > 5 ? ", …" : ""}); refusing to touch it — use an empty database`),
