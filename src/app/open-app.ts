@@ -11,6 +11,7 @@ import { systemClock, type Clock } from "../lib/clock.ts";
 import { inertJSONText } from "../lib/terminal.ts";
 import { shellActor } from "../lib/os-user.ts";
 import { systemRandom, type RandomSource } from "../lib/random.ts";
+import { datedAheadToleranceFor } from "../store/clock-skew.ts";
 import { listTables, lockKeyOf, openPostgres, openSQLite, serialiseTransactions, type Database } from "../store/database.ts";
 import { SCHEMA_TABLES } from "../store/schema.ts";
 import { storeErrors } from "../store/errors.ts";
@@ -259,7 +260,13 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
       ...(envKey === null ? { findMasterKey: (check: string) => findRotatedMasterKey(keyFile, check, { log: (message) => logger.warn(message) }) } : {}),
     });
     // Inside a caller's transaction the key table is read through it (a rotation made by another node is noticed there too).
-    const audit = new AuditLog({ database, clock, random, signer: (executor, options = {}) => keyring.signer({ ...options, ...(executor ? { store: keyStoreIn(executor, database.dialect, "audit checkpoint") } : {}) }) });
+    // Keys dated ahead of this clock are judged with the tolerance sessions and links get (datedAheadToleranceFor): the
+    // skew the nodes may have by BULWARK_MAX_CLOCK_SKEW_SECONDS, so one node's verify and maintenance take another
+    // healthy node's young store as young, and a narrow setting is not widened to the library's 60 s.
+    const audit = new AuditLog({
+      database, clock, random, aheadToleranceMs: datedAheadToleranceFor(config.maxClockSkewMs),
+      signer: (executor, options = {}) => keyring.signer({ ...options, ...(executor ? { store: keyStoreIn(executor, database.dialect, "audit checkpoint") } : {}) }),
+    });
     // Late events only where the store is set up or served (init, start, serve) or migrations were applied now: a
     // reading command such as `audit verify` on a store under investigation writes nothing to its log.
     if (mode !== "open" || report.migrationsApplied.length > 0) await recordMigrations(database, audit, actor, new Set(report.migrationsApplied));

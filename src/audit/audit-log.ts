@@ -9,6 +9,7 @@ import { fromBase64URL, toBase64URL } from "../lib/encoding.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
+import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../store/clock-skew.ts";
 import type { Schema } from "../store/schema.ts";
 import { numberedFor } from "../store/sqlite-dialect-prepared.ts";
 import { canonicalValue } from "./canonical.ts";
@@ -44,6 +45,12 @@ export interface AuditLogOptions {
   signer?: SignerSource;
   /** Take a signed checkpoint every N events (default 1000). */
   checkpointEvery?: number;
+  /**
+   * How far ahead of this clock the store's keys may be dated while a log with no checkpoint is still taken as young
+   * (firstCheckpointProblem): the skew two nodes may have and still serve. DEFAULT_DATED_AHEAD_TOLERANCE_MS (60 s) by
+   * default; the app gives datedAheadToleranceFor(config.maxClockSkewMs), as for sessions and links. 0 or more.
+   */
+  aheadToleranceMs?: number;
 }
 
 type Head = { seq: number; hash: string };
@@ -101,6 +108,7 @@ export class AuditLog {
   readonly #random: RandomSource;
   readonly #signer: SignerSource | undefined;
   readonly #every: number;
+  readonly #aheadToleranceMs: number;
   readonly #insertSQL: string;
   readonly #insertPlainSQL: string;
   #head: Head | null = null;
@@ -133,6 +141,10 @@ export class AuditLog {
     this.#signer = options.signer;
     this.#every = options.checkpointEvery ?? 1000;
     if (!Number.isSafeInteger(this.#every) || this.#every < 1) throw new RangeError(`checkpointEvery must be a positive integer, got ${options.checkpointEvery}`);
+    this.#aheadToleranceMs = options.aheadToleranceMs ?? DEFAULT_DATED_AHEAD_TOLERANCE_MS;
+    if (!Number.isSafeInteger(this.#aheadToleranceMs) || this.#aheadToleranceMs < 0) {
+      throw new RangeError(`aheadToleranceMs must be a whole number of milliseconds, 0 or more, got ${options.aheadToleranceMs}`);
+    }
     this.#insertSQL = numberedFor(options.database, INSERT_SQL);
     this.#insertPlainSQL = numberedFor(options.database, INSERT_PLAIN_SQL);
     // Fetched now, before any caller's transaction can need it (see #signerCache); a failure waits for a retry.
@@ -441,7 +453,7 @@ export class AuditLog {
     // No checkpoint below at all, in a store whose keys are older than a log may go without one: not signed on routine
     // nor by a rotation (either would vouch for a whole rewrite with the checkpoints deleted); an operator's --first may.
     if (!base && !first) {
-      const none = firstCheckpointProblem(signer, this.#clock.now());
+      const none = firstCheckpointProblem(signer, this.#clock.now(), { aheadToleranceMs: this.#aheadToleranceMs });
       if (none !== null) return refused(none);
     }
     // A checkpoint this process stored or saw stored, above the newest one below the target now, is gone: deleted (and
@@ -685,7 +697,7 @@ export class AuditLog {
     const gap = checkCheckpointSchedule(stored.map((c) => c.seq), report.lastSeq, this.#every);
     if (gap) return { ...report, ok: false, problem: gap };
     // A log with events and no checkpoint at all is young, or was rewritten whole with its checkpoints deleted.
-    const none = stored.length === 0 && report.events > 0 ? firstCheckpointProblem(signer, this.#clock.now()) : null;
+    const none = stored.length === 0 && report.events > 0 ? firstCheckpointProblem(signer, this.#clock.now(), { aheadToleranceMs: this.#aheadToleranceMs }) : null;
     if (none !== null) return { ...report, ok: false, problem: { seq: 1, id: null, problem: none } };
     // Which key signed which checkpoint, against the creation times the keyring holds (signing-keys.ts).
     const keys = checkpointKeyProblem(stored, signer);

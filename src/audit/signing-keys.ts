@@ -68,8 +68,9 @@ export const FIRST_CHECKPOINT_WITHIN_MS = 60 * 60_000;
 /**
  * Why a log holding events but no checkpoint cannot be taken as young, or null: the store's oldest key (Signer.keysSince)
  * was created more than FIRST_CHECKPOINT_WITHIN_MS before `now`, or binds no time (a v1 wrap, older than any that does),
- * or is dated ahead of `now` by more than `aheadToleranceMs` (the skew two nodes may have and still serve,
- * DEFAULT_DATED_AHEAD_TOLERANCE_MS by default: datedAheadToleranceFor in src/store/clock-skew.ts). Keys made while the
+ * or is dated ahead of `now` by more than `aheadToleranceMs` (the skew two nodes may have and still serve: AuditLog passes
+ * its own, which the app derives from BULWARK_MAX_CLOCK_SKEW_SECONDS with datedAheadToleranceFor in src/store/clock-skew.ts;
+ * DEFAULT_DATED_AHEAD_TOLERANCE_MS by default). Keys made while the
  * host's clock ran ahead, judged once it was corrected, have no age to go by: taken as young, a log whose checkpoints
  * were deleted verified for as long as the clock had been ahead (test/clock-jumps-red-team.test.ts).
  * Not the current signing key's age: a rotation makes that new, and rewriting the log just after one must not pass.
