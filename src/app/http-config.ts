@@ -193,8 +193,8 @@ const OTHER_FULL_STOPS = /[\u3002\uFF0E\uFF61]/u;
  * `https://bulwark.example.org。evil.test` named a host under evil.test. So every ASCII label must come out as
  * written, and as many labels as were written; none may be empty (a trailing dot, `a..b`: another name for cookies
  * and the passkey RP ID); and no label may mix Latin, Cyrillic and Greek letters, as account names may not (a
- * Cyrillic а in "accounts" was punycoded into a homograph someone else can register). IP addresses are compared by
- * value (127.1 is 127.0.0.1), not here.
+ * Cyrillic а in "accounts" was punycoded into a homograph someone else can register); an `xn--` label must be a valid
+ * A-label held to the same rules (aLabelProblem). IP addresses are compared by value (127.1 is 127.0.0.1), not here.
  */
 function hostProblem(written: string, hostname: string): string | null {
   const stop = OTHER_FULL_STOPS.exec(written);
@@ -205,11 +205,56 @@ function hostProblem(written: string, hostname: string): string | null {
     return `is written ${JSON.stringify(written.slice(0, 80))} but the URL parser reads it as "${hostname.slice(0, 80)}"; write the host as it is meant`;
   }
   if (labels.includes("")) return `"${hostname.slice(0, 80)}" has an empty label (a trailing dot or two dots in a row), which names another origin than the site's; write the host without it`;
-  for (const label of domainToUnicode(hostname).split(".")) {
-    const mixed = mixedScriptProblem(label.normalize("NFC"));
+  for (const label of labels) {
+    const problem = label.startsWith("xn--") ? aLabelProblem(label) : null;
+    if (problem !== null) return problem;
+    const mixed = mixedScriptProblem(domainToUnicode(label).normalize("NFC"));
     if (mixed !== null) return `${mixed} (it would become "${hostname.slice(0, 80)}", a homograph of the name it reads as)`;
   }
   return null;
+}
+
+/**
+ * Why `label`, an `xn--` label of a parsed host, is no A-label a browser opens, or null. The URL parser keeps such a
+ * label as written without looking at what it decodes to, and domainToUnicode hands an invalid one back unchanged, so
+ * the rules a host written in Unicode is held to (hiddenAt, mixedScriptProblem) never saw `xn--bcher-kva1776c`, which
+ * encodes "bü" + ZERO WIDTH SPACE + "cher"; browsers refuse it (UTS #46 validity criteria), so every mailed link and
+ * passkey ceremony would point at a host nobody opens. The label must decode, what it decodes to must hold nothing
+ * hidden, and it must map back to this very label (an NFD or upper-case letter, a soft hyphen, which IDNA maps, do not).
+ */
+function aLabelProblem(label: string): string | null {
+  const decoded = domainToUnicode(label);
+  if (decoded === "" || decoded === label) {
+    return `has the label "${label.slice(0, 80)}", which decodes to no valid IDNA label (it encodes a hidden, upper-case or unnormalised character, or ` +
+      `nothing but ASCII), so browsers refuse the host; write the host in Unicode or as the A-label your registrar shows`;
+  }
+  const chars = [...decoded];
+  const hidden = hiddenAt(chars);
+  if (hidden >= 0) {
+    return `has the label "${label.slice(0, 80)}", which decodes to a text holding ${codePointOf(chars[hidden]!)} at position ${hidden + 1} (a control, ` +
+      `formatting or invisible character), refused as it is in a host written in Unicode; write the host as it is meant`;
+  }
+  let back: string | null;
+  try {
+    back = new URL(`https://${decoded}`).hostname;
+  } catch {
+    back = null;
+  }
+  if (back !== label) {
+    return `has the label "${label.slice(0, 80)}", which decodes to ${JSON.stringify(decoded.slice(0, 80))}, whose A-label is ` +
+      `${back === null ? "none (the URL parser refuses it)" : `"${back.slice(0, 80)}"`}: no valid IDNA label, so browsers refuse the host; write the host as it is meant`;
+  }
+  return null;
+}
+
+/**
+ * Where `chars` (an origin as written, or a decoded host label) holds a character that shows nothing: a control, space,
+ * formatting or bidirectional character, a default-ignorable, what identifierHidesSomething finds in a character alone;
+ * -1 when none. Combining marks are not among them: they belong to the letter before them (a Hindi host); nor is a
+ * joiner the parser keeps in the host (joinerKept).
+ */
+function hiddenAt(chars: readonly string[]): number {
+  return chars.findIndex((c, i) => !/\p{M}/u.test(c) && identifierHidesSomething(c) && !joinerKept(chars, i));
 }
 
 /**
@@ -247,11 +292,8 @@ function joinerKept(chars: readonly string[], i: number): boolean {
 function parseOrigin(variable: string, raw: string): string {
   const given = raw.trim();
   const shown = JSON.stringify(given.slice(0, 80));
-  // Controls, spaces, formatting and bidirectional characters, default-ignorables: what identifierHidesSomething finds
-  // in a character alone. Combining marks are not among them: they belong to the letter before them (a Hindi host);
-  // nor is a joiner the parser keeps in the host (joinerKept).
   const chars = [...given];
-  const hidden = chars.findIndex((c, i) => !/\p{M}/u.test(c) && identifierHidesSomething(c) && !joinerKept(chars, i));
+  const hidden = hiddenAt(chars);
   if (hidden >= 0 && /[\u200C\u200D]/u.test(chars[hidden]!)) {
     throw configError(
       `${variable} contains the joiner ${codePointOf(chars[hidden]!)} at position ${hidden + 1} where no host label keeps one (IDNA2008 allows it only ` +
