@@ -260,7 +260,7 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
       ...(envKey === null ? { findMasterKey: (check: string) => findRotatedMasterKey(keyFile, check, { log: (message) => logger.warn(message) }) } : {}),
     });
     // Inside a caller's transaction the key table is read through it (a rotation made by another node is noticed there too).
-    // Keys dated ahead of this clock are judged with the tolerance sessions and links get (datedAheadToleranceFor): the
+    // Keys dated ahead of this clock, and checkpoints dated after their key's retirement, are judged with the tolerance sessions and links get (datedAheadToleranceFor): the
     // skew the nodes may have by BULWARK_MAX_CLOCK_SKEW_SECONDS, so one node's verify and maintenance take another
     // healthy node's young store as young, and a narrow setting is not widened to the library's 60 s.
     const audit = new AuditLog({

@@ -47,7 +47,8 @@ export interface AuditLogOptions {
   checkpointEvery?: number;
   /**
    * How far ahead of this clock the store's keys may be dated while a log with no checkpoint is still taken as young
-   * (firstCheckpointProblem): the skew two nodes may have and still serve. DEFAULT_DATED_AHEAD_TOLERANCE_MS (60 s) by
+   * (firstCheckpointProblem), and how late after its signing key's retirement verify takes a checkpoint
+   * (checkpointKeyProblem): the skew two nodes may have and still serve. DEFAULT_DATED_AHEAD_TOLERANCE_MS (60 s) by
    * default; the app gives datedAheadToleranceFor(config.maxClockSkewMs), as for sessions and links. 0 or more.
    */
   aheadToleranceMs?: number;
@@ -700,7 +701,7 @@ export class AuditLog {
     const none = stored.length === 0 && report.events > 0 ? firstCheckpointProblem(signer, this.#clock.now(), { aheadToleranceMs: this.#aheadToleranceMs }) : null;
     if (none !== null) return { ...report, ok: false, problem: { seq: 1, id: null, problem: none } };
     // Which key signed which checkpoint, against the creation times the keyring holds (signing-keys.ts).
-    const keys = checkpointKeyProblem(stored, signer);
+    const keys = checkpointKeyProblem(stored, signer, { aheadToleranceMs: this.#aheadToleranceMs });
     return keys ? { ...report, ok: false, problem: keys } : report;
   }
 

@@ -4,7 +4,7 @@
 // verify checks with the keyring (the creation times it holds are bound by the master key, not by the row):
 // - no checkpoint is signed by a key older than one that signed a checkpoint before it (whoever holds the leaked
 //   key cannot sign anything after the rotation, whatever time they write into the checkpoint);
-// - a checkpoint dated after its key was retired (beyond the grace below) is refused;
+// - a checkpoint dated after its key was retired (beyond the grace below: the skew two nodes' clocks may have) is refused;
 // - once checkpoints exist, the current key has signed one (deleting the new key's checkpoints to put forged
 //   ones signed by the old key in their place leaves none);
 // - a log with events holds a checkpoint once the store's keys are an hour old (the oldest key held, not the current
@@ -18,11 +18,18 @@ import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../store/clock-skew.ts";
 import type { Checkpoint, VerifyProblem } from "./verify.ts";
 
 /**
- * How long after its retirement a checkpoint may still carry a retired key's signature: a node notices a rotation
- * made elsewhere within the keyring's freshness window (1 s), and its clock may differ from the rotating node's
- * (the server warns past 2 s). A minute covers both with room.
+ * How long after its retirement a checkpoint may still carry a retired key's signature, for a checkpointKeyProblem
+ * caller that gives none: DEFAULT_DATED_AHEAD_TOLERANCE_MS (60 s). AuditLog passes its own `aheadToleranceMs`, which the
+ * app derives from BULWARK_MAX_CLOCK_SKEW_SECONDS (datedAheadToleranceFor): the same bound as for keys dated ahead, since
+ * both are one node's clock against another's. A rotation dates the new key (the old one's retirement) after every
+ * checkpoint stored (rotateSigningKey's notBefore), and a writer signs with the new key once the rotation's checkpoint
+ * is below (the keyring's freshness window plays no part), so only a checkpoint another node commits between that
+ * dating and the rotation's commit (milliseconds) can be dated later: by how far that node's clock is ahead of the
+ * rotating node's, at most twice the skew each may have. Fixed at 60 s, it was a false alarm of tampering with more
+ * skew allowed, and let the retired key sign up to a minute after its retirement with less
+ * (test/audit-retired-grace.test.ts).
  */
-export const RETIRED_KEY_GRACE_MS = 60_000;
+export const RETIRED_KEY_GRACE_MS = DEFAULT_DATED_AHEAD_TOLERANCE_MS;
 
 type Timed = { keyId: string; times: SigningKeyTimes };
 
@@ -114,19 +121,26 @@ function iso(ms: number): string {
 /**
  * The first stored checkpoint (in position order) that breaks the signing-key rules above, or null. Checkpoints
  * signed by a key `signer` does not hold are left alone: their signatures do not verify, which verify reports.
+ * `aheadToleranceMs`: how late after its key's retirement a checkpoint may be dated (RETIRED_KEY_GRACE_MS by default;
+ * AuditLog passes its own dated-ahead tolerance).
  */
-export function checkpointKeyProblem(checkpoints: readonly Checkpoint[], signer: Pick<Signer, "keyId" | "keyTimes">): VerifyProblem | null {
+export function checkpointKeyProblem(
+  checkpoints: readonly Checkpoint[],
+  signer: Pick<Signer, "keyId" | "keyTimes">,
+  options: { aheadToleranceMs?: number } = {},
+): VerifyProblem | null {
+  const graceMs = options.aheadToleranceMs ?? RETIRED_KEY_GRACE_MS;
   let newest: (Timed & { seq: number }) | null = null;
   let signedByOlder = 0;
   for (const cp of [...checkpoints].sort((x, y) => x.seq - y.seq)) {
     const key = timed(signer, cp.keyId);
     if (key === null) continue;
     const retiredAt = key.times.retiredAt;
-    if (retiredAt !== null && cp.at > retiredAt + RETIRED_KEY_GRACE_MS) {
+    if (retiredAt !== null && cp.at > retiredAt + graceMs) {
       return {
         seq: cp.seq, id: null,
-        problem: `the checkpoint at event #${cp.seq} is dated ${iso(cp.at)}, after its signing key ${cp.keyId} was retired (${iso(retiredAt)}): ` +
-          "a retired key signs nothing (forged with a leaked key?)",
+        problem: `the checkpoint at event #${cp.seq} is dated ${iso(cp.at)}, more than ${duration(graceMs)} after its signing key ${cp.keyId} was retired ` +
+          `(${iso(retiredAt)}), further than two nodes' clocks may differ: a retired key signs nothing (forged with a leaked key?)`,
       };
     }
     if (newest !== null && newerKey(newest, key)) {
