@@ -44,8 +44,8 @@ export interface Census {
    */
   unsalted: number;
   /**
-   * Users whose hash shares its salt, scheme and cost with at least one other user's (saltKey): one computation per
-   * guess tests the whole group, slow scheme or not. The fast ones are also in `unsalted`; the slow ones (bcrypt,
+   * Users whose hash shares its salt, scheme and cost with at least one other user's (saltKey: the computation, however
+   * each hash is written): one computation per guess tests the whole group, slow scheme or not. The fast ones are also in `unsalted`; the slow ones (bcrypt,
    * argon2, scrypt) are reported here and keep the `weak` their cost gives. A wrapped hash counts by both layers: its
    * fresh outer argon2id salt keeps a shared inner salt out of this count.
    */
@@ -114,7 +114,8 @@ export async function passwordCensus(deps: { database: Database; passwords: Pass
     users: 0, withoutPassword: 0, weak: 0, belowMinimum: 0, unsalted: 0, sharedSalt: 0, sharedSaltGroups: 0, largestSharedSaltGroup: 0,
     unsupported: 0, weakShare: 0, schemes: [],
   };
-  // Fast (wrappable) and slow rows apart: a group is all of one scheme, and fast ones count as unsalted too.
+  // Fast (wrappable) and slow rows apart: a group is one computation (saltKey: one scheme family, perhaps written in
+  // two formats, `$P$` and `$H$`, `{SSHA}` and sha1(password+salt)), and fast ones count as unsalted too.
   const fastSalts = new SaltDigests();
   const slowSalts = new SaltDigests();
   for (let after: string | null = null; ;) {

@@ -239,7 +239,8 @@ forEachDialect("users import", (fx) => {
     const a = await deps.users.create({ email: "a@example.org", passwordHash: md5("old a"), passwordScheme: "md5" });
     const b = await deps.users.create({ email: "b@example.org", passwordHash: null, passwordScheme: null });
     await deps.database.db.updateTable("users").set({ password_invalidated_at: incident, locked_at: incident, locked_reason: "containment" }).where("id", "=", a.id).execute();
-    const bcryptOfNew = "$2b$04$tUw5vpaiKUFukz/.wfh5gO/LF2GE.nwA83zVXVPOVU395/FoTOYWO"; // passlib's vector for "correct horse battery staple"
+    // A slow hash at or above its minimum cost (bcrypt 10): one below it (bcrypt 4) replaces no fast digest (census-salt round).
+    const bcryptOfNew = "$2b$10$tUw5vpaiKUFukz/.wfh5gOZU7SyOTYCBQ54sC3pr5Kkh3z/ZhLfbG"; // glibc libxcrypt's crypt() for "correct horse battery staple"
     const csv = `email,password_hash\na@example.org,${bcryptOfNew}\nb@example.org,${md5("first b")}\n`;
     const dry = await run(deps, csv, { onConflict: "update", replacePasswords: true, dryRun: true });
     assert.deepEqual(dry.passwordsReplaced, [{ line: 2, from: "md5", to: "bcrypt" }, { line: 3, from: null, to: "md5" }]);

@@ -3,6 +3,7 @@
 // With replacePasswords it replaces a differing hash, but never with a weaker one: that would hand a
 // stolen database's attacker a GPU-crackable hash again (ASVS 11.4.2). Containment state is not
 // touched here or anywhere in the importer.
+import { belowMinimumCost } from "../census/index.ts";
 import { saltKey, settingsSaltKey, WRAP_PREFIX, type PasswordContext } from "../passwords/index.ts";
 import type { ImportRow } from "./mapping.ts";
 
@@ -25,7 +26,8 @@ export type PasswordPlan =
 /**
  * A hash's scheme ("unsupported" when the policy refuses it) and how well it resists offline cracking: -1
  * none (a hash the policy refuses, which can verify nothing), 0 a fast legacy digest (what migrate-hashes
- * wraps), 1 a slow hash below the current policy (bcrypt, scrypt, wrapped, weaker argon2), 2 the current policy.
+ * wraps), 1 a slow hash below the current policy (bcrypt, scrypt, wrapped, weaker argon2), 2 the current policy. A slow
+ * hash below its minimum cost is of tier 1 and yet replaces no fast digest (planPassword).
  */
 function assess(hash: string, passwords: PasswordContext): { scheme: string; strength: number } {
   try {
@@ -156,6 +158,16 @@ export function planPassword(row: ImportRow, stored: string | null, options: { r
   const to = row.user.passwordScheme ?? incoming.scheme;
   const from = current.scheme;
   const [was, now] = [current.strength, incoming.strength];
+  // A slow hash below its minimum cost (the census's belowMinimum: scrypt N=2, bcrypt 4, argon2id m=8 t=1) outranks no
+  // fast digest: migrate-hashes lifts the stored fast hash to the policy's argon2id, while no job can lift the file's
+  // (only its owner's next sign-in), and a guess against it may cost a small fraction of the stored hash's (10^6
+  // sha512-crypt rounds). Nor does a fast digest replace it (the tiers below). The two have no common measure: refused.
+  if (was === 0 && now === 1 && belowMinimumCost(passwords, next)) {
+    return {
+      kind: "refuse",
+      reason: `the file's password hash (${to}, a slow hash below its minimum cost, which only its owner's next sign-in lifts) may be weaker than the stored one (${from}, ${STRENGTH_NAMES[was]}, which migrate-hashes lifts to the current policy); --replace-passwords never downgrades a password hash (a hash at or above its minimum cost may replace it)`,
+    };
+  }
   if (now < was) {
     return {
       kind: "refuse",

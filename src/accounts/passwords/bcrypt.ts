@@ -9,10 +9,42 @@ import type { HashDescription, PasswordScheme, RehashPolicy } from "./scheme.ts"
 // $2x$ (the 2011 crypt_blowfish sign-extension bug) is refused: the library does not reproduce
 // the buggy algorithm, so such hashes would never verify anyway.
 const SHAPE = /^\$2([aby])\$([0-9]{2})\$[./A-Za-z0-9]{53}$/;
+// bcrypt's base64: standard base64's bit order over its own alphabet (OpenBSD bcrypt.c Base64Code).
+const BCRYPT64 = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+// `$2b$NN$` then 22 salt characters: 132 bits for the salt's 16 bytes, the last character's low 4 bits spare.
+const SALT_START = 7;
+const SALT_END = 29;
 
 interface BcryptParams {
   version: string;
   cost: number;
+}
+
+/**
+ * The 16 salt bytes of a bcrypt hash (its shape already checked), decoded as OpenBSD's decode_base64 and PHP's
+ * crypt_blowfish BF_decode do: the 4 spare bits of the 22nd character are ignored.
+ *
+ * @example
+ * bcryptSaltBytes("$2b$04$abcdefghijklmnopqrstuv…").equals(bcryptSaltBytes("$2b$04$abcdefghijklmnopqrstuu…")) // true
+ */
+export function bcryptSaltBytes(hash: string): Buffer {
+  const text = Array.from(hash.slice(SALT_START, SALT_END), (c) => B64[BCRYPT64.indexOf(c)]).join("");
+  // Node's base64 decoder drops the bits past the last whole byte, as bcrypt's own decoder does.
+  return Buffer.from(text, "base64");
+}
+
+/**
+ * `hash` with its salt's 22nd character's spare bits cleared. OpenBSD (decode_base64) and crypt_blowfish (PHP, glibc's
+ * libxcrypt) decode 16 bytes and ignore those bits; passlib clears them (with a warning) and verifies, so a table that
+ * passlib checked can hold such salts (a generator that drew 22 random characters). @node-rs/bcrypt refuses the salt and
+ * never verifies the hash, which locked the owner of such an imported hash out without a word. The 16 bytes, hence the
+ * computation, are unchanged. (OpenBSD and PHP compare the whole string they write back, salt re-encoded, so such a
+ * hash never verified there; the checksum's spare bits, which no encoder sets, are left as they are.)
+ */
+function withCanonicalSalt(hash: string): string {
+  const last = BCRYPT64.indexOf(hash[SALT_END - 1]!);
+  return `${hash.slice(0, SALT_END - 1)}${BCRYPT64[last & 0x30]}${hash.slice(SALT_END)}`;
 }
 
 /**
@@ -42,7 +74,7 @@ export function bcryptSchemes(limits: HashLimits): PasswordScheme[] {
       parse,
       async verify(password: string, hash: string): Promise<boolean> {
         parse(hash);
-        return bcryptVerify(password, hash);
+        return bcryptVerify(password, withCanonicalSalt(hash));
       },
       needsRehash(hash: string, policy: RehashPolicy): boolean {
         parse(hash);
