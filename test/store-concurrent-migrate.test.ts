@@ -128,6 +128,28 @@ describe("[postgres] migrations applied by several nodes at once", { skip: postg
     }
   });
 
+  it("a migration runs with no lock or statement bound (a node starting while another migrates waits for it; an index build is not cut), and the connection goes back to the pool bounded (was: the pool's lock_timeout 5 s gave up on the migration lock)", async () => {
+    const url = await freshURL();
+    const node = await openPostgres(url, { maxConnections: 1 }); // one connection: the one that migrated is the one read after
+    try {
+      const seen: Array<{ lock: string; statement: string }> = [];
+      const probe = {
+        version: MIGRATIONS.at(-1)!.version + 1,
+        name: "probe bounds",
+        up: async (trx: Parameters<(typeof MIGRATIONS)[number]["up"]>[0]) => {
+          seen.push((await sql<{ lock: string; statement: string }>`SELECT current_setting('lock_timeout') AS lock, current_setting('statement_timeout') AS statement`.execute(trx)).rows[0]!);
+        },
+      };
+      assert.equal(describeOutcome(await migrate(node, systemClock, [...MIGRATIONS, probe])), "ok");
+      assert.deepEqual(seen, [{ lock: "0", statement: "0" }], "the migration ran unbounded");
+      const after = (await sql<{ lock: string; statement: string }>`SELECT current_setting('lock_timeout') AS lock, current_setting('statement_timeout') AS statement`.execute(node.db)).rows[0]!;
+      assert.notEqual(after.lock, "0", "the pooled connection's lock bound is back");
+      assert.notEqual(after.statement, "0", "the pooled connection's statement bound is back");
+    } finally {
+      await node.close();
+    }
+  });
+
   it("attack: three nodes migrating a fresh schema at once all succeed, each migration applied once", async () => {
     const url = await freshURL();
     const nodes = [await openPostgres(url), await openPostgres(url), await openPostgres(url)];

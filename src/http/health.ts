@@ -27,6 +27,19 @@ export const BUSY_FAILS_AFTER_MS = 30_000;
 
 type Writes = WriteProbe | "failing" | "blocked";
 
+/** `work`, or a rejection once PROBE_TIMEOUT_MS have passed without it (the work itself runs on). */
+async function withinProbeTimeout<T>(work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function registerHealth(server: FastifyInstance, app: App): void {
   let last: { at: number; writes: Writes } | null = null;
   let inFlight: Promise<Writes> | null = null;
@@ -35,19 +48,22 @@ export function registerHealth(server: FastifyInstance, app: App): void {
   // holds one connection for health checks, never one more per poll (each waited on PostgreSQL's pool).
   let running: Promise<WriteProbe> | null = null;
 
-  const attempt = async (): Promise<WriteProbe> => {
+  const attempt = (): Promise<WriteProbe> => {
     running ??= probeWrites(app.db, app.clock.now()).finally(() => {
       running = null;
     });
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`the write probe did not finish within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+    return withinProbeTimeout(running, "the write probe");
+  };
+
+  // The read, held to the same bound: with every pooled connection taken (requests waiting on a lock another session
+  // holds) its SELECT 1 waited for a connection for up to the pool's 10 s, and the load balancer for it. Shared like
+  // the write probe: a crowd of polls while the pool is full queues one more wait for a connection, not one each.
+  let reading: Promise<unknown> | null = null;
+  const read = (): Promise<unknown> => {
+    reading ??= sql`SELECT 1`.execute(app.db.db).finally(() => {
+      reading = null;
     });
-    try {
-      return await Promise.race([running, late]);
-    } finally {
-      clearTimeout(timer);
-    }
+    return withinProbeTimeout(reading, "the read");
   };
 
   const probe = async (): Promise<Writes> => {
@@ -116,7 +132,7 @@ export function registerHealth(server: FastifyInstance, app: App): void {
   server.get("/healthz", async (_request, reply) => {
     const database = app.db.dialect;
     try {
-      await sql`SELECT 1`.execute(app.db.db);
+      await read();
     } catch {
       return reply.status(503).send({ status: "unavailable", database });
     }

@@ -8,6 +8,7 @@ import type { App } from "../app/types.ts";
 import { ipBucket } from "../accounts/flood/ip-bucket.ts";
 import { newId } from "../crypto/tokens.ts";
 import { isBulwarkError, Unavailable } from "../lib/errors.ts";
+import { storeBusyError } from "../store/errors.ts";
 import { inertJSONText } from "../lib/terminal.ts";
 import { registerApiRoutes } from "./api/index.ts";
 import { formatSchemaErrors } from "./api/strict-fields.ts";
@@ -245,7 +246,18 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     done(null, typeof payload === "string" ? inertJSONReply(reply, payload) : payload);
   });
 
-  server.setErrorHandler((error: FastifyError, request, reply) => {
+  // A pooled PostgreSQL connection lost under us (a restart, a failover, a backend killed): the request it served fails
+  // on its own and the pool drops the connection; the operator hears of it here (the driver's words, no URL, no secret).
+  app.db.onConnectionLost?.((error) => {
+    server.log.warn({ code: (error as { code?: unknown }).code, reason: error.message }, "a PostgreSQL connection was lost; the pool drops it and opens another");
+  });
+
+  server.setErrorHandler((thrown: FastifyError, request, reply) => {
+    // A statement past its lock or statement timeout (another session holds what it needs): a busy store, said as such
+    // (503, Retry-After), not an internal error; its transaction rolled back whole. Logged, without the request's data.
+    const busy = storeBusyError(thrown);
+    if (busy) request.log.warn({ code: (thrown as { code?: unknown }).code }, "a statement ran past its lock or statement timeout");
+    const error = (busy ?? thrown) as FastifyError;
     let status: number;
     let code: string;
     let message: string;

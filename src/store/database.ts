@@ -21,6 +21,11 @@ export interface Database {
   readonly sqlite: DatabaseSync | null;
   /** Runs `fn` in one transaction (on SQLite it takes the write lock at BEGIN). */
   transaction<T>(fn: (trx: Transaction<Schema>) => Promise<T>): Promise<T>;
+  /**
+   * PostgreSQL: `listener` hears of every pooled connection lost (its backend killed, a restart, a failover), for the
+   * log; the connection is dropped either way. Absent on SQLite.
+   */
+  onConnectionLost?(listener: (error: Error) => void): void;
   close(): Promise<void>;
 }
 
@@ -368,6 +373,22 @@ function reasonOf(error: unknown): string {
   }
 }
 
+/**
+ * The longest a statement on a pooled connection waits for a lock another session holds (lock_timeout, advisory locks
+ * included): a frozen node's, a paused VM's or a DBA's open transaction holding a row every audited request needs (the
+ * audit log's head) otherwise stalled every such request on every node for as long as it was held. Past it the
+ * statement fails (55P03), its transaction rolls back, and the caller is told to try again (HTTP 503, exit 3). Set on
+ * every connection, CLI and server alike: a command waiting that long behind someone's lock fails and is run again.
+ */
+export const LOCK_TIMEOUT_MS = 5_000;
+/**
+ * The longest one statement may run (statement_timeout, 57014): a backstop against a runaway statement holding its
+ * connection, sized for the longest legitimate statement sent through the pool (a migration's index build, a count
+ * over every account for a containment preview; batched work — containment, census, imports, purges — is far
+ * shorter). Maintenance steps set their own with SET LOCAL (STEP_STATEMENT_TIMEOUT_MS).
+ */
+export const STATEMENT_TIMEOUT_MS = 5 * 60_000;
+
 /** Opens a PostgreSQL pool and proves it answers before returning. */
 export async function openPostgres(url: string, options: { maxConnections?: number } = {}): Promise<Database> {
   const [{ default: pg }, { PostgresDialect }] = await Promise.all([import("pg"), import("kysely")]);
@@ -376,14 +397,28 @@ export async function openPostgres(url: string, options: { maxConnections?: numb
     connectionString: url,
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: 10_000,
+    // Sent in each connection's start-up packet: every session starts bounded, whoever checks it out.
+    lock_timeout: LOCK_TIMEOUT_MS,
+    statement_timeout: STATEMENT_TIMEOUT_MS,
     // bigint columns hold epoch milliseconds and counters, all within 2^53: read them as numbers.
     types: {
       getTypeParser: ((oid: number, format?: string) =>
         oid === 20 ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as "text")) as typeof pg.types.getTypeParser,
     },
   });
+  const lost = new Set<(error: Error) => void>();
+  const connectionLost = (error: Error): void => {
+    for (const listener of lost) listener(error);
+  };
   pool.on("error", () => {
-    // An idle client lost its connection; the pool replaces it. Queries in flight report their own error.
+    // An idle client lost its connection; the pool drops it and opens another when needed (heard below, once).
+  });
+  // A checked-out client whose backend dies (pg_terminate_backend, a restart, a failover) emits 'error' too, and pg-pool
+  // listens only while it is idle: unheard, that 'error' was an uncaught exception that ended the process with every
+  // request in flight. Its query in flight fails on its own; at release the pool sees the client is no longer
+  // queryable and destroys it rather than hand it out again.
+  pool.on("connect", (client) => {
+    client.on("error", connectionLost);
   });
   try {
     const client = await pool.connect();
@@ -399,6 +434,7 @@ export async function openPostgres(url: string, options: { maxConnections?: numb
     where,
     sqlite: null,
     transaction: (fn) => db.transaction().execute(fn),
+    onConnectionLost: (listener) => void lost.add(listener),
     close: () => db.destroy(),
   };
 }

@@ -1,5 +1,5 @@
 // Errors of the storage layer, each with a stable code and an operator-facing fix.
-import { BulwarkError, type BulwarkErrorOptions } from "../lib/errors.ts";
+import { BulwarkError, Unavailable, type BulwarkErrorOptions } from "../lib/errors.ts";
 
 export class StoreError extends BulwarkError {}
 
@@ -48,3 +48,21 @@ export const storeErrors = {
     new StoreError("BULWARK_ERR_MIGRATION", "runtime",
       `migration ${version} (${name}) failed and was rolled back: ${(options.cause as Error)?.message ?? "unknown error"}`, options),
 };
+
+/** PostgreSQL's lock_timeout (55P03, lock_not_available) and statement_timeout or cancel (57014, query_canceled). */
+const BUSY_SQLSTATES: ReadonlySet<string> = new Set(["55P03", "57014"]);
+
+/** Seconds a caller refused because the store is busy is told to wait: about one lock wait's bound. */
+export const STORE_BUSY_RETRY_SECONDS = 5;
+
+/**
+ * `error` as the named error for a statement that ran past its bound (a lock another session holds, or a statement
+ * past statement_timeout), or null for anything else. Its transaction has rolled back whole: trying again is safe.
+ * The message names nothing of the engine (it is sent to HTTP callers as it is).
+ */
+export function storeBusyError(error: unknown): Unavailable | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string" || !BUSY_SQLSTATES.has(code)) return null;
+  return new Unavailable("BULWARK_ERR_DB_BUSY",
+    "the store is busy: a wait ran past its bound and nothing was changed; try again shortly", STORE_BUSY_RETRY_SECONDS, { cause: error });
+}

@@ -80,11 +80,21 @@ export async function migrate(database: Database, clock: Clock, migrations: read
   if ((await migrationStatus(database, migrations)).pending.length === 0) return { results: [] };
   if (database.dialect !== "postgres") return migrateWith(database, database.db, clock, migrations, (fn) => database.transaction(fn));
   return database.db.connection().execute(async (connection) => {
-    await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK})`.execute(connection);
+    // Unbounded on this connection for the run: the pool's lock_timeout (LOCK_TIMEOUT_MS) would make a process that
+    // starts while another migrates give up after seconds, and its statement_timeout would cut a migration's index
+    // build on a big table. Put back before the connection returns to the pool.
+    await sql`SET lock_timeout = 0`.execute(connection);
+    await sql`SET statement_timeout = 0`.execute(connection);
     try {
-      return await migrateWith(database, connection, clock, migrations, (fn) => connection.transaction().execute(fn));
+      await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK})`.execute(connection);
+      try {
+        return await migrateWith(database, connection, clock, migrations, (fn) => connection.transaction().execute(fn));
+      } finally {
+        await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.execute(connection);
+      }
     } finally {
-      await sql`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`.execute(connection);
+      await sql`RESET lock_timeout`.execute(connection);
+      await sql`RESET statement_timeout`.execute(connection);
     }
   });
 }
