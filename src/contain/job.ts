@@ -6,7 +6,7 @@ import { epochOfARaiseNow, nextEpoch } from "../accounts/sessions/revocation.ts"
 import { storedBatchSizeProblem, type Job, type RequestKey } from "../jobs/job-store.ts";
 import { sessionPolicyOf, type ContainDeps, type Stage, type StepResult } from "./engine.ts";
 import { containErrors } from "./errors.ts";
-import { findLever, leverNames, pairingNotesByLever, levers as allLevers, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type PairingCounts, type ScopeQuery, type UserLever } from "./lever.ts";
+import { findLever, leverNames, pairingNotesByLever, levers as allLevers, targetsKey, type ChangeRecord, type GlobalLever, type Lever, type LeverContext, type LeverOptions, type PairingCounts, type ScopeQuery, type UserLever } from "./lever.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 import { DEFAULT_EMAIL_CHANGE_WINDOW_DAYS } from "./levers/invalidate-passwords.ts";
 import { checkRolesExist, checkSchemeKnown, describeScope, scopedUserIds, unmatchedIds, validateScope, type ScopeSpec, type UnmatchedIds } from "./scope.ts";
@@ -103,6 +103,11 @@ export interface ContainSpec {
   creatorToken?: string;
   /** Who took the job over from a creator who no longer stood behind it (resumeJob), answering for its remaining batches. */
   takenOverBy?: string;
+  /**
+   * True when the job recorded, with its scope, the targets of its levers that have a `targets` hook (LeverContext.
+   * targetsRecorded). Absent for a job without such a lever and for jobs recorded before it existed.
+   */
+  targetsRecorded?: boolean;
 }
 
 export interface ContainRequest {
@@ -313,12 +318,15 @@ export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<n
  */
 export async function createContainJob(deps: ContainDeps, request: ContainRequest): Promise<Job<ContainSpec>> {
   const { names, opts, unmatched, batchSize } = await checkRequest(deps, request);
+  const targeting = names.map((n) => findLever(n) as UserLever | GlobalLever)
+    .filter((l): l is UserLever & Required<Pick<UserLever, "targets">> => l.kind === "user" && l.targets !== undefined);
   const spec: ContainSpec = {
     levers: names, scope: describeScope(request.scope), options: opts, at: deps.clock.now(), batchSize, mailer: deps.notifier !== null,
     ...(unmatched ? { unmatchedIds: unmatched } : {}),
     ...(request.creatorLacks?.length ? { creatorLacks: [...request.creatorLacks] } : {}),
     ...(request.creatorUser !== undefined ? { creatorUser: request.creatorUser } : {}),
     ...(request.creatorUser !== undefined && request.creatorToken !== undefined ? { creatorToken: request.creatorToken } : {}),
+    ...(targeting.length > 0 ? { targetsRecorded: true } : {}),
   };
   // Levers that write links begin first: a reset or an email confirmation takes a link row, then the account, then its
   // session stamp, and the other levers' begins lock the accounts and raise stamps (the other order waited in a cycle
@@ -371,6 +379,13 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     await sql`insert into contain_job_users (job_id, seq, user_id) select ${job.id}, row_number() over (order by ${order}), s.id from (${scope}) s`.execute(trx);
     const row = await trx.selectFrom("contain_job_users").where("job_id", "=", job.id).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     const total = Number(row?.n ?? 0);
+    // The levers' targets as of the job (UserLever.targets), in the transaction that records the scope: a later change
+    // (a sign-in with a dormant administrator's password) cannot take a user out of what the job was created to do.
+    for (const lever of targeting) {
+      const targets = lever.targets(trx, leverContext(deps, job.id, spec.at, spec.epoch ?? 0, opts, request.scope));
+      await sql`insert into contain_job_users (job_id, seq, user_id) select ${targetsKey(job.id, lever.name)}, c.seq, c.user_id from contain_job_users c
+        where c.job_id = ${job.id} and c.user_id in (${targets})`.execute(trx);
+    }
     await trx.updateTable("jobs").set({ total }).where("id", "=", job.id).execute();
     await deps.audit.appendIn(trx, {
       type: JOB_CREATED_EVENT, actor: request.actor, subject: job.id,
@@ -421,7 +436,10 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   // Who the batches' events name: the operator once the job was taken over (the stages are built again then).
   const actor = actingActor(job);
   // A job stored before an option existed runs with its default (emailChangedWithinDays: the hold on reset links).
-  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope);
+  const ctx: LeverContext = {
+    ...leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope),
+    ...(job.spec.targetsRecorded === true ? { targetsRecorded: true } : {}),
+  };
   // The levers' context in a step's transaction: with the job's creation seq, read there once for an old job.
   const createdSeqIn = creationSeqOf(job.id, job.spec);
   const contextIn = async (trx: Kysely<Schema>): Promise<LeverContext> => {

@@ -134,6 +134,12 @@ export interface LeverContext {
    * jobs recorded before it existed: a lever then decides "after the job" by times, as before.
    */
   createdSeq?: number;
+  /**
+   * True for a job whose creation recorded each lever's targets (UserLever.targets, under targetsKey): a lever with a
+   * `targets` hook then acts on those and no others. Absent in a dry run, in a begin, and for jobs recorded before
+   * it existed: such a lever judges its users at the batch's time, as before.
+   */
+  targetsRecorded?: boolean;
   /** True when the job's scope is --all: revocation then raises the one global stamp instead of one per user. */
   allUsers: boolean;
   keyring: Keyring | null;
@@ -218,6 +224,14 @@ export interface UserLever {
    * users. Must be idempotent and safe on its own: a crash right after it leaves the effect and no job.
    */
   begin?(trx: Kysely<Schema>, scope: ScopeQuery, ctx: LeverContext): Promise<Record<string, number>>;
+  /**
+   * Optional: the users a lever acts on when what makes them its targets is a state as of the job's time that later
+   * events overwrite (demote-inactive-admins: no login since the cutoff; a login after the job replaces last_login_at,
+   * and with it the job's reason). Run once, in the transaction that records the job's scope: those of the scope it
+   * returns are recorded in contain_job_users under targetsKey(job, lever), and `apply` (with ctx.targetsRecorded)
+   * acts on them only, whenever its batch runs, resumed or not. Must ask what the dry run counts, at ctx.at.
+   */
+  targets?(db: Kysely<Schema>, ctx: LeverContext): ScopeQuery;
   /** Applies the lever to these users. Must be idempotent: re-applying to an already changed user changes nothing. */
   apply(trx: Kysely<Schema>, userIds: string[], ctx: LeverContext): Promise<ApplyResult>;
   /**
@@ -267,6 +281,17 @@ export interface GlobalLever {
 }
 
 export type Lever = UserLever | GlobalLever;
+
+/**
+ * The contain_job_users key of a lever's targets recorded at the job's creation (UserLever.targets): the job's id and
+ * the lever's name, which no job id equals, so the job's own scope and every reader of it (by job id) are untouched.
+ *
+ * @example
+ * targetsKey("job_…", "demote-inactive-admins") // "job_…/demote-inactive-admins"
+ */
+export function targetsKey(jobId: string, lever: string): string {
+  return `${jobId}/${lever}`;
+}
 
 const registry: Lever[] = [];
 

@@ -1,11 +1,12 @@
 // demote-inactive-admins: users holding a role with an administrative permission and no login for N days
-// (never logged in: counted from account creation) lose those roles — Drupal.org's lesson (seed 000). Reversible,
+// (never logged in: counted from account creation) lose those roles — Drupal.org's lesson (seed 000). Who is inactive
+// is judged as of the job's time and recorded with its scope (targets); each grant's end is audited (role.revoked). Reversible,
 // except for grants an administrator decided about after the job (decidedSince); a role handed back is recorded and
 // told as a grant is (tellHandedBack).
 import type { Kysely } from "kysely";
 import { ADMINISTRATIVE } from "../../accounts/roles/permissions.ts";
 import type { SecurityEvent } from "../../notify/index.ts";
-import { queueNotices, type ChangeRecord, type LeverContext, type LeverEvent, type NoticeDue, type UndoContext, type UserLever } from "../lever.ts";
+import { queueNotices, targetsKey, type ChangeRecord, type LeverContext, type LeverEvent, type NoticeDue, type UndoContext, type UserLever } from "../lever.ts";
 import type { DialectName } from "../../store/database.ts";
 import { DAY_MS, inIds, SAMPLE_SIZE } from "./common.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -13,6 +14,8 @@ import type { Schema } from "../../store/schema.ts";
 function adminRoles(db: Kysely<Schema>) {
   return db.selectFrom("role_permissions").select("role_permissions.role").where("role_permissions.permission", "in", [...ADMINISTRATIVE]);
 }
+
+const NAME = "demote-inactive-admins";
 
 function cutoff(ctx: LeverContext): number {
   return ctx.at - ctx.options.inactiveDays * DAY_MS;
@@ -26,6 +29,25 @@ function inactiveGrants(db: Kysely<Schema>, ctx: LeverContext) {
     .where((eb) => eb(eb.fn.coalesce("users.last_login_at", "users.created_at"), "<", cutoff(ctx)));
 }
 
+/**
+ * Among `userIds`, the users the job demotes. Its targets recorded at creation (ctx.targetsRecorded): the holders of an
+ * administrative role inactive as of the job's time, as the dry run counted them. Judged again at the batch's time, a
+ * sign-in after the job was created (an intruder holding a dormant administrator's password, while the job waited
+ * for its batch) overwrote last_login_at and made the account "active": the job left it its power. No test of
+ * last_login_at at the batch can tell that sign-in from one inside the window: it keeps only the newest. A job
+ * recorded before targets existed judges at the batch, as it did.
+ */
+function demotedAmong(db: Kysely<Schema>, userIds: readonly string[], ctx: LeverContext) {
+  if (ctx.targetsRecorded === true) {
+    return db.selectFrom("contain_job_users").select("contain_job_users.user_id")
+      .where("contain_job_users.job_id", "=", targetsKey(ctx.jobId, NAME))
+      .where(inIds(ctx.dialect, "contain_job_users.user_id", userIds));
+  }
+  return db.selectFrom("users").select("users.id as user_id")
+    .where(inIds(ctx.dialect, "users.id", userIds))
+    .where((w) => w(w.fn.coalesce("users.last_login_at", "users.created_at"), "<", cutoff(ctx)));
+}
+
 function grantKey(userId: string, role: string): string {
   return `${userId}\u0000${role}`;
 }
@@ -36,13 +58,14 @@ const GRANT_EVENTS = ["role.granted", "role.revoked"];
 const ROLE_EVENTS = ["role.created", "role.deleted"];
 
 /**
- * The grants among `changes` that someone decided about at or after `since` (the job's action time): the role
+ * The grants among `changes` that someone decided about at or after the job's action time (`job.at`): the role
  * granted to or revoked from that user, or the role itself deleted or created again (its permissions may differ).
  * The job deleted the grant, so there is no current value to compare with: absent now says nothing about whether
  * an administrator re-granted and then revoked it on purpose, and re-granting would overrule that decision. The
  * audit log says. An event in the job's own millisecond counts as later: when in doubt, the role stays removed.
  */
-async function decidedSince(trx: Kysely<Schema>, dialect: DialectName, changes: readonly ChangeRecord[], since: number): Promise<Set<string>> {
+async function decidedSince(trx: Kysely<Schema>, dialect: DialectName, changes: readonly ChangeRecord[], job: { jobId: string; at: number }): Promise<Set<string>> {
+  const since = job.at;
   const decided = new Set<string>();
   if (changes.length === 0) return decided;
   const users = [...new Set(changes.map((c) => c.userId))];
@@ -62,6 +85,8 @@ async function decidedSince(trx: Kysely<Schema>, dialect: DialectName, changes: 
       redefined.add(e.subject);
       continue;
     }
+    // The job's own revocations (apply's role.revoked, naming it) are what the undo reverses, not a decision since.
+    if (e.type === "role.revoked" && isOwnRevocation(e.data, job.jobId)) continue;
     const role = roleOf(e.data);
     if (role !== null) decided.add(grantKey(e.subject, role));
     // An event whose data cannot be read (an altered row: `audit verify` reports it) may be about any of the
@@ -70,6 +95,16 @@ async function decidedSince(trx: Kysely<Schema>, dialect: DialectName, changes: 
   }
   for (const c of changes) if (redefined.has(c.entity)) decided.add(grantKey(c.userId, c.entity));
   return decided;
+}
+
+/** Whether a `role.revoked` event's data names job `jobId` and this lever (apply's events, the engine adding both). */
+function isOwnRevocation(data: string, jobId: string): boolean {
+  try {
+    const d = JSON.parse(data) as { jobId?: unknown; lever?: unknown } | null;
+    return d?.jobId === jobId && d.lever === NAME;
+  } catch {
+    return false;
+  }
 }
 
 /** The role a `role.granted`/`role.revoked` event names, or null when its stored data does not say. */
@@ -128,7 +163,7 @@ async function tellHandedBack(trx: Kysely<Schema>, restored: readonly ChangeReco
 
 export const demoteInactiveAdmins = {
   kind: "user",
-  name: "demote-inactive-admins",
+  name: NAME,
   description: "Remove administrative roles from users with no login for --inactive-days (default 90)",
   async dryRun(db, scope, ctx) {
     const q = inactiveGrants(db, ctx).where("users.id", "in", scope);
@@ -136,10 +171,15 @@ export const demoteInactiveAdmins = {
     const sample = await q.select("users.id").distinct().orderBy("users.id").limit(SAMPLE_SIZE).execute();
     return { counts: { users: Number(row?.users ?? 0), roleGrants: Number(row?.grants ?? 0) }, sample: sample.map((r) => r.id) };
   },
+  targets(db, ctx) {
+    return db.selectFrom("users").select("users.id").where("users.id", "in", inactiveGrants(db, ctx).select("user_roles.user_id"));
+  },
   async demotes(trx, userIds, ctx) {
     if (userIds.length === 0) return [];
-    const rows = await inactiveGrants(trx, ctx).where(inIds(ctx.dialect, "users.id", userIds)).select("users.id").distinct().execute();
-    return rows.map((r) => r.id);
+    const rows = await trx.selectFrom("user_roles").select("user_roles.user_id").distinct()
+      .where("user_roles.role", "in", adminRoles(trx))
+      .where("user_roles.user_id", "in", demotedAmong(trx, userIds, ctx)).execute();
+    return rows.map((r) => r.user_id);
   },
   async apply(trx, userIds, ctx) {
     if (userIds.length === 0) return { counts: { users: 0, roleGrants: 0 }, changes: [] };
@@ -150,21 +190,23 @@ export const demoteInactiveAdmins = {
       .deleteFrom("user_roles")
       .where(inIds(ctx.dialect, "user_roles.user_id", userIds))
       .where("user_roles.role", "in", adminRoles(trx))
-      .where("user_roles.user_id", "in", (eb) => eb.selectFrom("users").select("users.id")
-        .where(inIds(ctx.dialect, "users.id", userIds))
-        .where((w) => w(w.fn.coalesce("users.last_login_at", "users.created_at"), "<", cutoff(ctx))))
+      .where("user_roles.user_id", "in", demotedAmong(trx, userIds, ctx))
       .returning(["user_roles.user_id", "user_roles.role", "user_roles.granted_at", "user_roles.granted_by"])
       .execute();
     grants.sort((a, b) => (a.user_id === b.user_id ? (a.role < b.role ? -1 : 1) : a.user_id < b.user_id ? -1 : 1));
     return {
       counts: { users: new Set(grants.map((g) => g.user_id)).size, roleGrants: grants.length },
       changes: grants.map((g) => ({ userId: g.user_id, entity: g.role, before: { granted_at: Number(g.granted_at), granted_by: g.granted_by }, after: null })),
+      // Each grant's end on the account's own trail, as every other end of a grant writes it (RoleStore's revoke and
+      // role deletion) and as the undo writes role.granted for each one it hands back (ASVS 16.2.1, 16.3.3). The engine
+      // adds jobId and lever and names the job's acting actor; decidedSince does not take these for a later decision.
+      events: grants.map((g) => ({ type: "role.revoked", subject: g.user_id, data: { role: g.role } })),
     };
   },
   async undo(trx, changes, ctx) {
     const restored: ChangeRecord[] = [];
     const skipped: ChangeRecord[] = [];
-    const decided = await decidedSince(trx, ctx.dialect, changes, ctx.undoOf.at);
+    const decided = await decidedSince(trx, ctx.dialect, changes, ctx.undoOf);
     for (const c of changes) {
       // Re-granted since, the role or user no longer exists, or an administrator decided about this grant after the
       // job (granted and revoked it again, say): leave alone and report.
