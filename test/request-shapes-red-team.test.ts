@@ -165,6 +165,27 @@ describe("request shapes: how a body is to be read, declared twice or in a codin
   });
 });
 
+describe("request shapes: the host named twice", () => {
+  const fx = sharedFixture();
+
+  it("attack: a login with two Host lines (ours first, another after, or the reverse) is refused 400 and its connection closed, as RFC 9112 §3.2 requires (ASVS 1.5.3, 2.2.1) (was: served 200 by the first line, while a proxy or log keeping the last saw another host)", async () => {
+    const ana = await fx.user("two-hosts@example.org");
+    const port = await portOf(fx.server);
+    const login = JSON.stringify({ identifier: ana.email, password: ana.password });
+    for (const hosts of [[`Host: ${HOST}`, "Host: evil.example"], ["Host: evil.example", `Host: ${HOST}`], [`Host: ${HOST}`, `Host: ${HOST}`]]) {
+      const request = ["POST /auth/login HTTP/1.1", ...hosts, `Origin: ${ORIGIN}`, "Sec-Fetch-Site: same-origin", "Content-Type: application/json",
+        `Content-Length: ${Buffer.byteLength(login)}`, "", login].join("\r\n");
+      const res = await rawExchange(port, request);
+      assert.equal(res.status, 400, `${hosts.join(" / ")}: ${res.head}`);
+      assert.equal(codeOf(res.body), "BULWARK_ERR_DUPLICATE_HEADER", res.body);
+      assert.doesNotMatch(res.head, /set-cookie: __Host-bulwark-session/i, "no session issued");
+      assert.match(res.head, /connection: close/i, "the connection is closed");
+    }
+    const once = await rawExchange(port, rawRequest("POST /auth/login HTTP/1.1", [`Origin: ${ORIGIN}`, "Sec-Fetch-Site: same-origin", "Content-Type: application/json"], login));
+    assert.equal(once.status, 200, `control: one Host line signs in: ${once.head}`);
+  });
+});
+
 describe("request shapes: the cross-site wall against repeated or rebound browser headers", () => {
   const fx = sharedFixture();
 

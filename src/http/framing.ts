@@ -33,8 +33,8 @@ function linesOf(raw: IncomingMessage, name: string): number {
 /**
  * The refusal for a request whose body is declared in a coding Bulwark does not decode — any Content-Encoding but
  * `identity` (415, RFC 9110 §15.5.16, with `Accept-Encoding: identity`), any Transfer-Encoding but `chunked` alone
- * (501, RFC 9112 §6.1) — or whose media type is given on two Content-Type lines (400, RFC 9110 §8.3: a single field);
- * null for every other request. Reads headers only: runs in the first hook, before the body is read.
+ * (501, RFC 9112 §6.1) — or whose media type is given on two Content-Type lines (400, RFC 9110 §8.3: a single field),
+ * or whose host on two Host lines (400, RFC 9112 §3.2); null for every other request. Reads headers only: runs in the first hook, before the body is read.
  *
  * @example
  * const refused = framingRefusal(request.raw);
@@ -58,6 +58,11 @@ export function framingRefusal(raw: IncomingMessage): FramingRefusal | null {
   }
   if (headers["content-type"] !== undefined && linesOf(raw, "content-type") > 1) {
     return { status: 400, code: "BULWARK_ERR_DUPLICATE_HEADER", message: "Content-Type is given on more than one line; give the body's media type once" };
+  }
+  // RFC 9112 §3.2: a request with more than one Host line is answered 400. Node keeps the first; a proxy or a log in
+  // front that keeps the last names another host than the one this request is judged by (the CSRF wall's Host).
+  if (linesOf(raw, "host") > 1) {
+    return { status: 400, code: "BULWARK_ERR_DUPLICATE_HEADER", message: "Host is given on more than one line; name the request's host once" };
   }
   return null;
 }
