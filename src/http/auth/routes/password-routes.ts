@@ -233,6 +233,28 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     return resetErrors.refused();
   };
 
+  /**
+   * Whether `password` is the one `stored` holds (a hash the policy refuses holds none), for a reset that must not set
+   * the same password again. A match upgrades a hash that needs it as a login does (verifyAndRehash), every flag kept
+   * (`changed` false: the same password, which must still be changed). That answer leaves the link unspent, so its
+   * holder, who knows the password, could replay it without limit, each replay the stored hash's whole derivation: a
+   * legacy loop at the table's bound is seconds of event-loop CPU (test/hash-bounds-red-team.test.ts). Now the first
+   * runs it and replaces it, and a replay costs one verify of the default argon2id, as a right password at the login.
+   */
+  const isCurrentPassword = async (request: FastifyRequest, userId: string, password: string, stored: string): Promise<boolean> => {
+    const passwords = app.accounts.passwords;
+    const result = await passwords.verifyAndRehash(password, stored).catch(() => ({ status: "invalid" }) as const);
+    if (result.status === "invalid") return false;
+    if ("newHash" in result) {
+      // A swap lost to a change meanwhile (a login's rehash, a completed reset) stores nothing; the answer is the same.
+      await app.accounts.users.swapPasswordHash(userId, stored, { hash: result.newHash, scheme: passwords.defaultScheme, changed: false }).catch((error: unknown) => {
+        // The answer stands; the upgrade is tried again at the next match or login.
+        request.log.error({ userId, err: (error as Error).message }, "could not store the rehashed password");
+      });
+    }
+    return true;
+  };
+
   /** Links (by token id) whose completion is running in this process. */
   const completing = new Set<string>();
   server.post<{ Body: ResetCompleteBody }>(
@@ -308,7 +330,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     // A password that must be changed (an initial one, or one containment expired) may not be "reset" to itself:
     // that would lift the flag and the expiry and keep it for good. One verify, for those accounts only, and only
     // once the link and any second factor are proven (no password oracle for a link alone).
-    if (user.passwordMustChange && user.passwordHash !== null && (await app.accounts.passwords.verify(request.body.newPassword, user.passwordHash).catch(() => false))) {
+    if (user.passwordMustChange && user.passwordHash !== null && (await isCurrentPassword(request, user.id, request.body.newPassword, user.passwordHash))) {
       throw passwordUnchanged();
     }
     const hash = await app.accounts.passwords.hash(request.body.newPassword);
