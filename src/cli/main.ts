@@ -14,17 +14,33 @@ process.on("warning", (warning: Error) => {
   process.stderr.write(`${warning.name}: ${warning.message}\n`);
 });
 
-// A reader that goes away (`bulwark … | head`) is not an error of ours: stop quietly, as Unix tools do. Any other
-// write error (a full disk, an I/O error) is a runtime failure, exit 3: left to throw, it printed a stack trace and
-// exited 1, which for `audit verify` means "the chain is broken". Output that cannot be written is lost, so stop now;
-// a job cut short by this resumes as after a crash.
+// Standard output that cannot take what is written: a reader that went away (EPIPE: `| head`, `grep -q`, a `tee` or log
+// shipper that died) or lost output (a full disk, an I/O error). While a command runs, this never ends the process: it
+// exited at once with `process.exitCode ?? 0`, so `contain lock-accounts --all --yes | tee -a incident.log` whose tee
+// had died exited 0 with the job created and nothing done. The rest of the output is dropped and the command finishes
+// its work; a command whose product is the output itself sees the failure where it waits for it (writeFlushed: a
+// generated password, a printed master key, never committed unless stdout took them; `audit export`, `tail -f` stop).
+// Then: a reader that went away is not an error of ours, the exit code is the command's own; output lost otherwise
+// turns an exit 0 or 1 into 3 with one line (1 would send a script to read a report that is not there).
+let returned = false;
+let lost = null as NodeJS.ErrnoException | null; // set by the handler below
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
-  process.stderr.write(`bulwark: cannot write to standard output (${error.message})\n`);
-  process.exit(EXIT.runtime);
+  if (returned) {
+    if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    process.stderr.write(`bulwark: cannot write to standard output (${error.message})\n`);
+    process.exit(EXIT.runtime);
+  }
+  if (error.code !== "EPIPE") lost ??= error;
 });
 // Nothing can be reported when stderr itself fails: exit 3 rather than crash with exit 1.
 process.stderr.on("error", () => process.exit(EXIT.runtime));
 
 const { runCLI } = await import("./program.ts");
-process.exitCode = await runCLI(process.argv.slice(2));
+const code = await runCLI(process.argv.slice(2));
+returned = true;
+if (lost !== null && (code === EXIT.ok || code === EXIT.fails)) {
+  process.stderr.write(`bulwark: cannot write to standard output (${lost.message})\n`);
+  process.exitCode = EXIT.runtime;
+} else {
+  process.exitCode = code;
+}

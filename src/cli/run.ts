@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { InputError, isBulwarkError } from "../lib/errors.ts";
 import { shellActor } from "../lib/os-user.ts";
 import { escapeControls, inertJSON } from "../lib/terminal.ts";
+import { storeBusyError } from "../store/errors.ts";
 import type { CliContext } from "./context.ts";
 import { canPromptHidden, readHiddenLine } from "./prompt.ts";
 import { EXIT, type ExitCode } from "./exit-codes.ts";
@@ -19,6 +20,9 @@ export function escapedLines(text: string): string {
  * \xNN, so the line cannot move the cursor, retitle the terminal or forge a line after it.
  */
 export function reportError(ctx: CliContext, error: unknown): ExitCode {
+  // A PostgreSQL lock or statement timeout: its transaction rolled back whole, so it is the named "try again" failure
+  // (BULWARK_ERR_DB_BUSY, exit 3), not an internal error quoting the driver.
+  error = storeBusyError(error) ?? error;
   if (isBulwarkError(error)) {
     ctx.stderr.write(`bulwark: ${escapeControls(error.message)}\n`);
     if (error.kind === "runtime" || error.kind === "unavailable") {
@@ -28,6 +32,12 @@ export function reportError(ctx: CliContext, error: unknown): ExitCode {
     return EXIT.usage;
   }
   const err = error as Error;
+  // Standard output that could not take what a command waited on (writeFlushed, a 'drain'): the unwrapped errors of a
+  // write reaching here are stdout's (a file a command writes is named by its own error).
+  if ((error as NodeJS.ErrnoException | null)?.syscall === "write") {
+    ctx.stderr.write(`bulwark: cannot write to standard output (${escapeControls(String(err.message))})\n`);
+    return EXIT.runtime;
+  }
   ctx.stderr.write(`bulwark: internal error: ${escapeControls(String(err?.message ?? error))}\n`);
   if (process.env["BULWARK_DEBUG"]) ctx.stderr.write(`${escapedLines(err?.stack ?? "")}\n`);
   return EXIT.runtime;

@@ -274,8 +274,13 @@ export default {
           };
           if (opts.output !== undefined) await writeComplete(opts.output, "--output", lines());
           else {
-            // once() rejects on 'error': waiting on 'drain' alone hung on a stream that failed instead.
-            for await (const line of lines()) if (!ctx.stdout.write(line)) await once(ctx.stdout, "drain");
+            // once() rejects on 'error': waiting on 'drain' alone hung on a stream that failed instead. A reader that
+            // went away (`| head`) has what it wanted: the export stops, quietly; output lost otherwise is exit 3.
+            try {
+              for await (const line of lines()) if (!ctx.stdout.write(line)) await once(ctx.stdout, "drain");
+            } catch (error) {
+              if ((error as NodeJS.ErrnoException).code !== "EPIPE") throw error;
+            }
           }
           if (altered.length > 0) {
             ctx.stderr.write(`bulwark: warning: ${altered.length} event(s) hold stored data that is not a JSON object, or not in canonical form (an altered row; first #${altered[0]}): ` +
@@ -293,7 +298,8 @@ export default {
       .option("--json", "one JSON object per line")
       .action(
         action(ctx, async (opts: { lines: string; follow?: boolean; json?: boolean }) => {
-          const n = Number(opts.lines);
+          // Digits only, as every other count option of the CLI: Number() took 1e1, 0x2, 0b10, 2.0 and +2.
+          const n = /^\d{1,5}$/.test(opts.lines) ? Number(opts.lines) : Number.NaN;
           if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new InputError("BULWARK_ERR_USAGE", `--lines must be an integer from 1 to 10000, got "${opts.lines}"`);
           const app = await ctx.app();
           const print = (e: AuditEvent): void => {
@@ -311,6 +317,9 @@ export default {
           let last = events.at(-1)?.seq ?? 0;
           let stop = false;
           process.once("SIGINT", () => (stop = true));
+          // A reader that went away (`| grep -m1`), or output lost: followed on, it printed nowhere until killed (main.ts
+          // keeps a command running when stdout fails, so that work in progress finishes).
+          ctx.stdout.once("error", () => (stop = true));
           while (!stop) {
             await new Promise((r) => setTimeout(r, 1000));
             for await (const e of app.audit.events({ afterSeq: last })) {

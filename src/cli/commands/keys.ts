@@ -111,8 +111,8 @@ export default {
           // With BULWARK_MASTER_KEY, stdout is the only place the new key goes: it is handed over inside the rotation's
           // transaction, and the COMMIT waits until stdout has taken it. Printed after the commit, a full disk under
           // `> key.txt` or a secret-store client that exited first lost the only copy of the key everything is wrapped
-          // under (a closed pipe even exited 0). Until the hand-over is done the exit code says failure, so an EPIPE
-          // that ends the process at once (main.ts) cannot report success either.
+          // under (a closed pipe even exited 0). Until the hand-over is done the exit code says failure: the rejected
+          // write rolls the rotation back and the command exits 3 (a failing stdout no longer ends the process, main.ts).
           let handedOver = false;
           const handOver = async (rotation: MasterKeyRotation): Promise<void> => {
             process.exitCode = EXIT.runtime;

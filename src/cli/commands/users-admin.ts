@@ -16,7 +16,8 @@ import { publicURLRefusal, realRunRefused } from "../public-url.ts";
 import type { CommandModule } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { confirmOrRefuse } from "../prompt.ts";
-import { action, cliActor, collect, group, readPassword, writeJSON, writeLine } from "../run.ts";
+import { inertJSON } from "../../lib/terminal.ts";
+import { action, cliActor, collect, escapedLines, group, readPassword, writeFlushed, writeJSON, writeLine } from "../run.ts";
 
 /**
  * The user an operator named: an id (`usr_…`), else an email or username. An address or username that happens to
@@ -76,6 +77,18 @@ export default {
           const { users: store, passwords, policy, roles } = app.accounts;
           const generated = opts.generatePassword || (ctx.stdin as { isTTY?: boolean }).isTTY ? base32(app.random.bytes(20)) : null;
           const password = generated ?? (await readPassword(ctx, { maxBytes: passwords.limits.maxPasswordBytes, ifEmpty: "pipe one in, or use --generate-password" }));
+          // --json: one document; with a generated password its head (the account and the password) is written before
+          // the commit and its last member, the roles granted after it, once they are (jsonTail).
+          const accountJSON = (user: User, signUpRemoved: string | null): Record<string, unknown> => {
+            const expires = user.passwordInitialExpiresAt === null ? null : new Date(user.passwordInitialExpiresAt).toISOString();
+            return { id: user.id, email: user.email, username: user.username, mustChangePassword: generated !== null, signUpRemoved, ...(generated !== null ? { password: generated, passwordExpiresAt: expires } : {}) };
+          };
+          const jsonHead = (user: User, signUpRemoved: string | null): string => `${inertJSON(accountJSON(user, signUpRemoved), 2).slice(0, -2)},\n`;
+          const jsonTail = (roles: string[]): string => `${inertJSON({ roles }, 2).slice(2)}\n`;
+          const passwordLines = (user: User): string => [
+            `password (shown once; it must be changed at first sign-in): ${generated ?? ""}`,
+            ...(user.passwordInitialExpiresAt !== null ? [`the password stops working at ${new Date(user.passwordInitialExpiresAt).toISOString()} unless changed before (BULWARK_INITIAL_PASSWORD_HOURS)`] : []),
+          ].map((line) => `${escapedLines(line)}\n`).join("");
           // A lookup's outage refuses every password alike: the server's failure (exit 3), not bad input (exit 2).
           throwIfRefused(await policy.check(password, accountPasswordContext(opts, app.config.serviceName)));
           for (const role of opts.role) await roles.get(role); // unknown role: fail before creating anything
@@ -90,16 +103,30 @@ export default {
           // account was written left an account no event recorded, and its generated password shown nowhere.
           // An address held only by an unfinished sign-up (an outsider's squat: anyone may start one) is the operator's to
           // give: the sign-up is deleted in the same transaction and recorded (sign-up-shell.ts), as set-email does.
-          const { created: user, signUpRemoved } = await app.db.transaction((trx) => createOverSignUps(app.db, trx, app.audit, opts.email, { actor, via: "cli" }, async (signUpRemoved) => {
-            const created = await store.create({
-              email: opts.email, username: opts.username ?? null, passwordHash: hash, passwordScheme: passwords.defaultScheme, passwordMustChange: mustChange,
-              passwordInitialExpiresAt: mustChange ? app.clock.now() + app.config.initialPasswordMs : null,
-            }, trx);
-            await app.audit.appendIn(trx, { type: "user.created", actor, subject: created.id, data: { via: "cli", rolesRequested: opts.role, mustChangePassword: mustChange, ...(signUpRemoved !== null ? { signUpRemoved } : {}) } });
-            return created;
-          }));
-          // The account exists from here on: a grant that fails (the role deleted meanwhile) must not lose the password
-          // generated for it, which is shown nowhere else; the account is printed with the roles it got, and the error follows.
+          const { created: user, signUpRemoved } = await app.db.transaction(async (trx) => {
+            const made = await createOverSignUps(app.db, trx, app.audit, opts.email, { actor, via: "cli" }, async (signUpRemoved) => {
+              const created = await store.create({
+                email: opts.email, username: opts.username ?? null, passwordHash: hash, passwordScheme: passwords.defaultScheme, passwordMustChange: mustChange,
+                passwordInitialExpiresAt: mustChange ? app.clock.now() + app.config.initialPasswordMs : null,
+              }, trx);
+              await app.audit.appendIn(trx, { type: "user.created", actor, subject: created.id, data: { via: "cli", rolesRequested: opts.role, mustChangePassword: mustChange, ...(signUpRemoved !== null ? { signUpRemoved } : {}) } });
+              return created;
+            });
+            // A generated password is shown once and kept nowhere: it is handed to stdout before the COMMIT, which waits
+            // until stdout has taken it (ADR 0017 does so with a printed master key). Printed after the commit, a reader
+            // that had gone away or a full disk under `> admin.txt` left an administrator whose password nobody had, and
+            // the retry was refused (the email taken). Now the account rolls back with it, exit 3, and the retry works.
+            if (generated !== null) {
+              try {
+                await writeFlushed(ctx.stdout, opts.json ? jsonHead(made.created, made.signUpRemoved) : passwordLines(made.created));
+              } catch (cause) {
+                throw new RuntimeFailure("BULWARK_ERR_OUTPUT_WRITE", `cannot write to standard output (${(cause as Error).message}): the account was not created, its generated password shown nowhere; run the command again`, { cause });
+              }
+            }
+            return made;
+          });
+          // The account exists from here on, its generated password handed over: a grant that fails (the role deleted
+          // meanwhile) leaves it; the account is printed with the roles it got, and the error follows.
           const granted: string[] = [];
           const told: GrantTold[] = [];
           let failure: unknown = null;
@@ -112,15 +139,13 @@ export default {
               break;
             }
           }
-          const expires = user.passwordInitialExpiresAt === null ? null : new Date(user.passwordInitialExpiresAt).toISOString();
+          // The rest of the output: the roles granted are known only now, after their own commits.
           if (opts.json) {
-            writeJSON(ctx, { id: user.id, email: user.email, username: user.username, roles: granted, mustChangePassword: mustChange, signUpRemoved, ...(generated ? { password: generated, passwordExpiresAt: expires } : {}) });
+            ctx.stdout.write(generated !== null ? jsonTail(granted) : `${inertJSON({ ...accountJSON(user, signUpRemoved), roles: granted }, 2)}\n`);
           } else {
             writeLine(ctx, `created ${user.id} <${user.email}>${granted.length ? ` with role(s) ${granted.join(", ")}` : ""}`);
             if (signUpRemoved !== null) writeLine(ctx, `the unfinished sign-up ${signUpRemoved} holding the address was deleted`);
             for (const line of grantNoticeLines(told)) writeLine(ctx, line);
-            if (generated) writeLine(ctx, `password (shown once; it must be changed at first sign-in): ${generated}`);
-            if (expires !== null) writeLine(ctx, `the password stops working at ${expires} unless changed before (BULWARK_INITIAL_PASSWORD_HOURS)`);
           }
           if (failure !== null) {
             const missing = opts.role.filter((r) => !granted.includes(r));
