@@ -57,12 +57,14 @@ export const STORE_BUSY_RETRY_SECONDS = 5;
 
 /**
  * `error` as the named error for a statement that ran past its bound (a lock another session holds, or a statement
- * past statement_timeout), or null for anything else. Its transaction has rolled back whole: trying again is safe.
+ * past statement_timeout), or null for anything else. Its transaction has rolled back whole; a request of several
+ * transactions may have committed earlier ones, so the message promises no more than that the request did not finish
+ * (a login takes back what it had made: session-routes' abandonLogin).
  * The message names nothing of the engine (it is sent to HTTP callers as it is).
  */
 export function storeBusyError(error: unknown): Unavailable | null {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== "string" || !BUSY_SQLSTATES.has(code)) return null;
   return new Unavailable("BULWARK_ERR_DB_BUSY",
-    "the store is busy: a wait ran past its bound and nothing was changed; try again shortly", STORE_BUSY_RETRY_SECONDS, { cause: error });
+    "the store is busy: a wait ran past its bound and the request could not finish; try again shortly", STORE_BUSY_RETRY_SECONDS, { cause: error });
 }

@@ -22,7 +22,8 @@ export interface LoginAttempt {
    * Leave a success's attempt counted, and the account's failure streak in place, until the caller calls the result's
    * `settle` (after it stored the session and queued the notice the streak calls for). Cleared at once, a store that
    * failed between the two lost the streak: once it recovered, the guesser signed in with `failuresBefore` 0 and the
-   * owner was never told (ASVS 6.3.5). Never settled, the attempt stays a failure, which is what its answer said.
+   * owner was never told (ASVS 6.3.5). Never settled, the attempt stays a failure (as a 401 says it was); a caller whose
+   * own work failed after the verify calls `release` instead (the answer was an error: neither a failure nor a success).
    * The success's event (`auth.login.succeeded`) is left to the caller too, to `record` once the session exists: so it
    * can name the session (a responder ends exactly what the intruder made) and say whether the browser was new.
    */
@@ -54,10 +55,12 @@ export type LoginResult =
    * suspicious). `settle`: clears the account's window and streak (done already unless `deferSettle` was asked).
    * `record`: appends `auth.login.succeeded` with what the caller adds (done already unless `deferSettle` was asked).
    * `knownBrowser`: whether `LoginAttempt.knownBrowser` named the browser known to the account (the caller need not ask
-   * its cookie again: the account's password change time is the one it was asked with).
+   * its cookie again: the account's password change time is the one it was asked with). `release`: takes the attempt
+   * back, neither a failure nor a success (FloodControl.release; nothing once settled), for a caller whose own work
+   * failed before it answered (the answer was an error, not a sign-in).
    */
-  | { outcome: "success"; user: User; rehashed: boolean; failuresBefore: number; knownBrowser: boolean; settle: () => Promise<void>; record: RecordSuccess }
-  | { outcome: "must-change-password"; user: User; rehashed: boolean; failuresBefore: number; knownBrowser: boolean; settle: () => Promise<void>; record: RecordSuccess }
+  | { outcome: "success"; user: User; rehashed: boolean; failuresBefore: number; knownBrowser: boolean; settle: () => Promise<void>; record: RecordSuccess; release: () => Promise<void> }
+  | { outcome: "must-change-password"; user: User; rehashed: boolean; failuresBefore: number; knownBrowser: boolean; settle: () => Promise<void>; record: RecordSuccess; release: () => Promise<void> }
   | { outcome: "invalid" }
   /**
    * `reason` "consecutive" is the 100-failure stop, which no wait lifts (only a success elsewhere, a password reset or
@@ -227,9 +230,8 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
     }
   }
   const settle = (): Promise<void> => flood.succeeded(verdict.ticket);
+  const release = (): Promise<void> => flood.release(verdict.ticket);
   const deferred = attempt.deferSettle === true;
-  if (!deferred) await settle();
-  await users.recordLogin(account.id, attempt.ip);
   const mustChange = account.passwordMustChange;
   // `failuresBefore` goes in the event too: a success after a run of failures is the guess that worked (ASVS 6.3.5),
   // and a responder reading the log after a stuffing wave looks for exactly those.
@@ -237,7 +239,28 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
     ...base, type: "auth.login.succeeded", actor: account.id, subject: account.id,
     data: { ...context, rehashed, fromScheme: account.passwordScheme, mustChangePassword: mustChange, failuresBefore: verdict.streak, ...session },
   }).then(() => undefined);
-  if (!deferred) await record();
+  try {
+    if (!deferred) await settle();
+    await users.recordLogin(account.id, attempt.ip);
+    if (!deferred) await record();
+  } catch (error) {
+    // The answer is an error, not a sign-in: the right password is not left counted as a failure (the owner's retry
+    // would read as a guess that worked after failures, ASVS 6.3.5), nor as a success (a store past its wait bound).
+    await releaseQuietly(deps, release, account.id);
+    throw error;
+  }
   const fresh = { ...account, passwordHash: rehashed ? newHash : account.passwordHash, passwordScheme: rehashed ? passwords.defaultScheme : account.passwordScheme };
-  return { outcome: mustChange ? "must-change-password" : "success", user: fresh, rehashed, failuresBefore: verdict.streak, knownBrowser: browser !== null, settle, record };
+  return { outcome: mustChange ? "must-change-password" : "success", user: fresh, rehashed, failuresBefore: verdict.streak, knownBrowser: browser !== null, settle, record, release };
+}
+
+/**
+ * Takes an attempt back after the work that followed its verify failed (LoginResult.release), logging rather than
+ * throwing when that fails too (a store that is down): the caller rethrows the error that stopped the login.
+ */
+export async function releaseQuietly(deps: Pick<LoginDeps, "logger">, release: () => Promise<void>, userId: string): Promise<void> {
+  try {
+    await release();
+  } catch (error) {
+    deps.logger.error({ userId, err: (error as Error).message }, "could not take back the flood attempt of a login that failed after its verify");
+  }
 }

@@ -1,7 +1,7 @@
 // POST /auth/login, POST /auth/logout, GET /auth/session, GET/DELETE /auth/sessions[/:id], GET /auth/csrf.
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import { API_ACTION, csrfToken } from "../../../accounts/csrf/index.ts";
-import { login } from "../../../accounts/login/index.ts";
+import { login, releaseQuietly } from "../../../accounts/login/index.ts";
 import { factorKind } from "../../../accounts/mfa/index.ts";
 import { clearSessionCookie, readDeviceCookie, readSessionCookie } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
@@ -38,6 +38,26 @@ const loginBody = {
   properties: { identifier: str(1024), password: secret(4096), next: str(2048, 0), _csrf: str(200, 0) },
 } as const;
 
+/**
+ * Undoes what a login with the right password made before an error stopped it (a store past its wait bound, any
+ * failure before the cookie was sent): the answer is that error, so the session stored for it, which no browser
+ * holds, is ended, and its flood attempt is taken back, neither a failure nor a success (LoginResult.release).
+ * Before, the owner's retry read `failuresBefore` 1 (a guess that worked, ASVS 6.3.5) and the account listed a
+ * session no `auth.login.succeeded` named (test/bounded-waits-red-team.test.ts). Each step on its own, best effort: a
+ * store that fails these too is logged, and the caller rethrows the error that stopped the login. The notices already
+ * queued stay (the right password was typed, from that browser), as does the login time recorded with the verify.
+ */
+async function abandonLogin(app: App, request: FastifyRequest, made: { userId: string; sessionId: string | null; release: () => Promise<void> }): Promise<void> {
+  if (made.sessionId !== null) {
+    try {
+      await app.accounts.sessions.end(made.sessionId, made.userId);
+    } catch (error) {
+      request.log.error({ userId: made.userId, err: (error as Error).message }, "could not end the session of a login that failed before its cookie was sent");
+    }
+  }
+  await releaseQuietly({ logger: request.log }, made.release, made.userId);
+}
+
 export function registerSessionRoutes(server: FastifyInstance, app: App): void {
   const tagger = deviceTagger(app);
   server.post<{ Body: { identifier: string; password: string; next?: string } }>(
@@ -61,64 +81,73 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
       if (result.outcome === "throttled") return throttledAnswer(reply, result, "BULWARK_ERR_LOGIN_THROTTLED", "failed logins");
       if (result.outcome === "invalid") return reply.status(401).type("application/json; charset=utf-8").send(LOGIN_FAILED_BODY);
       const user = result.user;
-      const hasMfa = await app.accounts.mfa.hasMfa(user.id);
-      const enrol = !hasMfa && (await mfaEnrolmentDue(app, user.id));
-      // A new id and secret on every login: a cookie planted before login is never promoted (ASVS 7.2.4).
-      // Without a presented cookie there is nothing to replace: a plain insert, no transaction around it.
-      const presented = readSessionCookie(request.headers.cookie);
-      // Whether this browser signed in to the account before (the known-device cookie, device-cookie.ts), as the login
-      // found it for flood control (knownBrowserOf, under the key made fresh above). The session records it
-      // (Session.deviceTold), for the second-factor step to read.
-      const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
-      const known = result.knownBrowser;
-      // Stored only if the password is still the one just verified: a reset or change that committed during the
-      // verify ended every session, and must not be outlived by this one.
-      const context = { aal: 1, ip: ctx.ip, userAgent: ctx.userAgent, verifiedPassword: { changedAt: user.passwordChangedAt }, deviceTold: known } as const;
-      let issued: Awaited<ReturnType<typeof app.accounts.sessions.createSession>>;
+      // Everything from here to the cookie is undone if it fails (abandonLogin): the answer is then an error, and a
+      // session no browser holds, or the right password counted as a failure, must not outlive it.
+      let made: string | null = null;
       try {
-        issued = presented === null ? await app.accounts.sessions.createSession(user.id, context) : await app.accounts.sessions.rotate(presented, { userId: user.id, ...context });
+        const hasMfa = await app.accounts.mfa.hasMfa(user.id);
+        const enrol = !hasMfa && (await mfaEnrolmentDue(app, user.id));
+        // A new id and secret on every login: a cookie planted before login is never promoted (ASVS 7.2.4).
+        // Without a presented cookie there is nothing to replace: a plain insert, no transaction around it.
+        const presented = readSessionCookie(request.headers.cookie);
+        // Whether this browser signed in to the account before (the known-device cookie, device-cookie.ts), as the login
+        // found it for flood control (knownBrowserOf, under the key made fresh above). The session records it
+        // (Session.deviceTold), for the second-factor step to read.
+        const account = { id: user.id, passwordChangedAt: user.passwordChangedAt };
+        const known = result.knownBrowser;
+        // Stored only if the password is still the one just verified: a reset or change that committed during the
+        // verify ended every session, and must not be outlived by this one.
+        const context = { aal: 1, ip: ctx.ip, userAgent: ctx.userAgent, verifiedPassword: { changedAt: user.passwordChangedAt }, deviceTold: known } as const;
+        let issued: Awaited<ReturnType<typeof app.accounts.sessions.createSession>>;
+        try {
+          issued = presented === null ? await app.accounts.sessions.createSession(user.id, context) : await app.accounts.sessions.rotate(presented, { userId: user.id, ...context });
+        } catch (error) {
+          if (!(isBulwarkError(error) && error.code === "BULWARK_ERR_SESSION_PASSWORD_CHANGED")) throw error;
+          await app.audit.append({ type: "auth.login.failed", actor: "anonymous", subject: user.id, requestId: request.id, data: { ip: ctx.ip, userAgent: ctx.userAgent, reason: "password-changed-meanwhile" } });
+          return reply.status(401).type("application/json; charset=utf-8").send(LOGIN_FAILED_BODY);
+        }
+        const { token, session } = issued;
+        made = session.id;
+        // The right password after a run of failures may be a guess that finally worked: the owner is told (ASVS 6.3.5).
+        await suspiciousSignIn.afterFailures(app, request, user.id, result.failuresBefore, session.id);
+        // So is a sign-in from a browser that never signed in to the account since its password last changed (the
+        // known-device cookie, device-cookie.ts), the account's first sign-in of all included: the owner who chose the
+        // password through a mailed link did it in a browser that link's page remembers, so a first sign-in reaching
+        // here is an imported or administrator-made account's, where a password reused elsewhere (a stuffing wave after a
+        // migration) signed in told to nobody, and the browser was remembered. Such a browser is remembered once the
+        // owner was told of it (not when this hour's notice went out already, for another one), and for an account with
+        // a second factor only once that is passed (/auth/mfa/verify) — both, not either. The cookie is renewed on every
+        // login, so a browser in use stays known.
+        const told = known || (await suspiciousSignIn.newDevice(app, request, user.id, { first: user.lastLoginAt === null }));
+        // The second-factor step remembers this browser only if the owner was told of it here: the session held at the
+        // gate carries that, server-side, from this login. Without it a relay spent the hour's one notice on a throwaway
+        // sign-in, then passed the victim's relayed code in its real browser and had that browser remembered, told to no
+        // one (test/phishing-relay-red-team.test.ts). A known browser's session says so from its creation; a notice just
+        // queued is written to it here, the one extra statement of a new browser's login to an account with a factor.
+        if (hasMfa && told && !known) await app.accounts.sessions.markDeviceTold(session.id);
+        const remember = told && !hasMfa;
+        // The success's event names the session it made and says whether the browser was new, so a responder reading
+        // the log after a wave can end exactly the intruder's sessions (ASVS 16.3.1). Written before the cookie is sent:
+        // a session whose event failed never reaches the browser.
+        await result.record({ sessionId: session.id, newDevice: !known });
+        // Only now is the streak cleared: the session is stored, the notices it called for queued and the success
+        // recorded (LoginAttempt.deferSettle).
+        await result.settle();
+        setSessionCookie(reply, token);
+        setDeviceCookie(app, reply, sent, remember ? account : null);
+        return {
+          userId: user.id,
+          sessionId: session.id,
+          aal: 1,
+          mfaRequired: hasMfa,
+          mfaEnrolmentRequired: enrol,
+          mustChangePassword: result.outcome === "must-change-password",
+          next: safeNext(request.body.next),
+        };
       } catch (error) {
-        if (!(isBulwarkError(error) && error.code === "BULWARK_ERR_SESSION_PASSWORD_CHANGED")) throw error;
-        await app.audit.append({ type: "auth.login.failed", actor: "anonymous", subject: user.id, requestId: request.id, data: { ip: ctx.ip, userAgent: ctx.userAgent, reason: "password-changed-meanwhile" } });
-        return reply.status(401).type("application/json; charset=utf-8").send(LOGIN_FAILED_BODY);
+        await abandonLogin(app, request, { userId: user.id, sessionId: made, release: result.release });
+        throw error;
       }
-      const { token, session } = issued;
-      // The right password after a run of failures may be a guess that finally worked: the owner is told (ASVS 6.3.5).
-      await suspiciousSignIn.afterFailures(app, request, user.id, result.failuresBefore, session.id);
-      // So is a sign-in from a browser that never signed in to the account since its password last changed (the
-      // known-device cookie, device-cookie.ts), the account's first sign-in of all included: the owner who chose the
-      // password through a mailed link did it in a browser that link's page remembers, so a first sign-in reaching
-      // here is an imported or administrator-made account's, where a password reused elsewhere (a stuffing wave after a
-      // migration) signed in told to nobody, and the browser was remembered. Such a browser is remembered once the
-      // owner was told of it (not when this hour's notice went out already, for another one), and for an account with
-      // a second factor only once that is passed (/auth/mfa/verify) — both, not either. The cookie is renewed on every
-      // login, so a browser in use stays known.
-      const told = known || (await suspiciousSignIn.newDevice(app, request, user.id, { first: user.lastLoginAt === null }));
-      // The second-factor step remembers this browser only if the owner was told of it here: the session held at the
-      // gate carries that, server-side, from this login. Without it a relay spent the hour's one notice on a throwaway
-      // sign-in, then passed the victim's relayed code in its real browser and had that browser remembered, told to no
-      // one (test/phishing-relay-red-team.test.ts). A known browser's session says so from its creation; a notice just
-      // queued is written to it here, the one extra statement of a new browser's login to an account with a factor.
-      if (hasMfa && told && !known) await app.accounts.sessions.markDeviceTold(session.id);
-      const remember = told && !hasMfa;
-      // The success's event names the session it made and says whether the browser was new, so a responder reading
-      // the log after a wave can end exactly the intruder's sessions (ASVS 16.3.1). Written before the cookie is sent:
-      // a session whose event failed never reaches the browser.
-      await result.record({ sessionId: session.id, newDevice: !known });
-      // Only now is the streak cleared: the session is stored, the notices it called for queued and the success
-      // recorded (LoginAttempt.deferSettle).
-      await result.settle();
-      setSessionCookie(reply, token);
-      setDeviceCookie(app, reply, sent, remember ? account : null);
-      return {
-        userId: user.id,
-        sessionId: session.id,
-        aal: 1,
-        mfaRequired: hasMfa,
-        mfaEnrolmentRequired: enrol,
-        mustChangePassword: result.outcome === "must-change-password",
-        next: safeNext(request.body.next),
-      };
     }),
   );
 
