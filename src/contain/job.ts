@@ -50,6 +50,16 @@ export function storedLevers(jobId: string, spec: { levers?: unknown }): string[
   return names;
 }
 
+/**
+ * The levers whose targets the stored job recorded at its creation. Per lever: a job recorded when one boolean said so
+ * (9b79943) recorded demote-inactive-admins' alone, and a lever that gained the hook since must not read its absent
+ * targets as "nobody" (require-mfa-reenrolment, invalidate-passwords would then end nothing).
+ */
+export function storedTargetsOf(spec: { targetsOf?: unknown; targetsRecorded?: unknown }): ReadonlySet<string> {
+  if (Array.isArray(spec.targetsOf)) return new Set(spec.targetsOf.filter((n): n is string => typeof n === "string"));
+  return new Set(spec.targetsRecorded === true ? ["demote-inactive-admins"] : []);
+}
+
 /** The stored spec's batch size, or the job's coded error when the row holds anything else (fails closed). */
 export function storedBatchSize(jobId: string, spec: { batchSize?: unknown }): number {
   const problem = storedBatchSizeProblem(spec.batchSize, MAX_BATCH_SIZE);
@@ -104,8 +114,13 @@ export interface ContainSpec {
   /** Who took the job over from a creator who no longer stood behind it (resumeJob), answering for its remaining batches. */
   takenOverBy?: string;
   /**
-   * True when the job recorded, with its scope, the targets of its levers that have a `targets` hook (LeverContext.
-   * targetsRecorded). Absent for a job without such a lever and for jobs recorded before it existed.
+   * The levers whose targets (UserLever.targets) the job recorded with its scope (LeverContext.targetsRecorded, per
+   * lever). Absent for a job without such a lever and for jobs recorded before it existed.
+   */
+  targetsOf?: string[];
+  /**
+   * Written by 9b79943 alone, before `targetsOf`: true when the job recorded its levers' targets, and then
+   * demote-inactive-admins was the only lever with a `targets` hook (storedTargetsOf).
    */
   targetsRecorded?: boolean;
 }
@@ -326,7 +341,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
     ...(request.creatorLacks?.length ? { creatorLacks: [...request.creatorLacks] } : {}),
     ...(request.creatorUser !== undefined ? { creatorUser: request.creatorUser } : {}),
     ...(request.creatorUser !== undefined && request.creatorToken !== undefined ? { creatorToken: request.creatorToken } : {}),
-    ...(targeting.length > 0 ? { targetsRecorded: true } : {}),
+    ...(targeting.length > 0 ? { targetsOf: targeting.map((l) => l.name) } : {}),
   };
   // Levers that write links begin first: a reset or an email confirmation takes a link row, then the account, then its
   // session stamp, and the other levers' begins lock the accounts and raise stamps (the other order waited in a cycle
@@ -436,10 +451,10 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
   // Who the batches' events name: the operator once the job was taken over (the stages are built again then).
   const actor = actingActor(job);
   // A job stored before an option existed runs with its default (emailChangedWithinDays: the hold on reset links).
-  const ctx: LeverContext = {
-    ...leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope),
-    ...(job.spec.targetsRecorded === true ? { targetsRecorded: true } : {}),
-  };
+  const ctx = leverContext(deps, job.id, job.spec.at, job.spec.epoch ?? 0, { ...DEFAULT_OPTIONS, ...job.spec.options }, job.spec.scope);
+  // Each lever's own context: targetsRecorded only for a lever whose targets this job recorded.
+  const recorded = storedTargetsOf(job.spec);
+  const forLever = (lever: Lever, c: LeverContext): LeverContext => (recorded.has(lever.name) ? { ...c, targetsRecorded: true } : c);
   // The levers' context in a step's transaction: with the job's creation seq, read there once for an old job.
   const createdSeqIn = creationSeqOf(job.id, job.spec);
   const contextIn = async (trx: Kysely<Schema>): Promise<LeverContext> => {
@@ -460,7 +475,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
       name: `${lever.name} (all users at once)`,
       async step(trx): Promise<StepResult> {
         await creatorStands(trx);
-        const r = await (lever.applyAll as NonNullable<UserLever["applyAll"]>)(trx, { ...(await contextIn(trx)), now: deps.clock.now() });
+        const r = await (lever.applyAll as NonNullable<UserLever["applyAll"]>)(trx, forLever(lever, { ...(await contextIn(trx)), now: deps.clock.now() }));
         const counts: Record<string, number> = {};
         for (const [k, v] of Object.entries(r)) counts[`${lever.name}.${k}`] = v;
         // With no lever left for the batches, this step has handled every user of the scope.
@@ -508,8 +523,8 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
         // cycles with those transactions and with another job ("deadlock detected": a failed batch, a 500).
         const stopped = new Set<string>();
         if (postgres && ids.length > 0) {
-          for (const lever of batched) for (const id of (await lever.demotes?.(trx, ids, batchCtx)) ?? []) stopped.add(id);
-          for (const lever of batched) for (const id of (await lever.stopsActing?.(trx, ids, batchCtx)) ?? []) stopped.add(id);
+          for (const lever of batched) for (const id of (await lever.demotes?.(trx, ids, forLever(lever, batchCtx))) ?? []) stopped.add(id);
+          for (const lever of batched) for (const id of (await lever.stopsActing?.(trx, ids, forLever(lever, batchCtx))) ?? []) stopped.add(id);
           // Role removals' turn (the last-admin lock) whenever it waits for anyone's right to act, as an API lock takes it
           // before its acting locks: taken only for demotions, a lock-accounts batch over two administrators held one's
           // acting lock while an API lock by the other held its own shared, and each waited for the other's (deadlock).
@@ -524,7 +539,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
           await trx.selectFrom("users").select("id").where(inIds(deps.database.dialect, "id", ids)).orderBy("id").forNoKeyUpdate().execute();
         }
         for (const lever of batched) {
-          const applied = await lever.apply(trx, ids, batchCtx);
+          const applied = await lever.apply(trx, ids, forLever(lever, batchCtx));
           for (const [k, v] of Object.entries(applied.counts)) counts[`${lever.name}.${k}`] = v;
           if (outranking.size > 0) counts[`${lever.name}.leftAlone`] = outranking.size;
           if (lever.undo && applied.changes.length) await recordChanges(trx, deps.database.dialect, job.id, lever.name, applied.changes, seqOf);

@@ -135,9 +135,10 @@ export interface LeverContext {
    */
   createdSeq?: number;
   /**
-   * True for a job whose creation recorded each lever's targets (UserLever.targets, under targetsKey): a lever with a
-   * `targets` hook then acts on those and no others. Absent in a dry run, in a begin, and for jobs recorded before
-   * it existed: such a lever judges its users at the batch's time, as before.
+   * True when the job's creation recorded this lever's targets (UserLever.targets, under targetsKey): a lever with a
+   * `targets` hook then decides by those. Set per lever (a job recorded before a lever had the hook has none of its
+   * targets, whatever the other levers recorded). Absent in a dry run, in a begin, and for jobs recorded before it
+   * existed: such a lever judges its users at the batch's time, as before.
    */
   targetsRecorded?: boolean;
   /** True when the job's scope is --all: revocation then raises the one global stamp instead of one per user. */
@@ -229,7 +230,9 @@ export interface UserLever {
    * events overwrite (demote-inactive-admins: no login since the cutoff; a login after the job replaces last_login_at,
    * and with it the job's reason). Run once, in the transaction that records the job's scope: those of the scope it
    * returns are recorded in contain_job_users under targetsKey(job, lever), and `apply` (with ctx.targetsRecorded)
-   * acts on them only, whenever its batch runs, resumed or not. Must ask what the dry run counts, at ctx.at.
+   * decides by them, whenever its batch runs, resumed or not (demote-inactive-admins acts on them only;
+   * require-mfa-reenrolment and invalidate-passwords end what they must for them even when another hand removed the
+   * factor or invalidated the password first). Must ask what the dry run counts, at ctx.at.
    */
   targets?(db: Kysely<Schema>, ctx: LeverContext): ScopeQuery;
   /** Applies the lever to these users. Must be idempotent: re-applying to an already changed user changes nothing. */

@@ -2,6 +2,8 @@
 // password_invalidated_at) and a reset email is queued per user through the outbox (Drupal.org, SourceLair). What the
 // password opened ends with it: the accounts' sessions up to the batch, API tokens minted since the job began, open
 // reset and email-change links (the latter already when the job is created, so no change can move the reset mail).
+// Whose password that is, is judged as of the job's time (targets): every account whose password was not invalidated
+// then; the sessions and the tokens since the job end also when another hand invalidated the password first.
 // The reset link is held back where it could not help the owner: from a disabled account (the link is refused), and
 // from an address the account itself moved to within the exposure window (it may be the intruder's mailbox).
 import { sql, type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SelectQueryBuilder, type SqlBool } from "kysely";
@@ -10,7 +12,7 @@ import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.t
 import { isoOrNull } from "../../lib/calendar.ts";
 import { addressProblem } from "../../notify/index.ts";
 import type { DialectName } from "../../store/database.ts";
-import type { LeverContext, LeverEvent, LeverOptions, ScopeQuery, UserLever } from "../lever.ts";
+import { targetsKey, type LeverContext, type LeverEvent, type LeverOptions, type ScopeQuery, type UserLever } from "../lever.ts";
 import { countOwnedRows, countUsers, DAY_MS, endSessions, inIds, spendOpenLinks } from "./common.ts";
 import { revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
@@ -187,6 +189,19 @@ function unusedEmailChangeLinks(scope: ScopeQuery): (eb: ExpressionBuilder<Schem
   return (eb: ExpressionBuilder<Schema, "email_change_tokens">) => eb.and([eb("user_id", "in", scope), eb("used_at", "is", null)]);
 }
 
+const NAME = "invalidate-passwords";
+
+/**
+ * Of `userIds`, the job's targets (recorded at its creation, ctx.targetsRecorded): the accounts whose password was not
+ * invalidated at the job's time. Null for a job recorded before targets existed: it acts on every user of the batch.
+ */
+async function targetsAmong(trx: Kysely<Schema>, userIds: readonly string[], ctx: LeverContext): Promise<string[] | null> {
+  if (ctx.targetsRecorded !== true) return null;
+  const rows = await trx.selectFrom("contain_job_users").select("user_id").where("job_id", "=", targetsKey(ctx.jobId, NAME))
+    .where(inIds(ctx.dialect, "user_id", userIds)).execute();
+  return rows.map((r) => r.user_id);
+}
+
 /** "a, b and 3 more": the named users, and how many the list leaves out. */
 function named(list: readonly string[], count: number): string {
   return `${list.join(", ")}${count > list.length ? ` and ${count - list.length} more` : ""}`;
@@ -196,7 +211,7 @@ export const invalidatePasswords = {
   kind: "user",
   touchesLinks: true,
   mailsLinks: true,
-  name: "invalidate-passwords",
+  name: NAME,
   description: "Make current passwords stop working and queue a reset email to each user",
   async dryRun(db, scope, ctx) {
     const { users, sample } = await countUsers(db, scope, stillValid);
@@ -232,16 +247,24 @@ export const invalidatePasswords = {
     const spent = await trx.updateTable("email_change_tokens").set({ used_at: ctx.at }).where(unusedEmailChangeLinks(scope)).executeTakeFirst();
     return { emailChangeLinksSpent: Number(spent.numUpdatedRows) };
   },
+  // The accounts whose password was not invalidated at the job's time (a password, or none yet: a link holder could
+  // set the first one before the batch): what the job was created to invalidate. An account invalidated already (an
+  // earlier containment, an administrator's set-email) is left alone, also when its owner then chose a new password
+  // through that reset link before this batch came: the new password is the owner's, not the one the job is about.
+  targets(db) {
+    return db.selectFrom("users").select("users.id").where("users.password_invalidated_at", "is", null);
+  },
   async apply(trx, userIds, ctx) {
     const counts = { users: 0, resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0, sessions: 0, tokens: 0 };
     if (userIds.length === 0) return { counts, changes: [] };
     // The batch writes the accounts, then their links: their link locks first, so an email confirmation or a reset
     // of one of them (link lock → token → account) waits instead of deadlocking with it (PostgreSQL).
     await lockManyAccountsLinks(ctx.dialect, trx, userIds);
+    const targets = await targetsAmong(trx, userIds, ctx);
     const rows = await trx
       .updateTable("users")
       .set({ password_invalidated_at: ctx.at })
-      .where(inIds(ctx.dialect, "id", userIds))
+      .where(inIds(ctx.dialect, "id", targets ?? userIds))
       .where("password_invalidated_at", "is", null)
       .where("password_hash", "is not", null)
       .returning(["id", "email", "status"])
@@ -254,8 +277,17 @@ export const invalidatePasswords = {
     // An account with no password has its links spent too: a reset link held for it would set the first password.
     const passwordless = (await trx.selectFrom("users").select("id").where(inIds(ctx.dialect, "id", userIds)).where("password_hash", "is", null).execute()).map((r) => r.id);
     await spendOpenLinks(trx, ctx.dialect, [...rows.map((r) => r.id), ...passwordless], ctx.now);
-    if (rows.length > 0) {
-      const ids = rows.map((r) => r.id);
+    // The targets whose password another hand invalidated between the job's creation and this batch (another job over
+    // the same accounts, run first; an administrator's set-email): no login since, but what the password opened in the
+    // job's window ends all the same — that other hand ended only what came after its own start (a job's tokens) or
+    // nothing of the tokens (set-email). Their password and links are left as they are (its reset link is the owner's
+    // way back), and they are not counted in `users`: this batch invalidated nothing of theirs.
+    const invalidatedHere = new Set(rows.map((r) => r.id));
+    const others = (targets ?? []).filter((id) => !invalidatedHere.has(id));
+    const invalidatedBefore = others.length === 0 ? [] : (await trx.selectFrom("users").select("id")
+      .where(inIds(ctx.dialect, "id", others)).where("password_invalidated_at", "is not", null).execute()).map((r) => r.id);
+    if (rows.length > 0 || invalidatedBefore.length > 0) {
+      const ids = [...rows.map((r) => r.id), ...invalidatedBefore];
       // Every session of these accounts was opened with the password now invalidated, or an older one: they end with
       // it, up to this batch's time — also one the leaked password opened while earlier batches ran (ASVS 7.4.1).
       const epoch = await raiseUserStamps(trx, ids, ctx.now, "sessions");

@@ -4,9 +4,11 @@
 // same transaction as the deletion: a session opened with a factor that is now gone dies with it, and a
 // stolen session cannot enrol the attacker's own factor in the gap (ASVS 7.4.3). Their open reset and email-change links
 // go too, for the same gap: a reset link a mailbox thief asked for while the factor stood would need no factor after.
+// Whom it ends them for is judged as of the job's time (targets): the users holding a factor then, also when the
+// factor is gone by the batch (removed by an intruder's session in between, which would otherwise be left alive).
 // Not reversible: restoring a factor that may be in an attacker's hands would defeat the lever.
 import type { Kysely } from "kysely";
-import { forecastNotices, queueNotices, type LeverContext, type NoticeDue, type UserLever } from "../lever.ts";
+import { forecastNotices, queueNotices, targetsKey, type LeverContext, type NoticeDue, type ScopeQuery, type UserLever } from "../lever.ts";
 import type { MFAFactor } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { containmentResetKey } from "../../accounts/password-reset/reset-mail.ts";
@@ -36,6 +38,26 @@ async function mailedByThisJob(trx: Kysely<Schema>, ctx: LeverContext, userIds: 
 // The batch events the job's closing check reads per step (up to this many batches' users, 5000 each at most).
 const EVENTS_PER_STEP = 10;
 const LEVER = "require-mfa-reenrolment";
+
+/** The users holding any second factor now (what the dry run counts, and at the job's creation its targets). */
+function factorHolders(db: Kysely<Schema>, scope: ScopeQuery | null) {
+  const q = db.selectFrom("users")
+    .where((eb) => eb.or(FACTOR_TABLES.map((t) => eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "users.id")))));
+  return scope === null ? q : q.where("users.id", "in", scope);
+}
+
+/**
+ * Of `userIds`, the job's targets (recorded at its creation, ctx.targetsRecorded): those who held a factor at the
+ * job's time. Judged by which rows the batch's DELETE removes, an intruder's session that removed the leaked
+ * authenticator between the job's creation and its batch took the account out of the job: its session, counted by the
+ * dry run, lived on, and it enrolled an app of its own. Empty for a job recorded before targets existed.
+ */
+async function targetsAmong(trx: Kysely<Schema>, userIds: readonly string[], ctx: LeverContext): Promise<string[]> {
+  if (ctx.targetsRecorded !== true) return [];
+  const rows = await trx.selectFrom("contain_job_users").select("user_id").where("job_id", "=", targetsKey(ctx.jobId, LEVER))
+    .where(inIds(ctx.dialect, "user_id", userIds)).execute();
+  return rows.map((r) => r.user_id);
+}
 
 /**
  * The job's closing check, in steps after its last batch: spends the links that its earlier batches left open.
@@ -109,12 +131,11 @@ export const requireMfaReenrolment = {
   // It spends the accounts' links: the batch takes their link locks before its first write, so a reset completed at the
   // same moment either commits first (and needed the factor) or waits and finds its link spent.
   touchesLinks: true,
-  name: "require-mfa-reenrolment",
+  name: LEVER,
   description: "Delete TOTP secrets, recovery codes and WebAuthn credentials and end the sessions and open links of their users",
   async dryRun(db, scope, ctx) {
     const [totp, codes, webauthn] = await Promise.all(FACTOR_TABLES.map((t) => countOwnedRows(db, t, scope)));
-    const holders = db.selectFrom("users").where("users.id", "in", scope)
-      .where((eb) => eb.or(FACTOR_TABLES.map((t) => eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "users.id")))));
+    const holders = factorHolders(db, scope);
     const users = await holders.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
     // The sessions the run would end: every open session of a user who holds a factor, by the session policy in force
     // (the same count the run reports).
@@ -133,6 +154,11 @@ export const requireMfaReenrolment = {
       resetLinksSpent: links.resetLinks, emailChangeLinksSpent: links.emailChangeLinks, ...notices.counts };
     return notices.notes.length > 0 ? { counts, sample, notes: notices.notes } : { counts, sample };
   },
+  // The holders of a factor at the job's time, as the dry run counts them: every batch ends their sessions and links
+  // whether or not the factor is still there when it comes.
+  targets(db) {
+    return factorHolders(db, null).select("users.id");
+  },
   async apply(trx, userIds, ctx) {
     const counts = { users: 0, totp: 0, recoveryCodes: 0, webauthn: 0, sessions: 0, resetLinksSpent: 0, emailChangeLinksSpent: 0, noticesQueued: 0, noticesRefused: 0 };
     if (userIds.length === 0) return { counts, changes: [] };
@@ -141,7 +167,11 @@ export const requireMfaReenrolment = {
     const codes = await trx.deleteFrom("mfa_recovery_codes").where(inIds(ctx.dialect, "user_id", userIds)).returning("user_id").execute();
     const webauthn = await trx.deleteFrom("webauthn_credentials").where(inIds(ctx.dialect, "user_id", userIds)).returning("user_id").execute();
     for (const r of [...totp, ...codes, ...webauthn]) affected.add(r.user_id);
-    // Idempotent: on a re-run no factor is left, so nothing more happens to these users.
+    // And the job's targets (a factor at the job's time), factor or not now: the factor removed in between (by the
+    // intruder's own session) does not spare the sessions and links it opened. Deleting is idempotent; for a job
+    // recorded before targets existed, only the users whose factors this batch deleted, as before (a re-run acts on
+    // none).
+    for (const id of await targetsAmong(trx, userIds, ctx)) affected.add(id);
     if (affected.size > 0) {
       const ids = [...affected];
       // A half-done enrolment (an open WebAuthn challenge) must not complete against the old state either.
@@ -149,8 +179,8 @@ export const requireMfaReenrolment = {
       // Nor a link asked for while the factor stood: that reset asked for the factor, now it would ask for none, and
       // whoever read the mail (a stolen or forwarded mailbox) would set the password and enrol a factor of their own.
       // Up to the batch, as the sessions. Email-change links too, as invalidate-passwords and set-email spend them (the
-      // stamp raised below refuses them already). Only the users whose factors this batch deleted: a re-run deletes
-      // none, so it spends and counts nothing twice.
+      // stamp raised below refuses them already). Only the users whose factors this batch deleted, and the job's targets:
+      // a batch commits with its progress, so none is applied twice.
       const mailed = await mailedByThisJob(trx, ctx, ids);
       const spent = await spendOpenLinks(trx, ctx.dialect, ids.filter((id) => !mailed.has(id)), ctx.now);
       counts.resetLinksSpent = spent.resetLinks;
