@@ -10,6 +10,7 @@ import { escapeControls } from "../../lib/terminal.ts";
 import { addCheckOptions, finishCheck, type CheckOptions } from "../check-common.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import { action, collect, group, writeNote } from "../run.ts";
+import { EXIT } from "../exit-codes.ts";
 
 /** Failures listed in `--json --matches` (about 100 bytes each); the rest are counted in matchesOmitted. */
 export const JSON_MATCHES = 100_000;
@@ -59,6 +60,9 @@ function matchesName(ctx: CliContext, file: string, shownNames: Map<string, stri
   return shown;
 }
 
+/** Thrown from --matches' output once stdout has failed: ends the analysis (see `outputGone` below). */
+const OUTPUT_GONE = new Error("standard output has failed");
+
 /** A context whose stdout swallows output: findings are still recorded and decide the exit code. */
 function quiet(ctx: CliContext): CliContext {
   return { ...ctx, stdout: new Writable({ write: (_chunk, _enc, done) => done() }) };
@@ -102,7 +106,13 @@ export default {
         let matchesOmitted = 0;
         // --matches can print millions of lines: batch them instead of one write per failure.
         let pending = "";
+        // --matches' lines are this command's only product: once stdout fails (its reader went away, a full disk) the
+        // analysis stops, since a failing stdout no longer ends a running command (src/cli/main.ts) and `-` may be a
+        // followed log (`journalctl -f | bulwark check authlog --matches - | head`) that never ends on its own.
+        let outputGone = false;
+        if (opts.matches && !opts.json) ctx.stdout.once("error", () => (outputGone = true));
         const flush = (): void => {
+          if (outputGone) throw OUTPUT_GONE;
           if (pending !== "") ctx.stdout.write(pending);
           pending = "";
         };
@@ -128,12 +138,19 @@ export default {
                   if (pending.length > 65_536) flush();
                 },
         });
-        for (const file of files) {
-          // Corrupt or unreadable compressed data on stdin exits 2 naming "-", as it does for a file.
-          if (file === "-") await lib.analyzeStream(analyzer, "-", ctx.stdin);
-          else await lib.analyzeFile(analyzer, file);
+        try {
+          for (const file of files) {
+            // Corrupt or unreadable compressed data on stdin exits 2 naming "-", as it does for a file.
+            if (file === "-") await lib.analyzeStream(analyzer, "-", ctx.stdin);
+            else await lib.analyzeFile(analyzer, file);
+          }
+          flush();
+        } catch (error) {
+          // Stopped for a stdout that fails: nothing more can be told. main.ts keeps exit 0 for a reader that went
+          // away (as `| head` expects) and makes it 3 for output lost otherwise.
+          if (error === OUTPUT_GONE || (error as { cause?: unknown } | null)?.cause === OUTPUT_GONE) return EXIT.ok;
+          throw error;
         }
-        flush();
         const result = analyzer.finish();
         const findings = lib.authLogFindings(result);
         const s = result.stats;
