@@ -160,24 +160,31 @@ describe("headers red team: behind a trusted proxy (BULWARK_TRUST_PROXY=127.0.0.
     assert.equal(other.statusCode, 202, "a client at another address, naming the first one in a hop of its own, still has its budget");
   });
 
-  it("attack: over a real socket, a client's own X-Forwarded-For line before the one the proxy adds (HAProxy's option forwardfor adds a header line), a second Host line and an absolute-form request target change neither the recorded address nor the mailed link (ASVS 16.2.1, 6.4.1)", async () => {
+  it("attack: over a real socket, a client's own X-Forwarded-For line before the one the proxy adds (HAProxy's option forwardfor adds a header line), and an absolute-form request target change neither the recorded address nor the mailed link, and a second Host line is refused (400, RFC 9112 §3.2) with nothing mailed (ASVS 16.2.1, 6.4.1) (was: the second Host line was dropped and the request served)", async () => {
     const u = await fx.user("hdr-socket@example.org");
     const client = "203.0.113.50"; // its own mail budget: not the client the test above spent
     await fx.server.listen({ host: "127.0.0.1", port: 0 });
     const { port } = fx.server.server.address() as { port: number };
     const body = JSON.stringify({ email: u.email });
-    const raw = [
+    const raw = (hosts: readonly string[]): string => [
       `POST http://evil.test/auth/password/reset/request HTTP/1.1`,
-      `Host: ${HOST}`, "Host: evil.test", `Origin: ${ORIGIN}`, "Sec-Fetch-Site: same-origin",
+      ...hosts, `Origin: ${ORIGIN}`, "Sec-Fetch-Site: same-origin",
       `X-Forwarded-For: ${INNOCENT}`, "X-Forwarded-Host: evil.test", `X-Forwarded-For: ${client}`,
       "Content-Type: application/json", `Content-Length: ${Buffer.byteLength(body)}`, "Connection: close", "", body,
     ].join("\r\n");
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(port, "127.0.0.1", () => socket.end(raw));
+    const exchange = (text: string): Promise<string> => new Promise<string>((resolve, reject) => {
+      const socket = connect(port, "127.0.0.1", () => socket.end(text));
       let out = "";
       socket.setEncoding("latin1").on("data", (d: string) => (out += d)).on("end", () => resolve(out)).on("error", reject);
     });
-    // Node routes the absolute-form target by its path; the first Host line is kept, the second dropped.
+    // A second Host line: refused before anything reads the request (a proxy keeping the last would name evil.test).
+    const doubled = await exchange(raw([`Host: ${HOST}`, "Host: evil.test"]));
+    assert.match(doubled, /^HTTP\/1\.1 400 /, doubled.slice(0, 300));
+    assert.match(doubled, /BULWARK_ERR_DUPLICATE_HEADER/);
+    await fx.deliver();
+    assert.equal(fx.mailTo(u.email).length, 0, "nothing was mailed for the refused request");
+    const answer = await exchange(raw([`Host: ${HOST}`]));
+    // Node routes the absolute-form target by its path; the Host line names our host.
     assert.match(answer, /^HTTP\/1\.1 202 /, answer.slice(0, 300));
     const event = (await fx.app.audit.tail(20)).find((e) => e.type === "auth.password.reset-requested" && e.subject === u.id);
     assert.equal(event?.data["ip"], client, "the last X-Forwarded-For line, the proxy's, is believed");
