@@ -11,6 +11,7 @@ import { AGED_AFTER_MS, type Outbox, type OutboxMessage, type SetAsideMessage } 
 import type { DeliveryOutcome, MailTransport } from "./transport.ts";
 import { connectionWarning, recipientDomain, withoutMailboxes, withoutSecretsOf } from "./delivery-errors.ts";
 import { deliveryEvent, isSecurityNotice, type NoticeDeliveryAudit } from "./delivery-audit.ts";
+import { STORE_BUSY_RETRY_SECONDS, storeBusyError } from "../store/errors.ts";
 import type { Schema } from "../store/schema.ts";
 
 export interface SenderOptions {
@@ -99,6 +100,16 @@ const CLOCK_STEP_MS = 30_000;
  * this one: the sender says so (#judgeClock).
  */
 const GATHERING_WAIT_MS = 2 * 3_600_000;
+
+/**
+ * Backoff between two tries of recording a delivery the store was too busy to record (#recorded): from a quarter of a
+ * second, doubling, to about one lock wait's bound (STORE_BUSY_RETRY_SECONDS); each try itself waits up to the pool's
+ * lock_timeout, and ends the moment the lock is let go.
+ */
+const RECORDING_RETRY_BASE_MS = 250;
+const RECORDING_RETRY_MAX_MS = STORE_BUSY_RETRY_SECONDS * 1000;
+/** A signal never aborted: the pause of a recording with no `cut` to end it early. */
+const NEVER = new AbortController().signal;
 
 /** Resolves after `ms`, or at once when `signal` is aborted; leaves no timer or listener behind. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
@@ -596,36 +607,65 @@ export class OutboxSender {
    * Records `sent` or `dead` through `mark` (fenced by the claim: false when it was lost). A security notice, when the
    * sender has an audit dependency, gets its event (#deliveryEvent) in the same transaction: a crash or a failure
    * between the two cannot leave the notice recorded with no event, nor an event for an outcome that was not
-   * recorded. A lost claim appends nothing (the sender that took the row over records its own outcome). An audit
-   * append that fails rolls the outcome back and is raised, as a failed markSent is: the row stays claimed, and once
-   * its lease ends it is delivered again (the owner may get the notice twice, under the same Message-ID) and recorded
-   * then, never lost without a trace.
+   * recorded. A lost claim appends nothing (the sender that took the row over records its own outcome).
+   * A store that is busy (storeBusyError: the audit head or the row held past PostgreSQL's lock_timeout, 5 s) is waited
+   * out: the recording is tried again with backoff, the message's lease renewed before each try (fenced by the claim:
+   * a claim lost meanwhile is false), for up to one lease of time, so the mail the relay accepted is not
+   * delivered again for a lock a frozen node or a DBA held for seconds (amended, test/bounded-waits-b-red-team.test.ts:
+   * the 55P03 was raised, the row stayed claimed and another claim sent the notice a second time). Any other failure,
+   * a busy store past that time, or a busy store once `cut` is aborted (a stopping server does not wait) rolls the
+   * outcome back and is raised, as a failed markSent is: the row stays claimed, and once its lease ends it is delivered
+   * again (the owner may get the notice twice, under the same Message-ID) and recorded then, never lost without a trace.
    */
-  async #recorded(message: OutboxMessage, attempt: number, mark: (executor?: Kysely<Schema>) => Promise<boolean>, outcome: { providerMessageId: string | null } | { error: string }): Promise<boolean> {
+  async #recorded(message: OutboxMessage, attempt: number, mark: (executor?: Kysely<Schema>) => Promise<boolean>, outcome: { providerMessageId: string | null } | { error: string }, claim: { claimer: string; cut?: AbortSignal | undefined }): Promise<boolean> {
     const { audit, outbox, logger } = this.#deps;
-    if (audit === undefined || !isSecurityNotice(message.kind)) return mark();
+    const audited = audit !== undefined && isSecurityNotice(message.kind);
     // Built before the transaction: nothing but the two writes holds the write lock.
-    const event = deliveryEvent(audit, message, attempt, outcome);
-    try {
-      return await outbox.transaction(async (trx) => {
-        if (!(await mark(trx))) return false;
-        await audit.appendIn(trx, event);
-        return true;
-      });
-    } catch (error) {
-      logger?.warn(
-        { messageId: message.id, kind: message.kind, outcome: "error" in outcome ? "dead" : "sent" },
-        "a security notice's delivery could not be recorded with its audit event; it stays claimed and is delivered again once its lease ends",
-      );
-      throw error;
+    const event = audited ? deliveryEvent(audit, message, attempt, outcome) : null;
+    const record = (): Promise<boolean> => audit === undefined || event === null ? mark() : outbox.transaction(async (trx) => {
+      if (!(await mark(trx))) return false;
+      await audit.appendIn(trx, event);
+      return true;
+    });
+    const started = this.#elapsed();
+    for (let tries = 1; ; tries++) {
+      try {
+        return await record();
+      } catch (error) {
+        if (storeBusyError(error) !== null && !claim.cut?.aborted && this.#elapsed() - started < this.#leaseMs) {
+          // The row is still this sender's while its claim token is: renewed, no other claim takes it over meanwhile. A
+          // renewal the same busy store refuses is skipped: the row itself may be held then, and a claim passes over a
+          // held row (FOR UPDATE SKIP LOCKED).
+          const kept = await outbox.renew({ claimer: claim.claimer, ids: [message.id], leaseMs: this.#leaseMs })
+            .catch((renewal: unknown) => {
+              if (storeBusyError(renewal) === null) throw renewal;
+              return null;
+            });
+          if (kept !== null && !kept.has(message.id)) return false;
+          await pause(Math.min(RECORDING_RETRY_BASE_MS * 2 ** (tries - 1), RECORDING_RETRY_MAX_MS), claim.cut ?? NEVER);
+          if (!claim.cut?.aborted) continue;
+        }
+        if (audited) {
+          logger?.warn(
+            { messageId: message.id, kind: message.kind, outcome: "error" in outcome ? "dead" : "sent", tries },
+            "a security notice's delivery could not be recorded with its audit event; it stays claimed and is delivered again once its lease ends",
+          );
+        }
+        throw error;
+      }
     }
+  }
+
+  /** Time by the clock nobody steps when the sender's clock keeps one (Clock.elapsed), else its wall time. */
+  #elapsed(): number {
+    return this.#deps.clock.elapsed?.() ?? this.#deps.clock.now();
   }
 
   /** Delivers within `budgetMs` (the transport aborts past it) and records the outcome under the claim. */
   async #deliver(message: OutboxMessage, claimer: string, report: RunReport, budgetMs: number, cut?: AbortSignal): Promise<void> {
     const { outbox, transport, clock, random, logger } = this.#deps;
     const dead = async (error: string, attempt: number): Promise<boolean> => {
-      const recorded = await this.#recorded(message, attempt, (executor) => outbox.markDead({ id: message.id, claimer, error }, executor), { error });
+      const recorded = await this.#recorded(message, attempt, (executor) => outbox.markDead({ id: message.id, claimer, error }, executor), { error }, { claimer, cut });
       if (recorded) {
         report.dead++;
         this.#loggedDead(message, error);
@@ -669,7 +709,7 @@ export class OutboxSender {
       if (recorded) report.released++;
     } else if (outcome.ok) {
       const sent = { id: message.id, claimer, providerMessageId: outcome.providerMessageId };
-      recorded = await this.#recorded(message, message.attempts, (executor) => outbox.markSent(sent, executor), { providerMessageId: outcome.providerMessageId });
+      recorded = await this.#recorded(message, message.attempts, (executor) => outbox.markSent(sent, executor), { providerMessageId: outcome.providerMessageId }, { claimer, cut });
       if (recorded) report.sent++;
     } else if (outcome.permanent || message.attempts >= this.#retry.maxAttempts) {
       recorded = await dead(outcome.error, message.attempts);

@@ -105,6 +105,16 @@ export interface EmailChanged {
   signUpRemoved?: string;
 }
 
+/** Options of EmailChangeService.request. */
+export interface EmailChangeRequestOptions {
+  /** The requesting session: the request is refused, nothing written, when it no longer stands. */
+  sessionId?: string;
+  /** The new mailbox had too many such requests this hour: nothing goes to it. */
+  withheld?: boolean;
+  /** Runs last in the request's transaction, with its outcome (see request). */
+  record?: (executor: Kysely<Schema>, outcome: EmailChangeRequestOutcome) => Promise<void>;
+}
+
 export interface EmailChangeService {
   readonly policy: Readonly<EmailChangePolicy>;
   /**
@@ -119,9 +129,12 @@ export interface EmailChangeService {
    * is waited for, then refuses it too. With `withheld` (the new mailbox had too many such
    * requests this hour), no link or note goes to the new address: the request is recorded (it counts towards the
    * account's limit) and the old address is told that nothing was sent, and why ("recipient-limited"). An address
-   * the outbox would not mail (addressProblem) throws BULWARK_ERR_MAIL_ADDRESS first, withheld or not.
+   * the outbox would not mail (addressProblem) throws BULWARK_ERR_MAIL_ADDRESS first, withheld or not. `record`
+   * runs last in the transaction with the outcome, whatever it is (nothing written when "rate-limited"): the caller's
+   * audit event commits with the link and its mails or not at all. It may use only the executor given; throwing rolls
+   * everything back.
    */
-  request(user: { id: string; email: string }, newEmail: string, context: EmailChangeMailContext, options?: { sessionId?: string; withheld?: boolean }): Promise<EmailChangeRequestOutcome>;
+  request(user: { id: string; email: string }, newEmail: string, context: EmailChangeMailContext, options?: EmailChangeRequestOptions): Promise<EmailChangeRequestOutcome>;
 
   /**
    * Checks a presented token without using it up, as confirm would judge it before the address itself: the link, then
@@ -223,6 +236,12 @@ export function createEmailChangeService(deps: {
       checkAddress("newEmail", address);
       const key = identifierKey(address);
       if (key === identifierKey(user.email)) throw emailChangeErrors.unchanged();
+      // The outcome, once the caller's record (options.record) is written with it: last, so a record that takes the audit
+      // log's head holds it only until the commit that follows.
+      const recorded = async (trx: Kysely<Schema>, outcome: EmailChangeRequestOutcome): Promise<EmailChangeRequestOutcome> => {
+        await options.record?.(trx, outcome);
+        return outcome;
+      };
       return database.transaction(async (trx): Promise<EmailChangeRequestOutcome> => {
         // Per account, the hourly count and the insert are serialised (PostgreSQL: concurrent requests each counted
         // below the limit, and each mailed a link and a notice), under the lock every link transaction takes first.
@@ -247,7 +266,7 @@ export function createEmailChangeService(deps: {
           .selectFrom("email_change_tokens").select((eb) => eb.fn.countAll<number>().as("n"))
           .where("user_id", "=", user.id).where("created_at", ">", now - policy.windowMs)
           .executeTakeFirstOrThrow();
-        if (Number(recent.n) >= policy.maxPerWindow) return "rate-limited";
+        if (Number(recent.n) >= policy.maxPerWindow) return recorded(trx, "rate-limited");
         // Withheld (the new mailbox's hourly count is spent): nothing goes to the new address and open links stay; the
         // request is recorded born used, so it counts towards the account's limit, and the old address hears why.
         const withheld = options.withheld === true;
@@ -288,7 +307,7 @@ export function createEmailChangeService(deps: {
         if (addressProblem(current.email) === null) {
           await outbox.enqueue(composeRequestedNotice(current.email, address, { ...context, at: now, withheld }, `security.email-change-requested:${fresh.id}`), trx);
         }
-        return withheld ? "recipient-limited" : owner ? "address-taken" : "queued";
+        return recorded(trx, withheld ? "recipient-limited" : owner ? "address-taken" : "queued");
       });
     },
     async check(token) {

@@ -22,8 +22,8 @@ import { identifierKey, validateEmail } from "../users/normalise.ts";
 export const SIGN_UP_REMOVED_EVENT = "user.sign-up-removed";
 
 /**
- * How far from the account's creation its `user.created` event may be written: the sign-up appends it right after the
- * account's commit, by the same node's clock. Only bounds the read (the events of one type are indexed by time); an
+ * How far from the account's creation its `user.created` event may be written: the sign-up appends it in the account's
+ * own transaction, by the same node's clock. Only bounds the read (the events of one type are indexed by time); an
  * event outside it leaves the account counted as a real one, which is the safe side.
  */
 const CREATED_EVENT_SLACK_MS = 60 * 60_000;

@@ -102,6 +102,14 @@ export interface RotateOptions extends Omit<SessionContext, "aal"> {
    * session resting on no factor.
    */
   multiFactorHeld?: (executor: Kysely<Schema>, factor: string | null) => Promise<boolean>;
+  /**
+   * Runs last in the rotation's transaction, once the new session is written and no stamp refuses it: what names the
+   * new session (a step-up's audit event, its notice) commits with it or not at all. A step-up whose record failed
+   * (the audit head held past the store's wait bound) committed its rotation before: the factor spent, the session the
+   * browser held replaced by one no browser held and no event named, and the owner's retry refused as "replaced"
+   * (test/bounded-waits-b-red-team.test.ts). It may use only the executor given; throwing rolls everything back.
+   */
+  record?: (executor: Kysely<Schema>, session: Session) => Promise<void>;
 }
 
 export interface SessionManager {
@@ -335,8 +343,14 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       return { valid: false, reason: closed };
     }
     if (withTouch && now - session.lastSeenAt >= policy.touchIntervalMs) {
-      await touch(session.id);
-      session.lastSeenAt = now;
+      // Best effort while the session has slack: a row another transaction holds (a frozen node, a DBA's session) made
+      // every request of the session wait for it and answer 503 past the store's wait bound, for a bookkeeping write a
+      // stale last-seen does without (test/bounded-waits-b-red-team.test.ts). Each request past the interval tries
+      // again, so a session in use is touched once the row is free. Once half its idle timeout has gone by unrecorded,
+      // the touch waits as any write does (and past the bound the request fails as busy, as before): skipped touches
+      // never let a session in use idle out, and one left idle after a skipped touch still has half the timeout.
+      const waits = now - session.lastSeenAt >= policy.idleTimeoutMs / 2;
+      if (await touchAt(session.id, now, { skipLocked: !waits })) session.lastSeenAt = now;
     }
     return { valid: true, session, userId: session.userId };
   }
@@ -349,14 +363,22 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
   }
 
   async function touch(sessionId: string): Promise<boolean> {
-    const now = clock.now();
+    return touchAt(sessionId, clock.now(), { skipLocked: false });
+  }
+
+  /**
+   * Writes `now` as the session's last-seen time unless it was written within the interval; true when a write
+   * happened. `skipLocked` (PostgreSQL): a row another transaction holds is left as it is, at once, rather than waited
+   * for (the touch is then false, and the next request past the interval tries again). SQLite has no row locks: one
+   * writer at a time, behind its busy timeout, as before.
+   */
+  async function touchAt(sessionId: string, now: number, options: { skipLocked: boolean }): Promise<boolean> {
     // The condition in the WHERE clause keeps concurrent requests from each writing.
-    const result = await db
-      .updateTable("sessions")
-      .set({ last_seen_at: now })
-      .where("id", "=", sessionId)
-      .where("last_seen_at", "<=", now - policy.touchIntervalMs)
-      .executeTakeFirst();
+    const q = db.updateTable("sessions").set({ last_seen_at: now });
+    const result = options.skipLocked && database.dialect === "postgres"
+      ? await q.where("id", "in", (eb) => eb.selectFrom("sessions").select("id").where("id", "=", sessionId)
+        .where("last_seen_at", "<=", now - policy.touchIntervalMs).forUpdate().skipLocked()).executeTakeFirst()
+      : await q.where("id", "=", sessionId).where("last_seen_at", "<=", now - policy.touchIntervalMs).executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 
@@ -486,6 +508,8 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
         const issued = await insert(t, userId, held ? { ...context, aal, factor: carried.factor } : { ...context, aal: 1 }, lifetime);
         // A login (its user id given) stands on the password it just proved, not on the session it replaces.
         if (previous && options.userId === undefined) await refuseIfRevokedSince(t, userId, previous);
+        // Last: a record that takes the audit log's head holds it only until the commit that follows.
+        await options.record?.(t, issued.session);
         return issued;
       });
     },

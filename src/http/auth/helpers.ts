@@ -72,10 +72,14 @@ export function actingContext(request: FastifyRequest, userId: string): { ip: st
  * factor's enrolment, a password change: the event and the owner's notice commit with the change, the new session's
  * id is drawn after it): without this, the session a thief's enrolment stepped up to aal 2 was named by no event, and
  * a responder could not end it from the log (ASVS 16.2.1, 7.5.2). Call it before the new cookie is set: a session
- * whose record failed never reaches the browser.
+ * whose record failed never reaches the browser. With `executor` (the rotation's transaction, RotateOptions.record) it
+ * commits with the change or not at all: written after the commit, a record that failed (the audit head held past the
+ * store's wait bound) answered 503 about a change that had been made, its new session never sent and the old one gone,
+ * so the retry it asked for was refused as "replaced" (test/bounded-waits-c-red-team.test.ts).
  */
-export async function recordReplacedSession(app: App, request: FastifyRequest, userId: string, newSessionId: string, data: { reason: string } & Record<string, unknown>): Promise<void> {
-  await app.audit.append({ type: "auth.session.replaced", actor: userId, subject: userId, requestId: request.id, data: { ...data, ...actingContext(request, userId), newSessionId } });
+export async function recordReplacedSession(app: App, request: FastifyRequest, userId: string, newSessionId: string, data: { reason: string } & Record<string, unknown>, executor?: Kysely<Schema>): Promise<void> {
+  const entry = { type: "auth.session.replaced", actor: userId, subject: userId, requestId: request.id, data: { ...data, ...actingContext(request, userId), newSessionId } };
+  await (executor ? app.audit.appendIn(executor, entry) : app.audit.append(entry));
 }
 
 /**

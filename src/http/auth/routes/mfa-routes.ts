@@ -8,12 +8,12 @@ import type { RegistrationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
 import { factorRef, MfaError, RECOVERY_CODE_COUNT, sessionChallengeContext, type FactorProof, type FactorRemovalOptions } from "../../../accounts/mfa/index.ts";
-import { holdSessionForNewCredential, type Session } from "../../../accounts/sessions/index.ts";
+import { holdSessionForNewCredential, type RotateOptions, type Session } from "../../../accounts/sessions/index.ts";
 import { takeUserSessionsTurn } from "../../../accounts/sessions/revocation.ts";
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { actingContext, auditAndNotify, mfaThrottledAnswer, recordReplacedSession, rememberThisDevice, requestContext, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
+import { actingContext, auditAndNotify, mfaThrottledAnswer, notifyOwner, recordReplacedSession, rememberThisDevice, requestContext, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spentWithRotation, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
@@ -47,14 +47,16 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
    * instead when that factor is gone by the time it commits (removed in another tab meanwhile). The caller sets the
    * cookie (setSessionCookie) once an event names the new session: one whose record failed never reaches the browser.
    * The new session records the address and browser of `request`, the one that made it, not the old session's: a thief
-   * stepping a copied cookie up is listed as the thief (ASVS 7.5.2, 16.2.1).
+   * stepping a copied cookie up is listed as the thief (ASVS 7.5.2, 16.2.1). `record`, when given, runs last in the
+   * rotation's transaction (RotateOptions.record): what names the new session commits with it or not at all.
    */
-  async function stepUp(request: FastifyRequest, userId: string, cs: CookieSession, by: { proof: FactorProof } | { enrolled: string }): Promise<{ token: string; session: Session }> {
+  async function stepUp(request: FastifyRequest, userId: string, cs: CookieSession, by: { proof: FactorProof } | { enrolled: string }, record?: RotateOptions["record"]): Promise<{ token: string; session: Session }> {
     // The factor that earned the step-up is spent in the rotation's transaction: a double submit whose other half
     // rotated first gets "replaced" and leaves its recovery code (or TOTP step) unspent.
     const { ip, userAgent } = requestContext(request);
     return app.accounts.sessions.rotate(cs.token, {
       aal: 2, keepLifetime: true, ip, userAgent, ...("proof" in by ? spentWithRotation(by.proof) : { factor: by.enrolled }), ...multiFactorHeld(app, userId),
+      ...(record ? { record } : {}),
     });
   }
 
@@ -247,10 +249,26 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         // Replayed and wrong codes get the same answer: a replay tells an attacker nothing they can use.
         throw httpAuthErrors.mfaInvalid();
       }
+      const data: Record<string, unknown> = { factor: outcome.factor };
+      // The step-up's record, and for a recovery code the owner's notice, commit with its rotation (RotateOptions.record)
+      // or not at all, whichever factor it was (an app's code, a passkey, a recovery code): a step-up answered with an
+      // error (a store past its wait bound: 503 BULWARK_ERR_DB_BUSY) leaves the session held at the gate as it was and
+      // the factor unspent, so the owner's retry with the same code works, and leaves no aal-2 session that no browser
+      // holds and no event names. Before, the rotation committed first and the append failed after it: the step spent,
+      // the retry refused as "replaced" (test/bounded-waits-b-red-team.test.ts). A replay after a success is refused.
+      const record = async (trx: Kysely<Schema>, made: Session): Promise<void> => {
+        if (outcome.factor === "recovery-code") data["recoveryCodesLeft"] = await mfa.recovery.remaining(auth.userId, trx);
+        await app.audit.appendIn(trx, { type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ...data, ...acting, newSessionId: made.id } });
+        // A recovery code stands in for a lost device, or was taken with the password: the owner is told (ASVS 6.3.5),
+        // keyed by the new session as suspiciousSignIn.recoveryCodeUsed keys it.
+        if (outcome.factor === "recovery-code") {
+          await notifyOwner(app, request, auth.userId, `recovery-code:${made.id}`, { type: "signed-in-with-recovery-code", left: data["recoveryCodesLeft"] as number }, trx);
+        }
+      };
       let token: string;
       let session: Session;
       try {
-        ({ token, session } = await stepUp(request, auth.userId, cs, { proof: outcome.proof }));
+        ({ token, session } = await stepUp(request, auth.userId, cs, { proof: outcome.proof }, record));
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) throw error;
         // A concurrent request spent the same code, step or assertion first: a replay, or a passkey's copy racing it.
@@ -258,8 +276,11 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         await auditFailure(lost.reason, lost.credentialId);
         throw httpAuthErrors.mfaInvalid();
       }
-      await outcome.proof.settle();
-      const data: Record<string, unknown> = { factor: outcome.factor };
+      // Committed: from here the answer is the new session. The failure count's clearing is bookkeeping, logged if it
+      // fails (a 503 now would strand the browser on the session just replaced).
+      await outcome.proof.settle().catch((error: unknown) => {
+        request.log.error({ userId: auth.userId, err: (error as Error).message }, "could not clear the second factor's failure count after a step-up");
+      });
       // The whole sign-in is done: this browser becomes known to the account (the login left it out: a password alone
       // does not make a browser known to an account with a second factor) — only if the owner was told of it: known at
       // the password step, or named by that login's new-device notice (Session.deviceTold, written by the login to the
@@ -267,11 +288,7 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       // relay that spent it on a throwaway sign-in first) stays new, and is told of at its next login. No notice here:
       // the login decided whether one went out.
       if (cs.session.deviceTold) await rememberThisDevice(app, request, reply, auth.userId);
-      if (outcome.factor === "recovery-code") data["recoveryCodesLeft"] = await mfa.recovery.remaining(auth.userId);
-      await app.audit.append({ type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ...data, ...acting, newSessionId: session.id } });
       setSessionCookie(reply, token);
-      // A recovery code stands in for a lost device, or was taken with the password: the owner is told (ASVS 6.3.5).
-      if (outcome.factor === "recovery-code") await suspiciousSignIn.recoveryCodeUsed(app, request, auth.userId, data["recoveryCodesLeft"] as number, session.id);
       return { status: "verified", aal: session.aal, sessionId: session.id, ...(outcome.factor === "recovery-code" ? { recoveryCodesLeft: data["recoveryCodesLeft"] } : {}) };
     },
   );

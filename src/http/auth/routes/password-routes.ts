@@ -156,7 +156,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // The new session records this request's address and browser, not the old one's: after a thief's change on a
       // copied cookie, the one session left is listed as the thief's, not as the owner's (ASVS 7.5.2, 16.2.1).
       let ended = 0;
-      const { token, session } = await app.accounts.sessions.rotate(cs.token, {
+      const { token } = await app.accounts.sessions.rotate(cs.token, {
         aal: "kept", keepLifetime: hasMfa, ip: ctx.ip, userAgent: ctx.userAgent, ...multiFactorHeld(app, user.id),
         // The account row changes before the sessions turn is taken, as in every transaction that does both
         // (docs/sessions.md): a lock or an unlock that updated the row and waits for the turn cannot deadlock with it.
@@ -176,10 +176,10 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
           await app.accounts.mfa.totp.cancelUnconfirmed(user.id, trx);
           await auditAndNotify(app, request, { type: "auth.password.changed", userId: user.id, data: { sessionsEnded: ended }, notice: { type: "password-changed" } }, trx);
         },
+        // auth.password.changed named the session that changed it, written before the new one's id was drawn: this names
+        // the one left standing, in the same commit, so the change and both records are made together or not at all.
+        record: (trx, made) => recordReplacedSession(app, request, user.id, made.id, { reason: "password-changed" }, trx),
       });
-      // auth.password.changed named the session that changed it, written before the new one's id was drawn: this names
-      // the one left standing, before its cookie is sent.
-      await recordReplacedSession(app, request, user.id, session.id, { reason: "password-changed" });
       setSessionCookie(reply, token);
       // A new password makes every browser new again (device tags are bound to it) but this one.
       await rememberThisDevice(app, request, reply, user.id);

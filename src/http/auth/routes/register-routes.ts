@@ -79,8 +79,16 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
       if (existing) return noAccount(existing, { type: "auth.register.existing", subject: existing.id });
       let user;
       try {
-        // No password yet: the account can be used only after its owner follows the mailed link.
-        user = await app.db.transaction((trx) => app.accounts.users.create({ email }, trx));
+        // No password yet: the account can be used only after its owner follows the mailed link. Its user.created event
+        // (`via: register`, which makes it an unfinished sign-up: sign-up-shell.ts) commits with it or not at all. Written
+        // after the commit, a record that failed (the audit head held past the store's wait bound) answered 503 and left an
+        // account no event recorded, which no purge, no owner's change and no retry could tell from an invitation: the
+        // retry found the address taken (test/bounded-waits-c-red-team.test.ts). Now the retry makes the account afresh.
+        user = await app.db.transaction(async (trx) => {
+          const made = await app.accounts.users.create({ email }, trx);
+          await app.audit.appendIn(trx, { type: "user.created", actor: "anonymous", subject: made.id, requestId: request.id, data: { via: "register", ip: ctx.ip } });
+          return made;
+        });
       } catch (error) {
         // A concurrent sign-up for the same address lost the race: same answer as any taken address.
         if (isBulwarkError(error) && error.code === "BULWARK_ERR_EMAIL_TAKEN") {
@@ -94,7 +102,6 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
         }
         throw error;
       }
-      await app.audit.append({ type: "user.created", actor: "anonymous", subject: user.id, requestId: request.id, data: { via: "register", ip: ctx.ip } });
       await sendResetMail(app, request, user, "register");
       return reply.status(202).send(RESET_ACCEPTED);
     },

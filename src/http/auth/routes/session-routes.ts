@@ -239,7 +239,7 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
     // copy of this cookie threw the owner out, the list shows the thief's (ASVS 7.5.2, 16.2.1).
     let ended = 0;
     const ctx = requestContext(request);
-    const { token, session } = await app.accounts.sessions.rotate(cs.token, {
+    const { token } = await app.accounts.sessions.rotate(cs.token, {
       aal: "kept", keepLifetime: true, ip: ctx.ip, userAgent: ctx.userAgent, ...multiFactorHeld(app, auth.userId),
       first: (trx) => lockAccountLinks(app.db, trx, auth.userId),
       within: async (trx) => {
@@ -250,13 +250,17 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
         // app's row).
         await app.accounts.mfa.totp.cancelUnconfirmed(auth.userId, trx);
       },
-    });
-    // The session that asked (`sessionId`, replaced now) and the one left standing (`newSessionId`): after a thief threw
-    // the owner out, that is the one to end. Recorded before the cookie is sent: a session whose record failed never
-    // reaches the browser.
-    await app.audit.append({
-      type: "auth.session.ended-others", actor: auth.userId, subject: auth.userId, requestId: request.id,
-      data: { ended, ...actingContext(request, auth.userId), newSessionId: session.id },
+      // The session that asked (`sessionId`, replaced now) and the one left standing (`newSessionId`): after a thief threw
+      // the owner out, that is the one to end. In the rotation's commit: written after it, a record that failed (the
+      // audit head held past the store's wait bound) answered 503 with the other sessions ended that no event named and
+      // this browser's own session replaced by one never sent (test/bounded-waits-c-red-team.test.ts). Now a failure
+      // leaves every session as it was, and the owner's retry works.
+      record: async (trx, made) => {
+        await app.audit.appendIn(trx, {
+          type: "auth.session.ended-others", actor: auth.userId, subject: auth.userId, requestId: request.id,
+          data: { ended, ...actingContext(request, auth.userId), newSessionId: made.id },
+        });
+      },
     });
     setSessionCookie(reply, token);
     return { ended };
