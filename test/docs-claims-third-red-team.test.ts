@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
-import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture, HOST, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { PROBE_FAILED_MS, PROBE_OK_MS, PROBE_TIMEOUT_MS } from "../src/http/health.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { WRITE_PROBE_META } from "../src/store/write-probe.ts";
@@ -149,6 +149,26 @@ describe("docs/http-auth.md: a new session's event 'is written before the cookie
       const events = (await fx.app.audit.tail(10)).filter((e) => e.type === type && e.subject === s.id);
       assert.equal(events.length, 0, `${type}: nothing recorded, and nothing handed out`);
     }
+  });
+});
+
+describe("docs/http-auth.md: an enrolment's auth.session.replaced 'is written in its step-up's rotation the same way' [sqlite]", () => {
+  const fx = sharedFixture();
+  const flows = authFlows(() => fx);
+
+  it("attack: an authenticator app's confirmation whose auth.session.replaced cannot be written — the app stays enrolled, the browser keeps its own session (aal 1) and gets no new cookie, and no aal-2 session stands that no browser holds (ASVS 16.3.1, 7.2.4) (was: the rotation committed before the record failed: the browser signed out, an unheld aal-2 session stored)", async () => {
+    const s = await flows.signedIn("enrol-record@example.org");
+    const secret = (await s.b.request("POST", "/auth/mfa/totp", { csrf: true })).json().secret as string;
+    const res = await whileAuditRefuses(fx.app.db, "auth.session.replaced", () =>
+      s.b.request("POST", "/auth/mfa/totp/confirm", { csrf: true, body: { code: totpCode(secret, fx.clock.now()) } }));
+    assert.equal(res.statusCode, 500, `the record failed, so the request did: ${res.body}`);
+    assert.deepEqual(sessionCookiesSet(res), [], "no new session cookie with the failed answer");
+    assert.equal(await fx.app.accounts.mfa.hasMfa(s.id), true, "the app was enrolled (and told) in its own transaction before");
+    const session = (await s.b.request("GET", "/auth/session")).json();
+    assert.equal(session.authenticated, true, `the browser keeps the session it had: ${JSON.stringify(session)}`);
+    assert.equal(session.aal, 1);
+    const rows = await fx.app.db.db.selectFrom("sessions").select(["id", "aal"]).where("user_id", "=", s.id).execute();
+    assert.deepEqual(rows.map((r) => r.aal), [1], "one session, the browser's: no aal-2 session that no browser holds");
   });
 });
 

@@ -347,8 +347,10 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // The user just proved the new factor: this session now has two. auth.mfa.added named the session that enrolled
       // it (committed with the factor, before the new one existed); this names the aal-2 session that replaced it.
-      const { token, session } = await stepUp(request, auth.userId, cs, { enrolled: factorRef.totp });
-      await recordReplacedSession(app, request, auth.userId, session.id, { reason: "mfa-enrolled", factor: "totp" });
+      // Recorded in the rotation's transaction: a record that cannot be written leaves this browser its session (the
+      // app stays enrolled) rather than an aal-2 session no browser holds and no event names.
+      const { token, session } = await stepUp(request, auth.userId, cs, { enrolled: factorRef.totp },
+        (trx, made) => recordReplacedSession(app, request, auth.userId, made.id, { reason: "mfa-enrolled", factor: "totp" }, trx));
       setSessionCookie(reply, token);
       return { status: "enrolled", factor: "totp", aal: session.aal, sessionId: session.id };
     },
@@ -478,12 +480,12 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       }
       if (first !== null) await discardCodesFromBefore(auth.userId, first, request);
       // As for an authenticator app: the aal-2 session that replaced the enrolling one is named in the log.
-      const { token, session } = await stepUp(request, auth.userId, cs, { enrolled: factorRef.passkey(credentialId) });
+      const { token, session } = await stepUp(request, auth.userId, cs, { enrolled: factorRef.passkey(credentialId) },
+        (trx, made) => recordReplacedSession(app, request, auth.userId, made.id, { reason: "mfa-enrolled", factor: "webauthn", credentialId }, trx));
       // A replacement or an enrolment of the authenticator app this session began goes on in the new one. Only here among
       // the step-ups: a second-factor step starts at the gate, where none can have been begun, a first app's confirmation
       // ends its enrolment and starts with no app to replace, and a sign-in's step need not write for it.
       await mfa.totp.followSession(auth.userId, cs.session.id, session.id);
-      await recordReplacedSession(app, request, auth.userId, session.id, { reason: "mfa-enrolled", factor: "webauthn", credentialId });
       setSessionCookie(reply, token);
       return { status: "enrolled", factor: "webauthn", credentialId, aal: session.aal, sessionId: session.id };
     },
