@@ -26,10 +26,10 @@
 // the same skip of a held row; last use is only shown in the token list).
 // Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import pg from "pg";
 import type { LightMyRequestResponse } from "fastify";
-import { authFixture, HOST, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { HOST, totpCode, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { noticeDeliveryAudit } from "../src/http/mail-runner.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
@@ -39,53 +39,16 @@ import { rotateMasterKey, recordedMasterKeyCheck } from "../src/store/key-store.
 import { authFlows } from "./helpers/auth-flows.ts";
 import { recordingTransport } from "./helpers/recording-transport.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
+import { pgSites, within, HOLD_AUDIT_HEAD } from "./helpers/pg-site.ts";
 
-const unavailable = postgresUnavailable();
 const MASTER = testMasterKey("bounded-waits-b-red-team");
+const { unavailable, site } = pgSites("bwaitb", MASTER);
 /** Real time a wait past the bound takes to be refused, with room. */
 const PAST_BOUND_MS = LOCK_TIMEOUT_MS + 3_000;
 /** The sender's default lease: a claim left by a failed recording is taken again after it. */
 const LEASE_MS = 15 * 60_000;
 const skip = unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {};
 
-let cluster: PgCluster | null = null;
-let schemas = 0;
-before(async () => {
-  if (unavailable) return;
-  cluster = await startPostgres();
-});
-after(async () => {
-  await cluster?.stop();
-});
-
-/** A server over a fresh schema, and a superuser client on the same schema (the one holding locks). */
-async function site(): Promise<{ fx: AuthFixture; dba: pg.Client; close: () => Promise<void> }> {
-  assert.ok(cluster, "PostgreSQL did not start");
-  const url = await cluster.createSchema(`bwaitb_${process.pid}_${++schemas}`);
-  const fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: MASTER });
-  const dba = new pg.Client({ connectionString: url });
-  await dba.connect();
-  return {
-    fx, dba,
-    async close() {
-      await dba.query("ROLLBACK").catch(() => {});
-      await dba.end().catch(() => {});
-      await fx.close();
-    },
-  };
-}
-
-/** `work` settled within `ms` of real time, or null. */
-async function within<T>(work: Promise<T>, ms: number): Promise<T | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Runs `request` while the DBA holds `lock` (a SELECT … FOR UPDATE) in an open transaction; the lock is let go after. */
 async function behindHeld(dba: pg.Client, lock: string, params: unknown[], request: () => Promise<LightMyRequestResponse>): Promise<{ res: LightMyRequestResponse; inTime: boolean }> {
@@ -98,7 +61,6 @@ async function behindHeld(dba: pg.Client, lock: string, params: unknown[], reque
   return { res: answered ?? (await pending), inTime: answered !== null };
 }
 
-const HOLD_AUDIT_HEAD = "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE";
 
 describe("the outbox sender behind a held audit head (PostgreSQL)", skip, () => {
   it("attack: a security notice the relay accepted, whose 'sent' mark and audit event wait past the bound on a held audit head — the owner gets the notice once: the recording is retried, not the delivery, and the batch goes on (ASVS 6.3.7, 16.5.3) (was: 55P03 was raised, the row stayed 'sending' and was delivered again after its lease; the worker stopped)", async () => {

@@ -32,63 +32,25 @@
 // since: the event is written in the request's transaction, EmailChangeRequestOptions.record).
 // Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import pg from "pg";
 import type { LightMyRequestResponse } from "fastify";
-import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { isUnfinishedSignUp } from "../src/accounts/email-change/sign-up-shell.ts";
 import { LOCK_TIMEOUT_MS } from "../src/store/database.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
+import { pgSites, within, HOLD_AUDIT_HEAD } from "./helpers/pg-site.ts";
 
-const unavailable = postgresUnavailable();
 const MASTER = testMasterKey("bounded-waits-c-red-team");
+const { unavailable, site } = pgSites("bwaitc", MASTER);
 /** Real time a wait past the bound takes to be refused, with room. */
 const PAST_BOUND_MS = LOCK_TIMEOUT_MS + 3_000;
 const skip = unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {};
-const HOLD_AUDIT_HEAD = "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE";
 const NEW_PASSWORD = "amber lanterns over quiet harbours";
 
-let cluster: PgCluster | null = null;
-let schemas = 0;
-before(async () => {
-  if (unavailable) return;
-  cluster = await startPostgres();
-});
-after(async () => {
-  await cluster?.stop();
-});
 
 type Site = { fx: AuthFixture; dba: pg.Client; close: () => Promise<void> };
-
-/** A server over a fresh schema, and a superuser client on the same schema (the one holding locks). */
-async function site(env: Record<string, string> = {}): Promise<Site> {
-  assert.ok(cluster, "PostgreSQL did not start");
-  const url = await cluster.createSchema(`bwaitc_${process.pid}_${++schemas}`);
-  const fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: MASTER, ...env });
-  const dba = new pg.Client({ connectionString: url });
-  await dba.connect();
-  return {
-    fx, dba,
-    async close() {
-      await dba.query("ROLLBACK").catch(() => {});
-      await dba.end().catch(() => {});
-      await fx.close();
-    },
-  };
-}
-
-/** `work` settled within `ms` of real time, or null. */
-async function within<T>(work: Promise<T>, ms: number): Promise<T | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Runs `request` while the DBA holds the audit head in an open transaction; the lock is let go after. */
 async function behindHeldHead(dba: pg.Client, request: () => Promise<LightMyRequestResponse>): Promise<LightMyRequestResponse> {

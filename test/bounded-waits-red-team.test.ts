@@ -24,9 +24,8 @@
 // the bound; the killed-backend and healthz cases.
 // Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { sql } from "kysely";
-import pg from "pg";
 import { authFixture, GOOD_PASSWORD, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { containDeps, createContainJob, resumeJob, runJob } from "../src/contain/index.ts";
 import { openPostgres, LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS, type Database } from "../src/store/database.ts";
@@ -36,68 +35,13 @@ import { startMaintenance } from "../src/http/maintenance.ts";
 import { RESET_LINK } from "./helpers/auth-flows.ts";
 import { seedContainUsers } from "./helpers/contain-fixture.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
+import { pgSites, waiting, until, within } from "./helpers/pg-site.ts";
 
-const unavailable = postgresUnavailable();
 const MASTER = testMasterKey("bounded-waits-red-team");
+const { unavailable, site, schemaURL } = pgSites("bwait", MASTER);
 /** Real time a wait past the bound takes to be refused, with room. */
 const PAST_BOUND_MS = LOCK_TIMEOUT_MS + 3_000;
 
-let cluster: PgCluster | null = null;
-let schemas = 0;
-before(async () => {
-  if (unavailable) return;
-  cluster = await startPostgres();
-});
-after(async () => {
-  await cluster?.stop();
-});
-
-async function schemaURL(): Promise<string> {
-  assert.ok(cluster, "PostgreSQL did not start");
-  return cluster.createSchema(`bwait_${process.pid}_${++schemas}`);
-}
-
-/** A server over a fresh schema, and a superuser client on the same schema (the one holding locks). */
-async function site(): Promise<{ fx: AuthFixture; dba: pg.Client; url: string; close: () => Promise<void> }> {
-  const url = await schemaURL();
-  const fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: MASTER });
-  const dba = new pg.Client({ connectionString: url });
-  await dba.connect();
-  return {
-    fx, dba, url,
-    async close() {
-      await dba.query("ROLLBACK").catch(() => {});
-      await dba.end().catch(() => {});
-      await fx.close();
-    },
-  };
-}
-
-/** How many lock requests wait now (read on the DBA's connection). */
-async function waiting(dba: pg.Client): Promise<number> {
-  return Number((await dba.query<{ n: string }>("SELECT count(*) AS n FROM pg_locks WHERE NOT granted")).rows[0]?.n ?? 0);
-}
-
-async function until(done: () => Promise<boolean>, ms = 3000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await done()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** `work` settled within `ms` of real time, or null. */
-async function within<T>(work: Promise<T>, ms: number): Promise<T | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function timeoutsOf(db: Database): Promise<{ lock: string; statement: string }> {
   const row = (await sql<{ lock: string; statement: string }>`SELECT current_setting('lock_timeout') AS lock, current_setting('statement_timeout') AS statement`.execute(db.db)).rows[0];

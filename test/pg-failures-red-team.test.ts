@@ -25,51 +25,24 @@
 // health.ts promises a load balancer.
 // Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { sql, type Kysely } from "kysely";
-import pg from "pg";
-import { authFixture, GOOD_PASSWORD, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { GOOD_PASSWORD, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { PROBE_TIMEOUT_MS } from "../src/http/health.ts";
 import type { AuditInput } from "../src/audit/audit-log.ts";
 import type { Schema } from "../src/store/schema.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
+import { pgSites, waiting, until, within } from "./helpers/pg-site.ts";
 
-const unavailable = postgresUnavailable();
 const MASTER = testMasterKey("pg-failures-red-team");
+const { unavailable, site } = pgSites("pgfail", MASTER);
 /** What a 5xx body must never carry: engine text, SQL, the connection's socket path or user, a stack. */
 const LEAKS = /terminat|administrator command|connection|pg_|postgres|SELECT|INSERT|UPDATE|DELETE|audit_|sessions|users|bulwark-pg-|\/tmp\/|\bat \w+ \(|\.ts:\d+|57P01/i;
 
 /** The seconds a request may wait, at most, on anything it cannot have: health.ts's bound for a load balancer. */
 const BOUND_MS = PROBE_TIMEOUT_MS + 1_000;
 
-let cluster: PgCluster | null = null;
-let schemas = 0;
-before(async () => {
-  if (unavailable) return;
-  cluster = await startPostgres();
-});
-after(async () => {
-  await cluster?.stop();
-});
-
-/** A server over a fresh schema of the file's cluster, and a superuser client on the same schema (the damage). */
-async function site(): Promise<{ fx: AuthFixture; dba: pg.Client; close: () => Promise<void> }> {
-  assert.ok(cluster, "PostgreSQL did not start");
-  const url = await cluster.createSchema(`pgfail_${process.pid}_${++schemas}`);
-  const fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: MASTER });
-  const dba = new pg.Client({ connectionString: url });
-  await dba.connect();
-  return {
-    fx, dba,
-    async close() {
-      await dba.query("ROLLBACK").catch(() => {});
-      await dba.end().catch(() => {});
-      await fx.close();
-    },
-  };
-}
 
 /** Kills the backend serving `executor` from inside it, as a crash or an administrator's kill would, when `type` is appended. */
 function killAt(fx: AuthFixture, type: string): { readonly killed: boolean; restore: () => void } {
@@ -108,32 +81,6 @@ async function eventsOf(fx: AuthFixture, type: string, subject: string): Promise
 
 async function sessionsOf(fx: AuthFixture, userId: string): Promise<string[]> {
   return (await fx.app.db.db.selectFrom("sessions").select("id").where("user_id", "=", userId).execute()).map((r) => r.id);
-}
-
-/** How many lock requests wait now, read on the DBA's own connection (the pool may be full). */
-async function waiting(dba: pg.Client): Promise<number> {
-  return Number((await dba.query<{ n: string }>("SELECT count(*) AS n FROM pg_locks WHERE NOT granted")).rows[0]?.n ?? 0);
-}
-
-/** Polls `done` on the DBA's connection every 20 ms (real time) for at most `ms`. */
-async function until(done: () => Promise<boolean>, ms = 4000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await done()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** `request` answered within `ms` (real time): its answer, or null while it still waits. */
-async function within<T>(request: Promise<T>, ms: number): Promise<T | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
-  try {
-    return await Promise.race([request, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function chainVerifies(fx: AuthFixture): Promise<void> {
