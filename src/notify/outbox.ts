@@ -728,16 +728,19 @@ export class Outbox {
    * Extends the lease on the given messages still held by `claimer` to now + `leaseMs`; returns the ids it still holds.
    * A lease past its end by the clock is not renewed, unless `stepped`: the caller's clock was stepped, and it judged
    * its lease live by the time that elapsed (Clock.elapsed) instead; the row is still its own while its claim token is
-   * (nobody took it over), and the new end is set by the clock as it reads now, back as well as forward.
+   * (nobody took it over), and the new end is set by the clock as it reads now, back as well as forward. `lapsed` renews
+   * a lease past its end in the same way for a caller that knows why it lapsed: a delivery the relay accepted whose
+   * recording (and renewals) the busy store refused until the lease had run out (OutboxSender's recording retry); a
+   * claim another sender took meanwhile has its token, and is not renewed.
    */
-  async renew(input: { claimer: string; ids: readonly string[]; leaseMs: number; stepped?: boolean }): Promise<Set<string>> {
+  async renew(input: { claimer: string; ids: readonly string[]; leaseMs: number; stepped?: boolean; lapsed?: boolean }): Promise<Set<string>> {
     if (input.ids.length === 0) return new Set();
     const now = this.#clock.now();
     const until = now + input.leaseMs;
     let query = this.#db.updateTable("outbox_messages")
       .set({ claimed_until: until, next_attempt_at: until })
       .where("id", "in", [...input.ids]).where("claimed_by", "=", input.claimer).where("status", "=", "sending");
-    if (input.stepped !== true) query = query.where("claimed_until", ">", now);
+    if (input.stepped !== true && input.lapsed !== true) query = query.where("claimed_until", ">", now);
     const rows = await query.returning("id").execute();
     return new Set(rows.map((r) => r.id));
   }

@@ -635,8 +635,10 @@ export class OutboxSender {
         if (storeBusyError(error) !== null && !claim.cut?.aborted && this.#elapsed() - started < this.#leaseMs) {
           // The row is still this sender's while its claim token is: renewed, no other claim takes it over meanwhile. A
           // renewal the same busy store refuses is skipped: the row itself may be held then, and a claim passes over a
-          // held row (FOR UPDATE SKIP LOCKED).
-          const kept = await outbox.renew({ claimer: claim.claimer, ids: [message.id], leaseMs: this.#leaseMs })
+          // held row (FOR UPDATE SKIP LOCKED). Renewed even when the lease ran out while renewals were refused (`lapsed`):
+          // the claim token, not the lease's end, says whose the row is; judged by the end, an intact claim was given up
+          // and the notice delivered again (test/new-code-twentyseven-b-red-team.test.ts).
+          const kept = await outbox.renew({ claimer: claim.claimer, ids: [message.id], leaseMs: this.#leaseMs, lapsed: true })
             .catch((renewal: unknown) => {
               if (storeBusyError(renewal) === null) throw renewal;
               return null;
