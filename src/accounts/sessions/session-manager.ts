@@ -300,8 +300,17 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     if (refusedBy(stamps, previous.createdAt, previous.issuedEpoch)) throw sessionErrors.refused("revoked");
   }
 
-  async function deleteSession(id: string): Promise<void> {
-    await db.deleteFrom("sessions").where("id", "=", id).execute();
+  /**
+   * Deletes a session check() judged closed, best effort: on PostgreSQL a row another transaction holds (a frozen node,
+   * a DBA's session) is left at once, not waited for. Its dates already decided the answer (signed out), and waiting
+   * turned that answer into 503 "try again" past the store's wait bound (test/bounded-waits-d-red-team.test.ts); the
+   * maintenance pass (purgeExpired) removes the row later. SQLite has no row locks: one writer at a time, as before.
+   */
+  async function deleteClosedSession(id: string): Promise<void> {
+    const q = db.deleteFrom("sessions");
+    await (database.dialect === "postgres"
+      ? q.where("id", "in", (eb) => eb.selectFrom("sessions").select("id").where("id", "=", id).forUpdate().skipLocked())
+      : q.where("id", "=", id)).execute();
   }
 
   async function check(token: string, withTouch: boolean): Promise<SessionValidation> {
@@ -339,7 +348,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     // (sessionClosedBy) that the session list and containment's counts judge by too (openSessionSQL).
     const closed = sessionClosedBy(session, now, policy);
     if (closed !== null) {
-      await deleteSession(session.id);
+      await deleteClosedSession(session.id);
       return { valid: false, reason: closed };
     }
     if (withTouch && now - session.lastSeenAt >= policy.touchIntervalMs) {
@@ -521,16 +530,24 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
     },
     async purgeExpired(executor = db) {
       const now = clock.now();
-      await executor.deleteFrom("replaced_sessions").where("replaced_at", "<=", now - REPLACED_GRACE_MS).execute();
+      // On PostgreSQL a row another transaction holds (a frozen node, a DBA's session) is skipped, not waited for: one
+      // held row made the whole DELETE wait past the step's bound and roll back, so every pass purged nothing for as long
+      // as it was held (test/bounded-waits-d-red-team.test.ts). The skipped row goes in a later pass, once free.
+      const skipLocked = database.dialect === "postgres";
+      const replaced = executor.deleteFrom("replaced_sessions");
+      const staleReplaced = now - REPLACED_GRACE_MS;
+      await (skipLocked
+        ? replaced.where("id", "in", (eb) => eb.selectFrom("replaced_sessions").select("id").where("replaced_at", "<=", staleReplaced).forUpdate().skipLocked())
+        : replaced.where("replaced_at", "<=", staleReplaced)).execute();
       // And the rows dated ahead of this clock ("future-dated"): one nobody presents before real time passes its dates
       // would then be judged by them, and outlive both limits by the difference. A pass every maintenance interval
       // bounds that to the interval, after a clock stepped back or on a node whose clock runs ahead of the others'. By
       // validate's own tolerance: a narrower one deleted the sessions of a node the product lets serve. Exactly the rows
       // the one rule finds not open (openSessionSQL): past the stored expiry, the lifetime or the idle timeout in force.
-      const result = await executor
-        .deleteFrom("sessions")
-        .where((eb) => eb.not(openSessionSQL(now, policy)))
-        .executeTakeFirst();
+      const sessions = executor.deleteFrom("sessions");
+      const result = await (skipLocked
+        ? sessions.where("id", "in", (eb) => eb.selectFrom("sessions").select("id").where((w) => w.not(openSessionSQL(now, policy))).forUpdate().skipLocked())
+        : sessions.where((eb) => eb.not(openSessionSQL(now, policy)))).executeTakeFirst();
       return Number(result.numDeletedRows);
     },
   } satisfies SessionManager;

@@ -3,6 +3,7 @@
 // route's declared access, refuse token-less unsafe requests (CSRF, once the body is parsed), and mark responses that
 // depend on the caller `Cache-Control: no-store`.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { sql } from "kysely";
 import { API_ACTION, crossSiteVerdict, csrfErrors, verifyCSRF, type CrossSiteVerdict } from "../../accounts/csrf/index.ts";
 import { allows, holdsAdministrative, isPermission } from "../../accounts/roles/index.ts";
 import { clearSessionCookie, parseSessionToken, readSessionCookie, SESSION_COOKIE, sessionErrors, type Session } from "../../accounts/sessions/index.ts";
@@ -15,6 +16,7 @@ import { permissionsOf } from "./permissions.ts";
 import { ALL_PENDING, type Gate } from "./state.ts";
 import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
 import { unrecordedCounts } from "../../accounts/login/refusal-sampler.ts";
+import { storeBusyError } from "../../store/errors.ts";
 
 const BEARER = /^Bearer\s+(\S{1,512})$/i;
 
@@ -69,7 +71,46 @@ export async function gateOf(app: App, request: FastifyRequest): Promise<Gate> {
   return gate;
 }
 
-async function authenticate(app: App, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+/**
+ * How long the api.token.used append may wait for a lock on PostgreSQL (the audit head another transaction holds): the
+ * bookkeeping of a token's request, whose failure is swallowed, waited the pool's full lock_timeout (5 s) before the
+ * request ran, and a change then waited the bound again for its own record; with the failed sample given back, every
+ * call of the token waited again (test/bounded-waits-d-red-team.test.ts). Long enough for appends that take the head
+ * in turn, far shorter than the bound.
+ */
+export const TOKEN_USE_LOCK_WAIT_MS = 200;
+
+/** The lock wait the next api.token.used append gets (per server): none while the last one failed as busy. */
+interface TokenUseWait {
+  busy: boolean;
+}
+
+/**
+ * Appends an api.token.used event with a bounded wait, as recordSampled (a failure logged, never thrown; false then).
+ * On PostgreSQL in its own transaction with lock_timeout TOKEN_USE_LOCK_WAIT_MS; after an append failed as busy (the
+ * head held past it), the next ones back off: they do not wait at all (1 ms) until one is written, so while the head
+ * stays held each token request costs a failed try, not the wait, and its use goes in the event its key's first request
+ * once the head is free writes (the sample is given back, its counts carried). A process that stops while the head is
+ * held leaves those uses unrecorded but in its log, and counted by the shutdown's api.token.uses.unrecorded when that
+ * can be written. SQLite: as recordSampled (one writer at a time, behind its busy timeout).
+ */
+async function recordTokenUse(app: App, request: FastifyRequest, wait: TokenUseWait, event: Parameters<App["audit"]["append"]>[0]): Promise<boolean> {
+  if (app.db.dialect !== "postgres") return recordSampled(request, event, app);
+  try {
+    await app.db.transaction(async (trx) => {
+      await sql.raw(`SET LOCAL lock_timeout = ${wait.busy ? 1 : TOKEN_USE_LOCK_WAIT_MS}`).execute(trx);
+      await app.audit.appendIn(trx, event);
+    });
+    wait.busy = false;
+    return true;
+  } catch (failure) {
+    if (storeBusyError(failure) !== null) wait.busy = true;
+    request.log.error({ err: failure, event: event.type, subject: event.subject, data: event.data }, "a sampled audit event could not be written");
+    return false;
+  }
+}
+
+async function authenticate(app: App, request: FastifyRequest, reply: FastifyReply, tokenUseWait: TokenUseWait): Promise<void> {
   request.auth = null;
   request.cookieSession = null;
   request.sessionReplaced = false;
@@ -102,15 +143,16 @@ async function authenticate(app: App, request: FastifyRequest, reply: FastifyRep
     // all day from one host writes 24 events, not thousands (app.accounts.tokenUses). Only changes through the API were
     // recorded: a token paging through every account's address or the audit log left only its last-use time and
     // address, written over a minute later, and a responder could not scope what it read. An event that could not be
-    // written is given back: the address's next request is recorded.
+    // written is given back: the address's next request is recorded. The write never holds the request for long
+    // (recordTokenUse: a short lock wait on PostgreSQL, none at all after one failed as busy).
     const ip = clientIP(request);
     const key = `${verdict.tokenId}:${ip === null ? "" : ipBucket(ip)}`;
     const sample = app.accounts.tokenUses.take(key, app.clock.now());
     if (sample.record) {
-      const written = await recordSampled(request, {
+      const written = await recordTokenUse(app, request, tokenUseWait, {
         type: "api.token.used", actor: verdict.userId, subject: verdict.userId, requestId: request.id,
         data: { tokenId: verdict.tokenId, ip, route: routeOf(request), ...unrecordedCounts(sample) },
-      }, app);
+      });
       if (!written) app.accounts.tokenUses.giveBack(key, sample);
     }
     return;
@@ -189,7 +231,7 @@ export function isFresh(app: App, session: Pick<Session, "createdAt">): boolean 
  * Appends a sampled audit event; a failure to write it is logged, never thrown: a refusal's own answer (a 401, a 403)
  * must stand (thrown, the append's error replaced it with a 500), and so must a token's request whose use is recorded.
  * Every refusal record goes through here (auth.csrf.refused, auth.reauth.required, api.token.refused, api.refused), and
- * api.token.used.
+ * api.token.used on SQLite (on PostgreSQL its wait is bounded shorter: recordTokenUse).
  */
 export async function recordSampled(request: FastifyRequest, event: Parameters<App["audit"]["append"]>[0], app: App): Promise<boolean> {
   try {
@@ -326,11 +368,12 @@ export function registerAuthHooks(server: FastifyInstance, app: App): void {
     app.logger.warn("BULWARK_REQUIRE_MFA=none: no account, not even an administrator, is made to enrol a second factor; a password alone signs in (ASVS 6.3.3). Use administrative (the default) or all");
   }
   const origins = originPolicyOf(app);
+  const tokenUseWait: TokenUseWait = { busy: false };
   server.decorateRequest("auth", null);
   server.decorateRequest("cookieSession", null);
   server.decorateRequest("sessionReplaced", false);
   server.addHook("onRequest", async (request, reply) => {
-    await authenticate(app, request, reply);
+    await authenticate(app, request, reply, tokenUseWait);
     // Before anything refuses the request on its caller's behalf (the guards below and /api/v1's, which run after
     // these global hooks) and before the body is read: a cross-site ride is refused and recorded as one.
     await refuseCrossSite(app, origins, request);

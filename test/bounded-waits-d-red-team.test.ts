@@ -1,0 +1,259 @@
+// Red-team round "bounded waits d": the PostgreSQL wait bounds (every pooled connection starts with lock_timeout
+// LOCK_TIMEOUT_MS = 5 s; past it a request answers 503 BULWARK_ERR_DB_BUSY, a CLI exits 3; a maintenance step has its
+// own STEP_LOCK_TIMEOUT_MS), part four. The attacker is the environment at the worst moment, or anyone who can hold a row
+// past the bound (a frozen node inside a transaction, a DBA's open session): a second, superuser pg client on the same
+// schema holds the audit head or a row while Bulwark's work waits on it. Not repeated: login, reset completion,
+// containment, settings leaks (round one); the outbox's sent mark, the TOTP step-up, last-seen/last-used touches,
+// rotate-master (round two); password change, sign out others, sign-up, email change, role revocation, recovery codes,
+// token mint (round three).
+// What must hold: nothing half-done, failures named and retryable, no request waiting twice the bound for bookkeeping.
+// Tried: a fresh API token's first change of the hour behind a held audit head (api.token.used, swallowed, then the
+// change's own record); a fresh token's reads behind a held head, one after the other; a browser presenting a session
+// that has idled out while a frozen node holds its row; the maintenance pass with one expired session row held.
+// Held: the maintenance pass (every other step runs; since fix 4 the sessions step skips the held row, fails no more).
+// Found (fixed since: (1)+(2) authenticate's api.token.used append waits at most 200 ms on PostgreSQL, its own
+// transaction's lock_timeout, and after a busy failure the next tries do not wait at all until one is written;
+// (3) check deletes a closed session best effort, skipping a locked row, and answers signed out; (4) purgeExpired
+// deletes the expired rows it can lock (FOR UPDATE SKIP LOCKED), a held one goes in a later pass): (1) a token's first change of the hour behind a held head answers 503 only after about twice the bound: the
+// swallowed api.token.used append waits the full 5 s, then the change's own record waits 5 s again; (2) while the head
+// is held every read of that token waits the full bound on the same bookkeeping (a failed record is given back, so the
+// next call tries again and waits again): a script polling with it gets every answer 5 s late; (3) a session that has
+// idled out, presented while its row is held, answers 503 "could not finish; try again" after the bound instead of the
+// plain "signed out" its dates already decided: validate awaits the row's DELETE before it answers; (4) one held expired
+// session row makes the maintenance pass purge no expired session at all (the step is one DELETE of every expired row):
+// for as long as a frozen node holds one row, every pass fails the step and the table grows.
+// Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import pg from "pg";
+import type { LightMyRequestResponse } from "fastify";
+import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { startMaintenance, STEP_LOCK_TIMEOUT_MS } from "../src/http/maintenance.ts";
+import { LOCK_TIMEOUT_MS } from "../src/store/database.ts";
+import { authFlows } from "./helpers/auth-flows.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
+import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
+
+const unavailable = postgresUnavailable();
+const MASTER = testMasterKey("bounded-waits-d-red-team");
+/** Real time a wait past the bound takes to be refused, with room. */
+const PAST_BOUND_MS = LOCK_TIMEOUT_MS + 3_000;
+const skip = unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {};
+const HOLD_AUDIT_HEAD = "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE";
+const MINUTE = 60_000;
+
+let cluster: PgCluster | null = null;
+let schemas = 0;
+before(async () => {
+  if (unavailable) return;
+  cluster = await startPostgres();
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+type Site = { fx: AuthFixture; dba: pg.Client; close: () => Promise<void> };
+
+/** A server over a fresh schema, and a superuser client on the same schema (the one holding locks). */
+async function site(): Promise<Site> {
+  assert.ok(cluster, "PostgreSQL did not start");
+  const url = await cluster.createSchema(`bwaitd_${process.pid}_${++schemas}`);
+  const fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: MASTER });
+  const dba = new pg.Client({ connectionString: url });
+  await dba.connect();
+  return {
+    fx, dba,
+    async close() {
+      await dba.query("ROLLBACK").catch(() => {});
+      await dba.end().catch(() => {});
+      await fx.close();
+    },
+  };
+}
+
+/** Runs `work` and says how long it took in real time. */
+async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now();
+  const value = await work();
+  return { value, ms: Math.round(performance.now() - started) };
+}
+
+/** The DBA holds `lock` (rows must match) in an open transaction; the returned function lets it go. */
+async function hold(dba: pg.Client, lock: string, params: unknown[] = []): Promise<() => Promise<void>> {
+  await dba.query("BEGIN");
+  const held = await dba.query(lock, params);
+  assert.ok((held.rowCount ?? 0) > 0, `control: the DBA holds a row (${lock})`);
+  return async () => {
+    await dba.query("ROLLBACK");
+  };
+}
+
+const codeOf = (r: LightMyRequestResponse): string | undefined => (r.json() as { error?: { code?: string } }).error?.code;
+
+async function eventsOf(fx: AuthFixture, type: string, subject: string): Promise<number> {
+  return (await fx.app.db.db.selectFrom("audit_events").select("id").where("type", "=", type).where("subject", "=", subject).execute()).length;
+}
+
+describe("an API token's first calls of the hour behind a held audit head (PostgreSQL)", skip, () => {
+  it("attack: an administrator's fresh token revokes a role (its first call of the hour) while the audit head is held past the bound — the 503 comes after one bound, the api.token.used append waiting only briefly; the retry revokes it (ASVS 16.5.3, 15.4.4) (was: 503 only after about 10 s, the swallowed api.token.used append waiting the full bound first)", async () => {
+    const { fx, dba, close } = await site();
+    try {
+      const flows = authFlows(() => fx);
+      const admin = (await fx.user("token-admin@example.org", { roles: ["admin"] })).id;
+      const adminToken = await flows.tokenFor(admin, ["admin"]);
+      const target = (await fx.user("role-holder@example.org")).id;
+      await fx.app.accounts.roles.create({ name: "auditors", permissions: ["accounts.read"] }, "test");
+      await fx.app.accounts.roles.grant(target, "auditors", "test");
+      const revoke = (): Promise<LightMyRequestResponse> => fx.server.inject({ method: "DELETE", url: `/api/v1/users/${target}/roles/auditors`, headers: { host: HOST, authorization: `Bearer ${adminToken}` } });
+      const release = await hold(dba, HOLD_AUDIT_HEAD);
+      let answer: { value: LightMyRequestResponse; ms: number };
+      try {
+        answer = await timed(revoke);
+      } finally {
+        await release();
+      }
+      assert.equal(answer.value.statusCode, 503, `control: refused as busy: ${answer.value.body}`);
+      assert.equal(codeOf(answer.value), "BULWARK_ERR_DB_BUSY", answer.value.body);
+      assert.equal((await fx.app.accounts.roles.rolesOf(target)).includes("auditors"), true, "control: nothing half-done, the role still held");
+      const retry = await revoke();
+      assert.equal(retry.statusCode, 200, `control: the retry answers: ${retry.body}`);
+      assert.equal(await eventsOf(fx, "role.revoked", target), 1, "control: role.revoked recorded once");
+      assert.ok(answer.ms < LOCK_TIMEOUT_MS * 1.5,
+        `DELETE /api/v1/users/:id/roles/:role with a fresh token answered 503 only after ${answer.ms} ms (the bound is ${LOCK_TIMEOUT_MS} ms): ` +
+        "authenticate (src/http/auth/authenticate.ts) awaits the sampled api.token.used append (recordSampled, its failure swallowed) before the route runs; " +
+        "behind the held head that bookkeeping waits the full lock_timeout and fails, then the revocation's own role.revoked append waits the bound again: " +
+        "every first call of a token's hour waits twice the bound for a 503, and a client timeout under 10 s sees no answer at all");
+    } finally {
+      await close();
+    }
+  });
+
+  it("attack: a script polls with a fresh read token while the audit head is held past the bound — the reads answer 200, and the token's use record (a failed one is given back) makes no call wait the full bound; the use is recorded once the head is free (ASVS 16.5.3, 16.3.2) (was: every read waited the full 5 s bound)", async () => {
+    const { fx, dba, close } = await site();
+    try {
+      const flows = authFlows(() => fx);
+      const reader = (await fx.user("token-reader@example.org", { roles: ["admin"] })).id;
+      const token = await flows.tokenFor(reader, ["accounts.read"]);
+      const read = (): Promise<LightMyRequestResponse> => fx.server.inject({ method: "GET", url: "/api/v1/roles", headers: { host: HOST, authorization: `Bearer ${token}` } });
+      const release = await hold(dba, HOLD_AUDIT_HEAD);
+      const calls: Array<{ value: LightMyRequestResponse; ms: number }> = [];
+      try {
+        calls.push(await timed(read));
+        fx.clock.advance(1_000);
+        calls.push(await timed(read));
+      } finally {
+        await release();
+      }
+      for (const [i, c] of calls.entries()) assert.equal(c.value.statusCode, 200, `control: read ${i + 1} answers: ${c.value.body}`);
+      const later = calls.slice(1).filter((c) => c.ms >= LOCK_TIMEOUT_MS);
+      assert.deepEqual(later.map((c) => c.ms), [],
+        `every read with the token waited the full bound while the head was held (${calls.map((c) => `${c.ms} ms`).join(", ")}): authenticate awaits the ` +
+        "api.token.used append on each sampled call; when it fails the sample is given back (tokenUses.giveBack), so the next call is sampled again and waits " +
+        "lock_timeout again: bookkeeping whose failure is swallowed turns a held head into a 5 s delay on every token request, reads included");
+      // Nothing was half-done: the use is still recorded once the head is free.
+      const free = await read();
+      assert.equal(free.statusCode, 200, free.body);
+      assert.ok(await eventsOf(fx, "api.token.used", reader) >= 1, "the token's use is recorded once the head is free");
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe("an idled-out session presented while its row is held (PostgreSQL)", skip, () => {
+  it("attack: a browser presents a session that has idled out while a frozen node holds its row — it is told at once that it is signed out, not 503 \"try again\" after the bound for the delete of a row its dates already ended (ASVS 7.3.1, 16.5.3) (was: 503 after the bound, validate awaiting the held row's DELETE)", async () => {
+    const { fx, dba, close } = await site();
+    try {
+      const flows = authFlows(() => fx);
+      const owner = await flows.signedIn("idle-owner@example.org");
+      const idle = fx.app.accounts.sessions.policy.idleTimeoutMs;
+      fx.clock.advance(idle + MINUTE);
+      const release = await hold(dba, "SELECT id FROM sessions WHERE user_id = $1 FOR UPDATE", [owner.id]);
+      let answer: { value: LightMyRequestResponse; ms: number };
+      try {
+        answer = await timed(() => owner.b.request("GET", "/auth/session"));
+      } finally {
+        await release();
+      }
+      const authenticated = answer.value.statusCode === 200 && (answer.value.json() as { authenticated?: boolean }).authenticated === true;
+      assert.equal(authenticated, false, `control: the idled-out session is not honoured: ${answer.value.body}`);
+      assert.ok(answer.value.statusCode !== 503 && answer.ms < LOCK_TIMEOUT_MS,
+        `GET /auth/session with an idled-out session answered ${answer.value.statusCode} after ${answer.ms} ms (${answer.value.body.slice(0, 200)}): ` +
+        "sessions.validate (session-manager.ts check) awaits deleteSession for a session sessionClosedBy already judged over; behind the held row that " +
+        "DELETE waits lock_timeout and its 55P03 becomes 503 BULWARK_ERR_DB_BUSY \"try again\", where the answer (signed out, cookie cleared) needed no write: " +
+        "the maintenance pass deletes expired rows anyway");
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe("the maintenance pass with one expired session row held (PostgreSQL)", skip, () => {
+  it("attack: a frozen node holds one expired session's row through a maintenance pass — the sessions step skips the held row and purges the other within the step bound, and every other step of the pass runs (ASVS 16.5.3)", async () => {
+    const { fx, dba, close } = await site();
+    try {
+      const flows = authFlows(() => fx);
+      const held = await flows.signedIn("held-expired@example.org");
+      await flows.signedIn("other-expired@example.org");
+      fx.clock.advance(fx.app.accounts.sessions.policy.idleTimeoutMs + MINUTE);
+      // Started after the clock moved: the pass sees no jump, and judges the rows by the time it shows.
+      const maintenance = startMaintenance(fx.app, { intervalMs: 600_000, firstPassDelayMs: 600_000 });
+      const release = await hold(dba, "SELECT id FROM sessions WHERE user_id = $1 FOR UPDATE", [held.id]);
+      let pass: { value: Record<string, number>; ms: number };
+      try {
+        pass = await timed(() => maintenance.runOnce());
+      } finally {
+        await release();
+        await maintenance.stop();
+      }
+      // Since purgeExpired skips a locked row (was: the step failed whole, -1): the other expired session goes now.
+      assert.equal(pass.value["sessions"], 1, `control: the sessions step skipped the held row and purged the other: ${JSON.stringify(pass.value)}`);
+      const failed = Object.entries(pass.value).filter(([, n]) => n === -1);
+      assert.deepEqual(failed, [], `only the sessions step fails: ${JSON.stringify(pass.value)}`);
+      assert.ok(Object.keys(pass.value).length > 5, `the pass went on past the failing step: ${JSON.stringify(pass.value)}`);
+      assert.ok(pass.ms < STEP_LOCK_TIMEOUT_MS + LOCK_TIMEOUT_MS, `the pass waited ${pass.ms} ms on one held row`);
+      // The next pass, the row free, purges it.
+      const again = startMaintenance(fx.app, { intervalMs: 600_000, firstPassDelayMs: 600_000 });
+      try {
+        const next = await again.runOnce();
+        assert.equal(next["sessions"], 1, `the next pass purges the row once held: ${JSON.stringify(next)}`);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await close();
+    }
+  });
+
+  it("attack: a frozen node holds one expired session's row through a maintenance pass — the other expired sessions are purged all the same, so one held row does not fail the step every pass for as long as it is held (ASVS 7.3.1, 16.5.3) (was: the step failed every pass and purged nothing)", async () => {
+    const { fx, dba, close } = await site();
+    try {
+      const flows = authFlows(() => fx);
+      const held = await flows.signedIn("frozen-row@example.org");
+      const others = await Promise.all(["gone-a@example.org", "gone-b@example.org"].map((e) => flows.signedIn(e)));
+      fx.clock.advance(fx.app.accounts.sessions.policy.idleTimeoutMs + MINUTE);
+      const release = await hold(dba, "SELECT id FROM sessions WHERE user_id = $1 FOR UPDATE", [held.id]);
+      const results: Array<number | undefined> = [];
+      try {
+        for (let i = 0; i < 2; i++) {
+          const maintenance = startMaintenance(fx.app, { intervalMs: 600_000, firstPassDelayMs: 600_000 });
+          try {
+            results.push((await maintenance.runOnce())["sessions"]);
+          } finally {
+            await maintenance.stop();
+          }
+          fx.clock.advance(MINUTE);
+        }
+      } finally {
+        await release();
+      }
+      const left = await fx.app.db.db.selectFrom("sessions").select("id").where("user_id", "in", others.map((o) => o.id)).execute();
+      assert.deepEqual({ stillStored: left.length, failedPasses: results.filter((n) => n === -1).length }, { stillStored: 0, failedPasses: 0 },
+        `with one expired row held, ${left.length} other expired session(s) stayed stored and the sessions step reported ${JSON.stringify(results)} over two passes: ` +
+        "purgeExpired (session-manager.ts) is one DELETE of every row not open; it waits on the held row, STEP_LOCK_TIMEOUT_MS rolls it back whole, and " +
+        "every pass fails the same way for as long as the row is held (a frozen node: hours), purging nothing (no SKIP LOCKED, no batches)");
+    } finally {
+      await close();
+    }
+  });
+});
