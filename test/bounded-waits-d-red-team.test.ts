@@ -24,52 +24,22 @@
 // for as long as a frozen node holds one row, every pass fails the step and the table grows.
 // Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import pg from "pg";
 import type { LightMyRequestResponse } from "fastify";
-import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { startMaintenance, STEP_LOCK_TIMEOUT_MS } from "../src/http/maintenance.ts";
 import { LOCK_TIMEOUT_MS } from "../src/store/database.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { postgresUnavailable, startPostgres, type PgCluster } from "./helpers/postgres.ts";
+import { HOLD_AUDIT_HEAD, pgSites } from "./helpers/pg-site.ts";
 
-const unavailable = postgresUnavailable();
 const MASTER = testMasterKey("bounded-waits-d-red-team");
+const { unavailable, site } = pgSites("bwaitd", MASTER);
 /** Real time a wait past the bound takes to be refused, with room. */
 const PAST_BOUND_MS = LOCK_TIMEOUT_MS + 3_000;
 const skip = unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {};
-const HOLD_AUDIT_HEAD = "SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE";
 const MINUTE = 60_000;
-
-let cluster: PgCluster | null = null;
-let schemas = 0;
-before(async () => {
-  if (unavailable) return;
-  cluster = await startPostgres();
-});
-after(async () => {
-  await cluster?.stop();
-});
-
-type Site = { fx: AuthFixture; dba: pg.Client; close: () => Promise<void> };
-
-/** A server over a fresh schema, and a superuser client on the same schema (the one holding locks). */
-async function site(): Promise<Site> {
-  assert.ok(cluster, "PostgreSQL did not start");
-  const url = await cluster.createSchema(`bwaitd_${process.pid}_${++schemas}`);
-  const fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: MASTER });
-  const dba = new pg.Client({ connectionString: url });
-  await dba.connect();
-  return {
-    fx, dba,
-    async close() {
-      await dba.query("ROLLBACK").catch(() => {});
-      await dba.end().catch(() => {});
-      await fx.close();
-    },
-  };
-}
 
 /** Runs `work` and says how long it took in real time. */
 async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
