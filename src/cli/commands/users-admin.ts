@@ -141,7 +141,8 @@ export default {
           }
           // The rest of the output: the roles granted are known only now, after their own commits.
           if (opts.json) {
-            ctx.stdout.write(generated !== null ? jsonTail(granted) : `${inertJSON({ ...accountJSON(user, signUpRemoved), roles: granted }, 2)}\n`);
+            if (generated !== null) ctx.stdout.write(jsonTail(granted));
+            else writeJSON(ctx, { ...accountJSON(user, signUpRemoved), roles: granted });
           } else {
             writeLine(ctx, `created ${user.id} <${user.email}>${granted.length ? ` with role(s) ${granted.join(", ")}` : ""}`);
             if (signUpRemoved !== null) writeLine(ctx, `the unfinished sign-up ${signUpRemoved} holding the address was deleted`);
