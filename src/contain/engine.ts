@@ -12,6 +12,8 @@ import { epochNow, type Job, type JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
+import { STORE_BUSY_RETRY_SECONDS, storeBusyError } from "../store/errors.ts";
+import { Unavailable } from "../lib/errors.ts";
 import { actingActor } from "./creator.ts";
 import { containErrors, failureReason, isCorruptJobError, isCreatorLostError } from "./errors.ts";
 import type { ResetNotifier } from "./lever.ts";
@@ -152,6 +154,15 @@ const CLAIM_WINDOW = 64;
 // How long a worker waits when every open batch is held by another worker (it is about to finish them).
 const BUSY_WAIT_MS = 20;
 
+// A batch (or a stage's prepare) that met a busy store (PostgreSQL's lock_timeout or statement timeout: storeBusyError)
+// is tried again after these waits, 250 ms doubling up to 4 s, while the time since its first busy failure stays within
+// the budget (RunOptions.busyRetryMs). Two minutes outlast a DBA's transaction or a node frozen for a moment (each try
+// itself waits up to the 5 s lock bound, so about twenty tries), and still fail the job soon enough for an operator to
+// see it (docs/containment.md, "A busy store").
+const STORE_BUSY_FIRST_WAIT_MS = 250;
+const STORE_BUSY_MAX_WAIT_MS = 4_000;
+export const STORE_BUSY_RETRY_MS = 120_000;
+
 export const TERMINAL = new Set(["done", "failed", "cancelled"]);
 
 // The statuses of a job that is over for good: no batch may commit into it, and none may change its status (a
@@ -164,6 +175,11 @@ export interface RunOptions {
   stopAfterBatches?: number;
   /** Names this worker in the batch audit events (e.g. "cli:4242"), so a shared job shows who did what. */
   worker?: string;
+  /**
+   * How long (ms, real time from its first busy failure) a batch or a stage's prepare that fails because the store is
+   * busy is tried again before the job fails; default STORE_BUSY_RETRY_MS (two minutes), 0 fails at the first.
+   */
+  busyRetryMs?: number;
 }
 
 // Another worker committed first, or the job was ended meanwhile: roll ours back and look at the job again.
@@ -318,6 +334,43 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
   }
 
   const failed = (job: Job, stage: Stage | undefined, error: unknown): Promise<Error> => recordFailure(deps, job, stage?.name ?? null, error, worker);
+  const busyBudget = options.busyRetryMs ?? STORE_BUSY_RETRY_MS;
+
+  /**
+   * Runs `work` (a batch's transaction, a stage's prepare), and while it fails because the store is busy runs it again
+   * after a backoff, within the budget: its transaction rolled back whole (a prepare tolerates a re-run), so nothing
+   * applies twice. Returns null when the job ended (cancelled) during a wait. Any other error is thrown as it is; a
+   * store still busy past the budget as BULWARK_ERR_DB_BUSY saying how long it waited (no audit event per try: the
+   * job's failure names it). Real time, not the clock's: the waits it bounds (lock_timeout, the backoff) are real.
+   */
+  async function whileBusy<T>(work: () => Promise<T>): Promise<T | null> {
+    let began = performance.now();
+    let firstFailure: { at: number; began: number } | null = null;
+    let tries = 0;
+    let wait = STORE_BUSY_FIRST_WAIT_MS;
+    for (;;) {
+      try {
+        return await work();
+      } catch (error) {
+        if (storeBusyError(error) === null) throw error;
+        const now = performance.now();
+        firstFailure ??= { at: now, began };
+        tries++;
+        if (now - firstFailure.at + wait > busyBudget) {
+          const code = String((error as { code?: unknown }).code);
+          const seconds = Math.round((now - firstFailure.began) / 100) / 10;
+          throw new Unavailable("BULWARK_ERR_DB_BUSY",
+            `the store stayed busy (BULWARK_ERR_DB_BUSY): ${tries} ${tries === 1 ? "try" : "tries"} over ${seconds} s each waited past a bound (SQLSTATE ${code}: a lock another session holds, or a statement timeout)`,
+            STORE_BUSY_RETRY_SECONDS, { cause: error });
+        }
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        wait = Math.min(wait * 2, STORE_BUSY_MAX_WAIT_MS);
+        // A cancel (or another worker finishing the job) stops the retrying.
+        if (ENDED.has((await jobs.get(jobId)).status)) return null;
+        began = performance.now();
+      }
+    }
+  }
 
   for (;;) {
     // A turn for the event loop between batches: on SQLite every query settles synchronously, so a job run
@@ -338,22 +391,26 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
     let prepared: Record<string, unknown> | null = null;
     if (stage && !isClaimed(stage) && stage.prepare && cursor.p === null && !cursor.r) {
       // A setup step fails like a batch does: the job is marked failed and can be resumed, not left `running`.
+      const prepare = stage.prepare.bind(stage);
       try {
-        prepared = (await stage.prepare()) ?? {};
+        const made = await whileBusy(async () => (await prepare()) ?? {});
+        if (made === null) continue;
+        prepared = made;
       } catch (error) {
         throw await failed(job, stage, error);
       }
     }
     if (options.stopAfterBatches !== undefined && batches >= options.stopAfterBatches) return jobs.get<Record<string, unknown>>(jobId);
-    let outcome: Outcome;
+    let outcome: Outcome | null;
     try {
-      outcome = await database.transaction((trx) =>
+      outcome = await whileBusy(() => database.transaction((trx) =>
         stage && isClaimed(stage) ? claimedBatch(trx, job, cursor.s, stage) : sequentialStep(trx, job, cursor, stage, prepared),
-      );
+      ));
     } catch (error) {
       if (error instanceof CursorMoved) continue;
       throw await failed(job, stage, error);
     }
+    if (outcome === null) continue;
     if (outcome === "busy") {
       await new Promise((resolve) => setTimeout(resolve, BUSY_WAIT_MS));
       continue;

@@ -1,0 +1,227 @@
+// A containment batch that meets a busy store (PostgreSQL's lock_timeout 55P03, a statement timeout or cancel 57014)
+// is retried by the same worker after a short backoff, within a bounded total, instead of failing the job in the middle
+// of an incident: a DBA's session or a frozen node holding the audit log's head a little past the 5 s lock bound failed
+// the whole job, and nobody resumed it until an operator noticed. Past the budget the job fails as before, named busy
+// and resumable; any other error fails it at once; a cancel stops the retrying. The batch's transaction rolled back
+// whole, so a retry applies nothing twice (one contain.job.batch per applied batch, the chain verifies).
+// The engine's unit tests run on SQLite with stages that throw; the attacks run on a private PostgreSQL cluster with a
+// second, superuser client holding the audit head (test/helpers/pg-site.ts). Loopback and temp dirs only.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { containDeps, createContainJob, resumeJob, runJob, runStages, type SequentialStage } from "../src/contain/index.ts";
+import { openSQLite } from "../src/store/database.ts";
+import { type ContainFixture, openContainFixture, seedContainUsers } from "./helpers/contain-fixture.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
+import { HOLD_AUDIT_HEAD, pgSites, until, waiting } from "./helpers/pg-site.ts";
+
+const NOW = Date.UTC(2026, 11, 6, 12);
+const { unavailable, site } = pgSites("cbusy", testMasterKey("contain-busy-batch"));
+
+/** An error as node-postgres raises it for a wait past lock_timeout. */
+function lockTimeout(): Error {
+  return Object.assign(new Error("canceling statement due to lock timeout"), { code: "55P03" });
+}
+
+async function eventsOf(fx: ContainFixture, subject: string, type: string): Promise<Array<Record<string, unknown>>> {
+  const rows = await fx.database.db.selectFrom("audit_events").select("data").where("subject", "=", subject).where("type", "=", type).orderBy("seq").execute();
+  return rows.map((r) => JSON.parse(r.data) as Record<string, unknown>);
+}
+
+describe("the containment engine and a busy store (unit, SQLite)", () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "bulwark-cbusy-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  let n = 0;
+  const open = async (): Promise<ContainFixture> => openContainFixture(openSQLite(join(dir, `db-${++n}.sqlite`), { create: true }), { now: NOW });
+  const jobOf = async (fx: ContainFixture): Promise<string> => (await fx.jobs.create({ kind: "contain", spec: {}, total: 1, actor: "cli:test" })).id;
+  const done = { counts: { "flaky.items": 1 }, processed: 1, next: null };
+
+  it("a step that fails as busy twice is retried by the same worker and the job finishes done, its batch applied and audited once", async () => {
+    const fx = await open();
+    const id = await jobOf(fx);
+    let tries = 0;
+    const stage: SequentialStage = {
+      name: "flaky",
+      async step() {
+        if (++tries <= 2) throw lockTimeout();
+        return done;
+      },
+    };
+    const job = await runStages(fx, id, [stage], { busyRetryMs: 10_000 });
+    assert.equal(job.status, "done");
+    assert.equal(tries, 3);
+    assert.equal(job.done, 1, "counted once");
+    assert.deepEqual(job.counts, { "flaky.items": 1 });
+    assert.equal((await eventsOf(fx, id, "contain.job.batch")).length, 1, "one contain.job.batch for the one applied batch");
+    assert.equal((await eventsOf(fx, id, "contain.job.failed")).length, 0, "no failure on the trail");
+    assert.equal((await fx.audit.verify()).ok, true);
+    await fx.database.close();
+  });
+
+  it("a stage's prepare that fails as busy is retried too, and its preparation recorded once", async () => {
+    const fx = await open();
+    const id = await jobOf(fx);
+    let prepares = 0;
+    const stage: SequentialStage = {
+      name: "keyed",
+      async prepare() {
+        if (++prepares === 1) throw Object.assign(new Error("canceling statement due to statement timeout"), { code: "57014" });
+        return { made: "key_1" };
+      },
+      async step() {
+        return done;
+      },
+    };
+    const job = await runStages(fx, id, [stage], { busyRetryMs: 10_000 });
+    assert.equal(job.status, "done");
+    assert.equal(prepares, 2);
+    const prepared = await eventsOf(fx, id, "contain.job.prepared");
+    assert.equal(prepared.length, 1);
+    assert.equal(prepared[0]?.["made"], "key_1");
+    await fx.database.close();
+  });
+
+  it("any other error fails the job at once, as before: one try, marked failed, contain.job.failed recorded", async () => {
+    const fx = await open();
+    const id = await jobOf(fx);
+    let tries = 0;
+    const stage: SequentialStage = {
+      name: "broken",
+      async step() {
+        tries++;
+        throw Object.assign(new Error("disk I/O error"), { code: "ERR_SQLITE_ERROR" });
+      },
+    };
+    const started = performance.now();
+    const error = await runStages(fx, id, [stage], { busyRetryMs: 10_000 }).then(() => null, (e: unknown) => e as Error & { code?: string });
+    assert.ok(error, "the run failed");
+    assert.equal(error.code, "BULWARK_ERR_CONTAIN_FAILED");
+    assert.equal(tries, 1, "not retried");
+    assert.ok(performance.now() - started < 1000, "at once, no backoff");
+    const job = await fx.jobs.get(id);
+    assert.equal(job.status, "failed");
+    assert.match(job.error ?? "", /disk I\/O error/);
+    assert.equal((await eventsOf(fx, id, "contain.job.failed")).length, 1);
+    await fx.database.close();
+  });
+
+  it("a store busy past the budget fails the job named BULWARK_ERR_DB_BUSY, resumable, saying how long it waited", async () => {
+    const fx = await open();
+    const id = await jobOf(fx);
+    let tries = 0;
+    const stage: SequentialStage = {
+      name: "stuck",
+      async step() {
+        tries++;
+        throw lockTimeout();
+      },
+    };
+    const error = await runStages(fx, id, [stage], { busyRetryMs: 800 }).then(() => null, (e: unknown) => e as Error & { code?: string });
+    assert.ok(error, "the run failed");
+    assert.equal(error.code, "BULWARK_ERR_CONTAIN_FAILED");
+    assert.match(error.message, /BULWARK_ERR_DB_BUSY/);
+    assert.match(error.message, /can be resumed/);
+    assert.ok(tries >= 2 && tries <= 4, `retried within the budget (${tries} tries)`);
+    const job = await fx.jobs.get(id);
+    assert.equal(job.status, "failed");
+    assert.match(job.error ?? "", /BULWARK_ERR_DB_BUSY/);
+    assert.match(job.error ?? "", new RegExp(`${tries} tries`), job.error ?? "");
+    const failed = await eventsOf(fx, id, "contain.job.failed");
+    assert.equal(failed.length, 1, "one event for the failure, none per retry");
+    assert.match(String(failed[0]?.["error"]), /BULWARK_ERR_DB_BUSY/);
+    await fx.database.close();
+  });
+
+  it("a job cancelled while its batch is being retried stops retrying and stays cancelled, not failed", async () => {
+    const fx = await open();
+    const id = await jobOf(fx);
+    let tries = 0;
+    const stage: SequentialStage = {
+      name: "stuck",
+      async step() {
+        if (++tries === 1) setTimeout(() => void fx.database.db.updateTable("jobs").set({ status: "cancelled" }).where("id", "=", id).execute(), 50);
+        throw lockTimeout();
+      },
+    };
+    const job = await runStages(fx, id, [stage], { busyRetryMs: 60_000 });
+    assert.equal(job.status, "cancelled");
+    assert.equal(tries, 1, "no try after the cancel");
+    assert.equal((await eventsOf(fx, id, "contain.job.failed")).length, 0);
+    await fx.database.close();
+  });
+});
+
+describe("a containment job behind a held audit head (PostgreSQL)", unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {}, () => {
+  it("attack: a DBA's session holds the audit log's head ~7 s while a lock-accounts job runs — the job finishes done, every account in scope locked once, one contain.job.batch per batch, the chain verifies (ASVS 16.5.3, 16.4.2) (was: the job failed at its first busy batch and waited for an operator)", async () => {
+    const { fx, dba, close } = await site();
+    try {
+      const deps = containDeps(fx.app);
+      const ids = await seedContainUsers(deps, fx.clock.now(), 12);
+      const job = await createContainJob(deps, { levers: ["lock-accounts"], scope: { all: true }, actor: "cli:alice", batchSize: 4 });
+      await dba.query("BEGIN");
+      await dba.query(HOLD_AUDIT_HEAD);
+      const run = runJob(deps, job.id, { worker: "cli:1" }).then((j) => j, (error: unknown) => error as Error);
+      assert.ok(await until(async () => (await waiting(dba)) > 0, 5000), "control: the batch waits on the held head");
+      await new Promise((r) => setTimeout(r, 7000));
+      await dba.query("ROLLBACK");
+      const ended = await run;
+      assert.ok(!(ended instanceof Error), `the job did not fail: ${(ended as Error).message}`);
+      assert.equal(ended.status, "done");
+      assert.equal(ended.done, ids.length);
+      const locked = await fx.app.db.db.selectFrom("users").select("id").where("id", "in", ids).where("locked_at", "is not", null).execute();
+      assert.equal(locked.length, ids.length, "every account in scope is locked");
+      const changes = await fx.app.db.db.selectFrom("contain_changes").select("user_id").where("job_id", "=", job.id).execute();
+      assert.equal(changes.length, ids.length, "each account changed once");
+      const rows = await fx.app.db.db.selectFrom("audit_events").select(["type", "data"]).where("subject", "=", job.id).orderBy("seq").execute();
+      const batches = rows.filter((r) => r.type === "contain.job.batch").map((r) => (JSON.parse(r.data) as { batch: number }).batch);
+      assert.deepEqual([...batches].sort(), [0, 1, 2], "one contain.job.batch per applied batch");
+      assert.equal(rows.filter((r) => r.type === "contain.job.failed").length, 0, "no failure recorded");
+      const report = await fx.app.audit.verify();
+      assert.equal(report.ok, true, JSON.stringify(report));
+    } finally {
+      await close();
+    }
+  });
+
+  it("the head held past the retry budget — the job fails named BULWARK_ERR_DB_BUSY and resumable, nothing of the batch applied; resumed once the head is free, it completes with each account changed once", async () => {
+    const { fx, dba, close } = await site();
+    try {
+      const deps = containDeps(fx.app);
+      const ids = await seedContainUsers(deps, fx.clock.now(), 6);
+      const job = await createContainJob(deps, { levers: ["lock-accounts"], scope: { all: true }, actor: "cli:alice", batchSize: 3 });
+      await dba.query("BEGIN");
+      await dba.query(HOLD_AUDIT_HEAD);
+      const started = performance.now();
+      const error = await runJob(deps, job.id, { worker: "cli:1", busyRetryMs: 1000 }).then(() => null, (e: unknown) => e as Error & { code?: string });
+      const took = performance.now() - started;
+      await dba.query("ROLLBACK");
+      assert.ok(error, "the run failed");
+      assert.equal(error.code, "BULWARK_ERR_CONTAIN_FAILED");
+      assert.match(error.message, /BULWARK_ERR_DB_BUSY/);
+      assert.match(error.message, /can be resumed/);
+      assert.ok(took < 25_000, `bounded by the budget (${Math.round(took)} ms)`);
+      const failed = await fx.app.accounts.jobs.get(job.id);
+      assert.equal(failed.status, "failed");
+      assert.match(failed.error ?? "", /busy/);
+      const none = await fx.app.db.db.selectFrom("users").select("id").where("id", "in", ids).where("locked_at", "is not", null).execute();
+      assert.equal(none.length, 0, "nothing of the batch was applied");
+      const resumed = await resumeJob(deps, job.id, { actor: "cli:alice", worker: "cli:2" });
+      assert.equal(resumed.status, "done");
+      const locked = await fx.app.db.db.selectFrom("users").select("id").where("id", "in", ids).where("locked_at", "is not", null).execute();
+      assert.equal(locked.length, ids.length);
+      const changes = await fx.app.db.db.selectFrom("contain_changes").select("user_id").where("job_id", "=", job.id).execute();
+      assert.equal(changes.length, ids.length, "each account changed once");
+      const batches = await fx.app.db.db.selectFrom("audit_events").select("seq").where("subject", "=", job.id).where("type", "=", "contain.job.batch").execute();
+      assert.equal(batches.length, 2);
+      const report = await fx.app.audit.verify();
+      assert.equal(report.ok, true, JSON.stringify(report));
+    } finally {
+      await close();
+    }
+  });
+});
