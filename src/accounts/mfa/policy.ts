@@ -133,6 +133,14 @@ export interface FactorProof {
   spend(executor: Kysely<Schema>): Promise<boolean>;
   settle(): Promise<void>;
   /**
+   * After a failure that stopped what the proof was for (a store past its wait bound: 503 BULWARK_ERR_DB_BUSY), its
+   * transaction rolled back with the spend: takes back the attempt `prove` counted, neither a failure nor a success
+   * (FloodControl.release), as a login gives back a right password's (abandonLogin). Only a proof has it: a wrong code
+   * has none, so it always counts, whatever fails after it — failures an attacker can cause buy no free guesses. A
+   * no-op after `settle`, and for a passkey (no count). Not for a spend lost to another request: that is a replay.
+   */
+  release(): Promise<void>;
+  /**
    * A passkey's only, after its spend was lost: whether what won had a counter as high as this proof's or higher — a copy
    * of the authenticator racing it (WebAuthn L3 §6.1.1), not a replay — in which case the passkey is suspended (in a
    * statement of its own: the spend's transaction is rolled back). True: this request made the suspension; the caller

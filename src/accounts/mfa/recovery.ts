@@ -81,6 +81,7 @@ export function createRecoveryCodes(deps: { db: Kysely<Schema>; clock: Clock; ra
           return Number(result.numUpdatedRows) === 1;
         },
         settle: () => flood.succeeded(begun.ticket),
+        release: () => flood.release(begun.ticket),
       },
     };
   }

@@ -215,6 +215,7 @@ export function createTOTPFactor(deps: {
           return Number(result.numUpdatedRows) === 1;
         },
         settle: () => flood.succeeded(begun.ticket),
+        release: () => flood.release(begun.ticket),
       },
     };
   }

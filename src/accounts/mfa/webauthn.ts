@@ -444,8 +444,9 @@ export function createWebAuthnFactor(deps: { database: Database; clock: Clock; r
         // Caught by this request only if it made the suspension: a racing copy that made it already recorded it.
         return suspend(userId, credentialId);
       },
-      // Passkeys have no failure counter to clear.
+      // Passkeys have no failure counter to clear or to give back.
       settle: async () => {},
+      release: async () => {},
     };
   }
 

@@ -270,7 +270,16 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       try {
         ({ token, session } = await stepUp(request, auth.userId, cs, { proof: outcome.proof }, record));
       } catch (error) {
-        if (!(error instanceof FactorSpentElsewhere)) throw error;
+        if (!(error instanceof FactorSpentElsewhere)) {
+          // The factor was right and what followed it failed (a store past its wait bound: 503 BULWARK_ERR_DB_BUSY), its
+          // spend rolled back with the rotation: the attempt is given back, as a login's is (abandonLogin), so an owner
+          // retrying through a long lock does not reach the factor's limit by it (ASVS 6.3.1). A wrong code never gets
+          // here (no proof): it counts whatever fails after it. Best effort: the error that stopped the step-up is the answer.
+          await outcome.proof.release().catch((failure: unknown) => {
+            request.log.error({ userId: auth.userId, err: (failure as Error).message }, "could not give back the second factor's attempt of a step-up that failed after its check");
+          });
+          throw error;
+        }
         // A concurrent request spent the same code, step or assertion first: a replay, or a passkey's copy racing it.
         const lost = await lostSpend(app, request, auth.userId, outcome.proof);
         await auditFailure(lost.reason, lost.credentialId);

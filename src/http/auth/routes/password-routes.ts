@@ -384,6 +384,14 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // Rolled back: a genuine link refused in the transaction (spent by a racing completion, the account locked or its
       // password changed meanwhile) is recorded now, outside it.
       if (error instanceof PasswordResetError) await recordLinkRefusal(app, request, RESET_REFUSED, error.genuine);
+      // The factor was right and what followed it failed (a store past its wait bound: 503 BULWARK_ERR_DB_BUSY, a link
+      // refused in the transaction), its spend rolled back with the link: the attempt is given back on the reset counter,
+      // as at the step-up (/auth/mfa/verify), so an owner retrying through a long lock does not reach the factor's limit
+      // by it (ASVS 6.3.1). A wrong code never gets here (no proof): it counts whatever fails after it. Best effort: the
+      // error that stopped the completion is the answer.
+      await proof?.release().catch((failure: unknown) => {
+        request.log.error({ userId: user.id, err: (failure as Error).message }, "could not give back the second factor's attempt of a reset completion that failed after its check");
+      });
       throw error;
     }
     await proof?.settle();

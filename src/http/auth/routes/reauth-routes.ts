@@ -3,7 +3,9 @@
 // (throttled like a login) and, for a user with MFA, a second factor. Success replaces the session (new id and
 // secret, created now: ASVS 7.2.4), which is what makes it "fresh" for the window (BULWARK_REAUTH_MINUTES).
 import type { FastifyInstance } from "fastify";
+import type { Kysely } from "kysely";
 import { sessionChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
+import type { Session } from "../../../accounts/sessions/index.ts";
 import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
@@ -11,6 +13,7 @@ import { actingContext, knownHolder, mfaThrottledAnswer, requestContext, require
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { withPasswordWork } from "../password-work.ts";
+import type { Schema } from "../../../store/schema.ts";
 
 /**
  * Reachable by a fully signed-in session, and by an administrator held at MFA enrolment (whose login can go
@@ -87,11 +90,28 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       // factor removed in another tab while the password was checked). It records this request's address and browser,
       // not the replaced session's: the session a thief on a copied cookie re-authenticated into is listed as the thief's,
       // not as the owner's (ASVS 7.5.2, 16.2.1).
+      // `sessionId` the session that re-authenticated, `newSessionId` the fresh one that replaced it (the one now live),
+      // as every rotating event names them. The record commits with the rotation (RotateOptions.record) or not at all, as
+      // a step-up's does: a re-authentication answered with an error (the audit head held past the store's wait bound:
+      // 503 BULWARK_ERR_DB_BUSY) leaves the session as it was and the factor unspent. Before, the rotation committed first
+      // and the append failed after it: the browser was left holding a replaced session, signed out.
+      const record = async (trx: Kysely<Schema>, made: Session): Promise<void> => {
+        await app.audit.appendIn(trx, { type: "auth.reauthenticated", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { factor: factor ?? "password", newSessionId: made.id, ...acting } });
+      };
       let rotated: Awaited<ReturnType<typeof app.accounts.sessions.rotate>>;
       try {
-        rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : "kept", ip: ctx.ip, userAgent: ctx.userAgent, ...spentWithRotation(proof), ...multiFactorHeld(app, user.id) });
+        rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : "kept", ip: ctx.ip, userAgent: ctx.userAgent, ...spentWithRotation(proof), ...multiFactorHeld(app, user.id), record });
       } catch (error) {
-        if (!(error instanceof FactorSpentElsewhere)) throw error;
+        if (!(error instanceof FactorSpentElsewhere)) {
+          // The factor was right and what followed it failed (a store past its wait bound: 503 BULWARK_ERR_DB_BUSY), its
+          // spend rolled back with the rotation: the attempt is given back, as at the step-up (/auth/mfa/verify), so an
+          // owner retrying through a long lock does not reach the factor's limit by it (ASVS 6.3.1). A wrong code never
+          // gets here (no proof): it counts whatever fails after it. Best effort: the error that stopped it is the answer.
+          await proof?.release().catch((failure: unknown) => {
+            request.log.error({ userId: user.id, err: (failure as Error).message }, "could not give back the second factor's attempt of a re-authentication that failed after its check");
+          });
+          throw error;
+        }
         // A concurrent request spent the same code, step or assertion first: a replay (or a passkey's copy racing it),
         // answered like a wrong factor.
         const lost = await lostSpend(app, request, user.id, proof);
@@ -104,10 +124,6 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
       // A replacement or an enrolment of the authenticator app this session began goes on in the session that replaced
       // it: its confirmation needs a fresh session, and re-authenticating is how a session becomes fresh again.
       await app.accounts.mfa.totp.followSession(user.id, cs.session.id, session.id);
-      // `sessionId` the session that re-authenticated, `newSessionId` the fresh one that replaced it (the one now live),
-      // as every rotating event names them. Recorded before the cookie is sent: a session whose record failed never
-      // reaches the browser.
-      await audit("auth.reauthenticated", { factor: factor ?? "password", newSessionId: session.id });
       setSessionCookie(reply, token);
       // The success clears the run of failures the login shares: what a login would tell, this tells (ASVS 6.3.5).
       await suspiciousSignIn.afterFailures(app, request, user.id, verdict.streak, session.id);
