@@ -258,7 +258,17 @@ export async function importUsers(deps: ImportDeps, options: ImportOptions): Pro
     throw error;
   }
   report.skippedRows.sort(byLine);
-  await deps.jobs.finishIfUnfinished(job.id, "done");
-  await deps.audit.append({ type: "users.import.completed", actor: options.actor, subject: job.id, data: { ...summary(), batches: report.batches } });
+  // The job's move to done and its users.import.completed commit together (as migrate-hashes' complete()): written
+  // apart, a completion refused past the store's bound left the job done without its event, and the rerun its "try
+  // again" asked for started a new job that met every row as an existing account. Refused now, the job stays
+  // unfinished and the rerun resumes it to done. Of two runs reaching the end, only the one whose compare-and-set
+  // ends the job records it.
+  await deps.database.transaction(async (trx) => {
+    // A resumed job a refused batch marked failed, with no row left to write, is made running again first (a batch
+    // that writes nothing: the compare-and-set on its cursor and status refuses a job another run moved or ended).
+    if (job.status === "failed") await deps.jobs.commitBatch(trx, job.id, cursor, { cursor, processed: 0, counts: {} });
+    if (!(await deps.jobs.finishIfUnfinished(job.id, "done", trx))) return;
+    await deps.audit.appendIn(trx, { type: "users.import.completed", actor: options.actor, subject: job.id, data: { ...summary(), batches: report.batches } });
+  });
   return report;
 }

@@ -4,6 +4,7 @@ import type { User } from "../../accounts/users/user-store.ts";
 import type { Kysely } from "kysely";
 import { GRANT_NOTICE_REFUSED, tellGrantee } from "../../accounts/roles/grant-notice.ts";
 import { roleErrors } from "../../accounts/roles/role-store.ts";
+import { storeBusyError } from "../../store/errors.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { App } from "../../app/types.ts";
 import { base32 } from "../../crypto/tokens.ts";
@@ -135,7 +136,9 @@ export default {
               await roles.grant(user.id, role, actor, { granted: tellingGrantee(app, told, { userId: user.id, role, actor }) });
               granted.push(role);
             } catch (error) {
-              failure = error;
+              // A grant that waited past the store's bound is the named busy failure (BULWARK_ERR_DB_BUSY, "try again"),
+              // in the event and the message alike, as reportError names every other: not an internal error quoting the driver.
+              failure = storeBusyError(error) ?? error;
               break;
             }
           }
@@ -159,7 +162,8 @@ export default {
                 type: "user.roles-incomplete", actor, subject: user.id,
                 data: { via: "cli", granted, missing, code: isBulwarkError(failure) ? failure.code : "BULWARK_ERR_INTERNAL" },
               });
-            } catch (auditFailure) {
+            } catch (error) {
+              const auditFailure = storeBusyError(error) ?? error;
               unrecorded = ` (the audit event saying so could not be written either: ${auditFailure instanceof Error ? auditFailure.message : String(auditFailure)})`;
             }
             throw new RuntimeFailure("BULWARK_ERR_USER_ROLES_INCOMPLETE", `account ${user.id} was created, but role(s) ${missing.join(", ")} could not be granted (${why}); grant them with \`bulwark roles grant ${user.email} ROLE\`${unrecorded}`, { cause: failure });
