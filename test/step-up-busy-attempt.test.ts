@@ -3,13 +3,15 @@
 // PostgreSQL's lock_timeout: 503 BULWARK_ERR_DB_BUSY "try again shortly") gives its factor attempt back, as a login gives
 // back its flood attempt (abandonLogin): an owner unlucky during a DBA's long lock does not burn the factor's
 // 5-per-5-minutes window, nor its 100-in-a-row stop. A wrong code always counts, whatever fails after it:
-// failures an attacker can cause must not make guesses free. Loopback and temp dirs only; skipped (loudly) when
+// failures an attacker can cause must not make guesses free. So does a right code beside a new password the reset refuses
+// (the same password again, for an account whose password must change). Loopback and temp dirs only; skipped (loudly) when
 // PostgreSQL is not installed.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import pg from "pg";
 import type { LightMyRequestResponse } from "fastify";
-import { totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
+import { requirePasswordChange } from "../src/http/api/user-queries.ts";
 import { MFA_FLOOD_POLICY } from "../src/accounts/mfa/index.ts";
 import { LOCK_TIMEOUT_MS } from "../src/store/database.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
@@ -216,6 +218,31 @@ describe("a right second factor whose reset completion meets a held audit head (
       assert.equal(await wrongAllowed((code) => complete(fx, token, code), u.secret, () => fx.clock.now()), LIMIT - during, "the wrong codes sent during the held head counted");
     } finally {
       await close();
+    }
+  });
+});
+
+describe("a right second factor beside a new password refused at reset completion", () => {
+  it("attack: the owner of an account whose password must change completes a reset with a right TOTP code and the same password again — the 400 gives the code's attempt back: exactly the full limit of wrong codes is still allowed on the reset counter, and the right code then works with another password (ASVS 6.3.1, 6.4.3) (was: the refused password cost the right code one attempt)", async () => {
+    const fx = await authFixture();
+    try {
+      const flows = authFlows(() => fx);
+      const u = await flows.withTOTP("unchanged-reset@example.org");
+      assert.equal(await requirePasswordChange(fx.app.db.db, u.id, fx.clock.now()), "required");
+      const token = await flows.resetToken(u.email);
+      fx.clock.advance(30_000);
+      const complete = (newPassword: string, totp: string): Promise<LightMyRequestResponse> =>
+        fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword, totp } });
+      const same = await complete(u.password, totpCode(u.secret, fx.clock.now()));
+      assert.equal(same.statusCode, 400, `control: the same password is refused: ${same.body}`);
+      assert.equal(codeOf(same), "BULWARK_ERR_PASSWORD_UNCHANGED");
+      assert.equal(await wrongAllowed((code) => complete("a brand new passphrase for the owner", code), u.secret, () => fx.clock.now()), LIMIT, "the wrong codes still allowed after a right code beside a refused password");
+      // The window's limit is reached by the wrong codes: once it has passed, the right code (unspent) sets the new password.
+      fx.clock.advance(MFA_FLOOD_POLICY.accountWindowMs);
+      const done = await complete("a brand new passphrase for the owner", totpCode(u.secret, fx.clock.now()));
+      assert.equal(done.statusCode, 200, `the link and a right code complete the reset: ${done.body}`);
+    } finally {
+      await fx.close();
     }
   });
 });

@@ -94,6 +94,20 @@ async function suspended(app: App, request: FastifyRequest, userId: string, cred
 }
 
 /**
+ * Gives back the attempt a right factor's check counted (FactorProof.release) when what it was for failed after the
+ * check — a store past its wait bound (503 BULWARK_ERR_DB_BUSY), a link refused in the transaction, a new password
+ * refused — so an owner retrying through a long lock does not reach the factor's limit by it (ASVS 6.3.1), as a login
+ * gives back a right password's (abandonLogin). Not for a spend lost to another request (FactorSpentElsewhere): that
+ * is a replay. A wrong code has no proof and always counts, whatever fails after it. Best effort: logged, never thrown,
+ * since the failure that stopped the request is its answer. `what` names the request in the log ("a step-up").
+ */
+export async function giveBackAttempt(request: FastifyRequest, userId: string, proof: FactorProof | null, what: string): Promise<void> {
+  await proof?.release().catch((failure: unknown) => {
+    request.log.error({ userId, err: (failure as Error).message }, `could not give back the second factor's attempt of ${what} that failed after its check`);
+  });
+}
+
+/**
  * Why a proof's spend was lost (FactorSpentElsewhere), for the record: a replay, or — a passkey whose winner had a
  * counter as high or higher, a copy racing the genuine key on another node — a clone caught, which suspends the passkey
  * and lowers the sessions it raised, as a regressed counter does (otherwise the clone, ahead, kept its step-up and the

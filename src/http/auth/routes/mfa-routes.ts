@@ -14,7 +14,7 @@ import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { actingContext, auditAndNotify, mfaThrottledAnswer, notifyOwner, recordReplacedSession, rememberThisDevice, requestContext, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spentWithRotation, type FactorBody, type FactorRefusal } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, giveBackAttempt, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spentWithRotation, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import type { Schema } from "../../../store/schema.ts";
@@ -271,13 +271,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
         ({ token, session } = await stepUp(request, auth.userId, cs, { proof: outcome.proof }, record));
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) {
-          // The factor was right and what followed it failed (a store past its wait bound: 503 BULWARK_ERR_DB_BUSY), its
-          // spend rolled back with the rotation: the attempt is given back, as a login's is (abandonLogin), so an owner
-          // retrying through a long lock does not reach the factor's limit by it (ASVS 6.3.1). A wrong code never gets
-          // here (no proof): it counts whatever fails after it. Best effort: the error that stopped the step-up is the answer.
-          await outcome.proof.release().catch((failure: unknown) => {
-            request.log.error({ userId: auth.userId, err: (failure as Error).message }, "could not give back the second factor's attempt of a step-up that failed after its check");
-          });
+          // The factor was right and what followed it failed, its spend rolled back with the rotation: its attempt is given back.
+          await giveBackAttempt(request, auth.userId, outcome.proof, "a step-up");
           throw error;
         }
         // A concurrent request spent the same code, step or assertion first: a replay, or a passkey's copy racing it.

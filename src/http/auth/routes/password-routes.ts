@@ -14,7 +14,7 @@ import { InputError } from "../../../lib/errors.ts";
 import { isFresh, refusedNotFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { actingContext, auditAndNotify, knownHolder, recordReplacedSession, recordLinkRefusal, requestContext, requireSession, secret, rememberThisDevice, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spendIn, type FactorBody, type FactorRefusal } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, giveBackAttempt, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spendIn, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { outsidePasswordWork, withPasswordWork } from "../password-work.ts";
 
@@ -331,6 +331,8 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     // that would lift the flag and the expiry and keep it for good. One verify, for those accounts only, and only
     // once the link and any second factor are proven (no password oracle for a link alone).
     if (user.passwordMustChange && user.passwordHash !== null && (await isCurrentPassword(request, user.id, request.body.newPassword, user.passwordHash))) {
+      // The factor beside it was right: the owner tries again with another password, and this attempt is given back.
+      await giveBackAttempt(request, user.id, proof, "a reset completion");
       throw passwordUnchanged();
     }
     const hash = await app.accounts.passwords.hash(request.body.newPassword);
@@ -384,14 +386,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // Rolled back: a genuine link refused in the transaction (spent by a racing completion, the account locked or its
       // password changed meanwhile) is recorded now, outside it.
       if (error instanceof PasswordResetError) await recordLinkRefusal(app, request, RESET_REFUSED, error.genuine);
-      // The factor was right and what followed it failed (a store past its wait bound: 503 BULWARK_ERR_DB_BUSY, a link
-      // refused in the transaction), its spend rolled back with the link: the attempt is given back on the reset counter,
-      // as at the step-up (/auth/mfa/verify), so an owner retrying through a long lock does not reach the factor's limit
-      // by it (ASVS 6.3.1). A wrong code never gets here (no proof): it counts whatever fails after it. Best effort: the
-      // error that stopped the completion is the answer.
-      await proof?.release().catch((failure: unknown) => {
-        request.log.error({ userId: user.id, err: (failure as Error).message }, "could not give back the second factor's attempt of a reset completion that failed after its check");
-      });
+      // The factor was right and what followed it failed (a store past its wait bound, a link refused in the transaction),
+      // its spend rolled back with the link: its attempt is given back on the reset counter.
+      await giveBackAttempt(request, user.id, proof, "a reset completion");
       throw error;
     }
     await proof?.settle();

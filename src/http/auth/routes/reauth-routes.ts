@@ -10,7 +10,7 @@ import type { App } from "../../../app/types.ts";
 import { isFresh } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
 import { actingContext, knownHolder, mfaThrottledAnswer, requestContext, requireSession, secret, setSessionCookie, str, suspiciousSignIn, throttledAnswer } from "../helpers.ts";
-import { FACTOR_PROPERTIES, FactorSpentElsewhere, lostSpend, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
+import { FACTOR_PROPERTIES, FactorSpentElsewhere, giveBackAttempt, lostSpend, multiFactorHeld, proveFactor, spentWithRotation, type FactorBody } from "../second-factor.ts";
 import { unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
 import { withPasswordWork } from "../password-work.ts";
 import type { Schema } from "../../../store/schema.ts";
@@ -103,13 +103,8 @@ export function registerReauthRoutes(server: FastifyInstance, app: App): void {
         rotated = await app.accounts.sessions.rotate(cs.token, { aal: hasMfa ? 2 : "kept", ip: ctx.ip, userAgent: ctx.userAgent, ...spentWithRotation(proof), ...multiFactorHeld(app, user.id), record });
       } catch (error) {
         if (!(error instanceof FactorSpentElsewhere)) {
-          // The factor was right and what followed it failed (a store past its wait bound: 503 BULWARK_ERR_DB_BUSY), its
-          // spend rolled back with the rotation: the attempt is given back, as at the step-up (/auth/mfa/verify), so an
-          // owner retrying through a long lock does not reach the factor's limit by it (ASVS 6.3.1). A wrong code never
-          // gets here (no proof): it counts whatever fails after it. Best effort: the error that stopped it is the answer.
-          await proof?.release().catch((failure: unknown) => {
-            request.log.error({ userId: user.id, err: (failure as Error).message }, "could not give back the second factor's attempt of a re-authentication that failed after its check");
-          });
+          // The factor was right and what followed it failed, its spend rolled back with the rotation: its attempt is given back.
+          await giveBackAttempt(request, user.id, proof, "a re-authentication");
           throw error;
         }
         // A concurrent request spent the same code, step or assertion first: a replay (or a passkey's copy racing it),
