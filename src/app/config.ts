@@ -6,6 +6,7 @@ import { parseRangeBaseUrl } from "../accounts/password-policy/range-checker.ts"
 import { InputError } from "../lib/errors.ts";
 import { codePointOf } from "../lib/visible-text.ts";
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from "../store/clock-skew.ts";
+import { LOCK_TIMEOUT_MS } from "../store/database.ts";
 import { passwordPastHost, redactURL } from "../store/database.ts";
 import { loadHTTPAuthConfig, parseWholeNumber, type HTTPAuthConfig, type MFAPolicy } from "./http-config.ts";
 
@@ -45,6 +46,12 @@ export interface Config {
    * refused, only warned about.
    */
   maxClockSkewMs: number;
+  /**
+   * How long a statement waits for a lock another session holds before it fails as busy (503 BULWARK_ERR_DB_BUSY, exit
+   * 3), in ms (BULWARK_DB_LOCK_TIMEOUT_SECONDS, default 5, 1–600; PostgreSQL's lock_timeout on every pooled connection:
+   * docs/decisions/0021-postgresql-wait-bounds.md).
+   */
+  dbLockTimeoutMs: number;
   /**
    * How old an unfinished sign-up (POST /auth/register, its link never followed) must be before the maintenance pass
    * deletes it, in ms (BULWARK_SIGNUP_ABANDONED_HOURS, default 168: a week); 0: never deleted ("off").
@@ -258,6 +265,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // team.test.ts). NTP keeps hosts within milliseconds; 30 s is far beyond a healthy host and well inside every window.
   // 0: never refuse, only warn (a deployment that decides otherwise, or tests whose clock is simulated).
   const maxClockSkewMs = int("BULWARK_MAX_CLOCK_SKEW_SECONDS", DEFAULT_MAX_CLOCK_SKEW_MS / 1000, 0, 3600, "seconds this node's clock may be from the database server's; 0 only warns") * 1000;
+  // Five seconds by default: far past any lock a healthy request holds, short enough that a row held by a frozen node or
+  // a DBA's open session turns into a named "try again" rather than a stalled request. At least 1 s (a shorter bound
+  // would fail requests on ordinary contention), at most 10 minutes (a longer one is no bound a client waits out).
+  const dbLockTimeoutMs = int("BULWARK_DB_LOCK_TIMEOUT_SECONDS", LOCK_TIMEOUT_MS / 1000, 1, 600, "seconds a PostgreSQL statement waits for a lock another session holds before it fails as busy") * 1000;
   // At least a day: a sign-up's owner has its 30-minute link, and a new one from "forgot password" asked for before that
   // age works until it expires; a week is far past any of them. At most a year. 0 or "off": never deleted.
   const abandonedRaw = env["BULWARK_SIGNUP_ABANDONED_HOURS"]?.trim() ?? "";
@@ -281,7 +292,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   }
   const breach = loadBreachConfig(env, int);
   const http = loadHTTPAuthConfig(env, port);
-  return { dataDir, databaseURL, databaseTransport, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, outboxRetentionMs, maxClockSkewMs, signUpAbandonedMs, breach, serviceName, http, requireMFA: http.requireMFA };
+  return { dataDir, databaseURL, databaseTransport, masterKeyText, host, port, logLevel: levelRaw as LogLevel, argon2, passwordMinLength, initialPasswordMs, outboxRetentionMs, maxClockSkewMs, dbLockTimeoutMs, signUpAbandonedMs, breach, serviceName, http, requireMFA: http.requireMFA };
 }
 
 function loadBreachConfig(env: NodeJS.ProcessEnv, int: (name: string, fallback: number, min: number, max: number, why: string) => number): BreachConfig {

@@ -196,7 +196,7 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
   // 3. The database: opened and checked (ours, not newer) before the dir or key are created.
   let database: Database;
   if (config.databaseURL !== null) {
-    database = await openPostgres(config.databaseURL);
+    database = await openPostgres(config.databaseURL, { lockTimeoutMs: config.dbLockTimeoutMs });
   } else {
     const path = join(config.dataDir, SQLITE_FILE);
     if (!dirExists) createDataDir(config.dataDir), (report.createdDataDir = true);

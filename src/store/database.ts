@@ -379,6 +379,7 @@ function reasonOf(error: unknown): string {
  * audit log's head) otherwise stalled every such request on every node for as long as it was held. Past it the
  * statement fails (55P03), its transaction rolls back, and the caller is told to try again (HTTP 503, exit 3). Set on
  * every connection, CLI and server alike: a command waiting that long behind someone's lock fails and is run again.
+ * The default; BULWARK_DB_LOCK_TIMEOUT_SECONDS sets another (config.dbLockTimeoutMs, given as `lockTimeoutMs`).
  */
 export const LOCK_TIMEOUT_MS = 5_000;
 /**
@@ -390,7 +391,7 @@ export const LOCK_TIMEOUT_MS = 5_000;
 export const STATEMENT_TIMEOUT_MS = 5 * 60_000;
 
 /** Opens a PostgreSQL pool and proves it answers before returning. */
-export async function openPostgres(url: string, options: { maxConnections?: number } = {}): Promise<Database> {
+export async function openPostgres(url: string, options: { maxConnections?: number; lockTimeoutMs?: number } = {}): Promise<Database> {
   const [{ default: pg }, { PostgresDialect }] = await Promise.all([import("pg"), import("kysely")]);
   const where = redactURL(url);
   const pool = new pg.Pool({
@@ -398,7 +399,7 @@ export async function openPostgres(url: string, options: { maxConnections?: numb
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: 10_000,
     // Sent in each connection's start-up packet: every session starts bounded, whoever checks it out.
-    lock_timeout: LOCK_TIMEOUT_MS,
+    lock_timeout: options.lockTimeoutMs ?? LOCK_TIMEOUT_MS,
     statement_timeout: STATEMENT_TIMEOUT_MS,
     // bigint columns hold epoch milliseconds and counters, all within 2^53: read them as numbers.
     types: {

@@ -1,0 +1,66 @@
+// BULWARK_DB_LOCK_TIMEOUT_SECONDS: how long a PostgreSQL statement waits for a lock another session holds before it
+// fails as busy (503 BULWARK_ERR_DB_BUSY, exit 3; docs/decisions/0021-postgresql-wait-bounds.md). Read like every
+// other number of the configuration: a bad value is refused by name, nothing opened; a good one is the lock_timeout of
+// every pooled connection, the server's and the CLI's alike, and a held row is refused after it. Loopback and temp
+// dirs only; the PostgreSQL part is skipped (loudly) when PostgreSQL is not installed.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { LightMyRequestResponse } from "fastify";
+import { sql } from "kysely";
+import { loadConfig } from "../src/app/config.ts";
+import { LOCK_TIMEOUT_MS } from "../src/store/database.ts";
+import { bulwark } from "./helpers/cli.ts";
+import { testMasterKey } from "./helpers/master-key.ts";
+import { pgSites, within, HOLD_AUDIT_HEAD } from "./helpers/pg-site.ts";
+
+const { unavailable, site } = pgSites("locktime", testMasterKey("db-lock-timeout-config"));
+const skip = unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {};
+
+describe("BULWARK_DB_LOCK_TIMEOUT_SECONDS read", () => {
+  it("is 5 s when unset or empty, and whole seconds from 1 to 600 otherwise", () => {
+    assert.equal(LOCK_TIMEOUT_MS, 5_000);
+    assert.equal(loadConfig({}).dbLockTimeoutMs, 5_000);
+    assert.equal(loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: "" }).dbLockTimeoutMs, 5_000);
+    assert.equal(loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" }).dbLockTimeoutMs, 1_000);
+    assert.equal(loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: " 30 " }).dbLockTimeoutMs, 30_000);
+    assert.equal(loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: "600" }).dbLockTimeoutMs, 600_000);
+  });
+
+  it("attack: a typo'd or unbounded value (0 would wait for ever, as before the bound) — refused naming the variable and its range, not taken as no bound (ASVS 13.1.1, 16.5.3)", () => {
+    for (const value of ["0", "601", "-5", "2.5", "5s", "abc", "1e3", "0x10"]) {
+      assert.throws(() => loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: value }), (error: Error) => {
+        assert.match(error.message, /BULWARK_DB_LOCK_TIMEOUT_SECONDS/, `${value}: the message names the variable: ${error.message}`);
+        assert.match(error.message, /600/, `${value}: the message gives the range: ${error.message}`);
+        return true;
+      }, `${value} is refused`);
+    }
+  });
+
+  it("attack: a bad value given to the CLI — exit 2 naming it, before any database is opened", async () => {
+    const run = await bulwark(["audit", "verify"], { env: { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "0", BULWARK_DATABASE_URL: "postgres://nobody@localhost/none?host=/nonexistent-bulwark-socket-dir" } });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /BULWARK_DB_LOCK_TIMEOUT_SECONDS/);
+  });
+});
+
+describe("BULWARK_DB_LOCK_TIMEOUT_SECONDS on PostgreSQL", skip, () => {
+  it("is the lock_timeout of the pool's connections, and a request behind a row held past it answers 503 BULWARK_ERR_DB_BUSY after it (ASVS 16.5.3)", async () => {
+    const { fx, dba, close } = await site({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: "2" });
+    try {
+      const setting = await sql<{ lock: string }>`SELECT current_setting('lock_timeout') AS lock`.execute(fx.app.db.db);
+      assert.equal(setting.rows[0]?.lock, "2s");
+      const user = await fx.user("held-head@example.org");
+      await dba.query("BEGIN");
+      await dba.query(HOLD_AUDIT_HEAD);
+      const pending: Promise<LightMyRequestResponse> = fx.browser().login(user.email, user.password);
+      // Far less than the default 5 s bound plus its room: the configured bound is the one in force.
+      const answered = await within(pending, 4_500);
+      await dba.query("ROLLBACK");
+      assert.ok(answered !== null, "the request answered within the configured bound, not the default");
+      assert.equal(answered.statusCode, 503, answered.body);
+      assert.equal((answered.json() as { error: { code: string } }).error.code, "BULWARK_ERR_DB_BUSY");
+    } finally {
+      await close();
+    }
+  });
+});
