@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { after, before } from "node:test";
 import pg from "pg";
 import { authFixture, type AuthFixture } from "../../src/http/auth/test-client.ts";
+import { LOCK_TIMEOUT_MS } from "../../src/store/database.ts";
 import { postgresUnavailable, startPostgres, type PgCluster } from "./postgres.ts";
 
 /** Taken by the DBA's client inside a transaction: every audited write of Bulwark's waits on it. */
@@ -22,6 +23,10 @@ export interface PgSite {
 export interface PgSites {
   /** Why PostgreSQL cannot be used here, or null: a describe's `skip`. */
   unavailable: string | null;
+  /** The lock bound the sites run with, in ms (BULWARK_DB_LOCK_TIMEOUT_SECONDS; the product's 5 s unless given). */
+  lockBoundMs: number;
+  /** The environment that sets that bound, for a CLI run or a second node on a schema of this file. */
+  lockEnv: Record<string, string>;
   /** A fresh schema of the file's cluster, its URL (for a second node or a CLI run on it). */
   schemaURL(): Promise<string>;
   /** A server (the fixture, `env` added to its environment) and the DBA's client over a fresh schema. */
@@ -34,8 +39,12 @@ export interface PgSites {
  *
  * @example
  * const { unavailable, site } = pgSites("bwait", testMasterKey("bounded-waits-red-team"));
+ * // A round that waits out the bound many times: its sites (and lockEnv's CLI runs) refuse a held row after 2 s.
+ * const { site, lockBoundMs, lockEnv } = pgSites("bwait", testMasterKey("…"), { lockTimeoutSeconds: 2 });
  */
-export function pgSites(prefix: string, masterKey: string): PgSites {
+export function pgSites(prefix: string, masterKey: string, options: { lockTimeoutSeconds?: number } = {}): PgSites {
+  const lockEnv: Record<string, string> = options.lockTimeoutSeconds === undefined ? {} : { BULWARK_DB_LOCK_TIMEOUT_SECONDS: String(options.lockTimeoutSeconds) };
+  const lockBoundMs = options.lockTimeoutSeconds === undefined ? LOCK_TIMEOUT_MS : options.lockTimeoutSeconds * 1000;
   const unavailable = postgresUnavailable();
   let cluster: PgCluster | null = null;
   let schemas = 0;
@@ -52,10 +61,12 @@ export function pgSites(prefix: string, masterKey: string): PgSites {
   };
   return {
     unavailable,
+    lockBoundMs,
+    lockEnv,
     schemaURL,
     async site(env = {}) {
       const url = await schemaURL();
-      const fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: masterKey, ...env });
+      const fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: masterKey, ...lockEnv, ...env });
       const dba = new pg.Client({ connectionString: url });
       await dba.connect();
       return {
