@@ -1,28 +1,30 @@
 // Red-team round "bounded waits b": the PostgreSQL wait bounds (every pooled connection starts with lock_timeout
-// LOCK_TIMEOUT_MS = 5 s and statement_timeout 5 min; past either a request answers 503 BULWARK_ERR_DB_BUSY, a CLI exits
-// 3), part two. The attacker is the environment at the worst moment, or anyone who can hold a row past the bound (a
+// BULWARK_DB_LOCK_TIMEOUT_SECONDS, LOCK_TIMEOUT_MS = 5 s by default, 2 s in this file, and statement_timeout 5 min;
+// past either a request answers 503 BULWARK_ERR_DB_BUSY, a CLI exits 3), part two. The attacker is the environment
+// at the worst moment, or anyone who can hold a row past the bound (a
 // frozen node inside a transaction, a DBA's open session): a second, superuser pg client on the same schema holds a
 // lock while Bulwark's work waits on it. The first round (test/bounded-waits-red-team.test.ts) covered login, reset
 // completion, a lock-accounts batch and settings leaks; not repeated here.
 // Tried: the outbox sender recording a delivered security notice behind a held audit head; a TOTP step-up
-// (/auth/mfa/verify) behind the same; an ordinary authenticated GET whose session's last-seen touch meets a held session
+// (/auth/mfa/verify) behind the same; an ordinary authenticated GET whose session's last-seen touch meets a held
+// session
 // row; an API token's first use whose last-used write meets a held token row; `keys rotate-master`'s transaction behind
 // a held audit head.
 // Held: rotate-master (one transaction: refused as busy, the old master key stays in force and working, the
 // keyring is not left half-rotated in memory, and a retry rotates).
 // Found: (1) a security notice the relay accepted whose 'sent' mark waits on the audit head past the bound is
 // delivered again once its lease ends (the lock wait that used to end in a commit now ends in a second copy; the
-// second copy test/notice-delivery-audit.test.ts accepts is for an audit store that fails, not for a 5 s lock wait)
+// second copy test/notice-delivery-audit.test.ts accepts is for an audit store that fails, not for a lock wait past the bound)
 // (fixed since: the sender retries a recording the busy store refused — backoff, the message's lease renewed under its
 // claim, for up to one lease — instead of raising, so the notice is recorded once and the batch goes on);
 // (2) a TOTP step-up whose audit record waits past the bound answers 503 after it committed: the step is spent, an
 // aal-2 session stands that no browser holds and no event names, and the owner's retry with the same code is refused;
 // (fixed since: auth.mfa.verified, and a recovery code's notice, are written last in the rotation's transaction
 // (RotateOptions.record), so a 503 rolls back the rotation and the spend; a successful step-up's replay is still refused);
-// (3) a GET whose last-seen touch meets a held session row answers 503 after 5 s, where a stale last-seen would do
+// (3) a GET whose last-seen touch meets a held session row answers 503 after the bound, where a stale last-seen would do
 // (fixed since: on PostgreSQL the touch skips a held row (FOR UPDATE SKIP LOCKED) and the next request tries again; it
 // waits as before once half the idle timeout has gone unrecorded, so skipped touches never idle out a session in use);
-// (4) an API token's request whose last-used write meets a held token row answers 503 after 5 s, likewise (fixed since:
+// (4) an API token's request whose last-used write meets a held token row answers 503 after the bound, likewise (fixed since:
 // the same skip of a held row; last use is only shown in the token list).
 // Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
@@ -34,7 +36,6 @@ import { noticeDeliveryAudit } from "../src/http/mail-runner.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { OutboxSender } from "../src/notify/sender.ts";
 import { isSecurityNotice } from "../src/notify/delivery-audit.ts";
-import { LOCK_TIMEOUT_MS } from "../src/store/database.ts";
 import { rotateMasterKey, recordedMasterKeyCheck } from "../src/store/key-store.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { recordingTransport } from "./helpers/recording-transport.ts";
@@ -42,9 +43,10 @@ import { testMasterKey } from "./helpers/master-key.ts";
 import { pgSites, within, HOLD_AUDIT_HEAD } from "./helpers/pg-site.ts";
 
 const MASTER = testMasterKey("bounded-waits-b-red-team");
-const { unavailable, site } = pgSites("bwaitb", MASTER);
+// Each attack waits out the bound: a 2 s bound for the file's sites.
+const { unavailable, site, lockBoundMs } = pgSites("bwaitb", MASTER, { lockTimeoutSeconds: 2 });
 /** Real time a wait past the bound takes to be refused, with room. */
-const PAST_BOUND_MS = LOCK_TIMEOUT_MS + 3_000;
+const PAST_BOUND_MS = lockBoundMs + 3_000;
 /** The sender's default lease: a claim left by a failed recording is taken again after it. */
 const LEASE_MS = 15 * 60_000;
 const skip = unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {};
@@ -87,7 +89,7 @@ describe("the outbox sender behind a held audit head (PostgreSQL)", skip, () => 
       const first = await within(run.then(() => "ended", (error: unknown) => error), PAST_BOUND_MS + 2_000);
       await dba.query("ROLLBACK");
       assert.ok(holding, "control: a security notice was delivered while the head was taken");
-      // Control: the recording of the delivered notice ran into the lock bound (its first try raised 55P03 after 5 s) and
+      // Control: the recording of the delivered notice ran into the lock bound (its first try raised 55P03 after the bound) and
       // was still being retried when the head was let go; then it commits, and the rest of the batch is delivered.
       assert.equal(first, null, `control: the recording waited past the lock bound: ${String(first)}`);
       const report = await run;
@@ -102,9 +104,9 @@ describe("the outbox sender behind a held audit head (PostgreSQL)", skip, () => 
       const twice = [...copies].filter(([, n]) => n > 1);
       assert.deepEqual(twice, [],
         `security notice(s) delivered more than once: ${JSON.stringify(twice)} (kinds ${JSON.stringify(notices.map((m) => m.kind))}): the relay accepted the notice, ` +
-        "its 'sent' mark and notify.security-notice.sent event waited 5 s on the held audit head, 55P03 rolled them back and OutboxSender.#recorded raised it; " +
+        "its 'sent' mark and notify.security-notice.sent event waited past the bound on the held audit head, 55P03 rolled them back and OutboxSender.#recorded raised it; " +
         "the row stayed 'sending' and, once its lease ended, was delivered again. Before the bound the same lock made the recording wait and commit; now a " +
-        "routine 5 s lock turns into a second copy of the notice (and a worker lost for the rest of the batch)");
+        "routine lock held past the bound turns into a second copy of the notice (and a worker lost for the rest of the batch)");
       assert.equal((await fx.app.audit.verify()).ok, true);
     } finally {
       await close();

@@ -1,11 +1,13 @@
 // Red-team round "bounded waits e": the PostgreSQL wait bounds (every pooled connection starts with lock_timeout
-// LOCK_TIMEOUT_MS = 5 s; past it the statement's transaction rolls back, and a CLI exits 3 BULWARK_ERR_DB_BUSY "try
-// again shortly"), part five: the CLI's bulk and key commands. The attacker is the environment at the worst moment, or
+// BULWARK_DB_LOCK_TIMEOUT_SECONDS, LOCK_TIMEOUT_MS = 5 s by default, 2 s in this file; past it the statement's
+// transaction rolls back, and a CLI exits 3 BULWARK_ERR_DB_BUSY "try again shortly"), part five: the CLI's bulk and
+// key commands. The attacker is the environment at the worst moment, or
 // anyone who can hold a row past the bound (a frozen node inside a transaction, a DBA's open session): a second,
 // superuser pg client on the same schema holds the audit log's head or a row while a `bulwark` command waits on it.
 // Not repeated: the HTTP routes, the outbox sender, touches, the maintenance pass, rotate-master (rounds one to four);
 // containment jobs (being changed elsewhere).
-// What must hold: nothing half-done, the failure named (exit 3, BULWARK_ERR_DB_BUSY's "try again") and the retry it asks
+// What must hold: nothing half-done, the failure named (exit 3, BULWARK_ERR_DB_BUSY's "try again") and the retry it
+// asks
 // for works, no orphan rows, the audit chain verifies afterwards.
 // Tried: `users import` whose second batch meets a held account row; `users import` whose completion record meets the
 // head taken right after its last batch committed (a trigger gate on the job's move to done makes the timing
@@ -35,15 +37,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import type pg from "pg";
-import { lockKeyOf, LOCK_TIMEOUT_MS } from "../src/store/database.ts";
+import { lockKeyOf } from "../src/store/database.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { HOLD_AUDIT_HEAD, pgSites, until, within, type PgSite } from "./helpers/pg-site.ts";
 
 const MASTER = testMasterKey("bounded-waits-e-red-team");
-const { unavailable, site } = pgSites("bwaite", MASTER);
+// Every test here waits out the bound at least once: a 2 s bound (the sites' and, through lockEnv, the CLI runs').
+const { unavailable, site, lockBoundMs, lockEnv } = pgSites("bwaite", MASTER, { lockTimeoutSeconds: 2 });
 /** Real time a CLI run behind a held row takes to be refused, with room (a command may wait more than once). */
-const PAST_BOUND_MS = 2 * LOCK_TIMEOUT_MS + 5_000;
+const PAST_BOUND_MS = 2 * lockBoundMs + 5_000;
 const skip = unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {};
 const BUSY = /try again/;
 const files = mkdtempSync(join(tmpdir(), "bwaite-"));
@@ -53,9 +56,12 @@ const md5 = (text: string): string => createHash("md5").update(text).digest("hex
 
 type Run = { code: number; stdout: string; stderr: string };
 
+/** A CLI run's environment on the site's PostgreSQL schema, with the file's lock bound. */
+const cliEnv = (s: PgSite): NodeJS.ProcessEnv => ({ ...fixtureCliEnv(s.fx.app.config.dataDir, { url: s.url, masterKey: MASTER }), ...lockEnv });
+
 /** `bulwark ARGS` in this process on the site's PostgreSQL schema; fails the test if it has not answered in PAST_BOUND_MS. */
 async function cli(s: PgSite, args: string[]): Promise<Run> {
-  const answered = await within(bulwarkInProcess(args, fixtureCliEnv(s.fx.app.config.dataDir, { url: s.url, masterKey: MASTER })), PAST_BOUND_MS);
+  const answered = await within(bulwarkInProcess(args, cliEnv(s)), PAST_BOUND_MS);
   assert.ok(answered, `\`bulwark ${args.join(" ")}\` did not answer within ${PAST_BOUND_MS} ms (a wait without bound)`);
   return answered;
 }
@@ -162,7 +168,7 @@ describe("`users import` behind a held row or head (PostgreSQL)", skip, () => {
     try {
       const gate = await finishGate(s.dba);
       const file = csvFile(["email,display_name", "done-a1@example.org,A1", "done-a2@example.org,A2"].join("\n") + "\n");
-      const running = bulwarkInProcess(["users", "import", file, "--json"], fixtureCliEnv(s.fx.app.config.dataDir, { url: s.url, masterKey: MASTER }));
+      const running = bulwarkInProcess(["users", "import", file, "--json"], cliEnv(s));
       await gate.open();
       const first = await within(running, PAST_BOUND_MS);
       await gate.release();
@@ -240,7 +246,7 @@ describe("`users migrate-hashes` behind a held account row (PostgreSQL)", skip, 
       const imported = await cli(s, ["users", "import", csvFile(lines.join("\n") + "\n"), "--json"]);
       assert.equal(imported.code, 0, `control: the legacy accounts import: ${imported.stderr}`);
       const gate = await finishGate(s.dba);
-      const running = bulwarkInProcess(["users", "migrate-hashes", "--concurrency", "2", "--json"], fixtureCliEnv(s.fx.app.config.dataDir, { url: s.url, masterKey: MASTER }));
+      const running = bulwarkInProcess(["users", "migrate-hashes", "--concurrency", "2", "--json"], cliEnv(s));
       await gate.open();
       const first = await within(running, PAST_BOUND_MS);
       await gate.release();

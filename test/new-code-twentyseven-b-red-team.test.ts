@@ -208,6 +208,8 @@ const unavailable = postgresUnavailable();
 const skip = unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {};
 let cluster: PgCluster | null = null;
 let schemas = 0;
+/** The lock bound of this file's PostgreSQL fixture: 2 s (BULWARK_DB_LOCK_TIMEOUT_SECONDS), not the product's 5 s default. */
+const LOCK_BOUND_SECONDS = 2;
 before(async () => {
   if (!unavailable) cluster = await startPostgres();
 });
@@ -219,7 +221,7 @@ describe("the last-seen touch behind a held session row: the half-idle threshold
   it("attack: a frozen node holds the owner's session row while the owner keeps using it — short of half the idle timeout the touch is skipped at once (200, last-seen stale), at half the idle timeout it waits for the row and writes it, so the session in use never idles out (ASVS 7.3.1, 16.5.3)", async () => {
     assert.ok(cluster, "PostgreSQL did not start");
     const url = await cluster.createSchema(`rt27b_${process.pid}_${++schemas}`);
-    const fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey("new-code-twentyseven-b") });
+    const fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey("new-code-twentyseven-b"), BULWARK_DB_LOCK_TIMEOUT_SECONDS: String(LOCK_BOUND_SECONDS) });
     const dba = new pg.Client({ connectionString: url });
     await dba.connect();
     try {
@@ -235,7 +237,8 @@ describe("the last-seen touch behind a held session row: the half-idle threshold
       const early = await owner.b.request("GET", "/auth/session");
       assert.equal(early.statusCode, 200, early.body);
       assert.ok(Date.now() - t0 < 2_000, "the skipped touch answered at once");
-      // At half the idle timeout unrecorded: the touch waits for the row (it would fail as busy past the bound).
+      // At half the idle timeout unrecorded: the touch waits for the row (it would fail as busy past the bound; the row is
+      // let go half a second in, well within it).
       fx.clock.set(start + idleTimeoutMs / 2);
       let answered = false;
       const pending = owner.b.request("GET", "/auth/session").finally(() => (answered = true));

@@ -127,6 +127,9 @@ describe("red team: the purge's row lock against a containment batch (PostgreSQL
     const cluster = await sharedCluster();
     assert.ok(cluster, "PostgreSQL did not start");
     const url = await cluster.createSchema(`ncb26_${process.pid}`);
+    // The product's lock bound (no BULWARK_DB_LOCK_TIMEOUT_SECONDS) on purpose: the test never waits it out; it holds a
+    // row and expects the purge and the batch waiting on it to go on and succeed once it is let go, so a shorter bound
+    // would save nothing and only narrow the room for its polling (untilWaiters) under load.
     fx = await authFixture({ BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey("new-code-twentysix-b"), BULWARK_REGISTRATION: "open" });
   });
   after(async () => {

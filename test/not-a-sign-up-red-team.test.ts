@@ -58,6 +58,9 @@ forEachDialect("not a sign-up: what the create, the import and the purge may del
   let helpdesk: string;
   let n = 0;
   before(async () => {
+    // The product's lock bound (no BULWARK_DB_LOCK_TIMEOUT_SECONDS) on purpose: no test here waits it out; the PostgreSQL
+    // ones hold the log's head and expect the waiting lock, grant, create and purge to go on and succeed once it is let
+    // go, so a shorter bound would save nothing and only narrow the room for their polling (waitersOn) under load.
     fx = await authFixtureOn(dx, LABEL, { BULWARK_REGISTRATION: "open" });
     insider = await flows.tokenFor(await flows.userWith(["accounts.write", "accounts.read"]), ["accounts.write", "accounts.read"]);
     helpdesk = await flows.tokenFor(await flows.userWith(["accounts.write", "accounts.read"]), ["accounts.write", "accounts.read"]);
