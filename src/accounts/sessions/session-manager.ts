@@ -1,9 +1,10 @@
 // Sessions over Kysely (SQLite and PostgreSQL alike): create, validate on every request, list, end, rotate on
 // login and privilege change, and revoke by stamp. Only a hash of each secret is stored (ASVS 7.2.3, 7.4.1).
-import { CompiledQuery, sql, type Kysely, type Selectable } from "kysely";
+import { CompiledQuery, sql, type ExpressionBuilder, type Kysely, type Selectable } from "kysely";
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
+import { unheld } from "../../store/unheld.ts";
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { absoluteEnd, openSessionSQL, sessionClosedBy } from "./open-rule.ts";
@@ -307,10 +308,7 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
    * maintenance pass (purgeExpired) removes the row later. SQLite has no row locks: one writer at a time, as before.
    */
   async function deleteClosedSession(id: string): Promise<void> {
-    const q = db.deleteFrom("sessions");
-    await (database.dialect === "postgres"
-      ? q.where("id", "in", (eb) => eb.selectFrom("sessions").select("id").where("id", "=", id).forUpdate().skipLocked())
-      : q.where("id", "=", id)).execute();
+    await db.deleteFrom("sessions").where(unheld(database, "sessions", (eb) => eb("id", "=", id))).execute();
   }
 
   async function check(token: string, withTouch: boolean): Promise<SessionValidation> {
@@ -383,11 +381,8 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
    */
   async function touchAt(sessionId: string, now: number, options: { skipLocked: boolean }): Promise<boolean> {
     // The condition in the WHERE clause keeps concurrent requests from each writing.
-    const q = db.updateTable("sessions").set({ last_seen_at: now });
-    const result = options.skipLocked && database.dialect === "postgres"
-      ? await q.where("id", "in", (eb) => eb.selectFrom("sessions").select("id").where("id", "=", sessionId)
-        .where("last_seen_at", "<=", now - policy.touchIntervalMs).forUpdate().skipLocked()).executeTakeFirst()
-      : await q.where("id", "=", sessionId).where("last_seen_at", "<=", now - policy.touchIntervalMs).executeTakeFirst();
+    const due = (eb: ExpressionBuilder<Schema, "sessions">) => eb.and([eb("id", "=", sessionId), eb("last_seen_at", "<=", now - policy.touchIntervalMs)]);
+    const result = await db.updateTable("sessions").set({ last_seen_at: now }).where(options.skipLocked ? unheld(database, "sessions", due) : due).executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 
@@ -533,21 +528,14 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       // On PostgreSQL a row another transaction holds (a frozen node, a DBA's session) is skipped, not waited for: one
       // held row made the whole DELETE wait past the step's bound and roll back, so every pass purged nothing for as long
       // as it was held (test/bounded-waits-d-red-team.test.ts). The skipped row goes in a later pass, once free.
-      const skipLocked = database.dialect === "postgres";
-      const replaced = executor.deleteFrom("replaced_sessions");
       const staleReplaced = now - REPLACED_GRACE_MS;
-      await (skipLocked
-        ? replaced.where("id", "in", (eb) => eb.selectFrom("replaced_sessions").select("id").where("replaced_at", "<=", staleReplaced).forUpdate().skipLocked())
-        : replaced.where("replaced_at", "<=", staleReplaced)).execute();
+      await executor.deleteFrom("replaced_sessions").where(unheld(database, "replaced_sessions", (eb) => eb("replaced_at", "<=", staleReplaced))).execute();
       // And the rows dated ahead of this clock ("future-dated"): one nobody presents before real time passes its dates
       // would then be judged by them, and outlive both limits by the difference. A pass every maintenance interval
       // bounds that to the interval, after a clock stepped back or on a node whose clock runs ahead of the others'. By
       // validate's own tolerance: a narrower one deleted the sessions of a node the product lets serve. Exactly the rows
       // the one rule finds not open (openSessionSQL): past the stored expiry, the lifetime or the idle timeout in force.
-      const sessions = executor.deleteFrom("sessions");
-      const result = await (skipLocked
-        ? sessions.where("id", "in", (eb) => eb.selectFrom("sessions").select("id").where((w) => w.not(openSessionSQL(now, policy))).forUpdate().skipLocked())
-        : sessions.where((eb) => eb.not(openSessionSQL(now, policy)))).executeTakeFirst();
+      const result = await executor.deleteFrom("sessions").where(unheld(database, "sessions", (eb) => eb.not(openSessionSQL(now, policy)))).executeTakeFirst();
       return Number(result.numDeletedRows);
     },
   } satisfies SessionManager;

@@ -7,6 +7,7 @@ import type { RandomSource } from "../../lib/random.ts";
 import { hidesSomething } from "../../lib/visible-text.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
+import { unheld } from "../../store/unheld.ts";
 import { CLOCK_SKEW_WARN_MS } from "../../store/clock-skew.ts";
 import { isPermission, PERMISSIONS } from "../roles/permissions.ts";
 import { tokenErrors } from "./errors.ts";
@@ -367,10 +368,7 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
           eb("id", "=", row.id),
           eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<=", now - TOUCH_INTERVAL_MS), eb("last_used_at", ">", ahead)]),
         ]);
-        const q = db.updateTable("api_tokens").set({ last_used_at: now, last_used_ip: cleanIP(ip) });
-        await (database.dialect === "postgres"
-          ? q.where("id", "in", (eb) => eb.selectFrom("api_tokens").select("id").where(due).forUpdate().skipLocked())
-          : q.where(due)).execute();
+        await db.updateTable("api_tokens").set({ last_used_at: now, last_used_ip: cleanIP(ip) }).where(unheld(database, "api_tokens", due)).execute();
       }
       // SQLite answers 0/1, PostgreSQL a boolean.
       const ownerHasMFA = row.owner_has_mfa === true || Number(row.owner_has_mfa) === 1;
