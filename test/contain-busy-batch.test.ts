@@ -8,13 +8,9 @@
 // The engine's unit tests run on SQLite with stages that throw; the attacks run on a private PostgreSQL cluster with a
 // second, superuser client holding the audit head (test/helpers/pg-site.ts). Loopback and temp dirs only.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { containDeps, createContainJob, resumeJob, runJob, runStages, type SequentialStage } from "../src/contain/index.ts";
-import { openSQLite } from "../src/store/database.ts";
-import { type ContainFixture, openContainFixture, seedContainUsers } from "./helpers/contain-fixture.ts";
+import { eventData, lockTimeoutError, scratchContainFixtures, seedContainUsers } from "./helpers/contain-fixture.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { HOLD_AUDIT_HEAD, pgSites, until, waiting } from "./helpers/pg-site.ts";
 
@@ -25,24 +21,9 @@ const { unavailable, site, lockBoundMs } = pgSites("cbusy", testMasterKey("conta
 const HOLD_PAST_BOUND_MS = lockBoundMs + 2_000;
 
 /** An error as node-postgres raises it for a wait past lock_timeout. */
-function lockTimeout(): Error {
-  return Object.assign(new Error("canceling statement due to lock timeout"), { code: "55P03" });
-}
-
-async function eventsOf(fx: ContainFixture, subject: string, type: string): Promise<Array<Record<string, unknown>>> {
-  const rows = await fx.database.db.selectFrom("audit_events").select("data").where("subject", "=", subject).where("type", "=", type).orderBy("seq").execute();
-  return rows.map((r) => JSON.parse(r.data) as Record<string, unknown>);
-}
 
 describe("the containment engine and a busy store (unit, SQLite)", () => {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), "bulwark-cbusy-"));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  let n = 0;
-  const open = async (): Promise<ContainFixture> => openContainFixture(openSQLite(join(dir, `db-${++n}.sqlite`), { create: true }), { now: NOW });
-  const jobOf = async (fx: ContainFixture): Promise<string> => (await fx.jobs.create({ kind: "contain", spec: {}, total: 1, actor: "cli:test" })).id;
+  const { open, job: jobOf } = scratchContainFixtures("bulwark-cbusy-", NOW);
   const done = { counts: { "flaky.items": 1 }, processed: 1, next: null };
 
   it("a step that fails as busy twice is retried by the same worker and the job finishes done, its batch applied and audited once", async () => {
@@ -52,7 +33,7 @@ describe("the containment engine and a busy store (unit, SQLite)", () => {
     const stage: SequentialStage = {
       name: "flaky",
       async step() {
-        if (++tries <= 2) throw lockTimeout();
+        if (++tries <= 2) throw lockTimeoutError();
         return done;
       },
     };
@@ -61,8 +42,8 @@ describe("the containment engine and a busy store (unit, SQLite)", () => {
     assert.equal(tries, 3);
     assert.equal(job.done, 1, "counted once");
     assert.deepEqual(job.counts, { "flaky.items": 1 });
-    assert.equal((await eventsOf(fx, id, "contain.job.batch")).length, 1, "one contain.job.batch for the one applied batch");
-    assert.equal((await eventsOf(fx, id, "contain.job.failed")).length, 0, "no failure on the trail");
+    assert.equal((await eventData(fx, id, "contain.job.batch")).length, 1, "one contain.job.batch for the one applied batch");
+    assert.equal((await eventData(fx, id, "contain.job.failed")).length, 0, "no failure on the trail");
     assert.equal((await fx.audit.verify()).ok, true);
     await fx.database.close();
   });
@@ -84,7 +65,7 @@ describe("the containment engine and a busy store (unit, SQLite)", () => {
     const job = await runStages(fx, id, [stage], { busyRetryMs: 10_000 });
     assert.equal(job.status, "done");
     assert.equal(prepares, 2);
-    const prepared = await eventsOf(fx, id, "contain.job.prepared");
+    const prepared = await eventData(fx, id, "contain.job.prepared");
     assert.equal(prepared.length, 1);
     assert.equal(prepared[0]?.["made"], "key_1");
     await fx.database.close();
@@ -110,7 +91,7 @@ describe("the containment engine and a busy store (unit, SQLite)", () => {
     const job = await fx.jobs.get(id);
     assert.equal(job.status, "failed");
     assert.match(job.error ?? "", /disk I\/O error/);
-    assert.equal((await eventsOf(fx, id, "contain.job.failed")).length, 1);
+    assert.equal((await eventData(fx, id, "contain.job.failed")).length, 1);
     await fx.database.close();
   });
 
@@ -122,7 +103,7 @@ describe("the containment engine and a busy store (unit, SQLite)", () => {
       name: "stuck",
       async step() {
         tries++;
-        throw lockTimeout();
+        throw lockTimeoutError();
       },
     };
     const error = await runStages(fx, id, [stage], { busyRetryMs: 800 }).then(() => null, (e: unknown) => e as Error & { code?: string });
@@ -135,7 +116,7 @@ describe("the containment engine and a busy store (unit, SQLite)", () => {
     assert.equal(job.status, "failed");
     assert.match(job.error ?? "", /BULWARK_ERR_DB_BUSY/);
     assert.match(job.error ?? "", new RegExp(`${tries} tries`), job.error ?? "");
-    const failed = await eventsOf(fx, id, "contain.job.failed");
+    const failed = await eventData(fx, id, "contain.job.failed");
     assert.equal(failed.length, 1, "one event for the failure, none per retry");
     assert.match(String(failed[0]?.["error"]), /BULWARK_ERR_DB_BUSY/);
     await fx.database.close();
@@ -149,13 +130,13 @@ describe("the containment engine and a busy store (unit, SQLite)", () => {
       name: "stuck",
       async step() {
         if (++tries === 1) setTimeout(() => void fx.database.db.updateTable("jobs").set({ status: "cancelled" }).where("id", "=", id).execute(), 50);
-        throw lockTimeout();
+        throw lockTimeoutError();
       },
     };
     const job = await runStages(fx, id, [stage], { busyRetryMs: 60_000 });
     assert.equal(job.status, "cancelled");
     assert.equal(tries, 1, "no try after the cancel");
-    assert.equal((await eventsOf(fx, id, "contain.job.failed")).length, 0);
+    assert.equal((await eventData(fx, id, "contain.job.failed")).length, 0);
     await fx.database.close();
   });
 });

@@ -18,13 +18,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { sql } from "kysely";
 import { loadConfig } from "../src/app/config.ts";
 import { containDeps, createContainJob, runJob, runStages, type ClaimedStage, type SequentialStage } from "../src/contain/index.ts";
-import { openSQLite } from "../src/store/database.ts";
 import { bulwark, fixtureCliEnv } from "./helpers/cli.ts";
-import { type ContainFixture, openContainFixture, seedContainUsers } from "./helpers/contain-fixture.ts";
+import { eventData, lockTimeoutError, scratchContainFixtures, seedContainUsers } from "./helpers/contain-fixture.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { pgSites, until, waiting, type PgSite } from "./helpers/pg-site.ts";
 
@@ -37,24 +36,9 @@ const skip = unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : 
 const HOLD_PAST_BOUND_MS = lockBoundMs + 1_500;
 
 /** An error as node-postgres raises it for a wait past lock_timeout. */
-function lockTimeout(): Error {
-  return Object.assign(new Error("canceling statement due to lock timeout"), { code: "55P03" });
-}
-
-async function eventsOf(fx: Pick<ContainFixture, "database">, subject: string, type: string): Promise<Array<Record<string, unknown>>> {
-  const rows = await fx.database.db.selectFrom("audit_events").select("data").where("subject", "=", subject).where("type", "=", type).orderBy("seq").execute();
-  return rows.map((r) => JSON.parse(r.data) as Record<string, unknown>);
-}
 
 describe("the containment engine's busy retry against a second worker and an operator (unit, SQLite)", () => {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), "bulwark-nc28-"));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
-  let n = 0;
-  const open = async (): Promise<ContainFixture> => openContainFixture(openSQLite(join(dir, `db-${++n}.sqlite`), { create: true }), { now: NOW });
-  const jobOf = async (fx: ContainFixture, total = 1): Promise<string> => (await fx.jobs.create({ kind: "contain", spec: {}, total, actor: "cli:test" })).id;
+  const { open, job: jobOf } = scratchContainFixtures("bulwark-nc28-", NOW);
 
   it("attack: a second worker finishes the job (done) while the first waits to retry a batch that failed busy — the first stops, applies nothing more, records no failure and leaves the job done (ASVS 16.5.3, 16.3.1)", async () => {
     const fx = await open();
@@ -68,7 +52,7 @@ describe("the containment engine's busy retry against a second worker and an ope
           if (++tries === 1) {
             // The other worker commits the last batch and completes the job during this worker's backoff.
             setTimeout(() => void fx.database.db.updateTable("jobs").set({ status: "done", done: 1, finished_at: NOW }).where("id", "=", id).execute(), 30);
-            throw lockTimeout();
+            throw lockTimeoutError();
           }
           applied++;
           return { counts: { "flaky.items": 1 }, processed: 1, next: null };
@@ -78,8 +62,8 @@ describe("the containment engine's busy retry against a second worker and an ope
       assert.equal(job.status, "done", "the job stays done");
       assert.equal(tries, 1, `no try after another worker finished the job (${tries} tries)`);
       assert.equal(applied, 0, "nothing applied by the retrying worker");
-      assert.equal((await eventsOf(fx, id, "contain.job.failed")).length, 0, "no failure recorded over a finished job");
-      assert.equal((await eventsOf(fx, id, "contain.job.batch")).length, 0, "no batch recorded by the retrying worker");
+      assert.equal((await eventData(fx, id, "contain.job.failed")).length, 0, "no failure recorded over a finished job");
+      assert.equal((await eventData(fx, id, "contain.job.batch")).length, 0, "no batch recorded by the retrying worker");
       assert.equal((await fx.jobs.get(id)).error, null);
     } finally {
       await fx.database.close();
@@ -100,7 +84,7 @@ describe("the containment engine's busy retry against a second worker and an ope
         async run(_trx, batch) {
           const seen = (runs.get(batch) ?? 0) + 1;
           runs.set(batch, seen);
-          if (batch === 1 && seen <= 2) throw lockTimeout();
+          if (batch === 1 && seen <= 2) throw lockTimeoutError();
           return { counts: { "claimed.items": 1 }, processed: 1, audit: { batch } };
         },
       };
@@ -109,9 +93,9 @@ describe("the containment engine's busy retry against a second worker and an ope
       assert.deepEqual([...runs.entries()].sort(), [[0, 1], [1, 3], [2, 1]], "batch 1 tried three times, the others once");
       assert.equal(job.done, 3, "done counts each batch once");
       assert.deepEqual(job.counts, { "claimed.items": 3 }, "counts exact across the retries");
-      const batches = (await eventsOf(fx, id, "contain.job.batch")).map((e) => e["batch"]);
+      const batches = (await eventData(fx, id, "contain.job.batch")).map((e) => e["batch"]);
       assert.deepEqual([...batches].sort(), [0, 1, 2], "one contain.job.batch per batch, none per try");
-      assert.equal((await eventsOf(fx, id, "contain.job.failed")).length, 0);
+      assert.equal((await eventData(fx, id, "contain.job.failed")).length, 0);
       assert.equal((await fx.audit.verify()).ok, true);
     } finally {
       await fx.database.close();
@@ -129,7 +113,7 @@ describe("the containment engine's busy retry against a second worker and an ope
         async prepare() {
           if (++prepares === 1) {
             setTimeout(() => void fx.database.db.updateTable("jobs").set({ status: "cancelled", finished_at: NOW }).where("id", "=", id).execute(), 30);
-            throw lockTimeout();
+            throw lockTimeoutError();
           }
           return { made: `key_${prepares}` };
         },
@@ -142,8 +126,8 @@ describe("the containment engine's busy retry against a second worker and an ope
       assert.equal(job.status, "cancelled", "the operator's cancel stands");
       assert.equal(prepares, 1, `the prepare was run again after the cancel (${prepares} runs): a second key made for a cancelled job`);
       assert.equal(steps, 0, "no step after the cancel");
-      assert.equal((await eventsOf(fx, id, "contain.job.prepared")).length, 0);
-      assert.equal((await eventsOf(fx, id, "contain.job.failed")).length, 0, "a cancel is not a failure");
+      assert.equal((await eventData(fx, id, "contain.job.prepared")).length, 0);
+      assert.equal((await eventData(fx, id, "contain.job.failed")).length, 0, "a cancel is not a failure");
     } finally {
       await fx.database.close();
     }

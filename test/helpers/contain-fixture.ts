@@ -2,6 +2,10 @@
 // keyring with its keys, a manual clock, the audit log, the job store and the role store (whose grants and revokes
 // are audited, as the undo of demote-inactive-admins reads them).
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before } from "node:test";
 import { currentEpoch } from "../../src/accounts/sessions/revocation.ts";
 import { RoleStore } from "../../src/accounts/roles/role-store.ts";
 import { AuditLog } from "../../src/audit/audit-log.ts";
@@ -11,7 +15,7 @@ import { JobStore } from "../../src/jobs/job-store.ts";
 import { BulwarkError } from "../../src/lib/errors.ts";
 import { ManualClock } from "../../src/lib/clock.ts";
 import { systemRandom } from "../../src/lib/random.ts";
-import type { Database } from "../../src/store/database.ts";
+import { openSQLite, type Database } from "../../src/store/database.ts";
 import { createKeyStore } from "../../src/store/key-store.ts";
 import { migrate } from "../../src/store/migrator.ts";
 import { MIGRATIONS } from "../../src/store/migrations/index.ts";
@@ -99,4 +103,32 @@ export async function apiTokenRow(fx: ContainFixture, userId: string, id: string
     last_used_at: null, last_used_ip: null, revoked_at: null, issued_epoch: currentEpoch(),
   }).execute();
   return id;
+}
+
+/** A PostgreSQL lock_timeout failure (SQLSTATE 55P03), as a stage that met a row held past the bound throws it. */
+export function lockTimeoutError(): Error {
+  return Object.assign(new Error("canceling statement due to lock timeout"), { code: "55P03" });
+}
+
+/** The data of the audit events of `type` about `subject`, in the chain's order. */
+export async function eventData(fx: Pick<ContainFixture, "database">, subject: string, type: string): Promise<Array<Record<string, unknown>>> {
+  const rows = await fx.database.db.selectFrom("audit_events").select("data").where("subject", "=", subject).where("type", "=", type).orderBy("seq").execute();
+  return rows.map((r) => JSON.parse(r.data) as Record<string, unknown>);
+}
+
+/**
+ * Fresh SQLite containment fixtures for the engine's unit tests, in a temp dir made before the describe's tests and
+ * removed after them (call inside the describe); `job` makes a bare contain job to run stages on.
+ */
+export function scratchContainFixtures(prefix: string, now: number): { open(): Promise<ContainFixture>; job(fx: ContainFixture, total?: number): Promise<string> } {
+  let dir = "";
+  let n = 0;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return {
+    open: () => openContainFixture(openSQLite(join(dir, `db-${++n}.sqlite`), { create: true }), { now }),
+    job: async (fx, total = 1) => (await fx.jobs.create({ kind: "contain", spec: {}, total, actor: "cli:test" })).id,
+  };
 }
