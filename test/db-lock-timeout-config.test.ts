@@ -1,14 +1,16 @@
-// BULWARK_DB_LOCK_TIMEOUT_SECONDS: how long a PostgreSQL statement waits for a lock another session holds before it
-// fails as busy (503 BULWARK_ERR_DB_BUSY, exit 3; docs/decisions/0021-postgresql-wait-bounds.md). Read like every
-// other number of the configuration: a bad value is refused by name, nothing opened; a good one is the lock_timeout of
-// every pooled connection, the server's and the CLI's alike, and a held row is refused after it. Loopback and temp
+// BULWARK_DB_LOCK_TIMEOUT_SECONDS: how long a statement waits for a lock another session (or, on SQLite, another
+// process) holds before it fails as busy (503 BULWARK_ERR_DB_BUSY, exit 3; docs/decisions/0021-postgresql-wait-bounds.md).
+// Read like every other number of the configuration: a bad value is refused by name, nothing opened; unset, each store
+// keeps its default (PostgreSQL 5 s, SQLite 10 s); a good one is the lock_timeout of every pooled PostgreSQL connection,
+// the server's and the CLI's alike, and a held row is refused after it, or SQLite's busy_timeout. Loopback and temp
 // dirs only; the PostgreSQL part is skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { sql } from "kysely";
 import { loadConfig } from "../src/app/config.ts";
-import { LOCK_TIMEOUT_MS } from "../src/store/database.ts";
+import { LOCK_TIMEOUT_MS, SQLITE_BUSY_TIMEOUT_MS } from "../src/store/database.ts";
+import { authFixture } from "../src/http/auth/test-client.ts";
 import { bulwark } from "./helpers/cli.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { pgSites, within, HOLD_AUDIT_HEAD } from "./helpers/pg-site.ts";
@@ -17,10 +19,12 @@ const { unavailable, site } = pgSites("locktime", testMasterKey("db-lock-timeout
 const skip = unavailable ? { skip: `PostgreSQL unavailable: ${unavailable}` } : {};
 
 describe("BULWARK_DB_LOCK_TIMEOUT_SECONDS read", () => {
-  it("is 5 s when unset or empty, and whole seconds from 1 to 600 otherwise", () => {
+  it("is each store's default when unset or empty (PostgreSQL 5 s, SQLite 10 s), and whole seconds from 1 to 600 otherwise", () => {
     assert.equal(LOCK_TIMEOUT_MS, 5_000);
-    assert.equal(loadConfig({}).dbLockTimeoutMs, 5_000);
-    assert.equal(loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: "" }).dbLockTimeoutMs, 5_000);
+    assert.equal(SQLITE_BUSY_TIMEOUT_MS, 10_000);
+    assert.equal(loadConfig({}).dbLockTimeoutMs, null);
+    assert.equal(loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: "" }).dbLockTimeoutMs, null);
+    assert.equal(loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: "  " }).dbLockTimeoutMs, null);
     assert.equal(loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" }).dbLockTimeoutMs, 1_000);
     assert.equal(loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: " 30 " }).dbLockTimeoutMs, 30_000);
     assert.equal(loadConfig({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: "600" }).dbLockTimeoutMs, 600_000);
@@ -40,6 +44,28 @@ describe("BULWARK_DB_LOCK_TIMEOUT_SECONDS read", () => {
     const run = await bulwark(["audit", "verify"], { env: { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "0", BULWARK_DATABASE_URL: "postgres://nobody@localhost/none?host=/nonexistent-bulwark-socket-dir" } });
     assert.equal(run.code, 2, run.stderr);
     assert.match(run.stderr, /BULWARK_DB_LOCK_TIMEOUT_SECONDS/);
+  });
+});
+
+describe("BULWARK_DB_LOCK_TIMEOUT_SECONDS on SQLite", () => {
+  const busyTimeout = (fx: Awaited<ReturnType<typeof authFixture>>): number => {
+    assert.ok(fx.app.db.sqlite, "the fixture runs on SQLite");
+    return Number((fx.app.db.sqlite.prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout);
+  };
+
+  it("is the connection's busy_timeout when set, and SQLite's 10 s default when unset", async () => {
+    const set = await authFixture({ BULWARK_DB_LOCK_TIMEOUT_SECONDS: "3" });
+    try {
+      assert.equal(busyTimeout(set), 3_000);
+    } finally {
+      await set.close();
+    }
+    const unset = await authFixture();
+    try {
+      assert.equal(busyTimeout(unset), SQLITE_BUSY_TIMEOUT_MS);
+    } finally {
+      await unset.close();
+    }
   });
 });
 

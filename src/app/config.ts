@@ -6,7 +6,6 @@ import { parseRangeBaseUrl } from "../accounts/password-policy/range-checker.ts"
 import { InputError } from "../lib/errors.ts";
 import { codePointOf } from "../lib/visible-text.ts";
 import { DEFAULT_MAX_CLOCK_SKEW_MS } from "../store/clock-skew.ts";
-import { LOCK_TIMEOUT_MS } from "../store/database.ts";
 import { passwordPastHost, redactURL } from "../store/database.ts";
 import { loadHTTPAuthConfig, parseWholeNumber, type HTTPAuthConfig, type MFAPolicy } from "./http-config.ts";
 
@@ -48,10 +47,11 @@ export interface Config {
   maxClockSkewMs: number;
   /**
    * How long a statement waits for a lock another session holds before it fails as busy (503 BULWARK_ERR_DB_BUSY, exit
-   * 3), in ms (BULWARK_DB_LOCK_TIMEOUT_SECONDS, default 5, 1–600; PostgreSQL's lock_timeout on every pooled connection:
-   * docs/decisions/0021-postgresql-wait-bounds.md).
+   * 3), in ms (BULWARK_DB_LOCK_TIMEOUT_SECONDS, 1–600; PostgreSQL's lock_timeout on every pooled connection, SQLite's
+   * busy_timeout on its connection: docs/decisions/0021-postgresql-wait-bounds.md). null when unset: each dialect's
+   * default (PostgreSQL 5 s, LOCK_TIMEOUT_MS; SQLite 10 s, SQLITE_BUSY_TIMEOUT_MS).
    */
-  dbLockTimeoutMs: number;
+  dbLockTimeoutMs: number | null;
   /**
    * How old an unfinished sign-up (POST /auth/register, its link never followed) must be before the maintenance pass
    * deletes it, in ms (BULWARK_SIGNUP_ABANDONED_HOURS, default 168: a week); 0: never deleted ("off").
@@ -265,10 +265,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, overrides: ConfigOverrides = 
   // team.test.ts). NTP keeps hosts within milliseconds; 30 s is far beyond a healthy host and well inside every window.
   // 0: never refuse, only warn (a deployment that decides otherwise, or tests whose clock is simulated).
   const maxClockSkewMs = int("BULWARK_MAX_CLOCK_SKEW_SECONDS", DEFAULT_MAX_CLOCK_SKEW_MS / 1000, 0, 3600, "seconds this node's clock may be from the database server's; 0 only warns") * 1000;
-  // Five seconds by default: far past any lock a healthy request holds, short enough that a row held by a frozen node or
-  // a DBA's open session turns into a named "try again" rather than a stalled request. At least 1 s (a shorter bound
-  // would fail requests on ordinary contention), at most 10 minutes (a longer one is no bound a client waits out).
-  const dbLockTimeoutMs = int("BULWARK_DB_LOCK_TIMEOUT_SECONDS", LOCK_TIMEOUT_MS / 1000, 1, 600, "seconds a PostgreSQL statement waits for a lock another session holds before it fails as busy") * 1000;
+  // Unset: each dialect's default (PostgreSQL 5 s: far past any lock a healthy request holds, short enough that a row
+  // held by a frozen node or a DBA's open session turns into a named "try again" rather than a stalled request; SQLite
+  // 10 s, as it always was). At least 1 s (a shorter bound would fail requests on ordinary contention), at most 10
+  // minutes (a longer one is no bound a client waits out).
+  const dbLockTimeoutMs = (env["BULWARK_DB_LOCK_TIMEOUT_SECONDS"]?.trim() ?? "") === "" ? null
+    : int("BULWARK_DB_LOCK_TIMEOUT_SECONDS", 0, 1, 600, "seconds a statement waits for a lock another session or process holds before it fails as busy") * 1000;
   // At least a day: a sign-up's owner has its 30-minute link, and a new one from "forgot password" asked for before that
   // age works until it expires; a week is far past any of them. At most a year. 0 or "off": never deleted.
   const abandonedRaw = env["BULWARK_SIGNUP_ABANDONED_HOURS"]?.trim() ?? "";

@@ -196,12 +196,12 @@ export async function openApp(options: OpenAppOptions): Promise<OpenedApp> {
   // 3. The database: opened and checked (ours, not newer) before the dir or key are created.
   let database: Database;
   if (config.databaseURL !== null) {
-    database = await openPostgres(config.databaseURL, { lockTimeoutMs: config.dbLockTimeoutMs });
+    database = await openPostgres(config.databaseURL, config.dbLockTimeoutMs === null ? {} : { lockTimeoutMs: config.dbLockTimeoutMs });
   } else {
     const path = join(config.dataDir, SQLITE_FILE);
     if (!dirExists) createDataDir(config.dataDir), (report.createdDataDir = true);
     const existed = dirExists && (await import("node:fs")).existsSync(path);
-    database = openSQLite(path, { create: mode === "init" });
+    database = openSQLite(path, { create: mode === "init", ...(config.dbLockTimeoutMs === null ? {} : { busyTimeoutMs: config.dbLockTimeoutMs }) });
     report.createdDatabase = !existed;
   }
   try {

@@ -200,9 +200,15 @@ export const WAL_LIMIT_PAGES = 4000;
 export interface OpenSQLiteOptions {
   /** When false, a missing file is an error ("run bulwark init") instead of being created. */
   create: boolean;
-  /** Busy timeout in ms: how long a writer waits for another process's lock. */
+  /**
+   * Busy timeout in ms: how long a writer waits for another process's write lock before it fails as busy (SQLITE_BUSY:
+   * storeBusyError). Default SQLITE_BUSY_TIMEOUT_MS; BULWARK_DB_LOCK_TIMEOUT_SECONDS sets another (config.dbLockTimeoutMs).
+   */
   busyTimeoutMs?: number;
 }
+
+/** SQLite's busy timeout unless BULWARK_DB_LOCK_TIMEOUT_SECONDS sets one: how long a writer waits for another process's write lock. */
+export const SQLITE_BUSY_TIMEOUT_MS = 10_000;
 
 /**
  * A key for serialiseTransactions derived from `text` (the first 32 bits of its SHA-256, signed): one lock per
@@ -290,7 +296,7 @@ export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
   let handle: DatabaseSync | undefined;
   try {
     handle = new DatabaseSync(path);
-    handle.exec(`PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 10_000)}`);
+    handle.exec(`PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? SQLITE_BUSY_TIMEOUT_MS)}`);
     handle.exec("PRAGMA journal_mode = WAL");
     handle.exec("PRAGMA synchronous = NORMAL");
     handle.exec("PRAGMA foreign_keys = ON");
@@ -379,7 +385,8 @@ function reasonOf(error: unknown): string {
  * audit log's head) otherwise stalled every such request on every node for as long as it was held. Past it the
  * statement fails (55P03), its transaction rolls back, and the caller is told to try again (HTTP 503, exit 3). Set on
  * every connection, CLI and server alike: a command waiting that long behind someone's lock fails and is run again.
- * The default; BULWARK_DB_LOCK_TIMEOUT_SECONDS sets another (config.dbLockTimeoutMs, given as `lockTimeoutMs`).
+ * The default; BULWARK_DB_LOCK_TIMEOUT_SECONDS sets another (config.dbLockTimeoutMs, given as `lockTimeoutMs`; on SQLite
+ * the same setting is the busy timeout, SQLITE_BUSY_TIMEOUT_MS by default).
  */
 export const LOCK_TIMEOUT_MS = 5_000;
 /**

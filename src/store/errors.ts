@@ -52,19 +52,37 @@ export const storeErrors = {
 /** PostgreSQL's lock_timeout (55P03, lock_not_available) and statement_timeout or cancel (57014, query_canceled). */
 const BUSY_SQLSTATES: ReadonlySet<string> = new Set(["55P03", "57014"]);
 
+/**
+ * SQLite's primary result codes (https://sqlite.org/rescode.html) for a lock held past the busy timeout: SQLITE_BUSY
+ * (5, "database is locked": another connection, a CLI batch or a `sqlite3` shell, holds the write lock) and
+ * SQLITE_LOCKED (6, a conflict within one shared-cache connection). Extended codes (SQLITE_BUSY_SNAPSHOT…) keep the
+ * primary code in their low byte.
+ */
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+
+/** True when `error` is node:sqlite's for a lock another connection held past the busy timeout (SQLITE_BUSY, SQLITE_LOCKED). */
+export function isSQLiteBusy(error: unknown): boolean {
+  const code = (error as { errcode?: unknown } | null)?.errcode;
+  if (typeof code !== "number") return false;
+  const primary = code & 0xff;
+  return primary === SQLITE_BUSY || primary === SQLITE_LOCKED;
+}
+
 /** Seconds a caller refused because the store is busy is told to wait: about one lock wait's bound. */
 export const STORE_BUSY_RETRY_SECONDS = 5;
 
 /**
  * `error` as the named error for a statement that ran past its bound (a lock another session holds, or a statement
- * past statement_timeout), or null for anything else. Its transaction has rolled back whole; a request of several
+ * past statement_timeout on PostgreSQL; the write lock another process holds past the busy timeout on SQLite), or
+ * null for anything else. Its transaction has rolled back whole; a request of several
  * transactions may have committed earlier ones, so the message promises no more than that the request did not finish
  * (a login takes back what it had made: session-routes' abandonLogin).
  * The message names nothing of the engine (it is sent to HTTP callers as it is).
  */
 export function storeBusyError(error: unknown): Unavailable | null {
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== "string" || !BUSY_SQLSTATES.has(code)) return null;
+  if (!(typeof code === "string" && BUSY_SQLSTATES.has(code)) && !isSQLiteBusy(error)) return null;
   return new Unavailable("BULWARK_ERR_DB_BUSY",
     "the store is busy: a wait ran past its bound and the request could not finish; try again shortly", STORE_BUSY_RETRY_SECONDS, { cause: error });
 }

@@ -3,8 +3,10 @@
 // purge) skips a row a frozen node or a DBA's open session holds, rather than waiting past the store's bound and
 // turning a routine request into 503 "try again" (test/bounded-waits-b-red-team.test.ts, -d-). A skipped row is left
 // as it is, for a later request or pass.
-import { sql, type Expression, type ExpressionBuilder, type SqlBool } from "kysely";
+import type { SQLInputValue } from "node:sqlite";
+import { sql, type Compilable, type Expression, type ExpressionBuilder, type SqlBool } from "kysely";
 import type { Database } from "./database.ts";
+import { isSQLiteBusy } from "./errors.ts";
 import type { Schema } from "./schema.ts";
 
 /** Tables keyed by a text `id` that bookkeeping writes skip when held. */
@@ -25,4 +27,39 @@ export function unheld<T extends Keyed>(
 ): (eb: ExpressionBuilder<Schema, T>) => Expression<SqlBool> {
   if (database.dialect !== "postgres") return where;
   return (eb) => sql<SqlBool>`id IN (SELECT id FROM ${sql.table(table)} WHERE ${where(eb)} FOR UPDATE SKIP LOCKED)`;
+}
+
+/**
+ * Runs `query`, a bookkeeping UPDATE or DELETE (its WHERE made with unheld), without waiting for a lock, and returns
+ * how many rows it changed. On PostgreSQL as it is: SKIP LOCKED leaves a held row, at once. On SQLite, which locks the
+ * whole file for one writer, with the connection's busy timeout at 0 for that one statement: when another process
+ * holds the write lock (a CLI batch, a backup, a `sqlite3` shell) nothing is written and the answer is 0, at once.
+ * Waiting instead would block the event loop (node:sqlite is synchronous) for up to the busy timeout on every such
+ * request, and past it fail a read for a write nothing waits for (test/sqlite-busy-red-team.test.ts).
+ * Why changing the timeout is safe: the connection is held (the driver's mutex, so no other caller's transaction is
+ * open on it), and the pragma, the statement and the restore run synchronously, so nothing else of this process runs
+ * a statement while the timeout is 0 (as probeWrites, write-probe.ts).
+ *
+ * @example
+ * await changeUnheld(database, db.updateTable("sessions").set({ last_seen_at: now }).where(unheld(database, "sessions", due)));
+ */
+export async function changeUnheld(database: Database, query: Compilable & { executeTakeFirst(): Promise<{ numUpdatedRows?: bigint; numDeletedRows?: bigint }> }): Promise<number> {
+  const handle = database.sqlite;
+  if (database.dialect === "postgres" || !handle) {
+    const result = await query.executeTakeFirst();
+    return Number(result.numUpdatedRows ?? result.numDeletedRows ?? 0n);
+  }
+  const compiled = query.compile();
+  return database.db.connection().execute(async () => {
+    const before = (handle.prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout;
+    handle.exec("PRAGMA busy_timeout = 0");
+    try {
+      return Number(handle.prepare(compiled.sql).run(...(compiled.parameters as SQLInputValue[])).changes);
+    } catch (error) {
+      if (isSQLiteBusy(error)) return 0;
+      throw error;
+    } finally {
+      handle.exec(`PRAGMA busy_timeout = ${Math.trunc(before)}`);
+    }
+  });
 }

@@ -4,7 +4,7 @@ import { CompiledQuery, sql, type ExpressionBuilder, type Kysely, type Selectabl
 import type { Clock } from "../../lib/clock.ts";
 import type { RandomSource } from "../../lib/random.ts";
 import type { Database } from "../../store/database.ts";
-import { unheld } from "../../store/unheld.ts";
+import { changeUnheld, unheld } from "../../store/unheld.ts";
 import { numberedFor, prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { sessionErrors, type SessionRefusal } from "./errors.ts";
 import { absoluteEnd, openSessionSQL, sessionClosedBy } from "./open-rule.ts";
@@ -375,14 +375,15 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
 
   /**
    * Writes `now` as the session's last-seen time unless it was written within the interval; true when a write
-   * happened. `skipLocked` (PostgreSQL): a row another transaction holds is left as it is, at once, rather than waited
-   * for (the touch is then false, and the next request past the interval tries again). SQLite has no row locks: one
-   * writer at a time, behind its busy timeout, as before.
+   * happened. `skipLocked`: a lock another transaction holds is left as it is, at once, rather than waited for (the
+   * touch is then false, and the next request past the interval tries again): the row on PostgreSQL, the file's write
+   * lock another process holds on SQLite (changeUnheld). Otherwise the touch waits as any write does.
    */
   async function touchAt(sessionId: string, now: number, options: { skipLocked: boolean }): Promise<boolean> {
     // The condition in the WHERE clause keeps concurrent requests from each writing.
     const due = (eb: ExpressionBuilder<Schema, "sessions">) => eb.and([eb("id", "=", sessionId), eb("last_seen_at", "<=", now - policy.touchIntervalMs)]);
-    const result = await db.updateTable("sessions").set({ last_seen_at: now }).where(options.skipLocked ? unheld(database, "sessions", due) : due).executeTakeFirst();
+    if (options.skipLocked) return (await changeUnheld(database, db.updateTable("sessions").set({ last_seen_at: now }).where(unheld(database, "sessions", due)))) > 0;
+    const result = await db.updateTable("sessions").set({ last_seen_at: now }).where(due).executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 
