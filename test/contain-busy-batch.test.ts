@@ -122,6 +122,69 @@ describe("the containment engine and a busy store (unit, SQLite)", () => {
     await fx.database.close();
   });
 
+  it("SQLite's own busy error (another process holding the write lock) is retried the same way, and past the budget the failure says so in SQLite's words, not as a PostgreSQL SQLSTATE", async () => {
+    const fx = await open();
+    const id = await jobOf(fx);
+    const stage: SequentialStage = {
+      name: "stuck",
+      async step() {
+        throw Object.assign(new Error("database is locked"), { code: "ERR_SQLITE_ERROR", errcode: 5 });
+      },
+    };
+    const error = await runStages(fx, id, [stage], { busyRetryMs: 600 }).then(() => null, (e: unknown) => e as Error);
+    assert.ok(error, "the run failed");
+    assert.match(error.message, /BULWARK_ERR_DB_BUSY/);
+    assert.match(error.message, /another process held the database's write lock/);
+    assert.doesNotMatch(error.message, /SQLSTATE/);
+    assert.equal((await fx.jobs.get(id)).status, "failed");
+    await fx.database.close();
+  });
+
+  it("attack: the lock that failed the run is still held when its failure is written — the mark and the event are tried once more a moment later and land (ASVS 16.3.1, 16.5.3) (was: written once, a busy store left the job reading as under way with no contain.job.failed)", async () => {
+    const fx = await open();
+    const id = await jobOf(fx);
+    const markFailed = fx.jobs.markFailed.bind(fx.jobs);
+    let marks = 0;
+    fx.jobs.markFailed = async (jobId, reason) => (++marks === 1 ? Promise.reject(lockTimeoutError()) : markFailed(jobId, reason));
+    const stage: SequentialStage = {
+      name: "stuck",
+      async step() {
+        throw lockTimeoutError();
+      },
+    };
+    const error = await runStages(fx, id, [stage], { busyRetryMs: 0 }).then(() => null, (e: unknown) => e as Error);
+    assert.ok(error, "the run failed");
+    assert.equal(marks, 2, "the mark was tried once more");
+    assert.doesNotMatch(error.message, /could not be written/);
+    assert.equal((await fx.jobs.get(id)).status, "failed");
+    assert.equal((await eventData(fx, id, "contain.job.failed")).length, 1);
+    await fx.database.close();
+  });
+
+  it("attack: the failure of a run cannot be written at all while the store stays busy — the error says the job still reads as under way, and resuming it finishes it (ASVS 16.3.1, 16.5.3) (was: the error claimed a recorded failure)", async () => {
+    const fx = await open();
+    const id = await jobOf(fx);
+    const markFailed = fx.jobs.markFailed.bind(fx.jobs);
+    fx.jobs.markFailed = async () => Promise.reject(lockTimeoutError());
+    let tries = 0;
+    const stage: SequentialStage = {
+      name: "flaky",
+      async step() {
+        if (++tries === 1) throw lockTimeoutError();
+        return done;
+      },
+    };
+    const error = await runStages(fx, id, [stage], { busyRetryMs: 0 }).then(() => null, (e: unknown) => e as Error);
+    assert.ok(error, "the run failed");
+    assert.match(error.message, /the failure could not be written either, so the job still reads as under way/);
+    assert.match(error.message, /can be resumed/);
+    assert.notEqual((await fx.jobs.get(id)).status, "failed");
+    fx.jobs.markFailed = markFailed;
+    const resumed = await runStages(fx, id, [stage], { busyRetryMs: 0 });
+    assert.equal(resumed.status, "done");
+    await fx.database.close();
+  });
+
   it("a job cancelled while its batch is being retried stops retrying and stays cancelled, not failed", async () => {
     const fx = await open();
     const id = await jobOf(fx);

@@ -12,7 +12,7 @@ import { epochNow, type Job, type JobStore } from "../jobs/job-store.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
-import { STORE_BUSY_RETRY_SECONDS, storeBusyError } from "../store/errors.ts";
+import { isSQLiteBusy, STORE_BUSY_RETRY_SECONDS, storeBusyError } from "../store/errors.ts";
 import { Unavailable } from "../lib/errors.ts";
 import { actingActor } from "./creator.ts";
 import { containErrors, failureReason, isCorruptJobError, isCreatorLostError } from "./errors.ts";
@@ -196,10 +196,27 @@ class CursorMoved extends Error {}
  */
 export async function recordFailure(deps: Pick<ContainDeps, "jobs" | "audit">, job: Pick<Job<unknown>, "id" | "kind" | "actor" | "spec">, stage: string | null, error: unknown, worker = ""): Promise<Error> {
   const reason = failureReason(error);
-  const marked = await deps.jobs.markFailed(job.id, reason).catch(() => true);
-  if (marked) await deps.audit.append({ type: "contain.job.failed", actor: actingActor(job), subject: job.id, data: { kind: job.kind, stage, error: reason, worker } }).catch(() => {});
+  // The lock that failed the run may still be held when its failure is written: one more try a moment later, and if the
+  // mark still cannot be written the error says so (the job then reads as under way, and resuming it is still right).
+  let unrecorded = false;
+  const marked = await onceMoreIfBusy(() => deps.jobs.markFailed(job.id, reason)).catch(() => ((unrecorded = true), true));
+  if (marked) await onceMoreIfBusy(() => deps.audit.append({ type: "contain.job.failed", actor: actingActor(job), subject: job.id, data: { kind: job.kind, stage, error: reason, worker } })).catch(() => {});
   // Both say what must happen before it can go on (a repair; an administrator taking it over): not "resume it".
-  return isCorruptJobError(error) || isCreatorLostError(error) ? error : containErrors.failed(job.id, { cause: error });
+  return isCorruptJobError(error) || isCreatorLostError(error) ? error : containErrors.failed(job.id, { cause: error, unrecorded });
+}
+
+// How long a failure's record that met a busy store waits before its one more try.
+const RECORD_RETRY_WAIT_MS = 1_000;
+
+/** Runs `work`, and once more after RECORD_RETRY_WAIT_MS when it failed because the store was busy. */
+async function onceMoreIfBusy<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (storeBusyError(error) === null) throw error;
+    await new Promise((resolve) => setTimeout(resolve, RECORD_RETRY_WAIT_MS));
+    return work();
+  }
 }
 
 type Outcome = "ran" | "moved" | "busy" | "advanced";
@@ -357,10 +374,12 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
         firstFailure ??= { at: now, began };
         tries++;
         if (now - firstFailure.at + wait > busyBudget) {
-          const code = String((error as { code?: unknown }).code);
           const seconds = Math.round((now - firstFailure.began) / 100) / 10;
+          const what = isSQLiteBusy(error)
+            ? "SQLite: another process held the database's write lock past the busy timeout"
+            : `SQLSTATE ${String((error as { code?: unknown }).code)}: a lock another session holds, or a statement timeout`;
           throw new Unavailable("BULWARK_ERR_DB_BUSY",
-            `the store stayed busy (BULWARK_ERR_DB_BUSY): ${tries} ${tries === 1 ? "try" : "tries"} over ${seconds} s each waited past a bound (SQLSTATE ${code}: a lock another session holds, or a statement timeout)`,
+            `the store stayed busy (BULWARK_ERR_DB_BUSY): ${tries} ${tries === 1 ? "try" : "tries"} over ${seconds} s each waited past a bound (${what})`,
             STORE_BUSY_RETRY_SECONDS, { cause: error });
         }
         await new Promise((resolve) => setTimeout(resolve, wait));

@@ -64,6 +64,10 @@ export const containErrors = {
     new BulwarkError(CREATOR_LOST, "forbidden",
       `containment job ${id} stopped: its creator, user ${creator.slice(0, 64)}, ${why}, and no further batch runs on their authority (what earlier batches applied stays). ` +
       `An administrator may take it over with \`bulwark contain resume ${id}\` (the rest runs on the administrator's authority) or cancel it`),
-  failed: (id: string, options: { cause: unknown }): BulwarkError =>
-    new BulwarkError("BULWARK_ERR_CONTAIN_FAILED", "runtime", `containment job ${id} failed (${failureReason(options.cause)}); it can be resumed with \`bulwark contain resume ${id}\``, options),
+  failed: (id: string, options: { cause: unknown; unrecorded?: boolean }): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_CONTAIN_FAILED", "runtime",
+      `containment job ${id} failed (${failureReason(options.cause)})` +
+        (options.unrecorded ? "; the failure could not be written either, so the job still reads as under way" : "") +
+        `; it can be resumed with \`bulwark contain resume ${id}\``,
+      { cause: options.cause }),
 };
