@@ -173,13 +173,23 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
         clearTimeout(grace);
       }
       try {
-        await runners;
-        // The refused attempts counted but not yet written (refusal-sampler.ts): they would die with the process.
-        await recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now(), { all: true });
-        await recordUnrecordedRefusals(app.accounts.callerRefusals, app.audit, app.clock.now(), { all: true });
-        await recordUnrecordedTokenUses(app.accounts.tokenUses, app.audit, app.clock.now(), { all: true });
+        // Each step on its own, a failure logged: one write meeting a lock another process held past the busy timeout
+        // skipped server.stop and the final checkpoint after it (a start with no stop in the log,
+        // test/sqlite-busy-b-red-team.test.ts). Each write waits at most the store's own bound, as before.
+        await shutdownStep(app, "stop the runners", () => runners);
+        // The refused attempts counted but not yet written (refusal-sampler.ts): they would die with the process. A
+        // write that fails leaves its counts, and the samplers after it, as they were (recordUnrecordedRefusals).
+        const writeCounts = async (): Promise<void> => {
+          await recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now(), { all: true });
+          await recordUnrecordedRefusals(app.accounts.callerRefusals, app.audit, app.clock.now(), { all: true });
+          await recordUnrecordedTokenUses(app.accounts.tokenUses, app.audit, app.clock.now(), { all: true });
+        };
+        const counted = await shutdownStep(app, "record the unrecorded refusal and token-use counts", writeCounts);
         reportPasswordWorkRefusals(app, app.logger, { force: true });
-        await app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } });
+        const stopped = await shutdownStep(app, "record server.stop", () => app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } }));
+        // Counts whose write failed are tried once more when server.stop has just been written (the lock is gone): a
+        // lock held for a moment must not lose them. Behind a lock still held this costs no further wait.
+        if (!counted && stopped) await shutdownStep(app, "record the unrecorded counts (again)", writeCounts);
         // A log the checkpoint must not vouch for (AuditLog.checkpoint says why) is logged, not a failed stop: the
         // server still closes cleanly, and `bulwark audit verify` reports the same problem.
         await app.audit.checkpoint().catch((error: unknown) => app.logger.error({ err: error }, "audit checkpoint at stop refused; run `bulwark audit verify`"));
@@ -208,6 +218,17 @@ export async function runServer(app: App, options: ServerOptions & { handleSigna
   return { url, server, close };
 }
 
+/** Runs one step of a shutdown; a failure is logged (the steps after it still run). Returns whether it succeeded. */
+async function shutdownStep(app: App, step: string, work: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await work();
+    return true;
+  } catch (error) {
+    app.logger.error({ err: error, step }, `shutdown: could not ${step}; going on with the rest`);
+    return false;
+  }
+}
+
 /**
  * Undoes a start that failed after listen: stops listening, records server.stop next to server.start, stops the
  * checkpointer, and returns the error to throw. The app stays open for its owner to close, as after a listen
@@ -217,12 +238,11 @@ async function abortStart(app: App, server: FastifyInstance, started: { url: str
   const { url, checkpointer, error } = started;
   app.logger.error({ err: error }, "server start failed after listen; stopping");
   const reason = `start failed: ${isBulwarkError(error) ? error.code : "error"}`;
+  // Each step on its own, as in close: a failed server.stop (the store still busy) must not skip the checkpoint.
   try {
-    await server.close();
-    await app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } });
-    await app.audit.checkpoint();
-  } catch (cleanup) {
-    app.logger.error({ err: cleanup }, "could not record the stop of a failed start");
+    await shutdownStep(app, "stop listening", () => server.close());
+    await shutdownStep(app, "record server.stop of a failed start", () => app.audit.append({ type: "server.stop", actor: "system", data: { url, pid: process.pid, reason } }));
+    await shutdownStep(app, "checkpoint the audit log", () => app.audit.checkpoint());
   } finally {
     await checkpointer?.stop();
   }

@@ -459,6 +459,8 @@ export class OutboxSender {
     // Kept in claim order: priority first. Urgent messages claimed mid-batch go to the front.
     const pending = [...batch];
     const inFlight = new Set<string>();
+    // Taken off `pending` but never started: their attempt could not be counted (see worker). Handed back with `pending`.
+    const unstarted: string[] = [];
     // Renewing and claiming urgent mail take turns, so a renewal sees every message claimed before it.
     let turn: Promise<void> = Promise.resolve();
     const exclusive = (work: () => Promise<void>): Promise<void> => {
@@ -555,7 +557,17 @@ export class OutboxSender {
           inFlight.add(message.id);
           this.#delivering.add(message.id);
           try {
-            await this.#deliver(message, claimer, report, budget, options.cut);
+            // Counted before the transport runs (#deliver). A count that failed (a store busy past its wait: another
+            // process holding SQLite's write lock) sent nothing: the message is handed back with the batch's unstarted
+            // ones at its end, not left claimed until its lease ends (a reset link waited 15 minutes,
+            // test/sqlite-busy-b-red-team.test.ts); handed back as started on none (had the count committed after all, it
+            // stays counted: budget spent, no mail sent). One that reached the transport never is: the recording is
+            // retried, never the delivery (ADR 0021).
+            const attempt = await outbox.startAttempt({ id: message.id, claimer }).catch((error: unknown) => {
+              unstarted.push(message.id);
+              throw error;
+            });
+            await this.#deliver(message, attempt, claimer, report, budget, options.cut);
           } finally {
             inFlight.delete(message.id);
             this.#delivering.delete(message.id);
@@ -570,7 +582,8 @@ export class OutboxSender {
     this.#leaseKeepers.add(renewAfterStep);
     try {
       const workers = await Promise.allSettled(Array.from({ length: Math.min(this.#concurrency, batch.length) }, worker));
-      if (pending.length > 0) report.released += await outbox.release({ claimer, ids: pending.map((m) => m.id) });
+      const left = [...pending.map((m) => m.id), ...unstarted];
+      if (left.length > 0) report.released += await outbox.release({ claimer, ids: left });
       const failed = workers.find((w): w is PromiseRejectedResult => w.status === "rejected");
       if (failed) throw failed.reason;
       return report;
@@ -663,8 +676,11 @@ export class OutboxSender {
     return this.#deps.clock.elapsed?.() ?? this.#deps.clock.now();
   }
 
-  /** Delivers within `budgetMs` (the transport aborts past it) and records the outcome under the claim. */
-  async #deliver(message: OutboxMessage, claimer: string, report: RunReport, budgetMs: number, cut?: AbortSignal): Promise<void> {
+  /**
+   * Delivers within `budgetMs` (the transport aborts past it) and records the outcome under the claim; `attempt` is what
+   * Outbox.startAttempt returned for it (null: the claim was lost).
+   */
+  async #deliver(message: OutboxMessage, attempt: number | null, claimer: string, report: RunReport, budgetMs: number, cut?: AbortSignal): Promise<void> {
     const { outbox, transport, clock, random, logger } = this.#deps;
     const dead = async (error: string, attempt: number): Promise<boolean> => {
       const recorded = await this.#recorded(message, attempt, (executor) => outbox.markDead({ id: message.id, claimer, error }, executor), { error }, { claimer, cut });
@@ -674,10 +690,9 @@ export class OutboxSender {
       }
       return recorded;
     };
-    // The attempt is counted before the transport runs. Past the budget means earlier senders died in the
-    // middle of delivering this very message (a failure they recorded would have ended it at the budget):
-    // stop rather than crash-loop (and possibly re-send) forever.
-    const attempt = await outbox.startAttempt({ id: message.id, claimer });
+    // The attempt is counted before the transport runs (by the worker: see #batch). Past the budget means earlier
+    // senders died in the middle of delivering this very message (a failure they recorded would have ended it at the
+    // budget): stop rather than crash-loop (and possibly re-send) forever.
     if (attempt === null) {
       // Taken over before anything was sent (the lease ran out meanwhile): the new holder delivers it.
       report.released++;

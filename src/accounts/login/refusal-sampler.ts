@@ -93,6 +93,21 @@ export class RefusalSampler {
   }
 
   /**
+   * Puts back counts `drain` took out that no event could carry (their write failed): each key's to its entry (its next
+   * event, or the next drain, carries them), a key forgotten meanwhile beyond `maxKeys` to the others' count, and
+   * `others` to the others' count.
+   */
+  restore(keys: ReadonlyArray<{ key: string; unrecorded: number }>, others: number): void {
+    for (const { key, unrecorded } of keys) {
+      const entry = this.#keys.get(key);
+      if (entry) entry.suppressed += unrecorded;
+      else if (this.#keys.size < this.#maxKeys) this.#keys.set(key, { slot: -1, suppressed: unrecorded });
+      else this.#suppressedElsewhere += unrecorded;
+    }
+    this.#suppressedElsewhere += others;
+  }
+
+  /**
    * Takes back a `take` that said record, whose event could not be written: the key's next one is recorded (it was
    * marked recorded for the window, and a store that failed once hid the key for the rest of it), carrying the counts
    * this one would have, itself included.
@@ -107,7 +122,10 @@ export class RefusalSampler {
 /**
  * Writes the counts `sampler` holds that no event carried (see drain) as `auth.refusals.unrecorded` events, one per
  * scope and one for the others; returns how many refusals they count. The server's maintenance pass calls it, and its
- * shutdown with `all`.
+ * shutdown with `all`. An append that fails (a store busy past its wait: another process holding SQLite's write lock)
+ * ends the call with its error, and the counts not yet written, its own included, go back to the sampler (restore) for
+ * the next pass: drained and dropped, a throttled guessing burst vanished from the log for good
+ * (test/sqlite-busy-b-red-team.test.ts). Those written before it stay out, so no count is written twice.
  *
  * @example
  * await recordUnrecordedRefusals(app.accounts.refusals, app.audit, app.clock.now());
@@ -118,8 +136,17 @@ export async function recordUnrecordedRefusals(
 ): Promise<number> {
   const { keys, others } = sampler.drain(now, options);
   const type = options.type ?? "auth.refusals.unrecorded";
-  for (const { key, unrecorded } of keys) await audit.append({ type, actor: "system", subject: key, data: { ...options.dataOf?.(key), unrecorded } });
-  if (others > 0) await audit.append({ type, actor: "system", subject: "others", data: { unrecorded: others } });
+  let written = 0;
+  try {
+    for (const { key, unrecorded } of keys) {
+      await audit.append({ type, actor: "system", subject: key, data: { ...options.dataOf?.(key), unrecorded } });
+      written++;
+    }
+    if (others > 0) await audit.append({ type, actor: "system", subject: "others", data: { unrecorded: others } });
+  } catch (error) {
+    sampler.restore(keys.slice(written), others);
+    throw error;
+  }
   return keys.reduce((n, k) => n + k.unrecorded, others);
 }
 
