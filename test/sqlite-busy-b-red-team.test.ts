@@ -34,26 +34,10 @@ import { maintenancePass } from "./helpers/maintenance-pass.ts";
 import { openApp } from "../src/app/index.ts";
 import { runServer } from "../src/http/run-server.ts";
 import { CHEAP_ARGON2, scratchRoot } from "./helpers/scratch.ts";
+import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
 
 /** The app's busy timeout for these tests: a held lock is met in this long instead of 10 s. */
 const SHORT_BUSY_MS = 100;
-
-/** Another process's write transaction on the file at `path`, holding SQLite's write lock until released. */
-function holdWriteLock(path: string): { release(): void } {
-  const other = new DatabaseSync(path);
-  other.exec("PRAGMA busy_timeout = 0");
-  other.exec("BEGIN IMMEDIATE");
-  return {
-    release() {
-      other.exec("ROLLBACK");
-      other.close();
-    },
-  };
-}
-
-function dbPath(fx: AuthFixture): string {
-  return join(fx.app.config.dataDir, "bulwark.db");
-}
 
 function shortenBusyTimeout(handle: DatabaseSync | undefined | null): void {
   assert.ok(handle, "the app runs on SQLite");

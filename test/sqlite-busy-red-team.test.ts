@@ -26,32 +26,18 @@
 // "database is locked" and was left pending), and the CLI said "internal error: database is locked".
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { authFixture, GOOD_PASSWORD, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { containDeps, createContainJob, resumeJob, runJob } from "../src/contain/index.ts";
 import { seedContainUsers } from "./helpers/contain-fixture.ts";
+import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
 
 /** The store's lock bound for every test here (BULWARK_DB_LOCK_TIMEOUT_SECONDS): a held lock is met in 1 s, not 10 s. */
 const SHORT_BUSY = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" };
 
-function dbPath(fx: AuthFixture): string {
-  return join(fx.app.config.dataDir, "bulwark.db");
-}
-
 /** Another process's write transaction on the fixture's file, holding SQLite's write lock until released. */
-function holdWriteLock(fx: AuthFixture): { release(): void } {
-  const other = new DatabaseSync(dbPath(fx));
-  other.exec("PRAGMA busy_timeout = 0");
-  other.exec("BEGIN IMMEDIATE");
-  return {
-    release() {
-      other.exec("ROLLBACK");
-      other.close();
-    },
-  };
-}
+const lockOf = (fx: AuthFixture): { release(): void } => holdWriteLock(dbPath(fx));
 
 function count(fx: AuthFixture, query: string, ...params: string[]): number {
   const reader = new DatabaseSync(dbPath(fx), { readOnly: true });
@@ -81,7 +67,7 @@ describe("a held SQLite write lock met by HTTP requests", () => {
   it("attack: a right password's login behind another process's held write lock — answers a named, retryable 503 BULWARK_ERR_DB_BUSY with Retry-After, leaves no session or event behind, and the login works once the lock is gone (ASVS 16.5.2, 16.5.3) (was: 500 BULWARK_ERR_INTERNAL)", async () => {
     const user = await fx.user("login-busy@example.org");
     const sessionsBefore = count(fx, "SELECT count(*) AS n FROM sessions WHERE user_id = ?", user.id);
-    const lock = holdWriteLock(fx);
+    const lock = lockOf(fx);
     let res;
     try {
       res = await fx.browser().login(user.email, user.password);
@@ -99,7 +85,7 @@ describe("a held SQLite write lock met by HTTP requests", () => {
     const b = fx.browser();
     assert.equal((await b.login(user.email, user.password)).statusCode, 200);
     const csrf = await b.csrf();
-    const lock = holdWriteLock(fx);
+    const lock = lockOf(fx);
     let res;
     try {
       res = await b.request("POST", "/auth/password/change", { csrf, body: { currentPassword: GOOD_PASSWORD, newPassword: "amber lanterns over quiet harbours" } });
@@ -115,7 +101,7 @@ describe("a held SQLite write lock met by HTTP requests", () => {
     const b = fx.browser();
     assert.equal((await b.login(user.email, user.password)).statusCode, 200);
     fx.clock.advance(2 * 60_000); // past the one-minute touch interval, far from half the idle timeout
-    const lock = holdWriteLock(fx);
+    const lock = lockOf(fx);
     let res;
     const started = performance.now();
     try {
@@ -143,7 +129,7 @@ describe("a held SQLite write lock met by HTTP requests", () => {
     // The first recording of a delivery meets another process's write lock, released right after that first try.
     outbox.markSent = async function (this: unknown, ...args: unknown[]): Promise<boolean> {
       if (held++ > 0) return markSent.apply(this, args);
-      const lock = holdWriteLock(fx);
+      const lock = lockOf(fx);
       try {
         return await markSent.apply(this, args);
       } finally {
@@ -166,7 +152,7 @@ describe("a held SQLite write lock met by HTTP requests", () => {
     const deps = containDeps(fx.app);
     const ids = await seedContainUsers(deps, fx.clock.now(), 4);
     const job = await createContainJob(deps, { levers: ["lock-accounts"], scope: { all: true }, actor: "cli:alice", batchSize: 2 });
-    const lock = holdWriteLock(fx);
+    const lock = lockOf(fx);
     let error: (Error & { code?: string }) | null;
     try {
       error = await runJob(deps, job.id, { worker: "cli:1", busyRetryMs: 300 }).then(() => null, (e: unknown) => e as Error & { code?: string });
@@ -193,7 +179,7 @@ describe("a held SQLite write lock met by the CLI", () => {
   after(() => fx.close());
 
   it("attack: `bulwark users create` behind another process's held write lock — exits 3 naming BULWARK_ERR_DB_BUSY with a try-again message, not an internal error quoting the driver; nothing created (ASVS 16.5.3) (was: an internal error quoting the driver)", { timeout: 15_000 }, async () => {
-    const lock = holdWriteLock(fx);
+    const lock = lockOf(fx);
     let r;
     try {
       r = await bulwarkInProcess(["users", "create", "--email", "cli-busy@example.org", "--generate-password"], { ...fixtureCliEnv(fx.app.config.dataDir), ...SHORT_BUSY });
