@@ -24,10 +24,17 @@
 // touch was due failed 500 too, the outbox's recording of an accepted delivery was not retried (the mail was delivered
 // again after the lease), a containment job was neither retried by its worker nor failed named busy (it failed quoting
 // "database is locked" and was left pending), and the CLI said "internal error: database is locked".
+// Added after the fixes, the rest of a request's bookkeeping: a token's first call of the hour and an idled-out
+// session behind the held lock. Found (fixed since: the token's last-used write and a closed session's delete go through
+// changeUnheld, and the sampled api.token.used append is skipped — given back, as any failed one — while
+// sqliteWriteLockFree says another process holds the lock): both waited out the busy timeout and answered 503 where a
+// 200 and a plain "signed out" were already decided.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DatabaseSync } from "node:sqlite";
-import { authFixture, GOOD_PASSWORD, type AuthFixture } from "../src/http/auth/test-client.ts";
+import type { LightMyRequestResponse } from "fastify";
+import { authFixture, GOOD_PASSWORD, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFlows } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { containDeps, createContainJob, resumeJob, runJob } from "../src/contain/index.ts";
 import { seedContainUsers } from "./helpers/contain-fixture.ts";
@@ -116,6 +123,46 @@ describe("a held SQLite write lock met by HTTP requests", () => {
     assert.equal(answer.userId, user.id, res.body);
     // node:sqlite waits synchronously: a touch that waited out the busy timeout would stall every request of the process.
     assert.ok(waited < 800, `the read waited ${Math.round(waited)} ms behind the lock (the busy timeout is 1 s): its best-effort touch waited for it`);
+  });
+
+  it("attack: a script's API token makes its first call of the hour (its last-used time and api.token.used due) behind another process's held write lock — the read answers 200 at once, the bookkeeping skipped without waiting, and written by a later call (ASVS 16.5.3)", async () => {
+    const flows = authFlows(() => fx);
+    const reader = await flows.userWith(["accounts.read"]);
+    const token = await flows.tokenFor(reader, ["accounts.read"]);
+    const call = (): Promise<LightMyRequestResponse> => fx.server.inject({ method: "GET", url: "/api/v1/roles", headers: { host: HOST, authorization: `Bearer ${token}` } });
+    const lock = lockOf(fx);
+    let res: LightMyRequestResponse;
+    const started = performance.now();
+    try {
+      res = await call();
+    } finally {
+      lock.release();
+    }
+    const waited = performance.now() - started;
+    assert.equal(res.statusCode, 200, `GET /api/v1/roles with a valid token answered ${res.statusCode} ${res.body} behind another process's write lock: only its bookkeeping (last_used_at, api.token.used) needed the lock`);
+    assert.ok(waited < 800, `the read waited ${Math.round(waited)} ms behind the lock (the busy timeout is 1 s): its bookkeeping waited for it`);
+    fx.clock.advance(2 * 60_000);
+    assert.equal((await call()).statusCode, 200, "control: the next call works once the lock is gone");
+    assert.equal(count(fx, "SELECT count(*) AS n FROM api_tokens WHERE user_id = ? AND last_used_at IS NOT NULL", reader), 1, "the last-used time is written by a later call");
+  });
+
+  it("attack: a browser presents a session that has idled out while another process holds the write lock — it is told at once that it is signed out (401), not 503 after the busy timeout for the delete of a row its dates already ended (ASVS 7.3.1, 16.5.3)", async () => {
+    const user = await fx.user("idle-busy@example.org");
+    const b = fx.browser();
+    assert.equal((await b.login(user.email, user.password)).statusCode, 200);
+    fx.clock.advance(31 * 60_000); // past the 30-minute idle timeout
+    const lock = lockOf(fx);
+    let res: LightMyRequestResponse;
+    const started = performance.now();
+    try {
+      res = await b.request("GET", "/auth/session");
+    } finally {
+      lock.release();
+    }
+    const waited = performance.now() - started;
+    assert.notEqual(res.statusCode, 503, `an idled-out session behind a held lock answered 503 ${res.body}: the delete of its row waited for the lock`);
+    assert.equal((res.json() as { authenticated?: boolean }).authenticated ?? false, false, res.body);
+    assert.ok(waited < 800, `the answer waited ${Math.round(waited)} ms behind the lock (the busy timeout is 1 s)`);
   });
 
   it("attack: another process takes the write lock just as the relay accepts a reset mail — the sender records the delivery once the lock is gone (retried, as PostgreSQL's busy store is), and the mail is not delivered a second time after the lease (ASVS 16.5.3) (was: not retried, the mail delivered twice)", async () => {

@@ -63,3 +63,29 @@ export async function changeUnheld(database: Database, query: Compilable & { exe
     }
   });
 }
+
+/**
+ * Whether a write could take SQLite's write lock now, asked without waiting (BEGIN IMMEDIATE and ROLLBACK with the busy
+ * timeout at 0, as changeUnheld): false while another process holds it. For bookkeeping made of several statements (an
+ * audit append) that would rather be skipped than wait; it may still meet a lock taken the moment after, and then waits
+ * as any write does. Always true on PostgreSQL, whose row-level waits are bounded by the caller.
+ */
+export async function sqliteWriteLockFree(database: Database): Promise<boolean> {
+  const handle = database.sqlite;
+  if (database.dialect === "postgres" || !handle) return true;
+  return database.db.connection().execute(async () => {
+    if (handle.isTransaction) return true;
+    const before = (handle.prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout;
+    handle.exec("PRAGMA busy_timeout = 0");
+    try {
+      handle.exec("BEGIN IMMEDIATE");
+      handle.exec("ROLLBACK");
+      return true;
+    } catch (error) {
+      if (isSQLiteBusy(error)) return false;
+      throw error;
+    } finally {
+      handle.exec(`PRAGMA busy_timeout = ${Math.trunc(before)}`);
+    }
+  });
+}

@@ -305,10 +305,11 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
    * Deletes a session check() judged closed, best effort: on PostgreSQL a row another transaction holds (a frozen node,
    * a DBA's session) is left at once, not waited for. Its dates already decided the answer (signed out), and waiting
    * turned that answer into 503 "try again" past the store's wait bound (test/bounded-waits-d-red-team.test.ts); the
-   * maintenance pass (purgeExpired) removes the row later. SQLite has no row locks: one writer at a time, as before.
+   * maintenance pass (purgeExpired) removes the row later. On SQLite likewise when another process holds the file's
+   * write lock (changeUnheld).
    */
   async function deleteClosedSession(id: string): Promise<void> {
-    await db.deleteFrom("sessions").where(unheld(database, "sessions", (eb) => eb("id", "=", id))).execute();
+    await changeUnheld(database, db.deleteFrom("sessions").where(unheld(database, "sessions", (eb) => eb("id", "=", id))));
   }
 
   async function check(token: string, withTouch: boolean): Promise<SessionValidation> {

@@ -7,7 +7,7 @@ import type { RandomSource } from "../../lib/random.ts";
 import { hidesSomething } from "../../lib/visible-text.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
 import type { Schema } from "../../store/schema.ts";
-import { unheld } from "../../store/unheld.ts";
+import { changeUnheld, unheld } from "../../store/unheld.ts";
 import { CLOCK_SKEW_WARN_MS } from "../../store/clock-skew.ts";
 import { isPermission, PERMISSIONS } from "../roles/permissions.ts";
 import { tokenErrors } from "./errors.ts";
@@ -363,12 +363,12 @@ export function createTokenService(deps: { database: Database; clock: Clock; ran
         // transaction holds (a frozen node, a DBA's session) is skipped at once, not waited for: the call answered 503
         // past the store's wait bound for a bookkeeping write that only the token list shows
         // (test/bounded-waits-b-red-team.test.ts). The next call past the interval writes it; nothing is decided by it.
-        // SQLite has no row locks (one writer at a time, behind its busy timeout), as before.
+        // On SQLite likewise when another process holds the file's write lock (changeUnheld: test/sqlite-busy-red-team.test.ts).
         const due = (eb: ExpressionBuilder<Schema, "api_tokens">) => eb.and([
           eb("id", "=", row.id),
           eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<=", now - TOUCH_INTERVAL_MS), eb("last_used_at", ">", ahead)]),
         ]);
-        await db.updateTable("api_tokens").set({ last_used_at: now, last_used_ip: cleanIP(ip) }).where(unheld(database, "api_tokens", due)).execute();
+        await changeUnheld(database, db.updateTable("api_tokens").set({ last_used_at: now, last_used_ip: cleanIP(ip) }).where(unheld(database, "api_tokens", due)));
       }
       // SQLite answers 0/1, PostgreSQL a boolean.
       const ownerHasMFA = row.owner_has_mfa === true || Number(row.owner_has_mfa) === 1;

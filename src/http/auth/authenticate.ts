@@ -17,6 +17,7 @@ import { ALL_PENDING, type Gate } from "./state.ts";
 import { ipBucket } from "../../accounts/flood/ip-bucket.ts";
 import { unrecordedCounts } from "../../accounts/login/refusal-sampler.ts";
 import { storeBusyError } from "../../store/errors.ts";
+import { sqliteWriteLockFree } from "../../store/unheld.ts";
 
 const BEARER = /^Bearer\s+(\S{1,512})$/i;
 
@@ -92,10 +93,11 @@ interface TokenUseWait {
  * stays held each token request costs a failed try, not the wait, and its use goes in the event its key's first request
  * once the head is free writes (the sample is given back, its counts carried). A process that stops while the head is
  * held leaves those uses unrecorded but in its log, and counted by the shutdown's api.token.uses.unrecorded when that
- * can be written. SQLite: as recordSampled (one writer at a time, behind its busy timeout).
+ * can be written. SQLite: as recordSampled, skipped (false, as a failure) while another process holds the file's write
+ * lock, rather than waiting its busy timeout before the request runs (test/sqlite-busy-red-team.test.ts).
  */
 async function recordTokenUse(app: App, request: FastifyRequest, wait: TokenUseWait, event: Parameters<App["audit"]["append"]>[0]): Promise<boolean> {
-  if (app.db.dialect !== "postgres") return recordSampled(request, event, app);
+  if (app.db.dialect !== "postgres") return (await sqliteWriteLockFree(app.db)) ? recordSampled(request, event, app) : false;
   try {
     await app.db.transaction(async (trx) => {
       await sql.raw(`SET LOCAL lock_timeout = ${wait.busy ? 1 : TOKEN_USE_LOCK_WAIT_MS}`).execute(trx);
