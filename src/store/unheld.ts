@@ -15,7 +15,7 @@ type Keyed = "sessions" | "replaced_sessions" | "api_tokens";
 /**
  * A WHERE for `table`'s UPDATE or DELETE: the rows matching `where` that no other transaction holds. On PostgreSQL
  * `id IN (SELECT id … WHERE … FOR UPDATE SKIP LOCKED)`; on SQLite, which has no row locks (one writer at a time, behind
- * its busy timeout), `where` itself.
+ * its busy timeout), `where` itself. With `limit`, at most that many of them (a batch of a purge).
  *
  * @example
  * await db.deleteFrom("sessions").where(unheld(database, "sessions", (eb) => eb("id", "=", id))).execute();
@@ -24,9 +24,13 @@ export function unheld<T extends Keyed>(
   database: Pick<Database, "dialect">,
   table: T,
   where: (eb: ExpressionBuilder<Schema, T>) => Expression<SqlBool>,
+  options: { limit?: number } = {},
 ): (eb: ExpressionBuilder<Schema, T>) => Expression<SqlBool> {
-  if (database.dialect !== "postgres") return where;
-  return (eb) => sql<SqlBool>`id IN (SELECT id FROM ${sql.table(table)} WHERE ${where(eb)} FOR UPDATE SKIP LOCKED)`;
+  const limit = options.limit === undefined ? sql`` : sql` LIMIT ${sql.lit(Math.trunc(options.limit))}`;
+  if (database.dialect !== "postgres") {
+    return options.limit === undefined ? where : (eb) => sql<SqlBool>`id IN (SELECT id FROM ${sql.table(table)} WHERE ${where(eb)}${limit})`;
+  }
+  return (eb) => sql<SqlBool>`id IN (SELECT id FROM ${sql.table(table)} WHERE ${where(eb)}${limit} FOR UPDATE SKIP LOCKED)`;
 }
 
 /**

@@ -196,6 +196,9 @@ function clean(value: string | null | undefined, max: number): string | null {
  */
 export const REPLACED_GRACE_MS = 60_000;
 
+/** Rows one statement of purgeExpired deletes at most (about 6 ms of SQLite's write lock for sessions). */
+export const PURGE_BATCH = 1_000;
+
 const SESSION_COLUMNS = ["s.id", "s.user_id", "s.secret_hash", "s.created_at", "s.last_seen_at", "s.expires_at", "s.ip", "s.user_agent", "s.aal", "s.issued_epoch", "s.factor", "s.device_told"] as const;
 
 /**
@@ -530,15 +533,29 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       // On PostgreSQL a row another transaction holds (a frozen node, a DBA's session) is skipped, not waited for: one
       // held row made the whole DELETE wait past the step's bound and roll back, so every pass purged nothing for as long
       // as it was held (test/bounded-waits-d-red-team.test.ts). The skipped row goes in a later pass, once free.
+      // In batches of PURGE_BATCH, each its own statement: on SQLite one DELETE of every expired row held the file's one
+      // write lock for as long as it ran (1.6 s for 250,000 sessions, the first pass after an outage longer than the idle
+      // timeout; about 11 s for two million), and every login of the server waited on it or failed 503
+      // (test/lock-holds-red-team.test.ts). Between batches other work runs (setImmediate) and other processes write.
+      const inBatches = async (batch: () => Promise<{ numDeletedRows: bigint }>): Promise<number> => {
+        let deleted = 0;
+        for (;;) {
+          const n = Number((await batch()).numDeletedRows);
+          deleted += n;
+          if (n < PURGE_BATCH) return deleted;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      };
       const staleReplaced = now - REPLACED_GRACE_MS;
-      await executor.deleteFrom("replaced_sessions").where(unheld(database, "replaced_sessions", (eb) => eb("replaced_at", "<=", staleReplaced))).execute();
+      await inBatches(() => executor.deleteFrom("replaced_sessions")
+        .where(unheld(database, "replaced_sessions", (eb) => eb("replaced_at", "<=", staleReplaced), { limit: PURGE_BATCH })).executeTakeFirst());
       // And the rows dated ahead of this clock ("future-dated"): one nobody presents before real time passes its dates
       // would then be judged by them, and outlive both limits by the difference. A pass every maintenance interval
       // bounds that to the interval, after a clock stepped back or on a node whose clock runs ahead of the others'. By
       // validate's own tolerance: a narrower one deleted the sessions of a node the product lets serve. Exactly the rows
       // the one rule finds not open (openSessionSQL): past the stored expiry, the lifetime or the idle timeout in force.
-      const result = await executor.deleteFrom("sessions").where(unheld(database, "sessions", (eb) => eb.not(openSessionSQL(now, policy)))).executeTakeFirst();
-      return Number(result.numDeletedRows);
+      return inBatches(() => executor.deleteFrom("sessions")
+        .where(unheld(database, "sessions", (eb) => eb.not(openSessionSQL(now, policy)), { limit: PURGE_BATCH })).executeTakeFirst());
     },
   } satisfies SessionManager;
   return manager;
