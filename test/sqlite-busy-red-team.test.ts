@@ -39,6 +39,7 @@ import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { containDeps, createContainJob, resumeJob, runJob } from "../src/contain/index.ts";
 import { seedContainUsers } from "./helpers/contain-fixture.ts";
 import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
+import { lockBoundOf } from "../src/store/sqlite-dialect.ts";
 
 /** The store's lock bound for every test here (BULWARK_DB_LOCK_TIMEOUT_SECONDS): a held lock is met in 1 s, not 10 s. */
 const SHORT_BUSY = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" };
@@ -67,7 +68,8 @@ describe("a held SQLite write lock met by HTTP requests", () => {
   let fx: AuthFixture;
   before(async () => {
     fx = await authFixture(SHORT_BUSY);
-    assert.equal((fx.app.db.sqlite?.prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout, 1_000, "control: the setting is the app's busy timeout");
+    assert.ok(fx.app.db.sqlite, "the app runs on SQLite");
+    assert.equal(lockBoundOf(fx.app.db.sqlite), 1_000, "control: the setting is the app's lock bound");
   });
   after(() => fx.close());
 

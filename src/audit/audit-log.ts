@@ -10,6 +10,7 @@ import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
 import type { Database } from "../store/database.ts";
 import { DEFAULT_DATED_AHEAD_TOLERANCE_MS } from "../store/clock-skew.ts";
+import { isSQLiteBusy } from "../store/errors.ts";
 import type { Schema } from "../store/schema.ts";
 import { numberedFor } from "../store/sqlite-dialect-prepared.ts";
 import { canonicalValue } from "./canonical.ts";
@@ -188,9 +189,15 @@ export class AuditLog {
 
   #plainStatement: StatementSync | null = null;
 
-  #sqliteInsert(values: unknown[]): boolean {
+  /** null: another process holds the write lock (the insert, alone, changed nothing); the driver's path waits for it. */
+  #sqliteInsert(values: unknown[]): boolean | null {
     this.#plainStatement ??= this.#database.sqlite!.prepare(this.#insertPlainSQL);
-    return this.#plainStatement.run(...(values as Array<string | number>)).changes === 1;
+    try {
+      return this.#plainStatement.run(...(values as Array<string | number>)).changes === 1;
+    } catch (error) {
+      if (isSQLiteBusy(error)) return null;
+      throw error;
+    }
   }
 
   /** The recorded head; a missing head row reads as an empty log's (so verify names the events it does not record). */
@@ -366,7 +373,7 @@ export class AuditLog {
       const inserted = this.#database.sqlite && !this.#database.sqlite.isTransaction
         // node:sqlite runs a statement synchronously: with no transaction open on the connection, a direct
         // prepared insert cannot interleave with anything else, so it skips the query builder (the hot path).
-        ? this.#sqliteInsert(values)
+        ? (this.#sqliteInsert(values) ?? (await db.executeQuery(CompiledQuery.raw(this.#insertPlainSQL, values))).numAffectedRows === 1n)
         : (await db.executeQuery(CompiledQuery.raw(this.#insertPlainSQL, values))).numAffectedRows === 1n;
       if (inserted) {
         this.#head = { seq: fields.seq, hash };

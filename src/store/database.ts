@@ -7,7 +7,7 @@ import { DatabaseSync } from "node:sqlite";
 import { Kysely, PostgresIntrospector, sql, type Transaction } from "kysely";
 import { foreignOwner, thisUser, writableBy } from "../lib/os-user.ts";
 import type { Schema } from "./schema.ts";
-import { NodeSqliteDialect } from "./sqlite-dialect.ts";
+import { NodeSqliteDialect, setLockBound, SQLITE_BUSY_SLICE_MS } from "./sqlite-dialect.ts";
 import { storeErrors } from "./errors.ts";
 
 export type DialectName = "sqlite" | "postgres";
@@ -203,6 +203,7 @@ export interface OpenSQLiteOptions {
   /**
    * Busy timeout in ms: how long a writer waits for another process's write lock before it fails as busy (SQLITE_BUSY:
    * storeBusyError). Default SQLITE_BUSY_TIMEOUT_MS; BULWARK_DB_LOCK_TIMEOUT_SECONDS sets another (config.dbLockTimeoutMs).
+   * Once open, the connection's own busy_timeout is SQLITE_BUSY_SLICE_MS and the driver waits the rest asynchronously.
    */
   busyTimeoutMs?: number;
 }
@@ -310,6 +311,10 @@ export function openSQLite(path: string, options: OpenSQLiteOptions): Database {
     handle.exec(`PRAGMA journal_size_limit = ${WAL_LIMIT_PAGES * pageSize}`);
     // Reading the schema proves the file is a usable database before anything is written.
     handle.prepare("SELECT count(*) FROM sqlite_master").get();
+    // Opened (synchronously, waiting the whole bound as any start does): from now on a wait for another process's lock
+    // blocks the event loop a slice at a time, and the driver waits the rest of the bound asynchronously.
+    setLockBound(handle, Math.trunc(options.busyTimeoutMs ?? SQLITE_BUSY_TIMEOUT_MS));
+    handle.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_SLICE_MS}`);
   } catch (error) {
     if (handle?.isOpen) handle.close(); // a pragma failed after the open: release the file before reporting
     throw openFailure(path, error);

@@ -5,6 +5,7 @@
 import type { StatementSync } from "node:sqlite";
 import { CompiledQuery } from "kysely";
 import type { Database } from "./database.ts";
+import { isSQLiteBusy } from "./errors.ts";
 
 /** Parameter values the hot statements bind: no Dates, booleans or objects (those need conversion). */
 export type HotValue = string | number | null;
@@ -41,14 +42,28 @@ export function prepareHot<R>(database: Database, text: string): HotStatement<R>
     return statement;
   };
   return {
+    // Another process's lock met on the direct path (the connection's short busy slice ran out; the statement, alone,
+    // changed nothing): the statement goes through the driver, which waits for the lock asynchronously.
     async all(parameters) {
       const stmt = direct();
-      if (stmt) return stmt.all(...parameters) as R[];
+      if (stmt) {
+        try {
+          return stmt.all(...parameters) as R[];
+        } catch (error) {
+          if (!isSQLiteBusy(error)) throw error;
+        }
+      }
       return (await database.db.executeQuery<R>(CompiledQuery.raw(sql, [...parameters]))).rows;
     },
     async run(parameters) {
       const stmt = direct();
-      if (stmt) return Number(stmt.run(...parameters).changes);
+      if (stmt) {
+        try {
+          return Number(stmt.run(...parameters).changes);
+        } catch (error) {
+          if (!isSQLiteBusy(error)) throw error;
+        }
+      }
       return Number((await database.db.executeQuery(CompiledQuery.raw(sql, [...parameters]))).numAffectedRows ?? 0n);
     },
   };
@@ -67,18 +82,24 @@ export type HotPrepare = (text: string) => StatementSync;
 
 const compiled = new WeakMap<object, Map<string, StatementSync>>();
 
+/** What a hot transaction returns when another process holds the write lock: nothing was run; use `database.transaction`. */
+export const HOT_BUSY: unique symbol = Symbol("hot transaction: the write lock is busy");
+
 /**
  * On SQLite with no transaction open on the connection: runs `work` synchronously inside BEGIN IMMEDIATE … COMMIT
  * (ROLLBACK when it throws), with statements compiled once. Nothing of this process can run in between (node:sqlite
  * is synchronous) and BEGIN IMMEDIATE takes the write lock against other processes: the guarantees of a Kysely
  * transaction, without its per-statement building and awaits. Returns null otherwise (PostgreSQL, or a transaction
- * in progress): the caller then uses `database.transaction`.
+ * in progress): the caller then uses `database.transaction`. When another process holds the write lock past the
+ * connection's short busy slice, BEGIN IMMEDIATE fails and the transaction returns HOT_BUSY without running `work`:
+ * the caller then uses `database.transaction` too, which waits for the lock without blocking the event loop.
  *
  * @example
  * const hot = hotTransaction(database);
- * if (hot) hot((prepare) => prepare("DELETE FROM flood_streaks WHERE key = $1").run(key));
+ * if (hot && hot((prepare) => prepare("DELETE FROM flood_streaks WHERE key = $1").run(key)) !== HOT_BUSY) return;
+ * await database.transaction(…);
  */
-export function hotTransaction(database: Database): (<T>(work: (prepare: HotPrepare) => T) => T) | null {
+export function hotTransaction(database: Database): (<T>(work: (prepare: HotPrepare) => T) => T | typeof HOT_BUSY) | null {
   const handle = database.sqlite;
   if (!handle || handle.isTransaction || !handle.isOpen) return null;
   let cache = compiled.get(handle);
@@ -90,7 +111,12 @@ export function hotTransaction(database: Database): (<T>(work: (prepare: HotPrep
     return statement;
   };
   return (work) => {
-    prepare("BEGIN IMMEDIATE").run();
+    try {
+      prepare("BEGIN IMMEDIATE").run();
+    } catch (error) {
+      if (isSQLiteBusy(error) && !handle.isTransaction) return HOT_BUSY;
+      throw error;
+    }
     try {
       const result = work(prepare);
       prepare("COMMIT").run();

@@ -1,7 +1,11 @@
 // A Kysely dialect over node:sqlite (DatabaseSync). One connection per process, guarded by a mutex so
 // transactions never interleave; write transactions take the lock up front (BEGIN IMMEDIATE) so two
 // processes never deadlock upgrading a read lock. Prepared statements are cached by SQL text.
+// node:sqlite is synchronous: a statement waiting in SQLite's busy handler for another process's lock blocks the event
+// loop. So the connection's busy timeout is a short slice (SQLITE_BUSY_SLICE_MS) and the rest of the wait, up to the
+// store's bound, is retried asynchronously (waitForLock), with the connection still held.
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   CompiledQuery,
   SqliteAdapter,
@@ -13,6 +17,53 @@ import {
   type Kysely,
   type QueryResult,
 } from "kysely";
+
+import { isSQLiteBusy } from "./errors.ts";
+
+/**
+ * The busy timeout a connection runs with (PRAGMA busy_timeout): the longest another process's lock blocks the event
+ * loop at a time. The wait beyond it, up to the connection's bound (setLockBound), is asynchronous.
+ */
+export const SQLITE_BUSY_SLICE_MS = 20;
+
+const lockBounds = new WeakMap<DatabaseSync, number>();
+
+/** Sets how long, in all, a statement of `handle` waits for another process's lock before failing SQLITE_BUSY. */
+export function setLockBound(handle: DatabaseSync, ms: number): void {
+  lockBounds.set(handle, ms);
+}
+
+/**
+ * The bound of `handle`'s wait for a lock: the one set (setLockBound), unless its busy timeout was set to something
+ * other than the slice since (a caller's own PRAGMA busy_timeout): that is then the bound, as it was before the slice.
+ */
+export function lockBoundOf(handle: DatabaseSync): number {
+  const timeout = Number((handle.prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout);
+  return timeout === SQLITE_BUSY_SLICE_MS ? (lockBounds.get(handle) ?? timeout) : timeout;
+}
+
+/**
+ * Runs `attempt` (a statement, or BEGIN IMMEDIATE) and, while it fails SQLITE_BUSY with no transaction open on the
+ * connection (a failed autocommit statement or BEGIN changed nothing, so running it again is safe), runs it again after
+ * a short asynchronous pause, until the connection's lock bound has passed since the first; then the last error is
+ * thrown, as SQLite's own wait would have. Never retried inside an open transaction.
+ */
+export async function waitForLock<T>(handle: DatabaseSync, attempt: () => T): Promise<T> {
+  const started = performance.now();
+  let pause = 5;
+  for (;;) {
+    const inTransaction = handle.isTransaction;
+    try {
+      return attempt();
+    } catch (error) {
+      if (inTransaction || handle.isTransaction || !isSQLiteBusy(error)) throw error;
+      const left = lockBoundOf(handle) - (performance.now() - started);
+      if (left <= 0) throw error;
+      await sleep(Math.min(pause, left));
+      pause = Math.min(pause * 2, 50);
+    }
+  }
+}
 
 type SQLValue = null | number | bigint | string | Uint8Array;
 
@@ -42,12 +93,16 @@ class StatementCache {
 }
 
 class NodeSqliteConnection implements DatabaseConnection {
+  readonly #db: DatabaseSync;
   readonly #statements: StatementCache;
   constructor(db: DatabaseSync) {
+    this.#db = db;
     this.#statements = new StatementCache(db);
   }
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    return this.executeSync<R>(compiled.sql, compiled.parameters);
+    // Outside a transaction (BEGIN IMMEDIATE, a single statement) another process's lock is waited for asynchronously.
+    if (this.#db.isTransaction) return this.executeSync<R>(compiled.sql, compiled.parameters);
+    return waitForLock(this.#db, () => this.executeSync<R>(compiled.sql, compiled.parameters));
   }
   executeSync<R>(sql: string, parameters: readonly unknown[]): QueryResult<R> {
     const stmt = this.#statements.get(sql);

@@ -16,7 +16,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { CompiledQuery, type Kysely } from "kysely";
 import type { Schema } from "../../store/schema.ts";
 import { lockKeyOf, serialiseTransactions, type Database } from "../../store/database.ts";
-import { hotTransaction, numberedFor, prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
+import { HOT_BUSY, hotTransaction, numberedFor, prepareHot, type HotStatement } from "../../store/sqlite-dialect-prepared.ts";
 import { identifierKey } from "../users/normalise.ts";
 import { ipBucket, ipSite } from "./ip-bucket.ts";
 import { deleteOneEvent, deleteOneSQL } from "./delete-one.ts";
@@ -372,7 +372,7 @@ export class FloodControl {
     const k = this.#keys(attempt);
     const hot = hotTransaction(this.#database);
     if (hot) {
-      return hot((prepare) => {
+      const begun = hot<FloodBegin>((prepare) => {
         const now = this.#clock.now();
         const { text, parameters } = this.#check(k, now);
         const verdict = this.#judge(k, prepare(text).get(...parameters) as CheckRow | undefined, now);
@@ -380,6 +380,7 @@ export class FloodControl {
         for (const [text, parameters] of this.#recordSteps(k, now)) prepare(text).run(...parameters);
         return { allowed: true, ticket: { at: now, settled: false, keys: k }, blind: verdict.blind, streak: verdict.streak };
       });
+      if (begun !== HOT_BUSY) return begun; // else another process holds the lock: waited for below, asynchronously
     }
     return this.#database.transaction(async (trx) => {
       // Ascending order, whatever the kind of key: two attempts never wait on each other's second lock.
@@ -434,12 +435,13 @@ export class FloodControl {
     };
     const hot = hotTransaction(this.#database);
     if (hot) {
-      return hot((prepare) => {
+      const counted = hot((prepare) => {
         const now = this.#clock.now();
         const verdict = judge(windows.map((w) => (prepare(SCOPED_WINDOW_SQL).get(...parameters(w, now)) as { at: number } | undefined)?.at), now);
         if (verdict.allowed) for (const w of windows) prepare(INSERT_EVENT_SQL).run(w.scope, w.key, now, "");
         return verdict;
       });
+      if (counted !== HOT_BUSY) return counted; // else another process holds the lock: waited for below, asynchronously
     }
     return this.#database.transaction(async (trx) => {
       for (const w of [...windows].sort((a, b) => (a.key < b.key ? -1 : 1))) await serialiseTransactions(this.#database, trx, lockKeyOf(w.key));
@@ -549,9 +551,10 @@ export class FloodControl {
    */
   async #apply(steps: Step[]): Promise<void> {
     const hot = hotTransaction(this.#database);
-    if (hot) return hot((prepare) => {
+    // HOT_BUSY: another process holds the lock; the database transaction waits for it asynchronously.
+    if (hot && hot((prepare) => {
       for (const [text, parameters] of steps) prepare(text).run(...parameters);
-    });
+    }) !== HOT_BUSY) return;
     await this.#database.transaction((trx) => this.#runSteps(trx, steps));
   }
 
