@@ -3,7 +3,7 @@
 // purge) skips a row a frozen node or a DBA's open session holds, rather than waiting past the store's bound and
 // turning a routine request into 503 "try again" (test/bounded-waits-b-red-team.test.ts, -d-). A skipped row is left
 // as it is, for a later request or pass.
-import type { SQLInputValue } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue } from "node:sqlite";
 import { sql, type Compilable, type Expression, type ExpressionBuilder, type SqlBool } from "kysely";
 import type { Database } from "./database.ts";
 import { isSQLiteBusy } from "./errors.ts";
@@ -38,11 +38,8 @@ export function unheld<T extends Keyed>(
  * how many rows it changed. On PostgreSQL as it is: SKIP LOCKED leaves a held row, at once. On SQLite, which locks the
  * whole file for one writer, with the connection's busy timeout at 0 for that one statement: when another process
  * holds the write lock (a CLI batch, a backup, a `sqlite3` shell) nothing is written and the answer is 0, at once.
- * Waiting instead would block the event loop (node:sqlite is synchronous) for up to the busy timeout on every such
- * request, and past it fail a read for a write nothing waits for (test/sqlite-busy-red-team.test.ts).
- * Why changing the timeout is safe: the connection is held (the driver's mutex, so no other caller's transaction is
- * open on it), and the pragma, the statement and the restore run synchronously, so nothing else of this process runs
- * a statement while the timeout is 0 (as probeWrites, write-probe.ts).
+ * Waiting instead would hold the request for up to the busy timeout, and past it fail a read for a write nothing
+ * waits for (test/sqlite-busy-red-team.test.ts). Through withoutWaiting.
  *
  * @example
  * await changeUnheld(database, db.updateTable("sessions").set({ last_seen_at: now }).where(unheld(database, "sessions", due)));
@@ -54,13 +51,26 @@ export async function changeUnheld(database: Database, query: Compilable & { exe
     return Number(result.numUpdatedRows ?? result.numDeletedRows ?? 0n);
   }
   const compiled = query.compile();
+  return withoutWaiting(database, handle, () => Number(handle.prepare(compiled.sql).run(...(compiled.parameters as SQLInputValue[])).changes), 0);
+}
+
+/**
+ * Runs `attempt` on SQLite's connection `handle` with its busy timeout at 0: another process's write lock fails it at
+ * once, and `busy` is the answer, instead of a wait. Safe because the connection is held (the driver's mutex: no other
+ * caller's transaction is open on it) and the pragma, `attempt` and the restore run synchronously, so nothing else of
+ * this process runs a statement while the timeout is 0. Any other error is thrown.
+ *
+ * @example
+ * await withoutWaiting(database, handle, () => handle.exec("…"), "busy");
+ */
+export async function withoutWaiting<T>(database: Database, handle: DatabaseSync, attempt: () => T, busy: T): Promise<T> {
   return database.db.connection().execute(async () => {
     const before = (handle.prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout;
     handle.exec("PRAGMA busy_timeout = 0");
     try {
-      return Number(handle.prepare(compiled.sql).run(...(compiled.parameters as SQLInputValue[])).changes);
+      return attempt();
     } catch (error) {
-      if (isSQLiteBusy(error)) return 0;
+      if (isSQLiteBusy(error)) return busy;
       throw error;
     } finally {
       handle.exec(`PRAGMA busy_timeout = ${Math.trunc(before)}`);
@@ -77,19 +87,10 @@ export async function changeUnheld(database: Database, query: Compilable & { exe
 export async function sqliteWriteLockFree(database: Database): Promise<boolean> {
   const handle = database.sqlite;
   if (database.dialect === "postgres" || !handle) return true;
-  return database.db.connection().execute(async () => {
+  return withoutWaiting(database, handle, () => {
     if (handle.isTransaction) return true;
-    const before = (handle.prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout;
-    handle.exec("PRAGMA busy_timeout = 0");
-    try {
-      handle.exec("BEGIN IMMEDIATE");
-      handle.exec("ROLLBACK");
-      return true;
-    } catch (error) {
-      if (isSQLiteBusy(error)) return false;
-      throw error;
-    } finally {
-      handle.exec(`PRAGMA busy_timeout = ${Math.trunc(before)}`);
-    }
-  });
+    handle.exec("BEGIN IMMEDIATE");
+    handle.exec("ROLLBACK");
+    return true;
+  }, false);
 }

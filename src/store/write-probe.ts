@@ -2,12 +2,10 @@
 // answers while the disk is full, the file system turned read-only or PostgreSQL is a standby: every login, reset and
 // audit event then fails, and a load balancer kept sending users to the node.
 import type { Database } from "./database.ts";
+import { withoutWaiting } from "./unheld.ts";
 
 /** The bulwark_meta row the probe writes: the time of the last probe that committed, nothing anyone reads. */
 export const WRITE_PROBE_META = "health.write-probe";
-
-/** SQLite's primary result code for a lock another connection holds (https://sqlite.org/rescode.html). */
-const SQLITE_BUSY = 5;
 
 /**
  * "ok": a write committed. "busy" (SQLite only): another process holds the write lock (a CLI batch, a backup); that
@@ -31,20 +29,8 @@ export async function probeWrites(database: Database, now: number): Promise<Writ
   }
   const handle = database.sqlite;
   if (!handle) throw new Error("a SQLite store without its handle");
-  // Holding the connection (the driver's mutex): no transaction of another caller is open on it, and the statements
-  // below run synchronously, so the busy timeout changed for them is changed for nothing else.
-  return database.db.connection().execute(async () => {
-    const before = (handle.prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout;
-    handle.exec("PRAGMA busy_timeout = 0");
-    try {
-      handle.prepare("INSERT INTO bulwark_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(WRITE_PROBE_META, value);
-      return "ok";
-    } catch (error) {
-      const code = (error as { errcode?: unknown }).errcode;
-      if (typeof code === "number" && (code & 0xff) === SQLITE_BUSY) return "busy";
-      throw error;
-    } finally {
-      handle.exec(`PRAGMA busy_timeout = ${Math.trunc(before)}`);
-    }
-  });
+  return withoutWaiting<WriteProbe>(database, handle, () => {
+    handle.prepare("INSERT INTO bulwark_meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(WRITE_PROBE_META, value);
+    return "ok";
+  }, "busy");
 }
