@@ -370,11 +370,11 @@ export class AuditLog {
       const fields: ChainFields = { ...prepared.base, seq: head.seq + 1, at: this.#clock.now(), prevHash: head.hash };
       const hash = eventHash(fields);
       const values = [fields.seq, fields.id, fields.type, fields.actor, fields.subject, fields.data, fields.at, fields.requestId, fields.prevHash, hash];
-      const inserted = this.#database.sqlite && !this.#database.sqlite.isTransaction
-        // node:sqlite runs a statement synchronously: with no transaction open on the connection, a direct
-        // prepared insert cannot interleave with anything else, so it skips the query builder (the hot path).
-        ? (this.#sqliteInsert(values) ?? (await db.executeQuery(CompiledQuery.raw(this.#insertPlainSQL, values))).numAffectedRows === 1n)
-        : (await db.executeQuery(CompiledQuery.raw(this.#insertPlainSQL, values))).numAffectedRows === 1n;
+      // node:sqlite runs a statement synchronously: with no transaction open on the connection, a direct prepared insert
+      // cannot interleave with anything else, so it skips the query builder (the hot path); null when it met another
+      // process's lock, which the driver's path then waits for.
+      const direct = this.#database.sqlite && !this.#database.sqlite.isTransaction ? this.#sqliteInsert(values) : null;
+      const inserted = direct ?? (await db.executeQuery(CompiledQuery.raw(this.#insertPlainSQL, values))).numAffectedRows === 1n;
       if (inserted) {
         this.#head = { seq: fields.seq, hash };
         if (linked) this.#remember(this.#head);

@@ -20,8 +20,8 @@ export function escapedLines(text: string): string {
  * \xNN, so the line cannot move the cursor, retitle the terminal or forge a line after it.
  */
 export function reportError(ctx: CliContext, error: unknown): ExitCode {
-  // A PostgreSQL lock or statement timeout: its transaction rolled back whole, so it is the named "try again" failure
-  // (BULWARK_ERR_DB_BUSY, exit 3), not an internal error quoting the driver.
+  // A PostgreSQL lock or statement timeout, or SQLite's write lock held by another process: its transaction rolled back
+  // whole, so it is the named "try again" failure (BULWARK_ERR_DB_BUSY, exit 3), not an internal error quoting the driver.
   error = storeBusyError(error) ?? error;
   if (isBulwarkError(error)) {
     ctx.stderr.write(`bulwark: ${escapeControls(error.message)}\n`);

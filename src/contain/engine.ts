@@ -361,8 +361,8 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
    * job's failure names it). Real time, not the clock's: the waits it bounds (lock_timeout, the backoff) are real.
    */
   async function whileBusy<T>(work: () => Promise<T>): Promise<T | null> {
-    let began = performance.now();
-    let firstFailure: { at: number; began: number } | null = null;
+    const began = performance.now();
+    let firstFailureAt: number | null = null;
     let tries = 0;
     let wait = STORE_BUSY_FIRST_WAIT_MS;
     for (;;) {
@@ -371,10 +371,10 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
       } catch (error) {
         if (storeBusyError(error) === null) throw error;
         const now = performance.now();
-        firstFailure ??= { at: now, began };
+        firstFailureAt ??= now;
         tries++;
-        if (now - firstFailure.at + wait > busyBudget) {
-          const seconds = Math.round((now - firstFailure.began) / 100) / 10;
+        if (now - firstFailureAt + wait > busyBudget) {
+          const seconds = Math.round((now - began) / 100) / 10;
           const what = isSQLiteBusy(error)
             ? "SQLite: another process held the database's write lock past the busy timeout"
             : `SQLSTATE ${String((error as { code?: unknown }).code)}: a lock another session holds, or a statement timeout`;
@@ -386,7 +386,6 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
         wait = Math.min(wait * 2, STORE_BUSY_MAX_WAIT_MS);
         // A cancel (or another worker finishing the job) stops the retrying.
         if (ENDED.has((await jobs.get(jobId)).status)) return null;
-        began = performance.now();
       }
     }
   }

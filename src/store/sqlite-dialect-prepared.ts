@@ -36,35 +36,27 @@ export function prepareHot<R>(database: Database, text: string): HotStatement<R>
   const handle = database.sqlite;
   const sql = numberedFor(database, text);
   let statement: StatementSync | null = null;
-  const direct = (): StatementSync | null => {
-    if (!handle || handle.isTransaction || !handle.isOpen) return null;
+  /**
+   * `work` on the compiled statement, or undefined for the driver's path: no direct path (PostgreSQL, a transaction in
+   * progress), or another process's lock met on it (the connection's short busy slice ran out; the statement, alone,
+   * changed nothing), which the driver waits for asynchronously.
+   */
+  const directly = <T>(work: (stmt: StatementSync) => T): T | undefined => {
+    if (!handle || handle.isTransaction || !handle.isOpen) return undefined;
     statement ??= handle.prepare(sql);
-    return statement;
+    try {
+      return work(statement);
+    } catch (error) {
+      if (!isSQLiteBusy(error)) throw error;
+      return undefined;
+    }
   };
   return {
-    // Another process's lock met on the direct path (the connection's short busy slice ran out; the statement, alone,
-    // changed nothing): the statement goes through the driver, which waits for the lock asynchronously.
     async all(parameters) {
-      const stmt = direct();
-      if (stmt) {
-        try {
-          return stmt.all(...parameters) as R[];
-        } catch (error) {
-          if (!isSQLiteBusy(error)) throw error;
-        }
-      }
-      return (await database.db.executeQuery<R>(CompiledQuery.raw(sql, [...parameters]))).rows;
+      return directly((stmt) => stmt.all(...parameters) as R[]) ?? (await database.db.executeQuery<R>(CompiledQuery.raw(sql, [...parameters]))).rows;
     },
     async run(parameters) {
-      const stmt = direct();
-      if (stmt) {
-        try {
-          return Number(stmt.run(...parameters).changes);
-        } catch (error) {
-          if (!isSQLiteBusy(error)) throw error;
-        }
-      }
-      return Number((await database.db.executeQuery(CompiledQuery.raw(sql, [...parameters]))).numAffectedRows ?? 0n);
+      return directly((stmt) => Number(stmt.run(...parameters).changes)) ?? Number((await database.db.executeQuery(CompiledQuery.raw(sql, [...parameters]))).numAffectedRows ?? 0n);
     },
   };
 }
