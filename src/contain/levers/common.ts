@@ -2,7 +2,7 @@
 // derived table, and the spend of an account's open links.
 import { sql, type Expression, type Kysely, type RawBuilder, type SqlBool } from "kysely";
 import type { DialectName } from "../../store/database.ts";
-import type { ScopeQuery } from "../lever.ts";
+import { targetsKey, type LeverContext, type ScopeQuery } from "../lever.ts";
 import type { Schema } from "../../store/schema.ts";
 import { issuedBefore } from "../../accounts/sessions/revocation.ts";
 import { openSessionSQL, type SessionLimits } from "../../accounts/sessions/open-rule.ts";
@@ -192,4 +192,14 @@ export async function countLiveTokens(db: Kysely<Schema>, scope: ScopeQuery, at:
     .where((eb) => eb.or([eb("api_tokens.expires_at", "is", null), eb("api_tokens.expires_at", ">", at)]))
     .select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   return Number(row?.n ?? 0);
+}
+
+/**
+ * Among `userIds`, the targets of `lever` the job recorded at its creation (UserLever.targets, under targetsKey): a
+ * query of their `user_id`. For a lever's batch when ctx.targetsRecorded says the job recorded them.
+ */
+export function recordedTargets(db: Kysely<Schema>, lever: string, userIds: readonly string[], ctx: Pick<LeverContext, "jobId" | "dialect">) {
+  return db.selectFrom("contain_job_users").select("contain_job_users.user_id")
+    .where("contain_job_users.job_id", "=", targetsKey(ctx.jobId, lever))
+    .where(inIds(ctx.dialect, "contain_job_users.user_id", userIds));
 }

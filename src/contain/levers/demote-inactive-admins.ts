@@ -6,9 +6,9 @@
 import type { Kysely } from "kysely";
 import { ADMINISTRATIVE } from "../../accounts/roles/permissions.ts";
 import type { SecurityEvent } from "../../notify/index.ts";
-import { queueNotices, targetsKey, type ChangeRecord, type LeverContext, type LeverEvent, type NoticeDue, type UndoContext, type UserLever } from "../lever.ts";
+import { queueNotices, type ChangeRecord, type LeverContext, type LeverEvent, type NoticeDue, type UndoContext, type UserLever } from "../lever.ts";
 import type { DialectName } from "../../store/database.ts";
-import { DAY_MS, inIds, SAMPLE_SIZE } from "./common.ts";
+import { DAY_MS, inIds, recordedTargets, SAMPLE_SIZE } from "./common.ts";
 import type { Schema } from "../../store/schema.ts";
 
 function adminRoles(db: Kysely<Schema>) {
@@ -38,11 +38,7 @@ function inactiveGrants(db: Kysely<Schema>, ctx: LeverContext) {
  * recorded before targets existed judges at the batch, as it did.
  */
 function demotedAmong(db: Kysely<Schema>, userIds: readonly string[], ctx: LeverContext) {
-  if (ctx.targetsRecorded === true) {
-    return db.selectFrom("contain_job_users").select("contain_job_users.user_id")
-      .where("contain_job_users.job_id", "=", targetsKey(ctx.jobId, NAME))
-      .where(inIds(ctx.dialect, "contain_job_users.user_id", userIds));
-  }
+  if (ctx.targetsRecorded === true) return recordedTargets(db, NAME, userIds, ctx);
   return db.selectFrom("users").select("users.id as user_id")
     .where(inIds(ctx.dialect, "users.id", userIds))
     .where((w) => w(w.fn.coalesce("users.last_login_at", "users.created_at"), "<", cutoff(ctx)));

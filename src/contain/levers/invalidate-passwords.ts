@@ -12,8 +12,8 @@ import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.t
 import { isoOrNull } from "../../lib/calendar.ts";
 import { addressProblem } from "../../notify/index.ts";
 import type { DialectName } from "../../store/database.ts";
-import { targetsKey, type LeverContext, type LeverEvent, type LeverOptions, type ScopeQuery, type UserLever } from "../lever.ts";
-import { countOwnedRows, countUsers, DAY_MS, endSessions, inIds, spendOpenLinks } from "./common.ts";
+import { type LeverContext, type LeverEvent, type LeverOptions, type ScopeQuery, type UserLever } from "../lever.ts";
+import { countOwnedRows, countUsers, DAY_MS, endSessions, inIds, recordedTargets, spendOpenLinks } from "./common.ts";
 import { revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -197,9 +197,7 @@ const NAME = "invalidate-passwords";
  */
 async function targetsAmong(trx: Kysely<Schema>, userIds: readonly string[], ctx: LeverContext): Promise<string[] | null> {
   if (ctx.targetsRecorded !== true) return null;
-  const rows = await trx.selectFrom("contain_job_users").select("user_id").where("job_id", "=", targetsKey(ctx.jobId, NAME))
-    .where(inIds(ctx.dialect, "user_id", userIds)).execute();
-  return rows.map((r) => r.user_id);
+  return (await recordedTargets(trx, NAME, userIds, ctx).execute()).map((r) => r.user_id);
 }
 
 /** "a, b and 3 more": the named users, and how many the list leaves out. */

@@ -8,11 +8,11 @@
 // factor is gone by the batch (removed by an intruder's session in between, which would otherwise be left alive).
 // Not reversible: restoring a factor that may be in an attacker's hands would defeat the lever.
 import type { Kysely } from "kysely";
-import { forecastNotices, queueNotices, targetsKey, type LeverContext, type NoticeDue, type ScopeQuery, type UserLever } from "../lever.ts";
+import { forecastNotices, queueNotices, type LeverContext, type NoticeDue, type ScopeQuery, type UserLever } from "../lever.ts";
 import type { MFAFactor } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
 import { containmentResetKey } from "../../accounts/password-reset/reset-mail.ts";
-import { countOpenLinks, countOwnedRows, endSessions, inIds, openLinkOwners, spendOpenLinks, type LinksSpent } from "./common.ts";
+import { countOpenLinks, countOwnedRows, endSessions, inIds, openLinkOwners, recordedTargets, spendOpenLinks, type LinksSpent } from "./common.ts";
 import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.ts";
 import { revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseUserStamps } from "./stamps.ts";
@@ -54,9 +54,7 @@ function factorHolders(db: Kysely<Schema>, scope: ScopeQuery | null) {
  */
 async function targetsAmong(trx: Kysely<Schema>, userIds: readonly string[], ctx: LeverContext): Promise<string[]> {
   if (ctx.targetsRecorded !== true) return [];
-  const rows = await trx.selectFrom("contain_job_users").select("user_id").where("job_id", "=", targetsKey(ctx.jobId, LEVER))
-    .where(inIds(ctx.dialect, "user_id", userIds)).execute();
-  return rows.map((r) => r.user_id);
+  return (await recordedTargets(trx, LEVER, userIds, ctx).execute()).map((r) => r.user_id);
 }
 
 /**
