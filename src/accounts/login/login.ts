@@ -254,13 +254,14 @@ export async function login(deps: LoginDeps, attempt: LoginAttempt): Promise<Log
 }
 
 /**
- * Takes an attempt back after the work that followed its verify failed (LoginResult.release), logging rather than
- * throwing when that fails too (a store that is down): the caller rethrows the error that stopped the login.
+ * Takes an attempt back after the work that followed its verify failed (LoginResult.release, FactorProof.release),
+ * logging rather than throwing when that fails too (a store that is down): the caller rethrows the error that stopped
+ * it. `what` names the attempt in the log.
  */
-export async function releaseQuietly(deps: Pick<LoginDeps, "logger">, release: () => Promise<void>, userId: string): Promise<void> {
+export async function releaseQuietly(deps: Pick<LoginDeps, "logger">, release: () => Promise<void>, userId: string, what = "the flood attempt of a login that failed after its verify"): Promise<void> {
   try {
     await release();
   } catch (error) {
-    deps.logger.error({ userId, err: (error as Error).message }, "could not take back the flood attempt of a login that failed after its verify");
+    deps.logger.error({ userId, err: (error as Error).message }, `could not take back ${what}`);
   }
 }

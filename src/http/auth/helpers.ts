@@ -157,9 +157,9 @@ export const suspiciousSignIn = {
   async factorRefused(app: App, request: FastifyRequest, userId: string): Promise<void> {
     await notifyOwner(app, request, userId, `mfa-refused:${userId}:${Math.floor(app.clock.now() / HOUR)}`, { type: "second-factor-refused" });
   },
-  /** A recovery code stood in for the second factor; `left` codes remain. */
-  async recoveryCodeUsed(app: App, request: FastifyRequest, userId: string, left: number, eventId: string): Promise<void> {
-    await notifyOwner(app, request, userId, `recovery-code:${eventId}`, { type: "signed-in-with-recovery-code", left });
+  /** A recovery code stood in for the second factor; `left` codes remain. With `executor`, queued in its transaction. */
+  async recoveryCodeUsed(app: App, request: FastifyRequest, userId: string, left: number, eventId: string, executor?: Kysely<Schema>): Promise<void> {
+    await notifyOwner(app, request, userId, `recovery-code:${eventId}`, { type: "signed-in-with-recovery-code", left }, executor);
   },
   /**
    * A sign-in from a browser that never signed in to the account. False when this hour's notice went out already

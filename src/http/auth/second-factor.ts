@@ -3,6 +3,7 @@
 import type { AuthenticationResponseJSON } from "@simplewebauthn/server";
 import type { FastifyRequest } from "fastify";
 import type { Kysely } from "kysely";
+import { releaseQuietly } from "../../accounts/login/index.ts";
 import { factorRef, type FactorCounter, type FactorProof } from "../../accounts/mfa/index.ts";
 import type { App } from "../../app/types.ts";
 import type { Schema } from "../../store/schema.ts";
@@ -102,9 +103,7 @@ async function suspended(app: App, request: FastifyRequest, userId: string, cred
  * since the failure that stopped the request is its answer. `what` names the request in the log ("a step-up").
  */
 export async function giveBackAttempt(request: FastifyRequest, userId: string, proof: FactorProof | null, what: string): Promise<void> {
-  await proof?.release().catch((failure: unknown) => {
-    request.log.error({ userId, err: (failure as Error).message }, `could not give back the second factor's attempt of ${what} that failed after its check`);
-  });
+  if (proof) await releaseQuietly({ logger: request.log }, () => proof.release(), userId, `the second factor's attempt of ${what} that failed after its check`);
 }
 
 /**

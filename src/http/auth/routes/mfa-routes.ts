@@ -13,7 +13,7 @@ import { takeUserSessionsTurn } from "../../../accounts/sessions/revocation.ts";
 import type { App } from "../../../app/types.ts";
 import { mfaEnrolmentDue } from "../authenticate.ts";
 import { httpAuthErrors } from "../errors.ts";
-import { actingContext, auditAndNotify, mfaThrottledAnswer, notifyOwner, recordReplacedSession, rememberThisDevice, requestContext, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
+import { actingContext, auditAndNotify, mfaThrottledAnswer, recordReplacedSession, rememberThisDevice, requestContext, requireSession, setSessionCookie, str, suspiciousSignIn } from "../helpers.ts";
 import { FACTOR_PROPERTIES, FactorSpentElsewhere, giveBackAttempt, lostSpend, multiFactorHeld, proveFactor, refusalSampled, spentWithRotation, type FactorBody, type FactorRefusal } from "../second-factor.ts";
 import type { CookieSession } from "../state.ts";
 import { RECORD, unrecordedCounts } from "../../../accounts/login/refusal-sampler.ts";
@@ -259,11 +259,8 @@ export function registerMfaRoutes(server: FastifyInstance, app: App): void {
       const record = async (trx: Kysely<Schema>, made: Session): Promise<void> => {
         if (outcome.factor === "recovery-code") data["recoveryCodesLeft"] = await mfa.recovery.remaining(auth.userId, trx);
         await app.audit.appendIn(trx, { type: "auth.mfa.verified", actor: auth.userId, subject: auth.userId, requestId: request.id, data: { ...data, ...acting, newSessionId: made.id } });
-        // A recovery code stands in for a lost device, or was taken with the password: the owner is told (ASVS 6.3.5),
-        // keyed by the new session as suspiciousSignIn.recoveryCodeUsed keys it.
-        if (outcome.factor === "recovery-code") {
-          await notifyOwner(app, request, auth.userId, `recovery-code:${made.id}`, { type: "signed-in-with-recovery-code", left: data["recoveryCodesLeft"] as number }, trx);
-        }
+        // A recovery code stands in for a lost device, or was taken with the password: the owner is told (ASVS 6.3.5).
+        if (outcome.factor === "recovery-code") await suspiciousSignIn.recoveryCodeUsed(app, request, auth.userId, data["recoveryCodesLeft"] as number, made.id, trx);
       };
       let token: string;
       let session: Session;
