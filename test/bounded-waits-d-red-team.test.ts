@@ -26,13 +26,12 @@
 // Loopback and temp dirs only; skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import pg from "pg";
 import type { LightMyRequestResponse } from "fastify";
 import { HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { startMaintenance, STEP_LOCK_TIMEOUT_MS } from "../src/http/maintenance.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { HOLD_AUDIT_HEAD, pgSites } from "./helpers/pg-site.ts";
+import { HOLD_AUDIT_HEAD, pgSites, holdRows } from "./helpers/pg-site.ts";
 
 const MASTER = testMasterKey("bounded-waits-d-red-team");
 // The first attack waits out the bound: a 2 s bound for the file's sites.
@@ -45,16 +44,6 @@ async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number 
   const started = performance.now();
   const value = await work();
   return { value, ms: Math.round(performance.now() - started) };
-}
-
-/** The DBA holds `lock` (rows must match) in an open transaction; the returned function lets it go. */
-async function hold(dba: pg.Client, lock: string, params: unknown[] = []): Promise<() => Promise<void>> {
-  await dba.query("BEGIN");
-  const held = await dba.query(lock, params);
-  assert.ok((held.rowCount ?? 0) > 0, `control: the DBA holds a row (${lock})`);
-  return async () => {
-    await dba.query("ROLLBACK");
-  };
 }
 
 const codeOf = (r: LightMyRequestResponse): string | undefined => (r.json() as { error?: { code?: string } }).error?.code;
@@ -74,7 +63,7 @@ describe("an API token's first calls of the hour behind a held audit head (Postg
       await fx.app.accounts.roles.create({ name: "auditors", permissions: ["accounts.read"] }, "test");
       await fx.app.accounts.roles.grant(target, "auditors", "test");
       const revoke = (): Promise<LightMyRequestResponse> => fx.server.inject({ method: "DELETE", url: `/api/v1/users/${target}/roles/auditors`, headers: { host: HOST, authorization: `Bearer ${adminToken}` } });
-      const release = await hold(dba, HOLD_AUDIT_HEAD);
+      const release = await holdRows(dba, HOLD_AUDIT_HEAD);
       let answer: { value: LightMyRequestResponse; ms: number };
       try {
         answer = await timed(revoke);
@@ -105,7 +94,7 @@ describe("an API token's first calls of the hour behind a held audit head (Postg
       const reader = (await fx.user("token-reader@example.org", { roles: ["admin"] })).id;
       const token = await flows.tokenFor(reader, ["accounts.read"]);
       const read = (): Promise<LightMyRequestResponse> => fx.server.inject({ method: "GET", url: "/api/v1/roles", headers: { host: HOST, authorization: `Bearer ${token}` } });
-      const release = await hold(dba, HOLD_AUDIT_HEAD);
+      const release = await holdRows(dba, HOLD_AUDIT_HEAD);
       const calls: Array<{ value: LightMyRequestResponse; ms: number }> = [];
       try {
         calls.push(await timed(read));
@@ -138,7 +127,7 @@ describe("an idled-out session presented while its row is held (PostgreSQL)", sk
       const owner = await flows.signedIn("idle-owner@example.org");
       const idle = fx.app.accounts.sessions.policy.idleTimeoutMs;
       fx.clock.advance(idle + MINUTE);
-      const release = await hold(dba, "SELECT id FROM sessions WHERE user_id = $1 FOR UPDATE", [owner.id]);
+      const release = await holdRows(dba, "SELECT id FROM sessions WHERE user_id = $1 FOR UPDATE", [owner.id]);
       let answer: { value: LightMyRequestResponse; ms: number };
       try {
         answer = await timed(() => owner.b.request("GET", "/auth/session"));
@@ -168,7 +157,7 @@ describe("the maintenance pass with one expired session row held (PostgreSQL)", 
       fx.clock.advance(fx.app.accounts.sessions.policy.idleTimeoutMs + MINUTE);
       // Started after the clock moved: the pass sees no jump, and judges the rows by the time it shows.
       const maintenance = startMaintenance(fx.app, { intervalMs: 600_000, firstPassDelayMs: 600_000 });
-      const release = await hold(dba, "SELECT id FROM sessions WHERE user_id = $1 FOR UPDATE", [held.id]);
+      const release = await holdRows(dba, "SELECT id FROM sessions WHERE user_id = $1 FOR UPDATE", [held.id]);
       let pass: { value: Record<string, number>; ms: number };
       try {
         pass = await timed(() => maintenance.runOnce());
@@ -202,7 +191,7 @@ describe("the maintenance pass with one expired session row held (PostgreSQL)", 
       const held = await flows.signedIn("frozen-row@example.org");
       const others = await Promise.all(["gone-a@example.org", "gone-b@example.org"].map((e) => flows.signedIn(e)));
       fx.clock.advance(fx.app.accounts.sessions.policy.idleTimeoutMs + MINUTE);
-      const release = await hold(dba, "SELECT id FROM sessions WHERE user_id = $1 FOR UPDATE", [held.id]);
+      const release = await holdRows(dba, "SELECT id FROM sessions WHERE user_id = $1 FOR UPDATE", [held.id]);
       const results: Array<number | undefined> = [];
       try {
         for (let i = 0; i < 2; i++) {

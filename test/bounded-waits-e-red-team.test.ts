@@ -40,7 +40,7 @@ import type pg from "pg";
 import { lockKeyOf } from "../src/store/database.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
-import { HOLD_AUDIT_HEAD, pgSites, until, within, type PgSite } from "./helpers/pg-site.ts";
+import { HOLD_AUDIT_HEAD, pgSites, until, within, type PgSite, holdRows } from "./helpers/pg-site.ts";
 
 const MASTER = testMasterKey("bounded-waits-e-red-team");
 // Every test here waits out the bound at least once: a 2 s bound (the sites' and, through lockEnv, the CLI runs').
@@ -70,16 +70,6 @@ function csvFile(text: string): string {
   const file = join(files, `legacy-${++written}.csv`);
   writeFileSync(file, text);
   return file;
-}
-
-/** The DBA holds `lock` (rows must match) in an open transaction; the returned function lets it go. */
-async function hold(dba: pg.Client, lock: string, params: unknown[] = []): Promise<() => Promise<void>> {
-  await dba.query("BEGIN");
-  const held = await dba.query(lock, params);
-  assert.ok((held.rowCount ?? 0) > 0, `control: the DBA holds a row (${lock})`);
-  return async () => {
-    await dba.query("ROLLBACK");
-  };
 }
 
 async function count(dba: pg.Client, query: string, params: unknown[] = []): Promise<number> {
@@ -135,7 +125,7 @@ describe("`users import` behind a held row or head (PostgreSQL)", skip, () => {
     try {
       const held = await s.fx.user("held-import@example.org");
       const file = csvFile(["email,display_name", "imp-a1@example.org,A1", "imp-a2@example.org,A2", "held-import@example.org,Held", "imp-a3@example.org,A3", "imp-a4@example.org,A4"].join("\n") + "\n");
-      const release = await hold(s.dba, "SELECT id FROM users WHERE id = $1 FOR UPDATE", [held.id]);
+      const release = await holdRows(s.dba, "SELECT id FROM users WHERE id = $1 FOR UPDATE", [held.id]);
       let first: Run;
       try {
         first = await cli(s, ["users", "import", file, "--on-conflict", "update", "--batch", "2", "--json"]);
@@ -205,7 +195,7 @@ describe("`users migrate-hashes` behind a held account row (PostgreSQL)", skip, 
       const ids = [...before.keys()];
       assert.equal(ids.length, 5);
       const last = ids[ids.length - 1]!;
-      const release = await hold(s.dba, "SELECT id FROM users WHERE id = $1 FOR UPDATE", [last]);
+      const release = await holdRows(s.dba, "SELECT id FROM users WHERE id = $1 FOR UPDATE", [last]);
       let first: Run;
       try {
         first = await cli(s, ["users", "migrate-hashes", "--batch", "2", "--concurrency", "2", "--json"]);
@@ -281,7 +271,7 @@ describe("key and grant commands behind a held audit head (PostgreSQL)", skip, (
       assert.equal(cp.code, 0, `control: a checkpoint is signed: ${cp.stderr}`);
       const keysBefore = (await s.dba.query<{ id: string }>("SELECT id FROM keyring_keys ORDER BY id")).rows.map((r) => r.id);
       const checkpointsBefore = await count(s.dba, "SELECT count(*) AS n FROM audit_checkpoints");
-      const release = await hold(s.dba, HOLD_AUDIT_HEAD);
+      const release = await holdRows(s.dba, HOLD_AUDIT_HEAD);
       let first: Run;
       try {
         first = await cli(s, ["audit", "rotate-signing-key", "--json"]);
@@ -352,7 +342,7 @@ describe("key and grant commands behind a held audit head (PostgreSQL)", skip, (
     try {
       const user = await s.fx.user("grant-held@example.org");
       const outboxBefore = await count(s.dba, "SELECT count(*) AS n FROM outbox_messages WHERE to_address = $1", [user.email]);
-      const release = await hold(s.dba, HOLD_AUDIT_HEAD);
+      const release = await holdRows(s.dba, HOLD_AUDIT_HEAD);
       let first: Run;
       try {
         first = await cli(s, ["roles", "grant", user.email, "admin", "--json"]);

@@ -106,3 +106,13 @@ export async function within<T>(work: Promise<T>, ms: number): Promise<T | null>
     clearTimeout(timer);
   }
 }
+
+/** The DBA holds `lock` (rows must match) in an open transaction; the returned function lets it go. */
+export async function holdRows(dba: pg.Client, lock: string, params: unknown[] = []): Promise<() => Promise<void>> {
+  await dba.query("BEGIN");
+  const held = await dba.query(lock, params);
+  assert.ok((held.rowCount ?? 0) > 0, `control: the DBA holds a row (${lock})`);
+  return async () => {
+    await dba.query("ROLLBACK");
+  };
+}
