@@ -168,7 +168,7 @@ forEachDialect("red team: a stored look-alike pair and the importer", (dfx) => {
     // new look-alike: an email change or an import rename freed the skeleton, and an impostor then created the plain
     // name, which reads exactly as the stored Cyrillic account. Now the marked account keeps its skeleton (only the
     // unique index leaves it out), and the writers' look refuses a new look-alike of it.
-    const { database, clock, users, deps } = await storedBeforeLookalikeRule(await dfx.fresh(), [
+    const { database, clock, users, deps } = await storedBeforeLookalikeRule(await dfx.empty(), [
       { id: "usr_a_holder", email: "pay@example.org", username: "scope" },
       { id: "usr_b_legacy", email: PAY_CYRILLIC, username: SCOPE_CYRILLIC },
     ]);
@@ -207,7 +207,7 @@ forEachDialect("red team: a stored look-alike pair and the importer", (dfx) => {
     // identifier (skip writes nothing; this update writes only the status), and a real run refused the whole file
     // ("N bad row(s), nothing imported"). Secure: an existing account's own row is judged on what it writes — skipped, or
     // updated (a username it keeps, a status) — and a new look-alike is still refused.
-    const { database, deps } = await storedBeforeLookalikeRule(await dfx.fresh(), [
+    const { database, deps } = await storedBeforeLookalikeRule(await dfx.empty(), [
       { id: "usr_a_holder", email: "pay@example.org", username: "scope" },
       { id: "usr_b_legacy", email: PAY_CYRILLIC, username: SCOPE_CYRILLIC },
     ]);
@@ -225,7 +225,7 @@ forEachDialect("red team: a stored look-alike pair and the importer", (dfx) => {
   it("attack: an import file that renames an account's username to a look-alike of another's, or holds two rows that read alike, is refused by the dry run and the real run alike, and writes nothing", async () => {
     // The importer's own look (clash, and the within-file skeleton maps) and then the unique index: an import author
     // cannot use --on-conflict update to give an existing account the look of another, nor bring both in one file.
-    const { database, users, deps } = await storedBeforeLookalikeRule(await dfx.fresh(), []);
+    const { database, users, deps } = await storedBeforeLookalikeRule(await dfx.empty(), []);
     await users.create({ email: "real-scope@example.org", username: "scope" });
     await users.create({ email: "accomplice@example.org", username: "accomplice" });
     const rename = `email,username\naccomplice@example.org,${SCOPE_CYRILLIC}\n`;

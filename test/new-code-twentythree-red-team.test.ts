@@ -296,12 +296,14 @@ describe("check logins: new rules of this session [sqlite]", () => {
   let dir: string;
   const opened: Database[] = [];
   let k = 0;
+  const open = (): Database => {
+    const db = openSQLite(join(dir, `logins-${++k}.sqlite`), { create: true });
+    opened.push(db);
+    return db;
+  };
   const sqlite: DialectFixture = {
-    async fresh() {
-      const db = openSQLite(join(dir, `logins-${++k}.sqlite`), { create: true });
-      opened.push(db);
-      return db;
-    },
+    fresh: async () => open(),
+    empty: async () => open(),
     lastTarget: () => ({}),
   };
   before(() => {

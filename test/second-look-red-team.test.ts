@@ -84,7 +84,7 @@ forEachDialect("second look: a stored look-alike pair, the importer and email ch
     // the list of every account an incident touched — is "1 bad row(s), nothing imported", under update and skip alike.
     // Secure: rows that each meet only their own existing account (no new identifier written) are not look-alikes of
     // each other; both accounts are disabled.
-    const { database, deps } = await storedBeforeLookalikeRule(await dfx.fresh(), [
+    const { database, deps } = await storedBeforeLookalikeRule(await dfx.empty(), [
       { id: "usr_a_holder", email: "pay@example.org", username: "scope" },
       { id: "usr_b_legacy", email: PAY_CYRILLIC, username: SCOPE_CYRILLIC },
     ]);
@@ -107,7 +107,7 @@ forEachDialect("second look: a stored look-alike pair, the importer and email ch
     // Another writer of email_skeleton: the email-change service. Its request() looks up the key only, so the link is
     // mailed; the confirmation must still compare skeletons with every account, the marked one (outside the unique
     // index) included: rows under the index alone would let pay@example.org be stored beside рау@example.org.
-    const { database, clock, users } = await storedBeforeLookalikeRule(await dfx.fresh(), [
+    const { database, clock, users } = await storedBeforeLookalikeRule(await dfx.empty(), [
       { id: "usr_a_holder", email: "pay@example.org", username: null },
       { id: "usr_b_legacy", email: PAY_CYRILLIC, username: null },
     ]);

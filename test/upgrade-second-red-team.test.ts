@@ -171,7 +171,7 @@ describe("upgrade, second look: a sign-in held at the second-factor gate across 
 
 forEachDialect("upgrade, second look: mail an old-release sender holds while a new one runs", (dfx) => {
   it("attack: a new sender (15-minute lease) takes no message an old-release sender claimed with its 5-minute lease before that lease ends, an outcome the old sender records within it stands, and a dead old sender's mail is sent once, its late outcome refused: no double delivery across the two lease lengths", async () => {
-    const database = await dfx.fresh();
+    const database = await dfx.empty();
     const clock = new ManualClock(Date.UTC(2026, 11, 5, 16, 30));
     assert.equal((await migrate(database, clock, THROUGH_33)).error, undefined);
     const outbox = new Outbox({ database, clock, random: systemRandom });
@@ -212,7 +212,7 @@ forEachDialect("upgrade, second look: mail an old-release sender holds while a n
 
 forEachDialect("upgrade, second look: a users import left half written by the previous release", (dfx) => {
   it("attack: resumed on today's code, an import the previous release left half written keeps its job (its recorded settings are today's), its written rows are neither judged again nor reported, and a row after the cursor dated 5 minutes ahead is stored at the import's time and counted once, by the dry run as by the run", async () => {
-    const database = await dfx.fresh();
+    const database = await dfx.empty();
     const clock = new ManualClock(Date.UTC(2026, 11, 5, 16, 40));
     assert.equal((await migrate(database, clock, THROUGH_33)).error, undefined);
     const deps: ImportDeps = {

@@ -14,7 +14,7 @@ const key = (id: string, at: number) => ({ id, purpose: "data" as const, status:
 
 forEachDialect("keyring key store", (fx) => {
   it("attack: rotations racing each other leave exactly one current key; every key is kept", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     await migrate(db, new ManualClock());
     const store = createKeyStore(db);
     await store.addCurrentKey(key("k0", 1));
@@ -25,7 +25,7 @@ forEachDialect("keyring key store", (fx) => {
   });
 
   it("settles two current keys left by an earlier race when the one-current-key migration runs", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const before = MIGRATIONS.filter((m) => m.name !== "one-current-key");
     await migrate(db, new ManualClock(), before);
     await db.db.insertInto("keyring_keys").values([
@@ -43,7 +43,7 @@ forEachDialect("keyring key store", (fx) => {
   });
 
   it("attack: two first opens with different master keys (two nodes initialising one database) — the second is refused, the first's keys stay openable", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     await migrate(db, new ManualClock());
     const store = createKeyStore(db);
     const [keyA, keyB] = [systemRandom.bytes(32), systemRandom.bytes(32)];

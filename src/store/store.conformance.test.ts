@@ -28,7 +28,7 @@ async function ready(db: Database): Promise<{ keyring: Keyring; audit: AuditLog;
 
 forEachDialect("migrations", (fx) => {
   it("applies every migration in order and records it", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const outcome = await migrate(db, new ManualClock());
     assert.deepEqual(outcome.results.map((r) => r.status), MIGRATIONS.map(() => "applied"));
     const rows = await db.db.selectFrom("bulwark_migrations").select(["version", "name"]).orderBy("version").execute();
@@ -38,14 +38,14 @@ forEachDialect("migrations", (fx) => {
   });
 
   it("SCHEMA_TABLES names exactly the tables a fully migrated database holds (open-app's damage check reads it)", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     assert.equal((await migrate(db, new ManualClock())).error, undefined);
     const listed = await listTables(db);
     assert.deepEqual([...SCHEMA_TABLES].sort(), listed.filter((t) => t !== "revocation_counter").sort());
   });
 
   it("refuses a database whose schema is newer than the code", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     await migrate(db, new ManualClock());
     await db.db.insertInto("bulwark_migrations").values({ version: 999, name: "future", applied_at: 0 }).execute();
     await assert.rejects(migrationStatus(db), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_DB_NEWER" && /999/.test(e.message));
@@ -53,7 +53,7 @@ forEachDialect("migrations", (fx) => {
   });
 
   it("rolls back a failing migration, reports it, and does not run the ones after it", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const broken = [
       ...MIGRATIONS,
       { version: 900, name: "half", up: async (k: any) => { await k.schema.createTable("half_done").addColumn("x", "integer").execute(); throw new Error("boom"); } },
@@ -73,7 +73,7 @@ forEachDialect("migrations", (fx) => {
 
 forEachDialect("key store", (fx) => {
   it("keeps one current key per purpose and reopens with the same keys", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     await migrate(db, new ManualClock());
     const store = createKeyStore(db);
     const master = systemRandom.bytes(32);
@@ -92,7 +92,7 @@ forEachDialect("key store", (fx) => {
 
 forEachDialect("audit log", (fx) => {
   it("appends a linear chain that verifies", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const { audit, clock } = await ready(db);
     for (let i = 0; i < 25; i++) {
       clock.advance(1000);
@@ -108,7 +108,7 @@ forEachDialect("audit log", (fx) => {
   });
 
   it("names the altered event", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const { audit } = await ready(db);
     for (let i = 0; i < 5; i++) await audit.append({ type: "t", data: { i } });
     await db.db.updateTable("audit_events").set({ data: '{"i":99}' }).where("seq", "=", 3).execute();
@@ -119,7 +119,7 @@ forEachDialect("audit log", (fx) => {
   });
 
   it("names a deleted event, in the middle and at the end", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const { audit } = await ready(db);
     for (let i = 0; i < 5; i++) await audit.append({ type: "t", data: { i } });
     await db.db.deleteFrom("audit_events").where("seq", "=", 5).execute();
@@ -132,7 +132,7 @@ forEachDialect("audit log", (fx) => {
   });
 
   it("names reordered events", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const { audit } = await ready(db);
     for (let i = 0; i < 5; i++) await audit.append({ type: "t", data: { i } });
     await db.db.updateTable("audit_events").set({ seq: 100 }).where("seq", "=", 2).execute();
@@ -144,7 +144,7 @@ forEachDialect("audit log", (fx) => {
   });
 
   it("catches a whole-table rewrite against an exported checkpoint", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const { audit, keyring } = await ready(db);
     for (let i = 0; i < 5; i++) await audit.append({ type: "t", data: { i } });
     const cp = await audit.checkpoint();
@@ -169,7 +169,7 @@ forEachDialect("audit log", (fx) => {
   });
 
   it("rejects a forged checkpoint signature", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const { audit } = await ready(db);
     for (let i = 0; i < 3; i++) await audit.append({ type: "t" });
     await audit.checkpoint();
@@ -182,7 +182,7 @@ forEachDialect("audit log", (fx) => {
   });
 
   it("keeps one chain when two writers with stale heads append alternately", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const { audit, keyring, clock } = await ready(db);
     // Same checkpoint interval as `audit`: verify holds stored checkpoints to one schedule for every writer.
     const other = new AuditLog({ database: db, clock, random: systemRandom, signer: () => keyring.signer(), checkpointEvery: 10 });
@@ -196,7 +196,7 @@ forEachDialect("audit log", (fx) => {
   });
 
   it("rolls an event back with the transaction it was appended in, and the chain stays whole", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const { audit } = await ready(db);
     await audit.append({ type: "before" });
     await assert.rejects(db.transaction(async (trx) => {
@@ -210,7 +210,7 @@ forEachDialect("audit log", (fx) => {
   });
 
   it("refuses oversized events", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const { audit } = await ready(db);
     await assert.rejects(audit.append({ type: "t", data: { blob: "x".repeat(70_000) } }), /larger than/);
     await assert.rejects(audit.append({ type: "t".repeat(600) }), /longer than/);
@@ -219,7 +219,7 @@ forEachDialect("audit log", (fx) => {
 
 forEachDialect("check runs", (fx) => {
   it("records a run with its findings and lists it", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     const { audit, clock } = await ready(db);
     const store = createCheckRunStore({ database: db, audit, clock, random: systemRandom });
     const findings = Array.from({ length: 450 }, (_, i) => ({

@@ -32,7 +32,7 @@ export interface Stored {
 }
 
 /**
- * A database migrated to 22 with `rows` stored as they were before any look-alike check, then migrated to the end
+ * An empty database (DialectFixture.empty()) migrated to 22 with `rows` stored as they were before any look-alike check, then migrated to the end
  * (migration 23: the plain account of a look-alike pair under the unique index, the other marked).
  */
 export async function storedBeforeLookalikeRule(database: Database, rows: Array<{ id: string; email: string; username: string | null }>): Promise<Stored> {

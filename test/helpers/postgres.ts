@@ -9,8 +9,8 @@ import pg from "pg";
 export interface PgCluster {
   /** A URL for database `name` over the cluster's socket. */
   url(name: string): string;
-  /** Creates a fresh database and returns its URL. */
-  createDatabase(name: string): Promise<string>;
+  /** Creates a fresh database (a copy of `template` when given: no connection may be open to it) and returns its URL. */
+  createDatabase(name: string, template?: string): Promise<string>;
   /** Creates a fresh schema in the shared database and returns a URL whose search_path is that schema (much faster). */
   createSchema(name: string): Promise<string>;
   stop(): Promise<void>;
@@ -127,11 +127,13 @@ export async function startPostgres(settings: Record<string, string> = {}): Prom
   }
   return {
     url,
-    async createDatabase(name: string): Promise<string> {
+    async createDatabase(name: string, template?: string): Promise<string> {
       const client = new pg.Client({ connectionString: url("postgres") });
       await client.connect();
       try {
-        await client.query(`CREATE DATABASE "${name.replace(/"/g, "")}"`);
+        // FILE_COPY: the template's files copied as they are, without writing them through the WAL (faster here).
+        const from = template === undefined ? "" : ` TEMPLATE "${template.replace(/"/g, "")}" STRATEGY FILE_COPY`;
+        await client.query(`CREATE DATABASE "${name.replace(/"/g, "")}"${from}`);
       } finally {
         await client.end();
       }

@@ -21,7 +21,7 @@ async function atVersion9(db: Database, records: Array<{ job: string; user: stri
 
 forEachDialect("migration 10 (contain changes keyed by seq)", (fx) => {
   it("keeps every record and gives it the user's seq in its job", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     await atVersion9(db,
       [{ job: "j1", user: "usr_b", entity: "", undo: null }, { job: "j1", user: "usr_a", entity: "admin", undo: "restored" }, { job: "j2", user: "usr_a", entity: "", undo: "skipped" }],
       [{ job: "j1", seq: 1, user: "usr_b" }, { job: "j1", seq: 2, user: "usr_a" }, { job: "j2", seq: 7, user: "usr_a" }]);
@@ -38,7 +38,7 @@ forEachDialect("migration 10 (contain changes keyed by seq)", (fx) => {
   });
 
   it("refuses to drop a record whose user is not in its job's scope, and leaves version 9 as it was", async () => {
-    const db = await fx.fresh();
+    const db = await fx.empty();
     await atVersion9(db, [{ job: "j1", user: "usr_a", entity: "", undo: null }, { job: "j1", user: "usr_lost", entity: "", undo: null }], [{ job: "j1", seq: 1, user: "usr_a" }]);
     const outcome = await migrate(db, new ManualClock());
     assert.equal(outcome.error?.code, "BULWARK_ERR_MIGRATION");

@@ -15,7 +15,7 @@ const NOW = Date.UTC(2026, 11, 4, 12);
 
 forEachDialect("migration 20 (job epochs) on a database in use", (fx) => {
   it("gives older jobs epoch 0 (ended ones an end at 0, unfinished ones none) and keeps every other column", async () => {
-    const database = await fx.fresh();
+    const database = await fx.empty();
     const clock = new ManualClock(NOW);
     assert.equal((await migrate(database, clock, BEFORE)).error, undefined);
     const k = database.db as unknown as import("kysely").Kysely<any>;
@@ -35,7 +35,7 @@ forEachDialect("migration 20 (job epochs) on a database in use", (fx) => {
   });
 
   it("orders jobs created and ended after it by the database's counter, whatever the clocks of their nodes say", async () => {
-    const database = await fx.fresh();
+    const database = await fx.empty();
     assert.equal((await migrate(database, new ManualClock(NOW))).error, undefined);
     const fast = new JobStore({ database, clock: new ManualClock(NOW + 60_000), random: systemRandom });
     const slow = new JobStore({ database, clock: new ManualClock(NOW - 60_000), random: systemRandom });

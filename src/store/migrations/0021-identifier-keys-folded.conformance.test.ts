@@ -16,7 +16,7 @@ const oldKey = (s: string): string => s.trim().normalize("NFC").toLowerCase();
 
 forEachDialect("migration 21 (identifier keys folded)", (fx) => {
   it("rewrites old-form keys so a login in any case finds the account, leaves ASCII keys alone, and never merges two accounts", async () => {
-    const database = await fx.fresh();
+    const database = await fx.empty();
     const clock = new ManualClock(NOW);
     assert.equal((await migrate(database, clock, BEFORE)).error, undefined);
     const k = database.db as unknown as import("kysely").Kysely<any>;

@@ -17,7 +17,7 @@ const NOW = Date.UTC(2026, 11, 4, 12);
 
 forEachDialect("migration 23 (identifier skeletons)", (fx) => {
   it("fills the skeletons, leaves a stored look-alike pair as it is, and then refuses a third look-alike", async () => {
-    const database = await fx.fresh();
+    const database = await fx.empty();
     const clock = new ManualClock(NOW);
     assert.equal((await migrate(database, clock, BEFORE)).error, undefined);
     const k = database.db as unknown as import("kysely").Kysely<any>;

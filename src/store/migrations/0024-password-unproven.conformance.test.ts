@@ -15,7 +15,7 @@ const NOW = Date.UTC(2026, 11, 5, 12);
 
 forEachDialect("migration 24 (password unproven)", (fx) => {
   it("marks the accounts on an initial password, and only those", async () => {
-    const database = await fx.fresh();
+    const database = await fx.empty();
     const clock = new ManualClock(NOW);
     assert.equal((await migrate(database, clock, BEFORE)).error, undefined);
     const k = database.db as unknown as Kysely<any>;

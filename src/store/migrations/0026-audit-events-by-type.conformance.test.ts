@@ -9,7 +9,7 @@ import { migrate } from "../migrator.ts";
 
 forEachDialect("migration 26 (audit events by type)", (fx) => {
   it("indexes the audit log by type in log order, and a page of one type is read from that index", async () => {
-    const database = await fx.fresh();
+    const database = await fx.empty();
     assert.equal((await migrate(database, new ManualClock(Date.UTC(2026, 11, 5)))).error, undefined);
     if (database.dialect === "postgres") {
       const { rows } = await sql<{ indexdef: string }>`SELECT indexdef FROM pg_indexes WHERE indexname = 'audit_events_type_seq'`.execute(database.db);

@@ -22,7 +22,7 @@ const SEALED = "sealed:v1.AAAAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBB
 
 forEachDialect("migration 33 (unbound link mails dead)", (fx) => {
   it("marks dead, with the reason, every waiting link mail the previous release sealed, and nothing else; the previous release's code refuses the store", async () => {
-    const database = await fx.fresh();
+    const database = await fx.empty();
     const clock = new ManualClock(NOW);
     assert.equal((await migrate(database, clock, BEFORE)).error, undefined);
     const outbox = new Outbox({ database, clock, random: systemRandom });
