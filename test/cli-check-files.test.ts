@@ -4,12 +4,12 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { diskTmpdir } from "./helpers/scratch.ts";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
-const root = realpathSync(mkdtempSync(join(tmpdir(), "bulwark-cli-files-")));
+const root = realpathSync(mkdtempSync(join(diskTmpdir(), "bulwark-cli-files-")));
 const env = { ...process.env, BULWARK_DATA_DIR: join(root, "data"), BULWARK_MASTER_KEY: "", BULWARK_DATABASE_URL: "" };
 
 after(() => rmSync(root, { recursive: true, force: true }));

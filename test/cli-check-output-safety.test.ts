@@ -6,7 +6,7 @@
 // Runs the CLI in this process (a spawned process per case costs the suite seconds for the same code path).
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { diskTmpdir } from "./helpers/scratch.ts";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
@@ -23,7 +23,7 @@ const CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
 let root: string;
 let site: CLISite;
 before(async () => {
-  root = realpathSync(mkdtempSync(join(tmpdir(), "bulwark-cli-check-safety-")));
+  root = realpathSync(mkdtempSync(join(diskTmpdir(), "bulwark-cli-check-safety-")));
   site = await initSite(join(root, "site"));
 });
 after(() => rmSync(root, { recursive: true, force: true }));

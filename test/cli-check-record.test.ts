@@ -4,13 +4,13 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
-import { tmpdir } from "node:os";
+import { diskTmpdir } from "./helpers/scratch.ts";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { bulwark } from "./helpers/cli.ts";
 
 describe("bulwark check … --record", () => {
-  const root = realpathSync(mkdtempSync(join(tmpdir(), "bulwark-cli-record-")));
+  const root = realpathSync(mkdtempSync(join(diskTmpdir(), "bulwark-cli-record-")));
   const env = { BULWARK_DATA_DIR: join(root, "data") };
   after(() => rmSync(root, { recursive: true, force: true }));
   before(async () => {

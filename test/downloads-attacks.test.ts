@@ -14,7 +14,7 @@ import { sha256, verifyWatchingOpens } from "./helpers/checks.ts";
 import { scratchRoot } from "./helpers/scratch.ts";
 import { bulwark as spawnCLI, type CLIResult } from "./helpers/cli.ts";
 
-const { root, fresh } = scratchRoot("bulwark-redteam-downloads-");
+const { root, fresh } = scratchRoot("bulwark-redteam-downloads-", { outsideDev: true });
 
 const md5 = (data: string): string => createHash("md5").update(data).digest("hex");
 const sha1 = (data: string): string => createHash("sha1").update(data).digest("hex");

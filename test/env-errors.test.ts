@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { diskTmpdir } from "./helpers/scratch.ts";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { MAIN, type CLIResult } from "./helpers/cli.ts";
@@ -60,7 +60,7 @@ function assertNamed(r: CLIResult): void {
 }
 
 before(async () => {
-  root = mkdtempSync(join(tmpdir(), "bulwark-env-errors-"));
+  root = mkdtempSync(join(diskTmpdir(), "bulwark-env-errors-"));
   chmodSync(root, 0o755); // nobody must reach the data dirs below
   pristine = join(root, "pristine");
   const init = await run(["init"], { BULWARK_DATA_DIR: pristine });

@@ -1,7 +1,7 @@
 // Starts a private PostgreSQL cluster for a test file: initdb into a temp dir, Unix socket only (no TCP),
 // torn down afterwards. Returns null — after saying so loudly — when the binaries are missing.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, chownSync, constants, existsSync, mkdtempSync, readdirSync, rmSync, statfsSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -42,30 +42,6 @@ function postgresUser(): { uid: number; gid: number } | null {
   }
 }
 
-const TMPFS_MAGIC = 0x01021994;
-
-/**
- * Where clusters are made: /dev/shm when it is a writable tmpfs with 4 GiB free or more and TMPDIR was not set by
- * the caller, else the temporary directory. A cluster's files are created and removed by the hundred (a table and
- * its indexes are files, every schema of the conformance suites makes dozens): on the 2-core CI machine's ext4 a
- * schema with every migration took 156 ms, on tmpfs 90 ms (ADR 0007, amended 2026-12-06). Only the clusters go
- * there: the checks under test judge paths under /dev, so the tests' own scratch files stay in the temp dir.
- */
-export function clusterParent(): string {
-  if (!process.env["TMPDIR"]) {
-    try {
-      const fs = statfsSync("/dev/shm");
-      if (fs.type === TMPFS_MAGIC && fs.bavail * fs.bsize >= 4 * 2 ** 30) {
-        accessSync("/dev/shm", constants.W_OK | constants.X_OK);
-        return "/dev/shm";
-      }
-    } catch {
-      // no usable /dev/shm: the temp dir
-    }
-  }
-  return tmpdir();
-}
-
 let warned = false;
 function warnMissing(why: string): null {
   if (!warned) {
@@ -93,7 +69,7 @@ export async function startPostgres(settings: Record<string, string> = {}): Prom
   if (!bin) return warnMissing("no initdb/postgres binaries found");
   const owner = postgresUser();
   if (process.getuid?.() === 0 && !owner) return warnMissing("running as root and there is no 'postgres' user to run the server as");
-  const dir = mkdtempSync(join(clusterParent(), "bulwark-pg-"));
+  const dir = mkdtempSync(join(tmpdir(), "bulwark-pg-"));
   const data = join(dir, "data");
   const ids = owner ? { uid: owner.uid, gid: owner.gid } : {};
   if (owner) chownSync(dir, owner.uid, owner.gid);

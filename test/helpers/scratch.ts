@@ -6,6 +6,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, type TestContext } from "node:test";
 
+/**
+ * The temp dir for tests whose subject judges paths under /dev: the downloads check refuses a checksum file there
+ * (it would look the listed files up in /dev) and the files check rates a device node under /dev as expected.
+ * `npm test` puts TMPDIR on /dev/shm when it can (test/run.ts) and passes the disk temp dir it replaced as
+ * BULWARK_TEST_DISK_TMPDIR; a file run alone uses the temp dir.
+ */
+export function diskTmpdir(): string {
+  return process.env["BULWARK_TEST_DISK_TMPDIR"] || tmpdir();
+}
+
 /** argon2id settings for tests that are not about hash cost (BULWARK_ARGON2_*; start-up warns about them). */
 export const CHEAP_ARGON2 = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" } as const;
 
@@ -19,14 +29,14 @@ export interface ScratchRoot {
 }
 
 /**
- * Call at a test file's top level: the root is removed after the file's tests.
+ * Call at a test file's top level: the root is removed after the file's tests. `outsideDev`: under diskTmpdir().
  *
  * @example
  * const { root, fresh, dataDir } = scratchRoot("bulwark-redteam-downloads-");
  * const release = fresh("release");
  */
-export function scratchRoot(prefix: string): ScratchRoot {
-  const root = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+export function scratchRoot(prefix: string, options: { outsideDev?: boolean } = {}): ScratchRoot {
+  const root = realpathSync(mkdtempSync(join(options.outsideDev ? diskTmpdir() : tmpdir(), prefix)));
   after(() => rmSync(root, { recursive: true, force: true }));
   let dirs = 0;
   let sites = 0;

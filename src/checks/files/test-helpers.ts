@@ -2,7 +2,7 @@
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync, sign, verify } from "node:crypto";
 import { mkdirSync, mkdtempSync, realpathSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { diskTmpdir } from "../../../test/helpers/scratch.ts";
 import { join } from "node:path";
 import { after } from "node:test";
 import type { Signer } from "../../crypto/signer.ts";
@@ -27,9 +27,12 @@ export function testSigner(keyId: string = "sk_test"): Signer {
   };
 }
 
-/** A new temporary directory, with symlinks resolved so recorded paths match what tests expect. */
+/**
+ * A new temporary directory, with symlinks resolved so recorded paths match what tests expect. Outside /dev
+ * (diskTmpdir): the checks under test judge paths under /dev.
+ */
 export function tempDir(prefix: string): string {
-  return realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+  return realpathSync(mkdtempSync(join(diskTmpdir(), prefix)));
 }
 
 /**
