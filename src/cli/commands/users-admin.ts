@@ -2,23 +2,28 @@
 // set-email` (the way back from a hijack) and `bulwark roles …`.
 import type { User } from "../../accounts/users/user-store.ts";
 import type { Kysely } from "kysely";
-import { GRANT_NOTICE_REFUSED, tellGrantee } from "../../accounts/roles/grant-notice.ts";
-import { roleErrors } from "../../accounts/roles/role-store.ts";
-import { storeBusyError } from "../../store/errors.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { App } from "../../app/types.ts";
-import { base32 } from "../../crypto/tokens.ts";
-import { unlockUser } from "../../http/api/user-queries.ts";
-import { createOverSignUps, forecastSetEmail, setEmailByAdministrator, type AccountFootholds } from "../../accounts/email-change/index.ts";
-import { accountPasswordContext, throwIfRefused } from "../../accounts/password-policy/index.ts";
+import type { AccountFootholds } from "../../accounts/email-change/index.ts";
 import { InputError, isBulwarkError, RuntimeFailure } from "../../lib/errors.ts";
 import { escapeControls } from "../../lib/terminal.ts";
 import { publicURLRefusal, realRunRefused } from "../public-url.ts";
-import type { CommandModule } from "../context.ts";
-import { EXIT } from "../exit-codes.ts";
+import type { CliContext, CommandModule } from "../context.ts";
+import { EXIT, type ExitCode } from "../exit-codes.ts";
 import { confirmOrRefuse } from "../prompt.ts";
 import { inertJSON } from "../../lib/terminal.ts";
-import { action, cliActor, collect, escapedLines, group, readPassword, writeFlushed, writeJSON, writeLine } from "../run.ts";
+import { action as runAction, cliActor, collect, escapedLines, group, readPassword, writeFlushed, writeJSON, writeLine } from "../run.ts";
+
+/** The accounts code the commands run (src/cli/users-admin-deps.ts), loaded by the first of them that runs. */
+let deps: typeof import("../users-admin-deps.ts");
+
+/** run.ts's action, with this module's accounts code loaded first (as part of the command, so a failure is reported). */
+function action<A extends unknown[]>(ctx: CliContext, body: (...args: A) => Promise<ExitCode | void> | ExitCode | void): (...args: A) => Promise<void> {
+  return runAction(ctx, async (...args: A) => {
+    deps ??= await import("../users-admin-deps.ts");
+    return body(...args);
+  });
+}
 
 /**
  * The user an operator named: an id (`usr_…`), else an email or username. An address or username that happens to
@@ -49,7 +54,7 @@ interface GrantTold {
  */
 function tellingGrantee(app: App, told: GrantTold[], grant: { userId: string; role: string; actor: string }): (trx: Kysely<Schema>, event: { id: string }) => Promise<void> {
   return async (trx, event) => {
-    const outcome = await tellGrantee(trx, { audit: app.audit, outbox: app.accounts.outbox, clock: app.clock, appName: app.config.serviceName }, { ...grant, eventId: event.id });
+    const outcome = await deps.tellGrantee(trx, { audit: app.audit, outbox: app.accounts.outbox, clock: app.clock, appName: app.config.serviceName }, { ...grant, eventId: event.id });
     if (outcome !== "not administrative") told.push({ role: grant.role, outcome });
   };
 }
@@ -58,7 +63,7 @@ function tellingGrantee(app: App, told: GrantTold[], grant: { userId: string; ro
 function grantNoticeLines(told: GrantTold[]): string[] {
   return told.map(({ role, outcome }) => outcome === "queued"
     ? `${role} is administrative: the account's owner is told by mail (sent once mail is configured)`
-    : `${role} is administrative, but the account's address cannot be mailed (${GRANT_NOTICE_REFUSED} records why): tell its owner another way`);
+    : `${role} is administrative, but the account's address cannot be mailed (${deps.GRANT_NOTICE_REFUSED} records why): tell its owner another way`);
 }
 
 export default {
@@ -76,7 +81,7 @@ export default {
         action(ctx, async (opts: { email: string; username?: string; role: string[]; generatePassword?: boolean; json?: boolean }) => {
           const app = await ctx.app();
           const { users: store, passwords, policy, roles } = app.accounts;
-          const generated = opts.generatePassword || (ctx.stdin as { isTTY?: boolean }).isTTY ? base32(app.random.bytes(20)) : null;
+          const generated = opts.generatePassword || (ctx.stdin as { isTTY?: boolean }).isTTY ? deps.base32(app.random.bytes(20)) : null;
           const password = generated ?? (await readPassword(ctx, { maxBytes: passwords.limits.maxPasswordBytes, ifEmpty: "pipe one in, or use --generate-password" }));
           // --json: one document; with a generated password its head (the account and the password) is written before
           // the commit and its last member, the roles granted after it, once they are (jsonTail).
@@ -91,7 +96,7 @@ export default {
             ...(user.passwordInitialExpiresAt !== null ? [`the password stops working at ${new Date(user.passwordInitialExpiresAt).toISOString()} unless changed before (BULWARK_INITIAL_PASSWORD_HOURS)`] : []),
           ].map((line) => `${escapedLines(line)}\n`).join("");
           // A lookup's outage refuses every password alike: the server's failure (exit 3), not bad input (exit 2).
-          throwIfRefused(await policy.check(password, accountPasswordContext(opts, app.config.serviceName)));
+          deps.throwIfRefused(await policy.check(password, deps.accountPasswordContext(opts, app.config.serviceName)));
           for (const role of opts.role) await roles.get(role); // unknown role: fail before creating anything
           const hash = await passwords.hash(password);
           const actor = cliActor();
@@ -105,7 +110,7 @@ export default {
           // An address held only by an unfinished sign-up (an outsider's squat: anyone may start one) is the operator's to
           // give: the sign-up is deleted in the same transaction and recorded (sign-up-shell.ts), as set-email does.
           const { created: user, signUpRemoved } = await app.db.transaction(async (trx) => {
-            const made = await createOverSignUps(app.db, trx, app.audit, opts.email, { actor, via: "cli" }, async (signUpRemoved) => {
+            const made = await deps.createOverSignUps(app.db, trx, app.audit, opts.email, { actor, via: "cli" }, async (signUpRemoved) => {
               const created = await store.create({
                 email: opts.email, username: opts.username ?? null, passwordHash: hash, passwordScheme: passwords.defaultScheme, passwordMustChange: mustChange,
                 passwordInitialExpiresAt: mustChange ? app.clock.now() + app.config.initialPasswordMs : null,
@@ -138,7 +143,7 @@ export default {
             } catch (error) {
               // A grant that waited past the store's bound is the named busy failure (BULWARK_ERR_DB_BUSY, "try again"),
               // in the event and the message alike, as reportError names every other: not an internal error quoting the driver.
-              failure = storeBusyError(error) ?? error;
+              failure = deps.storeBusyError(error) ?? error;
               break;
             }
           }
@@ -163,7 +168,7 @@ export default {
                 data: { via: "cli", granted, missing, code: isBulwarkError(failure) ? failure.code : "BULWARK_ERR_INTERNAL" },
               });
             } catch (error) {
-              const auditFailure = storeBusyError(error) ?? error;
+              const auditFailure = deps.storeBusyError(error) ?? error;
               unrecorded = ` (the audit event saying so could not be written either: ${auditFailure instanceof Error ? auditFailure.message : String(auditFailure)})`;
             }
             throw new RuntimeFailure("BULWARK_ERR_USER_ROLES_INCOMPLETE", `account ${user.id} was created, but role(s) ${missing.join(", ")} could not be granted (${why}); grant them with \`bulwark roles grant ${user.email} ROLE\`${unrecorded}`, { cause: failure });
@@ -183,7 +188,7 @@ export default {
           const user = await findUser(app, identifier);
           const now = app.clock.now();
           const changed = await app.db.transaction(async (trx) => {
-            const unlocked = await unlockUser(trx, user.id, now);
+            const unlocked = await deps.unlockUser(trx, user.id, now);
             if (unlocked) await app.audit.appendIn(trx, { type: "user.unlocked", actor: cliActor(), subject: user.id, data: { via: "cli", reason: user.lockedReason } });
             return unlocked;
           });
@@ -217,7 +222,7 @@ export default {
           // reported by the dry run, which forecast a reset link the run then refused to mail.
           const refusal = publicURLRefusal(app, "set-email mails the account a reset link at its new address");
           if (opts.dryRun) {
-            const forecast = await forecastSetEmail(app, user.id, email);
+            const forecast = await deps.forecastSetEmail(app, user.id, email);
             if (opts.json) return void writeJSON(ctx, { dryRun: true, ...forecast, ...realRunRefused(refusal) });
             if (!forecast.changed && forecast.liftsResetHold) writeLine(ctx, `dry run: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}; confirming it would lift the containment hold on its reset links, so the public reset form would mail it again; nothing was changed`);
             else if (!forecast.changed) writeLine(ctx, `dry run: nothing to do: ${escapeControls(forecast.oldEmail)} is already the address of ${user.id}`);
@@ -229,7 +234,7 @@ export default {
             return;
           }
           if (refusal !== null) throw refusal;
-          const outcome = await setEmailByAdministrator(app, { userId: user.id, email, actor: cliActor(), via: "cli" });
+          const outcome = await deps.setEmailByAdministrator(app, { userId: user.id, email, actor: cliActor(), via: "cli" });
           if (opts.json) return void writeJSON(ctx, outcome);
           if (!outcome.changed && outcome.resetHoldLifted) return void writeLine(ctx, `${escapeControls(outcome.oldEmail)} is already the address of ${user.id}; the containment hold on its reset links is lifted: the public reset form mails it again`);
           if (!outcome.changed) return void writeLine(ctx, `nothing to do: ${escapeControls(outcome.oldEmail)} is already the address of ${user.id}`);
@@ -275,7 +280,7 @@ export default {
           const role = await store.get(name);
           // Refused before the dry run as RoleStore.delete refuses it (same error, exit 2): a dry run that told how many
           // holders a built-in role "would" lose vouched for a deletion the real run never makes.
-          if (role.builtin) throw roleErrors.builtin(role.name);
+          if (role.builtin) throw deps.roleErrors.builtin(role.name);
           const holders = await store.holders(role.name);
           const who = `${holders} user${holders === 1 ? "" : "s"}`;
           if (opts.dryRun) {
