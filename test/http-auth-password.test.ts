@@ -508,7 +508,7 @@ describe("reset links of a locked account (nothing changes its credentials until
     assert.equal(code, "BULWARK_ERR_RESET_TOKEN");
     assert.equal((await fx.app.accounts.passwordReset.check(token)).valid, true, "the refusal did not use the link up");
     fx.clock.advance(60_000);
-    assert.equal(await unlockUser(fx.app.db.db, ana.id, fx.clock.now()), true);
+    assert.notEqual(await unlockUser(fx.app.db.db, ana.id, fx.clock.now()), null);
     fx.clock.advance(1000);
     assert.equal((await fx.browser().login(ana.email, ana.password)).statusCode, 200, "the password set before the lock is still the one");
     const done = await complete(token);
@@ -552,7 +552,7 @@ describe("reset links of a locked account (nothing changes its credentials until
     assert.equal(refused.statusCode, 400, refused.body);
     assert.equal(refused.json().error.code, "BULWARK_ERR_RESET_TOKEN");
     fx.clock.advance(60_000);
-    assert.equal(await unlockUser(fx.app.db.db, ana.id, fx.clock.now()), true);
+    assert.notEqual(await unlockUser(fx.app.db.db, ana.id, fx.clock.now()), null);
     const done = await complete(token);
     assert.equal(done.statusCode, 200, done.body);
     assert.equal((await fx.browser().login(ana.email, "copper meadow whistles softly")).statusCode, 200);

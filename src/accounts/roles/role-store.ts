@@ -34,6 +34,9 @@ export const roleErrors = {
       `user ${userId} signs in with a password whoever created the account knew (its initial password, or one it was changed to at the first sign-in), ` +
         `or an administrator set its address since; role "${role}" carries an administrative permission, so the owner must first set a password ` +
         "through a reset link mailed to the account's address (POST /auth/password/reset/request)"),
+  holdersChanged: (name: string, counted: number, now: number): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_ROLE_HOLDERS_CHANGED", "conflict",
+      `role "${name}" was held by ${counted} user(s) when the deletion was confirmed and by ${now} when it ran (granted or revoked meanwhile): nothing was deleted; run it again to see who holds it now`),
   lastAdmin: (): BulwarkError =>
     new BulwarkError("BULWARK_ERR_LAST_ADMIN", "conflict", "this would leave no active, unlocked user holding the admin permission (nobody could grant roles again)"),
 };
@@ -197,10 +200,15 @@ export class RoleStore {
    * Deletes a role that is not built in, taking it from its holders: one `role.revoked` event per holder (subject: the
    * user) and a `role.deleted` event naming how many there were, all in the deletion's transaction.
    */
-  async delete(name: string, actor: string, options: RemovalOptions = {}): Promise<void> {
+  /**
+   * Deletes `name`, taking it from every holder; returns how many held it. `holdersCounted`: the number of holders the
+   * caller showed and had confirmed (the CLI asks before taking the role from anybody) — a deletion that would take it
+   * from another number (a grant or revocation committed in between) is refused and rolled back.
+   */
+  async delete(name: string, actor: string, options: RemovalOptions & { holdersCounted?: number } = {}): Promise<number> {
     const role = await this.get(name);
     if (role.builtin) throw roleErrors.builtin(name);
-    await this.#database.transaction(async (trx) => {
+    return this.#database.transaction(async (trx) => {
       const guard = await this.#adminGuard(trx, options, role.permissions.includes("admin"));
       await this.#holdRole(trx, name);
       // The caller's check where the deletion commits, after the role's lock (a grant of the role holds it before it
@@ -209,6 +217,7 @@ export class RoleStore {
       // One DELETE … RETURNING, after the locks a revocation and a grant of the role take (the last-admin lock, the
       // role's): exactly the grants this deletion ended, none a revocation in flight already took, none missed.
       const holders = (await trx.deleteFrom("user_roles").where("role", "=", name).returning("user_id").execute()).map((r) => r.user_id).sort();
+      if (options.holdersCounted !== undefined && holders.length !== options.holdersCounted) throw roleErrors.holdersChanged(name, options.holdersCounted, holders.length);
       await trx.deleteFrom("role_permissions").where("role", "=", name).execute();
       await trx.deleteFrom("roles").where("name", "=", name).execute();
       await guard();
@@ -216,6 +225,7 @@ export class RoleStore {
       // only "role.deleted" left every holder's record showing the grant and never its end (ASVS 16.2.1, 16.3.3).
       for (const userId of holders) await this.#audit.appendIn(trx, { type: "role.revoked", actor, subject: userId, data: { role: name, roleDeleted: true } });
       await this.#audit.appendIn(trx, { type: "role.deleted", actor, subject: name, data: { holders: holders.length } });
+      return holders.length;
     });
   }
 

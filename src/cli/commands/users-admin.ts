@@ -187,15 +187,18 @@ export default {
           const app = await ctx.app();
           const user = await findUser(app, identifier);
           const now = app.clock.now();
-          const changed = await app.db.transaction(async (trx) => {
+          // The lock named (event and screen) is the one the unlock lifted, read with it: the account read above may have
+          // been locked again since (an administrator's "keep locked" over a containment lock).
+          const lifted = await app.db.transaction(async (trx) => {
             const unlocked = await deps.unlockUser(trx, user.id, now);
-            if (unlocked) await app.audit.appendIn(trx, { type: "user.unlocked", actor: cliActor(), subject: user.id, data: { via: "cli", reason: user.lockedReason } });
+            if (unlocked) await app.audit.appendIn(trx, { type: "user.unlocked", actor: cliActor(), subject: user.id, data: { via: "cli", reason: unlocked.reason } });
             return unlocked;
           });
+          const changed = lifted !== null;
           if (opts.json) return void writeJSON(ctx, { id: user.id, email: user.email, changed });
           // Stored text (a lock reason an API caller or a containment job chose, an address) reaches the terminal inert.
           const email = escapeControls(user.email);
-          writeLine(ctx, changed ? `unlocked ${user.id} <${email}> (was: ${escapeControls(user.lockedReason ?? "locked")}); sessions from before the unlock stay ended` : `nothing to do: ${email} is not locked`);
+          writeLine(ctx, changed ? `unlocked ${user.id} <${email}> (was: ${escapeControls(lifted.reason ?? "locked")}); sessions from before the unlock stay ended` : `nothing to do: ${email} is not locked`);
         }),
       );
 
@@ -295,7 +298,9 @@ export default {
               declined: () => new InputError("BULWARK_ERR_USAGE", "not confirmed: the role was not deleted"),
             });
           }
-          await store.delete(role.name, cliActor());
+          // The deletion takes the role from exactly the holders counted and confirmed above, or from nobody: a grant
+          // committed in between (the server's, another operator's) is not taken away unasked (ROLE_HOLDERS_CHANGED).
+          await store.delete(role.name, cliActor(), { holdersCounted: holders });
           if (opts.json) writeJSON(ctx, { role: role.name, holders, dryRun: false, deleted: true });
           else writeLine(ctx, `deleted role ${role.name}${holders > 0 ? ` (taken from ${who})` : ""}`);
           return EXIT.ok;

@@ -78,15 +78,25 @@ export async function lockUser(db: Kysely<Schema>, id: string, reason: string | 
 export const DEFAULT_LOCK_REASON = "locked by an administrator";
 
 /**
- * Unlocks an account; false when it was not locked. Every session from before the unlock is refused from then
- * on (the user's revocation stamp, raised in the same unit of work): whatever locked the account — this API, a
- * containment job — a session an attacker held before the lock does not come back with the unlock.
+ * Unlocks an account: the lock it lifted (its reason), or null when it was not locked. Every session from before the
+ * unlock is refused from then on (the user's revocation stamp, raised in the same unit of work): whatever locked the
+ * account — this API, a containment job — a session an attacker held before the lock does not come back with the unlock.
+ * The lock is read and lifted together (the update applies only to the lock read, else it is read again): a reason
+ * read before the caller's transaction named a lock another writer may have replaced since (an administrator's "keep
+ * locked" over a containment lock), and the record then said the wrong lock was lifted.
  */
-export async function unlockUser(db: Kysely<Schema>, id: string, now: number): Promise<boolean> {
-  const r = await db.updateTable("users").set({ locked_at: null, locked_reason: null, updated_at: now }).where("id", "=", id).where("locked_at", "is not", null).executeTakeFirst();
-  if (Number(r.numUpdatedRows) !== 1) return false;
-  await raiseStamp(db, userScope(id), revokedBefore(now), now);
-  return true;
+export async function unlockUser(db: Kysely<Schema>, id: string, now: number): Promise<{ reason: string | null } | null> {
+  for (;;) {
+    const lock = await db.selectFrom("users").select(["locked_at", "locked_reason"]).where("id", "=", id).executeTakeFirst();
+    if (!lock || lock.locked_at === null) return null;
+    const r = await db.updateTable("users").set({ locked_at: null, locked_reason: null, updated_at: now })
+      .where("id", "=", id).where("locked_at", "=", lock.locked_at)
+      .where((eb) => (lock.locked_reason === null ? eb("locked_reason", "is", null) : eb("locked_reason", "=", lock.locked_reason)))
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) continue; // locked again, or unlocked, since the read: read it again
+    await raiseStamp(db, userScope(id), revokedBefore(now), now);
+    return { reason: lock.locked_reason };
+  }
 }
 
 /**

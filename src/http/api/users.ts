@@ -180,7 +180,7 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
   change("unlock", async (app, request, caller, user) => {
     const changed = await app.db.transaction(async (trx) => {
       await assertOutranksWithin(app, trx, caller, user);
-      const unlocked = await unlockUser(trx, user.id, app.clock.now());
+      const unlocked = (await unlockUser(trx, user.id, app.clock.now())) !== null;
       if (unlocked) await auditAPI(app, request, caller, { type: "user.unlocked", subject: user.id }, trx);
       return unlocked;
     });
