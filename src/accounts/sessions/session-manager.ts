@@ -139,8 +139,11 @@ export interface SessionManager {
    * made it queued the new-device notice; false when no such session exists any more.
    */
   markDeviceTold(sessionId: string): Promise<boolean>;
-  /** Ends one of the user's sessions; false when it was not theirs or did not exist. */
-  end(sessionId: string, userId: string): Promise<boolean>;
+  /**
+   * Ends one of the user's sessions; false when it was not theirs or did not exist. With `executor` (a caller's
+   * transaction), in it: the end commits with the caller's record of it, or not at all.
+   */
+  end(sessionId: string, userId: string, options?: { executor?: Kysely<Schema> }): Promise<boolean>;
   /**
    * Ends all the user's sessions, except one (the current) if given. Returns how many ended. With `executor` (a
    * caller's transaction), in it: the user's turn is then held until that transaction ends, so the sessions end
@@ -458,9 +461,9 @@ export function createSessionManager(deps: { database: Database; clock: Clock; r
       const result = await db.updateTable("sessions").set({ device_told: 1 }).where("id", "=", sessionId).where("user_id", "is not", null).executeTakeFirst();
       return Number(result.numUpdatedRows) > 0;
     },
-    async end(sessionId, userId) {
+    async end(sessionId, userId, options = {}) {
       // Scoped by user: knowing another user's session id does not let anyone end it.
-      const result = await db.deleteFrom("sessions").where("id", "=", sessionId).where("user_id", "=", userId).executeTakeFirst();
+      const result = await (options.executor ?? db).deleteFrom("sessions").where("id", "=", sessionId).where("user_id", "=", userId).executeTakeFirst();
       return Number(result.numDeletedRows) > 0;
     },
     async endAll(userId, options = {}) {

@@ -153,8 +153,14 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
 
   server.post<{ Body: { next?: string } | undefined }>("/auth/logout", { config: ANY_GATE }, async (request, reply) => {
     const { auth } = requireSession(request);
-    await app.accounts.sessions.end(auth.sessionId as string, auth.userId);
-    await app.audit.append({ type: "auth.logout", actor: auth.userId, subject: auth.userId, requestId: request.id, data: actingContext(request, auth.userId) });
+    // The end and its record in one commit: apart, a record that failed (another process holding SQLite's write lock,
+    // the audit head held past the store's bound) answered 503 "try again" about a sign-out that had happened and that
+    // no event named, and the retry was refused 401 (test/cross-process-writes-red-team.test.ts). Now a failure leaves
+    // the session as it was, and the retry signs out.
+    await app.db.transaction(async (trx) => {
+      await app.accounts.sessions.end(auth.sessionId as string, auth.userId, { executor: trx });
+      await app.audit.appendIn(trx, { type: "auth.logout", actor: auth.userId, subject: auth.userId, requestId: request.id, data: actingContext(request, auth.userId) });
+    });
     void reply.header("set-cookie", clearSessionCookie());
     const body = request.body;
     return { status: "signed-out", next: safeNext(body && typeof body === "object" ? body.next : undefined) };
@@ -212,17 +218,24 @@ export function registerSessionRoutes(server: FastifyInstance, app: App): void {
     { schema: { params: { type: "object", properties: { id: str(64) } } }, config: { access: "authenticated", reauth: "required" } },
     async (request, reply) => {
       const { auth } = requireSession(request);
-      // Scoped to the caller: another user's session id ends nothing and is answered like a missing one.
-      if (!(await app.accounts.sessions.end(request.params.id, auth.userId))) throw httpAuthErrors.notFound("session");
-      // Ending a session is how an owner throws a hijacker out: an email change the hijacker asked for dies too
-      // (links carry no session; the owner asks again if the change was theirs).
-      if (request.params.id !== auth.sessionId) await app.accounts.emailChanges.revokeAll(auth.userId);
-      // Which session ended (`endedSessionId`), and which one ended it from where (`sessionId`, `ip`): the owner throwing
-      // a thief out and a thief throwing the owner out read alike otherwise, and the acting session is the one a
-      // responder ends next (ASVS 16.2.1, 7.5.2).
-      await app.audit.append({
-        type: "auth.session.ended", actor: auth.userId, subject: auth.userId, requestId: request.id,
-        data: { endedSessionId: request.params.id, ...actingContext(request, auth.userId) },
+      const other = request.params.id !== auth.sessionId;
+      // The end, the email changes it kills and its record in one commit (as the logout above): a failure leaves it all
+      // as it was, never a session ended that no event names.
+      await app.db.transaction(async (trx) => {
+        // The account's link lock first, as every transaction writing its links takes it.
+        if (other) await lockAccountLinks(app.db, trx, auth.userId);
+        // Scoped to the caller: another user's session id ends nothing and is answered like a missing one.
+        if (!(await app.accounts.sessions.end(request.params.id, auth.userId, { executor: trx }))) throw httpAuthErrors.notFound("session");
+        // Ending a session is how an owner throws a hijacker out: an email change the hijacker asked for dies too
+        // (links carry no session; the owner asks again if the change was theirs).
+        if (other) await app.accounts.emailChanges.revokeAll(auth.userId, trx);
+        // Which session ended (`endedSessionId`), and which one ended it from where (`sessionId`, `ip`): the owner throwing
+        // a thief out and a thief throwing the owner out read alike otherwise, and the acting session is the one a
+        // responder ends next (ASVS 16.2.1, 7.5.2).
+        await app.audit.appendIn(trx, {
+          type: "auth.session.ended", actor: auth.userId, subject: auth.userId, requestId: request.id,
+          data: { endedSessionId: request.params.id, ...actingContext(request, auth.userId) },
+        });
       });
       if (request.params.id === auth.sessionId) void reply.header("set-cookie", clearSessionCookie());
       return { ended: 1 };

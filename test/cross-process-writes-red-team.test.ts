@@ -1,0 +1,230 @@
+// Red-team round "cross-process writes": lost updates and stale decisions across processes on one SQLite database
+// (WAL). The attacker is no person with a shell: it is the ordinary interleaving of an operator's CLI command (its own
+// process, its own connection: run here in this process through bulwarkInProcess, which opens an app of its own on the
+// fixture's file) with the server's requests (the fixture's app). Each interleaving is forced, never raced: the server's
+// side holds SQLite's write lock in an open transaction (or another connection takes it, holdWriteLock) while the CLI
+// has read and waits at its BEGIN IMMEDIATE (seen through node:sqlite's StatementSync, watched below); or another
+// connection takes the lock synchronously right after a statement of a request commits, so the request's next write
+// meets it and waits out the bound (BULWARK_DB_LOCK_TIMEOUT_SECONDS=1 here).
+// Tried: `users unlock` reading the account, then an administrator re-locking it over the API before the unlock
+// commits; `roles delete` counting no holders (so asking nothing and needing no --yes), then a grant of the role
+// committing before the deletion; a sign-out whose session delete committed just before a CLI batch took the lock.
+// Held: the CLI waits for the server's transaction asynchronously and then commits whole (no half-written row); the
+// deletion's role.deleted event counts the holder it really took; the unlock's revocation stamp still ends old sessions.
+// Found (all fixed; the tests below fail on the code before):
+// - `users unlock` records and prints the lock reason it read before its transaction: the lock it lifts may be another
+//   one (an administrator's "keep locked", taken meanwhile), and the log (user.unlocked) and the operator's screen name
+//   the lock that was already gone (ASVS 16.2.1).
+// - `roles delete` decides whether to ask (and whether --yes is needed) on a holder count read before its transaction:
+//   a grant committed meanwhile is taken away although nobody confirmed it, and the report says 0 holders (ASVS 16.5.3).
+// - POST /auth/logout ends the session in one statement and appends auth.logout in another transaction: a lock taken
+//   between them (any CLI batch) answers 503 "try again" about a sign-out that happened, and the sign-out is in no
+//   record (ADR 0021: a change and its record commit together) (ASVS 16.3.1); DELETE /auth/sessions/:id did the same with
+//   auth.session.ended.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { StatementSync } from "node:sqlite";
+import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { lockUser } from "../src/http/api/user-queries.ts";
+import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
+import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
+
+/** The store's lock bound, for the server and the CLI alike: a held lock is met in a second, not ten. */
+const SHORT_BUSY = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" };
+/** The CLI's bound while the test's own side holds the lock on purpose: long enough never to run out meanwhile. */
+const CLI_PATIENT = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "20" };
+
+/**
+ * Watches every node:sqlite statement of this process (the server's connection and the in-process CLI's alike):
+ * `busyAt(sql)` resolves when a statement of that text fails SQLITE_BUSY (a writer waiting for another's lock), and
+ * `afterRun(test, fn)` runs `fn` synchronously right after the next statement whose text passes `test` succeeded, so
+ * nothing else of the process runs in between (another connection can take the lock exactly there).
+ */
+class StatementWatch {
+  readonly #original = StatementSync.prototype.run;
+  #busy: Array<{ sql: string; resolve: () => void }> = [];
+  #after: Array<{ test: (sql: string) => boolean; fn: () => void }> = [];
+  install(): void {
+    const watch = this;
+    const original = this.#original;
+    StatementSync.prototype.run = function (this: StatementSync, ...params: Parameters<StatementSync["run"]>) {
+      let result: ReturnType<StatementSync["run"]>;
+      try {
+        result = original.apply(this, params);
+      } catch (error) {
+        const sql = this.sourceSQL.trim().toLowerCase();
+        const waiting = watch.#busy.filter((w) => w.sql === sql && /database is locked/.test((error as Error).message));
+        watch.#busy = watch.#busy.filter((w) => !waiting.includes(w));
+        for (const w of waiting) w.resolve();
+        throw error;
+      }
+      const hook = watch.#after.find((h) => h.test(this.sourceSQL));
+      if (hook) {
+        watch.#after = watch.#after.filter((h) => h !== hook);
+        hook.fn();
+      }
+      return result;
+    } as StatementSync["run"];
+  }
+  restore(): void {
+    StatementSync.prototype.run = this.#original;
+  }
+  busyAt(sql: string): Promise<void> {
+    return new Promise((resolve) => this.#busy.push({ sql: sql.toLowerCase(), resolve }));
+  }
+  afterRun(test: (sql: string) => boolean, fn: () => void): void {
+    this.#after.push({ test, fn });
+  }
+}
+
+/** A gate the test opens: `wait` resolves once `open` was called. */
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((resolve) => (open = resolve));
+  return { wait, open };
+}
+
+async function eventsOf(fx: AuthFixture, type: string, subject?: string): Promise<Array<{ data: Record<string, unknown> }>> {
+  let q = fx.app.db.db.selectFrom("audit_events").select(["data"]).where("type", "=", type);
+  if (subject !== undefined) q = q.where("subject", "=", subject);
+  return (await q.orderBy("seq").execute()).map((r) => ({ data: JSON.parse(String(r.data ?? "{}")) as Record<string, unknown> }));
+}
+
+/**
+ * Runs `bulwark ARGS` (its own app and connection on the fixture's file) so that it reads the store as it stands, then
+ * waits at its write transaction's BEGIN IMMEDIATE behind the server's transaction, in which `serverChange` then runs
+ * and commits; only then does the command's transaction start.
+ */
+async function cliAroundServerChange(fx: AuthFixture, watch: StatementWatch, args: string[], serverChange: (trx: Parameters<Parameters<AuthFixture["app"]["db"]["transaction"]>[0]>[0]) => Promise<void>): Promise<{ code: number; stdout: string; stderr: string }> {
+  const change = gate();
+  const server = fx.app.db.transaction(async (trx) => {
+    await change.wait;
+    await serverChange(trx);
+  });
+  const cliWaits = watch.busyAt("begin immediate");
+  const cli = bulwarkInProcess(args, { ...fixtureCliEnv(fx.app.config.dataDir), ...CLI_PATIENT });
+  await cliWaits;
+  change.open();
+  await server;
+  return cli;
+}
+
+describe("cross-process writes on one SQLite database", () => {
+  let fx: AuthFixture;
+  const watch = new StatementWatch();
+  before(async () => {
+    fx = await authFixture(SHORT_BUSY);
+    watch.install();
+  });
+  after(async () => {
+    watch.restore();
+    await fx.close();
+  });
+
+  it("attack: `users unlock` reads a containment lock, then an administrator re-locks the account over the API (\"keep locked\") before the unlock commits — the unlock's event and its output name the lock it lifted, not the one it read before (ASVS 16.2.1, 16.3.3) (was: user.unlocked and the screen named the containment lock, already replaced)", async () => {
+    const alice = await fx.user("unlock-race@example.org");
+    await fx.app.db.transaction(async (trx) => {
+      await lockUser(trx, alice.id, "contain: lock-accounts job_1", fx.clock.now());
+    });
+    const adminReason = "laptop stolen: keep locked until the owner calls";
+    // The API's lock route, in one transaction: lockUser (relock: the lock becomes the administrator's) and its event.
+    const r = await cliAroundServerChange(fx, watch, ["users", "unlock", alice.email, "--json"], async (trx) => {
+      assert.equal(await lockUser(trx, alice.id, adminReason, fx.clock.now()), "relocked");
+      await fx.app.audit.appendIn(trx, { type: "user.locked", actor: "usr_admin", subject: alice.id, data: { reason: adminReason, relocked: true } });
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const lifted = await fx.app.accounts.users.getById(alice.id);
+    assert.equal(lifted?.lockedAt, null, "the break-glass unlock lifts whatever lock there is (documented)");
+    // The human output ("was: …") is read from the same row: a second run, the same interleaving.
+    await fx.app.db.transaction(async (trx) => {
+      await lockUser(trx, alice.id, "contain: lock-accounts job_2", fx.clock.now());
+    });
+    const human = await cliAroundServerChange(fx, watch, ["users", "unlock", alice.email], async (trx) => {
+      await lockUser(trx, alice.id, adminReason, fx.clock.now());
+      await fx.app.audit.appendIn(trx, { type: "user.locked", actor: "usr_admin", subject: alice.id, data: { reason: adminReason, relocked: true } });
+    });
+    assert.equal(human.code, 0, human.stderr);
+    const [event] = await eventsOf(fx, "user.unlocked", alice.id);
+    assert.ok(event, "no user.unlocked event");
+    assert.equal(event.data["reason"], adminReason,
+      `user.unlocked records the lock reason \`users unlock\` read before its transaction ("${String(event.data["reason"])}"), not the administrator's lock it actually lifted ("${adminReason}"): the log says a containment lock was lifted, and nothing says the administrator's "keep locked" was; the operator read ${JSON.stringify(human.stdout.trim())}`);
+    assert.match(human.stdout, /keep locked/, `the operator is told the unlock lifted a lock it did not: ${JSON.stringify(human.stdout)}`);
+  });
+
+  it("attack: `roles delete` counts no holders (so it asks nothing and needs no --yes), then a grant of the role commits before the deletion — a holder nobody confirmed taking it from does not lose it: the deletion is refused, exit 2, nothing deleted (ASVS 16.5.3, 16.2.1) (was: taken silently, the report saying 0 holders)", async () => {
+    const role = "release-managers";
+    await fx.app.accounts.roles.create({ name: role, permissions: ["checks.run"] }, "test");
+    const bob = await fx.user("role-race@example.org");
+    // Without --yes and without a terminal, a deletion that takes the role from anybody is refused (exit 2).
+    const r = await cliAroundServerChange(fx, watch, ["roles", "delete", role, "--json"], async (trx) => {
+      // What RoleStore.grant writes (an administrator's POST /api/v1/users/:id/roles), in the server's transaction.
+      await trx.insertInto("user_roles").values({ user_id: bob.id, role, granted_at: fx.clock.now(), granted_by: "usr_admin" }).execute();
+      await fx.app.audit.appendIn(trx, { type: "role.granted", actor: "usr_admin", subject: bob.id, data: { role } });
+    });
+    const [deleted] = await eventsOf(fx, "role.deleted", role);
+    const held = await fx.app.accounts.roles.rolesOf(bob.id);
+    const report = r.code === 0 ? (JSON.parse(r.stdout) as { holders: number; deleted: boolean }) : null;
+    assert.ok(held.includes(role) || (report !== null && report.holders === 1),
+      `\`roles delete ${role}\` (no --yes) took the role from ${bob.email}, granted after its count and before its transaction: the count of 0 it read first skipped the confirmation that a holder requires, and it reported ${JSON.stringify(report)} while role.deleted records ${JSON.stringify(deleted?.data)}`);
+    assert.equal(r.code, 2, r.stdout);
+    assert.match(r.stderr, /held by 0 user\(s\) when the deletion was confirmed and by 1 when it ran/);
+    assert.equal(deleted, undefined, "role.deleted recorded for a deletion that was refused");
+    assert.deepEqual((await fx.app.accounts.roles.get(role)).permissions, ["checks.run"], "the role is still there");
+  });
+
+  it("attack: another process (a CLI batch) takes the write lock right after a sign-out's session delete — the answer is true: signed out and recorded (auth.logout), or refused with nothing changed, and then the retry signs out (ADR 0021: a change and its record commit together) (ASVS 16.3.1, 16.5.3, 7.4.1) (was: 503 \"try again\" with the session gone and no event; the retry refused 401)", async () => {
+    const carol = await fx.user("logout-race@example.org");
+    const b = fx.browser();
+    assert.equal((await b.login(carol.email, carol.password)).statusCode, 200);
+    const csrf = await b.csrf();
+    let held: { release(): void } | null = null;
+    watch.afterRun((sql) => /^delete from "sessions" where "id" = \?/i.test(sql.trim()), () => {
+      held = holdWriteLock(dbPath(fx));
+    });
+    let res;
+    try {
+      res = await b.request("POST", "/auth/logout", { csrf, body: {} });
+    } finally {
+      (held as { release(): void } | null)?.release();
+    }
+    const recorded = (await eventsOf(fx, "auth.logout", carol.id)).length;
+    const sessionsLeft = Number((await fx.app.db.db.selectFrom("sessions").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", carol.id).executeTakeFirstOrThrow()).n);
+    if (res.statusCode === 200) {
+      assert.equal(recorded, 1, "signed out (200) but no auth.logout event");
+    } else {
+      assert.equal(sessionsLeft, 1,
+        `POST /auth/logout answered ${res.statusCode} ${res.body.slice(0, 120)} ("could not finish, try again"), yet its session was already deleted (${sessionsLeft} left) and auth.logout was recorded ${recorded} time(s): the sign-out happened and is in no record; the browser's retry is refused 401`);
+      assert.equal(recorded, 0, "a refused sign-out recorded auth.logout");
+      const retry = await b.request("POST", "/auth/logout", { csrf, body: {} });
+      assert.equal(retry.statusCode, 200, `the browser's retry: ${retry.statusCode} ${retry.body.slice(0, 120)}`);
+      assert.equal((await eventsOf(fx, "auth.logout", carol.id)).length, 1, "the retried sign-out is recorded once");
+    }
+  });
+
+  it("attack: another process takes the write lock right after DELETE /auth/sessions/:id removed the session it names — ended and recorded (auth.session.ended), or refused with the session still there (ASVS 16.3.1, 7.4.1) (was: ended with no record on a 503)", async () => {
+    const dave = await fx.user("end-one-race@example.org");
+    const phone = fx.browser();
+    assert.equal((await phone.login(dave.email, dave.password)).statusCode, 200);
+    const laptop = fx.browser();
+    assert.equal((await laptop.login(dave.email, dave.password)).statusCode, 200);
+    const phoneSession = JSON.parse((await phone.request("GET", "/auth/session")).body) as { sessionId: string };
+    const csrf = await laptop.csrf();
+    let held: { release(): void } | null = null;
+    watch.afterRun((sql) => /^delete from "sessions" where "id" = \?/i.test(sql.trim()), () => {
+      held = holdWriteLock(dbPath(fx));
+    });
+    let res;
+    try {
+      res = await laptop.request("DELETE", `/auth/sessions/${phoneSession.sessionId}`, { csrf });
+    } finally {
+      (held as { release(): void } | null)?.release();
+    }
+    const recorded = (await eventsOf(fx, "auth.session.ended", dave.id)).filter((e) => e.data["endedSessionId"] === phoneSession.sessionId).length;
+    const phoneLeft = await fx.app.db.db.selectFrom("sessions").select("id").where("id", "=", phoneSession.sessionId).executeTakeFirst();
+    if (res.statusCode === 200) assert.equal(recorded, 1, "ended (200) but no auth.session.ended event");
+    else {
+      assert.ok(phoneLeft, `DELETE answered ${res.statusCode} ${res.body.slice(0, 120)}, yet the session it names is gone, recorded ${recorded} time(s)`);
+      assert.equal(recorded, 0);
+    }
+  });
+});
