@@ -112,6 +112,18 @@ async function cliAroundServerChange(fx: AuthFixture, watch: StatementWatch, arg
 describe("cross-process writes on one SQLite database", () => {
   let fx: AuthFixture;
   const watch = new StatementWatch();
+  /** Runs `request` with another connection taking the write lock right after its session delete; let go after it. */
+  async function lockedAfterSessionDelete<T>(request: () => Promise<T>): Promise<T> {
+    let held: { release(): void } | null = null;
+    watch.afterRun((sql) => /^delete from "sessions" where "id" = \?/i.test(sql.trim()), () => {
+      held = holdWriteLock(dbPath(fx));
+    });
+    try {
+      return await request();
+    } finally {
+      (held as { release(): void } | null)?.release();
+    }
+  }
   before(async () => {
     fx = await authFixture(SHORT_BUSY);
     watch.install();
@@ -177,16 +189,7 @@ describe("cross-process writes on one SQLite database", () => {
     const b = fx.browser();
     assert.equal((await b.login(carol.email, carol.password)).statusCode, 200);
     const csrf = await b.csrf();
-    let held: { release(): void } | null = null;
-    watch.afterRun((sql) => /^delete from "sessions" where "id" = \?/i.test(sql.trim()), () => {
-      held = holdWriteLock(dbPath(fx));
-    });
-    let res;
-    try {
-      res = await b.request("POST", "/auth/logout", { csrf, body: {} });
-    } finally {
-      (held as { release(): void } | null)?.release();
-    }
+    const res = await lockedAfterSessionDelete(() => b.request("POST", "/auth/logout", { csrf, body: {} }));
     const recorded = (await eventsOf(fx, "auth.logout", carol.id)).length;
     const sessionsLeft = Number((await fx.app.db.db.selectFrom("sessions").select((eb) => eb.fn.countAll<number>().as("n")).where("user_id", "=", carol.id).executeTakeFirstOrThrow()).n);
     if (res.statusCode === 200) {
@@ -209,16 +212,7 @@ describe("cross-process writes on one SQLite database", () => {
     assert.equal((await laptop.login(dave.email, dave.password)).statusCode, 200);
     const phoneSession = JSON.parse((await phone.request("GET", "/auth/session")).body) as { sessionId: string };
     const csrf = await laptop.csrf();
-    let held: { release(): void } | null = null;
-    watch.afterRun((sql) => /^delete from "sessions" where "id" = \?/i.test(sql.trim()), () => {
-      held = holdWriteLock(dbPath(fx));
-    });
-    let res;
-    try {
-      res = await laptop.request("DELETE", `/auth/sessions/${phoneSession.sessionId}`, { csrf });
-    } finally {
-      (held as { release(): void } | null)?.release();
-    }
+    const res = await lockedAfterSessionDelete(() => laptop.request("DELETE", `/auth/sessions/${phoneSession.sessionId}`, { csrf }));
     const recorded = (await eventsOf(fx, "auth.session.ended", dave.id)).filter((e) => e.data["endedSessionId"] === phoneSession.sessionId).length;
     const phoneLeft = await fx.app.db.db.selectFrom("sessions").select("id").where("id", "=", phoneSession.sessionId).executeTakeFirst();
     if (res.statusCode === 200) assert.equal(recorded, 1, "ended (200) but no auth.session.ended event");
