@@ -23,9 +23,10 @@
 //   auth.session.ended.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { StatementSync } from "node:sqlite";
+import { DatabaseSync, StatementSync } from "node:sqlite";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { lockUser } from "../src/http/api/user-queries.ts";
+import { authFlows } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
 
@@ -161,6 +162,35 @@ describe("cross-process writes on one SQLite database", () => {
     assert.equal(event.data["reason"], adminReason,
       `user.unlocked records the lock reason \`users unlock\` read before its transaction ("${String(event.data["reason"])}"), not the administrator's lock it actually lifted ("${adminReason}"): the log says a containment lock was lifted, and nothing says the administrator's "keep locked" was; the operator read ${JSON.stringify(human.stdout.trim())}`);
     assert.match(human.stdout, /keep locked/, `the operator is told the unlock lifted a lock it did not: ${JSON.stringify(human.stdout)}`);
+  });
+
+  it("attack: an administrator locks an account over the API without a reason while another process (a containment batch) re-locks it between the route's read and its transaction — user.locked records the reason the lock stands under, not the one read before (ASVS 16.2.1, 16.3.3) (was: the stale reason read before the transaction)", async () => {
+    const flows = authFlows(() => fx);
+    const admin = await flows.userWith(["accounts.write"]);
+    const token = await flows.tokenFor(admin, ["accounts.write"]);
+    const erin = await fx.user("lock-race@example.org");
+    await fx.app.db.transaction(async (trx) => {
+      await lockUser(trx, erin.id, "contain: lock-accounts job_1", fx.clock.now());
+    });
+    // The other process holds the write lock while the route reads the account, then re-locks it and lets go.
+    const other = new DatabaseSync(dbPath(fx));
+    other.exec("PRAGMA busy_timeout = 0");
+    other.exec("BEGIN IMMEDIATE");
+    const waiting = watch.busyAt("begin immediate");
+    const res = fx.server.inject({ method: "POST", url: `/api/v1/users/${erin.id}/lock`, headers: { host: "bulwark.test", authorization: `Bearer ${token}` }, payload: {} });
+    try {
+      await waiting;
+      other.prepare("UPDATE users SET locked_reason = ?, locked_at = ? WHERE id = ?").run("contain: lock-accounts job_2", fx.clock.now(), erin.id);
+      other.exec("COMMIT");
+    } finally {
+      if (other.isTransaction) other.exec("ROLLBACK");
+      other.close();
+    }
+    const r = await res;
+    assert.equal(r.statusCode, 200, r.body);
+    const events = await eventsOf(fx, "user.locked", erin.id);
+    assert.equal(events.at(-1)?.data["reason"], "contain: lock-accounts job_2",
+      `user.locked records ${JSON.stringify(events.at(-1)?.data)}: a reason the lock no longer stood under when this administrator took it over`);
   });
 
   it("attack: `roles delete` counts no holders (so it asks nothing and needs no --yes), then a grant of the role commits before the deletion — a holder nobody confirmed taking it from does not lose it: the deletion is refused, exit 2, nothing deleted (ASVS 16.5.3, 16.2.1) (was: taken silently, the report saying 0 holders)", async () => {

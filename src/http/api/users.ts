@@ -12,7 +12,7 @@ import { auditAPI, callerContext, ID, PAGE_QUERY, SMALL_BODY, text } from "./com
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
-import { DEFAULT_LOCK_REASON, lockUser, requirePasswordChange, unlockUser, userViews } from "./user-queries.ts";
+import { lockUser, requirePasswordChange, unlockUser, userViews } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 import { notifyOwner } from "../auth/helpers.ts";
 import { accountPasswordContext, throwIfRefused } from "../../accounts/password-policy/index.ts";
@@ -167,8 +167,14 @@ export function registerUserRoutes(api: FastifyInstance, app: App): void {
       await holdActing(app.db, trx, user.id, "exclusive");
       const locked = await lockUser(trx, user.id, reason, app.clock.now());
       if (held.has("admin")) await lastAdminCheck();
-      // Also when it was locked already: the lock is now this administrator's (a containment undo leaves it alone).
-      if (locked) await auditAPI(app, request, caller, { type: "user.locked", subject: user.id, data: { reason: reason ?? (locked === "locked" ? DEFAULT_LOCK_REASON : user.lockedReason), ...(locked === "relocked" ? { relocked: true } : {}) } }, trx);
+      // Also when it was locked already: the lock is now this administrator's (a containment undo leaves it alone). Without
+      // a reason given, the one it stands under now, read after the change in its transaction: the account read before
+      // it may be stale (another process locked or re-locked it since), and the record then named a reason the lock
+      // never had (test/cross-process-writes-red-team.test.ts).
+      if (locked) {
+        const standing = reason ?? (await trx.selectFrom("users").select("locked_reason").where("id", "=", user.id).executeTakeFirstOrThrow()).locked_reason;
+        await auditAPI(app, request, caller, { type: "user.locked", subject: user.id, data: { reason: standing, ...(locked === "relocked" ? { relocked: true } : {}) } }, trx);
+      }
       return locked;
     });
     // Browser sessions end with the lock, so an unlock does not revive a session an attacker may hold;
