@@ -68,9 +68,11 @@ export interface ResetMailer {
    * found with, and under its hourly limit, a link and its mail; otherwise the same number of statements, the
    * two writes being a throw-away outbox row inserted and deleted again before the commit. Everything is
    * committed before the caller answers, so a crash after the answer loses no mail. Returns what happened, for
-   * logs only.
+   * logs only. `record` (the caller's audit event of the request) runs last in the same transaction, on every path: the
+   * link and its mail commit with their record or not at all (a store busy in between no longer answers "try again"
+   * with a link already queued and no event naming the request).
    */
-  request(user: { id: string; email: string } | null, context: Omit<ResetMailContext, "email">, reason: "reset" | "register"): Promise<ResetRequestOutcome>;
+  request(user: { id: string; email: string } | null, context: Omit<ResetMailContext, "email">, reason: "reset" | "register", record?: (trx: Kysely<Schema>) => Promise<unknown>): Promise<ResetRequestOutcome>;
 }
 
 /** The reset link: in the fragment, so it reaches neither server logs nor a Referer header. */
@@ -154,12 +156,17 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
 
   return {
     issueInTransaction,
-    async request(user, context, reason) {
+    async request(user, context, reason, record) {
       // The same statements on every path, so the response time does not tell whether the address has an
       // account (ASVS 6.3.8): one transaction with a read of the account, a count, two writes to indexed rows, and a commit. A real
       // request inserts the message and the token row; any other inserts a throw-away message (same size, same
       // validation) and deletes it again — it is never visible outside the transaction, never sent.
       return database.transaction(async (trx): Promise<ResetRequestOutcome> => {
+        const outcome = await decide(trx);
+        if (record) await record(trx);
+        return outcome;
+      });
+      async function decide(trx: Kysely<Schema>): Promise<ResetRequestOutcome> {
         const subject = user?.id ?? newId("usr", random);
         // Per account, count and insert are serialised (PostgreSQL: concurrent requests each counted below the hourly
         // limit and each mailed a link), under the lock an email confirmation takes too. A throw-away id takes the
@@ -190,7 +197,7 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
         await trx.deleteFrom("outbox_messages").where("idempotency_key", "=", key).execute();
         if (!user) return "no-account";
         return !eligible ? "not-eligible" : refused ? "address-refused" : "rate-limited";
-      });
+      }
     },
   } satisfies ResetMailer;
 }

@@ -1,6 +1,8 @@
 // POST /auth/password/change, /auth/password/reset/request, /auth/password/reset/webauthn/options,
 // /auth/password/reset/complete. Reset answers the same whether or not the account exists; completing it
 // needs the user's second factor when they have one; both end sessions and send a notice (ASVS 6.3.7, 6.4.x).
+import type { Kysely } from "kysely";
+import type { Schema } from "../../../store/schema.ts";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { addressTag, isUnfinishedSignUpEvenly } from "../../../accounts/email-change/index.ts";
 import { mfaErrors, resetChallengeContext, type FactorProof } from "../../../accounts/mfa/index.ts";
@@ -60,8 +62,8 @@ export async function checkNewPassword(app: App, password: string, user: Pick<Us
  * after the 202 never loses it. `null` (no account, or not active) does the same statements on throw-away
  * rows: the answer's timing does not depend on the account (ASVS 6.3.8). The hourly limit applies silently.
  */
-export async function sendResetMail(app: App, request: FastifyRequest, user: User | null, purpose: "reset" | "register"): Promise<void> {
-  const outcome = await app.accounts.resetMailer.request(user, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, purpose);
+export async function sendResetMail(app: App, request: FastifyRequest, user: User | null, purpose: "reset" | "register", record?: (trx: Kysely<Schema>) => Promise<unknown>): Promise<void> {
+  const outcome = await app.accounts.resetMailer.request(user, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName }, purpose, record);
   if (outcome === "rate-limited") request.log.warn({ userId: user?.id }, "password reset mail not sent: hourly limit for the account reached");
   if (outcome === "address-refused") request.log.warn({ userId: user?.id }, "password reset mail not sent: the outbox cannot mail the account's address (fix the address: bulwark users or the API)");
   if (outcome === "not-eligible") request.log.info({ userId: user?.id }, "password reset mail not sent: the account changed its address, was locked or disabled while the request ran");
@@ -203,11 +205,12 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
       // Only active, unlocked accounts get a link; the answer, and the work done before it, are the same in every
       // case. A lock means the account may be in hostile hands: nothing changes its credentials until an
       // administrator unlocks it (as /auth/email/confirm refuses it too). The mailer checks again in its transaction.
-      await sendResetMail(app, request, user && user.status === "active" && user.lockedAt === null && !signUp ? user : null, "reset");
-      await app.audit.append({
-        type: "auth.password.reset-requested", actor: "anonymous", subject: user ? user.id : addressTag(app.keyring, email),
-        requestId: request.id, data: { ip: ctx.ip, known: user !== null, ...(signUp ? { unfinishedSignUp: true } : {}) },
-      });
+      // The request's record commits with its link and mail (ResetMailer.request's `record`), on every path alike.
+      await sendResetMail(app, request, user && user.status === "active" && user.lockedAt === null && !signUp ? user : null, "reset", (trx) =>
+        app.audit.appendIn(trx, {
+          type: "auth.password.reset-requested", actor: "anonymous", subject: user ? user.id : addressTag(app.keyring, email),
+          requestId: request.id, data: { ip: ctx.ip, known: user !== null, ...(signUp ? { unfinishedSignUp: true } : {}) },
+        }));
       return reply.status(202).send(RESET_ACCEPTED);
     },
   );

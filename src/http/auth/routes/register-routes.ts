@@ -71,8 +71,8 @@ export function registerRegisterRoutes(server: FastifyInstance, app: App): void 
         });
         const mailed = owner !== null && owner.status === "active";
         if (!mailed) await slot.refund();
-        await sendResetMail(app, request, mailed ? owner : null, "reset");
-        await app.audit.append({ ...audit, actor: "anonymous", requestId: request.id, data: { ip: ctx.ip } });
+        // The record commits with the link and mail (or the decoy's work), as the reset request's does.
+        await sendResetMail(app, request, mailed ? owner : null, "reset", (trx) => app.audit.appendIn(trx, { ...audit, actor: "anonymous", requestId: request.id, data: { ip: ctx.ip } }));
         return reply.status(202).send(RESET_ACCEPTED);
       };
       const existing = await app.accounts.users.findByIdentifier(email);
