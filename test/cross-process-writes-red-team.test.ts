@@ -23,60 +23,18 @@
 //   auth.session.ended.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { DatabaseSync, StatementSync } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { lockUser } from "../src/http/api/user-queries.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
+import { StatementWatch } from "./helpers/statement-watch.ts";
 
 /** The store's lock bound, for the server and the CLI alike: a held lock is met in a second, not ten. */
 const SHORT_BUSY = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" };
 /** The CLI's bound while the test's own side holds the lock on purpose: long enough never to run out meanwhile. */
 const CLI_PATIENT = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "20" };
-
-/**
- * Watches every node:sqlite statement of this process (the server's connection and the in-process CLI's alike):
- * `busyAt(sql)` resolves when a statement of that text fails SQLITE_BUSY (a writer waiting for another's lock), and
- * `afterRun(test, fn)` runs `fn` synchronously right after the next statement whose text passes `test` succeeded, so
- * nothing else of the process runs in between (another connection can take the lock exactly there).
- */
-class StatementWatch {
-  readonly #original = StatementSync.prototype.run;
-  #busy: Array<{ sql: string; resolve: () => void }> = [];
-  #after: Array<{ test: (sql: string) => boolean; fn: () => void }> = [];
-  install(): void {
-    const watch = this;
-    const original = this.#original;
-    StatementSync.prototype.run = function (this: StatementSync, ...params: Parameters<StatementSync["run"]>) {
-      let result: ReturnType<StatementSync["run"]>;
-      try {
-        result = original.apply(this, params);
-      } catch (error) {
-        const sql = this.sourceSQL.trim().toLowerCase();
-        const waiting = watch.#busy.filter((w) => w.sql === sql && /database is locked/.test((error as Error).message));
-        watch.#busy = watch.#busy.filter((w) => !waiting.includes(w));
-        for (const w of waiting) w.resolve();
-        throw error;
-      }
-      const hook = watch.#after.find((h) => h.test(this.sourceSQL));
-      if (hook) {
-        watch.#after = watch.#after.filter((h) => h !== hook);
-        hook.fn();
-      }
-      return result;
-    } as StatementSync["run"];
-  }
-  restore(): void {
-    StatementSync.prototype.run = this.#original;
-  }
-  busyAt(sql: string): Promise<void> {
-    return new Promise((resolve) => this.#busy.push({ sql: sql.toLowerCase(), resolve }));
-  }
-  afterRun(test: (sql: string) => boolean, fn: () => void): void {
-    this.#after.push({ test, fn });
-  }
-}
 
 /** A gate the test opens: `wait` resolves once `open` was called. */
 function gate(): { wait: Promise<void>; open: () => void } {

@@ -68,7 +68,7 @@ function tokenCheckOf(id: string, spec: { levers?: unknown; at?: unknown; epoch?
   return { id, own: revokes ? { at: spec.at as number, epoch: typeof spec.epoch === "number" ? spec.epoch : 0 } : null };
 }
 
-// The events the API route appends for a job it created (src/http/api/contain.ts, auditAPI): subject the job, and
+// The events the API route appends for a job it created (src/http/api/contain.ts, auditAPI, in the job's transaction): subject the job, and
 // callerContext's `auth` and `tokenId` in its data. The same shape since the first API (803d605), for jobs and undos.
 const API_CREATED_EVENTS = ["api.contain.job.created", "api.contain.undo.created"];
 
@@ -101,7 +101,8 @@ export async function firstJobEvent(trx: Kysely<Schema>, jobId: string, types: r
  */
 export async function legacyCreatorTokenWithin(trx: Kysely<Schema>, jobId: string, spec: { creatorToken?: unknown; takenOverBy?: unknown; levers?: unknown; at?: unknown; epoch?: unknown }): Promise<{ id: string; own: OwnRevocation | null } | null> {
   if (spec.creatorToken !== undefined || spec.takenOverBy !== undefined) return null;
-  // The first one: the route appends it right after the job commits, and no other code writes these types.
+  // The first one: the route appends it in the job's transaction (older versions right after it committed), and no
+  // other code writes these types.
   const event = await firstJobEvent(trx, jobId, API_CREATED_EVENTS);
   if (!event) return null;
   let data: unknown;

@@ -331,7 +331,13 @@ export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<n
  * job — must have changed nothing, and with the stamps committed first it had already ended its scope's sessions and
  * tokens. The instant effect then waits for the scope to be recorded.
  */
-export async function createContainJob(deps: ContainDeps, request: ContainRequest): Promise<Job<ContainSpec>> {
+/**
+ * Creates a containment job (its scope recorded, its begins run, `contain.job.created` appended) in one commit.
+ * `record`: the caller's own record of the request (the API's `api.contain.job.created`), written last in the job's
+ * transaction, so a job never exists that its caller answered as not created (a store busy in between answered 503
+ * "try again" about a job left pending, started by nobody, and the retry made a second).
+ */
+export async function createContainJob(deps: ContainDeps, request: ContainRequest, options: { record?: (trx: Kysely<Schema>, job: { id: string; total: number }) => Promise<unknown> } = {}): Promise<Job<ContainSpec>> {
   const { names, opts, unmatched, batchSize } = await checkRequest(deps, request);
   const targeting = names.map((n) => findLever(n) as UserLever | GlobalLever)
     .filter((l): l is UserLever & Required<Pick<UserLever, "targets">> => l.kind === "user" && l.targets !== undefined);
@@ -412,6 +418,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
         ...(spec.creatorToken !== undefined ? { postedWithToken: spec.creatorToken } : {}),
       },
     });
+    if (options.record) await options.record(trx, { id: job.id, total });
     return { ...job, total };
   });
 }

@@ -187,6 +187,8 @@ export interface CancelOptions {
   actor: string;
   /** Runs under the job row's lock before anything changes; throws to refuse (the API's outranking rule). */
   check?: (job: CancelCandidate) => void;
+  /** The caller's record of the cancellation (the API's), written last in its transaction: it commits with it or not at all. */
+  record?: (trx: Kysely<Schema>, outcome: CancelOutcome) => Promise<unknown>;
 }
 
 /**
@@ -221,6 +223,7 @@ export async function cancelJob(deps: ContainDeps, jobId: string, options: Cance
       type: "contain.job.cancelled", actor: options.actor, subject: jobId,
       data: { kind: row.kind, was, done: outcome.done, total: outcome.total, createdBy: row.actor },
     });
+    if (options.record) await options.record(trx, outcome);
     return outcome;
   });
 }

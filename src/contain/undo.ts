@@ -107,7 +107,11 @@ async function undoable(deps: ContainDeps, jobId: string): Promise<{ original: J
  * @example
  * const undo = await createUndoJob(deps, "job_…", "cli"); await runJob(deps, undo.id);
  */
-export async function createUndoJob(deps: ContainDeps, jobId: string, actor: string, options: { creatorLacks?: readonly string[]; creatorUser?: string; creatorToken?: string } = {}): Promise<Job<UndoSpec>> {
+export async function createUndoJob(
+  deps: ContainDeps, jobId: string, actor: string,
+  // `record`: the caller's record of the request, in the undo job's transaction (as createContainJob's).
+  options: { creatorLacks?: readonly string[]; creatorUser?: string; creatorToken?: string; record?: (trx: Kysely<Schema>, job: { id: string; total: number }) => Promise<unknown> } = {},
+): Promise<Job<UndoSpec>> {
   const { original, levers } = await undoable(deps, jobId);
   const spec: UndoSpec = {
     undoOf: jobId, levers, batchSize: original.spec.batchSize,
@@ -127,6 +131,7 @@ export async function createUndoJob(deps: ContainDeps, jobId: string, actor: str
     const total = Number(row?.n ?? 0);
     const job = await deps.jobs.create({ kind: UNDO_KIND, spec, total, actor, incidentId: original.incidentId }, trx);
     await deps.audit.appendIn(trx, { type: "contain.undo.created", actor, subject: job.id, data: { undoOf: jobId, levers, changes: total, ...(spec.creatorLacks ? { creatorLacks: spec.creatorLacks } : {}) } });
+    if (options.record) await options.record(trx, { id: job.id, total });
     return job;
   });
 }

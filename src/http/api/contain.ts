@@ -247,7 +247,10 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     }
     let job: { id: string; total: number };
     try {
-      job = await contain.createContainJob(deps, { ...containRequest, requestKey });
+      // The API's record of the request commits with the job: a failure leaves no job behind, and the retry makes one.
+      job = await contain.createContainJob(deps, { ...containRequest, requestKey }, {
+        record: (trx, made) => auditAPI(app, request, caller, { type: "api.contain.job.created", subject: made.id, data: { levers: body.levers, users: made.total, incidentId: body.incidentId ?? null } }, trx),
+      });
     } catch (error) {
       // Two requests with one key at once (a retry racing the first attempt, on two nodes): the database let one job
       // in, and this request answers with it. The revocation stamps this one raised first stay: they only end sessions
@@ -257,7 +260,6 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
       if (earlier === null) throw error;
       return replayed(request, reply, caller, key as string, requestKey, earlier);
     }
-    await auditAPI(app, request, caller, { type: "api.contain.job.created", subject: job.id, data: { levers: body.levers, users: job.total, incidentId: body.incidentId ?? null } });
     const view = progressView(app, await deps.jobs.get(job.id));
     runner.start(job.id);
     return reply.status(202).header("location", `/api/v1/contain/jobs/${job.id}`).send({ job: view });
@@ -324,12 +326,12 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
       actor: caller.userId,
       // Outranking, under the job row's lock: contain.run alone must not stop an administrator's containment.
       check: (job) => assertHoldsWhatCreatorHeld(lacking, job, "cancel"),
+      record: (trx, done) => auditAPI(app, request, caller, { type: "api.contain.job.cancelled", subject: id, data: { was: done.was, done: done.done, total: done.total } }, trx),
     }).catch((error: unknown) => {
       // Not found, or not a containment job: the same 404 as the other job routes.
       if (error instanceof BulwarkError && (error.code === "BULWARK_ERR_JOB_NOT_FOUND" || error.code === "BULWARK_ERR_CONTAIN_JOB")) throw Object.assign(apiErrors.jobNotFound(id), { cause: error });
       throw error;
     });
-    await auditAPI(app, request, caller, { type: "api.contain.job.cancelled", subject: id, data: { was: outcome.was, done: outcome.done, total: outcome.total } });
     // The job's view, as the other job routes answer it; null for a row that cannot be read (cancelled all the same).
     const job = await deps.jobs.get<Record<string, unknown>>(id).then((j) => progressView(app, j), (error: unknown) => {
       if (error instanceof BulwarkError && error.code === "BULWARK_ERR_JOB_UNREADABLE") return null;
@@ -351,8 +353,8 @@ export function registerContainRoutes(api: FastifyInstance, app: App, deps: cont
     const undo = await contain.createUndoJob(deps, original.id, caller.userId, {
       creatorLacks: lacking, creatorUser: caller.userId,
       ...(caller.via === "token" && caller.tokenId !== null ? { creatorToken: caller.tokenId } : {}),
+      record: (trx, made) => auditAPI(app, request, caller, { type: "api.contain.undo.created", subject: made.id, data: { undoOf: original.id, changes: made.total } }, trx),
     });
-    await auditAPI(app, request, caller, { type: "api.contain.undo.created", subject: undo.id, data: { undoOf: original.id, changes: undo.total } });
     const view = progressView(app, await deps.jobs.get(undo.id));
     runner.start(undo.id);
     return reply.status(202).header("location", `/api/v1/contain/jobs/${undo.id}`).send({ job: view });

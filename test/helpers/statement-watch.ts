@@ -1,0 +1,57 @@
+// A watch on every node:sqlite statement this process runs (the server's connection and an in-process CLI's alike),
+// for the rounds that force an interleaving with another process's write lock (test/cross-process-writes*-red-team).
+// Installed before and restored after a file's tests.
+import { StatementSync } from "node:sqlite";
+
+type Hook = { test: (sql: string) => boolean; fn: () => void };
+
+export class StatementWatch {
+  readonly #original = StatementSync.prototype.run;
+  #busy: Array<{ sql: string; resolve: () => void }> = [];
+  #after: Hook[] = [];
+
+  install(): void {
+    const watch = this;
+    const original = this.#original;
+    StatementSync.prototype.run = function (this: StatementSync, ...params: Parameters<StatementSync["run"]>) {
+      const sql = this.sourceSQL.trim().toLowerCase();
+      let result: ReturnType<StatementSync["run"]>;
+      try {
+        result = original.apply(this, params);
+      } catch (error) {
+        const waiting = watch.#busy.filter((w) => w.sql === sql && /database is locked/.test((error as Error).message));
+        watch.#busy = watch.#busy.filter((w) => !waiting.includes(w));
+        for (const w of waiting) w.resolve();
+        throw error;
+      }
+      const hook = watch.#after.find((h) => h.test(sql));
+      if (hook) {
+        watch.#after = watch.#after.filter((h) => h !== hook);
+        hook.fn();
+      }
+      return result;
+    } as StatementSync["run"];
+  }
+
+  restore(): void {
+    StatementSync.prototype.run = this.#original;
+  }
+
+  /** Resolves when a statement of this text (compared lower-cased) fails SQLITE_BUSY: a writer waiting for another's lock. */
+  busyAt(sql: string): Promise<void> {
+    return new Promise((resolve) => this.#busy.push({ sql: sql.toLowerCase(), resolve }));
+  }
+
+  /**
+   * Runs `fn` synchronously right after the next statement whose text (trimmed, lower-cased) passes `test` succeeded:
+   * nothing else of the process runs in between, so another connection can take the lock exactly there. Once.
+   */
+  afterRun(test: (sql: string) => boolean, fn: () => void): void {
+    this.#after.push({ test, fn });
+  }
+
+  /** Drops the hooks not fired yet. */
+  clear(): void {
+    this.#after = [];
+  }
+}
