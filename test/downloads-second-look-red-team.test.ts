@@ -241,6 +241,8 @@ test("attack: under --ignore-missing, the NFD twin of a listed NFC name (the tam
     serious(r).some((i) => typeof i["name"] === "string" && i["name"].normalize("NFC") === "caf\u00e9.iso"),
     `café.iso is present under its NFD name (tampered) but was counted as absent (missingIgnored ${r.missingIgnored}), findings: ${ids(r)}`,
   );
+  // At high, as said: a look-alike of a listed name is the tampered download's disguise (a mutant rating it info survived).
+  assert.equal(r.findings.find((f) => f.id === "downloads.lookalike-name")?.severity, "high", ids(r));
   const cli = await bulwarkInProcess(["check", "downloads", sums, "--dir", rel, "--ignore-missing"]);
   assert.equal(cli.code, 1, `exit ${cli.code}: ${cli.stdout}`);
 });
