@@ -21,6 +21,8 @@
 //   between them (any CLI batch) answers 503 "try again" about a sign-out that happened, and the sign-out is in no
 //   record (ADR 0021: a change and its record commit together) (ASVS 16.3.1); DELETE /auth/sessions/:id did the same with
 //   auth.session.ended.
+// - POST /api/v1/users/:id/lock without a reason recorded the reason read before its transaction: another process's
+//   lock or re-lock meanwhile made user.locked name a reason the lock never stood under (ASVS 16.2.1).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DatabaseSync } from "node:sqlite";
