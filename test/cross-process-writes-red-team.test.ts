@@ -21,6 +21,8 @@
 //   between them (any CLI batch) answers 503 "try again" about a sign-out that happened, and the sign-out is in no
 //   record (ADR 0021: a change and its record commit together) (ASVS 16.3.1); DELETE /auth/sessions/:id did the same with
 //   auth.session.ended.
+// - The API's role routes (create, revoke, delete) appended their api.role.* record after the change committed: a lock
+//   met in between answered 503 about a change that was made (ASVS 16.3.1).
 // - POST /api/v1/users/:id/lock without a reason recorded the reason read before its transaction: another process's
 //   lock or re-lock meanwhile made user.locked name a reason the lock never stood under (ASVS 16.2.1).
 import assert from "node:assert/strict";
@@ -30,6 +32,7 @@ import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { lockUser } from "../src/http/api/user-queries.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
+import { ensureSecondFactor } from "./helpers/second-factor.ts";
 import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
 import { StatementWatch } from "./helpers/statement-watch.ts";
 
@@ -151,6 +154,45 @@ describe("cross-process writes on one SQLite database", () => {
     const events = await eventsOf(fx, "user.locked", erin.id);
     assert.equal(events.at(-1)?.data["reason"], "contain: lock-accounts job_2",
       `user.locked records ${JSON.stringify(events.at(-1)?.data)}: a reason the lock no longer stood under when this administrator took it over`);
+  });
+
+  it("attack: another process takes the write lock right after an API role change commits (create, revoke, delete) — the answer is true: done and recorded as api.role.*, or refused with nothing changed (ASVS 16.3.1, 16.5.3) (was: 503 \"try again\" about a role created, revoked or deleted, the API's record missing; the retry met 409 or changed nothing)", async () => {
+    const admin = await fx.user("roles-admin@example.org", { roles: ["admin"] });
+    await ensureSecondFactor(fx.app, admin.id);
+    const { token } = await fx.app.accounts.tokens.create(admin.id, { name: "roles", scopes: ["admin"] });
+    const api = (method: "POST" | "DELETE", url: string, body?: unknown) =>
+      fx.browser().request(method, url, { bare: true, headers: { authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { body }) } as never);
+    /** Sends `send` with the write lock taken right after the COMMIT that follows the first statement passing `marker`. */
+    const lockedAfterCommitOf = async <T>(marker: (sql: string) => boolean, send: () => Promise<T>): Promise<T> => {
+      let held: { release(): void } | null = null;
+      watch.afterRun(marker, () => watch.afterRun((sql) => sql === "commit", () => (held = holdWriteLock(dbPath(fx)))));
+      try {
+        return await send();
+      } finally {
+        watch.clear();
+        (held as { release(): void } | null)?.release();
+      }
+    };
+    const apiEvents = async (type: string, subject: string): Promise<number> => (await eventsOf(fx, type, subject)).length;
+    const holder = await fx.user("roles-holder@example.org");
+
+    const created = await lockedAfterCommitOf((sql) => sql.startsWith('insert into "roles"'), () => api("POST", "/api/v1/roles", { name: "incident-scribes", permissions: ["audit.read"] }));
+    const exists = await fx.app.accounts.roles.get("incident-scribes").then(() => true, () => false);
+    if (created.statusCode === 201) assert.equal(await apiEvents("api.role.created", "incident-scribes"), 1, "created (201) but no api.role.created");
+    else assert.equal(exists, false, `POST /api/v1/roles answered ${created.statusCode} ${created.body.slice(0, 100)}, yet the role was created`);
+
+    await fx.app.accounts.roles.create({ name: "on-call", permissions: ["checks.run"] }, "test").catch(() => {});
+    await fx.app.accounts.roles.grant(holder.id, "on-call", "test");
+    const revoked = await lockedAfterCommitOf((sql) => sql.startsWith('delete from "user_roles"'), () => api("DELETE", `/api/v1/users/${holder.id}/roles/on-call`));
+    const stillHeld = (await fx.app.accounts.roles.rolesOf(holder.id)).includes("on-call");
+    if (revoked.statusCode === 200) assert.equal(await apiEvents("api.role.revoked", holder.id), 1, "revoked (200) but no api.role.revoked");
+    else assert.equal(stillHeld, true, `DELETE …/roles/on-call answered ${revoked.statusCode} ${revoked.body.slice(0, 100)}, yet the role was taken`);
+
+    await fx.app.accounts.roles.create({ name: "retired-team", permissions: ["checks.run"] }, "test");
+    const deleted = await lockedAfterCommitOf((sql) => sql.startsWith('delete from "roles"'), () => api("DELETE", "/api/v1/roles/retired-team"));
+    const gone = await fx.app.accounts.roles.get("retired-team").then(() => false, () => true);
+    if (deleted.statusCode === 204) assert.equal(await apiEvents("api.role.deleted", "retired-team"), 1, "deleted (204) but no api.role.deleted");
+    else assert.equal(gone, false, `DELETE /api/v1/roles/retired-team answered ${deleted.statusCode} ${deleted.body.slice(0, 100)}, yet the role was deleted`);
   });
 
   it("attack: `roles delete` counts no holders (so it asks nothing and needs no --yes), then a grant of the role commits before the deletion — a holder nobody confirmed taking it from does not lose it: the deletion is refused, exit 2, nothing deleted (ASVS 16.5.3, 16.2.1) (was: taken silently, the report saying 0 holders)", async () => {

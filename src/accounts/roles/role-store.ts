@@ -51,6 +51,12 @@ export interface RemovalOptions {
   keepAnAdmin?: boolean;
   /** Runs in the change's transaction after its locks and before its first write: a throw refuses the change. */
   within?: (trx: Kysely<Schema>) => Promise<void>;
+  /**
+   * The caller's own record of the change (the API's `api.role.*` event), written last in its transaction and only when
+   * it changed something: a change and its record commit together, so a failure never answers "try again" about a
+   * change that was made.
+   */
+  record?: (trx: Kysely<Schema>) => Promise<unknown>;
 }
 
 // Any constant: removals that could take away the last admin are serialised on it (serialiseTransactions).
@@ -176,7 +182,8 @@ export class RoleStore {
     return role;
   }
 
-  async create(input: { name: string; description?: string; permissions: string[] }, actor: string): Promise<Role> {
+  /** Creates a role; `record` as RemovalOptions.record. */
+  async create(input: { name: string; description?: string; permissions: string[] }, actor: string, options: { record?: (trx: Kysely<Schema>) => Promise<unknown> } = {}): Promise<Role> {
     if (!ROLE_NAME.test(input.name)) throw roleErrors.badName(input.name);
     // The API's rule for the same field (NO_CONTROL, 500 characters), for every caller: the CLI stored escape codes.
     const description = input.description ?? "";
@@ -192,18 +199,17 @@ export class RoleStore {
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) throw roleErrors.exists(input.name);
       if (permissions.length) await trx.insertInto("role_permissions").values(permissions.map((permission) => ({ role: input.name, permission }))).execute();
       await this.#audit.appendIn(trx, { type: "role.created", actor, subject: input.name, data: { permissions } });
+      if (options.record) await options.record(trx);
     });
     return { name: input.name, description, builtin: false, permissions };
   }
 
   /**
    * Deletes a role that is not built in, taking it from its holders: one `role.revoked` event per holder (subject: the
-   * user) and a `role.deleted` event naming how many there were, all in the deletion's transaction.
-   */
-  /**
-   * Deletes `name`, taking it from every holder; returns how many held it. `holdersCounted`: the number of holders the
-   * caller showed and had confirmed (the CLI asks before taking the role from anybody) — a deletion that would take it
-   * from another number (a grant or revocation committed in between) is refused and rolled back.
+   * user) and a `role.deleted` event naming how many there were, all in the deletion's transaction. Returns how many
+   * held it. `holdersCounted`: the number of holders the caller showed and had confirmed (the CLI asks before taking
+   * the role from anybody) — a deletion that would take it from another number (a grant or revocation committed in
+   * between) is refused and rolled back.
    */
   async delete(name: string, actor: string, options: RemovalOptions & { holdersCounted?: number } = {}): Promise<number> {
     const role = await this.get(name);
@@ -225,6 +231,7 @@ export class RoleStore {
       // only "role.deleted" left every holder's record showing the grant and never its end (ASVS 16.2.1, 16.3.3).
       for (const userId of holders) await this.#audit.appendIn(trx, { type: "role.revoked", actor, subject: userId, data: { role: name, roleDeleted: true } });
       await this.#audit.appendIn(trx, { type: "role.deleted", actor, subject: name, data: { holders: holders.length } });
+      if (options.record) await options.record(trx);
       return holders.length;
     });
   }
@@ -306,6 +313,7 @@ export class RoleStore {
       const removed = Number(result.numDeletedRows) > 0;
       if (removed) await guard();
       if (removed) await this.#audit.appendIn(trx, { type: "role.revoked", actor, subject: userId, data: { role } });
+      if (removed && options.record) await options.record(trx);
       return removed;
     });
   }

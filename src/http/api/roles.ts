@@ -69,8 +69,10 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
   }, async (request, reply) => {
     const caller = callerOf(request);
     const body = request.body as { name: string; description?: string; permissions: string[] };
-    const role = await roles.create({ name: body.name, permissions: body.permissions, ...(body.description !== undefined ? { description: body.description } : {}) }, caller.userId);
-    await auditAPI(app, request, caller, { type: "api.role.created", subject: role.name, data: { permissions: role.permissions } });
+    // The API's record commits with the role (RoleStore's record): a failure leaves neither, and the retry creates it.
+    const role = await roles.create({ name: body.name, permissions: body.permissions, ...(body.description !== undefined ? { description: body.description } : {}) }, caller.userId, {
+      record: (trx) => auditAPI(app, request, caller, { type: "api.role.created", subject: body.name, data: { permissions: [...new Set(body.permissions)] } }, trx),
+    });
     return reply.status(201).send({ role });
   });
 
@@ -82,8 +84,7 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     const { name } = request.params as { name: string };
     // Refused, atomically, when it would leave nobody able to grant roles again (lock-out), and when the caller lost
     // admin while the deletion waited (stillAdmin).
-    await roles.delete(name, caller.userId, { keepAnAdmin: true, within: stillAdmin(caller) });
-    await auditAPI(app, request, caller, { type: "api.role.deleted", subject: name });
+    await roles.delete(name, caller.userId, { keepAnAdmin: true, within: stillAdmin(caller), record: (trx) => auditAPI(app, request, caller, { type: "api.role.deleted", subject: name }, trx) });
     return reply.status(204).send();
   });
 
@@ -111,8 +112,9 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     const { id, role } = request.params as { id: string; role: string };
     const user = await targetUser(app, id);
     // Removing the last usable administrator would leave nobody able to grant roles again (lock-out).
-    const changed = await roles.revoke(user.id, role, caller.userId, { keepAnAdmin: true, within: stillAdmin(caller) });
-    if (changed) await auditAPI(app, request, caller, { type: "api.role.revoked", subject: user.id, data: { role } });
+    const changed = await roles.revoke(user.id, role, caller.userId, {
+      keepAnAdmin: true, within: stillAdmin(caller), record: (trx) => auditAPI(app, request, caller, { type: "api.role.revoked", subject: user.id, data: { role } }, trx),
+    });
     return { changed, roles: await roles.rolesOf(user.id) };
   });
 }
