@@ -20,8 +20,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
-import { StatementWatch } from "./helpers/statement-watch.ts";
+import { dbPath } from "./helpers/sqlite-lock.ts";
+import { lockAfterCommitOf, StatementWatch } from "./helpers/statement-watch.ts";
 import { ensureSecondFactor } from "./helpers/second-factor.ts";
 
 /** The store's lock bound for the server: a held lock is met in a second, not ten. */
@@ -39,21 +39,7 @@ describe("cross-process writes on one SQLite database (b)", () => {
     await fx.close();
   });
 
-  /**
-   * Takes the write lock right after the COMMIT that follows the first statement passing `marker` (the transaction that
-   * makes the change), runs `send`, and releases the lock when it answered.
-   */
-  async function lockAfterCommitOf<T>(marker: (sql: string) => boolean, send: () => Promise<T>): Promise<{ result: T; took: boolean }> {
-    let held: { release(): void } | null = null;
-    watch.afterRun(marker, () => watch.afterRun((sql) => sql === "commit", () => (held = holdWriteLock(dbPath(fx)))));
-    try {
-      const result = await send();
-      return { result, took: held !== null };
-    } finally {
-      watch.clear();
-      (held as { release(): void } | null)?.release();
-    }
-  }
+  const lockAfterCommit = <T>(marker: (sql: string) => boolean, send: () => Promise<T>) => lockAfterCommitOf(watch, dbPath(fx), marker, send);
 
   async function count(table: "password_reset_tokens" | "outbox_messages" | "jobs", where: [string, string]): Promise<number> {
     const row = await fx.app.db.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as("n")).where(where[0] as never, "=", where[1] as never).executeTakeFirstOrThrow();
@@ -79,7 +65,7 @@ describe("cross-process writes on one SQLite database (b)", () => {
 
   it("attack: another process takes the write lock right after a reset request's link and mail committed — the answer is true: 202 with auth.password.reset-requested recorded, or refused with no link made (ADR 0021: a change and its record commit together) (ASVS 16.3.1, 16.5.3, 6.4.1)", async () => {
     const user = await fx.user("reset-busy@example.org");
-    const { result: res, took } = await lockAfterCommitOf((sql) => sql.startsWith('insert into "password_reset_tokens"'),
+    const { result: res, took } = await lockAfterCommit((sql) => sql.startsWith('insert into "password_reset_tokens"'),
       () => fx.browser().request("POST", "/auth/password/reset/request", { body: { email: user.email } }));
     assert.ok(took, "control: the lock was taken after the link's transaction");
     const links = await count("password_reset_tokens", ["user_id", user.id]);
@@ -94,7 +80,7 @@ describe("cross-process writes on one SQLite database (b)", () => {
   it("attack: another process takes the write lock right after POST /api/v1/contain/jobs committed its job — the answer is true: 202 with the job started, or refused with no job left behind (ASVS 16.3.1, 16.5.3)", async () => {
     const { token } = await adminToken("contain-admin@example.org");
     const target = await fx.user("contain-target@example.org");
-    const { result: res, took } = await lockAfterCommitOf((sql) => sql.startsWith("insert into contain_job_users"),
+    const { result: res, took } = await lockAfterCommit((sql) => sql.startsWith("insert into contain_job_users"),
       () => api(token, "POST", "/api/v1/contain/jobs", { levers: ["lock-accounts"], scope: { ids: [target.id] } }));
     assert.ok(took, "control: the lock was taken after the job's transaction");
     const jobs = await fx.app.db.db.selectFrom("jobs").select(["id", "status"]).where("kind", "=", "contain").execute();

@@ -34,7 +34,7 @@ import { authFlows } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { ensureSecondFactor } from "./helpers/second-factor.ts";
 import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
-import { StatementWatch } from "./helpers/statement-watch.ts";
+import { lockAfterCommitOf, StatementWatch } from "./helpers/statement-watch.ts";
 
 /** The store's lock bound, for the server and the CLI alike: a held lock is met in a second, not ten. */
 const SHORT_BUSY = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" };
@@ -162,17 +162,7 @@ describe("cross-process writes on one SQLite database", () => {
     const { token } = await fx.app.accounts.tokens.create(admin.id, { name: "roles", scopes: ["admin"] });
     const api = (method: "POST" | "DELETE", url: string, body?: unknown) =>
       fx.browser().request(method, url, { bare: true, headers: { authorization: `Bearer ${token}` }, ...(body === undefined ? {} : { body }) } as never);
-    /** Sends `send` with the write lock taken right after the COMMIT that follows the first statement passing `marker`. */
-    const lockedAfterCommitOf = async <T>(marker: (sql: string) => boolean, send: () => Promise<T>): Promise<T> => {
-      let held: { release(): void } | null = null;
-      watch.afterRun(marker, () => watch.afterRun((sql) => sql === "commit", () => (held = holdWriteLock(dbPath(fx)))));
-      try {
-        return await send();
-      } finally {
-        watch.clear();
-        (held as { release(): void } | null)?.release();
-      }
-    };
+    const lockedAfterCommitOf = async <T>(marker: (sql: string) => boolean, send: () => Promise<T>): Promise<T> => (await lockAfterCommitOf(watch, dbPath(fx), marker, send)).result;
     const apiEvents = async (type: string, subject: string): Promise<number> => (await eventsOf(fx, type, subject)).length;
     const holder = await fx.user("roles-holder@example.org");
 

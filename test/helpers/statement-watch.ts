@@ -2,6 +2,7 @@
 // for the rounds that force an interleaving with another process's write lock (test/cross-process-writes*-red-team).
 // Installed before and restored after a file's tests.
 import { StatementSync } from "node:sqlite";
+import { holdWriteLock } from "./sqlite-lock.ts";
 
 type Hook = { test: (sql: string) => boolean; fn: () => void };
 
@@ -53,5 +54,22 @@ export class StatementWatch {
   /** Drops the hooks not fired yet. */
   clear(): void {
     this.#after = [];
+  }
+}
+
+/**
+ * Runs `send` with another connection taking the write lock of the database at `path` right after the COMMIT that
+ * follows the first statement passing `marker` (the transaction that makes the change); lets go once `send` answered.
+ * `took`: whether the lock was taken (the test's control that the interleaving happened).
+ */
+export async function lockAfterCommitOf<T>(watch: StatementWatch, path: string, marker: (sql: string) => boolean, send: () => Promise<T>): Promise<{ result: T; took: boolean }> {
+  let held: { release(): void } | null = null;
+  watch.afterRun(marker, () => watch.afterRun((sql) => sql === "commit", () => (held = holdWriteLock(path))));
+  try {
+    const result = await send();
+    return { result, took: held !== null };
+  } finally {
+    watch.clear();
+    (held as { release(): void } | null)?.release();
   }
 }
