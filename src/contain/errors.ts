@@ -43,6 +43,8 @@ export const containErrors = {
   needsConfirmation: (count: number): InputError =>
     new InputError("BULWARK_ERR_CONTAIN_CONFIRM", `this job acts on ${count} users (more than 100): pass --yes to confirm (stdin is not a terminal, so it cannot ask)`),
   declined: (): InputError => new InputError("BULWARK_ERR_CONTAIN_DECLINED", "not confirmed: nothing was done"),
+  scopeChanged: (counted: number, now: number): InputError =>
+    new InputError("BULWARK_ERR_CONTAIN_SCOPE_CHANGED", `the scope held ${counted} users when it was counted and ${now} when the job was to be created (accounts created, changed or removed meanwhile): nothing was done; run it again to confirm the new count`),
   /**
    * The job's stored state (cursor, spec) is not what this code writes: corrupted, hand-edited or hostile. Refused
    * before anything more is applied; resuming cannot help until the row is repaired, so unlike `failed` this does

@@ -337,7 +337,20 @@ export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<n
  * transaction, so a job never exists that its caller answered as not created (a store busy in between answered 503
  * "try again" about a job left pending, started by nobody, and the retry made a second).
  */
-export async function createContainJob(deps: ContainDeps, request: ContainRequest, options: { record?: (trx: Kysely<Schema>, job: { id: string; total: number }) => Promise<unknown> } = {}): Promise<Job<ContainSpec>> {
+export async function createContainJob(
+  deps: ContainDeps, request: ContainRequest,
+  options: {
+    record?: (trx: Kysely<Schema>, job: { id: string; total: number }) => Promise<unknown>;
+    /**
+     * The scope's size as the operator was shown it, and the size above which a run must be confirmed (the CLI's rule):
+     * the job is refused (BULWARK_ERR_CONTAIN_SCOPE_CHANGED, nothing written) when the scope holds another number by its
+     * first transaction and either side is above `above` — a "yes" to N users, or no question asked, no longer described
+     * it. Checked where the job's first write commits (a stage that raises revocation stamps commits before the job's
+     * own row: a change after it is recorded by the job as usual).
+     */
+    confirmed?: { users: number; above: number };
+  } = {},
+): Promise<Job<ContainSpec>> {
   const { names, opts, unmatched, batchSize } = await checkRequest(deps, request);
   const targeting = names.map((n) => findLever(n) as UserLever | GlobalLever)
     .filter((l): l is UserLever & Required<Pick<UserLever, "targets">> => l.kind === "user" && l.targets !== undefined);
@@ -358,7 +371,15 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
   const raisers = beginners.filter((l) => l.touchesLinks !== true);
   const allUsers = request.scope.all === true;
   const begun: Record<string, number> = {};
+  const confirmed = options.confirmed;
+  const recount = async (trx: Kysely<Schema>): Promise<void> => {
+    if (confirmed === undefined) return;
+    const row = await trx.selectFrom("users").where("id", "in", scopedUserIds(trx, deps.database.dialect, request.scope)).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+    const now = Number(row?.n ?? 0);
+    if (now !== confirmed.users && (now > confirmed.above || confirmed.users > confirmed.above)) throw containErrors.scopeChanged(confirmed.users, now);
+  };
   const raise = async (trx: Kysely<Schema>): Promise<void> => {
+    await recount(trx);
     const scope = scopedUserIds(trx, deps.database.dialect, request.scope);
     const contextAt = (epoch: number): LeverContext => leverContext(deps, "(begin)", spec.at, epoch, opts, request.scope);
     const record = (lever: UserLever, result: Record<string, number>): void => {
@@ -388,6 +409,7 @@ export async function createContainJob(deps: ContainDeps, request: ContainReques
   if (beginners.length && !keyed) await deps.database.transaction(raise);
   return deps.database.transaction(async (trx) => {
     if (beginners.length && keyed) await raise(trx);
+    else if (!beginners.length) await recount(trx);
     // Counted before the job's batches revoke anything: these tokens stay working whatever the batches do.
     const { liveTokens } = await pairingCounts(trx, names, scopedUserIds(trx, deps.database.dialect, request.scope), spec.at);
     if (liveTokens !== undefined) spec.liveTokens = liveTokens;

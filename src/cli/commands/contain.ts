@@ -200,7 +200,10 @@ function register(program: Command, ctx: CliContext): void {
             noTerminal: () => contain.containErrors.needsConfirmation(count), declined: contain.containErrors.declined,
           });
         }
-        const job = await contain.createContainJob(deps, request);
+        // Created over the scope as counted and confirmed (or as small as needed no question), else refused: accounts
+        // made or changed meanwhile must not make a "yes" to N users lock N + 20 (BULWARK_ERR_CONTAIN_SCOPE_CHANGED).
+        // --yes asks nothing and checks nothing: a script's scope is whatever the scope holds.
+        const job = await contain.createContainJob(deps, request, opts.yes ? {} : { confirmed: { users: count, above: CONFIRM_ABOVE } });
         if (!opts.json) say(ctx, `job ${job.id} created: ${job.total} users (resume with: bulwark contain resume ${job.id})`);
         const bar = progress(ctx, "contain", job.total);
         const done = await contain.runJob(deps, job.id, { onProgress: (d, t) => bar.update(d, t), worker: `cli:${process.pid}` });
