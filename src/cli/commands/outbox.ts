@@ -115,7 +115,7 @@ function register(program: Command, ctx: CliContext): void {
         const limit = listLimit(opts.limit);
         const app = await ctx.app();
         const { outbox } = app.accounts;
-        // The run covers the messages dead when it starts, up to the last of them in (created_at, id) order, and reads
+        // The run covers the messages dead up to the last of them in (created_at, id) order when it starts, and reads
         // their ids a page at a time (a relay that refused a flood of sign-up links leaves 100,000 of them): never
         // the whole list in memory or in one query. The dry run counts the same range, so the two agree.
         const through = await outbox.lastDead();
@@ -130,8 +130,11 @@ function register(program: Command, ctx: CliContext): void {
           return EXIT.ok;
         }
         if (total > 0) {
+          // The range is positional (ADR 0004): mail queued before the newest dead message that dies while the question
+          // waits or the run goes on is requeued too. Said in the question, and counted in the report: a "yes" to N
+          // messages that requeued N + 1 unsaid told the operator something other than what was done.
           await confirmOrRefuse(ctx, {
-            yes: opts.yes, question: `Requeue ${total} dead messages? Type "yes" to go on: `,
+            yes: opts.yes, question: `Requeue ${total} dead messages (and any mail queued before them that dies before the run reaches it)? Type "yes" to go on: `,
             noTerminal: () => usage(`requeue-dead would send ${total} dead message${total === 1 ? "" : "s"} again: add --yes (see them first with --dry-run)`),
             declined: () => usage("not confirmed: nothing was requeued"),
           });
@@ -165,9 +168,11 @@ function register(program: Command, ctx: CliContext): void {
         }
         // From the store, never this shell's environment: the server sends with SMTP settings of its own (lastSentAt).
         const last = await app.accounts.outbox.lastSentAt();
-        if (json(opts)) writeJSON(ctx, { requeued, lastSentAt: last === null ? null : new Date(last).toISOString(), mailConfigured: app.config.http.mail !== null });
+        if (json(opts)) writeJSON(ctx, { requeued, counted: total, lastSentAt: last === null ? null : new Date(last).toISOString(), mailConfigured: app.config.http.mail !== null });
         else {
-          writeLine(ctx, `requeued ${requeued} dead message${requeued === 1 ? "" : "s"}${requeued < total ? ` (${total - requeued} had changed meanwhile and were left alone)` : ""}`);
+          const differs = requeued < total ? ` (${total - requeued} had changed meanwhile and were left alone)`
+            : requeued > total ? ` (${requeued - total} more than counted: mail queued before them that died while this ran)` : "";
+          writeLine(ctx, `requeued ${requeued} dead message${requeued === 1 ? "" : "s"}${differs}`);
           if (requeued > 0) {
             writeLine(ctx, `note: the server's sender sends them as it reaches them; ${lastDelivery(last, app.clock.now())}; ${SERVER_SMTP}`);
             // Said, not counted here: whether a message is still good to send is the claim's to judge, when it is sent.
