@@ -315,7 +315,12 @@ export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<n
   const db = deps.database.db;
   await checkRolesExist(db, scope);
   await checkSchemeKnown(db, scope);
-  const row = await db.selectFrom("users").where("id", "in", scopedUserIds(db, deps.database.dialect, scope)).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
+  return scopeSize(db, deps.database.dialect, scope);
+}
+
+/** How many users `scope` holds, read through `db` (a transaction's, to count where a job commits). */
+async function scopeSize(db: Kysely<Schema>, dialect: DialectName, scope: ScopeSpec): Promise<number> {
+  const row = await db.selectFrom("users").where("id", "in", scopedUserIds(db, dialect, scope)).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
   return Number(row?.n ?? 0);
 }
 
@@ -330,9 +335,7 @@ export async function countScope(deps: ContainDeps, scope: ScopeSpec): Promise<n
  * a request that loses the key to another one arriving at the same moment — refused, or answered with the other's
  * job — must have changed nothing, and with the stamps committed first it had already ended its scope's sessions and
  * tokens. The instant effect then waits for the scope to be recorded.
- */
-/**
- * Creates a containment job (its scope recorded, its begins run, `contain.job.created` appended) in one commit.
+ *
  * `record`: the caller's own record of the request (the API's `api.contain.job.created`), written last in the job's
  * transaction, so a job never exists that its caller answered as not created (a store busy in between answered 503
  * "try again" about a job left pending, started by nobody, and the retry made a second).
@@ -374,8 +377,7 @@ export async function createContainJob(
   const confirmed = options.confirmed;
   const recount = async (trx: Kysely<Schema>): Promise<void> => {
     if (confirmed === undefined) return;
-    const row = await trx.selectFrom("users").where("id", "in", scopedUserIds(trx, deps.database.dialect, request.scope)).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirst();
-    const now = Number(row?.n ?? 0);
+    const now = await scopeSize(trx, deps.database.dialect, request.scope);
     if (now !== confirmed.users && (now > confirmed.above || confirmed.users > confirmed.above)) throw containErrors.scopeChanged(confirmed.users, now);
   };
   const raise = async (trx: Kysely<Schema>): Promise<void> => {
