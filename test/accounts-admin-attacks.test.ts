@@ -26,7 +26,7 @@ import { createUserStore } from "../src/accounts/users/user-store.ts";
 import { loadConfig, openApp } from "../src/app/index.ts";
 import { AuditLog } from "../src/audit/audit-log.ts";
 import { keyedDigest, keyedFingerprint } from "../src/crypto/tokens.ts";
-import { requirePasswordChange } from "../src/http/api/user-queries.ts";
+import { requirePasswordChange } from "../src/accounts/users/admin-changes.ts";
 import { LOGIN_FAILED_BODY } from "../src/http/auth/routes/session-routes.ts";
 import { authFixture } from "../src/http/auth/test-client.ts";
 import { ManualClock } from "../src/lib/clock.ts";

@@ -14,7 +14,7 @@ import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { openApp } from "../src/app/index.ts";
 import { NO_CONTROL } from "../src/http/api/common.ts";
-import { lockUser } from "../src/http/api/user-queries.ts";
+import { lockUser } from "../src/accounts/users/admin-changes.ts";
 import { bulwarkInProcess } from "./helpers/cli.ts";
 
 const root = mkdtempSync(join(tmpdir(), "bulwark-redteam-cli-admin-"));

@@ -29,7 +29,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DatabaseSync } from "node:sqlite";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { lockUser } from "../src/http/api/user-queries.ts";
+import { lockUser } from "../src/accounts/users/admin-changes.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { ensureSecondFactor } from "./helpers/second-factor.ts";

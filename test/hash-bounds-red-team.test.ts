@@ -42,7 +42,7 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { PasswordScheme } from "../src/accounts/passwords/index.ts";
-import { requirePasswordChange } from "../src/http/api/user-queries.ts";
+import { requirePasswordChange } from "../src/accounts/users/admin-changes.ts";
 import { authFlows, loginFrom } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess, fixtureCliEnv, importCSVOnFixture } from "./helpers/cli.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";

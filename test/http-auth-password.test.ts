@@ -7,7 +7,7 @@ import { FloodControl } from "../src/accounts/flood/flood.ts";
 import { floodIdentifier, MFA_FLOOD_NAMESPACE, MFA_FLOOD_POLICY } from "../src/accounts/mfa/index.ts";
 import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticator.ts";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
-import { lockUser, unlockUser } from "../src/http/api/user-queries.ts";
+import { lockUser, unlockUser } from "../src/accounts/users/admin-changes.ts";
 import { RESET_ACCEPTED } from "../src/http/auth/index.ts";
 import { GOOD_PASSWORD, HOST, ORIGIN, totpCode } from "../src/http/auth/test-client.ts";
 import { startMailRunner } from "../src/http/mail-runner.ts";

@@ -11,7 +11,7 @@ import { describe, it } from "node:test";
 import pg from "pg";
 import type { LightMyRequestResponse } from "fastify";
 import { authFixture, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
-import { requirePasswordChange } from "../src/http/api/user-queries.ts";
+import { requirePasswordChange } from "../src/accounts/users/admin-changes.ts";
 import { MFA_FLOOD_POLICY } from "../src/accounts/mfa/index.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { testMasterKey } from "./helpers/master-key.ts";

@@ -6,6 +6,6 @@ export { GRANT_NOTICE_REFUSED, tellGrantee } from "../accounts/roles/grant-notic
 export { roleErrors } from "../accounts/roles/role-store.ts";
 export { storeBusyError } from "../store/errors.ts";
 export { base32 } from "../crypto/tokens.ts";
-export { unlockUser } from "../http/api/user-queries.ts";
+export { unlockUser } from "../accounts/users/admin-changes.ts";
 export { createOverSignUps, forecastSetEmail, setEmailByAdministrator } from "../accounts/email-change/index.ts";
 export { accountPasswordContext, throwIfRefused } from "../accounts/password-policy/index.ts";

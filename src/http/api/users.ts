@@ -12,7 +12,8 @@ import { auditAPI, callerContext, ID, PAGE_QUERY, SMALL_BODY, text } from "./com
 import { openCursor, sealCursor } from "./cursor.ts";
 import { apiErrors } from "./errors.ts";
 import { callerOf, callerWithin, can, type Caller } from "./guard.ts";
-import { lockUser, requirePasswordChange, unlockUser, userViews } from "./user-queries.ts";
+import { lockUser, requirePasswordChange, unlockUser } from "../../accounts/users/admin-changes.ts";
+import { userViews } from "./user-queries.ts";
 import { PASSWORD_CHANGE_REQUIRED } from "../../contain/levers/expire-passwords.ts";
 import { notifyOwner } from "../auth/helpers.ts";
 import { accountPasswordContext, throwIfRefused } from "../../accounts/password-policy/index.ts";
