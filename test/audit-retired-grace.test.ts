@@ -132,3 +132,35 @@ describe("a retired signing key's grace follows BULWARK_MAX_CLOCK_SKEW_SECONDS",
     }
   });
 });
+
+describe("two rotations of the signing key at once", () => {
+  it("attack: two operators rotate the signing key at the same moment on two nodes — the rotation whose key was prepared first and commits second is refused (BULWARK_ERR_AUDIT_ROTATION_RACED, nothing changed), the newer key stays current, and the log verifies (ASVS 16.4.2) (a mutant that dropped the race check stored the older key as current and survived the suite)", async () => {
+    const now = Date.now();
+    const clockB = new ManualClock(now);
+    const clockA = new ManualClock(now + 90 * SECOND);
+    const { app: nodeB, env, open } = await store(clockB, 60);
+    const nodeA = await open(clockA);
+    try {
+      // Node B prepares its key (dated by its clock); node A's whole rotation (a newer key) commits before B's transaction.
+      let winner: string | undefined;
+      const prepare = nodeB.keyring.prepareSigningKey.bind(nodeB.keyring);
+      nodeB.keyring.prepareSigningKey = async (options) => {
+        const pending = await prepare(options);
+        winner = (await rotateSigningKey({ database: nodeA.db, keyring: nodeA.keyring, audit: nodeA.audit }, "cli:bo")).to?.keyId;
+        return pending;
+      };
+      await assert.rejects(rotateSigningKey({ database: nodeB.db, keyring: nodeB.keyring, audit: nodeB.audit }, "cli:ana"),
+        (error: { code?: string }) => error.code === "BULWARK_ERR_AUDIT_ROTATION_RACED");
+      assert.ok(winner, "node A's rotation committed");
+      assert.equal((await nodeB.keyring.signer({ reload: true })).keyId, winner, "the newer key is the current one");
+      const rotated = await nodeB.db.db.selectFrom("audit_events").select("subject").where("type", "=", "audit.signing-key-rotated").execute();
+      assert.deepEqual(rotated.map((r) => r.subject), [winner], "one rotation recorded, node A's");
+      clockB.advance(91 * SECOND);
+      const verify = await bulwarkInProcess(["audit", "verify"], env);
+      assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    } finally {
+      await nodeA.close();
+      await nodeB.close();
+    }
+  });
+});

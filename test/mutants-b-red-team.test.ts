@@ -17,7 +17,7 @@
 // Unicode line separators in a mail subject, the confirmation prompt's exact "yes", the 7-day cap on a reset link's life,
 // the refusal to undo a containment job not done or cancelled; after the round, the ssh check's critical for empty
 // passwords (below) and the downloads check's high for a look-alike name (test/downloads-second-look-red-team.test.ts).
-// Survived, not pinned: the audit rotation race check (rotate-signing-key.ts, needs two racing rotations).
+// The audit rotation race check (rotate-signing-key.ts) is pinned after the round in test/audit-retired-grace.test.ts.
 // Found: nothing the product itself gets wrong; every test here passes on main.
 // Loopback and temp dirs only.
 import assert from "node:assert/strict";
