@@ -21,11 +21,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { dbPath } from "./helpers/sqlite-lock.ts";
-import { lockAfterCommitOf, StatementWatch } from "./helpers/statement-watch.ts";
+import { lockAfterCommitOf, SHORT_BUSY, StatementWatch } from "./helpers/statement-watch.ts";
 import { ensureSecondFactor } from "./helpers/second-factor.ts";
 
-/** The store's lock bound for the server: a held lock is met in a second, not ten. */
-const SHORT_BUSY = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" };
 
 describe("cross-process writes on one SQLite database (b)", () => {
   let fx: AuthFixture;

@@ -31,21 +31,11 @@ import { PassThrough } from "node:stream";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { containDeps, createContainJob } from "../src/contain/index.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
-import { StatementWatch } from "./helpers/statement-watch.ts";
+import { CLI_PATIENT, gate, SHORT_BUSY, StatementWatch } from "./helpers/statement-watch.ts";
 
-/** The store's lock bound for the server: a held lock is met in a second, not ten. */
-const SHORT_BUSY = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" };
-/** The CLI's bound while the test's own side holds the lock on purpose: long enough never to run out meanwhile. */
-const CLI_PATIENT = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "20" };
 
 type Trx = Parameters<Parameters<AuthFixture["app"]["db"]["transaction"]>[0]>[0];
 
-/** A gate the test opens: `wait` resolves once `open` was called. */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((resolve) => (open = resolve));
-  return { wait, open };
-}
 
 /** An operator's terminal that answers `answer` to the first question (a PassThrough that says it is a TTY). */
 function terminal(answer: string): PassThrough {

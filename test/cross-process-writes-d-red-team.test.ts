@@ -27,21 +27,11 @@ import { lockUser } from "../src/accounts/users/admin-changes.ts";
 import { containDeps, createContainJob, resumeJob, runJob } from "../src/contain/index.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
-import { StatementWatch } from "./helpers/statement-watch.ts";
+import { CLI_PATIENT, gate, SHORT_BUSY, StatementWatch } from "./helpers/statement-watch.ts";
 
-/** The store's lock bound for the server: a held lock is met in a second, not ten. */
-const SHORT_BUSY = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" };
-/** The CLI's bound while the test's own side holds the lock on purpose: long enough never to run out meanwhile. */
-const CLI_PATIENT = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "20" };
 
 type Trx = Parameters<Parameters<AuthFixture["app"]["db"]["transaction"]>[0]>[0];
 
-/** A gate the test opens: `wait` resolves once `open` was called. */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((resolve) => (open = resolve));
-  return { wait, open };
-}
 
 describe("cross-process writes on one SQLite database (d): contain undo and resume beside the server", () => {
   let fx: AuthFixture;

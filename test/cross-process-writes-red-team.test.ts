@@ -34,19 +34,9 @@ import { authFlows } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { ensureSecondFactor } from "./helpers/second-factor.ts";
 import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
-import { lockAfterCommitOf, StatementWatch } from "./helpers/statement-watch.ts";
+import { CLI_PATIENT, gate, lockAfterCommitOf, SHORT_BUSY, StatementWatch } from "./helpers/statement-watch.ts";
 
-/** The store's lock bound, for the server and the CLI alike: a held lock is met in a second, not ten. */
-const SHORT_BUSY = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" };
-/** The CLI's bound while the test's own side holds the lock on purpose: long enough never to run out meanwhile. */
-const CLI_PATIENT = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "20" };
 
-/** A gate the test opens: `wait` resolves once `open` was called. */
-function gate(): { wait: Promise<void>; open: () => void } {
-  let open!: () => void;
-  const wait = new Promise<void>((resolve) => (open = resolve));
-  return { wait, open };
-}
 
 async function eventsOf(fx: AuthFixture, type: string, subject?: string): Promise<Array<{ data: Record<string, unknown> }>> {
   let q = fx.app.db.db.selectFrom("audit_events").select(["data"]).where("type", "=", type);

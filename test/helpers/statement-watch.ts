@@ -6,6 +6,18 @@ import { holdWriteLock } from "./sqlite-lock.ts";
 
 type Hook = { test: (sql: string) => boolean; fn: () => void };
 
+/** The store's lock bound for the server in these rounds: a held lock is met in a second, not ten. */
+export const SHORT_BUSY = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "1" } as const;
+/** The CLI's bound while the test's own side holds the lock on purpose: long enough never to run out meanwhile. */
+export const CLI_PATIENT = { BULWARK_DB_LOCK_TIMEOUT_SECONDS: "20" } as const;
+
+/** A gate the test opens: `wait` resolves once `open` was called. */
+export function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((resolve) => (open = resolve));
+  return { wait, open };
+}
+
 export class StatementWatch {
   readonly #original = StatementSync.prototype.run;
   #busy: Array<{ sql: string; resolve: () => void }> = [];
