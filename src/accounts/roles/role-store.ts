@@ -182,8 +182,8 @@ export class RoleStore {
     return role;
   }
 
-  /** Creates a role; `record` as RemovalOptions.record. */
-  async create(input: { name: string; description?: string; permissions: string[] }, actor: string, options: { record?: (trx: Kysely<Schema>) => Promise<unknown> } = {}): Promise<Role> {
+  /** Creates a role; `record` as RemovalOptions.record, given the role as stored. */
+  async create(input: { name: string; description?: string; permissions: string[] }, actor: string, options: { record?: (trx: Kysely<Schema>, role: Role) => Promise<unknown> } = {}): Promise<Role> {
     if (!ROLE_NAME.test(input.name)) throw roleErrors.badName(input.name);
     // The API's rule for the same field (NO_CONTROL, 500 characters), for every caller: the CLI stored escape codes.
     const description = input.description ?? "";
@@ -191,6 +191,7 @@ export class RoleStore {
     if (hasControl(description)) throw roleErrors.badDescription("contains control characters or direction overrides");
     for (const p of input.permissions) if (!isPermission(p)) throw roleErrors.unknownPermission(p);
     const permissions = [...new Set(input.permissions)] as Permission[];
+    const role: Role = { name: input.name, description, builtin: false, permissions };
     await this.#database.transaction(async (trx) => {
       // Insert-if-absent in one statement: of two concurrent creations one inserts, the other is told the role exists
       // (a select first let both pass on PostgreSQL, and the loser failed on the primary key with a raw error).
@@ -199,9 +200,9 @@ export class RoleStore {
       if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) !== 1) throw roleErrors.exists(input.name);
       if (permissions.length) await trx.insertInto("role_permissions").values(permissions.map((permission) => ({ role: input.name, permission }))).execute();
       await this.#audit.appendIn(trx, { type: "role.created", actor, subject: input.name, data: { permissions } });
-      if (options.record) await options.record(trx);
+      if (options.record) await options.record(trx, role);
     });
-    return { name: input.name, description, builtin: false, permissions };
+    return role;
   }
 
   /**

@@ -71,7 +71,7 @@ export function registerRoleRoutes(api: FastifyInstance, app: App): void {
     const body = request.body as { name: string; description?: string; permissions: string[] };
     // The API's record commits with the role (RoleStore's record): a failure leaves neither, and the retry creates it.
     const role = await roles.create({ name: body.name, permissions: body.permissions, ...(body.description !== undefined ? { description: body.description } : {}) }, caller.userId, {
-      record: (trx) => auditAPI(app, request, caller, { type: "api.role.created", subject: body.name, data: { permissions: [...new Set(body.permissions)] } }, trx),
+      record: (trx, made) => auditAPI(app, request, caller, { type: "api.role.created", subject: made.name, data: { permissions: made.permissions } }, trx),
     });
     return reply.status(201).send({ role });
   });
