@@ -4,7 +4,6 @@
 // cost ~140 ms of CPU per start of every other command, `bulwark hash` and the checks included.
 export { GRANT_NOTICE_REFUSED, tellGrantee } from "../accounts/roles/grant-notice.ts";
 export { roleErrors } from "../accounts/roles/role-store.ts";
-export { storeBusyError } from "../store/errors.ts";
 export { base32 } from "../crypto/tokens.ts";
 export { unlockUser } from "../accounts/users/admin-changes.ts";
 export { createOverSignUps, forecastSetEmail, setEmailByAdministrator } from "../accounts/email-change/index.ts";

@@ -2,6 +2,7 @@
 // set-email` (the way back from a hijack) and `bulwark roles …`.
 import type { User } from "../../accounts/users/user-store.ts";
 import type { Kysely } from "kysely";
+import { storeBusyError } from "../../store/errors.ts";
 import type { Schema } from "../../store/schema.ts";
 import type { App } from "../../app/types.ts";
 import type { AccountFootholds } from "../../accounts/email-change/index.ts";
@@ -143,7 +144,7 @@ export default {
             } catch (error) {
               // A grant that waited past the store's bound is the named busy failure (BULWARK_ERR_DB_BUSY, "try again"),
               // in the event and the message alike, as reportError names every other: not an internal error quoting the driver.
-              failure = deps.storeBusyError(error) ?? error;
+              failure = storeBusyError(error) ?? error;
               break;
             }
           }
@@ -168,7 +169,7 @@ export default {
                 data: { via: "cli", granted, missing, code: isBulwarkError(failure) ? failure.code : "BULWARK_ERR_INTERNAL" },
               });
             } catch (error) {
-              const auditFailure = deps.storeBusyError(error) ?? error;
+              const auditFailure = storeBusyError(error) ?? error;
               unrecorded = ` (the audit event saying so could not be written either: ${auditFailure instanceof Error ? auditFailure.message : String(auditFailure)})`;
             }
             throw new RuntimeFailure("BULWARK_ERR_USER_ROLES_INCOMPLETE", `account ${user.id} was created, but role(s) ${missing.join(", ")} could not be granted (${why}); grant them with \`bulwark roles grant ${user.email} ROLE\`${unrecorded}`, { cause: failure });
