@@ -42,14 +42,23 @@ export function lockBoundOf(handle: DatabaseSync): number {
   return timeout === SQLITE_BUSY_SLICE_MS ? (lockBounds.get(handle) ?? timeout) : timeout;
 }
 
+/** The clock and the pause of waitForLock: real time, unless a unit test drives it by hand. */
+export interface LockWaitTime {
+  /** Milliseconds, monotonic. */
+  now(): number;
+  sleep(ms: number): Promise<unknown>;
+}
+
+const REAL_TIME: LockWaitTime = { now: () => performance.now(), sleep: (ms) => sleep(ms) };
+
 /**
  * Runs `attempt` (a statement, or BEGIN IMMEDIATE) and, while it fails SQLITE_BUSY with no transaction open on the
  * connection (a failed autocommit statement or BEGIN changed nothing, so running it again is safe), runs it again after
  * a short asynchronous pause, until the connection's lock bound has passed since the first; then the last error is
- * thrown, as SQLite's own wait would have. Never retried inside an open transaction.
+ * thrown, as SQLite's own wait would have. Never retried inside an open transaction. `time`: real time by default.
  */
-export async function waitForLock<T>(handle: DatabaseSync, attempt: () => T): Promise<T> {
-  const started = performance.now();
+export async function waitForLock<T>(handle: DatabaseSync, attempt: () => T, time: LockWaitTime = REAL_TIME): Promise<T> {
+  const started = time.now();
   let pause = 5;
   for (;;) {
     const inTransaction = handle.isTransaction;
@@ -57,9 +66,9 @@ export async function waitForLock<T>(handle: DatabaseSync, attempt: () => T): Pr
       return attempt();
     } catch (error) {
       if (inTransaction || handle.isTransaction || !isSQLiteBusy(error)) throw error;
-      const left = lockBoundOf(handle) - (performance.now() - started);
+      const left = lockBoundOf(handle) - (time.now() - started);
       if (left <= 0) throw error;
-      await sleep(Math.min(pause, left));
+      await time.sleep(Math.min(pause, left));
       pause = Math.min(pause * 2, 50);
     }
   }
