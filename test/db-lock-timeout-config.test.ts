@@ -2,7 +2,8 @@
 // process) holds before it fails as busy (503 BULWARK_ERR_DB_BUSY, exit 3; docs/decisions/0021-postgresql-wait-bounds.md).
 // Read like every other number of the configuration: a bad value is refused by name, nothing opened; unset, each store
 // keeps its default (PostgreSQL 5 s, SQLite 10 s); a good one is the lock_timeout of every pooled PostgreSQL connection,
-// the server's and the CLI's alike, and a held row is refused after it, or SQLite's busy_timeout. Loopback and temp
+// the server's and the CLI's alike, and a held row is refused after it (the lock_timeout in force, read on the
+// request's own connection, where its statement was refused 55P03), or SQLite's busy_timeout. Loopback and temp
 // dirs only; the PostgreSQL part is skipped (loudly) when PostgreSQL is not installed.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -14,6 +15,7 @@ import { authFixture } from "../src/http/auth/test-client.ts";
 import { bulwark } from "./helpers/cli.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { pgSites, within, HOLD_AUDIT_HEAD } from "./helpers/pg-site.ts";
+import { watchLockWaits } from "./helpers/lock-waits.ts";
 import { lockBoundOf } from "../src/store/sqlite-dialect.ts";
 
 const { unavailable, site } = pgSites("locktime", testMasterKey("db-lock-timeout-config"));
@@ -79,15 +81,27 @@ describe("BULWARK_DB_LOCK_TIMEOUT_SECONDS on PostgreSQL", skip, () => {
       const setting = await sql<{ lock: string }>`SELECT current_setting('lock_timeout') AS lock`.execute(fx.app.db.db);
       assert.equal(setting.rows[0]?.lock, "2s");
       const user = await fx.user("held-head@example.org");
+      // The bound in force where the request meets the held head: each statement of the request that failed as busy is
+      // recorded with the lock_timeout of its connection (the pool's start-up setting, or a SET LOCAL of its transaction;
+      // test/helpers/lock-waits.ts). The one refused 55P03 says which bound it met; no clock decides it.
+      const watch = watchLockWaits({ ignore: [dba] });
       await dba.query("BEGIN");
       await dba.query(HOLD_AUDIT_HEAD);
-      const pending: Promise<LightMyRequestResponse> = fx.browser().login(user.email, user.password);
-      // Far less than the default 5 s bound plus its room: the configured bound is the one in force.
-      const answered = await within(pending, 4_500);
-      await dba.query("ROLLBACK");
-      assert.ok(answered !== null, "the request answered within the configured bound, not the default");
+      let answered: LightMyRequestResponse | null;
+      try {
+        const pending: Promise<LightMyRequestResponse> = fx.browser().login(user.email, user.password);
+        // A safety net only (the DBA holds the head until then): either bound ends the wait on its own.
+        answered = await within(pending, 30_000);
+      } finally {
+        watch.restore();
+        await dba.query("ROLLBACK");
+      }
+      assert.ok(answered !== null, "the request answered while the head was held, not once it was let go");
       assert.equal(answered.statusCode, 503, answered.body);
       assert.equal((answered.json() as { error: { code: string } }).error.code, "BULWARK_ERR_DB_BUSY");
+      const refused = watch.waits.filter((w) => w.code === "55P03");
+      assert.ok(refused.length > 0, `control: the request's statement on the head failed 55P03 (lock_timeout): ${JSON.stringify(watch.waits)}`);
+      assert.deepEqual(refused.map((w) => w.boundMs), refused.map(() => 2_000), `the lock_timeout in force when the request's statement was refused is the configured 2 s, not the default: ${JSON.stringify(watch.waits)}`);
     } finally {
       await close();
     }
