@@ -241,12 +241,10 @@ describe("SIGTERM while a large checkpoint is due [sqlite, a real server process
     assert.equal(created.code, 0, created.stderr);
     reader.exec("COMMIT");
     reader.close();
-    const started = performance.now();
     child.kill("SIGTERM");
     const ended = await within(exited, SUPERVISOR_GRACE_MS);
     assert.notEqual(ended, "timeout", `the server did not stop within ${SUPERVISOR_GRACE_MS} ms of SIGTERM`);
     assert.deepEqual(ended, { code: 0, signal: null }, stderr());
-    assert.ok(performance.now() - started < SUPERVISOR_GRACE_MS);
     assert.equal(existsSync(`${path}-wal`), false, "the last connection checkpointed everything and removed the WAL");
     assert.equal(integrity(path), "ok");
     const rows = new DatabaseSync(path, { readOnly: true });

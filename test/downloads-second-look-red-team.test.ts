@@ -38,9 +38,10 @@
 // Temp dirs only; nothing outside them is read.
 import assert from "node:assert/strict";
 import { mkdirSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { verifyDownloads, type VerifyDownloadsResult } from "../src/checks/downloads/index.ts";
+import { MAX_SUMS_BYTES, verifyDownloads, type VerifyDownloadsResult } from "../src/checks/downloads/index.ts";
 import { atLeast } from "../src/checks/finding.ts";
 import { nodeScanFS } from "../src/checks/files/hash-file.ts";
 import { sha256 } from "./helpers/checks.ts";
@@ -174,8 +175,10 @@ test("attack: a listed artifact replaced by a 15 TiB sparse file is not read for
 // The mirror replaces SHA256SUMS itself with a sparse file: one checksum line, then 15 TiB of zeros. openInputFile took
 // it (a regular file) and parseSums read it to the end — one endless overlong line, memory bounded, time not — while a
 // FIFO or /dev/zero in its place is refused at once (test/cli-check-attacks.test.ts). A genuine SHA256SUMS is a few
-// KiB. Secure: refused or cut at a bound (exit 2, or a finding), promptly. The test truncates the file after 3 s so the
-// read it started ends. ASVS 1.3.3, 16.5.3.
+// KiB. Secure: refused or cut at a bound (exit 2, or a finding), promptly. What is read of it is counted (every read of
+// a file handle while the check runs) and stopped at twice the bound, so the test ends; the check must not get there.
+// Should the read go some other way, a safety net truncates the file after 60 s so the read it started ends.
+// ASVS 1.3.3, 16.5.3.
 test("attack: SHA256SUMS replaced by a 15 TiB sparse file is refused at a bound (64 MiB), promptly, not read to its end (ASVS 1.3.3, 16.5.3) (was: read to its end, hours)", async () => {
   const rel = fresh("sparse-sums");
   writeFileSync(join(rel, "readme.txt"), "genuine readme\n");
@@ -183,16 +186,35 @@ test("attack: SHA256SUMS replaced by a 15 TiB sparse file is refused at a bound 
   writeFileSync(sums, `${sha256("genuine readme\n")}  readme.txt\n`);
   const size = sparse(sums);
 
-  const run = verifyDownloads({ sums, dir: rel }).then(
-    (result) => ({ result }),
-    (error: unknown) => ({ error: error as Error & { code?: string } }),
-  );
-  const outcome = await within(run, 3000);
-  if (outcome === "timeout") {
-    truncateSync(sums, 0); // ends the read the check started
-    await run;
+  const CAP = 2 * MAX_SUMS_BYTES;
+  let bytes = 0;
+  const probe = await open(sums);
+  const handles = Object.getPrototypeOf(probe) as FileHandle;
+  await probe.close();
+  const read = handles.read;
+  handles.read = async function (this: FileHandle, ...args: unknown[]) {
+    const r = await (read as (...a: unknown[]) => Promise<{ bytesRead: number }>).apply(this, args);
+    bytes += r.bytesRead;
+    if (bytes > CAP) throw Object.assign(new Error("stopped by the test"), { code: "ETESTCAP" });
+    return r;
+  } as typeof read;
+  let outcome: { result: VerifyDownloadsResult } | { error: Error & { code?: string } } | "timeout";
+  try {
+    const run = verifyDownloads({ sums, dir: rel }).then(
+      (result) => ({ result }),
+      (error: unknown) => ({ error: error as Error & { code?: string } }),
+    );
+    // A safety net should the read stop going through a file handle: the file is cut to nothing, so the read ends.
+    outcome = await within(run, 60_000);
+    if (outcome === "timeout") {
+      truncateSync(sums, 0);
+      await run;
+    }
+  } finally {
+    handles.read = read;
   }
-  assert.notEqual(outcome, "timeout", `the check was still reading a ${(size / 2 ** 40).toFixed(0)} TiB sparse SHA256SUMS after 3 s: no bound on the checksum file's size`);
+  assert.notEqual(outcome, "timeout", `the check was still reading a ${(size / 2 ** 40).toFixed(0)} TiB sparse SHA256SUMS after 60 s: no bound on the checksum file's size`);
+  assert.ok(bytes <= CAP, `the check read more than ${CAP / 2 ** 20} MiB of a ${(size / 2 ** 40).toFixed(0)} TiB sparse SHA256SUMS and was still reading (stopped by the test): no bound on the checksum file's size`);
   if (outcome !== "timeout" && "result" in outcome) assert.ok(serious(outcome.result).length > 0, `a checksum file cut at a bound must not come out clean: ${ids(outcome.result)}`);
   else if (outcome !== "timeout") assert.equal(outcome.error.code, "BULWARK_ERR_DOWNLOADS_SUMS", outcome.error.message);
 });

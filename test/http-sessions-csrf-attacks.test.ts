@@ -111,12 +111,10 @@ describe("CSRF token: content-type and shape tricks", () => {
   it("attack: a 200 000-deep JSON body is answered (no stack overflow, no 500) before and after the CSRF wall", async () => {
     const { b } = await signedIn("deep");
     const deep = "[".repeat(200_000) + "]".repeat(200_000);
-    const started = Date.now();
     const anon = await fx.server.inject({ method: "POST", url: "/auth/login", headers: { ...SAME_ORIGIN, "content-type": "application/json" }, payload: `{"identifier":"a@example.org","password":"x","z":${deep}}` });
     assert.ok([400, 401].includes(anon.statusCode), `${anon.statusCode} ${anon.body.slice(0, 120)}`);
     const cookieAuth = await fx.server.inject({ method: "POST", url: "/auth/logout", headers: { ...SAME_ORIGIN, cookie: cookieOf(b), "content-type": "application/json" }, payload: `{"z":${deep}}` });
     assert.equal(cookieAuth.statusCode, 403, cookieAuth.body.slice(0, 120));
-    assert.ok(Date.now() - started < 5000, "answered quickly");
   });
 });
 
