@@ -149,6 +149,9 @@ interface Keys {
 type Step = readonly [text: string, parameters: ReadonlyArray<string | number>];
 
 // The writes, each written once for both dialects and both ways of running them (FloodControl.#apply).
+/** About how many window events one statement of the maintenance prune deletes (FloodControl.prune). */
+export const PRUNE_BATCH = 5_000;
+
 const INSERT_EVENT_SQL = "INSERT INTO flood_events (scope, key, at, via) VALUES ($1, $2, $3, $4)";
 const BUMP_STREAK_SQL =
   "INSERT INTO flood_streaks (key, failures, updated_at) VALUES ($1, 1, $2) " +
@@ -598,7 +601,19 @@ export class FloodControl {
    */
   async prune(executor: Kysely<Schema> = this.#database.db): Promise<number> {
     const horizon = this.#clock.now() - Math.max(this.policy.ipWindowMs, this.policy.accountWindowMs);
-    const result = await executor.deleteFrom("flood_events").where("at", "<=", horizon).executeTakeFirst();
-    return Number(result.numDeletedRows);
+    // Oldest first, about PRUNE_BATCH events a statement, each its own (autocommit on SQLite, where the maintenance pass
+    // runs its steps outside a transaction): one DELETE of a pass's whole share held SQLite's one write lock for as long
+    // as it ran, ~2.5 µs an event (2.5 s after a credential-stuffing hour of a million refusals), and every login waited
+    // on it (test/lock-holds-red-team.test.ts). flood_events has no key of its own: a batch ends at the time of its
+    // PRUNE_BATCH-th oldest event (the flood_events_at index), so events sharing that millisecond go with it.
+    let deleted = 0;
+    for (;;) {
+      const edge = await executor.selectFrom("flood_events").select("at").where("at", "<=", horizon)
+        .orderBy("at").limit(1).offset(PRUNE_BATCH - 1).executeTakeFirst();
+      const upTo = edge === undefined ? horizon : Number(edge.at);
+      deleted += Number((await executor.deleteFrom("flood_events").where("at", "<=", upTo).executeTakeFirst()).numDeletedRows);
+      if (edge === undefined) return deleted;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 }
