@@ -35,3 +35,13 @@ it("attack: compatibility look-alikes (full-width, long s, ligatures, a full-wid
   assert.equal(validateEmail("jose\u0301@example.org"), "jose\u0301@example.org");
   assert.equal(validateUsername("Ana\u0301"), "Ana\u0301".normalize("NFC"));
 });
+
+it("attack: an address or a username that starts a part with a combining mark, or is made of marks around its @, is refused — the marks draw on whatever is shown before them, or as nothing (ASVS 1.1.1) (was: \"\\u0301\\u0301@example.org\" accepted, shown as \"@example.org\")", () => {
+  for (const bad of ["\u0301\u0301@example.org", "\u0301alice@example.org", "alice@\u0308example.org", "alice@example.\u0327org", "\u20dd@\u20dd"]) {
+    assert.throws(() => validateEmail(bad), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_EMAIL_INVALID" && /combining mark \(U\+[0-9A-F]{4}\)/.test(e.message), JSON.stringify(bad));
+  }
+  assert.throws(() => validateUsername("\u0301alice"), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_USERNAME_INVALID" && /combining mark \(U\+0301\)/.test(e.message));
+  // Marks after a letter are how many scripts write: kept, decomposed or not.
+  for (const good of ["jose\u0301@example.org", "ne\u0301e@exa\u0301mple.org", "हिन्दी@example.org"]) assert.equal(validateEmail(good), good);
+  assert.equal(validateUsername("Zoe\u0308"), "Zoe\u0308".normalize("NFC"));
+});

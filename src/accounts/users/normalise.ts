@@ -55,6 +55,17 @@ function compatibilityProblem(text: string): string | null {
   return `contains ${shown || "compatibility characters"}: a full-width, ligature or other compatibility form that reads as another character, so the identifier could pass for someone else's; write it plainly as "${plain.slice(0, 80)}"`;
 }
 
+/**
+ * Why `part` (an address's local part, one label of its domain, or a username) is refused for starting with a
+ * combining mark: the mark has no letter of its own to sit on, so it draws on whatever is shown before the part ("@",
+ * a quote, the previous word) or as nothing at all — "\u0301\u0301@example.org" reads as "@example.org". Null otherwise.
+ */
+function leadingMarkProblem(part: string): string | null {
+  const first = part.codePointAt(0);
+  if (first === undefined || !/^\p{M}/u.test(String.fromCodePoint(first))) return null;
+  return `starts "${part.slice(0, 60)}" with a combining mark (${codePointOf(String.fromCodePoint(first))}), which has no letter to sit on and draws on whatever is shown before it; start each part with a letter or digit`;
+}
+
 /** Validates an email address enough to send to it; returns it trimmed. Throws on a clearly bad one. */
 export function validateEmail(email: string): string {
   const trimmed = email.trim();
@@ -74,6 +85,8 @@ export function validateEmail(email: string): string {
   // A trailing dot names the same domain in DNS ("example.org." is "example.org"): a second key for one mailbox.
   if (domain.endsWith(".")) throw accountErrors.invalidEmail(`"${trimmed.slice(0, 60)}" ends its domain with a dot; write the address without it`);
   for (const part of [local, ...domain.split(".")]) {
+    const mark = leadingMarkProblem(part.normalize("NFC"));
+    if (mark !== null) throw accountErrors.invalidEmail(mark);
     const mixed = mixedScriptProblem(part.normalize("NFC"));
     if (mixed !== null) throw accountErrors.invalidEmail(mixed);
   }
@@ -90,6 +103,8 @@ export function validateUsername(username: string): string {
   if (trimmed.normalize("NFKC").includes("@")) throw accountErrors.invalidUsername("must not contain a character that reads as @ (such as the full-width ＠ or the small ﹫): it would pass for an email address");
   const problem = compatibilityProblem(trimmed);
   if (problem !== null) throw accountErrors.invalidUsername(problem);
+  const mark = leadingMarkProblem(trimmed);
+  if (mark !== null) throw accountErrors.invalidUsername(mark);
   const mixed = mixedScriptProblem(trimmed);
   if (mixed !== null) throw accountErrors.invalidUsername(mixed);
   return trimmed;
