@@ -37,6 +37,12 @@ export const roleErrors = {
   holdersChanged: (name: string, counted: number, now: number): BulwarkError =>
     new BulwarkError("BULWARK_ERR_ROLE_HOLDERS_CHANGED", "conflict",
       `role "${name}" was held by ${counted} user(s) when the deletion was confirmed and by ${now} when it ran (granted or revoked meanwhile): nothing was deleted; run it again to see who holds it now`),
+  userGone: (userId: string): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_USER_UNKNOWN", "not-found", `no user ${userId}: the account was removed after it was looked up; nothing was granted`),
+  accountDisabled: (userId: string, role: string): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_ROLE_ACCOUNT_DISABLED", "conflict",
+      `user ${userId} is disabled; role "${role}" carries an administrative permission and is not granted to a disabled account ` +
+        "(it would act as an administrator the moment anyone re-enabled it): enable the account first, then grant the role"),
   lastAdmin: (): BulwarkError =>
     new BulwarkError("BULWARK_ERR_LAST_ADMIN", "conflict", "this would leave no active, unlocked user holding the admin permission (nobody could grant roles again)"),
 };
@@ -277,6 +283,13 @@ export class RoleStore {
       await this.#holdRole(trx, role);
       const exists = await trx.selectFrom("roles").select("name").where("name", "=", role).executeTakeFirst();
       if (!exists) throw roleErrors.unknownRole(role);
+      // The account as it stands where the grant commits (holdGrantsTo orders this after the account's own changes): one
+      // removed since the caller looked it up is an unknown user, not a foreign-key failure; a disabled one is not given
+      // an administrative role it would hold unseen until someone re-enabled it (test/cross-process-writes-e-red-team).
+      const accountQuery = trx.selectFrom("users").select("status").where("id", "=", userId);
+      const account = await (this.#database.dialect === "postgres" ? accountQuery.forShare() : accountQuery).executeTakeFirst();
+      if (!account) throw roleErrors.userGone(userId);
+      if (carriesAdministrative && account.status !== "active") throw roleErrors.accountDisabled(userId, role);
       // The caller's own check where the grant commits (the API: does its actor still hold admin, permissionsHeldWithin).
       if (options.within) await options.within(trx);
       if (options.refuseInitialPassword === true && carriesAdministrative) {
