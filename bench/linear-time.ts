@@ -7,8 +7,12 @@
 //      action Allows, 20 Denies of 100 clauses) ÷ a 19 KB one (30 Allows, 5 Denies), against the ratio of their sizes
 //      (each Deny re-evaluated for every Allow gives about four times that);
 //   3. `check logins` over an account's altered failure rows (data that is not JSON, 100,000-character and numeric
-//      addresses, an "ip" forged in the user agent): ten times the rows ÷ the rows once (linear: 10×).
+//      addresses, an "ip" forged in the user agent): ten times the rows ÷ the rows once (linear: 10×);
+//   4. a JSON request body through Bulwark's parser (registerJSONParser: parse, then the duplicate-key scan): 200,000
+//      nested arrays ÷ 200,000 empty arrays side by side, the same bytes (linear in the bytes: about 1×; work growing
+//      with the depth, such as a key path copied per level, tends to thousands).
 // Each ratio is the median of ROUNDS rounds (BENCH_LINEAR_ROUNDS, 7), with the middle half to show the noise.
+import Fastify from "fastify";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +22,7 @@ import { canonicalJSON } from "../src/audit/canonical.ts";
 import { checkBucket } from "../src/checks/bucket/check.ts";
 import { parseBucketPolicy } from "../src/checks/bucket/policy-parse.ts";
 import { checkLogins, DEFAULT_LOGINS_OPTIONS } from "../src/checks/logins/index.ts";
+import { registerJSONParser } from "../src/http/auth/form-body.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
@@ -145,8 +150,30 @@ async function logins(): Promise<void> {
   }
 }
 
+async function deepJSON(): Promise<void> {
+  const server = Fastify({ bodyLimit: 4 * 1024 * 1024 });
+  registerJSONParser(server);
+  server.post("/", async (_request, reply) => reply.code(204).send());
+  await server.ready();
+  const N = 200_000;
+  const deep = `{"z":${"[".repeat(N)}${"]".repeat(N)}}`;
+  const wide = `{"z":[${"[],".repeat(N - 1)}[]]}`.padEnd(deep.length, " ");
+  const send = (payload: string) => async (): Promise<void> => {
+    const res = await server.inject({ method: "POST", url: "/", headers: { "content-type": "application/json" }, payload });
+    // A refusal is fine (the parser may bound the depth); an answer that is neither is a broken bench.
+    if (res.statusCode !== 204 && res.statusCode !== 400) throw new Error(`the JSON parser answered ${res.statusCode}: ${res.body.slice(0, 120)}`);
+  };
+  try {
+    const r = await ratios(3, send(wide), send(deep));
+    line(`JSON body: ${N.toLocaleString("en")}-deep ÷ as wide, ${(deep.length / 1024).toFixed(0)} KiB`, `${median(r).toFixed(1)}×`, `${spread(r, 1)}; linear in the bytes: about 1×`);
+  } finally {
+    await server.close();
+  }
+}
+
 export default async function linearTime(): Promise<void> {
   await passwordPolicy();
   await bucket();
   await logins();
+  await deepJSON();
 }
