@@ -33,9 +33,8 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { RefusalSampler, recordUnrecordedTokenUses } from "../src/accounts/login/refusal-sampler.ts";
 import { authFixture, HOST, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { startMaintenance } from "../src/http/maintenance.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
-import { maintenancePass } from "./helpers/maintenance-pass.ts";
+import { maintenancePass, maintenancePassBehindLock } from "./helpers/maintenance-pass.ts";
 import { dbPath, holdWriteLock } from "./helpers/sqlite-lock.ts";
 
 /** A fixture's API token uses as the audit log counts them: each api.token.used event with the uses it says went
@@ -151,15 +150,7 @@ describe("mutants that survived the suite, fourth batch", () => {
       s.take("login:ip:192.0.2.20", fx.clock.now());
       for (const ip of ["192.0.2.21", "192.0.2.22", "192.0.2.23"]) assert.equal(s.take(`login:ip:${ip}`, fx.clock.now()).record, false);
       fx.clock.advance(2 * 60_000);
-      const maintenance = startMaintenance(fx.app, { intervalMs: 10 * 24 * 60 * 60_000, firstPassDelayMs: 10 * 24 * 60 * 60_000 });
-      const lock = holdWriteLock(dbPath(fx));
-      let removed: Record<string, number>;
-      try {
-        removed = await maintenance.runOnce();
-        await maintenance.stop();
-      } finally {
-        lock.release();
-      }
+      const removed = await maintenancePassBehindLock(fx.app, dbPath(fx));
       assert.equal(removed["unrecordedRefusals"], -1, `control: the step met the lock: ${JSON.stringify(removed)}`);
       assert.equal(await othersWritten(), 0, "control: nothing was written behind the lock");
       await maintenancePass(fx.app);

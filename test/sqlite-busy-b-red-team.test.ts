@@ -31,8 +31,7 @@ import { after, before, describe, it } from "node:test";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { authFixture, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { startMaintenance } from "../src/http/maintenance.ts";
-import { maintenancePass } from "./helpers/maintenance-pass.ts";
+import { maintenancePass, maintenancePassBehindLock } from "./helpers/maintenance-pass.ts";
 import { openApp } from "../src/app/index.ts";
 import { runServer } from "../src/http/run-server.ts";
 import { CHEAP_ARGON2, scratchRoot } from "./helpers/scratch.ts";
@@ -76,17 +75,15 @@ describe("a held SQLite write lock met by the server's background work", () => {
     await fx.user("maint-busy@example.org");
     await fx.app.audit.append({ type: "test.marker", actor: "test", data: {} });
     const checkpointsBefore = rows(dbPath(fx), "SELECT count(*) AS n FROM audit_checkpoints")[0]?.["n"];
-    const maintenance = startMaintenance(fx.app, { intervalMs: 10 * 24 * 60 * 60_000, firstPassDelayMs: 10 * 24 * 60 * 60_000 });
-    const lock = holdWriteLock(dbPath(fx));
-    let removed: Record<string, number>;
-    const meter = new BusyMeter(fx.app.db.sqlite).install();
-    try {
-      removed = await maintenance.runOnce();
-      await maintenance.stop();
-    } finally {
-      meter.restore();
-      lock.release();
-    }
+    const meter = new BusyMeter(fx.app.db.sqlite);
+    const removed = await maintenancePassBehindLock(fx.app, dbPath(fx), async (pass) => {
+      meter.install();
+      try {
+        return await pass();
+      } finally {
+        meter.restore();
+      }
+    });
     t.diagnostic(`met the lock: ${meter.summary()}`);
     assert.equal(removed["auditCheckpoint"], -1, `control: the checkpoint step met the lock: ${JSON.stringify(removed)}`);
     assert.ok(Object.keys(removed).length >= 10, `the pass stopped after its first failing step: ${JSON.stringify(removed)}`);
@@ -115,15 +112,7 @@ describe("a held SQLite write lock met by the server's background work", () => {
     const sampler = fx.app.accounts.refusals;
     for (let i = 0; i < 41; i++) sampler.take(key, fx.clock.now());
     fx.clock.advance(2 * 60_000); // the sampler's window has ended: the pass drains the key's count
-    const maintenance = startMaintenance(fx.app, { intervalMs: 10 * 24 * 60 * 60_000, firstPassDelayMs: 10 * 24 * 60 * 60_000 });
-    const lock = holdWriteLock(dbPath(fx));
-    let removed: Record<string, number>;
-    try {
-      removed = await maintenance.runOnce();
-      await maintenance.stop();
-    } finally {
-      lock.release();
-    }
+    const removed = await maintenancePassBehindLock(fx.app, dbPath(fx));
     assert.equal(removed["unrecordedRefusals"], -1, `control: the step met the lock: ${JSON.stringify(removed)}`);
     const next = await maintenancePass(fx.app);
     const written = unrecordedWritten(dbPath(fx), key);
