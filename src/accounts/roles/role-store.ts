@@ -283,15 +283,18 @@ export class RoleStore {
       await this.#holdRole(trx, role);
       const exists = await trx.selectFrom("roles").select("name").where("name", "=", role).executeTakeFirst();
       if (!exists) throw roleErrors.unknownRole(role);
+      // The caller's own check where the grant commits (the API: does its actor still hold admin, permissionsHeldWithin).
+      if (options.within) await options.within(trx);
       // The account as it stands where the grant commits (holdGrantsTo orders this after the account's own changes): one
       // removed since the caller looked it up is an unknown user, not a foreign-key failure; a disabled one is not given
       // an administrative role it would hold unseen until someone re-enabled it (test/cross-process-writes-e-red-team).
+      // After the caller's check, which holds its actor (holdActing): a containment batch locking actor and grantee holds
+      // the actor first and then the grantee's row, so taking the row (FOR SHARE) before the actor deadlocked with it
+      // (test/new-code-thirty-red-team).
       const accountQuery = trx.selectFrom("users").select("status").where("id", "=", userId);
       const account = await (this.#database.dialect === "postgres" ? accountQuery.forShare() : accountQuery).executeTakeFirst();
       if (!account) throw roleErrors.userGone(userId);
       if (carriesAdministrative && account.status !== "active") throw roleErrors.accountDisabled(userId, role);
-      // The caller's own check where the grant commits (the API: does its actor still hold admin, permissionsHeldWithin).
-      if (options.within) await options.within(trx);
       if (options.refuseInitialPassword === true && carriesAdministrative) {
         const account = await trx.selectFrom("users").select(["password_initial_expires_at", "password_unproven"]).where("id", "=", userId).executeTakeFirst();
         // Changed at the first-login gate, the password is still one whoever knew the initial one chose (migration 24).

@@ -204,12 +204,14 @@ export const demoteInactiveAdmins = {
     const skipped: ChangeRecord[] = [];
     const decided = await decidedSince(trx, ctx.dialect, changes, ctx.undoOf);
     for (const c of changes) {
-      // Re-granted since, the role or user no longer exists, or an administrator decided about this grant after the
-      // job (granted and revoked it again, say): leave alone and report.
+      // Re-granted since, the role or user no longer exists, the account was disabled, or an administrator decided about
+      // this grant after the job (granted and revoked it again, say): leave alone and report.
       const present = await trx.selectFrom("user_roles").select("user_id").where("user_id", "=", c.userId).where("role", "=", c.entity).executeTakeFirst();
       const role = await trx.selectFrom("roles").select("name").where("name", "=", c.entity).executeTakeFirst();
-      const user = await trx.selectFrom("users").select("id").where("id", "=", c.userId).executeTakeFirst();
-      if (present || !role || !user || decided.has(grantKey(c.userId, c.entity))) {
+      // An account disabled since (its owner left) is not handed an administrative role back: RoleStore.grant refuses
+      // one to a disabled account, and the undo must not be the way around it (test/new-code-thirty-red-team).
+      const user = await trx.selectFrom("users").select(["id", "status"]).where("id", "=", c.userId).executeTakeFirst();
+      if (present || !role || !user || user.status !== "active" || decided.has(grantKey(c.userId, c.entity))) {
         skipped.push(c);
         continue;
       }
