@@ -20,7 +20,7 @@
 // failed and no batch event. The grant's notice reads the address inside the grant's transaction: it goes to the
 // address the account has when the grant commits, never the old one, with its role.granted event in the same commit.
 // Found (both fixed since: RoleStore.grant reads the account in its transaction, after holdGrantsTo — a removed one is
-// BULWARK_ERR_USER_UNKNOWN, and an administrative role is refused to a disabled one, BULWARK_ERR_ROLE_ACCOUNT_DISABLED,
+// BULWARK_ERR_USER_UNKNOWN, and an administrative role is refused to a disabled one, BULWARK_ERR_ROLE_ACCOUNT_INACTIVE,
 // nothing written): (1) `roles grant USER ROLE` never looked at the account's status, in its look-up or in the grant's
 // transaction: an account disabled a moment before the grant committed, or long before, was given `admin` with exit 0
 // and nothing said ({"changed": true, "ownerNotice": "queued"}), and held it the day an import or an operator enabled

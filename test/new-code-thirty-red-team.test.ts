@@ -28,7 +28,7 @@
 //     this session's change the grant held no row of U there and simply waited for the batch.
 // (b) Undoing a demote-inactive-admins job inserts user_roles itself, not through RoleStore.grant: an account
 //     disabled after the job (the person left) gets `admin` back, and is mailed that it did.
-// (c) The API's 409 BULWARK_ERR_ROLE_ACCOUNT_DISABLED leaves no api.refused record (the code is not among the
+// (c) The API's 409 BULWARK_ERR_ROLE_ACCOUNT_INACTIVE leaves no api.refused record (the code is not among the
 //     refusing conflicts in src/http/api/common.ts), where the grant's refusal for an initial password leaves one.
 // Not tried in the time box: display names (free text with NO_CONTROL only: a leading mark is accepted there, as it
 // is after a "." inside a local part — judged below the rule's bar, see the report); a grant to a locked account.
@@ -81,7 +81,7 @@ describe("red team, new code thirty: a role grant's read of the account, and the
     }
     const outcome = await grant;
     assert.ok(outcome instanceof Error, `the grant to an account disabled before it committed succeeded: ${String(outcome)}`);
-    assert.equal((outcome as Error & { code?: string }).code, "BULWARK_ERR_ROLE_ACCOUNT_DISABLED", (outcome as Error).message);
+    assert.equal((outcome as Error & { code?: string }).code, "BULWARK_ERR_ROLE_ACCOUNT_INACTIVE", (outcome as Error).message);
     assert.deepEqual(await grantsOf(user.id), []);
     assert.equal(await grantEvents(user.id), 0);
   });
@@ -110,13 +110,13 @@ describe("red team, new code thirty: a role grant's read of the account, and the
     assert.equal(await grantEvents(user.id), 1);
   });
 
-  it("attack: an administrator's API grant of admin to a disabled account answers 409 BULWARK_ERR_ROLE_ACCOUNT_DISABLED, grants nothing, and leaves its api.refused record like the grant's other refusals (ASVS 8.2.2, 16.3.3) (was: no api.refused record)", async () => {
+  it("attack: an administrator's API grant of admin to a disabled account answers 409 BULWARK_ERR_ROLE_ACCOUNT_INACTIVE, grants nothing, and leaves its api.refused record like the grant's other refusals (ASVS 8.2.2, 16.3.3) (was: no api.refused record)", async () => {
     const granter = await actor("arming", ["admin"], ["admin"]);
     const user = await site.fx.user(`left-company-${++made}@example.org`);
     await site.fx.app.db.db.updateTable("users").set({ status: "disabled" }).where("id", "=", user.id).execute();
     const answer = await api(granter.token, "POST", `/api/v1/users/${user.id}/roles/admin`);
     assert.equal(answer.statusCode, 409, show(answer));
-    assert.equal((JSON.parse(answer.body) as { error: { code: string } }).error.code, "BULWARK_ERR_ROLE_ACCOUNT_DISABLED", show(answer));
+    assert.equal((JSON.parse(answer.body) as { error: { code: string } }).error.code, "BULWARK_ERR_ROLE_ACCOUNT_INACTIVE", show(answer));
     assert.deepEqual(await grantsOf(user.id), []);
     assert.equal(await grantEvents(user.id), 0);
     // Secure: the attempt to arm a disabled account with admin (a dormant back door for the day it is enabled again)
@@ -125,7 +125,7 @@ describe("red team, new code thirty: a role grant's read of the account, and the
       .where("type", "=", "api.refused").where("subject", "=", user.id).execute();
     assert.equal(refusals.length, 1, `api.refused records of the refused grant: ${JSON.stringify(refusals)}`);
     assert.equal(refusals[0]?.actor, granter.id);
-    assert.match(String(refusals[0]?.data), /BULWARK_ERR_ROLE_ACCOUNT_DISABLED/);
+    assert.match(String(refusals[0]?.data), /BULWARK_ERR_ROLE_ACCOUNT_INACTIVE/);
   });
 
   it("attack: undoing a demote-inactive-admins job does not hand an administrative role back to an account disabled since the job: the undo is a grant too and keeps the grant's rule (ASVS 8.2.2) (was: admin restored to the disabled account, and mailed)", async () => {
@@ -147,7 +147,7 @@ describe("red team, new code thirty: a role grant's read of the account, and the
     site.fx.clock.advance(1000);
     const undo = await runJob(deps, (await createUndoJob(deps, job.id, "responder-job")).id);
     assert.equal(undo.status, "done");
-    // Secure: RoleStore.grant refuses an administrative role to a disabled account (BULWARK_ERR_ROLE_ACCOUNT_DISABLED);
+    // Secure: RoleStore.grant refuses an administrative role to a disabled account (BULWARK_ERR_ROLE_ACCOUNT_INACTIVE);
     // the undo, which inserts the grant itself, must leave it alone (skipped) rather than re-arm it for the day
     // someone enables the account again.
     assert.deepEqual(await grantsOf(user.id), [], `the undo handed "admin" back to a disabled account (undo counts: ${JSON.stringify(undo.counts)})`);

@@ -39,8 +39,8 @@ export const roleErrors = {
       `role "${name}" was held by ${counted} user(s) when the deletion was confirmed and by ${now} when it ran (granted or revoked meanwhile): nothing was deleted; run it again to see who holds it now`),
   userGone: (userId: string): BulwarkError =>
     new BulwarkError("BULWARK_ERR_USER_UNKNOWN", "not-found", `no user ${userId}: the account was removed after it was looked up; nothing was granted`),
-  accountDisabled: (userId: string, role: string): BulwarkError =>
-    new BulwarkError("BULWARK_ERR_ROLE_ACCOUNT_DISABLED", "conflict",
+  accountInactive: (userId: string, role: string): BulwarkError =>
+    new BulwarkError("BULWARK_ERR_ROLE_ACCOUNT_INACTIVE", "conflict",
       `user ${userId} is disabled; role "${role}" carries an administrative permission and is not granted to a disabled account ` +
         "(it would act as an administrator the moment anyone re-enabled it): enable the account first, then grant the role"),
   lastAdmin: (): BulwarkError =>
@@ -286,15 +286,17 @@ export class RoleStore {
       // The caller's own check where the grant commits (the API: does its actor still hold admin, permissionsHeldWithin).
       if (options.within) await options.within(trx);
       // The account as it stands where the grant commits (holdGrantsTo orders this after the account's own changes): one
-      // removed since the caller looked it up is an unknown user, not a foreign-key failure; a disabled one is not given
-      // an administrative role it would hold unseen until someone re-enabled it (test/cross-process-writes-e-red-team).
+      // removed since the caller looked it up is an unknown user, not a foreign-key failure; a disabled one is not given an
+      // administrative role it would hold unseen until someone re-enabled it (test/cross-process-writes-e-red-team).
       // After the caller's check, which holds its actor (holdActing): a containment batch locking actor and grantee holds
       // the actor first and then the grantee's row, so taking the row (FOR SHARE) before the actor deadlocked with it
       // (test/new-code-thirty-red-team).
+      // A locked account is granted as before: a lock is a response that lifts (a containment job's, a responder's), and
+      // an administrator locked by one keeps the roles that decide who may lift it (test/contain-cancel.test.ts).
       const accountQuery = trx.selectFrom("users").select("status").where("id", "=", userId);
       const account = await (this.#database.dialect === "postgres" ? accountQuery.forShare() : accountQuery).executeTakeFirst();
       if (!account) throw roleErrors.userGone(userId);
-      if (carriesAdministrative && account.status !== "active") throw roleErrors.accountDisabled(userId, role);
+      if (carriesAdministrative && account.status !== "active") throw roleErrors.accountInactive(userId, role);
       if (options.refuseInitialPassword === true && carriesAdministrative) {
         const account = await trx.selectFrom("users").select(["password_initial_expires_at", "password_unproven"]).where("id", "=", userId).executeTakeFirst();
         // Changed at the first-login gate, the password is still one whoever knew the initial one chose (migration 24).

@@ -23,13 +23,16 @@ forEachDialect("roles and permissions", (fx) => {
   it("attack: an administrative role granted to a disabled account — refused, nothing written, while a role without an administrative permission is still granted; a grant to an account removed since it was looked up is an unknown user, not a foreign-key failure (ASVS 8.2.2, 16.3.1) (was: admin granted to a disabled account with nothing said; FOREIGN KEY constraint failed)", async () => {
     const { db, roles, users, audit } = await openStores();
     const off = await users.create({ email: "off@example.org", status: "disabled" });
-    await assert.rejects(roles.grant(off.id, "admin", "test"), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_ROLE_ACCOUNT_DISABLED" && /enable the account first/.test(e.message));
+    await assert.rejects(roles.grant(off.id, "admin", "test"), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_ROLE_ACCOUNT_INACTIVE" && /is disabled.*enable the account first/.test(e.message));
     assert.deepEqual(await roles.rolesOf(off.id), [], "the refused grant left its role row");
     assert.equal(await roles.grant(off.id, "auditor", "test"), true, "a role with no administrative permission is granted as before");
+    const held = await users.create({ email: "held@example.org" });
+    await db.db.updateTable("users").set({ locked_at: 1 }).where("id", "=", held.id).execute();
+    assert.equal(await roles.grant(held.id, "admin", "test"), true, "a locked account is granted as before: a lock is a response that lifts");
     const gone = await users.create({ email: "gone@example.org" });
     await db.db.deleteFrom("users").where("id", "=", gone.id).execute();
     await assert.rejects(roles.grant(gone.id, "auditor", "test"), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_USER_UNKNOWN" && /nothing was granted/.test(e.message));
-    assert.deepEqual((await audit.tail(10)).map((e) => [e.type, e.subject]), [["role.granted", off.id]], "only the granted role is recorded");
+    assert.deepEqual((await audit.tail(10)).map((e) => [e.type, e.subject]), [["role.granted", off.id], ["role.granted", held.id]], "only the granted roles are recorded");
   });
 
   it("grants only what roles hold (deny by default) and lets admin imply every permission", async () => {

@@ -209,7 +209,9 @@ export const demoteInactiveAdmins = {
       const present = await trx.selectFrom("user_roles").select("user_id").where("user_id", "=", c.userId).where("role", "=", c.entity).executeTakeFirst();
       const role = await trx.selectFrom("roles").select("name").where("name", "=", c.entity).executeTakeFirst();
       // An account disabled since (its owner left) is not handed an administrative role back: RoleStore.grant refuses
-      // one to a disabled account, and the undo must not be the way around it (test/new-code-thirty-red-team).
+      // one to a disabled account, and the undo must not be the way around it (test/new-code-thirty-red-team). A locked
+      // one is: the job that demoted it may have locked it too (lock-accounts beside this lever), and the same undo
+      // lifts that lock.
       const user = await trx.selectFrom("users").select(["id", "status"]).where("id", "=", c.userId).executeTakeFirst();
       if (present || !role || !user || user.status !== "active" || decided.has(grantKey(c.userId, c.entity))) {
         skipped.push(c);

@@ -53,7 +53,7 @@ export async function auditAPI(
  */
 const REFUSING_CONFLICTS: ReadonlySet<string> = new Set([
   "BULWARK_ERR_LAST_ADMIN", "BULWARK_ERR_API_SELF_LOCK", "BULWARK_ERR_API_SELF_EMAIL", "BULWARK_ERR_ROLE_BUILTIN", "BULWARK_ERR_ROLE_INITIAL_PASSWORD",
-  "BULWARK_ERR_ROLE_ACCOUNT_DISABLED",
+  "BULWARK_ERR_ROLE_ACCOUNT_INACTIVE",
 ]);
 
 /** 403s whose own code already records them, sampled under their own keys (auth.reauth.required, auth.csrf.refused): never twice. */
