@@ -5,7 +5,9 @@
 // moment: the busy_timeout in force on its connection (read from inside the failure, before the product's own `finally`
 // restores a pragma it lowered) and the store's lock bound for that connection (lockBoundOf: the asynchronous retries'
 // limit). A statement waits at most its busy_timeout inside SQLite per attempt, so a failure seen with busy_timeout 0
-// did not wait at all, and the number of attempts in a row says whether a retry loop stretched the wait.
+// did not wait at all, and the number of attempts in a row (busy failures of one statement with nothing succeeding on
+// its connection in between; busy_timeout pragmas do not count as statements) says whether a retry loop stretched the
+// wait. An iteration is watched step by step, as its steps are where it meets the lock.
 import { DatabaseSync, StatementSync } from "node:sqlite";
 import { isSQLiteBusy } from "../../src/store/errors.ts";
 import { lockBoundOf } from "../../src/store/sqlite-dialect.ts";
@@ -19,14 +21,15 @@ export type BusyFailure = {
   lockBound: number | null;
   /** Whether a transaction was open on its connection (a failure inside one is never retried). */
   inTransaction: boolean | null;
-  /** 1 for a first attempt; n for the nth failure in a row of the same statement on the same connection (a retry). */
+  /** 1 for a first attempt; n for the nth busy failure of the same statement on the same connection with no statement succeeding there in between (a retry). */
   attempt: number;
 };
 
-type Run = { sql: string; db: DatabaseSync | null; attempts: number };
-
-/** Statements the meter itself and the driver's bookkeeping run (reading the busy timeout): not counted as a statement. */
-const QUIET = /^pragma busy_timeout$/;
+/**
+ * Statements the meter itself and the store's bookkeeping run around an attempt (reading, lowering and restoring the
+ * busy timeout, as withoutWaiting does): not counted as a statement, so a retry loop around them is still a retry.
+ */
+const QUIET = /^pragma busy_timeout\b/;
 
 export class BusyMeter {
   readonly failures: BusyFailure[] = [];
@@ -39,8 +42,12 @@ export class BusyMeter {
     prepare: DatabaseSync.prototype.prepare,
   };
   readonly #owner = new WeakMap<StatementSync, DatabaseSync>();
-  /** The statement run last (other than a busy_timeout read) and how many times in a row it has failed busy. */
-  #last: Run | null = null;
+  /**
+   * Per connection (null: unknown), how many times each statement text has failed busy since a statement last
+   * succeeded there: a retry is the same text failing again with nothing done in between, even when other statements
+   * (the retried unit's others, or another step's) failed busy in between too.
+   */
+  #streaks = new Map<DatabaseSync | null, Map<string, number>>();
   #reading = false;
   #installed = false;
   readonly #fallback: DatabaseSync | null;
@@ -63,12 +70,29 @@ export class BusyMeter {
     DatabaseSync.prototype.exec = function (this: DatabaseSync, sql: string) {
       return meter.#observe(sql, this, () => o.exec.call(this, sql));
     } as DatabaseSync["exec"];
-    for (const name of ["run", "get", "all", "iterate"] as const) {
+    for (const name of ["run", "get", "all"] as const) {
       const original = o[name] as (...args: unknown[]) => unknown;
       (StatementSync.prototype as unknown as Record<string, unknown>)[name] = function (this: StatementSync, ...params: unknown[]) {
         return meter.#observe(this.sourceSQL, meter.#owner.get(this) ?? meter.#fallback, () => original.apply(this, params));
       };
     }
+    // iterate() returns before its first step: the steps, where a statement meets the lock, are observed one by one.
+    StatementSync.prototype.iterate = function (this: StatementSync, ...params: unknown[]) {
+      const sql = this.sourceSQL;
+      const db = meter.#owner.get(this) ?? meter.#fallback;
+      const inner = meter.#observe(sql, db, () => (o.iterate as (...args: unknown[]) => Iterator<unknown>).apply(this, params));
+      return (function* () {
+        try {
+          for (;;) {
+            const step = meter.#observe(sql, db, () => inner.next());
+            if (step.done) return;
+            yield step.value;
+          }
+        } finally {
+          inner.return?.();
+        }
+      })();
+    } as unknown as StatementSync["iterate"];
     return this;
   }
 
@@ -87,7 +111,7 @@ export class BusyMeter {
   /** Forgets what was recorded so far (the failures and the statement in progress). */
   reset(): void {
     this.failures.length = 0;
-    this.#last = null;
+    this.#streaks.clear();
   }
 
   /** The most attempts in a row any one statement failed busy (0: none met the lock). */
@@ -112,19 +136,17 @@ export class BusyMeter {
     if (this.#reading) return run();
     const sql = source.trim().toLowerCase();
     const quiet = QUIET.test(sql);
+    const streaks = this.#streaks.get(db) ?? new Map<string, number>();
+    this.#streaks.set(db, streaks);
     try {
       const result = run();
-      if (!quiet) this.#last = null;
+      if (!quiet) streaks.clear();
       return result;
     } catch (error) {
-      if (quiet || !isSQLiteBusy(error)) {
-        if (!quiet) this.#last = null;
-        throw error;
-      }
-      const last = this.#last;
-      const current = last && last.sql === sql && last.db === db ? { ...last, attempts: last.attempts + 1 } : { sql, db, attempts: 1 };
-      this.#last = current;
-      this.failures.push({ sql, ...this.#bounds(db), attempt: current.attempts });
+      if (quiet || !isSQLiteBusy(error)) throw error;
+      const attempt = (streaks.get(sql) ?? 0) + 1;
+      streaks.set(sql, attempt);
+      this.failures.push({ sql, ...this.#bounds(db), attempt });
       throw error;
     }
   }

@@ -10,9 +10,14 @@
 //    and writes the record as JSON, at exit, to the file named by BULWARK_TEST_WRITE_TRANSACTIONS_OUT;
 //  - in this process: `const rec = recordWriteTransactions(); … rec.stop()` around the work.
 //
-// Rows: a statement's `changes` (run) or, for a write through all/get/iterate (one with RETURNING), the rows it
-// returned. Trigger rows are not counted (SQLite's changes() leaves them out). A statement is a write when its text
-// starts with INSERT, UPDATE, DELETE or REPLACE (after a WITH clause too).
+// Rows: what a call changed is read from the connection's total_changes() before and after it, so a write is seen
+// whatever its text and path (several statements in one exec, a comment first, get or iterate of a write with
+// RETURNING). A statement's own rows are its `changes` (run) or the rows an all/iterate of it returned; rows changed
+// besides (triggers, foreign-key actions) are counted apart, in indirectRows. A statement whose text starts with
+// INSERT, UPDATE, DELETE or REPLACE (after a WITH clause too) counts as a write statement even when it changed nothing.
+// Transactions are told by the connection's isTransaction before and after each call (BEGIN, SAVEPOINT, COMMIT,
+// RELEASE, ROLLBACK and an error's rollback alike). A statement prepared before the recorder was installed has no
+// known connection: it is counted as a transaction of its own and in `unattributed` (install the recorder first).
 import { writeFileSync } from "node:fs";
 import { DatabaseSync, StatementSync } from "node:sqlite";
 import { isMainThread } from "node:worker_threads";
@@ -30,10 +35,14 @@ export interface WriteTransaction {
   largestStatementRows: number;
   /** Rows changed per table (the statement's target table). */
   byTable: Record<string, number>;
+  /** Rows its statements changed besides their own: by triggers and foreign-key actions (ON DELETE CASCADE …). */
+  indirectRows: number;
 }
 
 export interface WriteRecord {
   transactions: WriteTransaction[];
+  /** Write statements prepared before the recorder (their connection, so their transaction, unknown): each counted alone. */
+  unattributed: number;
 }
 
 const WRITE = /^\s*(?:WITH\b[\s\S]*?\)\s*)?(INSERT|UPDATE|DELETE|REPLACE)\b/i;
@@ -44,7 +53,7 @@ function target(sql: string): string {
 }
 
 function fresh(autocommit: boolean): WriteTransaction {
-  return { autocommit, end: autocommit ? "autocommit" : "open", rows: 0, statements: 0, largestStatementRows: 0, byTable: {} };
+  return { autocommit, end: autocommit ? "autocommit" : "open", rows: 0, statements: 0, largestStatementRows: 0, byTable: {}, indirectRows: 0 };
 }
 
 /**
@@ -58,41 +67,79 @@ function fresh(autocommit: boolean): WriteTransaction {
  */
 export function recordWriteTransactions(): { stop(): WriteRecord; snapshot(): WriteRecord } {
   const owner = new WeakMap<StatementSync, DatabaseSync>();
+  const counter = new WeakMap<DatabaseSync, StatementSync>();
   const open = new Map<DatabaseSync, WriteTransaction>();
   const done: WriteTransaction[] = [];
+  let unattributed = 0;
   const proto = StatementSync.prototype;
   const dbProto = DatabaseSync.prototype;
   const saved = { run: proto.run, all: proto.all, get: proto.get, iterate: proto.iterate, exec: dbProto.exec, prepare: dbProto.prepare };
 
-  const control = (db: DatabaseSync | undefined, sql: string): void => {
-    if (!db) return;
-    const word = /^\s*(BEGIN|COMMIT|END|ROLLBACK)\b(\s+TO\b)?/i.exec(sql);
-    if (!word || word[2]) return;
-    const verb = (word[1] as string).toUpperCase();
-    if (verb === "BEGIN") {
-      if (db.isTransaction && !open.has(db)) open.set(db, fresh(false));
-      return;
-    }
-    const tx = open.get(db);
-    if (tx && !db.isTransaction) {
-      tx.end = verb === "ROLLBACK" ? "rollback" : "commit";
-      open.delete(db);
-      if (tx.statements > 0) done.push(tx);
-    }
+  /** sqlite3_total_changes() of `db`: every row its statements changed so far, triggers' and foreign-key actions' too. */
+  const totalChanges = (db: DatabaseSync): number | null => {
+    if (!db.isOpen) return null;
+    let statement = counter.get(db);
+    if (!statement) counter.set(db, (statement = saved.prepare.call(db, "SELECT total_changes() AS n")));
+    return Number(((saved.get as (...p: unknown[]) => unknown).call(statement) as { n: number | bigint }).n);
   };
-  const count = (db: DatabaseSync | undefined, sql: string, rows: number): void => {
-    if (!WRITE.test(sql)) return;
-    let tx = db ? open.get(db) : undefined;
-    // A transaction begun some other way than a BEGIN we saw (none in Bulwark, but be safe): one of its own.
-    if (!tx && db?.isTransaction) open.set(db, (tx = fresh(false)));
-    const autocommit = !tx;
-    if (!tx) tx = fresh(true);
-    tx.statements++;
+  const close = (db: DatabaseSync, tx: WriteTransaction, sql: string): void => {
+    tx.end = /^\s*ROLLBACK\b(?!\s+TO\b)/i.test(sql) ? "rollback" : "commit";
+    open.delete(db);
+    if (tx.statements > 0) done.push(tx);
+  };
+  const add = (tx: WriteTransaction, sql: string, rows: number, indirect: number, statement: boolean): void => {
+    if (statement) tx.statements++;
     tx.rows += rows;
+    tx.indirectRows += indirect;
     tx.largestStatementRows = Math.max(tx.largestStatementRows, rows);
     const table = target(sql);
     tx.byTable[table] = (tx.byTable[table] ?? 0) + rows;
-    if (autocommit) done.push(tx);
+  };
+  /**
+   * Runs `call` (one statement, one step of an iteration, or one exec of any number of statements) on `db`. What it
+   * changed is told by total_changes() before and after, not by its text: a write through exec, behind a comment or
+   * through get is seen. Its own rows are `direct(result)` when the API says them exactly (run's changes, the rows an
+   * iteration returned), else the whole change; whatever else changed (triggers, foreign-key actions) is indirectRows.
+   * Which transaction it belongs to is told by the connection's isTransaction before and after (BEGIN, SAVEPOINT,
+   * COMMIT, RELEASE, ROLLBACK, an error's rollback: all alike).
+   */
+  const observe = <T>(db: DatabaseSync | undefined, sql: string, call: () => T, direct: ((result: T) => number) | null, statement: boolean, since: number | null = null): T => {
+    if (!db) {
+      // Prepared before the recorder: its connection, and so its transaction, is unknown. Counted alone, and flagged.
+      const result = call();
+      const rows = direct ? direct(result) : 0;
+      if (WRITE.test(sql)) {
+        unattributed++;
+        const tx = fresh(true);
+        add(tx, sql, rows, 0, statement);
+        done.push(tx);
+      }
+      return result;
+    }
+    const stale = open.get(db);
+    if (stale && !db.isTransaction) close(db, stale, ""); // ended unseen (a statement of an unknown connection?)
+    const before = since ?? totalChanges(db);
+    let result: T | undefined;
+    let threw = true;
+    try {
+      result = call();
+      threw = false;
+      return result;
+    } finally {
+      const after = totalChanges(db);
+      const changed = before !== null && after !== null ? after - before : 0;
+      const write = changed > 0 || (statement && WRITE.test(sql));
+      const rows = !threw && direct ? Math.min(direct(result as T), changed || Infinity) : changed;
+      let tx = open.get(db);
+      if (db.isTransaction && !tx) open.set(db, (tx = fresh(false)));
+      if (write) {
+        const own = tx ?? fresh(!/^\s*BEGIN\b/i.test(sql));
+        if (!tx && !own.autocommit) own.end = "commit";
+        add(own, sql, rows, Math.max(0, changed - rows), statement);
+        if (!tx) done.push(own);
+      }
+      if (tx && !db.isTransaction) close(db, tx, sql);
+    }
   };
 
   dbProto.prepare = function (this: DatabaseSync, ...args: Parameters<DatabaseSync["prepare"]>) {
@@ -101,41 +148,46 @@ export function recordWriteTransactions(): { stop(): WriteRecord; snapshot(): Wr
     return stmt;
   } as DatabaseSync["prepare"];
   dbProto.exec = function (this: DatabaseSync, sql: string) {
-    const result = saved.exec.call(this, sql);
-    control(this, sql);
-    return result;
+    return observe(this, sql, () => saved.exec.call(this, sql), null, true);
   } as DatabaseSync["exec"];
   proto.run = function (this: StatementSync, ...params: unknown[]) {
-    const result = (saved.run as (...p: unknown[]) => ReturnType<StatementSync["run"]>).apply(this, params);
-    const db = owner.get(this);
-    control(db, this.sourceSQL);
-    count(db, this.sourceSQL, Number(result.changes));
-    return result;
+    const run = saved.run as (...p: unknown[]) => ReturnType<StatementSync["run"]>;
+    return observe(owner.get(this), this.sourceSQL, () => run.apply(this, params), (r) => Number(r.changes), true);
   } as StatementSync["run"];
   proto.all = function (this: StatementSync, ...params: unknown[]) {
-    const rows = (saved.all as (...p: unknown[]) => unknown[]).apply(this, params);
-    count(owner.get(this), this.sourceSQL, rows.length);
-    return rows;
+    const all = saved.all as (...p: unknown[]) => unknown[];
+    return observe(owner.get(this), this.sourceSQL, () => all.apply(this, params), (rows) => rows.length, true);
   } as StatementSync["all"];
+  // get: a write with RETURNING changes all its rows at the first step and returns one, so its rows are the change.
   proto.get = function (this: StatementSync, ...params: unknown[]) {
-    const row = (saved.get as (...p: unknown[]) => unknown).apply(this, params);
-    count(owner.get(this), this.sourceSQL, row === undefined ? 0 : 1);
-    return row;
+    const get = saved.get as (...p: unknown[]) => unknown;
+    return observe(owner.get(this), this.sourceSQL, () => get.apply(this, params), owner.has(this) ? null : (row) => (row === undefined ? 0 : 1), true);
   } as StatementSync["get"];
-  proto.iterate = function* (this: StatementSync, ...params: unknown[]) {
+  // iterate: observed as one call from the iterate() to its end, when the statement is reset (a write with RETURNING
+  // changes all its rows at the first step; they reach total_changes() at the reset, its last step or an early return).
+  proto.iterate = function (this: StatementSync, ...params: unknown[]) {
+    const db = owner.get(this);
+    const sql = this.sourceSQL;
+    const since = db ? totalChanges(db) : null;
+    const inner = (saved.iterate as (...p: unknown[]) => Iterator<unknown>).apply(this, params);
     let n = 0;
-    try {
-      for (const row of (saved.iterate as (...p: unknown[]) => Iterable<unknown>).apply(this, params)) {
-        n++;
-        yield row;
+    return (function* () {
+      try {
+        for (;;) {
+          const step = inner.next();
+          if (step.done) return;
+          n++;
+          yield step.value;
+        }
+      } finally {
+        observe(db, sql, () => inner.return?.(), db ? null : () => n, true, since);
       }
-    } finally {
-      count(owner.get(this), this.sourceSQL, n);
-    }
+    })();
   } as unknown as StatementSync["iterate"];
 
   const snapshot = (): WriteRecord => ({
     transactions: [...done, ...[...open.values()].filter((t) => t.statements > 0)].map((t) => ({ ...t, byTable: { ...t.byTable } })),
+    unattributed,
   });
   return {
     snapshot,
