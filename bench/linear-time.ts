@@ -10,7 +10,11 @@
 //      addresses, an "ip" forged in the user agent): ten times the rows ÷ the rows once (linear: 10×);
 //   4. a JSON request body through Bulwark's parser (registerJSONParser: parse, then the duplicate-key scan): 200,000
 //      nested arrays ÷ 200,000 empty arrays side by side, the same bytes (linear in the bytes: about 1×; work growing
-//      with the depth, such as a key path copied per level, tends to thousands).
+//      with the depth, such as a key path copied per level, tends to thousands);
+//   5. four parsers the tests feed hostile input without a stopwatch: a salted-hash template padded with 100,000
+//      spaces ÷ 10,000; sshd's time value of 16,000 digits and a bad character ÷ 1,600; an sshd wildcard pattern
+//      (5,000 characters against 200 stars) ÷ a tenth of both; an sshd_config of 300 Match blocks ÷ 30 (each linear
+//      10× for the first two; backtracking shows as thousands or as a run that does not end).
 // Each ratio is the median of ROUNDS rounds (BENCH_LINEAR_ROUNDS, 7), with the middle half to show the noise.
 import Fastify from "fastify";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -23,6 +27,11 @@ import { checkBucket } from "../src/checks/bucket/check.ts";
 import { parseBucketPolicy } from "../src/checks/bucket/policy-parse.ts";
 import { checkLogins, DEFAULT_LOGINS_OPTIONS } from "../src/checks/logins/index.ts";
 import { registerJSONParser } from "../src/http/auth/form-body.ts";
+import { parseSaltedTemplate } from "../src/accounts/passwords/salted.ts";
+import { checkSshConfig } from "../src/checks/ssh/findings.ts";
+import { parseSshdConfig } from "../src/checks/ssh/parser.ts";
+import { matchPattern } from "../src/checks/ssh/patterns.ts";
+import { parseTime } from "../src/checks/ssh/values.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
@@ -171,9 +180,30 @@ async function deepJSON(): Promise<void> {
   }
 }
 
+async function parsers(): Promise<void> {
+  const template = (n: number): string => `sha256(${" ".repeat(n)}salt+password)`;
+  const r1 = await ratios(5, () => parseSaltedTemplate(template(10_000)), () => parseSaltedTemplate(template(100_000)));
+  line("salted template: 100,000 spaces ÷ 10,000", `${median(r1).toFixed(1)}×`, `${spread(r1, 1)}; linear: 10×`);
+  const r2 = await ratios(5, () => parseTime(`${"1".repeat(1_600)}x`), () => parseTime(`${"1".repeat(16_000)}x`));
+  line("sshd time value: 16,000 digits ÷ 1,600", `${median(r2).toFixed(1)}×`, `${spread(r2, 1)}; linear: 10×`);
+  const r3 = await ratios(5, () => matchPattern("a".repeat(500), `${"*a".repeat(20)}b`), () => matchPattern("a".repeat(5000), `${"*a".repeat(200)}b`));
+  line("sshd wildcard: 5,000 chars, 200 stars ÷ a tenth", `${median(r3).toFixed(1)}×`, `${spread(r3, 1)}; text × pattern: 100×`);
+  const config = (blocks: number): string => {
+    let text = "AuthenticationMethods publickey\nPermitRootLogin no\nPasswordAuthentication no\n";
+    for (let i = 0; i < blocks / 2; i++) text += `Match User u${i}\n  PermitRootLogin yes\n  AuthenticationMethods publickey\n`;
+    for (let i = 0; i < blocks / 2; i++) text += `Match Address 10.${i}.0.0/16\n  AuthenticationMethods password\n  PermitRootLogin no\n`;
+    return text;
+  };
+  const small = config(30);
+  const large = config(300);
+  const r4 = await ratios(1, () => checkSshConfig(parseSshdConfig(small, "/etc/ssh/sshd_config")), () => checkSshConfig(parseSshdConfig(large, "/etc/ssh/sshd_config")));
+  line("check ssh: 300 Match blocks ÷ 30", `${median(r4).toFixed(1)}×`, `${spread(r4, 1)}; each block alone, the rest over-approximated`);
+}
+
 export default async function linearTime(): Promise<void> {
   await passwordPolicy();
   await bucket();
   await logins();
   await deepJSON();
+  await parsers();
 }

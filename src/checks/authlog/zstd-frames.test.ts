@@ -342,12 +342,11 @@ test("refuses a frame that claims a window or content size above 128 MiB, quickl
     ["window 2^27 * 15/8", frame(0x00, [0x8f], [data])],
     ["single segment, content size 2^62", frame(0xe0, [0, 0, 0, 0, 0, 0, 0, 0x40], [data])],
   ] as const;
-  const started = performance.now();
+  // Refused from the frame header (windowTooLarge), before any window is allocated or data copied: the code says so.
   for (const [name, f] of claims) {
     const e = await assertCorrupt(Buffer.concat([plainFrame("before\n"), f]), name);
     assert.equal((e.cause as NodeJS.ErrnoException).code, "ZSTD_error_frameParameter_windowTooLarge", name);
   }
-  assert.ok(performance.now() - started < 2000, "no huge allocation or copy");
   // The bound is the decoder's default limit (128 MiB, reader.ts): a frame at the limit is read.
   assert.equal((await read(frame(0x00, [0x88], [data]))).toString(), "abc\n");
 });

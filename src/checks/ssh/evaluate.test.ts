@@ -75,11 +75,10 @@ describe("values", () => {
   });
   test("reads a long run of digits followed by a bad character in one pass", () => {
     // A pattern such as /^(\d+[smhdw]?)+$/ backtracks exponentially here: 30 digits took 50 s, "LoginGraceTime" with 40 would take days.
-    const started = performance.now();
+    // Backtracking shows here as a test that never ends; the time of 16,000 digits against 1,600 is measured in
+    // bench/linear-time.ts, never asserted here.
     assert.equal(parseTime(`${"1".repeat(30)}x`), null);
-    assert.ok(performance.now() - started < 1_000, "30 digits");
     assert.equal(parseTime(`${"1".repeat(16_000)}x`), null);
-    assert.ok(performance.now() - started < 1_000, "a line's worth of digits");
   });
   test("assembles +, - and ^ algorithm lists against the defaults", () => {
     assert.equal(assembleAlgorithms("+aes128-cbc", "aes128-ctr", "cipher"), "aes128-ctr,aes128-cbc");
