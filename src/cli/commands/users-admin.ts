@@ -172,7 +172,11 @@ export default {
               const auditFailure = storeBusyError(error) ?? error;
               unrecorded = ` (the audit event saying so could not be written either: ${auditFailure instanceof Error ? auditFailure.message : String(auditFailure)})`;
             }
-            throw new RuntimeFailure("BULWARK_ERR_USER_ROLES_INCOMPLETE", `account ${user.id} was created, but role(s) ${missing.join(", ")} could not be granted (${why}); grant them with \`bulwark roles grant ${user.email} ROLE\`${unrecorded}`, { cause: failure });
+            const message = `account ${user.id} was created, but role(s) ${missing.join(", ")} could not be granted (${why}); grant them with \`bulwark roles grant ${user.email} ROLE\`${unrecorded}`;
+            // A grant the rules refused (the account disabled meanwhile, a role deleted) is no failure of the store: exit 2
+            // as `roles grant` gives for it, not 3, which tells a script to try again later.
+            const refused = isBulwarkError(failure) && (failure.kind === "input" || failure.kind === "conflict" || failure.kind === "not-found");
+            throw refused ? new InputError("BULWARK_ERR_USER_ROLES_INCOMPLETE", message, { cause: failure }) : new RuntimeFailure("BULWARK_ERR_USER_ROLES_INCOMPLETE", message, { cause: failure });
           }
         }),
       );
