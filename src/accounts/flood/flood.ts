@@ -148,10 +148,10 @@ interface Keys {
 /** One statement of a unit of work (SQL text with `$N` parameters, and its parameters). */
 type Step = readonly [text: string, parameters: ReadonlyArray<string | number>];
 
-// The writes, each written once for both dialects and both ways of running them (FloodControl.#apply).
 /** About how many window events one statement of the maintenance prune deletes (FloodControl.prune). */
 export const PRUNE_BATCH = 5_000;
 
+// The writes, each written once for both dialects and both ways of running them (FloodControl.#apply).
 const INSERT_EVENT_SQL = "INSERT INTO flood_events (scope, key, at, via) VALUES ($1, $2, $3, $4)";
 const BUMP_STREAK_SQL =
   "INSERT INTO flood_streaks (key, failures, updated_at) VALUES ($1, 1, $2) " +

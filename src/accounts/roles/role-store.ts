@@ -293,14 +293,13 @@ export class RoleStore {
       // (test/new-code-thirty-red-team).
       // A locked account is granted as before: a lock is a response that lifts (a containment job's, a responder's), and
       // an administrator locked by one keeps the roles that decide who may lift it (test/contain-cancel.test.ts).
-      const accountQuery = trx.selectFrom("users").select("status").where("id", "=", userId);
+      const accountQuery = trx.selectFrom("users").select(["status", "password_initial_expires_at", "password_unproven"]).where("id", "=", userId);
       const account = await (this.#database.dialect === "postgres" ? accountQuery.forShare() : accountQuery).executeTakeFirst();
       if (!account) throw roleErrors.userGone(userId);
       if (carriesAdministrative && account.status !== "active") throw roleErrors.accountInactive(userId, role);
-      if (options.refuseInitialPassword === true && carriesAdministrative) {
-        const account = await trx.selectFrom("users").select(["password_initial_expires_at", "password_unproven"]).where("id", "=", userId).executeTakeFirst();
-        // Changed at the first-login gate, the password is still one whoever knew the initial one chose (migration 24).
-        if (account !== undefined && (account.password_initial_expires_at !== null || Number(account.password_unproven) === 1)) throw roleErrors.initialPassword(userId, role);
+      // Changed at the first-login gate, the password is still one whoever knew the initial one chose (migration 24).
+      if (options.refuseInitialPassword === true && carriesAdministrative && (account.password_initial_expires_at !== null || Number(account.password_unproven) === 1)) {
+        throw roleErrors.initialPassword(userId, role);
       }
       // Insert-if-absent: of two concurrent grants one inserts (and audits), the other answers "already held".
       const inserted = await trx.insertInto("user_roles").values({ user_id: userId, role, granted_at: this.#clock.now(), granted_by: actor })
