@@ -19,23 +19,18 @@
 //   cancellation that happened): all three now write the API's record in the job's transaction.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { authFixture } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 import { dbPath } from "./helpers/sqlite-lock.ts";
 import { lockAfterCommitOf, SHORT_BUSY, StatementWatch } from "./helpers/statement-watch.ts";
 import { ensureSecondFactor } from "./helpers/second-factor.ts";
 
 
 describe("cross-process writes on one SQLite database (b)", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture(() => authFixture(SHORT_BUSY));
   const watch = new StatementWatch();
-  before(async () => {
-    fx = await authFixture(SHORT_BUSY);
-    watch.install();
-  });
-  after(async () => {
-    watch.restore();
-    await fx.close();
-  });
+  before(() => watch.install());
+  after(() => watch.restore());
 
   const lockAfterCommit = <T>(marker: (sql: string) => boolean, send: () => Promise<T>) => lockAfterCommitOf(watch, dbPath(fx), marker, send);
 

@@ -29,6 +29,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { PassThrough } from "node:stream";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 import { containDeps, createContainJob } from "../src/contain/index.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { CLI_PATIENT, gate, SHORT_BUSY, StatementWatch } from "./helpers/statement-watch.ts";
@@ -46,18 +47,14 @@ function terminal(answer: string): PassThrough {
 }
 
 describe("cross-process writes on one SQLite database (c): stale decisions of operator commands", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture(() => authFixture(SHORT_BUSY));
   let hash = "";
   const watch = new StatementWatch();
   before(async () => {
-    fx = await authFixture(SHORT_BUSY);
     hash = await fx.app.accounts.passwords.hash("correct horse battery staple 1");
     watch.install();
   });
-  after(async () => {
-    watch.restore();
-    await fx.close();
-  });
+  after(() => watch.restore());
 
   /** `n` accounts (one password hash shared: cheap), created through the store at the fixture's clock, in `db` when given. */
   async function accounts(prefix: string, n: number, db?: Trx): Promise<string[]> {

@@ -23,6 +23,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 import { lockUser } from "../src/accounts/users/admin-changes.ts";
 import { containDeps, createContainJob, resumeJob, runJob } from "../src/contain/index.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
@@ -34,18 +35,14 @@ type Trx = Parameters<Parameters<AuthFixture["app"]["db"]["transaction"]>[0]>[0]
 
 
 describe("cross-process writes on one SQLite database (d): contain undo and resume beside the server", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture(() => authFixture({ ...SHORT_BUSY, BULWARK_REGISTRATION: "open" }));
   let hash = "";
   const watch = new StatementWatch();
   before(async () => {
-    fx = await authFixture({ ...SHORT_BUSY, BULWARK_REGISTRATION: "open" });
     hash = await fx.app.accounts.passwords.hash("correct horse battery staple 1");
     watch.install();
   });
-  after(async () => {
-    watch.restore();
-    await fx.close();
-  });
+  after(() => watch.restore());
 
   const cliEnv = () => ({ ...fixtureCliEnv(fx.app.config.dataDir), ...CLI_PATIENT });
 

@@ -33,71 +33,30 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { StatementSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { setEmailByAdministrator } from "../src/accounts/email-change/set-by-administrator.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
-import { CLI_PATIENT, gate, SHORT_BUSY } from "./helpers/statement-watch.ts";
+import { CLI_PATIENT, gate, SHORT_BUSY, StatementWatch } from "./helpers/statement-watch.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 
 
 type Trx = Parameters<Parameters<AuthFixture["app"]["db"]["transaction"]>[0]>[0];
 /** The CLI's outcome, and the write statement it met the server's lock at (null: it never did). */
 type CliResult = { code: number; stdout: string; stderr: string; metAt: string | null };
 
-/**
- * Sees the first write statement (INSERT, UPDATE, DELETE, REPLACE, BEGIN) that fails SQLITE_BUSY, through `run` and
- * `all` alike (a statement with RETURNING goes through `all`): the CLI meeting the lock the server's transaction holds,
- * after every read before its first write. StatementWatch sees `run` only, and its busyAt wants the statement's exact text.
- */
-class WriteBusyWatch {
-  readonly #run = StatementSync.prototype.run;
-  readonly #all = StatementSync.prototype.all;
-  #waiting: Array<(sql: string) => void> = [];
-
-  install(): void {
-    const watch = this;
-    const wrap = <F extends (...args: never[]) => unknown>(original: F): F => function (this: StatementSync, ...args: Parameters<F>) {
-      try {
-        return original.apply(this, args);
-      } catch (error) {
-        if (/database is locked/.test((error as Error).message) && /^(insert|update|delete|replace|begin)\b/.test(this.sourceSQL.trim().toLowerCase())) {
-          const waiting = watch.#waiting;
-          watch.#waiting = [];
-          for (const resolve of waiting) resolve(this.sourceSQL.trim().toLowerCase());
-        }
-        throw error;
-      }
-    } as F;
-    StatementSync.prototype.run = wrap(this.#run);
-    StatementSync.prototype.all = wrap(this.#all);
-  }
-
-  restore(): void {
-    StatementSync.prototype.run = this.#run;
-    StatementSync.prototype.all = this.#all;
-  }
-
-  /** Resolves, with its text (lower-cased), when the next write statement fails SQLITE_BUSY. */
-  nextBusyWrite(): Promise<string> {
-    return new Promise((resolve) => this.#waiting.push(resolve));
-  }
-}
-
 describe("cross-process writes on one SQLite database (e): users import and roles grant beside the server", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture(() => authFixture({ ...SHORT_BUSY, BULWARK_REGISTRATION: "open" }));
   let dir = "";
   let hash = "";
-  const watch = new WriteBusyWatch();
+  const watch = new StatementWatch();
   before(async () => {
-    fx = await authFixture({ ...SHORT_BUSY, BULWARK_REGISTRATION: "open" });
     hash = await fx.app.accounts.passwords.hash("correct horse battery staple 1");
     dir = mkdtempSync(join(tmpdir(), "bulwark-xpw-e-"));
     watch.install();
   });
   after(async () => {
     watch.restore();
-    await fx.close();
     rmSync(dir, { recursive: true, force: true });
   });
 

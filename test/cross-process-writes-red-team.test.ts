@@ -29,6 +29,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DatabaseSync } from "node:sqlite";
 import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 import { lockUser } from "../src/accounts/users/admin-changes.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
@@ -64,7 +65,7 @@ async function cliAroundServerChange(fx: AuthFixture, watch: StatementWatch, arg
 }
 
 describe("cross-process writes on one SQLite database", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture(() => authFixture(SHORT_BUSY));
   const watch = new StatementWatch();
   /** Runs `request` with another connection taking the write lock right after its session delete; let go after it. */
   async function lockedAfterSessionDelete<T>(request: () => Promise<T>): Promise<T> {
@@ -78,14 +79,8 @@ describe("cross-process writes on one SQLite database", () => {
       (held as { release(): void } | null)?.release();
     }
   }
-  before(async () => {
-    fx = await authFixture(SHORT_BUSY);
-    watch.install();
-  });
-  after(async () => {
-    watch.restore();
-    await fx.close();
-  });
+  before(() => watch.install());
+  after(() => watch.restore());
 
   it("attack: `users unlock` reads a containment lock, then an administrator re-locks the account over the API (\"keep locked\") before the unlock commits — the unlock's event and its output name the lock it lifted, not the one it read before (ASVS 16.2.1, 16.3.3) (was: user.unlocked and the screen named the containment lock, already replaced)", async () => {
     const alice = await fx.user("unlock-race@example.org");

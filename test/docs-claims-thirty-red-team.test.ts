@@ -34,13 +34,13 @@ import { execFile } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { DatabaseSync, StatementSync } from "node:sqlite";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { DRUPAL_FLOOD_POLICY, FloodControl, PRUNE_BATCH } from "../src/accounts/flood/flood.ts";
 import { containDeps, createContainJob, createUndoJob, runJob } from "../src/contain/index.ts";
 import { skippedByUndo } from "../src/contain/undo.ts";
 import { keyedDigest } from "../src/crypto/tokens.ts";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 import { ManualClock } from "../src/lib/clock.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { dbPath } from "./helpers/sqlite-lock.ts";
@@ -51,14 +51,8 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DAY_MS = 86_400_000;
 
 describe("red team, docs claims thirty: role grants, the demote undo and the flood prune on SQLite", () => {
-  let fx: AuthFixture;
+  const fx = sharedFixture();
   let made = 0;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
 
   const rolesOf = (userId: string): Promise<string[]> => fx.app.accounts.roles.rolesOf(userId);
   const eventsOf = async (type: string, subject: string): Promise<number> => (await fx.app.db.db.selectFrom("audit_events").select("id").where("type", "=", type).where("subject", "=", subject).execute()).length;

@@ -22,7 +22,7 @@
 // Loopback and temp dirs only.
 import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { generateResetToken } from "../src/accounts/password-reset/token.ts";
 import { MAX_RESET_LIFETIME_MS } from "../src/accounts/password-reset/reset-service.ts";
 import { createPasswordContext } from "../src/accounts/passwords/index.ts";
@@ -30,7 +30,7 @@ import type { ImportRow } from "../src/accounts/import/mapping.ts";
 import { planPassword } from "../src/accounts/import/password-update.ts";
 import type { CliContext } from "../src/cli/context.ts";
 import { confirmOrRefuse } from "../src/cli/prompt.ts";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { checkSubject } from "../src/notify/validate.ts";
 import { checkSshConfig } from "../src/checks/ssh/findings.ts";
@@ -51,13 +51,7 @@ registerLever({
 });
 
 describe("mutants that survived the suite, second batch", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
 
   it("attack: an import file from a breached legacy system replaces a stored fast digest (which migrate-hashes lifts to argon2id) with bcrypt at cost 4, which no job can lift — refused, --replace-passwords never downgrades (ASVS 11.4.2) (a mutant of src/accounts/import/password-update.ts:planPassword (below-minimum-cost over a fast digest) survived the suite)", () => {
     const passwords = createPasswordContext({ random: systemRandom });

@@ -20,19 +20,13 @@
 // Found: nothing the product itself gets wrong; every test here passes on main.
 // Loopback and temp dirs only.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { eventHash } from "../src/audit/chain.ts";
-import { authFixture, type AuthFixture } from "../src/http/auth/test-client.ts";
+import { sharedFixture } from "./helpers/shared-fixture.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
 
 describe("mutants that survived the suite", () => {
-  let fx: AuthFixture;
-  before(async () => {
-    fx = await authFixture();
-  });
-  after(async () => {
-    await fx.close();
-  });
+  const fx = sharedFixture();
   const flows = authFlows(() => fx);
 
   const bearer = (token: string, url: string) => fx.server.inject({ method: "GET", url, headers: { host: "bulwark.test", authorization: `Bearer ${token}` } });

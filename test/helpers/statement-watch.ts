@@ -19,22 +19,23 @@ export function gate(): { wait: Promise<void>; open: () => void } {
 }
 
 export class StatementWatch {
-  readonly #original = StatementSync.prototype.run;
+  readonly #run = StatementSync.prototype.run;
+  readonly #all = StatementSync.prototype.all;
   #busy: Array<{ sql: string; resolve: () => void }> = [];
+  #busyWrites: Array<(sql: string) => void> = [];
   #after: Hook[] = [];
 
   install(): void {
     const watch = this;
-    const original = this.#original;
+    const original = this.#run;
+    const all = this.#all;
     StatementSync.prototype.run = function (this: StatementSync, ...params: Parameters<StatementSync["run"]>) {
       const sql = this.sourceSQL.trim().toLowerCase();
       let result: ReturnType<StatementSync["run"]>;
       try {
         result = original.apply(this, params);
       } catch (error) {
-        const waiting = watch.#busy.filter((w) => w.sql === sql && /database is locked/.test((error as Error).message));
-        watch.#busy = watch.#busy.filter((w) => !waiting.includes(w));
-        for (const w of waiting) w.resolve();
+        watch.#sawFailure(sql, error, true);
         throw error;
       }
       const hook = watch.#after.find((h) => h.test(sql));
@@ -44,15 +45,45 @@ export class StatementWatch {
       }
       return result;
     } as StatementSync["run"];
+    // A write with RETURNING goes through all(): nextBusyWrite sees its busy failure too (busyAt and afterRun stay with run()).
+    StatementSync.prototype.all = function (this: StatementSync, ...params: Parameters<StatementSync["all"]>) {
+      try {
+        return all.apply(this, params);
+      } catch (error) {
+        watch.#sawFailure(this.sourceSQL.trim().toLowerCase(), error, false);
+        throw error;
+      }
+    } as StatementSync["all"];
+  }
+
+  /** Resolves the waits a statement of text `sql` that failed with `error` answers, when it failed SQLITE_BUSY. */
+  #sawFailure(sql: string, error: unknown, viaRun: boolean): void {
+    if (!/database is locked/.test((error as Error).message)) return;
+    if (viaRun) {
+      const waiting = this.#busy.filter((w) => w.sql === sql);
+      this.#busy = this.#busy.filter((w) => !waiting.includes(w));
+      for (const w of waiting) w.resolve();
+    }
+    if (/^(insert|update|delete|replace|begin)\b/.test(sql)) {
+      const writes = this.#busyWrites;
+      this.#busyWrites = [];
+      for (const resolve of writes) resolve(sql);
+    }
   }
 
   restore(): void {
-    StatementSync.prototype.run = this.#original;
+    StatementSync.prototype.run = this.#run;
+    StatementSync.prototype.all = this.#all;
   }
 
   /** Resolves when a statement of this text (compared lower-cased) fails SQLITE_BUSY: a writer waiting for another's lock. */
   busyAt(sql: string): Promise<void> {
     return new Promise((resolve) => this.#busy.push({ sql: sql.toLowerCase(), resolve }));
+  }
+
+  /** Resolves, with its text (lower-cased), when the next write statement (or BEGIN) of any text fails SQLITE_BUSY. */
+  nextBusyWrite(): Promise<string> {
+    return new Promise((resolve) => this.#busyWrites.push(resolve));
   }
 
   /**
