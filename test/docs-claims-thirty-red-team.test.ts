@@ -11,17 +11,17 @@
 // grant, forced here with StatementWatch.afterRun right after that COMMIT, a second connection disabling the account.
 // (3) An undo of demote-inactive-admins skips an account disabled since the job and reports it skipped
 // (`demote-inactive-admins.skipped`, contain_changes.undo_status). (4) The prune deletes "about 5,000 a statement"
-// (PRUNE_BATCH), each its own statement on SQLite: every DELETE of flood_events counted, with the rows it changed.
+// (PRUNE_BATCH), each its own statement on SQLite: every DELETE of flood_events counted, with the rows it changed
+// (test/helpers/write-transactions.ts).
 // (5) `npm run bench -- lock-holds` and `-- linear-time` name benchmarks bench/run.ts resolves (an unknown name makes
 // it list the ones it has; the long benchmarks are not run, only imported). (6) ADR 0022: the guard "reads every test
-// file" — the suite (test/run.ts) runs src/**/*.test.ts as well as test/**/*.test.ts, so the guard's own scanner is
-// run here over the src tests.
+// file" — the suite (test/run.ts) runs src/**/*.test.ts as well as test/**/*.test.ts; checked by the guard itself since
+// its fix (test/no-timing-assertions.test.ts reads both, with a control that the tests under src/ were found).
 // Held: (1) exit 2, "enable the account first", no role, no role.granted, no notice queued; a locked account granted;
 // (3) the leaver skipped and counted skipped, the other administrator restored; (4) 10,777 old events in 3 DELETEs of
 // at most 5,000, no BEGIN around them; (5) both names listed and importable; the paths and waitForLock's optional
 // `time` that ADR 0022 cites. Each held attack was seen failing on a mutant of its product file (the undo without its
 // status check; the prune's batch edge moved past the whole share; RoleStore.grant without its disabled-account throw).
-// This file imports the guard's scanner (timingAssertions), so the guard's own two tests run here too.
 // Found (both fixed since: the guard reads the tests under src/ too, and the seven checks there count, net or move to
 // bench/linear-time.ts; a grant the rules refuse makes `users create --role` exit 2): (a) test/no-timing-assertions.test.ts read test/ only (TEST_DIR); the 148 test
 // files under src/ are never read, and seven assertions there compare a measured duration with a number (salted.test.ts,
@@ -31,9 +31,9 @@
 // granted), but the command exits 3 with BULWARK_ERR_USER_ROLES_INCOMPLETE, not the documented exit 2.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative } from "node:path";
-import { DatabaseSync, StatementSync } from "node:sqlite";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { DRUPAL_FLOOD_POLICY, FloodControl, PRUNE_BATCH } from "../src/accounts/flood/flood.ts";
@@ -45,7 +45,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { bulwarkInProcess, fixtureCliEnv } from "./helpers/cli.ts";
 import { dbPath } from "./helpers/sqlite-lock.ts";
 import { StatementWatch } from "./helpers/statement-watch.ts";
-import { timingAssertions } from "./no-timing-assertions.test.ts";
+import { recordWriteTransactions, type WriteRecord } from "./helpers/write-transactions.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DAY_MS = 86_400_000;
@@ -150,37 +150,26 @@ describe("red team, docs claims thirty: role grants, the demote undo and the flo
     for (let i = 0; i < total; i += 1000) {
       await fx.app.db.db.insertInto("flood_events").values(Array.from({ length: Math.min(1000, total - i) }, (_, j) => ({ scope: (i + j) % 2 ? "ip" : "account", key: `d1-${i + j}`, at: horizon - 5 * 3_600_000 + i + j, via: "" }))).execute();
     }
-    // Every statement the prune sends, through run and all alike (Kysely's SQLite dialect may use either), with the
-    // rows each DELETE changed, and whether a transaction was open around it.
-    const seen: Array<{ sql: string; changes: number }> = [];
-    const [run, all] = [StatementSync.prototype.run, StatementSync.prototype.all];
-    StatementSync.prototype.run = function (this: StatementSync, ...params: Parameters<StatementSync["run"]>) {
-      const result = run.apply(this, params);
-      seen.push({ sql: this.sourceSQL.trim().toLowerCase(), changes: Number(result.changes) });
-      return result;
-    } as StatementSync["run"];
-    StatementSync.prototype.all = function (this: StatementSync, ...params: Parameters<StatementSync["all"]>) {
-      const result = all.apply(this, params);
-      seen.push({ sql: this.sourceSQL.trim().toLowerCase(), changes: -1 });
-      return result;
-    } as StatementSync["all"];
+    // Every write the prune sends, with the rows each changed and whether a transaction was open around it
+    // (test/helpers/write-transactions.ts).
+    const recorder = recordWriteTransactions();
     let pruned: number;
+    let record: WriteRecord;
     try {
       pruned = await flood.prune();
     } finally {
-      StatementSync.prototype.run = run;
-      StatementSync.prototype.all = all;
+      record = recorder.stop();
     }
     assert.equal(pruned, total, "control: every old event pruned");
-    const deletes = seen.filter((s) => s.sql.startsWith("delete from \"flood_events\""));
+    const deletes = record.transactions.filter((x) => (x.byTable["flood_events"] ?? 0) > 0);
     assert.equal(deletes.length, Math.ceil(total / PRUNE_BATCH), `DELETE statements: ${JSON.stringify(deletes)}`);
-    for (const d of deletes) assert.ok(d.changes <= PRUNE_BATCH, `one DELETE removed ${d.changes} events (PRUNE_BATCH ${PRUNE_BATCH})`);
+    for (const d of deletes) assert.ok(d.largestStatementRows <= PRUNE_BATCH, `one DELETE removed ${d.largestStatementRows} events (PRUNE_BATCH ${PRUNE_BATCH})`);
     assert.equal(PRUNE_BATCH, 5_000, "the docs say about 5,000 a statement");
-    assert.deepEqual(seen.filter((s) => /^(begin|commit|savepoint)/.test(s.sql)).map((s) => s.sql), [], "the prune's batches ran inside one transaction (one lock hold), not each its own");
+    assert.deepEqual(deletes.filter((d) => !d.autocommit).map((d) => d.end), [], "the prune's batches ran inside one transaction (one lock hold), not each its own");
   });
 });
 
-describe("red team, docs claims thirty: bench names and the timing guard", () => {
+describe("red team, docs claims thirty: bench names and the mechanisms ADR 0022 names", () => {
   it("attack: `npm run bench -- lock-holds` and `-- linear-time` name benchmarks bench/run.ts has; an unknown name is refused (exit 2) with the list (ADR 0022)", async () => {
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
       const child = execFile(process.execPath, ["--disable-warning=ExperimentalWarning", join(ROOT, "bench/run.ts"), "no-such-benchmark-d1"], { cwd: ROOT, timeout: 60_000 }, (_error, _stdout, stderr) => resolve({ code: child.exitCode, stderr: String(stderr) }));
@@ -204,19 +193,5 @@ describe("red team, docs claims thirty: bench names and the timing guard", () =>
     assert.match(dialect, /export async function waitForLock<T>\(.*\btime\s*:\s*\w+\s*=\s*\w+\)/, "waitForLock takes no optional clock and sleep");
     assert.match(readFileSync(join(ROOT, "test/sqlite-wait-bound.test.ts"), "utf8"), /waitForLock\(/, "test/sqlite-wait-bound.test.ts does not call waitForLock");
     assert.match(readFileSync(join(ROOT, "test/lock-holds-red-team.test.ts"), "utf8"), /helpers\/write-transactions\.ts/, "the lock-holds test does not count rows per transaction");
-  });
-
-  it("attack: ADR 0022's guard \"reads every test file\" the suite runs — src/**/*.test.ts included — and none compares a measured duration (ADR 0022, 0007) (was: test/ only; seven timed checks under src/)", () => {
-    // test/run.ts runs "src/**/*.test.ts" and "test/**/*.test.ts"; the guard reads only test/ (its TEST_DIR).
-    const runner = readFileSync(join(ROOT, "test/run.ts"), "utf8");
-    assert.match(runner, /"src\/\*\*\/\*\.test\.ts"/, "control: the suite runs the tests under src/");
-    const walk = (dir: string): string[] => readdirSync(dir).flatMap((e) => {
-      const p = join(dir, e);
-      return statSync(p).isDirectory() ? walk(p) : e.endsWith(".test.ts") ? [p] : [];
-    });
-    const srcTests = walk(join(ROOT, "src"));
-    assert.ok(srcTests.length > 50, `control: the src tests were found (${srcTests.length})`);
-    const offenders = srcTests.flatMap((f) => timingAssertions(readFileSync(f, "utf8")).map((hit) => `${relative(ROOT, f)} ${hit}`));
-    assert.deepEqual(offenders, [], "tests under src/ compare measured durations, and test/no-timing-assertions.test.ts never reads them");
   });
 });
