@@ -1,7 +1,7 @@
 // Starts a private PostgreSQL cluster for a test file: initdb into a temp dir, Unix socket only (no TCP),
 // torn down afterwards. Returns null — after saying so loudly — when the binaries are missing.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -60,6 +60,41 @@ export function postgresUnavailable(): string | null {
   return why;
 }
 
+function initdb(bin: string, cwd: string, data: string, ids: { uid?: number; gid?: number }): void {
+  execFileSync(join(bin, "initdb"), ["-D", data, "-U", "bulwark", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], {
+    stdio: ["ignore", "ignore", "pipe"], ...ids, cwd,
+  });
+}
+
+/**
+ * Writes a fresh cluster's data directory at `data` (inside `dir`, which the server's user owns). Under `npm test`
+ * (BULWARK_TEST_RUN_DIR set by test/run.ts) the first call of the run keeps what `initdb` made as a template in that
+ * directory, and every call copies the template (`cp -a`: modes and owner kept, as the server insists on) instead of
+ * running `initdb` again; a test file run on its own runs `initdb`. Two files making the template at once each make
+ * one, and the first rename wins.
+ */
+function makeDataDir(bin: string, dir: string, data: string, ids: { uid?: number; gid?: number }): void {
+  const runDir = process.env["BULWARK_TEST_RUN_DIR"];
+  if (!runDir || !existsSync(runDir)) return initdb(bin, dir, data, ids);
+  // One template per server version (the binaries' directory names it).
+  const template = join(runDir, `pg-template-${bin.replace(/[^A-Za-z0-9]+/g, "-")}`);
+  if (!existsSync(template)) {
+    initdb(bin, dir, data, ids);
+    const staged = mkdtempSync(join(runDir, "pg-template-staged-"));
+    execFileSync("cp", ["-a", data, join(staged, "data")]);
+    try {
+      renameSync(join(staged, "data"), template);
+    } catch (error) {
+      // Another test file's template landed first: it is as good as ours.
+      if (!existsSync(template)) throw error;
+    } finally {
+      rmSync(staged, { recursive: true, force: true });
+    }
+    return;
+  }
+  execFileSync("cp", ["-a", template, data]);
+}
+
 /**
  * Starts a cluster, or returns null (loudly) when PostgreSQL is not installed. `settings` are extra server
  * settings (`-c name=value`), e.g. { shared_buffers: "1GB" } for a benchmark on a large data set.
@@ -73,9 +108,7 @@ export async function startPostgres(settings: Record<string, string> = {}): Prom
   const data = join(dir, "data");
   const ids = owner ? { uid: owner.uid, gid: owner.gid } : {};
   if (owner) chownSync(dir, owner.uid, owner.gid);
-  execFileSync(join(bin, "initdb"), ["-D", data, "-U", "bulwark", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], {
-    stdio: ["ignore", "ignore", "pipe"], ...ids, cwd: dir,
-  });
+  makeDataDir(bin, dir, data, ids);
   const child: ChildProcess = spawn(
     join(bin, "postgres"),
     ["-D", data, "-k", dir, "-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=60", ...Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`])],
