@@ -136,26 +136,41 @@ export interface CLISite {
   env: NodeJS.ProcessEnv;
   dir: string;
   run: (args: string[], input?: string | Buffer) => Promise<CLIResult>;
+  /**
+   * The same command run in this process (bulwarkInProcess), ~0.4 s of CPU cheaper than a spawned one: for a test
+   * about what a command does, not about the process (signals, exit on a closed pipe, inherited environment, a
+   * hang). Its log lines go to this process's stderr, not to `stderr` of the result; `signal` is always null.
+   */
+  runHere: (args: string[], input?: string | Buffer) => Promise<CLIResult>;
   file: (name: string, content: Buffer | string) => string;
   /** Runs a read-only query on the site's SQLite database. */
   rows: (sql: string) => Array<Record<string, unknown>>;
 }
 
 /**
- * Initialises a data dir under `dir` (cheap argon2: such tests are not about hash cost) and returns it.
+ * Initialises a data dir under `dir` (cheap argon2: such tests are not about hash cost) and returns it; `here` runs
+ * `bulwark init` in this process (runHere) rather than in a child.
  *
  * @example
  * const s = await initSite(join(root, "site-1"));
  * await s.run(["users", "import", s.file("in.csv", "email\nana@example.org\n")]);
  */
-export async function initSite(dir: string): Promise<CLISite> {
+export async function initSite(dir: string, options: { here?: boolean } = {}): Promise<CLISite> {
   const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
-  const init = await bulwark(["init"], { env });
+  const runHere = async (args: string[], input?: string | Buffer): Promise<CLIResult> => {
+    const stdin = new PassThrough();
+    stdin.end(input ?? "");
+    // Only what a spawned run would see of the site: the variables bulwark() clears from the parent's environment.
+    const cleared = Object.fromEntries(["BULWARK_DATABASE_URL", "BULWARK_MASTER_KEY", "HOST", "PORT"].map((k) => [k, undefined]));
+    return { ...(await bulwarkInProcess(args, { ...cleared, ...env }, stdin)), signal: null };
+  };
+  const init = options.here ? await runHere(["init"]) : await bulwark(["init"], { env });
   if (init.code !== 0) throw new Error(`bulwark init failed (${init.code}): ${init.stderr}`);
   return {
     env,
     dir,
     run: (args, input) => bulwark(args, { env, ...(input !== undefined ? { input } : {}) }),
+    runHere,
     file: (name, content) => {
       const path = join(dir, name);
       writeFileSync(path, content);
