@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openApp } from "../src/app/index.ts";
 import { chainFieldsFromExport, checkpointMessage, eventHash } from "../src/audit/index.ts";
-import { bulwark, bulwarkInProcess } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere, bulwarkInProcess } from "./helpers/cli.ts";
+
 
 let root: string;
 before(() => {
@@ -22,7 +23,7 @@ let counter = 0;
 /** A data dir initialised by the CLI, then grown to about `n` events by an app (checkpoints every 1,000). */
 async function dataDir(n: number): Promise<{ dir: string; env: { BULWARK_DATA_DIR: string } }> {
   const dir = join(root, `d${++counter}`);
-  const init = await bulwark(["init"], { env: { BULWARK_DATA_DIR: dir } });
+  const init = await bulwarkHere(["init"], { env: { BULWARK_DATA_DIR: dir } });
   assert.equal(init.code, 0, init.stderr);
   const app = await openApp({ env: { BULWARK_DATA_DIR: dir, BULWARK_LOG_LEVEL: "silent" }, mode: "open" });
   const have = (await app.audit.tail(1))[0]?.seq ?? 0;
@@ -49,8 +50,8 @@ describe("audit verify --file (offline)", () => {
     const { env } = await dataDir(2500);
     exportFile = join(root, "whole.jsonl");
     cpFile = join(root, "checkpoints.jsonl");
-    assert.equal((await bulwark(["audit", "export", "--output", exportFile], { env })).code, 0);
-    const cp = await bulwark(["audit", "checkpoint", "--export", cpFile], { env });
+    assert.equal((await bulwarkHere(["audit", "export", "--output", exportFile], { env: env })).code, 0);
+    const cp = await bulwarkHere(["audit", "checkpoint", "--export", cpFile], { env: env });
     assert.equal(cp.code, 0, cp.stderr);
     fingerprint = /signing key sk_\w+: (sha256:[0-9a-f]{64})/.exec(cp.stderr)?.[1] ?? "(none printed)";
   });
@@ -142,12 +143,12 @@ describe("audit verify --file (offline)", () => {
 
   it("attack: an export with its oldest events cut away fails unless --partial, which reports the checkpoints it could not check", async () => {
     const cut = write("cut.jsonl", lines(exportFile).slice(1500));
-    const r = await bulwark(["audit", "verify", "--file", cut, "--checkpoints", cpFile]);
+    const r = await bulwarkHere(["audit", "verify", "--file", cut, "--checkpoints", cpFile]);
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stdout, /BROKEN at event #1: the log starts at event #1501/);
     // Still exit 1 (a log cut at its start looks the same), but the way to verify a --since export is named.
     assert.match(r.stdout, /if this file is an export made with --since, verify it with --partial/);
-    const partial = await bulwark(["audit", "verify", "--file", cut, "--checkpoints", cpFile, "--partial"]);
+    const partial = await bulwarkHere(["audit", "verify", "--file", cut, "--checkpoints", cpFile, "--partial"]);
     assert.equal(partial.code, 0, partial.stdout + partial.stderr);
     assert.match(partial.stdout, /events #1501 to #\d+ \(a partial export: its link to #1500 is trusted/);
     assert.match(partial.stdout, /2 checkpoint\(s\) before event #1501 were NOT checked/);
@@ -170,18 +171,18 @@ describe("audit verify --file (offline)", () => {
       seq, hash: prev, at: 1, keyId: "sk_real_looking", publicKey: publicKey.export({ format: "der", type: "spki" }).toString("base64url"),
       signature: sign(null, checkpointMessage(seq, prev, 1), privateKey).toString("base64url"),
     }]);
-    const trusting = await bulwark(["audit", "verify", "--file", rewritten, "--checkpoints", forged]);
+    const trusting = await bulwarkHere(["audit", "verify", "--file", rewritten, "--checkpoints", forged]);
     assert.equal(trusting.code, 0, "a key inside the file proves nothing by itself");
     assert.ok(!trusting.stdout.includes(fingerprint), "but the fingerprint printed is not the one recorded at export");
     for (const pin of [fingerprint, (lines(cpFile)[0]!["publicKey"] as string)]) {
-      const pinned = await bulwark(["audit", "verify", "--file", rewritten, "--checkpoints", forged, "--public-key", pin]);
+      const pinned = await bulwarkHere(["audit", "verify", "--file", rewritten, "--checkpoints", forged, "--public-key", pin]);
       assert.equal(pinned.code, 1, pinned.stdout + pinned.stderr);
       assert.match(pinned.stdout, /invalid signature/);
     }
-    const genuine = await bulwark(["audit", "verify", "--file", exportFile, "--checkpoints", cpFile, "--public-key", fingerprint]);
+    const genuine = await bulwarkHere(["audit", "verify", "--file", exportFile, "--checkpoints", cpFile, "--public-key", fingerprint]);
     assert.equal(genuine.code, 0, genuine.stdout + genuine.stderr);
     assert.ok(genuine.stdout.includes(`${fingerprint} (pinned by --public-key)`));
-    assert.equal((await bulwark(["audit", "verify", "--file", exportFile, "--public-key", "sha256:00"])).code, 2);
+    assert.equal((await bulwarkHere(["audit", "verify", "--file", exportFile, "--public-key", "sha256:00"])).code, 2);
   });
 });
 
@@ -199,13 +200,13 @@ describe("audit export, tail and verify on an altered row", () => {
     const exported = lines(out);
     assert.equal(exported.length, stored, "the export is complete");
     assert.deepEqual([exported[2]!["data"], exported[2]!["rawData"]], [null, "{not json"]);
-    const tail = await bulwark(["audit", "tail", "-n", "100"], { env });
+    const tail = await bulwarkHere(["audit", "tail", "-n", "100"], { env: env });
     assert.equal(tail.code, 0, tail.stderr);
     assert.match(tail.stdout, /#3 .*DATA NOT AS BULWARK WRITES IT \(altered row\) "\{not json"/);
-    const tailJSON = await bulwark(["audit", "tail", "-n", "100", "--json"], { env });
+    const tailJSON = await bulwarkHere(["audit", "tail", "-n", "100", "--json"], { env: env });
     assert.equal(JSON.parse(tailJSON.stdout.split("\n")[2]!).rawData, "{not json");
     for (const args of [["audit", "verify"], ["audit", "verify", "--file", out]]) {
-      const r = await bulwark(args, { env });
+      const r = await bulwarkHere(args, { env: env });
       assert.equal(r.code, 1, args.join(" "));
       assert.match(r.stdout, /BROKEN at event #3 .*altered/, args.join(" "));
     }
@@ -224,7 +225,7 @@ describe("audit export, tail and verify on an altered row", () => {
     db.prepare("UPDATE audit_head SET hash = ? WHERE id = 1").run(hash);
     db.close();
     const out = join(root, "noncanonical.jsonl");
-    assert.equal((await bulwark(["audit", "export", "--output", out], { env })).code, 0);
+    assert.equal((await bulwarkHere(["audit", "export", "--output", out], { env: env })).code, 0);
     assert.deepEqual([lines(out).at(-1)!["data"], lines(out).at(-1)!["rawData"]], [null, text], "exported verbatim, as an altered row");
     const inDatabase = await bulwarkInProcess(["audit", "verify"], env);
     const offline = await bulwarkInProcess(["audit", "verify", "--file", out]);
@@ -237,7 +238,7 @@ describe("audit export, tail and verify on an altered row", () => {
     // What Node hands over for header bytes 0x9b and 0x9d: the latin1 characters U+009B and U+009D.
     await app.audit.append({ type: "auth.login.failed", actor: "anonymous", subject: "id:x", data: { userAgent: "ua\u009b2J\u009d0;pwned\u009c" } });
     await app.close();
-    const tail = await bulwark(["audit", "tail", "-n", "1"], { env });
+    const tail = await bulwarkHere(["audit", "tail", "-n", "1"], { env: env });
     assert.equal(tail.code, 0, tail.stderr);
     assert.doesNotMatch(tail.stdout, /[\u0080-\u009f]/, "no C1 control on the terminal");
     assert.match(tail.stdout, /ua\\x9b2J\\x9d0;pwned\\x9c/);
@@ -257,7 +258,7 @@ describe("audit export, tail and verify on an altered row", () => {
     db.close();
     const outDir = mkdtempSync(join(root, "out-"));
     const out = join(outDir, "export.jsonl");
-    const ex = await bulwark(["audit", "export", "--output", out], { env });
+    const ex = await bulwarkHere(["audit", "export", "--output", out], { env: env });
     assert.equal(ex.code, 3, ex.stderr);
     assert.equal(existsSync(out), false, "no partial export presented as complete");
     assert.deepEqual(readdirSync(outDir), [], "and no temporary file left");
@@ -271,7 +272,7 @@ describe("audit repair-head", () => {
     const db = new DatabaseSync(join(dir, "bulwark.db"));
     db.exec("UPDATE audit_head SET seq = 20, hash = (SELECT hash FROM audit_events WHERE seq = 20) WHERE id = 1");
     db.close();
-    const verify = await bulwark(["audit", "verify"], { env });
+    const verify = await bulwarkHere(["audit", "verify"], { env: env });
     assert.equal(verify.code, 1);
     assert.match(verify.stdout, /head records #20, but the log continues to #60/);
     const app = await openApp({ env: { ...env, BULWARK_LOG_LEVEL: "silent" }, mode: "open" });
@@ -280,9 +281,9 @@ describe("audit repair-head", () => {
     const repair = await bulwark(["audit", "repair-head"], { env });
     assert.equal(repair.code, 0, repair.stderr);
     assert.match(repair.stdout, /moved from #20 to #60/);
-    const after = await bulwark(["audit", "verify"], { env });
+    const after = await bulwarkHere(["audit", "verify"], { env: env });
     assert.equal(after.code, 0, after.stdout);
-    const again = await bulwark(["audit", "repair-head"], { env });
+    const again = await bulwarkHere(["audit", "repair-head"], { env: env });
     assert.equal(again.code, 2);
     assert.match(again.stderr, /nothing to repair/);
   });
@@ -291,13 +292,13 @@ describe("audit repair-head", () => {
 describe("audit rotate-signing-key", () => {
   it("rotates the checkpoint signing key: --dry-run changes nothing; the rotation prints the new fingerprint, a checkpoint it signed, and verify holds old and new checkpoints (ASVS 11.2.2)", async () => {
     const { env } = await dataDir(1200);
-    const dry = await bulwark(["audit", "rotate-signing-key", "--dry-run", "--json"], { env });
+    const dry = await bulwarkHere(["audit", "rotate-signing-key", "--dry-run", "--json"], { env: env });
     assert.equal(dry.code, 0, dry.stderr);
     const planned = JSON.parse(dry.stdout) as { dryRun: boolean; from: { keyId: string; checkpoints: number }; to: null };
     assert.equal(planned.dryRun, true);
     assert.equal(planned.to, null);
     assert.equal(planned.from.checkpoints, 2, "init's first checkpoint and the scheduled one");
-    const again = await bulwark(["audit", "rotate-signing-key", "--dry-run", "--json"], { env });
+    const again = await bulwarkHere(["audit", "rotate-signing-key", "--dry-run", "--json"], { env: env });
     assert.deepEqual(JSON.parse(again.stdout), planned, "a dry run changed nothing");
 
     const done = await bulwark(["audit", "rotate-signing-key"], { env });
@@ -306,13 +307,13 @@ describe("audit rotate-signing-key", () => {
     assert.ok(fingerprint, done.stdout);
     assert.match(done.stdout, new RegExp(`signing key ${planned.from.keyId} retired; ${fingerprint[1]} is current and signed the checkpoint at event #\\d+`));
     assert.match(done.stderr, /record the new fingerprint apart from the database/);
-    const verify = await bulwark(["audit", "verify", "--json"], { env });
+    const verify = await bulwarkHere(["audit", "verify", "--json"], { env: env });
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     assert.equal((JSON.parse(verify.stdout) as { checkpointsChecked: number }).checkpointsChecked, 3);
 
     // Exported, the checkpoints carry both keys, and the fingerprint of each is printed to record.
     const cpFile = join(root, `rotated-${counter}.jsonl`);
-    const exported = await bulwark(["audit", "checkpoint", "--export", cpFile], { env });
+    const exported = await bulwarkHere(["audit", "checkpoint", "--export", cpFile], { env: env });
     assert.equal(exported.code, 0, exported.stderr);
     assert.match(exported.stderr, new RegExp(`signing key ${fingerprint[1]}: ${fingerprint[2]}`));
     assert.match(exported.stderr, new RegExp(`signing key ${planned.from.keyId}: sha256:`));

@@ -5,8 +5,9 @@
 // resume); bad input an operator types or a hostile export carries (a mistyped --scheme, a header whose columns no
 // field maps); `roles delete`; `init` over a store whose key is gone; `audit checkpoint` and `audit rotate-signing-key
 // --dry-run` over a chain whose head was moved back. The attacker: an operator's typo, a hostile or careless input
-// file, someone who can write the database rows, and the crash at the worst moment. SQLite through the spawned CLI, as
-// an operator runs it. Six findings were fixed the same day; their tests say "(was: …)".
+// file, someone who can write the database rows, and the crash at the worst moment. SQLite through the CLI: the killed
+// import and its resume spawned, as an operator runs them; the other commands in this process (runCLI, the same
+// program). Six findings were fixed the same day; their tests say "(was: …)".
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { cpSync, existsSync, renameSync } from "node:fs";
@@ -15,7 +16,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, it } from "node:test";
-import { bulwark, initSite, MAIN, type CLISite } from "./helpers/cli.ts";
+import { bulwarkHere, initSite, MAIN, type CLISite } from "./helpers/cli.ts";
 import { openAPIFixture } from "./helpers/api-fixture.ts";
 import { scratchRoot } from "./helpers/scratch.ts";
 
@@ -54,6 +55,7 @@ function write(dataDir: string, sqlText: string): void {
 
 const dataOf = (s: CLISite): string => join(s.dir, "data");
 
+
 /** One number a query answers on a data dir's database (read-only). */
 function scalar(dataDir: string, sqlText: string): number {
   const db = new DatabaseSync(join(dataDir, "bulwark.db"), { readOnly: true });
@@ -66,8 +68,8 @@ function scalar(dataDir: string, sqlText: string): number {
 
 /** A site with seeded users (legacy hashes, sessions, tokens, one administrator). */
 async function seededSite(name: string, users = 40): Promise<CLISite> {
-  const s = await initSite(fresh(name));
-  const seeded = await s.run(["dev", "seed", "--users", String(users), "--sessions-per-user", "1", "--tokens-per-user", "1", "--json"]);
+  const s = await initSite(fresh(name), { here: true });
+  const seeded = await s.runHere(["dev", "seed", "--users", String(users), "--sessions-per-user", "1", "--tokens-per-user", "1", "--json"]);
   assert.equal(seeded.code, 0, seeded.stderr);
   return s;
 }
@@ -85,11 +87,11 @@ describe("bulk and destructive operations, red team", () => {
     const data = dataOf(s);
     // Something for every dry run to look at: a role with holders, a finished containment job to undo (it queued reset
     // mails), two of them dead in the outbox, an import file with new and existing accounts.
-    assert.equal((await s.run(["roles", "create", "helpdesk", "--permission", "accounts.read"])).code, 0);
+    assert.equal((await s.runHere(["roles", "create", "helpdesk", "--permission", "accounts.read"])).code, 0);
     const users = s.rows("SELECT id, email FROM users ORDER BY id LIMIT 6");
-    for (const u of users.slice(0, 3)) assert.equal((await s.run(["roles", "grant", String(u["email"]), "helpdesk"])).code, 0);
+    for (const u of users.slice(0, 3)) assert.equal((await s.runHere(["roles", "grant", String(u["email"]), "helpdesk"])).code, 0);
     const ids = s.file("ids.txt", `${users.map((u) => u["id"]).join("\n")}\n`);
-    const job = await s.run(["contain", "lock-accounts", "expire-passwords", "invalidate-passwords", "--ids", ids, "--json"]);
+    const job = await s.runHere(["contain", "lock-accounts", "expire-passwords", "invalidate-passwords", "--ids", ids, "--json"]);
     assert.equal(job.code, 0, job.stderr);
     const jobId = String(JSON.parse(job.stdout).id);
     write(data, "UPDATE outbox_messages SET status = 'dead', attempts = 5, last_error = '550 no' WHERE id IN (SELECT id FROM outbox_messages ORDER BY id LIMIT 2)");
@@ -108,7 +110,7 @@ describe("bulk and destructive operations, red team", () => {
     ];
     for (const { args, events } of dryRuns) {
       const before = dumpAll(data);
-      const r = await s.run(args);
+      const r = await s.runHere(args);
       const after = dumpAll(data);
       const what = args.filter((a) => !a.startsWith("/")).join(" ");
       assert.equal(r.code, 0, `${what}: ${r.stderr}`);
@@ -123,7 +125,7 @@ describe("bulk and destructive operations, red team", () => {
   });
 
   it("attack: a users import killed with SIGKILL mid-write resumes: the dry run forecasts the rest, the re-run writes each row once, no line twice in the audit log, one completion", { timeout: 120_000 }, async () => {
-    const s = await initSite(fresh("import-crash"));
+    const s = await initSite(fresh("import-crash"), { here: true });
     const data = dataOf(s);
     const N = 12_000;
     const lines = ["email,password_hash"];
@@ -165,6 +167,7 @@ describe("bulk and destructive operations, red team", () => {
     assert.ok(written > 0 && written < N, `${written} users written before the kill`);
 
     // The dry run names the interrupted job and what the resume would still create.
+    // The dry run and the resume after the crash are spawned, as an operator runs them.
     const dry = await s.run([...command, "--dry-run", "--json"]);
     assert.equal(dry.code, 0, dry.stderr);
     const forecast = JSON.parse(dry.stdout) as { created: number; resumedAfterLine: number | null; alreadyImported: number };
@@ -192,7 +195,7 @@ describe("bulk and destructive operations, red team", () => {
     assert.equal(batches.reduce((n, b) => n + b.created, 0), N, "the batch events count each account once");
     assert.equal(s.rows("SELECT count(*) AS n FROM audit_events WHERE type = 'users.import.completed'")[0]!["n"], 1);
     assert.equal(jobRow()?.status, "done");
-    const verify = await s.run(["audit", "verify"]);
+    const verify = await s.runHere(["audit", "verify"]);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   });
 
@@ -200,16 +203,16 @@ describe("bulk and destructive operations, red team", () => {
     const s = await seededSite("scheme", 60);
     const legacy = Number(s.rows("SELECT count(*) AS n FROM users WHERE password_scheme = 'md5'")[0]!["n"]);
     assert.ok(legacy > 0, "the seed holds md5 accounts: `--scheme md5` names real accounts");
-    const control = await s.run(["contain", "lock-accounts", "--scheme", "md5", "--dry-run", "--json"]);
+    const control = await s.runHere(["contain", "lock-accounts", "--scheme", "md5", "--dry-run", "--json"]);
     assert.equal(JSON.parse(control.stdout).users, legacy);
     // The role typo is refused, naming it: the rule a scheme typo should meet too.
-    const role = await s.run(["contain", "lock-accounts", "--role", "admni", "--dry-run"]);
+    const role = await s.runHere(["contain", "lock-accounts", "--role", "admni", "--dry-run"]);
     assert.equal(role.code, 2);
     assert.match(role.stderr, /admni/);
 
     const before = dumpAll(dataOf(s));
     const cli = [];
-    for (const args of [["--dry-run"], ["--yes"]]) cli.push({ args, ...(await s.run(["contain", "lock-accounts", "--scheme", "phppas", ...args])) });
+    for (const args of [["--dry-run"], ["--yes"]]) cli.push({ args, ...(await s.runHere(["contain", "lock-accounts", "--scheme", "phppas", ...args])) });
     const jobs = s.rows("SELECT id FROM jobs WHERE kind = 'contain'");
     const changed = changedTables(before, dumpAll(dataOf(s))).filter((t) => t !== "audit_events" && t !== "audit_head");
 
@@ -239,12 +242,12 @@ describe("bulk and destructive operations, red team", () => {
   });
 
   it("attack: an import whose header has columns no field maps (Status, password) is refused naming them, with --map and --ignore-columns as the ways out, writing nothing (ASVS 2.2.1, 2.2.3) (was: dropped silently: an account blocked at the source was created active, without its password hash)", async () => {
-    const s = await initSite(fresh("columns"));
+    const s = await initSite(fresh("columns"), { here: true });
     const md5 = createHash("md5").update("hunter2").digest("hex");
     // An export as another system writes it: its own capitalisation and its own name for the hash column.
     const file = s.file("export.csv", `email,Status,password\nbanned@example.org,blocked,${md5}\nok@example.org,active,${md5}\n`);
-    const dry = await s.run(["users", "import", file, "--dry-run"]);
-    const real = await s.run(["users", "import", file]);
+    const dry = await s.runHere(["users", "import", file, "--dry-run"]);
+    const real = await s.runHere(["users", "import", file]);
     const banned = s.rows("SELECT status, password_hash FROM users WHERE email = 'banned@example.org'")[0];
     if (real.code === 0) {
       // Imported: then the columns were read, not dropped.
@@ -260,13 +263,13 @@ describe("bulk and destructive operations, red team", () => {
 
   it("attack: roles delete ends each holder's grant in that holder's audit trail (role.revoked per holder, role.deleted with the count), in the deletion's transaction (ASVS 16.2.1, 16.3.3) (was: only role.deleted, naming none of them)", async () => {
     const s = await seededSite("role-delete", 10);
-    assert.equal((await s.run(["roles", "create", "helpdesk", "--permission", "accounts.write"])).code, 0);
+    assert.equal((await s.runHere(["roles", "create", "helpdesk", "--permission", "accounts.write"])).code, 0);
     const holders = s.rows("SELECT id, email FROM users ORDER BY id LIMIT 3");
-    for (const h of holders) assert.equal((await s.run(["roles", "grant", String(h["email"]), "helpdesk"])).code, 0);
-    const dry = await s.run(["roles", "delete", "helpdesk", "--dry-run"]);
+    for (const h of holders) assert.equal((await s.runHere(["roles", "grant", String(h["email"]), "helpdesk"])).code, 0);
+    const dry = await s.runHere(["roles", "delete", "helpdesk", "--dry-run"]);
     assert.match(dry.stdout, /would take it from 3 users/);
     const lastSeq = Number(s.rows("SELECT max(seq) AS n FROM audit_events")[0]!["n"]);
-    const r = await s.run(["roles", "delete", "helpdesk", "--yes"]);
+    const r = await s.runHere(["roles", "delete", "helpdesk", "--yes"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(s.rows("SELECT count(*) AS n FROM user_roles WHERE role = 'helpdesk'")[0]!["n"], 0, "the holders lost the role");
     const events = s.rows(`SELECT type, subject, data FROM audit_events WHERE seq > ${lastSeq}`);
@@ -282,20 +285,20 @@ describe("bulk and destructive operations, red team", () => {
     const data = dataOf(s);
     // Something encrypted under the current key: reset mails a containment job queued.
     const ids = s.file("ids.txt", `${s.rows("SELECT id FROM users LIMIT 2").map((r) => r["id"]).join("\n")}\n`);
-    assert.equal((await s.run(["contain", "invalidate-passwords", "--ids", ids])).code, 0);
+    assert.equal((await s.runHere(["contain", "invalidate-passwords", "--ids", ids])).code, 0);
     const before = dumpAll(data);
     renameSync(join(data, "master.key"), join(s.dir, "master.key.moved"));
-    const missing = await s.run(["init"]);
+    const missing = await s.runHere(["init"]);
     assert.equal(missing.code, 2, missing.stdout);
     assert.match(missing.stderr, /master\.key/);
     assert.match(missing.stderr, /BULWARK_MASTER_KEY/);
     assert.equal(existsSync(join(data, "master.key")), false, "no new key file over a store the old one encrypted");
-    const other = await bulwark(["init"], { env: { ...s.env, BULWARK_MASTER_KEY: randomBytes(32).toString("base64") } });
+    const other = await bulwarkHere(["init"], { env: { ...s.env, BULWARK_MASTER_KEY: randomBytes(32).toString("base64") } });
     assert.equal(other.code, 2, other.stdout);
     assert.match(other.stderr, /master key/);
     assert.deepEqual(changedTables(before, dumpAll(data)), [], "neither refusal changed a row");
     renameSync(join(s.dir, "master.key.moved"), join(data, "master.key"));
-    assert.equal((await s.run(["audit", "verify"])).code, 0);
+    assert.equal((await s.runHere(["audit", "verify"])).code, 0);
   });
 
   it("attack: audit checkpoint over a chain whose head was moved back is refused, naming the head and repair-head, storing nothing (ASVS 16.4.2) (was: a checkpoint signed at the old head, exit 0, though verify called the chain broken)", async () => {
@@ -304,10 +307,10 @@ describe("bulk and destructive operations, red team", () => {
     const newest = scalar(data, "SELECT max(seq) AS n FROM audit_events");
     // The head moved back five events (the rows past it left in place): appends now fail, verify says BROKEN.
     write(data, `UPDATE audit_head SET seq = ${newest - 5}, hash = (SELECT hash FROM audit_events WHERE seq = ${newest - 5}) WHERE id = 1`);
-    const verify = await bulwark(["audit", "verify"], { env });
+    const verify = await bulwarkHere(["audit", "verify"], { env: env });
     assert.equal(verify.code, 1, "verify calls the chain broken");
     const before = dumpAll(data);
-    const cp = await bulwark(["audit", "checkpoint", "--json"], { env });
+    const cp = await bulwarkHere(["audit", "checkpoint", "--json"], { env: env });
     assert.notEqual(cp.code, 0, `audit checkpoint exited 0 over a broken chain and printed ${cp.stdout.trim().replace(/\s+/g, " ")}`);
     assert.match(cp.stderr, /head/, "the refusal names the head problem (and the repair)");
     assert.deepEqual(changedTables(before, dumpAll(data)), [], "no checkpoint stored at the moved-back head");
@@ -319,7 +322,7 @@ describe("bulk and destructive operations, red team", () => {
     write(data, "DELETE FROM audit_head");
     const events = scalar(data, "SELECT count(*) AS n FROM audit_events");
     assert.ok(events > 10);
-    const cp = await bulwark(["audit", "checkpoint"], { env });
+    const cp = await bulwarkHere(["audit", "checkpoint"], { env: env });
     assert.doesNotMatch(cp.stdout, /the audit log is empty/, `the log holds ${events} events`);
     assert.notEqual(cp.code, 0, "a missing head is a broken chain (exit 1) or a failure (exit 3), never success");
   });
@@ -329,8 +332,8 @@ describe("bulk and destructive operations, red team", () => {
     const { env, data } = copyOf(s, "rotate-dry-copy");
     const newest = scalar(data, "SELECT max(seq) AS n FROM audit_events");
     write(data, `UPDATE audit_head SET seq = ${newest - 3}, hash = (SELECT hash FROM audit_events WHERE seq = ${newest - 3}) WHERE id = 1`);
-    const dry = await bulwark(["audit", "rotate-signing-key", "--dry-run"], { env });
-    const real = await bulwark(["audit", "rotate-signing-key"], { env });
+    const dry = await bulwarkHere(["audit", "rotate-signing-key", "--dry-run"], { env: env });
+    const real = await bulwarkHere(["audit", "rotate-signing-key"], { env: env });
     assert.notEqual(real.code, 0, "the real rotation cannot append its event over this chain");
     assert.match(real.stderr, /head/);
     assert.notEqual(dry.code, 0, `the dry run exited 0 (${dry.stdout.trim()}) though the real run then failed (${real.code}: ${real.stderr.trim()})`);

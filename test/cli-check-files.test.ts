@@ -1,5 +1,6 @@
 // End-to-end: `bulwark check files` and `bulwark check downloads` run as a user would, in temp dirs,
-// with human and JSON output and the exit codes of DESIGN.md (0 ok, 1 findings, 2 bad input).
+// with human and JSON output and the exit codes of DESIGN.md (0 ok, 1 findings, 2 bad input). A run that walks
+// the tree holding a FIFO is spawned (reading it would hang; spawnSync's timeout is the net), most others run here.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -7,6 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathS
 import { diskTmpdir } from "./helpers/scratch.ts";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { bulwarkHere, type CLIResult } from "./helpers/cli.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const root = realpathSync(mkdtempSync(join(diskTmpdir(), "bulwark-cli-files-")));
@@ -17,6 +19,11 @@ after(() => rmSync(root, { recursive: true, force: true }));
 function bulwark(...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ["--disable-warning=ExperimentalWarning", MAIN, ...args], { env, encoding: "utf8", timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The same command in this process (bulwarkHere), with this file's environment: for a run that cannot hang (no FIFO in what it reads). */
+function here(...args: string[]): Promise<CLIResult> {
+  return bulwarkHere(args, { env: { BULWARK_DATA_DIR: env["BULWARK_DATA_DIR"], BULWARK_MASTER_KEY: "", BULWARK_DATABASE_URL: "", BULWARK_PUBLIC_URL: process.env["BULWARK_PUBLIC_URL"] } });
 }
 
 interface JSONFinding {
@@ -31,8 +38,8 @@ function findings(stdout: string): JSONFinding[] {
 describe("bulwark check files", () => {
   const tree = join(root, "tree");
   const baseline = join(root, "tree.baseline");
-  before(() => {
-    const init = bulwark("init");
+  before(async () => {
+    const init = await here("init");
     assert.equal(init.code, 0, init.stderr);
     mkdirSync(join(tree, "etc"), { recursive: true });
     writeFileSync(join(tree, "etc/app.conf"), "debug=false\n");
@@ -42,16 +49,16 @@ describe("bulwark check files", () => {
     symlinkSync("app.conf", join(tree, "etc/current"));
   });
 
-  it("records a signed baseline and says how many entries it holds", () => {
-    const r = bulwark("check", "files", "--baseline", baseline, tree);
+  it("records a signed baseline and says how many entries it holds", async () => {
+    const r = await here("check", "files", "--baseline", baseline, tree);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /baseline .*: 7 entries under .*, signed with key sk_/);
     const lines = readFileSync(baseline, "utf8").trim().split("\n");
     assert.equal(lines.length, 9, "header, 7 entries, trailer");
   });
 
-  it("compares with no findings and exit 0 when nothing changed (PATHs default to the recorded ones)", () => {
-    const r = bulwark("check", "files", "--compare", baseline);
+  it("compares with no findings and exit 0 when nothing changed (PATHs default to the recorded ones)", async () => {
+    const r = await here("check", "files", "--compare", baseline);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /signature valid/);
     assert.match(r.stdout, /files: no findings/);
@@ -114,46 +121,46 @@ describe("bulwark check files", () => {
     assert.match(c.stdout, /0 added, 0 removed, 0 changed/);
   });
 
-  it("exits 2 with a clear message on bad usage and bad input", () => {
-    const both = bulwark("check", "files", "--baseline", join(root, "x"), "--compare", baseline, tree);
+  it("exits 2 with a clear message on bad usage and bad input", async () => {
+    const both = await here("check", "files", "--baseline", join(root, "x"), "--compare", baseline, tree);
     assert.equal(both.code, 2);
     assert.match(both.stderr, /exactly one of --baseline OUT .* or --compare BASELINE/);
-    assert.equal(bulwark("check", "files", tree).code, 2);
-    const noPath = bulwark("check", "files", "--baseline", join(root, "x"));
+    assert.equal((await here("check", "files", tree)).code, 2);
+    const noPath = await here("check", "files", "--baseline", join(root, "x"));
     assert.equal(noPath.code, 2);
     assert.match(noPath.stderr, /needs at least one PATH/);
-    const missing = bulwark("check", "files", "--baseline", join(root, "x"), join(root, "nope"));
+    const missing = await here("check", "files", "--baseline", join(root, "x"), join(root, "nope"));
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /does not exist/);
     writeFileSync(join(root, "not-a-baseline"), "hello\n");
-    const notBaseline = bulwark("check", "files", "--compare", join(root, "not-a-baseline"));
+    const notBaseline = await here("check", "files", "--compare", join(root, "not-a-baseline"));
     assert.equal(notBaseline.code, 2);
     assert.match(notBaseline.stderr, /not a Bulwark files baseline/);
-    assert.equal(bulwark("check", "files", "--compare", baseline, "--concurrency", "0").code, 2);
+    assert.equal((await here("check", "files", "--compare", baseline, "--concurrency", "0")).code, 2);
   });
 
-  it("--compare given a directory exits 2 naming it (was: internal error EISDIR, exit 3)", () => {
-    const r = bulwark("check", "files", "--compare", tree);
+  it("--compare given a directory exits 2 naming it (was: internal error EISDIR, exit 3)", async () => {
+    const r = await here("check", "files", "--compare", tree);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`cannot read the baseline ${tree.replaceAll("/", "\\/")}: it is a directory`));
     assert.doesNotMatch(r.stderr, /internal error/);
   });
 
-  it("--baseline into a directory that does not exist exits 2 naming it (was: internal error, exit 3)", () => {
+  it("--baseline into a directory that does not exist exits 2 naming it (was: internal error, exit 3)", async () => {
     const out = join(root, "no-such-dir", "x.baseline");
-    const r = bulwark("check", "files", "--baseline", out, tree);
+    const r = await here("check", "files", "--baseline", out, tree);
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, new RegExp(`--baseline ${out.replaceAll("/", "\\/")}: the directory ${join(root, "no-such-dir").replaceAll("/", "\\/")} does not exist`));
     assert.doesNotMatch(r.stderr, /internal error/);
   });
 
-  it("--baseline refuses to overwrite an existing baseline (exit 2, file untouched) unless --force", () => {
+  it("--baseline refuses to overwrite an existing baseline (exit 2, file untouched) unless --force", async () => {
     const out = join(root, "kept.baseline");
     assert.equal(bulwark("check", "files", "--baseline", out, tree).code, 0);
     const signed = readFileSync(out, "utf8");
     writeFileSync(join(tree, "etc/later"), "l\n");
     // Was: the second run silently replaced the signed baseline with one that already includes the change.
-    const again = bulwark("check", "files", "--baseline", out, tree);
+    const again = await here("check", "files", "--baseline", out, tree);
     assert.equal(again.code, 2, again.stderr);
     assert.match(again.stderr, /already exists; refusing to overwrite it \(pass --force to replace it\)/);
     assert.equal(readFileSync(out, "utf8"), signed, "the signed baseline is untouched");
@@ -162,13 +169,13 @@ describe("bulwark check files", () => {
     assert.equal(forced.code, 0, forced.stderr);
     assert.notEqual(readFileSync(out, "utf8"), signed, "--force replaces it");
     assert.match(readFileSync(out, "utf8"), /etc\/later/);
-    assert.equal(bulwark("check", "files", "--compare", out, "--force").code, 2, "--force goes with --baseline only");
+    assert.equal((await here("check", "files", "--compare", out, "--force")).code, 2, "--force goes with --baseline only");
   });
 });
 
 describe("bulwark check files: byte limits", () => {
-  it("attack: a file past --max-file-bytes is not read and is reported high as not hashed, beside the rest of the scan; a bad limit is exit 2 naming the option (ASVS 2.4.1)", () => {
-    bulwark("init"); // the store the baseline's signing key lives in (already there when the suite above ran first)
+  it("attack: a file past --max-file-bytes is not read and is reported high as not hashed, beside the rest of the scan; a bad limit is exit 2 naming the option (ASVS 2.4.1)", async () => {
+    await here("init"); // the store the baseline's signing key lives in (already there when the suite above ran first)
     const tree = join(root, "limits");
     mkdirSync(tree, { recursive: true });
     writeFileSync(join(tree, "big.bin"), Buffer.alloc(4096, 1));
@@ -180,7 +187,7 @@ describe("bulwark check files: byte limits", () => {
     assert.equal(big.severity, "high");
     assert.deepEqual(big.evidence.entries?.map((e) => e.path.endsWith("big.bin")), [true]);
     assert.equal(r.code, 1, r.stderr);
-    const bad = bulwark("check", "files", "--baseline", join(root, "limits2.baseline"), "--max-file-bytes", "lots", tree);
+    const bad = await here("check", "files", "--baseline", join(root, "limits2.baseline"), "--max-file-bytes", "lots", tree);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--max-file-bytes/);
   });
@@ -203,48 +210,48 @@ describe("bulwark check downloads", () => {
     assert.match(r.stdout, /2 of 2 listed file\(s\) verified/);
   });
 
-  it("reports a mismatch (critical) and a missing file (high); exit 1; JSON lists them", () => {
+  it("reports a mismatch (critical) and a missing file (high); exit 1; JSON lists them", async () => {
     const sums = join(root, "SUMS-bad");
     writeFileSync(sums, `${sha("other\n")} *app-1.0.tar.gz\n${sha("x")}  app-1.1.tar.gz\n`);
-    const r = bulwark("check", "downloads", sums, "--dir", dir, "--json");
+    const r = await here("check", "downloads", sums, "--dir", dir, "--json");
     assert.equal(r.code, 1);
     const f = findings(r.stdout);
     assert.deepEqual(f.map((x) => `${x.id}/${x.severity}`), ["downloads.mismatch/critical", "downloads.missing/high"]);
     assert.equal(f[0]?.evidence.items?.[0]?.name, "app-1.0.tar.gz");
   });
 
-  it("refuses traversal names as a finding without reading them", () => {
+  it("refuses traversal names as a finding without reading them", async () => {
     const sums = join(root, "SUMS-evil");
     writeFileSync(sums, `${sha("secret\n")}  ../outside\n${sha("secret\n")}  ${join(root, "outside")}\n`);
-    const r = bulwark("check", "downloads", sums, "--dir", dir, "--json");
+    const r = await here("check", "downloads", sums, "--dir", dir, "--json");
     assert.equal(r.code, 1);
     const out = JSON.parse(r.stdout) as { ok: number; findings: JSONFinding[] };
     assert.equal(out.ok, 0);
     assert.deepEqual(out.findings.map((x) => x.id), ["downloads.path-traversal"]);
   });
 
-  it("--ignore-missing verifies the one image downloaded from a SHA256SUMS of two, exit 0, and says how many were absent", () => {
+  it("--ignore-missing verifies the one image downloaded from a SHA256SUMS of two, exit 0, and says how many were absent", async () => {
     // False alarm: "sha256sum -c --ignore-missing SHA256SUMS" passes here; we exited 1 with downloads.missing.
     const iso = join(root, "iso");
     mkdirSync(iso, { recursive: true });
     writeFileSync(join(iso, "desktop.iso"), "iso-desktop\n");
     writeFileSync(join(iso, "SHA256SUMS"), `${sha("iso-desktop\n")} *desktop.iso\n${sha("iso-server\n")} *server.iso\n`);
-    assert.equal(bulwark("check", "downloads", join(iso, "SHA256SUMS")).code, 1);
-    const r = bulwark("check", "downloads", join(iso, "SHA256SUMS"), "--ignore-missing");
+    assert.equal((await here("check", "downloads", join(iso, "SHA256SUMS"))).code, 1);
+    const r = await here("check", "downloads", join(iso, "SHA256SUMS"), "--ignore-missing");
     assert.equal(r.code, 0, r.stdout);
     assert.match(r.stdout, /1 of 2 listed file\(s\) verified in .*; 1 listed but absent \(--ignore-missing\)/);
-    const json = JSON.parse(bulwark("check", "downloads", join(iso, "SHA256SUMS"), "--ignore-missing", "--json").stdout) as { ok: number; missingIgnored: number; findings: JSONFinding[] };
+    const json = JSON.parse((await here("check", "downloads", join(iso, "SHA256SUMS"), "--ignore-missing", "--json")).stdout) as { ok: number; missingIgnored: number; findings: JSONFinding[] };
     assert.deepEqual([json.ok, json.missingIgnored, json.findings], [1, 1, []]);
     writeFileSync(join(iso, "desktop.iso"), "tampered\n");
-    assert.equal(bulwark("check", "downloads", join(iso, "SHA256SUMS"), "--ignore-missing").code, 1, "a present file is still verified");
+    assert.equal((await here("check", "downloads", join(iso, "SHA256SUMS"), "--ignore-missing")).code, 1, "a present file is still verified");
   });
 
-  it("exits 2 when the file holds no checksum line or does not exist", () => {
+  it("exits 2 when the file holds no checksum line or does not exist", async () => {
     const sums = join(root, "SUMS-empty");
     writeFileSync(sums, "# nothing\n");
-    const r = bulwark("check", "downloads", sums);
+    const r = await here("check", "downloads", sums);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /no SHA-256 checksum lines/);
-    assert.equal(bulwark("check", "downloads", join(root, "nope")).code, 2);
+    assert.equal((await here("check", "downloads", join(root, "nope"))).code, 2);
   });
 });

@@ -1,12 +1,14 @@
 // End-to-end: `bulwark check ssh` as an operator runs it: JSON shape, exit codes, Match blocks,
 // no running daemon needed, and --cross-check against the installed sshd (skipped loudly without it).
+// Most runs are in this process (bulwarkHere); the first test and one --cross-check run spawn the CLI.
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ensurePrivsepDir, findSshd, runSshdTest } from "../src/checks/ssh/cross-check.ts";
-import { bulwark } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere } from "./helpers/cli.ts";
+
 
 interface Output {
   effective: Record<string, string>;
@@ -42,22 +44,22 @@ describe("bulwark check ssh", () => {
 
   test("a hardened configuration exits 0 and needs no running sshd (Lynis skips SSH without one)", async () => {
     const config = file("hardened.conf", "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nMaxAuthTries 3\n");
-    const run = await bulwark(["check", "ssh", "--config", config, "--json"]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config, "--json"]);
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual((JSON.parse(run.stdout) as Output).findings, []);
   });
 
   test("reports root login allowed only inside a Match block, naming it", async () => {
     const config = file("match.conf", "PermitRootLogin no\nPasswordAuthentication no\nMaxAuthTries 3\nKbdInteractiveAuthentication no\nMatch Address 10.0.0.0/8\n  PermitRootLogin yes\n");
-    const run = await bulwark(["check", "ssh", "--config", config]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config]);
     assert.equal(run.code, 1);
     assert.match(run.stdout, /\[CRITICAL\] ssh\.root-login: root login allowed for Address 10\.0\.0\.0\/8/);
   });
 
   test("--match evaluates for one connection like sshd -T -C", async () => {
     const config = file("match2.conf", "PasswordAuthentication no\nMatch User deploy Address 192.0.2.0/24\n  PasswordAuthentication yes\n");
-    const inside = JSON.parse((await bulwark(["check", "ssh", "--config", config, "--match", "user=deploy,host=h,addr=192.0.2.9", "--json"])).stdout) as Output;
-    const outside = JSON.parse((await bulwark(["check", "ssh", "--config", config, "--match", "user=deploy,host=h,addr=198.51.100.1", "--json"])).stdout) as Output;
+    const inside = JSON.parse((await bulwarkHere(["check", "ssh", "--config", config, "--match", "user=deploy,host=h,addr=192.0.2.9", "--json"])).stdout) as Output;
+    const outside = JSON.parse((await bulwarkHere(["check", "ssh", "--config", config, "--match", "user=deploy,host=h,addr=198.51.100.1", "--json"])).stdout) as Output;
     assert.equal(inside.effective["passwordauthentication"], "yes");
     assert.equal(outside.effective["passwordauthentication"], "no");
   });
@@ -66,33 +68,33 @@ describe("bulwark check ssh", () => {
     mkdirSync(join(dir, "conf.d"), { recursive: true });
     writeFileSync(join(dir, "conf.d", "10-root.conf"), "PermitRootLogin yes\n");
     const config = file("inc.conf", "Include conf.d/*.conf\nPermitRootLogin no\n");
-    const out = JSON.parse((await bulwark(["check", "ssh", "--config", config, "--include-base", dir, "--json"])).stdout) as Output;
+    const out = JSON.parse((await bulwarkHere(["check", "ssh", "--config", config, "--include-base", dir, "--json"])).stdout) as Output;
     assert.equal(out.effective["permitrootlogin"], "yes");
   });
 
   test("an unknown keyword exits 2 naming the file and line", async () => {
     const config = file("bad.conf", "PermitRootLogin no\nFrobnicate yes\n");
-    const run = await bulwark(["check", "ssh", "--config", config]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, new RegExp(`${config.replaceAll("/", "\\/")} line 2: Bad configuration option: Frobnicate`));
   });
 
   test("a missing configuration file exits 2 with a clear message", async () => {
-    const run = await bulwark(["check", "ssh", "--config", join(dir, "absent.conf")]);
+    const run = await bulwarkHere(["check", "ssh", "--config", join(dir, "absent.conf")]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /cannot read sshd configuration ".*absent\.conf": no such file/);
   });
 
   test("a malformed --match exits 2", async () => {
     const config = file("ok.conf", "PermitRootLogin no\n");
-    const run = await bulwark(["check", "ssh", "--config", config, "--match", "colour=blue"]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config, "--match", "colour=blue"]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--match knows user, host, addr/);
   });
 
   test("PasswordAuthentication left at its compiled-in default is a high finding, with no daemon needed (Lynis misses both)", async () => {
     const config = file("default-password.conf", "PermitRootLogin no\nKbdInteractiveAuthentication no\nMaxAuthTries 3\n");
-    const run = await bulwark(["check", "ssh", "--config", config, "--json"]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config, "--json"]);
     assert.equal(run.code, 1, run.stderr);
     const out = JSON.parse(run.stdout) as Output;
     assert.equal(out.effective["passwordauthentication"], "yes");
@@ -103,20 +105,20 @@ describe("bulwark check ssh", () => {
 
   test("human output names the effective values and each finding with its severity", async () => {
     const config = file("human.conf", "PermitRootLogin forced-commands-only\nPasswordAuthentication no\nX11Forwarding yes\n");
-    const run = await bulwark(["check", "ssh", "--config", config, "--fail-on", "low"]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config, "--fail-on", "low"]);
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stdout, /^  permitrootlogin forced-commands-only$/m);
     assert.match(run.stdout, /\[INFO\] ssh\.root-login: root login allowed for forced commands/);
     assert.match(run.stdout, /\[LOW\] ssh\.x11-forwarding/);
-    assert.equal((await bulwark(["check", "ssh", "--config", config])).code, 0, "nothing at or above the default --fail-on high");
+    assert.equal((await bulwarkHere(["check", "ssh", "--config", config])).code, 0, "nothing at or above the default --fail-on high");
   });
 
   test("--record stores the ssh run in an initialised Bulwark", async () => {
     const env = { BULWARK_DATA_DIR: join(dir, "data") };
-    const init = await bulwark(["init"], { env });
+    const init = await bulwarkHere(["init"], { env: env });
     assert.equal(init.code, 0, init.stderr);
     const config = file("record.conf", "PermitRootLogin yes\n");
-    const run = await bulwark(["check", "ssh", "--config", config, "--record", "--json"], { env });
+    const run = await bulwarkHere(["check", "ssh", "--config", config, "--record", "--json"], { env: env });
     assert.equal(run.code, 1, run.stderr);
     const { DatabaseSync } = await import("node:sqlite");
     const db = new DatabaseSync(join(dir, "data", "bulwark.db"), { readOnly: true });
@@ -136,7 +138,7 @@ describe("bulwark check ssh", () => {
     );
     const keys = ["permitrootlogin", "passwordauthentication", "kbdinteractiveauthentication", "pubkeyauthentication", "permitemptypasswords", "maxauthtries", "usepam", "x11forwarding", "ciphers", "macs", "kexalgorithms"];
     for (const spec of ["user=alice,host=h.example.org,addr=10.2.3.4,lport=2222", "user=root,host=h,addr=10.2.3.4,lport=22", "user=alice,host=h,addr=192.0.2.1,lport=22"]) {
-      const run = await bulwark(["check", "ssh", "--config", config, "--match", spec, "--json", "--fail-on", "none"]);
+      const run = await bulwarkHere(["check", "ssh", "--config", config, "--match", spec, "--json", "--fail-on", "none"]);
       assert.equal(run.code, 0, run.stderr);
       const ours = (JSON.parse(run.stdout) as Output).effective;
       const ctx = Object.fromEntries(spec.split(",").map((kv) => kv.split("=") as [string, string]));
@@ -157,7 +159,7 @@ describe("bulwark check ssh", () => {
 
   test("--cross-check reports what sshd refuses although Bulwark accepts it (values we do not evaluate)", { skip: sshdUsable ? false : "sshd not installed" }, async () => {
     const config = file("unvalidated.conf", "PermitRootLogin no\nStreamLocalBindMask 9999\n");
-    const run = await bulwark(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "medium"]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "medium"]);
     assert.equal(run.code, 1, run.stderr);
     const cross = (JSON.parse(run.stdout) as Output).findings.filter((f) => f.id === "ssh.cross-check");
     assert.equal(cross.length, 1);
@@ -169,14 +171,14 @@ describe("bulwark check ssh", () => {
     mkdirSync(join(dir, "nested", "inc"), { recursive: true });
     writeFileSync(join(dir, "nested", "inc", "admin.conf"), "Match Address 203.0.113.0/24\n  PermitRootLogin yes\n  PasswordAuthentication yes\n");
     const config = file("nested/sshd_config", "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nMatch User root\n  Include inc/admin.conf\n");
-    const run = await bulwark(["check", "ssh", "--config", config, "--include-base", join(dir, "nested"), "--json"]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config, "--include-base", join(dir, "nested"), "--json"]);
     assert.equal(run.code, 1, run.stderr);
     const out = JSON.parse(run.stdout) as Output;
     const root = out.findings.find((f) => f.id === "ssh.root-login");
     assert.equal(root?.severity, "critical");
     assert.equal(root?.title, "root login allowed for User root and Address 203.0.113.0/24");
     assert.equal(out.findings.find((f) => f.id === "ssh.password-authentication")?.severity, "high");
-    const conn = await bulwark(["check", "ssh", "--config", config, "--include-base", join(dir, "nested"), "--match", "user=root,host=h,addr=203.0.113.5", "--json"]);
+    const conn = await bulwarkHere(["check", "ssh", "--config", config, "--include-base", join(dir, "nested"), "--match", "user=root,host=h,addr=203.0.113.5", "--json"]);
     assert.equal(conn.code, 1, conn.stderr);
     assert.equal((JSON.parse(conn.stdout) as Output).effective["permitrootlogin"], "yes");
   });
@@ -186,7 +188,7 @@ describe("bulwark check ssh", () => {
     writeFileSync(join(dir, "nested2", "admin.conf"), "Match Address 203.0.113.0/24\n  PermitRootLogin yes\n  PasswordAuthentication yes\n");
     const config = file("nested2/sshd_config", `PermitRootLogin no\nPasswordAuthentication no\nMatch User root\n  Include ${join(dir, "nested2", "admin.conf")}\n`);
     for (const spec of ["user=root,host=h,addr=203.0.113.5", "user=root,host=h,addr=192.0.2.1", "user=bob,host=h,addr=203.0.113.5"]) {
-      const run = await bulwark(["check", "ssh", "--config", config, "--match", spec, "--cross-check", "--json", "--fail-on", "none"]);
+      const run = await bulwarkHere(["check", "ssh", "--config", config, "--match", spec, "--cross-check", "--json", "--fail-on", "none"]);
       assert.equal(run.code, 0, run.stderr);
       const out = JSON.parse(run.stdout) as Output;
       assert.deepEqual(out.findings.filter((f) => f.id === "ssh.cross-check"), [], spec);
@@ -203,19 +205,19 @@ describe("bulwark check ssh", () => {
   test("Mozilla's hardened configuration (AuthenticationMethods publickey, no PasswordAuthentication line) raises no password finding", async () => {
     // False alarm: high ssh.password-authentication and low ssh.kbd-interactive for a keys-only server.
     const config = file("mozilla.conf", MOZILLA);
-    const run = await bulwark(["check", "ssh", "--config", config, "--json", "--fail-on", "low"]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config, "--json", "--fail-on", "low"]);
     const out = JSON.parse(run.stdout) as Output;
     assert.equal(out.effective["authenticationmethods"], "publickey");
     assert.deepEqual(out.findings.map((f) => f.id), ["ssh.max-auth-tries"]);
     const rootYes = file("mozilla-root.conf", MOZILLA.replace("PermitRootLogin No", "PermitRootLogin yes"));
-    const root = (JSON.parse((await bulwark(["check", "ssh", "--config", rootYes, "--json"])).stdout) as Output).findings.find((f) => f.id === "ssh.root-login");
+    const root = (JSON.parse((await bulwarkHere(["check", "ssh", "--config", rootYes, "--json"])).stdout) as Output).findings.find((f) => f.id === "ssh.root-login");
     assert.equal(root?.severity, "low", "root can only use a key");
   });
 
   test("Mozilla's configuration: AuthenticationMethods is evaluated as sshd -T does", { skip: sshdUsable ? false : "sshd not installed" }, async () => {
     const config = file("mozilla-cross.conf", `${MOZILLA}Match Address 10.0.0.0/8\n  AuthenticationMethods publickey,keyboard-interactive:pam publickey,password\n`);
     for (const extra of [[], ["--match", "user=alice,host=h,addr=10.1.2.3"], ["--match", "user=alice,host=h,addr=192.0.2.1"]]) {
-      const run = await bulwark(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "none", ...extra]);
+      const run = await bulwarkHere(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "none", ...extra]);
       assert.equal(run.code, 0, run.stderr);
       assert.deepEqual((JSON.parse(run.stdout) as Output).findings.filter((f) => f.id === "ssh.cross-check"), [], extra.join(" "));
     }
@@ -224,11 +226,11 @@ describe("bulwark check ssh", () => {
   test("the human summary shows AuthenticationMethods beside the other evaluated authentication keywords", async () => {
     // Was: only in --json; a reader of the summary saw "passwordauthentication yes" without the list that rules it out.
     const config = file("mozilla-human.conf", MOZILLA);
-    const run = await bulwark(["check", "ssh", "--config", config, "--fail-on", "none"]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config, "--fail-on", "none"]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^  authenticationmethods publickey$/m);
     assert.match(run.stdout, /^  passwordauthentication yes$/m);
-    const plain = await bulwark(["check", "ssh", "--config", file("plain-human.conf", "PermitRootLogin no\n"), "--fail-on", "none"]);
+    const plain = await bulwarkHere(["check", "ssh", "--config", file("plain-human.conf", "PermitRootLogin no\n"), "--fail-on", "none"]);
     assert.match(plain.stdout, /^  authenticationmethods any$/m);
   });
 
@@ -238,7 +240,7 @@ describe("bulwark check ssh", () => {
     mkdirSync(join(dir, "human.d"), { recursive: true });
     writeFileSync(join(dir, "human.d", "50-cloud-init.conf"), "PasswordAuthentication yes\n");
     const config = file("human-where.conf", "Include human.d/*.conf\nPermitRootLogin no\nPasswordAuthentication no\nMatch User deploy\n  X11Forwarding yes\n");
-    const run = await bulwark(["check", "ssh", "--config", config, "--include-base", dir]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config, "--include-base", dir]);
     assert.equal(run.code, 1, run.stderr);
     const block = (id: string): string => (run.stdout.slice(run.stdout.indexOf(`] ${id}:`)).split("\n[")[0] ?? "");
     const dropIn = join(dir, "human.d", "50-cloud-init.conf");
@@ -247,7 +249,7 @@ describe("bulwark check ssh", () => {
     assert.ok(block("ssh.x11-forwarding").includes(`Set by ${config}:5, in the Match block at ${config}:4 (User deploy).`), run.stdout);
     // The summary lines keep their shape (scripts read them).
     assert.match(run.stdout, /^  passwordauthentication yes$/m);
-    const json = JSON.parse((await bulwark(["check", "ssh", "--config", config, "--include-base", dir, "--json"])).stdout) as Output;
+    const json = JSON.parse((await bulwarkHere(["check", "ssh", "--config", config, "--include-base", dir, "--json"])).stdout) as Output;
     const pw = json.findings.find((f) => f.id === "ssh.password-authentication");
     assert.deepEqual([pw?.evidence["file"], pw?.evidence["line"], pw?.evidence["includedAt"]], [dropIn, 1, [{ file: config, line: 1 }]]);
     assert.deepEqual(pw?.evidence["ignoredLines"], [{ option: "passwordauthentication", file: config, line: 3, keyword: "PasswordAuthentication", value: "no", reason: "first-value-wins" }]);
@@ -255,7 +257,7 @@ describe("bulwark check ssh", () => {
 
   test("an AuthenticationMethods value sshd refuses exits 2 naming the file and line", async () => {
     const config = file("bad-methods.conf", "PermitRootLogin no\nAuthenticationMethods frobnicate\n");
-    const run = await bulwark(["check", "ssh", "--config", config]);
+    const run = await bulwarkHere(["check", "ssh", "--config", config]);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /bad-methods\.conf line 2: invalid AuthenticationMethods method list/);
   });
@@ -264,7 +266,7 @@ describe("bulwark check ssh", () => {
   test("--cross-check agrees with the installed sshd -T", { skip: sshdUsable ? false : "sshd not installed" }, async () => {
     const config = file("cross.conf", "PermitRootLogin no\nCiphers +aes128-cbc\nMatch User bob\n  X11Forwarding yes\n");
     for (const extra of [[], ["--match", "user=bob,host=h,addr=192.0.2.1"]]) {
-      const run = await bulwark(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "none", ...extra]);
+      const run = await bulwarkHere(["check", "ssh", "--config", config, "--cross-check", "--json", "--fail-on", "none", ...extra]);
       assert.equal(run.code, 0, run.stderr);
       const out = JSON.parse(run.stdout) as Output;
       assert.deepEqual(out.findings.filter((f) => f.id === "ssh.cross-check"), []);

@@ -7,13 +7,14 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import { addressProblem } from "../src/notify/validate.ts";
-import { bulwark } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere } from "./helpers/cli.ts";
+
 
 let dir: string;
 const env = (): NodeJS.ProcessEnv => ({ BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" });
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "bulwark-contain-cli-"));
-  assert.equal((await bulwark(["init"], { env: env() })).code, 0);
+  assert.equal((await bulwarkHere(["init"], { env: env() })).code, 0);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -33,22 +34,22 @@ describe("dev seed", () => {
     seeded.close();
     assert.deepEqual(rows.map((r) => [r.email, addressProblem(r.email)]).filter(([, problem]) => problem !== null), [], "every seeded address is one the outbox can mail");
     assert.ok(rows.some((r) => /[^\x00-\x7f]/.test(r.display_name)), "names keep their letters (müller)");
-    const dry = await bulwark(["contain", "revoke-sessions", "revoke-tokens", "--all", "--dry-run", "--json"], { env: env() });
+    const dry = await bulwarkHere(["contain", "revoke-sessions", "revoke-tokens", "--all", "--dry-run", "--json"], { env: env() });
     assert.equal(dry.code, 0, dry.stderr);
     const counts = JSON.parse(dry.stdout).levers;
     assert.deepEqual(counts["revoke-sessions"].counts, { users: 300, sessions: 600, stamps: 1 }, "the seeded sessions are live and in the table");
     assert.deepEqual(counts["revoke-tokens"].counts, { users: 300, tokens: 300, stamps: 1 });
-    const mfaDry = await bulwark(["contain", "require-mfa-reenrolment", "--all", "--dry-run", "--json"], { env: env() });
+    const mfaDry = await bulwarkHere(["contain", "require-mfa-reenrolment", "--all", "--dry-run", "--json"], { env: env() });
     assert.equal(mfaDry.code, 0, mfaDry.stderr);
     assert.equal(JSON.parse(mfaDry.stdout).levers["require-mfa-reenrolment"].counts.webauthn, report.mfa, "the seeded factors are what the lever would remove");
-    assert.equal((await bulwark(["dev", "seed", "--users", "0"], { env: env() })).code, 2);
-    assert.equal((await bulwark(["dev", "seed", "--users", "5", "--legacy-share", "2"], { env: env() })).code, 2);
-    const real = await bulwark(["users", "create", "--email", "real@example.org", "--generate-password"], { env: env() });
+    assert.equal((await bulwarkHere(["dev", "seed", "--users", "0"], { env: env() })).code, 2);
+    assert.equal((await bulwarkHere(["dev", "seed", "--users", "5", "--legacy-share", "2"], { env: env() })).code, 2);
+    const real = await bulwarkHere(["users", "create", "--email", "real@example.org", "--generate-password"], { env: env() });
     assert.equal(real.code, 0, real.stderr);
-    const refused = await bulwark(["dev", "seed", "--users", "5"], { env: env() });
+    const refused = await bulwarkHere(["dev", "seed", "--users", "5"], { env: env() });
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /real \(non-seeded\) users/);
-    assert.equal((await bulwark(["dev", "seed", "--users", "5", "--force"], { env: env() })).code, 0);
+    assert.equal((await bulwarkHere(["dev", "seed", "--users", "5", "--force"], { env: env() })).code, 0);
   });
 
   it("names the rule a refused number breaks, not just \"a number\"", async () => {
@@ -58,7 +59,7 @@ describe("dev seed", () => {
       [["--users", "5", "--legacy-share", "2"], /--legacy-share must be a share between 0 and 1, such as 0\.3; got "2"/],
       [["--users", "5", "--sessions-per-user", "x"], /--sessions-per-user must be a whole number from 0 to 100; got "x"/],
     ] as const) {
-      const r = await bulwark(["dev", "seed", ...args], { env: env() });
+      const r = await bulwarkHere(["dev", "seed", ...args], { env: env() });
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, message, args.join(" "));
     }
@@ -70,20 +71,20 @@ describe("contain", () => {
     const fresh = mkdtempSync(join(tmpdir(), "bulwark-contain-empty-"));
     try {
       const freshEnv = { ...env(), BULWARK_DATA_DIR: join(fresh, "data") };
-      assert.equal((await bulwark(["init"], { env: freshEnv })).code, 0);
-      const status = await bulwark(["contain", "status"], { env: freshEnv });
+      assert.equal((await bulwarkHere(["init"], { env: freshEnv })).code, 0);
+      const status = await bulwarkHere(["contain", "status"], { env: freshEnv });
       assert.equal(status.code, 0, status.stderr);
       assert.match(status.stdout, /no containment jobs yet/);
-      assert.equal((await bulwark(["contain", "status", "--json"], { env: freshEnv })).stdout.trim(), "null");
+      assert.equal((await bulwarkHere(["contain", "status", "--json"], { env: freshEnv })).stdout.trim(), "null");
       // A job over nobody ends having changed nothing, and says so (was: "nothing yet", as if it were still to act).
-      const empty = await bulwark(["contain", "lock-accounts", "--all", "--yes"], { env: freshEnv });
+      const empty = await bulwarkHere(["contain", "lock-accounts", "--all", "--yes"], { env: freshEnv });
       assert.equal(empty.code, 0, empty.stderr);
       assert.match(empty.stdout, /done, 0\/0\n {2}lock-accounts: nothing changed/);
       // A damaged row (its spec is not JSON): listed as unreadable, the command still answers.
       const db = new DatabaseSync(join(fresh, "data", "bulwark.db"));
       db.prepare("INSERT INTO jobs (id, kind, status, spec, counts, cursor, total, done, actor, created_at, updated_at) VALUES ('job_damaged', 'contain', 'done', '{not json', '{}', NULL, 0, 0, 'cli:test', 1, 1)").run();
       db.close();
-      const list = await bulwark(["contain", "list"], { env: freshEnv });
+      const list = await bulwarkHere(["contain", "list"], { env: freshEnv });
       assert.equal(list.code, 0, list.stderr);
       assert.match(list.stdout, /job_damaged +contain +done +UNREADABLE: /);
     } finally {
@@ -102,14 +103,14 @@ describe("contain", () => {
       ["contain", "undo", "job_nope"],
       ["contain", "resume", "job_nope"],
     ]) {
-      const r = await bulwark(args, { env: env() });
+      const r = await bulwarkHere(args, { env: env() });
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, /^bulwark: /);
     }
   });
 
   it("refuses, with exit 2 and no job, a scope that would silently name nobody or the wrong users", async () => {
-    const jobs = async (): Promise<number> => JSON.parse((await bulwark(["contain", "list", "--json"], { env: env() })).stdout).length;
+    const jobs = async (): Promise<number> => JSON.parse((await bulwarkHere(["contain", "list", "--json"], { env: env() })).stdout).length;
     const before = await jobs();
     const empty = join(dir, "empty-ids.txt");
     writeFileSync(empty, "# the breached accounts\n\n");
@@ -120,7 +121,7 @@ describe("contain", () => {
       [["contain", "lock-accounts", "--created-before", "2026-02-30", "--dry-run"], /--created-before: "2026-02-30" is not a date: February 2026 has 28 days/],
       [["contain", "lock-accounts", "--active-between", "2026-04-31", "2026-05-02", "--dry-run"], /--active-between: "2026-04-31" is not a date: April 2026 has 30 days/],
     ] as const) {
-      const r = await bulwark([...args], { env: env() });
+      const r = await bulwarkHere([...args], { env: env() });
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, message, args.join(" "));
     }
@@ -128,7 +129,7 @@ describe("contain", () => {
   });
 
   it("dry-runs, refuses more than 100 users without --yes on a non-terminal, then runs, lists, shows and undoes", async () => {
-    const dry = await bulwark(["contain", "expire-passwords", "lock-accounts", "--all", "--dry-run", "--json"], { env: env() });
+    const dry = await bulwarkHere(["contain", "expire-passwords", "lock-accounts", "--all", "--dry-run", "--json"], { env: env() });
     assert.equal(dry.code, 0, dry.stderr);
     const report = JSON.parse(dry.stdout);
     assert.equal(report.dryRun, true);
@@ -144,31 +145,31 @@ describe("contain", () => {
     assert.equal(job.status, "done");
     assert.equal(job.counts["lock-accounts"].users, report.users);
     assert.equal(job.incidentId, "inc_42");
-    const status = await bulwark(["contain", "status", job.id, "--json"], { env: env() });
+    const status = await bulwarkHere(["contain", "status", job.id, "--json"], { env: env() });
     assert.equal(JSON.parse(status.stdout).status, "done");
-    const list = await bulwark(["contain", "list", "--json"], { env: env() });
+    const list = await bulwarkHere(["contain", "list", "--json"], { env: env() });
     assert.equal(JSON.parse(list.stdout)[0].id, job.id);
-    assert.equal((await bulwark(["contain", "resume", job.id], { env: env() })).code, 2, "a finished job has nothing to resume");
-    const undo = await bulwark(["contain", "undo", job.id, "--yes", "--json"], { env: env() });
+    assert.equal((await bulwarkHere(["contain", "resume", job.id], { env: env() })).code, 2, "a finished job has nothing to resume");
+    const undo = await bulwarkHere(["contain", "undo", job.id, "--yes", "--json"], { env: env() });
     assert.equal(undo.code, 0, undo.stderr);
     const undone = JSON.parse(undo.stdout);
     assert.equal(undone.status, "done");
     assert.equal(undone.counts["lock-accounts"].restored, report.users);
     assert.deepEqual(undone.leftAlone, []);
-    const after = await bulwark(["contain", "lock-accounts", "--all", "--dry-run", "--json"], { env: env() });
+    const after = await bulwarkHere(["contain", "lock-accounts", "--all", "--dry-run", "--json"], { env: env() });
     assert.equal(JSON.parse(after.stdout).levers["lock-accounts"].counts.users, report.users, "every lock was undone");
-    const verify = await bulwark(["audit", "verify"], { env: env() });
+    const verify = await bulwarkHere(["audit", "verify"], { env: env() });
     assert.equal(verify.code, 0, verify.stderr);
   });
 
   it("takes an --ids file of ids and emails, and refuses to undo a job with no reversible lever", async () => {
     const file = join(dir, "ids.txt");
     writeFileSync(file, "# breached accounts\nREAL@example.org\n\nusr_doesnotexist\n");
-    const dry = await bulwark(["contain", "invalidate-passwords", "--ids", file, "--dry-run"], { env: env() });
+    const dry = await bulwarkHere(["contain", "invalidate-passwords", "--ids", file, "--dry-run"], { env: env() });
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /note: 1 --ids entries name no user and are left out: usr_doesnotexist/);
     assert.match(dry.stdout, /invalidate-passwords: users 1, resetEmailsQueued 1, resetEmailsRefused 0/, "the real run's count names");
-    const r = await bulwark(["contain", "invalidate-passwords", "--ids", file, "--json"], { env: env() });
+    const r = await bulwarkHere(["contain", "invalidate-passwords", "--ids", file, "--json"], { env: env() });
     assert.equal(r.code, 0, r.stderr);
     const job = JSON.parse(r.stdout);
     assert.equal(job.total, 1);
@@ -188,10 +189,10 @@ describe("contain", () => {
     } finally {
       db.close();
     }
-    const again = await bulwark(["contain", "invalidate-passwords", "--ids", file, "--json"], { env: env() });
+    const again = await bulwarkHere(["contain", "invalidate-passwords", "--ids", file, "--json"], { env: env() });
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual(JSON.parse(again.stdout).counts["invalidate-passwords"], { users: 0, resetEmailsQueued: 0, resetEmailsRefused: 0, resetEmailsWithheld: 0, resetEmailsSkippedDisabled: 0, sessions: 0, tokens: 0 }, "already invalidated: no second mail");
-    const undo = await bulwark(["contain", "undo", job.id], { env: env() });
+    const undo = await bulwarkHere(["contain", "undo", job.id], { env: env() });
     assert.equal(undo.code, 2);
     assert.match(undo.stderr, /not reversible|none of its levers/);
   });
@@ -211,13 +212,13 @@ describe("contain undo: dry run, confirmation, and options that belong to other 
       d.close();
     }
   };
-  const undoJobs = async (): Promise<number> => JSON.parse((await bulwark(["contain", "list", "--json"], { env: uenv() })).stdout).filter((j: { kind: string }) => j.kind === "contain-undo").length;
+  const undoJobs = async (): Promise<number> => JSON.parse((await bulwarkHere(["contain", "list", "--json"], { env: uenv() })).stdout).filter((j: { kind: string }) => j.kind === "contain-undo").length;
 
   before(async () => {
     udir = mkdtempSync(join(tmpdir(), "bulwark-contain-undo-"));
-    assert.equal((await bulwark(["init"], { env: uenv() })).code, 0);
-    assert.equal((await bulwark(["dev", "seed", "--users", "150"], { env: uenv() })).code, 0);
-    const ran = await bulwark(["contain", "lock-accounts", "--all", "--yes", "--json"], { env: uenv() });
+    assert.equal((await bulwarkHere(["init"], { env: uenv() })).code, 0);
+    assert.equal((await bulwarkHere(["dev", "seed", "--users", "150"], { env: uenv() })).code, 0);
+    const ran = await bulwarkHere(["contain", "lock-accounts", "--all", "--yes", "--json"], { env: uenv() });
     assert.equal(ran.code, 0, ran.stderr);
     jobId = JSON.parse(ran.stdout).id;
     // One account is unlocked and locked again by someone else after the job: the undo must leave it alone.
@@ -233,7 +234,7 @@ describe("contain undo: dry run, confirmation, and options that belong to other 
   it("--dry-run restores nothing and reports what the undo would restore and leave alone (was: the real undo ran)", async () => {
     const before = lockedByJob();
     assert.equal(before, 149);
-    const dry = await bulwark(["contain", "undo", jobId, "--dry-run", "--json"], { env: uenv() });
+    const dry = await bulwarkHere(["contain", "undo", jobId, "--dry-run", "--json"], { env: uenv() });
     assert.equal(dry.code, 0, dry.stderr);
     const report = JSON.parse(dry.stdout);
     assert.equal(report.dryRun, true);
@@ -243,7 +244,7 @@ describe("contain undo: dry run, confirmation, and options that belong to other 
     assert.equal(report.leftAlone[0].lever, "lock-accounts");
     assert.equal(lockedByJob(), before, "no account was unlocked");
     assert.equal(await undoJobs(), 0, "no undo job was created");
-    const human = await bulwark(["contain", "undo", jobId, "--dry-run"], { env: uenv() });
+    const human = await bulwarkHere(["contain", "undo", jobId, "--dry-run"], { env: uenv() });
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /^dry run: .*nothing was changed$/m);
     assert.match(human.stdout, /lock-accounts: would restore 149, would leave alone 1/);
@@ -252,7 +253,7 @@ describe("contain undo: dry run, confirmation, and options that belong to other 
 
   it("resume and undo refuse contain's own options with exit 2 and do nothing (was: --dry-run swallowed, the job ran)", async () => {
     // A job that stopped (marked failed, as a lost connection leaves it): `resume` would run it.
-    const other = await bulwark(["contain", "revoke-tokens", "--all", "--yes", "--json"], { env: uenv() });
+    const other = await bulwarkHere(["contain", "revoke-tokens", "--all", "--yes", "--json"], { env: uenv() });
     assert.equal(other.code, 0, other.stderr);
     const stopped = JSON.parse(other.stdout).id as string;
     const d = db();
@@ -269,7 +270,7 @@ describe("contain undo: dry run, confirmation, and options that belong to other 
       ["contain", "undo", jobId, "--incident", "inc_1", "--yes"],
       ["contain", "status", jobId, "--role", "admin"],
     ]) {
-      const r = await bulwark(args, { env: uenv() });
+      const r = await bulwarkHere(args, { env: uenv() });
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, /^bulwark: contain (resume|undo|status) does not take --/, args.join(" "));
     }

@@ -1,4 +1,5 @@
-// End-to-end: `bulwark hash identify|verify|new` as a user runs them (spawned CLI, no database).
+// End-to-end: `bulwark hash identify|verify|new` as a user runs them (no database): each subcommand once in a spawned
+// CLI, the other cases in this process (runCLI, the same program), which costs a fraction of a spawn.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -6,11 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { describe, test } from "node:test";
-import { bulwark as spawnCLI, type CLIResult } from "./helpers/cli.ts";
+import { bulwark as spawnCLI, bulwarkHere, type CLIResult } from "./helpers/cli.ts";
 
 /** Runs `bulwark hash ARGS` in a child, `stdin` written then closed. */
-const bulwark = (args: string[], stdin: string | Buffer = "", env: NodeJS.ProcessEnv = {}): Promise<CLIResult> =>
+const spawned = (args: string[], stdin: string | Buffer = "", env: NodeJS.ProcessEnv = {}): Promise<CLIResult> =>
   spawnCLI(["hash", ...args], { env, input: stdin });
+
+/** The same run in this process (bulwarkHere): `stdin` written then closed, the environment a spawned run gets. */
+const bulwark = (args: string[], stdin: string | Buffer = "", env: NodeJS.ProcessEnv = {}): Promise<CLIResult> => bulwarkHere(["hash", ...args], { env, input: stdin });
 
 // Independent vectors (src/accounts/passwords/vectors/): md5-crypt from passlib, bcrypt from mkpasswd.
 const MD5_CRYPT = "$1$sO8MPH5T$1UaSqeVE6381x6LRWT5vL/"; // "password"
@@ -18,7 +22,7 @@ const BCRYPT = "$2b$05$Wr1uKte7wWrAEQeLuLiudOCRQytXFLj4fHrPjeiA8QhkIo4d2kIFm"; /
 
 describe("bulwark hash", () => {
   test("identify prints the scheme id", async () => {
-    const run = await bulwark(["identify", MD5_CRYPT]);
+    const run = await spawned(["identify", MD5_CRYPT]);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, "md5-crypt\n");
   });
@@ -43,7 +47,7 @@ describe("bulwark hash", () => {
   });
 
   test("verify exits 0 on a match, stripping exactly one trailing newline", async () => {
-    assert.equal((await bulwark(["verify", MD5_CRYPT], "password\n")).code, 0);
+    assert.equal((await spawned(["verify", MD5_CRYPT], "password\n")).code, 0);
     assert.equal((await bulwark(["verify", MD5_CRYPT], "password\r\n")).code, 0);
     assert.equal((await bulwark(["verify", BCRYPT], "password")).code, 0);
   });
@@ -63,7 +67,7 @@ describe("bulwark hash", () => {
   });
 
   test("new prints a default-scheme argon2id hash that verify accepts", async () => {
-    const created = await bulwark(["new"], "correct horse battery staple\n");
+    const created = await spawned(["new"], "correct horse battery staple\n");
     assert.equal(created.code, 0, created.stderr);
     const stored = created.stdout.trim();
     assert.match(stored, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
@@ -191,7 +195,8 @@ describe("bulwark hash", () => {
       // A named pipe with no writer would hold a plain open() for ever: refused at once, as the checks' inputs are.
       const fifo = join(dir, "fifo");
       execFileSync("mkfifo", [fifo]);
-      const piped = await bulwark(["identify", "--hash-file", fifo]);
+      // Spawned: were the open to block, it would hold a thread of this process's pool for ever.
+      const piped = await spawned(["identify", "--hash-file", fifo]);
       assert.equal(piped.code, 2);
       assert.match(piped.stderr, /named pipe/);
     } finally {

@@ -4,13 +4,14 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { bulwark } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere, bulwarkInProcess } from "./helpers/cli.ts";
+
 
 let dir: string;
 const env = (): NodeJS.ProcessEnv => ({ BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" });
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "bulwark-users-"));
-  assert.equal((await bulwark(["init"], { env: env() })).code, 0);
+  assert.equal((await bulwarkHere(["init"], { env: env() })).code, 0);
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -23,24 +24,24 @@ describe("users create", () => {
     assert.deepEqual(out.roles, ["admin"]);
     assert.equal(out.password, undefined, "a password from stdin is never printed");
     assert.equal(out.mustChangePassword, false, "the operator's own password is kept (ASVS 6.4.1: not system-generated)");
-    const verify = await bulwark(["hash", "verify", "x"], { env: env() });
+    const verify = await bulwarkHere(["hash", "verify", "x"], { env: env() });
     assert.equal(verify.code, 2);
   });
 
   it("prints a generated password once and refuses weak or duplicate input with exit 2", async () => {
-    const gen = await bulwark(["users", "create", "--email", "ops@example.org", "--generate-password", "--json"], { env: env() });
+    const gen = await bulwarkHere(["users", "create", "--email", "ops@example.org", "--generate-password", "--json"], { env: env() });
     assert.equal(gen.code, 0, gen.stderr);
     assert.match(JSON.parse(gen.stdout).password, /^[a-z2-7]{32}$/);
     assert.equal(JSON.parse(gen.stdout).mustChangePassword, true, "ASVS 6.4.1: a generated password is for the first sign-in only");
-    const weak = await bulwark(["users", "create", "--email", "weak@example.org"], { env: env(), input: "password\n" });
+    const weak = await bulwarkHere(["users", "create", "--email", "weak@example.org"], { env: env(), input: "password\n" });
     assert.equal(weak.code, 2);
     assert.match(weak.stderr, /refused/);
-    const context = await bulwark(["users", "create", "--email", "jonathan.appleseed@example.org"], { env: env(), input: "appleseed-appleseed-appleseed\n" });
+    const context = await bulwarkHere(["users", "create", "--email", "jonathan.appleseed@example.org"], { env: env(), input: "appleseed-appleseed-appleseed\n" });
     assert.equal(context.code, 2, "a password made of the email's words is refused");
-    const dup = await bulwark(["users", "create", "--email", "ROOT@example.org", "--generate-password"], { env: env() });
+    const dup = await bulwarkHere(["users", "create", "--email", "ROOT@example.org", "--generate-password"], { env: env() });
     assert.equal(dup.code, 2);
     assert.match(dup.stderr, /already exists/);
-    const badRole = await bulwark(["users", "create", "--email", "x@example.org", "--role", "superuser", "--generate-password"], { env: env() });
+    const badRole = await bulwarkHere(["users", "create", "--email", "x@example.org", "--role", "superuser", "--generate-password"], { env: env() });
     assert.equal(badRole.code, 2);
     assert.match(badRole.stderr, /no role named "superuser"/);
   });
@@ -48,14 +49,14 @@ describe("users create", () => {
 
 describe("users unlock", () => {
   it("break-glass: lifts a lock a containment job put on every administrator, audited; unknown and unlocked accounts are told apart", async () => {
-    const created = await bulwark(["users", "create", "--email", "locked-admin@example.org", "--role", "admin", "--generate-password", "--json"], { env: env() });
+    const created = await bulwarkHere(["users", "create", "--email", "locked-admin@example.org", "--role", "admin", "--generate-password", "--json"], { env: env() });
     assert.equal(created.code, 0, created.stderr);
     const ids = join(dir, "ids.txt");
     writeFileSync(ids, "locked-admin@example.org\n");
-    const lock = await bulwark(["contain", "lock-accounts", "--ids", ids, "--yes", "--json"], { env: env() });
+    const lock = await bulwarkHere(["contain", "lock-accounts", "--ids", ids, "--yes", "--json"], { env: env() });
     assert.equal(lock.code, 0, lock.stderr);
     const wouldLock = async (): Promise<number> => {
-      const dry = await bulwark(["contain", "lock-accounts", "--ids", ids, "--dry-run", "--json"], { env: env() });
+      const dry = await bulwarkHere(["contain", "lock-accounts", "--ids", ids, "--dry-run", "--json"], { env: env() });
       assert.equal(dry.code, 0, dry.stderr);
       return JSON.parse(dry.stdout).levers["lock-accounts"].counts.users;
     };
@@ -64,13 +65,13 @@ describe("users unlock", () => {
     assert.equal(unlock.code, 0, unlock.stderr);
     assert.equal(JSON.parse(unlock.stdout).changed, true);
     assert.equal(await wouldLock(), 1, "the account is unlocked");
-    const again = await bulwark(["users", "unlock", "locked-admin@example.org"], { env: env() });
+    const again = await bulwarkHere(["users", "unlock", "locked-admin@example.org"], { env: env() });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /nothing to do: locked-admin@example.org is not locked/);
-    const unknown = await bulwark(["users", "unlock", "nobody@example.org"], { env: env() });
+    const unknown = await bulwarkHere(["users", "unlock", "nobody@example.org"], { env: env() });
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /no user "nobody@example.org"/);
-    const events = await bulwark(["audit", "export"], { env: env() });
+    const events = await bulwarkHere(["audit", "export"], { env: env() });
     assert.equal(events.code, 0, events.stderr);
     const unlocked = events.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l)).filter((e: { type: string }) => e.type === "user.unlocked");
     assert.equal(unlocked.length, 1, "the unlock is on the record, once");
@@ -80,27 +81,27 @@ describe("users unlock", () => {
 
 describe("roles", () => {
   it("lists, creates, grants and revokes", async () => {
-    const list = await bulwark(["roles", "list", "--json"], { env: env() });
+    const list = await bulwarkHere(["roles", "list", "--json"], { env: env() });
     assert.deepEqual(JSON.parse(list.stdout).map((r: { name: string }) => r.name), ["admin", "auditor", "responder"]);
-    assert.equal((await bulwark(["roles", "create", "ops", "--permission", "contain.run"], { env: env() })).code, 0);
+    assert.equal((await bulwarkHere(["roles", "create", "ops", "--permission", "contain.run"], { env: env() })).code, 0);
     const grant = await bulwark(["roles", "grant", "ops@example.org", "ops"], { env: env() });
     assert.equal(grant.code, 0, grant.stderr);
     assert.match(grant.stdout, /granted ops/);
-    assert.match((await bulwark(["roles", "revoke", "ops@example.org", "ops"], { env: env() })).stdout, /revoked/);
-    assert.equal((await bulwark(["roles", "delete", "admin"], { env: env() })).code, 2);
-    assert.equal((await bulwark(["roles", "grant", "nobody@example.org", "ops"], { env: env() })).code, 2);
+    assert.match((await bulwarkHere(["roles", "revoke", "ops@example.org", "ops"], { env: env() })).stdout, /revoked/);
+    assert.equal((await bulwarkHere(["roles", "delete", "admin"], { env: env() })).code, 2);
+    assert.equal((await bulwarkHere(["roles", "grant", "nobody@example.org", "ops"], { env: env() })).code, 2);
   });
 
   it("create, grant, revoke and delete print their outcome as JSON with --json, as the README says data commands do", async () => {
     // Was: only `roles list` took --json; a script granting roles had to parse English.
     const json = async (args: string[]): Promise<Record<string, unknown>> => {
-      const r = await bulwark([...args, "--json"], { env: env() });
+      const r = await bulwarkHere([...args, "--json"], { env: env() });
       assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
       return JSON.parse(r.stdout) as Record<string, unknown>;
     };
     const created = await json(["roles", "create", "auditors2", "--permission", "audit.read"]);
     assert.deepEqual([created["name"], created["permissions"]], ["auditors2", ["audit.read"]]);
-    const user = JSON.parse((await bulwark(["users", "create", "--email", "json-roles@example.org", "--generate-password", "--json"], { env: env() })).stdout) as { id: string };
+    const user = JSON.parse((await bulwarkHere(["users", "create", "--email", "json-roles@example.org", "--generate-password", "--json"], { env: env() })).stdout) as { id: string };
     assert.deepEqual(await json(["roles", "grant", "json-roles@example.org", "auditors2"]), { userId: user.id, role: "auditors2", changed: true, ownerNotice: null });
     assert.deepEqual(await json(["roles", "grant", "json-roles@example.org", "auditors2"]), { userId: user.id, role: "auditors2", changed: false, ownerNotice: null });
     assert.deepEqual(await json(["roles", "delete", "auditors2", "--dry-run"]), { role: "auditors2", holders: 1, dryRun: true, deleted: false });

@@ -1,5 +1,5 @@
-// `bulwark users import` end to end, through the spawned CLI: bad flags and bad files are refused
-// with exit 2 and a message naming the problem, a dry run changes nothing, a real run is
+// `bulwark users import` end to end, through the CLI (in this process; one spawned run per block): bad flags and
+// bad files are refused with exit 2 and a message naming the problem, a dry run changes nothing, a real run is
 // all-or-nothing per batch, legacy ids are kept as external ids, salted layouts are stored
 // self-describing, hostile hashes never reach the database, a re-import that updates accounts
 // never puts back a weaker hash nor undoes containment, an import that disables an account or
@@ -26,7 +26,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 /** A fresh, initialised data dir of its own. */
 function site(): Promise<CLISite> {
-  return initSite(join(root, `site-${++seq}`));
+  return initSite(join(root, `site-${++seq}`), { here: true });
 }
 
 /** Runs the CLI in this process against the site. */
@@ -84,7 +84,7 @@ describe("users import: bad flags and bad files exit 2 and change nothing", () =
       [["--replace-passwords", "--on-conflict", "skip"], /--replace-passwords goes with --on-conflict update/],
     ];
     for (const [flags, message] of cases) {
-      const r = await s.run(["users", "import", csv, ...flags]);
+      const r = await s.runHere(["users", "import", csv, ...flags]);
       assert.equal(r.code, 2, `${flags.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, message, flags.join(" "));
     }
@@ -93,16 +93,16 @@ describe("users import: bad flags and bad files exit 2 and change nothing", () =
 
   it("refuses a missing file, a directory, and a file whose format cannot be told", async () => {
     const s = await site();
-    const missing = await s.run(["users", "import", join(s.dir, "nope.csv")]);
+    const missing = await s.runHere(["users", "import", join(s.dir, "nope.csv")]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read .*nope\.csv: ENOENT/);
-    const dir = await s.run(["users", "import", s.dir, "--format", "csv"]);
+    const dir = await s.runHere(["users", "import", s.dir, "--format", "csv"]);
     assert.equal(dir.code, 2);
     assert.match(dir.stderr, /is not a file/);
-    const txt = await s.run(["users", "import", s.file("users.txt", "email\nana@example.org\n")]);
+    const txt = await s.runHere(["users", "import", s.file("users.txt", "email\nana@example.org\n")]);
     assert.equal(txt.code, 2);
     assert.match(txt.stderr, /--format csv\|jsonl is required/);
-    const noEmail = await s.run(["users", "import", s.file("nomail.csv", "name,pass\nana,x\n")]);
+    const noEmail = await s.runHere(["users", "import", s.file("nomail.csv", "name,pass\nana,x\n")]);
     assert.equal(noEmail.code, 2);
     assert.match(noEmail.stderr, /the header has no "email" column for email \(use --map email=COLUMN\)/);
     assert.equal(userCount(s), 0);
@@ -126,7 +126,7 @@ describe("users import: bad flags and bad files exit 2 and change nothing", () =
       JSON.stringify(["an", "array"]),
       JSON.stringify({ email: "time@example.org", created_at: "yesterday" }),
     ].join("\n") + "\n");
-    const r = await s.run(["users", "import", jsonl, "--dry-run", "--json"]);
+    const r = await s.runHere(["users", "import", jsonl, "--dry-run", "--json"]);
     assert.equal(r.code, 1, r.stderr);
     const report = JSON.parse(r.stdout);
     assert.equal(report.dryRun, true);
@@ -147,12 +147,12 @@ describe("users import: bad flags and bad files exit 2 and change nothing", () =
     assert.equal(userCount(s), 0, "a dry run writes no account");
 
     // The human form lists the same lines.
-    const human = await s.run(["users", "import", jsonl, "--dry-run"]);
+    const human = await s.runHere(["users", "import", jsonl, "--dry-run"]);
     assert.equal(human.code, 1);
     for (const line of reasons.keys()) assert.match(human.stdout, new RegExp(`line ${line}: `));
 
     // A real run of the same file refuses to start: nothing imported, not even the good row.
-    const real = await s.run(["users", "import", jsonl]);
+    const real = await s.runHere(["users", "import", jsonl]);
     assert.equal(real.code, 2);
     assert.match(real.stderr, /11 bad row\(s\), nothing imported .*--skip-bad.*line 2: /);
     assert.equal(userCount(s), 0);
@@ -168,7 +168,7 @@ describe("users import: Drupal 7 preset", () => {
   it("dry run changes nothing; the real run creates 8, skips uid 0, keeps legacy ids as external ids under random ids", async () => {
     // ASVS 6.3.2: Drupal's anonymous placeholder (uid 0) does not become an account.
     const s = await site();
-    const dry = await s.run(["users", "import", DRUPAL7, "--preset", "drupal7", "--dry-run", "--json"]);
+    const dry = await s.runHere(["users", "import", DRUPAL7, "--preset", "drupal7", "--dry-run", "--json"]);
     assert.equal(dry.code, 0, dry.stderr);
     assert.deepEqual(
       (({ rows, created, skipped, failed }) => ({ rows, created, skipped, failed }))(JSON.parse(dry.stdout)),
@@ -197,8 +197,8 @@ describe("users import: Drupal 7 preset", () => {
 
     // The imported legacy hash verifies the fixture's password through `bulwark hash verify`.
     const petros = s.rows("SELECT password_hash FROM users WHERE external_id = '8'")[0]!["password_hash"] as string;
-    assert.equal((await s.run(["hash", "verify", petros], "pässwörd ✓ 密码\n")).code, 0);
-    assert.equal((await s.run(["hash", "verify", petros], "passwörd ✓ 密码\n")).code, 1);
+    assert.equal((await s.runHere(["hash", "verify", petros], "pässwörd ✓ 密码\n")).code, 0);
+    assert.equal((await s.runHere(["hash", "verify", petros], "passwörd ✓ 密码\n")).code, 1);
   });
 
   it("takes the format from the extension whatever the preset: a JSONL export is read as JSONL, a .txt needs --format", async () => {
@@ -223,20 +223,20 @@ describe("users import: Drupal 7 preset", () => {
 
   it("--on-conflict fail | skip | update on existing emails", async () => {
     const s = await site();
-    assert.equal((await s.run(["users", "import", DRUPAL7, "--preset", "drupal7"])).code, 0);
+    assert.equal((await s.runHere(["users", "import", DRUPAL7, "--preset", "drupal7"])).code, 0);
     const before = s.rows("SELECT id, email, password_hash, username FROM users ORDER BY email");
 
-    const fail = await s.run(["users", "import", DRUPAL7, "--preset", "drupal7"]);
+    const fail = await s.runHere(["users", "import", DRUPAL7, "--preset", "drupal7"]);
     assert.equal(fail.code, 2);
     assert.match(fail.stderr, /8 bad row\(s\), nothing imported.*an account with this email already exists \(--on-conflict fail\)/);
-    const skip = await s.run(["users", "import", DRUPAL7, "--preset", "drupal7", "--on-conflict", "skip", "--json"]);
+    const skip = await s.runHere(["users", "import", DRUPAL7, "--preset", "drupal7", "--on-conflict", "skip", "--json"]);
     assert.equal(skip.code, 0, skip.stderr);
     assert.deepEqual([JSON.parse(skip.stdout).created, JSON.parse(skip.stdout).skipped], [0, 9]);
     assert.deepEqual(s.rows("SELECT id, email, password_hash, username FROM users ORDER BY email"), before, "skip and fail change nothing");
 
     // update: a file with a new name and a new hash for one account, an empty hash for another.
     const upd = s.file("update.csv", `uid,name,pass,mail,status,created,access,login\n1,root,${md5("new one")},admin@example.org,1,1262304000,0,0\n2,jane,,jane@example.org,1,1293840000,0,0\n`);
-    const r = await s.run(["users", "import", upd, "--preset", "drupal7", "--on-conflict", "update", "--json"]);
+    const r = await s.runHere(["users", "import", upd, "--preset", "drupal7", "--on-conflict", "update", "--json"]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual([JSON.parse(r.stdout).created, JSON.parse(r.stdout).updated, JSON.parse(r.stdout).passwordsKept], [0, 2, 1]);
     const adminBefore = before.find((u) => u["email"] === "admin@example.org")!;
@@ -245,17 +245,17 @@ describe("users import: Drupal 7 preset", () => {
     assert.equal(after.get("admin@example.org")!["password_hash"], adminBefore["password_hash"], "an update keeps stored passwords unless told to replace them");
     // --replace-passwords never downgrades: Drupal's salted, iterated SHA-512 does not give way to a bare MD5, though
     // both rank below the policy as fast digests (a bad row naming why; nothing written).
-    const downgrade = await s.run(["users", "import", upd, "--preset", "drupal7", "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
+    const downgrade = await s.runHere(["users", "import", upd, "--preset", "drupal7", "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
     assert.equal(downgrade.code, 1, downgrade.stdout);
     assert.match(downgrade.stdout, /line 2: the file's password hash \(md5\) may be weaker than the stored one \(drupal7\)/);
     // A stronger hash is replaced: the dry run names it, the real run writes it.
     // At or above bcrypt's minimum cost (10): one below it replaces no fast digest, which migrate-hashes would lift.
     const stronger = hashSync("new one", { cost: 10 });
     const up = s.file("upgrade.csv", `uid,name,pass,mail,status,created,access,login\n1,root,${stronger},admin@example.org,1,1262304000,0,0\n2,jane,,jane@example.org,1,1293840000,0,0\n`);
-    const dry = await s.run(["users", "import", up, "--preset", "drupal7", "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
+    const dry = await s.runHere(["users", "import", up, "--preset", "drupal7", "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /line 2: password hash would be replaced \(drupal7 -> bcrypt\)/);
-    assert.equal((await s.run(["users", "import", up, "--preset", "drupal7", "--on-conflict", "update", "--replace-passwords"])).code, 0);
+    assert.equal((await s.runHere(["users", "import", up, "--preset", "drupal7", "--on-conflict", "update", "--replace-passwords"])).code, 0);
     after = new Map(s.rows("SELECT email, username, password_hash, id FROM users").map((u) => [u["email"], u]));
     assert.equal(after.get("admin@example.org")!["password_hash"], stronger);
     const janeBefore = before.find((u) => u["email"] === "jane@example.org")!;
@@ -294,10 +294,10 @@ describe("users import: an update after migrate-hashes and containment", () => {
     // same row (only display_name changed) restored the raw MD5 and cleared password_invalidated_at.
     const s = await site();
     const legacy = md5("Ana's old password");
-    assert.equal((await s.run(["users", "import", s.file("r1.csv", `email,display_name,password_hash\nana@example.org,Ana,${legacy}\n`)])).code, 0);
-    const migrated = await s.run(["users", "migrate-hashes"]);
+    assert.equal((await s.runHere(["users", "import", s.file("r1.csv", `email,display_name,password_hash\nana@example.org,Ana,${legacy}\n`)])).code, 0);
+    const migrated = await s.runHere(["users", "migrate-hashes"]);
     assert.equal(migrated.code, 0, migrated.stderr);
-    const contained = await s.run(["contain", "invalidate-passwords", "lock-accounts", "--all", "--yes"]);
+    const contained = await s.runHere(["contain", "invalidate-passwords", "lock-accounts", "--all", "--yes"]);
     assert.equal(contained.code, 0, contained.stderr);
     const columns = "password_hash, password_scheme, password_changed_at, password_invalidated_at, locked_at, locked_reason, password_must_change";
     const [before] = s.rows(`SELECT ${columns} FROM users`);
@@ -305,7 +305,7 @@ describe("users import: an update after migrate-hashes and containment", () => {
     assert.notEqual(before!["password_invalidated_at"], null);
 
     const r2 = s.file("r2.csv", `email,display_name,password_hash\nana@example.org,Ana B.,${legacy}\n`);
-    const dry = await s.run(["users", "import", r2, "--on-conflict", "update", "--dry-run", "--json"]);
+    const dry = await s.runHere(["users", "import", r2, "--on-conflict", "update", "--dry-run", "--json"]);
     assert.equal(dry.code, 0, dry.stderr);
     assert.deepEqual((({ updated, passwordsReplaced, passwordsKept }) => ({ updated, passwordsReplaced, passwordsKept }))(JSON.parse(dry.stdout)), { updated: 1, passwordsReplaced: [], passwordsKept: 1 });
     const r = await s.run(["users", "import", r2, "--on-conflict", "update"]);
@@ -316,10 +316,10 @@ describe("users import: an update after migrate-hashes and containment", () => {
     assert.equal(s.rows("SELECT display_name FROM users")[0]!["display_name"], "Ana B.");
 
     // Told to replace passwords, the weaker MD5 is a bad row: the dry run names it, the real run refuses.
-    const told = await s.run(["users", "import", r2, "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
+    const told = await s.runHere(["users", "import", r2, "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
     assert.equal(told.code, 1);
     assert.match(told.stdout, /line 2: the file's password hash \(md5, a fast digest\) is weaker than the stored one \(bulwark-wrapped/);
-    const refused = await s.run(["users", "import", r2, "--on-conflict", "update", "--replace-passwords"]);
+    const refused = await s.runHere(["users", "import", r2, "--on-conflict", "update", "--replace-passwords"]);
     assert.equal(refused.code, 2);
     assert.deepEqual(s.rows(`SELECT ${columns} FROM users`), [before]);
   });
@@ -338,20 +338,20 @@ describe("users import: salted legacy layouts (SourceLair)", () => {
     assert.equal(dev["password_scheme"], "salted-digest");
     assert.match(dev["password_hash"] as string, /^\$salted-digest\$a=sha256,l=salt\+password,e=hex\$/);
     assert.deepEqual([dev["external_source"], dev["external_id"]], ["sourcelair", "17"]);
-    assert.equal((await s.run(["hash", "verify", dev["password_hash"] as string], "sourcelair secret\n")).code, 0);
-    assert.equal((await s.run(["hash", "verify", dev["password_hash"] as string], "sourcelair secreT\n")).code, 1);
+    assert.equal((await s.runHere(["hash", "verify", dev["password_hash"] as string], "sourcelair secret\n")).code, 0);
+    assert.equal((await s.runHere(["hash", "verify", dev["password_hash"] as string], "sourcelair secreT\n")).code, 1);
 
     const salt2 = "pepper!";
     const b64 = createHash("md5").update("old php app" + salt2).digest("base64");
     const jsonl = s.file("php.jsonl", JSON.stringify({ mail: "php@example.org", digest: b64, s: salt2 }) + "\n" + JSON.stringify({ mail: "nosalt@example.org", digest: b64, s: "" }) + "\n");
-    const dry = await s.run(["users", "import", jsonl, "--map", "email=mail,password_hash=digest", "--salted", "md5(password+salt):base64", "--salt-column", "s", "--dry-run", "--json"]);
+    const dry = await s.runHere(["users", "import", jsonl, "--map", "email=mail,password_hash=digest", "--salted", "md5(password+salt):base64", "--salt-column", "s", "--dry-run", "--json"]);
     assert.equal(dry.code, 1);
     assert.deepEqual(JSON.parse(dry.stdout).bad, [{ line: 2, reason: 'no salt in column "s" for the salted layout' }]);
-    const ok = await s.run(["users", "import", jsonl, "--map", "email=mail,password_hash=digest", "--salted", "md5(password+salt):base64", "--salt-column", "s", "--skip-bad"]);
+    const ok = await s.runHere(["users", "import", jsonl, "--map", "email=mail,password_hash=digest", "--salted", "md5(password+salt):base64", "--salt-column", "s", "--skip-bad"]);
     assert.equal(ok.code, 0, ok.stderr);
     const php = s.rows("SELECT password_hash FROM users WHERE email = 'php@example.org'")[0]!["password_hash"] as string;
     assert.match(php, /^\$salted-digest\$a=md5,l=password\+salt,e=base64\$/);
-    assert.equal((await s.run(["hash", "verify", php], "old php app\n")).code, 0);
+    assert.equal((await s.runHere(["hash", "verify", php], "old php app\n")).code, 0);
   });
 });
 
@@ -360,9 +360,9 @@ describe("users import: all-or-nothing per batch", () => {
     const s = await site();
     // (The write-time rollback of a whole batch is proven in import.conformance.test.ts, where a
     // concurrent change can be staged between validation and write.)
-    assert.equal((await s.run(["users", "import", s.file("seed.csv", "email,username\ntaken@example.org,taken\n")])).code, 0);
+    assert.equal((await s.runHere(["users", "import", s.file("seed.csv", "email,username\ntaken@example.org,taken\n")])).code, 0);
     const csv = s.file("batch.csv", "email,username\na@example.org,a\nb@example.org,b\nc@example.org,c\nd@example.org,taken\n");
-    const dry = await s.run(["users", "import", csv, "--batch", "2", "--dry-run", "--json"]);
+    const dry = await s.runHere(["users", "import", csv, "--batch", "2", "--dry-run", "--json"]);
     assert.equal(dry.code, 1);
     assert.deepEqual(JSON.parse(dry.stdout).bad, [{ line: 5, reason: "the username belongs to another account" }]);
     const r = await s.run(["users", "import", csv, "--batch", "2", "--skip-bad", "--json"]);
@@ -379,7 +379,7 @@ describe("users import: all-or-nothing per batch", () => {
     const csv = s.file("resume.csv", text);
     await dieAfterTwoBatches(s, "resume.csv", text);
     assert.equal(userCount(s), 6);
-    const dry = await s.run(["users", "import", csv, "--batch", "3", "--dry-run"]);
+    const dry = await s.runHere(["users", "import", csv, "--batch", "3", "--dry-run"]);
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /would create 3,/);
     assert.match(dry.stdout, /would resume the interrupted import of this file \(job job_\w+\): its 6 rows up to line 7 were already written/);
@@ -388,7 +388,7 @@ describe("users import: all-or-nothing per batch", () => {
     assert.match(r.stdout, /created 3,/);
     assert.match(r.stdout, /resumed the interrupted import of this file/);
     assert.equal(userCount(s), 9);
-    assert.equal((await s.run(["audit", "verify"])).code, 0);
+    assert.equal((await s.runHere(["audit", "verify"])).code, 0);
   });
 });
 
@@ -400,7 +400,7 @@ describe("users import: resuming under other settings", () => {
     const csv = s.file("users.csv", text);
     await dieAfterTwoBatches(s, "users.csv", text);
     for (const extra of [["--on-conflict", "skip", "--dry-run"], ["--on-conflict", "update"], ["--map", "email=email,display_name=email"]]) {
-      const r = await s.run(["users", "import", csv, "--batch", "3", ...extra]);
+      const r = await s.runHere(["users", "import", csv, "--batch", "3", ...extra]);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /this file's import was interrupted \(job job_\w+, written through line 7\) under other settings: /, extra.join(" "));
       assert.match(r.stderr, extra[0] === "--map" ? /columns .*display_name=display_name.* then, columns .*display_name=email.* now/ : /--on-conflict fail then, --on-conflict (skip|update) now/);
@@ -424,7 +424,7 @@ describe("users import: resuming under another source", () => {
     await dieAfterTwoBatches(s, "users.csv", text);
     const renamed = s.file("users (1).csv", text);
     for (const extra of [["--dry-run"], []]) {
-      const r = await s.run(["users", "import", renamed, "--batch", "3", ...extra]);
+      const r = await s.runHere(["users", "import", renamed, "--batch", "3", ...extra]);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /this file's import was interrupted \(job job_\w+, written through line 7\) under the source "users\.csv", but this run's source is "users \(1\)\.csv" .*resume with --source "users\.csv"/);
     }
@@ -442,7 +442,7 @@ describe("users import: sessions of the accounts it disables or gives another pa
     // ASVS 7.4.2, 7.4.3. Finding: the import only set the status or the hash; re-enabling the account revived a
     // thief's session, and a replaced password left every session alive.
     const s = await site();
-    assert.equal((await s.run(["users", "import", s.file("seed.csv", `email,password_hash\nd@example.org,${md5("d")}\np@example.org,${md5("p")}\n`)])).code, 0);
+    assert.equal((await s.runHere(["users", "import", s.file("seed.csv", `email,password_hash\nd@example.org,${md5("d")}\np@example.org,${md5("p")}\n`)])).code, 0);
     const signIn = async (email: string): Promise<string> => {
       const app = await openApp({ env: s.env });
       try {
@@ -462,14 +462,14 @@ describe("users import: sessions of the accounts it disables or gives another pa
     };
     const [disabled, changed] = [await signIn("d@example.org"), await signIn("p@example.org")];
     const file = s.file("change.csv", `email,status,password_hash\nd@example.org,disabled,\np@example.org,,${md5("p2")}\n`);
-    const dry = await s.run(["users", "import", file, "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
+    const dry = await s.runHere(["users", "import", file, "--on-conflict", "update", "--replace-passwords", "--dry-run"]);
     assert.equal(dry.code, 0, dry.stderr);
     assert.deepEqual([await live(disabled), await live(changed)], [true, true], "a dry run ends no session");
     const r = await s.run(["users", "import", file, "--on-conflict", "update", "--replace-passwords"]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual([await live(disabled), await live(changed)], [false, false]);
     assert.equal(s.rows("SELECT count(*) AS n FROM sessions")[0]!["n"], 0);
-    assert.equal((await s.run(["users", "import", s.file("enable.csv", "email,status\nd@example.org,active\n"), "--on-conflict", "update"])).code, 0);
+    assert.equal((await s.runHere(["users", "import", s.file("enable.csv", "email,status\nd@example.org,active\n"), "--on-conflict", "update"])).code, 0);
     assert.equal(await live(disabled), false, "enabling the account again revives no session");
   });
 });

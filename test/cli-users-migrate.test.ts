@@ -1,4 +1,5 @@
-// `bulwark users migrate-hashes | census` end to end, through the spawned CLI: bad flags exit 2, the
+// `bulwark users migrate-hashes | census` end to end, through the CLI (in this process, but spawned where a test kills,
+// resumes or races runs, and one census): bad flags exit 2, the
 // dry run prints the census and changes nothing, and the crash test — a migrate-hashes child killed
 // with SIGKILL at random points on ~3,000 legacy users, then resumed — leaves every user able to log
 // in with the right password (through the library's login core), nothing wrapped twice, the audit
@@ -15,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { login } from "../src/accounts/login/index.ts";
 import { openApp } from "../src/app/index.ts";
-import { bulwark, MAIN } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere, MAIN } from "./helpers/cli.ts";
 
 const DRUPAL7 = fileURLToPath(new URL("../src/accounts/import/fixtures/drupal7-users.csv", import.meta.url));
 // Passwords of the Drupal 7 fixture (src/accounts/import/fixtures/README.md), by email.
@@ -47,7 +48,7 @@ const jobs = (): Array<Record<string, unknown>> => rows("SELECT id, status, done
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "bulwark-cli-migrate-"));
-  assert.equal((await run(["init"])).code, 0);
+  assert.equal((await bulwarkHere(["init"], { env: env() })).code, 0);
   // SourceLair-style: unsalted MD5 for 3,000 users, plus the Drupal 7 export's phpass-era hashes.
   const lines = ["email,password_hash"];
   for (let i = 0; i < LEGACY_USERS; i++) {
@@ -58,9 +59,9 @@ before(async () => {
   }
   const csv = join(dir, "legacy.csv");
   writeFileSync(csv, `${lines.join("\n")}\n`);
-  const imported = await run(["users", "import", csv, "--batch", "1000"]);
+  const imported = await bulwarkHere(["users", "import", csv, "--batch", "1000"], { env: env() });
   assert.equal(imported.code, 0, imported.stderr);
-  const drupal = await run(["users", "import", DRUPAL7, "--preset", "drupal7"]);
+  const drupal = await bulwarkHere(["users", "import", DRUPAL7, "--preset", "drupal7"], { env: env() });
   assert.equal(drupal.code, 0, drupal.stderr);
   for (const [email, password] of Object.entries(DRUPAL7_PASSWORDS)) passwords.set(email, password);
 });
@@ -80,7 +81,7 @@ describe("users migrate-hashes and census (CLI)", () => {
       [["users", "census", "--by-color"], /unknown option '--by-color'/],
     ];
     for (const [args, message] of cases) {
-      const r = await run(args);
+      const r = await bulwarkHere(args, { env: env() });
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, message, args.join(" "));
     }
@@ -96,17 +97,17 @@ describe("users migrate-hashes and census (CLI)", () => {
     const md5Row = census.schemes.find((s: { scheme: string }) => s.scheme === "md5");
     assert.deepEqual(md5Row, { scheme: "md5", params: "", users: 3001, weak: true });
     assert.ok(census.schemes.some((s: { scheme: string; params: string }) => s.scheme === "drupal7" && s.params === "log2=15"));
-    const human = await run(["users", "census"]);
+    const human = await bulwarkHere(["users", "census"], { env: env() });
     assert.match(human.stdout, /^md5\s+3001\s+\(weak\)$/m);
     assert.match(human.stdout, /3008 user\(s\); 3008 on weak schemes \(100\.0% of those with a password\), 3001 unsalted/);
   });
 
   it("--dry-run prints the census of what would change and changes nothing", async () => {
     const before = hashes();
-    const r = await run(["users", "migrate-hashes", "--dry-run", "--json"]);
+    const r = await bulwarkHere(["users", "migrate-hashes", "--dry-run", "--json"], { env: env() });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { dryRun: true, wouldWrap: 3008, schemes: { md5: 3001, drupal7: 3, "drupal7-wrapped-md5": 2, phpass: 2 }, belowMinimum: 0 });
-    const human = await run(["users", "migrate-hashes", "--dry-run"]);
+    const human = await bulwarkHere(["users", "migrate-hashes", "--dry-run"], { env: env() });
     assert.match(human.stdout, /dry run: 3008 user\(s\) would be wrapped in argon2id\n\s+md5\s+3001\n/);
     assert.deepEqual(hashes(), before, "nothing rewritten");
     assert.equal(jobs().length, 0, "a dry run starts no job");
@@ -176,7 +177,7 @@ describe("users migrate-hashes and census (CLI)", () => {
     } finally {
       await app.close();
     }
-    const verify = await run(["audit", "verify"]);
+    const verify = await bulwarkHere(["audit", "verify"], { env: env() });
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     const types = rows("SELECT type FROM audit_events WHERE type LIKE 'users.migrate-hashes.%'").map((r) => r["type"]);
     assert.ok(types.filter((t) => t === "users.migrate-hashes.resumed").length >= 3);
@@ -184,10 +185,10 @@ describe("users migrate-hashes and census (CLI)", () => {
     assert.equal(types.filter((t) => t === "users.migrate-hashes.batch").length, Math.ceil(3008 / 25), "each batch committed exactly once");
 
     // Idempotent: a new run finds nothing left to wrap.
-    const again = await run(["users", "migrate-hashes", "--json"]);
+    const again = await bulwarkHere(["users", "migrate-hashes", "--json"], { env: env() });
     assert.equal(again.code, 0, again.stderr);
     assert.deepEqual([JSON.parse(again.stdout).total, JSON.parse(again.stdout).counts.wrapped ?? 0], [0, 0]);
-    const census = JSON.parse((await run(["users", "census", "--json"])).stdout);
+    const census = JSON.parse((await bulwarkHere(["users", "census", "--json"], { env: env() })).stdout);
     assert.equal(census.weak, 0, "no user left on a weak scheme");
   });
 });
@@ -199,10 +200,10 @@ describe("users migrate-hashes: two runs started at once", () => {
     const own = mkdtempSync(join(tmpdir(), "bulwark-cli-migrate-twice-"));
     try {
       const ownEnv = { BULWARK_DATA_DIR: join(own, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
-      assert.equal((await bulwark(["init"], { env: ownEnv })).code, 0);
+      assert.equal((await bulwarkHere(["init"], { env: ownEnv })).code, 0);
       const csv = join(own, "legacy.csv");
       writeFileSync(csv, ["email,password_hash", ...Array.from({ length: 300 }, (_, i) => `twice${i}@example.org,${md5(`twice ${i}`)}`)].join("\n") + "\n");
-      assert.equal((await bulwark(["users", "import", csv], { env: ownEnv })).code, 0);
+      assert.equal((await bulwarkHere(["users", "import", csv], { env: ownEnv })).code, 0);
       const [a, b] = await Promise.all([0, 1].map(() => bulwark(["users", "migrate-hashes", "--batch", "20", "--json"], { env: ownEnv })));
       assert.equal(a!.code, 0, a!.stderr);
       assert.equal(b!.code, 0, b!.stderr);

@@ -79,6 +79,25 @@ export async function bulwarkInProcess(args: string[], env: NodeJS.ProcessEnv = 
   }
 }
 
+/** The variables a spawned run does not inherit from the test's environment unless the test gives them (bulwark()). */
+const NOT_INHERITED = ["BULWARK_DATA_DIR", "BULWARK_DATABASE_URL", "BULWARK_MASTER_KEY", "HOST", "PORT"] as const;
+
+/**
+ * `bulwark ARGS` in this process, seeing what a spawned run (bulwark()) would: `env` over this process's environment
+ * without the variables bulwark() clears, standard input `input` (or nothing) and then closed. About 0.4 s of CPU
+ * cheaper than a child: for a test about what a command does, not about its process (signals, a hang, exit on a closed
+ * pipe, inherited environment, calls at the same time). Log lines go to this process's stderr, not the result's.
+ *
+ * @example
+ * const r = await bulwarkHere(["contain", "lock-accounts", "--all", "--dry-run", "--json"], { env });
+ */
+export async function bulwarkHere(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string | Buffer } = {}): Promise<CLIResult> {
+  const stdin = new PassThrough();
+  stdin.end(options.input ?? "");
+  const cleared = Object.fromEntries(NOT_INHERITED.map((k) => [k, undefined]));
+  return { ...(await bulwarkInProcess(args, { ...cleared, ...options.env }, stdin)), signal: null };
+}
+
 export interface CLIResult {
   code: number | null;
   /** The signal that ended the child: SIGKILL when `limitMs` ran out (the command hung), else null. */
@@ -107,7 +126,7 @@ export function bulwark(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?
   return new Promise((resolve, reject) => {
     const env = { ...process.env, ...options.env };
     // Tests decide the environment: nothing leaks in from the developer's shell.
-    for (const key of ["BULWARK_DATA_DIR", "BULWARK_DATABASE_URL", "BULWARK_MASTER_KEY", "HOST", "PORT"]) {
+    for (const key of NOT_INHERITED) {
       if (!options.env || !(key in options.env)) delete env[key];
     }
     // The site's address, as an operator's shell on the server holds it; BULWARK_PUBLIC_URL: undefined leaves it unset.
@@ -157,13 +176,7 @@ export interface CLISite {
  */
 export async function initSite(dir: string, options: { here?: boolean } = {}): Promise<CLISite> {
   const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" };
-  const runHere = async (args: string[], input?: string | Buffer): Promise<CLIResult> => {
-    const stdin = new PassThrough();
-    stdin.end(input ?? "");
-    // Only what a spawned run would see of the site: the variables bulwark() clears from the parent's environment.
-    const cleared = Object.fromEntries(["BULWARK_DATABASE_URL", "BULWARK_MASTER_KEY", "HOST", "PORT"].map((k) => [k, undefined]));
-    return { ...(await bulwarkInProcess(args, { ...cleared, ...env }, stdin)), signal: null };
-  };
+  const runHere = (args: string[], input?: string | Buffer): Promise<CLIResult> => bulwarkHere(args, { env, ...(input !== undefined ? { input } : {}) });
   const init = options.here ? await runHere(["init"]) : await bulwark(["init"], { env });
   if (init.code !== 0) throw new Error(`bulwark init failed (${init.code}): ${init.stderr}`);
   return {
