@@ -17,6 +17,12 @@ export interface ResetNotifier {
    * a notifier without it (one that only sends reset links) queues no notice, as a job without a notifier.
    */
   enqueueNotice?(trx: Kysely<Schema>, user: { id: string; email: string }, jobId: string, event: SecurityEvent): Promise<void>;
+  /**
+   * The same for a whole batch's notices at once, with the same keys (a multi-row insert instead of one statement per
+   * notice: at 200,000 users a containment spends a third of its time queueing them one by one). Optional: without it,
+   * queueNotices calls enqueueNotice once per notice.
+   */
+  enqueueNotices?(trx: Kysely<Schema>, notices: ReadonlyArray<{ user: { id: string; email: string }; event: SecurityEvent }>, jobId: string): Promise<void>;
 }
 
 /** Appended for each user whose security notice the outbox refuses (their address): the operator must tell them. */
@@ -43,6 +49,7 @@ export async function queueNotices(trx: Kysely<Schema>, ctx: LeverContext, due: 
   const result = { queued: 0, refused: 0, events: [] as LeverEvent[] };
   const notifier = ctx.notifier;
   if (!notifier?.enqueueNotice) return result;
+  const owed: Array<{ user: { id: string; email: string }; event: SecurityEvent }> = [];
   for (const user of due) {
     if (user.events.length === 0) continue;
     const problem = addressProblem(user.email);
@@ -52,10 +59,12 @@ export async function queueNotices(trx: Kysely<Schema>, ctx: LeverContext, due: 
       continue;
     }
     for (const event of user.events) {
-      await notifier.enqueueNotice(trx, { id: user.id, email: user.email }, ctx.jobId, event);
+      if (notifier.enqueueNotices) owed.push({ user: { id: user.id, email: user.email }, event });
+      else await notifier.enqueueNotice(trx, { id: user.id, email: user.email }, ctx.jobId, event);
       result.queued++;
     }
   }
+  if (owed.length > 0) await notifier.enqueueNotices!(trx, owed, ctx.jobId);
   return result;
 }
 

@@ -15,7 +15,7 @@ import { creatorMustHold, creatorStanding, creatorTokenOf, legacyCreatorTokenWit
 import { pairingNotes, type ResetNotifier } from "./lever.ts";
 import { emailChangeWindowDays, RESET_EMAIL_REFUSED, RESET_EMAIL_WITHHELD, WITHHELD_NEXT_STEP } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched, type UnmatchedIds } from "./scope.ts";
-import { notifySecurityEvent, type SecurityEvent } from "../notify/index.ts";
+import { notifySecurityEvent, securityMessages, type SecurityEvent } from "../notify/index.ts";
 import { reversibleLevers, UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
 
 /**
@@ -35,6 +35,12 @@ export function resetNotifierFor(app: App): ResetNotifier {
     },
     async enqueueNotice(trx, user, jobId, event) {
       await notifySecurityEvent(app.accounts.outbox, { eventId: noticeEventId(jobId, user.id, event), to: user.email, accountId: user.id, at: app.clock.now(), event }, { appName: app.config.serviceName, executor: trx });
+    },
+    async enqueueNotices(trx, notices, jobId) {
+      // The messages notifySecurityEvent would queue one by one, in multi-row inserts (a key already there is skipped).
+      const at = app.clock.now();
+      const messages = notices.flatMap(({ user, event }) => securityMessages({ eventId: noticeEventId(jobId, user.id, event), to: user.email, accountId: user.id, at, event }, { appName: app.config.serviceName }));
+      await app.accounts.outbox.enqueueMany(messages, { executor: trx });
     },
   };
 }
