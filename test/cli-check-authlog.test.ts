@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { gzipSync } from "node:zlib";
 import { JSON_MATCHES } from "../src/cli/commands/check-authlog.ts";
-import { bulwarkInProcess } from "./helpers/cli.ts";
+import { bulwarkHere, bulwarkInProcess, type CLIResult } from "./helpers/cli.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "bulwark-cli-authlog-"));
@@ -21,6 +21,8 @@ function bulwark(args: string[], input?: Buffer): { code: number | null; stdout:
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+/** The same command in this process (what it reads and prints, not its process); the first test runs it spawned. */
+const here = (args: string[], input?: Buffer): Promise<CLIResult> => bulwarkHere(args, { env: { BULWARK_DATA_DIR: join(dir, "data") }, ...(input !== undefined ? { input } : {}) });
 
 // Seed 001 (SourceLair): root brute-forced over SSH from a botnet 04:00–09:00, then a password login.
 // The year is given with --year so the test does not depend on today's date.
@@ -47,8 +49,8 @@ test("flags SourceLair's brute force and the root password login as critical and
   assert.match(r.stdout, /603 line\(s\) in 1 file\(s\)/);
 });
 
-test("prints JSON with findings, stats and offenders", () => {
-  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014", "--json", "--fail-on", "none"]);
+test("prints JSON with findings, stats and offenders", async () => {
+  const r = await here(["check", "authlog", sourcelair, "--year", "2014", "--json", "--fail-on", "none"]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { findings: Array<{ id: string; severity: string; evidence: Record<string, unknown> }>; stats: { failures: number; lines: number }; offenders: string[] };
   assert.equal(out.stats.failures, 600);
@@ -59,8 +61,8 @@ test("prints JSON with findings, stats and offenders", () => {
   assert.equal(critical?.evidence["at"], "2014-03-14T09:02:41.000Z");
 });
 
-test("--matches prints LINE, IP and KIND of every counted failure", () => {
-  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014", "--matches", "--fail-on", "none"]);
+test("--matches prints LINE, IP and KIND of every counted failure", async () => {
+  const r = await here(["check", "authlog", sourcelair, "--year", "2014", "--matches", "--fail-on", "none"]);
   assert.equal(r.code, 0, r.stderr);
   const out = r.stdout.trimEnd().split("\n");
   assert.equal(out.length, 600);
@@ -68,58 +70,58 @@ test("--matches prints LINE, IP and KIND of every counted failure", () => {
   assert.equal(out[599], "600\t198.18.2.7\tfailed-password");
 });
 
-test("--format nft prints a loadable nftables set of the offenders", () => {
-  const r = bulwark(["check", "authlog", sourcelair, "--format", "nft", "--fail-on", "none"]);
+test("--format nft prints a loadable nftables set of the offenders", async () => {
+  const r = await here(["check", "authlog", sourcelair, "--format", "nft", "--fail-on", "none"]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /table inet bulwark \{/);
   assert.match(r.stdout, /type ipv4_addr\n {4}elements = \{\n {6}198\.18\.0\.7,\n {6}198\.18\.1\.7,\n {6}198\.18\.2\.7\n/);
 });
 
-test("--ignore keeps an address or range out of the nft set (a comment says so); a bad value exits 2 naming it", () => {
-  const r = bulwark(["check", "authlog", sourcelair, "--format", "nft", "--fail-on", "none", "--ignore", "198.18.1.0/24", "--ignore", "198.18.2.7"]);
+test("--ignore keeps an address or range out of the nft set (a comment says so); a bad value exits 2 naming it", async () => {
+  const r = await here(["check", "authlog", sourcelair, "--format", "nft", "--fail-on", "none", "--ignore", "198.18.1.0/24", "--ignore", "198.18.2.7"]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /elements = \{\n {6}198\.18\.0\.7\n/);
   assert.doesNotMatch(r.stdout, /^ +198\.18\.[12]\.7,?$/m);
   assert.match(r.stdout, /# not blocked \(--ignore 198\.18\.1\.0\/24\): 198\.18\.1\.7/);
-  const bad = bulwark(["check", "authlog", sourcelair, "--format", "nft", "--ignore", "198.18.1.0/33"]);
+  const bad = await here(["check", "authlog", sourcelair, "--format", "nft", "--ignore", "198.18.1.0/33"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--ignore/);
 });
 
 // ASVS 16.4.1: a local user's `logger -t 'sshd[1]'` lines naming the server's own public address must not make the
 // nft set cut the host off from itself (fail2ban's ignoreself). Uses this host's first non-loopback IPv4 address.
-test("attack: forged failures from this host's own address leave it out of the nft set, named in a comment (was: only loopback was)", (t) => {
+test("attack: forged failures from this host's own address leave it out of the nft set, named in a comment (was: only loopback was)", async (t) => {
   const own = Object.entries(networkInterfaces()).flatMap(([name, infos]) => (infos ?? []).filter((i) => !i.internal && i.family === "IPv4").map((i) => ({ name, address: i.address })))[0];
   if (own === undefined) return t.skip("this host has no non-loopback IPv4 address");
   const forged = Array.from({ length: 12 }, (_, i) => `Mar 14 10:00:${String(i).padStart(2, "0")} web sshd[${5000 + i}]: Failed password for root from ${own.address} port ${40000 + i} ssh2`);
   const file = join(dir, "auth-own.log");
   writeFileSync(file, `${[...lines, ...forged].join("\n")}\n`);
-  const r = bulwark(["check", "authlog", file, "--format", "nft", "--fail-on", "none"]);
+  const r = await here(["check", "authlog", file, "--format", "nft", "--fail-on", "none"]);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.stdout.split("\n").includes(`# not blocked (this host's own address (${own.name})): ${own.address}`), r.stdout);
   assert.ok(!r.stdout.split("\n").some((l) => l.trim().replace(/,$/, "") === own.address), "the host's own address is an element of the set");
   assert.match(r.stdout, /elements = \{\n {6}198\.18\.0\.7,/, "the botnet is still blocked");
 });
 
-test("reads gzip files and stdin ('-')", () => {
-  const a = bulwark(["check", "authlog", gz, "--year", "2014", "--json", "--fail-on", "none"]);
+test("reads gzip files and stdin ('-')", async () => {
+  const a = await here(["check", "authlog", gz, "--year", "2014", "--json", "--fail-on", "none"]);
   assert.equal((JSON.parse(a.stdout) as { stats: { failures: number } }).stats.failures, 600);
-  const b = bulwark(["check", "authlog", "-", "--year", "2014", "--json", "--fail-on", "none"], gzipSync(`${lines.join("\n")}\n`));
+  const b = await here(["check", "authlog", "-", "--year", "2014", "--json", "--fail-on", "none"], gzipSync(`${lines.join("\n")}\n`));
   assert.equal((JSON.parse(b.stdout) as { stats: { failures: number } }).stats.failures, 600, b.stderr);
 });
 
-test("--max-retry and --find-time change who is an offender", () => {
-  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014", "--json", "--fail-on", "none", "--max-retry", "200", "--find-time", "1h"]);
+test("--max-retry and --find-time change who is an offender", async () => {
+  const r = await here(["check", "authlog", sourcelair, "--year", "2014", "--json", "--fail-on", "none", "--max-retry", "200", "--find-time", "1h"]);
   assert.deepEqual((JSON.parse(r.stdout) as { offenders: string[] }).offenders, []);
 });
 
-test("an unreadable file exits 2 and names it", () => {
-  const r = bulwark(["check", "authlog", join(dir, "nope.log")]);
+test("an unreadable file exits 2 and names it", async () => {
+  const r = await here(["check", "authlog", join(dir, "nope.log")]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /nope\.log/);
 });
 
-test("bad option values exit 2 with a message naming the option", () => {
+test("bad option values exit 2 with a message naming the option", async () => {
   for (const [args, pattern] of [
     [["--max-retry", "0"], /max retry/],
     [["--find-time", "soon"], /--find-time/],
@@ -127,22 +129,22 @@ test("bad option values exit 2 with a message naming the option", () => {
     [["--format", "iptables"], /--format/],
     [["--utc-offset", "CET"], /--utc-offset/],
   ] as const) {
-    const r = bulwark(["check", "authlog", sourcelair, ...args]);
+    const r = await here(["check", "authlog", sourcelair, ...args]);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, pattern);
   }
 });
 
-test("a clean log has no findings and exits 0", () => {
+test("a clean log has no findings and exits 0", async () => {
   const clean = join(dir, "clean.log");
   writeFileSync(clean, "Mar 14 09:02:41 web sshd[9]: Accepted publickey for alice from 192.0.2.10 port 50022 ssh2: ED25519 SHA256:abc\n");
-  const r = bulwark(["check", "authlog", clean]);
+  const r = await here(["check", "authlog", clean]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /authlog: no findings/);
 });
 
-test("--matches names the file when several are given", () => {
-  const r = bulwark(["check", "authlog", gz, sourcelair, "--year", "2014", "--matches", "--fail-on", "none"]);
+test("--matches names the file when several are given", async () => {
+  const r = await here(["check", "authlog", gz, sourcelair, "--year", "2014", "--matches", "--fail-on", "none"]);
   const out = r.stdout.trimEnd().split("\n");
   assert.equal(out.length, 1200);
   assert.equal(out[0], `${gz}:1\t198.18.0.7\tfailed-password`);
@@ -173,21 +175,21 @@ test("attack: with several files, --matches writes a file name holding a tab, a 
   assert.deepEqual(report.matches.filter((m) => m.file === planted).map((m) => m.address), ["198.51.100.8"]);
 });
 
-test("--record stores the run in an initialised Bulwark", () => {
-  const init = bulwark(["init"]);
+test("--record stores the run in an initialised Bulwark", async () => {
+  const init = await here(["init"]);
   assert.equal(init.code, 0, init.stderr);
-  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014", "--record", "--fail-on", "none"]);
+  const r = await here(["check", "authlog", sourcelair, "--year", "2014", "--record", "--fail-on", "none"]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /authlog\.success-after-failures/);
 });
 
-test("--utc-offset reads zone-less stamps in that zone (evidence times are UTC)", () => {
-  const r = bulwark(["check", "authlog", sourcelair, "--year", "2014", "--utc-offset", "-05:00", "--json", "--fail-on", "none"]);
+test("--utc-offset reads zone-less stamps in that zone (evidence times are UTC)", async () => {
+  const r = await here(["check", "authlog", sourcelair, "--year", "2014", "--utc-offset", "-05:00", "--json", "--fail-on", "none"]);
   const out = JSON.parse(r.stdout) as { findings: Array<{ id: string; evidence: Record<string, unknown> }> };
   assert.equal(out.findings.find((f) => f.id === "authlog.success-after-failures")?.evidence["at"], "2014-03-14T14:02:41.000Z");
 });
 
-test("a botnet that never got in is reported per user, and the admin's key login afterwards is no compromise", () => {
+test("a botnet that never got in is reported per user, and the admin's key login afterwards is no compromise", async () => {
   // Seed 001 without the success: 400 root passwords from 200 addresses over five hours, then the
   // admin logs in with a key from an address that never failed.
   const log: string[] = [];
@@ -199,22 +201,22 @@ test("a botnet that never got in is reported per user, and the admin's key login
   log.push("Jan 14 09:30:00 srv sshd[9999]: Accepted publickey for root from 192.0.2.10 port 50000 ssh2: ED25519 SHA256:Zm9vYmFy");
   const file = join(dir, "botnet.log");
   writeFileSync(file, `${log.join("\n")}\n`);
-  const r = bulwark(["check", "authlog", file, "--year", "2025", "--json", "--fail-on", "medium"]);
+  const r = await here(["check", "authlog", file, "--year", "2025", "--json", "--fail-on", "medium"]);
   assert.equal(r.code, 1, r.stderr);
   const out = JSON.parse(r.stdout) as { findings: Array<{ id: string; severity: string; evidence: Record<string, unknown> }>; offenders: string[] };
   assert.deepEqual(out.offenders, []);
   assert.deepEqual(out.findings.map((f) => [f.id, f.severity]), [["authlog.root-login", "medium"], ["authlog.user-brute-force", "medium"]]);
   assert.equal(out.findings.find((f) => f.id === "authlog.user-brute-force")?.evidence["failures"], 400);
-  assert.equal(bulwark(["check", "authlog", file, "--year", "2025"]).code, 0, "nothing at or above high");
+  assert.equal((await here(["check", "authlog", file, "--year", "2025"])).code, 0, "nothing at or above high");
 });
 
-test("counts the failures rsyslog folds into 'message repeated N times' lines", () => {
+test("counts the failures rsyslog folds into 'message repeated N times' lines", async () => {
   const file = join(dir, "repeated.log");
   writeFileSync(file, [
     "Jan 14 04:00:01 srv sshd[100]: Failed password for root from 198.51.100.7 port 5000 ssh2",
     "Jan 14 04:00:09 srv sshd[100]: message repeated 5 times: [ Failed password for root from 198.51.100.7 port 5000 ssh2]",
   ].join("\n") + "\n");
-  const r = bulwark(["check", "authlog", file, "--year", "2025", "--json", "--fail-on", "none"]);
+  const r = await here(["check", "authlog", file, "--year", "2025", "--json", "--fail-on", "none"]);
   const out = JSON.parse(r.stdout) as { stats: { failures: number }; offenders: string[] };
   assert.equal(out.stats.failures, 6);
   assert.deepEqual(out.offenders, ["198.51.100.7"]);

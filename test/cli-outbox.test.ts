@@ -9,7 +9,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { Outbox, PRIORITY } from "../src/notify/outbox.ts";
 import { openSQLite } from "../src/store/database.ts";
-import { bulwark, bulwarkInProcess } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere, bulwarkInProcess } from "./helpers/cli.ts";
 
 const HOUR = 3_600_000;
 let dir: string;
@@ -18,7 +18,7 @@ const env = (): NodeJS.ProcessEnv => ({ BULWARK_DATA_DIR: join(dir, "data"), BUL
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "bulwark-outbox-cli-"));
-  assert.equal((await bulwark(["init"], { env: env() })).code, 0);
+  assert.equal((await bulwarkHere(["init"], { env: env() })).code, 0);
   // Two notices that went dead three hours ago (the relay refused them), one still queued from two hours ago.
   const database = openSQLite(join(dir, "data", "bulwark.db"), { create: false });
   const clock = new ManualClock(Date.now() - 3 * HOUR);
@@ -35,7 +35,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("outbox status", () => {
   it("counts messages by status, gives the age of the oldest unsent one and lists the dead ones", async () => {
-    const r = await bulwark(["outbox", "status", "--json"], { env: env() });
+    const r = await bulwarkHere(["outbox", "status", "--json"], { env: env() });
     assert.equal(r.code, 0, r.stderr);
     const status = JSON.parse(r.stdout);
     assert.deepEqual(status.counts, { queued: 1, sending: 0, sent: 0, failed: 0, dead: 2 });
@@ -46,6 +46,7 @@ describe("outbox status", () => {
     assert.equal(status.lastSentAt, null);
     assert.equal(status.mailConfigured, false);
 
+    // As an operator reads it: the CLI as a process of its own (the other calls here run in this process).
     const human = await bulwark(["outbox", "status"], { env: env() });
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /1 queued, .*2 dead/);
@@ -58,7 +59,7 @@ describe("outbox status", () => {
 
   it("refuses a --limit outside 1 to 1000 with exit 2", async () => {
     for (const limit of ["0", "1001", "ten"]) {
-      const r = await bulwark(["outbox", "status", "--limit", limit], { env: env() });
+      const r = await bulwarkHere(["outbox", "status", "--limit", limit], { env: env() });
       assert.equal(r.code, 2, `${limit}: ${r.stderr}`);
       assert.match(r.stderr, /--limit must be a whole number from 1 to 1000/);
     }
@@ -67,27 +68,28 @@ describe("outbox status", () => {
 
 describe("outbox requeue-dead", () => {
   it("shows what a dry run would requeue and changes nothing, asks for --yes, then requeues and audits", async () => {
-    const dry = await bulwark(["outbox", "requeue-dead", "--dry-run", "--json"], { env: env() });
+    const dry = await bulwarkHere(["outbox", "requeue-dead", "--dry-run", "--json"], { env: env() });
     assert.equal(dry.code, 0, dry.stderr);
     const plan = JSON.parse(dry.stdout);
     assert.equal(plan.wouldRequeue, 2);
     assert.deepEqual(plan.messages.map((m: { id: string }) => m.id).sort(), deadIds);
-    const humanDry = await bulwark(["outbox", "requeue-dead", "--dry-run"], { env: env() });
+    const humanDry = await bulwarkHere(["outbox", "requeue-dead", "--dry-run"], { env: env() });
     assert.match(humanDry.stdout, /dry run: 2 dead messages would be requeued; nothing was changed/);
-    assert.equal(JSON.parse((await bulwark(["outbox", "status", "--json"], { env: env() })).stdout).counts.dead, 2, "a dry run changes nothing");
+    assert.equal(JSON.parse((await bulwarkHere(["outbox", "status", "--json"], { env: env() })).stdout).counts.dead, 2, "a dry run changes nothing");
 
-    const unconfirmed = await bulwark(["outbox", "requeue-dead"], { env: env() });
+    const unconfirmed = await bulwarkHere(["outbox", "requeue-dead"], { env: env() });
     assert.equal(unconfirmed.code, 2);
     assert.match(unconfirmed.stderr, /would send 2 dead messages again: add --yes/);
-    assert.equal(JSON.parse((await bulwark(["outbox", "status", "--json"], { env: env() })).stdout).counts.dead, 2);
+    assert.equal(JSON.parse((await bulwarkHere(["outbox", "status", "--json"], { env: env() })).stdout).counts.dead, 2);
 
+    // The requeue itself from the CLI as a process of its own, as an operator runs it.
     const done = await bulwark(["outbox", "requeue-dead", "--yes", "--json"], { env: env() });
     assert.equal(done.code, 0, done.stderr);
     assert.equal(JSON.parse(done.stdout).requeued, 2);
-    const after = JSON.parse((await bulwark(["outbox", "status", "--json"], { env: env() })).stdout);
+    const after = JSON.parse((await bulwarkHere(["outbox", "status", "--json"], { env: env() })).stdout);
     assert.deepEqual(after.counts, { queued: 3, sending: 0, sent: 0, failed: 0, dead: 0 });
 
-    const tail = await bulwark(["audit", "tail", "-n", "5", "--json"], { env: env() });
+    const tail = await bulwarkHere(["audit", "tail", "-n", "5", "--json"], { env: env() });
     assert.equal(tail.code, 0, tail.stderr);
     const events = tail.stdout.trim().split("\n").map((l) => JSON.parse(l) as { type: string; actor: string; data: { ids: string[]; requeued: number } });
     const requeued = events.find((e) => e.type === "outbox.dead-requeued");

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { bulwark, bulwarkInProcess, initSite, MAIN, TEST_PUBLIC_URL, type CLISite } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere, bulwarkInProcess, initSite, MAIN, TEST_PUBLIC_URL, type CLISite } from "./helpers/cli.ts";
 
 let root: string;
 let seq = 0;
@@ -24,7 +24,7 @@ before(() => {
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function site(): Promise<CLISite> {
-  return initSite(join(root, `site-${++seq}`));
+  return initSite(join(root, `site-${++seq}`), { here: true });
 }
 
 function piped(text: string | Buffer): PassThrough {
@@ -140,7 +140,7 @@ describe("the master key", () => {
   it("attack: `keys rotate-master --print-key` with BULWARK_MASTER_KEY whose stdout cannot take the key (a full disk under `> key.txt`, a secret-store client that exits first) exits non-zero and leaves the old key in use (ASVS 13.3.1, 11.1.1) (was: committed first, the only copy of the new key lost; a closed pipe even exited 0)", async () => {
     const outcome = async (how: "/dev/full" | "closed pipe"): Promise<{ exitedNonZero: boolean; oldKeyStillOpensTheStore: boolean }> => {
       const env = { BULWARK_DATA_DIR: join(root, `rotate-${++seq}`, "data"), BULWARK_MASTER_KEY: newKey(), ...CHEAP_ARGON2 };
-      const init = await bulwark(["init"], { env });
+      const init = await bulwarkHere(["init"], { env });
       assert.equal(init.code, 0, init.stderr);
       let code: number | null;
       if (how === "/dev/full") {
@@ -154,7 +154,7 @@ describe("the master key", () => {
         code = (await withClosedStdout(["keys", "rotate-master", "--print-key", "--yes"], env)).code;
       }
       // The key the operator still holds must still open the store: no new key was handed over.
-      const after = await bulwark(["users", "census", "--json"], { env });
+      const after = await bulwarkHere(["users", "census", "--json"], { env });
       return { exitedNonZero: code !== 0, oldKeyStillOpensTheStore: after.code === 0 };
     };
     const safe = { exitedNonZero: true, oldKeyStillOpensTheStore: true };

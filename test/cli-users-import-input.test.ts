@@ -1,4 +1,4 @@
-// `bulwark users import` on malformed input, through the spawned CLI: bytes that are not UTF-8, stray
+// `bulwark users import` on malformed input, through the CLI (run in this process; one import spawned): bytes that are not UTF-8, stray
 // quotes, CR-only line breaks, a header naming a column twice, JSONL numbers beyond a double, repeated
 // keys and escaped lone surrogates. Every bad row is reported with its line and what is wrong, and
 // nothing is guessed.
@@ -18,7 +18,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 /** A fresh, initialised data dir of its own. */
 function site(): Promise<CLISite> {
-  return initSite(join(root, `site-${++seq}`));
+  return initSite(join(root, `site-${++seq}`), { here: true });
 }
 
 type Bad = { line: number; reason: string };
@@ -38,7 +38,7 @@ describe("users import: malformed input is reported row by row, never guessed at
       "bad,B,", // 8
       "ok@example.org,o,", // 9
     ].join("\r") + "\r", "latin1"));
-    const dry = await s.run(["users", "import", csv, "--ignore-columns", "note", "--dry-run", "--json"]);
+    const dry = await s.runHere(["users", "import", csv, "--ignore-columns", "note", "--dry-run", "--json"]);
     assert.equal(dry.code, 1, dry.stderr);
     const report = JSON.parse(dry.stdout) as { created: number; bad: Bad[] };
     assert.deepEqual(report.bad.map((b) => b.line), [4, 5, 6, 7, 8]);
@@ -50,6 +50,7 @@ describe("users import: malformed input is reported row by row, never guessed at
     assert.match(reason(8), /email/);
     assert.equal(report.created, 2);
 
+    // As an operator runs it: the import itself from the CLI as a process of its own.
     const real = await s.run(["users", "import", csv, "--ignore-columns", "note", "--skip-bad", "--json"]);
     assert.equal(real.code, 0, real.stderr);
     assert.deepEqual(s.rows("SELECT email, display_name FROM users ORDER BY email"), [
@@ -61,7 +62,7 @@ describe("users import: malformed input is reported row by row, never guessed at
   it("refuses a CSV header that names a column twice, naming it, and imports nothing", async () => {
     // Finding: with two "email" columns the last one silently fed the email.
     const s = await site();
-    const r = await s.run(["users", "import", s.file("dup.csv", "email,display_name,email\na@example.org,Ann,b@example.org\n")]);
+    const r = await s.runHere(["users", "import", s.file("dup.csv", "email,display_name,email\na@example.org,Ann,b@example.org\n")]);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /line 1: the header names the column "email" twice \(columns 1 and 3\)/);
     assert.equal(s.rows("SELECT count(*) AS n FROM users")[0]!["n"], 0);
@@ -79,7 +80,7 @@ describe("users import: malformed input is reported row by row, never guessed at
       '{"email":"e@example.org","email":"f@example.org"}',
       '{"email":"g@example.org","external_id":"1e21"}',
     ].join("\n") + "\n");
-    const r = await s.run(["users", "import", jsonl, "--skip-bad", "--json"]);
+    const r = await s.runHere(["users", "import", jsonl, "--skip-bad", "--json"]);
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as { created: number; bad: Bad[] };
     assert.deepEqual(report.bad, [
@@ -105,17 +106,17 @@ describe("users import: malformed input is reported row by row, never guessed at
       '{"email":"j3@example.org","username":"jos\\udce8"}',
       '{"email":"ok@example.org","username":"ok"}',
     ].join("\n") + "\n");
-    const dry = await s.run(["users", "import", jsonl, "--dry-run", "--json"]);
+    const dry = await s.runHere(["users", "import", jsonl, "--dry-run", "--json"]);
     assert.equal(dry.code, 1, dry.stderr);
     const report = JSON.parse(dry.stdout) as { created: number; bad: Bad[] };
     const why = (field: string, unit: string): string => `the value of "${field}" holds the lone surrogate \\u${unit} (half of a UTF-16 pair), which is not a character; write the character itself, as UTF-8`;
     assert.deepEqual(report.bad, [{ line: 1, reason: why("email", "dce9") }, { line: 2, reason: why("username", "dce9") }, { line: 3, reason: why("username", "dce8") }]);
     assert.equal(report.created, 1);
-    const real = await s.run(["users", "import", jsonl, "--batch", "1"]);
+    const real = await s.runHere(["users", "import", jsonl, "--batch", "1"]);
     assert.equal(real.code, 2, real.stderr);
     assert.match(real.stderr, /3 bad row\(s\), nothing imported .*line 1: the value of "email" holds the lone surrogate \\udce9/);
     assert.deepEqual([s.rows("SELECT count(*) AS n FROM users")[0]!["n"], s.rows("SELECT count(*) AS n FROM jobs")[0]!["n"]], [0, 0], "no account, no failed job");
-    const rest = await s.run(["users", "import", jsonl, "--batch", "1", "--skip-bad"]);
+    const rest = await s.runHere(["users", "import", jsonl, "--batch", "1", "--skip-bad"]);
     assert.equal(rest.code, 0, rest.stderr);
     assert.deepEqual(s.rows("SELECT email, username FROM users"), [{ email: "ok@example.org", username: "ok" }]);
   });

@@ -40,9 +40,9 @@ let site: CLISite;
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), "bulwark-contracts-"));
-  site = await initSite(join(root, "site"));
+  site = await initSite(join(root, "site"), { here: true });
   // Twenty synthetic accounts (below contain's confirmation threshold of 100, so no prompt is involved).
-  const seeded = await site.run(["dev", "seed", "--users", "20", "--json"]);
+  const seeded = await site.runHere(["dev", "seed", "--users", "20", "--json"]);
   assert.equal(seeded.code, 0, seeded.stderr);
 });
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -42,7 +42,7 @@ import { systemRandom } from "../src/lib/random.ts";
 import { openSQLite, type Database } from "../src/store/database.ts";
 import { SCHEMA_TABLES, type Schema } from "../src/store/schema.ts";
 import { openAPIFixture, type APIFixture } from "./helpers/api-fixture.ts";
-import { bulwark, initSite, type CLISite } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere, initSite, type CLISite } from "./helpers/cli.ts";
 import { apiTokenRow, codeOf, openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { scratchRoot } from "./helpers/scratch.ts";
@@ -140,16 +140,16 @@ describe("dry runs, red team: the CLI (SQLite site, an operator on the server's 
   let email: string;
   const noURL = (): NodeJS.ProcessEnv => ({ ...s.env, BULWARK_PUBLIC_URL: undefined });
   before(async () => {
-    s = await initSite(fresh("cli"));
-    const seeded = await s.run(["dev", "seed", "--users", "6", "--sessions-per-user", "1"]);
+    s = await initSite(fresh("cli"), { here: true });
+    const seeded = await s.runHere(["dev", "seed", "--users", "6", "--sessions-per-user", "1"]);
     assert.equal(seeded.code, 0, seeded.stderr);
     email = String(s.rows("SELECT email FROM users ORDER BY id LIMIT 1")[0]?.["email"]);
   });
 
   it("attack: `roles delete ROLE --dry-run` of a built-in role — the dry run refuses it as the real run does (exit 2, built in and cannot be deleted) (ASVS 2.2.1, 16.5.3) (was: it said it would take the role from its holders, exit 0)", async () => {
     for (const role of ["admin", "auditor"]) {
-      const dry = await s.run(["roles", "delete", role, "--dry-run"]);
-      const real = await s.run(["roles", "delete", role, "--yes"]);
+      const dry = await s.runHere(["roles", "delete", role, "--dry-run"]);
+      const real = await s.runHere(["roles", "delete", role, "--yes"]);
       assert.equal(real.code, 2, `the real run refuses ${role}: ${real.stdout}${real.stderr}`);
       assert.match(real.stderr, /built in and cannot be deleted/);
       assert.equal(dry.code, real.code,
@@ -158,8 +158,8 @@ describe("dry runs, red team: the CLI (SQLite site, an operator on the server's 
   });
 
   it("attack: `users set-email --dry-run` from a shell without BULWARK_PUBLIC_URL, where the real run refuses (exit 2: the link would point at localhost) — the dry run says so, naming BULWARK_PUBLIC_URL, as `contain --dry-run` does (docs/http-auth.md: \"both take a dry run first\") (was: it forecast \"a reset link would go to the new address\", exit 0, and nothing more)", async () => {
-    const dry = await bulwark(["users", "set-email", email, "owner-back@example.org", "--dry-run"], { env: noURL() });
-    const real = await bulwark(["users", "set-email", email, "owner-back@example.org"], { env: noURL() });
+    const dry = await bulwarkHere(["users", "set-email", email, "owner-back@example.org", "--dry-run"], { env: noURL() });
+    const real = await bulwarkHere(["users", "set-email", email, "owner-back@example.org"], { env: noURL() });
     assert.equal(real.code, 2, `the real run refuses without BULWARK_PUBLIC_URL: ${real.stdout}${real.stderr}`);
     assert.match(real.stderr, /BULWARK_PUBLIC_URL/);
     assert.equal(String(s.rows("SELECT email FROM users ORDER BY id LIMIT 1")[0]?.["email"]), email, "nothing changed");
@@ -169,11 +169,12 @@ describe("dry runs, red team: the CLI (SQLite site, an operator on the server's 
 
   it("attack: `contain invalidate-passwords --dry-run --json` from a shell without BULWARK_PUBLIC_URL, where the real run exits 2 — the JSON report a script reads carries the real run's refusal (realRunRefused: its code and message), as the human dry run notes it (ASVS 16.5.3) (was: the JSON report read as if the job could run)", async () => {
     const ids = s.file("ids.txt", `${email}\n`);
-    const human = await bulwark(["contain", "invalidate-passwords", "--ids", ids, "--dry-run"], { env: noURL() });
+    const human = await bulwarkHere(["contain", "invalidate-passwords", "--ids", ids, "--dry-run"], { env: noURL() });
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /BULWARK_PUBLIC_URL is not set here/, "the human dry run warns");
+    // The report a script reads, from the CLI as its own process (the others run in this process: same program, same env).
     const json = await bulwark(["contain", "invalidate-passwords", "--ids", ids, "--dry-run", "--json"], { env: noURL() });
-    const real = await bulwark(["contain", "invalidate-passwords", "--ids", ids, "--json"], { env: noURL() });
+    const real = await bulwarkHere(["contain", "invalidate-passwords", "--ids", ids, "--json"], { env: noURL() });
     assert.equal(real.code, 2, `the real run refuses: ${real.stdout}${real.stderr}`);
     assert.equal(s.rows("SELECT count(*) AS n FROM jobs WHERE kind = 'contain'")[0]?.["n"], 0, "no job was created");
     assert.ok(json.code === real.code || /BULWARK_PUBLIC_URL/.test(json.stdout + json.stderr),

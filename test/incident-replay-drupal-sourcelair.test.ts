@@ -27,7 +27,7 @@ import { authFixture, GOOD_PASSWORD, HOST, ORIGIN, type AuthFixture } from "../s
 import { systemRandom } from "../src/lib/random.ts";
 import { createKeyStore } from "../src/store/key-store.ts";
 import { authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
-import { bulwark } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere } from "./helpers/cli.ts";
 
 const DAY = 86_400_000;
 /** The subject of the mail invalidate-passwords queues (reset-mail.ts, reason "containment"). */
@@ -151,9 +151,9 @@ describe("Drupal.org 2013 replayed: every password reset, every account holder m
     fx.clock.advance(3_600_000);
 
     const levers = ["revoke-sessions", "invalidate-passwords"];
-    const dry = await bulwark(["contain", ...levers, "--all", "--dry-run"], { env: operator });
+    const dry = await bulwarkHere(["contain", ...levers, "--all", "--dry-run"], { env: operator });
     assert.equal(dry.code, 0, dry.stderr);
-    const run = await bulwark(["contain", ...levers, "--all", "--yes", "--incident", "drupal-2013"], { env: operator });
+    const run = await bulwarkHere(["contain", ...levers, "--all", "--yes", "--incident", "drupal-2013"], { env: operator });
     assert.equal(run.code, 0, run.stderr);
 
     const after = await withToken(fx, token);
@@ -173,10 +173,10 @@ describe("Drupal.org 2013 replayed: every password reset, every account holder m
       await fx.app.accounts.users.create({ email, status: "disabled", passwordHash: createHash("md5").update(`spam ${i}`).digest("hex"), passwordScheme: "md5" });
       banned.push(email);
     }
-    const dry = await bulwark(["contain", "invalidate-passwords", "--all", "--dry-run", "--json"], { env: operator });
+    const dry = await bulwarkHere(["contain", "invalidate-passwords", "--all", "--dry-run", "--json"], { env: operator });
     assert.equal(dry.code, 0, dry.stderr);
     const forecast = (JSON.parse(dry.stdout) as { levers: Record<string, { counts: Record<string, number> }> }).levers["invalidate-passwords"]?.counts;
-    const run = await bulwark(["contain", "invalidate-passwords", "--all", "--yes", "--incident", "drupal-2013"], { env: operator });
+    const run = await bulwarkHere(["contain", "invalidate-passwords", "--all", "--yes", "--incident", "drupal-2013"], { env: operator });
     assert.equal(run.code, 0, run.stderr);
     await catchUpAndDeliver(fx);
 
@@ -203,7 +203,7 @@ describe("Drupal.org 2013 replayed: every password reset, every account holder m
     const token = await flows.tokenFor(stale.id, ["admin"]);
     assert.equal((await withToken(fx, token)).statusCode, 200, "the token acts as an administrator before");
 
-    const run = await bulwark(["contain", "demote-inactive-admins", "--all", "--yes", "--incident", "drupal-2013"], { env: operator });
+    const run = await bulwarkHere(["contain", "demote-inactive-admins", "--all", "--yes", "--incident", "drupal-2013"], { env: operator });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /demote-inactive-admins: users 1, roleGrants 1/);
     const afterDemotion = await withToken(fx, token);
@@ -257,12 +257,12 @@ describe("SourceLair 2014 replayed: root over SSH, rebuild, rotate every key", (
       "Include sshd_config.d/*.conf", "KbdInteractiveAuthentication no", "UsePAM yes",
       "# incident 2014-01-14: no root, no passwords", "PermitRootLogin no", "PasswordAuthentication no", "",
     ].join("\n"));
-    const json = await bulwark(["check", "ssh", "--config", join(etc, "sshd_config"), "--include-base", etc, "--json"]);
+    const json = await bulwarkHere(["check", "ssh", "--config", join(etc, "sshd_config"), "--include-base", etc, "--json"]);
     const finding = (JSON.parse(json.stdout) as { findings: Array<{ id: string; evidence: { file?: string; line?: number } }> }).findings.find((f) => f.id === "ssh.password-authentication");
     assert.ok(finding, "the effective value is right: password authentication is on");
     assert.match(finding.evidence.file ?? "", /50-cloud-init\.conf$/, "the JSON evidence knows the file");
 
-    const human = await bulwark(["check", "ssh", "--config", join(etc, "sshd_config"), "--include-base", etc]);
+    const human = await bulwarkHere(["check", "ssh", "--config", join(etc, "sshd_config"), "--include-base", etc]);
     assert.equal(human.code, 1);
     const block = human.stdout.slice(human.stdout.indexOf("ssh.password-authentication"));
     assert.match(block.split("\n[")[0] ?? "", /50-cloud-init\.conf/, `the operator's output does not say which file sets the value sshd uses:\n${human.stdout}`);
@@ -280,9 +280,9 @@ describe("SourceLair 2014 replayed: root over SSH, rebuild, rotate every key", (
     const before = (await createKeyStore(fx.app.db).listKeys()).filter((k) => k.purpose === "data" && k.status === "current").map((k) => k.id);
 
     // The master key first (`keys rotate-master`: every stored key re-wrapped under a new one), then the data keys.
-    const master = await bulwark(["keys", "rotate-master", "--yes"], { env: operator });
+    const master = await bulwarkHere(["keys", "rotate-master", "--yes"], { env: operator });
     assert.equal(master.code, 0, master.stderr);
-    const run = await bulwark(["contain", "rotate-keys", "--all", "--yes", "--incident", "sourcelair-2014"], { env: operator });
+    const run = await bulwarkHere(["contain", "rotate-keys", "--all", "--yes", "--incident", "sourcelair-2014"], { env: operator });
     assert.equal(run.code, 0, run.stderr);
     const current = (await createKeyStore(fx.app.db).listKeys()).filter((k) => k.purpose === "data" && k.status === "current").map((k) => k.id);
     assert.notDeepEqual(current, before, "the rotation made a new data key current");

@@ -65,7 +65,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { createKeyStore, keyStoreIn, rotateMasterKey } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
-import { bulwark, bulwarkInProcess, MAIN, TEST_PUBLIC_URL } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere, bulwarkInProcess, MAIN, TEST_PUBLIC_URL } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 /** A program on PATH, or null (the tests that need it are skipped, saying so). */
@@ -104,7 +104,7 @@ interface Site {
 async function site(): Promise<Site> {
   const dir = join(root, `site-${++seq}`, "data");
   const env = { BULWARK_DATA_DIR: dir, BULWARK_LOG_LEVEL: "silent" };
-  const init = await bulwark(["init"], { env });
+  const init = await bulwarkHere(["init"], { env });
   assert.equal(init.code, 0, init.stderr);
   const app = await open(dir);
   const user = await app.accounts.users.create({ email: "owner@example.org" });
@@ -387,7 +387,7 @@ describe("full disk and the operator's settings", () => {
     assert.equal(existsSync(pendingMasterKeyPath(s.keyFile)), false, "the pending key file of a rotation that did not commit was left");
     assert.equal(events(s, "keys.master-rotated"), 0);
     await nothingLost(s, "after a failed rotation");
-    const again = await bulwark(["keys", "rotate-master", "--yes"], { env: s.env });
+    const again = await bulwarkHere(["keys", "rotate-master", "--yes"], { env: s.env });
     assert.equal(again.code, 0, again.stderr);
     await nothingLost(s, "after the rotation run again");
   });
@@ -396,7 +396,7 @@ describe("full disk and the operator's settings", () => {
     const s = await site();
     const oldText = readFileSync(s.keyFile, "utf8").trim();
     const stolen = parseMasterKey(oldText, "the stolen master.key");
-    const r = await bulwark(["keys", "rotate-master", "--yes", "--print-key"], { env: { ...s.env, BULWARK_MASTER_KEY: oldText } });
+    const r = await bulwarkHere(["keys", "rotate-master", "--yes", "--print-key"], { env: { ...s.env, BULWARK_MASTER_KEY: oldText } });
     assert.equal(r.code, 0, r.stderr);
     const printed = [...r.stdout.matchAll(/[A-Za-z0-9+/]{43}=/g)].map((m) => m[0]);
     assert.equal(printed.length, 1, r.stdout);

@@ -21,7 +21,7 @@ import { createKeyStore, rotateMasterKey } from "../src/store/key-store.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { authFixture, ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
-import { bulwark } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 
@@ -220,7 +220,7 @@ describe("keys rotate-master from the CLI", () => {
 
   it("recovers a crash between the commit and the rename: the next open takes the pending key file, moves it into place and says so", async () => {
     const dir = dataDir();
-    assert.equal((await bulwark(["init"], { env: env(dir) })).code, 0);
+    assert.equal((await bulwarkHere(["init"], { env: env(dir) })).code, 0);
     const app = await open(dir);
     const tag = app.keyring.identifierTag("ana@example.org");
     const keyFile = join(dir, "master.key");
@@ -244,7 +244,7 @@ describe("keys rotate-master from the CLI", () => {
 
   it("attack: a pending key file whose key is not the recorded one is never taken, at open or by a rotation", async () => {
     const dir = dataDir();
-    assert.equal((await bulwark(["init"], { env: env(dir) })).code, 0);
+    assert.equal((await bulwarkHere(["init"], { env: env(dir) })).code, 0);
     const keyFile = join(dir, "master.key");
     const app = await open(dir);
     const recorded = masterKeyCheck(parseMasterKey(readFileSync(keyFile, "utf8").trim(), "test"));
@@ -257,7 +257,7 @@ describe("keys rotate-master from the CLI", () => {
     await app.close();
     // The store records another key than both files: the open is refused, the files are left as they are.
     const stray = dataDir();
-    assert.equal((await bulwark(["init"], { env: env(stray) })).code, 0);
+    assert.equal((await bulwarkHere(["init"], { env: env(stray) })).code, 0);
     writeFileSync(pendingMasterKeyPath(join(stray, "master.key")), `${testMasterKey("planted")}\n`, { mode: 0o600 });
     const other = await open(stray);
     await other.db.db.updateTable("bulwark_meta").set({ value: masterKeyCheck(parseMasterKey(testMasterKey("elsewhere"), "t")) }).where("name", "=", "keyring.master_check").execute();
@@ -265,7 +265,7 @@ describe("keys rotate-master from the CLI", () => {
     await assert.rejects(open(stray), (e: { code?: string }) => e.code === "BULWARK_ERR_MASTER_KEY_MISMATCH");
     assert.equal(existsSync(pendingMasterKeyPath(join(stray, "master.key"))), true);
 
-    const r = await bulwark(["keys", "rotate-master", "--yes"], { env: env(dir) });
+    const r = await bulwarkHere(["keys", "rotate-master", "--yes"], { env: env(dir) });
     assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /pending master key file .* is already there/);
     const after = await open(dir);
@@ -275,12 +275,12 @@ describe("keys rotate-master from the CLI", () => {
   it("with BULWARK_MASTER_KEY: refuses without --print-key; with it prints the new key once, writes no file, and only the new key opens the store", async () => {
     const dir = dataDir();
     const oldKey = testMasterKey("env-old");
-    assert.equal((await bulwark(["init"], { env: env(dir, { BULWARK_MASTER_KEY: oldKey }) })).code, 0);
-    const refused = await bulwark(["keys", "rotate-master", "--yes"], { env: env(dir, { BULWARK_MASTER_KEY: oldKey }) });
+    assert.equal((await bulwarkHere(["init"], { env: env(dir, { BULWARK_MASTER_KEY: oldKey }) })).code, 0);
+    const refused = await bulwarkHere(["keys", "rotate-master", "--yes"], { env: env(dir, { BULWARK_MASTER_KEY: oldKey }) });
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /--print-key/);
 
-    const r = await bulwark(["keys", "rotate-master", "--yes", "--print-key"], { env: env(dir, { BULWARK_MASTER_KEY: oldKey }) });
+    const r = await bulwarkHere(["keys", "rotate-master", "--yes", "--print-key"], { env: env(dir, { BULWARK_MASTER_KEY: oldKey }) });
     assert.equal(r.code, 0, r.stderr);
     const printed = [...r.stdout.matchAll(/[A-Za-z0-9+/]{43}=/g)].map((m) => m[0]);
     assert.equal(printed.length, 1, `the key is printed exactly once:\n${r.stdout}`);
@@ -294,7 +294,7 @@ describe("keys rotate-master from the CLI", () => {
 
   it("a dry run counts by purpose and writes nothing: no key row, no check, no file, no event", async () => {
     const dir = dataDir();
-    assert.equal((await bulwark(["init"], { env: env(dir) })).code, 0);
+    assert.equal((await bulwarkHere(["init"], { env: env(dir) })).code, 0);
     const snapshot = async () => {
       const app = await open(dir);
       const state = JSON.stringify([
@@ -307,7 +307,7 @@ describe("keys rotate-master from the CLI", () => {
       return state;
     };
     const before = await snapshot();
-    const r = await bulwark(["keys", "rotate-master", "--dry-run", "--json"], { env: env(dir) });
+    const r = await bulwarkHere(["keys", "rotate-master", "--dry-run", "--json"], { env: env(dir) });
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { dryRun: boolean; rewrapped: Record<string, number>; tagKeyStored: boolean };
     assert.deepEqual([out.dryRun, out.rewrapped["data"], out.rewrapped["signing"], out.tagKeyStored], [true, 1, 1, true]);
@@ -316,9 +316,9 @@ describe("keys rotate-master from the CLI", () => {
 
   it("records keys.master-rotated with the old and new master key ids, and no key", async () => {
     const dir = dataDir();
-    assert.equal((await bulwark(["init"], { env: env(dir) })).code, 0);
+    assert.equal((await bulwarkHere(["init"], { env: env(dir) })).code, 0);
     const oldKey = readFileSync(join(dir, "master.key"), "utf8").trim();
-    const r = await bulwark(["keys", "rotate-master", "--yes", "--json"], { env: env(dir) });
+    const r = await bulwarkHere(["keys", "rotate-master", "--yes", "--json"], { env: env(dir) });
     assert.equal(r.code, 0, r.stderr);
     const newKey = readFileSync(join(dir, "master.key"), "utf8").trim();
     const app = await open(dir);
