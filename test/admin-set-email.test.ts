@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import type { LightMyRequestResponse } from "fastify";
 import { GOOD_PASSWORD, HOST, totpCode, type AuthFixture, type Browser } from "../src/http/auth/test-client.ts";
 import { authFixtureOn, authFlows, EMAIL_LINK, RESET_LINK } from "./helpers/auth-flows.ts";
-import { bulwark } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
 const MINUTE = 60_000;
@@ -262,16 +262,18 @@ forEachDialect("an administrator sets an account's email address", (dx) => {
 describe("bulwark users set-email", () => {
   let dir: string;
   const env = (): NodeJS.ProcessEnv => ({ BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" });
+  // In this process; the change itself (set-email --json) runs as a real process.
+  const here = (args: string[]) => bulwarkHere(args, { env: env() });
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "bulwark-set-email-"));
-    assert.equal((await bulwark(["init"], { env: env() })).code, 0);
-    assert.equal((await bulwark(["users", "create", "--email", "moved@evil.example", "--generate-password"], { env: env() })).code, 0);
-    assert.equal((await bulwark(["users", "create", "--email", "other@example.org", "--generate-password"], { env: env() })).code, 0);
+    assert.equal((await here(["init"])).code, 0);
+    assert.equal((await here(["users", "create", "--email", "moved@evil.example", "--generate-password"])).code, 0);
+    assert.equal((await here(["users", "create", "--email", "other@example.org", "--generate-password"])).code, 0);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it("attack: a dry run changes nothing; the change names what it ended; a taken address is exit 2 with the reason", async () => {
-    const dry = await bulwark(["users", "set-email", "moved@evil.example", "owner@example.org", "--dry-run"], { env: env() });
+    const dry = await here(["users", "set-email", "moved@evil.example", "owner@example.org", "--dry-run"]);
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /^dry run: usr_\S+ would move from <moved@evil\.example> to <owner@example\.org>.*nothing was changed/m);
     const still = await bulwark(["users", "set-email", "moved@evil.example", "owner@example.org", "--json"], { env: env() });
@@ -279,13 +281,13 @@ describe("bulwark users set-email", () => {
     const outcome = JSON.parse(still.stdout) as { changed: boolean; oldEmail: string; newEmail: string; eventId: string };
     assert.deepEqual([outcome.changed, outcome.oldEmail, outcome.newEmail], [true, "moved@evil.example", "owner@example.org"]);
     assert.match(outcome.eventId, /\S/);
-    const again = await bulwark(["users", "set-email", "owner@example.org", "OWNER@example.org"], { env: env() });
+    const again = await here(["users", "set-email", "owner@example.org", "OWNER@example.org"]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /nothing to do/);
-    const taken = await bulwark(["users", "set-email", "owner@example.org", "other@example.org"], { env: env() });
+    const taken = await here(["users", "set-email", "owner@example.org", "other@example.org"]);
     assert.equal(taken.code, 2);
     assert.match(taken.stderr, /BULWARK_ERR_EMAIL_TAKEN|already exists/);
-    const audit = await bulwark(["audit", "verify"], { env: env() });
+    const audit = await here(["audit", "verify"]);
     assert.equal(audit.code, 0, `the change's audit event keeps the chain whole: ${audit.stdout}${audit.stderr}`);
   });
 });

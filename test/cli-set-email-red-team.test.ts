@@ -28,7 +28,7 @@ const HOSTILE = "owner\u202eelpmaxe.live@yrollam\u009b2J\u001b]52;c;Y3VybCBldmls
 
 const { root } = scratchRoot("bulwark-set-email-redteam-");
 let sites = 0;
-const site = (): Promise<CLISite> => initSite(join(root, `site-${++sites}`));
+const site = (): Promise<CLISite> => initSite(join(root, `site-${++sites}`), { here: true });
 const run = (s: CLISite, args: string[]): ReturnType<typeof bulwarkInProcess> => bulwarkInProcess(args, { ...s.env, ...QUIET });
 
 async function createUser(s: CLISite, email: string, extra: string[] = []): Promise<string> {

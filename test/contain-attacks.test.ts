@@ -191,8 +191,8 @@ describe("bulwark contain (CLI)", () => {
   let site: CLISite;
   before(async () => {
     root = mkdtempSync(join(tmpdir(), "bulwark-redteam-contain-"));
-    site = await initSite(join(root, "site"));
-    assert.equal((await site.run(["dev", "seed", "--users", "40", "--sessions-per-user", "1", "--tokens-per-user", "1"])).code, 0);
+    site = await initSite(join(root, "site"), { here: true });
+    assert.equal((await site.runHere(["dev", "seed", "--users", "40", "--sessions-per-user", "1", "--tokens-per-user", "1"])).code, 0);
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -214,18 +214,18 @@ describe("bulwark contain (CLI)", () => {
   it("attack: a dry run of every lever over --all, and an undo's dry run, write nothing but their one audit event (whole database compared)", async () => {
     const all = ["lock-accounts", "revoke-sessions", "revoke-tokens", "invalidate-passwords", "expire-passwords", "require-mfa-reenrolment", "unlink-sso", "demote-inactive-admins", "rotate-keys"];
     let before = snapshot();
-    const dry = await site.run(["contain", ...all, "--all", "--dry-run", "--json", "--inactive-days", "1"]);
+    const dry = await site.runHere(["contain", ...all, "--all", "--dry-run", "--json", "--inactive-days", "1"]);
     assert.equal(dry.code, 0, dry.stderr);
     const report = JSON.parse(dry.stdout) as { users: number; levers: Record<string, { counts: Record<string, number> }> };
     assert.equal(report.users, 40);
     assert.equal(report.levers["revoke-sessions"]?.counts["sessions"], 40, "the dry run saw the live sessions it left alone");
     assertOnlyAudited(before, snapshot(), "contain.dry-run");
-    const run = await site.run(["contain", "lock-accounts", "expire-passwords", "--scheme", "argon2id", "--yes", "--json"]);
+    const run = await site.runHere(["contain", "lock-accounts", "expire-passwords", "--scheme", "argon2id", "--yes", "--json"]);
     assert.equal(run.code, 0, run.stderr);
     const job = JSON.parse(run.stdout) as { id: string; total: number };
     assert.ok(job.total > 0);
     before = snapshot();
-    const undoDry = await site.run(["contain", "undo", job.id, "--dry-run", "--json"]);
+    const undoDry = await site.runHere(["contain", "undo", job.id, "--dry-run", "--json"]);
     assert.equal(undoDry.code, 0, undoDry.stderr);
     assert.equal((JSON.parse(undoDry.stdout) as { counts: Record<string, { restored: number }> }).counts["lock-accounts"]?.restored, job.total);
     assertOnlyAudited(before, snapshot(), "contain.undo.dry-run");
@@ -233,7 +233,7 @@ describe("bulwark contain (CLI)", () => {
 
   it("attack: bad input with --json exits 2 with nothing on stdout and no job, and a finished job is not run again (DESIGN exit codes)", async () => {
     const jobs = (): number => site.rows("select count(*) as n from jobs")[0]?.["n"] as number;
-    const done = await site.run(["contain", "revoke-tokens", "--role", "admin", "--yes", "--json"]);
+    const done = await site.runHere(["contain", "revoke-tokens", "--role", "admin", "--yes", "--json"]);
     assert.equal(done.code, 0, done.stderr);
     const id = (JSON.parse(done.stdout) as { id: string }).id;
     const count = jobs();
@@ -260,6 +260,7 @@ describe("bulwark contain (CLI)", () => {
   // Entries of an --ids file that name nobody are echoed in the notes: their control characters are shown as \xNN.
   it("attack: terminal controls in an --ids file never reach the operator's terminal (ASVS 1.3.3, 16.4.1)", async () => {
     const ids = site.file("ids.txt", "\u001b[1A\u001b[2Kdry run: 0 users in scope\u001b]0;owned\u0007@example.org\n\u009b2Jnobody@example.org\n");
+    // Spawned: the check reads all of stderr, log lines included, which an in-process run sends elsewhere.
     for (const args of [["--dry-run"], ["--yes"]]) {
       const r = await site.run(["contain", "lock-accounts", "--ids", ids, ...args]);
       assert.equal(r.code, 0, r.stderr);

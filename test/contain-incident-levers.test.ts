@@ -15,7 +15,7 @@ import { createContainJob, createUndoJob, dryRunContain, jobView, runJob, type C
 import { notifySecurityEvent } from "../src/notify/index.ts";
 import { Outbox } from "../src/notify/outbox.ts";
 import type { Database } from "../src/store/database.ts";
-import { bulwark } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere } from "./helpers/cli.ts";
 import { codeOf, openContainFixture, seedContainUsers, type ContainFixture } from "./helpers/contain-fixture.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 
@@ -202,8 +202,8 @@ describe("contain --email-changed-within (CLI)", () => {
     const dir = mkdtempSync(join(tmpdir(), "bulwark-contain-window-"));
     try {
       const env = { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1", BULWARK_LOG_LEVEL: "silent" };
-      assert.equal((await bulwark(["init"], { env })).code, 0);
-      assert.equal((await bulwark(["users", "create", "--email", "moved@example.org", "--generate-password"], { env })).code, 0);
+      assert.equal((await bulwarkHere(["init"], { env })).code, 0);
+      assert.equal((await bulwarkHere(["users", "create", "--email", "moved@example.org", "--generate-password"], { env })).code, 0);
       // The account moved itself: what POST /auth/email/confirm appends (src/http/auth/routes/email-routes.ts).
       const app = await openApp({ env, mode: "open" });
       try {
@@ -215,16 +215,17 @@ describe("contain --email-changed-within (CLI)", () => {
       }
       const ids = join(dir, "ids.txt");
       writeFileSync(ids, "moved@example.org\n");
-      const counts = async (extra: string[]) => {
-        const dry = await bulwark(["contain", "invalidate-passwords", "--ids", ids, "--dry-run", "--json", ...extra], { env });
+      // The default run as a real process; the other windows in this process (bulwarkHere).
+      const counts = async (extra: string[], cli: typeof bulwark = bulwarkHere) => {
+        const dry = await cli(["contain", "invalidate-passwords", "--ids", ids, "--dry-run", "--json", ...extra], { env });
         assert.equal(dry.code, 0, dry.stderr);
         return (JSON.parse(dry.stdout) as { levers: Record<string, { counts: Record<string, number> }> }).levers["invalidate-passwords"]?.counts;
       };
-      assert.equal((await counts([]))?.["resetEmailsWithheld"], 1, "default: 30 days");
+      assert.equal((await counts([], bulwark))?.["resetEmailsWithheld"], 1, "default: 30 days");
       assert.equal((await counts(["--email-changed-within", "30d"]))?.["resetEmailsWithheld"], 1);
       assert.deepEqual([(await counts(["--email-changed-within", "0"]))?.["resetEmailsWithheld"], (await counts(["--email-changed-within", "0"]))?.["resetEmailsQueued"]], [0, 1]);
       for (const bad of ["2w", "-1", "1.5d", "36501"]) {
-        const r = await bulwark(["contain", "invalidate-passwords", "--ids", ids, "--dry-run", "--email-changed-within", bad], { env });
+        const r = await bulwarkHere(["contain", "invalidate-passwords", "--ids", ids, "--dry-run", "--email-changed-within", bad], { env });
         assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
         assert.match(r.stderr, /--email-changed-within must be/);
       }

@@ -109,7 +109,7 @@ async function trusted(site: CLISite, baseline: string, tree: string): Promise<b
 
 let site: CLISite;
 before(async () => {
-  site = await initSite(join(root, "site"));
+  site = await initSite(join(root, "site"), { here: true });
 });
 
 describe("links, hard links and FIFOs planted where the operator writes", () => {
@@ -233,7 +233,7 @@ describe("a disk that fills up mid-write", { skip: PRLIMIT === null ? "prlimit(1
   let grown: CLISite;
   before(async () => {
     // ~300 events and ~300 checkpoints: exports of about 100 KiB each, past the 40-48 KiB the disk leaves.
-    grown = await initSite(join(root, "grown"));
+    grown = await initSite(join(root, "grown"), { here: true });
     const app = await openApp({ env: { ...grown.env, BULWARK_LOG_LEVEL: "silent" }, mode: "open" });
     for (let i = 0; i < 300; i++) {
       await app.audit.append({ type: "demo.event", actor: "a", subject: `s${i}`, data: { i } });

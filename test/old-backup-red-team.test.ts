@@ -25,7 +25,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { forgeCheckpoint, headSeq, rewrite } from "./helpers/audit-tamper.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
-import { bulwark } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere } from "./helpers/cli.ts";
 
 const NEW_DEVICE = "security.new-device-sign-in";
 const INCIDENT = "old-backup";
@@ -58,6 +58,13 @@ async function run(fx: AuthFixture, args: string[]): Promise<string> {
   return r.stdout;
 }
 
+/** The same command run in this process (bulwarkHere): the rotations other than `keys rotate-master`, which each group runs as a real process. */
+async function runHere(fx: AuthFixture, args: string[]): Promise<string> {
+  const r = await bulwarkHere(args, { env: operatorEnv(fx) });
+  assert.equal(r.code, 0, `bulwark ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
 /** New-device notices queued to `address` (the outbox is what will be sent). */
 async function newDeviceNotices(fx: AuthFixture, address: string): Promise<number> {
   const rows = await fx.app.db.db.selectFrom("outbox_messages").select("to_address").where("kind", "=", NEW_DEVICE).execute();
@@ -81,7 +88,7 @@ async function eraseAndVouch(fx: AuthFixture, old: OpenedApp, seq: number): Prom
   const head = await headSeq(fx.app.db);
   await fx.app.db.db.deleteFrom("audit_checkpoints").where("seq", ">=", seq).execute();
   await forgeCheckpoint(fx.app.db, await old.keyring.signer(), head, Date.now());
-  const r = await bulwark(["audit", "verify"], { env: operatorEnv(fx) });
+  const r = await bulwarkHere(["audit", "verify"], { env: operatorEnv(fx) });
   return { code: r.code, out: `${r.stdout}\n${r.stderr}` };
 }
 
@@ -100,9 +107,9 @@ describe("after the whole response (rotate-master, rotate-keys, rotate-signing-k
     // Weeks later, the suspected compromise is handled in the documented order, through the CLI.
     fx.clock.set(Date.now());
     await run(fx, ["keys", "rotate-master", "--yes"]);
-    await run(fx, ["contain", "rotate-keys", "--all", "--yes", "--incident", INCIDENT]);
-    await run(fx, ["audit", "rotate-signing-key"]);
-    await run(fx, ["contain", "revoke-sessions", "revoke-tokens", "require-mfa-reenrolment", "expire-passwords", "--all", "--yes", "--incident", INCIDENT]);
+    await runHere(fx, ["contain", "rotate-keys", "--all", "--yes", "--incident", INCIDENT]);
+    await runHere(fx, ["audit", "rotate-signing-key"]);
+    await runHere(fx, ["contain", "revoke-sessions", "revoke-tokens", "require-mfa-reenrolment", "expire-passwords", "--all", "--yes", "--incident", INCIDENT]);
     fx.clock.set(Date.now() + 2000); // past KEY_FRESHNESS_MS: the server reads the key table again
   });
   after(async () => {
@@ -181,7 +188,7 @@ describe("after `keys rotate-master` and the steps it prints as next", () => {
     // The operator runs every command the rotation names, as it names it.
     const commands = nextSteps.flatMap((step) => [...step.matchAll(/`bulwark ([^`]+)`/g)].map((m) => (m[1] as string).split(/\s+/)));
     assert.ok(commands.length > 0, `rotate-master names no command to run next: ${JSON.stringify(nextSteps)}`);
-    for (const args of commands) await run(fx, args[0] === "contain" && !args.includes("--incident") ? [...args, "--incident", INCIDENT] : args);
+    for (const args of commands) await runHere(fx, args[0] === "contain" && !args.includes("--incident") ? [...args, "--incident", INCIDENT] : args);
     fx.clock.set(Date.now() + 2000);
   });
   after(async () => {

@@ -37,8 +37,9 @@ const CLIPBOARD = "\u001b]52;c;Y3VybCAtcyBodHRwOi8vZXZpbC5leGFtcGxlL3ggfCBzaAo=\
 const { root } = scratchRoot("bulwark-operator-cli-redteam-");
 let sites = 0;
 
-function site(): Promise<CLISite> {
-  return initSite(join(root, `site-${++sites}`));
+/** A fresh site; `bulwark init` runs in this process unless `spawned` (one real `init` per describe without another child). */
+function site(options: { spawned?: boolean } = {}): Promise<CLISite> {
+  return initSite(join(root, `site-${++sites}`), { here: !options.spawned });
 }
 
 function inProcess(s: CLISite, args: string[]): ReturnType<typeof bulwarkInProcess> {
@@ -88,7 +89,7 @@ function onTerminal(args: string[], env: NodeJS.ProcessEnv, type: string[], sett
 
 describe("output that reaches the operator's terminal", () => {
   it("attack: a file name planted in a shared export directory drives neither the operator's terminal through `users import` (OSC 52 would rewrite the clipboard) nor the accounts' external source: escaped on screen, refused as a source (ASVS 16.4.1; CWE-150) (was: printed raw and stored with its escape codes)", async () => {
-    const s = await site();
+    const s = await site({ spawned: true });
     // The attacker can create files in the directory the legacy system exports to; the operator runs
     // `bulwark users import /srv/exports/*.csv` (or tab-completes the name).
     const exports = join(s.dir, "exports");
@@ -213,7 +214,7 @@ describe("users import reads what it validated", () => {
 
 describe("dev seed", () => {
   it("attack: `dev seed` gives every account an address under a name reserved for examples, so a drill's reset links reach nobody (ASVS 14.2.3; RFC 2606, RFC 6761) (was: a fifth of them at uni.example.edu, which anybody may hold)", async () => {
-    const s = await site();
+    const s = await site({ spawned: true });
     const r = await inProcess(s, ["dev", "seed", "--users", "50", "--json"]);
     assert.equal(r.code, 0, r.stderr);
     // Reserved for documentation and tests: example.com, example.net, example.org (RFC 2606 §3) and the top-level

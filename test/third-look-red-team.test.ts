@@ -28,7 +28,7 @@ import { SoftAuthenticator } from "../src/accounts/mfa/testing/soft-authenticato
 import type { CliContext } from "../src/cli/context.ts";
 import { canPromptHidden, readHiddenLine } from "../src/cli/prompt.ts";
 import { ORIGIN, type AuthFixture } from "../src/http/auth/test-client.ts";
-import { bulwark, bulwarkInProcess, initSite, MAIN, type CLISite } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere, bulwarkInProcess, initSite, MAIN, type CLISite } from "./helpers/cli.ts";
 import { forEachDialect, sharedCluster } from "./helpers/dialects.ts";
 import { testMasterKey } from "./helpers/master-key.ts";
 import { postgresUnavailable, type PgCluster } from "./helpers/postgres.ts";
@@ -42,7 +42,7 @@ const md5 = (text: string): string => createHash("md5").update(text).digest("hex
 
 let sites = 0;
 function site(): Promise<CLISite> {
-  return initSite(join(root, `site-${++sites}`));
+  return initSite(join(root, `site-${++sites}`), { here: true });
 }
 
 const pgMissing = postgresUnavailable();
@@ -58,7 +58,7 @@ describe("users import on a PostgreSQL deployment, which uses no data dir (BULWA
   async function node(dataDir: string): Promise<NodeJS.ProcessEnv> {
     const url = await cluster!.createSchema(`third_look_${process.pid}_${++schemas}`);
     const env = { ...QUIET, ...CHEAP_ARGON2, BULWARK_DATA_DIR: dataDir, BULWARK_DATABASE_URL: url, BULWARK_MASTER_KEY: testMasterKey("third-look") };
-    const init = await bulwark(["init"], { env });
+    const init = await bulwarkHere(["init"], { env });
     assert.equal(init.code, 0, init.stderr);
     return env;
   }
