@@ -84,6 +84,9 @@ function inertCommanderError(text: string): string {
 export async function runCLI(argv: string[], options: RunOptions = {}): Promise<ExitCode> {
   const stdout = (options.stdout ?? process.stdout) as CliContext["stdout"];
   const stderr = (options.stderr ?? process.stderr) as CliContext["stderr"];
+  // A caller that hands the program its own output streams (a test running the CLI in its process) gets the log
+  // lines in them too, where a child's stderr (or stdout) would hold them; the command line logs to descriptors 2 (1).
+  const ownStreams = options.stdout !== undefined || options.stderr !== undefined;
   let opened: Promise<OpenedApp> | undefined;
   let program!: Command;
   const open = (options: OpenOptions): Promise<OpenedApp> => {
@@ -103,7 +106,7 @@ export async function runCLI(argv: string[], options: RunOptions = {}): Promise<
           ...(options.listen?.host !== undefined ? { host: options.listen.host } : {}),
           ...(options.listen?.port !== undefined ? { port: options.listen.port } : {}),
         },
-        logDestination: pino.destination(options.logToStdout ? 1 : 2),
+        logDestination: ownStreams ? (options.logToStdout ? stdout : stderr) : pino.destination(options.logToStdout ? 1 : 2),
       });
     });
     return opened;

@@ -19,8 +19,9 @@ export interface ResetNotifier {
   enqueueNotice?(trx: Kysely<Schema>, user: { id: string; email: string }, jobId: string, event: SecurityEvent): Promise<void>;
   /**
    * The same for a whole batch's notices at once, with the same keys (a multi-row insert instead of one statement per
-   * notice: at 200,000 users a containment spends a third of its time queueing them one by one). Optional: without it,
-   * queueNotices calls enqueueNotice once per notice.
+   * notice: at 200,000 users a containment spends a third of its time queueing them one by one). Optional, and only
+   * beside enqueueNotice: without it queueNotices calls enqueueNotice once per notice; without enqueueNotice the
+   * notifier queues no notice at all, whatever else it has (forecastNotices counts none either).
    */
   enqueueNotices?(trx: Kysely<Schema>, notices: ReadonlyArray<{ user: { id: string; email: string }; event: SecurityEvent }>, jobId: string): Promise<void>;
 }

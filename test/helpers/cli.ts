@@ -86,7 +86,8 @@ const NOT_INHERITED = ["BULWARK_DATA_DIR", "BULWARK_DATABASE_URL", "BULWARK_MAST
  * `bulwark ARGS` in this process, seeing what a spawned run (bulwark()) would: `env` over this process's environment
  * without the variables bulwark() clears, standard input `input` (or nothing) and then closed. About 0.4 s of CPU
  * cheaper than a child: for a test about what a command does, not about its process (signals, a hang, exit on a closed
- * pipe, inherited environment, calls at the same time). Log lines go to this process's stderr, not the result's.
+ * pipe, inherited environment, calls at the same time). The command's log lines are in the result's stderr (or stdout,
+ * for `serve`), as a child's would be: runCLI writes them to the streams it is handed.
  *
  * @example
  * const r = await bulwarkHere(["contain", "lock-accounts", "--all", "--dry-run", "--json"], { env });
@@ -158,7 +159,7 @@ export interface CLISite {
   /**
    * The same command run in this process (bulwarkInProcess), ~0.4 s of CPU cheaper than a spawned one: for a test
    * about what a command does, not about the process (signals, exit on a closed pipe, inherited environment, a
-   * hang). Its log lines go to this process's stderr, not to `stderr` of the result; `signal` is always null.
+   * hang). Its log lines are in the result's stderr, as a child's would be; `signal` is always null.
    */
   runHere: (args: string[], input?: string | Buffer) => Promise<CLIResult>;
   file: (name: string, content: Buffer | string) => string;
