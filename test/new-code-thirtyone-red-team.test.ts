@@ -20,7 +20,7 @@ import { Outbox } from "../src/notify/outbox.ts";
 import type { SecurityEvent } from "../src/notify/index.ts";
 import type { Database } from "../src/store/database.ts";
 import type { Schema } from "../src/store/schema.ts";
-import { bulwark, bulwarkHere } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere, bulwarkInProcess } from "./helpers/cli.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { scratchRoot } from "./helpers/scratch.ts";
 
@@ -268,6 +268,27 @@ describe("red team 31: CLI checks run in the test's process", () => {
     }
     for (const [how, stderr] of Object.entries(seen)) {
       assert.match(stderr, /had committed but its key file was not moved into place/, `${how}: the recovery's warning is in stderr: ${JSON.stringify(stderr)}`);
+    }
+  });
+
+  // Attack: the shell that runs the suite has a store of its own (a developer's BULWARK_DATABASE_URL, data dir or
+  // master key). A spawned run never sees them (bulwark() clears them); an in-process run took them from process.env
+  // whenever its test gave only some (was: bulwarkInProcess(["init"], { BULWARK_DATA_DIR }) followed the shell's URL).
+  it("an in-process run does not take the shell's database URL, master key or data dir (was: it did, unless the test set them)", async () => {
+    const saved = { url: process.env["BULWARK_DATABASE_URL"], key: process.env["BULWARK_MASTER_KEY"] };
+    const dir = fresh("shell-env");
+    process.env["BULWARK_DATABASE_URL"] = "postgres://developer@192.0.2.1:5432/production";
+    process.env["BULWARK_MASTER_KEY"] = Buffer.alloc(16, 3).toString("base64");
+    try {
+      const r = await bulwarkInProcess(["init"], { BULWARK_DATA_DIR: join(dir, "data"), BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1" });
+      assert.equal(r.code, 0, `init used the test's data dir alone: ${r.stderr}`);
+      assert.ok(readdirSync(join(dir, "data")).includes("bulwark.db"), "the embedded database, not the shell's URL");
+      assert.ok(readdirSync(join(dir, "data")).includes("master.key"), "a key file, not the shell's master key");
+    } finally {
+      for (const [k, v] of [["BULWARK_DATABASE_URL", saved.url], ["BULWARK_MASTER_KEY", saved.key]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
     }
   });
 

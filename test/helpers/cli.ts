@@ -13,6 +13,9 @@ export const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.u
 /** The BULWARK_PUBLIC_URL CLI runs get unless a test sets it (or sets it undefined): the test HTTP fixture's origin. */
 export const TEST_PUBLIC_URL = "https://bulwark.test";
 
+/** The variables a spawned run does not inherit from the test's environment unless the test gives them (bulwark()). */
+const NOT_INHERITED = ["BULWARK_DATA_DIR", "BULWARK_DATABASE_URL", "BULWARK_MASTER_KEY", "HOST", "PORT"] as const;
+
 /**
  * The environment for the CLI run in this process on a test fixture's store: its data dir, or (`postgres`) its
  * PostgreSQL URL and master key; cheap password hashing, no clock-skew tolerance, no breach lookups, logs silent.
@@ -51,7 +54,8 @@ let importedFiles = 0;
 
 /**
  * Runs `bulwark ARGS` in this process (runCLI) with `env` set in process.env for the run, `stdin` (empty unless given); a spawned
- * process per case costs the suite about half a second.
+ * process per case costs the suite about half a second. The variables bulwark() does not pass to a child (NOT_INHERITED:
+ * the data dir, database URL, master key, HOST, PORT) are unset for the run unless `env` gives them.
  */
 export async function bulwarkInProcess(args: string[], env: NodeJS.ProcessEnv = {}, stdin: Readable = new PassThrough()): Promise<{ code: number; stdout: string; stderr: string }> {
   const { runCLI } = await import("../../src/cli/program.ts");
@@ -62,6 +66,9 @@ export async function bulwarkInProcess(args: string[], env: NodeJS.ProcessEnv = 
   // The site's address, as an operator's shell on the server holds it (commands that mail links refuse without it);
   // a test that wants it unset says BULWARK_PUBLIC_URL: undefined.
   env = "BULWARK_PUBLIC_URL" in env ? env : { ...env, BULWARK_PUBLIC_URL: TEST_PUBLIC_URL };
+  // Tests decide the store: a data dir, database or key in the shell that runs the suite is not the command's unless
+  // the test gives it (as bulwark() clears them for a child).
+  env = { ...Object.fromEntries(NOT_INHERITED.map((k) => [k, undefined])), ...env };
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) delete process.env[k];
@@ -79,9 +86,6 @@ export async function bulwarkInProcess(args: string[], env: NodeJS.ProcessEnv = 
   }
 }
 
-/** The variables a spawned run does not inherit from the test's environment unless the test gives them (bulwark()). */
-const NOT_INHERITED = ["BULWARK_DATA_DIR", "BULWARK_DATABASE_URL", "BULWARK_MASTER_KEY", "HOST", "PORT"] as const;
-
 /**
  * `bulwark ARGS` in this process, seeing what a spawned run (bulwark()) would: `env` over this process's environment
  * without the variables bulwark() clears, standard input `input` (or nothing) and then closed. About 0.4 s of CPU
@@ -95,8 +99,7 @@ const NOT_INHERITED = ["BULWARK_DATA_DIR", "BULWARK_DATABASE_URL", "BULWARK_MAST
 export async function bulwarkHere(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string | Buffer } = {}): Promise<CLIResult> {
   const stdin = new PassThrough();
   stdin.end(options.input ?? "");
-  const cleared = Object.fromEntries(NOT_INHERITED.map((k) => [k, undefined]));
-  return { ...(await bulwarkInProcess(args, { ...cleared, ...options.env }, stdin)), signal: null };
+  return { ...(await bulwarkInProcess(args, options.env ?? {}, stdin)), signal: null };
 }
 
 export interface CLIResult {
