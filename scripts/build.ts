@@ -14,10 +14,8 @@ import { fileURLToPath } from "node:url";
 
 /** A relative specifier of a TypeScript file inside a dynamic import() with a string literal. */
 const DYNAMIC_TS = /\bimport\(\s*(["'])(\.\.?\/[^"'\n]*?)\.ts\1\s*\)/g;
-/** Any relative specifier ending in .ts, static or dynamic, in quotes after `from`, `import` or `import(`. */
-const ANY_TS = /(?:\bfrom\s*|\bimport\s*\(?\s*)(["'])(\.\.?\/[^"'\n]*?\.ts)\1/g;
-/** A specifier reaching into the repository's test/ tree (test support must not ship). */
-const INTO_TEST = /(?:\bfrom\s*|\bimport\s*\(?\s*)(["'])((?:\.\.\/)+test\/[^"'\n]*)\1/g;
+/** A quoted module specifier after `from`, `import` or `import(` (static, side-effect, re-export or dynamic). */
+const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(?\s*)(["'])([^"'\n]*)\1/g;
 
 /** `source` with every dynamic import() of a relative `.ts` literal pointed at its `.js`; `rewritten` counts them. */
 export function rewriteDynamicImports(source: string): { text: string; rewritten: number } {
@@ -29,21 +27,20 @@ export function rewriteDynamicImports(source: string): { text: string; rewritten
   return { text, rewritten };
 }
 
-/** A bare specifier: a package (its name is the first one or two path segments) or a node: built-in. */
-const BARE = /(?:\bfrom\s*|\bimport\s*\(?\s*)(["'])((?:node:)?[@a-z][^"'\n]*)\1/g;
-
 /**
  * What would break the built module where the package is installed: relative `.ts` specifiers left, imports from
  * test/, and imports of `node:test` or of a package in `devOnly` (devDependencies are not installed with it).
  */
 export function specifierProblems(source: string, devOnly: readonly string[] = []): string[] {
   const found: string[] = [];
-  for (const m of source.matchAll(ANY_TS)) found.push(`imports ${m[2]} (a .ts file; the package ships .js)`);
-  for (const m of source.matchAll(INTO_TEST)) found.push(`imports ${m[2]} (test support is not part of the package)`);
-  for (const m of source.matchAll(BARE)) {
-    const spec = m[2]!;
-    const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
-    if (name === "node:test" || devOnly.includes(name)) found.push(`imports ${spec} (test or development only; not installed with the package)`);
+  for (const [, , spec] of source.matchAll(SPECIFIER) as Iterable<[string, string, string]>) {
+    if (/^\.\.?\/.*\.ts$/.test(spec)) found.push(`imports ${spec} (a .ts file; the package ships .js)`);
+    if (/^(?:\.\.\/)+test\//.test(spec)) found.push(`imports ${spec} (test support is not part of the package)`);
+    if (/^(?:node:)?[@a-z]/.test(spec)) {
+      // A package's name is the first path segment, or the first two when scoped.
+      const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
+      if (name === "node:test" || devOnly.includes(name)) found.push(`imports ${spec} (test or development only; not installed with the package)`);
+    }
   }
   return found;
 }
