@@ -59,13 +59,14 @@ export async function queueNotices(trx: Kysely<Schema>, ctx: LeverContext, due: 
       result.events.push({ type: NOTICE_REFUSED, subject: user.id, data: { notices: user.events.map(noticeName), reason: problem } });
       continue;
     }
-    for (const event of user.events) {
-      if (notifier.enqueueNotices) owed.push({ user: { id: user.id, email: user.email }, event });
-      else await notifier.enqueueNotice(trx, { id: user.id, email: user.email }, ctx.jobId, event);
-      result.queued++;
-    }
+    for (const event of user.events) owed.push({ user: { id: user.id, email: user.email }, event });
   }
-  if (owed.length > 0) await notifier.enqueueNotices!(trx, owed, ctx.jobId);
+  result.queued = owed.length;
+  if (notifier.enqueueNotices) {
+    if (owed.length > 0) await notifier.enqueueNotices(trx, owed, ctx.jobId);
+  } else {
+    for (const { user, event } of owed) await notifier.enqueueNotice(trx, user, ctx.jobId, event);
+  }
   return result;
 }
 

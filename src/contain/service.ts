@@ -15,7 +15,7 @@ import { creatorMustHold, creatorStanding, creatorTokenOf, legacyCreatorTokenWit
 import { pairingNotes, type ResetNotifier } from "./lever.ts";
 import { emailChangeWindowDays, RESET_EMAIL_REFUSED, RESET_EMAIL_WITHHELD, WITHHELD_NEXT_STEP } from "./levers/invalidate-passwords.ts";
 import { describeUnmatched, type UnmatchedIds } from "./scope.ts";
-import { notifySecurityEvent, securityMessages, type SecurityEvent } from "../notify/index.ts";
+import { notifySecurityEvent, securityMessages, type SecurityEvent, type SecurityNotice } from "../notify/index.ts";
 import { reversibleLevers, UNDO_KIND, undoStages, type UndoSpec } from "./undo.ts";
 
 /**
@@ -34,15 +34,20 @@ export function resetNotifierFor(app: App): ResetNotifier {
       await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId });
     },
     async enqueueNotice(trx, user, jobId, event) {
-      await notifySecurityEvent(app.accounts.outbox, { eventId: noticeEventId(jobId, user.id, event), to: user.email, accountId: user.id, at: app.clock.now(), event }, { appName: app.config.serviceName, executor: trx });
+      await notifySecurityEvent(app.accounts.outbox, containmentNotice(jobId, user, event, app.clock.now()), { appName: app.config.serviceName, executor: trx });
     },
     async enqueueNotices(trx, notices, jobId) {
       // The messages notifySecurityEvent would queue one by one, in multi-row inserts (a key already there is skipped).
       const at = app.clock.now();
-      const messages = notices.flatMap(({ user, event }) => securityMessages({ eventId: noticeEventId(jobId, user.id, event), to: user.email, accountId: user.id, at, event }, { appName: app.config.serviceName }));
+      const messages = notices.flatMap(({ user, event }) => securityMessages(containmentNotice(jobId, user, event, at), { appName: app.config.serviceName }));
       await app.accounts.outbox.enqueueMany(messages, { executor: trx });
     },
   };
+}
+
+/** A containment's notice to `user` about `event`: keyed by job, user and notice (noticeEventId), for the account's address now. */
+function containmentNotice(jobId: string, user: { id: string; email: string }, event: SecurityEvent, at: number): SecurityNotice {
+  return { eventId: noticeEventId(jobId, user.id, event), to: user.email, accountId: user.id, at, event };
 }
 
 /**
