@@ -25,7 +25,7 @@ import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { forgeCheckpoint, headSeq, rewrite } from "./helpers/audit-tamper.ts";
 import { authFlows } from "./helpers/auth-flows.ts";
-import { bulwark, bulwarkHere } from "./helpers/cli.ts";
+import { bulwark, bulwarkHere, type CLIResult } from "./helpers/cli.ts";
 
 const NEW_DEVICE = "security.new-device-sign-in";
 const INCIDENT = "old-backup";
@@ -52,15 +52,8 @@ function operatorEnv(fx: AuthFixture): NodeJS.ProcessEnv {
   };
 }
 
-async function run(fx: AuthFixture, args: string[]): Promise<string> {
-  const r = await bulwark(args, { env: operatorEnv(fx) });
-  assert.equal(r.code, 0, `bulwark ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
-  return r.stdout;
-}
-
-/** The same command run in this process (bulwarkHere): the rotations other than `keys rotate-master`, which each group runs as a real process. */
-async function runHere(fx: AuthFixture, args: string[]): Promise<string> {
-  const r = await bulwarkHere(args, { env: operatorEnv(fx) });
+async function run(fx: AuthFixture, args: string[], runner: (args: string[], options: { env: NodeJS.ProcessEnv }) => Promise<CLIResult> = bulwark): Promise<string> {
+  const r = await runner(args, { env: operatorEnv(fx) });
   assert.equal(r.code, 0, `bulwark ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
 }
@@ -107,9 +100,9 @@ describe("after the whole response (rotate-master, rotate-keys, rotate-signing-k
     // Weeks later, the suspected compromise is handled in the documented order, through the CLI.
     fx.clock.set(Date.now());
     await run(fx, ["keys", "rotate-master", "--yes"]);
-    await runHere(fx, ["contain", "rotate-keys", "--all", "--yes", "--incident", INCIDENT]);
-    await runHere(fx, ["audit", "rotate-signing-key"]);
-    await runHere(fx, ["contain", "revoke-sessions", "revoke-tokens", "require-mfa-reenrolment", "expire-passwords", "--all", "--yes", "--incident", INCIDENT]);
+    await run(fx, ["contain", "rotate-keys", "--all", "--yes", "--incident", INCIDENT], bulwarkHere);
+    await run(fx, ["audit", "rotate-signing-key"], bulwarkHere);
+    await run(fx, ["contain", "revoke-sessions", "revoke-tokens", "require-mfa-reenrolment", "expire-passwords", "--all", "--yes", "--incident", INCIDENT], bulwarkHere);
     fx.clock.set(Date.now() + 2000); // past KEY_FRESHNESS_MS: the server reads the key table again
   });
   after(async () => {
@@ -188,7 +181,7 @@ describe("after `keys rotate-master` and the steps it prints as next", () => {
     // The operator runs every command the rotation names, as it names it.
     const commands = nextSteps.flatMap((step) => [...step.matchAll(/`bulwark ([^`]+)`/g)].map((m) => (m[1] as string).split(/\s+/)));
     assert.ok(commands.length > 0, `rotate-master names no command to run next: ${JSON.stringify(nextSteps)}`);
-    for (const args of commands) await runHere(fx, args[0] === "contain" && !args.includes("--incident") ? [...args, "--incident", INCIDENT] : args);
+    for (const args of commands) await run(fx, args[0] === "contain" && !args.includes("--incident") ? [...args, "--incident", INCIDENT] : args, bulwarkHere);
     fx.clock.set(Date.now() + 2000);
   });
   after(async () => {
