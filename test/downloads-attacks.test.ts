@@ -5,7 +5,7 @@
 // code did before its fix. Temp dirs only; the CLI is spawned once, where stdin is the attack.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { appendFileSync, closeSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { verifyDownloads, type VerifyDownloadsResult } from "../src/checks/downloads/index.ts";
@@ -134,6 +134,38 @@ test("attack: a checksum file read from /dev/stdin or /dev/fd/N without --dir is
     else assert.doesNotMatch(res.dir, /^\/(dev|proc)(\/|$)/, `names were looked up in ${res.dir}`);
   } finally {
     closeSync(fd);
+  }
+});
+
+// The refusal above covered every path under /dev, so a genuine SHA256SUMS kept on the /dev/shm tmpfs (where many
+// operators stage downloads) was refused too, though its directory holds the artifacts. Only descriptors and
+// devices have no directory beside them: a regular file under /dev/shm is verified where it lies, while /dev/stdin
+// and /dev/fd/N still need --dir. ASVS 1.3.3, 16.5.3.
+test("attack: a regular checksum file under /dev/shm is verified beside its artifact, while /dev/stdin and /dev/fd/N without --dir stay refused (was: every /dev path refused)", async (t) => {
+  if (!existsSync("/dev/shm") || !statSync("/dev/shm").isDirectory()) {
+    t.skip("/dev/shm is absent on this machine: no tmpfs to keep the checksum file on");
+    return;
+  }
+  const shm = mkdtempSync("/dev/shm/bulwark-downloads-shm-");
+  try {
+    writeFileSync(join(shm, "app.iso"), "the downloaded image\n");
+    const sums = join(shm, "SHA256SUMS");
+    writeFileSync(sums, `${sha256("the downloaded image\n")}  app.iso\n`);
+    const r = await verifyDownloads({ sums });
+    assert.equal(r.ok, 1, "the artifact beside the checksum file is verified");
+    assert.deepEqual(r.findings, []);
+
+    // Still refused: a descriptor has no directory beside it.
+    await assert.rejects(verifyDownloads({ sums: "/dev/stdin" }), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_DOWNLOADS_DIR" && /--dir/.test(e.message));
+    await assert.rejects(verifyDownloads({ sums: "/dev/null" }), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_DOWNLOADS_DIR", "a device directly in /dev");
+    const fd = openSync(sums, "r");
+    try {
+      await assert.rejects(verifyDownloads({ sums: `/dev/fd/${fd}` }), (e: Error & { code?: string }) => e.code === "BULWARK_ERR_DOWNLOADS_DIR" && /--dir/.test(e.message));
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    rmSync(shm, { recursive: true, force: true });
   }
 });
 

@@ -1,7 +1,7 @@
 // Verifies release artifacts against a published checksum file (Drupal.org had to prove its
 // project downloads were untouched, seed 000). A name that points outside the directory is refused
 // as a finding and never opened: a hostile sums file must not make us read /etc/shadow.
-import type { ReadStream } from "node:fs";
+import type { ReadStream, Stats } from "node:fs";
 import { stat, type FileHandle } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { InputError } from "../../lib/errors.ts";
@@ -117,6 +117,31 @@ const TEXT: Record<string, { severity: Severity; title: (n: number) => string; d
 };
 
 /**
+ * Why the checksum file at `sums` has no directory beside it that the listed names could mean, or null when its own
+ * directory will do. `/dev/stdin`, `/dev/fd/N` (a shell's <(…)) and `/proc/self/fd/N` are descriptors: their
+ * directory is /dev or /proc, where a hostile list could point the hash at what lives there (other users' shared
+ * memory files under /dev/shm, say), never at the download directory. Other paths under /dev are judged by what
+ * they are: a regular file (a SHA256SUMS kept in a directory on the /dev/shm tmpfs) has a real directory beside it,
+ * while a device, FIFO or socket is a stream with none. A name directly in /dev (/dev/stdout, /dev/core: links to
+ * descriptors or /proc, a regular file when stdout is redirected to one) is refused whatever it is, its directory
+ * being /dev itself. A path that cannot be stat()ed is left to the read, which says why it failed.
+ */
+async function noDirectoryBeside(sums: string): Promise<string | null> {
+  const path = resolve(sums);
+  const descriptor = "is read from a descriptor or device";
+  if (/^\/proc(\/|$)/.test(path) || /^\/dev\/(stdin|fd)(\/|$)/.test(path)) return descriptor;
+  if (!/^\/dev(\/|$)/.test(path)) return null;
+  if (dirname(path) === "/dev") return "is directly in /dev";
+  let info: Stats;
+  try {
+    info = await stat(path);
+  } catch {
+    return null;
+  }
+  return info.isFile() ? null : descriptor;
+}
+
+/**
  * Verifies every file the checksum file lists. Expected outcomes are findings; throws only when
  * the checksum file cannot be read or holds no checksum line at all.
  *
@@ -125,11 +150,11 @@ const TEXT: Record<string, { severity: Severity; title: (n: number) => string; d
  * if (r.findings.length === 0) console.log(`${r.ok} files verified`);
  */
 export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<VerifyDownloadsResult> {
-  // `/dev/stdin`, `/dev/fd/N` (a shell's <(…)) or `/proc/self/fd/N` has no directory beside it: the files it lists
-  // would be looked up in /dev or /proc (where a hostile list could point at what lives there), never in the
-  // download directory.
-  if (options.dir === undefined && /^\/(dev|proc)(\/|$)/.test(resolve(options.sums))) {
-    throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `the checksum file ${options.sums} is read from a descriptor or device, so there is no directory beside it to look the listed files up in: name the download directory with --dir`);
+  if (options.dir === undefined) {
+    const why = await noDirectoryBeside(options.sums);
+    if (why !== null) {
+      throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `the checksum file ${options.sums} ${why}, so there is no directory beside it to look the listed files up in: name the download directory with --dir`);
+    }
   }
   const dir = resolve(options.dir ?? dirname(options.sums));
   // Every real path is taken as bytes and kept as text that stands for exactly those bytes (nameFromBytes): realpath()
