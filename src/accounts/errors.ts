@@ -11,5 +11,6 @@ export const accountErrors = {
   usernameConfusable: (): AccountError => new AccountError("BULWARK_ERR_USERNAME_CONFUSABLE", "conflict", "the username reads like that of an existing account (the same letters in another script); it cannot be told apart from it in a list"),
   invalidEmail: (why: string): AccountError => new AccountError("BULWARK_ERR_EMAIL_INVALID", "input", `email ${why}`),
   invalidUsername: (why: string): AccountError => new AccountError("BULWARK_ERR_USERNAME_INVALID", "input", `username ${why}`),
+  invalidDisplayName: (why: string): AccountError => new AccountError("BULWARK_ERR_DISPLAY_NAME_INVALID", "input", `displayName ${why}`),
   notFound: (what: string, options?: BulwarkErrorOptions): AccountError => new AccountError("BULWARK_ERR_NOT_FOUND", "not-found", `${what} not found`, options),
 };

@@ -3,10 +3,9 @@
 import { escapeControls, excerpt } from "../../lib/terminal.ts";
 import { impossibleDate } from "../../lib/calendar.ts";
 import { InputError, isBulwarkError } from "../../lib/errors.ts";
-import { hasControl } from "../../lib/visible-text.ts";
 import type { PasswordContext, SaltedTemplate } from "../passwords/index.ts";
 import { saltedFromTemplate } from "../passwords/index.ts";
-import { identifierKey, validateEmail, validateUsername } from "../users/normalise.ts";
+import { displayNameProblem, identifierKey, validateEmail, validateUsername } from "../users/normalise.ts";
 import { confusableSkeleton } from "../users/confusables.ts";
 import type { NewUser, UserStatus } from "../users/user-store.ts";
 import { ImportOptionError } from "./errors.ts";
@@ -271,12 +270,12 @@ export function validateRow(line: number, get: (column: string) => string | unde
     if (displayName !== null && displayName.length > MAX_DISPLAY_NAME) {
       throw new InputError("BULWARK_ERR_IMPORT_ROW", `display_name is longer than ${MAX_DISPLAY_NAME} characters`);
     }
-    // The API's rule for the same field (NO_CONTROL, hasControl): controls, unpaired surrogates, and the bidirectional
-    // overrides and isolates, so "Ana \u202eexe.gpj" (shown as "Ana jpg.exe" on an administrator's screen) is refused
-    // at this door as at POST /api/v1/users. \p{Cc} alone let the overrides through.
-    if (displayName !== null && hasControl(displayName)) {
-      throw new InputError("BULWARK_ERR_IMPORT_ROW", `display_name "${excerpt(displayName)}" has control or bidirectional characters`);
-    }
+    // The store's rule for the field (displayNameProblem), as at POST /api/v1/users: controls, unpaired surrogates and
+    // the bidirectional overrides and isolates ("Ana \u202eexe.gpj" shows as "Ana jpg.exe" on an administrator's
+    // screen; \p{Cc} alone let the overrides through), and a leading combining mark, which would draw on whatever is
+    // shown before the name.
+    const nameProblem = displayName === null ? null : displayNameProblem(displayName);
+    if (nameProblem !== null) throw new InputError("BULWARK_ERR_IMPORT_ROW", `display_name "${excerpt(displayName!)}" ${nameProblem}`);
     const statusText = value("status")?.trim() ?? "";
     // "active" is the default of a new account only; supplied (non-empty) is what an update may change.
     const status = statusText === "" ? "active" : parseStatus(statusText);

@@ -1,8 +1,8 @@
 // Normalisation of the identifiers people log in with. Lookups use the normalised key; the account keeps
 // the address as given. Lengths are bounded (RFC 5321 §4.5.3.1: 254 characters is the usable maximum); a new
 // identifier that only looks like another (invisible or compatibility characters, mixed Latin, Cyrillic and Greek
-// letters) is refused.
-import { codePointOf, identifierHidesSomething } from "../../lib/visible-text.ts";
+// letters) is refused. A display name, free text shown beside them, is held to the few rules of its own at the end.
+import { codePointOf, hasControl, identifierHidesSomething } from "../../lib/visible-text.ts";
 import { accountErrors } from "../errors.ts";
 
 export const MAX_EMAIL = 254;
@@ -108,4 +108,36 @@ export function validateUsername(username: string): string {
   const mixed = mixedScriptProblem(trimmed);
   if (mixed !== null) throw accountErrors.invalidUsername(mixed);
   return trimmed;
+}
+
+/** Format and default-ignorable characters at the start of a text, marks excepted: they show nothing a mark could sit on. */
+const LEADING_FORMAT = /^(?:(?!\p{M})[\p{Cf}\p{Default_Ignorable_Code_Point}])*/u;
+
+/**
+ * Why `name` is refused as a display name, or null. It is free text, so only what breaks where it is shown is refused:
+ * control characters, unpaired surrogates and bidirectional overrides (the API's NO_CONTROL), and a combining mark
+ * (Unicode category M) as the first character. Such a mark has no letter of its own, so it lands on whatever is shown
+ * before the name — "Welcome, ́Bob" in a notice mail, the previous cell of an administrator's list — and a name of
+ * marks only shows nothing. Marks after a letter ("Zoe" + U+0308, a decomposed "Zoë") are the letter's own and stay.
+ *
+ * @example
+ * displayNameProblem("\u0301Bob")    // "starts with a combining mark (U+0301) …"
+ * displayNameProblem("Zoe\u0308")    // null
+ */
+export function displayNameProblem(name: string): string | null {
+  if (hasControl(name)) return "has control or bidirectional characters, or an unpaired surrogate";
+  // Invisible format characters in front (a right-to-left mark, a zero-width joiner) do not give the mark a letter.
+  const first = LEADING_FORMAT.exec(name)![0].length;
+  const point = name.codePointAt(first);
+  if (point === undefined) return null;
+  const c = String.fromCodePoint(point);
+  if (!/^\p{M}$/u.test(c)) return null;
+  return `starts with a combining mark (${codePointOf(c)}), which has no letter of its own and would draw on whatever is shown before the name; start it with a letter, digit or other visible character`;
+}
+
+/** Throws BULWARK_ERR_DISPLAY_NAME_INVALID (400) when displayNameProblem refuses `name`; returns it unchanged. */
+export function validateDisplayName(name: string): string {
+  const problem = displayNameProblem(name);
+  if (problem !== null) throw accountErrors.invalidDisplayName(problem);
+  return name;
 }

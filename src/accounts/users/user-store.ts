@@ -8,7 +8,7 @@ import type { Database } from "../../store/database.ts";
 import type { Schema, UsersTable } from "../../store/schema.ts";
 import { prepareHot } from "../../store/sqlite-dialect-prepared.ts";
 import { accountErrors } from "../errors.ts";
-import { identifierKey, validateEmail, validateUsername } from "./normalise.ts";
+import { identifierKey, validateDisplayName, validateEmail, validateUsername } from "./normalise.ts";
 import { confusableSkeleton } from "./confusables.ts";
 
 export type UserStatus = "active" | "disabled";
@@ -204,7 +204,7 @@ export function createUserStore(deps: { database: Database; clock: Clock; random
     return {
       id: newId("usr", random), email, email_key: identifierKey(email), username, username_key: username ? identifierKey(username) : null,
       email_skeleton: confusableSkeleton(email), username_skeleton: username ? confusableSkeleton(username) : null, email_lookalike: 0, username_lookalike: 0,
-      display_name: input.displayName ?? null, status: input.status ?? "active", locked_at: null, locked_reason: null,
+      display_name: input.displayName == null ? null : validateDisplayName(input.displayName), status: input.status ?? "active", locked_at: null, locked_reason: null,
       password_hash: input.passwordHash ?? null, password_scheme: input.passwordScheme ?? null,
       password_changed_at: input.passwordHash ? now : null, password_must_change: input.passwordMustChange ? 1 : 0, password_invalidated_at: null,
       created_at: input.createdAt ?? now, updated_at: now, last_login_at: input.lastLoginAt ?? null, last_login_ip: null,
