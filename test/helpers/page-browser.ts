@@ -28,12 +28,14 @@ function freePort(): Promise<number> {
 /**
  * An auth fixture whose public URL is its own loopback origin, listening there. The URL names the port before the
  * server listens on it, so a port found free can be taken meanwhile by another test file: then another is tried
- * (EADDRINUSE on a loaded CI host). `prepare` runs before it listens (hooks must be added then).
+ * (EADDRINUSE on a loaded CI host). `prepare` runs before it listens (hooks must be added then). `options.hostname`
+ * "localhost" names the origin http://localhost:PORT (the server still listens on 127.0.0.1): WebAuthn takes the public
+ * URL's host name as its RP ID and refuses an IP address there, so a passkey test needs it.
  */
-export async function listeningPagesFixture(prepare?: (fx: AuthFixture) => void): Promise<{ fx: AuthFixture; origin: string }> {
+export async function listeningPagesFixture(prepare?: (fx: AuthFixture) => void, options: { hostname?: "127.0.0.1" | "localhost" } = {}): Promise<{ fx: AuthFixture; origin: string }> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const origin = `http://127.0.0.1:${port}`;
+    const origin = `http://${options.hostname ?? "127.0.0.1"}:${port}`;
     // The in-process test client (fx.browser()) speaks as https://bulwark.test: trusted next to the real origin.
     const fx = await authFixture({ BULWARK_PUBLIC_URL: origin, BULWARK_TRUSTED_ORIGINS: ORIGIN });
     prepare?.(fx);

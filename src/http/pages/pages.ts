@@ -41,6 +41,8 @@ ${body}
 `;
 }
 
+// The passkey button (in #factor) stays hidden until the server, asked with the link and an acceptable password, answers
+// that the account needs a second factor and holds a passkey, and the browser can run WebAuthn: the script decides.
 // The forms are sent by the page script as JSON; method="post" is for a submission that bypasses it
 // (form.submit() from an autofill extension): a GET would put the new password in the URL, and so in request
 // logs and browser history (ASVS 14.2.1); a POST to the page's own path carries it only in a body nothing keeps.
@@ -55,6 +57,10 @@ function resetPage(app: App): string {
 <p>This account uses two-factor authentication. Enter a code from your authenticator app, or one of your recovery codes.</p>
 <label for="code">Code</label>
 <input id="code" name="code" autocomplete="one-time-code" maxlength="128">
+<div id="passkey-choice" hidden>
+<p>Or confirm with the passkey or security key registered to this account.</p>
+<button type="button" id="passkey" class="secondary">Use a passkey or security key</button>
+</div>
 </div>
 <button type="submit">Set new password</button>
 </form>`);
