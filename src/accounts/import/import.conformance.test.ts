@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { it } from "node:test";
+import { sql } from "kysely";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
+import { holdOpen, until } from "../../../test/helpers/held-transaction.ts";
 import { AuditLog } from "../../audit/audit-log.ts";
 import { JobStore } from "../../jobs/job-store.ts";
 import { ManualClock } from "../../lib/clock.ts";
@@ -257,26 +259,56 @@ forEachDialect("users import", (fx) => {
     assert.equal(batch?.data["passwordsReplaced"], 2);
   });
 
-  it("rolls back a --replace-passwords batch when the stored hash was wrapped between validation and write", async () => {
+  // The two moments a stored hash can change under an import, each made to happen on purpose (the wrap used to be sent
+  // from the progress callback and raced the batch: under load on PostgreSQL it landed after the batch's commit, and
+  // the test saw no refusal to check).
+  it("rolls back a --replace-passwords batch when the stored hash was wrapped after validation, before the batch read it", async () => {
     const deps = await setup(await fx.fresh());
     const user = await deps.users.create({ email: "w@example.org", passwordHash: md5("old"), passwordScheme: "md5" });
     const wrapped = await passwords.wrapLegacyHash(md5("old"));
-    let raced: Promise<unknown> | null = null;
+    // migrate-hashes wraps the stored MD5 after the validation pass judged md5 -> md5 a fair replacement: the write
+    // phase's first transaction (the batch's) begins once the wrap has committed, so the batch reads the wrapped hash.
+    let writing = false;
+    let wrap: Promise<unknown> | null = null;
+    const database = deps.database;
+    const transaction = database.transaction.bind(database);
+    database.transaction = (async (...args: Parameters<typeof transaction>) => {
+      if (writing) wrap ??= database.db.updateTable("users").set({ password_hash: wrapped, password_scheme: "bulwark-wrapped" }).where("id", "=", user.id).execute();
+      await wrap;
+      return transaction(...args);
+    }) as typeof database.transaction;
     await assert.rejects(
-      run(deps, `email,password_hash\nw@example.org,${md5("new")}\n`, {
-        onConflict: "update",
-        replacePasswords: true,
-        // migrate-hashes wraps the stored MD5 after the validation pass judged md5 -> md5 a fair replacement.
-        onProgress: (_n, phase) => {
-          if (phase === "write" && raced === null) raced = deps.database.db.updateTable("users").set({ password_hash: wrapped, password_scheme: "bulwark-wrapped" }).where("id", "=", user.id).execute();
-        },
-      }),
-      // On PostgreSQL the wrap may land before the batch reads the row (then the plan refuses the weaker hash) or
-      // between that read and the write (then the compare-and-set does): either way the batch is rolled back.
+      run(deps, `email,password_hash\nw@example.org,${md5("new")}\n`, { onConflict: "update", replacePasswords: true, onProgress: (_n, phase) => { writing ||= phase === "write"; } }),
       (e: unknown) => e instanceof ImportRefusedError
-        && /line 2: (the file's password hash \(md5, a fast digest\) is weaker|the stored password hash changed while the batch was written).*batch 1 was rolled back/.test(e.message),
+        && /line 2: the file's password hash \(md5, a fast digest\) is weaker.*batch 1 was rolled back/.test(e.message),
     );
-    await raced;
+    assert.ok(wrap !== null, "no transaction began in the write phase: the wrap was not made where this test means it");
+    assert.equal((await deps.users.getById(user.id))?.passwordHash, wrapped);
+  });
+
+  it("rolls back a --replace-passwords batch when the stored hash was wrapped between the batch's read and its write (PostgreSQL: reads take no row lock)", async (t) => {
+    const db = await fx.fresh();
+    if (db.dialect !== "postgres") {
+      t.skip("SQLite runs one writer at a time: no other writer can change the row between the batch's read and its write");
+      return;
+    }
+    const deps = await setup(db);
+    const user = await deps.users.create({ email: "w@example.org", passwordHash: md5("old"), passwordScheme: "md5" });
+    const wrapped = await passwords.wrapLegacyHash(md5("old"));
+    // The wrap is written and held uncommitted: the batch reads the MD5 still committed, judges md5 -> md5 fair, and
+    // its update waits on the row; the wrap commits while it waits, so the compare-and-set finds another hash.
+    const holder = await holdOpen(db, (trx) => trx.updateTable("users").set({ password_hash: wrapped, password_scheme: "bulwark-wrapped" }).where("id", "=", user.id).execute());
+    const imported = run(deps, `email,password_hash\nw@example.org,${md5("new")}\n`, { onConflict: "update", replacePasswords: true });
+    imported.catch(() => undefined);
+    const waiting = async (): Promise<boolean> => {
+      const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM pg_locks WHERE NOT granted`.execute(db.db);
+      return Number(rows[0]?.n ?? 0) > 0;
+    };
+    const waited = await until(waiting, 30_000);
+    await holder.commit();
+    assert.ok(waited, "the batch's write never waited on the held wrap");
+    await assert.rejects(imported, (e: unknown) => e instanceof ImportRefusedError
+      && /line 2: the stored password hash changed while the batch was written.*batch 1 was rolled back/.test(e.message));
     assert.equal((await deps.users.getById(user.id))?.passwordHash, wrapped);
   });
 
