@@ -171,6 +171,12 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
     throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `the checksum file ${options.sums} is a directory; give the checksum file itself, e.g. ${join(options.sums, "SHA256SUMS")} (the files it lists are looked up beside it, or in --dir)`);
   }
   const realDir = base.text;
+  // The directory the names are looked up in, as it really is: a link on the way (/dev/shm/x/devlink/stdin with
+  // devlink -> /dev, …/fdlink/0 with fdlink -> /proc/self/fd) turns a path that reads as an ordinary directory into
+  // /dev or /proc, where a hostile list names what lives there (another user's /dev/shm file, hashed and printed).
+  if (options.dir === undefined && (realDir === "/dev" || /^\/proc(\/|$)/.test(realDir))) {
+    throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `the checksum file ${options.sums} is in ${realDir} once its links are followed, so there is no download directory beside it to look the listed files up in: name the download directory with --dir`);
+  }
   // Only a regular file, or a pipe passed on purpose (<(…)): a FIFO or a device swapped in must not hang the check.
   let handle: FileHandle;
   let size: number;
