@@ -110,15 +110,20 @@ export function validateUsername(username: string): string {
   return trimmed;
 }
 
-/** Format and default-ignorable characters at the start of a text, marks excepted: they show nothing a mark could sit on. */
-const LEADING_FORMAT = /^(?:(?!\p{M})[\p{Cf}\p{Default_Ignorable_Code_Point}])*/u;
+/** Format, default-ignorable and space characters at the start of a text, marks excepted: nothing a mark could sit on. */
+const LEADING_INVISIBLE = /^(?:(?!\p{M})[\p{Cf}\p{Default_Ignorable_Code_Point}\p{White_Space}])*/u;
+/** What joins the character before it: combining marks, and the other grapheme extenders (U+FF9E; a skin-tone modifier). */
+const JOINS_PREVIOUS = /^[\p{M}\p{Grapheme_Extend}\p{Emoji_Modifier}]$/u;
 
 /**
  * Why `name` is refused as a display name, or null. It is free text, so only what breaks where it is shown is refused:
- * control characters, unpaired surrogates and bidirectional overrides (the API's NO_CONTROL), and a combining mark
- * (Unicode category M) as the first character. Such a mark has no letter of its own, so it lands on whatever is shown
- * before the name — "Welcome, ́Bob" in a notice mail, the previous cell of an administrator's list — and a name of
- * marks only shows nothing. Marks after a letter ("Zoe" + U+0308, a decomposed "Zoë") are the letter's own and stay.
+ * control characters, unpaired surrogates and bidirectional overrides (the API's NO_CONTROL), and a first visible
+ * character that joins the one before it: a combining mark (Unicode category M) or another grapheme extender (U+FF9E,
+ * a halfwidth voiced sound mark; an emoji skin-tone modifier). Such a character has no letter of its own, so it lands
+ * on whatever is shown before the name — "Welcome, ́Bob" in a notice mail, the previous cell of an administrator's
+ * list — and a name of marks only shows nothing. Spaces and invisible format characters in front do not give it one:
+ * a template that trims the name, as the import does, puts it back at the start. Marks after a letter ("Zoe" + U+0308,
+ * a decomposed "Zoë") are the letter's own and stay.
  *
  * @example
  * displayNameProblem("\u0301Bob")    // "starts with a combining mark (U+0301) …"
@@ -126,13 +131,13 @@ const LEADING_FORMAT = /^(?:(?!\p{M})[\p{Cf}\p{Default_Ignorable_Code_Point}])*/
  */
 export function displayNameProblem(name: string): string | null {
   if (hasControl(name)) return "has control or bidirectional characters, or an unpaired surrogate";
-  // Invisible format characters in front (a right-to-left mark, a zero-width joiner) do not give the mark a letter.
-  const first = LEADING_FORMAT.exec(name)![0].length;
+  const first = LEADING_INVISIBLE.exec(name)![0].length;
   const point = name.codePointAt(first);
   if (point === undefined) return null;
   const c = String.fromCodePoint(point);
-  if (!/^\p{M}$/u.test(c)) return null;
-  return `starts with a combining mark (${codePointOf(c)}), which has no letter of its own and would draw on whatever is shown before the name; start it with a letter, digit or other visible character`;
+  if (!JOINS_PREVIOUS.test(c)) return null;
+  const what = /^\p{M}$/u.test(c) ? "a combining mark" : "a character that joins the one before it";
+  return `starts with ${what} (${codePointOf(c)}), which has no letter of its own and would draw on whatever is shown before the name; start it with a letter, digit or other visible character`;
 }
 
 /** Throws BULWARK_ERR_DISPLAY_NAME_INVALID (400) when displayNameProblem refuses `name`; returns it unchanged. */
