@@ -516,6 +516,37 @@ describe("reset links of a locked account (nothing changes its credentials until
     assert.equal((await fx.browser().login(ana.email, "copper meadow whistles softly")).statusCode, 200);
   });
 
+  // Found by red team 32: the options route checked the link only, so a locked account's link answered 200 with the
+  // ids of its passkeys where the completion answers an invalid link — telling the link's holder of the lock.
+  it("attack: a locked account's link gets no passkey options — the refusal of an invalid link, word for word, the link unspent; after the unlock it gets them (was: 200 with the passkeys' ids)", async () => {
+    const ana = await fx.user("locked-options@example.org");
+    const b = fx.browser();
+    await b.login(ana.email, ana.password);
+    const key = new SoftAuthenticator();
+    const creation = await b.request("POST", "/auth/mfa/webauthn/register/options", { csrf: true });
+    assert.equal((await b.request("POST", "/auth/mfa/webauthn/register", { csrf: true, body: { response: key.register(creation.json(), ORIGIN), name: "key" } })).statusCode, 200);
+    assert.equal((await ask(ana.email)).statusCode, 202);
+    const token = await resetTokenFor(ana.email);
+    const options = (t: string) => fx.browser().request("POST", "/auth/password/reset/webauthn/options", { body: { token: t } });
+    assert.equal(await lockUser(fx.app.db.db, ana.id, "suspected takeover", fx.clock.now()), "locked");
+    const refused = await options(token);
+    const invalid = await options(token.slice(0, -1) + (token.endsWith("A") ? "B" : "A"));
+    assert.equal(refused.statusCode, 400, refused.body);
+    const { code, message } = refused.json().error;
+    assert.deepEqual({ code, message }, { code: invalid.json().error.code, message: invalid.json().error.message }, "the refusal of an invalid link, word for word");
+    assert.equal(code, "BULWARK_ERR_RESET_TOKEN");
+    assert.doesNotMatch(refused.body, /allowCredentials|challenge/, "no passkey id, no challenge");
+    assert.equal((await fx.app.accounts.passwordReset.check(token)).valid, true, "the refusal did not use the link up");
+    fx.clock.advance(60_000);
+    assert.notEqual(await unlockUser(fx.app.db.db, ana.id, fx.clock.now()), null);
+    fx.clock.advance(1000);
+    const after = await options(token);
+    assert.equal(after.statusCode, 200, after.body);
+    assert.equal(after.json().allowCredentials.length, 1, "the account's one passkey is offered once it is unlocked");
+    const done = await fx.browser().request("POST", "/auth/password/reset/complete", { body: { token, newPassword: "copper meadow whistles softly", webauthn: key.authenticate(after.json(), ORIGIN) } });
+    assert.equal(done.statusCode, 200, done.body);
+  });
+
   it("attack: an account locked while the new password is being hashed is not reset, and the link stays unspent", async () => {
     const ana = await fx.user("locked-midway@example.org");
     await ask(ana.email);

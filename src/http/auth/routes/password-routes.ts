@@ -221,7 +221,9 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
     async (request) => {
       const check = await app.accounts.passwordReset.check(request.body.token);
       if (!check.valid) throw await refusedLink(request, check);
-      if (await closedSignUp(check.userId)) throw await refusedLink(request, { reason: "registration-closed", genuine: { userId: check.userId, tokenId: check.tokenId } });
+      // The completion's refusals, before any factor: a locked account's link handed out its passkeys' ids here and
+      // answered 200 where the completion answers an invalid link, which told the link's holder of the lock.
+      await accountOfLink(request, check);
       // Bound to this reset link (its id, not its secret): the challenge passes no login's or other link's gate.
       return app.accounts.mfa.webauthn.authenticationOptions(check.userId, { context: resetChallengeContext(check.tokenId) });
     },
@@ -234,6 +236,21 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
   const refusedLink = async (request: FastifyRequest, check: { reason: string; genuine?: { userId: string; tokenId: string } }): Promise<Error> => {
     await recordLinkRefusal(app, request, RESET_REFUSED, check.genuine && { ...check.genuine, reason: check.reason });
     return resetErrors.refused();
+  };
+
+  /**
+   * The account a checked link may act for, or the refusal of an invalid link, the same before a passkey's options and
+   * before a completion looks at the password or any factor; the link is not spent, so it works again once the reason
+   * goes. A locked account: a lock means the account may be in hostile hands (containment's own links must survive a
+   * containment lock, so they wait for the unlock). A sign-up left unfinished while registration is closed is not
+   * finished through its link (closedSignUp; registration may reopen).
+   */
+  const accountOfLink = async (request: FastifyRequest, check: { userId: string; tokenId: string }): Promise<User> => {
+    const user = await app.accounts.users.getById(check.userId);
+    const genuine = { userId: check.userId, tokenId: check.tokenId };
+    if (!user || user.status !== "active" || user.lockedAt !== null) throw await refusedLink(request, { reason: user ? "account-locked" : "account-gone", genuine });
+    if (await closedSignUp(user.id)) throw await refusedLink(request, { reason: "registration-closed", genuine });
+    return user;
   };
 
   /**
@@ -286,15 +303,7 @@ export function registerPasswordRoutes(server: FastifyInstance, app: App): void 
 
   async function completeReset(request: FastifyRequest<{ Body: ResetCompleteBody }>, reply: FastifyReply, check: { valid: true; userId: string; tokenId: string }): Promise<unknown> {
     const resets = app.accounts.passwordReset;
-    const user = await app.accounts.users.getById(check.userId);
-    // A locked account gets the refusal of an invalid link, before any factor is asked for, and the link is not
-    // spent: it still works after an unlock (containment's own links must survive a containment lock).
-    if (!user || user.status !== "active" || user.lockedAt !== null) {
-      throw await refusedLink(request, { reason: user ? "account-locked" : "account-gone", genuine: { userId: check.userId, tokenId: check.tokenId } });
-    }
-    // A sign-up left unfinished when registration was closed is not finished through its link (closedSignUp): the
-    // refusal of an invalid link, before the password is looked at; the link is not spent (registration may reopen).
-    if (await closedSignUp(user.id)) throw await refusedLink(request, { reason: "registration-closed", genuine: { userId: check.userId, tokenId: check.tokenId } });
+    const user = await accountOfLink(request, check);
     await checkNewPassword(app, request.body.newPassword, user, request);
     /** A factor refused, or spent first by a concurrent request: audited and answered with the factors to choose from. */
     const factorRefused = async (reason: FactorRefusal, credentialId?: string): Promise<unknown> => {
