@@ -114,7 +114,30 @@ forEachDialect("outbox: link mails a newer one replaced", (fx) => {
     assert.deepEqual(handed.map((m) => m.id).sort(), [notice.id, link].sort());
   });
 
-  it("a claim over a 10,000-message campaign asks nothing more; with link mails it asks once, on the index by account (SQLite: statements and plan)", async (t) => {
+  // Migration 39: the index held every mail about an account, so each of a containment's notices (one per user per
+  // lever) went into it at a random place for no query; only the replacing mail is read from it.
+  it("the index the claim reads holds the containment reset links only: notices about the same accounts, other link mail and a campaign are not in it (SQLite: its cells counted)", async (t) => {
+    const database = await fx.fresh();
+    const { f, issue } = await setup(database);
+    t.after(() => f.close());
+    if (database.dialect !== "sqlite") {
+      t.skip("an index's entries are counted on SQLite (dbstat)");
+      return;
+    }
+    const notices: NewMessage[] = Array.from({ length: 40 }, (_, i) => ({ idempotencyKey: `security.password-changed:evt_${i}:ana@example.org`, to: "ana@example.org", subject: "Your password was changed", text: "Hello", kind: "security.password-changed", priority: PRIORITY.security, accountId: i % 2 ? "usr_ana" : "usr_bob" }));
+    await f.outbox.enqueueMany(notices);
+    await f.outbox.enqueueMany(Array.from({ length: 10 }, (_, i) => ({ idempotencyKey: `cmp:${i}`, to: `user${i}@example.org`, subject: "Notice", text: "Hello", kind: "campaign.notice", campaignId: "cmp_1", priority: PRIORITY.campaign })));
+    await issue("usr_ana", "reset");
+    await issue("usr_ana", "containment", "job_1");
+    await issue("usr_bob", "containment", "job_2");
+    const sqlite = database.sqlite!;
+    const indexes = (sqlite.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox_messages'`).all() as Array<{ name: string }>).map((r) => r.name);
+    assert.ok(!indexes.includes("outbox_messages_by_account"), `migration 37's index is gone: ${indexes.join(", ")}`);
+    const [cells] = sqlite.prepare(`SELECT sum(ncell) AS n FROM dbstat WHERE name = 'outbox_messages_replacing' AND pagetype = 'leaf'`).all() as Array<{ n: number }>;
+    assert.equal(cells?.n, 2, "one entry per containment reset link, none for the 40 notices, the reset link or the campaign");
+  });
+
+  it("a claim over a 10,000-message campaign asks nothing more; with link mails it asks once, on the index of replacing mail (SQLite: statements and plan)", async (t) => {
     const database = await fx.fresh();
     const { f, issue } = await setup(database);
     t.after(() => f.close());
@@ -135,8 +158,8 @@ forEachDialect("outbox: link mails a newer one replaced", (fx) => {
     const asked = withLinks.filter(asksReplaced);
     assert.equal(asked.length, 1, "one read for every account of the batch");
     const sqlite = database.sqlite!;
-    const plan = sqlite.prepare(`EXPLAIN QUERY PLAN ${asked[0]}`).all("usr_ana", "usr_bob", "account.containment-reset-link") as Array<{ detail: string }>;
-    assert.ok(plan.some((p) => /outbox_messages_by_account/.test(p.detail)), plan.map((p) => p.detail).join(" / "));
+    const plan = sqlite.prepare(`EXPLAIN QUERY PLAN ${asked[0]}`).all("usr_ana", "usr_bob") as Array<{ detail: string }>;
+    assert.ok(plan.some((p) => /outbox_messages_replacing/.test(p.detail)), plan.map((p) => p.detail).join(" / "));
     assert.ok(!plan.some((p) => /^SCAN outbox_messages\b/.test(p.detail)), plan.map((p) => p.detail).join(" / "));
   });
 });

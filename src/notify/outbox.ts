@@ -79,8 +79,11 @@ const REPLACING_KIND = "account.containment-reset-link";
 /** The link mails a newer REPLACING_KIND mail of the same account replaces: their links sit in the table it spends. */
 const REPLACED_KINDS: ReadonlySet<string> = new Set(["account.password-reset-link", "account.registration-link", REPLACING_KIND]);
 
-/** Mail about an account, as the partial index `outbox_messages_by_account` (migration 37) states it. */
-const ABOUT_AN_ACCOUNT = sql<SqlBool>`"account_id" is not null`;
+/**
+ * A REPLACING_KIND mail about an account, as the partial index `outbox_messages_replacing` (migration 39) states it,
+ * word for word: a partial index serves a query whose own condition states it, and a bound parameter does not.
+ */
+const REPLACING_ABOUT_AN_ACCOUNT = sql<SqlBool>`"kind" = 'account.containment-reset-link' and "account_id" is not null`;
 
 /** How long mail other than the notices waits due before a share of each claim goes to it (Outbox.claim). */
 export const AGED_AFTER_MS = 60_000;
@@ -657,14 +660,14 @@ export class Outbox {
   /**
    * When each account of the claimed link mails a newer mail could replace (REPLACED_KINDS) was last queued a
    * REPLACING_KIND mail, under any status: one read per claim, none when the batch holds no such mail (a campaign's),
-   * a range of the index `outbox_messages_by_account` (migration 37) per account, at most `limit` accounts.
+   * a range of the index `outbox_messages_replacing` (migration 39) per account, at most `limit` accounts.
    */
   async #replacedAt(rows: readonly Selectable<OutboxMessagesTable>[]): Promise<Map<string, number>> {
     // Only the mail stillGood judges by this rule.
     const accounts = [...new Set(rows.flatMap((r) => (judgedByReplacement(r, this.#linkStates !== null) ? [r.account_id] : [])))];
     if (accounts.length === 0) return new Map();
     const newest = await this.#db.selectFrom("outbox_messages").select(["account_id", (eb) => eb.fn.max("created_at").as("newest")])
-      .where(ABOUT_AN_ACCOUNT).where("account_id", "in", accounts).where("kind", "=", REPLACING_KIND)
+      .where(REPLACING_ABOUT_AN_ACCOUNT).where("account_id", "in", accounts)
       .groupBy("account_id").execute();
     return new Map(newest.flatMap((n) => (n.account_id == null || n.newest == null ? [] : [[n.account_id, Number(n.newest)] as const])));
   }

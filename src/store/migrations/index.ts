@@ -37,7 +37,8 @@ import { totpEnrolmentSession } from "./0035-totp-enrolment-session.ts";
 import { outboxMailStillGood } from "./0036-outbox-mail-still-good.ts";
 import { outboxLinkReplaced } from "./0037-outbox-link-replaced.ts";
 import { outboxLinkId } from "./0038-outbox-link-id.ts";
+import { outboxReplacingIndex } from "./0039-outbox-replacing-index.ts";
 import type { Migration } from "./types.ts";
 
-export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven, sessionFactor, auditEventsByType, resetHeld, outboxAgedAndDead, passkeySuspended, totpReplacement, floodKeysKeyed, totpReplacementSession, unboundLinkMailsDead, sessionDeviceTold, totpEnrolmentSession, outboxMailStillGood, outboxLinkReplaced, outboxLinkId];
+export const MIGRATIONS: readonly Migration[] = [core, accounts, notify, sessions, mfa, roles, contain, passwordReset, emailChange, containChangesBySeq, sessionsByUserAndTime, apiTokenParent, oneCurrentKey, webauthnChallengeContext, redactDeliveredLinks, revocationEpochs, replacedSessions, floodSpellings, initialPasswordExpiry, jobEpochs, identifierKeysFolded, jobRequestKeys, identifierSkeletons, passwordUnproven, sessionFactor, auditEventsByType, resetHeld, outboxAgedAndDead, passkeySuspended, totpReplacement, floodKeysKeyed, totpReplacementSession, unboundLinkMailsDead, sessionDeviceTold, totpEnrolmentSession, outboxMailStillGood, outboxLinkReplaced, outboxLinkId, outboxReplacingIndex];
 export type { Migration } from "./types.ts";
