@@ -46,6 +46,32 @@ forEachDialect("email outbox", (fx) => {
     assert.deepEqual(await sender(f, await f.transport()).runOnce(), { claimed: 0, sent: 0, retried: 0, dead: 0, released: 0, lostClaims: 0 });
   });
 
+  // A containment queues a notice per account in batches of a thousand: random ids put each row's id-index entry at a
+  // random place (one more page dirtied per message at every commit); time-ordered ids append at the index's end.
+  it("message ids are time-ordered (later mail sorts later, in one multi-row insert too) and stay unique, with 80 random bits each", async (t) => {
+    const db = await fx.fresh();
+    const f = await notifyFixture(db);
+    t.after(() => f.close());
+    // The ids of one multi-row insert, in the order of the batch.
+    const queue = async (from: number): Promise<string[]> => {
+      const batch = Array.from({ length: 200 }, (_, i) => message(from + i));
+      assert.equal((await f.outbox.enqueueMany(batch)).inserted, 200);
+      const rows = await db.db.selectFrom("outbox_messages").select(["id", "idempotency_key"]).where("idempotency_key", "in", batch.map((m) => m.idempotencyKey)).execute();
+      const byKey = new Map(rows.map((r) => [r.idempotency_key, r.id]));
+      return batch.map((m) => byKey.get(m.idempotencyKey)!);
+    };
+    const first = await queue(0);
+    f.clock.advance(1);
+    const later = await queue(1000);
+    assert.equal(new Set([...first, ...later]).size, 400, "every id unique");
+    for (const id of [...first, ...later]) assert.match(id, /^msg_[a-z2-7]{26}$/, "the id's shape is unchanged");
+    const newestFirst = [...first].sort().at(-1)!;
+    const oldestLater = [...later].sort()[0]!;
+    assert.ok(newestFirst < oldestLater, `mail queued a millisecond later sorts after: ${newestFirst} !< ${oldestLater}`);
+    // Within one millisecond the random part orders them: not the order of the batch (nothing to guess from it).
+    assert.notDeepEqual(first, [...first].sort(), "ids within a millisecond are not numbered in batch order");
+  });
+
   it("purgeSent deletes delivered mail sent at or before the cut-off, in batches, and keeps queued, newer and other rows (ASVS 14.2.7)", async (t) => {
     const f = await notifyFixture(await fx.fresh());
     t.after(() => f.close());

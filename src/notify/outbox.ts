@@ -1,7 +1,7 @@
 // The durable outbox: enqueue (one row per message, idempotent by key, bulk in multi-row batches) and
 // the claim/lease protocol senders use, on SQLite and PostgreSQL alike.
 import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable, type SelectQueryBuilder, type SqlBool } from "kysely";
-import { newId } from "../crypto/tokens.ts";
+import { newOrderedId } from "../crypto/tokens.ts";
 import { BulwarkError } from "../lib/errors.ts";
 import type { Clock } from "../lib/clock.ts";
 import type { RandomSource } from "../lib/random.ts";
@@ -458,7 +458,7 @@ export class Outbox {
       checkToken("linkId", message.linkId, 100);
       if (!carriesSingleUseLink(message.kind)) throw notifyErrors.badMessage(`linkId is for mail carrying a single-use link (SINGLE_USE_LINK_KINDS), and ${message.kind} carries none`);
     }
-    const id = newId("msg", this.#random);
+    const id = newOrderedId("msg", now, this.#random);
     // A link's origin is the one configured when the mail is sent, not now (withLinkOrigin).
     const publicURL = carriesSingleUseLink(message.kind) ? this.#publicURL : null;
     const stored = (body: string): string => (publicURL === null ? body : withoutLinkOrigin(body, publicURL));
