@@ -32,7 +32,8 @@
 //   msg_[a-z2-7]{26} stays and every test here passes.
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { CompiledQuery, type Kysely, type KyselyPlugin, type QueryId, type RootOperationNode } from "kysely";
+import { CompiledQuery, type Kysely } from "kysely";
+import { spyOn } from "./helpers/compiled-queries.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { createPasswordResetService, createResetMailer, spendResetLinks, type ResetReason } from "../src/accounts/password-reset/index.ts";
 import { notifyFixture } from "../src/notify/test-setup.ts";
@@ -88,24 +89,6 @@ async function claimAll(outbox: Outbox, claimer: string, limit = 200): Promise<{
   return { handed, dead };
 }
 
-/** A view of `database` whose Kysely records every query it compiles, with its parameters (the claim's own reads). */
-function spyOn(database: Database): { database: Database; compiled: CompiledQuery[] } {
-  const compiled: CompiledQuery[] = [];
-  const plugin: KyselyPlugin = {
-    transformQuery(args: { node: RootOperationNode; queryId: QueryId }): RootOperationNode {
-      compiled.push(database.db.getExecutor().compileQuery(args.node, args.queryId));
-      return args.node;
-    },
-    async transformResult(args) {
-      return args.result;
-    },
-  };
-  const spied: Database = {
-    dialect: database.dialect, db: database.db.withPlugin(plugin), where: database.where, sqlite: database.sqlite,
-    transaction: (fn) => database.transaction(fn), close: () => database.close(),
-  };
-  return { database: spied, compiled };
-}
 
 /** The claim's read of the newest replacing mail per account (#replacedAt). */
 const asksReplaced = (q: CompiledQuery): boolean => /^select\b/i.test(q.sql) && /max\("created_at"\)/i.test(q.sql) && /"outbox_messages"/.test(q.sql);

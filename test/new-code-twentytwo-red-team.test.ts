@@ -51,13 +51,12 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { describe, it } from "node:test";
 import type { FastifyInstance, LightMyRequestResponse } from "fastify";
-import type { KyselyPlugin, QueryId, RootOperationNode } from "kysely";
 import { canonicalJSON } from "../src/audit/canonical.ts";
-import type { Database } from "../src/store/database.ts";
 import { checkLogins, DEFAULT_LOGINS_OPTIONS, type SignIn } from "../src/checks/logins/index.ts";
 import { SESSION_COOKIE } from "../src/accounts/sessions/index.ts";
 import { CROSS_SITE_NAVIGATION as NAVIGATION, HOST, ORIGIN } from "../src/http/auth/test-client.ts";
 import { rawAuditStore, type AuditRow } from "./helpers/audit-rows.ts";
+import { spyOn } from "./helpers/compiled-queries.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { sharedFixture } from "./helpers/shared-fixture.ts";
 
@@ -261,21 +260,9 @@ forEachDialect("new code twenty-two: the guessed-account rule over altered audit
     // addresses) not one statement more: a statement per row, per address or per page of a pagination that does not
     // advance would grow with them. The check's time against the same rows with plain addresses is measured in
     // bench/linear-time.ts.
-    const statements: string[] = [];
-    const spy: KyselyPlugin = {
-      transformQuery(args: { node: RootOperationNode; queryId: QueryId }): RootOperationNode {
-        statements.push(database.db.getExecutor().compileQuery(args.node, args.queryId).sql);
-        return args.node;
-      },
-      async transformResult(args) {
-        return args.result;
-      },
-    };
-    const spied: Database = {
-      dialect: database.dialect, db: database.db.withPlugin(spy), where: database.where, sqlite: database.sqlite,
-      transaction: (fn) => database.transaction(fn), close: () => database.close(),
-    };
+    const { database: spied, compiled } = spyOn(database);
     const report = await checkLogins(spied, { since: T0, until: T0 + DAY, ...DEFAULT_LOGINS_OPTIONS, pageSize: 50 });
+    const statements = compiled.map((q) => q.sql);
     assert.ok(statements.length < rows.length + raw.length + 1, `the check sent ${statements.length} statements over ${rows.length + raw.length + 1} rows:\n${statements.join("\n")}`);
     const [account] = report.guessedAccounts;
     assert.deepEqual(report.guessedAccounts.map((a) => [a.userId, a.failed, a.newDeviceSignIns, a.clientsComplete]), [["usr_altered", 25, 1, true]]);
@@ -286,11 +273,12 @@ forEachDialect("new code twenty-two: the guessed-account rule over altered audit
     assert.deepEqual((finding?.evidence["signIns"] as SignIn[]).map((s) => s.sessionId), ["ses_nc22_hit"]);
     assert.ok(Buffer.byteLength(JSON.stringify(finding)) < 20_000, "the long address is not copied into the finding whole");
     // As many rows again, of the same kinds, from new addresses, in the same window: the same statements.
-    const first = statements.splice(0);
+    const first = compiled.splice(0).map((q) => q.sql);
     const more: AuditRow[] = rows.map((r, i) => ({ ...r, at: hitAt + (i + 1) * 20 * MINUTE, data: typeof r.data["ip"] === "string" && r.data["ip"].length < 20 ? { ...r.data, ip: `198.51.100.${101 + i}` } : r.data }));
     await insert(more);
     const again = await checkLogins(spied, { since: T0, until: T0 + DAY, ...DEFAULT_LOGINS_OPTIONS, pageSize: 50 });
     assert.equal(again.guessedAccounts[0]?.failed, 25 + more.length, "control: the added rows were read");
-    assert.equal(statements.length, first.length, `${first.length} statements over ${rows.length + raw.length + 1} rows, ${statements.length} over ${2 * rows.length + raw.length + 1}:\n${statements.join("\n")}`);
+    const later = compiled.map((q) => q.sql);
+    assert.equal(later.length, first.length, `${first.length} statements over ${rows.length + raw.length + 1} rows, ${later.length} over ${2 * rows.length + raw.length + 1}:\n${later.join("\n")}`);
   });
 });

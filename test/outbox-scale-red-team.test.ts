@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { StatementSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
-import { CompiledQuery, type KyselyPlugin, type OperationNode, type QueryId, type RootOperationNode } from "kysely";
+import { CompiledQuery } from "kysely";
 import { ManualClock } from "../src/lib/clock.ts";
 import { systemRandom } from "../src/lib/random.ts";
 import { AGED_AFTER_MS, Outbox, PRIORITY, type NewMessage } from "../src/notify/outbox.ts";
@@ -21,6 +21,7 @@ import { openSQLite, type Database } from "../src/store/database.ts";
 import { migrate } from "../src/store/migrator.ts";
 import { MIGRATIONS } from "../src/store/migrations/index.ts";
 import { bulwark, bulwarkInProcess } from "./helpers/cli.ts";
+import { spyOn } from "./helpers/compiled-queries.ts";
 import { forEachDialect } from "./helpers/dialects.ts";
 import { recordingTransport } from "./helpers/recording-transport.ts";
 
@@ -43,24 +44,6 @@ async function migrated(database: Database, clock: ManualClock): Promise<Outbox>
   return new Outbox({ database, clock, random: systemRandom });
 }
 
-/** The root queries `fn` sends through `database.db`, compiled as the database runs them (SQL and parameters). */
-function spyOn(database: Database): { database: Database; compiled: CompiledQuery[] } {
-  const compiled: CompiledQuery[] = [];
-  const plugin: KyselyPlugin = {
-    transformQuery(args: { node: RootOperationNode; queryId: QueryId }): RootOperationNode {
-      compiled.push(database.db.getExecutor().compileQuery(args.node, args.queryId));
-      return args.node;
-    },
-    async transformResult(args) {
-      return args.result;
-    },
-  };
-  const spied: Database = {
-    dialect: database.dialect, db: database.db.withPlugin(plugin), where: database.where, sqlite: database.sqlite,
-    transaction: (fn) => database.transaction(fn), close: () => database.close(),
-  };
-  return { database: spied, compiled };
-}
 
 interface PgPlanNode {
   "Node Type": string;
