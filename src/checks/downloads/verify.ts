@@ -118,27 +118,24 @@ const TEXT: Record<string, { severity: Severity; title: (n: number) => string; d
 
 /**
  * Why the checksum file at `sums` has no directory beside it that the listed names could mean, or null when its own
- * directory will do. `/dev/stdin`, `/dev/fd/N` (a shell's <(…)) and `/proc/self/fd/N` are descriptors: their
- * directory is /dev or /proc, where a hostile list could point the hash at what lives there (other users' shared
- * memory files under /dev/shm, say), never at the download directory. Other paths under /dev are judged by what
- * they are: a regular file (a SHA256SUMS kept in a directory on the /dev/shm tmpfs) has a real directory beside it,
- * while a device, FIFO or socket is a stream with none. A name directly in /dev (/dev/stdout, /dev/core: links to
- * descriptors or /proc, a regular file when stdout is redirected to one) is refused whatever it is, its directory
- * being /dev itself. A path that cannot be stat()ed is left to the read, which says why it failed.
+ * directory will do; judged once the directory's real path (`realDir`) and the file's stat() (links followed; null
+ * when it failed: the read then says why) are known. `/dev/stdin`, `/dev/fd/N` (a shell's <(…)) and
+ * `/proc/self/fd/N` are descriptors: their directory is /dev or /proc, where a hostile list could point the hash at
+ * what lives there (other users' shared memory files under /dev/shm, say), never at the download directory. A name
+ * directly in /dev (/dev/stdout, /dev/core: links to descriptors or /proc, a regular file when stdout is redirected to
+ * one) is refused whatever it is, and so is any path whose directory turns out to be /dev or under /proc once its links
+ * are followed (/dev/shm/x/devlink/stdin with devlink -> /dev, …/fdlink/0 with fdlink -> /proc/self/fd). Other paths
+ * under /dev are judged by what they are: a regular file (a SHA256SUMS kept in a directory on the /dev/shm tmpfs) has
+ * a real directory beside it, while a device, FIFO or socket is a stream with none.
  */
-async function noDirectoryBeside(sums: string): Promise<string | null> {
+function noDirectoryBeside(sums: string, realDir: string, sumsStats: Stats | null): string | null {
   const path = resolve(sums);
   const descriptor = "is read from a descriptor or device";
   if (/^\/proc(\/|$)/.test(path) || /^\/dev\/(stdin|fd)(\/|$)/.test(path)) return descriptor;
-  if (!/^\/dev(\/|$)/.test(path)) return null;
   if (dirname(path) === "/dev") return "is directly in /dev";
-  let info: Stats;
-  try {
-    info = await stat(path);
-  } catch {
-    return null;
-  }
-  return info.isFile() ? null : descriptor;
+  if (realDir === "/dev" || /^\/proc(\/|$)/.test(realDir)) return `is in ${realDir} once its links are followed`;
+  if (!/^\/dev\//.test(path) || sumsStats === null) return null;
+  return sumsStats.isFile() ? null : descriptor;
 }
 
 /**
@@ -150,12 +147,6 @@ async function noDirectoryBeside(sums: string): Promise<string | null> {
  * if (r.findings.length === 0) console.log(`${r.ok} files verified`);
  */
 export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<VerifyDownloadsResult> {
-  if (options.dir === undefined) {
-    const why = await noDirectoryBeside(options.sums);
-    if (why !== null) {
-      throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `the checksum file ${options.sums} ${why}, so there is no directory beside it to look the listed files up in: name the download directory with --dir`);
-    }
-  }
   const dir = resolve(options.dir ?? dirname(options.sums));
   // Every real path is taken as bytes and kept as text that stands for exactly those bytes (nameFromBytes): realpath()
   // as a string writes U+FFFD for a byte that is not UTF-8, and the verifier then opened another file, a twin named so.
@@ -165,17 +156,15 @@ export async function verifyDownloads(options: VerifyDownloadsOptions): Promise<
   } catch (error) {
     throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `cannot use the directory ${dir}: ${(error as Error).message}`, { cause: error });
   }
-  // On Linux a directory opens for reading and fails only at the first read: name it before opening.
+  const realDir = base.text;
   const sumsStats = await stat(options.sums).catch(() => null);
+  const why = options.dir === undefined ? noDirectoryBeside(options.sums, realDir, sumsStats) : null;
+  if (why !== null) {
+    throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `the checksum file ${options.sums} ${why}, so there is no directory beside it to look the listed files up in: name the download directory with --dir`);
+  }
+  // On Linux a directory opens for reading and fails only at the first read: name it before opening.
   if (sumsStats?.isDirectory()) {
     throw new InputError("BULWARK_ERR_DOWNLOADS_SUMS", `the checksum file ${options.sums} is a directory; give the checksum file itself, e.g. ${join(options.sums, "SHA256SUMS")} (the files it lists are looked up beside it, or in --dir)`);
-  }
-  const realDir = base.text;
-  // The directory the names are looked up in, as it really is: a link on the way (/dev/shm/x/devlink/stdin with
-  // devlink -> /dev, …/fdlink/0 with fdlink -> /proc/self/fd) turns a path that reads as an ordinary directory into
-  // /dev or /proc, where a hostile list names what lives there (another user's /dev/shm file, hashed and printed).
-  if (options.dir === undefined && (realDir === "/dev" || /^\/proc(\/|$)/.test(realDir))) {
-    throw new InputError("BULWARK_ERR_DOWNLOADS_DIR", `the checksum file ${options.sums} is in ${realDir} once its links are followed, so there is no download directory beside it to look the listed files up in: name the download directory with --dir`);
   }
   // Only a regular file, or a pipe passed on purpose (<(…)): a FIFO or a device swapped in must not hang the check.
   let handle: FileHandle;
