@@ -81,9 +81,10 @@ const REPLACED_KINDS: ReadonlySet<string> = new Set(["account.password-reset-lin
 
 /**
  * A REPLACING_KIND mail about an account, as the partial index `outbox_messages_replacing` (migration 39) states it,
- * word for word: a partial index serves a query whose own condition states it, and a bound parameter does not.
+ * word for word (the kind as a literal, not a bound parameter: a partial index serves a query whose own condition
+ * states it).
  */
-const REPLACING_ABOUT_AN_ACCOUNT = sql<SqlBool>`"kind" = 'account.containment-reset-link' and "account_id" is not null`;
+const REPLACING_ABOUT_AN_ACCOUNT = sql<SqlBool>`"kind" = ${sql.lit(REPLACING_KIND)} and "account_id" is not null`;
 
 /** How long mail other than the notices waits due before a share of each claim goes to it (Outbox.claim). */
 export const AGED_AFTER_MS = 60_000;
