@@ -275,7 +275,7 @@ export function validateRow(line: number, get: (column: string) => string | unde
     // screen; \p{Cc} alone let the overrides through), and a leading combining mark, which would draw on whatever is
     // shown before the name.
     const nameProblem = displayName === null ? null : displayNameProblem(displayName);
-    if (nameProblem !== null) throw new InputError("BULWARK_ERR_IMPORT_ROW", `display_name "${excerpt(displayName!)}" ${nameProblem}`);
+    if (displayName !== null && nameProblem !== null) throw new InputError("BULWARK_ERR_IMPORT_ROW", `display_name "${excerpt(displayName)}" ${nameProblem}`);
     const statusText = value("status")?.trim() ?? "";
     // "active" is the default of a new account only; supplied (non-empty) is what an update may change.
     const status = statusText === "" ? "active" : parseStatus(statusText);
