@@ -545,7 +545,7 @@ export function containStages(deps: ContainDeps, job: Job<ContainSpec>): Stage[]
             data: { reason: "outranks-creator", batch, creatorLacks: lacks, levers: batched.map((l) => l.name), users: [...outranking].map(([userId, holds]) => ({ userId, holds })) },
           });
         }
-        const batchCtx = { ...(await contextIn(trx)), now: deps.clock.now() };
+        const batchCtx = { ...(await contextIn(trx)), now: deps.clock.now(), seqOf };
         // PostgreSQL: every lock the levers will need, before the batch's first write, in the order single-account
         // transactions take them: role removals' turn (as an API lock or revocation), the accounts' link locks when a
         // lever writes links (as a set-email, a reset, an email confirmation; only then: one advisory lock per account

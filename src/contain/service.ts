@@ -33,22 +33,26 @@ export function resetNotifierFor(app: App): ResetNotifier {
     async enqueueReset(trx, user, jobId) {
       await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId });
     },
-    async enqueueNotice(trx, user, jobId, event) {
-      await notifySecurityEvent(app.accounts.outbox, containmentNotice(jobId, user, event, app.clock.now()), { appName: app.config.serviceName, executor: trx });
+    async enqueueNotice(trx, user, jobId, event, seq) {
+      await notifySecurityEvent(app.accounts.outbox, containmentNotice(jobId, user, event, app.clock.now(), seq), { appName: app.config.serviceName, executor: trx });
     },
     async enqueueNotices(trx, notices, jobId) {
       // The messages notifySecurityEvent would queue one by one, in multi-row inserts (a key already there is skipped).
       const at = app.clock.now();
-      const messages = notices.flatMap(({ user, event }) => securityMessages(containmentNotice(jobId, user, event, at), { appName: app.config.serviceName }));
+      const messages = notices.flatMap(({ user, event, seq }) => securityMessages(containmentNotice(jobId, user, event, at, seq), { appName: app.config.serviceName }));
       await app.accounts.outbox.enqueueMany(messages, { executor: trx });
     },
   };
 }
 
 /** A containment's notice to `user` about `event`: keyed by job, user and notice (noticeEventId), for the account's address now. */
-function containmentNotice(jobId: string, user: { id: string; email: string }, event: SecurityEvent, at: number): SecurityNotice {
-  return { eventId: noticeEventId(jobId, user.id, event), to: user.email, accountId: user.id, at, event };
+function containmentNotice(jobId: string, user: { id: string; email: string }, event: SecurityEvent, at: number, seq: number | undefined): SecurityNotice {
+  return { eventId: noticeEventId(jobId, user.id, event, seq), to: user.email, accountId: user.id, at, event };
 }
+
+// Digits of a user's number in a notice's reference: fixed, so that the references (and keys) of one job sort as its
+// batches run, up to ten billion users.
+const SEQ_DIGITS = 10;
 
 /**
  * The event id of a containment notice: its reference in the mail, and with the kind and the recipient its outbox key.
@@ -57,16 +61,18 @@ function containmentNotice(jobId: string, user: { id: string; email: string }, e
  * account that asked for it names the account given the role back, not the recipient (its address is in the key
  * already): `job.usr.role` stays within the outbox's 128 characters.
  */
-function noticeEventId(jobId: string, userId: string, event: SecurityEvent): string {
+function noticeEventId(jobId: string, userId: string, event: SecurityEvent, seq: number | undefined): string {
+  // In a batch, the user's number in the job comes first: `job.0000000042.usr`, in the order the job queues them.
+  const job = seq === undefined ? jobId : `${jobId}.${String(seq).padStart(SEQ_DIGITS, "0")}`;
   switch (event.type) {
     case "mfa-factor-removed":
-      return `${jobId}.${userId}.${event.factor}`;
+      return `${job}.${userId}.${event.factor}`;
     case "administrative-role-received":
-      return `${jobId}.${userId}.${event.role}`;
+      return `${job}.${userId}.${event.role}`;
     case "administrative-role-given":
       return `${jobId}.${event.grantee}.${event.role}`;
     default:
-      return `${jobId}.${userId}`;
+      return `${job}.${userId}`;
   }
 }
 
