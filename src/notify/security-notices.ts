@@ -149,8 +149,13 @@ function recoveryLeft(left: number): string {
   return left === 0 ? "no recovery code is left: generate new ones once you are signed in" : `${left} ${left === 1 ? "code is" : "codes are"} left`;
 }
 
+// The last time isoDay wrote: a containment's batch tells thousands of owners of one time, and the Date and the two
+// replacements cost more than the rest of a notice's text.
+let lastDay: { ms: number; text: string } = { ms: Number.NaN, text: "" };
+
 function isoDay(ms: number): string {
-  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC");
+  if (ms !== lastDay.ms) lastDay = { ms, text: new Date(ms).toISOString().replace("T", " ").replace(/\.\d{3}Z$/, " UTC") };
+  return lastDay.text;
 }
 
 /**
