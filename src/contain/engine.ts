@@ -58,6 +58,11 @@ export interface SequentialStage {
    * the cursor that records the preparation as done.
    */
   prepare?(): Promise<Record<string, unknown> | void>;
+  /**
+   * Runs outside any transaction before each attempt of a step (reads only: what the step will count), so that the
+   * step's transaction, which on SQLite holds the write lock, does not do it. Nothing of it is recorded.
+   */
+  beforeStep?(position: string | null): Promise<void>;
   step(trx: Kysely<Schema>, position: string | null): Promise<StepResult>;
 }
 
@@ -419,6 +424,14 @@ export async function runStages(deps: ContainDeps, jobId: string, stages: Stage[
       }
     }
     if (options.stopAfterBatches !== undefined && batches >= options.stopAfterBatches) return jobs.get<Record<string, unknown>>(jobId);
+    if (stage && !isClaimed(stage) && stage.beforeStep) {
+      const beforeStep = stage.beforeStep.bind(stage);
+      try {
+        await whileBusy(() => beforeStep(cursor.p));
+      } catch (error) {
+        throw await failed(job, stage, error);
+      }
+    }
     let outcome: Outcome | null;
     try {
       outcome = await whileBusy(() => database.transaction((trx) =>

@@ -284,9 +284,17 @@ export interface UserLever {
    * Optional: the lever's whole work for an --all scope as one step in one transaction, run instead of `apply`
    * batch by batch. For levers that delete most of a table, where batches by user cost several times the work
    * itself (docs/decisions/0005-bulk-containment-on-sqlite.md). Must act on exactly the rows `apply` would over
-   * every user, be idempotent, and not be reversible (no change records).
+   * every user, be idempotent, and not be reversible (no change records). `counted`: what `countAll` read before
+   * the step's transaction, when the lever has it.
    */
-  applyAll?(trx: Kysely<Schema>, ctx: LeverContext): Promise<Record<string, number>>;
+  applyAll?(trx: Kysely<Schema>, ctx: LeverContext, counted?: Record<string, number>): Promise<Record<string, number>>;
+  /**
+   * Optional, beside applyAll: reads what applyAll will report (its counts), outside any transaction just before the
+   * step's, so that on SQLite the counting does not hold the database's write lock (logins and session writes wait
+   * for the step). Only for counts that cannot change between the two (rows the job's stamps already refuse). Run again
+   * with a step that failed or was interrupted.
+   */
+  countAll?(db: Kysely<Schema>, ctx: LeverContext): Promise<Record<string, number> | null>;
   /**
    * Present only on reversible levers: restores the recorded rows whose current value still equals `after`, and no
    * later change touched (a deleted row: none was audited since `ctx.undoOf.at`).

@@ -3,13 +3,14 @@
 // is recorded — the global stamp for --all, one per user otherwise — so the next request with any in-scope
 // session is refused (ASVS 7.4.1: termination is enforced server-side) while deletion proceeds at its own pace.
 // Not reversible: a revoked session is meant to stay dead; users log in again.
-import { sql } from "kysely";
+import { sql, type Kysely } from "kysely";
 import { bulkDeleteSQLite } from "../../store/sqlite-bulk-delete.ts";
-import type { UserLever } from "../lever.ts";
+import type { LeverContext, UserLever } from "../lever.ts";
 import { countOwnedRows, endSessions } from "./common.ts";
 import { openSessionSQL } from "../../accounts/sessions/open-rule.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
+import type { Schema } from "../../store/schema.ts";
 
 export const revokeSessions = {
   kind: "user",
@@ -30,10 +31,17 @@ export const revokeSessions = {
     const counts = await endSessions(trx, ctx.dialect, userIds, { before: revokedBefore(ctx.at), epoch: ctx.epoch }, { now: ctx.at, limits: ctx.sessionPolicy });
     return { counts, changes: [] };
   },
-  async applyAll(trx, ctx) {
+  async countAll(db, ctx) {
+    // SQLite: the sessions the step ends and their users, counted before its transaction (outside the write lock:
+    // at a million users, two million sessions, counting their distinct users took 3 to 7 s). The rows counted are
+    // those the stamps refuse since the job was created; no such row is made since, and one deleted meanwhile (its
+    // user removed) was ended by the stamp all the same. PostgreSQL counts in its DELETE (row locks only).
+    return ctx.dialect === "sqlite" ? countEnded(db, ctx) : null;
+  },
+  async applyAll(trx, ctx, counted) {
     const refused = issuedBefore(revokedBefore(ctx.at), ctx.epoch);
     // Counted, as in apply: the sessions open at the job's time by the session policy in force (1 or 0 per row).
-    const open = sql<number>`case when ${openSessionSQL(ctx.at, ctx.sessionPolicy)} then 1 else 0 end`;
+    const open = openFlag(ctx);
     // Every user's sessions created up to the job's millisecond: for an --all scope the same rows the batches
     // would delete (a session older than the job belongs to a user who existed when the scope was recorded).
     // Pre-login sessions (no user) are not in any scope and stay. docs/decisions/0005-bulk-containment-on-sqlite.md.
@@ -45,11 +53,24 @@ export const revokeSessions = {
         select coalesce(sum(open), 0) as sessions, count(distinct case when open = 1 then user_id end) as users from gone`.execute(trx);
       return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0) };
     }
-    // SQLite: the open sessions and their users are counted first, then the table is rebuilt around the rows that stay.
-    const { rows } = await sql<{ sessions: number | null; users: number }>`
-      select sum(${open}) as sessions, count(distinct case when ${open} = 1 then user_id end) as users
-      from sessions where user_id is not null and ${refused}`.execute(trx);
+    // SQLite: the open sessions and their users were counted before the step (countAll; here only when it was not
+    // run), then the table is rebuilt around the rows that stay.
+    const counts = counted ?? await countEnded(trx, ctx);
     await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and ${refused}`);
-    return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0) };
+    return { users: Number(counts["users"] ?? 0), sessions: Number(counts["sessions"] ?? 0) };
   },
 } satisfies UserLever;
+
+/** The sessions the stamps refuse that were open at the job's time, and their users (what the step reports as ended). */
+async function countEnded(db: Kysely<Schema>, ctx: LeverContext): Promise<{ users: number; sessions: number }> {
+  const open = openFlag(ctx);
+  const { rows } = await sql<{ sessions: number | null; users: number }>`
+    select sum(${open}) as sessions, count(distinct case when ${open} = 1 then user_id end) as users
+    from sessions where user_id is not null and ${issuedBefore(revokedBefore(ctx.at), ctx.epoch)}`.execute(db);
+  return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0) };
+}
+
+/** 1 for a session open at the job's time by the session policy in force, else 0 (what the lever counts as ended). */
+function openFlag(ctx: LeverContext) {
+  return sql<number>`case when ${openSessionSQL(ctx.at, ctx.sessionPolicy)} then 1 else 0 end`;
+}
