@@ -147,6 +147,33 @@ forEachDialect("contain revocation levers", (dfx) => {
     assert.deepEqual(listed.stages, ["users"]);
   });
 
+  it("an --all revoke-tokens revokes exactly the tokens a batch-by-batch run over every user revokes (in one step)", async () => {
+    // Two identical databases: --all (one UPDATE of the whole table) and an id list of every user (batches).
+    const runs = [];
+    for (const scope of [{ all: true }, { ids: Array.from({ length: 20 }, (_, i) => `usr_${String(i).padStart(4, "0")}`) }]) {
+      const fx = await setup(await dfx.fresh());
+      const ids = await users(fx, 20);
+      // i % 3 tokens for user i; user 4's first token already revoked (left as it was).
+      for (const [i, id] of ids.entries()) for (let k = 0; k < i % 3; k++) await tokenRow(fx, `tok_${i}_${k}`, id, NOW - HOUR);
+      await fx.database.db.updateTable("api_tokens").set({ revoked_at: NOW - 2 }).where("id", "=", "tok_4_0").execute();
+      fx.clock.advance(1000);
+      const job = await createContainJob(fx, { levers: ["revoke-tokens", "expire-passwords"], scope, actor: "t", batchSize: 6 });
+      fx.clock.advance(1000);
+      await tokenRow(fx, "tok_later", ids[2] as string, fx.clock.now()); // issued after the job started: it stays
+      const done = await runJob(fx, job.id);
+      const rows = await fx.database.db.selectFrom("api_tokens").select(["id", "revoked_at"]).orderBy("id").execute();
+      const stages = (await fx.audit.tail(200)).filter((e) => e.type === "contain.job.batch").map((e) => (e.data as { stage: string }).stage);
+      runs.push({ status: done.status, done: done.done, counts: jobView(done).counts, rows: rows.map((r) => [r.id, r.revoked_at === null ? null : Number(r.revoked_at)]), stages: [...new Set(stages)] });
+    }
+    const [all, listed] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    assert.deepEqual({ ...all, stages: undefined }, { ...listed, stages: undefined });
+    assert.deepEqual(all.counts["revoke-tokens"], { users: 12, tokens: 18 });
+    assert.deepEqual(all.rows.find(([id]) => id === "tok_4_0"), ["tok_4_0", NOW - 2], "a token revoked before keeps its time");
+    assert.deepEqual(all.rows.find(([id]) => id === "tok_later"), ["tok_later", null], "a token issued after the job keeps working");
+    assert.deepEqual(all.stages, ["revoke-tokens (all users at once)", "users"], "the whole-table step, then the batches");
+    assert.deepEqual(listed.stages, ["users"]);
+  });
+
   it("an --all job of revoke-sessions alone reports every user handled after its one step", async () => {
     const fx = await setup(await dfx.fresh());
     const ids = await users(fx, 9);

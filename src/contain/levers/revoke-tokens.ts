@@ -1,9 +1,12 @@
 // revoke-tokens: every API token in scope stops working at once, then each row is marked revoked in batches
 // (SourceLair revoked its GitHub tokens, seed 001). The token stamp ("tokens:global" for --all, else
 // "tokens:user:<id>") is raised before the job is recorded; the token library refuses any token created before
-// it, so revocation does not wait for the batches. Rows keep their history (revoked_at), they are not deleted.
+// it, so revocation does not wait for the batches. Rows keep their history (revoked_at), they are not deleted. An
+// --all job marks them in one step (applyAll), as revoke-sessions deletes its rows.
 // Not reversible: a token that may have leaked is never trusted again; owners issue new ones.
-import type { UserLever } from "../lever.ts";
+import { sql, type Kysely } from "kysely";
+import type { LeverContext, UserLever } from "../lever.ts";
+import type { Schema } from "../../store/schema.ts";
 import { countOwnedRows, inIds } from "./common.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
@@ -28,4 +31,32 @@ export const revokeTokens = {
       .returning("user_id").execute();
     return { counts: { users: new Set(rows.map((r) => r.user_id)).size, tokens: rows.length }, changes: [] };
   },
+  async countAll(db, ctx) {
+    // SQLite: the tokens the step revokes and their owners, counted before its transaction (outside the write lock).
+    // The rows counted are ones the stamp refuses since the job was created; none is made since, and one its owner
+    // revoked meanwhile was ended by the stamp all the same. PostgreSQL counts in its UPDATE (row locks only).
+    return ctx.dialect === "sqlite" ? countUnrevoked(db, ctx) : null;
+  },
+  async applyAll(trx, ctx, counted) {
+    // Every unrevoked token created up to the job (a token belongs to a user, and one older than the job to a user who
+    // existed when the scope was recorded): for an --all scope the rows the batches would mark, in one UPDATE — the
+    // statement an operator would type — instead of a thousand lookups by user.
+    const refused = issuedBefore(revokedBefore(ctx.at), ctx.epoch);
+    if (ctx.dialect === "postgres") {
+      const { rows } = await sql<{ tokens: string; users: string }>`
+        with done as (update api_tokens set revoked_at = ${ctx.at} where revoked_at is null and ${refused} returning user_id)
+        select count(*) as tokens, count(distinct user_id) as users from done`.execute(trx);
+      return { users: Number(rows[0]?.users ?? 0), tokens: Number(rows[0]?.tokens ?? 0) };
+    }
+    const counts = counted ?? await countUnrevoked(trx, ctx);
+    await trx.updateTable("api_tokens").set({ revoked_at: ctx.at }).where("revoked_at", "is", null).where(refused).execute();
+    return { users: Number(counts["users"] ?? 0), tokens: Number(counts["tokens"] ?? 0) };
+  },
 } satisfies UserLever;
+
+/** The unrevoked tokens the job's stamp refuses, and their owners (what the --all step reports as revoked). */
+async function countUnrevoked(db: Kysely<Schema>, ctx: LeverContext): Promise<{ users: number; tokens: number }> {
+  const row = await db.selectFrom("api_tokens").where("revoked_at", "is", null).where(issuedBefore(revokedBefore(ctx.at), ctx.epoch))
+    .select((eb) => [eb.fn.count<number>("user_id").distinct().as("users"), eb.fn.countAll<number>().as("tokens")]).executeTakeFirst();
+  return { users: Number(row?.users ?? 0), tokens: Number(row?.tokens ?? 0) };
+}
