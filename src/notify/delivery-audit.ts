@@ -44,6 +44,10 @@ export function isSecurityNotice(kind: string): boolean {
 const CAUSE = /^[A-Za-z0-9_.:-]{1,128}$/;
 // noticeKey's last part: 32 hex characters of SHA-256 of the recipient's address.
 const RECIPIENT_DIGEST = /:[0-9a-f]{32}$/;
+// A whole link token (src/crypto/link-token.ts: `<prefix>_<26 base32>.<43 base64url>`) anywhere in a cause. Not the
+// relay answers' looser pattern (a token cut short at the end of the text): a key is never cut, and that pattern took
+// a containment's references for tokens (`job_….usr_<26>.totp`, `job_….usr_<26>`: `<id>.<word>` at the end).
+const WHOLE_LINK_TOKEN = /[A-Za-z0-9]+_[A-Za-z2-7]{26}\.[A-Za-z0-9_-]{43}/;
 
 /**
  * The event a security notice is about, read from its idempotency key: `${kind}:${eventId}:${recipient digest}`
@@ -57,7 +61,8 @@ export function noticeEventId(message: Pick<OutboxMessage, "kind" | "idempotency
   const prefix = `${message.kind}:`;
   if (!message.idempotencyKey.startsWith(prefix)) return null;
   const cause = message.idempotencyKey.slice(prefix.length).replace(RECIPIENT_DIGEST, "");
-  return CAUSE.test(cause) && withoutMailboxes(cause, message.to) === cause ? cause : null;
+  // CAUSE admits no "@", so no mailbox can be in it.
+  return CAUSE.test(cause) && !WHOLE_LINK_TOKEN.test(cause) ? cause : null;
 }
 
 /**
