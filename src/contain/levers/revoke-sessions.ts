@@ -33,9 +33,10 @@ export const revokeSessions = {
   },
   async countAll(db, ctx) {
     // SQLite: the sessions the step ends and their users, counted before its transaction (outside the write lock:
-    // at a million users, two million sessions, counting their distinct users took 3 to 7 s). The rows counted are
-    // those the stamps refuse since the job was created; no such row is made since, and one deleted meanwhile (its
-    // user removed) was ended by the stamp all the same. PostgreSQL counts in its DELETE (row locks only).
+    // at a million users, two million sessions, counting their distinct users took 3 to 7 s), with every row the step
+    // will delete (`refused`). The step checks that number against the rows it deletes: a write committed in between
+    // (a session deleted, one dated before the job by a clock stepped back) makes it count again, in its transaction.
+    // PostgreSQL counts in its DELETE (row locks only).
     return ctx.dialect === "sqlite" ? countEnded(db, ctx) : null;
   },
   async applyAll(trx, ctx, counted) {
@@ -53,21 +54,28 @@ export const revokeSessions = {
         select coalesce(sum(open), 0) as sessions, count(distinct case when open = 1 then user_id end) as users from gone`.execute(trx);
       return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0) };
     }
-    // SQLite: the open sessions and their users were counted before the step (countAll; here only when it was not
-    // run), then the table is rebuilt around the rows that stay.
-    const counts = counted ?? await countEnded(trx, ctx);
-    await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and ${refused}`);
-    return { users: Number(counts["users"] ?? 0), sessions: Number(counts["sessions"] ?? 0) };
+    // SQLite: the open sessions and their users were counted before the step (countAll); they stand if the rows the
+    // rebuild deletes are as many as then, else they are counted again here, before the rebuild.
+    let counts = counted;
+    await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and ${refused}`, {
+      async beforeDelete(doomed) {
+        if (counts === undefined || counts["refused"] !== doomed) counts = await countEnded(trx, ctx);
+      },
+    });
+    return { users: Number(counts?.["users"] ?? 0), sessions: Number(counts?.["sessions"] ?? 0) };
   },
 } satisfies UserLever;
 
-/** The sessions the stamps refuse that were open at the job's time, and their users (what the step reports as ended). */
-async function countEnded(db: Kysely<Schema>, ctx: LeverContext): Promise<{ users: number; sessions: number }> {
+/**
+ * The sessions the stamps refuse that were open at the job's time, and their users (what the step reports as ended);
+ * `refused`: every row the stamps refuse, open or not (what the step deletes).
+ */
+async function countEnded(db: Kysely<Schema>, ctx: LeverContext): Promise<{ users: number; sessions: number; refused: number }> {
   const open = openFlag(ctx);
-  const { rows } = await sql<{ sessions: number | null; users: number }>`
-    select sum(${open}) as sessions, count(distinct case when ${open} = 1 then user_id end) as users
+  const { rows } = await sql<{ sessions: number | null; users: number; refused: number }>`
+    select sum(${open}) as sessions, count(distinct case when ${open} = 1 then user_id end) as users, count(*) as refused
     from sessions where user_id is not null and ${issuedBefore(revokedBefore(ctx.at), ctx.epoch)}`.execute(db);
-  return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0) };
+  return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0), refused: Number(rows[0]?.refused ?? 0) };
 }
 
 /** 1 for a session open at the job's time by the session policy in force, else 0 (what the lever counts as ended). */

@@ -33,8 +33,9 @@ export const revokeTokens = {
   },
   async countAll(db, ctx) {
     // SQLite: the tokens the step revokes and their owners, counted before its transaction (outside the write lock).
-    // The rows counted are ones the stamp refuses since the job was created; none is made since, and one its owner
-    // revoked meanwhile was ended by the stamp all the same. PostgreSQL counts in its UPDATE (row locks only).
+    // The step checks the number against the rows its UPDATE marks: a write committed in between (another job or the
+    // owner revoking one, a token dated before the job by a clock stepped back) makes it count what it marked instead,
+    // in its transaction. PostgreSQL counts in its UPDATE (row locks only).
     return ctx.dialect === "sqlite" ? countUnrevoked(db, ctx) : null;
   },
   async applyAll(trx, ctx, counted) {
@@ -48,9 +49,13 @@ export const revokeTokens = {
         select count(*) as tokens, count(distinct user_id) as users from done`.execute(trx);
       return { users: Number(rows[0]?.users ?? 0), tokens: Number(rows[0]?.tokens ?? 0) };
     }
-    const counts = counted ?? await countUnrevoked(trx, ctx);
-    await trx.updateTable("api_tokens").set({ revoked_at: ctx.at }).where("revoked_at", "is", null).where(refused).execute();
-    return { users: Number(counts["users"] ?? 0), tokens: Number(counts["tokens"] ?? 0) };
+    const marked = Number((await trx.updateTable("api_tokens").set({ revoked_at: ctx.at }).where("revoked_at", "is", null).where(refused).executeTakeFirst()).numUpdatedRows);
+    if (counted !== undefined && counted["tokens"] === marked) return { users: Number(counted["users"] ?? 0), tokens: marked };
+    // Not the rows counted before the step (or no count): the owners of the rows it marked, read here. A token another
+    // job marked at the same millisecond would be counted too; none of this job's own rows is left out.
+    const owners = await trx.selectFrom("api_tokens").where("revoked_at", "=", ctx.at).where(refused)
+      .select((eb) => eb.fn.count<number>("user_id").distinct().as("users")).executeTakeFirst();
+    return { users: Number(owners?.users ?? 0), tokens: marked };
   },
 } satisfies UserLever;
 
