@@ -291,8 +291,9 @@ export interface UserLever {
   /**
    * Optional, beside applyAll: reads what applyAll will report (its counts), outside any transaction just before the
    * step's, so that on SQLite the counting does not hold the database's write lock (logins and session writes wait
-   * for the step). Only for counts that cannot change between the two (rows the job's stamps already refuse). Run again
-   * with a step that failed or was interrupted.
+   * for the step). A write may commit between the two: the counts carry the number of rows the step will change, and
+   * applyAll counts again in its transaction when it changes another number. Run again with a step that failed or was
+   * interrupted.
    */
   countAll?(db: Kysely<Schema>, ctx: LeverContext): Promise<Record<string, number> | null>;
   /**

@@ -40,8 +40,9 @@ export const revokeTokens = {
   },
   async applyAll(trx, ctx, counted) {
     // Every unrevoked token created up to the job (a token belongs to a user, and one older than the job to a user who
-    // existed when the scope was recorded): for an --all scope the rows the batches would mark, in one UPDATE — the
-    // statement an operator would type — instead of a thousand lookups by user.
+    // existed when the scope was recorded — unless a clock stepped back dated a later one before it, which the global
+    // stamp refuses all the same): for an --all scope the rows the batches would mark, in one UPDATE — the statement an
+    // operator would type — instead of a thousand lookups by user.
     const refused = issuedBefore(revokedBefore(ctx.at), ctx.epoch);
     if (ctx.dialect === "postgres") {
       const { rows } = await sql<{ tokens: string; users: string }>`
