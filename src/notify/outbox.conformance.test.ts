@@ -103,6 +103,35 @@ forEachDialect("email outbox", (fx) => {
     assert.equal(f.server.accepted.length, 3, "one delivery per key");
   });
 
+  it("stores in bulk exactly what it is given: quotes, backslashes, braces, commas, the word NULL, line ends and other scripts, an absent HTML part and optional columns", async (t) => {
+    // On PostgreSQL the batch travels as one array per column (unnest): every character an array literal treats
+    // specially must arrive as sent, and an absent value as null, not as the text "NULL".
+    const database = await fx.fresh();
+    const f = await notifyFixture(database);
+    t.after(() => f.close());
+    const odd = `He said "hi", then \\ {a,b} NULL; \u00e9t\u00e9 \u4f60\u597d\nline 2\r\nend`;
+    const batch: NewMessage[] = [
+      message(1, { text: odd, html: `<p>${odd}</p>`, subject: `S "1" {x}, NULL` }),
+      message(2, { text: "NULL", accountId: "usr_2", campaignId: "cmp_{1}", priority: PRIORITY.campaign }),
+      message(3),
+    ];
+    assert.deepEqual(await f.outbox.enqueueMany(batch), { inserted: 3, duplicates: 0 });
+    const one = await f.outbox.getByKey("test:1");
+    assert.equal(one?.text, odd);
+    assert.equal(one?.html, `<p>${odd}</p>`);
+    assert.equal(one?.subject, `S "1" {x}, NULL`);
+    const two = await f.outbox.getByKey("test:2");
+    assert.equal(two?.text, "NULL");
+    assert.equal(two?.html, null);
+    assert.equal(two?.campaignId, "cmp_{1}");
+    assert.equal(two?.priority, PRIORITY.campaign);
+    const row = await database.db.selectFrom("outbox_messages").select(["account_id", "body_html", "not_after", "link_id"]).where("idempotency_key", "=", "test:2").executeTakeFirstOrThrow();
+    assert.deepEqual({ ...row }, { account_id: "usr_2", body_html: null, not_after: null, link_id: null });
+    const three = await f.outbox.getByKey("test:3");
+    assert.equal(three?.text, "Body of message 3\n");
+    assert.equal(three?.status, "queued");
+  });
+
   it("retries after a 4xx with backoff, then delivers once with the same Message-ID", async (t) => {
     const f = await notifyFixture(await fx.fresh(), (_mail, i) => (i === 0 ? { code: 451, message: "Try again later" } : null));
     t.after(() => f.close());
