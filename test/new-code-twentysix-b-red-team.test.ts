@@ -161,15 +161,22 @@ describe("red team: the purge's row lock against a containment batch (PostgreSQL
 
   it("attack: an incident responder runs lock-accounts over two abandoned sign-ups while the maintenance pass purges them and a request referencing one (a reset link asked for it, a role grant: its foreign key holds the row FOR KEY SHARE) is in flight — both finish: the job is done and the purge step does not fail (no ASVS id: availability of containment and maintenance) (was: opposite lock orders, \"deadlock detected\", the containment job failed)", async () => {
     // Two abandoned sign-ups: the purge takes them oldest first (older, then newer); the batch locks rows in id order.
-    // Chosen so the orders differ: the newer one's id sorts first.
-    const older = await flows.unfinishedSignUp(`older-${Date.now()}@corp.example`);
+    // Chosen so the orders differ: the newer one's id sorts first. Ids are random: each new sign-up is compared with the
+    // highest id made before it (was: with the first one's only, which 20 tries missed about one run in 21 when that
+    // id was among the lowest — a flaky control).
+    const made: Array<{ id: string }> = [await flows.unfinishedSignUp(`older-${Date.now()}@corp.example`)];
+    let older: { id: string } = made[0]!;
     let newer: { id: string } | null = null;
     for (let i = 0; i < 20 && newer === null; i++) {
       fx.clock.advance(1000);
-      const made = await flows.unfinishedSignUp(`newer-${i}-${Date.now()}@corp.example`);
-      if (made.id < older.id) newer = made;
+      const next = await flows.unfinishedSignUp(`newer-${i}-${Date.now()}@corp.example`);
+      const highest = made.reduce((a, b) => (b.id > a.id ? b : a));
+      if (next.id < highest.id) {
+        older = highest;
+        newer = next;
+      } else made.push(next);
     }
-    assert.ok(newer, "control: a sign-up whose id sorts before the older one's");
+    assert.ok(newer, "control: a sign-up whose id sorts before an older one's");
     fx.clock.advance(WEEK + HOUR);
     const job = await createContainJob(containDeps(fx.app), { levers: ["lock-accounts"], scope: { ids: [older.id, newer.id] }, actor: "responder" });
     // The request in flight: its INSERT referencing the newer sign-up holds that row FOR KEY SHARE until it commits.
