@@ -45,7 +45,7 @@ export const expirePasswords = {
     // one: the owner is told now (ASVS 6.3.7), not at that sign-in. In the batch's transaction, so the notice exists
     // if and only if the expiry was set; a re-run expires nobody twice and so queues nothing twice (the notice is keyed
     // by job and user as well).
-    const told = await queueNotices(trx, ctx, [...rows].sort((a, b) => (a.id < b.id ? -1 : 1)).map((r) => ({ id: r.id, email: r.email, events: [{ type: "password-expired" as const }] })));
+    const told = await queueNotices(trx, ctx, rows.map((r) => ({ id: r.id, email: r.email, events: [{ type: "password-expired" as const }] })));
     return {
       counts: { users: rows.length, noticesQueued: told.queued, noticesRefused: told.refused },
       events: told.events,
