@@ -67,14 +67,20 @@ type ApplyAll = NonNullable<UserLever["applyAll"]>;
 // The registered lever object: containStages reads (and binds) its methods when it builds a job's stages.
 const patchable = revokeTokens as unknown as { countAll: CountAll; applyAll: ApplyAll };
 
-/** Replaces revokeTokens.countAll for the duration of `body` (`around` gets the original and the arguments); restored whatever happens. */
-async function withCountAll<T>(around: (original: CountAll, db: Kysely<Schema>, ctx: LeverContext) => Promise<Record<string, number> | null>, body: () => Promise<T>): Promise<T> {
-  const original = patchable.countAll;
-  patchable.countAll = (db, ctx) => around(original, db, ctx);
+/**
+ * Replaces `lever`'s countAll (revokeTokens' unless told) for the duration of `body` (`around` gets the original and the
+ * arguments); restored whatever happens.
+ */
+async function withCountAll<T>(
+  around: (original: CountAll, db: Kysely<Schema>, ctx: LeverContext) => Promise<Record<string, number> | null>, body: () => Promise<T>, lever: UserLever = revokeTokens,
+): Promise<T> {
+  const target = lever as unknown as { countAll: CountAll };
+  const original = target.countAll;
+  target.countAll = (db, ctx) => around(original, db, ctx);
   try {
     return await body();
   } finally {
-    patchable.countAll = original;
+    target.countAll = original;
   }
 }
 
@@ -347,23 +353,15 @@ forEachDialect("red team 33: revoke-sessions --all counts what it ends", (dfx) =
     for (const id of ids) await sessionRow(fx, `ses_${id}`, id, NOW - MINUTE, NOW - MINUTE, NOW + HOUR);
     fx.clock.advance(1000);
     const job = await createContainJob(fx, { levers: ["revoke-sessions"], scope: { all: true }, actor: "cli:t" });
-    const lever = revokeSessions as unknown as { countAll: CountAll };
-    const original = lever.countAll;
     let interfered = false;
-    lever.countAll = async (db, ctx) => {
+    const done = await withCountAll(async (original, db, ctx) => {
       const counted = await original.call(revokeSessions, db, ctx);
       if (!interfered) {
         interfered = true;
         await fx.database.db.deleteFrom("sessions").where("id", "=", `ses_${ids[1]}`).execute();
       }
       return counted;
-    };
-    let done;
-    try {
-      done = await runJob(fx, job.id);
-    } finally {
-      lever.countAll = original;
-    }
+    }, () => runJob(fx, job.id), revokeSessions);
     assert.ok(interfered);
     assert.equal(done.status, "done");
     assert.deepEqual(await sessionIds(fx.database.db), []);
