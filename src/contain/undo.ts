@@ -12,7 +12,8 @@ import { sessionPolicyOf, type ContainDeps, type Stage, type StepResult } from "
 import { containErrors } from "./errors.ts";
 import { CONTAIN_KIND, type ContainSpec, DEFAULT_OPTIONS, leverNamed, storedBatchSize, storedLevers } from "./job.ts";
 import { findLever, type ChangeRecord, type LeverContext, type LeverEvent, type UserLever } from "./lever.ts";
-import { inIds, SAMPLE_SIZE, valuesQuery } from "./levers/common.ts";
+import { inIds, SAMPLE_SIZE } from "./levers/common.ts";
+import { valuesQuery } from "../store/values-query.ts";
 import { registerBuiltinLevers } from "./levers/index.ts";
 import { holdersAmong, LEFT_ALONE_EVENT, rolesCarrying, storedCreatorLacks } from "./outranked.ts";
 import { actingActor, creatorCheck, creatorMustHold, creatorTokenOf, storedCreatorUser } from "./creator.ts";

@@ -3,7 +3,8 @@
 // Reversible: undo clears the flag where the job set it and nothing since (neither a password change nor a later job).
 import { sql } from "kysely";
 import { forecastNotices, queueNotices, type UserLever } from "../lever.ts";
-import { countUsers, inIds, partitionRestored, valuesQuery } from "./common.ts";
+import { countUsers, inIds, partitionRestored } from "./common.ts";
+import { valuesQuery } from "../../store/values-query.ts";
 
 // Users a dry run reads per page while looking for refused addresses: memory stays bounded at any scope size.
 const PAGE = 5000;

@@ -3,7 +3,8 @@
 // held before the lock stays dead (as after an unlock through the API); the owner signs in again.
 import { sql } from "kysely";
 import type { UserLever } from "../lever.ts";
-import { countUsers, inIds, partitionRestored, valuesQuery } from "./common.ts";
+import { countUsers, inIds, partitionRestored } from "./common.ts";
+import { valuesQuery } from "../../store/values-query.ts";
 import { raiseUserStamps } from "./stamps.ts";
 
 export const lockAccounts = {
