@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../test/helpers/dialects.ts";
 import { systemRandom } from "../lib/random.ts";
-import { PRIORITY, type NewMessage } from "./outbox.ts";
+import { sql } from "kysely";
+import { OUTBOX_COLUMN_TYPES, PRIORITY, type NewMessage } from "./outbox.ts";
 import { OutboxSender } from "./sender.ts";
 import { FROM, notifyFixture } from "./test-setup.ts";
 import type { MailTransport } from "./transport.ts";
@@ -130,6 +131,56 @@ forEachDialect("email outbox", (fx) => {
     const three = await f.outbox.getByKey("test:3");
     assert.equal(three?.text, "Body of message 3\n");
     assert.equal(three?.status, "queued");
+  });
+
+  // On PostgreSQL a batch goes as one INSERT … SELECT: the columns its rows differ in as arrays, the ones they share as one
+  // parameter each (bulkInsertPostgres). Whatever the batch looks like, each row must hold what one enqueue of the same
+  // message stores (on SQLite too, where the batch is a VALUES list).
+  it("stores in bulk, column for column, what one enqueue of each message stores: rows alike, rows unlike in every optional column, a batch of one, one row per batch", async (t) => {
+    const database = await fx.fresh();
+    const f = await notifyFixture(database);
+    t.after(() => f.close());
+    const unlike: NewMessage[] = [
+      message(1),
+      message(2, { html: "<p>2</p>", accountId: "usr_2", priority: PRIORITY.campaign, campaignId: "cmp_2" }),
+      message(3, { notBefore: f.clock.now() + HOUR, linkLifetimeMs: HOUR, accountId: "usr_3" }),
+      message(4, { html: "<p>4</p>", subject: "Other subject", kind: "test.other", to: "user1@example.org" }),
+      // A lone surrogate: stored as one enqueue stores it.
+      message(5, { text: "half a pair: \ud83d, then the rest\n", html: "<p>\ude00</p>" }),
+    ];
+    // Alike in every column but the key: everything else travels as one parameter for the whole batch.
+    const alike = Array.from({ length: 5 }, (_, i) => ({ ...message(0, { html: "<p>same</p>", accountId: "usr_same", priority: 7, campaignId: "cmp_same" }), idempotencyKey: `test:alike${i}` }));
+    const scenarios: Array<{ name: string; messages: NewMessage[]; batchSize?: number }> = [
+      { name: "unlike", messages: unlike },
+      { name: "alike", messages: alike },
+      { name: "one", messages: [unlike[1]!] },
+      { name: "single-row batches", messages: unlike, batchSize: 1 },
+    ];
+    const stored = async (key: string): Promise<Record<string, unknown>> => {
+      const row = await database.db.selectFrom("outbox_messages").selectAll().where("idempotency_key", "=", key).executeTakeFirstOrThrow();
+      const { id: _id, idempotency_key: _key, ...rest } = row;
+      return rest;
+    };
+    for (const [n, scenario] of scenarios.entries()) {
+      const keyed = (prefix: string): NewMessage[] => scenario.messages.map((m) => ({ ...m, idempotencyKey: `${prefix}${n}:${m.idempotencyKey}` }));
+      for (const m of keyed("single")) await f.outbox.enqueue(m);
+      const bulk = keyed("bulk");
+      assert.deepEqual(await f.outbox.enqueueMany(bulk, scenario.batchSize === undefined ? {} : { batchSize: scenario.batchSize }), { inserted: bulk.length, duplicates: 0 }, scenario.name);
+      for (const m of scenario.messages) {
+        assert.deepEqual(await stored(`bulk${n}:${m.idempotencyKey}`), await stored(`single${n}:${m.idempotencyKey}`), `${scenario.name}: ${m.idempotencyKey}`);
+      }
+      // Again: every key is there, nothing is added, and the count says so.
+      assert.deepEqual(await f.outbox.enqueueMany(bulk, scenario.batchSize === undefined ? {} : { batchSize: scenario.batchSize }), { inserted: 0, duplicates: bulk.length }, scenario.name);
+    }
+  });
+
+  it("names every column of outbox_messages with its type in OUTBOX_COLUMN_TYPES, as the database has it (the bulk insert casts by it)", async () => {
+    const database = await fx.fresh();
+    const actual = database.dialect === "postgres"
+      ? (await sql<{ name: string; type: string }>`select column_name as name, data_type as type from information_schema.columns where table_name = 'outbox_messages' and table_schema = current_schema()`.execute(database.db)).rows
+      : (await sql<{ name: string; type: string }>`select name, lower(type) as type from pragma_table_info('outbox_messages')`.execute(database.db)).rows;
+    assert.ok(actual.length > 0, "no columns read");
+    assert.deepEqual(Object.fromEntries(actual.map((c) => [c.name, c.type]).sort()), Object.fromEntries(Object.entries(OUTBOX_COLUMN_TYPES).sort()));
   });
 
   it("retries after a 4xx with backoff, then delivers once with the same Message-ID", async (t) => {
