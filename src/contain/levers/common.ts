@@ -1,5 +1,5 @@
-// Helpers the levers share: a sample of ids for dry runs, a batch of ids as one condition, a batch of rows as one
-// derived table, and the spend of an account's open links.
+// Helpers the levers share: a sample of ids for dry runs, a batch of ids as one condition, and the spend of an
+// account's open links (a batch of rows as one derived table is src/store/values-query.ts).
 import { sql, type Expression, type Kysely, type SqlBool } from "kysely";
 import type { DialectName } from "../../store/database.ts";
 import { targetsKey, type LeverContext, type ScopeQuery } from "../lever.ts";
