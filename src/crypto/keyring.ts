@@ -235,7 +235,8 @@ export class Keyring {
   readonly #clock: Clock;
   readonly #random: RandomSource;
   readonly #onTamperedKey: ((event: TamperedKey) => void) | null;
-  #dataKeys = new Map<string, Uint8Array>();
+  // Data keys as KeyObjects, made once per key (aead.ts seal: raw bytes cost a conversion on every value sealed).
+  #dataKeys = new Map<string, KeyObject>();
   /** Each held key's creation time where its wrap binds it (v2), else null (v1). The row's value is never used after the unwrap. */
   #createdAt = new Map<string, number | null>();
   /** The read (or local rotation) number at which each held key was added: a read that began before it cannot list it. */
@@ -323,7 +324,7 @@ export class Keyring {
     const { material, createdAt } = this.#unwrapStored(key);
     this.#createdAt.set(key.id, createdAt);
     if (key.purpose === "data") {
-      this.#dataKeys.set(key.id, material);
+      this.#dataKeys.set(key.id, createSecretKey(material));
     } else {
       const priv = createPrivateKey({ key: Buffer.from(material), format: "der", type: "pkcs8" });
       this.#signingPrivate.set(key.id, priv);
@@ -583,7 +584,7 @@ export class Keyring {
   }
 
   #adoptDataKey(key: StoredKey, material: Uint8Array): void {
-    this.#dataKeys.set(key.id, material);
+    this.#dataKeys.set(key.id, createSecretKey(material));
     this.#createdAt.set(key.id, key.createdAt);
     this.#currentData = key.id;
     this.#appliedSequence = ++this.#sequence;
