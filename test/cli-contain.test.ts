@@ -185,7 +185,7 @@ describe("contain", () => {
       // Sealed at rest under the keyring: a copy of the database holds no working link; the server opens it to send.
       assert.match(rows[0]?.body_text ?? "", /^sealed:bwk1\./);
       assert.doesNotMatch(rows[0]?.body_text ?? "", /prt_/);
-      assert.match(rows[0]?.idempotency_key ?? "", new RegExp(`^account\\.containment-reset:${job.id}:usr_`));
+      assert.match(rows[0]?.idempotency_key ?? "", new RegExp(`^account\\.containment-reset:${job.id}\\.\\d{10}:usr_`));
     } finally {
       db.close();
     }

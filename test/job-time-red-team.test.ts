@@ -103,9 +103,10 @@ forEachDialect("job time: what a containment's batch acts on, after the job was 
     // The second batch to run (whichever account it holds) throws after its writes: rolled back, the job failed.
     const notifier: ResetNotifier = {
       ...base,
-      async enqueueReset(trx, user, jobId) {
+      // A batch queues its users' links at once (one call per batch of one).
+      async enqueueResets(trx, users, jobId) {
         if (++calls === 2) throw new Error("simulated crash in the second batch");
-        return base.enqueueReset(trx, user, jobId);
+        return base.enqueueResets?.(trx, users, jobId);
       },
     };
     const crashing = { ...deps, notifier };

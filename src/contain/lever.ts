@@ -9,8 +9,17 @@ import type { Schema } from "../store/schema.ts";
 
 /** Queues the mail a lever owes a user (a reset link, a security notice), inside the batch's transaction (outbox). */
 export interface ResetNotifier {
-  /** Queues a reset link for the user inside the batch's transaction, keyed by job and user (sent once). */
-  enqueueReset(trx: Kysely<Schema>, user: { id: string; email: string }, jobId: string): Promise<void>;
+  /**
+   * Queues a reset link for the user inside the batch's transaction, keyed by job and user (sent once); `seq`, the
+   * user's number in the job's scope when a batch queues it (LeverContext.seqOf), goes into the key to follow the
+   * job's order.
+   */
+  enqueueReset(trx: Kysely<Schema>, user: { id: string; email: string }, jobId: string, seq?: number): Promise<void>;
+  /**
+   * The same for a whole batch's users at once, with the same keys (multi-row inserts instead of two statements per
+   * user). Optional: without it invalidate-passwords calls enqueueReset once per user.
+   */
+  enqueueResets?(trx: Kysely<Schema>, users: ReadonlyArray<{ id: string; email: string; seq?: number }>, jobId: string): Promise<void>;
   /**
    * Queues a security notice (ASVS 6.3.7: a factor removed, a sign-in provider unlinked) for the user inside the
    * batch's transaction, keyed by job, user and notice (and factor), so a resumed batch never mails twice. Optional:

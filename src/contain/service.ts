@@ -30,8 +30,11 @@ export function containDeps(app: App, notifier: ResetNotifier | null = resetNoti
 export function resetNotifierFor(app: App): ResetNotifier {
   const mailer = app.accounts.resetMailer;
   return {
-    async enqueueReset(trx, user, jobId) {
-      await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId });
+    async enqueueReset(trx, user, jobId, seq) {
+      await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, reason: "containment", jobId, ...(seq === undefined ? {} : { seq }) });
+    },
+    async enqueueResets(trx, users, jobId) {
+      await mailer.issueContainmentLinks(trx, users, { publicURL: app.config.http.publicURL, serviceName: app.config.serviceName, jobId });
     },
     async enqueueNotice(trx, user, jobId, event, seq) {
       await notifySecurityEvent(app.accounts.outbox, containmentNotice(jobId, user, event, app.clock.now(), seq), { appName: app.config.serviceName, executor: trx });

@@ -34,8 +34,18 @@ export interface ResetMailContext {
   serviceName: string;
 }
 
-/** What `issueInTransaction` needs: a containment link is keyed by its job, so a resumed batch sends once. */
-export type IssueInTransactionOptions = ResetMailContext & ({ reason: "containment"; jobId: string } | { reason: "reset" | "register" });
+/**
+ * What `issueInTransaction` needs: a containment link is keyed by its job (and the user's number in it, `seq`, when a
+ * batch knows it: containmentResetKey), so a resumed batch sends once.
+ */
+export type IssueInTransactionOptions = ResetMailContext & ({ reason: "containment"; jobId: string; seq?: number } | { reason: "reset" | "register" });
+
+/** A containment batch's users for `issueContainmentLinks`: `seq` is the user's number in the job (it orders the keys). */
+export interface ContainmentRecipient {
+  id: string;
+  email: string;
+  seq?: number;
+}
 
 export type IssueInTransactionResult =
   /** A new link: its token row and message were written through the caller's transaction. */
@@ -63,6 +73,16 @@ export interface ResetMailer {
    */
   issueInTransaction(trx: Kysely<any>, userId: string, options: IssueInTransactionOptions): Promise<IssueInTransactionResult>;
   /**
+   * What `issueInTransaction` with reason "containment" does for each of `users`, in multi-row inserts through `trx`:
+   * the messages first (each keyed by job, number and user), then a token row for each message this call created. A
+   * user whose mail the job queued already (a batch run again) gets no second link and no token row. Returns how many
+   * links were queued and how many were queued already.
+   *
+   * @example
+   * await mailer.issueContainmentLinks(trx, [{ id: user.id, email: user.email, seq: 42 }], { publicURL, serviceName, jobId });
+   */
+  issueContainmentLinks(trx: Kysely<Schema>, users: readonly ContainmentRecipient[], options: Omit<ResetMailContext, "email"> & { jobId: string }): Promise<{ queued: number; alreadyQueued: number }>;
+  /**
    * The public reset request (and a registration for a taken address): for an account that is, when the
    * transaction reads it under the account's link lock, still active, unlocked and at the address `user` was
    * found with, and under its hourly limit, a link and its mail; otherwise the same number of statements, the
@@ -80,9 +100,27 @@ export function resetLink(publicURL: string, token: string): string {
   return `${publicURL}/reset-password#token=${token}`;
 }
 
-/** The idempotency key of a containment job's mail to one user. */
-export function containmentResetKey(jobId: string, userId: string): string {
-  return `account.containment-reset:${jobId}:${userId}`;
+// Digits of a user's number in a containment link's key: fixed, so that one job's keys sort as its batches run (up to
+// ten billion users), as its notices' do (src/contain/service.ts).
+const SEQ_DIGITS = 10;
+
+/**
+ * The idempotency key of a containment job's mail to one user. With `seq`, the user's number in the job's scope (a
+ * batch knows it), it comes before the user: `…:job.0000000042:usr_…`, so a batch's keys go into the outbox's key index
+ * one after the other instead of into a page of it each, at random. Without it (a job recorded before users were
+ * numbered, an administrator's set-email) the key is `…:job:usr_…`, the only form before December 2026: a reader that
+ * asks whether the job mailed a user looks for both (containmentResetKeys).
+ */
+export function containmentResetKey(jobId: string, userId: string, seq?: number): string {
+  return seq === undefined ? `account.containment-reset:${jobId}:${userId}` : `account.containment-reset:${jobId}.${String(seq).padStart(SEQ_DIGITS, "0")}:${userId}`;
+}
+
+/**
+ * Every key the job's mail to the user may have been queued under: with its number in the job and without (a batch run
+ * by a release before the numbered key, in a job this release resumes).
+ */
+export function containmentResetKeys(jobId: string, userId: string, seq: number | undefined): string[] {
+  return seq === undefined ? [containmentResetKey(jobId, userId)] : [containmentResetKey(jobId, userId, seq), containmentResetKey(jobId, userId)];
 }
 
 function lifetimeText(ms: number): string {
@@ -124,6 +162,9 @@ export function composeResetMail(token: string, context: ResetMailContext, reaso
   return { to: context.email, subject: subject[reason], text, kind: kind[reason], priority, linkLifetimeMs: lifetimeMs };
 }
 
+/** Keys per read when a containment batch looks for the mail it created (well inside either database's parameter limit). */
+const KEYS_PER_READ = 1000;
+
 /** An address no message is ever sent to: the throw-away rows of the even request path use it. */
 const DECOY_ADDRESS = "reset-decoy@bulwark.invalid";
 
@@ -136,14 +177,18 @@ const DECOY_ADDRESS = "reset-decoy@bulwark.invalid";
 export function createResetMailer(deps: { database: Database; resets: PasswordResetService; outbox: Outbox; random: RandomSource }): ResetMailer {
   const { database, resets, outbox, random } = deps;
 
-  const issueInTransaction: ResetMailer["issueInTransaction"] = async (trx, userId, options) => {
-    if (options.reason === "containment" && (typeof options.jobId !== "string" || options.jobId.length === 0)) {
+  const checkJobId = (jobId: unknown): void => {
+    if (typeof jobId !== "string" || jobId.length === 0) {
       throw new InputError("BULWARK_ERR_RESET_JOB", "a containment reset link needs the job id (it keys the mail, so a resumed batch sends once)");
     }
+  };
+
+  const issueInTransaction: ResetMailer["issueInTransaction"] = async (trx, userId, options) => {
+    if (options.reason === "containment") checkJobId(options.jobId);
     const executor = trx as Kysely<Schema>;
     const lifetimeMs = options.reason === "containment" ? CONTAINMENT_LINK_LIFETIME_MS : resets.policy.lifetimeMs;
     const fresh = generateResetToken(random);
-    const key = options.reason === "containment" ? containmentResetKey(options.jobId, userId) : `account.${options.reason}:${fresh.id}`;
+    const key = options.reason === "containment" ? containmentResetKey(options.jobId, userId, options.seq) : `account.${options.reason}:${fresh.id}`;
     // The message first: when its key already exists (a batch that committed before a crash, run again),
     // no second token is stored either — the one in the queued mail stays the user's link.
     // For the account's address now: not sent once the account has moved to another (NewMessage.accountId), nor once its
@@ -154,8 +199,38 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
     return { queued: true, messageId: message.id, tokenId: fresh.id, expiresAt };
   };
 
+  const issueContainmentLinks: ResetMailer["issueContainmentLinks"] = async (trx, users, options) => {
+    checkJobId(options.jobId);
+    const seen = new Set<string>();
+    for (const u of users) {
+      if (seen.has(u.id)) throw new InputError("BULWARK_ERR_RESET_JOB", `user ${u.id} is listed twice: a containment batch mails each user once`);
+      seen.add(u.id);
+    }
+    // In the job's order: the numbered keys then go into the key index one after the other.
+    const ordered = [...users].sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+    const links = ordered.map((u) => ({ user: u, fresh: generateResetToken(random), key: containmentResetKey(options.jobId, u.id, u.seq) }));
+    const messages = links.map(({ user, fresh, key }) => ({
+      idempotencyKey: key, ...composeResetMail(fresh.token, { ...options, email: user.email }, "containment", CONTAINMENT_LINK_LIFETIME_MS), accountId: user.id, linkId: fresh.id,
+    }));
+    const { inserted } = await outbox.enqueueMany(messages, { executor: trx });
+    // As one at a time: a token row only behind a message this call created. When every message went in (the usual
+    // case) that is all of them; otherwise the stored rows tell which: a created one carries this call's link id.
+    let created = links;
+    if (inserted < links.length) {
+      const ours = new Set<string>();
+      for (let i = 0; i < links.length; i += KEYS_PER_READ) {
+        const keys = links.slice(i, i + KEYS_PER_READ).map((l) => l.key);
+        for (const r of await trx.selectFrom("outbox_messages").select("link_id").where("idempotency_key", "in", keys).execute()) if (r.link_id !== null) ours.add(r.link_id);
+      }
+      created = links.filter((l) => ours.has(l.fresh.id));
+    }
+    if (created.length > 0) await resets.storeMany(created.map((l) => ({ token: l.fresh, userId: l.user.id })), { executor: trx, lifetimeMs: CONTAINMENT_LINK_LIFETIME_MS });
+    return { queued: created.length, alreadyQueued: links.length - created.length };
+  };
+
   return {
     issueInTransaction,
+    issueContainmentLinks,
     async request(user, context, reason, record) {
       // The same statements on every path, so the response time does not tell whether the address has an
       // account (ASVS 6.3.8): one transaction with a read of the account, a count, two writes to indexed rows, and a commit. A real

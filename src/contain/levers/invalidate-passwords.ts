@@ -303,6 +303,7 @@ export const invalidatePasswords = {
     if (held.size > 0) await trx.updateTable("users").set({ reset_held_at: ctx.now }).where(inIds(ctx.dialect, "id", [...held.keys()])).execute();
     // In the same transaction as the change: the email is queued if and only if the password was invalidated.
     if (ctx.notifier) {
+      const mailed: Array<{ id: string; email: string; seq?: number }> = [];
       for (const r of rows) {
         // The outbox's own rule is checked before enqueueing (mailOutcome): its refusal thrown here would roll the
         // whole batch back, and every resume would stop at the same user, so nobody after them would be contained.
@@ -316,10 +317,17 @@ export const invalidatePasswords = {
           counts.resetEmailsRefused++;
           events.push({ type: RESET_EMAIL_REFUSED, subject: r.id, data: { reason: outcome.reason } });
         } else {
-          await ctx.notifier.enqueueReset(trx, { id: r.id, email: r.email }, ctx.jobId);
-          counts.resetEmailsQueued++;
+          const seq = ctx.seqOf?.get(r.id);
+          mailed.push({ id: r.id, email: r.email, ...(seq === undefined ? {} : { seq }) });
         }
       }
+      // All at once when the notifier can (multi-row inserts, keys in the job's order), else one by one.
+      if (ctx.notifier.enqueueResets) {
+        if (mailed.length > 0) await ctx.notifier.enqueueResets(trx, mailed, ctx.jobId);
+      } else {
+        for (const u of mailed) await ctx.notifier.enqueueReset(trx, { id: u.id, email: u.email }, ctx.jobId, u.seq);
+      }
+      counts.resetEmailsQueued = mailed.length;
     }
     return { counts, changes: [], events };
   },

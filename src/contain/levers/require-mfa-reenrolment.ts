@@ -11,7 +11,7 @@ import type { Kysely } from "kysely";
 import { forecastNotices, queueNotices, type LeverContext, type NoticeDue, type ScopeQuery, type UserLever } from "../lever.ts";
 import type { MFAFactor } from "../../notify/index.ts";
 import type { Schema } from "../../store/schema.ts";
-import { containmentResetKey } from "../../accounts/password-reset/reset-mail.ts";
+import { containmentResetKeys } from "../../accounts/password-reset/reset-mail.ts";
 import { countOpenLinks, countOwnedRows, endSessions, inIds, openLinkOwners, recordedTargets, spendOpenLinks, type LinksSpent } from "./common.ts";
 import { lockManyAccountsLinks } from "../../accounts/password-reset/link-lock.ts";
 import { revokedBefore } from "../../accounts/sessions/revocation.ts";
@@ -29,8 +29,9 @@ const PAGE = 5000;
  * that lever spent their open links just before, under the same link locks, so the one left is the job's own link to
  * the owner's mailbox — the way back it promises, which this lever must not take away. Read by the mail's outbox key.
  */
-async function mailedByThisJob(trx: Kysely<Schema>, ctx: LeverContext, userIds: readonly string[]): Promise<Set<string>> {
-  const ownerOf = new Map(userIds.map((id) => [containmentResetKey(ctx.jobId, id), id]));
+async function mailedByThisJob(trx: Kysely<Schema>, ctx: LeverContext, userIds: readonly string[], seqOf: ReadonlyMap<string, number> | undefined = ctx.seqOf): Promise<Set<string>> {
+  // Under either key (containmentResetKeys): a batch of a release before the numbered key, in a job resumed by this one.
+  const ownerOf = new Map(userIds.flatMap((id) => containmentResetKeys(ctx.jobId, id, seqOf?.get(id)).map((key) => [key, id] as const)));
   const rows = await trx.selectFrom("outbox_messages").select("idempotency_key").where(inIds(ctx.dialect, "idempotency_key", [...ownerOf.keys()])).execute();
   return new Set(rows.flatMap((r) => ownerOf.get(r.idempotency_key) ?? []));
 }
@@ -108,14 +109,14 @@ function batchRange(data: string): { from: number; to: number } | null {
 
 /** Spends the open links of one batch's users, asked by `batchAt` and unexpired, of the accounts with no factor now. */
 async function spendLinksOfBatch(trx: Kysely<Schema>, ctx: LeverContext, range: { from: number; to: number }, batchAt: number): Promise<LinksSpent> {
-  const users = await trx.selectFrom("contain_job_users").select("contain_job_users.user_id").where("contain_job_users.job_id", "=", ctx.jobId)
+  const users = await trx.selectFrom("contain_job_users").select(["contain_job_users.user_id", "contain_job_users.seq"]).where("contain_job_users.job_id", "=", ctx.jobId)
     .where("contain_job_users.seq", ">=", range.from).where("contain_job_users.seq", "<=", range.to)
     .where((eb) => eb.and(FACTOR_TABLES.map((t) => eb.not(eb.exists(eb.selectFrom(t).select(`${t}.user_id`).whereRef(`${t}.user_id`, "=", "contain_job_users.user_id"))))))
     .execute();
   // Asked by the batch's time and still usable: an expired link opens nothing, whoever kept it.
   const only = { askedBy: batchAt };
   const holders = await openLinkOwners(trx, ctx.dialect, users.map((u) => u.user_id), ctx.now, only);
-  const mailed = await mailedByThisJob(trx, ctx, holders);
+  const mailed = await mailedByThisJob(trx, ctx, holders, new Map(users.map((u) => [u.user_id, Number(u.seq)])));
   const owners = holders.filter((id) => !mailed.has(id));
   if (owners.length === 0) return { resetLinks: 0, emailChangeLinks: 0 };
   // The accounts' link locks before the first write, as a batch takes them: a reset completed at the same moment either
