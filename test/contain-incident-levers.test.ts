@@ -31,8 +31,11 @@ async function setup(database: Database): Promise<ContainFixture> {
   const mailer = createResetMailer({ database, resets: createPasswordResetService(deps), outbox, random: fx.random });
   // As resetNotifierFor (src/contain/service.ts) builds it from an app.
   const notifier: ResetNotifier = {
-    async enqueueReset(trx, user, jobId) {
-      await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: "https://bulwark.test", serviceName: "Bulwark", reason: "containment", jobId });
+    async enqueueReset(trx, user, jobId, seq) {
+      await mailer.issueInTransaction(trx, user.id, { email: user.email, publicURL: "https://bulwark.test", serviceName: "Bulwark", reason: "containment", jobId, ...(seq === undefined ? {} : { seq }) });
+    },
+    async enqueueResets(trx, users, jobId) {
+      await mailer.issueContainmentLinks(trx, users, { publicURL: "https://bulwark.test", serviceName: "Bulwark", jobId });
     },
     async enqueueNotice(trx, user, jobId, event) {
       await notifySecurityEvent(outbox, { eventId: `${jobId}.${user.id}`, to: user.email, at: fx.clock.now(), event }, { appName: "Bulwark", executor: trx });
