@@ -23,6 +23,24 @@ describe("link tokens", () => {
     assert.deepEqual(reset.check(t.secret, row, 1_000, AHEAD), { row }, "the issued secret matches its stored hash");
   });
 
+  it("a time-ordered id (orderedAt, for a batch of thousands) has the same shape, parses and checks alike, and sorts by its time; its secret is as random", () => {
+    const at = Date.UTC(2026, 11, 7, 10);
+    const batch = Array.from({ length: 50 }, (_, i) => reset.generate(systemRandom, { orderedAt: at + (i % 5) }));
+    for (const t of batch) {
+      assert.match(t.token, /^prt_[a-z2-7]{26}\.[A-Za-z0-9_-]{43}$/);
+      assert.deepEqual(reset.parse(t.token), { id: t.id, secret: t.secret });
+      const row = { secret_hash: t.secretHash, used_at: null, created_at: at, expires_at: at + 2_000 };
+      assert.deepEqual(reset.check(t.secret, row, at + 1_000, AHEAD), { row });
+    }
+    // Ids made later sort later, byte for byte (what puts a batch at the primary key's end).
+    const byId = [...batch].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
+    const times = byId.map((t) => batch.indexOf(t) % 5);
+    assert.deepEqual(times, [...times].sort((x, y) => x - y), "sorted by id is sorted by time");
+    assert.equal(new Set(batch.map((t) => t.id)).size, 50, "ids of one millisecond differ (80 random bits)");
+    assert.equal(new Set(batch.map((t) => t.secret)).size, 50);
+    assert.notEqual(reset.generate(systemRandom).id.slice(4, 14), reset.generate(systemRandom, { orderedAt: at }).id.slice(4, 14), "without orderedAt the id stays random");
+  });
+
   it("attack: another kind's token, a longer one, junk and a tampered secret are refused", () => {
     const t = reset.generate(systemRandom);
     assert.equal(email.parse(t.token), null, "a reset link is not an email-change link");

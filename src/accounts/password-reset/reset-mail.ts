@@ -208,7 +208,10 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
     }
     // In the job's order: the numbered keys then go into the key index one after the other.
     const ordered = [...users].sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
-    const links = ordered.map((u) => ({ user: u, fresh: generateResetToken(random), key: containmentResetKey(options.jobId, u.id, u.seq) }));
+    // Time-ordered token ids (the wall clock: only their order matters): the batch's rows go into the token table's
+    // primary key at its end (LinkTokenKind.generate).
+    const at = Date.now();
+    const links = ordered.map((u) => ({ user: u, fresh: generateResetToken(random, { orderedAt: at }), key: containmentResetKey(options.jobId, u.id, u.seq) }));
     const messages = links.map(({ user, fresh, key }) => ({
       idempotencyKey: key, ...composeResetMail(fresh.token, { ...options, email: user.email }, "containment", CONTAINMENT_LINK_LIFETIME_MS), accountId: user.id, linkId: fresh.id,
     }));

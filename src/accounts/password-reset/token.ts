@@ -10,9 +10,12 @@ export type ResetToken = LinkToken;
 /** Longest well-formed token; anything longer is refused before any lookup. */
 export const MAX_RESET_TOKEN_LENGTH = kind.maxLength;
 
-/** Draws a fresh token from the CSPRNG; returns the text for the link and the hash to store. */
-export function generateResetToken(random: RandomSource): ResetToken & { token: string; secretHash: string } {
-  return kind.generate(random);
+/**
+ * Draws a fresh token from the CSPRNG; returns the text for the link and the hash to store. `orderedAt`: a time-ordered
+ * id (a containment batch's thousands of links: LinkTokenKind.generate).
+ */
+export function generateResetToken(random: RandomSource, options?: { orderedAt?: number }): ResetToken & { token: string; secretHash: string } {
+  return kind.generate(random, options);
 }
 
 /** Splits a presented token; null when it is not exactly the shape we issue (no lookups for junk). */
