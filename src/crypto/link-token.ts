@@ -1,5 +1,6 @@
-// Single-use link tokens `<prefix>_<id>.<secret>` (password reset, email change): a random id that finds the
-// row and a 256-bit secret of which only the SHA-256 is stored, so a leaked table is worth no link.
+// Single-use link tokens `<prefix>_<id>.<secret>` (password reset, email change): an id that finds the row (random, or
+// time-ordered for a batch of thousands) and a 256-bit secret of which only the SHA-256 is stored, so a leaked table is
+// worth no link.
 import { constantTimeEqual } from "./constant-time.ts";
 import { hashSecret, newId, newOrderedId, newSecret } from "./tokens.ts";
 import type { RandomSource } from "../lib/random.ts";
