@@ -162,6 +162,16 @@ export function composeResetMail(token: string, context: ResetMailContext, reaso
   return { to: context.email, subject: subject[reason], text, kind: kind[reason], priority, linkLifetimeMs: lifetimeMs };
 }
 
+/**
+ * The outbox message carrying `fresh`'s link to the account `accountId`, under `key`: for the account's address now (not
+ * sent once the account has moved to another: NewMessage.accountId), and for that one token row (not sent once its link is
+ * used or spent: NewMessage.linkId). Every link mail of this module is built here, so none names a token other than the
+ * one it carries.
+ */
+function linkMessage(fresh: { id: string; token: string }, key: string, accountId: string, context: ResetMailContext, reason: ResetReason, lifetimeMs: number): NewMessage {
+  return { idempotencyKey: key, ...composeResetMail(fresh.token, context, reason, lifetimeMs), accountId, linkId: fresh.id };
+}
+
 /** Keys per read when a containment batch looks for the mail it created (well inside either database's parameter limit). */
 const KEYS_PER_READ = 1000;
 
@@ -191,9 +201,8 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
     const key = options.reason === "containment" ? containmentResetKey(options.jobId, userId, options.seq) : `account.${options.reason}:${fresh.id}`;
     // The message first: when its key already exists (a batch that committed before a crash, run again),
     // no second token is stored either — the one in the queued mail stays the user's link.
-    // For the account's address now: not sent once the account has moved to another (NewMessage.accountId), nor once its
-    // link is used or spent (NewMessage.linkId: the token row stored below).
-    const message = await outbox.enqueue({ idempotencyKey: key, ...composeResetMail(fresh.token, options, options.reason, lifetimeMs), accountId: userId, linkId: fresh.id }, trx);
+    // For the account's address now, and for the token row stored below (linkMessage).
+    const message = await outbox.enqueue(linkMessage(fresh, key, userId, options, options.reason, lifetimeMs), trx);
     if (!message.created) return { queued: false, reason: "already-queued", messageId: message.id };
     const { expiresAt } = await resets.store(fresh, userId, { executor, lifetimeMs });
     return { queued: true, messageId: message.id, tokenId: fresh.id, expiresAt };
@@ -212,9 +221,7 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
     // primary key at its end (LinkTokenKind.generate).
     const at = Date.now();
     const links = ordered.map((u) => ({ user: u, fresh: generateResetToken(random, { orderedAt: at }), key: containmentResetKey(options.jobId, u.id, u.seq) }));
-    const messages = links.map(({ user, fresh, key }) => ({
-      idempotencyKey: key, ...composeResetMail(fresh.token, { ...options, email: user.email }, "containment", CONTAINMENT_LINK_LIFETIME_MS), accountId: user.id, linkId: fresh.id,
-    }));
+    const messages = links.map(({ user, fresh, key }) => linkMessage(fresh, key, user.id, { ...options, email: user.email }, "containment", CONTAINMENT_LINK_LIFETIME_MS));
     const { inserted } = await outbox.enqueueMany(messages, { executor: trx });
     // As one at a time: a token row only behind a message this call created. When every message went in (the usual
     // case) that is all of them; otherwise the stored rows tell which: a created one carries this call's link id.
@@ -270,8 +277,7 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
         }
         const fresh = generateResetToken(random);
         const key = `decoy:${fresh.id}`;
-        const mail = composeResetMail(fresh.token, { ...context, email: DECOY_ADDRESS }, reason, resets.policy.lifetimeMs);
-        await outbox.enqueue({ ...mail, idempotencyKey: key, accountId: subject, linkId: fresh.id }, trx);
+        await outbox.enqueue(linkMessage(fresh, key, subject, { ...context, email: DECOY_ADDRESS }, reason, resets.policy.lifetimeMs), trx);
         await trx.deleteFrom("outbox_messages").where("idempotency_key", "=", key).execute();
         if (!user) return "no-account";
         return !eligible ? "not-eligible" : refused ? "address-refused" : "rate-limited";
