@@ -6,23 +6,15 @@
 // transaction. No aim is set (issue 5's ≤ 1.5 is for the three levers bench/contain.ts runs); the ratio shows what the
 // per-user mail costs and keeps the batch's multi-row inserts from sliding back to a statement per user (PostgreSQL,
 // 50,000 users: 39.4 s then, 8.4 s since: docs/containment.md).
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { sql } from "kysely";
-import pg from "pg";
 import { CONTAINMENT_LINK_LIFETIME_MS, composeResetMail } from "../src/accounts/password-reset/reset-mail.ts";
 import { openApp } from "../src/app/open-app.ts";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
-import { seedUsers } from "../src/dev/seed.ts";
-import { openPostgres, openSQLite, type Database } from "../src/store/database.ts";
-import { startPostgres } from "../test/helpers/postgres.ts";
-import { line, now, seconds } from "./lib.ts";
+import type { Database } from "../src/store/database.ts";
+import { eachDialect, line, now, openTarget, seconds, seededTwins, settle, type Cluster } from "./lib.ts";
 
 const USERS = Number(process.env["BULWARK_BENCH_RESET_USERS"] ?? 100_000);
 const ENV = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1", BULWARK_LOG_LEVEL: "silent", BULWARK_PUBLIC_URL: "https://bulwark.example" };
-
-type Cluster = Awaited<ReturnType<typeof startPostgres>>;
 
 /** The direct statements, on database `b`: what the job writes, without the job (and without sealing the mail). */
 async function direct(database: Database): Promise<number> {
@@ -44,33 +36,13 @@ async function direct(database: Database): Promise<number> {
 }
 
 async function run(dialect: "sqlite" | "postgres", dir: string, cluster: Cluster): Promise<void> {
-  const dataDir = join(dir, `${dialect}-a`);
-  let env: NodeJS.ProcessEnv = { ...ENV, BULWARK_DATA_DIR: dataDir };
-  let b: () => Promise<Database>;
-  if (dialect === "postgres") {
-    if (!cluster) throw new Error("PostgreSQL is not installed");
-    env = { ...env, BULWARK_DATABASE_URL: await cluster.createDatabase("reset_a") };
-  }
-  const seeding = await openApp({ env, mode: "init", actor: "bench" });
-  const t0 = now();
-  const report = await seedUsers({ database: seeding.db, clock: seeding.clock, random: seeding.random, passwords: seeding.accounts.passwords }, { users: USERS, sessionsPerUser: 1, tokensPerUser: 0 });
-  line(`[${dialect}] seed`, `${report.users} users, ${report.sessions} sessions`, `${seconds(t0).toFixed(1)} s`);
-  await seeding.close();
-  if (dialect === "sqlite") {
-    cpSync(dataDir, join(dir, "sqlite-b"), { recursive: true });
-    b = async () => openSQLite(join(dir, "sqlite-b", "bulwark.db"), { create: false });
-  } else {
-    const c = cluster as NonNullable<Cluster>;
-    const admin = new pg.Client({ connectionString: c.url("postgres") });
-    await admin.connect();
-    await admin.query("CREATE DATABASE reset_b TEMPLATE reset_a");
-    await admin.end();
-    b = () => openPostgres(c.url("reset_b"));
-  }
-
-  const copy = await b();
+  const { env, b } = await seededTwins(dialect, dir, cluster, ENV, { users: USERS, sessionsPerUser: 1, tokensPerUser: 0 });
+  // Each measured part starts with no dirty page of the parts before it left to write (bench/contain.ts says why).
+  settle();
+  const copy = await openTarget(b);
   const directSecs = await direct(copy);
   await copy.close();
+  settle();
   line(`[${dialect}] direct statements`, `${directSecs.toFixed(2)} s`, "reference: links, mail, passwords, sessions");
 
   const app = await openApp({ env, actor: "bench" });
@@ -91,19 +63,6 @@ async function run(dialect: "sqlite" | "postgres", dir: string, cluster: Cluster
 }
 
 export default async function bench(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "bulwark-bench-contain-reset-"));
-  const dialects = (process.env["BULWARK_BENCH_DIALECTS"] ?? "sqlite,postgres").split(",");
   line("users", USERS.toLocaleString("en-US"), "1 session each");
-  let cluster: Cluster = null;
-  try {
-    if (dialects.includes("sqlite")) await run("sqlite", dir, null);
-    if (dialects.includes("postgres")) {
-      cluster = await startPostgres();
-      if (cluster) await run("postgres", dir, cluster);
-      else line("[postgres]", "skipped", "PostgreSQL is not installed");
-    }
-  } finally {
-    await cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await eachDialect("contain-reset", run);
 }

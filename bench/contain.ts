@@ -6,33 +6,20 @@
 //    then the UPDATE/DELETEs) (aim ≤ 1.5);
 //  - the time from job start until a request with an in-scope session is refused: a real session, checked with
 //    validate() in a separate thread on its own connection, as a server would (aim < 1 s at any N).
-import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { sql } from "kysely";
-import pg from "pg";
 import { openApp } from "../src/app/open-app.ts";
 import { containDeps, createContainJob, runJob } from "../src/contain/index.ts";
-import { seedUsers } from "../src/dev/seed.ts";
 import type { NewMessage } from "../src/notify/outbox.ts";
 import { securityMessages } from "../src/notify/security-notices.ts";
-import { openPostgres, openSQLite, type Database } from "../src/store/database.ts";
-import { startPostgres } from "../test/helpers/postgres.ts";
-import { line, now, seconds } from "./lib.ts";
+import type { Database } from "../src/store/database.ts";
+import { eachDialect, line, now, openTarget, seconds, seededTwins, settle, type Cluster, type Target } from "./lib.ts";
 
 const USERS = Number(process.env["BULWARK_BENCH_USERS"] ?? 1_000_000);
 // Users per batch (default: the job default); a knob to see where the per-batch overhead stops mattering.
 const BATCH = process.env["BULWARK_BENCH_BATCH"] ? Number(process.env["BULWARK_BENCH_BATCH"]) : undefined;
 const LEVERS = ["expire-passwords", "revoke-sessions", "revoke-tokens"];
 const ENV = { BULWARK_ARGON2_MEMORY_KIB: "1024", BULWARK_ARGON2_TIME: "1", BULWARK_LOG_LEVEL: "silent" };
-
-type Target = { sqlitePath: string } | { databaseURL: string };
-
-async function openTarget(target: Target): Promise<Database> {
-  return "sqlitePath" in target ? openSQLite(target.sqlitePath, { create: false }) : openPostgres(target.databaseURL);
-}
 
 const src = (path: string): string => new URL(`../src/${path}`, import.meta.url).href;
 
@@ -146,39 +133,8 @@ async function direct(database: Database): Promise<number> {
   return seconds(t);
 }
 
-/** Writes every dirty page of the machine to disk (sync(1)). */
-function settle(): void {
-  execFileSync("sync");
-}
-
-/** Seeds the "a" database, makes the identical "b", and returns both targets. */
-async function prepare(dialect: "sqlite" | "postgres", dir: string, cluster: Awaited<ReturnType<typeof startPostgres>>): Promise<{ env: NodeJS.ProcessEnv; a: Target; b: Target }> {
-  const dataDir = join(dir, `${dialect}-a`);
-  let env: NodeJS.ProcessEnv = { ...ENV, BULWARK_DATA_DIR: dataDir };
-  let urlA = "";
-  if (dialect === "postgres") {
-    if (!cluster) throw new Error("PostgreSQL is not installed");
-    urlA = await cluster.createDatabase("bench_a");
-    env = { ...env, BULWARK_DATABASE_URL: urlA };
-  }
-  const app = await openApp({ env, mode: "init", actor: "bench" });
-  const t = now();
-  const report = await seedUsers({ database: app.db, clock: app.clock, random: app.random, passwords: app.accounts.passwords }, { users: USERS, sessionsPerUser: 2, tokensPerUser: 1 });
-  line(`[${dialect}] seed`, `${report.users} users, ${report.sessions} sessions, ${report.tokens} tokens`, `${seconds(t).toFixed(1)} s`);
-  await app.close();
-  if (dialect === "sqlite") {
-    cpSync(dataDir, join(dir, "sqlite-b"), { recursive: true });
-    return { env, a: { sqlitePath: join(dataDir, "bulwark.db") }, b: { sqlitePath: join(dir, "sqlite-b", "bulwark.db") } };
-  }
-  const admin = new pg.Client({ connectionString: (cluster as NonNullable<typeof cluster>).url("postgres") });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE bench_b TEMPLATE bench_a`);
-  await admin.end();
-  return { env, a: { databaseURL: urlA }, b: { databaseURL: (cluster as NonNullable<typeof cluster>).url("bench_b") } };
-}
-
-async function run(dialect: "sqlite" | "postgres", dir: string, cluster: Awaited<ReturnType<typeof startPostgres>>): Promise<void> {
-  const { env, a, b } = await prepare(dialect, dir, cluster);
+async function run(dialect: "sqlite" | "postgres", dir: string, cluster: Cluster): Promise<void> {
+  const { env, a, b } = await seededTwins(dialect, dir, cluster, ENV, { users: USERS, sessionsPerUser: 2, tokensPerUser: 1 });
 
   // Each measured part starts with no dirty page of the parts before it left to write (the seed, the copy, the direct
   // statements' gigabyte of outbox rows at a million users): otherwise whichever runs second pays for the first's
@@ -237,21 +193,8 @@ async function run(dialect: "sqlite" | "postgres", dir: string, cluster: Awaited
 }
 
 export default async function bench(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "bulwark-bench-contain-"));
-  const dialects = (process.env["BULWARK_BENCH_DIALECTS"] ?? "sqlite,postgres").split(",");
   line("users", USERS.toLocaleString("en-US"), "2 sessions and 1 API token each");
-  let cluster: Awaited<ReturnType<typeof startPostgres>> = null;
-  try {
-    if (dialects.includes("sqlite")) await run("sqlite", dir, null);
-    if (dialects.includes("postgres")) {
-      // PostgreSQL's default shared_buffers (128 MB) is meant for small machines; a deployment holding a million
-      // accounts sizes it to its memory. Both the direct statements and the job run on this one cluster.
-      cluster = await startPostgres({ shared_buffers: process.env["BULWARK_BENCH_PG_SHARED_BUFFERS"] ?? "1GB" });
-      if (cluster) await run("postgres", dir, cluster);
-      else line("[postgres]", "skipped", "PostgreSQL is not installed");
-    }
-  } finally {
-    await cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  // PostgreSQL's default shared_buffers (128 MB) is meant for small machines; a deployment holding a million accounts
+  // sizes it to its memory. Both the direct statements and the job run on this one cluster.
+  await eachDialect("contain", run, { shared_buffers: process.env["BULWARK_BENCH_PG_SHARED_BUFFERS"] ?? "1GB" });
 }
