@@ -75,8 +75,10 @@ export interface ResetMailer {
   /**
    * What `issueInTransaction` with reason "containment" does for each of `users`, in multi-row inserts through `trx`:
    * the messages first (each keyed by job, number and user), then a token row for each message this call created. A
-   * user whose mail the job queued already (a batch run again) gets no second link and no token row. Returns how many
-   * links were queued and how many were queued already.
+   * user whose mail the job queued already under that key (a batch run again) gets no second link and no token row.
+   * Only the numbered key is looked under: a batch a release before it committed (keyed `<job>:<user>`) committed with
+   * the job's progress, so the engine never gives its users to a batch again (test/contain-reset-keys.test.ts).
+   * Returns how many links were queued and how many were queued already.
    *
    * @example
    * await mailer.issueContainmentLinks(trx, [{ id: user.id, email: user.email, seq: 42 }], { publicURL, serviceName, jobId });
@@ -99,6 +101,9 @@ export interface ResetMailer {
 export function resetLink(publicURL: string, token: string): string {
   return `${publicURL}/reset-password#token=${token}`;
 }
+
+/** A job id as keys take it: what JobStore mints (`job_…`) and set-email passes (an audit event id, `evt_…`). */
+const JOB_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
 // Digits of a user's number in a containment link's key: fixed, so that one job's keys sort as its batches run (up to
 // ten billion users), as its notices' do (src/contain/service.ts).
@@ -190,6 +195,11 @@ export function createResetMailer(deps: { database: Database; resets: PasswordRe
   const checkJobId = (jobId: unknown): void => {
     if (typeof jobId !== "string" || jobId.length === 0) {
       throw new InputError("BULWARK_ERR_RESET_JOB", "a containment reset link needs the job id (it keys the mail, so a resumed batch sends once)");
+    }
+    // "." and ":" are the key's separators: job "job_a.0000000001" would key a user's mail as job "job_a" keys its
+    // first user's (containmentResetKey), and that job's batch would count another job's mail as its own.
+    if (!JOB_ID.test(jobId)) {
+      throw new InputError("BULWARK_ERR_RESET_JOB", `a containment reset link's job id must be 1 to 100 letters, digits, "_" or "-" (it keys the mail); got ${JSON.stringify(jobId.slice(0, 100))}`);
     }
   };
 
