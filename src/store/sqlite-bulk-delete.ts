@@ -28,16 +28,20 @@ function quoteId(name: string): string {
  * @example
  * await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and created_at < ${at}`)
  *
- * `beforeDelete` runs in the transaction once the doomed rows are counted, before any is deleted.
+ * `beforeDelete` runs in the transaction once the doomed rows are counted (and described, with `describe`), before any
+ * is deleted.
  */
 export async function bulkDeleteSQLite(
-  trx: Kysely<any>, table: string, condition: RawBuilder<unknown>, options: { beforeDelete?: (doomed: number) => Promise<void> } = {},
+  trx: Kysely<any>, table: string, condition: RawBuilder<unknown>,
+  options: { beforeDelete?: (doomed: number, described: Record<string, unknown>) => Promise<void>; describe?: RawBuilder<unknown> } = {},
 ): Promise<BulkDeleteResult> {
   const t = sql.table(table);
   const count = async (query: RawBuilder<{ n: number }>): Promise<number> => Number((await query.execute(trx)).rows[0]?.n ?? 0);
-  const doomed = await count(sql`select count(*) as n from ${t} where ${condition}`);
+  // `describe`: more aggregates over the doomed rows for beforeDelete (select-list items, each with its alias).
+  const first = (await sql<Record<string, unknown>>`select count(*) as n${options.describe ? sql`, ${options.describe}` : sql``} from ${t} where ${condition}`.execute(trx)).rows[0] ?? {};
+  const doomed = Number(first["n"] ?? 0);
   // The caller's last look at the rows about to go, in the transaction (a count it made before it, checked).
-  await options.beforeDelete?.(doomed);
+  await options.beforeDelete?.(doomed, first);
   if (doomed === 0) return { deleted: 0, method: "delete" };
 
   const ddl = (await sql<{ type: string; name: string; sql: string }>`

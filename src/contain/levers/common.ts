@@ -7,6 +7,25 @@ import type { Schema } from "../../store/schema.ts";
 import { issuedBefore } from "../../accounts/sessions/revocation.ts";
 import { openSessionSQL, type SessionLimits } from "../../accounts/sessions/open-rule.ts";
 
+/**
+ * SQLite, for a whole-table step (applyAll) and the count its lever made before it (countAll): what the rows the step
+ * changes are beyond their number — the sums of their rowids and of their created_at (folded under a prime, so that
+ * the sum stays an exact integer at any size). countAll selects it beside its counts; the step selects it again in its
+ * transaction over the rows it is about to change and keeps the counts only when number and sums agree (sameRows). A
+ * write committed in between that keeps the number — one session signed out, another dated before the job by a node
+ * whose clock is behind, for a user who had none — changes the sums, so the step counts again (was: the number alone,
+ * and the job reported the users of the rows counted, not of the rows it ended). Unseen only when the new row took the
+ * old one's rowid (it had the largest) in the same millisecond; what the step changes is never in question, only the
+ * counts of its report.
+ */
+export const ROWS_FINGERPRINT = sql`coalesce(sum(rowid), 0) as fp_rowids, coalesce(sum(created_at % 1000000007), 0) as fp_stamps`;
+
+/** Whether `counted` (countAll's, with ROWS_FINGERPRINT and the number of rows under `rowsKey`) describes the rows `now` describes. */
+export function sameRows(counted: Record<string, number> | undefined, now: Record<string, unknown> | undefined, rowsKey: string): boolean {
+  if (counted === undefined || now === undefined) return false;
+  return counted[rowsKey] === Number(now[rowsKey]) && counted["fp_rowids"] === Number(now["fp_rowids"]) && counted["fp_stamps"] === Number(now["fp_stamps"]);
+}
+
 /** How many ids a dry run shows: enough to recognise the scope, few enough to read. */
 export const SAMPLE_SIZE = 5;
 

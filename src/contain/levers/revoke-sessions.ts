@@ -6,7 +6,7 @@
 import { sql, type Kysely } from "kysely";
 import { bulkDeleteSQLite } from "../../store/sqlite-bulk-delete.ts";
 import type { LeverContext, UserLever } from "../lever.ts";
-import { countOwnedRows, endSessions } from "./common.ts";
+import { countOwnedRows, endSessions, ROWS_FINGERPRINT, sameRows } from "./common.ts";
 import { openSessionSQL } from "../../accounts/sessions/open-rule.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
@@ -34,8 +34,9 @@ export const revokeSessions = {
   async countAll(db, ctx) {
     // SQLite: the sessions the step ends and their users, counted before its transaction (outside the write lock:
     // at a million users, two million sessions, counting their distinct users took 3 to 7 s), with every row the step
-    // will delete (`refused`). The step checks that number against the rows it deletes: a write committed in between
-    // (a session deleted, one dated before the job by a clock stepped back) makes it count again, in its transaction.
+    // will delete (`refused`) and their fingerprint (ROWS_FINGERPRINT). The step checks both against the rows it
+    // deletes: a write committed in between (a session deleted, one dated before the job by a clock stepped back, or
+    // both at once) makes it count again, in its transaction.
     // PostgreSQL counts in its DELETE (row locks only).
     return ctx.dialect === "sqlite" ? countEnded(db, ctx) : null;
   },
@@ -55,11 +56,12 @@ export const revokeSessions = {
       return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0) };
     }
     // SQLite: the open sessions and their users were counted before the step (countAll); they stand if the rows the
-    // rebuild deletes are as many as then, else they are counted again here, before the rebuild.
+    // rebuild deletes are the rows counted then (sameRows), else they are counted again here, before the rebuild.
     let counts = counted;
     await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and ${refused}`, {
-      async beforeDelete(doomed) {
-        if (counts === undefined || counts["refused"] !== doomed) counts = await countEnded(trx, ctx);
+      describe: ROWS_FINGERPRINT,
+      async beforeDelete(doomed, described) {
+        if (!sameRows(counts, { ...described, refused: doomed }, "refused")) counts = await countEnded(trx, ctx);
       },
     });
     return { users: Number(counts?.["users"] ?? 0), sessions: Number(counts?.["sessions"] ?? 0) };
@@ -68,14 +70,15 @@ export const revokeSessions = {
 
 /**
  * The sessions the stamps refuse that were open at the job's time, and their users (what the step reports as ended);
- * `refused`: every row the stamps refuse, open or not (what the step deletes).
+ * `refused`: every row the stamps refuse, open or not (what the step deletes), and those rows' ROWS_FINGERPRINT.
  */
-async function countEnded(db: Kysely<Schema>, ctx: LeverContext): Promise<{ users: number; sessions: number; refused: number }> {
+async function countEnded(db: Kysely<Schema>, ctx: LeverContext): Promise<Record<string, number>> {
   const open = openFlag(ctx);
-  const { rows } = await sql<{ sessions: number | null; users: number; refused: number }>`
-    select sum(${open}) as sessions, count(distinct case when ${open} = 1 then user_id end) as users, count(*) as refused
+  const { rows } = await sql<{ sessions: number | null; users: number; refused: number; fp_rowids: number; fp_stamps: number }>`
+    select sum(${open}) as sessions, count(distinct case when ${open} = 1 then user_id end) as users, count(*) as refused, ${ROWS_FINGERPRINT}
     from sessions where user_id is not null and ${issuedBefore(revokedBefore(ctx.at), ctx.epoch)}`.execute(db);
-  return { users: Number(rows[0]?.users ?? 0), sessions: Number(rows[0]?.sessions ?? 0), refused: Number(rows[0]?.refused ?? 0) };
+  const r = rows[0];
+  return { users: Number(r?.users ?? 0), sessions: Number(r?.sessions ?? 0), refused: Number(r?.refused ?? 0), fp_rowids: Number(r?.fp_rowids ?? 0), fp_stamps: Number(r?.fp_stamps ?? 0) };
 }
 
 /** 1 for a session open at the job's time by the session policy in force, else 0 (what the lever counts as ended). */

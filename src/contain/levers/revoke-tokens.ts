@@ -7,7 +7,7 @@
 import { sql, type Kysely } from "kysely";
 import type { LeverContext, UserLever } from "../lever.ts";
 import type { Schema } from "../../store/schema.ts";
-import { countOwnedRows, inIds } from "./common.ts";
+import { countOwnedRows, inIds, ROWS_FINGERPRINT, sameRows } from "./common.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
 
@@ -32,10 +32,11 @@ export const revokeTokens = {
     return { counts: { users: new Set(rows.map((r) => r.user_id)).size, tokens: rows.length }, changes: [] };
   },
   async countAll(db, ctx) {
-    // SQLite: the tokens the step revokes and their owners, counted before its transaction (outside the write lock).
-    // The step checks the number against the rows its UPDATE marks: a write committed in between (another job or the
-    // owner revoking one, a token dated before the job by a clock stepped back) makes it count what it marked instead,
-    // in its transaction. PostgreSQL counts in its UPDATE (row locks only).
+    // SQLite: the tokens the step revokes and their owners, counted before its transaction (outside the write lock),
+    // with those rows' fingerprint (ROWS_FINGERPRINT). The step reads the number and fingerprint again in its
+    // transaction, just before its UPDATE: a write committed in between (another job or the owner revoking one, a token
+    // dated before the job by a clock stepped back, or both at once) makes it count again there. PostgreSQL counts in
+    // its UPDATE (row locks only).
     return ctx.dialect === "sqlite" ? countUnrevoked(db, ctx) : null;
   },
   async applyAll(trx, ctx, counted) {
@@ -50,19 +51,20 @@ export const revokeTokens = {
         select count(*) as tokens, count(distinct user_id) as users from done`.execute(trx);
       return { users: Number(rows[0]?.users ?? 0), tokens: Number(rows[0]?.tokens ?? 0) };
     }
+    // The rows the UPDATE will mark, as they stand under the write lock: the counts made before the step stand if they
+    // are the rows counted then (sameRows); else they are counted again, here, so that they are the UPDATE's own.
+    const { rows: [now] } = await sql<Record<string, unknown>>`
+      select count(*) as tokens, ${ROWS_FINGERPRINT} from api_tokens where revoked_at is null and ${refused}`.execute(trx);
+    const counts = sameRows(counted, now, "tokens") ? (counted as Record<string, number>) : await countUnrevoked(trx, ctx);
     const marked = Number((await trx.updateTable("api_tokens").set({ revoked_at: ctx.at }).where("revoked_at", "is", null).where(refused).executeTakeFirst()).numUpdatedRows);
-    if (counted !== undefined && counted["tokens"] === marked) return { users: Number(counted["users"] ?? 0), tokens: marked };
-    // Not the rows counted before the step (or no count): the owners of the rows it marked, read here. A token another
-    // job marked at the same millisecond would be counted too; none of this job's own rows is left out.
-    const owners = await trx.selectFrom("api_tokens").where("revoked_at", "=", ctx.at).where(refused)
-      .select((eb) => eb.fn.count<number>("user_id").distinct().as("users")).executeTakeFirst();
-    return { users: Number(owners?.users ?? 0), tokens: marked };
+    return { users: Number(counts["users"] ?? 0), tokens: marked };
   },
 } satisfies UserLever;
 
-/** The unrevoked tokens the job's stamp refuses, and their owners (what the --all step reports as revoked). */
-async function countUnrevoked(db: Kysely<Schema>, ctx: LeverContext): Promise<{ users: number; tokens: number }> {
-  const row = await db.selectFrom("api_tokens").where("revoked_at", "is", null).where(issuedBefore(revokedBefore(ctx.at), ctx.epoch))
-    .select((eb) => [eb.fn.count<number>("user_id").distinct().as("users"), eb.fn.countAll<number>().as("tokens")]).executeTakeFirst();
-  return { users: Number(row?.users ?? 0), tokens: Number(row?.tokens ?? 0) };
+/** The unrevoked tokens the job's stamp refuses, and their owners (what the --all step reports as revoked), with those rows' ROWS_FINGERPRINT. */
+async function countUnrevoked(db: Kysely<Schema>, ctx: LeverContext): Promise<Record<string, number>> {
+  const { rows: [row] } = await sql<{ users: number; tokens: number; fp_rowids: number; fp_stamps: number }>`
+    select count(distinct user_id) as users, count(*) as tokens, ${ROWS_FINGERPRINT}
+    from api_tokens where revoked_at is null and ${issuedBefore(revokedBefore(ctx.at), ctx.epoch)}`.execute(db);
+  return { users: Number(row?.users ?? 0), tokens: Number(row?.tokens ?? 0), fp_rowids: Number(row?.fp_rowids ?? 0), fp_stamps: Number(row?.fp_stamps ?? 0) };
 }
