@@ -3,20 +3,16 @@
 // within findtime) to name offenders, brute-forced users, and logins that followed them; and, over
 // the compromise window, the slow rules (spraying, guessing) that catch the same attacks paced under it.
 import { ipv6Prefix64 } from "./address.ts";
-import { ConnectionTracker, detach } from "./connection-tracker.ts";
+import { detach } from "./connection-tracker.ts";
 import { AuthLogOptionError } from "./errors.ts";
 import { ExpiringTable } from "./expiring-table.ts";
 import { attackBefore, earliestBanOutside, recordAttack, recordBan } from "./file-order.ts";
-import { HeldEvents } from "./held-events.ts";
-import { journalEntry } from "./journal-json.ts";
 import { addRootLogin, rootLoginSample } from "./root-logins.ts";
 import { isPasswordMethod } from "./findings.ts";
 import { markSlow, pushName, slowRunBefore } from "./slow-rules.ts";
-import { afterSyslogdTag, bsdRepeatCount, classifySshdMessage, messageStart, repeatedMessage, type SshdEvent } from "./sshd-messages.ts";
-import { splitLine, type SshdLine } from "./syslog-line.ts";
-import { emptyStamp, YearResolver } from "./timestamp.ts";
-import type { AttackRun, AuthLogLimits, AuthLogOptions, AuthLogResult, SlowEvidence, SlowMarks, SourceRecord, SuccessRecord, UnreadFile, UntrustedWriter, UserRecord } from "./types.ts";
-import { mostlyUnread, UNREAD_FILES_KEPT } from "./unread-files.ts";
+import { LineStage, type SshdEventSink } from "./line-stage.ts";
+import type { SshdEvent } from "./sshd-messages.ts";
+import type { AttackRun, AuthLogLimits, AuthLogOptions, AuthLogResult, SlowEvidence, SlowMarks, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 
 export const DEFAULTS = {
   maxRetry: 5,
@@ -44,8 +40,6 @@ export const DEFAULTS = {
 export const LIMITS: AuthLogLimits = { sources: 500_000, users: 100_000, logins: 20_000 };
 const MAX_NAMES_PER_RECORD = 50;
 const MAX_COMPROMISES = 1_000;
-// Writers of untrusted journal entries named in authlog.untrusted-entries; later ones are counted only.
-const MAX_UNTRUSTED_WRITERS = 20;
 
 function validate(options: AuthLogOptions): void {
   const { maxRetry, findTimeMs, year, maxLineLength, compromiseWindowMs, sprayMin, guessMin } = options;
@@ -144,10 +138,8 @@ export class AuthLogAnalyzer {
   readonly #compromiseWindowMs: number;
   readonly #sprayMin: number;
   readonly #guessMin: number;
-  readonly #scratch: SshdLine = { stamp: emptyStamp(), hostStart: 0, hostEnd: 0, connection: "", messageAt: 0 };
-  // The host field of the previous line: consecutive lines mostly share it, so no slice is made for them.
-  #host = "";
-  readonly #connections = new ConnectionTracker();
+  // The lines' half of the analysis: splitter, matcher, connections, years, held repeat events (line-stage.ts).
+  readonly #lines: LineStage;
   readonly #limits: AuthLogLimits;
   readonly #sources: ExpiringTable<string, SourceRecord>;
   // IPv6 failures are also counted per /64: one host is routed a whole /64 and can use a new address per connection.
@@ -155,7 +147,6 @@ export class AuthLogAnalyzer {
   readonly #users: ExpiringTable<string, UserRecord>;
   readonly #compromises = new Map<string, SuccessRecord>();
   readonly #rootLogins = { password: rootLoginSample(), key: rootLoginSample() };
-  readonly #untrustedWriters = new Map<string, UntrustedWriter>();
   // Logins that were not suspect when read, judged again in finish() (at most limits.logins).
   readonly #kept: KeptLogin[] = [];
   // For logins past that bound: the file of the first, the latest stamp among them, and the earliest ban or attack read
@@ -163,22 +154,11 @@ export class AuthLogAnalyzer {
   #firstUnkeptFile = 0;
   #unkeptLatestMs = Number.NEGATIVE_INFINITY;
   #lateAttackMs = Number.POSITIVE_INFINITY;
-  // A Map beats a dictionary-mode object for counters keyed at run time.
-  readonly #byKind = new Map<string, number>();
   // Brute force comes in runs from one address: a one-entry cache skips most map lookups.
   #lastSource: SourceRecord | undefined;
   #lastPrefix: SourceRecord | undefined;
-  // The BSD syslogd (FreeBSD, NetBSD, OpenBSD, macOS, sysklogd) folds a connection's identical "Failed password"
-  // lines into "HOST last message repeated N times", with no program tag: dropped, an attacker trying five
-  // passwords per connection was charged one. Each host's last sshd event is held for such a line (#otherLine).
-  readonly #held = new HeldEvents();
   #lastUserRecord: UserRecord | undefined;
-  #years: YearResolver;
   #file = "";
-  // The counters when the current file began, to tell at its end whether it was read at all (#endFile).
-  #fileStart = { lines: 0, blank: 0, unread: 0 };
-  #fileOpen = false;
-  readonly #unreadFiles: UnreadFile[] = [];
   readonly stats = {
     files: 0, lines: 0, blank: 0, malformed: 0, overlong: 0, sshdLines: 0, events: 0,
     failures: 0, successes: 0, rootLogins: 0, rootPasswordLogins: 0, untrackedSources: 0, untrackedUsers: 0, untrackedPrefixes: 0,
@@ -219,12 +199,11 @@ export class AuthLogAnalyzer {
       lastSeen: (u) => (u.guessCount > 1 ? u.latestMs + slowHold : u.latestMs),
       pinned: (u) => !Number.isNaN(u.attackFirstMs) || u.guessed !== null,
     });
-    this.#years = this.#resolver();
-  }
-
-  #resolver(): YearResolver {
-    const o = this.#options;
-    return new YearResolver({ referenceMs: o.referenceMs, year: o.year, utcOffsetMinutes: o.utcOffsetMinutes });
+    const sink: SshdEventSink = {
+      failure: (address, event, t, lineNo) => this.#failure(address, event, t, lineNo),
+      success: (event, t, lineNo) => this.#success(event, t, lineNo),
+    };
+    this.#lines = new LineStage({ ...options, maxLineLength: this.maxLineLength }, this.stats, sink);
   }
 
   /**
@@ -233,159 +212,19 @@ export class AuthLogAnalyzer {
    * files given oldest first), so a given year is not re-applied to a file that crossed New Year.
    */
   beginFile(name: string): void {
-    this.#endFile();
     this.stats.files++;
     this.#file = name;
-    const s = this.stats;
-    this.#fileStart = { lines: s.lines, blank: s.blank, unread: s.malformed + s.overlong };
-    this.#fileOpen = true;
-    if (this.#options.year === undefined && this.stats.files > 1) this.#years = this.#resolver();
-    this.#held.clear();
-  }
-
-  /**
-   * Notes the current file as not read when most of its lines were in no format the check knows: its attacks were
-   * never looked at, and the findings say so (authlog.log-not-read) rather than pass it as clean.
-   */
-  #endFile(): void {
-    if (!this.#fileOpen) return;
-    this.#fileOpen = false;
-    const s = this.stats;
-    const start = this.#fileStart;
-    const lines = s.lines - start.lines;
-    const unread = s.malformed + s.overlong - start.unread;
-    if (!mostlyUnread(lines, s.blank - start.blank, unread)) return;
-    s.unreadFiles++;
-    if (this.#unreadFiles.length < UNREAD_FILES_KEPT) this.#unreadFiles.push({ file: this.#file, lines, unread });
+    this.#lines.beginFile(name, this.stats.files);
   }
 
   /** A line longer than `maxLineLength`: counted, never parsed. */
   overlong(): void {
-    this.stats.lines++;
-    this.stats.overlong++;
+    this.#lines.overlong();
   }
 
   /** Feeds one line (without its newline); `lineNo` is 1-based within the current file. */
   line(text: string, lineNo: number): void {
-    const stats = this.stats;
-    stats.lines++;
-    if (text.length === 0) {
-      stats.blank++;
-      return;
-    }
-    if (text.length > this.maxLineLength) {
-      stats.overlong++;
-      return;
-    }
-    // journalctl -o json: the entry is read as the short-unix line journalctl would print for it, and journald's record of
-    // its writer says whether sshd wrote it (a syslog line says nothing of that: anyone can `logger -t sshd`).
-    const first = text.charCodeAt(0);
-    let untrusted: string | null = null;
-    if (first === 123 /* { */ || first === 30 /* RS, json-seq */) {
-      const entry = journalEntry(text);
-      if (entry !== null) {
-        text = entry.line;
-        untrusted = entry.untrustedWriter;
-      }
-    }
-    const parsed = this.#scratch;
-    const shape = splitLine(text, parsed);
-    if (shape === "malformed") {
-      // journalctl writes "-- Boot …" / "-- No entries --" markers between entries.
-      if (text.startsWith("-- ")) stats.blank++;
-      else stats.malformed++;
-      return;
-    }
-    // Every program's lines tell the time, but only its own host's lines steer a host's year.
-    const host = this.#hostOf(text, parsed);
-    const t = this.#years.resolve(parsed.stamp, host);
-    this.#held.seen(host);
-    if (shape === "other") {
-      if (this.#held.active) this.#otherLine(text, parsed, host, t, lineNo);
-      return;
-    }
-    stats.sshdLines++;
-    // "message repeated 5 times: [ Failed password …]" stands for five more of that message: an
-    // rsyslog with $RepeatedMsgReduction on would otherwise hide most of a brute force.
-    const repeated = repeatedMessage(text, parsed.messageAt);
-    const at = messageStart(text, repeated === null ? parsed.messageAt : repeated.start);
-    const end = repeated === null ? text.length : repeated.end;
-    const classified = classifySshdMessage(at === 0 && end === text.length ? text : text.slice(at, end));
-    if (classified === null) {
-      this.#held.forget(host);
-      return;
-    }
-    if (untrusted !== null) {
-      this.#untrustedEntry(parsed.connection, classified, untrusted, t, lineNo, repeated === null ? 1 : repeated.count);
-      this.#held.forget(host);
-      return;
-    }
-    const event = this.#connections.resolve(parsed.connection, classified, t);
-    this.#apply(parsed.connection, event, t, lineNo, repeated === null ? 1 : repeated.count, null);
-    this.#held.hold(host, parsed.connection, event);
-  }
-
-  /**
-   * A journal entry that claims to be sshd's but that journald says `writer` wrote: followed as a connection of its own
-   * (keyed apart, so it can neither join nor end a real sshd connection), its failures not counted, its logins counted
-   * as any: a forged login is a false alarm, while a real one written some way this check does not vouch for (sshd
-   * under another unit, in a container) must not go unreported.
-   */
-  #untrustedEntry(connection: string, classified: SshdEvent, writer: string, t: number, lineNo: number, times: number): void {
-    this.stats.untrustedEntries++;
-    let w = this.#untrustedWriters.get(writer);
-    if (w === undefined && this.#untrustedWriters.size < MAX_UNTRUSTED_WRITERS) {
-      w = { writer: detach(writer), entries: 0 };
-      this.#untrustedWriters.set(w.writer, w);
-    }
-    if (w !== undefined) w.entries++;
-    const key = `untrusted ${connection}`;
-    const event = this.#connections.resolve(key, classified, t);
-    this.#apply(key, event, t, lineNo, times, writer);
-  }
-
-  /**
-   * Counts `event` of `connection` `times` times, logged at `t` on line `lineNo`; the failures of an entry journald says
-   * `untrustedWriter` wrote (null: sshd, or nothing says otherwise) are not.
-   */
-  #apply(connection: string, event: SshdEvent, t: number, lineNo: number, times: number, untrustedWriter: string | null): void {
-    const untrusted = untrustedWriter !== null;
-    for (let n = times; n > 0; n--) {
-      this.stats.events++;
-      this.#byKind.set(event.kind, (this.#byKind.get(event.kind) ?? 0) + 1);
-      const charged = this.#connections.apply(connection, event, t);
-      if (charged !== null) {
-        if (untrusted) this.stats.untrustedFailures++;
-        else this.#failure(charged, event, t, lineNo);
-      }
-      if (event.effect === "gained" && event.address !== null && event.user) {
-        if (untrusted) this.stats.untrustedLogins++;
-        this.#success(event, t, lineNo);
-      }
-    }
-  }
-
-  /** A line of another program: a BSD repeat line replays its host's last sshd event; any other line ends it. */
-  #otherLine(text: string, parsed: SshdLine, host: string, t: number, lineNo: number): void {
-    // In a log written without host names, the "host" field is the repeat line's first word; those lines form host "".
-    const hostless = bsdRepeatCount(text, parsed.hostStart);
-    let at = parsed.hostEnd;
-    while (text.charCodeAt(at) === 32) at++;
-    // FreeBSD 12 and later tag the line as syslogd's own message: "HOST syslogd: last message repeated N times".
-    const count = hostless > 0 ? hostless : bsdRepeatCount(text, afterSyslogdTag(text, at));
-    const key = hostless > 0 ? "" : host;
-    if (count === 0) {
-      this.#held.forget(key);
-      return;
-    }
-    const held = this.#held.get(key);
-    if (held !== undefined) this.#apply(held.connection, held.event, t, lineNo, count, null);
-  }
-
-  #hostOf(text: string, parsed: SshdLine): string {
-    const length = parsed.hostEnd - parsed.hostStart;
-    if (length !== this.#host.length || !text.startsWith(this.#host, parsed.hostStart)) this.#host = detach(text.slice(parsed.hostStart, parsed.hostEnd));
-    return this.#host;
+    this.#lines.line(text, lineNo);
   }
 
   #failure(address: string, event: SshdEvent, t: number, lineNo: number): void {
@@ -723,7 +562,7 @@ export class AuthLogAnalyzer {
 
   /** Ends the analysis and returns offenders, suspicious logins and counters. */
   finish(): AuthLogResult {
-    this.#endFile();
+    this.#lines.endFile();
     this.#rejudgeKept();
     this.stats.loginsNotRejudgedMatter = this.stats.loginsNotRejudged > 0 && this.#lateAttackMs <= this.#unkeptLatestMs + CLOCK_SLACK_MS;
     const offenders = [...this.#sources.values()].filter((s) => s.bans > 0);
@@ -731,7 +570,7 @@ export class AuthLogAnalyzer {
     for (const p of this.#prefixes.values()) if (p.bans > 0 && ((p.members?.size ?? 0) > 1 || p.moreMembers)) offenders.push(p);
     offenders.sort((a, b) => b.failures - a.failures || a.firstMs - b.firstMs);
     const attackedUsers = [...this.#users.values()].filter((u) => !Number.isNaN(u.attackFirstMs)).sort((a, b) => b.failures - a.failures || a.attackFirstMs - b.attackFirstMs);
-    this.stats.byKind = Object.fromEntries([...this.#byKind].sort((a, b) => b[1] - a[1]));
+    this.stats.byKind = this.#lines.byKind();
     this.stats.evictedSources = this.#sources.evicted;
     this.stats.evictedUsers = this.#users.evicted;
     return {
@@ -746,8 +585,8 @@ export class AuthLogAnalyzer {
       attackedUsers,
       compromises: [...this.#compromises.values()],
       rootLogins: this.#rootLogins,
-      untrustedWriters: [...this.#untrustedWriters.values()],
-      unreadFiles: this.#unreadFiles,
+      untrustedWriters: this.#lines.untrustedWriters(),
+      unreadFiles: this.#lines.unreadFiles,
     };
   }
 }
