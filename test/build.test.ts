@@ -88,5 +88,12 @@ describe("npm run build", () => {
     const ssh = cli(["check", "ssh", "--config", sshd, "--json"]);
     assert.ok(ssh.status === 0 || ssh.status === 1, `check ssh ran: ${ssh.status} ${ssh.stderr}`);
     assert.ok(Array.isArray(JSON.parse(ssh.stdout).findings), ssh.stdout);
+    // check authlog reads lines in a worker thread on a machine with two cores or more: its module is in dist/ too.
+    assert.ok(existsSync(join(dist, "checks/authlog/line-worker.js")), "the line stage's worker module is built");
+    const log = join(dir, "auth.log");
+    writeFileSync(log, Array.from({ length: 6 }, (_, i) => `Nov 21 04:00:0${i} web sshd[${100 + i}]: Failed password for root from 203.0.113.9 port 22 ssh2\n`).join(""));
+    const authlog = cli(["check", "authlog", log, "--json"]);
+    assert.ok(authlog.status === 0 || authlog.status === 1, `check authlog ran: ${authlog.status} ${authlog.stderr}`);
+    assert.deepEqual(JSON.parse(authlog.stdout).offenders, ["203.0.113.9"], authlog.stdout);
   });
 });

@@ -10,7 +10,9 @@ import { attackBefore, earliestBanOutside, recordAttack, recordBan } from "./fil
 import { addRootLogin, rootLoginSample } from "./root-logins.ts";
 import { isPasswordMethod } from "./findings.ts";
 import { markSlow, pushName, slowRunBefore } from "./slow-rules.ts";
+import { LineSplitter } from "./line-splitter.ts";
 import { LineStage, type SshdEventSink } from "./line-stage.ts";
+import { RemoteLines } from "./remote-lines.ts";
 import type { SshdEvent } from "./sshd-messages.ts";
 import type { AttackRun, AuthLogLimits, AuthLogOptions, AuthLogResult, SlowEvidence, SlowMarks, SourceRecord, SuccessRecord, UserRecord } from "./types.ts";
 
@@ -138,8 +140,10 @@ export class AuthLogAnalyzer {
   readonly #compromiseWindowMs: number;
   readonly #sprayMin: number;
   readonly #guessMin: number;
-  // The lines' half of the analysis: splitter, matcher, connections, years, held repeat events (line-stage.ts).
-  readonly #lines: LineStage;
+  // The lines' half of the analysis: splitter, matcher, connections, years, held repeat events (line-stage.ts), in this
+  // thread, or in a worker (`workers: true`: remote-lines.ts) while this one keeps the windows and rules.
+  readonly #lines: LineStage | null = null;
+  readonly #remote: RemoteLines | null = null;
   readonly #limits: AuthLogLimits;
   readonly #sources: ExpiringTable<string, SourceRecord>;
   // IPv6 failures are also counted per /64: one host is routed a whole /64 and can use a new address per connection.
@@ -203,7 +207,15 @@ export class AuthLogAnalyzer {
       failure: (address, event, t, lineNo) => this.#failure(address, event, t, lineNo),
       success: (event, t, lineNo) => this.#success(event, t, lineNo),
     };
-    this.#lines = new LineStage({ ...options, maxLineLength: this.maxLineLength }, this.stats, sink);
+    const stageOptions = { referenceMs: options.referenceMs, year: options.year, utcOffsetMinutes: options.utcOffsetMinutes, maxLineLength: this.maxLineLength };
+    if (options.workers === true) this.#remote = new RemoteLines(stageOptions, sink);
+    else this.#lines = new LineStage(stageOptions, this.stats, sink);
+  }
+
+  /** The stage in this thread; an analyzer with a worker reads whole inputs only (feed). */
+  #local(): LineStage {
+    if (this.#lines === null) throw new Error("an auth-log analyzer with a worker reads whole inputs (analyzeFile, analyzeStream), not lines");
+    return this.#lines;
   }
 
   /**
@@ -214,17 +226,38 @@ export class AuthLogAnalyzer {
   beginFile(name: string): void {
     this.stats.files++;
     this.#file = name;
-    this.#lines.beginFile(name, this.stats.files);
+    // The worker's stage begins the file when its bytes come (feed).
+    this.#lines?.beginFile(name, this.stats.files);
   }
 
   /** A line longer than `maxLineLength`: counted, never parsed. */
   overlong(): void {
-    this.#lines.overlong();
+    this.#local().overlong();
   }
 
   /** Feeds one line (without its newline); `lineNo` is 1-based within the current file. */
   line(text: string, lineNo: number): void {
-    this.#lines.line(text, lineNo);
+    this.#local().line(text, lineNo);
+  }
+
+  /**
+   * Feeds the bytes of the current file (after `beginFile`), split into lines here or in the worker; returns the
+   * number of lines. When `chunks` throws, the lines before are counted and the error is thrown.
+   */
+  async feed(chunks: AsyncIterable<Buffer>): Promise<number> {
+    if (this.#remote !== null) {
+      try {
+        return await this.#remote.feed(this.#file, this.stats.files, chunks);
+      } finally {
+        const snapshot = this.#remote.snapshot;
+        if (snapshot !== null) Object.assign(this.stats, snapshot.stats);
+      }
+    }
+    this.#local();
+    const splitter = new LineSplitter(this);
+    for await (const chunk of chunks) splitter.push(chunk);
+    splitter.end();
+    return splitter.lines;
   }
 
   #failure(address: string, event: SshdEvent, t: number, lineNo: number): void {
@@ -562,7 +595,10 @@ export class AuthLogAnalyzer {
 
   /** Ends the analysis and returns offenders, suspicious logins and counters. */
   finish(): AuthLogResult {
-    this.#lines.endFile();
+    this.#lines?.endFile();
+    this.#remote?.close();
+    // The line stage's counters (its own in a worker: taken at the end of each input, by feed), kinds and lists.
+    const lines = this.#lines?.snapshot() ?? this.#remote?.snapshot ?? null;
     this.#rejudgeKept();
     this.stats.loginsNotRejudgedMatter = this.stats.loginsNotRejudged > 0 && this.#lateAttackMs <= this.#unkeptLatestMs + CLOCK_SLACK_MS;
     const offenders = [...this.#sources.values()].filter((s) => s.bans > 0);
@@ -570,7 +606,7 @@ export class AuthLogAnalyzer {
     for (const p of this.#prefixes.values()) if (p.bans > 0 && ((p.members?.size ?? 0) > 1 || p.moreMembers)) offenders.push(p);
     offenders.sort((a, b) => b.failures - a.failures || a.firstMs - b.firstMs);
     const attackedUsers = [...this.#users.values()].filter((u) => !Number.isNaN(u.attackFirstMs)).sort((a, b) => b.failures - a.failures || a.attackFirstMs - b.attackFirstMs);
-    this.stats.byKind = this.#lines.byKind();
+    this.stats.byKind = lines?.byKind ?? {};
     this.stats.evictedSources = this.#sources.evicted;
     this.stats.evictedUsers = this.#users.evicted;
     return {
@@ -585,8 +621,8 @@ export class AuthLogAnalyzer {
       attackedUsers,
       compromises: [...this.#compromises.values()],
       rootLogins: this.#rootLogins,
-      untrustedWriters: this.#lines.untrustedWriters(),
-      unreadFiles: this.#lines.unreadFiles,
+      untrustedWriters: lines?.untrustedWriters ?? [],
+      unreadFiles: lines?.unreadFiles ?? [],
     };
   }
 }

@@ -31,6 +31,14 @@ export interface SshdEventSink {
   success(event: SshdEvent, t: number, lineNo: number): void;
 }
 
+/** What the stage has counted and kept so far: what the analyzer's result takes from it. */
+export interface LineSnapshot {
+  stats: LineStats;
+  byKind: Record<string, number>;
+  untrustedWriters: UntrustedWriter[];
+  unreadFiles: UnreadFile[];
+}
+
 /** What the year resolver needs from the options (AuthLogOptions). */
 export interface LineStageOptions {
   referenceMs: number;
@@ -114,13 +122,14 @@ export class LineStage {
     if (this.unreadFiles.length < UNREAD_FILES_KEPT) this.unreadFiles.push({ file: this.#file, lines, unread });
   }
 
-  /** Counts by message kind, most frequent first. */
-  byKind(): Record<string, number> {
-    return Object.fromEntries([...this.#byKind].sort((a, b) => b[1] - a[1]));
-  }
-
-  untrustedWriters(): UntrustedWriter[] {
-    return [...this.#untrustedWriters.values()];
+  /** The counters, the counts by message kind (most frequent first), the untrusted writers and the unread files. */
+  snapshot(): LineSnapshot {
+    return {
+      stats: this.stats,
+      byKind: Object.fromEntries([...this.#byKind].sort((a, b) => b[1] - a[1])),
+      untrustedWriters: [...this.#untrustedWriters.values()],
+      unreadFiles: this.unreadFiles,
+    };
   }
 
   /** A line longer than `maxLineLength`: counted, never parsed. */

@@ -1,7 +1,6 @@
 // Streams log files into the analyzer: plain, gzip or zstd (detected by their magic bytes, not the
-// file name; xz, bzip2 and lz4 are recognised and refused), decoded as latin1 (one char per byte: any
-// binary junk decodes, nothing throws) and split into lines; a line that outgrows the limit across
-// chunks is skipped, never buffered whole.
+// file name; xz, bzip2 and lz4 are recognised and refused), split into lines by line-splitter.ts (latin1, a line that
+// outgrows the limit across chunks skipped, never buffered whole), in this thread or the analyzer's worker.
 import type { FileHandle } from "node:fs/promises";
 import { pipeline, Readable } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
@@ -152,71 +151,15 @@ export async function* decompressed(input: AsyncIterable<unknown>): AsyncGenerat
 
 /**
  * Feeds every line of `chunks` to `analyzer` (after `beginFile`). Lines are split on LF; a CR
- * before it is dropped. Returns the number of lines.
+ * before it is dropped. Returns the number of lines. An analyzer with a worker (`workers: true`) splits and reads
+ * them there.
  *
  * @example
  * analyzer.beginFile("-");
  * await feedChunks(analyzer, decompressed(process.stdin));
  */
-export async function feedChunks(analyzer: AuthLogAnalyzer, chunks: AsyncIterable<Buffer>): Promise<number> {
-  const max = analyzer.maxLineLength;
-  let lineNo = 0;
-  let carry: Buffer | null = null;
-  // The current line already passed `max` bytes: skip to its end, then count it once.
-  let skipping = false;
-  const emitText = (text: string): void => {
-    let pos = 0;
-    for (;;) {
-      const nl = text.indexOf("\n", pos);
-      if (nl < 0) break;
-      let end = nl;
-      if (end > pos && text.charCodeAt(end - 1) === 13) end--;
-      lineNo++;
-      if (end - pos > max) analyzer.overlong();
-      else analyzer.line(text.slice(pos, end), lineNo);
-      pos = nl + 1;
-    }
-  };
-  for await (const chunk of chunks) {
-    let start = 0;
-    if (skipping) {
-      const nl = chunk.indexOf(10);
-      if (nl < 0) continue;
-      lineNo++;
-      analyzer.overlong();
-      skipping = false;
-      start = nl + 1;
-    }
-    const lastNl = chunk.lastIndexOf(10);
-    if (lastNl < start) {
-      const rest = chunk.subarray(start);
-      carry = carry ? Buffer.concat([carry, rest]) : Buffer.from(rest);
-      if (carry.length > max) {
-        skipping = true;
-        carry = null;
-      }
-      continue;
-    }
-    const body = chunk.toString("latin1", start, lastNl + 1);
-    if (carry) {
-      emitText(carry.toString("latin1") + body);
-      carry = null;
-    } else emitText(body);
-    if (lastNl + 1 < chunk.length) {
-      carry = Buffer.from(chunk.subarray(lastNl + 1));
-      if (carry.length > max) {
-        skipping = true;
-        carry = null;
-      }
-    }
-  }
-  if (skipping) {
-    lineNo++;
-    analyzer.overlong();
-  } else if (carry && carry.length > 0) {
-    emitText(`${carry.toString("latin1")}\n`);
-  }
-  return lineNo;
+export function feedChunks(analyzer: AuthLogAnalyzer, chunks: AsyncIterable<Buffer>): Promise<number> {
+  return analyzer.feed(chunks);
 }
 
 function describe(error: unknown): string {

@@ -27,6 +27,12 @@ export interface AuthLogOptions {
   guessMin?: number | undefined;
   /** Called for every counted failure, in order (`--matches`). */
   onFailure?: ((match: FailureMatch) => void) | undefined;
+  /**
+   * Split and read the lines in a worker thread while this one keeps the windows and rules (remote-lines.ts): the two
+   * halves overlap on two cores. The analyzer then reads whole inputs only (analyzeFile, analyzeStream), not `line`.
+   * Same result either way (test/authlog-workers.test.ts).
+   */
+  workers?: boolean | undefined;
   /** Memory bounds (defaults: 500,000 addresses, 100,000 users); smaller ones let tests reach them. */
   limits?: Partial<AuthLogLimits> | undefined;
 }

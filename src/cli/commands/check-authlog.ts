@@ -1,7 +1,7 @@
 // `bulwark check authlog FILE...`: SSH brute force, logins that followed it and root logins, from
 // syslog or journal auth logs (plain, gzip or zstd). --matches lists every counted failure; --format nft
 // prints the offenders as nftables sets, leaving out loopback, the host's own addresses and --ignore'd ones.
-import { networkInterfaces } from "node:os";
+import { availableParallelism, networkInterfaces } from "node:os";
 import { Writable } from "node:stream";
 import type { Command } from "commander";
 import { InputError } from "../../lib/errors.ts";
@@ -124,6 +124,9 @@ export default {
           guessMin: integer("--guess-min", opts.guessMin),
           year: integer("--year", opts.year),
           utcOffsetMinutes: utcOffset(opts.utcOffset),
+          // With a second core, the lines are split and read in a worker thread while this one keeps the windows and
+          // rules: the same findings (test/authlog-workers.test.ts), sooner (docs/checks.md, Measured).
+          workers: availableParallelism() > 1,
           onFailure: !opts.matches
             ? undefined
             : opts.json
