@@ -1,13 +1,16 @@
-// The line stage's events as a worker hands them to the main thread: per batch, one Float64Array of numbers (eight per
-// event), one string holding the addresses and user names back to back, each cut out again by its length (lengths,
+// The line stage's events as a worker hands them to the main thread: per batch, one Float64Array of numbers (nine per
+// record), one string holding the addresses and user names back to back, each cut out again by its length (lengths,
 // not separators: a user name is whatever bytes the log holds, a separator among them included), and the kind and
 // method names by code. One message per chunk of log instead of one per event: the cost of crossing threads is paid
-// ~10,000 lines at a time.
+// ~10,000 lines at a time. An event the same as the one before (a repeat line stands for up to 1,000 of its message)
+// is one record with a count: a batch then holds no more records than its chunk has lines, and no more text than the
+// chunk (was: each repeat a record of its own, and 100 repeat lines after an 8,000-byte user name made a batch string
+// past V8's limit; 200 KB of repeat lines took a gigabyte).
 import type { SshdEventSink } from "./line-stage.ts";
 import type { SshdEvent } from "./sshd-messages.ts";
 
-/** Numbers per event: kind of record, time, line, flags, the lengths of address and user, the kind and method's codes. */
-const STRIDE = 8;
+/** Numbers per record: kind of record, time, line, flags, the lengths of address and user, the kind and method's codes, and how many times in a row. */
+const STRIDE = 9;
 const FAILURE = 0;
 const SUCCESS = 1;
 const INVALID_USER = 1;
@@ -45,8 +48,21 @@ export class EventBatch implements SshdEventSink {
     return code;
   }
 
+  // The last record's event and address, to count an event the same as it in that record.
+  #lastEvent: SshdEvent | null = null;
+  #lastAddress: string | null = null;
+  #lastRecord = -1;
+
   #push(record: number, event: SshdEvent, address: string | null, t: number, lineNo: number): void {
     const { user, method } = event;
+    const last = this.#length - STRIDE;
+    if (last >= 0 && this.#lastEvent === event && this.#lastAddress === address && this.#lastRecord === record && this.#numbers[last + 1] === t && this.#numbers[last + 2] === lineNo) {
+      (this.#numbers[last + 8] as number)++;
+      return;
+    }
+    this.#lastEvent = event;
+    this.#lastAddress = address;
+    this.#lastRecord = record;
     if (this.#length + STRIDE > this.#numbers.length) {
       const more = new Float64Array(this.#numbers.length * 2);
       more.set(this.#numbers);
@@ -62,6 +78,7 @@ export class EventBatch implements SshdEventSink {
     n[i + 5] = user === null ? 0 : user.length;
     n[i + 6] = this.#code(event.kind);
     n[i + 7] = method === null ? NO_METHOD : this.#code(method);
+    n[i + 8] = 1;
     this.#length = i + STRIDE;
     if (address !== null) this.#text += address;
     if (user !== null) this.#text += user;
@@ -81,6 +98,8 @@ export class EventBatch implements SshdEventSink {
     this.#length = 0;
     this.#text = "";
     this.#newNames = [];
+    this.#lastEvent = null;
+    this.#lastAddress = null;
     return batch;
   }
 }
@@ -115,12 +134,14 @@ export function replayEvents(batch: EventBatchMessage, names: NameTable, sink: S
     event.method = method === NO_METHOD ? null : (names[method] as string);
     event.invalidUser = (flags & INVALID_USER) !== 0;
     event.address = address;
+    const t = numbers[i + 1] as number;
+    const lineNo = numbers[i + 2] as number;
     if (numbers[i] === FAILURE) {
       event.effect = "fail";
-      sink.failure(address as string, event, numbers[i + 1] as number, numbers[i + 2] as number);
+      for (let k = numbers[i + 8] as number; k > 0; k--) sink.failure(address as string, event, t, lineNo);
     } else {
       event.effect = "gained";
-      sink.success(event, numbers[i + 1] as number, numbers[i + 2] as number);
+      for (let k = numbers[i + 8] as number; k > 0; k--) sink.success(event, t, lineNo);
     }
   }
 }

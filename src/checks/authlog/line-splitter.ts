@@ -73,9 +73,13 @@ export class LineSplitter {
     if (lastNl + 1 < chunk.length) this.#keep(Buffer.from(chunk.subarray(lastNl + 1)));
   }
 
-  /** The bytes after the last LF, copied: kept for the next chunk unless they are already too long for a line. */
+  /**
+   * The bytes after the last LF, copied: kept for the next chunk unless they are already too long for a line. A CR at
+   * their end may be the one before the next chunk's LF, which is no part of the line (was: counted, so a line of
+   * exactly the limit was overlong when a chunk ended between its CR and LF, and read when both came in one chunk).
+   */
   #keep(carry: Buffer): void {
-    if (carry.length > this.#max) {
+    if (carry.length > this.#max + (carry[carry.length - 1] === 13 ? 1 : 0)) {
       this.#skipping = true;
       this.#carry = null;
     } else this.#carry = carry;

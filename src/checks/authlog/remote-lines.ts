@@ -31,6 +31,9 @@ export class RemoteLines {
   #worker: Worker | null = null;
   #inFlight = 0;
   #failed: Error | null = null;
+  // The failure was the sink's own error (the caller's consumer), not the worker's.
+  #sinkFailed = false;
+  #closed = false;
   // Resolved when a chunk is read, the input ended, or the worker failed: what feed() waits on.
   #wake: (() => void) | null = null;
   // Set when the worker has read the whole input (its lines).
@@ -71,6 +74,7 @@ export class RemoteLines {
         throw error;
       }
     } catch (error) {
+      this.#sinkFailed = message.type === "events";
       this.#fail(error instanceof Error ? error : new Error(String(error)));
       return;
     }
@@ -98,18 +102,28 @@ export class RemoteLines {
     }
   }
 
+  /** Refuses to read more after finish() (close) or after the analysis stopped on an error: its state is gone or partial. */
+  #usable(): void {
+    if (this.#failed !== null) throw new Error(`the auth-log analysis stopped on an earlier error and reads no more: ${this.#failed.message}`, { cause: this.#failed });
+    if (this.#closed) throw new Error("an auth-log analyzer with a worker reads no more input after finish()");
+  }
+
   /**
    * Reads one input, file number `number` (1-based) named `name`, through the worker; returns its lines. When `chunks`
    * throws (corrupt compressed data, a read error), the lines before are still counted, and the error is thrown once
-   * the worker has handed them all over.
+   * the worker has handed them all over. When the sink throws (a --matches consumer whose stdout is gone) or the
+   * worker fails, that error is thrown and the analysis reads no more input (the worker had read ahead of the sink:
+   * its state is past what was counted); what was counted stays for finish(), as in one thread, with the line counters
+   * of the inputs read whole. The sink's error comes first, as in one thread, since it came from lines before the
+   * point where the input failed.
    */
   async feed(name: string, number: number, chunks: AsyncIterable<Buffer>): Promise<number> {
-    if (this.#failed !== null) throw this.#failed;
+    this.#usable();
     this.#worker ??= this.#start();
     this.#worker.ref();
     this.#ended = null;
     this.#post({ type: "begin", name, number });
-    let whole = true;
+    let inputError: { error: unknown } | null = null;
     try {
       for await (const chunk of chunks) {
         await this.#until(() => this.#inFlight < MAX_IN_FLIGHT);
@@ -119,26 +133,26 @@ export class RemoteLines {
         this.#post({ type: "chunk", bytes }, [bytes.buffer]);
       }
     } catch (error) {
-      whole = false;
-      throw error;
-    } finally {
-      if (this.#failed === null) {
-        this.#post({ type: "end", whole });
-        await this.#until(() => this.#ended !== null).catch((error: unknown) => {
-          // The input's own error is the one to tell; the worker's is told when there is no other.
-          if (whole) throw error;
-        });
-      }
-      this.#worker?.unref();
+      if (error !== this.#failed) inputError = { error };
     }
+    if (this.#failed === null) {
+      this.#post({ type: "end", whole: inputError === null });
+      await this.#until(() => this.#ended !== null).catch(() => {
+        // this.#failed says what failed.
+      });
+    }
+    this.#worker?.unref();
+    if (this.#failed !== null && this.#sinkFailed) throw this.#failed;
+    if (inputError !== null) throw inputError.error;
     if (this.#failed !== null) throw this.#failed;
     // Set by #receive meanwhile (TypeScript still sees the null assigned above).
     const ended = this.#ended as { lines: number } | null;
     return ended?.lines ?? 0;
   }
 
-  /** Stops the worker (idempotent). */
+  /** Stops the worker (idempotent); no input is read after it. */
   close(): void {
+    this.#closed = true;
     const worker = this.#worker;
     this.#worker = null;
     if (worker !== null) void worker.terminate();
