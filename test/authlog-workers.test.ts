@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { describe, it } from "node:test";
 import { generateAuthLog } from "../bench/checks/authlog.ts";
-import { AuthLogAnalyzer, analyzeFile, AuthLogUnreadableError } from "../src/checks/authlog/index.ts";
+import { AuthLogAnalyzer, analyzeFile, analyzeStream, AuthLogUnreadableError } from "../src/checks/authlog/index.ts";
 import type { AuthLogOptions, AuthLogResult, FailureMatch } from "../src/checks/authlog/types.ts";
 import { REF, T0, bsd, tempDirs } from "./helpers/authlog-night.ts";
 
@@ -162,6 +162,31 @@ describe("check authlog with a worker thread: errors", () => {
     assert.ok(error instanceof AuthLogUnreadableError && error.cause === gone, `the consumer's error, as the reader wraps any (the CLI looks at the cause): ${String(error)}`);
     assert.equal(calls, 1000, "no failure was handed over after the one that threw");
     analyzer.finish();
+  });
+
+  it("a consumer that throws while the input sends nothing more (a followed log gone quiet) stops the analysis then, not at the input's next chunk", async () => {
+    const lines = Array.from({ length: 50 }, (_, i) => `${bsd(i)} web sshd[${i}]: Failed password for root from 203.0.113.9 port 22 ssh2\n`).join("");
+    const gone = new Error("stdout is gone");
+    for (const workers of [false, true]) {
+      const analyzer = new AuthLogAnalyzer({
+        referenceMs: REF, utcOffsetMinutes: 0, workers,
+        onFailure: () => {
+          throw gone;
+        },
+      });
+      // One chunk, then a read that never settles: `journalctl -f` with nothing new to say.
+      const quiet = async function* (): AsyncGenerator<Buffer> {
+        yield Buffer.from(lines, "latin1");
+        await new Promise<never>(() => undefined);
+      };
+      // Never settling is the defect; the bound only turns a hang into a failure with a message.
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise<string>((resolve) => (timer = setTimeout(() => resolve("still waiting for the input"), 30_000)));
+      const outcome = await Promise.race([analyzeStream(analyzer, "-", quiet()).then(() => "read to the end", (e: unknown) => e), hung]);
+      clearTimeout(timer);
+      assert.ok(outcome instanceof AuthLogUnreadableError && outcome.cause === gone, `${workers ? "with a worker" : "in one thread"}: ${String(outcome)}`);
+      analyzer.finish();
+    }
   });
 
   it("an analyzer with a worker refuses single lines, saying it reads whole inputs", () => {

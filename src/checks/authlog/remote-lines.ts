@@ -36,6 +36,8 @@ export class RemoteLines {
   #closed = false;
   // Resolved when a chunk is read, the input ended, or the worker failed: what feed() waits on.
   #wake: (() => void) | null = null;
+  // Rejects the wait for the input's next chunk when the sink or the worker fails (#unlessFailed).
+  #onFailure: ((error: Error) => void) | null = null;
   // Set when the worker has read the whole input (its lines).
   #ended: { lines: number } | null = null;
   // The worker's kind and method names by code (line-events.ts).
@@ -86,10 +88,33 @@ export class RemoteLines {
     this.#failed = error;
     this.close();
     this.#wake?.();
+    this.#onFailure?.(error);
   }
 
   #post(message: ToLineWorker, transfer?: ArrayBuffer[]): void {
     (this.#worker as Worker).postMessage(message, transfer ?? []);
+  }
+
+  /** `pending`, or the failure when one comes first (whatever `pending` does later is ignored). */
+  #unlessFailed<T>(pending: Promise<T>): Promise<T> {
+    pending.catch(() => undefined);
+    if (this.#failed !== null) return Promise.reject(this.#failed);
+    return new Promise<T>((resolve, reject) => {
+      const settle = (): void => {
+        this.#onFailure = null;
+      };
+      this.#onFailure = (error) => {
+        settle();
+        reject(error);
+      };
+      pending.then((value) => {
+        settle();
+        resolve(value);
+      }, (error: unknown) => {
+        settle();
+        reject(error);
+      });
+    });
   }
 
   /** Waits until `done` holds (checked after each message), or throws what failed. */
@@ -124,16 +149,25 @@ export class RemoteLines {
     this.#ended = null;
     this.#post({ type: "begin", name, number });
     let inputError: { error: unknown } | null = null;
+    const input = chunks[Symbol.asyncIterator]();
     try {
-      for await (const chunk of chunks) {
+      for (;;) {
+        // Waiting for the next chunk ends as soon as the sink or the worker fails: a followed log (`journalctl -f |
+        // bulwark check authlog --matches - | head`) may send nothing more for hours after its reader went away.
+        const next = await this.#unlessFailed(input.next());
+        if (next.done === true) break;
         await this.#until(() => this.#inFlight < MAX_IN_FLIGHT);
         // A copy of exactly the chunk's bytes, moved to the worker (a Buffer may be a view of a larger pool).
-        const bytes = new Uint8Array(chunk);
+        const bytes = new Uint8Array(next.value);
         this.#inFlight++;
         this.#post({ type: "chunk", bytes }, [bytes.buffer]);
       }
     } catch (error) {
       if (error !== this.#failed) inputError = { error };
+      else {
+        // Stopped on a failure: the input is let go without waiting (its read may never settle), as for-await would.
+        input.return?.().catch(() => undefined);
+      }
     }
     if (this.#failed === null) {
       this.#post({ type: "end", whole: inputError === null });
