@@ -210,6 +210,19 @@ function filler(bytes: number): string {
   return out.join("");
 }
 
+
+/**
+ * Finding 1's log, 13 KB: one failure with an 8,000-byte user name, then 100 BSD repeat lines of 1,000 each (100,001
+ * failures of that name), written as `auth.log` in `dir`.
+ */
+function swollenBatchLog(dir: string): string {
+  const path = join(dir, "auth.log");
+  const lines = [`${bsd(0)} web sshd[1]: Failed password for invalid user ${"u".repeat(8000)} from 192.0.2.1 port 1 ssh2`];
+  for (let i = 0; i < 100; i++) lines.push(`${bsd(1)} web last message repeated 1000 times`);
+  writeFileSync(path, `${lines.join("\n")}\n`);
+  return path;
+}
+
 describe("red team: the auth-log line stage in a worker finds what one thread finds", () => {
   it("held: a log of crafted names, kinds, repeat lines and journal entries, as a file, as stdin in chunks of 1–7 bytes and as one chunk", async () => {
     const dir = tempDir();
@@ -528,10 +541,7 @@ describe("red team: the worker keeps nothing alive and memory bounded", () => {
     "attack (finding 1): 100 BSD repeat lines after one failure with an 8,000-byte user name do not make the worker fail (was: Invalid string length) where one thread reads the log",
     async () => {
       const dir = tempDir();
-      const path = join(dir, "auth.log");
-      const lines = [`${bsd(0)} web sshd[1]: Failed password for invalid user ${"u".repeat(8000)} from 192.0.2.1 port 1 ssh2`];
-      for (let i = 0; i < 100; i++) lines.push(`${bsd(1)} web last message repeated 1000 times`);
-      writeFileSync(path, `${lines.join("\n")}\n`);
+      const path = swollenBatchLog(dir);
       // No --matches here: 100,001 copies of the name are not kept.
       const one = await run([path], false, { onFailure: undefined });
       assert.deepEqual(one.errors, [null], "control: one thread reads it");
@@ -704,10 +714,7 @@ describe("red team: `bulwark check authlog` (a worker on this machine when it ha
     "attack (finding 1, CLI): `bulwark check authlog` reports the offender of a 13 KB log of BSD repeat lines, as one thread does (was: exit 2, the worker failed)",
     async () => {
       const dir = tempDir();
-      const path = join(dir, "auth.log");
-      const lines = [`${bsd(0)} web sshd[1]: Failed password for invalid user ${"u".repeat(8000)} from 192.0.2.1 port 1 ssh2`];
-      for (let i = 0; i < 100; i++) lines.push(`${bsd(1)} web last message repeated 1000 times`);
-      writeFileSync(path, `${lines.join("\n")}\n`);
+      const path = swollenBatchLog(dir);
       const lib = await run([path], false, { referenceMs: Date.now(), year: 2026, utcOffsetMinutes: 0, onFailure: undefined });
       assert.deepEqual(lib.errors, [null]);
       assert.deepEqual(lib.result.offenders.map((o) => o.address), ["192.0.2.1"], "control: one thread finds the offender");

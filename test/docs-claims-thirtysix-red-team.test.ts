@@ -341,6 +341,41 @@ describe("red team, docs claims thirty-six: containment's keys, links and steps;
     assert.equal(counts["revoke-sessions.sessions"], ended, `the job reports ${counts["revoke-sessions.sessions"]} sessions ended; it ended ${ended} (counted before: ${JSON.stringify(countedThen)})`);
   });
 
+  /**
+   * Runs an --all job of `leverName` with `write` committed between its lever's countAll (outside the lock) and its
+   * step: the count made before the step comes back with the job.
+   */
+  async function withWriteBeforeStep(leverName: "revoke-sessions" | "revoke-tokens", write: () => Promise<void>) {
+    const target = leverName === "revoke-sessions" ? revokeSessions : revokeTokens;
+    const lever = target as { countAll?: (...args: never[]) => Promise<Record<string, number> | null> };
+    const original = lever.countAll;
+    assert.ok(original);
+    let counted: Record<string, number> | null = null;
+    lever.countAll = async (...args: never[]) => {
+      counted = await original.apply(target, args);
+      await write();
+      return counted;
+    };
+    const deps = containDeps(fx.app);
+    try {
+      const done = await runJob(deps, (await createContainJob(deps, { levers: [leverName], scope: { all: true }, actor: "responder" })).id);
+      return { done, counted: counted as Record<string, number> | null };
+    } finally {
+      lever.countAll = original;
+    }
+  }
+
+  /** `write` done by a node whose clock is 10 s behind. */
+  async function tenSecondsBehind(write: () => Promise<unknown>): Promise<void> {
+    const now = fx.clock.now();
+    fx.clock.set(now - 10_000);
+    try {
+      await write();
+    } finally {
+      fx.clock.set(now);
+    }
+  }
+
   // Found by this round (was: the step compared only the number of rows it deletes, so this job reported the one user
   // counted before the step, not the two whose sessions it ended; every session was deleted all the same).
   it("attack: a write between revoke-sessions' count and its step that leaves the number of rows the same (one session signed out, one dated before the job by a clock stepped back, for a user who had none) does not leave the job reporting the users counted before it", async () => {
@@ -348,30 +383,14 @@ describe("red team, docs claims thirty-six: containment's keys, links and steps;
     const b = await fx.user(`compensate-b-${made}@example.org`);
     for (let k = 0; k < 2; k++) await fx.app.accounts.sessions.createSession(a.id, { aal: 1 });
     fx.clock.advance(1000);
-    const lever = revokeSessions as { countAll?: (...args: never[]) => Promise<Record<string, number> | null> };
-    const original = lever.countAll;
-    assert.ok(original);
-    let counted: Record<string, number> | null = null;
     let doomed: Array<{ id: string; user_id: string | null }> = [];
-    lever.countAll = async (...args: never[]) => {
-      counted = await original.apply(revokeSessions, args);
+    const { done, counted } = await withWriteBeforeStep("revoke-sessions", async () => {
       // Between the count and the step: a signs out of one session; a node whose clock is 10 s behind signs b in.
       const one = await fx.app.db.db.selectFrom("sessions").select("id").where("user_id", "=", a.id).executeTakeFirstOrThrow();
       await fx.app.db.db.deleteFrom("sessions").where("id", "=", one.id).execute();
-      const now = fx.clock.now();
-      fx.clock.set(now - 10_000);
-      await fx.app.accounts.sessions.createSession(b.id, { aal: 1 });
-      fx.clock.set(now);
+      await tenSecondsBehind(() => fx.app.accounts.sessions.createSession(b.id, { aal: 1 }));
       doomed = await fx.app.db.db.selectFrom("sessions").select(["id", "user_id"]).where("user_id", "is not", null).execute();
-      return counted;
-    };
-    const deps = containDeps(fx.app);
-    let done;
-    try {
-      done = await runJob(deps, (await createContainJob(deps, { levers: ["revoke-sessions"], scope: { all: true }, actor: "responder" })).id);
-    } finally {
-      lever.countAll = original;
-    }
+    });
     assert.equal(done.status, "done");
     const left = new Set((await fx.app.db.db.selectFrom("sessions").select("id").execute()).map((r) => r.id));
     const ended = doomed.filter((d) => !left.has(d.id));
@@ -390,30 +409,14 @@ describe("red team, docs claims thirty-six: containment's keys, links and steps;
     await flows.tokenFor(a, ["accounts.read"]);
     await flows.tokenFor(a, ["accounts.read"]);
     fx.clock.advance(1000);
-    const lever = revokeTokens as { countAll?: (...args: never[]) => Promise<Record<string, number> | null> };
-    const original = lever.countAll;
-    assert.ok(original);
-    let counted: Record<string, number> | null = null;
     let live: Array<{ id: string; user_id: string }> = [];
-    lever.countAll = async (...args: never[]) => {
-      counted = await original.apply(revokeTokens, args);
+    const { done, counted } = await withWriteBeforeStep("revoke-tokens", async () => {
       // Between the count and the step: a revokes one of its two tokens; a node whose clock is 10 s behind issues b one.
       const one = await fx.app.db.db.selectFrom("api_tokens").select("id").where("user_id", "=", a).where("revoked_at", "is", null).executeTakeFirstOrThrow();
       await fx.app.db.db.updateTable("api_tokens").set({ revoked_at: fx.clock.now() }).where("id", "=", one.id).execute();
-      const now = fx.clock.now();
-      fx.clock.set(now - 10_000);
-      await flows.tokenFor(b, ["accounts.read"]);
-      fx.clock.set(now);
+      await tenSecondsBehind(() => flows.tokenFor(b, ["accounts.read"]));
       live = await fx.app.db.db.selectFrom("api_tokens").select(["id", "user_id"]).where("revoked_at", "is", null).execute();
-      return counted;
-    };
-    const deps = containDeps(fx.app);
-    let done;
-    try {
-      done = await runJob(deps, (await createContainJob(deps, { levers: ["revoke-tokens"], scope: { all: true }, actor: "responder" })).id);
-    } finally {
-      lever.countAll = original;
-    }
+    });
     assert.equal(done.status, "done");
     const stillLive = new Set((await fx.app.db.db.selectFrom("api_tokens").select("id").where("revoked_at", "is", null).execute()).map((r) => r.id));
     const revoked = live.filter((t) => !stillLive.has(t.id));
