@@ -14,8 +14,16 @@ export const BASELINE_VERSION = 3;
 const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
 /** Domain separation: a signature over a baseline digest can never be replayed as another signed object. */
 export const SIGNATURE_CONTEXT = "bulwark files baseline v1\n";
-/** Longest line accepted: PATH_MAX (4096) escaped at up to 6 bytes per byte, plus the other fields. */
-export const MAX_LINE = 64 * 1024;
+/**
+ * Longest path a baseline holds, in characters. The scanner goes below PATH_MAX (it walks by descriptors), so a tree
+ * can nest deeper than 4096 characters: the bound is the reader's, against a baseline file built to exhaust it, and
+ * the writer refuses a path past it by name rather than write a line its own reader would call tampered (was: 16,384
+ * here and 64 KiB a line, while the writer wrote any length — directories nested 68 deep before the baseline made every
+ * compare of the unchanged tree files.baseline-tampered, critical).
+ */
+export const MAX_PATH = 1 << 20;
+/** Longest line accepted: a path of MAX_PATH characters escaped at up to 6 bytes each (\u00ff), plus the other fields. */
+export const MAX_LINE = 8 * 1024 * 1024;
 
 export interface BaselineHeader {
   format: typeof BASELINE_FORMAT;
@@ -68,7 +76,7 @@ const DECIMAL = /^-?\d{1,30}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 function isPathText(v: unknown): v is string {
-  return typeof v === "string" && v.startsWith("/") && v.length <= 16384 && !v.includes("\0");
+  return typeof v === "string" && v.startsWith("/") && v.length <= MAX_PATH && !v.includes("\0");
 }
 
 function isCount(v: unknown): v is number {
@@ -98,7 +106,7 @@ export function decodeEntry(v: unknown): FileEntry | string {
     if (typeof x !== "string" || !DECIMAL.test(x)) return `${k} must be a decimal string`;
   }
   const target = v["target"];
-  if (target !== null && (typeof target !== "string" || target.length > 16384)) return "target must be null or a string";
+  if (target !== null && (typeof target !== "string" || target.length > MAX_PATH)) return "target must be null or a string";
   const sha = v["sha256"];
   if (sha !== null && (typeof sha !== "string" || !HEX64.test(sha))) return "sha256 must be null or 64 lower-case hex digits";
   const error = v["error"];

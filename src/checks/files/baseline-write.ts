@@ -8,7 +8,7 @@ import type { Clock } from "../../lib/clock.ts";
 import { toBase64URL } from "../../lib/encoding.ts";
 import { isBulwarkError } from "../../lib/errors.ts";
 import { writeAll } from "../../lib/write-all.ts";
-import { BASELINE_FORMAT, BASELINE_VERSION, encodeEntry, signedMessage, type BaselineHeader, type BaselineTrailer } from "./baseline-format.ts";
+import { BASELINE_FORMAT, BASELINE_VERSION, encodeEntry, MAX_LINE, MAX_PATH, signedMessage, type BaselineHeader, type BaselineTrailer } from "./baseline-format.ts";
 import type { FileEntry } from "./entry.ts";
 import { filesErrors } from "./errors.ts";
 
@@ -59,7 +59,15 @@ export async function writeBaseline(entries: AsyncIterable<FileEntry>, sink: Bas
   let count = 0;
   for await (const entry of entries) {
     if (entry.status === "vanished") continue;
-    await emit(encodeEntry(entry));
+    const line = encodeEntry(entry);
+    // What the reader would refuse is never written (it would read as tampered ever after): refused by name instead.
+    if (entry.path.length > MAX_PATH || (line.length * 3 >= MAX_LINE && Buffer.byteLength(line, "utf8") >= MAX_LINE)) {
+      throw filesErrors.badRoot(
+        `cannot record ${JSON.stringify(entry.path.slice(0, 200))}…: its path is ${entry.path.length} characters, past what a baseline holds (${MAX_PATH}); ` +
+          "find why the tree nests so deep (an intruder can plant such a chain to hide in it), then remove it or --exclude its top",
+      );
+    }
+    await emit(line);
     count++;
   }
   const sum = digest.digest();

@@ -4,6 +4,7 @@ import { readFileSync, rmSync, writeFileSync, mkdirSync, readdirSync } from "nod
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ManualClock } from "../../lib/clock.ts";
+import { MAX_PATH } from "./baseline-format.ts";
 import { BaselineReader } from "./baseline-read.ts";
 import { writeBaseline, writeBaselineFile, type BaselineSink } from "./baseline-write.ts";
 import type { FileEntry } from "./entry.ts";
@@ -68,6 +69,34 @@ describe("baseline files", () => {
     assert.equal(r.entries, 2);
     assert.equal(written.length, 4, "header, two entries, trailer");
     assert.ok(!written.join("").includes("/x/gone"));
+  });
+
+  it("refuses, by name, a path longer than its reader takes, and leaves no file: never a baseline that reads as tampered", async () => {
+    const base: FileEntry = { path: "/x", type: "dir", status: "ok", mode: "0755", uid: 0, gid: 0, size: 0, mtime: "1", ctime: "1", ino: "2", target: null, sha256: null, error: null };
+    const deep = `/x/${"\u00ff".repeat(MAX_PATH)}`;
+    async function* entries(): AsyncGenerator<FileEntry> {
+      yield base;
+      yield { ...base, path: deep };
+    }
+    const dir = join(root, "deep-out");
+    mkdirSync(dir);
+    await assert.rejects(writeBaselineFile(join(dir, "b.jsonl"), entries(), { roots: ["/x"], signer, clock }), (e: Error & { code?: string }) =>
+      e.code === "BULWARK_ERR_FILES_PATH" && e.message.includes(`its path is ${deep.length} characters`));
+    assert.deepEqual(readdirSync(dir), []);
+    // Just under the bound, escaped at six bytes a character: written, and read back trusted.
+    const out = join(dir, "ok.jsonl");
+    const fits = `/x/${"\u00ff".repeat(MAX_PATH - 3)}`;
+    async function* fitting(): AsyncGenerator<FileEntry> {
+      yield base;
+      yield { ...base, path: fits };
+    }
+    await writeBaselineFile(out, fitting(), { roots: ["/x"], signer, clock });
+    const reader = new BaselineReader([readFileSync(out)], signer);
+    await reader.readHeader();
+    const paths: string[] = [];
+    for await (const e of reader.entries()) paths.push(e.path);
+    assert.deepEqual(paths.map((p) => p.length), [2, MAX_PATH]);
+    assert.equal(reader.integrity.trusted, true);
   });
 
   it("does not leave a temporary file behind when the scan fails", async () => {

@@ -80,7 +80,22 @@ export const PERSISTENCE_LOCATIONS: readonly { at: string | RegExp; why: string 
   { at: "/etc/bash.bashrc", why: "run by interactive bash shells (T1546.004)" },
   { at: "/etc/zsh", why: "run by zsh shells (T1546.004)" },
   // .bash_aliases too: the stock .bashrc of Debian and Ubuntu (/etc/skel, copied into every new home) sources it.
-  { at: /\/\.(?:bashrc|bash_aliases|bash_profile|bash_login|bash_logout|profile|zshrc|zshenv|zprofile|zlogin)$/, why: "a shell start-up file, run at every login (T1546.004)" },
+  { at: /\/\.(?:bashrc|bash_aliases|bash_profile|bash_login|bash_logout|profile|zshrc|zshenv|zprofile|zlogin|zlogout)$/, why: "a shell start-up file, run at every login (T1546.004)" },
+  // Shell code sourced without an execute bit: bash-completion sources every file there in each interactive bash (root's
+  // too on Fedora and RHEL, from /etc/profile.d); Xsession sources Xsession.d and ~/.xsessionrc at every graphical login.
+  ...["/etc/bash_completion.d", "/usr/share/bash-completion/completions"].map((at) => ({ at, why: "sourced by every interactive bash shell (T1546.004)" })),
+  { at: "/etc/X11/Xsession.d", why: "sourced at every graphical login (T1546.004)" },
+  { at: /^\/(?:root|home\/[^/]+)\/\.(?:xsessionrc|xsession|xprofile)$/, why: "sourced at the user's graphical login (T1546.004)" },
+  // dhclient-script sources these as root at every DHCP event (a lease, a renewal: every boot and every few hours).
+  { at: /^\/etc\/dhcp\/dhclient-(?:enter|exit)-hooks\.d(?:\/|$)/, why: "sourced as root by dhclient-script at every DHCP event (T1037)" },
+  // systemd-tmpfiles runs as root at every boot: an f+/w+/L+ line writes or links any file (a sudoers drop-in, an
+  // ld.so.preload). sysctl.d: kernel.core_pattern=|PROG runs PROG as root at every crash. binfmt.d registers an
+  // interpreter run for every matching program (flag C: with a setuid program's credentials). None needs an execute bit.
+  ...["/etc/tmpfiles.d", "/usr/lib/tmpfiles.d", "/usr/local/lib/tmpfiles.d", "/lib/tmpfiles.d"].map((at) => ({ at, why: "a tmpfiles.d rule, applied as root at every boot: it writes or links any file (T1037)" })),
+  ...["/etc/sysctl.conf", "/etc/sysctl.d", "/usr/lib/sysctl.d", "/usr/local/lib/sysctl.d", "/lib/sysctl.d"].map((at) => ({ at, why: "kernel settings applied at boot: kernel.core_pattern=|PROG runs PROG as root at every crash (T1037)" })),
+  ...["/etc/binfmt.d", "/usr/lib/binfmt.d", "/usr/local/lib/binfmt.d", "/lib/binfmt.d"].map((at) => ({ at, why: "an interpreter registered at boot and run for every matching program, with a setuid program's credentials under flag C (T1546)" })),
+  // polkit runs the rules' JavaScript for every authorisation: `return polkit.Result.YES` lets any user pkexec as root.
+  ...["/etc/polkit-1/rules.d", "/usr/share/polkit-1/rules.d", "/etc/polkit-1/localauthority", "/var/lib/polkit-1/localauthority"].map((at) => ({ at, why: "a polkit rule, which can let any user act as root through pkexec (T1548)" })),
   // sshd(8) runs ~/.ssh/rc through the user's shell at every SSH login (PermitUserRC defaults to yes); no execute bit needed.
   { at: /\/\.ssh\/rc$/, why: "run by sshd through the user's shell at every SSH login (T1037)" },
   // pam_motd runs each executable script there as root at every SSH and console login.
