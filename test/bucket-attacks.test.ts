@@ -8,25 +8,14 @@
 // decide), 1.3.3 (trim over-long input), 2.4.1 (excessive work).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { parseBucketACL, parsePublicAccessBlock } from "../src/checks/bucket/acl-parse.ts";
 import { checkBucket, type BucketCheckResult } from "../src/checks/bucket/check.ts";
 import { BucketInputError } from "../src/checks/bucket/errors.ts";
 import { parseBucketPolicy } from "../src/checks/bucket/policy-parse.ts";
+import { judgeBucket, OWNER, type Statement } from "./helpers/bucket-check.ts";
 
-const OWNER = "111122223333";
 const B = "arn:aws:s3:::acme-data";
 
-type Statement = Record<string, unknown>;
-
-function run(statements: Statement[], extra: { acl?: unknown; pab?: unknown; bucket?: string } = {}): BucketCheckResult {
-  return checkBucket({
-    policy: parseBucketPolicy(JSON.stringify({ Version: "2012-10-17", Statement: statements }), "policy.json"),
-    acl: extra.acl ? parseBucketACL(JSON.stringify(extra.acl), "acl.json") : undefined,
-    publicAccessBlock: extra.pab ? parsePublicAccessBlock(JSON.stringify(extra.pab), "pab.json") : undefined,
-    ownerAccount: OWNER,
-    bucket: extra.bucket,
-  });
-}
+const run = judgeBucket;
 
 const ids = (r: BucketCheckResult): string[] => r.findings.map((f) => f.id).filter((id) => id !== "bucket.no-secure-transport").sort();
 const publicRead: Statement = { Sid: "PublicRead", Effect: "Allow", Principal: "*", Action: "s3:GetObject", Resource: `${B}/*` };

@@ -21,27 +21,16 @@ import { fileURLToPath } from "node:url";
 import { parseBucketACL, parsePublicAccessBlock } from "../src/checks/bucket/acl-parse.ts";
 import { checkBucket, type BucketCheckResult } from "../src/checks/bucket/check.ts";
 import { BucketInputError } from "../src/checks/bucket/errors.ts";
-import { parseBucketPolicy } from "../src/checks/bucket/policy-parse.ts";
+import { judgeBucket, OWNER, type Statement } from "./helpers/bucket-check.ts";
 import { bulwark as spawnCLI, type CLIResult } from "./helpers/cli.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const OWNER = "111122223333";
 const B = "arn:aws:s3:::acme-data";
 const ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers";
 const AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
 const ALL_ON = { PublicAccessBlockConfiguration: { BlockPublicAcls: true, IgnorePublicAcls: true, BlockPublicPolicy: true, RestrictPublicBuckets: true } };
 
-type Statement = Record<string, unknown>;
-
-function run(statements: Statement[], extra: { acl?: unknown; pab?: unknown; bucket?: string } = {}): BucketCheckResult {
-  return checkBucket({
-    policy: parseBucketPolicy(JSON.stringify({ Version: "2012-10-17", Statement: statements }), "policy.json"),
-    acl: extra.acl ? parseBucketACL(JSON.stringify(extra.acl), "acl.json") : undefined,
-    publicAccessBlock: extra.pab ? parsePublicAccessBlock(JSON.stringify(extra.pab), "pab.json") : undefined,
-    ownerAccount: OWNER,
-    bucket: extra.bucket,
-  });
-}
+const run = judgeBucket;
 
 function aclOnly(grants: { uri: string; permission: string }[]): BucketCheckResult {
   const acl = { Owner: { ID: "owner-canonical-id" }, Grants: grants.map((g) => ({ Grantee: { Type: "Group", URI: g.uri }, Permission: g.permission })) };
