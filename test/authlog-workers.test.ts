@@ -14,6 +14,7 @@ import { gzipSync } from "node:zlib";
 import { describe, it } from "node:test";
 import { generateAuthLog } from "../bench/checks/authlog.ts";
 import { AuthLogAnalyzer, analyzeFile, analyzeStream, AuthLogUnreadableError } from "../src/checks/authlog/index.ts";
+import { EventBatch, replayEvents } from "../src/checks/authlog/line-events.ts";
 import type { AuthLogOptions, AuthLogResult, FailureMatch } from "../src/checks/authlog/types.ts";
 import { REF, T0, bsd, tempDirs } from "./helpers/authlog-night.ts";
 
@@ -113,6 +114,29 @@ describe("check authlog with a worker thread finds what one thread finds", () =>
     assert.equal(result.stats.overlong, 1, "control: the overlong line was counted once");
     assert.equal(result.stats.unreadFiles, 1, "control: the second file was mostly not a log");
     assert.equal(result.stats.files, 3);
+  });
+
+  it("a log whose every line has a method of its own (forged with logger): the same results, and the method names past the coded ones travel with their events", async () => {
+    const dir = tempDir();
+    const path = join(dir, "auth.log");
+    const lines: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      lines.push(`${bsd(i)} web sshd[${i}]: Failed m${i}x for invalid user u${i % 7} from 198.51.100.${(i % 20) + 1} port ${i} ssh2`);
+      if (i % 500 === 0) lines.push(`${bsd(i)} web sshd[${i}]: Accepted k${i}y for login${i} from 198.51.100.1 port ${i} ssh2`);
+    }
+    writeFileSync(path, `${lines.join("\n")}\n`);
+    const result = await agree([path]);
+    assert.equal(result.stats.failures, 3000);
+    // The logins' methods (past the coded ones for most) arrive as written.
+    assert.deepEqual(result.compromises.map((c) => c.method).sort(), ["k1000y", "k1500y", "k2000y", "k2500y", "k500y"]);
+    // What crosses: at most 256 names coded for the run, the rest in their events' text, read back as written.
+    const batch = new EventBatch();
+    for (let i = 0; i < 1000; i++) batch.failure("192.0.2.1", { kind: "failed-other", effect: "fail", forget: false, address: "192.0.2.1", user: "root", method: `m${i}`, invalidUser: false }, T0 + i, i + 1);
+    const sent = batch.take();
+    assert.ok(sent.names.length <= 257, `names coded: ${sent.names.length}`);
+    const methods: Array<string | null> = [];
+    replayEvents(sent, [], { failure: (_a, e) => methods.push(e.method), success: () => undefined });
+    assert.deepEqual(methods, Array.from({ length: 1000 }, (_, i) => `m${i}`));
   });
 
   it("fail2ban's own sample logs of sshd, as Debian installs them", { skip: existsSync(FAIL2BAN_LOGS) ? false : "fail2ban is not installed (CI installs it)" }, async () => {

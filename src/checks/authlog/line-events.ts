@@ -16,8 +16,14 @@ const SUCCESS = 1;
 const INVALID_USER = 1;
 const NO_USER = 2;
 const NO_ADDRESS = 8;
-/** The code of "no method". */
+/** The code of "no method"; a code below it is a method sent in the text, -2 - its length. */
 const NO_METHOD = -1;
+/**
+ * Names coded at most: kinds are a fixed set of the matchers', but a method is the word a line has after "Failed" or
+ * "Accepted", and a forged line (`logger -t sshd`) can give each its own; past the bound they go in the text (was: every
+ * new method coded, so a log of distinct methods grew both threads' tables without bound).
+ */
+const MAX_CODES = 256;
 
 /**
  * One batch, as posted. Kinds and methods (a few dozen names) go by code: `names` holds the ones this batch uses for
@@ -38,9 +44,10 @@ export class EventBatch implements SshdEventSink {
   readonly #codes = new Map<string, number>();
   #newNames: string[] = [];
 
-  #code(name: string): number {
+  /** The code of `name`; for a method (`bounded`), undefined when the table is full and `name` not in it. */
+  #code(name: string, bounded: boolean): number | undefined {
     let code = this.#codes.get(name);
-    if (code === undefined) {
+    if (code === undefined && (!bounded || this.#codes.size < MAX_CODES)) {
       code = this.#codes.size;
       this.#codes.set(name, code);
       this.#newNames.push(name);
@@ -76,12 +83,15 @@ export class EventBatch implements SshdEventSink {
     n[i + 3] = (event.invalidUser ? INVALID_USER : 0) | (user === null ? NO_USER : 0) | (address === null ? NO_ADDRESS : 0);
     n[i + 4] = address === null ? 0 : address.length;
     n[i + 5] = user === null ? 0 : user.length;
-    n[i + 6] = this.#code(event.kind);
-    n[i + 7] = method === null ? NO_METHOD : this.#code(method);
+    // Kinds are the matchers' own literals (a few dozen): always coded.
+    n[i + 6] = this.#code(event.kind, false) as number;
+    const methodCode = method === null ? NO_METHOD : this.#code(method, true);
+    n[i + 7] = methodCode ?? -2 - (method as string).length;
     n[i + 8] = 1;
     this.#length = i + STRIDE;
     if (address !== null) this.#text += address;
     if (user !== null) this.#text += user;
+    if (methodCode === undefined) this.#text += method as string;
   }
 
   failure(address: string, event: SshdEvent, t: number, lineNo: number): void {
@@ -131,7 +141,11 @@ export function replayEvents(batch: EventBatchMessage, names: NameTable, sink: S
     } else event.user = null;
     event.kind = names[numbers[i + 6] as number] as string;
     const method = numbers[i + 7] as number;
-    event.method = method === NO_METHOD ? null : (names[method] as string);
+    if (method < NO_METHOD) {
+      const end = at + (-2 - method);
+      event.method = text.slice(at, end);
+      at = end;
+    } else event.method = method === NO_METHOD ? null : (names[method] as string);
     event.invalidUser = (flags & INVALID_USER) !== 0;
     event.address = address;
     const t = numbers[i + 1] as number;
