@@ -20,10 +20,15 @@ import { openSessionSQL, type SessionLimits } from "../../accounts/sessions/open
  */
 export const ROWS_FINGERPRINT = sql`coalesce(sum(rowid), 0) as fp_rowids, coalesce(sum(created_at % 1000000007), 0) as fp_stamps`;
 
+/** An aggregate row's values as numbers, under their aliases (a sum over no rows, null, is 0). */
+export function countsOf(row: Record<string, unknown> | undefined): Record<string, number> {
+  return Object.fromEntries(Object.entries(row ?? {}).map(([key, value]) => [key, Number(value ?? 0)]));
+}
+
 /** Whether `counted` (countAll's, with ROWS_FINGERPRINT and the number of rows under `rowsKey`) describes the rows `now` describes. */
-export function sameRows(counted: Record<string, number> | undefined, now: Record<string, unknown> | undefined, rowsKey: string): boolean {
-  if (counted === undefined || now === undefined) return false;
-  return counted[rowsKey] === Number(now[rowsKey]) && counted["fp_rowids"] === Number(now["fp_rowids"]) && counted["fp_stamps"] === Number(now["fp_stamps"]);
+export function sameRows(counted: Record<string, number> | undefined, now: Record<string, number>, rowsKey: string): counted is Record<string, number> {
+  if (counted === undefined) return false;
+  return counted[rowsKey] === now[rowsKey] && counted["fp_rowids"] === now["fp_rowids"] && counted["fp_stamps"] === now["fp_stamps"];
 }
 
 /** How many ids a dry run shows: enough to recognise the scope, few enough to read. */

@@ -6,7 +6,7 @@
 import { sql, type Kysely } from "kysely";
 import { bulkDeleteSQLite } from "../../store/sqlite-bulk-delete.ts";
 import type { LeverContext, UserLever } from "../lever.ts";
-import { countOwnedRows, endSessions, ROWS_FINGERPRINT, sameRows } from "./common.ts";
+import { countOwnedRows, countsOf, endSessions, ROWS_FINGERPRINT, sameRows } from "./common.ts";
 import { openSessionSQL } from "../../accounts/sessions/open-rule.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
@@ -61,7 +61,7 @@ export const revokeSessions = {
     await bulkDeleteSQLite(trx, "sessions", sql`user_id is not null and ${refused}`, {
       describe: ROWS_FINGERPRINT,
       async beforeDelete(doomed, described) {
-        if (!sameRows(counts, { ...described, refused: doomed }, "refused")) counts = await countEnded(trx, ctx);
+        if (!sameRows(counts, countsOf({ ...described, refused: doomed }), "refused")) counts = await countEnded(trx, ctx);
       },
     });
     return { users: Number(counts?.["users"] ?? 0), sessions: Number(counts?.["sessions"] ?? 0) };
@@ -74,11 +74,10 @@ export const revokeSessions = {
  */
 async function countEnded(db: Kysely<Schema>, ctx: LeverContext): Promise<Record<string, number>> {
   const open = openFlag(ctx);
-  const { rows } = await sql<{ sessions: number | null; users: number; refused: number; fp_rowids: number; fp_stamps: number }>`
+  const { rows } = await sql<Record<string, unknown>>`
     select sum(${open}) as sessions, count(distinct case when ${open} = 1 then user_id end) as users, count(*) as refused, ${ROWS_FINGERPRINT}
     from sessions where user_id is not null and ${issuedBefore(revokedBefore(ctx.at), ctx.epoch)}`.execute(db);
-  const r = rows[0];
-  return { users: Number(r?.users ?? 0), sessions: Number(r?.sessions ?? 0), refused: Number(r?.refused ?? 0), fp_rowids: Number(r?.fp_rowids ?? 0), fp_stamps: Number(r?.fp_stamps ?? 0) };
+  return countsOf(rows[0]);
 }
 
 /** 1 for a session open at the job's time by the session policy in force, else 0 (what the lever counts as ended). */

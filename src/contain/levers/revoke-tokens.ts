@@ -7,7 +7,7 @@
 import { sql, type Kysely } from "kysely";
 import type { LeverContext, UserLever } from "../lever.ts";
 import type { Schema } from "../../store/schema.ts";
-import { countOwnedRows, inIds, ROWS_FINGERPRINT, sameRows } from "./common.ts";
+import { countOwnedRows, countsOf, inIds, ROWS_FINGERPRINT, sameRows } from "./common.ts";
 import { issuedBefore, revokedBefore } from "../../accounts/sessions/revocation.ts";
 import { raiseScopeStamps, stampsToWrite } from "./stamps.ts";
 
@@ -55,7 +55,7 @@ export const revokeTokens = {
     // are the rows counted then (sameRows); else they are counted again, here, so that they are the UPDATE's own.
     const { rows: [now] } = await sql<Record<string, unknown>>`
       select count(*) as tokens, ${ROWS_FINGERPRINT} from api_tokens where revoked_at is null and ${refused}`.execute(trx);
-    const counts = sameRows(counted, now, "tokens") ? (counted as Record<string, number>) : await countUnrevoked(trx, ctx);
+    const counts = sameRows(counted, countsOf(now), "tokens") ? counted : await countUnrevoked(trx, ctx);
     const marked = Number((await trx.updateTable("api_tokens").set({ revoked_at: ctx.at }).where("revoked_at", "is", null).where(refused).executeTakeFirst()).numUpdatedRows);
     return { users: Number(counts["users"] ?? 0), tokens: marked };
   },
@@ -63,8 +63,8 @@ export const revokeTokens = {
 
 /** The unrevoked tokens the job's stamp refuses, and their owners (what the --all step reports as revoked), with those rows' ROWS_FINGERPRINT. */
 async function countUnrevoked(db: Kysely<Schema>, ctx: LeverContext): Promise<Record<string, number>> {
-  const { rows: [row] } = await sql<{ users: number; tokens: number; fp_rowids: number; fp_stamps: number }>`
+  const { rows } = await sql<Record<string, unknown>>`
     select count(distinct user_id) as users, count(*) as tokens, ${ROWS_FINGERPRINT}
     from api_tokens where revoked_at is null and ${issuedBefore(revokedBefore(ctx.at), ctx.epoch)}`.execute(db);
-  return { users: Number(row?.users ?? 0), tokens: Number(row?.tokens ?? 0), fp_rowids: Number(row?.fp_rowids ?? 0), fp_stamps: Number(row?.fp_stamps ?? 0) };
+  return countsOf(rows[0]);
 }
