@@ -119,13 +119,15 @@ describe("the CLI with a --bucket no Resource names", () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
   const cli = (args: string[]): Promise<CLIResult> => spawnCLI(args, { cwd: ROOT });
 
-  test("attack: a public-read policy of acme-data checked with --bucket acme-data-prod is not an all-clear (today: exit 0, read no / write no, only the low TLS finding)", { todo: "finding: resources.ts bucketTarget takes --bucket as given and never checks that any statement reaches it; evaluate.ts then judges every Allow as missing the bucket" }, async () => {
+  test("attack: a public-read policy of acme-data checked with --bucket acme-data-prod is not an all-clear (today: exit 0, read no / write no, only the low TLS finding)", async () => {
     const policy = join(dir, "policy.json");
     writeFileSync(policy, JSON.stringify({ Policy: JSON.stringify({ Version: "2012-10-17", Statement: [publicRead] }) }));
     const r = await cli(["check", "bucket", "--policy", policy, "--bucket", "acme-data-prod", "--owner-account", OWNER]);
     assert.notEqual(r.code, 0, `stdout: ${r.stdout}`);
     assert.notEqual(r.code, 3, `stderr: ${r.stderr}`);
     assert.doesNotMatch(r.stdout, /no findings/);
+    assert.equal(r.code, 2, "the inputs disagree: refused by name");
+    assert.match(r.stderr, /acme-data-prod/);
   });
 
   // Windows PowerShell 5.1's `Out-File -Encoding utf8` (and `>` in some setups) writes a UTF-8 byte-order mark before

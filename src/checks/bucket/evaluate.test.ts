@@ -218,7 +218,21 @@ test("an Allow on the bucket ARN alone does not grant object reads", () => {
 });
 
 test("an Allow on another bucket does not expose this one when --bucket is given", () => {
-  assert.deepEqual(ids(run([allow({ Resource: "arn:aws:s3:::elsewhere/*" })], { bucket: "acme-data" }).findings), []);
+  const ownerOnly = { Effect: "Allow", Principal: { AWS: `arn:aws:iam::${OWNER}:root` }, Action: "s3:GetObject", Resource: `${B}/*` };
+  assert.deepEqual(ids(run([allow({ Resource: "arn:aws:s3:::elsewhere/*" }), ownerOnly], { bucket: "acme-data" }).findings), []);
+});
+
+test("a policy none of whose statements reaches --bucket is refused by name, not judged as an all-clear", () => {
+  assert.throws(() => run([allow({ Resource: "arn:aws:s3:::acme-data/*" })], { bucket: "acme-data-prod" }),
+    (e: Error & { code?: string }) => e.code === "BULWARK_ERR_BUCKET_INPUT" && /--bucket "acme-data-prod"/.test(e.message) && /policy\.json/.test(e.message) && /"acme-data"/.test(e.message));
+  // A NotResource that leaves the bucket out reaches it; one that excludes it everywhere does not.
+  assert.deepEqual(ids(run([allow({ Resource: undefined, NotResource: "arn:aws:s3:::elsewhere/*" })], { bucket: "acme-data-prod" }).findings), ["bucket.anonymous-read"]);
+  assert.throws(() => run([allow({ Resource: "arn:aws:s3:::acme-data/*" }), allow({ Resource: undefined, NotResource: "arn:aws:s3:::acme-data-prod*" })], { bucket: "acme-data-prod" }), /no statement of the policy/);
+  // Only NotResource statements that leave out every resource: nothing granted, nothing to refuse.
+  assert.deepEqual(ids(run([allow({ Resource: undefined, NotResource: "*" })], { bucket: "acme-data-prod" }).findings), []);
+  // A wildcard that reaches it is enough, and a policy without statements has nothing to disagree with.
+  assert.deepEqual(ids(run([allow({ Resource: "arn:aws:s3:::acme-*/*" })], { bucket: "acme-data-prod" }).findings), ["bucket.anonymous-read"]);
+  assert.deepEqual(ids(run([], { bucket: "acme-data-prod" }).findings), []);
 });
 
 const owner = { ID: "aaaa", DisplayName: "ops" };

@@ -14,7 +14,7 @@ import { denyPins, unattributedPins, type Pin } from "./pins.ts";
 import type { BucketPolicy, PolicyStatement } from "./policy-parse.ts";
 import { reachesOthersOnlyAsService } from "./principals.ts";
 import { mayBeNonPublicToAWS } from "./public-policy.ts";
-import { allowRegions, bucketTarget, denyCovers, resourcesOverlap } from "./resources.ts";
+import { allowRegions, bucketTarget, denyCovers, resourcesOverlap, type BucketTarget } from "./resources.ts";
 import { createVerdicts, type CallerVerdicts, type DenyVerdict } from "./verdicts.ts";
 
 export interface BucketInputs {
@@ -311,6 +311,24 @@ function namedCallers(inputs: BucketInputs, statements: PolicyStatement[]): Call
 }
 
 /**
+ * Refuses a policy none of whose statements reach the bucket named by --bucket. S3 keeps a bucket policy only when its
+ * Resources name that bucket, so such a policy is another bucket's (or the name is mistyped: "acme-data-prod" for
+ * "acme-data"); judging it would miss every Allow and print an all-clear about a policy that may open a bucket to anyone.
+ */
+function refuseOtherBucketsPolicy(bucket: string, policy: BucketPolicy | undefined, patterns: PatternReasoner, target: BucketTarget): void {
+  const statements = policy?.statements ?? [];
+  if (statements.length === 0) return;
+  const reaches = (st: PolicyStatement): boolean => allowRegions(patterns, st, target.bucketArn).length > 0 || allowRegions(patterns, st, target.objectArn).length > 0;
+  if (statements.some(reaches)) return;
+  const named = new Set<string>();
+  for (const st of statements) for (const r of st.resources) if (!st.notResource) named.add(/^arn:[^:]*:s3:::([^/]*)/.exec(r)?.[1] ?? r);
+  // Only NotResource statements that leave out everything: a policy that grants and denies nothing, judged as such.
+  if (named.size === 0) return;
+  const list = [...named].slice(0, 5).map((n) => JSON.stringify(n.slice(0, 80))).join(", ");
+  throw new BucketInputError(`--bucket ${JSON.stringify(bucket.slice(0, 80))}: no statement of the policy${policy?.source ? ` (${policy.source})` : ""} reaches this bucket; its Resources name ${list}${named.size > 5 ? ` and ${named.size - 5} more` : ""}. S3 keeps a bucket policy only on the bucket its Resources name: check the bucket name, or leave --bucket out to take it from the policy`);
+}
+
+/**
  * Works out who can read and write the bucket from its policy, ACL and public-access block.
  *
  * @example
@@ -323,6 +341,7 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
   const patterns = createPatternReasoner(() => {
     throw new BucketInputError("the policy is too complex to evaluate: its wildcard patterns are too many or too long (AWS caps a bucket policy at 20 KB)");
   });
+  if (inputs.bucket !== undefined) refuseOtherBucketsPolicy(inputs.bucket, inputs.policy, patterns, target);
   const plan = makePlan(inputs, statements);
   const aclNames = (inputs.acl?.grants ?? []).flatMap((g) => (g.type === "CanonicalUser" ? [g.grantee] : g.type === "AmazonCustomerByEmail" ? [`email:${g.grantee}`] : []));
   const verdicts = createVerdicts(statements, aclNames, patterns.charge);

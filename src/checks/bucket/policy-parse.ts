@@ -43,6 +43,8 @@ export interface PolicyStatement {
 
 export interface BucketPolicy {
   statements: PolicyStatement[];
+  /** The file the policy came from, for messages about the policy as a whole. */
+  source?: string | undefined;
 }
 
 const PRINCIPAL_KINDS: Record<string, keyof Omit<PrincipalSet, "everyone">> = {
@@ -157,5 +159,5 @@ export function parseBucketPolicy(text: string, source: string): BucketPolicy {
   if (raw === undefined) throw new BucketInputError(`${source}: the policy has no Statement`);
   const list = Array.isArray(raw) ? raw : [raw];
   if (list.length > MAX_STATEMENTS) throw new BucketInputError(`${source}: more than ${MAX_STATEMENTS} statements`);
-  return { statements: list.map((st, i) => parseStatement(st, i, source)) };
+  return { statements: list.map((st, i) => parseStatement(st, i, source)), source };
 }
