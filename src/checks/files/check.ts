@@ -15,7 +15,7 @@ import { diffEntries } from "./compare.ts";
 import { filesErrors } from "./errors.ts";
 import { FindingCollector, tapScan } from "./findings.ts";
 import type { ScanFS } from "./hash-file.ts";
-import { normaliseRoots, scanTree, type ScanStats } from "./scan.ts";
+import { DEFAULT_MAX_SCAN_BYTES, lookUpEntry, normaliseRoots, NOT_LISTED, scanTree, type ScanStats } from "./scan.ts";
 import { isWithin, type FileEntry } from "./entry.ts";
 
 export interface ScanTuning {
@@ -187,7 +187,16 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     const inScope = async function* (entries: AsyncIterable<FileEntry>): AsyncGenerator<FileEntry> {
       for await (const e of entries) if (!excluded.some((x) => isWithin(e.path, x))) yield e;
     };
-    for await (const event of diffEntries(inScope(reader.entries()), tapScan(scan, collector), roots)) collector.addDiff(event);
+    // What the baseline recorded under a directory that cannot be listed now is looked up by name (compare.ts), its
+    // hashing bounded by a byte budget of its own, as large as the scan's.
+    let lookUpBytes = options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES;
+    const lookUp = async (path: string): Promise<FileEntry> => {
+      const entry = await lookUpEntry(path, { ...limitsOf(options), fs: options.fs, maxScanBytes: lookUpBytes });
+      if (entry.sha256 !== null) lookUpBytes -= entry.size;
+      if (entry.status !== "vanished" && entry.error !== NOT_LISTED) collector.addScanned(entry);
+      return entry;
+    };
+    for await (const event of diffEntries(inScope(reader.entries()), tapScan(scan, collector), roots, lookUp)) collector.addDiff(event);
     collector.setIntegrity(reader.integrity, options.baseline);
     return { header, roots, integrity: reader.integrity, totals: { ...collector.totals }, findings: collector.findings() };
   } finally {

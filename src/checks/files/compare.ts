@@ -96,11 +96,24 @@ async function nextOf<T>(it: AsyncIterator<T>): Promise<T | null> {
   return r.done ? null : r.value;
 }
 
+/** The event for one path recorded in the baseline and found now, or null when nothing differs. */
+function pairEvent(b: FileEntry, c: FileEntry): DiffEvent | null {
+  // Nothing was recorded of what this path held (lstat failed then): what it holds now is new to the baseline,
+  // and rated as an addition (a setuid file there is high), never passed over as "no change".
+  if (b.type === "unknown" && c.type !== "unknown") return { kind: "added", path: c.path, before: b, after: c, changes: [], content: true };
+  // What was recorded can no longer be examined (lstat fails now): it cannot be verified, as if it were gone.
+  if (b.type !== "unknown" && c.type === "unknown") return { kind: "changed", path: c.path, before: b, after: c, changes: [`type ${b.type}→unknown`], content: true };
+  const { changes, content } = diffEntry(b, c);
+  return changes.length > 0 ? { kind: "changed", path: c.path, before: b, after: c, changes, content } : null;
+}
+
 /**
  * Merges baseline entries and scanned entries (both in comparePaths order). Baseline entries
  * outside `roots` are ignored, so a compare of one sub-tree does not report the rest as removed.
  * Scanned entries that vanished mid-scan count as absent. A path unexaminable in the baseline and examinable now
  * is "added"; the reverse is "changed" to type unknown; unexaminable on both sides, it is not compared.
+ * With `lookUp`, what the baseline recorded under a directory the scan could not list is examined by name
+ * (scan.ts lookUpEntry) and compared, not reported as removed: a setuid program trojaned in place there is a change.
  *
  * @example
  * for await (const d of diffEntries(reader.entries(), scanTree(roots), roots)) console.log(d.kind, d.path);
@@ -109,6 +122,7 @@ export async function* diffEntries(
   baseline: AsyncIterable<FileEntry>,
   current: AsyncIterable<FileEntry>,
   roots: readonly string[],
+  lookUp?: (path: string) => Promise<FileEntry>,
 ): AsyncGenerator<DiffEvent> {
   const inScope = (e: FileEntry): boolean => roots.some((r) => isWithin(e.path, r));
   const bIt = baseline[Symbol.asyncIterator]();
@@ -123,30 +137,30 @@ export async function* diffEntries(
   };
   let b = await nextB();
   let c = await nextC();
+  // The last directory the scan reached but could not list: the baseline's entries under it were not scanned.
+  let unlisted: string | null = null;
+  const advanceC = async (): Promise<void> => {
+    if (c !== null && c.type === "dir" && c.status === "unreadable") unlisted = c.path;
+    c = await nextC();
+  };
   while (b !== null || c !== null) {
     const order = b === null ? 1 : c === null ? -1 : comparePaths(b.path, c.path);
     if (order < 0 && b !== null) {
-      yield { kind: "removed", path: b.path, before: b, after: null, changes: [], content: true };
+      const found = lookUp !== undefined && unlisted !== null && b.path !== unlisted && isWithin(b.path, unlisted) ? await lookUp(b.path) : null;
+      if (found === null || found.status === "vanished") yield { kind: "removed", path: b.path, before: b, after: null, changes: [], content: true };
+      else {
+        const event = pairEvent(b, found);
+        if (event !== null) yield event;
+      }
       b = await nextB();
     } else if (order > 0 && c !== null) {
       yield { kind: "added", path: c.path, before: null, after: c, changes: [], content: true };
-      c = await nextC();
-    } else if (b !== null && c !== null && b.type === "unknown" && c.type !== "unknown") {
-      // Nothing was recorded of what this path held (lstat failed then): what it holds now is new to the baseline,
-      // and rated as an addition (a setuid file there is high), never passed over as "no change".
-      yield { kind: "added", path: c.path, before: b, after: c, changes: [], content: true };
-      b = await nextB();
-      c = await nextC();
-    } else if (b !== null && c !== null && b.type !== "unknown" && c.type === "unknown") {
-      // What was recorded can no longer be examined (lstat fails now): it cannot be verified, as if it were gone.
-      yield { kind: "changed", path: c.path, before: b, after: c, changes: [`type ${b.type}→unknown`], content: true };
-      b = await nextB();
-      c = await nextC();
+      await advanceC();
     } else if (b !== null && c !== null) {
-      const { changes, content } = diffEntry(b, c);
-      if (changes.length > 0) yield { kind: "changed", path: c.path, before: b, after: c, changes, content };
+      const event = pairEvent(b, c);
+      if (event !== null) yield event;
       b = await nextB();
-      c = await nextC();
+      await advanceC();
     }
   }
 }

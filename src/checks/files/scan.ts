@@ -306,3 +306,29 @@ export async function* scanTree(roots: readonly string[], options: ScanOptions =
     release();
   }
 }
+
+/**
+ * The `error` of a directory examined by name (lookUpEntry), whose entries were not listed: it is compared as a
+ * directory not listable is (its times and inode stand for what it holds), and is not itself reported as unreadable.
+ */
+export const NOT_LISTED = "NOT_LISTED";
+
+/**
+ * Examines one path as a scan would (lstat, then hash or readlink) without listing it when it is a directory: for the
+ * entries a baseline recorded under a directory that cannot be listed now, looked up by the names it recorded (lstat
+ * and open need only search permission on the directory). A path that is gone has status "vanished".
+ *
+ * @example
+ * const e = await lookUpEntry("/usr/libexec/private/helper", { maxScanBytes: remaining });
+ */
+export async function lookUpEntry(path: string, options: Pick<ScanOptions, "fs" | "maxFileBytes" | "maxScanBytes"> = {}): Promise<FileEntry> {
+  const fs = options.fs ?? nodeScanFS;
+  const unlisted: ScanFS = {
+    ...fs,
+    readdir: async () => {
+      throw Object.assign(new Error("not listed: examined by name"), { code: NOT_LISTED });
+    },
+  };
+  for await (const entry of scanTree([path], { ...options, fs: unlisted, allowMissingRoots: true, concurrency: 1 })) return entry;
+  return missing(path, "vanished", "ENOENT");
+}

@@ -1,0 +1,102 @@
+// A directory the compare cannot list (an LSM denial, a monitoring account without read permission): what the
+// baseline recorded under it is looked up by the names it recorded, not reported as removed (ASVS 16.5.3).
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { ManualClock } from "../../lib/clock.ts";
+import { compareBaseline, createBaseline } from "./check.ts";
+import { nodeScanFS, type ScanFS } from "./hash-file.ts";
+import { lookUpEntry, NOT_LISTED } from "./scan.ts";
+import { ratingsOf, testSigner, treeSandboxes } from "./test-helpers.ts";
+
+const sandbox = treeSandboxes("bulwark-files-unlisted-");
+const signer = testSigner();
+const clock = new ManualClock(Date.parse("2026-12-07T10:00:00Z"));
+
+const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: denied`), { code });
+
+/** The node file system, except that `dirs` cannot be listed (and, for `noSearch`, nothing in them examined). */
+function denying(dirs: readonly string[], noSearch: readonly string[] = []): ScanFS {
+  const blocked = (p: string): boolean => noSearch.some((d) => p.startsWith(`${d}/`));
+  return {
+    ...nodeScanFS,
+    readdir: async (p) => {
+      if (dirs.includes(p)) throw errno("EACCES");
+      return nodeScanFS.readdir(p);
+    },
+    lstat: async (p) => {
+      if (blocked(p)) throw errno("EACCES");
+      return nodeScanFS.lstat(p);
+    },
+  };
+}
+
+/** A tree with libexec/{helper (setuid), tool, sub/{inner, deeper/leaf}} recorded by a baseline with full rights. */
+async function recorded(): Promise<{ tree: string; baseline: string; dir: string }> {
+  const { tree, baseline } = sandbox();
+  const dir = join(tree, "libexec");
+  mkdirSync(join(dir, "sub", "deeper"), { recursive: true });
+  writeFileSync(join(dir, "helper"), "#!/bin/sh\necho genuine\n");
+  chmodSync(join(dir, "helper"), 0o4755);
+  writeFileSync(join(dir, "tool"), "tool\n");
+  writeFileSync(join(dir, "sub", "inner"), "inner\n");
+  writeFileSync(join(dir, "sub", "deeper", "leaf"), "leaf\n");
+  writeFileSync(join(tree, "after"), "a sibling after the directory\n");
+  await createBaseline({ paths: [tree], out: baseline, signer, clock });
+  return { tree, baseline, dir };
+}
+
+describe("entries under a directory the compare cannot list", () => {
+  it("are looked up by name: unchanged ones pass, and only the directory is named as not read", async () => {
+    const { tree, baseline, dir } = await recorded();
+    const r = await compareBaseline({ baseline, signer, fs: denying([dir]) });
+    assert.deepEqual(ratingsOf(r.findings, dir), ["files.unreadable/low"]);
+    for (const p of ["helper", "tool", "sub", "sub/inner", "sub/deeper", "sub/deeper/leaf"]) assert.deepEqual(ratingsOf(r.findings, join(dir, p)), [], p);
+    assert.deepEqual(ratingsOf(r.findings, join(tree, "after")), []);
+    assert.equal(r.totals.removed, 0);
+  });
+
+  it("a file changed in place there is a content change, one deleted is removed, and one nested deeper is looked up too", async () => {
+    const { baseline, dir } = await recorded();
+    writeFileSync(join(dir, "helper"), "#!/bin/sh\nexec /bin/sh -p\n");
+    chmodSync(join(dir, "helper"), 0o4755);
+    writeFileSync(join(dir, "sub", "deeper", "leaf"), "changed\n");
+    rmSync(join(dir, "tool"));
+    const r = await compareBaseline({ baseline, signer, fs: denying([dir, join(dir, "sub")]) });
+    assert.deepEqual(ratingsOf(r.findings, join(dir, "helper")), ["files.changed/critical"]);
+    assert.deepEqual(ratingsOf(r.findings, join(dir, "sub", "deeper", "leaf")), ["files.changed/high"]);
+    // "tool" is gone by name; "sub", denied too, is never listed (looked up by name, nothing moved): no finding.
+    assert.deepEqual(ratingsOf(r.findings, join(dir, "tool")), ["files.removed/medium"]);
+    assert.deepEqual(ratingsOf(r.findings, join(dir, "sub")), []);
+  });
+
+  it("a subdirectory found by name is not listed: an entry added in it moves its times, a high 'not verified' change", async () => {
+    const { baseline, dir } = await recorded();
+    writeFileSync(join(dir, "sub", "planted"), "#!/bin/sh\n");
+    const r = await compareBaseline({ baseline, signer, fs: denying([dir]) });
+    const sub = r.findings.filter((f) => ratingsOf([f], join(dir, "sub")).length > 0);
+    assert.deepEqual(sub.map((f) => `${f.id}/${f.severity}`), ["files.changed/high"]);
+    assert.match(JSON.stringify(sub[0]?.evidence), /entries not verified/);
+    // The planted file itself is not known by name and not reported; the lookup is not counted as unreadable.
+    assert.deepEqual(ratingsOf(r.findings, join(dir, "sub", "planted")), []);
+    assert.ok(!r.findings.some((f) => f.id === "files.unreadable" && ratingsOf([f], join(dir, "sub")).length > 0));
+  });
+
+  it("without search permission nothing can be looked up: each entry is 'no longer examinable' (medium), as a removal was", async () => {
+    const { baseline, dir } = await recorded();
+    const r = await compareBaseline({ baseline, signer, fs: denying([dir], [dir]) });
+    assert.deepEqual(ratingsOf(r.findings, join(dir, "helper")).sort(), ["files.changed/medium", "files.unreadable/low"]);
+    assert.equal(r.totals.removed, 0);
+  });
+
+  it("lookUpEntry examines one path without listing it, and says vanished for a path that is gone", async () => {
+    const { tree } = await recorded();
+    const sub = await lookUpEntry(join(tree, "libexec", "sub"));
+    assert.deepEqual([sub.type, sub.status, sub.error], ["dir", "unreadable", NOT_LISTED]);
+    const file = await lookUpEntry(join(tree, "libexec", "tool"));
+    assert.equal(file.status, "ok");
+    assert.match(file.sha256 ?? "", /^[0-9a-f]{64}$/);
+    assert.equal((await lookUpEntry(join(tree, "libexec", "nothing-here"))).status, "vanished");
+  });
+});
