@@ -39,6 +39,25 @@ test("attack: an Allow to \"*\" on BoolIfExists aws:PrincipalIsAWSService=true i
   assert.equal(r.access.anonymous.read.allowed, true);
 });
 
+// aws:PrincipalServiceName and aws:PrincipalServiceNamesList are present only when a service principal makes the
+// request (IAM User Guide, Availability): absent for unsigned callers and for an account's own principals. A clause
+// that needs them admits any account only through a service acting for it; one that holds on their absence
+// (StringNotEquals, ForAllValues, IfExists) admits everyone else too.
+test("attack: an Allow to \"*\" on aws:PrincipalServiceName holds for no unsigned caller when it needs the key, and for every one when it holds on its absence, ASVS 8.2.2 (red team 36, F3)", () => {
+  const needs = run([{ ...publicRead, Condition: { StringEquals: { "aws:PrincipalServiceName": "cloudfront.amazonaws.com" } } }]);
+  assert.equal(needs.access.anonymous.read.allowed, false, "an unsigned request carries no service name");
+  assert.equal(needs.access.anyAccount.read.allowed, true, "any account's own distribution signs as cloudfront.amazonaws.com");
+  assert.equal(needs.access.policyPublic, false, "a service-only grant is not what AWS calls public");
+  for (const condition of [
+    { StringNotEquals: { "aws:PrincipalServiceName": "cloudfront.amazonaws.com" } },
+    { "ForAllValues:StringEquals": { "aws:PrincipalServiceNamesList": "cloudfront.amazonaws.com" } },
+    { StringEqualsIfExists: { "aws:PrincipalServiceName": "cloudfront.amazonaws.com" } },
+  ]) {
+    const r = run([{ ...publicRead, Condition: condition }]);
+    assert.equal(r.access.anonymous.read.allowed, true, `${JSON.stringify(condition)}: holds when the key is absent`);
+  }
+});
+
 // aws:SourceIp "is included in the request context, except when the requester uses a VPC endpoint", and an IPv6
 // caller on S3's dual-stack endpoint has an IPv6 aws:SourceIp that no IPv4 range holds. Any AWS account can make an
 // S3 gateway endpoint in its own VPC (and an unsigned request goes through it too), so a Deny that matches "every

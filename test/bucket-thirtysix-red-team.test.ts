@@ -90,7 +90,7 @@ test("attack: a guard \"Deny unless StringNotLike aws:PrincipalArn arn:*:iam::OW
 // distribution reads the bucket. The check keeps service-only grants through RestrictPublicBuckets when they are written
 // as a Service principal or Bool aws:PrincipalIsAWSService=true (it reports those critical), but not this spelling:
 // it calls the policy public, applies RestrictPublicBuckets and drops the grant — "no findings".
-test("attack: with all Block Public Access on, Allow \"*\" if aws:PrincipalServiceName = cloudfront.amazonaws.com (or ForAnyValue aws:PrincipalServiceNamesList) stays open to any account's CloudFront distribution, as the aws:PrincipalIsAWSService spelling does", { todo: "finding: principals.ts reachesOthersOnlyAsService / conditions.ts requiresAWSService know only aws:PrincipalIsAWSService, so RestrictPublicBuckets drops a service-only grant AWS serves" }, () => {
+test("attack: with all Block Public Access on, Allow \"*\" if aws:PrincipalServiceName = cloudfront.amazonaws.com (or ForAnyValue aws:PrincipalServiceNamesList) stays open to any account's CloudFront distribution, as the aws:PrincipalIsAWSService spelling does", () => {
   const twin = run([{ ...publicRead, Condition: { Bool: { "aws:PrincipalIsAWSService": "true" } } }], { pab: ALL_ON });
   assert.equal(twin.access.anyAccount.read.allowed, true, "the recognised spelling is reported (control)");
   for (const condition of [

@@ -49,6 +49,13 @@ const NETWORK_KEYS = new Set(["aws:sourcevpc", "aws:sourcevpce", "aws:vpcsourcei
  */
 const FIXED_RESOURCE_KEYS = new Set(["s3:x-amz-server-side-encryption-aws-kms-key-id", "s3:dataaccesspointarn", "s3:dataaccesspointaccount"]);
 
+/**
+ * Keys AWS sets only when a service principal makes the request (the service's name, and for a multi-service
+ * principal the list of them), so that a clause needing them holds for no caller acting as itself: another account
+ * meets it only through a service acting for a resource of its own (its CloudFront distribution).
+ */
+const SERVICE_NAME_KEYS = new Set(["aws:principalservicename", "aws:principalservicenameslist"]);
+
 /** Transport keys the caller controls; a Deny on them alone never narrows exposure (the caller just complies). */
 export const TRANSPORT_KEYS: ReadonlySet<string> = new Set(["aws:securetransport", "s3:tlsversion", "s3:signatureversion", "s3:authtype"]);
 
@@ -58,6 +65,8 @@ function situations(key: string, caller: Caller): readonly Situation[] {
   // service acting for a resource of its own (its CloudFront distribution, its replication role...), and that
   // request carries "true": a grant gated on the key alone is open to every account (see principals.ts).
   if (key === "aws:principalisawsservice") return caller.kind === "anonymous" ? [ABSENT] : caller.kind === "any-account" ? [NOT_A_SERVICE, A_SERVICE] : [NOT_A_SERVICE];
+  // The service's name: absent unless a service principal calls, then a name of the service any account can have act.
+  if (SERVICE_NAME_KEYS.has(key) && (caller.kind === "anonymous" || caller.kind === "any-account")) return caller.kind === "anonymous" ? [ABSENT] : [ABSENT, CHOSEN];
   // A named account may well sit inside the VPC, endpoint, organisation or IP range a condition
   // names (they are often the partner's own), so for it only its account id is known.
   if (caller.kind === "account") return key === "aws:principalaccount" ? [{ s: "value", value: caller.account }] : [CHOSEN];
@@ -368,15 +377,18 @@ export function evaluateConditions(clauses: readonly ConditionClause[], caller: 
 }
 
 /**
- * True when some clause holds for no caller that is not an AWS service (`Bool aws:PrincipalIsAWSService true`):
- * the statement can reach another account only through a service acting for it. Unsigned requests lack the key,
- * so `BoolIfExists ... true` lets them in and is not such a clause.
+ * True when some clause holds for no caller that is not an AWS service (`Bool aws:PrincipalIsAWSService true`, or
+ * any clause that needs `aws:PrincipalServiceName` or `aws:PrincipalServiceNamesList`, which only a service principal's
+ * requests carry): the statement can reach another account only through a service acting for it. Unsigned requests
+ * lack these keys, so `BoolIfExists ... true` lets them in and is not such a clause.
  *
  * @example
  * requiresAWSService([{ operator: "Bool", key: "aws:principalisawsservice", values: ["true"] }]); // true
+ * requiresAWSService([{ operator: "StringEquals", key: "aws:principalservicename", values: ["cloudfront.amazonaws.com"] }]); // true
  */
 export function requiresAWSService(clauses: readonly ConditionClause[]): boolean {
   return clauses.some((c) => {
+    if (SERVICE_NAME_KEYS.has(c.key)) return clauseFor(compile(c), ABSENT, {}) === "never";
     if (c.key !== "aws:principalisawsservice") return false;
     const cc = compile(c);
     return clauseFor(cc, NOT_A_SERVICE, {}) === "never" && clauseFor(cc, ABSENT, {}) === "never";

@@ -349,8 +349,9 @@ export function evaluateBucketAccess(inputs: BucketInputs): BucketAccess {
   // First pass: is the policy public (anonymous or any account gets something through it)?
   const policyOnly: Ctx = { ...base, dropPolicy: false, useACL: false, candidates: new Set(), survivors: new Set(), shapes: new Map() };
   // Public only if AWS certainly calls it so: not a grant that reaches other accounts only through a service (a
-  // Service principal, or "*" on aws:PrincipalIsAWSService), nor one kept to fixed values of a key AWS lists
-  // (public-policy.ts). Counting either would apply RestrictPublicBuckets and drop named accounts' grants AWS keeps.
+  // Service principal, or "*" on a condition only a service principal meets: conditions.ts requiresAWSService), nor
+  // one kept to fixed values of a key AWS lists (public-policy.ts). Counting either would apply RestrictPublicBuckets
+  // and drop named accounts' grants AWS keeps.
   const notPublic = new Set(statements.filter((st) => reachesOthersOnlyAsService(st) || mayBeNonPublicToAWS(st)).map((st) => st.label));
   const policyPublic = [{ kind: "anonymous" } as const, { kind: "any-account" } as const].some((c) => {
     const a = evaluateCaller(policyOnly, c);

@@ -134,7 +134,8 @@ const serviceOnly = new WeakMap<PolicyStatement, boolean>();
 
 /**
  * Whether an Allow reaches other accounts only through an AWS service acting for them: its principal takes in
- * any account only by a Service entry, or a condition requires aws:PrincipalIsAWSService. AWS does not call such a
+ * any account only by a Service entry, or a condition needs a service principal (aws:PrincipalIsAWSService true, or
+ * aws:PrincipalServiceName / aws:PrincipalServiceNamesList present: conditions.ts requiresAWSService). AWS does not call such a
  * policy public, and RestrictPublicBuckets still lets service principals in (S3 User Guide, "Blocking public
  * access"), so the evaluator keeps these grants where it drops the public ones; the finding says why they are
  * exposure all the same.
