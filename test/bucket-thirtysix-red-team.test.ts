@@ -56,7 +56,7 @@ const critical = (r: BucketCheckResult): string[] => r.findings.filter((f) => f.
 // + ":iam::111122223333:role/Reader"). conditions.ts canMatchForeign reads the account field of the pattern
 // (parts[4] = "111122223333", no wildcard) and calls the clause "never" for every foreign caller; pins.ts calls the
 // pin the owner's own, so nothing at all is reported.
-test("attack: an Allow to \"*\" on StringLike aws:PrincipalArn \"arn:*:iam::OWNER:role/Reader\" is open to any account (StringLike's * crosses ':', and an IAM path may hold ':')", { todo: "finding: StringLike/StringNotLike on an ARN key is judged by the pattern's account field as if it were ArnLike (conditions.ts canMatchForeign); the intruder's role path supplies the owner's account id" }, () => {
+test("attack: an Allow to \"*\" on StringLike aws:PrincipalArn \"arn:*:iam::OWNER:role/Reader\" is open to any account (StringLike's * crosses ':', and an IAM path may hold ':')", () => {
   const r = run([{ ...publicRead, Condition: { StringLike: { "aws:PrincipalArn": `arn:*:iam::${OWNER}:role/Reader` } } }]);
   assert.equal(r.access.anyAccount.read.allowed, true, "arn:aws:iam::444455556666:role/p:iam::111122223333:role/Reader matches the StringLike pattern");
   assert.ok(ids(r).includes("bucket.any-aws-account-read"), `findings: ${ids(r).join(", ") || "(none)"}`);
@@ -72,7 +72,7 @@ test("held: the same pattern under ArnLike is component-wise, so the account fie
 // multi-partition template): the intruder's role above (path "/p:iam::111122223333:/") matches the exception, so the
 // Deny does not apply to it and the public Allow stands. The check credits the Deny as certain for every account and
 // files the Allow under cancelledAllows: "no findings".
-test("attack: a guard \"Deny unless StringNotLike aws:PrincipalArn arn:*:iam::OWNER:*\" does not stop another account whose role path holds \":iam::OWNER:\"", { todo: "finding: the Deny is credited as certain for any account (conditions.ts canMatchForeign reads the ARN's account field under StringNotLike), the public Allow is filed as cancelled, no finding" }, () => {
+test("attack: a guard \"Deny unless StringNotLike aws:PrincipalArn arn:*:iam::OWNER:*\" does not stop another account whose role path holds \":iam::OWNER:\"", () => {
   const r = run([publicRead, guard({ StringNotLike: { "aws:PrincipalArn": `arn:*:iam::${OWNER}:*` } })]);
   assert.equal(r.access.anonymous.read.allowed, false, "unsigned callers have no aws:PrincipalArn: the negated operator holds, the Deny applies to them");
   assert.equal(r.access.anyAccount.read.allowed, true, "arn:aws:iam::444455556666:role/p:iam::111122223333:/x matches arn:*:iam::111122223333:*");

@@ -129,13 +129,19 @@ function callerVariable(value: string): boolean {
   return value.replace(/\$\{aws:resource(?:account|orgid|orgpaths)\}/gi, "").includes("${");
 }
 
-/** Can a fixed condition value match a value the caller owns? Only if it wildcards the identifying part. */
-function canMatchForeign(key: string, value: string): boolean {
+/**
+ * Can a fixed condition value match a value the caller owns? Only if it wildcards the identifying part. Under the ARN
+ * operators an ARN is matched field by field; under the string operators (`arnFields` false) it is one string, and a
+ * `*` before the account field may swallow colons: "arn:*:iam::OWNER:role/R" matches another account's role whose IAM
+ * path holds ":iam::OWNER:role/" (a path may hold any printable character), so it pins nothing.
+ */
+function canMatchForeign(key: string, value: string, arnFields: boolean): boolean {
   if (callerVariable(value)) return true;
   if (!hasWildcard(value)) return false;
   if (key.endsWith("arn")) {
     const parts = value.split(":");
     if (parts.length < 6 || parts[0] !== "arn") return true;
+    if (!arnFields && parts.slice(0, 4).some((p) => p.includes("*"))) return true;
     const account = parts[4] ?? "";
     if (account !== "") return hasWildcard(account);
     // No account field: the resource's name is what identifies it. S3 bucket ARNs (arn:aws:s3:::name) are
@@ -250,7 +256,7 @@ function compile(clause: ConditionClause): CompiledClause {
     variable: values.some(callerVariable),
     // A negated operator asks its positive form and inverts (StringNotLike is "not StringLike").
     ...fixedMatcher(op.base.replace("not", ""), values.filter((v) => !callerVariable(v))),
-    foreign: values.some((v) => canMatchForeign(key, v)),
+    foreign: values.some((v) => canMatchForeign(key, v, op.base.startsWith("arn"))),
     bool: new Set(lower),
     nullAbsent: lower.includes("true"),
     nullPresent: lower.includes("false"),
