@@ -84,7 +84,7 @@ describe("attributes the baseline does not record", () => {
   // replaces ("hardening") — and the capability is rated medium "metadata changed".
   test(
     "attack: a file capability (setcap) added to a program together with a chmod, chgrp or a dropped setuid bit is rated high like setcap alone",
-    { skip: setcapAvailable ? false : "setcap is not installed", todo: "finding: a mode/uid/gid change in the same compare 'explains' the ctime, so setcap cap_setuid+ep is medium (classify.ts hiddenChangeOfProgram, EXPLAINS_CTIME)" },
+    { skip: setcapAvailable ? false : "setcap is not installed" },
     async () => {
       const { tree, baseline } = sandbox();
       const tightened = join(tree, "backup-tool");
@@ -116,7 +116,6 @@ describe("attributes the baseline does not record", () => {
   // mask is the group bits, the mode stays 0775. A directory's ctime is never compared, so nothing at all is reported.
   test(
     "attack: an ACL entry giving another user write access to a group-writable home directory (mode unchanged) is reported",
-    { todo: "finding: a directory's ACL (or any xattr) moves only its ctime, which diffEntry ignores for directories: no finding at all (compare.ts diffEntry)" },
     async () => {
       const { root, baseline } = sandbox();
       const base = join(root, "sys");
@@ -144,7 +143,6 @@ describe("attributes the baseline does not record", () => {
   // the ctime moves, and for a file with no execute bit that is medium "metadata changed" ("the content is the same").
   test(
     "attack: an ACL entry giving another user write access to a group-writable .bashrc (mode unchanged) is rated high like a new owner",
-    { todo: "finding: a ctime-only change of a non-executable persistence file is medium 'metadata changed' (classify.ts: hiddenChangeOfProgram needs an execute bit)" },
     async () => {
       const { root, baseline } = sandbox();
       const base = join(root, "sys");

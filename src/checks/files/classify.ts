@@ -267,17 +267,30 @@ function gainedExecute(before: FileEntry, after: FileEntry): boolean {
 }
 
 /** Recorded changes that move a ctime by themselves (chmod, chown, chgrp); content changes are rated before. */
-const EXPLAINS_CTIME = /^(?:mode|uid|gid) /;
+const MOVES_CTIME = /^(?:mode|uid|gid) /;
 
 /**
- * The ctime of a program moved and nothing recorded explains it: what changed is something the baseline does not
- * record — an extended attribute such as a file capability (`setcap cap_setuid+ep` makes it able to become root
- * with no setuid bit), an ACL, or its hard links. A new mtime or inode does not explain it: `touch -m` after setcap
- * sets both times, and a copy given the capability renamed over the program has a new inode and the same bytes.
+ * The ctime of a program, of a file or directory in a persistence location, or of a home directory moved without a
+ * content change. What moves a ctime and is not recorded — an extended attribute such as a file capability
+ * (`setcap cap_setuid+ep` makes a program able to become root with no setuid bit), an ACL entry giving another user
+ * write (`setfacl -m u:bob:rwx`, mode unchanged when the group bits already allow it), its hard links — may have
+ * changed with it, and a recorded mode, owner or group change beside it does not rule that out: the intruder adds the
+ * capability and a harmless-looking chmod, chgrp or dropped setuid bit. A new mtime or inode does not explain it
+ * either: `touch -m` after setcap sets both times, and a copy given the capability renamed over the program has a new
+ * inode and the same bytes. Returns the reason, or null. (A directory's ctime is compared only when its mtime did not
+ * move: entries added or removed move both and are reported one by one; compare.ts diffEntry.)
  */
-function hiddenChangeOfProgram(event: DiffEvent, after: FileEntry): boolean {
-  if (after.type !== "file" || !isExecutableMode(after.mode) || !event.changes.includes("ctime")) return false;
-  return !event.changes.some((c) => EXPLAINS_CTIME.test(c));
+function unrecordedChange(event: DiffEvent, after: FileEntry): string | null {
+  const moved = event.changes.includes("ctime");
+  const explained = event.changes.some((c) => MOVES_CTIME.test(c));
+  if (!moved && !explained) return null;
+  const cause = explained
+    ? "its mode, owner or group changed, and an unrecorded attribute (a file capability, an ACL entry) set with it would move the same ctime"
+    : "its ctime changed with no recorded cause: an unrecorded attribute (a file capability, an ACL entry) or its links";
+  if (after.type === "file" && isExecutableMode(after.mode)) return `program: ${cause}`;
+  if (after.type !== "file" && after.type !== "dir") return null;
+  const persistence = persistenceWriters(after);
+  return persistence === null ? null : `${cause}, in a persistence location: ${persistence}`;
 }
 
 /** A directory that became a mount point: what the baseline recorded under it is hidden, and not entered with --one-file-system. */
@@ -385,9 +398,8 @@ export function classify(event: DiffEvent): Classification {
   if (persistence !== null && writableGroupChanged(before, after)) {
     return { id: "files.changed", severity: "high", reason: `group-writable entry handed to another group in a persistence location: ${persistence}` };
   }
-  if (hiddenChangeOfProgram(event, after)) {
-    return { id: "files.changed", severity: "high", reason: "ctime of a program changed with no recorded cause: an unrecorded attribute (a file capability, an ACL) or its links" };
-  }
+  const unrecorded = unrecordedChange(event, after);
+  if (unrecorded !== null) return { id: "files.changed", severity: "high", reason: unrecorded };
   if (mountedOver(before, after)) {
     return { id: "files.changed", severity: "high", reason: "a file system was mounted over this directory: what the baseline recorded under it is hidden" };
   }

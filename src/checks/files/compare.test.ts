@@ -64,7 +64,17 @@ describe("classify", () => {
     assert.equal(classify(changed(entry("/etc/app", { mode: "0666" }), entry("/etc/app", { mode: "0644" }))).severity, "medium");
     assert.equal(classify(changed(entry("/srv/www/index.html", { mode: "0644" }), entry("/srv/www/index.html", { mode: "0666" }))).severity, "medium");
     assert.equal(classify(changed(entry("/etcetera/x", { mode: "0644" }), entry("/etcetera/x", { mode: "0666" }))).severity, "medium");
-    assert.equal(classify(changed(entry("/usr/bin/ls", { mode: "0755" }), entry("/usr/bin/ls", { mode: "0700" }))).severity, "medium");
+    assert.equal(classify(changed(entry("/usr/bin/ls", { mode: "0755" }), entry("/usr/bin/ls", { mode: "0644" }))).severity, "medium", "no longer a program");
+  });
+
+  // Red team 36, finding 1: setcap beside a chmod, chgrp or a dropped setuid bit was medium "metadata changed".
+  it("rates any mode, owner or group change of a program high: a file capability set with it is not recorded", () => {
+    for (const over of [{ mode: "0700" }, { gid: 1000 }, { uid: 1000 }]) {
+      const c = classify(changed(entry("/opt/app/bin/run", { mode: "0755" }), entry("/opt/app/bin/run", { mode: "0755", ...over })));
+      assert.deepEqual([c.severity, c.reason], ["high", "program: its mode, owner or group changed, and an unrecorded attribute (a file capability, an ACL entry) set with it would move the same ctime"], JSON.stringify(over));
+    }
+    const dropped = classify(changed(entry("/opt/ping", { mode: "4755" }), entry("/opt/ping", { mode: "0755", ctime: "2" })));
+    assert.equal(dropped.severity, "high", "a setuid bit dropped (a capability may replace it)");
   });
 
   it("rates added system executables and setuid files high, other additions low, removals medium", () => {
@@ -134,6 +144,17 @@ describe("classify", () => {
     assert.equal(classify(changed(entry("/srv/x", { sha256: null, status: "unreadable", error: "EIO" }), entry("/srv/x", { ctime: "2" }))).severity, "high");
   });
 
+  // Red team 36, finding 2: an ACL entry on a directory moves only its ctime, which was never compared.
+  it("notes a listed directory's ctime only when its mtime did not move, and rates it high in a home or persistence location", () => {
+    const dir = (path: string, over: Partial<FileEntry> = {}): FileEntry => entry(path, { type: "dir", mode: "0775", uid: 1000, gid: 1000, size: 4096, sha256: null, ...over });
+    const home = dir("/home/alice");
+    assert.deepEqual(diffEntry(home, { ...home, mtime: "2", ctime: "2", size: 8192 }).changes, [], "an entry added: reported per entry");
+    assert.deepEqual(diffEntry(home, { ...home, ctime: "2" }).changes, ["ctime"], "an attribute: nothing added or removed");
+    const acl = classify(changed(home, { ...home, ctime: "2" }));
+    assert.deepEqual([acl.severity, acl.reason], ["high", "its ctime changed with no recorded cause: an unrecorded attribute (a file capability, an ACL entry) or its links, in a persistence location: a home directory (or its .ssh, .config or .local): whoever may write it may put a shell start-up file or key of their own there (T1546.004, T1098.004)"]);
+    assert.equal(classify(changed(dir("/srv/data"), dir("/srv/data", { ctime: "2" }))).severity, "medium", "elsewhere: metadata");
+  });
+
   it("rates a file hashed in the baseline and past a byte limit now as changed content, though nothing moved", () => {
     const big = entry("/srv/db", { status: "too-large-to-hash", error: "FILE_SIZE_LIMIT", sha256: null });
     assert.equal(classify(changed(entry("/srv/db"), big)).severity, "high");
@@ -194,9 +215,12 @@ describe("classify", () => {
     for (const path of ["/home", "/root/.config", "/home/alice/.config/systemd", "/home/alice/.local", "/home/alice/.local/share/systemd", "/srv/git/.ssh"]) {
       assert.match(rate(entry(path, { type: "dir", mode: "0755", sha256: null }), { mode: "0775" }), /^high: group\/other write permission added in a persistence location: a home directory/, path);
     }
-    // To root, a group that may not write, or outside homes and persistence locations: medium, as documented.
-    assert.equal(rate(entry("/home/alice/.bashrc", { mode: "0644", uid: 1000 }), { uid: 0 }).split(":")[0], "medium");
-    assert.equal(rate(entry("/root/.bashrc", { mode: "0644" }), { gid: 1000 }).split(":")[0], "medium");
+    // To root, or to a group that may not write: high all the same, as any ctime move in a persistence location (an ACL
+    // entry set with it is not recorded; red team 36, finding 3).
+    assert.match(rate(entry("/home/alice/.bashrc", { mode: "0644", uid: 1000 }), { uid: 0 }), /^high: its mode, owner or group changed, .* in a persistence location: a shell start-up file/);
+    assert.match(rate(entry("/root/.bashrc", { mode: "0644" }), { gid: 1000 }), /^high: its mode, owner or group changed/);
+    assert.match(rate(entry("/root/.bashrc", { mode: "0644" }), {}), /^high: its ctime changed with no recorded cause: an unrecorded attribute \(a file capability, an ACL entry\) or its links, in a persistence location/);
+    // Outside homes and persistence locations: medium, as documented.
     assert.equal(rate(entry("/srv/www", { type: "dir", mode: "0755", sha256: null }), { mode: "0777" }).split(":")[0], "medium");
     assert.equal(rate(entry("/home/alice/public_html", { type: "dir", mode: "0755", sha256: null }), { uid: 33 }).split(":")[0], "medium");
     assert.equal(rate(entry("/tmp", { type: "dir", mode: "1777", sha256: null }), { mode: "0777" }).split(":")[0], "medium");

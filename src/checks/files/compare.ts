@@ -29,7 +29,8 @@ export const UNVERIFIED_ENTRIES = "entries not verified";
  * The fields that differ between two records of one path. Directories ignore size, mtime and
  * ctime: they change whenever an entry is added or removed, which is already reported per entry —
  * except for a directory unreadable (not listable) on either side, whose entries are not: there a moved mtime, ctime
- * or inode (which a new entry, a removal or a rename leaves) is noted as UNVERIFIED_ENTRIES.
+ * or inode (which a new entry, a removal or a rename leaves) is noted as UNVERIFIED_ENTRIES; and a ctime that moved
+ * while the mtime did not, which no entry added or removed explains (an ACL entry, an attribute), is noted as "ctime".
  * A hash is compared only when both sides have one. Without one (unreadable, changed during the scan, too large
  * to hash), a regular file counts as changed content — never as metadata only — when its size, mtime, ctime or
  * inode moved (a same-size trojan kept `touch`ed while it is read would otherwise pass as a new mtime), or when the
@@ -75,6 +76,10 @@ export function diffEntry(before: FileEntry, after: FileEntry): { changes: strin
     if (before.mtime !== after.mtime) changes.push("mtime");
     if (before.ctime !== after.ctime) changes.push("ctime");
     if (before.mtime !== after.mtime || before.ctime !== after.ctime || before.ino !== after.ino) changes.push(UNVERIFIED_ENTRIES);
+  } else if (before.mtime === after.mtime && before.ctime !== after.ctime) {
+    // Listed on both sides, its entries compared one by one: a ctime that moved while the mtime did not is no entry
+    // added or removed (that moves both) but an attribute: a chmod, chown, ACL entry or extended attribute.
+    changes.push("ctime");
   }
   return { changes, content };
 }
