@@ -336,25 +336,33 @@ describe("the baseline file", () => {
   // The signature proves who wrote a baseline, not that it is the latest. The administrator fixes a configuration in
   // place (PermitRootLogin yes → no) and records a new baseline; the intruder writes the old content back and replays
   // the older genuine baseline. Against it the file has its recorded bytes: only the ctime moved, medium "metadata
-  // changed … the content is the same". Nothing binds a compare to the newest baseline of its roots (the audit log or
-  // the database could hold the digest of each baseline written).
+  // changed … the content is the same". Fixed: every baseline the CLI writes is an audit event keyed by its tree
+  // (records.ts), and a compare given one older than the newest recorded is files.baseline-superseded, critical.
   test(
     "attack: a security fix reverted in place and the baseline recorded before the fix replayed: the revert is not a medium 'metadata only' change",
-    { todo: "finding (design; docs only advise keeping baselines off the host): a replayed older signed baseline is trusted, so a reverted fix reads as medium ctime-only (check.ts compareBaseline has no notion of the latest baseline)" },
+    { timeout: 120_000 },
     async () => {
       const { root, tree, baseline } = sandbox();
       const config = join(tree, "sshd_config");
       writeFileSync(config, "PermitRootLogin yes\n");
-      await createBaseline({ paths: [tree], out: baseline, signer, clock });
+      const site = await initSite(join(root, "site"), { here: true });
+      assert.equal((await site.runHere(["check", "files", "--baseline", baseline, tree])).code, 0);
       const kept = join(root, "old.jsonl");
       copyFileSync(baseline, kept);
-      clock.advance(3_600_000);
       writeFileSync(config, "PermitRootLogin no\n"); // the fix, and a new baseline
-      await createBaseline({ paths: [tree], out: baseline, signer, clock });
+      assert.equal((await site.runHere(["check", "files", "--baseline", baseline, "--force", tree])).code, 0);
+      const fresh = await site.runHere(["check", "files", "--compare", baseline, "--json"]);
+      assert.equal(fresh.code, 0, `the newest baseline is not superseded: ${fresh.stdout.slice(0, 400)}`);
       writeFileSync(config, "PermitRootLogin yes\n"); // the intruder reverts it
       copyFileSync(kept, baseline);
-      const r = await compareBaseline({ baseline, signer });
-      assert.ok(highFor(r.findings, config) || r.findings.some((f) => f.severity === "critical"), `the revert of a fix: ${summary(r.findings)}`);
+      const r = await site.runHere(["check", "files", "--compare", baseline, "--json"]);
+      const out = JSON.parse(r.stdout) as { trusted: boolean; findings: Finding[] };
+      assert.equal(out.trusted, true, "the replayed baseline is genuine");
+      assert.ok(highFor(out.findings, config) || out.findings.some((f) => f.severity === "critical"), `the revert of a fix: ${summary(out.findings)}`);
+      const superseded = out.findings.find((f) => f.id === "files.baseline-superseded");
+      assert.equal(superseded?.severity, "critical", summary(out.findings));
+      assert.match(superseded?.detail ?? "", new RegExp(baseline.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+      assert.equal(r.code, 1);
     },
   );
 });

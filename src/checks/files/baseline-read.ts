@@ -31,6 +31,8 @@ export interface BaselineIntegrity {
   skippedLines: number;
   /** When the key that signed it was retired (a rotation), or null: then the signature verifies but is not trusted. */
   retiredKeyAt: number | null;
+  /** Hex SHA-256 of the content before the trailer, as read (the signed digest when it verifies); null before the trailer. */
+  digest: string | null;
 }
 
 /** Most reasons kept for the finding; the rest are counted. */
@@ -62,7 +64,7 @@ export class BaselineReader {
   readonly #digest = createHash("sha256");
   #header: BaselineHeader | null = null;
   #done = false;
-  readonly integrity: BaselineIntegrity = { trusted: false, problems: [], problemCount: 0, keyId: null, skippedLines: 0, retiredKeyAt: null };
+  readonly integrity: BaselineIntegrity = { trusted: false, problems: [], problemCount: 0, keyId: null, skippedLines: 0, retiredKeyAt: null, digest: null };
 
   constructor(source: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, signer: Signer) {
     this.#lines = boundedLines(source, MAX_LINE);
@@ -152,6 +154,7 @@ export class BaselineReader {
     }
     this.integrity.keyId = trailer.keyId;
     const digest = this.#digest.digest();
+    this.integrity.digest = digest.toString("hex");
     if (digest.toString("hex") !== trailer.sha256) this.#problem("the content does not match the digest in the trailer (lines edited, added or removed)");
     if (trailer.entries !== count + this.integrity.skippedLines) {
       this.#problem(`the trailer counts ${trailer.entries} entries, the file holds ${count + this.integrity.skippedLines}`);

@@ -30,6 +30,7 @@ export interface BaselineWriteResult {
   keyId: string;
   /** Hex SHA-256 of the signed content. */
   sha256: string;
+  header: BaselineHeader;
 }
 
 /**
@@ -79,7 +80,7 @@ export async function writeBaseline(entries: AsyncIterable<FileEntry>, sink: Bas
     signature: toBase64URL(options.signer.sign(signedMessage(sum))),
   };
   await sink.write(`${JSON.stringify(trailer)}\n`);
-  return { entries: count, keyId: options.signer.keyId, sha256: trailer.sha256 };
+  return { entries: count, keyId: options.signer.keyId, sha256: trailer.sha256, header };
 }
 
 /**

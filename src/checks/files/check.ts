@@ -12,6 +12,7 @@ import type { BaselineHeader } from "./baseline-format.ts";
 import { BaselineReader, type BaselineIntegrity } from "./baseline-read.ts";
 import { baselineTempPath, writeBaselineFile } from "./baseline-write.ts";
 import { diffEntries } from "./compare.ts";
+import type { RecordedBaseline } from "./records.ts";
 import { filesErrors } from "./errors.ts";
 import { FindingCollector, tapScan } from "./findings.ts";
 import type { ScanFS } from "./hash-file.ts";
@@ -58,6 +59,9 @@ export interface CreateBaselineResult {
   roots: string[];
   entries: number;
   keyId: string;
+  /** Hex SHA-256 the signature covers: what records.ts keeps of the baseline. */
+  digest: string;
+  header: BaselineHeader;
   /** Findings of the scan itself: unreadable entries, loops, special files. */
   findings: Finding[];
 }
@@ -88,7 +92,7 @@ export async function createBaseline(options: CreateBaselineOptions): Promise<Cr
     signer: options.signer,
     clock: options.clock,
   });
-  return { roots, entries: written.entries, keyId: written.keyId, findings: collector.findings() };
+  return { roots, entries: written.entries, keyId: written.keyId, digest: written.sha256, header: written.header, findings: collector.findings() };
 }
 
 export interface CompareBaselineOptions extends ScanTuning {
@@ -97,6 +101,11 @@ export interface CompareBaselineOptions extends ScanTuning {
   /** Paths to compare; default: the roots recorded in the baseline. */
   paths?: readonly string[];
   signer: Signer;
+  /**
+   * The newest baseline recorded of the baseline's tree (records.ts newestRecorded): a baseline older than it is
+   * reported as superseded (critical), since a replayed genuine baseline hides every change made since the newer one.
+   */
+  newestRecorded?: (tree: Pick<BaselineHeader, "roots" | "exclude" | "oneFileSystem">) => Promise<RecordedBaseline | null>;
 }
 
 export interface CompareBaselineResult {
@@ -198,6 +207,10 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     };
     for await (const event of diffEntries(inScope(reader.entries()), tapScan(scan, collector), roots, lookUp)) collector.addDiff(event);
     collector.setIntegrity(reader.integrity, options.baseline);
+    const newest = (await options.newestRecorded?.(header)) ?? null;
+    if (newest !== null && reader.integrity.digest !== null && newest.digest !== reader.integrity.digest && Date.parse(newest.createdAt) > Date.parse(header.createdAt)) {
+      collector.setSuperseded(newest, options.baseline, header.createdAt);
+    }
     return { header, roots, integrity: reader.integrity, totals: { ...collector.totals }, findings: collector.findings() };
   } finally {
     stream.destroy();

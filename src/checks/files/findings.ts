@@ -7,6 +7,7 @@ import type { BaselineIntegrity } from "./baseline-read.ts";
 import { classify } from "./classify.ts";
 import type { DiffEvent } from "./compare.ts";
 import type { FileEntry } from "./entry.ts";
+import type { RecordedBaseline } from "./records.ts";
 
 /** Paths listed in one finding's evidence; the rest are counted in `omitted`. */
 export const EVIDENCE_LIMIT = 100;
@@ -105,6 +106,7 @@ function describeItems(g: Group): string {
 export class FindingCollector {
   readonly #groups = new Map<string, Group>();
   #tamper: Finding | null = null;
+  #superseded: Finding | null = null;
   /** Totals per finding id, for the human summary. */
   readonly totals = { added: 0, removed: 0, changed: 0, scanned: 0 };
 
@@ -167,8 +169,24 @@ export class FindingCollector {
     };
   }
 
+  /**
+   * Records that a newer baseline of the same tree was recorded (records.ts): the one compared against may be a
+   * genuine older baseline put back, which hides every change since the newer one (a fix reverted reads as unchanged).
+   */
+  setSuperseded(newest: RecordedBaseline, baselinePath: string, createdAt: string): void {
+    this.#superseded = {
+      id: "files.baseline-superseded",
+      severity: "critical",
+      title: "A newer baseline of this tree was recorded: this comparison may hide what changed since",
+      detail: `${baselinePath} was made ${createdAt}; a baseline of the same tree was recorded ${newest.createdAt} at ${newest.path} (digest ${newest.digest.slice(0, 16)}…). ` +
+        "A signature proves who wrote a baseline, not that it is the latest: a genuine older baseline put back hides every change made since the newer one (a fix reverted reads as unchanged). If you chose the older baseline on purpose, to see everything since then, this is expected.",
+      evidence: { baseline: baselinePath, createdAt, newest: { path: newest.path, createdAt: newest.createdAt, digest: newest.digest } },
+      remediation: `Compare with the newest baseline (${newest.path}); if the file there is not the one recorded, treat the host as compromised. Keep baselines where the monitored host cannot write them.`,
+    };
+  }
+
   findings(): Finding[] {
-    const out: Finding[] = this.#tamper ? [this.#tamper] : [];
+    const out: Finding[] = [...(this.#tamper ? [this.#tamper] : []), ...(this.#superseded ? [this.#superseded] : [])];
     for (const [key, g] of this.#groups) {
       const text = TEXT[key];
       out.push({

@@ -8,7 +8,7 @@ import { inertJSON } from "../../lib/terminal.ts";
 import { addCheckOptions, finishCheck, parseBytes, type CheckOptions } from "../check-common.ts";
 import type { CliContext, CommandModule } from "../context.ts";
 import type { ExitCode } from "../exit-codes.ts";
-import { action, collect, group, progress } from "../run.ts";
+import { action, cliActor, collect, group, progress } from "../run.ts";
 
 interface FilesOptions extends CheckOptions {
   baseline?: string;
@@ -124,6 +124,8 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
       oneFileSystem: opts.oneFileSystem,
     });
     if (!force) publish(out, opts.baseline);
+    // Published: from now on a compare given an older baseline of this tree is told that this one is newer.
+    await files.recordBaseline(app.audit, cliActor(), r.header, { digest: r.digest, path: resolve(opts.baseline), entries: r.entries, keyId: r.keyId });
     bar.done();
     return finishCheck(ctx, opts, {
       check: "files",
@@ -133,7 +135,10 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
     });
   }
   const baseline = opts.compare as string;
-  const r = await files.compareBaseline({ baseline, paths, signer, concurrency, ...limits, onProgress, exclude: opts.exclude, oneFileSystem: opts.oneFileSystem });
+  const r = await files.compareBaseline({
+    baseline, paths, signer, concurrency, ...limits, onProgress, exclude: opts.exclude, oneFileSystem: opts.oneFileSystem,
+    newestRecorded: (tree) => files.newestRecorded(app.db.db, tree),
+  });
   bar.done();
   // Names the finding actually raised: a baseline intact but signed with a retired key has its own.
   const verdict = r.findings.find((f) => f.id.startsWith("files.baseline-"))?.id ?? "files.baseline-tampered";
