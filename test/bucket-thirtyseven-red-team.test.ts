@@ -67,7 +67,7 @@ function attempt(f: () => BucketCheckResult): BucketCheckResult | Error {
 // same policies in another partition. (Uncertain, and not relied on: exactly which wildcard bucket patterns S3's
 // PutBucketPolicy validation keeps. The check's own model keeps them in the aws partition; it must not differ by
 // partition.)
-test("attack: --bucket acme-data with a China-Region policy on \"arn:aws-cn:s3:::acme-data*\" (or GovCloud \"arn:aws-us-gov:s3:::*\") is judged, not refused as another bucket's", { todo: "finding: evaluate.ts refuseOtherBucketsPolicy tests reach against resources.ts bucketTarget's arn:aws:s3::: target, whose partition comes only from a Resource naming the bucket literally, so a wildcard-only aws-cn / aws-us-gov policy of this very bucket is refused (exit 2)" }, () => {
+test("attack: --bucket acme-data with a China-Region policy on \"arn:aws-cn:s3:::acme-data*\" (or GovCloud \"arn:aws-us-gov:s3:::*\") is judged, not refused as another bucket's", () => {
   const control = run([{ ...publicRead, Resource: "arn:aws:s3:::acme-data*" }], { bucket: "acme-data" });
   assert.equal(control.access.anonymous.read.allowed, true, "control: the aws-partition twin is judged (anonymous read)");
   for (const resource of ["arn:aws-cn:s3:::acme-data*", "arn:aws-us-gov:s3:::*", "arn:aws-cn:s3:::acme-*/*"]) {
@@ -82,7 +82,7 @@ test("attack: --bucket acme-data with a China-Region policy on \"arn:aws-cn:s3::
 // arn:aws:s3:::* (partition "aws"), and no aws-cn / aws-us-gov pattern intersects it, so every Allow "reaches nothing"
 // and the check answers anonymous read no / write no — only the low TLS finding, exit 0 — about a GovCloud bucket that
 // the policy opens to the internet for read and write.
-test("attack: without --bucket, a GovCloud policy giving \"*\" GetObject and PutObject on \"arn:aws-us-gov:s3:::acme-*\" is reported as anonymous read and write", { todo: "finding: resources.ts bucketTarget falls back to arn:aws:s3:::* (partition \"aws\") when no Resource names a bucket literally, so every aws-cn / aws-us-gov wildcard Allow misses the target and the check gives a false all-clear" }, () => {
+test("attack: without --bucket, a GovCloud policy giving \"*\" GetObject and PutObject on \"arn:aws-us-gov:s3:::acme-*\" is reported as anonymous read and write", () => {
   const r = run([{ Sid: "OpenGov", Effect: "Allow", Principal: "*", Action: ["s3:GetObject", "s3:PutObject"], Resource: ["arn:aws-us-gov:s3:::acme-*", "arn:aws-us-gov:s3:::acme-*/*"] }]);
   assert.equal(r.access.anonymous.read.allowed, true, "an unsigned GetObject on any acme-* bucket's object in aws-us-gov is allowed");
   assert.equal(r.access.anonymous.write.allowed, true, "and PutObject");
@@ -95,7 +95,7 @@ test("attack: without --bucket, a GovCloud policy giving \"*\" GetObject and Put
 // names acme-data-prod, which S3 would refuse to keep on acme-data) escapes it as soon as one statement reaches
 // acme-data by wildcard — a guard Deny on "arn:aws:s3:::acme-*", or a "Deny everything but my bucket" NotResource
 // statement — and the mistyped run prints the all-clear the refusal exists to prevent: anonymous read no, no findings.
-test("attack: --bucket acme-data (a typo for acme-data-prod) on acme-data-prod's public policy is refused or reported, even when a Deny reaches acme-data by wildcard or NotResource", { todo: "finding: evaluate.ts refuseOtherBucketsPolicy refuses only when no statement reaches --bucket; one wildcard or NotResource Deny that reaches it lets a policy whose Allows name only another bucket (S3 would reject it for this bucket) through to a false all-clear" }, () => {
+test("attack: --bucket acme-data (a typo for acme-data-prod) on acme-data-prod's public policy is refused or reported, even when a Deny reaches acme-data by wildcard or NotResource", () => {
   const prodRead: Statement = { ...publicRead, Resource: "arn:aws:s3:::acme-data-prod/*" };
   const reachingDenies: Statement[] = [
     { Sid: "NoDeletes", Effect: "Deny", Principal: "*", Action: "s3:DeleteBucket", Resource: "arn:aws:s3:::acme-*" },
@@ -167,7 +167,7 @@ describe("the CLI with --bucket on a legitimate policy", () => {
     assert.match(r.stdout, /anonymous-read/);
   });
 
-  test("attack: a China-Region bucket's public-read policy on \"arn:aws-cn:s3:::acme-data*\" checked with --bucket acme-data exits 1 (exposure), not 2 (\"no statement reaches this bucket\")", { todo: "finding: evaluate.ts refuseOtherBucketsPolicy with resources.ts bucketTarget's partition-less target refuses an aws-cn wildcard policy of this very bucket" }, async () => {
+  test("attack: a China-Region bucket's public-read policy on \"arn:aws-cn:s3:::acme-data*\" checked with --bucket acme-data exits 1 (exposure), not 2 (\"no statement reaches this bucket\")", async () => {
     const file = policyFile("china.json", [{ ...publicRead, Resource: "arn:aws-cn:s3:::acme-data*" }]);
     const r = await bulwarkHere(["check", "bucket", "--policy", file, "--bucket", "acme-data", "--owner-account", OWNER]);
     assert.doesNotMatch(r.stderr, /no statement of the policy/);

@@ -219,7 +219,9 @@ test("an Allow on the bucket ARN alone does not grant object reads", () => {
 
 test("an Allow on another bucket does not expose this one when --bucket is given", () => {
   const ownerOnly = { Effect: "Allow", Principal: { AWS: `arn:aws:iam::${OWNER}:root` }, Action: "s3:GetObject", Resource: `${B}/*` };
-  assert.deepEqual(ids(run([allow({ Resource: "arn:aws:s3:::elsewhere/*" }), ownerOnly], { bucket: "acme-data" }).findings), []);
+  assert.deepEqual(ids(run([allow({ Resource: "arn:aws:s3:::acme-data-*/*" }), ownerOnly], { bucket: "acme-data" }).findings), []);
+  // A literal other bucket cannot be in this bucket's policy (S3: "Policy has invalid resource"): refused by name.
+  assert.throws(() => run([allow({ Resource: "arn:aws:s3:::elsewhere/*" }), ownerOnly], { bucket: "acme-data" }), /names another bucket \(statement #0: "elsewhere"\)/);
 });
 
 test("a policy none of whose statements reaches --bucket is refused by name, not judged as an all-clear", () => {
@@ -227,7 +229,7 @@ test("a policy none of whose statements reaches --bucket is refused by name, not
     (e: Error & { code?: string }) => e.code === "BULWARK_ERR_BUCKET_INPUT" && /--bucket "acme-data-prod"/.test(e.message) && /policy\.json/.test(e.message) && /"acme-data"/.test(e.message));
   // A NotResource that leaves the bucket out reaches it; one that excludes it everywhere does not.
   assert.deepEqual(ids(run([allow({ Resource: undefined, NotResource: "arn:aws:s3:::elsewhere/*" })], { bucket: "acme-data-prod" }).findings), ["bucket.anonymous-read"]);
-  assert.throws(() => run([allow({ Resource: "arn:aws:s3:::acme-data/*" }), allow({ Resource: undefined, NotResource: "arn:aws:s3:::acme-data-prod*" })], { bucket: "acme-data-prod" }), /no statement of the policy/);
+  assert.throws(() => run([allow({ Resource: "arn:aws:s3:::acme-dat?/*" }), allow({ Resource: undefined, NotResource: "arn:aws:s3:::acme-data-prod*" })], { bucket: "acme-data-prod" }), /no statement of the policy/);
   // Only NotResource statements that leave out every resource: nothing granted, nothing to refuse.
   assert.deepEqual(ids(run([allow({ Resource: undefined, NotResource: "*" })], { bucket: "acme-data-prod" }).findings), []);
   // A wildcard that reaches it is enough, and a policy without statements has nothing to disagree with.

@@ -311,21 +311,41 @@ function namedCallers(inputs: BucketInputs, statements: PolicyStatement[]): Call
 }
 
 /**
- * Refuses a policy none of whose statements reach the bucket named by --bucket. S3 keeps a bucket policy only when its
- * Resources name that bucket, so such a policy is another bucket's (or the name is mistyped: "acme-data-prod" for
- * "acme-data"); judging it would miss every Allow and print an all-clear about a policy that may open a bucket to anyone.
+ * Refuses a policy that cannot be the policy of the bucket named by --bucket. S3 keeps a bucket policy only when its
+ * Resources name that bucket (a Resource naming another bucket is "Policy has invalid resource"), so a policy that
+ * names another bucket literally, or none of whose statements reaches this one, is another bucket's (or the name is
+ * mistyped: "acme-data" for "acme-data-prod"); judging it would miss the Allows it makes and print an all-clear about
+ * a policy that may open a bucket to anyone.
  */
 function refuseOtherBucketsPolicy(bucket: string, policy: BucketPolicy | undefined, patterns: PatternReasoner, target: BucketTarget): void {
   const statements = policy?.statements ?? [];
   if (statements.length === 0) return;
+  const from = policy?.source ? ` (${policy.source})` : "";
+  const shown = JSON.stringify(bucket.slice(0, 80));
+  const advice = "check the bucket name, or leave --bucket out to take it from the policy";
+  const quote = (names: ReadonlySet<string>): string =>
+    [...names].slice(0, 5).map((n) => JSON.stringify(n.slice(0, 80))).join(", ") + (names.size > 5 ? ` and ${names.size - 5} more` : "");
+  const others = new Set<string>();
+  let first: PolicyStatement | undefined;
+  for (const st of statements) {
+    if (st.notResource) continue;
+    for (const r of st.resources) {
+      const other = /^arn:[^:]*:s3:::([^/*?]+)(?:\/|$)/.exec(r)?.[1];
+      if (other === undefined || other === bucket) continue;
+      others.add(other);
+      first ??= st;
+    }
+  }
+  if (first !== undefined) {
+    throw new BucketInputError(`--bucket ${shown}: the policy${from} names another bucket (statement ${first.label}: ${quote(others)}); S3 refuses a bucket policy whose Resources name another bucket, so this is not the policy of ${shown}: ${advice}`);
+  }
   const reaches = (st: PolicyStatement): boolean => allowRegions(patterns, st, target.bucketArn).length > 0 || allowRegions(patterns, st, target.objectArn).length > 0;
   if (statements.some(reaches)) return;
   const named = new Set<string>();
   for (const st of statements) for (const r of st.resources) if (!st.notResource) named.add(/^arn:[^:]*:s3:::([^/]*)/.exec(r)?.[1] ?? r);
   // Only NotResource statements that leave out everything: a policy that grants and denies nothing, judged as such.
   if (named.size === 0) return;
-  const list = [...named].slice(0, 5).map((n) => JSON.stringify(n.slice(0, 80))).join(", ");
-  throw new BucketInputError(`--bucket ${JSON.stringify(bucket.slice(0, 80))}: no statement of the policy${policy?.source ? ` (${policy.source})` : ""} reaches this bucket; its Resources name ${list}${named.size > 5 ? ` and ${named.size - 5} more` : ""}. S3 keeps a bucket policy only on the bucket its Resources name: check the bucket name, or leave --bucket out to take it from the policy`);
+  throw new BucketInputError(`--bucket ${shown}: no statement of the policy${from} reaches this bucket; its Resources name ${quote(named)}. S3 keeps a bucket policy only on the bucket its Resources name: ${advice}`);
 }
 
 /**

@@ -13,26 +13,34 @@ export interface BucketTarget {
 /**
  * The bucket's ARNs. Without a name, a bucket policy still names its own bucket in its Resources
  * (S3 refuses policies about other buckets), so the first concrete name there is used; failing
- * that the name stays a wildcard, which only makes Denies harder to prove (conservative).
+ * that the name stays a wildcard, which only makes Denies harder to prove (conservative). The partition
+ * (`aws`, `aws-cn`, `aws-us-gov`…) is the one of a Resource naming the bucket; failing that, the one every S3
+ * Resource of the policy has; a wildcard when they disagree or use one (a bucket lives in one partition, and a
+ * China Region policy on `arn:aws-cn:s3:::acme-*` must not be read as about another partition's bucket).
  *
  * @example
  * bucketTarget("backups", []).objectArn; // "arn:aws:s3:::backups/*"
  */
 export function bucketTarget(bucket: string | undefined, statements: readonly PolicyStatement[]): BucketTarget & { name: string | undefined; inferred: boolean } {
   let name = bucket;
-  let partition = "aws";
+  let named: string | undefined;
   let inferred = false;
+  const partitions = new Set<string>();
   for (const st of statements) {
     for (const r of st.resources) {
+      const s3 = /^arn:([^:]*):s3:::/.exec(r);
+      if (s3) partitions.add(s3[1] ?? "");
       const m = /^arn:(aws[a-z-]*):s3:::([^/*?]+)(?:\/|$)/.exec(r);
       if (!m) continue;
       if (name === undefined) {
         name = m[2];
         inferred = true;
       }
-      if (m[2] === name) partition = m[1] ?? "aws";
+      if (m[2] === name) named ??= m[1];
     }
   }
+  const only = partitions.size === 1 ? [...partitions][0] : undefined;
+  const partition = named ?? (partitions.size === 0 ? "aws" : only !== undefined && /^aws[a-z-]*$/.test(only) ? only : "*");
   const bucketArn = `arn:${partition}:s3:::${name ?? "*"}`;
   return { name, inferred, bucketArn, objectArn: `${bucketArn}/*` };
 }
