@@ -160,7 +160,6 @@ describe("lookups under a directory the compare cannot list", () => {
     "attack: a setuid helper trojaned in place in a directory the monitoring account may search but not read (0711) is rated critical, not 'no longer examinable'",
     {
       skip: isRoot ? false : "needs root to switch the effective uid",
-      todo: "finding: hash-file.ts directoryDescriptor opens every directory on a looked-up path with O_RDONLY, which needs read permission; lookups under a 0711 (or LSM-denied) directory all fail EACCES, so scan.ts lookUpEntry never works for the account it was made for",
     },
     async () => {
       const { root, baseline, dir, helper } = await lockedTree(0o711);

@@ -93,7 +93,13 @@ function pathBytes(path: string): Buffer {
 const LONG_PATH = 3072;
 /** Descriptors of directories kept open while a scan runs (least recently used closed first). */
 const MAX_OPEN_DIRS = 256;
-const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+/**
+ * Linux's O_PATH (its generic value; Node does not export it): a descriptor that only names the directory, which
+ * needs search permission on it and not read, so the entries of a directory that may be searched but not listed
+ * (mode 0711, or an LSM denying the listing) are still reached by name (compare.ts looks them up so).
+ */
+const O_PATH = process.platform === "linux" && ["x64", "arm64", "arm", "ia32", "riscv64", "ppc64", "s390x", "loong64"].includes(process.arch) ? 0o10000000 : 0;
+const DIR_FLAGS = (O_PATH !== 0 ? O_PATH : constants.O_RDONLY) | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 const openDirs = new Map<string, number>();
 let scansRunning = 0;
 
