@@ -75,8 +75,16 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 const DECIMAL = /^-?\d{1,30}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** "//", "/./" or "/../" anywhere, or a trailing "/": a path the scan never records (it joins names to resolved roots). */
+const NOT_CANONICAL = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
+
+/**
+ * An absolute path in the form the scan records it: no empty, "." or ".." name and no trailing "/". Anything else is
+ * a line the scan did not write; read as given, "<unlistable dir>/../../secret" would be looked up (compare.ts) by
+ * its resolved name, outside the tree, and its hash compared.
+ */
 function isPathText(v: unknown): v is string {
-  return typeof v === "string" && v.startsWith("/") && v.length <= MAX_PATH && !v.includes("\0");
+  return typeof v === "string" && v.startsWith("/") && v.length <= MAX_PATH && !v.includes("\0") && !NOT_CANONICAL.test(v);
 }
 
 function isCount(v: unknown): v is number {
@@ -95,7 +103,7 @@ export function parseJSONLine(text: string): unknown | Error {
 /** Validates a decoded entry line; returns the entry or a message naming the first bad field. */
 export function decodeEntry(v: unknown): FileEntry | string {
   if (!isRecord(v)) return "not a JSON object";
-  if (!isPathText(v["path"])) return "path must be an absolute path";
+  if (!isPathText(v["path"])) return "path must be an absolute path with no empty, \".\" or \"..\" name";
   if (typeof v["type"] !== "string" || !ENTRY_TYPES.includes(v["type"] as EntryType)) return "type is not a known entry type";
   if (typeof v["status"] !== "string" || !ENTRY_STATUSES.includes(v["status"] as EntryStatus)) return "status is not a known status";
   if (typeof v["mode"] !== "string" || !/^[0-7]{4}$/.test(v["mode"])) return "mode must be 4 octal digits";

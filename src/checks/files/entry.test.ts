@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { decodeEntry } from "./baseline-format.ts";
 import { comparePaths, formatMode, isExecutableMode, isSetID, isWithin } from "./entry.ts";
 
 function byComponents(a: string, b: string): number {
@@ -46,5 +47,13 @@ describe("path and mode helpers", () => {
     assert.equal(isExecutableMode("0744"), true);
     assert.equal(isSetID("2755"), true);
     assert.equal(isSetID("1777"), false);
+  });
+});
+
+describe("decodeEntry", () => {
+  const line = (path: string) => ({ path, type: "file", status: "ok", mode: "0644", uid: 0, gid: 0, size: 1, mtime: "1", ctime: "1", ino: "1", target: null, sha256: null, error: null });
+  it("takes only paths in the form the scan records them (red team 37: '<dir>/../../secret' was looked up outside the tree)", () => {
+    for (const path of ["/", "/etc/passwd", "/a/.b", "/a/..b", "/..."]) assert.equal(typeof decodeEntry(line(path)), "object", path);
+    for (const path of ["/a/../secret", "/a/./b", "//a", "/a/", "/a/..", "/a/.", "a/b"]) assert.match(decodeEntry(line(path)) as string, /^path must be an absolute path/, path);
   });
 });
