@@ -196,12 +196,11 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     const inScope = async function* (entries: AsyncIterable<FileEntry>): AsyncGenerator<FileEntry> {
       for await (const e of entries) if (!excluded.some((x) => isWithin(e.path, x))) yield e;
     };
-    // What the baseline recorded under a directory that cannot be listed now is looked up by name (compare.ts), its
-    // hashing bounded by a byte budget of its own, as large as the scan's.
-    let lookUpBytes = options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES;
+    // What the baseline recorded under a directory that cannot be listed now is looked up by name (compare.ts), every
+    // read and retry of all lookups taken from one byte budget of their own, as large as the scan's.
+    const budget = { remaining: options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES };
     const lookUp = async (path: string): Promise<FileEntry> => {
-      const entry = await lookUpEntry(path, { ...limitsOf(options), fs: options.fs, maxScanBytes: lookUpBytes });
-      if (entry.sha256 !== null) lookUpBytes -= entry.size;
+      const entry = await lookUpEntry(path, { ...limitsOf(options), fs: options.fs, budget });
       if (entry.status !== "vanished" && entry.error !== NOT_LISTED) collector.addScanned(entry);
       return entry;
     };

@@ -24,6 +24,16 @@ export interface ScanOptions {
   maxFileBytes?: number;
   /** Bytes the whole scan may read to hash (default DEFAULT_MAX_SCAN_BYTES); files past it are "too-large-to-hash". */
   maxScanBytes?: number;
+  /**
+   * The bytes left to read, shared with other scans (every read and retry is taken from it, whatever its outcome);
+   * when given, maxScanBytes is not used. Lookups by name (lookUpEntry) share one so.
+   */
+  budget?: ScanBudget;
+}
+
+/** A byte budget several scans draw from. */
+export interface ScanBudget {
+  remaining: number;
 }
 
 /**
@@ -226,10 +236,10 @@ export async function* scanTree(roots: readonly string[], options: ScanOptions =
   const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   // Bytes the scan may still read. Taken, by the size lstat gave, when a file is handed to the hasher: that runs in
   // path order before any await, so in a tree that does not change the same files are hashed on every run.
-  let budget = options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES;
+  const budget: ScanBudget = options.budget ?? { remaining: options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES };
   const take = (bytes: number): boolean => {
-    if (bytes > budget) return false;
-    budget -= bytes;
+    if (bytes > budget.remaining) return false;
+    budget.remaining -= bytes;
     return true;
   };
 
@@ -319,9 +329,9 @@ export const NOT_LISTED = "NOT_LISTED";
  * and open need only search permission on the directory). A path that is gone has status "vanished".
  *
  * @example
- * const e = await lookUpEntry("/usr/libexec/private/helper", { maxScanBytes: remaining });
+ * const e = await lookUpEntry("/usr/libexec/private/helper", { budget: { remaining: 1 << 30 } });
  */
-export async function lookUpEntry(path: string, options: Pick<ScanOptions, "fs" | "maxFileBytes" | "maxScanBytes"> = {}): Promise<FileEntry> {
+export async function lookUpEntry(path: string, options: Pick<ScanOptions, "fs" | "maxFileBytes" | "maxScanBytes" | "budget"> = {}): Promise<FileEntry> {
   const fs = options.fs ?? nodeScanFS;
   const unlisted: ScanFS = {
     ...fs,
