@@ -11,12 +11,12 @@ import { openInputFile } from "../input-file.ts";
 import type { BaselineHeader } from "./baseline-format.ts";
 import { BaselineReader, type BaselineIntegrity } from "./baseline-read.ts";
 import { baselineTempPath, writeBaselineFile } from "./baseline-write.ts";
-import { diffEntries } from "./compare.ts";
+import { diffEntries, DIR_REPLACED } from "./compare.ts";
 import type { RecordedBaseline } from "./records.ts";
 import { filesErrors } from "./errors.ts";
 import { FindingCollector, tapScan } from "./findings.ts";
-import type { ScanFS } from "./hash-file.ts";
-import { DEFAULT_MAX_SCAN_BYTES, lookUpEntry, normaliseRoots, NOT_LISTED, scanTree, type ScanStats } from "./scan.ts";
+import { holdDirectories, type ScanFS } from "./hash-file.ts";
+import { DEFAULT_MAX_SCAN_BYTES, lookUpEntry, nodeScanFS, normaliseRoots, NOT_LISTED, scanTree, unexaminable, type ScanStats } from "./scan.ts";
 import { isWithin, type FileEntry } from "./entry.ts";
 
 export interface ScanTuning {
@@ -199,12 +199,29 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
     // What the baseline recorded under a directory that cannot be listed now is looked up by name (compare.ts), every
     // read and retry of all lookups taken from one byte budget of their own, as large as the scan's.
     const budget = { remaining: options.maxScanBytes ?? DEFAULT_MAX_SCAN_BYTES };
-    const lookUp = async (path: string): Promise<FileEntry> => {
-      const entry = await lookUpEntry(path, { ...limitsOf(options), fs: options.fs, budget });
+    const fs = options.fs ?? nodeScanFS;
+    // The directory the lookups go through is pinned (ScanFS.pin) and must be the one the scan saw: swapped after the
+    // scan's lstat (for a symlink to itself, or an empty directory), every lookup in it would fail or find nothing,
+    // and a setuid program trojaned there would read as unexaminable or removed.
+    const pin: { path: string | null; same: boolean } = { path: null, same: false };
+    const lookUp = async (path: string, under: FileEntry): Promise<FileEntry> => {
+      if (pin.path !== under.path) {
+        if (pin.path !== null) fs.unpin?.(pin.path);
+        const now = await (fs.pin ? fs.pin(under.path) : fs.lstat(under.path)).catch(() => null);
+        pin.path = under.path;
+        pin.same = now !== null && now.isDirectory() && now.ino.toString() === under.ino;
+      }
+      const entry = pin.same ? await lookUpEntry(path, { ...limitsOf(options), fs, budget }) : unexaminable(path, DIR_REPLACED);
       if (entry.status !== "vanished" && entry.error !== NOT_LISTED) collector.addScanned(entry);
       return entry;
     };
-    for await (const event of diffEntries(inScope(reader.entries()), tapScan(scan, collector), roots, lookUp)) collector.addDiff(event);
+    const release = holdDirectories();
+    try {
+      for await (const event of diffEntries(inScope(reader.entries()), tapScan(scan, collector), roots, lookUp)) collector.addDiff(event);
+    } finally {
+      if (pin.path !== null) fs.unpin?.(pin.path);
+      release();
+    }
     collector.setIntegrity(reader.integrity, options.baseline);
     const newest = (await options.newestRecorded?.(header)) ?? null;
     if (newest !== null && reader.integrity.digest !== null && newest.digest !== reader.integrity.digest && Date.parse(newest.createdAt) > Date.parse(header.createdAt)) {

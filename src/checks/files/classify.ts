@@ -1,7 +1,7 @@
 // How serious a difference is. A changed program in a system binary or library directory is what a
 // rootkit or a trojaned package looks like (Drupal.org had to check its binaries, seed 000).
 import type { Severity } from "../finding.ts";
-import { UNVERIFIED_CONTENT, UNVERIFIED_ENTRIES, type DiffEvent } from "./compare.ts";
+import { DIR_REPLACED, UNVERIFIED_CONTENT, UNVERIFIED_ENTRIES, type DiffEvent } from "./compare.ts";
 import { isExecutableMode, isSetID, isWithin, modeBits, type FileEntry } from "./entry.ts";
 
 /** Directories whose files are run as programs by the system and its administrators. */
@@ -348,6 +348,11 @@ export function classify(event: DiffEvent): Classification {
     return { id: "files.added", severity: "low", reason: before ? "new entry (unexaminable when the baseline was recorded)" : "new entry" };
   }
   if (event.kind === "removed" || !before || !after) return { id: "files.removed", severity: "medium", reason: "entry removed" };
+  // The directory its lookups go through was swapped for something else during the compare (compare.ts): done so that
+  // a setuid program trojaned in it is not examined, so rated as changed content is.
+  if (after.type === "unknown" && after.error === DIR_REPLACED) {
+    return { id: "files.changed", severity: "high", reason: "the directory holding it, not listable, was replaced during the compare: what the baseline recorded cannot be verified" };
+  }
   // It may still be there, but nothing recorded of it can be checked: rated like a removal, which hides as much.
   if (after.type === "unknown") return { id: "files.changed", severity: "medium", reason: "no longer examinable: what the baseline recorded cannot be verified" };
   if (event.content) {

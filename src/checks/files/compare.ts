@@ -20,6 +20,12 @@ export interface DiffEvent {
 export const UNVERIFIED_CONTENT = "content not verified";
 
 /**
+ * The `error` of an entry not looked up because the directory its lookups go through is no longer the one the scan
+ * saw: swapped during the compare (check.ts pins it).
+ */
+export const DIR_REPLACED = "DIR_REPLACED";
+
+/**
  * The change noted when a directory that could not be listed (in the baseline, now, or both) moved: its entries were
  * not compared one by one, so what was added or removed in it is not verified.
  */
@@ -127,7 +133,7 @@ export async function* diffEntries(
   baseline: AsyncIterable<FileEntry>,
   current: AsyncIterable<FileEntry>,
   roots: readonly string[],
-  lookUp?: (path: string) => Promise<FileEntry>,
+  lookUp?: (path: string, under: FileEntry) => Promise<FileEntry>,
 ): AsyncGenerator<DiffEvent> {
   const inScope = (e: FileEntry): boolean => roots.some((r) => isWithin(e.path, r));
   const bIt = baseline[Symbol.asyncIterator]();
@@ -143,15 +149,24 @@ export async function* diffEntries(
   let b = await nextB();
   let c = await nextC();
   // The last directory the scan reached but could not list: the baseline's entries under it were not scanned.
-  let unlisted: string | null = null;
+  let unlisted: FileEntry | null = null;
+  // The last directory recorded under it that a lookup found gone or no longer a directory: what was under it is gone.
+  let gone: string | null = null;
   const advanceC = async (): Promise<void> => {
-    if (c !== null && c.type === "dir" && c.status === "unreadable") unlisted = c.path;
+    if (c !== null && c.type === "dir" && c.status === "unreadable") unlisted = c;
     c = await nextC();
+  };
+  const lookedUp = async (e: FileEntry): Promise<FileEntry | null> => {
+    if (lookUp === undefined || unlisted === null || e.path === unlisted.path || !isWithin(e.path, unlisted.path)) return null;
+    if (gone !== null && isWithin(e.path, gone)) return null;
+    const found = await lookUp(e.path, unlisted);
+    if (e.type === "dir" && (found.status === "vanished" || (found.type !== "unknown" && found.type !== "dir"))) gone = e.path;
+    return found;
   };
   while (b !== null || c !== null) {
     const order = b === null ? 1 : c === null ? -1 : comparePaths(b.path, c.path);
     if (order < 0 && b !== null) {
-      const found = lookUp !== undefined && unlisted !== null && b.path !== unlisted && isWithin(b.path, unlisted) ? await lookUp(b.path) : null;
+      const found = await lookedUp(b);
       if (found === null || found.status === "vanished") yield { kind: "removed", path: b.path, before: b, after: null, changes: [], content: true };
       else {
         const event = pairEvent(b, found);

@@ -20,6 +20,14 @@ export interface ScanFS {
   readdir(path: string): Promise<string[]>;
   readlink(path: string): Promise<string>;
   open(path: string, flags: number): Promise<OpenFile>;
+  /**
+   * The directory through which names under `dir` are looked up from now on, until `unpin`: the node file system
+   * opens it once (while directories are held: holdDirectories) and resolves every later name under it through that
+   * descriptor, so a directory swapped after this call is not followed; returns what the descriptor refers to.
+   * Without it, callers lstat the directory (a swap between that and a lookup is not seen).
+   */
+  pin?(dir: string): Promise<BigIntStats>;
+  unpin?(dir: string): void;
 }
 
 function fdFile(fd: number): OpenFile {
@@ -101,6 +109,8 @@ const MAX_OPEN_DIRS = 256;
 const O_PATH = process.platform === "linux" && ["x64", "arm64", "arm", "ia32", "riscv64", "ppc64", "s390x", "loong64"].includes(process.arch) ? 0o10000000 : 0;
 const DIR_FLAGS = (O_PATH !== 0 ? O_PATH : constants.O_RDONLY) | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 const openDirs = new Map<string, number>();
+/** Directories pinDirectory keeps open: never closed to make room, so what their names resolve through stays put. */
+const pinnedDirs = new Set<string>();
 let scansRunning = 0;
 
 function lastSlash(path: string): number {
@@ -120,11 +130,26 @@ function directoryDescriptor(dir: string): number {
   const fd = openSync(dir === "/" ? "/" : systemPathUnder(dir.slice(0, at) || "/", dir.slice(at + 1)), DIR_FLAGS);
   openDirs.set(dir, fd);
   if (openDirs.size > MAX_OPEN_DIRS) {
-    const [oldest, oldFd] = openDirs.entries().next().value as [string, number];
-    openDirs.delete(oldest);
-    closeSync(oldFd);
+    for (const [oldest, oldFd] of openDirs) {
+      if (pinnedDirs.has(oldest)) continue;
+      openDirs.delete(oldest);
+      closeSync(oldFd);
+      break;
+    }
   }
   return fd;
+}
+
+/**
+ * ScanFS.pin for the node file system: while directories are held and /proc is there, opens `dir` once (O_NOFOLLOW:
+ * a symlink in its place fails) and keeps it open until unpinned, every name under it then resolved through that
+ * descriptor; returns its fstat. Otherwise an lstat of the path.
+ */
+function pinDirectory(dir: string): BigIntStats {
+  if (!(scansRunning > 0 && DESCRIPTOR_PATHS) || dir === "/" || !dir.startsWith("/")) return lstatSync(systemPath(dir), { bigint: true });
+  const fd = directoryDescriptor(dir);
+  pinnedDirs.add(dir);
+  return fstatSync(fd, { bigint: true });
 }
 
 function systemPathUnder(dir: string, name: string): string | Buffer {
@@ -167,6 +192,7 @@ function onPath<T>(path: string, call: (p: string | Buffer) => T): T {
 function closeOpenDirectories(): void {
   for (const fd of openDirs.values()) closeSync(fd);
   openDirs.clear();
+  pinnedDirs.clear();
 }
 
 /**
@@ -194,6 +220,10 @@ export const nodeScanFS: ScanFS = {
   readdir: async (p) => onPath(p, (sp) => readdirSync(sp, { encoding: "buffer" }).map(nameFromBytes)),
   readlink: async (p) => nameFromBytes(onPath(p, (sp) => readlinkSync(sp, { encoding: "buffer" }))),
   open: async (p, flags) => fdFile(onPath(p, (sp) => openSync(sp, flags))),
+  pin: async (dir) => pinDirectory(dir),
+  unpin: (dir) => {
+    pinnedDirs.delete(dir);
+  },
 };
 
 /** Files up to this size are read on the calling thread. */

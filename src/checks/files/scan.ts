@@ -93,6 +93,16 @@ function missing(path: string, status: "vanished" | "unreadable", error: string)
   return { path, type: "unknown", status, mode: "0000", uid: 0, gid: 0, size: 0, mtime: "0", ctime: "0", ino: "0", target: null, sha256: null, error };
 }
 
+/**
+ * The record of a path that could not be examined, with the reason.
+ *
+ * @example
+ * unexaminable("/srv/locked/helper", "DIR_REPLACED").type; // "unknown"
+ */
+export function unexaminable(path: string, error: string): FileEntry {
+  return missing(path, "unreadable", error);
+}
+
 /** What the walker found at one path, before hashing. */
 interface Found {
   path: string;

@@ -1,8 +1,8 @@
 // A directory the compare cannot list (an LSM denial, a monitoring account without read permission): what the
 // baseline recorded under it is looked up by the names it recorded, not reported as removed (ASVS 16.5.3).
 import assert from "node:assert/strict";
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { ManualClock } from "../../lib/clock.ts";
 import { compareBaseline, createBaseline } from "./check.ts";
@@ -98,5 +98,57 @@ describe("entries under a directory the compare cannot list", () => {
     assert.equal(file.status, "ok");
     assert.match(file.sha256 ?? "", /^[0-9a-f]{64}$/);
     assert.equal((await lookUpEntry(join(tree, "libexec", "nothing-here"))).status, "vanished");
+  });
+});
+
+describe("the directory lookups go through", () => {
+  // Red team 37, finding 4: the directory swapped once the lookups have begun. They go through the descriptor the
+  // compare pinned at the first one, so a decoy put in its place (holding the genuine program's inode, linked there)
+  // is never consulted, and the trojan renamed over the program is found.
+  it("is pinned at the first lookup: a decoy swapped in afterwards is not consulted", async () => {
+    const { tree, baseline, dir } = await recorded();
+    const helper = join(dir, "helper");
+    const keep = join(dirname(tree), "keep");
+    linkSync(helper, keep); // the genuine inode, kept
+    writeFileSync(`${helper}.new`, "#!/bin/sh\nexec /bin/sh -p\n");
+    chmodSync(`${helper}.new`, 0o4755);
+    renameSync(`${helper}.new`, helper);
+    let swapped = false;
+    const base = denying([dir]);
+    const fs: ScanFS = {
+      ...base,
+      lstat: async (p) => {
+        if (!swapped && p.startsWith(`${dir}/`)) {
+          swapped = true;
+          renameSync(dir, `${dir}.real`);
+          mkdirSync(dir);
+          linkSync(keep, join(dir, "helper"));
+        }
+        return base.lstat(p);
+      },
+    };
+    const r = await compareBaseline({ baseline, signer, fs });
+    assert.ok(swapped, "the swap happened during the lookups");
+    assert.deepEqual(ratingsOf(r.findings, helper), ["files.changed/critical"], "the trojan in the pinned directory");
+  });
+
+  it("that is no longer the directory the scan saw makes each entry under it high, not removed", async () => {
+    const { baseline, dir } = await recorded();
+    let swapped = false;
+    const fs: ScanFS = {
+      ...denying([dir]),
+      readdir: async (p) => {
+        if (p !== dir) return nodeScanFS.readdir(p);
+        // Found unlistable; before any lookup, an empty directory takes its place.
+        swapped = true;
+        renameSync(dir, `${dir}.real`);
+        mkdirSync(dir);
+        throw errno("EACCES");
+      },
+    };
+    const r = await compareBaseline({ baseline, signer, fs });
+    assert.ok(swapped);
+    assert.deepEqual(ratingsOf(r.findings, join(dir, "helper")).sort(), ["files.changed/high", "files.unreadable/low"]);
+    assert.equal(r.totals.removed, 0, "nothing reads as merely removed");
   });
 });
