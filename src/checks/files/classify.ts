@@ -403,10 +403,10 @@ export function classify(event: DiffEvent): Classification {
   if (persistence !== null && writableGroupChanged(before, after)) {
     return { id: "files.changed", severity: "high", reason: `group-writable entry handed to another group in a persistence location: ${persistence}` };
   }
-  const unrecorded = unrecordedChange(event, after);
-  if (unrecorded !== null) return { id: "files.changed", severity: "high", reason: unrecorded };
   if (mountedOver(before, after)) {
     return { id: "files.changed", severity: "high", reason: "a file system was mounted over this directory: what the baseline recorded under it is hidden" };
   }
+  const unrecorded = unrecordedChange(event, after);
+  if (unrecorded !== null) return { id: "files.changed", severity: "high", reason: unrecorded };
   return { id: "files.changed", severity: "medium", reason: "metadata changed" };
 }

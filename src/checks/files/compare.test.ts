@@ -153,6 +153,9 @@ describe("classify", () => {
     const acl = classify(changed(home, { ...home, ctime: "2" }));
     assert.deepEqual([acl.severity, acl.reason], ["high", "its ctime changed with no recorded cause: an unrecorded attribute (a file capability, an ACL entry) or its links, in a persistence location: a home directory (or its .ssh, .config or .local): whoever may write it may put a shell start-up file or key of their own there (T1546.004, T1098.004)"]);
     assert.equal(classify(changed(dir("/srv/data"), dir("/srv/data", { ctime: "2" }))).severity, "medium", "elsewhere: metadata");
+    // A file system mounted over a home directory moves its times and owner too: the mount is what the reason names.
+    const mounted = classify(changed({ ...home, mount: false }, { ...home, mount: true, uid: 0, ino: "2", ctime: "2" }));
+    assert.match(mounted.reason, /^a file system was mounted over this directory/);
   });
 
   it("rates a file hashed in the baseline and past a byte limit now as changed content, though nothing moved", () => {
