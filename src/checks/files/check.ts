@@ -102,10 +102,11 @@ export interface CompareBaselineOptions extends ScanTuning {
   paths?: readonly string[];
   signer: Signer;
   /**
-   * The newest baseline recorded of the baseline's tree (records.ts newestRecorded): a baseline older than it is
-   * reported as superseded (critical), since a replayed genuine baseline hides every change made since the newer one.
+   * The record of a later baseline that supersedes this one (records.ts supersedingRecord), asked once the baseline
+   * has been read: it is reported as superseded (critical), since a replayed genuine baseline hides every change made
+   * since the newer one.
    */
-  newestRecorded?: (tree: Pick<BaselineHeader, "roots" | "exclude" | "oneFileSystem">) => Promise<RecordedBaseline | null>;
+  supersededBy?: (given: { header: BaselineHeader; digest: string }) => Promise<RecordedBaseline | null>;
 }
 
 export interface CompareBaselineResult {
@@ -223,10 +224,9 @@ export async function compareBaseline(options: CompareBaselineOptions): Promise<
       release();
     }
     collector.setIntegrity(reader.integrity, options.baseline);
-    const newest = (await options.newestRecorded?.(header)) ?? null;
-    if (newest !== null && reader.integrity.digest !== null && newest.digest !== reader.integrity.digest && Date.parse(newest.createdAt) > Date.parse(header.createdAt)) {
-      collector.setSuperseded(newest, options.baseline, header.createdAt);
-    }
+    const digest = reader.integrity.digest;
+    const newer = digest === null ? null : ((await options.supersededBy?.({ header, digest })) ?? null);
+    if (newer !== null) collector.setSuperseded(newer, options.baseline, header.createdAt);
     return { header, roots, integrity: reader.integrity, totals: { ...collector.totals }, findings: collector.findings() };
   } finally {
     stream.destroy();

@@ -11,4 +11,4 @@ export { FindingCollector, tapScan, EVIDENCE_LIMIT } from "./findings.ts";
 export { comparePaths, type FileEntry, type EntryType, type EntryStatus } from "./entry.ts";
 export { boundedLines, type Line } from "./line-reader.ts";
 export { filesErrors } from "./errors.ts";
-export { recordBaseline, newestRecorded, treeKey, BASELINE_RECORDED, type RecordedBaseline } from "./records.ts";
+export { recordBaseline, supersedingRecord, treeKey, BASELINE_RECORDED, type RecordedBaseline } from "./records.ts";

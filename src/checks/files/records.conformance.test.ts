@@ -1,5 +1,5 @@
-// records.ts on both dialects: each baseline written is an audit event keyed by its tree, and the newest one of a
-// tree is what a compare holds its baseline to (red team 36, finding 9: a replayed older baseline). ASVS 16.5.3.
+// records.ts on both dialects: each baseline written is an audit event keyed by its tree, and a compare asks whether a
+// later record supersedes its baseline (red teams 36 and 37: a replayed older baseline). ASVS 16.5.3.
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { forEachDialect } from "../../../test/helpers/dialects.ts";
@@ -7,7 +7,7 @@ import { AuditLog } from "../../audit/audit-log.ts";
 import { ManualClock } from "../../lib/clock.ts";
 import { systemRandom } from "../../lib/random.ts";
 import { BASELINE_FORMAT, BASELINE_VERSION, type BaselineHeader } from "./baseline-format.ts";
-import { BASELINE_RECORDED, newestRecorded, recordBaseline, treeKey } from "./records.ts";
+import { BASELINE_RECORDED, recordBaseline, supersedingRecord, treeKey } from "./records.ts";
 
 const T0 = Date.UTC(2026, 11, 7, 10);
 const header = (createdAt: number, over: Partial<BaselineHeader> = {}): BaselineHeader => ({
@@ -15,31 +15,53 @@ const header = (createdAt: number, over: Partial<BaselineHeader> = {}): Baseline
   roots: ["/etc", "/usr"], exclude: ["/usr/share/doc"], oneFileSystem: true, algorithm: "sha256", ...over,
 });
 const digest = (c: string): string => c.repeat(64);
+const P = "/var/lib/bulwark/sys.baseline";
 
 forEachDialect("baseline records", (fx) => {
-  it("keeps the newest baseline of each tree: another root set, exclusion or -xdev is another tree", async () => {
+  const setUp = async () => {
     const database = await fx.fresh();
     const audit = new AuditLog({ database, clock: new ManualClock(T0), random: systemRandom });
-    const written = (d: string, path: string) => ({ digest: digest(d), path, entries: 10, keyId: "sk_1" });
-    assert.equal(await newestRecorded(database.db, header(T0)), null, "nothing recorded yet");
-    await recordBaseline(audit, "cli:root", header(T0), written("a", "/var/lib/bulwark/sys.baseline"));
-    await recordBaseline(audit, "cli:root", header(T0 + 1000), written("b", "/var/lib/bulwark/sys.baseline"));
-    await recordBaseline(audit, "cli:root", header(T0 + 2000, { exclude: [] }), written("c", "/var/lib/bulwark/all.baseline"));
-    await recordBaseline(audit, "cli:root", header(T0 + 3000, { oneFileSystem: false }), written("d", "/var/lib/bulwark/x.baseline"));
-    assert.deepEqual(await newestRecorded(database.db, header(T0)), { digest: digest("b"), createdAt: new Date(T0 + 1000).toISOString(), path: "/var/lib/bulwark/sys.baseline" });
-    assert.equal((await newestRecorded(database.db, header(T0, { exclude: [] })))?.digest, digest("c"));
-    assert.equal((await newestRecorded(database.db, header(T0, { oneFileSystem: false })))?.digest, digest("d"));
-    assert.equal(await newestRecorded(database.db, header(T0, { roots: ["/etc"] })), null);
+    const record = (h: BaselineHeader, d: string, path = P) => recordBaseline(audit, "cli:root", h, { digest: digest(d), path, entries: 10, keyId: "sk_1" });
+    const newer = (h: BaselineHeader, d: string, path = P) => supersedingRecord(database.db, { header: h, digest: digest(d), path });
+    return { database, audit, record, newer };
+  };
+
+  it("a recorded baseline is superseded by a later record of its tree, by the log's order: not by an earlier one, nor another tree's", async () => {
+    const { audit, record, newer } = await setUp();
+    assert.equal(await newer(header(T0), "a"), null, "nothing recorded yet");
+    await record(header(T0), "a");
+    assert.equal(await newer(header(T0), "a"), null, "the newest is itself");
+    // Recorded next, though dated an hour earlier (the clock was set back after "a"): "a" is superseded all the same.
+    await record(header(T0 - 3_600_000), "b");
+    assert.deepEqual(await newer(header(T0), "a"), { digest: digest("b"), createdAt: new Date(T0 - 3_600_000).toISOString(), path: P });
+    assert.equal(await newer(header(T0 - 3_600_000), "b"), null);
+    // Other trees (exclusions, -xdev, roots) at other paths neither supersede "b" nor are superseded by it.
+    await record(header(T0 + 2000, { exclude: [] }), "c", "/var/lib/bulwark/all.baseline");
+    await record(header(T0 + 3000, { oneFileSystem: false }), "d", "/var/lib/bulwark/x.baseline");
+    assert.equal(await newer(header(T0 - 3_600_000), "b"), null);
+    assert.equal(await newer(header(T0 + 2000, { exclude: [] }), "c", "/var/lib/bulwark/all.baseline"), null);
     assert.equal((await audit.verify()).ok, true, "the events are part of the chain");
   });
 
+  it("a later record at the same path supersedes a baseline of a narrower tree; one never recorded is judged by dates", async () => {
+    const { record, newer } = await setUp();
+    const narrow = header(T0, { roots: ["/etc/ssh"], exclude: [] });
+    await record(narrow, "a");
+    await record(header(T0 + 1000), "b"); // the whole tree, written over the same file
+    assert.equal((await newer(narrow, "a"))?.digest, digest("b"), "put back at P, the narrow one is superseded");
+    assert.equal(await newer(narrow, "a", "/elsewhere/copy.baseline"), null, "a copy elsewhere of a tree recorded since only there is not");
+    // Never recorded (the library, another data dir): a record of its tree or path dated after it supersedes it.
+    assert.equal((await newer(header(T0 + 500), "z"))?.digest, digest("b"));
+    assert.equal(await newer(header(T0 + 5000), "z"), null, "dated after every record");
+  });
+
   it("an event whose data was altered out of shape is passed over (the log's verify reports it), never read as a record", async () => {
-    const database = await fx.fresh();
-    const audit = new AuditLog({ database, clock: new ManualClock(T0), random: systemRandom });
-    await recordBaseline(audit, "cli:root", header(T0), { digest: digest("a"), path: "/b", entries: 1, keyId: "sk_1" });
+    const { database, audit, record, newer } = await setUp();
+    await record(header(T0), "a");
+    await record(header(T0 + 1000), "b");
     await database.db.updateTable("audit_events").set({ data: '{"createdAt":"x","digest":"not hex","path":"/b"}' })
-      .where("type", "=", BASELINE_RECORDED).where("subject", "=", treeKey(header(T0))).execute();
-    assert.equal(await newestRecorded(database.db, header(T0)), null);
+      .where("type", "=", BASELINE_RECORDED).where("subject", "=", treeKey(header(T0))).where("data", "like", `%${digest("b")}%`).execute();
+    assert.equal(await newer(header(T0), "a"), null);
     assert.equal((await audit.verify()).ok, false);
   });
 });

@@ -58,18 +58,41 @@ export async function recordBaseline(audit: Pick<AuditLog, "append">, actor: str
   });
 }
 
+/** Records read back, newest first: every baseline written for years at a few a day. */
+const RECORDS_READ = 10_000;
+
 /**
- * The newest baseline recorded of `tree` (the last such event), or null when none is, or its data was altered out
- * of shape (the audit log's verify reports that).
+ * The record of a later baseline that supersedes the one given, or null. Later is by the audit log's order, not by
+ * the baselines' own dates (a clock set ahead, or two baselines in one millisecond, would make a replayed one look
+ * newest): a baseline whose digest was recorded is superseded by any record after its own of the same tree or at the
+ * same path (a tree widened, or an exclusion added, and written over the old file's name). A baseline never recorded
+ * (made by the library, or with another database) is judged by dates: superseded when such a record is dated after it.
+ * Records whose data was altered out of shape are passed over (the log's verify reports them).
  *
  * @example
- * const newest = await newestRecorded(app.db.db, header);
+ * const newer = await supersedingRecord(app.db.db, { header, digest: integrity.digest, path: resolve(file) });
  */
-export async function newestRecorded(db: Kysely<Schema>, tree: Tree): Promise<RecordedBaseline | null> {
-  const row = await db.selectFrom("audit_events").select("data").where("type", "=", BASELINE_RECORDED).where("subject", "=", treeKey(tree))
-    .orderBy("seq", "desc").limit(1).executeTakeFirst();
-  if (row === undefined) return null;
-  const data = parseStoredData(row.data).data;
+export async function supersedingRecord(db: Kysely<Schema>, given: { header: BaselineHeader; digest: string; path: string }): Promise<RecordedBaseline | null> {
+  const key = treeKey(given.header);
+  const rows = await db.selectFrom("audit_events").select(["seq", "subject", "data"]).where("type", "=", BASELINE_RECORDED)
+    .orderBy("seq", "desc").limit(RECORDS_READ).execute();
+  let own: number | null = null;
+  let newest: (RecordedBaseline & { seq: number }) | null = null;
+  for (const row of rows) {
+    const record = recordOf(parseStoredData(row.data).data);
+    if (record === null) continue;
+    if (record.digest === given.digest) {
+      own ??= Number(row.seq);
+      continue;
+    }
+    if (newest === null && (row.subject === key || record.path === given.path)) newest = { ...record, seq: Number(row.seq) };
+  }
+  if (newest === null) return null;
+  const later = own !== null ? newest.seq > own : Date.parse(newest.createdAt) > Date.parse(given.header.createdAt);
+  return later ? { digest: newest.digest, createdAt: newest.createdAt, path: newest.path } : null;
+}
+
+function recordOf(data: Record<string, unknown> | null): RecordedBaseline | null {
   const { digest, createdAt, path } = data ?? {};
   if (typeof digest !== "string" || !/^[0-9a-f]{64}$/.test(digest) || typeof createdAt !== "string" || typeof path !== "string") return null;
   return { digest, createdAt, path };

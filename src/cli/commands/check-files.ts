@@ -137,7 +137,7 @@ async function run(ctx: CliContext, paths: string[], opts: FilesOptions): Promis
   const baseline = opts.compare as string;
   const r = await files.compareBaseline({
     baseline, paths, signer, concurrency, ...limits, onProgress, exclude: opts.exclude, oneFileSystem: opts.oneFileSystem,
-    newestRecorded: (tree) => files.newestRecorded(app.db.db, tree),
+    supersededBy: (given) => files.supersedingRecord(app.db.db, { ...given, path: resolve(baseline) }),
   });
   bar.done();
   // Names the finding actually raised: a baseline intact but signed with a retired key has its own.
